@@ -1,0 +1,66 @@
+# keel's top-level Makefile: a thin driver over Meson (see docs/build.md for why Meson).
+#   make          build everything into build/ (programs: build/keel-vmm, build/keel, ...)
+#   make demo     set up a fresh Debian 12 machine and boot a Linux VM at a shell
+#   make test     set up, then run the whole suite: unit, tiny guests, fuzz (brief), lab
+#   make bench    run the benchmarks in bench/ and print keel/QEMU ratios
+#   make fuzz     run every fuzz target for longer (FUZZ_SECONDS, default 300 each)
+#   make format   clang-format every C file in place
+
+MESON ?= meson
+NINJA ?= ninja
+FUZZ_SECONDS ?= 300
+
+.PHONY: all setup demo test test-host test-fuzz test-lab bench fuzz format clean
+
+all: build/build.ninja
+	$(NINJA) -C build
+	@ln -sf src/vmm/keel-vmm build/keel-vmm 2>/dev/null || true
+
+build/build.ninja:
+	@command -v $(MESON) >/dev/null || { echo "make: meson is not installed; run 'make setup' (or scripts/setup.sh) first" >&2; exit 1; }
+	$(MESON) setup build
+
+# The build the tests run: AddressSanitizer and UndefinedBehaviorSanitizer, abort on any report.
+build-asan/build.ninja:
+	$(MESON) setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+# libFuzzer targets need clang.
+build-fuzz/build.ninja:
+	CC=clang $(MESON) setup build-fuzz -Dfuzz=true -Dtests=false -Db_lundef=false -Dbuildtype=debugoptimized
+
+setup:
+	scripts/setup.sh
+
+demo: setup all
+	scripts/demo.sh
+
+test: setup
+	$(MAKE) all
+	$(MAKE) test-host
+	$(MAKE) test-fuzz
+	$(MAKE) test-lab
+	@echo "make test: all suites passed"
+
+test-host: build-asan/build.ninja
+	$(NINJA) -C build-asan
+	$(MESON) test -C build-asan --print-errorlogs --no-rebuild
+
+test-fuzz: build-fuzz/build.ninja
+	$(NINJA) -C build-fuzz
+	tests/fuzz/run.sh build-fuzz 20
+
+test-lab: all
+	tests/lab/run.sh
+
+bench: setup all
+	bench/run.sh
+
+fuzz: build-fuzz/build.ninja
+	$(NINJA) -C build-fuzz
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build build-asan build-fuzz

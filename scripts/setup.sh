@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# keel's one setup script: installs every Debian package that the build, the tests,
+# the benchmarks and the demo need, and fetches Debian's cloud kernel for the nested
+# lab. Idempotent: a second run installs nothing and returns in about a second.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(
+	# build
+	build-essential meson ninja-build pkg-config clang clang-format
+	# unit tests and fuzzing (libFuzzer ships with clang's runtime)
+	libcmocka-dev libclang-rt-14-dev
+	# 32-bit tiny test guests (gcc -m32 -ffreestanding needs no multilib, binutils does it)
+	binutils
+	# the nested lab, the demo and the peer VMM in benchmarks
+	qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs zstd
+	# disk format tests
+	python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's cloud kernel and its modules, unpacked (never installed: the host's /boot is
+# not ours to change). The lab boots it as its host kernel and as the guest kernel.
+cache="$top/.cache/kernel"
+if [ ! -e "$cache/ready" ]; then
+	pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+	if [ -z "$pkg" ]; then
+		apt-get update -qq
+		pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+	fi
+	[ -n "$pkg" ] || { echo "setup: cannot resolve linux-image-cloud-amd64 to a kernel package" >&2; exit 1; }
+	echo "setup: fetching $pkg"
+	rm -rf "$cache" && mkdir -p "$cache/deb"
+	(cd "$cache/deb" && apt-get download -qq "$pkg")
+	dpkg-deb -x "$cache"/deb/*.deb "$cache/root"
+	kver=${pkg#linux-image-}
+	ln -sf "root/boot/vmlinuz-$kver" "$cache/vmlinuz"
+	echo "$kver" > "$cache/version"
+	# The package ships no modules.dep; make one so modprobe can resolve dependencies.
+	depmod -b "$cache/root" "$kver"
+	touch "$cache/ready"
+fi

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "lib/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+
+static const char *log_prog = "keel";
+static enum log_level log_max = LOG_INFO;
+
+void log_init(const char *prog, enum log_level max)
+{
+	log_prog = prog;
+	log_max = max;
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+	char line[1024];
+	va_list ap;
+
+	if (lvl > log_max)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One write per line so that lines from several threads never interleave. */
+	fprintf(stderr, "%s: %s: %s\n", log_prog, names[lvl], line);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool log_ratelimit_ok(struct log_ratelimit *rl)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* protects every rl's fields */
+	uint64_t now = now_ms();
+	bool ok;
+
+	pthread_mutex_lock(&lock);
+	if (now - rl->window_start_ms >= rl->interval_ms) {
+		if (rl->suppressed)
+			log_warn("%u similar messages suppressed", rl->suppressed);
+		rl->window_start_ms = now;
+		rl->printed = 0;
+		rl->suppressed = 0;
+	}
+	ok = rl->printed < rl->burst;
+	if (ok)
+		rl->printed++;
+	else
+		rl->suppressed++;
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
