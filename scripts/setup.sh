@@ -15,7 +15,8 @@ packages=(
 	binutils
 	# the nested lab, the demo and the peer VMM in benchmarks
 	qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs zstd
-	# disk format tests
+	# disk format tests (json-c: `keel disk info --json`)
+	libjson-c-dev
 	python3
 )
 
