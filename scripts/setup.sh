@@ -18,6 +18,8 @@ packages=(
 	# disk format tests (json-c: `keel disk info --json`)
 	libjson-c-dev
 	python3
+	# keeld and keel (issue 5): store, API server, JSON; sqlite3 and curl for its tests
+	libsqlite3-dev libmicrohttpd-dev libjson-c-dev sqlite3 curl
 )
 
 missing=()
