@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "lib/log.h"
+
+#define JSON_TYPE "application/json"
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void reply_json(struct api_reply *out, unsigned status, json_object *o)
+{
+	const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+
+	out->status = status;
+	out->content_type = JSON_TYPE;
+	out->body = dup_or_null(s);
+	if (!out->body) {
+		out->status = 500;
+		out->body = strdup("{\"error\":{\"code\":\"Internal\",\"message\":\"out of memory\"}}");
+	}
+	out->len = out->body ? strlen(out->body) : 0;
+	/* A JSON body ends with a newline, so that `curl` output reads well. */
+	if (out->body) {
+		char *nl = realloc(out->body, out->len + 2);
+		if (nl) {
+			nl[out->len++] = '\n';
+			nl[out->len] = '\0';
+			out->body = nl;
+		}
+	}
+	json_object_put(o);
+}
+
+void api_error_reply(struct api_reply *out, unsigned status, const char *code, const char *msg)
+{
+	json_object *o = json_object_new_object();
+	json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_string(code));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(o, "error", e);
+	reply_json(out, status, o);
+}
+
+void api_reply_free(struct api_reply *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->len = 0;
+}
+
+/* Map an -errno from a lower layer onto an HTTP error. */
+static void reply_errno(struct api_reply *out, int err, const char *msg)
+{
+	switch (err) {
+	case -EINVAL:
+		api_error_reply(out, 400, "InvalidArgument", msg);
+		break;
+	case -ENOENT:
+		api_error_reply(out, 404, "NotFound", msg);
+		break;
+	case -EBUSY:
+		api_error_reply(out, 409, "InvalidState", msg);
+		break;
+	case -EEXIST:
+		api_error_reply(out, 409, "AlreadyExists", msg);
+		break;
+	case -ESTALE:
+		api_error_reply(out, 409, "Conflict", msg);
+		break;
+	case -ENAMETOOLONG:
+		api_error_reply(out, 500, "Configuration", msg);
+		break;
+	default:
+		api_error_reply(out, 500, "Internal", msg);
+		break;
+	}
+}
+
+/* Parse a request body: empty means an empty object. Refuses trailing garbage. */
+static json_object *parse_body(const char *body, size_t len, char *err, size_t errlen)
+{
+	struct json_tokener *tok;
+	json_object *o;
+	size_t used;
+
+	while (len && (body[len - 1] == ' ' || body[len - 1] == '\n' || body[len - 1] == '\r' ||
+		       body[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return json_object_new_object();
+	tok = json_tokener_new_ex(32);
+	if (!tok) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	o = json_tokener_parse_ex(tok, body, (int)len);
+	used = tok->char_offset;
+	if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+		enum json_tokener_error e = json_tokener_get_error(tok);
+		snprintf(err, errlen, "malformed JSON in the request body at byte %zu: %s", used,
+			 e == json_tokener_continue ? "unexpected end of input"
+						    : json_tokener_error_desc(e));
+		json_object_put(o);
+		o = NULL;
+	} else if (used != len) {
+		snprintf(err, errlen, "malformed JSON in the request body: extra data at byte %zu",
+			 used);
+		json_object_put(o);
+		o = NULL;
+	} else if (!json_object_is_type(o, json_type_object)) {
+		snprintf(err, errlen, "the request body must be a JSON object");
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
+{
+	json_object *o = vmdef_to_json(def);
+	struct sup_status st;
+
+	if (!o)
+		return NULL;
+	sup_status(ctx->sup, def->uuid, &st);
+	json_object_object_add(o, "state", json_object_new_string(sup_state_name(st.state)));
+	json_object_object_add(o, "state_reason", json_object_new_string(st.reason));
+	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
+	json_object_object_add(o, "console_socket",
+			       st.console[0] ? json_object_new_string(st.console) : NULL);
+	return o;
+}
+
+static bool is_off(struct api_ctx *ctx, const char *uuid, struct sup_status *st)
+{
+	sup_status(ctx->sup, uuid, st);
+	return st->state == VM_OFF || st->state == VM_CRASHED || st->state == VM_SAVED;
+}
+
+/* Give every NIC without a MAC a new one that no VM uses. */
+static int assign_macs(struct api_ctx *ctx, struct vm_def *def, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < def->nnics; i++) {
+		bool used = false;
+		int ret;
+
+		if (def->nics[i].mac[0]) {
+			ret = store_mac_used(ctx->store, def->nics[i].mac, def->uuid, &used);
+			if (ret)
+				return ret;
+			if (used) {
+				snprintf(err, errlen, "MAC %s is already used by another VM",
+					 def->nics[i].mac);
+				return -EEXIST;
+			}
+			continue;
+		}
+		for (int tries = 0; tries < 16; tries++) {
+			bool dup = false;
+			ret = vmdef_gen_mac(def->nics[i].mac);
+			if (ret)
+				return ret;
+			for (unsigned j = 0; j < def->nnics; j++)
+				dup |= j != i && !strcmp(def->nics[j].mac, def->nics[i].mac);
+			ret = store_mac_used(ctx->store, def->nics[i].mac, NULL, &used);
+			if (ret)
+				return ret;
+			if (!used && !dup)
+				break;
+			def->nics[i].mac[0] = '\0';
+		}
+		if (!def->nics[i].mac[0]) {
+			snprintf(err, errlen, "cannot find a free MAC address");
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+static void do_list(struct api_ctx *ctx, struct api_reply *out)
+{
+	struct vm_def *defs = NULL;
+	json_object *arr;
+	size_t n = 0;
+
+	if (store_vm_list(ctx->store, &defs, &n)) {
+		api_error_reply(out, 500, "Internal", "cannot read the VM list from the store");
+		return;
+	}
+	arr = json_object_new_array();
+	for (size_t i = 0; arr && i < n; i++)
+		json_object_array_add(arr, vm_json(ctx, &defs[i]));
+	store_vm_list_free(defs, n);
+	reply_json(out, 200, arr);
+}
+
+static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *out)
+{
+	struct vm_def def;
+	char err[512] = "";
+	int ret;
+
+	vmdef_init(&def);
+	ret = vmdef_apply_json(&def, req, err, sizeof(err));
+	if (!ret)
+		ret = vmdef_validate(&def, err, sizeof(err));
+	if (ret)
+		goto fail;
+	ret = vmdef_gen_uuid(def.uuid);
+	if (ret) {
+		snprintf(err, sizeof(err), "cannot generate a VM id: %s", strerror(-ret));
+		goto fail;
+	}
+	def.created = (int64_t)time(NULL);
+	def.revision = 1;
+	def.version = VMDEF_CONFIG_VERSION;
+	ret = assign_macs(ctx, &def, err, sizeof(err));
+	if (!ret)
+		ret = store_vm_insert(ctx->store, &def, err, sizeof(err));
+	if (ret)
+		goto fail;
+	log_info("VM %s: created (id %s)", def.name, def.uuid);
+	reply_json(out, 201, vm_json(ctx, &def));
+	vmdef_free(&def);
+	return;
+fail:
+	reply_errno(out, ret, err[0] ? err : strerror(-ret));
+	vmdef_free(&def);
+}
+
+static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req,
+		   struct api_reply *out)
+{
+	struct vm_def nd;
+	struct sup_status st;
+	const char *hw;
+	char err[512] = "";
+	int ret;
+
+	if (json_object_object_length(req) == 0) {
+		reply_json(out, 200, vm_json(ctx, def));
+		return;
+	}
+	ret = vmdef_copy(&nd, def);
+	if (ret) {
+		reply_errno(out, ret, "out of memory");
+		return;
+	}
+	ret = vmdef_apply_json(&nd, req, err, sizeof(err));
+	if (!ret)
+		ret = vmdef_validate(&nd, err, sizeof(err));
+	if (ret)
+		goto fail;
+	hw = vmdef_hw_change(def, &nd);
+	if (hw && !is_off(ctx, def->uuid, &st)) {
+		snprintf(err, sizeof(err), "changing %s needs VM '%s' to be off (it is %s)", hw,
+			 def->name, sup_state_name(st.state));
+		ret = -EBUSY;
+		goto fail;
+	}
+	ret = assign_macs(ctx, &nd, err, sizeof(err));
+	if (ret)
+		goto fail;
+	nd.revision = def->revision + 1;
+	ret = store_vm_update(ctx->store, &nd, err, sizeof(err));
+	if (ret)
+		goto fail;
+	log_info("VM %s: configuration changed (revision %llu)", nd.name,
+		 (unsigned long long)nd.revision);
+	reply_json(out, 200, vm_json(ctx, &nd));
+	vmdef_free(&nd);
+	return;
+fail:
+	reply_errno(out, ret, err[0] ? err : strerror(-ret));
+	vmdef_free(&nd);
+}
+
+static void do_delete(struct api_ctx *ctx, struct vm_def *def, struct api_reply *out)
+{
+	char err[512] = "";
+	json_object *o;
+	int ret;
+
+	ret = sup_forget(ctx->sup, def, err, sizeof(err));
+	if (!ret)
+		ret = store_vm_delete(ctx->store, def->uuid);
+	if (ret) {
+		reply_errno(out, ret, err[0] ? err : "cannot delete the VM from the store");
+		return;
+	}
+	log_info("VM %s: deleted (its disk files are kept)", def->name);
+	o = json_object_new_object();
+	json_object_object_add(o, "deleted", json_object_new_string(def->name));
+	json_object_object_add(o, "id", json_object_new_string(def->uuid));
+	reply_json(out, 200, o);
+}
+
+static void do_log(struct api_ctx *ctx, struct vm_def *def, struct api_reply *out)
+{
+	char path[PATH_MAX];
+	off_t size;
+	ssize_t n;
+	int fd;
+
+	out->status = 200;
+	out->content_type = "text/plain; charset=utf-8";
+	out->body = NULL;
+	out->len = 0;
+	if (sup_log_path(ctx->sup, def->uuid, path, sizeof(path)))
+		goto empty;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		goto empty;
+	size = lseek(fd, 0, SEEK_END);
+	if (size < 0)
+		size = 0;
+	if (size > API_LOG_MAX)
+		size = API_LOG_MAX;
+	out->body = malloc((size_t)size + 1);
+	if (out->body && pread(fd, out->body, (size_t)size, lseek(fd, 0, SEEK_END) - size) >= 0) {
+		n = size;
+		out->len = (size_t)n;
+		out->body[n] = '\0';
+	} else {
+		free(out->body);
+		out->body = NULL;
+	}
+	close(fd);
+	if (out->body)
+		return;
+empty:
+	out->body = strdup("");
+}
+
+/* Options of an action: only "force" and "timeout" (stop) are known. */
+static int action_opts(json_object *req, bool is_stop, bool *force, unsigned *timeout, char *err,
+		       size_t errlen)
+{
+	json_object_object_foreach(req, key, val)
+	{
+		if (is_stop && !strcmp(key, "force")) {
+			if (!json_object_is_type(val, json_type_boolean)) {
+				snprintf(err, errlen, "field 'force' must be true or false");
+				return -EINVAL;
+			}
+			*force = json_object_get_boolean(val);
+		} else if (is_stop && !strcmp(key, "timeout")) {
+			int64_t t;
+			errno = 0;
+			t = json_object_get_int64(val);
+			if (!json_object_is_type(val, json_type_int) || errno == ERANGE || t < 0 ||
+			    t > API_STOP_TIMEOUT_MAX) {
+				snprintf(err, errlen,
+					 "field 'timeout' must be an integer number of seconds "
+					 "from 0 to %d",
+					 API_STOP_TIMEOUT_MAX);
+				return -EINVAL;
+			}
+			*timeout = (unsigned)t;
+		} else {
+			snprintf(err, errlen, "unknown field '%s' for this action", key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *action,
+		      json_object *req, struct api_reply *out)
+{
+	char err[512] = "";
+	bool force = false;
+	unsigned timeout = ctx->stop_timeout_s;
+	unsigned status = 200;
+	int ret;
+
+	ret = action_opts(req, !strcmp(action, "stop"), &force, &timeout, err, sizeof(err));
+	if (ret) {
+		reply_errno(out, ret, err);
+		return;
+	}
+	if (!strcmp(action, "start")) {
+		struct vm_def check;
+		/* Files may have gone since the VM was defined: say so before starting. */
+		ret = vmdef_copy(&check, def);
+		if (!ret) {
+			ret = vmdef_validate(&check, err, sizeof(err));
+			vmdef_free(&check);
+		}
+		if (ret == -EINVAL) {
+			char why[400];
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, sizeof(err), "cannot start VM '%s': %s", def->name, why);
+		}
+		if (!ret)
+			ret = sup_start(ctx->sup, def, err, sizeof(err));
+		status = 202;
+	} else if (!strcmp(action, "stop")) {
+		ret = sup_stop(ctx->sup, def, force, timeout, err, sizeof(err));
+		status = 202;
+	} else if (!strcmp(action, "turn-off")) {
+		ret = sup_turn_off(ctx->sup, def, err, sizeof(err));
+		status = 202;
+	} else if (!strcmp(action, "pause")) {
+		ret = sup_pause(ctx->sup, def, err, sizeof(err));
+	} else if (!strcmp(action, "resume")) {
+		ret = sup_resume(ctx->sup, def, err, sizeof(err));
+	} else if (!strcmp(action, "restart")) {
+		ret = sup_restart(ctx->sup, def, err, sizeof(err));
+	} else {
+		snprintf(err, sizeof(err),
+			 "unknown action '%s': use start, stop, turn-off, restart, pause or resume",
+			 action);
+		api_error_reply(out, 404, "NotFound", err);
+		return;
+	}
+	if (ret) {
+		reply_errno(out, ret, err[0] ? err : strerror(-ret));
+		return;
+	}
+	reply_json(out, status, vm_json(ctx, def));
+}
+
+static void method_not_allowed(struct api_reply *out, const char *method, const char *url,
+			       const char *allowed)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "method %.16s is not allowed on %.128s (allowed: %s)", method,
+		 url, allowed);
+	api_error_reply(out, 405, "MethodNotAllowed", msg);
+}
+
+/* Routes under /v1/vms/NAME[/SUB]. */
+static void route_vm(struct api_ctx *ctx, const char *method, const char *url, const char *key,
+		     const char *sub, json_object *req, struct api_reply *out)
+{
+	struct vm_def def;
+	char msg[256];
+	int ret;
+
+	ret = store_vm_get(ctx->store, key, &def);
+	if (ret == -ENOENT) {
+		snprintf(msg, sizeof(msg), "no VM named '%.80s'", key);
+		api_error_reply(out, 404, "NotFound", msg);
+		return;
+	}
+	if (ret) {
+		api_error_reply(out, 500, "Internal", "cannot read the VM from the store");
+		return;
+	}
+	if (!sub) {
+		if (!strcmp(method, "GET"))
+			reply_json(out, 200, vm_json(ctx, &def));
+		else if (!strcmp(method, "PATCH"))
+			do_set(ctx, &def, req, out);
+		else if (!strcmp(method, "DELETE"))
+			do_delete(ctx, &def, out);
+		else
+			method_not_allowed(out, method, url, "GET, PATCH, DELETE");
+	} else if (!strcmp(sub, "log")) {
+		if (!strcmp(method, "GET"))
+			do_log(ctx, &def, out);
+		else
+			method_not_allowed(out, method, url, "GET");
+	} else {
+		if (!strcmp(method, "POST"))
+			do_action(ctx, &def, sub, req, out);
+		else
+			method_not_allowed(out, method, url, "POST");
+	}
+	vmdef_free(&def);
+}
+
+void api_handle(struct api_ctx *ctx, const char *method, const char *url, const char *body,
+		size_t len, struct api_reply *out)
+{
+	char path[512], err[256], *key, *sub, *q;
+	json_object *req = NULL;
+	bool has_body = !strcmp(method, "POST") || !strcmp(method, "PATCH");
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(url) >= sizeof(path)) {
+		api_error_reply(out, 414, "UriTooLong", "request URL is too long");
+		return;
+	}
+	strcpy(path, url);
+	q = strchr(path, '?');
+	if (q)
+		*q = '\0';
+	/* Accept one trailing slash. */
+	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
+		path[strlen(path) - 1] = '\0';
+	if (has_body) {
+		req = parse_body(body ? body : "", body ? len : 0, err, sizeof(err));
+		if (!req) {
+			api_error_reply(out, 400, "MalformedJSON", err);
+			return;
+		}
+	} else if (len) {
+		method_not_allowed(out, method, url, "a body only with POST or PATCH");
+		return;
+	}
+
+	if (!strcmp(path, "/v1/version") || !strcmp(path, "/v1")) {
+		if (strcmp(method, "GET")) {
+			method_not_allowed(out, method, url, "GET");
+		} else {
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "name", json_object_new_string("keeld"));
+			json_object_object_add(o, "version", json_object_new_string(KEEL_VERSION));
+			json_object_object_add(o, "api", json_object_new_int(1));
+			reply_json(out, 200, o);
+		}
+	} else if (!strcmp(path, "/v1/vms")) {
+		if (!strcmp(method, "GET"))
+			do_list(ctx, out);
+		else if (!strcmp(method, "POST"))
+			do_create(ctx, req, out);
+		else
+			method_not_allowed(out, method, url, "GET, POST");
+	} else if (!strncmp(path, "/v1/vms/", 8) && path[8]) {
+		key = path + 8;
+		sub = strchr(key, '/');
+		if (sub)
+			*sub++ = '\0';
+		if (sub && (!*sub || strchr(sub, '/'))) {
+			snprintf(err, sizeof(err), "no such resource: %.200s", url);
+			api_error_reply(out, 404, "NotFound", err);
+		} else {
+			route_vm(ctx, method, url, key, sub, req, out);
+		}
+	} else {
+		snprintf(err, sizeof(err), "no such resource: %.200s (the API is under /v1)", url);
+		api_error_reply(out, 404, "NotFound", err);
+	}
+	json_object_put(req);
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keeld's REST/JSON API (docs/api/openapi.yaml): routes one request to the store and the
+ * supervisor and builds the reply. No HTTP here (http.c does that), so the fuzz target can
+ * drive it directly. Bad input never changes anything and gets a 4xx JSON error.
+ */
+#ifndef KEEL_DAEMON_API_H
+#define KEEL_DAEMON_API_H
+
+#include <stddef.h>
+
+#include "daemon/store.h"
+#include "daemon/sup.h"
+
+#define API_BODY_MAX	     (1 << 20)
+#define API_LOG_MAX	     (1 << 20)
+#define API_STOP_TIMEOUT_MAX 86400
+
+struct api_ctx {
+	struct store *store;
+	struct sup *sup;
+	unsigned stop_timeout_s; /* default for stop without "timeout" */
+};
+
+struct api_reply {
+	unsigned status;	  /* HTTP status */
+	const char *content_type; /* static string */
+	char *body;		  /* malloc'd */
+	size_t len;
+};
+
+/* Handle one request. body may be NULL when len is 0. Always fills out (status 500 and a
+ * JSON error if memory runs out). */
+void api_handle(struct api_ctx *ctx, const char *method, const char *url, const char *body,
+		size_t len, struct api_reply *out);
+/* A JSON error reply, for errors found before api_handle (e.g. a body too large). */
+void api_error_reply(struct api_reply *out, unsigned status, const char *code, const char *msg);
+void api_reply_free(struct api_reply *r);
+
+#endif

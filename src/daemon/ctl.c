@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/ctl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CTL_REPLY_MAX 65536
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int parse_reply(const char *line, json_object **ret, char *err, size_t errlen)
+{
+	json_object *reply = json_tokener_parse(line);
+	json_object *v;
+	int rc = 0;
+
+	if (!reply || !json_object_is_type(reply, json_type_object)) {
+		snprintf(err, errlen, "keel-vmm sent a reply that is not a JSON object: %.80s",
+			 line);
+		rc = -EBADMSG;
+	} else if (json_object_object_get_ex(reply, "return", &v)) {
+		if (ret)
+			*ret = json_object_get(v);
+	} else if (json_object_object_get_ex(reply, "error", &v)) {
+		json_object *desc = NULL;
+		json_object_object_get_ex(v, "desc", &desc);
+		snprintf(err, errlen, "%s",
+			 desc ? json_object_get_string(desc) : "keel-vmm refused the command");
+		rc = -EREMOTEIO;
+	} else {
+		snprintf(err, errlen, "keel-vmm sent a reply with neither return nor error: %.80s",
+			 line);
+		rc = -EBADMSG;
+	}
+	json_object_put(reply);
+	return rc;
+}
+
+int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_object **ret,
+		char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char req[128], buf[CTL_REPLY_MAX + 1];
+	size_t have = 0;
+	long long deadline = mono_ms() + timeout_ms;
+	int fd, rc = 0, n;
+
+	if (ret)
+		*ret = NULL;
+	if (strlen(sock_path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "control socket path %s is too long", sock_path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, sock_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return rc;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot connect to keel-vmm control socket %s: %s", sock_path,
+			 strerror(errno));
+		goto out;
+	}
+	n = snprintf(req, sizeof(req), "{\"execute\":\"%s\"}\n", cmd);
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "control command '%s' too long", cmd);
+		goto out;
+	}
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+		rc = errno ? -errno : -EIO;
+		snprintf(err, errlen, "cannot send '%s' to keel-vmm at %s: %s", cmd, sock_path,
+			 strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		long long left = deadline - mono_ms();
+		char *nl;
+		ssize_t r;
+
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+			rc = -ETIMEDOUT;
+			snprintf(err, errlen, "keel-vmm did not answer '%s' within %d ms", cmd,
+				 timeout_ms);
+			goto out;
+		}
+		r = recv(fd, buf + have, CTL_REPLY_MAX - have, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? -errno : -ECONNRESET;
+			snprintf(err, errlen, "keel-vmm closed the control connection during '%s'",
+				 cmd);
+			goto out;
+		}
+		have += (size_t)r;
+		buf[have] = '\0';
+		nl = memchr(buf, '\n', have);
+		if (nl) {
+			*nl = '\0';
+			rc = parse_reply(buf, ret, err, errlen);
+			goto out;
+		}
+		if (have == CTL_REPLY_MAX) {
+			rc = -EBADMSG;
+			snprintf(err, errlen, "keel-vmm reply to '%s' is longer than %d bytes", cmd,
+				 CTL_REPLY_MAX);
+			goto out;
+		}
+	}
+out:
+	close(fd);
+	return rc;
+}

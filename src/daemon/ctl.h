@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Client of keel-vmm's control socket (docs/keel-vmm.md): one JSON request line, one JSON
+ * reply line. keeld never links VMM code; this is all it knows about the worker.
+ */
+#ifndef KEEL_DAEMON_CTL_H
+#define KEEL_DAEMON_CTL_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+/*
+ * Send {"execute":cmd} to the worker listening on sock_path and wait up to timeout_ms for
+ * the reply. On success *ret (if not NULL) is the "return" object (json_object_put it).
+ * Returns 0; -ENOENT or -ECONNREFUSED (no worker listening); -ETIMEDOUT; -EBADMSG (a reply
+ * that is not the protocol); -EREMOTEIO (the worker answered with an error: err holds its
+ * description); or another -errno. err always says what failed.
+ */
+int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_object **ret,
+		char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "lib/log.h"
+
+struct http {
+	struct MHD_Daemon *d;
+	struct api_ctx *ctx;
+};
+
+/* One request's body as it arrives. */
+struct request {
+	char *body;
+	size_t len;
+	bool too_large;
+};
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct api_reply *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (r->body) {
+		resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+		if (resp)
+			r->body = NULL; /* MHD owns it now */
+	} else {
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	}
+	api_reply_free(r);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", r->content_type);
+	ret = MHD_queue_response(c, r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct http *h = cls;
+	struct request *req = *con_cls;
+	struct api_reply reply;
+
+	if (!req) {
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			return MHD_NO;
+		*con_cls = req;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (req->too_large || req->len + n > API_BODY_MAX) {
+			req->too_large = true;
+			return MHD_YES;
+		}
+		char *bigger = realloc(req->body, req->len + n + 1);
+		if (!bigger) {
+			req->too_large = true;
+			return MHD_YES;
+		}
+		memcpy(bigger + req->len, upload_data, n);
+		req->len += n;
+		bigger[req->len] = '\0';
+		req->body = bigger;
+		return MHD_YES;
+	}
+	if (req->too_large) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "request body is larger than %d bytes", API_BODY_MAX);
+		api_error_reply(&reply, 413, "PayloadTooLarge", msg);
+	} else {
+		api_handle(h->ctx, method, url, req->body, req->len, &reply);
+	}
+	log_debug("%s %s -> %u", method, url, reply.status);
+	return send_reply(c, &reply);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *req = *con_cls;
+
+	if (req) {
+		free(req->body);
+		free(req);
+	}
+	*con_cls = NULL;
+}
+
+int http_start(int listen_fd, struct api_ctx *ctx, struct http **out)
+{
+	struct http *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	h->ctx = ctx;
+	h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
+				MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+				on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+	if (!h->d) {
+		log_err("cannot start the HTTP server (libmicrohttpd) on the API socket");
+		free(h);
+		return -EIO;
+	}
+	*out = h;
+	return 0;
+}
+
+int http_fd(struct http *h)
+{
+	const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+
+	return i ? i->epoll_fd : -1;
+}
+
+int http_timeout_ms(struct http *h)
+{
+	MHD_UNSIGNED_LONG_LONG t;
+
+	if (MHD_get_timeout(h->d, &t) != MHD_YES)
+		return -1;
+	return t > 1000 ? 1000 : (int)t;
+}
+
+void http_run(struct http *h)
+{
+	MHD_run(h->d);
+}
+
+void http_stop(struct http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keeld: keel's management service. Owns the VM definitions (SQLite in the state dir),
+ * serves the REST/JSON API on a Unix socket and supervises one keel-vmm per running VM.
+ * Runs in the foreground; stopping it leaves VMs running, and starting it again takes them
+ * back. See docs/keeld.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/api.h"
+#include "daemon/http.h"
+#include "daemon/store.h"
+#include "daemon/sup.h"
+#include "lib/log.h"
+#include "lib/parse.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/keel"
+#define DEFAULT_SOCKET	  "/run/keel/keeld.sock"
+#define MAX_POLL	  1024
+
+struct options {
+	const char *state_dir;
+	const char *socket;
+	const char *vmm;
+	unsigned stop_timeout_s;
+	unsigned start_timeout_s;
+	bool debug;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: keeld [--state-dir DIR] [--socket PATH] [--vmm PATH] [--stop-timeout SEC]\n"
+		"             [--start-timeout SEC] [--debug]\n"
+		"\n"
+		"keel's management service: VM definitions, workers and the REST API.\n"
+		"  --state-dir DIR      store and per-VM files (default %s, or $KEEL_STATE_DIR)\n"
+		"  --socket PATH        API socket (default %s, or $KEEL_SOCKET)\n"
+		"  --vmm PATH           the keel-vmm binary (default: next to keeld, or $KEEL_VMM)\n"
+		"  --stop-timeout SEC   graceful stop timeout when a request gives none (60)\n"
+		"  --start-timeout SEC  keel-vmm start to control socket ready (60)\n"
+		"  --debug              log every request\n",
+		DEFAULT_STATE_DIR, DEFAULT_SOCKET);
+}
+
+static int parse_secs(const char *opt, const char *s, unsigned *out)
+{
+	uint64_t v;
+
+	if (parse_uint(s, 0, 86400, &v)) {
+		fprintf(stderr, "keeld: %s: '%s' is not a number of seconds from 0 to 86400\n", opt,
+			s);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"state-dir", required_argument, NULL, 'd'},
+		{"socket", required_argument, NULL, 's'},
+		{"vmm", required_argument, NULL, 'm'},
+		{"stop-timeout", required_argument, NULL, 't'},
+		{"start-timeout", required_argument, NULL, 'T'},
+		{"debug", no_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	o->state_dir = getenv("KEEL_STATE_DIR") ? getenv("KEEL_STATE_DIR") : DEFAULT_STATE_DIR;
+	o->socket = getenv("KEEL_SOCKET") ? getenv("KEEL_SOCKET") : DEFAULT_SOCKET;
+	o->vmm = getenv("KEEL_VMM");
+	o->stop_timeout_s = 60;
+	o->start_timeout_s = 60;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o->state_dir = optarg;
+			break;
+		case 's':
+			o->socket = optarg;
+			break;
+		case 'm':
+			o->vmm = optarg;
+			break;
+		case 't':
+			if (parse_secs("--stop-timeout", optarg, &o->stop_timeout_s))
+				return -EINVAL;
+			break;
+		case 'T':
+			if (parse_secs("--start-timeout", optarg, &o->start_timeout_s))
+				return -EINVAL;
+			break;
+		case 'D':
+			o->debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("keeld %s\n", KEEL_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "keeld: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (!o->state_dir[0] || !o->socket[0]) {
+		fprintf(stderr, "keeld: the state directory and the socket path cannot be empty\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* keel-vmm: next to keeld when installed, in the build tree's src/vmm when run from it. */
+static char *find_vmm(const char *given)
+{
+	static const char *const rel[] = {"keel-vmm", "../vmm/keel-vmm", "../../keel-vmm"};
+	char self[PATH_MAX], cand[PATH_MAX + 32];
+	ssize_t n;
+
+	if (given) {
+		char *r = realpath(given, NULL);
+		return r ? r : strdup(given);
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *dir = dirname(self);
+		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			snprintf(cand, sizeof(cand), "%s/%s", dir, rel[i]);
+			if (access(cand, X_OK) == 0)
+				return realpath(cand, NULL);
+		}
+	}
+	if (access("/usr/libexec/keel/keel-vmm", X_OK) == 0)
+		return strdup("/usr/libexec/keel/keel-vmm");
+	return strdup("/usr/local/libexec/keel/keel-vmm");
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	strcpy(buf, path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Bind the API socket: 0660, group keel when that group exists. */
+static int open_api_socket(const char *path, bool have_group, gid_t gid)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[PATH_MAX];
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_err("API socket path %s is too long (at most %zu bytes)", path,
+			sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	ret = mkdir_p(dirname(dir), 0755);
+	if (ret) {
+		log_err("cannot create the directory of %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket file nobody listens on is left over from a keeld that died: replace it. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		log_err("another keeld is already serving %s", path);
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
+	    listen(fd, 64) < 0) {
+		ret = -errno;
+		log_err("cannot listen on %s: %s", path, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	if (have_group && chown(path, 0, gid) < 0 && chown(path, (uid_t)-1, gid) < 0)
+		log_warn("cannot give %s to group keel: %s", path, strerror(errno));
+	return fd;
+}
+
+static int lock_state_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/keeld.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_err("cannot open %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_err("state directory %s is in use by another keeld", dir);
+		close(fd);
+		return -EBUSY;
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	struct store *store = NULL;
+	struct sup *sup = NULL;
+	struct http *http = NULL;
+	struct api_ctx api;
+	struct sup_config sc;
+	struct group *grp;
+	char err[512], dbpath[PATH_MAX], *vmm = NULL, *state_dir = NULL;
+	sigset_t mask;
+	int sfd = -1, lsock = -1, lockfd = -1, ret = 1, rc;
+	bool running = true;
+
+	if (parse_options(argc, argv, &o))
+		return 2;
+	log_init("keeld", o.debug ? LOG_DEBUG : LOG_INFO);
+	umask(0027);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = mkdir_p(o.state_dir, 0750);
+	if (rc) {
+		log_err("cannot create state directory %s: %s", o.state_dir, strerror(-rc));
+		goto out;
+	}
+	state_dir = realpath(o.state_dir, NULL);
+	if (!state_dir) {
+		log_err("state directory %s: %s", o.state_dir, strerror(errno));
+		goto out;
+	}
+	grp = getgrnam("keel");
+	sc = (struct sup_config){
+		.state_dir = state_dir,
+		.have_group = grp != NULL,
+		.group = grp ? grp->gr_gid : 0,
+		.start_timeout_s = o.start_timeout_s ? o.start_timeout_s : 1,
+	};
+	if (sc.have_group && chown(state_dir, (uid_t)-1, sc.group) < 0)
+		log_warn("cannot give %s to group keel: %s", state_dir, strerror(errno));
+	lockfd = lock_state_dir(state_dir);
+	if (lockfd < 0)
+		goto out;
+	snprintf(dbpath, sizeof(dbpath), "%s/keel.db", state_dir);
+	if (store_open(dbpath, &store, err, sizeof(err))) {
+		log_err("%s", err);
+		goto out;
+	}
+	vmm = find_vmm(o.vmm);
+	if (!vmm)
+		goto out;
+	if (access(vmm, X_OK) < 0)
+		log_warn("keel-vmm %s: %s; VMs cannot start until it is there (use --vmm)", vmm,
+			 strerror(errno));
+	sc.vmm_path = vmm;
+	sc.store = store;
+	if (sup_create(&sc, &sup))
+		goto out;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		log_err("signalfd: %s", strerror(errno));
+		goto out;
+	}
+
+	sup_reattach_all(sup);
+	lsock = open_api_socket(o.socket, sc.have_group, sc.group);
+	if (lsock < 0)
+		goto out;
+	api = (struct api_ctx){.store = store, .sup = sup, .stop_timeout_s = o.stop_timeout_s};
+	if (http_start(lsock, &api, &http))
+		goto out;
+	lsock = -1; /* MHD owns it now */
+	log_info("keeld %s: state in %s, API on %s, keel-vmm %s%s", KEEL_VERSION, state_dir,
+		 o.socket, vmm, sc.have_group ? "" : " (no group 'keel': socket is root-only)");
+	sup_autostart(sup);
+
+	while (running) {
+		struct pollfd fds[MAX_POLL];
+		size_t n = 0, nsup;
+		int t1, t2, timeout;
+
+		fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		fds[n++] = (struct pollfd){.fd = http_fd(http), .events = POLLIN};
+		nsup = sup_pollfds(sup, fds + n, MAX_POLL - n);
+		t1 = http_timeout_ms(http);
+		t2 = sup_timeout_ms(sup);
+		timeout = t1 < 0 ? t2 : (t2 < 0 ? t1 : (t1 < t2 ? t1 : t2));
+		if (poll(fds, n + nsup, timeout) < 0 && errno != EINTR) {
+			log_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (fds[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				log_info("signal %u: exiting; running VMs keep running",
+					 si.ssi_signo);
+				running = false;
+			}
+		}
+		http_run(http);
+		sup_events(sup, fds + n, nsup);
+		sup_tick(sup);
+	}
+	ret = 0;
+out:
+	http_stop(http);
+	if (lsock >= 0)
+		close(lsock);
+	if (http || ret == 0)
+		unlink(o.socket);
+	if (sfd >= 0)
+		close(sfd);
+	sup_destroy(sup);
+	store_close(store);
+	if (lockfd >= 0)
+		close(lockfd);
+	free(vmm);
+	free(state_dir);
+	return ret;
+}

@@ -1,0 +1,624 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "lib/log.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store {
+	sqlite3 *db;
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS vms("
+	" uuid TEXT PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" version INTEGER NOT NULL,"
+	" revision INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" cpus INTEGER NOT NULL,"
+	" memory INTEGER NOT NULL,"
+	" kernel TEXT NOT NULL,"
+	" initrd TEXT,"
+	" cmdline TEXT,"
+	" notes TEXT,"
+	" start_action TEXT NOT NULL,"
+	" stop_action TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS disks("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" idx INTEGER NOT NULL,"
+	" path TEXT NOT NULL,"
+	" readonly INTEGER NOT NULL,"
+	" PRIMARY KEY(vm, idx));"
+	"CREATE TABLE IF NOT EXISTS nics("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" idx INTEGER NOT NULL,"
+	" tap TEXT NOT NULL,"
+	" mac TEXT NOT NULL UNIQUE,"
+	" PRIMARY KEY(vm, idx));"
+	"CREATE TABLE IF NOT EXISTS runtime("
+	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" state TEXT NOT NULL,"
+	" reason TEXT NOT NULL,"
+	" pid INTEGER NOT NULL,"
+	" starttime INTEGER NOT NULL,"
+	" was_running INTEGER NOT NULL);";
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int exec_sql(struct store *st, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_err("store: %s: %s", sql, msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int begin(struct store *st)
+{
+	return exec_sql(st, "BEGIN IMMEDIATE");
+}
+
+static int finish(struct store *st, int ret)
+{
+	if (ret == 0)
+		ret = exec_sql(st, "COMMIT");
+	if (ret)
+		(void)!exec_sql(st, "ROLLBACK");
+	return ret;
+}
+
+static int prepare(struct store *st, const char *sql, sqlite3_stmt **stmt)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) != SQLITE_OK) {
+		log_err("store: cannot prepare '%s': %s", sql, sqlite3_errmsg(st->db));
+		return -EIO;
+	}
+	return 0;
+}
+
+int store_open(const char *path, struct store **out, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	sqlite3_stmt *stmt = NULL;
+	int version = 0;
+	int ret = 0;
+
+	if (!st)
+		return -ENOMEM;
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		seterr(err, errlen, "cannot open store %s: %s", path,
+		       st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		ret = -EIO;
+		goto out;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	if (exec_sql(st, "PRAGMA foreign_keys=ON") || exec_sql(st, "PRAGMA journal_mode=WAL") ||
+	    exec_sql(st, "PRAGMA synchronous=FULL")) {
+		seterr(err, errlen, "cannot configure store %s: %s", path, sqlite3_errmsg(st->db));
+		ret = -EIO;
+		goto out;
+	}
+	ret = prepare(st, "PRAGMA user_version", &stmt);
+	if (ret)
+		goto out;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		version = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	if (version > STORE_SCHEMA_VERSION) {
+		seterr(err, errlen,
+		       "store %s has schema version %d, newer than this keeld's %d: use a newer "
+		       "keeld",
+		       path, version, STORE_SCHEMA_VERSION);
+		ret = -EPROTO;
+		goto out;
+	}
+	ret = begin(st);
+	if (!ret)
+		ret = exec_sql(st, schema);
+	if (!ret)
+		ret = exec_sql(st, "PRAGMA user_version=1");
+	ret = finish(st, ret);
+	if (ret)
+		seterr(err, errlen, "cannot create the tables of store %s: %s", path,
+		       sqlite3_errmsg(st->db));
+out:
+	if (ret) {
+		sqlite3_close(st->db);
+		free(st);
+		return ret;
+	}
+	*out = st;
+	return 0;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	sqlite3_close(st->db);
+	free(st);
+}
+
+static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* Which unique key a constraint failure hit, in the user's words. */
+static int constraint_error(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+{
+	const char *msg = sqlite3_errmsg(st->db);
+
+	if (strstr(msg, "vms.name"))
+		seterr(err, errlen, "a VM named '%s' already exists", def->name);
+	else if (strstr(msg, "nics.mac"))
+		seterr(err, errlen, "a MAC address of VM '%s' is already used by another VM",
+		       def->name);
+	else if (strstr(msg, "vms.uuid"))
+		seterr(err, errlen, "a VM with id %s already exists", def->uuid);
+	else
+		seterr(err, errlen, "store refused VM '%s': %s", def->name, msg);
+	return -EEXIST;
+}
+
+/* Write the disks and NICs rows of def (the old ones are already gone). */
+static int put_devices(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	ret = prepare(st, "INSERT INTO disks(vm, idx, path, readonly) VALUES(?,?,?,?)", &s);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < def->ndisks; i++) {
+		sqlite3_reset(s);
+		sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, (int)i);
+		sqlite3_bind_text(s, 3, def->disks[i].path, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 4, def->disks[i].readonly);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			ret = -EIO;
+			goto out;
+		}
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	ret = prepare(st, "INSERT INTO nics(vm, idx, tap, mac) VALUES(?,?,?,?)", &s);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < def->nnics; i++) {
+		int rc;
+
+		sqlite3_reset(s);
+		sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, (int)i);
+		sqlite3_bind_text(s, 3, def->nics[i].tap, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, def->nics[i].mac, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_CONSTRAINT) {
+			ret = constraint_error(st, def, err, errlen);
+			goto out;
+		}
+		if (rc != SQLITE_DONE) {
+			ret = -EIO;
+			goto out;
+		}
+	}
+out:
+	if (ret == -EIO)
+		seterr(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	ret = begin(st);
+	if (ret) {
+		seterr(err, errlen, "store busy: %s", sqlite3_errmsg(st->db));
+		return ret;
+	}
+	ret = prepare(st,
+		      "INSERT INTO vms(uuid, name, version, revision, created, cpus, memory, "
+		      "kernel, initrd, cmdline, notes, start_action, stop_action) "
+		      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		      &s);
+	if (ret)
+		goto out;
+	sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, def->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, def->version);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)def->revision);
+	sqlite3_bind_int64(s, 5, def->created);
+	sqlite3_bind_int64(s, 6, def->cpus);
+	sqlite3_bind_int64(s, 7, (sqlite3_int64)def->memory);
+	sqlite3_bind_text(s, 8, def->kernel, -1, SQLITE_STATIC);
+	bind_text_or_null(s, 9, def->initrd);
+	bind_text_or_null(s, 10, def->cmdline);
+	bind_text_or_null(s, 11, def->notes);
+	sqlite3_bind_text(s, 12, vmdef_start_action_name(def->start_action), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 13, vmdef_stop_action_name(def->stop_action), -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT) {
+		ret = constraint_error(st, def, err, errlen);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		seterr(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
+		ret = -EIO;
+		goto out;
+	}
+	ret = put_devices(st, def, err, errlen);
+out:
+	sqlite3_finalize(s);
+	return finish(st, ret);
+}
+
+int store_vm_update(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	ret = begin(st);
+	if (ret) {
+		seterr(err, errlen, "store busy: %s", sqlite3_errmsg(st->db));
+		return ret;
+	}
+	ret = prepare(st,
+		      "UPDATE vms SET name=?, version=?, revision=?, cpus=?, memory=?, kernel=?, "
+		      "initrd=?, cmdline=?, notes=?, start_action=?, stop_action=? "
+		      "WHERE uuid=? AND revision=?",
+		      &s);
+	if (ret)
+		goto out;
+	sqlite3_bind_text(s, 1, def->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, def->version);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)def->revision);
+	sqlite3_bind_int64(s, 4, def->cpus);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)def->memory);
+	sqlite3_bind_text(s, 6, def->kernel, -1, SQLITE_STATIC);
+	bind_text_or_null(s, 7, def->initrd);
+	bind_text_or_null(s, 8, def->cmdline);
+	bind_text_or_null(s, 9, def->notes);
+	sqlite3_bind_text(s, 10, vmdef_start_action_name(def->start_action), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 11, vmdef_stop_action_name(def->stop_action), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 12, def->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 13, (sqlite3_int64)def->revision - 1);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT) {
+		ret = constraint_error(st, def, err, errlen);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		seterr(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
+		ret = -EIO;
+		goto out;
+	}
+	if (sqlite3_changes(st->db) != 1) {
+		seterr(err, errlen, "VM '%s' was changed or deleted by another request; retry",
+		       def->name);
+		ret = -ESTALE;
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	ret = prepare(st, "DELETE FROM disks WHERE vm=?1", &s);
+	if (ret)
+		goto out;
+	sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		ret = -EIO;
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	ret = prepare(st, "DELETE FROM nics WHERE vm=?1", &s);
+	if (ret)
+		goto out;
+	sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		ret = -EIO;
+		goto out;
+	}
+	ret = put_devices(st, def, err, errlen);
+out:
+	if (ret == -EIO)
+		seterr(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return finish(st, ret);
+}
+
+int store_vm_delete(struct store *st, const char *uuid)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	ret = begin(st);
+	if (ret)
+		return ret;
+	ret = prepare(st, "DELETE FROM vms WHERE uuid=?1", &s);
+	if (ret)
+		goto out;
+	sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		ret = -EIO;
+	else if (sqlite3_changes(st->db) != 1)
+		ret = -ENOENT;
+out:
+	sqlite3_finalize(s);
+	return finish(st, ret);
+}
+
+static int dup_col(sqlite3_stmt *s, int col, char **out)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	*out = NULL;
+	if (!t)
+		return 0;
+	*out = strdup((const char *)t);
+	return *out ? 0 : -ENOMEM;
+}
+
+static void copy_col(sqlite3_stmt *s, int col, char *dst, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+static unsigned action_from_name(const char *s, const char *(*name)(unsigned), unsigned dflt)
+{
+	for (unsigned i = 0; i < 3; i++)
+		if (!strcmp(s, name(i)))
+			return i;
+	return dflt;
+}
+
+static const char *start_name(unsigned a)
+{
+	return vmdef_start_action_name((enum vm_start_action)a);
+}
+
+static const char *stop_name(unsigned a)
+{
+	return vmdef_stop_action_name((enum vm_stop_action)a);
+}
+
+#define VM_COLUMNS                                                                                 \
+	"uuid, name, version, revision, created, cpus, memory, kernel, initrd, cmdline, notes, "  \
+	"start_action, stop_action"
+
+/* Fill def from a row of VM_COLUMNS, then read its disks and NICs. */
+static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
+{
+	sqlite3_stmt *d = NULL;
+	char action[32];
+	int ret;
+
+	vmdef_init(def);
+	copy_col(s, 0, def->uuid, sizeof(def->uuid));
+	copy_col(s, 1, def->name, sizeof(def->name));
+	def->version = (uint32_t)sqlite3_column_int64(s, 2);
+	def->revision = (uint64_t)sqlite3_column_int64(s, 3);
+	def->created = sqlite3_column_int64(s, 4);
+	def->cpus = (uint32_t)sqlite3_column_int64(s, 5);
+	def->memory = (uint64_t)sqlite3_column_int64(s, 6);
+	if (dup_col(s, 7, &def->kernel) || dup_col(s, 8, &def->initrd) ||
+	    dup_col(s, 9, &def->cmdline) || dup_col(s, 10, &def->notes)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	copy_col(s, 11, action, sizeof(action));
+	def->start_action = (enum vm_start_action)action_from_name(action, start_name, 0);
+	copy_col(s, 12, action, sizeof(action));
+	def->stop_action = (enum vm_stop_action)action_from_name(action, stop_name, 1);
+
+	ret = prepare(st, "SELECT path, readonly FROM disks WHERE vm=?1 ORDER BY idx", &d);
+	if (ret)
+		goto out;
+	sqlite3_bind_text(d, 1, def->uuid, -1, SQLITE_STATIC);
+	while (sqlite3_step(d) == SQLITE_ROW && def->ndisks < VMDEF_MAX_DISKS) {
+		struct vm_disk *disk = &def->disks[def->ndisks];
+		if (dup_col(d, 0, &disk->path) || !disk->path) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		disk->readonly = sqlite3_column_int(d, 1) != 0;
+		def->ndisks++;
+	}
+	sqlite3_finalize(d);
+	d = NULL;
+	ret = prepare(st, "SELECT tap, mac FROM nics WHERE vm=?1 ORDER BY idx", &d);
+	if (ret)
+		goto out;
+	sqlite3_bind_text(d, 1, def->uuid, -1, SQLITE_STATIC);
+	while (sqlite3_step(d) == SQLITE_ROW && def->nnics < VMDEF_MAX_NICS) {
+		struct vm_nic *nic = &def->nics[def->nnics++];
+		copy_col(d, 0, nic->tap, sizeof(nic->tap));
+		copy_col(d, 1, nic->mac, sizeof(nic->mac));
+	}
+out:
+	sqlite3_finalize(d);
+	if (ret)
+		vmdef_free(def);
+	return ret;
+}
+
+int store_vm_get(struct store *st, const char *key, struct vm_def *def)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	ret = prepare(st,
+		      "SELECT " VM_COLUMNS " FROM vms WHERE name=?1 UNION ALL "
+		      "SELECT " VM_COLUMNS " FROM vms WHERE uuid=?1 AND name<>?1",
+		      &s);
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		ret = load_row(st, s, def);
+	else if (rc == SQLITE_DONE)
+		ret = -ENOENT;
+	else
+		ret = -EIO;
+	sqlite3_finalize(s);
+	return ret;
+}
+
+void store_vm_list_free(struct vm_def *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vmdef_free(&list[i]);
+	free(list);
+}
+
+int store_vm_list(struct store *st, struct vm_def **out, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	struct vm_def *list = NULL;
+	size_t count = 0, cap = 0;
+	int ret, rc;
+
+	ret = prepare(st, "SELECT " VM_COLUMNS " FROM vms ORDER BY name", &s);
+	if (ret)
+		return ret;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (count == cap) {
+			struct vm_def *bigger;
+			cap = cap ? cap * 2 : 16;
+			bigger = realloc(list, cap * sizeof(*list));
+			if (!bigger) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			list = bigger;
+		}
+		ret = load_row(st, s, &list[count]);
+		if (ret)
+			goto out;
+		count++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = -EIO;
+out:
+	sqlite3_finalize(s);
+	if (ret) {
+		store_vm_list_free(list, count);
+		return ret;
+	}
+	*out = list;
+	*n = count;
+	return 0;
+}
+
+int store_mac_used(struct store *st, const char *mac, const char *except_uuid, bool *used)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	ret = prepare(st, "SELECT 1 FROM nics WHERE mac=?1 AND vm<>?2", &s);
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, except_uuid ? except_uuid : "", -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		*used = rc == SQLITE_ROW;
+	else
+		ret = -EIO;
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int store_rt_get(struct store *st, const char *uuid, struct store_rt *rt)
+{
+	sqlite3_stmt *s = NULL;
+	int ret, rc;
+
+	memset(rt, 0, sizeof(*rt));
+	snprintf(rt->state, sizeof(rt->state), "Off");
+	ret = prepare(st,
+		      "SELECT state, reason, pid, starttime, was_running FROM runtime WHERE vm=?1",
+		      &s);
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_col(s, 0, rt->state, sizeof(rt->state));
+		copy_col(s, 1, rt->reason, sizeof(rt->reason));
+		rt->pid = (pid_t)sqlite3_column_int64(s, 2);
+		rt->starttime = (uint64_t)sqlite3_column_int64(s, 3);
+		rt->was_running = sqlite3_column_int(s, 4) != 0;
+	} else if (rc != SQLITE_DONE) {
+		ret = -EIO;
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int store_rt_set(struct store *st, const char *uuid, const struct store_rt *rt)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+
+	ret = begin(st);
+	if (ret)
+		return ret;
+	ret = prepare(st,
+		      "INSERT OR REPLACE INTO runtime(vm, state, reason, pid, starttime, "
+		      "was_running) SELECT ?1,?2,?3,?4,?5,?6 WHERE EXISTS "
+		      "(SELECT 1 FROM vms WHERE uuid=?1)",
+		      &s);
+	if (ret)
+		goto out;
+	sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, rt->state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, rt->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, rt->pid);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)rt->starttime);
+	sqlite3_bind_int(s, 6, rt->was_running);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		log_err("store: cannot record the state of VM %s: %s", uuid,
+			sqlite3_errmsg(st->db));
+		ret = -EIO;
+	}
+out:
+	sqlite3_finalize(s);
+	return finish(st, ret);
+}

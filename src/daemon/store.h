@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keeld's store: VM definitions and the last known runtime record of each VM, in SQLite.
+ * Every change is one transaction: either all of it lands or none of it does.
+ */
+#ifndef KEEL_DAEMON_STORE_H
+#define KEEL_DAEMON_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "daemon/vmdef.h"
+
+struct store;
+
+/* What keeld must remember about a VM's worker across its own restarts. */
+struct store_rt {
+	char state[16];	  /* last state name: "Off", "Running", "Crashed", ... */
+	char reason[256]; /* why the VM is in that state; "" when nothing to say */
+	pid_t pid;	  /* the worker, 0 when none */
+	uint64_t starttime; /* the worker's start time (/proc/PID/stat field 22): guards pid reuse */
+	bool was_running;   /* the VM was running when last seen (AutomaticStartAction) */
+};
+
+/* Open (creating if needed) the database at path. Returns 0 or -errno; err says why. */
+int store_open(const char *path, struct store **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+void store_close(struct store *st);
+
+/*
+ * Insert a new VM. def->uuid, created and MACs must be set. Returns 0, -EEXIST (the name,
+ * UUID or a MAC is taken; err says which) or -EIO.
+ */
+int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/*
+ * Replace a VM's definition if its revision is still def->revision - 1 (no one changed it
+ * in between). Returns 0, -ENOENT, -EEXIST (name or MAC taken), -ESTALE or -EIO.
+ */
+int store_vm_update(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+int store_vm_delete(struct store *st, const char *uuid) __attribute__((warn_unused_result));
+/* Look a VM up by name, else by UUID. Returns 0, -ENOENT or -EIO; def is to be vmdef_free'd. */
+int store_vm_get(struct store *st, const char *key, struct vm_def *def)
+	__attribute__((warn_unused_result));
+/* All VMs sorted by name; *out is an array of *n definitions, free with store_vm_list_free. */
+int store_vm_list(struct store *st, struct vm_def **out, size_t *n)
+	__attribute__((warn_unused_result));
+void store_vm_list_free(struct vm_def *list, size_t n);
+/* Is this MAC used by any VM other than except_uuid (may be NULL)? */
+int store_mac_used(struct store *st, const char *mac, const char *except_uuid, bool *used)
+	__attribute__((warn_unused_result));
+
+int store_rt_get(struct store *st, const char *uuid, struct store_rt *rt)
+	__attribute__((warn_unused_result));
+int store_rt_set(struct store *st, const char *uuid, const struct store_rt *rt)
+	__attribute__((warn_unused_result));
+
+#endif

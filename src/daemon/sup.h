@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Worker supervision: keeld starts one keel-vmm per running VM (in its own session, so it
+ * outlives keeld), watches it through a pidfd, drives it through its control socket, and
+ * reads its status file when it ends to say why. Everything a restarted keeld needs to take
+ * a worker back (pid, start time, last state) is kept in the store; the worker's sockets,
+ * status file and log live in STATE_DIR/vms/UUID/.
+ *
+ * Single-threaded: the caller's event loop polls the fds from sup_pollfds() and calls
+ * sup_events() and sup_tick().
+ */
+#ifndef KEEL_DAEMON_SUP_H
+#define KEEL_DAEMON_SUP_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "daemon/store.h"
+#include "daemon/vmdef.h"
+
+enum vm_state {
+	VM_OFF,
+	VM_STARTING,
+	VM_RUNNING,
+	VM_PAUSED,
+	VM_STOPPING,
+	VM_SAVED,
+	VM_CRASHED,
+};
+
+struct sup_config {
+	const char *state_dir; /* the VM directories go in STATE_DIR/vms */
+	const char *vmm_path;  /* the keel-vmm binary */
+	struct store *store;
+	gid_t group; /* group given access to the console sockets, when have_group */
+	bool have_group;
+	unsigned start_timeout_s; /* worker start to control socket ready */
+};
+
+struct sup;
+
+/* What the API shows about a VM's runtime. */
+struct sup_status {
+	enum vm_state state;
+	char reason[256];
+	pid_t pid;
+	char console[128]; /* serial socket path while a worker runs, else "" */
+};
+
+int sup_create(const struct sup_config *cfg, struct sup **out) __attribute__((warn_unused_result));
+/* Forget everything; running workers keep running. */
+void sup_destroy(struct sup *sup);
+
+/* At keeld start: take back every worker recorded in the store, then apply each VM's
+ * automatic start action. Problems are logged and shown in each VM's state reason. */
+void sup_reattach_all(struct sup *sup);
+void sup_autostart(struct sup *sup);
+
+const char *sup_state_name(enum vm_state s);
+void sup_status(struct sup *sup, const char *uuid, struct sup_status *out);
+
+/*
+ * Actions. Each returns 0 once the action is under way (the state shows its progress) or
+ * -EBUSY when the VM's state does not allow it, or another -errno; err says why in words
+ * a user can act on.
+ */
+int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The ACPI power button, then timeout_s; with force the VM is turned off after that. */
+int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s, char *err,
+	     size_t errlen) __attribute__((warn_unused_result));
+int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* A hard reset, like Restart-VM. */
+int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Before a VM is deleted: refuses unless it is off, then removes its directory. */
+int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Path of the VM's worker log (may not exist yet). */
+int sup_log_path(struct sup *sup, const char *uuid, char *buf, size_t size)
+	__attribute__((warn_unused_result));
+
+/* Event loop glue. */
+size_t sup_pollfds(struct sup *sup, struct pollfd *fds, size_t max);
+void sup_events(struct sup *sup, const struct pollfd *fds, size_t n);
+/* Milliseconds until sup_tick() has work, or -1. */
+int sup_timeout_ms(struct sup *sup);
+void sup_tick(struct sup *sup);
+
+#endif

@@ -1,0 +1,689 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/vmdef.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const start_action_names[] = {"nothing", "start-if-running", "start"};
+static const char *const stop_action_names[] = {"turn-off", "shut-down", "save"};
+
+/* Fields the API shows but never takes from a client. */
+static const char *const readonly_fields[] = {
+	"id", "created", "version", "revision", "state", "state_reason", "pid", "console_socket",
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void vmdef_init(struct vm_def *def)
+{
+	memset(def, 0, sizeof(*def));
+	def->cpus = 1;
+	def->memory = VMDEF_DEFAULT_MEM;
+	def->start_action = VM_START_NOTHING;
+	def->stop_action = VM_STOP_SHUT_DOWN;
+	def->version = VMDEF_CONFIG_VERSION;
+}
+
+void vmdef_free(struct vm_def *def)
+{
+	free(def->kernel);
+	free(def->initrd);
+	free(def->cmdline);
+	free(def->notes);
+	for (unsigned i = 0; i < def->ndisks; i++)
+		free(def->disks[i].path);
+	def->kernel = def->initrd = def->cmdline = def->notes = NULL;
+	def->ndisks = 0;
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
+int vmdef_copy(struct vm_def *dst, const struct vm_def *src)
+{
+	int ret = 0;
+
+	*dst = *src;
+	dst->kernel = dst->initrd = dst->cmdline = dst->notes = NULL;
+	dst->ndisks = 0;
+	if (dup_opt(&dst->kernel, src->kernel) || dup_opt(&dst->initrd, src->initrd) ||
+	    dup_opt(&dst->cmdline, src->cmdline) || dup_opt(&dst->notes, src->notes)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < src->ndisks; i++) {
+		dst->disks[i].readonly = src->disks[i].readonly;
+		if (dup_opt(&dst->disks[i].path, src->disks[i].path)) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		dst->ndisks = i + 1;
+	}
+out:
+	if (ret)
+		vmdef_free(dst);
+	return ret;
+}
+
+bool vmdef_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > VMDEF_NAME_MAX || name[0] == '-' || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool vmdef_mac_ok(const char *mac)
+{
+	int first;
+
+	if (strlen(mac) != VMDEF_MAC_LEN)
+		return false;
+	for (int i = 0; i < VMDEF_MAC_LEN; i++) {
+		if (i % 3 == 2) {
+			if (mac[i] != ':')
+				return false;
+		} else if (hexval(mac[i]) < 0) {
+			return false;
+		}
+	}
+	first = hexval(mac[0]) * 16 + hexval(mac[1]);
+	return !(first & 1); /* a NIC address must be unicast */
+}
+
+static bool tap_ok(const char *tap)
+{
+	size_t n = strlen(tap);
+
+	if (n == 0 || n > VMDEF_TAP_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = tap[i];
+		if (c <= ' ' || c == '/' || c == ':' || c == ',' || c == '=' || c == 0x7f)
+			return false;
+	}
+	return strcmp(tap, ".") && strcmp(tap, "..");
+}
+
+int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1])
+{
+	uint8_t b[16];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -EIO;
+	b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+	snprintf(out, VMDEF_UUID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+	return 0;
+}
+
+int vmdef_gen_mac(char out[VMDEF_MAC_LEN + 1])
+{
+	uint8_t b[5];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -EIO;
+	/* 0x02: locally administered (bit 1 set), unicast (bit 0 clear). */
+	snprintf(out, VMDEF_MAC_LEN + 1, "02:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3],
+		 b[4]);
+	return 0;
+}
+
+const char *vmdef_start_action_name(enum vm_start_action a)
+{
+	return (unsigned)a < 3 ? start_action_names[a] : "?";
+}
+
+const char *vmdef_stop_action_name(enum vm_stop_action a)
+{
+	return (unsigned)a < 3 ? stop_action_names[a] : "?";
+}
+
+/* A JSON string with no embedded NUL and at most max bytes, or NULL with err set. */
+static const char *get_str(json_object *v, const char *field, size_t max, char *err, size_t errlen)
+{
+	const char *s;
+
+	if (!json_object_is_type(v, json_type_string)) {
+		seterr(err, errlen, "field '%s' must be a string", field);
+		return NULL;
+	}
+	s = json_object_get_string(v);
+	if (strlen(s) != (size_t)json_object_get_string_len(v)) {
+		seterr(err, errlen, "field '%s' contains a NUL character", field);
+		return NULL;
+	}
+	if (strlen(s) > max) {
+		seterr(err, errlen, "field '%s' is longer than %zu bytes", field, max);
+		return NULL;
+	}
+	return s;
+}
+
+static int get_path(json_object *v, const char *field, bool nullable, char **out, char *err,
+		    size_t errlen)
+{
+	const char *s;
+
+	if (!v || json_object_is_type(v, json_type_null)) {
+		if (!nullable) {
+			seterr(err, errlen, "field '%s' cannot be null", field);
+			return -EINVAL;
+		}
+		free(*out);
+		*out = NULL;
+		return 0;
+	}
+	s = get_str(v, field, VMDEF_PATH_MAX, err, errlen);
+	if (!s)
+		return -EINVAL;
+	if (s[0] != '/') {
+		seterr(err, errlen, "field '%s' must be an absolute path, not '%s'", field, s);
+		return -EINVAL;
+	}
+	free(*out);
+	*out = strdup(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int get_text(json_object *v, const char *field, size_t max, char **out, char *err,
+		    size_t errlen)
+{
+	const char *s;
+
+	if (json_object_is_type(v, json_type_null)) {
+		free(*out);
+		*out = NULL;
+		return 0;
+	}
+	s = get_str(v, field, max, err, errlen);
+	if (!s)
+		return -EINVAL;
+	free(*out);
+	*out = strdup(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int get_int(json_object *v, const char *field, int64_t min, int64_t max, int64_t *out,
+		   char *err, size_t errlen)
+{
+	int64_t x;
+
+	if (!json_object_is_type(v, json_type_int)) {
+		seterr(err, errlen, "field '%s' must be an integer", field);
+		return -EINVAL;
+	}
+	errno = 0;
+	x = json_object_get_int64(v);
+	/* json-c saturates out-of-range numbers at INT64_MIN/MAX and sets errno. */
+	if (errno == ERANGE || x < min || x > max) {
+		seterr(err, errlen, "field '%s' must be between %" PRId64 " and %" PRId64, field, min,
+		       max);
+		return -EINVAL;
+	}
+	*out = x;
+	return 0;
+}
+
+static int get_enum(json_object *v, const char *field, const char *const *names, unsigned n,
+		    unsigned *out, char *err, size_t errlen)
+{
+	const char *s = get_str(v, field, 64, err, errlen);
+
+	if (!s)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	seterr(err, errlen, "field '%s' must be one of %s%s%s%s%s, not '%s'", field, names[0],
+	       n > 1 ? ", " : "", n > 1 ? names[1] : "", n > 2 ? ", " : "", n > 2 ? names[2] : "",
+	       s);
+	return -EINVAL;
+}
+
+static int parse_disks(struct vm_def *def, json_object *v, char *err, size_t errlen)
+{
+	size_t n;
+	int ret;
+
+	if (!json_object_is_type(v, json_type_array)) {
+		seterr(err, errlen, "field 'disks' must be an array");
+		return -EINVAL;
+	}
+	n = json_object_array_length(v);
+	if (n > VMDEF_MAX_DISKS) {
+		seterr(err, errlen, "a VM has at most %d disks, not %zu", VMDEF_MAX_DISKS, n);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < def->ndisks; i++)
+		free(def->disks[i].path);
+	def->ndisks = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(v, i);
+		struct vm_disk *disk = &def->disks[i];
+		bool have_path = false;
+
+		if (!json_object_is_type(d, json_type_object)) {
+			seterr(err, errlen, "disks[%zu] must be an object", i);
+			return -EINVAL;
+		}
+		disk->path = NULL;
+		disk->readonly = false;
+		def->ndisks = i + 1;
+		json_object_object_foreach(d, key, val)
+		{
+			if (!strcmp(key, "path")) {
+				ret = get_path(val, "disks[].path", false, &disk->path, err, errlen);
+				if (ret)
+					return ret;
+				have_path = true;
+			} else if (!strcmp(key, "readonly")) {
+				if (!json_object_is_type(val, json_type_boolean)) {
+					seterr(err, errlen, "disks[%zu].readonly must be true or false",
+					       i);
+					return -EINVAL;
+				}
+				disk->readonly = json_object_get_boolean(val);
+			} else {
+				seterr(err, errlen, "unknown field '%s' in disks[%zu]", key, i);
+				return -EINVAL;
+			}
+		}
+		if (!have_path) {
+			seterr(err, errlen, "disks[%zu] has no 'path'", i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errlen)
+{
+	struct vm_nic old[VMDEF_MAX_NICS];
+	bool used[VMDEF_MAX_NICS] = {false};
+	unsigned nold = def->nnics;
+	size_t n;
+
+	if (!json_object_is_type(v, json_type_array)) {
+		seterr(err, errlen, "field 'nets' must be an array");
+		return -EINVAL;
+	}
+	n = json_object_array_length(v);
+	if (n > VMDEF_MAX_NICS) {
+		seterr(err, errlen, "a VM has at most %d network adapters, not %zu",
+		       VMDEF_MAX_NICS, n);
+		return -EINVAL;
+	}
+	memcpy(old, def->nics, sizeof(old));
+	def->nnics = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(v, i);
+		struct vm_nic *nic = &def->nics[i];
+		const char *s;
+
+		if (!json_object_is_type(d, json_type_object)) {
+			seterr(err, errlen, "nets[%zu] must be an object", i);
+			return -EINVAL;
+		}
+		memset(nic, 0, sizeof(*nic));
+		json_object_object_foreach(d, key, val)
+		{
+			if (!strcmp(key, "tap")) {
+				s = get_str(val, "nets[].tap", 64, err, errlen);
+				if (!s)
+					return -EINVAL;
+				if (!tap_ok(s)) {
+					seterr(err, errlen,
+					       "nets[%zu].tap '%s' is not a valid interface name "
+					       "(1 to %d characters, no spaces, '/', ':', ',' or '=')",
+					       i, s, VMDEF_TAP_MAX);
+					return -EINVAL;
+				}
+				strcpy(nic->tap, s);
+			} else if (!strcmp(key, "mac")) {
+				s = get_str(val, "nets[].mac", 64, err, errlen);
+				if (!s)
+					return -EINVAL;
+				if (!vmdef_mac_ok(s)) {
+					seterr(err, errlen,
+					       "nets[%zu].mac '%s' is not a unicast MAC address "
+					       "(xx:xx:xx:xx:xx:xx, first byte even)",
+					       i, s);
+					return -EINVAL;
+				}
+				strcpy(nic->mac, s);
+			} else if (!strcmp(key, "switch")) {
+				seterr(err, errlen,
+				       "nets[%zu]: virtual switches are not available in this keeld; "
+				       "connect the adapter to a tap device with 'tap'",
+				       i);
+				return -EINVAL;
+			} else {
+				seterr(err, errlen, "unknown field '%s' in nets[%zu]", key, i);
+				return -EINVAL;
+			}
+		}
+		if (!nic->tap[0]) {
+			seterr(err, errlen, "nets[%zu] has no 'tap'", i);
+			return -EINVAL;
+		}
+		def->nnics = i + 1;
+	}
+	/* Lowercase MACs so that uniqueness checks compare like with like. */
+	for (unsigned i = 0; i < def->nnics; i++)
+		for (char *p = def->nics[i].mac; *p; p++)
+			if (*p >= 'A' && *p <= 'F')
+				*p = (char)(*p - 'A' + 'a');
+	/* An adapter given without a MAC keeps the one it had on the same tap. */
+	for (unsigned i = 0; i < def->nnics; i++) {
+		if (def->nics[i].mac[0])
+			continue;
+		for (unsigned j = 0; j < nold; j++) {
+			if (!used[j] && !strcmp(old[j].tap, def->nics[i].tap)) {
+				bool taken = false;
+				for (unsigned k = 0; k < def->nnics; k++)
+					taken |= !strcmp(def->nics[k].mac, old[j].mac);
+				if (taken)
+					continue;
+				strcpy(def->nics[i].mac, old[j].mac);
+				used[j] = true;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+static int apply_field(struct vm_def *def, const char *key, json_object *val, char *err,
+		       size_t errlen)
+{
+	int64_t x;
+	unsigned e;
+	int ret;
+
+	for (size_t i = 0; i < sizeof(readonly_fields) / sizeof(readonly_fields[0]); i++) {
+		if (!strcmp(key, readonly_fields[i])) {
+			seterr(err, errlen, "field '%s' is read-only", key);
+			return -EINVAL;
+		}
+	}
+	if (!strcmp(key, "name")) {
+		const char *s = get_str(val, "name", 256, err, errlen);
+		if (!s)
+			return -EINVAL;
+		if (!vmdef_name_ok(s)) {
+			seterr(err, errlen,
+			       "invalid VM name '%s': use 1 to %d letters, digits, '.', '_' or '-', "
+			       "not starting with '.' or '-'",
+			       s, VMDEF_NAME_MAX);
+			return -EINVAL;
+		}
+		strcpy(def->name, s);
+		return 0;
+	}
+	if (!strcmp(key, "cpus")) {
+		ret = get_int(val, "cpus", 1, VMDEF_CPUS_MAX, &x, err, errlen);
+		if (!ret)
+			def->cpus = (uint32_t)x;
+		return ret;
+	}
+	if (!strcmp(key, "memory")) {
+		ret = get_int(val, "memory", (int64_t)VMDEF_MEM_MIN, (int64_t)VMDEF_MEM_MAX, &x, err,
+			      errlen);
+		if (ret)
+			return ret;
+		if (x % (1 << 20)) {
+			seterr(err, errlen, "field 'memory' must be a multiple of 1 MiB (1048576)");
+			return -EINVAL;
+		}
+		def->memory = (uint64_t)x;
+		return 0;
+	}
+	if (!strcmp(key, "kernel"))
+		return get_path(val, "kernel", false, &def->kernel, err, errlen);
+	if (!strcmp(key, "initrd"))
+		return get_path(val, "initrd", true, &def->initrd, err, errlen);
+	if (!strcmp(key, "cmdline"))
+		return get_text(val, "cmdline", VMDEF_CMDLINE_MAX, &def->cmdline, err, errlen);
+	if (!strcmp(key, "notes"))
+		return get_text(val, "notes", VMDEF_NOTES_MAX, &def->notes, err, errlen);
+	if (!strcmp(key, "disks"))
+		return parse_disks(def, val, err, errlen);
+	if (!strcmp(key, "nets"))
+		return parse_nics(def, val, err, errlen);
+	if (!strcmp(key, "automatic_start_action")) {
+		ret = get_enum(val, key, start_action_names, 3, &e, err, errlen);
+		if (!ret)
+			def->start_action = (enum vm_start_action)e;
+		return ret;
+	}
+	if (!strcmp(key, "automatic_stop_action")) {
+		ret = get_enum(val, key, stop_action_names, 3, &e, err, errlen);
+		if (ret)
+			return ret;
+		if (e == VM_STOP_SAVE) {
+			seterr(err, errlen,
+			       "automatic stop action 'save' needs saved-state support, which this "
+			       "keeld does not have yet; use turn-off or shut-down");
+			return -EINVAL;
+		}
+		def->stop_action = (enum vm_stop_action)e;
+		return 0;
+	}
+	seterr(err, errlen, "unknown field '%s' in VM definition", key);
+	return -EINVAL;
+}
+
+int vmdef_apply_json(struct vm_def *def, json_object *obj, char *err, size_t errlen)
+{
+	struct vm_def tmp;
+	int ret;
+
+	if (!json_object_is_type(obj, json_type_object)) {
+		seterr(err, errlen, "the request body must be a JSON object");
+		return -EINVAL;
+	}
+	ret = vmdef_copy(&tmp, def);
+	if (ret)
+		return ret;
+	json_object_object_foreach(obj, key, val)
+	{
+		ret = apply_field(&tmp, key, val, err, errlen);
+		if (ret) {
+			vmdef_free(&tmp);
+			return ret;
+		}
+	}
+	vmdef_free(def);
+	*def = tmp;
+	return 0;
+}
+
+static int check_file(const char *what, const char *path, bool allow_blk, bool need_write,
+		      char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -EINVAL;
+	}
+	if (!S_ISREG(st.st_mode) && !(allow_blk && S_ISBLK(st.st_mode))) {
+		seterr(err, errlen, "%s %s is not a regular file%s", what, path,
+		       allow_blk ? " or block device" : "");
+		return -EINVAL;
+	}
+	if (access(path, need_write ? R_OK | W_OK : R_OK) < 0) {
+		seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
+{
+	if (!def->name[0]) {
+		seterr(err, errlen, "a VM needs a 'name'");
+		return -EINVAL;
+	}
+	if (!def->kernel) {
+		seterr(err, errlen, "VM '%s' needs a 'kernel' (direct boot is the only boot "
+				    "method for now)",
+		       def->name);
+		return -EINVAL;
+	}
+	if (check_file("kernel", def->kernel, false, false, err, errlen))
+		return -EINVAL;
+	if (def->initrd && check_file("initrd", def->initrd, false, false, err, errlen))
+		return -EINVAL;
+	for (unsigned i = 0; i < def->ndisks; i++) {
+		if (check_file("disk", def->disks[i].path, true, !def->disks[i].readonly, err,
+			       errlen))
+			return -EINVAL;
+		for (unsigned j = 0; j < i; j++) {
+			if (!strcmp(def->disks[i].path, def->disks[j].path)) {
+				seterr(err, errlen, "disk %s is attached twice", def->disks[i].path);
+				return -EINVAL;
+			}
+		}
+	}
+	for (unsigned i = 0; i < def->nnics; i++) {
+		for (unsigned j = 0; j < i; j++) {
+			if (!strcmp(def->nics[i].tap, def->nics[j].tap)) {
+				seterr(err, errlen, "tap %s is used by two network adapters",
+				       def->nics[i].tap);
+				return -EINVAL;
+			}
+			if (def->nics[i].mac[0] && !strcmp(def->nics[i].mac, def->nics[j].mac)) {
+				seterr(err, errlen, "MAC %s is given to two network adapters",
+				       def->nics[i].mac);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b)
+{
+	if (a->cpus != b->cpus)
+		return "cpus";
+	if (a->memory != b->memory)
+		return "memory";
+	if (a->ndisks != b->ndisks)
+		return "disks";
+	for (unsigned i = 0; i < a->ndisks; i++)
+		if (strcmp(a->disks[i].path, b->disks[i].path) ||
+		    a->disks[i].readonly != b->disks[i].readonly)
+			return "disks";
+	if (a->nnics != b->nnics)
+		return "nets";
+	for (unsigned i = 0; i < a->nnics; i++)
+		if (strcmp(a->nics[i].tap, b->nics[i].tap) || strcmp(a->nics[i].mac, b->nics[i].mac))
+			return "nets";
+	return NULL;
+}
+
+static json_object *str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+json_object *vmdef_to_json(const struct vm_def *def)
+{
+	json_object *o = json_object_new_object();
+	json_object *disks = json_object_new_array();
+	json_object *nets = json_object_new_array();
+	char created[32] = "";
+	struct tm tm;
+	time_t t = (time_t)def->created;
+
+	if (!o || !disks || !nets) {
+		json_object_put(o);
+		json_object_put(disks);
+		json_object_put(nets);
+		return NULL;
+	}
+	if (gmtime_r(&t, &tm))
+		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_object_add(o, "name", json_object_new_string(def->name));
+	json_object_object_add(o, "id", json_object_new_string(def->uuid));
+	json_object_object_add(o, "version", json_object_new_int64(def->version));
+	json_object_object_add(o, "revision", json_object_new_int64((int64_t)def->revision));
+	json_object_object_add(o, "created", json_object_new_string(created));
+	json_object_object_add(o, "cpus", json_object_new_int64(def->cpus));
+	json_object_object_add(o, "memory", json_object_new_int64((int64_t)def->memory));
+	json_object_object_add(o, "kernel", str_or_null(def->kernel));
+	json_object_object_add(o, "initrd", str_or_null(def->initrd));
+	json_object_object_add(o, "cmdline", json_object_new_string(def->cmdline ? def->cmdline : ""));
+	for (unsigned i = 0; i < def->ndisks; i++) {
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "path", json_object_new_string(def->disks[i].path));
+		json_object_object_add(d, "readonly", json_object_new_boolean(def->disks[i].readonly));
+		json_object_array_add(disks, d);
+	}
+	json_object_object_add(o, "disks", disks);
+	for (unsigned i = 0; i < def->nnics; i++) {
+		json_object *n = json_object_new_object();
+		json_object_object_add(n, "tap", json_object_new_string(def->nics[i].tap));
+		json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
+		json_object_array_add(nets, n);
+	}
+	json_object_object_add(o, "nets", nets);
+	json_object_object_add(o, "notes", json_object_new_string(def->notes ? def->notes : ""));
+	json_object_object_add(o, "automatic_start_action",
+			       json_object_new_string(vmdef_start_action_name(def->start_action)));
+	json_object_object_add(o, "automatic_stop_action",
+			       json_object_new_string(vmdef_stop_action_name(def->stop_action)));
+	return o;
+}
