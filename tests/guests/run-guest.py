@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Run one tiny-guest test case and check its exit status and serial output.
+
+    run-guest.py [--keel-vmm PATH] [--guests DIR] CASE
+    run-guest.py --list
+
+The cases (VMM options, guest command line, input to feed, expected status and output) are
+defined below. By default the guest runs under keel-vmm on /dev/kvm. For comparison the
+same case can run under QEMU: KEEL_GUEST_VMM=qemu (TCG, or KVM with
+KEEL_GUEST_QEMU_ACCEL=kvm). Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
+"""
+
+import argparse
+import calendar
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+# Debug-exit values the guest library uses (tests/guests/lib/guest.h).
+EXIT_PASS = 0x10
+EXIT_FAIL = 0x11
+EXIT_EXCEPTION = 0x12
+
+
+def status_of(value):
+    return (value << 1) | 1
+
+
+STATUS_PASS = status_of(EXIT_PASS)
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def parse_size(s):
+    m = re.fullmatch(r"(\d+)([KMGT]?)", s)
+    if not m:
+        raise ValueError(s)
+    mult = {"": MiB, "K": 1 << 10, "M": MiB, "G": GiB, "T": 1 << 40}[m.group(2)]
+    return int(m.group(1)) * mult
+
+
+def fnv1a32(data):
+    h = 0x811C9DC5
+    for b in data:
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def initrd_bytes(size):
+    # Deterministic, non-repeating content so a misplaced or truncated module shows up.
+    out = bytearray(size)
+    x = 0x12345678
+    for i in range(size):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        out[i] = (x >> 16) & 0xFF
+    return bytes(out)
+
+
+class Case:
+    def __init__(self, guest, args="", cpus=None, memory=None, no_reboot=False, status=STATUS_PASS,
+                 expect=(), inputs=(), check=None, setup=None, timeout=60, qemu_status=None):
+        self.guest = guest
+        self.args = args          # guest command line (key=value words)
+        self.cpus = cpus
+        self.memory = memory
+        self.no_reboot = no_reboot
+        self.status = status      # expected exit status under keel-vmm
+        self.qemu_status = status if qemu_status is None else qemu_status
+        self.expect = expect      # regexes, each must match a whole line of serial output
+        self.inputs = inputs      # (prompt regex, line to send) in order
+        self.check = check        # extra check(run) -> error string or None
+        self.setup = setup        # setup(case, tmpdir) -> dict of extras (initrd, args)
+        self.timeout = timeout
+
+
+def smp_case(n):
+    return Case("smp", args=f"cpus={n}", cpus=n, memory="128M",
+                expect=[rf"smp: {n} of {n} CPUs checked in.*", r"smp: PASS"])
+
+
+def fw_cfg_case(cpus, memory):
+    return Case("fw-cfg", args=f"cpus={cpus} mem={parse_size(memory)}", cpus=cpus, memory=memory,
+                expect=[r"fw-cfg: signature QEMU", rf"fw-cfg: CPU count {cpus}",
+                        rf"fw-cfg: RAM size {parse_size(memory)} bytes", r"fw-cfg: PASS"])
+
+
+MB_CMDLINE_TEXT = "keel multiboot test, path=/a/b.c x='y z' last"
+MB_INITRD_SIZE = 3 * 4096 + 123
+
+
+def multiboot_setup(case, tmpdir):
+    data = initrd_bytes(MB_INITRD_SIZE)
+    path = os.path.join(tmpdir, "module0.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    mem = parse_size(case.memory)
+    args = (f"mem={mem} initrd_size={len(data)} initrd_fnv=0x{fnv1a32(data):08x} "
+            + MB_CMDLINE_TEXT)
+    return {"initrd": path, "args": args}
+
+
+def multiboot_check(run):
+    want = run.cmdline_given
+    if run.vmm == "qemu":  # QEMU's loader prepends the kernel path, as GRUB does
+        want = run.kernel + " " + want
+    line = f"multiboot: cmdline [{want}]"
+    if line not in run.lines:
+        got = [l for l in run.lines if l.startswith("multiboot: cmdline")]
+        return f"expected the line {line!r}, got {got!r}"
+    return None
+
+
+def multiboot_case(memory):
+    return Case("multiboot", memory=memory, setup=multiboot_setup, check=multiboot_check,
+                expect=[r"multiboot: mmap RAM .*", r"multiboot: module 0 .* checksum ok",
+                        r"multiboot: PASS"])
+
+
+def rtc_setup(case, tmpdir):
+    return {"args": f"utc={int(time.time())}"}
+
+
+def reset_case(method, reboot):
+    if reboot:
+        return Case("reset", args=f"method={method}", status=status_of(0x2B),
+                    expect=[r"reset: boot 1", rf"reset: resetting through .*", r"reset: boot 2",
+                            r"reset: second boot reached, exiting with 0x2b"])
+    return Case("reset", args=f"method={method}", no_reboot=True, status=0,
+                expect=[r"reset: boot 1", rf"reset: resetting through .*"],
+                check=lambda run: ("the VM booted a second time despite --no-reboot"
+                                   if "reset: boot 2" in run.lines else None))
+
+
+def crash_check(run):
+    m = None
+    for l in run.lines:
+        m = re.fullmatch(r"crash: executing int3 at 0x([0-9a-f]+) with an empty IDT", l)
+        if m:
+            break
+    if not m:
+        return "the guest did not report the int3 address"
+    if run.vmm == "qemu":
+        return None  # QEMU just resets (and exits with -no-reboot); no message to check
+    rip = int(m.group(1), 16)
+    lines = [l for l in run.stderr.splitlines() if l.strip()]
+    for l in lines:
+        lo = l.lower()
+        if ("triple fault" in lo or "shutdown" in lo) and "rip" in lo:
+            mm = re.search(r"rip\s*[:=]?\s*(0x)?([0-9a-f]+)", lo)
+            if not mm:
+                return f"stderr line names no RIP value: {l!r}"
+            got = int(mm.group(2), 16)
+            if got not in (rip, rip + 1):
+                return f"stderr line names rip 0x{got:x}, the guest's int3 is at 0x{rip:x}: {l!r}"
+            return None
+    return ("expected one stderr line naming the exit reason (triple fault / shutdown) and the "
+            f"guest RIP 0x{rip:x}; stderr was {lines!r}")
+
+
+CASES = {
+    "serial-output": Case("serial", expect=[
+        r"serial: hello from the keel tiny guest on COM1",
+        r"serial: 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        r"serial: PASS"]),
+    "serial-input": Case("serial", args="input=1", inputs=[
+        (r"serial: ready for a line \(polled\)", "Hello, keel 42!"),
+        (r"serial: ready for a line \(irq .*", "stressed desserts 123")],
+        expect=[r"serial: polled line upper-cased: \[HELLO, KEEL 42!\]",
+                r"serial: irq line reversed: \[321 stressed desserts\] \(\d+ interrupts\)",
+                r"serial: PASS"]),
+    "debug-exit-42": Case("debug-exit", args="value=42 width=1", status=status_of(42),
+                          expect=[r"debug-exit: writing 42 with a 1-byte write to port 0xf4"]),
+    "debug-exit-127-outl": Case("debug-exit", args="value=127 width=4", status=status_of(127),
+                                expect=[r"debug-exit: writing 127 with a 4-byte write to port 0xf4"]),
+    "smp-1": smp_case(1),
+    "smp-2": smp_case(2),
+    "smp-4": smp_case(4),
+    "timer": Case("timer", expect=[r"timer: \d+ PIT ticks on vector 0x20 .*",
+                                   r"timer: \d+ LAPIC timer ticks on vector 0x40 .*",
+                                   r"timer: PASS"]),
+    "acpi": Case("acpi", args="cpus=2", cpus=2, expect=[
+        r"acpi: RSDP at 0x[0-9a-f]+ .*", r"acpi: MADT .*", r"acpi: FADT .*",
+        r"acpi: DSDT .* has \\_S5", r"acpi: PASS"]),
+    "fw-cfg-1cpu-192m": fw_cfg_case(1, "192M"),
+    "fw-cfg-4cpus-1g": fw_cfg_case(4, "1G"),
+    "multiboot": multiboot_case("160M"),
+    "multiboot-highmem": multiboot_case("4608M"),
+    "rtc": Case("rtc", setup=rtc_setup, expect=[r"rtc: CMOS time .*", r"rtc: PASS"]),
+    "reset-i8042-noreboot": reset_case("i8042", False),
+    "reset-i8042-reboot": reset_case("i8042", True),
+    "reset-cf9-noreboot": reset_case("cf9", False),
+    "reset-cf9-reboot": reset_case("cf9", True),
+    "crash": Case("crash", status=1, qemu_status=0, no_reboot=True, check=crash_check),
+}
+
+
+def describe_status(st):
+    if st is None:
+        return "still running"
+    if st < 0:
+        return f"killed by signal {-st}"
+    if st == STATUS_PASS:
+        return f"{st} (guest PASS)"
+    if st == status_of(EXIT_FAIL):
+        return f"{st} (the guest reported FAIL)"
+    if st == status_of(EXIT_EXCEPTION):
+        return f"{st} (the guest took an unexpected exception or interrupt)"
+    if st & 1:
+        return f"{st} (debug-exit value {st >> 1}, or a keel-vmm error if 1)"
+    return str(st)
+
+
+class Run:
+    pass
+
+
+class Reader(threading.Thread):
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.data = bytearray()
+        self.cond = threading.Condition()
+        self.eof = False
+
+    def run(self):
+        while True:
+            chunk = os.read(self.stream.fileno(), 65536)
+            with self.cond:
+                if not chunk:
+                    self.eof = True
+                    self.cond.notify_all()
+                    return
+                self.data += chunk
+                self.cond.notify_all()
+
+    def text(self):
+        with self.cond:
+            return self.data.decode("latin-1").replace("\r", "")
+
+    def wait_for(self, regex, deadline):
+        pat = re.compile(regex)
+        with self.cond:
+            while True:
+                text = self.data.decode("latin-1").replace("\r", "")
+                if any(pat.fullmatch(l) for l in text.split("\n")):
+                    return True
+                if self.eof:
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+
+
+def kvm_usable():
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return f"/dev/kvm is not usable: {e.strerror}"
+    os.close(fd)
+    return None
+
+
+def build_command(vmm, keel_vmm, case, kernel, args, initrd):
+    if vmm == "qemu":
+        accel = os.environ.get("KEEL_GUEST_QEMU_ACCEL", "tcg")
+        cmd = ["qemu-system-x86_64", "-accel", accel, "-nodefaults", "-display", "none",
+               "-serial", "stdio", "-kernel", kernel,
+               "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+               "-append", args]
+        if case.cpus:
+            cmd += ["-smp", str(case.cpus)]
+        if case.memory:
+            cmd += ["-m", str(parse_size(case.memory) // MiB)]
+        if initrd:
+            cmd += ["-initrd", initrd]
+        if case.no_reboot:
+            cmd += ["-no-reboot"]
+        return cmd
+    cmd = [keel_vmm, "--kernel", kernel, "--cmdline", args, "--debug-exit",
+           "--serial", "stdio"]
+    if case.cpus:
+        cmd += ["--cpus", str(case.cpus)]
+    if case.memory:
+        cmd += ["--memory", case.memory]
+    if initrd:
+        cmd += ["--initrd", initrd]
+    if case.no_reboot:
+        cmd += ["--no-reboot"]
+    return cmd
+
+
+def run_case(name, case, keel_vmm, guests_dir):
+    vmm = os.environ.get("KEEL_GUEST_VMM", "keel")
+    if vmm not in ("keel", "qemu"):
+        print(f"run-guest: KEEL_GUEST_VMM={vmm!r} is neither 'keel' nor 'qemu'")
+        return 1
+    if vmm == "keel":
+        if not keel_vmm:
+            print("run-guest: --keel-vmm PATH is required (or set KEEL_GUEST_VMM=qemu)")
+            return 1
+        why = kvm_usable()
+        if why:
+            print(f"SKIP {name}: {why}")
+            return 77
+    kernel = os.path.join(guests_dir, case.guest + ".elf")
+    if not os.path.exists(kernel):
+        print(f"run-guest: guest kernel {kernel} does not exist (build it first)")
+        return 1
+
+    with tempfile.TemporaryDirectory(prefix="keel-guest-") as tmpdir:
+        extras = case.setup(case, tmpdir) if case.setup else {}
+        args = " ".join(a for a in (case.args, extras.get("args", "")) if a)
+        if vmm == "qemu":
+            args = (args + " vmm=qemu").strip()
+        cmd = build_command(vmm, keel_vmm, case, kernel, args, extras.get("initrd"))
+        print("run-guest: " + " ".join(repr(c) if " " in c else c for c in cmd))
+        start = time.monotonic()
+        deadline = start + case.timeout
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        out, err = Reader(proc.stdout), Reader(proc.stderr)
+        out.start()
+        err.start()
+        problems = []
+        for prompt, line in case.inputs:
+            if not out.wait_for(prompt, deadline):
+                problems.append(f"the guest never printed a line matching {prompt!r} "
+                                "(waiting to send input)")
+                break
+            try:
+                proc.stdin.write((line + "\n").encode())
+                proc.stdin.flush()
+            except BrokenPipeError:
+                problems.append("keel-vmm closed its stdin before the input was sent")
+                break
+        try:
+            status = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            status = None
+            problems.append(f"timed out after {case.timeout} s; the VM was still running")
+        elapsed = time.monotonic() - start
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        out.join(5)
+        err.join(5)
+
+    run = Run()
+    run.vmm = vmm
+    run.kernel = kernel
+    run.cmdline_given = args
+    run.status = status
+    run.serial = out.text()
+    run.lines = run.serial.split("\n")
+    run.stderr = err.text()
+
+    want_status = case.qemu_status if vmm == "qemu" else case.status
+    if status is not None and status != want_status:
+        problems.append(f"exit status {describe_status(status)}, expected "
+                        f"{describe_status(want_status)}")
+    for regex in case.expect:
+        pat = re.compile(regex)
+        if not any(pat.fullmatch(l) for l in run.lines):
+            problems.append(f"no serial output line matches {regex!r}")
+    fails = [l for l in run.lines if ": FAIL" in l]
+    if fails and want_status == STATUS_PASS:
+        problems.append("the guest reported: " + " | ".join(fails))
+    if case.check and status is not None:
+        msg = case.check(run)
+        if msg:
+            problems.append(msg)
+
+    if problems:
+        print(f"FAIL {name} ({vmm}, {elapsed:.1f} s):")
+        for p in problems:
+            print("  - " + p)
+        print("--- serial output ---")
+        print(run.serial.rstrip())
+        print("--- stderr ---")
+        print(run.stderr.rstrip())
+        return 1
+    print(f"PASS {name} ({vmm}, {elapsed:.1f} s, status {status})")
+    print("--- serial output ---")
+    print(run.serial.rstrip())
+    if run.stderr.strip():
+        print("--- stderr ---")
+        print(run.stderr.rstrip())
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keel-vmm", help="path of keel-vmm")
+    ap.add_argument("--guests", default=os.path.join("build", "tests", "guests"),
+                    help="directory holding the built guest kernels (*.elf)")
+    ap.add_argument("--list", action="store_true", help="list the cases")
+    ap.add_argument("case", nargs="?")
+    a = ap.parse_args()
+    if a.list:
+        for n in CASES:
+            print(n)
+        return 0
+    if a.case not in CASES:
+        print(f"run-guest: unknown case {a.case!r}; known: {', '.join(CASES)}")
+        return 1
+    return run_case(a.case, CASES[a.case], a.keel_vmm, a.guests)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
