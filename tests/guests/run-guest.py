@@ -65,7 +65,7 @@ def initrd_bytes(size):
 
 class Case:
     def __init__(self, guest, args="", cpus=None, memory=None, no_reboot=False, status=STATUS_PASS,
-                 expect=(), inputs=(), check=None, setup=None, timeout=60, qemu_status=None):
+                 expect=(), inputs=(), check=None, setup=None, timeout=20, qemu_status=None):
         self.guest = guest
         self.args = args          # guest command line (key=value words)
         self.cpus = cpus

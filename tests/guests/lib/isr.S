@@ -25,6 +25,19 @@ isr_common:
 	add $4, %esp
 	popal
 	add $8, %esp /* vector and error code */
-	iret
+	/*
+	 * Return to the interrupted code without iret: [esp] = eip, cs, eflags. On hosts whose
+	 * /dev/kvm emulates guest kernel code (no VT-x/AMD-V), KVM's instruction emulator
+	 * implements iret only in real mode and stops the VM with an emulation failure. We never
+	 * change privilege level or CS, so rewrite the frame to [eflags, eip] and use popf; ret.
+	 */
+	push %eax            /* eax, eip, cs, eflags */
+	mov 4(%esp), %eax
+	xchg %eax, 12(%esp)  /* eax, eip, cs, eip; eax = eflags */
+	mov %eax, 8(%esp)    /* eax, eip, eflags, eip */
+	pop %eax
+	add $4, %esp         /* eflags, eip */
+	popfl
+	ret
 
 	.section .note.GNU-stack, "", @progbits
