@@ -15,6 +15,7 @@ FUZZ_SECONDS ?= 300
 all: build/build.ninja
 	$(NINJA) -C build
 	@ln -sf src/vmm/keel-vmm build/keel-vmm 2>/dev/null || true
+	@ln -sf src/cli/keel build/keel 2>/dev/null || true
 
 build/build.ninja:
 	@command -v $(MESON) >/dev/null || { echo "make: meson is not installed; run 'make setup' (or scripts/setup.sh) first" >&2; exit 1; }

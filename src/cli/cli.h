@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The keel command line: one file per command group, each with one entry point. */
+#ifndef KEEL_CLI_CLI_H
+#define KEEL_CLI_CLI_H
+
+/* Exit codes of every command. */
+#define CLI_OK    0
+#define CLI_FAIL  1 /* the operation failed; a message says why */
+#define CLI_USAGE 2 /* bad command line */
+
+/* argv[0] is the group name ("disk"); returns an exit code. */
+int cli_disk_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keel's client of keeld's REST API (docs/api/openapi.yaml): HTTP/1.1 over the Unix
+ * socket, one request per connection, JSON bodies. Used by the vm and console groups.
+ */
+#ifndef KEEL_CLI_CLIENT_H
+#define KEEL_CLI_CLIENT_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#define CLIENT_DEFAULT_SOCKET "/run/keel/keeld.sock"
+
+/* keel's exit statuses (docs/cli.md). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,	      /* the operation failed (keeld said why) */
+	EXIT_USAGE = 2,	      /* bad arguments, or a request keeld found invalid */
+	EXIT_NO_DAEMON = 3,   /* keeld cannot be reached */
+	EXIT_NOT_FOUND = 4,   /* no such VM */
+	EXIT_BAD_STATE = 5,   /* the VM's state does not allow the operation */
+	EXIT_TIMED_OUT = 6,   /* the VM did not reach the wanted state in time */
+};
+
+struct client_reply {
+	int status; /* HTTP status */
+	char *body; /* NUL-terminated */
+	size_t len;
+};
+
+/* The API socket: --socket if given (set by keel's main), else $KEEL_SOCKET, else default. */
+void client_set_socket(const char *path);
+const char *client_socket(void);
+
+/*
+ * Send one request; body may be NULL. Returns 0 with out filled (any HTTP status), or
+ * -errno when keeld cannot be reached or answers nonsense, with err set.
+ */
+int client_request(const char *method, const char *path, const char *body,
+		   struct client_reply *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+void client_reply_free(struct client_reply *r);
+
+/*
+ * A JSON request; on a 2xx reply returns EXIT_OK and *json (may be NULL if not wanted);
+ * otherwise prints "keel: <what>: <keeld's message>" on stderr and returns the exit status
+ * matching the HTTP status.
+ */
+int client_call(const char *method, const char *path, json_object *body, json_object **json,
+		const char *what);
+
+/* Percent-encode a VM name for a URL path segment into buf. */
+const char *client_escape(const char *name, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keel: the command line. Global options, then a command group and its arguments:
+ *   keel [-v|-q] GROUP COMMAND [ARGS...]
+ * Each group lives in its own file and is one line in the table below.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "lib/log.h"
+
+struct cli_group {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+static const struct cli_group groups[] = {
+	{"disk", "virtual disks: create, info, check, convert, resize, merge, compact", cli_disk_main},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: keel [--verbose|--quiet] GROUP COMMAND [ARGS...]\n"
+		   "       keel --help | --version\n\ngroups:\n");
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		fprintf(f, "  %-10s %s\n", groups[i].name, groups[i].summary);
+	fprintf(f, "\n'keel GROUP --help' lists a group's commands.\n");
+}
+
+int main(int argc, char **argv)
+{
+	enum log_level level = LOG_WARN;
+	int i = 1;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return CLI_OK;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("keel 0.1.0\n");
+			return CLI_OK;
+		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			level = level == LOG_WARN ? LOG_INFO : LOG_DEBUG;
+		} else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+			level = LOG_ERROR;
+		} else {
+			fprintf(stderr, "keel: unknown option %s\n", argv[i]);
+			usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	log_init("keel", level);
+	if (i >= argc) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		if (!strcmp(argv[i], groups[g].name))
+			return groups[g].run(argc - i, argv + i);
+	fprintf(stderr, "keel: unknown command group '%s'\n", argv[i]);
+	usage(stderr);
+	return CLI_USAGE;
+}

@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `keel vm ...`: VM definitions and lifecycle, a client of keeld's API (docs/cli.md).
+ * Human output by default, --json for scripts; errors on stderr with keeld's message.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cli/client.h"
+#include "lib/parse.h"
+
+#define WAIT_POLL_MS 100
+
+static const char vm_usage[] =
+	"usage: keel vm COMMAND ...\n"
+	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
+	"         [--memory SIZE] [--disk PATH[,readonly]]... [--net TAP[,mac=MAC]]...\n"
+	"         [--notes TEXT] [--automatic-start-action nothing|start-if-running|start]\n"
+	"         [--automatic-stop-action turn-off|shut-down] [--json]\n"
+	"  list [--json]                      all VMs and their states\n"
+	"  show NAME [--json]                 one VM: definition and state\n"
+	"  start NAME [--no-wait]             start; waits until it runs\n"
+	"  stop NAME [--force] [--timeout SEC] [--no-wait]\n"
+	"                                     press the power button and wait for the guest to\n"
+	"                                     shut down; --force turns it off after the timeout\n"
+	"  turn-off NAME [--no-wait]          cut the power\n"
+	"  restart NAME                       hard reset\n"
+	"  pause NAME | resume NAME           stop and continue the vCPUs, memory kept\n"
+	"  delete NAME                        remove the definition; disk files are kept\n"
+	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
+	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
+	"      [--net SPEC]... [--no-nets] [--automatic-start-action A]\n"
+	"      [--automatic-stop-action A] [--json]\n"
+	"  log NAME                           the VM's worker log\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "keel vm: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", vm_usage);
+	return EXIT_USAGE;
+}
+
+static void vm_path(char *buf, size_t size, const char *name, const char *sub)
+{
+	char esc[256];
+
+	snprintf(buf, size, "/v1/vms/%s%s%s", client_escape(name, esc, sizeof(esc)),
+		 sub ? "/" : "", sub ? sub : "");
+}
+
+static const char *str_field(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return "";
+	return json_object_get_string(v);
+}
+
+static int64_t int_field(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static void fmt_size(uint64_t bytes, char *buf, size_t size)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (u < 3 && bytes >= 1024 && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, size, "%" PRIu64, bytes);
+	else
+		snprintf(buf, size, "%" PRIu64 "%c", bytes, units[u]);
+}
+
+static void print_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								 JSON_C_TO_STRING_SPACED |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* An absolute path for keeld, which does not share our working directory. */
+static char *abs_path(const char *p)
+{
+	char cwd[PATH_MAX], *r;
+
+	if (p[0] == '/')
+		return strdup(p);
+	r = realpath(p, NULL);
+	if (r)
+		return r;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return strdup(p);
+	if (asprintf(&r, "%s/%s", cwd, p) < 0)
+		return NULL;
+	return r;
+}
+
+static int add_path(json_object *o, const char *key, const char *p)
+{
+	char *a = abs_path(p);
+
+	if (!a)
+		return -ENOMEM;
+	json_object_object_add(o, key, json_object_new_string(a));
+	free(a);
+	return 0;
+}
+
+/* --disk PATH[,readonly] */
+static int add_disk(json_object *arr, const char *spec)
+{
+	json_object *d = json_object_new_object();
+	char *s = strdup(spec), *comma;
+	int ret = 0;
+
+	if (!s || !d) {
+		free(s);
+		json_object_put(d);
+		return -ENOMEM;
+	}
+	comma = strchr(s, ',');
+	if (comma) {
+		*comma++ = '\0';
+		if (strcmp(comma, "readonly") && strcmp(comma, "readonly=on") &&
+		    strcmp(comma, "ro")) {
+			fprintf(stderr, "keel vm: --disk %s: unknown option '%s' (only 'readonly')\n",
+				spec, comma);
+			ret = -EINVAL;
+			goto out;
+		}
+		json_object_object_add(d, "readonly", json_object_new_boolean(1));
+	}
+	if (!s[0]) {
+		fprintf(stderr, "keel vm: --disk needs a path\n");
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = add_path(d, "path", s);
+out:
+	free(s);
+	if (ret)
+		json_object_put(d);
+	else
+		json_object_array_add(arr, d);
+	return ret;
+}
+
+/* --net TAP[,mac=MAC] (also tap=TAP) */
+static int add_net(json_object *arr, const char *spec)
+{
+	json_object *n = json_object_new_object();
+	char *s = strdup(spec), *tok, *save = NULL;
+	int ret = 0;
+
+	if (!s || !n) {
+		free(s);
+		json_object_put(n);
+		return -ENOMEM;
+	}
+	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "mac=", 4)) {
+			json_object_object_add(n, "mac", json_object_new_string(tok + 4));
+		} else if (!strncmp(tok, "tap=", 4)) {
+			json_object_object_add(n, "tap", json_object_new_string(tok + 4));
+		} else if (!strncmp(tok, "switch=", 7)) {
+			json_object_object_add(n, "switch", json_object_new_string(tok + 7));
+		} else if (!strchr(tok, '=')) {
+			json_object_object_add(n, "tap", json_object_new_string(tok));
+		} else {
+			fprintf(stderr, "keel vm: --net %s: unknown option '%s'\n", spec, tok);
+			ret = -EINVAL;
+			break;
+		}
+	}
+	free(s);
+	if (ret)
+		json_object_put(n);
+	else
+		json_object_array_add(arr, n);
+	return ret;
+}
+
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_NO_INITRD,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_DISK,
+	OPT_NO_DISKS,
+	OPT_NET,
+	OPT_NO_NETS,
+	OPT_NOTES,
+	OPT_NAME,
+	OPT_START_ACTION,
+	OPT_STOP_ACTION,
+	OPT_JSON,
+	OPT_FORCE,
+	OPT_TIMEOUT,
+	OPT_NO_WAIT,
+	OPT_HELP,
+};
+
+static const struct option def_opts[] = {
+	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"initrd", required_argument, NULL, OPT_INITRD},
+	{"no-initrd", no_argument, NULL, OPT_NO_INITRD},
+	{"cmdline", required_argument, NULL, OPT_CMDLINE},
+	{"cpus", required_argument, NULL, OPT_CPUS},
+	{"memory", required_argument, NULL, OPT_MEMORY},
+	{"disk", required_argument, NULL, OPT_DISK},
+	{"no-disks", no_argument, NULL, OPT_NO_DISKS},
+	{"net", required_argument, NULL, OPT_NET},
+	{"no-nets", no_argument, NULL, OPT_NO_NETS},
+	{"notes", required_argument, NULL, OPT_NOTES},
+	{"name", required_argument, NULL, OPT_NAME},
+	{"automatic-start-action", required_argument, NULL, OPT_START_ACTION},
+	{"automatic-stop-action", required_argument, NULL, OPT_STOP_ACTION},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+/*
+ * Options shared by create and set, turned into the JSON body. Returns EXIT_OK, or an
+ * exit status after printing why.
+ */
+static int parse_def_opts(int argc, char **argv, bool create, json_object *body, bool *json,
+			  const char **name)
+{
+	json_object *disks = NULL, *nets = NULL;
+	uint64_t v;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+", def_opts, NULL)) != -1 ||
+	       (optind < argc && !*name)) {
+		if (c == -1) {
+			/* The first operand is the NAME; options may follow it. */
+			*name = argv[optind++];
+			continue;
+		}
+		switch (c) {
+		case OPT_KERNEL:
+			if (add_path(body, "kernel", optarg))
+				return EXIT_FAIL;
+			break;
+		case OPT_INITRD:
+			if (add_path(body, "initrd", optarg))
+				return EXIT_FAIL;
+			break;
+		case OPT_NO_INITRD:
+			json_object_object_add(body, "initrd", NULL);
+			break;
+		case OPT_CMDLINE:
+			json_object_object_add(body, "cmdline", json_object_new_string(optarg));
+			break;
+		case OPT_NOTES:
+			json_object_object_add(body, "notes", json_object_new_string(optarg));
+			break;
+		case OPT_CPUS:
+			if (parse_uint(optarg, 1, 255, &v))
+				return usage_error("--cpus: '%s' is not a number from 1 to 255",
+						   optarg);
+			json_object_object_add(body, "cpus", json_object_new_int64((int64_t)v));
+			break;
+		case OPT_MEMORY:
+			if (parse_size(optarg, 1 << 20, &v) || v > INT64_MAX)
+				return usage_error("--memory: '%s' is not a size (e.g. 512M, 2G; "
+						   "plain numbers are MiB)",
+						   optarg);
+			json_object_object_add(body, "memory", json_object_new_int64((int64_t)v));
+			break;
+		case OPT_DISK:
+		case OPT_NO_DISKS:
+			if (!disks) {
+				disks = json_object_new_array();
+				json_object_object_add(body, "disks", disks);
+			}
+			if (c == OPT_DISK && add_disk(disks, optarg))
+				return EXIT_USAGE;
+			break;
+		case OPT_NET:
+		case OPT_NO_NETS:
+			if (!nets) {
+				nets = json_object_new_array();
+				json_object_object_add(body, "nets", nets);
+			}
+			if (c == OPT_NET && add_net(nets, optarg))
+				return EXIT_USAGE;
+			break;
+		case OPT_NAME:
+			if (create)
+				return usage_error("%s", "the name is the first argument of create");
+			json_object_object_add(body, "name", json_object_new_string(optarg));
+			break;
+		case OPT_START_ACTION:
+			json_object_object_add(body, "automatic_start_action",
+					       json_object_new_string(optarg));
+			break;
+		case OPT_STOP_ACTION:
+			json_object_object_add(body, "automatic_stop_action",
+					       json_object_new_string(optarg));
+			break;
+		case OPT_JSON:
+			*json = true;
+			break;
+		case OPT_HELP:
+			fputs(vm_usage, stdout);
+			exit(0);
+		default:
+			fputs(vm_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!*name)
+		return usage_error("%s", "missing the VM name");
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return EXIT_OK;
+}
+
+static void print_vm(json_object *vm)
+{
+	json_object *arr, *v;
+	char mem[32];
+	const char *reason = str_field(vm, "state_reason");
+
+	fmt_size((uint64_t)int_field(vm, "memory"), mem, sizeof(mem));
+	printf("Name:                   %s\n", str_field(vm, "name"));
+	printf("Id:                     %s\n", str_field(vm, "id"));
+	printf("State:                  %s\n", str_field(vm, "state"));
+	if (reason[0])
+		printf("Status:                 %s\n", reason);
+	if (int_field(vm, "pid"))
+		printf("Worker pid:             %" PRId64 "\n", int_field(vm, "pid"));
+	printf("CPUs:                   %" PRId64 "\n", int_field(vm, "cpus"));
+	printf("Memory:                 %s\n", mem);
+	printf("Kernel:                 %s\n", str_field(vm, "kernel"));
+	if (str_field(vm, "initrd")[0])
+		printf("Initrd:                 %s\n", str_field(vm, "initrd"));
+	printf("Command line:           %s\n", str_field(vm, "cmdline"));
+	if (json_object_object_get_ex(vm, "disks", &arr))
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			v = json_object_array_get_idx(arr, i);
+			printf("Disk %zu:                 %s%s\n", i, str_field(v, "path"),
+			       json_object_get_boolean(json_object_object_get(v, "readonly"))
+				       ? " (read-only)"
+				       : "");
+		}
+	if (json_object_object_get_ex(vm, "nets", &arr))
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			v = json_object_array_get_idx(arr, i);
+			printf("Network adapter %zu:      tap %s, MAC %s\n", i, str_field(v, "tap"),
+			       str_field(v, "mac"));
+		}
+	printf("Automatic start action: %s\n", str_field(vm, "automatic_start_action"));
+	printf("Automatic stop action:  %s\n", str_field(vm, "automatic_stop_action"));
+	if (str_field(vm, "console_socket")[0])
+		printf("Console:                keel console %s\n", str_field(vm, "name"));
+	if (str_field(vm, "notes")[0])
+		printf("Notes:                  %s\n", str_field(vm, "notes"));
+	printf("Created:                %s\n", str_field(vm, "created"));
+	printf("Version:                %" PRId64 " (revision %" PRId64 ")\n",
+	       int_field(vm, "version"), int_field(vm, "revision"));
+}
+
+static int cmd_create_or_set(int argc, char **argv, bool create)
+{
+	json_object *body = json_object_new_object(), *vm = NULL;
+	const char *name = NULL;
+	bool json = false;
+	char path[512], what[128];
+	int ret;
+
+	ret = parse_def_opts(argc, argv, create, body, &json, &name);
+	if (ret)
+		goto out;
+	snprintf(what, sizeof(what), "%s VM '%s'", create ? "create" : "set", name);
+	if (create) {
+		json_object_object_add(body, "name", json_object_new_string(name));
+		ret = client_call("POST", "/v1/vms", body, &vm, what);
+	} else {
+		vm_path(path, sizeof(path), name, NULL);
+		ret = client_call("PATCH", path, body, &vm, what);
+	}
+	if (ret)
+		goto out;
+	if (json)
+		print_json(vm);
+	else if (create)
+		printf("Created VM '%s' (id %s)\n", str_field(vm, "name"), str_field(vm, "id"));
+	else
+		printf("Changed VM '%s' (revision %" PRId64 ")\n", str_field(vm, "name"),
+		       int_field(vm, "revision"));
+out:
+	json_object_put(body);
+	json_object_put(vm);
+	return ret;
+}
+
+/* Options of the verbs that take only a NAME and a few flags. */
+struct verb_opts {
+	const char *name;
+	bool json, force, no_wait;
+	long timeout; /* -1: keeld's default */
+};
+
+static int parse_verb(int argc, char **argv, struct verb_opts *o, const char *allowed)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, OPT_JSON},
+		{"force", no_argument, NULL, OPT_FORCE},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"no-wait", no_argument, NULL, OPT_NO_WAIT},
+		{"help", no_argument, NULL, OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout = -1;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1 ||
+	       (optind < argc && !o->name)) {
+		const char *optname = NULL;
+		if (c == -1) {
+			o->name = argv[optind++];
+			continue;
+		}
+		switch (c) {
+		case OPT_JSON:
+			optname = "json";
+			o->json = true;
+			break;
+		case OPT_FORCE:
+			optname = "force";
+			o->force = true;
+			break;
+		case OPT_TIMEOUT:
+			optname = "timeout";
+			if (parse_uint(optarg, 0, 86400, &v))
+				return usage_error("--timeout: '%s' is not a number of seconds "
+						   "from 0 to 86400",
+						   optarg);
+			o->timeout = (long)v;
+			break;
+		case OPT_NO_WAIT:
+			optname = "no-wait";
+			o->no_wait = true;
+			break;
+		case OPT_HELP:
+			fputs(vm_usage, stdout);
+			exit(0);
+		default:
+			fputs(vm_usage, stderr);
+			return EXIT_USAGE;
+		}
+		if (!strstr(allowed, optname))
+			return usage_error("option --%s does not apply to this command", optname);
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return EXIT_OK;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	struct verb_opts o;
+	json_object *arr = NULL;
+	size_t n, wname = 4, wstate = 5;
+	int ret;
+
+	ret = parse_verb(argc, argv, &o, "json");
+	if (ret)
+		return ret;
+	if (o.name)
+		return usage_error("unexpected argument '%s'", o.name);
+	ret = client_call("GET", "/v1/vms", NULL, &arr, "list VMs");
+	if (ret)
+		return ret;
+	if (o.json) {
+		print_json(arr);
+		json_object_put(arr);
+		return EXIT_OK;
+	}
+	n = json_object_array_length(arr);
+	for (size_t i = 0; i < n; i++) {
+		json_object *vm = json_object_array_get_idx(arr, i);
+		size_t l = strlen(str_field(vm, "name"));
+		wname = l > wname ? l : wname;
+		l = strlen(str_field(vm, "state"));
+		wstate = l > wstate ? l : wstate;
+	}
+	printf("%-*s  %-*s  %4s  %7s  %s\n", (int)wname, "NAME", (int)wstate, "STATE", "CPUS",
+	       "MEMORY", "STATUS");
+	for (size_t i = 0; i < n; i++) {
+		json_object *vm = json_object_array_get_idx(arr, i);
+		char mem[32];
+		fmt_size((uint64_t)int_field(vm, "memory"), mem, sizeof(mem));
+		printf("%-*s  %-*s  %4" PRId64 "  %7s  %s\n", (int)wname, str_field(vm, "name"),
+		       (int)wstate, str_field(vm, "state"), int_field(vm, "cpus"), mem,
+		       str_field(vm, "state_reason"));
+	}
+	json_object_put(arr);
+	return EXIT_OK;
+}
+
+static int cmd_show(int argc, char **argv)
+{
+	struct verb_opts o;
+	json_object *vm = NULL;
+	char path[512], what[128];
+	int ret;
+
+	ret = parse_verb(argc, argv, &o, "json");
+	if (ret)
+		return ret;
+	if (!o.name)
+		return usage_error("%s", "missing the VM name");
+	vm_path(path, sizeof(path), o.name, NULL);
+	snprintf(what, sizeof(what), "show VM '%s'", o.name);
+	ret = client_call("GET", path, NULL, &vm, what);
+	if (ret)
+		return ret;
+	if (o.json)
+		print_json(vm);
+	else
+		print_vm(vm);
+	json_object_put(vm);
+	return EXIT_OK;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Poll the VM until it leaves the transitional state `while_state`. Returns EXIT_OK if it
+ * reached one of `want` (a list like "Running,Paused"), else prints why and fails.
+ */
+static int wait_state(const char *name, const char *while_state, const char *want,
+		      long limit_s, const char *verb)
+{
+	long long deadline = now_ms() + limit_s * 1000;
+	char path[512], what[128];
+	int ret;
+
+	vm_path(path, sizeof(path), name, NULL);
+	snprintf(what, sizeof(what), "%s VM '%s'", verb, name);
+	for (;;) {
+		json_object *vm = NULL;
+		const char *state;
+
+		ret = client_call("GET", path, NULL, &vm, what);
+		if (ret)
+			return ret;
+		state = str_field(vm, "state");
+		if (strcmp(state, while_state)) {
+			char list[64];
+			bool ok;
+			snprintf(list, sizeof(list), ",%s,", want);
+			char needle[32];
+			snprintf(needle, sizeof(needle), ",%s,", state);
+			ok = strstr(list, needle) != NULL;
+			if (!ok)
+				fprintf(stderr, "keel: %s: the VM is %s: %s\n", what, state,
+					str_field(vm, "state_reason"));
+			json_object_put(vm);
+			return ok ? EXIT_OK : EXIT_FAIL;
+		}
+		json_object_put(vm);
+		if (now_ms() > deadline) {
+			fprintf(stderr, "keel: %s: still %s after %ld s\n", what, while_state,
+				limit_s);
+			return EXIT_TIMED_OUT;
+		}
+		usleep(WAIT_POLL_MS * 1000);
+	}
+}
+
+static int cmd_action(int argc, char **argv, const char *action)
+{
+	struct verb_opts o;
+	json_object *body = NULL, *vm = NULL;
+	const char *allowed = "json";
+	char path[512], what[128];
+	int ret;
+
+	if (!strcmp(action, "stop"))
+		allowed = "json force timeout no-wait";
+	else if (!strcmp(action, "start") || !strcmp(action, "turn-off"))
+		allowed = "json no-wait";
+	ret = parse_verb(argc, argv, &o, allowed);
+	if (ret)
+		return ret;
+	if (!o.name)
+		return usage_error("%s", "missing the VM name");
+	vm_path(path, sizeof(path), o.name, action);
+	snprintf(what, sizeof(what), "%s VM '%s'", action, o.name);
+	if (!strcmp(action, "stop")) {
+		body = json_object_new_object();
+		json_object_object_add(body, "force", json_object_new_boolean(o.force));
+		if (o.timeout >= 0)
+			json_object_object_add(body, "timeout", json_object_new_int64(o.timeout));
+	}
+	ret = client_call("POST", path, body, &vm, what);
+	json_object_put(body);
+	if (ret)
+		goto out;
+	if (!o.no_wait) {
+		if (!strcmp(action, "start"))
+			ret = wait_state(o.name, "Starting", "Running,Paused", 120, action);
+		else if (!strcmp(action, "stop"))
+			/* keeld enforces the timeout; this limit only guards against a hang. */
+			ret = wait_state(o.name, "Stopping", "Off",
+					 (o.timeout >= 0 ? o.timeout : 86400) + 60, action);
+		else if (!strcmp(action, "turn-off"))
+			ret = wait_state(o.name, "Stopping", "Off", 60, action);
+		if (ret == EXIT_FAIL && !strcmp(action, "stop"))
+			ret = EXIT_TIMED_OUT; /* back to Running: the guest ignored the button */
+	}
+	if (ret)
+		goto out;
+	if (o.json) {
+		json_object_put(vm);
+		vm = NULL;
+		vm_path(path, sizeof(path), o.name, NULL);
+		ret = client_call("GET", path, NULL, &vm, what);
+		if (!ret)
+			print_json(vm);
+	}
+out:
+	json_object_put(vm);
+	return ret;
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+	struct verb_opts o;
+	json_object *vm = NULL, *disks;
+	char path[512], what[128];
+	int ret;
+
+	ret = parse_verb(argc, argv, &o, "json");
+	if (ret)
+		return ret;
+	if (!o.name)
+		return usage_error("%s", "missing the VM name");
+	vm_path(path, sizeof(path), o.name, NULL);
+	snprintf(what, sizeof(what), "delete VM '%s'", o.name);
+	/* Fetch first, to tell the user which disk files stay. */
+	ret = client_call("GET", path, NULL, &vm, what);
+	if (ret)
+		return ret;
+	json_object *res = NULL;
+	ret = client_call("DELETE", path, NULL, &res, what);
+	if (!ret) {
+		if (o.json) {
+			print_json(res);
+		} else {
+			printf("Deleted VM '%s'\n", o.name);
+			if (json_object_object_get_ex(vm, "disks", &disks))
+				for (size_t i = 0; i < json_object_array_length(disks); i++)
+					printf("Kept disk %s\n",
+					       str_field(json_object_array_get_idx(disks, i),
+							 "path"));
+		}
+	}
+	json_object_put(res);
+	json_object_put(vm);
+	return ret;
+}
+
+static int cmd_log(int argc, char **argv)
+{
+	struct verb_opts o;
+	struct client_reply r;
+	char path[512], err[512];
+	int ret;
+
+	ret = parse_verb(argc, argv, &o, "");
+	if (ret)
+		return ret;
+	if (!o.name)
+		return usage_error("%s", "missing the VM name");
+	vm_path(path, sizeof(path), o.name, "log");
+	if (client_request("GET", path, NULL, &r, err, sizeof(err))) {
+		fprintf(stderr, "keel: log of VM '%s': %s\n", o.name, err);
+		return EXIT_NO_DAEMON;
+	}
+	if (r.status != 200) {
+		client_reply_free(&r);
+		/* Let client_call print keeld's error message and pick the status. */
+		snprintf(err, sizeof(err), "log of VM '%s'", o.name);
+		return client_call("GET", path, NULL, NULL, err);
+	}
+	fwrite(r.body, 1, r.len, stdout);
+	client_reply_free(&r);
+	return EXIT_OK;
+}
+
+int cli_vm_main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2) {
+		fputs(vm_usage, stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "create"))
+		return cmd_create_or_set(argc, argv, true);
+	if (!strcmp(cmd, "set"))
+		return cmd_create_or_set(argc, argv, false);
+	if (!strcmp(cmd, "list") || !strcmp(cmd, "ls"))
+		return cmd_list(argc, argv);
+	if (!strcmp(cmd, "show"))
+		return cmd_show(argc, argv);
+	if (!strcmp(cmd, "start") || !strcmp(cmd, "stop") || !strcmp(cmd, "turn-off") ||
+	    !strcmp(cmd, "restart") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume"))
+		return cmd_action(argc, argv, cmd);
+	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
+		return cmd_delete(argc, argv);
+	if (!strcmp(cmd, "log"))
+		return cmd_log(argc, argv);
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		fputs(vm_usage, stdout);
+		return EXIT_OK;
+	}
+	return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The format-independent entry points: detection, argument checks, create and convert. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "disk/disk.h"
+#include "disk/disk_internal.h"
+#include "disk/disk_io.h"
+#include "disk/raw.h"
+#include "disk/vhdx.h"
+#include "lib/log.h"
+
+/* Detection order: specific signatures first, raw last (it matches anything). */
+static const struct disk_ops *const formats[] = {
+	&vhdx_ops,
+	&raw_ops,
+};
+
+int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
+{
+	if (flags & DISK_OPEN_NOLOCK)
+		return 0;
+	if (flock(fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		int e = -errno;
+
+		if (e == -EWOULDBLOCK) {
+			log_err("%s is in use by another program (%s)", path,
+				rdonly ? "open for writing" : "open");
+			return -EBUSY;
+		}
+		/* File systems without flock support: go on unlocked. */
+		if (e != -ENOLCK && e != -EOPNOTSUPP) {
+			log_err("cannot lock %s: %s", path, strerror(-e));
+			return e;
+		}
+	}
+	return 0;
+}
+
+int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
+{
+	uint8_t head[8];
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+	const struct disk_ops *ops = NULL;
+	int r;
+
+	if (n < 0) {
+		r = -errno;
+		log_err("cannot read %s: %s", path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		if (formats[i]->probe(head, (size_t)n)) {
+			ops = formats[i];
+			break;
+		}
+	}
+	if (ops == &raw_ops) {
+		r = disk_lock_fd(fd, path, flags & DISK_OPEN_RDONLY, flags);
+		if (r) {
+			close(fd);
+			return r;
+		}
+	}
+	/* The format's open owns fd from here, closing it on failure. */
+	r = ops->open(fd, path, flags, out);
+	if (r) {
+		if (ops == &raw_ops)
+			close(fd);
+		return r;
+	}
+	(*out)->ops = ops;
+	(*out)->rdonly = flags & DISK_OPEN_RDONLY;
+	if (!(*out)->path[0])
+		snprintf((*out)->path, sizeof((*out)->path), "%s", path);
+	return 0;
+}
+
+int disk_open(const char *path, unsigned flags, struct disk **out)
+{
+	int fd = open(path, ((flags & DISK_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+
+	if (fd < 0) {
+		int e = -errno;
+
+		log_err("cannot open %s: %s", path, strerror(-e));
+		return e;
+	}
+	return disk_open_fd(fd, path, flags, out);
+}
+
+static int check_range(struct disk *d, uint64_t off, uint64_t len, const char *what)
+{
+	uint64_t size = d->ops->size(d);
+
+	if (off % 512 || len % 512 || off > size || len > size - off) {
+		log_err("%s: %s of %llu bytes at %llu is unaligned or beyond the disk (%llu bytes)",
+			d->path, what, (unsigned long long)len, (unsigned long long)off,
+			(unsigned long long)size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int disk_read(struct disk *d, void *buf, uint64_t off, size_t len)
+{
+	int r = check_range(d, off, len, "read");
+
+	return r ? r : d->ops->read(d, buf, off, len);
+}
+
+int disk_write(struct disk *d, const void *buf, uint64_t off, size_t len)
+{
+	int r = check_range(d, off, len, "write");
+
+	if (r == 0 && d->rdonly)
+		r = -EROFS;
+	return r ? r : d->ops->write(d, buf, off, len);
+}
+
+int disk_flush(struct disk *d)
+{
+	return d->ops->flush(d);
+}
+
+int disk_discard(struct disk *d, uint64_t off, uint64_t len)
+{
+	int r = check_range(d, off, len, "discard");
+
+	if (r == 0 && d->rdonly)
+		r = -EROFS;
+	return r ? r : d->ops->discard(d, off, len);
+}
+
+uint64_t disk_size(struct disk *d)
+{
+	return d->ops->size(d);
+}
+
+int disk_info(struct disk *d, struct disk_info *out)
+{
+	return d->ops->info(d, out);
+}
+
+void disk_close(struct disk *d)
+{
+	if (d)
+		d->ops->close(d);
+}
+
+const char *disk_format_name(enum disk_format f)
+{
+	return f == DISK_FORMAT_VHDX ? "vhdx" : "raw";
+}
+
+const char *disk_type_name(enum disk_type t)
+{
+	switch (t) {
+	case DISK_TYPE_FIXED:
+		return "fixed";
+	case DISK_TYPE_DYNAMIC:
+		return "dynamic";
+	default:
+		return "differencing";
+	}
+}
+
+enum disk_format disk_format_from_name(const char *path)
+{
+	size_t n = strlen(path);
+
+	if ((n >= 5 && strcasecmp(path + n - 5, ".vhdx") == 0) ||
+	    (n >= 6 && strcasecmp(path + n - 6, ".avhdx") == 0))
+		return DISK_FORMAT_VHDX;
+	return DISK_FORMAT_RAW;
+}
+
+int disk_create(const char *path, const struct disk_create_opts *o)
+{
+	if (o->format == DISK_FORMAT_RAW) {
+		if (o->type == DISK_TYPE_DIFFERENCING) {
+			log_err("cannot create %s: raw disks have no differencing type", path);
+			return -EINVAL;
+		}
+		if (o->size == 0 || o->size % 512) {
+			log_err("cannot create %s: size must be a non-zero multiple of 512", path);
+			return -EINVAL;
+		}
+		return raw_create(path, o->size);
+	}
+	return vhdx_create(path, o);
+}
+
+int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o)
+{
+	struct disk_create_opts co = *o;
+	struct disk *in = NULL, *out = NULL;
+	struct disk_info info;
+	const size_t chunk = 1 << 20;
+	uint8_t *buf = NULL;
+	uint64_t size;
+	bool created = false;
+	int r;
+
+	r = disk_open(src, DISK_OPEN_RDONLY, &in);
+	if (r)
+		return r;
+	r = disk_info(in, &info);
+	if (r)
+		goto out;
+	size = disk_size(in);
+	co.size = size;
+	if (co.type == DISK_TYPE_DIFFERENCING) {
+		log_err("cannot convert to a differencing disk; convert makes a standalone copy");
+		r = -EINVAL;
+		goto out;
+	}
+	if (co.format == DISK_FORMAT_VHDX && !co.logical_sector)
+		co.logical_sector = info.logical_sector;
+	if (co.format == DISK_FORMAT_VHDX && !co.block_size && info.block_size)
+		co.block_size = info.block_size;
+	if (co.format == DISK_FORMAT_VHDX && size % (co.logical_sector ? co.logical_sector : 512)) {
+		log_err("cannot convert %s: its size %llu is not a multiple of the sector size", src,
+			(unsigned long long)size);
+		r = -EINVAL;
+		goto out;
+	}
+	r = disk_create(dst, &co);
+	if (r)
+		goto out;
+	created = true;
+	r = disk_open(dst, 0, &out);
+	if (r)
+		goto out;
+	buf = malloc(chunk);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t off = 0; off < size; off += chunk) {
+		size_t n = size - off < chunk ? (size_t)(size - off) : chunk;
+
+		r = disk_read(in, buf, off, n);
+		if (r)
+			goto out;
+		/* Zeros stay unallocated (dynamic VHDX, sparse raw); fixed files are zero already. */
+		if (dio_is_zero(buf, n))
+			continue;
+		r = disk_write(out, buf, off, n);
+		if (r)
+			goto out;
+	}
+	r = disk_flush(out);
+out:
+	free(buf);
+	disk_close(in);
+	disk_close(out);
+	if (r && created)
+		unlink(dst);
+	return r;
+}

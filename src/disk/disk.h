@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keel's virtual disk library: raw and VHDX (fixed, dynamic, differencing) behind one ops
+ * table. No KVM dependency; the VMM, the CLI and the tests use it the same way.
+ *
+ * Threads: a handle may be used from several threads at once for read, write, discard,
+ * flush, size and info (see each format's locking comment). Open, close and the offline
+ * operations (resize, compact, merge) need exclusive use of the handle.
+ *
+ * Errors: functions return 0 or -errno and log one line (lib/log.h) saying what failed, on
+ * which file, and why.
+ */
+#ifndef KEEL_DISK_DISK_H
+#define KEEL_DISK_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/uuid.h"
+
+enum disk_format { DISK_FORMAT_RAW, DISK_FORMAT_VHDX };
+enum disk_type { DISK_TYPE_FIXED, DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING };
+
+/* Open flags. */
+#define DISK_OPEN_RDONLY   (1u << 0)
+/* Differencing disks: do not open the parent; its sectors read as zeros (fuzzing, info). */
+#define DISK_OPEN_NOPARENT (1u << 1)
+/* Do not take the advisory file lock (flock) that keeps two writers apart. */
+#define DISK_OPEN_NOLOCK   (1u << 2)
+
+#define DISK_PATH_MAX 4096
+
+struct disk_info {
+	enum disk_format format;
+	enum disk_type type;
+	uint64_t virtual_size;
+	uint64_t file_size;      /* bytes the file takes, as its length */
+	uint64_t allocated_size; /* bytes of disk data held in this file */
+	uint32_t block_size;     /* VHDX payload block size; 0 for raw */
+	uint32_t logical_sector;
+	uint32_t physical_sector;
+	uint64_t blocks_total; /* payload blocks (VHDX) */
+	uint64_t blocks_allocated;
+	struct uuid disk_id; /* VHDX page 83 id */
+	struct uuid file_write_guid;
+	struct uuid data_write_guid;
+	struct uuid log_guid;
+	bool has_parent;
+	char parent_path[DISK_PATH_MAX]; /* resolved path, or the first locator path */
+	struct uuid parent_linkage;
+	bool log_replayed_in_memory; /* read-only open found a log to replay */
+};
+
+struct disk;
+
+/* One table per format; never written at run time. */
+struct disk_ops {
+	const char *name;
+	/* Does this header (the file's first bytes, len >= 8 when the file is that long) match? */
+	bool (*probe)(const uint8_t *head, size_t len);
+	int (*open)(int fd, const char *path, unsigned flags, struct disk **out);
+	int (*read)(struct disk *d, void *buf, uint64_t off, size_t len);
+	int (*write)(struct disk *d, const void *buf, uint64_t off, size_t len);
+	int (*flush)(struct disk *d);
+	int (*discard)(struct disk *d, uint64_t off, uint64_t len);
+	uint64_t (*size)(struct disk *d);
+	void (*close)(struct disk *d);
+	int (*info)(struct disk *d, struct disk_info *out);
+};
+
+/* Every format's handle starts with this. */
+struct disk {
+	const struct disk_ops *ops;
+	char path[DISK_PATH_MAX];
+	bool rdonly;
+};
+
+extern const struct disk_ops raw_ops;
+extern const struct disk_ops vhdx_ops;
+
+/* Opens FILE, detecting the format from its contents. */
+int disk_open(const char *path, unsigned flags, struct disk **out)
+	__attribute__((warn_unused_result));
+/* Opens an already open fd (the handle takes ownership and closes it). */
+int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
+	__attribute__((warn_unused_result));
+/* off and len must be multiples of 512 and inside the disk. */
+int disk_read(struct disk *d, void *buf, uint64_t off, size_t len)
+	__attribute__((warn_unused_result));
+int disk_write(struct disk *d, const void *buf, uint64_t off, size_t len)
+	__attribute__((warn_unused_result));
+/* Makes every completed write durable (data and metadata). */
+int disk_flush(struct disk *d) __attribute__((warn_unused_result));
+/* The range may afterwards read as zeros or as its old contents. */
+int disk_discard(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn_unused_result));
+uint64_t disk_size(struct disk *d);
+int disk_info(struct disk *d, struct disk_info *out) __attribute__((warn_unused_result));
+void disk_close(struct disk *d);
+
+const char *disk_format_name(enum disk_format f);
+const char *disk_type_name(enum disk_type t);
+/* "vhdx" for *.vhdx / *.avhdx, else "raw". */
+enum disk_format disk_format_from_name(const char *path);
+
+struct disk_create_opts {
+	enum disk_format format;
+	enum disk_type type;
+	uint64_t size;         /* ignored for differencing: the parent's size */
+	uint32_t block_size;   /* 0: default (32 MiB) */
+	uint32_t logical_sector;  /* 0: default (512; differencing: the parent's) */
+	uint32_t physical_sector; /* 0: default (4096) */
+	const char *parent;    /* differencing only */
+};
+
+/* Creates a new file; fails if it exists. */
+int disk_create(const char *path, const struct disk_create_opts *o)
+	__attribute__((warn_unused_result));
+
+/* Copies every sector of src (a whole chain) into a new file dst. */
+int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o)
+	__attribute__((warn_unused_result));
+
+#endif

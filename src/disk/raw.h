@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Raw images: creation and resize (I/O goes through raw_ops in disk.h). */
+#ifndef KEEL_DISK_RAW_H
+#define KEEL_DISK_RAW_H
+
+#include <stdint.h>
+
+/* A sparse file of `size` bytes; fails if it exists. */
+int raw_create(const char *path, uint64_t size) __attribute__((warn_unused_result));
+/* Grows, or shrinks when every byte cut off is zero. */
+int raw_resize(const char *path, uint64_t size) __attribute__((warn_unused_result));
+
+#endif

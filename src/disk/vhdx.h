@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * VHDX operations beyond the ops table: create, check, resize, compact and merge.
+ * I/O goes through vhdx_ops (disk.h). Offline operations take the file's exclusive lock.
+ */
+#ifndef KEEL_DISK_VHDX_H
+#define KEEL_DISK_VHDX_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "disk/disk.h"
+
+#define VHDX_DEFAULT_BLOCK (32u << 20)
+
+int vhdx_create(const char *path, const struct disk_create_opts *o)
+	__attribute__((warn_unused_result));
+
+/*
+ * Checks every structure of the file (and opens its parent chain). Writes one line per
+ * problem found to `report`, then a summary line. Returns 0 when clean, -EUCLEAN when
+ * inconsistent, or another -errno when the file cannot be read at all.
+ */
+int vhdx_check(const char *path, FILE *report) __attribute__((warn_unused_result));
+
+/* Changes the virtual size: grows, or shrinks when nothing but zeros is cut off. */
+int vhdx_resize(const char *path, uint64_t size) __attribute__((warn_unused_result));
+
+/*
+ * Gives back space: blocks holding only zeros are dropped, and the remaining blocks are
+ * moved down over the gaps so the file can be truncated. *freed gets the bytes saved.
+ */
+int vhdx_compact(const char *path, uint64_t *freed) __attribute__((warn_unused_result));
+
+/*
+ * Folds a differencing disk into its parent: every sector present in the child is written
+ * into the parent, which is flushed; then the child file is deleted.
+ */
+int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * VHDX block allocation table: geometry (payload entries interleaved with one sector bitmap
+ * entry per chunk), loading with validation, logged updates and block allocation.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "disk/vhdx_internal.h"
+#include "lib/log.h"
+
+#define BAT_PER_SECTOR (VHDX_LOG_SECTOR / 8)
+
+void vhdx_geometry(uint64_t vsize, uint32_t block_size, uint32_t lsec, bool differencing,
+		   uint64_t *chunk_ratio, uint64_t *payload, uint64_t *bitmaps, uint64_t *entries)
+{
+	uint64_t cr = ((uint64_t)1 << 23) * lsec / block_size;
+	uint64_t p = (vsize + block_size - 1) / block_size;
+	uint64_t b = (p + cr - 1) / cr;
+
+	*chunk_ratio = cr;
+	*payload = p;
+	*bitmaps = b;
+	*entries = differencing ? b * (cr + 1) : p + (p ? (p - 1) / cr : 0);
+}
+
+static bool in_metadata(const struct vhdx *v, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+
+	return off < VHDX_SECTION_SIZE || (off < v->log_off + v->log_len && v->log_off < end) ||
+	       (off < v->bat_off + v->bat_len && v->bat_off < end) ||
+	       (off < v->meta_off + v->meta_len && v->meta_off < end);
+}
+
+int vhdx_bat_load(struct vhdx *v)
+{
+	const char *path = v->base.path;
+	uint64_t fsize, words;
+	int r;
+
+	vhdx_geometry(v->vsize, v->block_size, v->lsec, v->has_parent, &v->chunk_ratio,
+		      &v->payload_blocks, &v->bitmap_blocks, &v->bat_entries);
+	if (v->bat_entries * 8 > v->bat_len) {
+		log_err("%s: VHDX BAT region holds %llu entries but the disk needs %llu", path,
+			(unsigned long long)(v->bat_len / 8), (unsigned long long)v->bat_entries);
+		return -EINVAL;
+	}
+	r = vhdx_file_size(v, &fsize);
+	if (r)
+		return r;
+	words = vhdx_align_up(v->bat_entries, BAT_PER_SECTOR);
+	if (v->bat_off + words * 8 > fsize) {
+		log_err("%s: VHDX BAT at %llu lies beyond the end of the file (%llu bytes)", path,
+			(unsigned long long)v->bat_off, (unsigned long long)fsize);
+		return -EINVAL;
+	}
+	v->bat = malloc(words * 8);
+	if (!v->bat)
+		return -ENOMEM;
+	{
+		uint8_t *raw = (uint8_t *)v->bat;
+
+		r = vhdx_pread(v, raw, words * 8, v->bat_off);
+		if (r) {
+			log_err("%s: cannot read the VHDX BAT: %s", path, strerror(-r));
+			return r == -ENODATA ? -EINVAL : r;
+		}
+		for (uint64_t i = 0; i < words; i++)
+			v->bat[i] = vhdx_le64(raw + i * 8);
+	}
+	if (v->has_parent) {
+		v->bitmaps = calloc(v->bitmap_blocks, sizeof(*v->bitmaps));
+		if (!v->bitmaps)
+			return -ENOMEM;
+	}
+	/* Validate what I/O relies on: states, and blocks inside the file, clear of metadata. */
+	for (uint64_t i = 0; i < v->bat_entries; i++) {
+		uint64_t e = v->bat[i], state = e & VHDX_BAT_STATE_MASK, off = e & VHDX_BAT_OFFSET_MASK;
+		bool is_bitmap = (i % (v->chunk_ratio + 1)) == v->chunk_ratio;
+		uint64_t len = is_bitmap ? VHDX_BITMAP_SIZE : v->block_size;
+		bool present;
+
+		if (is_bitmap) {
+			if (state != VHDX_SB_NOT_PRESENT && state != VHDX_SB_PRESENT) {
+				log_err("%s: VHDX sector bitmap entry %llu has invalid state %llu", path,
+					(unsigned long long)i, (unsigned long long)state);
+				return -EINVAL;
+			}
+			if (state == VHDX_SB_PRESENT && !v->has_parent) {
+				/* Allowed by the spec only for differencing disks; harmless here. */
+				continue;
+			}
+			present = state == VHDX_SB_PRESENT;
+		} else {
+			if (state == 4 || (state == VHDX_PAYLOAD_PARTIALLY_PRESENT && !v->has_parent)) {
+				log_err("%s: VHDX BAT entry %llu has invalid state %llu", path,
+					(unsigned long long)i, (unsigned long long)state);
+				return -EINVAL;
+			}
+			present = state == VHDX_PAYLOAD_FULLY_PRESENT ||
+				  state == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+		}
+		if (!present)
+			continue;
+		if (off == 0 || off + len > fsize || in_metadata(v, off, len)) {
+			log_err("%s: VHDX BAT entry %llu points to offset %llu, %s", path,
+				(unsigned long long)i, (unsigned long long)off,
+				off + len > fsize ? "beyond the end of the file"
+						  : "inside the VHDX metadata");
+			return -EINVAL;
+		}
+	}
+	v->file_end = vhdx_align_up(fsize, VHDX_ALIGN);
+	return 0;
+}
+
+int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
+{
+	uint64_t o = v->file_end, end = o + vhdx_align_up(len, VHDX_ALIGN);
+
+	if (end > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (ftruncate(v->fd, (off_t)end) < 0) {
+		int e = -errno;
+
+		log_err("%s: cannot grow the file to %llu bytes: %s", v->base.path,
+			(unsigned long long)end, strerror(-e));
+		return e;
+	}
+	v->file_end = end;
+	*off = o;
+	return 0;
+}
+
+int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsigned n)
+{
+	struct vhdx_log_item items[16] = {0};
+	uint8_t (*sec)[VHDX_LOG_SECTOR] = NULL;
+	uint64_t *old = NULL;
+	unsigned ns = 0;
+	int r = -ENOMEM;
+
+	if (n > 16)
+		return -E2BIG;
+	sec = malloc(n * VHDX_LOG_SECTOR);
+	old = malloc(n * sizeof(*old));
+	if (!sec || !old)
+		goto out;
+	for (unsigned i = 0; i < n; i++) {
+		old[i] = v->bat[idx[i]];
+		v->bat[idx[i]] = val[i];
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t s = idx[i] / BAT_PER_SECTOR;
+		bool dup = false;
+
+		for (unsigned j = 0; j < ns; j++)
+			dup = dup || items[j].off == v->bat_off + s * VHDX_LOG_SECTOR;
+		if (dup)
+			continue;
+		for (unsigned k = 0; k < BAT_PER_SECTOR; k++)
+			vhdx_put64(sec[ns] + k * 8, v->bat[s * BAT_PER_SECTOR + k]);
+		items[ns].off = v->bat_off + s * VHDX_LOG_SECTOR;
+		items[ns].data = sec[ns];
+		ns++;
+	}
+	r = vhdx_log_commit(v, items, ns);
+	if (r)
+		for (unsigned i = n; i-- > 0;)
+			v->bat[idx[i]] = old[i];
+out:
+	free(sec);
+	free(old);
+	return r;
+}

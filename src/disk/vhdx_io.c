@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The VHDX data path: reads through the BAT (and the sector bitmap and parent chain of a
+ * differencing disk), writes that allocate blocks on first use, discard and flush.
+ * Locking as described in vhdx_internal.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "disk/disk_io.h"
+#include "disk/vhdx_internal.h"
+#include "lib/log.h"
+
+static struct log_ratelimit io_rl = LOG_RATELIMIT_INIT(5000, 5);
+
+static int parent_read(struct vhdx *v, uint8_t *buf, uint64_t off, size_t len)
+{
+	uint64_t psz;
+	size_t n = len;
+
+	if (!v->parent) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	psz = v->parent->ops->size(v->parent);
+	if (off >= psz)
+		n = 0;
+	else if (off + len > psz)
+		n = (size_t)(psz - off);
+	memset(buf + n, 0, len - n);
+	return n ? v->parent->ops->read(v->parent, buf, off, n) : 0;
+}
+
+static int file_read(struct vhdx *v, uint8_t *buf, uint64_t foff, size_t len)
+{
+	int r = vhdx_pread(v, buf, len, foff);
+
+	if (r) {
+		log_warn_ratelimited(&io_rl, "%s: cannot read at file offset %llu: %s",
+				     v->base.path, (unsigned long long)foff,
+				     r == -ENODATA ? "beyond the end of the file" : strerror(-r));
+		return r == -ENODATA ? -EIO : r;
+	}
+	return 0;
+}
+
+/* Reads [off, off+len) lying within one payload block. */
+static int read_block(struct vhdx *v, uint8_t *buf, uint64_t off, size_t len)
+{
+	uint64_t blk = off / v->block_size, in = off % v->block_size, e, state;
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	e = v->bat[vhdx_bat_payload_index(v, blk)];
+	pthread_mutex_unlock(&v->lock);
+	state = e & VHDX_BAT_STATE_MASK;
+	switch (state) {
+	case VHDX_PAYLOAD_FULLY_PRESENT:
+		return file_read(v, buf, (e & VHDX_BAT_OFFSET_MASK) + in, len);
+	case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+		while (len && r == 0) {
+			uint64_t sector = off / v->lsec, run, n;
+			bool present;
+
+			pthread_mutex_lock(&v->lock);
+			r = vhdx_bitmap_query(v, sector, (off + len - 1) / v->lsec - sector + 1,
+					      &present, &run);
+			pthread_mutex_unlock(&v->lock);
+			if (r)
+				break;
+			n = (sector + run) * v->lsec - off;
+			if (n > len)
+				n = len;
+			if (present)
+				r = file_read(v, buf, (e & VHDX_BAT_OFFSET_MASK) + off % v->block_size,
+					      (size_t)n);
+			else
+				r = parent_read(v, buf, off, (size_t)n);
+			buf += n;
+			off += n;
+			len -= (size_t)n;
+		}
+		return r;
+	case VHDX_PAYLOAD_NOT_PRESENT:
+		if (v->has_parent)
+			return parent_read(v, buf, off, len);
+		/* fall through */
+	default:
+		memset(buf, 0, len);
+		return 0;
+	}
+}
+
+int vhdx_read(struct disk *d, void *buf, uint64_t off, size_t len)
+{
+	struct vhdx *v = to_vhdx(d);
+	uint8_t *p = buf;
+
+	while (len) {
+		size_t n = v->block_size - off % v->block_size;
+		int r;
+
+		if (n > len)
+			n = len;
+		r = read_block(v, p, off, n);
+		if (r)
+			return r;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Writes [off, off+len) lying within one payload block. */
+static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t len)
+{
+	uint64_t blk = off / v->block_size, in = off % v->block_size;
+	uint64_t idx = vhdx_bat_payload_index(v, blk), e, state, noff, val;
+	bool whole = in == 0 && len == v->block_size;
+	int r;
+
+	pthread_mutex_lock(&v->lock);
+	e = v->bat[idx];
+	state = e & VHDX_BAT_STATE_MASK;
+	if (state == VHDX_PAYLOAD_FULLY_PRESENT) {
+		pthread_mutex_unlock(&v->lock);
+		r = dio_pwrite(v->fd, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
+		goto out;
+	}
+	if (state == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
+		pthread_mutex_unlock(&v->lock);
+		r = dio_pwrite(v->fd, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
+		if (r)
+			goto out;
+		pthread_mutex_lock(&v->lock);
+		r = vhdx_bitmap_set(v, off / v->lsec, len / v->lsec, false);
+		pthread_mutex_unlock(&v->lock);
+		goto out;
+	}
+	/* Not allocated: a new block at the end of the file, zeroed, data written first. */
+	r = vhdx_alloc(v, v->block_size, &noff);
+	if (r == 0)
+		r = dio_pwrite(v->fd, buf, len, noff + in);
+	if (r == 0 && v->has_parent && state == VHDX_PAYLOAD_NOT_PRESENT && !whole) {
+		r = vhdx_bitmap_set(v, off / v->lsec, len / v->lsec, true);
+		val = noff | VHDX_PAYLOAD_PARTIALLY_PRESENT;
+	} else {
+		val = noff | VHDX_PAYLOAD_FULLY_PRESENT;
+	}
+	if (r == 0)
+		r = vhdx_bat_set(v, &idx, &val, 1);
+	pthread_mutex_unlock(&v->lock);
+out:
+	if (r)
+		log_warn_ratelimited(&io_rl, "%s: cannot write at disk offset %llu: %s",
+				     v->base.path, (unsigned long long)off, strerror(-r));
+	return r;
+}
+
+/* A differencing disk's sub-sector write: read the whole sectors, merge, write back. */
+static int write_unaligned(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t len)
+{
+	uint64_t a = off / v->lsec * v->lsec, b = vhdx_align_up(off + len, v->lsec);
+	uint8_t *tmp = malloc((size_t)(b - a));
+	int r;
+
+	if (!tmp)
+		return -ENOMEM;
+	r = vhdx_read(&v->base, tmp, a, (size_t)(b - a));
+	if (r == 0) {
+		memcpy(tmp + (off - a), buf, len);
+		r = vhdx_write(&v->base, tmp, a, (size_t)(b - a));
+	}
+	free(tmp);
+	return r;
+}
+
+static int begin_data(struct vhdx *v)
+{
+	int r = 0;
+
+	if (__atomic_load_n(&v->data_changed, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&v->lock);
+	r = vhdx_session_begin(v, true);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int vhdx_write(struct disk *d, const void *buf, uint64_t off, size_t len)
+{
+	struct vhdx *v = to_vhdx(d);
+	const uint8_t *p = buf;
+	int r;
+
+	if (d->rdonly)
+		return -EROFS;
+	if (v->has_parent && (off % v->lsec || len % v->lsec))
+		return write_unaligned(v, buf, off, len);
+	r = begin_data(v);
+	while (r == 0 && len) {
+		size_t n = v->block_size - off % v->block_size;
+
+		if (n > len)
+			n = len;
+		r = write_block(v, p, off, n);
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return r;
+}
+
+int vhdx_flush(struct disk *d)
+{
+	struct vhdx *v = to_vhdx(d);
+	int r;
+
+	if (d->rdonly)
+		return 0;
+	r = vhdx_sync(v);
+	if (r)
+		log_err("%s: cannot flush: %s", d->path, strerror(-r));
+	return r;
+}
+
+static void punch(struct vhdx *v, uint64_t off, uint64_t len)
+{
+	/* Best effort: the space is given back to the host file system if it can. */
+	if (fallocate(v->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		      (off_t)len) < 0 &&
+	    errno != EOPNOTSUPP && errno != ENOSYS)
+		log_warn_ratelimited(&io_rl, "%s: cannot punch a hole at %llu: %s", v->base.path,
+				     (unsigned long long)off, strerror(errno));
+}
+
+int vhdx_discard(struct disk *d, uint64_t off, uint64_t len)
+{
+	struct vhdx *v = to_vhdx(d);
+	bool fixed = (v->params_flags & VHDX_PARAM_LEAVE_ALLOCATED) && !v->has_parent;
+	int r;
+
+	if (d->rdonly)
+		return -EROFS;
+	r = begin_data(v);
+	while (r == 0 && len) {
+		uint64_t blk = off / v->block_size, in = off % v->block_size;
+		uint64_t n = v->block_size - in, idx = vhdx_bat_payload_index(v, blk), e, state;
+
+		if (n > len)
+			n = len;
+		pthread_mutex_lock(&v->lock);
+		e = v->bat[idx];
+		state = e & VHDX_BAT_STATE_MASK;
+		if (state == VHDX_PAYLOAD_FULLY_PRESENT && (fixed || n < v->block_size)) {
+			/* Keep the block; its discarded part reads as zeros. */
+			uint64_t a = vhdx_align_up(in, 4096), b = (in + n) & ~4095ull;
+
+			if (b > a)
+				punch(v, (e & VHDX_BAT_OFFSET_MASK) + a, b - a);
+		} else if (n == v->block_size && (state == VHDX_PAYLOAD_FULLY_PRESENT ||
+						  state == VHDX_PAYLOAD_PARTIALLY_PRESENT)) {
+			/* Drop the whole block: zeros in a child (never the parent's data). */
+			uint64_t val = v->has_parent ? VHDX_PAYLOAD_ZERO : VHDX_PAYLOAD_NOT_PRESENT;
+
+			r = vhdx_bat_set(v, &idx, &val, 1);
+			if (r == 0)
+				punch(v, e & VHDX_BAT_OFFSET_MASK, v->block_size);
+		}
+		pthread_mutex_unlock(&v->lock);
+		off += n;
+		len -= n;
+	}
+	return r;
+}

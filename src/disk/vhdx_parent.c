@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Differencing disks: the parent locator (keys and UTF-16 values), writing one for a new
+ * child, and finding and opening the parent with its linkage checked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "disk/vhdx_internal.h"
+#include "lib/log.h"
+#include "lib/utf16.h"
+
+#define VHDX_MAX_DEPTH 256
+
+void vhdx_locator_free(struct vhdx_locator *loc)
+{
+	for (unsigned i = 0; i < loc->count; i++) {
+		free(loc->key[i]);
+		free(loc->value[i]);
+	}
+	loc->count = 0;
+}
+
+const char *vhdx_locator_get(const struct vhdx_locator *loc, const char *key)
+{
+	for (unsigned i = 0; i < loc->count; i++)
+		if (strcmp(loc->key[i], key) == 0)
+			return loc->value[i];
+	return NULL;
+}
+
+static char *decode(const uint8_t *buf, uint32_t len, uint32_t off, uint16_t n)
+{
+	size_t cap = (size_t)n * 2 + 1; /* UTF-8 needs at most 3 bytes per UTF-16 unit */
+	char *s;
+
+	if (n == 0 || n % 2 || (uint64_t)off + n > len)
+		return NULL;
+	s = malloc(cap);
+	if (s && utf16_to_utf8(buf + off, n, s, cap) != 0) {
+		free(s);
+		s = NULL;
+	}
+	return s;
+}
+
+int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
+{
+	static const struct uuid type = VHDX_GUID_LOCATOR_TYPE;
+	struct vhdx_locator *loc = &v->loc;
+	uint16_t n = vhdx_le16(buf + 18);
+	struct uuid t;
+
+	memcpy(t.b, buf, 16);
+	if (!uuid_equal(&t, &type)) {
+		log_err("%s: VHDX parent locator has an unknown type", v->base.path);
+		return -EINVAL;
+	}
+	if (n > VHDX_LOCATOR_MAX_KEYS ||
+	    VHDX_LOCATOR_HDR_SIZE + (uint64_t)n * VHDX_LOCATOR_ENTRY_SIZE > len) {
+		log_err("%s: VHDX parent locator has %u entries, more than fit", v->base.path, n);
+		return -EINVAL;
+	}
+	vhdx_locator_free(loc);
+	for (uint16_t i = 0; i < n; i++) {
+		const uint8_t *e = buf + VHDX_LOCATOR_HDR_SIZE + i * VHDX_LOCATOR_ENTRY_SIZE;
+		char *k = decode(buf, len, vhdx_le32(e), vhdx_le16(e + 8));
+		char *val = decode(buf, len, vhdx_le32(e + 4), vhdx_le16(e + 10));
+
+		if (!k || !val) {
+			free(k);
+			free(val);
+			log_err("%s: VHDX parent locator entry %u is malformed", v->base.path, i);
+			return -EINVAL;
+		}
+		loc->key[loc->count] = k;
+		loc->value[loc->count] = val;
+		loc->count++;
+	}
+	if (!vhdx_locator_get(loc, "parent_linkage")) {
+		log_err("%s: VHDX parent locator has no parent_linkage", v->base.path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Splits an absolute path into its components (modifies s). Returns the count. */
+static int split_path(char *s, char **comp, int max)
+{
+	int n = 0;
+
+	for (char *tok = strtok(s, "/"); tok && n < max; tok = strtok(NULL, "/"))
+		comp[n++] = tok;
+	return n;
+}
+
+/* Relative path, Windows style, from directory `from` to file `to` (absolute, canonical). */
+static int relative_path(const char *from, const char *to, char *out, size_t cap)
+{
+	char a[PATH_MAX], b[PATH_MAX], *fc[256], *tc[256];
+	int nf, nt, k = 0;
+	size_t n = 0;
+
+	if (strlen(from) >= sizeof(a) || strlen(to) >= sizeof(b))
+		return -ENAMETOOLONG;
+	strcpy(a, from);
+	strcpy(b, to);
+	nf = split_path(a, fc, 256);
+	nt = split_path(b, tc, 256);
+	while (k < nf && k < nt - 1 && strcmp(fc[k], tc[k]) == 0)
+		k++;
+	out[0] = 0;
+	if (k == nf)
+		n = (size_t)snprintf(out, cap, ".\\");
+	for (int i = k; i < nf && n < cap; i++)
+		n += (size_t)snprintf(out + n, cap - n, "..\\");
+	for (int i = k; i < nt && n < cap; i++)
+		n += (size_t)snprintf(out + n, cap - n, "%s%s", tc[i], i + 1 < nt ? "\\" : "");
+	return n < cap ? 0 : -ENAMETOOLONG;
+}
+
+static int put_kv(uint8_t *out, uint32_t cap, uint32_t *pos, unsigned i, const char *k,
+		  const char *val)
+{
+	uint8_t *e = out + VHDX_LOCATOR_HDR_SIZE + i * VHDX_LOCATOR_ENTRY_SIZE;
+	size_t kl, vl;
+	int r;
+
+	r = utf16_from_utf8(k, out + *pos, cap - *pos, &kl);
+	if (r)
+		return r;
+	vhdx_put32(e, *pos);
+	vhdx_put16(e + 8, (uint16_t)kl);
+	*pos += (uint32_t)kl;
+	r = utf16_from_utf8(val, out + *pos, cap - *pos, &vl);
+	if (r)
+		return r;
+	if (kl > UINT16_MAX || vl > UINT16_MAX)
+		return -ENAMETOOLONG;
+	vhdx_put32(e + 4, *pos);
+	vhdx_put16(e + 10, (uint16_t)vl);
+	*pos += (uint32_t)vl;
+	return 0;
+}
+
+int vhdx_locator_build(const char *child_path, const char *parent_path,
+		       const struct uuid *parent_data_write, uint8_t *out, uint32_t cap,
+		       uint32_t *len)
+{
+	static const struct uuid type = VHDX_GUID_LOCATOR_TYPE;
+	char *child_dir = NULL, *dup = NULL, *parent_abs = NULL;
+	char rel[PATH_MAX], linkage[UUID_STR_LEN];
+	uint32_t pos = VHDX_LOCATOR_HDR_SIZE + 3 * VHDX_LOCATOR_ENTRY_SIZE;
+	int r = -ENOMEM;
+
+	parent_abs = realpath(parent_path, NULL);
+	dup = strdup(child_path);
+	if (!parent_abs || !dup) {
+		r = parent_abs ? -ENOMEM : -errno;
+		goto out;
+	}
+	child_dir = realpath(dirname(dup), NULL);
+	if (!child_dir) {
+		r = -errno;
+		goto out;
+	}
+	r = relative_path(child_dir, parent_abs, rel, sizeof(rel));
+	if (r)
+		goto out;
+	memset(out, 0, cap);
+	memcpy(out, type.b, 16);
+	vhdx_put16(out + 18, 3);
+	uuid_format(parent_data_write, true, linkage);
+	r = put_kv(out, cap, &pos, 0, "parent_linkage", linkage);
+	if (r == 0)
+		r = put_kv(out, cap, &pos, 1, "relative_path", rel);
+	if (r == 0)
+		r = put_kv(out, cap, &pos, 2, "absolute_win32_path", parent_abs);
+	*len = pos;
+out:
+	free(parent_abs);
+	free(child_dir);
+	free(dup);
+	return r;
+}
+
+/* A locator path in POSIX form: backslashes to slashes; relative ones from the child's dir. */
+static int locator_to_posix(const char *child, const char *val, bool relative, char *out,
+			    size_t cap)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(val);
+	int w;
+
+	if (n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i <= n; i++)
+		tmp[i] = val[i] == '\\' ? '/' : val[i];
+	if (!relative) {
+		if (tmp[0] != '/')
+			return -ENOENT; /* a Windows drive path: not reachable here */
+		w = snprintf(out, cap, "%s", tmp);
+	} else {
+		char *dup = strdup(child);
+		const char *rel = tmp;
+
+		if (!dup)
+			return -ENOMEM;
+		while (rel[0] == '.' && rel[1] == '/')
+			rel += 2;
+		w = snprintf(out, cap, "%s/%s", dirname(dup), rel);
+		free(dup);
+	}
+	return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
+}
+
+int vhdx_parent_open(struct vhdx *v)
+{
+	static const char *const keys[] = {"relative_path", "absolute_win32_path"};
+	const char *path = v->base.path;
+	const char *link = vhdx_locator_get(&v->loc, "parent_linkage");
+	const char *link2 = vhdx_locator_get(&v->loc, "parent_linkage2");
+	struct uuid want, want2, have;
+	char cand[PATH_MAX];
+	struct disk *p = NULL;
+	int r = -ENOENT;
+
+	if (v->depth + 1 >= VHDX_MAX_DEPTH) {
+		log_err("%s: differencing chain deeper than %d (a loop?)", path, VHDX_MAX_DEPTH);
+		return -ELOOP;
+	}
+	if (uuid_parse(link, &want) != 0) {
+		log_err("%s: VHDX parent_linkage '%s' is not a GUID", path, link);
+		return -EINVAL;
+	}
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const char *val = vhdx_locator_get(&v->loc, keys[k]);
+		int fd;
+
+		if (!val || locator_to_posix(path, val, k == 0, cand, sizeof(cand)) != 0)
+			continue;
+		fd = open(cand, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		r = vhdx_open_depth(fd, cand, DISK_OPEN_RDONLY | (v->flags & DISK_OPEN_NOLOCK),
+				    v->depth + 1, &p);
+		if (r) {
+			log_err("%s: cannot open its parent %s", path, cand);
+			return r;
+		}
+		break;
+	}
+	if (!p) {
+		const char *rel = vhdx_locator_get(&v->loc, "relative_path");
+		const char *abs = vhdx_locator_get(&v->loc, "absolute_win32_path");
+
+		log_err("%s: parent disk not found (relative_path '%s', absolute_win32_path '%s')",
+			path, rel ? rel : "", abs ? abs : "");
+		return -ENOENT;
+	}
+	have = to_vhdx(p)->data_write;
+	if (!uuid_equal(&have, &want) &&
+	    !(link2 && uuid_parse(link2, &want2) == 0 && uuid_equal(&have, &want2))) {
+		char h[UUID_STR_LEN];
+
+		uuid_format(&have, true, h);
+		log_err("%s: parent %s was modified after this disk was made (its DataWriteGuid is "
+			"%s, the child expects %s)",
+			path, cand, h, link);
+		p->ops->close(p);
+		return -ESTALE;
+	}
+	if (to_vhdx(p)->lsec != v->lsec) {
+		log_err("%s: parent %s has %u-byte sectors, this disk %u", path, cand,
+			to_vhdx(p)->lsec, v->lsec);
+		p->ops->close(p);
+		return -EINVAL;
+	}
+	v->parent = p;
+	snprintf(v->parent_path, sizeof(v->parent_path), "%s", cand);
+	return 0;
+}
