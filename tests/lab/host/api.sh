@@ -1,0 +1,195 @@
+# shellcheck shell=sh
+# The lab scenario API (busybox sh, inside the lab host). Every scenario file is run as
+#   sh -c '. /lab/api.sh; . scenario.sh'
+# in a fresh shell with a time limit; it passes when it returns (exit 0) and fails with
+# `fail REASON` (or any non-zero exit). The API functions fail the scenario themselves when
+# something goes wrong (a timeout, a VM that exited too early), so a scenario reads as a
+# list of steps. Do not call them inside $(...): `fail` would only leave the subshell.
+# Full reference with an example: docs/lab.md.
+#
+#   vm_start NAME [KEEL-VMM OPTIONS]    start a VM in the background
+#   vm_boot NAME [KEEL-VMM OPTIONS]     vm_start, then wait for the guest's init marker
+#   vm_wait NAME ERE [SECONDS]          wait for a console line matching ERE
+#   vm_send NAME TEXT                   type TEXT and Enter on the VM's serial console
+#   vm_run NAME COMMAND [SECONDS]       run COMMAND in the guest shell: sets VM_OUT, VM_RC
+#   vm_wait_exit NAME [SECONDS]         wait for the VMM to exit: sets VM_STATUS
+#   vm_kill NAME                        kill the VMM
+#   vm_command NAME [OPTIONS]           print the VMM command line vm_start would run
+#   fail REASON                         end the scenario as failed
+
+LAB_VMM=${LAB_VMM:-keel}
+GUEST_KERNEL=/lab/guest/vmlinuz
+GUEST_INITRD=/lab/guest/initramfs.cpio
+# console=ttyS0: the shell and the marker are on the serial port. quiet/loglevel: printk over
+# an emulated UART costs a VM exit per byte, which is slow under nested emulation. The rest
+# skips probing and calibration that the lab does not need: no i8042 mouse/multiplexer/PnP
+# probing, the TSC trusted (no clocksource watchdog), the CPU's RNG trusted. Reboot keeps the
+# kernel's default method order (ACPI reset register, then the i8042 reset line, ...).
+GUEST_CMDLINE=${GUEST_CMDLINE:-console=ttyS0 quiet loglevel=1 panic=-1 i8042.noaux i8042.nomux i8042.nopnp tsc=reliable no_timer_check random.trust_cpu=on}
+GUEST_MARKER='keel-guest: init ready'
+GUEST_BOOT_TIMEOUT=${GUEST_BOOT_TIMEOUT:-120}
+VM_DIR=${VM_DIR:-/tmp/vm}
+
+fail() {
+	[ -s /tmp/reason ] || echo "$*" >/tmp/reason
+	echo "lab: scenario failure: $*"
+	exit 1
+}
+
+_now() { # seconds since boot, whole
+	read -r _up _ </proc/uptime
+	echo "${_up%.*}"
+}
+
+_q() { # quote one word for sh
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
+}
+
+vm_command() {
+	_name=$1
+	shift
+	_kernel=$GUEST_KERNEL _initrd=$GUEST_INITRD _cmdline=$GUEST_CMDLINE
+	_cpus=1 _mem=512M _noreboot= _rest=
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--kernel) _kernel=$2 && shift ;;
+		--initrd) _initrd=$2 && shift ;;
+		--cmdline) _cmdline=$2 && shift ;;
+		--cpus) _cpus=$2 && shift ;;
+		--memory) _mem=$2 && shift ;;
+		--no-reboot) _noreboot=1 ;;
+		*) _rest="$_rest $(_q "$1")" ;;
+		esac
+		shift
+	done
+	if [ "$LAB_VMM" = qemu ]; then
+		[ -z "$_rest" ] || {
+			echo "vm_command: QEMU translation does not know:$_rest" >&2
+			return 1
+		}
+		printf 'exec qemu-system-x86_64 -M microvm -accel kvm -cpu host -nodefaults'
+		printf ' -no-user-config -display none -serial stdio -m %s -smp %s' "$_mem" "$_cpus"
+		printf ' -kernel %s -initrd %s -append %s' "$(_q "$_kernel")" "$(_q "$_initrd")" "$(_q "$_cmdline")"
+		[ -z "$_noreboot" ] || printf ' -no-reboot'
+	else
+		printf 'exec keel-vmm --name %s --cpus %s --memory %s' "$(_q "$_name")" "$_cpus" "$_mem"
+		printf ' --kernel %s --initrd %s --cmdline %s' "$(_q "$_kernel")" "$(_q "$_initrd")" "$(_q "$_cmdline")"
+		[ -z "$_noreboot" ] || printf ' --no-reboot'
+		printf '%s' "$_rest"
+	fi
+	echo
+}
+
+vm_start() {
+	_d=$VM_DIR/$1
+	[ ! -e "$_d" ] || fail "vm_start: a VM named $1 was already started"
+	mkdir -p "$_d"
+	vm_command "$@" >"$_d/cmd" || fail "vm_start $1: bad options"
+	mkfifo "$_d/in"
+	: >"$_d/out"
+	echo 0 >"$_d/seen"
+	# The holder keeps the fifo open for writing so that the VMM never reads end-of-file.
+	sleep 2147483647 >"$_d/in" &
+	echo $! >"$_d/holder"
+	(
+		sh "$_d/cmd" <"$_d/in" >"$_d/out" 2>&1 &
+		echo $! >"$_d/pid"
+		wait $!
+		echo $? >"$_d/status.tmp"
+		mv "$_d/status.tmp" "$_d/status"
+		kill "$(cat "$_d/holder")" 2>/dev/null
+	) &
+	echo $! >"$_d/waiter"
+	echo "lab: started VM $1: $(cat "$_d/cmd")"
+}
+
+vm_boot() {
+	vm_start "$@"
+	vm_wait "$1" "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+}
+
+# vm_wait NAME ERE [SECONDS]: wait for a line matching ERE after the last line matched by an
+# earlier vm_wait or vm_run on this VM (so waiting twice for the same line needs it twice).
+# Carriage returns are removed before matching. Sets VM_LINE to the matched line.
+vm_wait() {
+	_d=$VM_DIR/$1 _pat=$2 _tmo=${3:-60}
+	[ -d "$_d" ] || fail "vm_wait: no VM named $1"
+	_end=$(($(_now) + _tmo))
+	while :; do
+		_exited=0
+		[ -e "$_d/status" ] && _exited=1
+		_n=$(awk -v s="$(cat "$_d/seen")" -v p="$_pat" \
+			'NR > s { sub(/\r+$/, ""); if ($0 ~ p) { print NR; exit } }' "$_d/out")
+		if [ -n "$_n" ]; then
+			echo "$_n" >"$_d/seen"
+			VM_LINE=$(sed -n "${_n}p" "$_d/out" | tr -d '\r')
+			return 0
+		fi
+		[ "$_exited" = 0 ] ||
+			fail "VM $1 exited with status $(cat "$_d/status") before printing a line matching '$_pat'"
+		[ "$(_now)" -lt "$_end" ] ||
+			fail "VM $1 printed no line matching '$_pat' within ${_tmo}s"
+		sleep 0.1
+	done
+}
+
+vm_send() {
+	_d=$VM_DIR/$1
+	[ -p "$_d/in" ] || fail "vm_send: no VM named $1"
+	[ ! -e "$_d/status" ] || fail "vm_send: VM $1 has exited (status $(cat "$_d/status"))"
+	printf '%s\n' "$2" >"$_d/in"
+}
+
+# vm_run NAME COMMAND [SECONDS]: run COMMAND at the guest's shell prompt (one line, keep it
+# short: the console echoes it) and wait for it to finish. VM_OUT: its output, without
+# carriage returns; VM_RC: its exit status.
+vm_run() {
+	_d=$VM_DIR/$1
+	_start=$(cat "$_d/seen" 2>/dev/null)
+	vm_send "$1" "$2; echo @@D\"\"ONE@@ \$?"
+	vm_wait "$1" '^@@DONE@@ [0-9]+$' "${3:-60}"
+	VM_RC=${VM_LINE#@@DONE@@ }
+	# The output is what follows the echo of the command line, up to the status line.
+	VM_OUT=$(awk -v s="$_start" -v e="$(cat "$_d/seen")" '
+		NR > s && NR < e {
+			sub(/\r+$/, "")
+			if (index($0, "@@D\"\"ONE@@")) { out = ""; n = 0; next }
+			out = n++ ? out "\n" $0 : $0
+		}
+		END { printf "%s", out }' "$_d/out")
+}
+
+vm_wait_exit() {
+	_d=$VM_DIR/$1 _tmo=${2:-60}
+	[ -d "$_d" ] || fail "vm_wait_exit: no VM named $1"
+	_end=$(($(_now) + _tmo))
+	while [ ! -e "$_d/status" ]; do
+		[ "$(_now)" -lt "$_end" ] || fail "VM $1 did not exit within ${_tmo}s"
+		sleep 0.1
+	done
+	VM_STATUS=$(cat "$_d/status")
+}
+
+vm_kill() {
+	_d=$VM_DIR/$1
+	[ -s "$_d/pid" ] && kill -9 "$(cat "$_d/pid")" 2>/dev/null
+	vm_wait_exit "$1" 10
+}
+
+# check_memtotal NAME MIB: the guest's MemTotal must be at most MIB MiB (the VMM gave no more
+# than asked) and at least MIB less what the kernel keeps for itself: its image and static
+# data, the struct page array (64 bytes per 4 KiB page, 1.6%), the first MiB and firmware
+# tables. Measured on Debian's cloud kernel 6.1: 41.9 MiB short at 512 MiB. Tolerance:
+# 48 MiB + 2% of MIB, tight enough to catch a VMM that loses a whole region of RAM.
+check_memtotal() {
+	vm_run "$1" "awk '/^MemTotal:/ { print \$2 }' /proc/meminfo"
+	_kib=$VM_OUT
+	case "$_kib" in '' | *[!0-9]*) fail "MemTotal in VM $1 is '$_kib'" ;; esac
+	_want=$(($2 * 1024))
+	_short=$((_want - _kib))
+	_tol=$((48 * 1024 + _want / 50))
+	echo "lab: MemTotal $_kib KiB with --memory ${2}M: $((_short / 1024)) MiB short (tolerance $((_tol / 1024)) MiB)"
+	[ "$_short" -ge 0 ] || fail "MemTotal $_kib KiB is more than --memory ${2}M"
+	[ "$_short" -le "$_tol" ] ||
+		fail "MemTotal $_kib KiB is $((_short / 1024)) MiB less than --memory ${2}M (tolerance $((_tol / 1024)) MiB)"
+}

@@ -1,0 +1,212 @@
+# shellcheck shell=bash
+# Host side of the nested lab, sourced by tests/lab/run.sh, scripts/demo.sh and bench/boot/run.sh.
+#
+#   lab_build          build build/lab/guest.cpio and build/lab/lab.cpio (only what changed)
+#   lab_guest_build    build only the guest initramfs (the demo on a host with VT-x/AMD-V)
+#   lab_boot MODE ...  boot the lab host (QEMU TCG, emulated AMD-V) with /init in MODE:
+#                      test | demo | bench | shell; extra arguments are added to its command line
+#
+# The lab host is `qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt`: a software-emulated
+# AMD CPU with SVM and nested paging, so /dev/kvm inside it is real KVM. Everything it needs is
+# in one uncompressed cpio (the Debian cloud kernel has no 9p; uncompressed because unpacking
+# is cheaper than decompressing under emulation). See docs/lab.md.
+
+LAB_TOP=${LAB_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+LAB_OUT=${LAB_OUT:-$LAB_TOP/build/lab}
+LAB_KDIR=$LAB_TOP/.cache/kernel
+LAB_QEMU=${LAB_QEMU:-qemu-system-x86_64}
+# Firmware QEMU's microvm machine loads inside the lab (qboot), copied from /usr/share/qemu.
+LAB_QEMU_FIRMWARE=(bios-microvm.bin qboot.rom linuxboot_dma.bin)
+
+lab_die() {
+	echo "lab: $*" >&2
+	exit 1
+}
+
+lab_check_inputs() {
+	[ -e "$LAB_KDIR/ready" ] && [ -e "$LAB_KDIR/vmlinuz" ] ||
+		lab_die "no Debian cloud kernel in $LAB_KDIR; run scripts/setup.sh"
+	[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
+		lab_die "/bin/busybox is not busybox-static; run scripts/setup.sh"
+	command -v cpio >/dev/null || lab_die "cpio is not installed; run scripts/setup.sh"
+	command -v "$LAB_QEMU" >/dev/null || lab_die "$LAB_QEMU is not installed; run scripts/setup.sh"
+	command -v modprobe >/dev/null || lab_die "modprobe (kmod) is not installed; run scripts/setup.sh"
+}
+
+# One cpio "newc" entry for a character device; appended after the archive that cpio made so
+# that the initramfs has /dev/console without needing mknod (and root) on the build host.
+_lab_newc_chardev() { # NAME MAJOR MINOR INODE
+	local name=$1 namesize=$((${#1} + 1)) pad
+	printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' \
+		"$4" $((0020000 | 0600)) 0 0 1 0 0 0 0 "$2" "$3" "$namesize" 0
+	printf '%s\0' "$name"
+	pad=$(((4 - (110 + namesize) % 4) % 4))
+	head -c "$pad" /dev/zero
+}
+
+_lab_newc_trailer() {
+	printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' 0 0 0 0 1 0 0 0 0 0 0 11 0
+	printf 'TRAILER!!!\0\0\0\0' # 110 + 11 = 121 bytes, padded to 124
+}
+
+# Pack directory $1 into the cpio archive $2 (owned by root, plus /dev/console).
+_lab_pack() {
+	local dir=$1 out=$2
+	mkdir -p "$dir/dev"
+	(cd "$dir" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+		cpio --null -o -H newc -R 0:0 --quiet) >"$out.tmp"
+	{
+		_lab_newc_chardev dev/console 5 1 999999
+		_lab_newc_trailer
+	} >>"$out.tmp"
+	mv "$out.tmp" "$out"
+}
+
+# Copy a dynamically linked program and every library ldd lists (with the dynamic loader)
+# into root directory $2, each at its own absolute path; the program goes to $3.
+_lab_copy_program() {
+	local prog=$1 root=$2 dest=$3 lib
+	install -D -m 0755 "$(readlink -f "$prog")" "$root$dest"
+	while read -r lib; do
+		[ -n "$lib" ] || continue
+		[ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
+	done < <(ldd "$prog" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+}
+
+# Resolve a module list file (NAME [PARAMS] per line) through modules.dep, dependencies first
+# and each module once; copy the modules into root $2 and write $2/etc/keel/modules with one
+# "insmod PATH [PARAMS]" line each.
+_lab_add_modules() {
+	local list=$1 root=$2 kver name params line path seen=" "
+	kver=$(cat "$LAB_KDIR/version")
+	mkdir -p "$root/etc/keel"
+	: >"$root/etc/keel/modules"
+	while read -r name params; do
+		case "$name" in '' | '#'*) continue ;; esac
+		local deps
+		deps=$(modprobe -d "$LAB_KDIR/root" -S "$kver" --show-depends "$name") ||
+			lab_die "module $name (from $list) not found in $LAB_KDIR/root"
+		while read -r line; do
+			set -- $line
+			[ "$1" = insmod ] || continue
+			path=${2#"$LAB_KDIR/root"}
+			case "$seen" in *" $path "*) continue ;; esac
+			seen="$seen$path "
+			install -D -m 0644 "$LAB_KDIR/root$path" "$root$path"
+			# Parameters apply to the named module itself, not to its dependencies.
+			if [ "$(basename "$path" .ko)" = "$(echo "$name" | tr _ -)" ] ||
+				[ "$(basename "$path" .ko)" = "$name" ]; then
+				echo "$path $params" >>"$root/etc/keel/modules"
+			else
+				echo "$path" >>"$root/etc/keel/modules"
+			fi
+		done <<<"$deps"
+	done <"$list"
+}
+
+# Print a fingerprint of the given files (path, size, mtime); used to rebuild only on change.
+_lab_fingerprint() {
+	local f
+	for f in "$@"; do
+		if [ -e "$f" ]; then stat -L -c '%n %s %Y' "$f"; else echo "$f missing"; fi
+	done | sha256sum | cut -d' ' -f1
+}
+
+lab_guest_build() {
+	lab_check_inputs
+	local src=$LAB_TOP/tests/lab/guest out=$LAB_OUT/guest.cpio fp
+	fp=$(_lab_fingerprint "$src/init" "$src/modules" /bin/busybox "$LAB_KDIR/ready" \
+		"$LAB_TOP/tests/lab/lab.sh")
+	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
+		return 0
+	fi
+	local root=$LAB_OUT/guest-root
+	rm -rf "$root" && mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,root,etc}
+	install -m 0755 /bin/busybox "$root/bin/busybox"
+	local app
+	for app in $(/bin/busybox --list); do
+		[ "$app" = busybox ] || ln -s busybox "$root/bin/$app"
+	done
+	install -m 0755 "$src/init" "$root/init"
+	_lab_add_modules "$src/modules" "$root"
+	_lab_pack "$root" "$out"
+	rm -rf "$root"
+	echo "$fp" >"$out.fp"
+	echo "lab: built $out ($(du -h "$out" | cut -f1))"
+}
+
+# The files that go into the lab host's initramfs, besides programs and modules.
+_lab_host_files() {
+	local d=$LAB_TOP/tests/lab
+	echo "$d/host/init" "$d/host/api.sh" "$d/host/modules" "$d/lab.sh"
+	ls "$d"/scenarios/*.sh 2>/dev/null
+	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
+}
+
+lab_build() {
+	lab_check_inputs
+	lab_guest_build
+	local out=$LAB_OUT/lab.cpio fp vmm qemu keel=""
+	qemu=$(command -v "$LAB_QEMU")
+	vmm=$LAB_TOP/build/keel-vmm
+	[ -x "$vmm" ] && keel=$(readlink -f "$vmm")
+	local fw=()
+	for f in "${LAB_QEMU_FIRMWARE[@]}"; do fw+=("/usr/share/qemu/$f"); done
+	# shellcheck disable=SC2046
+	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_KDIR/vmlinuz" \
+		"$LAB_KDIR/ready" /bin/busybox "$qemu" "${fw[@]}" ${keel:+"$keel"})
+	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
+		return 0
+	fi
+	local root=$LAB_OUT/lab-root
+	rm -rf "$root" && mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,root,etc,lab/guest,lab/scenarios}
+	install -m 0755 /bin/busybox "$root/bin/busybox"
+	local app
+	for app in $(/bin/busybox --list); do
+		[ "$app" = busybox ] || ln -s busybox "$root/bin/$app"
+	done
+	local d=$LAB_TOP/tests/lab
+	install -m 0755 "$d/host/init" "$root/init"
+	install -m 0644 "$d/host/api.sh" "$root/lab/api.sh"
+	local s
+	for s in "$d"/scenarios/*.sh; do
+		[ -e "$s" ] && install -m 0644 "$s" "$root/lab/scenarios/"
+	done
+	_lab_add_modules "$d/host/modules" "$root"
+	# The guest: the same Debian kernel, and the guest initramfs.
+	install -m 0644 "$(readlink -f "$LAB_KDIR/vmlinuz")" "$root/lab/guest/vmlinuz"
+	install -m 0644 "$LAB_OUT/guest.cpio" "$root/lab/guest/initramfs.cpio"
+	# The VMMs: keel-vmm (when built) and the peer, QEMU with KVM (microvm + qboot).
+	if [ -n "$keel" ]; then
+		_lab_copy_program "$keel" "$root" /bin/keel-vmm
+	fi
+	_lab_copy_program "$qemu" "$root" /usr/bin/qemu-system-x86_64
+	for f in "${fw[@]}"; do
+		install -D -m 0644 "$(readlink -f "$f")" "$root$f"
+	done
+	# The boot benchmark's lab side: its script and its timing helper (static, no libraries).
+	if [ -e "$LAB_TOP/bench/boot/lab.sh" ]; then
+		install -D -m 0644 "$LAB_TOP/bench/boot/lab.sh" "$root/lab/bench/boot.sh"
+		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-boottime" \
+			"$LAB_TOP/bench/boot/boottime.c" || lab_die "cannot build bench/boot/boottime.c"
+	fi
+	_lab_pack "$root" "$out"
+	rm -rf "$root"
+	echo "$fp" >"$out.fp"
+	echo "lab: built $out ($(du -h "$out" | cut -f1))${keel:+ with keel-vmm}"
+}
+
+# lab_boot MODE TIMEOUT [KEY=VALUE ...]: boot the lab with /init in MODE, stdio on its console.
+# Exits with QEMU's status (124 when the timeout hit; 0 when the lab powered off).
+lab_boot() {
+	local mode=$1 tmo=$2
+	shift 2
+	local args=(-accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 4G -nographic -no-reboot -nic none
+		-kernel "$LAB_KDIR/vmlinuz" -initrd "$LAB_OUT/lab.cpio"
+		-append "console=ttyS0 quiet panic=-1 keel.lab=$mode $*")
+	if [ "$tmo" = 0 ]; then
+		"$LAB_QEMU" "${args[@]}"
+	else
+		timeout -k 10 "$tmo" "$LAB_QEMU" "${args[@]}"
+	fi
+}

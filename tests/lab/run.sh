@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The nested-lab suite: builds the lab (only what changed), boots it once, runs every
+# tests/lab/scenarios/*.sh inside it in order, prints one line per scenario and a summary.
+# Exit status 0 only when every scenario passed. Full console log: build/lab/test.log.
+#
+# Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
+# lab, for checking the lab itself), LAB_ONLY=WORD (only scenarios whose name contains WORD),
+# LAB_TIMEOUT=SECONDS (the whole lab session, default 840), LAB_SCENARIO_TIMEOUT=SECONDS
+# (each scenario, default 300). See docs/lab.md.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/lab/lab.sh
+. "$top/tests/lab/lab.sh"
+
+vmm=${LAB_VMM:-keel}
+only=${LAB_ONLY:-}
+tmo=${LAB_TIMEOUT:-840}
+stmo=${LAB_SCENARIO_TIMEOUT:-300}
+log=$LAB_OUT/test.log
+
+case "$vmm" in keel | qemu) ;; *) lab_die "LAB_VMM must be keel or qemu, not '$vmm'" ;; esac
+mkdir -p "$LAB_OUT"
+lab_build || exit 1
+if [ "$vmm" = keel ] && [ ! -x "$top/build/keel-vmm" ]; then
+	echo "lab: FAIL lab: build/keel-vmm does not exist (run make first)"
+	exit 1
+fi
+n=$(ls "$top"/tests/lab/scenarios/*"$only"*.sh 2>/dev/null | wc -l)
+[ "$n" -gt 0 ] || lab_die "no scenario in tests/lab/scenarios matches '$only'"
+
+echo "lab: booting the nested lab (QEMU TCG, emulated AMD-V) to run $n scenarios with $vmm;" \
+	"log: ${log#"$top"/}"
+start=$(date +%s)
+lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} "keel.timeout=$stmo" </dev/null 2>&1 |
+	tr -d '\r' | grep --line-buffered -v "TCG doesn't support requested feature" |
+	tee "$log" | grep --line-buffered -E '^lab: (PASS|FAIL|done:|/dev/kvm)'
+qemu_rc=${PIPESTATUS[0]}
+secs=$(($(date +%s) - start))
+
+pass=$(grep -c '^lab: PASS ' "$log")
+failed=$(grep -c '^lab: FAIL ' "$log")
+if ! grep -q '^lab: done: ' "$log"; then
+	if [ "$qemu_rc" = 124 ]; then
+		why="the lab did not finish within ${tmo}s (LAB_TIMEOUT) and was killed"
+	elif ! grep -q '^lab: init started' "$log"; then
+		why="the lab host did not reach its /init (QEMU exit status $qemu_rc)"
+	else
+		why="the lab stopped before finishing its scenarios (QEMU exit status $qemu_rc)"
+	fi
+	echo "lab: FAIL lab: $why; see ${log#"$top"/}"
+	failed=$((failed + 1))
+fi
+echo "lab: $pass passed, $failed failed, vmm $vmm, ${secs}s"
+[ "$failed" = 0 ] && [ "$pass" -gt 0 ]

@@ -1,0 +1,11 @@
+# One vCPU, 512 MiB: the guest's /init runs (its marker line and a shell that answers),
+# nproc says 1, MemTotal matches --memory, and `poweroff -f` makes the VMM exit 0.
+vm_boot a --cpus 1 --memory 512M
+vm_run a 'cat /proc/cmdline'
+case "$VM_OUT" in *console=ttyS0*) ;; *) fail "/proc/cmdline in the guest is '$VM_OUT'" ;; esac
+vm_run a nproc
+[ "$VM_OUT" = 1 ] || fail "nproc printed '$VM_OUT' with --cpus 1"
+check_memtotal a 512
+vm_send a 'poweroff -f'
+vm_wait_exit a 60
+[ "$VM_STATUS" = 0 ] || fail "poweroff -f: the VMM exited with status $VM_STATUS, expected 0"
