@@ -10,5 +10,7 @@
 
 /* argv[0] is the group name ("disk"); returns an exit code. */
 int cli_disk_main(int argc, char **argv);
+int cli_vm_main(int argc, char **argv);      /* vm.c: VMs through keeld's API */
+int cli_console_main(int argc, char **argv); /* console.c: a VM's serial console */
 
 #endif

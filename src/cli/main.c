@@ -5,6 +5,7 @@
  * Each group lives in its own file and is one line in the table below.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -18,11 +19,13 @@ struct cli_group {
 
 static const struct cli_group groups[] = {
 	{"disk", "virtual disks: create, info, check, convert, resize, merge, compact", cli_disk_main},
+	{"vm", "virtual machines: create, list, show, start, stop, set, delete, log (keeld)", cli_vm_main},
+	{"console", "attach to a VM's serial console (keeld)", cli_console_main},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: keel [--verbose|--quiet] GROUP COMMAND [ARGS...]\n"
+	fprintf(f, "usage: keel [--verbose|--quiet] [--socket PATH] GROUP COMMAND [ARGS...]\n"
 		   "       keel --help | --version\n\ngroups:\n");
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		fprintf(f, "  %-10s %s\n", groups[i].name, groups[i].summary);
@@ -45,6 +48,10 @@ int main(int argc, char **argv)
 			level = level == LOG_WARN ? LOG_INFO : LOG_DEBUG;
 		} else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
 			level = LOG_ERROR;
+		} else if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
+			setenv("KEEL_SOCKET", argv[++i], 1); /* keeld's API socket, for vm and console */
+		} else if (!strncmp(argv[i], "--socket=", 9)) {
+			setenv("KEEL_SOCKET", argv[i] + 9, 1);
 		} else {
 			fprintf(stderr, "keel: unknown option %s\n", argv[i]);
 			usage(stderr);

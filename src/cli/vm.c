@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,17 @@ static const char vm_usage[] =
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME                           the VM's worker log\n";
 
+static int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+
 static int usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "keel vm: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s", vm_usage);
+	char msg[512];
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(msg, sizeof(msg), fmt, arg);
+#pragma GCC diagnostic pop
+	fprintf(stderr, "keel vm: %s\n%s", msg, vm_usage);
 	return EXIT_USAGE;
 }
 

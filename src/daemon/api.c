@@ -23,7 +23,7 @@ static char *dup_or_null(const char *s)
 
 static void reply_json(struct api_reply *out, unsigned status, json_object *o)
 {
-	const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+	const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
 
 	out->status = status;
 	out->content_type = JSON_TYPE;
