@@ -186,7 +186,7 @@ CASES = {
                                    r"timer: \d+ LAPIC timer ticks on vector 0x40 .*",
                                    r"timer: PASS"]),
     "acpi": Case("acpi", args="cpus=2", cpus=2, expect=[
-        r"acpi: RSDP at 0x[0-9a-f]+ .*", r"acpi: MADT .*", r"acpi: FADT .*",
+        r"acpi: RSDP at 0x[0-9a-f]+ .*", r"acpi: MADT: .*", r"acpi: FADT .*",
         r"acpi: DSDT .* has \\_S5", r"acpi: PASS"]),
     "fw-cfg-1cpu-192m": fw_cfg_case(1, "192M"),
     "fw-cfg-4cpus-1g": fw_cfg_case(4, "1G"),

@@ -1,4 +1,5 @@
-/* Tiny guests: a small vsnprintf (%d %u %x %X %s %c %p %%, widths, '0' and '-' flags, l/ll). */
+/* Tiny guests: a small vsnprintf (%d %u %x %X %s %c %p %%, widths, '0' and '-' flags, l/ll,
+ * precision for %s). */
 #include "guest.h"
 
 struct out {
@@ -50,7 +51,7 @@ int guest_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		}
 		fmt++;
 		bool zero = false, left = false;
-		int width = 0, lng = 0;
+		int width = 0, lng = 0, prec = -1;
 		for (; *fmt == '0' || *fmt == '-'; fmt++) {
 			if (*fmt == '0')
 				zero = true;
@@ -59,6 +60,11 @@ int guest_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		}
 		for (; *fmt >= '0' && *fmt <= '9'; fmt++)
 			width = width * 10 + (*fmt - '0');
+		if (*fmt == '.') {
+			prec = 0;
+			for (fmt++; *fmt >= '0' && *fmt <= '9'; fmt++)
+				prec = prec * 10 + (*fmt - '0');
+		}
 		for (; *fmt == 'l'; fmt++)
 			lng++;
 		switch (*fmt) {
@@ -92,12 +98,14 @@ int guest_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			const char *s = va_arg(ap, const char *);
 			if (!s)
 				s = "(null)";
-			int n = (int)strlen(s);
+			int n = 0;
+			while (s[n] && (prec < 0 || n < prec))
+				n++;
 			if (!left)
 				for (; width > n; width--)
 					put(&o, ' ');
-			while (*s)
-				put(&o, *s++);
+			for (int i = 0; i < n; i++)
+				put(&o, s[i]);
 			if (left)
 				for (; width > n; width--)
 					put(&o, ' ');

@@ -1,0 +1,98 @@
+/*
+ * timer: interrupts are delivered with interrupts enabled while the CPU halts.
+ * 1. The PIT (8254 channel 0, rate generator at 100 Hz) on ISA IRQ 0, routed as the MADT
+ *    says (an interrupt source override IRQ 0 -> GSI 2 on PC platforms) through the I/O APIC
+ *    to vector 0x20; the 8259s are remapped and fully masked so only the I/O APIC path counts.
+ * 2. The local APIC timer, periodic, vector 0x40.
+ */
+#include "lib/guest.h"
+
+const char guest_name[] = "timer";
+
+#define PIT_VECTOR   0x20
+#define LAPIC_VECTOR 0x40
+#define WANT_TICKS   5
+#define PIT_HZ       100
+#define PIT_DIVISOR  (1193182 / PIT_HZ)
+#define LAPIC_COUNT  250000 /* x16 at KVM's 1 GHz APIC bus: 4 ms */
+#define MAX_HALTS    100000 /* a bound on wakeups, so a storm of other interrupts ends */
+
+static volatile uint32_t pit_ticks, lapic_ticks, halts;
+
+static void pit_isr(struct isr_frame *f)
+{
+	pit_ticks++;
+	lapic_eoi();
+}
+
+static void lapic_isr(struct isr_frame *f)
+{
+	lapic_ticks++;
+	lapic_eoi();
+}
+
+static void spurious_isr(struct isr_frame *f)
+{
+	/* Spurious APIC interrupts need no EOI. */
+}
+
+static void wait_ticks(volatile uint32_t *counter, const char *what)
+{
+	guest_printf("timer: waiting for %u %s ticks (hlt with interrupts enabled)\n", WANT_TICKS,
+		     what);
+	irq_disable();
+	while (*counter < WANT_TICKS && halts < MAX_HALTS) {
+		halts++;
+		irq_enable_and_halt();
+		irq_disable();
+	}
+	if (*counter < WANT_TICKS)
+		guest_fail("only %u %s ticks after %u wakeups from hlt", *counter, what, halts);
+}
+
+void guest_main(void)
+{
+	static struct acpi_madt_info madt;
+	if (acpi_parse_madt(&madt))
+		guest_fail("no usable MADT");
+	if (!madt.nioapics)
+		guest_fail("the MADT lists no I/O APIC");
+	pic_remap_and_mask();
+	lapic_set_base(madt.lapic_base);
+	lapic_enable();
+	ioapic_set_base(madt.ioapic_base, madt.ioapic_gsi_base);
+	idt_set_handler(PIT_VECTOR, pit_isr);
+	idt_set_handler(LAPIC_VECTOR, lapic_isr);
+	idt_set_handler(LAPIC_SPURIOUS_VEC, spurious_isr);
+
+	/* PIT through the I/O APIC. */
+	uint32_t gsi;
+	bool level, active_low;
+	acpi_isa_irq_route(&madt, 0, &gsi, &level, &active_low);
+	guest_printf("timer: PIT IRQ 0 -> GSI %u (%s, %s) on the I/O APIC at 0x%08x\n", gsi,
+		     level ? "level" : "edge", active_low ? "active low" : "active high",
+		     madt.ioapic_base);
+	if (ioapic_route(gsi, PIT_VECTOR, lapic_id(), level, active_low))
+		guest_fail("cannot route GSI %u", gsi);
+	outb(0x43, 0x34); /* channel 0, lobyte/hibyte, mode 2 (rate generator), binary */
+	outb(0x40, PIT_DIVISOR & 0xff);
+	outb(0x40, PIT_DIVISOR >> 8);
+	wait_ticks(&pit_ticks, "PIT");
+	(void)ioapic_mask(gsi);
+	outb(0x43, 0x30); /* channel 0, mode 0, count never reloaded: one last edge at most */
+	outb(0x40, 0);
+	outb(0x40, 0);
+	guest_printf("timer: %u PIT ticks on vector 0x%02x after %u halts\n", pit_ticks,
+		     PIT_VECTOR, halts);
+
+	/* Local APIC timer, periodic. */
+	halts = 0;
+	lapic_write(LAPIC_TIMER_DIV, 0x3); /* divide by 16 */
+	lapic_write(LAPIC_LVT_TIMER, LAPIC_VECTOR | (1u << 17));
+	lapic_write(LAPIC_TIMER_INIT, LAPIC_COUNT);
+	wait_ticks(&lapic_ticks, "LAPIC timer");
+	lapic_write(LAPIC_TIMER_INIT, 0);
+	lapic_write(LAPIC_LVT_TIMER, 1u << 16);
+	guest_printf("timer: %u LAPIC timer ticks on vector 0x%02x after %u halts\n", lapic_ticks,
+		     LAPIC_VECTOR, halts);
+}
