@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmm/control.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "vmm/loop.h"
+#include "vmm/vm.h"
+
+#define CONTROL_MAX_CLIENTS 8
+#define CONTROL_MAX_LINE    4096
+
+struct control_client {
+	struct control *ctl;
+	int fd;
+	size_t len;
+	char buf[CONTROL_MAX_LINE];
+};
+
+/* Loop thread only. */
+struct control {
+	struct vm *vm;
+	int listen_fd;
+	char *path;
+	struct control_client clients[CONTROL_MAX_CLIENTS];
+};
+
+static char *control_reply(json_object *ret)
+{
+	json_object *o = json_object_new_object();
+	char *s;
+
+	json_object_object_add(o, "return", ret ? ret : json_object_new_object());
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+static char *control_error(const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static char *control_error(const char *cls, const char *fmt, ...)
+{
+	json_object *o = json_object_new_object(), *e = json_object_new_object();
+	char desc[256], *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof(desc), fmt, ap);
+	va_end(ap);
+	json_object_object_add(e, "class", json_object_new_string(cls));
+	json_object_object_add(e, "desc", json_object_new_string(desc));
+	json_object_object_add(o, "error", e);
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+static char *control_status(struct vm *vm)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "state",
+			       json_object_new_string(vm_is_paused(vm) ? "paused" : "running"));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "cpus", json_object_new_int((int)vm->cfg->cpus));
+	json_object_object_add(o, "memory", json_object_new_int64((int64_t)vm->cfg->memory));
+	return control_reply(o);
+}
+
+char *control_handle_line(struct vm *vm, const char *line, size_t len)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *req, *exec;
+	const char *cmd;
+	char *reply;
+	int r;
+
+	if (!tok)
+		return NULL;
+	req = json_tokener_parse_ex(tok, line, (int)len);
+	if (!req || json_tokener_get_error(tok) != json_tokener_success) {
+		reply = control_error("GenericError", "malformed JSON: %s",
+				      json_tokener_error_desc(json_tokener_get_error(tok)));
+		goto out;
+	}
+	if (!json_object_is_type(req, json_type_object) ||
+	    !json_object_object_get_ex(req, "execute", &exec) ||
+	    !json_object_is_type(exec, json_type_string)) {
+		reply = control_error("GenericError",
+				      "a request is an object with a string member \"execute\"");
+		goto out;
+	}
+	cmd = json_object_get_string(exec);
+	if (!strcmp(cmd, "status")) {
+		reply = control_status(vm);
+	} else if (!strcmp(cmd, "pause")) {
+		if (vm_is_paused(vm)) {
+			reply = control_error("InvalidState", "VM is already paused");
+		} else {
+			r = vm_pause(vm);
+			reply = r ? control_error("GenericError", "pause failed: %s", strerror(-r))
+				  : control_reply(NULL);
+		}
+	} else if (!strcmp(cmd, "resume")) {
+		if (!vm_is_paused(vm)) {
+			reply = control_error("InvalidState", "VM is not paused");
+		} else {
+			r = vm_resume(vm);
+			reply = r ? control_error("GenericError", "resume failed: %s", strerror(-r))
+				  : control_reply(NULL);
+		}
+	} else if (!strcmp(cmd, "powerdown")) {
+		if (vm_is_paused(vm)) {
+			reply = control_error("InvalidState",
+					      "VM is paused: resume it to let it shut down");
+		} else {
+			vm_power_button(vm);
+			reply = control_reply(NULL);
+		}
+	} else if (!strcmp(cmd, "reset")) {
+		r = vm_reset(vm);
+		reply = r ? control_error("GenericError", "reset failed: %s", strerror(-r))
+			  : control_reply(NULL);
+	} else if (!strcmp(cmd, "quit")) {
+		vm_request(vm, VM_EVENT_QUIT, 0, "quit through the control socket");
+		reply = control_reply(NULL);
+	} else {
+		reply = control_error("CommandNotFound",
+				      "unknown command '%.64s' (status, pause, resume, powerdown, "
+				      "reset, quit)",
+				      cmd);
+	}
+out:
+	if (req)
+		json_object_put(req);
+	json_tokener_free(tok);
+	return reply;
+}
+
+static void control_drop(struct control_client *cl)
+{
+	loop_del(cl->ctl->vm->loop, cl->fd);
+	close(cl->fd);
+	cl->fd = -1;
+	cl->len = 0;
+}
+
+static void control_send_line(struct control_client *cl, const char *s)
+{
+	size_t len = strlen(s), off = 0;
+
+	/* Replies are small; a client that does not read them is dropped, not waited on. */
+	while (off <= len) {
+		const char *p = off < len ? s + off : "\n";
+		size_t n = off < len ? len - off : 1;
+		ssize_t w = send(cl->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			control_drop(cl);
+			return;
+		}
+		off += (size_t)w;
+		if (off == len + 1)
+			break;
+	}
+}
+
+static void control_client_cb(void *opaque, uint32_t events)
+{
+	struct control_client *cl = opaque;
+	ssize_t n;
+	char *nl;
+
+	n = recv(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		control_drop(cl);
+		return;
+	}
+	cl->len += (size_t)n;
+	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
+		size_t linelen = (size_t)(nl - cl->buf);
+		char *reply = linelen ? control_handle_line(cl->ctl->vm, cl->buf, linelen) : NULL;
+
+		if (reply) {
+			control_send_line(cl, reply);
+			free(reply);
+		}
+		if (cl->fd < 0)
+			return;
+		memmove(cl->buf, nl + 1, cl->len - linelen - 1);
+		cl->len -= linelen + 1;
+	}
+	if (cl->len == sizeof(cl->buf)) {
+		char *reply = control_error("GenericError", "request longer than %d bytes",
+					    CONTROL_MAX_LINE);
+
+		if (reply) {
+			control_send_line(cl, reply);
+			free(reply);
+		}
+		if (cl->fd >= 0)
+			control_drop(cl);
+	}
+}
+
+static void control_accept_cb(void *opaque, uint32_t events)
+{
+	struct control *c = opaque;
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), i;
+
+	if (fd < 0)
+		return;
+	for (i = 0; i < CONTROL_MAX_CLIENTS && c->clients[i].fd >= 0; i++)
+		;
+	if (i == CONTROL_MAX_CLIENTS ||
+	    loop_add(c->vm->loop, fd, EPOLLIN, control_client_cb, &c->clients[i])) {
+		log_warn("control: too many clients, refusing one");
+		close(fd);
+		return;
+	}
+	c->clients[i].fd = fd;
+	c->clients[i].len = 0;
+}
+
+int control_create(struct vm *vm, const char *path, struct control **out, char *err,
+		   size_t errlen)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	struct control *c;
+	struct stat st;
+	int i, r;
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		snprintf(err, errlen, "control socket path is too long (max %zu bytes): %s",
+			 sizeof(addr.sun_path) - 1, path);
+		return -ENAMETOOLONG;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; not replacing it",
+				 path);
+			return -EEXIST;
+		}
+		unlink(path);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->vm = vm;
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		c->clients[i] = (struct control_client){.ctl = c, .fd = -1};
+	strcpy(addr.sun_path, path);
+	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    listen(c->listen_fd, 8)) {
+		r = -errno;
+		snprintf(err, errlen, "cannot listen on control socket %s: %s", path,
+			 strerror(errno));
+		goto fail;
+	}
+	c->path = strdup(path);
+	r = c->path ? loop_add(vm->loop, c->listen_fd, EPOLLIN, control_accept_cb, c) : -ENOMEM;
+	if (r) {
+		snprintf(err, errlen, "cannot watch control socket: %s", strerror(-r));
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
+	if (c->path)
+		unlink(c->path);
+	free(c->path);
+	free(c);
+	return r;
+}
+
+void control_destroy(struct control *c)
+{
+	int i;
+
+	if (!c)
+		return;
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		if (c->clients[i].fd >= 0)
+			close(c->clients[i].fd);
+	close(c->listen_fd);
+	unlink(c->path);
+	free(c->path);
+	free(c);
+}

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmm/dev/pm.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "vmm/bus.h"
+#include "vmm/vm.h"
+#include "vmm/x86/acpi.h"
+#include "vmm/x86/layout.h"
+
+#define PM1_STS_TMR    (1u << 0)
+#define PM1_STS_PWRBTN (1u << 8)
+#define PM1_STS_WAK    (1u << 15)
+#define PM1_STS_MASK   0x8f31u /* the status bits the spec defines */
+#define PM1_CNT_SCI_EN (1u << 0)
+#define PM1_CNT_SLP_EN (1u << 13)
+#define PM_TIMER_HZ    3579545ull
+#define CF9_RESET      0x04
+
+struct pm {
+	struct vm *vm;
+	/* lock protects the fields below */
+	pthread_mutex_t lock;
+	uint16_t sts;
+	uint16_t en;
+	uint16_t cnt;
+	uint8_t cf9;
+	bool sci;
+};
+
+static void pm_update_sci(struct pm *pm)
+{
+	bool level = (pm->sts & pm->en) != 0;
+
+	if (level != pm->sci) {
+		pm->sci = level;
+		vm_set_irq(pm->vm, IRQ_SCI, level);
+	}
+}
+
+static uint32_t pm_timer(void)
+{
+	struct timespec ts;
+	unsigned __int128 ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns = (unsigned __int128)ts.tv_sec * 1000000000u + (unsigned)ts.tv_nsec;
+	return (uint32_t)(ns * PM_TIMER_HZ / 1000000000u) & 0xffffff;
+}
+
+/* The 10-byte block: status (0-1), enable (2-3), control (4-5), timer (8-11). Any access
+ * width and alignment is taken apart into bytes. */
+static uint8_t pm_read_byte(struct pm *pm, unsigned off)
+{
+	switch (off) {
+	case 0:
+	case 1:
+		return (uint8_t)(pm->sts >> (8 * off));
+	case 2:
+	case 3:
+		return (uint8_t)(pm->en >> (8 * (off - 2)));
+	case 4:
+	case 5:
+		return (uint8_t)((pm->cnt | PM1_CNT_SCI_EN) >> (8 * (off - 4)));
+	case 8:
+	case 9:
+	case 10:
+	case 11:
+		return (uint8_t)(pm_timer() >> (8 * (off - 8)));
+	default:
+		return 0;
+	}
+}
+
+static uint64_t pm_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct pm *pm = opaque;
+	uint64_t v = 0;
+	unsigned i;
+
+	if (off >= 8 && off + size <= 12 && size == 4)
+		return pm_timer(); /* one consistent sample */
+	pthread_mutex_lock(&pm->lock);
+	for (i = 0; i < size; i++)
+		v |= (uint64_t)pm_read_byte(pm, (unsigned)off + i) << (8 * i);
+	pthread_mutex_unlock(&pm->lock);
+	return v;
+}
+
+static void pm_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
+{
+	struct pm *pm = opaque;
+	bool poweroff = false;
+	unsigned i;
+
+	pthread_mutex_lock(&pm->lock);
+	for (i = 0; i < size; i++) {
+		unsigned o = (unsigned)off + i;
+		uint16_t b = (uint16_t)((value >> (8 * i)) & 0xff);
+
+		if (o < 2) /* status: write one to clear */
+			pm->sts &= (uint16_t)~(b << (8 * o));
+		else if (o < 4)
+			pm->en = (uint16_t)((pm->en & ~(0xff << (8 * (o - 2)))) | b << (8 * (o - 2)));
+		else if (o < 6)
+			pm->cnt = (uint16_t)((pm->cnt & ~(0xff << (8 * (o - 4)))) | b << (8 * (o - 4)));
+	}
+	if (pm->cnt & PM1_CNT_SLP_EN) {
+		unsigned typ = (pm->cnt >> 10) & 7;
+
+		pm->cnt &= (uint16_t)~PM1_CNT_SLP_EN; /* SLP_EN always reads as zero */
+		poweroff = typ == ACPI_S5_SLP_TYP;
+	}
+	pm->sts &= PM1_STS_MASK;
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	if (poweroff)
+		vm_request(pm->vm, VM_EVENT_POWEROFF, 0, "guest powered off (ACPI S5)");
+}
+
+static const struct bus_ops pm_ops = {
+	.read = pm_read,
+	.write = pm_write,
+};
+
+static uint64_t cf9_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct pm *pm = opaque;
+	uint8_t v;
+
+	pthread_mutex_lock(&pm->lock);
+	v = pm->cf9;
+	pthread_mutex_unlock(&pm->lock);
+	return v;
+}
+
+static void cf9_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
+{
+	struct pm *pm = opaque;
+
+	pthread_mutex_lock(&pm->lock);
+	pm->cf9 = (uint8_t)value & ~CF9_RESET;
+	pthread_mutex_unlock(&pm->lock);
+	if (value & CF9_RESET)
+		vm_request(pm->vm, VM_EVENT_RESET, 0, "reset through port 0xcf9");
+}
+
+static const struct bus_ops cf9_ops = {
+	.read = cf9_read,
+	.write = cf9_write,
+};
+
+void pm_power_button(struct pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts |= PM1_STS_PWRBTN;
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+static void pm_reset(void *opaque)
+{
+	struct pm *pm = opaque;
+
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = pm->en = pm->cnt = 0;
+	pm->cf9 = 0;
+	pm->sci = false;
+	pthread_mutex_unlock(&pm->lock);
+}
+
+int pm_create(struct vm *vm, struct pm **out)
+{
+	struct pm *pm = calloc(1, sizeof(*pm));
+	int r;
+
+	if (!pm)
+		return -ENOMEM;
+	pm->vm = vm;
+	pthread_mutex_init(&pm->lock, NULL);
+	r = bus_register(&vm->pio, PORT_PM_BASE, 12, &pm_ops, pm, "acpi-pm");
+	r = r ?: bus_register(&vm->pio, PORT_RESET, 1, &cf9_ops, pm, "reset");
+	r = r ?: vm_add_reset_hook(vm, pm_reset, pm);
+	if (r)
+		return r; /* registered ranges keep pm alive: freed at exit with the process */
+	*out = pm;
+	return 0;
+}

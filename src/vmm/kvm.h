@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The only interface to KVM: a thin wrapper over its ioctls (like bhyve's libvmmapi).
+ * No other file issues a KVM ioctl. Every function returns 0 or a negative errno.
+ */
+#ifndef KEEL_VMM_KVM_H
+#define KEEL_VMM_KVM_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVM_WUR __attribute__((warn_unused_result))
+
+/* The system handle (/dev/kvm): opened once per process. */
+struct kvm_sys {
+	int fd;
+	size_t run_size; /* size of each vCPU's shared kvm_run mapping */
+	int max_vcpus;
+};
+
+int kvm_sys_open(struct kvm_sys *sys, char *err, size_t errlen) KVM_WUR;
+void kvm_sys_close(struct kvm_sys *sys);
+/* The CPUID leaves KVM can offer guests. Caller frees. */
+int kvm_sys_supported_cpuid(struct kvm_sys *sys, struct kvm_cpuid2 **out) KVM_WUR;
+
+/* One VM file descriptor and its in-kernel devices. */
+int kvm_vm_create(struct kvm_sys *sys, int *vm_fd) KVM_WUR;
+int kvm_vm_set_memory(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva) KVM_WUR;
+int kvm_vm_setup_x86(int vm_fd, uint64_t tss_addr, uint64_t identity_map_addr) KVM_WUR;
+int kvm_vm_create_irqchip(int vm_fd) KVM_WUR;
+int kvm_vm_create_pit(int vm_fd) KVM_WUR;
+int kvm_vm_set_gsi_routing(int vm_fd, const struct kvm_irq_routing *routing) KVM_WUR;
+int kvm_vm_irq_line(int vm_fd, uint32_t gsi, int level) KVM_WUR;
+
+/* A vCPU: its fd and its mapped kvm_run. */
+int kvm_vcpu_create(struct kvm_sys *sys, int vm_fd, unsigned id, int *vcpu_fd,
+		    struct kvm_run **run) KVM_WUR;
+void kvm_vcpu_destroy(struct kvm_sys *sys, int vcpu_fd, struct kvm_run *run);
+/* Returns 0, or -EINTR when kicked, or another negative errno. */
+int kvm_vcpu_run(int vcpu_fd) KVM_WUR;
+int kvm_vcpu_get_regs(int vcpu_fd, struct kvm_regs *regs) KVM_WUR;
+int kvm_vcpu_set_regs(int vcpu_fd, const struct kvm_regs *regs) KVM_WUR;
+int kvm_vcpu_get_sregs(int vcpu_fd, struct kvm_sregs *sregs) KVM_WUR;
+int kvm_vcpu_set_sregs(int vcpu_fd, const struct kvm_sregs *sregs) KVM_WUR;
+int kvm_vcpu_set_fpu(int vcpu_fd, const struct kvm_fpu *fpu) KVM_WUR;
+int kvm_vcpu_set_msrs(int vcpu_fd, const struct kvm_msrs *msrs) KVM_WUR;
+int kvm_vcpu_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *cpuid) KVM_WUR;
+int kvm_vcpu_get_lapic(int vcpu_fd, struct kvm_lapic_state *lapic) KVM_WUR;
+int kvm_vcpu_set_lapic(int vcpu_fd, const struct kvm_lapic_state *lapic) KVM_WUR;
+
+#endif

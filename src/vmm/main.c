@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keel-vmm: runs one VM. See docs/keel-vmm.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "vmm/config.h"
+#include "vmm/vm.h"
+
+int main(int argc, char **argv)
+{
+	static struct vm vm;
+	struct vm_config cfg;
+	char err[512];
+	const char *verbose = getenv("KEEL_VMM_DEBUG");
+	int r;
+
+	log_init("keel-vmm", verbose && *verbose ? LOG_DEBUG : LOG_INFO);
+	r = config_parse(argc, argv, &cfg, err, sizeof(err));
+	if (r)
+		return r > 0 ? 0 : (log_err("%s", err), 1);
+	r = vm_create(&vm, &cfg, err, sizeof(err));
+	if (r) {
+		log_err("%s", err);
+		vm_destroy(&vm);
+		return 1;
+	}
+	r = vm_run(&vm);
+	vm_destroy(&vm);
+	return r;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Guest memory: the map of RAM regions and THE guest-memory accessor. Every access to
+ * guest memory by address goes through mem_ptr(), which checks the whole (gpa, len) range
+ * for overflow and RAM backing (DESIGN.md habit 2).
+ */
+#ifndef KEEL_VMM_MEM_H
+#define KEEL_VMM_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MEM_MAX_REGIONS 2
+
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+struct guest_mem {
+	uint64_t ram_size;  /* total guest RAM */
+	uint8_t *base;      /* one host mapping of ram_size bytes */
+	unsigned nregions;
+	struct mem_region regions[MEM_MAX_REGIONS];
+};
+
+/* Lay out ram_size bytes around the 32-bit hole and map them (not yet touched). */
+int mem_init(struct guest_mem *mem, uint64_t ram_size) __attribute__((warn_unused_result));
+void mem_free(struct guest_mem *mem);
+/* Drop every page's contents (guest reset): the next touch reads zeros. */
+int mem_discard(struct guest_mem *mem) __attribute__((warn_unused_result));
+
+/* Host pointer to [gpa, gpa + len) if all of it is RAM in one region, else NULL. */
+void *mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* Copy to/from guest memory; -EFAULT when the range is not all RAM. */
+int mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
+	__attribute__((warn_unused_result));
+int mem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len)
+	__attribute__((warn_unused_result));
+/* End of the RAM that starts at 0 (below the 32-bit hole). */
+uint64_t mem_low_end(const struct guest_mem *mem);
+
+/* Pure layout computation, for tests: fills regions (hva unset); returns the count. */
+unsigned mem_layout(uint64_t ram_size, struct mem_region regions[MEM_MAX_REGIONS]);
+
+#endif

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* vCPU threads: KVM_RUN loop, exit dispatch, and the run/pause/stop state machine. */
+#ifndef KEEL_VMM_VCPU_H
+#define KEEL_VMM_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+struct vm;
+struct boot_entry;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool parked; /* protected by vm->run_lock */
+};
+
+/* Once per process, before any vCPU thread: the kick signal's handler. */
+int vcpu_global_init(void) __attribute__((warn_unused_result));
+/* Create the KVM vCPU and set its CPUID, MSRs, FPU and LAPIC; boot (the BSP only)
+ * gives its entry state. APs wait for INIT/SIPI in the in-kernel LAPIC. */
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned id, const struct boot_entry *boot,
+		char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
+/* Make a running KVM_RUN return soon (the thread then re-reads vm->target). */
+void vcpu_kick(struct vcpu *vcpu);
+void vcpu_destroy(struct vcpu *vcpu);
+
+#endif

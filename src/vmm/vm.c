@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "vmm/chardev.h"
+#include "vmm/control.h"
+#include "vmm/dev/debug_exit.h"
+#include "vmm/dev/i8042.h"
+#include "vmm/dev/pm.h"
+#include "vmm/dev/rtc.h"
+#include "vmm/dev/serial.h"
+#include "vmm/loop.h"
+#include "vmm/vcpu.h"
+#include "vmm/x86/acpi.h"
+#include "vmm/x86/boot.h"
+#include "vmm/x86/fw_cfg.h"
+#include "vmm/x86/layout.h"
+
+void vm_request(struct vm *vm, enum vm_event ev, int status, const char *fmt, ...)
+{
+	int none = VM_EVENT_NONE;
+	uint64_t one = 1;
+	va_list ap;
+
+	if (!atomic_compare_exchange_strong(&vm->event, &none, (int)ev))
+		return; /* an earlier event already decides how this VM ends */
+	vm->event_status = status;
+	va_start(ap, fmt);
+	vsnprintf(vm->event_detail, sizeof(vm->event_detail), fmt, ap);
+	va_end(ap);
+	if (write(vm->event_fd, &one, sizeof(one)) < 0)
+		log_err("cannot signal VM event: %s", strerror(errno));
+}
+
+void vm_set_irq(struct vm *vm, unsigned gsi, int level)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(5000, 5);
+	int r = kvm_vm_irq_line(atomic_load(&vm->vm_fd), gsi, level);
+
+	if (r)
+		log_warn_ratelimited(&rl, "KVM_IRQ_LINE gsi %u: %s", gsi, strerror(-r));
+}
+
+int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
+{
+	if (vm->nreset == VM_MAX_RESET_HOOKS)
+		return -ENOSPC;
+	vm->reset_fns[vm->nreset] = fn;
+	vm->reset_opaque[vm->nreset] = opaque;
+	vm->nreset++;
+	return 0;
+}
+
+/* Interrupt routing as on a PC with an IOAPIC (and as QEMU sets it up): ISA IRQs 0-15 go
+ * to both 8259s (except the cascade, 2) and to the IOAPIC, with IRQ 0 on IOAPIC pin 2. */
+static int vm_setup_irq_routing(int vm_fd)
+{
+	struct {
+		struct kvm_irq_routing hdr;
+		struct kvm_irq_routing_entry e[64];
+	} rt;
+	unsigned n = 0, i;
+
+	memset(&rt, 0, sizeof(rt));
+	for (i = 0; i < 16; i++) {
+		if (i == 2)
+			continue;
+		rt.e[n].gsi = i;
+		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt.e[n].u.irqchip.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		rt.e[n].u.irqchip.pin = i % 8;
+		n++;
+	}
+	for (i = 0; i < 24; i++) {
+		if (i == 2)
+			continue;
+		rt.e[n].gsi = i;
+		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt.e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		rt.e[n].u.irqchip.pin = i == 0 ? 2 : i;
+		n++;
+	}
+	rt.hdr.nr = n;
+	return kvm_vm_set_gsi_routing(vm_fd, &rt.hdr);
+}
+
+/* Map a whole file read-only; the caller unmaps. */
+static int vm_map_file(int fd, const char *what, const uint8_t **data, size_t *size, char *err,
+		       size_t errlen)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st)) {
+		snprintf(err, errlen, "%s: %s", what, strerror(errno));
+		return -errno;
+	}
+	if (st.st_size == 0) {
+		snprintf(err, errlen, "%s is empty", what);
+		return -EINVAL;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map %s: %s", what, strerror(errno));
+		return -errno;
+	}
+	*data = p;
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+/* Copy ACPI tables and the kernel into (zeroed) guest memory. */
+static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t errlen)
+{
+	static uint8_t acpi[ACPI_MAX_SIZE];
+	struct boot_input in = {.cmdline = vm->cfg->cmdline, .initrd_path = vm->cfg->initrd};
+	struct acpi_info info;
+	int r;
+
+	r = acpi_build(acpi, LAYOUT_ACPI, vm->cfg->cpus, &info);
+	if (!r)
+		r = mem_write(&vm->mem, LAYOUT_ACPI, acpi, info.size);
+	if (r) {
+		snprintf(err, errlen, "cannot place the ACPI tables: %s", strerror(-r));
+		return r;
+	}
+	in.rsdp = info.rsdp;
+	r = vm_map_file(vm->kernel_fd, vm->cfg->kernel, &in.kernel, &in.kernel_size, err, errlen);
+	if (r)
+		return r;
+	if (vm->initrd_fd >= 0) {
+		r = vm_map_file(vm->initrd_fd, vm->cfg->initrd, &in.initrd, &in.initrd_size, err,
+				errlen);
+		if (r)
+			goto out;
+	}
+	r = bzimage_load(&vm->mem, &in, entry, err, errlen);
+	if (r == -ENOEXEC)
+		r = multiboot_load(&vm->mem, &in, entry, err, errlen);
+	if (r == -ENOEXEC)
+		snprintf(err, errlen,
+			 "%s is not a kernel keel-vmm can boot (neither a Linux bzImage nor a "
+			 "multiboot image)",
+			 vm->cfg->kernel);
+	if (in.initrd)
+		munmap((void *)in.initrd, in.initrd_size);
+out:
+	munmap((void *)in.kernel, in.kernel_size);
+	return r;
+}
+
+/* Create the KVM VM and its vCPUs, with devices reset and the kernel loaded. */
+static int vm_build(struct vm *vm, char *err, size_t errlen)
+{
+	struct boot_entry entry;
+	int vm_fd, r;
+	unsigned i;
+
+	r = kvm_vm_create(&vm->kvm, &vm_fd);
+	if (r) {
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(-r));
+		return r;
+	}
+	atomic_store(&vm->vm_fd, vm_fd);
+	r = kvm_vm_setup_x86(vm_fd, LAYOUT_TSS, LAYOUT_IDENTITY_MAP);
+	if (r) {
+		snprintf(err, errlen, "KVM TSS/identity map set-up: %s", strerror(-r));
+		return r;
+	}
+	for (i = 0; i < vm->mem.nregions; i++) {
+		const struct mem_region *m = &vm->mem.regions[i];
+
+		r = kvm_vm_set_memory(vm_fd, i, m->gpa, m->size, m->hva);
+		if (r) {
+			snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION %llu MiB at 0x%llx: %s",
+				 (unsigned long long)(m->size >> 20), (unsigned long long)m->gpa,
+				 strerror(-r));
+			return r;
+		}
+	}
+	r = kvm_vm_create_irqchip(vm_fd);
+	if (!r)
+		r = vm_setup_irq_routing(vm_fd);
+	if (!r)
+		r = kvm_vm_create_pit(vm_fd);
+	if (r) {
+		snprintf(err, errlen, "in-kernel irqchip and PIT: %s", strerror(-r));
+		return r;
+	}
+	for (i = 0; i < vm->nreset; i++)
+		vm->reset_fns[i](vm->reset_opaque[i]);
+	r = vm_load(vm, &entry, err, errlen);
+	if (r)
+		return r;
+	for (i = 0; i < vm->cfg->cpus; i++) {
+		r = vcpu_create(vm, &vm->vcpus[i], i, i == 0 ? &entry : NULL, err, errlen);
+		if (r) {
+			while (i--)
+				vcpu_destroy(&vm->vcpus[i]);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int vm_start_vcpus(struct vm *vm)
+{
+	unsigned i;
+	int r;
+
+	for (i = 0; i < vm->cfg->cpus; i++) {
+		r = vcpu_start(&vm->vcpus[i]);
+		if (r) {
+			log_err("cannot start vcpu%u thread: %s", i, strerror(-r));
+			return r;
+		}
+		vm->nvcpus_started++;
+	}
+	return 0;
+}
+
+/* Stop and join every vCPU thread, then free the vCPUs and the KVM VM. */
+static void vm_teardown(struct vm *vm)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&vm->run_lock);
+	vm->target = VM_STOP;
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+	for (i = 0; i < vm->nvcpus_started; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (i = 0; i < vm->nvcpus_started; i++)
+		pthread_join(vm->vcpus[i].thread, NULL);
+	vm->nvcpus_started = 0;
+	for (i = 0; i < vm->cfg->cpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	if (atomic_load(&vm->vm_fd) >= 0)
+		close(atomic_load(&vm->vm_fd));
+	atomic_store(&vm->vm_fd, -1);
+}
+
+int vm_reset(struct vm *vm)
+{
+	char err[256];
+	bool paused = vm->target == VM_PAUSE;
+	int r;
+
+	vm_teardown(vm);
+	r = mem_discard(&vm->mem);
+	if (r) {
+		log_err("reset: cannot clear guest memory: %s", strerror(-r));
+		return r;
+	}
+	r = vm_build(vm, err, sizeof(err));
+	if (r) {
+		log_err("reset: %s", err);
+		return r;
+	}
+	pthread_mutex_lock(&vm->run_lock);
+	vm->target = paused ? VM_PAUSE : VM_RUN;
+	pthread_mutex_unlock(&vm->run_lock);
+	atomic_store(&vm->event, VM_EVENT_NONE);
+	return vm_start_vcpus(vm);
+}
+
+int vm_pause(struct vm *vm)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&vm->run_lock);
+	vm->target = VM_PAUSE;
+	pthread_mutex_unlock(&vm->run_lock);
+	for (i = 0; i < vm->nvcpus_started; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->run_lock);
+	while (vm->parked < vm->nvcpus_started)
+		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+	pthread_mutex_unlock(&vm->run_lock);
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	vm->target = VM_RUN;
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+	return 0;
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	bool p;
+
+	pthread_mutex_lock(&vm->run_lock);
+	p = vm->target == VM_PAUSE;
+	pthread_mutex_unlock(&vm->run_lock);
+	return p;
+}
+
+void vm_power_button(struct vm *vm)
+{
+	pm_power_button(vm->pm);
+}
+
+static uint64_t host_ram_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : UINT64_MAX;
+}
+
+static int vm_open_input(const char *path, const char *what, int *fd, char *err, size_t errlen)
+{
+	struct stat st;
+
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(*fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s %s: not a regular file", what, path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	uint64_t host = host_ram_bytes();
+	int r;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm.fd = vm->kernel_fd = vm->initrd_fd = vm->event_fd = -1;
+	atomic_store(&vm->vm_fd, -1);
+	pthread_mutex_init(&vm->run_lock, NULL);
+	pthread_cond_init(&vm->run_cond, NULL);
+	bus_init(&vm->pio, "port I/O");
+	bus_init(&vm->mmio, "MMIO");
+
+	r = vm_open_input(cfg->kernel, "kernel", &vm->kernel_fd, err, errlen);
+	if (!r && cfg->initrd)
+		r = vm_open_input(cfg->initrd, "initrd", &vm->initrd_fd, err, errlen);
+	if (r)
+		return r;
+	if (cfg->memory > host) {
+		snprintf(err, errlen, "--memory %llu MiB is more than this host's %llu MiB of RAM",
+			 (unsigned long long)(cfg->memory >> 20), (unsigned long long)(host >> 20));
+		return -ENOMEM;
+	}
+	r = kvm_sys_open(&vm->kvm, err, errlen);
+	if (r)
+		return r;
+	if (cfg->cpus > (unsigned)vm->kvm.max_vcpus) {
+		snprintf(err, errlen, "--cpus %u: this host's KVM allows at most %d", cfg->cpus,
+			 vm->kvm.max_vcpus);
+		return -EINVAL;
+	}
+	r = kvm_sys_supported_cpuid(&vm->kvm, &vm->cpuid);
+	if (r) {
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+		return r;
+	}
+	r = mem_init(&vm->mem, cfg->memory);
+	if (r) {
+		snprintf(err, errlen, "cannot reserve %llu MiB of guest memory: %s",
+			 (unsigned long long)(cfg->memory >> 20), strerror(-r));
+		return r;
+	}
+	vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus));
+	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!vm->vcpus || vm->event_fd < 0) {
+		snprintf(err, errlen, "out of memory or file descriptors");
+		return -ENOMEM;
+	}
+	r = vcpu_global_init();
+	if (!r)
+		r = loop_create(&vm->loop);
+	if (r) {
+		snprintf(err, errlen, "event loop set-up: %s", strerror(-r));
+		return r;
+	}
+	r = chardev_open(&cfg->serial, vm->loop, &vm->serial_out, err, errlen);
+	if (r)
+		return r;
+	r = serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_out, &vm->serial);
+	r = r ?: i8042_create(vm);
+	r = r ?: rtc_create(vm, &vm->rtc);
+	r = r ?: pm_create(vm, &vm->pm);
+	r = r ?: fw_cfg_create(vm);
+	if (!r && cfg->debug_exit)
+		r = debug_exit_create(vm);
+	if (r) {
+		snprintf(err, errlen, "device set-up: %s", strerror(-r));
+		return r;
+	}
+	return vm_build(vm, err, errlen);
+}
+
+/* Write the status file atomically: a temporary file, then rename. */
+static void vm_write_status(struct vm *vm, const char *reason, int status, const char *detail,
+			    int sig)
+{
+	json_object *o;
+	char tmp[4096];
+	FILE *f;
+
+	if (!vm->cfg->status_path)
+		return;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", vm->cfg->status_path) >= (int)sizeof(tmp))
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "reason", json_object_new_string(reason));
+	if (!strcmp(reason, "debug-exit"))
+		json_object_object_add(o, "status", json_object_new_int(status));
+	if (sig)
+		json_object_object_add(o, "signal", json_object_new_int(sig));
+	if (detail && *detail)
+		json_object_object_add(o, "detail", json_object_new_string(detail));
+	f = fopen(tmp, "w");
+	if (f) {
+		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		if (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0)
+			rename(tmp, vm->cfg->status_path);
+		else
+			unlink(tmp);
+	}
+	if (!f)
+		log_err("cannot write status file %s: %s", vm->cfg->status_path, strerror(errno));
+	json_object_put(o);
+}
+
+static void vm_finish(struct vm *vm, int status, const char *reason, const char *detail,
+		      int sig)
+{
+	vm->exit_status = status;
+	vm_write_status(vm, reason, status, detail, sig);
+	loop_stop(vm->loop);
+}
+
+/* The main loop learns of an event from a vCPU (or the control socket). */
+static void vm_event_cb(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t v;
+
+	if (read(vm->event_fd, &v, sizeof(v)) < 0)
+		return;
+	switch (atomic_load(&vm->event)) {
+	case VM_EVENT_POWEROFF:
+		vm_finish(vm, 0, "poweroff", NULL, 0);
+		break;
+	case VM_EVENT_RESET:
+		if (vm->cfg->no_reboot) {
+			vm_finish(vm, 0, "reboot", NULL, 0);
+		} else if (vm_reset(vm)) {
+			log_err("VM reset failed; stopping");
+			vm_finish(vm, 1, "error", "reset failed", 0);
+		}
+		break;
+	case VM_EVENT_DEBUG_EXIT:
+		vm_finish(vm, vm->event_status, "debug-exit", NULL, 0);
+		break;
+	case VM_EVENT_CRASH:
+		log_err("VM crashed: %s", vm->event_detail);
+		vm_finish(vm, 1, "crash", vm->event_detail, 0);
+		break;
+	case VM_EVENT_QUIT:
+		vm_finish(vm, 0, "quit", NULL, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+static void vm_signal_cb(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("terminating on signal %u", si.ssi_signo);
+	vm_request(vm, VM_EVENT_SIGNAL, 0, "signal %u", si.ssi_signo);
+	vm_finish(vm, 0, "signal", NULL, (int)si.ssi_signo);
+}
+
+int vm_run(struct vm *vm)
+{
+	char err[256];
+	sigset_t set;
+	int sfd, r;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	vm->signal_fd = sfd;
+	if (sfd < 0 || loop_add(vm->loop, sfd, EPOLLIN, vm_signal_cb, vm) ||
+	    loop_add(vm->loop, vm->event_fd, EPOLLIN, vm_event_cb, vm)) {
+		log_err("cannot watch signals and VM events: %s", strerror(errno));
+		return 1;
+	}
+	if (vm->cfg->control_path) {
+		r = control_create(vm, vm->cfg->control_path, &vm->control, err, sizeof(err));
+		if (r) {
+			log_err("%s", err);
+			vm_write_status(vm, "error", 1, err, 0);
+			return 1;
+		}
+	}
+	vm->target = VM_RUN;
+	if (vm_start_vcpus(vm)) {
+		vm_write_status(vm, "error", 1, "cannot start vCPU threads", 0);
+		return 1;
+	}
+	r = loop_run(vm->loop);
+	if (r) {
+		log_err("event loop failed: %s", strerror(-r));
+		vm->exit_status = 1;
+	}
+	vm_teardown(vm);
+	close(sfd);
+	return vm->exit_status;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	control_destroy(vm->control);
+	vm->control = NULL;
+	if (vm->nvcpus_started || atomic_load(&vm->vm_fd) >= 0)
+		vm_teardown(vm);
+	chardev_close(vm->serial_out);
+	serial_destroy(vm->serial);
+	loop_destroy(vm->loop);
+	mem_free(&vm->mem);
+	free(vm->vcpus);
+	free(vm->cpuid);
+	if (vm->event_fd >= 0)
+		close(vm->event_fd);
+	if (vm->kernel_fd >= 0)
+		close(vm->kernel_fd);
+	if (vm->initrd_fd >= 0)
+		close(vm->initrd_fd);
+	kvm_sys_close(&vm->kvm);
+}

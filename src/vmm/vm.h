@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One virtual machine: KVM objects, guest memory, buses, devices, vCPUs, and the events
+ * that end or reset it. The main thread owns the VM's lifecycle (build, reset, teardown);
+ * vCPU threads run guest code and dispatch exits to devices.
+ */
+#ifndef KEEL_VMM_VM_H
+#define KEEL_VMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/kvm.h"
+#include "vmm/mem.h"
+
+struct loop;
+struct chardev;
+struct control;
+struct serial;
+struct pm;
+struct rtc;
+struct vcpu;
+
+/* Why the VM stopped running guest code. The first event wins. */
+enum vm_event {
+	VM_EVENT_NONE,
+	VM_EVENT_POWEROFF,   /* ACPI S5 */
+	VM_EVENT_RESET,      /* guest reboot: CF9, i8042, ACPI reset register */
+	VM_EVENT_DEBUG_EXIT, /* port 0xf4 with --debug-exit */
+	VM_EVENT_CRASH,      /* triple fault, KVM internal error, unhandled exit */
+	VM_EVENT_QUIT,       /* control socket quit, or Ctrl-A x on the console */
+	VM_EVENT_SIGNAL,     /* SIGTERM, SIGINT or SIGHUP */
+};
+
+/* What the vCPUs should be doing; changed only by the main thread. */
+enum vm_run_target { VM_RUN, VM_PAUSE, VM_STOP };
+
+typedef void (*vm_reset_fn)(void *opaque);
+
+#define VM_MAX_RESET_HOOKS 16
+
+struct vm {
+	const struct vm_config *cfg;
+	struct kvm_sys kvm;
+	_Atomic int vm_fd; /* replaced on reset while no vCPU runs */
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct kvm_cpuid2 *cpuid; /* KVM's supported set, read once */
+	int kernel_fd;
+	int initrd_fd;
+	struct loop *loop;
+
+	struct vcpu *vcpus;
+	unsigned nvcpus_started;
+
+	/* run_lock protects target and parked; run_cond signals changes to either. */
+	pthread_mutex_t run_lock;
+	pthread_cond_t run_cond;
+	enum vm_run_target target;
+	unsigned parked;
+
+	/* The pending event: set once (compare-and-swap) by any thread, then read by the
+	 * main thread after it sees event_fd. */
+	_Atomic int event;
+	int event_status;
+	int event_fd;
+	char event_detail[256];
+	int signal_fd;
+
+	vm_reset_fn reset_fns[VM_MAX_RESET_HOOKS];
+	void *reset_opaque[VM_MAX_RESET_HOOKS];
+	unsigned nreset;
+
+	struct chardev *serial_out;
+	struct serial *serial;
+	struct pm *pm;
+	struct rtc *rtc;
+	struct control *control;
+	int exit_status;
+};
+
+/* Build the VM (devices, memory, kernel) ready to start; err gets a one-line reason. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Run until the VM ends; returns the process exit status. */
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* Any thread: raise an event that stops the VM (or resets it). */
+void vm_request(struct vm *vm, enum vm_event ev, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Any thread: drive an interrupt line (GSI) to level. */
+void vm_set_irq(struct vm *vm, unsigned gsi, int level);
+/* Device set-up: a function called before every boot, to put the device in reset state. */
+int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+
+/* Main thread only. */
+int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
+int vm_resume(struct vm *vm) __attribute__((warn_unused_result));
+bool vm_is_paused(struct vm *vm);
+int vm_reset(struct vm *vm) __attribute__((warn_unused_result));
+void vm_power_button(struct vm *vm);
+
+#endif
