@@ -223,6 +223,22 @@ int cli_console_main(int argc, char **argv)
 				break;
 		}
 	}
+	/*
+	 * Leave no unread output behind: closing a Unix socket with data still queued makes
+	 * the other end see a reset, which could cost the guest the input just sent.
+	 */
+	shutdown(fd, SHUT_WR);
+	for (long long end = now_ms() + 200; now_ms() < end;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		if (ret == EXIT_OK && write_all(STDOUT_FILENO, buf, (size_t)n))
+			ret = EXIT_FAIL;
+	}
 	restore_tty();
 	if (tty)
 		fprintf(stderr, "\nDetached from the console of VM '%s'.\n", name);

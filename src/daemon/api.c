@@ -82,6 +82,9 @@ static void reply_errno(struct api_reply *out, int err, const char *msg)
 	case -ESTALE:
 		api_error_reply(out, 409, "Conflict", msg);
 		break;
+	case -ENOEXEC:
+		api_error_reply(out, 500, "StartFailed", msg);
+		break;
 	case -ENAMETOOLONG:
 		api_error_reply(out, 500, "Configuration", msg);
 		break;

@@ -635,7 +635,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		return -ENAMETOOLONG;
 	}
 	if (access(sup->cfg.vmm_path, X_OK) < 0) {
-		ret = -errno;
+		ret = -ENOEXEC;
 		seterr(err, errlen, "cannot start VM '%s': keel-vmm %s: %s", def->name,
 		       sup->cfg.vmm_path, strerror(errno));
 		set_state(sup, vm, VM_OFF, "%s", err);
@@ -712,7 +712,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	/* Blocks until exec (pipe closed) or its failure (errno written). */
 	if (read(pipefd[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
 		waitpid(pid, NULL, 0);
-		ret = -e;
+		ret = -ENOEXEC;
 		seterr(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path, strerror(e));
 		set_state(sup, vm, VM_OFF, "%s", err);
 		goto out;

@@ -63,8 +63,8 @@ void sup_status(struct sup *sup, const char *uuid, struct sup_status *out);
 
 /*
  * Actions. Each returns 0 once the action is under way (the state shows its progress) or
- * -EBUSY when the VM's state does not allow it, or another -errno; err says why in words
- * a user can act on.
+ * -EBUSY when the VM's state does not allow it, -ENOEXEC when keel-vmm cannot be run, or
+ * another -errno; err says why in words a user can act on.
  */
 int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

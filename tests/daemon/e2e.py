@@ -1,0 +1,620 @@
+#!/usr/bin/env python3
+"""keeld and keel end to end on the host (issue 5).
+
+Each case starts its own keeld (state dir and API socket in a fresh temporary directory),
+drives it through curl --unix-socket and the keel CLI, runs real keel-vmm workers with the
+daemon-guest tiny guest, and checks states, exit statuses, messages and that failed
+requests change nothing. Usage: e2e.py --keeld P --keel P --keel-vmm P --guest P CASE
+Exits 0 (pass), 1 (fail) or 77 (skip: no /dev/kvm or no keel-vmm).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+class Env:
+    def __init__(self, a):
+        self.a = a
+        self.dir = tempfile.mkdtemp(prefix="kd", dir="/tmp")
+        self.state = os.path.join(self.dir, "s")
+        self.sock = os.path.join(self.dir, "api.sock")
+        self.keeld_proc = None
+        self.keeld_log = os.path.join(self.dir, "keeld.log")
+        self.pids = set()
+
+    # ---- keeld ----
+    def start_keeld(self, vmm=None, expect_fail=False):
+        log = open(self.keeld_log, "a")
+        p = subprocess.Popen([self.a.keeld, "--state-dir", self.state, "--socket", self.sock,
+                              "--vmm", vmm or self.a.keel_vmm, "--start-timeout", "30"],
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        if expect_fail:
+            return p.wait(timeout=10)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if p.poll() is not None:
+                raise Fail("keeld exited with %d at start" % p.returncode)
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.sock)
+                s.close()
+                self.keeld_proc = p
+                return p
+            except OSError:
+                time.sleep(0.05)
+        raise Fail("keeld did not open its socket within 10 s")
+
+    def kill_keeld(self, sig=signal.SIGKILL):
+        p = self.keeld_proc
+        os.kill(p.pid, sig)
+        p.wait(timeout=10)
+        self.keeld_proc = None
+
+    # ---- clients ----
+    def curl(self, method, path, body=None, raw=None):
+        cmd = ["curl", "-s", "-S", "--unix-socket", self.sock, "-X", method,
+               "-o", "-", "-w", "\n%{http_code}", "http://keeld" + path]
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        if data is not None:
+            cmd += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+        r = subprocess.run(cmd, input=data.encode() if isinstance(data, str) else data,
+                           capture_output=True, timeout=60)
+        check(r.returncode == 0, "curl %s %s failed: %s" % (method, path, r.stderr.decode()))
+        out = r.stdout.decode()
+        body_text, _, code = out.rpartition("\n")
+        try:
+            doc = json.loads(body_text) if body_text.strip() else None
+        except ValueError:
+            doc = body_text
+        return int(code), doc
+
+    def api_ok(self, method, path, body=None, want=200):
+        code, doc = self.curl(method, path, body)
+        check(code == want, "%s %s: HTTP %d, wanted %d: %s" % (method, path, code, want, doc))
+        return doc
+
+    def api_err(self, method, path, body=None, want=400, msg=None, raw=None):
+        before = self.snapshot()
+        code, doc = self.curl(method, path, body, raw=raw)
+        check(code == want, "%s %s %s: HTTP %d, wanted %d: %s" %
+              (method, path, raw if raw is not None else body, code, want, doc))
+        check(isinstance(doc, dict) and "error" in doc and doc["error"].get("message"),
+              "%s %s: no JSON error body: %r" % (method, path, doc))
+        if msg:
+            check(msg in doc["error"]["message"], "%s %s: message %r lacks %r" %
+                  (method, path, doc["error"]["message"], msg))
+        check(self.snapshot() == before, "%s %s changed the store although it failed" %
+              (method, path))
+        return doc
+
+    def snapshot(self):
+        code, doc = self.curl("GET", "/v1/vms")
+        check(code == 200, "list failed: %d" % code)
+        return json.dumps(doc, sort_keys=True)
+
+    def keel(self, *args, input=None, want=0, timeout=120):
+        env = dict(os.environ, KEEL_SOCKET=self.sock)
+        r = subprocess.run([self.a.keel] + list(args), input=input, capture_output=True,
+                           env=env, timeout=timeout)
+        out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+        if want is not None:
+            check(r.returncode == want, "keel %s: exit %d, wanted %d\nstdout: %s\nstderr: %s" %
+                  (" ".join(args), r.returncode, want, out, err))
+        return out, err
+
+    def vm(self, name):
+        return self.api_ok("GET", "/v1/vms/" + name)
+
+    def create(self, name, cmdline=None, kernel=None, **extra):
+        body = {"name": name, "kernel": kernel or self.a.guest, "memory": 16 << 20}
+        if cmdline:
+            body["cmdline"] = cmdline
+        body.update(extra)
+        return self.api_ok("POST", "/v1/vms", body, want=201)
+
+    def start(self, name):
+        self.keel("vm", "start", name)
+        vm = self.vm(name)
+        check(vm["state"] == "Running", "VM %s is %s after start" % (name, vm["state"]))
+        check(vm["pid"] and pid_alive(vm["pid"]), "VM %s has no live worker" % name)
+        self.pids.add(vm["pid"])
+        return vm
+
+    def wait_state(self, name, state, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            vm = self.vm(name)
+            if vm["state"] == state:
+                return vm
+            if time.time() > deadline:
+                raise Fail("VM %s is %s (%s), not %s, after %d s" %
+                           (name, vm["state"], vm["state_reason"], state, timeout))
+            time.sleep(0.1)
+
+    def console_until(self, name, pattern, timeout=20):
+        """Read the VM's console (replay included) until pattern appears."""
+        vm = self.vm(name)
+        check(vm["console_socket"], "VM %s has no console: it is %s (%s)" %
+              (name, vm["state"], vm["state_reason"]))
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(vm["console_socket"])
+        s.settimeout(0.5)
+        buf = b""
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                if re.search(pattern.encode(), buf):
+                    return buf.decode(errors="replace")
+                try:
+                    d = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not d:
+                    break
+                buf += d
+        finally:
+            s.close()
+        raise Fail("console of %s never showed %r; got %r" % (name, pattern, buf[-500:]))
+
+    def type_console(self, name, text):
+        path = self.vm(name)["console_socket"]
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        s.sendall(text.encode())
+        time.sleep(0.3)
+        s.close()
+
+    def cleanup(self):
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.keeld_proc:
+            self.keeld_proc.kill()
+            self.keeld_proc.wait()
+
+    def dump(self):
+        try:
+            sys.stderr.write("---- keeld log ----\n" + open(self.keeld_log).read()[-6000:])
+            for root, _, files in os.walk(os.path.join(self.state, "vms")):
+                for f in files:
+                    if f.startswith("worker.log"):
+                        sys.stderr.write("---- %s ----\n" % os.path.join(root, f))
+                        sys.stderr.write(open(os.path.join(root, f)).read()[-3000:])
+        except OSError:
+            pass
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_dead(pid, timeout=10):
+    deadline = time.time() + timeout
+    while pid_alive(pid):
+        check(time.time() < deadline, "worker %d still alive after %d s" % (pid, timeout))
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- cases
+
+def case_api(e):
+    e.start_keeld()
+    v = e.api_ok("GET", "/v1/version")
+    check(v["name"] == "keeld" and v["api"] == 1, "version: %r" % v)
+    check(e.api_ok("GET", "/v1/vms") == [], "a fresh keeld lists VMs")
+    mode = stat.S_IMODE(os.stat(e.sock).st_mode)
+    check(mode == 0o660, "API socket mode is %o, not 660" % mode)
+
+    disk = os.path.join(e.dir, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    vm = e.api_ok("POST", "/v1/vms", {
+        "name": "api1", "kernel": e.a.guest, "cpus": 2, "memory": 64 << 20,
+        "cmdline": "x=1", "notes": "first VM", "disks": [{"path": disk, "readonly": True}],
+        "nets": [{"tap": "kt0"}], "automatic_start_action": "start-if-running",
+        "automatic_stop_action": "turn-off"}, want=201)
+    check(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                       vm["id"]), "id %r is not a UUID v4" % vm["id"])
+    mac = vm["nets"][0]["mac"]
+    check(re.fullmatch(r"02(:[0-9a-f]{2}){5}", mac), "MAC %r is not locally administered" % mac)
+    check(vm["state"] == "Off" and vm["revision"] == 1 and vm["version"] == 1,
+          "new VM: %r" % vm)
+    check(vm["cpus"] == 2 and vm["memory"] == 64 << 20 and vm["disks"][0]["readonly"],
+          "new VM fields: %r" % vm)
+    check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", vm["created"]), "created %r" %
+          vm["created"])
+    check(e.vm(vm["id"]) == e.vm("api1"), "lookup by id differs from lookup by name")
+
+    vm2 = e.api_ok("PATCH", "/v1/vms/api1", {"notes": "changed",
+                                             "nets": [{"tap": "kt0"}, {"tap": "kt1"}]})
+    check(vm2["revision"] == 2 and vm2["notes"] == "changed", "PATCH: %r" % vm2)
+    check(vm2["nets"][0]["mac"] == mac, "the MAC of an unchanged NIC changed")
+    check(vm2["nets"][1]["mac"] != mac, "the new NIC got the old NIC's MAC")
+    check(e.api_ok("PATCH", "/v1/vms/api1", {})["revision"] == 2, "empty PATCH bumped revision")
+
+    # The CLI: create with a relative kernel path, list, show, set, delete.
+    gdir, gname = os.path.split(e.a.guest)
+    env = dict(os.environ, KEEL_SOCKET=e.sock)
+    r = subprocess.run([os.path.abspath(e.a.keel), "vm", "create", "cli1", "--kernel", gname,
+                        "--cpus", "3", "--memory", "32M", "--disk", disk, "--net", "kt9"],
+                       cwd=gdir, capture_output=True, env=env)
+    check(r.returncode == 0, "keel vm create: %s" % r.stderr.decode())
+    check(b"Created VM 'cli1'" in r.stdout, "create output: %r" % r.stdout)
+    cli1 = e.vm("cli1")
+    check(cli1["kernel"] == os.path.realpath(e.a.guest), "relative kernel stored as %r" %
+          cli1["kernel"])
+    check(cli1["cpus"] == 3 and cli1["memory"] == 32 << 20, "CLI create: %r" % cli1)
+    out, _ = e.keel("vm", "list")
+    check(re.search(r"^NAME\s+STATE", out, re.M) and re.search(r"^cli1\s+Off\s+3\s+32M", out, re.M),
+          "vm list table: %r" % out)
+    out, _ = e.keel("vm", "list", "--json")
+    check(sorted(v["name"] for v in json.loads(out)) == ["api1", "cli1"], "list --json")
+    out, _ = e.keel("vm", "show", "cli1", "--json")
+    check(json.loads(out) == e.vm("cli1"), "show --json differs from the API")
+    out, _ = e.keel("vm", "show", "cli1")
+    check("State:" in out and "Off" in out and "MAC 02:" in out, "show: %r" % out)
+    e.keel("vm", "set", "cli1", "--cpus", "4", "--memory", "1G", "--notes", "n",
+           "--automatic-start-action", "start")
+    cli1 = e.vm("cli1")
+    check(cli1["cpus"] == 4 and cli1["memory"] == 1 << 30 and cli1["notes"] == "n" and
+          cli1["automatic_start_action"] == "start" and cli1["revision"] == 2, "set: %r" % cli1)
+    e.keel("vm", "set", "cli1", "--name", "cli2")
+    check(e.vm("cli2")["id"] == cli1["id"], "rename kept the id")
+    out, _ = e.keel("vm", "delete", "cli2")
+    check("Kept disk " + disk in out, "delete output: %r" % out)
+    check(os.path.exists(disk), "delete removed the disk file")
+    e.api_err("GET", "/v1/vms/cli2", want=404)
+    check(not os.path.exists(os.path.join(e.state, "vms", cli1["id"])),
+          "the deleted VM's directory is still there")
+    code, _ = e.curl("DELETE", "/v1/vms/api1")
+    check(code == 200 and e.api_ok("GET", "/v1/vms") == [], "delete via the API")
+
+
+def case_errors(e):
+    e.start_keeld()
+    g = e.a.guest
+    e.create("e1", nets=[{"tap": "kt0", "mac": "02:00:00:00:00:01"}])
+    bad = [
+        (None, '{"name":"x",', "malformed JSON"),
+        (None, '{"name":"x","kernel":"%s"} trailing' % g, "extra data"),
+        (None, '[1,2]', "JSON object"),
+        ({"name": "x", "kernel": g, "foo": 1}, None, "unknown field 'foo'"),
+        ({"name": "x", "kernel": g, "id": "abc"}, None, "read-only"),
+        ({"name": "x", "kernel": g, "state": "Running"}, None, "read-only"),
+        ({"name": "x", "kernel": g, "cpus": 0}, None, "'cpus' must be between 1 and 255"),
+        ({"name": "x", "kernel": g, "cpus": 256}, None, "'cpus'"),
+        ({"name": "x", "kernel": g, "cpus": "2"}, None, "must be an integer"),
+        ({"name": "x", "kernel": g, "cpus": 99999999999999999999999}, None, "cpus"),
+        ({"name": "x", "kernel": g, "memory": 1000}, None, "memory"),
+        ({"name": "x", "kernel": g, "memory": 5 << 20 | 1}, None, "multiple of 1 MiB"),
+        ({"name": "x", "kernel": g, "memory": 1 << 50}, None, "memory"),
+        ({"name": "x"}, None, "needs a 'kernel'"),
+        ({"kernel": g}, None, "needs a 'name'"),
+        ({"name": "x", "kernel": "/nonexistent/kernel"}, None, "No such file"),
+        ({"name": "x", "kernel": "relative/kernel"}, None, "absolute path"),
+        ({"name": "x", "kernel": "/"}, None, "not a regular file"),
+        ({"name": "bad name", "kernel": g}, None, "invalid VM name"),
+        ({"name": "-x", "kernel": g}, None, "invalid VM name"),
+        ({"name": "", "kernel": g}, None, "invalid VM name"),
+        ({"name": "x" * 65, "kernel": g}, None, "invalid VM name"),
+        ({"name": "x", "kernel": g, "nets": [{"tap": "kt1", "mac": "01:00:00:00:00:01"}]},
+         None, "not a unicast MAC"),
+        ({"name": "x", "kernel": g, "nets": [{"switch": "Default"}]}, None, "virtual switches"),
+        ({"name": "x", "kernel": g, "nets": [{"tap": "a b"}]}, None, "not a valid interface"),
+        ({"name": "x", "kernel": g, "nets": [{"tap": "k1"}, {"tap": "k1"}]}, None, "tap k1"),
+        ({"name": "x", "kernel": g, "disks": [{"path": "/nonexistent.img"}]}, None,
+         "No such file"),
+        ({"name": "x", "kernel": g, "disks": [{"path": g, "ro": True}]}, None, "unknown field"),
+        ({"name": "x", "kernel": g, "disks": [{"path": g, "readonly": True}] * 17}, None,
+         "at most 16 disks"),
+        ({"name": "x", "kernel": g, "automatic_start_action": "sometimes"}, None, "one of"),
+        ({"name": "x", "kernel": g, "automatic_stop_action": "save"}, None, "saved-state"),
+        ({"name": "x", "kernel": g, "notes": "a\u0000b"}, None, "NUL"),
+    ]
+    for body, raw, msg in bad:
+        e.api_err("POST", "/v1/vms", body, raw=raw, want=400, msg=msg)
+    e.api_err("POST", "/v1/vms", {"name": "e1", "kernel": g}, want=409, msg="already exists")
+    e.api_err("POST", "/v1/vms", {"name": "e2", "kernel": g,
+                                  "nets": [{"tap": "kt5", "mac": "02:00:00:00:00:01"}]},
+              want=409, msg="already used")
+    e.api_err("PATCH", "/v1/vms/e1", {"cpus": 0}, want=400, msg="cpus")
+    e.api_err("PATCH", "/v1/vms/e1", {"kernel": None}, want=400, msg="cannot be null")
+    e.api_err("PATCH", "/v1/vms/e1", {"revision": 7}, want=400, msg="read-only")
+    for m, p in [("GET", "/v1/vms/nope"), ("PATCH", "/v1/vms/nope"),
+                 ("DELETE", "/v1/vms/nope"), ("POST", "/v1/vms/nope/start"),
+                 ("GET", "/v1/vms/nope/log"), ("POST", "/v1/vms/e1/explode"),
+                 ("GET", "/v2/vms"), ("GET", "/v1/vms/e1/log/x")]:
+        e.api_err(m, p, {} if m in ("PATCH", "POST") else None, want=404)
+    e.api_err("PUT", "/v1/vms", want=405, msg="not allowed")
+    e.api_err("POST", "/v1/vms/e1", {}, want=405)
+    e.api_err("POST", "/v1/vms", raw="{" + " " * (1 << 20) + "}", want=413)
+    e.api_err("POST", "/v1/vms/e1/stop", {"force": "yes"}, want=400, msg="force")
+    e.api_err("POST", "/v1/vms/e1/stop", {"timeout": -1}, want=400, msg="timeout")
+    e.api_err("POST", "/v1/vms/e1/start", {"now": True}, want=400, msg="unknown field")
+    for action in ("stop", "turn-off", "pause", "resume", "restart"):
+        e.api_err("POST", "/v1/vms/e1/" + action, {}, want=409, msg="it is Off")
+
+    # The CLI's exit statuses and messages.
+    _, err = e.keel("vm", "create", "e1", "--kernel", g, want=5)
+    check("already exists" in err, "duplicate create message: %r" % err)
+    _, err = e.keel("vm", "show", "nope", want=4)
+    check("no VM named 'nope'" in err, "missing VM message: %r" % err)
+    e.keel("vm", "create", "x", "--kernel", g, "--cpus", "0", want=2)
+    e.keel("vm", "create", "x", "--kernel", g, "--memory", "lots", want=2)
+    e.keel("vm", "create", "x", "--kernel", "/nonexistent", want=2)
+    e.keel("vm", "frobnicate", "x", want=2)
+    e.keel("vm", "pause", "e1", want=5)
+    e.keel("vm", "set", "e1", "--cpus", "300", want=2)
+    _, err = e.keel("--socket", "/nonexistent/keeld.sock", "vm", "list", want=3)
+    check("cannot reach keeld" in err, "unreachable keeld message: %r" % err)
+    _, err = e.keel("console", "e1", want=5)
+    check("start it first" in err, "console of an Off VM: %r" % err)
+    check(e.vm("e1")["revision"] == 1, "failed requests changed e1")
+
+
+def case_lifecycle(e):
+    e.start_keeld()
+    e.create("l1", cmdline="tag=l1")
+    vm = e.start("l1")
+    check(os.getsid(vm["pid"]) == vm["pid"], "keel-vmm is not in a session of its own")
+    e.console_until("l1", r"daemon-guest: ready for input")
+    e.keel("vm", "start", "l1", want=5)
+    _, err = e.keel("vm", "set", "l1", "--cpus", "2", want=5)
+    check("needs VM 'l1' to be off (it is Running)" in err, "set while running: %r" % err)
+    e.keel("vm", "set", "l1", "--notes", "running notes")
+    check(e.vm("l1")["notes"] == "running notes", "notes not changed while running")
+    e.keel("vm", "delete", "l1", want=5)
+    e.keel("vm", "pause", "l1")
+    check(e.vm("l1")["state"] == "Paused", "not Paused after pause")
+    e.keel("vm", "pause", "l1", want=5)
+    e.keel("vm", "resume", "l1")
+    check(e.vm("l1")["state"] == "Running", "not Running after resume")
+    e.keel("vm", "resume", "l1", want=5)
+    e.keel("vm", "restart", "l1")
+    e.console_until("l1", r"(?s)daemon-guest: up.*daemon-guest: up")
+    check(e.vm("l1")["pid"] == vm["pid"], "restart replaced the worker process")
+    e.keel("vm", "turn-off", "l1")
+    off = e.vm("l1")
+    check(off["state"] == "Off" and off["state_reason"] == "turned off", "turn-off: %r" % off)
+    check(off["pid"] is None and off["console_socket"] is None, "Off VM shows a worker")
+    wait_dead(vm["pid"])
+    e.keel("vm", "turn-off", "l1", want=5)
+    log, _ = e.keel("vm", "log", "l1")
+    check("starting: " in log and "--cmdline=tag=l1" in log and "worker ended: Off" in log,
+          "vm log: %r" % log)
+    # Start again after a turn-off: a fresh worker.
+    vm2 = e.start("l1")
+    check(vm2["pid"] != vm["pid"], "second start reused a pid")
+    code, doc = e.curl("POST", "/v1/vms/l1/turn-off")
+    check(code == 202 and doc["state"] == "Stopping", "turn-off via API: %d %r" % (code, doc))
+    e.wait_state("l1", "Off")
+    e.keel("vm", "delete", "l1")
+
+
+def case_stop(e):
+    e.start_keeld()
+    e.create("s1")
+    e.create("s2", cmdline="button=ignore")
+    e.start("s1")
+    e.start("s2")
+    e.console_until("s1", "ready for input")
+    e.console_until("s2", "ready for input")
+    t = time.time()
+    e.keel("vm", "stop", "s1", "--timeout", "20")
+    vm = e.vm("s1")
+    check(vm["state"] == "Off" and "power button" in vm["state_reason"], "stop: %r" % vm)
+    check(time.time() - t < 15, "graceful stop took %.1f s" % (time.time() - t))
+    _, err = e.keel("vm", "stop", "s2", "--timeout", "1", want=6)
+    check("did not shut down within 1 s" in err, "stop timeout message: %r" % err)
+    vm = e.vm("s2")
+    check(vm["state"] == "Running" and "--force" in vm["state_reason"], "after timeout: %r" % vm)
+    e.console_until("s2", r"power button pressed \(ignored\)")
+    e.keel("vm", "stop", "s2", "--force", "--timeout", "1")
+    vm = e.vm("s2")
+    check(vm["state"] == "Off" and "did not shut down within 1 s" in vm["state_reason"],
+          "stop --force: %r" % vm)
+    e.start("s1")
+    e.console_until("s1", "ready for input")
+    code, doc = e.curl("POST", "/v1/vms/s1/stop", {"timeout": 20})
+    check(code == 202 and doc["state"] == "Stopping", "stop via API: %d %r" % (code, doc))
+    e.wait_state("s1", "Off")
+
+
+def case_console(e):
+    e.start_keeld()
+    e.create("c1")
+    e.start("c1")
+    e.console_until("c1", "ready for input")
+    out, _ = e.keel("console", "c1", "--read-only", "--timeout", "1")
+    check("daemon-guest: up" in out and "ready for input" in out,
+          "console did not replay the boot output: %r" % out)
+    env = dict(os.environ, KEEL_SOCKET=e.sock)
+    viewer = subprocess.Popen([e.a.keel, "console", "c1", "--read-only", "--timeout", "6"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    time.sleep(0.5)
+    out, _ = e.keel("console", "c1", "--linger", "2", input=b"hello keel\n")
+    check("echo [hello keel]" in out, "console input not echoed: %r" % out)
+    vout, _ = viewer.communicate(timeout=20)
+    check(b"echo [hello keel]" in vout, "a second viewer did not see the output: %r" % vout)
+    t = time.time()
+    out, _ = e.keel("console", "c1", "--linger", "5", input=b"first\n\x1dsecond\n")
+    check(time.time() - t < 4, "Ctrl-] did not detach at once")
+    time.sleep(0.5)
+    log = e.console_until("c1", r"echo \[first\]")
+    check("echo [second]" not in log, "input after Ctrl-] reached the guest")
+    out, err = e.keel("console", "c1", input=b"poweroff\n", want=0, timeout=30)
+    vm = e.wait_state("c1", "Off")
+    check(vm["state_reason"] == "the guest powered off", "guest power-off: %r" % vm)
+
+
+def case_crash(e):
+    e.start_keeld()
+    e.create("k1")
+    e.start("k1")
+    e.console_until("k1", "ready for input")
+    e.type_console("k1", "crash\n")
+    vm = e.wait_state("k1", "Crashed")
+    check(vm["state_reason"], "Crashed without a reason")
+    check(vm["pid"] is None, "a Crashed VM shows a worker")
+    e.keel("vm", "set", "k1", "--cpus", "2")  # a crashed VM counts as off
+    e.start("k1")
+    e.keel("vm", "turn-off", "k1")
+
+
+def case_start_failure(e):
+    e.start_keeld()
+    notkernel = os.path.join(e.dir, "not-a-kernel")
+    with open(notkernel, "w") as f:
+        f.write("this is not a kernel\n" * 100)
+    e.create("f1", kernel=notkernel)
+    _, err = e.keel("vm", "start", "f1", want=1)
+    vm = e.vm("f1")
+    check(vm["state"] == "Off" and vm["state_reason"], "failed start: %r" % vm)
+    check(vm["state_reason"] in err, "start error %r does not show the reason %r" %
+          (err, vm["state_reason"]))
+    # A kernel removed after the VM was defined.
+    gone = os.path.join(e.dir, "gone.elf")
+    shutil.copy(e.a.guest, gone)
+    e.create("f2", kernel=gone)
+    os.unlink(gone)
+    _, err = e.keel("vm", "start", "f2", want=2)
+    check("No such file" in err, "start with a missing kernel: %r" % err)
+    # keeld whose keel-vmm is missing.
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld(vmm=os.path.join(e.dir, "no-such-keel-vmm"))
+    _, err = e.keel("vm", "start", "f1", want=1)
+    vm = e.vm("f1")
+    check(vm["state"] == "Off" and "no-such-keel-vmm" in vm["state_reason"],
+          "missing keel-vmm: %r / %r" % (vm, err))
+
+
+def integrity(e):
+    r = subprocess.run(["sqlite3", os.path.join(e.state, "keel.db"), "PRAGMA integrity_check;"],
+                       capture_output=True, timeout=30)
+    check(r.returncode == 0 and r.stdout.strip() == b"ok", "store integrity: %r %r" %
+          (r.stdout, r.stderr))
+
+
+def definitions(e):
+    vms = e.api_ok("GET", "/v1/vms")
+    for v in vms:
+        for k in ("state", "state_reason", "pid", "console_socket"):
+            v.pop(k)
+    return vms
+
+
+def case_reattach(e):
+    e.start_keeld()
+    for n in ("r1", "r2", "r3"):
+        e.create(n, nets=[{"tap": "kt" + n}], notes="vm " + n)
+    a = e.start("r1")
+    b = e.start("r2")
+    e.console_until("r1", "ready for input")
+    e.console_until("r2", "ready for input")
+    before = definitions(e)
+    serial_b = e.vm("r2")["console_socket"]
+
+    e.kill_keeld(signal.SIGKILL)
+    check(pid_alive(a["pid"]) and pid_alive(b["pid"]), "workers died with keeld")
+    # While keeld is away, r2's guest powers itself off.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(serial_b)
+    s.sendall(b"poweroff\n")
+    s.close()
+    wait_dead(b["pid"])
+    check(e.start_keeld(expect_fail=False), "keeld did not restart")
+    integrity(e)
+    check(definitions(e) == before, "definitions changed across keeld SIGKILL")
+    r1 = e.vm("r1")
+    check(r1["state"] == "Running" and r1["pid"] == a["pid"], "r1 not re-attached: %r" % r1)
+    r2 = e.vm("r2")
+    check(r2["state"] == "Off" and r2["state_reason"] == "the guest powered off",
+          "r2 after power-off while keeld was away: %r" % r2)
+    check(e.vm("r3")["state"] == "Off", "r3 changed state")
+    # keeld controls the re-attached worker: pause, resume, console, then exit noticed.
+    e.keel("vm", "pause", "r1")
+    e.keel("vm", "resume", "r1")
+    out, _ = e.keel("console", "r1", "--linger", "2", input=b"still here\n")
+    check("echo [still here]" in out, "console after re-attach: %r" % out)
+    # A second keeld on the same state dir is refused.
+    rc = e.start_keeld(expect_fail=True)
+    check(rc != 0, "a second keeld on the same state dir started")
+    # SIGTERM: keeld exits, the VM keeps running, and the next keeld takes it back again.
+    e.kill_keeld(signal.SIGTERM)
+    check(pid_alive(a["pid"]), "stopping keeld stopped a VM")
+    e.start_keeld()
+    check(e.vm("r1")["state"] == "Running", "r1 not Running after keeld restart")
+    e.keel("vm", "stop", "r1", "--timeout", "20")
+    wait_dead(a["pid"])
+    check(e.vm("r1")["state_reason"] == "shut down through the power button",
+          "stop of a re-attached VM: %r" % e.vm("r1"))
+    integrity(e)
+
+
+CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--keeld", required=True)
+    p.add_argument("--keel", required=True)
+    p.add_argument("--keel-vmm", required=True)
+    p.add_argument("--guest", required=True)
+    p.add_argument("case", choices=sorted(CASES))
+    a = p.parse_args()
+    for attr in ("keeld", "keel", "keel_vmm", "guest"):
+        setattr(a, attr, os.path.abspath(getattr(a, attr)))
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("SKIP: /dev/kvm is missing or not accessible: the VMs need KVM")
+        return 77
+    if not os.access(a.keel_vmm, os.X_OK):
+        print("SKIP: keel-vmm %s is not built" % a.keel_vmm)
+        return 77
+    if not shutil.which("curl") or not shutil.which("sqlite3"):
+        print("SKIP: curl and sqlite3 are needed (scripts/setup.sh installs them)")
+        return 77
+    e = Env(a)
+    try:
+        CASES[a.case](e)
+    except (Fail, subprocess.TimeoutExpired) as x:
+        print("FAIL: %s: %s" % (a.case, x))
+        e.dump()
+        print("0 passed, 1 failed")
+        return 1
+    finally:
+        e.cleanup()
+    shutil.rmtree(e.dir, ignore_errors=True)
+    print("%s: ok\n1 passed, 0 failed" % a.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
