@@ -331,7 +331,7 @@ def run_case(name, case, keel_vmm, guests_dir):
         if vmm == "qemu":
             args = (args + " vmm=qemu").strip()
         cmd = build_command(vmm, keel_vmm, case, kernel, args, extras.get("initrd"))
-        print("run-guest: " + " ".join(repr(c) if " " in c else c for c in cmd))
+        print("run-guest: " + " ".join(repr(c) if (" " in c or not c) else c for c in cmd))
         start = time.monotonic()
         deadline = start + case.timeout
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
