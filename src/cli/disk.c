@@ -255,8 +255,9 @@ static int cmd_info(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return CLI_USAGE;
-	/* Without the parent: info describes this file, even when its parent is missing. */
-	if (disk_open(argv[optind], DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT, &d) != 0)
+	/* With the parent chain if it opens; else this file alone (the error is shown). */
+	if (disk_open(argv[optind], DISK_OPEN_RDONLY, &d) != 0 &&
+	    disk_open(argv[optind], DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT, &d) != 0)
 		return CLI_FAIL;
 	r = disk_info(d, &info);
 	disk_close(d);

@@ -138,6 +138,13 @@ int vhdx_check(const char *path, FILE *rep)
 			strerror(-r));
 		return r == -EINVAL || r == -ESTALE || r == -ENOENT ? -EUCLEAN : r;
 	}
+	if (d->ops != &vhdx_ops && disk_format_from_name(path) == DISK_FORMAT_VHDX) {
+		fprintf(rep, "%s: error: not a VHDX file (no 'vhdxfile' identifier), though its "
+			     "name says so\n",
+			path);
+		disk_close(d);
+		return -EUCLEAN;
+	}
 	if (d->ops != &vhdx_ops) {
 		fprintf(rep, "%s: raw image, %llu bytes: nothing to check\n", path,
 			(unsigned long long)disk_size(d));

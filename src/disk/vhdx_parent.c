@@ -212,9 +212,13 @@ static int locator_to_posix(const char *child, const char *val, bool relative, c
 
 		if (!dup)
 			return -ENOMEM;
+		const char *dir;
+
 		while (rel[0] == '.' && rel[1] == '/')
 			rel += 2;
-		w = snprintf(out, cap, "%s/%s", dirname(dup), rel);
+		dir = dirname(dup);
+		w = strcmp(dir, ".") ? snprintf(out, cap, "%s/%s", dir, rel)
+				     : snprintf(out, cap, "%s", rel);
 		free(dup);
 	}
 	return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;

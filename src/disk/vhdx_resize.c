@@ -191,11 +191,20 @@ int vhdx_resize(const char *path, uint64_t size)
 			goto unlock;
 		}
 		pthread_mutex_unlock(&v->lock);
-		for (uint64_t o = size; o < v->vsize && r == 0; o += chunk) {
-			size_t n = v->vsize - o < chunk ? (size_t)(v->vsize - o) : chunk;
+		for (uint64_t o = size, n; o < v->vsize && r == 0; o += n) {
+			n = v->vsize - o < chunk ? (size_t)(v->vsize - o) : chunk;
+			uint64_t e = v->bat[vhdx_bat_payload_index(v, o / v->block_size)];
+			uint64_t st = e & VHDX_BAT_STATE_MASK;
 
-			r = vhdx_read(d, buf, o, n);
-			if (r == 0 && !dio_is_zero(buf, n)) {
+			/* Only allocated blocks can hold data (this is not a differencing disk). */
+			if (st != VHDX_PAYLOAD_FULLY_PRESENT && st != VHDX_PAYLOAD_PARTIALLY_PRESENT) {
+				n = (o / v->block_size + 1) * v->block_size - o;
+				continue;
+			}
+			if (n > v->block_size - o % v->block_size)
+				n = v->block_size - o % v->block_size;
+			r = vhdx_read(d, buf, o, (size_t)n);
+			if (r == 0 && !dio_is_zero(buf, (size_t)n)) {
 				log_err("cannot shrink %s to %llu bytes: data at offset %llu would be "
 					"lost",
 					path, (unsigned long long)size, (unsigned long long)o);

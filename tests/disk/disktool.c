@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Test helper for tests/disk: drives the disk library the way the VMM will.
+ *   disktool dump FILE                      whole disk to stdout
+ *   disktool write FILE OFF LEN SEED        write a pattern (seeded) at OFF
+ *   disktool discard FILE OFF LEN
+ *   disktool ops FILE REF N SEED            N random writes (block and sector edges) to
+ *                                           FILE and the same to raw REF
+ *   disktool crash FILE JOURNAL SEED        write forever; after each completed flush,
+ *                                           append the acknowledged writes to JOURNAL
+ *   disktool verify FILE JOURNAL            every journaled write reads back
+ *   disktool threads FILE N                 N threads writing and reading back at once
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "disk/disk.h"
+#include "lib/log.h"
+
+#define SLOT (64 * 1024)
+
+static uint64_t rng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void pattern(uint8_t *buf, size_t len, uint64_t off, uint64_t seed)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t x = (off + i) * 0x9E3779B97F4A7C15ull ^ seed;
+
+		x ^= x >> 29;
+		memcpy(buf + i, &x, len - i < 8 ? len - i : 8);
+	}
+}
+
+static struct disk *open_or_die(const char *path, unsigned flags)
+{
+	struct disk *d;
+
+	if (disk_open(path, flags, &d) != 0)
+		exit(1);
+	return d;
+}
+
+static int do_write(struct disk *d, uint64_t off, uint64_t len, uint64_t seed)
+{
+	uint8_t *buf = malloc(len);
+	int r;
+
+	pattern(buf, len, off, seed);
+	r = disk_write(d, buf, off, len);
+	free(buf);
+	return r;
+}
+
+static int cmd_dump(const char *path)
+{
+	struct disk *d = open_or_die(path, DISK_OPEN_RDONLY);
+	uint64_t size = disk_size(d);
+	uint8_t *buf = malloc(1 << 20);
+
+	for (uint64_t off = 0; off < size; off += 1 << 20) {
+		size_t n = size - off < (1 << 20) ? size - off : 1 << 20;
+
+		if (disk_read(d, buf, off, n) != 0 || fwrite(buf, 1, n, stdout) != n)
+			return 1;
+	}
+	free(buf);
+	disk_close(d);
+	return 0;
+}
+
+static int cmd_ops(const char *path, const char *ref, unsigned n, uint64_t seed)
+{
+	struct disk *d = open_or_die(path, 0), *r = open_or_die(ref, 0);
+	struct disk_info info;
+	uint64_t size = disk_size(d), s = seed * 2654435761u + 1, bs;
+
+	if (disk_info(d, &info) != 0)
+		return 1;
+	bs = info.block_size ? info.block_size : 1 << 20;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t kind = rng(&s) % 4, off, len;
+
+		if (kind == 0) { /* straddling a block edge */
+			uint64_t edge = (rng(&s) % (size / bs - 1) + 1) * bs;
+
+			off = edge - (rng(&s) % 16 + 1) * 512;
+			len = (rng(&s) % 32 + 1) * 512;
+		} else if (kind == 1) { /* a whole block */
+			off = rng(&s) % (size / bs) * bs;
+			len = bs;
+		} else { /* a few sectors anywhere */
+			off = rng(&s) % (size / 512) * 512;
+			len = (rng(&s) % 64 + 1) * 512;
+		}
+		if (off + len > size)
+			len = size - off;
+		if (do_write(d, off, len, seed + i) != 0 || do_write(r, off, len, seed + i) != 0)
+			return 1;
+	}
+	if (disk_flush(d) || disk_flush(r))
+		return 1;
+	disk_close(d);
+	disk_close(r);
+	return 0;
+}
+
+/* The crash writer: never overwrites a slot that the journal already holds. */
+static int cmd_crash(const char *path, const char *journal, uint64_t seed)
+{
+	struct disk *d = open_or_die(path, 0);
+	uint64_t slots = disk_size(d) / SLOT, s = seed * 2654435761u + 7;
+	uint8_t *used = calloc(slots, 1);
+	uint64_t pend[64][3];
+	unsigned np = 0;
+	FILE *j = fopen(journal, "a+");
+	uint64_t a, b, c;
+
+	rewind(j);
+	while (fscanf(j, "%" SCNu64 " %" SCNu64 " %" SCNu64, &a, &b, &c) == 3)
+		used[a / SLOT] = 1;
+	for (;;) {
+		uint64_t slot = rng(&s) % slots, off, len;
+
+		if (used[slot])
+			continue;
+		used[slot] = 1;
+		len = (rng(&s) % (SLOT / 512) + 1) * 512;
+		off = slot * SLOT + (rng(&s) % ((SLOT - len) / 512 + 1)) * 512;
+		if (do_write(d, off, len, seed ^ off) != 0)
+			return 1;
+		pend[np][0] = off;
+		pend[np][1] = len;
+		pend[np][2] = seed ^ off;
+		if (++np == 64 || rng(&s) % 8 == 0) {
+			if (disk_flush(d) != 0)
+				return 1;
+			for (unsigned i = 0; i < np; i++)
+				fprintf(j, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", pend[i][0],
+					pend[i][1], pend[i][2]);
+			fflush(j);
+			fsync(fileno(j));
+			np = 0;
+		}
+	}
+}
+
+static int cmd_verify(const char *path, const char *journal)
+{
+	struct disk *d = open_or_die(path, 0);
+	FILE *j = fopen(journal, "r");
+	uint8_t *want = malloc(SLOT), *got = malloc(SLOT);
+	uint64_t off, len, seed, n = 0, bad = 0;
+
+	if (!j)
+		return 0;
+	while (fscanf(j, "%" SCNu64 " %" SCNu64 " %" SCNu64, &off, &len, &seed) == 3) {
+		pattern(want, len, off, seed);
+		if (disk_read(d, got, off, len) != 0 || memcmp(want, got, len) != 0) {
+			fprintf(stderr, "verify: write of %" PRIu64 " bytes at %" PRIu64
+					" acknowledged by a flush is lost\n",
+				len, off);
+			bad++;
+		}
+		n++;
+	}
+	printf("verify: %" PRIu64 " acknowledged writes checked, %" PRIu64 " lost\n", n, bad);
+	disk_close(d);
+	return bad ? 1 : 0;
+}
+
+struct thr {
+	struct disk *d;
+	unsigned id, n;
+	int result;
+};
+
+static void *thr_main(void *arg)
+{
+	struct thr *t = arg;
+	uint64_t size = disk_size(t->d), s = t->id * 977 + 3;
+	uint8_t *want = malloc(SLOT), *got = malloc(SLOT);
+
+	for (unsigned i = 0; i < 200 && !t->result; i++) {
+		/* Thread k owns slots k, k+n, ...: concurrent writers never share bytes. */
+		uint64_t slot = (rng(&s) % (size / SLOT / t->n)) * t->n + t->id;
+		uint64_t off = slot * SLOT, len = (rng(&s) % (SLOT / 512) + 1) * 512;
+
+		pattern(want, len, off, i);
+		if (disk_write(t->d, want, off, len) != 0 || disk_read(t->d, got, off, len) != 0 ||
+		    memcmp(want, got, len) != 0)
+			t->result = 1;
+	}
+	free(want);
+	free(got);
+	return NULL;
+}
+
+static int cmd_threads(const char *path, unsigned n)
+{
+	struct disk *d = open_or_die(path, 0);
+	pthread_t th[16];
+	struct thr t[16];
+	int bad = 0;
+
+	for (unsigned i = 0; i < n && i < 16; i++) {
+		t[i] = (struct thr){d, i, n, 0};
+		pthread_create(&th[i], NULL, thr_main, &t[i]);
+	}
+	for (unsigned i = 0; i < n && i < 16; i++) {
+		pthread_join(th[i], NULL);
+		bad |= t[i].result;
+	}
+	if (disk_flush(d))
+		bad = 1;
+	disk_close(d);
+	return bad;
+}
+
+int main(int argc, char **argv)
+{
+	log_init("disktool", LOG_WARN);
+	if (argc == 3 && !strcmp(argv[1], "dump"))
+		return cmd_dump(argv[2]);
+	if (argc == 6 && !strcmp(argv[1], "write")) {
+		struct disk *d = open_or_die(argv[2], 0);
+		int r = do_write(d, strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
+				 strtoull(argv[5], NULL, 0));
+
+		r = r ? r : disk_flush(d);
+		disk_close(d);
+		return r ? 1 : 0;
+	}
+	if (argc == 5 && !strcmp(argv[1], "discard")) {
+		struct disk *d = open_or_die(argv[2], 0);
+		int r = disk_discard(d, strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+
+		disk_close(d);
+		return r ? 1 : 0;
+	}
+	if (argc == 6 && !strcmp(argv[1], "ops"))
+		return cmd_ops(argv[2], argv[3], (unsigned)atoi(argv[4]), strtoull(argv[5], NULL, 0));
+	if (argc == 5 && !strcmp(argv[1], "crash"))
+		return cmd_crash(argv[2], argv[3], strtoull(argv[4], NULL, 0));
+	if (argc == 4 && !strcmp(argv[1], "verify"))
+		return cmd_verify(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "threads"))
+		return cmd_threads(argv[2], (unsigned)atoi(argv[3]));
+	fprintf(stderr, "usage: see the comment at the top of tests/disk/disktool.c\n");
+	return 2;
+}
