@@ -206,6 +206,8 @@ CASES = {
     "reset-i8042-reboot": reset_case("i8042", True),
     "reset-cf9-noreboot": reset_case("cf9", False),
     "reset-cf9-reboot": reset_case("cf9", True),
+    "poweroff": Case("poweroff", status=0, expect=[
+        r"poweroff: \\_S5 SLP_TYPa \d+: writing 0x[0-9a-f]{4} to PM1a_CNT at port 0x[0-9a-f]+"]),
     "crash-ud2": crash_case("ud2"),
     "crash-int3": crash_case("int3"),
 }

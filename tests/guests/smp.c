@@ -2,7 +2,8 @@
  * smp: every CPU in the ACPI MADT comes up. The BSP copies a real-mode trampoline below
  * 1 MiB, sends INIT-SIPI-SIPI to each AP's APIC ID from the MADT, and each AP reaches 32-bit
  * protected mode, records its APIC ID, counts itself in atomically and wakes the BSP with an
- * IPI. Checks: checked-in count == MADT CPU count == fw_cfg CPU count == cpus=N argument.
+ * IPI. Checks: checked-in count == MADT CPU count == fw_cfg CPU count == cpus=N argument,
+ * APIC IDs unique and in the MADT, CPUID.01H initial APIC ID == LAPIC ID on every CPU.
  */
 #include "lib/guest.h"
 
@@ -19,6 +20,7 @@ void guest_ap_main(void);
 static volatile uint32_t aps_in;              /* APs that checked in */
 static volatile uint8_t ap_seen[256];          /* by APIC ID */
 static volatile uint32_t duplicate_id = 0xffffffff;
+static volatile uint32_t cpuid_mismatch = 0xffffffff; /* LAPIC ID << 8 | CPUID initial APIC ID */
 static volatile uint32_t ticks;
 static volatile uint8_t bsp_apic_id;
 
@@ -33,11 +35,22 @@ static void wake_isr(struct isr_frame *f)
 	lapic_eoi();
 }
 
+/* CPUID.01H:EBX[31:24], the initial APIC ID: must match the local APIC's ID register. */
+static uint8_t cpuid_initial_apic_id(void)
+{
+	uint32_t a = 1, b, c = 0, d;
+	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+	return (uint8_t)(b >> 24);
+}
+
 void guest_ap_main(void)
 {
 	idt_load();
 	lapic_enable();
 	uint8_t id = lapic_id();
+	uint8_t initial = cpuid_initial_apic_id();
+	if (initial != id)
+		cpuid_mismatch = (uint32_t)id << 8 | initial;
 	if (__atomic_exchange_n(&ap_seen[id], 1, __ATOMIC_SEQ_CST))
 		duplicate_id = id;
 	__atomic_fetch_add(&aps_in, 1, __ATOMIC_SEQ_CST);
@@ -84,6 +97,9 @@ void guest_main(void)
 	lapic_set_base(madt.lapic_base);
 	lapic_enable();
 	bsp_apic_id = lapic_id();
+	if (cpuid_initial_apic_id() != bsp_apic_id)
+		guest_fail("BSP: CPUID.01H initial APIC ID %u differs from its LAPIC ID %u",
+			   cpuid_initial_apic_id(), bsp_apic_id);
 
 	char ids[256];
 	uint32_t n = 0;
@@ -169,6 +185,9 @@ void guest_main(void)
 	guest_printf("smp: %u of %u CPUs checked in (APIC IDs: %s)\n", in, want, ids);
 	if (duplicate_id != 0xffffffff)
 		guest_fail("APIC ID %u checked in twice (two vCPUs share an APIC ID)", duplicate_id);
+	if (cpuid_mismatch != 0xffffffff)
+		guest_fail("an AP's CPUID.01H initial APIC ID %u differs from its LAPIC ID %u",
+			   cpuid_mismatch & 0xff, cpuid_mismatch >> 8);
 	if (in != want)
 		guest_fail("expected %u CPUs, %u checked in (missing APIC IDs: %s)", want, in,
 			   missing);
