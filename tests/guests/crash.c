@@ -31,7 +31,7 @@ void guest_main(void)
 	if (!use_int3 && !mb_arg_is("how", "ud2"))
 		guest_fail("how= must be ud2 or int3");
 	guest_printf("crash: executing %s at 0x%08x with an empty IDT\n", use_int3 ? "int3" : "ud2",
-		     (uint32_t)(uintptr_t)(use_int3 ? crash_int3 : crash_ud2));
+	             (uint32_t)(uintptr_t)(use_int3 ? crash_int3 : crash_ud2));
 	crash(use_int3);
 	guest_fail("still running after %s with an empty IDT", use_int3 ? "int3" : "ud2");
 }

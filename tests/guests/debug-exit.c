@@ -8,7 +8,7 @@ void guest_main(void)
 	uint64_t v = mb_arg_u64("value");
 	uint64_t width = mb_arg_u64("width");
 	guest_printf("debug-exit: writing %llu with a %llu-byte write to port 0xf4\n",
-		     (unsigned long long)v, (unsigned long long)width);
+	             (unsigned long long)v, (unsigned long long)width);
 	if (width == 1)
 		outb(GUEST_EXIT_PORT, (uint8_t)v);
 	else if (width == 2)

@@ -30,5 +30,5 @@ void guest_main(void)
 		guest_fail("CPU count (selector 0x0005) is %u, expected %u", cpus, want_cpus);
 	if (mem != want_mem)
 		guest_fail("RAM size (selector 0x0003) is %llu bytes, expected %llu",
-			   (unsigned long long)mem, (unsigned long long)want_mem);
+		           (unsigned long long)mem, (unsigned long long)want_mem);
 }

@@ -40,7 +40,7 @@ static void touch_low(uint64_t addr, const char *what)
 	*p = old;
 	if (got != pat)
 		guest_fail("%s: RAM at 0x%llx is not backed (wrote 0x%08x, read 0x%08x)", what,
-			   (unsigned long long)addr, pat, got);
+		           (unsigned long long)addr, pat, got);
 }
 
 /*
@@ -67,15 +67,15 @@ __attribute__((noinline)) static bool paging_on(void)
 	__asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | (1u << 5)) : "memory");
 	idt_set_handler(13, gp_isr);
 	__asm__ volatile("mov %%cr0, %%eax\n\t"
-			 "or $0x80000000, %%eax\n\t"
-			 ".globl mb_pg_insn\n"
-			 "mb_pg_insn:\n\t"
-			 "mov %%eax, %%cr0\n"
-			 ".globl mb_pg_after\n"
-			 "mb_pg_after:"
-			 :
-			 :
-			 : "eax", "memory");
+	                 "or $0x80000000, %%eax\n\t"
+	                 ".globl mb_pg_insn\n"
+	                 "mb_pg_insn:\n\t"
+	                 "mov %%eax, %%cr0\n"
+	                 ".globl mb_pg_after\n"
+	                 "mb_pg_after:"
+	                 :
+	                 :
+	                 : "eax", "memory");
 	idt_set_handler(13, NULL);
 	return !paging_refused;
 }
@@ -112,7 +112,7 @@ static void touch_high(uint64_t base, uint64_t end)
 	if (!paging_on()) {
 		paging_off();
 		guest_printf("multiboot: RAM above 4 GiB not touched: this host refuses to enable "
-			     "paging (#GP on CR0.PG, /dev/kvm without VT-x/AMD-V)\n");
+		             "paging (#GP on CR0.PG, /dev/kvm without VT-x/AMD-V)\n");
 		return;
 	}
 	volatile uint32_t *h0 = (volatile uint32_t *)(uintptr_t)WINDOW;
@@ -123,18 +123,20 @@ static void touch_high(uint64_t base, uint64_t end)
 	paging_off();
 
 	if (g0 != 0x4b45454cu)
-		guest_fail("RAM at 0x%llx (first page above 4 GiB) is not backed: wrote 0x4b45454c, "
-			   "read 0x%08x",
-			   (unsigned long long)base, g0);
+		guest_fail(
+		        "RAM at 0x%llx (first page above 4 GiB) is not backed: wrote 0x4b45454c, "
+		        "read 0x%08x",
+		        (unsigned long long)base, g0);
 	if (g1 != 0x48494748u)
-		guest_fail("RAM at 0x%llx (end of RAM above 4 GiB) is not backed: wrote 0x48494748, "
-			   "read 0x%08x",
-			   (unsigned long long)(last + 2 * MiB - 8), g1);
+		guest_fail(
+		        "RAM at 0x%llx (end of RAM above 4 GiB) is not backed: wrote 0x48494748, "
+		        "read 0x%08x",
+		        (unsigned long long)(last + 2 * MiB - 8), g1);
 	if (check_alias && (*low0 != l0 || *low1 != l1))
 		guest_fail("writes above 4 GiB changed memory below 4 GiB (addresses truncated to "
-			   "32 bits?)");
+		           "32 bits?)");
 	guest_printf("multiboot: RAM above 4 GiB backed at 0x%llx and 0x%llx (PAE paging)\n",
-		     (unsigned long long)base, (unsigned long long)(last + 2 * MiB - 8));
+	             (unsigned long long)base, (unsigned long long)(last + 2 * MiB - 8));
 }
 
 void guest_main(void)
@@ -145,7 +147,7 @@ void guest_main(void)
 
 	guest_printf("multiboot: cmdline [%s]\n", mb.cmdline);
 	guest_printf("multiboot: flags 0x%x mem_lower %u KiB mem_upper %u KiB, info at 0x%x\n",
-		     mb.flags, mb.mem_lower, mb.mem_upper, mb.info_addr);
+	             mb.flags, mb.mem_lower, mb.mem_upper, mb.info_addr);
 	if (!mb.has_cmdline)
 		guest_fail("flags bit 2 (cmdline) not set or cmdline pointer 0");
 	if (mb.cmdline_len >= sizeof(mb.cmdline))
@@ -163,11 +165,11 @@ void guest_main(void)
 	for (uint32_t i = 0; i < mb.nmmap; i++) {
 		const struct mb_mmap_entry *e = &mb.mmap[i];
 		guest_printf("multiboot: mmap 0x%010llx-0x%010llx type %u\n",
-			     (unsigned long long)e->base, (unsigned long long)(e->base + e->len),
-			     e->type);
+		             (unsigned long long)e->base, (unsigned long long)(e->base + e->len),
+		             e->type);
 		if (e->len == 0 || e->base + e->len < e->base)
 			guest_fail("mmap entry %u (0x%llx, length 0x%llx) is empty or wraps", i,
-				   (unsigned long long)e->base, (unsigned long long)e->len);
+			           (unsigned long long)e->base, (unsigned long long)e->len);
 		for (uint32_t j = 0; j < i; j++) {
 			const struct mb_mmap_entry *o = &mb.mmap[j];
 			if (e->base < o->base + o->len && o->base < e->base + e->len)
@@ -180,9 +182,9 @@ void guest_main(void)
 			upper_end = e->base + e->len;
 		if (e->base < FOUR_GiB && e->base + e->len > 0xfec00000ull)
 			guest_fail("mmap RAM 0x%llx-0x%llx overlaps the I/O APIC/LAPIC/BIOS area "
-				   "below 4 GiB",
-				   (unsigned long long)e->base,
-				   (unsigned long long)(e->base + e->len));
+			           "below 4 GiB",
+			           (unsigned long long)e->base,
+			           (unsigned long long)(e->base + e->len));
 		if (e->base >= FOUR_GiB) {
 			ram_high += e->len;
 			if (!high_base || e->base < high_base)
@@ -192,9 +194,9 @@ void guest_main(void)
 		}
 	}
 	guest_printf("multiboot: mmap RAM %llu KiB in total (%llu KiB above 4 GiB), --memory "
-		     "%llu KiB\n",
-		     (unsigned long long)(ram >> 10), (unsigned long long)(ram_high >> 10),
-		     (unsigned long long)(mem >> 10));
+	             "%llu KiB\n",
+	             (unsigned long long)(ram >> 10), (unsigned long long)(ram_high >> 10),
+	             (unsigned long long)(mem >> 10));
 
 	if (mb.mem_lower < 512 || mb.mem_lower > 640)
 		guest_fail("mem_lower is %u KiB, expected 512-640", mb.mem_lower);
@@ -202,18 +204,18 @@ void guest_main(void)
 		guest_fail("no RAM region in the memory map covers 1 MiB");
 	if ((uint64_t)mb.mem_upper * 1024 != upper_end - MiB)
 		guest_fail("mem_upper is %u KiB but the memory map's RAM at 1 MiB ends at 0x%llx "
-			   "(%llu KiB above 1 MiB)",
-			   mb.mem_upper, (unsigned long long)upper_end,
-			   (unsigned long long)((upper_end - MiB) >> 10));
+		           "(%llu KiB above 1 MiB)",
+		           mb.mem_upper, (unsigned long long)upper_end,
+		           (unsigned long long)((upper_end - MiB) >> 10));
 	if (ram > mem || ram + SLACK < mem)
 		guest_fail("the memory map has %llu KiB of RAM, --memory is %llu KiB",
-			   (unsigned long long)(ram >> 10), (unsigned long long)(mem >> 10));
+		           (unsigned long long)(ram >> 10), (unsigned long long)(mem >> 10));
 	if (mem > 3 * GiB + 512 * MiB && !ram_high)
 		guest_fail("--memory is %llu MiB but the memory map has no RAM above 4 GiB",
-			   (unsigned long long)(mem >> 20));
+		           (unsigned long long)(mem >> 20));
 	if (ram_high && high_base != FOUR_GiB)
 		guest_fail("RAM above the MMIO hole starts at 0x%llx, expected 4 GiB",
-			   (unsigned long long)high_base);
+		           (unsigned long long)high_base);
 
 	for (uint32_t i = 0; i < mb.nmmap; i++) {
 		const struct mb_mmap_entry *e = &mb.mmap[i];
@@ -231,17 +233,17 @@ void guest_main(void)
 	const struct mb_module *m = &mb.mods[0];
 	uint32_t len = m->end - m->start;
 	guest_printf("multiboot: module 0 at 0x%08x-0x%08x, %u bytes, string '%s'\n", m->start,
-		     m->end, len, m->string);
+	             m->end, len, m->string);
 	if (m->end < m->start || len != isize)
 		guest_fail("module 0 is 0x%08x-0x%08x (%d bytes), expected %u bytes", m->start,
-			   m->end, (int)(m->end - m->start), isize);
+		           m->end, (int)(m->end - m->start), isize);
 	if (m->start & 0xfff)
 		guest_fail("module 0 at 0x%08x is not page-aligned (header flag bit 0 asks for it)",
-			   m->start);
+		           m->start);
 	if (m->start < (uint32_t)(uintptr_t)__kernel_end &&
 	    (uint32_t)(uintptr_t)__kernel_start < m->end)
 		guest_fail("module 0 overlaps the kernel image 0x%08x-0x%08x",
-			   (uint32_t)(uintptr_t)__kernel_start, (uint32_t)(uintptr_t)__kernel_end);
+		           (uint32_t)(uintptr_t)__kernel_start, (uint32_t)(uintptr_t)__kernel_end);
 	uint32_t h = fnv1a((const uint8_t *)(uintptr_t)m->start, len);
 	if (h != ifnv)
 		guest_fail("module 0 FNV-1a is 0x%08x, expected 0x%08x (wrong bytes)", h, ifnv);

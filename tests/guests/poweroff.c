@@ -73,10 +73,10 @@ void guest_main(void)
 	uint32_t slp_typ;
 	if (elems > end || aml_int(elems, end, &slp_typ) || slp_typ > 7)
 		guest_fail("cannot decode SLP_TYPa from the \\_S5 package (byte 0x%02x)",
-			   elems < end ? *elems : 0);
+		           elems < end ? *elems : 0);
 	uint16_t v = (uint16_t)(slp_typ << 10 | 1u << 13);
 	guest_printf("poweroff: \\_S5 SLP_TYPa %u: writing 0x%04x to PM1a_CNT at port 0x%x\n",
-		     slp_typ, v, pm1a_cnt);
+	             slp_typ, v, pm1a_cnt);
 	outw((uint16_t)pm1a_cnt, v);
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < 20000000 && rdtsc() - t0 < 3000000000ull; i++)

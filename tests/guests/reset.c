@@ -40,7 +40,7 @@ void guest_main(void)
 		outb(0x64, 0xfe);
 	} else {
 		guest_printf("reset: resetting through the reset control register (0x06 to port "
-			     "0xcf9)\n");
+		             "0xcf9)\n");
 		outb(0xcf9, 0x06);
 	}
 	/* A VMM resets synchronously on the port write; allow a moment for asynchronous ones. */
@@ -48,5 +48,5 @@ void guest_main(void)
 	for (uint32_t i = 0; i < 20000000 && rdtsc() - t0 < 3000000000ull; i++)
 		cpu_pause();
 	guest_fail("still running after the %s reset request",
-		   kbd ? "i8042 (0xfe to port 0x64)" : "port 0xcf9 (0x06)");
+	           kbd ? "i8042 (0xfe to port 0x64)" : "port 0xcf9 (0x06)");
 }

@@ -92,8 +92,8 @@ void guest_main(void)
 	if (sec > 59 || min > 59 || hour > 23 || day < 1 || day > 31 || mon < 1 || mon > 12 ||
 	    yy > 99)
 		guest_fail("CMOS time %02u:%02u:%02u day %u month %u year %u is out of range "
-			   "(register B 0x%02x)",
-			   hour, min, sec, day, mon, yy, regb);
+		           "(register B 0x%02x)",
+		           hour, min, sec, day, mon, yy, regb);
 	uint32_t year = cent * 100 + yy;
 	int32_t days = days_from_civil((int32_t)year, (int32_t)mon, (int32_t)day);
 	uint32_t guest = (uint32_t)days * 86400u + hour * 3600 + min * 60 + sec;
@@ -102,10 +102,10 @@ void guest_main(void)
 	uint32_t hs = host % 86400;
 	int32_t diff = (int32_t)(guest - host);
 	guest_printf("rtc: CMOS time %04u-%02u-%02u %02u:%02u:%02u (%s, %s, register B 0x%02x), "
-		     "host UTC %04d-%02d-%02d %02u:%02u:%02u, difference %d s\n",
-		     year, mon, day, hour, min, sec, bcd ? "BCD" : "binary",
-		     h24 ? "24-hour" : "12-hour", regb, hy, hm, hd, hs / 3600, hs / 60 % 60,
-		     hs % 60, diff);
+	             "host UTC %04d-%02d-%02d %02u:%02u:%02u, difference %d s\n",
+	             year, mon, day, hour, min, sec, bcd ? "BCD" : "binary",
+	             h24 ? "24-hour" : "12-hour", regb, hy, hm, hd, hs / 3600, hs / 60 % 60,
+	             hs % 60, diff);
 	if (diff > 60 || diff < -60)
 		guest_fail("CMOS time is %d s away from the host's UTC time (allowed: 60 s)", diff);
 }

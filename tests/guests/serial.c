@@ -87,7 +87,7 @@ void guest_main(void)
 		(void)inb(COM1_BASE);
 	serial_set_rx_irq(true);
 	guest_printf("serial: ready for a line (irq 4 -> gsi %u -> vector 0x%02x)\n", gsi,
-		     RX_VECTOR);
+	             RX_VECTOR);
 	irq_disable();
 	while (!irq_done)
 		irq_enable_and_halt(), irq_disable();

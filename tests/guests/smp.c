@@ -12,13 +12,13 @@ const char guest_name[] = "smp";
 extern char ap_tramp_start[], ap_tramp_end[], ap_tramp_gdt_desc[];
 void guest_ap_main(void);
 
-#define WAKE_VECTOR  0x50
-#define TICK_VECTOR  0x40
-#define TICK_COUNT   625000 /* x16 at KVM's 1 GHz APIC bus: 10 ms */
-#define TIMEOUT_TICKS 800   /* 8 s */
+#define WAKE_VECTOR   0x50
+#define TICK_VECTOR   0x40
+#define TICK_COUNT    625000 /* x16 at KVM's 1 GHz APIC bus: 10 ms */
+#define TIMEOUT_TICKS 800    /* 8 s */
 
-static volatile uint32_t aps_in;              /* APs that checked in */
-static volatile uint8_t ap_seen[256];          /* by APIC ID */
+static volatile uint32_t aps_in;      /* APs that checked in */
+static volatile uint8_t ap_seen[256]; /* by APIC ID */
 static volatile uint32_t duplicate_id = 0xffffffff;
 static volatile uint32_t cpuid_mismatch = 0xffffffff; /* LAPIC ID << 8 | CPUID initial APIC ID */
 static volatile uint32_t ticks;
@@ -99,26 +99,26 @@ void guest_main(void)
 	bsp_apic_id = lapic_id();
 	if (cpuid_initial_apic_id() != bsp_apic_id)
 		guest_fail("BSP: CPUID.01H initial APIC ID %u differs from its LAPIC ID %u",
-			   cpuid_initial_apic_id(), bsp_apic_id);
+		           cpuid_initial_apic_id(), bsp_apic_id);
 
 	char ids[256];
 	uint32_t n = 0;
 	bool bsp_listed = false;
 	for (uint32_t i = 0; i < madt.ncpus; i++) {
 		n += (uint32_t)guest_snprintf(ids + n, sizeof(ids) - n, "%s%u", i ? " " : "",
-					      madt.apic_ids[i]);
+		                              madt.apic_ids[i]);
 		if (n >= sizeof(ids))
 			n = sizeof(ids) - 1;
 		bsp_listed |= madt.apic_ids[i] == bsp_apic_id;
 	}
 	guest_printf("smp: MADT lists %u CPUs (APIC IDs: %s), fw_cfg says %u, cpus=%u, BSP APIC "
-		     "ID %u\n",
-		     madt.ncpus, ids, fw_cpus, want, bsp_apic_id);
+	             "ID %u\n",
+	             madt.ncpus, ids, fw_cpus, want, bsp_apic_id);
 	if (madt.ncpus != want)
 		guest_fail("expected %u CPUs (cpus=%u), the MADT lists %u", want, want, madt.ncpus);
 	if (fw_cpus != want)
 		guest_fail("expected %u CPUs (cpus=%u), fw_cfg CPU count (0x0005) says %u", want,
-			   want, fw_cpus);
+		           want, fw_cpus);
 	if (!bsp_listed)
 		guest_fail("the BSP's APIC ID %u is not in the MADT", bsp_apic_id);
 
@@ -126,7 +126,7 @@ void guest_main(void)
 	idt_set_handler(TICK_VECTOR, tick_isr);
 	idt_set_handler(WAKE_VECTOR, wake_isr);
 	pic_remap_and_mask();
-	lapic_write(LAPIC_TIMER_DIV, 0x3); /* divide by 16 */
+	lapic_write(LAPIC_TIMER_DIV, 0x3);                      /* divide by 16 */
 	lapic_write(LAPIC_LVT_TIMER, TICK_VECTOR | (1u << 17)); /* periodic */
 	lapic_write(LAPIC_TIMER_INIT, TICK_COUNT);
 
@@ -136,11 +136,12 @@ void guest_main(void)
 		if (!page)
 			guest_fail("no free page below 1 MiB for the AP trampoline");
 		memcpy((void *)(uintptr_t)page, ap_tramp_start, size);
-		__asm__ volatile("sgdt %0"
-				 : "=m"(*(char(*)[6])(uintptr_t)(page + (uint32_t)(ap_tramp_gdt_desc -
-										   ap_tramp_start))));
+		__asm__ volatile(
+		        "sgdt %0"
+		        : "=m"(*(char(*)[6])(
+		                uintptr_t)(page + (uint32_t)(ap_tramp_gdt_desc - ap_tramp_start))));
 		guest_printf("smp: trampoline at 0x%05x (%u bytes), starting %u APs\n", page, size,
-			     want - 1);
+		             want - 1);
 		for (uint32_t i = 0; i < madt.ncpus; i++) {
 			uint8_t id = (uint8_t)madt.apic_ids[i];
 			if (id == bsp_apic_id)
@@ -172,11 +173,11 @@ void guest_main(void)
 		uint32_t id = madt.apic_ids[i];
 		bool seen = id == bsp_apic_id || (id < 256 && ap_seen[id]);
 		if (seen)
-			n += (uint32_t)guest_snprintf(ids + n, sizeof(ids) - n, "%s%u", n ? " " : "",
-						      id);
+			n += (uint32_t)guest_snprintf(ids + n, sizeof(ids) - n, "%s%u",
+			                              n ? " " : "", id);
 		else
 			nm += (uint32_t)guest_snprintf(missing + nm, sizeof(missing) - nm, "%s%u",
-						       nm ? " " : "", id);
+			                               nm ? " " : "", id);
 		if (n >= sizeof(ids))
 			n = sizeof(ids) - 1;
 		if (nm >= sizeof(missing))
@@ -184,13 +185,14 @@ void guest_main(void)
 	}
 	guest_printf("smp: %u of %u CPUs checked in (APIC IDs: %s)\n", in, want, ids);
 	if (duplicate_id != 0xffffffff)
-		guest_fail("APIC ID %u checked in twice (two vCPUs share an APIC ID)", duplicate_id);
+		guest_fail("APIC ID %u checked in twice (two vCPUs share an APIC ID)",
+		           duplicate_id);
 	if (cpuid_mismatch != 0xffffffff)
 		guest_fail("an AP's CPUID.01H initial APIC ID %u differs from its LAPIC ID %u",
-			   cpuid_mismatch & 0xff, cpuid_mismatch >> 8);
+		           cpuid_mismatch & 0xff, cpuid_mismatch >> 8);
 	if (in != want)
 		guest_fail("expected %u CPUs, %u checked in (missing APIC IDs: %s)", want, in,
-			   missing);
+		           missing);
 	for (uint32_t id = 0; id < 256; id++) {
 		if (!ap_seen[id])
 			continue;
@@ -199,6 +201,6 @@ void guest_main(void)
 			listed |= madt.apic_ids[i] == id;
 		if (!listed)
 			guest_fail("a CPU with APIC ID %u checked in but the MADT does not list it",
-				   id);
+			           id);
 	}
 }

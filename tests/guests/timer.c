@@ -39,7 +39,7 @@ static void spurious_isr(struct isr_frame *f)
 static void wait_ticks(volatile uint32_t *counter, const char *what)
 {
 	guest_printf("timer: waiting for %u %s ticks (hlt with interrupts enabled)\n", WANT_TICKS,
-		     what);
+	             what);
 	irq_disable();
 	while (*counter < WANT_TICKS && halts < MAX_HALTS) {
 		halts++;
@@ -70,8 +70,8 @@ void guest_main(void)
 	bool level, active_low;
 	acpi_isa_irq_route(&madt, 0, &gsi, &level, &active_low);
 	guest_printf("timer: PIT IRQ 0 -> GSI %u (%s, %s) on the I/O APIC at 0x%08x\n", gsi,
-		     level ? "level" : "edge", active_low ? "active low" : "active high",
-		     madt.ioapic_base);
+	             level ? "level" : "edge", active_low ? "active low" : "active high",
+	             madt.ioapic_base);
 	if (ioapic_route(gsi, PIT_VECTOR, lapic_id(), level, active_low))
 		guest_fail("cannot route GSI %u", gsi);
 	outb(0x43, 0x34); /* channel 0, lobyte/hibyte, mode 2 (rate generator), binary */
@@ -82,8 +82,8 @@ void guest_main(void)
 	outb(0x43, 0x30); /* channel 0, mode 0, count never reloaded: one last edge at most */
 	outb(0x40, 0);
 	outb(0x40, 0);
-	guest_printf("timer: %u PIT ticks on vector 0x%02x after %u halts\n", pit_ticks,
-		     PIT_VECTOR, halts);
+	guest_printf("timer: %u PIT ticks on vector 0x%02x after %u halts\n", pit_ticks, PIT_VECTOR,
+	             halts);
 
 	/* Local APIC timer, periodic. */
 	halts = 0;
@@ -94,5 +94,5 @@ void guest_main(void)
 	lapic_write(LAPIC_TIMER_INIT, 0);
 	lapic_write(LAPIC_LVT_TIMER, 1u << 16);
 	guest_printf("timer: %u LAPIC timer ticks on vector 0x%02x after %u halts\n", lapic_ticks,
-		     LAPIC_VECTOR, halts);
+	             LAPIC_VECTOR, halts);
 }

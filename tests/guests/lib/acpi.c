@@ -18,18 +18,18 @@ const struct acpi_rsdp *acpi_find_rsdp(void)
 			continue;
 		if (acpi_checksum(r, 20)) {
 			guest_printf("%s: RSDP at 0x%05x: bad checksum over the first 20 bytes\n",
-				     guest_name, a);
+			             guest_name, a);
 			continue;
 		}
 		if (r->revision >= 2) {
 			if (r->length < sizeof(*r) || r->length > 4096) {
 				guest_printf("%s: RSDP at 0x%05x: bad length %u\n", guest_name, a,
-					     r->length);
+				             r->length);
 				continue;
 			}
 			if (acpi_checksum(r, r->length)) {
 				guest_printf("%s: RSDP at 0x%05x: bad extended checksum\n",
-					     guest_name, a);
+				             guest_name, a);
 				continue;
 			}
 		}
@@ -43,19 +43,18 @@ static const struct acpi_header *table_at(uint64_t addr, const char *what)
 {
 	if (!addr || addr >= 0x100000000ull) {
 		guest_printf("%s: %s pointer 0x%llx is null or above 4 GiB\n", guest_name, what,
-			     (unsigned long long)addr);
+		             (unsigned long long)addr);
 		return NULL;
 	}
 	const struct acpi_header *h = (const struct acpi_header *)(uintptr_t)addr;
-	if (h->length < sizeof(*h) || h->length > 16u << 20 ||
-	    addr + h->length > 0x100000000ull) {
+	if (h->length < sizeof(*h) || h->length > 16u << 20 || addr + h->length > 0x100000000ull) {
 		guest_printf("%s: %s at 0x%llx: bad length %u\n", guest_name, what,
-			     (unsigned long long)addr, h->length);
+		             (unsigned long long)addr, h->length);
 		return NULL;
 	}
 	if (acpi_checksum(h, h->length)) {
 		guest_printf("%s: %s (%.4s) at 0x%llx, %u bytes: bad checksum\n", guest_name, what,
-			     h->signature, (unsigned long long)addr, h->length);
+		             h->signature, (unsigned long long)addr, h->length);
 		return NULL;
 	}
 	return h;
@@ -120,7 +119,7 @@ int acpi_parse_madt(struct acpi_madt_info *m)
 		uint8_t type = t[off], len = t[off + 1];
 		if (len < 2 || off + len > h->length) {
 			guest_printf("%s: MADT entry at offset %u has bad length %u\n", guest_name,
-				     off, len);
+			             off, len);
 			return -1;
 		}
 		const uint8_t *e = t + off;
@@ -168,7 +167,7 @@ int acpi_parse_madt(struct acpi_madt_info *m)
 }
 
 void acpi_isa_irq_route(const struct acpi_madt_info *m, uint8_t irq, uint32_t *gsi, bool *level,
-			bool *active_low)
+                        bool *active_low)
 {
 	/* ISA defaults: identity mapping, edge-triggered, active high. */
 	*gsi = irq;

@@ -86,7 +86,7 @@ static int ioapic_pin(uint32_t gsi, uint32_t *pin)
 	uint32_t max = (ioapic_read(0x01) >> 16) & 0xff; /* version register: max redir entry */
 	if (gsi < ioapic_gsi_base || gsi - ioapic_gsi_base > max) {
 		guest_printf("%s: GSI %u is not on the I/O APIC at 0x%08x (GSIs %u-%u)\n",
-			     guest_name, gsi, ioapic_base, ioapic_gsi_base, ioapic_gsi_base + max);
+		             guest_name, gsi, ioapic_base, ioapic_gsi_base, ioapic_gsi_base + max);
 		return -1;
 	}
 	*pin = gsi - ioapic_gsi_base;

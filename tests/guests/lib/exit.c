@@ -11,8 +11,8 @@ void guest_exit(uint8_t value)
 {
 	outb(GUEST_EXIT_PORT, value);
 	guest_printf("%s: FAIL: the write of 0x%x to the debug-exit port 0xf4 did not end the VM "
-		     "(is --debug-exit given?)\n",
-		     guest_name, value);
+	             "(is --debug-exit given?)\n",
+	             guest_name, value);
 	guest_halt_forever();
 }
 

@@ -44,8 +44,8 @@ int guest_parse_u64(const char *s, uint64_t *out);
 /* Unsigned 64-bit division by a 32-bit divisor without libgcc. */
 uint64_t guest_udiv64(uint64_t n, uint32_t d, uint32_t *rem);
 int guest_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-__attribute__((format(printf, 3, 4))) int guest_snprintf(char *buf, size_t size,
-							 const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int guest_snprintf(char *buf, size_t size, const char *fmt,
+                                                         ...);
 /* Print to COM1. Every line of output should start with "<guest_name>: ". */
 __attribute__((format(printf, 1, 2))) void guest_printf(const char *fmt, ...);
 void guest_vprintf(const char *fmt, va_list ap);
@@ -68,8 +68,8 @@ struct isr_frame {
 	uint32_t eip, cs, eflags;
 };
 typedef void (*isr_handler_t)(struct isr_frame *f);
-void idt_init(void);                 /* build the IDT (BSP, once) and load it */
-void idt_load(void);                 /* load the already built IDT (APs) */
+void idt_init(void); /* build the IDT (BSP, once) and load it */
+void idt_load(void); /* load the already built IDT (APs) */
 void idt_set_handler(uint8_t vector, isr_handler_t fn);
 
 /* ---- 8259 PIC, local APIC, I/O APIC (apic.c) ---- */
@@ -95,7 +95,7 @@ void pic_remap_and_mask(void);
 void lapic_set_base(uint32_t base);
 uint32_t lapic_read(uint32_t reg);
 void lapic_write(uint32_t reg, uint32_t v);
-void lapic_enable(void);  /* software-enable, TPR 0, spurious vector 0xff */
+void lapic_enable(void); /* software-enable, TPR 0, spurious vector 0xff */
 uint8_t lapic_id(void);
 void lapic_eoi(void);
 /* Send an IPI and wait until the local APIC reports it delivered. Returns 0 or -1. */
@@ -141,8 +141,8 @@ struct acpi_iso {
 };
 struct acpi_madt_info {
 	uint32_t lapic_base;
-	uint32_t ncpus;                    /* enabled processor entries */
-	uint32_t apic_ids[ACPI_MAX_CPUS];  /* their APIC IDs, in MADT order */
+	uint32_t ncpus;                   /* enabled processor entries */
+	uint32_t apic_ids[ACPI_MAX_CPUS]; /* their APIC IDs, in MADT order */
 	uint32_t nioapics;
 	uint32_t ioapic_base, ioapic_gsi_base; /* the first I/O APIC */
 	uint32_t niso;
@@ -162,14 +162,14 @@ const struct acpi_header *acpi_find_table(const char sig[4]);
 int acpi_parse_madt(struct acpi_madt_info *out);
 /* The GSI, polarity and trigger an ISA IRQ arrives on, per the MADT overrides. */
 void acpi_isa_irq_route(const struct acpi_madt_info *m, uint8_t irq, uint32_t *gsi, bool *level,
-			bool *active_low);
+                        bool *active_low);
 
 /* ---- fw_cfg, QEMU's selector interface on ports 0x510/0x511 (fwcfg.c) ---- */
-#define FW_CFG_PORT_SEL   0x510
-#define FW_CFG_PORT_DATA  0x511
-#define FW_CFG_SIGNATURE  0x0000
-#define FW_CFG_RAM_SIZE   0x0003
-#define FW_CFG_NB_CPUS    0x0005
+#define FW_CFG_PORT_SEL  0x510
+#define FW_CFG_PORT_DATA 0x511
+#define FW_CFG_SIGNATURE 0x0000
+#define FW_CFG_RAM_SIZE  0x0003
+#define FW_CFG_NB_CPUS   0x0005
 void fwcfg_select(uint16_t key);
 void fwcfg_read(void *buf, uint32_t len);
 bool fwcfg_present(void); /* signature reads "QEMU" */
@@ -196,7 +196,7 @@ struct mb_copy {
 	uint32_t magic;
 	uint32_t info_addr;
 	uint32_t flags;
-	uint32_t mem_lower, mem_upper;   /* KiB, valid with flag bit 0 */
+	uint32_t mem_lower, mem_upper; /* KiB, valid with flag bit 0 */
 	bool has_cmdline;
 	uint32_t cmdline_addr, cmdline_len;
 	char cmdline[1024];

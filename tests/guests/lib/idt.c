@@ -21,15 +21,38 @@ static struct idt_gate idt[256] __attribute__((aligned(8)));
 static isr_handler_t handlers[256];
 
 static const char *const exception_names[32] = {
-	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-	"#BR bound range", "#UD invalid opcode", "#NM device not available",
-	"#DF double fault", "coprocessor segment overrun", "#TS invalid TSS",
-	"#NP segment not present", "#SS stack fault", "#GP general protection",
-	"#PF page fault", "reserved 15", "#MF x87 error", "#AC alignment check",
-	"#MC machine check", "#XM SIMD error", "#VE virtualization", "#CP control protection",
-	"reserved 22", "reserved 23", "reserved 24", "reserved 25", "reserved 26",
-	"reserved 27", "#HV hypervisor injection", "#VC VMM communication", "#SX security",
-	"reserved 31",
+        "#DE divide error",
+        "#DB debug",
+        "NMI",
+        "#BP breakpoint",
+        "#OF overflow",
+        "#BR bound range",
+        "#UD invalid opcode",
+        "#NM device not available",
+        "#DF double fault",
+        "coprocessor segment overrun",
+        "#TS invalid TSS",
+        "#NP segment not present",
+        "#SS stack fault",
+        "#GP general protection",
+        "#PF page fault",
+        "reserved 15",
+        "#MF x87 error",
+        "#AC alignment check",
+        "#MC machine check",
+        "#XM SIMD error",
+        "#VE virtualization",
+        "#CP control protection",
+        "reserved 22",
+        "reserved 23",
+        "reserved 24",
+        "reserved 25",
+        "reserved 26",
+        "reserved 27",
+        "#HV hypervisor injection",
+        "#VC VMM communication",
+        "#SX security",
+        "reserved 31",
 };
 
 void isr_dispatch(struct isr_frame *f)
@@ -43,14 +66,15 @@ void isr_dispatch(struct isr_frame *f)
 		uint32_t cr2 = 0;
 		if (v == 14)
 			__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-		guest_printf("%s: FAIL: unexpected exception %u (%s), error code 0x%x, at eip 0x%08x, "
-			     "cr2 0x%08x, on APIC ID %u\n",
-			     guest_name, v, exception_names[v], f->error, f->eip, cr2,
-			     mmio_read32(LAPIC_DEFAULT_BASE + LAPIC_ID) >> 24);
+		guest_printf(
+		        "%s: FAIL: unexpected exception %u (%s), error code 0x%x, at eip 0x%08x, "
+		        "cr2 0x%08x, on APIC ID %u\n",
+		        guest_name, v, exception_names[v], f->error, f->eip, cr2,
+		        mmio_read32(LAPIC_DEFAULT_BASE + LAPIC_ID) >> 24);
 	} else {
 		guest_printf("%s: FAIL: unexpected interrupt on vector 0x%02x at eip 0x%08x (no "
-			     "handler installed)\n",
-			     guest_name, v, f->eip);
+		             "handler installed)\n",
+		             guest_name, v, f->eip);
 	}
 	guest_exit(GUEST_EXIT_EXCEPTION);
 }

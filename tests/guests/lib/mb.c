@@ -48,7 +48,7 @@ static void copy_info(uint32_t info)
 			mb.mods[i].end = mod[1];
 			if (mod[2])
 				copy_string(mb.mods[i].string, sizeof(mb.mods[i].string), mod[2],
-					    NULL);
+				            NULL);
 		}
 		mb.nmods = w[5];
 	}
@@ -134,7 +134,7 @@ static bool overlaps(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)
 bool mb_region_in_use(uint32_t addr, uint32_t len)
 {
 	if (overlaps(addr, len, (uint32_t)(uintptr_t)__kernel_start,
-		     (uint32_t)(__kernel_end - __kernel_start)))
+	             (uint32_t)(__kernel_end - __kernel_start)))
 		return true;
 	if (overlaps(addr, len, mb.info_addr, 88))
 		return true;
@@ -157,7 +157,7 @@ void guest_start(uint32_t magic, uint32_t info)
 	mb.magic = magic;
 	if (magic != MB_BOOT_MAGIC)
 		guest_fail("entered with EAX 0x%08x, expected the multiboot magic 0x%08x", magic,
-			   MB_BOOT_MAGIC);
+		           MB_BOOT_MAGIC);
 	copy_info(info);
 	parse_args();
 	guest_main();

@@ -15,7 +15,7 @@ static void put(struct out *o, char c)
 }
 
 static void put_num(struct out *o, uint64_t v, unsigned base, bool upper, bool neg, int width,
-		    bool zero, bool left)
+                    bool zero, bool left)
 {
 	char tmp[24];
 	int n = 0;
@@ -70,26 +70,28 @@ int guest_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		switch (*fmt) {
 		case 'd': {
 			int64_t v = lng >= 2 ? va_arg(ap, long long)
-				  : lng     ? va_arg(ap, long)
-					    : va_arg(ap, int);
+			            : lng    ? va_arg(ap, long)
+			                     : va_arg(ap, int);
 			bool neg = v < 0;
 			put_num(&o, neg ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, 10, false, neg,
-				width, zero, left);
+			        width, zero, left);
 			break;
 		}
 		case 'u':
 		case 'x':
 		case 'X': {
 			uint64_t v = lng >= 2 ? va_arg(ap, unsigned long long)
-				   : lng     ? va_arg(ap, unsigned long)
-					     : va_arg(ap, unsigned int);
-			put_num(&o, v, *fmt == 'u' ? 10 : 16, *fmt == 'X', false, width, zero, left);
+			             : lng    ? va_arg(ap, unsigned long)
+			                      : va_arg(ap, unsigned int);
+			put_num(&o, v, *fmt == 'u' ? 10 : 16, *fmt == 'X', false, width, zero,
+			        left);
 			break;
 		}
 		case 'p':
 			put(&o, '0');
 			put(&o, 'x');
-			put_num(&o, (uintptr_t)va_arg(ap, void *), 16, false, false, 8, true, false);
+			put_num(&o, (uintptr_t)va_arg(ap, void *), 16, false, false, 8, true,
+			        false);
 			break;
 		case 'c':
 			put(&o, (char)va_arg(ap, int));
