@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The nested-lab suite: builds the lab (only what changed), boots it once, runs every
 # tests/lab/scenarios/*.sh inside it in order, prints one line per scenario and a summary.
-# Exit status 0 only when every scenario passed. Full console log: build/lab/test.log.
+# Then checks `make demo` the same way a user would use it (tests/lab/demo-check.sh: a second,
+# short lab boot). Exit status 0 only when everything passed. Console logs: build/lab/test.log
+# and build/lab/demo.log.
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
 # lab, for checking the lab itself), LAB_ONLY=WORD (only scenarios whose name contains WORD),
@@ -26,29 +28,38 @@ if [ "$vmm" = keel ] && [ ! -x "$top/build/keel-vmm" ]; then
 	exit 1
 fi
 n=$(ls "$top"/tests/lab/scenarios/*"$only"*.sh 2>/dev/null | wc -l)
-[ "$n" -gt 0 ] || lab_die "no scenario in tests/lab/scenarios matches '$only'"
-
-echo "lab: booting the nested lab (QEMU TCG, emulated AMD-V) to run $n scenarios with $vmm;" \
-	"log: ${log#"$top"/}"
-start=$(date +%s)
-lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} "keel.timeout=$stmo" </dev/null 2>&1 |
-	tr -d '\r' | grep --line-buffered -v "TCG doesn't support requested feature" |
-	tee "$log" | grep --line-buffered -E '^lab: (PASS|FAIL|done:|/dev/kvm)'
-qemu_rc=${PIPESTATUS[0]}
-secs=$(($(date +%s) - start))
-
-pass=$(grep -c '^lab: PASS ' "$log")
-failed=$(grep -c '^lab: FAIL ' "$log")
-if ! grep -q '^lab: done: ' "$log"; then
-	if [ "$qemu_rc" = 124 ]; then
-		why="the lab did not finish within ${tmo}s (LAB_TIMEOUT) and was killed"
-	elif ! grep -q '^lab: init started' "$log"; then
-		why="the lab host did not reach its /init (QEMU exit status $qemu_rc)"
-	else
-		why="the lab stopped before finishing its scenarios (QEMU exit status $qemu_rc)"
+demo=0
+case demo in *"$only"*) demo=1 ;; esac
+[ "$n" -gt 0 ] || [ "$demo" = 1 ] || lab_die "no scenario in tests/lab/scenarios matches '$only'"
+pass=0 failed=0 start=$(date +%s)
+if [ "$n" -gt 0 ]; then
+	echo "lab: booting the nested lab (QEMU TCG, emulated AMD-V) to run $n scenarios with $vmm;" \
+		"log: ${log#"$top"/}"
+	lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} "keel.timeout=$stmo" </dev/null 2>&1 |
+		tr -d '\r' | grep --line-buffered -v "TCG doesn't support requested feature" |
+		tee "$log" | grep --line-buffered -E '^lab: (PASS|FAIL|done:|/dev/kvm)'
+	qemu_rc=${PIPESTATUS[0]}
+	pass=$(grep -c '^lab: PASS ' "$log")
+	failed=$(grep -c '^lab: FAIL ' "$log")
+	if ! grep -q '^lab: done: ' "$log"; then
+		if [ "$qemu_rc" = 124 ]; then
+			why="the lab did not finish within ${tmo}s (LAB_TIMEOUT) and was killed"
+		elif ! grep -q '^lab: init started' "$log"; then
+			why="the lab host did not reach its /init (QEMU exit status $qemu_rc)"
+		else
+			why="the lab stopped before finishing its scenarios (QEMU exit status $qemu_rc)"
+		fi
+		echo "lab: FAIL lab: $why; see ${log#"$top"/}"
+		failed=$((failed + 1))
 	fi
-	echo "lab: FAIL lab: $why; see ${log#"$top"/}"
-	failed=$((failed + 1))
 fi
+if [ "$demo" = 1 ]; then
+	if LAB_VMM=$vmm "$top/tests/lab/demo-check.sh"; then
+		pass=$((pass + 1))
+	else
+		failed=$((failed + 1))
+	fi
+fi
+secs=$(($(date +%s) - start))
 echo "lab: $pass passed, $failed failed, vmm $vmm, ${secs}s"
 [ "$failed" = 0 ] && [ "$pass" -gt 0 ]
