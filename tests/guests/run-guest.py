@@ -191,6 +191,12 @@ CASES = {
     "smp-1": smp_case(1),
     "smp-2": smp_case(2),
     "smp-4": smp_case(4),
+    "smp-2-reboot": Case("smp", args="cpus=2 reboot=1", cpus=2, memory="128M", expect=[
+        r"smp: boot 1", r"smp: boot 1 passed, resetting through the i8042", r"smp: boot 2",
+        r"smp: 2 of 2 CPUs checked in.*", r"smp: PASS"],
+        check=lambda run: (None if sum(l.startswith("smp: 2 of 2 CPUs checked in")
+                                       for l in run.lines) == 2
+                           else "expected both boots to report 2 of 2 CPUs checked in")),
     "timer": Case("timer", expect=[r"timer: \d+ PIT ticks on vector 0x20 .*",
                                    r"timer: \d+ LAPIC timer ticks on vector 0x40 .*",
                                    r"timer: PASS"]),

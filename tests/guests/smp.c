@@ -83,9 +83,51 @@ static uint32_t pick_trampoline_page(uint32_t size)
 	return 0;
 }
 
+/* With reboot=1: after boot 1 passes, reset through the i8042 and bring every AP up again on
+ * boot 2 (the VMM must reset all vCPUs, not only the BSP). CMOS NVRAM 0x7c/0x7d count boots. */
+#define NV_MARKER 0x7c
+#define NV_COUNT  0x7d
+#define MARKER    0x53 /* 'S' */
+
+static uint8_t next_boot(void)
+{
+	uint8_t count = cmos_read(NV_MARKER) == MARKER ? cmos_read(NV_COUNT) : 0;
+	count++;
+	cmos_write(NV_MARKER, MARKER);
+	cmos_write(NV_COUNT, count);
+	return count;
+}
+
+static void check_cpus(uint32_t want);
+
 void guest_main(void)
 {
 	uint32_t want = (uint32_t)mb_arg_u64("cpus");
+	if (!mb_arg_is("reboot", "1")) {
+		check_cpus(want);
+		return;
+	}
+	uint8_t boot = next_boot();
+	guest_printf("smp: boot %u\n", boot);
+	if (boot > 2)
+		guest_fail("boot %u: the VM was reset more often than asked", boot);
+	check_cpus(want);
+	if (boot == 2) {
+		cmos_write(NV_MARKER, 0);
+		return;
+	}
+	guest_printf("smp: boot 1 passed, resetting through the i8042\n");
+	for (int i = 0; i < 100000 && (inb(0x64) & 0x02); i++)
+		cpu_pause();
+	outb(0x64, 0xfe);
+	uint64_t t0 = rdtsc();
+	for (uint32_t i = 0; i < 20000000 && rdtsc() - t0 < 3000000000ull; i++)
+		cpu_pause();
+	guest_fail("still running after the i8042 reset command (0xfe to port 0x64)");
+}
+
+static void check_cpus(uint32_t want)
+{
 
 	if (!fwcfg_present())
 		guest_fail("fw_cfg signature is not \"QEMU\" at ports 0x510/0x511");
