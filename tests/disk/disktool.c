@@ -10,6 +10,8 @@
  *                                           append the acknowledged writes to JOURNAL
  *   disktool verify FILE JOURNAL            every journaled write reads back
  *   disktool threads FILE N                 N threads writing and reading back at once
+ *   disktool logpending FILE OFF            write a sector, flush, exit without closing
+ *                                           (leaves a log that the next open replays)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -129,12 +131,19 @@ static int cmd_crash(const char *path, const char *journal, uint64_t seed)
 	rewind(j);
 	while (fscanf(j, "%" SCNu64 " %" SCNu64 " %" SCNu64, &a, &b, &c) == 3)
 		used[a / SLOT] = 1;
+	uint64_t nused = 0;
+
+	for (uint64_t i = 0; i < slots; i++)
+		nused += used[i];
 	for (;;) {
 		uint64_t slot = rng(&s) % slots, off, len;
 
+		if (nused >= slots * 3 / 4)
+			pause(); /* the disk is nearly full of journaled writes: wait for the kill */
 		if (used[slot])
 			continue;
 		used[slot] = 1;
+		nused++;
 		len = (rng(&s) % (SLOT / 512) + 1) * 512;
 		off = slot * SLOT + (rng(&s) % ((SLOT - len) / 512 + 1)) * 512;
 		if (do_write(d, off, len, seed ^ off) != 0)
@@ -254,6 +263,13 @@ int main(int argc, char **argv)
 		return cmd_crash(argv[2], argv[3], strtoull(argv[4], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "verify"))
 		return cmd_verify(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "logpending")) {
+		struct disk *d = open_or_die(argv[2], 0);
+
+		if (do_write(d, strtoull(argv[3], NULL, 0), 512, 1) != 0 || disk_flush(d) != 0)
+			return 1;
+		_exit(0);
+	}
 	if (argc == 4 && !strcmp(argv[1], "threads"))
 		return cmd_threads(argv[2], (unsigned)atoi(argv[3]));
 	fprintf(stderr, "usage: see the comment at the top of tests/disk/disktool.c\n");
