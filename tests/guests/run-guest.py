@@ -184,6 +184,9 @@ CASES = {
         expect=[r"serial: polled line upper-cased: \[HELLO, KEEL 42!\]",
                 r"serial: irq line reversed: \[321 stressed desserts\] \(\d+ interrupts\)",
                 r"serial: PASS"]),
+    "uart-registers": Case("uart", expect=[
+        r"uart: scratch, divisor latch, LCR and FIFO identification ok .*",
+        r"uart: loopback ok .*", r"uart: THRE interrupt ok .*", r"uart: PASS"]),
     "debug-exit-42": Case("debug-exit", args="value=42 width=1", status=status_of(42),
                           expect=[r"debug-exit: writing 42 with a 1-byte write to port 0xf4"]),
     "debug-exit-127-outl": Case("debug-exit", args="value=127 width=4", status=status_of(127),

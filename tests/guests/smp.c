@@ -3,7 +3,8 @@
  * 1 MiB, sends INIT-SIPI-SIPI to each AP's APIC ID from the MADT, and each AP reaches 32-bit
  * protected mode, records its APIC ID, counts itself in atomically and wakes the BSP with an
  * IPI. Checks: checked-in count == MADT CPU count == fw_cfg CPU count == cpus=N argument,
- * APIC IDs unique and in the MADT, CPUID.01H initial APIC ID == LAPIC ID on every CPU.
+ * APIC IDs unique and in the MADT, CPUID.01H initial APIC ID and CPUID.0BH x2APIC ID (when
+ * present) == LAPIC ID on every CPU.
  */
 #include "lib/guest.h"
 
@@ -21,6 +22,7 @@ static volatile uint32_t aps_in;      /* APs that checked in */
 static volatile uint8_t ap_seen[256]; /* by APIC ID */
 static volatile uint32_t duplicate_id = 0xffffffff;
 static volatile uint32_t cpuid_mismatch = 0xffffffff; /* LAPIC ID << 8 | CPUID initial APIC ID */
+static volatile uint32_t leafb_mismatch = 0xffffffff; /* LAPIC ID << 8 | CPUID.0BH x2APIC ID */
 static volatile uint32_t ticks;
 static volatile uint8_t bsp_apic_id;
 
@@ -43,6 +45,26 @@ static uint8_t cpuid_initial_apic_id(void)
 	return (uint8_t)(b >> 24);
 }
 
+static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	r[0] = leaf;
+	r[2] = sub;
+	__asm__ volatile("cpuid" : "+a"(r[0]), "=b"(r[1]), "+c"(r[2]), "=d"(r[3]));
+}
+
+/* CPUID.0BH:EDX, the x2APIC ID, when leaf 0BH exists and is valid; -1 otherwise. */
+static int64_t cpuid_x2apic_id(void)
+{
+	uint32_t r[4];
+	cpuid(0, 0, r);
+	if (r[0] < 0x0b)
+		return -1;
+	cpuid(0x0b, 0, r);
+	if (!r[1])
+		return -1;
+	return r[3];
+}
+
 void guest_ap_main(void)
 {
 	idt_load();
@@ -51,6 +73,9 @@ void guest_ap_main(void)
 	uint8_t initial = cpuid_initial_apic_id();
 	if (initial != id)
 		cpuid_mismatch = (uint32_t)id << 8 | initial;
+	int64_t x2 = cpuid_x2apic_id();
+	if (x2 >= 0 && x2 != id)
+		leafb_mismatch = (uint32_t)id << 8 | (uint8_t)x2;
 	if (__atomic_exchange_n(&ap_seen[id], 1, __ATOMIC_SEQ_CST))
 		duplicate_id = id;
 	__atomic_fetch_add(&aps_in, 1, __ATOMIC_SEQ_CST);
@@ -142,6 +167,10 @@ static void check_cpus(uint32_t want)
 	if (cpuid_initial_apic_id() != bsp_apic_id)
 		guest_fail("BSP: CPUID.01H initial APIC ID %u differs from its LAPIC ID %u",
 		           cpuid_initial_apic_id(), bsp_apic_id);
+	int64_t bsp_x2 = cpuid_x2apic_id();
+	if (bsp_x2 >= 0 && bsp_x2 != bsp_apic_id)
+		guest_fail("BSP: CPUID.0BH x2APIC ID %lld differs from its LAPIC ID %u",
+		           (long long)bsp_x2, bsp_apic_id);
 
 	char ids[256];
 	uint32_t n = 0;
@@ -229,6 +258,9 @@ static void check_cpus(uint32_t want)
 	if (duplicate_id != 0xffffffff)
 		guest_fail("APIC ID %u checked in twice (two vCPUs share an APIC ID)",
 		           duplicate_id);
+	if (leafb_mismatch != 0xffffffff)
+		guest_fail("an AP's CPUID.0BH x2APIC ID %u differs from its LAPIC ID %u",
+		           leafb_mismatch & 0xff, leafb_mismatch >> 8);
 	if (cpuid_mismatch != 0xffffffff)
 		guest_fail("an AP's CPUID.01H initial APIC ID %u differs from its LAPIC ID %u",
 		           cpuid_mismatch & 0xff, cpuid_mismatch >> 8);
