@@ -400,17 +400,15 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 	}
 	if (!strcmp(action, "start")) {
 		struct vm_def check;
+		char why[400] = "";
 		/* Files may have gone since the VM was defined: say so before starting. */
 		ret = vmdef_copy(&check, def);
 		if (!ret) {
-			ret = vmdef_validate(&check, err, sizeof(err));
+			ret = vmdef_validate(&check, why, sizeof(why));
 			vmdef_free(&check);
 		}
-		if (ret == -EINVAL) {
-			char why[400];
-			snprintf(why, sizeof(why), "%s", err);
+		if (ret == -EINVAL)
 			snprintf(err, sizeof(err), "cannot start VM '%s': %s", def->name, why);
-		}
 		if (!ret)
 			ret = sup_start(ctx->sup, def, err, sizeof(err));
 		status = 202;

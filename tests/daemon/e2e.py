@@ -182,6 +182,17 @@ class Env:
         time.sleep(0.3)
         s.close()
 
+    def sanitizer_reports(self):
+        """Stop keeld normally (so LeakSanitizer runs) and return any sanitizer report."""
+        if self.keeld_proc:
+            self.kill_keeld(signal.SIGTERM)
+        try:
+            log = open(self.keeld_log, errors="replace").read()
+        except OSError:
+            return ""
+        m = re.search(r"(ERROR: \w+Sanitizer|runtime error:).*", log, re.S)
+        return m.group(0)[:4000] if m else ""
+
     def cleanup(self):
         for pid in self.pids:
             try:
@@ -605,6 +616,8 @@ def main():
     e = Env(a)
     try:
         CASES[a.case](e)
+        report = e.sanitizer_reports()
+        check(not report, "keeld reported:\n" + report)
     except (Fail, subprocess.TimeoutExpired) as x:
         print("FAIL: %s: %s" % (a.case, x))
         e.dump()
