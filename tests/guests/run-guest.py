@@ -117,8 +117,8 @@ def multiboot_check(run):
     return None
 
 
-def multiboot_case(memory):
-    return Case("multiboot", memory=memory, setup=multiboot_setup, check=multiboot_check,
+def multiboot_case(memory, guest="multiboot"):
+    return Case(guest, memory=memory, setup=multiboot_setup, check=multiboot_check,
                 expect=[r"multiboot: mmap RAM .*", r"multiboot: module 0 .* checksum ok",
                         r"multiboot: PASS"])
 
@@ -210,6 +210,7 @@ CASES = {
     "fw-cfg-4cpus-1g": fw_cfg_case(4, "1G"),
     "multiboot": multiboot_case("160M"),
     "multiboot-highmem": multiboot_case("4608M"),
+    "multiboot-aout": multiboot_case("160M", guest="multiboot-aout.bin"),
     "rtc": Case("rtc", setup=rtc_setup, expect=[r"rtc: CMOS time .*", r"rtc: PASS"]),
     "reset-i8042-noreboot": reset_case("i8042", False),
     "reset-i8042-reboot": reset_case("i8042", True),
@@ -331,7 +332,7 @@ def run_case(name, case, keel_vmm, guests_dir):
         if why:
             print(f"SKIP {name}: {why}")
             return 77
-    kernel = os.path.join(guests_dir, case.guest + ".elf")
+    kernel = os.path.join(guests_dir, case.guest if "." in case.guest else case.guest + ".elf")
     if not os.path.exists(kernel):
         print(f"run-guest: guest kernel {kernel} does not exist (build it first)")
         return 1

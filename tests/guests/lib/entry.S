@@ -1,12 +1,26 @@
 /* Multiboot v1 header and the 32-bit entry point of every tiny guest. */
 #define MB_HEADER_MAGIC 0x1badb002
+#ifdef MB_AOUT_KLUDGE
+/* bit 16: the load addresses below are valid (for a flat binary made with objcopy -O binary;
+ * the multiboot header is its first byte and is loaded at __kernel_start). */
+#define MB_HEADER_FLAGS 0x00010003
+#else
 #define MB_HEADER_FLAGS 0x00000003 /* bit 0: page-align modules; bit 1: memory info */
+#endif
 
 	.section .multiboot, "a"
 	.balign 4
+mb_header:
 	.long MB_HEADER_MAGIC
 	.long MB_HEADER_FLAGS
 	.long -(MB_HEADER_MAGIC + MB_HEADER_FLAGS)
+#ifdef MB_AOUT_KLUDGE
+	.long mb_header      /* header_addr */
+	.long __kernel_start /* load_addr */
+	.long __load_end     /* load_end_addr: end of the file's contents */
+	.long __kernel_end   /* bss_end_addr: .bss and the stacks, zeroed by the loader */
+	.long _start         /* entry_addr */
+#endif
 
 	.section .text
 	.code32
