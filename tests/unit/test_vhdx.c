@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The VHDX library: geometry, headers, GUID rules, the log, dynamic and differencing I/O. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "disk/disk.h"
+#include "disk/disk_io.h"
+#include "disk/vhdx.h"
+#include "disk/vhdx_internal.h"
+#include "lib/log.h"
+
+static char dir[64];
+
+static const char *tmp(const char *name)
+{
+	static char path[8][128];
+	static int i;
+
+	i = (i + 1) % 8;
+	snprintf(path[i], sizeof(path[i]), "%s/%s", dir, name);
+	return path[i];
+}
+
+static void make(const char *name, uint64_t size, uint32_t bs, enum disk_type t, const char *parent)
+{
+	struct disk_create_opts o = {.format = DISK_FORMAT_VHDX, .type = t, .size = size,
+				     .block_size = bs, .parent = parent};
+
+	unlink(tmp(name));
+	assert_int_equal(disk_create(tmp(name), &o), 0);
+}
+
+static void fill(uint8_t *b, size_t n, int seed)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(i * 31 + seed * 7 + (i >> 9));
+}
+
+static void test_geometry(void **state)
+{
+	uint64_t cr, p, b, e;
+
+	/* Chunk ratios from the spec: 2^23 * sector / block. */
+	vhdx_geometry(1ull << 30, 32 << 20, 512, false, &cr, &p, &b, &e);
+	assert_int_equal(cr, 128);
+	assert_int_equal(p, 32);
+	assert_int_equal(e, 32);
+	vhdx_geometry(1ull << 30, 1 << 20, 512, false, &cr, &p, &b, &e);
+	assert_int_equal(cr, 4096);
+	vhdx_geometry(1ull << 40, 256 << 20, 4096, false, &cr, &p, &b, &e);
+	assert_int_equal(cr, 128);
+	/* 129 payload blocks need one sector bitmap entry in between; differencing: 2 chunks. */
+	vhdx_geometry(129ull << 25, 32 << 20, 512, false, &cr, &p, &b, &e);
+	assert_int_equal(p, 129);
+	assert_int_equal(e, 130);
+	vhdx_geometry(129ull << 25, 32 << 20, 512, true, &cr, &p, &b, &e);
+	assert_int_equal(b, 2);
+	assert_int_equal(e, 2 * 129);
+}
+
+static void test_dynamic_rw(void **state)
+{
+	const size_t n = 3 << 20;
+	uint8_t *w = malloc(n), *r = malloc(n);
+	struct disk *d;
+	struct disk_info info;
+
+	make("dyn.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("dyn.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_size(d), 64 << 20);
+	/* Unallocated reads are zeros. */
+	assert_int_equal(disk_read(d, r, 0, 65536), 0);
+	assert_true(dio_is_zero(r, 65536));
+	fill(w, n, 1);
+	/* Straddles three blocks, unaligned to them. */
+	assert_int_equal(disk_write(d, w, (5 << 20) - 512, n), 0);
+	assert_int_equal(disk_read(d, r, (5 << 20) - 512, n), 0);
+	assert_memory_equal(w, r, n);
+	assert_int_equal(disk_info(d, &info), 0);
+	assert_int_equal(info.blocks_allocated, 4);
+	assert_int_equal(info.type, DISK_TYPE_DYNAMIC);
+	/* Out of range and unaligned requests are refused. */
+	assert_int_equal(disk_write(d, w, 64 << 20, 512), -EINVAL);
+	assert_int_equal(disk_read(d, r, 100, 512), -EINVAL);
+	assert_int_equal(disk_flush(d), 0);
+	disk_close(d);
+	/* Reopened read-only: the same bytes; writes refused. */
+	assert_int_equal(disk_open(tmp("dyn.vhdx"), DISK_OPEN_RDONLY, &d), 0);
+	memset(r, 0, n);
+	assert_int_equal(disk_read(d, r, (5 << 20) - 512, n), 0);
+	assert_memory_equal(w, r, n);
+	assert_int_equal(disk_write(d, w, 0, 512), -EROFS);
+	disk_close(d);
+	assert_int_equal(vhdx_check(tmp("dyn.vhdx"), stderr), 0);
+	free(w);
+	free(r);
+}
+
+static void read_guids(const char *path, struct disk_info *info)
+{
+	struct disk *d;
+
+	assert_int_equal(disk_open(path, DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(disk_info(d, info), 0);
+	disk_close(d);
+}
+
+static void test_guid_rules(void **state)
+{
+	struct disk_info a, b, c;
+	struct disk *d;
+	uint8_t sec[512] = {1};
+	uint64_t freed;
+
+	make("g.vhdx", 16 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	read_guids(tmp("g.vhdx"), &a);
+	/* A writable open that writes nothing changes nothing. */
+	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d), 0);
+	disk_close(d);
+	read_guids(tmp("g.vhdx"), &b);
+	assert_true(uuid_equal(&a.file_write_guid, &b.file_write_guid));
+	/* A data write renews both GUIDs; the log is clean after close. */
+	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_write(d, sec, 0, 512), 0);
+	disk_close(d);
+	read_guids(tmp("g.vhdx"), &b);
+	assert_false(uuid_equal(&a.file_write_guid, &b.file_write_guid));
+	assert_false(uuid_equal(&a.data_write_guid, &b.data_write_guid));
+	assert_true(uuid_is_zero(&b.log_guid));
+	/* Compact moves no guest data: a new FileWriteGuid, the same DataWriteGuid. */
+	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d), 0);
+	memset(sec, 0, sizeof(sec));
+	assert_int_equal(disk_write(d, sec, 0, 512), 0);
+	disk_close(d);
+	read_guids(tmp("g.vhdx"), &b);
+	assert_int_equal(vhdx_compact(tmp("g.vhdx"), &freed), 0);
+	assert_int_equal(freed, 1 << 20);
+	read_guids(tmp("g.vhdx"), &c);
+	assert_false(uuid_equal(&b.file_write_guid, &c.file_write_guid));
+	assert_true(uuid_equal(&b.data_write_guid, &c.data_write_guid));
+	assert_int_equal(c.blocks_allocated, 0);
+}
+
+static void poke(const char *path, uint64_t off, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(dio_pwrite(fd, buf, len, off), 0);
+	close(fd);
+}
+
+static void peek(const char *path, uint64_t off, void *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(dio_pread(fd, buf, len, off), 0);
+	close(fd);
+}
+
+static void test_headers(void **state)
+{
+	uint8_t h1[4096], h2[4096], junk[4] = {0xde, 0xad, 0xbe, 0xef};
+	struct disk *d;
+
+	make("h.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	peek(tmp("h.vhdx"), VHDX_HEADER1_OFF, h1, sizeof(h1));
+	peek(tmp("h.vhdx"), VHDX_HEADER2_OFF, h2, sizeof(h2));
+	assert_true(vhdx_le64(h2 + 8) > vhdx_le64(h1 + 8));
+	/* The higher sequence number wins; a damaged header falls back to the other. */
+	poke(tmp("h.vhdx"), VHDX_HEADER2_OFF + 100, junk, 4);
+	assert_int_equal(disk_open(tmp("h.vhdx"), 0, &d), 0);
+	assert_int_equal(to_vhdx(d)->cur_slot, 0);
+	uint8_t sec[512] = {9};
+
+	assert_int_equal(disk_write(d, sec, 0, 512), 0);
+	disk_close(d);
+	/* The update rewrote both slots with higher sequence numbers, both valid again. */
+	peek(tmp("h.vhdx"), VHDX_HEADER1_OFF, h1, sizeof(h1));
+	peek(tmp("h.vhdx"), VHDX_HEADER2_OFF, h2, sizeof(h2));
+	assert_true(vhdx_le64(h1 + 8) > 2 && vhdx_le64(h2 + 8) > 2);
+	assert_int_equal(vhdx_check(tmp("h.vhdx"), stderr), 0);
+	/* Both headers damaged: a clear refusal. */
+	poke(tmp("h.vhdx"), VHDX_HEADER1_OFF + 100, junk, 4);
+	poke(tmp("h.vhdx"), VHDX_HEADER2_OFF + 100, junk, 4);
+	assert_int_equal(disk_open(tmp("h.vhdx"), DISK_OPEN_RDONLY, &d), -EINVAL);
+}
+
+static void test_log_replay(void **state)
+{
+	const char *a = tmp("log.vhdx"), *b = tmp("log-copy.vhdx");
+	uint8_t w[4096], r[4096], zero[4096] = {0}, *copy = malloc(8 << 20);
+	struct disk *d, *e;
+	size_t flen;
+	int fd;
+
+	make("log.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	fill(w, sizeof(w), 3);
+	assert_int_equal(disk_open(a, 0, &d), 0);
+	assert_int_equal(disk_write(d, w, 2 << 20, sizeof(w)), 0);
+	assert_int_equal(disk_flush(d), 0);
+	/* Snapshot the file mid-session, as a crash would leave it, minus the BAT. */
+	fd = open(a, O_RDONLY);
+	flen = (size_t)lseek(fd, 0, SEEK_END);
+	assert_true(flen <= (8 << 20));
+	assert_int_equal(dio_pread(fd, copy, flen, 0), 0);
+	close(fd);
+	disk_close(d);
+	unlink(b);
+	fd = open(b, O_RDWR | O_CREAT, 0644);
+	assert_int_equal(dio_pwrite(fd, copy, flen, 0), 0);
+	close(fd);
+	poke(b, 3 << 20, zero, sizeof(zero)); /* the BAT's first sector */
+	/* Read-only: replayed in memory, the file untouched. */
+	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e), 0);
+	assert_int_equal(to_vhdx(e)->replayed_entries, 1);
+	assert_int_equal(disk_read(e, r, 2 << 20, sizeof(r)), 0);
+	assert_memory_equal(w, r, sizeof(r));
+	disk_close(e);
+	peek(b, 3 << 20, r, sizeof(r));
+	assert_memory_equal(r, zero, sizeof(r));
+	/* Writable: replayed into the file, LogGuid cleared. */
+	assert_int_equal(disk_open(b, 0, &e), 0);
+	assert_true(uuid_is_zero(&to_vhdx(e)->log_guid));
+	disk_close(e);
+	peek(b, 3 << 20, r, sizeof(r));
+	assert_memory_not_equal(r, zero, sizeof(r));
+	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e), 0);
+	assert_int_equal(to_vhdx(e)->replayed_entries, 0);
+	assert_int_equal(disk_read(e, r, 2 << 20, sizeof(r)), 0);
+	assert_memory_equal(w, r, sizeof(r));
+	disk_close(e);
+	/* A damaged entry (bad CRC) is not replayed: the wiped BAT stays wiped. */
+	fd = open(b, O_RDWR);
+	assert_int_equal(dio_pwrite(fd, copy, flen, 0), 0);
+	close(fd);
+	poke(b, 3 << 20, zero, sizeof(zero));
+	poke(b, (1 << 20) + 4096 + 100, "x", 1);
+	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e), 0);
+	assert_int_equal(disk_read(e, r, 2 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, zero, sizeof(r));
+	disk_close(e);
+	free(copy);
+}
+
+static void test_differencing(void **state)
+{
+	uint8_t w[8192], r[8192], p[8192];
+	struct disk *d;
+	struct disk_info info;
+
+	make("base.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("base.vhdx"), 0, &d), 0);
+	fill(p, sizeof(p), 5);
+	assert_int_equal(disk_write(d, p, 1 << 20, sizeof(p)), 0);
+	disk_close(d);
+	make("child.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("base.vhdx"));
+	assert_int_equal(disk_open(tmp("child.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_info(d, &info), 0);
+	assert_int_equal(info.type, DISK_TYPE_DIFFERENCING);
+	assert_int_equal(info.virtual_size, 8 << 20);
+	/* One sector in the middle: the rest of the block still comes from the parent. */
+	fill(w, 512, 6);
+	assert_int_equal(disk_write(d, w, (1 << 20) + 1024, 512), 0);
+	assert_int_equal(disk_read(d, r, 1 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, p, 1024);
+	assert_memory_equal(r + 1024, w, 512);
+	assert_memory_equal(r + 1536, p + 1536, sizeof(r) - 1536);
+	/* A sub-sector (unaligned to the child's 512) is not possible; a sector next to it. */
+	assert_int_equal(disk_write(d, w, (1 << 20) + 1536, 512), 0);
+	assert_int_equal(disk_read(d, r, (1 << 20) + 1024, 1024), 0);
+	assert_memory_equal(r, w, 512);
+	assert_memory_equal(r + 512, w, 512);
+	disk_close(d);
+	assert_int_equal(vhdx_check(tmp("child.vhdx"), stderr), 0);
+	/* Merge: the parent now holds what the child showed. */
+	char parent[DISK_PATH_MAX];
+
+	assert_int_equal(vhdx_merge(tmp("child.vhdx"), parent, sizeof(parent)), 0);
+	assert_int_equal(access(tmp("child.vhdx"), F_OK), -1);
+	assert_int_equal(disk_open(tmp("base.vhdx"), DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(disk_read(d, r, 1 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, p, 1024);
+	assert_memory_equal(r + 1024, w, 512);
+	assert_memory_equal(r + 1536, w, 512);
+	assert_memory_equal(r + 2048, p + 2048, sizeof(r) - 2048);
+	disk_close(d);
+}
+
+static void test_locking(void **state)
+{
+	struct disk *a, *b;
+
+	make("lock.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("lock.vhdx"), 0, &a), 0);
+	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &b), -EBUSY);
+	disk_close(a);
+	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &a), 0);
+	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &b), 0);
+	disk_close(a);
+	disk_close(b);
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/keel-test-vhdx.XXXXXX");
+	log_init("test-vhdx", LOG_ERROR);
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_geometry),   cmocka_unit_test(test_dynamic_rw),
+		cmocka_unit_test(test_guid_rules), cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_log_replay), cmocka_unit_test(test_differencing),
+		cmocka_unit_test(test_locking),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
