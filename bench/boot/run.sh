@@ -20,7 +20,7 @@ lab_build || exit 1
 echo "bench/boot: one lab session, $n boots each of keel-vmm and QEMU (microvm), $cpus vCPU," \
 	"$mib MiB; log: ${log#"$top"/}"
 lab_boot bench "${BENCH_TIMEOUT:-1200}" "keel.n=$n" "keel.cpus=$cpus" "keel.mib=$mib" </dev/null 2>&1 |
-	tr -d '\r' | grep --line-buffered -v "TCG doesn't support requested feature" |
+	sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
 	tee "$log" | grep --line-buffered -E '^bench: '
 grep -q '^bench: done' "$log" || {
 	echo "bench/boot: FAIL: the benchmark did not complete; see ${log#"$top"/}"

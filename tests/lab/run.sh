@@ -36,7 +36,7 @@ if [ "$n" -gt 0 ]; then
 	echo "lab: booting the nested lab (QEMU TCG, emulated AMD-V) to run $n scenarios with $vmm;" \
 		"log: ${log#"$top"/}"
 	lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} "keel.timeout=$stmo" </dev/null 2>&1 |
-		tr -d '\r' | grep --line-buffered -v "TCG doesn't support requested feature" |
+		sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
 		tee "$log" | grep --line-buffered -E '^lab: (PASS|FAIL|done:|/dev/kvm)'
 	qemu_rc=${PIPESTATUS[0]}
 	pass=$(grep -c '^lab: PASS ' "$log")
