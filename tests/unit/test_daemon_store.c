@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keeld's VM definitions (vmdef.c) and store (store.c): validation, JSON, transactions. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon/store.h"
+#include "daemon/vmdef.h"
+
+static char kernel_path[64];
+
+static int setup_kernel(void **state)
+{
+	int fd;
+
+	strcpy(kernel_path, "/tmp/keel-test-kernel-XXXXXX");
+	fd = mkstemp(kernel_path);
+	if (fd < 0)
+		return -1;
+	(void)!write(fd, "k", 1);
+	close(fd);
+	return 0;
+}
+
+static int teardown_kernel(void **state)
+{
+	unlink(kernel_path);
+	return 0;
+}
+
+/* Apply a JSON text to def; returns vmdef_apply_json's result, err filled. */
+static int apply(struct vm_def *def, const char *text, char *err)
+{
+	json_object *o = json_tokener_parse(text);
+	int ret;
+
+	assert_non_null(o);
+	ret = vmdef_apply_json(def, o, err, 256);
+	json_object_put(o);
+	return ret;
+}
+
+static void make_def(struct vm_def *def, const char *name)
+{
+	char json[256], err[256];
+
+	vmdef_init(def);
+	snprintf(json, sizeof(json), "{\"name\":\"%s\",\"kernel\":\"%s\",\"nets\":[{\"tap\":\"t0\"}]}",
+		 name, kernel_path);
+	assert_int_equal(apply(def, json, err), 0);
+	assert_int_equal(vmdef_gen_uuid(def->uuid), 0);
+	assert_int_equal(vmdef_gen_mac(def->nics[0].mac), 0);
+	def->revision = 1;
+	def->created = 1700000000;
+}
+
+static void test_defaults_and_fields(void **state)
+{
+	struct vm_def def;
+	char err[256], json[512];
+
+	vmdef_init(&def);
+	assert_int_equal(def.cpus, 1);
+	assert_int_equal(def.memory, 512ULL << 20);
+	snprintf(json, sizeof(json),
+		 "{\"name\":\"a.b_c-1\",\"kernel\":\"%s\",\"cpus\":255,\"memory\":4194304,"
+		 "\"disks\":[{\"path\":\"%s\",\"readonly\":true}],\"notes\":\"n\","
+		 "\"automatic_start_action\":\"start-if-running\"}",
+		 kernel_path, kernel_path);
+	assert_int_equal(apply(&def, json, err), 0);
+	assert_int_equal(vmdef_validate(&def, err, sizeof(err)), 0);
+	assert_string_equal(def.name, "a.b_c-1");
+	assert_int_equal(def.cpus, 255);
+	assert_int_equal(def.ndisks, 1);
+	assert_true(def.disks[0].readonly);
+	assert_int_equal(def.start_action, VM_START_IF_RUNNING);
+	vmdef_free(&def);
+}
+
+static void test_rejects(void **state)
+{
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+		{"{\"cpus\":0}", "cpus"},
+		{"{\"cpus\":256}", "cpus"},
+		{"{\"cpus\":1.5}", "integer"},
+		{"{\"memory\":3145728}", "memory"},
+		{"{\"memory\":5242881}", "multiple of 1 MiB"},
+		{"{\"name\":\".x\"}", "invalid VM name"},
+		{"{\"name\":\"a/b\"}", "invalid VM name"},
+		{"{\"kernel\":\"rel\"}", "absolute"},
+		{"{\"kernel\":null}", "cannot be null"},
+		{"{\"bogus\":1}", "unknown field 'bogus'"},
+		{"{\"id\":\"x\"}", "read-only"},
+		{"{\"nets\":[{\"tap\":\"t\",\"mac\":\"03:00:00:00:00:01\"}]}", "unicast"},
+		{"{\"nets\":[{\"tap\":\"sixteen-chars-xx\"}]}", "interface name"},
+		{"{\"nets\":[{}]}", "no 'tap'"},
+		{"{\"disks\":[{\"readonly\":true}]}", "no 'path'"},
+		{"{\"disks\":{}}", "array"},
+		{"{\"automatic_stop_action\":\"save\"}", "saved-state"},
+		{"[]", "JSON object"},
+	};
+	struct vm_def def;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		make_def(&def, "keep");
+		err[0] = '\0';
+		assert_int_equal(apply(&def, bad[i].json, err), -EINVAL);
+		if (!strstr(err, bad[i].msg))
+			fail_msg("%s: message '%s' lacks '%s'", bad[i].json, err, bad[i].msg);
+		/* Nothing changed on error. */
+		assert_string_equal(def.name, "keep");
+		assert_int_equal(def.cpus, 1);
+		assert_int_equal(def.nnics, 1);
+		vmdef_free(&def);
+	}
+}
+
+static void test_validate_files(void **state)
+{
+	struct vm_def def;
+	char err[256];
+
+	make_def(&def, "v");
+	assert_int_equal(vmdef_validate(&def, err, sizeof(err)), 0);
+	assert_int_equal(apply(&def, "{\"initrd\":\"/nonexistent/initrd\"}", err), 0);
+	assert_int_equal(vmdef_validate(&def, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "No such file"));
+	assert_int_equal(apply(&def, "{\"initrd\":null,\"disks\":[{\"path\":\"/tmp\"}]}", err), 0);
+	assert_int_equal(vmdef_validate(&def, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a regular file"));
+	vmdef_free(&def);
+}
+
+static void test_mac_kept_on_same_tap(void **state)
+{
+	struct vm_def def;
+	char err[256], mac[VMDEF_MAC_LEN + 1];
+
+	make_def(&def, "m");
+	strcpy(mac, def.nics[0].mac);
+	assert_true(vmdef_mac_ok(mac));
+	assert_int_equal(mac[0], '0');
+	assert_int_equal(mac[1], '2');
+	assert_int_equal(apply(&def, "{\"nets\":[{\"tap\":\"t1\"},{\"tap\":\"t0\"}]}", err), 0);
+	assert_string_equal(def.nics[1].mac, mac);
+	assert_string_equal(def.nics[0].mac, "");
+	assert_string_equal(vmdef_hw_change(&def, &def) ? "x" : "", "");
+	vmdef_free(&def);
+}
+
+static void test_store_roundtrip(void **state)
+{
+	struct store *st;
+	struct vm_def a, b, got, *list;
+	struct store_rt rt = {.pid = 42, .starttime = 7, .was_running = true};
+	char err[256];
+	size_t n;
+	bool used;
+
+	assert_int_equal(store_open(":memory:", &st, err, sizeof(err)), 0);
+	make_def(&a, "alpha");
+	make_def(&b, "beta");
+	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
+	assert_int_equal(store_vm_insert(st, &b, err, sizeof(err)), 0);
+
+	/* Duplicate name: refused, nothing added. */
+	strcpy(b.uuid, "00000000-0000-4000-8000-000000000000");
+	strcpy(b.nics[0].mac, "02:00:00:00:00:99");
+	strcpy(b.name, "alpha");
+	assert_int_equal(store_vm_insert(st, &b, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "already exists"));
+	/* Duplicate MAC, new name: refused as a whole (the vms row is rolled back too). */
+	strcpy(b.name, "gamma");
+	strcpy(b.nics[0].mac, a.nics[0].mac);
+	assert_int_equal(store_vm_insert(st, &b, err, sizeof(err)), -EEXIST);
+	assert_int_equal(store_vm_get(st, "gamma", &got), -ENOENT);
+	assert_int_equal(store_vm_list(st, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "alpha");
+	assert_string_equal(list[1].name, "beta");
+	store_vm_list_free(list, n);
+
+	/* Lookup by name and by UUID; fields survive. */
+	assert_int_equal(store_vm_get(st, a.uuid, &got), 0);
+	assert_string_equal(got.name, "alpha");
+	assert_string_equal(got.kernel, kernel_path);
+	assert_string_equal(got.nics[0].mac, a.nics[0].mac);
+	assert_int_equal(got.created, 1700000000);
+	vmdef_free(&got);
+	assert_int_equal(store_mac_used(st, a.nics[0].mac, NULL, &used), 0);
+	assert_true(used);
+	assert_int_equal(store_mac_used(st, a.nics[0].mac, a.uuid, &used), 0);
+	assert_false(used);
+
+	/* Update needs the previous revision. */
+	a.cpus = 4;
+	a.revision = 2;
+	assert_int_equal(store_vm_update(st, &a, err, sizeof(err)), 0);
+	assert_int_equal(store_vm_update(st, &a, err, sizeof(err)), -ESTALE);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_int_equal(got.cpus, 4);
+	assert_int_equal(got.revision, 2);
+	vmdef_free(&got);
+
+	/* Runtime records, and their removal with the VM. */
+	strcpy(rt.state, "Running");
+	assert_int_equal(store_rt_set(st, a.uuid, &rt), 0);
+	memset(&rt, 0, sizeof(rt));
+	assert_int_equal(store_rt_get(st, a.uuid, &rt), 0);
+	assert_string_equal(rt.state, "Running");
+	assert_int_equal(rt.pid, 42);
+	assert_true(rt.was_running);
+	assert_int_equal(store_vm_delete(st, a.uuid), 0);
+	assert_int_equal(store_vm_delete(st, a.uuid), -ENOENT);
+	assert_int_equal(store_rt_get(st, a.uuid, &rt), 0);
+	assert_string_equal(rt.state, "Off");
+	assert_int_equal(rt.pid, 0);
+
+	vmdef_free(&a);
+	vmdef_free(&b);
+	store_close(st);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_and_fields),
+		cmocka_unit_test(test_rejects),
+		cmocka_unit_test(test_validate_files),
+		cmocka_unit_test(test_mac_kept_on_same_tap),
+		cmocka_unit_test(test_store_roundtrip),
+	};
+	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);
+}
