@@ -171,8 +171,10 @@ static int cmd_verify(const char *path, const char *journal)
 	uint8_t *want = malloc(SLOT), *got = malloc(SLOT);
 	uint64_t off, len, seed, n = 0, bad = 0;
 
-	if (!j)
+	if (!j) {
+		disk_close(d);
 		return 0;
+	}
 	while (fscanf(j, "%" SCNu64 " %" SCNu64 " %" SCNu64, &off, &len, &seed) == 3) {
 		pattern(want, len, off, seed);
 		if (disk_read(d, got, off, len) != 0 || memcmp(want, got, len) != 0) {
@@ -184,6 +186,9 @@ static int cmd_verify(const char *path, const char *journal)
 		n++;
 	}
 	printf("verify: %" PRIu64 " acknowledged writes checked, %" PRIu64 " lost\n", n, bad);
+	fclose(j);
+	free(want);
+	free(got);
 	disk_close(d);
 	return bad ? 1 : 0;
 }
