@@ -12,6 +12,8 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* Set once at start-up: the name printed before each line, and the most verbose level shown. */
 void log_init(const char *prog, enum log_level max);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether messages of this level are shown (to skip work for hidden ones). */
+bool log_enabled(enum log_level lvl);
 
 #define log_err(...)   log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

@@ -77,74 +77,109 @@ static char *control_status(struct vm *vm)
 	return control_reply(o);
 }
 
-char *control_handle_line(struct vm *vm, const char *line, size_t len)
-{
-	json_tokener *tok = json_tokener_new();
-	json_object *req, *exec;
-	const char *cmd;
-	char *reply;
-	int r;
+static const char *const control_names[] = {
+	[CONTROL_STATUS] = "status",   [CONTROL_PAUSE] = "pause", [CONTROL_RESUME] = "resume",
+	[CONTROL_POWERDOWN] = "powerdown", [CONTROL_RESET] = "reset", [CONTROL_QUIT] = "quit",
+};
 
-	if (!tok)
-		return NULL;
+int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls,
+		  char *why, size_t whylen)
+{
+	json_tokener *tok;
+	json_object *req, *exec = NULL;
+	const char *name = NULL;
+	size_t i;
+	int r = -EINVAL;
+
+	*cls = "GenericError";
+	if (len > CONTROL_MAX_LINE) {
+		snprintf(why, whylen, "request longer than %d bytes", CONTROL_MAX_LINE);
+		return -EINVAL;
+	}
+	tok = json_tokener_new();
+	if (!tok) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
 	req = json_tokener_parse_ex(tok, line, (int)len);
 	if (!req || json_tokener_get_error(tok) != json_tokener_success) {
-		reply = control_error("GenericError", "malformed JSON: %s",
-				      json_tokener_error_desc(json_tokener_get_error(tok)));
+		snprintf(why, whylen, "malformed JSON: %s",
+			 req ? "incomplete" : json_tokener_error_desc(json_tokener_get_error(tok)));
 		goto out;
+	}
+	for (i = json_tokener_get_parse_end(tok); i < len; i++) {
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
+			snprintf(why, whylen, "malformed JSON: data after the request object");
+			goto out;
+		}
 	}
 	if (!json_object_is_type(req, json_type_object) ||
 	    !json_object_object_get_ex(req, "execute", &exec) ||
 	    !json_object_is_type(exec, json_type_string)) {
-		reply = control_error("GenericError",
-				      "a request is an object with a string member \"execute\"");
+		snprintf(why, whylen, "a request is an object with a string member \"execute\"");
 		goto out;
 	}
-	cmd = json_object_get_string(exec);
-	if (!strcmp(cmd, "status")) {
-		reply = control_status(vm);
-	} else if (!strcmp(cmd, "pause")) {
-		if (vm_is_paused(vm)) {
-			reply = control_error("InvalidState", "VM is already paused");
-		} else {
-			r = vm_pause(vm);
-			reply = r ? control_error("GenericError", "pause failed: %s", strerror(-r))
-				  : control_reply(NULL);
+	name = json_object_get_string(exec);
+	for (i = 0; i < sizeof(control_names) / sizeof(control_names[0]); i++) {
+		if (!strcmp(name, control_names[i])) {
+			*cmd = (enum control_cmd)i;
+			r = 0;
+			goto out;
 		}
-	} else if (!strcmp(cmd, "resume")) {
-		if (!vm_is_paused(vm)) {
-			reply = control_error("InvalidState", "VM is not paused");
-		} else {
-			r = vm_resume(vm);
-			reply = r ? control_error("GenericError", "resume failed: %s", strerror(-r))
-				  : control_reply(NULL);
-		}
-	} else if (!strcmp(cmd, "powerdown")) {
-		if (vm_is_paused(vm)) {
-			reply = control_error("InvalidState",
-					      "VM is paused: resume it to let it shut down");
-		} else {
-			vm_power_button(vm);
-			reply = control_reply(NULL);
-		}
-	} else if (!strcmp(cmd, "reset")) {
-		r = vm_reset(vm);
-		reply = r ? control_error("GenericError", "reset failed: %s", strerror(-r))
-			  : control_reply(NULL);
-	} else if (!strcmp(cmd, "quit")) {
-		vm_request(vm, VM_EVENT_QUIT, 0, "quit through the control socket");
-		reply = control_reply(NULL);
-	} else {
-		reply = control_error("CommandNotFound",
-				      "unknown command '%.64s' (status, pause, resume, powerdown, "
-				      "reset, quit)",
-				      cmd);
 	}
+	*cls = "CommandNotFound";
+	snprintf(why, whylen,
+		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit)", name);
 out:
 	if (req)
 		json_object_put(req);
 	json_tokener_free(tok);
-	return reply;
+	return r;
+}
+
+/* Run one request line; returns the reply line (without newline) for the caller to free. */
+static char *control_handle_line(struct vm *vm, const char *line, size_t len)
+{
+	enum control_cmd cmd;
+	const char *cls;
+	char why[160];
+	int r;
+
+	if (control_parse(line, len, &cmd, &cls, why, sizeof(why)))
+		return control_error(cls, "%s", why);
+	switch (cmd) {
+	case CONTROL_STATUS:
+		return control_status(vm);
+	case CONTROL_PAUSE:
+		if (vm_is_paused(vm))
+			return control_error("InvalidState", "VM is already paused");
+		r = vm_pause(vm);
+		break;
+	case CONTROL_RESUME:
+		if (!vm_is_paused(vm))
+			return control_error("InvalidState", "VM is not paused");
+		r = vm_resume(vm);
+		break;
+	case CONTROL_POWERDOWN:
+		if (vm_is_paused(vm))
+			return control_error("InvalidState",
+					     "VM is paused: resume it to let it shut down");
+		vm_power_button(vm);
+		r = 0;
+		break;
+	case CONTROL_RESET:
+		r = vm_reset(vm);
+		break;
+	case CONTROL_QUIT:
+	default:
+		vm_request(vm, VM_EVENT_QUIT, 0, "quit through the control socket");
+		r = 0;
+		break;
+	}
+	if (r)
+		return control_error("GenericError", "%s failed: %s", control_names[cmd],
+				     strerror(-r));
+	return control_reply(NULL);
 }
 
 static void control_drop(struct control_client *cl)

@@ -15,10 +15,20 @@ int control_create(struct vm *vm, const char *path, struct control **out, char *
 		   size_t errlen) __attribute__((warn_unused_result));
 void control_destroy(struct control *c);
 
+enum control_cmd {
+	CONTROL_STATUS,
+	CONTROL_PAUSE,
+	CONTROL_RESUME,
+	CONTROL_POWERDOWN,
+	CONTROL_RESET,
+	CONTROL_QUIT,
+};
+
 /*
- * Handle one request line; returns the reply line (without newline), which the caller
- * frees. Exposed for tests and fuzzing: it never trusts the line.
+ * Parse one request line (untrusted: any bytes, any length). Returns 0 with the command,
+ * or -EINVAL with an error class and a one-line reason.
  */
-char *control_handle_line(struct vm *vm, const char *line, size_t len);
+int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls,
+		  char *why, size_t whylen) __attribute__((warn_unused_result));
 
 #endif

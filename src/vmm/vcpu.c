@@ -219,7 +219,7 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 			claimed = bus_read(&vm->pio, run->io.port, size, &v);
 			memcpy(data, &v, size);
 		}
-		if (!claimed && log_ratelimit_ok(&unclaimed_rl))
+		if (!claimed && log_enabled(LOG_DEBUG) && log_ratelimit_ok(&unclaimed_rl))
 			log_debug("vcpu%u: port %s 0x%x (%u bytes) has no device", vcpu->id,
 				  run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read",
 				  run->io.port, size);
@@ -244,7 +244,7 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 		claimed = bus_read(&vcpu->vm->mmio, run->mmio.phys_addr, len, &v);
 		memcpy(run->mmio.data, &v, len);
 	}
-	if (!claimed && log_ratelimit_ok(&unclaimed_rl))
+	if (!claimed && log_enabled(LOG_DEBUG) && log_ratelimit_ok(&unclaimed_rl))
 		log_debug("vcpu%u: MMIO %s 0x%llx (%u bytes) has no device", vcpu->id,
 			  run->mmio.is_write ? "write" : "read",
 			  (unsigned long long)run->mmio.phys_addr, len);

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The bus (dispatch, overlap, straddling) and the guest-memory accessor's bounds. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vmm/bus.h"
+#include "vmm/control.h"
+#include "vmm/mem.h"
+
+struct dev {
+	uint64_t last_off, last_val;
+	unsigned last_size, writes;
+};
+
+static uint64_t dev_read(void *opaque, uint64_t off, unsigned size)
+{
+	return 0x1000 + off;
+}
+
+static void dev_write(void *opaque, uint64_t off, unsigned size, uint64_t v)
+{
+	struct dev *d = opaque;
+
+	d->last_off = off;
+	d->last_size = size;
+	d->last_val = v;
+	d->writes++;
+}
+
+static const struct bus_ops dev_ops = {.read = dev_read, .write = dev_write};
+
+static void test_bus_dispatch(void **state)
+{
+	struct bus bus;
+	struct dev a = {0}, b = {0};
+	uint64_t v;
+
+	bus_init(&bus, "test");
+	assert_int_equal(bus_register(&bus, 0x3f8, 8, &dev_ops, &a, "a"), 0);
+	assert_int_equal(bus_register(&bus, 0x60, 1, &dev_ops, &b, "b"), 0);
+	assert_int_equal(bus_register(&bus, 0x3fc, 8, &dev_ops, &b, "overlap"), -EEXIST);
+	assert_int_equal(bus_register(&bus, 0x3f0, 9, &dev_ops, &b, "overlap"), -EEXIST);
+	assert_int_equal(bus_register(&bus, 0x3f0, 8, &dev_ops, &b, "adjacent"), 0);
+	assert_int_equal(bus_register(&bus, ~0ull, 2, &dev_ops, &b, "wraps"), -EINVAL);
+
+	assert_true(bus_read(&bus, 0x3fd, 1, &v));
+	assert_int_equal(v, 0x1005);
+	assert_true(bus_write(&bus, 0x3f9, 2, 0xbeef));
+	assert_int_equal(a.last_off, 1);
+	assert_int_equal(a.last_size, 2);
+	assert_int_equal(a.last_val, 0xbeef);
+	/* An access that straddles the end of a range, or hits nothing, is unclaimed. */
+	assert_false(bus_read(&bus, 0x3fe, 4, &v));
+	assert_int_equal(v, 0xffffffff);
+	assert_false(bus_read(&bus, 0x80, 1, &v));
+	assert_int_equal(v, 0xff);
+	assert_false(bus_write(&bus, 0x80, 1, 0));
+	assert_int_equal(b.writes, 0);
+}
+
+static void test_mem_bounds(void **state)
+{
+	struct guest_mem mem;
+	uint8_t x = 1;
+
+	assert_int_equal(mem_init(&mem, (3ull << 30) + (1 << 20)), 0);
+	assert_non_null(mem_ptr(&mem, 0, 4096));
+	assert_non_null(mem_ptr(&mem, (3ull << 30) - 1, 1));
+	assert_null(mem_ptr(&mem, (3ull << 30) - 1, 2)); /* runs into the hole */
+	assert_null(mem_ptr(&mem, 3ull << 30, 1));       /* in the hole */
+	assert_non_null(mem_ptr(&mem, 4ull << 30, 1 << 20));
+	assert_null(mem_ptr(&mem, 4ull << 30, (1 << 20) + 1));
+	assert_null(mem_ptr(&mem, ~0ull, 2));            /* wraps around */
+	assert_null(mem_ptr(&mem, 16, ~0ull));
+	assert_int_equal(mem_write(&mem, (4ull << 30) + (1 << 20), &x, 1), -EFAULT);
+	assert_int_equal(mem_read(&mem, 100, &x, 1), 0);
+	assert_int_equal(x, 0);
+	mem_free(&mem);
+}
+
+static void test_control_parse(void **state)
+{
+	enum control_cmd cmd;
+	const char *cls;
+	char why[160];
+	static const char *const ok[] = {
+		"{\"execute\":\"status\"}", "{\"execute\":\"pause\"}", "{\"execute\":\"resume\"}",
+		"{\"execute\":\"powerdown\"}", "{\"execute\":\"reset\"}", " {\"execute\":\"quit\"}\r",
+	};
+	static const char *const bad[] = {
+		"", "{", "[]", "42", "{\"execute\":1}", "{\"cmd\":\"status\"}",
+		"{\"execute\":\"status\"} x", "{\"execute\":\"status\"}{}",
+	};
+	unsigned i;
+
+	for (i = 0; i < 6; i++) {
+		assert_int_equal(control_parse(ok[i], strlen(ok[i]), &cmd, &cls, why, sizeof(why)),
+				 0);
+		assert_int_equal(cmd, (enum control_cmd)i);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (control_parse(bad[i], strlen(bad[i]), &cmd, &cls, why, sizeof(why)) != -EINVAL)
+			fail_msg("accepted '%s'", bad[i]);
+		assert_string_equal(cls, "GenericError");
+	}
+	assert_int_equal(control_parse("{\"execute\":\"fly\"}", 17, &cmd, &cls, why, sizeof(why)),
+			 -EINVAL);
+	assert_string_equal(cls, "CommandNotFound");
+	assert_non_null(strstr(why, "unknown command 'fly'"));
+	/* An embedded NUL after the object is not whitespace. */
+	assert_int_equal(control_parse("{\"execute\":\"quit\"}\0", 19, &cmd, &cls, why, sizeof(why)),
+			 -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bus_dispatch),
+		cmocka_unit_test(test_mem_bounds),
+		cmocka_unit_test(test_control_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
