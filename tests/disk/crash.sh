@@ -7,18 +7,18 @@ cd "$T"
 ROUNDS=${CRASH_ROUNDS:-25}
 for kind in dynamic differencing; do
 	if [ $kind = dynamic ]; then
-		"$KEEL" disk create img.vhdx --size 256M --block-size 1M
+		"$KEEL" disk create img.vhdx --size 1G --block-size 1M
 	else
-		"$KEEL" disk create base.vhdx --size 256M --block-size 1M
-		"$DISKTOOL" write base.vhdx 0 $((256 << 20)) 99
+		"$KEEL" disk create base.vhdx --size 1G --block-size 1M
+		"$DISKTOOL" write base.vhdx 0 $((64 << 20)) 99
 		rm -f img.vhdx
-		"$KEEL" disk create img.vhdx --parent base.vhdx --block-size 1M
+		"$KEEL" disk create img.vhdx --parent base.vhdx --block-size 2M
 	fi
 	: > journal
 	for i in $(seq 1 "$ROUNDS"); do
 		"$DISKTOOL" crash img.vhdx journal $((i * 7919)) &
 		pid=$!
-		sleep "0.$(printf '%02d' $((RANDOM % 40 + 5)))"
+		sleep "0.$(printf '%02d' $((RANDOM % 20 + 2)))"
 		kill -9 $pid
 		wait $pid 2>/dev/null || true
 		if ! out=$("$KEEL" disk check img.vhdx 2>&1); then fail "$kind round $i: keel check after kill: $out"; break; fi

@@ -131,15 +131,16 @@ static int cmd_crash(const char *path, const char *journal, uint64_t seed)
 	rewind(j);
 	while (fscanf(j, "%" SCNu64 " %" SCNu64 " %" SCNu64, &a, &b, &c) == 3)
 		used[a / SLOT] = 1;
-	uint64_t nused = 0;
+	uint64_t nused = 0, runs = 0;
 
 	for (uint64_t i = 0; i < slots; i++)
 		nused += used[i];
 	for (;;) {
 		uint64_t slot = rng(&s) % slots, off, len;
 
-		if (nused >= slots * 3 / 4)
-			pause(); /* the disk is nearly full of journaled writes: wait for the kill */
+		/* Enough for one run, or the disk is nearly full of journaled writes: wait. */
+		if (nused >= slots * 3 / 4 || ++runs > 480)
+			pause();
 		if (used[slot])
 			continue;
 		used[slot] = 1;
