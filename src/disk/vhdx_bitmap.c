@@ -36,7 +36,7 @@ static int bitmap_get(struct vhdx *v, uint64_t c, uint8_t **bm)
 	r = vhdx_pread(v, v->bitmaps[c], VHDX_BITMAP_SIZE, off);
 	if (r) {
 		log_err("%s: cannot read VHDX sector bitmap %llu: %s", v->base.path,
-			(unsigned long long)c, strerror(-r));
+		        (unsigned long long)c, strerror(-r));
 		free(v->bitmaps[c]);
 		v->bitmaps[c] = NULL;
 		return r == -ENODATA ? -EIO : r;
@@ -50,8 +50,7 @@ static bool bit(const uint8_t *bm, uint64_t i)
 	return bm[i / 8] >> (i % 8) & 1;
 }
 
-int vhdx_bitmap_query(struct vhdx *v, uint64_t sector, uint64_t max, bool *present,
-		      uint64_t *run)
+int vhdx_bitmap_query(struct vhdx *v, uint64_t sector, uint64_t max, bool *present, uint64_t *run)
 {
 	uint64_t c = sector / SECTORS_PER_BITMAP, i = sector % SECTORS_PER_BITMAP, n = 1;
 	uint8_t *bm;
@@ -84,14 +83,15 @@ static void set_bits(uint8_t *bm, uint64_t first, uint64_t count, bool val)
 		if (val)
 			bm[i / 8] |= (uint8_t)(1u << (i % 8));
 		else
-			bm[i / 8] &= (uint8_t)~(1u << (i % 8));
+			bm[i / 8] &= (uint8_t) ~(1u << (i % 8));
 	}
 }
 
 int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
 {
 	uint64_t c = sector / SECTORS_PER_BITMAP, i = sector % SECTORS_PER_BITMAP;
-	uint64_t spb = v->block_size / v->lsec, blk_first = (sector / spb) * spb % SECTORS_PER_BITMAP;
+	uint64_t spb = v->block_size / v->lsec,
+	         blk_first = (sector / spb) * spb % SECTORS_PER_BITMAP;
 	struct vhdx_log_item items[64];
 	uint8_t *bm, *copy = NULL;
 	uint64_t s0, s1;
@@ -130,7 +130,8 @@ int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
 	uint64_t base = v->bat[vhdx_bat_bitmap_index(v, c)] & VHDX_BAT_OFFSET_MASK;
 
 	for (uint64_t s = s0; s <= s1; s++) {
-		if (memcmp(copy + s * VHDX_LOG_SECTOR, bm + s * VHDX_LOG_SECTOR, VHDX_LOG_SECTOR) == 0)
+		if (memcmp(copy + s * VHDX_LOG_SECTOR, bm + s * VHDX_LOG_SECTOR, VHDX_LOG_SECTOR) ==
+		    0)
 			continue;
 		if (n == sizeof(items) / sizeof(items[0])) {
 			r = -E2BIG;

@@ -98,12 +98,12 @@ enum vhdx_block_state {
 #define VHDX_LOCATOR_ENTRY_SIZE 12
 
 /* Well-known GUIDs, in on-disk byte order. */
-#define VHDX_GUID(d1, d2, d3, b0, b1, b2, b3, b4, b5, b6, b7)                                     \
+#define VHDX_GUID(d1, d2, d3, b0, b1, b2, b3, b4, b5, b6, b7)                                      \
 	{                                                                                          \
 		{                                                                                  \
-			(d1)&0xff, ((d1) >> 8) & 0xff, ((d1) >> 16) & 0xff, ((d1) >> 24) & 0xff,   \
-				(d2)&0xff, ((d2) >> 8) & 0xff, (d3)&0xff, ((d3) >> 8) & 0xff, b0,  \
-				b1, b2, b3, b4, b5, b6, b7                                         \
+			(d1) & 0xff, ((d1) >> 8) & 0xff, ((d1) >> 16) & 0xff, ((d1) >> 24) & 0xff, \
+			        (d2)&0xff, ((d2) >> 8) & 0xff, (d3)&0xff, ((d3) >> 8) & 0xff, b0,  \
+			        b1, b2, b3, b4, b5, b6, b7                                         \
 		}                                                                                  \
 	}
 

@@ -32,13 +32,14 @@ static int build_file(const uint8_t *data, size_t size)
 		return -1;
 	while (pos + 6 <= size) {
 		uint32_t off = (uint32_t)data[pos] | (uint32_t)data[pos + 1] << 8 |
-			       (uint32_t)data[pos + 2] << 16 | (uint32_t)data[pos + 3] << 24;
+		               (uint32_t)data[pos + 2] << 16 | (uint32_t)data[pos + 3] << 24;
 		size_t len = (size_t)data[pos + 4] | (size_t)data[pos + 5] << 8;
 
 		pos += 6;
 		if (len > size - pos)
 			len = size - pos;
-		if (off < MAX_FILE && len && pwrite(fd, data + pos, len > MAX_FILE - off ? MAX_FILE - off : len, off) < 0)
+		if (off < MAX_FILE && len &&
+		    pwrite(fd, data + pos, len > MAX_FILE - off ? MAX_FILE - off : len, off) < 0)
 			break;
 		pos += len;
 	}
@@ -78,8 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fd = build_file(data, size);
 	if (fd < 0)
 		return 0;
-	if (disk_open_fd(dup(fd), "fuzz.vhdx", DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT |
-						       DISK_OPEN_NOLOCK, &d) == 0) {
+	if (disk_open_fd(dup(fd), "fuzz.vhdx",
+	                 DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d) == 0) {
 		exercise(d);
 		disk_close(d);
 	}
