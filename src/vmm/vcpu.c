@@ -51,14 +51,11 @@ static void lapic_set_lvt_mode(struct kvm_lapic_state *lapic, unsigned reg, uint
 static int vcpu_setup(struct vm *vm, struct vcpu *vcpu, const struct boot_entry *boot,
 		      char *err, size_t errlen)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[2];
-	} msrs = {
-		.hdr.nmsrs = 2,
-		.e = {{.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STR},
-		      {.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE_WRITEBACK}},
+	static const struct kvm_msr_entry boot_msrs[] = {
+		{.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STR},
+		{.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE_WRITEBACK},
 	};
+	struct kvm_msrs *msrs;
 	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
 	struct kvm_cpuid2 *cpuid;
 	struct kvm_lapic_state lapic;
@@ -74,7 +71,13 @@ static int vcpu_setup(struct vm *vm, struct vcpu *vcpu, const struct boot_entry 
 		snprintf(err, errlen, "vcpu%u: KVM_SET_CPUID2: %s", vcpu->id, strerror(-r));
 		return r;
 	}
-	r = kvm_vcpu_set_msrs(vcpu->fd, &msrs.hdr);
+	msrs = calloc(1, sizeof(*msrs) + sizeof(boot_msrs));
+	if (!msrs)
+		return -ENOMEM;
+	msrs->nmsrs = sizeof(boot_msrs) / sizeof(boot_msrs[0]);
+	memcpy(msrs->entries, boot_msrs, sizeof(boot_msrs));
+	r = kvm_vcpu_set_msrs(vcpu->fd, msrs);
+	free(msrs);
 	if (r) {
 		snprintf(err, errlen, "vcpu%u: KVM_SET_MSRS: %s", vcpu->id, strerror(-r));
 		return r;

@@ -70,33 +70,35 @@ int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
  * to both 8259s (except the cascade, 2) and to the IOAPIC, with IRQ 0 on IOAPIC pin 2. */
 static int vm_setup_irq_routing(int vm_fd)
 {
-	struct {
-		struct kvm_irq_routing hdr;
-		struct kvm_irq_routing_entry e[64];
-	} rt;
+	struct kvm_irq_routing *rt = calloc(1, sizeof(*rt) + 64 * sizeof(rt->entries[0]));
 	unsigned n = 0, i;
+	int r;
 
-	memset(&rt, 0, sizeof(rt));
+	if (!rt)
+		return -ENOMEM;
 	for (i = 0; i < 16; i++) {
 		if (i == 2)
 			continue;
-		rt.e[n].gsi = i;
-		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		rt.e[n].u.irqchip.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-		rt.e[n].u.irqchip.pin = i % 8;
+		rt->entries[n].gsi = i;
+		rt->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt->entries[n].u.irqchip.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER
+							  : KVM_IRQCHIP_PIC_SLAVE;
+		rt->entries[n].u.irqchip.pin = i % 8;
 		n++;
 	}
 	for (i = 0; i < 24; i++) {
 		if (i == 2)
 			continue;
-		rt.e[n].gsi = i;
-		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		rt.e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		rt.e[n].u.irqchip.pin = i == 0 ? 2 : i;
+		rt->entries[n].gsi = i;
+		rt->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt->entries[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		rt->entries[n].u.irqchip.pin = i == 0 ? 2 : i;
 		n++;
 	}
-	rt.hdr.nr = n;
-	return kvm_vm_set_gsi_routing(vm_fd, &rt.hdr);
+	rt->nr = n;
+	r = kvm_vm_set_gsi_routing(vm_fd, rt);
+	free(rt);
+	return r;
 }
 
 /* Map a whole file read-only; the caller unmaps. */

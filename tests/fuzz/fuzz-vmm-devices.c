@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The guest is an attacker: any sequence of port reads and writes, of any width, to the
+ * platform devices (16550, i8042, RTC, ACPI PM and reset, fw_cfg, debug-exit) must leave
+ * keel-vmm standing. Input: records of 6 bytes: port selector, access (size and
+ * direction), and a 32-bit value.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "lib/log.h"
+#include "vmm/bus.h"
+#include "vmm/chardev.h"
+#include "vmm/dev/debug_exit.h"
+#include "vmm/dev/i8042.h"
+#include "vmm/dev/pm.h"
+#include "vmm/dev/rtc.h"
+#include "vmm/dev/serial.h"
+#include "vmm/loop.h"
+#include "vmm/vm.h"
+#include "vmm/x86/fw_cfg.h"
+#include "vmm/x86/layout.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const uint16_t ports[] = {
+	PORT_COM1,      PORT_RTC,      PORT_I8042_DATA, PORT_I8042_CMD,
+	PORT_PM_BASE,   PORT_RESET,    PORT_FW_CFG,     PORT_DEBUG_EXIT,
+};
+
+static struct vm *fuzz_vm(void)
+{
+	static struct vm vm;
+	static struct vm_config cfg = {.cpus = 2, .memory = 64 << 20};
+	static int ready;
+	struct chardev_spec off = {CHARDEV_OFF, NULL};
+	char err[256];
+
+	if (ready)
+		return &vm;
+	log_init("fuzz", LOG_ERROR);
+	vm.cfg = &cfg;
+	atomic_store(&vm.vm_fd, -1); /* interrupts go nowhere: KVM_IRQ_LINE fails harmlessly */
+	vm.event_fd = eventfd(0, EFD_NONBLOCK);
+	pthread_mutex_init(&vm.run_lock, NULL);
+	pthread_cond_init(&vm.run_cond, NULL);
+	bus_init(&vm.pio, "pio");
+	if (loop_create(&vm.loop) || chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
+	    serial_create(&vm, PORT_COM1, IRQ_COM1, vm.serial_out, &vm.serial) ||
+	    i8042_create(&vm) || rtc_create(&vm, &vm.rtc) || pm_create(&vm, &vm.pm) ||
+	    fw_cfg_create(&vm) || debug_exit_create(&vm))
+		abort();
+	ready = 1;
+	return &vm;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct vm *vm = fuzz_vm();
+	unsigned i;
+
+	for (i = 0; i < vm->nreset; i++)
+		vm->reset_fns[i](vm->reset_opaque[i]);
+	for (; size >= 6; data += 6, size -= 6) {
+		uint16_t port = (uint16_t)(ports[data[0] % (sizeof(ports) / sizeof(ports[0]))] +
+					   (data[0] >> 3 & 0xf));
+		unsigned len = 1u << (data[1] & 3);
+		uint32_t v;
+		uint64_t out;
+
+		memcpy(&v, data + 2, 4);
+		if (len == 8)
+			len = 4; /* port I/O is at most 4 bytes wide */
+		if (data[1] & 0x80)
+			bus_read(&vm->pio, port, len, &out);
+		else
+			bus_write(&vm->pio, port, len, v);
+		if (data[1] & 0x40)
+			pm_power_button(vm->pm);
+		atomic_store(&vm->event, VM_EVENT_NONE);
+	}
+	return 0;
+}
