@@ -26,7 +26,7 @@ lab_die() {
 lab_check_inputs() {
 	[ -e "$LAB_KDIR/ready" ] && [ -e "$LAB_KDIR/vmlinuz" ] ||
 		lab_die "no Debian cloud kernel in $LAB_KDIR; run scripts/setup.sh"
-	[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
+	[ -x /bin/busybox ] && ! readelf -l /bin/busybox 2>/dev/null | grep -q 'INTERP' ||
 		lab_die "/bin/busybox is not busybox-static; run scripts/setup.sh"
 	command -v cpio >/dev/null || lab_die "cpio is not installed; run scripts/setup.sh"
 	command -v "$LAB_QEMU" >/dev/null || lab_die "$LAB_QEMU is not installed; run scripts/setup.sh"
@@ -150,11 +150,17 @@ lab_build() {
 	qemu=$(command -v "$LAB_QEMU")
 	vmm=$LAB_TOP/build/keel-vmm
 	[ -x "$vmm" ] && keel=$(readlink -f "$vmm")
+	# keeld and keel (issue 5), when built: the keeld scenario runs them inside the lab.
+	local mgmt=()
+	if [ -x "$LAB_TOP/build/src/daemon/keeld" ] && [ -x "$LAB_TOP/build/src/cli/keel" ]; then
+		mgmt=("$LAB_TOP/build/src/daemon/keeld" "$LAB_TOP/build/src/cli/keel")
+	fi
 	local fw=()
 	for f in "${LAB_QEMU_FIRMWARE[@]}"; do fw+=("/usr/share/qemu/$f"); done
 	# shellcheck disable=SC2046
 	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_KDIR/vmlinuz" \
 		"$LAB_KDIR/ready" /bin/busybox "$qemu" "${fw[@]}" ${keel:+"$keel"})
+	[ ${#mgmt[@]} -eq 0 ] || fp="$fp $(_lab_fingerprint "${mgmt[@]}")"
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
 	fi
@@ -179,6 +185,10 @@ lab_build() {
 	# The VMMs: keel-vmm (when built) and the peer, QEMU with KVM (microvm + qboot).
 	if [ -n "$keel" ]; then
 		_lab_copy_program "$keel" "$root" /bin/keel-vmm
+	fi
+	if [ ${#mgmt[@]} -gt 0 ]; then
+		_lab_copy_program "${mgmt[0]}" "$root" /bin/keeld
+		_lab_copy_program "${mgmt[1]}" "$root" /bin/keel
 	fi
 	_lab_copy_program "$qemu" "$root" /usr/bin/qemu-system-x86_64
 	for f in "${fw[@]}"; do
