@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# keel-vmm refuses bad input with one clear line on stderr and a non-zero status:
+# options, kernel files, memory sizes, and a host without /dev/kvm.
+# usage: errors.sh KEEL_VMM KERNEL_DIR   (KERNEL_DIR holds Debian's vmlinuz, may be absent)
+set -uo pipefail
+vmm=$1
+kdir=${2:-}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+
+# expect PATTERN ARGS...: a non-zero status and exactly one output line matching PATTERN.
+expect() {
+	local pattern=$1
+	shift
+	local out rc lines shown="$*"
+	shown=${shown:0:100}
+	out=$("$vmm" "$@" 2>&1 </dev/null)
+	rc=$?
+	lines=$(printf '%s\n' "$out" | grep -c .)
+	if [ "$rc" -eq 0 ] || ! printf '%s' "$out" | grep -qE -- "$pattern" || [ "$lines" -ne 1 ]; then
+		echo "FAIL: keel-vmm $shown: status $rc, output:"
+		printf '%s\n' "$out" | sed 's/^/  | /'
+		echo "  expected one line matching: $pattern"
+		failed=1
+	else
+		echo "ok: keel-vmm $shown -> $out"
+	fi
+}
+
+printf 'not a kernel at all\n' >"$tmp/text"
+head -c 600 /dev/zero >"$tmp/zeros"
+: >"$tmp/empty"
+
+expect 'error: --kernel FILE is required'
+expect 'error: unknown option --bogus' --bogus
+expect 'error: --cpus 0: expected a whole number from 1 to 255' --kernel "$tmp/text" --cpus 0
+expect 'error: --memory 12Q: expected a size' --kernel "$tmp/text" --memory 12Q
+expect 'error: --memory 1M: too small' --kernel "$tmp/text" --memory 1M
+expect 'error: --serial tcp:1: expected stdio, file:PATH, unix:PATH or off' --kernel "$tmp/text" --serial tcp:1
+expect 'error: kernel /nonexistent/vmlinuz: No such file or directory' --kernel /nonexistent/vmlinuz
+expect 'error: kernel /: not a regular file' --kernel /
+expect 'error: initrd /nonexistent: No such file or directory' --kernel "$tmp/text" --initrd /nonexistent
+expect "error: $tmp/empty is empty" --kernel "$tmp/empty"
+expect 'error: --memory [0-9]+ MiB is more than this host' --kernel "$tmp/text" --memory 64T
+
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	expect "error: $tmp/text is not a kernel keel-vmm can boot" --kernel "$tmp/text"
+	expect "error: $tmp/zeros is not a kernel keel-vmm can boot" --kernel "$tmp/zeros"
+	if [ -f "$kdir/vmlinuz" ]; then
+		expect 'error: memory too small: this kernel needs [0-9]+ MiB' --kernel "$kdir/vmlinuz" --memory 8M
+		expect 'error: command line is [0-9]+ bytes, this kernel takes at most' \
+			--kernel "$kdir/vmlinuz" --cmdline "$(head -c 70000 /dev/zero | tr '\0' x)"
+	else
+		echo "note: no Debian kernel in $kdir (scripts/setup.sh fetches it); bzImage checks not run"
+	fi
+else
+	echo "note: /dev/kvm is not usable here; kernel-format checks need it and were not run"
+fi
+
+# A host without /dev/kvm: hide it in a private mount namespace (needs root).
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+	out=$(unshare -m sh -c 'mount -t tmpfs none /dev && exec "$0" --kernel "$1"' "$vmm" "$tmp/text" 2>&1)
+	if [ $? -ne 0 ] && printf '%s' "$out" | grep -q 'error: /dev/kvm does not exist'; then
+		echo "ok: without /dev/kvm -> $out"
+	else
+		echo "FAIL: without /dev/kvm: $out"
+		failed=1
+	fi
+else
+	echo "note: not root; the missing-/dev/kvm check needs a private mount namespace"
+fi
+exit $failed
