@@ -547,6 +547,8 @@ def case_reattach(e):
     # Only r3, which is never started, has a NIC: the workers need no tap devices.
     for n in ("r1", "r2", "r3"):
         e.create(n, notes="vm " + n, **({"nets": [{"tap": "kt" + n}]} if n == "r3" else {}))
+    # r4 is off and has the automatic start action "start": each keeld start starts it.
+    e.create("r4", automatic_start_action="start")
     a = e.start("r1")
     b = e.start("r2")
     e.console_until("r1", "ready for input")
@@ -571,6 +573,9 @@ def case_reattach(e):
     check(r2["state"] == "Off" and r2["state_reason"] == "the guest powered off",
           "r2 after power-off while keeld was away: %r" % r2)
     check(e.vm("r3")["state"] == "Off", "r3 changed state")
+    r4 = e.wait_state("r4", "Running")
+    e.pids.add(r4["pid"])
+    e.keel("vm", "turn-off", "r4")
     # keeld controls the re-attached worker: pause, resume, console, then exit noticed.
     e.keel("vm", "pause", "r1")
     e.keel("vm", "resume", "r1")
@@ -584,6 +589,9 @@ def case_reattach(e):
     check(pid_alive(a["pid"]), "stopping keeld stopped a VM")
     e.start_keeld()
     check(e.vm("r1")["state"] == "Running", "r1 not Running after keeld restart")
+    r4 = e.wait_state("r4", "Running")  # started again: it is "start", not "start-if-running"
+    e.pids.add(r4["pid"])
+    e.keel("vm", "turn-off", "r4")
     e.keel("vm", "stop", "r1", "--timeout", "20")
     wait_dead(a["pid"])
     check(e.vm("r1")["state_reason"] == "shut down through the power button",
