@@ -12,7 +12,7 @@ expect_error() { # expect_error NAME PATTERN [readable]
 	local out rc=0
 	out=$("$KEEL" disk check "$1" 2>&1) || rc=$?
 	if [ $rc -eq 0 ] || [ $rc -gt 2 ]; then fail "$1: exit $rc ($out)"; return; fi
-	if echo "$out" | grep -qi -- "$2"; then pass "$1: $(echo "$out" | head -n1)"
+	if grep -qi -- "$2" <<<"$out"; then pass "$1: $(echo "$out" | head -n1)"
 	else fail "$1: message lacks '$2': $out"; fi
 	if [ -z "${3:-}" ]; then
 		"$DISKTOOL" dump "$1" > /dev/null 2>&1 && fail "$1: opened for reading" || true

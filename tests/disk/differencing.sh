@@ -49,7 +49,7 @@ done
 "$KEEL" disk create ch.vhdx --parent p.vhdx
 "$DISKTOOL" write p.vhdx 0 4096 1
 if out=$("$DISKTOOL" dump ch.vhdx 2>&1 >/dev/null); then fail "stale parent accepted"
-else echo "$out" | grep -q "modified after" && pass "stale parent refused: $out" || fail "message: $out"; fi
+else grep -q "modified after" <<<"$out" && pass "stale parent refused: $out" || fail "message: $out"; fi
 "$KEEL" disk check ch.vhdx >/dev/null 2>&1 && fail "check passes a stale chain" || pass "check fails a stale chain"
 # Discard in a child gives zeros, never the parent's data.
 "$KEEL" disk create p2.vhdx --size 8M --block-size 1M

@@ -53,7 +53,7 @@ for type in dynamic fixed; do
 	rm -f back.raw
 done
 info=$("$KEEL" disk info --json k-dynamic.vhdx)
-echo "$info" | grep -q '"type": *"dynamic"' && echo "$info" | grep -q '"virtual_size": *67108864' &&
+grep -q '"type": *"dynamic"' <<<"$info" && grep -q '"virtual_size": *67108864' <<<"$info" &&
 	pass "info --json" || fail "info --json: $info"
 
 # 4. Resize: grow far enough to move the BAT, shrink back, refuse to cut data.

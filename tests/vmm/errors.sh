@@ -18,7 +18,7 @@ expect() {
 	out=$("$vmm" "$@" 2>&1 </dev/null)
 	rc=$?
 	lines=$(printf '%s\n' "$out" | grep -c .)
-	if [ "$rc" -eq 0 ] || ! printf '%s' "$out" | grep -qE -- "$pattern" || [ "$lines" -ne 1 ]; then
+	if [ "$rc" -eq 0 ] || ! grep -qE -- "$pattern" <<<"$out" || [ "$lines" -ne 1 ]; then
 		echo "FAIL: keel-vmm $shown: status $rc, output:"
 		printf '%s\n' "$out" | sed 's/^/  | /'
 		echo "  expected one line matching: $pattern"
@@ -61,7 +61,7 @@ fi
 # A host without /dev/kvm: hide it in a private mount namespace (needs root).
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
 	out=$(unshare -m sh -c 'mount -t tmpfs none /dev && exec "$0" --kernel "$1"' "$vmm" "$tmp/text" 2>&1)
-	if [ $? -ne 0 ] && printf '%s' "$out" | grep -q 'error: /dev/kvm does not exist'; then
+	if [ $? -ne 0 ] && grep -q 'error: /dev/kvm does not exist' <<<"$out"; then
 		echo "ok: without /dev/kvm -> $out"
 	else
 		echo "FAIL: without /dev/kvm: $out"
