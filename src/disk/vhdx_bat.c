@@ -69,7 +69,7 @@ int vhdx_bat_load(struct vhdx *v)
 			return r == -ENODATA ? -EINVAL : r;
 		}
 		for (uint64_t i = 0; i < words; i++)
-			v->bat[i] = vhdx_le64(raw + i * 8);
+			v->bat[i] = le64_load(raw + i * 8);
 	}
 	if (v->has_parent) {
 		v->bitmaps = calloc(v->bitmap_blocks, sizeof(*v->bitmaps));
@@ -165,7 +165,7 @@ int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsig
 		if (dup)
 			continue;
 		for (unsigned k = 0; k < BAT_PER_SECTOR; k++)
-			vhdx_put64(sec[ns] + k * 8, v->bat[s * BAT_PER_SECTOR + k]);
+			le64_store(sec[ns] + k * 8, v->bat[s * BAT_PER_SECTOR + k]);
 		items[ns].off = v->bat_off + s * VHDX_LOG_SECTOR;
 		items[ns].data = sec[ns];
 		ns++;

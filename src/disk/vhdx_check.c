@@ -38,8 +38,8 @@ static void check_copies(struct vhdx *v, FILE *rep)
 
 		if (vhdx_pread(v, buf, VHDX_HEADER_SIZE, hoff[i]) != 0)
 			continue;
-		sum = vhdx_le32(buf + 4);
-		vhdx_put32(buf + 4, 0);
+		sum = le32_load(buf + 4);
+		le32_store(buf + 4, 0);
 		if (memcmp(buf, VHDX_HEADER_SIG, 4) != 0 || crc32c(0, buf, VHDX_HEADER_SIZE) != sum)
 			fprintf(rep, "%s: note: header %d is not valid (the other one is used)\n",
 			        v->base.path, i + 1);

@@ -77,7 +77,7 @@ static int write_all(int fd, const struct vhdx_meta_params *mp, const uint8_t *l
 	memset(buf, 0, bat_len);
 	if (fixed)
 		for (uint64_t b = 0; b < payload; b++)
-			vhdx_put64(buf + (b + b / cr) * 8,
+			le64_store(buf + (b + b / cr) * 8,
 			           (data_off + b * mp->block_size) | VHDX_PAYLOAD_FULLY_PRESENT);
 	r = dio_pwrite(fd, buf, bat_len, bat_off);
 	if (r)

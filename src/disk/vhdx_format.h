@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lib/le.h"
+
 #define VHDX_KiB 1024ull
 #define VHDX_MiB (1024ull * 1024)
 #define VHDX_TiB (1024ull * 1024 * 1024 * 1024)
@@ -125,38 +127,5 @@ enum vhdx_block_state {
 	VHDX_GUID(0xA8D35F2D, 0xB30B, 0x454D, 0xAB, 0xF7, 0xD3, 0xD8, 0x48, 0x34, 0xAB, 0x0C)
 #define VHDX_GUID_LOCATOR_TYPE                                                                     \
 	VHDX_GUID(0xB04AEFB7, 0xD19E, 0x4A81, 0xB7, 0x89, 0x25, 0xB8, 0xE9, 0x44, 0x59, 0x13)
-
-static inline uint16_t vhdx_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t vhdx_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t vhdx_le64(const uint8_t *p)
-{
-	return (uint64_t)vhdx_le32(p) | (uint64_t)vhdx_le32(p + 4) << 32;
-}
-
-static inline void vhdx_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void vhdx_put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void vhdx_put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 #endif

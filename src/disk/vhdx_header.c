@@ -19,33 +19,33 @@ void vhdx_header_build(uint8_t *buf, uint64_t seq, const struct uuid *file_write
 {
 	memset(buf, 0, VHDX_HEADER_SIZE);
 	memcpy(buf, VHDX_HEADER_SIG, 4);
-	vhdx_put64(buf + VHDX_HDR_SEQ, seq);
+	le64_store(buf + VHDX_HDR_SEQ, seq);
 	memcpy(buf + VHDX_HDR_FILE_WRITE, file_write->b, 16);
 	memcpy(buf + VHDX_HDR_DATA_WRITE, data_write->b, 16);
 	memcpy(buf + VHDX_HDR_LOG_GUID, log_guid->b, 16);
-	vhdx_put16(buf + VHDX_HDR_LOG_VERSION, 0);
-	vhdx_put16(buf + VHDX_HDR_VERSION, 1);
-	vhdx_put32(buf + VHDX_HDR_LOG_LENGTH, log_len);
-	vhdx_put64(buf + VHDX_HDR_LOG_OFFSET, log_off);
-	vhdx_put32(buf + VHDX_HDR_CHECKSUM, crc32c(0, buf, VHDX_HEADER_SIZE));
+	le16_store(buf + VHDX_HDR_LOG_VERSION, 0);
+	le16_store(buf + VHDX_HDR_VERSION, 1);
+	le32_store(buf + VHDX_HDR_LOG_LENGTH, log_len);
+	le64_store(buf + VHDX_HDR_LOG_OFFSET, log_off);
+	le32_store(buf + VHDX_HDR_CHECKSUM, crc32c(0, buf, VHDX_HEADER_SIZE));
 }
 
 /* Why a header slot is unusable, or NULL when it is valid. */
 static const char *header_invalid(uint8_t *buf)
 {
-	uint32_t sum = vhdx_le32(buf + VHDX_HDR_CHECKSUM);
+	uint32_t sum = le32_load(buf + VHDX_HDR_CHECKSUM);
 
 	if (memcmp(buf, VHDX_HEADER_SIG, 4) != 0)
 		return "no 'head' signature";
-	vhdx_put32(buf + VHDX_HDR_CHECKSUM, 0);
+	le32_store(buf + VHDX_HDR_CHECKSUM, 0);
 	uint32_t calc = crc32c(0, buf, VHDX_HEADER_SIZE);
 
-	vhdx_put32(buf + VHDX_HDR_CHECKSUM, sum);
+	le32_store(buf + VHDX_HDR_CHECKSUM, sum);
 	if (calc != sum)
 		return "checksum mismatch";
-	if (vhdx_le16(buf + VHDX_HDR_VERSION) != 1)
+	if (le16_load(buf + VHDX_HDR_VERSION) != 1)
 		return "version is not 1";
-	if (vhdx_le16(buf + VHDX_HDR_LOG_VERSION) != 0)
+	if (le16_load(buf + VHDX_HDR_LOG_VERSION) != 0)
 		return "log version is not 0";
 	return NULL;
 }
@@ -86,7 +86,7 @@ int vhdx_header_load(struct vhdx *v)
 	else if (why[1])
 		cur = 0;
 	else {
-		uint64_t s0 = vhdx_le64(h[0] + VHDX_HDR_SEQ), s1 = vhdx_le64(h[1] + VHDX_HDR_SEQ);
+		uint64_t s0 = le64_load(h[0] + VHDX_HDR_SEQ), s1 = le64_load(h[1] + VHDX_HDR_SEQ);
 
 		if (s0 == s1 && memcmp(h[0], h[1], VHDX_HEADER_SIZE) != 0) {
 			log_err("%s: both VHDX headers have sequence number %llu but differ",
@@ -98,12 +98,12 @@ int vhdx_header_load(struct vhdx *v)
 	const uint8_t *c = h[cur];
 
 	v->cur_slot = cur;
-	v->seq = vhdx_le64(c + VHDX_HDR_SEQ);
+	v->seq = le64_load(c + VHDX_HDR_SEQ);
 	memcpy(v->file_write.b, c + VHDX_HDR_FILE_WRITE, 16);
 	memcpy(v->data_write.b, c + VHDX_HDR_DATA_WRITE, 16);
 	memcpy(v->log_guid.b, c + VHDX_HDR_LOG_GUID, 16);
-	v->log_len = vhdx_le32(c + VHDX_HDR_LOG_LENGTH);
-	v->log_off = vhdx_le64(c + VHDX_HDR_LOG_OFFSET);
+	v->log_len = le32_load(c + VHDX_HDR_LOG_LENGTH);
+	v->log_off = le64_load(c + VHDX_HDR_LOG_OFFSET);
 	if (v->log_len % VHDX_MiB || v->log_off % VHDX_MiB || v->log_off < VHDX_SECTION_SIZE ||
 	    v->log_len > VHDX_LOG_MAX_SIZE || v->log_off > VHDX_MAX_SIZE * 2) {
 		log_err("%s: VHDX log at offset %llu, length %u is misplaced (need 1 MiB "

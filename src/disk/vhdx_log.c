@@ -67,30 +67,30 @@ static bool entry_valid(const struct vhdx *v, const uint8_t *log, uint64_t pos, 
 	if (memcmp(h, VHDX_LOG_ENTRY_SIG, 4) != 0)
 		return false;
 	e->pos = pos;
-	e->len = vhdx_le32(h + 8);
-	e->tail = vhdx_le32(h + 12);
-	e->seq = vhdx_le64(h + 16);
-	e->ndesc = vhdx_le32(h + 24);
-	e->flushed = vhdx_le64(h + 48);
-	e->last = vhdx_le64(h + 56);
+	e->len = le32_load(h + 8);
+	e->tail = le32_load(h + 12);
+	e->seq = le64_load(h + 16);
+	e->ndesc = le32_load(h + 24);
+	e->flushed = le64_load(h + 48);
+	e->last = le64_load(h + 56);
 	if (e->len < SEC || e->len % SEC || e->len > v->log_len || e->tail % SEC ||
 	    e->tail >= v->log_len || e->seq == 0 || memcmp(h + 32, v->log_guid.b, 16) != 0)
 		return false;
 	if ((uint64_t)desc_sectors(e->ndesc) * SEC > e->len)
 		return false;
 	entry_bytes(log, v->log_len, pos, buf, e->len);
-	sum = vhdx_le32(buf + 4);
-	vhdx_put32(buf + 4, 0);
+	sum = le32_load(buf + 4);
+	le32_store(buf + 4, 0);
 	if (crc32c(0, buf, e->len) != sum)
 		return false;
 	for (uint32_t i = 0; i < e->ndesc; i++) {
 		const uint8_t *d = buf + VHDX_LOG_HDR_SIZE + i * VHDX_LOG_DESC_SIZE;
-		uint64_t foff = vhdx_le64(d + 16);
+		uint64_t foff = le64_load(d + 16);
 
-		if (vhdx_le64(d + 24) != e->seq || foff % SEC)
+		if (le64_load(d + 24) != e->seq || foff % SEC)
 			return false;
 		if (memcmp(d, VHDX_LOG_ZERO_SIG, 4) == 0) {
-			uint64_t zl = vhdx_le64(d + 8);
+			uint64_t zl = le64_load(d + 8);
 
 			if (zl % SEC || zl > VHDX_MAX_BLOCK)
 				return false;
@@ -100,8 +100,8 @@ static bool entry_valid(const struct vhdx *v, const uint8_t *log, uint64_t pos, 
 			if ((uint64_t)(desc_sectors(e->ndesc) + ndata + 1) * SEC > e->len)
 				return false;
 			if (memcmp(s, VHDX_LOG_DATA_SIG, 4) != 0 ||
-			    vhdx_le32(s + 4) != (uint32_t)(e->seq >> 32) ||
-			    vhdx_le32(s + SEC - 4) != (uint32_t)e->seq)
+			    le32_load(s + 4) != (uint32_t)(e->seq >> 32) ||
+			    le32_load(s + SEC - 4) != (uint32_t)e->seq)
 				return false;
 			ndata++;
 		} else {
@@ -129,9 +129,9 @@ static int entry_apply(struct vhdx *v, const struct log_entry *e, const uint8_t 
 
 	for (uint32_t i = 0; i < e->ndesc; i++) {
 		const uint8_t *d = buf + VHDX_LOG_HDR_SIZE + i * VHDX_LOG_DESC_SIZE;
-		uint64_t foff = vhdx_le64(d + 16);
+		uint64_t foff = le64_load(d + 16);
 		bool zero = memcmp(d, VHDX_LOG_ZERO_SIG, 4) == 0;
-		uint64_t len = zero ? vhdx_le64(d + 8) : SEC;
+		uint64_t len = zero ? le64_load(d + 8) : SEC;
 		uint8_t sector[SEC];
 
 		if (!target_ok(v, foff, len)) {
@@ -326,14 +326,14 @@ int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned 
 		return -ENOMEM;
 	v->log_seq++;
 	memcpy(buf, VHDX_LOG_ENTRY_SIG, 4);
-	vhdx_put32(buf + 8, total);
-	vhdx_put32(buf + 12, 0); /* tail: this entry is the whole active sequence */
-	vhdx_put64(buf + 16, v->log_seq);
-	vhdx_put32(buf + 24, n);
+	le32_store(buf + 8, total);
+	le32_store(buf + 12, 0); /* tail: this entry is the whole active sequence */
+	le64_store(buf + 16, v->log_seq);
+	le32_store(buf + 24, n);
 	memcpy(buf + 32, v->log_guid.b, 16);
 	durable = __atomic_load_n(&v->durable_size, __ATOMIC_ACQUIRE);
-	vhdx_put64(buf + 48, durable < v->file_end ? durable : v->file_end);
-	vhdx_put64(buf + 56, v->file_end);
+	le64_store(buf + 48, durable < v->file_end ? durable : v->file_end);
+	le64_store(buf + 56, v->file_end);
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *d = buf + VHDX_LOG_HDR_SIZE + i * VHDX_LOG_DESC_SIZE;
 		uint8_t *s = buf + (uint64_t)(dsec + i) * SEC;
@@ -341,14 +341,14 @@ int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned 
 		memcpy(d, VHDX_LOG_DESC_SIG, 4);
 		memcpy(d + 4, items[i].data + SEC - 4, 4);
 		memcpy(d + 8, items[i].data, 8);
-		vhdx_put64(d + 16, items[i].off);
-		vhdx_put64(d + 24, v->log_seq);
+		le64_store(d + 16, items[i].off);
+		le64_store(d + 24, v->log_seq);
 		memcpy(s, VHDX_LOG_DATA_SIG, 4);
-		vhdx_put32(s + 4, (uint32_t)(v->log_seq >> 32));
+		le32_store(s + 4, (uint32_t)(v->log_seq >> 32));
 		memcpy(s + 8, items[i].data + 8, VHDX_LOG_DATA_PAYLOAD);
-		vhdx_put32(s + SEC - 4, (uint32_t)v->log_seq);
+		le32_store(s + SEC - 4, (uint32_t)v->log_seq);
 	}
-	vhdx_put32(buf + 4, crc32c(0, buf, total));
+	le32_store(buf + 4, crc32c(0, buf, total));
 	r = dio_pwrite(v->fd, buf, total, v->log_off);
 	free(buf);
 	if (r == 0)

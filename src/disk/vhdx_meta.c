@@ -38,15 +38,15 @@ int vhdx_meta_find(struct vhdx *v, const struct uuid *item, uint32_t *off, uint3
 		return -ENOMEM;
 	r = vhdx_pread(v, t, VHDX_META_TABLE_SIZE, v->meta_off);
 	if (r == 0) {
-		uint16_t n = vhdx_le16(t + 10);
+		uint16_t n = le16_load(t + 10);
 
 		r = -ENOENT;
 		for (uint16_t i = 0; i < n && i < VHDX_META_MAX_ENTRIES; i++) {
 			const uint8_t *e = t + VHDX_META_HDR_SIZE + i * VHDX_META_ENTRY_SIZE;
 
 			if (memcmp(e, item->b, 16) == 0) {
-				*off = vhdx_le32(e + 16);
-				*len = vhdx_le32(e + 20);
+				*off = le32_load(e + 16);
+				*len = le32_load(e + 20);
 				r = 0;
 				break;
 			}
@@ -79,7 +79,7 @@ int vhdx_meta_load(struct vhdx *v)
 		log_err("%s: VHDX metadata table has no 'metadata' signature", path);
 		goto out;
 	}
-	n = vhdx_le16(t + 10);
+	n = le16_load(t + 10);
 	if (n > VHDX_META_MAX_ENTRIES) {
 		log_err("%s: VHDX metadata table has %u entries (at most 2047)", path, n);
 		goto out;
@@ -91,8 +91,8 @@ int vhdx_meta_load(struct vhdx *v)
 	}
 	for (uint16_t i = 0; i < n; i++) {
 		const uint8_t *e = t + VHDX_META_HDR_SIZE + i * VHDX_META_ENTRY_SIZE;
-		uint32_t off = vhdx_le32(e + 16), len = vhdx_le32(e + 20),
-		         flags = vhdx_le32(e + 24);
+		uint32_t off = le32_load(e + 16), len = le32_load(e + 20),
+		         flags = le32_load(e + 24);
 		struct uuid id;
 		int k;
 
@@ -136,20 +136,20 @@ int vhdx_meta_load(struct vhdx *v)
 		r = -EINVAL;
 		switch (k) {
 		case IT_PARAMS:
-			v->block_size = vhdx_le32(item);
-			v->params_flags = vhdx_le32(item + 4);
+			v->block_size = le32_load(item);
+			v->params_flags = le32_load(item + 4);
 			break;
 		case IT_VSIZE:
-			v->vsize = vhdx_le64(item);
+			v->vsize = le64_load(item);
 			break;
 		case IT_PAGE83:
 			memcpy(v->disk_id.b, item, 16);
 			break;
 		case IT_LSEC:
-			v->lsec = vhdx_le32(item);
+			v->lsec = le32_load(item);
 			break;
 		case IT_PSEC:
-			v->psec = vhdx_le32(item);
+			v->psec = le32_load(item);
 			break;
 		case IT_LOCATOR:
 			v->loc_item_off = off;
@@ -213,20 +213,20 @@ int vhdx_meta_build(uint8_t *region, const struct vhdx_meta_params *p)
 
 		switch (k) {
 		case IT_PARAMS:
-			vhdx_put32(d, p->block_size);
-			vhdx_put32(d + 4, p->flags);
+			le32_store(d, p->block_size);
+			le32_store(d + 4, p->flags);
 			break;
 		case IT_VSIZE:
-			vhdx_put64(d, p->vsize);
+			le64_store(d, p->vsize);
 			break;
 		case IT_PAGE83:
 			memcpy(d, p->disk_id.b, 16);
 			break;
 		case IT_LSEC:
-			vhdx_put32(d, p->lsec);
+			le32_store(d, p->lsec);
 			break;
 		case IT_PSEC:
-			vhdx_put32(d, p->psec);
+			le32_store(d, p->psec);
 			break;
 		case IT_LOCATOR:
 			if (!p->locator)
@@ -238,13 +238,13 @@ int vhdx_meta_build(uint8_t *region, const struct vhdx_meta_params *p)
 			break;
 		}
 		memcpy(e, known[k].id.b, 16);
-		vhdx_put32(e + 16, off);
-		vhdx_put32(e + 20, len);
-		vhdx_put32(e + 24, known[k].flags);
+		le32_store(e + 16, off);
+		le32_store(e + 20, len);
+		le32_store(e + 24, known[k].flags);
 		/* Each item in its own 4 KiB sector so a size change logs one sector. */
 		off += (uint32_t)vhdx_align_up(len, VHDX_LOG_SECTOR);
 		n++;
 	}
-	vhdx_put16(region + 10, (uint16_t)n);
+	le16_store(region + 10, (uint16_t)n);
 	return 0;
 }

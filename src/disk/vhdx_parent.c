@@ -54,7 +54,7 @@ int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
 {
 	static const struct uuid type = VHDX_GUID_LOCATOR_TYPE;
 	struct vhdx_locator *loc = &v->loc;
-	uint16_t n = vhdx_le16(buf + 18);
+	uint16_t n = le16_load(buf + 18);
 	struct uuid t;
 
 	memcpy(t.b, buf, 16);
@@ -70,8 +70,8 @@ int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
 	vhdx_locator_free(loc);
 	for (uint16_t i = 0; i < n; i++) {
 		const uint8_t *e = buf + VHDX_LOCATOR_HDR_SIZE + i * VHDX_LOCATOR_ENTRY_SIZE;
-		char *k = decode(buf, len, vhdx_le32(e), vhdx_le16(e + 8));
-		char *val = decode(buf, len, vhdx_le32(e + 4), vhdx_le16(e + 10));
+		char *k = decode(buf, len, le32_load(e), le16_load(e + 8));
+		char *val = decode(buf, len, le32_load(e + 4), le16_load(e + 10));
 
 		if (!k || !val) {
 			free(k);
@@ -135,16 +135,16 @@ static int put_kv(uint8_t *out, uint32_t cap, uint32_t *pos, unsigned i, const c
 	r = utf16_from_utf8(k, out + *pos, cap - *pos, &kl);
 	if (r)
 		return r;
-	vhdx_put32(e, *pos);
-	vhdx_put16(e + 8, (uint16_t)kl);
+	le32_store(e, *pos);
+	le16_store(e + 8, (uint16_t)kl);
 	*pos += (uint32_t)kl;
 	r = utf16_from_utf8(val, out + *pos, cap - *pos, &vl);
 	if (r)
 		return r;
 	if (kl > UINT16_MAX || vl > UINT16_MAX)
 		return -ENAMETOOLONG;
-	vhdx_put32(e + 4, *pos);
-	vhdx_put16(e + 10, (uint16_t)vl);
+	le32_store(e + 4, *pos);
+	le16_store(e + 10, (uint16_t)vl);
 	*pos += (uint32_t)vl;
 	return 0;
 }
@@ -175,7 +175,7 @@ int vhdx_locator_build(const char *child_path, const char *parent_path,
 		goto out;
 	memset(out, 0, cap);
 	memcpy(out, type.b, 16);
-	vhdx_put16(out + 18, 3);
+	le16_store(out + 18, 3);
 	uuid_format(parent_data_write, true, linkage);
 	r = put_kv(out, cap, &pos, 0, "parent_linkage", linkage);
 	if (r == 0)

@@ -11,9 +11,9 @@
 static void put_entry(uint8_t *e, const struct uuid *g, uint64_t off, uint32_t len)
 {
 	memcpy(e, g->b, 16);
-	vhdx_put64(e + 16, off);
-	vhdx_put32(e + 24, len);
-	vhdx_put32(e + 28, 1); /* required */
+	le64_store(e + 16, off);
+	le32_store(e + 24, len);
+	le32_store(e + 28, 1); /* required */
 }
 
 void vhdx_region_build(uint8_t *buf, uint64_t bat_off, uint32_t bat_len, uint64_t meta_off,
@@ -23,33 +23,33 @@ void vhdx_region_build(uint8_t *buf, uint64_t bat_off, uint32_t bat_len, uint64_
 
 	memset(buf, 0, VHDX_REGION_SIZE);
 	memcpy(buf, VHDX_REGION_SIG, 4);
-	vhdx_put32(buf + 8, 2);
+	le32_store(buf + 8, 2);
 	put_entry(buf + VHDX_REGION_HDR_SIZE, &bat, bat_off, bat_len);
 	put_entry(buf + VHDX_REGION_HDR_SIZE + VHDX_REGION_ENTRY_SIZE, &meta, meta_off, meta_len);
-	vhdx_put32(buf + 4, crc32c(0, buf, VHDX_REGION_SIZE));
+	le32_store(buf + 4, crc32c(0, buf, VHDX_REGION_SIZE));
 }
 
 /* Parses one copy; returns NULL or why it is unusable. */
 static const char *region_parse(struct vhdx *v, uint8_t *buf)
 {
 	static const struct uuid bat = VHDX_GUID_BAT, meta = VHDX_GUID_METADATA;
-	uint32_t sum = vhdx_le32(buf + 4), n;
+	uint32_t sum = le32_load(buf + 4), n;
 	bool have_bat = false, have_meta = false;
 
 	if (memcmp(buf, VHDX_REGION_SIG, 4) != 0)
 		return "no 'regi' signature";
-	vhdx_put32(buf + 4, 0);
+	le32_store(buf + 4, 0);
 	if (crc32c(0, buf, VHDX_REGION_SIZE) != sum)
 		return "checksum mismatch";
-	n = vhdx_le32(buf + 8);
+	n = le32_load(buf + 8);
 	if (n > VHDX_REGION_MAX_ENTRIES)
 		return "more than 2047 entries";
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = buf + VHDX_REGION_HDR_SIZE + i * VHDX_REGION_ENTRY_SIZE;
 		struct uuid g;
-		uint64_t off = vhdx_le64(e + 16);
-		uint32_t len = vhdx_le32(e + 24);
-		bool required = vhdx_le32(e + 28) & 1;
+		uint64_t off = le64_load(e + 16);
+		uint32_t len = le32_load(e + 24);
+		bool required = le32_load(e + 28) & 1;
 
 		memcpy(g.b, e, 16);
 		if (uuid_equal(&g, &bat) || uuid_equal(&g, &meta)) {

@@ -71,7 +71,7 @@ static int grow_bat(struct vhdx *v, uint64_t entries)
 		else
 			memset(raw, 0, (words - old_words) * 8);
 		for (uint64_t i = old_words; i < words && r == 0; i++)
-			v->bat[i] = vhdx_le64(raw + (i - old_words) * 8);
+			v->bat[i] = le64_load(raw + (i - old_words) * 8);
 		free(raw);
 		if (r)
 			return r;
@@ -91,7 +91,7 @@ static int grow_bat(struct vhdx *v, uint64_t entries)
 	if (!img || !rt)
 		goto out;
 	for (uint64_t i = 0; i < old_words; i++)
-		vhdx_put64(img + i * 8, v->bat[i]);
+		le64_store(img + i * 8, v->bat[i]);
 	for (uint64_t i = old_words; i < words; i++)
 		v->bat[i] = 0;
 	r = vhdx_alloc(v, len, &off);
@@ -139,7 +139,7 @@ static int set_vsize(struct vhdx *v, uint64_t size)
 	r = vhdx_pread(v, sec, sizeof(sec), s0);
 	if (r)
 		return r;
-	vhdx_put64(sec + (at - s0), size);
+	le64_store(sec + (at - s0), size);
 	item.off = s0;
 	item.data = sec;
 	return vhdx_log_commit(v, &item, 1);

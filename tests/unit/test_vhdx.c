@@ -179,7 +179,7 @@ static void test_headers(void **state)
 	make("h.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
 	peek(tmp("h.vhdx"), VHDX_HEADER1_OFF, h1, sizeof(h1));
 	peek(tmp("h.vhdx"), VHDX_HEADER2_OFF, h2, sizeof(h2));
-	assert_true(vhdx_le64(h2 + 8) > vhdx_le64(h1 + 8));
+	assert_true(le64_load(h2 + 8) > le64_load(h1 + 8));
 	/* The higher sequence number wins; a damaged header falls back to the other. */
 	poke(tmp("h.vhdx"), VHDX_HEADER2_OFF + 100, junk, 4);
 	assert_int_equal(disk_open(tmp("h.vhdx"), 0, &d), 0);
@@ -191,7 +191,7 @@ static void test_headers(void **state)
 	/* The update rewrote both slots with higher sequence numbers, both valid again. */
 	peek(tmp("h.vhdx"), VHDX_HEADER1_OFF, h1, sizeof(h1));
 	peek(tmp("h.vhdx"), VHDX_HEADER2_OFF, h2, sizeof(h2));
-	assert_true(vhdx_le64(h1 + 8) > 2 && vhdx_le64(h2 + 8) > 2);
+	assert_true(le64_load(h1 + 8) > 2 && le64_load(h2 + 8) > 2);
 	assert_int_equal(vhdx_check(tmp("h.vhdx"), stderr), 0);
 	/* Both headers damaged: a clear refusal. */
 	poke(tmp("h.vhdx"), VHDX_HEADER1_OFF + 100, junk, 4);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "lib/le.h"
 #include "vmm/x86/layout.h"
 
 #define ACPI_HDR_SIZE 36
@@ -20,24 +21,6 @@ struct acpi_builder {
 static void put8(uint8_t *p, uint8_t v)
 {
 	*p = v;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
 }
 
 uint8_t acpi_checksum(const uint8_t *p, size_t len)
@@ -63,13 +46,13 @@ static size_t acpi_alloc(struct acpi_builder *b, size_t len, size_t align)
 static void acpi_header(uint8_t *t, const char sig[4], uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
-	put32(t + 4, len);
+	le32_store(t + 4, len);
 	put8(t + 8, rev);
 	memcpy(t + 10, "KEEL  ", 6);
 	memcpy(t + 16, "KEELVMM ", 8);
-	put32(t + 24, 1);
+	le32_store(t + 24, 1);
 	memcpy(t + 28, "KEEL", 4);
-	put32(t + 32, 1);
+	le32_store(t + 32, 1);
 }
 
 static void acpi_finish(uint8_t *t, uint32_t len)
@@ -85,7 +68,7 @@ static void gas_io(uint8_t *p, uint16_t port, uint8_t bits)
 	put8(p + 1, bits);
 	put8(p + 2, 0);
 	put8(p + 3, bits == 8 ? 1 : bits == 16 ? 2 : 3); /* access size: byte/word/dword */
-	put64(p + 4, port);
+	le64_store(p + 4, port);
 }
 
 /*
@@ -109,26 +92,26 @@ static const uint8_t dsdt_aml[] = {
 static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 {
 	acpi_header(t, "FACP", FADT_SIZE, 6);
-	put32(t + 36, (uint32_t)facs);
-	put32(t + 40, (uint32_t)dsdt);
-	put16(t + 46, IRQ_SCI);
+	le32_store(t + 36, (uint32_t)facs);
+	le32_store(t + 40, (uint32_t)dsdt);
+	le16_store(t + 46, IRQ_SCI);
 	/* SMI_CMD = 0: ACPI is always enabled, there is no SMM to hand over from. */
-	put32(t + 56, PORT_PM1_EVT);
-	put32(t + 64, PORT_PM1_CNT);
-	put32(t + 76, PORT_PM_TMR);
+	le32_store(t + 56, PORT_PM1_EVT);
+	le32_store(t + 64, PORT_PM1_CNT);
+	le32_store(t + 76, PORT_PM_TMR);
 	put8(t + 88, 4); /* PM1_EVT_LEN: status and enable, 2 bytes each */
 	put8(t + 89, 2); /* PM1_CNT_LEN */
 	put8(t + 91, 4); /* PM_TMR_LEN */
-	put16(t + 96, 101);  /* C2 latency > 100: no C2 */
-	put16(t + 98, 1001); /* C3 latency > 1000: no C3 */
+	le16_store(t + 96, 101);  /* C2 latency > 100: no C2 */
+	le16_store(t + 98, 1001); /* C3 latency > 1000: no C3 */
 	put8(t + 108, 0x32); /* RTC century register */
-	put16(t + 109, BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_ASPM);
-	put32(t + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
+	le16_store(t + 109, BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_ASPM);
+	le32_store(t + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
 	gas_io(t + 116, PORT_RESET, 8);
 	put8(t + 128, 0x06); /* reset value: CF9 full reset */
 	put8(t + 131, 5);    /* FADT minor version: ACPI 6.5 */
-	put64(t + 132, facs);
-	put64(t + 140, dsdt);
+	le64_store(t + 132, facs);
+	le64_store(t + 140, dsdt);
 	gas_io(t + 148, PORT_PM1_EVT, 32);
 	gas_io(t + 172, PORT_PM1_CNT, 16);
 	gas_io(t + 208, PORT_PM_TMR, 32);
@@ -142,8 +125,8 @@ static size_t build_madt(uint8_t *t, unsigned ncpus, int write)
 	unsigned i;
 
 	if (write) {
-		put32(t + 36, (uint32_t)LAYOUT_LAPIC);
-		put32(t + 40, 1); /* PCAT_COMPAT: dual 8259 PICs present */
+		le32_store(t + 36, (uint32_t)LAYOUT_LAPIC);
+		le32_store(t + 40, 1); /* PCAT_COMPAT: dual 8259 PICs present */
 	}
 	for (i = 0; i < ncpus; i++, off += 8) {
 		if (write) {
@@ -151,7 +134,7 @@ static size_t build_madt(uint8_t *t, unsigned ncpus, int write)
 			put8(t + off + 1, 8);
 			put8(t + off + 2, (uint8_t)i); /* ACPI processor UID */
 			put8(t + off + 3, (uint8_t)i); /* APIC ID */
-			put32(t + off + 4, 1);         /* enabled */
+			le32_store(t + off + 4, 1);         /* enabled */
 		}
 	}
 	if (write) {
@@ -159,8 +142,8 @@ static size_t build_madt(uint8_t *t, unsigned ncpus, int write)
 		put8(t + off + 1, 12);
 		put8(t + off + 2, 0); /* I/O APIC ID */
 		put8(t + off + 3, 0);
-		put32(t + off + 4, (uint32_t)LAYOUT_IOAPIC);
-		put32(t + off + 8, 0); /* GSI base */
+		le32_store(t + off + 4, (uint32_t)LAYOUT_IOAPIC);
+		le32_store(t + off + 8, 0); /* GSI base */
 	}
 	off += 12;
 	if (write) {
@@ -169,22 +152,22 @@ static size_t build_madt(uint8_t *t, unsigned ncpus, int write)
 		put8(t + off + 1, 10);
 		put8(t + off + 2, 0);
 		put8(t + off + 3, 0);
-		put32(t + off + 4, 2);
-		put16(t + off + 8, 0);
+		le32_store(t + off + 4, 2);
+		le16_store(t + off + 8, 0);
 		/* The SCI: active high, level triggered. */
 		put8(t + off + 10, 2);
 		put8(t + off + 11, 10);
 		put8(t + off + 12, 0);
 		put8(t + off + 13, IRQ_SCI);
-		put32(t + off + 14, IRQ_SCI);
-		put16(t + off + 18, 0x000d);
+		le32_store(t + off + 14, IRQ_SCI);
+		le16_store(t + off + 18, 0x000d);
 	}
 	off += 20;
 	if (write) {
 		put8(t + off, 4); /* local APIC NMI: all processors, LINT1 */
 		put8(t + off + 1, 6);
 		put8(t + off + 2, 0xff);
-		put16(t + off + 3, 0);
+		le16_store(t + off + 3, 0);
 		put8(t + off + 5, 1);
 	}
 	off += 6;
@@ -216,7 +199,7 @@ int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *in
 		return -ENOSPC;
 
 	memcpy(buf + facs, "FACS", 4);
-	put32(buf + facs + 4, FACS_SIZE);
+	le32_store(buf + facs + 4, FACS_SIZE);
 	put8(buf + facs + 32, 2); /* version */
 
 	acpi_header(buf + dsdt, "DSDT", (uint32_t)dsdt_len, 2);
@@ -231,8 +214,8 @@ int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *in
 	acpi_header(buf + rsdt, "RSDT", ACPI_HDR_SIZE + 2 * 4, 1);
 	acpi_header(buf + xsdt, "XSDT", ACPI_HDR_SIZE + 2 * 8, 1);
 	for (i = 0; i < 2; i++) {
-		put32(buf + rsdt + ACPI_HDR_SIZE + i * 4, (uint32_t)tables[i]);
-		put64(buf + xsdt + ACPI_HDR_SIZE + i * 8, tables[i]);
+		le32_store(buf + rsdt + ACPI_HDR_SIZE + i * 4, (uint32_t)tables[i]);
+		le64_store(buf + xsdt + ACPI_HDR_SIZE + i * 8, tables[i]);
 	}
 	acpi_finish(buf + rsdt, ACPI_HDR_SIZE + 2 * 4);
 	acpi_finish(buf + xsdt, ACPI_HDR_SIZE + 2 * 8);
@@ -240,9 +223,9 @@ int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *in
 	memcpy(buf + rsdp, "RSD PTR ", 8);
 	memcpy(buf + rsdp + 9, "KEEL  ", 6);
 	put8(buf + rsdp + 15, 2); /* ACPI 2.0+ RSDP */
-	put32(buf + rsdp + 16, (uint32_t)(base + rsdt));
-	put32(buf + rsdp + 20, 36);
-	put64(buf + rsdp + 24, base + xsdt);
+	le32_store(buf + rsdp + 16, (uint32_t)(base + rsdt));
+	le32_store(buf + rsdp + 20, 36);
+	le64_store(buf + rsdp + 24, base + xsdt);
 	buf[rsdp + 8] = (uint8_t)(0x100 - acpi_checksum(buf + rsdp, 20));
 	buf[rsdp + 32] = (uint8_t)(0x100 - acpi_checksum(buf + rsdp, 36));
 

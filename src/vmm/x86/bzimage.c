@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/le.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/e820.h"
 #include "vmm/x86/layout.h"
@@ -43,39 +44,6 @@
 #define XLF_KERNEL_64 0x01
 #define HDRS_MAGIC    0x53726448u /* "HdrS" */
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
 		 struct boot_entry *entry, char *err, size_t errlen)
 {
@@ -88,12 +56,12 @@ int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
 	uint16_t version;
 	unsigned n, i, hdr_end;
 
-	if (in->kernel_size < BP_HEADER + 4 + 0x70 || get32(k + BP_HEADER) != HDRS_MAGIC ||
-	    get16(k + BP_BOOT_FLAG) != 0xaa55)
+	if (in->kernel_size < BP_HEADER + 4 + 0x70 || le32_load(k + BP_HEADER) != HDRS_MAGIC ||
+	    le16_load(k + BP_BOOT_FLAG) != 0xaa55)
 		return -ENOEXEC;
-	version = get16(k + BP_VERSION);
+	version = le16_load(k + BP_VERSION);
 	if (version < 0x020c || !(k[BP_LOADFLAGS] & LOADED_HIGH) ||
-	    !(get16(k + BP_XLOADFLAGS) & XLF_KERNEL_64)) {
+	    !(le16_load(k + BP_XLOADFLAGS) & XLF_KERNEL_64)) {
 		snprintf(err, errlen,
 			 "Linux kernel with boot protocol %u.%02u has no 64-bit entry point "
 			 "(keel-vmm needs a 64-bit bzImage, boot protocol 2.12 or later)",
@@ -107,9 +75,9 @@ int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
 		return -EINVAL;
 	}
 	pm_size = in->kernel_size - setup_size;
-	pref = get64(k + BP_PREF_ADDRESS);
-	init_size = get32(k + BP_INIT_SIZE);
-	align = get32(k + BP_KERNEL_ALIGN);
+	pref = le64_load(k + BP_PREF_ADDRESS);
+	init_size = le32_load(k + BP_INIT_SIZE);
+	align = le32_load(k + BP_KERNEL_ALIGN);
 	if (align == 0 || (align & (align - 1)))
 		align = 2 * MiB;
 
@@ -131,7 +99,7 @@ int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
 		return -ENOMEM;
 	}
 
-	cmdline_max = get32(k + BP_CMDLINE_SIZE);
+	cmdline_max = le32_load(k + BP_CMDLINE_SIZE);
 	if (cmdline_max > LAYOUT_CMDLINE_MAX - 1)
 		cmdline_max = LAYOUT_CMDLINE_MAX - 1;
 	cmdline_len = strlen(in->cmdline);
@@ -142,7 +110,7 @@ int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
 	}
 
 	if (in->initrd_size) {
-		initrd_max = get32(k + BP_INITRD_ADDR_MAX);
+		initrd_max = le32_load(k + BP_INITRD_ADDR_MAX);
 		uint64_t top = low_end;
 
 		if (initrd_max && (uint64_t)initrd_max + 1 < top)
@@ -165,14 +133,14 @@ int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
 		hdr_end = BP_E820_TABLE; /* never reached by sane kernels; stay in bounds */
 	memcpy(bp + BP_SETUP_SECTS, k + BP_SETUP_SECTS, hdr_end - BP_SETUP_SECTS);
 	bp[BP_TYPE_OF_LOADER] = 0xff; /* undefined loader */
-	put16(bp + BP_VID_MODE, 0xffff);
-	put32(bp + BP_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE);
-	put32(bp + BP_EXT_CMD_LINE, 0);
-	put32(bp + BP_RAMDISK_IMAGE, (uint32_t)initrd_addr);
-	put32(bp + BP_RAMDISK_SIZE, (uint32_t)in->initrd_size);
-	put32(bp + BP_EXT_RAMDISK_IMG, (uint32_t)(initrd_addr >> 32));
-	put32(bp + BP_EXT_RAMDISK_SZ, (uint32_t)((uint64_t)in->initrd_size >> 32));
-	put64(bp + BP_ACPI_RSDP_ADDR, in->rsdp);
+	le16_store(bp + BP_VID_MODE, 0xffff);
+	le32_store(bp + BP_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE);
+	le32_store(bp + BP_EXT_CMD_LINE, 0);
+	le32_store(bp + BP_RAMDISK_IMAGE, (uint32_t)initrd_addr);
+	le32_store(bp + BP_RAMDISK_SIZE, (uint32_t)in->initrd_size);
+	le32_store(bp + BP_EXT_RAMDISK_IMG, (uint32_t)(initrd_addr >> 32));
+	le32_store(bp + BP_EXT_RAMDISK_SZ, (uint32_t)((uint64_t)in->initrd_size >> 32));
+	le64_store(bp + BP_ACPI_RSDP_ADDR, in->rsdp);
 	n = e820_build(mem, map);
 	if (n > BP_E820_MAX)
 		n = BP_E820_MAX;
@@ -180,9 +148,9 @@ int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
 	for (i = 0; i < n; i++) {
 		uint8_t *e = bp + BP_E820_TABLE + i * 20;
 
-		put64(e, map[i].addr);
-		put64(e + 8, map[i].size);
-		put32(e + 16, map[i].type);
+		le64_store(e, map[i].addr);
+		le64_store(e + 8, map[i].size);
+		le32_store(e + 16, map[i].type);
 	}
 
 	if (mem_write(mem, LAYOUT_BOOT_PARAMS, bp, sizeof(bp)) ||

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/le.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/e820.h"
 #include "vmm/x86/layout.h"
@@ -44,28 +45,6 @@
 /* ELF32 */
 #define EI_NIDENT 16
 #define PT_LOAD   1
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	wr32(p, (uint32_t)v);
-	wr32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* Copy file bytes [off, off + filesz) to gpa and zero up to memsz, all checked. */
 static int mb_place(const struct guest_mem *mem, const struct boot_input *in, uint64_t off,
@@ -109,14 +88,14 @@ static int mb_load_elf(const struct guest_mem *mem, const struct boot_input *in,
 		snprintf(err, errlen, "multiboot kernel is neither ELF nor marked a.out kludge");
 		return -ENOEXEC;
 	}
-	if (e[4] != 1 || e[5] != 1 || rd16(e + 18) != 3) {
+	if (e[4] != 1 || e[5] != 1 || le16_load(e + 18) != 3) {
 		snprintf(err, errlen, "multiboot kernel must be a 32-bit little-endian i386 ELF");
 		return -ENOEXEC;
 	}
-	*entry = rd32(e + 24);
-	phoff = rd32(e + 28);
-	phentsize = rd16(e + 42);
-	phnum = rd16(e + 44);
+	*entry = le32_load(e + 24);
+	phoff = le32_load(e + 28);
+	phentsize = le16_load(e + 42);
+	phnum = le16_load(e + 44);
 	if (phentsize < 32 || phoff > in->kernel_size ||
 	    (uint64_t)phnum * phentsize > in->kernel_size - phoff) {
 		snprintf(err, errlen, "multiboot kernel: ELF program headers lie outside the file");
@@ -125,11 +104,11 @@ static int mb_load_elf(const struct guest_mem *mem, const struct boot_input *in,
 	*end = 0;
 	for (i = 0; i < phnum; i++) {
 		const uint8_t *ph = e + phoff + (uint64_t)i * phentsize;
-		uint64_t paddr = rd32(ph + 12), memsz = rd32(ph + 20);
+		uint64_t paddr = le32_load(ph + 12), memsz = le32_load(ph + 20);
 
-		if (rd32(ph) != PT_LOAD || memsz == 0)
+		if (le32_load(ph) != PT_LOAD || memsz == 0)
 			continue;
-		r = mb_place(mem, in, rd32(ph + 4), rd32(ph + 16), paddr, memsz, err, errlen);
+		r = mb_place(mem, in, le32_load(ph + 4), le32_load(ph + 16), paddr, memsz, err, errlen);
 		if (r)
 			return r;
 		if (paddr + memsz > *end)
@@ -147,8 +126,8 @@ static int mb_load_aout(const struct guest_mem *mem, const struct boot_input *in
 			const uint8_t *hdr, uint64_t hdr_off, uint64_t *entry, uint64_t *end,
 			char *err, size_t errlen)
 {
-	uint64_t header_addr = rd32(hdr + 12), load_addr = rd32(hdr + 16);
-	uint64_t load_end = rd32(hdr + 20), bss_end = rd32(hdr + 24), off, filesz, memsz;
+	uint64_t header_addr = le32_load(hdr + 12), load_addr = le32_load(hdr + 16);
+	uint64_t load_end = le32_load(hdr + 20), bss_end = le32_load(hdr + 24), off, filesz, memsz;
 
 	if (hdr_off + 32 > in->kernel_size || load_addr > header_addr ||
 	    header_addr - load_addr > hdr_off) {
@@ -169,7 +148,7 @@ static int mb_load_aout(const struct guest_mem *mem, const struct boot_input *in
 		}
 		memsz = bss_end - load_addr;
 	}
-	*entry = rd32(hdr + 28);
+	*entry = le32_load(hdr + 28);
 	*end = load_addr + memsz;
 	return mb_place(mem, in, off, filesz, load_addr, memsz, err, errlen);
 }
@@ -191,14 +170,14 @@ int multiboot_load(const struct guest_mem *mem, const struct boot_input *in,
 	for (off = 0; off + 12 <= limit; off += 4) {
 		const uint8_t *h = in->kernel + off;
 
-		if (rd32(h) == MB_HEADER_MAGIC && rd32(h) + rd32(h + 4) + rd32(h + 8) == 0) {
+		if (le32_load(h) == MB_HEADER_MAGIC && le32_load(h) + le32_load(h + 4) + le32_load(h + 8) == 0) {
 			hdr = h;
 			break;
 		}
 	}
 	if (!hdr)
 		return -ENOEXEC;
-	flags = rd32(hdr + 4);
+	flags = le32_load(hdr + 4);
 	if (flags & MB_FLAG_VIDEO) {
 		snprintf(err, errlen, "multiboot kernel requires a video mode, which keel-vmm "
 				      "does not provide (serial only)");
@@ -227,22 +206,22 @@ int multiboot_load(const struct guest_mem *mem, const struct boot_input *in,
 	memset(mbi, 0, sizeof(mbi));
 	n = e820_build(mem, map);
 	for (i = 0; i < n; i++) {
-		wr32(mmap + i * 24, 20);
-		wr64(mmap + i * 24 + 4, map[i].addr);
-		wr64(mmap + i * 24 + 12, map[i].size);
-		wr32(mmap + i * 24 + 20, map[i].type);
+		le32_store(mmap + i * 24, 20);
+		le64_store(mmap + i * 24 + 4, map[i].addr);
+		le64_store(mmap + i * 24 + 12, map[i].size);
+		le32_store(mmap + i * 24 + 20, map[i].type);
 	}
 	flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER_NAME;
-	wr32(mbi + MBI_MEM_LOWER, (uint32_t)(LAYOUT_EBDA / KiB));
-	wr32(mbi + MBI_MEM_UPPER, (uint32_t)((mem_low_end(mem) - LAYOUT_KERNEL) / KiB));
-	wr32(mbi + MBI_CMDLINE_P, (uint32_t)LAYOUT_CMDLINE);
+	le32_store(mbi + MBI_MEM_LOWER, (uint32_t)(LAYOUT_EBDA / KiB));
+	le32_store(mbi + MBI_MEM_UPPER, (uint32_t)((mem_low_end(mem) - LAYOUT_KERNEL) / KiB));
+	le32_store(mbi + MBI_CMDLINE_P, (uint32_t)LAYOUT_CMDLINE);
 
 	gpa = LAYOUT_MBI + MBI_SIZE;
-	wr32(mbi + MBI_MMAP_ADDR, (uint32_t)gpa);
-	wr32(mbi + MBI_MMAP_LEN, n * 24);
+	le32_store(mbi + MBI_MMAP_ADDR, (uint32_t)gpa);
+	le32_store(mbi + MBI_MMAP_LEN, n * 24);
 	r = mem_write(mem, gpa, mmap, n * 24);
 	gpa += n * 24;
-	wr32(mbi + MBI_LOADER_P, (uint32_t)gpa);
+	le32_store(mbi + MBI_LOADER_P, (uint32_t)gpa);
 	r = r ?: mem_write(mem, gpa, "keel", 5);
 	gpa += 8;
 
@@ -258,19 +237,19 @@ int multiboot_load(const struct guest_mem *mem, const struct boot_input *in,
 		}
 		if (gpa + 16 + namelen + 1 > LAYOUT_MBI_END)
 			namelen = LAYOUT_MBI_END - gpa - 16 - 1;
-		wr32(mods, (uint32_t)mod_start);
-		wr32(mods + 4, (uint32_t)(mod_start + in->initrd_size));
-		wr32(mods + 8, (uint32_t)(gpa + 16));
-		wr32(mods + 12, 0);
+		le32_store(mods, (uint32_t)mod_start);
+		le32_store(mods + 4, (uint32_t)(mod_start + in->initrd_size));
+		le32_store(mods + 8, (uint32_t)(gpa + 16));
+		le32_store(mods + 12, 0);
 		flags |= MBI_MODS;
-		wr32(mbi + MBI_MODS_COUNT, 1);
-		wr32(mbi + MBI_MODS_ADDR, (uint32_t)gpa);
+		le32_store(mbi + MBI_MODS_COUNT, 1);
+		le32_store(mbi + MBI_MODS_ADDR, (uint32_t)gpa);
 		r = r ?: mem_write(mem, gpa, mods, sizeof(mods));
 		r = r ?: mem_write(mem, gpa + 16, name, namelen);
 		r = r ?: mem_write(mem, gpa + 16 + namelen, "", 1);
 		r = r ?: mem_write(mem, mod_start, in->initrd, in->initrd_size);
 	}
-	wr32(mbi + MBI_FLAGS, flags);
+	le32_store(mbi + MBI_FLAGS, flags);
 	r = r ?: mem_write(mem, LAYOUT_MBI, mbi, sizeof(mbi));
 	r = r ?: mem_write(mem, LAYOUT_CMDLINE, in->cmdline, cmdlen + 1);
 	if (r) {
