@@ -8,8 +8,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
+
+#include "lib/unix_socket.h"
 
 #define CLIENT_REPLY_MAX  (8 << 20)
 #define CLIENT_TIMEOUT_MS 30000
@@ -83,31 +84,20 @@ static int parse_response(char *buf, size_t len, struct client_reply *out, char 
 int client_request(const char *method, const char *path, const char *body,
 		   struct client_reply *out, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	const char *sock = client_socket();
 	char head[1024], *buf = NULL;
 	size_t blen = body ? strlen(body) : 0, have = 0, cap = 0;
 	int fd, ret = 0, n;
 
 	memset(out, 0, sizeof(*out));
-	if (strlen(sock) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path %s is too long", sock);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, sock);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = unix_connect(sock);
 	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -errno;
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot reach keeld at %s: %s%s", sock, strerror(errno),
-			 errno == ENOENT || errno == ECONNREFUSED
+		snprintf(err, errlen, "cannot reach keeld at %s: %s%s", sock, strerror(-fd),
+			 fd == -ENOENT || fd == -ECONNREFUSED
 				 ? " (is keeld running? --socket or KEEL_SOCKET choose another)"
-			 : errno == EACCES ? " (are you root or in group keel?)"
-					   : "");
-		goto out;
+			 : fd == -EACCES ? " (are you root or in group keel?)"
+					 : "");
+		return fd;
 	}
 	n = snprintf(head, sizeof(head),
 		     "%s %s HTTP/1.1\r\nHost: keeld\r\nConnection: close\r\n"

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include "cli/client.h"
 #include "cli/cli.h"
 #include "lib/parse.h"
+#include "lib/unix_socket.h"
 
 #define DETACH_CHAR 0x1d /* Ctrl-] */
 
@@ -100,11 +100,10 @@ int cli_console_main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	const char *name = NULL;
 	bool read_only = false, tty, stdin_open;
 	long long linger_ms = 1000, timeout_ms = -1, deadline = -1;
-	char sock[sizeof(sa.sun_path)], buf[16384];
+	char sock[4096], buf[16384];
 	uint64_t v;
 	int c, fd = -1, ret;
 
@@ -145,15 +144,11 @@ int cli_console_main(int argc, char **argv)
 	ret = console_socket(name, sock, sizeof(sock));
 	if (ret)
 		return ret;
-	strcpy(sa.sun_path, sock);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	fd = unix_connect(sock);
+	if (fd < 0) {
 		fprintf(stderr, "keel: console of VM '%s': cannot connect to %s: %s%s\n", name, sock,
-			strerror(errno),
-			errno == EACCES ? " (are you root or in group keel?)" : "");
-		if (fd >= 0)
-			close(fd);
-		return errno == ENOENT || errno == ECONNREFUSED ? EXIT_BAD_STATE : EXIT_FAIL;
+			strerror(-fd), fd == -EACCES ? " (are you root or in group keel?)" : "");
+		return fd == -ENOENT || fd == -ECONNREFUSED ? EXIT_BAD_STATE : EXIT_FAIL;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	tty = isatty(STDIN_FILENO) && !read_only;

@@ -6,9 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "lib/unix_socket.h"
 
 #define CTL_REPLY_MAX 65536
 
@@ -51,7 +52,6 @@ static int parse_reply(const char *line, json_object **ret, char *err, size_t er
 int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_object **ret,
 		char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char req[128], buf[CTL_REPLY_MAX + 1];
 	size_t have = 0;
 	long long deadline = mono_ms() + timeout_ms;
@@ -59,22 +59,11 @@ int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_obj
 
 	if (ret)
 		*ret = NULL;
-	if (strlen(sock_path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "control socket path %s is too long", sock_path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, sock_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = unix_connect(sock_path);
 	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return rc;
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = -errno;
 		snprintf(err, errlen, "cannot connect to keel-vmm control socket %s: %s", sock_path,
-			 strerror(errno));
-		goto out;
+			 strerror(-fd));
+		return fd;
 	}
 	n = snprintf(req, sizeof(req), "{\"execute\":\"%s\"}\n", cmd);
 	if (n < 0 || (size_t)n >= sizeof(req)) {

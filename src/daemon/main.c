@@ -28,6 +28,7 @@
 #include "daemon/store.h"
 #include "daemon/sup.h"
 #include "lib/log.h"
+#include "lib/unix_socket.h"
 #include "lib/parse.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/keel"
@@ -187,40 +188,29 @@ static int mkdir_p(const char *path, mode_t mode)
 /* Bind the API socket: 0660, group keel when that group exists. */
 static int open_api_socket(const char *path, bool have_group, gid_t gid)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char dir[PATH_MAX];
 	int fd, ret;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_err("API socket path %s is too long (at most %zu bytes)", path,
-			sizeof(sa.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, path);
 	snprintf(dir, sizeof(dir), "%s", path);
 	ret = mkdir_p(dirname(dir), 0755);
 	if (ret) {
 		log_err("cannot create the directory of %s: %s", path, strerror(-ret));
 		return ret;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	/* A socket file nobody listens on is left over from a keeld that died: replace it. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+	fd = unix_listen(path, 64);
+	if (fd == -EADDRINUSE)
 		log_err("another keeld is already serving %s", path);
-		close(fd);
-		return -EADDRINUSE;
-	}
-	close(fd);
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	else if (fd == -ENAMETOOLONG)
+		log_err("API socket path %s is too long for a Unix socket", path);
+	else if (fd == -EEXIST)
+		log_err("cannot listen on %s: a file that is not a socket is in the way", path);
+	else if (fd < 0)
+		log_err("cannot listen on %s: %s", path, strerror(-fd));
 	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
-	    listen(fd, 64) < 0) {
+		return fd;
+	if (chmod(path, 0660) < 0) {
 		ret = -errno;
-		log_err("cannot listen on %s: %s", path, strerror(errno));
+		log_err("cannot set the mode of %s: %s", path, strerror(errno));
 		close(fd);
 		return ret;
 	}

@@ -11,12 +11,11 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/unix_socket.h"
 #include "vmm/loop.h"
 
 #define CHARDEV_HISTORY     (64 * 1024)
@@ -307,31 +306,14 @@ static int chardev_open_stdio(struct chardev *cd, char *err, size_t errlen)
 
 static int chardev_open_unix(struct chardev *cd, const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, r;
+	int fd = unix_listen(path, 8), r;
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		snprintf(err, errlen, "serial socket path is too long (max %zu bytes): %s",
-			 sizeof(addr.sun_path) - 1, path);
-		return -ENAMETOOLONG;
-	}
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "%s exists and is not a socket; not replacing it",
-				 path);
-			return -EEXIST;
-		}
-		unlink(path); /* a stale socket from an earlier run */
-	}
-	strcpy(addr.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, 8)) {
-		r = -errno;
-		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return r;
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on serial socket %s: %s", path,
+			 fd == -EEXIST ? "a file that is not a socket is in the way"
+			 : fd == -EADDRINUSE ? "another process is serving it"
+					     : strerror(-fd));
+		return fd;
 	}
 	cd->listen_fd = fd;
 	cd->path = strdup(path);

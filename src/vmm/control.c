@@ -8,11 +8,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/unix_socket.h"
 #include "vmm/loop.h"
 #include "vmm/vm.h"
 
@@ -274,55 +273,37 @@ static void control_accept_cb(void *opaque, uint32_t events)
 int control_create(struct vm *vm, const char *path, struct control **out, char *err,
 		   size_t errlen)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	struct control *c;
-	struct stat st;
-	int i, r;
+	int i, r, fd = unix_listen(path, 8);
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		snprintf(err, errlen, "control socket path is too long (max %zu bytes): %s",
-			 sizeof(addr.sun_path) - 1, path);
-		return -ENAMETOOLONG;
-	}
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "%s exists and is not a socket; not replacing it",
-				 path);
-			return -EEXIST;
-		}
-		unlink(path);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on control socket %s: %s", path,
+			 fd == -EEXIST ? "a file that is not a socket is in the way"
+			 : fd == -EADDRINUSE ? "another process is serving it"
+					     : strerror(-fd));
+		return fd;
 	}
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		close(fd);
 		return -ENOMEM;
+	}
 	c->vm = vm;
+	c->listen_fd = fd;
 	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c->clients[i] = (struct control_client){.ctl = c, .fd = -1};
-	strcpy(addr.sun_path, path);
-	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
-	    listen(c->listen_fd, 8)) {
-		r = -errno;
-		snprintf(err, errlen, "cannot listen on control socket %s: %s", path,
-			 strerror(errno));
-		goto fail;
-	}
 	c->path = strdup(path);
 	r = c->path ? loop_add(vm->loop, c->listen_fd, EPOLLIN, control_accept_cb, c) : -ENOMEM;
 	if (r) {
 		snprintf(err, errlen, "cannot watch control socket: %s", strerror(-r));
-		goto fail;
+		close(c->listen_fd);
+		unlink(path);
+		free(c->path);
+		free(c);
+		return r;
 	}
 	*out = c;
 	return 0;
-fail:
-	if (c->listen_fd >= 0)
-		close(c->listen_fd);
-	if (c->path)
-		unlink(c->path);
-	free(c->path);
-	free(c);
-	return r;
 }
 
 void control_destroy(struct control *c)

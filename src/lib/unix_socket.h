@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unix stream sockets by path: the one place that fills sockaddr_un. */
+#ifndef KEEL_LIB_UNIX_SOCKET_H
+#define KEEL_LIB_UNIX_SOCKET_H
+
+/*
+ * Listen on path (non-blocking, close-on-exec). A socket file left by a process that
+ * died is replaced; a live one gives -EADDRINUSE; any other file at path gives -EEXIST;
+ * a path too long for sockaddr_un gives -ENAMETOOLONG. Returns the fd or -errno.
+ */
+int unix_listen(const char *path, int backlog) __attribute__((warn_unused_result));
+
+/* Connect to path (blocking, close-on-exec). Returns the fd or -errno. */
+int unix_connect(const char *path) __attribute__((warn_unused_result));
+
+#endif
