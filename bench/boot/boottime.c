@@ -220,8 +220,19 @@ int main(int argc, char **argv)
 
 	struct mem m;
 	int r = t1 >= 0 ? read_mem(pid, guest_mib << 20, verbose, &m) : -1;
+	/*
+	 * A VMM whose vCPU thread is stuck inside KVM cannot die; say so instead of waiting
+	 * forever (the lab's console log then has the kernel's own report of it).
+	 */
 	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	for (i = 0; waitpid(pid, NULL, WNOHANG) == 0; i++) {
+		if (i == 100) {
+			fprintf(stderr, "lab-boottime: the VMM (pid %d) did not exit 10 s after SIGKILL: "
+					"stuck in the kernel\n", (int)pid);
+			return 1;
+		}
+		usleep(100 * 1000);
+	}
 	if (t1 < 0)
 		return 1;
 	if (r) {

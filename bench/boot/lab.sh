@@ -25,6 +25,8 @@ one() { # one VMM RUN: boot once, record the numbers (RUN 0 is the warm-up)
 	if [ "$rc" != 0 ] || [ -z "$line" ]; then
 		echo "bench: FAIL $1 run $2: $(tail -n 1 /tmp/bench-console)"
 		tr -d '\r' </tmp/bench-console | tail -n 20 | awk '{ print "  | " $0 }'
+		echo "bench: the lab kernel's last messages:"
+		dmesg | tail -n 20 | awk '{ print "  | " $0 }'
 		return 1
 	fi
 	echo "bench: run $1 $2 ${line#boottime: }"
