@@ -34,6 +34,22 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct bus_
 	return 0;
 }
 
+int bus_unregister(struct bus *bus, uint64_t base, struct bus_range *out)
+{
+	unsigned i;
+
+	for (i = 0; i < bus->n; i++) {
+		if (bus->ranges[i].base != base)
+			continue;
+		*out = bus->ranges[i];
+		memmove(&bus->ranges[i], &bus->ranges[i + 1],
+			(bus->n - i - 1) * sizeof(bus->ranges[0]));
+		bus->n--;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 /* The range holding [addr, addr + size), or NULL. An access straddling two ranges is
  * nobody's. */
 static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, unsigned size)

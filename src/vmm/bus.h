@@ -36,6 +36,10 @@ void bus_init(struct bus *bus, const char *name);
 /* -EEXIST if the range overlaps another, -ENOSPC if the bus is full. */
 int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct bus_ops *ops,
 		 void *opaque, const char *name) __attribute__((warn_unused_result));
+/* Take the range registered at exactly base off the bus (set-up time only), copying it to
+ * out, so a device can claim a wider range and pass the old one's accesses on. */
+int bus_unregister(struct bus *bus, uint64_t base, struct bus_range *out)
+	__attribute__((warn_unused_result));
 /* Dispatch; false when no device claims the address (reads then see all ones). */
 bool bus_read(const struct bus *bus, uint64_t addr, unsigned size, uint64_t *value);
 bool bus_write(const struct bus *bus, uint64_t addr, unsigned size, uint64_t value);

@@ -13,6 +13,9 @@ static const char config_usage[] =
 	"                [--memory SIZE] [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--debug-exit] [--control PATH]\n"
 	"                [--status-file PATH] [--name NAME]\n"
+	"                [--disk path=FILE[,readonly=on][,serial=STRING]]...\n"
+	"                [--net tap=IFNAME[,mac=MAC]]... [--no-rng]\n"
+	"                [--console stdio|file:PATH|unix:PATH|off]\n"
 	"\n"
 	"Runs one virtual machine on KVM. SIZE takes K, M, G or T (plain numbers are MiB).\n"
 	"Defaults: 1 vCPU, 512M, serial on stdio. See docs/keel-vmm.md.\n";
@@ -33,6 +36,123 @@ int config_parse_chardev(const char *s, struct chardev_spec *spec)
 	return 0;
 }
 
+/* Split "key=value,key=value": the next key and value into k and v; returns the rest or
+ * NULL at the end. An item without '=' gets an empty value. */
+static const char *next_kv(const char *s, char *k, size_t klen, char *v, size_t vlen, int *too_long)
+{
+	const char *comma, *eq;
+	size_t kl, vl;
+
+	if (!*s)
+		return NULL;
+	comma = strchr(s, ',');
+	if (!comma)
+		comma = s + strlen(s);
+	eq = memchr(s, '=', (size_t)(comma - s));
+	kl = (size_t)((eq ? eq : comma) - s);
+	vl = eq ? (size_t)(comma - eq - 1) : 0;
+	*too_long = kl >= klen || vl >= vlen;
+	if (*too_long)
+		return comma;
+	memcpy(k, s, kl);
+	k[kl] = 0;
+	if (eq)
+		memcpy(v, eq + 1, vl);
+	v[vl] = 0;
+	return *comma ? comma + 1 : comma;
+}
+
+static int parse_on_off(const char *v, bool *out)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int config_parse_disk(const char *s, struct disk_spec *d, char *err, size_t errlen)
+{
+	char k[16], v[4096];
+	const char *p = s;
+	int too_long;
+
+	memset(d, 0, sizeof(*d));
+	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
+		if (too_long) {
+			snprintf(err, errlen, "--disk %s: an option or value is too long", s);
+			return -EINVAL;
+		}
+		if (!strcmp(k, "path") && *v) {
+			snprintf(d->path, sizeof(d->path), "%s", v);
+		} else if (!strcmp(k, "readonly") && !parse_on_off(v, &d->readonly)) {
+		} else if (!strcmp(k, "serial")) {
+			if (strlen(v) > 20) {
+				snprintf(err, errlen, "--disk %s: serial is at most 20 characters",
+					 s);
+				return -EINVAL;
+			}
+			snprintf(d->serial, sizeof(d->serial), "%s", v);
+		} else {
+			snprintf(err, errlen,
+				 "--disk %s: expected path=FILE[,readonly=on|off][,serial=STRING]",
+				 s);
+			return -EINVAL;
+		}
+	}
+	if (!d->path[0]) {
+		snprintf(err, errlen, "--disk %s: path=FILE is required", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_mac(const char *v, uint8_t mac[6])
+{
+	unsigned b[6], i;
+	char end;
+
+	if (sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &end) != 6 || strlen(v) != 17)
+		return -EINVAL;
+	for (i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return mac[0] & 1 ? -EINVAL : 0; /* a multicast address cannot be a card's */
+}
+
+int config_parse_net(const char *s, struct net_spec *n, char *err, size_t errlen)
+{
+	char k[16], v[64];
+	const char *p = s;
+	int too_long;
+
+	memset(n, 0, sizeof(*n));
+	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
+		if (too_long) {
+			snprintf(err, errlen, "--net %s: an option or value is too long", s);
+			return -EINVAL;
+		}
+		if (!strcmp(k, "tap") && *v && strlen(v) < sizeof(n->tap) && !strchr(v, '/')) {
+			snprintf(n->tap, sizeof(n->tap), "%s", v);
+		} else if (!strcmp(k, "mac") && !parse_mac(v, n->mac)) {
+			n->has_mac = true;
+		} else {
+			snprintf(err, errlen,
+				 "--net %s: expected tap=IFNAME (1 to 15 characters)[,mac=52:54:00:"
+				 "xx:xx:xx] (a unicast MAC)",
+				 s);
+			return -EINVAL;
+		}
+	}
+	if (!n->tap[0]) {
+		snprintf(err, errlen, "--net %s: tap=IFNAME is required", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 256,
 	OPT_INITRD,
@@ -47,6 +167,10 @@ enum {
 	OPT_NAME,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_DISK,
+	OPT_NET,
+	OPT_CONSOLE,
+	OPT_NO_RNG,
 };
 
 static const struct option config_options[] = {
@@ -61,6 +185,10 @@ static const struct option config_options[] = {
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"status-file", required_argument, NULL, OPT_STATUS_FILE},
 	{"name", required_argument, NULL, OPT_NAME},
+	{"disk", required_argument, NULL, OPT_DISK},
+	{"net", required_argument, NULL, OPT_NET},
+	{"console", required_argument, NULL, OPT_CONSOLE},
+	{"no-rng", no_argument, NULL, OPT_NO_RNG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -76,6 +204,7 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		.cpus = 1,
 		.memory = CONFIG_DEFAULT_MEMORY,
 		.serial = {CHARDEV_STDIO, NULL},
+		.console = {CHARDEV_OFF, NULL},
 	};
 	optind = 0; /* full reset of getopt, so tests can call this repeatedly */
 	opterr = 0;
@@ -142,6 +271,36 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		case OPT_NAME:
 			cfg->name = optarg;
 			break;
+		case OPT_DISK:
+			if (cfg->ndisks == CONFIG_MAX_DISKS) {
+				snprintf(err, errlen, "--disk: at most %d disks", CONFIG_MAX_DISKS);
+				return -EINVAL;
+			}
+			if (config_parse_disk(optarg, &cfg->disks[cfg->ndisks], err, errlen))
+				return -EINVAL;
+			cfg->ndisks++;
+			break;
+		case OPT_NET:
+			if (cfg->nnets == CONFIG_MAX_NETS) {
+				snprintf(err, errlen, "--net: at most %d network cards",
+					 CONFIG_MAX_NETS);
+				return -EINVAL;
+			}
+			if (config_parse_net(optarg, &cfg->nets[cfg->nnets], err, errlen))
+				return -EINVAL;
+			cfg->nnets++;
+			break;
+		case OPT_CONSOLE:
+			if (config_parse_chardev(optarg, &cfg->console)) {
+				snprintf(err, errlen,
+					 "--console %s: expected stdio, file:PATH, unix:PATH or off",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_NO_RNG:
+			cfg->no_rng = true;
+			break;
 		case OPT_HELP:
 			fputs(config_usage, stdout);
 			return 1;
@@ -160,6 +319,11 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument '%s' (see keel-vmm --help)",
 			 argv[optind]);
+		return -EINVAL;
+	}
+	if (cfg->serial.kind == CHARDEV_STDIO && cfg->console.kind == CHARDEV_STDIO) {
+		snprintf(err, errlen, "--serial and --console cannot both be stdio (set one of "
+				      "them to off, file:PATH or unix:PATH)");
 		return -EINVAL;
 	}
 	if (!cfg->kernel) {

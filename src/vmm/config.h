@@ -18,6 +18,23 @@ struct chardev_spec {
 	const char *path; /* file: and unix: */
 };
 
+#define CONFIG_MAX_DISKS 8
+#define CONFIG_MAX_NETS  8
+
+/* --disk path=FILE[,readonly=on][,serial=STRING] */
+struct disk_spec {
+	char path[4096];
+	bool readonly;
+	char serial[21]; /* virtio-blk's id: at most 20 bytes */
+};
+
+/* --net tap=IFNAME[,mac=MAC] */
+struct net_spec {
+	char tap[16];
+	bool has_mac;
+	uint8_t mac[6];
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -30,6 +47,12 @@ struct vm_config {
 	const char *control_path;
 	const char *status_path;
 	const char *name;
+	struct disk_spec disks[CONFIG_MAX_DISKS];
+	unsigned ndisks;
+	struct net_spec nets[CONFIG_MAX_NETS];
+	unsigned nnets;
+	struct chardev_spec console; /* virtio-console; CHARDEV_OFF: no device */
+	bool no_rng;
 };
 
 /*
@@ -37,6 +60,11 @@ struct vm_config {
  * (text already printed), or -EINVAL with a one-line reason in err.
  */
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* One --disk or --net value; -EINVAL with a one-line reason in err. */
+int config_parse_disk(const char *s, struct disk_spec *d, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+int config_parse_net(const char *s, struct net_spec *n, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int config_parse_chardev(const char *s, struct chardev_spec *spec)
 	__attribute__((warn_unused_result));

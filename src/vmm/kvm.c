@@ -181,6 +181,32 @@ int kvm_vm_irq_line(int vm_fd, uint32_t gsi, int level)
 	return r < 0 ? r : 0;
 }
 
+int kvm_vm_ioeventfd(int vm_fd, uint64_t addr, uint32_t len, int fd, int pio, int deassign)
+{
+	struct kvm_ioeventfd ev = {
+		.addr = addr,
+		.len = len,
+		.fd = fd,
+		.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+			 (deassign ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0),
+	};
+	int r = kvm_ioctl(vm_fd, KVM_IOEVENTFD, &ev);
+
+	return r < 0 ? r : 0;
+}
+
+int kvm_vm_irqfd(int vm_fd, uint32_t gsi, int fd, int deassign)
+{
+	struct kvm_irqfd irqfd = {
+		.fd = (uint32_t)fd,
+		.gsi = gsi,
+		.flags = deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0,
+	};
+	int r = kvm_ioctl(vm_fd, KVM_IRQFD, &irqfd);
+
+	return r < 0 ? r : 0;
+}
+
 int kvm_vcpu_create(struct kvm_sys *sys, int vm_fd, unsigned id, int *vcpu_fd,
 		    struct kvm_run **run)
 {

@@ -32,6 +32,11 @@ int kvm_vm_create_irqchip(int vm_fd) KVM_WUR;
 int kvm_vm_create_pit(int vm_fd) KVM_WUR;
 int kvm_vm_set_gsi_routing(int vm_fd, const struct kvm_irq_routing *routing) KVM_WUR;
 int kvm_vm_irq_line(int vm_fd, uint32_t gsi, int level) KVM_WUR;
+/* An eventfd that KVM signals on a guest write of len bytes (0: any length) at addr
+ * (MMIO, or port I/O with pio set), instead of exiting to user space. */
+int kvm_vm_ioeventfd(int vm_fd, uint64_t addr, uint32_t len, int fd, int pio, int deassign) KVM_WUR;
+/* An eventfd whose signal injects the interrupt routed to gsi. */
+int kvm_vm_irqfd(int vm_fd, uint32_t gsi, int fd, int deassign) KVM_WUR;
 
 /* A vCPU: its fd and its mapped kvm_run. */
 int kvm_vcpu_create(struct kvm_sys *sys, int vm_fd, unsigned id, int *vcpu_fd,

@@ -25,7 +25,10 @@
 #include "vmm/dev/rtc.h"
 #include "vmm/dev/serial.h"
 #include "vmm/loop.h"
+#include "vmm/pci.h"
 #include "vmm/vcpu.h"
+#include "vmm/virtio/devices.h"
+#include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/fw_cfg.h"
@@ -68,9 +71,11 @@ int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
 
 /* Interrupt routing as on a PC with an IOAPIC (and as QEMU sets it up): ISA IRQs 0-15 go
  * to both 8259s (except the cascade, 2) and to the IOAPIC, with IRQ 0 on IOAPIC pin 2. */
-static int vm_setup_irq_routing(int vm_fd)
+static int vm_setup_irq_routing_with(int vm_fd, const struct kvm_irq_routing_entry *extra,
+				     unsigned nextra)
 {
-	struct kvm_irq_routing *rt = calloc(1, sizeof(*rt) + 64 * sizeof(rt->entries[0]));
+	struct kvm_irq_routing *rt =
+		calloc(1, sizeof(*rt) + (64 + nextra) * sizeof(rt->entries[0]));
 	unsigned n = 0, i;
 	int r;
 
@@ -95,10 +100,22 @@ static int vm_setup_irq_routing(int vm_fd)
 		rt->entries[n].u.irqchip.pin = i == 0 ? 2 : i;
 		n++;
 	}
+	for (i = 0; i < nextra; i++)
+		rt->entries[n++] = extra[i];
 	rt->nr = n;
 	r = kvm_vm_set_gsi_routing(vm_fd, rt);
 	free(rt);
 	return r;
+}
+
+static int vm_setup_irq_routing(int vm_fd)
+{
+	return vm_setup_irq_routing_with(vm_fd, NULL, 0);
+}
+
+int vm_set_irq_routes(struct vm *vm, const struct kvm_irq_routing_entry *extra, unsigned nextra)
+{
+	return vm_setup_irq_routing_with(atomic_load(&vm->vm_fd), extra, nextra);
 }
 
 /* Map a whole file read-only; the caller unmaps. */
@@ -134,7 +151,16 @@ static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t er
 	struct acpi_info info;
 	int r;
 
-	r = acpi_build(acpi, LAYOUT_ACPI, vm->cfg->cpus, &info);
+	struct acpi_pci pci = {
+		.ecam = LAYOUT_PCI_ECAM,
+		.ecam_size = LAYOUT_PCI_ECAM_SIZE,
+		.mmio32 = LAYOUT_PCI_MMIO32,
+		.mmio32_size = LAYOUT_PCI_MMIO32_SIZE,
+		.mmio64 = pci_window64_base(vm->cfg->memory),
+		.mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
+	};
+
+	r = acpi_build_with_pci(acpi, LAYOUT_ACPI, vm->cfg->cpus, vm->pci ? &pci : NULL, &info);
 	if (!r)
 		r = mem_write(&vm->mem, LAYOUT_ACPI, acpi, info.size);
 	if (r) {
@@ -414,6 +440,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "device set-up: %s", strerror(-r));
 		return r;
 	}
+	r = pci_host_create(vm, &vm->pci);
+	if (r) {
+		snprintf(err, errlen, "PCI host bridge set-up: %s", strerror(-r));
+		return r;
+	}
+	r = virtio_devices_create(vm, &vm->virtio, err, errlen);
+	if (r)
+		return r;
 	return vm_build(vm, err, errlen);
 }
 
@@ -553,6 +587,10 @@ void vm_destroy(struct vm *vm)
 	vm->control = NULL;
 	if (vm->nvcpus_started || atomic_load(&vm->vm_fd) >= 0)
 		vm_teardown(vm);
+	virtio_devices_destroy(vm->virtio);
+	vm->virtio = NULL;
+	pci_host_destroy(vm->pci);
+	vm->pci = NULL;
 	chardev_close(vm->serial_out);
 	serial_destroy(vm->serial);
 	loop_destroy(vm->loop);

@@ -24,6 +24,8 @@ struct serial;
 struct pm;
 struct rtc;
 struct vcpu;
+struct pci_host;
+struct virtio_devices;
 
 /* Why the VM stopped running guest code. The first event wins. */
 enum vm_event {
@@ -81,6 +83,8 @@ struct vm {
 	struct pm *pm;
 	struct rtc *rtc;
 	struct control *control;
+	struct pci_host *pci; /* PCI host bridge and the virtio devices on it */
+	struct virtio_devices *virtio;
 	int exit_status;
 };
 
@@ -96,6 +100,10 @@ void vm_request(struct vm *vm, enum vm_event ev, int status, const char *fmt, ..
 	__attribute__((format(printf, 4, 5)));
 /* Any thread: drive an interrupt line (GSI) to level. */
 void vm_set_irq(struct vm *vm, unsigned gsi, int level);
+/* Any thread: the platform's ISA/IOAPIC routes plus extra (MSI) routes, replacing the
+ * whole GSI routing table (callers serialize). */
+int vm_set_irq_routes(struct vm *vm, const struct kvm_irq_routing_entry *extra, unsigned nextra)
+	__attribute__((warn_unused_result));
 /* Device set-up: a function called before every boot, to put the device in reset state. */
 int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
 	__attribute__((warn_unused_result));

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/le.h"
+#include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/layout.h"
 
 #define ACPI_HDR_SIZE 36
@@ -180,22 +181,37 @@ static size_t build_madt(uint8_t *t, unsigned ncpus, int write)
 
 int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *info)
 {
+	return acpi_build_with_pci(buf, base, ncpus, NULL, info);
+}
+
+int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struct acpi_pci *pci,
+			struct acpi_info *info)
+{
 	struct acpi_builder b = {.buf = buf, .base = base, .used = 0};
-	size_t rsdp, facs, dsdt, fadt, madt, rsdt, xsdt, madt_len, dsdt_len;
-	uint64_t tables[2];
-	unsigned i;
+	size_t rsdp, facs, dsdt, fadt, madt, rsdt, xsdt, madt_len, dsdt_len, mcfg = 0;
+	uint64_t tables[3];
+	uint8_t pci_aml[512];
+	size_t pci_aml_len = 0;
+	unsigned i, ntables = pci ? 3 : 2;
 
 	memset(buf, 0, ACPI_MAX_SIZE);
-	dsdt_len = ACPI_HDR_SIZE + sizeof(dsdt_aml);
+	if (pci) {
+		pci_aml_len = acpi_pci_aml(pci_aml, sizeof(pci_aml), pci);
+		if (!pci_aml_len)
+			return -ENOSPC;
+	}
+	dsdt_len = ACPI_HDR_SIZE + sizeof(dsdt_aml) + pci_aml_len;
 	madt_len = build_madt(NULL, ncpus, 0);
 	rsdp = acpi_alloc(&b, 36, 16);
 	facs = acpi_alloc(&b, FACS_SIZE, 64);
 	dsdt = acpi_alloc(&b, dsdt_len, 8);
 	fadt = acpi_alloc(&b, FADT_SIZE, 8);
 	madt = acpi_alloc(&b, madt_len, 8);
-	rsdt = acpi_alloc(&b, ACPI_HDR_SIZE + 2 * 4, 8);
-	xsdt = acpi_alloc(&b, ACPI_HDR_SIZE + 2 * 8, 8);
-	if (xsdt == SIZE_MAX || madt == SIZE_MAX || rsdt == SIZE_MAX)
+	if (pci)
+		mcfg = acpi_alloc(&b, ACPI_MCFG_SIZE, 8);
+	rsdt = acpi_alloc(&b, ACPI_HDR_SIZE + ntables * 4, 8);
+	xsdt = acpi_alloc(&b, ACPI_HDR_SIZE + ntables * 8, 8);
+	if (xsdt == SIZE_MAX || madt == SIZE_MAX || rsdt == SIZE_MAX || mcfg == SIZE_MAX)
 		return -ENOSPC;
 
 	memcpy(buf + facs, "FACS", 4);
@@ -204,6 +220,8 @@ int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *in
 
 	acpi_header(buf + dsdt, "DSDT", (uint32_t)dsdt_len, 2);
 	memcpy(buf + dsdt + ACPI_HDR_SIZE, dsdt_aml, sizeof(dsdt_aml));
+	if (pci_aml_len)
+		memcpy(buf + dsdt + ACPI_HDR_SIZE + sizeof(dsdt_aml), pci_aml, pci_aml_len);
 	acpi_finish(buf + dsdt, (uint32_t)dsdt_len);
 
 	build_fadt(buf + fadt, base + facs, base + dsdt);
@@ -211,14 +229,20 @@ int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *in
 
 	tables[0] = base + fadt;
 	tables[1] = base + madt;
-	acpi_header(buf + rsdt, "RSDT", ACPI_HDR_SIZE + 2 * 4, 1);
-	acpi_header(buf + xsdt, "XSDT", ACPI_HDR_SIZE + 2 * 8, 1);
-	for (i = 0; i < 2; i++) {
+	if (pci) {
+		acpi_header(buf + mcfg, "MCFG", ACPI_MCFG_SIZE, 1);
+		acpi_pci_mcfg_body(buf + mcfg + ACPI_HDR_SIZE, pci);
+		acpi_finish(buf + mcfg, ACPI_MCFG_SIZE);
+		tables[2] = base + mcfg;
+	}
+	acpi_header(buf + rsdt, "RSDT", (uint32_t)(ACPI_HDR_SIZE + ntables * 4), 1);
+	acpi_header(buf + xsdt, "XSDT", (uint32_t)(ACPI_HDR_SIZE + ntables * 8), 1);
+	for (i = 0; i < ntables; i++) {
 		le32_store(buf + rsdt + ACPI_HDR_SIZE + i * 4, (uint32_t)tables[i]);
 		le64_store(buf + xsdt + ACPI_HDR_SIZE + i * 8, tables[i]);
 	}
-	acpi_finish(buf + rsdt, ACPI_HDR_SIZE + 2 * 4);
-	acpi_finish(buf + xsdt, ACPI_HDR_SIZE + 2 * 8);
+	acpi_finish(buf + rsdt, (uint32_t)(ACPI_HDR_SIZE + ntables * 4));
+	acpi_finish(buf + xsdt, (uint32_t)(ACPI_HDR_SIZE + ntables * 8));
 
 	memcpy(buf + rsdp, "RSD PTR ", 8);
 	memcpy(buf + rsdp + 9, "KEEL  ", 6);

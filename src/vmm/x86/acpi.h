@@ -24,6 +24,11 @@ struct acpi_info {
 int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *info)
 	__attribute__((warn_unused_result));
 
+struct acpi_pci;
+/* The same, with the PCI host bridge described (MCFG, \_SB.PCI0) when pci is not NULL. */
+int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struct acpi_pci *pci,
+			struct acpi_info *info) __attribute__((warn_unused_result));
+
 /* The byte sum of a table (0 for a valid table). */
 uint8_t acpi_checksum(const uint8_t *p, size_t len);
 

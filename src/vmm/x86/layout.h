@@ -32,6 +32,15 @@
 #define LAYOUT_IOAPIC       0xfec00000ull
 #define LAYOUT_LAPIC        0xfee00000ull
 
+/* PCI (pci.c): the 32-bit BAR window and ECAM (bus 0 only) in the hole; the 64-bit BAR
+ * window starts at the first 1 GiB boundary above RAM (pci_window64_base()). */
+#define LAYOUT_PCI_MMIO32      0xc0000000ull
+#define LAYOUT_PCI_MMIO32_SIZE 0x20000000ull /* 512 MiB, up to the ECAM */
+#define LAYOUT_PCI_ECAM        0xe0000000ull
+#define LAYOUT_PCI_ECAM_SIZE   0x100000ull /* bus 0: 32 devices x 8 functions x 4 KiB */
+#define LAYOUT_PCI_MMIO64_SIZE (16 * GiB)
+#define PORT_PCI_CONF1         0xcf8 /* CONFIG_ADDRESS at 0xcf8, CONFIG_DATA at 0xcfc */
+
 /* Port I/O of the platform devices. */
 #define PORT_PM_BASE    0x600 /* ACPI PM1a event (4), PM1a control (2), PM timer (4) */
 #define PORT_PM1_EVT    (PORT_PM_BASE + 0)

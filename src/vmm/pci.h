@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * PCI: one host bridge (bus 0, segment 0) with configuration space through ports
+ * 0xCF8/0xCFC and ECAM (described by the ACPI MCFG table), memory BARs assigned by keel-vmm
+ * (acting as the firmware) in the 32-bit hole or above 4 GiB, and MSI-X delivered through
+ * KVM's GSI routing and one irqfd per vector.
+ *
+ * Threads and locks: configuration space, BAR placement and MSI-X tables change on vCPU
+ * threads under the host's lock; device threads signal vectors with pci_msix_notify(),
+ * which takes only the device's msix_lock (a leaf lock). Lock order: host lock, then a
+ * device's own locks, then msix_lock. A device's bar_map callback runs with the host lock
+ * held and must take no lock of its own that a device thread holds while notifying.
+ */
+#ifndef KEEL_VMM_PCI_H
+#define KEEL_VMM_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+struct pci_host;
+
+#define PCI_CFG_SIZE     256 /* conventional space; ECAM's extended space reads as zero */
+#define PCI_NUM_BARS     6
+#define PCI_MAX_SLOTS    32
+#define PCI_MSIX_MAX_VEC 64
+
+/* Standard header offsets and bits used here. */
+#define PCI_VENDOR_ID       0x00
+#define PCI_DEVICE_ID       0x02
+#define PCI_COMMAND         0x04
+#define PCI_STATUS          0x06
+#define PCI_REVISION        0x08
+#define PCI_CLASS_PROG      0x09
+#define PCI_HEADER_TYPE     0x0e
+#define PCI_BAR0            0x10
+#define PCI_SUBSYS_VENDOR   0x2c
+#define PCI_SUBSYS_ID       0x2e
+#define PCI_CAP_PTR         0x34
+#define PCI_INTERRUPT_LINE  0x3c
+#define PCI_INTERRUPT_PIN   0x3d
+#define PCI_CMD_IO          0x0001
+#define PCI_CMD_MEM         0x0002
+#define PCI_CMD_MASTER      0x0004
+#define PCI_CMD_INTX_OFF    0x0400
+#define PCI_STATUS_CAP_LIST 0x0010
+#define PCI_CAP_ID_MSIX     0x11
+#define PCI_CAP_ID_VENDOR   0x09
+
+#define PCI_BAR_MEM64 0x4 /* memory BAR type bits: 64-bit */
+
+#define PCI_MSIX_CTRL_ENABLE 0x8000
+#define PCI_MSIX_CTRL_FMASK  0x4000
+#define PCI_MSIX_ENTRY_SIZE  16
+#define PCI_MSIX_PBA_OFFSET  0x800 /* in the MSI-X BAR, after up to 128 table entries */
+
+struct pci_dev_ops {
+	/* Guest access to one of the device's BARs (not the MSI-X BAR, which pci.c serves);
+	 * off is relative to the BAR, size 1, 2, 4 or 8. vCPU threads, no PCI lock held. */
+	uint64_t (*bar_read)(void *opaque, unsigned bar, uint64_t off, unsigned size);
+	void (*bar_write)(void *opaque, unsigned bar, uint64_t off, unsigned size, uint64_t value);
+	/* The BAR starts decoding at addr (mapped) or stops (mapped false). Host lock held. */
+	void (*bar_map)(void *opaque, unsigned bar, uint64_t addr, bool mapped);
+	/* Optional: configuration space at off (a capability the device owns) was written;
+	 * or is being read (may replace *value). Host lock held. */
+	void (*cfg_write)(void *opaque, unsigned off, unsigned size, uint32_t value);
+	void (*cfg_read)(void *opaque, unsigned off, unsigned size, uint32_t *value);
+	/* VM reset: back to power-on state. Main thread, vCPUs stopped. */
+	void (*reset)(void *opaque);
+};
+
+struct pci_bar {
+	uint64_t size; /* 0: unused; else a power of two >= 4096 */
+	bool is64;
+	uint64_t def_addr; /* where keel-vmm places it at power-on */
+	bool mapped;       /* decoding at map_addr (memory enabled, inside a window) */
+	uint64_t map_addr;
+};
+
+struct pci_msix_entry {
+	uint32_t addr_lo, addr_hi, data, ctrl;
+};
+
+struct pci_dev {
+	/* Set by the device before pci_dev_register(). */
+	const struct pci_dev_ops *ops;
+	void *opaque;
+	const char *name;
+
+	/* Owned by pci.c. */
+	struct pci_host *host;
+	unsigned slot;
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint8_t wmask[PCI_CFG_SIZE]; /* writable bits of plain registers */
+	uint8_t cap_end;             /* next free capability offset */
+	uint8_t cap_last;            /* offset of the last capability (to chain the next) */
+	struct pci_bar bars[PCI_NUM_BARS];
+
+	/* MSI-X: table in msix_bar at 0, PBA at PCI_MSIX_PBA_OFFSET. */
+	unsigned msix_nvec;
+	unsigned msix_bar;
+	uint8_t msix_cap; /* offset of the capability, 0 if none */
+	uint32_t msix_gsi_base;
+	int msix_irqfd[PCI_MSIX_MAX_VEC];
+	/* msix_lock protects pending and the delivery flags below against device threads;
+	 * the table itself changes only with both the host lock and msix_lock held. */
+	pthread_mutex_t msix_lock;
+	struct pci_msix_entry msix_table[PCI_MSIX_MAX_VEC];
+	uint64_t msix_pending; /* PBA */
+	bool msix_enabled, msix_fmask;
+	bool msix_dirty[PCI_MSIX_MAX_VEC]; /* changed since the routes were last set */
+};
+
+/* Identity and layout, before registration. */
+void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t class_code,
+		  uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id);
+/* A memory BAR of size bytes (a power of two, >= 4 KiB). */
+int pci_dev_add_bar(struct pci_dev *d, unsigned bar, uint64_t size, bool is64)
+	__attribute__((warn_unused_result));
+/* Append a capability (cap[0] is its ID; cap[1], the next pointer, is filled in); returns
+ * its offset, or 0 when configuration space is full. */
+uint8_t pci_dev_add_cap(struct pci_dev *d, const uint8_t *cap, size_t len);
+/* MSI-X with nvec vectors, its table and PBA in BAR bar (added here, 4 KiB, 32-bit). */
+int pci_dev_add_msix(struct pci_dev *d, unsigned bar, unsigned nvec)
+	__attribute__((warn_unused_result));
+
+int pci_host_create(struct vm *vm, struct pci_host **out) __attribute__((warn_unused_result));
+void pci_host_destroy(struct pci_host *h);
+/* Put a device on bus 0 (next free slot): assigns its BARs and MSI-X GSIs. */
+int pci_dev_register(struct pci_host *h, struct pci_dev *d) __attribute__((warn_unused_result));
+/* Take a device off the bus and close its irqfds (main thread, vCPUs stopped). */
+void pci_dev_unregister(struct pci_dev *d);
+/* The VM's ACPI description: ECAM base, bus range, windows. */
+uint64_t pci_window64_base(uint64_t ram_size);
+
+/* Any thread: signal MSI-X vector (or set its pending bit while masked). No-op for a vector
+ * out of range or MSI-X disabled. */
+void pci_msix_notify(struct pci_dev *d, unsigned vector);
+
+/* Configuration space access (host lock held, or no host: unit tests). */
+uint32_t pci_cfg_read(struct pci_dev *d, unsigned off, unsigned size);
+void pci_cfg_write(struct pci_dev *d, unsigned off, unsigned size, uint32_t value);
+/* MSI-X BAR access (host lock held, or no host). */
+uint64_t pci_msix_read(struct pci_dev *d, uint64_t off, unsigned size);
+void pci_msix_write(struct pci_dev *d, uint64_t off, unsigned size, uint64_t value);
+/* CONFIG_ADDRESS decoding: false when the enable bit is clear or the bus is not 0. */
+bool pci_conf1_decode(uint32_t addr, unsigned port_off, unsigned *slot, unsigned *fn,
+		      unsigned *reg);
+
+#endif

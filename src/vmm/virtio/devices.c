@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmm/virtio/devices.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/virtio/virtio.h"
+#include "vmm/vm.h"
+
+#define VIRTIO_MAX_DEVICES 24
+
+struct virtio_devices {
+	struct virtio_dev *dev[VIRTIO_MAX_DEVICES];
+	unsigned n;
+};
+
+int virtio_devices_create(struct vm *vm, struct virtio_devices **out, char *err, size_t errlen)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct virtio_devices *v = calloc(1, sizeof(*v));
+	int r = 0;
+
+	if (!v)
+		return -ENOMEM;
+	*out = v;
+	if (!cfg->no_rng) {
+		r = virtio_rng_create(vm, &v->dev[v->n]);
+		if (r) {
+			snprintf(err, errlen, "virtio-rng set-up: %s", strerror(-r));
+			return r;
+		}
+		v->n++;
+	}
+	return 0;
+}
+
+void virtio_devices_destroy(struct virtio_devices *v)
+{
+	unsigned i;
+
+	if (!v)
+		return;
+	for (i = 0; i < v->n; i++)
+		virtio_dev_destroy(v->dev[i]);
+	free(v);
+}

@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The virtio 1.x modern PCI transport (virtio 1.2, 4.1) and each device's I/O thread. */
+#include "vmm/virtio/virtio.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
+
+#define VIRTIO_PCI_VENDOR     0x1af4
+#define VIRTIO_PCI_DEVICE(t)  (0x1040 + (t))
+#define VIRTIO_PCI_SUBSYS_ID  0x1100
+#define VIRTIO_CAP_COMMON     1
+#define VIRTIO_CAP_NOTIFY     2
+#define VIRTIO_CAP_ISR        3
+#define VIRTIO_CAP_DEVICE     4
+#define VIRTIO_CAP_PCI        5
+#define VIRTIO_COMMON_SIZE    0x38
+#define VIRTIO_EV_STOP        0xffffffffu
+#define VIRTIO_EV_FD          0x10000u
+
+/* Common configuration register offsets (virtio_pci_common_cfg). */
+enum {
+	CC_DFSELECT = 0x00,
+	CC_DF = 0x04,
+	CC_GFSELECT = 0x08,
+	CC_GF = 0x0c,
+	CC_MSIX = 0x10,
+	CC_NUMQ = 0x12,
+	CC_STATUS = 0x14,
+	CC_CFGGEN = 0x15,
+	CC_Q_SELECT = 0x16,
+	CC_Q_SIZE = 0x18,
+	CC_Q_MSIX = 0x1a,
+	CC_Q_ENABLE = 0x1c,
+	CC_Q_NOFF = 0x1e,
+	CC_Q_DESCLO = 0x20,
+	CC_Q_DESCHI = 0x24,
+	CC_Q_AVAILLO = 0x28,
+	CC_Q_AVAILHI = 0x2c,
+	CC_Q_USEDLO = 0x30,
+	CC_Q_USEDHI = 0x34,
+};
+
+static void vd_warn(struct virtio_dev *vd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void vd_warn(struct virtio_dev *vd, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!log_ratelimit_ok(&vd->rl))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn("%s %02x.0: %s", vd->ops->name, vd->pci.slot, msg);
+}
+
+bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit)
+{
+	return vd->driver_features >> bit & 1;
+}
+
+bool virtio_queue_ready(struct virtio_dev *vd, unsigned q)
+{
+	return q < vd->nqueues && (vd->status & VIRTIO_STATUS_DRIVER_OK) &&
+	       !(vd->status & VIRTIO_STATUS_NEEDS_RESET) && vd->q[q].enabled && vd->q[q].vq.ready;
+}
+
+void virtio_needs_reset(struct virtio_dev *vd, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vd_warn(vd, "device needs reset: %s", msg);
+	if (vd->status & VIRTIO_STATUS_NEEDS_RESET)
+		return;
+	vd->status |= VIRTIO_STATUS_NEEDS_RESET;
+	if (vd->status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_config_changed(vd);
+}
+
+void virtio_config_changed(struct virtio_dev *vd)
+{
+	vd->config_gen++;
+	vd->isr |= 2;
+	if (vd->config_vector != VIRTIO_NO_VECTOR)
+		pci_msix_notify(&vd->pci, vd->config_vector);
+}
+
+void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q)
+{
+	if (q >= vd->nqueues || !vq_need_notify(&vd->q[q].vq))
+		return;
+	vd->isr |= 1;
+	if (vd->q[q].vector != VIRTIO_NO_VECTOR)
+		pci_msix_notify(&vd->pci, vd->q[q].vector);
+}
+
+int virtio_pop(struct virtio_dev *vd, unsigned q, struct vq_chain *c)
+{
+	for (;;) {
+		const char *why = NULL;
+		int r;
+
+		if (!virtio_queue_ready(vd, q))
+			return 0;
+		r = vq_pop(&vd->q[q].vq, c, &why);
+		if (r >= 0)
+			return r;
+		if (r == VQ_BROKEN) {
+			virtio_needs_reset(vd, "queue %u: %s", q, why);
+			return 0;
+		}
+		vd_warn(vd, "queue %u: rejected chain at descriptor %u: %s", q, c->head, why);
+		vq_push(&vd->q[q].vq, c->head, 0);
+		virtio_queue_interrupt(vd, q);
+	}
+}
+
+void virtio_kick(struct virtio_dev *vd, unsigned q)
+{
+	uint64_t one = 1;
+
+	if (q < vd->nqueues && write(vd->q[q].kick_fd, &one, sizeof(one)) < 0)
+		vd_warn(vd, "cannot kick queue %u: %s", q, strerror(errno));
+}
+
+/* ---- reset ---- */
+
+static void virtio_reset_locked(struct virtio_dev *vd)
+{
+	unsigned i;
+
+	vd->driver_features = 0;
+	vd->dfselect = vd->gfselect = 0;
+	vd->status = 0;
+	vd->isr = 0;
+	vd->config_vector = VIRTIO_NO_VECTOR;
+	vd->queue_sel = 0;
+	for (i = 0; i < vd->nqueues; i++) {
+		struct virtio_queue *q = &vd->q[i];
+
+		q->size = q->max;
+		q->vector = VIRTIO_NO_VECTOR;
+		q->enabled = false;
+		q->desc = q->driver = q->device = 0;
+		vq_disable(&q->vq);
+	}
+	if (vd->ops->reset)
+		vd->ops->reset(vd);
+}
+
+/* ---- common configuration ---- */
+
+static bool vector_ok(struct virtio_dev *vd, uint16_t v)
+{
+	return v == VIRTIO_NO_VECTOR || v < vd->pci.msix_nvec;
+}
+
+static uint32_t common_read(struct virtio_dev *vd, unsigned off, unsigned size)
+{
+	struct virtio_queue *q = vd->queue_sel < vd->nqueues ? &vd->q[vd->queue_sel] : NULL;
+	uint8_t img[VIRTIO_COMMON_SIZE] = {0};
+	uint32_t v = 0;
+	unsigned i;
+
+#define PUT(o, n, val)                                                                             \
+	do {                                                                                       \
+		uint64_t _v = (val);                                                               \
+		for (i = 0; i < (n); i++)                                                          \
+			img[(o) + i] = (uint8_t)(_v >> (8 * i));                                   \
+	} while (0)
+	PUT(CC_DFSELECT, 4, vd->dfselect);
+	PUT(CC_DF, 4, vd->dfselect < 2 ? vd->host_features >> (32 * vd->dfselect) : 0);
+	PUT(CC_GFSELECT, 4, vd->gfselect);
+	PUT(CC_GF, 4, vd->gfselect < 2 ? vd->driver_features >> (32 * vd->gfselect) : 0);
+	PUT(CC_MSIX, 2, vd->config_vector);
+	PUT(CC_NUMQ, 2, vd->nqueues);
+	PUT(CC_STATUS, 1, vd->status);
+	PUT(CC_CFGGEN, 1, vd->config_gen);
+	PUT(CC_Q_SELECT, 2, vd->queue_sel);
+	if (q) {
+		PUT(CC_Q_SIZE, 2, q->size);
+		PUT(CC_Q_MSIX, 2, q->vector);
+		PUT(CC_Q_ENABLE, 2, q->enabled);
+		PUT(CC_Q_NOFF, 2, vd->queue_sel);
+		PUT(CC_Q_DESCLO, 8, q->desc);
+		PUT(CC_Q_AVAILLO, 8, q->driver);
+		PUT(CC_Q_USEDLO, 8, q->device);
+	} else {
+		PUT(CC_Q_MSIX, 2, VIRTIO_NO_VECTOR);
+	}
+#undef PUT
+	if (off + size > VIRTIO_COMMON_SIZE)
+		return 0;
+	for (i = 0; i < size; i++)
+		v |= (uint32_t)img[off + i] << (8 * i);
+	return v;
+}
+
+static void set_status(struct virtio_dev *vd, uint8_t v)
+{
+	uint8_t old = vd->status;
+
+	if (v == 0) {
+		virtio_reset_locked(vd);
+		return;
+	}
+	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
+		if ((vd->driver_features & ~vd->host_features) ||
+		    !virtio_has_feature(vd, VIRTIO_F_VERSION_1)) {
+			vd_warn(vd, "driver features 0x%llx refused (offered 0x%llx, VERSION_1 "
+				    "required)",
+				(unsigned long long)vd->driver_features,
+				(unsigned long long)vd->host_features);
+			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
+		}
+	}
+	/* The device's own bit survives driver writes. */
+	vd->status = v | (old & VIRTIO_STATUS_NEEDS_RESET);
+	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
+		unsigned i;
+
+		if (vd->ops->driver_ok)
+			vd->ops->driver_ok(vd);
+		for (i = 0; i < vd->nqueues; i++)
+			if (vd->q[i].enabled)
+				virtio_kick(vd, i); /* chains posted before DRIVER_OK */
+	}
+}
+
+static void queue_enable(struct virtio_dev *vd, struct virtio_queue *q, unsigned qi)
+{
+	enum vq_enable_error e;
+
+	if (q->enabled)
+		return;
+	e = vq_enable(&q->vq, &vd->vm->mem, q->size, q->desc, q->driver, q->device,
+		      virtio_has_feature(vd, VIRTIO_F_INDIRECT_DESC),
+		      virtio_has_feature(vd, VIRTIO_F_EVENT_IDX));
+	if (e != VQ_OK) {
+		virtio_needs_reset(vd, "queue %u of size %u at 0x%llx/0x%llx/0x%llx: %s", qi,
+				   q->size, (unsigned long long)q->desc,
+				   (unsigned long long)q->driver, (unsigned long long)q->device,
+				   vq_enable_error_str(e));
+		return;
+	}
+	q->enabled = true;
+	if (vd->status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_kick(vd, qi);
+}
+
+static void set64(uint64_t *f, bool hi, uint32_t v)
+{
+	*f = hi ? (*f & 0xffffffffull) | (uint64_t)v << 32 : (*f & ~0xffffffffull) | v;
+}
+
+static void common_write(struct virtio_dev *vd, unsigned off, unsigned size, uint32_t v)
+{
+	struct virtio_queue *q = vd->queue_sel < vd->nqueues ? &vd->q[vd->queue_sel] : NULL;
+	bool q_locked = q && q->enabled; /* queue fields are read-only once enabled */
+	bool feat_locked = vd->status & VIRTIO_STATUS_FEATURES_OK;
+
+	switch (off | size << 8) {
+	case CC_DFSELECT | 4 << 8:
+		vd->dfselect = v;
+		break;
+	case CC_GFSELECT | 4 << 8:
+		vd->gfselect = v;
+		break;
+	case CC_GF | 4 << 8:
+		if (feat_locked || vd->gfselect >= 2)
+			break;
+		set64(&vd->driver_features, vd->gfselect == 1, v);
+		break;
+	case CC_MSIX | 2 << 8:
+		vd->config_vector = vector_ok(vd, (uint16_t)v) ? (uint16_t)v : VIRTIO_NO_VECTOR;
+		break;
+	case CC_STATUS | 1 << 8:
+		set_status(vd, (uint8_t)v);
+		break;
+	case CC_Q_SELECT | 2 << 8:
+		vd->queue_sel = (uint16_t)v;
+		break;
+	case CC_Q_SIZE | 2 << 8:
+		if (q && !q_locked)
+			q->size = (uint16_t)v; /* checked when the queue is enabled */
+		break;
+	case CC_Q_MSIX | 2 << 8:
+		if (q)
+			q->vector = vector_ok(vd, (uint16_t)v) ? (uint16_t)v : VIRTIO_NO_VECTOR;
+		break;
+	case CC_Q_ENABLE | 2 << 8:
+		if (q && v == 1)
+			queue_enable(vd, q, vd->queue_sel);
+		else if (q && v == 0 && q->enabled)
+			virtio_needs_reset(vd, "queue %u disabled by writing 0 to queue_enable",
+					   vd->queue_sel);
+		break;
+	case CC_Q_DESCLO | 4 << 8:
+	case CC_Q_DESCHI | 4 << 8:
+		if (q && !q_locked)
+			set64(&q->desc, off == CC_Q_DESCHI, v);
+		break;
+	case CC_Q_AVAILLO | 4 << 8:
+	case CC_Q_AVAILHI | 4 << 8:
+		if (q && !q_locked)
+			set64(&q->driver, off == CC_Q_AVAILHI, v);
+		break;
+	case CC_Q_USEDLO | 4 << 8:
+	case CC_Q_USEDHI | 4 << 8:
+		if (q && !q_locked)
+			set64(&q->device, off == CC_Q_USEDHI, v);
+		break;
+	default:
+		vd_warn(vd, "ignored %u-byte write of 0x%x to common configuration offset 0x%x",
+			size, v, off);
+		break;
+	}
+}
+
+/* ---- the transport BAR ---- */
+
+static uint64_t vd_bar_read(void *opaque, unsigned bar, uint64_t off, unsigned size)
+{
+	struct virtio_dev *vd = opaque;
+	uint64_t v = 0;
+
+	if (bar != VIRTIO_BAR || size == 8)
+		return 0;
+	pthread_mutex_lock(&vd->lock);
+	if (off < VIRTIO_COMMON_OFF + VIRTIO_COMMON_SIZE) {
+		v = common_read(vd, (unsigned)off, size);
+	} else if (off == VIRTIO_ISR_OFF) {
+		v = vd->isr; /* reading clears it */
+		vd->isr = 0;
+	} else if (off >= VIRTIO_DEVICE_OFF && off - VIRTIO_DEVICE_OFF + size <= vd->config_size) {
+		uint8_t buf[4] = {0};
+
+		vd->ops->config_read(vd, (unsigned)(off - VIRTIO_DEVICE_OFF), buf, size);
+		v = (uint64_t)buf[0] | (uint64_t)buf[1] << 8 | (uint64_t)buf[2] << 16 |
+		    (uint64_t)buf[3] << 24;
+	}
+	pthread_mutex_unlock(&vd->lock);
+	return v;
+}
+
+static void vd_bar_write(void *opaque, unsigned bar, uint64_t off, unsigned size, uint64_t value)
+{
+	struct virtio_dev *vd = opaque;
+
+	if (bar != VIRTIO_BAR)
+		return;
+	if (off >= VIRTIO_NOTIFY_OFF && off < VIRTIO_NOTIFY_OFF + VIRTIO_NOTIFY_MULT * vd->nqueues) {
+		/* A notification KVM did not turn into an ioeventfd signal (odd width, or no
+		 * ioeventfd): the same path. */
+		virtio_kick(vd, (unsigned)((off - VIRTIO_NOTIFY_OFF) / VIRTIO_NOTIFY_MULT));
+		return;
+	}
+	if (size == 8)
+		return;
+	pthread_mutex_lock(&vd->lock);
+	if (off < VIRTIO_COMMON_OFF + VIRTIO_COMMON_SIZE) {
+		common_write(vd, (unsigned)off, size, (uint32_t)value);
+	} else if (off >= VIRTIO_DEVICE_OFF && off - VIRTIO_DEVICE_OFF + size <= vd->config_size &&
+		   vd->ops->config_write) {
+		uint8_t buf[4] = {(uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16),
+				  (uint8_t)(value >> 24)};
+
+		vd->ops->config_write(vd, (unsigned)(off - VIRTIO_DEVICE_OFF), buf, size);
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
+/* The notify area moved: (de)register one KVM ioeventfd per queue. Host lock held. */
+static void vd_bar_map(void *opaque, unsigned bar, uint64_t addr, bool mapped)
+{
+	struct virtio_dev *vd = opaque;
+	int vm_fd = atomic_load(&vd->vm->vm_fd);
+	unsigned i;
+
+	if (bar != VIRTIO_BAR)
+		return;
+	for (i = 0; i < vd->nqueues; i++) {
+		struct virtio_queue *q = &vd->q[i];
+		int r;
+
+		if (q->ioeventfd) {
+			r = kvm_vm_ioeventfd(vm_fd, q->notify_addr, 2, q->kick_fd, 0, 1);
+			if (r)
+				log_warn("%s: KVM_IOEVENTFD deassign at 0x%llx: %s", vd->ops->name,
+					 (unsigned long long)q->notify_addr, strerror(-r));
+			q->ioeventfd = false;
+		}
+		if (!mapped)
+			continue;
+		q->notify_addr = addr + VIRTIO_NOTIFY_OFF + VIRTIO_NOTIFY_MULT * i;
+		r = kvm_vm_ioeventfd(vm_fd, q->notify_addr, 2, q->kick_fd, 0, 0);
+		if (r)
+			vd_warn(vd, "KVM_IOEVENTFD at 0x%llx: %s (notifications take the slow path)",
+				(unsigned long long)q->notify_addr, strerror(-r));
+		else
+			q->ioeventfd = true;
+	}
+}
+
+/* VIRTIO_PCI_CAP_PCI_CFG: a window onto the BARs through configuration space. */
+struct pcicfg_window {
+	uint8_t bar;
+	uint32_t offset, length;
+};
+
+static struct pcicfg_window pcicfg_get(struct virtio_dev *vd)
+{
+	const uint8_t *c = vd->pci.cfg + vd->pcicfg_cap;
+	struct pcicfg_window w;
+
+	w.bar = c[4];
+	memcpy(&w.offset, c + 8, 4);
+	memcpy(&w.length, c + 12, 4);
+	return w;
+}
+
+static void vd_cfg_write(void *opaque, unsigned off, unsigned size, uint32_t value)
+{
+	struct virtio_dev *vd = opaque;
+	struct pcicfg_window w;
+
+	if (!vd->pcicfg_cap || off != vd->pcicfg_cap + 16u)
+		return;
+	w = pcicfg_get(vd);
+	if (w.length != size || (w.length != 1 && w.length != 2 && w.length != 4) ||
+	    (uint64_t)w.offset + w.length > VIRTIO_BAR_SIZE)
+		return;
+	vd_bar_write(vd, w.bar, w.offset, size, value);
+}
+
+static void vd_cfg_read(void *opaque, unsigned off, unsigned size, uint32_t *value)
+{
+	struct virtio_dev *vd = opaque;
+	struct pcicfg_window w;
+
+	if (!vd->pcicfg_cap || off != vd->pcicfg_cap + 16u)
+		return;
+	w = pcicfg_get(vd);
+	if (w.length != size || (w.length != 1 && w.length != 2 && w.length != 4) ||
+	    (uint64_t)w.offset + w.length > VIRTIO_BAR_SIZE)
+		return;
+	*value = (uint32_t)vd_bar_read(vd, w.bar, w.offset, size);
+}
+
+static void vd_pci_reset(void *opaque)
+{
+	struct virtio_dev *vd = opaque;
+	unsigned i;
+
+	pthread_mutex_lock(&vd->lock);
+	for (i = 0; i < vd->nqueues; i++)
+		vd->q[i].ioeventfd = false; /* they went with the old KVM VM */
+	virtio_reset_locked(vd);
+	vd->config_gen = 0;
+	pthread_mutex_unlock(&vd->lock);
+}
+
+static const struct pci_dev_ops virtio_pci_ops = {
+	.bar_read = vd_bar_read,
+	.bar_write = vd_bar_write,
+	.bar_map = vd_bar_map,
+	.cfg_write = vd_cfg_write,
+	.cfg_read = vd_cfg_read,
+	.reset = vd_pci_reset,
+};
+
+/* ---- the I/O thread ---- */
+
+static void *virtio_thread(void *arg)
+{
+	struct virtio_dev *vd = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "vio-%.5s-%02x", vd->ops->name + 7, vd->pci.slot);
+	pthread_setname_np(pthread_self(), name);
+	for (;;) {
+		struct epoll_event evs[8];
+		int n = epoll_wait(vd->epfd, evs, 8, -1), i;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("%s: epoll_wait: %s", vd->ops->name, strerror(errno));
+			return NULL;
+		}
+		for (i = 0; i < n; i++) {
+			uint32_t tag = evs[i].data.u32;
+			uint64_t cnt;
+
+			if (tag == VIRTIO_EV_STOP)
+				return NULL;
+			if (tag & VIRTIO_EV_FD) {
+				pthread_mutex_lock(&vd->lock);
+				if (vd->ops->fd_event)
+					vd->ops->fd_event(vd, (int)(tag & 0xffff), evs[i].events);
+				pthread_mutex_unlock(&vd->lock);
+				continue;
+			}
+			if (tag >= vd->nqueues ||
+			    read(vd->q[tag].kick_fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+				continue;
+			pthread_mutex_lock(&vd->lock);
+			if (virtio_queue_ready(vd, tag))
+				vd->ops->queue_notify(vd, tag);
+			pthread_mutex_unlock(&vd->lock);
+		}
+	}
+}
+
+int virtio_dev_watch(struct virtio_dev *vd, int fd, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.u32 = VIRTIO_EV_FD | (uint32_t)fd};
+
+	if (fd < 0 || fd > 0xffff)
+		return -EINVAL;
+	return epoll_ctl(vd->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.u32 = VIRTIO_EV_FD | (uint32_t)fd};
+
+	return epoll_ctl(vd->epfd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
+}
+
+/* ---- creation ---- */
+
+static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len,
+		    size_t caplen)
+{
+	uint8_t cap[20] = {PCI_CAP_ID_VENDOR, 0, (uint8_t)caplen, type, VIRTIO_BAR};
+	uint32_t mult = VIRTIO_NOTIFY_MULT;
+	uint8_t at;
+
+	if (type == VIRTIO_CAP_PCI)
+		cap[4] = 0;
+	memcpy(cap + 8, &off, 4);
+	memcpy(cap + 12, &len, 4);
+	if (type == VIRTIO_CAP_NOTIFY)
+		memcpy(cap + 16, &mult, 4);
+	at = pci_dev_add_cap(&vd->pci, cap, caplen);
+	if (!at)
+		return -ENOSPC;
+	if (type == VIRTIO_CAP_PCI) {
+		/* bar, offset, length and the data window are the driver's to write. */
+		memset(vd->pci.wmask + at + 4, 0xff, 1);
+		memset(vd->pci.wmask + at + 8, 0xff, 8);
+		vd->pcicfg_cap = at;
+	}
+	return 0;
+}
+
+int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
+		      uint64_t features, unsigned nqueues, uint16_t queue_max,
+		      unsigned config_size, struct virtio_dev **out)
+{
+	struct virtio_dev *vd;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = VIRTIO_EV_STOP};
+	unsigned i;
+	int r;
+
+	if (nqueues == 0 || nqueues > VIRTIO_MAX_QUEUES || config_size > 0x1000 ||
+	    queue_max == 0 || queue_max > VQ_MAX_SIZE || (queue_max & (queue_max - 1)))
+		return -EINVAL;
+	vd = calloc(1, sizeof(*vd));
+	if (!vd)
+		return -ENOMEM;
+	vd->ops = ops;
+	vd->priv = priv;
+	vd->vm = vm;
+	vd->host_features = features | 1ull << VIRTIO_F_VERSION_1 |
+			    1ull << VIRTIO_F_INDIRECT_DESC | 1ull << VIRTIO_F_EVENT_IDX;
+	vd->config_size = config_size;
+	vd->nqueues = nqueues;
+	vd->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5000, 10);
+	vd->epfd = vd->stop_fd = -1;
+	pthread_mutex_init(&vd->lock, NULL);
+	for (i = 0; i < nqueues; i++) {
+		vd->q[i].max = queue_max;
+		vd->q[i].kick_fd = -1;
+	}
+	virtio_reset_locked(vd);
+
+	pci_dev_init(&vd->pci, VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE(ops->device_type),
+		     ops->class_code, 1, VIRTIO_PCI_VENDOR, VIRTIO_PCI_SUBSYS_ID);
+	vd->pci.ops = &virtio_pci_ops;
+	vd->pci.opaque = vd;
+	vd->pci.name = ops->name;
+	r = pci_dev_add_msix(&vd->pci, VIRTIO_MSIX_BAR, nqueues + 1);
+	r = r ?: pci_dev_add_bar(&vd->pci, VIRTIO_BAR, VIRTIO_BAR_SIZE, true);
+	r = r ?: add_vcap(vd, VIRTIO_CAP_COMMON, VIRTIO_COMMON_OFF, VIRTIO_COMMON_SIZE, 16);
+	r = r ?: add_vcap(vd, VIRTIO_CAP_NOTIFY, VIRTIO_NOTIFY_OFF,
+			  VIRTIO_NOTIFY_MULT * nqueues, 20);
+	r = r ?: add_vcap(vd, VIRTIO_CAP_ISR, VIRTIO_ISR_OFF, 1, 16);
+	if (!r && config_size)
+		r = add_vcap(vd, VIRTIO_CAP_DEVICE, VIRTIO_DEVICE_OFF, config_size, 16);
+	r = r ?: add_vcap(vd, VIRTIO_CAP_PCI, 0, 0, 20);
+	if (r)
+		goto fail;
+
+	vd->epfd = epoll_create1(EPOLL_CLOEXEC);
+	vd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vd->epfd < 0 || vd->stop_fd < 0 ||
+	    epoll_ctl(vd->epfd, EPOLL_CTL_ADD, vd->stop_fd, &ev)) {
+		r = -errno;
+		goto fail;
+	}
+	for (i = 0; i < nqueues; i++) {
+		struct epoll_event qev = {.events = EPOLLIN, .data.u32 = i};
+
+		vd->q[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (vd->q[i].kick_fd < 0 ||
+		    epoll_ctl(vd->epfd, EPOLL_CTL_ADD, vd->q[i].kick_fd, &qev)) {
+			r = -errno;
+			goto fail;
+		}
+	}
+	r = pci_dev_register(vm->pci, &vd->pci);
+	if (r)
+		goto fail;
+	r = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
+	if (r) {
+		pci_dev_unregister(&vd->pci);
+		goto fail;
+	}
+	vd->thread_started = true;
+	*out = vd;
+	return 0;
+fail:
+	for (i = 0; i < nqueues; i++)
+		if (vd->q[i].kick_fd >= 0)
+			close(vd->q[i].kick_fd);
+	if (vd->epfd >= 0)
+		close(vd->epfd);
+	if (vd->stop_fd >= 0)
+		close(vd->stop_fd);
+	free(vd);
+	return r;
+}
+
+void virtio_dev_destroy(struct virtio_dev *vd)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	if (!vd)
+		return;
+	if (vd->thread_started) {
+		if (write(vd->stop_fd, &one, sizeof(one)) == sizeof(one))
+			pthread_join(vd->thread, NULL);
+	}
+	pci_dev_unregister(&vd->pci);
+	if (vd->ops->release)
+		vd->ops->release(vd);
+	else
+		free(vd->priv);
+	for (i = 0; i < vd->nqueues; i++)
+		close(vd->q[i].kick_fd);
+	close(vd->epfd);
+	close(vd->stop_fd);
+	free(vd);
+}

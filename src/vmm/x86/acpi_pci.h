@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The ACPI description of keel's PCI host bridge: the MCFG table (ECAM) and DSDT AML for
+ * \_SB.PCI0 (PNP0A08, bus 0, the port and memory windows in _CRS) and a motherboard
+ * resource device (PNP0C02) that reserves the ECAM range, as Linux requires before it
+ * uses MMCONFIG.
+ */
+#ifndef KEEL_VMM_X86_ACPI_PCI_H
+#define KEEL_VMM_X86_ACPI_PCI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct acpi_pci {
+	uint64_t ecam, ecam_size; /* bus 0 .. ecam_size / 1 MiB - 1 */
+	uint64_t mmio32, mmio32_size;
+	uint64_t mmio64, mmio64_size;
+};
+
+#define ACPI_MCFG_SIZE 60
+
+/* DSDT AML for the host bridge into buf; returns its length, 0 if cap is too small. */
+size_t acpi_pci_aml(uint8_t *buf, size_t cap, const struct acpi_pci *pci);
+/* The body of the MCFG table after its 36-byte header (ACPI_MCFG_SIZE - 36 bytes). */
+void acpi_pci_mcfg_body(uint8_t *body, const struct acpi_pci *pci);
+
+#endif

@@ -1,0 +1,425 @@
+/*
+ * virtio: a hostile driver for keel's virtio-rng over PCI.
+ * 1. PCI: the host bridge at 00:00.0 through 0xCF8/0xCFC, the same registers through ECAM
+ *    at the MCFG table's base, a 64-bit BAR sized and moved into the 32-bit window.
+ * 2. The virtio 1.x modern transport: capabilities, feature negotiation, one queue, a valid
+ *    request served (random bytes), an MSI-X interrupt through the local APIC.
+ * 3. Malformed chains, each of which the device must reject (complete with 0 bytes, or mark
+ *    itself DEVICE_NEEDS_RESET) while keel-vmm stays up; after each, a valid request must be
+ *    served again: descriptor loops, next index out of range, buffers past the end of RAM or
+ *    in the MMIO hole, a readable buffer after a writable one, indirect descriptors when not
+ *    negotiated, nested indirect tables, indirect with NEXT, a queue size that is not a power
+ *    of two, an avail index that jumps by more than the queue size, a head index out of range.
+ */
+#include "lib/guest.h"
+
+const char guest_name[] = "virtio";
+
+#define QSIZE      16
+#define MSI_VECTOR 0x51
+#define BAR2_ADDR  0xd0000000u
+
+#define F_NEXT     1
+#define F_WRITE    2
+#define F_INDIRECT 4
+
+#define ST_ACK       1
+#define ST_DRIVER    2
+#define ST_DRIVER_OK 4
+#define ST_FEAT_OK   8
+#define ST_NEEDS_RST 0x40
+
+struct desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+} __attribute__((packed));
+
+struct rings {
+	struct desc desc[QSIZE];
+	uint16_t avail_flags, avail_idx, avail_ring[QSIZE], used_event;
+	uint8_t pad[4096 - 16 * QSIZE - 6 - 2 * QSIZE];
+	uint16_t used_flags, used_idx;
+	struct {
+		uint32_t id, len;
+	} used_ring[QSIZE];
+	uint16_t avail_event;
+} __attribute__((aligned(4096)));
+
+static struct rings ring;
+static struct desc itable[4] __attribute__((aligned(16)));
+static struct desc itable2[2] __attribute__((aligned(16)));
+static uint8_t buf[256], buf2[64];
+
+static unsigned slot;
+static uintptr_t common, notify, isr, msix_table;
+static uint32_t notify_mult;
+static uint16_t last_used;
+static volatile uint32_t msi_count;
+static uint32_t ram_top;
+
+static uint32_t cfg_addr(unsigned dev, unsigned off)
+{
+	return 0x80000000u | dev << 11 | (off & 0xfc);
+}
+
+static uint32_t cfg_read32(unsigned dev, unsigned off)
+{
+	outl(0xcf8, cfg_addr(dev, off));
+	return inl(0xcfc);
+}
+
+static uint8_t cfg_read8(unsigned dev, unsigned off)
+{
+	outl(0xcf8, cfg_addr(dev, off));
+	return inb(0xcfc + (off & 3));
+}
+
+static void cfg_write32(unsigned dev, unsigned off, uint32_t v)
+{
+	outl(0xcf8, cfg_addr(dev, off));
+	outl(0xcfc, v);
+}
+
+static void cfg_write16(unsigned dev, unsigned off, uint16_t v)
+{
+	outl(0xcf8, cfg_addr(dev, off));
+	outw(0xcfc + (off & 2), v);
+}
+
+static uint8_t r8(uintptr_t a)
+{
+	return *(volatile uint8_t *)a;
+}
+static uint16_t r16(uintptr_t a)
+{
+	return *(volatile uint16_t *)a;
+}
+static uint32_t r32(uintptr_t a)
+{
+	return *(volatile uint32_t *)a;
+}
+static void w8(uintptr_t a, uint8_t v)
+{
+	*(volatile uint8_t *)a = v;
+}
+static void w16(uintptr_t a, uint16_t v)
+{
+	*(volatile uint16_t *)a = v;
+}
+static void w32(uintptr_t a, uint32_t v)
+{
+	*(volatile uint32_t *)a = v;
+}
+
+static void barrier(void)
+{
+	__asm__ volatile("lock; addl $0,0(%%esp)" ::: "memory");
+}
+
+static void msi_isr(struct isr_frame *f)
+{
+	msi_count++;
+	lapic_eoi();
+}
+
+static void check_pci(void)
+{
+	const struct acpi_header *mcfg = acpi_find_table("MCFG");
+	uint32_t id = cfg_read32(0, 0), ecam, eid;
+	unsigned d;
+
+	if (id != 0x00081b36 || cfg_read32(0, 8) >> 8 != 0x060000)
+		guest_fail("00:00.0 is 0x%08x class 0x%06x, expected the host bridge", id,
+		           cfg_read32(0, 8) >> 8);
+	if (!mcfg)
+		guest_fail("no MCFG table");
+	ecam = *(const uint32_t *)((const uint8_t *)mcfg + 44);
+	for (d = 0; d < 32; d++) {
+		id = cfg_read32(d, 0);
+		eid = mmio_read32(ecam + (d << 15));
+		if (id != eid)
+			guest_fail("slot %u: 0xcf8 reads 0x%08x, ECAM at 0x%08x reads 0x%08x", d, id,
+			           ecam, eid);
+		if (id == 0x10441af4)
+			slot = d;
+	}
+	if (!slot)
+		guest_fail("no virtio-rng (1af4:1044) on bus 0");
+	guest_printf("virtio: PCI host bridge, ECAM at 0x%08x agrees with 0xcf8, rng in slot %u\n",
+	             ecam, slot);
+}
+
+static void map_bars(void)
+{
+	uint32_t lo, hi, size, bar0;
+	uint8_t cap;
+
+	lo = cfg_read32(slot, 0x18);
+	hi = cfg_read32(slot, 0x1c);
+	if (!(lo & 4) || !hi)
+		guest_fail("BAR2 is 0x%08x%08x: expected a 64-bit BAR above 4 GiB", hi, lo);
+	cfg_write16(slot, 4, 0); /* decoding off while sizing */
+	cfg_write32(slot, 0x18, 0xffffffffu);
+	size = ~(cfg_read32(slot, 0x18) & ~0xfu) + 1;
+	if (size != 0x4000)
+		guest_fail("BAR2 sizes to 0x%x, expected 0x4000", size);
+	cfg_write32(slot, 0x18, BAR2_ADDR);
+	cfg_write32(slot, 0x1c, 0);
+	bar0 = cfg_read32(slot, 0x10) & ~0xfu;
+	if (bar0 < 0xc0000000u || bar0 >= 0xe0000000u)
+		guest_fail("BAR0 (MSI-X) at 0x%08x is not in the 32-bit window", bar0);
+	cfg_write16(slot, 4, 0x6); /* memory decoding, bus master */
+	guest_printf("virtio: BAR2 was at 0x%08x%08x, size 0x%x, moved to 0x%08x; BAR0 at 0x%08x\n",
+	             hi, lo & ~0xfu, size, BAR2_ADDR, bar0);
+
+	for (cap = cfg_read8(slot, 0x34); cap; cap = cfg_read8(slot, cap + 1)) {
+		uint8_t id = cfg_read8(slot, cap), type = cfg_read8(slot, cap + 3);
+		uint32_t off = cfg_read32(slot, cap + 8);
+
+		if (id == 0x11) {
+			uint32_t tbl = cfg_read32(slot, cap + 4);
+
+			if ((tbl & 7) != 0)
+				guest_fail("MSI-X table in BAR %u, expected BAR 0", tbl & 7);
+			msix_table = bar0 + (tbl & ~7u);
+			continue;
+		}
+		if (id != 0x09 || cfg_read8(slot, cap + 4) != 2)
+			continue;
+		if (type == 1)
+			common = BAR2_ADDR + off;
+		else if (type == 2) {
+			notify = BAR2_ADDR + off;
+			notify_mult = cfg_read32(slot, cap + 16);
+		} else if (type == 3)
+			isr = BAR2_ADDR + off;
+	}
+	if (!common || !notify || !isr || !msix_table)
+		guest_fail("missing capability: common %x notify %x isr %x msix %x", common, notify,
+		           isr, msix_table);
+}
+
+/* Reset, negotiate (VERSION_1 plus extra low feature bits), set up queue 0. */
+static void vio_init(uint32_t features, uint16_t qsize, bool expect_ok)
+{
+	uint32_t dev_lo, dev_hi;
+	unsigned i;
+
+	w8(common + 0x14, 0);
+	for (i = 0; r8(common + 0x14) != 0; i++)
+		if (i > 1000000)
+			guest_fail("device status did not read 0 after reset");
+	w8(common + 0x14, ST_ACK);
+	w8(common + 0x14, ST_ACK | ST_DRIVER);
+	w32(common + 0x00, 0);
+	dev_lo = r32(common + 0x04);
+	w32(common + 0x00, 1);
+	dev_hi = r32(common + 0x04);
+	if (!(dev_hi & 1) || !(dev_lo & (1u << 28)) || !(dev_lo & (1u << 29)))
+		guest_fail("device features 0x%08x%08x lack VERSION_1, INDIRECT_DESC or EVENT_IDX",
+		           dev_hi, dev_lo);
+	w32(common + 0x08, 0);
+	w32(common + 0x0c, features);
+	w32(common + 0x08, 1);
+	w32(common + 0x0c, 1);
+	w8(common + 0x14, ST_ACK | ST_DRIVER | ST_FEAT_OK);
+	if (!(r8(common + 0x14) & ST_FEAT_OK))
+		guest_fail("FEATURES_OK not accepted");
+	memset(&ring, 0, sizeof(ring));
+	last_used = 0;
+	w16(common + 0x16, 0);
+	if (r16(common + 0x18) != 256)
+		guest_fail("queue 0 offers size %u, expected 256", r16(common + 0x18));
+	w16(common + 0x18, qsize);
+	w32(common + 0x20, (uint32_t)ring.desc);
+	w32(common + 0x24, 0);
+	w32(common + 0x28, (uint32_t)&ring.avail_flags);
+	w32(common + 0x2c, 0);
+	w32(common + 0x30, (uint32_t)&ring.used_flags);
+	w32(common + 0x34, 0);
+	w16(common + 0x1a, 0); /* MSI-X vector 0 */
+	w16(common + 0x1c, 1);
+	if (!expect_ok)
+		return;
+	if (r16(common + 0x1c) != 1)
+		guest_fail("queue 0 did not enable");
+	if (r16(common + 0x1a) != 0)
+		guest_fail("queue 0 MSI-X vector reads 0x%x, expected 0", r16(common + 0x1a));
+	w8(common + 0x14, ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK);
+}
+
+static void kick(void)
+{
+	uint16_t off = r16(common + 0x1e);
+
+	barrier();
+	w16(notify + off * notify_mult, 0);
+}
+
+static void post(uint16_t head)
+{
+	ring.avail_ring[ring.avail_idx % QSIZE] = head;
+	barrier();
+	ring.avail_idx++;
+	kick();
+}
+
+/* Wait for the next used entry; returns its length (fails on a timeout or wrong id). */
+static uint32_t wait_used(uint16_t head)
+{
+	uint32_t i, len, id;
+
+	for (i = 0; *(volatile uint16_t *)&ring.used_idx == last_used; i++) {
+		if (i > 20000000)
+			guest_fail("no used entry for head %u (device status 0x%x)", head,
+			           r8(common + 0x14));
+		cpu_pause();
+	}
+	barrier();
+	id = ring.used_ring[last_used % QSIZE].id;
+	len = ring.used_ring[last_used % QSIZE].len;
+	last_used++;
+	if (id != head)
+		guest_fail("used entry for descriptor %u, expected %u", id, head);
+	return len;
+}
+
+static void set_desc(unsigned i, uint32_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	ring.desc[i] = (struct desc){addr, len, flags, next};
+}
+
+/* One valid 64-byte request: the device fills it with random bytes. */
+static void valid_request(const char *after)
+{
+	unsigned i, nonzero = 0;
+	uint32_t len;
+
+	memset(buf, 0, sizeof(buf));
+	set_desc(0, (uint32_t)buf, 64, F_WRITE, 0);
+	post(0);
+	len = wait_used(0);
+	for (i = 0; i < 64; i++)
+		nonzero += buf[i] != 0;
+	if (len != 64 || nonzero < 8)
+		guest_fail("after %s: valid request returned %u bytes, %u non-zero", after, len,
+		           nonzero);
+}
+
+static void expect_rejected(const char *what, uint16_t head)
+{
+	uint32_t len;
+
+	post(head);
+	len = wait_used(head);
+	if (len != 0)
+		guest_fail("%s: device wrote %u bytes, expected the chain rejected", what, len);
+	if (r8(common + 0x14) & ST_NEEDS_RST)
+		guest_fail("%s: device needs reset, expected only the chain rejected", what);
+	valid_request(what);
+	guest_printf("virtio: rejected: %s; next request served\n", what);
+}
+
+static void expect_needs_reset(const char *what)
+{
+	unsigned i;
+
+	for (i = 0; !(r8(common + 0x14) & ST_NEEDS_RST); i++)
+		if (i > 2000000)
+			guest_fail("%s: device status 0x%x, expected DEVICE_NEEDS_RESET", what,
+			           r8(common + 0x14));
+	vio_init(0, QSIZE, true);
+	valid_request(what);
+	guest_printf("virtio: needs reset: %s; after a reset, served again\n", what);
+}
+
+static void setup_msix(void)
+{
+	lapic_set_base(LAPIC_DEFAULT_BASE);
+	lapic_enable();
+	idt_set_handler(MSI_VECTOR, msi_isr);
+	w32(msix_table + 0, 0xfee00000u | (uint32_t)lapic_id() << 12);
+	w32(msix_table + 4, 0);
+	w32(msix_table + 8, MSI_VECTOR);
+	w32(msix_table + 12, 0); /* unmask */
+	for (uint8_t cap = cfg_read8(slot, 0x34); cap; cap = cfg_read8(slot, cap + 1))
+		if (cfg_read8(slot, cap) == 0x11)
+			cfg_write16(slot, cap + 2, 0x8000); /* MSI-X enable */
+}
+
+void guest_main(void)
+{
+	unsigned i;
+
+	ram_top = 0x100000 + mb.mem_upper * 1024;
+	check_pci();
+	map_bars();
+	setup_msix();
+
+	vio_init(0, QSIZE, true);
+	irq_enable();
+	valid_request("setup");
+	for (i = 0; msi_count == 0 && i < 100000; i++)
+		irq_enable_and_halt();
+	irq_disable();
+	if (!msi_count)
+		guest_fail("no MSI-X interrupt for a completed request");
+	guest_printf("virtio: valid request served, %u MSI-X interrupt(s) on vector 0x%x\n",
+	             msi_count, MSI_VECTOR);
+
+	/* Chains the walker must reject. */
+	set_desc(1, (uint32_t)buf, 16, F_WRITE | F_NEXT, 2);
+	set_desc(2, (uint32_t)buf + 16, 16, F_WRITE | F_NEXT, 1);
+	expect_rejected("a descriptor loop", 1);
+	set_desc(1, (uint32_t)buf, 16, F_WRITE | F_NEXT, QSIZE + 3);
+	expect_rejected("next index out of range", 1);
+	set_desc(1, ram_top - 8, 4096, F_WRITE, 0);
+	expect_rejected("a buffer past the end of RAM", 1);
+	set_desc(1, 0xc0000000u, 64, F_WRITE, 0);
+	expect_rejected("a buffer in the MMIO hole", 1);
+	set_desc(1, 0xfffffff0u, 0x20, F_WRITE, 0);
+	expect_rejected("a buffer wrapping at 4 GiB", 1);
+	set_desc(1, (uint32_t)buf, 16, F_WRITE | F_NEXT, 2);
+	set_desc(2, (uint32_t)buf2, 16, 0, 0);
+	expect_rejected("a readable buffer after a writable one", 1);
+	itable[0] = (struct desc){(uint32_t)buf, 64, F_WRITE, 0};
+	set_desc(1, (uint32_t)itable, 16, F_INDIRECT, 0);
+	expect_rejected("indirect without VIRTIO_F_INDIRECT_DESC", 1);
+
+	/* With indirect descriptors negotiated. */
+	vio_init(1u << 28, QSIZE, true);
+	memset(buf, 0, 64);
+	itable[0] = (struct desc){(uint32_t)buf, 32, F_WRITE | F_NEXT, 1};
+	itable[1] = (struct desc){(uint32_t)buf + 32, 32, F_WRITE, 0};
+	set_desc(1, (uint32_t)itable, 32, F_INDIRECT, 0);
+	post(1);
+	if (wait_used(1) != 64)
+		guest_fail("a valid indirect chain was not served in full");
+	guest_printf("virtio: valid indirect chain served\n");
+	itable2[0] = (struct desc){(uint32_t)buf, 64, F_WRITE, 0};
+	itable[0] = (struct desc){(uint32_t)itable2, 16, F_INDIRECT, 0};
+	set_desc(1, (uint32_t)itable, 16, F_INDIRECT, 0);
+	expect_rejected("nested indirect tables", 1);
+	itable[0] = (struct desc){(uint32_t)buf, 64, F_WRITE, 0};
+	set_desc(1, (uint32_t)itable, 16, F_INDIRECT | F_NEXT, 2);
+	set_desc(2, (uint32_t)buf2, 16, F_WRITE, 0);
+	expect_rejected("indirect with NEXT", 1);
+	set_desc(1, (uint32_t)itable, 24, F_INDIRECT, 0);
+	expect_rejected("an indirect table of 1.5 descriptors", 1);
+	itable[0] = (struct desc){(uint32_t)buf, 16, F_WRITE | F_NEXT, 0};
+	set_desc(1, (uint32_t)itable, 16, F_INDIRECT, 0);
+	expect_rejected("a loop inside an indirect table", 1);
+
+	/* Ring-level faults: the device needs a reset. */
+	vio_init(0, 100, false);
+	expect_needs_reset("a queue size of 100 (not a power of two)");
+	ring.avail_idx = (uint16_t)(ring.avail_idx + QSIZE + 5);
+	kick();
+	expect_needs_reset("an avail index ahead by more than the queue size");
+	ring.avail_ring[ring.avail_idx % QSIZE] = QSIZE + 1;
+	ring.avail_idx++;
+	kick();
+	expect_needs_reset("a head index out of range");
+	guest_printf("virtio: keel-vmm served every valid request after %u malformed ones\n", 14);
+}
