@@ -12,6 +12,7 @@ static const char config_usage[] =
 	"usage: keel-vmm --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
 	"                [--memory SIZE] [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--debug-exit] [--control PATH]\n"
+	"                [--restore DIR]\n"
 	"                [--status-file PATH] [--name NAME]\n"
 	"                [--disk path=FILE[,readonly=on][,serial=STRING]]...\n"
 	"                [--net tap=IFNAME[,mac=MAC]]... [--no-rng]\n"
@@ -165,6 +166,7 @@ enum {
 	OPT_CONTROL,
 	OPT_STATUS_FILE,
 	OPT_NAME,
+	OPT_RESTORE,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_DISK,
@@ -184,6 +186,7 @@ static const struct option config_options[] = {
 	{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"status-file", required_argument, NULL, OPT_STATUS_FILE},
+	{"restore", required_argument, NULL, OPT_RESTORE},
 	{"name", required_argument, NULL, OPT_NAME},
 	{"disk", required_argument, NULL, OPT_DISK},
 	{"net", required_argument, NULL, OPT_NET},
@@ -267,6 +270,9 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			break;
 		case OPT_STATUS_FILE:
 			cfg->status_path = optarg;
+			break;
+		case OPT_RESTORE:
+			cfg->restore_dir = optarg;
 			break;
 		case OPT_NAME:
 			cfg->name = optarg;

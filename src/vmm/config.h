@@ -46,6 +46,7 @@ struct vm_config {
 	bool debug_exit;
 	const char *control_path;
 	const char *status_path;
+	const char *restore_dir; /* --restore: carry on from a saved state (docs/state.md) */
 	const char *name;
 	struct disk_spec disks[CONFIG_MAX_DISKS];
 	unsigned ndisks;

@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/unix_socket.h"
 #include "vmm/loop.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
 #define CONTROL_MAX_CLIENTS 8
@@ -79,6 +80,7 @@ static char *control_status(struct vm *vm)
 static const char *const control_names[] = {
 	[CONTROL_STATUS] = "status",   [CONTROL_PAUSE] = "pause", [CONTROL_RESUME] = "resume",
 	[CONTROL_POWERDOWN] = "powerdown", [CONTROL_RESET] = "reset", [CONTROL_QUIT] = "quit",
+	[CONTROL_SAVE] = "save",
 };
 
 int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls,
@@ -128,7 +130,8 @@ int control_parse(const char *line, size_t len, enum control_cmd *cmd, const cha
 	}
 	*cls = "CommandNotFound";
 	snprintf(why, whylen,
-		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit)", name);
+		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit, save)",
+		 name);
 out:
 	if (req)
 		json_object_put(req);
@@ -136,16 +139,83 @@ out:
 	return r;
 }
 
+/* "save" takes {"arguments":{"dir":PATH}}; control_parse has checked the rest. */
+static int control_save_args(const char *line, size_t len, struct control_request *req,
+			     char *why, size_t whylen)
+{
+	json_object *o = json_tokener_parse(line), *args, *dir;
+	const char *s;
+	int r = -EINVAL;
+
+	(void)len; /* control_parse accepted the line: one object, then only whitespace */
+	if (!o || !json_object_object_get_ex(o, "arguments", &args) ||
+	    !json_object_is_type(args, json_type_object) ||
+	    !json_object_object_get_ex(args, "dir", &dir) ||
+	    !json_object_is_type(dir, json_type_string)) {
+		snprintf(why, whylen, "save needs \"arguments\":{\"dir\":PATH}");
+		goto out;
+	}
+	s = json_object_get_string(dir);
+	if (!*s || (size_t)json_object_get_string_len(dir) != strlen(s) ||
+	    strlen(s) >= sizeof(req->dir)) {
+		snprintf(why, whylen, "save: dir must be a non-empty path shorter than %d bytes",
+			 CONTROL_MAX_PATH);
+		goto out;
+	}
+	strcpy(req->dir, s);
+	r = 0;
+out:
+	if (o)
+		json_object_put(o);
+	return r;
+}
+
+int control_parse_request(const char *line, size_t len, struct control_request *req,
+			  const char **cls, char *why, size_t whylen)
+{
+	char copy[CONTROL_MAX_LINE + 1];
+	int r;
+
+	memset(req, 0, sizeof(*req));
+	r = control_parse(line, len, &req->cmd, cls, why, whylen);
+	if (r || req->cmd != CONTROL_SAVE)
+		return r;
+	memcpy(copy, line, len); /* control_parse checked len <= CONTROL_MAX_LINE */
+	copy[len] = 0;
+	*cls = "GenericError";
+	return control_save_args(copy, len, req, why, whylen);
+}
+
+/* Save the VM to dir: a running VM is paused first and stays paused (docs/keel-vmm.md). */
+static char *control_save(struct vm *vm, const char *dir)
+{
+	char err[400];
+	int r;
+
+	if (!vm_is_paused(vm)) {
+		r = vm_pause(vm);
+		if (r)
+			return control_error("GenericError", "save: cannot pause: %s",
+					     strerror(-r));
+	}
+	r = snapshot_save(vm, dir, err, sizeof(err));
+	if (r)
+		return control_error("GenericError", "save failed: %s", err);
+	return control_reply(NULL);
+}
+
 /* Run one request line; returns the reply line (without newline) for the caller to free. */
 static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 {
+	static struct control_request req;
 	enum control_cmd cmd;
 	const char *cls;
 	char why[160];
 	int r;
 
-	if (control_parse(line, len, &cmd, &cls, why, sizeof(why)))
+	if (control_parse_request(line, len, &req, &cls, why, sizeof(why)))
 		return control_error(cls, "%s", why);
+	cmd = req.cmd;
 	switch (cmd) {
 	case CONTROL_STATUS:
 		return control_status(vm);
@@ -169,6 +239,8 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 	case CONTROL_RESET:
 		r = vm_reset(vm);
 		break;
+	case CONTROL_SAVE:
+		return control_save(vm, req.dir);
 	case CONTROL_QUIT:
 	default:
 		vm_request(vm, VM_EVENT_QUIT, 0, "quit through the control socket");

@@ -22,6 +22,15 @@ enum control_cmd {
 	CONTROL_POWERDOWN,
 	CONTROL_RESET,
 	CONTROL_QUIT,
+	CONTROL_SAVE, /* arguments: {"dir": PATH} */
+};
+
+#define CONTROL_MAX_PATH 4096
+
+/* A parsed request with its arguments. */
+struct control_request {
+	enum control_cmd cmd;
+	char dir[CONTROL_MAX_PATH]; /* save */
 };
 
 /*
@@ -30,5 +39,9 @@ enum control_cmd {
  */
 int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls,
 		  char *why, size_t whylen) __attribute__((warn_unused_result));
+/* The same, with the command's arguments checked and copied into req. */
+int control_parse_request(const char *line, size_t len, struct control_request *req,
+			  const char **cls, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -267,3 +267,88 @@ int kvm_vcpu_set_msrs(int vcpu_fd, const struct kvm_msrs *msrs)
 	/* KVM_SET_MSRS returns how many it set; fewer means one was refused. */
 	return (unsigned)r == msrs->nmsrs ? 0 : -EINVAL;
 }
+
+/* ---- Saved state (snapshot.c) ---- */
+
+int kvm_check_extension(int fd, long cap)
+{
+	int r = kvm_ioctl(fd, KVM_CHECK_EXTENSION, (void *)cap);
+
+	return r > 0 ? r : 0;
+}
+
+int kvm_sys_msr_index_list(struct kvm_sys *sys, struct kvm_msr_list **out)
+{
+	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
+	int r = kvm_ioctl(sys->fd, KVM_GET_MSR_INDEX_LIST, &probe);
+
+	/* The first call, with no room, says how many there are. */
+	if (r < 0 && r != -E2BIG)
+		return r;
+	if (probe.nmsrs > 16384)
+		return -E2BIG;
+	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(l->indices[0]));
+	if (!l)
+		return -ENOMEM;
+	l->nmsrs = probe.nmsrs;
+	r = kvm_ioctl(sys->fd, KVM_GET_MSR_INDEX_LIST, l);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	*out = l;
+	return 0;
+}
+
+#define KVM_VM_IOCTL(name, req, type)                                                              \
+	int name(int vm_fd, type arg)                                                              \
+	{                                                                                          \
+		int r = kvm_ioctl(vm_fd, req, arg);                                                \
+		return r < 0 ? r : 0;                                                              \
+	}
+
+KVM_VM_IOCTL(kvm_vm_get_irqchip, KVM_GET_IRQCHIP, struct kvm_irqchip *)
+KVM_VM_IOCTL(kvm_vm_set_irqchip, KVM_SET_IRQCHIP, const struct kvm_irqchip *)
+KVM_VM_IOCTL(kvm_vm_get_pit2, KVM_GET_PIT2, struct kvm_pit_state2 *)
+KVM_VM_IOCTL(kvm_vm_set_pit2, KVM_SET_PIT2, const struct kvm_pit_state2 *)
+KVM_VM_IOCTL(kvm_vm_get_clock, KVM_GET_CLOCK, struct kvm_clock_data *)
+KVM_VM_IOCTL(kvm_vm_set_clock, KVM_SET_CLOCK, const struct kvm_clock_data *)
+
+int kvm_vcpu_complete_io(int vcpu_fd, struct kvm_run *run)
+{
+	int r;
+
+	__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	r = kvm_ioctl(vcpu_fd, KVM_RUN, NULL);
+	__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	/* With immediate_exit, KVM finishes the pending work and returns EINTR. */
+	return r == -EINTR || r == -EAGAIN || r >= 0 ? 0 : r;
+}
+
+KVM_VCPU_IOCTL(kvm_vcpu_get_fpu, KVM_GET_FPU, struct kvm_fpu *)
+KVM_VCPU_IOCTL(kvm_vcpu_set_xsave, KVM_SET_XSAVE, const struct kvm_xsave *)
+KVM_VCPU_IOCTL(kvm_vcpu_get_xcrs, KVM_GET_XCRS, struct kvm_xcrs *)
+KVM_VCPU_IOCTL(kvm_vcpu_set_xcrs, KVM_SET_XCRS, const struct kvm_xcrs *)
+KVM_VCPU_IOCTL(kvm_vcpu_get_events, KVM_GET_VCPU_EVENTS, struct kvm_vcpu_events *)
+KVM_VCPU_IOCTL(kvm_vcpu_set_events, KVM_SET_VCPU_EVENTS, const struct kvm_vcpu_events *)
+KVM_VCPU_IOCTL(kvm_vcpu_get_mp_state, KVM_GET_MP_STATE, struct kvm_mp_state *)
+KVM_VCPU_IOCTL(kvm_vcpu_set_mp_state, KVM_SET_MP_STATE, const struct kvm_mp_state *)
+KVM_VCPU_IOCTL(kvm_vcpu_get_debugregs, KVM_GET_DEBUGREGS, struct kvm_debugregs *)
+KVM_VCPU_IOCTL(kvm_vcpu_set_debugregs, KVM_SET_DEBUGREGS, const struct kvm_debugregs *)
+
+int kvm_vcpu_get_xsave(int vcpu_fd, struct kvm_xsave *xsave, size_t size)
+{
+	int r = kvm_ioctl(vcpu_fd, size > sizeof(*xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave);
+
+	return r < 0 ? r : 0;
+}
+
+int kvm_vcpu_get_msrs(int vcpu_fd, struct kvm_msrs *msrs)
+{
+	return kvm_ioctl(vcpu_fd, KVM_GET_MSRS, msrs);
+}
+
+int kvm_vcpu_set_msrs_count(int vcpu_fd, const struct kvm_msrs *msrs)
+{
+	return kvm_ioctl(vcpu_fd, KVM_SET_MSRS, msrs);
+}

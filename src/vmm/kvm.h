@@ -54,4 +54,36 @@ int kvm_vcpu_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *cpuid) KVM_WUR;
 int kvm_vcpu_get_lapic(int vcpu_fd, struct kvm_lapic_state *lapic) KVM_WUR;
 int kvm_vcpu_set_lapic(int vcpu_fd, const struct kvm_lapic_state *lapic) KVM_WUR;
 
+
+/* Saved state (snapshot.c): reading and writing the whole of a VM's KVM state. */
+/* KVM_CHECK_EXTENSION on the system or a VM fd: the capability's value, 0 if absent. */
+int kvm_check_extension(int fd, long cap);
+/* Every MSR KVM can save and restore (KVM_GET_MSR_INDEX_LIST). Caller frees. */
+int kvm_sys_msr_index_list(struct kvm_sys *sys, struct kvm_msr_list **out) KVM_WUR;
+int kvm_vm_get_irqchip(int vm_fd, struct kvm_irqchip *chip) KVM_WUR;
+int kvm_vm_set_irqchip(int vm_fd, const struct kvm_irqchip *chip) KVM_WUR;
+int kvm_vm_get_pit2(int vm_fd, struct kvm_pit_state2 *pit) KVM_WUR;
+int kvm_vm_set_pit2(int vm_fd, const struct kvm_pit_state2 *pit) KVM_WUR;
+int kvm_vm_get_clock(int vm_fd, struct kvm_clock_data *clock) KVM_WUR;
+int kvm_vm_set_clock(int vm_fd, const struct kvm_clock_data *clock) KVM_WUR;
+/* Finish an exit's pending work (the I/O read data, MMIO) without running guest code:
+ * KVM_RUN with immediate_exit set. Call with the vCPU parked, before reading its state. */
+int kvm_vcpu_complete_io(int vcpu_fd, struct kvm_run *run) KVM_WUR;
+int kvm_vcpu_get_fpu(int vcpu_fd, struct kvm_fpu *fpu) KVM_WUR;
+/* size is the buffer's size: 4096 (KVM_GET_XSAVE) or KVM_CAP_XSAVE2's (KVM_GET_XSAVE2). */
+int kvm_vcpu_get_xsave(int vcpu_fd, struct kvm_xsave *xsave, size_t size) KVM_WUR;
+int kvm_vcpu_set_xsave(int vcpu_fd, const struct kvm_xsave *xsave) KVM_WUR;
+int kvm_vcpu_get_xcrs(int vcpu_fd, struct kvm_xcrs *xcrs) KVM_WUR;
+int kvm_vcpu_set_xcrs(int vcpu_fd, const struct kvm_xcrs *xcrs) KVM_WUR;
+/* Returns how many of msrs->nmsrs were read (KVM stops at the first it cannot read). */
+int kvm_vcpu_get_msrs(int vcpu_fd, struct kvm_msrs *msrs) KVM_WUR;
+/* Like kvm_vcpu_set_msrs, but returns how many were set (stops at the first refused). */
+int kvm_vcpu_set_msrs_count(int vcpu_fd, const struct kvm_msrs *msrs) KVM_WUR;
+int kvm_vcpu_get_events(int vcpu_fd, struct kvm_vcpu_events *ev) KVM_WUR;
+int kvm_vcpu_set_events(int vcpu_fd, const struct kvm_vcpu_events *ev) KVM_WUR;
+int kvm_vcpu_get_mp_state(int vcpu_fd, struct kvm_mp_state *mp) KVM_WUR;
+int kvm_vcpu_set_mp_state(int vcpu_fd, const struct kvm_mp_state *mp) KVM_WUR;
+int kvm_vcpu_get_debugregs(int vcpu_fd, struct kvm_debugregs *dr) KVM_WUR;
+int kvm_vcpu_set_debugregs(int vcpu_fd, const struct kvm_debugregs *dr) KVM_WUR;
+
 #endif

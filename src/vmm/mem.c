@@ -50,7 +50,30 @@ void mem_free(struct guest_mem *mem)
 
 int mem_discard(struct guest_mem *mem)
 {
+	void *p;
+
+	if (mem->file_backed) {
+		/* MADV_DONTNEED would bring back the file's pages: map zeros again instead. */
+		p = mmap(mem->base, mem->ram_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		if (p == MAP_FAILED)
+			return -errno;
+		(void)madvise(p, mem->ram_size, MADV_HUGEPAGE);
+		mem->file_backed = false;
+		return 0;
+	}
 	return madvise(mem->base, mem->ram_size, MADV_DONTNEED) ? -errno : 0;
+}
+
+int mem_map_file(struct guest_mem *mem, int fd)
+{
+	void *p = mmap(mem->base, mem->ram_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	mem->file_backed = true;
+	return 0;
 }
 
 void *mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)

@@ -22,6 +22,7 @@ struct mem_region {
 struct guest_mem {
 	uint64_t ram_size;  /* total guest RAM */
 	uint8_t *base;      /* one host mapping of ram_size bytes */
+	bool file_backed;   /* a saved memory file is mapped there (snapshot.c) */
 	unsigned nregions;
 	struct mem_region regions[MEM_MAX_REGIONS];
 };
@@ -31,6 +32,10 @@ int mem_init(struct guest_mem *mem, uint64_t ram_size) __attribute__((warn_unuse
 void mem_free(struct guest_mem *mem);
 /* Drop every page's contents (guest reset): the next touch reads zeros. */
 int mem_discard(struct guest_mem *mem) __attribute__((warn_unused_result));
+/* Restore: map a saved RAM image (the file's first ram_size bytes) copy-on-write over
+ * guest memory; pages are read from the file when first touched, and the file never
+ * changes. mem_discard() puts anonymous memory back. */
+int mem_map_file(struct guest_mem *mem, int fd) __attribute__((warn_unused_result));
 
 /* Host pointer to [gpa, gpa + len) if all of it is RAM in one region, else NULL. */
 void *mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);

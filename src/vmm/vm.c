@@ -25,6 +25,7 @@
 #include "vmm/dev/rtc.h"
 #include "vmm/dev/serial.h"
 #include "vmm/loop.h"
+#include "vmm/snapshot.h"
 #include "vmm/pci.h"
 #include "vmm/vcpu.h"
 #include "vmm/virtio/devices.h"
@@ -67,6 +68,12 @@ int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
 	vm->reset_opaque[vm->nreset] = opaque;
 	vm->nreset++;
 	return 0;
+}
+
+int vm_add_state_section(struct vm *vm, const char *name, uint32_t version, state_fn fn,
+			 void *opaque)
+{
+	return state_register(&vm->state, name, version, fn, opaque);
 }
 
 /* Interrupt routing as on a PC with an IOAPIC (and as QEMU sets it up): ISA IRQs 0-15 go
@@ -196,6 +203,7 @@ out:
 static int vm_build(struct vm *vm, char *err, size_t errlen)
 {
 	struct boot_entry entry;
+	bool restore = snapshot_pending(vm); /* saved state instead of a kernel boot */
 	int vm_fd, r;
 	unsigned i;
 
@@ -232,18 +240,19 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 	}
 	for (i = 0; i < vm->nreset; i++)
 		vm->reset_fns[i](vm->reset_opaque[i]);
-	r = vm_load(vm, &entry, err, errlen);
+	r = restore ? 0 : vm_load(vm, &entry, err, errlen);
 	if (r)
 		return r;
 	for (i = 0; i < vm->cfg->cpus; i++) {
-		r = vcpu_create(vm, &vm->vcpus[i], i, i == 0 ? &entry : NULL, err, errlen);
+		r = vcpu_create(vm, &vm->vcpus[i], i, i == 0 && !restore ? &entry : NULL, err,
+				errlen);
 		if (r) {
 			while (i--)
 				vcpu_destroy(&vm->vcpus[i]);
 			return r;
 		}
 	}
-	return 0;
+	return restore ? snapshot_apply(vm, err, errlen) : 0;
 }
 
 static int vm_start_vcpus(struct vm *vm)
@@ -429,16 +438,23 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	r = chardev_open(&cfg->serial, vm->loop, &vm->serial_out, err, errlen);
 	if (r)
 		return r;
-	r = serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_out, &vm->serial);
+	r = snapshot_register_config(vm);
+	r = r ?: serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_out, &vm->serial);
 	r = r ?: i8042_create(vm);
 	r = r ?: rtc_create(vm, &vm->rtc);
 	r = r ?: pm_create(vm, &vm->pm);
 	r = r ?: fw_cfg_create(vm);
 	if (!r && cfg->debug_exit)
 		r = debug_exit_create(vm);
+	r = r ?: snapshot_register_machine(vm);
 	if (r) {
 		snprintf(err, errlen, "device set-up: %s", strerror(-r));
 		return r;
+	}
+	if (cfg->restore_dir) {
+		r = snapshot_open(vm, cfg->restore_dir, err, errlen);
+		if (r)
+			return r;
 	}
 	r = pci_host_create(vm, &vm->pci);
 	if (r) {

@@ -16,6 +16,7 @@
 #include "vmm/config.h"
 #include "vmm/kvm.h"
 #include "vmm/mem.h"
+#include "vmm/state.h"
 
 struct loop;
 struct chardev;
@@ -23,6 +24,7 @@ struct control;
 struct serial;
 struct pm;
 struct rtc;
+struct snapshot;
 struct vcpu;
 struct pci_host;
 struct virtio_devices;
@@ -86,6 +88,9 @@ struct vm {
 	struct pci_host *pci; /* PCI host bridge and the virtio devices on it */
 	struct virtio_devices *virtio;
 	int exit_status;
+
+	struct state_registry state; /* saved-state sections, in load order (state.h) */
+	struct snapshot *snapshot;   /* save and restore (snapshot.c) */
 };
 
 /* Build the VM (devices, memory, kernel) ready to start; err gets a one-line reason. */
@@ -107,6 +112,11 @@ int vm_set_irq_routes(struct vm *vm, const struct kvm_irq_routing_entry *extra, 
 /* Device set-up: a function called before every boot, to put the device in reset state. */
 int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
+
+/* Device set-up: the device's saved-state section; fn serves save, check and load
+ * (docs/state.md). */
+int vm_add_state_section(struct vm *vm, const char *name, uint32_t version, state_fn fn,
+			 void *opaque) __attribute__((warn_unused_result));
 
 /* Main thread only. */
 int vm_pause(struct vm *vm) __attribute__((warn_unused_result));

@@ -139,6 +139,26 @@ static const struct bus_ops i8042_cmd_ops = {
 	.write = i8042_cmd_write,
 };
 
+static int i8042_state(struct state_io *io, void *opaque)
+{
+	struct i8042 *k = opaque;
+	uint8_t pending;
+
+	pthread_mutex_lock(&k->lock);
+	state_u8(io, &k->status, 0xff);
+	state_u8(io, &k->ctr, 0xff);
+	state_u8(io, &k->outp, 0xff);
+	pending = k->pending;
+	pending = state_u8(io, &pending, 0xff);
+	if (pending && pending != CMD_WRITE_CTR && pending != CMD_WRITE_OUTP)
+		state_fail(io, "pending command 0x%02x takes no data byte", pending);
+	if (state_applying(io))
+		k->pending = pending;
+	state_u8(io, &k->out, 0xff);
+	pthread_mutex_unlock(&k->lock);
+	return state_error(io);
+}
+
 static void i8042_reset(void *opaque)
 {
 	struct i8042 *k = opaque;
@@ -166,5 +186,6 @@ int i8042_create(struct vm *vm)
 	r = bus_register(&vm->pio, PORT_I8042_DATA, 1, &i8042_data_ops, k, "i8042");
 	r = r ?: bus_register(&vm->pio, PORT_I8042_CMD, 1, &i8042_cmd_ops, k, "i8042");
 	r = r ?: vm_add_reset_hook(vm, i8042_reset, k);
+	r = r ?: vm_add_state_section(vm, "i8042", 1, i8042_state, k);
 	return r; /* the device lives as long as the process */
 }

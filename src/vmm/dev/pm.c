@@ -162,6 +162,22 @@ void pm_power_button(struct pm *pm)
 	pthread_mutex_unlock(&pm->lock);
 }
 
+/* Saved state: the PM1 registers, the reset register and the SCI level. The PM timer
+ * follows the host's monotonic clock and is not saved. */
+static int pm_state(struct state_io *io, void *opaque)
+{
+	struct pm *pm = opaque;
+
+	pthread_mutex_lock(&pm->lock);
+	state_u16(io, &pm->sts, PM1_STS_MASK);
+	state_u16(io, &pm->en, 0xffff);
+	state_u16(io, &pm->cnt, 0xffff);
+	state_u8(io, &pm->cf9, 0xff);
+	state_bool(io, &pm->sci);
+	pthread_mutex_unlock(&pm->lock);
+	return state_error(io);
+}
+
 static void pm_reset(void *opaque)
 {
 	struct pm *pm = opaque;
@@ -185,6 +201,7 @@ int pm_create(struct vm *vm, struct pm **out)
 	r = bus_register(&vm->pio, PORT_PM_BASE, 12, &pm_ops, pm, "acpi-pm");
 	r = r ?: bus_register(&vm->pio, PORT_RESET, 1, &cf9_ops, pm, "reset");
 	r = r ?: vm_add_reset_hook(vm, pm_reset, pm);
+	r = r ?: vm_add_state_section(vm, "pm", 1, pm_state, pm);
 	if (r)
 		return r; /* registered ranges keep pm alive: freed at exit with the process */
 	*out = pm;

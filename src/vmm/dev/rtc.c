@@ -168,6 +168,20 @@ static const struct bus_ops rtc_ops = {
 	.write = rtc_write,
 };
 
+/* Saved state: CMOS RAM, the index, and the guest's offset from host time (so the clock
+ * reads the real time after a restore, as on a machine that was off). */
+static int rtc_state(struct state_io *io, void *opaque)
+{
+	struct rtc *r = opaque;
+
+	pthread_mutex_lock(&r->lock);
+	state_u8(io, &r->index, 0x7f);
+	state_bytes(io, r->cmos, sizeof(r->cmos));
+	state_i64(io, &r->offset);
+	pthread_mutex_unlock(&r->lock);
+	return state_error(io);
+}
+
 static void rtc_reset(void *opaque)
 {
 	struct rtc *r = opaque;
@@ -193,6 +207,7 @@ int rtc_create(struct vm *vm, struct rtc **out)
 	r->cmos[REG_D] = D_VRT;
 	e = bus_register(&vm->pio, PORT_RTC, 2, &rtc_ops, r, "rtc");
 	e = e ?: vm_add_reset_hook(vm, rtc_reset, r);
+	e = e ?: vm_add_state_section(vm, "rtc", 1, rtc_state, r);
 	if (e) {
 		free(r);
 		return e;

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vmm/bus.h"
 #include "vmm/chardev.h"
@@ -274,6 +276,38 @@ static const struct chardev_client_ops serial_chardev_ops = {
 	.quit = serial_quit,
 };
 
+/* Saved state: the registers and the received bytes not yet read (docs/state.md). */
+static int serial_state(struct state_io *io, void *opaque)
+{
+	struct serial *s = opaque;
+	uint8_t rx[SERIAL_RX_SIZE];
+	uint32_t count, i;
+
+	pthread_mutex_lock(&s->lock);
+	state_u8(io, &s->ier, 0x0f);
+	state_u8(io, &s->fcr, 0xc9);
+	state_u8(io, &s->lcr, 0xff);
+	state_u8(io, &s->mcr, 0x1f);
+	state_u8(io, &s->msr, 0xff);
+	state_u8(io, &s->scr, 0xff);
+	state_u8(io, &s->dll, 0xff);
+	state_u8(io, &s->dlm, 0xff);
+	state_bool(io, &s->thr_irq);
+	state_bool(io, &s->irq_level);
+	count = s->rx_count;
+	for (i = 0; i < count; i++)
+		rx[i] = s->rx[(s->rx_head + i) % SERIAL_RX_SIZE];
+	count = state_u32(io, &count, SERIAL_RX_SIZE);
+	state_bytes(io, rx, count);
+	if (state_applying(io)) {
+		memcpy(s->rx, rx, count);
+		s->rx_head = 0;
+		s->rx_count = count;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return state_error(io);
+}
+
 static void serial_reset(void *opaque)
 {
 	struct serial *s = opaque;
@@ -295,6 +329,7 @@ int serial_create(struct vm *vm, uint16_t base, unsigned gsi, struct chardev *cd
 		  struct serial **out)
 {
 	struct serial *s = calloc(1, sizeof(*s));
+	char name[STATE_NAME_MAX + 1];
 	int r;
 
 	if (!s)
@@ -306,6 +341,8 @@ int serial_create(struct vm *vm, uint16_t base, unsigned gsi, struct chardev *cd
 	serial_reset(s);
 	r = bus_register(&vm->pio, base, 8, &serial_ops, s, "serial");
 	r = r ?: vm_add_reset_hook(vm, serial_reset, s);
+	snprintf(name, sizeof(name), "serial.%x", base);
+	r = r ?: vm_add_state_section(vm, name, 1, serial_state, s);
 	if (r) {
 		serial_destroy(s);
 		return r;

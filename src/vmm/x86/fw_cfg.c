@@ -88,6 +88,37 @@ static const struct bus_ops fw_cfg_ops = {
 	.write = fw_cfg_write,
 };
 
+/* Saved state: the selected item (by key) and the read position in it. */
+static int fw_cfg_state(struct state_io *io, void *opaque)
+{
+	struct fw_cfg *f = opaque;
+	const struct fw_cfg_item *it = NULL;
+	bool selected;
+	uint16_t key;
+	uint32_t pos, i;
+
+	pthread_mutex_lock(&f->lock);
+	selected = f->cur != NULL;
+	key = f->cur ? f->cur->key : 0;
+	pos = f->pos;
+	selected = state_bool(io, &selected);
+	key = state_u16(io, &key, 0xffff);
+	pos = state_u32(io, &pos, FW_CFG_MAX_ITEM);
+	for (i = 0; selected && i < f->nitems; i++)
+		if (f->items[i].key == key)
+			it = &f->items[i];
+	if (selected && !it)
+		state_fail(io, "selected item 0x%04x does not exist", key);
+	else if (pos > (it ? it->len : 0u))
+		state_fail(io, "read position %u is past the item's end", pos);
+	if (state_applying(io)) {
+		f->cur = it;
+		f->pos = pos;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return state_error(io);
+}
+
 static void fw_cfg_reset(void *opaque)
 {
 	struct fw_cfg *f = opaque;
@@ -117,5 +148,6 @@ int fw_cfg_create(struct vm *vm)
 	fw_cfg_add(f, FW_CFG_FILE_DIR, no_files, sizeof(no_files));
 	r = bus_register(&vm->pio, PORT_FW_CFG, 2, &fw_cfg_ops, f, "fw_cfg");
 	r = r ?: vm_add_reset_hook(vm, fw_cfg_reset, f);
+	r = r ?: vm_add_state_section(vm, "fw_cfg", 1, fw_cfg_state, f);
 	return r;
 }

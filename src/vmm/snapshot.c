@@ -1,0 +1,862 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Whole-machine save and restore (snapshot.h, docs/state.md). The machine's own sections
+ * live here: the configuration and memory map (checked first, against the command line),
+ * the in-kernel irqchip and PIT, each vCPU, and the VM clock. Devices register their own
+ * sections with vm_add_state_section().
+ */
+#include "vmm/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/crc32c.h"
+#include "lib/log.h"
+#include "vmm/kvm.h"
+#include "vmm/state.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define SNAP_MAX_MSRS    1024u
+#define SNAP_MAX_XSAVE   (64u << 10)
+#define SNAP_MAX_STRING  4096u
+#define SNAP_PAGE        4096u
+#define SNAP_WRITE_CHUNK (1u << 20)
+#define SNAP_MEM_MAGIC   "KEELMEM"
+#define SNAP_MEM_VERSION 1u
+#define SNAP_ID_SIZE     16u
+
+#define SNAP_FPU_LEGACY  0 /* struct kvm_fpu */
+#define SNAP_FPU_XSAVE   1 /* an XSAVE area of xsave_size bytes */
+
+struct snap_cpu {
+	struct snapshot *snap;
+	unsigned id;
+};
+
+struct snapshot {
+	struct vm *vm;
+	struct snap_cpu *cpus;
+	struct kvm_msr_list *msrs;     /* every MSR this KVM saves and restores; NULL without KVM */
+	uint8_t save_id[SNAP_ID_SIZE]; /* ties a save's memory file to its state file */
+	uint8_t memory_id[SNAP_ID_SIZE]; /* restore: what the memory file must carry */
+	/* restore: the validated state file, kept until snapshot_apply */
+	uint8_t *file;
+	size_t file_size;
+	struct state_file *parsed;
+	bool pending;
+};
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* ---- section "config": the VM's description (DESIGN.md habit 9) ---- */
+
+/* A string saved for the record (u32 length, bytes); loading only checks it. */
+static void snap_string(struct state_io *io, const char *s)
+{
+	static char scratch[SNAP_MAX_STRING];
+	uint32_t len = s ? (uint32_t)strnlen(s, SNAP_MAX_STRING) : 0;
+
+	len = state_u32(io, &len, SNAP_MAX_STRING);
+	if (state_saving(io))
+		state_bytes(io, (void *)s, len);
+	else
+		state_bytes(io, scratch, len); /* never stored by STATE_CHECK; scratch otherwise */
+}
+
+static int snap_config_state(struct state_io *io, void *opaque)
+{
+	struct snapshot *snap = opaque;
+	const struct vm_config *cfg = snap->vm->cfg;
+	uint32_t cpus = cfg->cpus;
+	uint64_t memory = cfg->memory;
+	bool debug_exit = cfg->debug_exit;
+
+	cpus = state_u32(io, &cpus, CONFIG_MAX_CPUS);
+	memory = state_u64(io, &memory, UINT64_MAX);
+	debug_exit = state_bool(io, &debug_exit);
+	snap_string(io, cfg->kernel);
+	snap_string(io, cfg->initrd);
+	snap_string(io, cfg->cmdline);
+	if (state_saving(io) || state_error(io))
+		return state_error(io);
+	if (cpus != cfg->cpus)
+		state_fail(io, "the VM was saved with --cpus %u, the command line says --cpus %u",
+		           cpus, cfg->cpus);
+	else if (memory != cfg->memory)
+		state_fail(io,
+		           "the VM was saved with --memory %lluM, the command line says "
+		           "--memory %lluM",
+		           (unsigned long long)(memory >> 20),
+		           (unsigned long long)(cfg->memory >> 20));
+	else if (debug_exit != cfg->debug_exit)
+		state_fail(io, "the VM was saved %s --debug-exit, the command line %s it",
+		           debug_exit ? "with" : "without", cfg->debug_exit ? "has" : "lacks");
+	return state_error(io);
+}
+
+/* ---- section "memory": the RAM layout and the memory file's identity ---- */
+
+static int snap_memory_state(struct state_io *io, void *opaque)
+{
+	struct snapshot *snap = opaque;
+	const struct guest_mem *mem = &snap->vm->mem;
+	uint64_t ram = mem->ram_size, gpa, size;
+	uint32_t n = mem->nregions, i;
+	uint8_t id[SNAP_ID_SIZE];
+
+	ram = state_u64(io, &ram, UINT64_MAX);
+	n = state_u32(io, &n, MEM_MAX_REGIONS);
+	if (!state_saving(io) && !state_error(io) && (ram != mem->ram_size || n != mem->nregions))
+		state_fail(io, "saved RAM is %llu bytes in %u regions, this VM has %llu in %u",
+		           (unsigned long long)ram, n, (unsigned long long)mem->ram_size,
+		           mem->nregions);
+	for (i = 0; i < n && !state_error(io); i++) {
+		gpa = mem->regions[i].gpa;
+		size = mem->regions[i].size;
+		gpa = state_u64(io, &gpa, UINT64_MAX);
+		size = state_u64(io, &size, UINT64_MAX);
+		if (!state_saving(io) && !state_error(io) &&
+		    (gpa != mem->regions[i].gpa || size != mem->regions[i].size))
+			state_fail(io, "saved RAM region %u differs from this VM's", i);
+	}
+	memcpy(id, snap->save_id, sizeof(id));
+	state_blob(io, id, sizeof(id));
+	if (!state_saving(io) && !state_error(io))
+		memcpy(snap->memory_id, id, sizeof(id)); /* snapshot.c's own bookkeeping */
+	return state_error(io);
+}
+
+/* ---- section "kvm.irqchip": the two 8259s and the IOAPIC ---- */
+
+static int snap_irqchip_state(struct state_io *io, void *opaque)
+{
+	struct snapshot *snap = opaque;
+	int vm_fd = atomic_load(&snap->vm->vm_fd);
+	struct kvm_irqchip chip[3];
+	unsigned i;
+	int r;
+
+	memset(chip, 0, sizeof(chip));
+	for (i = 0; i < 3; i++) {
+		chip[i].chip_id = i; /* KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE, _IOAPIC */
+		if (state_saving(io) && (r = kvm_vm_get_irqchip(vm_fd, &chip[i])))
+			state_fail(io, "KVM_GET_IRQCHIP %u: %s", i, strerror(-r));
+		state_blob(io, &chip[i], sizeof(chip[i]));
+		if (!state_error(io) && (chip[i].chip_id != i || chip[i].pad))
+			state_fail(io, "chip %u has id %u", i, chip[i].chip_id);
+	}
+	for (i = 0; i < 3 && state_applying(io); i++)
+		if ((r = kvm_vm_set_irqchip(vm_fd, &chip[i])))
+			state_fail(io, "KVM_SET_IRQCHIP %u: %s", i, strerror(-r));
+	return state_error(io);
+}
+
+/* ---- section "kvm.pit": the 8254 ---- */
+
+static int snap_pit_state(struct state_io *io, void *opaque)
+{
+	struct snapshot *snap = opaque;
+	int vm_fd = atomic_load(&snap->vm->vm_fd);
+	struct kvm_pit_state2 pit;
+	unsigned i;
+	int r;
+
+	memset(&pit, 0, sizeof(pit));
+	if (state_saving(io) && (r = kvm_vm_get_pit2(vm_fd, &pit)))
+		state_fail(io, "KVM_GET_PIT2: %s", strerror(-r));
+	state_blob(io, &pit, sizeof(pit));
+	for (i = 0; i < 3 && !state_error(io); i++) {
+		const struct kvm_pit_channel_state *c = &pit.channels[i];
+
+		if (c->count > 0x10000 || (c->mode > 5 && c->mode != 0xff) || c->rw_mode > 3 ||
+		    c->bcd > 1 || c->gate > 1 || c->read_state > 4 || c->write_state > 4)
+			state_fail(io, "channel %u has impossible values (mode %u)", i, c->mode);
+	}
+	if (!state_error(io) &&
+	    (pit.flags & ~(uint32_t)(KVM_PIT_FLAGS_HPET_LEGACY | KVM_PIT_FLAGS_SPEAKER_DATA_ON)))
+		state_fail(io, "unknown flags 0x%x", pit.flags);
+	if (state_applying(io) && (r = kvm_vm_set_pit2(vm_fd, &pit)))
+		state_fail(io, "KVM_SET_PIT2: %s", strerror(-r));
+	return state_error(io);
+}
+
+/* ---- section "kvm.clock": kvmclock's time base, set last ---- */
+
+static int snap_clock_state(struct state_io *io, void *opaque)
+{
+	struct snapshot *snap = opaque;
+	int vm_fd = atomic_load(&snap->vm->vm_fd);
+	struct kvm_clock_data clock;
+	uint64_t ns;
+	int r;
+
+	memset(&clock, 0, sizeof(clock));
+	if (state_saving(io) && (r = kvm_vm_get_clock(vm_fd, &clock)))
+		state_fail(io, "KVM_GET_CLOCK: %s", strerror(-r));
+	/* The guest's clock carries on from the moment of the save. */
+	ns = clock.clock;
+	ns = state_u64(io, &ns, UINT64_MAX);
+	if (state_applying(io)) {
+		struct kvm_clock_data set = {.clock = ns};
+
+		if ((r = kvm_vm_set_clock(vm_fd, &set)))
+			state_fail(io, "KVM_SET_CLOCK: %s", strerror(-r));
+	}
+	return state_error(io);
+}
+
+/* ---- sections "cpu.N": one vCPU ---- */
+
+static bool snap_msr_known(const struct snapshot *snap, uint32_t index)
+{
+	uint32_t i;
+
+	if (!snap->msrs)
+		return true; /* no KVM here (fuzzing): the load pass would catch it */
+	for (i = 0; i < snap->msrs->nmsrs; i++)
+		if (snap->msrs->indices[i] == index)
+			return true;
+	return false;
+}
+
+/* Read every MSR KVM lists for this vCPU; those it cannot read on this vCPU (features the
+ * CPUID does not offer) are left out. */
+static int snap_get_msrs(const struct snapshot *snap, int fd, struct kvm_msrs *out)
+{
+	uint32_t n = snap->msrs ? snap->msrs->nmsrs : 0, pos = 0, i;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + (n + 1) * sizeof(m->entries[0]));
+	int r = 0;
+
+	if (!m)
+		return -ENOMEM;
+	out->nmsrs = 0;
+	while (pos < n) {
+		m->nmsrs = n - pos;
+		for (i = 0; i < m->nmsrs; i++)
+			m->entries[i] =
+			        (struct kvm_msr_entry){.index = snap->msrs->indices[pos + i]};
+		r = kvm_vcpu_get_msrs(fd, m);
+		if (r < 0)
+			break;
+		for (i = 0; i < (uint32_t)r && out->nmsrs < SNAP_MAX_MSRS; i++)
+			out->entries[out->nmsrs++] = m->entries[i];
+		pos += (uint32_t)r + 1; /* skip the one KVM could not read */
+		r = 0;
+	}
+	free(m);
+	return r;
+}
+
+#define SNAP_EVENT_FLAGS                                                                           \
+	(KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |                       \
+	 KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM | KVM_VCPUEVENT_VALID_PAYLOAD |      \
+	 KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
+
+/* The KVM state of one vCPU, all read before anything is written (and written in the order
+ * QEMU and Firecracker use: registers, FPU, LAPIC before MSRs such as TSC-deadline, then
+ * pending events and the run state). */
+struct snap_vcpu_regs {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_xcrs xcrs;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events events;
+	struct kvm_mp_state mp;
+	struct kvm_debugregs dr;
+};
+
+static void snap_cpu_get(struct state_io *io, const struct snapshot *snap, int fd,
+                         struct snap_vcpu_regs *s, struct kvm_xsave *xs, uint32_t xsize,
+                         bool has_xcrs, struct kvm_msrs *msrs)
+{
+	int r;
+
+	if ((r = kvm_vcpu_get_regs(fd, &s->regs)))
+		state_fail(io, "KVM_GET_REGS: %s", strerror(-r));
+	else if ((r = kvm_vcpu_get_sregs(fd, &s->sregs)))
+		state_fail(io, "KVM_GET_SREGS: %s", strerror(-r));
+	else if (xs && (r = kvm_vcpu_get_xsave(fd, xs, xsize)))
+		state_fail(io, "KVM_GET_XSAVE: %s", strerror(-r));
+	else if (!xs && (r = kvm_vcpu_get_fpu(fd, &s->fpu)))
+		state_fail(io, "KVM_GET_FPU: %s", strerror(-r));
+	else if (has_xcrs && (r = kvm_vcpu_get_xcrs(fd, &s->xcrs)))
+		state_fail(io, "KVM_GET_XCRS: %s", strerror(-r));
+	else if ((r = kvm_vcpu_get_lapic(fd, &s->lapic)))
+		state_fail(io, "KVM_GET_LAPIC: %s", strerror(-r));
+	else if ((r = snap_get_msrs(snap, fd, msrs)))
+		state_fail(io, "KVM_GET_MSRS: %s", strerror(-r));
+	else if ((r = kvm_vcpu_get_events(fd, &s->events)))
+		state_fail(io, "KVM_GET_VCPU_EVENTS: %s", strerror(-r));
+	else if ((r = kvm_vcpu_get_mp_state(fd, &s->mp)))
+		state_fail(io, "KVM_GET_MP_STATE: %s", strerror(-r));
+	else if ((r = kvm_vcpu_get_debugregs(fd, &s->dr)))
+		state_fail(io, "KVM_GET_DEBUGREGS: %s", strerror(-r));
+}
+
+static void snap_cpu_set(struct state_io *io, int fd, const struct snap_vcpu_regs *s,
+                         const struct kvm_xsave *xs, bool has_xcrs, const struct kvm_msrs *msrs)
+{
+	int r;
+
+	if ((r = kvm_vcpu_set_regs(fd, &s->regs)))
+		state_fail(io, "KVM_SET_REGS: %s", strerror(-r));
+	else if ((r = kvm_vcpu_set_sregs(fd, &s->sregs)))
+		state_fail(io, "KVM_SET_SREGS: %s", strerror(-r));
+	else if (xs && (r = kvm_vcpu_set_xsave(fd, xs)))
+		state_fail(io, "KVM_SET_XSAVE: %s", strerror(-r));
+	else if (!xs && (r = kvm_vcpu_set_fpu(fd, &s->fpu)))
+		state_fail(io, "KVM_SET_FPU: %s", strerror(-r));
+	else if (has_xcrs && (r = kvm_vcpu_set_xcrs(fd, &s->xcrs)))
+		state_fail(io, "KVM_SET_XCRS: %s", strerror(-r));
+	else if ((r = kvm_vcpu_set_lapic(fd, &s->lapic)))
+		state_fail(io, "KVM_SET_LAPIC: %s", strerror(-r));
+	if (state_error(io))
+		return;
+	r = kvm_vcpu_set_msrs_count(fd, msrs);
+	if (r < 0) {
+		state_fail(io, "KVM_SET_MSRS: %s", strerror(-r));
+		return;
+	}
+	if ((uint32_t)r < msrs->nmsrs) {
+		state_fail(io, "KVM refused MSR 0x%x = 0x%llx", msrs->entries[r].index,
+		           (unsigned long long)msrs->entries[r].data);
+		return;
+	}
+	if ((r = kvm_vcpu_set_events(fd, &s->events)))
+		state_fail(io, "KVM_SET_VCPU_EVENTS: %s", strerror(-r));
+	else if ((r = kvm_vcpu_set_mp_state(fd, &s->mp)))
+		state_fail(io, "KVM_SET_MP_STATE: %s", strerror(-r));
+	else if ((r = kvm_vcpu_set_debugregs(fd, &s->dr)))
+		state_fail(io, "KVM_SET_DEBUGREGS: %s", strerror(-r));
+}
+
+/* The XSAVE buffer size this KVM uses: KVM_CAP_XSAVE2's, at least 4096; 0 without XSAVE. */
+static uint32_t snap_host_xsave_size(const struct vm *vm)
+{
+	int x2;
+
+	if (vm->kvm.fd < 0 || !kvm_check_extension(vm->kvm.fd, KVM_CAP_XSAVE))
+		return 0;
+	x2 = kvm_check_extension(vm->kvm.fd, KVM_CAP_XSAVE2);
+	return x2 > (int)sizeof(struct kvm_xsave) ? (uint32_t)x2 : sizeof(struct kvm_xsave);
+}
+
+static int snap_cpu_state(struct state_io *io, void *opaque)
+{
+	struct snap_cpu *c = opaque;
+	struct snapshot *snap = c->snap;
+	struct vm *vm = snap->vm;
+	int fd = state_saving(io) || io->mode == STATE_LOAD ? vm->vcpus[c->id].fd : -1;
+	uint32_t host_xsize = snap_host_xsave_size(vm);
+	struct snap_vcpu_regs *s = calloc(1, sizeof(*s));
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + SNAP_MAX_MSRS * sizeof(msrs->entries[0]));
+	struct kvm_xsave *xs = NULL;
+	uint8_t kind = host_xsize ? SNAP_FPU_XSAVE : SNAP_FPU_LEGACY;
+	uint32_t xsize = host_xsize, n, i;
+	bool has_xcrs = vm->kvm.fd >= 0 && kvm_check_extension(vm->kvm.fd, KVM_CAP_XCRS);
+
+	if (!s || !msrs) {
+		state_fail(io, "out of memory");
+		goto out;
+	}
+	if (state_saving(io)) {
+		xs = xsize ? calloc(1, xsize) : NULL;
+		if (xsize && !xs) {
+			state_fail(io, "out of memory");
+			goto out;
+		}
+		snap_cpu_get(io, snap, fd, s, xs, xsize, has_xcrs, msrs);
+	}
+	state_blob(io, &s->regs, sizeof(s->regs));
+	state_blob(io, &s->sregs, sizeof(s->sregs));
+	kind = state_u8(io, &kind, SNAP_FPU_XSAVE);
+	if (kind == SNAP_FPU_XSAVE) {
+		xsize = state_u32(io, &xsize, SNAP_MAX_XSAVE);
+		if (!state_saving(io) && !state_error(io)) {
+			if (xsize < sizeof(struct kvm_xsave) || xsize % 64)
+				state_fail(io, "XSAVE area of %u bytes", xsize);
+			else if (vm->kvm.fd >= 0 && xsize > host_xsize)
+				state_fail(
+				        io,
+				        "XSAVE area of %u bytes, this host's KVM takes at most %u "
+				        "(saved on a CPU with more features)",
+				        xsize, host_xsize);
+			else
+				xs = calloc(1, host_xsize > xsize ? host_xsize : xsize);
+			if (!state_error(io) && !xs)
+				state_fail(io, "out of memory");
+		}
+		if (xs)
+			state_blob(io, xs, xsize);
+	} else {
+		state_blob(io, &s->fpu, sizeof(s->fpu));
+	}
+	has_xcrs = state_bool(io, &has_xcrs);
+	if (has_xcrs)
+		state_blob(io, &s->xcrs, sizeof(s->xcrs));
+	if (has_xcrs && !state_error(io) && (s->xcrs.nr_xcrs > KVM_MAX_XCRS || s->xcrs.flags))
+		state_fail(io, "%u XCRs (flags 0x%x)", s->xcrs.nr_xcrs, s->xcrs.flags);
+	state_blob(io, &s->lapic, sizeof(s->lapic));
+	n = state_u32(io, &msrs->nmsrs, SNAP_MAX_MSRS);
+	for (i = 0; i < n && !state_error(io); i++) {
+		uint32_t index = msrs->entries[i].index;
+		uint64_t data = msrs->entries[i].data;
+
+		/* msrs is a local: stored in every mode, then checked */
+		msrs->entries[i].index = state_u32(io, &index, UINT32_MAX);
+		msrs->entries[i].data = state_u64(io, &data, UINT64_MAX);
+		index = msrs->entries[i].index;
+		if (!state_saving(io) && !state_error(io) && !snap_msr_known(snap, index))
+			state_fail(io, "MSR 0x%x is not one this host's KVM can restore", index);
+	}
+	msrs->nmsrs = n;
+	state_blob(io, &s->events, sizeof(s->events));
+	if (!state_error(io) && (s->events.flags & ~(uint32_t)SNAP_EVENT_FLAGS))
+		state_fail(io, "pending events with unknown flags 0x%x", s->events.flags);
+	s->mp.mp_state = state_u32(io, &s->mp.mp_state, KVM_MP_STATE_SUSPENDED);
+	state_blob(io, &s->dr, sizeof(s->dr));
+	if (!state_error(io) && s->dr.flags)
+		state_fail(io, "debug registers with flags 0x%llx",
+		           (unsigned long long)s->dr.flags);
+	if (!state_saving(io) && !state_error(io) && vm->kvm.fd >= 0 &&
+	    has_xcrs != (bool)kvm_check_extension(vm->kvm.fd, KVM_CAP_XCRS))
+		state_fail(io, "saved %s XCRs, this host's KVM %s them",
+		           has_xcrs ? "with" : "without", has_xcrs ? "lacks" : "has");
+	if (!state_saving(io) && !state_error(io) && kind == SNAP_FPU_LEGACY && host_xsize)
+		log_debug("cpu.%u: legacy FPU state on an XSAVE host", c->id);
+	if (state_applying(io))
+		snap_cpu_set(io, fd, s, kind == SNAP_FPU_XSAVE ? xs : NULL, has_xcrs, msrs);
+out:
+	free(xs);
+	free(msrs);
+	free(s);
+	return state_error(io);
+}
+
+/* ---- registration ---- */
+
+int snapshot_register_config(struct vm *vm)
+{
+	struct snapshot *snap = calloc(1, sizeof(*snap));
+	int r;
+
+	if (!snap)
+		return -ENOMEM;
+	snap->vm = vm;
+	vm->snapshot = snap;
+	r = vm_add_state_section(vm, "config", 1, snap_config_state, snap);
+	return r ?: vm_add_state_section(vm, "memory", 1, snap_memory_state, snap);
+}
+
+int snapshot_register_machine(struct vm *vm)
+{
+	struct snapshot *snap = vm->snapshot;
+	char name[STATE_NAME_MAX + 1];
+	unsigned i;
+	int r;
+
+	if (!snap)
+		return -EINVAL;
+	if (vm->kvm.fd >= 0) {
+		r = kvm_sys_msr_index_list(&vm->kvm, &snap->msrs);
+		if (r)
+			return r;
+	}
+	snap->cpus = calloc(vm->cfg->cpus, sizeof(*snap->cpus));
+	if (!snap->cpus)
+		return -ENOMEM;
+	r = vm_add_state_section(vm, "kvm.irqchip", 1, snap_irqchip_state, snap);
+	r = r ?: vm_add_state_section(vm, "kvm.pit", 1, snap_pit_state, snap);
+	for (i = 0; i < vm->cfg->cpus && !r; i++) {
+		snap->cpus[i] = (struct snap_cpu){.snap = snap, .id = i};
+		snprintf(name, sizeof(name), "cpu.%u", i);
+		r = vm_add_state_section(vm, name, 1, snap_cpu_state, &snap->cpus[i]);
+	}
+	return r ?: vm_add_state_section(vm, "kvm.clock", 1, snap_clock_state, snap);
+}
+
+/* ---- save ---- */
+
+static int snap_write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t w = pwrite(fd, p, len, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		len -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+static bool snap_page_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+	unsigned i;
+
+	for (i = 0; i < SNAP_PAGE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+static void snap_mem_trailer(uint8_t t[SNAPSHOT_MEM_TRAILER], uint64_t ram,
+                             const uint8_t id[SNAP_ID_SIZE])
+{
+	memset(t, 0, SNAPSHOT_MEM_TRAILER);
+	memcpy(t, SNAP_MEM_MAGIC, 8);
+	put_le(t + 8, SNAP_MEM_VERSION, 4);
+	put_le(t + 16, ram, 8);
+	memcpy(t + 24, id, SNAP_ID_SIZE);
+	put_le(t + 40, crc32c(0, t, 40), 4);
+}
+
+/* Guest RAM to path: non-zero pages only (holes read back as zeros), then the trailer. */
+static int snap_write_memory(struct vm *vm, const char *path, uint64_t *written, char *err,
+                             size_t errlen)
+{
+	const struct guest_mem *mem = &vm->mem;
+	static uint8_t trailer[SNAPSHOT_MEM_TRAILER];
+	uint64_t off = 0, run;
+	int fd, r;
+
+	*written = 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (ftruncate(fd, (off_t)(mem->ram_size + SNAPSHOT_MEM_TRAILER))) {
+		r = -errno;
+		goto fail;
+	}
+	while (off < mem->ram_size) {
+		if (snap_page_zero(mem->base + off)) {
+			off += SNAP_PAGE;
+			continue;
+		}
+		for (run = SNAP_PAGE; off + run < mem->ram_size && run < SNAP_WRITE_CHUNK &&
+		                      !snap_page_zero(mem->base + off + run);
+		     run += SNAP_PAGE)
+			;
+		r = snap_write_all(fd, mem->base + off, run, (off_t)off);
+		if (r)
+			goto fail;
+		*written += run;
+		off += run;
+	}
+	snap_mem_trailer(trailer, mem->ram_size, vm->snapshot->save_id);
+	r = snap_write_all(fd, trailer, sizeof(trailer), (off_t)mem->ram_size);
+	if (!r && fsync(fd))
+		r = -errno;
+	if (r)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot write guest memory to %s: %s", path, strerror(-r));
+	close(fd);
+	unlink(path);
+	return r;
+}
+
+static int snap_write_file(const char *path, const uint8_t *data, size_t len, char *err,
+                           size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	r = snap_write_all(fd, data, len, 0);
+	if (!r && fsync(fd))
+		r = -errno;
+	close(fd);
+	if (r) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-r));
+		unlink(path);
+	}
+	return r;
+}
+
+static int snap_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	return snprintf(buf, len, "%s/%s", dir, name) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
+{
+	char mem_tmp[4096], mem_path[4096], st_tmp[4096], st_path[4096];
+	struct snapshot *snap = vm->snapshot;
+	uint8_t *state = NULL;
+	size_t state_len = 0;
+	uint64_t written;
+	unsigned i;
+	int r, dfd;
+
+	if (!snap)
+		return -EINVAL;
+	if (atomic_load(&vm->event) != VM_EVENT_NONE) {
+		snprintf(err, errlen, "the VM is stopping or resetting; nothing saved");
+		return -EBUSY;
+	}
+	if (snap_path(mem_tmp, sizeof(mem_tmp), dir, SNAPSHOT_MEMORY_FILE ".tmp") ||
+	    snap_path(mem_path, sizeof(mem_path), dir, SNAPSHOT_MEMORY_FILE) ||
+	    snap_path(st_tmp, sizeof(st_tmp), dir, SNAPSHOT_STATE_FILE ".tmp") ||
+	    snap_path(st_path, sizeof(st_path), dir, SNAPSHOT_STATE_FILE)) {
+		snprintf(err, errlen, "save directory path is too long: %s", dir);
+		return -ENAMETOOLONG;
+	}
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create save directory %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	/* The last exits' pending work (an IN's data) belongs in the saved registers. */
+	for (i = 0; i < vm->cfg->cpus; i++) {
+		r = kvm_vcpu_complete_io(vm->vcpus[i].fd, vm->vcpus[i].run);
+		if (r) {
+			snprintf(err, errlen, "vcpu%u: cannot complete its last exit: %s", i,
+			         strerror(-r));
+			return r;
+		}
+	}
+	if (getrandom(snap->save_id, sizeof(snap->save_id), 0) != (ssize_t)sizeof(snap->save_id)) {
+		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		return -EIO;
+	}
+	r = state_save(&vm->state, &state, &state_len, err, errlen);
+	if (r)
+		return r;
+	r = snap_write_memory(vm, mem_tmp, &written, err, errlen);
+	if (!r)
+		r = snap_write_file(st_tmp, state, state_len, err, errlen);
+	free(state);
+	if (r) {
+		unlink(mem_tmp);
+		return r;
+	}
+	/* Memory first: a crash in between leaves a pair whose IDs differ, which restore
+	 * refuses, never a mixed machine. */
+	if (rename(mem_tmp, mem_path) || rename(st_tmp, st_path)) {
+		r = -errno;
+		snprintf(err, errlen, "cannot rename the saved files in %s: %s", dir,
+		         strerror(errno));
+		unlink(mem_tmp);
+		unlink(st_tmp);
+		return r;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	log_info("saved to %s: state %zu bytes, memory %llu of %llu MiB written", dir, state_len,
+	         (unsigned long long)(written >> 20), (unsigned long long)(vm->mem.ram_size >> 20));
+	return 0;
+}
+
+/* ---- restore ---- */
+
+int snapshot_check(struct vm *vm, const uint8_t *data, size_t size, char *err, size_t errlen)
+{
+	struct state_file *f = malloc(sizeof(*f));
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	r = state_parse(data, size, f, err, errlen);
+	if (!r)
+		r = state_load(&vm->state, f, STATE_CHECK, err, errlen);
+	free(f);
+	return r;
+}
+
+/* Read the state file whole, refusing one above the size cap before reading it. */
+static int snap_read_state(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open saved state %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "saved state %s is not a regular file", path);
+		r = -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > STATE_MAX_FILE) {
+		snprintf(err, errlen, "saved state %s has %lld bytes, more than the %u MiB allowed",
+		         path, (long long)st.st_size, STATE_MAX_FILE >> 20);
+		r = -E2BIG;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory reading %s", path);
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	*out = buf;
+	*len = got;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+/* The memory file must be the RAM image of exactly this state file. */
+static int snap_open_memory(struct vm *vm, const char *path, int *out, char *err, size_t errlen)
+{
+	uint8_t t[SNAPSHOT_MEM_TRAILER];
+	struct stat st;
+	int fd, r = -EINVAL;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open saved memory %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != vm->mem.ram_size + SNAPSHOT_MEM_TRAILER) {
+		snprintf(err, errlen, "saved memory %s has %lld bytes, expected %llu (%s)", path,
+		         (long long)st.st_size,
+		         (unsigned long long)(vm->mem.ram_size + SNAPSHOT_MEM_TRAILER),
+		         (uint64_t)st.st_size < vm->mem.ram_size ? "truncated" : "wrong size");
+		goto fail;
+	}
+	if (pread(fd, t, sizeof(t), (off_t)vm->mem.ram_size) != (ssize_t)sizeof(t)) {
+		snprintf(err, errlen, "cannot read the trailer of %s", path);
+		goto fail;
+	}
+	if (memcmp(t, SNAP_MEM_MAGIC, 8) || get_le(t + 8, 4) != SNAP_MEM_VERSION ||
+	    get_le(t + 40, 4) != crc32c(0, t, 40) || get_le(t + 16, 8) != vm->mem.ram_size) {
+		snprintf(err, errlen, "saved memory %s has a bad trailer (not a keel memory file?)",
+		         path);
+		goto fail;
+	}
+	if (memcmp(t + 24, vm->snapshot->memory_id, SNAP_ID_SIZE)) {
+		snprintf(err, errlen,
+		         "saved memory %s belongs to another save than its state file (an "
+		         "interrupted save?)",
+		         path);
+		goto fail;
+	}
+	*out = fd;
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+int snapshot_open(struct vm *vm, const char *dir, char *err, size_t errlen)
+{
+	struct snapshot *snap = vm->snapshot;
+	char st_path[4096], mem_path[4096], why[400];
+	int r, mem_fd = -1;
+
+	if (!snap)
+		return -EINVAL;
+	if (snap_path(st_path, sizeof(st_path), dir, SNAPSHOT_STATE_FILE) ||
+	    snap_path(mem_path, sizeof(mem_path), dir, SNAPSHOT_MEMORY_FILE)) {
+		snprintf(err, errlen, "restore directory path is too long: %s", dir);
+		return -ENAMETOOLONG;
+	}
+	r = snap_read_state(st_path, &snap->file, &snap->file_size, err, errlen);
+	if (r)
+		return r;
+	snap->parsed = malloc(sizeof(*snap->parsed));
+	if (!snap->parsed) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	r = state_parse(snap->file, snap->file_size, snap->parsed, why, sizeof(why));
+	if (!r)
+		r = state_load(&vm->state, snap->parsed, STATE_CHECK, why, sizeof(why));
+	if (r) {
+		snprintf(err, errlen, "cannot restore from %s: %s", st_path, why);
+		goto fail;
+	}
+	r = snap_open_memory(vm, mem_path, &mem_fd, err, errlen);
+	if (r)
+		goto fail;
+	/* Everything checked: from here on, apply. */
+	r = mem_map_file(&vm->mem, mem_fd);
+	close(mem_fd);
+	if (r) {
+		snprintf(err, errlen, "cannot map saved memory %s: %s", mem_path, strerror(-r));
+		goto fail;
+	}
+	snap->pending = true;
+	return 0;
+fail:
+	free(snap->parsed);
+	free(snap->file);
+	snap->parsed = NULL;
+	snap->file = NULL;
+	return r;
+}
+
+bool snapshot_pending(const struct vm *vm)
+{
+	return vm->snapshot && vm->snapshot->pending;
+}
+
+int snapshot_apply(struct vm *vm, char *err, size_t errlen)
+{
+	struct snapshot *snap = vm->snapshot;
+	int r;
+
+	if (!snapshot_pending(vm))
+		return -EINVAL;
+	r = state_load(&vm->state, snap->parsed, STATE_LOAD, err, errlen);
+	snap->pending = false;
+	free(snap->parsed);
+	free(snap->file);
+	snap->parsed = NULL;
+	snap->file = NULL;
+	return r;
+}

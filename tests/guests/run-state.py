@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""Saved-state cases for keel-vmm: save a running tiny guest, restore it in a new keel-vmm.
+
+    run-state.py --keel-vmm PATH --guests DIR CASE
+    run-state.py --list
+
+Cases (docs/state.md, docs/testing.md):
+  state-save-restore       pause stops the counting guest and resume continues it; save it
+                           mid-way; the source VM resumes and finishes unchanged; a new
+                           keel-vmm restored from the save carries on from the next line
+  state-save-restore-smp   the same with 2 vCPUs (the AP waits for its SIPI across the save)
+  state-bad-files          damaged, mismatched or oversized saves are refused with one clear
+                           line on stderr, the guest never runs, and no file changes
+Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
+"""
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("run_guest", os.path.join(HERE, "run-guest.py"))
+rg = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rg)
+
+TICK = re.compile(r"state: tick (\d+) pit (\d+) lapic (\d+)")
+TOTAL = 40
+
+
+class Failure(Exception):
+    pass
+
+
+# ---- the state file format (src/vmm/state.c), for making damaged copies ----
+
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def parse_state(data):
+    magic, version, hsize, fsize, count, _ = struct.unpack_from("<8sIIQII", data, 0)
+    assert magic == b"KEELSAVE" and fsize == len(data), "not a good state file"
+    off, sections = hsize, []
+    for _ in range(count):
+        name = data[off:off + 32].rstrip(b"\0").decode()
+        sver, _, size = struct.unpack_from("<IIQ", data, off + 32)
+        off += 48
+        sections.append([name, sver, bytes(data[off:off + size])])
+        off += size + (-size % 8)
+    return version, sections
+
+
+def build_state(sections, version=1):
+    body = b""
+    for name, sver, payload in sections:
+        body += name.encode().ljust(32, b"\0") + struct.pack("<IIQ", sver, 0, len(payload))
+        body += payload + b"\0" * (-len(payload) % 8)
+    size = 32 + len(body) + 8
+    head = b"KEELSAVE" + struct.pack("<IIQII", version, 32, size, len(sections), 0)
+    data = head + body
+    return data + struct.pack("<II", crc32c(data), 0)
+
+
+# ---- running keel-vmm ----
+
+class Vmm:
+    def __init__(self, keel_vmm, kernel, workdir, tag, cpus, memory, restore=None, args=""):
+        self.control = os.path.join(workdir, f"control-{tag}.sock")
+        cmd = [keel_vmm, "--kernel", kernel, "--cmdline", args, "--debug-exit", "--serial",
+               "stdio", "--cpus", str(cpus), "--memory", memory, "--control", self.control]
+        if restore:
+            cmd += ["--restore", restore]
+        self.cmd = cmd
+        print("run-state: " + " ".join(repr(c) if (" " in c or not c) else c for c in cmd))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.out = rg.Reader(self.proc.stdout)
+        self.err = rg.Reader(self.proc.stderr)
+        self.out.start()
+        self.err.start()
+        self.sock = None
+
+    def connect(self, deadline):
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise Failure(f"keel-vmm ended with status {self.proc.returncode} before its "
+                              f"control socket appeared: {self.err.text().strip()}")
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.control)
+                self.sock = s
+                self.rfile = s.makefile("r")
+                return
+            except OSError:
+                s.close()
+                time.sleep(0.02)
+        raise Failure("the control socket never appeared")
+
+    def request(self, obj):
+        self.sock.sendall((json.dumps(obj) + "\n").encode())
+        line = self.rfile.readline()
+        if not line:
+            raise Failure(f"no reply to {obj}: keel-vmm closed the socket")
+        return json.loads(line)
+
+    def ok(self, obj):
+        reply = self.request(obj)
+        if "return" not in reply:
+            raise Failure(f"{obj} failed: {reply}")
+        return reply["return"]
+
+    def ticks(self):
+        return [int(m.group(1)) for m in
+                (TICK.fullmatch(l) for l in self.out.text().split("\n")) if m]
+
+    def wait_tick(self, n, deadline):
+        if not self.out.wait_for(rf"state: tick {n} pit \d+ lapic \d+", deadline):
+            raise Failure(f"the guest never printed line {n}; serial output:\n"
+                          + self.out.text() + "\nstderr:\n" + self.err.text())
+
+    def wait(self, deadline):
+        try:
+            return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise Failure("keel-vmm did not end in time; serial output:\n" + self.out.text())
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def finish(self):
+        if self.sock:
+            self.sock.close()
+        self.out.join(5)
+        self.err.join(5)
+
+
+def check_sequence(what, ticks, first, last):
+    want = list(range(first, last + 1))
+    if ticks != want:
+        raise Failure(f"{what}: lines {ticks} are not exactly {first}..{last} in order")
+
+
+def save_restore_case(keel_vmm, kernel, cpus):
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        save_dir = os.path.join(tmp, "save")
+        src = Vmm(keel_vmm, kernel, tmp, "src", cpus, "64M", args=f"ticks={TOTAL}")
+        try:
+            src.connect(deadline)
+            src.wait_tick(5, deadline)
+            # Pause stops the counter; resume continues it.
+            src.ok({"execute": "pause"})
+            if src.ok({"execute": "status"})["state"] != "paused":
+                raise Failure("status does not say paused after pause")
+            time.sleep(0.1)
+            paused_at = len(src.ticks())
+            time.sleep(0.5)
+            if len(src.ticks()) != paused_at:
+                raise Failure(f"the guest printed {len(src.ticks()) - paused_at} lines while "
+                              "paused")
+            src.ok({"execute": "resume"})
+            src.wait_tick(paused_at + 3, deadline)
+            # Save mid-way: the VM is paused and stays paused.
+            t0 = time.monotonic()
+            src.ok({"execute": "save", "arguments": {"dir": save_dir}})
+            save_s = time.monotonic() - t0
+            if src.ok({"execute": "status"})["state"] != "paused":
+                raise Failure("the VM is not paused after save")
+            time.sleep(0.1)
+            before = src.ticks()
+            saved_at = before[-1]
+            if saved_at >= TOTAL:
+                raise Failure("the guest finished before the save; nothing to restore")
+            files = sorted(os.listdir(save_dir))
+            if files != ["memory", "state"]:
+                raise Failure(f"the save directory holds {files}, expected memory and state")
+            st = os.stat(os.path.join(save_dir, "memory"))
+            print(f"run-state: saved after line {saved_at} in {save_s:.2f} s: state "
+                  f"{os.path.getsize(os.path.join(save_dir, 'state'))} bytes, memory file "
+                  f"{st.st_size} bytes of which {st.st_blocks * 512} allocated")
+            if st.st_blocks * 512 > 16 << 20:
+                raise Failure("the memory file of a 64 MiB guest that uses a few hundred KiB "
+                              "is not sparse")
+            digest = {f: hashlib.sha256(open(os.path.join(save_dir, f), "rb").read())
+                      .hexdigest() for f in files}
+            # The source VM is unchanged by the save: it resumes and finishes.
+            src.ok({"execute": "resume"})
+            status = src.wait(deadline)
+            if status != rg.STATUS_PASS:
+                raise Failure(f"the source VM ended with {rg.describe_status(status)} after "
+                              f"the save:\n{src.out.text()}\n{src.err.text()}")
+            check_sequence("source VM", src.ticks(), 1, TOTAL)
+        finally:
+            src.kill()
+            src.finish()
+        # A new keel-vmm carries on from the save.
+        t0 = time.monotonic()
+        dst = Vmm(keel_vmm, kernel, tmp, "dst", cpus, "64M", restore=save_dir,
+                  args=f"ticks={TOTAL}")
+        try:
+            status = dst.wait(deadline)
+            elapsed = time.monotonic() - t0
+        finally:
+            dst.kill()
+            dst.finish()
+        out = dst.out.text()
+        print("--- restored VM serial output ---")
+        print(out.rstrip())
+        if dst.err.text().strip():
+            print("--- restored VM stderr ---")
+            print(dst.err.text().rstrip())
+        if status != rg.STATUS_PASS:
+            raise Failure(f"the restored VM ended with {rg.describe_status(status)}")
+        if "state: counting" in out:
+            raise Failure("the restored VM booted the guest again instead of carrying on")
+        check_sequence("restored VM", dst.ticks(), saved_at + 1, TOTAL)
+        for f, d in digest.items():
+            if hashlib.sha256(open(os.path.join(save_dir, f), "rb").read()).hexdigest() != d:
+                raise Failure(f"restoring changed the saved {f} file")
+        print(f"run-state: restored VM printed lines {saved_at + 1}..{TOTAL} and passed "
+              f"({elapsed:.2f} s including the rest of the run)")
+
+
+def bad_files_case(keel_vmm, kernel):
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        good, other = os.path.join(tmp, "good"), os.path.join(tmp, "other")
+        src = Vmm(keel_vmm, kernel, tmp, "src", 1, "64M", args="ticks=1000")
+        try:
+            src.connect(deadline)
+            src.wait_tick(2, deadline)
+            src.ok({"execute": "save", "arguments": {"dir": good}})
+            src.ok({"execute": "save", "arguments": {"dir": other}})
+            bad = src.request({"execute": "save", "arguments": {"dir": ""}})
+            if "error" not in bad:
+                raise Failure(f"save with an empty dir was accepted: {bad}")
+            src.ok({"execute": "quit"})
+            src.wait(deadline)
+        finally:
+            src.kill()
+            src.finish()
+        state = open(os.path.join(good, "state"), "rb").read()
+        version, sections = parse_state(state)
+        names = [s[0] for s in sections]
+        for want in ("config", "memory", "serial.3f8", "rtc", "i8042", "pm", "fw_cfg",
+                     "kvm.irqchip", "kvm.pit", "cpu.0", "kvm.clock"):
+            if want not in names:
+                raise Failure(f"the state file has no section {want!r}: {names}")
+        print(f"run-state: sections {names}")
+
+        def variant(name, state_bytes=None, memory=None, memory_size=None, no_memory=False):
+            d = os.path.join(tmp, name)
+            os.mkdir(d)
+            with open(os.path.join(d, "state"), "wb") as f:
+                f.write(state if state_bytes is None else state_bytes)
+            if not no_memory:
+                shutil.copyfile(memory or os.path.join(good, "memory"),
+                                os.path.join(d, "memory"))
+                if memory_size is not None:
+                    os.truncate(os.path.join(d, "memory"), memory_size)
+            return d
+
+        def replace(name, payload=None, version=None):
+            out = []
+            for n, v, p in sections:
+                if n == name:
+                    out.append([n, v if version is None else version,
+                                p if payload is None else payload])
+                else:
+                    out.append([n, v, p])
+            return out
+
+        serial = dict((s[0], s[2]) for s in sections)["serial.3f8"]
+        cases = [
+            ("truncated", variant("truncated", state[:len(state) // 2]), {},
+             "state file is truncated"),
+            ("corrupt", variant("corrupt", state[:100] + bytes([state[100] ^ 0x40])
+                                + state[101:]), {}, "checksum"),
+            ("format-version", variant("format-version", state[:8] + struct.pack("<I", 2)
+                                       + state[12:]), {}, "format version 2 is not supported"),
+            ("section-version", variant("section-version",
+                                        build_state(replace("kvm.pit", version=99))), {},
+             "'kvm.pit' has version 99"),
+            ("missing-section", variant("missing-section",
+                                        build_state([s for s in sections
+                                                     if s[0] != "kvm.pit"])), {},
+             "no section 'kvm.pit'"),
+            ("unknown-section", variant("unknown-section",
+                                        build_state(sections + [["bogus", 1, b"x"]])), {},
+             "section 'bogus'"),
+            ("bad-value", variant("bad-value",
+                                  build_state(replace("serial.3f8", b"\xff" + serial[1:]))),
+             {}, "section 'serial.3f8'"),
+            ("short-section", variant("short-section",
+                                      build_state(replace("cpu.0", dict(
+                                          (s[0], s[2]) for s in sections)["cpu.0"][:100]))),
+             {}, "section 'cpu.0'"),
+            ("oversized", variant("oversized", state), {"grow_state": 65 << 20},
+             "more than the 64 MiB allowed"),
+            ("cpus-mismatch", variant("cpus-mismatch"), {"cpus": 2}, "--cpus 1"),
+            ("memory-mismatch", variant("memory-mismatch"), {"memory": "128M"},
+             "--memory 64M"),
+            ("memory-truncated", variant("memory-truncated", memory_size=1 << 20), {},
+             "truncated"),
+            ("memory-of-another-save", variant("memory-of-another-save",
+                                               memory=os.path.join(other, "memory")), {},
+             "belongs to another save"),
+            ("memory-missing", variant("memory-missing", no_memory=True), {},
+             "cannot open saved memory"),
+            ("no-directory", os.path.join(tmp, "does-not-exist"), {},
+             "cannot open saved state"),
+        ]
+        for name, d, opts, want in cases:
+            if "grow_state" in opts:
+                os.truncate(os.path.join(d, "state"), opts["grow_state"])
+            files = sorted(os.listdir(d)) if os.path.isdir(d) else []
+            digest = {f: hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
+                      for f in files}
+            v = Vmm(keel_vmm, kernel, tmp, name, opts.get("cpus", 1), opts.get("memory", "64M"),
+                    restore=d, args="ticks=1000")
+            try:
+                status = v.wait(time.monotonic() + 20)
+            finally:
+                v.kill()
+                v.finish()
+            lines = [l for l in v.err.text().split("\n") if l.strip()]
+            if status != 1:
+                raise Failure(f"{name}: keel-vmm exited {status}, expected 1; stderr {lines}")
+            if len(lines) != 1 or want not in lines[0]:
+                raise Failure(f"{name}: expected one stderr line containing {want!r}, got "
+                              f"{lines}")
+            if v.out.text().strip():
+                raise Failure(f"{name}: the guest ran: {v.out.text()!r}")
+            now = sorted(os.listdir(d)) if os.path.isdir(d) else []
+            if now != files or any(hashlib.sha256(open(os.path.join(d, f), "rb").read())
+                                    .hexdigest() != digest[f] for f in files):
+                raise Failure(f"{name}: the files in {d} changed")
+            if os.path.exists(v.control):
+                raise Failure(f"{name}: the control socket was created")
+            print(f"run-state: {name}: refused: {lines[0]}")
+
+
+CASES = {
+    "state-save-restore": lambda vmm, k: save_restore_case(vmm, k, 1),
+    "state-save-restore-smp": lambda vmm, k: save_restore_case(vmm, k, 2),
+    "state-bad-files": bad_files_case,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keel-vmm", help="path of keel-vmm")
+    ap.add_argument("--guests", default=os.path.join("build", "tests", "guests"))
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("case", nargs="?")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(CASES))
+        return 0
+    if a.case not in CASES or not a.keel_vmm:
+        print(f"run-state: need --keel-vmm and one of: {', '.join(CASES)}")
+        return 1
+    why = rg.kvm_usable()
+    if why:
+        print(f"SKIP {a.case}: {why}")
+        return 77
+    kernel = os.path.join(a.guests, "state.elf")
+    if not os.path.exists(kernel):
+        print(f"run-state: guest kernel {kernel} does not exist (build it first)")
+        return 1
+    start = time.monotonic()
+    try:
+        CASES[a.case](a.keel_vmm, kernel)
+    except Failure as e:
+        print(f"FAIL {a.case}: {e}")
+        return 1
+    print(f"PASS {a.case} ({time.monotonic() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
