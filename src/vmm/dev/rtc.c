@@ -50,9 +50,12 @@ static bool rtc_is_clock(uint8_t reg)
 	       reg == REG_MDAY || reg == REG_MON || reg == REG_YEAR || reg == REG_CENTURY;
 }
 
+/* A clock field (0-99 after reduction: the guest can set any year) in the register format. */
 static uint8_t rtc_to_reg(const struct rtc *r, int v)
 {
-	return (r->cmos[REG_B] & B_BINARY) ? (uint8_t)v : (uint8_t)((v / 10) << 4 | v % 10);
+	unsigned u = (unsigned)((v % 100 + 100) % 100);
+
+	return (r->cmos[REG_B] & B_BINARY) ? (uint8_t)u : (uint8_t)((u / 10) << 4 | u % 10);
 }
 
 static int rtc_from_reg(const struct rtc *r, uint8_t v)
@@ -67,7 +70,8 @@ static void rtc_refresh(struct rtc *r)
 	struct tm tm;
 	int hour;
 
-	gmtime_r(&t, &tm);
+	if (!gmtime_r(&t, &tm))
+		return; /* a time the C library cannot express: keep the registers as they are */
 	hour = tm.tm_hour;
 	r->cmos[REG_SEC] = rtc_to_reg(r, tm.tm_sec);
 	r->cmos[REG_MIN] = rtc_to_reg(r, tm.tm_min);
