@@ -160,7 +160,8 @@ int kvm_vm_create_irqchip(int vm_fd)
 
 int kvm_vm_create_pit(int vm_fd)
 {
-	struct kvm_pit_config pit = {.flags = 0};
+	/* KVM also emulates port 0x61 (PIT channel 2 gate and output), as on a PC. */
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	int r = kvm_ioctl(vm_fd, KVM_CREATE_PIT2, &pit);
 
 	return r < 0 ? r : 0;
