@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The state loader (docs/state.md): any state file must be refused with a reason or pass
+ * the whole check (structure, checksum, every section of a 2-vCPU VM with all platform
+ * devices) without touching the VM. Input: one mode byte, then the file. With bit 0 of
+ * the mode byte set, the header's file size and the trailer's CRC are fixed up first, so
+ * that mutations reach the sections instead of stopping at the checksum.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "lib/crc32c.h"
+#include "lib/log.h"
+#include "vmm/bus.h"
+#include "vmm/chardev.h"
+#include "vmm/dev/debug_exit.h"
+#include "vmm/dev/i8042.h"
+#include "vmm/dev/pm.h"
+#include "vmm/dev/rtc.h"
+#include "vmm/dev/serial.h"
+#include "vmm/loop.h"
+#include "vmm/snapshot.h"
+#include "vmm/state.h"
+#include "vmm/vm.h"
+#include "vmm/x86/fw_cfg.h"
+#include "vmm/x86/layout.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct vm *fuzz_vm(void)
+{
+	static struct vm vm;
+	static struct vm_config cfg = {
+		.kernel = "fuzz", .cmdline = "", .cpus = 2, .memory = 64 << 20, .debug_exit = true};
+	static int ready;
+	struct chardev_spec off = {CHARDEV_OFF, NULL};
+	char err[256];
+
+	if (ready)
+		return &vm;
+	log_init("fuzz", LOG_ERROR);
+	vm.cfg = &cfg;
+	vm.kvm.fd = -1; /* no KVM: the check pass never needs it */
+	atomic_store(&vm.vm_fd, -1);
+	vm.event_fd = eventfd(0, EFD_NONBLOCK);
+	pthread_mutex_init(&vm.run_lock, NULL);
+	pthread_cond_init(&vm.run_cond, NULL);
+	bus_init(&vm.pio, "pio");
+	/* The RAM layout without RAM: the memory section only compares it. */
+	vm.mem.ram_size = cfg.memory;
+	vm.mem.nregions = mem_layout(cfg.memory, vm.mem.regions);
+	if (loop_create(&vm.loop) || chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
+	    snapshot_register_config(&vm) ||
+	    serial_create(&vm, PORT_COM1, IRQ_COM1, vm.serial_out, &vm.serial) ||
+	    i8042_create(&vm) || rtc_create(&vm, &vm.rtc) || pm_create(&vm, &vm.pm) ||
+	    fw_cfg_create(&vm) || debug_exit_create(&vm) || snapshot_register_machine(&vm))
+		abort();
+	ready = 1;
+	return &vm;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct vm *vm = fuzz_vm();
+	uint8_t *copy;
+	char err[512];
+	size_t n;
+
+	if (size < 1 || size > STATE_MAX_FILE)
+		return 0;
+	n = size - 1;
+	copy = malloc(n ? n : 1);
+	if (!copy)
+		return 0;
+	memcpy(copy, data + 1, n);
+	if ((data[0] & 1) && n >= STATE_HEADER_SIZE + STATE_TRAILER_SIZE) {
+		uint32_t crc;
+
+		for (unsigned i = 0; i < 8; i++)
+			copy[16 + i] = (uint8_t)((uint64_t)n >> (8 * i));
+		crc = crc32c(0, copy, n - STATE_TRAILER_SIZE);
+		for (unsigned i = 0; i < 4; i++)
+			copy[n - STATE_TRAILER_SIZE + i] = (uint8_t)(crc >> (8 * i));
+	}
+	err[0] = 0;
+	if (snapshot_check(vm, copy, n, err, sizeof(err)) && !err[0])
+		abort(); /* every refusal says why */
+	free(copy);
+	return 0;
+}
