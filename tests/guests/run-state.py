@@ -244,6 +244,15 @@ def save_restore_case(keel_vmm, kernel, cpus):
         if "state: counting" in out:
             raise Failure("the restored VM booted the guest again instead of carrying on")
         check_sequence("restored VM", dst.ticks(), saved_at + 1, TOTAL)
+        # Both timers kept running after the restore: the LAPIC timer drives the lines, and
+        # the PIT (100 Hz, 4 periods per line) must at least tick once per line on average.
+        counts = [(int(m.group(2)), int(m.group(3))) for m in
+                  (TICK.fullmatch(l) for l in out.split("\n")) if m]
+        lines = len(counts) - 1
+        pit, lapic = counts[-1][0] - counts[0][0], counts[-1][1] - counts[0][1]
+        if pit < lines or lapic < lines * 10:
+            raise Failure(f"after the restore, {lines} lines took {pit} PIT and {lapic} LAPIC "
+                          "timer ticks: a timer stopped or slowed down")
         for f, d in digest.items():
             if hashlib.sha256(open(os.path.join(save_dir, f), "rb").read()).hexdigest() != d:
                 raise Failure(f"restoring changed the saved {f} file")
