@@ -95,7 +95,7 @@ int config_parse_disk(const char *s, struct disk_spec *d, char *err, size_t errl
 					 s);
 				return -EINVAL;
 			}
-			snprintf(d->serial, sizeof(d->serial), "%s", v);
+			memcpy(d->serial, v, strlen(v) + 1); /* length checked above */
 		} else {
 			snprintf(err, errlen,
 				 "--disk %s: expected path=FILE[,readonly=on|off][,serial=STRING]",
@@ -136,7 +136,7 @@ int config_parse_net(const char *s, struct net_spec *n, char *err, size_t errlen
 			return -EINVAL;
 		}
 		if (!strcmp(k, "tap") && *v && strlen(v) < sizeof(n->tap) && !strchr(v, '/')) {
-			snprintf(n->tap, sizeof(n->tap), "%s", v);
+			memcpy(n->tap, v, strlen(v) + 1); /* length checked above */
 		} else if (!strcmp(k, "mac") && !parse_mac(v, n->mac)) {
 			n->has_mac = true;
 		} else {

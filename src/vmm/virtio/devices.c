@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/virtio/blk.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
 
@@ -25,6 +26,18 @@ int virtio_devices_create(struct vm *vm, struct virtio_devices **out, char *err,
 	if (!v)
 		return -ENOMEM;
 	*out = v;
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		r = virtio_blk_create(vm, &cfg->disks[i], &v->dev[v->n], err, errlen);
+		if (r)
+			return r;
+		v->n++;
+	}
+	if (cfg->console.kind != CHARDEV_OFF) {
+		r = virtio_console_create(vm, &cfg->console, vm->loop, &v->dev[v->n], err, errlen);
+		if (r)
+			return r;
+		v->n++;
+	}
 	if (!cfg->no_rng) {
 		r = virtio_rng_create(vm, &v->dev[v->n]);
 		if (r) {

@@ -156,5 +156,10 @@ void virtio_kick(struct virtio_dev *vd, unsigned q);
 
 /* Device creation from the VM's configuration (vm_create). */
 int virtio_rng_create(struct vm *vm, struct virtio_dev **out) __attribute__((warn_unused_result));
+struct chardev_spec;
+struct loop;
+int virtio_console_create(struct vm *vm, const struct chardev_spec *spec, struct loop *loop,
+			  struct virtio_dev **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif

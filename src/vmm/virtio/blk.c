@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk (virtio 1.2, 5.2) on keel's disk library (raw or VHDX, detected from the file).
+ * One request queue served on the device's I/O thread; every request's layout is checked
+ * here on top of the chain walker's checks: a 16-byte header in the readable part, a status
+ * byte at the end of the writable part, data lengths in whole sectors inside the disk.
+ * Flush completes only after disk_flush() (fdatasync, and the VHDX log) has returned.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "disk/disk.h"
+#include "lib/log.h"
+#include "vmm/virtio/blk.h"
+#include "vmm/virtio/virtio.h"
+#include "vmm/vm.h"
+
+#define BLK_F_SEG_MAX      2
+#define BLK_F_RO           5
+#define BLK_F_BLK_SIZE     6
+#define BLK_F_FLUSH        9
+#define BLK_F_DISCARD      13
+#define BLK_F_WRITE_ZEROES 14
+
+#define BLK_QUEUE_SIZE  256
+#define BLK_SEG_MAX     (BLK_QUEUE_SIZE - 2)
+#define BLK_MAX_DISCARD 0x3fffffu /* sectors per discard or write-zeroes segment */
+#define BLK_MAX_DZ_SEGS 32
+#define BLK_BOUNCE_MAX  (4u << 20) /* requests with unaligned buffers, at most */
+#define BLK_ZERO_CHUNK  (1u << 20)
+#define BLK_CONFIG_SIZE 0x3c
+
+static struct log_ratelimit blk_rl = LOG_RATELIMIT_INIT(5000, 5);
+
+/* A run of guest buffers holding a request's data. */
+struct blk_data {
+	struct iovec seg[VQ_MAX_SEGS];
+	unsigned n;
+	uint64_t len;
+	bool aligned; /* every buffer a whole number of sectors */
+};
+
+struct virtio_blk {
+	struct disk *disk;
+	char path[4096]; /* for messages */
+	bool ro;
+	bool zeroes_by_discard; /* raw files: a punched hole reads as zeros */
+	char serial[20];
+	uint64_t sectors;
+	uint32_t sector_size;
+	uint8_t config[BLK_CONFIG_SIZE];
+	struct vq_chain chain; /* I/O thread only, like data */
+	struct blk_data data;
+	uint8_t *bounce;       /* BLK_BOUNCE_MAX bytes, allocated on first use */
+	uint8_t *zeros;        /* BLK_ZERO_CHUNK bytes of zeros, allocated on first use */
+};
+
+
+/* The data part of c: writable (reads) or readable (writes) bytes from skip, len bytes. */
+static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip, uint64_t len,
+			  struct blk_data *d)
+{
+	unsigned i = writable ? c->nin : 0, end = writable ? c->nin + c->nout : c->nin;
+
+	d->n = 0;
+	d->len = 0;
+	d->aligned = true;
+	for (; i < end && d->len < len; i++) {
+		uint64_t sl = c->seg[i].iov_len, take;
+
+		if (skip >= sl) {
+			skip -= sl;
+			continue;
+		}
+		take = sl - skip;
+		if (take > len - d->len)
+			take = len - d->len;
+		d->seg[d->n] = (struct iovec){(uint8_t *)c->seg[i].iov_base + skip, take};
+		d->aligned &= take % 512 == 0;
+		d->n++;
+		d->len += take;
+		skip = 0;
+	}
+}
+
+static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector,
+		      const struct blk_data *d)
+{
+	uint64_t off = sector * 512;
+	unsigned i;
+	int r = 0;
+
+	if (d->len % 512 || sector > b->sectors || d->len / 512 > b->sectors - sector) {
+		log_warn_ratelimited(&blk_rl, "%s: %s of %llu bytes at sector %llu is outside the "
+				     "disk or not whole sectors",
+				     b->path, write ? "write" : "read",
+				     (unsigned long long)d->len, (unsigned long long)sector);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	if (d->aligned) {
+		for (i = 0; i < d->n && !r; i++) {
+			r = write ? disk_write(b->disk, d->seg[i].iov_base, off, d->seg[i].iov_len)
+				  : disk_read(b->disk, d->seg[i].iov_base, off, d->seg[i].iov_len);
+			off += d->seg[i].iov_len;
+		}
+		return r ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	}
+	if (d->len > BLK_BOUNCE_MAX)
+		return VIRTIO_BLK_S_IOERR;
+	if (!b->bounce && !(b->bounce = malloc(BLK_BOUNCE_MAX)))
+		return VIRTIO_BLK_S_IOERR;
+	if (write) {
+		uint64_t at = 0;
+
+		for (i = 0; i < d->n; at += d->seg[i].iov_len, i++)
+			memcpy(b->bounce + at, d->seg[i].iov_base, d->seg[i].iov_len);
+		r = disk_write(b->disk, b->bounce, off, d->len);
+	} else {
+		uint64_t at = 0;
+
+		r = disk_read(b->disk, b->bounce, off, d->len);
+		for (i = 0; !r && i < d->n; at += d->seg[i].iov_len, i++)
+			memcpy(d->seg[i].iov_base, b->bounce + at, d->seg[i].iov_len);
+	}
+	return r ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+}
+
+static int blk_write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len)
+{
+	int r = 0;
+
+	if (b->zeroes_by_discard)
+		return disk_discard(b->disk, off, len);
+	if (!b->zeros && !(b->zeros = calloc(1, BLK_ZERO_CHUNK)))
+		return -ENOMEM;
+	while (len && !r) {
+		size_t n = len < BLK_ZERO_CHUNK ? (size_t)len : BLK_ZERO_CHUNK;
+
+		r = disk_write(b->disk, b->zeros, off, n);
+		off += n;
+		len -= n;
+	}
+	return r;
+}
+
+/* Discard or write-zeroes: segments of {le64 sector, le32 sectors, le32 flags}. */
+static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c, bool zeroes)
+{
+	uint64_t n = (c->in_len - VIRTIO_BLK_HDR_SIZE) / 16, i;
+
+	if ((c->in_len - VIRTIO_BLK_HDR_SIZE) % 16 || n == 0 || n > BLK_MAX_DZ_SEGS)
+		return VIRTIO_BLK_S_IOERR;
+	for (i = 0; i < n; i++) {
+		uint8_t seg[16];
+		uint64_t sector;
+		uint32_t count, flags;
+		int r;
+
+		vq_chain_read(c, VIRTIO_BLK_HDR_SIZE + 16 * i, seg, 16);
+		memcpy(&sector, seg, 8);
+		memcpy(&count, seg + 8, 4);
+		memcpy(&flags, seg + 12, 4);
+		if (flags & ~1u || (!zeroes && flags))
+			return VIRTIO_BLK_S_UNSUPP;
+		if (count > BLK_MAX_DISCARD || sector > b->sectors || count > b->sectors - sector)
+			return VIRTIO_BLK_S_IOERR;
+		r = zeroes ? blk_write_zeroes(b, sector * 512, (uint64_t)count * 512)
+			   : disk_discard(b->disk, sector * 512, (uint64_t)count * 512);
+		if (r)
+			return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c)
+{
+	struct blk_data *data = &b->data;
+	uint8_t hdr[VIRTIO_BLK_HDR_SIZE], status;
+	uint32_t type, written = 0;
+	uint64_t sector;
+
+	if (c->in_len < VIRTIO_BLK_HDR_SIZE || c->out_len < 1) {
+		log_warn_ratelimited(&blk_rl, "%s: request without a header or a status byte",
+				     b->path);
+		return 0;
+	}
+	vq_chain_read(c, 0, hdr, sizeof(hdr));
+	memcpy(&type, hdr, 4);
+	memcpy(&sector, hdr + 8, 8);
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		blk_data_segs(c, true, 0, c->out_len - 1, data);
+		status = blk_rw(b, false, sector, data);
+		if (status == VIRTIO_BLK_S_OK)
+			written = (uint32_t)data->len;
+		break;
+	case VIRTIO_BLK_T_OUT:
+		if (b->ro) {
+			status = VIRTIO_BLK_S_IOERR;
+			break;
+		}
+		blk_data_segs(c, false, VIRTIO_BLK_HDR_SIZE, c->in_len - VIRTIO_BLK_HDR_SIZE,
+			      data);
+		status = blk_rw(b, true, sector, data);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		status = disk_flush(b->disk) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+		break;
+	case VIRTIO_BLK_T_GET_ID: {
+		uint64_t n = c->out_len - 1 < 20 ? c->out_len - 1 : 20;
+
+		written = (uint32_t)vq_chain_write(c, 0, b->serial, (size_t)n);
+		status = VIRTIO_BLK_S_OK;
+		break;
+	}
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		status = b->ro ? VIRTIO_BLK_S_IOERR
+			       : blk_discard_zeroes(b, c, type == VIRTIO_BLK_T_WRITE_ZEROES);
+		break;
+	default:
+		status = VIRTIO_BLK_S_UNSUPP;
+		break;
+	}
+	vq_chain_write(c, c->out_len - 1, &status, 1);
+	return written + 1;
+}
+
+static void blk_queue_notify(struct virtio_dev *vd, unsigned q)
+{
+	struct virtio_blk *b = vd->priv;
+
+	do {
+		while (virtio_pop(vd, q, &b->chain) > 0)
+			vq_push(&vd->q[q].vq, b->chain.head, virtio_blk_request(b, &b->chain));
+	} while (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq));
+	virtio_queue_interrupt(vd, q);
+}
+
+static void blk_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsigned len)
+{
+	struct virtio_blk *b = vd->priv;
+
+	if (off <= BLK_CONFIG_SIZE && len <= BLK_CONFIG_SIZE - off)
+		memcpy(buf, b->config + off, len);
+}
+
+void virtio_blk_free(struct virtio_blk *b)
+{
+	if (!b)
+		return;
+	if (b->disk) {
+		if (!b->ro && disk_flush(b->disk))
+			log_err("%s: final flush failed", b->path);
+		disk_close(b->disk);
+	}
+	free(b->bounce);
+	free(b->zeros);
+	free(b);
+}
+
+static void blk_release(struct virtio_dev *vd)
+{
+	virtio_blk_free(vd->priv);
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.name = "virtio-blk",
+	.device_type = VIRTIO_ID_BLOCK,
+	.class_code = 0x018000, /* mass storage, other */
+	.queue_notify = blk_queue_notify,
+	.config_read = blk_config_read,
+	.release = blk_release,
+};
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	while (n--) {
+		*p++ = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char *err,
+		    size_t errlen)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	struct disk_info info;
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	snprintf(b->path, sizeof(b->path), "%s", spec->path);
+	b->ro = spec->readonly;
+	r = disk_open(spec->path, spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
+	if (r) {
+		snprintf(err, errlen, "--disk %s: cannot open it: %s%s", spec->path, strerror(-r),
+			 r == -EWOULDBLOCK || r == -EAGAIN
+				 ? " (another program has it open for writing)"
+				 : "");
+		free(b);
+		return r;
+	}
+	r = disk_info(b->disk, &info);
+	if (r) {
+		snprintf(err, errlen, "--disk %s: cannot read its format information: %s",
+			 spec->path, strerror(-r));
+		virtio_blk_free(b);
+		return r;
+	}
+	b->zeroes_by_discard = info.format == DISK_FORMAT_RAW;
+	b->sector_size = info.logical_sector >= 512 ? info.logical_sector : 512;
+	b->sectors = disk_size(b->disk) / 512;
+	memcpy(b->serial, spec->serial, strnlen(spec->serial, sizeof(b->serial)));
+	put_le(b->config + 0x00, b->sectors, 8);                 /* capacity */
+	put_le(b->config + 0x0c, BLK_SEG_MAX, 4);                /* seg_max */
+	put_le(b->config + 0x14, b->sector_size, 4);             /* blk_size */
+	put_le(b->config + 0x24, BLK_MAX_DISCARD, 4);            /* max_discard_sectors */
+	put_le(b->config + 0x28, BLK_MAX_DZ_SEGS, 4);            /* max_discard_seg */
+	put_le(b->config + 0x2c, b->sector_size / 512, 4);       /* discard_sector_alignment */
+	put_le(b->config + 0x30, BLK_MAX_DISCARD, 4);            /* max_write_zeroes_sectors */
+	put_le(b->config + 0x34, BLK_MAX_DZ_SEGS, 4);            /* max_write_zeroes_seg */
+	b->config[0x38] = b->zeroes_by_discard;                  /* write_zeroes_may_unmap */
+	*out = b;
+	return 0;
+}
+
+uint64_t virtio_blk_features(const struct virtio_blk *b)
+{
+	uint64_t f = 1ull << BLK_F_SEG_MAX | 1ull << BLK_F_BLK_SIZE | 1ull << BLK_F_FLUSH;
+
+	if (b->ro)
+		f |= 1ull << BLK_F_RO;
+	else
+		f |= 1ull << BLK_F_DISCARD | 1ull << BLK_F_WRITE_ZEROES;
+	return f;
+}
+
+int virtio_blk_create(struct vm *vm, const struct disk_spec *spec, struct virtio_dev **out,
+		      char *err, size_t errlen)
+{
+	struct virtio_blk *b;
+	int r = virtio_blk_open(spec, &b, err, errlen);
+
+	if (r)
+		return r;
+	r = virtio_dev_create(vm, &blk_ops, b, virtio_blk_features(b), 1, BLK_QUEUE_SIZE,
+			      BLK_CONFIG_SIZE, out);
+	if (r) {
+		snprintf(err, errlen, "--disk %s: virtio-blk set-up: %s", spec->path, strerror(-r));
+		virtio_blk_free(b);
+	}
+	return r;
+}

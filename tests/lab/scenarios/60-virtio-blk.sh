@@ -1,0 +1,54 @@
+# virtio over PCI with Debian's stock drivers: the devices on the PCI bus (/sys/bus/pci, the
+# guest's busybox has no lspci), /dev/hwrng gives bytes, an ext2 file system made on a raw
+# virtio disk keeps files with known checksums across a power-off, and a read-only disk
+# refuses writes.
+dd if=/dev/zero of=/tmp/vblk.raw bs=1M count=64 2>/dev/null || fail "cannot create the disk file"
+dd if=/dev/urandom of=/tmp/vblk-ro.raw bs=1M count=4 2>/dev/null || fail "cannot create the read-only disk file"
+ro_sum=$(sha256sum /tmp/vblk-ro.raw | cut -d' ' -f1)
+
+vm_boot a --memory 256M --disk path=/tmp/vblk.raw,serial=keel-disk-1 --disk path=/tmp/vblk-ro.raw,readonly=on
+vm_run a 'stty cols 1000' # long command lines must not wrap on the console
+vm_run a 'for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device $d/class); done'
+echo "lab: guest PCI devices:"
+echo "$VM_OUT" | sed 's/^/lab:   /'
+echo "$VM_OUT" | grep -q '^0000:00:00.0 0x1b36 0x0008 0x060000$' || fail "no host bridge at 00:00.0"
+[ "$(echo "$VM_OUT" | grep -c ' 0x1af4 0x1042 ')" = 2 ] || fail "expected two virtio-blk devices (1af4:1042)"
+echo "$VM_OUT" | grep -q ' 0x1af4 0x1044 ' || fail "no virtio-rng device (1af4:1044)"
+vm_run a 'ls /sys/bus/virtio/drivers && ls /sys/bus/virtio/devices/*/driver -d | wc -l'
+echo "$VM_OUT" | grep -q virtio_blk || fail "the virtio_blk driver is not bound: $VM_OUT"
+
+vm_run a 'dd if=/dev/hwrng bs=64 count=4 2>/dev/null | wc -c'
+[ "$VM_OUT" = 256 ] || fail "/dev/hwrng gave '$VM_OUT' bytes, expected 256"
+vm_run a 'cat /sys/class/misc/hw_random/rng_current'
+case "$VM_OUT" in virtio_rng*) ;; *) fail "hw_random uses '$VM_OUT', expected virtio_rng" ;; esac
+
+vm_run a 'for f in vda/size vda/serial vdb/ro vdb/size; do echo $(cat /sys/block/$f); done'
+[ "$(echo $VM_OUT)" = "131072 keel-disk-1 1 8192" ] || fail "vda size/serial, vdb ro/size: '$(echo $VM_OUT)'"
+vm_run a 'dd if=/dev/vdb bs=1M 2>/dev/null | sha256sum | cut -d" " -f1'
+[ "$VM_OUT" = "$ro_sum" ] || fail "the read-only disk reads back $VM_OUT, the file is $ro_sum"
+vm_run a 'dd if=/dev/zero of=/dev/vdb bs=4096 count=1 oflag=direct 2>&1'
+[ "$VM_RC" != 0 ] || fail "a write to the read-only disk succeeded: $VM_OUT"
+[ "$(sha256sum /tmp/vblk-ro.raw | cut -d' ' -f1)" = "$ro_sum" ] || fail "the read-only disk file changed"
+
+vm_run a 'mke2fs /dev/vda >/dev/null 2>&1 && mkdir -p /mnt && mount -t ext2 /dev/vda /mnt && echo mounted' 120
+[ "$VM_OUT" = mounted ] || fail "mke2fs/mount on /dev/vda: $VM_OUT"
+vm_run a 'dd if=/dev/urandom of=/mnt/big bs=1M count=20 2>/dev/null; mkdir /mnt/d; for i in 1 2 3 4 5; do head -c $((i * 3000)) /dev/urandom >/mnt/d/f$i; done; sync; cd /mnt && sha256sum big d/*; cd /' 180
+sums1=$VM_OUT
+[ "$(echo "$sums1" | wc -l)" = 6 ] || fail "writing the files: $sums1"
+vm_run a 'umount /mnt && echo unmounted'
+[ "$VM_OUT" = unmounted ] || fail "umount: $VM_OUT"
+vm_send a 'poweroff -f'
+vm_wait_exit a 60
+[ "$VM_STATUS" = 0 ] || fail "poweroff: status $VM_STATUS"
+
+vm_boot b --memory 256M --disk path=/tmp/vblk.raw
+vm_run b 'stty cols 1000'
+vm_run b 'mkdir -p /mnt && mount -t ext2 -o ro /dev/vda /mnt && cd /mnt && sha256sum big d/*; cd /'
+[ "$VM_OUT" = "$sums1" ] || fail "after a power-off the files read back differently:
+$VM_OUT
+expected
+$sums1"
+echo "lab: 6 files with matching checksums after a power-off"
+vm_send b 'poweroff -f'
+vm_wait_exit b 60
+rm -f /tmp/vblk.raw /tmp/vblk-ro.raw
