@@ -140,11 +140,17 @@ vm_send() {
 	printf '%s\n' "$2" >"$_d/in"
 }
 
-# vm_run NAME COMMAND [SECONDS]: run COMMAND at the guest's shell prompt (one line, keep it
-# short: the console echoes it) and wait for it to finish. VM_OUT: its output, without
+# vm_run NAME COMMAND [SECONDS]: run COMMAND at the guest's shell prompt (one line, at most
+# about 4000 characters) and wait for it to finish. VM_OUT: its output, without
 # carriage returns; VM_RC: its exit status.
 vm_run() {
 	_d=$VM_DIR/$1
+	# The shell's line editor wraps the echo of lines longer than the terminal (80 columns on
+	# a serial console); make the guest's terminal wide once, before the first command.
+	if [ ! -e "$_d/wide" ]; then
+		: >"$_d/wide"
+		vm_run "$1" 'stty cols 4096 rows 64' "${3:-60}"
+	fi
 	_start=$(cat "$_d/seen" 2>/dev/null)
 	vm_send "$1" "$2; echo @@D\"\"ONE@@ \$?"
 	vm_wait "$1" '^@@DONE@@ [0-9]+$' "${3:-60}"
