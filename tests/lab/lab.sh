@@ -141,6 +141,7 @@ _lab_host_files() {
 	echo "$d/host/init" "$d/host/api.sh" "$d/host/modules" "$d/lab.sh"
 	ls "$d"/scenarios/*.sh 2>/dev/null
 	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
+	ls "$LAB_TOP"/tests/lab/vmmctl.c 2>/dev/null
 }
 
 lab_build() {
@@ -194,6 +195,11 @@ lab_build() {
 	for f in "${fw[@]}"; do
 		install -D -m 0644 "$(readlink -f "$f")" "$root$f"
 	done
+	# A client for keel-vmm's control socket (busybox has none): save, pause, resume, quit.
+	if [ -e "$d/vmmctl.c" ]; then
+		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vmmctl" \
+			"$d/vmmctl.c" || lab_die "cannot build tests/lab/vmmctl.c"
+	fi
 	# The boot benchmark's lab side: its script and its timing helper (static, no libraries).
 	if [ -e "$LAB_TOP/bench/boot/lab.sh" ]; then
 		install -D -m 0644 "$LAB_TOP/bench/boot/lab.sh" "$root/lab/bench/boot.sh"

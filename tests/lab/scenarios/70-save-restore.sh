@@ -1,0 +1,72 @@
+# Saved state (issue 6, docs/state.md) with a real Linux guest. A shell loop prints a counter
+# and the guest's uptime twice a second. Pause stops the counter and resume continues it;
+# `save` over the control socket writes the VM to a directory and leaves it paused; the
+# worker quits; a new keel-vmm started with --restore carries on: the next line is the next
+# number, the guest's clock moves on from where it was (not back, not far ahead), and the
+# shell still answers.
+command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
+SAVE=/tmp/save-a
+OPTS="--cpus 1 --memory 256M --no-rng"
+
+ctl() { # ctl VM REQUEST: one control request that must succeed
+	lab-vmmctl "/tmp/$1.sock" "$2" >/tmp/ctl.out 2>&1 ||
+		fail "control request $2 to VM $1 failed: $(cat /tmp/ctl.out)"
+	echo "lab: $1 <- $2: $(cat /tmp/ctl.out)"
+}
+
+last_count() { # the highest counter VM $1 printed so far
+	tr -d '\r' <"$VM_DIR/$1/out" | sed -n 's/^count \([0-9][0-9]*\) .*/\1/p' | tail -n 1
+}
+
+# shellcheck disable=SC2086
+vm_boot a $OPTS --control /tmp/a.sock
+vm_send a 'i=0; while :; do i=$((i+1)); read u x </proc/uptime; echo "count $i $u"; sleep 0.5; done &'
+vm_wait a '^count 3 ' 60
+
+# Pause stops the counter, resume continues it.
+ctl a '{"execute":"pause"}'
+sleep 1
+n=$(last_count a)
+sleep 3
+[ "$(last_count a)" = "$n" ] || fail "the counter went from $n to $(last_count a) while paused"
+ctl a '{"execute":"resume"}'
+vm_wait a "^count $((n + 1)) " 30
+vm_wait a "^count $((n + 3)) " 30
+
+# Save: the VM is paused and stays paused; then the worker quits (Save-VM).
+t0=$(_now)
+ctl a "{\"execute\":\"save\",\"arguments\":{\"dir\":\"$SAVE\"}}"
+echo "lab: save took about $(($(_now) - t0)) s; $(ls -ls $SAVE | tr '\n' ' ')"
+lab-vmmctl /tmp/a.sock '{"execute":"status"}' | grep -q '"paused"' || fail "VM a is not paused after save"
+sleep 1
+n=$(last_count a)
+up=$(tr -d '\r' <"$VM_DIR/a/out" | sed -n "s/^count $n \([0-9.]*\).*/\1/p" | tail -n 1)
+[ -n "$n" ] && [ -n "$up" ] || fail "no counter line before the save"
+ctl a '{"execute":"quit"}'
+vm_wait_exit a 30
+[ "$VM_STATUS" = 0 ] || fail "quit after save: keel-vmm exited with $VM_STATUS"
+
+# Restore in a new keel-vmm: it carries on from the next number. The console of the saved
+# run and of the restored run, joined, hold every number once and in order (a line cut by
+# the save is completed by the restored VM).
+# shellcheck disable=SC2086
+vm_start b $OPTS --control /tmp/b.sock --restore $SAVE
+vm_wait b "^count [0-9]+ " 60
+echo "lab: restored VM printed: $VM_LINE (saved after count $n at uptime $up)"
+vm_wait b "^count [0-9]+ " 30
+vm_wait b "^count [0-9]+ " 30
+cat "$VM_DIR/a/out" "$VM_DIR/b/out" | tr -d '\r' | sed -n 's/^count \([0-9][0-9]*\) .*/\1/p' |
+	awk 'NR > 1 && $1 != prev + 1 { print "after " prev " came " $1; bad = 1 } { prev = $1 }
+	     END { exit bad }' >/tmp/seq.out || fail "counter lines across save and restore: $(cat /tmp/seq.out)"
+first=$(tr -d '\r' <"$VM_DIR/b/out" | sed -n 's/^count \([0-9][0-9]*\) .*/\1/p' | head -n 1)
+up2=$(tr -d '\r' <"$VM_DIR/b/out" | sed -n "s/^count $first \([0-9.]*\).*/\1/p" | head -n 1)
+[ "$first" -le $((n + 2)) ] || fail "the restored VM's first full counter line is $first, saved after $n"
+# The guest's clock carries on from the save: later than the saved uptime, by less than 30 s.
+awk -v a="$up" -v b="$up2" 'BEGIN { exit !(b > a && b - a < 30) }' ||
+	fail "guest uptime went from $up (count $n, before the save) to $up2 (count $first, restored)"
+echo "lab: counter $n -> $first, guest uptime $up -> $up2"
+vm_run b 'echo restored-shell-ok'
+printf '%s\n' "$VM_OUT" | grep -qx restored-shell-ok || fail "the restored guest's shell printed '$VM_OUT'"
+vm_send b 'poweroff -f'
+vm_wait_exit b 60
+[ "$VM_STATUS" = 0 ] || fail "poweroff -f after restore: keel-vmm exited with $VM_STATUS"
