@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vmm/virtio/blk.h"
+#include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
 
@@ -28,6 +29,12 @@ int virtio_devices_create(struct vm *vm, struct virtio_devices **out, char *err,
 	*out = v;
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
 		r = virtio_blk_create(vm, &cfg->disks[i], &v->dev[v->n], err, errlen);
+		if (r)
+			return r;
+		v->n++;
+	}
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		r = virtio_net_create(vm, &cfg->nets[i], &v->dev[v->n], err, errlen);
 		if (r)
 			return r;
 		v->n++;

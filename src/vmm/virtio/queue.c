@@ -159,6 +159,11 @@ int vq_pop(struct vq *vq, struct vq_chain *c, const char **why)
 	return 1;
 }
 
+void vq_unpop(struct vq *vq)
+{
+	vq->last_avail--;
+}
+
 void vq_push(struct vq *vq, uint16_t head, uint32_t written)
 {
 	uint8_t *e;

@@ -84,6 +84,8 @@ const char *vq_enable_error_str(enum vq_enable_error e);
  * VQ_BAD_CHAIN, *why (if given) says what was wrong.
  */
 int vq_pop(struct vq *vq, struct vq_chain *c, const char **why);
+/* Put the chain just popped back (the device found nothing to fill it with yet). */
+void vq_unpop(struct vq *vq);
 /* Return a chain to the driver with written bytes in its writable buffers. */
 void vq_push(struct vq *vq, uint16_t head, uint32_t written);
 /* After pushes: does the driver want an interrupt (event index or NO_INTERRUPT flag)? */

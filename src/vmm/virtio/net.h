@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* virtio-net on a tap device (--net tap=IFNAME[,mac=MAC]). */
+#ifndef KEEL_VMM_VIRTIO_NET_H
+#define KEEL_VMM_VIRTIO_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/config.h"
+
+struct vm;
+struct virtio_dev;
+
+/* The MAC a card on tap IFNAME gets without mac=: 52:54:00 and a hash of the name, so the
+ * same configuration always gives the same address. */
+void virtio_net_default_mac(const char *tap, uint8_t mac[6]);
+int virtio_net_create(struct vm *vm, const struct net_spec *spec, struct virtio_dev **out,
+		      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

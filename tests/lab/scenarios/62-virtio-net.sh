@@ -1,0 +1,44 @@
+# virtio-net on taps: two VMs on a bridge in the lab host ping each other and move 64 MiB
+# over TCP with the same checksum at both ends; the second VM's MAC is the stable default.
+brctl addbr kbr0 || fail "cannot create bridge kbr0 (bridge module?)"
+ip link set kbr0 up
+vm_boot n1 --memory 320M --net tap=ktap1,mac=52:54:00:12:34:01
+vm_boot n2 --memory 320M --net tap=ktap2
+brctl addif kbr0 ktap1 && brctl addif kbr0 ktap2 || fail "cannot put the taps on the bridge"
+vm_run n1 'stty cols 1000; cat /sys/class/net/eth0/address'
+[ "$VM_OUT" = 52:54:00:12:34:01 ] || fail "n1 has MAC '$VM_OUT', expected 52:54:00:12:34:01"
+vm_run n2 'stty cols 1000; cat /sys/class/net/eth0/address'
+case "$VM_OUT" in 52:54:00:*) ;; *) fail "n2 has MAC '$VM_OUT', expected the 52:54:00 default" ;; esac
+mac2=$VM_OUT
+vm_run n1 'ip addr add 10.9.0.1/24 dev eth0 && ip link set eth0 up && echo ok'
+[ "$VM_OUT" = ok ] || fail "n1 eth0 set-up: $VM_OUT"
+vm_run n2 'ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up && echo ok'
+[ "$VM_OUT" = ok ] || fail "n2 eth0 set-up: $VM_OUT"
+vm_run n1 'ping -c 3 -W 10 10.9.0.2 | grep -o "[0-9]* packets received"' 60
+[ "$VM_OUT" = "3 packets received" ] || fail "ping n1 -> n2: '$VM_OUT'"
+vm_run n2 "ip neigh | grep -c 10.9.0.1"
+echo "lab: ping ok; n2's default MAC $mac2"
+
+vm_run n1 'dd if=/dev/urandom of=/tmp/f bs=1M count=64 2>/dev/null; sha256sum /tmp/f | cut -c1-64' 300
+sum1=$VM_OUT
+vm_send n2 'nc -l -p 5000 | sha256sum | cut -c1-64 >/tmp/rx.sum &'
+sleep 2
+t0=$(_now)
+vm_run n1 'nc -w 10 10.9.0.2 5000 </tmp/f; echo sent' 600
+t1=$(_now)
+i=0
+while :; do
+	vm_run n2 'cat /tmp/rx.sum 2>/dev/null'
+	[ -z "$VM_OUT" ] || break
+	i=$((i + 1))
+	[ "$i" -le 60 ] || fail "n2 received nothing complete"
+	sleep 2
+done
+[ "$VM_OUT" = "$sum1" ] || fail "64 MiB transfer: n2 received sha256 $VM_OUT, n1 sent $sum1"
+echo "lab: 64 MiB n1 -> n2 in about $((t1 - t0)) s, sha256 $sum1 at both ends"
+vm_send n1 'poweroff -f'
+vm_send n2 'poweroff -f'
+vm_wait_exit n1 60
+vm_wait_exit n2 60
+brctl delbr kbr0 2>/dev/null
+true
