@@ -13,7 +13,7 @@
 #include "vmm/x86/layout.h"
 
 #define PCI_FIRST_MSI_GSI 24 /* after the IOAPIC's 24 pins */
-#define PCI_MAX_MSI_GSI   1024
+#define PCI_MAX_MSI_GSI	  1024
 
 struct pci_host {
 	struct vm *vm;
@@ -63,7 +63,8 @@ void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t 
 	put_le(d->cfg + PCI_CLASS_PROG, 3, class_code);
 	put_le(d->cfg + PCI_SUBSYS_VENDOR, 2, subsys_vendor);
 	put_le(d->cfg + PCI_SUBSYS_ID, 2, subsys_id);
-	put_le(d->wmask + PCI_COMMAND, 2, PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_OFF);
+	put_le(d->wmask + PCI_COMMAND, 2,
+	       PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_OFF);
 	d->wmask[0x0c] = 0xff; /* cache line size */
 	d->wmask[0x0d] = 0xff; /* latency timer */
 	d->wmask[PCI_INTERRUPT_LINE] = 0xff;
@@ -118,7 +119,7 @@ int pci_dev_add_msix(struct pci_dev *d, unsigned bar, unsigned nvec)
 	if (r)
 		return r;
 	put_le(cap + 2, 2, nvec - 1);
-	put_le(cap + 4, 4, bar);                       /* table at offset 0 */
+	put_le(cap + 4, 4, bar);		       /* table at offset 0 */
 	put_le(cap + 8, 4, PCI_MSIX_PBA_OFFSET | bar); /* PBA */
 	d->msix_cap = pci_dev_add_cap(d, cap, sizeof(cap));
 	if (!d->msix_cap)
@@ -406,7 +407,7 @@ static void bar_reg_write(struct pci_dev *d, unsigned reg, unsigned shift, unsig
 	if (high) {
 		nv &= (uint32_t)(~(d->bars[bar].size - 1) >> 32);
 	} else {
-		nv &= (uint32_t)~(d->bars[bar].size - 1);
+		nv &= (uint32_t) ~(d->bars[bar].size - 1);
 		nv |= d->bars[bar].is64 ? PCI_BAR_MEM64 : 0;
 	}
 	put_le(d->cfg + reg, 4, nv);
@@ -446,8 +447,7 @@ void pci_cfg_write(struct pci_dev *d, unsigned off, unsigned size, uint32_t valu
 		d->ops->cfg_write(d->opaque, off, size, value);
 }
 
-bool pci_conf1_decode(uint32_t addr, unsigned port_off, unsigned *slot, unsigned *fn,
-		      unsigned *reg)
+bool pci_conf1_decode(uint32_t addr, unsigned port_off, unsigned *slot, unsigned *fn, unsigned *reg)
 {
 	if (!(addr & 0x80000000u) || ((addr >> 16) & 0xff) != 0)
 		return false;
@@ -509,8 +509,7 @@ static uint64_t conf1_read(void *opaque, uint64_t off, unsigned size)
 	pthread_mutex_lock(&h->lock);
 	addr = h->conf1_addr;
 	pthread_mutex_unlock(&h->lock);
-	if (!pci_conf1_decode(addr, (unsigned)off - 4, &slot, &fn, &reg) ||
-	    (reg & 3) + size > 4)
+	if (!pci_conf1_decode(addr, (unsigned)off - 4, &slot, &fn, &reg) || (reg & 3) + size > 4)
 		return ones(size);
 	return pci_cfg_access(h, pci_lookup(h, slot, fn), reg, size, false, 0);
 }
@@ -537,8 +536,7 @@ static void conf1_write(void *opaque, uint64_t off, unsigned size, uint64_t valu
 	pthread_mutex_lock(&h->lock);
 	addr = h->conf1_addr;
 	pthread_mutex_unlock(&h->lock);
-	if (!pci_conf1_decode(addr, (unsigned)off - 4, &slot, &fn, &reg) ||
-	    (reg & 3) + size > 4)
+	if (!pci_conf1_decode(addr, (unsigned)off - 4, &slot, &fn, &reg) || (reg & 3) + size > 4)
 		return;
 	pci_cfg_access(h, pci_lookup(h, slot, fn), reg, size, true, value);
 }
@@ -550,23 +548,23 @@ static uint64_t ecam_read(void *opaque, uint64_t off, unsigned size)
 	struct pci_host *h = opaque;
 	unsigned reg = off & 0xfff;
 
-	return pci_cfg_access(h, pci_lookup(h, (off >> 15) & 31, (off >> 12) & 7), reg, size,
-			      false, 0);
+	return pci_cfg_access(h, pci_lookup(h, (off >> 15) & 31, (off >> 12) & 7), reg, size, false,
+			      0);
 }
 
 static void ecam_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 {
 	struct pci_host *h = opaque;
 
-	pci_cfg_access(h, pci_lookup(h, (off >> 15) & 31, (off >> 12) & 7), off & 0xfff, size,
-		       true, value);
+	pci_cfg_access(h, pci_lookup(h, (off >> 15) & 31, (off >> 12) & 7), off & 0xfff, size, true,
+		       value);
 }
 
 static const struct bus_ops ecam_ops = {.read = ecam_read, .write = ecam_write};
 
 /* The device BAR that decodes gpa, with the offset into it (host lock held). */
-static struct pci_dev *pci_find_bar(struct pci_host *h, uint64_t gpa, unsigned size,
-				    unsigned *bar, uint64_t *off)
+static struct pci_dev *pci_find_bar(struct pci_host *h, uint64_t gpa, unsigned size, unsigned *bar,
+				    uint64_t *off)
 {
 	unsigned s, i;
 
@@ -781,12 +779,13 @@ int pci_host_create(struct vm *vm, struct pci_host **out)
 	/* 0xcf9 (the reset control register) sits inside 0xcf8-0xcff: take it over. */
 	h->have_cf9 = bus_unregister(&vm->pio, PORT_RESET, &h->cf9) == 0;
 	r = bus_register(&vm->pio, PORT_PCI_CONF1, 8, &conf1_ops, h, "pci-conf1");
-	r = r ?: bus_register(&vm->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, &ecam_ops, h,
-			      "pci-ecam");
-	r = r ?: bus_register(&vm->mmio, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE, &win32_ops, h,
-			      "pci-mmio32");
-	r = r ?: bus_register(&vm->mmio, h->win64_base, h->win64_size, &win64_ops, h,
-			      "pci-mmio64");
+	r = r
+		    ?: bus_register(&vm->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, &ecam_ops, h,
+				    "pci-ecam");
+	r = r
+		    ?: bus_register(&vm->mmio, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE,
+				    &win32_ops, h, "pci-mmio32");
+	r = r ?: bus_register(&vm->mmio, h->win64_base, h->win64_size, &win64_ops, h, "pci-mmio64");
 	r = r ?: vm_add_reset_hook(vm, pci_host_reset, h);
 	if (r) {
 		free(h);

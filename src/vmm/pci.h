@@ -22,34 +22,34 @@
 struct vm;
 struct pci_host;
 
-#define PCI_CFG_SIZE     256 /* conventional space; ECAM's extended space reads as zero */
-#define PCI_NUM_BARS     6
-#define PCI_MAX_SLOTS    32
+#define PCI_CFG_SIZE	 256 /* conventional space; ECAM's extended space reads as zero */
+#define PCI_NUM_BARS	 6
+#define PCI_MAX_SLOTS	 32
 #define PCI_MSIX_MAX_VEC 64
 
 /* Standard header offsets and bits used here. */
-#define PCI_VENDOR_ID       0x00
-#define PCI_DEVICE_ID       0x02
-#define PCI_COMMAND         0x04
-#define PCI_STATUS          0x06
-#define PCI_REVISION        0x08
-#define PCI_CLASS_PROG      0x09
-#define PCI_HEADER_TYPE     0x0e
-#define PCI_BAR0            0x10
-#define PCI_SUBSYS_VENDOR   0x2c
-#define PCI_SUBSYS_ID       0x2e
-#define PCI_CAP_PTR         0x34
-#define PCI_INTERRUPT_LINE  0x3c
-#define PCI_INTERRUPT_PIN   0x3d
-#define PCI_CMD_IO          0x0001
-#define PCI_CMD_MEM         0x0002
-#define PCI_CMD_MASTER      0x0004
-#define PCI_CMD_INTX_OFF    0x0400
-#define PCI_STATUS_CAP_LIST 0x0010
-#define PCI_CAP_ID_MSIX     0x11
-#define PCI_CAP_ID_VENDOR   0x09
+#define PCI_VENDOR_ID	     0x00
+#define PCI_DEVICE_ID	     0x02
+#define PCI_COMMAND	     0x04
+#define PCI_STATUS	     0x06
+#define PCI_REVISION	     0x08
+#define PCI_CLASS_PROG	     0x09
+#define PCI_HEADER_TYPE	     0x0e
+#define PCI_BAR0	     0x10
+#define PCI_SUBSYS_VENDOR    0x2c
+#define PCI_SUBSYS_ID	     0x2e
+#define PCI_CAP_PTR	     0x34
+#define PCI_INTERRUPT_LINE   0x3c
+#define PCI_INTERRUPT_PIN    0x3d
+#define PCI_CMD_IO	     0x0001
+#define PCI_CMD_MEM	     0x0002
+#define PCI_CMD_MASTER	     0x0004
+#define PCI_CMD_INTX_OFF     0x0400
+#define PCI_STATUS_CAP_LIST  0x0010
+#define PCI_CAP_ID_MSIX	     0x11
+#define PCI_CAP_ID_VENDOR    0x09
 
-#define PCI_BAR_MEM64 0x4 /* memory BAR type bits: 64-bit */
+#define PCI_BAR_MEM64	     0x4 /* memory BAR type bits: 64-bit */
 
 #define PCI_MSIX_CTRL_ENABLE 0x8000
 #define PCI_MSIX_CTRL_FMASK  0x4000
@@ -75,7 +75,7 @@ struct pci_bar {
 	uint64_t size; /* 0: unused; else a power of two >= 4096 */
 	bool is64;
 	uint64_t def_addr; /* where keel-vmm places it at power-on */
-	bool mapped;       /* decoding at map_addr (memory enabled, inside a window) */
+	bool mapped;	   /* decoding at map_addr (memory enabled, inside a window) */
 	uint64_t map_addr;
 };
 
@@ -94,8 +94,8 @@ struct pci_dev {
 	unsigned slot;
 	uint8_t cfg[PCI_CFG_SIZE];
 	uint8_t wmask[PCI_CFG_SIZE]; /* writable bits of plain registers */
-	uint8_t cap_end;             /* next free capability offset */
-	uint8_t cap_last;            /* offset of the last capability (to chain the next) */
+	uint8_t cap_end;	     /* next free capability offset */
+	uint8_t cap_last;	     /* offset of the last capability (to chain the next) */
 	struct pci_bar bars[PCI_NUM_BARS];
 
 	/* MSI-X: table in msix_bar at 0, PBA at PCI_MSIX_PBA_OFFSET. */

@@ -15,15 +15,15 @@
 
 const char guest_name[] = "virtio";
 
-#define QSIZE      16
-#define MSI_VECTOR 0x51
-#define BAR2_ADDR  0xd0000000u
+#define QSIZE	     16
+#define MSI_VECTOR   0x51
+#define BAR2_ADDR    0xd0000000u
 
-#define F_NEXT     1
-#define F_WRITE    2
-#define F_INDIRECT 4
+#define F_NEXT	     1
+#define F_WRITE	     2
+#define F_INDIRECT   4
 
-#define ST_ACK       1
+#define ST_ACK	     1
 #define ST_DRIVER    2
 #define ST_DRIVER_OK 4
 #define ST_FEAT_OK   8
@@ -131,7 +131,7 @@ static void check_pci(void)
 
 	if (id != 0x00081b36 || cfg_read32(0, 8) >> 8 != 0x060000)
 		guest_fail("00:00.0 is 0x%08x class 0x%06x, expected the host bridge", id,
-		           cfg_read32(0, 8) >> 8);
+			   cfg_read32(0, 8) >> 8);
 	if (!mcfg)
 		guest_fail("no MCFG table");
 	ecam = *(const uint32_t *)((const uint8_t *)mcfg + 44);
@@ -139,15 +139,15 @@ static void check_pci(void)
 		id = cfg_read32(d, 0);
 		eid = mmio_read32(ecam + (d << 15));
 		if (id != eid)
-			guest_fail("slot %u: 0xcf8 reads 0x%08x, ECAM at 0x%08x reads 0x%08x", d, id,
-			           ecam, eid);
+			guest_fail("slot %u: 0xcf8 reads 0x%08x, ECAM at 0x%08x reads 0x%08x", d,
+				   id, ecam, eid);
 		if (id == 0x10441af4)
 			slot = d;
 	}
 	if (!slot)
 		guest_fail("no virtio-rng (1af4:1044) on bus 0");
 	guest_printf("virtio: PCI host bridge, ECAM at 0x%08x agrees with 0xcf8, rng in slot %u\n",
-	             ecam, slot);
+		     ecam, slot);
 }
 
 static void map_bars(void)
@@ -171,7 +171,7 @@ static void map_bars(void)
 		guest_fail("BAR0 (MSI-X) at 0x%08x is not in the 32-bit window", bar0);
 	cfg_write16(slot, 4, 0x6); /* memory decoding, bus master */
 	guest_printf("virtio: BAR2 was at 0x%08x%08x, size 0x%x, moved to 0x%08x; BAR0 at 0x%08x\n",
-	             hi, lo & ~0xfu, size, BAR2_ADDR, bar0);
+		     hi, lo & ~0xfu, size, BAR2_ADDR, bar0);
 
 	for (cap = cfg_read8(slot, 0x34); cap; cap = cfg_read8(slot, cap + 1)) {
 		uint8_t id = cfg_read8(slot, cap), type = cfg_read8(slot, cap + 3);
@@ -197,7 +197,7 @@ static void map_bars(void)
 	}
 	if (!common || !notify || !isr || !msix_table)
 		guest_fail("missing capability: common %x notify %x isr %x msix %x", common, notify,
-		           isr, msix_table);
+			   isr, msix_table);
 }
 
 /* Reset, negotiate (VERSION_1 plus extra low feature bits), set up queue 0. */
@@ -218,7 +218,7 @@ static void vio_init(uint32_t features, uint16_t qsize, bool expect_ok)
 	dev_hi = r32(common + 0x04);
 	if (!(dev_hi & 1) || !(dev_lo & (1u << 28)) || !(dev_lo & (1u << 29)))
 		guest_fail("device features 0x%08x%08x lack VERSION_1, INDIRECT_DESC or EVENT_IDX",
-		           dev_hi, dev_lo);
+			   dev_hi, dev_lo);
 	w32(common + 0x08, 0);
 	w32(common + 0x0c, features);
 	w32(common + 0x08, 1);
@@ -273,7 +273,7 @@ static uint32_t wait_used(uint16_t head)
 	for (i = 0; *(volatile uint16_t *)&ring.used_idx == last_used; i++) {
 		if (i > 20000000)
 			guest_fail("no used entry for head %u (device status 0x%x)", head,
-			           r8(common + 0x14));
+				   r8(common + 0x14));
 		cpu_pause();
 	}
 	barrier();
@@ -304,7 +304,7 @@ static void valid_request(const char *after)
 		nonzero += buf[i] != 0;
 	if (len != 64 || nonzero < 8)
 		guest_fail("after %s: valid request returned %u bytes, %u non-zero", after, len,
-		           nonzero);
+			   nonzero);
 }
 
 static void expect_rejected(const char *what, uint16_t head)
@@ -328,7 +328,7 @@ static void expect_needs_reset(const char *what)
 	for (i = 0; !(r8(common + 0x14) & ST_NEEDS_RST); i++)
 		if (i > 2000000)
 			guest_fail("%s: device status 0x%x, expected DEVICE_NEEDS_RESET", what,
-			           r8(common + 0x14));
+				   r8(common + 0x14));
 	vio_init(0, QSIZE, true);
 	valid_request(what);
 	guest_printf("virtio: needs reset: %s; after a reset, served again\n", what);
@@ -366,7 +366,7 @@ void guest_main(void)
 	if (!msi_count)
 		guest_fail("no MSI-X interrupt for a completed request");
 	guest_printf("virtio: valid request served, %u MSI-X interrupt(s) on vector 0x%x\n",
-	             msi_count, MSI_VECTOR);
+		     msi_count, MSI_VECTOR);
 
 	/* Chains the walker must reject. */
 	set_desc(1, (uint32_t)buf, 16, F_WRITE | F_NEXT, 2);

@@ -161,8 +161,8 @@ static void test_conf1_decode(void **state)
 static void test_acpi_tables(void **state)
 {
 	static uint8_t buf[ACPI_MAX_SIZE];
-	const struct acpi_pci pci = {0xe0000000, 1 << 20, 0xc0000000, 0x20000000, 1ull << 32,
-				     16ull << 30};
+	const struct acpi_pci pci = {0xe0000000, 1 << 20,    0xc0000000,
+				     0x20000000, 1ull << 32, 16ull << 30};
 	struct acpi_info info;
 	uint8_t aml[512];
 	size_t n = acpi_pci_aml(aml, sizeof(aml), &pci), i;
@@ -197,10 +197,8 @@ static void test_acpi_tables(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header),
-		cmocka_unit_test(test_bar_sizing_and_mapping),
-		cmocka_unit_test(test_msix),
-		cmocka_unit_test(test_conf1_decode),
+		cmocka_unit_test(test_header),	    cmocka_unit_test(test_bar_sizing_and_mapping),
+		cmocka_unit_test(test_msix),	    cmocka_unit_test(test_conf1_decode),
 		cmocka_unit_test(test_acpi_tables),
 	};
 

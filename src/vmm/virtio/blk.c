@@ -17,20 +17,20 @@
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
 
-#define BLK_F_SEG_MAX      2
-#define BLK_F_RO           5
-#define BLK_F_BLK_SIZE     6
-#define BLK_F_FLUSH        9
-#define BLK_F_DISCARD      13
+#define BLK_F_SEG_MAX	   2
+#define BLK_F_RO	   5
+#define BLK_F_BLK_SIZE	   6
+#define BLK_F_FLUSH	   9
+#define BLK_F_DISCARD	   13
 #define BLK_F_WRITE_ZEROES 14
 
-#define BLK_QUEUE_SIZE  256
-#define BLK_SEG_MAX     (BLK_QUEUE_SIZE - 2)
-#define BLK_MAX_DISCARD 0x3fffffu /* sectors per discard or write-zeroes segment */
-#define BLK_MAX_DZ_SEGS 32
-#define BLK_BOUNCE_MAX  (4u << 20) /* requests with unaligned buffers, at most */
-#define BLK_ZERO_CHUNK  (1u << 20)
-#define BLK_CONFIG_SIZE 0x3c
+#define BLK_QUEUE_SIZE	   256
+#define BLK_SEG_MAX	   (BLK_QUEUE_SIZE - 2)
+#define BLK_MAX_DISCARD	   0x3fffffu /* sectors per discard or write-zeroes segment */
+#define BLK_MAX_DZ_SEGS	   32
+#define BLK_BOUNCE_MAX	   (4u << 20) /* requests with unaligned buffers, at most */
+#define BLK_ZERO_CHUNK	   (1u << 20)
+#define BLK_CONFIG_SIZE	   0x3c
 
 static struct log_ratelimit blk_rl = LOG_RATELIMIT_INIT(5000, 5);
 
@@ -53,10 +53,9 @@ struct virtio_blk {
 	uint8_t config[BLK_CONFIG_SIZE];
 	struct vq_chain chain; /* I/O thread only, like data */
 	struct blk_data data;
-	uint8_t *bounce;       /* BLK_BOUNCE_MAX bytes, allocated on first use */
-	uint8_t *zeros;        /* BLK_ZERO_CHUNK bytes of zeros, allocated on first use */
+	uint8_t *bounce; /* BLK_BOUNCE_MAX bytes, allocated on first use */
+	uint8_t *zeros;	 /* BLK_ZERO_CHUNK bytes of zeros, allocated on first use */
 };
-
 
 /* The data part of c: writable (reads) or readable (writes) bytes from skip, len bytes. */
 static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip, uint64_t len,
@@ -85,18 +84,18 @@ static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip
 	}
 }
 
-static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector,
-		      const struct blk_data *d)
+static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector, const struct blk_data *d)
 {
 	uint64_t off = sector * 512;
 	unsigned i;
 	int r = 0;
 
 	if (d->len % 512 || sector > b->sectors || d->len / 512 > b->sectors - sector) {
-		log_warn_ratelimited(&blk_rl, "%s: %s of %llu bytes at sector %llu is outside the "
+		log_warn_ratelimited(&blk_rl,
+				     "%s: %s of %llu bytes at sector %llu is outside the "
 				     "disk or not whole sectors",
-				     b->path, write ? "write" : "read",
-				     (unsigned long long)d->len, (unsigned long long)sector);
+				     b->path, write ? "write" : "read", (unsigned long long)d->len,
+				     (unsigned long long)sector);
 		return VIRTIO_BLK_S_IOERR;
 	}
 	if (d->aligned) {
@@ -201,8 +200,7 @@ uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c)
 			status = VIRTIO_BLK_S_IOERR;
 			break;
 		}
-		blk_data_segs(c, false, VIRTIO_BLK_HDR_SIZE, c->in_len - VIRTIO_BLK_HDR_SIZE,
-			      data);
+		blk_data_segs(c, false, VIRTIO_BLK_HDR_SIZE, c->in_len - VIRTIO_BLK_HDR_SIZE, data);
 		status = blk_rw(b, true, sector, data);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
@@ -283,8 +281,7 @@ static void put_le(uint8_t *p, uint64_t v, unsigned n)
 	}
 }
 
-int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char *err,
-		    size_t errlen)
+int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char *err, size_t errlen)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	struct disk_info info;
@@ -314,15 +311,15 @@ int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char 
 	b->sector_size = info.logical_sector >= 512 ? info.logical_sector : 512;
 	b->sectors = disk_size(b->disk) / 512;
 	memcpy(b->serial, spec->serial, strnlen(spec->serial, sizeof(b->serial)));
-	put_le(b->config + 0x00, b->sectors, 8);                 /* capacity */
-	put_le(b->config + 0x0c, BLK_SEG_MAX, 4);                /* seg_max */
-	put_le(b->config + 0x14, b->sector_size, 4);             /* blk_size */
-	put_le(b->config + 0x24, BLK_MAX_DISCARD, 4);            /* max_discard_sectors */
-	put_le(b->config + 0x28, BLK_MAX_DZ_SEGS, 4);            /* max_discard_seg */
-	put_le(b->config + 0x2c, b->sector_size / 512, 4);       /* discard_sector_alignment */
-	put_le(b->config + 0x30, BLK_MAX_DISCARD, 4);            /* max_write_zeroes_sectors */
-	put_le(b->config + 0x34, BLK_MAX_DZ_SEGS, 4);            /* max_write_zeroes_seg */
-	b->config[0x38] = b->zeroes_by_discard;                  /* write_zeroes_may_unmap */
+	put_le(b->config + 0x00, b->sectors, 8);	   /* capacity */
+	put_le(b->config + 0x0c, BLK_SEG_MAX, 4);	   /* seg_max */
+	put_le(b->config + 0x14, b->sector_size, 4);	   /* blk_size */
+	put_le(b->config + 0x24, BLK_MAX_DISCARD, 4);	   /* max_discard_sectors */
+	put_le(b->config + 0x28, BLK_MAX_DZ_SEGS, 4);	   /* max_discard_seg */
+	put_le(b->config + 0x2c, b->sector_size / 512, 4); /* discard_sector_alignment */
+	put_le(b->config + 0x30, BLK_MAX_DISCARD, 4);	   /* max_write_zeroes_sectors */
+	put_le(b->config + 0x34, BLK_MAX_DZ_SEGS, 4);	   /* max_write_zeroes_seg */
+	b->config[0x38] = b->zeroes_by_discard;		   /* write_zeroes_may_unmap */
 	*out = b;
 	return 0;
 }

@@ -9,24 +9,24 @@
 #include "vmm/config.h"
 #include "vmm/virtio/queue.h"
 
-#define VIRTIO_BLK_T_IN           0
-#define VIRTIO_BLK_T_OUT          1
-#define VIRTIO_BLK_T_FLUSH        4
-#define VIRTIO_BLK_T_GET_ID       8
-#define VIRTIO_BLK_T_DISCARD      11
+#define VIRTIO_BLK_T_IN		  0
+#define VIRTIO_BLK_T_OUT	  1
+#define VIRTIO_BLK_T_FLUSH	  4
+#define VIRTIO_BLK_T_GET_ID	  8
+#define VIRTIO_BLK_T_DISCARD	  11
 #define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK           0
-#define VIRTIO_BLK_S_IOERR        1
-#define VIRTIO_BLK_S_UNSUPP       2
-#define VIRTIO_BLK_HDR_SIZE       16
+#define VIRTIO_BLK_S_OK		  0
+#define VIRTIO_BLK_S_IOERR	  1
+#define VIRTIO_BLK_S_UNSUPP	  2
+#define VIRTIO_BLK_HDR_SIZE	  16
 
 struct vm;
 struct virtio_dev;
 struct virtio_blk;
 
 /* Open the disk of --disk spec (format detected from its contents). */
-int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char *err,
-		    size_t errlen) __attribute__((warn_unused_result));
+int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void virtio_blk_free(struct virtio_blk *b);
 uint64_t virtio_blk_features(const struct virtio_blk *b);
 /* Serve one validated chain; returns the bytes written into it (the used length), 0 for a

@@ -15,8 +15,8 @@
 #include "vmm/vm.h"
 
 #define CONSOLE_QUEUE_SIZE 128
-#define CONSOLE_RX         0
-#define CONSOLE_TX         1
+#define CONSOLE_RX	   0
+#define CONSOLE_TX	   1
 #define CONSOLE_CFG_SIZE   12
 
 struct virtio_console {
@@ -24,7 +24,7 @@ struct virtio_console {
 	struct virtio_dev *vd;
 	struct chardev *cd;
 	struct vq_chain rx_chain, tx_chain; /* under vd->lock */
-	bool rx_wanted; /* the chardev holds input the guest had no room for */
+	bool rx_wanted;			    /* the chardev holds input the guest had no room for */
 };
 
 static void console_tx(struct virtio_dev *vd)

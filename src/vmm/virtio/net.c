@@ -25,17 +25,17 @@
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
 
-#define NET_F_CSUM       0
-#define NET_F_MAC        5
-#define NET_F_HOST_TSO4  11
-#define NET_F_HOST_TSO6  12
-#define NET_F_STATUS     16
-#define NET_S_LINK_UP    1
-#define NET_QUEUE_SIZE   256
-#define NET_RX           0
-#define NET_TX           1
-#define NET_CFG_SIZE     10
-#define NET_HDR_SIZE     12
+#define NET_F_CSUM	 0
+#define NET_F_MAC	 5
+#define NET_F_HOST_TSO4	 11
+#define NET_F_HOST_TSO6	 12
+#define NET_F_STATUS	 16
+#define NET_S_LINK_UP	 1
+#define NET_QUEUE_SIZE	 256
+#define NET_RX		 0
+#define NET_TX		 1
+#define NET_CFG_SIZE	 10
+#define NET_HDR_SIZE	 12
 #define NET_MAX_RX_BATCH 64
 
 static struct log_ratelimit net_rl = LOG_RATELIMIT_INIT(5000, 5);
@@ -44,9 +44,9 @@ struct virtio_net {
 	int tap;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
-	bool rx_muted; /* tap not watched: no receive buffers */
+	bool rx_muted;			    /* tap not watched: no receive buffers */
 	struct vq_chain rx_chain, tx_chain; /* I/O thread only */
-	uint8_t drop[65536 + NET_HDR_SIZE];  /* frames read with nowhere to go */
+	uint8_t drop[65536 + NET_HDR_SIZE]; /* frames read with nowhere to go */
 };
 
 void virtio_net_default_mac(const char *tap, uint8_t mac[6])
@@ -72,8 +72,9 @@ static void net_tx(struct virtio_dev *vd)
 			struct vq_chain *c = &n->tx_chain;
 
 			if (c->in_len < NET_HDR_SIZE || c->nout) {
-				log_warn_ratelimited(&net_rl, "%s: transmit chain without a header "
-							      "or with writable buffers",
+				log_warn_ratelimited(&net_rl,
+						     "%s: transmit chain without a header "
+						     "or with writable buffers",
 						     n->ifname);
 			} else if (writev(n->tap, c->seg, (int)c->nin) < 0 && errno != EAGAIN) {
 				log_warn_ratelimited(&net_rl, "%s: write: %s", n->ifname,
@@ -121,8 +122,9 @@ static void net_rx(struct virtio_dev *vd)
 			break;
 		}
 		if (c->nin || c->out_len < NET_HDR_SIZE) {
-			log_warn_ratelimited(&net_rl, "%s: receive chain with readable buffers or "
-						      "smaller than the header",
+			log_warn_ratelimited(&net_rl,
+					     "%s: receive chain with readable buffers or "
+					     "smaller than the header",
 					     n->ifname);
 			vq_push(&vd->q[NET_RX].vq, c->head, 0);
 			continue;

@@ -14,17 +14,17 @@
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
 
-#define VIRTIO_PCI_VENDOR     0x1af4
-#define VIRTIO_PCI_DEVICE(t)  (0x1040 + (t))
-#define VIRTIO_PCI_SUBSYS_ID  0x1100
-#define VIRTIO_CAP_COMMON     1
-#define VIRTIO_CAP_NOTIFY     2
-#define VIRTIO_CAP_ISR        3
-#define VIRTIO_CAP_DEVICE     4
-#define VIRTIO_CAP_PCI        5
-#define VIRTIO_COMMON_SIZE    0x38
-#define VIRTIO_EV_STOP        0xffffffffu
-#define VIRTIO_EV_FD          0x10000u
+#define VIRTIO_PCI_VENDOR    0x1af4
+#define VIRTIO_PCI_DEVICE(t) (0x1040 + (t))
+#define VIRTIO_PCI_SUBSYS_ID 0x1100
+#define VIRTIO_CAP_COMMON    1
+#define VIRTIO_CAP_NOTIFY    2
+#define VIRTIO_CAP_ISR	     3
+#define VIRTIO_CAP_DEVICE    4
+#define VIRTIO_CAP_PCI	     5
+#define VIRTIO_COMMON_SIZE   0x38
+#define VIRTIO_EV_STOP	     0xffffffffu
+#define VIRTIO_EV_FD	     0x10000u
 
 /* Common configuration register offsets (virtio_pci_common_cfg). */
 enum {
@@ -49,7 +49,8 @@ enum {
 	CC_Q_USEDHI = 0x34,
 };
 
-static void vd_warn(struct virtio_dev *vd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vd_warn(struct virtio_dev *vd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void vd_warn(struct virtio_dev *vd, const char *fmt, ...)
 {
@@ -221,8 +222,9 @@ static void set_status(struct virtio_dev *vd, uint8_t v)
 	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
 		if ((vd->driver_features & ~vd->host_features) ||
 		    !virtio_has_feature(vd, VIRTIO_F_VERSION_1)) {
-			vd_warn(vd, "driver features 0x%llx refused (offered 0x%llx, VERSION_1 "
-				    "required)",
+			vd_warn(vd,
+				"driver features 0x%llx refused (offered 0x%llx, VERSION_1 "
+				"required)",
 				(unsigned long long)vd->driver_features,
 				(unsigned long long)vd->host_features);
 			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
@@ -363,7 +365,8 @@ static void vd_bar_write(void *opaque, unsigned bar, uint64_t off, unsigned size
 
 	if (bar != VIRTIO_BAR)
 		return;
-	if (off >= VIRTIO_NOTIFY_OFF && off < VIRTIO_NOTIFY_OFF + VIRTIO_NOTIFY_MULT * vd->nqueues) {
+	if (off >= VIRTIO_NOTIFY_OFF &&
+	    off < VIRTIO_NOTIFY_OFF + VIRTIO_NOTIFY_MULT * vd->nqueues) {
 		/* A notification KVM did not turn into an ioeventfd signal (odd width, or no
 		 * ioeventfd): the same path. */
 		virtio_kick(vd, (unsigned)((off - VIRTIO_NOTIFY_OFF) / VIRTIO_NOTIFY_MULT));
@@ -409,7 +412,8 @@ static void vd_bar_map(void *opaque, unsigned bar, uint64_t addr, bool mapped)
 		q->notify_addr = addr + VIRTIO_NOTIFY_OFF + VIRTIO_NOTIFY_MULT * i;
 		r = kvm_vm_ioeventfd(vm_fd, q->notify_addr, 2, q->kick_fd, 0, 0);
 		if (r)
-			vd_warn(vd, "KVM_IOEVENTFD at 0x%llx: %s (notifications take the slow path)",
+			vd_warn(vd,
+				"KVM_IOEVENTFD at 0x%llx: %s (notifications take the slow path)",
 				(unsigned long long)q->notify_addr, strerror(-r));
 		else
 			q->ioeventfd = true;
@@ -544,8 +548,7 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 
 /* ---- creation ---- */
 
-static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len,
-		    size_t caplen)
+static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len, size_t caplen)
 {
 	uint8_t cap[20] = {PCI_CAP_ID_VENDOR, 0, (uint8_t)caplen, type, VIRTIO_BAR};
 	uint32_t mult = VIRTIO_NOTIFY_MULT;
@@ -570,16 +573,16 @@ static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t 
 }
 
 int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
-		      uint64_t features, unsigned nqueues, uint16_t queue_max,
-		      unsigned config_size, struct virtio_dev **out)
+		      uint64_t features, unsigned nqueues, uint16_t queue_max, unsigned config_size,
+		      struct virtio_dev **out)
 {
 	struct virtio_dev *vd;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = VIRTIO_EV_STOP};
 	unsigned i;
 	int r;
 
-	if (nqueues == 0 || nqueues > VIRTIO_MAX_QUEUES || config_size > 0x1000 ||
-	    queue_max == 0 || queue_max > VQ_MAX_SIZE || (queue_max & (queue_max - 1)))
+	if (nqueues == 0 || nqueues > VIRTIO_MAX_QUEUES || config_size > 0x1000 || queue_max == 0 ||
+	    queue_max > VQ_MAX_SIZE || (queue_max & (queue_max - 1)))
 		return -EINVAL;
 	vd = calloc(1, sizeof(*vd));
 	if (!vd)
@@ -587,8 +590,8 @@ int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *pri
 	vd->ops = ops;
 	vd->priv = priv;
 	vd->vm = vm;
-	vd->host_features = features | 1ull << VIRTIO_F_VERSION_1 |
-			    1ull << VIRTIO_F_INDIRECT_DESC | 1ull << VIRTIO_F_EVENT_IDX;
+	vd->host_features = features | 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_INDIRECT_DESC |
+			    1ull << VIRTIO_F_EVENT_IDX;
 	vd->config_size = config_size;
 	vd->nqueues = nqueues;
 	vd->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5000, 10);
@@ -608,8 +611,9 @@ int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *pri
 	r = pci_dev_add_msix(&vd->pci, VIRTIO_MSIX_BAR, nqueues + 1);
 	r = r ?: pci_dev_add_bar(&vd->pci, VIRTIO_BAR, VIRTIO_BAR_SIZE, true);
 	r = r ?: add_vcap(vd, VIRTIO_CAP_COMMON, VIRTIO_COMMON_OFF, VIRTIO_COMMON_SIZE, 16);
-	r = r ?: add_vcap(vd, VIRTIO_CAP_NOTIFY, VIRTIO_NOTIFY_OFF,
-			  VIRTIO_NOTIFY_MULT * nqueues, 20);
+	r = r
+		    ?: add_vcap(vd, VIRTIO_CAP_NOTIFY, VIRTIO_NOTIFY_OFF,
+				VIRTIO_NOTIFY_MULT * nqueues, 20);
 	r = r ?: add_vcap(vd, VIRTIO_CAP_ISR, VIRTIO_ISR_OFF, 1, 16);
 	if (!r && config_size)
 		r = add_vcap(vd, VIRTIO_CAP_DEVICE, VIRTIO_DEVICE_OFF, config_size, 16);

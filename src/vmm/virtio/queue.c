@@ -115,13 +115,15 @@ int vq_pop(struct vq *vq, struct vq_chain *c, const char **why)
 		memcpy(&d, table + 16 * (size_t)idx, sizeof(d)); /* one copy, then checks */
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (!vq->indirect)
-				return bad(why, "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
+				return bad(why,
+					   "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
 			if (in_indirect)
 				return bad(why, "nested indirect descriptor");
 			if (d.flags & VRING_DESC_F_NEXT)
 				return bad(why, "indirect descriptor with NEXT");
 			if (d.len == 0 || d.len % 16 || d.len / 16 > VQ_MAX_SEGS)
-				return bad(why, "indirect table length is not 1 to 1024 descriptors");
+				return bad(why,
+					   "indirect table length is not 1 to 1024 descriptors");
 			table = mem_ptr(vq->mem, d.addr, d.len);
 			if (!table)
 				return bad(why, "indirect table is not in guest RAM");
@@ -138,7 +140,8 @@ int vq_pop(struct vq *vq, struct vq_chain *c, const char **why)
 			if (!p)
 				return bad(why, "buffer is not in guest RAM");
 			if (!w && c->nout)
-				return bad(why, "device-readable buffer after a device-writable one");
+				return bad(why,
+					   "device-readable buffer after a device-writable one");
 			if (c->nin + c->nout == VQ_MAX_SEGS)
 				return bad(why, "more than 1024 buffers in one chain");
 			c->seg[c->nin + c->nout] = (struct iovec){p, d.len};

@@ -25,8 +25,8 @@
 
 #include "vmm/mem.h"
 
-#define VQ_MAX_SIZE 1024 /* largest queue size a device offers */
-#define VQ_MAX_SEGS 1024 /* buffers in one chain, direct and indirect together */
+#define VQ_MAX_SIZE	      1024 /* largest queue size a device offers */
+#define VQ_MAX_SEGS	      1024 /* buffers in one chain, direct and indirect together */
 
 #define VRING_DESC_F_NEXT     1
 #define VRING_DESC_F_WRITE    2
@@ -51,12 +51,12 @@ struct vq {
 	const struct guest_mem *mem;
 	uint16_t size;
 	bool ready;
-	bool indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated */
-	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;		      /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool event_idx;		      /* VIRTIO_F_EVENT_IDX negotiated */
 	uint8_t *desc, *avail, *used; /* host views of the three rings */
-	uint16_t last_avail;          /* next avail ring entry to take */
-	uint16_t used_idx;            /* next used ring entry to fill */
-	uint16_t signalled;           /* used_idx at the last interrupt */
+	uint16_t last_avail;	      /* next avail ring entry to take */
+	uint16_t used_idx;	      /* next used ring entry to fill */
+	uint16_t signalled;	      /* used_idx at the last interrupt */
 	bool signalled_valid;
 };
 
@@ -76,7 +76,7 @@ void vq_disable(struct vq *vq);
 const char *vq_enable_error_str(enum vq_enable_error e);
 
 /* Results of vq_pop besides 1 (a chain) and 0 (nothing available). */
-#define VQ_BROKEN   (-EPROTO) /* the ring itself is bad: the device needs a reset */
+#define VQ_BROKEN    (-EPROTO) /* the ring itself is bad: the device needs a reset */
 #define VQ_BAD_CHAIN (-EINVAL) /* this chain is bad; c->head is valid: complete it with 0 */
 
 /*

@@ -29,14 +29,14 @@
 struct vm;
 
 #define VIRTIO_MAX_QUEUES 8
-#define VIRTIO_MAX_FDS    4
+#define VIRTIO_MAX_FDS	  4
 #define VIRTIO_NO_VECTOR  0xffff
 
 /* Device types (virtio 1.2, 5). */
-#define VIRTIO_ID_NET     1
-#define VIRTIO_ID_BLOCK   2
+#define VIRTIO_ID_NET	  1
+#define VIRTIO_ID_BLOCK	  2
 #define VIRTIO_ID_CONSOLE 3
-#define VIRTIO_ID_RNG     4
+#define VIRTIO_ID_RNG	  4
 
 /* Feature bits common to every device. */
 #define VIRTIO_F_INDIRECT_DESC 28
@@ -45,21 +45,21 @@ struct vm;
 
 /* Device status bits. */
 #define VIRTIO_STATUS_ACKNOWLEDGE 1
-#define VIRTIO_STATUS_DRIVER      2
-#define VIRTIO_STATUS_DRIVER_OK   4
+#define VIRTIO_STATUS_DRIVER	  2
+#define VIRTIO_STATUS_DRIVER_OK	  4
 #define VIRTIO_STATUS_FEATURES_OK 8
 #define VIRTIO_STATUS_NEEDS_RESET 0x40
-#define VIRTIO_STATUS_FAILED      0x80
+#define VIRTIO_STATUS_FAILED	  0x80
 
 /* Layout of the transport BAR (BAR 2, 64-bit; the MSI-X table is BAR 0). */
-#define VIRTIO_BAR          2
-#define VIRTIO_BAR_SIZE     0x4000
-#define VIRTIO_COMMON_OFF   0x0000
-#define VIRTIO_ISR_OFF      0x1000
-#define VIRTIO_DEVICE_OFF   0x2000
-#define VIRTIO_NOTIFY_OFF   0x3000
-#define VIRTIO_NOTIFY_MULT  4
-#define VIRTIO_MSIX_BAR     0
+#define VIRTIO_BAR	   2
+#define VIRTIO_BAR_SIZE	   0x4000
+#define VIRTIO_COMMON_OFF  0x0000
+#define VIRTIO_ISR_OFF	   0x1000
+#define VIRTIO_DEVICE_OFF  0x2000
+#define VIRTIO_NOTIFY_OFF  0x3000
+#define VIRTIO_NOTIFY_MULT 4
+#define VIRTIO_MSIX_BAR	   0
 
 struct virtio_dev;
 
@@ -88,8 +88,8 @@ struct virtio_queue {
 	bool enabled;
 	uint64_t desc, driver, device;
 	struct vq vq;
-	int kick_fd;          /* eventfd: the driver notified this queue */
-	bool ioeventfd;       /* kick_fd registered with KVM (host lock) */
+	int kick_fd;	      /* eventfd: the driver notified this queue */
+	bool ioeventfd;	      /* kick_fd registered with KVM (host lock) */
 	uint64_t notify_addr; /* where (host lock) */
 };
 
@@ -126,9 +126,8 @@ struct virtio_dev {
 /* Create a device on the VM's PCI bus with nqueues queues of at most queue_max entries
  * and config_size bytes of device configuration; starts its I/O thread. */
 int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
-		      uint64_t features, unsigned nqueues, uint16_t queue_max,
-		      unsigned config_size, struct virtio_dev **out)
-	__attribute__((warn_unused_result));
+		      uint64_t features, unsigned nqueues, uint16_t queue_max, unsigned config_size,
+		      struct virtio_dev **out) __attribute__((warn_unused_result));
 /* Stop the I/O thread and free the device (main thread, vCPUs stopped). */
 void virtio_dev_destroy(struct virtio_dev *vd);
 /* Watch fd (EPOLLIN etc.) on the device's I/O thread; events go to ops->fd_event. */

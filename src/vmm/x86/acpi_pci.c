@@ -129,7 +129,7 @@ static void res_dword_mem(struct aml *a, uint64_t base, uint64_t size)
 {
 	aml_byte(a, 0x87);
 	aml_le(a, 23, 2);
-	aml_byte(a, 0);    /* memory */
+	aml_byte(a, 0); /* memory */
 	aml_byte(a, 0x0c);
 	aml_byte(a, 0x01); /* read-write, non-cacheable */
 	aml_le(a, 0, 4);
@@ -185,8 +185,8 @@ static void pci0_resources(struct aml *a, const struct acpi_pci *pci)
 	static const uint8_t conf1[] = {0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08};
 
 	res_word(a, 2, 0, 0, (uint16_t)(pci->ecam_size / MiB - 1)); /* bus numbers */
-	aml_bytes(a, conf1, sizeof(conf1));                          /* IO (0xcf8, 8) */
-	res_word(a, 1, 0x03, 0x0000, 0x0cf7);                        /* I/O, entire range */
+	aml_bytes(a, conf1, sizeof(conf1));			    /* IO (0xcf8, 8) */
+	res_word(a, 1, 0x03, 0x0000, 0x0cf7);			    /* I/O, entire range */
 	res_word(a, 1, 0x03, 0x0d00, 0xffff);
 	res_dword_mem(a, pci->mmio32, pci->mmio32_size);
 	res_qword_mem(a, pci->mmio64, pci->mmio64_size);
@@ -243,6 +243,6 @@ void acpi_pci_mcfg_body(uint8_t *body, const struct acpi_pci *pci)
 		body[8 + i] = (uint8_t)(pci->ecam >> (8 * i));
 	body[16] = 0; /* segment 0 */
 	body[17] = 0;
-	body[18] = 0; /* start bus */
+	body[18] = 0;					/* start bus */
 	body[19] = (uint8_t)(pci->ecam_size / MiB - 1); /* end bus */
 }
