@@ -23,17 +23,17 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-#define SNAP_MAX_MSRS    1024u
-#define SNAP_MAX_XSAVE   (64u << 10)
-#define SNAP_MAX_STRING  4096u
-#define SNAP_PAGE        4096u
+#define SNAP_MAX_MSRS	 1024u
+#define SNAP_MAX_XSAVE	 (64u << 10)
+#define SNAP_MAX_STRING	 4096u
+#define SNAP_PAGE	 4096u
 #define SNAP_WRITE_CHUNK (1u << 20)
-#define SNAP_MEM_MAGIC   "KEELMEM"
+#define SNAP_MEM_MAGIC	 "KEELMEM"
 #define SNAP_MEM_VERSION 1u
-#define SNAP_ID_SIZE     16u
+#define SNAP_ID_SIZE	 16u
 
-#define SNAP_FPU_LEGACY  0 /* struct kvm_fpu */
-#define SNAP_FPU_XSAVE   1 /* an XSAVE area of xsave_size bytes */
+#define SNAP_FPU_LEGACY	 0 /* struct kvm_fpu */
+#define SNAP_FPU_XSAVE	 1 /* an XSAVE area of xsave_size bytes */
 
 struct snap_cpu {
 	struct snapshot *snap;
@@ -101,16 +101,16 @@ static int snap_config_state(struct state_io *io, void *opaque)
 		return state_error(io);
 	if (cpus != cfg->cpus)
 		state_fail(io, "the VM was saved with --cpus %u, the command line says --cpus %u",
-		           cpus, cfg->cpus);
+			   cpus, cfg->cpus);
 	else if (memory != cfg->memory)
 		state_fail(io,
-		           "the VM was saved with --memory %lluM, the command line says "
-		           "--memory %lluM",
-		           (unsigned long long)(memory >> 20),
-		           (unsigned long long)(cfg->memory >> 20));
+			   "the VM was saved with --memory %lluM, the command line says "
+			   "--memory %lluM",
+			   (unsigned long long)(memory >> 20),
+			   (unsigned long long)(cfg->memory >> 20));
 	else if (debug_exit != cfg->debug_exit)
 		state_fail(io, "the VM was saved %s --debug-exit, the command line %s it",
-		           debug_exit ? "with" : "without", cfg->debug_exit ? "has" : "lacks");
+			   debug_exit ? "with" : "without", cfg->debug_exit ? "has" : "lacks");
 	return state_error(io);
 }
 
@@ -128,8 +128,8 @@ static int snap_memory_state(struct state_io *io, void *opaque)
 	n = state_u32(io, &n, MEM_MAX_REGIONS);
 	if (!state_saving(io) && !state_error(io) && (ram != mem->ram_size || n != mem->nregions))
 		state_fail(io, "saved RAM is %llu bytes in %u regions, this VM has %llu in %u",
-		           (unsigned long long)ram, n, (unsigned long long)mem->ram_size,
-		           mem->nregions);
+			   (unsigned long long)ram, n, (unsigned long long)mem->ram_size,
+			   mem->nregions);
 	for (i = 0; i < n && !state_error(io); i++) {
 		gpa = mem->regions[i].gpa;
 		size = mem->regions[i].size;
@@ -254,7 +254,7 @@ static int snap_get_msrs(const struct snapshot *snap, int fd, struct kvm_msrs *o
 		m->nmsrs = n - pos;
 		for (i = 0; i < m->nmsrs; i++)
 			m->entries[i] =
-			        (struct kvm_msr_entry){.index = snap->msrs->indices[pos + i]};
+				(struct kvm_msr_entry){.index = snap->msrs->indices[pos + i]};
 		r = kvm_vcpu_get_msrs(fd, m);
 		if (r < 0)
 			break;
@@ -287,8 +287,8 @@ struct snap_vcpu_regs {
 };
 
 static void snap_cpu_get(struct state_io *io, const struct snapshot *snap, int fd,
-                         struct snap_vcpu_regs *s, struct kvm_xsave *xs, uint32_t xsize,
-                         bool has_xcrs, struct kvm_msrs *msrs)
+			 struct snap_vcpu_regs *s, struct kvm_xsave *xs, uint32_t xsize,
+			 bool has_xcrs, struct kvm_msrs *msrs)
 {
 	int r;
 
@@ -315,7 +315,7 @@ static void snap_cpu_get(struct state_io *io, const struct snapshot *snap, int f
 }
 
 static void snap_cpu_set(struct state_io *io, int fd, const struct snap_vcpu_regs *s,
-                         const struct kvm_xsave *xs, bool has_xcrs, const struct kvm_msrs *msrs)
+			 const struct kvm_xsave *xs, bool has_xcrs, const struct kvm_msrs *msrs)
 {
 	int r;
 
@@ -340,7 +340,7 @@ static void snap_cpu_set(struct state_io *io, int fd, const struct snap_vcpu_reg
 	}
 	if ((uint32_t)r < msrs->nmsrs) {
 		state_fail(io, "KVM refused MSR 0x%x = 0x%llx", msrs->entries[r].index,
-		           (unsigned long long)msrs->entries[r].data);
+			   (unsigned long long)msrs->entries[r].data);
 		return;
 	}
 	if ((r = kvm_vcpu_set_events(fd, &s->events)))
@@ -398,10 +398,10 @@ static int snap_cpu_state(struct state_io *io, void *opaque)
 				state_fail(io, "XSAVE area of %u bytes", xsize);
 			else if (vm->kvm.fd >= 0 && xsize > host_xsize)
 				state_fail(
-				        io,
-				        "XSAVE area of %u bytes, this host's KVM takes at most %u "
-				        "(saved on a CPU with more features)",
-				        xsize, host_xsize);
+					io,
+					"XSAVE area of %u bytes, this host's KVM takes at most %u "
+					"(saved on a CPU with more features)",
+					xsize, host_xsize);
 			else
 				xs = calloc(1, host_xsize > xsize ? host_xsize : xsize);
 			if (!state_error(io) && !xs)
@@ -438,11 +438,11 @@ static int snap_cpu_state(struct state_io *io, void *opaque)
 	state_blob(io, &s->dr, sizeof(s->dr));
 	if (!state_error(io) && s->dr.flags)
 		state_fail(io, "debug registers with flags 0x%llx",
-		           (unsigned long long)s->dr.flags);
+			   (unsigned long long)s->dr.flags);
 	if (!state_saving(io) && !state_error(io) && vm->kvm.fd >= 0 &&
 	    has_xcrs != (bool)kvm_check_extension(vm->kvm.fd, KVM_CAP_XCRS))
 		state_fail(io, "saved %s XCRs, this host's KVM %s them",
-		           has_xcrs ? "with" : "without", has_xcrs ? "lacks" : "has");
+			   has_xcrs ? "with" : "without", has_xcrs ? "lacks" : "has");
 	if (!state_saving(io) && !state_error(io) && kind == SNAP_FPU_LEGACY && host_xsize)
 		log_debug("cpu.%u: legacy FPU state on an XSAVE host", c->id);
 	if (state_applying(io))
@@ -528,7 +528,7 @@ static bool snap_page_zero(const uint8_t *p)
 }
 
 static void snap_mem_trailer(uint8_t t[SNAPSHOT_MEM_TRAILER], uint64_t ram,
-                             const uint8_t id[SNAP_ID_SIZE])
+			     const uint8_t id[SNAP_ID_SIZE])
 {
 	memset(t, 0, SNAPSHOT_MEM_TRAILER);
 	memcpy(t, SNAP_MEM_MAGIC, 8);
@@ -540,7 +540,7 @@ static void snap_mem_trailer(uint8_t t[SNAPSHOT_MEM_TRAILER], uint64_t ram,
 
 /* Guest RAM to path: non-zero pages only (holes read back as zeros), then the trailer. */
 static int snap_write_memory(struct vm *vm, const char *path, uint64_t *written, char *err,
-                             size_t errlen)
+			     size_t errlen)
 {
 	const struct guest_mem *mem = &vm->mem;
 	static uint8_t trailer[SNAPSHOT_MEM_TRAILER];
@@ -563,7 +563,7 @@ static int snap_write_memory(struct vm *vm, const char *path, uint64_t *written,
 			continue;
 		}
 		for (run = SNAP_PAGE; off + run < mem->ram_size && run < SNAP_WRITE_CHUNK &&
-		                      !snap_page_zero(mem->base + off + run);
+				      !snap_page_zero(mem->base + off + run);
 		     run += SNAP_PAGE)
 			;
 		r = snap_write_all(fd, mem->base + off, run, (off_t)off);
@@ -588,7 +588,7 @@ fail:
 }
 
 static int snap_write_file(const char *path, const uint8_t *data, size_t len, char *err,
-                           size_t errlen)
+			   size_t errlen)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r;
 
@@ -644,7 +644,7 @@ int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
 		r = kvm_vcpu_complete_io(vm->vcpus[i].fd, vm->vcpus[i].run);
 		if (r) {
 			snprintf(err, errlen, "vcpu%u: cannot complete its last exit: %s", i,
-			         strerror(-r));
+				 strerror(-r));
 			return r;
 		}
 	}
@@ -668,7 +668,7 @@ int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
 	if (rename(mem_tmp, mem_path) || rename(st_tmp, st_path)) {
 		r = -errno;
 		snprintf(err, errlen, "cannot rename the saved files in %s: %s", dir,
-		         strerror(errno));
+			 strerror(errno));
 		unlink(mem_tmp);
 		unlink(st_tmp);
 		return r;
@@ -679,7 +679,7 @@ int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
 		close(dfd);
 	}
 	log_info("saved to %s: state %zu bytes, memory %llu of %llu MiB written", dir, state_len,
-	         (unsigned long long)(written >> 20), (unsigned long long)(vm->mem.ram_size >> 20));
+		 (unsigned long long)(written >> 20), (unsigned long long)(vm->mem.ram_size >> 20));
 	return 0;
 }
 
@@ -719,7 +719,7 @@ static int snap_read_state(const char *path, uint8_t **out, size_t *len, char *e
 	}
 	if ((uint64_t)st.st_size > STATE_MAX_FILE) {
 		snprintf(err, errlen, "saved state %s has %lld bytes, more than the %u MiB allowed",
-		         path, (long long)st.st_size, STATE_MAX_FILE >> 20);
+			 path, (long long)st.st_size, STATE_MAX_FILE >> 20);
 		r = -E2BIG;
 		goto out;
 	}
@@ -762,9 +762,9 @@ static int snap_open_memory(struct vm *vm, const char *path, int *out, char *err
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size != vm->mem.ram_size + SNAPSHOT_MEM_TRAILER) {
 		snprintf(err, errlen, "saved memory %s has %lld bytes, expected %llu (%s)", path,
-		         (long long)st.st_size,
-		         (unsigned long long)(vm->mem.ram_size + SNAPSHOT_MEM_TRAILER),
-		         (uint64_t)st.st_size < vm->mem.ram_size ? "truncated" : "wrong size");
+			 (long long)st.st_size,
+			 (unsigned long long)(vm->mem.ram_size + SNAPSHOT_MEM_TRAILER),
+			 (uint64_t)st.st_size < vm->mem.ram_size ? "truncated" : "wrong size");
 		goto fail;
 	}
 	if (pread(fd, t, sizeof(t), (off_t)vm->mem.ram_size) != (ssize_t)sizeof(t)) {
@@ -774,14 +774,14 @@ static int snap_open_memory(struct vm *vm, const char *path, int *out, char *err
 	if (memcmp(t, SNAP_MEM_MAGIC, 8) || get_le(t + 8, 4) != SNAP_MEM_VERSION ||
 	    get_le(t + 40, 4) != crc32c(0, t, 40) || get_le(t + 16, 8) != vm->mem.ram_size) {
 		snprintf(err, errlen, "saved memory %s has a bad trailer (not a keel memory file?)",
-		         path);
+			 path);
 		goto fail;
 	}
 	if (memcmp(t + 24, vm->snapshot->memory_id, SNAP_ID_SIZE)) {
 		snprintf(err, errlen,
-		         "saved memory %s belongs to another save than its state file (an "
-		         "interrupted save?)",
-		         path);
+			 "saved memory %s belongs to another save than its state file (an "
+			 "interrupted save?)",
+			 path);
 		goto fail;
 	}
 	*out = fd;

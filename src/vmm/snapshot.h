@@ -33,7 +33,7 @@ int snapshot_register_machine(struct vm *vm) __attribute__((warn_unused_result))
  * atomically). Nothing of the VM changes. Main thread only; err gets a one-line reason.
  */
 int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /*
  * Restore, step 1 (vm_create, before the VM is built): read the state in dir, validate
@@ -41,7 +41,7 @@ int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
  * section's values, the memory file) and only then map the memory file as guest RAM.
  */
 int snapshot_open(struct vm *vm, const char *dir, char *err, size_t errlen)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* Whether the next build restores saved state instead of loading the kernel. */
 bool snapshot_pending(const struct vm *vm);
 /* Restore, step 2 (vm_build, vCPUs created): load every section into the devices, the
@@ -51,6 +51,6 @@ int snapshot_apply(struct vm *vm, char *err, size_t errlen) __attribute__((warn_
 /* Parse and check a state file image against this VM without applying anything (for the
  * fuzz target and tests). */
 int snapshot_check(struct vm *vm, const uint8_t *data, size_t size, char *err, size_t errlen)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 #endif

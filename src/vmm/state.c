@@ -70,7 +70,7 @@ static uint8_t *state_grow(struct state_io *io, size_t n)
 	if (n > STATE_MAX_FILE || io->out_len > STATE_MAX_FILE - n) {
 		io->error = -E2BIG;
 		snprintf(io->why, sizeof(io->why), "the state would exceed %u MiB",
-		         STATE_MAX_FILE >> 20);
+			 STATE_MAX_FILE >> 20);
 		return NULL;
 	}
 	if (io->out_len + n > io->out_cap) {
@@ -110,7 +110,7 @@ static const uint8_t *state_take(struct state_io *io, size_t n)
 
 /* The common scalar path: n bytes, little-endian, at most max. */
 static uint64_t state_scalar(struct state_io *io, uint64_t value, uint64_t max, unsigned n,
-                             bool *store)
+			     bool *store)
 {
 	uint8_t *o;
 	const uint8_t *in;
@@ -121,7 +121,7 @@ static uint64_t state_scalar(struct state_io *io, uint64_t value, uint64_t max, 
 	if (io->mode == STATE_SAVE) {
 		if (value > max) {
 			state_fail(io, "value %llu at offset %zu is above its maximum %llu",
-			           (unsigned long long)value, io->out_len, (unsigned long long)max);
+				   (unsigned long long)value, io->out_len, (unsigned long long)max);
 			return 0;
 		}
 		o = state_grow(io, n);
@@ -135,7 +135,7 @@ static uint64_t state_scalar(struct state_io *io, uint64_t value, uint64_t max, 
 	value = get_le(in, n);
 	if (value > max) {
 		state_fail(io, "value %llu at offset %zu is above its maximum %llu",
-		           (unsigned long long)value, io->pos - n, (unsigned long long)max);
+			   (unsigned long long)value, io->pos - n, (unsigned long long)max);
 		return 0;
 	}
 	*store = io->mode == STATE_LOAD;
@@ -247,7 +247,7 @@ bool state_name_valid(const char *name, size_t len)
 }
 
 int state_register(struct state_registry *reg, const char *name, uint32_t version, state_fn fn,
-                   void *opaque)
+		   void *opaque)
 {
 	struct state_entry *e;
 	unsigned i;
@@ -269,7 +269,7 @@ int state_register(struct state_registry *reg, const char *name, uint32_t versio
 }
 
 int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, char *err,
-               size_t errlen)
+	       size_t errlen)
 {
 	struct state_io io = {.mode = STATE_SAVE};
 	uint8_t *p;
@@ -303,8 +303,8 @@ int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, cha
 		size = io.out_len - data;
 		if (size > STATE_MAX_SECTION) {
 			snprintf(err, errlen,
-			         "section '%s' has %zu bytes, more than the %u allowed", e->name,
-			         size, STATE_MAX_SECTION);
+				 "section '%s' has %zu bytes, more than the %u allowed", e->name,
+				 size, STATE_MAX_SECTION);
 			r = -E2BIG;
 			goto fail_r;
 		}
@@ -344,12 +344,12 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 	memset(f, 0, sizeof(*f));
 	if (size > STATE_MAX_FILE) {
 		snprintf(err, errlen, "state file has %zu bytes, more than the %u MiB allowed",
-		         size, STATE_MAX_FILE >> 20);
+			 size, STATE_MAX_FILE >> 20);
 		return -E2BIG;
 	}
 	if (size < STATE_HEADER_SIZE + STATE_TRAILER_SIZE) {
 		snprintf(err, errlen, "state file is truncated: %zu bytes, too short for a header",
-		         size);
+			 size);
 		return -EINVAL;
 	}
 	if (memcmp(data, STATE_MAGIC, 8)) {
@@ -359,9 +359,9 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 	version = (uint32_t)get_le(data + 8, 4);
 	if (version != STATE_FORMAT_VERSION) {
 		snprintf(err, errlen,
-		         "state file format version %u is not supported (this keel-vmm reads "
-		         "version %u)",
-		         version, STATE_FORMAT_VERSION);
+			 "state file format version %u is not supported (this keel-vmm reads "
+			 "version %u)",
+			 version, STATE_FORMAT_VERSION);
 		return -ENOTSUP;
 	}
 	hsize = (uint32_t)get_le(data + 12, 4);
@@ -373,21 +373,21 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 	}
 	if (fsize != size) {
 		snprintf(err, errlen, "state file is %s: its header says %llu bytes, it has %zu",
-		         fsize > size ? "truncated" : "longer than its header says",
-		         (unsigned long long)fsize, size);
+			 fsize > size ? "truncated" : "longer than its header says",
+			 (unsigned long long)fsize, size);
 		return -EINVAL;
 	}
 	want = (uint32_t)get_le(data + size - STATE_TRAILER_SIZE, 4);
 	crc = crc32c(0, data, size - STATE_TRAILER_SIZE);
 	if (crc != want || get_le(data + size - 4, 4)) {
 		snprintf(err, errlen,
-		         "state file is corrupt: checksum 0x%08x, expected 0x%08x (CRC-32C)", crc,
-		         want);
+			 "state file is corrupt: checksum 0x%08x, expected 0x%08x (CRC-32C)", crc,
+			 want);
 		return -EINVAL;
 	}
 	if (count > STATE_MAX_SECTIONS) {
 		snprintf(err, errlen, "state file has %u sections, more than the %u allowed", count,
-		         STATE_MAX_SECTIONS);
+			 STATE_MAX_SECTIONS);
 		return -E2BIG;
 	}
 	off = STATE_HEADER_SIZE;
@@ -400,22 +400,22 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 
 		if (end - off < STATE_SECTION_HEADER) {
 			snprintf(err, errlen,
-			         "state file is malformed: section %u of %u is cut off", i + 1,
-			         count);
+				 "state file is malformed: section %u of %u is cut off", i + 1,
+				 count);
 			return -EINVAL;
 		}
 		nlen = strnlen((const char *)h, 32);
 		if (nlen == 32 || !state_name_valid((const char *)h, nlen)) {
 			snprintf(err, errlen, "state file is malformed: section %u has a bad name",
-			         i + 1);
+				 i + 1);
 			return -EINVAL;
 		}
 		for (j = (unsigned)nlen; j < 32; j++) {
 			if (h[j]) {
 				snprintf(err, errlen,
-				         "state file is malformed: section %u's name is not padded "
-				         "with zeros",
-				         i + 1);
+					 "state file is malformed: section %u's name is not padded "
+					 "with zeros",
+					 i + 1);
 				return -EINVAL;
 			}
 		}
@@ -424,21 +424,21 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 		dsize = get_le(h + 40, 8);
 		if (s->version == 0 || get_le(h + 36, 4)) {
 			snprintf(err, errlen, "state file is malformed: section '%s' has version 0",
-			         s->name);
+				 s->name);
 			return -EINVAL;
 		}
 		if (dsize > STATE_MAX_SECTION) {
 			snprintf(err, errlen,
-			         "section '%s' has %llu bytes, more than the %u allowed", s->name,
-			         (unsigned long long)dsize, STATE_MAX_SECTION);
+				 "section '%s' has %llu bytes, more than the %u allowed", s->name,
+				 (unsigned long long)dsize, STATE_MAX_SECTION);
 			return -E2BIG;
 		}
 		off += STATE_SECTION_HEADER;
 		pad = (8 - dsize % 8) % 8;
 		if (end - off < dsize + pad) {
 			snprintf(err, errlen,
-			         "state file is malformed: section '%s' runs past the end",
-			         s->name);
+				 "state file is malformed: section '%s' runs past the end",
+				 s->name);
 			return -EINVAL;
 		}
 		s->data = data + off;
@@ -446,9 +446,9 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 		for (j = 0; j < pad; j++) {
 			if (data[off + dsize + j]) {
 				snprintf(err, errlen,
-				         "state file is malformed: section '%s' has non-zero "
-				         "padding",
-				         s->name);
+					 "state file is malformed: section '%s' has non-zero "
+					 "padding",
+					 s->name);
 				return -EINVAL;
 			}
 		}
@@ -462,7 +462,7 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 	}
 	if (off != size - STATE_TRAILER_SIZE) {
 		snprintf(err, errlen, "state file is malformed: %llu bytes after the last section",
-		         (unsigned long long)(size - STATE_TRAILER_SIZE - off));
+			 (unsigned long long)(size - STATE_TRAILER_SIZE - off));
 		return -EINVAL;
 	}
 	f->n = count;
@@ -490,7 +490,7 @@ static const struct state_entry *state_lookup(const struct state_registry *reg, 
 }
 
 int state_load(const struct state_registry *reg, const struct state_file *f, enum state_mode mode,
-               char *err, size_t errlen)
+	       char *err, size_t errlen)
 {
 	unsigned i;
 	int r;
@@ -501,16 +501,16 @@ int state_load(const struct state_registry *reg, const struct state_file *f, enu
 
 		if (!e) {
 			snprintf(err, errlen,
-			         "state has a section '%s' that this VM does not have (a device "
-			         "missing from the command line, or a newer keel-vmm)",
-			         s->name);
+				 "state has a section '%s' that this VM does not have (a device "
+				 "missing from the command line, or a newer keel-vmm)",
+				 s->name);
 			return -EINVAL;
 		}
 		if (s->version > e->version) {
 			snprintf(
-			        err, errlen,
-			        "section '%s' has version %u; this keel-vmm reads up to version %u",
-			        s->name, s->version, e->version);
+				err, errlen,
+				"section '%s' has version %u; this keel-vmm reads up to version %u",
+				s->name, s->version, e->version);
 			return -ENOTSUP;
 		}
 	}
@@ -521,9 +521,9 @@ int state_load(const struct state_registry *reg, const struct state_file *f, enu
 
 		if (!s) {
 			snprintf(err, errlen,
-			         "state has no section '%s' (saved from a VM without this device, "
-			         "or damaged)",
-			         e->name);
+				 "state has no section '%s' (saved from a VM without this device, "
+				 "or damaged)",
+				 e->name);
 			return -EINVAL;
 		}
 		io.version = s->version;
@@ -538,8 +538,8 @@ int state_load(const struct state_registry *reg, const struct state_file *f, enu
 			state_fail(&io, "%zu bytes of data left over", io.in_len - io.pos);
 		if (io.error) {
 			snprintf(err, errlen, "%s section '%s' (version %u): %s",
-			         mode == STATE_LOAD ? "cannot load" : "bad", e->name, s->version,
-			         io.why);
+				 mode == STATE_LOAD ? "cannot load" : "bad", e->name, s->version,
+				 io.why);
 			return io.error;
 		}
 	}

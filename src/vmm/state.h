@@ -22,15 +22,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATE_MAGIC          "KEELSAVE" /* 8 bytes at offset 0 */
+#define STATE_MAGIC	     "KEELSAVE" /* 8 bytes at offset 0 */
 #define STATE_FORMAT_VERSION 1u
 #define STATE_HEADER_SIZE    32u
 #define STATE_SECTION_HEADER 48u
 #define STATE_TRAILER_SIZE   8u
-#define STATE_NAME_MAX       31u /* section names: 1-31 of [a-z0-9._-] */
+#define STATE_NAME_MAX	     31u /* section names: 1-31 of [a-z0-9._-] */
 #define STATE_MAX_SECTIONS   512u
-#define STATE_MAX_SECTION    (1u << 20)  /* bytes of data in one section */
-#define STATE_MAX_FILE       (64u << 20) /* bytes in one state file */
+#define STATE_MAX_SECTION    (1u << 20)	 /* bytes of data in one section */
+#define STATE_MAX_FILE	     (64u << 20) /* bytes in one state file */
 
 enum state_mode {
 	STATE_SAVE,  /* field -> file */
@@ -93,12 +93,12 @@ struct state_registry {
 
 /* -EINVAL for a bad name or version 0, -EEXIST for a duplicate, -ENOSPC when full. */
 int state_register(struct state_registry *reg, const char *name, uint32_t version, state_fn fn,
-                   void *opaque) __attribute__((warn_unused_result));
+		   void *opaque) __attribute__((warn_unused_result));
 bool state_name_valid(const char *name, size_t len);
 
 /* Run every section in STATE_SAVE mode and build the whole file in memory (caller frees). */
 int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, char *err,
-               size_t errlen) __attribute__((warn_unused_result));
+	       size_t errlen) __attribute__((warn_unused_result));
 
 /* A parsed file: sections point into the caller's buffer. */
 struct state_section {
@@ -117,12 +117,12 @@ struct state_file {
  * section headers, names, padding, duplicates. -EINVAL (or -E2BIG, -ENOTSUP) with a
  * one-line reason. */
 int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *err, size_t errlen)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 const struct state_section *state_find(const struct state_file *f, const char *name);
 
 /* Match the file's sections with the registry (none missing, none unknown, no version
  * newer than ours) and run every function in mode (STATE_CHECK or STATE_LOAD). */
 int state_load(const struct state_registry *reg, const struct state_file *f, enum state_mode mode,
-               char *err, size_t errlen) __attribute__((warn_unused_result));
+	       char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -52,7 +52,8 @@ static struct vm *fuzz_vm(void)
 	/* The RAM layout without RAM: the memory section only compares it. */
 	vm.mem.ram_size = cfg.memory;
 	vm.mem.nregions = mem_layout(cfg.memory, vm.mem.regions);
-	if (loop_create(&vm.loop) || chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
+	if (loop_create(&vm.loop) ||
+	    chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
 	    snapshot_register_config(&vm) ||
 	    serial_create(&vm, PORT_COM1, IRQ_COM1, vm.serial_out, &vm.serial) ||
 	    i8042_create(&vm) || rtc_create(&vm, &vm.rtc) || pm_create(&vm, &vm.pm) ||

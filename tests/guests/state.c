@@ -21,10 +21,10 @@ const char guest_name[] = "state";
 
 #define PIT_VECTOR   0x20
 #define LAPIC_VECTOR 0x40
-#define PIT_HZ       100
+#define PIT_HZ	     100
 #define PIT_DIVISOR  (1193182 / PIT_HZ)
 #define LAPIC_COUNT  250000 /* x16 at KVM's 1 GHz APIC bus: 4 ms */
-#define PERIOD       10     /* LAPIC ticks per line: 40 ms */
+#define PERIOD	     10	    /* LAPIC ticks per line: 40 ms */
 
 static volatile uint32_t pit_ticks, lapic_ticks;
 
@@ -50,16 +50,16 @@ static int halt_with_pattern(uint32_t pat)
 	uint32_t b, s, d;
 
 	__asm__ volatile("mov %3, %%ebx\n\t"
-	                 "mov %3, %%esi\n\t"
-	                 "not %%esi\n\t"
-	                 "mov %3, %%edi\n\t"
-	                 "rol $7, %%edi\n\t"
-	                 "sti\n\t"
-	                 "hlt\n\t"
-	                 "cli\n\t"
-	                 : "=&b"(b), "=&S"(s), "=&D"(d)
-	                 : "r"(pat)
-	                 : "memory");
+			 "mov %3, %%esi\n\t"
+			 "not %%esi\n\t"
+			 "mov %3, %%edi\n\t"
+			 "rol $7, %%edi\n\t"
+			 "sti\n\t"
+			 "hlt\n\t"
+			 "cli\n\t"
+			 : "=&b"(b), "=&S"(s), "=&D"(d)
+			 : "r"(pat)
+			 : "memory");
 	return b == pat && s == ~pat && d == ((pat << 7) | (pat >> 25)) ? 0 : -1;
 }
 
@@ -124,19 +124,19 @@ void guest_main(void)
 		xmm_store(xmm);
 		if (memcmp(xmm, xmm_pattern, sizeof(xmm)))
 			guest_fail(
-			        "XMM0 holds %08x %08x %08x %08x, not the pattern loaded at start",
-			        xmm[0], xmm[1], xmm[2], xmm[3]);
+				"XMM0 holds %08x %08x %08x %08x, not the pattern loaded at start",
+				xmm[0], xmm[1], xmm[2], xmm[3]);
 		tsc = rdtsc();
 		if (tsc <= last_tsc)
 			guest_fail("the TSC went from 0x%x%08x back to 0x%x%08x",
-			           (uint32_t)(last_tsc >> 32), (uint32_t)last_tsc,
-			           (uint32_t)(tsc >> 32), (uint32_t)tsc);
+				   (uint32_t)(last_tsc >> 32), (uint32_t)last_tsc,
+				   (uint32_t)(tsc >> 32), (uint32_t)tsc);
 		last_tsc = tsc;
 		if (pit_ticks != last_pit)
 			pit_stalls = 0;
 		else if (++pit_stalls == 8)
 			guest_fail("no PIT tick during lines %u-%u (pit %u, lapic %u)", line - 7,
-			           line, pit_ticks, lapic_ticks);
+				   line, pit_ticks, lapic_ticks);
 		last_pit = pit_ticks;
 		guest_printf("state: tick %u pit %u lapic %u\n", line, pit_ticks, lapic_ticks);
 	}

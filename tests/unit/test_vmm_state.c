@@ -50,15 +50,15 @@ static int empty_state(struct state_io *io, void *opaque)
 }
 
 static const struct dev dev_saved = {
-        .a = 200,
-        .b = 0xbeef,
-        .c = 999,
-        .d = 0x1122334455667788ull,
-        .e = -42,
-        .f = true,
-        .bytes = {1, 2, 3, 4, 5},
-        .n = 3,
-        .buf = {9, 8, 7},
+	.a = 200,
+	.b = 0xbeef,
+	.c = 999,
+	.d = 0x1122334455667788ull,
+	.e = -42,
+	.f = true,
+	.bytes = {1, 2, 3, 4, 5},
+	.n = 3,
+	.buf = {9, 8, 7},
 };
 
 /* A registry of two devices and an empty section, saved with dev_saved's values. */
@@ -126,8 +126,8 @@ static void test_register(void **unused)
 	assert_int_equal(state_register(&reg, "Upper", 1, empty_state, &x), -EINVAL);
 	assert_int_equal(state_register(&reg, "has space", 1, empty_state, &x), -EINVAL);
 	assert_int_equal(
-	        state_register(&reg, "a23456789012345678901234567890123", 1, empty_state, &x),
-	        -EINVAL);
+		state_register(&reg, "a23456789012345678901234567890123", 1, empty_state, &x),
+		-EINVAL);
 	assert_int_equal(state_register(&reg, "v0", 0, empty_state, &x), -EINVAL);
 	assert_int_equal(state_register(&reg, "ok-1.x_y", 1, empty_state, &x), 0);
 	assert_int_equal(state_register(&reg, "ok-1.x_y", 1, empty_state, &x), -EEXIST);
@@ -255,7 +255,7 @@ static void test_refused(void **unused)
 	expect_refused(m_version, "format version 7");
 	expect_refused(m_tiny, "too short");
 	expect_refused(m_above_max,
-	               "'dev.1' (version 1): value 201 at offset 0 is above its maximum 200");
+		       "'dev.1' (version 1): value 201 at offset 0 is above its maximum 200");
 	expect_refused(m_bad_bool, "above its maximum 1");
 	expect_refused(m_bad_name, "bad name");
 	expect_refused(m_unknown_name, "'dev.9'");
@@ -279,10 +279,10 @@ static void test_size_cap(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_round_trip),
-	        cmocka_unit_test(test_register),
-	        cmocka_unit_test(test_refused),
-	        cmocka_unit_test(test_size_cap),
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_register),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_size_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
