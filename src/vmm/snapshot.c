@@ -624,6 +624,10 @@ int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
 
 	if (!snap)
 		return -EINVAL;
+	if (vm->state.nblockers) {
+		snprintf(err, errlen, "this VM cannot be saved: %s", vm->state.blockers[0]);
+		return -ENOTSUP;
+	}
 	if (atomic_load(&vm->event) != VM_EVENT_NONE) {
 		snprintf(err, errlen, "the VM is stopping or resetting; nothing saved");
 		return -EBUSY;

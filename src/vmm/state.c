@@ -268,6 +268,14 @@ int state_register(struct state_registry *reg, const char *name, uint32_t versio
 	return 0;
 }
 
+int state_block(struct state_registry *reg, const char *reason)
+{
+	if (reg->nblockers == STATE_MAX_BLOCKERS)
+		return -ENOSPC;
+	reg->blockers[reg->nblockers++] = reason;
+	return 0;
+}
+
 int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, char *err,
 	       size_t errlen)
 {
@@ -276,6 +284,10 @@ int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, cha
 	unsigned i;
 	int r;
 
+	if (reg->nblockers) {
+		snprintf(err, errlen, "this VM cannot be saved: %s", reg->blockers[0]);
+		return -ENOTSUP;
+	}
 	p = state_grow(&io, STATE_HEADER_SIZE);
 	if (p)
 		memset(p, 0, STATE_HEADER_SIZE);

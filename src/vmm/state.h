@@ -86,15 +86,24 @@ struct state_entry {
 	void *opaque;
 };
 
+#define STATE_MAX_BLOCKERS 16
+
 struct state_registry {
 	unsigned n;
 	struct state_entry entries[STATE_MAX_SECTIONS];
+	/* Devices that cannot be saved (yet): a save is refused, naming the first. */
+	unsigned nblockers;
+	const char *blockers[STATE_MAX_BLOCKERS];
 };
 
 /* -EINVAL for a bad name or version 0, -EEXIST for a duplicate, -ENOSPC when full. */
 int state_register(struct state_registry *reg, const char *name, uint32_t version, state_fn fn,
 		   void *opaque) __attribute__((warn_unused_result));
 bool state_name_valid(const char *name, size_t len);
+/* A device that has no section (yet) says so, with a reason kept by pointer (a string
+ * literal): state_save() then refuses instead of writing a save that would restore the
+ * device in its reset state. -ENOSPC when full. */
+int state_block(struct state_registry *reg, const char *reason) __attribute__((warn_unused_result));
 
 /* Run every section in STATE_SAVE mode and build the whole file in memory (caller frees). */
 int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, char *err,

@@ -266,6 +266,21 @@ static void test_refused(void **unused)
 	expect_refused(m_short_data, "'dev.1'");
 }
 
+static void test_blocker(void **unused)
+{
+	static struct state_registry reg;
+	struct dev d = dev_saved;
+	char err[256];
+	uint8_t *out = NULL;
+	size_t len;
+
+	assert_int_equal(state_register(&reg, "dev", 1, dev_state, &d), 0);
+	assert_int_equal(state_block(&reg, "virtio-foo has no saved state"), 0);
+	assert_int_equal(state_save(&reg, &out, &len, err, sizeof(err)), -ENOTSUP);
+	assert_null(out);
+	assert_string_equal(err, "this VM cannot be saved: virtio-foo has no saved state");
+}
+
 static void test_size_cap(void **unused)
 {
 	static struct state_file f;
@@ -279,9 +294,8 @@ static void test_size_cap(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_register),
-		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_round_trip), cmocka_unit_test(test_register),
+		cmocka_unit_test(test_refused),	   cmocka_unit_test(test_blocker),
 		cmocka_unit_test(test_size_cap),
 	};
 
