@@ -9,6 +9,7 @@ Cases (docs/state.md, docs/testing.md):
                            mid-way; the source VM resumes and finishes unchanged; a new
                            keel-vmm restored from the save carries on from the next line
   state-save-restore-smp   the same with 2 vCPUs (the AP waits for its SIPI across the save)
+  state-restore-reset      a restored VM that is reset boots the guest afresh
   state-bad-files          damaged, mismatched or oversized saves are refused with one clear
                            line on stderr, the guest never runs, and no file changes
 Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
@@ -260,6 +261,53 @@ def save_restore_case(keel_vmm, kernel, cpus):
               f"({elapsed:.2f} s including the rest of the run)")
 
 
+def restore_reset_case(keel_vmm, kernel):
+    """A restored VM that is reset boots afresh: RAM is no longer the saved file's."""
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        save_dir = os.path.join(tmp, "save")
+        src = Vmm(keel_vmm, kernel, tmp, "src", 1, "64M", args="ticks=1000")
+        try:
+            src.connect(deadline)
+            src.wait_tick(3, deadline)
+            src.ok({"execute": "save", "arguments": {"dir": save_dir}})
+            src.ok({"execute": "quit"})
+            src.wait(deadline)
+        finally:
+            src.kill()
+            src.finish()
+        saved_at = src.ticks()[-1]
+        dst = Vmm(keel_vmm, kernel, tmp, "dst", 1, "64M", restore=save_dir,
+                  args="ticks=1000")
+        try:
+            dst.connect(deadline)
+            dst.wait_tick(saved_at + 3, deadline)
+            if "state: counting" in dst.out.text():
+                raise Failure("the restored VM booted instead of carrying on")
+            dst.ok({"execute": "reset"})
+            if not dst.out.wait_for(r"state: counting to 1000, .*", deadline):
+                raise Failure("after a reset the restored VM did not boot the guest again:\n"
+                              + dst.out.text())
+            # Count the lines of the new boot only.
+            start = dst.out.text().rindex("state: counting")
+            if not dst.out.wait_for(r"state: tick 3 pit \d+ lapic \d+", deadline):
+                raise Failure("the rebooted guest does not count")
+            text = dst.out.text()[start:]
+            ticks = [int(m.group(1)) for m in
+                     (TICK.fullmatch(l) for l in text.split("\n")) if m]
+            if ticks[:3] != [1, 2, 3]:
+                raise Failure(f"the rebooted guest counted {ticks[:3]}, expected 1, 2, 3")
+            dst.ok({"execute": "quit"})
+            status = dst.wait(deadline)
+            if status != 0:
+                raise Failure(f"quit after the reset: status {status}: {dst.err.text()}")
+        finally:
+            dst.kill()
+            dst.finish()
+        print(f"run-state: restored after line {saved_at}, reset, the guest booted and "
+              "counted from 1 again")
+
+
 def bad_files_case(keel_vmm, kernel):
     deadline = time.monotonic() + 100
     with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
@@ -383,6 +431,7 @@ CASES = {
     "state-save-restore": lambda vmm, k: save_restore_case(vmm, k, 1),
     "state-save-restore-smp": lambda vmm, k: save_restore_case(vmm, k, 2),
     "state-bad-files": bad_files_case,
+    "state-restore-reset": restore_reset_case,
 }
 
 
