@@ -52,7 +52,7 @@ static struct desc itable2[2] __attribute__((aligned(16)));
 static uint8_t buf[256], buf2[64];
 
 static unsigned slot;
-static uintptr_t common, notify, isr, msix_table;
+static uintptr_t common, notify, isr, msix_table, devcfg;
 static uint32_t notify_mult;
 static uint16_t last_used;
 static volatile uint32_t msi_count;
@@ -123,7 +123,7 @@ static void msi_isr(struct isr_frame *f)
 	lapic_eoi();
 }
 
-static void check_pci(void)
+static void check_pci(uint32_t want, const char *what)
 {
 	const struct acpi_header *mcfg = acpi_find_table("MCFG");
 	uint32_t id = cfg_read32(0, 0), ecam, eid;
@@ -141,13 +141,13 @@ static void check_pci(void)
 		if (id != eid)
 			guest_fail("slot %u: 0xcf8 reads 0x%08x, ECAM at 0x%08x reads 0x%08x", d,
 				   id, ecam, eid);
-		if (id == 0x10441af4)
+		if (id == want && !slot)
 			slot = d;
 	}
 	if (!slot)
-		guest_fail("no virtio-rng (1af4:1044) on bus 0");
-	guest_printf("virtio: PCI host bridge, ECAM at 0x%08x agrees with 0xcf8, rng in slot %u\n",
-		     ecam, slot);
+		guest_fail("no %s (0x%08x) on bus 0", what, want);
+	guest_printf("virtio: PCI host bridge, ECAM at 0x%08x agrees with 0xcf8, %s in slot %u\n",
+		     ecam, what, slot);
 }
 
 static void map_bars(void)
@@ -194,6 +194,8 @@ static void map_bars(void)
 			notify_mult = cfg_read32(slot, cap + 16);
 		} else if (type == 3)
 			isr = BAR2_ADDR + off;
+		else if (type == 4)
+			devcfg = BAR2_ADDR + off;
 	}
 	if (!common || !notify || !isr || !msix_table)
 		guest_fail("missing capability: common %x notify %x isr %x msix %x", common, notify,
@@ -348,12 +350,157 @@ static void setup_msix(void)
 			cfg_write16(slot, cap + 2, 0x8000); /* MSI-X enable */
 }
 
+/* ---- mode=blk: virtio-blk requests on a disk the host checks afterwards ---- */
+
+#define BLK_T_IN     0
+#define BLK_T_OUT    1
+#define BLK_T_FLUSH  4
+#define BLK_T_GET_ID 8
+#define BLK_T_DISC   11
+#define BLK_T_WZ     13
+
+static struct {
+	uint32_t type, reserved;
+	uint64_t sector;
+} __attribute__((packed)) blk_hdr;
+static uint8_t blk_buf[65536] __attribute__((aligned(512)));
+static uint8_t blk_status;
+static struct {
+	uint64_t sector;
+	uint32_t count, flags;
+} __attribute__((packed)) blk_seg;
+
+static uint8_t pattern(uint64_t sector, unsigned i)
+{
+	return (uint8_t)(sector * 31 + i * 7 + (i >> 8));
+}
+
+/* One request: header, data (len bytes, in two halves when split), status. */
+static uint8_t blk_req(uint32_t type, uint64_t sector, void *data, uint32_t len, bool dev_writes,
+		       bool split)
+{
+	uint16_t df = dev_writes ? F_WRITE : 0;
+	unsigned n = 0;
+
+	blk_hdr.type = type;
+	blk_hdr.reserved = 0;
+	blk_hdr.sector = sector;
+	blk_status = 0xff;
+	set_desc(n, (uint32_t)&blk_hdr, 16, F_NEXT, n + 1);
+	n++;
+	if (len && split) {
+		set_desc(n, (uint32_t)data, len / 2, df | F_NEXT, n + 1);
+		n++;
+		set_desc(n, (uint32_t)data + len / 2, len - len / 2, df | F_NEXT, n + 1);
+		n++;
+	} else if (len) {
+		set_desc(n, (uint32_t)data, len, df | F_NEXT, n + 1);
+		n++;
+	}
+	set_desc(n, (uint32_t)&blk_status, 1, F_WRITE, 0);
+	post(0);
+	wait_used(0);
+	return blk_status;
+}
+
+static void blk_write_range(uint64_t sector, unsigned count)
+{
+	while (count) {
+		unsigned n = count > 128 ? 128 : count, s, i;
+
+		for (s = 0; s < n; s++)
+			for (i = 0; i < 512; i++)
+				blk_buf[s * 512 + i] = pattern(sector + s, i);
+		if (blk_req(BLK_T_OUT, sector, blk_buf, n * 512, false, false) != 0)
+			guest_fail("write of %u sectors at %u failed", n, (uint32_t)sector);
+		sector += n;
+		count -= n;
+	}
+}
+
+static void blk_check_range(uint64_t sector, unsigned count, bool zeros, bool split)
+{
+	unsigned s, i;
+
+	memset(blk_buf, 0xee, count * 512);
+	if (blk_req(BLK_T_IN, sector, blk_buf, count * 512, true, split) != 0)
+		guest_fail("read of %u sectors at %u failed", count, (uint32_t)sector);
+	for (s = 0; s < count; s++)
+		for (i = 0; i < 512; i++)
+			if (blk_buf[s * 512 + i] != (zeros ? 0 : pattern(sector + s, i)))
+				guest_fail("sector %u byte %u reads 0x%x", (uint32_t)(sector + s),
+					   i, blk_buf[s * 512 + i]);
+}
+
+static void blk_test(void)
+{
+	uint64_t sectors = mb_arg_u64("sectors"), cap;
+	const char *serial = mb_arg("serial");
+	uint8_t st;
+
+	check_pci(0x10421af4, "blk");
+	map_bars();
+	if (!devcfg)
+		guest_fail("no device configuration capability");
+	vio_init((1u << 9) | (1u << 13) | (1u << 14), QSIZE, true);
+	cap = (uint64_t)r32(devcfg) | (uint64_t)r32(devcfg + 4) << 32;
+	if (cap != sectors)
+		guest_fail("capacity %u sectors, expected %u", (uint32_t)cap, (uint32_t)sectors);
+
+	memset(blk_buf, 0, 32);
+	if (blk_req(BLK_T_GET_ID, 0, blk_buf, 20, true, false) != 0 ||
+	    memcmp(blk_buf, serial, strlen(serial)))
+		guest_fail("get-id gave '%s', expected '%s'", (char *)blk_buf, serial);
+
+	blk_write_range(0, 8);
+	blk_write_range(2040, 16); /* across a 1 MiB block boundary */
+	blk_write_range(100000, 1);
+	blk_write_range(sectors - 8, 8); /* the last sectors */
+	/* A whole 1 MiB block, discarded below: the first 128 sectors' pattern, 16 times. */
+	blk_write_range(6144, 128);
+	for (unsigned k = 1; k < 16; k++)
+		if (blk_req(BLK_T_OUT, 6144 + 128 * k, blk_buf, 128 * 512, false, false) != 0)
+			guest_fail("write of 128 sectors at %u failed", 6144 + 128 * k);
+	if (blk_req(BLK_T_FLUSH, 0, 0, 0, false, false) != 0)
+		guest_fail("flush failed");
+	blk_check_range(0, 8, false, false);
+	blk_check_range(0, 1, false, true); /* 256-byte buffers: the bounce path */
+	blk_check_range(2040, 16, false, true);
+	blk_check_range(100000, 1, false, false);
+	blk_check_range(sectors - 8, 8, false, false);
+	blk_check_range(6144, 128, false, false);
+	blk_check_range(50000, 4, true, false); /* never written: zeros */
+	guest_printf("virtio: blk writes, flush and reads back ok\n");
+
+	blk_seg = (typeof(blk_seg)){2044, 4, 0};
+	if (blk_req(BLK_T_WZ, 0, &blk_seg, 16, false, false) != 0)
+		guest_fail("write-zeroes failed");
+	blk_check_range(2044, 4, true, false);
+	blk_check_range(2048, 8, false, false);
+	blk_seg = (typeof(blk_seg)){6144, 2048, 0};
+	if (blk_req(BLK_T_DISC, 0, &blk_seg, 16, false, false) != 0)
+		guest_fail("discard failed");
+	if ((st = blk_req(BLK_T_IN, sectors - 4, blk_buf, 8 * 512, true, false)) != 1)
+		guest_fail("a read past the end gave status %u, expected IOERR", st);
+	if ((st = blk_req(BLK_T_OUT, 0, blk_buf, 100, false, false)) != 1)
+		guest_fail("a write of 100 bytes gave status %u, expected IOERR", st);
+	if ((st = blk_req(99, 0, 0, 0, false, false)) != 2)
+		guest_fail("request type 99 gave status %u, expected UNSUPP", st);
+	if (blk_req(BLK_T_FLUSH, 0, 0, 0, false, false) != 0)
+		guest_fail("flush failed");
+	guest_printf("virtio: blk write-zeroes, discard, bad requests ok\n");
+}
+
 void guest_main(void)
 {
 	unsigned i;
 
 	ram_top = 0x100000 + mb.mem_upper * 1024;
-	check_pci();
+	if (mb_arg_is("mode", "blk")) {
+		blk_test();
+		return;
+	}
+	check_pci(0x10441af4, "rng");
 	map_bars();
 	setup_msix();
 

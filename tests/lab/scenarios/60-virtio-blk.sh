@@ -49,6 +49,20 @@ $VM_OUT
 expected
 $sums1"
 echo "lab: 6 files with matching checksums after a power-off"
+
+# Renegotiation: unbind the driver from the disk and bind it again (the device is reset and
+# set up anew), then a guest reboot inside the same keel-vmm (the whole VM is reset).
+vm_run b 'umount /mnt; d=$(basename $(readlink /sys/block/vda/device)); echo $d > /sys/bus/virtio/drivers/virtio_blk/unbind; ls /sys/block | grep -c vd; echo $d > /sys/bus/virtio/drivers/virtio_blk/bind; sleep 1; ls /sys/block | grep -c vd'
+[ "$(echo $VM_OUT)" = "0 1" ] || fail "unbind/bind of virtio_blk: disk counts '$(echo $VM_OUT)', expected 0 then 1"
+vm_run b 'mount -t ext2 -o ro /dev/vda /mnt && cd /mnt && sha256sum big d/*; cd /; umount /mnt'
+[ "$VM_OUT" = "$sums1" ] || fail "after unbind/bind the files read back differently: $VM_OUT"
+vm_send b 'reboot -f'
+vm_wait b "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+vm_run b 'mkdir -p /mnt && mount -t ext2 -o ro /dev/vda /mnt && cd /mnt && sha256sum big d/*; cd /; umount /mnt'
+[ "$VM_OUT" = "$sums1" ] || fail "after a guest reboot the files read back differently: $VM_OUT"
+vm_run b 'dd if=/dev/hwrng bs=32 count=1 2>/dev/null | wc -c'
+[ "$VM_OUT" = 32 ] || fail "/dev/hwrng after a reboot gave '$VM_OUT' bytes"
+echo "lab: files intact after driver unbind/bind and after a guest reboot"
 vm_send b 'poweroff -f'
 vm_wait_exit b 60
 rm -f /tmp/vblk.raw /tmp/vblk-ro.raw
