@@ -38,6 +38,9 @@ static const char vm_usage[] =
 	"  turn-off NAME [--no-wait]          cut the power\n"
 	"  restart NAME                       hard reset\n"
 	"  pause NAME | resume NAME           stop and continue the vCPUs, memory kept\n"
+	"  save NAME [--no-wait]              save the running VM and end its worker: it becomes\n"
+	"                                     Saved and the next start carries on from there\n"
+	"  discard-state NAME                 drop a Saved VM's saved state: it becomes Off\n"
 	"  delete NAME                        remove the definition; disk files are kept\n"
 	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
@@ -622,7 +625,7 @@ static int cmd_action(int argc, char **argv, const char *action)
 
 	if (!strcmp(action, "stop"))
 		allowed = "json force timeout no-wait";
-	else if (!strcmp(action, "start") || !strcmp(action, "turn-off"))
+	else if (!strcmp(action, "start") || !strcmp(action, "turn-off") || !strcmp(action, "save"))
 		allowed = "json no-wait";
 	ret = parse_verb(argc, argv, &o, allowed);
 	if (ret)
@@ -650,6 +653,8 @@ static int cmd_action(int argc, char **argv, const char *action)
 					 (o.timeout >= 0 ? o.timeout : 86400) + 60, action);
 		else if (!strcmp(action, "turn-off"))
 			ret = wait_state(o.name, "Stopping", "Off", 60, action);
+		else if (!strcmp(action, "save"))
+			ret = wait_state(o.name, "Stopping", "Saved", 60, action);
 		if (ret == EXIT_FAIL && !strcmp(action, "stop"))
 			ret = EXIT_TIMED_OUT; /* back to Running: the guest ignored the button */
 	}
@@ -753,7 +758,8 @@ int cli_vm_main(int argc, char **argv)
 	if (!strcmp(cmd, "show"))
 		return cmd_show(argc, argv);
 	if (!strcmp(cmd, "start") || !strcmp(cmd, "stop") || !strcmp(cmd, "turn-off") ||
-	    !strcmp(cmd, "restart") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume"))
+	    !strcmp(cmd, "restart") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume") ||
+	    !strcmp(cmd, "save") || !strcmp(cmd, "discard-state"))
 		return cmd_action(argc, argv, cmd);
 	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
 		return cmd_delete(argc, argv);

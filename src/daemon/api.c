@@ -424,9 +424,15 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 		ret = sup_resume(ctx->sup, def, err, sizeof(err));
 	} else if (!strcmp(action, "restart")) {
 		ret = sup_restart(ctx->sup, def, err, sizeof(err));
+	} else if (!strcmp(action, "save")) {
+		ret = sup_save(ctx->sup, def, err, sizeof(err));
+		status = 202;
+	} else if (!strcmp(action, "discard-state")) {
+		ret = sup_discard_state(ctx->sup, def, err, sizeof(err));
 	} else {
 		snprintf(err, sizeof(err),
-			 "unknown action '%s': use start, stop, turn-off, restart, pause or resume",
+			 "unknown action '%s': use start, stop, turn-off, restart, pause, resume, "
+			 "save or discard-state",
 			 action);
 		api_error_reply(out, 404, "NotFound", err);
 		return;

@@ -52,7 +52,13 @@ static int parse_reply(const char *line, json_object **ret, char *err, size_t er
 int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_object **ret,
 		char *err, size_t errlen)
 {
-	char req[128], buf[CTL_REPLY_MAX + 1];
+	return ctl_execute_args(sock_path, cmd, NULL, timeout_ms, ret, err, errlen);
+}
+
+int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, int timeout_ms,
+		     json_object **ret, char *err, size_t errlen)
+{
+	char req[4608], buf[CTL_REPLY_MAX + 1];
 	size_t have = 0;
 	long long deadline = mono_ms() + timeout_ms;
 	int fd, rc = 0, n;
@@ -65,7 +71,8 @@ int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_obj
 			 strerror(-fd));
 		return fd;
 	}
-	n = snprintf(req, sizeof(req), "{\"execute\":\"%s\"}\n", cmd);
+	n = args ? snprintf(req, sizeof(req), "{\"execute\":\"%s\",\"arguments\":%s}\n", cmd, args)
+		 : snprintf(req, sizeof(req), "{\"execute\":\"%s\"}\n", cmd);
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		rc = -EINVAL;
 		snprintf(err, errlen, "control command '%s' too long", cmd);

@@ -19,5 +19,9 @@
  */
 int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_object **ret,
 		char *err, size_t errlen) __attribute__((warn_unused_result));
+/* The same with "arguments": args, a JSON object text (the caller escapes it). */
+int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, int timeout_ms,
+		     json_object **ret, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif

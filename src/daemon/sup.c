@@ -22,6 +22,8 @@
 #include "lib/log.h"
 
 #define SUP_CTL_TIMEOUT_MS  3000
+#define SUP_SAVE_TIMEOUT_MS 600000  /* writing guest RAM: up to 10 minutes */
+#define SUP_SAVED_DIR	    "saved" /* in the VM's directory: keel-vmm's save (state, memory) */
 #define SUP_QUIT_TIMEOUT_MS 5000 /* quit, then SIGKILL */
 #define SUP_LOG_ROTATE	    (4 << 20)
 #define SUP_SOCK_MAX	    107 /* sizeof(sun_path) - 1 */
@@ -43,6 +45,8 @@ struct sup_vm {
 	bool off_after_timeout; /* a forced stop ran out of time and turned the VM off */
 	unsigned stop_timeout_s;
 	long long deadline_ms; /* for Starting and Stopping; 0 when none */
+	bool saving;	       /* the worker saved the VM and was told to quit: it ends Saved */
+	bool restoring;	       /* the worker was started with --restore */
 };
 
 struct sup {
@@ -378,8 +382,10 @@ static void worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstatus, 
 	enum stop_kind stopping = vm->stopping;
 	bool after_timeout = vm->off_after_timeout;
 	unsigned timeout = vm->stop_timeout_s;
+	bool saving = vm->saving, restoring = vm->restoring;
 	int status;
 
+	vm->saving = vm->restoring = false;
 	drop_worker(vm);
 	vm->was_running = false;
 	if (read_status_file(sup, vm, reason, sizeof(reason), detail, sizeof(detail), &status) ==
@@ -436,7 +442,33 @@ static void worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstatus, 
 		set_state(sup, vm, VM_CRASHED, "keel-vmm ended without a status file%s%s",
 			  last[0] ? ": " : "", last);
 	}
+	if (saving && vm->state == VM_OFF)
+		set_state(sup, vm, VM_SAVED, "saved"); /* the save completed first */
+	if (restoring && was == VM_STARTING && vm->state != VM_SAVED) {
+		char why[sizeof(vm->reason)];
+
+		/* The saved state is still there: keep the VM Saved and say why it did not start
+		 * (keel vm discard-state makes the next start boot afresh). */
+		memcpy(why, vm->reason, sizeof(why));
+		set_state(sup, vm, VM_SAVED, "could not restore: %s", why);
+	}
 	vm_log(sup, vm, "worker ended: %s: %s", sup_state_name(vm->state), vm->reason);
+}
+
+/* Remove the VM's saved state files (and their directory). */
+static void remove_saved(struct sup *sup, const struct sup_vm *vm)
+{
+	static const char *const files[] = {SUP_SAVED_DIR "/state", SUP_SAVED_DIR "/memory",
+					    SUP_SAVED_DIR "/state.tmp",
+					    SUP_SAVED_DIR "/memory.tmp"};
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (!vm_path(sup, vm->uuid, files[i], path, sizeof(path)))
+			unlink(path);
+	if (!vm_path(sup, vm->uuid, SUP_SAVED_DIR, path, sizeof(path)) && rmdir(path) < 0 &&
+	    errno != ENOENT)
+		log_warn("VM %s: cannot remove %s: %s", vm->name, path, strerror(errno));
 }
 
 static void make_sock_group_accessible(struct sup *sup, struct sup_vm *vm)
@@ -668,6 +700,17 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		seterr(err, errlen, "cannot build keel-vmm's command line: out of memory");
 		goto out;
 	}
+	/* A Saved VM carries on from its saved state (docs/state.md). */
+	vm->restoring = vm->state == VM_SAVED;
+	if (vm->restoring) {
+		char saved[PATH_MAX];
+
+		if (vm_path(sup, def->uuid, SUP_SAVED_DIR, saved, sizeof(saved)) ||
+		    add_arg(argv, &argc, 64, "--restore=%s", saved)) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
 	for (unsigned i = 0; i < def->ndisks; i++) {
 		if (add_arg(argv, &argc, 64, "--disk=path=%s%s", def->disks[i].path,
 			    def->disks[i].readonly ? ",readonly=on" : "")) {
@@ -877,6 +920,63 @@ int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 	return ret;
 }
 
+/* Save-VM: the worker saves (pausing the VM) into the VM's directory, then quits; the VM
+ * becomes Saved when the worker has ended (worker_ended). */
+int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+{
+	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	char dir[PATH_MAX], ctl[PATH_MAX], why[400];
+	json_object *args;
+	bool was_running;
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	ret = need_state(vm, "save", S(VM_RUNNING) | S(VM_PAUSED), "", err, errlen);
+	if (ret)
+		return ret;
+	if (vm_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
+	    vm_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
+		return -ENAMETOOLONG;
+	was_running = vm->state == VM_RUNNING;
+	args = json_object_new_object();
+	json_object_object_add(args, "dir", json_object_new_string(dir));
+	ret = ctl_execute_args(ctl, "save",
+			       json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
+			       SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
+	json_object_put(args);
+	if (ret) {
+		seterr(err, errlen, "cannot save VM '%s': %s", vm->name, why);
+		/* keel-vmm pauses before saving: a VM that was running runs on. */
+		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))
+			set_state(sup, vm, VM_RUNNING, "%s", "");
+		else if (was_running)
+			set_state(sup, vm, VM_PAUSED, "save failed");
+		return ret == -EREMOTEIO ? -EBUSY : ret;
+	}
+	vm_log(sup, vm, "saved to %s", dir);
+	vm->saving = true;
+	begin_turn_off(sup, vm);
+	set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
+	return 0;
+}
+
+int sup_discard_state(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+{
+	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	ret = need_state(vm, "discard the saved state of", S(VM_SAVED), "", err, errlen);
+	if (ret)
+		return ret;
+	remove_saved(sup, vm);
+	vm_log(sup, vm, "saved state discarded");
+	set_state(sup, vm, VM_OFF, "saved state discarded");
+	return 0;
+}
+
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
 	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
@@ -913,6 +1013,7 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (!vm_path(sup, def->uuid, files[i], path, sizeof(path)))
 			unlink(path);
+	remove_saved(sup, vm);
 	if (!vm_path(sup, def->uuid, NULL, path, sizeof(path)) && rmdir(path) < 0 &&
 	    errno != ENOENT)
 		log_warn("VM %s: cannot remove %s: %s", def->name, path, strerror(errno));
@@ -995,7 +1096,13 @@ static void tick_starting(struct sup *sup, struct sup_vm *vm, long long now)
 		vm->deadline_ms = 0;
 		make_sock_group_accessible(sup, vm);
 		vm_log(sup, vm, "worker pid %d is ready", (int)vm->pid);
-		set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s", "");
+		set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s",
+			  vm->restoring ? "restored from its saved state" : "");
+		if (vm->restoring) {
+			/* The worker has mapped the memory file: removing it is safe now. */
+			remove_saved(sup, vm);
+			vm->restoring = false;
+		}
 		return;
 	}
 	if (vm->deadline_ms && now >= vm->deadline_ms && vm->stopping != STOP_KILL_START) {

@@ -77,6 +77,13 @@ int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	__attribute__((warn_unused_result));
 int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* Save-VM (docs/state.md): the worker saves the VM into the VM's directory and quits; the
+ * state becomes Saved and the next start restores it. Running or Paused VMs only. */
+int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Remove a Saved VM's saved state: it becomes Off and the next start boots afresh. */
+int sup_discard_state(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* A hard reset, like Restart-VM. */
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

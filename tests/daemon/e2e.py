@@ -599,6 +599,58 @@ def case_reattach(e):
     integrity(e)
 
 
+def case_save(e):
+    """Save-VM (issue 6): keel vm save ends the worker with the VM Saved; start carries on
+    from the saved state (a line half typed before the save completes after it); a restore
+    that fails leaves the VM Saved; discard-state makes the next start boot afresh."""
+    import glob
+    e.start_keeld()
+    e.create("s1", cmdline="tag=s1")
+    vm = e.start("s1")
+    e.console_until("s1", "ready for input")
+    _, err = e.keel("vm", "discard-state", "s1", want=5)
+    check("it is Running" in err, "discard-state of a running VM: %r" % err)
+    e.type_console("s1", "half")
+    e.keel("vm", "save", "s1")
+    saved = e.vm("s1")
+    check(saved["state"] == "Saved" and saved["state_reason"] == "saved",
+          "after save: %s (%s)" % (saved["state"], saved["state_reason"]))
+    check(saved["pid"] is None, "a Saved VM shows a worker")
+    wait_dead(vm["pid"])
+    files = glob.glob(os.path.join(e.state, "vms", "*", "saved", "*"))
+    check(sorted(os.path.basename(f) for f in files) == ["memory", "state"],
+          "saved files: %r" % files)
+    _, err = e.keel("vm", "save", "s1", want=5)
+    check("it is Saved" in err, "save of a Saved VM: %r" % err)
+    # A keeld restarted in between still knows the VM is Saved.
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    check(e.vm("s1")["state"] == "Saved", "not Saved after a keeld restart: %r" % e.vm("s1"))
+    vm2 = e.start("s1")
+    check(vm2["state_reason"] == "restored from its saved state", "start: %r" % vm2)
+    e.type_console("s1", "-line\n")
+    log = e.console_until("s1", r"echo \[half-line\]")
+    check("daemon-guest: up" not in log, "the restored VM booted again: %r" % log)
+    check(not glob.glob(os.path.join(e.state, "vms", "*", "saved", "*")),
+          "the saved files are still there after the restore")
+    # A restore that fails (the definition changed) keeps the VM Saved with the reason.
+    e.keel("vm", "save", "s1")
+    e.keel("vm", "set", "s1", "--memory", "32M")
+    e.keel("vm", "start", "s1", want=None)
+    failed = e.wait_state("s1", "Saved")
+    check("could not restore" in failed["state_reason"] and "--memory" in failed["state_reason"],
+          "failed restore: %r" % failed["state_reason"])
+    e.keel("vm", "discard-state", "s1")
+    off = e.vm("s1")
+    check(off["state"] == "Off" and off["state_reason"] == "saved state discarded",
+          "after discard-state: %r" % off)
+    check(not glob.glob(os.path.join(e.state, "vms", "*", "saved")),
+          "discard-state left the saved directory")
+    e.start("s1")
+    e.console_until("s1", "daemon-guest: up")
+    e.keel("vm", "turn-off", "s1")
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
 
