@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vmm/control.h"
 
@@ -10,12 +11,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static struct control_request req;
 	enum control_cmd cmd;
 	const char *cls;
 	char why[160];
+	int r;
 
-	if (control_parse((const char *)data, size, &cmd, &cls, why, sizeof(why)) == 0 &&
-	    cmd > CONTROL_SAVE)
+	r = control_parse((const char *)data, size, &cmd, &cls, why, sizeof(why));
+	if (r == 0 && cmd > CONTROL_SAVE)
+		abort();
+	/* With arguments (save's dir): accepted only when the command parsed, and then a
+	 * non-empty path that fits. */
+	if (control_parse_request((const char *)data, size, &req, &cls, why, sizeof(why)) == 0 &&
+	    (r || req.cmd != cmd ||
+	     (req.cmd == CONTROL_SAVE && (!req.dir[0] || !memchr(req.dir, 0, sizeof(req.dir))))))
 		abort();
 	return 0;
 }
