@@ -21,6 +21,8 @@ static const struct cli_group groups[] = {
 	{"disk", "virtual disks: create, info, check, convert, resize, merge, compact", cli_disk_main},
 	{"vm", "virtual machines: create, list, show, start, stop, set, delete, log (keeld)", cli_vm_main},
 	{"console", "attach to a VM's serial console (keeld)", cli_console_main},
+	{"checkpoint", "a VM's checkpoints: create, list, apply, delete, rename (keeld)",
+	 cli_checkpoint_main},
 };
 
 static void usage(FILE *f)

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "daemon/ckpt.h"
 #include "lib/log.h"
 
 #define JSON_TYPE "application/json"
@@ -87,6 +88,9 @@ static void reply_errno(struct api_reply *out, int err, const char *msg)
 		break;
 	case -ENAMETOOLONG:
 		api_error_reply(out, 500, "Configuration", msg);
+		break;
+	case -EMEDIUMTYPE:
+		api_error_reply(out, 409, "UnsupportedDisk", msg);
 		break;
 	default:
 		api_error_reply(out, 500, "Internal", msg);
@@ -277,6 +281,22 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req,
 		ret = -EBUSY;
 		goto fail;
 	}
+	if (json_object_object_get_ex(req, "disks", NULL)) {
+		struct ckpt_ctx cc = {ctx->store, ctx->sup};
+		int n = ckpt_count(&cc, def->uuid);
+		bool same = nd.ndisks == def->ndisks;
+
+		for (unsigned i = 0; same && i < nd.ndisks; i++)
+			same = !strcmp(nd.disks[i].path, def->disks[i].path);
+		if (n > 0 && !same) {
+			snprintf(err, sizeof(err),
+				 "VM '%s' has %d checkpoints, which hold its disks: delete them "
+				 "before changing its disks",
+				 def->name, n);
+			ret = -EBUSY;
+			goto fail;
+		}
+	}
 	ret = assign_macs(ctx, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
@@ -296,10 +316,20 @@ fail:
 
 static void do_delete(struct api_ctx *ctx, struct vm_def *def, struct api_reply *out)
 {
+	struct ckpt_ctx cc = {ctx->store, ctx->sup};
 	char err[512] = "";
 	json_object *o;
 	int ret;
 
+	ret = ckpt_count(&cc, def->uuid);
+	if (ret > 0) {
+		snprintf(err, sizeof(err),
+			 "VM '%s' has %d checkpoints: delete them first (keel checkpoint delete %s "
+			 "ROOT --subtree merges them into its disks)",
+			 def->name, ret, def->name);
+		api_error_reply(out, 409, "InvalidState", err);
+		return;
+	}
 	ret = sup_forget(ctx->sup, def, err, sizeof(err));
 	if (!ret)
 		ret = store_vm_delete(ctx->store, def->uuid);
@@ -454,9 +484,144 @@ static void method_not_allowed(struct api_reply *out, const char *method, const 
 	api_error_reply(out, 405, "MethodNotAllowed", msg);
 }
 
+/* The only field of a checkpoint body: "name" (a string). */
+static int ckpt_body(json_object *req, const char **name, bool need, char *err, size_t errlen)
+{
+	json_object_object_foreach(req, key, val)
+	{
+		if (strcmp(key, "name")) {
+			snprintf(err, errlen, "unknown field '%s' for a checkpoint", key);
+			return -EINVAL;
+		}
+		if (!json_object_is_type(val, json_type_string)) {
+			snprintf(err, errlen, "field 'name' must be a string");
+			return -EINVAL;
+		}
+		*name = json_object_get_string(val);
+	}
+	if (need && !*name) {
+		snprintf(err, errlen, "field 'name' is required");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Routes under /v1/vms/NAME/checkpoints[/CKPT[/apply]]; query is the URL's query string. */
+static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
+		       struct vm_def *def, char *rest, const char *query, json_object *req,
+		       struct api_reply *out)
+{
+	struct ckpt_ctx cc = {ctx->store, ctx->sup};
+	char err[768] = "", *verb = NULL;
+	json_object *o = NULL;
+	const char *name = NULL;
+	int ret;
+
+	if (rest) {
+		verb = strchr(rest, '/');
+		if (verb)
+			*verb++ = '\0';
+		if (!*rest || (verb && strcmp(verb, "apply"))) {
+			snprintf(err, sizeof(err), "no such resource: %.200s", url);
+			api_error_reply(out, 404, "NotFound", err);
+			return;
+		}
+	}
+	if (!rest) {
+		if (!strcmp(method, "GET")) {
+			ret = ckpt_list(&cc, def, &o);
+			if (ret)
+				snprintf(err, sizeof(err), "cannot read the checkpoints of VM '%s'",
+					 def->name);
+			else
+				reply_json(out, 200, o);
+		} else if (!strcmp(method, "POST")) {
+			ret = ckpt_body(req, &name, false, err, sizeof(err));
+			if (!ret)
+				ret = ckpt_create(&cc, def, name, &o, err, sizeof(err));
+			if (!ret)
+				reply_json(out, 201, o);
+		} else {
+			method_not_allowed(out, method, url, "GET, POST");
+			return;
+		}
+	} else if (verb) {
+		if (strcmp(method, "POST")) {
+			method_not_allowed(out, method, url, "POST");
+			return;
+		}
+		ret = json_object_object_length(req) ? -EINVAL : 0;
+		if (ret)
+			snprintf(err, sizeof(err), "apply takes no fields");
+		if (!ret)
+			ret = ckpt_apply(&cc, def, rest, err, sizeof(err));
+		if (!ret)
+			reply_json(out, 200, vm_json(ctx, def));
+	} else if (!strcmp(method, "PATCH")) {
+		ret = ckpt_body(req, &name, true, err, sizeof(err));
+		if (!ret)
+			ret = ckpt_rename(&cc, def, rest, name, err, sizeof(err));
+		if (!ret) {
+			o = json_object_new_object();
+			json_object_object_add(o, "renamed", json_object_new_string(rest));
+			json_object_object_add(o, "name", json_object_new_string(name));
+			reply_json(out, 200, o);
+		}
+	} else if (!strcmp(method, "DELETE")) {
+		bool subtree = false;
+
+		ret = 0;
+		if (query && query[0]) {
+			if (!strcmp(query, "subtree=true") || !strcmp(query, "subtree=1"))
+				subtree = true;
+			else if (strcmp(query, "subtree=false") && strcmp(query, "subtree=0")) {
+				snprintf(err, sizeof(err),
+					 "unknown query '%.100s': only subtree=true or false", query);
+				ret = -EINVAL;
+			}
+		}
+		if (!ret)
+			ret = ckpt_delete(&cc, def, rest, subtree, err, sizeof(err));
+		if (!ret) {
+			o = json_object_new_object();
+			json_object_object_add(o, "deleted", json_object_new_string(rest));
+			json_object_object_add(o, "subtree", json_object_new_boolean(subtree));
+			reply_json(out, 200, o);
+		}
+	} else if (!strcmp(method, "GET")) {
+		ret = ckpt_list(&cc, def, &o);
+		if (!ret) {
+			json_object *arr = NULL, *found = NULL;
+
+			json_object_object_get_ex(o, "checkpoints", &arr);
+			for (size_t i = 0; i < json_object_array_length(arr) && !found; i++) {
+				json_object *c = json_object_array_get_idx(arr, i), *v;
+				if ((json_object_object_get_ex(c, "name", &v) &&
+				     !strcmp(json_object_get_string(v), rest)) ||
+				    (json_object_object_get_ex(c, "id", &v) &&
+				     !strcmp(json_object_get_string(v), rest)))
+					found = json_object_get(c);
+			}
+			json_object_put(o);
+			if (found) {
+				reply_json(out, 200, found);
+			} else {
+				ret = -ENOENT;
+				snprintf(err, sizeof(err), "VM '%s' has no checkpoint named '%.100s'",
+					 def->name, rest);
+			}
+		}
+	} else {
+		method_not_allowed(out, method, url, "GET, PATCH, DELETE");
+		return;
+	}
+	if (ret)
+		reply_errno(out, ret, err[0] ? err : strerror(-ret));
+}
+
 /* Routes under /v1/vms/NAME[/SUB]. */
 static void route_vm(struct api_ctx *ctx, const char *method, const char *url, const char *key,
-		     const char *sub, json_object *req, struct api_reply *out)
+		     char *sub, const char *query, json_object *req, struct api_reply *out)
 {
 	struct vm_def def;
 	char msg[256];
@@ -472,7 +637,12 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		api_error_reply(out, 500, "Internal", "cannot read the VM from the store");
 		return;
 	}
-	if (!sub) {
+	if (sub && !strncmp(sub, "checkpoints", 11) && (sub[11] == '\0' || sub[11] == '/')) {
+		route_ckpt(ctx, method, url, &def, sub[11] ? sub + 12 : NULL, query, req, out);
+	} else if (sub && strchr(sub, '/')) {
+		snprintf(msg, sizeof(msg), "no such resource: %.200s", url);
+		api_error_reply(out, 404, "NotFound", msg);
+	} else if (!sub) {
 		if (!strcmp(method, "GET"))
 			reply_json(out, 200, vm_json(ctx, &def));
 		else if (!strcmp(method, "PATCH"))
@@ -498,7 +668,7 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 void api_handle(struct api_ctx *ctx, const char *method, const char *url, const char *body,
 		size_t len, struct api_reply *out)
 {
-	char path[512], err[256], *key, *sub, *q;
+	char path[512], err[256], *key, *sub, *q, *query = NULL;
 	json_object *req = NULL;
 	bool has_body = !strcmp(method, "POST") || !strcmp(method, "PATCH");
 
@@ -509,8 +679,10 @@ void api_handle(struct api_ctx *ctx, const char *method, const char *url, const 
 	}
 	strcpy(path, url);
 	q = strchr(path, '?');
-	if (q)
+	if (q) {
 		*q = '\0';
+		query = q + 1;
+	}
 	/* Accept one trailing slash. */
 	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
 		path[strlen(path) - 1] = '\0';
@@ -547,11 +719,11 @@ void api_handle(struct api_ctx *ctx, const char *method, const char *url, const 
 		sub = strchr(key, '/');
 		if (sub)
 			*sub++ = '\0';
-		if (sub && (!*sub || strchr(sub, '/'))) {
+		if (sub && !*sub) {
 			snprintf(err, sizeof(err), "no such resource: %.200s", url);
 			api_error_reply(out, 404, "NotFound", err);
 		} else {
-			route_vm(ctx, method, url, key, sub, req, out);
+			route_vm(ctx, method, url, key, sub, query, req, out);
 		}
 	} else {
 		snprintf(err, sizeof(err), "no such resource: %.200s (the API is under /v1)", url);

@@ -81,7 +81,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		snprintf(msg, sizeof(msg), "request body is larger than %d bytes", API_BODY_MAX);
 		api_error_reply(&reply, 413, "PayloadTooLarge", msg);
 	} else {
-		api_handle(h->ctx, method, url, req->body, req->len, &reply);
+		/* MHD splits the query off the URL: give the API its one known argument back. */
+		const char *subtree = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subtree");
+		char *full = NULL;
+
+		if (subtree && asprintf(&full, "%s?subtree=%s", url, subtree) < 0)
+			full = NULL;
+		api_handle(h->ctx, method, full ? full : url, req->body, req->len, &reply);
+		free(full);
 	}
 	log_debug("%s %s -> %u", method, url, reply.status);
 	return send_reply(c, &reply);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "daemon/ckpt_tree.h"
 #include "daemon/vmdef.h"
 
 struct store;
@@ -56,6 +57,18 @@ int store_mac_used(struct store *st, const char *mac, const char *except_uuid, b
 int store_rt_get(struct store *st, const char *uuid, struct store_rt *rt)
 	__attribute__((warn_unused_result));
 int store_rt_set(struct store *st, const char *uuid, const struct store_rt *rt)
+	__attribute__((warn_unused_result));
+
+/* A VM's checkpoint tree (store_ckpt.c); free with ckpt_tree_free. */
+int store_ckpt_load(struct store *st, const char *vm, struct ckpt_tree *t)
+	__attribute__((warn_unused_result));
+/*
+ * Replace the VM's checkpoint tree with t and, when def is not NULL, its definition (as
+ * store_vm_update: def->revision must be the stored one + 1), in one transaction. Returns 0,
+ * -EEXIST (a name is taken), -ESTALE, -EIO; err says why.
+ */
+int store_ckpt_save(struct store *st, const char *vm, const struct ckpt_tree *t,
+		    const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -977,6 +977,68 @@ int sup_discard_state(struct sup *sup, const struct vm_def *def, char *err, size
 	return 0;
 }
 
+int sup_vm_dir(struct sup *sup, const char *uuid, char *buf, size_t size)
+{
+	return vm_path(sup, uuid, NULL, buf, size);
+}
+
+/* Link dir/name to the VM's saved directory (same file system: no copy). */
+static int link_saved(struct sup *sup, const struct sup_vm *vm, const char *dir, const char *name,
+		      char *err, size_t errlen)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (snprintf(from, sizeof(from), "%s/%s", dir, name) >= (int)sizeof(from) ||
+	    vm_path(sup, vm->uuid, SUP_SAVED_DIR, to, sizeof(to)) ||
+	    strlen(to) + strlen(name) + 2 > sizeof(to))
+		return -ENAMETOOLONG;
+	strcat(to, "/");
+	strcat(to, name);
+	if (link(from, to) < 0) {
+		int ret = -errno;
+		seterr(err, errlen, "cannot link %s to %s: %s", from, to, strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_dir,
+		  const char *reason, char *err, size_t errlen)
+{
+	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	char dir[PATH_MAX];
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	ret = need_state(vm, "change the saved state of", S(VM_OFF) | S(VM_CRASHED) | S(VM_SAVED),
+			 "", err, errlen);
+	if (ret)
+		return ret;
+	remove_saved(sup, vm);
+	if (!from_dir) {
+		set_state(sup, vm, VM_OFF, "%s", reason);
+		return 0;
+	}
+	if (vm_path(sup, def->uuid, NULL, dir, sizeof(dir)) ||
+	    (mkdir(dir, 0750) < 0 && errno != EEXIST) ||
+	    vm_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
+	    (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+		seterr(err, errlen, "cannot create the saved-state directory of VM '%s'", vm->name);
+		return -EIO;
+	}
+	ret = link_saved(sup, vm, from_dir, "memory", err, errlen);
+	if (!ret)
+		ret = link_saved(sup, vm, from_dir, "state", err, errlen);
+	if (ret) {
+		remove_saved(sup, vm);
+		set_state(sup, vm, VM_OFF, "%s", err);
+		return ret;
+	}
+	set_state(sup, vm, VM_SAVED, "%s", reason);
+	return 0;
+}
+
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
 	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);

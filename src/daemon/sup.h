@@ -84,6 +84,16 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 /* Remove a Saved VM's saved state: it becomes Off and the next start boots afresh. */
 int sup_discard_state(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The VM's directory (STATE_DIR/vms/UUID). */
+int sup_vm_dir(struct sup *sup, const char *uuid, char *buf, size_t size)
+	__attribute__((warn_unused_result));
+/*
+ * For a VM without a worker (Off, Crashed or Saved): replace its saved state with hard links
+ * to from_dir's state and memory files (state Saved), or drop it (from_dir NULL: state Off).
+ * Used by checkpoint apply. reason becomes the state reason.
+ */
+int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_dir,
+		  const char *reason, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* A hard reset, like Restart-VM. */
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -39,4 +39,11 @@ int vhdx_compact(const char *path, uint64_t *freed) __attribute__((warn_unused_r
 int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
         __attribute__((warn_unused_result));
 
+/*
+ * Points differencing disk `child` at `parent` (new paths and the parent's DataWriteGuid)
+ * without reading any data: the caller guarantees parent reads exactly like the old parent,
+ * e.g. the old parent's own parent after the old parent was merged into it (vhdx_relink.c).
+ */
+int vhdx_relink(const char *child, const char *parent) __attribute__((warn_unused_result));
+
 #endif

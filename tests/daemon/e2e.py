@@ -651,6 +651,157 @@ def case_save(e):
     e.keel("vm", "turn-off", "s1")
 
 
+def disk_of(e, name):
+    return e.vm(name)["disks"][0]["path"]
+
+
+def ckpts(e, vm):
+    return {c["name"]: c for c in e.api_ok("GET", "/v1/vms/%s/checkpoints" % vm)["checkpoints"]}
+
+
+def digest(e, path):
+    """sha256 of a disk's whole view (its chain), read through the disk library."""
+    import hashlib
+    r = subprocess.run([e.a.disktool, "dump", path], capture_output=True, timeout=60)
+    check(r.returncode == 0, "disktool dump %s: %s" % (path, r.stderr.decode()))
+    return hashlib.sha256(r.stdout).hexdigest()
+
+
+def write_disk(e, path, seed, off=0):
+    r = subprocess.run([e.a.disktool, "write", path, str(off), "65536", str(seed)],
+                       capture_output=True, timeout=60)
+    check(r.returncode == 0, "disktool write %s: %s" % (path, r.stderr.decode()))
+
+
+def disk_check(e, path):
+    out, _ = e.keel("disk", "check", path)
+    check("no errors found" in out, "keel disk check %s: %r" % (path, out))
+
+
+def case_checkpoint(e):
+    """Checkpoints of a VM that is off (issue 6): create moves the disk onto a differencing
+    child; apply reverts the disk; deleting a middle checkpoint (one child: merge and relink;
+    two children: kept hidden until one goes) keeps every other view intact (checksums of
+    each checkpoint's file and of Now); --subtree merges back into the base disk; rename;
+    refusals (raw disk, names, state, unknown) change nothing."""
+    e.start_keeld()
+    base = os.path.join(e.dir, "base.vhdx")
+    raw = os.path.join(e.dir, "raw.img")
+    e.keel("disk", "create", base, "--size", "8M")
+    e.keel("disk", "create", raw, "--size", "8M", "--format", "raw")
+    e.create("c1", disks=[{"path": base}])
+    e.create("r1", disks=[{"path": raw}])
+    write_disk(e, base, 1)
+    _, err = e.keel("checkpoint", "create", "r1", want=5)
+    check("raw file" in err and "keel disk convert" in err, "raw disk: %r" % err)
+    check(e.api_ok("GET", "/v1/vms/r1/checkpoints")["checkpoints"] == [], "raw VM checkpointed")
+    check(e.vm("r1")["disks"][0]["path"] == raw, "raw VM's disk changed")
+
+    views = {}
+    for i, name in enumerate(["one", "two", "three"]):
+        e.keel("checkpoint", "create", "c1", "--name", name)
+        write_disk(e, disk_of(e, "c1"), i + 2)
+    cs = ckpts(e, "c1")
+    check(cs["one"]["disks"] == [base], "the first checkpoint owns the base disk: %r" % cs)
+    check(cs["two"]["parent"] == "one" and cs["three"]["parent"] == "two", "tree: %r" % cs)
+    for n, c in cs.items():
+        views[n] = digest(e, c["disks"][0])
+    views["now"] = digest(e, disk_of(e, "c1"))
+    check(len(set(views.values())) == 4, "the four views should differ: %r" % views)
+    out, _ = e.keel("checkpoint", "list", "c1")
+    check(re.search(r"^one .*\n  two .*\n    three .*\n      > Now$", out, re.M),
+          "list tree: %r" % out)
+    listed = json.loads(e.keel("checkpoint", "list", "c1", "--json")[0])
+    check(listed["now"]["parent"] == "three", "now: %r" % listed["now"])
+
+    # Refusals: nothing changes.
+    e.api_err("POST", "/v1/vms/c1/checkpoints", {"name": "two"}, want=409, msg="already has")
+    e.api_err("POST", "/v1/vms/c1/checkpoints", {"name": "a/b"}, want=400, msg="'/'")
+    e.api_err("POST", "/v1/vms/c1/checkpoints", {"name": ""}, want=400, msg="1 to 100")
+    e.api_err("POST", "/v1/vms/c1/checkpoints", {"nme": "x"}, want=400, msg="unknown field")
+    e.api_err("POST", "/v1/vms/c1/checkpoints/nope/apply", want=404, msg="no checkpoint")
+    e.api_err("DELETE", "/v1/vms/c1/checkpoints/two?subtree=maybe", want=400, msg="subtree")
+    e.api_err("PATCH", "/v1/vms/c1/checkpoints/two", {"name": "one"}, want=409)
+    e.api_err("DELETE", "/v1/vms/c1", want=409, msg="checkpoints")
+    e.api_err("PATCH", "/v1/vms/c1", {"disks": []}, want=409, msg="checkpoints")
+    check(ckpts(e, "c1") == cs, "a refused request changed the checkpoints")
+
+    # Apply two: the disk reads as at two; the state it had is gone.
+    old_now = disk_of(e, "c1")
+    out, _ = e.keel("checkpoint", "apply", "c1", "two")
+    check("is Off" in out, "apply: %r" % out)
+    check(digest(e, disk_of(e, "c1")) == views["two"], "apply did not revert the disk")
+    check(not os.path.exists(old_now), "the discarded state's file is still there")
+    check(e.vm("c1")["state_reason"] == "checkpoint 'two' applied", "reason: %r" % e.vm("c1"))
+    write_disk(e, disk_of(e, "c1"), 7)
+    views["now"] = digest(e, disk_of(e, "c1"))
+
+    # two has two children (three and Now): deleting it keeps its file, hidden.
+    e.keel("checkpoint", "delete", "c1", "two")
+    cs = ckpts(e, "c1")
+    check(sorted(cs) == ["one", "three"] and cs["three"]["parent"] == "one", "after: %r" % cs)
+    check(digest(e, cs["three"]["disks"][0]) == views["three"], "three changed")
+    check(digest(e, disk_of(e, "c1")) == views["now"], "Now changed")
+    check(json.loads(e.keel("checkpoint", "list", "c1", "--json")[0])["now"]["parent"] == "one",
+          "Now's visible parent")
+    # three goes: the hidden two has one child left (Now), merged into it.
+    three_file = cs["three"]["disks"][0]
+    e.keel("checkpoint", "delete", "c1", "three")
+    check(not os.path.exists(three_file), "three's file is still there")
+    check(digest(e, disk_of(e, "c1")) == views["now"], "Now changed after the merge")
+    check(digest(e, base) == views["one"], "one changed")
+    disk_check(e, disk_of(e, "c1"))
+
+    # A chain one > a > b > c > Now: deleting b merges c's file into b's and relinks Now.
+    for i, name in enumerate(["a", "b", "c"]):
+        e.keel("checkpoint", "create", "c1", "--name", name)
+        write_disk(e, disk_of(e, "c1"), 10 + i, off=65536 * (i + 1))
+    cs = ckpts(e, "c1")
+    views = {n: digest(e, c["disks"][0]) for n, c in cs.items()}
+    views["now"] = digest(e, disk_of(e, "c1"))
+    e.keel("checkpoint", "delete", "c1", "b")
+    cs = ckpts(e, "c1")
+    check(sorted(cs) == ["a", "c", "one"] and cs["c"]["parent"] == "a", "chain: %r" % cs)
+    for n in ("one", "a", "c"):
+        check(digest(e, cs[n]["disks"][0]) == views[n], "checkpoint %s changed" % n)
+    check(digest(e, disk_of(e, "c1")) == views["now"], "Now changed")
+    disk_check(e, disk_of(e, "c1"))
+    e.keel("checkpoint", "rename", "c1", "c", "see")
+    check(sorted(ckpts(e, "c1")) == ["a", "one", "see"], "rename")
+
+    # A Saved VM's checkpoint keeps its memory: applying it makes the VM Saved again, and
+    # start carries on (the half line typed before the save completes after it).
+    e.start("c1")
+    e.console_until("c1", "ready for input")
+    _, err = e.keel("checkpoint", "apply", "c1", "a", want=5)
+    check("it is Running" in err, "apply while running: %r" % err)
+    e.type_console("c1", "half")
+    e.keel("vm", "save", "c1")
+    e.keel("checkpoint", "create", "c1", "--name", "mem")
+    check(ckpts(e, "c1")["mem"]["saved_state"], "the checkpoint of a Saved VM has no state")
+    e.keel("vm", "discard-state", "c1")
+    e.keel("checkpoint", "apply", "c1", "mem")
+    check(e.vm("c1")["state"] == "Saved", "apply of a saved checkpoint: %r" % e.vm("c1"))
+    e.start("c1")
+    e.type_console("c1", "-line\n")
+    log = e.console_until("c1", r"echo \[half-line\]")
+    check("daemon-guest: up" not in log, "the VM booted instead of restoring: %r" % log)
+    e.keel("vm", "turn-off", "c1")
+    e.wait_state("c1", "Off")
+
+    # Everything goes: the data of Now ends up in the base disk itself.
+    now = digest(e, disk_of(e, "c1"))
+    e.keel("checkpoint", "delete", "c1", "one", "--subtree")
+    check(ckpts(e, "c1") == {}, "subtree delete left checkpoints")
+    check(disk_of(e, "c1") == base, "the VM is not back on its base disk")
+    check(digest(e, base) == now, "the base disk does not hold the VM's data")
+    check(sorted(os.listdir(e.dir)) == sorted(["api.sock", "base.vhdx", "keeld.log", "raw.img",
+                                               "s"]),
+          "files left behind: %r" % os.listdir(e.dir))
+    disk_check(e, base)
+    e.keel("vm", "delete", "c1")
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
 
@@ -660,6 +811,7 @@ def main():
     p.add_argument("--keel", required=True)
     p.add_argument("--keel-vmm", required=True)
     p.add_argument("--guest", required=True)
+    p.add_argument("--disktool", default="")
     p.add_argument("case", choices=sorted(CASES))
     a = p.parse_args()
     for attr in ("keeld", "keel", "keel_vmm", "guest"):

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keel checkpoint: a VM's checkpoints through keeld's API (docs/cli.md, docs/checkpoints.md).
+ *   create VM [--name NAME] [--json] | list VM [--json] | apply VM NAME |
+ *   delete VM NAME [--subtree] | rename VM NAME NEW
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+
+static const char ckpt_usage[] =
+	"usage: keel checkpoint COMMAND VM [ARGS]\n"
+	"  create VM [--name NAME] [--json]   take a checkpoint (a running VM pauses briefly)\n"
+	"  list VM [--json]                   the checkpoint tree, and where the VM is (Now)\n"
+	"  apply VM NAME                      return the disks (and memory, if saved) to NAME\n"
+	"  delete VM NAME [--subtree]         delete NAME (and everything below it), merging\n"
+	"                                     its disk files so the others keep their data\n"
+	"  rename VM NAME NEW                 give NAME a new name\n";
+
+static int usage_error(const char *msg)
+{
+	fprintf(stderr, "keel checkpoint: %s\n%s", msg, ckpt_usage);
+	return EXIT_USAGE;
+}
+
+static void ck_path(char *buf, size_t size, const char *vm, const char *ckpt, const char *tail)
+{
+	char v[400], c[400];
+
+	snprintf(buf, size, "/v1/vms/%s/checkpoints%s%s%s", client_escape(vm, v, sizeof(v)),
+		 ckpt ? "/" : "", ckpt ? client_escape(ckpt, c, sizeof(c)) : "", tail ? tail : "");
+}
+
+struct ck_args {
+	const char *pos[3];
+	unsigned npos;
+	const char *name;
+	bool json, subtree;
+};
+
+static int parse(int argc, char **argv, struct ck_args *a, const char *allowed, unsigned npos)
+{
+	memset(a, 0, sizeof(*a));
+	for (int i = 2; i < argc; i++) {
+		const char *s = argv[i];
+
+		if (!strcmp(s, "--json") && strstr(allowed, "json")) {
+			a->json = true;
+		} else if (!strcmp(s, "--subtree") && strstr(allowed, "subtree")) {
+			a->subtree = true;
+		} else if (!strcmp(s, "--name") && strstr(allowed, "name") && i + 1 < argc) {
+			a->name = argv[++i];
+		} else if (!strncmp(s, "--name=", 7) && strstr(allowed, "name")) {
+			a->name = s + 7;
+		} else if (s[0] == '-' && s[1] == '-') {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg), "unknown or incomplete option %.200s for %s", s,
+				 argv[1]);
+			return usage_error(msg);
+		} else if (a->npos < npos) {
+			a->pos[a->npos++] = s;
+		} else {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg), "too many arguments for %s: %.200s", argv[1], s);
+			return usage_error(msg);
+		}
+	}
+	if (a->npos < npos) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "%s needs %u argument%s", argv[1], npos,
+			 npos > 1 ? "s" : "");
+		return usage_error(msg);
+	}
+	return EXIT_OK;
+}
+
+static void print_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static const char *str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+/* One line per checkpoint, indented under its parent; "Now" under the VM's parent. */
+static void print_tree(json_object *arr, const char *parent_id, const char *now_parent,
+		       unsigned depth)
+{
+	size_t n = json_object_array_length(arr);
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *c = json_object_array_get_idx(arr, i);
+		const char *p = str(c, "parent_id"), *id = str(c, "id");
+		json_object *saved = NULL;
+
+		if (parent_id ? !p || strcmp(p, parent_id) : p != NULL)
+			continue;
+		json_object_object_get_ex(c, "saved_state", &saved);
+		printf("%*s%s  (%s%s)\n", depth * 2, "", str(c, "name"), str(c, "created"),
+		       json_object_get_boolean(saved) ? ", saved state" : "");
+		print_tree(arr, id, now_parent, depth + 1);
+	}
+	if (parent_id && now_parent && !strcmp(parent_id, now_parent))
+		printf("%*s> Now\n", depth * 2, "");
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	struct ck_args a;
+	json_object *o = NULL, *arr = NULL, *now = NULL;
+	char path[1024], what[200];
+	int ret = parse(argc, argv, &a, "json", 1);
+
+	if (ret)
+		return ret;
+	ck_path(path, sizeof(path), a.pos[0], NULL, NULL);
+	snprintf(what, sizeof(what), "list the checkpoints of VM '%s'", a.pos[0]);
+	ret = client_call("GET", path, NULL, &o, what);
+	if (ret)
+		return ret;
+	if (a.json) {
+		print_json(o);
+	} else {
+		json_object_object_get_ex(o, "checkpoints", &arr);
+		json_object_object_get_ex(o, "now", &now);
+		if (!json_object_array_length(arr))
+			printf("VM '%s' has no checkpoints\n", a.pos[0]);
+		else
+			print_tree(arr, NULL, str(now, "parent_id"), 0);
+	}
+	json_object_put(o);
+	return EXIT_OK;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+	struct ck_args a;
+	json_object *body, *o = NULL;
+	char path[1024], what[200];
+	int ret = parse(argc, argv, &a, "json name", 1);
+
+	if (ret)
+		return ret;
+	body = json_object_new_object();
+	if (a.name)
+		json_object_object_add(body, "name", json_object_new_string(a.name));
+	ck_path(path, sizeof(path), a.pos[0], NULL, NULL);
+	snprintf(what, sizeof(what), "checkpoint VM '%s'", a.pos[0]);
+	ret = client_call("POST", path, body, &o, what);
+	json_object_put(body);
+	if (ret)
+		return ret;
+	if (a.json)
+		print_json(o);
+	else
+		printf("checkpoint '%s' of VM '%s' created\n", str(o, "name"), a.pos[0]);
+	json_object_put(o);
+	return EXIT_OK;
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+	struct ck_args a;
+	json_object *o = NULL;
+	char path[1024], what[200];
+	int ret = parse(argc, argv, &a, "", 2);
+
+	if (ret)
+		return ret;
+	ck_path(path, sizeof(path), a.pos[0], a.pos[1], "/apply");
+	snprintf(what, sizeof(what), "apply checkpoint '%s' to VM '%s'", a.pos[1], a.pos[0]);
+	ret = client_call("POST", path, NULL, &o, what);
+	if (ret)
+		return ret;
+	printf("checkpoint '%s' applied: VM '%s' is %s\n", a.pos[1], a.pos[0], str(o, "state"));
+	json_object_put(o);
+	return EXIT_OK;
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+	struct ck_args a;
+	char path[1024], what[200];
+	int ret = parse(argc, argv, &a, "subtree", 2);
+
+	if (ret)
+		return ret;
+	ck_path(path, sizeof(path), a.pos[0], a.pos[1], a.subtree ? "?subtree=true" : NULL);
+	snprintf(what, sizeof(what), "delete checkpoint '%s' of VM '%s'", a.pos[1], a.pos[0]);
+	ret = client_call("DELETE", path, NULL, NULL, what);
+	if (ret)
+		return ret;
+	printf("checkpoint '%s'%s of VM '%s' deleted\n", a.pos[1],
+	       a.subtree ? " and its subtree" : "", a.pos[0]);
+	return EXIT_OK;
+}
+
+static int cmd_rename(int argc, char **argv)
+{
+	struct ck_args a;
+	json_object *body;
+	char path[1024], what[200];
+	int ret = parse(argc, argv, &a, "", 3);
+
+	if (ret)
+		return ret;
+	body = json_object_new_object();
+	json_object_object_add(body, "name", json_object_new_string(a.pos[2]));
+	ck_path(path, sizeof(path), a.pos[0], a.pos[1], NULL);
+	snprintf(what, sizeof(what), "rename checkpoint '%s' of VM '%s'", a.pos[1], a.pos[0]);
+	ret = client_call("PATCH", path, body, NULL, what);
+	json_object_put(body);
+	if (ret)
+		return ret;
+	printf("checkpoint '%s' of VM '%s' renamed to '%s'\n", a.pos[1], a.pos[0], a.pos[2]);
+	return EXIT_OK;
+}
+
+int cli_checkpoint_main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*run)(int, char **);
+	} cmds[] = {
+		{"create", cmd_create}, {"list", cmd_list},	{"apply", cmd_apply},
+		{"delete", cmd_delete}, {"rename", cmd_rename},
+	};
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(ckpt_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].run(argc, argv);
+	fprintf(stderr, "keel checkpoint: unknown command '%s'\n%s", argv[1], ckpt_usage);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,812 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/ckpt.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "disk/disk.h"
+#include "disk/vhdx.h"
+#include "lib/log.h"
+
+#define CKPT_DIR "checkpoints" /* in the VM's directory: one directory per saved state */
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Everything one operation works on: the VM, its tree and the definition to store. */
+struct op {
+	struct ckpt_ctx *ctx;
+	const struct vm_def *def;
+	struct vm_def nd; /* the new definition: Now's disk paths */
+	struct ckpt_tree t;
+	struct sup_status st;
+	bool have_nd;
+};
+
+static int op_begin(struct op *op, struct ckpt_ctx *ctx, const struct vm_def *def, char *err,
+		    size_t errlen)
+{
+	int ret;
+
+	memset(op, 0, sizeof(*op));
+	op->ctx = ctx;
+	op->def = def;
+	sup_status(ctx->sup, def->uuid, &op->st);
+	ret = store_ckpt_load(ctx->store, def->uuid, &op->t);
+	if (ret) {
+		seterr(err, errlen, "cannot read the checkpoints of VM '%s' from the store",
+		       def->name);
+		return ret;
+	}
+	ret = vmdef_copy(&op->nd, def);
+	if (ret) {
+		ckpt_tree_free(&op->t);
+		seterr(err, errlen, "out of memory");
+		return ret;
+	}
+	op->have_nd = true;
+	op->nd.revision = def->revision + 1;
+	return 0;
+}
+
+static void op_end(struct op *op)
+{
+	ckpt_tree_free(&op->t);
+	if (op->have_nd)
+		vmdef_free(&op->nd);
+}
+
+static int op_commit(struct op *op, bool with_def, char *err, size_t errlen)
+{
+	int ret = store_ckpt_save(op->ctx->store, op->def->uuid, &op->t, with_def ? &op->nd : NULL,
+				  err, errlen);
+
+	if (!ret && with_def)
+		op->nd.revision++; /* the next commit of this operation follows this one */
+	return ret;
+}
+
+/* The VM must have no worker for disk files to change under it. */
+static int need_off(struct op *op, const char *verb, char *err, size_t errlen)
+{
+	switch (op->st.state) {
+	case VM_OFF:
+	case VM_CRASHED:
+	case VM_SAVED:
+		return 0;
+	default:
+		seterr(err, errlen,
+		       "cannot %s VM '%s': it is %s; turn it off or save it first (keel vm "
+		       "turn-off, keel vm save)",
+		       verb, op->def->name, sup_state_name(op->st.state));
+		return -EBUSY;
+	}
+}
+
+static int check_name(const struct ckpt_tree *t, const char *name, const char *vm, char *err,
+		      size_t errlen)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > CKPT_NAME_MAX) {
+		seterr(err, errlen, "a checkpoint name must have 1 to %d characters",
+		       CKPT_NAME_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f || name[i] == '/') {
+			seterr(err, errlen, "checkpoint name '%s' has a '/' or a control character",
+			       name);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		if (!t->v[i].hidden && !strcmp(t->v[i].name, name)) {
+			seterr(err, errlen, "VM '%s' already has a checkpoint named '%s'", vm,
+			       name);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+/* Every disk must be VHDX: raw files cannot have differencing children. */
+static int check_disks(const struct vm_def *def, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < def->ndisks; i++) {
+		struct disk *d = NULL;
+		bool raw;
+		int ret;
+
+		ret = disk_open(def->disks[i].path,
+				DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
+		if (ret) {
+			seterr(err, errlen, "cannot open disk %s of VM '%s': %s",
+			       def->disks[i].path, def->name, strerror(-ret));
+			return ret == -ENOENT ? -EINVAL : ret;
+		}
+		raw = d->ops != &vhdx_ops;
+		disk_close(d);
+		if (raw) {
+			seterr(err, errlen,
+			       "disk %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
+			       "convert it with 'keel disk convert %s NEW.vhdx' and give the VM "
+			       "the "
+			       "new file (keel vm set --disk)",
+			       def->disks[i].path, def->name, def->disks[i].path);
+			return -EMEDIUMTYPE;
+		}
+	}
+	return 0;
+}
+
+/* DIR/STEM_XXXXXXXX.avhdx next to parent, STEM being parent's name without its extension and
+ * without an earlier _XXXXXXXX suffix. */
+static int child_path(const char *parent, const char *tag, char *out, size_t size)
+{
+	char copy[PATH_MAX], dir[PATH_MAX], stem[NAME_MAX + 1];
+	char *dot;
+	size_t n;
+
+	if (snprintf(copy, sizeof(copy), "%s", parent) >= (int)sizeof(copy))
+		return -ENAMETOOLONG;
+	snprintf(dir, sizeof(dir), "%s", dirname(copy));
+	snprintf(copy, sizeof(copy), "%s", parent);
+	snprintf(stem, sizeof(stem), "%s", basename(copy));
+	dot = strrchr(stem, '.');
+	if (dot && dot != stem)
+		*dot = '\0';
+	n = strlen(stem);
+	if (n > 9 && stem[n - 9] == '_' && strspn(stem + n - 8, "0123456789abcdef") == 8)
+		stem[n - 9] = '\0';
+	if (snprintf(out, size, "%s/%s_%.8s.avhdx", dir, stem, tag) >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* New differencing children of files[0..n) into out[]; on failure none is left behind. */
+static int make_children(char *const *files, unsigned n, char **out, char *err, size_t errlen)
+{
+	char tag[VMDEF_UUID_LEN + 1], path[PATH_MAX];
+	unsigned made = 0;
+	int ret = vmdef_gen_uuid(tag);
+
+	for (; !ret && made < n; made++) {
+		struct disk_create_opts o = {
+			.format = DISK_FORMAT_VHDX,
+			.type = DISK_TYPE_DIFFERENCING,
+			.parent = files[made],
+		};
+
+		ret = child_path(files[made], tag, path, sizeof(path));
+		if (!ret)
+			ret = disk_create(path, &o);
+		if (ret) {
+			seterr(err, errlen, "cannot create a differencing disk for %s: %s",
+			       files[made], strerror(-ret));
+			break;
+		}
+		out[made] = strdup(path);
+		if (!out[made]) {
+			unlink(path);
+			ret = -ENOMEM;
+			seterr(err, errlen, "out of memory");
+			break;
+		}
+	}
+	if (ret) {
+		while (made-- > 0) {
+			unlink(out[made]);
+			free(out[made]);
+			out[made] = NULL;
+		}
+	}
+	return ret;
+}
+
+static void unlink_all(char **files, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (files[i] && unlink(files[i]) < 0 && errno != ENOENT)
+			log_warn("cannot remove %s: %s", files[i], strerror(errno));
+}
+
+static int state_dir(struct op *op, const char *id, char *buf, size_t size)
+{
+	char vm[PATH_MAX];
+	int ret = sup_vm_dir(op->ctx->sup, op->def->uuid, vm, sizeof(vm));
+
+	if (ret)
+		return ret;
+	if (snprintf(buf, size, "%s/" CKPT_DIR "/%s", vm, id ? id : "") >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static void remove_state(struct op *op, struct ckpt *c)
+{
+	static const char *const files[] = {"state", "memory"};
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+
+	c->saved = false;
+	if (state_dir(op, c->id, dir, sizeof(dir)))
+		return;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* Hard links of the VM's saved state into the checkpoint's directory. */
+static int keep_saved_state(struct op *op, const char *id, char *err, size_t errlen)
+{
+	static const char *const files[] = {"state", "memory"};
+	char vm[PATH_MAX], dir[PATH_MAX], from[PATH_MAX + 16], to[PATH_MAX + 16];
+	int ret;
+
+	ret = sup_vm_dir(op->ctx->sup, op->def->uuid, vm, sizeof(vm));
+	if (!ret)
+		ret = state_dir(op, NULL, dir, sizeof(dir));
+	if (ret)
+		return ret;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		goto fail;
+	ret = state_dir(op, id, dir, sizeof(dir));
+	if (ret)
+		return ret;
+	if (mkdir(dir, 0700) < 0)
+		goto fail;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(from, sizeof(from), "%s/saved/%s", vm, files[i]);
+		snprintf(to, sizeof(to), "%s/%s", dir, files[i]);
+		if (link(from, to) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	ret = -errno;
+	seterr(err, errlen, "cannot keep the saved state of VM '%s' in %s: %s", op->def->name, dir,
+	       strerror(errno));
+	return ret;
+}
+
+static struct ckpt *add_checkpoint(struct op *op, const char *name, char *err, size_t errlen)
+{
+	int64_t seq = 0;
+	struct ckpt *c;
+
+	for (size_t i = 0; i < op->t.n; i++)
+		if (op->t.v[i].seq > seq)
+			seq = op->t.v[i].seq;
+	c = ckpt_tree_add(&op->t);
+	if (!c) {
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (vmdef_gen_uuid(c->id)) {
+		seterr(err, errlen, "cannot generate a checkpoint id");
+		ckpt_tree_remove(&op->t, c->id);
+		return NULL;
+	}
+	memcpy(c->name, name, strnlen(name, CKPT_NAME_MAX)); /* checked: at most that long */
+	c->created = (int64_t)time(NULL);
+	c->seq = seq + 1;
+	snprintf(c->parent, sizeof(c->parent), "%s", op->t.now);
+	return c;
+}
+
+static json_object *ckpt_json(struct ckpt_tree *t, const struct ckpt *c)
+{
+	json_object *o = json_object_new_object(), *disks = json_object_new_array();
+	struct ckpt *p = ckpt_tree_visible_parent(t, c);
+	char when[32];
+	struct tm tm;
+	time_t tt = (time_t)c->created;
+
+	gmtime_r(&tt, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_object_add(o, "id", json_object_new_string(c->id));
+	json_object_object_add(o, "name", json_object_new_string(c->name));
+	json_object_object_add(o, "created", json_object_new_string(when));
+	json_object_object_add(o, "parent", p ? json_object_new_string(p->name) : NULL);
+	json_object_object_add(o, "parent_id", p ? json_object_new_string(p->id) : NULL);
+	json_object_object_add(o, "saved_state", json_object_new_boolean(c->saved));
+	for (unsigned i = 0; i < c->ndisks; i++)
+		json_object_array_add(disks, json_object_new_string(c->disks[i]));
+	json_object_object_add(o, "disks", disks);
+	return o;
+}
+
+int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, json_object **out,
+		char *err, size_t errlen)
+{
+	char dflt[VMDEF_NAME_MAX + 40], id[VMDEF_UUID_LEN + 1];
+	char *children[VMDEF_MAX_DISKS] = {NULL};
+	struct ckpt *c;
+	struct op op;
+	int ret;
+
+	ret = op_begin(&op, ctx, def, err, errlen);
+	if (ret)
+		return ret;
+	if (!name) {
+		time_t now = time(NULL);
+		struct tm tm;
+		char when[32];
+
+		localtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d - %H:%M:%S", &tm);
+		snprintf(dflt, sizeof(dflt), "%s - (%s)", def->name, when);
+		name = dflt;
+	}
+	ret = check_name(&op.t, name, def->name, err, errlen);
+	if (ret)
+		goto out;
+	ret = need_off(&op, "checkpoint", err, errlen);
+	if (ret)
+		goto out;
+	if (ckpt_tree_visible(&op.t) >= CKPT_MAX || op.t.n >= CKPT_MAX_ALL) {
+		seterr(err, errlen, "VM '%s' has %u checkpoints, the most it may have; delete some",
+		       def->name, ckpt_tree_visible(&op.t));
+		ret = -EBUSY;
+		goto out;
+	}
+	ret = check_disks(def, err, errlen);
+	if (ret)
+		goto out;
+	c = add_checkpoint(&op, name, err, errlen);
+	if (!c) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	snprintf(id, sizeof(id), "%s", c->id);
+	for (unsigned i = 0; i < def->ndisks; i++) {
+		c->disks[i] = strdup(def->disks[i].path);
+		if (!c->disks[i]) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		c->ndisks++;
+	}
+	/* The VM's files freeze as the checkpoint's; it goes on in new children of them. */
+	ret = make_children(c->disks, c->ndisks, children, err, errlen);
+	if (ret)
+		goto out;
+	if (op.st.state == VM_SAVED) {
+		ret = keep_saved_state(&op, id, err, errlen);
+		if (ret)
+			goto undo;
+		c->saved = true;
+	}
+	for (unsigned i = 0; i < op.nd.ndisks; i++) {
+		free(op.nd.disks[i].path);
+		op.nd.disks[i].path = children[i];
+		children[i] = NULL;
+	}
+	snprintf(op.t.now, sizeof(op.t.now), "%s", id);
+	ret = op_commit(&op, true, err, errlen);
+	if (ret) {
+		for (unsigned i = 0; i < op.nd.ndisks; i++)
+			children[i] = strdup(op.nd.disks[i].path);
+		goto undo;
+	}
+	log_info("VM %s: checkpoint '%s' created (id %s)", def->name, name, id);
+	if (out)
+		*out = ckpt_json(&op.t, ckpt_tree_by_id(&op.t, id));
+	goto out;
+undo:
+	unlink_all(children, def->ndisks);
+	if (ckpt_tree_by_id(&op.t, id))
+		remove_state(&op, ckpt_tree_by_id(&op.t, id));
+out:
+	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
+		free(children[i]);
+	op_end(&op);
+	return ret;
+}
+
+int ckpt_count(struct ckpt_ctx *ctx, const char *vm)
+{
+	struct ckpt_tree t;
+	int ret = store_ckpt_load(ctx->store, vm, &t);
+
+	if (ret)
+		return ret;
+	ret = (int)ckpt_tree_visible(&t);
+	ckpt_tree_free(&t);
+	return ret;
+}
+
+int ckpt_list(struct ckpt_ctx *ctx, const struct vm_def *def, json_object **out)
+{
+	json_object *o, *arr, *now;
+	struct ckpt_tree t;
+	struct ckpt *p;
+	int ret;
+
+	ret = store_ckpt_load(ctx->store, def->uuid, &t);
+	if (ret)
+		return ret;
+	o = json_object_new_object();
+	arr = json_object_new_array();
+	now = json_object_new_object();
+	for (size_t i = 0; i < t.n; i++)
+		if (!t.v[i].hidden)
+			json_object_array_add(arr, ckpt_json(&t, &t.v[i]));
+	p = ckpt_tree_by_id(&t, t.now);
+	if (p && p->hidden)
+		p = ckpt_tree_visible_parent(&t, p);
+	json_object_object_add(now, "parent", p ? json_object_new_string(p->name) : NULL);
+	json_object_object_add(now, "parent_id", p ? json_object_new_string(p->id) : NULL);
+	json_object_object_add(o, "vm", json_object_new_string(def->name));
+	json_object_object_add(o, "checkpoints", arr);
+	json_object_object_add(o, "now", now);
+	ckpt_tree_free(&t);
+	*out = o;
+	return 0;
+}
+
+static struct ckpt *find(struct op *op, const char *key, char *err, size_t errlen)
+{
+	struct ckpt *c = ckpt_tree_lookup(&op->t, key);
+
+	if (!c)
+		seterr(err, errlen, "VM '%s' has no checkpoint named '%s'", op->def->name, key);
+	return c;
+}
+
+int ckpt_rename(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, const char *name,
+		char *err, size_t errlen)
+{
+	struct ckpt *c;
+	struct op op;
+	int ret;
+
+	ret = op_begin(&op, ctx, def, err, errlen);
+	if (ret)
+		return ret;
+	c = find(&op, key, err, errlen);
+	if (!c) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (!strcmp(c->name, name))
+		goto out;
+	ret = check_name(&op.t, name, def->name, err, errlen);
+	if (ret)
+		goto out;
+	log_info("VM %s: checkpoint '%s' renamed to '%s'", def->name, c->name, name);
+	memset(c->name, 0, sizeof(c->name));
+	memcpy(c->name, name, strnlen(name, CKPT_NAME_MAX));
+	ret = op_commit(&op, false, err, errlen);
+out:
+	op_end(&op);
+	return ret;
+}
+
+/* The disk files of the VM's current state ("Now"), which no checkpoint owns. */
+static bool owned(struct op *op, const char *path)
+{
+	for (size_t i = 0; i < op->t.n; i++)
+		for (unsigned j = 0; j < op->t.v[i].ndisks; j++)
+			if (!strcmp(op->t.v[i].disks[j], path))
+				return true;
+	return false;
+}
+
+/* Does differencing disk `child` have `parent` as its parent file? */
+static int check_parent(const char *child, const char *parent, char *err, size_t errlen)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	struct disk_info info;
+	struct disk *d = NULL;
+	int ret;
+
+	ret = disk_open(child, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d);
+	if (!ret)
+		ret = disk_info(d, &info);
+	disk_close(d);
+	if (ret) {
+		seterr(err, errlen, "cannot read disk %s: %s", child, strerror(-ret));
+		return ret;
+	}
+	if (!info.has_parent || !realpath(info.parent_path, a) || !realpath(parent, b) ||
+	    strcmp(a, b)) {
+		seterr(err, errlen,
+		       "disk %s is not a differencing child of %s: the checkpoint files were "
+		       "changed outside keel",
+		       child, parent);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Remove hidden checkpoint x if the tree allows: with no children its files go; with one
+ * child (a checkpoint or the VM's current state) that child's files are merged into x's
+ * and the child takes x's files and place; with more, x stays. *changed says if it went.
+ */
+static int collapse(struct op *op, const char *xid, bool *changed, char *err, size_t errlen)
+{
+	struct ckpt *x = ckpt_tree_by_id(&op->t, xid), *k = NULL;
+	char id[VMDEF_UUID_LEN + 1], parent[VMDEF_UUID_LEN + 1];
+	unsigned n = ckpt_tree_children(&op->t, xid, true);
+	bool k_is_now;
+	int ret = 0;
+
+	*changed = false;
+	if (!x || !x->hidden || n > 1)
+		return 0;
+	snprintf(id, sizeof(id), "%s", x->id);
+	snprintf(parent, sizeof(parent), "%s", x->parent);
+	remove_state(op, x);
+	if (n == 0) {
+		if (x->parent[0]) /* a root's files are the VM's own disks: never removed */
+			unlink_all(x->disks, x->ndisks);
+		ckpt_tree_remove(&op->t, id);
+		*changed = true;
+		return 0;
+	}
+	k_is_now = !strcmp(op->t.now, id);
+	for (size_t i = 0; !k_is_now && i < op->t.n; i++)
+		if (!strcmp(op->t.v[i].parent, id))
+			k = &op->t.v[i];
+	for (unsigned d = 0; d < x->ndisks && d < op->nd.ndisks; d++) {
+		char merged[DISK_PATH_MAX];
+		const char *kpath = k_is_now ? op->nd.disks[d].path : k->disks[d];
+
+		ret = check_parent(kpath, x->disks[d], err, errlen);
+		if (ret)
+			return ret;
+		ret = vhdx_merge(kpath, merged, sizeof(merged));
+		if (ret) {
+			seterr(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
+			       strerror(-ret));
+			return ret;
+		}
+		/* kpath is gone; whatever was its child now reads x's file, which holds it. */
+		if (!k_is_now) {
+			const char *kid = k->id;
+
+			for (size_t i = 0; i < op->t.n && !ret; i++)
+				if (!strcmp(op->t.v[i].parent, kid))
+					ret = vhdx_relink(op->t.v[i].disks[d], x->disks[d]);
+			if (!ret && !strcmp(op->t.now, kid))
+				ret = vhdx_relink(op->nd.disks[d].path, x->disks[d]);
+			if (ret) {
+				seterr(err, errlen, "cannot point the children of %s at %s: %s",
+				       kpath, x->disks[d], strerror(-ret));
+				return ret;
+			}
+			free(k->disks[d]);
+			k->disks[d] = x->disks[d];
+		} else {
+			free(op->nd.disks[d].path);
+			op->nd.disks[d].path = x->disks[d];
+		}
+		x->disks[d] = NULL;
+	}
+	if (k_is_now)
+		snprintf(op->t.now, sizeof(op->t.now), "%s", parent);
+	else
+		snprintf(k->parent, sizeof(k->parent), "%s", parent);
+	ckpt_tree_remove(&op->t, id);
+	*changed = true;
+	return 0;
+}
+
+/* Collapse every hidden checkpoint that can go, until none can. */
+static int collapse_all(struct op *op, char *err, size_t errlen)
+{
+	bool again = true;
+
+	while (again) {
+		again = false;
+		for (size_t i = 0; i < op->t.n; i++) {
+			char id[VMDEF_UUID_LEN + 1];
+			bool changed;
+			int ret;
+
+			if (!op->t.v[i].hidden)
+				continue;
+			snprintf(id, sizeof(id), "%s", op->t.v[i].id);
+			ret = collapse(op, id, &changed, err, errlen);
+			if (ret)
+				return ret;
+			if (changed) {
+				again = true;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Ids of c's subtree, children before parents. */
+static int post_order(struct ckpt_tree *t, const char *id, char (*out)[VMDEF_UUID_LEN + 1],
+		      size_t *n, unsigned depth)
+{
+	if (depth > CKPT_MAX_ALL)
+		return -ELOOP;
+	for (size_t i = 0; i < t->n; i++) {
+		if (strcmp(t->v[i].parent, id))
+			continue;
+		int ret = post_order(t, t->v[i].id, out, n, depth + 1);
+		if (ret)
+			return ret;
+	}
+	if (*n >= CKPT_MAX_ALL)
+		return -E2BIG;
+	snprintf(out[(*n)++], VMDEF_UUID_LEN + 1, "%s", id);
+	return 0;
+}
+
+int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, bool subtree,
+		char *err, size_t errlen)
+{
+	char(*ids)[VMDEF_UUID_LEN + 1] = NULL;
+	char name[CKPT_NAME_MAX + 1];
+	size_t n = 0;
+	struct ckpt *c;
+	struct op op;
+	int ret;
+
+	ret = op_begin(&op, ctx, def, err, errlen);
+	if (ret)
+		return ret;
+	c = find(&op, key, err, errlen);
+	if (!c) {
+		ret = -ENOENT;
+		goto out;
+	}
+	snprintf(name, sizeof(name), "%s", c->name);
+	ret = need_off(&op, "delete a checkpoint of", err, errlen);
+	if (ret)
+		goto out;
+	ids = calloc(CKPT_MAX_ALL, sizeof(*ids));
+	if (!ids) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (subtree)
+		ret = post_order(&op.t, c->id, ids, &n, 0);
+	else
+		snprintf(ids[n++], sizeof(ids[0]), "%s", c->id);
+	if (ret) {
+		seterr(err, errlen, "the checkpoint tree of VM '%s' is damaged", def->name);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ckpt *x = ckpt_tree_by_id(&op.t, ids[i]);
+		bool changed;
+
+		if (!x)
+			continue;
+		x->hidden = true;
+		remove_state(&op, x);
+		ret = collapse(&op, ids[i], &changed, err, errlen);
+		if (ret)
+			break;
+	}
+	if (!ret)
+		ret = collapse_all(&op, err, errlen);
+	/* Record what was done even after a failed merge: the files changed. */
+	{
+		char why[256];
+		int r2 = op_commit(&op, true, why, sizeof(why));
+
+		if (r2 && !ret) {
+			ret = r2;
+			seterr(err, errlen, "%s", why);
+		}
+	}
+	if (!ret)
+		log_info("VM %s: checkpoint '%s'%s deleted", def->name, name,
+			 subtree ? " and its subtree" : "");
+out:
+	free(ids);
+	op_end(&op);
+	return ret;
+}
+
+int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, char *err,
+	       size_t errlen)
+{
+	char *children[VMDEF_MAX_DISKS] = {NULL}, *old[VMDEF_MAX_DISKS] = {NULL};
+	char dir[PATH_MAX], reason[CKPT_NAME_MAX + 64], why[256];
+	bool had_now, saved;
+	struct ckpt *c;
+	struct op op;
+	int ret;
+
+	ret = op_begin(&op, ctx, def, err, errlen);
+	if (ret)
+		return ret;
+	c = find(&op, key, err, errlen);
+	if (!c) {
+		ret = -ENOENT;
+		goto out;
+	}
+	ret = need_off(&op, "apply a checkpoint to", err, errlen);
+	if (ret)
+		goto out;
+	if (c->ndisks != def->ndisks) {
+		seterr(err, errlen,
+		       "checkpoint '%s' has %u disks and VM '%s' now has %u: give the VM its "
+		       "disks back first",
+		       c->name, c->ndisks, def->name, def->ndisks);
+		ret = -EBUSY;
+		goto out;
+	}
+	ret = state_dir(&op, c->id, dir, sizeof(dir));
+	if (ret)
+		goto out;
+	if (c->saved) {
+		char f[PATH_MAX + 16];
+
+		snprintf(f, sizeof(f), "%s/memory", dir);
+		if (access(f, R_OK) < 0) {
+			seterr(err, errlen, "the saved state of checkpoint '%s' is missing: %s",
+			       c->name, strerror(errno));
+			ret = -EIO;
+			goto out;
+		}
+	}
+	ret = make_children(c->disks, c->ndisks, children, err, errlen);
+	if (ret)
+		goto out;
+	had_now = op.t.now[0] != '\0';
+	for (unsigned i = 0; i < op.nd.ndisks; i++) {
+		old[i] = op.nd.disks[i].path;
+		op.nd.disks[i].path = children[i];
+		children[i] = NULL;
+	}
+	snprintf(op.t.now, sizeof(op.t.now), "%s", c->id);
+	snprintf(reason, sizeof(reason), "checkpoint '%s' applied", c->name);
+	saved = c->saved;
+	ret = op_commit(&op, true, err, errlen);
+	if (ret) {
+		for (unsigned i = 0; i < op.nd.ndisks; i++) {
+			children[i] = op.nd.disks[i].path;
+			op.nd.disks[i].path = old[i];
+			old[i] = NULL;
+		}
+		unlink_all(children, def->ndisks);
+		goto out;
+	}
+	/* Memory too, when the checkpoint has it: the VM becomes Saved, else Off. */
+	if (sup_set_saved(ctx->sup, def, saved ? dir : NULL, reason, why, sizeof(why)))
+		log_warn("VM %s: %s", def->name, why);
+	/* The state the VM had is thrown away, as Restore-VMSnapshot does. */
+	for (unsigned i = 0; had_now && i < def->ndisks; i++)
+		if (old[i] && !owned(&op, old[i]))
+			unlink_all(&old[i], 1);
+	if (collapse_all(&op, why, sizeof(why)) || op_commit(&op, true, why, sizeof(why)))
+		log_warn("VM %s: after applying a checkpoint: %s", def->name, why);
+	log_info("VM %s: %s", def->name, reason);
+out:
+	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++) {
+		free(children[i]);
+		free(old[i]);
+	}
+	op_end(&op);
+	return ret;
+}

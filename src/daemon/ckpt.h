@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Checkpoints (Hyper-V's standard checkpoints, docs/checkpoints.md): create, list, apply,
+ * delete and rename, on a VM's tree of differencing VHDX files. Each operation checks
+ * everything it can before it touches a file, and records the new tree and the VM's disk
+ * paths in one store transaction. Misuse returns -EINVAL (bad name), -ENOENT (no such
+ * checkpoint), -EBUSY (the VM's state does not allow it), -EEXIST (name taken) or
+ * -EMEDIUMTYPE (a raw disk), with err saying why and nothing changed.
+ */
+#ifndef KEEL_DAEMON_CKPT_H
+#define KEEL_DAEMON_CKPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "daemon/store.h"
+#include "daemon/sup.h"
+#include "daemon/vmdef.h"
+
+struct ckpt_ctx {
+	struct store *store;
+	struct sup *sup;
+};
+
+/* name may be NULL: "VM - (YYYY-MM-DD - HH:MM:SS)". *out gets the new checkpoint's JSON. */
+int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, json_object **out,
+		char *err, size_t errlen) __attribute__((warn_unused_result));
+/* {"checkpoints": [...], "now": {...}}: the visible tree and where the VM is. */
+int ckpt_list(struct ckpt_ctx *ctx, const struct vm_def *def, json_object **out)
+	__attribute__((warn_unused_result));
+int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, char *err,
+	       size_t errlen) __attribute__((warn_unused_result));
+int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, bool subtree,
+		char *err, size_t errlen) __attribute__((warn_unused_result));
+int ckpt_rename(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, const char *name,
+		char *err, size_t errlen) __attribute__((warn_unused_result));
+/* How many visible checkpoints the VM has (-errno on a store error). */
+int ckpt_count(struct ckpt_ctx *ctx, const char *vm) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The store's SQLite handle and transaction helpers, shared by the files that keep one
+ * kind of record each (store.c: VMs and runtime; store_ckpt.c: checkpoints). Internal to
+ * src/daemon/store*.c.
+ */
+#ifndef KEEL_DAEMON_STORE_INTERNAL_H
+#define KEEL_DAEMON_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+struct store {
+	sqlite3 *db;
+};
+
+/* BEGIN IMMEDIATE; then store_tx_finish commits when ret is 0, else rolls back. */
+int store_tx_begin(struct store *st) __attribute__((warn_unused_result));
+int store_tx_finish(struct store *st, int ret) __attribute__((warn_unused_result));
+int store_prepare(struct store *st, const char *sql, sqlite3_stmt **stmt)
+	__attribute__((warn_unused_result));
+
+struct vm_def;
+/* store_vm_update's writes, inside the caller's transaction. */
+int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+#endif
