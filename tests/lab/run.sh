@@ -7,7 +7,7 @@
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
 # lab, for checking the lab itself), LAB_ONLY=WORD (only scenarios whose name contains WORD),
-# LAB_TIMEOUT=SECONDS (the whole lab session, default 840), LAB_SCENARIO_TIMEOUT=SECONDS
+# LAB_TIMEOUT=SECONDS (the whole lab session, default 1200), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300). See docs/lab.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,7 +16,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 
 vmm=${LAB_VMM:-keel}
 only=${LAB_ONLY:-}
-tmo=${LAB_TIMEOUT:-840}
+tmo=${LAB_TIMEOUT:-1200}
 stmo=${LAB_SCENARIO_TIMEOUT:-300}
 log=$LAB_OUT/test.log
 
