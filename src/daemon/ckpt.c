@@ -83,18 +83,23 @@ static int op_commit(struct op *op, bool with_def, char *err, size_t errlen)
 	return ret;
 }
 
-/* The VM must have no worker for disk files to change under it. */
+static bool is_running(const struct op *op)
+{
+	return op->st.state == VM_RUNNING || op->st.state == VM_PAUSED;
+}
+
+/* Off, Crashed and Saved VMs; running and paused ones too (the caller stops the worker). */
 static int need_off(struct op *op, const char *verb, char *err, size_t errlen)
 {
 	switch (op->st.state) {
 	case VM_OFF:
 	case VM_CRASHED:
 	case VM_SAVED:
+	case VM_RUNNING:
+	case VM_PAUSED:
 		return 0;
 	default:
-		seterr(err, errlen,
-		       "cannot %s VM '%s': it is %s; turn it off or save it first (keel vm "
-		       "turn-off, keel vm save)",
+		seterr(err, errlen, "cannot %s VM '%s': it is %s; wait until it is running or off",
 		       verb, op->def->name, sup_state_name(op->st.state));
 		return -EBUSY;
 	}
@@ -338,8 +343,9 @@ static json_object *ckpt_json(struct ckpt_tree *t, const struct ckpt *c)
 int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, json_object **out,
 		char *err, size_t errlen)
 {
-	char dflt[VMDEF_NAME_MAX + 40], id[VMDEF_UUID_LEN + 1];
+	char dflt[VMDEF_NAME_MAX + 40], id[VMDEF_UUID_LEN + 1], dir[PATH_MAX] = "";
 	char *children[VMDEF_MAX_DISKS] = {NULL};
+	bool running, stopped = false, was_paused = false;
 	struct ckpt *c;
 	struct op op;
 	int ret;
@@ -363,6 +369,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	ret = need_off(&op, "checkpoint", err, errlen);
 	if (ret)
 		goto out;
+	running = is_running(&op);
 	if (ckpt_tree_visible(&op.t) >= CKPT_MAX || op.t.n >= CKPT_MAX_ALL) {
 		seterr(err, errlen, "VM '%s' has %u checkpoints, the most it may have; delete some",
 		       def->name, ckpt_tree_visible(&op.t));
@@ -386,10 +393,33 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		}
 		c->ndisks++;
 	}
+	if (running) {
+		/* Its memory and devices go into the checkpoint; the worker ends, and a new one
+		 * carries on from there on the new disk files (the VM pauses briefly). */
+		ret = state_dir(&op, NULL, dir, sizeof(dir));
+		if (!ret && mkdir(dir, 0700) < 0 && errno != EEXIST)
+			ret = -errno;
+		if (!ret)
+			ret = state_dir(&op, id, dir, sizeof(dir));
+		if (!ret && mkdir(dir, 0700) < 0)
+			ret = -errno;
+		if (ret) {
+			seterr(err, errlen, "cannot create %s: %s", dir, strerror(-ret));
+			goto out;
+		}
+		ret = sup_save_stop(ctx->sup, def, dir, &was_paused, err, errlen);
+		if (ret) {
+			rmdir(dir);
+			goto out;
+		}
+		stopped = true;
+		c = ckpt_tree_by_id(&op.t, id);
+		c->saved = true;
+	}
 	/* The VM's files freeze as the checkpoint's; it goes on in new children of them. */
 	ret = make_children(c->disks, c->ndisks, children, err, errlen);
 	if (ret)
-		goto out;
+		goto undo;
 	if (op.st.state == VM_SAVED) {
 		ret = keep_saved_state(&op, id, err, errlen);
 		if (ret)
@@ -411,9 +441,28 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	log_info("VM %s: checkpoint '%s' created (id %s)", def->name, name, id);
 	if (out)
 		*out = ckpt_json(&op.t, ckpt_tree_by_id(&op.t, id));
+	if (stopped) {
+		char why[400];
+
+		if (sup_set_saved(ctx->sup, &op.nd, dir, "restoring after a checkpoint", why,
+				  sizeof(why)) ||
+		    sup_start_restore(ctx->sup, &op.nd, was_paused, why, sizeof(why)))
+			log_err("VM %s: cannot carry on after checkpoint '%s': %s", def->name, name,
+				why);
+	}
 	goto out;
 undo:
 	unlink_all(children, def->ndisks);
+	if (stopped) {
+		char why[400];
+
+		/* Back onto the disks it had, from the state just saved. */
+		if (sup_set_saved(ctx->sup, def, dir, "restoring after a failed checkpoint", why,
+				  sizeof(why)) ||
+		    sup_start_restore(ctx->sup, def, was_paused, why, sizeof(why)))
+			log_err("VM %s: cannot carry on after a failed checkpoint: %s", def->name,
+				why);
+	}
 	if (ckpt_tree_by_id(&op.t, id))
 		remove_state(&op, ckpt_tree_by_id(&op.t, id));
 out:
@@ -664,6 +713,7 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 {
 	char(*ids)[VMDEF_UUID_LEN + 1] = NULL;
 	char name[CKPT_NAME_MAX + 1];
+	bool stopped = false, was_paused = false;
 	size_t n = 0;
 	struct ckpt *c;
 	struct op op;
@@ -694,6 +744,27 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 		seterr(err, errlen, "the checkpoint tree of VM '%s' is damaged", def->name);
 		goto out;
 	}
+	if (is_running(&op)) {
+		/* Merges rewrite files the worker has open: save it as Save-VM does, end it,
+		 * merge, and restore it (the VM pauses briefly). */
+		char saved[PATH_MAX];
+
+		ret = sup_vm_dir(ctx->sup, def->uuid, saved, sizeof(saved));
+		if (!ret && strlen(saved) + sizeof("/saved") > sizeof(saved))
+			ret = -ENAMETOOLONG;
+		if (ret)
+			goto out;
+		strcat(saved, "/saved");
+		if (mkdir(saved, 0700) < 0 && errno != EEXIST) {
+			ret = -errno;
+			seterr(err, errlen, "cannot create %s: %s", saved, strerror(errno));
+			goto out;
+		}
+		ret = sup_save_stop(ctx->sup, def, saved, &was_paused, err, errlen);
+		if (ret)
+			goto out;
+		stopped = true;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct ckpt *x = ckpt_tree_by_id(&op.t, ids[i]);
 		bool changed;
@@ -721,6 +792,13 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 	if (!ret)
 		log_info("VM %s: checkpoint '%s'%s deleted", def->name, name,
 			 subtree ? " and its subtree" : "");
+	if (stopped) {
+		char why[400];
+
+		if (sup_start_restore(ctx->sup, &op.nd, was_paused, why, sizeof(why)))
+			log_err("VM %s: cannot carry on after deleting checkpoint '%s': %s",
+				def->name, name, why);
+	}
 out:
 	free(ids);
 	op_end(&op);
@@ -769,6 +847,12 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 			ret = -EIO;
 			goto out;
 		}
+	}
+	if (is_running(&op)) {
+		/* The state it runs in is thrown away, as Restore-VMSnapshot does. */
+		ret = sup_turn_off_wait(ctx->sup, def, err, errlen);
+		if (ret)
+			goto out;
 	}
 	ret = make_children(c->disks, c->ndisks, children, err, errlen);
 	if (ret)

@@ -47,6 +47,7 @@ struct sup_vm {
 	long long deadline_ms; /* for Starting and Stopping; 0 when none */
 	bool saving;	       /* the worker saved the VM and was told to quit: it ends Saved */
 	bool restoring;	       /* the worker was started with --restore */
+	bool pause_when_ready; /* a checkpoint paused it: pause the restored worker again */
 };
 
 struct sup {
@@ -1039,6 +1040,103 @@ int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_di
 	return 0;
 }
 
+/* Wait (blocking keeld, at most timeout_ms, then SIGKILL) for the worker to end. */
+static void wait_worker_end(struct sup *sup, struct sup_vm *vm, int timeout_ms)
+{
+	struct pollfd p = {.fd = vm->pidfd, .events = POLLIN};
+	int wstatus = 0;
+	bool have = false;
+
+	if (poll(&p, 1, timeout_ms) <= 0) {
+		log_warn("VM %s: keel-vmm pid %d did not quit within %d ms: killing it", vm->name,
+			 (int)vm->pid, timeout_ms);
+		(void)!sys_pidfd_kill(vm->pidfd, SIGKILL);
+		(void)!poll(&p, 1, SUP_QUIT_TIMEOUT_MS);
+	}
+	if (vm->is_child && waitpid(vm->pid, &wstatus, 0) == vm->pid)
+		have = true;
+	worker_ended(sup, vm, have, wstatus, false);
+}
+
+int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bool *was_paused,
+		  char *err, size_t errlen)
+{
+	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	char ctl[PATH_MAX], why[400];
+	json_object *args;
+	bool was_running;
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	ret = need_state(vm, "checkpoint", S(VM_RUNNING) | S(VM_PAUSED), "", err, errlen);
+	if (ret)
+		return ret;
+	if (vm_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
+		return -ENAMETOOLONG;
+	was_running = vm->state == VM_RUNNING;
+	*was_paused = !was_running;
+	args = json_object_new_object();
+	json_object_object_add(args, "dir", json_object_new_string(dir));
+	ret = ctl_execute_args(ctl, "save",
+			       json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
+			       SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
+	json_object_put(args);
+	if (ret) {
+		seterr(err, errlen, "cannot save VM '%s': %s", vm->name, why);
+		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))
+			set_state(sup, vm, VM_RUNNING, "%s", "");
+		else if (was_running)
+			set_state(sup, vm, VM_PAUSED, "save failed");
+		return ret == -EREMOTEIO ? -EBUSY : ret;
+	}
+	vm_log(sup, vm, "saved to %s for a checkpoint; the worker ends and a new one restores",
+	       dir);
+	vm->saving = true;
+	begin_turn_off(sup, vm);
+	set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
+	wait_worker_end(sup, vm, SUP_QUIT_TIMEOUT_MS);
+	if (vm->state != VM_SAVED) {
+		seterr(err, errlen, "VM '%s' did not end Saved after its save: %s (%s)", vm->name,
+		       sup_state_name(vm->state), vm->reason);
+		return -EIO;
+	}
+	return 0;
+}
+
+int sup_turn_off_wait(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+{
+	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	if (!has_worker(vm))
+		return 0;
+	ret = sup_turn_off(sup, def, err, errlen);
+	if (ret)
+		return ret;
+	wait_worker_end(sup, vm, SUP_QUIT_TIMEOUT_MS);
+	return 0;
+}
+
+int sup_start_restore(struct sup *sup, const struct vm_def *def, bool paused, char *err,
+		      size_t errlen)
+{
+	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	ret = need_state(vm, "restore", S(VM_SAVED), "", err, errlen);
+	if (ret)
+		return ret;
+	ret = sup_start(sup, def, err, errlen);
+	if (!ret)
+		vm->pause_when_ready = paused;
+	return ret;
+}
+
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
 	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
@@ -1158,6 +1256,9 @@ static void tick_starting(struct sup *sup, struct sup_vm *vm, long long now)
 		vm->deadline_ms = 0;
 		make_sock_group_accessible(sup, vm);
 		vm_log(sup, vm, "worker pid %d is ready", (int)vm->pid);
+		if (vm->pause_when_ready && !paused && !vm_ctl(sup, vm, "pause", err, sizeof(err)))
+			paused = true;
+		vm->pause_when_ready = false;
 		set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s",
 			  vm->restoring ? "restored from its saved state" : "");
 		if (vm->restoring) {

@@ -94,6 +94,19 @@ int sup_vm_dir(struct sup *sup, const char *uuid, char *buf, size_t size)
  */
 int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_dir,
 		  const char *reason, char *err, size_t errlen) __attribute__((warn_unused_result));
+/*
+ * For a checkpoint of a running or paused VM: save it into dir, end its worker and wait
+ * (keeld blocks for the save). The VM is then Saved, its state in dir (the caller links it
+ * where start finds it with sup_set_saved). If the save fails the VM runs on as it was.
+ */
+int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bool *was_paused,
+		  char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Turn the VM off and wait for its worker to end (no-op without a worker). */
+int sup_turn_off_wait(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Start a Saved VM from its saved state; with paused, pause it again once it is ready. */
+int sup_start_restore(struct sup *sup, const struct vm_def *def, bool paused, char *err,
+		      size_t errlen) __attribute__((warn_unused_result));
 /* A hard reset, like Restart-VM. */
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

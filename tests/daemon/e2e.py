@@ -773,8 +773,6 @@ def case_checkpoint(e):
     # start carries on (the half line typed before the save completes after it).
     e.start("c1")
     e.console_until("c1", "ready for input")
-    _, err = e.keel("checkpoint", "apply", "c1", "a", want=5)
-    check("it is Running" in err, "apply while running: %r" % err)
     e.type_console("c1", "half")
     e.keel("vm", "save", "c1")
     e.keel("checkpoint", "create", "c1", "--name", "mem")
@@ -800,6 +798,72 @@ def case_checkpoint(e):
           "files left behind: %r" % os.listdir(e.dir))
     disk_check(e, base)
     e.keel("vm", "delete", "c1")
+
+
+def case_checkpoint_running(e):
+    """Checkpoints of a running VM (issue 6): create saves it into the checkpoint, moves its
+    disk onto a new child and restores it (a half typed line survives: no reboot); a paused
+    VM stays paused; deleting a checkpoint while it runs merges and restores it; applying a
+    checkpoint with memory to a running VM turns it off, makes it Saved, and start carries on
+    from the checkpoint's moment; a raw disk is refused without stopping anything."""
+    e.start_keeld()
+    base = os.path.join(e.dir, "base.vhdx")
+    raw = os.path.join(e.dir, "raw.img")
+    e.keel("disk", "create", base, "--size", "8M")
+    e.keel("disk", "create", raw, "--size", "8M", "--format", "raw")
+    e.create("r1", disks=[{"path": raw}])
+    vm = e.start("r1")
+    _, err = e.keel("checkpoint", "create", "r1", want=5)
+    check("keel disk convert" in err, "raw disk: %r" % err)
+    check(e.vm("r1")["pid"] == vm["pid"] and e.vm("r1")["state"] == "Running",
+          "the refused checkpoint touched the VM: %r" % e.vm("r1"))
+    e.keel("vm", "turn-off", "r1")
+
+    write_disk(e, base, 1)
+    e.create("v1", disks=[{"path": base}])
+    e.start("v1")
+    e.console_until("v1", "ready for input")
+    e.type_console("v1", "abc")
+    e.keel("checkpoint", "create", "v1", "--name", "first")
+    vm = e.wait_state("v1", "Running")
+    e.pids.add(vm["pid"])
+    check(vm["disks"][0]["path"] != base, "the running VM is still on its base disk")
+    check(ckpts(e, "v1")["first"]["saved_state"], "a running VM's checkpoint has no state")
+    e.type_console("v1", "-def\n")
+    log = e.console_until("v1", r"echo \[abc-def\]")
+    check("daemon-guest: up" not in log, "the VM rebooted: %r" % log)
+
+    # Paused stays paused.
+    e.keel("vm", "pause", "v1")
+    e.type_console("v1", "pre")
+    e.keel("checkpoint", "create", "v1", "--name", "second")
+    vm = e.wait_state("v1", "Paused")
+    e.pids.add(vm["pid"])
+    e.keel("vm", "resume", "v1")
+    e.type_console("v1", "-post\n")
+    e.console_until("v1", r"echo \[pre-post\]")
+
+    # Delete first while running: the root's one child (second) merges into the base disk.
+    e.keel("checkpoint", "delete", "v1", "first")
+    vm = e.wait_state("v1", "Running")
+    e.pids.add(vm["pid"])
+    cs = ckpts(e, "v1")
+    check(sorted(cs) == ["second"] and cs["second"]["disks"] == [base], "after: %r" % cs)
+    e.type_console("v1", "x\n")
+    log = e.console_until("v1", r"echo \[x\]")
+    check("daemon-guest: up" not in log, "the VM rebooted on delete: %r" % log)
+
+    # Apply second while running: off, then Saved at second's moment ("pre" typed).
+    e.keel("checkpoint", "apply", "v1", "second")
+    check(e.vm("v1")["state"] == "Saved", "after apply: %r" % e.vm("v1"))
+    e.start("v1")
+    e.type_console("v1", "-again\n")
+    log = e.console_until("v1", r"echo \[pre-again\]")
+    check("daemon-guest: up" not in log, "the applied VM booted: %r" % log)
+    e.keel("vm", "turn-off", "v1")
+    e.wait_state("v1", "Off")
+    check(digest(e, disk_of(e, "v1")) == digest(e, base), "the disk moved on after apply")
+    disk_check(e, disk_of(e, "v1"))
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
