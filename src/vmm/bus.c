@@ -70,7 +70,7 @@ static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, un
 	return NULL;
 }
 
-bool bus_read(const struct bus *bus, uint64_t addr, unsigned size, uint64_t *value)
+static bool bus_read_one(const struct bus *bus, uint64_t addr, unsigned size, uint64_t *value)
 {
 	const struct bus_range *r = bus_find(bus, addr, size);
 
@@ -82,7 +82,7 @@ bool bus_read(const struct bus *bus, uint64_t addr, unsigned size, uint64_t *val
 	return true;
 }
 
-bool bus_write(const struct bus *bus, uint64_t addr, unsigned size, uint64_t value)
+static bool bus_write_one(const struct bus *bus, uint64_t addr, unsigned size, uint64_t value)
 {
 	const struct bus_range *r = bus_find(bus, addr, size);
 
@@ -91,4 +91,41 @@ bool bus_write(const struct bus *bus, uint64_t addr, unsigned size, uint64_t val
 	if (r->ops->write)
 		r->ops->write(r->opaque, addr - r->base, size, value);
 	return true;
+}
+
+/* KVM splits an access that crosses a page into pieces of any length from 1 to 8 (a load
+ * of 8 bytes at 0xffd gives 3 and 5). Devices see only 1, 2, 4 or 8: other sizes are
+ * taken apart into bytes. */
+static bool bus_size_ok(unsigned size)
+{
+	return size == 1 || size == 2 || size == 4 || size == 8;
+}
+
+bool bus_read(const struct bus *bus, uint64_t addr, unsigned size, uint64_t *value)
+{
+	bool claimed = false;
+	unsigned i;
+
+	if (bus_size_ok(size))
+		return bus_read_one(bus, addr, size, value);
+	*value = 0;
+	for (i = 0; i < size && i < 8; i++) {
+		uint64_t b;
+
+		claimed |= bus_read_one(bus, addr + i, 1, &b);
+		*value |= (b & 0xff) << (8 * i);
+	}
+	return claimed;
+}
+
+bool bus_write(const struct bus *bus, uint64_t addr, unsigned size, uint64_t value)
+{
+	bool claimed = false;
+	unsigned i;
+
+	if (bus_size_ok(size))
+		return bus_write_one(bus, addr, size, value);
+	for (i = 0; i < size && i < 8; i++)
+		claimed |= bus_write_one(bus, addr + i, 1, (value >> (8 * i)) & 0xff);
+	return claimed;
 }

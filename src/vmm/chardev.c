@@ -230,6 +230,24 @@ static void chardev_accept_cb(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&cd->lock);
 }
 
+/* Keep the last CHARDEV_HISTORY bytes of output: at most two copies, whatever len is. */
+static void chardev_remember(struct chardev *cd, const uint8_t *buf, size_t len)
+{
+	size_t first;
+
+	if (len >= CHARDEV_HISTORY) {
+		memcpy(cd->history, buf + len - CHARDEV_HISTORY, CHARDEV_HISTORY);
+		cd->hist_head = 0;
+		cd->hist_len = CHARDEV_HISTORY;
+		return;
+	}
+	first = CHARDEV_HISTORY - cd->hist_head < len ? CHARDEV_HISTORY - cd->hist_head : len;
+	memcpy(cd->history + cd->hist_head, buf, first);
+	memcpy(cd->history, buf + first, len - first);
+	cd->hist_head = (cd->hist_head + len) % CHARDEV_HISTORY;
+	cd->hist_len = cd->hist_len + len > CHARDEV_HISTORY ? CHARDEV_HISTORY : cd->hist_len + len;
+}
+
 void chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
 {
 	size_t i, off;
@@ -251,12 +269,7 @@ void chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
 		return;
 	case CHARDEV_UNIX:
 		pthread_mutex_lock(&cd->lock);
-		for (i = 0; i < len; i++) {
-			cd->history[cd->hist_head] = buf[i];
-			cd->hist_head = (cd->hist_head + 1) % CHARDEV_HISTORY;
-		}
-		cd->hist_len = cd->hist_len + len > CHARDEV_HISTORY ? CHARDEV_HISTORY
-								     : cd->hist_len + len;
+		chardev_remember(cd, buf, len);
 		for (i = 0; i < CHARDEV_MAX_CLIENTS; i++)
 			if (cd->clients[i] >= 0)
 				chardev_send(cd->clients[i], buf, len);
