@@ -299,6 +299,10 @@ int vm_reset(struct vm *vm)
 	int r;
 
 	vm_teardown(vm);
+	/* Devices stop touching guest memory (queues disabled, I/O threads idle) before it is
+	 * cleared, so nothing of this boot leaks into the next; vm_build resets them again. */
+	for (unsigned i = 0; i < vm->nreset; i++)
+		vm->reset_fns[i](vm->reset_opaque[i]);
 	r = mem_discard(&vm->mem);
 	if (r) {
 		log_err("reset: cannot clear guest memory: %s", strerror(-r));
