@@ -87,9 +87,10 @@ static int snap_config_state(struct state_io *io, void *opaque)
 {
 	struct snapshot *snap = opaque;
 	const struct vm_config *cfg = snap->vm->cfg;
-	uint32_t cpus = cfg->cpus;
+	uint32_t cpus = cfg->cpus, ndisks = cfg->ndisks, nnets = cfg->nnets, i;
 	uint64_t memory = cfg->memory;
-	bool debug_exit = cfg->debug_exit;
+	bool debug_exit = cfg->debug_exit, rng = !cfg->no_rng;
+	bool console = cfg->console.kind != CHARDEV_OFF;
 
 	cpus = state_u32(io, &cpus, CONFIG_MAX_CPUS);
 	memory = state_u64(io, &memory, UINT64_MAX);
@@ -97,6 +98,14 @@ static int snap_config_state(struct state_io *io, void *opaque)
 	snap_string(io, cfg->kernel);
 	snap_string(io, cfg->initrd);
 	snap_string(io, cfg->cmdline);
+	/* The device set: what the guest's drivers found. Disk files and taps are host-side
+	 * and may change (a checkpoint moves disks onto differencing children). */
+	ndisks = state_u32(io, &ndisks, CONFIG_MAX_DISKS);
+	for (i = 0; i < ndisks && !state_error(io); i++)
+		snap_string(io, state_saving(io) ? cfg->disks[i].path : NULL);
+	nnets = state_u32(io, &nnets, CONFIG_MAX_NETS);
+	rng = state_bool(io, &rng);
+	console = state_bool(io, &console);
 	if (state_saving(io) || state_error(io))
 		return state_error(io);
 	if (cpus != cfg->cpus)
@@ -111,6 +120,16 @@ static int snap_config_state(struct state_io *io, void *opaque)
 	else if (debug_exit != cfg->debug_exit)
 		state_fail(io, "the VM was saved %s --debug-exit, the command line %s it",
 			   debug_exit ? "with" : "without", cfg->debug_exit ? "has" : "lacks");
+	else if (ndisks != cfg->ndisks || nnets != cfg->nnets)
+		state_fail(io,
+			   "the VM was saved with %u --disk and %u --net, the command line has %u "
+			   "and %u",
+			   ndisks, nnets, cfg->ndisks, cfg->nnets);
+	else if (rng != !cfg->no_rng || console != (cfg->console.kind != CHARDEV_OFF))
+		state_fail(io,
+			   "the VM was saved %s virtio-rng and %s virtio-console; the command line "
+			   "differs (--no-rng, --console)",
+			   rng ? "with" : "without", console ? "with" : "without");
 	return state_error(io);
 }
 

@@ -33,8 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct vm *fuzz_vm(void)
 {
 	static struct vm vm;
-	static struct vm_config cfg = {
-		.kernel = "fuzz", .cmdline = "", .cpus = 2, .memory = 64 << 20, .debug_exit = true};
+	static struct vm_config cfg = {.kernel = "fuzz",
+				       .cmdline = "",
+				       .cpus = 2,
+				       .memory = 64 << 20,
+				       .debug_exit = true,
+				       .console = {CHARDEV_OFF, NULL}};
 	static int ready;
 	struct chardev_spec off = {CHARDEV_OFF, NULL};
 	char err[256];
