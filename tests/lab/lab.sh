@@ -141,6 +141,7 @@ _lab_host_files() {
 	echo "$d/host/init" "$d/host/api.sh" "$d/host/modules" "$d/lab.sh"
 	ls "$d"/scenarios/*.sh 2>/dev/null
 	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
+	ls "$LAB_TOP"/bench/virtio/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vmmctl.c "$LAB_TOP"/bench/state/lab.sh 2>/dev/null
 }
 
@@ -206,6 +207,9 @@ lab_build() {
 		# bench/state (keel.bench=state): save and restore against QEMU's migrate to file.
 		[ ! -e "$LAB_TOP/bench/state/lab.sh" ] ||
 			install -D -m 0644 "$LAB_TOP/bench/state/lab.sh" "$root/lab/bench/state.sh"
+		# bench/virtio (keel.bench=virtio): disk and network against QEMU's virtio.
+		[ ! -e "$LAB_TOP/bench/virtio/lab.sh" ] ||
+			install -D -m 0644 "$LAB_TOP/bench/virtio/lab.sh" "$root/lab/bench/virtio.sh"
 		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-boottime" \
 			"$LAB_TOP/bench/boot/boottime.c" || lab_die "cannot build bench/boot/boottime.c"
 	fi
