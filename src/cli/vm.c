@@ -28,7 +28,7 @@ static const char vm_usage[] =
 	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly]]... [--net TAP[,mac=MAC]]...\n"
 	"         [--notes TEXT] [--automatic-start-action nothing|start-if-running|start]\n"
-	"         [--automatic-stop-action turn-off|shut-down] [--json]\n"
+	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
 	"  list [--json]                      all VMs and their states\n"
 	"  show NAME [--json]                 one VM: definition and state\n"
 	"  start NAME [--no-wait]             start; waits until it runs\n"

@@ -511,12 +511,6 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val, ch
 		ret = get_enum(val, key, stop_action_names, 3, &e, err, errlen);
 		if (ret)
 			return ret;
-		if (e == VM_STOP_SAVE) {
-			seterr(err, errlen,
-			       "automatic stop action 'save' needs saved-state support, which this "
-			       "keeld does not have yet; use turn-off or shut-down");
-			return -EINVAL;
-		}
 		def->stop_action = (enum vm_stop_action)e;
 		return 0;
 	}

@@ -347,7 +347,7 @@ def case_errors(e):
         ({"name": "x", "kernel": g, "disks": [{"path": g, "readonly": True}] * 17}, None,
          "at most 16 disks"),
         ({"name": "x", "kernel": g, "automatic_start_action": "sometimes"}, None, "one of"),
-        ({"name": "x", "kernel": g, "automatic_stop_action": "save"}, None, "saved-state"),
+        ({"name": "x", "kernel": g, "automatic_stop_action": "suspend"}, None, "one of"),
         ({"name": "x", "kernel": g, "notes": "a\u0000b"}, None, "NUL"),
     ]
     for body, raw, msg in bad:

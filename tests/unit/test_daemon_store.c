@@ -105,7 +105,7 @@ static void test_rejects(void **state)
 		{"{\"nets\":[{}]}", "no 'tap'"},
 		{"{\"disks\":[{\"readonly\":true}]}", "no 'path'"},
 		{"{\"disks\":{}}", "array"},
-		{"{\"automatic_stop_action\":\"save\"}", "saved-state"},
+		{"{\"automatic_stop_action\":\"suspend\"}", "one of"},
 		{"[]", "JSON object"},
 	};
 	struct vm_def def;
