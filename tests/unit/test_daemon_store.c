@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keeld's VM definitions (vmdef.c) and store (store.c): validation, JSON, transactions. */
+/* keeld's VM definitions (vmdef.c) and store (store.c, store_ckpt.c): validation, JSON,
+ * transactions, checkpoint trees. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -231,6 +232,100 @@ static void test_store_roundtrip(void **state)
 	store_close(st);
 }
 
+/* Fill checkpoint c of t: id from n, parent id or "", one disk. */
+static struct ckpt *put_ckpt(struct ckpt_tree *t, int n, const char *name, const char *parent,
+			     bool hidden)
+{
+	struct ckpt *c = ckpt_tree_add(t);
+
+	assert_non_null(c);
+	snprintf(c->id, sizeof(c->id), "00000000-0000-4000-8000-%012d", n);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	snprintf(c->parent, sizeof(c->parent), "%s", parent);
+	c->seq = n;
+	c->created = 1700000000 + n;
+	c->hidden = hidden;
+	c->saved = n == 2;
+	c->disks[0] = strdup(name);
+	c->ndisks = 1;
+	return c;
+}
+
+/* Checkpoint trees (store_ckpt.c, ckpt_tree.c): round trip with the VM's new disk paths in
+ * one transaction, names unique among visible checkpoints only, and the tree helpers. */
+static void test_checkpoint_store(void **state)
+{
+	struct store *st;
+	struct vm_def a, got;
+	struct ckpt_tree t = {0}, back;
+	char id1[40], err[256];
+
+	assert_int_equal(store_open(":memory:", &st, err, sizeof(err)), 0);
+	make_def(&a, "alpha");
+	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
+	assert_int_equal(store_ckpt_load(st, a.uuid, &back), 0);
+	assert_int_equal(back.n, 0);
+	assert_string_equal(back.now, "");
+	ckpt_tree_free(&back);
+
+	snprintf(id1, sizeof(id1), "%s", put_ckpt(&t, 1, "one", "", false)->id);
+	put_ckpt(&t, 2, "two", id1, false);
+	put_ckpt(&t, 3, "gone", id1, true);
+	snprintf(t.now, sizeof(t.now), "%s", t.v[1].id);
+	assert_int_equal(ckpt_tree_children(&t, id1, true), 2);
+	assert_int_equal(ckpt_tree_children(&t, t.v[1].id, true), 1); /* Now */
+	assert_int_equal(ckpt_tree_children(&t, t.v[1].id, false), 0);
+	assert_true(ckpt_tree_descends(&t, NULL, id1));
+	assert_false(ckpt_tree_descends(&t, NULL, t.v[2].id));
+	assert_int_equal(ckpt_tree_visible(&t), 2);
+	assert_null(ckpt_tree_lookup(&t, "gone")); /* hidden */
+	assert_ptr_equal(ckpt_tree_lookup(&t, "two"), &t.v[1]);
+	assert_ptr_equal(ckpt_tree_lookup(&t, id1), &t.v[0]);
+
+	/* The tree and the VM's disks land together; a stale revision takes neither. */
+	a.revision = 2;
+	free(a.disks[0].path);
+	a.disks[0].path = strdup("/new/child.avhdx");
+	a.ndisks = 1;
+	assert_int_equal(store_ckpt_save(st, a.uuid, &t, &a, err, sizeof(err)), 0);
+	assert_int_equal(store_ckpt_save(st, a.uuid, &t, &a, err, sizeof(err)), -ESTALE);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_string_equal(got.disks[0].path, "/new/child.avhdx");
+	vmdef_free(&got);
+	assert_int_equal(store_ckpt_load(st, a.uuid, &back), 0);
+	assert_int_equal(back.n, 3);
+	assert_string_equal(back.now, t.v[1].id);
+	assert_string_equal(back.v[1].name, "two");
+	assert_string_equal(back.v[1].parent, id1);
+	assert_true(back.v[1].saved);
+	assert_true(back.v[2].hidden);
+	assert_string_equal(back.v[0].parent, "");
+	assert_string_equal(back.v[2].disks[0], "gone");
+	assert_int_equal(back.v[0].created, 1700000001);
+	ckpt_tree_free(&back);
+
+	/* A hidden checkpoint may share a name; two visible ones may not (nothing changes). */
+	snprintf(t.v[2].name, sizeof(t.v[2].name), "two");
+	assert_int_equal(store_ckpt_save(st, a.uuid, &t, NULL, err, sizeof(err)), 0);
+	t.v[2].hidden = false;
+	assert_int_equal(store_ckpt_save(st, a.uuid, &t, NULL, err, sizeof(err)), -EEXIST);
+	assert_int_equal(store_ckpt_load(st, a.uuid, &back), 0);
+	assert_true(back.v[2].hidden);
+	ckpt_tree_free(&back);
+
+	/* Removal, and everything going with the VM. */
+	ckpt_tree_remove(&t, id1);
+	assert_int_equal(t.n, 2);
+	assert_null(ckpt_tree_by_id(&t, id1));
+	assert_int_equal(store_vm_delete(st, a.uuid), 0);
+	assert_int_equal(store_ckpt_load(st, a.uuid, &back), 0);
+	assert_int_equal(back.n, 0);
+	ckpt_tree_free(&back);
+	ckpt_tree_free(&t);
+	vmdef_free(&a);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_validate_files),
 		cmocka_unit_test(test_mac_kept_on_same_tap),
 		cmocka_unit_test(test_store_roundtrip),
+		cmocka_unit_test(test_checkpoint_store),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);
 }
