@@ -66,8 +66,8 @@ static void vm_path(char *buf, size_t size, const char *name, const char *sub)
 {
 	char esc[256];
 
-	snprintf(buf, size, "/v1/vms/%s%s%s", client_escape(name, esc, sizeof(esc)),
-		 sub ? "/" : "", sub ? sub : "");
+	snprintf(buf, size, "/v1/vms/%s%s%s", client_escape(name, esc, sizeof(esc)), sub ? "/" : "",
+		 sub ? sub : "");
 }
 
 static const char *str_field(json_object *o, const char *key)
@@ -103,9 +103,9 @@ static void fmt_size(uint64_t bytes, char *buf, size_t size)
 
 static void print_json(json_object *o)
 {
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								 JSON_C_TO_STRING_SPACED |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n",
+	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* An absolute path for keeld, which does not share our working directory. */
@@ -153,8 +153,9 @@ static int add_disk(json_object *arr, const char *spec)
 		*comma++ = '\0';
 		if (strcmp(comma, "readonly") && strcmp(comma, "readonly=on") &&
 		    strcmp(comma, "ro")) {
-			fprintf(stderr, "keel vm: --disk %s: unknown option '%s' (only 'readonly')\n",
-				spec, comma);
+			fprintf(stderr,
+				"keel vm: --disk %s: unknown option '%s' (only 'readonly')\n", spec,
+				comma);
 			ret = -EINVAL;
 			goto out;
 		}
@@ -322,7 +323,8 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 			break;
 		case OPT_NAME:
 			if (create)
-				return usage_error("%s", "the name is the first argument of create");
+				return usage_error("%s",
+						   "the name is the first argument of create");
 			json_object_object_add(body, "name", json_object_new_string(optarg));
 			break;
 		case OPT_START_ACTION:
@@ -385,6 +387,9 @@ static void print_vm(json_object *vm)
 			printf("Network adapter %zu:      tap %s, MAC %s\n", i, str_field(v, "tap"),
 			       str_field(v, "mac"));
 		}
+	if (str_field(vm, "parent_checkpoint")[0])
+		printf("Checkpoint:             %s (keel checkpoint list %s)\n",
+		       str_field(vm, "parent_checkpoint"), str_field(vm, "name"));
 	printf("Automatic start action: %s\n", str_field(vm, "automatic_start_action"));
 	printf("Automatic stop action:  %s\n", str_field(vm, "automatic_stop_action"));
 	if (str_field(vm, "console_socket")[0])
@@ -575,8 +580,8 @@ static long long now_ms(void)
  * Poll the VM until it leaves the transitional state `while_state`. Returns EXIT_OK if it
  * reached one of `want` (a list like "Running,Paused"), else prints why and fails.
  */
-static int wait_state(const char *name, const char *while_state, const char *want,
-		      long limit_s, const char *verb)
+static int wait_state(const char *name, const char *while_state, const char *want, long limit_s,
+		      const char *verb)
 {
 	long long deadline = now_ms() + limit_s * 1000;
 	char path[512], what[128];

@@ -24,14 +24,17 @@ static char *dup_or_null(const char *s)
 
 static void reply_json(struct api_reply *out, unsigned status, json_object *o)
 {
-	const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+	const char *s = o ? json_object_to_json_string_ext(
+				    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+			  : NULL;
 
 	out->status = status;
 	out->content_type = JSON_TYPE;
 	out->body = dup_or_null(s);
 	if (!out->body) {
 		out->status = 500;
-		out->body = strdup("{\"error\":{\"code\":\"Internal\",\"message\":\"out of memory\"}}");
+		out->body =
+			strdup("{\"error\":{\"code\":\"Internal\",\"message\":\"out of memory\"}}");
 	}
 	out->len = out->body ? strlen(out->body) : 0;
 	/* A JSON body ends with a newline, so that `curl` output reads well. */
@@ -151,6 +154,16 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
 	json_object_object_add(o, "console_socket",
 			       st.console[0] ? json_object_new_string(st.console) : NULL);
+	/* Hyper-V's ParentCheckpointName: the checkpoint the VM's current state comes from. */
+	{
+		struct ckpt_ctx cc = {ctx->store, ctx->sup};
+		char name[CKPT_NAME_MAX + 1];
+
+		json_object_object_add(o, "parent_checkpoint",
+				       ckpt_now_parent(&cc, def->uuid, name, sizeof(name)) == 0
+					       ? json_object_new_string(name)
+					       : NULL);
+	}
 	return o;
 }
 
@@ -251,8 +264,7 @@ fail:
 	vmdef_free(&def);
 }
 
-static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req,
-		   struct api_reply *out)
+static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, struct api_reply *out)
 {
 	struct vm_def nd;
 	struct sup_status st;
@@ -414,8 +426,8 @@ static int action_opts(json_object *req, bool is_stop, bool *force, unsigned *ti
 	return 0;
 }
 
-static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *action,
-		      json_object *req, struct api_reply *out)
+static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *action, json_object *req,
+		      struct api_reply *out)
 {
 	char err[512] = "";
 	bool force = false;
@@ -507,9 +519,8 @@ static int ckpt_body(json_object *req, const char **name, bool need, char *err, 
 }
 
 /* Routes under /v1/vms/NAME/checkpoints[/CKPT[/apply]]; query is the URL's query string. */
-static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
-		       struct vm_def *def, char *rest, const char *query, json_object *req,
-		       struct api_reply *out)
+static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url, struct vm_def *def,
+		       char *rest, const char *query, json_object *req, struct api_reply *out)
 {
 	struct ckpt_ctx cc = {ctx->store, ctx->sup};
 	char err[768] = "", *verb = NULL;
@@ -576,7 +587,8 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 				subtree = true;
 			else if (strcmp(query, "subtree=false") && strcmp(query, "subtree=0")) {
 				snprintf(err, sizeof(err),
-					 "unknown query '%.100s': only subtree=true or false", query);
+					 "unknown query '%.100s': only subtree=true or false",
+					 query);
 				ret = -EINVAL;
 			}
 		}
@@ -607,8 +619,9 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 				reply_json(out, 200, found);
 			} else {
 				ret = -ENOENT;
-				snprintf(err, sizeof(err), "VM '%s' has no checkpoint named '%.100s'",
-					 def->name, rest);
+				snprintf(err, sizeof(err),
+					 "VM '%s' has no checkpoint named '%.100s'", def->name,
+					 rest);
 			}
 		}
 	} else {

@@ -484,6 +484,24 @@ int ckpt_count(struct ckpt_ctx *ctx, const char *vm)
 	return ret;
 }
 
+int ckpt_now_parent(struct ckpt_ctx *ctx, const char *vm, char *name, size_t size)
+{
+	struct ckpt_tree t;
+	struct ckpt *p;
+	int ret = store_ckpt_load(ctx->store, vm, &t);
+
+	if (ret)
+		return ret;
+	p = ckpt_tree_by_id(&t, t.now);
+	if (p && p->hidden)
+		p = ckpt_tree_visible_parent(&t, p);
+	ret = p ? 0 : -ENOENT;
+	if (p)
+		snprintf(name, size, "%s", p->name);
+	ckpt_tree_free(&t);
+	return ret;
+}
+
 int ckpt_list(struct ckpt_ctx *ctx, const struct vm_def *def, json_object **out)
 {
 	json_object *o, *arr, *now;

@@ -36,6 +36,9 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 		char *err, size_t errlen) __attribute__((warn_unused_result));
 int ckpt_rename(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, const char *name,
 		char *err, size_t errlen) __attribute__((warn_unused_result));
+/* The name of the visible checkpoint the VM's current state comes from: 0, or -ENOENT. */
+int ckpt_now_parent(struct ckpt_ctx *ctx, const char *vm, char *name, size_t size)
+	__attribute__((warn_unused_result));
 /* How many visible checkpoints the VM has (-errno on a store error). */
 int ckpt_count(struct ckpt_ctx *ctx, const char *vm) __attribute__((warn_unused_result));
 

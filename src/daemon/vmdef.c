@@ -18,6 +18,7 @@ static const char *const stop_action_names[] = {"turn-off", "shut-down", "save"}
 /* Fields the API shows but never takes from a client. */
 static const char *const readonly_fields[] = {
 	"id", "created", "version", "revision", "state", "state_reason", "pid", "console_socket",
+	"parent_checkpoint",
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)

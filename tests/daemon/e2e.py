@@ -713,6 +713,9 @@ def case_checkpoint(e):
           "list tree: %r" % out)
     listed = json.loads(e.keel("checkpoint", "list", "c1", "--json")[0])
     check(listed["now"]["parent"] == "three", "now: %r" % listed["now"])
+    check(e.vm("c1")["parent_checkpoint"] == "three", "parent_checkpoint: %r" % e.vm("c1"))
+    check(re.search(r"^Checkpoint:\s+three ", e.keel("vm", "show", "c1")[0], re.M),
+          "keel vm show has no Checkpoint line")
 
     # Refusals: nothing changes.
     e.api_err("POST", "/v1/vms/c1/checkpoints", {"name": "two"}, want=409, msg="already has")
@@ -733,6 +736,7 @@ def case_checkpoint(e):
     check(digest(e, disk_of(e, "c1")) == views["two"], "apply did not revert the disk")
     check(not os.path.exists(old_now), "the discarded state's file is still there")
     check(e.vm("c1")["state_reason"] == "checkpoint 'two' applied", "reason: %r" % e.vm("c1"))
+    check(e.vm("c1")["parent_checkpoint"] == "two", "parent_checkpoint after apply")
     write_disk(e, disk_of(e, "c1"), 7)
     views["now"] = digest(e, disk_of(e, "c1"))
 
@@ -792,6 +796,7 @@ def case_checkpoint(e):
     e.keel("checkpoint", "delete", "c1", "one", "--subtree")
     check(ckpts(e, "c1") == {}, "subtree delete left checkpoints")
     check(disk_of(e, "c1") == base, "the VM is not back on its base disk")
+    check(e.vm("c1")["parent_checkpoint"] is None, "parent_checkpoint without checkpoints")
     check(digest(e, base) == now, "the base disk does not hold the VM's data")
     check(sorted(os.listdir(e.dir)) == sorted(["api.sock", "base.vhdx", "keeld.log", "raw.img",
                                                "s"]),
