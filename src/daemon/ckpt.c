@@ -696,6 +696,8 @@ static int collapse_all(struct op *op, char *err, size_t errlen)
 				continue;
 			snprintf(id, sizeof(id), "%s", op->t.v[i].id);
 			ret = collapse(op, id, &changed, err, errlen);
+			if (!ret && changed)
+				ret = op_commit(op, true, err, errlen); /* each fold on its own */
 			if (ret)
 				return ret;
 			if (changed) {
@@ -792,6 +794,10 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 		x->hidden = true;
 		remove_state(&op, x);
 		ret = collapse(&op, ids[i], &changed, err, errlen);
+		/* Record each fold as soon as its files changed: a keeld that dies in the
+		 * middle of a subtree leaves a store that matches the files. */
+		if (!ret && changed)
+			ret = op_commit(&op, true, err, errlen);
 		if (ret)
 			break;
 	}
