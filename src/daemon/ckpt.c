@@ -14,21 +14,10 @@
 
 #include "disk/disk.h"
 #include "disk/vhdx.h"
+#include "lib/error.h"
 #include "lib/log.h"
 
 #define CKPT_DIR "checkpoints" /* in the VM's directory: one directory per saved state */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Everything one operation works on: the VM, its tree and the definition to store. */
 struct op {
@@ -51,14 +40,14 @@ static int op_begin(struct op *op, struct ckpt_ctx *ctx, const struct vm_def *de
 	sup_status(ctx->sup, def->uuid, &op->st);
 	ret = store_ckpt_load(ctx->store, def->uuid, &op->t);
 	if (ret) {
-		seterr(err, errlen, "cannot read the checkpoints of VM '%s' from the store",
+		error_set(err, errlen, "cannot read the checkpoints of VM '%s' from the store",
 		       def->name);
 		return ret;
 	}
 	ret = vmdef_copy(&op->nd, def);
 	if (ret) {
 		ckpt_tree_free(&op->t);
-		seterr(err, errlen, "out of memory");
+		error_set(err, errlen, "out of memory");
 		return ret;
 	}
 	op->have_nd = true;
@@ -99,7 +88,7 @@ static int need_off(struct op *op, const char *verb, char *err, size_t errlen)
 	case VM_PAUSED:
 		return 0;
 	default:
-		seterr(err, errlen, "cannot %s VM '%s': it is %s; wait until it is running or off",
+		error_set(err, errlen, "cannot %s VM '%s': it is %s; wait until it is running or off",
 		       verb, op->def->name, sup_state_name(op->st.state));
 		return -EBUSY;
 	}
@@ -111,20 +100,20 @@ static int check_name(const struct ckpt_tree *t, const char *name, const char *v
 	size_t len = strlen(name);
 
 	if (len == 0 || len > CKPT_NAME_MAX) {
-		seterr(err, errlen, "a checkpoint name must have 1 to %d characters",
+		error_set(err, errlen, "a checkpoint name must have 1 to %d characters",
 		       CKPT_NAME_MAX);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f || name[i] == '/') {
-			seterr(err, errlen, "checkpoint name '%s' has a '/' or a control character",
+			error_set(err, errlen, "checkpoint name '%s' has a '/' or a control character",
 			       name);
 			return -EINVAL;
 		}
 	}
 	for (size_t i = 0; i < t->n; i++) {
 		if (!t->v[i].hidden && !strcmp(t->v[i].name, name)) {
-			seterr(err, errlen, "VM '%s' already has a checkpoint named '%s'", vm,
+			error_set(err, errlen, "VM '%s' already has a checkpoint named '%s'", vm,
 			       name);
 			return -EEXIST;
 		}
@@ -143,14 +132,14 @@ static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 		ret = disk_open(def->disks[i].path,
 				DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
 		if (ret) {
-			seterr(err, errlen, "cannot open disk %s of VM '%s': %s",
+			error_set(err, errlen, "cannot open disk %s of VM '%s': %s",
 			       def->disks[i].path, def->name, strerror(-ret));
 			return ret == -ENOENT ? -EINVAL : ret;
 		}
 		raw = d->ops != &vhdx_ops;
 		disk_close(d);
 		if (raw) {
-			seterr(err, errlen,
+			error_set(err, errlen,
 			       "disk %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
 			       "convert it with 'keel disk convert %s NEW.vhdx' and give the VM "
 			       "the "
@@ -204,7 +193,7 @@ static int make_children(char *const *files, unsigned n, char **out, char *err, 
 		if (!ret)
 			ret = disk_create(path, &o);
 		if (ret) {
-			seterr(err, errlen, "cannot create a differencing disk for %s: %s",
+			error_set(err, errlen, "cannot create a differencing disk for %s: %s",
 			       files[made], strerror(-ret));
 			break;
 		}
@@ -212,7 +201,7 @@ static int make_children(char *const *files, unsigned n, char **out, char *err, 
 		if (!out[made]) {
 			unlink(path);
 			ret = -ENOMEM;
-			seterr(err, errlen, "out of memory");
+			error_set(err, errlen, "out of memory");
 			break;
 		}
 	}
@@ -288,7 +277,7 @@ static int keep_saved_state(struct op *op, const char *id, char *err, size_t err
 	return 0;
 fail:
 	ret = -errno;
-	seterr(err, errlen, "cannot keep the saved state of VM '%s' in %s: %s", op->def->name, dir,
+	error_set(err, errlen, "cannot keep the saved state of VM '%s' in %s: %s", op->def->name, dir,
 	       strerror(errno));
 	return ret;
 }
@@ -303,11 +292,11 @@ static struct ckpt *add_checkpoint(struct op *op, const char *name, char *err, s
 			seq = op->t.v[i].seq;
 	c = ckpt_tree_add(&op->t);
 	if (!c) {
-		seterr(err, errlen, "out of memory");
+		error_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (vmdef_gen_uuid(c->id)) {
-		seterr(err, errlen, "cannot generate a checkpoint id");
+		error_set(err, errlen, "cannot generate a checkpoint id");
 		ckpt_tree_remove(&op->t, c->id);
 		return NULL;
 	}
@@ -371,7 +360,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		goto out;
 	running = is_running(&op);
 	if (ckpt_tree_visible(&op.t) >= CKPT_MAX || op.t.n >= CKPT_MAX_ALL) {
-		seterr(err, errlen, "VM '%s' has %u checkpoints, the most it may have; delete some",
+		error_set(err, errlen, "VM '%s' has %u checkpoints, the most it may have; delete some",
 		       def->name, ckpt_tree_visible(&op.t));
 		ret = -EBUSY;
 		goto out;
@@ -404,7 +393,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		if (!ret && mkdir(dir, 0700) < 0)
 			ret = -errno;
 		if (ret) {
-			seterr(err, errlen, "cannot create %s: %s", dir, strerror(-ret));
+			error_set(err, errlen, "cannot create %s: %s", dir, strerror(-ret));
 			goto out;
 		}
 		ret = sup_save_stop(ctx->sup, def, dir, &was_paused, err, errlen);
@@ -536,7 +525,7 @@ static struct ckpt *find(struct op *op, const char *key, char *err, size_t errle
 	struct ckpt *c = ckpt_tree_lookup(&op->t, key);
 
 	if (!c)
-		seterr(err, errlen, "VM '%s' has no checkpoint named '%s'", op->def->name, key);
+		error_set(err, errlen, "VM '%s' has no checkpoint named '%s'", op->def->name, key);
 	return c;
 }
 
@@ -592,12 +581,12 @@ static int check_parent(const char *child, const char *parent, char *err, size_t
 		ret = disk_info(d, &info);
 	disk_close(d);
 	if (ret) {
-		seterr(err, errlen, "cannot read disk %s: %s", child, strerror(-ret));
+		error_set(err, errlen, "cannot read disk %s: %s", child, strerror(-ret));
 		return ret;
 	}
 	if (!info.has_parent || !realpath(info.parent_path, a) || !realpath(parent, b) ||
 	    strcmp(a, b)) {
-		seterr(err, errlen,
+		error_set(err, errlen,
 		       "disk %s is not a differencing child of %s: the checkpoint files were "
 		       "changed outside keel",
 		       child, parent);
@@ -645,7 +634,7 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 			return ret;
 		ret = vhdx_merge(kpath, merged, sizeof(merged));
 		if (ret) {
-			seterr(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
+			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
 			       strerror(-ret));
 			return ret;
 		}
@@ -659,7 +648,7 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 			if (!ret && !strcmp(op->t.now, kid))
 				ret = vhdx_relink(op->nd.disks[d].path, x->disks[d]);
 			if (ret) {
-				seterr(err, errlen, "cannot point the children of %s at %s: %s",
+				error_set(err, errlen, "cannot point the children of %s at %s: %s",
 				       kpath, x->disks[d], strerror(-ret));
 				return ret;
 			}
@@ -761,7 +750,7 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 	else
 		snprintf(ids[n++], sizeof(ids[0]), "%s", c->id);
 	if (ret) {
-		seterr(err, errlen, "the checkpoint tree of VM '%s' is damaged", def->name);
+		error_set(err, errlen, "the checkpoint tree of VM '%s' is damaged", def->name);
 		goto out;
 	}
 	if (is_running(&op)) {
@@ -777,7 +766,7 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 		strcat(saved, "/saved");
 		if (mkdir(saved, 0700) < 0 && errno != EEXIST) {
 			ret = -errno;
-			seterr(err, errlen, "cannot create %s: %s", saved, strerror(errno));
+			error_set(err, errlen, "cannot create %s: %s", saved, strerror(errno));
 			goto out;
 		}
 		ret = sup_save_stop(ctx->sup, def, saved, &was_paused, err, errlen);
@@ -810,7 +799,7 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 
 		if (r2 && !ret) {
 			ret = r2;
-			seterr(err, errlen, "%s", why);
+			error_set(err, errlen, "%s", why);
 		}
 	}
 	if (!ret)
@@ -851,7 +840,7 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 	if (ret)
 		goto out;
 	if (c->ndisks != def->ndisks) {
-		seterr(err, errlen,
+		error_set(err, errlen,
 		       "checkpoint '%s' has %u disks and VM '%s' now has %u: give the VM its "
 		       "disks back first",
 		       c->name, c->ndisks, def->name, def->ndisks);
@@ -866,7 +855,7 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 
 		snprintf(f, sizeof(f), "%s/memory", dir);
 		if (access(f, R_OK) < 0) {
-			seterr(err, errlen, "the saved state of checkpoint '%s' is missing: %s",
+			error_set(err, errlen, "the saved state of checkpoint '%s' is missing: %s",
 			       c->name, strerror(errno));
 			ret = -EIO;
 			goto out;

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "daemon/store_internal.h"
+#include "lib/error.h"
 #include "lib/log.h"
 
 #define STORE_SCHEMA_VERSION 1
@@ -69,20 +70,6 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS checkpoint_now("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" parent TEXT NOT NULL);";
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int begin(struct store *st);
 static int finish(struct store *st, int ret);
@@ -149,7 +136,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		return -ENOMEM;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
-		seterr(err, errlen, "cannot open store %s: %s", path,
+		error_set(err, errlen, "cannot open store %s: %s", path,
 		       st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		ret = -EIO;
 		goto out;
@@ -157,7 +144,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	sqlite3_busy_timeout(st->db, 5000);
 	if (exec_sql(st, "PRAGMA foreign_keys=ON") || exec_sql(st, "PRAGMA journal_mode=WAL") ||
 	    exec_sql(st, "PRAGMA synchronous=FULL")) {
-		seterr(err, errlen, "cannot configure store %s: %s", path, sqlite3_errmsg(st->db));
+		error_set(err, errlen, "cannot configure store %s: %s", path, sqlite3_errmsg(st->db));
 		ret = -EIO;
 		goto out;
 	}
@@ -168,7 +155,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		version = sqlite3_column_int(stmt, 0);
 	sqlite3_finalize(stmt);
 	if (version > STORE_SCHEMA_VERSION) {
-		seterr(err, errlen,
+		error_set(err, errlen,
 		       "store %s has schema version %d, newer than this keeld's %d: use a newer "
 		       "keeld",
 		       path, version, STORE_SCHEMA_VERSION);
@@ -182,7 +169,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, "PRAGMA user_version=1");
 	ret = finish(st, ret);
 	if (ret)
-		seterr(err, errlen, "cannot create the tables of store %s: %s", path,
+		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
 		       sqlite3_errmsg(st->db));
 out:
 	if (ret) {
@@ -216,14 +203,14 @@ static int constraint_error(struct store *st, const struct vm_def *def, char *er
 	const char *msg = sqlite3_errmsg(st->db);
 
 	if (strstr(msg, "vms.name"))
-		seterr(err, errlen, "a VM named '%s' already exists", def->name);
+		error_set(err, errlen, "a VM named '%s' already exists", def->name);
 	else if (strstr(msg, "nics.mac"))
-		seterr(err, errlen, "a MAC address of VM '%s' is already used by another VM",
+		error_set(err, errlen, "a MAC address of VM '%s' is already used by another VM",
 		       def->name);
 	else if (strstr(msg, "vms.uuid"))
-		seterr(err, errlen, "a VM with id %s already exists", def->uuid);
+		error_set(err, errlen, "a VM with id %s already exists", def->uuid);
 	else
-		seterr(err, errlen, "store refused VM '%s': %s", def->name, msg);
+		error_set(err, errlen, "store refused VM '%s': %s", def->name, msg);
 	return -EEXIST;
 }
 
@@ -272,7 +259,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	}
 out:
 	if (ret == -EIO)
-		seterr(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
+		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
 	sqlite3_finalize(s);
 	return ret;
 }
@@ -284,7 +271,7 @@ int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_
 
 	ret = begin(st);
 	if (ret) {
-		seterr(err, errlen, "store busy: %s", sqlite3_errmsg(st->db));
+		error_set(err, errlen, "store busy: %s", sqlite3_errmsg(st->db));
 		return ret;
 	}
 	ret = prepare(st,
@@ -313,7 +300,7 @@ int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_
 		goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		seterr(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
+		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
 		ret = -EIO;
 		goto out;
 	}
@@ -354,12 +341,12 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 		goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		seterr(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
+		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
 		ret = -EIO;
 		goto out;
 	}
 	if (sqlite3_changes(st->db) != 1) {
-		seterr(err, errlen, "VM '%s' was changed or deleted by another request; retry",
+		error_set(err, errlen, "VM '%s' was changed or deleted by another request; retry",
 		       def->name);
 		ret = -ESTALE;
 		goto out;
@@ -387,7 +374,7 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 	ret = put_devices(st, def, err, errlen);
 out:
 	if (ret == -EIO)
-		seterr(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
+		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
 	sqlite3_finalize(s);
 	return ret;
 }
@@ -397,7 +384,7 @@ int store_vm_update(struct store *st, const struct vm_def *def, char *err, size_
 	int ret = begin(st);
 
 	if (ret) {
-		seterr(err, errlen, "store busy: %s", sqlite3_errmsg(st->db));
+		error_set(err, errlen, "store busy: %s", sqlite3_errmsg(st->db));
 		return ret;
 	}
 	return finish(st, store_vm_update_rows(st, def, err, errlen));

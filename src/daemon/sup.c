@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "daemon/ctl.h"
+#include "lib/error.h"
 #include "lib/log.h"
 
 #define SUP_CTL_TIMEOUT_MS  3000
@@ -62,20 +63,6 @@ static const char *const state_names[] = {
 	[VM_PAUSED] = "Paused",	  [VM_STOPPING] = "Stopping", [VM_SAVED] = "Saved",
 	[VM_CRASHED] = "Crashed",
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static long long mono_ms(void)
 {
@@ -652,7 +639,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	if (!vm)
 		return -ENOMEM;
 	if (has_worker(vm)) {
-		seterr(err, errlen, "VM '%s' is already %s", def->name, sup_state_name(vm->state));
+		error_set(err, errlen, "VM '%s' is already %s", def->name, sup_state_name(vm->state));
 		return -EBUSY;
 	}
 	if (vm_path(sup, def->uuid, NULL, dir, sizeof(dir)) ||
@@ -661,7 +648,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    vm_path(sup, def->uuid, "status.json", status, sizeof(status)) ||
 	    vm_path(sup, def->uuid, "worker.log", log, sizeof(log)) || strlen(ctl) > SUP_SOCK_MAX ||
 	    strlen(serial) > SUP_SOCK_MAX) {
-		seterr(err, errlen,
+		error_set(err, errlen,
 		       "the state directory %s is too long for the VM's socket paths (at most %d "
 		       "bytes); use a shorter --state-dir",
 		       sup->cfg.state_dir, SUP_SOCK_MAX);
@@ -669,14 +656,14 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	}
 	if (access(sup->cfg.vmm_path, X_OK) < 0) {
 		ret = -ENOEXEC;
-		seterr(err, errlen, "cannot start VM '%s': keel-vmm %s: %s", def->name,
+		error_set(err, errlen, "cannot start VM '%s': keel-vmm %s: %s", def->name,
 		       sup->cfg.vmm_path, strerror(errno));
 		set_state(sup, vm, VM_OFF, "%s", err);
 		return ret;
 	}
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		ret = -errno;
-		seterr(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		error_set(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		return ret;
 	}
 	if (sup->cfg.have_group && chown(dir, (uid_t)-1, sup->cfg.group) < 0)
@@ -698,7 +685,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    add_arg(argv, &argc, 64, "--control=%s", ctl) ||
 	    add_arg(argv, &argc, 64, "--status-file=%s", status)) {
 		ret = -ENOMEM;
-		seterr(err, errlen, "cannot build keel-vmm's command line: out of memory");
+		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
 		goto out;
 	}
 	/* A Saved VM carries on from its saved state (docs/state.md). */
@@ -730,7 +717,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (logfd < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
 		ret = -errno;
-		seterr(err, errlen, "cannot start VM '%s': %s: %s", def->name,
+		error_set(err, errlen, "cannot start VM '%s': %s: %s", def->name,
 		       logfd < 0 ? log : "pipe", strerror(errno));
 		goto out;
 	}
@@ -746,7 +733,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	pid = fork();
 	if (pid < 0) {
 		ret = -errno;
-		seterr(err, errlen, "cannot start VM '%s': fork: %s", def->name, strerror(errno));
+		error_set(err, errlen, "cannot start VM '%s': fork: %s", def->name, strerror(errno));
 		goto out;
 	}
 	if (pid == 0)
@@ -757,7 +744,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	if (read(pipefd[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
 		waitpid(pid, NULL, 0);
 		ret = -ENOEXEC;
-		seterr(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path, strerror(e));
+		error_set(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path, strerror(e));
 		set_state(sup, vm, VM_OFF, "%s", err);
 		goto out;
 	}
@@ -766,7 +753,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	vm->pidfd = sys_pidfd_open(pid);
 	if (vm->pidfd < 0 || proc_starttime(pid, &vm->starttime)) {
 		ret = -errno;
-		seterr(err, errlen, "cannot watch keel-vmm pid %d: %s", (int)pid, strerror(errno));
+		error_set(err, errlen, "cannot watch keel-vmm pid %d: %s", (int)pid, strerror(errno));
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		drop_worker(vm);
@@ -802,7 +789,7 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 	if (ret == -EREMOTEIO) {
 		char why[200];
 		snprintf(why, sizeof(why), "%s", err);
-		seterr(err, errlen, "VM '%s': keel-vmm refused %s: %s", vm->name, cmd, why);
+		error_set(err, errlen, "VM '%s': keel-vmm refused %s: %s", vm->name, cmd, why);
 		return -EBUSY;
 	}
 	return ret;
@@ -813,7 +800,7 @@ static int need_state(struct sup_vm *vm, const char *verb, unsigned mask, const 
 {
 	if (mask & (1u << vm->state))
 		return 0;
-	seterr(err, errlen, "cannot %s VM '%s': it is %s%s", verb, vm->name,
+	error_set(err, errlen, "cannot %s VM '%s': it is %s%s", verb, vm->name,
 	       sup_state_name(vm->state), hint);
 	return -EBUSY;
 }
@@ -947,7 +934,7 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 			       SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
 	json_object_put(args);
 	if (ret) {
-		seterr(err, errlen, "cannot save VM '%s': %s", vm->name, why);
+		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
 		/* keel-vmm pauses before saving: a VM that was running runs on. */
 		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))
 			set_state(sup, vm, VM_RUNNING, "%s", "");
@@ -997,7 +984,7 @@ static int link_saved(struct sup *sup, const struct sup_vm *vm, const char *dir,
 	strcat(to, name);
 	if (link(from, to) < 0) {
 		int ret = -errno;
-		seterr(err, errlen, "cannot link %s to %s: %s", from, to, strerror(errno));
+		error_set(err, errlen, "cannot link %s to %s: %s", from, to, strerror(errno));
 		return ret;
 	}
 	return 0;
@@ -1025,7 +1012,7 @@ int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_di
 	    (mkdir(dir, 0750) < 0 && errno != EEXIST) ||
 	    vm_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
 	    (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
-		seterr(err, errlen, "cannot create the saved-state directory of VM '%s'", vm->name);
+		error_set(err, errlen, "cannot create the saved-state directory of VM '%s'", vm->name);
 		return -EIO;
 	}
 	ret = link_saved(sup, vm, from_dir, "memory", err, errlen);
@@ -1083,7 +1070,7 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 			       SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
 	json_object_put(args);
 	if (ret) {
-		seterr(err, errlen, "cannot save VM '%s': %s", vm->name, why);
+		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
 		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))
 			set_state(sup, vm, VM_RUNNING, "%s", "");
 		else if (was_running)
@@ -1097,7 +1084,7 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 	set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
 	wait_worker_end(sup, vm, SUP_QUIT_TIMEOUT_MS);
 	if (vm->state != VM_SAVED) {
-		seterr(err, errlen, "VM '%s' did not end Saved after its save: %s (%s)", vm->name,
+		error_set(err, errlen, "VM '%s' did not end Saved after its save: %s (%s)", vm->name,
 		       sup_state_name(vm->state), vm->reason);
 		return -EIO;
 	}

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/error.h"
+
 static const char *const start_action_names[] = {"nothing", "start-if-running", "start"};
 static const char *const stop_action_names[] = {"turn-off", "shut-down", "save"};
 
@@ -20,20 +22,6 @@ static const char *const readonly_fields[] = {
 	"id", "created", "version", "revision", "state", "state_reason", "pid", "console_socket",
 	"parent_checkpoint",
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 void vmdef_init(struct vm_def *def)
 {
@@ -193,16 +181,16 @@ static const char *get_str(json_object *v, const char *field, size_t max, char *
 	const char *s;
 
 	if (!json_object_is_type(v, json_type_string)) {
-		seterr(err, errlen, "field '%s' must be a string", field);
+		error_set(err, errlen, "field '%s' must be a string", field);
 		return NULL;
 	}
 	s = json_object_get_string(v);
 	if (strlen(s) != (size_t)json_object_get_string_len(v)) {
-		seterr(err, errlen, "field '%s' contains a NUL character", field);
+		error_set(err, errlen, "field '%s' contains a NUL character", field);
 		return NULL;
 	}
 	if (strlen(s) > max) {
-		seterr(err, errlen, "field '%s' is longer than %zu bytes", field, max);
+		error_set(err, errlen, "field '%s' is longer than %zu bytes", field, max);
 		return NULL;
 	}
 	return s;
@@ -215,7 +203,7 @@ static int get_path(json_object *v, const char *field, bool nullable, char **out
 
 	if (!v || json_object_is_type(v, json_type_null)) {
 		if (!nullable) {
-			seterr(err, errlen, "field '%s' cannot be null", field);
+			error_set(err, errlen, "field '%s' cannot be null", field);
 			return -EINVAL;
 		}
 		free(*out);
@@ -226,7 +214,7 @@ static int get_path(json_object *v, const char *field, bool nullable, char **out
 	if (!s)
 		return -EINVAL;
 	if (s[0] != '/') {
-		seterr(err, errlen, "field '%s' must be an absolute path, not '%s'", field, s);
+		error_set(err, errlen, "field '%s' must be an absolute path, not '%s'", field, s);
 		return -EINVAL;
 	}
 	free(*out);
@@ -258,14 +246,14 @@ static int get_int(json_object *v, const char *field, int64_t min, int64_t max, 
 	int64_t x;
 
 	if (!json_object_is_type(v, json_type_int)) {
-		seterr(err, errlen, "field '%s' must be an integer", field);
+		error_set(err, errlen, "field '%s' must be an integer", field);
 		return -EINVAL;
 	}
 	errno = 0;
 	x = json_object_get_int64(v);
 	/* json-c saturates out-of-range numbers at INT64_MIN/MAX and sets errno. */
 	if (errno == ERANGE || x < min || x > max) {
-		seterr(err, errlen, "field '%s' must be between %" PRId64 " and %" PRId64, field, min,
+		error_set(err, errlen, "field '%s' must be between %" PRId64 " and %" PRId64, field, min,
 		       max);
 		return -EINVAL;
 	}
@@ -286,7 +274,7 @@ static int get_enum(json_object *v, const char *field, const char *const *names,
 			return 0;
 		}
 	}
-	seterr(err, errlen, "field '%s' must be one of %s%s%s%s%s, not '%s'", field, names[0],
+	error_set(err, errlen, "field '%s' must be one of %s%s%s%s%s, not '%s'", field, names[0],
 	       n > 1 ? ", " : "", n > 1 ? names[1] : "", n > 2 ? ", " : "", n > 2 ? names[2] : "",
 	       s);
 	return -EINVAL;
@@ -298,12 +286,12 @@ static int parse_disks(struct vm_def *def, json_object *v, char *err, size_t err
 	int ret;
 
 	if (!json_object_is_type(v, json_type_array)) {
-		seterr(err, errlen, "field 'disks' must be an array");
+		error_set(err, errlen, "field 'disks' must be an array");
 		return -EINVAL;
 	}
 	n = json_object_array_length(v);
 	if (n > VMDEF_MAX_DISKS) {
-		seterr(err, errlen, "a VM has at most %d disks, not %zu", VMDEF_MAX_DISKS, n);
+		error_set(err, errlen, "a VM has at most %d disks, not %zu", VMDEF_MAX_DISKS, n);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < def->ndisks; i++)
@@ -315,7 +303,7 @@ static int parse_disks(struct vm_def *def, json_object *v, char *err, size_t err
 		bool have_path = false;
 
 		if (!json_object_is_type(d, json_type_object)) {
-			seterr(err, errlen, "disks[%zu] must be an object", i);
+			error_set(err, errlen, "disks[%zu] must be an object", i);
 			return -EINVAL;
 		}
 		disk->path = NULL;
@@ -330,18 +318,18 @@ static int parse_disks(struct vm_def *def, json_object *v, char *err, size_t err
 				have_path = true;
 			} else if (!strcmp(key, "readonly")) {
 				if (!json_object_is_type(val, json_type_boolean)) {
-					seterr(err, errlen, "disks[%zu].readonly must be true or false",
+					error_set(err, errlen, "disks[%zu].readonly must be true or false",
 					       i);
 					return -EINVAL;
 				}
 				disk->readonly = json_object_get_boolean(val);
 			} else {
-				seterr(err, errlen, "unknown field '%s' in disks[%zu]", key, i);
+				error_set(err, errlen, "unknown field '%s' in disks[%zu]", key, i);
 				return -EINVAL;
 			}
 		}
 		if (!have_path) {
-			seterr(err, errlen, "disks[%zu] has no 'path'", i);
+			error_set(err, errlen, "disks[%zu] has no 'path'", i);
 			return -EINVAL;
 		}
 	}
@@ -356,12 +344,12 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 	size_t n;
 
 	if (!json_object_is_type(v, json_type_array)) {
-		seterr(err, errlen, "field 'nets' must be an array");
+		error_set(err, errlen, "field 'nets' must be an array");
 		return -EINVAL;
 	}
 	n = json_object_array_length(v);
 	if (n > VMDEF_MAX_NICS) {
-		seterr(err, errlen, "a VM has at most %d network adapters, not %zu",
+		error_set(err, errlen, "a VM has at most %d network adapters, not %zu",
 		       VMDEF_MAX_NICS, n);
 		return -EINVAL;
 	}
@@ -373,7 +361,7 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 		const char *s;
 
 		if (!json_object_is_type(d, json_type_object)) {
-			seterr(err, errlen, "nets[%zu] must be an object", i);
+			error_set(err, errlen, "nets[%zu] must be an object", i);
 			return -EINVAL;
 		}
 		memset(nic, 0, sizeof(*nic));
@@ -384,7 +372,7 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 				if (!s)
 					return -EINVAL;
 				if (!tap_ok(s)) {
-					seterr(err, errlen,
+					error_set(err, errlen,
 					       "nets[%zu].tap '%s' is not a valid interface name "
 					       "(1 to %d characters, no spaces, '/', ':', ',' or '=')",
 					       i, s, VMDEF_TAP_MAX);
@@ -396,7 +384,7 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 				if (!s)
 					return -EINVAL;
 				if (!vmdef_mac_ok(s)) {
-					seterr(err, errlen,
+					error_set(err, errlen,
 					       "nets[%zu].mac '%s' is not a unicast MAC address "
 					       "(xx:xx:xx:xx:xx:xx, first byte even)",
 					       i, s);
@@ -404,18 +392,18 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 				}
 				strcpy(nic->mac, s);
 			} else if (!strcmp(key, "switch")) {
-				seterr(err, errlen,
+				error_set(err, errlen,
 				       "nets[%zu]: virtual switches are not available in this keeld; "
 				       "connect the adapter to a tap device with 'tap'",
 				       i);
 				return -EINVAL;
 			} else {
-				seterr(err, errlen, "unknown field '%s' in nets[%zu]", key, i);
+				error_set(err, errlen, "unknown field '%s' in nets[%zu]", key, i);
 				return -EINVAL;
 			}
 		}
 		if (!nic->tap[0]) {
-			seterr(err, errlen, "nets[%zu] has no 'tap'", i);
+			error_set(err, errlen, "nets[%zu] has no 'tap'", i);
 			return -EINVAL;
 		}
 		def->nnics = i + 1;
@@ -454,7 +442,7 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val, ch
 
 	for (size_t i = 0; i < sizeof(readonly_fields) / sizeof(readonly_fields[0]); i++) {
 		if (!strcmp(key, readonly_fields[i])) {
-			seterr(err, errlen, "field '%s' is read-only", key);
+			error_set(err, errlen, "field '%s' is read-only", key);
 			return -EINVAL;
 		}
 	}
@@ -463,7 +451,7 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val, ch
 		if (!s)
 			return -EINVAL;
 		if (!vmdef_name_ok(s)) {
-			seterr(err, errlen,
+			error_set(err, errlen,
 			       "invalid VM name '%s': use 1 to %d letters, digits, '.', '_' or '-', "
 			       "not starting with '.' or '-'",
 			       s, VMDEF_NAME_MAX);
@@ -484,7 +472,7 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val, ch
 		if (ret)
 			return ret;
 		if (x % (1 << 20)) {
-			seterr(err, errlen, "field 'memory' must be a multiple of 1 MiB (1048576)");
+			error_set(err, errlen, "field 'memory' must be a multiple of 1 MiB (1048576)");
 			return -EINVAL;
 		}
 		def->memory = (uint64_t)x;
@@ -515,7 +503,7 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val, ch
 		def->stop_action = (enum vm_stop_action)e;
 		return 0;
 	}
-	seterr(err, errlen, "unknown field '%s' in VM definition", key);
+	error_set(err, errlen, "unknown field '%s' in VM definition", key);
 	return -EINVAL;
 }
 
@@ -525,7 +513,7 @@ int vmdef_apply_json(struct vm_def *def, json_object *obj, char *err, size_t err
 	int ret;
 
 	if (!json_object_is_type(obj, json_type_object)) {
-		seterr(err, errlen, "the request body must be a JSON object");
+		error_set(err, errlen, "the request body must be a JSON object");
 		return -EINVAL;
 	}
 	ret = vmdef_copy(&tmp, def);
@@ -550,16 +538,16 @@ static int check_file(const char *what, const char *path, bool allow_blk, bool n
 	struct stat st;
 
 	if (stat(path, &st) < 0) {
-		seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		error_set(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		return -EINVAL;
 	}
 	if (!S_ISREG(st.st_mode) && !(allow_blk && S_ISBLK(st.st_mode))) {
-		seterr(err, errlen, "%s %s is not a regular file%s", what, path,
+		error_set(err, errlen, "%s %s is not a regular file%s", what, path,
 		       allow_blk ? " or block device" : "");
 		return -EINVAL;
 	}
 	if (access(path, need_write ? R_OK | W_OK : R_OK) < 0) {
-		seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		error_set(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		return -EINVAL;
 	}
 	return 0;
@@ -568,11 +556,11 @@ static int check_file(const char *what, const char *path, bool allow_blk, bool n
 int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 {
 	if (!def->name[0]) {
-		seterr(err, errlen, "a VM needs a 'name'");
+		error_set(err, errlen, "a VM needs a 'name'");
 		return -EINVAL;
 	}
 	if (!def->kernel) {
-		seterr(err, errlen, "VM '%s' needs a 'kernel' (direct boot is the only boot "
+		error_set(err, errlen, "VM '%s' needs a 'kernel' (direct boot is the only boot "
 				    "method for now)",
 		       def->name);
 		return -EINVAL;
@@ -587,7 +575,7 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 			return -EINVAL;
 		for (unsigned j = 0; j < i; j++) {
 			if (!strcmp(def->disks[i].path, def->disks[j].path)) {
-				seterr(err, errlen, "disk %s is attached twice", def->disks[i].path);
+				error_set(err, errlen, "disk %s is attached twice", def->disks[i].path);
 				return -EINVAL;
 			}
 		}
@@ -595,12 +583,12 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 	for (unsigned i = 0; i < def->nnics; i++) {
 		for (unsigned j = 0; j < i; j++) {
 			if (!strcmp(def->nics[i].tap, def->nics[j].tap)) {
-				seterr(err, errlen, "tap %s is used by two network adapters",
+				error_set(err, errlen, "tap %s is used by two network adapters",
 				       def->nics[i].tap);
 				return -EINVAL;
 			}
 			if (def->nics[i].mac[0] && !strcmp(def->nics[i].mac, def->nics[j].mac)) {
-				seterr(err, errlen, "MAC %s is given to two network adapters",
+				error_set(err, errlen, "MAC %s is given to two network adapters",
 				       def->nics[i].mac);
 				return -EINVAL;
 			}

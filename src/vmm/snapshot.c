@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/crc32c.h"
+#include "lib/le.h"
 #include "lib/log.h"
 #include "vmm/kvm.h"
 #include "vmm/state.h"
@@ -52,21 +53,6 @@ struct snapshot {
 	struct state_file *parsed;
 	bool pending;
 };
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* ---- section "config": the VM's description (DESIGN.md habit 9) ---- */
 
@@ -551,10 +537,10 @@ static void snap_mem_trailer(uint8_t t[SNAPSHOT_MEM_TRAILER], uint64_t ram,
 {
 	memset(t, 0, SNAPSHOT_MEM_TRAILER);
 	memcpy(t, SNAP_MEM_MAGIC, 8);
-	put_le(t + 8, SNAP_MEM_VERSION, 4);
-	put_le(t + 16, ram, 8);
+	le_store(t + 8, SNAP_MEM_VERSION, 4);
+	le_store(t + 16, ram, 8);
 	memcpy(t + 24, id, SNAP_ID_SIZE);
-	put_le(t + 40, crc32c(0, t, 40), 4);
+	le_store(t + 40, crc32c(0, t, 40), 4);
 }
 
 /* Guest RAM to path: non-zero pages only (holes read back as zeros), then the trailer. */
@@ -794,8 +780,8 @@ static int snap_open_memory(struct vm *vm, const char *path, int *out, char *err
 		snprintf(err, errlen, "cannot read the trailer of %s", path);
 		goto fail;
 	}
-	if (memcmp(t, SNAP_MEM_MAGIC, 8) || get_le(t + 8, 4) != SNAP_MEM_VERSION ||
-	    get_le(t + 40, 4) != crc32c(0, t, 40) || get_le(t + 16, 8) != vm->mem.ram_size) {
+	if (memcmp(t, SNAP_MEM_MAGIC, 8) || le_load(t + 8, 4) != SNAP_MEM_VERSION ||
+	    le_load(t + 40, 4) != crc32c(0, t, 40) || le_load(t + 16, 8) != vm->mem.ram_size) {
 		snprintf(err, errlen, "saved memory %s has a bad trailer (not a keel memory file?)",
 			 path);
 		goto fail;

@@ -17,21 +17,7 @@
 #include <string.h>
 
 #include "lib/crc32c.h"
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
+#include "lib/le.h"
 
 void state_fail(struct state_io *io, const char *fmt, ...)
 {
@@ -126,13 +112,13 @@ static uint64_t state_scalar(struct state_io *io, uint64_t value, uint64_t max, 
 		}
 		o = state_grow(io, n);
 		if (o)
-			put_le(o, value, n);
+			le_store(o, value, n);
 		return o ? value : 0;
 	}
 	in = state_take(io, n);
 	if (!in)
 		return 0;
-	value = get_le(in, n);
+	value = le_load(in, n);
 	if (value > max) {
 		state_fail(io, "value %llu at offset %zu is above its maximum %llu",
 			   (unsigned long long)value, io->pos - n, (unsigned long long)max);
@@ -300,7 +286,7 @@ int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, cha
 			break;
 		memset(p, 0, STATE_SECTION_HEADER);
 		memcpy(p, e->name, strlen(e->name));
-		put_le(p + 32, e->version, 4);
+		le_store(p + 32, e->version, 4);
 		data = io.out_len;
 		io.version = e->version;
 		r = e->fn(&io, e->opaque);
@@ -320,7 +306,7 @@ int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, cha
 			r = -E2BIG;
 			goto fail_r;
 		}
-		put_le(io.out + hdr + 40, size, 8);
+		le_store(io.out + hdr + 40, size, 8);
 		p = state_grow(&io, (8 - size % 8) % 8);
 		if (p)
 			memset(p, 0, (8 - size % 8) % 8);
@@ -331,12 +317,12 @@ int state_save(const struct state_registry *reg, uint8_t **out, size_t *len, cha
 		goto fail;
 	}
 	memcpy(io.out, STATE_MAGIC, 8);
-	put_le(io.out + 8, STATE_FORMAT_VERSION, 4);
-	put_le(io.out + 12, STATE_HEADER_SIZE, 4);
-	put_le(io.out + 16, io.out_len, 8);
-	put_le(io.out + 24, reg->n, 4);
-	put_le(p, crc32c(0, io.out, io.out_len - STATE_TRAILER_SIZE), 4);
-	put_le(p + 4, 0, 4);
+	le_store(io.out + 8, STATE_FORMAT_VERSION, 4);
+	le_store(io.out + 12, STATE_HEADER_SIZE, 4);
+	le_store(io.out + 16, io.out_len, 8);
+	le_store(io.out + 24, reg->n, 4);
+	le_store(p, crc32c(0, io.out, io.out_len - STATE_TRAILER_SIZE), 4);
+	le_store(p + 4, 0, 4);
 	*out = io.out;
 	*len = io.out_len;
 	return 0;
@@ -368,7 +354,7 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 		snprintf(err, errlen, "not a keel state file (no KEELSAVE magic)");
 		return -EINVAL;
 	}
-	version = (uint32_t)get_le(data + 8, 4);
+	version = (uint32_t)le_load(data + 8, 4);
 	if (version != STATE_FORMAT_VERSION) {
 		snprintf(err, errlen,
 			 "state file format version %u is not supported (this keel-vmm reads "
@@ -376,10 +362,10 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 			 version, STATE_FORMAT_VERSION);
 		return -ENOTSUP;
 	}
-	hsize = (uint32_t)get_le(data + 12, 4);
-	fsize = get_le(data + 16, 8);
-	count = (uint32_t)get_le(data + 24, 4);
-	if (hsize != STATE_HEADER_SIZE || get_le(data + 28, 4)) {
+	hsize = (uint32_t)le_load(data + 12, 4);
+	fsize = le_load(data + 16, 8);
+	count = (uint32_t)le_load(data + 24, 4);
+	if (hsize != STATE_HEADER_SIZE || le_load(data + 28, 4)) {
 		snprintf(err, errlen, "state file header is malformed (header size %u)", hsize);
 		return -EINVAL;
 	}
@@ -389,9 +375,9 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 			 (unsigned long long)fsize, size);
 		return -EINVAL;
 	}
-	want = (uint32_t)get_le(data + size - STATE_TRAILER_SIZE, 4);
+	want = (uint32_t)le_load(data + size - STATE_TRAILER_SIZE, 4);
 	crc = crc32c(0, data, size - STATE_TRAILER_SIZE);
-	if (crc != want || get_le(data + size - 4, 4)) {
+	if (crc != want || le_load(data + size - 4, 4)) {
 		snprintf(err, errlen,
 			 "state file is corrupt: checksum 0x%08x, expected 0x%08x (CRC-32C)", crc,
 			 want);
@@ -432,9 +418,9 @@ int state_parse(const uint8_t *data, size_t size, struct state_file *f, char *er
 			}
 		}
 		memcpy(s->name, h, nlen);
-		s->version = (uint32_t)get_le(h + 32, 4);
-		dsize = get_le(h + 40, 8);
-		if (s->version == 0 || get_le(h + 36, 4)) {
+		s->version = (uint32_t)le_load(h + 32, 4);
+		dsize = le_load(h + 40, 8);
+		if (s->version == 0 || le_load(h + 36, 4)) {
 			snprintf(err, errlen, "state file is malformed: section '%s' has version 0",
 				 s->name);
 			return -EINVAL;
