@@ -680,7 +680,9 @@ static void pci_dev_power_on(struct pci_dev *d)
 		d->msix_dirty[i] = false;
 	}
 	pthread_mutex_unlock(&d->msix_lock);
-	for (i = 0; i < d->msix_nvec; i++) {
+	/* Between a VM's teardown and its rebuild there is no KVM VM to attach to: vm_build
+	 * runs this again once there is. */
+	for (i = 0; vm_fd >= 0 && i < d->msix_nvec; i++) {
 		int r = kvm_vm_irqfd(vm_fd, d->msix_gsi_base + i, d->msix_irqfd[i], 0);
 
 		if (r)

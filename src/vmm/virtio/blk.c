@@ -7,6 +7,7 @@
  * Flush completes only after disk_flush() (fdatasync, and the VHDX log) has returned.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@
 #define BLK_SEG_MAX	   (BLK_QUEUE_SIZE - 2)
 #define BLK_MAX_DISCARD	   0x3fffffu /* sectors per discard or write-zeroes segment */
 #define BLK_MAX_DZ_SEGS	   32
+#define BLK_WORKERS	   3  /* requests served in parallel */
+#define BLK_SLOTS	   16 /* requests taken from the queue and not yet completed, at most */
 #define BLK_BOUNCE_MAX	   (4u << 20) /* requests with unaligned buffers, at most */
 #define BLK_ZERO_CHUNK	   (1u << 20)
 #define BLK_CONFIG_SIZE	   0x3c
@@ -51,10 +54,32 @@ struct virtio_blk {
 	uint64_t sectors;
 	uint32_t sector_size;
 	uint8_t config[BLK_CONFIG_SIZE];
-	struct vq_chain chain; /* I/O thread only, like data */
+	struct blk_data data; /* virtio_blk_request() (one caller at a time) */
+	uint8_t *bounce;      /* BLK_BOUNCE_MAX bytes, allocated on first use */
+	uint8_t *zeros;	      /* BLK_ZERO_CHUNK bytes of zeros */
+
+	/* The device: the I/O thread takes chains into slots, workers serve them. */
+	struct virtio_dev *vd;
+	struct blk_work *slots[BLK_SLOTS];
+	pthread_t workers[BLK_WORKERS];
+	unsigned nworkers;
+	/* wlock protects the lists and counters below; work_cond: work or stop; idle_cond: no
+	 * worker is doing I/O. Lock order: vd->lock, then wlock. */
+	pthread_mutex_t wlock;
+	pthread_cond_t work_cond, idle_cond;
+	unsigned pending[BLK_SLOTS], pend_head, npending;
+	unsigned freelist[BLK_SLOTS], nfree;
+	unsigned active;
+	bool starved; /* the I/O thread left chains in the queue for want of a slot */
+	bool stopping;
+};
+
+/* One request in flight: its chain, its data buffers, and the reset epoch it began in. */
+struct blk_work {
+	struct vq_chain chain;
 	struct blk_data data;
-	uint8_t *bounce; /* BLK_BOUNCE_MAX bytes, allocated on first use */
-	uint8_t *zeros;	 /* BLK_ZERO_CHUNK bytes of zeros, allocated on first use */
+	uint8_t *bounce;
+	uint32_t epoch;
 };
 
 /* The data part of c: writable (reads) or readable (writes) bytes from skip, len bytes. */
@@ -84,7 +109,8 @@ static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip
 	}
 }
 
-static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector, const struct blk_data *d)
+static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector, const struct blk_data *d,
+		      uint8_t **bounce_p)
 {
 	uint64_t off = sector * 512;
 	unsigned i;
@@ -108,20 +134,22 @@ static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector, const s
 	}
 	if (d->len > BLK_BOUNCE_MAX)
 		return VIRTIO_BLK_S_IOERR;
-	if (!b->bounce && !(b->bounce = malloc(BLK_BOUNCE_MAX)))
+	if (!*bounce_p && !(*bounce_p = malloc(BLK_BOUNCE_MAX)))
 		return VIRTIO_BLK_S_IOERR;
+	uint8_t *bounce = *bounce_p;
+
 	if (write) {
 		uint64_t at = 0;
 
 		for (i = 0; i < d->n; at += d->seg[i].iov_len, i++)
-			memcpy(b->bounce + at, d->seg[i].iov_base, d->seg[i].iov_len);
-		r = disk_write(b->disk, b->bounce, off, d->len);
+			memcpy(bounce + at, d->seg[i].iov_base, d->seg[i].iov_len);
+		r = disk_write(b->disk, bounce, off, d->len);
 	} else {
 		uint64_t at = 0;
 
-		r = disk_read(b->disk, b->bounce, off, d->len);
+		r = disk_read(b->disk, bounce, off, d->len);
 		for (i = 0; !r && i < d->n; at += d->seg[i].iov_len, i++)
-			memcpy(d->seg[i].iov_base, b->bounce + at, d->seg[i].iov_len);
+			memcpy(d->seg[i].iov_base, bounce + at, d->seg[i].iov_len);
 	}
 	return r ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 }
@@ -132,8 +160,6 @@ static int blk_write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len)
 
 	if (b->zeroes_by_discard)
 		return disk_discard(b->disk, off, len);
-	if (!b->zeros && !(b->zeros = calloc(1, BLK_ZERO_CHUNK)))
-		return -ENOMEM;
 	while (len && !r) {
 		size_t n = len < BLK_ZERO_CHUNK ? (size_t)len : BLK_ZERO_CHUNK;
 
@@ -173,9 +199,9 @@ static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c
 	return VIRTIO_BLK_S_OK;
 }
 
-uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c)
+static uint32_t blk_request(struct virtio_blk *b, const struct vq_chain *c, struct blk_data *data,
+			    uint8_t **bounce)
 {
-	struct blk_data *data = &b->data;
 	uint8_t hdr[VIRTIO_BLK_HDR_SIZE], status;
 	uint32_t type, written = 0;
 	uint64_t sector;
@@ -191,7 +217,7 @@ uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c)
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		blk_data_segs(c, true, 0, c->out_len - 1, data);
-		status = blk_rw(b, false, sector, data);
+		status = blk_rw(b, false, sector, data, bounce);
 		if (status == VIRTIO_BLK_S_OK)
 			written = (uint32_t)data->len;
 		break;
@@ -201,7 +227,7 @@ uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c)
 			break;
 		}
 		blk_data_segs(c, false, VIRTIO_BLK_HDR_SIZE, c->in_len - VIRTIO_BLK_HDR_SIZE, data);
-		status = blk_rw(b, true, sector, data);
+		status = blk_rw(b, true, sector, data, bounce);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		status = disk_flush(b->disk) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
@@ -226,15 +252,110 @@ uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c)
 	return written + 1;
 }
 
+uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c)
+{
+	return blk_request(b, c, &b->data, &b->bounce);
+}
+
+/* I/O thread, vd->lock held: take chains into free slots and hand them to the workers. */
 static void blk_queue_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_blk *b = vd->priv;
 
-	do {
-		while (virtio_pop(vd, q, &b->chain) > 0)
-			vq_push(&vd->q[q].vq, b->chain.head, virtio_blk_request(b, &b->chain));
-	} while (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq));
-	virtio_queue_interrupt(vd, q);
+	for (;;) {
+		unsigned idx;
+		int r;
+
+		pthread_mutex_lock(&b->wlock);
+		if (!b->nfree) {
+			b->starved = true; /* a completing worker kicks the queue again */
+			pthread_mutex_unlock(&b->wlock);
+			return;
+		}
+		idx = b->freelist[--b->nfree];
+		pthread_mutex_unlock(&b->wlock);
+		r = virtio_pop(vd, q, &b->slots[idx]->chain);
+		if (r <= 0) {
+			pthread_mutex_lock(&b->wlock);
+			b->freelist[b->nfree++] = idx;
+			pthread_mutex_unlock(&b->wlock);
+			if (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq))
+				continue;
+			return;
+		}
+		b->slots[idx]->epoch = vd->epoch;
+		pthread_mutex_lock(&b->wlock);
+		b->pending[(b->pend_head + b->npending++) % BLK_SLOTS] = idx;
+		pthread_cond_signal(&b->work_cond);
+		pthread_mutex_unlock(&b->wlock);
+	}
+}
+
+static void *blk_worker(void *arg)
+{
+	struct virtio_blk *b = arg;
+	struct virtio_dev *vd = b->vd;
+
+	pthread_setname_np(pthread_self(), "vio-blk-worker");
+	pthread_mutex_lock(&b->wlock);
+	while (!b->stopping) {
+		struct blk_work *w;
+		unsigned idx;
+		uint32_t used;
+		bool kick;
+
+		if (!b->npending) {
+			pthread_cond_wait(&b->work_cond, &b->wlock);
+			continue;
+		}
+		idx = b->pending[b->pend_head];
+		b->pend_head = (b->pend_head + 1) % BLK_SLOTS;
+		b->npending--;
+		b->active++;
+		pthread_mutex_unlock(&b->wlock);
+
+		w = b->slots[idx];
+		used = blk_request(b, &w->chain, &w->data, &w->bounce); /* no lock held */
+
+		pthread_mutex_lock(&b->wlock);
+		if (--b->active == 0)
+			pthread_cond_broadcast(&b->idle_cond);
+		pthread_mutex_unlock(&b->wlock);
+		pthread_mutex_lock(&vd->lock);
+		if (w->epoch == vd->epoch) { /* else the device was reset meanwhile */
+			vq_push(&vd->q[0].vq, w->chain.head, used);
+			virtio_queue_interrupt(vd, 0);
+		}
+		pthread_mutex_unlock(&vd->lock);
+		pthread_mutex_lock(&b->wlock);
+		b->freelist[b->nfree++] = idx;
+		kick = b->starved;
+		b->starved = false;
+		pthread_mutex_unlock(&b->wlock);
+		if (kick)
+			virtio_kick(vd, 0);
+		pthread_mutex_lock(&b->wlock);
+	}
+	pthread_mutex_unlock(&b->wlock);
+	return NULL;
+}
+
+/* Device reset (vd->lock held): forget queued work, wait for I/O in progress to end, so no
+ * buffer of the old driver instance is touched afterwards. */
+static void blk_reset(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = vd->priv;
+
+	pthread_mutex_lock(&b->wlock);
+	while (b->npending) {
+		b->freelist[b->nfree++] = b->pending[b->pend_head];
+		b->pend_head = (b->pend_head + 1) % BLK_SLOTS;
+		b->npending--;
+	}
+	while (b->active)
+		pthread_cond_wait(&b->idle_cond, &b->wlock);
+	b->starved = false;
+	pthread_mutex_unlock(&b->wlock);
 }
 
 static void blk_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsigned len)
@@ -247,8 +368,21 @@ static void blk_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsi
 
 void virtio_blk_free(struct virtio_blk *b)
 {
+	unsigned i;
+
 	if (!b)
 		return;
+	pthread_mutex_lock(&b->wlock);
+	b->stopping = true;
+	pthread_cond_broadcast(&b->work_cond);
+	pthread_mutex_unlock(&b->wlock);
+	for (i = 0; i < b->nworkers; i++)
+		pthread_join(b->workers[i], NULL);
+	for (i = 0; i < BLK_SLOTS; i++) {
+		if (b->slots[i])
+			free(b->slots[i]->bounce);
+		free(b->slots[i]);
+	}
 	if (b->disk) {
 		if (!b->ro && disk_flush(b->disk))
 			log_err("%s: final flush failed", b->path);
@@ -270,6 +404,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.class_code = 0x018000, /* mass storage, other */
 	.queue_notify = blk_queue_notify,
 	.config_read = blk_config_read,
+	.reset = blk_reset,
 	.release = blk_release,
 };
 
@@ -289,6 +424,14 @@ int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char 
 
 	if (!b)
 		return -ENOMEM;
+	pthread_mutex_init(&b->wlock, NULL);
+	pthread_cond_init(&b->work_cond, NULL);
+	pthread_cond_init(&b->idle_cond, NULL);
+	b->zeros = calloc(1, BLK_ZERO_CHUNK);
+	if (!b->zeros) {
+		free(b);
+		return -ENOMEM;
+	}
 	snprintf(b->path, sizeof(b->path), "%s", spec->path);
 	b->ro = spec->readonly;
 	r = disk_open(spec->path, spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
@@ -297,6 +440,7 @@ int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char 
 			 r == -EWOULDBLOCK || r == -EAGAIN
 				 ? " (another program has it open for writing)"
 				 : "");
+		free(b->zeros);
 		free(b);
 		return r;
 	}
@@ -339,15 +483,37 @@ int virtio_blk_create(struct vm *vm, const struct disk_spec *spec, struct virtio
 		      char *err, size_t errlen)
 {
 	struct virtio_blk *b;
+	unsigned i;
 	int r = virtio_blk_open(spec, &b, err, errlen);
 
 	if (r)
 		return r;
+	for (i = 0; i < BLK_SLOTS; i++) {
+		b->slots[i] = calloc(1, sizeof(*b->slots[i]));
+		if (!b->slots[i]) {
+			snprintf(err, errlen, "--disk %s: out of memory", spec->path);
+			virtio_blk_free(b);
+			return -ENOMEM;
+		}
+		b->freelist[b->nfree++] = i;
+	}
 	r = virtio_dev_create(vm, &blk_ops, b, virtio_blk_features(b), 1, BLK_QUEUE_SIZE,
 			      BLK_CONFIG_SIZE, out);
 	if (r) {
 		snprintf(err, errlen, "--disk %s: virtio-blk set-up: %s", spec->path, strerror(-r));
 		virtio_blk_free(b);
+		return r;
 	}
-	return r;
+	b->vd = *out;
+	for (i = 0; i < BLK_WORKERS; i++) {
+		if (pthread_create(&b->workers[i], NULL, blk_worker, b))
+			break;
+		b->nworkers++;
+	}
+	if (!b->nworkers) {
+		snprintf(err, errlen, "--disk %s: cannot start an I/O worker thread", spec->path);
+		virtio_dev_destroy(*out); /* frees b */
+		return -EAGAIN;
+	}
+	return 0;
 }

@@ -144,6 +144,7 @@ static void virtio_reset_locked(struct virtio_dev *vd)
 {
 	unsigned i;
 
+	vd->epoch++;
 	vd->driver_features = 0;
 	vd->dfselect = vd->gfselect = 0;
 	vd->status = 0;

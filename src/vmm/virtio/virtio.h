@@ -114,6 +114,7 @@ struct virtio_dev {
 	uint16_t queue_sel;
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 	uint8_t pcicfg_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
+	uint32_t epoch;	    /* counts resets: work begun before one must not complete */
 	struct log_ratelimit rl;
 
 	/* The I/O thread. */
