@@ -4,14 +4,14 @@
 #define KEEL_CLI_CLI_H
 
 /* Exit codes of every command. */
-#define CLI_OK    0
+#define CLI_OK	  0
 #define CLI_FAIL  1 /* the operation failed; a message says why */
 #define CLI_USAGE 2 /* bad command line */
 
 /* argv[0] is the group name ("disk"); returns an exit code. */
 int cli_disk_main(int argc, char **argv);
-int cli_vm_main(int argc, char **argv);      /* vm.c: VMs through keeld's API */
-int cli_console_main(int argc, char **argv); /* console.c: a VM's serial console */
+int cli_vm_main(int argc, char **argv);		/* vm.c: VMs through keeld's API */
+int cli_console_main(int argc, char **argv);	/* console.c: a VM's serial console */
 int cli_checkpoint_main(int argc, char **argv); /* checkpoint.c: a VM's checkpoints */
 
 #endif

@@ -53,8 +53,7 @@ static int send_all(int fd, const char *p, size_t n)
 }
 
 /* Split "HTTP/1.1 200 OK\r\nheaders\r\n\r\nbody" into status and body. */
-static int parse_response(char *buf, size_t len, struct client_reply *out, char *err,
-			  size_t errlen)
+static int parse_response(char *buf, size_t len, struct client_reply *out, char *err, size_t errlen)
 {
 	char *hdr_end = strstr(buf, "\r\n\r\n"), *line, *save = NULL;
 	long clen = -1;
@@ -81,8 +80,8 @@ static int parse_response(char *buf, size_t len, struct client_reply *out, char 
 	return 0;
 }
 
-int client_request(const char *method, const char *path, const char *body,
-		   struct client_reply *out, char *err, size_t errlen)
+int client_request(const char *method, const char *path, const char *body, struct client_reply *out,
+		   char *err, size_t errlen)
 {
 	const char *sock = client_socket();
 	char head[1024], *buf = NULL;

@@ -15,12 +15,12 @@
 /* keel's exit statuses (docs/cli.md). */
 enum {
 	EXIT_OK = 0,
-	EXIT_FAIL = 1,	      /* the operation failed (keeld said why) */
-	EXIT_USAGE = 2,	      /* bad arguments, or a request keeld found invalid */
-	EXIT_NO_DAEMON = 3,   /* keeld cannot be reached */
-	EXIT_NOT_FOUND = 4,   /* no such VM */
-	EXIT_BAD_STATE = 5,   /* the VM's state does not allow the operation */
-	EXIT_TIMED_OUT = 6,   /* the VM did not reach the wanted state in time */
+	EXIT_FAIL = 1,	    /* the operation failed (keeld said why) */
+	EXIT_USAGE = 2,	    /* bad arguments, or a request keeld found invalid */
+	EXIT_NO_DAEMON = 3, /* keeld cannot be reached */
+	EXIT_NOT_FOUND = 4, /* no such VM */
+	EXIT_BAD_STATE = 5, /* the VM's state does not allow the operation */
+	EXIT_TIMED_OUT = 6, /* the VM did not reach the wanted state in time */
 };
 
 struct client_reply {
@@ -37,9 +37,8 @@ const char *client_socket(void);
  * Send one request; body may be NULL. Returns 0 with out filled (any HTTP status), or
  * -errno when keeld cannot be reached or answers nonsense, with err set.
  */
-int client_request(const char *method, const char *path, const char *body,
-		   struct client_reply *out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int client_request(const char *method, const char *path, const char *body, struct client_reply *out,
+		   char *err, size_t errlen) __attribute__((warn_unused_result));
 void client_reply_free(struct client_reply *r);
 
 /*

@@ -119,7 +119,8 @@ int cli_console_main(int argc, char **argv)
 		case 'l':
 		case 't':
 			if (parse_uint(optarg, 0, 86400, &v)) {
-				fprintf(stderr, "keel console: --%s: '%s' is not a number of seconds\n",
+				fprintf(stderr,
+					"keel console: --%s: '%s' is not a number of seconds\n",
 					c == 'l' ? "linger" : "timeout", optarg);
 				return EXIT_USAGE;
 			}
@@ -146,8 +147,9 @@ int cli_console_main(int argc, char **argv)
 		return ret;
 	fd = unix_connect(sock);
 	if (fd < 0) {
-		fprintf(stderr, "keel: console of VM '%s': cannot connect to %s: %s%s\n", name, sock,
-			strerror(-fd), fd == -EACCES ? " (are you root or in group keel?)" : "");
+		fprintf(stderr, "keel: console of VM '%s': cannot connect to %s: %s%s\n", name,
+			sock, strerror(-fd),
+			fd == -EACCES ? " (are you root or in group keel?)" : "");
 		return fd == -ENOENT || fd == -ECONNREFUSED ? EXIT_BAD_STATE : EXIT_FAIL;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -186,8 +188,9 @@ int cli_console_main(int argc, char **argv)
 				continue;
 			if (n <= 0) {
 				restore_tty();
-				fprintf(stderr, "\nkeel: the console of VM '%s' closed (the VM "
-						"stopped)\n",
+				fprintf(stderr,
+					"\nkeel: the console of VM '%s' closed (the VM "
+					"stopped)\n",
 					name);
 				break;
 			}

@@ -33,7 +33,7 @@ static int parse_type(const char *s, enum disk_type *t)
 		*t = DISK_TYPE_DIFFERENCING;
 	else {
 		fprintf(stderr,
-		        "keel disk: --type must be dynamic, fixed or differencing, not '%s'\n", s);
+			"keel disk: --type must be dynamic, fixed or differencing, not '%s'\n", s);
 		return -EINVAL;
 	}
 	return 0;
@@ -63,17 +63,17 @@ static int parse_size_opt(const char *opt, const char *s, uint64_t *v)
 
 /* Shared option parsing for create and convert. */
 static int parse_create_opts(int argc, char **argv, struct disk_create_opts *o, bool *fmt_set,
-                             int *first)
+			     int *first)
 {
 	static const struct option opts[] = {
-	        {"size", required_argument, NULL, 's'},
-	        {"type", required_argument, NULL, 't'},
-	        {"parent", required_argument, NULL, 'p'},
-	        {"block-size", required_argument, NULL, 'b'},
-	        {"sector-size", required_argument, NULL, 'S'},
-	        {"format", required_argument, NULL, 'f'},
-	        {"help", no_argument, NULL, 'h'},
-	        {0},
+		{"size", required_argument, NULL, 's'},
+		{"type", required_argument, NULL, 't'},
+		{"parent", required_argument, NULL, 'p'},
+		{"block-size", required_argument, NULL, 'b'},
+		{"sector-size", required_argument, NULL, 'S'},
+		{"format", required_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	uint64_t v;
 	int c;
@@ -139,7 +139,7 @@ static int cmd_create(int argc, char **argv)
 	if (o.type == DISK_TYPE_DIFFERENCING) {
 		if (!o.parent) {
 			fprintf(stderr,
-			        "keel disk create: --type differencing needs --parent FILE\n");
+				"keel disk create: --type differencing needs --parent FILE\n");
 			return CLI_USAGE;
 		}
 		if (!fmt_set)
@@ -166,7 +166,7 @@ static void guid_str(const struct uuid *u, char *s)
 static int print_info(const char *path, const struct disk_info *i, bool json)
 {
 	char fw[UUID_STR_LEN], dw[UUID_STR_LEN], id[UUID_STR_LEN], lg[UUID_STR_LEN],
-	        pl[UUID_STR_LEN];
+		pl[UUID_STR_LEN];
 
 	guid_str(&i->file_write_guid, fw);
 	guid_str(&i->data_write_guid, dw);
@@ -178,29 +178,29 @@ static int print_info(const char *path, const struct disk_info *i, bool json)
 
 		json_object_object_add(o, "file", json_object_new_string(path));
 		json_object_object_add(o, "format",
-		                       json_object_new_string(disk_format_name(i->format)));
+				       json_object_new_string(disk_format_name(i->format)));
 		json_object_object_add(o, "type", json_object_new_string(disk_type_name(i->type)));
 		json_object_object_add(o, "virtual_size", json_object_new_uint64(i->virtual_size));
 		json_object_object_add(o, "file_size", json_object_new_uint64(i->file_size));
 		json_object_object_add(o, "allocated_size",
-		                       json_object_new_uint64(i->allocated_size));
+				       json_object_new_uint64(i->allocated_size));
 		json_object_object_add(o, "logical_sector_size",
-		                       json_object_new_int(i->logical_sector));
+				       json_object_new_int(i->logical_sector));
 		json_object_object_add(o, "physical_sector_size",
-		                       json_object_new_int(i->physical_sector));
+				       json_object_new_int(i->physical_sector));
 		if (i->format == DISK_FORMAT_VHDX) {
 			json_object_object_add(o, "block_size",
-			                       json_object_new_int64(i->block_size));
+					       json_object_new_int64(i->block_size));
 			json_object_object_add(o, "blocks_total",
-			                       json_object_new_uint64(i->blocks_total));
+					       json_object_new_uint64(i->blocks_total));
 			json_object_object_add(o, "blocks_allocated",
-			                       json_object_new_uint64(i->blocks_allocated));
+					       json_object_new_uint64(i->blocks_allocated));
 			json_object_object_add(o, "disk_id", json_object_new_string(id));
 			json_object_object_add(o, "file_write_guid", json_object_new_string(fw));
 			json_object_object_add(o, "data_write_guid", json_object_new_string(dw));
 			json_object_object_add(o, "log_guid", json_object_new_string(lg));
 			json_object_object_add(o, "log_pending",
-			                       json_object_new_boolean(i->log_replayed_in_memory));
+					       json_object_new_boolean(i->log_replayed_in_memory));
 		}
 		if (i->has_parent) {
 			json_object_object_add(o, "parent", json_object_new_string(i->parent_path));
@@ -208,7 +208,7 @@ static int print_info(const char *path, const struct disk_info *i, bool json)
 		}
 		printf("%s\n",
 		       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-		                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 		return 0;
 	}
@@ -242,8 +242,8 @@ static int print_info(const char *path, const struct disk_info *i, bool json)
 static int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"json", no_argument, NULL, 'j'},
-	        {0},
+		{"json", no_argument, NULL, 'j'},
+		{0},
 	};
 	struct disk_info info;
 	struct disk *d;
@@ -314,8 +314,8 @@ static int is_vhdx(const char *path, bool *vhdx)
 static int cmd_resize(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"size", required_argument, NULL, 's'},
-	        {0},
+		{"size", required_argument, NULL, 's'},
+		{0},
 	};
 	uint64_t size = 0;
 	bool vhdx;
@@ -364,7 +364,7 @@ static int cmd_compact(int argc, char **argv)
 		return CLI_FAIL;
 	if (!vhdx) {
 		fprintf(stderr, "keel disk compact: %s is raw; only VHDX files are compacted\n",
-		        argv[1]);
+			argv[1]);
 		return CLI_FAIL;
 	}
 	if (vhdx_compact(argv[1], &freed) != 0)
@@ -374,16 +374,16 @@ static int cmd_compact(int argc, char **argv)
 }
 
 static const struct disk_cmd cmds[] = {
-        {"create",
-         "FILE --size SIZE [--type dynamic|fixed|differencing] [--parent FILE]\n"
-         "                  [--block-size SIZE] [--sector-size 512|4096] [--format vhdx|raw]",
-         cmd_create},
-        {"info", "FILE [--json]", cmd_info},
-        {"check", "FILE", cmd_check},
-        {"convert", "SRC DST [--format vhdx|raw] [--type dynamic|fixed]", cmd_convert},
-        {"resize", "FILE --size SIZE", cmd_resize},
-        {"merge", "CHILD", cmd_merge},
-        {"compact", "FILE", cmd_compact},
+	{"create",
+	 "FILE --size SIZE [--type dynamic|fixed|differencing] [--parent FILE]\n"
+	 "                  [--block-size SIZE] [--sector-size 512|4096] [--format vhdx|raw]",
+	 cmd_create},
+	{"info", "FILE [--json]", cmd_info},
+	{"check", "FILE", cmd_check},
+	{"convert", "SRC DST [--format vhdx|raw] [--type dynamic|fixed]", cmd_convert},
+	{"resize", "FILE --size SIZE", cmd_resize},
+	{"merge", "CHILD", cmd_merge},
+	{"compact", "FILE", cmd_compact},
 };
 
 static void disk_usage(FILE *f)
@@ -405,7 +405,7 @@ int cli_disk_main(int argc, char **argv)
 
 			if (r == CLI_USAGE)
 				fprintf(stderr, "usage: keel disk %s %s\n", cmds[i].name,
-				        cmds[i].usage);
+					cmds[i].usage);
 			return r;
 		}
 	}

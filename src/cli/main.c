@@ -18,8 +18,10 @@ struct cli_group {
 };
 
 static const struct cli_group groups[] = {
-	{"disk", "virtual disks: create, info, check, convert, resize, merge, compact", cli_disk_main},
-	{"vm", "virtual machines: create, list, show, start, stop, set, delete, log (keeld)", cli_vm_main},
+	{"disk", "virtual disks: create, info, check, convert, resize, merge, compact",
+	 cli_disk_main},
+	{"vm", "virtual machines: create, list, show, start, stop, set, delete, log (keeld)",
+	 cli_vm_main},
 	{"console", "attach to a VM's serial console (keeld)", cli_console_main},
 	{"checkpoint", "a VM's checkpoints: create, list, apply, delete, rename (keeld)",
 	 cli_checkpoint_main},
@@ -51,7 +53,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
 			level = LOG_ERROR;
 		} else if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
-			setenv("KEEL_SOCKET", argv[++i], 1); /* keeld's API socket, for vm and console */
+			setenv("KEEL_SOCKET", argv[++i],
+			       1); /* keeld's API socket, for vm and console */
 		} else if (!strncmp(argv[i], "--socket=", 9)) {
 			setenv("KEEL_SOCKET", argv[i] + 9, 1);
 		} else {

@@ -41,7 +41,7 @@ static int op_begin(struct op *op, struct ckpt_ctx *ctx, const struct vm_def *de
 	ret = store_ckpt_load(ctx->store, def->uuid, &op->t);
 	if (ret) {
 		error_set(err, errlen, "cannot read the checkpoints of VM '%s' from the store",
-		       def->name);
+			  def->name);
 		return ret;
 	}
 	ret = vmdef_copy(&op->nd, def);
@@ -88,8 +88,9 @@ static int need_off(struct op *op, const char *verb, char *err, size_t errlen)
 	case VM_PAUSED:
 		return 0;
 	default:
-		error_set(err, errlen, "cannot %s VM '%s': it is %s; wait until it is running or off",
-		       verb, op->def->name, sup_state_name(op->st.state));
+		error_set(err, errlen,
+			  "cannot %s VM '%s': it is %s; wait until it is running or off", verb,
+			  op->def->name, sup_state_name(op->st.state));
 		return -EBUSY;
 	}
 }
@@ -101,20 +102,20 @@ static int check_name(const struct ckpt_tree *t, const char *name, const char *v
 
 	if (len == 0 || len > CKPT_NAME_MAX) {
 		error_set(err, errlen, "a checkpoint name must have 1 to %d characters",
-		       CKPT_NAME_MAX);
+			  CKPT_NAME_MAX);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f || name[i] == '/') {
-			error_set(err, errlen, "checkpoint name '%s' has a '/' or a control character",
-			       name);
+			error_set(err, errlen,
+				  "checkpoint name '%s' has a '/' or a control character", name);
 			return -EINVAL;
 		}
 	}
 	for (size_t i = 0; i < t->n; i++) {
 		if (!t->v[i].hidden && !strcmp(t->v[i].name, name)) {
 			error_set(err, errlen, "VM '%s' already has a checkpoint named '%s'", vm,
-			       name);
+				  name);
 			return -EEXIST;
 		}
 	}
@@ -133,18 +134,18 @@ static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 				DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
 		if (ret) {
 			error_set(err, errlen, "cannot open disk %s of VM '%s': %s",
-			       def->disks[i].path, def->name, strerror(-ret));
+				  def->disks[i].path, def->name, strerror(-ret));
 			return ret == -ENOENT ? -EINVAL : ret;
 		}
 		raw = d->ops != &vhdx_ops;
 		disk_close(d);
 		if (raw) {
 			error_set(err, errlen,
-			       "disk %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
-			       "convert it with 'keel disk convert %s NEW.vhdx' and give the VM "
-			       "the "
-			       "new file (keel vm set --disk)",
-			       def->disks[i].path, def->name, def->disks[i].path);
+				  "disk %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
+				  "convert it with 'keel disk convert %s NEW.vhdx' and give the VM "
+				  "the "
+				  "new file (keel vm set --disk)",
+				  def->disks[i].path, def->name, def->disks[i].path);
 			return -EMEDIUMTYPE;
 		}
 	}
@@ -194,7 +195,7 @@ static int make_children(char *const *files, unsigned n, char **out, char *err, 
 			ret = disk_create(path, &o);
 		if (ret) {
 			error_set(err, errlen, "cannot create a differencing disk for %s: %s",
-			       files[made], strerror(-ret));
+				  files[made], strerror(-ret));
 			break;
 		}
 		out[made] = strdup(path);
@@ -277,8 +278,8 @@ static int keep_saved_state(struct op *op, const char *id, char *err, size_t err
 	return 0;
 fail:
 	ret = -errno;
-	error_set(err, errlen, "cannot keep the saved state of VM '%s' in %s: %s", op->def->name, dir,
-	       strerror(errno));
+	error_set(err, errlen, "cannot keep the saved state of VM '%s' in %s: %s", op->def->name,
+		  dir, strerror(errno));
 	return ret;
 }
 
@@ -360,8 +361,9 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		goto out;
 	running = is_running(&op);
 	if (ckpt_tree_visible(&op.t) >= CKPT_MAX || op.t.n >= CKPT_MAX_ALL) {
-		error_set(err, errlen, "VM '%s' has %u checkpoints, the most it may have; delete some",
-		       def->name, ckpt_tree_visible(&op.t));
+		error_set(err, errlen,
+			  "VM '%s' has %u checkpoints, the most it may have; delete some",
+			  def->name, ckpt_tree_visible(&op.t));
 		ret = -EBUSY;
 		goto out;
 	}
@@ -587,9 +589,9 @@ static int check_parent(const char *child, const char *parent, char *err, size_t
 	if (!info.has_parent || !realpath(info.parent_path, a) || !realpath(parent, b) ||
 	    strcmp(a, b)) {
 		error_set(err, errlen,
-		       "disk %s is not a differencing child of %s: the checkpoint files were "
-		       "changed outside keel",
-		       child, parent);
+			  "disk %s is not a differencing child of %s: the checkpoint files were "
+			  "changed outside keel",
+			  child, parent);
 		return -EIO;
 	}
 	return 0;
@@ -635,7 +637,7 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 		ret = vhdx_merge(kpath, merged, sizeof(merged));
 		if (ret) {
 			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
-			       strerror(-ret));
+				  strerror(-ret));
 			return ret;
 		}
 		/* kpath is gone; whatever was its child now reads x's file, which holds it. */
@@ -649,7 +651,7 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 				ret = vhdx_relink(op->nd.disks[d].path, x->disks[d]);
 			if (ret) {
 				error_set(err, errlen, "cannot point the children of %s at %s: %s",
-				       kpath, x->disks[d], strerror(-ret));
+					  kpath, x->disks[d], strerror(-ret));
 				return ret;
 			}
 			free(k->disks[d]);
@@ -841,9 +843,9 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 		goto out;
 	if (c->ndisks != def->ndisks) {
 		error_set(err, errlen,
-		       "checkpoint '%s' has %u disks and VM '%s' now has %u: give the VM its "
-		       "disks back first",
-		       c->name, c->ndisks, def->name, def->ndisks);
+			  "checkpoint '%s' has %u disks and VM '%s' now has %u: give the VM its "
+			  "disks back first",
+			  c->name, c->ndisks, def->name, def->ndisks);
 		ret = -EBUSY;
 		goto out;
 	}
@@ -856,7 +858,7 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 		snprintf(f, sizeof(f), "%s/memory", dir);
 		if (access(f, R_OK) < 0) {
 			error_set(err, errlen, "the saved state of checkpoint '%s' is missing: %s",
-			       c->name, strerror(errno));
+				  c->name, strerror(errno));
 			ret = -EIO;
 			goto out;
 		}

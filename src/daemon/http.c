@@ -82,7 +82,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		api_error_reply(&reply, 413, "PayloadTooLarge", msg);
 	} else {
 		/* MHD splits the query off the URL: give the API its one known argument back. */
-		const char *subtree = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subtree");
+		const char *subtree =
+			MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subtree");
 		char *full = NULL;
 
 		if (subtree && asprintf(&full, "%s?subtree=%s", url, subtree) < 0)

@@ -53,7 +53,8 @@ static void usage(FILE *f)
 		"keel's management service: VM definitions, workers and the REST API.\n"
 		"  --state-dir DIR      store and per-VM files (default %s, or $KEEL_STATE_DIR)\n"
 		"  --socket PATH        API socket (default %s, or $KEEL_SOCKET)\n"
-		"  --vmm PATH           the keel-vmm binary (default: next to keeld, or $KEEL_VMM)\n"
+		"  --vmm PATH           the keel-vmm binary (default: next to keeld, or "
+		"$KEEL_VMM)\n"
 		"  --stop-timeout SEC   graceful stop timeout when a request gives none (60)\n"
 		"  --start-timeout SEC  keel-vmm start to control socket ready (60)\n"
 		"  --debug              log every request\n",

@@ -137,14 +137,15 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
 		error_set(err, errlen, "cannot open store %s: %s", path,
-		       st->db ? sqlite3_errmsg(st->db) : "out of memory");
+			  st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		ret = -EIO;
 		goto out;
 	}
 	sqlite3_busy_timeout(st->db, 5000);
 	if (exec_sql(st, "PRAGMA foreign_keys=ON") || exec_sql(st, "PRAGMA journal_mode=WAL") ||
 	    exec_sql(st, "PRAGMA synchronous=FULL")) {
-		error_set(err, errlen, "cannot configure store %s: %s", path, sqlite3_errmsg(st->db));
+		error_set(err, errlen, "cannot configure store %s: %s", path,
+			  sqlite3_errmsg(st->db));
 		ret = -EIO;
 		goto out;
 	}
@@ -156,9 +157,9 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	sqlite3_finalize(stmt);
 	if (version > STORE_SCHEMA_VERSION) {
 		error_set(err, errlen,
-		       "store %s has schema version %d, newer than this keeld's %d: use a newer "
-		       "keeld",
-		       path, version, STORE_SCHEMA_VERSION);
+			  "store %s has schema version %d, newer than this keeld's %d: use a newer "
+			  "keeld",
+			  path, version, STORE_SCHEMA_VERSION);
 		ret = -EPROTO;
 		goto out;
 	}
@@ -170,7 +171,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
-		       sqlite3_errmsg(st->db));
+			  sqlite3_errmsg(st->db));
 out:
 	if (ret) {
 		sqlite3_close(st->db);
@@ -206,7 +207,7 @@ static int constraint_error(struct store *st, const struct vm_def *def, char *er
 		error_set(err, errlen, "a VM named '%s' already exists", def->name);
 	else if (strstr(msg, "nics.mac"))
 		error_set(err, errlen, "a MAC address of VM '%s' is already used by another VM",
-		       def->name);
+			  def->name);
 	else if (strstr(msg, "vms.uuid"))
 		error_set(err, errlen, "a VM with id %s already exists", def->uuid);
 	else
@@ -347,7 +348,7 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 	}
 	if (sqlite3_changes(st->db) != 1) {
 		error_set(err, errlen, "VM '%s' was changed or deleted by another request; retry",
-		       def->name);
+			  def->name);
 		ret = -ESTALE;
 		goto out;
 	}
@@ -448,7 +449,7 @@ static const char *stop_name(unsigned a)
 }
 
 #define VM_COLUMNS                                                                                 \
-	"uuid, name, version, revision, created, cpus, memory, kernel, initrd, cmdline, notes, "  \
+	"uuid, name, version, revision, created, cpus, memory, kernel, initrd, cmdline, notes, "   \
 	"start_action, stop_action"
 
 /* Fill def from a row of VM_COLUMNS, then read its disks and NICs. */

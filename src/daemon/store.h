@@ -21,8 +21,9 @@ struct store_rt {
 	char state[16];	  /* last state name: "Off", "Running", "Crashed", ... */
 	char reason[256]; /* why the VM is in that state; "" when nothing to say */
 	pid_t pid;	  /* the worker, 0 when none */
-	uint64_t starttime; /* the worker's start time (/proc/PID/stat field 22): guards pid reuse */
-	bool was_running;   /* the VM was running when last seen (AutomaticStartAction) */
+	uint64_t
+		starttime; /* the worker's start time (/proc/PID/stat field 22): guards pid reuse */
+	bool was_running;  /* the VM was running when last seen (AutomaticStartAction) */
 };
 
 /* Open (creating if needed) the database at path. Returns 0 or -errno; err says why. */

@@ -25,7 +25,7 @@
 #define SUP_CTL_TIMEOUT_MS  3000
 #define SUP_SAVE_TIMEOUT_MS 600000  /* writing guest RAM: up to 10 minutes */
 #define SUP_SAVED_DIR	    "saved" /* in the VM's directory: keel-vmm's save (state, memory) */
-#define SUP_QUIT_TIMEOUT_MS 5000 /* quit, then SIGKILL */
+#define SUP_QUIT_TIMEOUT_MS 5000    /* quit, then SIGKILL */
 #define SUP_LOG_ROTATE	    (4 << 20)
 #define SUP_SOCK_MAX	    107 /* sizeof(sun_path) - 1 */
 
@@ -639,7 +639,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	if (!vm)
 		return -ENOMEM;
 	if (has_worker(vm)) {
-		error_set(err, errlen, "VM '%s' is already %s", def->name, sup_state_name(vm->state));
+		error_set(err, errlen, "VM '%s' is already %s", def->name,
+			  sup_state_name(vm->state));
 		return -EBUSY;
 	}
 	if (vm_path(sup, def->uuid, NULL, dir, sizeof(dir)) ||
@@ -648,16 +649,17 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    vm_path(sup, def->uuid, "status.json", status, sizeof(status)) ||
 	    vm_path(sup, def->uuid, "worker.log", log, sizeof(log)) || strlen(ctl) > SUP_SOCK_MAX ||
 	    strlen(serial) > SUP_SOCK_MAX) {
-		error_set(err, errlen,
-		       "the state directory %s is too long for the VM's socket paths (at most %d "
-		       "bytes); use a shorter --state-dir",
-		       sup->cfg.state_dir, SUP_SOCK_MAX);
+		error_set(
+			err, errlen,
+			"the state directory %s is too long for the VM's socket paths (at most %d "
+			"bytes); use a shorter --state-dir",
+			sup->cfg.state_dir, SUP_SOCK_MAX);
 		return -ENAMETOOLONG;
 	}
 	if (access(sup->cfg.vmm_path, X_OK) < 0) {
 		ret = -ENOEXEC;
 		error_set(err, errlen, "cannot start VM '%s': keel-vmm %s: %s", def->name,
-		       sup->cfg.vmm_path, strerror(errno));
+			  sup->cfg.vmm_path, strerror(errno));
 		set_state(sup, vm, VM_OFF, "%s", err);
 		return ret;
 	}
@@ -718,7 +720,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	if (logfd < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
 		ret = -errno;
 		error_set(err, errlen, "cannot start VM '%s': %s: %s", def->name,
-		       logfd < 0 ? log : "pipe", strerror(errno));
+			  logfd < 0 ? log : "pipe", strerror(errno));
 		goto out;
 	}
 	{
@@ -733,7 +735,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	pid = fork();
 	if (pid < 0) {
 		ret = -errno;
-		error_set(err, errlen, "cannot start VM '%s': fork: %s", def->name, strerror(errno));
+		error_set(err, errlen, "cannot start VM '%s': fork: %s", def->name,
+			  strerror(errno));
 		goto out;
 	}
 	if (pid == 0)
@@ -744,7 +747,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	if (read(pipefd[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
 		waitpid(pid, NULL, 0);
 		ret = -ENOEXEC;
-		error_set(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path, strerror(e));
+		error_set(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path,
+			  strerror(e));
 		set_state(sup, vm, VM_OFF, "%s", err);
 		goto out;
 	}
@@ -753,7 +757,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	vm->pidfd = sys_pidfd_open(pid);
 	if (vm->pidfd < 0 || proc_starttime(pid, &vm->starttime)) {
 		ret = -errno;
-		error_set(err, errlen, "cannot watch keel-vmm pid %d: %s", (int)pid, strerror(errno));
+		error_set(err, errlen, "cannot watch keel-vmm pid %d: %s", (int)pid,
+			  strerror(errno));
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		drop_worker(vm);
@@ -801,7 +806,7 @@ static int need_state(struct sup_vm *vm, const char *verb, unsigned mask, const 
 	if (mask & (1u << vm->state))
 		return 0;
 	error_set(err, errlen, "cannot %s VM '%s': it is %s%s", verb, vm->name,
-	       sup_state_name(vm->state), hint);
+		  sup_state_name(vm->state), hint);
 	return -EBUSY;
 }
 
@@ -863,8 +868,9 @@ int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t er
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "turn off", S(VM_STARTING) | S(VM_RUNNING) | S(VM_PAUSED) | S(VM_STOPPING),
-			 "", err, errlen);
+	ret = need_state(vm, "turn off",
+			 S(VM_STARTING) | S(VM_RUNNING) | S(VM_PAUSED) | S(VM_STOPPING), "", err,
+			 errlen);
 	if (ret)
 		return ret;
 	vm->stopping = STOP_TURNOFF;
@@ -1012,7 +1018,8 @@ int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_di
 	    (mkdir(dir, 0750) < 0 && errno != EEXIST) ||
 	    vm_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
 	    (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
-		error_set(err, errlen, "cannot create the saved-state directory of VM '%s'", vm->name);
+		error_set(err, errlen, "cannot create the saved-state directory of VM '%s'",
+			  vm->name);
 		return -EIO;
 	}
 	ret = link_saved(sup, vm, from_dir, "memory", err, errlen);
@@ -1084,8 +1091,8 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 	set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
 	wait_worker_end(sup, vm, SUP_QUIT_TIMEOUT_MS);
 	if (vm->state != VM_SAVED) {
-		error_set(err, errlen, "VM '%s' did not end Saved after its save: %s (%s)", vm->name,
-		       sup_state_name(vm->state), vm->reason);
+		error_set(err, errlen, "VM '%s' did not end Saved after its save: %s (%s)",
+			  vm->name, sup_state_name(vm->state), vm->reason);
 		return -EIO;
 	}
 	return 0;

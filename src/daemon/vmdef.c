@@ -19,8 +19,8 @@ static const char *const stop_action_names[] = {"turn-off", "shut-down", "save"}
 
 /* Fields the API shows but never takes from a client. */
 static const char *const readonly_fields[] = {
-	"id", "created", "version", "revision", "state", "state_reason", "pid", "console_socket",
-	"parent_checkpoint",
+	"id",		"created", "version",	     "revision",	  "state",
+	"state_reason", "pid",	   "console_socket", "parent_checkpoint",
 };
 
 void vmdef_init(struct vm_def *def)
@@ -253,8 +253,8 @@ static int get_int(json_object *v, const char *field, int64_t min, int64_t max, 
 	x = json_object_get_int64(v);
 	/* json-c saturates out-of-range numbers at INT64_MIN/MAX and sets errno. */
 	if (errno == ERANGE || x < min || x > max) {
-		error_set(err, errlen, "field '%s' must be between %" PRId64 " and %" PRId64, field, min,
-		       max);
+		error_set(err, errlen, "field '%s' must be between %" PRId64 " and %" PRId64, field,
+			  min, max);
 		return -EINVAL;
 	}
 	*out = x;
@@ -275,8 +275,8 @@ static int get_enum(json_object *v, const char *field, const char *const *names,
 		}
 	}
 	error_set(err, errlen, "field '%s' must be one of %s%s%s%s%s, not '%s'", field, names[0],
-	       n > 1 ? ", " : "", n > 1 ? names[1] : "", n > 2 ? ", " : "", n > 2 ? names[2] : "",
-	       s);
+		  n > 1 ? ", " : "", n > 1 ? names[1] : "", n > 2 ? ", " : "",
+		  n > 2 ? names[2] : "", s);
 	return -EINVAL;
 }
 
@@ -312,14 +312,15 @@ static int parse_disks(struct vm_def *def, json_object *v, char *err, size_t err
 		json_object_object_foreach(d, key, val)
 		{
 			if (!strcmp(key, "path")) {
-				ret = get_path(val, "disks[].path", false, &disk->path, err, errlen);
+				ret = get_path(val, "disks[].path", false, &disk->path, err,
+					       errlen);
 				if (ret)
 					return ret;
 				have_path = true;
 			} else if (!strcmp(key, "readonly")) {
 				if (!json_object_is_type(val, json_type_boolean)) {
-					error_set(err, errlen, "disks[%zu].readonly must be true or false",
-					       i);
+					error_set(err, errlen,
+						  "disks[%zu].readonly must be true or false", i);
 					return -EINVAL;
 				}
 				disk->readonly = json_object_get_boolean(val);
@@ -350,7 +351,7 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 	n = json_object_array_length(v);
 	if (n > VMDEF_MAX_NICS) {
 		error_set(err, errlen, "a VM has at most %d network adapters, not %zu",
-		       VMDEF_MAX_NICS, n);
+			  VMDEF_MAX_NICS, n);
 		return -EINVAL;
 	}
 	memcpy(old, def->nics, sizeof(old));
@@ -372,10 +373,12 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 				if (!s)
 					return -EINVAL;
 				if (!tap_ok(s)) {
-					error_set(err, errlen,
-					       "nets[%zu].tap '%s' is not a valid interface name "
-					       "(1 to %d characters, no spaces, '/', ':', ',' or '=')",
-					       i, s, VMDEF_TAP_MAX);
+					error_set(
+						err, errlen,
+						"nets[%zu].tap '%s' is not a valid interface name "
+						"(1 to %d characters, no spaces, '/', ':', ',' or "
+						"'=')",
+						i, s, VMDEF_TAP_MAX);
 					return -EINVAL;
 				}
 				strcpy(nic->tap, s);
@@ -385,17 +388,18 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 					return -EINVAL;
 				if (!vmdef_mac_ok(s)) {
 					error_set(err, errlen,
-					       "nets[%zu].mac '%s' is not a unicast MAC address "
-					       "(xx:xx:xx:xx:xx:xx, first byte even)",
-					       i, s);
+						  "nets[%zu].mac '%s' is not a unicast MAC address "
+						  "(xx:xx:xx:xx:xx:xx, first byte even)",
+						  i, s);
 					return -EINVAL;
 				}
 				strcpy(nic->mac, s);
 			} else if (!strcmp(key, "switch")) {
 				error_set(err, errlen,
-				       "nets[%zu]: virtual switches are not available in this keeld; "
-				       "connect the adapter to a tap device with 'tap'",
-				       i);
+					  "nets[%zu]: virtual switches are not available in this "
+					  "keeld; "
+					  "connect the adapter to a tap device with 'tap'",
+					  i);
 				return -EINVAL;
 			} else {
 				error_set(err, errlen, "unknown field '%s' in nets[%zu]", key, i);
@@ -452,9 +456,10 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val, ch
 			return -EINVAL;
 		if (!vmdef_name_ok(s)) {
 			error_set(err, errlen,
-			       "invalid VM name '%s': use 1 to %d letters, digits, '.', '_' or '-', "
-			       "not starting with '.' or '-'",
-			       s, VMDEF_NAME_MAX);
+				  "invalid VM name '%s': use 1 to %d letters, digits, '.', '_' or "
+				  "'-', "
+				  "not starting with '.' or '-'",
+				  s, VMDEF_NAME_MAX);
 			return -EINVAL;
 		}
 		strcpy(def->name, s);
@@ -467,12 +472,13 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val, ch
 		return ret;
 	}
 	if (!strcmp(key, "memory")) {
-		ret = get_int(val, "memory", (int64_t)VMDEF_MEM_MIN, (int64_t)VMDEF_MEM_MAX, &x, err,
-			      errlen);
+		ret = get_int(val, "memory", (int64_t)VMDEF_MEM_MIN, (int64_t)VMDEF_MEM_MAX, &x,
+			      err, errlen);
 		if (ret)
 			return ret;
 		if (x % (1 << 20)) {
-			error_set(err, errlen, "field 'memory' must be a multiple of 1 MiB (1048576)");
+			error_set(err, errlen,
+				  "field 'memory' must be a multiple of 1 MiB (1048576)");
 			return -EINVAL;
 		}
 		def->memory = (uint64_t)x;
@@ -543,7 +549,7 @@ static int check_file(const char *what, const char *path, bool allow_blk, bool n
 	}
 	if (!S_ISREG(st.st_mode) && !(allow_blk && S_ISBLK(st.st_mode))) {
 		error_set(err, errlen, "%s %s is not a regular file%s", what, path,
-		       allow_blk ? " or block device" : "");
+			  allow_blk ? " or block device" : "");
 		return -EINVAL;
 	}
 	if (access(path, need_write ? R_OK | W_OK : R_OK) < 0) {
@@ -560,9 +566,10 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (!def->kernel) {
-		error_set(err, errlen, "VM '%s' needs a 'kernel' (direct boot is the only boot "
-				    "method for now)",
-		       def->name);
+		error_set(err, errlen,
+			  "VM '%s' needs a 'kernel' (direct boot is the only boot "
+			  "method for now)",
+			  def->name);
 		return -EINVAL;
 	}
 	if (check_file("kernel", def->kernel, false, false, err, errlen))
@@ -575,7 +582,8 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 			return -EINVAL;
 		for (unsigned j = 0; j < i; j++) {
 			if (!strcmp(def->disks[i].path, def->disks[j].path)) {
-				error_set(err, errlen, "disk %s is attached twice", def->disks[i].path);
+				error_set(err, errlen, "disk %s is attached twice",
+					  def->disks[i].path);
 				return -EINVAL;
 			}
 		}
@@ -584,12 +592,12 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 		for (unsigned j = 0; j < i; j++) {
 			if (!strcmp(def->nics[i].tap, def->nics[j].tap)) {
 				error_set(err, errlen, "tap %s is used by two network adapters",
-				       def->nics[i].tap);
+					  def->nics[i].tap);
 				return -EINVAL;
 			}
 			if (def->nics[i].mac[0] && !strcmp(def->nics[i].mac, def->nics[j].mac)) {
 				error_set(err, errlen, "MAC %s is given to two network adapters",
-				       def->nics[i].mac);
+					  def->nics[i].mac);
 				return -EINVAL;
 			}
 		}
@@ -612,7 +620,8 @@ const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b)
 	if (a->nnics != b->nnics)
 		return "nets";
 	for (unsigned i = 0; i < a->nnics; i++)
-		if (strcmp(a->nics[i].tap, b->nics[i].tap) || strcmp(a->nics[i].mac, b->nics[i].mac))
+		if (strcmp(a->nics[i].tap, b->nics[i].tap) ||
+		    strcmp(a->nics[i].mac, b->nics[i].mac))
 			return "nets";
 	return NULL;
 }
@@ -648,11 +657,13 @@ json_object *vmdef_to_json(const struct vm_def *def)
 	json_object_object_add(o, "memory", json_object_new_int64((int64_t)def->memory));
 	json_object_object_add(o, "kernel", str_or_null(def->kernel));
 	json_object_object_add(o, "initrd", str_or_null(def->initrd));
-	json_object_object_add(o, "cmdline", json_object_new_string(def->cmdline ? def->cmdline : ""));
+	json_object_object_add(o, "cmdline",
+			       json_object_new_string(def->cmdline ? def->cmdline : ""));
 	for (unsigned i = 0; i < def->ndisks; i++) {
 		json_object *d = json_object_new_object();
 		json_object_object_add(d, "path", json_object_new_string(def->disks[i].path));
-		json_object_object_add(d, "readonly", json_object_new_boolean(def->disks[i].readonly));
+		json_object_object_add(d, "readonly",
+				       json_object_new_boolean(def->disks[i].readonly));
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);

@@ -13,19 +13,19 @@
 
 #include <json-c/json.h>
 
-#define VMDEF_NAME_MAX	   64
-#define VMDEF_UUID_LEN	   36
-#define VMDEF_MAC_LEN	   17
-#define VMDEF_TAP_MAX	   15 /* IFNAMSIZ - 1 */
-#define VMDEF_MAX_DISKS	   16
-#define VMDEF_MAX_NICS	   8
-#define VMDEF_CPUS_MAX	   255
-#define VMDEF_MEM_MIN	   (4ULL << 20)
-#define VMDEF_MEM_MAX	   (1ULL << 40)
-#define VMDEF_PATH_MAX	   4095
-#define VMDEF_CMDLINE_MAX  4095
-#define VMDEF_NOTES_MAX	   4095
-#define VMDEF_DEFAULT_MEM  (512ULL << 20)
+#define VMDEF_NAME_MAX	  64
+#define VMDEF_UUID_LEN	  36
+#define VMDEF_MAC_LEN	  17
+#define VMDEF_TAP_MAX	  15 /* IFNAMSIZ - 1 */
+#define VMDEF_MAX_DISKS	  16
+#define VMDEF_MAX_NICS	  8
+#define VMDEF_CPUS_MAX	  255
+#define VMDEF_MEM_MIN	  (4ULL << 20)
+#define VMDEF_MEM_MAX	  (1ULL << 40)
+#define VMDEF_PATH_MAX	  4095
+#define VMDEF_CMDLINE_MAX 4095
+#define VMDEF_NOTES_MAX	  4095
+#define VMDEF_DEFAULT_MEM (512ULL << 20)
 /* The configuration version this keeld writes: it gates features and only ever goes up. */
 #define VMDEF_CONFIG_VERSION 1
 

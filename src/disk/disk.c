@@ -16,8 +16,8 @@
 
 /* Detection order: specific signatures first, raw last (it matches anything). */
 static const struct disk_ops *const formats[] = {
-        &vhdx_ops,
-        &raw_ops,
+	&vhdx_ops,
+	&raw_ops,
 };
 
 int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
@@ -29,7 +29,7 @@ int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
 
 		if (e == -EWOULDBLOCK) {
 			log_err("%s is in use by another program (%s)", path,
-			        rdonly ? "open for writing" : "open");
+				rdonly ? "open for writing" : "open");
 			return -EBUSY;
 		}
 		/* File systems without flock support: go on unlocked. */
@@ -100,8 +100,8 @@ static int check_range(struct disk *d, uint64_t off, uint64_t len, const char *w
 
 	if (off % 512 || len % 512 || off > size || len > size - off) {
 		log_err("%s: %s of %llu bytes at %llu is unaligned or beyond the disk (%llu bytes)",
-		        d->path, what, (unsigned long long)len, (unsigned long long)off,
-		        (unsigned long long)size);
+			d->path, what, (unsigned long long)len, (unsigned long long)off,
+			(unsigned long long)size);
 		return -EINVAL;
 	}
 	return 0;
@@ -226,7 +226,7 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 		co.block_size = info.block_size;
 	if (co.format == DISK_FORMAT_VHDX && size % (co.logical_sector ? co.logical_sector : 512)) {
 		log_err("cannot convert %s: its size %llu is not a multiple of the sector size",
-		        src, (unsigned long long)size);
+			src, (unsigned long long)size);
 		r = -EINVAL;
 		goto out;
 	}

@@ -29,15 +29,15 @@ enum disk_type { DISK_TYPE_FIXED, DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING };
 /* Do not take the advisory file lock (flock) that keeps two writers apart. */
 #define DISK_OPEN_NOLOCK (1u << 2)
 
-#define DISK_PATH_MAX    4096
+#define DISK_PATH_MAX	 4096
 
 struct disk_info {
 	enum disk_format format;
 	enum disk_type type;
 	uint64_t virtual_size;
-	uint64_t file_size;      /* bytes the file takes, as its length */
+	uint64_t file_size;	 /* bytes the file takes, as its length */
 	uint64_t allocated_size; /* bytes of disk data held in this file */
-	uint32_t block_size;     /* VHDX payload block size; 0 for raw */
+	uint32_t block_size;	 /* VHDX payload block size; 0 for raw */
 	uint32_t logical_sector;
 	uint32_t physical_sector;
 	uint64_t blocks_total; /* payload blocks (VHDX) */
@@ -81,15 +81,15 @@ extern const struct disk_ops vhdx_ops;
 
 /* Opens FILE, detecting the format from its contents. */
 int disk_open(const char *path, unsigned flags, struct disk **out)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* Opens an already open fd (the handle takes ownership and closes it). */
 int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* off and len must be multiples of 512 and inside the disk. */
 int disk_read(struct disk *d, void *buf, uint64_t off, size_t len)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 int disk_write(struct disk *d, const void *buf, uint64_t off, size_t len)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* Makes every completed write durable (data and metadata). */
 int disk_flush(struct disk *d) __attribute__((warn_unused_result));
 /* The range may afterwards read as zeros or as its old contents. */
@@ -106,19 +106,19 @@ enum disk_format disk_format_from_name(const char *path);
 struct disk_create_opts {
 	enum disk_format format;
 	enum disk_type type;
-	uint64_t size;            /* ignored for differencing: the parent's size */
-	uint32_t block_size;      /* 0: default (32 MiB) */
+	uint64_t size;		  /* ignored for differencing: the parent's size */
+	uint32_t block_size;	  /* 0: default (32 MiB) */
 	uint32_t logical_sector;  /* 0: default (512; differencing: the parent's) */
 	uint32_t physical_sector; /* 0: default (4096) */
-	const char *parent;       /* differencing only */
+	const char *parent;	  /* differencing only */
 };
 
 /* Creates a new file; fails if it exists. */
 int disk_create(const char *path, const struct disk_create_opts *o)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /* Copies every sector of src (a whole chain) into a new file dst. */
 int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 #endif

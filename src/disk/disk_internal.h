@@ -10,6 +10,6 @@
  * readers, exclusive for a writer), unless flags has DISK_OPEN_NOLOCK.
  */
 int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 #endif

@@ -9,7 +9,7 @@
 /* Returns 0, -errno, or -ENODATA if the file ends before off + len. */
 int dio_pread(int fd, void *buf, size_t len, uint64_t off) __attribute__((warn_unused_result));
 int dio_pwrite(int fd, const void *buf, size_t len, uint64_t off)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* True if all len bytes are zero. */
 _Bool dio_is_zero(const void *buf, size_t len);
 

@@ -50,7 +50,7 @@ static int raw_open(int fd, const char *path, unsigned flags, struct disk **out)
 	r->size = (uint64_t)st.st_size & ~511ull;
 	if ((uint64_t)st.st_size != r->size)
 		log_warn("%s: size %lld is not a multiple of 512; the last %lld bytes are ignored",
-		         path, (long long)st.st_size, (long long)(st.st_size % 512));
+			 path, (long long)st.st_size, (long long)(st.st_size % 512));
 	*out = &r->base;
 	return 0;
 }
@@ -67,11 +67,11 @@ static int raw_read(struct disk *d, void *buf, uint64_t off, size_t len)
 
 		if (fstat(to_raw(d)->fd, &st) == 0 && (uint64_t)st.st_size > off)
 			r = dio_pread(to_raw(d)->fd, buf, (size_t)((uint64_t)st.st_size - off),
-			              off);
+				      off);
 	}
 	if (r)
 		log_err("cannot read %s at %llu: %s", d->path, (unsigned long long)off,
-		        strerror(-r));
+			strerror(-r));
 	return r;
 }
 
@@ -81,7 +81,7 @@ static int raw_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 
 	if (r)
 		log_err("cannot write %s at %llu: %s", d->path, (unsigned long long)off,
-		        strerror(-r));
+			strerror(-r));
 	return r;
 }
 
@@ -99,14 +99,14 @@ static int raw_flush(struct disk *d)
 static int raw_discard(struct disk *d, uint64_t off, uint64_t len)
 {
 	if (fallocate(to_raw(d)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-	              (off_t)len) < 0) {
+		      (off_t)len) < 0) {
 		/* Discard is advisory: a file system without hole punching keeps the data. */
 		if (errno == EOPNOTSUPP || errno == ENOSYS)
 			return 0;
 		int e = -errno;
 
 		log_err("cannot discard %s at %llu: %s", d->path, (unsigned long long)off,
-		        strerror(-e));
+			strerror(-e));
 		return e;
 	}
 	return 0;
@@ -153,7 +153,7 @@ int raw_create(const char *path, uint64_t size)
 	if (ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0) {
 		r = -errno;
 		log_err("cannot size %s to %llu bytes: %s", path, (unsigned long long)size,
-		        strerror(-r));
+			strerror(-r));
 		unlink(path);
 	}
 	close(fd);
@@ -185,15 +185,15 @@ int raw_resize(const char *path, uint64_t size)
 		}
 		for (uint64_t o = size; o < (uint64_t)st.st_size; o += 1 << 20) {
 			size_t n = (size_t)((uint64_t)st.st_size - o < (1 << 20) ? st.st_size - o
-			                                                         : 1 << 20);
+										 : 1 << 20);
 
 			r = dio_pread(fd, buf, n, o);
 			if (r)
 				goto out;
 			if (!dio_is_zero(buf, n)) {
 				log_err("cannot shrink %s to %llu bytes: data at offset %llu would "
-				        "be lost",
-				        path, (unsigned long long)size, (unsigned long long)o);
+					"be lost",
+					path, (unsigned long long)size, (unsigned long long)o);
 				r = -ENOTEMPTY;
 				goto out;
 			}
@@ -210,14 +210,14 @@ out:
 }
 
 const struct disk_ops raw_ops = {
-        .name = "raw",
-        .probe = raw_probe,
-        .open = raw_open,
-        .read = raw_read,
-        .write = raw_write,
-        .flush = raw_flush,
-        .discard = raw_discard,
-        .size = raw_size,
-        .close = raw_close,
-        .info = raw_info,
+	.name = "raw",
+	.probe = raw_probe,
+	.open = raw_open,
+	.read = raw_read,
+	.write = raw_write,
+	.flush = raw_flush,
+	.discard = raw_discard,
+	.size = raw_size,
+	.close = raw_close,
+	.info = raw_info,
 };

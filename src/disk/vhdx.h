@@ -14,7 +14,7 @@
 #define VHDX_DEFAULT_BLOCK (32u << 20)
 
 int vhdx_create(const char *path, const struct disk_create_opts *o)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /*
  * Checks every structure of the file (and opens its parent chain). Writes one line per
@@ -37,7 +37,7 @@ int vhdx_compact(const char *path, uint64_t *freed) __attribute__((warn_unused_r
  * into the parent, which is flushed; then the child file is deleted.
  */
 int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /*
  * Points differencing disk `child` at `parent` (new paths and the parent's DataWriteGuid)

@@ -14,7 +14,7 @@
 #define BAT_PER_SECTOR (VHDX_LOG_SECTOR / 8)
 
 void vhdx_geometry(uint64_t vsize, uint32_t block_size, uint32_t lsec, bool differencing,
-                   uint64_t *chunk_ratio, uint64_t *payload, uint64_t *bitmaps, uint64_t *entries)
+		   uint64_t *chunk_ratio, uint64_t *payload, uint64_t *bitmaps, uint64_t *entries)
 {
 	uint64_t cr = ((uint64_t)1 << 23) * lsec / block_size;
 	uint64_t p = (vsize + block_size - 1) / block_size;
@@ -42,10 +42,10 @@ int vhdx_bat_load(struct vhdx *v)
 	int r;
 
 	vhdx_geometry(v->vsize, v->block_size, v->lsec, v->has_parent, &v->chunk_ratio,
-	              &v->payload_blocks, &v->bitmap_blocks, &v->bat_entries);
+		      &v->payload_blocks, &v->bitmap_blocks, &v->bat_entries);
 	if (v->bat_entries * 8 > v->bat_len) {
 		log_err("%s: VHDX BAT region holds %llu entries but the disk needs %llu", path,
-		        (unsigned long long)(v->bat_len / 8), (unsigned long long)v->bat_entries);
+			(unsigned long long)(v->bat_len / 8), (unsigned long long)v->bat_entries);
 		return -EINVAL;
 	}
 	r = vhdx_file_size(v, &fsize);
@@ -54,7 +54,7 @@ int vhdx_bat_load(struct vhdx *v)
 	words = vhdx_align_up(v->bat_entries, BAT_PER_SECTOR);
 	if (v->bat_off + words * 8 > fsize) {
 		log_err("%s: VHDX BAT at %llu lies beyond the end of the file (%llu bytes)", path,
-		        (unsigned long long)v->bat_off, (unsigned long long)fsize);
+			(unsigned long long)v->bat_off, (unsigned long long)fsize);
 		return -EINVAL;
 	}
 	v->bat = malloc(words * 8);
@@ -79,7 +79,7 @@ int vhdx_bat_load(struct vhdx *v)
 	/* Validate what I/O relies on: states, and blocks inside the file, clear of metadata. */
 	for (uint64_t i = 0; i < v->bat_entries; i++) {
 		uint64_t e = v->bat[i], state = e & VHDX_BAT_STATE_MASK,
-		         off = e & VHDX_BAT_OFFSET_MASK;
+			 off = e & VHDX_BAT_OFFSET_MASK;
 		bool is_bitmap = (i % (v->chunk_ratio + 1)) == v->chunk_ratio;
 		uint64_t len = is_bitmap ? VHDX_BITMAP_SIZE : v->block_size;
 		bool present;
@@ -87,7 +87,7 @@ int vhdx_bat_load(struct vhdx *v)
 		if (is_bitmap) {
 			if (state != VHDX_SB_NOT_PRESENT && state != VHDX_SB_PRESENT) {
 				log_err("%s: VHDX sector bitmap entry %llu has invalid state %llu",
-				        path, (unsigned long long)i, (unsigned long long)state);
+					path, (unsigned long long)i, (unsigned long long)state);
 				return -EINVAL;
 			}
 			if (state == VHDX_SB_PRESENT && !v->has_parent) {
@@ -100,19 +100,19 @@ int vhdx_bat_load(struct vhdx *v)
 			if (state == 4 ||
 			    (state == VHDX_PAYLOAD_PARTIALLY_PRESENT && !v->has_parent)) {
 				log_err("%s: VHDX BAT entry %llu has invalid state %llu", path,
-				        (unsigned long long)i, (unsigned long long)state);
+					(unsigned long long)i, (unsigned long long)state);
 				return -EINVAL;
 			}
 			present = state == VHDX_PAYLOAD_FULLY_PRESENT ||
-			          state == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+				  state == VHDX_PAYLOAD_PARTIALLY_PRESENT;
 		}
 		if (!present)
 			continue;
 		if (off == 0 || off + len > fsize || in_metadata(v, off, len)) {
 			log_err("%s: VHDX BAT entry %llu points to offset %llu, %s", path,
-			        (unsigned long long)i, (unsigned long long)off,
-			        off + len > fsize ? "beyond the end of the file"
-			                          : "inside the VHDX metadata");
+				(unsigned long long)i, (unsigned long long)off,
+				off + len > fsize ? "beyond the end of the file"
+						  : "inside the VHDX metadata");
 			return -EINVAL;
 		}
 	}
@@ -130,7 +130,7 @@ int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 		int e = -errno;
 
 		log_err("%s: cannot grow the file to %llu bytes: %s", v->base.path,
-		        (unsigned long long)end, strerror(-e));
+			(unsigned long long)end, strerror(-e));
 		return e;
 	}
 	v->file_end = end;

@@ -36,7 +36,7 @@ static int bitmap_get(struct vhdx *v, uint64_t c, uint8_t **bm)
 	r = vhdx_pread(v, v->bitmaps[c], VHDX_BITMAP_SIZE, off);
 	if (r) {
 		log_err("%s: cannot read VHDX sector bitmap %llu: %s", v->base.path,
-		        (unsigned long long)c, strerror(-r));
+			(unsigned long long)c, strerror(-r));
 		free(v->bitmaps[c]);
 		v->bitmaps[c] = NULL;
 		return r == -ENODATA ? -EIO : r;
@@ -91,7 +91,7 @@ int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
 {
 	uint64_t c = sector / SECTORS_PER_BITMAP, i = sector % SECTORS_PER_BITMAP;
 	uint64_t spb = v->block_size / v->lsec,
-	         blk_first = (sector / spb) * spb % SECTORS_PER_BITMAP;
+		 blk_first = (sector / spb) * spb % SECTORS_PER_BITMAP;
 	struct vhdx_log_item items[64];
 	uint8_t *bm, *copy = NULL;
 	uint64_t s0, s1;

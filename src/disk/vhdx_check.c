@@ -42,7 +42,7 @@ static void check_copies(struct vhdx *v, FILE *rep)
 		le32_store(buf + 4, 0);
 		if (memcmp(buf, VHDX_HEADER_SIG, 4) != 0 || crc32c(0, buf, VHDX_HEADER_SIZE) != sum)
 			fprintf(rep, "%s: note: header %d is not valid (the other one is used)\n",
-			        v->base.path, i + 1);
+				v->base.path, i + 1);
 	}
 	for (int i = 0; i < 2; i++) {
 		if (vhdx_pread(v, i ? buf : first, VHDX_REGION_SIZE, roff[i]) != 0)
@@ -64,9 +64,9 @@ static int check_one(struct vhdx *v, FILE *rep, unsigned *errors)
 	check_copies(v, rep);
 	if (v->n_overlay)
 		fprintf(rep,
-		        "%s: note: the log holds %u entr%s not yet applied (replayed in memory; "
-		        "a writable open applies them)\n",
-		        path, v->replayed_entries, v->replayed_entries == 1 ? "y" : "ies");
+			"%s: note: the log holds %u entr%s not yet applied (replayed in memory; "
+			"a writable open applies them)\n",
+			path, v->replayed_entries, v->replayed_entries == 1 ? "y" : "ies");
 	ext = calloc(v->bat_entries + 4, sizeof(*ext));
 	if (!ext)
 		return -ENOMEM;
@@ -84,10 +84,10 @@ static int check_one(struct vhdx *v, FILE *rep, unsigned *errors)
 				continue;
 			if (!v->has_parent) {
 				fprintf(rep,
-				        "%s: error: BAT entry %llu: sector bitmap present in a "
-				        "disk "
-				        "without a parent\n",
-				        path, (unsigned long long)i);
+					"%s: error: BAT entry %llu: sector bitmap present in a "
+					"disk "
+					"without a parent\n",
+					path, (unsigned long long)i);
 				(*errors)++;
 			}
 			ext[n++] = (struct extent){e & VHDX_BAT_OFFSET_MASK, VHDX_BITMAP_SIZE, i};
@@ -99,10 +99,10 @@ static int check_one(struct vhdx *v, FILE *rep, unsigned *errors)
 
 			if ((be & VHDX_BAT_STATE_MASK) != VHDX_SB_PRESENT) {
 				fprintf(rep,
-				        "%s: error: BAT entry %llu: partially present block "
-				        "without "
-				        "a sector bitmap\n",
-				        path, (unsigned long long)i);
+					"%s: error: BAT entry %llu: partially present block "
+					"without "
+					"a sector bitmap\n",
+					path, (unsigned long long)i);
 				(*errors)++;
 			}
 		}
@@ -115,19 +115,19 @@ static int check_one(struct vhdx *v, FILE *rep, unsigned *errors)
 	for (uint64_t i = 1; i < n; i++) {
 		if (ext[i].off < ext[i - 1].off + ext[i - 1].len) {
 			fprintf(rep, "%s: error: %s at %llu overlaps %s at %llu\n", path,
-			        ext[i].idx == UINT64_MAX ? "a metadata region" : "a block",
-			        (unsigned long long)ext[i].off,
-			        ext[i - 1].idx == UINT64_MAX ? "a metadata region" : "a block",
-			        (unsigned long long)ext[i - 1].off);
+				ext[i].idx == UINT64_MAX ? "a metadata region" : "a block",
+				(unsigned long long)ext[i].off,
+				ext[i - 1].idx == UINT64_MAX ? "a metadata region" : "a block",
+				(unsigned long long)ext[i - 1].off);
 			(*errors)++;
 		}
 	}
 	free(ext);
 	fprintf(rep, "%s: %s vhdx, %llu of %llu blocks allocated\n", path,
-	        v->has_parent                                    ? "differencing"
-	        : (v->params_flags & VHDX_PARAM_LEAVE_ALLOCATED) ? "fixed"
-	                                                         : "dynamic",
-	        (unsigned long long)allocated, (unsigned long long)v->payload_blocks);
+		v->has_parent					 ? "differencing"
+		: (v->params_flags & VHDX_PARAM_LEAVE_ALLOCATED) ? "fixed"
+								 : "dynamic",
+		(unsigned long long)allocated, (unsigned long long)v->payload_blocks);
 	return 0;
 }
 
@@ -140,20 +140,20 @@ int vhdx_check(const char *path, FILE *rep)
 	r = disk_open(path, DISK_OPEN_RDONLY, &d);
 	if (r) {
 		fprintf(rep, "%s: error: cannot be opened (%s); see the message above\n", path,
-		        strerror(-r));
+			strerror(-r));
 		return r == -EINVAL || r == -ESTALE || r == -ENOENT ? -EUCLEAN : r;
 	}
 	if (d->ops != &vhdx_ops && disk_format_from_name(path) == DISK_FORMAT_VHDX) {
 		fprintf(rep,
-		        "%s: error: not a VHDX file (no 'vhdxfile' identifier), though its "
-		        "name says so\n",
-		        path);
+			"%s: error: not a VHDX file (no 'vhdxfile' identifier), though its "
+			"name says so\n",
+			path);
 		disk_close(d);
 		return -EUCLEAN;
 	}
 	if (d->ops != &vhdx_ops) {
 		fprintf(rep, "%s: raw image, %llu bytes: nothing to check\n", path,
-		        (unsigned long long)disk_size(d));
+			(unsigned long long)disk_size(d));
 		disk_close(d);
 		return 0;
 	}

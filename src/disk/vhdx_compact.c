@@ -98,9 +98,9 @@ static int move(struct vhdx *v, uint8_t *buf, struct ext *x, uint64_t to)
 static uint64_t place(const struct vhdx *v, uint64_t at, uint64_t len)
 {
 	const uint64_t fixed[4][2] = {{0, VHDX_SECTION_SIZE},
-	                              {v->log_off, v->log_len},
-	                              {v->meta_off, v->meta_len},
-	                              {v->bat_off, v->bat_len}};
+				      {v->log_off, v->log_len},
+				      {v->meta_off, v->meta_len},
+				      {v->bat_off, v->bat_len}};
 	bool moved = true;
 
 	while (moved) {
@@ -128,10 +128,10 @@ static int pack(struct vhdx *v, uint8_t *buf, uint64_t *end)
 		bool is_bitmap = (i % (v->chunk_ratio + 1)) == v->chunk_ratio;
 
 		if (is_bitmap ? s == VHDX_SB_PRESENT
-		              : (s == VHDX_PAYLOAD_FULLY_PRESENT ||
-		                 s == VHDX_PAYLOAD_PARTIALLY_PRESENT))
+			      : (s == VHDX_PAYLOAD_FULLY_PRESENT ||
+				 s == VHDX_PAYLOAD_PARTIALLY_PRESENT))
 			x[n++] = (struct ext){e & VHDX_BAT_OFFSET_MASK,
-			                      is_bitmap ? VHDX_BITMAP_SIZE : v->block_size, i};
+					      is_bitmap ? VHDX_BITMAP_SIZE : v->block_size, i};
 	}
 	qsort(x, n, sizeof(*x), cmp_ext);
 	for (uint64_t i = 0; i < n && r == 0; i++) {
@@ -167,7 +167,7 @@ int vhdx_compact(const char *path, uint64_t *freed)
 	}
 	if ((v->params_flags & VHDX_PARAM_LEAVE_ALLOCATED) && !v->has_parent) {
 		log_err("cannot compact %s: a fixed disk keeps every block (convert it to dynamic)",
-		        path);
+			path);
 		r = -EINVAL;
 		goto out;
 	}

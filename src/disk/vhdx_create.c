@@ -25,7 +25,7 @@ static bool pow2(uint64_t x)
 }
 
 static int write_all(int fd, const struct vhdx_meta_params *mp, const uint8_t *locator,
-                     uint32_t loc_len, bool fixed)
+		     uint32_t loc_len, bool fixed)
 {
 	const uint64_t log_off = VHDX_MiB, meta_off = 2 * VHDX_MiB, bat_off = 3 * VHDX_MiB;
 	uint64_t cr, payload, bitmaps, entries, bat_len, data_off;
@@ -35,7 +35,7 @@ static int write_all(int fd, const struct vhdx_meta_params *mp, const uint8_t *l
 	int r;
 
 	vhdx_geometry(mp->vsize, mp->block_size, mp->lsec, locator != NULL, &cr, &payload, &bitmaps,
-	              &entries);
+		      &entries);
 	bat_len = vhdx_align_up(entries * 8, VHDX_MiB);
 	if (bat_len > UINT32_MAX)
 		return -EFBIG;
@@ -54,9 +54,9 @@ static int write_all(int fd, const struct vhdx_meta_params *mp, const uint8_t *l
 	if (r)
 		goto out;
 	vhdx_header_build(buf + VHDX_HEADER1_OFF, 1, &fw, &dw, &zero, log_off,
-	                  VHDX_LOG_DEFAULT_SIZE);
+			  VHDX_LOG_DEFAULT_SIZE);
 	vhdx_header_build(buf + VHDX_HEADER2_OFF, 2, &fw, &dw, &zero, log_off,
-	                  VHDX_LOG_DEFAULT_SIZE);
+			  VHDX_LOG_DEFAULT_SIZE);
 	vhdx_region_build(buf + VHDX_REGION1_OFF, bat_off, (uint32_t)bat_len, meta_off, VHDX_MiB);
 	vhdx_region_build(buf + VHDX_REGION2_OFF, bat_off, (uint32_t)bat_len, meta_off, VHDX_MiB);
 	r = dio_pwrite(fd, buf, VHDX_SECTION_SIZE, 0);
@@ -78,7 +78,7 @@ static int write_all(int fd, const struct vhdx_meta_params *mp, const uint8_t *l
 	if (fixed)
 		for (uint64_t b = 0; b < payload; b++)
 			le64_store(buf + (b + b / cr) * 8,
-			           (data_off + b * mp->block_size) | VHDX_PAYLOAD_FULLY_PRESENT);
+				   (data_off + b * mp->block_size) | VHDX_PAYLOAD_FULLY_PRESENT);
 	r = dio_pwrite(fd, buf, bat_len, bat_off);
 	if (r)
 		goto out;
@@ -141,16 +141,16 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 			goto out;
 		if (o->size && o->size != pi.virtual_size) {
 			log_err("cannot create %s: a differencing disk has its parent's size "
-			        "(%llu)",
-			        path, (unsigned long long)pi.virtual_size);
+				"(%llu)",
+				path, (unsigned long long)pi.virtual_size);
 			r = -EINVAL;
 			goto out;
 		}
 		if (o->logical_sector && o->logical_sector != pi.logical_sector) {
 			log_err("cannot create %s: a differencing disk has its parent's sector "
-			        "size "
-			        "(%u)",
-			        path, pi.logical_sector);
+				"size "
+				"(%u)",
+				path, pi.logical_sector);
 			r = -EINVAL;
 			goto out;
 		}
@@ -162,7 +162,7 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	if (!pow2(mp.block_size) || mp.block_size < VHDX_MIN_BLOCK ||
 	    mp.block_size > VHDX_MAX_BLOCK) {
 		log_err("cannot create %s: block size must be a power of 2 from 1 MiB to 256 MiB",
-		        path);
+			path);
 		r = -EINVAL;
 		goto out;
 	}
@@ -173,7 +173,7 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	}
 	if (mp.vsize == 0 || mp.vsize % mp.lsec || mp.vsize > VHDX_MAX_SIZE) {
 		log_err("cannot create %s: size must be a non-zero multiple of %u up to 64 TiB",
-		        path, mp.lsec);
+			path, mp.lsec);
 		r = -EINVAL;
 		goto out;
 	}
@@ -189,11 +189,11 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	if (diff) {
 		loc = malloc(VHDX_MiB / 2);
 		r = loc ? vhdx_locator_build(path, o->parent, &to_vhdx(parent)->data_write, loc,
-		                             VHDX_MiB / 2, &loc_len)
-		        : -ENOMEM;
+					     VHDX_MiB / 2, &loc_len)
+			: -ENOMEM;
 		if (r) {
 			log_err("cannot create %s: cannot record parent %s: %s", path, o->parent,
-			        strerror(-r));
+				strerror(-r));
 			goto fail;
 		}
 	}

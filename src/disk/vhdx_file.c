@@ -69,7 +69,7 @@ int vhdx_sync(struct vhdx *v)
 	cur = __atomic_load_n(&v->durable_size, __ATOMIC_ACQUIRE);
 	while (sized && (uint64_t)st.st_size > cur &&
 	       !__atomic_compare_exchange_n(&v->durable_size, &cur, (uint64_t)st.st_size, false,
-	                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		;
 	return 0;
 }

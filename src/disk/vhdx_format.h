@@ -25,11 +25,11 @@
 #define VHDX_HEADER_SIZE   4096
 #define VHDX_REGION_SIZE   (64 * VHDX_KiB)
 #define VHDX_SECTION_SIZE  VHDX_MiB
-#define VHDX_ALIGN         VHDX_MiB
+#define VHDX_ALIGN	   VHDX_MiB
 
-#define VHDX_FILE_SIG      "vhdxfile"
-#define VHDX_HEADER_SIG    "head"
-#define VHDX_REGION_SIG    "regi"
+#define VHDX_FILE_SIG	   "vhdxfile"
+#define VHDX_HEADER_SIG	   "head"
+#define VHDX_REGION_SIG	   "regi"
 #define VHDX_METADATA_SIG  "metadata"
 #define VHDX_LOG_ENTRY_SIG "loge"
 #define VHDX_LOG_ZERO_SIG  "zero"
@@ -38,7 +38,7 @@
 
 /* Header fields. */
 #define VHDX_HDR_CHECKSUM    4
-#define VHDX_HDR_SEQ         8
+#define VHDX_HDR_SEQ	     8
 #define VHDX_HDR_FILE_WRITE  16
 #define VHDX_HDR_DATA_WRITE  32
 #define VHDX_HDR_LOG_GUID    48
@@ -49,8 +49,8 @@
 
 /* Region table. */
 #define VHDX_REGION_MAX_ENTRIES 2047
-#define VHDX_REGION_HDR_SIZE    16
-#define VHDX_REGION_ENTRY_SIZE  32
+#define VHDX_REGION_HDR_SIZE	16
+#define VHDX_REGION_ENTRY_SIZE	32
 
 /* Metadata region. */
 #define VHDX_META_TABLE_SIZE  (64 * VHDX_KiB)
@@ -64,12 +64,12 @@
 
 /* File parameters flags. */
 #define VHDX_PARAM_LEAVE_ALLOCATED (1u << 0)
-#define VHDX_PARAM_HAS_PARENT      (1u << 1)
+#define VHDX_PARAM_HAS_PARENT	   (1u << 1)
 
 /* Limits. */
-#define VHDX_MIN_BLOCK   VHDX_MiB
-#define VHDX_MAX_BLOCK   (256 * VHDX_MiB)
-#define VHDX_MAX_SIZE    (64 * VHDX_TiB)
+#define VHDX_MIN_BLOCK	 VHDX_MiB
+#define VHDX_MAX_BLOCK	 (256 * VHDX_MiB)
+#define VHDX_MAX_SIZE	 (64 * VHDX_TiB)
 #define VHDX_BITMAP_SIZE VHDX_MiB /* one sector bitmap block covers 2^23 sectors */
 
 /* BAT entry. */
@@ -88,7 +88,7 @@ enum vhdx_block_state {
 };
 
 /* Log. */
-#define VHDX_LOG_SECTOR       4096
+#define VHDX_LOG_SECTOR	      4096
 #define VHDX_LOG_HDR_SIZE     64
 #define VHDX_LOG_DESC_SIZE    32
 #define VHDX_LOG_DATA_PAYLOAD 4084
@@ -96,7 +96,7 @@ enum vhdx_block_state {
 #define VHDX_LOG_MAX_SIZE     (256 * VHDX_MiB) /* bigger logs are refused as implausible */
 
 /* Parent locator. */
-#define VHDX_LOCATOR_HDR_SIZE   20
+#define VHDX_LOCATOR_HDR_SIZE	20
 #define VHDX_LOCATOR_ENTRY_SIZE 12
 
 /* Well-known GUIDs, in on-disk byte order. */
@@ -104,8 +104,8 @@ enum vhdx_block_state {
 	{                                                                                          \
 		{                                                                                  \
 			(d1) & 0xff, ((d1) >> 8) & 0xff, ((d1) >> 16) & 0xff, ((d1) >> 24) & 0xff, \
-			        (d2)&0xff, ((d2) >> 8) & 0xff, (d3)&0xff, ((d3) >> 8) & 0xff, b0,  \
-			        b1, b2, b3, b4, b5, b6, b7                                         \
+				(d2)&0xff, ((d2) >> 8) & 0xff, (d3)&0xff, ((d3) >> 8) & 0xff, b0,  \
+				b1, b2, b3, b4, b5, b6, b7                                         \
 		}                                                                                  \
 	}
 

@@ -14,8 +14,8 @@
 static const uint64_t slot_off[2] = {VHDX_HEADER1_OFF, VHDX_HEADER2_OFF};
 
 void vhdx_header_build(uint8_t *buf, uint64_t seq, const struct uuid *file_write,
-                       const struct uuid *data_write, const struct uuid *log_guid, uint64_t log_off,
-                       uint32_t log_len)
+		       const struct uuid *data_write, const struct uuid *log_guid, uint64_t log_off,
+		       uint32_t log_len)
 {
 	memset(buf, 0, VHDX_HEADER_SIZE);
 	memcpy(buf, VHDX_HEADER_SIG, 4);
@@ -71,14 +71,14 @@ int vhdx_header_load(struct vhdx *v)
 		}
 		if (r) {
 			log_err("%s: cannot read VHDX header %d: %s", v->base.path, i + 1,
-			        strerror(-r));
+				strerror(-r));
 			return r;
 		}
 		why[i] = header_invalid(h[i]);
 	}
 	if (why[0] && why[1]) {
 		log_err("%s: both VHDX headers are invalid (header 1: %s; header 2: %s)",
-		        v->base.path, why[0], why[1]);
+			v->base.path, why[0], why[1]);
 		return -EINVAL;
 	}
 	if (why[0])
@@ -90,7 +90,7 @@ int vhdx_header_load(struct vhdx *v)
 
 		if (s0 == s1 && memcmp(h[0], h[1], VHDX_HEADER_SIZE) != 0) {
 			log_err("%s: both VHDX headers have sequence number %llu but differ",
-			        v->base.path, (unsigned long long)s0);
+				v->base.path, (unsigned long long)s0);
 			return -EINVAL;
 		}
 		cur = s1 > s0 ? 1 : 0;
@@ -107,10 +107,10 @@ int vhdx_header_load(struct vhdx *v)
 	if (v->log_len % VHDX_MiB || v->log_off % VHDX_MiB || v->log_off < VHDX_SECTION_SIZE ||
 	    v->log_len > VHDX_LOG_MAX_SIZE || v->log_off > VHDX_MAX_SIZE * 2) {
 		log_err("%s: VHDX log at offset %llu, length %u is misplaced (need 1 MiB "
-		        "multiples, "
-		        "after the header section, at most %llu MiB)",
-		        v->base.path, (unsigned long long)v->log_off, v->log_len,
-		        VHDX_LOG_MAX_SIZE / VHDX_MiB);
+			"multiples, "
+			"after the header section, at most %llu MiB)",
+			v->base.path, (unsigned long long)v->log_off, v->log_len,
+			VHDX_LOG_MAX_SIZE / VHDX_MiB);
 		return -EINVAL;
 	}
 	return 0;
@@ -126,13 +126,13 @@ int vhdx_header_update(struct vhdx *v)
 		int slot = 1 - v->cur_slot;
 
 		vhdx_header_build(buf, v->seq + 1, &v->file_write, &v->data_write, &v->log_guid,
-		                  v->log_off, v->log_len);
+				  v->log_off, v->log_len);
 		r = dio_pwrite(v->fd, buf, sizeof(buf), slot_off[slot]);
 		if (r == 0)
 			r = vhdx_sync(v);
 		if (r) {
 			log_err("%s: cannot update VHDX header %d: %s", v->base.path, slot + 1,
-			        strerror(-r));
+				strerror(-r));
 			return r;
 		}
 		v->seq++;

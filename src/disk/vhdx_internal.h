@@ -49,14 +49,14 @@ struct vhdx {
 	pthread_mutex_t lock;
 
 	/* Headers. */
-	int cur_slot;           /* [L] 0: header 1, 1: header 2 */
-	uint64_t seq;           /* [L] current header's sequence number */
+	int cur_slot;		/* [L] 0: header 1, 1: header 2 */
+	uint64_t seq;		/* [L] current header's sequence number */
 	struct uuid file_write; /* [L] */
 	struct uuid data_write; /* [L] */
-	struct uuid log_guid;   /* [L] */
+	struct uuid log_guid;	/* [L] */
 	uint64_t log_off;
 	uint32_t log_len;
-	bool session;          /* [L] a writer session has started (new FileWriteGuid, LogGuid) */
+	bool session;	       /* [L] a writer session has started (new FileWriteGuid, LogGuid) */
 	bool data_changed;     /* [L] DataWriteGuid renewed in this session */
 	bool apply_unsynced;   /* [L] in-place log applies not yet made durable */
 	uint64_t log_seq;      /* [L] last log sequence number written */
@@ -82,7 +82,7 @@ struct vhdx {
 	/* BAT geometry and contents. */
 	uint64_t chunk_ratio;
 	uint64_t payload_blocks, bitmap_blocks, bat_entries;
-	uint64_t *bat;     /* [L] */
+	uint64_t *bat;	   /* [L] */
 	uint8_t **bitmaps; /* [L] per chunk: cached 1 MiB sector bitmap block, or NULL */
 	uint64_t file_end; /* [L] allocation cursor: next free 1 MiB-aligned offset */
 
@@ -104,15 +104,15 @@ static inline uint64_t vhdx_align_up(uint64_t v, uint64_t a)
 
 /* vhdx_file.c: file access honouring the in-memory log replay. */
 int vhdx_pread(struct vhdx *v, void *buf, size_t len, uint64_t off)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 int vhdx_file_size(struct vhdx *v, uint64_t *size) __attribute__((warn_unused_result));
 int vhdx_sync(struct vhdx *v) __attribute__((warn_unused_result));
 
 /* vhdx_header.c */
 int vhdx_header_load(struct vhdx *v) __attribute__((warn_unused_result));
 void vhdx_header_build(uint8_t *buf, uint64_t seq, const struct uuid *file_write,
-                       const struct uuid *data_write, const struct uuid *log_guid, uint64_t log_off,
-                       uint32_t log_len);
+		       const struct uuid *data_write, const struct uuid *log_guid, uint64_t log_off,
+		       uint32_t log_len);
 /* Writes the in-memory header state to both slots (sequence +1, +2), with flushes. [L] */
 int vhdx_header_update(struct vhdx *v) __attribute__((warn_unused_result));
 /*
@@ -126,7 +126,7 @@ int vhdx_session_end(struct vhdx *v) __attribute__((warn_unused_result));
 /* vhdx_region.c */
 int vhdx_region_load(struct vhdx *v) __attribute__((warn_unused_result));
 void vhdx_region_build(uint8_t *buf, uint64_t bat_off, uint32_t bat_len, uint64_t meta_off,
-                       uint32_t meta_len);
+		       uint32_t meta_len);
 
 /* vhdx_meta.c */
 int vhdx_meta_load(struct vhdx *v) __attribute__((warn_unused_result));
@@ -139,14 +139,14 @@ struct vhdx_meta_params {
 };
 /* Fills a metadata region image (VHDX_MiB bytes, zeroed by the caller). */
 int vhdx_meta_build(uint8_t *region, const struct vhdx_meta_params *p)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* Offset within the metadata region of the virtual disk size item. */
 int vhdx_meta_find(struct vhdx *v, const struct uuid *item, uint32_t *off, uint32_t *len)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /* vhdx_bat.c */
 void vhdx_geometry(uint64_t vsize, uint32_t block_size, uint32_t lsec, bool differencing,
-                   uint64_t *chunk_ratio, uint64_t *payload, uint64_t *bitmaps, uint64_t *entries);
+		   uint64_t *chunk_ratio, uint64_t *payload, uint64_t *bitmaps, uint64_t *entries);
 static inline uint64_t vhdx_bat_payload_index(const struct vhdx *v, uint64_t block)
 {
 	return block + block / v->chunk_ratio;
@@ -158,7 +158,7 @@ static inline uint64_t vhdx_bat_bitmap_index(const struct vhdx *v, uint64_t chun
 int vhdx_bat_load(struct vhdx *v) __attribute__((warn_unused_result));
 /* Sets BAT entries idx[i] = val[i] in memory and through one log transaction. [L] */
 int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsigned n)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* Appends a zeroed, 1 MiB-aligned area of len bytes at the end of the file. [L] */
 int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off) __attribute__((warn_unused_result));
 
@@ -167,7 +167,7 @@ int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off) __attribute__((warn_
 int vhdx_log_open(struct vhdx *v) __attribute__((warn_unused_result));
 /* Writes the items through the log as one transaction, then in place. [L] */
 int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned n)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /* How many 4 KiB sectors one transaction can hold in this file's log. */
 unsigned vhdx_log_capacity(const struct vhdx *v);
 void vhdx_log_free_overlay(struct vhdx *v);
@@ -178,36 +178,36 @@ void vhdx_log_free_overlay(struct vhdx *v);
  * following sectors (at most `max`) share that answer? [L]
  */
 int vhdx_bitmap_query(struct vhdx *v, uint64_t sector, uint64_t max, bool *present, uint64_t *run)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /*
  * Marks the logical sectors [sector, sector + count) of one payload block present,
  * allocating the bitmap block if needed. With `reset`, every other sector of that block
  * is marked absent first (a block newly allocated as partially present). [L]
  */
 int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /* vhdx_parent.c */
 int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 void vhdx_locator_free(struct vhdx_locator *loc);
 const char *vhdx_locator_get(const struct vhdx_locator *loc, const char *key);
 /* Encodes a VHDX parent locator for a child at child_path whose parent is parent_path. */
 int vhdx_locator_build(const char *child_path, const char *parent_path,
-                       const struct uuid *parent_data_write, uint8_t *out, uint32_t cap,
-                       uint32_t *len) __attribute__((warn_unused_result));
+		       const struct uuid *parent_data_write, uint8_t *out, uint32_t cap,
+		       uint32_t *len) __attribute__((warn_unused_result));
 int vhdx_parent_open(struct vhdx *v) __attribute__((warn_unused_result));
 
 /* vhdx_io.c: the data path of vhdx_ops. */
 int vhdx_read(struct disk *d, void *buf, uint64_t off, size_t len)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 int vhdx_write(struct disk *d, const void *buf, uint64_t off, size_t len)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 int vhdx_flush(struct disk *d) __attribute__((warn_unused_result));
 int vhdx_discard(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn_unused_result));
 
 /* vhdx_open.c */
 int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, struct disk **out)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 #endif

@@ -39,8 +39,8 @@ static int file_read(struct vhdx *v, uint8_t *buf, uint64_t foff, size_t len)
 
 	if (r) {
 		log_warn_ratelimited(&io_rl, "%s: cannot read at file offset %llu: %s",
-		                     v->base.path, (unsigned long long)foff,
-		                     r == -ENODATA ? "beyond the end of the file" : strerror(-r));
+				     v->base.path, (unsigned long long)foff,
+				     r == -ENODATA ? "beyond the end of the file" : strerror(-r));
 		return r == -ENODATA ? -EIO : r;
 	}
 	return 0;
@@ -66,7 +66,7 @@ static int read_block(struct vhdx *v, uint8_t *buf, uint64_t off, size_t len)
 
 			pthread_mutex_lock(&v->lock);
 			r = vhdx_bitmap_query(v, sector, (off + len - 1) / v->lsec - sector + 1,
-			                      &present, &run);
+					      &present, &run);
 			pthread_mutex_unlock(&v->lock);
 			if (r)
 				break;
@@ -75,8 +75,8 @@ static int read_block(struct vhdx *v, uint8_t *buf, uint64_t off, size_t len)
 				n = len;
 			if (present)
 				r = file_read(v, buf,
-				              (e & VHDX_BAT_OFFSET_MASK) + off % v->block_size,
-				              (size_t)n);
+					      (e & VHDX_BAT_OFFSET_MASK) + off % v->block_size,
+					      (size_t)n);
 			else
 				r = parent_read(v, buf, off, (size_t)n);
 			buf += n;
@@ -157,7 +157,7 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 out:
 	if (r)
 		log_warn_ratelimited(&io_rl, "%s: cannot write at disk offset %llu: %s",
-		                     v->base.path, (unsigned long long)off, strerror(-r));
+				     v->base.path, (unsigned long long)off, strerror(-r));
 	return r;
 }
 
@@ -232,10 +232,10 @@ static void punch(struct vhdx *v, uint64_t off, uint64_t len)
 {
 	/* Best effort: the space is given back to the host file system if it can. */
 	if (fallocate(v->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) <
-	            0 &&
+		    0 &&
 	    errno != EOPNOTSUPP && errno != ENOSYS)
 		log_warn_ratelimited(&io_rl, "%s: cannot punch a hole at %llu: %s", v->base.path,
-		                     (unsigned long long)off, strerror(errno));
+				     (unsigned long long)off, strerror(errno));
 }
 
 int vhdx_discard(struct disk *d, uint64_t off, uint64_t len)
@@ -263,7 +263,7 @@ int vhdx_discard(struct disk *d, uint64_t off, uint64_t len)
 			if (b > a)
 				punch(v, (e & VHDX_BAT_OFFSET_MASK) + a, b - a);
 		} else if (n == v->block_size && (state == VHDX_PAYLOAD_FULLY_PRESENT ||
-		                                  state == VHDX_PAYLOAD_PARTIALLY_PRESENT)) {
+						  state == VHDX_PAYLOAD_PARTIALLY_PRESENT)) {
 			/* Drop the whole block: zeros in a child (never the parent's data). */
 			uint64_t val = v->has_parent ? VHDX_PAYLOAD_ZERO : VHDX_PAYLOAD_NOT_PRESENT;
 

@@ -51,7 +51,7 @@ unsigned vhdx_log_capacity(const struct vhdx *v)
 
 /* Copies the entry at pos (wrapping around the log) into out[len]. */
 static void entry_bytes(const uint8_t *log, uint32_t log_len, uint64_t pos, uint8_t *out,
-                        uint32_t len)
+			uint32_t len)
 {
 	for (uint32_t done = 0; done < len; done += SEC)
 		memcpy(out + done, log + (pos + done) % log_len, SEC);
@@ -59,7 +59,7 @@ static void entry_bytes(const uint8_t *log, uint32_t log_len, uint64_t pos, uint
 
 /* Is a full, consistent entry at pos? Fills *e. buf has room for log_len bytes. */
 static bool entry_valid(const struct vhdx *v, const uint8_t *log, uint64_t pos, struct log_entry *e,
-                        uint8_t *buf)
+			uint8_t *buf)
 {
 	const uint8_t *h = log + pos;
 	uint32_t sum, ndata = 0;
@@ -136,9 +136,9 @@ static int entry_apply(struct vhdx *v, const struct log_entry *e, const uint8_t 
 
 		if (!target_ok(v, foff, len)) {
 			log_err("%s: VHDX log entry %llu writes to offset %llu, inside the headers "
-			        "or "
-			        "the log",
-			        v->base.path, (unsigned long long)e->seq, (unsigned long long)foff);
+				"or "
+				"the log",
+				v->base.path, (unsigned long long)e->seq, (unsigned long long)foff);
 			return -EINVAL;
 		}
 		if (!zero) {
@@ -150,7 +150,7 @@ static int entry_apply(struct vhdx *v, const struct log_entry *e, const uint8_t 
 		}
 		if (v->base.rdonly) {
 			struct vhdx_overlay *o =
-			        realloc(v->overlay, (v->n_overlay + 1) * sizeof(*o));
+				realloc(v->overlay, (v->n_overlay + 1) * sizeof(*o));
 
 			if (!o)
 				return -ENOMEM;
@@ -216,7 +216,7 @@ int vhdx_log_open(struct vhdx *v)
 	r = dio_pread(v->fd, log, v->log_len, v->log_off);
 	if (r) {
 		log_err("%s: cannot read the VHDX log: %s", path,
-		        r == -ENODATA ? "it lies beyond the end of the file" : strerror(-r));
+			r == -ENODATA ? "it lies beyond the end of the file" : strerror(-r));
 		r = r == -ENODATA ? -EINVAL : r;
 		goto out;
 	}
@@ -232,9 +232,9 @@ int vhdx_log_open(struct vhdx *v)
 		if (!entry_valid(v, log, pos, &e, buf) || (seq && e.seq != seq + 1) ||
 		    count >= nsec) {
 			log_err("%s: the VHDX log is corrupt: the sequence from its tail does not "
-			        "reach "
-			        "entry %llu",
-			        path, (unsigned long long)best.seq);
+				"reach "
+				"entry %llu",
+				path, (unsigned long long)best.seq);
 			r = -EINVAL;
 			goto out;
 		}
@@ -246,15 +246,15 @@ int vhdx_log_open(struct vhdx *v)
 	count++;
 	if (best.flushed > fsize) {
 		log_err("%s: the VHDX log says the file was %llu bytes but it is %llu: the file "
-		        "was "
-		        "truncated",
-		        path, (unsigned long long)best.flushed, (unsigned long long)fsize);
+			"was "
+			"truncated",
+			path, (unsigned long long)best.flushed, (unsigned long long)fsize);
 		r = -EINVAL;
 		goto out;
 	}
 	if (best.last > 2 * VHDX_MAX_SIZE) {
 		log_err("%s: the VHDX log names an implausible file size %llu", path,
-		        (unsigned long long)best.last);
+			(unsigned long long)best.last);
 		r = -EINVAL;
 		goto out;
 	}
@@ -274,13 +274,13 @@ int vhdx_log_open(struct vhdx *v)
 	if (v->base.rdonly) {
 		v->overlay_size = best.last > fsize ? best.last : fsize;
 		log_info("%s: replayed %u VHDX log entr%s in memory (open it writable to apply)",
-		         path, count, count == 1 ? "y" : "ies");
+			 path, count, count == 1 ? "y" : "ies");
 		goto out;
 	}
 	if (best.last > fsize && ftruncate(v->fd, (off_t)best.last) < 0) {
 		r = -errno;
 		log_err("%s: cannot extend the file while replaying the log: %s", path,
-		        strerror(-r));
+			strerror(-r));
 		goto out;
 	}
 	r = vhdx_sync(v);

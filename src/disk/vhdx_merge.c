@@ -19,7 +19,7 @@
 
 /* Copies the child's bytes at [off, off+len) (a file offset foff) into the parent. */
 static int copy_range(struct vhdx *c, struct disk *p, uint8_t *buf, uint64_t foff, uint64_t off,
-                      uint64_t len)
+		      uint64_t len)
 {
 	while (len) {
 		size_t n = len < CHUNK ? (size_t)len : CHUNK;
@@ -78,12 +78,12 @@ static int merge_blocks(struct vhdx *c, struct disk *p)
 				bool present;
 
 				r = vhdx_bitmap_query(c, sector, (len - done) / c->lsec, &present,
-				                      &run);
+						      &run);
 				if (r)
 					break;
 				if (present)
 					r = copy_range(c, p, buf, foff + done, off + done,
-					               run * c->lsec);
+						       run * c->lsec);
 				done += run * c->lsec;
 			}
 			break;
@@ -134,8 +134,8 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
 		r = disk_flush(pd);
 	if (r) {
 		log_err("cannot merge %s into %s: %s (the parent may be partly updated; the child "
-		        "is kept)",
-		        child, parent, strerror(-r));
+			"is kept)",
+			child, parent, strerror(-r));
 		goto out;
 	}
 	disk_close(pd);

@@ -16,12 +16,12 @@ struct known_item {
 enum { IT_PARAMS, IT_VSIZE, IT_PAGE83, IT_LSEC, IT_PSEC, IT_LOCATOR, IT_COUNT };
 
 static const struct known_item known[IT_COUNT] = {
-        [IT_PARAMS] = {VHDX_GUID_FILE_PARAMS, 8, VHDX_META_IS_REQUIRED},
-        [IT_VSIZE] = {VHDX_GUID_VDISK_SIZE, 8, VHDX_META_IS_REQUIRED | VHDX_META_IS_VDISK},
-        [IT_PAGE83] = {VHDX_GUID_PAGE83, 16, VHDX_META_IS_REQUIRED | VHDX_META_IS_VDISK},
-        [IT_LSEC] = {VHDX_GUID_LOGICAL_SECTOR, 4, VHDX_META_IS_REQUIRED | VHDX_META_IS_VDISK},
-        [IT_PSEC] = {VHDX_GUID_PHYSICAL_SECTOR, 4, VHDX_META_IS_REQUIRED | VHDX_META_IS_VDISK},
-        [IT_LOCATOR] = {VHDX_GUID_PARENT_LOCATOR, 0, VHDX_META_IS_REQUIRED},
+	[IT_PARAMS] = {VHDX_GUID_FILE_PARAMS, 8, VHDX_META_IS_REQUIRED},
+	[IT_VSIZE] = {VHDX_GUID_VDISK_SIZE, 8, VHDX_META_IS_REQUIRED | VHDX_META_IS_VDISK},
+	[IT_PAGE83] = {VHDX_GUID_PAGE83, 16, VHDX_META_IS_REQUIRED | VHDX_META_IS_VDISK},
+	[IT_LSEC] = {VHDX_GUID_LOGICAL_SECTOR, 4, VHDX_META_IS_REQUIRED | VHDX_META_IS_VDISK},
+	[IT_PSEC] = {VHDX_GUID_PHYSICAL_SECTOR, 4, VHDX_META_IS_REQUIRED | VHDX_META_IS_VDISK},
+	[IT_LOCATOR] = {VHDX_GUID_PARENT_LOCATOR, 0, VHDX_META_IS_REQUIRED},
 };
 
 static bool is_pow2(uint64_t x)
@@ -70,7 +70,7 @@ int vhdx_meta_load(struct vhdx *v)
 	r = vhdx_pread(v, t, VHDX_META_TABLE_SIZE, v->meta_off);
 	if (r) {
 		log_err("%s: cannot read the VHDX metadata table: %s", path,
-		        r == -ENODATA ? "file too short" : strerror(-r));
+			r == -ENODATA ? "file too short" : strerror(-r));
 		r = r == -ENODATA ? -EINVAL : r;
 		goto out;
 	}
@@ -92,7 +92,7 @@ int vhdx_meta_load(struct vhdx *v)
 	for (uint16_t i = 0; i < n; i++) {
 		const uint8_t *e = t + VHDX_META_HDR_SIZE + i * VHDX_META_ENTRY_SIZE;
 		uint32_t off = le32_load(e + 16), len = le32_load(e + 20),
-		         flags = le32_load(e + 24);
+			 flags = le32_load(e + 24);
 		struct uuid id;
 		int k;
 
@@ -101,9 +101,9 @@ int vhdx_meta_load(struct vhdx *v)
 			if (uuid_equal(&id, &known[k].id))
 				break;
 		if (len && (off < VHDX_META_TABLE_SIZE || len > VHDX_META_MAX_ITEM ||
-		            (uint64_t)off + len > v->meta_len)) {
+			    (uint64_t)off + len > v->meta_len)) {
 			log_err("%s: VHDX metadata item %u lies outside the metadata region", path,
-			        i);
+				i);
 			goto out;
 		}
 		if (k == IT_COUNT) {
@@ -112,7 +112,7 @@ int vhdx_meta_load(struct vhdx *v)
 
 				uuid_format(&id, true, s);
 				log_err("%s: VHDX metadata item %s is required but unknown to keel",
-				        path, s);
+					path, s);
 				goto out;
 			}
 			continue;
@@ -129,7 +129,7 @@ int vhdx_meta_load(struct vhdx *v)
 		r = vhdx_pread(v, item, len, v->meta_off + off);
 		if (r) {
 			log_err("%s: cannot read VHDX metadata item %u: %s", path, i,
-			        r == -ENODATA ? "file too short" : strerror(-r));
+				r == -ENODATA ? "file too short" : strerror(-r));
 			r = r == -ENODATA ? -EINVAL : r;
 			goto out;
 		}
@@ -174,23 +174,23 @@ int vhdx_meta_load(struct vhdx *v)
 	if (v->block_size < VHDX_MIN_BLOCK || v->block_size > VHDX_MAX_BLOCK ||
 	    !is_pow2(v->block_size)) {
 		log_err("%s: VHDX block size %u is not a power of 2 from 1 to 256 MiB", path,
-		        v->block_size);
+			v->block_size);
 		goto out;
 	}
 	if ((v->lsec != 512 && v->lsec != 4096) || (v->psec != 512 && v->psec != 4096)) {
 		log_err("%s: VHDX sector sizes %u/%u (logical/physical) are not 512 or 4096", path,
-		        v->lsec, v->psec);
+			v->lsec, v->psec);
 		goto out;
 	}
 	if (v->vsize == 0 || v->vsize > VHDX_MAX_SIZE || v->vsize % v->lsec) {
 		log_err("%s: VHDX virtual size %llu is not a multiple of %u up to 64 TiB", path,
-		        (unsigned long long)v->vsize, v->lsec);
+			(unsigned long long)v->vsize, v->lsec);
 		goto out;
 	}
 	if (v->has_parent != seen[IT_LOCATOR]) {
 		log_err("%s: VHDX %s", path,
-		        v->has_parent ? "differencing disk has no parent locator"
-		                      : "parent locator present on a disk without a parent");
+			v->has_parent ? "differencing disk has no parent locator"
+				      : "parent locator present on a disk without a parent");
 		goto out;
 	}
 	r = 0;

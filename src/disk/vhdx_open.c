@@ -87,7 +87,7 @@ static void vhdx_close(struct disk *d)
 		pthread_mutex_lock(&v->lock);
 		if (vhdx_session_end(v) != 0)
 			log_err("%s: closing without a clean log: the next open replays it",
-			        d->path);
+				d->path);
 		pthread_mutex_unlock(&v->lock);
 	}
 	vhdx_free(v);
@@ -105,9 +105,9 @@ static int vhdx_info(struct disk *d, struct disk_info *out)
 
 	memset(out, 0, sizeof(*out));
 	out->format = DISK_FORMAT_VHDX;
-	out->type = v->has_parent                                    ? DISK_TYPE_DIFFERENCING
-	            : (v->params_flags & VHDX_PARAM_LEAVE_ALLOCATED) ? DISK_TYPE_FIXED
-	                                                             : DISK_TYPE_DYNAMIC;
+	out->type = v->has_parent				     ? DISK_TYPE_DIFFERENCING
+		    : (v->params_flags & VHDX_PARAM_LEAVE_ALLOCATED) ? DISK_TYPE_FIXED
+								     : DISK_TYPE_DYNAMIC;
 	out->virtual_size = v->vsize;
 	if (fstat(v->fd, &st) == 0)
 		out->file_size = (uint64_t)st.st_size;
@@ -146,14 +146,14 @@ static int vhdx_info(struct disk *d, struct disk_info *out)
 }
 
 const struct disk_ops vhdx_ops = {
-        .name = "vhdx",
-        .probe = vhdx_probe,
-        .open = vhdx_open,
-        .read = vhdx_read,
-        .write = vhdx_write,
-        .flush = vhdx_flush,
-        .discard = vhdx_discard,
-        .size = vhdx_size,
-        .close = vhdx_close,
-        .info = vhdx_info,
+	.name = "vhdx",
+	.probe = vhdx_probe,
+	.open = vhdx_open,
+	.read = vhdx_read,
+	.write = vhdx_write,
+	.flush = vhdx_flush,
+	.discard = vhdx_discard,
+	.size = vhdx_size,
+	.close = vhdx_close,
+	.info = vhdx_info,
 };

@@ -126,7 +126,7 @@ static int relative_path(const char *from, const char *to, char *out, size_t cap
 }
 
 static int put_kv(uint8_t *out, uint32_t cap, uint32_t *pos, unsigned i, const char *k,
-                  const char *val)
+		  const char *val)
 {
 	uint8_t *e = out + VHDX_LOCATOR_HDR_SIZE + i * VHDX_LOCATOR_ENTRY_SIZE;
 	size_t kl, vl;
@@ -150,8 +150,8 @@ static int put_kv(uint8_t *out, uint32_t cap, uint32_t *pos, unsigned i, const c
 }
 
 int vhdx_locator_build(const char *child_path, const char *parent_path,
-                       const struct uuid *parent_data_write, uint8_t *out, uint32_t cap,
-                       uint32_t *len)
+		       const struct uuid *parent_data_write, uint8_t *out, uint32_t cap,
+		       uint32_t *len)
 {
 	static const struct uuid type = VHDX_GUID_LOCATOR_TYPE;
 	char *child_dir = NULL, *dup = NULL, *parent_abs = NULL;
@@ -192,7 +192,7 @@ out:
 
 /* A locator path in POSIX form: backslashes to slashes; relative ones from the child's dir. */
 static int locator_to_posix(const char *child, const char *val, bool relative, char *out,
-                            size_t cap)
+			    size_t cap)
 {
 	char tmp[PATH_MAX];
 	size_t n = strlen(val);
@@ -218,7 +218,7 @@ static int locator_to_posix(const char *child, const char *val, bool relative, c
 			rel += 2;
 		dir = dirname(dup);
 		w = strcmp(dir, ".") ? snprintf(out, cap, "%s/%s", dir, rel)
-		                     : snprintf(out, cap, "%s", rel);
+				     : snprintf(out, cap, "%s", rel);
 		free(dup);
 	}
 	return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
@@ -253,7 +253,7 @@ int vhdx_parent_open(struct vhdx *v)
 		if (fd < 0)
 			continue;
 		r = vhdx_open_depth(fd, cand, DISK_OPEN_RDONLY | (v->flags & DISK_OPEN_NOLOCK),
-		                    v->depth + 1, &p);
+				    v->depth + 1, &p);
 		if (r) {
 			log_err("%s: cannot open its parent %s", path, cand);
 			return r;
@@ -265,7 +265,7 @@ int vhdx_parent_open(struct vhdx *v)
 		const char *abs = vhdx_locator_get(&v->loc, "absolute_win32_path");
 
 		log_err("%s: parent disk not found (relative_path '%s', absolute_win32_path '%s')",
-		        path, rel ? rel : "", abs ? abs : "");
+			path, rel ? rel : "", abs ? abs : "");
 		return -ENOENT;
 	}
 	have = to_vhdx(p)->data_write;
@@ -275,14 +275,14 @@ int vhdx_parent_open(struct vhdx *v)
 
 		uuid_format(&have, true, h);
 		log_err("%s: parent %s was modified after this disk was made (its DataWriteGuid is "
-		        "%s, the child expects %s)",
-		        path, cand, h, link);
+			"%s, the child expects %s)",
+			path, cand, h, link);
 		p->ops->close(p);
 		return -ESTALE;
 	}
 	if (to_vhdx(p)->lsec != v->lsec) {
 		log_err("%s: parent %s has %u-byte sectors, this disk %u", path, cand,
-		        to_vhdx(p)->lsec, v->lsec);
+			to_vhdx(p)->lsec, v->lsec);
 		p->ops->close(p);
 		return -EINVAL;
 	}

@@ -17,7 +17,7 @@ static void put_entry(uint8_t *e, const struct uuid *g, uint64_t off, uint32_t l
 }
 
 void vhdx_region_build(uint8_t *buf, uint64_t bat_off, uint32_t bat_len, uint64_t meta_off,
-                       uint32_t meta_len)
+		       uint32_t meta_len)
 {
 	static const struct uuid bat = VHDX_GUID_BAT, meta = VHDX_GUID_METADATA;
 
@@ -57,7 +57,7 @@ static const char *region_parse(struct vhdx *v, uint8_t *buf)
 
 			if (is_bat ? have_bat : have_meta)
 				return is_bat ? "BAT region listed twice"
-				              : "metadata region listed twice";
+					      : "metadata region listed twice";
 			if (off % VHDX_MiB || len % VHDX_MiB || len == 0 ||
 			    off < VHDX_SECTION_SIZE || off > VHDX_MAX_SIZE * 2)
 				return "region not at a 1 MiB-aligned offset and length";
@@ -105,11 +105,11 @@ int vhdx_region_load(struct vhdx *v)
 		log_err("%s: cannot read the VHDX region table: %s", v->base.path, strerror(-r));
 	else if (why[0] && why[1]) {
 		log_err("%s: both VHDX region tables are invalid (1: %s; 2: %s)", v->base.path,
-		        why[0], why[1]);
+			why[0], why[1]);
 		r = -EINVAL;
 	} else {
 		uint64_t a0 = v->bat_off, a1 = a0 + v->bat_len, b0 = v->meta_off,
-		         b1 = b0 + v->meta_len, l0 = v->log_off, l1 = l0 + v->log_len;
+			 b1 = b0 + v->meta_len, l0 = v->log_off, l1 = l0 + v->log_len;
 
 		if ((a0 < b1 && b0 < a1) ||
 		    (v->log_len && ((a0 < l1 && l0 < a1) || (b0 < l1 && l0 < b1)))) {

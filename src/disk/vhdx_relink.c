@@ -17,8 +17,7 @@
 #include "lib/log.h"
 
 /* The byte just past the room the locator item may grow into: the next item or the end. */
-static uint64_t locator_room_end(struct vhdx *v, const uint8_t *table, uint16_t n,
-                                 unsigned self)
+static uint64_t locator_room_end(struct vhdx *v, const uint8_t *table, uint16_t n, unsigned self)
 {
 	uint64_t end = v->meta_len;
 
@@ -53,7 +52,7 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	}
 	if (to_vhdx(pd)->lsec != v->lsec || disk_size(pd) < v->vsize) {
 		log_err("cannot relink %s to %s: the parent's sector size or size does not match",
-		        child, parent);
+			child, parent);
 		r = -EINVAL;
 		goto out;
 	}
@@ -64,10 +63,10 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 		goto out;
 	}
 	r = vhdx_locator_build(child, parent, &to_vhdx(pd)->data_write, loc, VHDX_META_MAX_ITEM,
-	                       &len);
+			       &len);
 	if (r) {
 		log_err("cannot relink %s to %s: cannot build its parent locator: %s", child,
-		        parent, strerror(-r));
+			parent, strerror(-r));
 		goto out;
 	}
 	r = vhdx_pread(v, table, VHDX_META_TABLE_SIZE, v->meta_off);
@@ -84,15 +83,15 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	}
 	if ((uint64_t)v->loc_item_off + len > locator_room_end(v, table, n, self)) {
 		log_err("cannot relink %s to %s: the new parent locator (%u bytes) does not fit "
-		        "where the old one is",
-		        child, parent, len);
+			"where the old one is",
+			child, parent, len);
 		r = -ENOSPC;
 		goto out;
 	}
 	/* The item's sectors (old length or new, whichever is longer), then the table entry. */
 	first = v->loc_item_off / VHDX_LOG_SECTOR;
 	last = (uint32_t)((v->loc_item_off + (len > v->loc_item_len ? len : v->loc_item_len) - 1) /
-	                  VHDX_LOG_SECTOR);
+			  VHDX_LOG_SECTOR);
 	area = calloc(last - first + 1, VHDX_LOG_SECTOR);
 	if (!area) {
 		r = -ENOMEM;
@@ -120,7 +119,7 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	pthread_mutex_unlock(&v->lock);
 	if (r)
 		log_err("cannot relink %s to %s: writing its metadata failed: %s", child, parent,
-		        strerror(-r));
+			strerror(-r));
 out:
 	free(area);
 	free(loc);

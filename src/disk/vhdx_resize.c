@@ -31,7 +31,7 @@ static int bat_fill(struct vhdx *v, uint64_t from, uint64_t to, uint64_t base, b
 			uint64_t blk = i - i / (v->chunk_ratio + 1);
 
 			want = (base +
-			        (blk - (from - from / (v->chunk_ratio + 1))) * v->block_size) |
+				(blk - (from - from / (v->chunk_ratio + 1))) * v->block_size) |
 			       VHDX_PAYLOAD_FULLY_PRESENT;
 		}
 		if (v->bat[i] == want)
@@ -106,7 +106,7 @@ static int grow_bat(struct vhdx *v, uint64_t entries)
 		items[i].off = VHDX_REGION1_OFF + i * VHDX_LOG_SECTOR;
 		items[i].data = rt + i * VHDX_LOG_SECTOR;
 		items[i + VHDX_REGION_SIZE / VHDX_LOG_SECTOR].off =
-		        VHDX_REGION2_OFF + i * VHDX_LOG_SECTOR;
+			VHDX_REGION2_OFF + i * VHDX_LOG_SECTOR;
 		items[i + VHDX_REGION_SIZE / VHDX_LOG_SECTOR].data = rt + i * VHDX_LOG_SECTOR;
 	}
 	r = vhdx_log_commit(v, items, sizeof(items) / sizeof(items[0]));
@@ -165,14 +165,14 @@ int vhdx_resize(const char *path, uint64_t size)
 	}
 	if (v->has_parent) {
 		log_err("cannot resize %s: it is a differencing disk (merge it first, or resize "
-		        "the "
-		        "base disk before creating children)",
-		        path);
+			"the "
+			"base disk before creating children)",
+			path);
 		goto out;
 	}
 	if (size == 0 || size % v->lsec || size > VHDX_MAX_SIZE) {
 		log_err("cannot resize %s: size must be a non-zero multiple of %u up to 64 TiB",
-		        path, v->lsec);
+			path, v->lsec);
 		goto out;
 	}
 	r = 0;
@@ -209,9 +209,9 @@ int vhdx_resize(const char *path, uint64_t size)
 			r = vhdx_read(d, buf, o, (size_t)n);
 			if (r == 0 && !dio_is_zero(buf, (size_t)n)) {
 				log_err("cannot shrink %s to %llu bytes: data at offset %llu would "
-				        "be "
-				        "lost",
-				        path, (unsigned long long)size, (unsigned long long)o);
+					"be "
+					"lost",
+					path, (unsigned long long)size, (unsigned long long)o);
 				r = -ENOTEMPTY;
 			}
 		}
@@ -228,7 +228,7 @@ int vhdx_resize(const char *path, uint64_t size)
 			r = vhdx_alloc(v, (payload - old_payload) * v->block_size, &base);
 		if (r == 0 && fixed)
 			r = bat_fill(v, vhdx_bat_payload_index(v, old_payload), entries, base,
-			             true);
+				     true);
 		else if (r == 0)
 			r = bat_fill(v, v->bat_entries, entries, 0, false);
 		if (r == 0)

@@ -24,7 +24,7 @@ static void crc32c_init(void)
 	for (uint32_t i = 0; i < 256; i++)
 		for (int t = 1; t < 8; t++)
 			crc32c_table[t][i] = (crc32c_table[t - 1][i] >> 8) ^
-			                     crc32c_table[0][crc32c_table[t - 1][i] & 0xff];
+					     crc32c_table[0][crc32c_table[t - 1][i] & 0xff];
 }
 
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
@@ -35,9 +35,9 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 	crc = ~crc;
 	while (len >= 8) {
 		uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-		                     (uint32_t)p[3] << 24);
+				     (uint32_t)p[3] << 24);
 		uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-		              (uint32_t)p[7] << 24;
+			      (uint32_t)p[7] << 24;
 
 		crc = crc32c_table[7][lo & 0xff] ^ crc32c_table[6][(lo >> 8) & 0xff] ^
 		      crc32c_table[5][(lo >> 16) & 0xff] ^ crc32c_table[4][lo >> 24] ^

@@ -32,7 +32,10 @@ struct log_ratelimit {
 	unsigned suppressed;
 };
 
-#define LOG_RATELIMIT_INIT(ms, n) {.interval_ms = (ms), .burst = (n)}
+#define LOG_RATELIMIT_INIT(ms, n)                                                                  \
+	{                                                                                          \
+		.interval_ms = (ms), .burst = (n)                                                  \
+	}
 
 bool log_ratelimit_ok(struct log_ratelimit *rl);
 

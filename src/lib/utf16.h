@@ -11,12 +11,12 @@
  * Returns 0, -EINVAL (malformed UTF-8) or -ENOSPC.
  */
 int utf16_from_utf8(const char *s, uint8_t *out, size_t cap, size_t *outlen)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 /*
  * UTF-16LE bytes (len even) to a NUL-terminated UTF-8 string in out[cap].
  * Returns 0, -EINVAL (odd length, unpaired surrogate or NUL) or -ENOSPC.
  */
 int utf16_to_utf8(const uint8_t *in, size_t len, char *out, size_t cap)
-        __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 #endif

@@ -44,9 +44,9 @@ void uuid_format(const struct uuid *u, bool braces, char out[UUID_STR_LEN])
 	const uint8_t *b = u->b;
 
 	snprintf(out, UUID_STR_LEN,
-	         "%s%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X%s",
-	         braces ? "{" : "", b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9],
-	         b[10], b[11], b[12], b[13], b[14], b[15], braces ? "}" : "");
+		 "%s%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X%s",
+		 braces ? "{" : "", b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15], braces ? "}" : "");
 }
 
 static int hexval(char c)

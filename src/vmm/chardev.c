@@ -18,10 +18,10 @@
 #include "lib/unix_socket.h"
 #include "vmm/loop.h"
 
-#define CHARDEV_HISTORY     (64 * 1024)
+#define CHARDEV_HISTORY	    (64 * 1024)
 #define CHARDEV_MAX_CLIENTS 16
-#define CHARDEV_INBUF       1024
-#define CTRL_A              0x01
+#define CHARDEV_INBUF	    1024
+#define CTRL_A		    0x01
 
 struct chardev;
 
@@ -35,16 +35,16 @@ struct chardev {
 	struct loop *loop;
 	const struct chardev_client_ops *ops;
 	void *opaque;
-	int in_fd;    /* stdio: 0; else -1 */
-	int out_fd;   /* stdio: 1; file: the file; else -1 */
+	int in_fd;     /* stdio: 0; else -1 */
+	int out_fd;    /* stdio: 1; file: the file; else -1 */
 	int listen_fd; /* unix */
-	int ready_fd; /* eventfd: the device has room for input again */
-	char *path;   /* unix: socket path, removed on close */
+	int ready_fd;  /* eventfd: the device has room for input again */
+	char *path;    /* unix: socket path, removed on close */
 
 	/* Input read but not yet taken by the device: loop thread only. */
 	uint8_t inbuf[CHARDEV_INBUF];
 	size_t inlen;
-	int in_src; /* fd the pending input came from, paused while inbuf is non-empty */
+	int in_src;  /* fd the pending input came from, paused while inbuf is non-empty */
 	bool escape; /* last stdio byte was Ctrl-A */
 	bool tty_raw;
 	struct termios tty_saved;
@@ -215,7 +215,7 @@ static void chardev_accept_cb(void *opaque, uint32_t events)
 	if (cd->hist_len) {
 		size_t start = (cd->hist_head + CHARDEV_HISTORY - cd->hist_len) % CHARDEV_HISTORY;
 		size_t first = cd->hist_len < CHARDEV_HISTORY - start ? cd->hist_len
-								       : CHARDEV_HISTORY - start;
+								      : CHARDEV_HISTORY - start;
 
 		chardev_send(fd, cd->history + start, first);
 		chardev_send(fd, cd->history, cd->hist_len - first);
@@ -323,7 +323,7 @@ static int chardev_open_unix(struct chardev *cd, const char *path, char *err, si
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot listen on serial socket %s: %s", path,
-			 fd == -EEXIST ? "a file that is not a socket is in the way"
+			 fd == -EEXIST	     ? "a file that is not a socket is in the way"
 			 : fd == -EADDRINUSE ? "another process is serving it"
 					     : strerror(-fd));
 		return fd;

@@ -78,13 +78,13 @@ static char *control_status(struct vm *vm)
 }
 
 static const char *const control_names[] = {
-	[CONTROL_STATUS] = "status",   [CONTROL_PAUSE] = "pause", [CONTROL_RESUME] = "resume",
+	[CONTROL_STATUS] = "status",	   [CONTROL_PAUSE] = "pause", [CONTROL_RESUME] = "resume",
 	[CONTROL_POWERDOWN] = "powerdown", [CONTROL_RESET] = "reset", [CONTROL_QUIT] = "quit",
 	[CONTROL_SAVE] = "save",
 };
 
-int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls,
-		  char *why, size_t whylen)
+int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls, char *why,
+		  size_t whylen)
 {
 	json_tokener *tok;
 	json_object *req, *exec = NULL;
@@ -140,8 +140,8 @@ out:
 }
 
 /* "save" takes {"arguments":{"dir":PATH}}; control_parse has checked the rest. */
-static int control_save_args(const char *line, size_t len, struct control_request *req,
-			     char *why, size_t whylen)
+static int control_save_args(const char *line, size_t len, struct control_request *req, char *why,
+			     size_t whylen)
 {
 	json_object *o = json_tokener_parse(line), *args, *dir;
 	const char *s;
@@ -342,15 +342,14 @@ static void control_accept_cb(void *opaque, uint32_t events)
 	c->clients[i].len = 0;
 }
 
-int control_create(struct vm *vm, const char *path, struct control **out, char *err,
-		   size_t errlen)
+int control_create(struct vm *vm, const char *path, struct control **out, char *err, size_t errlen)
 {
 	struct control *c;
 	int i, r, fd = unix_listen(path, 8);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot listen on control socket %s: %s", path,
-			 fd == -EEXIST ? "a file that is not a socket is in the way"
+			 fd == -EEXIST	     ? "a file that is not a socket is in the way"
 			 : fd == -EADDRINUSE ? "another process is serving it"
 					     : strerror(-fd));
 		return fd;

@@ -11,8 +11,8 @@
 struct vm;
 struct control;
 
-int control_create(struct vm *vm, const char *path, struct control **out, char *err,
-		   size_t errlen) __attribute__((warn_unused_result));
+int control_create(struct vm *vm, const char *path, struct control **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void control_destroy(struct control *c);
 
 enum control_cmd {
@@ -37,8 +37,8 @@ struct control_request {
  * Parse one request line (untrusted: any bytes, any length). Returns 0 with the command,
  * or -EINVAL with an error class and a one-line reason.
  */
-int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls,
-		  char *why, size_t whylen) __attribute__((warn_unused_result));
+int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls, char *why,
+		  size_t whylen) __attribute__((warn_unused_result));
 /* The same, with the command's arguments checked and copied into req. */
 int control_parse_request(const char *line, size_t len, struct control_request *req,
 			  const char **cls, char *why, size_t whylen)

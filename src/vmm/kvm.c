@@ -45,11 +45,13 @@ int kvm_sys_open(struct kvm_sys *sys, char *err, size_t errlen)
 		int e = errno;
 
 		if (e == ENOENT)
-			snprintf(err, errlen, "/dev/kvm does not exist: this host has no KVM "
-					      "(load kvm_intel or kvm_amd, or use the nested lab)");
+			snprintf(err, errlen,
+				 "/dev/kvm does not exist: this host has no KVM "
+				 "(load kvm_intel or kvm_amd, or use the nested lab)");
 		else if (e == EACCES || e == EPERM)
-			snprintf(err, errlen, "/dev/kvm: permission denied (run as root or join "
-					      "the group that owns /dev/kvm, usually 'kvm')");
+			snprintf(err, errlen,
+				 "/dev/kvm: permission denied (run as root or join "
+				 "the group that owns /dev/kvm, usually 'kvm')");
 		else
 			snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(e));
 		return -e;
@@ -208,8 +210,7 @@ int kvm_vm_irqfd(int vm_fd, uint32_t gsi, int fd, int deassign)
 	return r < 0 ? r : 0;
 }
 
-int kvm_vcpu_create(struct kvm_sys *sys, int vm_fd, unsigned id, int *vcpu_fd,
-		    struct kvm_run **run)
+int kvm_vcpu_create(struct kvm_sys *sys, int vm_fd, unsigned id, int *vcpu_fd, struct kvm_run **run)
 {
 	void *map;
 	int fd = kvm_ioctl(vm_fd, KVM_CREATE_VCPU, (void *)(uintptr_t)id);

@@ -54,7 +54,6 @@ int kvm_vcpu_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *cpuid) KVM_WUR;
 int kvm_vcpu_get_lapic(int vcpu_fd, struct kvm_lapic_state *lapic) KVM_WUR;
 int kvm_vcpu_set_lapic(int vcpu_fd, const struct kvm_lapic_state *lapic) KVM_WUR;
 
-
 /* Saved state (snapshot.c): reading and writing the whole of a VM's KVM state. */
 /* KVM_CHECK_EXTENSION on the system or a VM fd: the capability's value, 0 if absent. */
 int kvm_check_extension(int fd, long cap);

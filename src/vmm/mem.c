@@ -25,8 +25,8 @@ int mem_init(struct guest_mem *mem, uint64_t ram_size)
 	unsigned i;
 
 	memset(mem, 0, sizeof(*mem));
-	p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
+	p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	/* Transparent huge pages cut EPT/NPT misses; harmless if THP is off. */

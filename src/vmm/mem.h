@@ -20,9 +20,9 @@ struct mem_region {
 };
 
 struct guest_mem {
-	uint64_t ram_size;  /* total guest RAM */
-	uint8_t *base;      /* one host mapping of ram_size bytes */
-	bool file_backed;   /* a saved memory file is mapped there (snapshot.c) */
+	uint64_t ram_size; /* total guest RAM */
+	uint8_t *base;	   /* one host mapping of ram_size bytes */
+	bool file_backed;  /* a saved memory file is mapped there (snapshot.c) */
 	unsigned nregions;
 	struct mem_region regions[MEM_MAX_REGIONS];
 };

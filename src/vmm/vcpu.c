@@ -14,17 +14,17 @@
 #include "vmm/x86/boot.h"
 #include "vmm/x86/cpuid.h"
 
-#define SIG_KICK (SIGRTMIN + 1)
+#define SIG_KICK	      (SIGRTMIN + 1)
 
 #define MSR_IA32_MISC_ENABLE  0x1a0
 #define MSR_MTRR_DEF_TYPE     0x2ff
 #define MISC_ENABLE_FAST_STR  1
 #define MTRR_ENABLE_WRITEBACK 0x806 /* MTRRs enabled, default type write-back */
 
-#define APIC_LVT_LINT0 0x350
-#define APIC_LVT_LINT1 0x360
-#define APIC_MODE_NMI  0x4
-#define APIC_MODE_EXT  0x7
+#define APIC_LVT_LINT0	      0x350
+#define APIC_LVT_LINT1	      0x360
+#define APIC_MODE_NMI	      0x4
+#define APIC_MODE_EXT	      0x7
 
 static void vcpu_kick_handler(int sig)
 {
@@ -48,8 +48,8 @@ static void lapic_set_lvt_mode(struct kvm_lapic_state *lapic, unsigned reg, uint
 	memcpy(lapic->regs + reg, &v, 4);
 }
 
-static int vcpu_setup(struct vm *vm, struct vcpu *vcpu, const struct boot_entry *boot,
-		      char *err, size_t errlen)
+static int vcpu_setup(struct vm *vm, struct vcpu *vcpu, const struct boot_entry *boot, char *err,
+		      size_t errlen)
 {
 	static const struct kvm_msr_entry boot_msrs[] = {
 		{.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STR},
@@ -190,8 +190,8 @@ static void vcpu_crash(struct vcpu *vcpu, const char *what)
 	if (!kvm_vcpu_get_regs(vcpu->fd, &regs))
 		rip = regs.rip;
 	vm_request(vcpu->vm, VM_EVENT_CRASH, 1, "vcpu%u: %s (%s, exit %u) at guest rip 0x%llx",
-		   vcpu->id, what, exit_reason_name(vcpu->run->exit_reason),
-		   vcpu->run->exit_reason, (unsigned long long)rip);
+		   vcpu->id, what, exit_reason_name(vcpu->run->exit_reason), vcpu->run->exit_reason,
+		   (unsigned long long)rip);
 }
 
 static struct log_ratelimit unclaimed_rl = LOG_RATELIMIT_INIT(5000, 10);

@@ -24,8 +24,7 @@ int vcpu_global_init(void) __attribute__((warn_unused_result));
 /* Create the KVM vCPU and set its CPUID, MSRs, FPU and LAPIC; boot (the BSP only)
  * gives its entry state. APs wait for INIT/SIPI in the in-kernel LAPIC. */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned id, const struct boot_entry *boot,
-		char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+		char *err, size_t errlen) __attribute__((warn_unused_result));
 int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
 /* Make a running KVM_RUN return soon (the thread then re-reads vm->target). */
 void vcpu_kick(struct vcpu *vcpu);

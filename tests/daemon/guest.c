@@ -11,10 +11,10 @@
 
 const char guest_name[] = "daemon-guest";
 
-#define TIMER_VECTOR	0x40
-#define PM1_PWRBTN	(1u << 8)
-#define PM1_CNT_SLP_EN	(1u << 13)
-#define LINE_MAX	128
+#define TIMER_VECTOR   0x40
+#define PM1_PWRBTN     (1u << 8)
+#define PM1_CNT_SLP_EN (1u << 13)
+#define LINE_MAX       128
 
 static volatile uint32_t ticks;
 
@@ -37,7 +37,7 @@ static int find_s5(const struct acpi_header *dsdt)
 			continue;
 		const uint8_t *q = p + 5;
 		q += 1 + (*q >> 6); /* PkgLength: the top two bits count extra bytes */
-		q++;                /* NumElements */
+		q++;		    /* NumElements */
 		if (q + 1 >= end)
 			return -1;
 		if (*q == 0x0a)
@@ -94,15 +94,15 @@ void guest_main(void)
 		     mb.has_cmdline ? mb.cmdline : "", pm1_evt, pm1_cnt, slp_typ,
 		     ignore_button ? "; ignoring the power button" : "");
 	if (pm1_evt) {
-		outw(pm1_evt, PM1_PWRBTN);                 /* clear a stale status */
+		outw(pm1_evt, PM1_PWRBTN);		   /* clear a stale status */
 		outw((uint16_t)(pm1_evt + 2), PM1_PWRBTN); /* PWRBTN_EN */
 	}
 	pic_remap_and_mask();
 	lapic_enable();
 	idt_set_handler(TIMER_VECTOR, timer_isr);
-	lapic_write(LAPIC_TIMER_DIV, 0x3);                     /* divide by 16 */
+	lapic_write(LAPIC_TIMER_DIV, 0x3);			 /* divide by 16 */
 	lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR | (1u << 17)); /* periodic */
-	lapic_write(LAPIC_TIMER_INIT, 625000);                 /* 10 ms at a 1 GHz APIC bus */
+	lapic_write(LAPIC_TIMER_INIT, 625000);			 /* 10 ms at a 1 GHz APIC bus */
 	guest_printf("daemon-guest: ready for input\n");
 
 	for (;;) {

@@ -157,7 +157,7 @@ static int cmd_crash(const char *path, const char *journal, uint64_t seed)
 				return 1;
 			for (unsigned i = 0; i < np; i++)
 				fprintf(j, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", pend[i][0],
-				        pend[i][1], pend[i][2]);
+					pend[i][1], pend[i][2]);
 			fflush(j);
 			fsync(fileno(j));
 			np = 0;
@@ -180,9 +180,9 @@ static int cmd_verify(const char *path, const char *journal)
 		pattern(want, len, off, seed);
 		if (disk_read(d, got, off, len) != 0 || memcmp(want, got, len) != 0) {
 			fprintf(stderr,
-			        "verify: write of %" PRIu64 " bytes at %" PRIu64
-			        " acknowledged by a flush is lost\n",
-			        len, off);
+				"verify: write of %" PRIu64 " bytes at %" PRIu64
+				" acknowledged by a flush is lost\n",
+				len, off);
 			bad++;
 		}
 		n++;
@@ -251,7 +251,7 @@ int main(int argc, char **argv)
 	if (argc == 6 && !strcmp(argv[1], "write")) {
 		struct disk *d = open_or_die(argv[2], 0);
 		int r = do_write(d, strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
-		                 strtoull(argv[5], NULL, 0));
+				 strtoull(argv[5], NULL, 0));
 
 		r = r ? r : disk_flush(d);
 		disk_close(d);
@@ -266,7 +266,7 @@ int main(int argc, char **argv)
 	}
 	if (argc == 6 && !strcmp(argv[1], "ops"))
 		return cmd_ops(argv[2], argv[3], (unsigned)atoi(argv[4]),
-		               strtoull(argv[5], NULL, 0));
+			       strtoull(argv[5], NULL, 0));
 	if (argc == 5 && !strcmp(argv[1], "crash"))
 		return cmd_crash(argv[2], argv[3], strtoull(argv[4], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "verify"))

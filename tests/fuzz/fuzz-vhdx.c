@@ -32,7 +32,7 @@ static int build_file(const uint8_t *data, size_t size)
 		return -1;
 	while (pos + 6 <= size) {
 		uint32_t off = (uint32_t)data[pos] | (uint32_t)data[pos + 1] << 8 |
-		               (uint32_t)data[pos + 2] << 16 | (uint32_t)data[pos + 3] << 24;
+			       (uint32_t)data[pos + 2] << 16 | (uint32_t)data[pos + 3] << 24;
 		size_t len = (size_t)data[pos + 4] | (size_t)data[pos + 5] << 8;
 
 		pos += 6;
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0)
 		return 0;
 	if (disk_open_fd(dup(fd), "fuzz.vhdx",
-	                 DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d) == 0) {
+			 DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d) == 0) {
 		exercise(d);
 		disk_close(d);
 	}

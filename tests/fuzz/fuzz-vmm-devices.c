@@ -27,8 +27,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint16_t ports[] = {
-	PORT_COM1,      PORT_RTC,      PORT_I8042_DATA, PORT_I8042_CMD,
-	PORT_PM_BASE,   PORT_RESET,    PORT_FW_CFG,     PORT_DEBUG_EXIT,
+	PORT_COM1,    PORT_RTC,	  PORT_I8042_DATA, PORT_I8042_CMD,
+	PORT_PM_BASE, PORT_RESET, PORT_FW_CFG,	   PORT_DEBUG_EXIT,
 };
 
 static struct vm *fuzz_vm(void)
@@ -48,7 +48,8 @@ static struct vm *fuzz_vm(void)
 	pthread_mutex_init(&vm.run_lock, NULL);
 	pthread_cond_init(&vm.run_cond, NULL);
 	bus_init(&vm.pio, "pio");
-	if (loop_create(&vm.loop) || chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
+	if (loop_create(&vm.loop) ||
+	    chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
 	    serial_create(&vm, PORT_COM1, IRQ_COM1, vm.serial_out, &vm.serial) ||
 	    i8042_create(&vm) || rtc_create(&vm, &vm.rtc) || pm_create(&vm, &vm.pm) ||
 	    fw_cfg_create(&vm) || debug_exit_create(&vm))

@@ -53,8 +53,9 @@ static void make_def(struct vm_def *def, const char *name)
 	char json[256], err[256];
 
 	vmdef_init(def);
-	snprintf(json, sizeof(json), "{\"name\":\"%s\",\"kernel\":\"%s\",\"nets\":[{\"tap\":\"t0\"}]}",
-		 name, kernel_path);
+	snprintf(json, sizeof(json),
+		 "{\"name\":\"%s\",\"kernel\":\"%s\",\"nets\":[{\"tap\":\"t0\"}]}", name,
+		 kernel_path);
 	assert_int_equal(apply(def, json, err), 0);
 	assert_int_equal(vmdef_gen_uuid(def->uuid), 0);
 	assert_int_equal(vmdef_gen_mac(def->nics[0].mac), 0);

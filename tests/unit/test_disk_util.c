@@ -71,18 +71,18 @@ static void test_utf16(void **state)
 	assert_int_equal(utf16_from_utf8("\xff", buf, sizeof(buf), &n), -EINVAL);
 	/* An unpaired high surrogate and an odd length are refused. */
 	assert_int_equal(utf16_to_utf8((const uint8_t *)"\x3d\xd8"
-	                                                "a\0",
-	                               4, back, 64),
-	                 -EINVAL);
+							"a\0",
+				       4, back, 64),
+			 -EINVAL);
 	assert_int_equal(utf16_to_utf8((const uint8_t *)"a\0b", 3, back, 64), -EINVAL);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_crc32c),
-	        cmocka_unit_test(test_uuid),
-	        cmocka_unit_test(test_utf16),
+		cmocka_unit_test(test_crc32c),
+		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_utf16),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

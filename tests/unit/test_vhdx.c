@@ -33,10 +33,10 @@ static const char *tmp(const char *name)
 static void make(const char *name, uint64_t size, uint32_t bs, enum disk_type t, const char *parent)
 {
 	struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
-	                             .type = t,
-	                             .size = size,
-	                             .block_size = bs,
-	                             .parent = parent};
+				     .type = t,
+				     .size = size,
+				     .block_size = bs,
+				     .parent = parent};
 
 	unlink(tmp(name));
 	assert_int_equal(disk_create(tmp(name), &o), 0);
@@ -332,10 +332,10 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_geometry),   cmocka_unit_test(test_dynamic_rw),
-	        cmocka_unit_test(test_guid_rules), cmocka_unit_test(test_headers),
-	        cmocka_unit_test(test_log_replay), cmocka_unit_test(test_differencing),
-	        cmocka_unit_test(test_locking),
+		cmocka_unit_test(test_geometry),   cmocka_unit_test(test_dynamic_rw),
+		cmocka_unit_test(test_guid_rules), cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_log_replay), cmocka_unit_test(test_differencing),
+		cmocka_unit_test(test_locking),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

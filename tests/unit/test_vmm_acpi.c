@@ -77,7 +77,7 @@ static void check_tables(unsigned ncpus)
 	assert_int_equal(fadt[89], 2);
 	assert_true(rd32(fadt + 112) & (1u << 10)); /* RESET_REG_SUP */
 	assert_false(rd32(fadt + 112) & (1u << 4)); /* fixed power button present */
-	assert_int_equal(fadt[116], 1);             /* reset register in I/O space */
+	assert_int_equal(fadt[116], 1);		    /* reset register in I/O space */
 	assert_int_equal(rd64(fadt + 120), PORT_RESET);
 	assert_int_equal(fadt[128], 6);
 	assert_int_equal(rd64(fadt + 148 + 4), PORT_PM1_EVT); /* X_PM1a_EVT_BLK */

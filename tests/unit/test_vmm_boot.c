@@ -41,27 +41,27 @@ static void wr32(uint8_t *p, uint32_t v)
 
 /* A minimal but well-formed 64-bit bzImage: 4 setup sectors, then payload bytes. */
 #define FAKE_SETUP (5 * 512)
-#define FAKE_PM    8192
+#define FAKE_PM	   8192
 
 static uint8_t *fake_bzimage(size_t *len)
 {
 	uint8_t *k = calloc(1, FAKE_SETUP + FAKE_PM);
 	size_t i;
 
-	k[0x1f1] = 4;             /* setup_sects */
-	wr16(k + 0x1fe, 0xaa55);  /* boot_flag */
-	k[0x200] = 0xeb;          /* jump */
-	k[0x201] = 0x66;          /* header ends at 0x268 */
+	k[0x1f1] = 4;		 /* setup_sects */
+	wr16(k + 0x1fe, 0xaa55); /* boot_flag */
+	k[0x200] = 0xeb;	 /* jump */
+	k[0x201] = 0x66;	 /* header ends at 0x268 */
 	wr32(k + 0x202, 0x53726448);
-	wr16(k + 0x206, 0x020f);  /* protocol 2.15 */
-	k[0x211] = 0x01;          /* LOADED_HIGH */
+	wr16(k + 0x206, 0x020f);     /* protocol 2.15 */
+	k[0x211] = 0x01;	     /* LOADED_HIGH */
 	wr32(k + 0x22c, 0x7fffffff); /* initrd_addr_max */
 	wr32(k + 0x230, 0x200000);   /* kernel_alignment */
 	wr16(k + 0x236, 0x0001);     /* XLF_KERNEL_64 */
-	wr32(k + 0x238, 2047);       /* cmdline_size */
+	wr32(k + 0x238, 2047);	     /* cmdline_size */
 	wr32(k + 0x258, 0x1000000);  /* pref_address 16 MiB */
 	wr32(k + 0x25c, 0);
-	wr32(k + 0x260, 0x800000);   /* init_size 8 MiB */
+	wr32(k + 0x260, 0x800000); /* init_size 8 MiB */
 	for (i = 0; i < FAKE_PM; i++)
 		k[FAKE_SETUP + i] = (uint8_t)(i * 7);
 	*len = FAKE_SETUP + FAKE_PM;
@@ -94,10 +94,10 @@ static void test_bzimage(void **state)
 	bp = mem_ptr(&mem, LAYOUT_BOOT_PARAMS, 4096);
 	assert_non_null(bp);
 	assert_int_equal(rd32(bp + 0x202), 0x53726448); /* the kernel's header was copied */
-	assert_int_equal(bp[0x210], 0xff);              /* type_of_loader */
+	assert_int_equal(bp[0x210], 0xff);		/* type_of_loader */
 	assert_int_equal(rd32(bp + 0x228), LAYOUT_CMDLINE);
 	assert_string_equal((char *)mem_ptr(&mem, LAYOUT_CMDLINE, 1), "console=ttyS0 quiet");
-	assert_int_equal(rd64(bp + 0x070), 0xe0000);    /* acpi_rsdp_addr */
+	assert_int_equal(rd64(bp + 0x070), 0xe0000); /* acpi_rsdp_addr */
 	/* The payload sits at 1 MiB, byte for byte. */
 	assert_memory_equal(mem_ptr(&mem, LAYOUT_KERNEL, FAKE_PM), k + FAKE_SETUP, FAKE_PM);
 	/* initrd: page aligned, at the top of RAM, above where the kernel unpacks. */
@@ -196,24 +196,27 @@ static uint8_t *fake_multiboot_elf(size_t *len, uint32_t mbflags, uint32_t paddr
 	size_t size = 0x2000;
 	uint8_t *e = calloc(1, size), *ph = e + 52, *mb = e + 0x1000;
 
-	memcpy(e, "\x7f" "ELF", 4);
+	memcpy(e,
+	       "\x7f"
+	       "ELF",
+	       4);
 	e[4] = 1; /* 32-bit */
 	e[5] = 1; /* little endian */
 	e[6] = 1;
-	wr16(e + 16, 2);  /* ET_EXEC */
-	wr16(e + 18, 3);  /* EM_386 */
+	wr16(e + 16, 2);	    /* ET_EXEC */
+	wr16(e + 18, 3);	    /* EM_386 */
 	wr32(e + 24, paddr + 0x10); /* entry */
-	wr32(e + 28, 52); /* phoff */
-	wr16(e + 42, 32); /* phentsize */
-	wr16(e + 44, 1);  /* phnum */
-	wr32(ph, 1);      /* PT_LOAD */
+	wr32(e + 28, 52);	    /* phoff */
+	wr16(e + 42, 32);	    /* phentsize */
+	wr16(e + 44, 1);	    /* phnum */
+	wr32(ph, 1);		    /* PT_LOAD */
 	wr32(ph + 4, 0x1000);
 	wr32(ph + 12, paddr);
-	wr32(ph + 16, 0x1000);  /* filesz */
-	wr32(ph + 20, 0x3000);  /* memsz: 8 KiB of bss */
+	wr32(ph + 16, 0x1000); /* filesz */
+	wr32(ph + 20, 0x3000); /* memsz: 8 KiB of bss */
 	wr32(mb, 0x1badb002);
 	wr32(mb + 4, mbflags);
-	wr32(mb + 8, (uint32_t)-(0x1badb002u + mbflags));
+	wr32(mb + 8, (uint32_t) - (0x1badb002u + mbflags));
 	memset(mb + 12, 0x5a, 0x1000 - 12);
 	*len = size;
 	return e;
@@ -224,8 +227,10 @@ static void test_multiboot(void **state)
 	struct guest_mem mem;
 	struct boot_entry e;
 	uint8_t module[3000];
-	struct boot_input in = {.cmdline = "cpus=2 hello", .initrd = module,
-				.initrd_size = sizeof(module), .initrd_path = "mod.bin"};
+	struct boot_input in = {.cmdline = "cpus=2 hello",
+				.initrd = module,
+				.initrd_size = sizeof(module),
+				.initrd_path = "mod.bin"};
 	char err[256];
 	size_t len;
 	uint8_t *k = fake_multiboot_elf(&len, 0x3, 0x100000), *mbi, *mods, *bss;
@@ -260,7 +265,8 @@ static void test_multiboot(void **state)
 	/* memory map: 4 entries of 24 bytes, the last is RAM from 1 MiB to 32 MiB */
 	assert_int_equal(rd32(mbi + 44), 4 * 24);
 	assert_int_equal(rd64(mem_ptr(&mem, rd32(mbi + 48) + 3 * 24 + 4, 8)), 0x100000);
-	assert_int_equal(rd64(mem_ptr(&mem, rd32(mbi + 48) + 3 * 24 + 12, 8)), (32 << 20) - 0x100000);
+	assert_int_equal(rd64(mem_ptr(&mem, rd32(mbi + 48) + 3 * 24 + 12, 8)),
+			 (32 << 20) - 0x100000);
 	mem_free(&mem);
 	free(k);
 }
@@ -310,8 +316,8 @@ static void test_boot_cpu_state(void **state)
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct boot_entry lm = {.mode = BOOT_LONG64, .rip = 0x100200, .rsi = 0x7000};
-	struct boot_entry pm = {.mode = BOOT_PROT32, .rip = 0x100010, .eax = 0x2badb002,
-				.ebx = 0x8000};
+	struct boot_entry pm = {
+		.mode = BOOT_PROT32, .rip = 0x100010, .eax = 0x2badb002, .ebx = 0x8000};
 	uint64_t *pd;
 
 	assert_int_equal(mem_init(&mem, 16 << 20), 0);
@@ -345,7 +351,7 @@ static void test_boot_cpu_state(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bzimage),          cmocka_unit_test(test_bzimage_errors),
+		cmocka_unit_test(test_bzimage),		 cmocka_unit_test(test_bzimage_errors),
 		cmocka_unit_test(test_e820_high_memory), cmocka_unit_test(test_multiboot),
 		cmocka_unit_test(test_multiboot_errors), cmocka_unit_test(test_boot_cpu_state),
 	};

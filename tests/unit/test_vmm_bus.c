@@ -95,10 +95,10 @@ static void test_mem_bounds(void **state)
 	assert_non_null(mem_ptr(&mem, 0, 4096));
 	assert_non_null(mem_ptr(&mem, (3ull << 30) - 1, 1));
 	assert_null(mem_ptr(&mem, (3ull << 30) - 1, 2)); /* runs into the hole */
-	assert_null(mem_ptr(&mem, 3ull << 30, 1));       /* in the hole */
+	assert_null(mem_ptr(&mem, 3ull << 30, 1));	 /* in the hole */
 	assert_non_null(mem_ptr(&mem, 4ull << 30, 1 << 20));
 	assert_null(mem_ptr(&mem, 4ull << 30, (1 << 20) + 1));
-	assert_null(mem_ptr(&mem, ~0ull, 2));            /* wraps around */
+	assert_null(mem_ptr(&mem, ~0ull, 2)); /* wraps around */
 	assert_null(mem_ptr(&mem, 16, ~0ull));
 	assert_int_equal(mem_write(&mem, (4ull << 30) + (1 << 20), &x, 1), -EFAULT);
 	assert_int_equal(mem_read(&mem, 100, &x, 1), 0);
@@ -112,12 +112,19 @@ static void test_control_parse(void **state)
 	const char *cls;
 	char why[160];
 	static const char *const ok[] = {
-		"{\"execute\":\"status\"}", "{\"execute\":\"pause\"}", "{\"execute\":\"resume\"}",
-		"{\"execute\":\"powerdown\"}", "{\"execute\":\"reset\"}", " {\"execute\":\"quit\"}\r",
+		"{\"execute\":\"status\"}", "{\"execute\":\"pause\"}",
+		"{\"execute\":\"resume\"}", "{\"execute\":\"powerdown\"}",
+		"{\"execute\":\"reset\"}",  " {\"execute\":\"quit\"}\r",
 	};
 	static const char *const bad[] = {
-		"", "{", "[]", "42", "{\"execute\":1}", "{\"cmd\":\"status\"}",
-		"{\"execute\":\"status\"} x", "{\"execute\":\"status\"}{}",
+		"",
+		"{",
+		"[]",
+		"42",
+		"{\"execute\":1}",
+		"{\"cmd\":\"status\"}",
+		"{\"execute\":\"status\"} x",
+		"{\"execute\":\"status\"}{}",
 	};
 	unsigned i;
 
@@ -136,8 +143,9 @@ static void test_control_parse(void **state)
 	assert_string_equal(cls, "CommandNotFound");
 	assert_non_null(strstr(why, "unknown command 'fly'"));
 	/* An embedded NUL after the object is not whitespace. */
-	assert_int_equal(control_parse("{\"execute\":\"quit\"}\0", 19, &cmd, &cls, why, sizeof(why)),
-			 -EINVAL);
+	assert_int_equal(
+		control_parse("{\"execute\":\"quit\"}\0", 19, &cmd, &cls, why, sizeof(why)),
+		-EINVAL);
 }
 
 int main(void)

@@ -10,7 +10,6 @@
 
 #include "vmm/config.h"
 
-
 static int parse(char **argv, int argc, struct vm_config *cfg, char *err)
 {
 	return config_parse(argc, argv, cfg, err, 256);
@@ -35,10 +34,28 @@ static void test_defaults(void **state)
 
 static void test_all_options(void **state)
 {
-	char *argv[] = {"keel-vmm", "--kernel", "k", "--initrd", "i", "--cmdline",
-			"console=ttyS0 quiet", "--cpus", "4", "--memory", "2G", "--serial",
-			"unix:/run/s.sock", "--no-reboot", "--debug-exit", "--control", "/run/c",
-			"--status-file", "/run/st", "--name", "vm1", NULL};
+	char *argv[] = {"keel-vmm",
+			"--kernel",
+			"k",
+			"--initrd",
+			"i",
+			"--cmdline",
+			"console=ttyS0 quiet",
+			"--cpus",
+			"4",
+			"--memory",
+			"2G",
+			"--serial",
+			"unix:/run/s.sock",
+			"--no-reboot",
+			"--debug-exit",
+			"--control",
+			"/run/c",
+			"--status-file",
+			"/run/st",
+			"--name",
+			"vm1",
+			NULL};
 	struct vm_config cfg;
 	char err[256];
 

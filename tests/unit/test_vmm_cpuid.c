@@ -48,23 +48,23 @@ static void test_intel_topology(void **state)
 	struct kvm_cpuid2 *sup = make(0x756e6547 /* "Genu" */), *out = make(0);
 
 	cpuid_for_vcpu(sup, 3, 6, out);
-	assert_int_equal(leaf(out, 1, 0)->ebx >> 24, 3);          /* APIC ID */
-	assert_int_equal((leaf(out, 1, 0)->ebx >> 16) & 0xff, 8); /* 6 rounded up to 2^3 */
-	assert_int_equal((leaf(out, 1, 0)->ebx >> 8) & 0xff, 8);  /* CLFLUSH kept */
-	assert_true(leaf(out, 1, 0)->ecx & (1u << 31));           /* hypervisor */
-	assert_true(leaf(out, 1, 0)->edx & (1u << 28));           /* HTT */
-	assert_int_equal(leaf(out, 4, 0)->eax >> 26, 7);          /* cores per package - 1 */
+	assert_int_equal(leaf(out, 1, 0)->ebx >> 24, 3);	   /* APIC ID */
+	assert_int_equal((leaf(out, 1, 0)->ebx >> 16) & 0xff, 8);  /* 6 rounded up to 2^3 */
+	assert_int_equal((leaf(out, 1, 0)->ebx >> 8) & 0xff, 8);   /* CLFLUSH kept */
+	assert_true(leaf(out, 1, 0)->ecx & (1u << 31));		   /* hypervisor */
+	assert_true(leaf(out, 1, 0)->edx & (1u << 28));		   /* HTT */
+	assert_int_equal(leaf(out, 4, 0)->eax >> 26, 7);	   /* cores per package - 1 */
 	assert_int_equal((leaf(out, 4, 0)->eax >> 14) & 0xfff, 0); /* L1 private */
 	assert_int_equal((leaf(out, 4, 1)->eax >> 14) & 0xfff, 7); /* L3 shared */
-	assert_int_equal(leaf(out, 4, 2)->eax, 0);                /* no more caches: untouched */
+	assert_int_equal(leaf(out, 4, 2)->eax, 0);		   /* no more caches: untouched */
 	assert_int_equal(leaf(out, 0xb, 0)->ebx, 1);
 	assert_int_equal(leaf(out, 0xb, 0)->ecx, 0x100);
 	assert_int_equal(leaf(out, 0xb, 1)->eax, 3);
 	assert_int_equal(leaf(out, 0xb, 1)->ebx, 6);
 	assert_int_equal(leaf(out, 0xb, 1)->ecx, 0x201);
-	assert_int_equal(leaf(out, 0xb, 1)->edx, 3);              /* x2APIC ID */
-	assert_int_equal(leaf(out, 0xb, 2)->ecx, 2);              /* invalid level */
-	assert_int_equal(leaf(out, 0x80000008, 0)->ecx, 0xf0ff);  /* AMD leaf untouched */
+	assert_int_equal(leaf(out, 0xb, 1)->edx, 3);		 /* x2APIC ID */
+	assert_int_equal(leaf(out, 0xb, 2)->ecx, 2);		 /* invalid level */
+	assert_int_equal(leaf(out, 0x80000008, 0)->ecx, 0xf0ff); /* AMD leaf untouched */
 	free(sup);
 	free(out);
 }

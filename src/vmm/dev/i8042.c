@@ -15,17 +15,17 @@
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 
-#define STS_OBF    0x01 /* output buffer full */
-#define STS_SYS    0x04 /* system flag: self test passed */
-#define STS_CMD    0x08 /* last write was to the command port */
+#define STS_OBF		0x01 /* output buffer full */
+#define STS_SYS		0x04 /* system flag: self test passed */
+#define STS_CMD		0x08 /* last write was to the command port */
 
-#define CMD_READ_CTR    0x20
-#define CMD_WRITE_CTR   0x60
-#define CMD_SELF_TEST   0xaa
-#define CMD_KBD_TEST    0xab
-#define CMD_AUX_TEST    0xa9
-#define CMD_READ_OUTP   0xd0
-#define CMD_WRITE_OUTP  0xd1
+#define CMD_READ_CTR	0x20
+#define CMD_WRITE_CTR	0x60
+#define CMD_SELF_TEST	0xaa
+#define CMD_KBD_TEST	0xab
+#define CMD_AUX_TEST	0xa9
+#define CMD_READ_OUTP	0xd0
+#define CMD_WRITE_OUTP	0xd1
 #define CMD_RESET_PULSE 0xfe
 
 struct i8042 {
@@ -33,10 +33,10 @@ struct i8042 {
 	/* lock protects the fields below */
 	pthread_mutex_t lock;
 	uint8_t status;
-	uint8_t ctr;     /* controller configuration ("command") byte */
-	uint8_t outp;    /* output port; bit 0 low holds the CPU in reset */
+	uint8_t ctr;	 /* controller configuration ("command") byte */
+	uint8_t outp;	 /* output port; bit 0 low holds the CPU in reset */
 	uint8_t pending; /* command waiting for its data byte, or 0 */
-	uint8_t out;     /* output buffer */
+	uint8_t out;	 /* output buffer */
 };
 
 static void i8042_reply(struct i8042 *k, uint8_t v)
@@ -165,7 +165,7 @@ static void i8042_reset(void *opaque)
 
 	pthread_mutex_lock(&k->lock);
 	k->status = STS_SYS;
-	k->ctr = 0x45; /* keyboard interrupt, system flag, translation */
+	k->ctr = 0x45;	/* keyboard interrupt, system flag, translation */
 	k->outp = 0x03; /* reset line high, A20 on */
 	k->pending = 0;
 	k->out = 0;

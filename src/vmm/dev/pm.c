@@ -103,11 +103,13 @@ static void pm_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 		uint16_t b = (uint16_t)((value >> (8 * i)) & 0xff);
 
 		if (o < 2) /* status: write one to clear */
-			pm->sts &= (uint16_t)~(b << (8 * o));
+			pm->sts &= (uint16_t) ~(b << (8 * o));
 		else if (o < 4)
-			pm->en = (uint16_t)((pm->en & ~(0xff << (8 * (o - 2)))) | b << (8 * (o - 2)));
+			pm->en = (uint16_t)((pm->en & ~(0xff << (8 * (o - 2)))) |
+					    b << (8 * (o - 2)));
 		else if (o < 6)
-			pm->cnt = (uint16_t)((pm->cnt & ~(0xff << (8 * (o - 4)))) | b << (8 * (o - 4)));
+			pm->cnt = (uint16_t)((pm->cnt & ~(0xff << (8 * (o - 4)))) |
+					     b << (8 * (o - 4)));
 	}
 	if (pm->cnt & PM1_CNT_SLP_EN) {
 		unsigned typ = (pm->cnt >> 10) & 7;

@@ -17,23 +17,23 @@
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 
-#define REG_SEC     0x00
-#define REG_MIN     0x02
+#define REG_SEC	    0x00
+#define REG_MIN	    0x02
 #define REG_HOUR    0x04
 #define REG_WDAY    0x06
 #define REG_MDAY    0x07
-#define REG_MON     0x08
+#define REG_MON	    0x08
 #define REG_YEAR    0x09
-#define REG_A       0x0a
-#define REG_B       0x0b
-#define REG_C       0x0c
-#define REG_D       0x0d
+#define REG_A	    0x0a
+#define REG_B	    0x0b
+#define REG_C	    0x0c
+#define REG_D	    0x0d
 #define REG_CENTURY 0x32
 
-#define B_SET    0x80
-#define B_BINARY 0x04
-#define B_24H    0x02
-#define D_VRT    0x80
+#define B_SET	    0x80
+#define B_BINARY    0x04
+#define B_24H	    0x02
+#define D_VRT	    0x80
 
 struct rtc {
 	struct vm *vm;

@@ -18,53 +18,53 @@
 #include "vmm/chardev.h"
 #include "vmm/vm.h"
 
-#define UART_RBR 0 /* read, DLAB=0 */
-#define UART_THR 0 /* write, DLAB=0 */
-#define UART_DLL 0 /* DLAB=1 */
-#define UART_IER 1 /* DLAB=0 */
-#define UART_DLM 1 /* DLAB=1 */
-#define UART_IIR 2 /* read */
-#define UART_FCR 2 /* write */
-#define UART_LCR 3
-#define UART_MCR 4
-#define UART_LSR 5
-#define UART_MSR 6
-#define UART_SCR 7
+#define UART_RBR       0 /* read, DLAB=0 */
+#define UART_THR       0 /* write, DLAB=0 */
+#define UART_DLL       0 /* DLAB=1 */
+#define UART_IER       1 /* DLAB=0 */
+#define UART_DLM       1 /* DLAB=1 */
+#define UART_IIR       2 /* read */
+#define UART_FCR       2 /* write */
+#define UART_LCR       3
+#define UART_MCR       4
+#define UART_LSR       5
+#define UART_MSR       6
+#define UART_SCR       7
 
-#define IER_RDI  0x01 /* received data available */
-#define IER_THRI 0x02 /* THR empty */
-#define IER_RLSI 0x04 /* receiver line status */
-#define IER_MSI  0x08 /* modem status */
+#define IER_RDI	       0x01 /* received data available */
+#define IER_THRI       0x02 /* THR empty */
+#define IER_RLSI       0x04 /* receiver line status */
+#define IER_MSI	       0x08 /* modem status */
 
-#define IIR_NONE  0x01
-#define IIR_MSI   0x00
-#define IIR_THRI  0x02
-#define IIR_RDI   0x04
-#define IIR_FIFOS 0xc0
+#define IIR_NONE       0x01
+#define IIR_MSI	       0x00
+#define IIR_THRI       0x02
+#define IIR_RDI	       0x04
+#define IIR_FIFOS      0xc0
 
-#define FCR_ENABLE   0x01
-#define FCR_CLEAR_RX 0x02
+#define FCR_ENABLE     0x01
+#define FCR_CLEAR_RX   0x02
 
-#define LCR_DLAB 0x80
+#define LCR_DLAB       0x80
 
-#define MCR_DTR  0x01
-#define MCR_RTS  0x02
-#define MCR_OUT1 0x04
-#define MCR_OUT2 0x08
-#define MCR_LOOP 0x10
+#define MCR_DTR	       0x01
+#define MCR_RTS	       0x02
+#define MCR_OUT1       0x04
+#define MCR_OUT2       0x08
+#define MCR_LOOP       0x10
 
-#define LSR_DR   0x01
-#define LSR_THRE 0x20
-#define LSR_TEMT 0x40
+#define LSR_DR	       0x01
+#define LSR_THRE       0x20
+#define LSR_TEMT       0x40
 
-#define MSR_DCTS 0x01
-#define MSR_DDSR 0x02
-#define MSR_TERI 0x04
-#define MSR_DDCD 0x08
-#define MSR_CTS  0x10
-#define MSR_DSR  0x20
-#define MSR_RI   0x40
-#define MSR_DCD  0x80
+#define MSR_DCTS       0x01
+#define MSR_DDSR       0x02
+#define MSR_TERI       0x04
+#define MSR_DDCD       0x08
+#define MSR_CTS	       0x10
+#define MSR_DSR	       0x20
+#define MSR_RI	       0x40
+#define MSR_DCD	       0x80
 
 #define SERIAL_RX_SIZE 4096
 
@@ -76,8 +76,8 @@ struct serial {
 	/* lock protects every field below */
 	pthread_mutex_t lock;
 	uint8_t ier, fcr, lcr, mcr, msr, scr, dll, dlm;
-	bool thr_irq;    /* THR-empty interrupt pending */
-	bool irq_level;  /* current level of the interrupt line */
+	bool thr_irq;	 /* THR-empty interrupt pending */
+	bool irq_level;	 /* current level of the interrupt line */
 	bool rx_starved; /* the chardev has input waiting for room */
 	uint8_t rx[SERIAL_RX_SIZE];
 	unsigned rx_head, rx_count;

@@ -76,15 +76,17 @@ static void gas_io(uint8_t *p, uint16_t port, uint8_t bits)
  * DSDT AML: Name (_S5, Package (4) { 5, 5, 0, 0 }). The power button is the fixed-feature
  * one (PM1 status/enable bit 8), which needs no AML.
  */
+/* clang-format off */
 static const uint8_t dsdt_aml[] = {
 	0x08, '_', 'S', '5', '_',                  /* NameOp "_S5_" */
 	0x12, 0x08, 0x04,                          /* PackageOp, PkgLength 8, 4 elements */
 	0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, /* BytePrefix 5, BytePrefix 5 */
 	0x00, 0x00,                                /* Zero, Zero */
 };
+/* clang-format on */
 
-#define FADT_F_WBINVD        (1u << 0)
-#define FADT_F_PROC_C1       (1u << 2)
+#define FADT_F_WBINVD	     (1u << 0)
+#define FADT_F_PROC_C1	     (1u << 2)
 #define FADT_F_SLP_BUTTON    (1u << 5) /* no sleep button */
 #define FADT_F_RESET_REG_SUP (1u << 10)
 #define BOOT_ARCH_NO_VGA     (1u << 2)
@@ -100,14 +102,15 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 	le32_store(t + 56, PORT_PM1_EVT);
 	le32_store(t + 64, PORT_PM1_CNT);
 	le32_store(t + 76, PORT_PM_TMR);
-	put8(t + 88, 4); /* PM1_EVT_LEN: status and enable, 2 bytes each */
-	put8(t + 89, 2); /* PM1_CNT_LEN */
-	put8(t + 91, 4); /* PM_TMR_LEN */
+	put8(t + 88, 4);	  /* PM1_EVT_LEN: status and enable, 2 bytes each */
+	put8(t + 89, 2);	  /* PM1_CNT_LEN */
+	put8(t + 91, 4);	  /* PM_TMR_LEN */
 	le16_store(t + 96, 101);  /* C2 latency > 100: no C2 */
 	le16_store(t + 98, 1001); /* C3 latency > 1000: no C3 */
-	put8(t + 108, 0x32); /* RTC century register */
+	put8(t + 108, 0x32);	  /* RTC century register */
 	le16_store(t + 109, BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_ASPM);
-	le32_store(t + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
+	le32_store(t + 112,
+		   FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
 	gas_io(t + 116, PORT_RESET, 8);
 	put8(t + 128, 0x06); /* reset value: CF9 full reset */
 	put8(t + 131, 5);    /* FADT minor version: ACPI 6.5 */
@@ -135,7 +138,7 @@ static size_t build_madt(uint8_t *t, unsigned ncpus, int write)
 			put8(t + off + 1, 8);
 			put8(t + off + 2, (uint8_t)i); /* ACPI processor UID */
 			put8(t + off + 3, (uint8_t)i); /* APIC ID */
-			le32_store(t + off + 4, 1);         /* enabled */
+			le32_store(t + off + 4, 1);    /* enabled */
 		}
 	}
 	if (write) {

@@ -12,15 +12,15 @@
 #define SEL_CODE32 0x08
 #define SEL_CODE64 0x10
 #define SEL_DATA   0x18
-#define SEL_TSS    0x20
+#define SEL_TSS	   0x20
 
 static const uint16_t boot_gdt_flags[] = {0, 0xc09b, 0xa09b, 0xc093, 0x808b};
 
-#define CR0_PE   (1u << 0)
-#define CR0_ET   (1u << 4)
-#define CR0_NE   (1u << 5)
-#define CR0_PG   (1u << 31)
-#define CR4_PAE  (1u << 5)
+#define CR0_PE	 (1u << 0)
+#define CR0_ET	 (1u << 4)
+#define CR0_NE	 (1u << 5)
+#define CR0_PG	 (1u << 31)
+#define CR4_PAE	 (1u << 5)
 #define EFER_LME (1u << 8)
 #define EFER_LMA (1u << 10)
 

@@ -41,9 +41,8 @@ struct boot_input {
  * Load a Linux bzImage. Returns 0, -ENOEXEC if this is not a bzImage (try another
  * loader), or another negative errno with a reason in err.
  */
-int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
-		 struct boot_entry *entry, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int bzimage_load(const struct guest_mem *mem, const struct boot_input *in, struct boot_entry *entry,
+		 char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Load a multiboot v1 kernel; same return convention. */
 int multiboot_load(const struct guest_mem *mem, const struct boot_input *in,
 		   struct boot_entry *entry, char *err, size_t errlen)

@@ -17,35 +17,35 @@
 #define BP_ACPI_RSDP_ADDR  0x070
 #define BP_EXT_RAMDISK_IMG 0x0c0
 #define BP_EXT_RAMDISK_SZ  0x0c4
-#define BP_EXT_CMD_LINE    0x0c8
-#define BP_E820_ENTRIES    0x1e8
-#define BP_SETUP_SECTS     0x1f1
-#define BP_VID_MODE        0x1fa
-#define BP_BOOT_FLAG       0x1fe
-#define BP_JUMP            0x200
-#define BP_HEADER          0x202
-#define BP_VERSION         0x206
+#define BP_EXT_CMD_LINE	   0x0c8
+#define BP_E820_ENTRIES	   0x1e8
+#define BP_SETUP_SECTS	   0x1f1
+#define BP_VID_MODE	   0x1fa
+#define BP_BOOT_FLAG	   0x1fe
+#define BP_JUMP		   0x200
+#define BP_HEADER	   0x202
+#define BP_VERSION	   0x206
 #define BP_TYPE_OF_LOADER  0x210
-#define BP_LOADFLAGS       0x211
+#define BP_LOADFLAGS	   0x211
 #define BP_RAMDISK_IMAGE   0x218
-#define BP_RAMDISK_SIZE    0x21c
-#define BP_CMD_LINE_PTR    0x228
+#define BP_RAMDISK_SIZE	   0x21c
+#define BP_CMD_LINE_PTR	   0x228
 #define BP_INITRD_ADDR_MAX 0x22c
-#define BP_KERNEL_ALIGN    0x230
-#define BP_XLOADFLAGS      0x236
-#define BP_CMDLINE_SIZE    0x238
-#define BP_PREF_ADDRESS    0x258
-#define BP_INIT_SIZE       0x260
-#define BP_E820_TABLE      0x2d0
-#define BP_E820_MAX        128
-#define BP_SIZE            4096
+#define BP_KERNEL_ALIGN	   0x230
+#define BP_XLOADFLAGS	   0x236
+#define BP_CMDLINE_SIZE	   0x238
+#define BP_PREF_ADDRESS	   0x258
+#define BP_INIT_SIZE	   0x260
+#define BP_E820_TABLE	   0x2d0
+#define BP_E820_MAX	   128
+#define BP_SIZE		   4096
 
-#define LOADED_HIGH   0x01
-#define XLF_KERNEL_64 0x01
-#define HDRS_MAGIC    0x53726448u /* "HdrS" */
+#define LOADED_HIGH	   0x01
+#define XLF_KERNEL_64	   0x01
+#define HDRS_MAGIC	   0x53726448u /* "HdrS" */
 
-int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
-		 struct boot_entry *entry, char *err, size_t errlen)
+int bzimage_load(const struct guest_mem *mem, const struct boot_input *in, struct boot_entry *entry,
+		 char *err, size_t errlen)
 {
 	const uint8_t *k = in->kernel;
 	uint8_t bp[BP_SIZE];
@@ -70,7 +70,8 @@ int bzimage_load(const struct guest_mem *mem, const struct boot_input *in,
 	}
 	setup_size = ((uint64_t)(k[BP_SETUP_SECTS] ? k[BP_SETUP_SECTS] : 4) + 1) * 512;
 	if (setup_size >= in->kernel_size) {
-		snprintf(err, errlen, "truncated bzImage: setup (%llu bytes) is larger than the file",
+		snprintf(err, errlen,
+			 "truncated bzImage: setup (%llu bytes) is larger than the file",
 			 (unsigned long long)setup_size);
 		return -EINVAL;
 	}

@@ -44,7 +44,7 @@ void cpuid_for_vcpu(const struct kvm_cpuid2 *supported, unsigned id, unsigned nc
 			e->ebx = (e->ebx & 0xffff) | (1u << core_bits) << 16 | id << 24;
 			if (ncpus > 1)
 				e->edx |= 1u << 28; /* HTT: the EBX count is valid */
-			e->ecx |= 1u << 31; /* running under a hypervisor */
+			e->ecx |= 1u << 31;	    /* running under a hypervisor */
 			break;
 		case 4:
 			/* Deterministic cache parameters: cores per package; L1/L2 private

@@ -14,21 +14,21 @@
 #include "vmm/x86/e820.h"
 #include "vmm/x86/layout.h"
 
-#define MB_HEADER_MAGIC 0x1badb002u
-#define MB_BOOT_MAGIC   0x2badb002u
-#define MB_SEARCH       8192
+#define MB_HEADER_MAGIC	   0x1badb002u
+#define MB_BOOT_MAGIC	   0x2badb002u
+#define MB_SEARCH	   8192
 
 #define MB_FLAG_PAGE_ALIGN 0x00000001u
-#define MB_FLAG_MEMINFO    0x00000002u
-#define MB_FLAG_VIDEO      0x00000004u
-#define MB_FLAG_AOUT       0x00010000u
-#define MB_FLAGS_KNOWN     (MB_FLAG_PAGE_ALIGN | MB_FLAG_MEMINFO)
+#define MB_FLAG_MEMINFO	   0x00000002u
+#define MB_FLAG_VIDEO	   0x00000004u
+#define MB_FLAG_AOUT	   0x00010000u
+#define MB_FLAGS_KNOWN	   (MB_FLAG_PAGE_ALIGN | MB_FLAG_MEMINFO)
 
-#define MBI_MEM         (1u << 0)
-#define MBI_CMDLINE     (1u << 2)
-#define MBI_MODS        (1u << 3)
-#define MBI_MMAP        (1u << 6)
-#define MBI_LOADER_NAME (1u << 9)
+#define MBI_MEM		   (1u << 0)
+#define MBI_CMDLINE	   (1u << 2)
+#define MBI_MODS	   (1u << 3)
+#define MBI_MMAP	   (1u << 6)
+#define MBI_LOADER_NAME	   (1u << 9)
 
 /* Offsets in the multiboot information structure. */
 #define MBI_FLAGS      0
@@ -44,7 +44,7 @@
 
 /* ELF32 */
 #define EI_NIDENT 16
-#define PT_LOAD   1
+#define PT_LOAD	  1
 
 /* Copy file bytes [off, off + filesz) to gpa and zero up to memsz, all checked. */
 static int mb_place(const struct guest_mem *mem, const struct boot_input *in, uint64_t off,
@@ -76,15 +76,18 @@ static int mb_place(const struct guest_mem *mem, const struct boot_input *in, ui
 	return 0;
 }
 
-static int mb_load_elf(const struct guest_mem *mem, const struct boot_input *in,
-		       uint64_t *entry, uint64_t *end, char *err, size_t errlen)
+static int mb_load_elf(const struct guest_mem *mem, const struct boot_input *in, uint64_t *entry,
+		       uint64_t *end, char *err, size_t errlen)
 {
 	const uint8_t *e = in->kernel;
 	uint32_t phoff;
 	uint16_t phentsize, phnum, i;
 	int r, loaded = 0;
 
-	if (in->kernel_size < 52 || memcmp(e, "\x7f" "ELF", 4)) {
+	if (in->kernel_size < 52 || memcmp(e,
+					   "\x7f"
+					   "ELF",
+					   4)) {
 		snprintf(err, errlen, "multiboot kernel is neither ELF nor marked a.out kludge");
 		return -ENOEXEC;
 	}
@@ -108,7 +111,8 @@ static int mb_load_elf(const struct guest_mem *mem, const struct boot_input *in,
 
 		if (le32_load(ph) != PT_LOAD || memsz == 0)
 			continue;
-		r = mb_place(mem, in, le32_load(ph + 4), le32_load(ph + 16), paddr, memsz, err, errlen);
+		r = mb_place(mem, in, le32_load(ph + 4), le32_load(ph + 16), paddr, memsz, err,
+			     errlen);
 		if (r)
 			return r;
 		if (paddr + memsz > *end)
@@ -143,7 +147,8 @@ static int mb_load_aout(const struct guest_mem *mem, const struct boot_input *in
 	memsz = filesz;
 	if (bss_end) {
 		if (bss_end < load_addr + filesz) {
-			snprintf(err, errlen, "multiboot kernel: bss_end_addr is below the image end");
+			snprintf(err, errlen,
+				 "multiboot kernel: bss_end_addr is below the image end");
 			return -EINVAL;
 		}
 		memsz = bss_end - load_addr;
@@ -170,7 +175,8 @@ int multiboot_load(const struct guest_mem *mem, const struct boot_input *in,
 	for (off = 0; off + 12 <= limit; off += 4) {
 		const uint8_t *h = in->kernel + off;
 
-		if (le32_load(h) == MB_HEADER_MAGIC && le32_load(h) + le32_load(h + 4) + le32_load(h + 8) == 0) {
+		if (le32_load(h) == MB_HEADER_MAGIC &&
+		    le32_load(h) + le32_load(h + 4) + le32_load(h + 8) == 0) {
 			hdr = h;
 			break;
 		}
@@ -179,13 +185,15 @@ int multiboot_load(const struct guest_mem *mem, const struct boot_input *in,
 		return -ENOEXEC;
 	flags = le32_load(hdr + 4);
 	if (flags & MB_FLAG_VIDEO) {
-		snprintf(err, errlen, "multiboot kernel requires a video mode, which keel-vmm "
-				      "does not provide (serial only)");
+		snprintf(err, errlen,
+			 "multiboot kernel requires a video mode, which keel-vmm "
+			 "does not provide (serial only)");
 		return -ENOTSUP;
 	}
 	if (flags & 0xffff & ~MB_FLAGS_KNOWN) {
-		snprintf(err, errlen, "multiboot kernel requires features 0x%x that keel-vmm "
-				      "does not know",
+		snprintf(err, errlen,
+			 "multiboot kernel requires features 0x%x that keel-vmm "
+			 "does not know",
 			 flags & 0xffff & ~MB_FLAGS_KNOWN);
 		return -ENOTSUP;
 	}
@@ -231,7 +239,8 @@ int multiboot_load(const struct guest_mem *mem, const struct boot_input *in,
 
 		mod_start = (end + 0xfff) & ~0xfffull;
 		if (mod_start + in->initrd_size > mem_low_end(mem)) {
-			snprintf(err, errlen, "memory too small for the kernel and module (%zu bytes)",
+			snprintf(err, errlen,
+				 "memory too small for the kernel and module (%zu bytes)",
 				 in->initrd_size);
 			return -ENOMEM;
 		}
