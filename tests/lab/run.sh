@@ -7,7 +7,7 @@
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
 # lab, for checking the lab itself), LAB_ONLY=WORD (only scenarios whose name contains WORD),
-# LAB_TIMEOUT=SECONDS (the whole lab session, default 1200), LAB_SCENARIO_TIMEOUT=SECONDS
+# LAB_TIMEOUT=SECONDS (the whole lab session, default 1800), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300). See docs/lab.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,7 +16,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 
 vmm=${LAB_VMM:-keel}
 only=${LAB_ONLY:-}
-tmo=${LAB_TIMEOUT:-1200}
+tmo=${LAB_TIMEOUT:-1800}
 stmo=${LAB_SCENARIO_TIMEOUT:-300}
 log=$LAB_OUT/test.log
 
@@ -37,7 +37,7 @@ if [ "$n" -gt 0 ]; then
 		"log: ${log#"$top"/}"
 	lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} "keel.timeout=$stmo" </dev/null 2>&1 |
 		sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
-		tee "$log" | grep --line-buffered -E '^lab: (PASS|FAIL|done:|/dev/kvm)'
+		tee "$log" | grep --line-buffered -E '^lab: (PASS|FAIL|RETRY|done:|/dev/kvm)'
 	qemu_rc=${PIPESTATUS[0]}
 	pass=$(grep -c '^lab: PASS ' "$log")
 	failed=$(grep -c '^lab: FAIL ' "$log")
