@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
 #include "vmm/chardev.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
@@ -18,6 +19,9 @@
 #define CONSOLE_RX	   0
 #define CONSOLE_TX	   1
 #define CONSOLE_CFG_SIZE   12
+#define CONSOLE_TX_MAX	   (64u * 1024) /* bytes of output taken from one chain */
+
+static struct log_ratelimit console_rl = LOG_RATELIMIT_INIT(5000, 5);
 
 struct virtio_console {
 	struct vm *vm;
@@ -33,11 +37,25 @@ static void console_tx(struct virtio_dev *vd)
 
 	do {
 		while (virtio_pop(vd, CONSOLE_TX, &c->tx_chain) > 0) {
+			size_t left = CONSOLE_TX_MAX;
 			unsigned i;
 
-			for (i = 0; i < c->tx_chain.nin; i++)
-				chardev_write(c->cd, c->tx_chain.seg[i].iov_base,
-					      c->tx_chain.seg[i].iov_len);
+			/* Descriptors may alias and each may be near 4 GiB: a chain carries at
+			 * most CONSOLE_TX_MAX bytes of output (drivers send a page or less). */
+			for (i = 0; i < c->tx_chain.nin && left; i++) {
+				size_t n = c->tx_chain.seg[i].iov_len < left
+						   ? c->tx_chain.seg[i].iov_len
+						   : left;
+
+				chardev_write(c->cd, c->tx_chain.seg[i].iov_base, n);
+				left -= n;
+			}
+			if (c->tx_chain.in_len > CONSOLE_TX_MAX)
+				log_warn_ratelimited(
+					&console_rl,
+					"virtio-console: a %llu-byte output chain was cut "
+					"to %u bytes",
+					(unsigned long long)c->tx_chain.in_len, CONSOLE_TX_MAX);
 			vq_push(&vd->q[CONSOLE_TX].vq, c->tx_chain.head, 0);
 		}
 	} while (virtio_queue_ready(vd, CONSOLE_TX) && vq_rearm(&vd->q[CONSOLE_TX].vq));

@@ -135,6 +135,16 @@ static void net_rx(struct virtio_dev *vd)
 			vq_unpop(&vd->q[NET_RX].vq);
 			break;
 		}
+		if ((uint64_t)len > c->out_len) {
+			/* The tap reports a frame's full length even when it was cut to fit:
+			 * never report more than the buffers hold; drop the cut frame. */
+			log_warn_ratelimited(&net_rl,
+					     "%s: dropped a %zd-byte frame that did not fit "
+					     "%llu bytes of receive buffers",
+					     n->ifname, len, (unsigned long long)c->out_len);
+			vq_push(&vd->q[NET_RX].vq, c->head, 0);
+			continue;
+		}
 		/* num_buffers (header bytes 10-11) is 1: no mergeable buffers. */
 		vq_chain_write(c, 10, &one, 2);
 		vq_push(&vd->q[NET_RX].vq, c->head, (uint32_t)len);
