@@ -455,11 +455,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "device set-up: %s", strerror(-r));
 		return r;
 	}
-	if (cfg->restore_dir) {
-		r = snapshot_open(vm, cfg->restore_dir, err, errlen);
-		if (r)
-			return r;
-	}
 	r = pci_host_create(vm, &vm->pci);
 	if (r) {
 		snprintf(err, errlen, "PCI host bridge set-up: %s", strerror(-r));
@@ -468,6 +463,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	r = virtio_devices_create(vm, &vm->virtio, err, errlen);
 	if (r)
 		return r;
+	if (cfg->restore_dir) {
+		r = snapshot_open(vm, cfg->restore_dir, err, errlen);
+		if (r)
+			return r;
+	}
 	return vm_build(vm, err, errlen);
 }
 
