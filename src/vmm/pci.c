@@ -2,6 +2,7 @@
 #include "vmm/pci.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -758,6 +759,8 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 	return 0;
 }
 
+static int pci_host_state(struct state_io *io, void *opaque);
+
 int pci_host_create(struct vm *vm, struct pci_host **out)
 {
 	struct pci_host *h = calloc(1, sizeof(*h));
@@ -789,6 +792,7 @@ int pci_host_create(struct vm *vm, struct pci_host **out)
 				    &win32_ops, h, "pci-mmio32");
 	r = r ?: bus_register(&vm->mmio, h->win64_base, h->win64_size, &win64_ops, h, "pci-mmio64");
 	r = r ?: vm_add_reset_hook(vm, pci_host_reset, h);
+	r = r ?: vm_add_state_section(vm, "pci", 1, pci_host_state, h);
 	if (r) {
 		free(h);
 		return r;
@@ -821,4 +825,135 @@ void pci_dev_unregister(struct pci_dev *d)
 void pci_host_destroy(struct pci_host *h)
 {
 	free(h);
+}
+
+/* ---- saved state (docs/state.md) ---- */
+
+/* Is a saved configuration space one this device (as created) can hold? Every bit the
+ * guest cannot write must match; BAR registers must look like what bar_reg_write makes. */
+static bool cfg_compatible(const struct pci_dev *d, const uint8_t *cfg, char *why, size_t len)
+{
+	unsigned o, i;
+
+	for (o = 0; o < PCI_CFG_SIZE; o++) {
+		if (o >= PCI_BAR0 && o < PCI_BAR0 + 24)
+			continue;
+		if ((cfg[o] ^ d->cfg[o]) & ~d->wmask[o] & 0xff) {
+			snprintf(why, len,
+				 "configuration byte 0x%02x is 0x%02x, the device has 0x%02x", o,
+				 cfg[o], d->cfg[o]);
+			return false;
+		}
+	}
+	for (i = 0; i < PCI_NUM_BARS; i++) {
+		uint32_t v = get_le(cfg + PCI_BAR0 + 4 * i, 4);
+		const struct pci_bar *b = &d->bars[i];
+
+		if (b->size) {
+			uint32_t flags = b->is64 ? PCI_BAR_MEM64 : 0;
+
+			if ((v & ((uint32_t)(b->size - 1) | 0xf)) != flags) {
+				snprintf(why, len, "BAR %u holds 0x%08x (size 0x%llx)", i, v,
+					 (unsigned long long)b->size);
+				return false;
+			}
+		} else if (!(i > 0 && d->bars[i - 1].size && d->bars[i - 1].is64) && v) {
+			snprintf(why, len, "BAR %u is not implemented but holds 0x%08x", i, v);
+			return false;
+		}
+	}
+	return true;
+}
+
+int pci_dev_state(struct state_io *io, struct pci_dev *d)
+{
+	struct pci_host *h = d->host;
+	uint8_t cfg[PCI_CFG_SIZE];
+	struct pci_msix_entry table[PCI_MSIX_MAX_VEC] = {0};
+	uint64_t pending = 0;
+	uint32_t nvec = d->msix_nvec;
+	char why[128];
+	unsigned v;
+
+	if (state_saving(io)) {
+		pthread_mutex_lock(&h->lock);
+		memcpy(cfg, d->cfg, sizeof(cfg));
+		pthread_mutex_lock(&d->msix_lock);
+		memcpy(table, d->msix_table, sizeof(table));
+		pending = d->msix_pending;
+		pthread_mutex_unlock(&d->msix_lock);
+		pthread_mutex_unlock(&h->lock);
+	}
+	state_blob(io, cfg, sizeof(cfg));
+	if (state_u32(io, &nvec, PCI_MSIX_MAX_VEC) != d->msix_nvec && !state_error(io))
+		state_fail(io, "%s %02x.0: saved with %u MSI-X vectors, the device has %u", d->name,
+			   d->slot, nvec, d->msix_nvec);
+	for (v = 0; v < d->msix_nvec && !state_error(io); v++) {
+		table[v].addr_lo = state_u32(io, &table[v].addr_lo, UINT32_MAX);
+		table[v].addr_hi = state_u32(io, &table[v].addr_hi, UINT32_MAX);
+		table[v].data = state_u32(io, &table[v].data, UINT32_MAX);
+		table[v].ctrl = state_u32(io, &table[v].ctrl, 1);
+		if (table[v].addr_lo & 3)
+			state_fail(io, "%s %02x.0: MSI-X vector %u address 0x%x is misaligned",
+				   d->name, d->slot, v, table[v].addr_lo);
+	}
+	pending = state_u64(io, &pending, d->msix_nvec >= 64 ? UINT64_MAX : (1ull << d->msix_nvec) - 1);
+	if (state_error(io) || state_saving(io))
+		return state_error(io);
+	if (!cfg_compatible(d, cfg, why, sizeof(why))) {
+		state_fail(io, "%s %02x.0: %s", d->name, d->slot, why);
+		return state_error(io);
+	}
+	if (!state_applying(io))
+		return 0;
+	/* Apply, then re-establish what follows from it: BAR decoding (and the device's
+	 * ioeventfds through bar_map), MSI-X delivery flags and KVM's MSI routes. */
+	pthread_mutex_lock(&h->lock);
+	memcpy(d->cfg, cfg, sizeof(cfg));
+	pthread_mutex_lock(&d->msix_lock);
+	memcpy(d->msix_table, table, d->msix_nvec * sizeof(table[0]));
+	d->msix_pending = pending;
+	if (d->msix_cap) {
+		uint16_t ctrl = (uint16_t)get_le(d->cfg + d->msix_cap + 2, 2);
+
+		d->msix_enabled = ctrl & PCI_MSIX_CTRL_ENABLE;
+		d->msix_fmask = ctrl & PCI_MSIX_CTRL_FMASK;
+	}
+	for (v = 0; v < d->msix_nvec; v++)
+		d->msix_dirty[v] = false;
+	pthread_mutex_unlock(&d->msix_lock);
+	pci_update_bars(d);
+	pci_update_routes(h);
+	pthread_mutex_lock(&d->msix_lock);
+	msix_flush_pending(d);
+	pthread_mutex_unlock(&d->msix_lock);
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+/* The host bridge itself: CONFIG_ADDRESS and the bridge's configuration space. */
+static int pci_host_state(struct state_io *io, void *opaque)
+{
+	struct pci_host *h = opaque;
+	uint32_t addr = h->conf1_addr;
+	uint8_t cfg[PCI_CFG_SIZE];
+	char why[128];
+
+	if (state_saving(io))
+		memcpy(cfg, h->bridge.cfg, sizeof(cfg));
+	addr = state_u32(io, &addr, UINT32_MAX);
+	state_blob(io, cfg, sizeof(cfg));
+	if (state_error(io) || state_saving(io))
+		return state_error(io);
+	if (!cfg_compatible(&h->bridge, cfg, why, sizeof(why))) {
+		state_fail(io, "host bridge: %s", why);
+		return state_error(io);
+	}
+	if (state_applying(io)) {
+		pthread_mutex_lock(&h->lock);
+		h->conf1_addr = addr;
+		memcpy(h->bridge.cfg, cfg, sizeof(cfg));
+		pthread_mutex_unlock(&h->lock);
+	}
+	return 0;
 }

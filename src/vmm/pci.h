@@ -21,6 +21,7 @@
 
 struct vm;
 struct pci_host;
+struct state_io;
 
 #define PCI_CFG_SIZE	 256 /* conventional space; ECAM's extended space reads as zero */
 #define PCI_NUM_BARS	 6
@@ -148,5 +149,9 @@ void pci_msix_write(struct pci_dev *d, uint64_t off, unsigned size, uint64_t val
 /* CONFIG_ADDRESS decoding: false when the enable bit is clear or the bus is not 0. */
 bool pci_conf1_decode(uint32_t addr, unsigned port_off, unsigned *slot, unsigned *fn,
 		      unsigned *reg);
+/* Saved state of one device's configuration space, MSI-X table and PBA: the device's own
+ * section function calls this first. Checks everything against the device as created;
+ * loading re-establishes BAR decoding (bar_map), MSI-X flags and KVM's MSI routes. */
+int pci_dev_state(struct state_io *io, struct pci_dev *d) __attribute__((warn_unused_result));
 
 #endif

@@ -10,6 +10,9 @@ Cases (docs/state.md, docs/testing.md):
                            keel-vmm restored from the save carries on from the next line
   state-save-restore-smp   the same with 2 vCPUs (the AP waits for its SIPI across the save)
   state-restore-reset      a restored VM that is reset boots the guest afresh
+  state-virtio             a guest using virtio-rng (MSI-X, event index, a moved BAR) is
+                           saved, restored in a new keel-vmm and goes on using it; damaged
+                           or mismatched virtio sections are refused
   state-bad-files          damaged, mismatched or oversized saves are refused with one clear
                            line on stderr, the guest never runs, and no file changes
 Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
@@ -389,7 +392,7 @@ def bad_files_case(keel_vmm, kernel):
              "more than the 64 MiB allowed"),
             ("cpus-mismatch", variant("cpus-mismatch"), {"cpus": 2}, "--cpus 1"),
             ("devices-mismatch", variant("devices-mismatch"), {"extra": ["--no-rng"]},
-             "saved with virtio-rng"),
+             "section 'virtio-rng."),
             ("memory-mismatch", variant("memory-mismatch"), {"memory": "128M"},
              "--memory 64M"),
             ("memory-truncated", variant("memory-truncated", memory_size=1 << 20), {},
@@ -432,11 +435,127 @@ def bad_files_case(keel_vmm, kernel):
             print(f"run-state: {name}: refused: {lines[0]}")
 
 
+VIO_LINE = re.compile(r"virtio-state: request (\d+) served, used (\d+)")
+VIO_TOTAL = 40
+
+
+def vio_lines(text):
+    return [int(m.group(1)) for m in (VIO_LINE.fullmatch(l) for l in text.split("\n")) if m]
+
+
+def refused(keel_vmm, kernel, tmp, name, d, want, deadline, extra=()):
+    v = Vmm(keel_vmm, kernel, tmp, name, 1, "64M", restore=d,
+            args=f"mode=state requests={VIO_TOTAL}", extra=extra)
+    try:
+        status = v.wait(deadline)
+    finally:
+        v.kill()
+        v.finish()
+    lines = [l for l in v.err.text().split("\n") if l.strip()]
+    if status != 1 or len(lines) != 1 or want not in lines[0]:
+        raise Failure(f"{name}: expected status 1 and one stderr line containing {want!r}, "
+                      f"got status {status} and {lines}")
+    if v.out.text().strip():
+        raise Failure(f"{name}: the guest ran: {v.out.text()!r}")
+    print(f"run-state: {name}: refused: {lines[0]}")
+
+
+def virtio_case(keel_vmm, kernel):
+    """A guest that uses virtio-rng (MSI-X, event index, its BAR moved) before a save, is
+    restored in a new keel-vmm and carries on using it; damaged virtio sections refused."""
+    kernel = os.path.join(os.path.dirname(kernel), "virtio.elf")
+    deadline = time.monotonic() + 100
+    args = f"mode=state requests={VIO_TOTAL}"
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        save_dir = os.path.join(tmp, "save")
+        src = Vmm(keel_vmm, kernel, tmp, "src", 1, "64M", args=args)
+        try:
+            src.connect(deadline)
+            if not src.out.wait_for(r"virtio-state: request 5 served, used \d+", deadline):
+                raise Failure("the guest never served request 5; serial output:\n"
+                              + src.out.text() + "\nstderr:\n" + src.err.text())
+            src.ok({"execute": "save", "arguments": {"dir": save_dir}})
+            time.sleep(0.1)
+            saved_at = vio_lines(src.out.text())[-1]
+            if saved_at >= VIO_TOTAL:
+                raise Failure("the guest finished before the save; nothing to restore")
+            src.ok({"execute": "quit"})
+            src.wait(deadline)
+        finally:
+            src.kill()
+            src.finish()
+        state = open(os.path.join(save_dir, "state"), "rb").read()
+        _, sections = parse_state(state)
+        names = [n for n, _, _ in sections]
+        vio = [n for n in names if n.startswith("virtio-rng.")]
+        if "pci" not in names or len(vio) != 1:
+            raise Failure(f"the state file lacks the pci or virtio-rng section: {names}")
+        print(f"run-state: saved after request {saved_at}; sections {names}")
+
+        dst = Vmm(keel_vmm, kernel, tmp, "dst", 1, "64M", restore=save_dir, args=args)
+        try:
+            status = dst.wait(deadline)
+        finally:
+            dst.kill()
+            dst.finish()
+        out = dst.out.text()
+        print("--- restored VM serial output ---")
+        print(out.rstrip())
+        if status != rg.STATUS_PASS:
+            raise Failure(f"the restored VM ended with {rg.describe_status(status)}; "
+                          f"stderr: {dst.err.text()}")
+        if "virtio-state: ready" in out:
+            raise Failure("the restored VM booted the guest again instead of carrying on")
+        check_sequence("restored VM", vio_lines(out), saved_at + 1, VIO_TOTAL)
+
+        # Damaged or mismatched virtio sections are refused before the guest runs.
+        def variant(name, name_payload):
+            d = os.path.join(tmp, name)
+            os.mkdir(d)
+            out = [[n, v, name_payload[n](p) if n in name_payload else p]
+                   for n, v, p in sections]
+            with open(os.path.join(d, "state"), "wb") as f:
+                f.write(build_state(out))
+            shutil.copyfile(os.path.join(save_dir, "memory"), os.path.join(d, "memory"))
+            return d
+
+        # Layout (src/vmm/pci.c, src/vmm/virtio/state.c): 256 bytes of configuration
+        # space, u32 vectors, 16 bytes per vector, u64 PBA, then u64 device features.
+        nvec = struct.unpack_from("<I", dict((n, p) for n, _, p in sections)[vio[0]], 256)[0]
+        feat = 256 + 4 + 16 * nvec + 8
+
+        def set_u64(off, val):
+            return lambda p: p[:off] + struct.pack("<Q", val) + p[off + 8:]
+
+        def set_u32(off, val):
+            return lambda p: p[:off] + struct.pack("<I", val) + p[off + 4:]
+
+        refused(keel_vmm, kernel, tmp, "virtio-features",
+                variant("virtio-features", {vio[0]: set_u64(feat, 1 << 63)}),
+                f"section '{vio[0]}'", deadline)
+        refused(keel_vmm, kernel, tmp, "virtio-bar",
+                variant("virtio-bar", {vio[0]: set_u32(0x18, 0xd0000804)}),
+                "BAR 2", deadline)
+        refused(keel_vmm, kernel, tmp, "virtio-vendor",
+                variant("virtio-vendor", {vio[0]: set_u32(0, 0x10421af4)}),
+                "configuration byte 0x02", deadline)
+        # The queue's MSI-X vector, just after the transport's fixed fields.
+        qoff = feat + 8 + 8 + 4 + 4 + 1 + 1 + 1 + 2 + 2 + 4 + 4
+        refused(keel_vmm, kernel, tmp, "virtio-vector",
+                variant("virtio-vector", {vio[0]: lambda p: p[:qoff + 2] + b"\x07\x00"
+                                          + p[qoff + 4:]}),
+                "MSI-X vector 7", deadline)
+        refused(keel_vmm, kernel, tmp, "virtio-no-rng", save_dir, "section 'virtio-rng.",
+                deadline, extra=["--no-rng"])
+        print(f"run-state: restored VM served requests {saved_at + 1}..{VIO_TOTAL}")
+
+
 CASES = {
     "state-save-restore": lambda vmm, k: save_restore_case(vmm, k, 1),
     "state-save-restore-smp": lambda vmm, k: save_restore_case(vmm, k, 2),
     "state-bad-files": bad_files_case,
     "state-restore-reset": restore_reset_case,
+    "state-virtio": virtio_case,
 }
 
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vmm/kvm.h"
+#include "vmm/virtio/state.h"
 #include "vmm/vm.h"
 
 #define VIRTIO_PCI_VENDOR    0x1af4
@@ -642,6 +643,11 @@ int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *pri
 	r = pci_dev_register(vm->pci, &vd->pci);
 	if (r)
 		goto fail;
+	r = virtio_state_register(vd);
+	if (r) {
+		pci_dev_unregister(&vd->pci);
+		goto fail;
+	}
 	r = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
 	if (r) {
 		pci_dev_unregister(&vd->pci);
