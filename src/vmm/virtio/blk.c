@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "disk/disk.h"
+#include "lib/le.h"
 #include "lib/log.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/virtio.h"
@@ -29,7 +30,8 @@
 #define BLK_SEG_MAX	   (BLK_QUEUE_SIZE - 2)
 #define BLK_MAX_DISCARD	   0x3fffffu /* sectors per discard or write-zeroes segment */
 #define BLK_MAX_DZ_SEGS	   32
-#define BLK_WORKERS	   3  /* requests served in parallel */
+#define BLK_MAX_REQUEST	   (32u << 20) /* bytes of one read or write */
+#define BLK_WORKERS	   3	       /* requests served in parallel */
 #define BLK_SLOTS	   16 /* requests taken from the queue and not yet completed, at most */
 #define BLK_BOUNCE_MAX	   (4u << 20) /* requests with unaligned buffers, at most */
 #define BLK_ZERO_CHUNK	   (1u << 20)
@@ -116,6 +118,14 @@ static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector, const s
 	unsigned i;
 	int r = 0;
 
+	if (d->len > BLK_MAX_REQUEST) {
+		/* Aliased descriptors make any size cheap for the guest; real drivers send at
+		 * most a few MiB. A bounded request keeps reset and stop prompt. */
+		log_warn_ratelimited(&blk_rl, "%s: %s of %llu bytes is larger than %u MiB", b->path,
+				     write ? "write" : "read", (unsigned long long)d->len,
+				     BLK_MAX_REQUEST >> 20);
+		return VIRTIO_BLK_S_IOERR;
+	}
 	if (d->len % 512 || sector > b->sectors || d->len / 512 > b->sectors - sector) {
 		log_warn_ratelimited(&blk_rl,
 				     "%s: %s of %llu bytes at sector %llu is outside the "
@@ -408,14 +418,6 @@ static const struct virtio_dev_ops blk_ops = {
 	.release = blk_release,
 };
 
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	while (n--) {
-		*p++ = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
 int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char *err, size_t errlen)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
@@ -455,15 +457,15 @@ int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char 
 	b->sector_size = info.logical_sector >= 512 ? info.logical_sector : 512;
 	b->sectors = disk_size(b->disk) / 512;
 	memcpy(b->serial, spec->serial, strnlen(spec->serial, sizeof(b->serial)));
-	put_le(b->config + 0x00, b->sectors, 8);	   /* capacity */
-	put_le(b->config + 0x0c, BLK_SEG_MAX, 4);	   /* seg_max */
-	put_le(b->config + 0x14, b->sector_size, 4);	   /* blk_size */
-	put_le(b->config + 0x24, BLK_MAX_DISCARD, 4);	   /* max_discard_sectors */
-	put_le(b->config + 0x28, BLK_MAX_DZ_SEGS, 4);	   /* max_discard_seg */
-	put_le(b->config + 0x2c, b->sector_size / 512, 4); /* discard_sector_alignment */
-	put_le(b->config + 0x30, BLK_MAX_DISCARD, 4);	   /* max_write_zeroes_sectors */
-	put_le(b->config + 0x34, BLK_MAX_DZ_SEGS, 4);	   /* max_write_zeroes_seg */
-	b->config[0x38] = b->zeroes_by_discard;		   /* write_zeroes_may_unmap */
+	le_store(b->config + 0x00, b->sectors, 8);	     /* capacity */
+	le_store(b->config + 0x0c, BLK_SEG_MAX, 4);	     /* seg_max */
+	le_store(b->config + 0x14, b->sector_size, 4);	     /* blk_size */
+	le_store(b->config + 0x24, BLK_MAX_DISCARD, 4);	     /* max_discard_sectors */
+	le_store(b->config + 0x28, BLK_MAX_DZ_SEGS, 4);	     /* max_discard_seg */
+	le_store(b->config + 0x2c, b->sector_size / 512, 4); /* discard_sector_alignment */
+	le_store(b->config + 0x30, BLK_MAX_DISCARD, 4);	     /* max_write_zeroes_sectors */
+	le_store(b->config + 0x34, BLK_MAX_DZ_SEGS, 4);	     /* max_write_zeroes_seg */
+	b->config[0x38] = b->zeroes_by_discard;		     /* write_zeroes_may_unmap */
 	*out = b;
 	return 0;
 }
