@@ -897,7 +897,8 @@ int pci_dev_state(struct state_io *io, struct pci_dev *d)
 			state_fail(io, "%s %02x.0: MSI-X vector %u address 0x%x is misaligned",
 				   d->name, d->slot, v, table[v].addr_lo);
 	}
-	pending = state_u64(io, &pending, d->msix_nvec >= 64 ? UINT64_MAX : (1ull << d->msix_nvec) - 1);
+	pending = state_u64(io, &pending,
+			    d->msix_nvec >= 64 ? UINT64_MAX : (1ull << d->msix_nvec) - 1);
 	if (state_error(io) || state_saving(io))
 		return state_error(io);
 	if (!cfg_compatible(d, cfg, why, sizeof(why))) {
