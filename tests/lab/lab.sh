@@ -15,6 +15,7 @@ LAB_TOP=${LAB_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 LAB_OUT=${LAB_OUT:-$LAB_TOP/build/lab}
 LAB_KDIR=$LAB_TOP/.cache/kernel
 LAB_QEMU=${LAB_QEMU:-qemu-system-x86_64}
+LAB_E2FSCK=${LAB_E2FSCK:-$(PATH=$PATH:/usr/sbin:/sbin command -v e2fsck)}
 # Firmware QEMU's microvm machine loads inside the lab (qboot), copied from /usr/share/qemu.
 LAB_QEMU_FIRMWARE=(bios-microvm.bin qboot.rom linuxboot_dma.bin)
 
@@ -161,7 +162,7 @@ lab_build() {
 	for f in "${LAB_QEMU_FIRMWARE[@]}"; do fw+=("/usr/share/qemu/$f"); done
 	# shellcheck disable=SC2046
 	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_KDIR/vmlinuz" \
-		"$LAB_KDIR/ready" /bin/busybox "$qemu" "${fw[@]}" ${keel:+"$keel"})
+		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" ${keel:+"$keel"})
 	[ ${#mgmt[@]} -eq 0 ] || fp="$fp $(_lab_fingerprint "${mgmt[@]}")"
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
@@ -193,6 +194,8 @@ lab_build() {
 		_lab_copy_program "${mgmt[1]}" "$root" /bin/keel
 	fi
 	_lab_copy_program "$qemu" "$root" /usr/bin/qemu-system-x86_64
+	# e2fsck, to check file systems guests wrote (package e2fsprogs).
+	_lab_copy_program "$LAB_E2FSCK" "$root" /sbin/e2fsck
 	for f in "${fw[@]}"; do
 		install -D -m 0644 "$(readlink -f "$f")" "$root$f"
 	done

@@ -1,7 +1,7 @@
 # virtio over PCI with Debian's stock drivers: the devices on the PCI bus (/sys/bus/pci, the
 # guest's busybox has no lspci), /dev/hwrng gives bytes, an ext2 file system made on a raw
 # virtio disk keeps files with known checksums across a power-off, and a read-only disk
-# refuses writes.
+# refuses writes; afterwards the image checks clean with e2fsck -fn on the lab host.
 dd if=/dev/zero of=/tmp/vblk.raw bs=1M count=64 2>/dev/null || fail "cannot create the disk file"
 dd if=/dev/urandom of=/tmp/vblk-ro.raw bs=1M count=4 2>/dev/null || fail "cannot create the read-only disk file"
 ro_sum=$(sha256sum /tmp/vblk-ro.raw | cut -d' ' -f1)
@@ -65,4 +65,8 @@ vm_run b 'dd if=/dev/hwrng bs=32 count=1 2>/dev/null | wc -c'
 echo "lab: files intact after driver unbind/bind and after a guest reboot"
 vm_send b 'poweroff -f'
 vm_wait_exit b 60
+[ "$VM_STATUS" = 0 ] || fail "poweroff: status $VM_STATUS"
+# The image the guest wrote checks clean on the lab host, with the host's own e2fsck.
+out=$(e2fsck -fn /tmp/vblk.raw 2>&1) || fail "e2fsck -fn on the lab host: $out"
+echo "lab: e2fsck -fn on the lab host: $(echo "$out" | tail -n 1)"
 rm -f /tmp/vblk.raw /tmp/vblk-ro.raw
