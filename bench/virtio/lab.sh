@@ -6,6 +6,8 @@
 #   disk: sequential 1 MiB writes then reads with O_DIRECT in the guest (dd) on a raw file on
 #         the lab's RAM-backed /tmp: MiB/s from the guest's clock, and the VMM process's CPU
 #         time (user + system, all threads, from /proc/PID/stat) during each run;
+#   vhdx: the same on a dynamic VHDX (32 MiB blocks, made by `keel disk create`, empty, so
+#         the writes allocate), keel-vmm through src/disk and QEMU through its vhdx driver;
 #   net:  two guests of the same VMM on a bridge, TCP (busybox nc) from one to the other:
 #         MiB/s at the sender, and both VMMs' CPU time.
 # Prints "bench: ..." lines and "bench: done".
@@ -31,7 +33,7 @@ arg() {
 }
 disk_mib=$(arg diskmib 128)
 net_mib=$(arg netmib 16)
-what=$(arg what "disk net")
+what=$(arg what "disk,vhdx,net" | tr , ' ')
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 cpu_ms() { # cpu_ms NAME: the VMM's user+system CPU time so far, ms
@@ -87,6 +89,25 @@ disk_bench() { # disk_bench VMM
 	echo "bench: disk $1 read MiBps=$((disk_mib * 100 / rt)) cpu_ms=$((c2 - c1))"
 	vm_kill d$1
 	rm -f /tmp/bench.raw
+}
+
+vhdx_bench() { # vhdx_bench VMM
+	rm -f /tmp/bench.vhdx
+	keel disk create /tmp/bench.vhdx --size $((disk_mib + 16))M >/dev/null ||
+		fail "keel disk create /tmp/bench.vhdx"
+	start_vm "$1" v$1 --disk path=/tmp/bench.vhdx -- \
+		-drive id=d0,if=none,file=/tmp/bench.vhdx,format=vhdx -device virtio-blk-pci,drive=d0,disable-legacy=on
+	c0=$(cpu_ms v$1)
+	guest_secs v$1 "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>/dev/null"
+	c1=$(cpu_ms v$1)
+	wt=$VM_T
+	guest_secs v$1 "dd if=/dev/vda of=/dev/null bs=1M count=$disk_mib iflag=direct 2>/dev/null"
+	c2=$(cpu_ms v$1)
+	rt=$VM_T
+	echo "bench: vhdx $1 write MiBps=$((disk_mib * 100 / wt)) cpu_ms=$((c1 - c0))"
+	echo "bench: vhdx $1 read MiBps=$((disk_mib * 100 / rt)) cpu_ms=$((c2 - c1))"
+	vm_kill v$1
+	rm -f /tmp/bench.vhdx
 }
 
 net_bench() { # net_bench VMM

@@ -4,7 +4,8 @@
 # backing file and bridge, in one nested-lab session (bench/virtio/lab.sh). Prints the
 # keel/QEMU ratios of throughput and of the VMM's CPU time per MiB. Goal: at least QEMU's
 # throughput for no more CPU. Environment: BENCH_DISK_MIB (128), BENCH_NET_MIB (16),
-# BENCH_ONLY (disk or net), BENCH_TIMEOUT (lab session, default 1500 s). Log: build/lab/bench-virtio.log.
+# BENCH_ONLY (disk, vhdx or net, comma-separated; vhdx: a dynamic VHDX against the raw
+# file (goal: within 10%) and against QEMU's vhdx driver), BENCH_TIMEOUT (lab session, default 1500 s). Log: build/lab/bench-virtio.log.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
@@ -24,6 +25,7 @@ grep -q '^bench: done' "$log" || {
 }
 awk '
 /^bench: disk / { split($5, t, "="); split($6, c, "="); tp[$3 " " $4] = t[2]; cpu[$3 " " $4] = c[2] }
+/^bench: vhdx / { split($5, t, "="); split($6, c, "="); vt[$3 " " $4] = t[2]; vc[$3 " " $4] = c[2] }
 /^bench: net /  { split($5, t, "="); split($6, c, "="); tp[$3 " net"] = t[2] / 100; cpu[$3 " net"] = c[2] }
 END {
 	n = split("write read net", kinds, " ")
@@ -34,5 +36,14 @@ END {
 		cr = (cpu["qemu " k] > 0) ? cpu["keel " k] / cpu["qemu " k] : 0
 		printf "bench/virtio: %-5s keel %.2f MiB/s, QEMU %.2f MiB/s: throughput keel/QEMU = %.2f; VMM CPU ms %d vs %d: keel/QEMU = %.2f\n", \
 			k, tp["keel " k], tp["qemu " k], r, cpu["keel " k], cpu["qemu " k], cr
+	}
+	for (i = 1; i <= 2; i++) {
+		k = kinds[i]
+		if (("keel " k) in vt && ("keel " k) in tp && tp["keel " k] > 0)
+			printf "bench/virtio: vhdx %-5s keel %d MiB/s on dynamic VHDX vs %d on raw: VHDX/raw = %.2f (goal >= 0.90)\n", \
+				k, vt["keel " k], tp["keel " k], vt["keel " k] / tp["keel " k]
+		if (("keel " k) in vt && ("qemu " k) in vt && vt["qemu " k] > 0)
+			printf "bench/virtio: vhdx %-5s keel %d MiB/s, QEMU vhdx driver %d MiB/s: keel/QEMU = %.2f; VMM CPU ms %d vs %d\n", \
+				k, vt["keel " k], vt["qemu " k], vt["keel " k] / vt["qemu " k], vc["keel " k], vc["qemu " k]
 	}
 }' "$log"
