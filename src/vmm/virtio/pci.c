@@ -232,6 +232,11 @@ static void set_status(struct virtio_dev *vd, uint8_t v)
 			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 		}
 	}
+	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(v & VIRTIO_STATUS_FEATURES_OK)) {
+		/* Virtio 1.x: no DRIVER_OK before the features were accepted. */
+		vd_warn(vd, "DRIVER_OK without FEATURES_OK refused");
+		v &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
+	}
 	/* The device's own bit survives driver writes. */
 	vd->status = v | (old & VIRTIO_STATUS_NEEDS_RESET);
 	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
@@ -251,6 +256,11 @@ static void queue_enable(struct virtio_dev *vd, struct virtio_queue *q, unsigned
 
 	if (q->enabled)
 		return;
+	if (q->size > q->max) {
+		virtio_needs_reset(vd, "queue %u: size %u is larger than the %u this device offers",
+				   qi, q->size, q->max);
+		return;
+	}
 	e = vq_enable(&q->vq, &vd->vm->mem, q->size, q->desc, q->driver, q->device,
 		      virtio_has_feature(vd, VIRTIO_F_INDIRECT_DESC),
 		      virtio_has_feature(vd, VIRTIO_F_EVENT_IDX));
