@@ -3,15 +3,24 @@
 # `save` over the control socket writes the VM to a directory and leaves it paused; the
 # worker quits; a new keel-vmm started with --restore carries on: the next line is the next
 # number, the guest's clock moves on from where it was (not back, not far ahead), and the
-# shell still answers.
+# shell still answers. The VM has its virtio devices (issue 6): virtio-rng gives bytes and a
+# file written to an ext2 file system on a virtio-blk disk before the save reads back after
+# the restore, where another file is written, synced and read back after a remount.
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
 SAVE=/tmp/save-a
-OPTS="--cpus 1 --memory 256M --no-rng"
+DISK=/tmp/save-disk.raw
+dd if=/dev/zero of=$DISK bs=1M count=32 2>/dev/null || fail "cannot create the disk file"
+OPTS="--cpus 1 --memory 256M --disk path=$DISK"
 
 ctl() { # ctl VM REQUEST: one control request that must succeed
 	lab-vmmctl "/tmp/$1.sock" "$2" >/tmp/ctl.out 2>&1 ||
 		fail "control request $2 to VM $1 failed: $(cat /tmp/ctl.out)"
 	echo "lab: $1 <- $2: $(cat /tmp/ctl.out)"
+}
+
+run_b() { # vm_run on VM b, without the lines of the counter running in the background
+	vm_run b "$@"
+	VM_OUT=$(printf '%s\n' "$VM_OUT" | grep -v '^count [0-9]')
 }
 
 last_count() { # the highest counter VM $1 printed so far
@@ -20,6 +29,13 @@ last_count() { # the highest counter VM $1 printed so far
 
 # shellcheck disable=SC2086
 vm_boot a $OPTS --control /tmp/a.sock
+vm_run a 'mke2fs /dev/vda >/dev/null 2>&1 && mkdir -p /mnt && mount -t ext2 /dev/vda /mnt && echo mounted' 120
+[ "$VM_OUT" = mounted ] || fail "mke2fs/mount on /dev/vda: $VM_OUT"
+vm_run a 'head -c 300000 /dev/urandom >/mnt/before && sync && sha256sum /mnt/before | cut -d" " -f1' 120
+sum_before=$VM_OUT
+[ ${#sum_before} = 64 ] || fail "writing /mnt/before: $sum_before"
+vm_run a 'dd if=/dev/hwrng bs=32 count=1 2>/dev/null | wc -c'
+[ "$VM_OUT" = 32 ] || fail "/dev/hwrng before the save gave '$VM_OUT' bytes"
 vm_send a 'i=0; while :; do i=$((i+1)); read u x </proc/uptime; echo "count $i $u"; sleep 0.5; done &'
 vm_wait a '^count 3 ' 60
 
@@ -67,6 +83,22 @@ awk -v a="$up" -v b="$up2" 'BEGIN { exit !(b > a && b - a < 30) }' ||
 echo "lab: counter $n -> $first, guest uptime $up -> $up2"
 vm_run b 'echo restored-shell-ok'
 printf '%s\n' "$VM_OUT" | grep -qx restored-shell-ok || fail "the restored guest's shell printed '$VM_OUT'"
+# The virtio devices carry on: virtio-rng, and the disk read and written through the same
+# queues as before the save.
+# The counter has done its part: stop it, so its lines no longer mix with the output below.
+run_b 'kill %1 2>/dev/null || kill $!; sleep 1; echo stopped' 60
+run_b 'dd if=/dev/hwrng bs=64 count=4 2>/dev/null | wc -c' 60
+[ "$VM_OUT" = 256 ] || fail "/dev/hwrng after the restore gave '$VM_OUT' bytes, expected 256"
+run_b 'echo 3 >/proc/sys/vm/drop_caches; sha256sum /mnt/before | cut -d" " -f1' 120
+[ "$VM_OUT" = "$sum_before" ] || fail "/mnt/before reads back $VM_OUT after the restore, was $sum_before"
+run_b 'head -c 200000 /dev/urandom >/mnt/after && sync && sha256sum /mnt/after | cut -d" " -f1' 120
+sum_after=$VM_OUT
+[ ${#sum_after} = 64 ] || fail "writing /mnt/after: $sum_after"
+run_b 'umount /mnt && mount -t ext2 /dev/vda /mnt && cd /mnt && sha256sum before after | cut -d" " -f1; cd /' 120
+[ "$(echo $VM_OUT)" = "$sum_before $sum_after" ] || fail "after a remount: '$(echo $VM_OUT)', expected '$sum_before $sum_after'"
+echo "lab: virtio-rng and virtio-blk work after the restore (file written before the save read back, another written and read after a remount)"
+run_b 'umount /mnt && echo unmounted' 60
+[ "$VM_OUT" = unmounted ] || fail "umount after the restore: $VM_OUT"
 vm_send b 'poweroff -f'
 vm_wait_exit b 60
 [ "$VM_STATUS" = 0 ] || fail "poweroff -f after restore: keel-vmm exited with $VM_STATUS"
