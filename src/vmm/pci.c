@@ -232,9 +232,21 @@ static void pci_update_routes(struct pci_host *h)
 		pthread_mutex_unlock(&d->msix_lock);
 	}
 	r = vm_set_irq_routes(h->vm, e, n);
-	if (r)
+	if (r) {
 		log_warn_ratelimited(&pci_rl, "pci: KVM_SET_GSI_ROUTING with %u MSI routes: %s", n,
 				     strerror(-r));
+		/* Not installed: every vector stays dirty, so the next change tries again. */
+		for (s = 0; s < PCI_MAX_SLOTS; s++) {
+			struct pci_dev *d = h->slots[s];
+
+			if (!d)
+				continue;
+			pthread_mutex_lock(&d->msix_lock);
+			for (v = 0; v < d->msix_nvec; v++)
+				d->msix_dirty[v] = true;
+			pthread_mutex_unlock(&d->msix_lock);
+		}
+	}
 	free(e);
 }
 
@@ -339,15 +351,19 @@ void pci_msix_write(struct pci_dev *d, uint64_t off, unsigned size, uint64_t val
 		d->msix_dirty[v] = true;
 		routes = !(m->ctrl & 1);
 	} else {
-		bool was_masked = m->ctrl & 1;
+		bool was_masked = m->ctrl & 1, unmask = !(get_le(raw + 12, 4) & 1);
 
-		m->ctrl = get_le(raw + 12, 4) & 1;
-		routes = was_masked && !(m->ctrl & 1) && d->msix_dirty[v];
+		routes = was_masked && unmask && d->msix_dirty[v];
+		/* A vector whose new message has no KVM route yet stays masked until the route
+		 * is in, so the device cannot signal it into nothing (or the old message). */
+		m->ctrl = routes ? 1 : get_le(raw + 12, 4) & 1;
 	}
 	pthread_mutex_unlock(&d->msix_lock);
 	if (routes)
 		pci_update_routes(d->host);
 	pthread_mutex_lock(&d->msix_lock);
+	if (routes && i >= 12)
+		m->ctrl = 0;
 	msix_flush_pending(d);
 	pthread_mutex_unlock(&d->msix_lock);
 }
@@ -359,15 +375,16 @@ static void msix_ctrl_changed(struct pci_dev *d)
 	bool dirty = false;
 	unsigned v;
 
+	/* Routes first, then enable: a device must not signal a vector KVM cannot route. */
 	pthread_mutex_lock(&d->msix_lock);
-	d->msix_enabled = ctrl & PCI_MSIX_CTRL_ENABLE;
-	d->msix_fmask = ctrl & PCI_MSIX_CTRL_FMASK;
 	for (v = 0; v < d->msix_nvec; v++)
 		dirty |= d->msix_dirty[v];
 	pthread_mutex_unlock(&d->msix_lock);
-	if (dirty && d->msix_enabled)
+	if (dirty && (ctrl & PCI_MSIX_CTRL_ENABLE))
 		pci_update_routes(d->host);
 	pthread_mutex_lock(&d->msix_lock);
+	d->msix_enabled = ctrl & PCI_MSIX_CTRL_ENABLE;
+	d->msix_fmask = ctrl & PCI_MSIX_CTRL_FMASK;
 	msix_flush_pending(d);
 	pthread_mutex_unlock(&d->msix_lock);
 }
