@@ -931,18 +931,19 @@ int pci_dev_state(struct state_io *io, struct pci_dev *d)
 	pthread_mutex_lock(&d->msix_lock);
 	memcpy(d->msix_table, table, d->msix_nvec * sizeof(table[0]));
 	d->msix_pending = pending;
+	for (v = 0; v < d->msix_nvec; v++)
+		d->msix_dirty[v] = true;
+	pthread_mutex_unlock(&d->msix_lock);
+	pci_update_bars(d);
+	/* Routes first, then enable (as msix_ctrl_changed does). */
+	pci_update_routes(h);
+	pthread_mutex_lock(&d->msix_lock);
 	if (d->msix_cap) {
 		uint16_t ctrl = (uint16_t)get_le(d->cfg + d->msix_cap + 2, 2);
 
 		d->msix_enabled = ctrl & PCI_MSIX_CTRL_ENABLE;
 		d->msix_fmask = ctrl & PCI_MSIX_CTRL_FMASK;
 	}
-	for (v = 0; v < d->msix_nvec; v++)
-		d->msix_dirty[v] = false;
-	pthread_mutex_unlock(&d->msix_lock);
-	pci_update_bars(d);
-	pci_update_routes(h);
-	pthread_mutex_lock(&d->msix_lock);
 	msix_flush_pending(d);
 	pthread_mutex_unlock(&d->msix_lock);
 	pthread_mutex_unlock(&h->lock);
