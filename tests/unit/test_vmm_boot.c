@@ -304,6 +304,20 @@ static void test_multiboot_errors(void **state)
 	assert_non_null(strstr(err, "outside the file"));
 	free(k);
 
+	/* An a.out kludge header cut off after its first 12 bytes (found by fuzz-vmm-loader:
+	 * the address fields were read before the length check). */
+	{
+		uint8_t cut[16] = {0};
+
+		wr32(cut + 4, 0x1badb002);
+		wr32(cut + 8, 0x00010000);
+		wr32(cut + 12, (uint32_t) - (0x1badb002u + 0x00010000u));
+		in.kernel = cut + 4;
+		in.kernel_size = 12;
+		assert_int_equal(multiboot_load(&mem, &in, &e, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "runs past the file"));
+	}
+
 	in.kernel = (const uint8_t *)"no header here";
 	in.kernel_size = 14;
 	assert_int_equal(multiboot_load(&mem, &in, &e, err, sizeof(err)), -ENOEXEC);

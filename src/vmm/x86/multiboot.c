@@ -130,11 +130,19 @@ static int mb_load_aout(const struct guest_mem *mem, const struct boot_input *in
 			const uint8_t *hdr, uint64_t hdr_off, uint64_t *entry, uint64_t *end,
 			char *err, size_t errlen)
 {
-	uint64_t header_addr = le32_load(hdr + 12), load_addr = le32_load(hdr + 16);
-	uint64_t load_end = le32_load(hdr + 20), bss_end = le32_load(hdr + 24), off, filesz, memsz;
+	uint64_t header_addr, load_addr, load_end, bss_end, off, filesz, memsz;
 
-	if (hdr_off + 32 > in->kernel_size || load_addr > header_addr ||
-	    header_addr - load_addr > hdr_off) {
+	/* The address fields follow the 12 bytes the header search checked: all 32 bytes
+	 * must be in the file before any is read. */
+	if (hdr_off + 32 > in->kernel_size) {
+		snprintf(err, errlen, "multiboot kernel: a.out kludge header runs past the file");
+		return -EINVAL;
+	}
+	header_addr = le32_load(hdr + 12);
+	load_addr = le32_load(hdr + 16);
+	load_end = le32_load(hdr + 20);
+	bss_end = le32_load(hdr + 24);
+	if (load_addr > header_addr || header_addr - load_addr > hdr_off) {
 		snprintf(err, errlen, "multiboot kernel: a.out kludge addresses are inconsistent");
 		return -EINVAL;
 	}
