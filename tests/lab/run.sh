@@ -38,7 +38,7 @@ if [ "$n" -gt 0 ]; then
 	# One lab boot runs every scenario. If the lab host's own kernel crashes (the nested
 	# emulation has shown rare panics of its own: a stack guard page hit in a vCPU thread
 	# under KVM_RUN), the lab boots again and resumes at the scenario that was running,
-	# at most twice, and says so.
+	# at most four times, and says so.
 	: >"$log"
 	from='' session=0
 	while :; do
@@ -53,7 +53,7 @@ if [ "$n" -gt 0 ]; then
 		grep -q '^lab: done: ' "$slog" && break
 		cur=$(grep -o '^lab: ---- scenario [^ ]*' "$slog" | tail -n 1 | awk '{ print $4 }')
 		panic=$(grep -m 1 -E 'Kernel panic|BUG: |stack guard page' "$slog" | sed 's/^\[[ 0-9.]*\] //')
-		if [ -n "$cur" ] && [ -n "$panic" ] && [ "$session" -lt 3 ]; then
+		if [ -n "$cur" ] && [ -n "$panic" ] && [ "$session" -lt 5 ]; then
 			echo "lab: RESTART the lab host's kernel crashed during $cur ($panic); booting the lab again from $cur"
 			echo "lab: RESTART after a lab host crash during $cur: $panic" >>"$log"
 			from=$cur

@@ -1,5 +1,7 @@
 # virtio-net on taps: two VMs on a bridge in the lab host ping each other and move 64 MiB
 # over TCP with the same checksum at both ends; the second VM's MAC is the stable default.
+# A failed earlier attempt may have left the bridge and taps behind (the runner retries).
+for l in kbr0 ktap1 ktap2; do ip link del "$l" 2>/dev/null; done
 brctl addbr kbr0 || fail "cannot create bridge kbr0 (bridge module?)"
 ip link set kbr0 up
 vm_boot n1 --memory 320M --net tap=ktap1,mac=52:54:00:12:34:01
