@@ -74,10 +74,19 @@ start_vm() { # start_vm VMM NAME KEEL-OPTIONS -- QEMU-OPTIONS
 	fi
 }
 
-disk_bench() { # disk_bench VMM
-	dd if=/dev/zero of=/tmp/bench.raw bs=1M count=$((disk_mib + 16)) 2>/dev/null
-	start_vm "$1" d$1 --disk path=/tmp/bench.raw -- \
-		-drive id=d0,if=none,file=/tmp/bench.raw,format=raw -device virtio-blk-pci,drive=d0,disable-legacy=on
+# disk_bench VMM FORMAT: raw (a zeroed file) or vhdx (a fresh dynamic VHDX, so the writes
+# allocate); prints "bench: FORMAT VMM write|read MiBps=... cpu_ms=...".
+disk_bench() {
+	if [ "$2" = vhdx ]; then
+		f=/tmp/bench.vhdx
+		rm -f $f
+		keel disk create $f --size $((disk_mib + 16))M >/dev/null || fail "keel disk create $f"
+	else
+		f=/tmp/bench.raw
+		dd if=/dev/zero of=$f bs=1M count=$((disk_mib + 16)) 2>/dev/null
+	fi
+	start_vm "$1" d$1 --disk path=$f -- \
+		-drive id=d0,if=none,file=$f,format=$2 -device virtio-blk-pci,drive=d0,disable-legacy=on
 	c0=$(cpu_ms d$1)
 	guest_secs d$1 "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>/dev/null"
 	c1=$(cpu_ms d$1)
@@ -85,29 +94,12 @@ disk_bench() { # disk_bench VMM
 	guest_secs d$1 "dd if=/dev/vda of=/dev/null bs=1M count=$disk_mib iflag=direct 2>/dev/null"
 	c2=$(cpu_ms d$1)
 	rt=$VM_T
-	echo "bench: disk $1 write MiBps=$((disk_mib * 100 / wt)) cpu_ms=$((c1 - c0))"
-	echo "bench: disk $1 read MiBps=$((disk_mib * 100 / rt)) cpu_ms=$((c2 - c1))"
+	label=disk
+	[ "$2" = raw ] || label=$2
+	echo "bench: $label $1 write MiBps=$((disk_mib * 100 / wt)) cpu_ms=$((c1 - c0))"
+	echo "bench: $label $1 read MiBps=$((disk_mib * 100 / rt)) cpu_ms=$((c2 - c1))"
 	vm_kill d$1
-	rm -f /tmp/bench.raw
-}
-
-vhdx_bench() { # vhdx_bench VMM
-	rm -f /tmp/bench.vhdx
-	keel disk create /tmp/bench.vhdx --size $((disk_mib + 16))M >/dev/null ||
-		fail "keel disk create /tmp/bench.vhdx"
-	start_vm "$1" v$1 --disk path=/tmp/bench.vhdx -- \
-		-drive id=d0,if=none,file=/tmp/bench.vhdx,format=vhdx -device virtio-blk-pci,drive=d0,disable-legacy=on
-	c0=$(cpu_ms v$1)
-	guest_secs v$1 "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>/dev/null"
-	c1=$(cpu_ms v$1)
-	wt=$VM_T
-	guest_secs v$1 "dd if=/dev/vda of=/dev/null bs=1M count=$disk_mib iflag=direct 2>/dev/null"
-	c2=$(cpu_ms v$1)
-	rt=$VM_T
-	echo "bench: vhdx $1 write MiBps=$((disk_mib * 100 / wt)) cpu_ms=$((c1 - c0))"
-	echo "bench: vhdx $1 read MiBps=$((disk_mib * 100 / rt)) cpu_ms=$((c2 - c1))"
-	vm_kill v$1
-	rm -f /tmp/bench.vhdx
+	rm -f $f
 }
 
 net_bench() { # net_bench VMM
@@ -144,7 +136,11 @@ net_bench() { # net_bench VMM
 echo "bench: virtio: disk $disk_mib MiB, net $net_mib MiB, guest kernel $(uname -r)"
 for w in $what; do
 	for vmm in keel qemu; do
-		${w}_bench $vmm
+		case $w in
+		disk) disk_bench $vmm raw ;;
+		vhdx) disk_bench $vmm vhdx ;;
+		*) ${w}_bench $vmm ;;
+		esac
 	done
 done
 echo "bench: done"
