@@ -22,15 +22,41 @@ packages=(
 	libsqlite3-dev libmicrohttpd-dev libjson-c-dev sqlite3 curl
 )
 
+if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
-	if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# QEMU 10 for the nested lab. The lab host runs on QEMU's TCG emulation of AMD-V, and
+# bookworm's QEMU 7.2 emulates it less faithfully: under keel's virtio traffic its lab host
+# kernel crashed in KVM_RUN (stack guard page hits, corrupted stacks) several times per
+# suite run; QEMU 10 (bookworm-backports) did not (docs/lab.md). Debian 13 has it already.
+qemu_min=1:10.0
+qemu_have=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
+if ! dpkg --compare-versions "${qemu_have:-0}" ge "$qemu_min"; then
+	. /etc/os-release
+	target=()
+	if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+		if ! grep -rqs '^deb .*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+			echo "setup: adding bookworm-backports to apt's sources (for QEMU $qemu_min)"
+			echo "deb http://deb.debian.org/debian bookworm-backports main" |
+				$sudo tee /etc/apt/sources.list.d/keel-bookworm-backports.list >/dev/null
+		fi
+		target=(-t bookworm-backports)
+	fi
+	echo "setup: installing QEMU >= $qemu_min (have ${qemu_have:-none})"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+		"${target[@]}" qemu-system-x86 qemu-utils seabios
+	qemu_have=$(dpkg-query -W -f='${Version}' qemu-system-x86)
+	dpkg --compare-versions "$qemu_have" ge "$qemu_min" ||
+		{ echo "setup: QEMU $qemu_have is installed; the lab needs $qemu_min or later" >&2; exit 1; }
 fi
 
 # Debian's cloud kernel and its modules, unpacked (never installed: the host's /boot is

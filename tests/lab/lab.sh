@@ -16,8 +16,10 @@ LAB_OUT=${LAB_OUT:-$LAB_TOP/build/lab}
 LAB_KDIR=$LAB_TOP/.cache/kernel
 LAB_QEMU=${LAB_QEMU:-qemu-system-x86_64}
 LAB_E2FSCK=${LAB_E2FSCK:-$(PATH=$PATH:/usr/sbin:/sbin command -v e2fsck)}
-# Firmware QEMU's microvm machine loads inside the lab (qboot), copied from /usr/share/qemu.
+# Firmware QEMU's microvm machine loads inside the lab (qboot), found in QEMU's data directory
+# or (bios-microvm.bin, since QEMU 8) in SeaBIOS's; installed in the lab under /usr/share/qemu.
 LAB_QEMU_FIRMWARE=(bios-microvm.bin qboot.rom linuxboot_dma.bin)
+LAB_QEMU_FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios)
 
 lab_die() {
 	echo "lab: $*" >&2
@@ -159,7 +161,14 @@ lab_build() {
 		mgmt=("$LAB_TOP/build/src/daemon/keeld" "$LAB_TOP/build/src/cli/keel")
 	fi
 	local fw=()
-	for f in "${LAB_QEMU_FIRMWARE[@]}"; do fw+=("/usr/share/qemu/$f"); done
+	for f in "${LAB_QEMU_FIRMWARE[@]}"; do
+		local dir found=
+		for dir in "${LAB_QEMU_FIRMWARE_DIRS[@]}"; do
+			[ -e "$dir/$f" ] && found=$dir/$f && break
+		done
+		[ -n "$found" ] || lab_die "QEMU firmware $f is in none of ${LAB_QEMU_FIRMWARE_DIRS[*]}; run scripts/setup.sh"
+		fw+=("$found")
+	done
 	# shellcheck disable=SC2046
 	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_KDIR/vmlinuz" \
 		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" ${keel:+"$keel"})
@@ -197,7 +206,7 @@ lab_build() {
 	# e2fsck, to check file systems guests wrote (package e2fsprogs).
 	_lab_copy_program "$LAB_E2FSCK" "$root" /sbin/e2fsck
 	for f in "${fw[@]}"; do
-		install -D -m 0644 "$(readlink -f "$f")" "$root$f"
+		install -D -m 0644 "$(readlink -f "$f")" "$root/usr/share/qemu/${f##*/}"
 	done
 	# A client for keel-vmm's control socket (busybox has none): save, pause, resume, quit.
 	if [ -e "$d/vmmctl.c" ]; then
@@ -228,6 +237,7 @@ lab_boot() {
 	local mode=$1 tmo=$2
 	shift 2
 	local args=(-accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 4G -nographic -no-reboot -nic none
+		-pidfile "$LAB_OUT/qemu.pid"
 		-kernel "$LAB_KDIR/vmlinuz" -initrd "$LAB_OUT/lab.cpio"
 		-append "console=ttyS0 quiet panic=-1 keel.lab=$mode $*")
 	if [ "$tmo" = 0 ]; then

@@ -7,7 +7,8 @@
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
 # lab, for checking the lab itself), LAB_ONLY=WORD (only scenarios whose name contains WORD),
-# LAB_TIMEOUT=SECONDS (the whole lab session, default 1800), LAB_SCENARIO_TIMEOUT=SECONDS
+# LAB_TIMEOUT=SECONDS (the whole lab session, default 1800), LAB_STALL=SECONDS (a silent lab is
+# stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300). See docs/lab.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,6 +32,26 @@ n=$(ls "$top"/tests/lab/scenarios/*"$only"*.sh 2>/dev/null | wc -l)
 demo=0
 case demo in *"$only"*) demo=1 ;; esac
 [ "$n" -gt 0 ] || [ "$demo" = 1 ] || lab_die "no scenario in tests/lab/scenarios matches '$only'"
+# The lab prints a heartbeat every 60 s (host/init). If its console stays silent for
+# LAB_STALL seconds (default 240) the lab host's kernel is stuck: stop it, and the loop below
+# treats that like a crash of the lab host (a restart at the same scenario).
+_lab_watchdog() { # SESSION-LOG
+	local last=-1 size idle=0 limit=${LAB_STALL:-240}
+	while sleep 10; do
+		size=$(stat -c %s "$1" 2>/dev/null || echo 0)
+		if [ "$size" != "$last" ]; then
+			last=$size idle=0
+			continue
+		fi
+		idle=$((idle + 10))
+		if [ "$idle" -ge "$limit" ] && [ -s "$LAB_OUT/qemu.pid" ]; then
+			echo "lab: STALL the lab host printed nothing for ${idle}s; stopping it" >>"$1"
+			kill "$(cat "$LAB_OUT/qemu.pid")" 2>/dev/null
+			return
+		fi
+	done
+}
+
 pass=0 failed=0 start=$(date +%s)
 if [ "$n" -gt 0 ]; then
 	echo "lab: booting the nested lab (QEMU TCG, emulated AMD-V) to run $n scenarios with $vmm;" \
@@ -44,18 +65,23 @@ if [ "$n" -gt 0 ]; then
 	while :; do
 		session=$((session + 1))
 		slog=$LAB_OUT/test.session$session.log
+		rm -f "$LAB_OUT/qemu.pid"
+		_lab_watchdog "$slog" &
+		dog=$!
 		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} \
 			"keel.timeout=$stmo" </dev/null 2>&1 |
 			sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
-			tee "$slog" | grep --line-buffered -E '^lab: (PASS|FAIL|RETRY|done:|/dev/kvm)'
+			tee "$slog" | grep --line-buffered -E '^lab: (PASS|FAIL|RETRY|STALL|done:|/dev/kvm)'
 		qemu_rc=${PIPESTATUS[0]}
+		kill "$dog" 2>/dev/null
+		wait "$dog" 2>/dev/null
 		cat "$slog" >>"$log"
 		grep -q '^lab: done: ' "$slog" && break
 		cur=$(grep -o '^lab: ---- scenario [^ ]*' "$slog" | tail -n 1 | awk '{ print $4 }')
-		panic=$(grep -m 1 -E 'Kernel panic|BUG: |stack guard page' "$slog" | sed 's/^\[[ 0-9.]*\] //')
+		panic=$(grep -m 1 -E 'Kernel panic|BUG: |stack guard page|^lab: STALL' "$slog" | sed 's/^\[[ 0-9.]*\] //')
 		if [ -n "$cur" ] && [ -n "$panic" ] && [ "$session" -lt 5 ]; then
-			echo "lab: RESTART the lab host's kernel crashed during $cur ($panic); booting the lab again from $cur"
-			echo "lab: RESTART after a lab host crash during $cur: $panic" >>"$log"
+			echo "lab: RESTART the lab host's kernel crashed or stalled during $cur ($panic); booting the lab again from $cur"
+			echo "lab: RESTART after a lab host crash or stall during $cur: $panic" >>"$log"
 			from=$cur
 			continue
 		fi
