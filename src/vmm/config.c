@@ -12,7 +12,7 @@ static const char config_usage[] =
 	"usage: keel-vmm --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
 	"                [--memory SIZE] [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--debug-exit] [--control PATH]\n"
-	"                [--restore DIR]\n"
+	"                [--restore DIR] [--paused]\n"
 	"                [--status-file PATH] [--name NAME]\n"
 	"                [--disk path=FILE[,readonly=on][,serial=STRING]]...\n"
 	"                [--net tap=IFNAME[,mac=MAC]]... [--no-rng]\n"
@@ -116,7 +116,8 @@ static int parse_mac(const char *v, uint8_t mac[6])
 	char end;
 
 	if (sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &end) != 6 || strlen(v) != 17)
+		   &end) != 6 ||
+	    strlen(v) != 17)
 		return -EINVAL;
 	for (i = 0; i < 6; i++)
 		mac[i] = (uint8_t)b[i];
@@ -162,6 +163,7 @@ enum {
 	OPT_MEMORY,
 	OPT_SERIAL,
 	OPT_NO_REBOOT,
+	OPT_PAUSED,
 	OPT_DEBUG_EXIT,
 	OPT_CONTROL,
 	OPT_STATUS_FILE,
@@ -183,6 +185,7 @@ static const struct option config_options[] = {
 	{"memory", required_argument, NULL, OPT_MEMORY},
 	{"serial", required_argument, NULL, OPT_SERIAL},
 	{"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+	{"paused", no_argument, NULL, OPT_PAUSED},
 	{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"status-file", required_argument, NULL, OPT_STATUS_FILE},
@@ -225,8 +228,9 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		case OPT_CPUS:
 			r = parse_uint(optarg, 1, CONFIG_MAX_CPUS, &v);
 			if (r) {
-				snprintf(err, errlen, "--cpus %s: expected a whole number from 1 to %d",
-					 optarg, CONFIG_MAX_CPUS);
+				snprintf(err, errlen,
+					 "--cpus %s: expected a whole number from 1 to %d", optarg,
+					 CONFIG_MAX_CPUS);
 				return -EINVAL;
 			}
 			cfg->cpus = (unsigned)v;
@@ -235,8 +239,8 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			r = parse_size(optarg, 1ull << 20, &v);
 			if (r) {
 				snprintf(err, errlen,
-					 "--memory %s: expected a size such as 512M or 2G%s", optarg,
-					 r == -ERANGE ? " (this one overflows)" : "");
+					 "--memory %s: expected a size such as 512M or 2G%s",
+					 optarg, r == -ERANGE ? " (this one overflows)" : "");
 				return -EINVAL;
 			}
 			if (v < CONFIG_MIN_MEMORY) {
@@ -246,7 +250,8 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			}
 			if (v & 0xfff) {
 				snprintf(err, errlen,
-					 "--memory %s: must be a whole number of 4 KiB pages", optarg);
+					 "--memory %s: must be a whole number of 4 KiB pages",
+					 optarg);
 				return -EINVAL;
 			}
 			cfg->memory = v;
@@ -261,6 +266,9 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			break;
 		case OPT_NO_REBOOT:
 			cfg->no_reboot = true;
+			break;
+		case OPT_PAUSED:
+			cfg->paused = true;
 			break;
 		case OPT_DEBUG_EXIT:
 			cfg->debug_exit = true;
@@ -298,9 +306,10 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			break;
 		case OPT_CONSOLE:
 			if (config_parse_chardev(optarg, &cfg->console)) {
-				snprintf(err, errlen,
-					 "--console %s: expected stdio, file:PATH, unix:PATH or off",
-					 optarg);
+				snprintf(
+					err, errlen,
+					"--console %s: expected stdio, file:PATH, unix:PATH or off",
+					optarg);
 				return -EINVAL;
 			}
 			break;
@@ -328,8 +337,9 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		return -EINVAL;
 	}
 	if (cfg->serial.kind == CHARDEV_STDIO && cfg->console.kind == CHARDEV_STDIO) {
-		snprintf(err, errlen, "--serial and --console cannot both be stdio (set one of "
-				      "them to off, file:PATH or unix:PATH)");
+		snprintf(err, errlen,
+			 "--serial and --console cannot both be stdio (set one of "
+			 "them to off, file:PATH or unix:PATH)");
 		return -EINVAL;
 	}
 	if (!cfg->kernel) {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_MAX_CPUS       255 /* xAPIC IDs 0..254; 255 is the broadcast ID */
+#define CONFIG_MAX_CPUS	      255 /* xAPIC IDs 0..254; 255 is the broadcast ID */
 #define CONFIG_MIN_MEMORY     (2ull << 20)
 #define CONFIG_DEFAULT_MEMORY (512ull << 20)
 
@@ -19,7 +19,7 @@ struct chardev_spec {
 };
 
 #define CONFIG_MAX_DISKS 8
-#define CONFIG_MAX_NETS  8
+#define CONFIG_MAX_NETS	 8
 
 /* --disk path=FILE[,readonly=on][,serial=STRING] */
 struct disk_spec {
@@ -43,6 +43,7 @@ struct vm_config {
 	uint64_t memory;
 	struct chardev_spec serial;
 	bool no_reboot;
+	bool paused; /* --paused: the vCPUs wait for "resume" on the control socket */
 	bool debug_exit;
 	const char *control_path;
 	const char *status_path;

@@ -78,9 +78,10 @@ static char *control_status(struct vm *vm)
 }
 
 static const char *const control_names[] = {
-	[CONTROL_STATUS] = "status",	   [CONTROL_PAUSE] = "pause", [CONTROL_RESUME] = "resume",
-	[CONTROL_POWERDOWN] = "powerdown", [CONTROL_RESET] = "reset", [CONTROL_QUIT] = "quit",
-	[CONTROL_SAVE] = "save",
+	[CONTROL_STATUS] = "status", [CONTROL_PAUSE] = "pause",
+	[CONTROL_RESUME] = "resume", [CONTROL_POWERDOWN] = "powerdown",
+	[CONTROL_RESET] = "reset",   [CONTROL_QUIT] = "quit",
+	[CONTROL_SAVE] = "save",     [CONTROL_RESTORE] = "restore",
 };
 
 int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls, char *why,
@@ -130,7 +131,8 @@ int control_parse(const char *line, size_t len, enum control_cmd *cmd, const cha
 	}
 	*cls = "CommandNotFound";
 	snprintf(why, whylen,
-		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit, save)",
+		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit, save, "
+		 "restore)",
 		 name);
 out:
 	if (req)
@@ -139,30 +141,40 @@ out:
 	return r;
 }
 
-/* "save" takes {"arguments":{"dir":PATH}}; control_parse has checked the rest. */
-static int control_save_args(const char *line, size_t len, struct control_request *req, char *why,
-			     size_t whylen)
+/* "save" takes {"arguments":{"dir":PATH}}, "restore" also an optional "paused":BOOL;
+ * control_parse has checked the rest. */
+static int control_dir_args(const char *line, struct control_request *req, char *why, size_t whylen)
 {
-	json_object *o = json_tokener_parse(line), *args, *dir;
+	const char *name = control_names[req->cmd];
+	json_object *o = json_tokener_parse(line), *args, *dir, *paused;
 	const char *s;
 	int r = -EINVAL;
 
-	(void)len; /* control_parse accepted the line: one object, then only whitespace */
 	if (!o || !json_object_object_get_ex(o, "arguments", &args) ||
 	    !json_object_is_type(args, json_type_object) ||
 	    !json_object_object_get_ex(args, "dir", &dir) ||
 	    !json_object_is_type(dir, json_type_string)) {
-		snprintf(why, whylen, "save needs \"arguments\":{\"dir\":PATH}");
+		snprintf(why, whylen, "%s needs \"arguments\":{\"dir\":PATH}", name);
 		goto out;
 	}
 	s = json_object_get_string(dir);
 	if (!*s || (size_t)json_object_get_string_len(dir) != strlen(s) ||
 	    strlen(s) >= sizeof(req->dir)) {
-		snprintf(why, whylen, "save: dir must be a non-empty path shorter than %d bytes",
-			 CONTROL_MAX_PATH);
+		snprintf(why, whylen, "%s: dir must be a non-empty path shorter than %d bytes",
+			 name, CONTROL_MAX_PATH);
 		goto out;
 	}
 	strcpy(req->dir, s);
+	if (json_object_object_get_ex(args, "paused", &paused)) {
+		if (req->cmd != CONTROL_RESTORE ||
+		    !json_object_is_type(paused, json_type_boolean)) {
+			snprintf(why, whylen, "%s: \"paused\" %s", name,
+				 req->cmd == CONTROL_RESTORE ? "must be true or false"
+							     : "is an argument of restore");
+			goto out;
+		}
+		req->paused = json_object_get_boolean(paused);
+	}
 	r = 0;
 out:
 	if (o)
@@ -178,12 +190,12 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 
 	memset(req, 0, sizeof(*req));
 	r = control_parse(line, len, &req->cmd, cls, why, whylen);
-	if (r || req->cmd != CONTROL_SAVE)
+	if (r || (req->cmd != CONTROL_SAVE && req->cmd != CONTROL_RESTORE))
 		return r;
 	memcpy(copy, line, len); /* control_parse checked len <= CONTROL_MAX_LINE */
 	copy[len] = 0;
 	*cls = "GenericError";
-	return control_save_args(copy, len, req, why, whylen);
+	return control_dir_args(copy, req, why, whylen);
 }
 
 /* Save the VM to dir: a running VM is paused first and stays paused (docs/keel-vmm.md). */
@@ -201,6 +213,16 @@ static char *control_save(struct vm *vm, const char *dir)
 	r = snapshot_save(vm, dir, err, sizeof(err));
 	if (r)
 		return control_error("GenericError", "save failed: %s", err);
+	return control_reply(NULL);
+}
+
+/* Replace the machine with the state saved in dir (docs/keel-vmm.md). */
+static char *control_restore(struct vm *vm, const char *dir, bool paused)
+{
+	char err[400];
+
+	if (vm_restore(vm, dir, paused, err, sizeof(err)))
+		return control_error("GenericError", "restore failed: %s", err);
 	return control_reply(NULL);
 }
 
@@ -241,6 +263,8 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 		break;
 	case CONTROL_SAVE:
 		return control_save(vm, req.dir);
+	case CONTROL_RESTORE:
+		return control_restore(vm, req.dir, req.paused);
 	case CONTROL_QUIT:
 	default:
 		vm_request(vm, VM_EVENT_QUIT, 0, "quit through the control socket");

@@ -6,6 +6,7 @@
 #ifndef KEEL_VMM_CONTROL_H
 #define KEEL_VMM_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct vm;
@@ -22,7 +23,8 @@ enum control_cmd {
 	CONTROL_POWERDOWN,
 	CONTROL_RESET,
 	CONTROL_QUIT,
-	CONTROL_SAVE, /* arguments: {"dir": PATH} */
+	CONTROL_SAVE,	 /* arguments: {"dir": PATH} */
+	CONTROL_RESTORE, /* arguments: {"dir": PATH, "paused": BOOL (optional)} */
 };
 
 #define CONTROL_MAX_PATH 4096
@@ -30,7 +32,8 @@ enum control_cmd {
 /* A parsed request with its arguments. */
 struct control_request {
 	enum control_cmd cmd;
-	char dir[CONTROL_MAX_PATH]; /* save */
+	char dir[CONTROL_MAX_PATH]; /* save, restore */
+	bool paused;		    /* restore */
 };
 
 /*

@@ -70,6 +70,26 @@ int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
 	return 0;
 }
 
+int vm_add_pause_hook(struct vm *vm, vm_pause_fn fn, void *opaque)
+{
+	if (vm->npause == VM_MAX_PAUSE_HOOKS)
+		return -ENOSPC;
+	vm->pause_fns[vm->npause] = fn;
+	vm->pause_opaque[vm->npause] = opaque;
+	vm->npause++;
+	return 0;
+}
+
+/* Devices quiesce (pause) or carry on; each change once. */
+static void vm_pause_devices(struct vm *vm, bool pause)
+{
+	if (vm->devices_paused == pause)
+		return;
+	vm->devices_paused = pause;
+	for (unsigned i = 0; i < vm->npause; i++)
+		vm->pause_fns[i](vm->pause_opaque[i], pause);
+}
+
 int vm_add_state_section(struct vm *vm, const char *name, uint32_t version, state_fn fn,
 			 void *opaque)
 {
@@ -93,8 +113,8 @@ static int vm_setup_irq_routing_with(int vm_fd, const struct kvm_irq_routing_ent
 			continue;
 		rt->entries[n].gsi = i;
 		rt->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		rt->entries[n].u.irqchip.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER
-							  : KVM_IRQCHIP_PIC_SLAVE;
+		rt->entries[n].u.irqchip.irqchip =
+			i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
 		rt->entries[n].u.irqchip.pin = i % 8;
 		n++;
 	}
@@ -292,10 +312,12 @@ static void vm_teardown(struct vm *vm)
 	atomic_store(&vm->vm_fd, -1);
 }
 
-int vm_reset(struct vm *vm)
+static void vm_finish(struct vm *vm, int status, const char *reason, const char *detail, int sig);
+
+/* Tear the KVM VM down and build it again: a fresh boot (guest memory cleared) or, with a
+ * saved state opened (snapshot_open), that state. The VM runs or stays paused. */
+static int vm_rebuild(struct vm *vm, bool clear_memory, bool paused, char *err, size_t errlen)
 {
-	char err[256];
-	bool paused = vm->target == VM_PAUSE;
 	int r;
 
 	vm_teardown(vm);
@@ -303,21 +325,62 @@ int vm_reset(struct vm *vm)
 	 * cleared, so nothing of this boot leaks into the next; vm_build resets them again. */
 	for (unsigned i = 0; i < vm->nreset; i++)
 		vm->reset_fns[i](vm->reset_opaque[i]);
-	r = mem_discard(&vm->mem);
-	if (r) {
-		log_err("reset: cannot clear guest memory: %s", strerror(-r));
-		return r;
+	if (clear_memory) {
+		r = mem_discard(&vm->mem);
+		if (r) {
+			snprintf(err, errlen, "cannot clear guest memory: %s", strerror(-r));
+			return r;
+		}
 	}
-	r = vm_build(vm, err, sizeof(err));
-	if (r) {
-		log_err("reset: %s", err);
+	r = vm_build(vm, err, errlen);
+	if (r)
 		return r;
-	}
 	pthread_mutex_lock(&vm->run_lock);
 	vm->target = paused ? VM_PAUSE : VM_RUN;
 	pthread_mutex_unlock(&vm->run_lock);
 	atomic_store(&vm->event, VM_EVENT_NONE);
-	return vm_start_vcpus(vm);
+	vm_pause_devices(vm, paused);
+	r = vm_start_vcpus(vm);
+	if (r)
+		snprintf(err, errlen, "cannot start the vCPU threads: %s", strerror(-r));
+	return r;
+}
+
+int vm_reset(struct vm *vm)
+{
+	char err[256];
+	int r = vm_rebuild(vm, true, vm->target == VM_PAUSE, err, sizeof(err));
+
+	if (r)
+		log_err("reset: %s", err);
+	return r;
+}
+
+int vm_restore(struct vm *vm, const char *dir, bool paused, char *err, size_t errlen)
+{
+	bool was_paused = vm_is_paused(vm);
+	int r;
+
+	if (!was_paused) {
+		r = vm_pause(vm);
+		if (r) {
+			snprintf(err, errlen, "cannot pause: %s", strerror(-r));
+			return r;
+		}
+	}
+	/* snapshot_open checks everything before it changes anything (guest memory last). */
+	r = snapshot_open(vm, dir, err, errlen);
+	if (r) {
+		if (!was_paused && vm_resume(vm))
+			log_err("restore: cannot resume after the refused restore");
+		return r;
+	}
+	r = vm_rebuild(vm, false, paused, err, errlen);
+	if (r) {
+		log_err("restore from %s: %s; stopping", dir, err);
+		vm_finish(vm, 1, "error", "restore failed", 0);
+	}
+	return r;
 }
 
 int vm_pause(struct vm *vm)
@@ -333,11 +396,13 @@ int vm_pause(struct vm *vm)
 	while (vm->parked < vm->nvcpus_started)
 		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
 	pthread_mutex_unlock(&vm->run_lock);
+	vm_pause_devices(vm, true);
 	return 0;
 }
 
 int vm_resume(struct vm *vm)
 {
+	vm_pause_devices(vm, false);
 	pthread_mutex_lock(&vm->run_lock);
 	vm->target = VM_RUN;
 	pthread_cond_broadcast(&vm->run_cond);
@@ -504,8 +569,7 @@ static void vm_write_status(struct vm *vm, const char *reason, int status, const
 	json_object_put(o);
 }
 
-static void vm_finish(struct vm *vm, int status, const char *reason, const char *detail,
-		      int sig)
+static void vm_finish(struct vm *vm, int status, const char *reason, const char *detail, int sig)
 {
 	vm->exit_status = status;
 	vm_write_status(vm, reason, status, detail, sig);
@@ -586,7 +650,8 @@ int vm_run(struct vm *vm)
 			return 1;
 		}
 	}
-	vm->target = VM_RUN;
+	vm->target = vm->cfg->paused ? VM_PAUSE : VM_RUN;
+	vm_pause_devices(vm, vm->cfg->paused);
 	if (vm_start_vcpus(vm)) {
 		vm_write_status(vm, "error", 1, "cannot start vCPU threads", 0);
 		return 1;

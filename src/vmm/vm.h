@@ -33,10 +33,10 @@ struct virtio_devices;
 enum vm_event {
 	VM_EVENT_NONE,
 	VM_EVENT_POWEROFF,   /* ACPI S5 */
-	VM_EVENT_RESET,      /* guest reboot: CF9, i8042, ACPI reset register */
+	VM_EVENT_RESET,	     /* guest reboot: CF9, i8042, ACPI reset register */
 	VM_EVENT_DEBUG_EXIT, /* port 0xf4 with --debug-exit */
-	VM_EVENT_CRASH,      /* triple fault, KVM internal error, unhandled exit */
-	VM_EVENT_QUIT,       /* control socket quit, or Ctrl-A x on the console */
+	VM_EVENT_CRASH,	     /* triple fault, KVM internal error, unhandled exit */
+	VM_EVENT_QUIT,	     /* control socket quit, or Ctrl-A x on the console */
 	VM_EVENT_SIGNAL,     /* SIGTERM, SIGINT or SIGHUP */
 };
 
@@ -44,8 +44,12 @@ enum vm_event {
 enum vm_run_target { VM_RUN, VM_PAUSE, VM_STOP };
 
 typedef void (*vm_reset_fn)(void *opaque);
+/* pause true: stop taking work from the guest or the host and finish what is in flight,
+ * before returning; false: carry on. */
+typedef void (*vm_pause_fn)(void *opaque, bool pause);
 
 #define VM_MAX_RESET_HOOKS 16
+#define VM_MAX_PAUSE_HOOKS 16
 
 struct vm {
 	const struct vm_config *cfg;
@@ -79,6 +83,10 @@ struct vm {
 	vm_reset_fn reset_fns[VM_MAX_RESET_HOOKS];
 	void *reset_opaque[VM_MAX_RESET_HOOKS];
 	unsigned nreset;
+	vm_pause_fn pause_fns[VM_MAX_PAUSE_HOOKS];
+	void *pause_opaque[VM_MAX_PAUSE_HOOKS];
+	unsigned npause;
+	bool devices_paused;
 
 	struct chardev *serial_out;
 	struct serial *serial;
@@ -113,6 +121,11 @@ int vm_set_irq_routes(struct vm *vm, const struct kvm_irq_routing_entry *extra, 
 int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
 
+/* Device set-up: a function called when the VM pauses (after its vCPUs stopped) and
+ * resumes (before they start): devices quiesce while the VM is paused. */
+int vm_add_pause_hook(struct vm *vm, vm_pause_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+
 /* Device set-up: the device's saved-state section; fn serves save, check and load
  * (docs/state.md). */
 int vm_add_state_section(struct vm *vm, const char *name, uint32_t version, state_fn fn,
@@ -123,6 +136,11 @@ int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
 int vm_resume(struct vm *vm) __attribute__((warn_unused_result));
 bool vm_is_paused(struct vm *vm);
 int vm_reset(struct vm *vm) __attribute__((warn_unused_result));
+/* Replace the running (or paused) machine with the state saved in dir, then run it or keep
+ * it paused. A state that does not fit is refused and the VM carries on as it was; a
+ * failure after the old machine is gone ends the VM (status "error"). */
+int vm_restore(struct vm *vm, const char *dir, bool paused, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void vm_power_button(struct vm *vm);
 
 #endif

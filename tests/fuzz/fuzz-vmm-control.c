@@ -18,13 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r;
 
 	r = control_parse((const char *)data, size, &cmd, &cls, why, sizeof(why));
-	if (r == 0 && cmd > CONTROL_SAVE)
+	if (r == 0 && cmd > CONTROL_RESTORE)
 		abort();
-	/* With arguments (save's dir): accepted only when the command parsed, and then a
-	 * non-empty path that fits. */
+	/* With arguments (save's and restore's dir): accepted only when the command parsed,
+	 * and then a non-empty path that fits; paused only for restore. */
 	if (control_parse_request((const char *)data, size, &req, &cls, why, sizeof(why)) == 0 &&
 	    (r || req.cmd != cmd ||
-	     (req.cmd == CONTROL_SAVE && (!req.dir[0] || !memchr(req.dir, 0, sizeof(req.dir))))))
+	     ((req.cmd == CONTROL_SAVE || req.cmd == CONTROL_RESTORE) &&
+	      (!req.dir[0] || !memchr(req.dir, 0, sizeof(req.dir)))) ||
+	     (req.cmd != CONTROL_RESTORE && req.paused)))
 		abort();
 	return 0;
 }

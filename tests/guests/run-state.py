@@ -10,6 +10,10 @@ Cases (docs/state.md, docs/testing.md):
                            keel-vmm restored from the save carries on from the next line
   state-save-restore-smp   the same with 2 vCPUs (the AP waits for its SIPI across the save)
   state-restore-reset      a restored VM that is reset boots the guest afresh
+  state-restore-control    --paused starts a VM that waits for resume; "restore" over the
+                           control socket takes a running VM back to a save (paused if
+                           asked); a restore from a bad directory is refused and the VM
+                           carries on
   state-virtio             a guest using virtio-rng (MSI-X, event index, a moved BAR) is
                            saved, restored in a new keel-vmm and goes on using it; damaged
                            or mismatched virtio sections are refused
@@ -314,6 +318,67 @@ def restore_reset_case(keel_vmm, kernel):
               "counted from 1 again")
 
 
+def restore_control_case(keel_vmm, kernel):
+    """--paused, and "restore" through the control socket into a running keel-vmm."""
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        save_dir = os.path.join(tmp, "save")
+        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000", extra=["--paused"])
+        try:
+            vm.connect(deadline)
+            if vm.ok({"execute": "status"})["state"] != "paused":
+                raise Failure("status does not say paused with --paused")
+            time.sleep(0.5)
+            if vm.out.text():
+                raise Failure(f"a VM started with --paused ran: {vm.out.text()!r}")
+            vm.ok({"execute": "resume"})
+            vm.wait_tick(3, deadline)
+            vm.ok({"execute": "save", "arguments": {"dir": save_dir}})
+            time.sleep(0.1)
+            saved_at = vm.ticks()[-1]
+            vm.ok({"execute": "resume"})
+            vm.wait_tick(saved_at + 5, deadline)
+            # Refused: nothing changes and the guest keeps counting.
+            bad = vm.request({"execute": "restore",
+                              "arguments": {"dir": os.path.join(tmp, "missing")}})
+            if "error" not in bad or "missing" not in bad["error"]["desc"]:
+                raise Failure(f"restore from a missing directory: {bad}")
+            if vm.ok({"execute": "status"})["state"] != "running":
+                raise Failure("the VM is not running after a refused restore")
+            n = vm.ticks()[-1]
+            vm.wait_tick(n + 2, deadline)
+            # Back to the save, paused; resume carries on from the line after the save.
+            mark = len(vm.out.text())
+            vm.ok({"execute": "restore", "arguments": {"dir": save_dir, "paused": True}})
+            if vm.ok({"execute": "status"})["state"] != "paused":
+                raise Failure("the VM is not paused after restore with paused: true")
+            time.sleep(0.3)
+            if TICK.search(vm.out.text()[mark:]):
+                raise Failure("the guest ran after a paused restore")
+            vm.ok({"execute": "resume"})
+            while True:
+                after = [int(m.group(1)) for m in (TICK.fullmatch(l) for l in
+                         vm.out.text()[mark:].split("\n")) if m]
+                if len(after) >= 3:
+                    break
+                if time.monotonic() > deadline or vm.proc.poll() is not None:
+                    raise Failure("after the restore the guest did not count on:\n"
+                                  + vm.out.text()[mark:] + vm.err.text())
+                time.sleep(0.05)
+            if not after or not saved_at + 1 <= after[0] <= saved_at + 2 or \
+                    after != list(range(after[0], after[0] + len(after))):
+                raise Failure(f"after a restore to line {saved_at} the guest printed {after}")
+            vm.ok({"execute": "quit"})
+            if vm.wait(deadline) != 0:
+                raise Failure(f"quit after the restore: {vm.err.text()}")
+        finally:
+            vm.kill()
+            vm.finish()
+        print(f"run-state: --paused waited for resume; saved at line {saved_at}, counted on "
+              f"to {n + 2}, a bad restore was refused, restore went back to line "
+              f"{after[0]}")
+
+
 def bad_files_case(keel_vmm, kernel):
     deadline = time.monotonic() + 100
     with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
@@ -555,6 +620,7 @@ CASES = {
     "state-save-restore-smp": lambda vmm, k: save_restore_case(vmm, k, 2),
     "state-bad-files": bad_files_case,
     "state-restore-reset": restore_reset_case,
+    "state-restore-control": restore_control_case,
     "state-virtio": virtio_case,
 }
 

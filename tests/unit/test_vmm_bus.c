@@ -142,6 +142,29 @@ static void test_control_parse(void **state)
 			 -EINVAL);
 	assert_string_equal(cls, "CommandNotFound");
 	assert_non_null(strstr(why, "unknown command 'fly'"));
+	/* save and restore take a directory; restore an optional "paused". */
+	{
+		static struct control_request req;
+		static const char *const args_bad[] = {
+			"{\"execute\":\"restore\"}",
+			"{\"execute\":\"restore\",\"arguments\":{\"dir\":\"\"}}",
+			"{\"execute\":\"restore\",\"arguments\":{\"dir\":\"d\",\"paused\":1}}",
+			"{\"execute\":\"save\",\"arguments\":{\"dir\":\"d\",\"paused\":true}}",
+		};
+		const char *ok_restore =
+			"{\"execute\":\"restore\",\"arguments\":{\"dir\":\"/s\",\"paused\":true}}";
+
+		assert_int_equal(control_parse_request(ok_restore, strlen(ok_restore), &req, &cls,
+						       why, sizeof(why)),
+				 0);
+		assert_int_equal(req.cmd, CONTROL_RESTORE);
+		assert_string_equal(req.dir, "/s");
+		assert_true(req.paused);
+		for (i = 0; i < sizeof(args_bad) / sizeof(args_bad[0]); i++)
+			if (control_parse_request(args_bad[i], strlen(args_bad[i]), &req, &cls, why,
+						  sizeof(why)) != -EINVAL)
+				fail_msg("accepted '%s'", args_bad[i]);
+	}
 	/* An embedded NUL after the object is not whitespace. */
 	assert_int_equal(
 		control_parse("{\"execute\":\"quit\"}\0", 19, &cmd, &cls, why, sizeof(why)),

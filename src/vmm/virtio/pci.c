@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/kvm.h"
@@ -501,6 +502,96 @@ static const struct pci_dev_ops virtio_pci_ops = {
 
 /* ---- the I/O thread ---- */
 
+/* Queues whose device still holds chains it took (vd->lock held). */
+static unsigned busy_queues(const struct virtio_dev *vd)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < vd->nqueues; i++)
+		if (vd->q[i].enabled && vd->q[i].vq.ready &&
+		    vd->q[i].vq.last_avail != vd->q[i].vq.used_idx)
+			n++;
+	return n;
+}
+
+int virtio_lock_idle(struct virtio_dev *vd)
+{
+	struct timespec ms = {0, 1000000};
+	unsigned waited;
+
+	for (waited = 0;; waited++) {
+		pthread_mutex_lock(&vd->lock);
+		if (!busy_queues(vd))
+			return 0;
+		pthread_mutex_unlock(&vd->lock);
+		if (waited >= VIRTIO_IDLE_WAIT_MS)
+			return -EBUSY;
+		nanosleep(&ms, NULL);
+	}
+}
+
+/* While the VM is paused, wait; false when the thread must end. Events that came meanwhile
+ * stay pending on their (level-triggered) fds and are served after the resume. */
+static bool virtio_thread_park(struct virtio_dev *vd)
+{
+	bool go_on;
+
+	pthread_mutex_lock(&vd->lock);
+	while (vd->paused && !vd->stopping) {
+		if (!vd->parked) {
+			vd->parked = true;
+			pthread_cond_broadcast(&vd->cond);
+		}
+		pthread_cond_wait(&vd->cond, &vd->lock);
+	}
+	vd->parked = false;
+	go_on = !vd->stopping;
+	pthread_mutex_unlock(&vd->lock);
+	return go_on;
+}
+
+static void virtio_wake_thread(struct virtio_dev *vd)
+{
+	uint64_t one = 1;
+
+	if (write(vd->stop_fd, &one, sizeof(one)) != sizeof(one))
+		log_err("%s: cannot wake the I/O thread: %s", vd->ops->name, strerror(errno));
+}
+
+/* Pause hook: park the I/O thread (no new chains are taken, no tap or host input is read
+ * on it), then wait until the chains already taken are done (virtio-blk requests on their
+ * workers). Resume: unpark it and kick every queue. Console input (the loop thread, like
+ * the save) still lands in the guest's receive buffers while paused, as it does in the
+ * UART's FIFO: both are saved, so nothing typed at a paused VM is lost. */
+static void virtio_pause(void *opaque, bool pause)
+{
+	struct virtio_dev *vd = opaque;
+
+	pthread_mutex_lock(&vd->lock);
+	vd->paused = pause;
+	pthread_cond_broadcast(&vd->cond);
+	pthread_mutex_unlock(&vd->lock);
+	if (!vd->thread_started)
+		return;
+	if (!pause) {
+		/* Serve whatever came while paused; a queue with nothing new ignores the
+		 * kick. */
+		for (unsigned i = 0; i < vd->nqueues; i++)
+			virtio_kick(vd, i);
+		return;
+	}
+	virtio_wake_thread(vd);
+	pthread_mutex_lock(&vd->lock);
+	while (!vd->parked)
+		pthread_cond_wait(&vd->cond, &vd->lock);
+	pthread_mutex_unlock(&vd->lock);
+	if (virtio_lock_idle(vd))
+		log_warn("%s: requests still in flight %u ms after the pause", vd->ops->name,
+			 VIRTIO_IDLE_WAIT_MS);
+	else
+		pthread_mutex_unlock(&vd->lock);
+}
+
 static void *virtio_thread(void *arg)
 {
 	struct virtio_dev *vd = arg;
@@ -522,8 +613,14 @@ static void *virtio_thread(void *arg)
 			uint32_t tag = evs[i].data.u32;
 			uint64_t cnt;
 
-			if (tag == VIRTIO_EV_STOP)
-				return NULL;
+			if (tag == VIRTIO_EV_STOP) {
+				if (read(vd->stop_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+					log_debug("%s: eventfd read: %s", vd->ops->name,
+						  strerror(errno));
+				if (!virtio_thread_park(vd))
+					return NULL;
+				continue;
+			}
 			if (tag & VIRTIO_EV_FD) {
 				pthread_mutex_lock(&vd->lock);
 				if (vd->ops->fd_event)
@@ -609,6 +706,7 @@ int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *pri
 	vd->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5000, 10);
 	vd->epfd = vd->stop_fd = -1;
 	pthread_mutex_init(&vd->lock, NULL);
+	pthread_cond_init(&vd->cond, NULL);
 	for (i = 0; i < nqueues; i++) {
 		vd->q[i].max = queue_max;
 		vd->q[i].kick_fd = -1;
@@ -654,6 +752,7 @@ int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *pri
 	if (r)
 		goto fail;
 	r = virtio_state_register(vd);
+	r = r ?: vm_add_pause_hook(vm, virtio_pause, vd);
 	if (r) {
 		pci_dev_unregister(&vd->pci);
 		goto fail;
@@ -674,6 +773,7 @@ fail:
 		close(vd->epfd);
 	if (vd->stop_fd >= 0)
 		close(vd->stop_fd);
+	pthread_cond_destroy(&vd->cond);
 	free(vd);
 	return r;
 }
@@ -686,6 +786,10 @@ void virtio_dev_destroy(struct virtio_dev *vd)
 	if (!vd)
 		return;
 	if (vd->thread_started) {
+		pthread_mutex_lock(&vd->lock);
+		vd->stopping = true;
+		pthread_cond_broadcast(&vd->cond);
+		pthread_mutex_unlock(&vd->lock);
 		if (write(vd->stop_fd, &one, sizeof(one)) == sizeof(one))
 			pthread_join(vd->thread, NULL);
 	}
@@ -698,5 +802,6 @@ void virtio_dev_destroy(struct virtio_dev *vd)
 		close(vd->q[i].kick_fd);
 	close(vd->epfd);
 	close(vd->stop_fd);
+	pthread_cond_destroy(&vd->cond);
 	free(vd);
 }

@@ -17,14 +17,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "vmm/state.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
 
 #define STATE_VIRTIO_VERSION 1u
-#define QUIESCE_WAIT_MS	     5000u
 
 #define STATUS_BITS                                                                                \
 	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |              \
@@ -37,35 +35,6 @@ struct vs_queue {
 	uint16_t last_avail, used_idx, signalled;
 	bool signalled_valid;
 };
-
-/* Queues whose device still holds chains it took (vd->lock held). */
-static unsigned busy_queues(const struct virtio_dev *vd)
-{
-	unsigned i, n = 0;
-
-	for (i = 0; i < vd->nqueues; i++)
-		if (vd->q[i].enabled && vd->q[i].vq.ready &&
-		    vd->q[i].vq.last_avail != vd->q[i].vq.used_idx)
-			n++;
-	return n;
-}
-
-/* Take vd->lock with every queue idle; -EBUSY (lock not held) after QUIESCE_WAIT_MS. */
-static int lock_quiesced(struct virtio_dev *vd)
-{
-	struct timespec ms = {0, 1000000};
-	unsigned waited;
-
-	for (waited = 0;; waited++) {
-		pthread_mutex_lock(&vd->lock);
-		if (!busy_queues(vd))
-			return 0;
-		pthread_mutex_unlock(&vd->lock);
-		if (waited >= QUIESCE_WAIT_MS)
-			return -EBUSY;
-		nanosleep(&ms, NULL);
-	}
-}
 
 static bool vector_ok(const struct virtio_dev *vd, uint16_t v)
 {
@@ -160,10 +129,10 @@ static int virtio_state_fn(struct state_io *io, void *opaque)
 	if (r)
 		return r;
 	if (state_saving(io)) {
-		r = lock_quiesced(vd);
+		r = virtio_lock_idle(vd);
 		if (r) {
 			state_fail(io, "%s %02x.0: requests still in flight after %u ms",
-				   vd->ops->name, vd->pci.slot, QUIESCE_WAIT_MS);
+				   vd->ops->name, vd->pci.slot, VIRTIO_IDLE_WAIT_MS);
 			return state_error(io);
 		}
 		host_features = vd->host_features;

@@ -117,11 +117,14 @@ struct virtio_dev {
 	uint32_t epoch;	    /* counts resets: work begun before one must not complete */
 	struct log_ratelimit rl;
 
-	/* The I/O thread. */
+	/* The I/O thread. It parks while the VM is paused (paused, parked and stopping are
+	 * under lock; cond signals changes to them); stop_fd wakes it for either. */
 	pthread_t thread;
 	bool thread_started;
 	int epfd;
 	int stop_fd;
+	pthread_cond_t cond;
+	bool paused, parked, stopping;
 };
 
 /* Create a device on the VM's PCI bus with nqueues queues of at most queue_max entries
@@ -139,6 +142,12 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 
 /* With vd->lock held (device code on the I/O thread): */
 /* Is the device running (DRIVER_OK, not NEEDS_RESET) with queue q enabled? */
+/* Take vd->lock once the device holds no chain it took from a ring (a chain is taken once
+ * and returned once, so a queue is idle when its next avail entry to read is its next used
+ * entry to fill); -EBUSY, lock not held, if that does not happen within
+ * VIRTIO_IDLE_WAIT_MS. */
+#define VIRTIO_IDLE_WAIT_MS 5000u
+int virtio_lock_idle(struct virtio_dev *vd) __attribute__((warn_unused_result));
 bool virtio_queue_ready(struct virtio_dev *vd, unsigned q);
 bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit);
 /* Take the next valid chain of queue q: 1 (in c), or 0 when there is none or the device
