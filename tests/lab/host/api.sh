@@ -202,3 +202,72 @@ check_memtotal() {
 	[ "$_short" -le "$_tol" ] ||
 		fail "MemTotal $_kib KiB is $((_short / 1024)) MiB less than --memory ${2}M (tolerance $((_tol / 1024)) MiB)"
 }
+
+# keeld and keel (issue 5) in a scenario. keeld_start starts keeld with its state in $KD
+# (default: a directory of this attempt's, under VM_DIR); the first call of an attempt stops
+# whatever keeld and keel-vmm an earlier failed attempt left running. Every keel command
+# then talks to it.
+KD=${KD:-$VM_DIR/keeld}
+export KEEL_SOCKET=$KD/keeld.sock
+
+keeld_start() {
+	command -v keeld >/dev/null && command -v keel >/dev/null ||
+		fail "keeld and keel are not in the lab: build them (make) before the lab"
+	if [ ! -e "$KD/started" ]; then
+		killall -q -9 keeld keel-vmm
+		mkdir -p "$KD"
+		: >"$KD/started"
+	fi
+	keeld --state-dir "$KD/state" --socket "$KEEL_SOCKET" >>"$KD/keeld.log" 2>&1 &
+	echo $! >"$KD/pid"
+	_i=0
+	while ! keel vm list >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ $_i -lt 100 ] || { cat "$KD/keeld.log"; fail "keeld did not answer within 10 s"; }
+		sleep 0.1
+	done
+}
+
+# keel_console_wait NAME ERE SECONDS: the console (with its replay) shows a matching line.
+keel_console_wait() {
+	_end=$(($(_now) + $3))
+	while :; do
+		keel console "$1" --read-only --timeout 2 >"$KD/console.out" 2>/dev/null
+		tr -d '\r' <"$KD/console.out" | grep -Eq "$2" && return 0
+		[ "$(_now)" -lt $_end ] || {
+			tail -20 "$KD/console.out"
+			fail "console of $1 did not show '$2' within $3 s"
+		}
+	done
+}
+
+# keel_run NAME COMMAND [SECONDS]: type COMMAND at the shell on `keel console NAME` and wait
+# for it to finish. KEEL_OUT: its output (without carriage returns); KEEL_RC: its status.
+keel_run() {
+	_kn=$((${_kn:-0} + 1))
+	printf '%s; echo @@K"%s"@@ $?\n' "$2" "$_kn" | keel console "$1" --linger 1 >/dev/null 2>&1 ||
+		fail "keel console $1: cannot type '$2'"
+	_end=$(($(_now) + ${3:-60}))
+	while :; do
+		keel console "$1" --read-only --timeout 2 2>/dev/null | tr -d '\r' >"$KD/run.out"
+		grep -Eq "^@@K$_kn@@ [0-9]+\$" "$KD/run.out" && break
+		[ "$(_now)" -lt $_end ] || {
+			tail -20 "$KD/run.out"
+			fail "'$2' on the console of $1 did not finish within ${3:-60} s"
+		}
+	done
+	KEEL_RC=$(sed -n "s/^@@K$_kn@@ \([0-9]*\)\$/\1/p" "$KD/run.out" | tail -n 1)
+	KEEL_OUT=$(awk -v m="@@K\"$_kn\"@@" -v e="@@K$_kn@@" '
+		index($0, m) { out = ""; n = 0; on = 1; next }
+		on && index($0, e) == 1 { on = 0; next }
+		on { out = n++ ? out "\n" $0 : $0 }
+		END { printf "%s", out }' "$KD/run.out")
+}
+
+alive() { # a process that has not exited (an orphaned zombie counts as gone)
+	[ -e "/proc/$1/stat" ] && ! grep -q ') Z ' "/proc/$1/stat"
+}
+
+vm_state() {
+	keel vm show "$1" --json | sed -n 's/^ *"state": "\([A-Za-z]*\)".*/\1/p'
+}

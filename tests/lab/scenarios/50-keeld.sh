@@ -2,44 +2,6 @@
 # the boot on `keel console` and type into it, `keel vm stop` shuts the guest down through
 # the ACPI power button (the guest's busybox acpid), and a keeld killed with SIGKILL and
 # started again while the VM runs still controls it.
-command -v keeld >/dev/null && command -v keel >/dev/null ||
-	fail "keeld and keel are not in the lab: build them (make) before the lab"
-KD=/tmp/keeld
-export KEEL_SOCKET=$KD/keeld.sock
-mkdir -p $KD
-
-keeld_start() {
-	keeld --state-dir $KD/state --socket $KEEL_SOCKET >>$KD/keeld.log 2>&1 &
-	echo $! >$KD/pid
-	_i=0
-	while ! keel vm list >/dev/null 2>&1; do
-		_i=$((_i + 1))
-		[ $_i -lt 100 ] || { cat $KD/keeld.log; fail "keeld did not answer within 10 s"; }
-		sleep 0.1
-	done
-}
-
-# keel_console_wait NAME ERE SECONDS: the console (with its replay) shows a matching line.
-keel_console_wait() {
-	_end=$(($(_now) + $3))
-	while :; do
-		keel console "$1" --read-only --timeout 2 >$KD/console.out 2>/dev/null
-		tr -d '\r' <$KD/console.out | grep -Eq "$2" && return 0
-		[ "$(_now)" -lt $_end ] || {
-			tail -20 $KD/console.out
-			fail "console of $1 did not show '$2' within $3 s"
-		}
-	done
-}
-
-alive() { # a process that has not exited (an orphaned zombie counts as gone)
-	[ -e "/proc/$1/stat" ] && ! grep -q ') Z ' "/proc/$1/stat"
-}
-
-vm_state() {
-	keel vm show "$1" --json | sed -n 's/^ *"state": "\([A-Za-z]*\)".*/\1/p'
-}
-
 keeld_start
 keel vm create lab1 --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$GUEST_CMDLINE" \
 	--cpus 1 --memory 256M || fail "keel vm create failed"
@@ -70,7 +32,7 @@ echo "lab: keeld: keel vm stop shut the guest down through the power button"
 keel vm start lab1 || fail "second start failed"
 keel_console_wait lab1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
 pid=$(keel vm show lab1 --json | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
-kill -9 "$(cat $KD/pid)"
+kill -9 "$(cat "$KD/pid")"
 sleep 1
 alive "$pid" || fail "the VM's worker died with keeld"
 keeld_start
@@ -81,4 +43,4 @@ keel vm stop lab1 --timeout 90 || fail "keel vm stop after keeld restart failed"
 [ "$(vm_state lab1)" = Off ] || fail "lab1 is $(vm_state lab1) after the last stop"
 ! alive "$pid" || fail "the worker is still running after stop"
 echo "lab: keeld: a restarted keeld controls the VM it re-attached"
-kill "$(cat $KD/pid)"
+kill "$(cat "$KD/pid")"
