@@ -321,6 +321,9 @@ static int vm_rebuild(struct vm *vm, bool clear_memory, bool paused, char *err, 
 	int r;
 
 	vm_teardown(vm);
+	/* Devices are quiet while the machine is rebuilt: nothing reaches the old VM's memory
+	 * or the new VM's interrupt controllers before they are in place (vm_create). */
+	vm_pause_devices(vm, true);
 	/* Devices stop touching guest memory (queues disabled, I/O threads idle) before it is
 	 * cleared, so nothing of this boot leaks into the next; vm_build resets them again. */
 	for (unsigned i = 0; i < vm->nreset; i++)
@@ -533,6 +536,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		if (r)
 			return r;
 	}
+	/* Devices wait until the whole machine is built (vm_run lets them go): a device that
+	 * raised an interrupt before the vCPUs' LAPIC state is loaded would lose it. */
+	vm_pause_devices(vm, true);
 	return vm_build(vm, err, errlen);
 }
 
