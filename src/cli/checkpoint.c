@@ -29,6 +29,9 @@ static int usage_error(const char *msg)
 	return EXIT_USAGE;
 }
 
+/* The states a VM can be in once a checkpoint operation is over. */
+#define CK_SETTLED "Running,Paused,Off,Saved"
+
 static void ck_path(char *buf, size_t size, const char *vm, const char *ckpt, const char *tail)
 {
 	char v[400], c[400];
@@ -162,8 +165,13 @@ static int cmd_create(int argc, char **argv)
 	snprintf(what, sizeof(what), "checkpoint VM '%s'", a.pos[0]);
 	ret = client_call("POST", path, body, &o, what);
 	json_object_put(body);
-	if (ret)
+	/* A running VM's worker restarts from the checkpoint's save: return once it runs. */
+	if (!ret)
+		ret = client_wait_state(a.pos[0], "Starting", CK_SETTLED, 120, "checkpoint");
+	if (ret) {
+		json_object_put(o);
 		return ret;
+	}
 	if (a.json)
 		print_json(o);
 	else
@@ -202,6 +210,9 @@ static int cmd_delete(int argc, char **argv)
 	ck_path(path, sizeof(path), a.pos[0], a.pos[1], a.subtree ? "?subtree=true" : NULL);
 	snprintf(what, sizeof(what), "delete checkpoint '%s' of VM '%s'", a.pos[1], a.pos[0]);
 	ret = client_call("DELETE", path, NULL, NULL, what);
+	if (!ret) /* as for create: a running VM's worker restarts after the merge */
+		ret = client_wait_state(a.pos[0], "Starting", CK_SETTLED, 120,
+					"delete a checkpoint of");
 	if (ret)
 		return ret;
 	printf("checkpoint '%s'%s of VM '%s' deleted\n", a.pos[1],

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -237,4 +239,57 @@ const char *client_escape(const char *name, char *buf, size_t size)
 	}
 	buf[o] = '\0';
 	return buf;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int client_wait_state(const char *name, const char *while_state, const char *want, long limit_s,
+		      const char *verb)
+{
+	long long deadline = now_ms() + limit_s * 1000;
+	char path[512], esc[256], what[128];
+	int ret;
+
+	snprintf(path, sizeof(path), "/v1/vms/%s", client_escape(name, esc, sizeof(esc)));
+	snprintf(what, sizeof(what), "%s VM '%s'", verb, name);
+	for (;;) {
+		json_object *vm = NULL, *v;
+		const char *state = "", *reason = "";
+
+		ret = client_call("GET", path, NULL, &vm, what);
+		if (ret)
+			return ret;
+		if (json_object_object_get_ex(vm, "state", &v) &&
+		    json_object_is_type(v, json_type_string))
+			state = json_object_get_string(v);
+		if (json_object_object_get_ex(vm, "state_reason", &v) &&
+		    json_object_is_type(v, json_type_string))
+			reason = json_object_get_string(v);
+		if (strcmp(state, while_state)) {
+			char list[80], needle[40];
+			bool ok;
+
+			snprintf(list, sizeof(list), ",%s,", want);
+			snprintf(needle, sizeof(needle), ",%s,", state);
+			ok = strstr(list, needle) != NULL;
+			if (!ok)
+				fprintf(stderr, "keel: %s: the VM is %s: %s\n", what, state,
+					reason);
+			json_object_put(vm);
+			return ok ? EXIT_OK : EXIT_FAIL;
+		}
+		json_object_put(vm);
+		if (now_ms() > deadline) {
+			fprintf(stderr, "keel: %s: still %s after %ld s\n", what, while_state,
+				limit_s);
+			return EXIT_TIMED_OUT;
+		}
+		usleep(CLIENT_WAIT_POLL_MS * 1000);
+	}
 }

@@ -52,4 +52,13 @@ int client_call(const char *method, const char *path, json_object *body, json_ob
 /* Percent-encode a VM name for a URL path segment into buf. */
 const char *client_escape(const char *name, char *buf, size_t size);
 
+/*
+ * Poll VM `name` until it leaves the transitional state `while_state` (at most limit_s
+ * seconds). EXIT_OK if it reached one of `want` (a list like "Running,Paused"); otherwise
+ * prints why on stderr and returns EXIT_FAIL (or EXIT_TIMED_OUT, or the call's failure).
+ */
+#define CLIENT_WAIT_POLL_MS 100
+int client_wait_state(const char *name, const char *while_state, const char *want, long limit_s,
+		      const char *verb) __attribute__((warn_unused_result));
+
 #endif

@@ -21,8 +21,6 @@
 #include "cli/client.h"
 #include "lib/parse.h"
 
-#define WAIT_POLL_MS 100
-
 static const char vm_usage[] =
 	"usage: keel vm COMMAND ...\n"
 	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
@@ -568,58 +566,6 @@ static int cmd_show(int argc, char **argv)
 	return EXIT_OK;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Poll the VM until it leaves the transitional state `while_state`. Returns EXIT_OK if it
- * reached one of `want` (a list like "Running,Paused"), else prints why and fails.
- */
-static int wait_state(const char *name, const char *while_state, const char *want, long limit_s,
-		      const char *verb)
-{
-	long long deadline = now_ms() + limit_s * 1000;
-	char path[512], what[128];
-	int ret;
-
-	vm_path(path, sizeof(path), name, NULL);
-	snprintf(what, sizeof(what), "%s VM '%s'", verb, name);
-	for (;;) {
-		json_object *vm = NULL;
-		const char *state;
-
-		ret = client_call("GET", path, NULL, &vm, what);
-		if (ret)
-			return ret;
-		state = str_field(vm, "state");
-		if (strcmp(state, while_state)) {
-			char list[64];
-			bool ok;
-			snprintf(list, sizeof(list), ",%s,", want);
-			char needle[32];
-			snprintf(needle, sizeof(needle), ",%s,", state);
-			ok = strstr(list, needle) != NULL;
-			if (!ok)
-				fprintf(stderr, "keel: %s: the VM is %s: %s\n", what, state,
-					str_field(vm, "state_reason"));
-			json_object_put(vm);
-			return ok ? EXIT_OK : EXIT_FAIL;
-		}
-		json_object_put(vm);
-		if (now_ms() > deadline) {
-			fprintf(stderr, "keel: %s: still %s after %ld s\n", what, while_state,
-				limit_s);
-			return EXIT_TIMED_OUT;
-		}
-		usleep(WAIT_POLL_MS * 1000);
-	}
-}
-
 static int cmd_action(int argc, char **argv, const char *action)
 {
 	struct verb_opts o;
@@ -651,15 +597,15 @@ static int cmd_action(int argc, char **argv, const char *action)
 		goto out;
 	if (!o.no_wait) {
 		if (!strcmp(action, "start"))
-			ret = wait_state(o.name, "Starting", "Running,Paused", 120, action);
+			ret = client_wait_state(o.name, "Starting", "Running,Paused", 120, action);
 		else if (!strcmp(action, "stop"))
 			/* keeld enforces the timeout; this limit only guards against a hang. */
-			ret = wait_state(o.name, "Stopping", "Off",
-					 (o.timeout >= 0 ? o.timeout : 86400) + 60, action);
+			ret = client_wait_state(o.name, "Stopping", "Off",
+						(o.timeout >= 0 ? o.timeout : 86400) + 60, action);
 		else if (!strcmp(action, "turn-off"))
-			ret = wait_state(o.name, "Stopping", "Off", 60, action);
+			ret = client_wait_state(o.name, "Stopping", "Off", 60, action);
 		else if (!strcmp(action, "save"))
-			ret = wait_state(o.name, "Stopping", "Saved", 60, action);
+			ret = client_wait_state(o.name, "Stopping", "Saved", 60, action);
 		if (ret == EXIT_FAIL && !strcmp(action, "stop"))
 			ret = EXIT_TIMED_OUT; /* back to Running: the guest ignored the button */
 	}

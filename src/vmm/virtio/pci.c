@@ -159,6 +159,7 @@ static void virtio_reset_locked(struct virtio_dev *vd)
 		q->size = q->max;
 		q->vector = VIRTIO_NO_VECTOR;
 		q->enabled = false;
+		q->irq_owed = false;
 		q->desc = q->driver = q->device = 0;
 		vq_disable(&q->vq);
 	}
@@ -560,7 +561,8 @@ static void virtio_wake_thread(struct virtio_dev *vd)
 
 /* Pause hook: park the I/O thread (no new chains are taken, no tap or host input is read
  * on it), then wait until the chains already taken are done (virtio-blk requests on their
- * workers). Resume: unpark it and kick every queue. Console input (the loop thread, like
+ * workers). Resume: unpark it, send the interrupts a restore owes (state.c) and kick
+ * every queue. Console input (the loop thread, like
  * the save) still lands in the guest's receive buffers while paused, as it does in the
  * UART's FIFO: both are saved, so nothing typed at a paused VM is lost. */
 static void virtio_pause(void *opaque, bool pause)
@@ -574,6 +576,18 @@ static void virtio_pause(void *opaque, bool pause)
 	if (!vd->thread_started)
 		return;
 	if (!pause) {
+		pthread_mutex_lock(&vd->lock);
+		for (unsigned i = 0; i < vd->nqueues; i++) {
+			struct virtio_queue *q = &vd->q[i];
+
+			if (!q->irq_owed)
+				continue;
+			q->irq_owed = false;
+			vd->isr |= 1;
+			if (q->vector != VIRTIO_NO_VECTOR)
+				pci_msix_notify(&vd->pci, q->vector);
+		}
+		pthread_mutex_unlock(&vd->lock);
 		/* Serve whatever came while paused; a queue with nothing new ignores the
 		 * kick. */
 		for (unsigned i = 0; i < vd->nqueues; i++)

@@ -233,6 +233,12 @@ static int virtio_state_fn(struct state_io *io, void *opaque)
 		q->vq.used_idx = s->used_idx;
 		q->vq.signalled = s->signalled;
 		q->vq.signalled_valid = s->signalled_valid;
+		/* An interrupt the device sent just before the save may still have been on its
+		 * way through KVM's irqfd (injected later, by a work item) when the LAPIC was
+		 * read, so the saved machine never got it; with event index the device then
+		 * never signals again and the driver waits for ever. Interrupt every queue
+		 * once when the restored VM runs (a spurious one costs the driver a look). */
+		q->irq_owed = driver_ok;
 	}
 	pthread_mutex_unlock(&vd->lock);
 	/* Chains the driver posted that the device had not taken yet are read now. */

@@ -91,6 +91,7 @@ struct virtio_queue {
 	int kick_fd;	      /* eventfd: the driver notified this queue */
 	bool ioeventfd;	      /* kick_fd registered with KVM (host lock) */
 	uint64_t notify_addr; /* where (host lock) */
+	bool irq_owed;	      /* restored: interrupt the driver once when the VM runs */
 };
 
 struct virtio_dev {

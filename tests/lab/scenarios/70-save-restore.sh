@@ -5,12 +5,33 @@
 # number, the guest's clock moves on from where it was (not back, not far ahead), and the
 # shell still answers. The VM has its virtio devices (issue 6): virtio-rng gives bytes and a
 # file written to an ext2 file system on a virtio-blk disk before the save reads back after
-# the restore, where another file is written, synced and read back after a remount.
+# the restore, where another file is written, synced and read back after a remount; its
+# virtio-net, on a tap bridged to the lab host, pings the lab host before the save, and the
+# VM restores with it (the restored worker opens the tap again, the lab bridges it again).
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
 SAVE=/tmp/save-a
 DISK=/tmp/save-disk.raw
 dd if=/dev/zero of=$DISK bs=1M count=32 2>/dev/null || fail "cannot create the disk file"
-OPTS="--cpus 1 --memory 256M --disk path=$DISK"
+OPTS="--cpus 1 --memory 256M --disk path=$DISK --net tap=ktap70"
+for l in kbr70 ktap70; do ip link del "$l" 2>/dev/null; done
+brctl addbr kbr70 && ip addr add 10.70.0.1/24 dev kbr70 && ip link set kbr70 up ||
+	fail "cannot create bridge kbr70 with 10.70.0.1"
+
+bridge_tap() { # the VMM opened ktap70: put it on the bridge
+	_i=0
+	until ip link show ktap70 >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ $_i -lt 100 ] || fail "keel-vmm did not create ktap70 within 10 s"
+		sleep 0.1
+	done
+	brctl addif kbr70 ktap70 && ip link set ktap70 up || fail "cannot bridge ktap70"
+}
+
+ping_host() { # ping_host VM WHEN: the guest reaches the lab host over virtio-net
+	vm_run "$1" 'ping -c 3 -W 10 10.70.0.1 | grep -o "[0-9]* packets received"' 60
+	case "$VM_OUT" in *"3 packets received"*) ;; *) fail "ping from $1 $2: '$VM_OUT'" ;; esac
+	echo "lab: $1 pings the lab host $2"
+}
 
 ctl() { # ctl VM REQUEST: one control request that must succeed
 	lab-vmmctl "/tmp/$1.sock" "$2" >/tmp/ctl.out 2>&1 ||
@@ -29,6 +50,10 @@ last_count() { # the highest counter VM $1 printed so far
 
 # shellcheck disable=SC2086
 vm_boot a $OPTS --control /tmp/a.sock
+bridge_tap
+vm_run a 'ip addr add 10.70.0.2/24 dev eth0 && ip link set eth0 up && echo ok'
+[ "$VM_OUT" = ok ] || fail "eth0 set-up: $VM_OUT"
+ping_host a "before the save"
 vm_run a 'mke2fs /dev/vda >/dev/null 2>&1 && mkdir -p /mnt && mount -t ext2 /dev/vda /mnt && echo mounted' 120
 [ "$VM_OUT" = mounted ] || fail "mke2fs/mount on /dev/vda: $VM_OUT"
 vm_run a 'head -c 300000 /dev/urandom >/mnt/before && sync && sha256sum /mnt/before | cut -d" " -f1' 120
@@ -67,6 +92,7 @@ vm_wait_exit a 30
 # the save is completed by the restored VM).
 # shellcheck disable=SC2086
 vm_start b $OPTS --control /tmp/b.sock --restore $SAVE
+bridge_tap
 vm_wait b "^count [0-9]+ " 60
 echo "lab: restored VM printed: $VM_LINE (saved after count $n at uptime $up)"
 vm_wait b "^count [0-9]+ " 30
@@ -97,6 +123,9 @@ sum_after=$VM_OUT
 run_b 'umount /mnt && mount -t ext2 /dev/vda /mnt && cd /mnt && sha256sum before after | cut -d" " -f1; cd /' 120
 [ "$(echo $VM_OUT)" = "$sum_before $sum_after" ] || fail "after a remount: '$(echo $VM_OUT)', expected '$sum_before $sum_after'"
 echo "lab: virtio-rng and virtio-blk work after the restore (file written before the save read back, another written and read after a remount)"
+# Not yet checked: the restored guest's network. Its virtio-net device receives frames and
+# signals their MSI-X vector, but the guest takes no receive interrupt until eth0 is taken
+# down and up (docs/state.md, "Known gap"); a ping here fails.
 run_b 'umount /mnt && echo unmounted' 60
 [ "$VM_OUT" = unmounted ] || fail "umount after the restore: $VM_OUT"
 vm_send b 'poweroff -f'
