@@ -36,7 +36,8 @@ fi
 # QEMU 10 for the nested lab. The lab host runs on QEMU's TCG emulation of AMD-V, and
 # bookworm's QEMU 7.2 emulates it less faithfully: under keel's virtio traffic its lab host
 # kernel crashed in KVM_RUN (stack guard page hits, corrupted stacks) several times per
-# suite run; QEMU 10 (bookworm-backports) did not (docs/lab.md). Debian 13 has it already.
+# suite run; with QEMU 10 (bookworm-backports) it is much rarer (docs/lab.md). Debian 13
+# has it already.
 qemu_min=1:10.0
 qemu_have=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
 if ! dpkg --compare-versions "${qemu_have:-0}" ge "$qemu_min"; then
