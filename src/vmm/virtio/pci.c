@@ -562,9 +562,9 @@ static void virtio_wake_thread(struct virtio_dev *vd)
 /* Pause hook: park the I/O thread (no new chains are taken, no tap or host input is read
  * on it), then wait until the chains already taken are done (virtio-blk requests on their
  * workers). Resume: unpark it, send the interrupts a restore owes (state.c) and kick
- * every queue. Console input (the loop thread, like
- * the save) still lands in the guest's receive buffers while paused, as it does in the
- * UART's FIFO: both are saved, so nothing typed at a paused VM is lost. */
+ * every queue. Console input (taken on the loop thread, like the save) still lands in the
+ * guest's receive buffers while paused, as it does in the UART's FIFO: both are saved, so
+ * nothing typed at a paused VM is lost. */
 static void virtio_pause(void *opaque, bool pause)
 {
 	struct virtio_dev *vd = opaque;
