@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <stdbool.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -241,6 +241,15 @@ const char *client_escape(const char *name, char *buf, size_t size)
 	return buf;
 }
 
+const char *client_str_field(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return "";
+	return json_object_get_string(v);
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -259,18 +268,13 @@ int client_wait_state(const char *name, const char *while_state, const char *wan
 	snprintf(path, sizeof(path), "/v1/vms/%s", client_escape(name, esc, sizeof(esc)));
 	snprintf(what, sizeof(what), "%s VM '%s'", verb, name);
 	for (;;) {
-		json_object *vm = NULL, *v;
-		const char *state = "", *reason = "";
+		json_object *vm = NULL;
+		const char *state;
 
 		ret = client_call("GET", path, NULL, &vm, what);
 		if (ret)
 			return ret;
-		if (json_object_object_get_ex(vm, "state", &v) &&
-		    json_object_is_type(v, json_type_string))
-			state = json_object_get_string(v);
-		if (json_object_object_get_ex(vm, "state_reason", &v) &&
-		    json_object_is_type(v, json_type_string))
-			reason = json_object_get_string(v);
+		state = client_str_field(vm, "state");
 		if (strcmp(state, while_state)) {
 			char list[80], needle[40];
 			bool ok;
@@ -280,7 +284,7 @@ int client_wait_state(const char *name, const char *while_state, const char *wan
 			ok = strstr(list, needle) != NULL;
 			if (!ok)
 				fprintf(stderr, "keel: %s: the VM is %s: %s\n", what, state,
-					reason);
+					client_str_field(vm, "state_reason"));
 			json_object_put(vm);
 			return ok ? EXIT_OK : EXIT_FAIL;
 		}

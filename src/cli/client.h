@@ -52,6 +52,9 @@ int client_call(const char *method, const char *path, json_object *body, json_ob
 /* Percent-encode a VM name for a URL path segment into buf. */
 const char *client_escape(const char *name, char *buf, size_t size);
 
+/* The member `key` of object o as a string; "" when it is missing or null. */
+const char *client_str_field(json_object *o, const char *key);
+
 /*
  * Poll VM `name` until it leaves the transitional state `while_state` (at most limit_s
  * seconds). EXIT_OK if it reached one of `want` (a list like "Running,Paused"); otherwise

@@ -68,15 +68,6 @@ static void vm_path(char *buf, size_t size, const char *name, const char *sub)
 		 sub ? sub : "");
 }
 
-static const char *str_field(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return "";
-	return json_object_get_string(v);
-}
-
 static int64_t int_field(json_object *o, const char *key)
 {
 	json_object *v;
@@ -355,26 +346,26 @@ static void print_vm(json_object *vm)
 {
 	json_object *arr, *v;
 	char mem[32];
-	const char *reason = str_field(vm, "state_reason");
+	const char *reason = client_str_field(vm, "state_reason");
 
 	fmt_size((uint64_t)int_field(vm, "memory"), mem, sizeof(mem));
-	printf("Name:                   %s\n", str_field(vm, "name"));
-	printf("Id:                     %s\n", str_field(vm, "id"));
-	printf("State:                  %s\n", str_field(vm, "state"));
+	printf("Name:                   %s\n", client_str_field(vm, "name"));
+	printf("Id:                     %s\n", client_str_field(vm, "id"));
+	printf("State:                  %s\n", client_str_field(vm, "state"));
 	if (reason[0])
 		printf("Status:                 %s\n", reason);
 	if (int_field(vm, "pid"))
 		printf("Worker pid:             %" PRId64 "\n", int_field(vm, "pid"));
 	printf("CPUs:                   %" PRId64 "\n", int_field(vm, "cpus"));
 	printf("Memory:                 %s\n", mem);
-	printf("Kernel:                 %s\n", str_field(vm, "kernel"));
-	if (str_field(vm, "initrd")[0])
-		printf("Initrd:                 %s\n", str_field(vm, "initrd"));
-	printf("Command line:           %s\n", str_field(vm, "cmdline"));
+	printf("Kernel:                 %s\n", client_str_field(vm, "kernel"));
+	if (client_str_field(vm, "initrd")[0])
+		printf("Initrd:                 %s\n", client_str_field(vm, "initrd"));
+	printf("Command line:           %s\n", client_str_field(vm, "cmdline"));
 	if (json_object_object_get_ex(vm, "disks", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			v = json_object_array_get_idx(arr, i);
-			printf("Disk %zu:                 %s%s\n", i, str_field(v, "path"),
+			printf("Disk %zu:                 %s%s\n", i, client_str_field(v, "path"),
 			       json_object_get_boolean(json_object_object_get(v, "readonly"))
 				       ? " (read-only)"
 				       : "");
@@ -382,19 +373,19 @@ static void print_vm(json_object *vm)
 	if (json_object_object_get_ex(vm, "nets", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			v = json_object_array_get_idx(arr, i);
-			printf("Network adapter %zu:      tap %s, MAC %s\n", i, str_field(v, "tap"),
-			       str_field(v, "mac"));
+			printf("Network adapter %zu:      tap %s, MAC %s\n", i,
+			       client_str_field(v, "tap"), client_str_field(v, "mac"));
 		}
-	if (str_field(vm, "parent_checkpoint")[0])
+	if (client_str_field(vm, "parent_checkpoint")[0])
 		printf("Checkpoint:             %s (keel checkpoint list %s)\n",
-		       str_field(vm, "parent_checkpoint"), str_field(vm, "name"));
-	printf("Automatic start action: %s\n", str_field(vm, "automatic_start_action"));
-	printf("Automatic stop action:  %s\n", str_field(vm, "automatic_stop_action"));
-	if (str_field(vm, "console_socket")[0])
-		printf("Console:                keel console %s\n", str_field(vm, "name"));
-	if (str_field(vm, "notes")[0])
-		printf("Notes:                  %s\n", str_field(vm, "notes"));
-	printf("Created:                %s\n", str_field(vm, "created"));
+		       client_str_field(vm, "parent_checkpoint"), client_str_field(vm, "name"));
+	printf("Automatic start action: %s\n", client_str_field(vm, "automatic_start_action"));
+	printf("Automatic stop action:  %s\n", client_str_field(vm, "automatic_stop_action"));
+	if (client_str_field(vm, "console_socket")[0])
+		printf("Console:                keel console %s\n", client_str_field(vm, "name"));
+	if (client_str_field(vm, "notes")[0])
+		printf("Notes:                  %s\n", client_str_field(vm, "notes"));
+	printf("Created:                %s\n", client_str_field(vm, "created"));
 	printf("Version:                %" PRId64 " (revision %" PRId64 ")\n",
 	       int_field(vm, "version"), int_field(vm, "revision"));
 }
@@ -423,9 +414,10 @@ static int cmd_create_or_set(int argc, char **argv, bool create)
 	if (json)
 		print_json(vm);
 	else if (create)
-		printf("Created VM '%s' (id %s)\n", str_field(vm, "name"), str_field(vm, "id"));
+		printf("Created VM '%s' (id %s)\n", client_str_field(vm, "name"),
+		       client_str_field(vm, "id"));
 	else
-		printf("Changed VM '%s' (revision %" PRId64 ")\n", str_field(vm, "name"),
+		printf("Changed VM '%s' (revision %" PRId64 ")\n", client_str_field(vm, "name"),
 		       int_field(vm, "revision"));
 out:
 	json_object_put(body);
@@ -522,9 +514,9 @@ static int cmd_list(int argc, char **argv)
 	n = json_object_array_length(arr);
 	for (size_t i = 0; i < n; i++) {
 		json_object *vm = json_object_array_get_idx(arr, i);
-		size_t l = strlen(str_field(vm, "name"));
+		size_t l = strlen(client_str_field(vm, "name"));
 		wname = l > wname ? l : wname;
-		l = strlen(str_field(vm, "state"));
+		l = strlen(client_str_field(vm, "state"));
 		wstate = l > wstate ? l : wstate;
 	}
 	printf("%-*s  %-*s  %4s  %7s  %s\n", (int)wname, "NAME", (int)wstate, "STATE", "CPUS",
@@ -533,9 +525,9 @@ static int cmd_list(int argc, char **argv)
 		json_object *vm = json_object_array_get_idx(arr, i);
 		char mem[32];
 		fmt_size((uint64_t)int_field(vm, "memory"), mem, sizeof(mem));
-		printf("%-*s  %-*s  %4" PRId64 "  %7s  %s\n", (int)wname, str_field(vm, "name"),
-		       (int)wstate, str_field(vm, "state"), int_field(vm, "cpus"), mem,
-		       str_field(vm, "state_reason"));
+		printf("%-*s  %-*s  %4" PRId64 "  %7s  %s\n", (int)wname,
+		       client_str_field(vm, "name"), (int)wstate, client_str_field(vm, "state"),
+		       int_field(vm, "cpus"), mem, client_str_field(vm, "state_reason"));
 	}
 	json_object_put(arr);
 	return EXIT_OK;
@@ -652,8 +644,8 @@ static int cmd_delete(int argc, char **argv)
 			if (json_object_object_get_ex(vm, "disks", &disks))
 				for (size_t i = 0; i < json_object_array_length(disks); i++)
 					printf("Kept disk %s\n",
-					       str_field(json_object_array_get_idx(disks, i),
-							 "path"));
+					       client_str_field(json_object_array_get_idx(disks, i),
+								"path"));
 		}
 	}
 	json_object_put(res);
