@@ -95,10 +95,6 @@ static void net_mute(struct virtio_dev *vd, bool mute)
 	if (virtio_dev_watch_mod(vd, n->tap, mute ? 0 : EPOLLIN))
 		log_warn_ratelimited(&net_rl, "%s: cannot change the tap watch", n->ifname);
 	n->rx_muted = mute;
-	if (log_enabled(LOG_DEBUG))
-		log_debug("%s: receive %s (next avail entry %u, used %u)", n->ifname,
-			  mute ? "waits for buffers" : "goes on", vd->q[NET_RX].vq.last_avail,
-			  vd->q[NET_RX].vq.used_idx);
 }
 
 /* Move frames from the tap into receive buffers while both last. */
