@@ -181,14 +181,71 @@ static const char *exit_reason_name(uint32_t reason)
 	}
 }
 
-/* End the VM with a crash line naming the exit and where the guest was. */
+static void vcpu_exit_name(const struct vcpu_exit_rec *e, char *buf, size_t len)
+{
+	switch (e->reason) {
+	case KVM_EXIT_IO:
+		snprintf(buf, len, "port %s 0x%llx/%u=0x%llx", e->write ? "out" : "in",
+			 (unsigned long long)e->addr, e->size, (unsigned long long)e->data);
+		break;
+	case KVM_EXIT_MMIO:
+		snprintf(buf, len, "mmio %s 0x%llx/%u=0x%llx", e->write ? "write" : "read",
+			 (unsigned long long)e->addr, e->size, (unsigned long long)e->data);
+		break;
+	default:
+		snprintf(buf, len, "%s", exit_reason_name(e->reason));
+		break;
+	}
+}
+
+static struct vcpu_exit_rec *vcpu_record_exit(struct vcpu *vcpu)
+{
+	struct vcpu_exit_rec *e = &vcpu->exits[vcpu->nexits++ % VCPU_EXIT_HISTORY];
+
+	*e = (struct vcpu_exit_rec){.reason = vcpu->run->exit_reason};
+	return e;
+}
+
+/*
+ * End the VM with a crash line naming the exit and where the guest was, after two lines of
+ * detail: the registers that tell where the guest was and what it was doing (or that they
+ * are gone: on AMD, KVM re-initialises a vCPU at a triple fault, so RIP reads 0xfff0 and the
+ * state at the fault exists only in the host's kvm_exit trace event), and the vCPU's last
+ * exits to keel-vmm, oldest first.
+ */
 static void vcpu_crash(struct vcpu *vcpu, const char *what)
 {
 	struct kvm_regs regs;
-	uint64_t rip = 0;
+	struct kvm_sregs sregs;
+	char hist[VCPU_EXIT_HISTORY * 48] = "", one[48];
+	uint64_t rip = 0, i, first;
+	bool have_regs = !kvm_vcpu_get_regs(vcpu->fd, &regs);
+	bool have_sregs = !kvm_vcpu_get_sregs(vcpu->fd, &sregs);
 
-	if (!kvm_vcpu_get_regs(vcpu->fd, &regs))
+	if (have_regs)
 		rip = regs.rip;
+	if (have_regs && have_sregs && rip == 0xfff0 && sregs.cs.base == 0xffff0000)
+		log_err("vcpu%u: the registers read back in their reset state (KVM re-initialises "
+			"the vCPU on AMD): the state at the fault is lost; the host's kvm:kvm_exit "
+			"trace event records it",
+			vcpu->id);
+	else if (have_regs && have_sregs)
+		log_err("vcpu%u: rip 0x%llx rsp 0x%llx rflags 0x%llx cr0 0x%llx cr2 0x%llx "
+			"cr3 0x%llx cr4 0x%llx efer 0x%llx cs 0x%x",
+			vcpu->id, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+			(unsigned long long)regs.rflags, (unsigned long long)sregs.cr0,
+			(unsigned long long)sregs.cr2, (unsigned long long)sregs.cr3,
+			(unsigned long long)sregs.cr4, (unsigned long long)sregs.efer,
+			sregs.cs.selector);
+	first = vcpu->nexits > VCPU_EXIT_HISTORY ? vcpu->nexits - VCPU_EXIT_HISTORY : 0;
+	for (i = first; i < vcpu->nexits; i++) {
+		vcpu_exit_name(&vcpu->exits[i % VCPU_EXIT_HISTORY], one, sizeof(one));
+		snprintf(hist + strlen(hist), sizeof(hist) - strlen(hist), "%s%s",
+			 i == first ? "" : ", ", one);
+	}
+	log_err("vcpu%u: last %llu of %llu exits to keel-vmm: %s", vcpu->id,
+		(unsigned long long)(vcpu->nexits - first), (unsigned long long)vcpu->nexits,
+		hist[0] ? hist : "none");
 	vm_request(vcpu->vm, VM_EVENT_CRASH, 1, "vcpu%u: %s (%s, exit %u) at guest rip 0x%llx",
 		   vcpu->id, what, exit_reason_name(vcpu->run->exit_reason), vcpu->run->exit_reason,
 		   (unsigned long long)rip);
@@ -196,7 +253,7 @@ static void vcpu_crash(struct vcpu *vcpu, const char *what)
 
 static struct log_ratelimit unclaimed_rl = LOG_RATELIMIT_INIT(5000, 10);
 
-static void vcpu_handle_io(struct vcpu *vcpu)
+static void vcpu_handle_io(struct vcpu *vcpu, struct vcpu_exit_rec *rec)
 {
 	struct kvm_run *run = vcpu->run;
 	struct vm *vm = vcpu->vm;
@@ -211,6 +268,9 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 		return;
 	}
 	data = (uint8_t *)run + off;
+	rec->write = run->io.direction == KVM_EXIT_IO_OUT;
+	rec->size = (uint8_t)size;
+	rec->addr = run->io.port;
 	for (i = 0; i < run->io.count; i++, data += size) {
 		uint64_t v = 0;
 		bool claimed;
@@ -222,6 +282,8 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 			claimed = bus_read(&vm->pio, run->io.port, size, &v);
 			memcpy(data, &v, size);
 		}
+		if (i == 0)
+			rec->data = v;
 		if (!claimed && log_enabled(LOG_DEBUG) && log_ratelimit_ok(&unclaimed_rl))
 			log_debug("vcpu%u: port %s 0x%x (%u bytes) has no device", vcpu->id,
 				  run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read",
@@ -229,7 +291,7 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 	}
 }
 
-static void vcpu_handle_mmio(struct vcpu *vcpu)
+static void vcpu_handle_mmio(struct vcpu *vcpu, struct vcpu_exit_rec *rec)
 {
 	struct kvm_run *run = vcpu->run;
 	unsigned len = run->mmio.len;
@@ -240,6 +302,9 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 		vcpu_crash(vcpu, "malformed MMIO exit");
 		return;
 	}
+	rec->write = run->mmio.is_write;
+	rec->size = (uint8_t)len;
+	rec->addr = run->mmio.phys_addr;
 	if (run->mmio.is_write) {
 		memcpy(&v, run->mmio.data, len);
 		claimed = bus_write(&vcpu->vm->mmio, run->mmio.phys_addr, len, v);
@@ -247,6 +312,7 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 		claimed = bus_read(&vcpu->vm->mmio, run->mmio.phys_addr, len, &v);
 		memcpy(run->mmio.data, &v, len);
 	}
+	rec->data = v;
 	if (!claimed && log_enabled(LOG_DEBUG) && log_ratelimit_ok(&unclaimed_rl))
 		log_debug("vcpu%u: MMIO %s 0x%llx (%u bytes) has no device", vcpu->id,
 			  run->mmio.is_write ? "write" : "read",
@@ -256,13 +322,14 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 static void vcpu_handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
+	struct vcpu_exit_rec *rec = vcpu_record_exit(vcpu);
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		vcpu_handle_io(vcpu);
+		vcpu_handle_io(vcpu, rec);
 		break;
 	case KVM_EXIT_MMIO:
-		vcpu_handle_mmio(vcpu);
+		vcpu_handle_mmio(vcpu, rec);
 		break;
 	case KVM_EXIT_SHUTDOWN:
 		vcpu_crash(vcpu, "triple fault");

@@ -6,9 +6,21 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct vm;
 struct boot_entry;
+
+/* One VM exit as the crash report shows it (the vCPU's own thread writes and reads these). */
+struct vcpu_exit_rec {
+	uint32_t reason; /* KVM_EXIT_* */
+	uint8_t write;	 /* port or MMIO direction */
+	uint8_t size;
+	uint64_t addr; /* port or guest-physical address */
+	uint64_t data; /* the first value written or read */
+};
+
+#define VCPU_EXIT_HISTORY 8
 
 struct vcpu {
 	struct vm *vm;
@@ -17,6 +29,9 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool parked; /* protected by vm->run_lock */
+	/* The last exits, newest at exits[(nexits - 1) % VCPU_EXIT_HISTORY]; vCPU thread only. */
+	struct vcpu_exit_rec exits[VCPU_EXIT_HISTORY];
+	uint64_t nexits;
 };
 
 /* Once per process, before any vCPU thread: the kick signal's handler. */

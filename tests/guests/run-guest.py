@@ -166,6 +166,11 @@ def crash_case(how):
                 if not rip <= got <= rip + 2:
                     return (f"stderr line names rip 0x{got:x}, the guest's {how} is at "
                             f"0x{rip:x}: {l!r}")
+                # The crash report also lists the vCPU's last exits: the guest's last
+                # console output was a port write, and the crash exit itself comes last.
+                hist = [h for h in lines if "exits to keel-vmm:" in h]
+                if not hist or "port out 0x" not in hist[0]:
+                    return f"no history of the last exits naming a port write: {lines!r}"
                 return None
         return (f"expected a stderr line naming the exit reason ({reasons}) and the guest "
                 f"RIP 0x{rip:x}; stderr was {lines!r}")
