@@ -15,6 +15,8 @@ packages=(
 	binutils
 	# the nested lab, the demo and the peer VMM in benchmarks
 	qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs zstd
+	# building the lab's outer QEMU from Debian's source with keel's patches (scripts/lab-qemu.sh)
+	libglib2.0-dev libpixman-1-dev flex bison zlib1g-dev libfdt-dev xz-utils patch
 	# disk format tests (json-c: `keel disk info --json`)
 	libjson-c-dev
 	python3
@@ -59,6 +61,10 @@ if ! dpkg --compare-versions "${qemu_have:-0}" ge "$qemu_min"; then
 	dpkg --compare-versions "$qemu_have" ge "$qemu_min" ||
 		{ echo "setup: QEMU $qemu_have is installed; the lab needs $qemu_min or later" >&2; exit 1; }
 fi
+
+# The lab's outer QEMU: Debian's QEMU source with keel's patches, built once per host
+# (cached by content under /var/cache/keel; docs/lab.md says why).
+"$top/scripts/lab-qemu.sh" >/dev/null
 
 # Debian's cloud kernel and its modules, unpacked (never installed: the host's /boot is
 # not ours to change). The lab boots it as its host kernel and as the guest kernel.

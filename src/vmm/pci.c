@@ -291,6 +291,29 @@ void pci_msix_notify(struct pci_dev *d, unsigned vector)
 	pthread_mutex_unlock(&d->msix_lock);
 }
 
+void pci_msix_describe(struct pci_dev *d, char *buf, size_t len)
+{
+	size_t n;
+	unsigned v;
+
+	if (pthread_mutex_trylock(&d->msix_lock)) {
+		snprintf(buf, len, "MSI-X state busy");
+		return;
+	}
+	n = (size_t)snprintf(buf, len, "MSI-X %s%s, pending 0x%llx;",
+			     d->msix_enabled ? "enabled" : "disabled",
+			     d->msix_fmask ? ", function masked" : "",
+			     (unsigned long long)d->msix_pending);
+	for (v = 0; v < d->msix_nvec && n < len; v++) {
+		const struct pci_msix_entry *m = &d->msix_table[v];
+
+		n += (size_t)snprintf(buf + n, len - n, " v%u 0x%x@0x%llx%s", v, m->data,
+				      (unsigned long long)m->addr_hi << 32 | m->addr_lo,
+				      m->ctrl & 1 ? " masked" : "");
+	}
+	pthread_mutex_unlock(&d->msix_lock);
+}
+
 uint64_t pci_msix_read(struct pci_dev *d, uint64_t off, unsigned size)
 {
 	uint64_t v = 0;

@@ -139,6 +139,9 @@ uint64_t pci_window64_base(uint64_t ram_size);
 /* Any thread: signal MSI-X vector (or set its pending bit while masked). No-op for a vector
  * out of range or MSI-X disabled. */
 void pci_msix_notify(struct pci_dev *d, unsigned vector);
+/* Any thread: one line on d's MSI-X state (enable, function mask, pending bits, each
+ * vector's message and mask) for a crash report; never blocks. */
+void pci_msix_describe(struct pci_dev *d, char *buf, size_t len);
 
 /* Configuration space access (host lock held, or no host: unit tests). */
 uint32_t pci_cfg_read(struct pci_dev *d, unsigned off, unsigned size);

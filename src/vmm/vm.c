@@ -80,6 +80,16 @@ int vm_add_pause_hook(struct vm *vm, vm_pause_fn fn, void *opaque)
 	return 0;
 }
 
+int vm_add_crash_report(struct vm *vm, vm_report_fn fn, void *opaque)
+{
+	if (vm->nreport == VM_MAX_PAUSE_HOOKS)
+		return -ENOSPC;
+	vm->report_fns[vm->nreport] = fn;
+	vm->report_opaque[vm->nreport] = opaque;
+	vm->nreport++;
+	return 0;
+}
+
 /* Devices quiesce (pause) or carry on; each change once. */
 static void vm_pause_devices(struct vm *vm, bool pause)
 {
@@ -606,6 +616,8 @@ static void vm_event_cb(void *opaque, uint32_t events)
 		vm_finish(vm, vm->event_status, "debug-exit", NULL, 0);
 		break;
 	case VM_EVENT_CRASH:
+		for (unsigned i = 0; i < vm->nreport; i++)
+			vm->report_fns[i](vm->report_opaque[i]);
 		log_err("VM crashed: %s", vm->event_detail);
 		vm_finish(vm, 1, "crash", vm->event_detail, 0);
 		break;

@@ -47,6 +47,7 @@ typedef void (*vm_reset_fn)(void *opaque);
 /* pause true: stop taking work from the guest or the host and finish what is in flight,
  * before returning; false: carry on. */
 typedef void (*vm_pause_fn)(void *opaque, bool pause);
+typedef void (*vm_report_fn)(void *opaque);
 
 #define VM_MAX_RESET_HOOKS 16
 #define VM_MAX_PAUSE_HOOKS 16
@@ -86,6 +87,9 @@ struct vm {
 	vm_pause_fn pause_fns[VM_MAX_PAUSE_HOOKS];
 	void *pause_opaque[VM_MAX_PAUSE_HOOKS];
 	unsigned npause;
+	vm_report_fn report_fns[VM_MAX_PAUSE_HOOKS];
+	void *report_opaque[VM_MAX_PAUSE_HOOKS];
+	unsigned nreport;
 	bool devices_paused;
 
 	struct chardev *serial_out;
@@ -124,6 +128,11 @@ int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
 /* Device set-up: a function called when the VM pauses (after its vCPUs stopped) and
  * resumes (before they start): devices quiesce while the VM is paused. */
 int vm_add_pause_hook(struct vm *vm, vm_pause_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+
+/* Device set-up: a function that logs the device's state when the VM crashes (a few
+ * lines, for the crash report; it must not block). */
+int vm_add_crash_report(struct vm *vm, vm_report_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
 
 /* Device set-up: the device's saved-state section; fn serves save, check and load

@@ -178,6 +178,22 @@ def crash_case(how):
     return Case("crash", args=f"how={how}", status=1, qemu_status=0, no_reboot=True, check=check)
 
 
+def virtio_crash_check(run):
+    # keel-vmm's crash report names each virtio device's queue indices (one request made,
+    # taken and completed) and its MSI-X state (the guest's vector 0x51, unmasked).
+    err = run.stderr
+    if run.vmm == "qemu":
+        return None
+    if not re.search(r"virtio-rng \w+: status 0xf, .* q0 size 16 avail 1 \(taken 1\) "
+                     r"used 1 \(written 1\) vector 0;", err):
+        return f"no crash report line with the rng queue's indices; stderr was {err!r}"
+    if not re.search(r"virtio-rng \w+: MSI-X enabled, pending 0x0; v0 0x51@0xfee", err):
+        return f"no crash report line with the rng's MSI-X state; stderr was {err!r}"
+    if "VM crashed" not in err:
+        return f"no crash line; stderr was {err!r}"
+    return None
+
+
 # virtio-blk on a dynamic VHDX (tests/guests/virtio.c, mode=blk): the guest writes, flushes,
 # reads back, zeroes and discards through keel-vmm's disk library; afterwards the image
 # must pass `keel disk check` and `qemu-img check` and convert to the raw bytes expected.
@@ -293,6 +309,9 @@ CASES = {
         r"virtio: needs reset: a head index out of range; after a reset, served again",
         r"virtio: keel-vmm served every valid request after 14 malformed ones",
         r"virtio: PASS"]),
+    "virtio-crash-report": Case("virtio", args="mode=crash", memory="64M", status=1,
+                                qemu_status=0, no_reboot=True, check=virtio_crash_check,
+                                expect=[r"virtio-crash: one request served; triple fault now"]),
     "virtio-blk-vhdx": Case("virtio", memory="64M", setup=vhdx_setup, check=vhdx_check,
                             timeout=60, expect=[
         r"virtio: PCI host bridge, ECAM .* blk in slot \d+",

@@ -14,7 +14,11 @@
 LAB_TOP=${LAB_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 LAB_OUT=${LAB_OUT:-$LAB_TOP/build/lab}
 LAB_KDIR=$LAB_TOP/.cache/kernel
-LAB_QEMU=${LAB_QEMU:-qemu-system-x86_64}
+# The lab's outer QEMU: Debian's QEMU source with keel's patches (scripts/lab-qemu.sh, built
+# by scripts/setup.sh; docs/lab.md says why). LAB_QEMU=qemu-system-x86_64 uses Debian's instead.
+# Inside the lab, the peer VMM is always Debian's packaged QEMU (LAB_PEER_QEMU).
+LAB_QEMU=${LAB_QEMU:-$("$LAB_TOP/scripts/lab-qemu.sh" --path || echo "lab-QEMU-not-built")}
+LAB_PEER_QEMU=${LAB_PEER_QEMU:-qemu-system-x86_64}
 LAB_E2FSCK=${LAB_E2FSCK:-$(PATH=$PATH:/usr/sbin:/sbin command -v e2fsck)}
 # Firmware QEMU's microvm machine loads inside the lab (qboot), found in QEMU's data directory
 # or (bios-microvm.bin, since QEMU 8) in SeaBIOS's; installed in the lab under /usr/share/qemu.
@@ -32,7 +36,8 @@ lab_check_inputs() {
 	[ -x /bin/busybox ] && ! readelf -l /bin/busybox 2>/dev/null | grep -q 'INTERP' ||
 		lab_die "/bin/busybox is not busybox-static; run scripts/setup.sh"
 	command -v cpio >/dev/null || lab_die "cpio is not installed; run scripts/setup.sh"
-	command -v "$LAB_QEMU" >/dev/null || lab_die "$LAB_QEMU is not installed; run scripts/setup.sh"
+	command -v "$LAB_QEMU" >/dev/null || lab_die "$LAB_QEMU is not built; run scripts/setup.sh"
+	command -v "$LAB_PEER_QEMU" >/dev/null || lab_die "$LAB_PEER_QEMU is not installed; run scripts/setup.sh"
 	command -v modprobe >/dev/null || lab_die "modprobe (kmod) is not installed; run scripts/setup.sh"
 }
 
@@ -152,7 +157,7 @@ lab_build() {
 	lab_check_inputs
 	lab_guest_build
 	local out=$LAB_OUT/lab.cpio fp vmm qemu keel=""
-	qemu=$(command -v "$LAB_QEMU")
+	qemu=$(command -v "$LAB_PEER_QEMU")
 	vmm=$LAB_TOP/build/keel-vmm
 	[ -x "$vmm" ] && keel=$(readlink -f "$vmm")
 	# keeld and keel (issue 5), when built: the keeld scenario runs them inside the lab.
@@ -236,7 +241,9 @@ lab_build() {
 lab_boot() {
 	local mode=$1 tmo=$2
 	shift 2
-	local args=(-accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 4G -nographic -no-reboot -nic none
+	# -L: Debian's firmware (SeaBIOS) for a QEMU built from the "+ds" source, which has none.
+	local args=(-accel "${LAB_ACCEL:-tcg}" -cpu EPYC,+svm,+npt -smp 2 -m 4G -nographic -no-reboot -nic none
+		-L /usr/share/qemu -L /usr/share/seabios
 		-pidfile "$LAB_OUT/qemu.pid"
 		-kernel "$LAB_KDIR/vmlinuz" -initrd "$LAB_OUT/lab.cpio"
 		-append "console=ttyS0 quiet panic=-1 keel.lab=$mode $*")

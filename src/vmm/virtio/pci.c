@@ -606,6 +606,42 @@ static void virtio_pause(void *opaque, bool pause)
 		pthread_mutex_unlock(&vd->lock);
 }
 
+/* The crash report's lines for this device: status, each enabled queue's indices (the
+ * device's and the driver's, read from the rings) and vector, and MSI-X. */
+static void virtio_crash_report(void *opaque)
+{
+	struct virtio_dev *vd = opaque;
+	char line[1024];
+	size_t n;
+	unsigned i;
+
+	if (pthread_mutex_trylock(&vd->lock)) {
+		log_err("%s %02x: busy, no state", vd->ops->name, vd->pci.slot);
+		return;
+	}
+	n = (size_t)snprintf(line, sizeof(line), "%s %02x: status 0x%x, features 0x%llx, isr %u;",
+			     vd->ops->name, vd->pci.slot, vd->status,
+			     (unsigned long long)vd->driver_features, vd->isr);
+	for (i = 0; i < vd->nqueues && n < sizeof(line); i++) {
+		struct vq *vq = &vd->q[i].vq;
+		uint16_t avail, used;
+
+		if (!vq->ready)
+			continue;
+		avail = __atomic_load_n((uint16_t *)(vq->avail + 2), __ATOMIC_RELAXED);
+		used = __atomic_load_n((uint16_t *)(vq->used + 2), __ATOMIC_RELAXED);
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+				      " q%u size %u avail %u (taken %u) used %u (written %u) "
+				      "vector %u;",
+				      i, vq->size, avail, vq->last_avail, used, vq->used_idx,
+				      vd->q[i].vector);
+	}
+	pthread_mutex_unlock(&vd->lock);
+	log_err("%s", line);
+	pci_msix_describe(&vd->pci, line, sizeof(line));
+	log_err("%s %02x: %s", vd->ops->name, vd->pci.slot, line);
+}
+
 static void *virtio_thread(void *arg)
 {
 	struct virtio_dev *vd = arg;
@@ -767,6 +803,7 @@ int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *pri
 		goto fail;
 	r = virtio_state_register(vd);
 	r = r ?: vm_add_pause_hook(vm, virtio_pause, vd);
+	r = r ?: vm_add_crash_report(vm, virtio_crash_report, vd);
 	if (r) {
 		pci_dev_unregister(&vd->pci);
 		goto fail;

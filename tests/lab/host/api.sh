@@ -49,7 +49,7 @@ vm_command() {
 	_name=$1
 	shift
 	_kernel=$GUEST_KERNEL _initrd=$GUEST_INITRD _cmdline=$GUEST_CMDLINE
-	_cpus=1 _mem=512M _noreboot= _rest=
+	_cpus=1 _mem=512M _noreboot= _rest= _qnet= _nic=0
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--kernel) _kernel=$2 && shift ;;
@@ -58,6 +58,18 @@ vm_command() {
 		--cpus) _cpus=$2 && shift ;;
 		--memory) _mem=$2 && shift ;;
 		--no-reboot) _noreboot=1 ;;
+		--net)
+			if [ "$LAB_VMM" = qemu ]; then
+				_nic=$((${_nic:-0} + 1))
+				_tap=${2#tap=} _mac=
+				case "$_tap" in *,mac=*) _mac=,mac=${_tap#*,mac=} _tap=${_tap%%,*} ;; esac
+				_qnet="$_qnet -netdev tap,id=n$_nic,ifname=$_tap,script=no,downscript=no,vnet_hdr=on"
+				_qnet="$_qnet -device virtio-net-pci,romfile=,netdev=n$_nic$_mac${QEMU_NET_OPTS:-}"
+			else
+				_rest="$_rest --net $(_q "$2")"
+			fi
+			shift
+			;;
 		*) _rest="$_rest $(_q "$1")" ;;
 		esac
 		shift
@@ -67,10 +79,13 @@ vm_command() {
 			echo "vm_command: QEMU translation does not know:$_rest" >&2
 			return 1
 		}
-		printf 'exec qemu-system-x86_64 -M microvm -accel kvm -cpu host -nodefaults'
+		_machine=microvm
+		[ -z "$_qnet" ] || _machine=microvm,pcie=on,acpi=on
+		printf 'exec qemu-system-x86_64 -M %s -accel kvm -cpu host -nodefaults' "$_machine"
 		printf ' -no-user-config -display none -serial stdio -m %s -smp %s' "$_mem" "$_cpus"
 		printf ' -kernel %s -initrd %s -append %s' "$(_q "$_kernel")" "$(_q "$_initrd")" "$(_q "$_cmdline")"
 		[ -z "$_noreboot" ] || printf ' -no-reboot'
+		printf '%s' "$_qnet"
 	else
 		printf 'exec keel-vmm --name %s --cpus %s --memory %s' "$(_q "$_name")" "$_cpus" "$_mem"
 		printf ' --kernel %s --initrd %s --cmdline %s' "$(_q "$_kernel")" "$(_q "$_initrd")" "$(_q "$_cmdline")"

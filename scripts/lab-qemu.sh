@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Build the nested lab's outer QEMU: Debian's QEMU source with keel's patches
+# (tests/lab/qemu/*.patch, each says why), x86_64 system emulation only.
+#
+#   scripts/lab-qemu.sh          build it if the cache lacks it; print the binary's path
+#   scripts/lab-qemu.sh --path   print the path it has or would have; fetch and build nothing
+#
+# Cached by content in a host-wide directory (KEEL_CACHE, default /var/cache/keel): the key
+# is the hash of the source tarball, the patches and the build recipe, so a fresh clone on the
+# same machine reuses the binary and a changed patch builds a new one. About 5 minutes on
+# 2 cores. The build dependencies are installed by scripts/setup.sh, which calls this.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${KEEL_CACHE:-/var/cache/keel}/lab-qemu
+src=$cache/src
+# The source this recipe and the patches are written for (bookworm-backports; trixie has it).
+version=10.0.2
+tarball=qemu_$version+ds.orig.tar.xz
+
+say() { echo "lab-qemu: $*" >&2; }
+
+fetch_source() {
+	[ -s "$src/$tarball" ] && return
+	mkdir -p "$src"
+	local tmp list
+	tmp=$(mktemp -d)
+	list=/etc/apt/sources.list.d/keel-qemu-source.list
+	# apt-get source needs a deb-src line; the one for the suite that has QEMU $version.
+	if ! grep -rqs "^deb-src .*bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		echo "deb-src http://deb.debian.org/debian bookworm-backports main" >"$list"
+		apt-get update -qq
+	fi
+	# The .dsc and .debian.tar.xz may be missing from the mirror: the orig tarball is what we
+	# build from, so take it even when apt-get reports the others failed.
+	local v
+	v=$(apt-cache showsrc qemu | awk -v want="1:$version+" \
+		'$1 == "Version:" && index($2, want) == 1 {print $2; exit}')
+	[ -n "$v" ] || {
+		say "apt knows no QEMU $version source package (apt-cache showsrc qemu)"
+		exit 1
+	}
+	(cd "$tmp" && apt-get source --download-only -qq "qemu=$v" 2>&1 | grep -v "^W:" >&2 || true)
+	[ -s "$tmp/$tarball" ] || {
+		say "could not download $tarball (Debian's QEMU $version source)"
+		exit 1
+	}
+	mv "$tmp/$tarball" "$src/$tarball.tmp" && mv "$src/$tarball.tmp" "$src/$tarball"
+	rm -rf "$tmp"
+}
+
+key_of() {
+	{
+		sha256sum "$src/$tarball" | cut -d' ' -f1
+		cat "$top"/tests/lab/qemu/*.patch
+		declare -f build build_tools # the recipe, without its comments
+	} | sha256sum | cut -c1-16
+}
+
+# meson >= 1.5 and pycotap, which QEMU 10 needs, from bookworm-backports: unpacked for this
+# build only, so the meson that builds keel stays Debian's.
+build_tools() {
+	local dir=$1 p
+	mkdir -p "$dir/debs"
+	for p in meson python3-pycotap; do
+		(cd "$dir/debs" && apt-get download -qq -t bookworm-backports "$p" 2>&1 |
+			{ grep -v "^W: Download is performed unsandboxed" || true; })
+	done
+	for p in "$dir"/debs/*.deb; do dpkg-deb -x "$p" "$dir/root"; done
+}
+
+build() {
+	local out=$1
+	work=$(mktemp -d "${TMPDIR:-/tmp}/keel-lab-qemu.XXXXXX")
+	trap 'rm -rf "${work:-}"' EXIT
+	say "building QEMU $version with $(ls "$top"/tests/lab/qemu/*.patch | wc -l) patch(es) into $out (about 5 minutes)"
+	tar -xJf "$src/$tarball" -C "$work"
+	local tree=$work/qemu-$version p
+	for p in "$top"/tests/lab/qemu/*.patch; do
+		patch -s -p1 -d "$tree" <"$p"
+	done
+	# The "+ds" tarball has no firmware blobs: do not unpack the edk2 ones it lacks.
+	sed -i "s/^    unpack_edk2_blobs = bzip2.found()/    unpack_edk2_blobs = false/" "$tree/meson.build"
+	grep -q "^    unpack_edk2_blobs = false" "$tree/meson.build" || { say "meson.build changed: cannot turn off the edk2 blobs"; exit 1; }
+	build_tools "$work/tools"
+	local py
+	py=$(find "$work/tools/root/usr/lib/python3" -maxdepth 2 -name dist-packages | head -1)
+	(
+		cd "$tree"
+		mkdir build && cd build
+		export PYTHONPATH=$py PATH=$work/tools/root/usr/bin:$PATH
+		../configure --python=/usr/bin/python3 --target-list=x86_64-softmmu \
+			--enable-tcg --enable-kvm --enable-fdt=system --disable-install-blobs \
+			--disable-docs --disable-tools --disable-user --disable-guest-agent \
+			--disable-gtk --disable-sdl --disable-vnc --disable-opengl --disable-spice \
+			--disable-libusb --disable-usb-redir --disable-gnutls --disable-nettle \
+			--disable-gcrypt --disable-curl --disable-alsa --disable-pa --disable-jack \
+			--disable-oss --disable-pipewire --disable-libssh --disable-rbd \
+			--disable-glusterfs --disable-xen --disable-slirp --disable-capstone \
+			--disable-werror >"$work/configure.log" 2>&1 ||
+			{ tail -30 "$work/configure.log" >&2; grep -B2 -A8 "ERROR" build/meson-logs/meson-log.txt | tail -30 >&2; exit 1; }
+		ninja -j"$(nproc)" qemu-system-x86_64 >"$work/build.log" 2>&1 ||
+			{ tail -30 "$work/build.log" >&2 && exit 1; }
+	)
+	mkdir -p "$out.tmp"
+	install -m 0755 "$tree/build/qemu-system-x86_64" "$out.tmp/qemu-system-x86_64"
+	cp "$top"/tests/lab/qemu/*.patch "$out.tmp/"
+	rm -rf "$out" && mv "$out.tmp" "$out"
+	cp "$work/configure.log" "$out/configure.log"
+}
+
+main() {
+	local out
+	if [ "${1:-}" = --path ]; then
+		[ -s "$src/$tarball" ] || exit 1
+		echo "$cache/$(key_of)/qemu-system-x86_64"
+		return
+	fi
+	fetch_source
+	out=$cache/$(key_of)
+	[ -x "$out/qemu-system-x86_64" ] || build "$out"
+	echo "$out/qemu-system-x86_64"
+}
+
+main "$@"
