@@ -22,8 +22,14 @@ LAB_PEER_QEMU=${LAB_PEER_QEMU:-qemu-system-x86_64}
 LAB_E2FSCK=${LAB_E2FSCK:-$(PATH=$PATH:/usr/sbin:/sbin command -v e2fsck)}
 # Firmware QEMU's microvm machine loads inside the lab (qboot), found in QEMU's data directory
 # or (bios-microvm.bin, since QEMU 8) in SeaBIOS's; installed in the lab under /usr/share/qemu.
-LAB_QEMU_FIRMWARE=(bios-microvm.bin qboot.rom linuxboot_dma.bin)
+# kvmvapic.bin is for q35 (the firmware scenarios 80 and 81): its APIC always loads that ROM.
+LAB_QEMU_FIRMWARE=(bios-microvm.bin qboot.rom linuxboot_dma.bin kvmvapic.bin)
 LAB_QEMU_FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios)
+# Debian's OVMF (package ovmf), for the UEFI guests of 80-uefi-boots and 81-uefi-secure-boot:
+# the code and an empty variable store, and the SMM build with the Microsoft-keys store
+# (Secure Boot on). Installed in the lab at the same paths.
+LAB_OVMF=(/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd
+	/usr/share/OVMF/OVMF_CODE_4M.secboot.fd /usr/share/OVMF/OVMF_VARS_4M.ms.fd)
 
 lab_die() {
 	echo "lab: $*" >&2
@@ -39,6 +45,10 @@ lab_check_inputs() {
 	command -v "$LAB_QEMU" >/dev/null || lab_die "$LAB_QEMU is not built; run scripts/setup.sh"
 	command -v "$LAB_PEER_QEMU" >/dev/null || lab_die "$LAB_PEER_QEMU is not installed; run scripts/setup.sh"
 	command -v modprobe >/dev/null || lab_die "modprobe (kmod) is not installed; run scripts/setup.sh"
+	local f
+	for f in "${LAB_OVMF[@]}"; do
+		[ -e "$f" ] || lab_die "$f is missing (package ovmf); run scripts/setup.sh"
+	done
 }
 
 # One cpio "newc" entry for a character device; appended after the archive that cpio made so
@@ -176,7 +186,7 @@ lab_build() {
 	done
 	# shellcheck disable=SC2046
 	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_KDIR/vmlinuz" \
-		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" ${keel:+"$keel"})
+		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" "${LAB_OVMF[@]}" ${keel:+"$keel"})
 	[ ${#mgmt[@]} -eq 0 ] || fp="$fp $(_lab_fingerprint "${mgmt[@]}")"
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
@@ -212,6 +222,9 @@ lab_build() {
 	_lab_copy_program "$LAB_E2FSCK" "$root" /sbin/e2fsck
 	for f in "${fw[@]}"; do
 		install -D -m 0644 "$(readlink -f "$f")" "$root/usr/share/qemu/${f##*/}"
+	done
+	for f in "${LAB_OVMF[@]}"; do
+		install -D -m 0644 "$(readlink -f "$f")" "$root$f"
 	done
 	# A client for keel-vmm's control socket (busybox has none): save, pause, resume, quit.
 	if [ -e "$d/vmmctl.c" ]; then
