@@ -300,10 +300,9 @@ void pci_msix_describe(struct pci_dev *d, char *buf, size_t len)
 		snprintf(buf, len, "MSI-X state busy");
 		return;
 	}
-	n = (size_t)snprintf(buf, len, "MSI-X %s%s, pending 0x%llx;",
-			     d->msix_enabled ? "enabled" : "disabled",
-			     d->msix_fmask ? ", function masked" : "",
-			     (unsigned long long)d->msix_pending);
+	n = (size_t)snprintf(
+		buf, len, "MSI-X %s%s, pending 0x%llx;", d->msix_enabled ? "enabled" : "disabled",
+		d->msix_fmask ? ", function masked" : "", (unsigned long long)d->msix_pending);
 	for (v = 0; v < d->msix_nvec && n < len; v++) {
 		const struct pci_msix_entry *m = &d->msix_table[v];
 
