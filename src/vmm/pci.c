@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "lib/lock.h"
 #include "lib/log.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
@@ -296,8 +297,8 @@ void pci_msix_describe(struct pci_dev *d, char *buf, size_t len)
 	size_t n;
 	unsigned v;
 
-	if (pthread_mutex_trylock(&d->msix_lock)) {
-		snprintf(buf, len, "MSI-X state busy");
+	if (!lock_within_ms(&d->msix_lock, 100)) {
+		snprintf(buf, len, "MSI-X state busy for 100 ms");
 		return;
 	}
 	n = (size_t)snprintf(

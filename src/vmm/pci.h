@@ -140,7 +140,7 @@ uint64_t pci_window64_base(uint64_t ram_size);
  * out of range or MSI-X disabled. */
 void pci_msix_notify(struct pci_dev *d, unsigned vector);
 /* Any thread: one line on d's MSI-X state (enable, function mask, pending bits, each
- * vector's message and mask) for a crash report; never blocks. */
+ * vector's message and mask) for a crash report; waits at most 100 ms for the MSI-X lock. */
 void pci_msix_describe(struct pci_dev *d, char *buf, size_t len);
 
 /* Configuration space access (host lock held, or no host: unit tests). */

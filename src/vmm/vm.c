@@ -82,7 +82,7 @@ int vm_add_pause_hook(struct vm *vm, vm_pause_fn fn, void *opaque)
 
 int vm_add_crash_report(struct vm *vm, vm_report_fn fn, void *opaque)
 {
-	if (vm->nreport == VM_MAX_PAUSE_HOOKS)
+	if (vm->nreport == VM_MAX_REPORT_HOOKS)
 		return -ENOSPC;
 	vm->report_fns[vm->nreport] = fn;
 	vm->report_opaque[vm->nreport] = opaque;

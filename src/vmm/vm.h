@@ -47,10 +47,12 @@ typedef void (*vm_reset_fn)(void *opaque);
 /* pause true: stop taking work from the guest or the host and finish what is in flight,
  * before returning; false: carry on. */
 typedef void (*vm_pause_fn)(void *opaque, bool pause);
+/* Logs a device's state for a crash report (vm_add_crash_report). */
 typedef void (*vm_report_fn)(void *opaque);
 
-#define VM_MAX_RESET_HOOKS 16
-#define VM_MAX_PAUSE_HOOKS 16
+#define VM_MAX_RESET_HOOKS  16
+#define VM_MAX_PAUSE_HOOKS  16
+#define VM_MAX_REPORT_HOOKS 16
 
 struct vm {
 	const struct vm_config *cfg;
@@ -87,8 +89,8 @@ struct vm {
 	vm_pause_fn pause_fns[VM_MAX_PAUSE_HOOKS];
 	void *pause_opaque[VM_MAX_PAUSE_HOOKS];
 	unsigned npause;
-	vm_report_fn report_fns[VM_MAX_PAUSE_HOOKS];
-	void *report_opaque[VM_MAX_PAUSE_HOOKS];
+	vm_report_fn report_fns[VM_MAX_REPORT_HOOKS];
+	void *report_opaque[VM_MAX_REPORT_HOOKS];
 	unsigned nreport;
 	bool devices_paused;
 

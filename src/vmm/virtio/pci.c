@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/lock.h"
 #include "vmm/kvm.h"
 #include "vmm/virtio/state.h"
 #include "vmm/vm.h"
@@ -607,7 +608,9 @@ static void virtio_pause(void *opaque, bool pause)
 }
 
 /* The crash report's lines for this device: status, each enabled queue's indices (the
- * device's and the driver's, read from the rings) and vector, and MSI-X. */
+ * driver's, read from the rings, and how far keel-vmm took and answered them) and vector,
+ * and MSI-X. Other vCPUs may still run and hold the lock for a moment: wait a little for it,
+ * never for long (a guest must not be able to hang or silence the report). */
 static void virtio_crash_report(void *opaque)
 {
 	struct virtio_dev *vd = opaque;
@@ -615,9 +618,9 @@ static void virtio_crash_report(void *opaque)
 	size_t n;
 	unsigned i;
 
-	if (pthread_mutex_trylock(&vd->lock)) {
-		log_err("%s %02x: busy, no state", vd->ops->name, vd->pci.slot);
-		return;
+	if (!lock_within_ms(&vd->lock, 100)) {
+		log_err("%s %02x: busy for 100 ms, no queue state", vd->ops->name, vd->pci.slot);
+		goto msix;
 	}
 	n = (size_t)snprintf(line, sizeof(line), "%s %02x: status 0x%x, features 0x%llx, isr %u;",
 			     vd->ops->name, vd->pci.slot, vd->status,
@@ -628,8 +631,7 @@ static void virtio_crash_report(void *opaque)
 
 		if (!vq->ready)
 			continue;
-		avail = __atomic_load_n((uint16_t *)(vq->avail + 2), __ATOMIC_RELAXED);
-		used = __atomic_load_n((uint16_t *)(vq->used + 2), __ATOMIC_RELAXED);
+		vq_ring_indices(vq, &avail, &used);
 		n += (size_t)snprintf(line + n, sizeof(line) - n,
 				      " q%u size %u avail %u (taken %u) used %u (written %u) "
 				      "vector %u;",
@@ -638,6 +640,7 @@ static void virtio_crash_report(void *opaque)
 	}
 	pthread_mutex_unlock(&vd->lock);
 	log_err("%s", line);
+msix:
 	pci_msix_describe(&vd->pci, line, sizeof(line));
 	log_err("%s %02x: %s", vd->ops->name, vd->pci.slot, line);
 }

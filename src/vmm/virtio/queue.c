@@ -202,6 +202,12 @@ bool vq_need_notify(struct vq *vq)
 	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
 }
 
+void vq_ring_indices(const struct vq *vq, uint16_t *avail, uint16_t *used)
+{
+	*avail = __atomic_load_n((const uint16_t *)(vq->avail + 2), __ATOMIC_RELAXED);
+	*used = __atomic_load_n((const uint16_t *)(vq->used + 2), __ATOMIC_RELAXED);
+}
+
 bool vq_rearm(struct vq *vq)
 {
 	if (!vq->ready)

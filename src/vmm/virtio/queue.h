@@ -93,6 +93,9 @@ bool vq_need_notify(struct vq *vq);
 /* Before sleeping: ask for a notification at the next avail entry (event index), then
  * report whether more chains arrived meanwhile. */
 bool vq_rearm(struct vq *vq);
+/* The driver's avail index and the used index as the driver sees them, read from the rings
+ * (guest memory: the guest's values, for diagnostics). vq must be ready. */
+void vq_ring_indices(const struct vq *vq, uint16_t *avail, uint16_t *used);
 
 /* Copy between a chain's buffers and a flat buffer: the readable bytes starting at off,
  * or into the writable bytes starting at off. Return the bytes copied. */
