@@ -41,7 +41,8 @@ fi
 # halted), or (QEMU, which resets a guest that triple-faults) the guest booted a second time.
 crashed() { # VM
 	[ -e $VM_DIR/$1/out ] || return 1
-	[ -e $VM_DIR/$1/status ] || grep -q -e 'Kernel panic' -e 'double fault' $VM_DIR/$1/out ||
+	{ [ -e $VM_DIR/$1/status ] && [ "$(cat $VM_DIR/$1/status)" != 0 ]; } ||
+		grep -q -e 'Kernel panic' -e 'double fault' $VM_DIR/$1/out ||
 		[ "$(grep -c "$GUEST_MARKER" $VM_DIR/$1/out)" -gt 1 ]
 }
 any_crashed() {
@@ -93,6 +94,8 @@ explain_crash() { # VM
 	[ $d != n1 ] || alive=n2
 	eval tdead=\$text_$d talive=\$text_$alive
 	echo 0 >$T/tracing_on 2>/dev/null
+	# The end of the trace only: busybox's grep over all of it takes minutes.
+	tail -n 30000 $T/trace >/tmp/trace.tail 2>/dev/null
 	echo "lab: $d crashed: $(grep -m1 -e 'VM crashed' -e 'RIP: ' -e 'Kernel panic' $VM_DIR/$d/out)"
 	sym=$(grep -m1 'RIP: 0010:' $VM_DIR/$d/out | sed 's/.*RIP: 0010:\([^+]*\)+\(0x[0-9a-f]*\).*/\1 \2/')
 	if [ -n "$sym" ]; then
@@ -101,26 +104,26 @@ explain_crash() { # VM
 		addr=$(printf '%x' $((0x$VM_OUT - 0x$talive + 0x$tdead + $2)))
 		echo "lab: $d's RIP $1+$2 is 0x$addr"
 	fi
-	for a in $(grep -o "reason shutdown rip 0x[0-9a-f]*" $T/trace 2>/dev/null | awk '{print substr($4,3)}' | sort -u); do
+	for a in $(grep -o "reason shutdown rip 0x[0-9a-f]*" /tmp/trace.tail | awk '{print substr($4,3)}' | sort -u); do
 		b=$(printf '%016x' $((0x$a - 0x$tdead + 0x$talive)))
 		vm_run $alive "awk '\$1 <= \"$b\"' /proc/kallsyms | sort | tail -n 1"
 		echo "lab: a triple fault at 0x$a, in $d's kernel: $VM_OUT"
 		addr=$a
 	done
-	[ -r $T/trace ] || return
+	[ -s /tmp/trace.tail ] || return
 	# The crashed vCPU's thread: the one that took the shutdown exit, or the last one that
 	# entered the guest at the panic's RIP.
-	task=$(grep "reason shutdown" $T/trace | head -1 | awk '{print $1}')
+	task=$(grep "reason shutdown" /tmp/trace.tail | head -1 | awk '{print $1}')
 	[ -n "$task" ] || [ -z "$addr" ] ||
-		task=$(grep "kvm_entry: vcpu [0-9]*, rip 0x$addr" $T/trace | tail -1 | awk '{print $1}')
+		task=$(grep "kvm_entry: vcpu [0-9]*, rip 0x$addr" /tmp/trace.tail | tail -1 | awk '{print $1}')
 	if [ -n "$task" ]; then
-		l=$(grep -n "reason shutdown" $T/trace | head -1 | cut -d: -f1)
-		[ -n "$l" ] || l=$(grep -n "rip 0x$addr" $T/trace | tail -1 | cut -d: -f1)
-		echo "lab: ---- KVM events of $task (and MSIs) before its crash (trace line $l)"
-		head -n "$l" $T/trace | grep -e "^ *$task " -e kvm_msi_set_irq | tail -n 150
+		l=$(grep -n "reason shutdown" /tmp/trace.tail | head -1 | cut -d: -f1)
+		[ -n "$l" ] || l=$(grep -n "rip 0x$addr" /tmp/trace.tail | tail -1 | cut -d: -f1)
+		echo "lab: ---- KVM events of $task (and MSIs) before its crash"
+		head -n "$l" /tmp/trace.tail | grep -e "^ *$task " -e kvm_msi_set_irq | tail -n 150
 	else
 		echo "lab: ---- the last 150 KVM events"
-		tail -n 150 $T/trace
+		tail -n 150 /tmp/trace.tail
 	fi
 }
 # A step that fails because a VM died (vm_run, vm_wait) ends the scenario at once: explain
@@ -147,6 +150,7 @@ while [ $i -lt "$N" ]; do
 	done
 done
 kill $watcher 2>/dev/null
+trap - EXIT # from here on VMs exit on purpose
 echo 0 >$T/tracing_on 2>/dev/null
 for v in n2 n3; do
 	j=0
