@@ -9,7 +9,9 @@
 # lab, for checking the lab itself), LAB_ONLY=WORD (only scenarios whose name contains WORD),
 # LAB_TIMEOUT=SECONDS (the whole lab session, default 1800), LAB_STALL=SECONDS (a silent lab is
 # stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
-# (each scenario, default 300). See docs/lab.md.
+# (each scenario, default 300), LAB_ARGS="key=value ..." (more words for the lab kernel's
+# command line, read by scenarios: keel.stress_n=, keel.uefi_n=, ...), LAB_ACCEL (the outer
+# QEMU's accelerator, default tcg). See docs/lab.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
