@@ -54,7 +54,7 @@ _lab_watchdog() { # SESSION-LOG
 	done
 }
 
-pass=0 failed=0 retried=0 retried_names= start=$(date +%s)
+pass=0 failed=0 skipped=0 retried=0 retried_names= start=$(date +%s)
 if [ "$n" -gt 0 ]; then
 	echo "lab: booting the nested lab (QEMU TCG, emulated AMD-V) to run $n scenarios with $vmm;" \
 		"log: ${log#"$top"/}"
@@ -73,7 +73,7 @@ if [ "$n" -gt 0 ]; then
 		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} \
 			"keel.timeout=$stmo" ${LAB_ARGS:-} </dev/null 2>&1 |
 			sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
-			tee "$slog" | grep --line-buffered -E '^lab: (PASS|FAIL|RETRY|STALL|done:|/dev/kvm)'
+			tee "$slog" | grep --line-buffered -E '^lab: (PASS|FAIL|SKIP|RETRY|STALL|done:|/dev/kvm)'
 		qemu_rc=${PIPESTATUS[0]}
 		kill "$dog" 2>/dev/null
 		wait "$dog" 2>/dev/null
@@ -101,6 +101,7 @@ if [ "$n" -gt 0 ]; then
 		break
 	done
 	pass=$(grep -c '^lab: PASS ' "$log")
+	skipped=$(grep -c '^lab: SKIP ' "$log")
 	failed=$((failed + $(grep -c '^lab: FAIL ' "$log")))
 	retried=$(grep -c '^lab: PASS .* on attempt [0-9]' "$log")
 	retried_names=$(sed -n 's/^lab: PASS \([^ ]*\) .* on attempt [0-9].*/\1/p' "$log" | tr '\n' ' ')
@@ -113,5 +114,5 @@ if [ "$demo" = 1 ]; then
 	fi
 fi
 secs=$(($(date +%s) - start))
-echo "lab: $pass passed, $failed failed, passed on a retry: $retried${retried_names:+ (${retried_names% })}, vmm $vmm, ${secs}s"
+echo "lab: $pass passed, $failed failed, $skipped skipped, passed on a retry: $retried${retried_names:+ (${retried_names% })}, vmm $vmm, ${secs}s"
 [ "$failed" = 0 ] && [ "$pass" -gt 0 ]

@@ -16,6 +16,7 @@
 #   vm_kill NAME                        kill the VMM
 #   vm_command NAME [OPTIONS]           print the VMM command line vm_start would run
 #   fail REASON                         end the scenario as failed
+#   skip REASON                         end the scenario as skipped (it did not run)
 
 LAB_VMM=${LAB_VMM:-keel}
 GUEST_KERNEL=/lab/guest/vmlinuz
@@ -34,6 +35,13 @@ fail() {
 	[ -s /tmp/reason ] || echo "$*" >/tmp/reason
 	echo "lab: scenario failure: $*"
 	exit 1
+}
+
+# End the scenario as skipped: it did not run, for the reason given (counted and printed as
+# such, never as a pass).
+skip() {
+	echo "$*" >/tmp/reason
+	exit 77
 }
 
 _now() { # seconds since boot, whole
