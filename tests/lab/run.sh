@@ -11,7 +11,9 @@
 # stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300), LAB_ARGS="key=value ..." (more words for the lab kernel's
 # command line, read by scenarios: keel.stress_n=, keel.uefi_n=, ...), LAB_ACCEL (the outer
-# QEMU's accelerator, default tcg). See docs/lab.md.
+# QEMU's accelerator, default tcg), LAB_CRASH=retry|fail (a guest crash is retried and
+# counted, the default while the lab has an open crash fault of its own, or fails the
+# scenario at once). See docs/lab.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
@@ -54,7 +56,7 @@ _lab_watchdog() { # SESSION-LOG
 	done
 }
 
-pass=0 failed=0 skipped=0 retried=0 retried_names= start=$(date +%s)
+pass=0 failed=0 skipped=0 crashes=0 retried=0 retried_names= start=$(date +%s)
 if [ "$n" -gt 0 ]; then
 	echo "lab: booting the nested lab (QEMU TCG, emulated AMD-V) to run $n scenarios with $vmm;" \
 		"log: ${log#"$top"/}"
@@ -71,9 +73,9 @@ if [ "$n" -gt 0 ]; then
 		_lab_watchdog "$slog" &
 		dog=$!
 		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} \
-			"keel.timeout=$stmo" ${LAB_ARGS:-} </dev/null 2>&1 |
+			"keel.timeout=$stmo" ${LAB_CRASH:+"keel.crash=$LAB_CRASH"} ${LAB_ARGS:-} </dev/null 2>&1 |
 			sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
-			tee "$slog" | grep --line-buffered -E '^lab: (PASS|FAIL|SKIP|RETRY|STALL|done:|/dev/kvm)'
+			tee "$slog" | grep --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)'
 		qemu_rc=${PIPESTATUS[0]}
 		kill "$dog" 2>/dev/null
 		wait "$dog" 2>/dev/null
@@ -102,6 +104,7 @@ if [ "$n" -gt 0 ]; then
 	done
 	pass=$(grep -c '^lab: PASS ' "$log")
 	skipped=$(grep -c '^lab: SKIP ' "$log")
+	crashes=$(grep -c '^lab: CRASH ' "$log")
 	failed=$((failed + $(grep -c '^lab: FAIL ' "$log")))
 	retried=$(grep -c '^lab: PASS .* on attempt [0-9]' "$log")
 	retried_names=$(sed -n 's/^lab: PASS \([^ ]*\) .* on attempt [0-9].*/\1/p' "$log" | tr '\n' ' ')
@@ -114,5 +117,5 @@ if [ "$demo" = 1 ]; then
 	fi
 fi
 secs=$(($(date +%s) - start))
-echo "lab: $pass passed, $failed failed, $skipped skipped, passed on a retry: $retried${retried_names:+ (${retried_names% })}, vmm $vmm, ${secs}s"
+echo "lab: $pass passed, $failed failed, $skipped skipped, passed on a retry: $retried${retried_names:+ (${retried_names% })}, guest crashes: $crashes, vmm $vmm, ${secs}s"
 [ "$failed" = 0 ] && [ "$pass" -gt 0 ]
