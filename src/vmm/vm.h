@@ -133,7 +133,7 @@ int vm_add_pause_hook(struct vm *vm, vm_pause_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
 
 /* Device set-up: a function that logs the device's state when the VM crashes (a few
- * lines, for the crash report; it must not block). */
+ * lines, for the crash report; it may wait briefly for a lock, never indefinitely). */
 int vm_add_crash_report(struct vm *vm, vm_report_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
 

@@ -7,7 +7,7 @@
 
 /* Ring layout (virtio 1.2, 2.7): avail = flags, idx, ring[size], used_event;
  * used = flags, idx, ring[size] of {id, len}, avail_event. */
-static uint16_t *avail_idx(struct vq *vq)
+static uint16_t *avail_idx(const struct vq *vq)
 {
 	return (uint16_t *)(vq->avail + 2);
 }
@@ -17,7 +17,7 @@ static uint16_t *avail_ring(struct vq *vq, uint16_t i)
 	return (uint16_t *)(vq->avail + 4 + 2 * (size_t)i);
 }
 
-static uint16_t *used_idx_p(struct vq *vq)
+static uint16_t *used_idx_p(const struct vq *vq)
 {
 	return (uint16_t *)(vq->used + 2);
 }
@@ -204,8 +204,8 @@ bool vq_need_notify(struct vq *vq)
 
 void vq_ring_indices(const struct vq *vq, uint16_t *avail, uint16_t *used)
 {
-	*avail = __atomic_load_n((const uint16_t *)(vq->avail + 2), __ATOMIC_RELAXED);
-	*used = __atomic_load_n((const uint16_t *)(vq->used + 2), __ATOMIC_RELAXED);
+	*avail = __atomic_load_n(avail_idx(vq), __ATOMIC_RELAXED);
+	*used = __atomic_load_n(used_idx_p(vq), __ATOMIC_RELAXED);
 }
 
 bool vq_rearm(struct vq *vq)

@@ -68,7 +68,7 @@ vm_command() {
 		--no-reboot) _noreboot=1 ;;
 		--net)
 			if [ "$LAB_VMM" = qemu ]; then
-				_nic=$((${_nic:-0} + 1))
+				_nic=$((_nic + 1))
 				_tap=${2#tap=} _mac=
 				case "$_tap" in *,mac=*) _mac=,mac=${_tap#*,mac=} _tap=${_tap%%,*} ;; esac
 				_qnet="$_qnet -netdev tap,id=n$_nic,ifname=$_tap,script=no,downscript=no,vnet_hdr=on"
