@@ -83,6 +83,10 @@ if [ "$n" -gt 0 ]; then
 		grep -q '^lab: done: ' "$slog" && break
 		cur=$(grep -o '^lab: ---- scenario [^ ]*' "$slog" | tail -n 1 | awk '{ print $4 }')
 		panic=$(grep -m 1 -E 'Kernel panic|BUG: |stack guard page|^lab: STALL' "$slog" | sed 's/^\[[ 0-9.]*\] //')
+		# QEMU runs with -no-reboot: exiting 0 before "done" is the lab host resetting itself
+		# (a triple fault of its kernel, which prints nothing).
+		[ -n "$panic" ] || [ "$qemu_rc" != 0 ] || [ -z "$cur" ] ||
+			panic="the lab host reset itself (QEMU exited 0 under -no-reboot)"
 		if [ -n "$cur" ] && [ -n "$panic" ] && [ "$session" -lt 5 ]; then
 			echo "lab: RESTART the lab host's kernel crashed or stalled during $cur ($panic); booting the lab again from $cur"
 			echo "lab: RESTART after a lab host crash or stall during $cur: $panic" >>"$log"
