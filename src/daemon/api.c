@@ -237,7 +237,7 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 	int ret;
 
 	vmdef_init(&def);
-	ret = vmdef_apply_json(&def, req, err, sizeof(err));
+	ret = vmdef_apply_json(&def, req, VMDEF_JSON_REQUEST, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&def, err, sizeof(err));
 	if (ret)
@@ -281,7 +281,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		reply_errno(out, ret, "out of memory");
 		return;
 	}
-	ret = vmdef_apply_json(&nd, req, err, sizeof(err));
+	ret = vmdef_apply_json(&nd, req, VMDEF_JSON_REQUEST, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&nd, err, sizeof(err));
 	if (ret)

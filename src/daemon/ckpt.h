@@ -17,7 +17,7 @@
 
 #include "daemon/store.h"
 #include "daemon/sup.h"
-#include "daemon/vmdef.h"
+#include "config/vmdef.h"
 
 struct ckpt_ctx {
 	struct store *store;

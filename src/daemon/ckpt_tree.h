@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/vmdef.h"
+#include "config/vmdef.h"
 
 #define CKPT_NAME_MAX 100 /* as Hyper-V */
 #define CKPT_MAX      50  /* visible checkpoints per VM, as Hyper-V */

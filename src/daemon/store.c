@@ -13,7 +13,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -29,18 +29,24 @@ static const char schema[] =
 	" cmdline TEXT,"
 	" notes TEXT,"
 	" start_action TEXT NOT NULL,"
-	" stop_action TEXT NOT NULL);"
+	" stop_action TEXT NOT NULL,"
+	" console_slot INTEGER NOT NULL DEFAULT -1," /* -1: no virtio-console */
+	" rng_slot INTEGER NOT NULL DEFAULT 0,"	     /* -1: no virtio-rng; 0: not assigned yet */
+	" debug_exit INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS disks("
 	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" idx INTEGER NOT NULL,"
 	" path TEXT NOT NULL,"
 	" readonly INTEGER NOT NULL,"
+	" serial TEXT NOT NULL DEFAULT '',"
+	" pci_slot INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS nics("
 	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" idx INTEGER NOT NULL,"
 	" tap TEXT NOT NULL,"
 	" mac TEXT NOT NULL UNIQUE,"
+	" pci_slot INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS runtime("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -70,6 +76,16 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS checkpoint_now("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" parent TEXT NOT NULL);";
+
+/* From schema 1: the description's device fields (docs/vm-config.md). Slots left 0 are
+ * assigned when a VM is read, in the order keel-vmm always used, so guests see no change. */
+static const char migrate_1_to_2[] =
+	"ALTER TABLE vms ADD COLUMN console_slot INTEGER NOT NULL DEFAULT -1;"
+	"ALTER TABLE vms ADD COLUMN rng_slot INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE vms ADD COLUMN debug_exit INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE disks ADD COLUMN serial TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE disks ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE nics ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;";
 
 static int begin(struct store *st);
 static int finish(struct store *st, int ret);
@@ -164,10 +180,12 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		goto out;
 	}
 	ret = begin(st);
+	if (!ret && version == 1)
+		ret = exec_sql(st, migrate_1_to_2);
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=1");
+		ret = exec_sql(st, "PRAGMA user_version=2");
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
@@ -215,13 +233,37 @@ static int constraint_error(struct store *st, const struct vm_def *def, char *er
 	return -EEXIST;
 }
 
+/* A one-of device as its column: -1 absent, else its slot (0: not assigned yet). */
+static int onedev_slot(const struct vm_onedev *d)
+{
+	return d->present ? d->pci_slot : -1;
+}
+
+static void onedev_from_col(sqlite3_stmt *s, int col, struct vm_onedev *d)
+{
+	int v = sqlite3_column_int(s, col);
+
+	d->present = v >= 0;
+	d->pci_slot = v >= VMDEF_PCI_SLOT_MIN && v <= VMDEF_PCI_SLOT_MAX ? (uint8_t)v : 0;
+}
+
+static uint8_t slot_from_col(sqlite3_stmt *s, int col)
+{
+	int v = sqlite3_column_int(s, col);
+
+	return v >= VMDEF_PCI_SLOT_MIN && v <= VMDEF_PCI_SLOT_MAX ? (uint8_t)v : 0;
+}
+
 /* Write the disks and NICs rows of def (the old ones are already gone). */
 static int put_devices(struct store *st, const struct vm_def *def, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = NULL;
 	int ret;
 
-	ret = prepare(st, "INSERT INTO disks(vm, idx, path, readonly) VALUES(?,?,?,?)", &s);
+	ret = prepare(st,
+		      "INSERT INTO disks(vm, idx, path, readonly, serial, pci_slot) "
+		      "VALUES(?,?,?,?,?,?)",
+		      &s);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < def->ndisks; i++) {
@@ -230,6 +272,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_int(s, 2, (int)i);
 		sqlite3_bind_text(s, 3, def->disks[i].path, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 4, def->disks[i].readonly);
+		sqlite3_bind_text(s, 5, def->disks[i].serial, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 6, def->disks[i].pci_slot);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			ret = -EIO;
 			goto out;
@@ -237,7 +281,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	ret = prepare(st, "INSERT INTO nics(vm, idx, tap, mac) VALUES(?,?,?,?)", &s);
+	ret = prepare(st, "INSERT INTO nics(vm, idx, tap, mac, pci_slot) VALUES(?,?,?,?,?)", &s);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < def->nnics; i++) {
@@ -248,6 +292,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_int(s, 2, (int)i);
 		sqlite3_bind_text(s, 3, def->nics[i].tap, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 4, def->nics[i].mac, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 5, def->nics[i].pci_slot);
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_CONSTRAINT) {
 			ret = constraint_error(st, def, err, errlen);
@@ -277,8 +322,9 @@ int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_
 	}
 	ret = prepare(st,
 		      "INSERT INTO vms(uuid, name, version, revision, created, cpus, memory, "
-		      "kernel, initrd, cmdline, notes, start_action, stop_action) "
-		      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		      "kernel, initrd, cmdline, notes, start_action, stop_action, console_slot, "
+		      "rng_slot, debug_exit) "
+		      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 		      &s);
 	if (ret)
 		goto out;
@@ -295,6 +341,9 @@ int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_
 	bind_text_or_null(s, 11, def->notes);
 	sqlite3_bind_text(s, 12, vmdef_start_action_name(def->start_action), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 13, vmdef_stop_action_name(def->stop_action), -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 14, onedev_slot(&def->console));
+	sqlite3_bind_int(s, 15, onedev_slot(&def->rng));
+	sqlite3_bind_int(s, 16, def->debug_exit);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_CONSTRAINT) {
 		ret = constraint_error(st, def, err, errlen);
@@ -318,8 +367,8 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 
 	ret = prepare(st,
 		      "UPDATE vms SET name=?, version=?, revision=?, cpus=?, memory=?, kernel=?, "
-		      "initrd=?, cmdline=?, notes=?, start_action=?, stop_action=? "
-		      "WHERE uuid=? AND revision=?",
+		      "initrd=?, cmdline=?, notes=?, start_action=?, stop_action=?, "
+		      "console_slot=?, rng_slot=?, debug_exit=? WHERE uuid=? AND revision=?",
 		      &s);
 	if (ret)
 		goto out;
@@ -334,8 +383,11 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 	bind_text_or_null(s, 9, def->notes);
 	sqlite3_bind_text(s, 10, vmdef_start_action_name(def->start_action), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 11, vmdef_stop_action_name(def->stop_action), -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 12, def->uuid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 13, (sqlite3_int64)def->revision - 1);
+	sqlite3_bind_int(s, 12, onedev_slot(&def->console));
+	sqlite3_bind_int(s, 13, onedev_slot(&def->rng));
+	sqlite3_bind_int(s, 14, def->debug_exit);
+	sqlite3_bind_text(s, 15, def->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 16, (sqlite3_int64)def->revision - 1);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_CONSTRAINT) {
 		ret = constraint_error(st, def, err, errlen);
@@ -450,7 +502,7 @@ static const char *stop_name(unsigned a)
 
 #define VM_COLUMNS                                                                                 \
 	"uuid, name, version, revision, created, cpus, memory, kernel, initrd, cmdline, notes, "   \
-	"start_action, stop_action"
+	"start_action, stop_action, console_slot, rng_slot, debug_exit"
 
 /* Fill def from a row of VM_COLUMNS, then read its disks and NICs. */
 static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
@@ -476,8 +528,13 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	def->start_action = (enum vm_start_action)action_from_name(action, start_name, 0);
 	copy_col(s, 12, action, sizeof(action));
 	def->stop_action = (enum vm_stop_action)action_from_name(action, stop_name, 1);
+	onedev_from_col(s, 13, &def->console);
+	onedev_from_col(s, 14, &def->rng);
+	def->debug_exit = sqlite3_column_int(s, 15) != 0;
 
-	ret = prepare(st, "SELECT path, readonly FROM disks WHERE vm=?1 ORDER BY idx", &d);
+	ret = prepare(st,
+		      "SELECT path, readonly, serial, pci_slot FROM disks WHERE vm=?1 ORDER BY idx",
+		      &d);
 	if (ret)
 		goto out;
 	sqlite3_bind_text(d, 1, def->uuid, -1, SQLITE_STATIC);
@@ -488,11 +545,13 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 			goto out;
 		}
 		disk->readonly = sqlite3_column_int(d, 1) != 0;
+		copy_col(d, 2, disk->serial, sizeof(disk->serial));
+		disk->pci_slot = slot_from_col(d, 3);
 		def->ndisks++;
 	}
 	sqlite3_finalize(d);
 	d = NULL;
-	ret = prepare(st, "SELECT tap, mac FROM nics WHERE vm=?1 ORDER BY idx", &d);
+	ret = prepare(st, "SELECT tap, mac, pci_slot FROM nics WHERE vm=?1 ORDER BY idx", &d);
 	if (ret)
 		goto out;
 	sqlite3_bind_text(d, 1, def->uuid, -1, SQLITE_STATIC);
@@ -500,7 +559,10 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		struct vm_nic *nic = &def->nics[def->nnics++];
 		copy_col(d, 0, nic->tap, sizeof(nic->tap));
 		copy_col(d, 1, nic->mac, sizeof(nic->mac));
+		nic->pci_slot = slot_from_col(d, 2);
 	}
+	/* A VM stored before slots were recorded gets the layout it always had. */
+	ret = vmdef_assign_slots(def, action, sizeof(action));
 out:
 	sqlite3_finalize(d);
 	if (ret)

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #include "daemon/ckpt_tree.h"
-#include "daemon/vmdef.h"
+#include "config/vmdef.h"
 
 struct store;
 

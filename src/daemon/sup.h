@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 #include "daemon/store.h"
-#include "daemon/vmdef.h"
+#include "config/vmdef.h"
 
 enum vm_state {
 	VM_OFF,

@@ -14,6 +14,9 @@
 int parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 	__attribute__((warn_unused_result));
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int parse_hex_digit(char c);
+
 /* A decimal unsigned integer in [min, max]. Returns 0, -EINVAL or -ERANGE. */
 int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	__attribute__((warn_unused_result));

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "lib/parse.h"
+
 int uuid_generate(struct uuid *u)
 {
 	size_t got = 0;
@@ -49,17 +51,6 @@ void uuid_format(const struct uuid *u, bool braces, char out[UUID_STR_LEN])
 		 b[10], b[11], b[12], b[13], b[14], b[15], braces ? "}" : "");
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int uuid_parse(const char *s, struct uuid *u)
 {
 	/* Byte order of the text digits: data1, data2, data3 reversed; the rest as is. */
@@ -82,7 +73,7 @@ int uuid_parse(const char *s, struct uuid *u)
 			i++;
 			continue;
 		}
-		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+		int hi = parse_hex_digit(s[i]), lo = parse_hex_digit(s[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

@@ -4,22 +4,25 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/parse.h"
 
 static const char config_usage[] =
-	"usage: keel-vmm --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
-	"                [--memory SIZE] [--serial stdio|file:PATH|unix:PATH|off]\n"
-	"                [--no-reboot] [--debug-exit] [--control PATH]\n"
-	"                [--restore DIR] [--paused]\n"
-	"                [--status-file PATH] [--name NAME]\n"
-	"                [--disk path=FILE[,readonly=on][,serial=STRING]]...\n"
-	"                [--net tap=IFNAME[,mac=MAC]]... [--no-rng]\n"
+	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
+	"                [--cpus N] [--memory SIZE] [--name NAME]\n"
+	"                [--disk path=FILE[,readonly=on][,serial=STRING][,slot=N]]...\n"
+	"                [--net tap=IFNAME[,mac=MAC][,slot=N]]... [--no-rng] [--debug-exit]\n"
+	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
+	"                [--no-reboot] [--control PATH] [--status-file PATH]\n"
+	"                [--restore DIR] [--paused]\n"
 	"\n"
-	"Runs one virtual machine on KVM. SIZE takes K, M, G or T (plain numbers are MiB).\n"
-	"Defaults: 1 vCPU, 512M, serial on stdio. See docs/keel-vmm.md.\n";
+	"Runs one virtual machine on KVM. The VM is described by a JSON document (--config,\n"
+	"docs/vm-config.md) or by the options from --kernel to --debug-exit, not both.\n"
+	"SIZE takes K, M, G or T (plain numbers are MiB). Defaults: 1 vCPU, 512M, serial on\n"
+	"stdio. See docs/keel-vmm.md.\n";
 
 int config_parse_chardev(const char *s, struct chardev_spec *spec)
 {
@@ -74,9 +77,19 @@ static int parse_on_off(const char *v, bool *out)
 	return 0;
 }
 
-int config_parse_disk(const char *s, struct disk_spec *d, char *err, size_t errlen)
+static int parse_slot(const char *v, uint8_t *slot)
 {
-	char k[16], v[4096];
+	uint64_t x;
+
+	if (parse_uint(v, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX, &x))
+		return -EINVAL;
+	*slot = (uint8_t)x;
+	return 0;
+}
+
+int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen)
+{
+	char k[16], v[VMDEF_PATH_MAX + 1];
 	const char *p = s;
 	int too_long;
 
@@ -84,50 +97,47 @@ int config_parse_disk(const char *s, struct disk_spec *d, char *err, size_t errl
 	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
 		if (too_long) {
 			snprintf(err, errlen, "--disk %s: an option or value is too long", s);
-			return -EINVAL;
+			goto fail;
 		}
-		if (!strcmp(k, "path") && *v) {
-			snprintf(d->path, sizeof(d->path), "%s", v);
+		if (!strcmp(k, "path") && *v && !d->path) {
+			d->path = strdup(v);
+			if (!d->path) {
+				snprintf(err, errlen, "--disk %s: out of memory", s);
+				return -ENOMEM;
+			}
 		} else if (!strcmp(k, "readonly") && !parse_on_off(v, &d->readonly)) {
+		} else if (!strcmp(k, "slot") && !parse_slot(v, &d->pci_slot)) {
 		} else if (!strcmp(k, "serial")) {
-			if (strlen(v) > 20) {
-				snprintf(err, errlen, "--disk %s: serial is at most 20 characters",
-					 s);
-				return -EINVAL;
+			if (strlen(v) > VMDEF_SERIAL_MAX) {
+				snprintf(err, errlen, "--disk %s: serial is at most %d characters",
+					 s, VMDEF_SERIAL_MAX);
+				goto fail;
 			}
 			memcpy(d->serial, v, strlen(v) + 1); /* length checked above */
 		} else {
 			snprintf(err, errlen,
-				 "--disk %s: expected path=FILE[,readonly=on|off][,serial=STRING]",
-				 s);
-			return -EINVAL;
+				 "--disk %s: expected path=FILE[,readonly=on|off][,serial=STRING]"
+				 "[,slot=%d..%d] (a path with a comma needs --config)",
+				 s, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
+			goto fail;
 		}
 	}
-	if (!d->path[0]) {
+	if (!d->path) {
 		snprintf(err, errlen, "--disk %s: path=FILE is required", s);
 		return -EINVAL;
 	}
 	return 0;
+fail:
+	free(d->path);
+	d->path = NULL;
+	return -EINVAL;
 }
 
-static int parse_mac(const char *v, uint8_t mac[6])
-{
-	unsigned b[6], i;
-	char end;
-
-	if (sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &end) != 6 ||
-	    strlen(v) != 17)
-		return -EINVAL;
-	for (i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	return mac[0] & 1 ? -EINVAL : 0; /* a multicast address cannot be a card's */
-}
-
-int config_parse_net(const char *s, struct net_spec *n, char *err, size_t errlen)
+int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 {
 	char k[16], v[64];
 	const char *p = s;
+	uint8_t mac[6];
 	int too_long;
 
 	memset(n, 0, sizeof(*n));
@@ -136,15 +146,17 @@ int config_parse_net(const char *s, struct net_spec *n, char *err, size_t errlen
 			snprintf(err, errlen, "--net %s: an option or value is too long", s);
 			return -EINVAL;
 		}
-		if (!strcmp(k, "tap") && *v && strlen(v) < sizeof(n->tap) && !strchr(v, '/')) {
-			memcpy(n->tap, v, strlen(v) + 1); /* length checked above */
-		} else if (!strcmp(k, "mac") && !parse_mac(v, n->mac)) {
-			n->has_mac = true;
+		if (!strcmp(k, "tap") && vmdef_tap_ok(v)) {
+			memcpy(n->tap, v, strlen(v) + 1); /* length checked by vmdef_tap_ok */
+		} else if (!strcmp(k, "mac") && !vmdef_mac_parse(v, mac)) {
+			snprintf(n->mac, sizeof(n->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0],
+				 mac[1], mac[2], mac[3], mac[4], mac[5]);
+		} else if (!strcmp(k, "slot") && !parse_slot(v, &n->pci_slot)) {
 		} else {
 			snprintf(err, errlen,
-				 "--net %s: expected tap=IFNAME (1 to 15 characters)[,mac=52:54:00:"
-				 "xx:xx:xx] (a unicast MAC)",
-				 s);
+				 "--net %s: expected tap=IFNAME (1 to %d characters)[,mac=52:54:00:"
+				 "xx:xx:xx] (a unicast MAC)[,slot=%d..%d]",
+				 s, VMDEF_TAP_MAX, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
 			return -EINVAL;
 		}
 	}
@@ -175,6 +187,7 @@ enum {
 	OPT_NET,
 	OPT_CONSOLE,
 	OPT_NO_RNG,
+	OPT_CONFIG,
 };
 
 static const struct option config_options[] = {
@@ -195,156 +208,252 @@ static const struct option config_options[] = {
 	{"net", required_argument, NULL, OPT_NET},
 	{"console", required_argument, NULL, OPT_CONSOLE},
 	{"no-rng", no_argument, NULL, OPT_NO_RNG},
+	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
 };
 
+/* Copy a command-line string into the description. */
+static int set_text(char **dst, const char *v, char *err, size_t errlen)
+{
+	free(*dst);
+	*dst = strdup(v);
+	if (!*dst) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* One option that describes the VM (not how this worker runs it), into cfg->def. */
+static int parse_description_option(int c, const char *arg, struct vm_config *cfg, char *err,
+				    size_t errlen)
+{
+	struct vm_def *def = &cfg->def;
+	uint64_t v;
+	int r;
+
+	switch (c) {
+	case OPT_KERNEL:
+		return set_text(&def->kernel, arg, err, errlen);
+	case OPT_INITRD:
+		return set_text(&def->initrd, arg, err, errlen);
+	case OPT_CMDLINE:
+		if (strlen(arg) > VMDEF_CMDLINE_MAX) {
+			snprintf(err, errlen, "--cmdline: at most %d bytes", VMDEF_CMDLINE_MAX);
+			return -EINVAL;
+		}
+		return set_text(&def->cmdline, arg, err, errlen);
+	case OPT_NAME:
+		if (!vmdef_name_ok(arg)) {
+			snprintf(err, errlen,
+				 "--name %s: use 1 to %d letters, digits, '.', '_' or '-', not "
+				 "starting with '.' or '-'",
+				 arg, VMDEF_NAME_MAX);
+			return -EINVAL;
+		}
+		strcpy(def->name, arg); /* length checked by vmdef_name_ok */
+		return 0;
+	case OPT_CPUS:
+		if (parse_uint(arg, 1, VMDEF_CPUS_MAX, &v)) {
+			snprintf(err, errlen, "--cpus %s: expected a whole number from 1 to %d",
+				 arg, VMDEF_CPUS_MAX);
+			return -EINVAL;
+		}
+		def->cpus = (uint32_t)v;
+		return 0;
+	case OPT_MEMORY:
+		r = parse_size(arg, 1ull << 20, &v);
+		if (r) {
+			snprintf(err, errlen, "--memory %s: expected a size such as 512M or 2G%s",
+				 arg, r == -ERANGE ? " (this one overflows)" : "");
+			return -EINVAL;
+		}
+		if (v < VMDEF_MEM_MIN || v > VMDEF_MEM_MAX) {
+			snprintf(err, errlen, "--memory %s: must be from %lluM to %lluM", arg,
+				 VMDEF_MEM_MIN >> 20, VMDEF_MEM_MAX >> 20);
+			return -EINVAL;
+		}
+		if (v & ((1u << 20) - 1)) {
+			snprintf(err, errlen, "--memory %s: must be a whole number of MiB", arg);
+			return -EINVAL;
+		}
+		def->memory = v;
+		return 0;
+	case OPT_DISK:
+		if (def->ndisks == VMDEF_MAX_DISKS) {
+			snprintf(err, errlen, "--disk: at most %d disks", VMDEF_MAX_DISKS);
+			return -EINVAL;
+		}
+		r = config_parse_disk(arg, &def->disks[def->ndisks], err, errlen);
+		if (!r)
+			def->ndisks++;
+		return r;
+	case OPT_NET:
+		if (def->nnics == VMDEF_MAX_NICS) {
+			snprintf(err, errlen, "--net: at most %d network cards", VMDEF_MAX_NICS);
+			return -EINVAL;
+		}
+		r = config_parse_net(arg, &def->nics[def->nnics], err, errlen);
+		if (!r)
+			def->nnics++;
+		return r;
+	case OPT_NO_RNG:
+		def->rng.present = false;
+		return 0;
+	case OPT_DEBUG_EXIT:
+		def->debug_exit = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static bool is_description_option(int c)
+{
+	return c == OPT_KERNEL || c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME ||
+	       c == OPT_CPUS || c == OPT_MEMORY || c == OPT_DISK || c == OPT_NET ||
+	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
+}
+
+/* Options that say how this worker runs the VM. Returns 1 for --help and --version. */
+static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg, char *err,
+			    size_t errlen)
+{
+	switch (c) {
+	case OPT_SERIAL:
+		if (config_parse_chardev(optarg, &cfg->serial)) {
+			snprintf(err, errlen,
+				 "--serial %s: expected stdio, file:PATH, unix:PATH or off",
+				 optarg);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_CONSOLE:
+		if (config_parse_chardev(optarg, &cfg->console)) {
+			snprintf(err, errlen,
+				 "--console %s: expected stdio, file:PATH, unix:PATH or off",
+				 optarg);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_NO_REBOOT:
+		cfg->no_reboot = true;
+		return 0;
+	case OPT_PAUSED:
+		cfg->paused = true;
+		return 0;
+	case OPT_CONTROL:
+		cfg->control_path = optarg;
+		return 0;
+	case OPT_STATUS_FILE:
+		cfg->status_path = optarg;
+		return 0;
+	case OPT_RESTORE:
+		cfg->restore_dir = optarg;
+		return 0;
+	case OPT_CONFIG:
+		cfg->config_path = optarg;
+		return 0;
+	case OPT_HELP:
+		fputs(config_usage, stdout);
+		return 1;
+	case OPT_VERSION:
+		puts("keel-vmm " KEEL_VERSION);
+		return 1;
+	case ':':
+		snprintf(err, errlen, "%s needs a value", argv[optind - 1]);
+		return -EINVAL;
+	default:
+		snprintf(err, errlen, "unknown option %s (see keel-vmm --help)",
+			 argv[optind - 1 < argc ? optind - 1 : argc - 1]);
+		return -EINVAL;
+	}
+}
+
+void config_free(struct vm_config *cfg)
+{
+	vmdef_free(&cfg->def);
+}
+
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 {
-	uint64_t v;
-	int c, r;
+	const char *described_by = NULL; /* the first description option, for the message */
+	int c, r, idx = -1;
 
 	*cfg = (struct vm_config){
-		.cmdline = "",
-		.cpus = 1,
-		.memory = CONFIG_DEFAULT_MEMORY,
 		.serial = {CHARDEV_STDIO, NULL},
 		.console = {CHARDEV_OFF, NULL},
 	};
+	vmdef_init(&cfg->def);
 	optind = 0; /* full reset of getopt, so tests can call this repeatedly */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", config_options, NULL)) != -1) {
-		switch (c) {
-		case OPT_KERNEL:
-			cfg->kernel = optarg;
-			break;
-		case OPT_INITRD:
-			cfg->initrd = optarg;
-			break;
-		case OPT_CMDLINE:
-			cfg->cmdline = optarg;
-			break;
-		case OPT_CPUS:
-			r = parse_uint(optarg, 1, CONFIG_MAX_CPUS, &v);
-			if (r) {
-				snprintf(err, errlen,
-					 "--cpus %s: expected a whole number from 1 to %d", optarg,
-					 CONFIG_MAX_CPUS);
-				return -EINVAL;
-			}
-			cfg->cpus = (unsigned)v;
-			break;
-		case OPT_MEMORY:
-			r = parse_size(optarg, 1ull << 20, &v);
-			if (r) {
-				snprintf(err, errlen,
-					 "--memory %s: expected a size such as 512M or 2G%s",
-					 optarg, r == -ERANGE ? " (this one overflows)" : "");
-				return -EINVAL;
-			}
-			if (v < CONFIG_MIN_MEMORY) {
-				snprintf(err, errlen, "--memory %s: too small, the minimum is 2M",
-					 optarg);
-				return -EINVAL;
-			}
-			if (v & 0xfff) {
-				snprintf(err, errlen,
-					 "--memory %s: must be a whole number of 4 KiB pages",
-					 optarg);
-				return -EINVAL;
-			}
-			cfg->memory = v;
-			break;
-		case OPT_SERIAL:
-			if (config_parse_chardev(optarg, &cfg->serial)) {
-				snprintf(err, errlen,
-					 "--serial %s: expected stdio, file:PATH, unix:PATH or off",
-					 optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_NO_REBOOT:
-			cfg->no_reboot = true;
-			break;
-		case OPT_PAUSED:
-			cfg->paused = true;
-			break;
-		case OPT_DEBUG_EXIT:
-			cfg->debug_exit = true;
-			break;
-		case OPT_CONTROL:
-			cfg->control_path = optarg;
-			break;
-		case OPT_STATUS_FILE:
-			cfg->status_path = optarg;
-			break;
-		case OPT_RESTORE:
-			cfg->restore_dir = optarg;
-			break;
-		case OPT_NAME:
-			cfg->name = optarg;
-			break;
-		case OPT_DISK:
-			if (cfg->ndisks == CONFIG_MAX_DISKS) {
-				snprintf(err, errlen, "--disk: at most %d disks", CONFIG_MAX_DISKS);
-				return -EINVAL;
-			}
-			if (config_parse_disk(optarg, &cfg->disks[cfg->ndisks], err, errlen))
-				return -EINVAL;
-			cfg->ndisks++;
-			break;
-		case OPT_NET:
-			if (cfg->nnets == CONFIG_MAX_NETS) {
-				snprintf(err, errlen, "--net: at most %d network cards",
-					 CONFIG_MAX_NETS);
-				return -EINVAL;
-			}
-			if (config_parse_net(optarg, &cfg->nets[cfg->nnets], err, errlen))
-				return -EINVAL;
-			cfg->nnets++;
-			break;
-		case OPT_CONSOLE:
-			if (config_parse_chardev(optarg, &cfg->console)) {
-				snprintf(
-					err, errlen,
-					"--console %s: expected stdio, file:PATH, unix:PATH or off",
-					optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_NO_RNG:
-			cfg->no_rng = true;
-			break;
-		case OPT_HELP:
-			fputs(config_usage, stdout);
-			return 1;
-		case OPT_VERSION:
-			puts("keel-vmm " KEEL_VERSION);
-			return 1;
-		case ':':
-			snprintf(err, errlen, "%s needs a value", argv[optind - 1]);
-			return -EINVAL;
-		default:
-			snprintf(err, errlen, "unknown option %s (see keel-vmm --help)",
-				 argv[optind - 1]);
-			return -EINVAL;
+	while ((c = getopt_long(argc, argv, ":", config_options, &idx)) != -1) {
+		if (is_description_option(c)) {
+			if (!described_by)
+				described_by = config_options[idx].name;
+			r = parse_description_option(c, optarg, cfg, err, errlen);
+		} else {
+			r = parse_run_option(c, argc, argv, cfg, err, errlen);
 		}
+		if (r)
+			goto out;
 	}
+	r = -EINVAL;
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument '%s' (see keel-vmm --help)",
 			 argv[optind]);
-		return -EINVAL;
+		goto out;
+	}
+	if (cfg->config_path) {
+		if (described_by) {
+			snprintf(err, errlen,
+				 "--%s describes the VM, and so does --config %s: put it in the "
+				 "file (docs/vm-config.md)",
+				 described_by, cfg->config_path);
+			goto out;
+		}
+		vmdef_free(&cfg->def);
+		r = vmdef_load_file(cfg->config_path, &cfg->def, err, errlen);
+		if (r)
+			goto out;
+		r = -EINVAL;
+		if (cfg->def.console.present && cfg->console.kind == CHARDEV_OFF) {
+			snprintf(err, errlen,
+				 "the VM has a virtio console: say where it goes with --console "
+				 "stdio|file:PATH|unix:PATH");
+			goto out;
+		}
+		if (!cfg->def.console.present && cfg->console.kind != CHARDEV_OFF) {
+			snprintf(err, errlen,
+				 "--console: the VM described in %s has no virtio console",
+				 cfg->config_path);
+			goto out;
+		}
+	} else {
+		cfg->def.console.present = cfg->console.kind != CHARDEV_OFF;
+		if (!cfg->def.kernel) {
+			snprintf(err, errlen,
+				 "--kernel FILE or --config FILE is required (see keel-vmm "
+				 "--help)");
+			goto out;
+		}
+		r = vmdef_assign_slots(&cfg->def, err, errlen);
+		if (!r)
+			r = vmdef_check(&cfg->def, err, errlen);
+		if (r)
+			goto out;
+		r = -EINVAL;
 	}
 	if (cfg->serial.kind == CHARDEV_STDIO && cfg->console.kind == CHARDEV_STDIO) {
 		snprintf(err, errlen,
 			 "--serial and --console cannot both be stdio (set one of "
 			 "them to off, file:PATH or unix:PATH)");
-		return -EINVAL;
+		goto out;
 	}
-	if (!cfg->kernel) {
-		snprintf(err, errlen, "--kernel FILE is required (see keel-vmm --help)");
-		return -EINVAL;
-	}
-	return 0;
+	r = 0;
+out:
+	if (r)
+		config_free(cfg);
+	return r;
 }

@@ -72,8 +72,8 @@ static char *control_status(struct vm *vm)
 	json_object_object_add(o, "state",
 			       json_object_new_string(vm_is_paused(vm) ? "paused" : "running"));
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
-	json_object_object_add(o, "cpus", json_object_new_int((int)vm->cfg->cpus));
-	json_object_object_add(o, "memory", json_object_new_int64((int64_t)vm->cfg->memory));
+	json_object_object_add(o, "cpus", json_object_new_int((int)vm->cfg->def.cpus));
+	json_object_object_add(o, "memory", json_object_new_int64((int64_t)vm->cfg->def.memory));
 	return control_reply(o);
 }
 

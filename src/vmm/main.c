@@ -24,9 +24,11 @@ int main(int argc, char **argv)
 	if (r) {
 		log_err("%s", err);
 		vm_destroy(&vm);
+		config_free(&cfg);
 		return 1;
 	}
 	r = vm_run(&vm);
 	vm_destroy(&vm);
+	config_free(&cfg);
 	return r;
 }

@@ -755,10 +755,18 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 {
 	unsigned s, i;
 
-	for (s = 1; s < PCI_MAX_SLOTS && h->slots[s]; s++)
-		;
-	if (s == PCI_MAX_SLOTS)
-		return -ENOSPC;
+	if (d->slot) {
+		s = d->slot;
+		if (s >= PCI_MAX_SLOTS)
+			return -EINVAL;
+		if (h->slots[s])
+			return -EBUSY;
+	} else {
+		for (s = 1; s < PCI_MAX_SLOTS && h->slots[s]; s++)
+			;
+		if (s == PCI_MAX_SLOTS)
+			return -ENOSPC;
+	}
 	if (h->next_gsi + d->msix_nvec > PCI_MAX_MSI_GSI)
 		return -ENOSPC;
 	for (i = 0; i < PCI_NUM_BARS; i++) {
@@ -810,7 +818,7 @@ int pci_host_create(struct vm *vm, struct pci_host **out)
 		return -ENOMEM;
 	h->vm = vm;
 	pthread_mutex_init(&h->lock, NULL);
-	h->win64_base = pci_window64_base(vm->cfg->memory);
+	h->win64_base = pci_window64_base(vm->cfg->def.memory);
 	h->win64_size = LAYOUT_PCI_MMIO64_SIZE;
 	h->next32 = LAYOUT_PCI_MMIO32;
 	h->next64 = h->win64_base;

@@ -129,7 +129,8 @@ int pci_dev_add_msix(struct pci_dev *d, unsigned bar, unsigned nvec)
 
 int pci_host_create(struct vm *vm, struct pci_host **out) __attribute__((warn_unused_result));
 void pci_host_destroy(struct pci_host *h);
-/* Put a device on bus 0 (next free slot): assigns its BARs and MSI-X GSIs. */
+/* Put a device on bus 0 at d->slot (-EBUSY if taken, -EINVAL if out of range), or at the
+ * lowest free slot when d->slot is 0: assigns its BARs and MSI-X GSIs. */
 int pci_dev_register(struct pci_host *h, struct pci_dev *d) __attribute__((warn_unused_result));
 /* Take a device off the bus and close its irqfds (main thread, vCPUs stopped). */
 void pci_dev_unregister(struct pci_dev *d);

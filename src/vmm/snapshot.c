@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
+#include "config/vmdef.h"
 #include "lib/crc32c.h"
 #include "lib/le.h"
 #include "lib/log.h"
@@ -24,9 +27,10 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-#define SNAP_MAX_MSRS	 1024u
-#define SNAP_MAX_XSAVE	 (64u << 10)
-#define SNAP_MAX_STRING	 4096u
+#define SNAP_MAX_MSRS  1024u
+#define SNAP_MAX_XSAVE (64u << 10)
+/* The description document in section "config" (a section holds at most 1 MiB). */
+#define SNAP_MAX_CONFIG	 (STATE_MAX_SECTION - 4u)
 #define SNAP_PAGE	 4096u
 #define SNAP_WRITE_CHUNK (1u << 20)
 #define SNAP_MEM_MAGIC	 "KEELMEM"
@@ -56,66 +60,146 @@ struct snapshot {
 
 /* ---- section "config": the VM's description (DESIGN.md habit 9) ---- */
 
-/* A string saved for the record (u32 length, bytes); loading only checks it. */
-static void snap_string(struct state_io *io, const char *s)
+/* The first guest-visible difference between the saved VM and the one restoring it, into
+ * why; false when they match. Host-side wiring (disk files, taps, kernel files) may differ:
+ * a checkpoint moves disks onto differencing children, a VM's taps may be renamed. */
+static bool snap_config_differs(const struct vm_def *saved, const struct vm_def *cur, char *why,
+				size_t len)
 {
-	static char scratch[SNAP_MAX_STRING];
-	uint32_t len = s ? (uint32_t)strnlen(s, SNAP_MAX_STRING) : 0;
+	unsigned i;
 
-	len = state_u32(io, &len, SNAP_MAX_STRING);
-	if (state_saving(io))
-		state_bytes(io, (void *)s, len);
+	if (saved->cpus != cur->cpus)
+		snprintf(why, len, "the VM was saved with %u vCPU%s, its description says %u",
+			 saved->cpus, saved->cpus == 1 ? "" : "s", cur->cpus);
+	else if (saved->memory != cur->memory)
+		snprintf(why, len,
+			 "the VM was saved with %lluM of memory, its description says %lluM",
+			 (unsigned long long)(saved->memory >> 20),
+			 (unsigned long long)(cur->memory >> 20));
+	else if (saved->debug_exit != cur->debug_exit)
+		snprintf(why, len,
+			 "the VM was saved %s the debug-exit device, its description %s it",
+			 saved->debug_exit ? "with" : "without", cur->debug_exit ? "has" : "lacks");
+	else if (saved->ndisks != cur->ndisks || saved->nnics != cur->nnics)
+		snprintf(why, len,
+			 "the VM was saved with %u disks and %u network adapters, its description "
+			 "has %u and %u",
+			 saved->ndisks, saved->nnics, cur->ndisks, cur->nnics);
+	else if (saved->console.present != cur->console.present ||
+		 saved->rng.present != cur->rng.present)
+		snprintf(why, len,
+			 "the VM was saved %s virtio-rng and %s virtio-console; its description "
+			 "differs",
+			 saved->rng.present ? "with" : "without",
+			 saved->console.present ? "with" : "without");
 	else
-		state_bytes(io, scratch, len); /* never stored by STATE_CHECK; scratch otherwise */
+		goto devices;
+	return true;
+devices:
+	for (i = 0; i < cur->ndisks; i++) {
+		const struct vm_disk *a = &saved->disks[i], *b = &cur->disks[i];
+
+		if (a->pci_slot != b->pci_slot || a->readonly != b->readonly ||
+		    strcmp(a->serial, b->serial)) {
+			snprintf(why, len,
+				 "disk %u was saved at PCI slot %u%s, serial '%s'; its description "
+				 "has slot %u%s, serial '%s'",
+				 i, a->pci_slot, a->readonly ? " read-only" : "", a->serial,
+				 b->pci_slot, b->readonly ? " read-only" : "", b->serial);
+			return true;
+		}
+	}
+	for (i = 0; i < cur->nnics; i++) {
+		const struct vm_nic *a = &saved->nics[i], *b = &cur->nics[i];
+
+		if (a->pci_slot != b->pci_slot || strcmp(a->mac, b->mac)) {
+			snprintf(why, len,
+				 "network adapter %u was saved at PCI slot %u with MAC '%s'; its "
+				 "description has slot %u, MAC '%s'",
+				 i, a->pci_slot, a->mac, b->pci_slot, b->mac);
+			return true;
+		}
+	}
+	if ((cur->console.present && saved->console.pci_slot != cur->console.pci_slot) ||
+	    (cur->rng.present && saved->rng.pci_slot != cur->rng.pci_slot)) {
+		snprintf(why, len,
+			 "the VM was saved with its virtio-console or virtio-rng at another "
+			 "PCI slot");
+		return true;
+	}
+	return false;
 }
 
+/* Check the saved description (JSON text) against the running one. */
+static void snap_config_check(struct state_io *io, const char *text, uint32_t len,
+			      const struct vm_def *cur)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *obj = NULL;
+	struct vm_def saved;
+	char err[512], why[512];
+
+	vmdef_init(&saved);
+	if (!tok) {
+		state_fail(io, "out of memory");
+		return;
+	}
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	if (!obj || json_tokener_get_parse_end(tok) != len)
+		state_fail(io, "the saved VM description is not one JSON object");
+	else if (vmdef_apply_json(&saved, obj, VMDEF_JSON_DOCUMENT, err, sizeof(err)))
+		state_fail(io, "the saved VM description: %s", err);
+	else if (snap_config_differs(&saved, cur, why, sizeof(why)))
+		state_fail(io, "%s", why);
+	json_object_put(obj);
+	json_tokener_free(tok);
+	vmdef_free(&saved);
+}
+
+/* The description as a JSON document (docs/vm-config.md): one u32 length, then the text. */
 static int snap_config_state(struct state_io *io, void *opaque)
 {
 	struct snapshot *snap = opaque;
-	const struct vm_config *cfg = snap->vm->cfg;
-	uint32_t cpus = cfg->cpus, ndisks = cfg->ndisks, nnets = cfg->nnets, i;
-	uint64_t memory = cfg->memory;
-	bool debug_exit = cfg->debug_exit, rng = !cfg->no_rng;
-	bool console = cfg->console.kind != CHARDEV_OFF;
+	const struct vm_def *cur = &snap->vm->cfg->def;
+	json_object *o = NULL;
+	const char *text = NULL;
+	char *buf;
+	uint32_t len = 0;
 
-	cpus = state_u32(io, &cpus, CONFIG_MAX_CPUS);
-	memory = state_u64(io, &memory, UINT64_MAX);
-	debug_exit = state_bool(io, &debug_exit);
-	snap_string(io, cfg->kernel);
-	snap_string(io, cfg->initrd);
-	snap_string(io, cfg->cmdline);
-	/* The device set: what the guest's drivers found. Disk files and taps are host-side
-	 * and may change (a checkpoint moves disks onto differencing children). */
-	ndisks = state_u32(io, &ndisks, CONFIG_MAX_DISKS);
-	for (i = 0; i < ndisks && !state_error(io); i++)
-		snap_string(io, state_saving(io) ? cfg->disks[i].path : NULL);
-	nnets = state_u32(io, &nnets, CONFIG_MAX_NETS);
-	rng = state_bool(io, &rng);
-	console = state_bool(io, &console);
-	if (state_saving(io) || state_error(io))
+	if (state_saving(io)) {
+		o = vmdef_to_json(cur);
+		text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+		if (!text) {
+			json_object_put(o);
+			state_fail(io, "cannot write the VM description: out of memory");
+			return state_error(io);
+		}
+		len = (uint32_t)strnlen(text, SNAP_MAX_CONFIG + 1);
+		if (len > SNAP_MAX_CONFIG) {
+			json_object_put(o);
+			state_fail(io, "the VM description is longer than %u bytes",
+				   SNAP_MAX_CONFIG);
+			return state_error(io);
+		}
+	}
+	len = state_u32(io, &len, SNAP_MAX_CONFIG);
+	if (state_saving(io)) {
+		state_bytes(io, (void *)text, len);
+		json_object_put(o);
 		return state_error(io);
-	if (cpus != cfg->cpus)
-		state_fail(io, "the VM was saved with --cpus %u, the command line says --cpus %u",
-			   cpus, cfg->cpus);
-	else if (memory != cfg->memory)
-		state_fail(io,
-			   "the VM was saved with --memory %lluM, the command line says "
-			   "--memory %lluM",
-			   (unsigned long long)(memory >> 20),
-			   (unsigned long long)(cfg->memory >> 20));
-	else if (debug_exit != cfg->debug_exit)
-		state_fail(io, "the VM was saved %s --debug-exit, the command line %s it",
-			   debug_exit ? "with" : "without", cfg->debug_exit ? "has" : "lacks");
-	else if (ndisks != cfg->ndisks || nnets != cfg->nnets)
-		state_fail(io,
-			   "the VM was saved with %u --disk and %u --net, the command line has %u "
-			   "and %u",
-			   ndisks, nnets, cfg->ndisks, cfg->nnets);
-	else if (rng != !cfg->no_rng || console != (cfg->console.kind != CHARDEV_OFF))
-		state_fail(io,
-			   "the VM was saved %s virtio-rng and %s virtio-console; the command line "
-			   "differs (--no-rng, --console)",
-			   rng ? "with" : "without", console ? "with" : "without");
+	}
+	if (state_error(io))
+		return state_error(io);
+	buf = malloc((size_t)len + 1);
+	if (!buf) {
+		state_fail(io, "out of memory");
+		return state_error(io);
+	}
+	state_blob(io, buf, len);
+	buf[len] = 0;
+	if (!state_error(io))
+		snap_config_check(io, buf, len, cur);
+	free(buf);
 	return state_error(io);
 }
 
@@ -470,7 +554,7 @@ int snapshot_register_config(struct vm *vm)
 		return -ENOMEM;
 	snap->vm = vm;
 	vm->snapshot = snap;
-	r = vm_add_state_section(vm, "config", 1, snap_config_state, snap);
+	r = vm_add_state_section(vm, "config", 2, snap_config_state, snap);
 	return r ?: vm_add_state_section(vm, "memory", 1, snap_memory_state, snap);
 }
 
@@ -488,12 +572,12 @@ int snapshot_register_machine(struct vm *vm)
 		if (r)
 			return r;
 	}
-	snap->cpus = calloc(vm->cfg->cpus, sizeof(*snap->cpus));
+	snap->cpus = calloc(vm->cfg->def.cpus, sizeof(*snap->cpus));
 	if (!snap->cpus)
 		return -ENOMEM;
 	r = vm_add_state_section(vm, "kvm.irqchip", 1, snap_irqchip_state, snap);
 	r = r ?: vm_add_state_section(vm, "kvm.pit", 1, snap_pit_state, snap);
-	for (i = 0; i < vm->cfg->cpus && !r; i++) {
+	for (i = 0; i < vm->cfg->def.cpus && !r; i++) {
 		snap->cpus[i] = (struct snap_cpu){.snap = snap, .id = i};
 		snprintf(name, sizeof(name), "cpu.%u", i);
 		r = vm_add_state_section(vm, name, 1, snap_cpu_state, &snap->cpus[i]);
@@ -649,7 +733,7 @@ int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
 		return -errno;
 	}
 	/* The last exits' pending work (an IN's data) belongs in the saved registers. */
-	for (i = 0; i < vm->cfg->cpus; i++) {
+	for (i = 0; i < vm->cfg->def.cpus; i++) {
 		r = kvm_vcpu_complete_io(vm->vcpus[i].fd, vm->vcpus[i].run);
 		if (r) {
 			snprintf(err, errlen, "vcpu%u: cannot complete its last exit: %s", i,

@@ -64,7 +64,7 @@ static int vcpu_setup(struct vm *vm, struct vcpu *vcpu, const struct boot_entry 
 	cpuid = calloc(1, sizeof(*cpuid) + vm->cpuid->nent * sizeof(cpuid->entries[0]));
 	if (!cpuid)
 		return -ENOMEM;
-	cpuid_for_vcpu(vm->cpuid, vcpu->id, vm->cfg->cpus, cpuid);
+	cpuid_for_vcpu(vm->cpuid, vcpu->id, vm->cfg->def.cpus, cpuid);
 	r = kvm_vcpu_set_cpuid(vcpu->fd, cpuid);
 	free(cpuid);
 	if (r) {

@@ -184,7 +184,9 @@ static int vm_map_file(int fd, const char *what, const uint8_t **data, size_t *s
 static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t errlen)
 {
 	static uint8_t acpi[ACPI_MAX_SIZE];
-	struct boot_input in = {.cmdline = vm->cfg->cmdline, .initrd_path = vm->cfg->initrd};
+	const struct vm_def *def = &vm->cfg->def;
+	struct boot_input in = {.cmdline = def->cmdline ? def->cmdline : "",
+				.initrd_path = def->initrd};
 	struct acpi_info info;
 	int r;
 
@@ -193,11 +195,11 @@ static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t er
 		.ecam_size = LAYOUT_PCI_ECAM_SIZE,
 		.mmio32 = LAYOUT_PCI_MMIO32,
 		.mmio32_size = LAYOUT_PCI_MMIO32_SIZE,
-		.mmio64 = pci_window64_base(vm->cfg->memory),
+		.mmio64 = pci_window64_base(vm->cfg->def.memory),
 		.mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
 	};
 
-	r = acpi_build_with_pci(acpi, LAYOUT_ACPI, vm->cfg->cpus, vm->pci ? &pci : NULL, &info);
+	r = acpi_build_with_pci(acpi, LAYOUT_ACPI, vm->cfg->def.cpus, vm->pci ? &pci : NULL, &info);
 	if (!r)
 		r = mem_write(&vm->mem, LAYOUT_ACPI, acpi, info.size);
 	if (r) {
@@ -205,12 +207,13 @@ static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t er
 		return r;
 	}
 	in.rsdp = info.rsdp;
-	r = vm_map_file(vm->kernel_fd, vm->cfg->kernel, &in.kernel, &in.kernel_size, err, errlen);
+	r = vm_map_file(vm->kernel_fd, vm->cfg->def.kernel, &in.kernel, &in.kernel_size, err,
+			errlen);
 	if (r)
 		return r;
 	if (vm->initrd_fd >= 0) {
-		r = vm_map_file(vm->initrd_fd, vm->cfg->initrd, &in.initrd, &in.initrd_size, err,
-				errlen);
+		r = vm_map_file(vm->initrd_fd, vm->cfg->def.initrd, &in.initrd, &in.initrd_size,
+				err, errlen);
 		if (r)
 			goto out;
 	}
@@ -221,7 +224,7 @@ static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t er
 		snprintf(err, errlen,
 			 "%s is not a kernel keel-vmm can boot (neither a Linux bzImage nor a "
 			 "multiboot image)",
-			 vm->cfg->kernel);
+			 vm->cfg->def.kernel);
 	if (in.initrd)
 		munmap((void *)in.initrd, in.initrd_size);
 out:
@@ -273,7 +276,7 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 	r = restore ? 0 : vm_load(vm, &entry, err, errlen);
 	if (r)
 		return r;
-	for (i = 0; i < vm->cfg->cpus; i++) {
+	for (i = 0; i < vm->cfg->def.cpus; i++) {
 		r = vcpu_create(vm, &vm->vcpus[i], i, i == 0 && !restore ? &entry : NULL, err,
 				errlen);
 		if (r) {
@@ -290,7 +293,7 @@ static int vm_start_vcpus(struct vm *vm)
 	unsigned i;
 	int r;
 
-	for (i = 0; i < vm->cfg->cpus; i++) {
+	for (i = 0; i < vm->cfg->def.cpus; i++) {
 		r = vcpu_start(&vm->vcpus[i]);
 		if (r) {
 			log_err("cannot start vcpu%u thread: %s", i, strerror(-r));
@@ -315,7 +318,7 @@ static void vm_teardown(struct vm *vm)
 	for (i = 0; i < vm->nvcpus_started; i++)
 		pthread_join(vm->vcpus[i].thread, NULL);
 	vm->nvcpus_started = 0;
-	for (i = 0; i < vm->cfg->cpus; i++)
+	for (i = 0; i < vm->cfg->def.cpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	if (atomic_load(&vm->vm_fd) >= 0)
 		close(atomic_load(&vm->vm_fd));
@@ -475,21 +478,22 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	bus_init(&vm->pio, "port I/O");
 	bus_init(&vm->mmio, "MMIO");
 
-	r = vm_open_input(cfg->kernel, "kernel", &vm->kernel_fd, err, errlen);
-	if (!r && cfg->initrd)
-		r = vm_open_input(cfg->initrd, "initrd", &vm->initrd_fd, err, errlen);
+	r = vm_open_input(cfg->def.kernel, "kernel", &vm->kernel_fd, err, errlen);
+	if (!r && cfg->def.initrd)
+		r = vm_open_input(cfg->def.initrd, "initrd", &vm->initrd_fd, err, errlen);
 	if (r)
 		return r;
-	if (cfg->memory > host) {
+	if (cfg->def.memory > host) {
 		snprintf(err, errlen, "--memory %llu MiB is more than this host's %llu MiB of RAM",
-			 (unsigned long long)(cfg->memory >> 20), (unsigned long long)(host >> 20));
+			 (unsigned long long)(cfg->def.memory >> 20),
+			 (unsigned long long)(host >> 20));
 		return -ENOMEM;
 	}
 	r = kvm_sys_open(&vm->kvm, err, errlen);
 	if (r)
 		return r;
-	if (cfg->cpus > (unsigned)vm->kvm.max_vcpus) {
-		snprintf(err, errlen, "--cpus %u: this host's KVM allows at most %d", cfg->cpus,
+	if (cfg->def.cpus > (unsigned)vm->kvm.max_vcpus) {
+		snprintf(err, errlen, "--cpus %u: this host's KVM allows at most %d", cfg->def.cpus,
 			 vm->kvm.max_vcpus);
 		return -EINVAL;
 	}
@@ -498,13 +502,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 		return r;
 	}
-	r = mem_init(&vm->mem, cfg->memory);
+	r = mem_init(&vm->mem, cfg->def.memory);
 	if (r) {
 		snprintf(err, errlen, "cannot reserve %llu MiB of guest memory: %s",
-			 (unsigned long long)(cfg->memory >> 20), strerror(-r));
+			 (unsigned long long)(cfg->def.memory >> 20), strerror(-r));
 		return r;
 	}
-	vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus));
+	vm->vcpus = calloc(cfg->def.cpus, sizeof(*vm->vcpus));
 	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!vm->vcpus || vm->event_fd < 0) {
 		snprintf(err, errlen, "out of memory or file descriptors");
@@ -526,7 +530,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	r = r ?: rtc_create(vm, &vm->rtc);
 	r = r ?: pm_create(vm, &vm->pm);
 	r = r ?: fw_cfg_create(vm);
-	if (!r && cfg->debug_exit)
+	if (!r && cfg->def.debug_exit)
 		r = debug_exit_create(vm);
 	r = r ?: snapshot_register_machine(vm);
 	if (r) {

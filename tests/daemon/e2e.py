@@ -8,6 +8,7 @@ requests change nothing. Usage: e2e.py --keeld P --keel P --keel-vmm P --guest P
 Exits 0 (pass), 1 (fail) or 77 (skip: no /dev/kvm or no keel-vmm).
 """
 import argparse
+import glob
 import json
 import os
 import re
@@ -319,7 +320,7 @@ def case_errors(e):
         (None, '[1,2]', "JSON object"),
         ({"name": "x", "kernel": g, "foo": 1}, None, "unknown field 'foo'"),
         ({"name": "x", "kernel": g, "id": "abc"}, None, "read-only"),
-        ({"name": "x", "kernel": g, "state": "Running"}, None, "read-only"),
+        ({"name": "x", "kernel": g, "state": "Running"}, None, "runtime state"),
         ({"name": "x", "kernel": g, "cpus": 0}, None, "'cpus' must be between 1 and 255"),
         ({"name": "x", "kernel": g, "cpus": 256}, None, "'cpus'"),
         ({"name": "x", "kernel": g, "cpus": "2"}, None, "must be an integer"),
@@ -419,8 +420,12 @@ def case_lifecycle(e):
     wait_dead(vm["pid"])
     e.keel("vm", "turn-off", "l1", want=5)
     log, _ = e.keel("vm", "log", "l1")
-    check("starting: " in log and "--cmdline=tag=l1" in log and "worker ended: Off" in log,
+    check("starting: " in log and "--config=" in log and "worker ended: Off" in log,
           "vm log: %r" % log)
+    # The worker ran the stored description, handed over whole (docs/vm-config.md).
+    doc = json.load(open(glob.glob(os.path.join(e.state, "vms", vm["id"], "config.json"))[0]))
+    check(doc["cmdline"] == "tag=l1" and doc["id"] == vm["id"] and doc["name"] == "l1"
+          and doc["rng"] == {"pci_slot": 1}, "config.json: %r" % doc)
     # Start again after a turn-off: a fresh worker.
     vm2 = e.start("l1")
     check(vm2["pid"] != vm["pid"], "second start reused a pid")
@@ -638,7 +643,8 @@ def case_save(e):
     e.keel("vm", "set", "s1", "--memory", "32M")
     e.keel("vm", "start", "s1", want=None)
     failed = e.wait_state("s1", "Saved")
-    check("could not restore" in failed["state_reason"] and "--memory" in failed["state_reason"],
+    check("could not restore" in failed["state_reason"] and
+          "saved with 16M of memory" in failed["state_reason"],
           "failed restore: %r" % failed["state_reason"])
     e.keel("vm", "discard-state", "s1")
     off = e.vm("s1")
@@ -869,6 +875,64 @@ def case_checkpoint_running(e):
     e.wait_state("v1", "Off")
     check(digest(e, disk_of(e, "v1")) == digest(e, base), "the disk moved on after apply")
     disk_check(e, disk_of(e, "v1"))
+
+
+def case_description(e):
+    """One description from the API to the worker: strings arrive as themselves, PCI slots
+    are assigned once and kept (docs/vm-config.md)."""
+    e.start_keeld()
+    decoy = os.path.join(e.dir, "decoy.img")
+    # A path that an option splitter would read as "path=.../d,readonly=on,path=DECOY".
+    odd = os.path.join(e.dir, "d,readonly=on,path=" + decoy)
+    extra = os.path.join(e.dir, "extra.img")
+    os.makedirs(os.path.dirname(odd))
+    for path in (decoy, odd, extra):
+        with open(path, "wb") as f:
+            f.truncate(1 << 20)
+    vm = e.create("d1", disks=[{"path": odd}], nets=[{"tap": "kd0"}])
+    check(vm["disks"][0]["path"] == odd and not vm["disks"][0]["readonly"],
+          "a comma path was changed: %r" % vm["disks"])
+    slots = (vm["disks"][0]["pci_slot"], vm["nets"][0]["pci_slot"], vm["rng"]["pci_slot"])
+    check(slots == (1, 2, 3), "first slots: %r" % (slots,))
+    mac = vm["nets"][0]["mac"]
+    # A disk added in front, and the old one moved behind it: nothing the guest saw moves.
+    vm = e.api_ok("PATCH", "/v1/vms/d1", {"disks": [{"path": extra}, {"path": odd}]})
+    check(vm["disks"][1]["pci_slot"] == 1 and vm["nets"][0]["pci_slot"] == 2 and
+          vm["rng"]["pci_slot"] == 3 and vm["disks"][0]["pci_slot"] == 4 and
+          vm["nets"][0]["mac"] == mac, "slots moved after adding a disk: %r" % vm)
+    e.api_err("PATCH", "/v1/vms/d1", {"disks": [{"path": extra, "pci_slot": 2}]}, want=400,
+              msg="both ask for PCI slot 2")
+    e.api_err("PATCH", "/v1/vms/d1", {"nets": [{"tap": "kd0", "pci_slot": 31}]}, want=400,
+              msg="between 1 and 30")
+    vm = e.start("d1")
+    # The worker opened exactly the files of the description, the comma path included.
+    opened = set()
+    for fd in os.listdir("/proc/%d/fd" % vm["pid"]):
+        try:
+            opened.add(os.readlink("/proc/%d/fd/%s" % (vm["pid"], fd)))
+        except OSError:
+            pass
+    check(odd in opened and extra in opened and decoy not in opened,
+          "keel-vmm opened %r" % sorted(p for p in opened if p.startswith(e.dir)))
+    e.keel("vm", "turn-off", "d1")
+    e.wait_state("d1", "Off")
+    # A store written before slots were recorded (schema 1): its VMs keep the layout the
+    # worker always gave them (disks, adapters, rng), and the store is upgraded in place.
+    e.kill_keeld(signal.SIGTERM)
+    db = os.path.join(e.state, "keel.db")
+    sql = ("ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
+           "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
+           "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
+           "PRAGMA user_version=1;")
+    r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "sqlite3: %s" % r.stderr)
+    e.start_keeld()
+    vm = e.vm("d1")
+    check([d["pci_slot"] for d in vm["disks"]] == [1, 2] and vm["nets"][0]["pci_slot"] == 3
+          and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
+    r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
+                       timeout=30)
+    check(r.stdout.strip() == "2", "store schema after upgrade: %r" % r.stdout)
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}

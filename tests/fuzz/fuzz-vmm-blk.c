@@ -28,7 +28,8 @@ static struct vq_chain chain;
 static struct virtio_blk *open_disk(bool ro)
 {
 	static struct virtio_blk *disks[2];
-	struct disk_spec spec = {.readonly = ro};
+	static char path[64];
+	struct vm_disk spec = {.path = path, .readonly = ro, .serial = "fuzz"};
 	char err[256];
 	int fd;
 
@@ -38,8 +39,7 @@ static struct virtio_blk *open_disk(bool ro)
 	fd = memfd_create("fuzz-disk", 0);
 	if (fd < 0 || ftruncate(fd, 1 << 20))
 		abort();
-	snprintf(spec.path, sizeof(spec.path), "/proc/self/fd/%d", fd);
-	snprintf(spec.serial, sizeof(spec.serial), "fuzz");
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	if (virtio_blk_open(&spec, &disks[ro], err, sizeof(err)))
 		abort();
 	return disks[ro];

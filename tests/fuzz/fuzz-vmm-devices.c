@@ -34,7 +34,7 @@ static const uint16_t ports[] = {
 static struct vm *fuzz_vm(void)
 {
 	static struct vm vm;
-	static struct vm_config cfg = {.cpus = 2, .memory = 64 << 20};
+	static struct vm_config cfg = {.def = {.cpus = 2, .memory = 64 << 20}};
 	static int ready;
 	struct chardev_spec off = {CHARDEV_OFF, NULL};
 	char err[256];

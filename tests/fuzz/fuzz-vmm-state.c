@@ -33,11 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct vm *fuzz_vm(void)
 {
 	static struct vm vm;
-	static struct vm_config cfg = {.kernel = "fuzz",
-				       .cmdline = "",
-				       .cpus = 2,
-				       .memory = 64 << 20,
-				       .debug_exit = true,
+	static struct vm_config cfg = {.def = {.kernel = "fuzz",
+					       .cpus = 2,
+					       .memory = 64 << 20,
+					       .rng = {true, 1},
+					       .debug_exit = true},
 				       .console = {CHARDEV_OFF, NULL}};
 	static int ready;
 	struct chardev_spec off = {CHARDEV_OFF, NULL};
@@ -54,8 +54,8 @@ static struct vm *fuzz_vm(void)
 	pthread_cond_init(&vm.run_cond, NULL);
 	bus_init(&vm.pio, "pio");
 	/* The RAM layout without RAM: the memory section only compares it. */
-	vm.mem.ram_size = cfg.memory;
-	vm.mem.nregions = mem_layout(cfg.memory, vm.mem.regions);
+	vm.mem.ram_size = cfg.def.memory;
+	vm.mem.nregions = mem_layout(cfg.def.memory, vm.mem.regions);
 	if (loop_create(&vm.loop) ||
 	    chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
 	    snapshot_register_config(&vm) ||

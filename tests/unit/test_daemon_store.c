@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "daemon/store.h"
-#include "daemon/vmdef.h"
+#include "config/vmdef.h"
 
 static char kernel_path[64];
 
@@ -43,7 +43,7 @@ static int apply(struct vm_def *def, const char *text, char *err)
 	int ret;
 
 	assert_non_null(o);
-	ret = vmdef_apply_json(def, o, err, 256);
+	ret = vmdef_apply_json(def, o, VMDEF_JSON_REQUEST, err, 256);
 	json_object_put(o);
 	return ret;
 }
@@ -94,7 +94,7 @@ static void test_rejects(void **state)
 		{"{\"cpus\":0}", "cpus"},
 		{"{\"cpus\":256}", "cpus"},
 		{"{\"cpus\":1.5}", "integer"},
-		{"{\"memory\":3145728}", "memory"},
+		{"{\"memory\":1048576}", "memory"},
 		{"{\"memory\":5242881}", "multiple of 1 MiB"},
 		{"{\"name\":\".x\"}", "invalid VM name"},
 		{"{\"name\":\"a/b\"}", "invalid VM name"},

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keel-vmm option parsing: defaults, every option, and every kind of bad value. */
+/* keel-vmm option parsing: defaults, every option, --config documents, PCI slots, and every
+ * kind of bad value. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "vmm/config.h"
@@ -22,14 +26,18 @@ static void test_defaults(void **state)
 	char err[256];
 
 	assert_int_equal(parse(argv, 3, &cfg, err), 0);
-	assert_string_equal(cfg.kernel, "vmlinuz");
-	assert_null(cfg.initrd);
-	assert_string_equal(cfg.cmdline, "");
-	assert_int_equal(cfg.cpus, 1);
-	assert_int_equal(cfg.memory, 512ull << 20);
+	assert_string_equal(cfg.def.kernel, "vmlinuz");
+	assert_null(cfg.def.initrd);
+	assert_null(cfg.def.cmdline);
+	assert_int_equal(cfg.def.cpus, 1);
+	assert_int_equal(cfg.def.memory, 512ull << 20);
 	assert_int_equal(cfg.serial.kind, CHARDEV_STDIO);
 	assert_false(cfg.no_reboot);
-	assert_false(cfg.debug_exit);
+	assert_false(cfg.def.debug_exit);
+	assert_true(cfg.def.rng.present);
+	assert_int_equal(cfg.def.rng.pci_slot, 1);
+	assert_false(cfg.def.console.present);
+	config_free(&cfg);
 }
 
 static void test_all_options(void **state)
@@ -60,17 +68,18 @@ static void test_all_options(void **state)
 	char err[256];
 
 	assert_int_equal(parse(argv, 21, &cfg, err), 0);
-	assert_string_equal(cfg.initrd, "i");
-	assert_string_equal(cfg.cmdline, "console=ttyS0 quiet");
-	assert_int_equal(cfg.cpus, 4);
-	assert_int_equal(cfg.memory, 2ull << 30);
+	assert_string_equal(cfg.def.initrd, "i");
+	assert_string_equal(cfg.def.cmdline, "console=ttyS0 quiet");
+	assert_int_equal(cfg.def.cpus, 4);
+	assert_int_equal(cfg.def.memory, 2ull << 30);
 	assert_int_equal(cfg.serial.kind, CHARDEV_UNIX);
 	assert_string_equal(cfg.serial.path, "/run/s.sock");
 	assert_true(cfg.no_reboot);
-	assert_true(cfg.debug_exit);
+	assert_true(cfg.def.debug_exit);
 	assert_string_equal(cfg.control_path, "/run/c");
 	assert_string_equal(cfg.status_path, "/run/st");
-	assert_string_equal(cfg.name, "vm1");
+	assert_string_equal(cfg.def.name, "vm1");
+	config_free(&cfg);
 }
 
 static void test_memory_units(void **state)
@@ -81,9 +90,132 @@ static void test_memory_units(void **state)
 	char err[256];
 
 	assert_int_equal(parse(a, 5, &cfg, err), 0);
-	assert_int_equal(cfg.memory, 256ull << 20); /* plain numbers are MiB */
+	assert_int_equal(cfg.def.memory, 256ull << 20); /* plain numbers are MiB */
+	config_free(&cfg);
 	assert_int_equal(parse(b, 4, &cfg, err), 0);
-	assert_int_equal(cfg.memory, 1536ull << 20);
+	assert_int_equal(cfg.def.memory, 1536ull << 20);
+	config_free(&cfg);
+}
+
+/* Devices without slot= get the lowest free slots in the order keel always used (disks,
+ * NICs, console, rng); slot= pins one, and the others flow around it. */
+static void test_device_slots(void **state)
+{
+	char *a[] = {"keel-vmm",
+		     "--kernel",
+		     "k",
+		     "--disk",
+		     "path=/d0",
+		     "--disk",
+		     "path=/d1,serial=s1,readonly=on",
+		     "--net",
+		     "tap=t0,mac=02:00:00:00:00:01",
+		     "--console",
+		     "file:/tmp/c",
+		     NULL};
+	char *b[] = {"keel-vmm", "--kernel",	  "k",	   "--disk", "path=/d0,slot=7",
+		     "--net",	 "tap=t0,slot=2", "--net", "tap=t1", NULL};
+	char *clash[] = {"keel-vmm", "--kernel",      "k", "--disk", "path=/d0,slot=3",
+			 "--net",    "tap=t0,slot=3", NULL};
+	char *bad[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/d0,slot=31", NULL};
+	struct vm_config cfg;
+	char err[256];
+
+	assert_int_equal(parse(a, 11, &cfg, err), 0);
+	assert_int_equal(cfg.def.ndisks, 2);
+	assert_int_equal(cfg.def.disks[0].pci_slot, 1);
+	assert_int_equal(cfg.def.disks[1].pci_slot, 2);
+	assert_true(cfg.def.disks[1].readonly);
+	assert_string_equal(cfg.def.disks[1].serial, "s1");
+	assert_int_equal(cfg.def.nics[0].pci_slot, 3);
+	assert_string_equal(cfg.def.nics[0].mac, "02:00:00:00:00:01");
+	assert_true(cfg.def.console.present);
+	assert_int_equal(cfg.def.console.pci_slot, 4);
+	assert_int_equal(cfg.def.rng.pci_slot, 5);
+	config_free(&cfg);
+
+	assert_int_equal(parse(b, 9, &cfg, err), 0);
+	assert_int_equal(cfg.def.disks[0].pci_slot, 7);
+	assert_int_equal(cfg.def.nics[0].pci_slot, 2);
+	assert_int_equal(cfg.def.nics[1].pci_slot, 1);
+	assert_int_equal(cfg.def.rng.pci_slot, 3);
+	config_free(&cfg);
+
+	assert_int_equal(parse(clash, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "both ask for PCI slot 3"));
+	assert_int_equal(parse(bad, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "slot=1..30"));
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* --config FILE: the same structure from a JSON document; strings reach the VM as they are
+ * (a disk path with commas and "path=" in it), and description options cannot be mixed in. */
+static void test_config_file(void **state)
+{
+	char dir[] = "/tmp/keel-config-XXXXXX", path[128];
+	char *run[] = {"keel-vmm", "--config", path, "--serial", "off", NULL};
+	char *mixed[] = {"keel-vmm", "--config", path, "--cpus", "2", NULL};
+	char *noconsole[] = {"keel-vmm", "--config", path, "--console", "file:/tmp/c", NULL};
+	struct vm_config cfg;
+	char err[256];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vm.json", dir);
+	write_file(path, "{\"version\": 1, \"name\": \"v1\", \"cpus\": 2, \"memory\": 67108864,"
+			 " \"kernel\": \"/k\", \"cmdline\": \"console=ttyS0\","
+			 " \"disks\": [{\"path\": \"/d/a,readonly=on,path=/etc/shadow\"},"
+			 " {\"path\": \"/d/b\", \"pci_slot\": 9, \"serial\": \"SER\"}],"
+			 " \"nets\": [{\"tap\": \"kt0\", \"mac\": \"02:AA:00:00:00:01\"}],"
+			 " \"rng\": null}");
+	assert_int_equal(parse(run, 5, &cfg, err), 0);
+	assert_string_equal(cfg.def.name, "v1");
+	assert_int_equal(cfg.def.cpus, 2);
+	assert_int_equal(cfg.def.memory, 64ull << 20);
+	assert_string_equal(cfg.def.kernel, "/k");
+	assert_int_equal(cfg.def.ndisks, 2);
+	assert_string_equal(cfg.def.disks[0].path, "/d/a,readonly=on,path=/etc/shadow");
+	assert_false(cfg.def.disks[0].readonly);
+	assert_int_equal(cfg.def.disks[0].pci_slot, 1);
+	assert_int_equal(cfg.def.disks[1].pci_slot, 9);
+	assert_string_equal(cfg.def.disks[1].serial, "SER");
+	assert_string_equal(cfg.def.nics[0].mac, "02:aa:00:00:00:01");
+	assert_int_equal(cfg.def.nics[0].pci_slot, 2);
+	assert_false(cfg.def.rng.present);
+	assert_int_equal(cfg.serial.kind, CHARDEV_OFF);
+	config_free(&cfg);
+
+	assert_int_equal(parse(mixed, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "--cpus describes the VM"));
+	assert_int_equal(parse(noconsole, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "has no virtio console"));
+
+	write_file(path, "{\"kernel\": \"/k\", \"cpus\": 0}");
+	assert_int_equal(parse(run, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "vm.json: field 'cpus' must be between 1 and 255"));
+	write_file(path, "{\"kernel\": \"/k\", \"state\": \"running\"}");
+	assert_int_equal(parse(run, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "runtime state"));
+	write_file(path, "{\"kernel\": \"/k\"} {}");
+	assert_int_equal(parse(run, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "not one JSON object"));
+	write_file(path, "{\"kernel\": \"/k\", \"version\": 99}");
+	assert_int_equal(parse(run, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "use a newer keel"));
+	write_file(path, "{\"cpus\": 1}");
+	assert_int_equal(parse(run, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "needs a 'kernel'"));
+	unlink(path);
+	assert_int_equal(parse(run, 5, &cfg, err), -ENOENT);
+	assert_non_null(strstr(err, "No such file"));
+	rmdir(dir);
 }
 
 static void test_serial_specs(void **state)
@@ -122,20 +254,20 @@ static void test_errors(void **state)
 	char *cpusx[] = {"keel-vmm", "--kernel", "k", "--cpus", "two", NULL};
 	char *memx[] = {"keel-vmm", "--kernel", "k", "--memory", "lots", NULL};
 	char *memsmall[] = {"keel-vmm", "--kernel", "k", "--memory", "1M", NULL};
-	char *mempage[] = {"keel-vmm", "--kernel", "k", "--memory", "4097K", NULL};
+	char *mempage[] = {"keel-vmm", "--kernel", "k", "--memory", "4100K", NULL};
 	char *memhuge[] = {"keel-vmm", "--kernel", "k", "--memory", "99999999999T", NULL};
 	char *serial[] = {"keel-vmm", "--kernel", "k", "--serial", "pty", NULL};
 	char *unknown[] = {"keel-vmm", "--kernel", "k", "--frobnicate", NULL};
 	char *novalue[] = {"keel-vmm", "--kernel", NULL};
 	char *extra[] = {"keel-vmm", "--kernel", "k", "stray", NULL};
 
-	expect_error(nokernel, 3, "--kernel FILE is required");
+	expect_error(nokernel, 3, "--kernel FILE or --config FILE is required");
 	expect_error(cpus0, 5, "--cpus 0");
 	expect_error(cpus256, 5, "1 to 255");
 	expect_error(cpusx, 5, "--cpus two");
 	expect_error(memx, 5, "--memory lots");
-	expect_error(memsmall, 5, "too small");
-	expect_error(mempage, 5, "4 KiB pages");
+	expect_error(memsmall, 5, "must be from 2M");
+	expect_error(mempage, 5, "whole number of MiB");
 	expect_error(memhuge, 5, "overflows");
 	expect_error(serial, 5, "--serial pty");
 	expect_error(unknown, 4, "unknown option --frobnicate");
@@ -148,7 +280,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_memory_units), cmocka_unit_test(test_serial_specs),
-		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
+		cmocka_unit_test(test_config_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,17 +32,25 @@ printf 'not a kernel at all\n' >"$tmp/text"
 head -c 600 /dev/zero >"$tmp/zeros"
 : >"$tmp/empty"
 
-expect 'error: --kernel FILE is required'
+expect 'error: --kernel FILE or --config FILE is required'
 expect 'error: unknown option --bogus' --bogus
 expect 'error: --cpus 0: expected a whole number from 1 to 255' --kernel "$tmp/text" --cpus 0
 expect 'error: --memory 12Q: expected a size' --kernel "$tmp/text" --memory 12Q
-expect 'error: --memory 1M: too small' --kernel "$tmp/text" --memory 1M
+expect 'error: --memory 1M: must be from 2M to 1048576M' --kernel "$tmp/text" --memory 1M
+expect 'error: --memory 64T: must be from 2M to 1048576M' --kernel "$tmp/text" --memory 64T
+expect 'error: --cmdline: at most 4095 bytes' --kernel "$tmp/text" --cmdline "$(head -c 70000 /dev/zero | tr '\0' x)"
+expect "error: --disk path=/a,b: expected path=FILE.*needs --config" --kernel "$tmp/text" --disk path=/a,b
+printf '{"kernel": "%s", "cpus": 2}' "$tmp/text" >"$tmp/vm.json"
+expect "error: --memory describes the VM, and so does --config $tmp/vm.json" --config "$tmp/vm.json" --memory 1G
+printf '{"kernel": "%s", "cpus": "two"}' "$tmp/text" >"$tmp/bad.json"
+expect "error: VM description $tmp/bad.json: field 'cpus' must be an integer" --config "$tmp/bad.json"
+expect "error: cannot open VM description $tmp/none.json: No such file or directory" --config "$tmp/none.json"
 expect 'error: --serial tcp:1: expected stdio, file:PATH, unix:PATH or off' --kernel "$tmp/text" --serial tcp:1
 expect 'error: kernel /nonexistent/vmlinuz: No such file or directory' --kernel /nonexistent/vmlinuz
 expect 'error: kernel /: not a regular file' --kernel /
 expect 'error: initrd /nonexistent: No such file or directory' --kernel "$tmp/text" --initrd /nonexistent
 expect "error: $tmp/empty is empty" --kernel "$tmp/empty"
-expect 'error: --memory [0-9]+ MiB is more than this host' --kernel "$tmp/text" --memory 64T
+expect 'error: --memory [0-9]+ MiB is more than this host' --kernel "$tmp/text" --memory 1000G
 
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	expect "error: $tmp/text is not a kernel keel-vmm can boot" --kernel "$tmp/text"
@@ -50,7 +58,7 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	if [ -f "$kdir/vmlinuz" ]; then
 		expect 'error: memory too small: this kernel needs [0-9]+ MiB' --kernel "$kdir/vmlinuz" --memory 8M
 		expect 'error: command line is [0-9]+ bytes, this kernel takes at most' \
-			--kernel "$kdir/vmlinuz" --cmdline "$(head -c 70000 /dev/zero | tr '\0' x)"
+			--kernel "$kdir/vmlinuz" --cmdline "$(head -c 4000 /dev/zero | tr '\0' x)"
 	else
 		echo "note: no Debian kernel in $kdir (scripts/setup.sh fetches it); bzImage checks not run"
 	fi

@@ -418,7 +418,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.release = blk_release,
 };
 
-int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char *err, size_t errlen)
+int virtio_blk_open(const struct vm_disk *spec, struct virtio_blk **out, char *err, size_t errlen)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	struct disk_info info;
@@ -481,8 +481,8 @@ uint64_t virtio_blk_features(const struct virtio_blk *b)
 	return f;
 }
 
-int virtio_blk_create(struct vm *vm, const struct disk_spec *spec, struct virtio_dev **out,
-		      char *err, size_t errlen)
+int virtio_blk_create(struct vm *vm, const struct vm_disk *spec, struct virtio_dev **out, char *err,
+		      size_t errlen)
 {
 	struct virtio_blk *b;
 	unsigned i;
@@ -499,8 +499,8 @@ int virtio_blk_create(struct vm *vm, const struct disk_spec *spec, struct virtio
 		}
 		b->freelist[b->nfree++] = i;
 	}
-	r = virtio_dev_create(vm, &blk_ops, b, virtio_blk_features(b), 1, BLK_QUEUE_SIZE,
-			      BLK_CONFIG_SIZE, out);
+	r = virtio_dev_create(vm, spec->pci_slot, &blk_ops, b, virtio_blk_features(b), 1,
+			      BLK_QUEUE_SIZE, BLK_CONFIG_SIZE, out);
 	if (r) {
 		snprintf(err, errlen, "--disk %s: virtio-blk set-up: %s", spec->path, strerror(-r));
 		virtio_blk_free(b);

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/config.h"
+#include "config/vmdef.h"
 #include "vmm/virtio/queue.h"
 
 #define VIRTIO_BLK_T_IN		  0
@@ -25,7 +25,7 @@ struct virtio_dev;
 struct virtio_blk;
 
 /* Open the disk of --disk spec (format detected from its contents). */
-int virtio_blk_open(const struct disk_spec *spec, struct virtio_blk **out, char *err, size_t errlen)
+int virtio_blk_open(const struct vm_disk *spec, struct virtio_blk **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void virtio_blk_free(struct virtio_blk *b);
 uint64_t virtio_blk_features(const struct virtio_blk *b);
@@ -33,7 +33,7 @@ uint64_t virtio_blk_features(const struct virtio_blk *b);
  * chain too malformed to carry a status byte. */
 uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c);
 /* The device on the VM's PCI bus. */
-int virtio_blk_create(struct vm *vm, const struct disk_spec *spec, struct virtio_dev **out,
-		      char *err, size_t errlen) __attribute__((warn_unused_result));
+int virtio_blk_create(struct vm *vm, const struct vm_disk *spec, struct virtio_dev **out, char *err,
+		      size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -145,8 +145,8 @@ static const struct virtio_dev_ops console_ops = {
 	.release = console_release,
 };
 
-int virtio_console_create(struct vm *vm, const struct chardev_spec *spec, struct loop *loop,
-			  struct virtio_dev **out, char *err, size_t errlen)
+int virtio_console_create(struct vm *vm, unsigned slot, const struct chardev_spec *spec,
+			  struct loop *loop, struct virtio_dev **out, char *err, size_t errlen)
 {
 	struct virtio_console *c = calloc(1, sizeof(*c));
 	int r;
@@ -159,7 +159,7 @@ int virtio_console_create(struct vm *vm, const struct chardev_spec *spec, struct
 		free(c);
 		return r;
 	}
-	r = virtio_dev_create(vm, &console_ops, c, 0, 2, CONSOLE_QUEUE_SIZE, CONSOLE_CFG_SIZE,
+	r = virtio_dev_create(vm, slot, &console_ops, c, 0, 2, CONSOLE_QUEUE_SIZE, CONSOLE_CFG_SIZE,
 			      &c->vd);
 	if (r) {
 		chardev_close(c->cd);

@@ -27,26 +27,27 @@ int virtio_devices_create(struct vm *vm, struct virtio_devices **out, char *err,
 	if (!v)
 		return -ENOMEM;
 	*out = v;
-	for (unsigned i = 0; i < cfg->ndisks; i++) {
-		r = virtio_blk_create(vm, &cfg->disks[i], &v->dev[v->n], err, errlen);
+	for (unsigned i = 0; i < cfg->def.ndisks; i++) {
+		r = virtio_blk_create(vm, &cfg->def.disks[i], &v->dev[v->n], err, errlen);
 		if (r)
 			return r;
 		v->n++;
 	}
-	for (unsigned i = 0; i < cfg->nnets; i++) {
-		r = virtio_net_create(vm, &cfg->nets[i], &v->dev[v->n], err, errlen);
+	for (unsigned i = 0; i < cfg->def.nnics; i++) {
+		r = virtio_net_create(vm, &cfg->def.nics[i], &v->dev[v->n], err, errlen);
 		if (r)
 			return r;
 		v->n++;
 	}
-	if (cfg->console.kind != CHARDEV_OFF) {
-		r = virtio_console_create(vm, &cfg->console, vm->loop, &v->dev[v->n], err, errlen);
+	if (cfg->def.console.present) {
+		r = virtio_console_create(vm, cfg->def.console.pci_slot, &cfg->console, vm->loop,
+					  &v->dev[v->n], err, errlen);
 		if (r)
 			return r;
 		v->n++;
 	}
-	if (!cfg->no_rng) {
-		r = virtio_rng_create(vm, &v->dev[v->n]);
+	if (cfg->def.rng.present) {
+		r = virtio_rng_create(vm, cfg->def.rng.pci_slot, &v->dev[v->n]);
 		if (r) {
 			snprintf(err, errlen, "virtio-rng set-up: %s", strerror(-r));
 			return r;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The VM's virtio devices, created from its configuration (--disk, --net, --console,
- * --no-rng) in PCI slot order: disks, network cards, console, entropy. */
+/* The VM's virtio devices, created from its description (disks, NICs, console, entropy),
+ * each at the PCI slot the description gives it (config/vmdef.h). */
 #ifndef KEEL_VMM_VIRTIO_DEVICES_H
 #define KEEL_VMM_VIRTIO_DEVICES_H
 

@@ -237,8 +237,8 @@ static int net_open_tap(struct virtio_net *n, const char *name, char *err, size_
 	return 0;
 }
 
-int virtio_net_create(struct vm *vm, const struct net_spec *spec, struct virtio_dev **out,
-		      char *err, size_t errlen)
+int virtio_net_create(struct vm *vm, const struct vm_nic *spec, struct virtio_dev **out, char *err,
+		      size_t errlen)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	uint64_t features = 1ull << NET_F_MAC | 1ull << NET_F_STATUS | 1ull << NET_F_CSUM |
@@ -253,11 +253,10 @@ int virtio_net_create(struct vm *vm, const struct net_spec *spec, struct virtio_
 		free(n);
 		return r;
 	}
-	if (spec->has_mac)
-		memcpy(n->mac, spec->mac, 6);
-	else
+	if (!spec->mac[0] || vmdef_mac_parse(spec->mac, n->mac))
 		virtio_net_default_mac(spec->tap, n->mac);
-	r = virtio_dev_create(vm, &net_ops, n, features, 2, NET_QUEUE_SIZE, NET_CFG_SIZE, &vd);
+	r = virtio_dev_create(vm, spec->pci_slot, &net_ops, n, features, 2, NET_QUEUE_SIZE,
+			      NET_CFG_SIZE, &vd);
 	if (!r)
 		r = virtio_dev_watch(vd, n->tap, EPOLLIN);
 	if (r) {

@@ -734,7 +734,7 @@ static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t 
 	return 0;
 }
 
-int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
+int virtio_dev_create(struct vm *vm, unsigned slot, const struct virtio_dev_ops *ops, void *priv,
 		      uint64_t features, unsigned nqueues, uint16_t queue_max, unsigned config_size,
 		      struct virtio_dev **out)
 {
@@ -801,6 +801,7 @@ int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *pri
 			goto fail;
 		}
 	}
+	vd->pci.slot = slot;
 	r = pci_dev_register(vm->pci, &vd->pci);
 	if (r)
 		goto fail;

@@ -62,14 +62,14 @@ static const struct virtio_dev_ops rng_ops = {
 	.config_read = rng_config_read,
 };
 
-int virtio_rng_create(struct vm *vm, struct virtio_dev **out)
+int virtio_rng_create(struct vm *vm, unsigned slot, struct virtio_dev **out)
 {
 	struct virtio_rng *rng = calloc(1, sizeof(*rng));
 	int r;
 
 	if (!rng)
 		return -ENOMEM;
-	r = virtio_dev_create(vm, &rng_ops, rng, 0, 1, RNG_QUEUE_SIZE, 0, out);
+	r = virtio_dev_create(vm, slot, &rng_ops, rng, 0, 1, RNG_QUEUE_SIZE, 0, out);
 	if (r)
 		free(rng);
 	return r;

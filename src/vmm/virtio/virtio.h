@@ -128,9 +128,10 @@ struct virtio_dev {
 	bool paused, parked, stopping;
 };
 
-/* Create a device on the VM's PCI bus with nqueues queues of at most queue_max entries
- * and config_size bytes of device configuration; starts its I/O thread. */
-int virtio_dev_create(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
+/* Create a device on the VM's PCI bus at slot (0: the lowest free one) with nqueues queues
+ * of at most queue_max entries and config_size bytes of device configuration; starts its
+ * I/O thread. */
+int virtio_dev_create(struct vm *vm, unsigned slot, const struct virtio_dev_ops *ops, void *priv,
 		      uint64_t features, unsigned nqueues, uint16_t queue_max, unsigned config_size,
 		      struct virtio_dev **out) __attribute__((warn_unused_result));
 /* Stop the I/O thread and free the device (main thread, vCPUs stopped). */
@@ -165,11 +166,12 @@ void virtio_config_changed(struct virtio_dev *vd);
 void virtio_kick(struct virtio_dev *vd, unsigned q);
 
 /* Device creation from the VM's configuration (vm_create). */
-int virtio_rng_create(struct vm *vm, struct virtio_dev **out) __attribute__((warn_unused_result));
+int virtio_rng_create(struct vm *vm, unsigned slot, struct virtio_dev **out)
+	__attribute__((warn_unused_result));
 struct chardev_spec;
 struct loop;
-int virtio_console_create(struct vm *vm, const struct chardev_spec *spec, struct loop *loop,
-			  struct virtio_dev **out, char *err, size_t errlen)
+int virtio_console_create(struct vm *vm, unsigned slot, const struct chardev_spec *spec,
+			  struct loop *loop, struct virtio_dev **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -142,9 +142,9 @@ int fw_cfg_create(struct vm *vm)
 	fw_cfg_add(f, FW_CFG_SIGNATURE, "QEMU", 4);
 	fw_cfg_add_le(f, FW_CFG_ID, 1, 4); /* traditional interface, no DMA */
 	fw_cfg_add(f, FW_CFG_UUID, uuid, sizeof(uuid));
-	fw_cfg_add_le(f, FW_CFG_RAM_SIZE, vm->cfg->memory, 8);
-	fw_cfg_add_le(f, FW_CFG_NB_CPUS, vm->cfg->cpus, 2);
-	fw_cfg_add_le(f, FW_CFG_MAX_CPUS, vm->cfg->cpus, 2);
+	fw_cfg_add_le(f, FW_CFG_RAM_SIZE, vm->cfg->def.memory, 8);
+	fw_cfg_add_le(f, FW_CFG_NB_CPUS, vm->cfg->def.cpus, 2);
+	fw_cfg_add_le(f, FW_CFG_MAX_CPUS, vm->cfg->def.cpus, 2);
 	fw_cfg_add(f, FW_CFG_FILE_DIR, no_files, sizeof(no_files));
 	r = bus_register(&vm->pio, PORT_FW_CFG, 2, &fw_cfg_ops, f, "fw_cfg");
 	r = r ?: vm_add_reset_hook(vm, fw_cfg_reset, f);

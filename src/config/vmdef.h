@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one description of a VM (DESIGN.md habit 9): what keeld stores, what its API shows
+ * and takes, the document keel-vmm runs (`keel-vmm --config FILE`, or its command line parsed
+ * into the same structure) and what a saved state records. Pure data: no SQLite, no KVM, no
+ * processes. Every limit and every check lives here, so that the API and the worker accept
+ * exactly the same VMs. The document's format: docs/vm-config.md.
+ */
+#ifndef KEEL_CONFIG_VMDEF_H
+#define KEEL_CONFIG_VMDEF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+/* Every limit of a VM, in one place. */
+#define VMDEF_NAME_MAX	  64
+#define VMDEF_UUID_LEN	  36
+#define VMDEF_MAC_LEN	  17
+#define VMDEF_TAP_MAX	  15 /* IFNAMSIZ - 1 */
+#define VMDEF_MAX_DISKS	  16
+#define VMDEF_MAX_NICS	  8
+#define VMDEF_CPUS_MAX	  255
+#define VMDEF_MEM_MIN	  (2ULL << 20)
+#define VMDEF_MEM_MAX	  (1ULL << 40)
+#define VMDEF_PATH_MAX	  4095
+#define VMDEF_CMDLINE_MAX 4095
+#define VMDEF_NOTES_MAX	  4095
+#define VMDEF_DEFAULT_MEM (512ULL << 20)
+#define VMDEF_SERIAL_MAX  20 /* virtio-blk's device ID string */
+/* Guest-visible PCI slots on bus 0 that devices may take: 0 is the host bridge, 31 is kept
+ * for the platform's LPC bridge (a Q35-compatible machine has it at 00:1f.0). */
+#define VMDEF_PCI_SLOT_MIN 1
+#define VMDEF_PCI_SLOT_MAX 30
+/* The largest description document keel-vmm reads. */
+#define VMDEF_DOCUMENT_MAX (1u << 20)
+/* The configuration version this keeld writes: it gates features and only ever goes up. */
+#define VMDEF_CONFIG_VERSION 1
+
+/* Hyper-V's AutomaticStartAction and AutomaticStopAction. */
+enum vm_start_action { VM_START_NOTHING, VM_START_IF_RUNNING, VM_START_ALWAYS };
+enum vm_stop_action { VM_STOP_TURN_OFF, VM_STOP_SHUT_DOWN, VM_STOP_SAVE };
+
+/*
+ * pci_slot: the device's slot on PCI bus 0 as the guest sees it, assigned once
+ * (vmdef_assign_slots) and then kept, so that adding or removing one device never renames
+ * another in the guest or in a saved state. 0 means not assigned yet.
+ */
+struct vm_disk {
+	char *path;
+	bool readonly;
+	char serial[VMDEF_SERIAL_MAX + 1]; /* the guest's /sys/block/vdX/serial; may be empty */
+	uint8_t pci_slot;
+};
+
+struct vm_nic {
+	char tap[VMDEF_TAP_MAX + 1];
+	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
+	uint8_t pci_slot;
+};
+
+/* A device the VM has at most one of (virtio-console, virtio-rng). */
+struct vm_onedev {
+	bool present;
+	uint8_t pci_slot;
+};
+
+struct vm_def {
+	char uuid[VMDEF_UUID_LEN + 1];
+	char name[VMDEF_NAME_MAX + 1];
+	uint32_t cpus;
+	uint64_t memory; /* bytes, a multiple of 1 MiB */
+	char *kernel;	 /* absolute paths; NULL when absent */
+	char *initrd;
+	char *cmdline;
+	char *notes;
+	struct vm_disk disks[VMDEF_MAX_DISKS];
+	unsigned ndisks;
+	struct vm_nic nics[VMDEF_MAX_NICS];
+	unsigned nnics;
+	struct vm_onedev console; /* virtio-console (the serial port is always there) */
+	struct vm_onedev rng;	  /* virtio-rng: present unless turned off */
+	bool debug_exit;	  /* the test device on port 0xf4 (docs/keel-vmm.md) */
+	enum vm_start_action start_action;
+	enum vm_stop_action stop_action;
+	int64_t created;   /* Unix time, seconds */
+	uint32_t version;  /* configuration version (VMDEF_CONFIG_VERSION) */
+	uint64_t revision; /* bumped by every change */
+};
+
+/* A definition with the defaults of `keel vm create` and no name, kernel or UUID. */
+void vmdef_init(struct vm_def *def);
+void vmdef_free(struct vm_def *def);
+/* Deep copy; dst must not hold allocations. Returns 0 or -ENOMEM. */
+int vmdef_copy(struct vm_def *dst, const struct vm_def *src) __attribute__((warn_unused_result));
+
+/*
+ * What a JSON object is: an API request (create or change: the read-only fields id,
+ * created, version and revision are refused) or a whole description document (keel-vmm
+ * --config, saved states: they are taken and checked). Runtime state (state, pid, ...) is
+ * refused by both.
+ */
+enum vmdef_json_kind { VMDEF_JSON_REQUEST, VMDEF_JSON_DOCUMENT };
+
+/*
+ * Apply a JSON object onto def: every field present replaces the current value. Unknown
+ * fields, wrong types and out-of-range values are refused with a one-line message in err.
+ * NICs given without a MAC keep the MAC of the old NIC on the same tap, if there was one,
+ * else have none yet (keeld gives them one). Disks and NICs given without a PCI slot keep the
+ * slot of the old one with the same path or tap; devices still without one get the lowest
+ * free slot (vmdef_assign_slots). Returns 0, -EINVAL (bad input, err says why) or -ENOMEM.
+ * def is unchanged on error.
+ */
+int vmdef_apply_json(struct vm_def *def, json_object *obj, enum vmdef_json_kind kind, char *err,
+		     size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Read a description document (docs/vm-config.md) from a file into def (initialised here):
+ * at most VMDEF_DOCUMENT_MAX bytes, one JSON object, then vmdef_check. Returns 0, -EINVAL
+ * (err says what and where), -ENOMEM or -errno of the read.
+ */
+int vmdef_load_file(const char *path, struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Write def as a document: to PATH.tmp, fsync, rename over PATH. Returns 0 or -errno. */
+int vmdef_save_file(const struct vm_def *def, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/*
+ * Give every device without a PCI slot the lowest free one, in a fixed order (disks, NICs,
+ * console, rng), so that a description without slots gets the layout keel always had.
+ * Returns 0 or -ENOSPC (err says so).
+ */
+int vmdef_assign_slots(struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/*
+ * The checks that need the whole description but no file system: a kernel is given, no
+ * disk or tap appears twice, no MAC twice, every PCI slot is in range and used once.
+ * Returns 0 or -EINVAL with err set.
+ */
+int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/*
+ * keeld's checks before it stores a definition: a name is given, vmdef_check passes, and
+ * the files exist and are regular files (disks may be block devices). Returns 0 or -EINVAL
+ * with err set.
+ */
+int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The first hardware setting that differs (needs the VM off to change), or NULL. */
+const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b);
+
+/* The description as a document, which is also what the API shows (without runtime
+ * state). NULL on allocation failure. */
+json_object *vmdef_to_json(const struct vm_def *def);
+
+bool vmdef_name_ok(const char *name);
+bool vmdef_mac_ok(const char *mac);
+/* "xx:xx:xx:xx:xx:xx" (unicast, vmdef_mac_ok) into 6 bytes. Returns 0 or -EINVAL. */
+int vmdef_mac_parse(const char *mac, uint8_t out[6]) __attribute__((warn_unused_result));
+bool vmdef_tap_ok(const char *tap);
+/* A random (version 4) UUID and a random locally administered unicast MAC. */
+int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1]) __attribute__((warn_unused_result));
+int vmdef_gen_mac(char out[VMDEF_MAC_LEN + 1]) __attribute__((warn_unused_result));
+
+const char *vmdef_start_action_name(enum vm_start_action a);
+const char *vmdef_stop_action_name(enum vm_stop_action a);
+
+#endif /* KEEL_CONFIG_VMDEF_H */
