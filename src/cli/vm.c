@@ -125,11 +125,13 @@ static int add_path(json_object *o, const char *key, const char *p)
 	return 0;
 }
 
-/* --disk PATH[,readonly] */
+/* --disk PATH[,readonly]: only a trailing ",readonly" (or ",readonly=on", ",ro") is an
+ * option, so that a path may contain commas; the API takes any path as it is. */
 static int add_disk(json_object *arr, const char *spec)
 {
+	static const char *const ro_suffixes[] = {",readonly", ",readonly=on", ",ro"};
 	json_object *d = json_object_new_object();
-	char *s = strdup(spec), *comma;
+	char *s = strdup(spec);
 	int ret = 0;
 
 	if (!s || !d) {
@@ -137,18 +139,14 @@ static int add_disk(json_object *arr, const char *spec)
 		json_object_put(d);
 		return -ENOMEM;
 	}
-	comma = strchr(s, ',');
-	if (comma) {
-		*comma++ = '\0';
-		if (strcmp(comma, "readonly") && strcmp(comma, "readonly=on") &&
-		    strcmp(comma, "ro")) {
-			fprintf(stderr,
-				"keel vm: --disk %s: unknown option '%s' (only 'readonly')\n", spec,
-				comma);
-			ret = -EINVAL;
-			goto out;
+	for (size_t i = 0; i < sizeof(ro_suffixes) / sizeof(ro_suffixes[0]); i++) {
+		size_t n = strlen(s), k = strlen(ro_suffixes[i]);
+
+		if (n > k && !strcmp(s + n - k, ro_suffixes[i])) {
+			s[n - k] = '\0';
+			json_object_object_add(d, "readonly", json_object_new_boolean(1));
+			break;
 		}
-		json_object_object_add(d, "readonly", json_object_new_boolean(1));
 	}
 	if (!s[0]) {
 		fprintf(stderr, "keel vm: --disk needs a path\n");

@@ -30,6 +30,9 @@
 #define VMDEF_NOTES_MAX	  4095
 #define VMDEF_DEFAULT_MEM (512ULL << 20)
 #define VMDEF_SERIAL_MAX  20 /* virtio-blk's device ID string */
+/* Every PCI device a VM can have: disks, NICs, the virtio-console and virtio-rng. keel-vmm
+ * sizes its tables from this, so that a VM at every limit at once really starts. */
+#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 2)
 /* Guest-visible PCI slots on bus 0 that devices may take: 0 is the host bridge, 31 is kept
  * for the platform's LPC bridge (a Q35-compatible machine has it at 00:1f.0). */
 #define VMDEF_PCI_SLOT_MIN 1

@@ -632,7 +632,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 {
 	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
 	char dir[PATH_MAX], ctl[PATH_MAX], serial[PATH_MAX], status[PATH_MAX], log[PATH_MAX];
-	char config[PATH_MAX];
+	char config[PATH_MAX], hvc[PATH_MAX];
 	char *argv[64] = {NULL};
 	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, e = 0, ret = 0;
 	pid_t pid;
@@ -650,6 +650,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    vm_path(sup, def->uuid, "status.json", status, sizeof(status)) ||
 	    vm_path(sup, def->uuid, "worker.log", log, sizeof(log)) ||
 	    vm_path(sup, def->uuid, "config.json", config, sizeof(config)) ||
+	    vm_path(sup, def->uuid, "hvc0.sock", hvc, sizeof(hvc)) || strlen(hvc) > SUP_SOCK_MAX ||
 	    strlen(ctl) > SUP_SOCK_MAX || strlen(serial) > SUP_SOCK_MAX) {
 		error_set(
 			err, errlen,
@@ -675,6 +676,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	unlink(ctl);
 	unlink(serial);
 	unlink(status);
+	unlink(hvc);
 	rotate_log(log);
 	/* The worker gets the description whole, as a document: no path or string travels
 	 * through an option splitter (docs/vm-config.md). */
@@ -685,6 +687,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	if (add_arg(argv, &argc, 64, "%s", sup->cfg.vmm_path) ||
 	    add_arg(argv, &argc, 64, "--config=%s", config) ||
 	    add_arg(argv, &argc, 64, "--serial=unix:%s", serial) ||
+	    (def->console.present && add_arg(argv, &argc, 64, "--console=unix:%s", hvc)) ||
 	    add_arg(argv, &argc, 64, "--control=%s", ctl) ||
 	    add_arg(argv, &argc, 64, "--status-file=%s", status)) {
 		ret = -ENOMEM;

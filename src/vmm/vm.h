@@ -50,9 +50,10 @@ typedef void (*vm_pause_fn)(void *opaque, bool pause);
 /* Logs a device's state for a crash report (vm_add_crash_report). */
 typedef void (*vm_report_fn)(void *opaque);
 
-#define VM_MAX_RESET_HOOKS  16
-#define VM_MAX_PAUSE_HOOKS  16
-#define VM_MAX_REPORT_HOOKS 16
+/* One per PCI device at most, plus the platform's own (serial, PCI host, ...). */
+#define VM_MAX_RESET_HOOKS  (VMDEF_MAX_PCI_DEVICES + 16)
+#define VM_MAX_PAUSE_HOOKS  (VMDEF_MAX_PCI_DEVICES + 16)
+#define VM_MAX_REPORT_HOOKS (VMDEF_MAX_PCI_DEVICES + 16)
 
 struct vm {
 	const struct vm_config *cfg;

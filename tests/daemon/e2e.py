@@ -933,6 +933,25 @@ def case_description(e):
     r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
                        timeout=30)
     check(r.stdout.strip() == "2", "store schema after upgrade: %r" % r.stdout)
+    # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
+    disks = []
+    for i in range(16):
+        path = os.path.join(e.dir, "max%d.img" % i)
+        with open(path, "wb") as f:
+            f.truncate(1 << 20)
+        disks.append({"path": path})
+    e.api_err("POST", "/v1/vms", {"name": "d3", "kernel": e.a.guest,
+                                  "disks": disks + [{"path": decoy}]},
+              want=400, msg="at most 16 disks")
+    vm = e.create("d2", disks=disks, nets=[{"tap": "kdm%d" % i} for i in range(8)],
+                  virtio_console={})
+    check(sorted(d["pci_slot"] for d in vm["disks"]) == list(range(1, 17)) and
+          sorted(n["pci_slot"] for n in vm["nets"]) == list(range(17, 25)) and
+          vm["virtio_console"]["pci_slot"] == 25 and vm["rng"]["pci_slot"] == 26,
+          "slots of a full VM: %r" % vm)
+    e.start("d2")
+    e.console_until("d2", r"daemon-guest: ready for input")
+    e.keel("vm", "turn-off", "d2")
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}

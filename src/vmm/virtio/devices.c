@@ -11,7 +11,7 @@
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
 
-#define VIRTIO_MAX_DEVICES 24
+#define VIRTIO_MAX_DEVICES VMDEF_MAX_PCI_DEVICES
 
 struct virtio_devices {
 	struct virtio_dev *dev[VIRTIO_MAX_DEVICES];

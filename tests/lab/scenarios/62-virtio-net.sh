@@ -42,6 +42,8 @@ echo "lab: 64 MiB n1 -> n2 in about $((t1 - t0)) s, sha256 $sum1 at both ends"
 vm_send n1 'poweroff -f'
 vm_send n2 'poweroff -f'
 vm_wait_exit n1 60
+[ "$VM_STATUS" = 0 ] || fail "n1: poweroff -f ended the VMM with status $VM_STATUS, expected 0"
 vm_wait_exit n2 60
+[ "$VM_STATUS" = 0 ] || fail "n2: poweroff -f ended the VMM with status $VM_STATUS, expected 0"
 brctl delbr kbr0 2>/dev/null
 true

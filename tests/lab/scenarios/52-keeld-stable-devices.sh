@@ -1,0 +1,42 @@
+# Guest-visible device addresses never move (issue 9, docs/vm-config.md): a keeld VM with one
+# network adapter is started, two disks are added in front of it, and in the real guest the
+# adapter keeps its name, its PCI address (what udev's enp0sN name comes from) and its MAC;
+# the new disks appear. Then a disk whose path has a comma and "path=" in it reaches the
+# guest as that file (its size proves which file the worker opened).
+keeld_start
+ip link del kst0 2>/dev/null
+nic_info='for n in /sys/class/net/eth*; do echo "nic $(basename $n) $(basename $(readlink -f $n/device/..)) $(cat $n/address)"; done'
+keel vm create st1 --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$GUEST_CMDLINE" \
+	--cpus 1 --memory 256M --net kst0 || fail "keel vm create failed"
+keel vm start st1 || fail "keel vm start failed: $(keel vm log st1 | tail -3)"
+keel_console_wait st1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+keel_run st1 "$nic_info"
+before=$(echo "$KEEL_OUT" | grep '^nic ')
+case "$before" in
+"nic eth0 0000:00:01.0 02:"*) ;; # the adapter takes slot 1, the first free one
+*) fail "the guest's adapter is '$before', expected eth0 at 0000:00:01.0 with keeld's 02: MAC" ;;
+esac
+echo "lab: stable devices: before: $before"
+keel vm turn-off st1 || fail "turn-off failed"
+
+mkdir -p "$VM_DIR/d,readonly=on,path=$VM_DIR"
+truncate -s 64M "$VM_DIR/a.img"
+truncate -s 96M "$VM_DIR/d,readonly=on,path=$VM_DIR/b.img"
+truncate -s 32M "$VM_DIR/b.img" # what an option splitter would have opened instead
+keel vm set st1 --disk "$VM_DIR/a.img" --disk "$VM_DIR/d,readonly=on,path=$VM_DIR/b.img" ||
+	fail "keel vm set --disk failed"
+keel vm start st1 || fail "second start failed: $(keel vm log st1 | tail -3)"
+keel_console_wait st1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+keel_run st1 "$nic_info"
+after=$(echo "$KEEL_OUT" | grep '^nic ')
+[ "$after" = "$before" ] ||
+	fail "the adapter moved after adding disks: before '$before', after '$after'"
+keel_run st1 'for b in /sys/block/vd*; do echo "disk $(basename $b) $(cat $b/size) $(cat $b/ro)"; done'
+disks=$(echo "$KEEL_OUT" | grep '^disk ' | sort | tr '\n' ' ')
+# 512-byte sectors: 64 MiB = 131072, 96 MiB = 196608, writable.
+[ "$disks" = "disk vda 131072 0 disk vdb 196608 0 " ] ||
+	fail "the guest's disks are '$disks', expected vda 64 MiB and vdb 96 MiB (the comma path), both writable"
+echo "lab: stable devices: after adding two disks: $after; $disks"
+keel vm turn-off st1 || fail "last turn-off failed"
+ip link del kst0 2>/dev/null
+true
