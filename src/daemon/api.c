@@ -95,6 +95,9 @@ static void reply_errno(struct api_reply *out, int err, const char *msg)
 	case -EMEDIUMTYPE:
 		api_error_reply(out, 409, "UnsupportedDisk", msg);
 		break;
+	case -EDQUOT: /* admission control: the host cannot back the VM's memory */
+		api_error_reply(out, 507, "InsufficientMemory", msg);
+		break;
 	default:
 		api_error_reply(out, 500, "Internal", msg);
 		break;

@@ -41,6 +41,7 @@ struct options {
 	const char *vmm;
 	unsigned stop_timeout_s;
 	unsigned start_timeout_s;
+	uint64_t host_reserve;
 	bool debug;
 };
 
@@ -48,7 +49,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: keeld [--state-dir DIR] [--socket PATH] [--vmm PATH] [--stop-timeout SEC]\n"
-		"             [--start-timeout SEC] [--debug]\n"
+		"             [--start-timeout SEC] [--host-reserve SIZE] [--debug]\n"
 		"\n"
 		"keel's management service: VM definitions, workers and the REST API.\n"
 		"  --state-dir DIR      store and per-VM files (default %s, or $KEEL_STATE_DIR)\n"
@@ -57,6 +58,9 @@ static void usage(FILE *f)
 		"$KEEL_VMM)\n"
 		"  --stop-timeout SEC   graceful stop timeout when a request gives none (60)\n"
 		"  --start-timeout SEC  keel-vmm start to control socket ready (60)\n"
+		"  --host-reserve SIZE  memory kept for the host: a VM start that would leave "
+		"less\n"
+		"                       is refused (512M; K, M, G suffixes)\n"
 		"  --debug              log every request\n",
 		DEFAULT_STATE_DIR, DEFAULT_SOCKET);
 }
@@ -82,6 +86,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"vmm", required_argument, NULL, 'm'},
 		{"stop-timeout", required_argument, NULL, 't'},
 		{"start-timeout", required_argument, NULL, 'T'},
+		{"host-reserve", required_argument, NULL, 'R'},
 		{"debug", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -94,6 +99,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->vmm = getenv("KEEL_VMM");
 	o->stop_timeout_s = 60;
 	o->start_timeout_s = 60;
+	o->host_reserve = 512ull << 20;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -112,6 +118,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'T':
 			if (parse_secs("--start-timeout", optarg, &o->start_timeout_s))
 				return -EINVAL;
+			break;
+		case 'R':
+			if (parse_size(optarg, 1ull << 20, &o->host_reserve)) {
+				log_err("--host-reserve %s: expected a size such as 512M or 2G",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'D':
 			o->debug = true;
@@ -275,6 +288,7 @@ int main(int argc, char **argv)
 		.have_group = grp != NULL,
 		.group = grp ? grp->gr_gid : 0,
 		.start_timeout_s = o.start_timeout_s ? o.start_timeout_s : 1,
+		.host_reserve = o.host_reserve,
 	};
 	if (sc.have_group && chown(state_dir, (uid_t)-1, sc.group) < 0)
 		log_warn("cannot give %s to group keel: %s", state_dir, strerror(errno));

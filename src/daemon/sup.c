@@ -49,6 +49,7 @@ struct sup_vm {
 	bool saving;	       /* the worker saved the VM and was told to quit: it ends Saved */
 	bool restoring;	       /* the worker was started with --restore */
 	bool pause_when_ready; /* a checkpoint paused it: pause the restored worker again */
+	uint64_t memory;       /* guest RAM of the running worker, for admission control */
 };
 
 struct sup {
@@ -514,6 +515,7 @@ void sup_reattach_all(struct sup *sup)
 			continue;
 		/* get_vm turned the active state into Off; look at the record itself. */
 		vm->pid = rt.pid;
+		vm->memory = defs[i].memory;
 		vm->starttime = rt.starttime;
 		vm->was_running = rt.was_running;
 		if (proc_starttime(rt.pid, &st) == 0 && st == rt.starttime)
@@ -628,6 +630,56 @@ fail:
 	_exit(127);
 }
 
+/* The host's RAM: MemTotal from /proc/meminfo, or 0 when it cannot be read. */
+static uint64_t host_memory(const struct sup *sup)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f;
+
+	if (sup->cfg.host_memory)
+		return sup->cfg.host_memory;
+	f = fopen("/proc/meminfo", "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib << 10;
+}
+
+/*
+ * Admission control (Hyper-V refuses to start a VM it cannot give its startup memory): the
+ * running workers' RAM and allowances, the host reserve and this VM must fit in the host's
+ * memory; else -EDQUOT with what is missing, instead of letting the OOM killer choose.
+ */
+static int admit(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+{
+	uint64_t total = host_memory(sup), taken = 0, need = def->memory + SUP_VMM_ALLOWANCE;
+	unsigned running = 0;
+
+	if (!total)
+		return 0; /* no /proc/meminfo: nothing to check against */
+	for (size_t i = 0; i < sup->nvms; i++) {
+		if (!has_worker(&sup->vms[i]) || !strcmp(sup->vms[i].uuid, def->uuid))
+			continue;
+		taken += sup->vms[i].memory + SUP_VMM_ALLOWANCE;
+		running++;
+	}
+	if (taken + sup->cfg.host_reserve + need <= total)
+		return 0;
+	error_set(err, errlen,
+		  "cannot start VM '%s': it needs %" PRIu64 " MiB (%" PRIu64
+		  " MiB of memory and %llu MiB for its worker), and of this host's %" PRIu64
+		  " MiB, %" PRIu64 " MiB are kept for the host (--host-reserve) and %" PRIu64
+		  " MiB are taken by %u running VM%s: %" PRIu64 " MiB are missing",
+		  def->name, need >> 20, def->memory >> 20, SUP_VMM_ALLOWANCE >> 20, total >> 20,
+		  sup->cfg.host_reserve >> 20, taken >> 20, running, running == 1 ? "" : "s",
+		  (taken + sup->cfg.host_reserve + need - total + (1 << 20) - 1) >> 20);
+	return -EDQUOT;
+}
+
 int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
 	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
@@ -659,6 +711,9 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 			sup->cfg.state_dir, SUP_SOCK_MAX);
 		return -ENAMETOOLONG;
 	}
+	ret = admit(sup, def, err, errlen);
+	if (ret)
+		return ret;
 	if (access(sup->cfg.vmm_path, X_OK) < 0) {
 		ret = -ENOEXEC;
 		error_set(err, errlen, "cannot start VM '%s': keel-vmm %s: %s", def->name,
@@ -742,6 +797,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		goto out;
 	}
 	vm->pid = pid;
+	vm->memory = def->memory;
 	vm->is_child = true;
 	vm->pidfd = sys_pidfd_open(pid);
 	if (vm->pidfd < 0 || proc_starttime(pid, &vm->starttime)) {

@@ -37,7 +37,15 @@ struct sup_config {
 	gid_t group; /* group given access to the console sockets, when have_group */
 	bool have_group;
 	unsigned start_timeout_s; /* worker start to control socket ready */
+	/* Admission control: memory kept for the host itself, and (0: /proc/meminfo) the
+	 * host's memory; a start that would not fit beside the running VMs is refused. */
+	uint64_t host_reserve;
+	uint64_t host_memory;
 };
+
+/* What keeld counts per running worker beyond its guest RAM (page tables, device buffers,
+ * the VMM's own heap and threads): the fixed allowance of docs/keeld.md. */
+#define SUP_VMM_ALLOWANCE (64ull << 20)
 
 struct sup;
 

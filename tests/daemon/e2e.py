@@ -42,10 +42,11 @@ class Env:
         self.pids = set()
 
     # ---- keeld ----
-    def start_keeld(self, vmm=None, expect_fail=False):
+    def start_keeld(self, vmm=None, expect_fail=False, extra=()):
         log = open(self.keeld_log, "a")
         p = subprocess.Popen([self.a.keeld, "--state-dir", self.state, "--socket", self.sock,
-                              "--vmm", vmm or self.a.keel_vmm, "--start-timeout", "30"],
+                              "--vmm", vmm or self.a.keel_vmm, "--start-timeout", "30"] +
+                             list(extra),
                              stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         if expect_fail:
             return p.wait(timeout=10)
@@ -952,6 +953,28 @@ def case_description(e):
     e.start("d2")
     e.console_until("d2", r"daemon-guest: ready for input")
     e.keel("vm", "turn-off", "d2")
+
+
+def case_admission(e):
+    """keeld refuses to start a VM whose memory the host cannot back beside the running ones
+    and its reserve, and says how much is missing (docs/keeld.md)."""
+    with open("/proc/meminfo") as f:
+        total = int(re.search(r"MemTotal:\s+(\d+) kB", f.read()).group(1)) >> 10
+    # Room for 120 MiB: one 16 MiB VM (16 + 64 for its worker) fits, a second does not.
+    e.start_keeld(extra=["--host-reserve", "%dM" % (total - 120)])
+    e.create("m1")
+    e.create("m2")
+    e.start("m1")
+    _, err = e.keel("vm", "start", "m2", want=1)
+    check("cannot start VM 'm2': it needs 80 MiB (16 MiB of memory and 64 MiB for its worker)"
+          in err and "taken by 1 running VM: 40 MiB are missing" in err,
+          "admission refusal: %r" % err)
+    e.api_err("POST", "/v1/vms/m2/start", {}, want=507, msg="40 MiB are missing")
+    check(e.vm("m2")["state"] == "Off", "a refused VM is %s" % e.vm("m2")["state"])
+    e.keel("vm", "turn-off", "m1")
+    e.wait_state("m1", "Off")
+    e.start("m2")
+    e.keel("vm", "turn-off", "m2")
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
