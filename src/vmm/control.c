@@ -208,7 +208,7 @@ static char *control_save(struct vm *vm, const char *dir)
 		r = vm_pause(vm);
 		if (r)
 			return control_error("GenericError", "save: cannot pause: %s",
-					     strerror(-r));
+					     vm_pause_error(r));
 	}
 	r = snapshot_save(vm, dir, err, sizeof(err));
 	if (r)
@@ -273,7 +273,7 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 	}
 	if (r)
 		return control_error("GenericError", "%s failed: %s", control_names[cmd],
-				     strerror(-r));
+				     cmd == CONTROL_PAUSE ? vm_pause_error(r) : strerror(-r));
 	return control_reply(NULL);
 }
 

@@ -90,14 +90,24 @@ int vm_add_crash_report(struct vm *vm, vm_report_fn fn, void *opaque)
 	return 0;
 }
 
-/* Devices quiesce (pause) or carry on; each change once. */
-static void vm_pause_devices(struct vm *vm, bool pause)
+/* Devices quiesce (pause) or carry on; each change once. A device that does not quiesce
+ * fails the pause: every device carries on again and -EBUSY is returned, so that a save,
+ * checkpoint or restore never runs beside I/O in flight (docs/keel-vmm.md). */
+static int vm_pause_devices(struct vm *vm, bool pause)
 {
 	if (vm->devices_paused == pause)
-		return;
+		return 0;
+	for (unsigned i = 0; i < vm->npause; i++) {
+		int r = vm->pause_fns[i](vm->pause_opaque[i], pause);
+
+		if (r && pause) {
+			for (unsigned j = 0; j <= i; j++)
+				(void)vm->pause_fns[j](vm->pause_opaque[j], false);
+			return r;
+		}
+	}
 	vm->devices_paused = pause;
-	for (unsigned i = 0; i < vm->npause; i++)
-		vm->pause_fns[i](vm->pause_opaque[i], pause);
+	return 0;
 }
 
 int vm_add_state_section(struct vm *vm, const char *name, uint32_t version, state_fn fn,
@@ -335,8 +345,10 @@ static int vm_rebuild(struct vm *vm, bool clear_memory, bool paused, char *err, 
 
 	vm_teardown(vm);
 	/* Devices are quiet while the machine is rebuilt: nothing reaches the old VM's memory
-	 * or the new VM's interrupt controllers before they are in place (vm_create). */
-	vm_pause_devices(vm, true);
+	 * or the new VM's interrupt controllers before they are in place (vm_create). A reset
+	 * cannot be refused: wait for requests in flight (each is bounded, blk.c). */
+	while (vm_pause_devices(vm, true))
+		log_warn("reset: waiting for device requests in flight to finish");
 	/* Devices stop touching guest memory (queues disabled, I/O threads idle) before it is
 	 * cleared, so nothing of this boot leaks into the next; vm_build resets them again. */
 	for (unsigned i = 0; i < vm->nreset; i++)
@@ -355,7 +367,8 @@ static int vm_rebuild(struct vm *vm, bool clear_memory, bool paused, char *err, 
 	vm->target = paused ? VM_PAUSE : VM_RUN;
 	pthread_mutex_unlock(&vm->run_lock);
 	atomic_store(&vm->event, VM_EVENT_NONE);
-	vm_pause_devices(vm, paused);
+	if (!paused)
+		(void)vm_pause_devices(vm, false);
 	r = vm_start_vcpus(vm);
 	if (r)
 		snprintf(err, errlen, "cannot start the vCPU threads: %s", strerror(-r));
@@ -380,7 +393,7 @@ int vm_restore(struct vm *vm, const char *dir, bool paused, char *err, size_t er
 	if (!was_paused) {
 		r = vm_pause(vm);
 		if (r) {
-			snprintf(err, errlen, "cannot pause: %s", strerror(-r));
+			snprintf(err, errlen, "cannot pause: %s", vm_pause_error(r));
 			return r;
 		}
 	}
@@ -402,6 +415,7 @@ int vm_restore(struct vm *vm, const char *dir, bool paused, char *err, size_t er
 int vm_pause(struct vm *vm)
 {
 	unsigned i;
+	int r;
 
 	pthread_mutex_lock(&vm->run_lock);
 	vm->target = VM_PAUSE;
@@ -412,13 +426,27 @@ int vm_pause(struct vm *vm)
 	while (vm->parked < vm->nvcpus_started)
 		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
 	pthread_mutex_unlock(&vm->run_lock);
-	vm_pause_devices(vm, true);
-	return 0;
+	r = vm_pause_devices(vm, true);
+	if (r) {
+		/* A device did not quiesce: the VM carries on as it was. */
+		pthread_mutex_lock(&vm->run_lock);
+		vm->target = VM_RUN;
+		pthread_cond_broadcast(&vm->run_cond);
+		pthread_mutex_unlock(&vm->run_lock);
+	}
+	return r;
+}
+
+const char *vm_pause_error(int r)
+{
+	return r == -EBUSY ? "a device still has requests in flight after 5 s (the worker log "
+			     "names it); the VM carries on as before"
+			   : strerror(-r);
 }
 
 int vm_resume(struct vm *vm)
 {
-	vm_pause_devices(vm, false);
+	(void)vm_pause_devices(vm, false);
 	pthread_mutex_lock(&vm->run_lock);
 	vm->target = VM_RUN;
 	pthread_cond_broadcast(&vm->run_cond);
@@ -551,8 +579,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 			return r;
 	}
 	/* Devices wait until the whole machine is built (vm_run lets them go): a device that
-	 * raised an interrupt before the vCPUs' LAPIC state is loaded would lose it. */
-	vm_pause_devices(vm, true);
+	 * raised an interrupt before the vCPUs' LAPIC state is loaded would lose it. Nothing is
+	 * in flight yet, so this cannot fail. */
+	r = vm_pause_devices(vm, true);
+	if (r) {
+		snprintf(err, errlen, "cannot quiesce the devices before the first start");
+		return r;
+	}
 	return vm_build(vm, err, errlen);
 }
 
@@ -673,7 +706,8 @@ int vm_run(struct vm *vm)
 		}
 	}
 	vm->target = vm->cfg->paused ? VM_PAUSE : VM_RUN;
-	vm_pause_devices(vm, vm->cfg->paused);
+	if (!vm->cfg->paused)
+		(void)vm_pause_devices(vm, false);
 	if (vm_start_vcpus(vm)) {
 		vm_write_status(vm, "error", 1, "cannot start vCPU threads", 0);
 		return 1;

@@ -46,7 +46,10 @@ enum vm_run_target { VM_RUN, VM_PAUSE, VM_STOP };
 typedef void (*vm_reset_fn)(void *opaque);
 /* pause true: stop taking work from the guest or the host and finish what is in flight,
  * before returning; false: carry on. */
-typedef void (*vm_pause_fn)(void *opaque, bool pause);
+/* Pause (quiesce: no new work, nothing in flight) or resume a device. Pausing returns 0 or
+ * -EBUSY when the device did not quiesce in time (it is then resumed by the caller);
+ * resuming cannot fail and returns 0. */
+typedef int (*vm_pause_fn)(void *opaque, bool pause);
 /* Logs a device's state for a crash report (vm_add_crash_report). */
 typedef void (*vm_report_fn)(void *opaque);
 
@@ -143,8 +146,11 @@ int vm_add_crash_report(struct vm *vm, vm_report_fn fn, void *opaque)
 int vm_add_state_section(struct vm *vm, const char *name, uint32_t version, state_fn fn,
 			 void *opaque) __attribute__((warn_unused_result));
 
-/* Main thread only. */
+/* Main thread only. vm_pause stops the vCPUs and quiesces the devices; when a device does
+ * not quiesce (requests still in flight after VIRTIO_IDLE_WAIT_MS) it returns -EBUSY and
+ * the VM carries on as before. vm_pause_error says so in words. */
 int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
+const char *vm_pause_error(int r);
 int vm_resume(struct vm *vm) __attribute__((warn_unused_result));
 bool vm_is_paused(struct vm *vm);
 int vm_reset(struct vm *vm) __attribute__((warn_unused_result));

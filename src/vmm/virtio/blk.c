@@ -28,8 +28,12 @@
 
 #define BLK_QUEUE_SIZE	   256
 #define BLK_SEG_MAX	   (BLK_QUEUE_SIZE - 2)
-#define BLK_MAX_DISCARD	   0x3fffffu /* sectors per discard or write-zeroes segment */
+#define BLK_MAX_DISCARD	   0x3fffffu /* sectors per discard segment (and write-zeroes by discard) */
 #define BLK_MAX_DZ_SEGS	   32
+/* Write-zeroes that writes zeros (not a discard): one segment of at most BLK_MAX_REQUEST,
+ * so that it takes no longer than the largest write and a pause, reset or quit never waits
+ * for gigabytes of zeros. */
+#define BLK_MAX_WZ_WRITTEN (BLK_MAX_REQUEST / 512)
 #define BLK_MAX_REQUEST	   (32u << 20) /* bytes of one read or write */
 #define BLK_WORKERS	   3	       /* requests served in parallel */
 #define BLK_SLOTS	   16 /* requests taken from the queue and not yet completed, at most */
@@ -184,8 +188,10 @@ static int blk_write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len)
 static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c, bool zeroes)
 {
 	uint64_t n = (c->in_len - VIRTIO_BLK_HDR_SIZE) / 16, i;
+	bool written = zeroes && !b->zeroes_by_discard;
+	uint32_t max_count = written ? BLK_MAX_WZ_WRITTEN : BLK_MAX_DISCARD;
 
-	if ((c->in_len - VIRTIO_BLK_HDR_SIZE) % 16 || n == 0 || n > BLK_MAX_DZ_SEGS)
+	if ((c->in_len - VIRTIO_BLK_HDR_SIZE) % 16 || n == 0 || n > (written ? 1 : BLK_MAX_DZ_SEGS))
 		return VIRTIO_BLK_S_IOERR;
 	for (i = 0; i < n; i++) {
 		uint8_t seg[16];
@@ -199,7 +205,7 @@ static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c
 		memcpy(&flags, seg + 12, 4);
 		if (flags & ~1u || (!zeroes && flags))
 			return VIRTIO_BLK_S_UNSUPP;
-		if (count > BLK_MAX_DISCARD || sector > b->sectors || count > b->sectors - sector)
+		if (count > max_count || sector > b->sectors || count > b->sectors - sector)
 			return VIRTIO_BLK_S_IOERR;
 		r = zeroes ? blk_write_zeroes(b, sector * 512, (uint64_t)count * 512)
 			   : disk_discard(b->disk, sector * 512, (uint64_t)count * 512);
@@ -463,9 +469,11 @@ int virtio_blk_open(const struct vm_disk *spec, struct virtio_blk **out, char *e
 	le_store(b->config + 0x24, BLK_MAX_DISCARD, 4);	     /* max_discard_sectors */
 	le_store(b->config + 0x28, BLK_MAX_DZ_SEGS, 4);	     /* max_discard_seg */
 	le_store(b->config + 0x2c, b->sector_size / 512, 4); /* discard_sector_alignment */
-	le_store(b->config + 0x30, BLK_MAX_DISCARD, 4);	     /* max_write_zeroes_sectors */
-	le_store(b->config + 0x34, BLK_MAX_DZ_SEGS, 4);	     /* max_write_zeroes_seg */
-	b->config[0x38] = b->zeroes_by_discard;		     /* write_zeroes_may_unmap */
+	le_store(b->config + 0x30, b->zeroes_by_discard ? BLK_MAX_DISCARD : BLK_MAX_WZ_WRITTEN,
+		 4); /* max_write_zeroes_sectors */
+	le_store(b->config + 0x34, b->zeroes_by_discard ? BLK_MAX_DZ_SEGS : 1,
+		 4);				/* max_write_zeroes_seg */
+	b->config[0x38] = b->zeroes_by_discard; /* write_zeroes_may_unmap */
 	*out = b;
 	return 0;
 }

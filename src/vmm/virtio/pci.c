@@ -566,7 +566,7 @@ static void virtio_wake_thread(struct virtio_dev *vd)
  * every queue. Console input (taken on the loop thread, like the save) still lands in the
  * guest's receive buffers while paused, as it does in the UART's FIFO: both are saved, so
  * nothing typed at a paused VM is lost. */
-static void virtio_pause(void *opaque, bool pause)
+static int virtio_pause(void *opaque, bool pause)
 {
 	struct virtio_dev *vd = opaque;
 
@@ -575,7 +575,7 @@ static void virtio_pause(void *opaque, bool pause)
 	pthread_cond_broadcast(&vd->cond);
 	pthread_mutex_unlock(&vd->lock);
 	if (!vd->thread_started)
-		return;
+		return 0;
 	if (!pause) {
 		pthread_mutex_lock(&vd->lock);
 		for (unsigned i = 0; i < vd->nqueues; i++) {
@@ -593,18 +593,21 @@ static void virtio_pause(void *opaque, bool pause)
 		 * kick. */
 		for (unsigned i = 0; i < vd->nqueues; i++)
 			virtio_kick(vd, i);
-		return;
+		return 0;
 	}
 	virtio_wake_thread(vd);
 	pthread_mutex_lock(&vd->lock);
 	while (!vd->parked)
 		pthread_cond_wait(&vd->cond, &vd->lock);
 	pthread_mutex_unlock(&vd->lock);
-	if (virtio_lock_idle(vd))
-		log_warn("%s: requests still in flight %u ms after the pause", vd->ops->name,
-			 VIRTIO_IDLE_WAIT_MS);
-	else
-		pthread_mutex_unlock(&vd->lock);
+	if (virtio_lock_idle(vd)) {
+		log_warn("%s %02x: requests still in flight %u ms after the pause: the pause fails "
+			 "and the VM carries on",
+			 vd->ops->name, vd->pci.slot, VIRTIO_IDLE_WAIT_MS);
+		return -EBUSY;
+	}
+	pthread_mutex_unlock(&vd->lock);
+	return 0;
 }
 
 /* The crash report's lines for this device: status, each enabled queue's indices (the
