@@ -121,7 +121,8 @@ int vmdef_mac_parse(const char *mac, uint8_t out[6])
 	if (!vmdef_mac_ok(mac))
 		return -EINVAL;
 	for (int i = 0; i < 6; i++)
-		out[i] = (uint8_t)(parse_hex_digit(mac[3 * i]) * 16 + parse_hex_digit(mac[3 * i + 1]));
+		out[i] = (uint8_t)(parse_hex_digit(mac[3 * i]) * 16 +
+				   parse_hex_digit(mac[3 * i + 1]));
 	return 0;
 }
 
@@ -359,19 +360,6 @@ static int parse_disks(struct vm_def *def, json_object *v, char *err, size_t err
 		def->ndisks = (unsigned)i + 1;
 		ret = parse_disk(&def->disks[i], i, json_object_array_get_idx(v, i), err, errlen);
 	}
-	/* A disk given without a slot keeps the one it had (the same file). */
-	for (unsigned i = 0; i < def->ndisks && !ret; i++) {
-		for (unsigned j = 0; j < nold && !def->disks[i].pci_slot; j++) {
-			bool taken = false;
-
-			if (strcmp(old[j].path, def->disks[i].path))
-				continue;
-			for (unsigned k = 0; k < def->ndisks; k++)
-				taken |= def->disks[k].pci_slot == old[j].pci_slot;
-			if (!taken)
-				def->disks[i].pci_slot = old[j].pci_slot;
-		}
-	}
 	for (unsigned j = 0; j < nold; j++)
 		free(old[j].path);
 	return ret;
@@ -477,19 +465,6 @@ static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errl
 			}
 		}
 	}
-	/* An adapter given without a slot keeps the one it had (the same tap). */
-	for (unsigned i = 0; i < def->nnics; i++) {
-		for (unsigned j = 0; j < nold && !def->nics[i].pci_slot; j++) {
-			bool taken = false;
-
-			if (strcmp(old[j].tap, def->nics[i].tap))
-				continue;
-			for (unsigned k = 0; k < def->nnics; k++)
-				taken |= def->nics[k].pci_slot == old[j].pci_slot;
-			if (!taken)
-				def->nics[i].pci_slot = old[j].pci_slot;
-		}
-	}
 	return 0;
 }
 
@@ -516,8 +491,6 @@ static int parse_onedev(struct vm_onedev *dev, const char *field, json_object *v
 		if (get_slot(val, "pci_slot", &tmp.pci_slot, err, errlen))
 			return -EINVAL;
 	}
-	if (!tmp.pci_slot && dev->present)
-		tmp.pci_slot = dev->pci_slot;
 	*dev = tmp;
 	return 0;
 }
@@ -693,6 +666,41 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 	return -EINVAL;
 }
 
+static bool slot_used(const struct vm_def *def, uint8_t slot)
+{
+	for (unsigned i = 0; i < def->ndisks; i++)
+		if (def->disks[i].pci_slot == slot)
+			return true;
+	for (unsigned i = 0; i < def->nnics; i++)
+		if (def->nics[i].pci_slot == slot)
+			return true;
+	return (def->console.present && def->console.pci_slot == slot) ||
+	       (def->rng.present && def->rng.pci_slot == slot);
+}
+
+/* A device given without a slot keeps the one it had (a disk: the same file; an adapter:
+ * the same tap; the console and rng: theirs), unless a device asked for that slot by name:
+ * an explicit slot wins and the other device gets a free one (vmdef_assign_slots). */
+static void keep_slots(struct vm_def *nd, const struct vm_def *old)
+{
+	for (unsigned i = 0; i < nd->ndisks; i++)
+		for (unsigned j = 0; j < old->ndisks && !nd->disks[i].pci_slot; j++)
+			if (!strcmp(old->disks[j].path, nd->disks[i].path) &&
+			    old->disks[j].pci_slot && !slot_used(nd, old->disks[j].pci_slot))
+				nd->disks[i].pci_slot = old->disks[j].pci_slot;
+	for (unsigned i = 0; i < nd->nnics; i++)
+		for (unsigned j = 0; j < old->nnics && !nd->nics[i].pci_slot; j++)
+			if (!strcmp(old->nics[j].tap, nd->nics[i].tap) && old->nics[j].pci_slot &&
+			    !slot_used(nd, old->nics[j].pci_slot))
+				nd->nics[i].pci_slot = old->nics[j].pci_slot;
+	if (nd->console.present && !nd->console.pci_slot && old->console.present &&
+	    old->console.pci_slot && !slot_used(nd, old->console.pci_slot))
+		nd->console.pci_slot = old->console.pci_slot;
+	if (nd->rng.present && !nd->rng.pci_slot && old->rng.present && old->rng.pci_slot &&
+	    !slot_used(nd, old->rng.pci_slot))
+		nd->rng.pci_slot = old->rng.pci_slot;
+}
+
 int vmdef_apply_json(struct vm_def *def, json_object *obj, enum vmdef_json_kind kind, char *err,
 		     size_t errlen)
 {
@@ -714,6 +722,7 @@ int vmdef_apply_json(struct vm_def *def, json_object *obj, enum vmdef_json_kind 
 			return ret;
 		}
 	}
+	keep_slots(&tmp, def);
 	ret = vmdef_assign_slots(&tmp, err, errlen);
 	if (ret) {
 		vmdef_free(&tmp);
@@ -939,7 +948,7 @@ json_object *vmdef_to_json(const struct vm_def *def)
 		json_object_put(nets);
 		return NULL;
 	}
-	if (gmtime_r(&t, &tm))
+	if (def->created && gmtime_r(&t, &tm)) /* "": not recorded (keel-vmm's own VMs) */
 		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (def->name[0]) /* keel-vmm runs nameless VMs; keeld's always have one */
 		json_object_object_add(o, "name", json_object_new_string(def->name));
@@ -1081,6 +1090,10 @@ int vmdef_save_file(const struct vm_def *def, const char *path, char *err, size_
 	}
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text) {
+		ret = -ENOMEM;
+		goto fail;
+	}
 	len = strlen(text);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0) {
@@ -1098,8 +1111,9 @@ int vmdef_save_file(const struct vm_def *def, const char *path, char *err, size_
 		}
 		off += (size_t)n;
 	}
+	errno = EIO; /* a short write sets none */
 	if (write(fd, "\n", 1) != 1 || fsync(fd) < 0 || rename(tmp, path) < 0) {
-		ret = errno ? -errno : -EIO;
+		ret = -errno;
 		goto fail;
 	}
 	goto out;

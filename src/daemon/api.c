@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "daemon/biglock.h"
 #include "daemon/ckpt.h"
 #include "lib/log.h"
 
@@ -640,6 +641,7 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		     char *sub, const char *query, json_object *req, struct api_reply *out)
 {
 	struct vm_def def;
+	const char *op = NULL;
 	char msg[256];
 	int ret;
 
@@ -652,6 +654,18 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 	if (ret) {
 		api_error_reply(out, 500, "Internal", "cannot read the VM from the store");
 		return;
+	}
+	/* A request that changes the VM owns it until it is done (sup_op_begin): another one
+	 * meanwhile gets 409 naming what is in progress, reads go on. */
+	if (strcmp(method, "GET")) {
+		op = sub ? sub : method;
+		ret = sup_op_begin(ctx->sup, def.uuid, def.name, op, msg, sizeof(msg));
+		if (ret) {
+			api_error_reply(out, ret == -EBUSY ? 409 : 500,
+					ret == -EBUSY ? "InvalidState" : "Internal", msg);
+			vmdef_free(&def);
+			return;
+		}
 	}
 	if (sub && !strncmp(sub, "checkpoints", 11) && (sub[11] == '\0' || sub[11] == '/')) {
 		route_ckpt(ctx, method, url, &def, sub[11] ? sub + 12 : NULL, query, req, out);
@@ -678,11 +692,13 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		else
 			method_not_allowed(out, method, url, "POST");
 	}
+	if (op)
+		sup_op_end(ctx->sup, def.uuid);
 	vmdef_free(&def);
 }
 
-void api_handle(struct api_ctx *ctx, const char *method, const char *url, const char *body,
-		size_t len, struct api_reply *out)
+static void handle_locked(struct api_ctx *ctx, const char *method, const char *url,
+			  const char *body, size_t len, struct api_reply *out)
 {
 	char path[512], err[256], *key, *sub, *q, *query = NULL;
 	json_object *req = NULL;
@@ -746,4 +762,12 @@ void api_handle(struct api_ctx *ctx, const char *method, const char *url, const 
 		api_error_reply(out, 404, "NotFound", err);
 	}
 	json_object_put(req);
+}
+
+void api_handle(struct api_ctx *ctx, const char *method, const char *url, const char *body,
+		size_t len, struct api_reply *out)
+{
+	keeld_lock();
+	handle_locked(ctx, method, url, body, len, out);
+	keeld_unlock();
 }

@@ -114,9 +114,13 @@ int http_start(int listen_fd, struct api_ctx *ctx, struct http **out)
 	if (!h)
 		return -ENOMEM;
 	h->ctx = ctx;
-	h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
-				MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-				on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+	/* One thread per connection: a request that waits on a worker (with keeld's lock let
+	 * go, biglock.h) holds up no other request. */
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+					MHD_USE_POLL | MHD_USE_ERROR_LOG,
+				0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
 	if (!h->d) {
 		log_err("cannot start the HTTP server (libmicrohttpd) on the API socket");
@@ -125,27 +129,6 @@ int http_start(int listen_fd, struct api_ctx *ctx, struct http **out)
 	}
 	*out = h;
 	return 0;
-}
-
-int http_fd(struct http *h)
-{
-	const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
-
-	return i ? i->epoll_fd : -1;
-}
-
-int http_timeout_ms(struct http *h)
-{
-	MHD_UNSIGNED_LONG_LONG t;
-
-	if (MHD_get_timeout(h->d, &t) != MHD_YES)
-		return -1;
-	return t > 1000 ? 1000 : (int)t;
-}
-
-void http_run(struct http *h)
-{
-	MHD_run(h->d);
 }
 
 void http_stop(struct http *h)

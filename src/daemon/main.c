@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/biglock.h"
 #include "daemon/http.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
@@ -264,7 +265,7 @@ int main(int argc, char **argv)
 	char err[512], dbpath[PATH_MAX], *vmm = NULL, *state_dir = NULL;
 	sigset_t mask;
 	int sfd = -1, lsock = -1, lockfd = -1, ret = 1, rc;
-	bool running = true;
+	bool running = true, locked = false;
 
 	if (parse_options(argc, argv, &o))
 		return 2;
@@ -322,6 +323,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	/* keeld's lock (biglock.h) is held from here on but while the loop sleeps in poll. */
+	keeld_lock();
+	locked = true;
 	sup_reattach_all(sup);
 	lsock = open_api_socket(o.socket, sc.have_group, sc.group);
 	if (lsock < 0)
@@ -337,15 +341,15 @@ int main(int argc, char **argv)
 	while (running) {
 		struct pollfd fds[MAX_POLL];
 		size_t n = 0, nsup;
-		int t1, t2, timeout;
+		int r, timeout;
 
 		fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		fds[n++] = (struct pollfd){.fd = http_fd(http), .events = POLLIN};
 		nsup = sup_pollfds(sup, fds + n, MAX_POLL - n);
-		t1 = http_timeout_ms(http);
-		t2 = sup_timeout_ms(sup);
-		timeout = t1 < 0 ? t2 : (t2 < 0 ? t1 : (t1 < t2 ? t1 : t2));
-		if (poll(fds, n + nsup, timeout) < 0 && errno != EINTR) {
+		timeout = sup_timeout_ms(sup);
+		keeld_unlock();
+		r = poll(fds, n + nsup, timeout);
+		keeld_lock();
+		if (r < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
 		}
@@ -357,12 +361,13 @@ int main(int argc, char **argv)
 				running = false;
 			}
 		}
-		http_run(http);
 		sup_events(sup, fds + n, nsup);
 		sup_tick(sup);
 	}
 	ret = 0;
 out:
+	if (locked)
+		keeld_unlock(); /* requests in progress finish before http_stop returns */
 	http_stop(http);
 	if (lsock >= 0)
 		close(lsock);

@@ -561,8 +561,18 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		copy_col(d, 1, nic->mac, sizeof(nic->mac));
 		nic->pci_slot = slot_from_col(d, 2);
 	}
-	/* A VM stored before slots were recorded gets the layout it always had. */
-	ret = vmdef_assign_slots(def, action, sizeof(action));
+	/* A VM stored before slots were recorded gets the layout it always had. A row that
+	 * does not make a valid description (edited by hand, damaged) is said so in the log;
+	 * starting it is refused by keel-vmm with the same reason. */
+	{
+		char why[256];
+
+		ret = vmdef_assign_slots(def, why, sizeof(why));
+		if (!ret && vmdef_check(def, why, sizeof(why)))
+			log_warn("store: VM %s: %s", def->name, why);
+		if (ret)
+			log_err("store: VM %s: %s", def->name, why);
+	}
 out:
 	sqlite3_finalize(d);
 	if (ret)

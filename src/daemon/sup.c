@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +20,7 @@
 
 #include <json-c/json.h>
 
+#include "daemon/biglock.h"
 #include "daemon/ctl.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -50,13 +53,19 @@ struct sup_vm {
 	bool restoring;	       /* the worker was started with --restore */
 	bool pause_when_ready; /* a checkpoint paused it: pause the restored worker again */
 	uint64_t memory;       /* guest RAM of the running worker, for admission control */
+	/* An operation in progress (sup_op_begin): the VM is its owner's until it ends; the
+	 * main loop leaves the VM alone meanwhile. */
+	const char *op;
+	pthread_t op_owner;
+	unsigned op_depth;
 };
 
 struct sup {
 	struct sup_config cfg;
 	char *vms_dir;
-	struct sup_vm *vms;
+	struct sup_vm **vms; /* each record stays where it is while others come and go */
 	size_t nvms, cap;
+	int wake_fd; /* eventfd: the main loop's poll set changed (sup_pollfds) */
 };
 
 static const char *const state_names[] = {
@@ -177,22 +186,24 @@ static struct sup_vm *get_vm(struct sup *sup, const char *uuid, const char *name
 	struct sup_vm *vm;
 
 	for (size_t i = 0; i < sup->nvms; i++) {
-		if (!strcmp(sup->vms[i].uuid, uuid)) {
+		if (!strcmp(sup->vms[i]->uuid, uuid)) {
 			if (name)
-				snprintf(sup->vms[i].name, sizeof(sup->vms[i].name), "%s", name);
-			return &sup->vms[i];
+				snprintf(sup->vms[i]->name, sizeof(sup->vms[i]->name), "%s", name);
+			return sup->vms[i];
 		}
 	}
 	if (sup->nvms == sup->cap) {
 		size_t cap = sup->cap ? sup->cap * 2 : 16;
-		struct sup_vm *bigger = realloc(sup->vms, cap * sizeof(*bigger));
+		struct sup_vm **bigger = realloc(sup->vms, cap * sizeof(*bigger));
 		if (!bigger)
 			return NULL;
 		sup->vms = bigger;
 		sup->cap = cap;
 	}
-	vm = &sup->vms[sup->nvms++];
-	memset(vm, 0, sizeof(*vm));
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return NULL;
+	sup->vms[sup->nvms++] = vm;
 	vm->pidfd = -1;
 	snprintf(vm->uuid, sizeof(vm->uuid), "%s", uuid);
 	snprintf(vm->name, sizeof(vm->name), "%s", name ? name : uuid);
@@ -233,17 +244,84 @@ int sup_create(const struct sup_config *cfg, struct sup **out)
 	if (cfg->have_group && chown(sup->vms_dir, (uid_t)-1, cfg->group) < 0)
 		log_warn("cannot give %s to group %u: %s", sup->vms_dir, (unsigned)cfg->group,
 			 strerror(errno));
+	sup->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sup->wake_fd < 0) {
+		int ret = -errno;
+		free(sup->vms_dir);
+		free(sup);
+		return ret;
+	}
 	*out = sup;
 	return 0;
+}
+
+/* Tell the main loop that its poll set changed (a worker started, an operation ended). */
+static void sup_wake(struct sup *sup)
+{
+	uint64_t one = 1;
+
+	(void)!write(sup->wake_fd, &one, sizeof(one));
+}
+
+int sup_op_begin(struct sup *sup, const char *uuid, const char *name, const char *op, char *err,
+		 size_t errlen)
+{
+	struct sup_vm *vm = get_vm(sup, uuid, name);
+
+	if (!vm)
+		return -ENOMEM;
+	if (vm->op && !pthread_equal(vm->op_owner, pthread_self())) {
+		error_set(err, errlen, "VM '%s' is busy (%s): try again when that is done",
+			  vm->name, vm->op);
+		return -EBUSY;
+	}
+	if (!vm->op_depth++) {
+		vm->op = op;
+		vm->op_owner = pthread_self();
+	}
+	return 0;
+}
+
+void sup_op_end(struct sup *sup, const char *uuid)
+{
+	for (size_t i = 0; i < sup->nvms; i++) {
+		struct sup_vm *vm = sup->vms[i];
+
+		if (strcmp(vm->uuid, uuid) || !vm->op_depth)
+			continue;
+		if (!--vm->op_depth) {
+			vm->op = NULL;
+			sup_wake(sup); /* the main loop watches the VM again */
+		}
+		return;
+	}
+}
+
+/* A wait on a worker, without keeld's lock (biglock.h): the caller holds an operation on the
+ * VM (or is the main loop probing it), so the VM's record is not changed meanwhile. */
+static int ctl_unlocked(const char *sock, const char *cmd, const char *args, int timeout_ms,
+			json_object **ret, char *err, size_t errlen)
+{
+	int r;
+
+	keeld_unlock();
+	r = args ? ctl_execute_args(sock, cmd, args, timeout_ms, ret, err, errlen)
+		 : ctl_execute(sock, cmd, timeout_ms, ret, err, errlen);
+	keeld_lock();
+	return r;
 }
 
 void sup_destroy(struct sup *sup)
 {
 	if (!sup)
 		return;
-	for (size_t i = 0; i < sup->nvms; i++)
-		if (sup->vms[i].pidfd >= 0)
-			close(sup->vms[i].pidfd);
+	for (size_t i = 0; i < sup->nvms; i++) {
+		if (sup->vms[i]->pidfd >= 0)
+			close(sup->vms[i]->pidfd);
+		free(sup->vms[i]);
+	}
+	if (sup->wake_fd >= 0)
+		close(sup->wake_fd);
 	free(sup->vms);
 	free(sup->vms_dir);
 	free(sup);
@@ -483,7 +561,7 @@ static int query_state(struct sup *sup, struct sup_vm *vm, bool *paused, char *e
 	rc = vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (rc)
 		return rc;
-	rc = ctl_execute(ctl, "status", SUP_CTL_TIMEOUT_MS, &ret, err, errlen);
+	rc = ctl_unlocked(ctl, "status", NULL, SUP_CTL_TIMEOUT_MS, &ret, err, errlen);
 	if (rc)
 		return rc;
 	*paused = json_object_object_get_ex(ret, "state", &st) &&
@@ -662,9 +740,9 @@ static int admit(struct sup *sup, const struct vm_def *def, char *err, size_t er
 	if (!total)
 		return 0; /* no /proc/meminfo: nothing to check against */
 	for (size_t i = 0; i < sup->nvms; i++) {
-		if (!has_worker(&sup->vms[i]) || !strcmp(sup->vms[i].uuid, def->uuid))
+		if (!has_worker(sup->vms[i]) || !strcmp(sup->vms[i]->uuid, def->uuid))
 			continue;
-		taken += sup->vms[i].memory + SUP_VMM_ALLOWANCE;
+		taken += sup->vms[i]->memory + SUP_VMM_ALLOWANCE;
 		running++;
 	}
 	if (taken + sup->cfg.host_reserve + need <= total)
@@ -835,7 +913,7 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 	ret = vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (ret)
 		return ret;
-	ret = ctl_execute(ctl, cmd, SUP_CTL_TIMEOUT_MS, NULL, err, errlen);
+	ret = ctl_unlocked(ctl, cmd, NULL, SUP_CTL_TIMEOUT_MS, NULL, err, errlen);
 	if (ret == -EREMOTEIO) {
 		char why[200];
 		snprintf(why, sizeof(why), "%s", err);
@@ -980,9 +1058,9 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 	was_running = vm->state == VM_RUNNING;
 	args = json_object_new_object();
 	json_object_object_add(args, "dir", json_object_new_string(dir));
-	ret = ctl_execute_args(ctl, "save",
-			       json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
-			       SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
+	ret = ctl_unlocked(ctl, "save",
+			   json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
+			   SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
 	json_object_put(args);
 	if (ret) {
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
@@ -1083,14 +1161,21 @@ int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_di
 static void wait_worker_end(struct sup *sup, struct sup_vm *vm, int timeout_ms)
 {
 	struct pollfd p = {.fd = vm->pidfd, .events = POLLIN};
-	int wstatus = 0;
+	int wstatus = 0, r;
 	bool have = false;
 
-	if (poll(&p, 1, timeout_ms) <= 0) {
+	if (!has_worker(vm))
+		return;
+	keeld_unlock(); /* the caller's operation holds the VM: its pidfd stays open */
+	r = poll(&p, 1, timeout_ms);
+	keeld_lock();
+	if (r <= 0) {
 		log_warn("VM %s: keel-vmm pid %d did not quit within %d ms: killing it", vm->name,
 			 (int)vm->pid, timeout_ms);
 		(void)!sys_pidfd_kill(vm->pidfd, SIGKILL);
+		keeld_unlock();
 		(void)!poll(&p, 1, SUP_QUIT_TIMEOUT_MS);
+		keeld_lock();
 	}
 	if (vm->is_child && waitpid(vm->pid, &wstatus, 0) == vm->pid)
 		have = true;
@@ -1117,9 +1202,9 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 	*was_paused = !was_running;
 	args = json_object_new_object();
 	json_object_object_add(args, "dir", json_object_new_string(dir));
-	ret = ctl_execute_args(ctl, "save",
-			       json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
-			       SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
+	ret = ctl_unlocked(ctl, "save",
+			   json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
+			   SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
 	json_object_put(args);
 	if (ret) {
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
@@ -1217,7 +1302,13 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 	    errno != ENOENT)
 		log_warn("VM %s: cannot remove %s: %s", def->name, path, strerror(errno));
 	/* Drop the in-memory record; the store's runtime row goes with the VM's row. */
-	*vm = sup->vms[--sup->nvms];
+	for (size_t i = 0; i < sup->nvms; i++) {
+		if (sup->vms[i] == vm) {
+			sup->vms[i] = sup->vms[--sup->nvms];
+			break;
+		}
+	}
+	free(vm);
 	return 0;
 }
 
@@ -1225,10 +1316,13 @@ size_t sup_pollfds(struct sup *sup, struct pollfd *fds, size_t max)
 {
 	size_t n = 0;
 
+	if (n < max)
+		fds[n++] = (struct pollfd){.fd = sup->wake_fd, .events = POLLIN};
 	for (size_t i = 0; i < sup->nvms && n < max; i++) {
-		if (sup->vms[i].pidfd < 0)
+		/* A VM with an operation in progress is the operation's to watch. */
+		if (sup->vms[i]->pidfd < 0 || sup->vms[i]->op)
 			continue;
-		fds[n].fd = sup->vms[i].pidfd;
+		fds[n].fd = sup->vms[i]->pidfd;
 		fds[n].events = POLLIN;
 		fds[n].revents = 0;
 		n++;
@@ -1239,8 +1333,8 @@ size_t sup_pollfds(struct sup *sup, struct pollfd *fds, size_t max)
 static struct sup_vm *by_pidfd(struct sup *sup, int fd)
 {
 	for (size_t i = 0; i < sup->nvms; i++)
-		if (sup->vms[i].pidfd == fd)
-			return &sup->vms[i];
+		if (sup->vms[i]->pidfd == fd && !sup->vms[i]->op)
+			return sup->vms[i];
 	return NULL;
 }
 
@@ -1251,10 +1345,20 @@ void sup_events(struct sup *sup, const struct pollfd *fds, size_t n)
 		int wstatus = 0;
 		bool have = false;
 
+		struct pollfd again;
+
 		if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
+		if (fds[i].fd == sup->wake_fd) {
+			uint64_t v;
+			(void)!read(sup->wake_fd, &v, sizeof(v));
+			continue;
+		}
+		/* The poll ran without the lock: the fd may have been closed and reused since.
+		 * Act only on a VM's pidfd that says so now. */
 		vm = by_pidfd(sup, fds[i].fd);
-		if (!vm)
+		again = (struct pollfd){.fd = fds[i].fd, .events = POLLIN};
+		if (!vm || poll(&again, 1, 0) <= 0)
 			continue;
 		if (vm->is_child && waitpid(vm->pid, &wstatus, WNOHANG) == vm->pid)
 			have = true;
@@ -1267,10 +1371,10 @@ int sup_timeout_ms(struct sup *sup)
 	long long now = mono_ms(), best = -1;
 
 	for (size_t i = 0; i < sup->nvms; i++) {
-		const struct sup_vm *vm = &sup->vms[i];
+		const struct sup_vm *vm = sup->vms[i];
 		long long t;
 
-		if (!has_worker(vm))
+		if (!has_worker(vm) || vm->op)
 			continue;
 		if (vm->state == VM_STARTING)
 			t = 10; /* poll for the control socket: cheap, and start latency counts */
@@ -1284,14 +1388,19 @@ int sup_timeout_ms(struct sup *sup)
 	return best < 0 ? -1 : (int)(best > 1000 ? 1000 : best);
 }
 
-static void tick_starting(struct sup *sup, struct sup_vm *vm, long long now)
+static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
 {
 	char ctl[PATH_MAX], err[256];
 	bool paused = false;
 
+	int ready;
+
 	if (vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl)))
 		return;
-	if (access(ctl, F_OK) == 0 && query_state(sup, vm, &paused, err, sizeof(err)) == 0) {
+	ready = access(ctl, F_OK) == 0 && query_state(sup, vm, &paused, err, sizeof(err)) == 0;
+	if (!has_worker(vm) || vm->state != VM_STARTING)
+		return;
+	if (ready) {
 		vm->deadline_ms = 0;
 		make_sock_group_accessible(sup, vm);
 		vm_log(sup, vm, "worker pid %d is ready", (int)vm->pid);
@@ -1314,6 +1423,18 @@ static void tick_starting(struct sup *sup, struct sup_vm *vm, long long now)
 		vm->deadline_ms = 0;
 		(void)!sys_pidfd_kill(vm->pidfd, SIGKILL);
 	}
+}
+
+/* Probing a starting worker lets go of keeld's lock (a stopped worker answers late): the VM
+ * is the probe's meanwhile, as it would be an API operation's. */
+static void tick_starting(struct sup *sup, struct sup_vm *vm, long long now)
+{
+	vm->op = "starting";
+	vm->op_owner = pthread_self();
+	vm->op_depth = 1;
+	probe_starting(sup, vm, now);
+	vm->op = NULL;
+	vm->op_depth = 0;
 }
 
 static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
@@ -1348,9 +1469,9 @@ void sup_tick(struct sup *sup)
 	long long now = mono_ms();
 
 	for (size_t i = 0; i < sup->nvms; i++) {
-		struct sup_vm *vm = &sup->vms[i];
+		struct sup_vm *vm = sup->vms[i];
 
-		if (!has_worker(vm))
+		if (!has_worker(vm) || vm->op)
 			continue;
 		if (vm->state == VM_STARTING)
 			tick_starting(sup, vm, now);

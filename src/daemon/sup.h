@@ -6,8 +6,9 @@
  * a worker back (pid, start time, last state) is kept in the store; the worker's sockets,
  * status file and log live in STATE_DIR/vms/UUID/.
  *
- * Single-threaded: the caller's event loop polls the fds from sup_pollfds() and calls
- * sup_events() and sup_tick().
+ * Called with keeld's lock held (biglock.h), from the main loop (which polls the fds from
+ * sup_pollfds() without the lock and then calls sup_events() and sup_tick()), from API
+ * requests and from jobs. Waits on a worker let go of the lock (sup_op_begin).
  */
 #ifndef KEEL_DAEMON_SUP_H
 #define KEEL_DAEMON_SUP_H
@@ -58,6 +59,18 @@ struct sup_status {
 };
 
 int sup_create(const struct sup_config *cfg, struct sup **out) __attribute__((warn_unused_result));
+
+/*
+ * An operation on one VM (an API request that changes it, a job): while it runs, the VM is
+ * its owner's (the thread that began it; it may nest) and keeld's lock may be let go while it
+ * waits on the worker. Another thread's sup_op_begin on the VM fails with -EBUSY and a
+ * message naming the operation in progress; the main loop leaves the VM alone until
+ * sup_op_end. name is the VM's name for messages; op (what is in progress, for messages)
+ * must stay valid until sup_op_end.
+ */
+int sup_op_begin(struct sup *sup, const char *uuid, const char *name, const char *op, char *err,
+		 size_t errlen) __attribute__((warn_unused_result));
+void sup_op_end(struct sup *sup, const char *uuid);
 /* Forget everything; running workers keep running. */
 void sup_destroy(struct sup *sup);
 

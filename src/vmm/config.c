@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/parse.h"
+#include "vmm/virtio/net.h"
 
 static const char config_usage[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
@@ -226,6 +228,30 @@ static int set_text(char **dst, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* A file named on the command line, made absolute against the working directory (not
+ * resolved): a description, and so a saved state, names files by absolute path. */
+static int set_path(char **dst, const char *v, char *err, size_t errlen)
+{
+	char cwd[VMDEF_PATH_MAX + 1], *abs;
+
+	if (v[0] == '/')
+		return set_text(dst, v, err, errlen);
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, v) < 0) {
+		snprintf(err, errlen, "%s: cannot make it an absolute path: %s", v,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	if (strlen(abs) > VMDEF_PATH_MAX) {
+		snprintf(err, errlen, "%s: the absolute path is longer than %d bytes", v,
+			 VMDEF_PATH_MAX);
+		free(abs);
+		return -EINVAL;
+	}
+	free(*dst);
+	*dst = abs;
+	return 0;
+}
+
 /* One option that describes the VM (not how this worker runs it), into cfg->def. */
 static int parse_description_option(int c, const char *arg, struct vm_config *cfg, char *err,
 				    size_t errlen)
@@ -236,9 +262,9 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 
 	switch (c) {
 	case OPT_KERNEL:
-		return set_text(&def->kernel, arg, err, errlen);
+		return set_path(&def->kernel, arg, err, errlen);
 	case OPT_INITRD:
-		return set_text(&def->initrd, arg, err, errlen);
+		return set_path(&def->initrd, arg, err, errlen);
 	case OPT_CMDLINE:
 		if (strlen(arg) > VMDEF_CMDLINE_MAX) {
 			snprintf(err, errlen, "--cmdline: at most %d bytes", VMDEF_CMDLINE_MAX);
@@ -287,9 +313,13 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 			return -EINVAL;
 		}
 		r = config_parse_disk(arg, &def->disks[def->ndisks], err, errlen);
-		if (!r)
-			def->ndisks++;
-		return r;
+		if (r)
+			return r;
+		def->ndisks++;
+		return def->disks[def->ndisks - 1].path[0] == '/'
+			       ? 0
+			       : set_path(&def->disks[def->ndisks - 1].path,
+					  def->disks[def->ndisks - 1].path, err, errlen);
 	case OPT_NET:
 		if (def->nnics == VMDEF_MAX_NICS) {
 			snprintf(err, errlen, "--net: at most %d network cards", VMDEF_MAX_NICS);
@@ -444,6 +474,18 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		if (r)
 			goto out;
 		r = -EINVAL;
+	}
+	/* An adapter without a MAC gets its stable default now, so that the description (and a
+	 * saved state's) says what the guest sees. */
+	for (unsigned i = 0; i < cfg->def.nnics; i++) {
+		struct vm_nic *n = &cfg->def.nics[i];
+		uint8_t m[6];
+
+		if (n->mac[0])
+			continue;
+		virtio_net_default_mac(n->tap, m);
+		snprintf(n->mac, sizeof(n->mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
+			 m[3], m[4], m[5]);
 	}
 	if (cfg->serial.kind == CHARDEV_STDIO && cfg->console.kind == CHARDEV_STDIO) {
 		snprintf(err, errlen,

@@ -96,27 +96,47 @@ static bool snap_config_differs(const struct vm_def *saved, const struct vm_def 
 		goto devices;
 	return true;
 devices:
-	for (i = 0; i < cur->ndisks; i++) {
-		const struct vm_disk *a = &saved->disks[i], *b = &cur->disks[i];
+	/* Devices are what the guest found at each PCI slot: matched by slot, not list order. */
+	for (i = 0; i < saved->ndisks; i++) {
+		const struct vm_disk *a = &saved->disks[i], *b = NULL;
 
-		if (a->pci_slot != b->pci_slot || a->readonly != b->readonly ||
-		    strcmp(a->serial, b->serial)) {
+		for (unsigned j = 0; j < cur->ndisks && !b; j++)
+			if (cur->disks[j].pci_slot == a->pci_slot)
+				b = &cur->disks[j];
+		if (!b) {
 			snprintf(why, len,
-				 "disk %u was saved at PCI slot %u%s, serial '%s'; its description "
-				 "has slot %u%s, serial '%s'",
-				 i, a->pci_slot, a->readonly ? " read-only" : "", a->serial,
-				 b->pci_slot, b->readonly ? " read-only" : "", b->serial);
+				 "the VM was saved with a disk at PCI slot %u; its "
+				 "description has none there",
+				 a->pci_slot);
+			return true;
+		}
+		if (a->readonly != b->readonly || strcmp(a->serial, b->serial)) {
+			snprintf(why, len,
+				 "the disk at PCI slot %u was saved%s with serial '%s'; its "
+				 "description has it%s with serial '%s'",
+				 a->pci_slot, a->readonly ? " read-only" : "", a->serial,
+				 b->readonly ? " read-only" : "", b->serial);
 			return true;
 		}
 	}
-	for (i = 0; i < cur->nnics; i++) {
-		const struct vm_nic *a = &saved->nics[i], *b = &cur->nics[i];
+	for (i = 0; i < saved->nnics; i++) {
+		const struct vm_nic *a = &saved->nics[i], *b = NULL;
 
-		if (a->pci_slot != b->pci_slot || strcmp(a->mac, b->mac)) {
+		for (unsigned j = 0; j < cur->nnics && !b; j++)
+			if (cur->nics[j].pci_slot == a->pci_slot)
+				b = &cur->nics[j];
+		if (!b) {
 			snprintf(why, len,
-				 "network adapter %u was saved at PCI slot %u with MAC '%s'; its "
-				 "description has slot %u, MAC '%s'",
-				 i, a->pci_slot, a->mac, b->pci_slot, b->mac);
+				 "the VM was saved with a network adapter at PCI slot %u; "
+				 "its description has none there",
+				 a->pci_slot);
+			return true;
+		}
+		if (strcmp(a->mac, b->mac)) {
+			snprintf(why, len,
+				 "the network adapter at PCI slot %u was saved with MAC %s; its "
+				 "description gives it %s",
+				 a->pci_slot, a->mac, b->mac);
 			return true;
 		}
 	}
@@ -181,6 +201,14 @@ static int snap_config_state(struct state_io *io, void *opaque)
 				   SNAP_MAX_CONFIG);
 			return state_error(io);
 		}
+	}
+	if (!state_saving(io) && io->version < 2) {
+		state_fail(io,
+			   "saved by an older keel-vmm (section 'config' version %u, before VM "
+			   "descriptions were recorded): restore it with that keel-vmm, or "
+			   "discard the saved state",
+			   io->version);
+		return state_error(io);
 	}
 	len = state_u32(io, &len, SNAP_MAX_CONFIG);
 	if (state_saving(io)) {

@@ -160,6 +160,53 @@ static void test_mac_kept_on_same_tap(void **state)
 	vmdef_free(&def);
 }
 
+/* PCI slots through API requests (docs/vm-config.md): kept by path and tap, an explicit
+ * slot wins over a kept one (of any kind of device), a clash of two explicit slots or of an
+ * explicit slot with a device that stays is refused. */
+static void test_slots_kept_and_requested(void **state)
+{
+	struct vm_def def;
+	char err[256];
+
+	make_def(&def, "slots"); /* nets[0] t0 at 1, rng at 2 */
+	assert_int_equal(def.nics[0].pci_slot, 1);
+	assert_int_equal(def.rng.pci_slot, 2);
+	assert_int_equal(apply(&def, "{\"disks\":[{\"path\":\"/a\"},{\"path\":\"/b\"}]}", err), 0);
+	assert_int_equal(def.disks[0].pci_slot, 3);
+	assert_int_equal(def.disks[1].pci_slot, 4);
+	/* Reordered and one added in front: every kept device stays where it was. */
+	assert_int_equal(apply(&def,
+			       "{\"disks\":[{\"path\":\"/c\"},{\"path\":\"/b\"},"
+			       "{\"path\":\"/a\"}]}",
+			       err),
+			 0);
+	assert_int_equal(def.disks[0].pci_slot, 5);
+	assert_int_equal(def.disks[1].pci_slot, 4);
+	assert_int_equal(def.disks[2].pci_slot, 3);
+	assert_int_equal(def.nics[0].pci_slot, 1);
+	/* The adapter asks for the slot of disk /a, which is listed without one: /a moves. */
+	assert_int_equal(apply(&def,
+			       "{\"nets\":[{\"tap\":\"t0\",\"pci_slot\":3}],"
+			       "\"disks\":[{\"path\":\"/a\"}]}",
+			       err),
+			 0);
+	assert_int_equal(def.nics[0].pci_slot, 3);
+	assert_int_equal(def.disks[0].pci_slot, 1);
+	assert_int_equal(def.rng.pci_slot, 2);
+	/* rng listed without a slot keeps its own. */
+	assert_int_equal(apply(&def, "{\"rng\":{}}", err), 0);
+	assert_int_equal(def.rng.pci_slot, 2);
+	/* A device that is not listed keeps its slot: asking for it is a clash. */
+	assert_int_equal(apply(&def, "{\"virtio_console\":{\"pci_slot\":2}}", err), 0);
+	assert_int_equal(vmdef_check(&def, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "both ask for PCI slot 2"));
+	/* Listed again without a slot, it cannot keep one that another device holds. */
+	assert_int_equal(apply(&def, "{\"virtio_console\":{}}", err), 0);
+	assert_int_equal(vmdef_check(&def, err, sizeof(err)), 0);
+	assert_int_equal(def.console.pci_slot, 4);
+	vmdef_free(&def);
+}
+
 static void test_store_roundtrip(void **state)
 {
 	struct store *st;
@@ -334,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_validate_files),
 		cmocka_unit_test(test_mac_kept_on_same_tap),
+		cmocka_unit_test(test_slots_kept_and_requested),
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_checkpoint_store),
 	};

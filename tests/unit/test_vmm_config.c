@@ -19,6 +19,17 @@ static int parse(char **argv, int argc, struct vm_config *cfg, char *err)
 	return config_parse(argc, argv, cfg, err, 256);
 }
 
+/* Files named on the command line are made absolute against the working directory, so
+ * that a saved state's description names them wherever the restore runs. */
+static void assert_cwd_path(const char *got, const char *rel)
+{
+	char want[4200], cwd[4096];
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(want, sizeof(want), "%s/%s", cwd, rel);
+	assert_string_equal(got, want);
+}
+
 static void test_defaults(void **state)
 {
 	char *argv[] = {"keel-vmm", "--kernel", "vmlinuz", NULL};
@@ -26,7 +37,7 @@ static void test_defaults(void **state)
 	char err[256];
 
 	assert_int_equal(parse(argv, 3, &cfg, err), 0);
-	assert_string_equal(cfg.def.kernel, "vmlinuz");
+	assert_cwd_path(cfg.def.kernel, "vmlinuz");
 	assert_null(cfg.def.initrd);
 	assert_null(cfg.def.cmdline);
 	assert_int_equal(cfg.def.cpus, 1);
@@ -68,7 +79,7 @@ static void test_all_options(void **state)
 	char err[256];
 
 	assert_int_equal(parse(argv, 21, &cfg, err), 0);
-	assert_string_equal(cfg.def.initrd, "i");
+	assert_cwd_path(cfg.def.initrd, "i");
 	assert_string_equal(cfg.def.cmdline, "console=ttyS0 quiet");
 	assert_int_equal(cfg.def.cpus, 4);
 	assert_int_equal(cfg.def.memory, 2ull << 30);
@@ -139,6 +150,8 @@ static void test_device_slots(void **state)
 	assert_int_equal(cfg.def.nics[0].pci_slot, 2);
 	assert_int_equal(cfg.def.nics[1].pci_slot, 1);
 	assert_int_equal(cfg.def.rng.pci_slot, 3);
+	/* An adapter without mac= has its stable default in the description. */
+	assert_memory_equal(cfg.def.nics[1].mac, "52:54:00:", 9);
 	config_free(&cfg);
 
 	assert_int_equal(parse(clash, 7, &cfg, err), -EINVAL);

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keeld's one lock. Everything keeld keeps (the store, the supervisor's records, checkpoint
+ * trees, jobs) is read and changed with it held: by the main loop (supervision), by each API
+ * request (libmicrohttpd runs one thread per connection) and by job threads. It is let go
+ * only while a thread waits on a worker (a control-socket reply, a save, a worker's end:
+ * sup.c), so that one slow, hung or stopped worker never delays the API or the supervision
+ * of any other VM. A VM with an operation in progress belongs to that operation until it
+ * ends (sup_op_begin): nobody else changes it meanwhile. docs/locking.md has the whole graph.
+ */
+#ifndef KEEL_DAEMON_BIGLOCK_H
+#define KEEL_DAEMON_BIGLOCK_H
+
+void keeld_lock(void);
+void keeld_unlock(void);
+
+#endif
