@@ -297,3 +297,55 @@ int client_wait_state(const char *name, const char *while_state, const char *wan
 		usleep(CLIENT_WAIT_POLL_MS * 1000);
 	}
 }
+
+int client_wait_job(json_object *job, const char *what)
+{
+	char path[128];
+	bool tty = isatty(2), shown = false;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s", client_str_field(job, "href"));
+	if (!path[0]) {
+		fprintf(stderr, "keel: %s: keeld's reply names no job\n", what);
+		return EXIT_FAIL;
+	}
+	for (;;) {
+		json_object *j = NULL, *p, *e, *v;
+		const char *state;
+
+		ret = client_call("GET", path, NULL, &j, what);
+		if (ret)
+			return ret;
+		state = client_str_field(j, "state");
+		if (tty && json_object_object_get_ex(j, "progress", &p) &&
+		    json_object_object_get_ex(p, "percent", &v)) {
+			int pct = json_object_get_int(v), bars = pct / 5;
+			json_object *d = NULL, *t = NULL;
+
+			json_object_object_get_ex(p, "bytes_done", &d);
+			json_object_object_get_ex(p, "bytes_total", &t);
+			fprintf(stderr, "\r%s: [%.*s%*s] %3d%% (%lld of %lld MiB)", what, bars,
+				"####################", 20 - bars, "", pct,
+				(long long)(json_object_get_int64(d) >> 20),
+				(long long)(json_object_get_int64(t) >> 20));
+			shown = true;
+		}
+		if (strcmp(state, "running")) {
+			if (shown)
+				fputc('\n', stderr);
+			if (!strcmp(state, "succeeded")) {
+				json_object_put(j);
+				return EXIT_OK;
+			}
+			e = NULL;
+			json_object_object_get_ex(j, "error", &e);
+			fprintf(stderr, "keel: %s: %s\n", what, client_str_field(e, "message"));
+			ret = !strcmp(client_str_field(e, "code"), "InvalidState") ? EXIT_BAD_STATE
+										   : EXIT_FAIL;
+			json_object_put(j);
+			return ret;
+		}
+		json_object_put(j);
+		usleep(CLIENT_WAIT_POLL_MS * 1000);
+	}
+}

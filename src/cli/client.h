@@ -61,6 +61,12 @@ const char *client_str_field(json_object *o, const char *key);
  * prints why on stderr and returns EXIT_FAIL (or EXIT_TIMED_OUT, or the call's failure).
  */
 #define CLIENT_WAIT_POLL_MS 100
+/*
+ * Follow a job (the "job" object of keeld's 202 reply) until it ends, with a progress bar
+ * on a terminal. EXIT_OK when it succeeded; else prints keeld's reason and returns
+ * EXIT_BAD_STATE or EXIT_FAIL (or the call's failure).
+ */
+int client_wait_job(json_object *job, const char *what) __attribute__((warn_unused_result));
 int client_wait_state(const char *name, const char *while_state, const char *want, long limit_s,
 		      const char *verb) __attribute__((warn_unused_result));
 

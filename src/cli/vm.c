@@ -594,8 +594,16 @@ static int cmd_action(int argc, char **argv, const char *action)
 						(o.timeout >= 0 ? o.timeout : 86400) + 60, action);
 		else if (!strcmp(action, "turn-off"))
 			ret = client_wait_state(o.name, "Stopping", "Off", 60, action);
-		else if (!strcmp(action, "save"))
-			ret = client_wait_state(o.name, "Stopping", "Saved", 60, action);
+		else if (!strcmp(action, "save")) {
+			json_object *job = NULL;
+
+			/* The save is a job; then the worker ends and the VM is Saved. */
+			ret = json_object_object_get_ex(vm, "job", &job)
+				      ? client_wait_job(job, what)
+				      : EXIT_OK;
+			if (!ret)
+				ret = client_wait_state(o.name, "Stopping", "Saved", 60, action);
+		}
 		if (ret == EXIT_FAIL && !strcmp(action, "stop"))
 			ret = EXIT_TIMED_OUT; /* back to Running: the guest ignored the button */
 	}

@@ -14,7 +14,9 @@
 
 #include "daemon/biglock.h"
 #include "daemon/ckpt.h"
+#include "daemon/jobs.h"
 #include "lib/log.h"
+#include "lib/parse.h"
 
 #define JSON_TYPE "application/json"
 
@@ -69,40 +71,49 @@ void api_reply_free(struct api_reply *r)
 }
 
 /* Map an -errno from a lower layer onto an HTTP error. */
-static void reply_errno(struct api_reply *out, int err, const char *msg)
+/* The HTTP status and error code of an operation's -errno (docs/api/openapi.yaml). */
+static const char *errno_code(int err, unsigned *status)
 {
 	switch (err) {
 	case -EINVAL:
-		api_error_reply(out, 400, "InvalidArgument", msg);
-		break;
+		*status = 400;
+		return "InvalidArgument";
 	case -ENOENT:
-		api_error_reply(out, 404, "NotFound", msg);
-		break;
+		*status = 404;
+		return "NotFound";
 	case -EBUSY:
-		api_error_reply(out, 409, "InvalidState", msg);
-		break;
+		*status = 409;
+		return "InvalidState";
 	case -EEXIST:
-		api_error_reply(out, 409, "AlreadyExists", msg);
-		break;
+		*status = 409;
+		return "AlreadyExists";
 	case -ESTALE:
-		api_error_reply(out, 409, "Conflict", msg);
-		break;
+		*status = 409;
+		return "Conflict";
 	case -ENOEXEC:
-		api_error_reply(out, 500, "StartFailed", msg);
-		break;
+		*status = 500;
+		return "StartFailed";
 	case -ENAMETOOLONG:
-		api_error_reply(out, 500, "Configuration", msg);
-		break;
+		*status = 500;
+		return "Configuration";
 	case -EMEDIUMTYPE:
-		api_error_reply(out, 409, "UnsupportedDisk", msg);
-		break;
-	case -EDQUOT: /* admission control: the host cannot back the VM's memory */
-		api_error_reply(out, 507, "InsufficientMemory", msg);
-		break;
+		*status = 409;
+		return "UnsupportedDisk";
+	case -EDQUOT:
+		*status = 507;
+		return "InsufficientMemory";
 	default:
-		api_error_reply(out, 500, "Internal", msg);
-		break;
+		*status = 500;
+		return "Internal";
 	}
+}
+
+static void reply_errno(struct api_reply *out, int err, const char *msg)
+{
+	unsigned status;
+	const char *code = errno_code(err, &status);
+
+	api_error_reply(out, status, code, msg);
 }
 
 /* Parse a request body: empty means an empty object. Refuses trailing garbage. */
@@ -430,6 +441,70 @@ static int action_opts(json_object *req, bool is_stop, bool *force, unsigned *ti
 	return 0;
 }
 
+/* The job JSON with its error code, as the API shows jobs. */
+static json_object *job_json(const struct job *j)
+{
+	json_object *o = job_to_json(j), *e;
+
+	if (o && json_object_object_get_ex(o, "error", &e)) {
+		unsigned status;
+
+		json_object_object_add(e, "code",
+				       json_object_new_string(errno_code(job_error(j), &status)));
+	}
+	return o;
+}
+
+/* Save-VM as a job: the save (as long as writing the VM's memory takes) runs on the job's
+ * thread; the request answers at once. */
+struct save_job {
+	struct sup *sup;
+	struct vm_def def;
+};
+
+static int save_job_run(void *arg, json_object **result, char *err, size_t errlen)
+{
+	struct save_job *a = arg;
+
+	return sup_save(a->sup, &a->def, err, errlen);
+}
+
+static void save_job_free(void *arg)
+{
+	struct save_job *a = arg;
+
+	vmdef_free(&a->def);
+	free(a);
+}
+
+static int start_save_job(struct api_ctx *ctx, const struct vm_def *def, struct job **job,
+			  char *err, size_t errlen)
+{
+	struct save_job *a = calloc(1, sizeof(*a));
+	char progress[PATH_MAX];
+	int ret;
+
+	if (!a)
+		return -ENOMEM;
+	a->sup = ctx->sup;
+	ret = vmdef_copy(&a->def, def);
+	if (ret) {
+		free(a);
+		return ret;
+	}
+	ret = sup_saved_file(ctx->sup, def->uuid, "memory", progress, sizeof(progress));
+	if (ret) {
+		save_job_free(a);
+		return ret;
+	}
+	ret = job_start(ctx->sup, "save", def->uuid, def->name, progress, def->memory, save_job_run,
+			a, save_job_free, job);
+	if (ret)
+		snprintf(err, errlen, "cannot start the save of VM '%s': %s", def->name,
+			 strerror(-ret));
+	return ret;
+}
+
 static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *action, json_object *req,
 		      struct api_reply *out)
 {
@@ -437,6 +512,8 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 	bool force = false;
 	unsigned timeout = ctx->stop_timeout_s;
 	unsigned status = 200;
+	struct job *job = NULL;
+	json_object *o;
 	int ret;
 
 	ret = action_opts(req, !strcmp(action, "stop"), &force, &timeout, err, sizeof(err));
@@ -471,7 +548,9 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 	} else if (!strcmp(action, "restart")) {
 		ret = sup_restart(ctx->sup, def, err, sizeof(err));
 	} else if (!strcmp(action, "save")) {
-		ret = sup_save(ctx->sup, def, err, sizeof(err));
+		ret = sup_save_check(ctx->sup, def, err, sizeof(err));
+		if (!ret)
+			ret = start_save_job(ctx, def, &job, err, sizeof(err));
 		status = 202;
 	} else if (!strcmp(action, "discard-state")) {
 		ret = sup_discard_state(ctx->sup, def, err, sizeof(err));
@@ -487,7 +566,10 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 		reply_errno(out, ret, err[0] ? err : strerror(-ret));
 		return;
 	}
-	reply_json(out, status, vm_json(ctx, def));
+	o = vm_json(ctx, def);
+	if (o && job)
+		json_object_object_add(o, "job", job_json(job));
+	reply_json(out, status, o);
 }
 
 static void method_not_allowed(struct api_reply *out, const char *method, const char *url,
@@ -697,6 +779,32 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 	vmdef_free(&def);
 }
 
+/* GET /v1/jobs and GET /v1/jobs/ID. */
+static void route_jobs(const char *method, const char *url, const char *path, struct api_reply *out)
+{
+	struct job *j = NULL;
+	char msg[256];
+	uint64_t id;
+
+	if (strcmp(method, "GET")) {
+		method_not_allowed(out, method, url, "GET");
+		return;
+	}
+	if (!strcmp(path, "/v1/jobs")) {
+		reply_json(out, 200, jobs_to_json());
+		return;
+	}
+	if (!parse_uint(path + 9, 1, UINT64_MAX, &id))
+		j = job_find(id);
+	if (!j) {
+		snprintf(msg, sizeof(msg), "no job %.40s (finished jobs are kept for the last %d)",
+			 path + 9, JOBS_KEEP_FINISHED);
+		api_error_reply(out, 404, "NotFound", msg);
+		return;
+	}
+	reply_json(out, 200, job_json(j));
+}
+
 static void handle_locked(struct api_ctx *ctx, const char *method, const char *url,
 			  const char *body, size_t len, struct api_reply *out)
 {
@@ -746,6 +854,8 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			do_create(ctx, req, out);
 		else
 			method_not_allowed(out, method, url, "GET, POST");
+	} else if (!strcmp(path, "/v1/jobs") || !strncmp(path, "/v1/jobs/", 9)) {
+		route_jobs(method, url, path, out);
 	} else if (!strncmp(path, "/v1/vms/", 8) && path[8]) {
 		key = path + 8;
 		sub = strchr(key, '/');

@@ -282,6 +282,16 @@ int sup_op_begin(struct sup *sup, const char *uuid, const char *name, const char
 	return 0;
 }
 
+void sup_op_handover(struct sup *sup, const char *uuid, pthread_t owner, const char *op)
+{
+	for (size_t i = 0; i < sup->nvms; i++) {
+		if (!strcmp(sup->vms[i]->uuid, uuid) && sup->vms[i]->op_depth) {
+			sup->vms[i]->op_owner = owner;
+			sup->vms[i]->op = op;
+		}
+	}
+}
+
 void sup_op_end(struct sup *sup, const char *uuid)
 {
 	for (size_t i = 0; i < sup->nvms; i++) {
@@ -1035,6 +1045,23 @@ int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 		set_state(sup, vm, VM_RUNNING, "%s", "");
 	}
 	return ret;
+}
+
+int sup_save_check(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+{
+	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+
+	if (!vm)
+		return -ENOMEM;
+	return need_state(vm, "save", S(VM_RUNNING) | S(VM_PAUSED), "", err, errlen);
+}
+
+int sup_saved_file(struct sup *sup, const char *uuid, const char *name, char *buf, size_t size)
+{
+	char rel[64];
+
+	snprintf(rel, sizeof(rel), "%s/%s", SUP_SAVED_DIR, name);
+	return vm_path(sup, uuid, rel, buf, size);
 }
 
 /* Save-VM: the worker saves (pausing the VM) into the VM's directory, then quits; the VM

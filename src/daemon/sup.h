@@ -14,6 +14,7 @@
 #define KEEL_DAEMON_SUP_H
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -71,6 +72,9 @@ int sup_create(const struct sup_config *cfg, struct sup **out) __attribute__((wa
 int sup_op_begin(struct sup *sup, const char *uuid, const char *name, const char *op, char *err,
 		 size_t errlen) __attribute__((warn_unused_result));
 void sup_op_end(struct sup *sup, const char *uuid);
+/* Give the VM's operation to another thread (a job's), which ends its hold with sup_op_end;
+ * op replaces what the VM shows as in progress. */
+void sup_op_handover(struct sup *sup, const char *uuid, pthread_t owner, const char *op);
 /* Forget everything; running workers keep running. */
 void sup_destroy(struct sup *sup);
 
@@ -101,6 +105,12 @@ int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 /* Save-VM (docs/state.md): the worker saves the VM into the VM's directory and quits; the
  * state becomes Saved and the next start restores it. Running or Paused VMs only. */
 int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* sup_save's state check alone (-EBUSY with err), for a request that starts it as a job. */
+int sup_save_check(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The path of file NAME in a VM's saved-state directory (what a save is writing). */
+int sup_saved_file(struct sup *sup, const char *uuid, const char *name, char *buf, size_t size)
 	__attribute__((warn_unused_result));
 /* Remove a Saved VM's saved state: it becomes Off and the next start boots afresh. */
 int sup_discard_state(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)

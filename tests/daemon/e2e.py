@@ -18,6 +18,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import tempfile
 import time
 
@@ -975,6 +976,69 @@ def case_admission(e):
     e.wait_state("m1", "Off")
     e.start("m2")
     e.keel("vm", "turn-off", "m2")
+
+
+def case_nonblocking(e):
+    """keeld never waits on one worker while others need it (docs/keeld.md, "Jobs"): with
+    one VM's worker stopped (SIGSTOP), its save is a job that runs on, and another VM
+    starts, is listed and turned off with normal latency; a second operation on the busy VM
+    is refused naming the job; the save finishes once the worker runs again."""
+    bound = 3.0  # seconds: generous for a tiny guest under ASan, but finite
+
+    def timed(what, fn):
+        t0 = time.time()
+        r = fn()
+        dt = time.time() - t0
+        check(dt < bound, "%s took %.2f s (bound %.1f s) while another VM's worker was stopped"
+              % (what, dt, bound))
+        return r
+
+    e.start_keeld()
+    e.create("b1", memory=64 << 20)
+    e.create("b2")
+    vm = e.start("b1")
+    e.console_until("b1", r"daemon-guest: ready for input")
+    os.kill(vm["pid"], signal.SIGSTOP)
+    try:
+        # A plain request to the stopped worker waits for it on its own connection only.
+        slow = threading.Thread(target=lambda: e.curl("POST", "/v1/vms/b1/pause", {}))
+        slow.start()
+        time.sleep(0.3)
+        timed("listing VMs during a pause of a stopped worker",
+              lambda: e.api_ok("GET", "/v1/vms"))
+        slow.join(timeout=30)
+        reply = timed("starting a save of the stopped worker",
+                      lambda: e.api_ok("POST", "/v1/vms/b1/save", {}, want=202))
+        job = reply["job"]
+        check(job["state"] == "running" and job["operation"] == "save" and
+              job["progress"]["bytes_total"] == 64 << 20, "save job: %r" % job)
+        timed("listing VMs during the save", lambda: e.api_ok("GET", "/v1/vms"))
+        timed("starting another VM during the save", lambda: e.start("b2"))
+        e.console_until("b2", r"daemon-guest: ready for input")
+        e.api_err("POST", "/v1/vms/b1/turn-off", {}, want=409, msg="busy (save (job %d))" %
+                  job["id"])
+        check(e.api_ok("GET", job["href"])["state"] == "running", "the job ended early")
+        timed("turning the other VM off during the save",
+              lambda: e.keel("vm", "turn-off", "b2"))
+        check(e.vm("b2")["state"] == "Off", "b2 is %s" % e.vm("b2")["state"])
+    finally:
+        os.kill(vm["pid"], signal.SIGCONT)
+    deadline = time.time() + 60
+    while True:
+        j = e.api_ok("GET", job["href"])
+        if j["state"] != "running" or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    check(j["state"] == "succeeded" and j["progress"]["percent"] == 100 and j["finished"],
+          "save job after SIGCONT: %r" % j)
+    check(e.wait_state("b1", "Saved")["state"] == "Saved", "b1 is not Saved")
+    listed = e.api_ok("GET", "/v1/jobs")
+    check([x["id"] for x in listed] == [job["id"]], "jobs: %r" % listed)
+    e.api_err("GET", "/v1/jobs/999", want=404, msg="no job 999")
+    # The CLI follows the job: save, then start (restores) and save again through keel.
+    e.start("b1")
+    e.keel("vm", "save", "b1")
+    check(e.vm("b1")["state"] == "Saved", "keel vm save: %s" % e.vm("b1")["state"])
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}

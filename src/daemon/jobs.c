@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/jobs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "daemon/biglock.h"
+#include "lib/log.h"
+
+struct job {
+	uint64_t id;
+	char operation[32];
+	char op_desc[64]; /* what the VM shows as in progress: "save (job 7)" */
+	char uuid[VMDEF_UUID_LEN + 1];
+	char name[VMDEF_NAME_MAX + 1];
+	enum job_state state;
+	int error; /* 0 or the failure's -errno */
+	char message[768];
+	json_object *result;
+	time_t created, finished;
+	char progress_file[PATH_MAX];
+	uint64_t total;
+	struct sup *sup;
+	job_fn fn;
+	void *arg;
+	void (*free_arg)(void *);
+};
+
+/* Every job kept, oldest first; with keeld's lock held. */
+static struct job **jobs;
+static size_t njobs, cap;
+static uint64_t next_id = 1;
+
+static void forget_old(void)
+{
+	size_t finished = 0;
+
+	for (size_t i = 0; i < njobs; i++)
+		finished += jobs[i]->state != JOB_RUNNING;
+	for (size_t i = 0; i < njobs && finished > JOBS_KEEP_FINISHED;) {
+		struct job *j = jobs[i];
+
+		if (j->state == JOB_RUNNING) {
+			i++;
+			continue;
+		}
+		json_object_put(j->result);
+		free(j);
+		memmove(&jobs[i], &jobs[i + 1], (njobs - i - 1) * sizeof(*jobs));
+		njobs--;
+		finished--;
+	}
+}
+
+static void *job_thread(void *opaque)
+{
+	struct job *j = opaque;
+	json_object *result = NULL;
+	char err[768] = "";
+	int r;
+
+	keeld_lock();
+	r = j->fn(j->arg, &result, err, sizeof(err));
+	j->state = r ? JOB_FAILED : JOB_SUCCEEDED;
+	j->error = r;
+	j->result = result;
+	snprintf(j->message, sizeof(j->message), "%s", r && !err[0] ? strerror(-r) : err);
+	j->finished = time(NULL);
+	if (j->free_arg)
+		j->free_arg(j->arg);
+	j->arg = NULL;
+	log_info("job %" PRIu64 " (%s of VM %s) %s%s%s", j->id, j->operation, j->name,
+		 r ? "failed" : "done", j->message[0] ? ": " : "", j->message);
+	sup_op_end(j->sup, j->uuid);
+	forget_old();
+	keeld_unlock();
+	return NULL;
+}
+
+int job_start(struct sup *sup, const char *operation, const char *uuid, const char *name,
+	      const char *progress_file, uint64_t total, job_fn fn, void *arg,
+	      void (*free_arg)(void *), struct job **out)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	pthread_attr_t attr;
+	pthread_t tid;
+	char err[256];
+	int r;
+
+	if (!j) {
+		free_arg(arg);
+		return -ENOMEM;
+	}
+	if (njobs == cap) {
+		size_t ncap = cap ? cap * 2 : 16;
+		struct job **bigger = realloc(jobs, ncap * sizeof(*bigger));
+
+		if (!bigger) {
+			free(j);
+			free_arg(arg);
+			return -ENOMEM;
+		}
+		jobs = bigger;
+		cap = ncap;
+	}
+	j->id = next_id++;
+	snprintf(j->operation, sizeof(j->operation), "%s", operation);
+	snprintf(j->op_desc, sizeof(j->op_desc), "%s (job %" PRIu64 ")", operation, j->id);
+	snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	snprintf(j->progress_file, sizeof(j->progress_file), "%s",
+		 progress_file ? progress_file : "");
+	j->total = total;
+	j->created = time(NULL);
+	j->sup = sup;
+	j->fn = fn;
+	j->arg = arg;
+	j->free_arg = free_arg;
+	/* The job's own hold on the VM, taken by the caller's thread (which holds it already)
+	 * and handed to the job's thread below. */
+	r = sup_op_begin(sup, uuid, name, j->op_desc, err, sizeof(err));
+	if (r) {
+		free(j);
+		free_arg(arg);
+		return r;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&tid, &attr, job_thread, j);
+	pthread_attr_destroy(&attr);
+	if (r) {
+		sup_op_end(sup, uuid);
+		free(j);
+		free_arg(arg);
+		return r;
+	}
+	/* The thread waits for keeld's lock, which the caller holds: hand the VM over first. */
+	sup_op_handover(sup, uuid, tid, j->op_desc);
+	jobs[njobs++] = j;
+	*out = j;
+	return 0;
+}
+
+static const char *state_name(enum job_state s)
+{
+	return s == JOB_RUNNING ? "running" : s == JOB_SUCCEEDED ? "succeeded" : "failed";
+}
+
+static json_object *time_or_null(time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (!t || !gmtime_r(&t, &tm))
+		return NULL;
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_object_new_string(buf);
+}
+
+json_object *job_to_json(const struct job *j)
+{
+	json_object *o = json_object_new_object(), *p;
+	char href[64];
+
+	if (!o)
+		return NULL;
+	snprintf(href, sizeof(href), "/v1/jobs/%" PRIu64, j->id);
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)j->id));
+	json_object_object_add(o, "href", json_object_new_string(href));
+	json_object_object_add(o, "operation", json_object_new_string(j->operation));
+	json_object_object_add(o, "vm", json_object_new_string(j->name));
+	json_object_object_add(o, "vm_id", json_object_new_string(j->uuid));
+	json_object_object_add(o, "state", json_object_new_string(state_name(j->state)));
+	json_object_object_add(o, "created", time_or_null(j->created));
+	json_object_object_add(o, "finished", time_or_null(j->finished));
+	if (j->total) {
+		struct stat st;
+		uint64_t done = j->state == JOB_SUCCEEDED ? j->total : 0;
+
+		if (j->state == JOB_RUNNING && j->progress_file[0] &&
+		    stat(j->progress_file, &st) == 0)
+			done = (uint64_t)st.st_size < j->total ? (uint64_t)st.st_size : j->total;
+		p = json_object_new_object();
+		json_object_object_add(p, "bytes_done", json_object_new_int64((int64_t)done));
+		json_object_object_add(p, "bytes_total", json_object_new_int64((int64_t)j->total));
+		json_object_object_add(p, "percent",
+				       json_object_new_int((int)(done * 100 / j->total)));
+		json_object_object_add(o, "progress", p);
+	}
+	if (j->state == JOB_FAILED) {
+		json_object *e = json_object_new_object();
+
+		json_object_object_add(e, "message", json_object_new_string(j->message));
+		json_object_object_add(o, "error", e);
+	}
+	if (j->result)
+		json_object_object_add(o, "result", json_object_get(j->result));
+	return o;
+}
+
+int job_error(const struct job *j)
+{
+	return j->error;
+}
+
+struct job *job_find(uint64_t id)
+{
+	for (size_t i = 0; i < njobs; i++)
+		if (jobs[i]->id == id)
+			return jobs[i];
+	return NULL;
+}
+
+json_object *jobs_to_json(void)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < njobs; i++)
+		json_object_array_add(a, job_to_json(jobs[i]));
+	return a;
+}

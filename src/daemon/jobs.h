@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Jobs: operations that take longer than a request (Save-VM, checkpoints; later export,
+ * migration, image downloads). The request that starts one returns 202 with the job; the
+ * job runs on a thread of its own, holding keeld's lock (biglock.h) except while it waits on
+ * a worker, and owning its VM (sup_op_begin) until it ends. GET /v1/jobs/ID reports its
+ * state, progress and outcome (docs/keeld.md, "Jobs"). Finished jobs are kept for
+ * JOBS_KEEP_FINISHED newer ones, then forgotten.
+ */
+#ifndef KEEL_DAEMON_JOBS_H
+#define KEEL_DAEMON_JOBS_H
+
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "daemon/sup.h"
+
+#define JOBS_KEEP_FINISHED 64
+
+enum job_state { JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED };
+
+struct job;
+
+/*
+ * The work: runs on the job's thread with keeld's lock held and the VM owned. Returns 0 or
+ * a negative errno with a message in err; *result (optional, taken over) is what the job
+ * produced (the checkpoint, ...).
+ */
+typedef int (*job_fn)(void *arg, json_object **result, char *err, size_t errlen);
+
+/*
+ * Start a job named operation on the VM (uuid, name), whose operation the calling request
+ * holds (sup_op_begin): the job takes a hold of its own and keeps the VM until it ends.
+ * progress_file and total, when given, are the file whose size says how far it got and
+ * the size it will have. arg is freed with free_arg when the job ends. Called with keeld's
+ * lock held. Returns 0 and the job, or -errno (nothing started, free_arg already called).
+ */
+int job_start(struct sup *sup, const char *operation, const char *uuid, const char *name,
+	      const char *progress_file, uint64_t total, job_fn fn, void *arg,
+	      void (*free_arg)(void *), struct job **out) __attribute__((warn_unused_result));
+
+/* The job as the API shows it (keeld's lock held); NULL on allocation failure. A failed
+ * job's "error" holds its message; job_error gives its errno for the API's error code. */
+json_object *job_to_json(const struct job *j);
+int job_error(const struct job *j);
+/* Look a job up by id; NULL if unknown (or forgotten). */
+struct job *job_find(uint64_t id);
+/* Every job kept, oldest first, as a JSON array. */
+json_object *jobs_to_json(void);
+
+#endif
