@@ -25,6 +25,7 @@ static const struct cli_group groups[] = {
 	{"console", "attach to a VM's serial console (keeld)", cli_console_main},
 	{"checkpoint", "a VM's checkpoints: create, list, apply, delete, rename (keeld)",
 	 cli_checkpoint_main},
+	{"host", "the host's life cycle: shutdown (keeld)", cli_host_main},
 };
 
 static void usage(FILE *f)

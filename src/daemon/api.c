@@ -14,6 +14,7 @@
 
 #include "daemon/biglock.h"
 #include "daemon/ckpt.h"
+#include "daemon/host.h"
 #include "daemon/jobs.h"
 #include "lib/log.h"
 #include "lib/parse.h"
@@ -779,6 +780,63 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 	vmdef_free(&def);
 }
 
+/* POST /v1/host/shutdown {"timeout": SEC}: every running VM's automatic stop action, as a
+ * job of the host; its result is the report of what happened to each VM. */
+struct host_job {
+	struct store *store;
+	struct sup *sup;
+	unsigned timeout;
+};
+
+static int host_job_run(void *arg, json_object **result, char *err, size_t errlen)
+{
+	struct host_job *a = arg;
+
+	return host_shutdown(a->store, a->sup, a->timeout, result, err, errlen);
+}
+
+static void do_host_shutdown(struct api_ctx *ctx, json_object *req, struct api_reply *out)
+{
+	struct host_job *a;
+	struct job *job = NULL;
+	char err[256] = "";
+	unsigned timeout = ctx->stop_timeout_s;
+	int ret;
+
+	json_object_object_foreach(req, key, val)
+	{
+		int64_t t;
+
+		if (strcmp(key, "timeout")) {
+			snprintf(err, sizeof(err), "unknown field '%s' (only 'timeout')", key);
+			api_error_reply(out, 400, "InvalidArgument", err);
+			return;
+		}
+		t = json_object_get_int64(val);
+		if (!json_object_is_type(val, json_type_int) || t < 0 ||
+		    t > HOST_SHUTDOWN_TIMEOUT_MAX) {
+			snprintf(err, sizeof(err), "field 'timeout' must be seconds from 0 to %d",
+				 HOST_SHUTDOWN_TIMEOUT_MAX);
+			api_error_reply(out, 400, "InvalidArgument", err);
+			return;
+		}
+		timeout = (unsigned)t;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		reply_errno(out, -ENOMEM, "out of memory");
+		return;
+	}
+	*a = (struct host_job){ctx->store, ctx->sup, timeout};
+	ret = job_start(ctx->sup, "host-shutdown", NULL, NULL, NULL, 0, host_job_run, a, free,
+			&job);
+	if (ret) {
+		reply_errno(out, ret, "cannot start the host shutdown job");
+		return;
+	}
+	reply_json(out, 202, job_json(job));
+}
+
 /* GET /v1/jobs and GET /v1/jobs/ID. */
 static void route_jobs(const char *method, const char *url, const char *path, struct api_reply *out)
 {
@@ -854,6 +912,11 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			do_create(ctx, req, out);
 		else
 			method_not_allowed(out, method, url, "GET, POST");
+	} else if (!strcmp(path, "/v1/host/shutdown")) {
+		if (strcmp(method, "POST"))
+			method_not_allowed(out, method, url, "POST");
+		else
+			do_host_shutdown(ctx, req, out);
 	} else if (!strcmp(path, "/v1/jobs") || !strncmp(path, "/v1/jobs/", 9)) {
 		route_jobs(method, url, path, out);
 	} else if (!strncmp(path, "/v1/vms/", 8) && path[8]) {

@@ -76,9 +76,11 @@ static void *job_thread(void *opaque)
 	if (j->free_arg)
 		j->free_arg(j->arg);
 	j->arg = NULL;
-	log_info("job %" PRIu64 " (%s of VM %s) %s%s%s", j->id, j->operation, j->name,
-		 r ? "failed" : "done", j->message[0] ? ": " : "", j->message);
-	sup_op_end(j->sup, j->uuid);
+	log_info("job %" PRIu64 " (%s%s%s) %s%s%s", j->id, j->operation,
+		 j->uuid[0] ? " of VM " : "", j->name, r ? "failed" : "done",
+		 j->message[0] ? ": " : "", j->message);
+	if (j->uuid[0])
+		sup_op_end(j->sup, j->uuid);
 	forget_old();
 	keeld_unlock();
 	return NULL;
@@ -113,8 +115,8 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	j->id = next_id++;
 	snprintf(j->operation, sizeof(j->operation), "%s", operation);
 	snprintf(j->op_desc, sizeof(j->op_desc), "%s (job %" PRIu64 ")", operation, j->id);
-	snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
-	snprintf(j->name, sizeof(j->name), "%s", name);
+	snprintf(j->uuid, sizeof(j->uuid), "%s", uuid ? uuid : "");
+	snprintf(j->name, sizeof(j->name), "%s", name ? name : "");
 	snprintf(j->progress_file, sizeof(j->progress_file), "%s",
 		 progress_file ? progress_file : "");
 	j->total = total;
@@ -125,7 +127,7 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	j->free_arg = free_arg;
 	/* The job's own hold on the VM, taken by the caller's thread (which holds it already)
 	 * and handed to the job's thread below. */
-	r = sup_op_begin(sup, uuid, name, j->op_desc, err, sizeof(err));
+	r = uuid ? sup_op_begin(sup, uuid, name, j->op_desc, err, sizeof(err)) : 0;
 	if (r) {
 		free(j);
 		free_arg(arg);
@@ -136,13 +138,15 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	r = -pthread_create(&tid, &attr, job_thread, j);
 	pthread_attr_destroy(&attr);
 	if (r) {
-		sup_op_end(sup, uuid);
+		if (uuid)
+			sup_op_end(sup, uuid);
 		free(j);
 		free_arg(arg);
 		return r;
 	}
 	/* The thread waits for keeld's lock, which the caller holds: hand the VM over first. */
-	sup_op_handover(sup, uuid, tid, j->op_desc);
+	if (uuid)
+		sup_op_handover(sup, uuid, tid, j->op_desc);
 	jobs[njobs++] = j;
 	*out = j;
 	return 0;
@@ -175,8 +179,10 @@ json_object *job_to_json(const struct job *j)
 	json_object_object_add(o, "id", json_object_new_int64((int64_t)j->id));
 	json_object_object_add(o, "href", json_object_new_string(href));
 	json_object_object_add(o, "operation", json_object_new_string(j->operation));
-	json_object_object_add(o, "vm", json_object_new_string(j->name));
-	json_object_object_add(o, "vm_id", json_object_new_string(j->uuid));
+	if (j->uuid[0]) {
+		json_object_object_add(o, "vm", json_object_new_string(j->name));
+		json_object_object_add(o, "vm_id", json_object_new_string(j->uuid));
+	}
 	json_object_object_add(o, "state", json_object_new_string(state_name(j->state)));
 	json_object_object_add(o, "created", time_or_null(j->created));
 	json_object_object_add(o, "finished", time_or_null(j->finished));

@@ -31,7 +31,8 @@ typedef int (*job_fn)(void *arg, json_object **result, char *err, size_t errlen)
 
 /*
  * Start a job named operation on the VM (uuid, name), whose operation the calling request
- * holds (sup_op_begin): the job takes a hold of its own and keeps the VM until it ends.
+ * holds (sup_op_begin): the job takes a hold of its own and keeps the VM until it ends. A
+ * job of the host (uuid and name NULL) holds no VM.
  * progress_file and total, when given, are the file whose size says how far it got and
  * the size it will have. arg is freed with free_arg when the job ends. Called with keeld's
  * lock held. Returns 0 and the job, or -errno (nothing started, free_arg already called).

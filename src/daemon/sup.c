@@ -652,6 +652,16 @@ void sup_autostart(struct sup *sup)
 	store_vm_list_free(defs, n);
 }
 
+void sup_set_was_running(struct sup *sup, const char *uuid)
+{
+	struct sup_vm *vm = get_vm(sup, uuid, NULL);
+
+	if (!vm)
+		return;
+	vm->was_running = true;
+	persist(sup, vm);
+}
+
 void sup_status(struct sup *sup, const char *uuid, struct sup_status *out)
 {
 	struct sup_vm *vm = get_vm(sup, uuid, NULL);

@@ -85,6 +85,9 @@ void sup_autostart(struct sup *sup);
 
 const char *sup_state_name(enum vm_state s);
 void sup_status(struct sup *sup, const char *uuid, struct sup_status *out);
+/* Record that the VM was running when the host went down (its worker has ended since), so
+ * that a `start-if-running` start action starts it with the next keeld. */
+void sup_set_was_running(struct sup *sup, const char *uuid);
 
 /*
  * Actions. Each returns 0 once the action is under way (the state shows its progress) or

@@ -1041,6 +1041,47 @@ def case_nonblocking(e):
     check(e.vm("b1")["state"] == "Saved", "keel vm save: %s" % e.vm("b1")["state"])
 
 
+def case_host_shutdown(e):
+    """`keel host shutdown` applies each running VM's automatic stop action within a bounded
+    time, and the next keeld applies the automatic start actions (docs/keeld.md)."""
+    e.start_keeld()
+    e.create("h1", automatic_stop_action="turn-off", automatic_start_action="start-if-running")
+    e.create("h2", automatic_stop_action="save", automatic_start_action="start-if-running")
+    e.create("h3", automatic_stop_action="shut-down", automatic_start_action="nothing")
+    e.create("h4", cmdline="button=ignore", automatic_stop_action="shut-down",
+             automatic_start_action="start-if-running")
+    e.create("h5", automatic_start_action="start-if-running")  # never started: stays Off
+    for n in ("h1", "h2", "h3", "h4"):
+        e.start(n)
+        e.console_until(n, r"daemon-guest: ready for input")
+    t0 = time.time()
+    out, _ = e.keel("host", "shutdown", "--timeout", "3")
+    took = time.time() - t0
+    rows = {l.split()[0]: l.split(None, 3)[1:] for l in out.splitlines() if l.strip()}
+    check(sorted(rows) == ["h1", "h2", "h3", "h4"], "host shutdown report: %r" % out)
+    check(rows["h1"][:2] == ["turn-off", "Off"] and rows["h2"][:2] == ["save", "Saved"] and
+          rows["h3"][:2] == ["shut-down", "Off"] and rows["h4"][:2] == ["shut-down", "Off"],
+          "host shutdown outcomes: %r" % out)
+    check("power button" in rows["h3"][2] and "did not shut down within 3 s" in rows["h4"][2],
+          "host shutdown reasons: %r" % out)
+    check(took < 20, "host shutdown took %.1f s" % took)
+    for n in ("h1", "h2", "h3", "h4", "h5"):
+        check(not e.vm(n)["pid"], "%s still has a worker after the host shutdown" % n)
+    # The next keeld starts what was running and has start-if-running; h2 from its save.
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    for n in ("h1", "h2", "h4"):
+        vm = e.wait_state(n, "Running")
+        check(vm["state"] == "Running", "%s after keeld start: %r" % (n, vm))
+        e.pids.add(vm["pid"])
+    check(e.vm("h2")["state_reason"] == "restored from its saved state",
+          "h2: %r" % e.vm("h2")["state_reason"])
+    check(e.vm("h3")["state"] == "Off" and e.vm("h5")["state"] == "Off",
+          "h3/h5 started: %s %s" % (e.vm("h3")["state"], e.vm("h5")["state"]))
+    for n in ("h1", "h2", "h4"):
+        e.keel("vm", "turn-off", n)
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
 

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/host.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/biglock.h"
+#include "lib/error.h"
+#include "lib/log.h"
+
+/* What happened to one VM, for the report and the log. */
+struct host_vm {
+	const struct vm_def *def;
+	const char *action;
+	char outcome[512];
+	bool handled;
+};
+
+static bool running(struct sup *sup, const char *uuid)
+{
+	struct sup_status st;
+
+	sup_status(sup, uuid, &st);
+	return st.pid > 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Start VM h's stop action; false when the VM is busy with another operation (retried). */
+static bool begin_action(struct sup *sup, struct host_vm *h, unsigned timeout_s)
+{
+	const struct vm_def *def = h->def;
+	struct sup_status st;
+	char err[400] = "";
+	int r;
+
+	if (sup_op_begin(sup, def->uuid, def->name, "host shutdown", err, sizeof(err)))
+		return false;
+	sup_status(sup, def->uuid, &st);
+	h->handled = true;
+	if (def->stop_action == VM_STOP_SAVE && (st.state == VM_RUNNING || st.state == VM_PAUSED)) {
+		h->action = "save";
+		r = sup_save(sup, def, err, sizeof(err));
+	} else if (def->stop_action == VM_STOP_SHUT_DOWN &&
+		   (st.state == VM_RUNNING || st.state == VM_PAUSED)) {
+		h->action = "shut-down";
+		r = st.state == VM_PAUSED ? sup_resume(sup, def, err, sizeof(err)) : 0;
+		if (!r)
+			r = sup_stop(sup, def, true, timeout_s, err, sizeof(err));
+	} else {
+		h->action = "turn-off";
+		r = st.state == VM_STOPPING ? 0 : sup_turn_off(sup, def, err, sizeof(err));
+	}
+	if (r) {
+		/* The action could not begin (the save failed, ...): turn the VM off instead. */
+		char why[300];
+
+		snprintf(why, sizeof(why), "%.299s", err);
+		log_warn("host shutdown: VM %s: %s failed (%s): turning it off", def->name,
+			 h->action, why);
+		snprintf(h->outcome, sizeof(h->outcome), "%s failed (%s); turned off", h->action,
+			 why);
+		if (sup_turn_off(sup, def, err, sizeof(err)))
+			log_err("host shutdown: VM %s: cannot turn it off: %s", def->name, err);
+	}
+	sup_op_end(sup, def->uuid);
+	return true;
+}
+
+int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json_object **report,
+		  char *err, size_t errlen)
+{
+	struct vm_def *defs = NULL;
+	struct host_vm *hv;
+	size_t n = 0, left;
+	long long deadline;
+	bool forced = false;
+
+	if (store_vm_list(store, &defs, &n)) {
+		error_set(err, errlen, "cannot read the VMs from the store");
+		return -EIO;
+	}
+	hv = calloc(n ? n : 1, sizeof(*hv));
+	if (!hv) {
+		store_vm_list_free(defs, n);
+		return -ENOMEM;
+	}
+	log_info("host shutdown: applying the automatic stop actions (graceful shutdowns get %u s)",
+		 timeout_s);
+	for (size_t i = 0; i < n; i++)
+		hv[i].def = &defs[i];
+	/* Saves run here one after another (each lets go of keeld's lock while it writes);
+	 * graceful shutdowns and turn-offs run on, supervised by the main loop. */
+	deadline = now_ms() + (long long)timeout_s * 1000;
+	for (;;) {
+		left = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!hv[i].handled && running(sup, defs[i].uuid) &&
+			    !begin_action(sup, &hv[i], timeout_s))
+				left++;
+			if (running(sup, defs[i].uuid))
+				left++;
+		}
+		if (!left)
+			break;
+		if (now_ms() > deadline + 10000 && !forced) {
+			/* The graceful stops turn VMs off at their own deadline; anything still
+			 * here (a worker that does not quit) is turned off now. */
+			forced = true;
+			for (size_t i = 0; i < n; i++) {
+				char why[256];
+
+				if (running(sup, defs[i].uuid) &&
+				    !sup_op_begin(sup, defs[i].uuid, defs[i].name, "host shutdown",
+						  why, sizeof(why))) {
+					(void)!sup_turn_off(sup, &defs[i], why, sizeof(why));
+					sup_op_end(sup, defs[i].uuid);
+				}
+			}
+		}
+		if (now_ms() > deadline + 30000) {
+			error_set(err, errlen,
+				  "%zu VMs still run %u s after the host shutdown began: see "
+				  "keel vm list",
+				  left, timeout_s + 30);
+			break;
+		}
+		keeld_unlock();
+		usleep(100 * 1000);
+		keeld_lock();
+	}
+	*report = json_object_new_array();
+	for (size_t i = 0; i < n && *report; i++) {
+		struct sup_status st;
+		json_object *o;
+
+		if (!hv[i].handled)
+			continue;
+		/* After its worker ended (which clears it): a `start-if-running` VM starts
+		 * again with keeld. */
+		sup_set_was_running(sup, defs[i].uuid);
+		sup_status(sup, defs[i].uuid, &st);
+		o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(defs[i].name));
+		json_object_object_add(o, "action", json_object_new_string(hv[i].action));
+		json_object_object_add(o, "state",
+				       json_object_new_string(sup_state_name(st.state)));
+		json_object_object_add(
+			o, "reason",
+			json_object_new_string(hv[i].outcome[0] ? hv[i].outcome : st.reason));
+		json_object_array_add(*report, o);
+		log_info("host shutdown: VM %s: %s: %s (%s)", defs[i].name, hv[i].action,
+			 sup_state_name(st.state), st.reason);
+	}
+	free(hv);
+	store_vm_list_free(defs, n);
+	if (left)
+		return -ETIMEDOUT;
+	return *report ? 0 : -ENOMEM;
+}
