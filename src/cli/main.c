@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return CLI_OK;
 		} else if (!strcmp(argv[i], "--version")) {
-			printf("keel 0.1.0\n");
+			printf("keel %s\n", KEEL_VERSION);
 			return CLI_OK;
 		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
 			level = level == LOG_WARN ? LOG_INFO : LOG_DEBUG;

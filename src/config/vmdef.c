@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "config/vmdef.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 
 #include "lib/error.h"
 #include "lib/parse.h"
+#include "lib/uuid.h"
 
 static const char *const start_action_names[] = {"nothing", "start-if-running", "start"};
 static const char *const stop_action_names[] = {"turn-off", "shut-down", "save"};
@@ -142,16 +144,15 @@ bool vmdef_tap_ok(const char *tap)
 
 int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1])
 {
-	uint8_t b[16];
+	char text[UUID_STR_LEN];
+	struct uuid u;
+	int r = uuid_generate(&u);
 
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-		return -EIO;
-	b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
-	b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-	snprintf(out, VMDEF_UUID_LEN + 1,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-		 b[15]);
+	if (r)
+		return r;
+	uuid_format(&u, false, text);
+	for (int i = 0; i <= VMDEF_UUID_LEN; i++) /* the API's ids are lower case */
+		out[i] = (char)tolower((unsigned char)text[i]);
 	return 0;
 }
 

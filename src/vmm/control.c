@@ -84,8 +84,9 @@ static const char *const control_names[] = {
 	[CONTROL_SAVE] = "save",     [CONTROL_RESTORE] = "restore",
 };
 
-int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls, char *why,
-		  size_t whylen)
+/* Parse and check one request line; on success *out is the request object (put it). */
+static int parse_line(const char *line, size_t len, json_object **out, enum control_cmd *cmd,
+		      const char **cls, char *why, size_t whylen)
 {
 	json_tokener *tok;
 	json_object *req, *exec = NULL;
@@ -125,6 +126,8 @@ int control_parse(const char *line, size_t len, enum control_cmd *cmd, const cha
 	for (i = 0; i < sizeof(control_names) / sizeof(control_names[0]); i++) {
 		if (!strcmp(name, control_names[i])) {
 			*cmd = (enum control_cmd)i;
+			*out = req;
+			req = NULL;
 			r = 0;
 			goto out;
 		}
@@ -141,16 +144,26 @@ out:
 	return r;
 }
 
-/* "save" takes {"arguments":{"dir":PATH}}, "restore" also an optional "paused":BOOL;
- * control_parse has checked the rest. */
-static int control_dir_args(const char *line, struct control_request *req, char *why, size_t whylen)
+int control_parse(const char *line, size_t len, enum control_cmd *cmd, const char **cls, char *why,
+		  size_t whylen)
+{
+	json_object *o = NULL;
+	int r = parse_line(line, len, &o, cmd, cls, why, whylen);
+
+	json_object_put(o);
+	return r;
+}
+
+/* "save" takes {"arguments":{"dir":PATH}}, "restore" also an optional "paused":BOOL; the
+ * rest of the request o was checked by parse_line. */
+static int control_dir_args(json_object *o, struct control_request *req, char *why, size_t whylen)
 {
 	const char *name = control_names[req->cmd];
-	json_object *o = json_tokener_parse(line), *args, *dir, *paused;
+	json_object *args, *dir, *paused;
 	const char *s;
 	int r = -EINVAL;
 
-	if (!o || !json_object_object_get_ex(o, "arguments", &args) ||
+	if (!json_object_object_get_ex(o, "arguments", &args) ||
 	    !json_object_is_type(args, json_type_object) ||
 	    !json_object_object_get_ex(args, "dir", &dir) ||
 	    !json_object_is_type(dir, json_type_string)) {
@@ -177,25 +190,23 @@ static int control_dir_args(const char *line, struct control_request *req, char 
 	}
 	r = 0;
 out:
-	if (o)
-		json_object_put(o);
 	return r;
 }
 
 int control_parse_request(const char *line, size_t len, struct control_request *req,
 			  const char **cls, char *why, size_t whylen)
 {
-	char copy[CONTROL_MAX_LINE + 1];
+	json_object *o = NULL;
 	int r;
 
 	memset(req, 0, sizeof(*req));
-	r = control_parse(line, len, &req->cmd, cls, why, whylen);
-	if (r || (req->cmd != CONTROL_SAVE && req->cmd != CONTROL_RESTORE))
-		return r;
-	memcpy(copy, line, len); /* control_parse checked len <= CONTROL_MAX_LINE */
-	copy[len] = 0;
-	*cls = "GenericError";
-	return control_dir_args(copy, req, why, whylen);
+	r = parse_line(line, len, &o, &req->cmd, cls, why, whylen);
+	if (!r && (req->cmd == CONTROL_SAVE || req->cmd == CONTROL_RESTORE)) {
+		*cls = "GenericError";
+		r = control_dir_args(o, req, why, whylen);
+	}
+	json_object_put(o);
+	return r;
 }
 
 /* Save the VM to dir: a running VM is paused first and stays paused (docs/keel-vmm.md). */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/lock.h"
+#include "lib/le.h"
 #include "lib/log.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
@@ -34,23 +35,6 @@ struct pci_host {
 
 static struct log_ratelimit pci_rl = LOG_RATELIMIT_INIT(5000, 5);
 
-static uint32_t get_le(const uint8_t *p, unsigned size)
-{
-	uint32_t v = 0;
-
-	while (size--)
-		v = v << 8 | p[size];
-	return v;
-}
-
-static void put_le(uint8_t *p, unsigned size, uint32_t v)
-{
-	unsigned i;
-
-	for (i = 0; i < size; i++, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t class_code,
 		  uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id)
 {
@@ -59,14 +43,14 @@ void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t 
 	memset(d->cfg, 0, sizeof(d->cfg));
 	memset(d->wmask, 0, sizeof(d->wmask));
 	memset(d->bars, 0, sizeof(d->bars));
-	put_le(d->cfg + PCI_VENDOR_ID, 2, vendor);
-	put_le(d->cfg + PCI_DEVICE_ID, 2, device);
+	le_store(d->cfg + PCI_VENDOR_ID, vendor, 2);
+	le_store(d->cfg + PCI_DEVICE_ID, device, 2);
 	d->cfg[PCI_REVISION] = revision;
-	put_le(d->cfg + PCI_CLASS_PROG, 3, class_code);
-	put_le(d->cfg + PCI_SUBSYS_VENDOR, 2, subsys_vendor);
-	put_le(d->cfg + PCI_SUBSYS_ID, 2, subsys_id);
-	put_le(d->wmask + PCI_COMMAND, 2,
-	       PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_OFF);
+	le_store(d->cfg + PCI_CLASS_PROG, class_code, 3);
+	le_store(d->cfg + PCI_SUBSYS_VENDOR, subsys_vendor, 2);
+	le_store(d->cfg + PCI_SUBSYS_ID, subsys_id, 2);
+	le_store(d->wmask + PCI_COMMAND,
+		 PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_OFF, 2);
 	d->wmask[0x0c] = 0xff; /* cache line size */
 	d->wmask[0x0d] = 0xff; /* latency timer */
 	d->wmask[PCI_INTERRUPT_LINE] = 0xff;
@@ -103,7 +87,8 @@ uint8_t pci_dev_add_cap(struct pci_dev *d, const uint8_t *cap, size_t len)
 		d->cfg[d->cap_last + 1] = (uint8_t)off;
 	else
 		d->cfg[PCI_CAP_PTR] = (uint8_t)off;
-	put_le(d->cfg + PCI_STATUS, 2, get_le(d->cfg + PCI_STATUS, 2) | PCI_STATUS_CAP_LIST);
+	le_store(d->cfg + PCI_STATUS,
+		 (uint32_t)le_load(d->cfg + PCI_STATUS, 2) | PCI_STATUS_CAP_LIST, 2);
 	d->cap_last = (uint8_t)off;
 	d->cap_end = (uint8_t)(off + len);
 	return (uint8_t)off;
@@ -120,9 +105,9 @@ int pci_dev_add_msix(struct pci_dev *d, unsigned bar, unsigned nvec)
 	r = pci_dev_add_bar(d, bar, 4096, false);
 	if (r)
 		return r;
-	put_le(cap + 2, 2, nvec - 1);
-	put_le(cap + 4, 4, bar);		       /* table at offset 0 */
-	put_le(cap + 8, 4, PCI_MSIX_PBA_OFFSET | bar); /* PBA */
+	le_store(cap + 2, nvec - 1, 2);
+	le_store(cap + 4, bar, 4);			 /* table at offset 0 */
+	le_store(cap + 8, PCI_MSIX_PBA_OFFSET | bar, 4); /* PBA */
 	d->msix_cap = pci_dev_add_cap(d, cap, sizeof(cap));
 	if (!d->msix_cap)
 		return -ENOSPC;
@@ -138,10 +123,10 @@ int pci_dev_add_msix(struct pci_dev *d, unsigned bar, unsigned nvec)
 
 static uint64_t bar_addr(const struct pci_dev *d, unsigned bar)
 {
-	uint64_t a = get_le(d->cfg + PCI_BAR0 + 4 * bar, 4) & ~0xfull;
+	uint64_t a = (uint32_t)le_load(d->cfg + PCI_BAR0 + 4 * bar, 4) & ~0xfull;
 
 	if (d->bars[bar].is64)
-		a |= (uint64_t)get_le(d->cfg + PCI_BAR0 + 4 * (bar + 1), 4) << 32;
+		a |= le_load(d->cfg + PCI_BAR0 + 4 * (bar + 1), 4) << 32;
 	return a;
 }
 
@@ -149,10 +134,10 @@ static void bar_set_addr(struct pci_dev *d, unsigned bar, uint64_t a)
 {
 	uint32_t flags = d->bars[bar].is64 ? PCI_BAR_MEM64 : 0;
 
-	put_le(d->cfg + PCI_BAR0 + 4 * bar, 4, (uint32_t)(a & ~(d->bars[bar].size - 1)) | flags);
+	le_store(d->cfg + PCI_BAR0 + 4 * bar, (uint32_t)(a & ~(d->bars[bar].size - 1)) | flags, 4);
 	if (d->bars[bar].is64)
-		put_le(d->cfg + PCI_BAR0 + 4 * (bar + 1), 4,
-		       (uint32_t)((a & ~(d->bars[bar].size - 1)) >> 32));
+		le_store(d->cfg + PCI_BAR0 + 4 * (bar + 1),
+			 (uint32_t)((a & ~(d->bars[bar].size - 1)) >> 32), 4);
 }
 
 static bool in_window(const struct pci_host *h, uint64_t a, uint64_t size)
@@ -172,7 +157,7 @@ static bool is_msix_bar(const struct pci_dev *d, unsigned bar)
 /* Re-evaluate where each BAR decodes after a command or BAR register change. */
 static void pci_update_bars(struct pci_dev *d)
 {
-	bool mem = get_le(d->cfg + PCI_COMMAND, 2) & PCI_CMD_MEM;
+	bool mem = (uint32_t)le_load(d->cfg + PCI_COMMAND, 2) & PCI_CMD_MEM;
 	unsigned i;
 
 	for (i = 0; i < PCI_NUM_BARS; i++) {
@@ -325,13 +310,13 @@ uint64_t pci_msix_read(struct pci_dev *d, uint64_t off, unsigned size)
 		const struct pci_msix_entry *m = &d->msix_table[off / PCI_MSIX_ENTRY_SIZE];
 		uint8_t raw[16];
 
-		put_le(raw, 4, m->addr_lo);
-		put_le(raw + 4, 4, m->addr_hi);
-		put_le(raw + 8, 4, m->data);
-		put_le(raw + 12, 4, m->ctrl);
+		le_store(raw, m->addr_lo, 4);
+		le_store(raw + 4, m->addr_hi, 4);
+		le_store(raw + 8, m->data, 4);
+		le_store(raw + 12, m->ctrl, 4);
 		i = off % PCI_MSIX_ENTRY_SIZE;
 		if (i + size <= 16)
-			v = get_le(raw + i, size);
+			v = (uint32_t)le_load(raw + i, size);
 	} else if (off >= PCI_MSIX_PBA_OFFSET && off + size <= PCI_MSIX_PBA_OFFSET + 8) {
 		pthread_mutex_lock(&d->msix_lock);
 		v = d->msix_pending >> ((off - PCI_MSIX_PBA_OFFSET) * 8);
@@ -362,24 +347,24 @@ void pci_msix_write(struct pci_dev *d, uint64_t off, unsigned size, uint64_t val
 		return;
 	m = &d->msix_table[v];
 	pthread_mutex_lock(&d->msix_lock);
-	put_le(raw, 4, m->addr_lo);
-	put_le(raw + 4, 4, m->addr_hi);
-	put_le(raw + 8, 4, m->data);
-	put_le(raw + 12, 4, m->ctrl);
-	put_le(raw + i, size, (uint32_t)value);
+	le_store(raw, m->addr_lo, 4);
+	le_store(raw + 4, m->addr_hi, 4);
+	le_store(raw + 8, m->data, 4);
+	le_store(raw + 12, m->ctrl, 4);
+	le_store(raw + i, (uint32_t)value, size);
 	if (i < 12) {
-		m->addr_lo = get_le(raw, 4) & ~3u;
-		m->addr_hi = get_le(raw + 4, 4);
-		m->data = get_le(raw + 8, 4);
+		m->addr_lo = (uint32_t)le_load(raw, 4) & ~3u;
+		m->addr_hi = (uint32_t)le_load(raw + 4, 4);
+		m->data = (uint32_t)le_load(raw + 8, 4);
 		d->msix_dirty[v] = true;
 		routes = !(m->ctrl & 1);
 	} else {
-		bool was_masked = m->ctrl & 1, unmask = !(get_le(raw + 12, 4) & 1);
+		bool was_masked = m->ctrl & 1, unmask = !((uint32_t)le_load(raw + 12, 4) & 1);
 
 		routes = was_masked && unmask && d->msix_dirty[v];
 		/* A vector whose new message has no KVM route yet stays masked until the route
 		 * is in, so the device cannot signal it into nothing (or the old message). */
-		m->ctrl = routes ? 1 : get_le(raw + 12, 4) & 1;
+		m->ctrl = routes ? 1 : (uint32_t)le_load(raw + 12, 4) & 1;
 	}
 	pthread_mutex_unlock(&d->msix_lock);
 	if (routes)
@@ -394,7 +379,7 @@ void pci_msix_write(struct pci_dev *d, uint64_t off, unsigned size, uint64_t val
 /* The MSI-X message control register was written. */
 static void msix_ctrl_changed(struct pci_dev *d)
 {
-	uint16_t ctrl = (uint16_t)get_le(d->cfg + d->msix_cap + 2, 2);
+	uint16_t ctrl = (uint16_t)le_load(d->cfg + d->msix_cap + 2, 2);
 	bool dirty = false;
 	unsigned v;
 
@@ -420,7 +405,7 @@ uint32_t pci_cfg_read(struct pci_dev *d, unsigned off, unsigned size)
 
 	if (off >= PCI_CFG_SIZE || size > PCI_CFG_SIZE - off)
 		return 0;
-	v = get_le(d->cfg + off, size);
+	v = (uint32_t)le_load(d->cfg + off, size);
 	if (d->ops && d->ops->cfg_read)
 		d->ops->cfg_read(d->opaque, off, size, &v);
 	return v;
@@ -431,7 +416,7 @@ static void bar_reg_write(struct pci_dev *d, unsigned reg, unsigned shift, unsig
 			  uint32_t value)
 {
 	unsigned idx = (reg - PCI_BAR0) / 4;
-	uint32_t old = get_le(d->cfg + reg, 4), mask, nv;
+	uint32_t old = (uint32_t)le_load(d->cfg + reg, 4), mask, nv;
 	unsigned bar = idx;
 	bool high = false;
 
@@ -451,7 +436,7 @@ static void bar_reg_write(struct pci_dev *d, unsigned reg, unsigned shift, unsig
 		nv &= (uint32_t) ~(d->bars[bar].size - 1);
 		nv |= d->bars[bar].is64 ? PCI_BAR_MEM64 : 0;
 	}
-	put_le(d->cfg + reg, 4, nv);
+	le_store(d->cfg + reg, nv, 4);
 }
 
 void pci_cfg_write(struct pci_dev *d, unsigned off, unsigned size, uint32_t value)
@@ -709,10 +694,10 @@ static void pci_dev_power_on(struct pci_dev *d)
 		d->bars[i].mapped = false; /* the old KVM VM's ioeventfds went with it */
 		bar_set_addr(d, i, d->bars[i].def_addr);
 	}
-	put_le(d->cfg + PCI_COMMAND, 2, 0);
+	le_store(d->cfg + PCI_COMMAND, 0, 2);
 	d->cfg[PCI_INTERRUPT_LINE] = 0;
 	if (d->msix_cap)
-		put_le(d->cfg + d->msix_cap + 2, 2, d->msix_nvec - 1);
+		le_store(d->cfg + d->msix_cap + 2, d->msix_nvec - 1, 2);
 	pthread_mutex_lock(&d->msix_lock);
 	d->msix_enabled = d->msix_fmask = false;
 	d->msix_pending = 0;
@@ -894,7 +879,7 @@ static bool cfg_compatible(const struct pci_dev *d, const uint8_t *cfg, char *wh
 		}
 	}
 	for (i = 0; i < PCI_NUM_BARS; i++) {
-		uint32_t v = get_le(cfg + PCI_BAR0 + 4 * i, 4);
+		uint32_t v = (uint32_t)le_load(cfg + PCI_BAR0 + 4 * i, 4);
 		const struct pci_bar *b = &d->bars[i];
 
 		if (b->size) {
@@ -970,7 +955,7 @@ int pci_dev_state(struct state_io *io, struct pci_dev *d)
 	pci_update_routes(h);
 	pthread_mutex_lock(&d->msix_lock);
 	if (d->msix_cap) {
-		uint16_t ctrl = (uint16_t)get_le(d->cfg + d->msix_cap + 2, 2);
+		uint16_t ctrl = (uint16_t)le_load(d->cfg + d->msix_cap + 2, 2);
 
 		d->msix_enabled = ctrl & PCI_MSIX_CTRL_ENABLE;
 		d->msix_fmask = ctrl & PCI_MSIX_CTRL_FMASK;
