@@ -27,7 +27,8 @@ static const char vm_usage[] =
 	"         [--memory SIZE] [--disk PATH[,readonly]]... [--net TAP[,mac=MAC]]...\n"
 	"         [--notes TEXT] [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
-	"  list [--json]                      all VMs and their states\n"
+	"  list [--json] [--watch]            all VMs and their states; --watch then prints\n"
+	"                                     each change (keeld's events) until interrupted\n"
 	"  show NAME [--json]                 one VM: definition and state\n"
 	"  start NAME [--no-wait]             start; waits until it runs\n"
 	"  stop NAME [--force] [--timeout SEC] [--no-wait]\n"
@@ -217,6 +218,7 @@ enum {
 	OPT_FORCE,
 	OPT_TIMEOUT,
 	OPT_NO_WAIT,
+	OPT_WATCH,
 	OPT_HELP,
 };
 
@@ -426,7 +428,7 @@ out:
 /* Options of the verbs that take only a NAME and a few flags. */
 struct verb_opts {
 	const char *name;
-	bool json, force, no_wait;
+	bool json, force, no_wait, watch;
 	long timeout; /* -1: keeld's default */
 };
 
@@ -437,6 +439,7 @@ static int parse_verb(int argc, char **argv, struct verb_opts *o, const char *al
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"no-wait", no_argument, NULL, OPT_NO_WAIT},
+		{"watch", no_argument, NULL, OPT_WATCH},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -474,6 +477,10 @@ static int parse_verb(int argc, char **argv, struct verb_opts *o, const char *al
 			optname = "no-wait";
 			o->no_wait = true;
 			break;
+		case OPT_WATCH:
+			optname = "watch";
+			o->watch = true;
+			break;
 		case OPT_HELP:
 			fputs(vm_usage, stdout);
 			exit(0);
@@ -489,6 +496,64 @@ static int parse_verb(int argc, char **argv, struct verb_opts *o, const char *al
 	return EXIT_OK;
 }
 
+static int cmd_list(int argc, char **argv);
+
+/* keel vm list --watch: the list, then every change from keeld's event stream (long-poll),
+ * one line each (or one JSON object per line with --json), until interrupted. */
+static int watch_events(bool json)
+{
+	char *argv[] = {"list", NULL};
+	uint64_t next = 0;
+	bool first = true;
+	int ret;
+
+	for (;;) {
+		json_object *r = NULL, *evs, *v;
+		char path[96];
+
+		snprintf(path, sizeof(path), "/v1/events?since=%" PRIu64 "&wait=%d", next,
+			 first ? 0 : 25);
+		ret = client_call("GET", path, NULL, &r, "watch events");
+		if (ret)
+			return ret;
+		if (json_object_object_get_ex(r, "next", &v))
+			next = (uint64_t)json_object_get_int64(v);
+		if (first ||
+		    (json_object_object_get_ex(r, "lost", &v) && json_object_get_boolean(v))) {
+			/* The state now, then the changes after it. */
+			if (!json)
+				ret = cmd_list(1, argv);
+			first = false;
+			json_object_put(r);
+			if (ret)
+				return ret;
+			fflush(stdout);
+			continue;
+		}
+		json_object_object_get_ex(r, "events", &evs);
+		for (size_t i = 0; i < json_object_array_length(evs); i++) {
+			json_object *e = json_object_array_get_idx(evs, i);
+
+			if (json)
+				puts(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
+			else if (!strcmp(client_str_field(e, "kind"), "job"))
+				printf("%s  job %" PRId64 " %s %s: %s%s%s\n",
+				       client_str_field(e, "time"), int_field(e, "job"),
+				       client_str_field(e, "operation"), client_str_field(e, "vm"),
+				       client_str_field(e, "state"),
+				       client_str_field(e, "message")[0] ? ": " : "",
+				       client_str_field(e, "message"));
+			else
+				printf("%s  %s: %s%s%s\n", client_str_field(e, "time"),
+				       client_str_field(e, "vm"), client_str_field(e, "state"),
+				       client_str_field(e, "reason")[0] ? ": " : "",
+				       client_str_field(e, "reason"));
+		}
+		fflush(stdout);
+		json_object_put(r);
+	}
+}
+
 static int cmd_list(int argc, char **argv)
 {
 	struct verb_opts o;
@@ -496,11 +561,13 @@ static int cmd_list(int argc, char **argv)
 	size_t n, wname = 4, wstate = 5;
 	int ret;
 
-	ret = parse_verb(argc, argv, &o, "json");
+	ret = parse_verb(argc, argv, &o, "json watch");
 	if (ret)
 		return ret;
 	if (o.name)
 		return usage_error("unexpected argument '%s'", o.name);
+	if (o.watch)
+		return watch_events(o.json);
 	ret = client_call("GET", "/v1/vms", NULL, &arr, "list VMs");
 	if (ret)
 		return ret;

@@ -14,6 +14,7 @@
 
 #include "daemon/biglock.h"
 #include "daemon/ckpt.h"
+#include "daemon/events.h"
 #include "daemon/host.h"
 #include "daemon/jobs.h"
 #include "lib/log.h"
@@ -837,6 +838,34 @@ static void do_host_shutdown(struct api_ctx *ctx, json_object *req, struct api_r
 	reply_json(out, 202, job_json(job));
 }
 
+/* GET /v1/events?since=N&wait=SEC: the events after N, waiting up to SEC seconds (long-poll). */
+static void do_events(char *query, struct api_reply *out)
+{
+	uint64_t since = 0, wait = 0;
+	char msg[200], *save = NULL;
+
+	for (char *kv = query ? strtok_r(query, "&", &save) : NULL; kv;
+	     kv = strtok_r(NULL, "&", &save)) {
+		bool ok;
+
+		if (!strncmp(kv, "since=", 6))
+			ok = !parse_uint(kv + 6, 0, UINT64_MAX, &since);
+		else if (!strncmp(kv, "wait=", 5))
+			ok = !parse_uint(kv + 5, 0, EVENTS_WAIT_MAX, &wait);
+		else
+			ok = false;
+		if (!ok) {
+			snprintf(msg, sizeof(msg),
+				 "bad query '%.60s': since=N (an event number) and wait=SEC (0 to "
+				 "%d)",
+				 kv, EVENTS_WAIT_MAX);
+			api_error_reply(out, 400, "InvalidArgument", msg);
+			return;
+		}
+	}
+	reply_json(out, 200, events_since(since, (unsigned)wait));
+}
+
 /* GET /v1/jobs and GET /v1/jobs/ID. */
 static void route_jobs(const char *method, const char *url, const char *path, struct api_reply *out)
 {
@@ -917,6 +946,11 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			method_not_allowed(out, method, url, "POST");
 		else
 			do_host_shutdown(ctx, req, out);
+	} else if (!strcmp(path, "/v1/events")) {
+		if (strcmp(method, "GET"))
+			method_not_allowed(out, method, url, "GET");
+		else
+			do_events(query, out);
 	} else if (!strcmp(path, "/v1/jobs") || !strncmp(path, "/v1/jobs/", 9)) {
 		route_jobs(method, url, path, out);
 	} else if (!strncmp(path, "/v1/vms/", 8) && path[8]) {

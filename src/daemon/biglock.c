@@ -14,3 +14,8 @@ void keeld_unlock(void)
 {
 	pthread_mutex_unlock(&keeld_mutex);
 }
+
+void keeld_wait(pthread_cond_t *cond, const struct timespec *deadline)
+{
+	(void)pthread_cond_timedwait(cond, &keeld_mutex, deadline);
+}

@@ -11,7 +11,13 @@
 #ifndef KEEL_DAEMON_BIGLOCK_H
 #define KEEL_DAEMON_BIGLOCK_H
 
+#include <pthread.h>
+#include <time.h>
+
 void keeld_lock(void);
 void keeld_unlock(void);
+/* Wait on cond (CLOCK_MONOTONIC) until it is signalled or deadline passes, letting go of
+ * keeld's lock meanwhile (pthread_cond_timedwait); the caller holds the lock. */
+void keeld_wait(pthread_cond_t *cond, const struct timespec *deadline);
 
 #endif

@@ -81,15 +81,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		snprintf(msg, sizeof(msg), "request body is larger than %d bytes", API_BODY_MAX);
 		api_error_reply(&reply, 413, "PayloadTooLarge", msg);
 	} else {
-		/* MHD splits the query off the URL: give the API its one known argument back. */
-		const char *subtree =
-			MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subtree");
-		char *full = NULL;
+		/* MHD splits the query off the URL: give the API its known arguments back
+		 * (the values it decoded; one with '&' or '=' in it is no value of ours). */
+		static const char *const args[] = {"subtree", "since", "wait"};
+		char full[768];
+		size_t n = (size_t)snprintf(full, sizeof(full), "%s", url);
 
-		if (subtree && asprintf(&full, "%s?subtree=%s", url, subtree) < 0)
-			full = NULL;
-		api_handle(h->ctx, method, full ? full : url, req->body, req->len, &reply);
-		free(full);
+		for (size_t i = 0; i < sizeof(args) / sizeof(args[0]) && n < sizeof(full); i++) {
+			const char *v =
+				MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, args[i]);
+
+			if (v && !strpbrk(v, "&="))
+				n += (size_t)snprintf(full + n, sizeof(full) - n, "%c%s=%s",
+						      strchr(full, '?') ? '&' : '?', args[i], v);
+		}
+		if (n >= sizeof(full))
+			snprintf(full, sizeof(full), "%s", url);
+		api_handle(h->ctx, method, full, req->body, req->len, &reply);
 	}
 	log_debug("%s %s -> %u", method, url, reply.status);
 	return send_reply(c, &reply);

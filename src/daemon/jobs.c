@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "daemon/biglock.h"
+#include "daemon/events.h"
 #include "lib/log.h"
 
 struct job {
@@ -79,6 +80,7 @@ static void *job_thread(void *opaque)
 	log_info("job %" PRIu64 " (%s%s%s) %s%s%s", j->id, j->operation,
 		 j->uuid[0] ? " of VM " : "", j->name, r ? "failed" : "done",
 		 j->message[0] ? ": " : "", j->message);
+	events_job(j->id, j->operation, j->name, r ? "failed" : "succeeded", j->message);
 	if (j->uuid[0])
 		sup_op_end(j->sup, j->uuid);
 	forget_old();
@@ -148,6 +150,7 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	if (uuid)
 		sup_op_handover(sup, uuid, tid, j->op_desc);
 	jobs[njobs++] = j;
+	events_job(j->id, j->operation, j->name, "running", "");
 	*out = j;
 	return 0;
 }

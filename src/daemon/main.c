@@ -25,6 +25,7 @@
 
 #include "daemon/api.h"
 #include "daemon/biglock.h"
+#include "daemon/events.h"
 #include "daemon/http.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
@@ -366,8 +367,10 @@ int main(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	if (locked)
-		keeld_unlock(); /* requests in progress finish before http_stop returns */
+	if (locked) {
+		events_shutdown(); /* long-polls return at once */
+		keeld_unlock();	   /* requests in progress finish before http_stop returns */
+	}
 	http_stop(http);
 	if (lsock >= 0)
 		close(lsock);

@@ -22,6 +22,7 @@
 
 #include "daemon/biglock.h"
 #include "daemon/ctl.h"
+#include "daemon/events.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -177,6 +178,7 @@ static void set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const
 	else
 		log_info("VM %s: %s", vm->name, sup_state_name(s));
 	persist(sup, vm);
+	events_vm_state(vm->uuid, vm->name, sup_state_name(s), vm->reason);
 }
 
 /* The in-memory record of a VM, made from the store's runtime record on first use. */

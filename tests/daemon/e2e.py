@@ -1082,6 +1082,52 @@ def case_host_shutdown(e):
         e.keel("vm", "turn-off", n)
 
 
+def case_events(e):
+    """GET /v1/events (long-poll) and `keel vm list --watch` see every state change and job
+    as it happens (docs/keeld.md, "Events")."""
+    e.start_keeld()
+    e.create("ev1")
+    now = e.api_ok("GET", "/v1/events?since=0&wait=0")
+    check(now["events"] == [] and now["next"] == 0 and not now["lost"], "fresh events: %r" % now)
+    env = dict(os.environ, KEEL_SOCKET=e.sock)
+    watch = subprocess.Popen([e.a.keel, "vm", "list", "--watch"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        # A long-poll from now returns as soon as the start happens, not after its wait.
+        got = {}
+        poll = threading.Thread(target=lambda: got.update(
+            r=e.api_ok("GET", "/v1/events?since=%d&wait=40" % now["next"])))
+        poll.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        e.start("ev1")
+        poll.join(timeout=45)
+        check(time.time() - t0 < 5 and got.get("r"), "the long-poll did not return promptly")
+        first = got["r"]["events"]
+        check(first and first[0]["vm"] == "ev1" and first[0]["state"] == "Starting" and
+              first[0]["kind"] == "vm", "first event: %r" % first)
+        e.console_until("ev1", r"daemon-guest: ready for input")
+        e.keel("vm", "save", "ev1")
+        e.keel("vm", "discard-state", "ev1")
+        evs = e.api_ok("GET", "/v1/events?since=%d" % now["next"])["events"]
+        seen = [(x["kind"], x["state"]) for x in evs]
+        for want in [("vm", "Starting"), ("vm", "Running"), ("job", "running"),
+                     ("job", "succeeded"), ("vm", "Saved"), ("vm", "Off")]:
+            check(want in seen, "event %r missing from %r" % (want, seen))
+        check([x["seq"] for x in evs] == sorted(x["seq"] for x in evs), "events out of order")
+        e.api_err("GET", "/v1/events?wait=100", want=400, msg="wait=SEC (0 to 50)")
+        time.sleep(1)
+    finally:
+        watch.terminate()
+        out, err = watch.communicate(timeout=10)
+    lines = out.splitlines()
+    check(lines and lines[0].startswith("NAME") and "ev1" in lines[1], "watch list: %r" % out)
+    check(any("ev1: Running" in l for l in lines) and
+          any("job" in l and "save ev1: succeeded" in l for l in lines) and
+          any("ev1: Off: saved state discarded" in l for l in lines),
+          "keel vm list --watch printed: %r (stderr %r)" % (out, err))
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
 

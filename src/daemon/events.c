@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/events.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/biglock.h"
+
+struct event {
+	uint64_t seq;
+	time_t time;
+	char kind[8]; /* "vm" or "job" */
+	char vm[72];
+	char vm_id[40];
+	char state[24];
+	char text[256]; /* the reason, or the job's message */
+	uint64_t job;
+	char operation[32];
+};
+
+/* A ring of the last EVENTS_KEEP events; seq of the newest is last_seq (0: none yet). */
+static struct event ring[EVENTS_KEEP];
+static uint64_t last_seq;
+static pthread_cond_t arrived;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool closing;
+
+static void init_cond(void)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&arrived, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static struct event *next_event(void)
+{
+	struct event *e;
+
+	pthread_once(&once, init_cond);
+	e = &ring[++last_seq % EVENTS_KEEP];
+	memset(e, 0, sizeof(*e));
+	e->seq = last_seq;
+	e->time = time(NULL);
+	return e;
+}
+
+void events_vm_state(const char *uuid, const char *name, const char *state, const char *reason)
+{
+	struct event *e = next_event();
+
+	snprintf(e->kind, sizeof(e->kind), "vm");
+	snprintf(e->vm, sizeof(e->vm), "%s", name);
+	snprintf(e->vm_id, sizeof(e->vm_id), "%s", uuid);
+	snprintf(e->state, sizeof(e->state), "%s", state);
+	snprintf(e->text, sizeof(e->text), "%s", reason);
+	pthread_cond_broadcast(&arrived);
+}
+
+void events_job(uint64_t id, const char *operation, const char *vm, const char *state,
+		const char *message)
+{
+	struct event *e = next_event();
+
+	snprintf(e->kind, sizeof(e->kind), "job");
+	snprintf(e->vm, sizeof(e->vm), "%s", vm);
+	snprintf(e->state, sizeof(e->state), "%s", state);
+	snprintf(e->text, sizeof(e->text), "%s", message);
+	snprintf(e->operation, sizeof(e->operation), "%s", operation);
+	e->job = id;
+	pthread_cond_broadcast(&arrived);
+}
+
+static json_object *event_json(const struct event *e)
+{
+	json_object *o = json_object_new_object();
+	char t[32] = "";
+	struct tm tm;
+
+	if (!o)
+		return NULL;
+	if (gmtime_r(&e->time, &tm))
+		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_object_add(o, "seq", json_object_new_int64((int64_t)e->seq));
+	json_object_object_add(o, "time", json_object_new_string(t));
+	json_object_object_add(o, "kind", json_object_new_string(e->kind));
+	if (e->vm[0])
+		json_object_object_add(o, "vm", json_object_new_string(e->vm));
+	if (e->vm_id[0])
+		json_object_object_add(o, "vm_id", json_object_new_string(e->vm_id));
+	json_object_object_add(o, "state", json_object_new_string(e->state));
+	if (!strcmp(e->kind, "job")) {
+		json_object_object_add(o, "job", json_object_new_int64((int64_t)e->job));
+		json_object_object_add(o, "operation", json_object_new_string(e->operation));
+		json_object_object_add(o, "message", json_object_new_string(e->text));
+	} else {
+		json_object_object_add(o, "reason", json_object_new_string(e->text));
+	}
+	return o;
+}
+
+json_object *events_since(uint64_t since, unsigned wait_s)
+{
+	json_object *o, *arr;
+	uint64_t first;
+
+	pthread_once(&once, init_cond);
+	if (since > last_seq)
+		since = last_seq; /* a client from before a keeld restart */
+	if (since == last_seq && wait_s && !closing) {
+		struct timespec deadline;
+
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += wait_s > EVENTS_WAIT_MAX ? EVENTS_WAIT_MAX : wait_s;
+		while (since == last_seq && !closing) {
+			struct timespec now;
+
+			keeld_wait(&arrived, &deadline);
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec > deadline.tv_sec ||
+			    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+				break;
+		}
+	}
+	o = json_object_new_object();
+	arr = json_object_new_array();
+	if (!o || !arr) {
+		json_object_put(o);
+		json_object_put(arr);
+		return NULL;
+	}
+	first = last_seq > EVENTS_KEEP ? last_seq - EVENTS_KEEP + 1 : 1;
+	for (uint64_t s = since + 1 > first ? since + 1 : first; s <= last_seq; s++)
+		json_object_array_add(arr, event_json(&ring[s % EVENTS_KEEP]));
+	json_object_object_add(o, "events", arr);
+	json_object_object_add(o, "next", json_object_new_int64((int64_t)last_seq));
+	json_object_object_add(o, "lost", json_object_new_boolean(since + 1 < first));
+	return o;
+}
+
+void events_shutdown(void)
+{
+	pthread_once(&once, init_cond);
+	closing = true;
+	pthread_cond_broadcast(&arrived);
+}
