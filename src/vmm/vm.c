@@ -19,8 +19,7 @@
 #include "lib/log.h"
 #include "vmm/chardev.h"
 #include "vmm/control.h"
-#include "vmm/dev/debug_exit.h"
-#include "vmm/dev/i8042.h"
+#include "vmm/device.h"
 #include "vmm/dev/pm.h"
 #include "vmm/dev/rtc.h"
 #include "vmm/dev/serial.h"
@@ -552,17 +551,19 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	r = chardev_open(&cfg->serial, vm->loop, &vm->serial_out, err, errlen);
 	if (r)
 		return r;
+	/* The machine: its description's saved-state section, the platform devices, the
+	 * vCPUs' and in-kernel chips' sections, the PCI host bridge, the PCI devices. */
 	r = snapshot_register_config(vm);
-	r = r ?: serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_out, &vm->serial);
-	r = r ?: i8042_create(vm);
-	r = r ?: rtc_create(vm, &vm->rtc);
-	r = r ?: pm_create(vm, &vm->pm);
-	r = r ?: fw_cfg_create(vm);
-	if (!r && cfg->def.debug_exit)
-		r = debug_exit_create(vm);
-	r = r ?: snapshot_register_machine(vm);
 	if (r) {
-		snprintf(err, errlen, "device set-up: %s", strerror(-r));
+		snprintf(err, errlen, "saved-state set-up: %s", strerror(-r));
+		return r;
+	}
+	r = devices_create(vm, DEVICE_BUS_PLATFORM, err, errlen);
+	if (r)
+		return r;
+	r = snapshot_register_machine(vm);
+	if (r) {
+		snprintf(err, errlen, "saved-state set-up: %s", strerror(-r));
 		return r;
 	}
 	r = pci_host_create(vm, &vm->pci);
@@ -570,7 +571,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "PCI host bridge set-up: %s", strerror(-r));
 		return r;
 	}
-	r = virtio_devices_create(vm, &vm->virtio, err, errlen);
+	r = devices_create(vm, DEVICE_BUS_PCI, err, errlen);
 	if (r)
 		return r;
 	if (cfg->restore_dir) {

@@ -2,6 +2,7 @@
 #include "vmm/dev/debug_exit.h"
 
 #include "vmm/bus.h"
+#include "vmm/device.h"
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 
@@ -23,3 +24,16 @@ int debug_exit_create(struct vm *vm)
 {
 	return bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, &debug_exit_ops, vm, "debug-exit");
 }
+
+static unsigned debug_exit_count(const struct vm *vm)
+{
+	return vm->cfg->def.debug_exit;
+}
+
+static int debug_exit_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	return debug_exit_create(vm);
+}
+
+const struct device_class debug_exit_class = {
+	.name = "debug-exit", .count = debug_exit_count, .create = debug_exit_class_create};

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "vmm/bus.h"
+#include "vmm/device.h"
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 
@@ -189,3 +190,10 @@ int i8042_create(struct vm *vm)
 	r = r ?: vm_add_state_section(vm, "i8042", 1, i8042_state, k);
 	return r; /* the device lives as long as the process */
 }
+
+static int i8042_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	return i8042_create(vm);
+}
+
+const struct device_class i8042_class = {.name = "i8042", .create = i8042_class_create};

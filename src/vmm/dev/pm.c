@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "vmm/bus.h"
+#include "vmm/device.h"
 #include "vmm/vm.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/layout.h"
@@ -209,3 +210,10 @@ int pm_create(struct vm *vm, struct pm **out)
 	*out = pm;
 	return 0;
 }
+
+static int pm_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	return pm_create(vm, &vm->pm);
+}
+
+const struct device_class pm_class = {.name = "acpi-pm", .create = pm_class_create};

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "vmm/bus.h"
+#include "vmm/device.h"
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 
@@ -219,3 +220,10 @@ int rtc_create(struct vm *vm, struct rtc **out)
 	*out = r;
 	return 0;
 }
+
+static int rtc_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	return rtc_create(vm, &vm->rtc);
+}
+
+const struct device_class rtc_class = {.name = "rtc", .create = rtc_class_create};

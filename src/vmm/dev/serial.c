@@ -16,7 +16,9 @@
 
 #include "vmm/bus.h"
 #include "vmm/chardev.h"
+#include "vmm/device.h"
 #include "vmm/vm.h"
+#include "vmm/x86/layout.h"
 
 #define UART_RBR       0 /* read, DLAB=0 */
 #define UART_THR       0 /* write, DLAB=0 */
@@ -359,3 +361,11 @@ void serial_destroy(struct serial *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
+
+static int serial_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	return serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_out, &vm->serial);
+}
+
+/* COM1: ports 0x3f8-0x3ff, IRQ 4, on the back end of --serial. */
+const struct device_class serial_class = {.name = "serial", .create = serial_class_create};

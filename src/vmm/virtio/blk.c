@@ -15,7 +15,9 @@
 #include "disk/disk.h"
 #include "lib/le.h"
 #include "lib/log.h"
+#include "vmm/device.h"
 #include "vmm/virtio/blk.h"
+#include "vmm/virtio/devices.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
 
@@ -527,3 +529,20 @@ int virtio_blk_create(struct vm *vm, const struct vm_disk *spec, struct virtio_d
 	}
 	return 0;
 }
+
+static unsigned blk_count(const struct vm *vm)
+{
+	return vm->cfg->def.ndisks;
+}
+
+static int blk_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	struct virtio_dev *vd;
+	int r = virtio_blk_create(vm, &vm->cfg->def.disks[i], &vd, err, errlen);
+
+	return r ? r : virtio_devices_add(vm, vd);
+}
+
+/* One per disk of the description. */
+const struct device_class virtio_blk_class = {
+	.name = "virtio-blk", .count = blk_count, .create = blk_class_create};

@@ -12,6 +12,8 @@
 
 #include "lib/log.h"
 #include "vmm/chardev.h"
+#include "vmm/device.h"
+#include "vmm/virtio/devices.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
 
@@ -170,3 +172,20 @@ int virtio_console_create(struct vm *vm, unsigned slot, const struct chardev_spe
 	*out = c->vd;
 	return 0;
 }
+
+static unsigned console_count(const struct vm *vm)
+{
+	return vm->cfg->def.console.present;
+}
+
+static int console_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	struct virtio_dev *vd;
+	int r = virtio_console_create(vm, vm->cfg->def.console.pci_slot, &vm->cfg->console,
+				      vm->loop, &vd, err, errlen);
+
+	return r ? r : virtio_devices_add(vm, vd);
+}
+
+const struct device_class virtio_console_class = {
+	.name = "virtio-console", .count = console_count, .create = console_class_create};

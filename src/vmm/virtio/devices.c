@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/vm.h"
 
@@ -18,42 +16,22 @@ struct virtio_devices {
 	unsigned n;
 };
 
-int virtio_devices_create(struct vm *vm, struct virtio_devices **out, char *err, size_t errlen)
+int virtio_devices_add(struct vm *vm, struct virtio_dev *vd)
 {
-	const struct vm_config *cfg = vm->cfg;
-	struct virtio_devices *v = calloc(1, sizeof(*v));
-	int r = 0;
+	struct virtio_devices *v = vm->virtio;
 
-	if (!v)
-		return -ENOMEM;
-	*out = v;
-	for (unsigned i = 0; i < cfg->def.ndisks; i++) {
-		r = virtio_blk_create(vm, &cfg->def.disks[i], &v->dev[v->n], err, errlen);
-		if (r)
-			return r;
-		v->n++;
-	}
-	for (unsigned i = 0; i < cfg->def.nnics; i++) {
-		r = virtio_net_create(vm, &cfg->def.nics[i], &v->dev[v->n], err, errlen);
-		if (r)
-			return r;
-		v->n++;
-	}
-	if (cfg->def.console.present) {
-		r = virtio_console_create(vm, cfg->def.console.pci_slot, &cfg->console, vm->loop,
-					  &v->dev[v->n], err, errlen);
-		if (r)
-			return r;
-		v->n++;
-	}
-	if (cfg->def.rng.present) {
-		r = virtio_rng_create(vm, cfg->def.rng.pci_slot, &v->dev[v->n]);
-		if (r) {
-			snprintf(err, errlen, "virtio-rng set-up: %s", strerror(-r));
-			return r;
+	if (!v) {
+		v = vm->virtio = calloc(1, sizeof(*v));
+		if (!v) {
+			virtio_dev_destroy(vd);
+			return -ENOMEM;
 		}
-		v->n++;
 	}
+	if (v->n == VIRTIO_MAX_DEVICES) {
+		virtio_dev_destroy(vd);
+		return -ENOSPC;
+	}
+	v->dev[v->n++] = vd;
 	return 0;
 }
 

@@ -22,8 +22,11 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "vmm/device.h"
+#include "vmm/virtio/devices.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
+#include "vmm/vm.h"
 
 #define NET_F_CSUM	 0
 #define NET_F_MAC	 5
@@ -273,3 +276,20 @@ int virtio_net_create(struct vm *vm, const struct vm_nic *spec, struct virtio_de
 	*out = vd;
 	return 0;
 }
+
+static unsigned net_count(const struct vm *vm)
+{
+	return vm->cfg->def.nnics;
+}
+
+static int net_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	struct virtio_dev *vd;
+	int r = virtio_net_create(vm, &vm->cfg->def.nics[i], &vd, err, errlen);
+
+	return r ? r : virtio_devices_add(vm, vd);
+}
+
+/* One per network adapter of the description. */
+const struct device_class virtio_net_class = {
+	.name = "virtio-net", .count = net_count, .create = net_class_create};

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <sys/random.h>
 
+#include "vmm/device.h"
+#include "vmm/virtio/devices.h"
 #include "vmm/virtio/virtio.h"
+#include "vmm/vm.h"
 
 #define RNG_QUEUE_SIZE 256
 #define RNG_MAX_CHAIN  (64 * 1024) /* bytes given per request, at most */
@@ -74,3 +77,19 @@ int virtio_rng_create(struct vm *vm, unsigned slot, struct virtio_dev **out)
 		free(rng);
 	return r;
 }
+
+static unsigned rng_count(const struct vm *vm)
+{
+	return vm->cfg->def.rng.present;
+}
+
+static int rng_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	struct virtio_dev *vd;
+	int r = virtio_rng_create(vm, vm->cfg->def.rng.pci_slot, &vd);
+
+	return r ? r : virtio_devices_add(vm, vd);
+}
+
+const struct device_class virtio_rng_class = {
+	.name = "virtio-rng", .count = rng_count, .create = rng_class_create};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vmm/bus.h"
+#include "vmm/device.h"
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 
@@ -151,3 +152,10 @@ int fw_cfg_create(struct vm *vm)
 	r = r ?: vm_add_state_section(vm, "fw_cfg", 1, fw_cfg_state, f);
 	return r;
 }
+
+static int fw_cfg_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	return fw_cfg_create(vm);
+}
+
+const struct device_class fw_cfg_class = {.name = "fw_cfg", .create = fw_cfg_class_create};

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The device tables: every device model keel-vmm has, in the order it is created. Adding a
+ * model is its own file plus one line here (docs/devices.md). */
+#include "vmm/device.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm/vm.h"
+
+extern const struct device_class serial_class, i8042_class, rtc_class, pm_class, fw_cfg_class,
+	debug_exit_class;
+extern const struct device_class virtio_blk_class, virtio_net_class, virtio_console_class,
+	virtio_rng_class;
+
+/* Platform devices: fixed ports and interrupts, as on a PC. */
+static const struct device_class *const platform_devices[] = {
+	&serial_class, &i8042_class, &rtc_class, &pm_class, &fw_cfg_class, &debug_exit_class,
+};
+
+/* PCI devices, each at the slot the VM's description gives it. The order is the order in
+ * which devices without a slot got theirs (vmdef_assign_slots): keep the two the same. */
+static const struct device_class *const pci_devices[] = {
+	&virtio_blk_class,
+	&virtio_net_class,
+	&virtio_console_class,
+	&virtio_rng_class,
+};
+
+int devices_create(struct vm *vm, enum device_bus bus, char *err, size_t errlen)
+{
+	const struct device_class *const *t =
+		bus == DEVICE_BUS_PCI ? pci_devices : platform_devices;
+	size_t n = bus == DEVICE_BUS_PCI ? sizeof(pci_devices) / sizeof(pci_devices[0])
+					 : sizeof(platform_devices) / sizeof(platform_devices[0]);
+
+	for (size_t c = 0; c < n; c++) {
+		unsigned count = t[c]->count ? t[c]->count(vm) : 1;
+
+		for (unsigned i = 0; i < count; i++) {
+			int r;
+
+			err[0] = '\0';
+			r = t[c]->create(vm, i, err, errlen);
+			if (r) {
+				if (!err[0])
+					snprintf(err, errlen, "%s set-up: %s", t[c]->name,
+						 strerror(-r));
+				return r;
+			}
+		}
+	}
+	return 0;
+}
