@@ -503,7 +503,7 @@ static int start_save_job(struct api_ctx *ctx, const struct vm_def *def, struct 
 			a, save_job_free, job);
 	if (ret)
 		snprintf(err, errlen, "cannot start the save of VM '%s': %s", def->name,
-			 strerror(-ret));
+			 ret == -ESHUTDOWN ? "keeld is exiting" : strerror(-ret));
 	return ret;
 }
 
@@ -726,7 +726,7 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 {
 	struct vm_def def;
 	const char *op = NULL;
-	char msg[256];
+	char msg[256], opname[48];
 	int ret;
 
 	ret = store_vm_get(ctx->store, key, &def);
@@ -741,8 +741,14 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 	}
 	/* A request that changes the VM owns it until it is done (sup_op_begin): another one
 	 * meanwhile gets 409 naming what is in progress, reads go on. */
-	if (strcmp(method, "GET")) {
-		op = sub ? sub : method;
+	if (!strcmp(method, "POST") || !strcmp(method, "PATCH") || !strcmp(method, "DELETE")) {
+		/* What the VM shows as in progress: the action, "checkpoints", "change" or
+		 * "delete" (copied: route_ckpt cuts the path up). */
+		snprintf(opname, sizeof(opname), "%.*s", sub ? (int)strcspn(sub, "/") : 16,
+			 sub			    ? sub
+			 : !strcmp(method, "PATCH") ? "change"
+						    : "delete");
+		op = opname;
 		ret = sup_op_begin(ctx->sup, def.uuid, def.name, op, msg, sizeof(msg));
 		if (ret) {
 			api_error_reply(out, ret == -EBUSY ? 409 : 500,

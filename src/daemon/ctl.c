@@ -65,7 +65,7 @@ int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, i
 
 	if (ret)
 		*ret = NULL;
-	fd = unix_connect(sock_path);
+	fd = unix_connect_timeout(sock_path, timeout_ms);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot connect to keel-vmm control socket %s: %s", sock_path,
 			 strerror(-fd));

@@ -37,7 +37,22 @@ struct job {
 /* Every job kept, oldest first; with keeld's lock held. */
 static struct job **jobs;
 static size_t njobs, cap;
-static uint64_t next_id = 1;
+/* Ids go on from the time of the first job, so that a client following a job across a
+ * keeld restart never meets another job under the same id. */
+static uint64_t next_id;
+static bool refusing;	     /* keeld is exiting */
+static pthread_cond_t ended; /* a job ended */
+static pthread_once_t ended_once = PTHREAD_ONCE_INIT;
+
+static void init_ended(void)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&ended, &a);
+	pthread_condattr_destroy(&a);
+}
 
 static void forget_old(void)
 {
@@ -74,6 +89,14 @@ static void *job_thread(void *opaque)
 	j->result = result;
 	snprintf(j->message, sizeof(j->message), "%s", r && !err[0] ? strerror(-r) : err);
 	j->finished = time(NULL);
+	/* Finished jobs are kept in the order they finished, the oldest forgotten first. */
+	for (size_t i = 0; i < njobs; i++) {
+		if (jobs[i] == j) {
+			memmove(&jobs[i], &jobs[i + 1], (njobs - i - 1) * sizeof(*jobs));
+			jobs[njobs - 1] = j;
+			break;
+		}
+	}
 	if (j->free_arg)
 		j->free_arg(j->arg);
 	j->arg = NULL;
@@ -81,6 +104,8 @@ static void *job_thread(void *opaque)
 		 j->uuid[0] ? " of VM " : "", j->name, r ? "failed" : "done",
 		 j->message[0] ? ": " : "", j->message);
 	events_job(j->id, j->operation, j->name, r ? "failed" : "succeeded", j->message);
+	pthread_once(&ended_once, init_ended);
+	pthread_cond_broadcast(&ended);
 	if (j->uuid[0])
 		sup_op_end(j->sup, j->uuid);
 	forget_old();
@@ -98,9 +123,10 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	char err[256];
 	int r;
 
-	if (!j) {
+	if (!j || refusing) {
+		free(j);
 		free_arg(arg);
-		return -ENOMEM;
+		return j ? -ESHUTDOWN : -ENOMEM;
 	}
 	if (njobs == cap) {
 		size_t ncap = cap ? cap * 2 : 16;
@@ -114,6 +140,8 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 		jobs = bigger;
 		cap = ncap;
 	}
+	if (!next_id)
+		next_id = (uint64_t)time(NULL) * 1000;
 	j->id = next_id++;
 	snprintf(j->operation, sizeof(j->operation), "%s", operation);
 	snprintf(j->op_desc, sizeof(j->op_desc), "%s (job %" PRIu64 ")", operation, j->id);
@@ -234,4 +262,30 @@ json_object *jobs_to_json(void)
 	for (size_t i = 0; a && i < njobs; i++)
 		json_object_array_add(a, job_to_json(jobs[i]));
 	return a;
+}
+
+bool jobs_finish(unsigned timeout_s)
+{
+	struct timespec deadline;
+
+	pthread_once(&ended_once, init_ended);
+	refusing = true;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_s;
+	for (;;) {
+		struct timespec now;
+		size_t running = 0;
+
+		for (size_t i = 0; i < njobs; i++)
+			running += jobs[i]->state == JOB_RUNNING;
+		if (!running)
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > deadline.tv_sec ||
+		    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+			return false;
+		log_info("waiting for %zu running job%s before exiting", running,
+			 running == 1 ? "" : "s");
+		keeld_wait(&ended, &deadline);
+	}
 }

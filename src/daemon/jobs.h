@@ -10,6 +10,7 @@
 #ifndef KEEL_DAEMON_JOBS_H
 #define KEEL_DAEMON_JOBS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <json-c/json.h>
@@ -49,5 +50,10 @@ int job_error(const struct job *j);
 struct job *job_find(uint64_t id);
 /* Every job kept, oldest first, as a JSON array. */
 json_object *jobs_to_json(void);
+
+/* keeld is exiting: start no new job (job_start fails with -ESHUTDOWN) and wait up to
+ * timeout_s for the running ones, letting go of keeld's lock meanwhile. True when none
+ * runs any more. */
+bool jobs_finish(unsigned timeout_s);
 
 #endif

@@ -26,6 +26,7 @@
 #include "daemon/api.h"
 #include "daemon/biglock.h"
 #include "daemon/events.h"
+#include "daemon/jobs.h"
 #include "daemon/http.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
@@ -33,9 +34,10 @@
 #include "lib/unix_socket.h"
 #include "lib/parse.h"
 
-#define DEFAULT_STATE_DIR "/var/lib/keel"
-#define DEFAULT_SOCKET	  "/run/keel/keeld.sock"
-#define MAX_POLL	  1024
+#define DEFAULT_STATE_DIR     "/var/lib/keel"
+#define DEFAULT_SOCKET	      "/run/keel/keeld.sock"
+#define MAX_POLL	      1024
+#define KEELD_EXIT_JOB_WAIT_S 60
 
 struct options {
 	const char *state_dir;
@@ -369,9 +371,17 @@ int main(int argc, char **argv)
 out:
 	if (locked) {
 		events_shutdown(); /* long-polls return at once */
-		keeld_unlock();	   /* requests in progress finish before http_stop returns */
+		/* Running jobs (a save, a host shutdown) finish first, for a while; no new one
+		 * starts. One still running after that stays blocked on keeld's lock, which
+		 * this thread takes back below and never lets go, until the process ends. */
+		if (!jobs_finish(KEELD_EXIT_JOB_WAIT_S))
+			log_warn("exiting with jobs still running (see the VMs' states when keeld "
+				 "starts again)");
+		keeld_unlock(); /* requests in progress finish before http_stop returns */
 	}
 	http_stop(http);
+	if (locked)
+		keeld_lock();
 	if (lsock >= 0)
 		close(lsock);
 	if (http || ret == 0)

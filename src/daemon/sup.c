@@ -26,12 +26,13 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define SUP_CTL_TIMEOUT_MS  3000
-#define SUP_SAVE_TIMEOUT_MS 600000  /* writing guest RAM: up to 10 minutes */
-#define SUP_SAVED_DIR	    "saved" /* in the VM's directory: keel-vmm's save (state, memory) */
-#define SUP_QUIT_TIMEOUT_MS 5000    /* quit, then SIGKILL */
-#define SUP_LOG_ROTATE	    (4 << 20)
-#define SUP_SOCK_MAX	    107 /* sizeof(sun_path) - 1 */
+#define SUP_CTL_TIMEOUT_MS   3000
+#define SUP_PROBE_TIMEOUT_MS 250     /* the main loop's own questions to a worker */
+#define SUP_SAVE_TIMEOUT_MS  600000  /* writing guest RAM: up to 10 minutes */
+#define SUP_SAVED_DIR	     "saved" /* in the VM's directory: keel-vmm's save (state, memory) */
+#define SUP_QUIT_TIMEOUT_MS  5000    /* quit, then SIGKILL */
+#define SUP_LOG_ROTATE	     (4 << 20)
+#define SUP_SOCK_MAX	     107 /* sizeof(sun_path) - 1 */
 
 enum stop_kind { STOP_NONE, STOP_GRACEFUL, STOP_TURNOFF, STOP_KILL_START };
 
@@ -564,7 +565,8 @@ static void make_sock_group_accessible(struct sup *sup, struct sup_vm *vm)
 }
 
 /* Ask the worker for its state; returns 0 and sets *paused, or -errno with err. */
-static int query_state(struct sup *sup, struct sup_vm *vm, bool *paused, char *err, size_t errlen)
+static int query_state_within(struct sup *sup, struct sup_vm *vm, int timeout_ms, bool *paused,
+			      char *err, size_t errlen)
 {
 	char ctl[PATH_MAX];
 	json_object *ret = NULL, *st;
@@ -573,13 +575,18 @@ static int query_state(struct sup *sup, struct sup_vm *vm, bool *paused, char *e
 	rc = vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (rc)
 		return rc;
-	rc = ctl_unlocked(ctl, "status", NULL, SUP_CTL_TIMEOUT_MS, &ret, err, errlen);
+	rc = ctl_unlocked(ctl, "status", NULL, timeout_ms, &ret, err, errlen);
 	if (rc)
 		return rc;
 	*paused = json_object_object_get_ex(ret, "state", &st) &&
 		  !strcmp(json_object_get_string(st), "paused");
 	json_object_put(ret);
 	return 0;
+}
+
+static int query_state(struct sup *sup, struct sup_vm *vm, bool *paused, char *err, size_t errlen)
+{
+	return query_state_within(sup, vm, SUP_CTL_TIMEOUT_MS, paused, err, errlen);
 }
 
 void sup_reattach_all(struct sup *sup)
@@ -991,11 +998,12 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 }
 
 /* quit through the control socket, or SIGKILL if the worker does not listen. */
-static void begin_turn_off(struct sup *sup, struct sup_vm *vm)
+static void begin_turn_off_within(struct sup *sup, struct sup_vm *vm, int timeout_ms)
 {
-	char err[256];
+	char ctl[PATH_MAX], err[256];
 
-	if (vm_ctl(sup, vm, "quit", err, sizeof(err)) != 0) {
+	if (vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl)) ||
+	    ctl_unlocked(ctl, "quit", NULL, timeout_ms, NULL, err, sizeof(err)) != 0) {
 		log_warn("VM %s: %s; killing keel-vmm pid %d", vm->name, err, (int)vm->pid);
 		if (sys_pidfd_kill(vm->pidfd, SIGKILL) < 0)
 			log_err("VM %s: cannot kill pid %d: %s", vm->name, (int)vm->pid,
@@ -1004,6 +1012,11 @@ static void begin_turn_off(struct sup *sup, struct sup_vm *vm)
 	vm->stopping = STOP_TURNOFF;
 	vm->stop_force = false;
 	vm->deadline_ms = mono_ms() + SUP_QUIT_TIMEOUT_MS;
+}
+
+static void begin_turn_off(struct sup *sup, struct sup_vm *vm)
+{
+	begin_turn_off_within(sup, vm, SUP_CTL_TIMEOUT_MS);
 }
 
 int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
@@ -1213,10 +1226,18 @@ static void wait_worker_end(struct sup *sup, struct sup_vm *vm, int timeout_ms)
 			 (int)vm->pid, timeout_ms);
 		(void)!sys_pidfd_kill(vm->pidfd, SIGKILL);
 		keeld_unlock();
-		(void)!poll(&p, 1, SUP_QUIT_TIMEOUT_MS);
+		r = poll(&p, 1, SUP_QUIT_TIMEOUT_MS);
 		keeld_lock();
+		if (r <= 0) {
+			/* Not gone even after SIGKILL (stuck in the kernel): it stays attached,
+			 * and the main loop takes its end when its pidfd says so. */
+			log_err("VM %s: keel-vmm pid %d is still there %d ms after SIGKILL",
+				vm->name, (int)vm->pid, SUP_QUIT_TIMEOUT_MS);
+			return;
+		}
 	}
-	if (vm->is_child && waitpid(vm->pid, &wstatus, 0) == vm->pid)
+	/* The pidfd says the process ended: reaping it cannot block. */
+	if (vm->is_child && waitpid(vm->pid, &wstatus, WNOHANG) == vm->pid)
 		have = true;
 	worker_ended(sup, vm, have, wstatus, false);
 }
@@ -1436,7 +1457,10 @@ static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
 
 	if (vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl)))
 		return;
-	ready = access(ctl, F_OK) == 0 && query_state(sup, vm, &paused, err, sizeof(err)) == 0;
+	/* Not ready when it does not answer at once: the next tick asks again, and the main
+	 * loop is held up by a stopped worker for SUP_PROBE_TIMEOUT_MS at most. */
+	ready = access(ctl, F_OK) == 0 &&
+		query_state_within(sup, vm, SUP_PROBE_TIMEOUT_MS, &paused, err, sizeof(err)) == 0;
 	if (!has_worker(vm) || vm->state != VM_STARTING)
 		return;
 	if (ready) {
@@ -1484,7 +1508,14 @@ static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
 		vm_log(sup, vm, "the guest did not shut down within %u s: turning it off",
 		       vm->stop_timeout_s);
 		vm->off_after_timeout = true;
-		begin_turn_off(sup, vm);
+		/* The quit lets go of keeld's lock: the VM is the main loop's meanwhile, and a
+		 * worker that does not take it at once is killed at the next deadline. */
+		vm->op = "stopping";
+		vm->op_owner = pthread_self();
+		vm->op_depth = 1;
+		begin_turn_off_within(sup, vm, SUP_PROBE_TIMEOUT_MS);
+		vm->op = NULL;
+		vm->op_depth = 0;
 	} else if (vm->stopping == STOP_GRACEFUL) {
 		vm->stopping = STOP_NONE;
 		vm->deadline_ms = 0;

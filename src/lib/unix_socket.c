@@ -2,10 +2,12 @@
 #include "lib/unix_socket.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static int unix_addr(const char *path, struct sockaddr_un *sa)
@@ -29,6 +31,43 @@ int unix_connect(const char *path)
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int unix_connect_timeout(const char *path, int timeout_ms)
+{
+	struct sockaddr_un sa;
+	struct timespec start, now, nap = {0, 5 * 1000000};
+	int fd, r = unix_addr(path, &sa);
+
+	if (r)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	/* A Unix socket connects at once or, with the listener's backlog full, says EAGAIN. */
+	while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		long long ms;
+
+		if (errno != EAGAIN && errno != EINTR) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (ms >= timeout_ms) {
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&nap, NULL);
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
