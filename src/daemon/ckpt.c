@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/biglock.h"
 #include "disk/disk.h"
 #include "disk/vhdx.h"
 #include "lib/error.h"
@@ -634,7 +635,11 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 		ret = check_parent(kpath, x->disks[d], err, errlen);
 		if (ret)
 			return ret;
+		/* Merging can take long (gigabytes): it touches only this VM's files, which its
+		 * operation holds (sup_op_begin), so keeld goes on serving everything else. */
+		keeld_unlock();
 		ret = vhdx_merge(kpath, merged, sizeof(merged));
+		keeld_lock();
 		if (ret) {
 			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
 				  strerror(-ret));
