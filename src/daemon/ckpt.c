@@ -131,15 +131,20 @@ static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 		bool raw;
 		int ret;
 
+		struct disk_info info;
+
+		disk_error_reset();
 		ret = disk_open(def->disks[i].path,
 				DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
+		if (!ret)
+			ret = disk_info(d, &info);
+		disk_close(d);
 		if (ret) {
 			error_set(err, errlen, "cannot open disk %s of VM '%s': %s",
-				  def->disks[i].path, def->name, strerror(-ret));
+				  def->disks[i].path, def->name, disk_why(ret));
 			return ret == -ENOENT ? -EINVAL : ret;
 		}
-		raw = d->ops != &vhdx_ops;
-		disk_close(d);
+		raw = info.format != DISK_FORMAT_VHDX;
 		if (raw) {
 			error_set(err, errlen,
 				  "disk %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
@@ -191,12 +196,13 @@ static int make_children(char *const *files, unsigned n, char **out, char *err, 
 			.parent = files[made],
 		};
 
+		disk_error_reset();
 		ret = child_path(files[made], tag, path, sizeof(path));
 		if (!ret)
 			ret = disk_create(path, &o);
 		if (ret) {
 			error_set(err, errlen, "cannot create a differencing disk for %s: %s",
-				  files[made], strerror(-ret));
+				  files[made], disk_why(ret));
 			break;
 		}
 		out[made] = strdup(path);
@@ -579,12 +585,13 @@ static int check_parent(const char *child, const char *parent, char *err, size_t
 	struct disk *d = NULL;
 	int ret;
 
+	disk_error_reset();
 	ret = disk_open(child, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d);
 	if (!ret)
 		ret = disk_info(d, &info);
 	disk_close(d);
 	if (ret) {
-		error_set(err, errlen, "cannot read disk %s: %s", child, strerror(-ret));
+		error_set(err, errlen, "cannot read disk %s: %s", child, disk_why(ret));
 		return ret;
 	}
 	if (!info.has_parent || !realpath(info.parent_path, a) || !realpath(parent, b) ||
@@ -638,11 +645,12 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 		/* Merging can take long (gigabytes): it touches only this VM's files, which its
 		 * operation holds (sup_op_begin), so keeld goes on serving everything else. */
 		keeld_unlock();
+		disk_error_reset();
 		ret = vhdx_merge(kpath, merged, sizeof(merged));
 		keeld_lock();
 		if (ret) {
 			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
-				  strerror(-ret));
+				  disk_why(ret));
 			return ret;
 		}
 		/* kpath is gone; whatever was its child now reads x's file, which holds it. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The format-independent entry points: detection, argument checks, create and convert. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +29,13 @@ int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
 		int e = -errno;
 
 		if (e == -EWOULDBLOCK) {
-			log_err("%s is in use by another program (%s)", path,
-				rdonly ? "open for writing" : "open");
+			disk_fail("%s is in use by another program (%s)", path,
+				  rdonly ? "open for writing" : "open");
 			return -EBUSY;
 		}
 		/* File systems without flock support: go on unlocked. */
 		if (e != -ENOLCK && e != -EOPNOTSUPP) {
-			log_err("cannot lock %s: %s", path, strerror(-e));
+			disk_fail("cannot lock %s: %s", path, strerror(-e));
 			return e;
 		}
 	}
@@ -50,7 +51,7 @@ int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
 
 	if (n < 0) {
 		r = -errno;
-		log_err("cannot read %s: %s", path, strerror(-r));
+		disk_fail("cannot read %s: %s", path, strerror(-r));
 		close(fd);
 		return r;
 	}
@@ -88,7 +89,7 @@ int disk_open(const char *path, unsigned flags, struct disk **out)
 	if (fd < 0) {
 		int e = -errno;
 
-		log_err("cannot open %s: %s", path, strerror(-e));
+		disk_fail("cannot open %s: %s", path, strerror(-e));
 		return e;
 	}
 	return disk_open_fd(fd, path, flags, out);
@@ -99,7 +100,8 @@ static int check_range(struct disk *d, uint64_t off, uint64_t len, const char *w
 	uint64_t size = d->ops->size(d);
 
 	if (off % 512 || len % 512 || off > size || len > size - off) {
-		log_err("%s: %s of %llu bytes at %llu is unaligned or beyond the disk (%llu bytes)",
+		disk_fail(
+			"%s: %s of %llu bytes at %llu is unaligned or beyond the disk (%llu bytes)",
 			d->path, what, (unsigned long long)len, (unsigned long long)off,
 			(unsigned long long)size);
 		return -EINVAL;
@@ -184,11 +186,12 @@ int disk_create(const char *path, const struct disk_create_opts *o)
 {
 	if (o->format == DISK_FORMAT_RAW) {
 		if (o->type == DISK_TYPE_DIFFERENCING) {
-			log_err("cannot create %s: raw disks have no differencing type", path);
+			disk_fail("cannot create %s: raw disks have no differencing type", path);
 			return -EINVAL;
 		}
 		if (o->size == 0 || o->size % 512) {
-			log_err("cannot create %s: size must be a non-zero multiple of 512", path);
+			disk_fail("cannot create %s: size must be a non-zero multiple of 512",
+				  path);
 			return -EINVAL;
 		}
 		return raw_create(path, o->size);
@@ -216,7 +219,7 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 	size = disk_size(in);
 	co.size = size;
 	if (co.type == DISK_TYPE_DIFFERENCING) {
-		log_err("cannot convert to a differencing disk; convert makes a standalone copy");
+		disk_fail("cannot convert to a differencing disk; convert makes a standalone copy");
 		r = -EINVAL;
 		goto out;
 	}
@@ -225,8 +228,8 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 	if (co.format == DISK_FORMAT_VHDX && !co.block_size && info.block_size)
 		co.block_size = info.block_size;
 	if (co.format == DISK_FORMAT_VHDX && size % (co.logical_sector ? co.logical_sector : 512)) {
-		log_err("cannot convert %s: its size %llu is not a multiple of the sector size",
-			src, (unsigned long long)size);
+		disk_fail("cannot convert %s: its size %llu is not a multiple of the sector size",
+			  src, (unsigned long long)size);
 		r = -EINVAL;
 		goto out;
 	}
@@ -264,4 +267,31 @@ out:
 	if (r && created)
 		unlink(dst);
 	return r;
+}
+
+static __thread char disk_last_error[512];
+
+void disk_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(disk_last_error, sizeof(disk_last_error), fmt, ap);
+	va_end(ap);
+	log_err("%s", disk_last_error);
+}
+
+const char *disk_error(void)
+{
+	return disk_last_error;
+}
+
+void disk_error_reset(void)
+{
+	disk_last_error[0] = '\0';
+}
+
+const char *disk_why(int r)
+{
+	return disk_last_error[0] ? disk_last_error : strerror(-r);
 }

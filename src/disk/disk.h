@@ -8,7 +8,7 @@
  * operations (resize, compact, merge) need exclusive use of the handle.
  *
  * Errors: functions return 0 or -errno and log one line (lib/log.h) saying what failed, on
- * which file, and why.
+ * which file, and why; disk_error() gives that line to the caller.
  */
 #ifndef KEEL_DISK_DISK_H
 #define KEEL_DISK_DISK_H
@@ -99,6 +99,14 @@ int disk_info(struct disk *d, struct disk_info *out) __attribute__((warn_unused_
 void disk_close(struct disk *d);
 
 const char *disk_format_name(enum disk_format f);
+
+/* Why the last failing disk function of this thread failed ("" when none has): the line it
+ * logged, e.g. "/srv/a.vhdx: VHDX metadata table has no 'metadata' signature". */
+const char *disk_error(void);
+/* The reason of failure r of a disk function called after disk_error_reset(): disk_error(),
+ * or strerror(-r) when the library said nothing. */
+const char *disk_why(int r);
+void disk_error_reset(void);
 const char *disk_type_name(enum disk_type t);
 /* "vhdx" for *.vhdx / *.avhdx, else "raw". */
 enum disk_format disk_format_from_name(const char *path);

@@ -12,4 +12,8 @@
 int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
 	__attribute__((warn_unused_result));
 
+/* A failure's reason: logged (one line, lib/log.h) and kept as this thread's disk_error(),
+ * so that the caller can say why (the API, keel-vmm's messages). */
+void disk_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk.h"
 #include "disk/disk_io.h"
 #include "disk/raw.h"
@@ -39,7 +40,7 @@ static int raw_open(int fd, const char *path, unsigned flags, struct disk **out)
 	if (fstat(fd, &st) < 0) {
 		int e = -errno;
 
-		log_err("cannot stat %s: %s", path, strerror(-e));
+		disk_fail("cannot stat %s: %s", path, strerror(-e));
 		return e;
 	}
 	r = calloc(1, sizeof(*r));
@@ -70,8 +71,8 @@ static int raw_read(struct disk *d, void *buf, uint64_t off, size_t len)
 				      off);
 	}
 	if (r)
-		log_err("cannot read %s at %llu: %s", d->path, (unsigned long long)off,
-			strerror(-r));
+		disk_fail("cannot read %s at %llu: %s", d->path, (unsigned long long)off,
+			  strerror(-r));
 	return r;
 }
 
@@ -80,8 +81,8 @@ static int raw_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 	int r = dio_pwrite(to_raw(d)->fd, buf, len, off);
 
 	if (r)
-		log_err("cannot write %s at %llu: %s", d->path, (unsigned long long)off,
-			strerror(-r));
+		disk_fail("cannot write %s at %llu: %s", d->path, (unsigned long long)off,
+			  strerror(-r));
 	return r;
 }
 
@@ -90,7 +91,7 @@ static int raw_flush(struct disk *d)
 	if (fdatasync(to_raw(d)->fd) < 0) {
 		int e = -errno;
 
-		log_err("cannot flush %s: %s", d->path, strerror(-e));
+		disk_fail("cannot flush %s: %s", d->path, strerror(-e));
 		return e;
 	}
 	return 0;
@@ -105,8 +106,8 @@ static int raw_discard(struct disk *d, uint64_t off, uint64_t len)
 			return 0;
 		int e = -errno;
 
-		log_err("cannot discard %s at %llu: %s", d->path, (unsigned long long)off,
-			strerror(-e));
+		disk_fail("cannot discard %s at %llu: %s", d->path, (unsigned long long)off,
+			  strerror(-e));
 		return e;
 	}
 	return 0;
@@ -147,13 +148,13 @@ int raw_create(const char *path, uint64_t size)
 
 	if (fd < 0) {
 		r = -errno;
-		log_err("cannot create %s: %s", path, strerror(-r));
+		disk_fail("cannot create %s: %s", path, strerror(-r));
 		return r;
 	}
 	if (ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0) {
 		r = -errno;
-		log_err("cannot size %s to %llu bytes: %s", path, (unsigned long long)size,
-			strerror(-r));
+		disk_fail("cannot size %s to %llu bytes: %s", path, (unsigned long long)size,
+			  strerror(-r));
 		unlink(path);
 	}
 	close(fd);
@@ -169,7 +170,7 @@ int raw_resize(const char *path, uint64_t size)
 
 	if (fd < 0) {
 		r = -errno;
-		log_err("cannot open %s: %s", path, strerror(-r));
+		disk_fail("cannot open %s: %s", path, strerror(-r));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -191,7 +192,8 @@ int raw_resize(const char *path, uint64_t size)
 			if (r)
 				goto out;
 			if (!dio_is_zero(buf, n)) {
-				log_err("cannot shrink %s to %llu bytes: data at offset %llu would "
+				disk_fail(
+					"cannot shrink %s to %llu bytes: data at offset %llu would "
 					"be lost",
 					path, (unsigned long long)size, (unsigned long long)o);
 				r = -ENOTEMPTY;
@@ -203,7 +205,7 @@ int raw_resize(const char *path, uint64_t size)
 		r = -errno;
 out:
 	if (r && r != -ENOTEMPTY)
-		log_err("cannot resize %s: %s", path, strerror(-r));
+		disk_fail("cannot resize %s: %s", path, strerror(-r));
 	free(buf);
 	close(fd);
 	return r;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disk/disk_internal.h"
 #include "disk/vhdx_internal.h"
 #include "lib/log.h"
 
@@ -44,8 +45,8 @@ int vhdx_bat_load(struct vhdx *v)
 	vhdx_geometry(v->vsize, v->block_size, v->lsec, v->has_parent, &v->chunk_ratio,
 		      &v->payload_blocks, &v->bitmap_blocks, &v->bat_entries);
 	if (v->bat_entries * 8 > v->bat_len) {
-		log_err("%s: VHDX BAT region holds %llu entries but the disk needs %llu", path,
-			(unsigned long long)(v->bat_len / 8), (unsigned long long)v->bat_entries);
+		disk_fail("%s: VHDX BAT region holds %llu entries but the disk needs %llu", path,
+			  (unsigned long long)(v->bat_len / 8), (unsigned long long)v->bat_entries);
 		return -EINVAL;
 	}
 	r = vhdx_file_size(v, &fsize);
@@ -53,8 +54,8 @@ int vhdx_bat_load(struct vhdx *v)
 		return r;
 	words = vhdx_align_up(v->bat_entries, BAT_PER_SECTOR);
 	if (v->bat_off + words * 8 > fsize) {
-		log_err("%s: VHDX BAT at %llu lies beyond the end of the file (%llu bytes)", path,
-			(unsigned long long)v->bat_off, (unsigned long long)fsize);
+		disk_fail("%s: VHDX BAT at %llu lies beyond the end of the file (%llu bytes)", path,
+			  (unsigned long long)v->bat_off, (unsigned long long)fsize);
 		return -EINVAL;
 	}
 	v->bat = malloc(words * 8);
@@ -65,7 +66,7 @@ int vhdx_bat_load(struct vhdx *v)
 
 		r = vhdx_pread(v, raw, words * 8, v->bat_off);
 		if (r) {
-			log_err("%s: cannot read the VHDX BAT: %s", path, strerror(-r));
+			disk_fail("%s: cannot read the VHDX BAT: %s", path, strerror(-r));
 			return r == -ENODATA ? -EINVAL : r;
 		}
 		for (uint64_t i = 0; i < words; i++)
@@ -86,7 +87,8 @@ int vhdx_bat_load(struct vhdx *v)
 
 		if (is_bitmap) {
 			if (state != VHDX_SB_NOT_PRESENT && state != VHDX_SB_PRESENT) {
-				log_err("%s: VHDX sector bitmap entry %llu has invalid state %llu",
+				disk_fail(
+					"%s: VHDX sector bitmap entry %llu has invalid state %llu",
 					path, (unsigned long long)i, (unsigned long long)state);
 				return -EINVAL;
 			}
@@ -99,8 +101,8 @@ int vhdx_bat_load(struct vhdx *v)
 		} else {
 			if (state == 4 ||
 			    (state == VHDX_PAYLOAD_PARTIALLY_PRESENT && !v->has_parent)) {
-				log_err("%s: VHDX BAT entry %llu has invalid state %llu", path,
-					(unsigned long long)i, (unsigned long long)state);
+				disk_fail("%s: VHDX BAT entry %llu has invalid state %llu", path,
+					  (unsigned long long)i, (unsigned long long)state);
 				return -EINVAL;
 			}
 			present = state == VHDX_PAYLOAD_FULLY_PRESENT ||
@@ -109,10 +111,10 @@ int vhdx_bat_load(struct vhdx *v)
 		if (!present)
 			continue;
 		if (off == 0 || off + len > fsize || in_metadata(v, off, len)) {
-			log_err("%s: VHDX BAT entry %llu points to offset %llu, %s", path,
-				(unsigned long long)i, (unsigned long long)off,
-				off + len > fsize ? "beyond the end of the file"
-						  : "inside the VHDX metadata");
+			disk_fail("%s: VHDX BAT entry %llu points to offset %llu, %s", path,
+				  (unsigned long long)i, (unsigned long long)off,
+				  off + len > fsize ? "beyond the end of the file"
+						    : "inside the VHDX metadata");
 			return -EINVAL;
 		}
 	}
@@ -129,8 +131,8 @@ int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 	if (ftruncate(v->fd, (off_t)end) < 0) {
 		int e = -errno;
 
-		log_err("%s: cannot grow the file to %llu bytes: %s", v->base.path,
-			(unsigned long long)end, strerror(-e));
+		disk_fail("%s: cannot grow the file to %llu bytes: %s", v->base.path,
+			  (unsigned long long)end, strerror(-e));
 		return e;
 	}
 	v->file_end = end;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_internal.h"
 #include "disk/vhdx_internal.h"
 #include "lib/log.h"
 
@@ -35,8 +36,8 @@ static int bitmap_get(struct vhdx *v, uint64_t c, uint8_t **bm)
 		return -ENOMEM;
 	r = vhdx_pread(v, v->bitmaps[c], VHDX_BITMAP_SIZE, off);
 	if (r) {
-		log_err("%s: cannot read VHDX sector bitmap %llu: %s", v->base.path,
-			(unsigned long long)c, strerror(-r));
+		disk_fail("%s: cannot read VHDX sector bitmap %llu: %s", v->base.path,
+			  (unsigned long long)c, strerror(-r));
 		free(v->bitmaps[c]);
 		v->bitmaps[c] = NULL;
 		return r == -ENODATA ? -EIO : r;

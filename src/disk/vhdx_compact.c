@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk_io.h"
 #include "disk/vhdx.h"
 #include "disk/vhdx_internal.h"
@@ -161,12 +162,13 @@ int vhdx_compact(const char *path, uint64_t *freed)
 		return r;
 	v = to_vhdx(d);
 	if (d->ops != &vhdx_ops) {
-		log_err("cannot compact %s: not a VHDX file", path);
+		disk_fail("cannot compact %s: not a VHDX file", path);
 		r = -EINVAL;
 		goto out;
 	}
 	if ((v->params_flags & VHDX_PARAM_LEAVE_ALLOCATED) && !v->has_parent) {
-		log_err("cannot compact %s: a fixed disk keeps every block (convert it to dynamic)",
+		disk_fail(
+			"cannot compact %s: a fixed disk keeps every block (convert it to dynamic)",
 			path);
 		r = -EINVAL;
 		goto out;
@@ -192,7 +194,7 @@ int vhdx_compact(const char *path, uint64_t *freed)
 	if (r == 0)
 		*freed = end < before ? before - end : 0;
 	else
-		log_err("cannot compact %s: %s", path, strerror(-r));
+		disk_fail("cannot compact %s: %s", path, strerror(-r));
 out:
 	free(buf);
 	disk_close(d);

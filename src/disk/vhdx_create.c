@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk_io.h"
 #include "disk/vhdx.h"
 #include "disk/vhdx_internal.h"
@@ -126,7 +127,7 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 		struct disk_info pi;
 
 		if (!o->parent) {
-			log_err("cannot create %s: a differencing disk needs --parent", path);
+			disk_fail("cannot create %s: a differencing disk needs --parent", path);
 			return -EINVAL;
 		}
 		r = disk_open(o->parent, DISK_OPEN_RDONLY, &parent);
@@ -134,23 +135,24 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 			return r;
 		r = disk_info(parent, &pi);
 		if (r == 0 && pi.format != DISK_FORMAT_VHDX) {
-			log_err("cannot create %s: parent %s is not a VHDX file", path, o->parent);
+			disk_fail("cannot create %s: parent %s is not a VHDX file", path,
+				  o->parent);
 			r = -EINVAL;
 		}
 		if (r)
 			goto out;
 		if (o->size && o->size != pi.virtual_size) {
-			log_err("cannot create %s: a differencing disk has its parent's size "
-				"(%llu)",
-				path, (unsigned long long)pi.virtual_size);
+			disk_fail("cannot create %s: a differencing disk has its parent's size "
+				  "(%llu)",
+				  path, (unsigned long long)pi.virtual_size);
 			r = -EINVAL;
 			goto out;
 		}
 		if (o->logical_sector && o->logical_sector != pi.logical_sector) {
-			log_err("cannot create %s: a differencing disk has its parent's sector "
-				"size "
-				"(%u)",
-				path, pi.logical_sector);
+			disk_fail("cannot create %s: a differencing disk has its parent's sector "
+				  "size "
+				  "(%u)",
+				  path, pi.logical_sector);
 			r = -EINVAL;
 			goto out;
 		}
@@ -161,19 +163,19 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	}
 	if (!pow2(mp.block_size) || mp.block_size < VHDX_MIN_BLOCK ||
 	    mp.block_size > VHDX_MAX_BLOCK) {
-		log_err("cannot create %s: block size must be a power of 2 from 1 MiB to 256 MiB",
-			path);
+		disk_fail("cannot create %s: block size must be a power of 2 from 1 MiB to 256 MiB",
+			  path);
 		r = -EINVAL;
 		goto out;
 	}
 	if ((mp.lsec != 512 && mp.lsec != 4096) || (mp.psec != 512 && mp.psec != 4096)) {
-		log_err("cannot create %s: sector sizes must be 512 or 4096", path);
+		disk_fail("cannot create %s: sector sizes must be 512 or 4096", path);
 		r = -EINVAL;
 		goto out;
 	}
 	if (mp.vsize == 0 || mp.vsize % mp.lsec || mp.vsize > VHDX_MAX_SIZE) {
-		log_err("cannot create %s: size must be a non-zero multiple of %u up to 64 TiB",
-			path, mp.lsec);
+		disk_fail("cannot create %s: size must be a non-zero multiple of %u up to 64 TiB",
+			  path, mp.lsec);
 		r = -EINVAL;
 		goto out;
 	}
@@ -183,7 +185,7 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		r = -errno;
-		log_err("cannot create %s: %s", path, strerror(-r));
+		disk_fail("cannot create %s: %s", path, strerror(-r));
 		goto out;
 	}
 	if (diff) {
@@ -192,14 +194,14 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 					     VHDX_MiB / 2, &loc_len)
 			: -ENOMEM;
 		if (r) {
-			log_err("cannot create %s: cannot record parent %s: %s", path, o->parent,
-				strerror(-r));
+			disk_fail("cannot create %s: cannot record parent %s: %s", path, o->parent,
+				  strerror(-r));
 			goto fail;
 		}
 	}
 	r = write_all(fd, &mp, loc, loc_len, o->type == DISK_TYPE_FIXED);
 	if (r) {
-		log_err("cannot create %s: %s", path, strerror(-r));
+		disk_fail("cannot create %s: %s", path, strerror(-r));
 		goto fail;
 	}
 	goto out;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk_io.h"
 #include "disk/vhdx_internal.h"
 #include "lib/log.h"
@@ -224,7 +225,7 @@ int vhdx_flush(struct disk *d)
 		return 0;
 	r = vhdx_sync(v);
 	if (r)
-		log_err("%s: cannot flush: %s", d->path, strerror(-r));
+		disk_fail("%s: cannot flush: %s", d->path, strerror(-r));
 	return r;
 }
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk_io.h"
 #include "disk/vhdx_internal.h"
 #include "lib/crc32c.h"
@@ -135,7 +136,8 @@ static int entry_apply(struct vhdx *v, const struct log_entry *e, const uint8_t 
 		uint8_t sector[SEC];
 
 		if (!target_ok(v, foff, len)) {
-			log_err("%s: VHDX log entry %llu writes to offset %llu, inside the headers "
+			disk_fail(
+				"%s: VHDX log entry %llu writes to offset %llu, inside the headers "
 				"or "
 				"the log",
 				v->base.path, (unsigned long long)e->seq, (unsigned long long)foff);
@@ -176,7 +178,7 @@ static int entry_apply(struct vhdx *v, const struct log_entry *e, const uint8_t 
 			r = dio_pwrite(v->fd, sector, SEC, foff);
 		}
 		if (r) {
-			log_err("%s: cannot replay the VHDX log: %s", v->base.path, strerror(-r));
+			disk_fail("%s: cannot replay the VHDX log: %s", v->base.path, strerror(-r));
 			return r;
 		}
 	}
@@ -215,8 +217,8 @@ int vhdx_log_open(struct vhdx *v)
 	}
 	r = dio_pread(v->fd, log, v->log_len, v->log_off);
 	if (r) {
-		log_err("%s: cannot read the VHDX log: %s", path,
-			r == -ENODATA ? "it lies beyond the end of the file" : strerror(-r));
+		disk_fail("%s: cannot read the VHDX log: %s", path,
+			  r == -ENODATA ? "it lies beyond the end of the file" : strerror(-r));
 		r = r == -ENODATA ? -EINVAL : r;
 		goto out;
 	}
@@ -231,7 +233,8 @@ int vhdx_log_open(struct vhdx *v)
 	for (uint64_t seq = 0;; count++) {
 		if (!entry_valid(v, log, pos, &e, buf) || (seq && e.seq != seq + 1) ||
 		    count >= nsec) {
-			log_err("%s: the VHDX log is corrupt: the sequence from its tail does not "
+			disk_fail(
+				"%s: the VHDX log is corrupt: the sequence from its tail does not "
 				"reach "
 				"entry %llu",
 				path, (unsigned long long)best.seq);
@@ -245,16 +248,16 @@ int vhdx_log_open(struct vhdx *v)
 	}
 	count++;
 	if (best.flushed > fsize) {
-		log_err("%s: the VHDX log says the file was %llu bytes but it is %llu: the file "
-			"was "
-			"truncated",
-			path, (unsigned long long)best.flushed, (unsigned long long)fsize);
+		disk_fail("%s: the VHDX log says the file was %llu bytes but it is %llu: the file "
+			  "was "
+			  "truncated",
+			  path, (unsigned long long)best.flushed, (unsigned long long)fsize);
 		r = -EINVAL;
 		goto out;
 	}
 	if (best.last > 2 * VHDX_MAX_SIZE) {
-		log_err("%s: the VHDX log names an implausible file size %llu", path,
-			(unsigned long long)best.last);
+		disk_fail("%s: the VHDX log names an implausible file size %llu", path,
+			  (unsigned long long)best.last);
 		r = -EINVAL;
 		goto out;
 	}
@@ -279,8 +282,8 @@ int vhdx_log_open(struct vhdx *v)
 	}
 	if (best.last > fsize && ftruncate(v->fd, (off_t)best.last) < 0) {
 		r = -errno;
-		log_err("%s: cannot extend the file while replaying the log: %s", path,
-			strerror(-r));
+		disk_fail("%s: cannot extend the file while replaying the log: %s", path,
+			  strerror(-r));
 		goto out;
 	}
 	r = vhdx_sync(v);
@@ -361,6 +364,6 @@ int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned 
 	if (r == 0)
 		return 0;
 fail:
-	log_err("%s: cannot write VHDX metadata through the log: %s", v->base.path, strerror(-r));
+	disk_fail("%s: cannot write VHDX metadata through the log: %s", v->base.path, strerror(-r));
 	return r;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk_io.h"
 #include "disk/vhdx.h"
 #include "disk/vhdx_internal.h"
@@ -110,7 +111,7 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
 	if (r)
 		return r;
 	if (cd->ops != &vhdx_ops || !to_vhdx(cd)->has_parent) {
-		log_err("cannot merge %s: it is not a differencing VHDX disk", child);
+		disk_fail("cannot merge %s: it is not a differencing VHDX disk", child);
 		disk_close(cd);
 		return -EINVAL;
 	}
@@ -125,7 +126,7 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
 		goto out;
 	c = to_vhdx(cd);
 	if (disk_size(pd) < c->vsize) {
-		log_err("cannot merge %s: parent %s is smaller than the child", child, parent);
+		disk_fail("cannot merge %s: parent %s is smaller than the child", child, parent);
 		r = -EINVAL;
 		goto out;
 	}
@@ -133,7 +134,8 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
 	if (r == 0)
 		r = disk_flush(pd);
 	if (r) {
-		log_err("cannot merge %s into %s: %s (the parent may be partly updated; the child "
+		disk_fail(
+			"cannot merge %s into %s: %s (the parent may be partly updated; the child "
 			"is kept)",
 			child, parent, strerror(-r));
 		goto out;
@@ -142,7 +144,8 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
 	pd = NULL;
 	if (unlink(child) < 0) {
 		r = -errno;
-		log_err("merged %s into %s but cannot remove it: %s", child, parent, strerror(-r));
+		disk_fail("merged %s into %s but cannot remove it: %s", child, parent,
+			  strerror(-r));
 	}
 	snprintf(parent_out, parent_cap, "%s", parent);
 out:

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_internal.h"
 #include "disk/vhdx_internal.h"
 #include "lib/log.h"
 
@@ -69,19 +70,19 @@ int vhdx_meta_load(struct vhdx *v)
 		return -ENOMEM;
 	r = vhdx_pread(v, t, VHDX_META_TABLE_SIZE, v->meta_off);
 	if (r) {
-		log_err("%s: cannot read the VHDX metadata table: %s", path,
-			r == -ENODATA ? "file too short" : strerror(-r));
+		disk_fail("%s: cannot read the VHDX metadata table: %s", path,
+			  r == -ENODATA ? "file too short" : strerror(-r));
 		r = r == -ENODATA ? -EINVAL : r;
 		goto out;
 	}
 	r = -EINVAL;
 	if (memcmp(t, VHDX_METADATA_SIG, 8) != 0) {
-		log_err("%s: VHDX metadata table has no 'metadata' signature", path);
+		disk_fail("%s: VHDX metadata table has no 'metadata' signature", path);
 		goto out;
 	}
 	n = le16_load(t + 10);
 	if (n > VHDX_META_MAX_ENTRIES) {
-		log_err("%s: VHDX metadata table has %u entries (at most 2047)", path, n);
+		disk_fail("%s: VHDX metadata table has %u entries (at most 2047)", path, n);
 		goto out;
 	}
 	item = malloc(VHDX_META_MAX_ITEM);
@@ -102,8 +103,8 @@ int vhdx_meta_load(struct vhdx *v)
 				break;
 		if (len && (off < VHDX_META_TABLE_SIZE || len > VHDX_META_MAX_ITEM ||
 			    (uint64_t)off + len > v->meta_len)) {
-			log_err("%s: VHDX metadata item %u lies outside the metadata region", path,
-				i);
+			disk_fail("%s: VHDX metadata item %u lies outside the metadata region",
+				  path, i);
 			goto out;
 		}
 		if (k == IT_COUNT) {
@@ -111,25 +112,26 @@ int vhdx_meta_load(struct vhdx *v)
 				char s[UUID_STR_LEN];
 
 				uuid_format(&id, true, s);
-				log_err("%s: VHDX metadata item %s is required but unknown to keel",
+				disk_fail(
+					"%s: VHDX metadata item %s is required but unknown to keel",
 					path, s);
 				goto out;
 			}
 			continue;
 		}
 		if (seen[k]) {
-			log_err("%s: VHDX metadata item %u appears twice", path, i);
+			disk_fail("%s: VHDX metadata item %u appears twice", path, i);
 			goto out;
 		}
 		seen[k] = true;
 		if ((known[k].len && len != known[k].len) || (k == IT_LOCATOR && len < 20)) {
-			log_err("%s: VHDX metadata item %u has length %u", path, i, len);
+			disk_fail("%s: VHDX metadata item %u has length %u", path, i, len);
 			goto out;
 		}
 		r = vhdx_pread(v, item, len, v->meta_off + off);
 		if (r) {
-			log_err("%s: cannot read VHDX metadata item %u: %s", path, i,
-				r == -ENODATA ? "file too short" : strerror(-r));
+			disk_fail("%s: cannot read VHDX metadata item %u: %s", path, i,
+				  r == -ENODATA ? "file too short" : strerror(-r));
 			r = r == -ENODATA ? -EINVAL : r;
 			goto out;
 		}
@@ -166,31 +168,31 @@ int vhdx_meta_load(struct vhdx *v)
 			char s[UUID_STR_LEN];
 
 			uuid_format(&known[k].id, true, s);
-			log_err("%s: required VHDX metadata item %s is missing", path, s);
+			disk_fail("%s: required VHDX metadata item %s is missing", path, s);
 			goto out;
 		}
 	}
 	v->has_parent = v->params_flags & VHDX_PARAM_HAS_PARENT;
 	if (v->block_size < VHDX_MIN_BLOCK || v->block_size > VHDX_MAX_BLOCK ||
 	    !is_pow2(v->block_size)) {
-		log_err("%s: VHDX block size %u is not a power of 2 from 1 to 256 MiB", path,
-			v->block_size);
+		disk_fail("%s: VHDX block size %u is not a power of 2 from 1 to 256 MiB", path,
+			  v->block_size);
 		goto out;
 	}
 	if ((v->lsec != 512 && v->lsec != 4096) || (v->psec != 512 && v->psec != 4096)) {
-		log_err("%s: VHDX sector sizes %u/%u (logical/physical) are not 512 or 4096", path,
-			v->lsec, v->psec);
+		disk_fail("%s: VHDX sector sizes %u/%u (logical/physical) are not 512 or 4096",
+			  path, v->lsec, v->psec);
 		goto out;
 	}
 	if (v->vsize == 0 || v->vsize > VHDX_MAX_SIZE || v->vsize % v->lsec) {
-		log_err("%s: VHDX virtual size %llu is not a multiple of %u up to 64 TiB", path,
-			(unsigned long long)v->vsize, v->lsec);
+		disk_fail("%s: VHDX virtual size %llu is not a multiple of %u up to 64 TiB", path,
+			  (unsigned long long)v->vsize, v->lsec);
 		goto out;
 	}
 	if (v->has_parent != seen[IT_LOCATOR]) {
-		log_err("%s: VHDX %s", path,
-			v->has_parent ? "differencing disk has no parent locator"
-				      : "parent locator present on a disk without a parent");
+		disk_fail("%s: VHDX %s", path,
+			  v->has_parent ? "differencing disk has no parent locator"
+					: "parent locator present on a disk without a parent");
 		goto out;
 	}
 	r = 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disk/disk_internal.h"
 #include "disk/vhdx_internal.h"
 #include "lib/log.h"
 #include "lib/utf16.h"
@@ -59,12 +60,12 @@ int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
 
 	memcpy(t.b, buf, 16);
 	if (!uuid_equal(&t, &type)) {
-		log_err("%s: VHDX parent locator has an unknown type", v->base.path);
+		disk_fail("%s: VHDX parent locator has an unknown type", v->base.path);
 		return -EINVAL;
 	}
 	if (n > VHDX_LOCATOR_MAX_KEYS ||
 	    VHDX_LOCATOR_HDR_SIZE + (uint64_t)n * VHDX_LOCATOR_ENTRY_SIZE > len) {
-		log_err("%s: VHDX parent locator has %u entries, more than fit", v->base.path, n);
+		disk_fail("%s: VHDX parent locator has %u entries, more than fit", v->base.path, n);
 		return -EINVAL;
 	}
 	vhdx_locator_free(loc);
@@ -76,7 +77,7 @@ int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
 		if (!k || !val) {
 			free(k);
 			free(val);
-			log_err("%s: VHDX parent locator entry %u is malformed", v->base.path, i);
+			disk_fail("%s: VHDX parent locator entry %u is malformed", v->base.path, i);
 			return -EINVAL;
 		}
 		loc->key[loc->count] = k;
@@ -84,7 +85,7 @@ int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
 		loc->count++;
 	}
 	if (!vhdx_locator_get(loc, "parent_linkage")) {
-		log_err("%s: VHDX parent locator has no parent_linkage", v->base.path);
+		disk_fail("%s: VHDX parent locator has no parent_linkage", v->base.path);
 		return -EINVAL;
 	}
 	return 0;
@@ -236,11 +237,11 @@ int vhdx_parent_open(struct vhdx *v)
 	int r = -ENOENT;
 
 	if (v->depth + 1 >= VHDX_MAX_DEPTH) {
-		log_err("%s: differencing chain deeper than %d (a loop?)", path, VHDX_MAX_DEPTH);
+		disk_fail("%s: differencing chain deeper than %d (a loop?)", path, VHDX_MAX_DEPTH);
 		return -ELOOP;
 	}
 	if (uuid_parse(link, &want) != 0) {
-		log_err("%s: VHDX parent_linkage '%s' is not a GUID", path, link);
+		disk_fail("%s: VHDX parent_linkage '%s' is not a GUID", path, link);
 		return -EINVAL;
 	}
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
@@ -255,7 +256,7 @@ int vhdx_parent_open(struct vhdx *v)
 		r = vhdx_open_depth(fd, cand, DISK_OPEN_RDONLY | (v->flags & DISK_OPEN_NOLOCK),
 				    v->depth + 1, &p);
 		if (r) {
-			log_err("%s: cannot open its parent %s", path, cand);
+			disk_fail("%s: cannot open its parent %s", path, cand);
 			return r;
 		}
 		break;
@@ -264,7 +265,8 @@ int vhdx_parent_open(struct vhdx *v)
 		const char *rel = vhdx_locator_get(&v->loc, "relative_path");
 		const char *abs = vhdx_locator_get(&v->loc, "absolute_win32_path");
 
-		log_err("%s: parent disk not found (relative_path '%s', absolute_win32_path '%s')",
+		disk_fail(
+			"%s: parent disk not found (relative_path '%s', absolute_win32_path '%s')",
 			path, rel ? rel : "", abs ? abs : "");
 		return -ENOENT;
 	}
@@ -274,15 +276,16 @@ int vhdx_parent_open(struct vhdx *v)
 		char h[UUID_STR_LEN];
 
 		uuid_format(&have, true, h);
-		log_err("%s: parent %s was modified after this disk was made (its DataWriteGuid is "
+		disk_fail(
+			"%s: parent %s was modified after this disk was made (its DataWriteGuid is "
 			"%s, the child expects %s)",
 			path, cand, h, link);
 		p->ops->close(p);
 		return -ESTALE;
 	}
 	if (to_vhdx(p)->lsec != v->lsec) {
-		log_err("%s: parent %s has %u-byte sectors, this disk %u", path, cand,
-			to_vhdx(p)->lsec, v->lsec);
+		disk_fail("%s: parent %s has %u-byte sectors, this disk %u", path, cand,
+			  to_vhdx(p)->lsec, v->lsec);
 		p->ops->close(p);
 		return -EINVAL;
 	}

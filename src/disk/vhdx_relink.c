@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk_io.h"
 #include "disk/vhdx.h"
 #include "disk/vhdx_internal.h"
@@ -46,13 +47,13 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	if (r)
 		return r;
 	if (pd->ops != &vhdx_ops) {
-		log_err("cannot relink %s to %s: the parent is not a VHDX file", child, parent);
+		disk_fail("cannot relink %s to %s: the parent is not a VHDX file", child, parent);
 		r = -EINVAL;
 		goto out;
 	}
 	if (to_vhdx(pd)->lsec != v->lsec || disk_size(pd) < v->vsize) {
-		log_err("cannot relink %s to %s: the parent's sector size or size does not match",
-			child, parent);
+		disk_fail("cannot relink %s to %s: the parent's sector size or size does not match",
+			  child, parent);
 		r = -EINVAL;
 		goto out;
 	}
@@ -65,8 +66,8 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	r = vhdx_locator_build(child, parent, &to_vhdx(pd)->data_write, loc, VHDX_META_MAX_ITEM,
 			       &len);
 	if (r) {
-		log_err("cannot relink %s to %s: cannot build its parent locator: %s", child,
-			parent, strerror(-r));
+		disk_fail("cannot relink %s to %s: cannot build its parent locator: %s", child,
+			  parent, strerror(-r));
 		goto out;
 	}
 	r = vhdx_pread(v, table, VHDX_META_TABLE_SIZE, v->meta_off);
@@ -77,14 +78,15 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 		if (!memcmp(table + VHDX_META_HDR_SIZE + i * VHDX_META_ENTRY_SIZE, loc_id.b, 16))
 			self = i;
 	if (self == ~0u || v->loc_item_off % VHDX_LOG_SECTOR) {
-		log_err("cannot relink %s: its parent locator item is missing or unaligned", child);
+		disk_fail("cannot relink %s: its parent locator item is missing or unaligned",
+			  child);
 		r = -EINVAL;
 		goto out;
 	}
 	if ((uint64_t)v->loc_item_off + len > locator_room_end(v, table, n, self)) {
-		log_err("cannot relink %s to %s: the new parent locator (%u bytes) does not fit "
-			"where the old one is",
-			child, parent, len);
+		disk_fail("cannot relink %s to %s: the new parent locator (%u bytes) does not fit "
+			  "where the old one is",
+			  child, parent, len);
 		r = -ENOSPC;
 		goto out;
 	}
@@ -118,8 +120,8 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	r = vhdx_log_commit(v, items, n_items);
 	pthread_mutex_unlock(&v->lock);
 	if (r)
-		log_err("cannot relink %s to %s: writing its metadata failed: %s", child, parent,
-			strerror(-r));
+		disk_fail("cannot relink %s to %s: writing its metadata failed: %s", child, parent,
+			  strerror(-r));
 out:
 	free(area);
 	free(loc);
@@ -138,7 +140,7 @@ int vhdx_relink(const char *child, const char *parent)
 	if (r)
 		return r;
 	if (d->ops != &vhdx_ops || !to_vhdx(d)->has_parent) {
-		log_err("cannot relink %s: it is not a differencing VHDX disk", child);
+		disk_fail("cannot relink %s: it is not a differencing VHDX disk", child);
 		disk_close(d);
 		return -EINVAL;
 	}

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk_io.h"
 #include "disk/vhdx.h"
 #include "disk/vhdx_internal.h"
@@ -160,19 +161,19 @@ int vhdx_resize(const char *path, uint64_t size)
 	v = to_vhdx(d);
 	r = -EINVAL;
 	if (d->ops != &vhdx_ops) {
-		log_err("cannot resize %s: not a VHDX file", path);
+		disk_fail("cannot resize %s: not a VHDX file", path);
 		goto out;
 	}
 	if (v->has_parent) {
-		log_err("cannot resize %s: it is a differencing disk (merge it first, or resize "
-			"the "
-			"base disk before creating children)",
-			path);
+		disk_fail("cannot resize %s: it is a differencing disk (merge it first, or resize "
+			  "the "
+			  "base disk before creating children)",
+			  path);
 		goto out;
 	}
 	if (size == 0 || size % v->lsec || size > VHDX_MAX_SIZE) {
-		log_err("cannot resize %s: size must be a non-zero multiple of %u up to 64 TiB",
-			path, v->lsec);
+		disk_fail("cannot resize %s: size must be a non-zero multiple of %u up to 64 TiB",
+			  path, v->lsec);
 		goto out;
 	}
 	r = 0;
@@ -208,7 +209,8 @@ int vhdx_resize(const char *path, uint64_t size)
 				n = v->block_size - o % v->block_size;
 			r = vhdx_read(d, buf, o, (size_t)n);
 			if (r == 0 && !dio_is_zero(buf, (size_t)n)) {
-				log_err("cannot shrink %s to %llu bytes: data at offset %llu would "
+				disk_fail(
+					"cannot shrink %s to %llu bytes: data at offset %llu would "
 					"be "
 					"lost",
 					path, (unsigned long long)size, (unsigned long long)o);
@@ -243,7 +245,7 @@ int vhdx_resize(const char *path, uint64_t size)
 unlock:
 	pthread_mutex_unlock(&v->lock);
 	if (r && r != -ENOTEMPTY)
-		log_err("cannot resize %s: %s", path, strerror(-r));
+		disk_fail("cannot resize %s: %s", path, strerror(-r));
 out:
 	free(buf);
 	disk_close(d);

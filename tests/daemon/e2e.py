@@ -918,6 +918,16 @@ def case_description(e):
           "keel-vmm opened %r" % sorted(p for p in opened if p.startswith(e.dir)))
     e.keel("vm", "turn-off", "d1")
     e.wait_state("d1", "Off")
+    # A damaged disk: the API says what the disk library found, not "Invalid argument".
+    bad = os.path.join(e.dir, "bad.vhdx")
+    with open(bad, "wb") as f:
+        f.write(b"vhdxfile")
+        f.truncate(4 << 20)
+    e.create("dbad", disks=[{"path": bad}])
+    e.keel("vm", "start", "dbad", want=None)
+    vm = e.wait_state("dbad", "Off")
+    check("both VHDX headers are invalid (header 1: no 'head' signature" in vm["state_reason"],
+          "damaged disk: %r" % vm["state_reason"])
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
     # worker always gave them (disks, adapters, rng), and the store is upgraded in place.
     e.kill_keeld(signal.SIGTERM)

@@ -444,12 +444,17 @@ int virtio_blk_open(const struct vm_disk *spec, struct virtio_blk **out, char *e
 	}
 	snprintf(b->path, sizeof(b->path), "%s", spec->path);
 	b->ro = spec->readonly;
+	disk_error_reset();
 	r = disk_open(spec->path, spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
 	if (r) {
-		snprintf(err, errlen, "--disk %s: cannot open it: %s%s", spec->path, strerror(-r),
-			 r == -EWOULDBLOCK || r == -EAGAIN
-				 ? " (another program has it open for writing)"
-				 : "");
+		const char *busy = r == -EWOULDBLOCK || r == -EAGAIN
+					   ? " (another program has it open for writing)"
+					   : "";
+
+		if (disk_error()[0]) /* the library's reason names the file */
+			snprintf(err, errlen, "%s%s", disk_error(), busy);
+		else
+			snprintf(err, errlen, "disk %s: %s%s", spec->path, strerror(-r), busy);
 		free(b->zeros);
 		free(b);
 		return r;
