@@ -23,6 +23,7 @@
 #include "daemon/biglock.h"
 #include "daemon/ctl.h"
 #include "daemon/events.h"
+#include "daemon/vm_state.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -70,12 +71,6 @@ struct sup {
 	int wake_fd; /* eventfd: the main loop's poll set changed (sup_pollfds) */
 };
 
-static const char *const state_names[] = {
-	[VM_OFF] = "Off",	  [VM_STARTING] = "Starting", [VM_RUNNING] = "Running",
-	[VM_PAUSED] = "Paused",	  [VM_STOPPING] = "Stopping", [VM_SAVED] = "Saved",
-	[VM_CRASHED] = "Crashed",
-};
-
 static long long mono_ms(void)
 {
 	struct timespec ts;
@@ -86,15 +81,7 @@ static long long mono_ms(void)
 
 const char *sup_state_name(enum vm_state s)
 {
-	return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "?";
-}
-
-static enum vm_state state_from_name(const char *s)
-{
-	for (unsigned i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
-		if (!strcmp(s, state_names[i]))
-			return (enum vm_state)i;
-	return VM_OFF;
+	return vm_state_name(s);
 }
 
 static bool has_worker(const struct sup_vm *vm)
@@ -211,7 +198,7 @@ static struct sup_vm *get_vm(struct sup *sup, const char *uuid, const char *name
 	snprintf(vm->uuid, sizeof(vm->uuid), "%s", uuid);
 	snprintf(vm->name, sizeof(vm->name), "%s", name ? name : uuid);
 	if (store_rt_get(sup->cfg.store, uuid, &rt) == 0) {
-		vm->state = state_from_name(rt.state);
+		vm->state = vm_state_from_name(rt.state);
 		snprintf(vm->reason, sizeof(vm->reason), "%s", rt.reason);
 		vm->was_running = rt.was_running;
 		vm->pid = rt.pid;
@@ -457,81 +444,91 @@ static int read_status_file(struct sup *sup, const struct sup_vm *vm, char *reas
 static void worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstatus, int wstatus,
 			 bool keeld_was_away)
 {
-	char reason[32], detail[200], last[200];
-	enum vm_state was = vm->state;
+	char reason[32], detail[200], last[200], why[sizeof(vm->reason)];
+	enum vm_state was = vm->state, now;
 	enum stop_kind stopping = vm->stopping;
 	bool after_timeout = vm->off_after_timeout;
 	unsigned timeout = vm->stop_timeout_s;
 	bool saving = vm->saving, restoring = vm->restoring;
+	enum vm_end end;
 	int status;
 
 	vm->saving = vm->restoring = false;
 	drop_worker(vm);
 	vm->was_running = false;
+	/* How it ended, and the words for it; the state follows from the table. */
 	if (read_status_file(sup, vm, reason, sizeof(reason), detail, sizeof(detail), &status) ==
 	    0) {
 		if (!strcmp(reason, "poweroff")) {
-			set_state(sup, vm, VM_OFF, "%s",
-				  stopping == STOP_GRACEFUL ? "shut down through the power button"
-							    : "the guest powered off");
+			end = VM_END_POWEROFF;
+			snprintf(why, sizeof(why), "%s",
+				 stopping == STOP_GRACEFUL ? "shut down through the power button"
+							   : "the guest powered off");
 		} else if (!strcmp(reason, "quit")) {
+			end = VM_END_QUIT;
 			if (after_timeout)
-				set_state(sup, vm, VM_OFF,
-					  "turned off: the guest did not shut down within %u s",
-					  timeout);
+				snprintf(why, sizeof(why),
+					 "turned off: the guest did not shut down within %u s",
+					 timeout);
 			else
-				set_state(sup, vm, VM_OFF, "turned off");
+				snprintf(why, sizeof(why), "turned off");
 		} else if (!strcmp(reason, "reboot")) {
-			set_state(sup, vm, VM_OFF, "the guest rebooted");
+			end = VM_END_REBOOT;
+			snprintf(why, sizeof(why), "the guest rebooted");
 		} else if (!strcmp(reason, "debug-exit")) {
-			set_state(sup, vm, VM_OFF, "the guest exited with debug-exit status %d",
-				  status);
-		} else if (!strcmp(reason, "error") && was == VM_STARTING) {
-			set_state(sup, vm, VM_OFF, "keel-vmm failed to start the VM: %s", detail);
+			end = VM_END_DEBUG_EXIT;
+			snprintf(why, sizeof(why), "the guest exited with debug-exit status %d",
+				 status);
 		} else if (!strcmp(reason, "error")) {
-			set_state(sup, vm, VM_CRASHED, "keel-vmm failed: %s", detail);
+			end = VM_END_ERROR;
+			snprintf(why, sizeof(why), "keel-vmm %s: %s",
+				 was == VM_STARTING ? "failed to start the VM" : "failed", detail);
 		} else if (!strcmp(reason, "crash")) {
-			set_state(sup, vm, VM_CRASHED, "%s", detail[0] ? detail : "the VM crashed");
+			end = VM_END_CRASH;
+			snprintf(why, sizeof(why), "%s", detail[0] ? detail : "the VM crashed");
 		} else {
-			set_state(sup, vm, VM_CRASHED, "keel-vmm ended with status '%s' %s", reason,
-				  detail);
+			end = VM_END_UNKNOWN;
+			snprintf(why, sizeof(why), "keel-vmm ended with status '%s' %s", reason,
+				 detail);
 		}
 	} else if (stopping == STOP_TURNOFF) {
-		set_state(sup, vm, VM_OFF, "turned off (keel-vmm was killed: it did not quit)");
+		end = VM_END_KILLED;
+		snprintf(why, sizeof(why), "turned off (keel-vmm was killed: it did not quit)");
 	} else if (stopping == STOP_KILL_START) {
-		set_state(sup, vm, VM_OFF,
-			  "keel-vmm did not open its control socket within %u s and was killed",
-			  sup->cfg.start_timeout_s);
+		end = VM_END_KILLED_START;
+		snprintf(why, sizeof(why),
+			 "keel-vmm did not open its control socket within %u s and was killed",
+			 sup->cfg.start_timeout_s);
 	} else if (have_wstatus) {
+		end = VM_END_EXITED;
 		last_worker_line(sup, vm, last, sizeof(last));
 		if (WIFSIGNALED(wstatus))
-			set_state(sup, vm, was == VM_STARTING ? VM_OFF : VM_CRASHED,
-				  "keel-vmm was killed by signal %d (%s)", WTERMSIG(wstatus),
-				  strsignal(WTERMSIG(wstatus)));
+			snprintf(why, sizeof(why), "keel-vmm was killed by signal %d (%s)",
+				 WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
 		else
-			set_state(sup, vm, was == VM_STARTING ? VM_OFF : VM_CRASHED,
-				  "keel-vmm exited with status %d%s%s", WEXITSTATUS(wstatus),
-				  last[0] ? ": " : "", last);
+			snprintf(why, sizeof(why), "keel-vmm exited with status %d%s%s",
+				 WEXITSTATUS(wstatus), last[0] ? ": " : "", last);
 	} else if (keeld_was_away) {
+		end = VM_END_AWAY;
 		/* Host restart or a worker killed while keeld was down: remember it was running. */
 		vm->was_running = true;
-		set_state(sup, vm, VM_CRASHED,
-			  "keel-vmm ended while keeld was not running, without a status file");
+		snprintf(why, sizeof(why),
+			 "keel-vmm ended while keeld was not running, without a status file");
 	} else {
+		end = VM_END_VANISHED;
 		last_worker_line(sup, vm, last, sizeof(last));
-		set_state(sup, vm, VM_CRASHED, "keel-vmm ended without a status file%s%s",
-			  last[0] ? ": " : "", last);
+		snprintf(why, sizeof(why), "keel-vmm ended without a status file%s%s",
+			 last[0] ? ": " : "", last);
 	}
-	if (saving && vm->state == VM_OFF)
-		set_state(sup, vm, VM_SAVED, "saved"); /* the save completed first */
-	if (restoring && was == VM_STARTING && vm->state != VM_SAVED) {
-		char why[sizeof(vm->reason)];
-
+	now = vm_state_after_end(was, saving, restoring, end);
+	if (now == VM_SAVED && saving && vm_state_after_end(was, false, false, end) == VM_OFF)
+		set_state(sup, vm, now, "saved"); /* the save completed first */
+	else if (now == VM_SAVED && restoring && was == VM_STARTING)
 		/* The saved state is still there: keep the VM Saved and say why it did not start
 		 * (keel vm discard-state makes the next start boot afresh). */
-		memcpy(why, vm->reason, sizeof(why));
-		set_state(sup, vm, VM_SAVED, "could not restore: %s", why);
-	}
+		set_state(sup, vm, now, "could not restore: %s", why);
+	else
+		set_state(sup, vm, now, "%s", why);
 	vm_log(sup, vm, "worker ended: %s: %s", sup_state_name(vm->state), vm->reason);
 }
 
@@ -618,7 +615,7 @@ void sup_reattach_all(struct sup *sup)
 		if (proc_starttime(rt.pid, &st) == 0 && st == rt.starttime)
 			vm->pidfd = sys_pidfd_open(rt.pid);
 		if (vm->pidfd < 0) {
-			vm->state = state_from_name(rt.state);
+			vm->state = vm_state_from_name(rt.state);
 			worker_ended(sup, vm, false, 0, true);
 			continue;
 		}
@@ -952,17 +949,11 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 	return ret;
 }
 
-static int need_state(struct sup_vm *vm, const char *verb, unsigned mask, const char *hint,
-		      char *err, size_t errlen)
+/* The state table's verdict on action for this VM (vm_state.c). */
+static int need_state(struct sup_vm *vm, enum vm_action a, char *err, size_t errlen)
 {
-	if (mask & (1u << vm->state))
-		return 0;
-	error_set(err, errlen, "cannot %s VM '%s': it is %s%s", verb, vm->name,
-		  sup_state_name(vm->state), hint);
-	return -EBUSY;
+	return vm_state_check(vm->state, a, vm->name, err, errlen);
 }
-
-#define S(x) (1u << (x))
 
 int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s, char *err,
 	     size_t errlen)
@@ -976,11 +967,7 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 		vm->stop_force = true; /* a second `stop --force` upgrades the first */
 		return 0;
 	}
-	ret = need_state(vm, "stop", S(VM_RUNNING),
-			 vm->state == VM_PAUSED ? " (a paused guest cannot see the power button; "
-						  "resume it or use turn-off)"
-						: "",
-			 err, errlen);
+	ret = need_state(vm, VM_ACT_STOP, err, errlen);
 	if (ret)
 		return ret;
 	ret = vm_ctl(sup, vm, "powerdown", err, errlen);
@@ -1026,9 +1013,7 @@ int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t er
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "turn off",
-			 S(VM_STARTING) | S(VM_RUNNING) | S(VM_PAUSED) | S(VM_STOPPING), "", err,
-			 errlen);
+	ret = need_state(vm, VM_ACT_TURN_OFF, err, errlen);
 	if (ret)
 		return ret;
 	vm->stopping = STOP_TURNOFF;
@@ -1045,7 +1030,7 @@ int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "pause", S(VM_RUNNING), "", err, errlen);
+	ret = need_state(vm, VM_ACT_PAUSE, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "pause", err, errlen);
 	if (!ret) {
@@ -1062,7 +1047,7 @@ int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "resume", S(VM_PAUSED), "", err, errlen);
+	ret = need_state(vm, VM_ACT_RESUME, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "resume", err, errlen);
 	if (!ret) {
@@ -1078,7 +1063,7 @@ int sup_save_check(struct sup *sup, const struct vm_def *def, char *err, size_t 
 
 	if (!vm)
 		return -ENOMEM;
-	return need_state(vm, "save", S(VM_RUNNING) | S(VM_PAUSED), "", err, errlen);
+	return need_state(vm, VM_ACT_SAVE, err, errlen);
 }
 
 int sup_saved_file(struct sup *sup, const char *uuid, const char *name, char *buf, size_t size)
@@ -1101,7 +1086,7 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "save", S(VM_RUNNING) | S(VM_PAUSED), "", err, errlen);
+	ret = need_state(vm, VM_ACT_SAVE, err, errlen);
 	if (ret)
 		return ret;
 	if (vm_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
@@ -1137,7 +1122,7 @@ int sup_discard_state(struct sup *sup, const struct vm_def *def, char *err, size
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "discard the saved state of", S(VM_SAVED), "", err, errlen);
+	ret = need_state(vm, VM_ACT_DISCARD_STATE, err, errlen);
 	if (ret)
 		return ret;
 	remove_saved(sup, vm);
@@ -1180,8 +1165,7 @@ int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_di
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "change the saved state of", S(VM_OFF) | S(VM_CRASHED) | S(VM_SAVED),
-			 "", err, errlen);
+	ret = need_state(vm, VM_ACT_CHANGE_SAVED, err, errlen);
 	if (ret)
 		return ret;
 	remove_saved(sup, vm);
@@ -1253,7 +1237,7 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "checkpoint", S(VM_RUNNING) | S(VM_PAUSED), "", err, errlen);
+	ret = need_state(vm, VM_ACT_CHECKPOINT_RUN, err, errlen);
 	if (ret)
 		return ret;
 	if (vm_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
@@ -1312,7 +1296,7 @@ int sup_start_restore(struct sup *sup, const struct vm_def *def, bool paused, ch
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "restore", S(VM_SAVED), "", err, errlen);
+	ret = need_state(vm, VM_ACT_RESTORE, err, errlen);
 	if (ret)
 		return ret;
 	ret = sup_start(sup, def, err, errlen);
@@ -1329,7 +1313,7 @@ int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t err
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "restart", S(VM_RUNNING) | S(VM_PAUSED), "", err, errlen);
+	ret = need_state(vm, VM_ACT_RESTART, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "reset", err, errlen);
 	if (ret)
@@ -1350,8 +1334,7 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, "delete", S(VM_OFF) | S(VM_CRASHED) | S(VM_SAVED),
-			 "; turn it off first", err, errlen);
+	ret = need_state(vm, VM_ACT_DELETE, err, errlen);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)

@@ -21,16 +21,7 @@
 
 #include "daemon/store.h"
 #include "config/vmdef.h"
-
-enum vm_state {
-	VM_OFF,
-	VM_STARTING,
-	VM_RUNNING,
-	VM_PAUSED,
-	VM_STOPPING,
-	VM_SAVED,
-	VM_CRASHED,
-};
+#include "daemon/vm_state.h"
 
 struct sup_config {
 	const char *state_dir; /* the VM directories go in STATE_DIR/vms */
