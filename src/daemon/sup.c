@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The supervisor: VM records, their states (vm_state.c's tables) and operations, the actions
+ * on a running worker, a worker's end, and the main loop's part (sup.h). */
 #include "daemon/sup.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,60 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "daemon/biglock.h"
 #include "daemon/ctl.h"
 #include "daemon/events.h"
-#include "daemon/vm_state.h"
+#include "daemon/sup_internal.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define SUP_CTL_TIMEOUT_MS   3000
-#define SUP_PROBE_TIMEOUT_MS 250     /* the main loop's own questions to a worker */
-#define SUP_SAVE_TIMEOUT_MS  600000  /* writing guest RAM: up to 10 minutes */
-#define SUP_SAVED_DIR	     "saved" /* in the VM's directory: keel-vmm's save (state, memory) */
-#define SUP_QUIT_TIMEOUT_MS  5000    /* quit, then SIGKILL */
-#define SUP_LOG_ROTATE	     (4 << 20)
-#define SUP_SOCK_MAX	     107 /* sizeof(sun_path) - 1 */
-
-enum stop_kind { STOP_NONE, STOP_GRACEFUL, STOP_TURNOFF, STOP_KILL_START };
-
-struct sup_vm {
-	char uuid[VMDEF_UUID_LEN + 1];
-	char name[VMDEF_NAME_MAX + 1];
-	enum vm_state state;
-	char reason[256];
-	pid_t pid;	    /* 0 when no worker */
-	int pidfd;	    /* -1 when no worker */
-	uint64_t starttime; /* of pid, from /proc */
-	bool is_child;	    /* started by this keeld: waitpid gives its exit status */
-	bool was_running;
-	enum stop_kind stopping;
-	bool stop_force;
-	bool off_after_timeout; /* a forced stop ran out of time and turned the VM off */
-	unsigned stop_timeout_s;
-	long long deadline_ms; /* for Starting and Stopping; 0 when none */
-	bool saving;	       /* the worker saved the VM and was told to quit: it ends Saved */
-	bool restoring;	       /* the worker was started with --restore */
-	bool pause_when_ready; /* a checkpoint paused it: pause the restored worker again */
-	uint64_t memory;       /* guest RAM of the running worker, for admission control */
-	/* An operation in progress (sup_op_begin): the VM is its owner's until it ends; the
-	 * main loop leaves the VM alone meanwhile. */
-	const char *op;
-	pthread_t op_owner;
-	unsigned op_depth;
-};
-
-struct sup {
-	struct sup_config cfg;
-	char *vms_dir;
-	struct sup_vm **vms; /* each record stays where it is while others come and go */
-	size_t nvms, cap;
-	int wake_fd; /* eventfd: the main loop's poll set changed (sup_pollfds) */
-};
-
-static long long mono_ms(void)
+long long sup_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -84,60 +40,12 @@ const char *sup_state_name(enum vm_state s)
 	return vm_state_name(s);
 }
 
-static bool has_worker(const struct sup_vm *vm)
+bool sup_has_worker(const struct sup_vm *vm)
 {
 	return vm->pid > 0;
 }
 
-static int vm_path(const struct sup *sup, const char *uuid, const char *file, char *buf,
-		   size_t size)
-{
-	int n = snprintf(buf, size, "%s/%s%s%s", sup->vms_dir, uuid, file ? "/" : "",
-			 file ? file : "");
-
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
-int sup_log_path(struct sup *sup, const char *uuid, char *buf, size_t size)
-{
-	return vm_path(sup, uuid, "worker.log", buf, size);
-}
-
-/* Append one line from keeld to the VM's worker log, so the log tells the whole story. */
-static void vm_log(struct sup *sup, const struct sup_vm *vm, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void vm_log(struct sup *sup, const struct sup_vm *vm, const char *fmt, ...)
-{
-	char path[PATH_MAX], line[1024], stamp[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	va_list ap;
-	int fd, n;
-
-	if (vm_path(sup, vm->uuid, "worker.log", path, sizeof(path)))
-		return;
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	va_start(ap, fmt);
-	n = snprintf(line, sizeof(line), "keeld: %s: ", stamp);
-	if (n > 0 && (size_t)n < sizeof(line))
-		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return;
-	if (write(fd, line, (size_t)n) != n)
-		log_warn("cannot append to %s: %s", path, strerror(errno));
-	close(fd);
-}
-
-static void persist(struct sup *sup, struct sup_vm *vm)
+void sup_persist(struct sup *sup, struct sup_vm *vm)
 {
 	struct store_rt rt = {0};
 
@@ -150,10 +58,7 @@ static void persist(struct sup *sup, struct sup_vm *vm)
 		log_err("VM %s: cannot record state %s in the store", vm->name, rt.state);
 }
 
-static void set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const char *fmt, ...)
+void sup_set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -165,12 +70,12 @@ static void set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const
 		log_info("VM %s: %s: %s", vm->name, sup_state_name(s), vm->reason);
 	else
 		log_info("VM %s: %s", vm->name, sup_state_name(s));
-	persist(sup, vm);
+	sup_persist(sup, vm);
 	events_vm_state(vm->uuid, vm->name, sup_state_name(s), vm->reason);
 }
 
 /* The in-memory record of a VM, made from the store's runtime record on first use. */
-static struct sup_vm *get_vm(struct sup *sup, const char *uuid, const char *name)
+struct sup_vm *sup_get_vm(struct sup *sup, const char *uuid, const char *name)
 {
 	struct store_rt rt;
 	struct sup_vm *vm;
@@ -246,7 +151,7 @@ int sup_create(const struct sup_config *cfg, struct sup **out)
 }
 
 /* Tell the main loop that its poll set changed (a worker started, an operation ended). */
-static void sup_wake(struct sup *sup)
+void sup_wake(struct sup *sup)
 {
 	uint64_t one = 1;
 
@@ -256,7 +161,7 @@ static void sup_wake(struct sup *sup)
 int sup_op_begin(struct sup *sup, const char *uuid, const char *name, const char *op, char *err,
 		 size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, uuid, name);
+	struct sup_vm *vm = sup_get_vm(sup, uuid, name);
 
 	if (!vm)
 		return -ENOMEM;
@@ -327,47 +232,7 @@ void sup_destroy(struct sup *sup)
 	free(sup);
 }
 
-static int sys_pidfd_open(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-static int sys_pidfd_kill(int pidfd, int sig)
-{
-	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
-
-/* Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
-static int proc_starttime(pid_t pid, uint64_t *out)
-{
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the command name may contain spaces and parentheses */
-	if (!p)
-		return -EIO;
-	p++;
-	/* After ')' come fields 3, 4, ...: skip 19 of them to reach field 22. */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return -EIO;
-	}
-	*out = strtoull(p + 1, NULL, 10);
-	return 0;
-}
-
-static void drop_worker(struct sup_vm *vm)
+void sup_drop_worker(struct sup_vm *vm)
 {
 	if (vm->pidfd >= 0)
 		close(vm->pidfd);
@@ -380,71 +245,14 @@ static void drop_worker(struct sup_vm *vm)
 	vm->deadline_ms = 0;
 }
 
-/* The last non-empty line of the worker's log that keeld did not write: its error line. */
-static void last_worker_line(struct sup *sup, const struct sup_vm *vm, char *out, size_t size)
-{
-	char path[PATH_MAX], buf[4096];
-	off_t size_now;
-	ssize_t n;
-	int fd;
-
-	out[0] = '\0';
-	if (vm_path(sup, vm->uuid, "worker.log", path, sizeof(path)))
-		return;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	size_now = lseek(fd, 0, SEEK_END);
-	if (size_now > 0 &&
-	    lseek(fd, size_now > (off_t)sizeof(buf) - 1 ? size_now - (off_t)sizeof(buf) + 1 : 0,
-		  SEEK_SET) >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		if (n > 0) {
-			char *line, *save = NULL, *last = NULL;
-			buf[n] = '\0';
-			for (line = strtok_r(buf, "\n", &save); line;
-			     line = strtok_r(NULL, "\n", &save))
-				if (strncmp(line, "keeld: ", 7) && line[strspn(line, " \t\r")])
-					last = line;
-			if (last)
-				snprintf(out, size, "%s", last);
-		}
-	}
-	close(fd);
-}
-
-/* Read and remove the status file: 0 with reason (and detail) filled in, or -ENOENT. */
-static int read_status_file(struct sup *sup, const struct sup_vm *vm, char *reason, size_t rsize,
-			    char *detail, size_t dsize, int *status)
-{
-	char path[PATH_MAX];
-	json_object *o, *v;
-
-	reason[0] = detail[0] = '\0';
-	*status = 0;
-	if (vm_path(sup, vm->uuid, "status.json", path, sizeof(path)))
-		return -ENAMETOOLONG;
-	o = json_object_from_file(path);
-	if (!o)
-		return -ENOENT;
-	if (json_object_object_get_ex(o, "reason", &v))
-		snprintf(reason, rsize, "%s", json_object_get_string(v));
-	if (json_object_object_get_ex(o, "detail", &v))
-		snprintf(detail, dsize, "%s", json_object_get_string(v));
-	if (json_object_object_get_ex(o, "status", &v))
-		*status = json_object_get_int(v);
-	json_object_put(o);
-	return reason[0] ? 0 : -EBADMSG;
-}
-
 /*
  * The worker is gone: say why, from its status file, else its exit status (when it was
  * our child), else what we know. have_wstatus is false for a re-attached worker.
  */
-static void worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstatus, int wstatus,
-			 bool keeld_was_away)
+static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstatus, int wstatus,
+			     bool keeld_was_away)
 {
-	char reason[32], detail[200], last[200], why[sizeof(vm->reason)];
+	char reason[32], detail[200], last[200], why[512];
 	enum vm_state was = vm->state, now;
 	enum stop_kind stopping = vm->stopping;
 	bool after_timeout = vm->off_after_timeout;
@@ -454,11 +262,11 @@ static void worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstatus, 
 	int status;
 
 	vm->saving = vm->restoring = false;
-	drop_worker(vm);
+	sup_drop_worker(vm);
 	vm->was_running = false;
 	/* How it ended, and the words for it; the state follows from the table. */
-	if (read_status_file(sup, vm, reason, sizeof(reason), detail, sizeof(detail), &status) ==
-	    0) {
+	if (sup_read_status_file(sup, vm, reason, sizeof(reason), detail, sizeof(detail),
+				 &status) == 0) {
 		if (!strcmp(reason, "poweroff")) {
 			end = VM_END_POWEROFF;
 			snprintf(why, sizeof(why), "%s",
@@ -501,7 +309,7 @@ static void worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstatus, 
 			 sup->cfg.start_timeout_s);
 	} else if (have_wstatus) {
 		end = VM_END_EXITED;
-		last_worker_line(sup, vm, last, sizeof(last));
+		sup_last_worker_line(sup, vm, last, sizeof(last));
 		if (WIFSIGNALED(wstatus))
 			snprintf(why, sizeof(why), "keel-vmm was killed by signal %d (%s)",
 				 WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
@@ -516,49 +324,20 @@ static void worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstatus, 
 			 "keel-vmm ended while keeld was not running, without a status file");
 	} else {
 		end = VM_END_VANISHED;
-		last_worker_line(sup, vm, last, sizeof(last));
+		sup_last_worker_line(sup, vm, last, sizeof(last));
 		snprintf(why, sizeof(why), "keel-vmm ended without a status file%s%s",
 			 last[0] ? ": " : "", last);
 	}
 	now = vm_state_after_end(was, saving, restoring, end);
 	if (now == VM_SAVED && saving && vm_state_after_end(was, false, false, end) == VM_OFF)
-		set_state(sup, vm, now, "saved"); /* the save completed first */
+		sup_set_state(sup, vm, now, "saved"); /* the save completed first */
 	else if (now == VM_SAVED && restoring && was == VM_STARTING)
 		/* The saved state is still there: keep the VM Saved and say why it did not start
 		 * (keel vm discard-state makes the next start boot afresh). */
-		set_state(sup, vm, now, "could not restore: %s", why);
+		sup_set_state(sup, vm, now, "could not restore: %s", why);
 	else
-		set_state(sup, vm, now, "%s", why);
-	vm_log(sup, vm, "worker ended: %s: %s", sup_state_name(vm->state), vm->reason);
-}
-
-/* Remove the VM's saved state files (and their directory). */
-static void remove_saved(struct sup *sup, const struct sup_vm *vm)
-{
-	static const char *const files[] = {SUP_SAVED_DIR "/state", SUP_SAVED_DIR "/memory",
-					    SUP_SAVED_DIR "/state.tmp",
-					    SUP_SAVED_DIR "/memory.tmp"};
-	char path[PATH_MAX];
-
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		if (!vm_path(sup, vm->uuid, files[i], path, sizeof(path)))
-			unlink(path);
-	if (!vm_path(sup, vm->uuid, SUP_SAVED_DIR, path, sizeof(path)) && rmdir(path) < 0 &&
-	    errno != ENOENT)
-		log_warn("VM %s: cannot remove %s: %s", vm->name, path, strerror(errno));
-}
-
-static void make_sock_group_accessible(struct sup *sup, struct sup_vm *vm)
-{
-	char path[PATH_MAX];
-
-	if (vm_path(sup, vm->uuid, "serial.sock", path, sizeof(path)))
-		return;
-	if (sup->cfg.have_group && chown(path, (uid_t)-1, sup->cfg.group) < 0 && errno != ENOENT)
-		log_warn("VM %s: cannot give %s to the keel group: %s", vm->name, path,
-			 strerror(errno));
-	if (chmod(path, 0660) < 0 && errno != ENOENT)
-		log_warn("VM %s: cannot chmod %s: %s", vm->name, path, strerror(errno));
+		sup_set_state(sup, vm, now, "%s", why);
+	sup_vm_log(sup, vm, "worker ended: %s: %s", sup_state_name(vm->state), vm->reason);
 }
 
 /* Ask the worker for its state; returns 0 and sets *paused, or -errno with err. */
@@ -569,7 +348,7 @@ static int query_state_within(struct sup *sup, struct sup_vm *vm, int timeout_ms
 	json_object *ret = NULL, *st;
 	int rc;
 
-	rc = vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
+	rc = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (rc)
 		return rc;
 	rc = ctl_unlocked(ctl, "status", NULL, timeout_ms, &ret, err, errlen);
@@ -604,32 +383,33 @@ void sup_reattach_all(struct sup *sup)
 
 		if (store_rt_get(sup->cfg.store, defs[i].uuid, &rt) || rt.pid <= 0)
 			continue;
-		vm = get_vm(sup, defs[i].uuid, defs[i].name);
+		vm = sup_get_vm(sup, defs[i].uuid, defs[i].name);
 		if (!vm)
 			continue;
-		/* get_vm turned the active state into Off; look at the record itself. */
+		/* sup_get_vm turned the active state into Off; look at the record itself. */
 		vm->pid = rt.pid;
 		vm->memory = defs[i].memory;
 		vm->starttime = rt.starttime;
 		vm->was_running = rt.was_running;
-		if (proc_starttime(rt.pid, &st) == 0 && st == rt.starttime)
-			vm->pidfd = sys_pidfd_open(rt.pid);
+		if (sup_proc_starttime(rt.pid, &st) == 0 && st == rt.starttime)
+			vm->pidfd = sup_pidfd_open(rt.pid);
 		if (vm->pidfd < 0) {
 			vm->state = vm_state_from_name(rt.state);
-			worker_ended(sup, vm, false, 0, true);
+			sup_worker_ended(sup, vm, false, 0, true);
 			continue;
 		}
 		if (query_state(sup, vm, &paused, err, sizeof(err)) == 0) {
-			set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s", "");
-			make_sock_group_accessible(sup, vm);
+			sup_set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s", "");
+			sup_sock_group_access(sup, vm);
 		} else if (!strcmp(rt.state, "Starting")) {
-			vm->deadline_ms = mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
-			set_state(sup, vm, VM_STARTING, "%s", "");
+			vm->deadline_ms =
+				sup_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
+			sup_set_state(sup, vm, VM_STARTING, "%s", "");
 		} else {
-			set_state(sup, vm, VM_RUNNING, "control socket not answering: %s", err);
+			sup_set_state(sup, vm, VM_RUNNING, "control socket not answering: %s", err);
 		}
-		vm_log(sup, vm, "keeld re-attached to worker pid %d: %s", (int)vm->pid,
-		       sup_state_name(vm->state));
+		sup_vm_log(sup, vm, "keeld re-attached to worker pid %d: %s", (int)vm->pid,
+			   sup_state_name(vm->state));
 	}
 	store_vm_list_free(defs, n);
 }
@@ -642,10 +422,10 @@ void sup_autostart(struct sup *sup)
 	if (store_vm_list(sup->cfg.store, &defs, &n))
 		return;
 	for (size_t i = 0; i < n; i++) {
-		struct sup_vm *vm = get_vm(sup, defs[i].uuid, defs[i].name);
+		struct sup_vm *vm = sup_get_vm(sup, defs[i].uuid, defs[i].name);
 		char err[256];
 
-		if (!vm || has_worker(vm))
+		if (!vm || sup_has_worker(vm))
 			continue;
 		if (defs[i].start_action == VM_START_ALWAYS ||
 		    (defs[i].start_action == VM_START_IF_RUNNING && vm->was_running)) {
@@ -660,17 +440,17 @@ void sup_autostart(struct sup *sup)
 
 void sup_set_was_running(struct sup *sup, const char *uuid)
 {
-	struct sup_vm *vm = get_vm(sup, uuid, NULL);
+	struct sup_vm *vm = sup_get_vm(sup, uuid, NULL);
 
 	if (!vm)
 		return;
 	vm->was_running = true;
-	persist(sup, vm);
+	sup_persist(sup, vm);
 }
 
 void sup_status(struct sup *sup, const char *uuid, struct sup_status *out)
 {
-	struct sup_vm *vm = get_vm(sup, uuid, NULL);
+	struct sup_vm *vm = sup_get_vm(sup, uuid, NULL);
 
 	memset(out, 0, sizeof(*out));
 	if (!vm)
@@ -678,256 +458,9 @@ void sup_status(struct sup *sup, const char *uuid, struct sup_status *out)
 	out->state = vm->state;
 	snprintf(out->reason, sizeof(out->reason), "%s", vm->reason);
 	out->pid = vm->pid;
-	if (has_worker(vm) && vm_path(sup, uuid, "serial.sock", out->console, sizeof(out->console)))
+	if (sup_has_worker(vm) &&
+	    sup_path(sup, uuid, "serial.sock", out->console, sizeof(out->console)))
 		out->console[0] = '\0';
-}
-
-static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*argc >= max - 1)
-		return -E2BIG;
-	va_start(ap, fmt);
-	n = vasprintf(&argv[*argc], fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -ENOMEM;
-	(*argc)++;
-	argv[*argc] = NULL;
-	return 0;
-}
-
-static void rotate_log(const char *path)
-{
-	struct stat st;
-	char old[PATH_MAX];
-
-	if (stat(path, &st) == 0 && st.st_size > SUP_LOG_ROTATE &&
-	    snprintf(old, sizeof(old), "%s.1", path) < (int)sizeof(old))
-		(void)!rename(path, old);
-}
-
-/* In the child, between fork and exec: only async-signal-safe calls. */
-static void __attribute__((noreturn))
-exec_worker(const char *vmm, char **argv, int logfd, int errpipe)
-{
-	sigset_t none;
-	int devnull, e;
-
-	setsid(); /* its own session: survives keeld, gets no terminal signals */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	devnull = open("/dev/null", O_RDONLY);
-	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-		goto fail;
-	syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
-	execv(vmm, argv);
-fail:
-	e = errno;
-	(void)!write(errpipe, &e, sizeof(e));
-	_exit(127);
-}
-
-/* The host's RAM: MemTotal from /proc/meminfo, or 0 when it cannot be read. */
-static uint64_t host_memory(const struct sup *sup)
-{
-	unsigned long long kib = 0;
-	char line[128];
-	FILE *f;
-
-	if (sup->cfg.host_memory)
-		return sup->cfg.host_memory;
-	f = fopen("/proc/meminfo", "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemTotal: %llu kB", &kib) == 1)
-			break;
-	fclose(f);
-	return (uint64_t)kib << 10;
-}
-
-/*
- * Admission control (Hyper-V refuses to start a VM it cannot give its startup memory): the
- * running workers' RAM and allowances, the host reserve and this VM must fit in the host's
- * memory; else -EDQUOT with what is missing, instead of letting the OOM killer choose.
- */
-static int admit(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
-{
-	uint64_t total = host_memory(sup), taken = 0, need = def->memory + SUP_VMM_ALLOWANCE;
-	unsigned running = 0;
-
-	if (!total)
-		return 0; /* no /proc/meminfo: nothing to check against */
-	for (size_t i = 0; i < sup->nvms; i++) {
-		if (!has_worker(sup->vms[i]) || !strcmp(sup->vms[i]->uuid, def->uuid))
-			continue;
-		taken += sup->vms[i]->memory + SUP_VMM_ALLOWANCE;
-		running++;
-	}
-	if (taken + sup->cfg.host_reserve + need <= total)
-		return 0;
-	error_set(err, errlen,
-		  "cannot start VM '%s': it needs %" PRIu64 " MiB (%" PRIu64
-		  " MiB of memory and %llu MiB for its worker), and of this host's %" PRIu64
-		  " MiB, %" PRIu64 " MiB are kept for the host (--host-reserve) and %" PRIu64
-		  " MiB are taken by %u running VM%s: %" PRIu64 " MiB are missing",
-		  def->name, need >> 20, def->memory >> 20, SUP_VMM_ALLOWANCE >> 20, total >> 20,
-		  sup->cfg.host_reserve >> 20, taken >> 20, running, running == 1 ? "" : "s",
-		  (taken + sup->cfg.host_reserve + need - total + (1 << 20) - 1) >> 20);
-	return -EDQUOT;
-}
-
-int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
-{
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
-	char dir[PATH_MAX], ctl[PATH_MAX], serial[PATH_MAX], status[PATH_MAX], log[PATH_MAX];
-	char config[PATH_MAX], hvc[PATH_MAX];
-	char *argv[64] = {NULL};
-	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, e = 0, ret = 0;
-	pid_t pid;
-
-	if (!vm)
-		return -ENOMEM;
-	if (has_worker(vm)) {
-		error_set(err, errlen, "VM '%s' is already %s", def->name,
-			  sup_state_name(vm->state));
-		return -EBUSY;
-	}
-	if (vm_path(sup, def->uuid, NULL, dir, sizeof(dir)) ||
-	    vm_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)) ||
-	    vm_path(sup, def->uuid, "serial.sock", serial, sizeof(serial)) ||
-	    vm_path(sup, def->uuid, "status.json", status, sizeof(status)) ||
-	    vm_path(sup, def->uuid, "worker.log", log, sizeof(log)) ||
-	    vm_path(sup, def->uuid, "config.json", config, sizeof(config)) ||
-	    vm_path(sup, def->uuid, "hvc0.sock", hvc, sizeof(hvc)) || strlen(hvc) > SUP_SOCK_MAX ||
-	    strlen(ctl) > SUP_SOCK_MAX || strlen(serial) > SUP_SOCK_MAX) {
-		error_set(
-			err, errlen,
-			"the state directory %s is too long for the VM's socket paths (at most %d "
-			"bytes); use a shorter --state-dir",
-			sup->cfg.state_dir, SUP_SOCK_MAX);
-		return -ENAMETOOLONG;
-	}
-	ret = admit(sup, def, err, errlen);
-	if (ret)
-		return ret;
-	if (access(sup->cfg.vmm_path, X_OK) < 0) {
-		ret = -ENOEXEC;
-		error_set(err, errlen, "cannot start VM '%s': keel-vmm %s: %s", def->name,
-			  sup->cfg.vmm_path, strerror(errno));
-		set_state(sup, vm, VM_OFF, "%s", err);
-		return ret;
-	}
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		ret = -errno;
-		error_set(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-		return ret;
-	}
-	if (sup->cfg.have_group && chown(dir, (uid_t)-1, sup->cfg.group) < 0)
-		log_warn("cannot give %s to the keel group: %s", dir, strerror(errno));
-	unlink(ctl);
-	unlink(serial);
-	unlink(status);
-	unlink(hvc);
-	rotate_log(log);
-	/* The worker gets the description whole, as a document: no path or string travels
-	 * through an option splitter (docs/vm-config.md). */
-	ret = vmdef_save_file(def, config, err, errlen);
-	if (ret)
-		return ret;
-
-	if (add_arg(argv, &argc, 64, "%s", sup->cfg.vmm_path) ||
-	    add_arg(argv, &argc, 64, "--config=%s", config) ||
-	    add_arg(argv, &argc, 64, "--serial=unix:%s", serial) ||
-	    (def->console.present && add_arg(argv, &argc, 64, "--console=unix:%s", hvc)) ||
-	    add_arg(argv, &argc, 64, "--control=%s", ctl) ||
-	    add_arg(argv, &argc, 64, "--status-file=%s", status)) {
-		ret = -ENOMEM;
-		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
-		goto out;
-	}
-	/* A Saved VM carries on from its saved state (docs/state.md). */
-	vm->restoring = vm->state == VM_SAVED;
-	if (vm->restoring) {
-		char saved[PATH_MAX];
-
-		if (vm_path(sup, def->uuid, SUP_SAVED_DIR, saved, sizeof(saved)) ||
-		    add_arg(argv, &argc, 64, "--restore=%s", saved)) {
-			ret = -ENOMEM;
-			goto out;
-		}
-	}
-	logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (logfd < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
-		ret = -errno;
-		error_set(err, errlen, "cannot start VM '%s': %s: %s", def->name,
-			  logfd < 0 ? log : "pipe", strerror(errno));
-		goto out;
-	}
-	{
-		/* One line with the whole command, for the log. */
-		char cmd[2048];
-		size_t len = 0;
-		for (int i = 0; i < argc && len < sizeof(cmd); i++)
-			len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, "%s%s", i ? " " : "",
-						argv[i]);
-		vm_log(sup, vm, "starting: %s", cmd);
-	}
-	pid = fork();
-	if (pid < 0) {
-		ret = -errno;
-		error_set(err, errlen, "cannot start VM '%s': fork: %s", def->name,
-			  strerror(errno));
-		goto out;
-	}
-	if (pid == 0)
-		exec_worker(sup->cfg.vmm_path, argv, logfd, pipefd[1]);
-	close(pipefd[1]);
-	pipefd[1] = -1;
-	/* Blocks until exec (pipe closed) or its failure (errno written). */
-	if (read(pipefd[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
-		waitpid(pid, NULL, 0);
-		ret = -ENOEXEC;
-		error_set(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path,
-			  strerror(e));
-		set_state(sup, vm, VM_OFF, "%s", err);
-		goto out;
-	}
-	vm->pid = pid;
-	vm->memory = def->memory;
-	vm->is_child = true;
-	vm->pidfd = sys_pidfd_open(pid);
-	if (vm->pidfd < 0 || proc_starttime(pid, &vm->starttime)) {
-		ret = -errno;
-		error_set(err, errlen, "cannot watch keel-vmm pid %d: %s", (int)pid,
-			  strerror(errno));
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		drop_worker(vm);
-		set_state(sup, vm, VM_OFF, "%s", err);
-		goto out;
-	}
-	vm->was_running = true;
-	vm->stopping = STOP_NONE;
-	vm->deadline_ms = mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
-	set_state(sup, vm, VM_STARTING, "%s", "");
-out:
-	if (logfd >= 0)
-		close(logfd);
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
-	for (int i = 0; i < argc; i++)
-		free(argv[i]);
-	return ret;
 }
 
 /* Send a control command to a VM's worker. */
@@ -936,7 +469,7 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 	char ctl[PATH_MAX];
 	int ret;
 
-	ret = vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
+	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (ret)
 		return ret;
 	ret = ctl_unlocked(ctl, cmd, NULL, SUP_CTL_TIMEOUT_MS, NULL, err, errlen);
@@ -950,7 +483,7 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 }
 
 /* The state table's verdict on action for this VM (vm_state.c). */
-static int need_state(struct sup_vm *vm, enum vm_action a, char *err, size_t errlen)
+int sup_need_state(struct sup_vm *vm, enum vm_action a, char *err, size_t errlen)
 {
 	return vm_state_check(vm->state, a, vm->name, err, errlen);
 }
@@ -958,7 +491,7 @@ static int need_state(struct sup_vm *vm, enum vm_action a, char *err, size_t err
 int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s, char *err,
 	     size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	int ret;
 
 	if (!vm)
@@ -967,7 +500,7 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 		vm->stop_force = true; /* a second `stop --force` upgrades the first */
 		return 0;
 	}
-	ret = need_state(vm, VM_ACT_STOP, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_STOP, err, errlen);
 	if (ret)
 		return ret;
 	ret = vm_ctl(sup, vm, "powerdown", err, errlen);
@@ -977,10 +510,11 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 	vm->off_after_timeout = false;
 	vm->stop_force = force;
 	vm->stop_timeout_s = timeout_s;
-	vm->deadline_ms = mono_ms() + (long long)timeout_s * 1000;
-	vm_log(sup, vm, "stop: pressed the power button, waiting %u s%s", timeout_s,
-	       force ? ", then turning off" : "");
-	set_state(sup, vm, VM_STOPPING, "waiting up to %u s for the guest to shut down", timeout_s);
+	vm->deadline_ms = sup_mono_ms() + (long long)timeout_s * 1000;
+	sup_vm_log(sup, vm, "stop: pressed the power button, waiting %u s%s", timeout_s,
+		   force ? ", then turning off" : "");
+	sup_set_state(sup, vm, VM_STOPPING, "waiting up to %u s for the guest to shut down",
+		      timeout_s);
 	return 0;
 }
 
@@ -989,16 +523,16 @@ static void begin_turn_off_within(struct sup *sup, struct sup_vm *vm, int timeou
 {
 	char ctl[PATH_MAX], err[256];
 
-	if (vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl)) ||
+	if (sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl)) ||
 	    ctl_unlocked(ctl, "quit", NULL, timeout_ms, NULL, err, sizeof(err)) != 0) {
 		log_warn("VM %s: %s; killing keel-vmm pid %d", vm->name, err, (int)vm->pid);
-		if (sys_pidfd_kill(vm->pidfd, SIGKILL) < 0)
+		if (sup_pidfd_kill(vm->pidfd, SIGKILL) < 0)
 			log_err("VM %s: cannot kill pid %d: %s", vm->name, (int)vm->pid,
 				strerror(errno));
 	}
 	vm->stopping = STOP_TURNOFF;
 	vm->stop_force = false;
-	vm->deadline_ms = mono_ms() + SUP_QUIT_TIMEOUT_MS;
+	vm->deadline_ms = sup_mono_ms() + SUP_QUIT_TIMEOUT_MS;
 }
 
 static void begin_turn_off(struct sup *sup, struct sup_vm *vm)
@@ -1008,77 +542,69 @@ static void begin_turn_off(struct sup *sup, struct sup_vm *vm)
 
 int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	int ret;
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_TURN_OFF, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_TURN_OFF, err, errlen);
 	if (ret)
 		return ret;
 	vm->stopping = STOP_TURNOFF;
-	vm_log(sup, vm, "turn-off requested");
+	sup_vm_log(sup, vm, "turn-off requested");
 	begin_turn_off(sup, vm);
-	set_state(sup, vm, VM_STOPPING, "turning off");
+	sup_set_state(sup, vm, VM_STOPPING, "turning off");
 	return 0;
 }
 
 int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	int ret;
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_PAUSE, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_PAUSE, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "pause", err, errlen);
 	if (!ret) {
-		vm_log(sup, vm, "paused");
-		set_state(sup, vm, VM_PAUSED, "%s", "");
+		sup_vm_log(sup, vm, "paused");
+		sup_set_state(sup, vm, VM_PAUSED, "%s", "");
 	}
 	return ret;
 }
 
 int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	int ret;
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_RESUME, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_RESUME, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "resume", err, errlen);
 	if (!ret) {
-		vm_log(sup, vm, "resumed");
-		set_state(sup, vm, VM_RUNNING, "%s", "");
+		sup_vm_log(sup, vm, "resumed");
+		sup_set_state(sup, vm, VM_RUNNING, "%s", "");
 	}
 	return ret;
 }
 
 int sup_save_check(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 
 	if (!vm)
 		return -ENOMEM;
-	return need_state(vm, VM_ACT_SAVE, err, errlen);
-}
-
-int sup_saved_file(struct sup *sup, const char *uuid, const char *name, char *buf, size_t size)
-{
-	char rel[64];
-
-	snprintf(rel, sizeof(rel), "%s/%s", SUP_SAVED_DIR, name);
-	return vm_path(sup, uuid, rel, buf, size);
+	return sup_need_state(vm, VM_ACT_SAVE, err, errlen);
 }
 
 /* Save-VM: the worker saves (pausing the VM) into the VM's directory, then quits; the VM
- * becomes Saved when the worker has ended (worker_ended). */
+ * becomes Saved when the worker has ended (sup_worker_ended). */
 int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char dir[PATH_MAX], ctl[PATH_MAX], why[400];
 	json_object *args;
 	bool was_running;
@@ -1086,11 +612,11 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_SAVE, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_SAVE, err, errlen);
 	if (ret)
 		return ret;
-	if (vm_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
-	    vm_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
+	if (sup_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
+	    sup_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
 		return -ENAMETOOLONG;
 	was_running = vm->state == VM_RUNNING;
 	args = json_object_new_object();
@@ -1103,93 +629,31 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
 		/* keel-vmm pauses before saving: a VM that was running runs on. */
 		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))
-			set_state(sup, vm, VM_RUNNING, "%s", "");
+			sup_set_state(sup, vm, VM_RUNNING, "%s", "");
 		else if (was_running)
-			set_state(sup, vm, VM_PAUSED, "save failed");
+			sup_set_state(sup, vm, VM_PAUSED, "save failed");
 		return ret == -EREMOTEIO ? -EBUSY : ret;
 	}
-	vm_log(sup, vm, "saved to %s", dir);
+	sup_vm_log(sup, vm, "saved to %s", dir);
 	vm->saving = true;
 	begin_turn_off(sup, vm);
-	set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
+	sup_set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
 	return 0;
 }
 
 int sup_discard_state(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	int ret;
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_DISCARD_STATE, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_DISCARD_STATE, err, errlen);
 	if (ret)
 		return ret;
-	remove_saved(sup, vm);
-	vm_log(sup, vm, "saved state discarded");
-	set_state(sup, vm, VM_OFF, "saved state discarded");
-	return 0;
-}
-
-int sup_vm_dir(struct sup *sup, const char *uuid, char *buf, size_t size)
-{
-	return vm_path(sup, uuid, NULL, buf, size);
-}
-
-/* Link dir/name to the VM's saved directory (same file system: no copy). */
-static int link_saved(struct sup *sup, const struct sup_vm *vm, const char *dir, const char *name,
-		      char *err, size_t errlen)
-{
-	char from[PATH_MAX], to[PATH_MAX];
-
-	if (snprintf(from, sizeof(from), "%s/%s", dir, name) >= (int)sizeof(from) ||
-	    vm_path(sup, vm->uuid, SUP_SAVED_DIR, to, sizeof(to)) ||
-	    strlen(to) + strlen(name) + 2 > sizeof(to))
-		return -ENAMETOOLONG;
-	strcat(to, "/");
-	strcat(to, name);
-	if (link(from, to) < 0) {
-		int ret = -errno;
-		error_set(err, errlen, "cannot link %s to %s: %s", from, to, strerror(errno));
-		return ret;
-	}
-	return 0;
-}
-
-int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_dir,
-		  const char *reason, char *err, size_t errlen)
-{
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
-	char dir[PATH_MAX];
-	int ret;
-
-	if (!vm)
-		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_CHANGE_SAVED, err, errlen);
-	if (ret)
-		return ret;
-	remove_saved(sup, vm);
-	if (!from_dir) {
-		set_state(sup, vm, VM_OFF, "%s", reason);
-		return 0;
-	}
-	if (vm_path(sup, def->uuid, NULL, dir, sizeof(dir)) ||
-	    (mkdir(dir, 0750) < 0 && errno != EEXIST) ||
-	    vm_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
-	    (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
-		error_set(err, errlen, "cannot create the saved-state directory of VM '%s'",
-			  vm->name);
-		return -EIO;
-	}
-	ret = link_saved(sup, vm, from_dir, "memory", err, errlen);
-	if (!ret)
-		ret = link_saved(sup, vm, from_dir, "state", err, errlen);
-	if (ret) {
-		remove_saved(sup, vm);
-		set_state(sup, vm, VM_OFF, "%s", err);
-		return ret;
-	}
-	set_state(sup, vm, VM_SAVED, "%s", reason);
+	sup_remove_saved(sup, vm);
+	sup_vm_log(sup, vm, "saved state discarded");
+	sup_set_state(sup, vm, VM_OFF, "saved state discarded");
 	return 0;
 }
 
@@ -1200,7 +664,7 @@ static void wait_worker_end(struct sup *sup, struct sup_vm *vm, int timeout_ms)
 	int wstatus = 0, r;
 	bool have = false;
 
-	if (!has_worker(vm))
+	if (!sup_has_worker(vm))
 		return;
 	keeld_unlock(); /* the caller's operation holds the VM: its pidfd stays open */
 	r = poll(&p, 1, timeout_ms);
@@ -1208,7 +672,7 @@ static void wait_worker_end(struct sup *sup, struct sup_vm *vm, int timeout_ms)
 	if (r <= 0) {
 		log_warn("VM %s: keel-vmm pid %d did not quit within %d ms: killing it", vm->name,
 			 (int)vm->pid, timeout_ms);
-		(void)!sys_pidfd_kill(vm->pidfd, SIGKILL);
+		(void)!sup_pidfd_kill(vm->pidfd, SIGKILL);
 		keeld_unlock();
 		r = poll(&p, 1, SUP_QUIT_TIMEOUT_MS);
 		keeld_lock();
@@ -1223,13 +687,13 @@ static void wait_worker_end(struct sup *sup, struct sup_vm *vm, int timeout_ms)
 	/* The pidfd says the process ended: reaping it cannot block. */
 	if (vm->is_child && waitpid(vm->pid, &wstatus, WNOHANG) == vm->pid)
 		have = true;
-	worker_ended(sup, vm, have, wstatus, false);
+	sup_worker_ended(sup, vm, have, wstatus, false);
 }
 
 int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bool *was_paused,
 		  char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char ctl[PATH_MAX], why[400];
 	json_object *args;
 	bool was_running;
@@ -1237,10 +701,10 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_CHECKPOINT_RUN, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_CHECKPOINT_RUN, err, errlen);
 	if (ret)
 		return ret;
-	if (vm_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
+	if (sup_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
 		return -ENAMETOOLONG;
 	was_running = vm->state == VM_RUNNING;
 	*was_paused = !was_running;
@@ -1253,16 +717,16 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 	if (ret) {
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
 		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))
-			set_state(sup, vm, VM_RUNNING, "%s", "");
+			sup_set_state(sup, vm, VM_RUNNING, "%s", "");
 		else if (was_running)
-			set_state(sup, vm, VM_PAUSED, "save failed");
+			sup_set_state(sup, vm, VM_PAUSED, "save failed");
 		return ret == -EREMOTEIO ? -EBUSY : ret;
 	}
-	vm_log(sup, vm, "saved to %s for a checkpoint; the worker ends and a new one restores",
-	       dir);
+	sup_vm_log(sup, vm, "saved to %s for a checkpoint; the worker ends and a new one restores",
+		   dir);
 	vm->saving = true;
 	begin_turn_off(sup, vm);
-	set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
+	sup_set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
 	wait_worker_end(sup, vm, SUP_QUIT_TIMEOUT_MS);
 	if (vm->state != VM_SAVED) {
 		error_set(err, errlen, "VM '%s' did not end Saved after its save: %s (%s)",
@@ -1274,12 +738,12 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 
 int sup_turn_off_wait(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	int ret;
 
 	if (!vm)
 		return -ENOMEM;
-	if (!has_worker(vm))
+	if (!sup_has_worker(vm))
 		return 0;
 	ret = sup_turn_off(sup, def, err, errlen);
 	if (ret)
@@ -1288,39 +752,22 @@ int sup_turn_off_wait(struct sup *sup, const struct vm_def *def, char *err, size
 	return 0;
 }
 
-int sup_start_restore(struct sup *sup, const struct vm_def *def, bool paused, char *err,
-		      size_t errlen)
-{
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
-	int ret;
-
-	if (!vm)
-		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_RESTORE, err, errlen);
-	if (ret)
-		return ret;
-	ret = sup_start(sup, def, err, errlen);
-	if (!ret)
-		vm->pause_when_ready = paused;
-	return ret;
-}
-
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	bool paused = false;
 	int ret;
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_RESTART, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_RESTART, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "reset", err, errlen);
 	if (ret)
 		return ret;
-	vm_log(sup, vm, "restarted (hard reset)");
+	sup_vm_log(sup, vm, "restarted (hard reset)");
 	if (query_state(sup, vm, &paused, err, errlen) == 0)
-		set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "restarted");
+		sup_set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "restarted");
 	return 0;
 }
 
@@ -1328,20 +775,20 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 {
 	static const char *const files[] = {"control.sock", "serial.sock", "status.json",
 					    "worker.log", "worker.log.1"};
-	struct sup_vm *vm = get_vm(sup, def->uuid, def->name);
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char path[PATH_MAX];
 	int ret;
 
 	if (!vm)
 		return -ENOMEM;
-	ret = need_state(vm, VM_ACT_DELETE, err, errlen);
+	ret = sup_need_state(vm, VM_ACT_DELETE, err, errlen);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		if (!vm_path(sup, def->uuid, files[i], path, sizeof(path)))
+		if (!sup_path(sup, def->uuid, files[i], path, sizeof(path)))
 			unlink(path);
-	remove_saved(sup, vm);
-	if (!vm_path(sup, def->uuid, NULL, path, sizeof(path)) && rmdir(path) < 0 &&
+	sup_remove_saved(sup, vm);
+	if (!sup_path(sup, def->uuid, NULL, path, sizeof(path)) && rmdir(path) < 0 &&
 	    errno != ENOENT)
 		log_warn("VM %s: cannot remove %s: %s", def->name, path, strerror(errno));
 	/* Drop the in-memory record; the store's runtime row goes with the VM's row. */
@@ -1405,19 +852,19 @@ void sup_events(struct sup *sup, const struct pollfd *fds, size_t n)
 			continue;
 		if (vm->is_child && waitpid(vm->pid, &wstatus, WNOHANG) == vm->pid)
 			have = true;
-		worker_ended(sup, vm, have, wstatus, false);
+		sup_worker_ended(sup, vm, have, wstatus, false);
 	}
 }
 
 int sup_timeout_ms(struct sup *sup)
 {
-	long long now = mono_ms(), best = -1;
+	long long now = sup_mono_ms(), best = -1;
 
 	for (size_t i = 0; i < sup->nvms; i++) {
 		const struct sup_vm *vm = sup->vms[i];
 		long long t;
 
-		if (!has_worker(vm) || vm->op)
+		if (!sup_has_worker(vm) || vm->op)
 			continue;
 		if (vm->state == VM_STARTING)
 			t = 10; /* poll for the control socket: cheap, and start latency counts */
@@ -1438,26 +885,26 @@ static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
 
 	int ready;
 
-	if (vm_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl)))
+	if (sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl)))
 		return;
 	/* Not ready when it does not answer at once: the next tick asks again, and the main
 	 * loop is held up by a stopped worker for SUP_PROBE_TIMEOUT_MS at most. */
 	ready = access(ctl, F_OK) == 0 &&
 		query_state_within(sup, vm, SUP_PROBE_TIMEOUT_MS, &paused, err, sizeof(err)) == 0;
-	if (!has_worker(vm) || vm->state != VM_STARTING)
+	if (!sup_has_worker(vm) || vm->state != VM_STARTING)
 		return;
 	if (ready) {
 		vm->deadline_ms = 0;
-		make_sock_group_accessible(sup, vm);
-		vm_log(sup, vm, "worker pid %d is ready", (int)vm->pid);
+		sup_sock_group_access(sup, vm);
+		sup_vm_log(sup, vm, "worker pid %d is ready", (int)vm->pid);
 		if (vm->pause_when_ready && !paused && !vm_ctl(sup, vm, "pause", err, sizeof(err)))
 			paused = true;
 		vm->pause_when_ready = false;
-		set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s",
-			  vm->restoring ? "restored from its saved state" : "");
+		sup_set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s",
+			      vm->restoring ? "restored from its saved state" : "");
 		if (vm->restoring) {
 			/* The worker has mapped the memory file: removing it is safe now. */
-			remove_saved(sup, vm);
+			sup_remove_saved(sup, vm);
 			vm->restoring = false;
 		}
 		return;
@@ -1467,7 +914,7 @@ static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
 			 sup->cfg.start_timeout_s);
 		vm->stopping = STOP_KILL_START;
 		vm->deadline_ms = 0;
-		(void)!sys_pidfd_kill(vm->pidfd, SIGKILL);
+		(void)!sup_pidfd_kill(vm->pidfd, SIGKILL);
 	}
 }
 
@@ -1488,8 +935,8 @@ static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
 	if (!vm->deadline_ms || now < vm->deadline_ms)
 		return;
 	if (vm->stopping == STOP_GRACEFUL && vm->stop_force) {
-		vm_log(sup, vm, "the guest did not shut down within %u s: turning it off",
-		       vm->stop_timeout_s);
+		sup_vm_log(sup, vm, "the guest did not shut down within %u s: turning it off",
+			   vm->stop_timeout_s);
 		vm->off_after_timeout = true;
 		/* The quit lets go of keeld's lock: the VM is the main loop's meanwhile, and a
 		 * worker that does not take it at once is killed at the next deadline. */
@@ -1502,29 +949,29 @@ static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
 	} else if (vm->stopping == STOP_GRACEFUL) {
 		vm->stopping = STOP_NONE;
 		vm->deadline_ms = 0;
-		vm_log(sup, vm, "the guest did not shut down within %u s", vm->stop_timeout_s);
-		set_state(sup, vm, VM_RUNNING,
-			  "the guest did not shut down within %u s of the power button; use "
-			  "'keel vm stop --force' or 'keel vm turn-off'",
-			  vm->stop_timeout_s);
+		sup_vm_log(sup, vm, "the guest did not shut down within %u s", vm->stop_timeout_s);
+		sup_set_state(sup, vm, VM_RUNNING,
+			      "the guest did not shut down within %u s of the power button; use "
+			      "'keel vm stop --force' or 'keel vm turn-off'",
+			      vm->stop_timeout_s);
 	} else {
 		/* quit was sent and the worker is still there: kill it. */
-		vm_log(sup, vm, "keel-vmm did not quit within %d ms: killing pid %d",
-		       SUP_QUIT_TIMEOUT_MS, (int)vm->pid);
+		sup_vm_log(sup, vm, "keel-vmm did not quit within %d ms: killing pid %d",
+			   SUP_QUIT_TIMEOUT_MS, (int)vm->pid);
 		vm->stopping = STOP_TURNOFF;
 		vm->deadline_ms = 0;
-		(void)!sys_pidfd_kill(vm->pidfd, SIGKILL);
+		(void)!sup_pidfd_kill(vm->pidfd, SIGKILL);
 	}
 }
 
 void sup_tick(struct sup *sup)
 {
-	long long now = mono_ms();
+	long long now = sup_mono_ms();
 
 	for (size_t i = 0; i < sup->nvms; i++) {
 		struct sup_vm *vm = sup->vms[i];
 
-		if (!has_worker(vm) || vm->op)
+		if (!sup_has_worker(vm) || vm->op)
 			continue;
 		if (vm->state == VM_STARTING)
 			tick_starting(sup, vm, now);

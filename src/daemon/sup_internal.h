@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The supervisor's insides, shared by its files and by nothing else: sup.c (the VM records,
+ * their states and operations, the actions, the main loop's part), sup_spawn.c (starting a
+ * worker: admission, its description file, fork and exec, pidfds) and sup_files.c (a VM's
+ * directory: paths, the worker log, the status file, saved-state files). All with keeld's
+ * lock held (biglock.h).
+ */
+#ifndef KEEL_DAEMON_SUP_INTERNAL_H
+#define KEEL_DAEMON_SUP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "daemon/sup.h"
+#include "daemon/vm_state.h"
+
+#define SUP_CTL_TIMEOUT_MS   3000
+#define SUP_PROBE_TIMEOUT_MS 250     /* the main loop's own questions to a worker */
+#define SUP_SAVE_TIMEOUT_MS  600000  /* writing guest RAM: up to 10 minutes */
+#define SUP_SAVED_DIR	     "saved" /* in the VM's directory: keel-vmm's save (state, memory) */
+#define SUP_QUIT_TIMEOUT_MS  5000    /* quit, then SIGKILL */
+#define SUP_LOG_ROTATE	     (4 << 20)
+#define SUP_SOCK_MAX	     107 /* sizeof(sun_path) - 1 */
+
+enum stop_kind { STOP_NONE, STOP_GRACEFUL, STOP_TURNOFF, STOP_KILL_START };
+
+struct sup_vm {
+	char uuid[VMDEF_UUID_LEN + 1];
+	char name[VMDEF_NAME_MAX + 1];
+	enum vm_state state;
+	char reason[256];
+	pid_t pid;	    /* 0 when no worker */
+	int pidfd;	    /* -1 when no worker */
+	uint64_t starttime; /* of pid, from /proc */
+	bool is_child;	    /* started by this keeld: waitpid gives its exit status */
+	bool was_running;
+	enum stop_kind stopping;
+	bool stop_force;
+	bool off_after_timeout; /* a forced stop ran out of time and turned the VM off */
+	unsigned stop_timeout_s;
+	long long deadline_ms; /* for Starting and Stopping; 0 when none */
+	bool saving;	       /* the worker saved the VM and was told to quit: it ends Saved */
+	bool restoring;	       /* the worker was started with --restore */
+	bool pause_when_ready; /* a checkpoint paused it: pause the restored worker again */
+	uint64_t memory;       /* guest RAM of the running worker, for admission control */
+	/* An operation in progress (sup_op_begin): the VM is its owner's until it ends; the
+	 * main loop leaves the VM alone meanwhile. */
+	const char *op;
+	pthread_t op_owner;
+	unsigned op_depth;
+};
+
+struct sup {
+	struct sup_config cfg;
+	char *vms_dir;
+	struct sup_vm **vms; /* each record stays where it is while others come and go */
+	size_t nvms, cap;
+	int wake_fd; /* eventfd: the main loop's poll set changed (sup_pollfds) */
+};
+
+/* sup.c */
+long long sup_mono_ms(void);
+bool sup_has_worker(const struct sup_vm *vm);
+void sup_persist(struct sup *sup, struct sup_vm *vm);
+void sup_set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The in-memory record of a VM, made from the store's runtime record on first use. */
+struct sup_vm *sup_get_vm(struct sup *sup, const char *uuid, const char *name);
+/* Tell the main loop that its poll set changed (a worker started, an operation ended). */
+void sup_wake(struct sup *sup);
+void sup_drop_worker(struct sup_vm *vm);
+int sup_need_state(struct sup_vm *vm, enum vm_action a, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* sup_spawn.c */
+int sup_pidfd_open(pid_t pid);
+int sup_pidfd_kill(int pidfd, int sig);
+/* Field 22 of /proc/PID/stat: when the process started (ties a pid to one process). */
+int sup_proc_starttime(pid_t pid, uint64_t *out) __attribute__((warn_unused_result));
+
+/* sup_files.c */
+int sup_path(const struct sup *sup, const char *uuid, const char *file, char *buf, size_t size)
+	__attribute__((warn_unused_result));
+/* Append one line from keeld to the VM's worker log. */
+void sup_vm_log(struct sup *sup, const struct sup_vm *vm, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void sup_last_worker_line(struct sup *sup, const struct sup_vm *vm, char *out, size_t size);
+int sup_read_status_file(struct sup *sup, const struct sup_vm *vm, char *reason, size_t rsize,
+			 char *detail, size_t dsize, int *status);
+void sup_remove_saved(struct sup *sup, const struct sup_vm *vm);
+void sup_sock_group_access(struct sup *sup, struct sup_vm *vm);
+void sup_rotate_log(const char *path);
+
+#endif

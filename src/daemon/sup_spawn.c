@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Starting a worker: admission control, the description file, fork and exec in a session of
+ * its own, and the pidfd that watches it (sup_internal.h). */
+#include "daemon/sup_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/error.h"
+#include "lib/log.h"
+
+int sup_pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int sup_pidfd_kill(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+int sup_proc_starttime(pid_t pid, uint64_t *out)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may contain spaces and parentheses */
+	if (!p)
+		return -EIO;
+	p++;
+	/* After ')' come fields 3, 4, ...: skip 19 of them to reach field 22. */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -EIO;
+	}
+	*out = strtoull(p + 1, NULL, 10);
+	return 0;
+}
+
+static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*argc >= max - 1)
+		return -E2BIG;
+	va_start(ap, fmt);
+	n = vasprintf(&argv[*argc], fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	(*argc)++;
+	argv[*argc] = NULL;
+	return 0;
+}
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+static void __attribute__((noreturn))
+exec_worker(const char *vmm, char **argv, int logfd, int errpipe)
+{
+	sigset_t none;
+	int devnull, e;
+
+	setsid(); /* its own session: survives keeld, gets no terminal signals */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	devnull = open("/dev/null", O_RDONLY);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+		goto fail;
+	syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	execv(vmm, argv);
+fail:
+	e = errno;
+	(void)!write(errpipe, &e, sizeof(e));
+	_exit(127);
+}
+
+/* The host's RAM: MemTotal from /proc/meminfo, or 0 when it cannot be read. */
+static uint64_t host_memory(const struct sup *sup)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f;
+
+	if (sup->cfg.host_memory)
+		return sup->cfg.host_memory;
+	f = fopen("/proc/meminfo", "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib << 10;
+}
+
+/*
+ * Admission control (Hyper-V refuses to start a VM it cannot give its startup memory): the
+ * running workers' RAM and allowances, the host reserve and this VM must fit in the host's
+ * memory; else -EDQUOT with what is missing, instead of letting the OOM killer choose.
+ */
+static int admit(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+{
+	uint64_t total = host_memory(sup), taken = 0, need = def->memory + SUP_VMM_ALLOWANCE;
+	unsigned running = 0;
+
+	if (!total)
+		return 0; /* no /proc/meminfo: nothing to check against */
+	for (size_t i = 0; i < sup->nvms; i++) {
+		if (!sup_has_worker(sup->vms[i]) || !strcmp(sup->vms[i]->uuid, def->uuid))
+			continue;
+		taken += sup->vms[i]->memory + SUP_VMM_ALLOWANCE;
+		running++;
+	}
+	if (taken + sup->cfg.host_reserve + need <= total)
+		return 0;
+	error_set(err, errlen,
+		  "cannot start VM '%s': it needs %" PRIu64 " MiB (%" PRIu64
+		  " MiB of memory and %llu MiB for its worker), and of this host's %" PRIu64
+		  " MiB, %" PRIu64 " MiB are kept for the host (--host-reserve) and %" PRIu64
+		  " MiB are taken by %u running VM%s: %" PRIu64 " MiB are missing",
+		  def->name, need >> 20, def->memory >> 20, SUP_VMM_ALLOWANCE >> 20, total >> 20,
+		  sup->cfg.host_reserve >> 20, taken >> 20, running, running == 1 ? "" : "s",
+		  (taken + sup->cfg.host_reserve + need - total + (1 << 20) - 1) >> 20);
+	return -EDQUOT;
+}
+
+int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+{
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
+	char dir[PATH_MAX], ctl[PATH_MAX], serial[PATH_MAX], status[PATH_MAX], log[PATH_MAX];
+	char config[PATH_MAX], hvc[PATH_MAX];
+	char *argv[64] = {NULL};
+	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, e = 0, ret = 0;
+	pid_t pid;
+
+	if (!vm)
+		return -ENOMEM;
+	if (sup_has_worker(vm)) {
+		error_set(err, errlen, "VM '%s' is already %s", def->name,
+			  sup_state_name(vm->state));
+		return -EBUSY;
+	}
+	if (sup_path(sup, def->uuid, NULL, dir, sizeof(dir)) ||
+	    sup_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)) ||
+	    sup_path(sup, def->uuid, "serial.sock", serial, sizeof(serial)) ||
+	    sup_path(sup, def->uuid, "status.json", status, sizeof(status)) ||
+	    sup_path(sup, def->uuid, "worker.log", log, sizeof(log)) ||
+	    sup_path(sup, def->uuid, "config.json", config, sizeof(config)) ||
+	    sup_path(sup, def->uuid, "hvc0.sock", hvc, sizeof(hvc)) || strlen(hvc) > SUP_SOCK_MAX ||
+	    strlen(ctl) > SUP_SOCK_MAX || strlen(serial) > SUP_SOCK_MAX) {
+		error_set(
+			err, errlen,
+			"the state directory %s is too long for the VM's socket paths (at most %d "
+			"bytes); use a shorter --state-dir",
+			sup->cfg.state_dir, SUP_SOCK_MAX);
+		return -ENAMETOOLONG;
+	}
+	ret = admit(sup, def, err, errlen);
+	if (ret)
+		return ret;
+	if (access(sup->cfg.vmm_path, X_OK) < 0) {
+		ret = -ENOEXEC;
+		error_set(err, errlen, "cannot start VM '%s': keel-vmm %s: %s", def->name,
+			  sup->cfg.vmm_path, strerror(errno));
+		sup_set_state(sup, vm, VM_OFF, "%s", err);
+		return ret;
+	}
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		ret = -errno;
+		error_set(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return ret;
+	}
+	if (sup->cfg.have_group && chown(dir, (uid_t)-1, sup->cfg.group) < 0)
+		log_warn("cannot give %s to the keel group: %s", dir, strerror(errno));
+	unlink(ctl);
+	unlink(serial);
+	unlink(status);
+	unlink(hvc);
+	sup_rotate_log(log);
+	/* The worker gets the description whole, as a document: no path or string travels
+	 * through an option splitter (docs/vm-config.md). */
+	ret = vmdef_save_file(def, config, err, errlen);
+	if (ret)
+		return ret;
+
+	if (add_arg(argv, &argc, 64, "%s", sup->cfg.vmm_path) ||
+	    add_arg(argv, &argc, 64, "--config=%s", config) ||
+	    add_arg(argv, &argc, 64, "--serial=unix:%s", serial) ||
+	    (def->console.present && add_arg(argv, &argc, 64, "--console=unix:%s", hvc)) ||
+	    add_arg(argv, &argc, 64, "--control=%s", ctl) ||
+	    add_arg(argv, &argc, 64, "--status-file=%s", status)) {
+		ret = -ENOMEM;
+		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
+		goto out;
+	}
+	/* A Saved VM carries on from its saved state (docs/state.md). */
+	vm->restoring = vm->state == VM_SAVED;
+	if (vm->restoring) {
+		char saved[PATH_MAX];
+
+		if (sup_path(sup, def->uuid, SUP_SAVED_DIR, saved, sizeof(saved)) ||
+		    add_arg(argv, &argc, 64, "--restore=%s", saved)) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (logfd < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+		ret = -errno;
+		error_set(err, errlen, "cannot start VM '%s': %s: %s", def->name,
+			  logfd < 0 ? log : "pipe", strerror(errno));
+		goto out;
+	}
+	{
+		/* One line with the whole command, for the log. */
+		char cmd[2048];
+		size_t len = 0;
+		for (int i = 0; i < argc && len < sizeof(cmd); i++)
+			len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, "%s%s", i ? " " : "",
+						argv[i]);
+		sup_vm_log(sup, vm, "starting: %s", cmd);
+	}
+	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		error_set(err, errlen, "cannot start VM '%s': fork: %s", def->name,
+			  strerror(errno));
+		goto out;
+	}
+	if (pid == 0)
+		exec_worker(sup->cfg.vmm_path, argv, logfd, pipefd[1]);
+	close(pipefd[1]);
+	pipefd[1] = -1;
+	/* Blocks until exec (pipe closed) or its failure (errno written). */
+	if (read(pipefd[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		ret = -ENOEXEC;
+		error_set(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path,
+			  strerror(e));
+		sup_set_state(sup, vm, VM_OFF, "%s", err);
+		goto out;
+	}
+	vm->pid = pid;
+	vm->memory = def->memory;
+	vm->is_child = true;
+	vm->pidfd = sup_pidfd_open(pid);
+	if (vm->pidfd < 0 || sup_proc_starttime(pid, &vm->starttime)) {
+		ret = -errno;
+		error_set(err, errlen, "cannot watch keel-vmm pid %d: %s", (int)pid,
+			  strerror(errno));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		sup_drop_worker(vm);
+		sup_set_state(sup, vm, VM_OFF, "%s", err);
+		goto out;
+	}
+	vm->was_running = true;
+	vm->stopping = STOP_NONE;
+	vm->deadline_ms = sup_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
+	sup_set_state(sup, vm, VM_STARTING, "%s", "");
+out:
+	if (logfd >= 0)
+		close(logfd);
+	if (pipefd[0] >= 0)
+		close(pipefd[0]);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
+	return ret;
+}
+
+int sup_start_restore(struct sup *sup, const struct vm_def *def, bool paused, char *err,
+		      size_t errlen)
+{
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	ret = sup_need_state(vm, VM_ACT_RESTORE, err, errlen);
+	if (ret)
+		return ret;
+	ret = sup_start(sup, def, err, errlen);
+	if (!ret)
+		vm->pause_when_ready = paused;
+	return ret;
+}
