@@ -23,8 +23,9 @@ packages=(
 	# disk format tests (json-c: `keel disk info --json`)
 	libjson-c-dev
 	python3
-	# keeld and keel (issue 5): store, API server, JSON; sqlite3 and curl for its tests
-	libsqlite3-dev libmicrohttpd-dev libjson-c-dev sqlite3 curl
+	# keeld and keel (issue 5): store, API server, JSON; sqlite3 and curl for its tests;
+	# libcurl: keel's HTTP client (Unix socket now, TCP+TLS later)
+	libsqlite3-dev libmicrohttpd-dev libjson-c-dev sqlite3 curl libcurl4-openssl-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

@@ -2,17 +2,15 @@
 #include "cli/client.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/unix_socket.h"
+#include <curl/curl.h>
 
 #define CLIENT_REPLY_MAX  (8 << 20)
 #define CLIENT_TIMEOUT_MS 30000
@@ -40,135 +38,132 @@ void client_reply_free(struct client_reply *r)
 	r->len = 0;
 }
 
-static int send_all(int fd, const char *p, size_t n)
+/* The reply as it arrives (libcurl's write callback), up to CLIENT_REPLY_MAX bytes. */
+struct reply_buf {
+	char *data;
+	size_t len, cap;
+	bool too_big;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *opaque)
 {
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
+	struct reply_buf *b = opaque;
+	size_t add = size * n;
+
+	if (b->len + add + 1 > CLIENT_REPLY_MAX) {
+		b->too_big = true;
+		return 0; /* libcurl stops with CURLE_WRITE_ERROR */
 	}
-	return 0;
+	if (b->len + add + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 16384;
+		char *bigger;
+
+		while (cap < b->len + add + 1)
+			cap *= 2;
+		bigger = realloc(b->data, cap);
+		if (!bigger)
+			return 0;
+		b->data = bigger;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, add);
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
 }
 
-/* Split "HTTP/1.1 200 OK\r\nheaders\r\n\r\nbody" into status and body. */
-static int parse_response(char *buf, size_t len, struct client_reply *out, char *err, size_t errlen)
+/* Why keeld cannot be reached, in words that say what to do. */
+static void unreachable(const char *sock, CURLcode c, const char *detail, char *err, size_t errlen)
 {
-	char *hdr_end = strstr(buf, "\r\n\r\n"), *line, *save = NULL;
-	long clen = -1;
-	size_t body_len;
+	struct stat st;
+	const char *hint = "";
 
-	if (strncmp(buf, "HTTP/1.", 7) || !hdr_end || len < 12) {
-		snprintf(err, errlen, "keeld at %s sent a reply that is not HTTP", client_socket());
-		return -EBADMSG;
-	}
-	*hdr_end = '\0';
-	out->status = atoi(buf + 9);
-	for (line = strtok_r(buf, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save))
-		if (!strncasecmp(line, "Content-Length:", 15))
-			clen = strtol(line + 15, NULL, 10);
-	body_len = len - (size_t)(hdr_end + 4 - buf);
-	if (clen >= 0 && (size_t)clen < body_len)
-		body_len = (size_t)clen;
-	out->body = malloc(body_len + 1);
-	if (!out->body)
-		return -ENOMEM;
-	memcpy(out->body, hdr_end + 4, body_len);
-	out->body[body_len] = '\0';
-	out->len = body_len;
-	return 0;
+	if (stat(sock, &st) < 0)
+		hint = " (is keeld running? --socket or KEEL_SOCKET choose another)";
+	else if (access(sock, R_OK | W_OK) < 0)
+		hint = " (are you root or in group keel?)";
+	snprintf(err, errlen, "cannot reach keeld at %s: %s%s", sock,
+		 detail[0] ? detail : curl_easy_strerror(c), hint);
 }
 
 int client_request(const char *method, const char *path, const char *body, struct client_reply *out,
 		   char *err, size_t errlen)
 {
+	static bool curl_ready;
 	const char *sock = client_socket();
-	char head[1024], *buf = NULL;
-	size_t blen = body ? strlen(body) : 0, have = 0, cap = 0;
-	int fd, ret = 0, n;
+	struct reply_buf buf = {0};
+	struct curl_slist *headers = NULL;
+	char url[1100], detail[CURL_ERROR_SIZE] = "";
+	long status = 0;
+	CURL *c;
+	CURLcode rc;
+	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
-	fd = unix_connect(sock);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot reach keeld at %s: %s%s", sock, strerror(-fd),
-			 fd == -ENOENT || fd == -ECONNREFUSED
-				 ? " (is keeld running? --socket or KEEL_SOCKET choose another)"
-			 : fd == -EACCES ? " (are you root or in group keel?)"
-					 : "");
-		return fd;
-	}
-	n = snprintf(head, sizeof(head),
-		     "%s %s HTTP/1.1\r\nHost: keeld\r\nConnection: close\r\n"
-		     "Accept: application/json\r\n%s%s%s",
-		     method, path, body ? "Content-Type: application/json\r\n" : "",
-		     body ? "Content-Length: " : "", body ? "" : "\r\n");
-	if (n < 0 || (size_t)n >= sizeof(head) - 32) {
+	if (strlen(path) > 1024) {
 		snprintf(err, errlen, "request path too long");
-		ret = -E2BIG;
-		goto out;
+		return -E2BIG;
 	}
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+			snprintf(err, errlen, "cannot set up libcurl");
+			return -ENOMEM;
+		}
+		curl_ready = true;
+	}
+	c = curl_easy_init();
+	if (!c) {
+		snprintf(err, errlen, "cannot set up libcurl");
+		return -ENOMEM;
+	}
+	snprintf(url, sizeof(url), "http://keeld%s", path);
+	headers = curl_slist_append(headers, "Accept: application/json");
 	if (body)
-		n += snprintf(head + n, sizeof(head) - (size_t)n, "%zu\r\n\r\n", blen);
-	ret = send_all(fd, head, (size_t)n);
-	if (!ret && blen)
-		ret = send_all(fd, body, blen);
-	if (ret) {
-		snprintf(err, errlen, "cannot send the request to keeld at %s: %s", sock,
-			 strerror(-ret));
-		goto out;
+		headers = curl_slist_append(headers, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CLIENT_TIMEOUT_MS);
+	/* No whole-transfer limit: a long-poll or a slow request may take a while; a keeld
+	 * that sends nothing for CLIENT_TIMEOUT_MS is given up on. */
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(CLIENT_TIMEOUT_MS / 1000));
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t r;
-
-		if (cap - have < 4096) {
-			char *bigger;
-			cap = cap ? cap * 2 : 16384;
-			if (cap > CLIENT_REPLY_MAX) {
-				snprintf(err, errlen, "keeld's reply is larger than %d bytes",
-					 CLIENT_REPLY_MAX);
-				ret = -E2BIG;
-				goto out;
-			}
-			bigger = realloc(buf, cap);
-			if (!bigger) {
-				ret = -ENOMEM;
-				snprintf(err, errlen, "out of memory");
-				goto out;
-			}
-			buf = bigger;
-		}
-		if (poll(&p, 1, CLIENT_TIMEOUT_MS) == 0) {
-			snprintf(err, errlen, "keeld at %s did not answer within %d s", sock,
-				 CLIENT_TIMEOUT_MS / 1000);
-			ret = -ETIMEDOUT;
-			goto out;
-		}
-		r = recv(fd, buf + have, cap - have - 1, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "reading keeld's reply: %s", strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		have += (size_t)r;
-	}
-	if (!buf) {
-		snprintf(err, errlen, "keeld at %s closed the connection without a reply", sock);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+		unreachable(sock, rc, detail, err, errlen);
+		ret = -ECONNREFUSED;
+	} else if (rc == CURLE_WRITE_ERROR && buf.too_big) {
+		snprintf(err, errlen, "keeld's reply is larger than %d bytes", CLIENT_REPLY_MAX);
+		ret = -E2BIG;
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(err, errlen, "keeld at %s did not answer within %d s", sock,
+			 CLIENT_TIMEOUT_MS / 1000);
+		ret = -ETIMEDOUT;
+	} else if (rc != CURLE_OK) {
+		snprintf(err, errlen, "talking to keeld at %s: %s", sock,
+			 detail[0] ? detail : curl_easy_strerror(rc));
 		ret = -EBADMSG;
-		goto out;
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		out->status = (int)status;
+		out->body = buf.data ? buf.data : strdup("");
+		out->len = buf.len;
+		buf.data = NULL;
+		if (!out->body)
+			ret = -ENOMEM;
 	}
-	buf[have] = '\0';
-	ret = parse_response(buf, have, out, err, errlen);
-out:
-	free(buf);
-	close(fd);
+	free(buf.data);
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(c);
 	return ret;
 }
 

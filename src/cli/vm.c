@@ -521,6 +521,8 @@ static int watch_events(bool json)
 		if (first ||
 		    (json_object_object_get_ex(r, "lost", &v) && json_object_get_boolean(v))) {
 			/* The state now, then the changes after it. */
+			if (json && !first)
+				puts("{\"lost\":true}"); /* a JSON reader re-reads the list */
 			if (!json)
 				ret = cmd_list(1, argv);
 			first = false;
@@ -530,7 +532,12 @@ static int watch_events(bool json)
 			fflush(stdout);
 			continue;
 		}
-		json_object_object_get_ex(r, "events", &evs);
+		if (!json_object_object_get_ex(r, "events", &evs) ||
+		    !json_object_is_type(evs, json_type_array)) {
+			fprintf(stderr, "keel: watch events: keeld's reply has no events\n");
+			json_object_put(r);
+			return EXIT_FAIL;
+		}
 		for (size_t i = 0; i < json_object_array_length(evs); i++) {
 			json_object *e = json_object_array_get_idx(evs, i);
 

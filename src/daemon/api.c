@@ -869,6 +869,10 @@ static void do_events(char *query, struct api_reply *out)
 			return;
 		}
 	}
+	if (events_closing()) {
+		api_error_reply(out, 503, "ShuttingDown", "keeld is exiting");
+		return;
+	}
 	reply_json(out, 200, events_since(since, (unsigned)wait));
 }
 

@@ -21,9 +21,11 @@ struct event {
 	char operation[32];
 };
 
-/* A ring of the last EVENTS_KEEP events; seq of the newest is last_seq (0: none yet). */
+/* A ring of the last EVENTS_KEEP events; seq of the newest is last_seq. Numbers go on from
+ * base, the time keeld started (in ms), so that a client's number from an earlier keeld is
+ * recognised as such ("lost"), never mistaken for one of this keeld's. */
 static struct event ring[EVENTS_KEEP];
-static uint64_t last_seq;
+static uint64_t base, last_seq;
 static pthread_cond_t arrived;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool closing;
@@ -32,6 +34,7 @@ static void init_cond(void)
 {
 	pthread_condattr_t a;
 
+	base = last_seq = (uint64_t)time(NULL) * 1000;
 	pthread_condattr_init(&a);
 	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
 	pthread_cond_init(&arrived, &a);
@@ -109,9 +112,15 @@ json_object *events_since(uint64_t since, unsigned wait_s)
 	json_object *o, *arr;
 	uint64_t first;
 
+	bool lost = false;
+
 	pthread_once(&once, init_cond);
-	if (since > last_seq)
-		since = last_seq; /* a client from before a keeld restart */
+	if (since == 0) {
+		since = base; /* from the first event of this keeld */
+	} else if (since < base || since > last_seq) {
+		since = base; /* a number of another keeld's: what it missed is lost */
+		lost = true;
+	}
 	if (since == last_seq && wait_s && !closing) {
 		struct timespec deadline;
 
@@ -134,12 +143,12 @@ json_object *events_since(uint64_t since, unsigned wait_s)
 		json_object_put(arr);
 		return NULL;
 	}
-	first = last_seq > EVENTS_KEEP ? last_seq - EVENTS_KEEP + 1 : 1;
+	first = last_seq - base > EVENTS_KEEP ? last_seq - EVENTS_KEEP + 1 : base + 1;
 	for (uint64_t s = since + 1 > first ? since + 1 : first; s <= last_seq; s++)
 		json_object_array_add(arr, event_json(&ring[s % EVENTS_KEEP]));
 	json_object_object_add(o, "events", arr);
 	json_object_object_add(o, "next", json_object_new_int64((int64_t)last_seq));
-	json_object_object_add(o, "lost", json_object_new_boolean(since + 1 < first));
+	json_object_object_add(o, "lost", json_object_new_boolean(lost || since + 1 < first));
 	return o;
 }
 
@@ -148,4 +157,9 @@ void events_shutdown(void)
 	pthread_once(&once, init_cond);
 	closing = true;
 	pthread_cond_broadcast(&arrived);
+}
+
+bool events_closing(void)
+{
+	return closing;
 }

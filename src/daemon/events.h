@@ -8,6 +8,7 @@
 #ifndef KEEL_DAEMON_EVENTS_H
 #define KEEL_DAEMON_EVENTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <json-c/json.h>
@@ -22,13 +23,15 @@ void events_job(uint64_t id, const char *operation, const char *vm, const char *
 		const char *message);
 
 /*
- * The events after since as {"events": [...], "next": N, "lost": BOOL}: next is what to
- * pass as since the next time; lost says that events after since were forgotten (more than
- * EVENTS_KEEP happened): a client then re-reads the state it follows. With none yet, waits
- * up to wait_s seconds (keeld's lock let go) for one. NULL on allocation failure.
+ * The events after since (0: from the first of this keeld) as {"events": [...], "next": N,
+ * "lost": BOOL}: next is what to pass as since the next time; lost says that events after
+ * since were forgotten (more than EVENTS_KEEP happened, or since is from another keeld
+ * run): a client then re-reads the state it follows. With none yet, waits up to wait_s
+ * seconds (keeld's lock let go) for one. NULL on allocation failure.
  */
 json_object *events_since(uint64_t since, unsigned wait_s);
 /* keeld is exiting: every long-poll returns now, and none waits any more. */
 void events_shutdown(void);
+bool events_closing(void);
 
 #endif

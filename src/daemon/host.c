@@ -36,19 +36,28 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Start VM h's stop action; false when the VM is busy with another operation (retried). */
-static bool begin_action(struct sup *sup, struct host_vm *h, unsigned timeout_s)
+/* Start VM h's stop action; false when it cannot begin yet (the VM is busy with another
+ * operation, or starting): it is tried again. saves: whether this pass runs the saves
+ * (which take long) or everything else (which only begins here). */
+static bool begin_action(struct sup *sup, struct host_vm *h, unsigned timeout_s, bool saves)
 {
 	const struct vm_def *def = h->def;
 	struct sup_status st;
 	char err[400] = "";
+	bool save;
 	int r;
 
+	sup_status(sup, def->uuid, &st);
+	if (st.state == VM_STARTING)
+		return false; /* once it runs, its action applies (a restore stays Saved) */
+	save = def->stop_action == VM_STOP_SAVE &&
+	       (st.state == VM_RUNNING || st.state == VM_PAUSED);
+	if (save != saves)
+		return true; /* the other pass's */
 	if (sup_op_begin(sup, def->uuid, def->name, "host shutdown", err, sizeof(err)))
 		return false;
-	sup_status(sup, def->uuid, &st);
 	h->handled = true;
-	if (def->stop_action == VM_STOP_SAVE && (st.state == VM_RUNNING || st.state == VM_PAUSED)) {
+	if (save) {
 		h->action = "save";
 		r = sup_save(sup, def, err, sizeof(err));
 	} else if (def->stop_action == VM_STOP_SHUT_DOWN &&
@@ -57,9 +66,14 @@ static bool begin_action(struct sup *sup, struct host_vm *h, unsigned timeout_s)
 		r = st.state == VM_PAUSED ? sup_resume(sup, def, err, sizeof(err)) : 0;
 		if (!r)
 			r = sup_stop(sup, def, true, timeout_s, err, sizeof(err));
+	} else if (st.state == VM_STOPPING) {
+		/* A stop under way (a user's, or a turn-off): it runs on, and a graceful one
+		 * that does not finish is turned off with the others that are left. */
+		h->action = "stopping";
+		r = 0;
 	} else {
 		h->action = "turn-off";
-		r = st.state == VM_STOPPING ? 0 : sup_turn_off(sup, def, err, sizeof(err));
+		r = sup_turn_off(sup, def, err, sizeof(err));
 	}
 	if (r) {
 		/* The action could not begin (the save failed, ...): turn the VM off instead. */
@@ -80,12 +94,17 @@ static bool begin_action(struct sup *sup, struct host_vm *h, unsigned timeout_s)
 int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json_object **report,
 		  char *err, size_t errlen)
 {
+	static bool in_progress;
 	struct vm_def *defs = NULL;
 	struct host_vm *hv;
 	size_t n = 0, left;
-	long long deadline;
+	long long last_begin;
 	bool forced = false;
 
+	if (in_progress) {
+		error_set(err, errlen, "a host shutdown is already under way");
+		return -EBUSY;
+	}
 	if (store_vm_list(store, &defs, &n)) {
 		error_set(err, errlen, "cannot read the VMs from the store");
 		return -EIO;
@@ -99,21 +118,29 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 		 timeout_s);
 	for (size_t i = 0; i < n; i++)
 		hv[i].def = &defs[i];
-	/* Saves run here one after another (each lets go of keeld's lock while it writes);
-	 * graceful shutdowns and turn-offs run on, supervised by the main loop. */
-	deadline = now_ms() + (long long)timeout_s * 1000;
+	in_progress = true;
+	/* Graceful shutdowns and turn-offs begin first and run on, supervised by the main loop
+	 * (each graceful one turned off at its own deadline); then the saves run here, one
+	 * after another (each lets go of keeld's lock while it writes). The time limits count
+	 * from the last action that began. */
+	last_begin = now_ms();
 	for (;;) {
 		left = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (!hv[i].handled && running(sup, defs[i].uuid) &&
-			    !begin_action(sup, &hv[i], timeout_s))
-				left++;
-			if (running(sup, defs[i].uuid))
-				left++;
+		for (int pass = 0; pass < 2; pass++) {
+			for (size_t i = 0; i < n; i++) {
+				if (hv[i].handled || !running(sup, defs[i].uuid))
+					continue;
+				if (!begin_action(sup, &hv[i], timeout_s, pass == 1))
+					continue;
+				if (hv[i].handled)
+					last_begin = now_ms();
+			}
 		}
+		for (size_t i = 0; i < n; i++)
+			left += running(sup, defs[i].uuid);
 		if (!left)
 			break;
-		if (now_ms() > deadline + 10000 && !forced) {
+		if (now_ms() > last_begin + (long long)timeout_s * 1000 + 10000 && !forced) {
 			/* The graceful stops turn VMs off at their own deadline; anything still
 			 * here (a worker that does not quit) is turned off now. */
 			forced = true;
@@ -128,7 +155,7 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 				}
 			}
 		}
-		if (now_ms() > deadline + 30000) {
+		if (now_ms() > last_begin + (long long)timeout_s * 1000 + 30000) {
 			error_set(err, errlen,
 				  "%zu VMs still run %u s after the host shutdown began: see "
 				  "keel vm list",
@@ -164,6 +191,7 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 	}
 	free(hv);
 	store_vm_list_free(defs, n);
+	in_progress = false;
 	if (left)
 		return -ETIMEDOUT;
 	return *report ? 0 : -ENOMEM;

@@ -40,19 +40,7 @@ static size_t njobs, cap;
 /* Ids go on from the time of the first job, so that a client following a job across a
  * keeld restart never meets another job under the same id. */
 static uint64_t next_id;
-static bool refusing;	     /* keeld is exiting */
-static pthread_cond_t ended; /* a job ended */
-static pthread_once_t ended_once = PTHREAD_ONCE_INIT;
-
-static void init_ended(void)
-{
-	pthread_condattr_t a;
-
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&ended, &a);
-	pthread_condattr_destroy(&a);
-}
+static bool refusing; /* keeld is exiting */
 
 static void forget_old(void)
 {
@@ -104,8 +92,6 @@ static void *job_thread(void *opaque)
 		 j->uuid[0] ? " of VM " : "", j->name, r ? "failed" : "done",
 		 j->message[0] ? ": " : "", j->message);
 	events_job(j->id, j->operation, j->name, r ? "failed" : "succeeded", j->message);
-	pthread_once(&ended_once, init_ended);
-	pthread_cond_broadcast(&ended);
 	if (j->uuid[0])
 		sup_op_end(j->sup, j->uuid);
 	forget_old();
@@ -264,28 +250,16 @@ json_object *jobs_to_json(void)
 	return a;
 }
 
-bool jobs_finish(unsigned timeout_s)
+void jobs_refuse(void)
 {
-	struct timespec deadline;
-
-	pthread_once(&ended_once, init_ended);
 	refusing = true;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_s;
-	for (;;) {
-		struct timespec now;
-		size_t running = 0;
+}
 
-		for (size_t i = 0; i < njobs; i++)
-			running += jobs[i]->state == JOB_RUNNING;
-		if (!running)
-			return true;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec > deadline.tv_sec ||
-		    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
-			return false;
-		log_info("waiting for %zu running job%s before exiting", running,
-			 running == 1 ? "" : "s");
-		keeld_wait(&ended, &deadline);
-	}
+size_t jobs_running(void)
+{
+	size_t running = 0;
+
+	for (size_t i = 0; i < njobs; i++)
+		running += jobs[i]->state == JOB_RUNNING;
+	return running;
 }

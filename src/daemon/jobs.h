@@ -51,9 +51,9 @@ struct job *job_find(uint64_t id);
 /* Every job kept, oldest first, as a JSON array. */
 json_object *jobs_to_json(void);
 
-/* keeld is exiting: start no new job (job_start fails with -ESHUTDOWN) and wait up to
- * timeout_s for the running ones, letting go of keeld's lock meanwhile. True when none
- * runs any more. */
-bool jobs_finish(unsigned timeout_s);
+/* keeld is exiting: start no new job (job_start fails with -ESHUTDOWN). */
+void jobs_refuse(void);
+/* How many jobs are running. */
+size_t jobs_running(void);
 
 #endif

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/api.h"
@@ -79,6 +80,52 @@ static int parse_secs(const char *opt, const char *s, unsigned *out)
 		return -EINVAL;
 	}
 	*out = (unsigned)v;
+	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * One turn of the main loop, with keeld's lock held (let go while it sleeps in poll):
+ * signals, workers' ends, deadlines. Sleeps at most max_ms (-1: as long as the supervisor
+ * allows). A SIGTERM, SIGINT or SIGHUP clears *running (when given). Returns 0, or -errno
+ * when poll fails.
+ */
+static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
+{
+	struct pollfd fds[MAX_POLL];
+	size_t n = 0, nsup;
+	int r, timeout;
+
+	fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+	nsup = sup_pollfds(sup, fds + n, MAX_POLL - n);
+	timeout = sup_timeout_ms(sup);
+	if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
+		timeout = max_ms;
+	keeld_unlock();
+	r = poll(fds, n + nsup, timeout);
+	keeld_lock();
+	if (r < 0 && errno != EINTR) {
+		log_err("poll: %s", strerror(errno));
+		return -errno;
+	}
+	if (fds[0].revents & POLLIN) {
+		struct signalfd_siginfo si;
+
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			log_info("signal %u: exiting; running VMs keep running", si.ssi_signo);
+			if (running)
+				*running = false;
+		}
+	}
+	sup_events(sup, fds + n, nsup);
+	sup_tick(sup);
 	return 0;
 }
 
@@ -341,40 +388,22 @@ int main(int argc, char **argv)
 		 o.socket, vmm, sc.have_group ? "" : " (no group 'keel': socket is root-only)");
 	sup_autostart(sup);
 
-	while (running) {
-		struct pollfd fds[MAX_POLL];
-		size_t n = 0, nsup;
-		int r, timeout;
-
-		fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		nsup = sup_pollfds(sup, fds + n, MAX_POLL - n);
-		timeout = sup_timeout_ms(sup);
-		keeld_unlock();
-		r = poll(fds, n + nsup, timeout);
-		keeld_lock();
-		if (r < 0 && errno != EINTR) {
-			log_err("poll: %s", strerror(errno));
-			break;
-		}
-		if (fds[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-				log_info("signal %u: exiting; running VMs keep running",
-					 si.ssi_signo);
-				running = false;
-			}
-		}
-		sup_events(sup, fds + n, nsup);
-		sup_tick(sup);
-	}
+	while (running && serve_once(sup, sfd, -1, &running) == 0)
+		;
 	ret = 0;
 out:
 	if (locked) {
 		events_shutdown(); /* long-polls return at once */
-		/* Running jobs (a save, a host shutdown) finish first, for a while; no new one
-		 * starts. One still running after that stays blocked on keeld's lock, which
-		 * this thread takes back below and never lets go, until the process ends. */
-		if (!jobs_finish(KEELD_EXIT_JOB_WAIT_S))
+		/* Running jobs (a save, a host shutdown) finish first, for a while, with the
+		 * workers still supervised (a job may wait for one to end); no new one starts.
+		 * One still running after that stays blocked on keeld's lock, which this
+		 * thread takes back below and never lets go, until the process ends. */
+		long long until = now_ms() + KEELD_EXIT_JOB_WAIT_S * 1000LL;
+
+		jobs_refuse();
+		while (jobs_running() && now_ms() < until && serve_once(sup, sfd, 100, NULL) == 0)
+			;
+		if (jobs_running())
 			log_warn("exiting with jobs still running (see the VMs' states when keeld "
 				 "starts again)");
 		keeld_unlock(); /* requests in progress finish before http_stop returns */

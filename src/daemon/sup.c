@@ -518,13 +518,23 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 	return 0;
 }
 
-/* quit through the control socket, or SIGKILL if the worker does not listen. */
-static void begin_turn_off_within(struct sup *sup, struct sup_vm *vm, int timeout_ms)
+/* Tell the worker to quit. One that does not take it is killed at once, or (kill_late) when
+ * the quit's deadline passes (tick_stopping), so that a worker busy for a moment still ends
+ * cleanly. */
+static void begin_turn_off_within(struct sup *sup, struct sup_vm *vm, int timeout_ms,
+				  bool kill_late)
 {
 	char ctl[PATH_MAX], err[256];
+	int r = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 
-	if (sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl)) ||
-	    ctl_unlocked(ctl, "quit", NULL, timeout_ms, NULL, err, sizeof(err)) != 0) {
+	if (r)
+		snprintf(err, sizeof(err), "no control socket path: %s", strerror(-r));
+	else
+		r = ctl_unlocked(ctl, "quit", NULL, timeout_ms, NULL, err, sizeof(err));
+	if (r && kill_late) {
+		log_warn("VM %s: %s; keel-vmm pid %d is killed in %d ms unless it ends", vm->name,
+			 err, (int)vm->pid, SUP_QUIT_TIMEOUT_MS);
+	} else if (r) {
 		log_warn("VM %s: %s; killing keel-vmm pid %d", vm->name, err, (int)vm->pid);
 		if (sup_pidfd_kill(vm->pidfd, SIGKILL) < 0)
 			log_err("VM %s: cannot kill pid %d: %s", vm->name, (int)vm->pid,
@@ -537,7 +547,7 @@ static void begin_turn_off_within(struct sup *sup, struct sup_vm *vm, int timeou
 
 static void begin_turn_off(struct sup *sup, struct sup_vm *vm)
 {
-	begin_turn_off_within(sup, vm, SUP_CTL_TIMEOUT_MS);
+	begin_turn_off_within(sup, vm, SUP_CTL_TIMEOUT_MS, false);
 }
 
 int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
@@ -943,7 +953,7 @@ static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
 		vm->op = "stopping";
 		vm->op_owner = pthread_self();
 		vm->op_depth = 1;
-		begin_turn_off_within(sup, vm, SUP_PROBE_TIMEOUT_MS);
+		begin_turn_off_within(sup, vm, SUP_PROBE_TIMEOUT_MS, true);
 		vm->op = NULL;
 		vm->op_depth = 0;
 	} else if (vm->stopping == STOP_GRACEFUL) {

@@ -85,9 +85,9 @@ static void vhdx_close(struct disk *d)
 
 	if (!d->rdonly) {
 		pthread_mutex_lock(&v->lock);
-		if (vhdx_session_end(v) != 0)
-			disk_fail("%s: closing without a clean log: the next open replays it",
-				  d->path);
+		if (vhdx_session_end(v) != 0) /* not the failure of a call: keep its reason */
+			log_err("%s: closing without a clean log: the next open replays it",
+				d->path);
 		pthread_mutex_unlock(&v->lock);
 	}
 	vhdx_free(v);

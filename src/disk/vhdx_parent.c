@@ -256,7 +256,11 @@ int vhdx_parent_open(struct vhdx *v)
 		r = vhdx_open_depth(fd, cand, DISK_OPEN_RDONLY | (v->flags & DISK_OPEN_NOLOCK),
 				    v->depth + 1, &p);
 		if (r) {
-			disk_fail("%s: cannot open its parent %s", path, cand);
+			char why[384];
+
+			snprintf(why, sizeof(why), "%s", disk_error());
+			disk_fail("%s: cannot open its parent %s%s%s", path, cand,
+				  why[0] ? ": " : "", why);
 			return r;
 		}
 		break;
