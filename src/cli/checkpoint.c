@@ -152,7 +152,7 @@ static int cmd_list(int argc, char **argv)
 static int cmd_create(int argc, char **argv)
 {
 	struct ck_args a;
-	json_object *body, *o = NULL;
+	json_object *body, *job = NULL, *done = NULL, *o = NULL;
 	char path[1024], what[200];
 	int ret = parse(argc, argv, &a, "json name", 1);
 
@@ -163,20 +163,32 @@ static int cmd_create(int argc, char **argv)
 		json_object_object_add(body, "name", json_object_new_string(a.name));
 	ck_path(path, sizeof(path), a.pos[0], NULL, NULL);
 	snprintf(what, sizeof(what), "checkpoint VM '%s'", a.pos[0]);
-	ret = client_call("POST", path, body, &o, what);
+	ret = client_call("POST", path, body, &job, what);
 	json_object_put(body);
-	/* A running VM's worker restarts from the checkpoint's save: return once it runs. */
+	/* keeld creates it as a job (a running VM's memory is saved first): follow it, take
+	 * the checkpoint from its result, then wait for the VM's worker to run again. */
+	if (!ret)
+		ret = client_wait_job(job, what);
+	if (!ret) {
+		snprintf(path, sizeof(path), "%s", str(job, "href"));
+		ret = client_call("GET", path, NULL, &done, what);
+	}
+	if (!ret && !json_object_object_get_ex(done, "result", &o)) {
+		fprintf(stderr, "keel: %s: keeld's job has no result\n", what);
+		ret = EXIT_FAIL;
+	}
 	if (!ret)
 		ret = client_wait_state(a.pos[0], "Starting", CK_SETTLED, 120, "checkpoint");
+	json_object_put(job);
 	if (ret) {
-		json_object_put(o);
+		json_object_put(done);
 		return ret;
 	}
 	if (a.json)
 		print_json(o);
 	else
 		printf("checkpoint '%s' of VM '%s' created\n", str(o, "name"), a.pos[0]);
-	json_object_put(o);
+	json_object_put(done); /* o is its "result" */
 	return EXIT_OK;
 }
 

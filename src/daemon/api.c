@@ -606,6 +606,53 @@ static int ckpt_body(json_object *req, const char **name, bool need, char *err, 
 	return 0;
 }
 
+/* Checkpoint creation as a job; its result is the new checkpoint. */
+struct ckpt_job {
+	struct ckpt_ctx cc;
+	struct vm_def def;
+	char *name; /* NULL: the default name */
+};
+
+static int ckpt_job_run(void *arg, json_object **result, char *err, size_t errlen)
+{
+	struct ckpt_job *a = arg;
+
+	return ckpt_create(&a->cc, &a->def, a->name, result, err, errlen);
+}
+
+static void ckpt_job_free(void *arg)
+{
+	struct ckpt_job *a = arg;
+
+	vmdef_free(&a->def);
+	free(a->name);
+	free(a);
+}
+
+static int start_ckpt_job(struct api_ctx *ctx, const struct vm_def *def, const char *name,
+			  struct job **job, char *err, size_t errlen)
+{
+	struct ckpt_job *a = calloc(1, sizeof(*a));
+	int ret;
+
+	if (!a)
+		return -ENOMEM;
+	a->cc = (struct ckpt_ctx){ctx->store, ctx->sup};
+	ret = vmdef_copy(&a->def, def);
+	if (!ret && name && !(a->name = strdup(name)))
+		ret = -ENOMEM;
+	if (ret) {
+		ckpt_job_free(a);
+		return ret;
+	}
+	ret = job_start(ctx->sup, "checkpoint", def->uuid, def->name, NULL, 0, ckpt_job_run, a,
+			ckpt_job_free, job);
+	if (ret)
+		snprintf(err, errlen, "cannot start the checkpoint of VM '%s': %s", def->name,
+			 ret == -ESHUTDOWN ? "keeld is exiting" : strerror(-ret));
+	return ret;
+}
+
 /* Routes under /v1/vms/NAME/checkpoints[/CKPT[/apply]]; query is the URL's query string. */
 static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url, struct vm_def *def,
 		       char *rest, const char *query, json_object *req, struct api_reply *out)
@@ -635,11 +682,17 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			else
 				reply_json(out, 200, o);
 		} else if (!strcmp(method, "POST")) {
+			struct job *job = NULL;
+
+			/* Checked here, so that a bad request fails at once; created by a job
+			 * (a running VM's memory is saved first: as long as Save-VM). */
 			ret = ckpt_body(req, &name, false, err, sizeof(err));
 			if (!ret)
-				ret = ckpt_create(&cc, def, name, &o, err, sizeof(err));
+				ret = ckpt_create_check(&cc, def, name, err, sizeof(err));
 			if (!ret)
-				reply_json(out, 201, o);
+				ret = start_ckpt_job(ctx, def, name, &job, err, sizeof(err));
+			if (!ret)
+				reply_json(out, 202, job_json(job));
 		} else {
 			method_not_allowed(out, method, url, "GET, POST");
 			return;

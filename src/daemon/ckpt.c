@@ -337,6 +337,54 @@ static json_object *ckpt_json(struct ckpt_tree *t, const struct ckpt *c)
 	return o;
 }
 
+/* What a new checkpoint named name needs: a free name, a VM that may take one, room in
+ * the tree, VHDX disks. */
+static int create_checks(struct op *op, const struct vm_def *def, const char *name, char *err,
+			 size_t errlen)
+{
+	int ret = check_name(&op->t, name, def->name, err, errlen);
+
+	if (!ret)
+		ret = need_off(op, "checkpoint", err, errlen);
+	if (!ret && (ckpt_tree_visible(&op->t) >= CKPT_MAX || op->t.n >= CKPT_MAX_ALL)) {
+		error_set(err, errlen,
+			  "VM '%s' has %u checkpoints, the most it may have; delete some",
+			  def->name, ckpt_tree_visible(&op->t));
+		ret = -EBUSY;
+	}
+	if (!ret)
+		ret = check_disks(def, err, errlen);
+	return ret;
+}
+
+/* A checkpoint's default name, Hyper-V style: "VM - (2026-12-05 - 10:00:00)". */
+static const char *default_name(const struct vm_def *def, char *buf, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	char when[32];
+
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d - %H:%M:%S", &tm);
+	snprintf(buf, size, "%s - (%s)", def->name, when);
+	return buf;
+}
+
+int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, char *err,
+		      size_t errlen)
+{
+	char dflt[VMDEF_NAME_MAX + 40];
+	struct op op;
+	int ret = op_begin(&op, ctx, def, err, errlen);
+
+	if (ret)
+		return ret;
+	ret = create_checks(&op, def, name ? name : default_name(def, dflt, sizeof(dflt)), err,
+			    errlen);
+	op_end(&op);
+	return ret;
+}
+
 int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, json_object **out,
 		char *err, size_t errlen)
 {
@@ -350,33 +398,12 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	ret = op_begin(&op, ctx, def, err, errlen);
 	if (ret)
 		return ret;
-	if (!name) {
-		time_t now = time(NULL);
-		struct tm tm;
-		char when[32];
-
-		localtime_r(&now, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d - %H:%M:%S", &tm);
-		snprintf(dflt, sizeof(dflt), "%s - (%s)", def->name, when);
-		name = dflt;
-	}
-	ret = check_name(&op.t, name, def->name, err, errlen);
-	if (ret)
-		goto out;
-	ret = need_off(&op, "checkpoint", err, errlen);
+	if (!name)
+		name = default_name(def, dflt, sizeof(dflt));
+	ret = create_checks(&op, def, name, err, errlen);
 	if (ret)
 		goto out;
 	running = is_running(&op);
-	if (ckpt_tree_visible(&op.t) >= CKPT_MAX || op.t.n >= CKPT_MAX_ALL) {
-		error_set(err, errlen,
-			  "VM '%s' has %u checkpoints, the most it may have; delete some",
-			  def->name, ckpt_tree_visible(&op.t));
-		ret = -EBUSY;
-		goto out;
-	}
-	ret = check_disks(def, err, errlen);
-	if (ret)
-		goto out;
 	c = add_checkpoint(&op, name, err, errlen);
 	if (!c) {
 		ret = -ENOMEM;

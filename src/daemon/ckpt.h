@@ -24,6 +24,10 @@ struct ckpt_ctx {
 	struct sup *sup;
 };
 
+/* ckpt_create's checks alone (-EINVAL, -EEXIST, -EBUSY, -EMEDIUMTYPE with err), for a
+ * request that runs the creation as a job. */
+int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, char *err,
+		      size_t errlen) __attribute__((warn_unused_result));
 /* name may be NULL: "VM - (YYYY-MM-DD - HH:MM:SS)". *out gets the new checkpoint's JSON. */
 int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, json_object **out,
 		char *err, size_t errlen) __attribute__((warn_unused_result));
