@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/biglock.h"
+#include "daemon/jobs.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
 #include "lib/log.h"
@@ -102,6 +104,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len = end ? (size_t)(end - (data + off)) : size - off;
 		one_request(&ctx, (const char *)data + off, len);
 		off += len + 1;
+	}
+	/* A request may have started a job (a checkpoint of a VM that is off): it uses this
+	 * input's store and supervisor, so it ends before they go. */
+	for (;;) {
+		size_t running;
+
+		keeld_lock();
+		running = jobs_running();
+		keeld_unlock();
+		if (!running)
+			break;
+		usleep(1000);
 	}
 	sup_destroy(sup);
 	store_close(store);
