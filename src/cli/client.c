@@ -12,6 +12,8 @@
 
 #include <curl/curl.h>
 
+#include "lib/clock.h"
+
 #define CLIENT_REPLY_MAX  (8 << 20)
 #define CLIENT_TIMEOUT_MS 30000
 
@@ -245,18 +247,10 @@ const char *client_str_field(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int client_wait_state(const char *name, const char *while_state, const char *want, long limit_s,
 		      const char *verb)
 {
-	long long deadline = now_ms() + limit_s * 1000;
+	long long deadline = clock_mono_ms() + limit_s * 1000;
 	char path[512], esc[256], what[128];
 	int ret;
 
@@ -284,7 +278,7 @@ int client_wait_state(const char *name, const char *while_state, const char *wan
 			return ok ? EXIT_OK : EXIT_FAIL;
 		}
 		json_object_put(vm);
-		if (now_ms() > deadline) {
+		if (clock_mono_ms() > deadline) {
 			fprintf(stderr, "keel: %s: still %s after %ld s\n", what, while_state,
 				limit_s);
 			return EXIT_TIMED_OUT;

@@ -20,6 +20,7 @@
 
 #include <json-c/json.h>
 
+#include "lib/clock.h"
 #include "cli/client.h"
 #include "cli/cli.h"
 #include "lib/parse.h"
@@ -42,14 +43,6 @@ static void restore_tty(void)
 	if (tio_saved)
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
 	tio_saved = false;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -163,13 +156,13 @@ int cli_console_main(int argc, char **argv)
 		fprintf(stderr, "Connected to the console of VM '%s'. Ctrl-] detaches.\r\n", name);
 	}
 	if (timeout_ms >= 0)
-		deadline = now_ms() + timeout_ms;
+		deadline = clock_mono_ms() + timeout_ms;
 	stdin_open = !read_only;
 	ret = EXIT_OK;
 	for (;;) {
 		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
 				      {.fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN}};
-		long long wait = -1, now = now_ms();
+		long long wait = -1, now = clock_mono_ms();
 		ssize_t n;
 
 		if (deadline >= 0) {
@@ -207,7 +200,7 @@ int cli_console_main(int argc, char **argv)
 			if (n <= 0) {
 				/* Input from a pipe ended: show what the guest answers, then go. */
 				stdin_open = false;
-				long long end = now_ms() + linger_ms;
+				long long end = clock_mono_ms() + linger_ms;
 				if (deadline < 0 || end < deadline)
 					deadline = end;
 				continue;
@@ -226,7 +219,7 @@ int cli_console_main(int argc, char **argv)
 	 * the other end see a reset, which could cost the guest the input just sent.
 	 */
 	shutdown(fd, SHUT_WR);
-	for (long long end = now_ms() + 200; now_ms() < end;) {
+	for (long long end = clock_mono_ms() + 200; clock_mono_ms() < end;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t n;
 		if (poll(&p, 1, 50) <= 0)

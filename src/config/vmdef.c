@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/parse.h"
 #include "lib/uuid.h"
@@ -156,15 +157,20 @@ int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1])
 	return 0;
 }
 
+void vmdef_mac_format(const uint8_t mac[6], char out[VMDEF_MAC_LEN + 1])
+{
+	snprintf(out, VMDEF_MAC_LEN + 1, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+		 mac[3], mac[4], mac[5]);
+}
+
 int vmdef_gen_mac(char out[VMDEF_MAC_LEN + 1])
 {
-	uint8_t b[5];
+	uint8_t b[6];
 
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+	if (getrandom(b + 1, 5, 0) != 5)
 		return -EIO;
-	/* 0x02: locally administered (bit 1 set), unicast (bit 0 clear). */
-	snprintf(out, VMDEF_MAC_LEN + 1, "02:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3],
-		 b[4]);
+	b[0] = 0x02; /* locally administered (bit 1 set), unicast (bit 0 clear) */
+	vmdef_mac_format(b, out);
 	return 0;
 }
 
@@ -939,9 +945,7 @@ json_object *vmdef_to_json(const struct vm_def *def)
 	json_object *o = json_object_new_object();
 	json_object *disks = json_object_new_array();
 	json_object *nets = json_object_new_array();
-	char created[32] = "";
-	struct tm tm;
-	time_t t = (time_t)def->created;
+	char created[CLOCK_UTC_LEN] = "";
 
 	if (!o || !disks || !nets) {
 		json_object_put(o);
@@ -949,8 +953,8 @@ json_object *vmdef_to_json(const struct vm_def *def)
 		json_object_put(nets);
 		return NULL;
 	}
-	if (def->created && gmtime_r(&t, &tm)) /* "": not recorded (keel-vmm's own VMs) */
-		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (def->created) /* "": not recorded (keel-vmm's own VMs) */
+		clock_utc_text((time_t)def->created, created);
 	if (def->name[0]) /* keel-vmm runs nameless VMs; keeld's always have one */
 		json_object_object_add(o, "name", json_object_new_string(def->name));
 	if (def->uuid[0])

@@ -165,6 +165,8 @@ bool vmdef_name_ok(const char *name);
 bool vmdef_mac_ok(const char *mac);
 /* "xx:xx:xx:xx:xx:xx" (unicast, vmdef_mac_ok) into 6 bytes. Returns 0 or -EINVAL. */
 int vmdef_mac_parse(const char *mac, uint8_t out[6]) __attribute__((warn_unused_result));
+/* 6 bytes as "xx:xx:xx:xx:xx:xx" (lower case, the form the description keeps). */
+void vmdef_mac_format(const uint8_t mac[6], char out[VMDEF_MAC_LEN + 1]);
 bool vmdef_tap_ok(const char *tap);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */
 int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1]) __attribute__((warn_unused_result));

@@ -166,7 +166,7 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	if (!o)
 		return NULL;
 	sup_status(ctx->sup, def->uuid, &st);
-	json_object_object_add(o, "state", json_object_new_string(sup_state_name(st.state)));
+	json_object_object_add(o, "state", json_object_new_string(vm_state_name(st.state)));
 	json_object_object_add(o, "state_reason", json_object_new_string(st.reason));
 	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
 	json_object_object_add(o, "console_socket",
@@ -306,7 +306,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	hw = vmdef_hw_change(def, &nd);
 	if (hw && !is_off(ctx, def->uuid, &st)) {
 		snprintf(err, sizeof(err), "changing %s needs VM '%s' to be off (it is %s)", hw,
-			 def->name, sup_state_name(st.state));
+			 def->name, vm_state_name(st.state));
 		ret = -EBUSY;
 		goto fail;
 	}

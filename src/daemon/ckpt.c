@@ -15,6 +15,7 @@
 #include "daemon/biglock.h"
 #include "disk/disk.h"
 #include "disk/vhdx.h"
+#include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -91,7 +92,7 @@ static int need_off(struct op *op, const char *verb, char *err, size_t errlen)
 	default:
 		error_set(err, errlen,
 			  "cannot %s VM '%s': it is %s; wait until it is running or off", verb,
-			  op->def->name, sup_state_name(op->st.state));
+			  op->def->name, vm_state_name(op->st.state));
 		return -EBUSY;
 	}
 }
@@ -319,12 +320,9 @@ static json_object *ckpt_json(struct ckpt_tree *t, const struct ckpt *c)
 {
 	json_object *o = json_object_new_object(), *disks = json_object_new_array();
 	struct ckpt *p = ckpt_tree_visible_parent(t, c);
-	char when[32];
-	struct tm tm;
-	time_t tt = (time_t)c->created;
+	char when[CLOCK_UTC_LEN];
 
-	gmtime_r(&tt, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	clock_utc_text((time_t)c->created, when);
 	json_object_object_add(o, "id", json_object_new_string(c->id));
 	json_object_object_add(o, "name", json_object_new_string(c->name));
 	json_object_object_add(o, "created", json_object_new_string(when));

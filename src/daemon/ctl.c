@@ -9,17 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/unix_socket.h"
 
 #define CTL_REPLY_MAX 65536
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int parse_reply(const char *line, json_object **ret, char *err, size_t errlen)
 {
@@ -60,7 +53,7 @@ int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, i
 {
 	char req[4608], buf[CTL_REPLY_MAX + 1];
 	size_t have = 0;
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = clock_mono_ms() + timeout_ms;
 	int fd, rc = 0, n;
 
 	if (ret)
@@ -86,7 +79,7 @@ int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, i
 	}
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		long long left = deadline - mono_ms();
+		long long left = deadline - clock_mono_ms();
 		char *nl;
 		ssize_t r;
 

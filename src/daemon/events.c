@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/clock.h"
 #include "daemon/biglock.h"
 
 struct event {
@@ -82,13 +83,11 @@ void events_job(uint64_t id, const char *operation, const char *vm, const char *
 static json_object *event_json(const struct event *e)
 {
 	json_object *o = json_object_new_object();
-	char t[32] = "";
-	struct tm tm;
+	char t[CLOCK_UTC_LEN];
 
 	if (!o)
 		return NULL;
-	if (gmtime_r(&e->time, &tm))
-		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	clock_utc_text(e->time, t);
 	json_object_object_add(o, "seq", json_object_new_int64((int64_t)e->seq));
 	json_object_object_add(o, "time", json_object_new_string(t));
 	json_object_object_add(o, "kind", json_object_new_string(e->kind));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "daemon/biglock.h"
+#include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -26,14 +27,6 @@ static bool running(struct sup *sup, const char *uuid)
 
 	sup_status(sup, uuid, &st);
 	return st.pid > 0;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Start VM h's stop action; false when it cannot begin yet (the VM is busy with another
@@ -123,7 +116,7 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 	 * (each graceful one turned off at its own deadline); then the saves run here, one
 	 * after another (each lets go of keeld's lock while it writes). The time limits count
 	 * from the last action that began. */
-	last_begin = now_ms();
+	last_begin = clock_mono_ms();
 	for (;;) {
 		left = 0;
 		for (int pass = 0; pass < 2; pass++) {
@@ -133,14 +126,14 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 				if (!begin_action(sup, &hv[i], timeout_s, pass == 1))
 					continue;
 				if (hv[i].handled)
-					last_begin = now_ms();
+					last_begin = clock_mono_ms();
 			}
 		}
 		for (size_t i = 0; i < n; i++)
 			left += running(sup, defs[i].uuid);
 		if (!left)
 			break;
-		if (now_ms() > last_begin + (long long)timeout_s * 1000 + 10000 && !forced) {
+		if (clock_mono_ms() > last_begin + (long long)timeout_s * 1000 + 10000 && !forced) {
 			/* The graceful stops turn VMs off at their own deadline; anything still
 			 * here (a worker that does not quit) is turned off now. */
 			forced = true;
@@ -155,7 +148,7 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 				}
 			}
 		}
-		if (now_ms() > last_begin + (long long)timeout_s * 1000 + 30000) {
+		if (clock_mono_ms() > last_begin + (long long)timeout_s * 1000 + 30000) {
 			error_set(err, errlen,
 				  "%zu VMs still run %u s after the host shutdown began: see "
 				  "keel vm list",
@@ -180,14 +173,13 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 		o = json_object_new_object();
 		json_object_object_add(o, "name", json_object_new_string(defs[i].name));
 		json_object_object_add(o, "action", json_object_new_string(hv[i].action));
-		json_object_object_add(o, "state",
-				       json_object_new_string(sup_state_name(st.state)));
+		json_object_object_add(o, "state", json_object_new_string(vm_state_name(st.state)));
 		json_object_object_add(
 			o, "reason",
 			json_object_new_string(hv[i].outcome[0] ? hv[i].outcome : st.reason));
 		json_object_array_add(*report, o);
 		log_info("host shutdown: VM %s: %s: %s (%s)", defs[i].name, hv[i].action,
-			 sup_state_name(st.state), st.reason);
+			 vm_state_name(st.state), st.reason);
 	}
 	free(hv);
 	store_vm_list_free(defs, n);

@@ -13,6 +13,7 @@
 
 #include "daemon/biglock.h"
 #include "daemon/events.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
 struct job {
@@ -176,13 +177,12 @@ static const char *state_name(enum job_state s)
 
 static json_object *time_or_null(time_t t)
 {
-	char buf[32];
-	struct tm tm;
+	char buf[CLOCK_UTC_LEN];
 
-	if (!t || !gmtime_r(&t, &tm))
+	if (!t)
 		return NULL;
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_object_new_string(buf);
+	clock_utc_text(t, buf);
+	return buf[0] ? json_object_new_string(buf) : NULL;
 }
 
 json_object *job_to_json(const struct job *j)

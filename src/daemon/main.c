@@ -31,6 +31,7 @@
 #include "daemon/http.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/unix_socket.h"
 #include "lib/parse.h"
@@ -81,14 +82,6 @@ static int parse_secs(const char *opt, const char *s, unsigned *out)
 	}
 	*out = (unsigned)v;
 	return 0;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -398,10 +391,11 @@ out:
 		 * workers still supervised (a job may wait for one to end); no new one starts.
 		 * One still running after that stays blocked on keeld's lock, which this
 		 * thread takes back below and never lets go, until the process ends. */
-		long long until = now_ms() + KEELD_EXIT_JOB_WAIT_S * 1000LL;
+		long long until = clock_mono_ms() + KEELD_EXIT_JOB_WAIT_S * 1000LL;
 
 		jobs_refuse();
-		while (jobs_running() && now_ms() < until && serve_once(sup, sfd, 100, NULL) == 0)
+		while (jobs_running() && clock_mono_ms() < until &&
+		       serve_once(sup, sfd, 100, NULL) == 0)
 			;
 		if (jobs_running())
 			log_warn("exiting with jobs still running (see the VMs' states when keeld "

@@ -24,21 +24,9 @@
 #include "daemon/ctl.h"
 #include "daemon/events.h"
 #include "daemon/sup_internal.h"
+#include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
-
-long long sup_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *sup_state_name(enum vm_state s)
-{
-	return vm_state_name(s);
-}
 
 bool sup_has_worker(const struct sup_vm *vm)
 {
@@ -49,7 +37,7 @@ void sup_persist(struct sup *sup, struct sup_vm *vm)
 {
 	struct store_rt rt = {0};
 
-	snprintf(rt.state, sizeof(rt.state), "%s", sup_state_name(vm->state));
+	snprintf(rt.state, sizeof(rt.state), "%s", vm_state_name(vm->state));
 	snprintf(rt.reason, sizeof(rt.reason), "%s", vm->reason);
 	rt.pid = vm->pid;
 	rt.starttime = vm->starttime;
@@ -67,11 +55,11 @@ void sup_set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const ch
 	vsnprintf(vm->reason, sizeof(vm->reason), fmt, ap);
 	va_end(ap);
 	if (vm->reason[0])
-		log_info("VM %s: %s: %s", vm->name, sup_state_name(s), vm->reason);
+		log_info("VM %s: %s: %s", vm->name, vm_state_name(s), vm->reason);
 	else
-		log_info("VM %s: %s", vm->name, sup_state_name(s));
+		log_info("VM %s: %s", vm->name, vm_state_name(s));
 	sup_persist(sup, vm);
-	events_vm_state(vm->uuid, vm->name, sup_state_name(s), vm->reason);
+	events_vm_state(vm->uuid, vm->name, vm_state_name(s), vm->reason);
 }
 
 /* The in-memory record of a VM, made from the store's runtime record on first use. */
@@ -158,6 +146,27 @@ void sup_wake(struct sup *sup)
 	(void)!write(sup->wake_fd, &one, sizeof(one));
 }
 
+/* Take (or nest) an operation on vm for this thread; false when another thread holds one. */
+static bool op_take(struct sup_vm *vm, const char *op)
+{
+	if (vm->op && !pthread_equal(vm->op_owner, pthread_self()))
+		return false;
+	if (!vm->op_depth++) {
+		vm->op = op;
+		vm->op_owner = pthread_self();
+	}
+	return true;
+}
+
+/* Let go of one hold; true when that was the last and the VM is free again. */
+static bool op_drop(struct sup_vm *vm)
+{
+	if (!vm->op_depth || --vm->op_depth)
+		return false;
+	vm->op = NULL;
+	return true;
+}
+
 int sup_op_begin(struct sup *sup, const char *uuid, const char *name, const char *op, char *err,
 		 size_t errlen)
 {
@@ -165,14 +174,10 @@ int sup_op_begin(struct sup *sup, const char *uuid, const char *name, const char
 
 	if (!vm)
 		return -ENOMEM;
-	if (vm->op && !pthread_equal(vm->op_owner, pthread_self())) {
+	if (!op_take(vm, op)) {
 		error_set(err, errlen, "VM '%s' is busy (%s): try again when that is done",
 			  vm->name, vm->op);
 		return -EBUSY;
-	}
-	if (!vm->op_depth++) {
-		vm->op = op;
-		vm->op_owner = pthread_self();
 	}
 	return 0;
 }
@@ -194,10 +199,8 @@ void sup_op_end(struct sup *sup, const char *uuid)
 
 		if (strcmp(vm->uuid, uuid) || !vm->op_depth)
 			continue;
-		if (!--vm->op_depth) {
-			vm->op = NULL;
+		if (op_drop(vm))
 			sup_wake(sup); /* the main loop watches the VM again */
-		}
 		return;
 	}
 }
@@ -337,7 +340,7 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 		sup_set_state(sup, vm, now, "could not restore: %s", why);
 	else
 		sup_set_state(sup, vm, now, "%s", why);
-	sup_vm_log(sup, vm, "worker ended: %s: %s", sup_state_name(vm->state), vm->reason);
+	sup_vm_log(sup, vm, "worker ended: %s: %s", vm_state_name(vm->state), vm->reason);
 }
 
 /* Ask the worker for its state; returns 0 and sets *paused, or -errno with err. */
@@ -403,13 +406,13 @@ void sup_reattach_all(struct sup *sup)
 			sup_sock_group_access(sup, vm);
 		} else if (!strcmp(rt.state, "Starting")) {
 			vm->deadline_ms =
-				sup_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
+				clock_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
 			sup_set_state(sup, vm, VM_STARTING, "%s", "");
 		} else {
 			sup_set_state(sup, vm, VM_RUNNING, "control socket not answering: %s", err);
 		}
 		sup_vm_log(sup, vm, "keeld re-attached to worker pid %d: %s", (int)vm->pid,
-			   sup_state_name(vm->state));
+			   vm_state_name(vm->state));
 	}
 	store_vm_list_free(defs, n);
 }
@@ -510,7 +513,7 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 	vm->off_after_timeout = false;
 	vm->stop_force = force;
 	vm->stop_timeout_s = timeout_s;
-	vm->deadline_ms = sup_mono_ms() + (long long)timeout_s * 1000;
+	vm->deadline_ms = clock_mono_ms() + (long long)timeout_s * 1000;
 	sup_vm_log(sup, vm, "stop: pressed the power button, waiting %u s%s", timeout_s,
 		   force ? ", then turning off" : "");
 	sup_set_state(sup, vm, VM_STOPPING, "waiting up to %u s for the guest to shut down",
@@ -542,7 +545,7 @@ static void begin_turn_off_within(struct sup *sup, struct sup_vm *vm, int timeou
 	}
 	vm->stopping = STOP_TURNOFF;
 	vm->stop_force = false;
-	vm->deadline_ms = sup_mono_ms() + SUP_QUIT_TIMEOUT_MS;
+	vm->deadline_ms = clock_mono_ms() + SUP_QUIT_TIMEOUT_MS;
 }
 
 static void begin_turn_off(struct sup *sup, struct sup_vm *vm)
@@ -740,7 +743,7 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 	wait_worker_end(sup, vm, SUP_QUIT_TIMEOUT_MS);
 	if (vm->state != VM_SAVED) {
 		error_set(err, errlen, "VM '%s' did not end Saved after its save: %s (%s)",
-			  vm->name, sup_state_name(vm->state), vm->reason);
+			  vm->name, vm_state_name(vm->state), vm->reason);
 		return -EIO;
 	}
 	return 0;
@@ -868,7 +871,7 @@ void sup_events(struct sup *sup, const struct pollfd *fds, size_t n)
 
 int sup_timeout_ms(struct sup *sup)
 {
-	long long now = sup_mono_ms(), best = -1;
+	long long now = clock_mono_ms(), best = -1;
 
 	for (size_t i = 0; i < sup->nvms; i++) {
 		const struct sup_vm *vm = sup->vms[i];
@@ -932,12 +935,10 @@ static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
  * is the probe's meanwhile, as it would be an API operation's. */
 static void tick_starting(struct sup *sup, struct sup_vm *vm, long long now)
 {
-	vm->op = "starting";
-	vm->op_owner = pthread_self();
-	vm->op_depth = 1;
+	if (!op_take(vm, "starting")) /* the main loop skips VMs with an operation */
+		return;
 	probe_starting(sup, vm, now);
-	vm->op = NULL;
-	vm->op_depth = 0;
+	op_drop(vm); /* no wake: this is the main loop */
 }
 
 static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
@@ -950,12 +951,10 @@ static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
 		vm->off_after_timeout = true;
 		/* The quit lets go of keeld's lock: the VM is the main loop's meanwhile, and a
 		 * worker that does not take it at once is killed at the next deadline. */
-		vm->op = "stopping";
-		vm->op_owner = pthread_self();
-		vm->op_depth = 1;
+		if (!op_take(vm, "stopping"))
+			return;
 		begin_turn_off_within(sup, vm, SUP_PROBE_TIMEOUT_MS, true);
-		vm->op = NULL;
-		vm->op_depth = 0;
+		op_drop(vm); /* no wake: this is the main loop */
 	} else if (vm->stopping == STOP_GRACEFUL) {
 		vm->stopping = STOP_NONE;
 		vm->deadline_ms = 0;
@@ -976,7 +975,7 @@ static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
 
 void sup_tick(struct sup *sup)
 {
-	long long now = sup_mono_ms();
+	long long now = clock_mono_ms();
 
 	for (size_t i = 0; i < sup->nvms; i++) {
 		struct sup_vm *vm = sup->vms[i];

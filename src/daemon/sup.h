@@ -74,7 +74,6 @@ void sup_destroy(struct sup *sup);
 void sup_reattach_all(struct sup *sup);
 void sup_autostart(struct sup *sup);
 
-const char *sup_state_name(enum vm_state s);
 void sup_status(struct sup *sup, const char *uuid, struct sup_status *out);
 /* Record that the VM was running when the host went down (its worker has ended since), so
  * that a `start-if-running` start action starts it with the next keeld. */

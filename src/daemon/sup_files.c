@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -37,16 +38,13 @@ int sup_log_path(struct sup *sup, const char *uuid, char *buf, size_t size)
 /* Append one line from keeld to the VM's worker log, so the log tells the whole story. */
 void sup_vm_log(struct sup *sup, const struct sup_vm *vm, const char *fmt, ...)
 {
-	char path[PATH_MAX], line[1024], stamp[32];
-	time_t now = time(NULL);
-	struct tm tm;
+	char path[PATH_MAX], line[1024], stamp[CLOCK_UTC_LEN];
 	va_list ap;
 	int fd, n;
 
 	if (sup_path(sup, vm->uuid, "worker.log", path, sizeof(path)))
 		return;
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	clock_utc_text(time(NULL), stamp);
 	va_start(ap, fmt);
 	n = snprintf(line, sizeof(line), "keeld: %s: ", stamp);
 	if (n > 0 && (size_t)n < sizeof(line))

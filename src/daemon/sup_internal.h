@@ -64,7 +64,6 @@ struct sup {
 };
 
 /* sup.c */
-long long sup_mono_ms(void);
 bool sup_has_worker(const struct sup_vm *vm);
 void sup_persist(struct sup *sup, struct sup_vm *vm);
 void sup_set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const char *fmt, ...)

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -166,7 +167,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		return -ENOMEM;
 	if (sup_has_worker(vm)) {
 		error_set(err, errlen, "VM '%s' is already %s", def->name,
-			  sup_state_name(vm->state));
+			  vm_state_name(vm->state));
 		return -EBUSY;
 	}
 	if (sup_path(sup, def->uuid, NULL, dir, sizeof(dir)) ||
@@ -285,7 +286,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	}
 	vm->was_running = true;
 	vm->stopping = STOP_NONE;
-	vm->deadline_ms = sup_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
+	vm->deadline_ms = clock_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
 	sup_set_state(sup, vm, VM_STARTING, "%s", "");
 out:
 	if (logfd >= 0)

@@ -151,8 +151,7 @@ int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 		if (!strcmp(k, "tap") && vmdef_tap_ok(v)) {
 			memcpy(n->tap, v, strlen(v) + 1); /* length checked by vmdef_tap_ok */
 		} else if (!strcmp(k, "mac") && !vmdef_mac_parse(v, mac)) {
-			snprintf(n->mac, sizeof(n->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0],
-				 mac[1], mac[2], mac[3], mac[4], mac[5]);
+			vmdef_mac_format(mac, n->mac);
 		} else if (!strcmp(k, "slot") && !parse_slot(v, &n->pci_slot)) {
 		} else {
 			snprintf(err, errlen,
@@ -484,8 +483,7 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		if (n->mac[0])
 			continue;
 		virtio_net_default_mac(n->tap, m);
-		snprintf(n->mac, sizeof(n->mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
-			 m[3], m[4], m[5]);
+		vmdef_mac_format(m, n->mac);
 	}
 	if (cfg->serial.kind == CHARDEV_STDIO && cfg->console.kind == CHARDEV_STDIO) {
 		snprintf(err, errlen,
