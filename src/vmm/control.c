@@ -278,7 +278,7 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 		return control_restore(vm, req.dir, req.paused);
 	case CONTROL_QUIT:
 	default:
-		vm_request(vm, VM_EVENT_QUIT, 0, "quit through the control socket");
+		machine_request(&vm->machine, VM_EVENT_QUIT, 0, "quit through the control socket");
 		r = 0;
 		break;
 	}

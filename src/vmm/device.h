@@ -10,23 +10,23 @@
 
 #include <stddef.h>
 
-struct vm;
+struct machine;
 
 struct device_class {
 	const char *name; /* for messages: "virtio-blk", "serial" */
-	/* How many the VM has, from its description (vm->cfg->def); NULL: exactly one. */
-	unsigned (*count)(const struct vm *vm);
+	/* How many the VM has, from its description (m->def); NULL: exactly one. */
+	unsigned (*count)(const struct machine *m);
 	/* Create instance i (0 to count - 1) and attach it to the machine: its ports or MMIO,
 	 * interrupts, PCI slot, reset and pause hooks, saved-state section. Returns 0, or
 	 * -errno with err saying why (devices_create adds the name when err is empty). */
-	int (*create)(struct vm *vm, unsigned i, char *err, size_t errlen);
+	int (*create)(struct machine *m, unsigned i, char *err, size_t errlen);
 };
 
 /* Which table: the platform (ISA ports, fixed interrupts) or PCI bus 0. */
 enum device_bus { DEVICE_BUS_PLATFORM, DEVICE_BUS_PCI };
 
 /* Create every device of that table the VM has, in table order. */
-int devices_create(struct vm *vm, enum device_bus bus, char *err, size_t errlen)
+int devices_create(struct machine *m, enum device_bus bus, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 extern const struct device_class serial_class, i8042_class, rtc_class, pm_class, fw_cfg_class,
 	debug_exit_class;
@@ -28,7 +28,7 @@ static const struct device_class *const pci_devices[] = {
 	&virtio_rng_class,
 };
 
-int devices_create(struct vm *vm, enum device_bus bus, char *err, size_t errlen)
+int devices_create(struct machine *m, enum device_bus bus, char *err, size_t errlen)
 {
 	const struct device_class *const *t =
 		bus == DEVICE_BUS_PCI ? pci_devices : platform_devices;
@@ -36,13 +36,13 @@ int devices_create(struct vm *vm, enum device_bus bus, char *err, size_t errlen)
 					 : sizeof(platform_devices) / sizeof(platform_devices[0]);
 
 	for (size_t c = 0; c < n; c++) {
-		unsigned count = t[c]->count ? t[c]->count(vm) : 1;
+		unsigned count = t[c]->count ? t[c]->count(m) : 1;
 
 		for (unsigned i = 0; i < count; i++) {
 			int r;
 
 			err[0] = '\0';
-			r = t[c]->create(vm, i, err, errlen);
+			r = t[c]->create(m, i, err, errlen);
 			if (r) {
 				if (!err[0])
 					snprintf(err, errlen, "%s set-up: %s", t[c]->name,

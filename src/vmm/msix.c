@@ -15,7 +15,7 @@
 #include "lib/log.h"
 #include "vmm/kvm.h"
 #include "vmm/pci_internal.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 #include "vmm/x86/layout.h"
 
 /* Set KVM's routes for every vector of every device with a usable message (host lock). */
@@ -53,7 +53,7 @@ void pci_update_routes(struct pci_host *h)
 		}
 		pthread_mutex_unlock(&d->msix_lock);
 	}
-	r = vm_set_irq_routes(h->vm, e, n);
+	r = machine_set_msi_routes(h->m, e, n);
 	if (r) {
 		log_warn_ratelimited(&pci_rl, "pci: KVM_SET_GSI_ROUTING with %u MSI routes: %s", n,
 				     strerror(-r));

@@ -13,7 +13,7 @@
 #include "lib/log.h"
 #include "vmm/kvm.h"
 #include "vmm/pci_internal.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 #include "vmm/x86/layout.h"
 
 struct log_ratelimit pci_rl = LOG_RATELIMIT_INIT(5000, 5);
@@ -244,7 +244,6 @@ void pci_cfg_write(struct pci_dev *d, unsigned off, unsigned size, uint32_t valu
 void pci_dev_power_on(struct pci_dev *d)
 {
 	struct pci_host *h = d->host;
-	int vm_fd = atomic_load(&h->vm->vm_fd);
 	unsigned i;
 
 	for (i = 0; i < PCI_NUM_BARS; i++) {
@@ -267,8 +266,8 @@ void pci_dev_power_on(struct pci_dev *d)
 	pthread_mutex_unlock(&d->msix_lock);
 	/* Between a VM's teardown and its rebuild there is no KVM VM to attach to: vm_build
 	 * runs this again once there is. */
-	for (i = 0; vm_fd >= 0 && i < d->msix_nvec; i++) {
-		int r = kvm_vm_irqfd(vm_fd, d->msix_gsi_base + i, d->msix_irqfd[i], 0);
+	for (i = 0; machine_built(h->m) && i < d->msix_nvec; i++) {
+		int r = machine_irqfd(h->m, d->msix_gsi_base + i, d->msix_irqfd[i], true);
 
 		if (r)
 			log_err("pci %s: KVM_IRQFD for MSI-X vector %u (GSI %u): %s", d->name, i,

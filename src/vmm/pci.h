@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
+struct machine;
 struct pci_host;
 struct state_io;
 
@@ -127,7 +127,7 @@ uint8_t pci_dev_add_cap(struct pci_dev *d, const uint8_t *cap, size_t len);
 int pci_dev_add_msix(struct pci_dev *d, unsigned bar, unsigned nvec)
 	__attribute__((warn_unused_result));
 
-int pci_host_create(struct vm *vm, struct pci_host **out) __attribute__((warn_unused_result));
+int pci_host_create(struct machine *m, struct pci_host **out) __attribute__((warn_unused_result));
 void pci_host_destroy(struct pci_host *h);
 /* Put a device on bus 0 at d->slot (-EBUSY if taken, -EINVAL if out of range), or at the
  * lowest free slot when d->slot is 0: assigns its BARs and MSI-X GSIs. */

@@ -16,7 +16,8 @@
 #include "vmm/kvm.h"
 #include "vmm/pci_internal.h"
 #include "vmm/state.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
+#include "vmm/mem.h"
 #include "vmm/x86/layout.h"
 
 bool pci_conf1_decode(uint32_t addr, unsigned port_off, unsigned *slot, unsigned *fn, unsigned *reg)
@@ -287,7 +288,7 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 	h->slots[s] = d;
 	pthread_mutex_unlock(&h->lock);
 	/* Not yet reset by the VM's first build when the VM fd does not exist. */
-	if (atomic_load(&h->vm->vm_fd) >= 0) {
+	if (machine_built(h->m)) {
 		pthread_mutex_lock(&h->lock);
 		pci_dev_power_on(d);
 		pthread_mutex_unlock(&h->lock);
@@ -301,16 +302,16 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 
 static int pci_host_state(struct state_io *io, void *opaque);
 
-int pci_host_create(struct vm *vm, struct pci_host **out)
+int pci_host_create(struct machine *m, struct pci_host **out)
 {
 	struct pci_host *h = calloc(1, sizeof(*h));
 	int r;
 
 	if (!h)
 		return -ENOMEM;
-	h->vm = vm;
+	h->m = m;
 	pthread_mutex_init(&h->lock, NULL);
-	h->win64_base = pci_window64_base(vm->cfg->def.memory);
+	h->win64_base = pci_window64_base(m->def->memory);
 	h->win64_size = LAYOUT_PCI_MMIO64_SIZE;
 	h->next32 = LAYOUT_PCI_MMIO32;
 	h->next64 = h->win64_base;
@@ -322,17 +323,17 @@ int pci_host_create(struct vm *vm, struct pci_host **out)
 	h->slots[0] = &h->bridge;
 
 	/* 0xcf9 (the reset control register) sits inside 0xcf8-0xcff: take it over. */
-	h->have_cf9 = bus_unregister(&vm->pio, PORT_RESET, &h->cf9) == 0;
-	r = bus_register(&vm->pio, PORT_PCI_CONF1, 8, &conf1_ops, h, "pci-conf1");
+	h->have_cf9 = bus_unregister(m->pio, PORT_RESET, &h->cf9) == 0;
+	r = bus_register(m->pio, PORT_PCI_CONF1, 8, &conf1_ops, h, "pci-conf1");
 	r = r
-		    ?: bus_register(&vm->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, &ecam_ops, h,
+		    ?: bus_register(m->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, &ecam_ops, h,
 				    "pci-ecam");
 	r = r
-		    ?: bus_register(&vm->mmio, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE,
-				    &win32_ops, h, "pci-mmio32");
-	r = r ?: bus_register(&vm->mmio, h->win64_base, h->win64_size, &win64_ops, h, "pci-mmio64");
-	r = r ?: vm_add_reset_hook(vm, pci_host_reset, h);
-	r = r ?: vm_add_state_section(vm, "pci", 1, pci_host_state, h);
+		    ?: bus_register(m->mmio, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE, &win32_ops,
+				    h, "pci-mmio32");
+	r = r ?: bus_register(m->mmio, h->win64_base, h->win64_size, &win64_ops, h, "pci-mmio64");
+	r = r ?: machine_add_reset_hook(m, pci_host_reset, h);
+	r = r ?: machine_add_state_section(m, "pci", 1, pci_host_state, h);
 	if (r) {
 		free(h);
 		return r;

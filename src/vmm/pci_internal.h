@@ -21,7 +21,7 @@
 #define PCI_MAX_MSI_GSI	  1024
 
 struct pci_host {
-	struct vm *vm;
+	struct machine *m;
 	/* lock protects every device's configuration space, BAR placement and MSI-X table,
 	 * conf1_addr, and the GSI routing table in KVM. */
 	pthread_mutex_t lock;

@@ -3,7 +3,7 @@
  * Whole-machine save and restore (snapshot.h, docs/state.md). The machine's own sections
  * live here: the configuration and memory map (checked first, against the command line),
  * the in-kernel irqchip and PIT, each vCPU, and the VM clock. Devices register their own
- * sections with vm_add_state_section().
+ * sections with machine_add_state_section().
  */
 #include "vmm/snapshot.h"
 
@@ -344,8 +344,8 @@ int snapshot_register_config(struct vm *vm)
 		return -ENOMEM;
 	snap->vm = vm;
 	vm->snapshot = snap;
-	r = vm_add_state_section(vm, "config", 2, snap_config_state, snap);
-	return r ?: vm_add_state_section(vm, "memory", 1, snap_memory_state, snap);
+	r = machine_add_state_section(&vm->machine, "config", 2, snap_config_state, snap);
+	return r ?: machine_add_state_section(&vm->machine, "memory", 1, snap_memory_state, snap);
 }
 
 int snapshot_register_machine(struct vm *vm)
@@ -365,14 +365,15 @@ int snapshot_register_machine(struct vm *vm)
 	snap->cpus = calloc(vm->cfg->def.cpus, sizeof(*snap->cpus));
 	if (!snap->cpus)
 		return -ENOMEM;
-	r = vm_add_state_section(vm, "kvm.irqchip", 1, snap_irqchip_state, snap);
-	r = r ?: vm_add_state_section(vm, "kvm.pit", 1, snap_pit_state, snap);
+	r = machine_add_state_section(&vm->machine, "kvm.irqchip", 1, snap_irqchip_state, snap);
+	r = r ?: machine_add_state_section(&vm->machine, "kvm.pit", 1, snap_pit_state, snap);
 	for (i = 0; i < vm->cfg->def.cpus && !r; i++) {
 		snap->cpus[i] = (struct cpu_state_ctx){.vm = vm, .msrs = snap->msrs, .id = i};
 		snprintf(name, sizeof(name), "cpu.%u", i);
-		r = vm_add_state_section(vm, name, 1, cpu_state_section, &snap->cpus[i]);
+		r = machine_add_state_section(&vm->machine, name, 1, cpu_state_section,
+					      &snap->cpus[i]);
 	}
-	return r ?: vm_add_state_section(vm, "kvm.clock", 1, snap_clock_state, snap);
+	return r ?: machine_add_state_section(&vm->machine, "kvm.clock", 1, snap_clock_state, snap);
 }
 
 /* ---- save ---- */

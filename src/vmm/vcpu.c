@@ -246,9 +246,10 @@ static void vcpu_crash(struct vcpu *vcpu, const char *what)
 	log_err("vcpu%u: last %llu of %llu exits to keel-vmm: %s", vcpu->id,
 		(unsigned long long)(vcpu->nexits - first), (unsigned long long)vcpu->nexits,
 		hist[0] ? hist : "none");
-	vm_request(vcpu->vm, VM_EVENT_CRASH, 1, "vcpu%u: %s (%s, exit %u) at guest rip 0x%llx",
-		   vcpu->id, what, exit_reason_name(vcpu->run->exit_reason), vcpu->run->exit_reason,
-		   (unsigned long long)rip);
+	machine_request(&vcpu->vm->machine, VM_EVENT_CRASH, 1,
+			"vcpu%u: %s (%s, exit %u) at guest rip 0x%llx", vcpu->id, what,
+			exit_reason_name(vcpu->run->exit_reason), vcpu->run->exit_reason,
+			(unsigned long long)rip);
 }
 
 static struct log_ratelimit unclaimed_rl = LOG_RATELIMIT_INIT(5000, 10);
@@ -343,10 +344,11 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_SYSTEM_EVENT:
 		switch (run->system_event.type) {
 		case KVM_SYSTEM_EVENT_SHUTDOWN:
-			vm_request(vcpu->vm, VM_EVENT_POWEROFF, 0, "guest shut down");
+			machine_request(&vcpu->vm->machine, VM_EVENT_POWEROFF, 0,
+					"guest shut down");
 			break;
 		case KVM_SYSTEM_EVENT_RESET:
-			vm_request(vcpu->vm, VM_EVENT_RESET, 0, "guest reset");
+			machine_request(&vcpu->vm->machine, VM_EVENT_RESET, 0, "guest reset");
 			break;
 		default:
 			vcpu_crash(vcpu, "guest system event");
@@ -404,8 +406,8 @@ static void *vcpu_thread(void *arg)
 			continue;
 		}
 		if (r) {
-			vm_request(vcpu->vm, VM_EVENT_CRASH, 1, "vcpu%u: KVM_RUN failed: %s",
-				   vcpu->id, strerror(-r));
+			machine_request(&vcpu->vm->machine, VM_EVENT_CRASH, 1,
+					"vcpu%u: KVM_RUN failed: %s", vcpu->id, strerror(-r));
 			continue;
 		}
 		vcpu_handle_exit(vcpu);

@@ -20,22 +20,24 @@
 #include "vmm/chardev.h"
 #include "vmm/control.h"
 #include "vmm/device.h"
-#include "vmm/dev/pm.h"
-#include "vmm/dev/rtc.h"
-#include "vmm/dev/serial.h"
 #include "vmm/loop.h"
 #include "vmm/snapshot.h"
 #include "vmm/pci.h"
 #include "vmm/vcpu.h"
-#include "vmm/virtio/devices.h"
 #include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/fw_cfg.h"
 #include "vmm/x86/layout.h"
 
-void vm_request(struct vm *vm, enum vm_event ev, int status, const char *fmt, ...)
+static struct vm *vm_of(struct machine *m)
 {
+	return (struct vm *)((char *)m - offsetof(struct vm, machine));
+}
+
+void machine_request(struct machine *m, enum vm_event ev, int status, const char *fmt, ...)
+{
+	struct vm *vm = vm_of(m);
 	int none = VM_EVENT_NONE;
 	uint64_t one = 1;
 	va_list ap;
@@ -50,43 +52,83 @@ void vm_request(struct vm *vm, enum vm_event ev, int status, const char *fmt, ..
 		log_err("cannot signal VM event: %s", strerror(errno));
 }
 
-void vm_set_irq(struct vm *vm, unsigned gsi, int level)
+void machine_set_irq(struct machine *m, unsigned gsi, int level)
 {
 	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(5000, 5);
-	int r = kvm_vm_irq_line(atomic_load(&vm->vm_fd), gsi, level);
+	int r = kvm_vm_irq_line(atomic_load(&vm_of(m)->vm_fd), gsi, level);
 
 	if (r)
 		log_warn_ratelimited(&rl, "KVM_IRQ_LINE gsi %u: %s", gsi, strerror(-r));
 }
 
-int vm_add_reset_hook(struct vm *vm, vm_reset_fn fn, void *opaque)
+int machine_irqfd(struct machine *m, unsigned gsi, int fd, bool assign)
 {
-	if (vm->nreset == VM_MAX_RESET_HOOKS)
-		return -ENOSPC;
-	vm->reset_fns[vm->nreset] = fn;
-	vm->reset_opaque[vm->nreset] = opaque;
-	vm->nreset++;
+	int vm_fd = atomic_load(&vm_of(m)->vm_fd);
+
+	return vm_fd < 0 ? -ENODEV : kvm_vm_irqfd(vm_fd, gsi, fd, !assign);
+}
+
+int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bool assign)
+{
+	int vm_fd = atomic_load(&vm_of(m)->vm_fd);
+
+	return vm_fd < 0 ? -ENODEV : kvm_vm_ioeventfd(vm_fd, addr, len, fd, 0, !assign);
+}
+
+bool machine_built(struct machine *m)
+{
+	return atomic_load(&vm_of(m)->vm_fd) >= 0;
+}
+
+/* One table of hooks: add fn/opaque at the end, or -ENOSPC. */
+#define HOOK_ADD(vm, fns, opaques, n, max, fn, opaque)                                             \
+	((vm)->n == (max)                                                                          \
+		 ? -ENOSPC                                                                         \
+		 : ((vm)->fns[(vm)->n] = (fn), (vm)->opaques[(vm)->n] = (opaque), (vm)->n++, 0))
+
+int machine_add_reset_hook(struct machine *m, machine_reset_fn fn, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	return HOOK_ADD(vm, reset_fns, reset_opaque, nreset, VM_MAX_RESET_HOOKS, fn, opaque);
+}
+
+int machine_add_pause_hook(struct machine *m, machine_pause_fn fn, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	return HOOK_ADD(vm, pause_fns, pause_opaque, npause, VM_MAX_PAUSE_HOOKS, fn, opaque);
+}
+
+int machine_add_crash_report(struct machine *m, machine_report_fn fn, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	return HOOK_ADD(vm, report_fns, report_opaque, nreport, VM_MAX_REPORT_HOOKS, fn, opaque);
+}
+
+int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	return HOOK_ADD(vm, teardown_fns, teardown_opaque, nteardown, VM_MAX_TEARDOWNS, fn, opaque);
+}
+
+int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	if (vm->power_button_fn)
+		return -EEXIST;
+	vm->power_button_fn = fn;
+	vm->power_button_opaque = opaque;
 	return 0;
 }
 
-int vm_add_pause_hook(struct vm *vm, vm_pause_fn fn, void *opaque)
+int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
+			      void *opaque)
 {
-	if (vm->npause == VM_MAX_PAUSE_HOOKS)
-		return -ENOSPC;
-	vm->pause_fns[vm->npause] = fn;
-	vm->pause_opaque[vm->npause] = opaque;
-	vm->npause++;
-	return 0;
-}
-
-int vm_add_crash_report(struct vm *vm, vm_report_fn fn, void *opaque)
-{
-	if (vm->nreport == VM_MAX_REPORT_HOOKS)
-		return -ENOSPC;
-	vm->report_fns[vm->nreport] = fn;
-	vm->report_opaque[vm->nreport] = opaque;
-	vm->nreport++;
-	return 0;
+	return state_register(&vm_of(m)->state, name, version, fn, opaque);
 }
 
 /* Devices quiesce (pause) or carry on; each change once. A device that does not quiesce
@@ -107,12 +149,6 @@ static int vm_pause_devices(struct vm *vm, bool pause)
 	}
 	vm->devices_paused = pause;
 	return 0;
-}
-
-int vm_add_state_section(struct vm *vm, const char *name, uint32_t version, state_fn fn,
-			 void *opaque)
-{
-	return state_register(&vm->state, name, version, fn, opaque);
 }
 
 /* Interrupt routing as on a PC with an IOAPIC (and as QEMU sets it up): ISA IRQs 0-15 go
@@ -159,9 +195,10 @@ static int vm_setup_irq_routing(int vm_fd)
 	return vm_setup_irq_routing_with(vm_fd, NULL, 0);
 }
 
-int vm_set_irq_routes(struct vm *vm, const struct kvm_irq_routing_entry *extra, unsigned nextra)
+int machine_set_msi_routes(struct machine *m, const struct kvm_irq_routing_entry *extra,
+			   unsigned nextra)
 {
-	return vm_setup_irq_routing_with(atomic_load(&vm->vm_fd), extra, nextra);
+	return vm_setup_irq_routing_with(atomic_load(&vm_of(m)->vm_fd), extra, nextra);
 }
 
 /* Map a whole file read-only; the caller unmaps. */
@@ -465,7 +502,8 @@ bool vm_is_paused(struct vm *vm)
 
 void vm_power_button(struct vm *vm)
 {
-	pm_power_button(vm->pm);
+	if (vm->power_button_fn)
+		vm->power_button_fn(vm->power_button_opaque);
 }
 
 static uint64_t host_ram_bytes(void)
@@ -504,6 +542,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	pthread_cond_init(&vm->run_cond, NULL);
 	bus_init(&vm->pio, "port I/O");
 	bus_init(&vm->mmio, "MMIO");
+	vm->machine = (struct machine){.def = &cfg->def,
+				       .mem = &vm->mem,
+				       .pio = &vm->pio,
+				       .mmio = &vm->mmio,
+				       .console = &cfg->console};
 
 	r = vm_open_input(cfg->def.kernel, "kernel", &vm->kernel_fd, err, errlen);
 	if (!r && cfg->def.initrd)
@@ -551,6 +594,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	r = chardev_open(&cfg->serial, vm->loop, &vm->serial_out, err, errlen);
 	if (r)
 		return r;
+	vm->machine.loop = vm->loop;
+	vm->machine.serial_out = vm->serial_out;
 	/* The machine: its description's saved-state section, the platform devices, the
 	 * vCPUs' and in-kernel chips' sections, the PCI host bridge, the PCI devices. */
 	r = snapshot_register_config(vm);
@@ -558,7 +603,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "saved-state set-up: %s", strerror(-r));
 		return r;
 	}
-	r = devices_create(vm, DEVICE_BUS_PLATFORM, err, errlen);
+	r = devices_create(&vm->machine, DEVICE_BUS_PLATFORM, err, errlen);
 	if (r)
 		return r;
 	r = snapshot_register_machine(vm);
@@ -566,12 +611,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "saved-state set-up: %s", strerror(-r));
 		return r;
 	}
-	r = pci_host_create(vm, &vm->pci);
+	r = pci_host_create(&vm->machine, &vm->pci);
 	if (r) {
 		snprintf(err, errlen, "PCI host bridge set-up: %s", strerror(-r));
 		return r;
 	}
-	r = devices_create(vm, DEVICE_BUS_PCI, err, errlen);
+	vm->machine.pci = vm->pci;
+	r = devices_create(&vm->machine, DEVICE_BUS_PCI, err, errlen);
 	if (r)
 		return r;
 	if (cfg->restore_dir) {
@@ -675,7 +721,7 @@ static void vm_signal_cb(void *opaque, uint32_t events)
 	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	log_info("terminating on signal %u", si.ssi_signo);
-	vm_request(vm, VM_EVENT_SIGNAL, 0, "signal %u", si.ssi_signo);
+	machine_request(&vm->machine, VM_EVENT_SIGNAL, 0, "signal %u", si.ssi_signo);
 	vm_finish(vm, 0, "signal", NULL, (int)si.ssi_signo);
 }
 
@@ -729,12 +775,13 @@ void vm_destroy(struct vm *vm)
 	vm->control = NULL;
 	if (vm->nvcpus_started || atomic_load(&vm->vm_fd) >= 0)
 		vm_teardown(vm);
-	virtio_devices_destroy(vm->virtio);
-	vm->virtio = NULL;
+	while (vm->nteardown) {
+		vm->nteardown--;
+		vm->teardown_fns[vm->nteardown](vm->teardown_opaque[vm->nteardown]);
+	}
 	pci_host_destroy(vm->pci);
 	vm->pci = NULL;
 	chardev_close(vm->serial_out);
-	serial_destroy(vm->serial);
 	loop_destroy(vm->loop);
 	mem_free(&vm->mem);
 	free(vm->vcpus);

@@ -14,14 +14,9 @@
 #include "lib/log.h"
 #include "vmm/bus.h"
 #include "vmm/chardev.h"
-#include "vmm/dev/debug_exit.h"
-#include "vmm/dev/i8042.h"
-#include "vmm/dev/pm.h"
-#include "vmm/dev/rtc.h"
-#include "vmm/dev/serial.h"
+#include "vmm/device.h"
 #include "vmm/loop.h"
 #include "vmm/vm.h"
-#include "vmm/x86/fw_cfg.h"
 #include "vmm/x86/layout.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,7 +29,7 @@ static const uint16_t ports[] = {
 static struct vm *fuzz_vm(void)
 {
 	static struct vm vm;
-	static struct vm_config cfg = {.def = {.cpus = 2, .memory = 64 << 20}};
+	static struct vm_config cfg = {.def = {.cpus = 2, .memory = 64 << 20, .debug_exit = true}};
 	static int ready;
 	struct chardev_spec off = {CHARDEV_OFF, NULL};
 	char err[256];
@@ -48,11 +43,15 @@ static struct vm *fuzz_vm(void)
 	pthread_mutex_init(&vm.run_lock, NULL);
 	pthread_cond_init(&vm.run_cond, NULL);
 	bus_init(&vm.pio, "pio");
+	vm.machine = (struct machine){.def = &cfg.def,
+				      .mem = &vm.mem,
+				      .pio = &vm.pio,
+				      .mmio = &vm.mmio,
+				      .console = &cfg.console};
 	if (loop_create(&vm.loop) ||
 	    chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
-	    serial_create(&vm, PORT_COM1, IRQ_COM1, vm.serial_out, &vm.serial) ||
-	    i8042_create(&vm) || rtc_create(&vm, &vm.rtc) || pm_create(&vm, &vm.pm) ||
-	    fw_cfg_create(&vm) || debug_exit_create(&vm))
+	    (vm.machine.loop = vm.loop, vm.machine.serial_out = vm.serial_out, 0) ||
+	    devices_create(&vm.machine, DEVICE_BUS_PLATFORM, err, sizeof(err)))
 		abort();
 	ready = 1;
 	return &vm;
@@ -80,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else
 			bus_write(&vm->pio, port, len, v);
 		if (data[1] & 0x40)
-			pm_power_button(vm->pm);
+			vm_power_button(vm);
 		atomic_store(&vm->event, VM_EVENT_NONE);
 	}
 	return 0;

@@ -16,16 +16,11 @@
 #include "lib/log.h"
 #include "vmm/bus.h"
 #include "vmm/chardev.h"
-#include "vmm/dev/debug_exit.h"
-#include "vmm/dev/i8042.h"
-#include "vmm/dev/pm.h"
-#include "vmm/dev/rtc.h"
-#include "vmm/dev/serial.h"
+#include "vmm/device.h"
 #include "vmm/loop.h"
 #include "vmm/snapshot.h"
 #include "vmm/state.h"
 #include "vmm/vm.h"
-#include "vmm/x86/fw_cfg.h"
 #include "vmm/x86/layout.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,15 +48,20 @@ static struct vm *fuzz_vm(void)
 	pthread_mutex_init(&vm.run_lock, NULL);
 	pthread_cond_init(&vm.run_cond, NULL);
 	bus_init(&vm.pio, "pio");
+	vm.machine = (struct machine){.def = &cfg.def,
+				      .mem = &vm.mem,
+				      .pio = &vm.pio,
+				      .mmio = &vm.mmio,
+				      .console = &cfg.console};
 	/* The RAM layout without RAM: the memory section only compares it. */
 	vm.mem.ram_size = cfg.def.memory;
 	vm.mem.nregions = mem_layout(cfg.def.memory, vm.mem.regions);
 	if (loop_create(&vm.loop) ||
 	    chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
 	    snapshot_register_config(&vm) ||
-	    serial_create(&vm, PORT_COM1, IRQ_COM1, vm.serial_out, &vm.serial) ||
-	    i8042_create(&vm) || rtc_create(&vm, &vm.rtc) || pm_create(&vm, &vm.pm) ||
-	    fw_cfg_create(&vm) || debug_exit_create(&vm) || snapshot_register_machine(&vm))
+	    (vm.machine.loop = vm.loop, vm.machine.serial_out = vm.serial_out, 0) ||
+	    devices_create(&vm.machine, DEVICE_BUS_PLATFORM, err, sizeof(err)) ||
+	    snapshot_register_machine(&vm))
 		abort();
 	ready = 1;
 	return &vm;

@@ -36,7 +36,7 @@ static void init_vm(struct vm *vm, struct fake_dev *devs, unsigned n)
 	pthread_cond_init(&vm->run_cond, NULL);
 	vm->target = VM_RUN;
 	for (unsigned i = 0; i < n; i++)
-		assert_int_equal(vm_add_pause_hook(vm, fake_pause, &devs[i]), 0);
+		assert_int_equal(machine_add_pause_hook(&vm->machine, fake_pause, &devs[i]), 0);
 }
 
 static void test_pause_and_resume(void **state)

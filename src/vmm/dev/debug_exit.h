@@ -3,8 +3,8 @@
 #ifndef KEEL_VMM_DEV_DEBUG_EXIT_H
 #define KEEL_VMM_DEV_DEBUG_EXIT_H
 
-struct vm;
+struct machine;
 
-int debug_exit_create(struct vm *vm) __attribute__((warn_unused_result));
+int debug_exit_create(struct machine *m) __attribute__((warn_unused_result));
 
 #endif

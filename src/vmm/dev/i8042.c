@@ -13,7 +13,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/device.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 #include "vmm/x86/layout.h"
 
 #define STS_OBF		0x01 /* output buffer full */
@@ -30,7 +30,7 @@
 #define CMD_RESET_PULSE 0xfe
 
 struct i8042 {
-	struct vm *vm;
+	struct machine *m;
 	/* lock protects the fields below */
 	pthread_mutex_t lock;
 	uint8_t status;
@@ -107,7 +107,7 @@ static void i8042_write(struct i8042 *k, bool cmd_port, uint8_t v)
 	}
 	pthread_mutex_unlock(&k->lock);
 	if (reset)
-		vm_request(k->vm, VM_EVENT_RESET, 0, "reset through the i8042");
+		machine_request(k->m, VM_EVENT_RESET, 0, "reset through the i8042");
 }
 
 static uint64_t i8042_data_read(void *opaque, uint64_t off, unsigned size)
@@ -173,27 +173,27 @@ static void i8042_reset(void *opaque)
 	pthread_mutex_unlock(&k->lock);
 }
 
-int i8042_create(struct vm *vm)
+int i8042_create(struct machine *m)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
 	int r;
 
 	if (!k)
 		return -ENOMEM;
-	k->vm = vm;
+	k->m = m;
 	pthread_mutex_init(&k->lock, NULL);
 	i8042_reset(k);
 	/* Data at 0x60, command/status at 0x64; 0x61 (speaker) belongs to KVM's PIT. */
-	r = bus_register(&vm->pio, PORT_I8042_DATA, 1, &i8042_data_ops, k, "i8042");
-	r = r ?: bus_register(&vm->pio, PORT_I8042_CMD, 1, &i8042_cmd_ops, k, "i8042");
-	r = r ?: vm_add_reset_hook(vm, i8042_reset, k);
-	r = r ?: vm_add_state_section(vm, "i8042", 1, i8042_state, k);
+	r = bus_register(m->pio, PORT_I8042_DATA, 1, &i8042_data_ops, k, "i8042");
+	r = r ?: bus_register(m->pio, PORT_I8042_CMD, 1, &i8042_cmd_ops, k, "i8042");
+	r = r ?: machine_add_reset_hook(m, i8042_reset, k);
+	r = r ?: machine_add_state_section(m, "i8042", 1, i8042_state, k);
 	return r; /* the device lives as long as the process */
 }
 
-static int i8042_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static int i8042_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
-	return i8042_create(vm);
+	return i8042_create(m);
 }
 
 const struct device_class i8042_class = {.name = "i8042", .create = i8042_class_create};

@@ -3,8 +3,8 @@
 #ifndef KEEL_VMM_DEV_I8042_H
 #define KEEL_VMM_DEV_I8042_H
 
-struct vm;
+struct machine;
 
-int i8042_create(struct vm *vm) __attribute__((warn_unused_result));
+int i8042_create(struct machine *m) __attribute__((warn_unused_result));
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/device.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/layout.h"
 
@@ -23,7 +23,7 @@
 #define CF9_RESET      0x04
 
 struct pm {
-	struct vm *vm;
+	struct machine *m;
 	/* lock protects the fields below */
 	pthread_mutex_t lock;
 	uint16_t sts;
@@ -39,7 +39,7 @@ static void pm_update_sci(struct pm *pm)
 
 	if (level != pm->sci) {
 		pm->sci = level;
-		vm_set_irq(pm->vm, IRQ_SCI, level);
+		machine_set_irq(pm->m, IRQ_SCI, level);
 	}
 }
 
@@ -122,7 +122,7 @@ static void pm_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 	pm_update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);
 	if (poweroff)
-		vm_request(pm->vm, VM_EVENT_POWEROFF, 0, "guest powered off (ACPI S5)");
+		machine_request(pm->m, VM_EVENT_POWEROFF, 0, "guest powered off (ACPI S5)");
 }
 
 static const struct bus_ops pm_ops = {
@@ -149,7 +149,7 @@ static void cf9_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 	pm->cf9 = (uint8_t)value & ~CF9_RESET;
 	pthread_mutex_unlock(&pm->lock);
 	if (value & CF9_RESET)
-		vm_request(pm->vm, VM_EVENT_RESET, 0, "reset through port 0xcf9");
+		machine_request(pm->m, VM_EVENT_RESET, 0, "reset through port 0xcf9");
 }
 
 static const struct bus_ops cf9_ops = {
@@ -157,8 +157,11 @@ static const struct bus_ops cf9_ops = {
 	.write = cf9_write,
 };
 
-void pm_power_button(struct pm *pm)
+/* The power button (machine_set_power_button): `keel vm stop`'s ACPI shutdown request. */
+static void pm_power_button(void *opaque)
 {
+	struct pm *pm = opaque;
+
 	pthread_mutex_lock(&pm->lock);
 	pm->sts |= PM1_STS_PWRBTN;
 	pm_update_sci(pm);
@@ -192,28 +195,26 @@ static void pm_reset(void *opaque)
 	pthread_mutex_unlock(&pm->lock);
 }
 
-int pm_create(struct vm *vm, struct pm **out)
+int pm_create(struct machine *m)
 {
 	struct pm *pm = calloc(1, sizeof(*pm));
 	int r;
 
 	if (!pm)
 		return -ENOMEM;
-	pm->vm = vm;
+	pm->m = m;
 	pthread_mutex_init(&pm->lock, NULL);
-	r = bus_register(&vm->pio, PORT_PM_BASE, 12, &pm_ops, pm, "acpi-pm");
-	r = r ?: bus_register(&vm->pio, PORT_RESET, 1, &cf9_ops, pm, "reset");
-	r = r ?: vm_add_reset_hook(vm, pm_reset, pm);
-	r = r ?: vm_add_state_section(vm, "pm", 1, pm_state, pm);
-	if (r)
-		return r; /* registered ranges keep pm alive: freed at exit with the process */
-	*out = pm;
-	return 0;
+	r = bus_register(m->pio, PORT_PM_BASE, 12, &pm_ops, pm, "acpi-pm");
+	r = r ?: bus_register(m->pio, PORT_RESET, 1, &cf9_ops, pm, "reset");
+	r = r ?: machine_add_reset_hook(m, pm_reset, pm);
+	r = r ?: machine_add_state_section(m, "pm", 1, pm_state, pm);
+	r = r ?: machine_set_power_button(m, pm_power_button, pm);
+	return r; /* registered ranges keep pm alive: freed at exit with the process */
 }
 
-static int pm_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static int pm_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
-	return pm_create(vm, &vm->pm);
+	return pm_create(m);
 }
 
 const struct device_class pm_class = {.name = "acpi-pm", .create = pm_class_create};

@@ -6,11 +6,10 @@
 #ifndef KEEL_VMM_DEV_PM_H
 #define KEEL_VMM_DEV_PM_H
 
-struct vm;
-struct pm;
+struct machine;
 
-int pm_create(struct vm *vm, struct pm **out) __attribute__((warn_unused_result));
-/* Press the power button: the guest's ACPI driver sees a power button event. */
-void pm_power_button(struct pm *pm);
+/* The ACPI PM registers, the reset register at 0xcf9 and the machine's power button (the
+ * guest's ACPI driver sees a power button event). */
+int pm_create(struct machine *m) __attribute__((warn_unused_result));
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/device.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 #include "vmm/x86/layout.h"
 
 #define REG_SEC	    0x00
@@ -37,7 +37,7 @@
 #define D_VRT	    0x80
 
 struct rtc {
-	struct vm *vm;
+	struct machine *m;
 	/* lock protects the fields below */
 	pthread_mutex_t lock;
 	uint8_t index;
@@ -198,32 +198,27 @@ static void rtc_reset(void *opaque)
 	pthread_mutex_unlock(&r->lock);
 }
 
-int rtc_create(struct vm *vm, struct rtc **out)
+int rtc_create(struct machine *m)
 {
 	struct rtc *r = calloc(1, sizeof(*r));
 	int e;
 
 	if (!r)
 		return -ENOMEM;
-	r->vm = vm;
+	r->m = m;
 	pthread_mutex_init(&r->lock, NULL);
 	r->cmos[REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz rate */
 	r->cmos[REG_B] = B_24H;
 	r->cmos[REG_D] = D_VRT;
-	e = bus_register(&vm->pio, PORT_RTC, 2, &rtc_ops, r, "rtc");
-	e = e ?: vm_add_reset_hook(vm, rtc_reset, r);
-	e = e ?: vm_add_state_section(vm, "rtc", 1, rtc_state, r);
-	if (e) {
-		free(r);
-		return e;
-	}
-	*out = r;
-	return 0;
+	e = bus_register(m->pio, PORT_RTC, 2, &rtc_ops, r, "rtc");
+	e = e ?: machine_add_reset_hook(m, rtc_reset, r);
+	e = e ?: machine_add_state_section(m, "rtc", 1, rtc_state, r);
+	return e; /* registered ranges keep r alive: freed at exit with the process */
 }
 
-static int rtc_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static int rtc_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
-	return rtc_create(vm, &vm->rtc);
+	return rtc_create(m);
 }
 
 const struct device_class rtc_class = {.name = "rtc", .create = rtc_class_create};

@@ -5,9 +5,8 @@
 
 #include <stdint.h>
 
-struct vm;
-struct rtc;
+struct machine;
 
-int rtc_create(struct vm *vm, struct rtc **out) __attribute__((warn_unused_result));
+int rtc_create(struct machine *m) __attribute__((warn_unused_result));
 
 #endif

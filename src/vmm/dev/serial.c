@@ -17,7 +17,7 @@
 #include "vmm/bus.h"
 #include "vmm/chardev.h"
 #include "vmm/device.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 #include "vmm/x86/layout.h"
 
 #define UART_RBR       0 /* read, DLAB=0 */
@@ -71,7 +71,7 @@
 #define SERIAL_RX_SIZE 4096
 
 struct serial {
-	struct vm *vm;
+	struct machine *m;
 	struct chardev *cd;
 	unsigned gsi;
 
@@ -104,7 +104,7 @@ static void serial_update_irq(struct serial *s)
 
 	if (level != s->irq_level) {
 		s->irq_level = level;
-		vm_set_irq(s->vm, s->gsi, level);
+		machine_set_irq(s->m, s->gsi, level);
 	}
 }
 
@@ -270,7 +270,7 @@ static void serial_quit(void *opaque)
 {
 	struct serial *s = opaque;
 
-	vm_request(s->vm, VM_EVENT_QUIT, 0, "quit from the console (Ctrl-A x)");
+	machine_request(s->m, VM_EVENT_QUIT, 0, "quit from the console (Ctrl-A x)");
 }
 
 static const struct chardev_client_ops serial_chardev_ops = {
@@ -327,7 +327,7 @@ static void serial_reset(void *opaque)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int serial_create(struct vm *vm, uint16_t base, unsigned gsi, struct chardev *cd,
+int serial_create(struct machine *m, uint16_t base, unsigned gsi, struct chardev *cd,
 		  struct serial **out)
 {
 	struct serial *s = calloc(1, sizeof(*s));
@@ -336,15 +336,15 @@ int serial_create(struct vm *vm, uint16_t base, unsigned gsi, struct chardev *cd
 
 	if (!s)
 		return -ENOMEM;
-	s->vm = vm;
+	s->m = m;
 	s->cd = cd;
 	s->gsi = gsi;
 	pthread_mutex_init(&s->lock, NULL);
 	serial_reset(s);
-	r = bus_register(&vm->pio, base, 8, &serial_ops, s, "serial");
-	r = r ?: vm_add_reset_hook(vm, serial_reset, s);
+	r = bus_register(m->pio, base, 8, &serial_ops, s, "serial");
+	r = r ?: machine_add_reset_hook(m, serial_reset, s);
 	snprintf(name, sizeof(name), "serial.%x", base);
-	r = r ?: vm_add_state_section(vm, name, 1, serial_state, s);
+	r = r ?: machine_add_state_section(m, name, 1, serial_state, s);
 	if (r) {
 		serial_destroy(s);
 		return r;
@@ -362,9 +362,22 @@ void serial_destroy(struct serial *s)
 	free(s);
 }
 
-static int serial_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static void serial_teardown(void *opaque)
 {
-	return serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_out, &vm->serial);
+	serial_destroy(opaque);
+}
+
+static int serial_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+{
+	struct serial *s;
+	int r = serial_create(m, PORT_COM1, IRQ_COM1, m->serial_out, &s);
+
+	if (r)
+		return r;
+	r = machine_add_teardown(m, serial_teardown, s);
+	if (r)
+		serial_destroy(s);
+	return r;
 }
 
 /* COM1: ports 0x3f8-0x3ff, IRQ 4, on the back end of --serial. */

@@ -5,11 +5,11 @@
 
 #include <stdint.h>
 
-struct vm;
+struct machine;
 struct chardev;
 struct serial;
 
-int serial_create(struct vm *vm, uint16_t base, unsigned gsi, struct chardev *cd,
+int serial_create(struct machine *m, uint16_t base, unsigned gsi, struct chardev *cd,
 		  struct serial **out) __attribute__((warn_unused_result));
 void serial_destroy(struct serial *s);
 

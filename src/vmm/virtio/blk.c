@@ -17,9 +17,8 @@
 #include "lib/log.h"
 #include "vmm/device.h"
 #include "vmm/virtio/blk.h"
-#include "vmm/virtio/devices.h"
 #include "vmm/virtio/virtio.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 #define BLK_F_SEG_MAX	   2
 #define BLK_F_RO	   5
@@ -496,8 +495,8 @@ uint64_t virtio_blk_features(const struct virtio_blk *b)
 	return f;
 }
 
-int virtio_blk_create(struct vm *vm, const struct vm_disk *spec, struct virtio_dev **out, char *err,
-		      size_t errlen)
+int virtio_blk_create(struct machine *m, const struct vm_disk *spec, struct virtio_dev **out,
+		      char *err, size_t errlen)
 {
 	struct virtio_blk *b;
 	unsigned i;
@@ -514,7 +513,7 @@ int virtio_blk_create(struct vm *vm, const struct vm_disk *spec, struct virtio_d
 		}
 		b->freelist[b->nfree++] = i;
 	}
-	r = virtio_dev_create(vm, spec->pci_slot, &blk_ops, b, virtio_blk_features(b), 1,
+	r = virtio_dev_create(m, spec->pci_slot, &blk_ops, b, virtio_blk_features(b), 1,
 			      BLK_QUEUE_SIZE, BLK_CONFIG_SIZE, out);
 	if (r) {
 		snprintf(err, errlen, "--disk %s: virtio-blk set-up: %s", spec->path, strerror(-r));
@@ -535,17 +534,17 @@ int virtio_blk_create(struct vm *vm, const struct vm_disk *spec, struct virtio_d
 	return 0;
 }
 
-static unsigned blk_count(const struct vm *vm)
+static unsigned blk_count(const struct machine *m)
 {
-	return vm->cfg->def.ndisks;
+	return m->def->ndisks;
 }
 
-static int blk_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static int blk_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_blk_create(vm, &vm->cfg->def.disks[i], &vd, err, errlen);
+	int r = virtio_blk_create(m, &m->def->disks[i], &vd, err, errlen);
 
-	return r ? r : virtio_devices_add(vm, vd);
+	return r ? r : virtio_dev_keep(m, vd);
 }
 
 /* One per disk of the description. */

@@ -20,7 +20,7 @@
 #define VIRTIO_BLK_S_UNSUPP	  2
 #define VIRTIO_BLK_HDR_SIZE	  16
 
-struct vm;
+struct machine;
 struct virtio_dev;
 struct virtio_blk;
 
@@ -33,7 +33,7 @@ uint64_t virtio_blk_features(const struct virtio_blk *b);
  * chain too malformed to carry a status byte. */
 uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c);
 /* The device on the VM's PCI bus. */
-int virtio_blk_create(struct vm *vm, const struct vm_disk *spec, struct virtio_dev **out, char *err,
-		      size_t errlen) __attribute__((warn_unused_result));
+int virtio_blk_create(struct machine *m, const struct vm_disk *spec, struct virtio_dev **out,
+		      char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -13,9 +13,8 @@
 #include "lib/log.h"
 #include "vmm/chardev.h"
 #include "vmm/device.h"
-#include "vmm/virtio/devices.h"
 #include "vmm/virtio/virtio.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 #define CONSOLE_QUEUE_SIZE 128
 #define CONSOLE_RX	   0
@@ -26,7 +25,7 @@
 static struct log_ratelimit console_rl = LOG_RATELIMIT_INIT(5000, 5);
 
 struct virtio_console {
-	struct vm *vm;
+	struct machine *m;
 	struct virtio_dev *vd;
 	struct chardev *cd;
 	struct vq_chain rx_chain, tx_chain; /* under vd->lock */
@@ -105,7 +104,7 @@ static void console_quit(void *opaque)
 {
 	struct virtio_console *c = opaque;
 
-	vm_request(c->vm, VM_EVENT_QUIT, 0, "quit from the console (Ctrl-A x)");
+	machine_request(c->m, VM_EVENT_QUIT, 0, "quit from the console (Ctrl-A x)");
 }
 
 static const struct chardev_client_ops console_chardev_ops = {
@@ -147,7 +146,7 @@ static const struct virtio_dev_ops console_ops = {
 	.release = console_release,
 };
 
-int virtio_console_create(struct vm *vm, unsigned slot, const struct chardev_spec *spec,
+int virtio_console_create(struct machine *m, unsigned slot, const struct chardev_spec *spec,
 			  struct loop *loop, struct virtio_dev **out, char *err, size_t errlen)
 {
 	struct virtio_console *c = calloc(1, sizeof(*c));
@@ -155,13 +154,13 @@ int virtio_console_create(struct vm *vm, unsigned slot, const struct chardev_spe
 
 	if (!c)
 		return -ENOMEM;
-	c->vm = vm;
+	c->m = m;
 	r = chardev_open(spec, loop, &c->cd, err, errlen);
 	if (r) {
 		free(c);
 		return r;
 	}
-	r = virtio_dev_create(vm, slot, &console_ops, c, 0, 2, CONSOLE_QUEUE_SIZE, CONSOLE_CFG_SIZE,
+	r = virtio_dev_create(m, slot, &console_ops, c, 0, 2, CONSOLE_QUEUE_SIZE, CONSOLE_CFG_SIZE,
 			      &c->vd);
 	if (r) {
 		chardev_close(c->cd);
@@ -173,18 +172,18 @@ int virtio_console_create(struct vm *vm, unsigned slot, const struct chardev_spe
 	return 0;
 }
 
-static unsigned console_count(const struct vm *vm)
+static unsigned console_count(const struct machine *m)
 {
-	return vm->cfg->def.console.present;
+	return m->def->console.present;
 }
 
-static int console_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static int console_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_console_create(vm, vm->cfg->def.console.pci_slot, &vm->cfg->console,
-				      vm->loop, &vd, err, errlen);
+	int r = virtio_console_create(m, m->def->console.pci_slot, m->console, m->loop, &vd, err,
+				      errlen);
 
-	return r ? r : virtio_devices_add(vm, vd);
+	return r ? r : virtio_dev_keep(m, vd);
 }
 
 const struct device_class virtio_console_class = {

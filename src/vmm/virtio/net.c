@@ -23,10 +23,9 @@
 
 #include "lib/log.h"
 #include "vmm/device.h"
-#include "vmm/virtio/devices.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 #define NET_F_CSUM	 0
 #define NET_F_MAC	 5
@@ -240,8 +239,8 @@ static int net_open_tap(struct virtio_net *n, const char *name, char *err, size_
 	return 0;
 }
 
-int virtio_net_create(struct vm *vm, const struct vm_nic *spec, struct virtio_dev **out, char *err,
-		      size_t errlen)
+int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virtio_dev **out,
+		      char *err, size_t errlen)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	uint64_t features = 1ull << NET_F_MAC | 1ull << NET_F_STATUS | 1ull << NET_F_CSUM |
@@ -258,7 +257,7 @@ int virtio_net_create(struct vm *vm, const struct vm_nic *spec, struct virtio_de
 	}
 	if (!spec->mac[0] || vmdef_mac_parse(spec->mac, n->mac))
 		virtio_net_default_mac(spec->tap, n->mac);
-	r = virtio_dev_create(vm, spec->pci_slot, &net_ops, n, features, 2, NET_QUEUE_SIZE,
+	r = virtio_dev_create(m, spec->pci_slot, &net_ops, n, features, 2, NET_QUEUE_SIZE,
 			      NET_CFG_SIZE, &vd);
 	if (!r)
 		r = virtio_dev_watch(vd, n->tap, EPOLLIN);
@@ -277,17 +276,17 @@ int virtio_net_create(struct vm *vm, const struct vm_nic *spec, struct virtio_de
 	return 0;
 }
 
-static unsigned net_count(const struct vm *vm)
+static unsigned net_count(const struct machine *m)
 {
-	return vm->cfg->def.nnics;
+	return m->def->nnics;
 }
 
-static int net_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static int net_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_net_create(vm, &vm->cfg->def.nics[i], &vd, err, errlen);
+	int r = virtio_net_create(m, &m->def->nics[i], &vd, err, errlen);
 
-	return r ? r : virtio_devices_add(vm, vd);
+	return r ? r : virtio_dev_keep(m, vd);
 }
 
 /* One per network adapter of the description. */

@@ -8,13 +8,13 @@
 
 #include "config/vmdef.h"
 
-struct vm;
+struct machine;
 struct virtio_dev;
 
 /* The MAC a card on tap IFNAME gets without mac=: 52:54:00 and a hash of the name, so the
  * same configuration always gives the same address. */
 void virtio_net_default_mac(const char *tap, uint8_t mac[6]);
-int virtio_net_create(struct vm *vm, const struct vm_nic *spec, struct virtio_dev **out, char *err,
-		      size_t errlen) __attribute__((warn_unused_result));
+int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virtio_dev **out,
+		      char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -15,7 +15,7 @@
 #include "lib/lock.h"
 #include "vmm/kvm.h"
 #include "vmm/virtio/state.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 #define VIRTIO_PCI_VENDOR    0x1af4
 #define VIRTIO_PCI_DEVICE(t) (0x1040 + (t))
@@ -264,7 +264,7 @@ static void queue_enable(struct virtio_dev *vd, struct virtio_queue *q, unsigned
 				   qi, q->size, q->max);
 		return;
 	}
-	e = vq_enable(&q->vq, &vd->vm->mem, q->size, q->desc, q->driver, q->device,
+	e = vq_enable(&q->vq, vd->m->mem, q->size, q->desc, q->driver, q->device,
 		      virtio_has_feature(vd, VIRTIO_F_INDIRECT_DESC),
 		      virtio_has_feature(vd, VIRTIO_F_EVENT_IDX));
 	if (e != VQ_OK) {
@@ -406,7 +406,6 @@ static void vd_bar_write(void *opaque, unsigned bar, uint64_t off, unsigned size
 static void vd_bar_map(void *opaque, unsigned bar, uint64_t addr, bool mapped)
 {
 	struct virtio_dev *vd = opaque;
-	int vm_fd = atomic_load(&vd->vm->vm_fd);
 	unsigned i;
 
 	if (bar != VIRTIO_BAR)
@@ -416,7 +415,7 @@ static void vd_bar_map(void *opaque, unsigned bar, uint64_t addr, bool mapped)
 		int r;
 
 		if (q->ioeventfd) {
-			r = kvm_vm_ioeventfd(vm_fd, q->notify_addr, 2, q->kick_fd, 0, 1);
+			r = machine_ioeventfd(vd->m, q->notify_addr, 2, q->kick_fd, false);
 			if (r)
 				log_warn("%s: KVM_IOEVENTFD deassign at 0x%llx: %s", vd->ops->name,
 					 (unsigned long long)q->notify_addr, strerror(-r));
@@ -425,7 +424,7 @@ static void vd_bar_map(void *opaque, unsigned bar, uint64_t addr, bool mapped)
 		if (!mapped)
 			continue;
 		q->notify_addr = addr + VIRTIO_NOTIFY_OFF + VIRTIO_NOTIFY_MULT * i;
-		r = kvm_vm_ioeventfd(vm_fd, q->notify_addr, 2, q->kick_fd, 0, 0);
+		r = machine_ioeventfd(vd->m, q->notify_addr, 2, q->kick_fd, true);
 		if (r)
 			vd_warn(vd,
 				"KVM_IOEVENTFD at 0x%llx: %s (notifications take the slow path)",
@@ -737,9 +736,9 @@ static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t 
 	return 0;
 }
 
-int virtio_dev_create(struct vm *vm, unsigned slot, const struct virtio_dev_ops *ops, void *priv,
-		      uint64_t features, unsigned nqueues, uint16_t queue_max, unsigned config_size,
-		      struct virtio_dev **out)
+int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_ops *ops,
+		      void *priv, uint64_t features, unsigned nqueues, uint16_t queue_max,
+		      unsigned config_size, struct virtio_dev **out)
 {
 	struct virtio_dev *vd;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = VIRTIO_EV_STOP};
@@ -754,7 +753,7 @@ int virtio_dev_create(struct vm *vm, unsigned slot, const struct virtio_dev_ops 
 		return -ENOMEM;
 	vd->ops = ops;
 	vd->priv = priv;
-	vd->vm = vm;
+	vd->m = m;
 	vd->host_features = features | 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_INDIRECT_DESC |
 			    1ull << VIRTIO_F_EVENT_IDX;
 	vd->config_size = config_size;
@@ -805,12 +804,12 @@ int virtio_dev_create(struct vm *vm, unsigned slot, const struct virtio_dev_ops 
 		}
 	}
 	vd->pci.slot = slot;
-	r = pci_dev_register(vm->pci, &vd->pci);
+	r = pci_dev_register(m->pci, &vd->pci);
 	if (r)
 		goto fail;
 	r = virtio_state_register(vd);
-	r = r ?: vm_add_pause_hook(vm, virtio_pause, vd);
-	r = r ?: vm_add_crash_report(vm, virtio_crash_report, vd);
+	r = r ?: machine_add_pause_hook(m, virtio_pause, vd);
+	r = r ?: machine_add_crash_report(m, virtio_crash_report, vd);
 	if (r) {
 		pci_dev_unregister(&vd->pci);
 		goto fail;
@@ -862,4 +861,18 @@ void virtio_dev_destroy(struct virtio_dev *vd)
 	close(vd->stop_fd);
 	pthread_cond_destroy(&vd->cond);
 	free(vd);
+}
+
+static void virtio_dev_teardown(void *opaque)
+{
+	virtio_dev_destroy(opaque);
+}
+
+int virtio_dev_keep(struct machine *m, struct virtio_dev *vd)
+{
+	int r = machine_add_teardown(m, virtio_dev_teardown, vd);
+
+	if (r)
+		virtio_dev_destroy(vd);
+	return r;
 }

@@ -6,9 +6,8 @@
 #include <sys/random.h>
 
 #include "vmm/device.h"
-#include "vmm/virtio/devices.h"
 #include "vmm/virtio/virtio.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 #define RNG_QUEUE_SIZE 256
 #define RNG_MAX_CHAIN  (64 * 1024) /* bytes given per request, at most */
@@ -65,30 +64,30 @@ static const struct virtio_dev_ops rng_ops = {
 	.config_read = rng_config_read,
 };
 
-int virtio_rng_create(struct vm *vm, unsigned slot, struct virtio_dev **out)
+int virtio_rng_create(struct machine *m, unsigned slot, struct virtio_dev **out)
 {
 	struct virtio_rng *rng = calloc(1, sizeof(*rng));
 	int r;
 
 	if (!rng)
 		return -ENOMEM;
-	r = virtio_dev_create(vm, slot, &rng_ops, rng, 0, 1, RNG_QUEUE_SIZE, 0, out);
+	r = virtio_dev_create(m, slot, &rng_ops, rng, 0, 1, RNG_QUEUE_SIZE, 0, out);
 	if (r)
 		free(rng);
 	return r;
 }
 
-static unsigned rng_count(const struct vm *vm)
+static unsigned rng_count(const struct machine *m)
 {
-	return vm->cfg->def.rng.present;
+	return m->def->rng.present;
 }
 
-static int rng_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static int rng_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_rng_create(vm, vm->cfg->def.rng.pci_slot, &vd);
+	int r = virtio_rng_create(m, m->def->rng.pci_slot, &vd);
 
-	return r ? r : virtio_devices_add(vm, vd);
+	return r ? r : virtio_dev_keep(m, vd);
 }
 
 const struct device_class virtio_rng_class = {

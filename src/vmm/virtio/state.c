@@ -20,7 +20,7 @@
 
 #include "vmm/state.h"
 #include "vmm/virtio/virtio.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 #define STATE_VIRTIO_VERSION 1u
 
@@ -92,7 +92,7 @@ static void queue_io(struct state_io *io, struct virtio_dev *vd, unsigned i, str
 	if (state_error(io) || !s->enabled)
 		return;
 	/* The rings must map now as they did at the save (a local vq: nothing is applied). */
-	e = vq_enable(&vq, &vd->vm->mem, s->size, s->desc, s->driver, s->device, false, false);
+	e = vq_enable(&vq, vd->m->mem, s->size, s->desc, s->driver, s->device, false, false);
 	if (e != VQ_OK)
 		state_fail(io, "queue %u of size %u at 0x%llx/0x%llx/0x%llx: %s", i, s->size,
 			   (unsigned long long)s->desc, (unsigned long long)s->driver,
@@ -222,7 +222,7 @@ static int virtio_state_fn(struct state_io *io, void *opaque)
 		vq_disable(&q->vq);
 		if (!s->enabled)
 			continue;
-		if (vq_enable(&q->vq, &vd->vm->mem, s->size, s->desc, s->driver, s->device,
+		if (vq_enable(&q->vq, vd->m->mem, s->size, s->desc, s->driver, s->device,
 			      virtio_has_feature(vd, VIRTIO_F_INDIRECT_DESC),
 			      virtio_has_feature(vd, VIRTIO_F_EVENT_IDX)) != VQ_OK) {
 			state_fail(io, "queue %u: its rings no longer map", i);
@@ -253,5 +253,5 @@ int virtio_state_register(struct virtio_dev *vd)
 	char name[STATE_NAME_MAX + 1];
 
 	snprintf(name, sizeof(name), "%s.%02x", vd->ops->name, vd->pci.slot);
-	return vm_add_state_section(vd->vm, name, STATE_VIRTIO_VERSION, virtio_state_fn, vd);
+	return machine_add_state_section(vd->m, name, STATE_VIRTIO_VERSION, virtio_state_fn, vd);
 }

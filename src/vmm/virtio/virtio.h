@@ -26,7 +26,7 @@
 #include "vmm/pci.h"
 #include "vmm/virtio/queue.h"
 
-struct vm;
+struct machine;
 
 #define VIRTIO_MAX_QUEUES 8
 #define VIRTIO_MAX_FDS	  4
@@ -98,7 +98,7 @@ struct virtio_dev {
 	/* Set by virtio_dev_create(). */
 	const struct virtio_dev_ops *ops;
 	void *priv;
-	struct vm *vm;
+	struct machine *m;
 	struct pci_dev pci;
 	uint64_t host_features;
 	unsigned config_size;
@@ -131,11 +131,15 @@ struct virtio_dev {
 /* Create a device on the VM's PCI bus at slot (0: the lowest free one) with nqueues queues
  * of at most queue_max entries and config_size bytes of device configuration; starts its
  * I/O thread. */
-int virtio_dev_create(struct vm *vm, unsigned slot, const struct virtio_dev_ops *ops, void *priv,
-		      uint64_t features, unsigned nqueues, uint16_t queue_max, unsigned config_size,
-		      struct virtio_dev **out) __attribute__((warn_unused_result));
+int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_ops *ops,
+		      void *priv, uint64_t features, unsigned nqueues, uint16_t queue_max,
+		      unsigned config_size, struct virtio_dev **out)
+	__attribute__((warn_unused_result));
 /* Stop the I/O thread and free the device (main thread, vCPUs stopped). */
 void virtio_dev_destroy(struct virtio_dev *vd);
+/* A device class's last step: the machine destroys vd with the VM (machine_add_teardown).
+ * On failure vd is destroyed now. */
+int virtio_dev_keep(struct machine *m, struct virtio_dev *vd) __attribute__((warn_unused_result));
 /* Watch fd (EPOLLIN etc.) on the device's I/O thread; events go to ops->fd_event. */
 int virtio_dev_watch(struct virtio_dev *vd, int fd, uint32_t events)
 	__attribute__((warn_unused_result));
@@ -166,11 +170,11 @@ void virtio_config_changed(struct virtio_dev *vd);
 void virtio_kick(struct virtio_dev *vd, unsigned q);
 
 /* Device creation from the VM's configuration (vm_create). */
-int virtio_rng_create(struct vm *vm, unsigned slot, struct virtio_dev **out)
+int virtio_rng_create(struct machine *m, unsigned slot, struct virtio_dev **out)
 	__attribute__((warn_unused_result));
 struct chardev_spec;
 struct loop;
-int virtio_console_create(struct vm *vm, unsigned slot, const struct chardev_spec *spec,
+int virtio_console_create(struct machine *m, unsigned slot, const struct chardev_spec *spec,
 			  struct loop *loop, struct virtio_dev **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 

@@ -8,7 +8,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/device.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 #include "vmm/x86/layout.h"
 
 #define FW_CFG_MAX_ITEM 16
@@ -130,7 +130,7 @@ static void fw_cfg_reset(void *opaque)
 	pthread_mutex_unlock(&f->lock);
 }
 
-int fw_cfg_create(struct vm *vm)
+int fw_cfg_create(struct machine *m)
 {
 	struct fw_cfg *f = calloc(1, sizeof(*f));
 	static const uint8_t no_files[4] = {0}; /* big-endian count of 0 */
@@ -143,19 +143,19 @@ int fw_cfg_create(struct vm *vm)
 	fw_cfg_add(f, FW_CFG_SIGNATURE, "QEMU", 4);
 	fw_cfg_add_le(f, FW_CFG_ID, 1, 4); /* traditional interface, no DMA */
 	fw_cfg_add(f, FW_CFG_UUID, uuid, sizeof(uuid));
-	fw_cfg_add_le(f, FW_CFG_RAM_SIZE, vm->cfg->def.memory, 8);
-	fw_cfg_add_le(f, FW_CFG_NB_CPUS, vm->cfg->def.cpus, 2);
-	fw_cfg_add_le(f, FW_CFG_MAX_CPUS, vm->cfg->def.cpus, 2);
+	fw_cfg_add_le(f, FW_CFG_RAM_SIZE, m->def->memory, 8);
+	fw_cfg_add_le(f, FW_CFG_NB_CPUS, m->def->cpus, 2);
+	fw_cfg_add_le(f, FW_CFG_MAX_CPUS, m->def->cpus, 2);
 	fw_cfg_add(f, FW_CFG_FILE_DIR, no_files, sizeof(no_files));
-	r = bus_register(&vm->pio, PORT_FW_CFG, 2, &fw_cfg_ops, f, "fw_cfg");
-	r = r ?: vm_add_reset_hook(vm, fw_cfg_reset, f);
-	r = r ?: vm_add_state_section(vm, "fw_cfg", 1, fw_cfg_state, f);
+	r = bus_register(m->pio, PORT_FW_CFG, 2, &fw_cfg_ops, f, "fw_cfg");
+	r = r ?: machine_add_reset_hook(m, fw_cfg_reset, f);
+	r = r ?: machine_add_state_section(m, "fw_cfg", 1, fw_cfg_state, f);
 	return r;
 }
 
-static int fw_cfg_class_create(struct vm *vm, unsigned i, char *err, size_t errlen)
+static int fw_cfg_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
-	return fw_cfg_create(vm);
+	return fw_cfg_create(m);
 }
 
 const struct device_class fw_cfg_class = {.name = "fw_cfg", .create = fw_cfg_class_create};

@@ -16,8 +16,8 @@
 #define FW_CFG_MAX_CPUS	 0x000f
 #define FW_CFG_FILE_DIR	 0x0019
 
-struct vm;
+struct machine;
 
-int fw_cfg_create(struct vm *vm) __attribute__((warn_unused_result));
+int fw_cfg_create(struct machine *m) __attribute__((warn_unused_result));
 
 #endif

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What a device model may use of the machine it is plugged into (DESIGN.md habit 1). Device
+ * files (dev/, virtio/, the PCI host bridge, fw_cfg) include this header and never vm.h: they
+ * see the VM's description, guest memory, the two buses, the event loop, the PCI host, their
+ * host-side back ends, and a handful of calls: interrupt lines, MSI routes, irqfds and
+ * ioeventfds, hooks (reset, pause, crash report, teardown, power button), saved-state
+ * sections and requests that end or reset the VM. vm.c implements it; the machine owns its
+ * KVM objects, vCPUs and lifecycle, and no device reaches them except through these calls.
+ */
+#ifndef KEEL_VMM_MACHINE_H
+#define KEEL_VMM_MACHINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/vmdef.h"
+#include "vmm/state.h"
+
+struct guest_mem;
+struct bus;
+struct loop;
+struct pci_host;
+struct chardev;
+struct chardev_spec;
+struct kvm_irq_routing_entry;
+
+struct machine {
+	const struct vm_def *def; /* the VM's description (config/vmdef.h) */
+	struct guest_mem *mem;
+	struct bus *pio;
+	struct bus *mmio;
+	struct loop *loop;		    /* the main thread's event loop */
+	struct pci_host *pci;		    /* bus 0: set before the PCI devices are created */
+	struct chardev *serial_out;	    /* COM1's host side (--serial) */
+	const struct chardev_spec *console; /* the virtio-console's host side (--console) */
+};
+
+/* Why the VM stops running guest code. The first request wins. */
+enum vm_event {
+	VM_EVENT_NONE,
+	VM_EVENT_POWEROFF,   /* ACPI S5 */
+	VM_EVENT_RESET,	     /* guest reboot: CF9, i8042, ACPI reset register */
+	VM_EVENT_DEBUG_EXIT, /* port 0xf4 with --debug-exit */
+	VM_EVENT_CRASH,	     /* triple fault, KVM internal error, unhandled exit */
+	VM_EVENT_QUIT,	     /* control socket quit, or Ctrl-A x on the console */
+	VM_EVENT_SIGNAL,     /* SIGTERM, SIGINT or SIGHUP */
+};
+
+/* Any thread: stop the VM (or reset it) for this reason; detail says why in words. */
+void machine_request(struct machine *m, enum vm_event ev, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Any thread: drive an interrupt line (GSI) to level. */
+void machine_set_irq(struct machine *m, unsigned gsi, int level);
+/* Any thread: the platform's ISA/IOAPIC routes plus extra (MSI) routes, replacing the whole
+ * GSI routing table (callers serialize). Returns 0 or -errno. */
+int machine_set_msi_routes(struct machine *m, const struct kvm_irq_routing_entry *extra,
+			   unsigned nextra) __attribute__((warn_unused_result));
+/* Signal gsi when fd (an eventfd) is written (assign), or stop (!assign). -ENODEV when the
+ * machine is not built yet (between vm_create's device set-up and its first build). */
+int machine_irqfd(struct machine *m, unsigned gsi, int fd, bool assign)
+	__attribute__((warn_unused_result));
+/* Write fd (an eventfd) when the guest writes len bytes at MMIO address addr, instead of
+ * exiting to the vCPU thread (assign), or stop (!assign). -ENODEV as above. */
+int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bool assign)
+	__attribute__((warn_unused_result));
+/* Has the machine been built (KVM VM, interrupt controllers)? Devices registered before the
+ * first build are reset by it; those added later reset themselves. */
+bool machine_built(struct machine *m);
+
+/* Device set-up. Each returns 0 or -ENOSPC when the machine's table is full. */
+/* Called before every boot and reset, vCPUs stopped: back to power-on state. */
+typedef void (*machine_reset_fn)(void *opaque);
+int machine_add_reset_hook(struct machine *m, machine_reset_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+/* Called when the VM pauses (after its vCPUs stopped; pause true: take no new work, finish
+ * what is in flight) and resumes (pause false). Pausing returns 0 or -EBUSY when the device
+ * did not quiesce in time (the machine resumes it again); resuming returns 0. */
+typedef int (*machine_pause_fn)(void *opaque, bool pause);
+int machine_add_pause_hook(struct machine *m, machine_pause_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+/* Logs the device's state when the VM crashes: a few lines, it may wait briefly for a lock,
+ * never indefinitely. */
+typedef void (*machine_report_fn)(void *opaque);
+int machine_add_crash_report(struct machine *m, machine_report_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+/* Frees the device when the VM is destroyed (vCPUs stopped, in reverse order of adding). */
+typedef void (*machine_teardown_fn)(void *opaque);
+int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+/* The one device behind the power button that `keel vm stop` presses (ACPI PM); -EEXIST
+ * when another device has it. */
+typedef void (*machine_button_fn)(void *opaque);
+int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+/* The device's saved-state section; fn serves save, check and load (docs/state.md). */
+int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
+			      void *opaque) __attribute__((warn_unused_result));
+
+#endif
