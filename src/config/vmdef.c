@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/vmdef_device.h"
+#include "config/vmdef_json.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/parse.h"
@@ -45,10 +47,10 @@ void vmdef_free(struct vm_def *def)
 	free(def->initrd);
 	free(def->cmdline);
 	free(def->notes);
-	for (unsigned i = 0; i < def->ndisks; i++)
-		free(def->disks[i].path);
 	def->kernel = def->initrd = def->cmdline = def->notes = NULL;
-	def->ndisks = 0;
+	for (size_t k = 0; k < vmdef_ndevices; k++)
+		if (vmdef_devices[k]->free)
+			vmdef_devices[k]->free(def);
 }
 
 static int dup_opt(char **dst, const char *src)
@@ -62,28 +64,30 @@ static int dup_opt(char **dst, const char *src)
 
 int vmdef_copy(struct vm_def *dst, const struct vm_def *src)
 {
-	int ret = 0;
+	size_t k;
 
 	*dst = *src;
 	dst->kernel = dst->initrd = dst->cmdline = dst->notes = NULL;
-	dst->ndisks = 0;
 	if (dup_opt(&dst->kernel, src->kernel) || dup_opt(&dst->initrd, src->initrd) ||
-	    dup_opt(&dst->cmdline, src->cmdline) || dup_opt(&dst->notes, src->notes)) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (unsigned i = 0; i < src->ndisks; i++) {
-		dst->disks[i] = src->disks[i];
-		if (dup_opt(&dst->disks[i].path, src->disks[i].path)) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		dst->ndisks = i + 1;
-	}
-out:
-	if (ret)
-		vmdef_free(dst);
-	return ret;
+	    dup_opt(&dst->cmdline, src->cmdline) || dup_opt(&dst->notes, src->notes))
+		goto fail;
+	for (k = 0; k < vmdef_ndevices; k++)
+		if (vmdef_devices[k]->copy && vmdef_devices[k]->copy(dst, src))
+			goto fail_kinds;
+	return 0;
+fail_kinds:
+	/* The kinds copied so far own their allocations (k's copy leaves what it made freeable);
+	 * the ones after k still point at src's. */
+	for (size_t j = 0; j <= k; j++)
+		if (vmdef_devices[j]->free)
+			vmdef_devices[j]->free(dst);
+fail:
+	free(dst->kernel);
+	free(dst->initrd);
+	free(dst->cmdline);
+	free(dst->notes);
+	dst->kernel = dst->initrd = dst->cmdline = dst->notes = NULL;
+	return -ENOMEM;
 }
 
 bool vmdef_name_ok(const char *name)
@@ -184,324 +188,6 @@ const char *vmdef_stop_action_name(enum vm_stop_action a)
 	return (unsigned)a < 3 ? stop_action_names[a] : "?";
 }
 
-/* A JSON string with no embedded NUL and at most max bytes, or NULL with err set. */
-static const char *get_str(json_object *v, const char *field, size_t max, char *err, size_t errlen)
-{
-	const char *s;
-
-	if (!json_object_is_type(v, json_type_string)) {
-		error_set(err, errlen, "field '%s' must be a string", field);
-		return NULL;
-	}
-	s = json_object_get_string(v);
-	if (strlen(s) != (size_t)json_object_get_string_len(v)) {
-		error_set(err, errlen, "field '%s' contains a NUL character", field);
-		return NULL;
-	}
-	if (strlen(s) > max) {
-		error_set(err, errlen, "field '%s' is longer than %zu bytes", field, max);
-		return NULL;
-	}
-	return s;
-}
-
-static int get_path(json_object *v, const char *field, bool nullable, char **out, char *err,
-		    size_t errlen)
-{
-	const char *s;
-
-	if (!v || json_object_is_type(v, json_type_null)) {
-		if (!nullable) {
-			error_set(err, errlen, "field '%s' cannot be null", field);
-			return -EINVAL;
-		}
-		free(*out);
-		*out = NULL;
-		return 0;
-	}
-	s = get_str(v, field, VMDEF_PATH_MAX, err, errlen);
-	if (!s)
-		return -EINVAL;
-	if (s[0] != '/') {
-		error_set(err, errlen, "field '%s' must be an absolute path, not '%s'", field, s);
-		return -EINVAL;
-	}
-	free(*out);
-	*out = strdup(s);
-	return *out ? 0 : -ENOMEM;
-}
-
-static int get_text(json_object *v, const char *field, size_t max, char **out, char *err,
-		    size_t errlen)
-{
-	const char *s;
-
-	if (json_object_is_type(v, json_type_null)) {
-		free(*out);
-		*out = NULL;
-		return 0;
-	}
-	s = get_str(v, field, max, err, errlen);
-	if (!s)
-		return -EINVAL;
-	free(*out);
-	*out = strdup(s);
-	return *out ? 0 : -ENOMEM;
-}
-
-static int get_int(json_object *v, const char *field, int64_t min, int64_t max, int64_t *out,
-		   char *err, size_t errlen)
-{
-	int64_t x;
-
-	if (!json_object_is_type(v, json_type_int)) {
-		error_set(err, errlen, "field '%s' must be an integer", field);
-		return -EINVAL;
-	}
-	errno = 0;
-	x = json_object_get_int64(v);
-	/* json-c saturates out-of-range numbers at INT64_MIN/MAX and sets errno. */
-	if (errno == ERANGE || x < min || x > max) {
-		error_set(err, errlen, "field '%s' must be between %" PRId64 " and %" PRId64, field,
-			  min, max);
-		return -EINVAL;
-	}
-	*out = x;
-	return 0;
-}
-
-static int get_enum(json_object *v, const char *field, const char *const *names, unsigned n,
-		    unsigned *out, char *err, size_t errlen)
-{
-	const char *s = get_str(v, field, 64, err, errlen);
-
-	if (!s)
-		return -EINVAL;
-	for (unsigned i = 0; i < n; i++) {
-		if (!strcmp(s, names[i])) {
-			*out = i;
-			return 0;
-		}
-	}
-	error_set(err, errlen, "field '%s' must be one of %s%s%s%s%s, not '%s'", field, names[0],
-		  n > 1 ? ", " : "", n > 1 ? names[1] : "", n > 2 ? ", " : "",
-		  n > 2 ? names[2] : "", s);
-	return -EINVAL;
-}
-
-static int get_slot(json_object *v, const char *field, uint8_t *out, char *err, size_t errlen)
-{
-	int64_t x;
-	int ret = get_int(v, field, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX, &x, err, errlen);
-
-	if (!ret)
-		*out = (uint8_t)x;
-	return ret;
-}
-
-static int parse_disk(struct vm_disk *disk, size_t i, json_object *d, char *err, size_t errlen)
-{
-	bool have_path = false;
-	const char *s;
-	int ret;
-
-	if (!json_object_is_type(d, json_type_object)) {
-		error_set(err, errlen, "disks[%zu] must be an object", i);
-		return -EINVAL;
-	}
-	json_object_object_foreach(d, key, val)
-	{
-		if (!strcmp(key, "path")) {
-			ret = get_path(val, "disks[].path", false, &disk->path, err, errlen);
-			if (ret)
-				return ret;
-			have_path = true;
-		} else if (!strcmp(key, "readonly")) {
-			if (!json_object_is_type(val, json_type_boolean)) {
-				error_set(err, errlen, "disks[%zu].readonly must be true or false",
-					  i);
-				return -EINVAL;
-			}
-			disk->readonly = json_object_get_boolean(val);
-		} else if (!strcmp(key, "serial")) {
-			s = get_str(val, "disks[].serial", VMDEF_SERIAL_MAX, err, errlen);
-			if (!s)
-				return -EINVAL;
-			strcpy(disk->serial, s); /* length checked by get_str */
-		} else if (!strcmp(key, "pci_slot")) {
-			ret = get_slot(val, "disks[].pci_slot", &disk->pci_slot, err, errlen);
-			if (ret)
-				return ret;
-		} else {
-			error_set(err, errlen, "unknown field '%s' in disks[%zu]", key, i);
-			return -EINVAL;
-		}
-	}
-	if (!have_path) {
-		error_set(err, errlen, "disks[%zu] has no 'path'", i);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int parse_disks(struct vm_def *def, json_object *v, char *err, size_t errlen)
-{
-	struct vm_disk old[VMDEF_MAX_DISKS];
-	unsigned nold = def->ndisks;
-	size_t n;
-	int ret = 0;
-
-	if (!json_object_is_type(v, json_type_array)) {
-		error_set(err, errlen, "field 'disks' must be an array");
-		return -EINVAL;
-	}
-	n = json_object_array_length(v);
-	if (n > VMDEF_MAX_DISKS) {
-		error_set(err, errlen, "a VM has at most %d disks, not %zu", VMDEF_MAX_DISKS, n);
-		return -EINVAL;
-	}
-	memcpy(old, def->disks, sizeof(old));
-	def->ndisks = 0;
-	for (size_t i = 0; i < n && !ret; i++) {
-		def->disks[i] = (struct vm_disk){0};
-		def->ndisks = (unsigned)i + 1;
-		ret = parse_disk(&def->disks[i], i, json_object_array_get_idx(v, i), err, errlen);
-	}
-	for (unsigned j = 0; j < nold; j++)
-		free(old[j].path);
-	return ret;
-}
-
-static int parse_nics(struct vm_def *def, json_object *v, char *err, size_t errlen)
-{
-	struct vm_nic old[VMDEF_MAX_NICS];
-	bool used[VMDEF_MAX_NICS] = {false};
-	unsigned nold = def->nnics;
-	size_t n;
-
-	if (!json_object_is_type(v, json_type_array)) {
-		error_set(err, errlen, "field 'nets' must be an array");
-		return -EINVAL;
-	}
-	n = json_object_array_length(v);
-	if (n > VMDEF_MAX_NICS) {
-		error_set(err, errlen, "a VM has at most %d network adapters, not %zu",
-			  VMDEF_MAX_NICS, n);
-		return -EINVAL;
-	}
-	memcpy(old, def->nics, sizeof(old));
-	def->nnics = 0;
-	for (size_t i = 0; i < n; i++) {
-		json_object *d = json_object_array_get_idx(v, i);
-		struct vm_nic *nic = &def->nics[i];
-		const char *s;
-
-		if (!json_object_is_type(d, json_type_object)) {
-			error_set(err, errlen, "nets[%zu] must be an object", i);
-			return -EINVAL;
-		}
-		memset(nic, 0, sizeof(*nic));
-		json_object_object_foreach(d, key, val)
-		{
-			if (!strcmp(key, "tap")) {
-				s = get_str(val, "nets[].tap", 64, err, errlen);
-				if (!s)
-					return -EINVAL;
-				if (!vmdef_tap_ok(s)) {
-					error_set(
-						err, errlen,
-						"nets[%zu].tap '%s' is not a valid interface name "
-						"(1 to %d characters, no spaces, '/', ':', ',' or "
-						"'=')",
-						i, s, VMDEF_TAP_MAX);
-					return -EINVAL;
-				}
-				strcpy(nic->tap, s);
-			} else if (!strcmp(key, "mac")) {
-				s = get_str(val, "nets[].mac", 64, err, errlen);
-				if (!s)
-					return -EINVAL;
-				if (!vmdef_mac_ok(s)) {
-					error_set(err, errlen,
-						  "nets[%zu].mac '%s' is not a unicast MAC address "
-						  "(xx:xx:xx:xx:xx:xx, first byte even)",
-						  i, s);
-					return -EINVAL;
-				}
-				strcpy(nic->mac, s);
-			} else if (!strcmp(key, "pci_slot")) {
-				if (get_slot(val, "nets[].pci_slot", &nic->pci_slot, err, errlen))
-					return -EINVAL;
-			} else if (!strcmp(key, "switch")) {
-				error_set(err, errlen,
-					  "nets[%zu]: virtual switches are not available in this "
-					  "keeld; "
-					  "connect the adapter to a tap device with 'tap'",
-					  i);
-				return -EINVAL;
-			} else {
-				error_set(err, errlen, "unknown field '%s' in nets[%zu]", key, i);
-				return -EINVAL;
-			}
-		}
-		if (!nic->tap[0]) {
-			error_set(err, errlen, "nets[%zu] has no 'tap'", i);
-			return -EINVAL;
-		}
-		def->nnics = i + 1;
-	}
-	/* Lowercase MACs so that uniqueness checks compare like with like. */
-	for (unsigned i = 0; i < def->nnics; i++)
-		for (char *p = def->nics[i].mac; *p; p++)
-			if (*p >= 'A' && *p <= 'F')
-				*p = (char)(*p - 'A' + 'a');
-	/* An adapter given without a MAC keeps the one it had on the same tap. */
-	for (unsigned i = 0; i < def->nnics; i++) {
-		if (def->nics[i].mac[0])
-			continue;
-		for (unsigned j = 0; j < nold; j++) {
-			if (!used[j] && !strcmp(old[j].tap, def->nics[i].tap)) {
-				bool taken = false;
-				for (unsigned k = 0; k < def->nnics; k++)
-					taken |= !strcmp(def->nics[k].mac, old[j].mac);
-				if (taken)
-					continue;
-				strcpy(def->nics[i].mac, old[j].mac);
-				used[j] = true;
-				break;
-			}
-		}
-	}
-	return 0;
-}
-
-/* "virtio_console" and "rng": null (no device) or {"pci_slot": N} (N may be left out). */
-static int parse_onedev(struct vm_onedev *dev, const char *field, json_object *v, char *err,
-			size_t errlen)
-{
-	struct vm_onedev tmp = {.present = true};
-
-	if (json_object_is_type(v, json_type_null)) {
-		*dev = (struct vm_onedev){0};
-		return 0;
-	}
-	if (!json_object_is_type(v, json_type_object)) {
-		error_set(err, errlen, "field '%s' must be null or an object", field);
-		return -EINVAL;
-	}
-	json_object_object_foreach(v, key, val)
-	{
-		if (strcmp(key, "pci_slot")) {
-			error_set(err, errlen, "unknown field '%s' in %s", key, field);
-			return -EINVAL;
-		}
-		if (get_slot(val, "pci_slot", &tmp.pci_slot, err, errlen))
-			return -EINVAL;
-	}
-	*dev = tmp;
-	return 0;
-}
-
 static bool uuid_text_ok(const char *s)
 {
 	if (strlen(s) != VMDEF_UUID_LEN)
@@ -525,7 +211,7 @@ static int apply_readonly_field(struct vm_def *def, const char *key, json_object
 	const char *s;
 
 	if (!strcmp(key, "id")) {
-		s = get_str(val, "id", VMDEF_UUID_LEN + 1, err, errlen);
+		s = vmdef_get_str(val, "id", VMDEF_UUID_LEN + 1, err, errlen);
 		if (!s)
 			return -EINVAL;
 		if (!uuid_text_ok(s)) {
@@ -536,7 +222,7 @@ static int apply_readonly_field(struct vm_def *def, const char *key, json_object
 		return 0;
 	}
 	if (!strcmp(key, "version")) {
-		if (get_int(val, "version", 1, VMDEF_CONFIG_VERSION, &x, err, errlen)) {
+		if (vmdef_get_int(val, "version", 1, VMDEF_CONFIG_VERSION, &x, err, errlen)) {
 			error_set(err, errlen,
 				  "configuration version %s is not one this keel knows (1 to %d): "
 				  "use a newer keel",
@@ -547,13 +233,13 @@ static int apply_readonly_field(struct vm_def *def, const char *key, json_object
 		return 0;
 	}
 	if (!strcmp(key, "revision")) {
-		if (get_int(val, "revision", 0, INT64_MAX, &x, err, errlen))
+		if (vmdef_get_int(val, "revision", 0, INT64_MAX, &x, err, errlen))
 			return -EINVAL;
 		def->revision = (uint64_t)x;
 		return 0;
 	}
 	/* "created": "YYYY-MM-DDTHH:MM:SSZ" or "" (not recorded). */
-	s = get_str(val, "created", 32, err, errlen);
+	s = vmdef_get_str(val, "created", 32, err, errlen);
 	if (!s)
 		return -EINVAL;
 	if (*s) {
@@ -599,7 +285,7 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 		}
 	}
 	if (!strcmp(key, "name")) {
-		const char *s = get_str(val, "name", 256, err, errlen);
+		const char *s = vmdef_get_str(val, "name", 256, err, errlen);
 		if (!s)
 			return -EINVAL;
 		if (!vmdef_name_ok(s)) {
@@ -614,14 +300,14 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 		return 0;
 	}
 	if (!strcmp(key, "cpus")) {
-		ret = get_int(val, "cpus", 1, VMDEF_CPUS_MAX, &x, err, errlen);
+		ret = vmdef_get_int(val, "cpus", 1, VMDEF_CPUS_MAX, &x, err, errlen);
 		if (!ret)
 			def->cpus = (uint32_t)x;
 		return ret;
 	}
 	if (!strcmp(key, "memory")) {
-		ret = get_int(val, "memory", (int64_t)VMDEF_MEM_MIN, (int64_t)VMDEF_MEM_MAX, &x,
-			      err, errlen);
+		ret = vmdef_get_int(val, "memory", (int64_t)VMDEF_MEM_MIN, (int64_t)VMDEF_MEM_MAX,
+				    &x, err, errlen);
 		if (ret)
 			return ret;
 		if (x % (1 << 20)) {
@@ -633,37 +319,27 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 		return 0;
 	}
 	if (!strcmp(key, "kernel"))
-		return get_path(val, "kernel", false, &def->kernel, err, errlen);
+		return vmdef_get_path(val, "kernel", false, &def->kernel, err, errlen);
 	if (!strcmp(key, "initrd"))
-		return get_path(val, "initrd", true, &def->initrd, err, errlen);
+		return vmdef_get_path(val, "initrd", true, &def->initrd, err, errlen);
 	if (!strcmp(key, "cmdline"))
-		return get_text(val, "cmdline", VMDEF_CMDLINE_MAX, &def->cmdline, err, errlen);
+		return vmdef_get_text(val, "cmdline", VMDEF_CMDLINE_MAX, &def->cmdline, err,
+				      errlen);
 	if (!strcmp(key, "notes"))
-		return get_text(val, "notes", VMDEF_NOTES_MAX, &def->notes, err, errlen);
-	if (!strcmp(key, "disks"))
-		return parse_disks(def, val, err, errlen);
-	if (!strcmp(key, "nets"))
-		return parse_nics(def, val, err, errlen);
-	if (!strcmp(key, "virtio_console"))
-		return parse_onedev(&def->console, key, val, err, errlen);
-	if (!strcmp(key, "rng"))
-		return parse_onedev(&def->rng, key, val, err, errlen);
-	if (!strcmp(key, "debug_exit")) {
-		if (!json_object_is_type(val, json_type_boolean)) {
-			error_set(err, errlen, "field 'debug_exit' must be true or false");
-			return -EINVAL;
-		}
-		def->debug_exit = json_object_get_boolean(val);
-		return 0;
-	}
+		return vmdef_get_text(val, "notes", VMDEF_NOTES_MAX, &def->notes, err, errlen);
+	for (size_t k = 0; k < vmdef_ndevices; k++)
+		if (!strcmp(key, vmdef_devices[k]->field))
+			return vmdef_devices[k]->parse(def, val, err, errlen);
+	if (!strcmp(key, "debug_exit"))
+		return vmdef_get_bool(val, "debug_exit", &def->debug_exit, err, errlen);
 	if (!strcmp(key, "automatic_start_action")) {
-		ret = get_enum(val, key, start_action_names, 3, &e, err, errlen);
+		ret = vmdef_get_enum(val, key, start_action_names, 3, &e, err, errlen);
 		if (!ret)
 			def->start_action = (enum vm_start_action)e;
 		return ret;
 	}
 	if (!strcmp(key, "automatic_stop_action")) {
-		ret = get_enum(val, key, stop_action_names, 3, &e, err, errlen);
+		ret = vmdef_get_enum(val, key, stop_action_names, 3, &e, err, errlen);
 		if (ret)
 			return ret;
 		def->stop_action = (enum vm_stop_action)e;
@@ -675,14 +351,14 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 
 static bool slot_used(const struct vm_def *def, uint8_t slot)
 {
-	for (unsigned i = 0; i < def->ndisks; i++)
-		if (def->disks[i].pci_slot == slot)
-			return true;
-	for (unsigned i = 0; i < def->nnics; i++)
-		if (def->nics[i].pci_slot == slot)
-			return true;
-	return (def->console.present && def->console.pci_slot == slot) ||
-	       (def->rng.present && def->rng.pci_slot == slot);
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		const struct vmdef_device_kind *kind = vmdef_devices[k];
+
+		for (unsigned i = 0; i < kind->count(def); i++)
+			if (*kind->slot((struct vm_def *)def, i) == slot)
+				return true;
+	}
+	return false;
 }
 
 /* A device given without a slot keeps the one it had (a disk: the same file; an adapter:
@@ -690,22 +366,20 @@ static bool slot_used(const struct vm_def *def, uint8_t slot)
  * an explicit slot wins and the other device gets a free one (vmdef_assign_slots). */
 static void keep_slots(struct vm_def *nd, const struct vm_def *old)
 {
-	for (unsigned i = 0; i < nd->ndisks; i++)
-		for (unsigned j = 0; j < old->ndisks && !nd->disks[i].pci_slot; j++)
-			if (!strcmp(old->disks[j].path, nd->disks[i].path) &&
-			    old->disks[j].pci_slot && !slot_used(nd, old->disks[j].pci_slot))
-				nd->disks[i].pci_slot = old->disks[j].pci_slot;
-	for (unsigned i = 0; i < nd->nnics; i++)
-		for (unsigned j = 0; j < old->nnics && !nd->nics[i].pci_slot; j++)
-			if (!strcmp(old->nics[j].tap, nd->nics[i].tap) && old->nics[j].pci_slot &&
-			    !slot_used(nd, old->nics[j].pci_slot))
-				nd->nics[i].pci_slot = old->nics[j].pci_slot;
-	if (nd->console.present && !nd->console.pci_slot && old->console.present &&
-	    old->console.pci_slot && !slot_used(nd, old->console.pci_slot))
-		nd->console.pci_slot = old->console.pci_slot;
-	if (nd->rng.present && !nd->rng.pci_slot && old->rng.present && old->rng.pci_slot &&
-	    !slot_used(nd, old->rng.pci_slot))
-		nd->rng.pci_slot = old->rng.pci_slot;
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		const struct vmdef_device_kind *kind = vmdef_devices[k];
+
+		for (unsigned i = 0; i < kind->count(nd); i++) {
+			uint8_t *slot = kind->slot(nd, i);
+
+			for (unsigned j = 0; j < kind->count(old) && !*slot; j++) {
+				uint8_t was = *kind->slot((struct vm_def *)old, j);
+
+				if (kind->same(nd, i, old, j) && was && !slot_used(nd, was))
+					*slot = was;
+			}
+		}
+	}
 }
 
 int vmdef_apply_json(struct vm_def *def, json_object *obj, enum vmdef_json_kind kind, char *err,
@@ -740,27 +414,6 @@ int vmdef_apply_json(struct vm_def *def, json_object *obj, enum vmdef_json_kind 
 	return 0;
 }
 
-static int check_file(const char *what, const char *path, bool allow_blk, bool need_write,
-		      char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0) {
-		error_set(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return -EINVAL;
-	}
-	if (!S_ISREG(st.st_mode) && !(allow_blk && S_ISBLK(st.st_mode))) {
-		error_set(err, errlen, "%s %s is not a regular file%s", what, path,
-			  allow_blk ? " or block device" : "");
-		return -EINVAL;
-	}
-	if (access(path, need_write ? R_OK | W_OK : R_OK) < 0) {
-		error_set(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* Every device slot in the description with what holds it, for the checks and messages. */
 struct slot_user {
 	uint8_t *slot;
@@ -771,26 +424,21 @@ static unsigned slot_users(struct vm_def *def, struct slot_user *u)
 {
 	unsigned n = 0;
 
-	for (unsigned i = 0; i < def->ndisks; i++) {
-		u[n].slot = &def->disks[i].pci_slot;
-		snprintf(u[n++].what, sizeof(u->what), "disks[%u]", i);
-	}
-	for (unsigned i = 0; i < def->nnics; i++) {
-		u[n].slot = &def->nics[i].pci_slot;
-		snprintf(u[n++].what, sizeof(u->what), "nets[%u]", i);
-	}
-	if (def->console.present) {
-		u[n].slot = &def->console.pci_slot;
-		snprintf(u[n++].what, sizeof(u->what), "virtio_console");
-	}
-	if (def->rng.present) {
-		u[n].slot = &def->rng.pci_slot;
-		snprintf(u[n++].what, sizeof(u->what), "rng");
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		const struct vmdef_device_kind *kind = vmdef_devices[k];
+
+		for (unsigned i = 0; i < kind->count(def); i++) {
+			u[n].slot = kind->slot(def, i);
+			if (kind->max == 1)
+				snprintf(u[n++].what, sizeof(u->what), "%s", kind->field);
+			else
+				snprintf(u[n++].what, sizeof(u->what), "%s[%u]", kind->field, i);
+		}
 	}
 	return n;
 }
 
-#define MAX_SLOT_USERS (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 2)
+#define MAX_SLOT_USERS VMDEF_MAX_PCI_DEVICES
 
 int vmdef_assign_slots(struct vm_def *def, char *err, size_t errlen)
 {
@@ -829,29 +477,9 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 			  def->name);
 		return -EINVAL;
 	}
-	for (unsigned i = 0; i < def->ndisks; i++) {
-		for (unsigned j = 0; j < i; j++) {
-			if (!strcmp(def->disks[i].path, def->disks[j].path)) {
-				error_set(err, errlen, "disk %s is attached twice",
-					  def->disks[i].path);
-				return -EINVAL;
-			}
-		}
-	}
-	for (unsigned i = 0; i < def->nnics; i++) {
-		for (unsigned j = 0; j < i; j++) {
-			if (!strcmp(def->nics[i].tap, def->nics[j].tap)) {
-				error_set(err, errlen, "tap %s is used by two network adapters",
-					  def->nics[i].tap);
-				return -EINVAL;
-			}
-			if (def->nics[i].mac[0] && !strcmp(def->nics[i].mac, def->nics[j].mac)) {
-				error_set(err, errlen, "MAC %s is given to two network adapters",
-					  def->nics[i].mac);
-				return -EINVAL;
-			}
-		}
-	}
+	for (size_t k = 0; k < vmdef_ndevices; k++)
+		if (vmdef_devices[k]->check && vmdef_devices[k]->check(def, err, errlen))
+			return -EINVAL;
 	for (unsigned i = 0; i < n; i++) {
 		if (*u[i].slot < VMDEF_PCI_SLOT_MIN || *u[i].slot > VMDEF_PCI_SLOT_MAX) {
 			error_set(err, errlen, "%s has no PCI slot from %d to %d", u[i].what,
@@ -877,20 +505,14 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 	}
 	if (vmdef_check(def, err, errlen))
 		return -EINVAL;
-	if (check_file("kernel", def->kernel, false, false, err, errlen))
+	if (vmdef_check_file("kernel", def->kernel, false, false, err, errlen))
 		return -EINVAL;
-	if (def->initrd && check_file("initrd", def->initrd, false, false, err, errlen))
+	if (def->initrd && vmdef_check_file("initrd", def->initrd, false, false, err, errlen))
 		return -EINVAL;
-	for (unsigned i = 0; i < def->ndisks; i++)
-		if (check_file("disk", def->disks[i].path, true, !def->disks[i].readonly, err,
-			       errlen))
+	for (size_t k = 0; k < vmdef_ndevices; k++)
+		if (vmdef_devices[k]->validate && vmdef_devices[k]->validate(def, err, errlen))
 			return -EINVAL;
 	return 0;
-}
-
-static bool onedev_equal(const struct vm_onedev *a, const struct vm_onedev *b)
-{
-	return a->present == b->present && (!a->present || a->pci_slot == b->pci_slot);
 }
 
 const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b)
@@ -899,28 +521,71 @@ const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b)
 		return "cpus";
 	if (a->memory != b->memory)
 		return "memory";
-	if (a->ndisks != b->ndisks)
-		return "disks";
-	for (unsigned i = 0; i < a->ndisks; i++)
-		if (strcmp(a->disks[i].path, b->disks[i].path) ||
-		    a->disks[i].readonly != b->disks[i].readonly ||
-		    strcmp(a->disks[i].serial, b->disks[i].serial) ||
-		    a->disks[i].pci_slot != b->disks[i].pci_slot)
-			return "disks";
-	if (a->nnics != b->nnics)
-		return "nets";
-	for (unsigned i = 0; i < a->nnics; i++)
-		if (strcmp(a->nics[i].tap, b->nics[i].tap) ||
-		    strcmp(a->nics[i].mac, b->nics[i].mac) ||
-		    a->nics[i].pci_slot != b->nics[i].pci_slot)
-			return "nets";
-	if (!onedev_equal(&a->console, &b->console))
-		return "virtio_console";
-	if (!onedev_equal(&a->rng, &b->rng))
-		return "rng";
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		const struct vmdef_device_kind *kind = vmdef_devices[k];
+		unsigned n = kind->count(a);
+
+		if (n != kind->count(b))
+			return kind->field;
+		for (unsigned i = 0; i < n; i++)
+			if (!kind->hw_equal(a, i, b, i))
+				return kind->field;
+	}
 	if (a->debug_exit != b->debug_exit)
 		return "debug_exit";
 	return NULL;
+}
+
+bool vmdef_guest_change(const struct vm_def *saved, const struct vm_def *cur, char *why, size_t len)
+{
+	if (saved->cpus != cur->cpus) {
+		snprintf(why, len, "the VM was saved with %u vCPU%s, its description says %u",
+			 saved->cpus, saved->cpus == 1 ? "" : "s", cur->cpus);
+		return true;
+	}
+	if (saved->memory != cur->memory) {
+		snprintf(why, len,
+			 "the VM was saved with %lluM of memory, its description says %lluM",
+			 (unsigned long long)(saved->memory >> 20),
+			 (unsigned long long)(cur->memory >> 20));
+		return true;
+	}
+	if (saved->debug_exit != cur->debug_exit) {
+		snprintf(why, len,
+			 "the VM was saved %s the debug-exit device, its description %s it",
+			 saved->debug_exit ? "with" : "without", cur->debug_exit ? "has" : "lacks");
+		return true;
+	}
+	/* Devices are what the guest found at each PCI slot: matched by slot, not list order. */
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		const struct vmdef_device_kind *kind = vmdef_devices[k];
+		unsigned ns = kind->count(saved), nc = kind->count(cur);
+
+		if (ns != nc) {
+			snprintf(
+				why, len,
+				"the VM was saved with %u device%s in '%s'; its description has %u",
+				ns, ns == 1 ? "" : "s", kind->field, nc);
+			return true;
+		}
+		for (unsigned i = 0; i < ns; i++) {
+			uint8_t slot = *kind->slot((struct vm_def *)saved, i);
+			unsigned j = 0;
+
+			while (j < nc && *kind->slot((struct vm_def *)cur, j) != slot)
+				j++;
+			if (j == nc) {
+				snprintf(why, len,
+					 "the VM was saved with a device of '%s' at PCI slot %u; "
+					 "its description has none there",
+					 kind->field, slot);
+				return true;
+			}
+			if (!kind->guest_equal(saved, i, cur, j, why, len))
+				return true;
+		}
+	}
+	return false;
 }
 
 static json_object *str_or_null(const char *s)
@@ -928,31 +593,13 @@ static json_object *str_or_null(const char *s)
 	return s ? json_object_new_string(s) : NULL;
 }
 
-static json_object *onedev_to_json(const struct vm_onedev *dev)
-{
-	json_object *o;
-
-	if (!dev->present)
-		return NULL;
-	o = json_object_new_object();
-	if (o && dev->pci_slot)
-		json_object_object_add(o, "pci_slot", json_object_new_int(dev->pci_slot));
-	return o;
-}
-
 json_object *vmdef_to_json(const struct vm_def *def)
 {
 	json_object *o = json_object_new_object();
-	json_object *disks = json_object_new_array();
-	json_object *nets = json_object_new_array();
 	char created[CLOCK_UTC_LEN] = "";
 
-	if (!o || !disks || !nets) {
-		json_object_put(o);
-		json_object_put(disks);
-		json_object_put(nets);
+	if (!o)
 		return NULL;
-	}
 	if (def->created) /* "": not recorded (keel-vmm's own VMs) */
 		clock_utc_text((time_t)def->created, created);
 	if (def->name[0]) /* keel-vmm runs nameless VMs; keeld's always have one */
@@ -968,31 +615,8 @@ json_object *vmdef_to_json(const struct vm_def *def)
 	json_object_object_add(o, "initrd", str_or_null(def->initrd));
 	json_object_object_add(o, "cmdline",
 			       json_object_new_string(def->cmdline ? def->cmdline : ""));
-	for (unsigned i = 0; i < def->ndisks; i++) {
-		json_object *d = json_object_new_object();
-		json_object_object_add(d, "path", json_object_new_string(def->disks[i].path));
-		json_object_object_add(d, "readonly",
-				       json_object_new_boolean(def->disks[i].readonly));
-		json_object_object_add(d, "serial", json_object_new_string(def->disks[i].serial));
-		if (def->disks[i].pci_slot)
-			json_object_object_add(d, "pci_slot",
-					       json_object_new_int(def->disks[i].pci_slot));
-		json_object_array_add(disks, d);
-	}
-	json_object_object_add(o, "disks", disks);
-	for (unsigned i = 0; i < def->nnics; i++) {
-		json_object *n = json_object_new_object();
-		json_object_object_add(n, "tap", json_object_new_string(def->nics[i].tap));
-		if (def->nics[i].mac[0]) /* keel-vmm derives one from the tap's name */
-			json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
-		if (def->nics[i].pci_slot)
-			json_object_object_add(n, "pci_slot",
-					       json_object_new_int(def->nics[i].pci_slot));
-		json_object_array_add(nets, n);
-	}
-	json_object_object_add(o, "nets", nets);
-	json_object_object_add(o, "virtio_console", onedev_to_json(&def->console));
-	json_object_object_add(o, "rng", onedev_to_json(&def->rng));
+	for (size_t k = 0; k < vmdef_ndevices; k++)
+		json_object_object_add(o, vmdef_devices[k]->field, vmdef_devices[k]->to_json(def));
 	json_object_object_add(o, "debug_exit", json_object_new_boolean(def->debug_exit));
 	json_object_object_add(o, "notes", json_object_new_string(def->notes ? def->notes : ""));
 	json_object_object_add(o, "automatic_start_action",

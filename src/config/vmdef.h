@@ -156,6 +156,12 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 
 /* The first hardware setting that differs (needs the VM off to change), or NULL. */
 const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b);
+/* Does a saved state's description (saved) differ from cur in what the guest saw: vCPUs,
+ * memory, and each device at its PCI slot? When so, why says what in words. Host-side
+ * wiring (disk files, taps, kernel files) may differ: a checkpoint moves disks onto
+ * differencing children, a VM's taps may be renamed. */
+bool vmdef_guest_change(const struct vm_def *saved, const struct vm_def *cur, char *why,
+			size_t len);
 
 /* The description as a document, which is also what the API shows (without runtime
  * state). NULL on allocation failure. */

@@ -11,10 +11,14 @@
 #include <stddef.h>
 
 struct machine;
+struct vmdef_device_kind;
 
 struct device_class {
 	const char *name; /* for messages: "virtio-blk", "serial" */
-	/* How many the VM has, from its description (m->def); NULL: exactly one. */
+	/* The kind of device in the VM's description that configures this model (its JSON
+	 * field, limits, PCI slots: config/vmdef_device.h); NULL for the platform's own. */
+	const struct vmdef_device_kind *config;
+	/* How many the VM has: config's count, else this (from m->def), else exactly one. */
 	unsigned (*count)(const struct machine *m);
 	/* Create instance i (0 to count - 1) and attach it to the machine: its ports or MMIO,
 	 * interrupts, PCI slot, reset and pause hooks, saved-state section. Returns 0, or
@@ -25,6 +29,8 @@ struct device_class {
 /* Which table: the platform (ISA ports, fixed interrupts) or PCI bus 0. */
 enum device_bus { DEVICE_BUS_PLATFORM, DEVICE_BUS_PCI };
 
+/* The table itself: its classes in creation order, and how many (*n). */
+const struct device_class *const *device_table(enum device_bus bus, size_t *n);
 /* Create every device of that table the VM has, in table order. */
 int devices_create(struct machine *m, enum device_bus bus, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/vmdef_device.h"
 #include "vmm/machine.h"
 
 extern const struct device_class serial_class, i8042_class, rtc_class, pm_class, fw_cfg_class,
@@ -28,15 +29,25 @@ static const struct device_class *const pci_devices[] = {
 	&virtio_rng_class,
 };
 
+const struct device_class *const *device_table(enum device_bus bus, size_t *n)
+{
+	if (bus == DEVICE_BUS_PCI) {
+		*n = sizeof(pci_devices) / sizeof(pci_devices[0]);
+		return pci_devices;
+	}
+	*n = sizeof(platform_devices) / sizeof(platform_devices[0]);
+	return platform_devices;
+}
+
 int devices_create(struct machine *m, enum device_bus bus, char *err, size_t errlen)
 {
-	const struct device_class *const *t =
-		bus == DEVICE_BUS_PCI ? pci_devices : platform_devices;
-	size_t n = bus == DEVICE_BUS_PCI ? sizeof(pci_devices) / sizeof(pci_devices[0])
-					 : sizeof(platform_devices) / sizeof(platform_devices[0]);
+	size_t n;
+	const struct device_class *const *t = device_table(bus, &n);
 
 	for (size_t c = 0; c < n; c++) {
-		unsigned count = t[c]->count ? t[c]->count(m) : 1;
+		unsigned count = t[c]->config  ? t[c]->config->count(m->def)
+				 : t[c]->count ? t[c]->count(m)
+					       : 1;
 
 		for (unsigned i = 0; i < count; i++) {
 			int r;

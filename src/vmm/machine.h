@@ -98,5 +98,7 @@ int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaq
 /* The device's saved-state section; fn serves save, check and load (docs/state.md). */
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque) __attribute__((warn_unused_result));
+/* A device with no saved state yet: saving this VM is refused with reason (docs/state.md). */
+int machine_block_save(struct machine *m, const char *reason) __attribute__((warn_unused_result));
 
 #endif

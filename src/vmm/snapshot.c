@@ -51,96 +51,6 @@ struct snapshot {
 
 /* ---- section "config": the VM's description (DESIGN.md habit 9) ---- */
 
-/* The first guest-visible difference between the saved VM and the one restoring it, into
- * why; false when they match. Host-side wiring (disk files, taps, kernel files) may differ:
- * a checkpoint moves disks onto differencing children, a VM's taps may be renamed. */
-static bool snap_config_differs(const struct vm_def *saved, const struct vm_def *cur, char *why,
-				size_t len)
-{
-	unsigned i;
-
-	if (saved->cpus != cur->cpus)
-		snprintf(why, len, "the VM was saved with %u vCPU%s, its description says %u",
-			 saved->cpus, saved->cpus == 1 ? "" : "s", cur->cpus);
-	else if (saved->memory != cur->memory)
-		snprintf(why, len,
-			 "the VM was saved with %lluM of memory, its description says %lluM",
-			 (unsigned long long)(saved->memory >> 20),
-			 (unsigned long long)(cur->memory >> 20));
-	else if (saved->debug_exit != cur->debug_exit)
-		snprintf(why, len,
-			 "the VM was saved %s the debug-exit device, its description %s it",
-			 saved->debug_exit ? "with" : "without", cur->debug_exit ? "has" : "lacks");
-	else if (saved->ndisks != cur->ndisks || saved->nnics != cur->nnics)
-		snprintf(why, len,
-			 "the VM was saved with %u disks and %u network adapters, its description "
-			 "has %u and %u",
-			 saved->ndisks, saved->nnics, cur->ndisks, cur->nnics);
-	else if (saved->console.present != cur->console.present ||
-		 saved->rng.present != cur->rng.present)
-		snprintf(why, len,
-			 "the VM was saved %s virtio-rng and %s virtio-console; its description "
-			 "differs",
-			 saved->rng.present ? "with" : "without",
-			 saved->console.present ? "with" : "without");
-	else
-		goto devices;
-	return true;
-devices:
-	/* Devices are what the guest found at each PCI slot: matched by slot, not list order. */
-	for (i = 0; i < saved->ndisks; i++) {
-		const struct vm_disk *a = &saved->disks[i], *b = NULL;
-
-		for (unsigned j = 0; j < cur->ndisks && !b; j++)
-			if (cur->disks[j].pci_slot == a->pci_slot)
-				b = &cur->disks[j];
-		if (!b) {
-			snprintf(why, len,
-				 "the VM was saved with a disk at PCI slot %u; its "
-				 "description has none there",
-				 a->pci_slot);
-			return true;
-		}
-		if (a->readonly != b->readonly || strcmp(a->serial, b->serial)) {
-			snprintf(why, len,
-				 "the disk at PCI slot %u was saved%s with serial '%s'; its "
-				 "description has it%s with serial '%s'",
-				 a->pci_slot, a->readonly ? " read-only" : "", a->serial,
-				 b->readonly ? " read-only" : "", b->serial);
-			return true;
-		}
-	}
-	for (i = 0; i < saved->nnics; i++) {
-		const struct vm_nic *a = &saved->nics[i], *b = NULL;
-
-		for (unsigned j = 0; j < cur->nnics && !b; j++)
-			if (cur->nics[j].pci_slot == a->pci_slot)
-				b = &cur->nics[j];
-		if (!b) {
-			snprintf(why, len,
-				 "the VM was saved with a network adapter at PCI slot %u; "
-				 "its description has none there",
-				 a->pci_slot);
-			return true;
-		}
-		if (strcmp(a->mac, b->mac)) {
-			snprintf(why, len,
-				 "the network adapter at PCI slot %u was saved with MAC %s; its "
-				 "description gives it %s",
-				 a->pci_slot, a->mac, b->mac);
-			return true;
-		}
-	}
-	if ((cur->console.present && saved->console.pci_slot != cur->console.pci_slot) ||
-	    (cur->rng.present && saved->rng.pci_slot != cur->rng.pci_slot)) {
-		snprintf(why, len,
-			 "the VM was saved with its virtio-console or virtio-rng at another "
-			 "PCI slot");
-		return true;
-	}
-	return false;
-}
-
 /* Check the saved description (JSON text) against the running one. */
 static void snap_config_check(struct state_io *io, const char *text, uint32_t len,
 			      const struct vm_def *cur)
@@ -160,7 +70,7 @@ static void snap_config_check(struct state_io *io, const char *text, uint32_t le
 		state_fail(io, "the saved VM description is not one JSON object");
 	else if (vmdef_apply_json(&saved, obj, VMDEF_JSON_DOCUMENT, err, sizeof(err)))
 		state_fail(io, "the saved VM description: %s", err);
-	else if (snap_config_differs(&saved, cur, why, sizeof(why)))
+	else if (vmdef_guest_change(&saved, cur, why, sizeof(why)))
 		state_fail(io, "%s", why);
 	json_object_put(obj);
 	json_tokener_free(tok);

@@ -131,6 +131,11 @@ int machine_add_state_section(struct machine *m, const char *name, uint32_t vers
 	return state_register(&vm_of(m)->state, name, version, fn, opaque);
 }
 
+int machine_block_save(struct machine *m, const char *reason)
+{
+	return state_block(&vm_of(m)->state, reason);
+}
+
 /* Devices quiesce (pause) or carry on; each change once. A device that does not quiesce
  * fails the pause: every device carries on again and -EBUSY is returned, so that a save,
  * checkpoint or restore never runs beside I/O in flight (docs/keel-vmm.md). */

@@ -160,6 +160,100 @@ static void test_device_slots(void **state)
 	assert_non_null(strstr(err, "slot=1..30"));
 }
 
+/* What a saved state must match (vmdef_guest_change): each device the guest saw, found by
+ * its PCI slot, with what the guest saw of it; host wiring may change. And what needs the VM
+ * off (vmdef_hw_change). Both are driven by the description's table of device kinds. */
+static void test_guest_change(void **state)
+{
+	char *saved_a[] = {"keel-vmm",
+			   "--kernel",
+			   "k",
+			   "--disk",
+			   "path=/d0,serial=s0",
+			   "--net",
+			   "tap=t0,mac=02:00:00:00:00:01",
+			   NULL};
+	char *renamed[] = {"keel-vmm",
+			   "--kernel",
+			   "k",
+			   "--disk",
+			   "path=/copy,serial=s0",
+			   "--net",
+			   "tap=other,mac=02:00:00:00:00:01",
+			   NULL};
+	char *serial[] = {"keel-vmm",
+			  "--kernel",
+			  "k",
+			  "--disk",
+			  "path=/d0,serial=s9",
+			  "--net",
+			  "tap=t0,mac=02:00:00:00:00:01",
+			  NULL};
+	char *mac[] = {"keel-vmm",
+		       "--kernel",
+		       "k",
+		       "--disk",
+		       "path=/d0,serial=s0",
+		       "--net",
+		       "tap=t0,mac=02:00:00:00:00:02",
+		       NULL};
+	char *moved[] = {"keel-vmm",
+			 "--kernel",
+			 "k",
+			 "--disk",
+			 "path=/d0,serial=s0,slot=9",
+			 "--net",
+			 "tap=t0,mac=02:00:00:00:00:01",
+			 NULL};
+	char *nodisk[] = {"keel-vmm", "--kernel", "k", "--net", "tap=t0,mac=02:00:00:00:00:01",
+			  NULL};
+	char *norng[] = {"keel-vmm",
+			 "--kernel",
+			 "k",
+			 "--disk",
+			 "path=/d0,serial=s0",
+			 "--net",
+			 "tap=t0,mac=02:00:00:00:00:01",
+			 "--no-rng",
+			 NULL};
+	struct vm_config a, b;
+	char err[256], why[256];
+
+	assert_int_equal(parse(saved_a, 7, &a, err), 0);
+	assert_int_equal(parse(renamed, 7, &b, err), 0);
+	assert_false(vmdef_guest_change(&a.def, &b.def, why, sizeof(why)));
+	assert_string_equal(vmdef_hw_change(&a.def, &b.def), "disks");
+	config_free(&b);
+
+	assert_int_equal(parse(serial, 7, &b, err), 0);
+	assert_true(vmdef_guest_change(&a.def, &b.def, why, sizeof(why)));
+	assert_non_null(strstr(why, "disk at PCI slot 1 was saved with serial 's0'"));
+	config_free(&b);
+
+	assert_int_equal(parse(mac, 7, &b, err), 0);
+	assert_true(vmdef_guest_change(&a.def, &b.def, why, sizeof(why)));
+	assert_non_null(strstr(why, "saved with MAC 02:00:00:00:00:01"));
+	assert_string_equal(vmdef_hw_change(&a.def, &b.def), "nets");
+	config_free(&b);
+
+	assert_int_equal(parse(moved, 7, &b, err), 0);
+	assert_true(vmdef_guest_change(&a.def, &b.def, why, sizeof(why)));
+	assert_non_null(strstr(why, "a device of 'disks' at PCI slot 1"));
+	config_free(&b);
+
+	assert_int_equal(parse(nodisk, 5, &b, err), 0);
+	assert_true(vmdef_guest_change(&a.def, &b.def, why, sizeof(why)));
+	assert_non_null(strstr(why, "1 device in 'disks'; its description has 0"));
+	config_free(&b);
+
+	assert_int_equal(parse(norng, 8, &b, err), 0);
+	assert_true(vmdef_guest_change(&a.def, &b.def, why, sizeof(why)));
+	assert_non_null(strstr(why, "in 'rng'"));
+	assert_string_equal(vmdef_hw_change(&a.def, &b.def), "rng");
+	config_free(&b);
+	config_free(&a);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -294,7 +388,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_memory_units), cmocka_unit_test(test_serial_specs),
 		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
-		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "vmm/device.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/virtio.h"
+#include "config/vmdef_device.h"
 #include "vmm/machine.h"
 
 #define BLK_F_SEG_MAX	   2
@@ -534,11 +535,6 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, struct virt
 	return 0;
 }
 
-static unsigned blk_count(const struct machine *m)
-{
-	return m->def->ndisks;
-}
-
 static int blk_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
@@ -549,4 +545,4 @@ static int blk_class_create(struct machine *m, unsigned i, char *err, size_t err
 
 /* One per disk of the description. */
 const struct device_class virtio_blk_class = {
-	.name = "virtio-blk", .count = blk_count, .create = blk_class_create};
+	.name = "virtio-blk", .config = &vmdef_disk_kind, .create = blk_class_create};

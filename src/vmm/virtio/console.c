@@ -14,6 +14,7 @@
 #include "vmm/chardev.h"
 #include "vmm/device.h"
 #include "vmm/virtio/virtio.h"
+#include "config/vmdef_device.h"
 #include "vmm/machine.h"
 
 #define CONSOLE_QUEUE_SIZE 128
@@ -172,11 +173,6 @@ int virtio_console_create(struct machine *m, unsigned slot, const struct chardev
 	return 0;
 }
 
-static unsigned console_count(const struct machine *m)
-{
-	return m->def->console.present;
-}
-
 static int console_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
@@ -187,4 +183,4 @@ static int console_class_create(struct machine *m, unsigned i, char *err, size_t
 }
 
 const struct device_class virtio_console_class = {
-	.name = "virtio-console", .count = console_count, .create = console_class_create};
+	.name = "virtio-console", .config = &vmdef_console_kind, .create = console_class_create};

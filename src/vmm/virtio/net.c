@@ -25,6 +25,7 @@
 #include "vmm/device.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
+#include "config/vmdef_device.h"
 #include "vmm/machine.h"
 
 #define NET_F_CSUM	 0
@@ -276,11 +277,6 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virti
 	return 0;
 }
 
-static unsigned net_count(const struct machine *m)
-{
-	return m->def->nnics;
-}
-
 static int net_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
@@ -291,4 +287,4 @@ static int net_class_create(struct machine *m, unsigned i, char *err, size_t err
 
 /* One per network adapter of the description. */
 const struct device_class virtio_net_class = {
-	.name = "virtio-net", .count = net_count, .create = net_class_create};
+	.name = "virtio-net", .config = &vmdef_nic_kind, .create = net_class_create};

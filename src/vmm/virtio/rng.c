@@ -7,6 +7,7 @@
 
 #include "vmm/device.h"
 #include "vmm/virtio/virtio.h"
+#include "config/vmdef_device.h"
 #include "vmm/machine.h"
 
 #define RNG_QUEUE_SIZE 256
@@ -77,11 +78,6 @@ int virtio_rng_create(struct machine *m, unsigned slot, struct virtio_dev **out)
 	return r;
 }
 
-static unsigned rng_count(const struct machine *m)
-{
-	return m->def->rng.present;
-}
-
 static int rng_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
@@ -91,4 +87,4 @@ static int rng_class_create(struct machine *m, unsigned i, char *err, size_t err
 }
 
 const struct device_class virtio_rng_class = {
-	.name = "virtio-rng", .count = rng_count, .create = rng_class_create};
+	.name = "virtio-rng", .config = &vmdef_rng_kind, .create = rng_class_create};

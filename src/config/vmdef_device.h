@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The kinds of device a VM description holds (disks, network adapters, the virtio-console,
+ * virtio-rng): each kind is one file in src/config (vmdef_disk.c, vmdef_nic.c,
+ * vmdef_onedev.c) with one const struct vmdef_device_kind, listed once in vmdef_devices[]
+ * (vmdef_devices.c). vmdef.c is driven by that table for everything a device needs: its
+ * JSON field (parse and write), its PCI slots, its checks, what may change while the VM
+ * runs, what a saved state must match. keel-vmm's device class points at its kind
+ * (vmm/device.h). How to add one: docs/devices.md.
+ */
+#ifndef KEEL_CONFIG_VMDEF_DEVICE_H
+#define KEEL_CONFIG_VMDEF_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "config/vmdef.h"
+
+struct vmdef_device_kind {
+	const char *field; /* the document's field: "disks", "nets", "virtio_console", "rng" */
+	unsigned max;	   /* at most this many; 1: the field is null or one object */
+	/* How many the description has, and instance i's PCI slot (0: none yet). */
+	unsigned (*count)(const struct vm_def *def);
+	uint8_t *(*slot)(struct vm_def *def, unsigned i);
+	/* Replace the kind's devices with the field's value v (vmdef_apply_json works on a copy
+	 * and keeps the old description on error). 0, -EINVAL with err, or -ENOMEM. */
+	int (*parse)(struct vm_def *def, json_object *v, char *err, size_t errlen);
+	/* The field's value as the document writes it (NULL: JSON null). */
+	json_object *(*to_json)(const struct vm_def *def);
+	/* Is instance i of nd the device that was instance j of old (same file, same tap)? It
+	 * then keeps old's slot when the request gives it none. */
+	bool (*same)(const struct vm_def *nd, unsigned i, const struct vm_def *old, unsigned j);
+	/* Optional: the checks within the kind (a file twice, a MAC twice); 0 or -EINVAL. */
+	int (*check)(const struct vm_def *def, char *err, size_t errlen);
+	/* Optional: keeld's checks of host files before it stores the description. */
+	int (*validate)(const struct vm_def *def, char *err, size_t errlen);
+	/* Instance i of a and of b are the same hardware (a change needs the VM off)? */
+	bool (*hw_equal)(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j);
+	/* A saved state's instance i (saved) and the device now at its slot (cur, j) look the
+	 * same to the guest? When not, why says what differs. */
+	bool (*guest_equal)(const struct vm_def *saved, unsigned i, const struct vm_def *cur,
+			    unsigned j, char *why, size_t len);
+	/* Optional: the kind's allocations (copy: dst already holds src's bytes). */
+	int (*copy)(struct vm_def *dst, const struct vm_def *src);
+	void (*free)(struct vm_def *def);
+};
+
+extern const struct vmdef_device_kind vmdef_disk_kind, vmdef_nic_kind, vmdef_console_kind,
+	vmdef_rng_kind;
+
+/* Every kind, in the order devices without a slot get theirs (vmdef_assign_slots). */
+extern const struct vmdef_device_kind *const vmdef_devices[];
+extern const size_t vmdef_ndevices;
+
+#endif

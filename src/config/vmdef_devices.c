@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The device kinds a VM description holds (config/vmdef_device.h). Adding a kind is its own
+ * file plus one line here (docs/devices.md). */
+#include "config/vmdef_device.h"
+
+const struct vmdef_device_kind *const vmdef_devices[] = {
+	&vmdef_disk_kind,
+	&vmdef_nic_kind,
+	&vmdef_console_kind,
+	&vmdef_rng_kind,
+};
+
+const size_t vmdef_ndevices = sizeof(vmdef_devices) / sizeof(vmdef_devices[0]);

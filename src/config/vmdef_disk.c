@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Disks in a VM description: the "disks" field (docs/vm-config.md), virtio-blk in keel-vmm. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/vmdef_device.h"
+#include "config/vmdef_json.h"
+#include "lib/error.h"
+
+static unsigned disk_count(const struct vm_def *def)
+{
+	return def->ndisks;
+}
+
+static uint8_t *disk_slot(struct vm_def *def, unsigned i)
+{
+	return &def->disks[i].pci_slot;
+}
+
+static int parse_disk(struct vm_disk *disk, size_t i, json_object *d, char *err, size_t errlen)
+{
+	bool have_path = false;
+	const char *s;
+	int ret;
+
+	if (!json_object_is_type(d, json_type_object)) {
+		error_set(err, errlen, "disks[%zu] must be an object", i);
+		return -EINVAL;
+	}
+	json_object_object_foreach(d, key, val)
+	{
+		if (!strcmp(key, "path")) {
+			ret = vmdef_get_path(val, "disks[].path", false, &disk->path, err, errlen);
+			if (ret)
+				return ret;
+			have_path = true;
+		} else if (!strcmp(key, "readonly")) {
+			ret = vmdef_get_bool(val, "disks[].readonly", &disk->readonly, err, errlen);
+			if (ret)
+				return ret;
+		} else if (!strcmp(key, "serial")) {
+			s = vmdef_get_str(val, "disks[].serial", VMDEF_SERIAL_MAX, err, errlen);
+			if (!s)
+				return -EINVAL;
+			strcpy(disk->serial, s); /* length checked by get_str */
+		} else if (!strcmp(key, "pci_slot")) {
+			ret = vmdef_get_slot(val, "disks[].pci_slot", &disk->pci_slot, err, errlen);
+			if (ret)
+				return ret;
+		} else {
+			error_set(err, errlen, "unknown field '%s' in disks[%zu]", key, i);
+			return -EINVAL;
+		}
+	}
+	if (!have_path) {
+		error_set(err, errlen, "disks[%zu] has no 'path'", i);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int disk_parse(struct vm_def *def, json_object *v, char *err, size_t errlen)
+{
+	struct vm_disk old[VMDEF_MAX_DISKS];
+	unsigned nold = def->ndisks;
+	size_t n;
+	int ret = 0;
+
+	if (!json_object_is_type(v, json_type_array)) {
+		error_set(err, errlen, "field 'disks' must be an array");
+		return -EINVAL;
+	}
+	n = json_object_array_length(v);
+	if (n > VMDEF_MAX_DISKS) {
+		error_set(err, errlen, "a VM has at most %d disks, not %zu", VMDEF_MAX_DISKS, n);
+		return -EINVAL;
+	}
+	memcpy(old, def->disks, sizeof(old));
+	def->ndisks = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		def->disks[i] = (struct vm_disk){0};
+		def->ndisks = (unsigned)i + 1;
+		ret = parse_disk(&def->disks[i], i, json_object_array_get_idx(v, i), err, errlen);
+	}
+	for (unsigned j = 0; j < nold; j++)
+		free(old[j].path);
+	return ret;
+}
+
+static json_object *disk_to_json(const struct vm_def *def)
+{
+	json_object *disks = json_object_new_array();
+
+	for (unsigned i = 0; disks && i < def->ndisks; i++) {
+		json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "path", json_object_new_string(def->disks[i].path));
+		json_object_object_add(d, "readonly",
+				       json_object_new_boolean(def->disks[i].readonly));
+		json_object_object_add(d, "serial", json_object_new_string(def->disks[i].serial));
+		if (def->disks[i].pci_slot)
+			json_object_object_add(d, "pci_slot",
+					       json_object_new_int(def->disks[i].pci_slot));
+		json_object_array_add(disks, d);
+	}
+	return disks;
+}
+
+static bool disk_same(const struct vm_def *nd, unsigned i, const struct vm_def *old, unsigned j)
+{
+	return !strcmp(nd->disks[i].path, old->disks[j].path);
+}
+
+static int disk_check(const struct vm_def *def, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < def->ndisks; i++) {
+		for (unsigned j = 0; j < i; j++) {
+			if (!strcmp(def->disks[i].path, def->disks[j].path)) {
+				error_set(err, errlen, "disk %s is attached twice",
+					  def->disks[i].path);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+static int disk_validate(const struct vm_def *def, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < def->ndisks; i++)
+		if (vmdef_check_file("disk", def->disks[i].path, true, !def->disks[i].readonly, err,
+				     errlen))
+			return -EINVAL;
+	return 0;
+}
+
+static bool disk_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j)
+{
+	const struct vm_disk *x = &a->disks[i], *y = &b->disks[j];
+
+	return !strcmp(x->path, y->path) && x->readonly == y->readonly &&
+	       !strcmp(x->serial, y->serial) && x->pci_slot == y->pci_slot;
+}
+
+/* The guest saw the disk's read-only flag and serial; its file may be another (a copy). */
+static bool disk_guest_equal(const struct vm_def *saved, unsigned i, const struct vm_def *cur,
+			     unsigned j, char *why, size_t len)
+{
+	const struct vm_disk *a = &saved->disks[i], *b = &cur->disks[j];
+
+	if (a->readonly == b->readonly && !strcmp(a->serial, b->serial))
+		return true;
+	snprintf(why, len,
+		 "the disk at PCI slot %u was saved%s with serial '%s'; its description has "
+		 "it%s with serial '%s'",
+		 a->pci_slot, a->readonly ? " read-only" : "", a->serial,
+		 b->readonly ? " read-only" : "", b->serial);
+	return false;
+}
+
+static int disk_copy(struct vm_def *dst, const struct vm_def *src)
+{
+	unsigned n = src->ndisks;
+
+	dst->ndisks = 0; /* what disk_free frees, should a copy fail */
+	for (unsigned i = 0; i < n; i++) {
+		dst->disks[i].path = strdup(src->disks[i].path);
+		if (!dst->disks[i].path)
+			return -ENOMEM;
+		dst->ndisks = i + 1;
+	}
+	return 0;
+}
+
+static void disk_free(struct vm_def *def)
+{
+	for (unsigned i = 0; i < def->ndisks; i++)
+		free(def->disks[i].path);
+	def->ndisks = 0;
+}
+
+const struct vmdef_device_kind vmdef_disk_kind = {
+	.field = "disks",
+	.max = VMDEF_MAX_DISKS,
+	.count = disk_count,
+	.slot = disk_slot,
+	.parse = disk_parse,
+	.to_json = disk_to_json,
+	.same = disk_same,
+	.check = disk_check,
+	.validate = disk_validate,
+	.hw_equal = disk_hw_equal,
+	.guest_equal = disk_guest_equal,
+	.copy = disk_copy,
+	.free = disk_free,
+};

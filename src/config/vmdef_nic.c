@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Network adapters in a VM description: the "nets" field (docs/vm-config.md), virtio-net in
+ * keel-vmm. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/vmdef_device.h"
+#include "config/vmdef_json.h"
+#include "lib/error.h"
+
+static unsigned nic_count(const struct vm_def *def)
+{
+	return def->nnics;
+}
+
+static uint8_t *nic_slot(struct vm_def *def, unsigned i)
+{
+	return &def->nics[i].pci_slot;
+}
+
+static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errlen)
+{
+	struct vm_nic old[VMDEF_MAX_NICS];
+	bool used[VMDEF_MAX_NICS] = {false};
+	unsigned nold = def->nnics;
+	size_t n;
+
+	if (!json_object_is_type(v, json_type_array)) {
+		error_set(err, errlen, "field 'nets' must be an array");
+		return -EINVAL;
+	}
+	n = json_object_array_length(v);
+	if (n > VMDEF_MAX_NICS) {
+		error_set(err, errlen, "a VM has at most %d network adapters, not %zu",
+			  VMDEF_MAX_NICS, n);
+		return -EINVAL;
+	}
+	memcpy(old, def->nics, sizeof(old));
+	def->nnics = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(v, i);
+		struct vm_nic *nic = &def->nics[i];
+		const char *s;
+
+		if (!json_object_is_type(d, json_type_object)) {
+			error_set(err, errlen, "nets[%zu] must be an object", i);
+			return -EINVAL;
+		}
+		memset(nic, 0, sizeof(*nic));
+		json_object_object_foreach(d, key, val)
+		{
+			if (!strcmp(key, "tap")) {
+				s = vmdef_get_str(val, "nets[].tap", 64, err, errlen);
+				if (!s)
+					return -EINVAL;
+				if (!vmdef_tap_ok(s)) {
+					error_set(
+						err, errlen,
+						"nets[%zu].tap '%s' is not a valid interface name "
+						"(1 to %d characters, no spaces, '/', ':', ',' or "
+						"'=')",
+						i, s, VMDEF_TAP_MAX);
+					return -EINVAL;
+				}
+				strcpy(nic->tap, s);
+			} else if (!strcmp(key, "mac")) {
+				s = vmdef_get_str(val, "nets[].mac", 64, err, errlen);
+				if (!s)
+					return -EINVAL;
+				if (!vmdef_mac_ok(s)) {
+					error_set(err, errlen,
+						  "nets[%zu].mac '%s' is not a unicast MAC address "
+						  "(xx:xx:xx:xx:xx:xx, first byte even)",
+						  i, s);
+					return -EINVAL;
+				}
+				strcpy(nic->mac, s);
+			} else if (!strcmp(key, "pci_slot")) {
+				if (vmdef_get_slot(val, "nets[].pci_slot", &nic->pci_slot, err,
+						   errlen))
+					return -EINVAL;
+			} else if (!strcmp(key, "switch")) {
+				error_set(err, errlen,
+					  "nets[%zu]: virtual switches are not available in this "
+					  "keeld; "
+					  "connect the adapter to a tap device with 'tap'",
+					  i);
+				return -EINVAL;
+			} else {
+				error_set(err, errlen, "unknown field '%s' in nets[%zu]", key, i);
+				return -EINVAL;
+			}
+		}
+		if (!nic->tap[0]) {
+			error_set(err, errlen, "nets[%zu] has no 'tap'", i);
+			return -EINVAL;
+		}
+		def->nnics = i + 1;
+	}
+	/* Lowercase MACs so that uniqueness checks compare like with like. */
+	for (unsigned i = 0; i < def->nnics; i++)
+		for (char *p = def->nics[i].mac; *p; p++)
+			if (*p >= 'A' && *p <= 'F')
+				*p = (char)(*p - 'A' + 'a');
+	/* An adapter given without a MAC keeps the one it had on the same tap. */
+	for (unsigned i = 0; i < def->nnics; i++) {
+		if (def->nics[i].mac[0])
+			continue;
+		for (unsigned j = 0; j < nold; j++) {
+			if (!used[j] && !strcmp(old[j].tap, def->nics[i].tap)) {
+				bool taken = false;
+				for (unsigned k = 0; k < def->nnics; k++)
+					taken |= !strcmp(def->nics[k].mac, old[j].mac);
+				if (taken)
+					continue;
+				strcpy(def->nics[i].mac, old[j].mac);
+				used[j] = true;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+static json_object *nic_to_json(const struct vm_def *def)
+{
+	json_object *nets = json_object_new_array();
+
+	for (unsigned i = 0; nets && i < def->nnics; i++) {
+		json_object *n = json_object_new_object();
+
+		json_object_object_add(n, "tap", json_object_new_string(def->nics[i].tap));
+		if (def->nics[i].mac[0]) /* keel-vmm derives one from the tap's name */
+			json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
+		if (def->nics[i].pci_slot)
+			json_object_object_add(n, "pci_slot",
+					       json_object_new_int(def->nics[i].pci_slot));
+		json_object_array_add(nets, n);
+	}
+	return nets;
+}
+
+static bool nic_same(const struct vm_def *nd, unsigned i, const struct vm_def *old, unsigned j)
+{
+	return !strcmp(nd->nics[i].tap, old->nics[j].tap);
+}
+
+static int nic_check(const struct vm_def *def, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < def->nnics; i++) {
+		for (unsigned j = 0; j < i; j++) {
+			if (!strcmp(def->nics[i].tap, def->nics[j].tap)) {
+				error_set(err, errlen, "tap %s is used by two network adapters",
+					  def->nics[i].tap);
+				return -EINVAL;
+			}
+			if (def->nics[i].mac[0] && !strcmp(def->nics[i].mac, def->nics[j].mac)) {
+				error_set(err, errlen, "MAC %s is given to two network adapters",
+					  def->nics[i].mac);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j)
+{
+	const struct vm_nic *x = &a->nics[i], *y = &b->nics[j];
+
+	return !strcmp(x->tap, y->tap) && !strcmp(x->mac, y->mac) && x->pci_slot == y->pci_slot;
+}
+
+/* The guest saw the adapter's MAC; the tap behind it is the host's business. */
+static bool nic_guest_equal(const struct vm_def *saved, unsigned i, const struct vm_def *cur,
+			    unsigned j, char *why, size_t len)
+{
+	const struct vm_nic *a = &saved->nics[i], *b = &cur->nics[j];
+
+	if (!strcmp(a->mac, b->mac))
+		return true;
+	snprintf(why, len,
+		 "the network adapter at PCI slot %u was saved with MAC %s; its description "
+		 "gives it %s",
+		 a->pci_slot, a->mac, b->mac);
+	return false;
+}
+
+const struct vmdef_device_kind vmdef_nic_kind = {
+	.field = "nets",
+	.max = VMDEF_MAX_NICS,
+	.count = nic_count,
+	.slot = nic_slot,
+	.parse = nic_parse,
+	.to_json = nic_to_json,
+	.same = nic_same,
+	.check = nic_check,
+	.hw_equal = nic_hw_equal,
+	.guest_equal = nic_guest_equal,
+};

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Device models on the narrow machine interface (vmm/machine.h) alone: this test is the
+ * machine. It implements every machine_* call itself (no struct vm, no KVM) and drives
+ * platform devices made from the device table through their ports, checking what they ask
+ * of the machine: interrupt lines, requests, hooks, the power button, state sections. And
+ * the two device tables agree: each kind of device a description holds
+ * (config/vmdef_device.h) has exactly one PCI model, in the same order.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config/vmdef_device.h"
+#include "vmm/bus.h"
+#include "vmm/chardev.h"
+#include "vmm/config.h"
+#include "vmm/device.h"
+#include "vmm/loop.h"
+#include "vmm/machine.h"
+#include "vmm/x86/acpi.h"
+#include "vmm/x86/layout.h"
+
+#define MAX_HOOKS 32
+
+/* Everything the devices asked of the machine. */
+static struct {
+	int irq_level[24];
+	unsigned irq_changes;
+	enum vm_event event;
+	char detail[256];
+	machine_reset_fn reset[MAX_HOOKS];
+	void *reset_opaque[MAX_HOOKS];
+	unsigned nreset, npause, nreport, nteardown;
+	machine_teardown_fn teardown[MAX_HOOKS];
+	void *teardown_opaque[MAX_HOOKS];
+	machine_button_fn button;
+	void *button_opaque;
+	char sections[MAX_HOOKS][32];
+	unsigned nsections;
+} fake;
+
+void machine_request(struct machine *m, enum vm_event ev, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (fake.event != VM_EVENT_NONE)
+		return;
+	fake.event = ev;
+	va_start(ap, fmt);
+	vsnprintf(fake.detail, sizeof(fake.detail), fmt, ap);
+	va_end(ap);
+}
+
+void machine_set_irq(struct machine *m, unsigned gsi, int level)
+{
+	assert_true(gsi < 24);
+	fake.irq_level[gsi] = level;
+	fake.irq_changes++;
+}
+
+int machine_set_msi_routes(struct machine *m, const struct kvm_irq_routing_entry *extra,
+			   unsigned nextra)
+{
+	return 0;
+}
+
+int machine_irqfd(struct machine *m, unsigned gsi, int fd, bool assign)
+{
+	return -ENODEV;
+}
+
+int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bool assign)
+{
+	return -ENODEV;
+}
+
+bool machine_built(struct machine *m)
+{
+	return false;
+}
+
+int machine_add_reset_hook(struct machine *m, machine_reset_fn fn, void *opaque)
+{
+	if (fake.nreset == MAX_HOOKS)
+		return -ENOSPC;
+	fake.reset[fake.nreset] = fn;
+	fake.reset_opaque[fake.nreset++] = opaque;
+	return 0;
+}
+
+int machine_add_pause_hook(struct machine *m, machine_pause_fn fn, void *opaque)
+{
+	fake.npause++;
+	return 0;
+}
+
+int machine_add_crash_report(struct machine *m, machine_report_fn fn, void *opaque)
+{
+	fake.nreport++;
+	return 0;
+}
+
+int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque)
+{
+	if (fake.nteardown == MAX_HOOKS)
+		return -ENOSPC;
+	fake.teardown[fake.nteardown] = fn;
+	fake.teardown_opaque[fake.nteardown++] = opaque;
+	return 0;
+}
+
+int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
+{
+	if (fake.button)
+		return -EEXIST;
+	fake.button = fn;
+	fake.button_opaque = opaque;
+	return 0;
+}
+
+int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
+			      void *opaque)
+{
+	if (fake.nsections == MAX_HOOKS)
+		return -ENOSPC;
+	snprintf(fake.sections[fake.nsections++], sizeof(fake.sections[0]), "%s", name);
+	return 0;
+}
+
+int machine_block_save(struct machine *m, const char *reason)
+{
+	return 0;
+}
+
+static struct vm_def def = {.cpus = 1, .memory = 64 << 20};
+static struct bus pio, mmio;
+static struct machine machine;
+static struct chardev *serial_out; /* COM1 with no host side ("off") */
+
+/* One machine for the whole group (the platform devices live as long as their bus, as in a
+ * VM); each test starts with no request pending. */
+static int setup(void **state)
+{
+	static struct loop *loop;
+	struct chardev_spec off = {CHARDEV_OFF, NULL};
+	char err[256] = "";
+
+	bus_init(&pio, "pio");
+	bus_init(&mmio, "mmio");
+	if (loop_create(&loop) || chardev_open(&off, loop, &serial_out, err, sizeof(err)))
+		return -1;
+	machine = (struct machine){
+		.def = &def, .pio = &pio, .mmio = &mmio, .loop = loop, .serial_out = serial_out};
+	def.debug_exit = true;
+	if (devices_create(&machine, DEVICE_BUS_PLATFORM, err, sizeof(err))) {
+		fprintf(stderr, "platform devices: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	while (fake.nteardown--)
+		fake.teardown[fake.nteardown](fake.teardown_opaque[fake.nteardown]);
+	chardev_close(serial_out);
+	return 0;
+}
+
+/* Power-on state, as the machine resets its devices before a boot. */
+static int reset(void **state)
+{
+	for (unsigned i = 0; i < fake.nreset; i++)
+		fake.reset[i](fake.reset_opaque[i]);
+	fake.event = VM_EVENT_NONE;
+	fake.detail[0] = '\0';
+	return 0;
+}
+
+static bool has_section(const char *name)
+{
+	for (unsigned i = 0; i < fake.nsections; i++)
+		if (!strcmp(fake.sections[i], name))
+			return true;
+	return false;
+}
+
+/* Every platform device registered its saved state and reset hook through the machine, and
+ * the ACPI PM took the power button. */
+static void test_platform_hooks(void **state)
+{
+	assert_true(has_section("serial.3f8"));
+	assert_true(has_section("rtc"));
+	assert_true(has_section("pm"));
+	assert_true(has_section("fw_cfg"));
+	assert_true(fake.nreset >= 5);
+	assert_non_null(fake.button);
+	assert_int_equal(fake.event, VM_EVENT_NONE);
+}
+
+/* i8042 command 0xFE pulses the reset line: a reset request, nothing else. */
+static void test_i8042_reset(void **state)
+{
+	bus_write(&pio, PORT_I8042_CMD, 1, 0xfe);
+	assert_int_equal(fake.event, VM_EVENT_RESET);
+	assert_non_null(strstr(fake.detail, "i8042"));
+}
+
+/* The power button raises the SCI once the guest enabled its event, and S5 powers off. */
+static void test_pm_button_and_s5(void **state)
+{
+	uint64_t sts = 0;
+
+	fake.button(fake.button_opaque);
+	assert_int_equal(fake.irq_level[IRQ_SCI], 0); /* event not enabled yet */
+	bus_write(&pio, PORT_PM1_EVT + 2, 2, 1u << 8);
+	assert_int_equal(fake.irq_level[IRQ_SCI], 1);
+	bus_read(&pio, PORT_PM1_EVT, 2, &sts);
+	assert_true(sts & (1u << 8));
+	bus_write(&pio, PORT_PM1_EVT, 2, 1u << 8); /* write one to clear */
+	assert_int_equal(fake.irq_level[IRQ_SCI], 0);
+	assert_int_equal(fake.event, VM_EVENT_NONE);
+	bus_write(&pio, PORT_PM1_CNT, 2, (ACPI_S5_SLP_TYP << 10) | (1u << 13));
+	assert_int_equal(fake.event, VM_EVENT_POWEROFF);
+}
+
+/* The debug-exit port asks the machine to end with (value << 1) | 1. */
+static void test_debug_exit(void **state)
+{
+	bus_write(&pio, PORT_DEBUG_EXIT, 1, 0x21);
+	assert_int_equal(fake.event, VM_EVENT_DEBUG_EXIT);
+}
+
+/* Each kind of device in the description has exactly one PCI model, in the table's order
+ * (the order devices without a slot get theirs). */
+static void test_tables_agree(void **state)
+{
+	size_t n;
+	const struct device_class *const *t = device_table(DEVICE_BUS_PCI, &n);
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!t[i]->config)
+			continue;
+		assert_true(k < vmdef_ndevices);
+		assert_ptr_equal(t[i]->config, vmdef_devices[k]);
+		k++;
+	}
+	assert_int_equal(k, vmdef_ndevices);
+	t = device_table(DEVICE_BUS_PLATFORM, &n);
+	for (size_t i = 0; i < n; i++)
+		assert_null(t[i]->config);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_platform_hooks, reset),
+		cmocka_unit_test_setup(test_i8042_reset, reset),
+		cmocka_unit_test_setup(test_pm_button_and_s5, reset),
+		cmocka_unit_test_setup(test_debug_exit, reset),
+		cmocka_unit_test(test_tables_agree),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
