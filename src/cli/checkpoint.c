@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keel checkpoint: a VM's checkpoints through keeld's API (docs/cli.md, docs/checkpoints.md).
- *   create VM [--name NAME] [--json] | list VM [--json] | apply VM NAME |
- *   delete VM NAME [--subtree] | rename VM NAME NEW
+ *   create VM [--name NAME] [--json] [--no-wait] | list VM [--json] |
+ *   apply VM NAME [--no-wait] | delete VM NAME [--subtree] [--no-wait] | rename VM NAME NEW
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,13 +21,11 @@ static const char ckpt_usage[] =
 	"  apply VM NAME                      return the disks (and memory, if saved) to NAME\n"
 	"  delete VM NAME [--subtree]         delete NAME (and everything below it), merging\n"
 	"                                     its disk files so the others keep their data\n"
-	"  rename VM NAME NEW                 give NAME a new name\n";
+	"  rename VM NAME NEW                 give NAME a new name\n"
+	"create, apply and delete run as keeld jobs and wait for them; with --no-wait they\n"
+	"print the job and return (keel job show ID follows it).\n";
 
-static int usage_error(const char *msg)
-{
-	fprintf(stderr, "keel checkpoint: %s\n%s", msg, ckpt_usage);
-	return EXIT_USAGE;
-}
+#define usage_error(...) cli_usage_error("checkpoint", ckpt_usage, __VA_ARGS__)
 
 /* The states a VM can be in once a checkpoint operation is over. */
 #define CK_SETTLED "Running,Paused,Off,Saved"
@@ -44,7 +42,7 @@ struct ck_args {
 	const char *pos[3];
 	unsigned npos;
 	const char *name;
-	bool json, subtree;
+	bool json, subtree, no_wait;
 };
 
 static int parse(int argc, char **argv, struct ck_args *a, const char *allowed, unsigned npos)
@@ -57,32 +55,23 @@ static int parse(int argc, char **argv, struct ck_args *a, const char *allowed, 
 			a->json = true;
 		} else if (!strcmp(s, "--subtree") && strstr(allowed, "subtree")) {
 			a->subtree = true;
+		} else if (!strcmp(s, "--no-wait") && strstr(allowed, "no-wait")) {
+			a->no_wait = true;
 		} else if (!strcmp(s, "--name") && strstr(allowed, "name") && i + 1 < argc) {
 			a->name = argv[++i];
 		} else if (!strncmp(s, "--name=", 7) && strstr(allowed, "name")) {
 			a->name = s + 7;
 		} else if (s[0] == '-' && s[1] == '-') {
-			char msg[300];
-
-			snprintf(msg, sizeof(msg), "unknown or incomplete option %.200s for %s", s,
-				 argv[1]);
-			return usage_error(msg);
+			return usage_error("unknown or incomplete option %.200s for %s", s,
+					   argv[1]);
 		} else if (a->npos < npos) {
 			a->pos[a->npos++] = s;
 		} else {
-			char msg[300];
-
-			snprintf(msg, sizeof(msg), "too many arguments for %s: %.200s", argv[1], s);
-			return usage_error(msg);
+			return usage_error("too many arguments for %s: %.200s", argv[1], s);
 		}
 	}
-	if (a->npos < npos) {
-		char msg[128];
-
-		snprintf(msg, sizeof(msg), "%s needs %u argument%s", argv[1], npos,
-			 npos > 1 ? "s" : "");
-		return usage_error(msg);
-	}
+	if (a->npos < npos)
+		return usage_error("%s needs %u argument%s", argv[1], npos, npos > 1 ? "s" : "");
 	return EXIT_OK;
 }
 
@@ -149,12 +138,50 @@ static int cmd_list(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/*
+ * Create, apply and delete are keeld jobs: start one, and unless --no-wait follow it to its
+ * end, then wait until the VM's worker (saved and restored around the operation when it
+ * runs) settles. *result gets the job's result (the caller puts *done, which holds it);
+ * with --no-wait the job is printed and *result stays NULL.
+ */
+static int ck_job(const struct ck_args *a, const char *method, const char *path, json_object *body,
+		  const char *what, json_object **done, json_object **result)
+{
+	json_object *job = NULL;
+	char href[256];
+	int ret = client_call(method, path, body, &job, what);
+
+	*done = *result = NULL;
+	if (ret)
+		return ret;
+	if (a->no_wait) {
+		if (a->json)
+			print_json(job);
+		else
+			printf("job %s started: %s\n", str(job, "id"), what);
+		json_object_put(job);
+		return EXIT_OK;
+	}
+	ret = client_wait_job(job, what);
+	snprintf(href, sizeof(href), "%s", str(job, "href"));
+	json_object_put(job);
+	if (!ret)
+		ret = client_call("GET", href, NULL, done, what);
+	if (!ret && !json_object_object_get_ex(*done, "result", result)) {
+		fprintf(stderr, "keel: %s: keeld's job has no result\n", what);
+		ret = EXIT_FAIL;
+	}
+	if (!ret)
+		ret = client_wait_state(a->pos[0], "Starting", CK_SETTLED, 120, what);
+	return ret;
+}
+
 static int cmd_create(int argc, char **argv)
 {
 	struct ck_args a;
-	json_object *body, *job = NULL, *done = NULL, *o = NULL;
+	json_object *body, *done = NULL, *o = NULL;
 	char path[1024], what[200];
-	int ret = parse(argc, argv, &a, "json name", 1);
+	int ret = parse(argc, argv, &a, "json name no-wait", 1);
 
 	if (ret)
 		return ret;
@@ -163,73 +190,63 @@ static int cmd_create(int argc, char **argv)
 		json_object_object_add(body, "name", json_object_new_string(a.name));
 	ck_path(path, sizeof(path), a.pos[0], NULL, NULL);
 	snprintf(what, sizeof(what), "checkpoint VM '%s'", a.pos[0]);
-	ret = client_call("POST", path, body, &job, what);
+	ret = ck_job(&a, "POST", path, body, what, &done, &o);
 	json_object_put(body);
-	/* keeld creates it as a job (a running VM's memory is saved first): follow it, take
-	 * the checkpoint from its result, then wait for the VM's worker to run again. */
-	if (!ret)
-		ret = client_wait_job(job, what);
-	if (!ret) {
-		snprintf(path, sizeof(path), "%s", str(job, "href"));
-		ret = client_call("GET", path, NULL, &done, what);
+	if (!ret && o) {
+		if (a.json)
+			print_json(o);
+		else
+			printf("checkpoint '%s' of VM '%s' created\n", str(o, "name"), a.pos[0]);
 	}
-	if (!ret && !json_object_object_get_ex(done, "result", &o)) {
-		fprintf(stderr, "keel: %s: keeld's job has no result\n", what);
-		ret = EXIT_FAIL;
-	}
-	if (!ret)
-		ret = client_wait_state(a.pos[0], "Starting", CK_SETTLED, 120, "checkpoint");
-	json_object_put(job);
-	if (ret) {
-		json_object_put(done);
-		return ret;
-	}
-	if (a.json)
-		print_json(o);
-	else
-		printf("checkpoint '%s' of VM '%s' created\n", str(o, "name"), a.pos[0]);
 	json_object_put(done); /* o is its "result" */
-	return EXIT_OK;
+	return ret;
 }
 
 static int cmd_apply(int argc, char **argv)
 {
 	struct ck_args a;
-	json_object *o = NULL;
+	json_object *done = NULL, *o = NULL, *vm = NULL;
 	char path[1024], what[200];
-	int ret = parse(argc, argv, &a, "", 2);
+	int ret = parse(argc, argv, &a, "no-wait", 2);
 
 	if (ret)
 		return ret;
 	ck_path(path, sizeof(path), a.pos[0], a.pos[1], "/apply");
 	snprintf(what, sizeof(what), "apply checkpoint '%s' to VM '%s'", a.pos[1], a.pos[0]);
-	ret = client_call("POST", path, NULL, &o, what);
+	ret = ck_job(&a, "POST", path, NULL, what, &done, &o);
+	json_object_put(done);
+	if (ret || !o)
+		return ret;
+	{
+		char v[400];
+
+		snprintf(path, sizeof(path), "/v1/vms/%s", client_escape(a.pos[0], v, sizeof(v)));
+	}
+	ret = client_call("GET", path, NULL, &vm, what);
 	if (ret)
 		return ret;
-	printf("checkpoint '%s' applied: VM '%s' is %s\n", a.pos[1], a.pos[0], str(o, "state"));
-	json_object_put(o);
+	printf("checkpoint '%s' applied: VM '%s' is %s\n", a.pos[1], a.pos[0], str(vm, "state"));
+	json_object_put(vm);
 	return EXIT_OK;
 }
 
 static int cmd_delete(int argc, char **argv)
 {
 	struct ck_args a;
+	json_object *done = NULL, *o = NULL;
 	char path[1024], what[200];
-	int ret = parse(argc, argv, &a, "subtree", 2);
+	int ret = parse(argc, argv, &a, "subtree no-wait", 2);
 
 	if (ret)
 		return ret;
 	ck_path(path, sizeof(path), a.pos[0], a.pos[1], a.subtree ? "?subtree=true" : NULL);
 	snprintf(what, sizeof(what), "delete checkpoint '%s' of VM '%s'", a.pos[1], a.pos[0]);
-	ret = client_call("DELETE", path, NULL, NULL, what);
-	if (!ret) /* as for create: a running VM's worker restarts after the merge */
-		ret = client_wait_state(a.pos[0], "Starting", CK_SETTLED, 120,
-					"delete a checkpoint of");
-	if (ret)
-		return ret;
-	printf("checkpoint '%s'%s of VM '%s' deleted\n", a.pos[1],
-	       a.subtree ? " and its subtree" : "", a.pos[0]);
-	return EXIT_OK;
+	ret = ck_job(&a, "DELETE", path, NULL, what, &done, &o);
+	if (!ret && o)
+		printf("checkpoint '%s'%s of VM '%s' deleted\n", a.pos[1],
+		       a.subtree ? " and its subtree" : "", a.pos[0]);
+	json_object_put(done);
+	return ret;
 }
 
 static int cmd_rename(int argc, char **argv)

@@ -8,6 +8,11 @@
 #define CLI_FAIL  1 /* the operation failed; a message says why */
 #define CLI_USAGE 2 /* bad command line */
 
+/* A bad command line: "keel GROUP: MESSAGE", then the group's usage, on stderr; returns
+ * CLI_USAGE. */
+int cli_usage_error(const char *group, const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* argv[0] is the group name ("disk"); returns an exit code. */
 int cli_disk_main(int argc, char **argv);
 int cli_vm_main(int argc, char **argv);		/* vm.c: VMs through keeld's API */

@@ -131,9 +131,8 @@ int cli_console_main(int argc, char **argv)
 		}
 	}
 	if (!name || optind < argc) {
-		fprintf(stderr, "keel console: %s\n%s",
-			name ? "unexpected argument" : "missing the VM name", console_usage);
-		return EXIT_USAGE;
+		return cli_usage_error("console", console_usage, "%s",
+				       name ? "unexpected argument" : "missing the VM name");
 	}
 	ret = console_socket(name, sock, sizeof(sock));
 	if (ret)

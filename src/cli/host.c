@@ -23,11 +23,7 @@ static const char host_usage[] =
 	"                                     and wait until no VM runs: keeld's systemd unit\n"
 	"                                     runs this when the host shuts down\n";
 
-static int usage_error(const char *msg)
-{
-	fprintf(stderr, "keel host: %s\n%s", msg, host_usage);
-	return EXIT_USAGE;
-}
+#define usage_error(...) cli_usage_error("host", host_usage, __VA_ARGS__)
 
 static int cmd_shutdown(int argc, char **argv)
 {

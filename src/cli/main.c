@@ -4,6 +4,7 @@
  *   keel [-v|-q] GROUP COMMAND [ARGS...]
  * Each group lives in its own file and is one line in the table below.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,18 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		fprintf(f, "  %-10s %s\n", groups[i].name, groups[i].summary);
 	fprintf(f, "\n'keel GROUP --help' lists a group's commands.\n");
+}
+
+int cli_usage_error(const char *group, const char *usage, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "keel %s: %s\n%s", group, msg, usage);
+	return CLI_USAGE;
 }
 
 int main(int argc, char **argv)

@@ -47,19 +47,7 @@ static const char vm_usage[] =
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME                           the VM's worker log\n";
 
-static int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
-
-static int usage_error(const char *fmt, const char *arg)
-{
-	char msg[512];
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	snprintf(msg, sizeof(msg), fmt, arg);
-#pragma GCC diagnostic pop
-	fprintf(stderr, "keel vm: %s\n%s", msg, vm_usage);
-	return EXIT_USAGE;
-}
+#define usage_error(...) cli_usage_error("vm", vm_usage, __VA_ARGS__)
 
 static void vm_path(char *buf, size_t size, const char *name, const char *sub)
 {

@@ -606,18 +606,45 @@ static int ckpt_body(json_object *req, const char **name, bool need, char *err, 
 	return 0;
 }
 
-/* Checkpoint creation as a job; its result is the new checkpoint. */
+/* The checkpoint operations that take long, as jobs: creating one (a running VM's memory
+ * is saved first), applying one (the VM is turned off, its disks get new children) and
+ * deleting one (disk files merge; a running VM is saved and restored around it). */
+enum ckpt_job_kind { CKPT_JOB_CREATE, CKPT_JOB_APPLY, CKPT_JOB_DELETE };
+
+static const char *const ckpt_job_names[] = {"checkpoint", "checkpoint-apply", "checkpoint-delete"};
+
 struct ckpt_job {
 	struct ckpt_ctx cc;
 	struct vm_def def;
-	char *name; /* NULL: the default name */
+	enum ckpt_job_kind kind;
+	char *name; /* create: the new name (NULL: the default); else the checkpoint's */
+	bool subtree;
 };
 
+/* The result: the new checkpoint; {"applied": NAME}; {"deleted": NAME, "subtree": B}. */
 static int ckpt_job_run(void *arg, json_object **result, char *err, size_t errlen)
 {
 	struct ckpt_job *a = arg;
+	int ret;
 
-	return ckpt_create(&a->cc, &a->def, a->name, result, err, errlen);
+	switch (a->kind) {
+	case CKPT_JOB_CREATE:
+		return ckpt_create(&a->cc, &a->def, a->name, result, err, errlen);
+	case CKPT_JOB_APPLY:
+		ret = ckpt_apply(&a->cc, &a->def, a->name, err, errlen);
+		if (!ret && (*result = json_object_new_object()))
+			json_object_object_add(*result, "applied", json_object_new_string(a->name));
+		return ret;
+	case CKPT_JOB_DELETE:
+		ret = ckpt_delete(&a->cc, &a->def, a->name, a->subtree, err, errlen);
+		if (!ret && (*result = json_object_new_object())) {
+			json_object_object_add(*result, "deleted", json_object_new_string(a->name));
+			json_object_object_add(*result, "subtree",
+					       json_object_new_boolean(a->subtree));
+		}
+		return ret;
+	}
+	return -EINVAL;
 }
 
 static void ckpt_job_free(void *arg)
@@ -629,15 +656,26 @@ static void ckpt_job_free(void *arg)
 	free(a);
 }
 
-static int start_ckpt_job(struct api_ctx *ctx, const struct vm_def *def, const char *name,
-			  struct job **job, char *err, size_t errlen)
+static int start_ckpt_job(struct api_ctx *ctx, const struct vm_def *def, enum ckpt_job_kind kind,
+			  const char *name, bool subtree, struct job **job, char *err,
+			  size_t errlen)
 {
-	struct ckpt_job *a = calloc(1, sizeof(*a));
+	static const char *const verbs[] = {NULL, "apply a checkpoint to",
+					    "delete a checkpoint of"};
+	struct ckpt_ctx cc = {ctx->store, ctx->sup};
+	struct ckpt_job *a;
 	int ret;
 
+	/* What can be checked now fails the request, not the job: creation is checked by
+	 * the caller (its name), apply and delete here (the checkpoint, the VM's state). */
+	if (verbs[kind] && (ret = ckpt_change_check(&cc, def, name, verbs[kind], err, errlen)))
+		return ret;
+	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	a->cc = (struct ckpt_ctx){ctx->store, ctx->sup};
+	a->cc = cc;
+	a->kind = kind;
+	a->subtree = subtree;
 	ret = vmdef_copy(&a->def, def);
 	if (!ret && name && !(a->name = strdup(name)))
 		ret = -ENOMEM;
@@ -645,11 +683,11 @@ static int start_ckpt_job(struct api_ctx *ctx, const struct vm_def *def, const c
 		ckpt_job_free(a);
 		return ret;
 	}
-	ret = job_start(ctx->sup, "checkpoint", def->uuid, def->name, NULL, 0, ckpt_job_run, a,
-			ckpt_job_free, job);
+	ret = job_start(ctx->sup, ckpt_job_names[kind], def->uuid, def->name, NULL, 0, ckpt_job_run,
+			a, ckpt_job_free, job);
 	if (ret)
-		snprintf(err, errlen, "cannot start the checkpoint of VM '%s': %s", def->name,
-			 ret == -ESHUTDOWN ? "keeld is exiting" : strerror(-ret));
+		snprintf(err, errlen, "cannot start the %s of VM '%s': %s", ckpt_job_names[kind],
+			 def->name, ret == -ESHUTDOWN ? "keeld is exiting" : strerror(-ret));
 	return ret;
 }
 
@@ -690,7 +728,8 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			if (!ret)
 				ret = ckpt_create_check(&cc, def, name, err, sizeof(err));
 			if (!ret)
-				ret = start_ckpt_job(ctx, def, name, &job, err, sizeof(err));
+				ret = start_ckpt_job(ctx, def, CKPT_JOB_CREATE, name, false, &job,
+						     err, sizeof(err));
 			if (!ret)
 				reply_json(out, 202, job_json(job));
 		} else {
@@ -702,13 +741,16 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			method_not_allowed(out, method, url, "POST");
 			return;
 		}
+		struct job *job = NULL;
+
 		ret = json_object_object_length(req) ? -EINVAL : 0;
 		if (ret)
 			snprintf(err, sizeof(err), "apply takes no fields");
 		if (!ret)
-			ret = ckpt_apply(&cc, def, rest, err, sizeof(err));
+			ret = start_ckpt_job(ctx, def, CKPT_JOB_APPLY, rest, false, &job, err,
+					     sizeof(err));
 		if (!ret)
-			reply_json(out, 200, vm_json(ctx, def));
+			reply_json(out, 202, job_json(job));
 	} else if (!strcmp(method, "PATCH")) {
 		ret = ckpt_body(req, &name, true, err, sizeof(err));
 		if (!ret)
@@ -720,6 +762,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			reply_json(out, 200, o);
 		}
 	} else if (!strcmp(method, "DELETE")) {
+		struct job *job = NULL;
 		bool subtree = false;
 
 		ret = 0;
@@ -734,13 +777,10 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			}
 		}
 		if (!ret)
-			ret = ckpt_delete(&cc, def, rest, subtree, err, sizeof(err));
-		if (!ret) {
-			o = json_object_new_object();
-			json_object_object_add(o, "deleted", json_object_new_string(rest));
-			json_object_object_add(o, "subtree", json_object_new_boolean(subtree));
-			reply_json(out, 200, o);
-		}
+			ret = start_ckpt_job(ctx, def, CKPT_JOB_DELETE, rest, subtree, &job, err,
+					     sizeof(err));
+		if (!ret)
+			reply_json(out, 202, job_json(job));
 	} else if (!strcmp(method, "GET")) {
 		ret = ckpt_list(&cc, def, &o);
 		if (!ret) {
@@ -958,7 +998,7 @@ static void route_jobs(const char *method, const char *url, const char *path, st
 static void handle_locked(struct api_ctx *ctx, const char *method, const char *url,
 			  const char *body, size_t len, struct api_reply *out)
 {
-	char path[512], err[256], *key, *sub, *q, *query = NULL;
+	char path[512], err[400], *key, *sub, *q, *query = NULL;
 	json_object *req = NULL;
 	bool has_body = !strcmp(method, "POST") || !strcmp(method, "PATCH");
 
@@ -976,6 +1016,15 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 	/* Accept one trailing slash. */
 	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
 		path[strlen(path) - 1] = '\0';
+	/* Two requests take a query (GET /v1/events, DELETE of a checkpoint); on any other a
+	 * query is a mistake to report, not to ignore. */
+	if (query && query[0] && strcmp(path, "/v1/events") &&
+	    !(!strcmp(method, "DELETE") && strstr(path, "/checkpoints/"))) {
+		snprintf(err, sizeof(err), "%.10s %.200s takes no query string (got '?%.100s')",
+			 method, path, query);
+		api_error_reply(out, 400, "InvalidArgument", err);
+		return;
+	}
 	if (has_body) {
 		req = parse_body(body ? body : "", body ? len : 0, err, sizeof(err));
 		if (!req) {

@@ -563,6 +563,22 @@ static struct ckpt *find(struct op *op, const char *key, char *err, size_t errle
 	return c;
 }
 
+int ckpt_change_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
+		      const char *verb, char *err, size_t errlen)
+{
+	struct op op;
+	int ret = op_begin(&op, ctx, def, err, errlen);
+
+	if (ret)
+		return ret;
+	if (!find(&op, key, err, errlen))
+		ret = -ENOENT;
+	else
+		ret = need_off(&op, verb, err, errlen);
+	op_end(&op);
+	return ret;
+}
+
 int ckpt_rename(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, const char *name,
 		char *err, size_t errlen)
 {

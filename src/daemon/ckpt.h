@@ -34,6 +34,11 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 /* {"checkpoints": [...], "now": {...}}: the visible tree and where the VM is. */
 int ckpt_list(struct ckpt_ctx *ctx, const struct vm_def *def, json_object **out)
 	__attribute__((warn_unused_result));
+/* Before an apply or delete starts as a job: the checkpoint exists and the VM is in a state
+ * where verb ("apply a checkpoint to") can begin. 0, -ENOENT or -EBUSY with err set. */
+int ckpt_change_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
+		      const char *verb, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));
 int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, bool subtree,

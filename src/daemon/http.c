@@ -43,6 +43,24 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct api_reply *r)
 	return ret;
 }
 
+struct query_text {
+	char full[1024];
+	size_t n; /* >= sizeof(full): too long */
+};
+
+/* One query argument back onto the URL: "?key=value", then "&key=value". */
+static enum MHD_Result query_add(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct query_text *q = cls;
+
+	if (q->n < sizeof(q->full))
+		q->n += (size_t)snprintf(q->full + q->n, sizeof(q->full) - q->n, "%c%s%s%s",
+					 strchr(q->full, '?') ? '&' : '?', key, value ? "=" : "",
+					 value ? value : "");
+	return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -81,23 +99,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		snprintf(msg, sizeof(msg), "request body is larger than %d bytes", API_BODY_MAX);
 		api_error_reply(&reply, 413, "PayloadTooLarge", msg);
 	} else {
-		/* MHD splits the query off the URL: give the API its known arguments back
-		 * (the values it decoded; one with '&' or '=' in it is no value of ours). */
-		static const char *const args[] = {"subtree", "since", "wait"};
-		char full[768];
-		size_t n = (size_t)snprintf(full, sizeof(full), "%s", url);
+		/* MHD splits the query off the URL: give the API the whole query back (the
+		 * values MHD decoded), so that each route takes the arguments it knows and
+		 * refuses the others. */
+		struct query_text q = {.n = (size_t)snprintf(q.full, sizeof(q.full), "%s", url)};
 
-		for (size_t i = 0; i < sizeof(args) / sizeof(args[0]) && n < sizeof(full); i++) {
-			const char *v =
-				MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, args[i]);
-
-			if (v && !strpbrk(v, "&="))
-				n += (size_t)snprintf(full + n, sizeof(full) - n, "%c%s=%s",
-						      strchr(full, '?') ? '&' : '?', args[i], v);
-		}
-		if (n >= sizeof(full))
-			snprintf(full, sizeof(full), "%s", url);
-		api_handle(h->ctx, method, full, req->body, req->len, &reply);
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_add, &q);
+		if (q.n >= sizeof(q.full))
+			api_error_reply(&reply, 414, "UriTooLong", "request URL is too long");
+		else
+			api_handle(h->ctx, method, q.full, req->body, req->len, &reply);
 	}
 	log_debug("%s %s -> %u", method, url, reply.status);
 	return send_reply(c, &reply);

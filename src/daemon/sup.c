@@ -260,11 +260,13 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 	enum stop_kind stopping = vm->stopping;
 	bool after_timeout = vm->off_after_timeout;
 	unsigned timeout = vm->stop_timeout_s;
-	bool saving = vm->saving, restoring = vm->restoring;
+	/* A Save-VM that completed counts even when the keeld that asked for it is gone. */
+	bool saving = vm->saving || sup_save_completed(sup, vm), restoring = vm->restoring;
 	enum vm_end end;
 	int status;
 
 	vm->saving = vm->restoring = false;
+	sup_save_intent_drop(sup, vm);
 	sup_drop_worker(vm);
 	vm->was_running = false;
 	/* How it ended, and the words for it; the state follows from the table. */
@@ -368,6 +370,8 @@ static int query_state(struct sup *sup, struct sup_vm *vm, bool *paused, char *e
 	return query_state_within(sup, vm, SUP_CTL_TIMEOUT_MS, paused, err, errlen);
 }
 
+static void begin_turn_off(struct sup *sup, struct sup_vm *vm);
+
 void sup_reattach_all(struct sup *sup)
 {
 	struct vm_def *defs = NULL;
@@ -401,7 +405,13 @@ void sup_reattach_all(struct sup *sup)
 			sup_worker_ended(sup, vm, false, 0, true);
 			continue;
 		}
-		if (query_state(sup, vm, &paused, err, sizeof(err)) == 0) {
+		if (sup_save_completed(sup, vm)) {
+			/* A Save-VM completed while keeld was away: end the worker, as the keeld
+			 * that asked would have, and the VM becomes Saved. */
+			vm->saving = true;
+			begin_turn_off(sup, vm);
+			sup_set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
+		} else if (query_state(sup, vm, &paused, err, sizeof(err)) == 0) {
 			sup_set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s", "");
 			sup_sock_group_access(sup, vm);
 		} else if (!strcmp(rt.state, "Starting")) {
@@ -632,6 +642,15 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 	    sup_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
 		return -ENAMETOOLONG;
 	was_running = vm->state == VM_RUNNING;
+	/* A running VM has no saved state: anything in the directory is stale, and the state
+	 * file must appear only when this save completes (sup_save_completed). */
+	sup_remove_saved(sup, vm);
+	ret = sup_save_intent(sup, vm);
+	if (ret) {
+		error_set(err, errlen, "cannot save VM '%s': cannot record the save in %s: %s",
+			  vm->name, SUP_SAVING, strerror(-ret));
+		return ret;
+	}
 	args = json_object_new_object();
 	json_object_object_add(args, "dir", json_object_new_string(dir));
 	ret = ctl_unlocked(ctl, "save",
@@ -639,6 +658,7 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 			   SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
 	json_object_put(args);
 	if (ret) {
+		sup_save_intent_drop(sup, vm);
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
 		/* keel-vmm pauses before saving: a VM that was running runs on. */
 		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))

@@ -136,6 +136,48 @@ void sup_remove_saved(struct sup *sup, const struct sup_vm *vm)
 		log_warn("VM %s: cannot remove %s: %s", vm->name, path, strerror(errno));
 }
 
+int sup_save_intent(struct sup *sup, const struct sup_vm *vm)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	int fd, dfd, ret = 0;
+
+	if (sup_path(sup, vm->uuid, SUP_SAVING, path, sizeof(path)) ||
+	    sup_path(sup, vm->uuid, NULL, dir, sizeof(dir)))
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		ret = -errno;
+	close(fd);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd))
+		ret = ret ?: -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (ret)
+		unlink(path);
+	return ret;
+}
+
+void sup_save_intent_drop(struct sup *sup, const struct sup_vm *vm)
+{
+	char path[PATH_MAX];
+
+	if (!sup_path(sup, vm->uuid, SUP_SAVING, path, sizeof(path)) && unlink(path) < 0 &&
+	    errno != ENOENT)
+		log_warn("VM %s: cannot remove %s: %s", vm->name, path, strerror(errno));
+}
+
+bool sup_save_completed(struct sup *sup, const struct sup_vm *vm)
+{
+	char intent[PATH_MAX], state[PATH_MAX];
+
+	return !sup_path(sup, vm->uuid, SUP_SAVING, intent, sizeof(intent)) &&
+	       !sup_path(sup, vm->uuid, SUP_SAVED_DIR "/state", state, sizeof(state)) &&
+	       access(intent, F_OK) == 0 && access(state, F_OK) == 0;
+}
+
 void sup_sock_group_access(struct sup *sup, struct sup_vm *vm)
 {
 	char path[PATH_MAX];

@@ -20,10 +20,11 @@
 #include "daemon/vm_state.h"
 
 #define SUP_CTL_TIMEOUT_MS   3000
-#define SUP_PROBE_TIMEOUT_MS 250     /* the main loop's own questions to a worker */
-#define SUP_SAVE_TIMEOUT_MS  600000  /* writing guest RAM: up to 10 minutes */
-#define SUP_SAVED_DIR	     "saved" /* in the VM's directory: keel-vmm's save (state, memory) */
-#define SUP_QUIT_TIMEOUT_MS  5000    /* quit, then SIGKILL */
+#define SUP_PROBE_TIMEOUT_MS 250      /* the main loop's own questions to a worker */
+#define SUP_SAVE_TIMEOUT_MS  600000   /* writing guest RAM: up to 10 minutes */
+#define SUP_SAVED_DIR	     "saved"  /* in the VM's directory: keel-vmm's save (state, memory) */
+#define SUP_SAVING	     "saving" /* in the VM's directory: a Save-VM was asked for */
+#define SUP_QUIT_TIMEOUT_MS  5000     /* quit, then SIGKILL */
 #define SUP_LOG_ROTATE	     (4 << 20)
 #define SUP_SOCK_MAX	     107 /* sizeof(sun_path) - 1 */
 
@@ -92,6 +93,15 @@ void sup_last_worker_line(struct sup *sup, const struct sup_vm *vm, char *out, s
 int sup_read_status_file(struct sup *sup, const struct sup_vm *vm, char *reason, size_t rsize,
 			 char *detail, size_t dsize, int *status);
 void sup_remove_saved(struct sup *sup, const struct sup_vm *vm);
+/*
+ * Save-VM survives a keeld that dies during it: before asking the worker to save, keeld
+ * records its intent (the file SUP_SAVING in the VM's directory, durable); whoever sees the
+ * worker end, this keeld or the next, calls the VM Saved when that intent is there and the
+ * save is complete (its state file, which keel-vmm renames into place last, exists).
+ */
+int sup_save_intent(struct sup *sup, const struct sup_vm *vm) __attribute__((warn_unused_result));
+void sup_save_intent_drop(struct sup *sup, const struct sup_vm *vm);
+bool sup_save_completed(struct sup *sup, const struct sup_vm *vm);
 void sup_sock_group_access(struct sup *sup, struct sup_vm *vm);
 void sup_rotate_log(const char *path);
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "lib/clock.h"
+
 static const char *log_prog = "keel";
 static enum log_level log_max = LOG_INFO;
 
@@ -34,18 +36,10 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	fprintf(stderr, "%s: %s: %s\n", log_prog, names[lvl], line);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 bool log_ratelimit_ok(struct log_ratelimit *rl)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* protects every rl's fields */
-	uint64_t now = now_ms();
+	uint64_t now = (uint64_t)clock_mono_ms();
 	bool ok;
 
 	pthread_mutex_lock(&lock);

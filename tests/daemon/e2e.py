@@ -654,8 +654,36 @@ def case_save(e):
           "after discard-state: %r" % off)
     check(not glob.glob(os.path.join(e.state, "vms", "*", "saved")),
           "discard-state left the saved directory")
-    e.start("s1")
+    vm = e.start("s1")
     e.console_until("s1", "daemon-guest: up")
+    e.console_until("s1", "ready for input")
+    # keeld dies during a save: the save completes in the worker while no keeld is there,
+    # and the next keeld finishes it (the worker ends, the VM is Saved, start carries on).
+    e.type_console("s1", "away")
+    os.kill(vm["pid"], signal.SIGSTOP)
+    try:
+        e.api_ok("POST", "/v1/vms/s1/save", {}, want=202)
+        check(os.path.exists(os.path.join(e.state, "vms", vm["id"], "saving")),
+              "no record of the save in progress")
+        e.kill_keeld(signal.SIGKILL)
+    finally:
+        os.kill(vm["pid"], signal.SIGCONT)
+    state_file = os.path.join(e.state, "vms", vm["id"], "saved", "state")
+    deadline = time.time() + 30
+    while not os.path.exists(state_file):
+        check(time.time() < deadline, "the worker did not finish its save without keeld")
+        time.sleep(0.1)
+    check(pid_alive(vm["pid"]), "the worker ended before a keeld told it to")
+    e.start_keeld()
+    done = e.wait_state("s1", "Saved")
+    check(done["state_reason"] == "saved", "a save finished across a keeld crash: %r" % done)
+    wait_dead(vm["pid"])
+    check(not os.path.exists(os.path.join(e.state, "vms", vm["id"], "saving")),
+          "the record of the save outlived it")
+    e.start("s1")
+    e.type_console("s1", "-keeld\n")
+    log = e.console_until("s1", r"echo \[away-keeld\]")
+    check(log.count("daemon-guest: up") <= 1, "the VM booted again after the save: %r" % log)
     e.keel("vm", "turn-off", "s1")
 
 
@@ -684,6 +712,17 @@ def write_disk(e, path, seed, off=0):
 def disk_check(e, path):
     out, _ = e.keel("disk", "check", path)
     check("no errors found" in out, "keel disk check %s: %r" % (path, out))
+
+
+def wait_job(e, job, limit=60):
+    """Follow a keeld job (its href) until it ends; returns its final document."""
+    deadline = time.time() + limit
+    while True:
+        j = e.api_ok("GET", job["href"])
+        if j["state"] != "running":
+            return j
+        check(time.time() < deadline, "job still running after %d s: %r" % (limit, j))
+        time.sleep(0.1)
 
 
 def case_checkpoint(e):
@@ -732,6 +771,9 @@ def case_checkpoint(e):
     e.api_err("POST", "/v1/vms/c1/checkpoints", {"nme": "x"}, want=400, msg="unknown field")
     e.api_err("POST", "/v1/vms/c1/checkpoints/nope/apply", want=404, msg="no checkpoint")
     e.api_err("DELETE", "/v1/vms/c1/checkpoints/two?subtree=maybe", want=400, msg="subtree")
+    e.api_err("GET", "/v1/vms/c1/checkpoints?subtree=true", want=400, msg="takes no query")
+    e.api_err("POST", "/v1/vms/c1/checkpoints/two/apply?force=1", want=400,
+              msg="takes no query string (got '?force=1')")
     e.api_err("PATCH", "/v1/vms/c1/checkpoints/two", {"name": "one"}, want=409)
     e.api_err("DELETE", "/v1/vms/c1", want=409, msg="checkpoints")
     e.api_err("PATCH", "/v1/vms/c1", {"disks": []}, want=409, msg="checkpoints")
@@ -771,7 +813,12 @@ def case_checkpoint(e):
     cs = ckpts(e, "c1")
     views = {n: digest(e, c["disks"][0]) for n, c in cs.items()}
     views["now"] = digest(e, disk_of(e, "c1"))
-    e.keel("checkpoint", "delete", "c1", "b")
+    # Through the API: a job (202), whose result says what was deleted.
+    job = e.api_ok("DELETE", "/v1/vms/c1/checkpoints/b", want=202)
+    check(job["operation"] == "checkpoint-delete" and job["vm"] == "c1", "job: %r" % job)
+    job = wait_job(e, job)
+    check(job["state"] == "succeeded" and job["result"] == {"deleted": "b", "subtree": False},
+          "delete job: %r" % job)
     cs = ckpts(e, "c1")
     check(sorted(cs) == ["a", "c", "one"] and cs["c"]["parent"] == "a", "chain: %r" % cs)
     for n in ("one", "a", "c"):
@@ -790,7 +837,11 @@ def case_checkpoint(e):
     e.keel("checkpoint", "create", "c1", "--name", "mem")
     check(ckpts(e, "c1")["mem"]["saved_state"], "the checkpoint of a Saved VM has no state")
     e.keel("vm", "discard-state", "c1")
-    e.keel("checkpoint", "apply", "c1", "mem")
+    out, _ = e.keel("checkpoint", "apply", "c1", "mem", "--no-wait")
+    check(re.match(r"job \d+ started: apply checkpoint 'mem' to VM 'c1'", out), "no-wait: %r" % out)
+    job = wait_job(e, {"href": "/v1/jobs/" + out.split()[1]})
+    check(job["state"] == "succeeded" and job["operation"] == "checkpoint-apply" and
+          job["result"] == {"applied": "mem"}, "apply job: %r" % job)
     check(e.vm("c1")["state"] == "Saved", "apply of a saved checkpoint: %r" % e.vm("c1"))
     e.start("c1")
     e.type_console("c1", "-line\n")
