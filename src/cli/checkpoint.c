@@ -23,7 +23,7 @@ static const char ckpt_usage[] =
 	"                                     its disk files so the others keep their data\n"
 	"  rename VM NAME NEW                 give NAME a new name\n"
 	"create, apply and delete run as keeld jobs and wait for them; with --no-wait they\n"
-	"print the job and return (keel job show ID follows it).\n";
+	"print the job and return (GET /v1/jobs/ID follows it; see docs/keeld.md).\n";
 
 #define usage_error(...) cli_usage_error("checkpoint", ckpt_usage, __VA_ARGS__)
 
@@ -207,7 +207,7 @@ static int cmd_apply(int argc, char **argv)
 	struct ck_args a;
 	json_object *done = NULL, *o = NULL, *vm = NULL;
 	char path[1024], what[200];
-	int ret = parse(argc, argv, &a, "no-wait", 2);
+	int ret = parse(argc, argv, &a, "json no-wait", 2);
 
 	if (ret)
 		return ret;
@@ -225,7 +225,11 @@ static int cmd_apply(int argc, char **argv)
 	ret = client_call("GET", path, NULL, &vm, what);
 	if (ret)
 		return ret;
-	printf("checkpoint '%s' applied: VM '%s' is %s\n", a.pos[1], a.pos[0], str(vm, "state"));
+	if (a.json)
+		print_json(vm);
+	else
+		printf("checkpoint '%s' applied: VM '%s' is %s\n", a.pos[1], a.pos[0],
+		       str(vm, "state"));
 	json_object_put(vm);
 	return EXIT_OK;
 }
@@ -235,14 +239,16 @@ static int cmd_delete(int argc, char **argv)
 	struct ck_args a;
 	json_object *done = NULL, *o = NULL;
 	char path[1024], what[200];
-	int ret = parse(argc, argv, &a, "subtree no-wait", 2);
+	int ret = parse(argc, argv, &a, "json subtree no-wait", 2);
 
 	if (ret)
 		return ret;
 	ck_path(path, sizeof(path), a.pos[0], a.pos[1], a.subtree ? "?subtree=true" : NULL);
 	snprintf(what, sizeof(what), "delete checkpoint '%s' of VM '%s'", a.pos[1], a.pos[0]);
 	ret = ck_job(&a, "DELETE", path, NULL, what, &done, &o);
-	if (!ret && o)
+	if (!ret && o && a.json)
+		print_json(o);
+	else if (!ret && o)
 		printf("checkpoint '%s'%s of VM '%s' deleted\n", a.pos[1],
 		       a.subtree ? " and its subtree" : "", a.pos[0]);
 	json_object_put(done);

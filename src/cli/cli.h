@@ -19,5 +19,6 @@ int cli_vm_main(int argc, char **argv);		/* vm.c: VMs through keeld's API */
 int cli_console_main(int argc, char **argv);	/* console.c: a VM's serial console */
 int cli_checkpoint_main(int argc, char **argv); /* checkpoint.c: a VM's checkpoints */
 int cli_host_main(int argc, char **argv);	/* host.c: the host's life cycle */
+int cli_audit_main(int argc, char **argv);	/* audit.c: the API's audit log */
 
 #endif

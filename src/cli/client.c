@@ -175,6 +175,8 @@ static int exit_for_status(int status)
 		return EXIT_NOT_FOUND;
 	if (status == 409)
 		return EXIT_BAD_STATE;
+	if (status == 403)
+		return EXIT_DENIED;
 	if (status >= 400 && status < 500)
 		return EXIT_USAGE;
 	return EXIT_FAIL;

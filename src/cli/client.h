@@ -21,6 +21,7 @@ enum {
 	EXIT_NOT_FOUND = 4, /* no such VM */
 	EXIT_BAD_STATE = 5, /* the VM's state does not allow the operation */
 	EXIT_TIMED_OUT = 6, /* the VM did not reach the wanted state in time */
+	EXIT_DENIED = 7,    /* the caller may not do that (HTTP 403, docs/security.md) */
 };
 
 struct client_reply {

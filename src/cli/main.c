@@ -27,6 +27,7 @@ static const struct cli_group groups[] = {
 	{"checkpoint", "a VM's checkpoints: create, list, apply, delete, rename (keeld)",
 	 cli_checkpoint_main},
 	{"host", "the host's life cycle: shutdown (keeld)", cli_host_main},
+	{"audit", "who changed what through keeld, and the outcome (keeld)", cli_audit_main},
 };
 
 static void usage(FILE *f)

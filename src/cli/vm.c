@@ -24,7 +24,7 @@
 static const char vm_usage[] =
 	"usage: keel vm COMMAND ...\n"
 	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
-	"         [--memory SIZE] [--disk PATH[,readonly]]... [--net TAP[,mac=MAC]]...\n"
+	"         [--memory SIZE] [--disk PATH[,readonly][,format=F]]... [--net TAP[,mac=MAC]]...\n"
 	"         [--notes TEXT] [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
 	"  list [--json] [--watch]            all VMs and their states; --watch then prints\n"
@@ -114,11 +114,13 @@ static int add_path(json_object *o, const char *key, const char *p)
 	return 0;
 }
 
-/* --disk PATH[,readonly]: only a trailing ",readonly" (or ",readonly=on", ",ro") is an
- * option, so that a path may contain commas; the API takes any path as it is. */
+/* --disk PATH[,readonly][,format=raw|vhdx]: only those trailing options (",readonly" also as
+ * ",readonly=on" or ",ro") are options, so that a path may contain commas; the API takes any
+ * path as it is. */
 static int add_disk(json_object *arr, const char *spec)
 {
 	static const char *const ro_suffixes[] = {",readonly", ",readonly=on", ",ro"};
+	static const char *const formats[] = {",format=raw", ",format=vhdx"};
 	json_object *d = json_object_new_object();
 	char *s = strdup(spec);
 	int ret = 0;
@@ -128,13 +130,30 @@ static int add_disk(json_object *arr, const char *spec)
 		json_object_put(d);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < sizeof(ro_suffixes) / sizeof(ro_suffixes[0]); i++) {
-		size_t n = strlen(s), k = strlen(ro_suffixes[i]);
+	/* Trailing options, in any order: ,readonly (,ro) and ,format=raw|vhdx. */
+	for (bool more = true; more;) {
+		size_t n = strlen(s);
 
-		if (n > k && !strcmp(s + n - k, ro_suffixes[i])) {
-			s[n - k] = '\0';
-			json_object_object_add(d, "readonly", json_object_new_boolean(1));
-			break;
+		more = false;
+		for (size_t i = 0; i < sizeof(ro_suffixes) / sizeof(ro_suffixes[0]); i++) {
+			size_t k = strlen(ro_suffixes[i]);
+
+			if (n > k && !strcmp(s + n - k, ro_suffixes[i])) {
+				s[n - k] = '\0';
+				json_object_object_add(d, "readonly", json_object_new_boolean(1));
+				more = true;
+				break;
+			}
+		}
+		for (size_t i = 0; !more && i < sizeof(formats) / sizeof(formats[0]); i++) {
+			size_t k = strlen(formats[i]);
+
+			if (n > k && !strcmp(s + n - k, formats[i])) {
+				s[n - k] = '\0';
+				json_object_object_add(d, "format",
+						       json_object_new_string(formats[i] + 8));
+				more = true;
+			}
 		}
 	}
 	if (!s[0]) {
@@ -353,7 +372,8 @@ static void print_vm(json_object *vm)
 	if (json_object_object_get_ex(vm, "disks", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			v = json_object_array_get_idx(arr, i);
-			printf("Disk %zu:                 %s%s\n", i, client_str_field(v, "path"),
+			printf("Disk %zu:                 %s (%s)%s\n", i,
+			       client_str_field(v, "path"), client_str_field(v, "format"),
 			       json_object_get_boolean(json_object_object_get(v, "readonly"))
 				       ? " (read-only)"
 				       : "");

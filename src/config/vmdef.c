@@ -86,7 +86,9 @@ fail:
 	free(dst->initrd);
 	free(dst->cmdline);
 	free(dst->notes);
-	dst->kernel = dst->initrd = dst->cmdline = dst->notes = NULL;
+	/* dst holds nothing now (no pointer into src's allocations): vmdef_free on it is a
+	 * no-op, as callers that free on every path expect. */
+	memset(dst, 0, sizeof(*dst));
 	return -ENOMEM;
 }
 
@@ -615,8 +617,15 @@ json_object *vmdef_to_json(const struct vm_def *def)
 	json_object_object_add(o, "initrd", str_or_null(def->initrd));
 	json_object_object_add(o, "cmdline",
 			       json_object_new_string(def->cmdline ? def->cmdline : ""));
-	for (size_t k = 0; k < vmdef_ndevices; k++)
-		json_object_object_add(o, vmdef_devices[k]->field, vmdef_devices[k]->to_json(def));
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		json_object *v;
+
+		if (vmdef_devices[k]->to_json(def, &v)) {
+			json_object_put(o);
+			return NULL;
+		}
+		json_object_object_add(o, vmdef_devices[k]->field, v);
+	}
 	json_object_object_add(o, "debug_exit", json_object_new_boolean(def->debug_exit));
 	json_object_object_add(o, "notes", json_object_new_string(def->notes ? def->notes : ""));
 	json_object_object_add(o, "automatic_start_action",

@@ -51,8 +51,17 @@ enum vm_stop_action { VM_STOP_TURN_OFF, VM_STOP_SHUT_DOWN, VM_STOP_SAVE };
  * (vmdef_assign_slots) and then kept, so that adding or removing one device never renames
  * another in the guest or in a saved state. 0 means not assigned yet.
  */
+/*
+ * How a disk file is read: pinned when the disk is attached or created, kept with the disk
+ * and never guessed from its contents at start (those are the guest's to write). AUTO only
+ * in a request or on keel-vmm's command line: keeld pins it at attach (docs/keeld.md), and
+ * keel-vmm takes it from the file's name (*.vhdx and *.avhdx are VHDX, anything else raw).
+ */
+enum vm_disk_format { VM_DISK_AUTO, VM_DISK_RAW, VM_DISK_VHDX };
+
 struct vm_disk {
 	char *path;
+	enum vm_disk_format format;
 	bool readonly;
 	char serial[VMDEF_SERIAL_MAX + 1]; /* the guest's /sys/block/vdX/serial; may be empty */
 	uint8_t pci_slot;
@@ -96,7 +105,8 @@ struct vm_def {
 /* A definition with the defaults of `keel vm create` and no name, kernel or UUID. */
 void vmdef_init(struct vm_def *def);
 void vmdef_free(struct vm_def *def);
-/* Deep copy; dst must not hold allocations. Returns 0 or -ENOMEM. */
+/* Deep copy; dst must not hold allocations. Returns 0 or -ENOMEM, and then dst holds nothing
+ * (all zero: vmdef_free on it does nothing). */
 int vmdef_copy(struct vm_def *dst, const struct vm_def *src) __attribute__((warn_unused_result));
 
 /*
@@ -179,6 +189,8 @@ int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1]) __attribute__((warn_unused_resu
 int vmdef_gen_mac(char out[VMDEF_MAC_LEN + 1]) __attribute__((warn_unused_result));
 
 const char *vmdef_start_action_name(enum vm_start_action a);
+/* "raw", "vhdx" ("auto" for VM_DISK_AUTO). */
+const char *vmdef_disk_format_name(enum vm_disk_format f);
 const char *vmdef_stop_action_name(enum vm_stop_action a);
 
 #endif /* KEEL_CONFIG_VMDEF_H */

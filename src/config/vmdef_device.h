@@ -28,8 +28,9 @@ struct vmdef_device_kind {
 	/* Replace the kind's devices with the field's value v (vmdef_apply_json works on a copy
 	 * and keeps the old description on error). 0, -EINVAL with err, or -ENOMEM. */
 	int (*parse)(struct vm_def *def, json_object *v, char *err, size_t errlen);
-	/* The field's value as the document writes it (NULL: JSON null). */
-	json_object *(*to_json)(const struct vm_def *def);
+	/* The field's value as the document writes it into *out (NULL: JSON null). 0 or
+	 * -ENOMEM. */
+	int (*to_json)(const struct vm_def *def, json_object **out);
 	/* Is instance i of nd the device that was instance j of old (same file, same tap)? It
 	 * then keeps old's slot when the request gives it none. */
 	bool (*same)(const struct vm_def *nd, unsigned i, const struct vm_def *old, unsigned j);

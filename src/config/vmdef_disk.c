@@ -9,6 +9,13 @@
 #include "config/vmdef_json.h"
 #include "lib/error.h"
 
+static const char *const format_names[] = {"auto", "raw", "vhdx"};
+
+const char *vmdef_disk_format_name(enum vm_disk_format f)
+{
+	return (unsigned)f < 3 ? format_names[f] : "?";
+}
+
 static unsigned disk_count(const struct vm_def *def)
 {
 	return def->ndisks;
@@ -40,6 +47,14 @@ static int parse_disk(struct vm_disk *disk, size_t i, json_object *d, char *err,
 			ret = vmdef_get_bool(val, "disks[].readonly", &disk->readonly, err, errlen);
 			if (ret)
 				return ret;
+		} else if (!strcmp(key, "format")) {
+			unsigned f;
+
+			ret = vmdef_get_enum(val, "disks[].format", format_names + 1, 2, &f, err,
+					     errlen);
+			if (ret)
+				return ret;
+			disk->format = (enum vm_disk_format)(f + 1);
 		} else if (!strcmp(key, "serial")) {
 			s = vmdef_get_str(val, "disks[].serial", VMDEF_SERIAL_MAX, err, errlen);
 			if (!s)
@@ -89,7 +104,7 @@ static int disk_parse(struct vm_def *def, json_object *v, char *err, size_t errl
 	return ret;
 }
 
-static json_object *disk_to_json(const struct vm_def *def)
+static int disk_to_json(const struct vm_def *def, json_object **out)
 {
 	json_object *disks = json_object_new_array();
 
@@ -97,6 +112,10 @@ static json_object *disk_to_json(const struct vm_def *def)
 		json_object *d = json_object_new_object();
 
 		json_object_object_add(d, "path", json_object_new_string(def->disks[i].path));
+		if (def->disks[i].format != VM_DISK_AUTO)
+			json_object_object_add(d, "format",
+					       json_object_new_string(vmdef_disk_format_name(
+						       def->disks[i].format)));
 		json_object_object_add(d, "readonly",
 				       json_object_new_boolean(def->disks[i].readonly));
 		json_object_object_add(d, "serial", json_object_new_string(def->disks[i].serial));
@@ -105,7 +124,8 @@ static json_object *disk_to_json(const struct vm_def *def)
 					       json_object_new_int(def->disks[i].pci_slot));
 		json_object_array_add(disks, d);
 	}
-	return disks;
+	*out = disks;
+	return disks ? 0 : -ENOMEM;
 }
 
 static bool disk_same(const struct vm_def *nd, unsigned i, const struct vm_def *old, unsigned j)
@@ -140,7 +160,7 @@ static bool disk_hw_equal(const struct vm_def *a, unsigned i, const struct vm_de
 {
 	const struct vm_disk *x = &a->disks[i], *y = &b->disks[j];
 
-	return !strcmp(x->path, y->path) && x->readonly == y->readonly &&
+	return !strcmp(x->path, y->path) && x->format == y->format && x->readonly == y->readonly &&
 	       !strcmp(x->serial, y->serial) && x->pci_slot == y->pci_slot;
 }
 

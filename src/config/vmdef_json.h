@@ -14,8 +14,7 @@
 #include <json-c/json.h>
 
 /* A string with no embedded NUL and at most max bytes, or NULL. */
-const char *vmdef_get_str(json_object *v, const char *field, size_t max, char *err,
-			  size_t errlen);
+const char *vmdef_get_str(json_object *v, const char *field, size_t max, char *err, size_t errlen);
 /* An absolute path into *out (replacing it); null clears it when nullable. */
 int vmdef_get_path(json_object *v, const char *field, bool nullable, char **out, char *err,
 		   size_t errlen) __attribute__((warn_unused_result));
@@ -35,7 +34,7 @@ int vmdef_get_slot(json_object *v, const char *field, uint8_t *out, char *err, s
 
 /* A host file the VM uses exists, is a regular file (or a block device when allow_blk) and
  * can be read (and written when need_write). Returns 0 or -EINVAL with err set. */
-int vmdef_check_file(const char *what, const char *path, bool allow_blk, bool need_write,
-		     char *err, size_t errlen) __attribute__((warn_unused_result));
+int vmdef_check_file(const char *what, const char *path, bool allow_blk, bool need_write, char *err,
+		     size_t errlen) __attribute__((warn_unused_result));
 
 #endif

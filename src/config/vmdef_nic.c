@@ -123,7 +123,7 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 	return 0;
 }
 
-static json_object *nic_to_json(const struct vm_def *def)
+static int nic_to_json(const struct vm_def *def, json_object **out)
 {
 	json_object *nets = json_object_new_array();
 
@@ -138,7 +138,8 @@ static json_object *nic_to_json(const struct vm_def *def)
 					       json_object_new_int(def->nics[i].pci_slot));
 		json_object_array_add(nets, n);
 	}
-	return nets;
+	*out = nets;
+	return nets ? 0 : -ENOMEM;
 }
 
 static bool nic_same(const struct vm_def *nd, unsigned i, const struct vm_def *old, unsigned j)

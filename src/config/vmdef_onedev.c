@@ -36,16 +36,17 @@ static int parse_onedev(struct vm_onedev *dev, const char *field, json_object *v
 	return 0;
 }
 
-static json_object *onedev_to_json(const struct vm_onedev *dev)
+static int onedev_to_json(const struct vm_onedev *dev, json_object **out)
 {
-	json_object *o;
-
+	*out = NULL;
 	if (!dev->present)
-		return NULL;
-	o = json_object_new_object();
-	if (o && dev->pci_slot)
-		json_object_object_add(o, "pci_slot", json_object_new_int(dev->pci_slot));
-	return o;
+		return 0;
+	*out = json_object_new_object();
+	if (!*out)
+		return -ENOMEM;
+	if (dev->pci_slot)
+		json_object_object_add(*out, "pci_slot", json_object_new_int(dev->pci_slot));
+	return 0;
 }
 
 static bool onedev_hw_equal(const struct vm_onedev *a, const struct vm_onedev *b)
@@ -67,9 +68,9 @@ static bool onedev_hw_equal(const struct vm_onedev *a, const struct vm_onedev *b
 	{                                                                                          \
 		return parse_onedev(&def->member, fieldname, v, err, errlen);                      \
 	}                                                                                          \
-	static json_object *kind##_to_json(const struct vm_def *def)                               \
+	static int kind##_to_json(const struct vm_def *def, json_object **out)                     \
 	{                                                                                          \
-		return onedev_to_json(&def->member);                                               \
+		return onedev_to_json(&def->member, out);                                          \
 	}                                                                                          \
 	static bool kind##_same(const struct vm_def *nd, unsigned i, const struct vm_def *old,     \
 				unsigned j)                                                        \

@@ -14,6 +14,7 @@
 
 #include "daemon/biglock.h"
 #include "daemon/ckpt.h"
+#include "daemon/disk_policy.h"
 #include "daemon/events.h"
 #include "daemon/host.h"
 #include "daemon/jobs.h"
@@ -257,6 +258,8 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 	ret = vmdef_apply_json(&def, req, VMDEF_JSON_REQUEST, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&def, err, sizeof(err));
+	if (!ret)
+		ret = disk_policy_pin_formats(&def, NULL, err, sizeof(err));
 	if (ret)
 		goto fail;
 	ret = vmdef_gen_uuid(def.uuid);
@@ -301,6 +304,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	ret = vmdef_apply_json(&nd, req, VMDEF_JSON_REQUEST, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&nd, err, sizeof(err));
+	if (!ret)
+		ret = disk_policy_pin_formats(&nd, def, err, sizeof(err));
 	if (ret)
 		goto fail;
 	hw = vmdef_hw_change(def, &nd);
@@ -499,8 +504,8 @@ static int start_save_job(struct api_ctx *ctx, const struct vm_def *def, struct 
 		save_job_free(a);
 		return ret;
 	}
-	ret = job_start(ctx->sup, "save", def->uuid, def->name, progress, def->memory, save_job_run,
-			a, save_job_free, job);
+	ret = job_start(ctx->sup, "save", def->uuid, def->name, progress, def->memory, 0,
+			save_job_run, a, save_job_free, job);
 	if (ret)
 		snprintf(err, errlen, "cannot start the save of VM '%s': %s", def->name,
 			 ret == -ESHUTDOWN ? "keeld is exiting" : strerror(-ret));
@@ -683,8 +688,8 @@ static int start_ckpt_job(struct api_ctx *ctx, const struct vm_def *def, enum ck
 		ckpt_job_free(a);
 		return ret;
 	}
-	ret = job_start(ctx->sup, ckpt_job_names[kind], def->uuid, def->name, NULL, 0, ckpt_job_run,
-			a, ckpt_job_free, job);
+	ret = job_start(ctx->sup, ckpt_job_names[kind], def->uuid, def->name, NULL, 0,
+			JOB_FINISH_BEFORE_EXIT, ckpt_job_run, a, ckpt_job_free, job);
 	if (ret)
 		snprintf(err, errlen, "cannot start the %s of VM '%s': %s", ckpt_job_names[kind],
 			 def->name, ret == -ESHUTDOWN ? "keeld is exiting" : strerror(-ret));
@@ -928,7 +933,7 @@ static void do_host_shutdown(struct api_ctx *ctx, json_object *req, struct api_r
 		return;
 	}
 	*a = (struct host_job){ctx->store, ctx->sup, timeout};
-	ret = job_start(ctx->sup, "host-shutdown", NULL, NULL, NULL, 0, host_job_run, a, free,
+	ret = job_start(ctx->sup, "host-shutdown", NULL, NULL, NULL, 0, 0, host_job_run, a, free,
 			&job);
 	if (ret) {
 		reply_errno(out, ret, "cannot start the host shutdown job");
@@ -969,6 +974,39 @@ static void do_events(char *query, struct api_reply *out)
 	reply_json(out, 200, events_since(since, (unsigned)wait));
 }
 
+/* GET /v1/audit[?vm=NAME][&limit=N]: the newest N (100) records, oldest first. */
+static void do_audit(struct api_ctx *ctx, char *query, struct api_reply *out)
+{
+	char msg[256], *save = NULL;
+	const char *vm = NULL;
+	json_object *arr = NULL;
+	uint64_t limit = 100;
+
+	for (char *kv = query ? strtok_r(query, "&", &save) : NULL; kv;
+	     kv = strtok_r(NULL, "&", &save)) {
+		bool ok = true;
+
+		if (!strncmp(kv, "vm=", 3) && vmdef_name_ok(kv + 3))
+			vm = kv + 3;
+		else if (!strncmp(kv, "limit=", 6))
+			ok = !parse_uint(kv + 6, 1, STORE_AUDIT_KEEP, &limit);
+		else
+			ok = false;
+		if (!ok) {
+			snprintf(msg, sizeof(msg),
+				 "bad query '%.60s': vm=NAME and limit=N (1 to %d)", kv,
+				 STORE_AUDIT_KEEP);
+			api_error_reply(out, 400, "InvalidArgument", msg);
+			return;
+		}
+	}
+	if (store_audit_list(ctx->store, vm, (unsigned)limit, &arr)) {
+		api_error_reply(out, 500, "Internal", "cannot read the audit log from the store");
+		return;
+	}
+	reply_json(out, 200, arr);
+}
+
 /* GET /v1/jobs and GET /v1/jobs/ID. */
 static void route_jobs(const char *method, const char *url, const char *path, struct api_reply *out)
 {
@@ -996,9 +1034,9 @@ static void route_jobs(const char *method, const char *url, const char *path, st
 }
 
 static void handle_locked(struct api_ctx *ctx, const char *method, const char *url,
-			  const char *body, size_t len, struct api_reply *out)
+			  const char *query_in, const char *body, size_t len, struct api_reply *out)
 {
-	char path[512], err[400], *key, *sub, *q, *query = NULL;
+	char path[512], err[400], qbuf[1024], *key, *sub, *query = NULL;
 	json_object *req = NULL;
 	bool has_body = !strcmp(method, "POST") || !strcmp(method, "PATCH");
 
@@ -1008,17 +1046,19 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 		return;
 	}
 	strcpy(path, url);
-	q = strchr(path, '?');
-	if (q) {
-		*q = '\0';
-		query = q + 1;
+	if (query_in && query_in[0]) {
+		if (strlen(query_in) >= sizeof(qbuf)) {
+			api_error_reply(out, 414, "UriTooLong", "request query is too long");
+			return;
+		}
+		query = strcpy(qbuf, query_in);
 	}
 	/* Accept one trailing slash. */
 	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
 		path[strlen(path) - 1] = '\0';
-	/* Two requests take a query (GET /v1/events, DELETE of a checkpoint); on any other a
-	 * query is a mistake to report, not to ignore. */
-	if (query && query[0] && strcmp(path, "/v1/events") &&
+	/* Three requests take a query (GET /v1/events and /v1/audit, DELETE of a checkpoint);
+	 * on any other a query is a mistake to report, not to ignore. */
+	if (query && query[0] && strcmp(path, "/v1/events") && strcmp(path, "/v1/audit") &&
 	    !(!strcmp(method, "DELETE") && strstr(path, "/checkpoints/"))) {
 		snprintf(err, sizeof(err), "%.10s %.200s takes no query string (got '?%.100s')",
 			 method, path, query);
@@ -1063,6 +1103,11 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			method_not_allowed(out, method, url, "GET");
 		else
 			do_events(query, out);
+	} else if (!strcmp(path, "/v1/audit")) {
+		if (strcmp(method, "GET"))
+			method_not_allowed(out, method, url, "GET");
+		else
+			do_audit(ctx, query, out);
 	} else if (!strcmp(path, "/v1/jobs") || !strncmp(path, "/v1/jobs/", 9)) {
 		route_jobs(method, url, path, out);
 	} else if (!strncmp(path, "/v1/vms/", 8) && path[8]) {
@@ -1083,10 +1128,74 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 	json_object_put(req);
 }
 
-void api_handle(struct api_ctx *ctx, const char *method, const char *url, const char *body,
-		size_t len, struct api_reply *out)
+/* The VM a request is about, for access and audit: NAME in /v1/vms/NAME[/...], or the
+ * "name" of a create's body; "" when none. */
+static void request_vm(const char *method, const char *url, const char *body, size_t len, char *out,
+		       size_t size)
 {
+	out[0] = '\0';
+	if (!strncmp(url, "/v1/vms/", 8)) {
+		snprintf(out, size, "%.*s", (int)strcspn(url + 8, "/"), url + 8);
+	} else if (!strcmp(method, "POST") &&
+		   (!strcmp(url, "/v1/vms") || !strcmp(url, "/v1/vms/")) && body && len) {
+		json_tokener *tok = json_tokener_new();
+		json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL, *v;
+
+		if (json_object_is_type(o, json_type_object) &&
+		    json_object_object_get_ex(o, "name", &v) &&
+		    json_object_is_type(v, json_type_string))
+			snprintf(out, size, "%s", json_object_get_string(v));
+		json_object_put(o);
+		if (tok)
+			json_tokener_free(tok);
+	}
+}
+
+/* One audit record: the store (the newest STORE_AUDIT_KEEP) and keeld's log. */
+static void audit(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
+		  const char *url, const char *vm, const struct api_reply *out)
+{
+	char msg[512] = "";
+	json_object *o = NULL, *e, *m;
+	struct store_audit a = {.time = (int64_t)time(NULL),
+				.uid = (uint32_t)caller->uid,
+				.user = caller->user,
+				.method = method,
+				.path = url,
+				.vm = vm,
+				.status = out->status,
+				.message = msg};
+
+	if (out->status >= 400 && out->body)
+		o = json_tokener_parse(out->body);
+	if (json_object_object_get_ex(o, "error", &e) &&
+	    json_object_object_get_ex(e, "message", &m))
+		snprintf(msg, sizeof(msg), "%s", json_object_get_string(m));
+	json_object_put(o);
+	log_info("audit: %s (uid %u) %s %s -> %u%s%s", caller->user, (unsigned)caller->uid, method,
+		 url, out->status, msg[0] ? ": " : "", msg);
+	if (store_audit_add(ctx->store, &a))
+		log_err("audit: cannot record %s %s by %s in the store", method, url, caller->user);
+}
+
+void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
+		const char *url, const char *query, const char *body, size_t len,
+		struct api_reply *out)
+{
+	char vm[VMDEF_NAME_MAX + 64], why[512];
+	bool reads = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+
+	request_vm(method, url, body, len, vm, sizeof(vm));
 	keeld_lock();
-	handle_locked(ctx, method, url, body, len, out);
+	if (!access_allows(caller, method, url, vm[0] ? vm : NULL, why, sizeof(why))) {
+		memset(out, 0, sizeof(*out));
+		api_error_reply(out, 403, "Forbidden", why);
+	} else {
+		handle_locked(ctx, method, url, query, body, len, out);
+	}
+	/* What changed or tried to change: every request that is not a read, refused or not;
+	 * a refused read too, so that probing shows. */
+	if (!reads || out->status == 403)
+		audit(ctx, caller, method, url, vm, out);
 	keeld_unlock();
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "daemon/access.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
 
@@ -29,10 +30,15 @@ struct api_reply {
 	size_t len;
 };
 
-/* Handle one request. body may be NULL when len is 0. Always fills out (status 500 and a
- * JSON error if memory runs out). */
-void api_handle(struct api_ctx *ctx, const char *method, const char *url, const char *body,
-		size_t len, struct api_reply *out);
+/* Handle one request of caller (access.h: refused with 403 unless their role allows it;
+ * every request that is not a read is recorded in the audit log, with its outcome). path is
+ * the decoded path (it may hold any character, '?' included); query the query string
+ * ("since=3&wait=10", NULL or "" for none), whose keys and values are percent-encoded where
+ * they hold '&', '=' or '%'. body may be NULL when len is 0. Always fills out (status 500 and
+ * a JSON error if memory runs out). */
+void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
+		const char *path, const char *query, const char *body, size_t len,
+		struct api_reply *out);
 /* A JSON error reply, for errors found before api_handle (e.g. a body too large). */
 void api_error_reply(struct api_reply *out, unsigned status, const char *code, const char *msg);
 void api_reply_free(struct api_reply *r);

@@ -124,36 +124,30 @@ static int check_name(const struct ckpt_tree *t, const char *name, const char *v
 	return 0;
 }
 
-/* Every disk must be VHDX: raw files cannot have differencing children. */
+/* Every disk must be VHDX (as pinned when it was attached: raw files cannot have
+ * differencing children) and open as one. */
 static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < def->ndisks; i++) {
 		struct disk *d = NULL;
-		bool raw;
 		int ret;
 
-		struct disk_info info;
-
+		if (def->disks[i].format != VM_DISK_VHDX) {
+			error_set(err, errlen,
+				  "disk %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
+				  "convert it with 'keel disk convert %s NEW.vhdx' and give the VM "
+				  "the new file (keel vm set --disk)",
+				  def->disks[i].path, def->name, def->disks[i].path);
+			return -EMEDIUMTYPE;
+		}
 		disk_error_reset();
-		ret = disk_open(def->disks[i].path,
-				DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
-		if (!ret)
-			ret = disk_info(d, &info);
+		ret = disk_open_as(def->disks[i].path, DISK_FORMAT_VHDX,
+				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
 		disk_close(d);
 		if (ret) {
 			error_set(err, errlen, "cannot open disk %s of VM '%s': %s",
 				  def->disks[i].path, def->name, disk_why(ret));
 			return ret == -ENOENT ? -EINVAL : ret;
-		}
-		raw = info.format != DISK_FORMAT_VHDX;
-		if (raw) {
-			error_set(err, errlen,
-				  "disk %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
-				  "convert it with 'keel disk convert %s NEW.vhdx' and give the VM "
-				  "the "
-				  "new file (keel vm set --disk)",
-				  def->disks[i].path, def->name, def->disks[i].path);
-			return -EMEDIUMTYPE;
 		}
 	}
 	return 0;
@@ -452,6 +446,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	for (unsigned i = 0; i < op.nd.ndisks; i++) {
 		free(op.nd.disks[i].path);
 		op.nd.disks[i].path = children[i];
+		op.nd.disks[i].format = VM_DISK_VHDX;
 		children[i] = NULL;
 	}
 	snprintf(op.t.now, sizeof(op.t.now), "%s", id);
@@ -627,7 +622,7 @@ static int check_parent(const char *child, const char *parent, char *err, size_t
 	int ret;
 
 	disk_error_reset();
-	ret = disk_open(child, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d);
+	ret = disk_open_as(child, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d);
 	if (!ret)
 		ret = disk_info(d, &info);
 	disk_close(d);
@@ -930,6 +925,7 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 	for (unsigned i = 0; i < op.nd.ndisks; i++) {
 		old[i] = op.nd.disks[i].path;
 		op.nd.disks[i].path = children[i];
+		op.nd.disks[i].format = VM_DISK_VHDX;
 		children[i] = NULL;
 	}
 	snprintf(op.t.now, sizeof(op.t.now), "%s", c->id);

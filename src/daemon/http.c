@@ -17,6 +17,7 @@ struct http {
 
 /* One request's body as it arrives. */
 struct request {
+	struct api_caller caller;
 	char *body;
 	size_t len;
 	bool too_large;
@@ -44,20 +45,38 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct api_reply *r)
 }
 
 struct query_text {
-	char full[1024];
-	size_t n; /* >= sizeof(full): too long */
+	char text[1024];
+	size_t n; /* >= sizeof(text): too long */
 };
 
-/* One query argument back onto the URL: "?key=value", then "&key=value". */
+/* s onto the query; with encode, '&', '=' and '%' percent-encoded: MHD decoded them, and a
+ * value must not turn into more arguments. */
+static void query_put(struct query_text *q, const char *s, bool encode)
+{
+	for (; *s && q->n < sizeof(q->text); s++) {
+		if (encode && (*s == '&' || *s == '=' || *s == '%'))
+			q->n += (size_t)snprintf(q->text + q->n, sizeof(q->text) - q->n, "%%%02X",
+						 (unsigned char)*s);
+		else
+			q->text[q->n++] = *s;
+	}
+	if (q->n < sizeof(q->text))
+		q->text[q->n] = '\0';
+}
+
+/* One query argument: "key=value", then "&key=value". */
 static enum MHD_Result query_add(void *cls, enum MHD_ValueKind kind, const char *key,
 				 const char *value)
 {
 	struct query_text *q = cls;
 
-	if (q->n < sizeof(q->full))
-		q->n += (size_t)snprintf(q->full + q->n, sizeof(q->full) - q->n, "%c%s%s%s",
-					 strchr(q->full, '?') ? '&' : '?', key, value ? "=" : "",
-					 value ? value : "");
+	if (q->n)
+		query_put(q, "&", false);
+	query_put(q, key, true);
+	if (value) {
+		query_put(q, "=", false);
+		query_put(q, value, true);
+	}
 	return MHD_YES;
 }
 
@@ -70,9 +89,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct api_reply reply;
 
 	if (!req) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
 		req = calloc(1, sizeof(*req));
 		if (!req)
 			return MHD_NO;
+		/* Who is calling, as the kernel says (access.h); unknown: no role at all. */
+		if (!ci || access_identify(ci->connect_fd, &req->caller)) {
+			memset(&req->caller, 0, sizeof(req->caller));
+			req->caller.uid = (uid_t)-1;
+			snprintf(req->caller.user, sizeof(req->caller.user), "(unknown)");
+		}
 		*con_cls = req;
 		return MHD_YES;
 	}
@@ -99,16 +127,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		snprintf(msg, sizeof(msg), "request body is larger than %d bytes", API_BODY_MAX);
 		api_error_reply(&reply, 413, "PayloadTooLarge", msg);
 	} else {
-		/* MHD splits the query off the URL: give the API the whole query back (the
-		 * values MHD decoded), so that each route takes the arguments it knows and
-		 * refuses the others. */
-		struct query_text q = {.n = (size_t)snprintf(q.full, sizeof(q.full), "%s", url)};
+		/* MHD splits the query off the (decoded) path: give the API the whole query
+		 * (the values MHD decoded, re-encoded where they would split), so that each
+		 * route takes the arguments it knows and refuses the others. */
+		struct query_text q = {.n = 0};
 
+		q.text[0] = '\0';
 		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_add, &q);
-		if (q.n >= sizeof(q.full))
-			api_error_reply(&reply, 414, "UriTooLong", "request URL is too long");
+		if (q.n >= sizeof(q.text))
+			api_error_reply(&reply, 414, "UriTooLong", "request query is too long");
 		else
-			api_handle(h->ctx, method, q.full, req->body, req->len, &reply);
+			api_handle(h->ctx, &req->caller, method, url, q.text, req->body, req->len,
+				   &reply);
 	}
 	log_debug("%s %s -> %u", method, url, reply.status);
 	return send_reply(c, &reply);

@@ -29,6 +29,7 @@ struct job {
 	time_t created, finished;
 	char progress_file[PATH_MAX];
 	uint64_t total;
+	unsigned flags; /* JOB_FINISH_BEFORE_EXIT */
 	struct sup *sup;
 	job_fn fn;
 	void *arg;
@@ -101,7 +102,7 @@ static void *job_thread(void *opaque)
 }
 
 int job_start(struct sup *sup, const char *operation, const char *uuid, const char *name,
-	      const char *progress_file, uint64_t total, job_fn fn, void *arg,
+	      const char *progress_file, uint64_t total, unsigned flags, job_fn fn, void *arg,
 	      void (*free_arg)(void *), struct job **out)
 {
 	struct job *j = calloc(1, sizeof(*j));
@@ -130,6 +131,7 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	if (!next_id)
 		next_id = (uint64_t)time(NULL) * 1000;
 	j->id = next_id++;
+	j->flags = flags;
 	snprintf(j->operation, sizeof(j->operation), "%s", operation);
 	snprintf(j->op_desc, sizeof(j->op_desc), "%s (job %" PRIu64 ")", operation, j->id);
 	snprintf(j->uuid, sizeof(j->uuid), "%s", uuid ? uuid : "");
@@ -255,11 +257,12 @@ void jobs_refuse(void)
 	refusing = true;
 }
 
-size_t jobs_running(void)
+size_t jobs_running(bool must_finish)
 {
 	size_t running = 0;
 
 	for (size_t i = 0; i < njobs; i++)
-		running += jobs[i]->state == JOB_RUNNING;
+		running += jobs[i]->state == JOB_RUNNING &&
+			   (!must_finish || (jobs[i]->flags & JOB_FINISH_BEFORE_EXIT));
 	return running;
 }

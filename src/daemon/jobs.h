@@ -38,8 +38,12 @@ typedef int (*job_fn)(void *arg, json_object **result, char *err, size_t errlen)
  * the size it will have. arg is freed with free_arg when the job ends. Called with keeld's
  * lock held. Returns 0 and the job, or -errno (nothing started, free_arg already called).
  */
+/* flags: JOB_FINISH_BEFORE_EXIT for a job that leaves its VM half done if keeld exits
+ * during it (checkpoints: the VM's worker is restarted at the end), which keeld's exit then
+ * waits for however long it takes. */
+#define JOB_FINISH_BEFORE_EXIT (1u << 0)
 int job_start(struct sup *sup, const char *operation, const char *uuid, const char *name,
-	      const char *progress_file, uint64_t total, job_fn fn, void *arg,
+	      const char *progress_file, uint64_t total, unsigned flags, job_fn fn, void *arg,
 	      void (*free_arg)(void *), struct job **out) __attribute__((warn_unused_result));
 
 /* The job as the API shows it (keeld's lock held); NULL on allocation failure. A failed
@@ -53,7 +57,7 @@ json_object *jobs_to_json(void);
 
 /* keeld is exiting: start no new job (job_start fails with -ESHUTDOWN). */
 void jobs_refuse(void);
-/* How many jobs are running. */
-size_t jobs_running(void);
+/* How many jobs are running (only those with JOB_FINISH_BEFORE_EXIT when must_finish). */
+size_t jobs_running(bool must_finish);
 
 #endif

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/access.h"
 #include "daemon/api.h"
 #include "daemon/biglock.h"
 #include "daemon/events.h"
@@ -48,6 +49,8 @@ struct options {
 	unsigned stop_timeout_s;
 	unsigned start_timeout_s;
 	uint64_t host_reserve;
+	const char *admin_group;
+	const char *viewer_group;
 	bool debug;
 };
 
@@ -55,7 +58,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: keeld [--state-dir DIR] [--socket PATH] [--vmm PATH] [--stop-timeout SEC]\n"
-		"             [--start-timeout SEC] [--host-reserve SIZE] [--debug]\n"
+		"             [--start-timeout SEC] [--host-reserve SIZE] [--admin-group NAME]\n"
+		"             [--viewer-group NAME] [--debug]\n"
 		"\n"
 		"keel's management service: VM definitions, workers and the REST API.\n"
 		"  --state-dir DIR      store and per-VM files (default %s, or $KEEL_STATE_DIR)\n"
@@ -67,6 +71,9 @@ static void usage(FILE *f)
 		"  --host-reserve SIZE  memory kept for the host: a VM start that would leave "
 		"less\n"
 		"                       is refused (512M; K, M, G suffixes)\n"
+		"  --admin-group NAME   members may use the whole API and the consoles (keel)\n"
+		"  --viewer-group NAME  members may read: list, show, events, logs "
+		"(keel-viewers)\n"
 		"  --debug              log every request\n",
 		DEFAULT_STATE_DIR, DEFAULT_SOCKET);
 }
@@ -131,6 +138,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"stop-timeout", required_argument, NULL, 't'},
 		{"start-timeout", required_argument, NULL, 'T'},
 		{"host-reserve", required_argument, NULL, 'R'},
+		{"admin-group", required_argument, NULL, 'A'},
+		{"viewer-group", required_argument, NULL, 'W'},
 		{"debug", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -144,6 +153,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->stop_timeout_s = 60;
 	o->start_timeout_s = 60;
 	o->host_reserve = 512ull << 20;
+	o->admin_group = "keel";
+	o->viewer_group = "keel-viewers";
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -169,6 +180,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 					optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'A':
+			o->admin_group = optarg;
+			break;
+		case 'W':
+			o->viewer_group = optarg;
 			break;
 		case 'D':
 			o->debug = true;
@@ -243,8 +260,9 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* Bind the API socket: 0660, group keel when that group exists. */
-static int open_api_socket(const char *path, bool have_group, gid_t gid)
+/* Bind the API socket: anyone may connect (0666), and each request is judged by who the
+ * kernel says the caller is (access.h): others get 403, never data. */
+static int open_api_socket(const char *path)
 {
 	char dir[PATH_MAX];
 	int fd, ret;
@@ -266,14 +284,12 @@ static int open_api_socket(const char *path, bool have_group, gid_t gid)
 		log_err("cannot listen on %s: %s", path, strerror(-fd));
 	if (fd < 0)
 		return fd;
-	if (chmod(path, 0660) < 0) {
+	if (chmod(path, 0666) < 0) {
 		ret = -errno;
 		log_err("cannot set the mode of %s: %s", path, strerror(errno));
 		close(fd);
 		return ret;
 	}
-	if (have_group && chown(path, 0, gid) < 0 && chown(path, (uid_t)-1, gid) < 0)
-		log_warn("cannot give %s to group keel: %s", path, strerror(errno));
 	return fd;
 }
 
@@ -326,7 +342,8 @@ int main(int argc, char **argv)
 		log_err("state directory %s: %s", o.state_dir, strerror(errno));
 		goto out;
 	}
-	grp = getgrnam("keel");
+	access_init(o.admin_group, o.viewer_group);
+	grp = getgrnam(o.admin_group);
 	sc = (struct sup_config){
 		.state_dir = state_dir,
 		.have_group = grp != NULL,
@@ -335,7 +352,8 @@ int main(int argc, char **argv)
 		.host_reserve = o.host_reserve,
 	};
 	if (sc.have_group && chown(state_dir, (uid_t)-1, sc.group) < 0)
-		log_warn("cannot give %s to group keel: %s", state_dir, strerror(errno));
+		log_warn("cannot give %s to group %s: %s", state_dir, o.admin_group,
+			 strerror(errno));
 	lockfd = lock_state_dir(state_dir);
 	if (lockfd < 0)
 		goto out;
@@ -370,15 +388,15 @@ int main(int argc, char **argv)
 	keeld_lock();
 	locked = true;
 	sup_reattach_all(sup);
-	lsock = open_api_socket(o.socket, sc.have_group, sc.group);
+	lsock = open_api_socket(o.socket);
 	if (lsock < 0)
 		goto out;
 	api = (struct api_ctx){.store = store, .sup = sup, .stop_timeout_s = o.stop_timeout_s};
 	if (http_start(lsock, &api, &http))
 		goto out;
 	lsock = -1; /* MHD owns it now */
-	log_info("keeld %s: state in %s, API on %s, keel-vmm %s%s", KEEL_VERSION, state_dir,
-		 o.socket, vmm, sc.have_group ? "" : " (no group 'keel': socket is root-only)");
+	log_info("keeld %s: state in %s, API on %s, keel-vmm %s", KEEL_VERSION, state_dir, o.socket,
+		 vmm);
 	sup_autostart(sup);
 
 	while (running && serve_once(sup, sfd, -1, &running) == 0)
@@ -393,11 +411,20 @@ out:
 		 * thread takes back below and never lets go, until the process ends. */
 		long long until = clock_mono_ms() + KEELD_EXIT_JOB_WAIT_S * 1000LL;
 
+		long long said = 0;
+
 		jobs_refuse();
-		while (jobs_running() && clock_mono_ms() < until &&
-		       serve_once(sup, sfd, 100, NULL) == 0)
-			;
-		if (jobs_running())
+		/* Checkpoint jobs are waited for however long they take: keeld gone in the
+		 * middle would leave their VM stopped, its memory saved for nothing. */
+		while ((jobs_running(true) || (jobs_running(false) && clock_mono_ms() < until)) &&
+		       serve_once(sup, sfd, 100, NULL) == 0) {
+			if (jobs_running(true) && clock_mono_ms() - said > 30000) {
+				log_info("exiting: waiting for %zu checkpoint job(s) to finish",
+					 jobs_running(true));
+				said = clock_mono_ms();
+			}
+		}
+		if (jobs_running(false))
 			log_warn("exiting with jobs still running (see the VMs' states when keeld "
 				 "starts again)");
 		keeld_unlock(); /* requests in progress finish before http_stop returns */

@@ -13,7 +13,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -38,6 +38,7 @@ static const char schema[] =
 	" idx INTEGER NOT NULL,"
 	" path TEXT NOT NULL,"
 	" readonly INTEGER NOT NULL,"
+	" format TEXT NOT NULL DEFAULT 'raw'," /* pinned at attach: raw or vhdx */
 	" serial TEXT NOT NULL DEFAULT '',"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(vm, idx));"
@@ -73,6 +74,18 @@ static const char schema[] =
 	" idx INTEGER NOT NULL,"
 	" path TEXT NOT NULL,"
 	" PRIMARY KEY(ckpt, idx));"
+	/* The audit log (store_audit.c, docs/security.md). */
+	"CREATE TABLE IF NOT EXISTS audit("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" time INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL,"
+	" user TEXT NOT NULL,"
+	" method TEXT NOT NULL,"
+	" path TEXT NOT NULL,"
+	" vm TEXT NOT NULL,"
+	" status INTEGER NOT NULL,"
+	" message TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS audit_vm ON audit(vm, seq);"
 	"CREATE TABLE IF NOT EXISTS checkpoint_now("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" parent TEXT NOT NULL);";
@@ -86,6 +99,14 @@ static const char migrate_1_to_2[] =
 	"ALTER TABLE disks ADD COLUMN serial TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE disks ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE nics ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;";
+
+/* From schema 2: each disk's format, pinned (docs/vm-config.md). Keel used to detect it from
+ * the contents at every start; the name says what the administrator attached, whatever a
+ * guest has written into the file since. */
+static const char migrate_2_to_3[] =
+	"ALTER TABLE disks ADD COLUMN format TEXT NOT NULL DEFAULT 'raw';"
+	"UPDATE disks SET format = 'vhdx' WHERE lower(path) LIKE '%.vhdx'"
+	" OR lower(path) LIKE '%.avhdx';";
 
 static int begin(struct store *st);
 static int finish(struct store *st, int ret);
@@ -182,10 +203,12 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	ret = begin(st);
 	if (!ret && version == 1)
 		ret = exec_sql(st, migrate_1_to_2);
+	if (!ret && version >= 1 && version <= 2)
+		ret = exec_sql(st, migrate_2_to_3);
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=2");
+		ret = exec_sql(st, "PRAGMA user_version=3");
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
@@ -261,12 +284,18 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	int ret;
 
 	ret = prepare(st,
-		      "INSERT INTO disks(vm, idx, path, readonly, serial, pci_slot) "
-		      "VALUES(?,?,?,?,?,?)",
+		      "INSERT INTO disks(vm, idx, path, readonly, serial, pci_slot, format) "
+		      "VALUES(?,?,?,?,?,?,?)",
 		      &s);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < def->ndisks; i++) {
+		if (def->disks[i].format == VM_DISK_AUTO) {
+			/* keeld pins every format at attach (disk_policy.c) */
+			error_set(err, errlen, "disk %s has no format", def->disks[i].path);
+			ret = -EINVAL;
+			goto out;
+		}
 		sqlite3_reset(s);
 		sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 2, (int)i);
@@ -274,6 +303,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_int(s, 4, def->disks[i].readonly);
 		sqlite3_bind_text(s, 5, def->disks[i].serial, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 6, def->disks[i].pci_slot);
+		sqlite3_bind_text(s, 7, vmdef_disk_format_name(def->disks[i].format), -1,
+				  SQLITE_STATIC);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			ret = -EIO;
 			goto out;
@@ -533,7 +564,8 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	def->debug_exit = sqlite3_column_int(s, 15) != 0;
 
 	ret = prepare(st,
-		      "SELECT path, readonly, serial, pci_slot FROM disks WHERE vm=?1 ORDER BY idx",
+		      "SELECT path, readonly, serial, pci_slot, format FROM disks WHERE vm=?1 "
+		      "ORDER BY idx",
 		      &d);
 	if (ret)
 		goto out;
@@ -547,6 +579,11 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		disk->readonly = sqlite3_column_int(d, 1) != 0;
 		copy_col(d, 2, disk->serial, sizeof(disk->serial));
 		disk->pci_slot = slot_from_col(d, 3);
+		disk->format =
+			sqlite3_column_text(d, 4) &&
+					!strcmp((const char *)sqlite3_column_text(d, 4), "vhdx")
+				? VM_DISK_VHDX
+				: VM_DISK_RAW;
 		def->ndisks++;
 	}
 	sqlite3_finalize(d);

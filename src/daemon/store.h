@@ -72,4 +72,22 @@ int store_ckpt_save(struct store *st, const char *vm, const struct ckpt_tree *t,
 		    const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* The audit log (store_audit.c): one record per state-changing API request. */
+#define STORE_AUDIT_KEEP 10000
+struct store_audit {
+	int64_t time; /* Unix time */
+	uint32_t uid;
+	const char *user;
+	const char *method;
+	const char *path;
+	const char *vm; /* "" when the request is about no one VM */
+	unsigned status;
+	const char *message; /* the error's message, or "" */
+};
+int store_audit_add(struct store *st, const struct store_audit *a)
+	__attribute__((warn_unused_result));
+/* The newest `limit` records (of VM vm when not NULL), oldest first, as a JSON array. */
+int store_audit_list(struct store *st, const char *vm, unsigned limit, json_object **out)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -334,6 +334,8 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 			 last[0] ? ": " : "", last);
 	}
 	now = vm_state_after_end(was, saving, restoring, end);
+	if (now != VM_SAVED)
+		sup_remove_saved(sup, vm); /* a save given up: nothing will restore it */
 	if (now == VM_SAVED && saving && vm_state_after_end(was, false, false, end) == VM_OFF)
 		sup_set_state(sup, vm, now, "saved"); /* the save completed first */
 	else if (now == VM_SAVED && restoring && was == VM_STARTING)
@@ -411,7 +413,16 @@ void sup_reattach_all(struct sup *sup)
 			vm->saving = true;
 			begin_turn_off(sup, vm);
 			sup_set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
-		} else if (query_state(sup, vm, &paused, err, sizeof(err)) == 0) {
+			sup_vm_log(sup, vm,
+				   "keeld re-attached to worker pid %d: its save completed",
+				   (int)vm->pid);
+			continue;
+		}
+		/* A Save-VM that had not completed when its keeld went away is given up: the
+		 * worker may finish it, but the VM carries on (paused, as the save leaves it)
+		 * and its end is never taken for a save; the files go with it. */
+		sup_save_intent_drop(sup, vm);
+		if (query_state(sup, vm, &paused, err, sizeof(err)) == 0) {
 			sup_set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s", "");
 			sup_sock_group_access(sup, vm);
 		} else if (!strcmp(rt.state, "Starting")) {

@@ -42,25 +42,60 @@ int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
 	return 0;
 }
 
-int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
+/* The format whose signature the file's first bytes carry (raw matches anything). */
+static int probe_fd(int fd, const char *path, enum disk_format *out)
 {
 	uint8_t head[8];
 	ssize_t n = pread(fd, head, sizeof(head), 0);
-	const struct disk_ops *ops = NULL;
-	int r;
 
 	if (n < 0) {
-		r = -errno;
+		int r = -errno;
+
 		disk_fail("cannot read %s: %s", path, strerror(-r));
-		close(fd);
 		return r;
 	}
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
 		if (formats[i]->probe(head, (size_t)n)) {
-			ops = formats[i];
-			break;
+			*out = formats[i] == &vhdx_ops ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW;
+			return 0;
 		}
 	}
+	*out = DISK_FORMAT_RAW;
+	return 0;
+}
+
+int disk_probe(const char *path, enum disk_format *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		r = -errno;
+		disk_fail("cannot open %s: %s", path, strerror(-r));
+		return r;
+	}
+	r = probe_fd(fd, path, out);
+	close(fd);
+	return r;
+}
+
+int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
+{
+	enum disk_format f;
+	int r = probe_fd(fd, path, &f);
+
+	if (r) {
+		close(fd);
+		return r;
+	}
+	return disk_open_fd_as(fd, path, f, flags, out);
+}
+
+int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned flags,
+		    struct disk **out)
+{
+	const struct disk_ops *ops = format == DISK_FORMAT_VHDX ? &vhdx_ops : &raw_ops;
+	int r;
+
 	if (ops == &raw_ops) {
 		r = disk_lock_fd(fd, path, flags & DISK_OPEN_RDONLY, flags);
 		if (r) {
@@ -82,7 +117,7 @@ int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
 	return 0;
 }
 
-int disk_open(const char *path, unsigned flags, struct disk **out)
+static int open_file(const char *path, unsigned flags)
 {
 	int fd = open(path, ((flags & DISK_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
@@ -92,7 +127,21 @@ int disk_open(const char *path, unsigned flags, struct disk **out)
 		disk_fail("cannot open %s: %s", path, strerror(-e));
 		return e;
 	}
-	return disk_open_fd(fd, path, flags, out);
+	return fd;
+}
+
+int disk_open(const char *path, unsigned flags, struct disk **out)
+{
+	int fd = open_file(path, flags);
+
+	return fd < 0 ? fd : disk_open_fd(fd, path, flags, out);
+}
+
+int disk_open_as(const char *path, enum disk_format format, unsigned flags, struct disk **out)
+{
+	int fd = open_file(path, flags);
+
+	return fd < 0 ? fd : disk_open_fd_as(fd, path, format, flags, out);
 }
 
 static int check_range(struct disk *d, uint64_t off, uint64_t len, const char *what)
@@ -158,6 +207,17 @@ void disk_close(struct disk *d)
 const char *disk_format_name(enum disk_format f)
 {
 	return f == DISK_FORMAT_VHDX ? "vhdx" : "raw";
+}
+
+int disk_format_parse(const char *name, enum disk_format *out)
+{
+	if (!strcmp(name, "raw"))
+		*out = DISK_FORMAT_RAW;
+	else if (!strcmp(name, "vhdx"))
+		*out = DISK_FORMAT_VHDX;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 const char *disk_type_name(enum disk_type t)

@@ -79,12 +79,27 @@ struct disk {
 extern const struct disk_ops raw_ops;
 extern const struct disk_ops vhdx_ops;
 
-/* Opens FILE, detecting the format from its contents. */
+/*
+ * Opens FILE as format: nothing is guessed, so a raw disk whose guest wrote a VHDX header
+ * into it stays raw (QEMU's CVE-2008-2004 class). A VM's disks are always opened so, with
+ * the format recorded when they were attached (docs/vm-config.md).
+ */
+int disk_open_as(const char *path, enum disk_format format, unsigned flags, struct disk **out)
+	__attribute__((warn_unused_result));
+/* The same on an already open fd (the handle takes ownership and closes it). */
+int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned flags,
+		    struct disk **out) __attribute__((warn_unused_result));
+/*
+ * Opens FILE, detecting the format from its contents: for the administrator's tools (keel
+ * disk info, check, convert) on files they name, never for a VM's disks, whose contents the
+ * guest writes.
+ */
 int disk_open(const char *path, unsigned flags, struct disk **out)
 	__attribute__((warn_unused_result));
-/* Opens an already open fd (the handle takes ownership and closes it). */
 int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
 	__attribute__((warn_unused_result));
+/* The format FILE's first bytes say it has (raw when no signature matches). */
+int disk_probe(const char *path, enum disk_format *out) __attribute__((warn_unused_result));
 /* off and len must be multiples of 512 and inside the disk. */
 int disk_read(struct disk *d, void *buf, uint64_t off, size_t len)
 	__attribute__((warn_unused_result));
@@ -99,6 +114,8 @@ int disk_info(struct disk *d, struct disk_info *out) __attribute__((warn_unused_
 void disk_close(struct disk *d);
 
 const char *disk_format_name(enum disk_format f);
+/* "raw" or "vhdx"; -EINVAL for anything else. */
+int disk_format_parse(const char *name, enum disk_format *out) __attribute__((warn_unused_result));
 
 /* Why the last failing disk function of this thread failed ("" when none has): the line it
  * logged, e.g. "/srv/a.vhdx: VHDX metadata table has no 'metadata' signature". */

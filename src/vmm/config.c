@@ -8,13 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disk/disk.h"
 #include "lib/parse.h"
 #include "vmm/virtio/net.h"
 
 static const char config_usage[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME]\n"
-	"                [--disk path=FILE[,readonly=on][,serial=STRING][,slot=N]]...\n"
+	"                [--disk path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N]]...\n"
 	"                [--net tap=IFNAME[,mac=MAC][,slot=N]]... [--no-rng] [--debug-exit]\n"
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
@@ -108,6 +109,8 @@ int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen
 				return -ENOMEM;
 			}
 		} else if (!strcmp(k, "readonly") && !parse_on_off(v, &d->readonly)) {
+		} else if (!strcmp(k, "format") && (!strcmp(v, "raw") || !strcmp(v, "vhdx"))) {
+			d->format = !strcmp(v, "raw") ? VM_DISK_RAW : VM_DISK_VHDX;
 		} else if (!strcmp(k, "slot") && !parse_slot(v, &d->pci_slot)) {
 		} else if (!strcmp(k, "serial")) {
 			if (strlen(v) > VMDEF_SERIAL_MAX) {
@@ -118,8 +121,9 @@ int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen
 			memcpy(d->serial, v, strlen(v) + 1); /* length checked above */
 		} else {
 			snprintf(err, errlen,
-				 "--disk %s: expected path=FILE[,readonly=on|off][,serial=STRING]"
-				 "[,slot=%d..%d] (a path with a comma needs --config)",
+				 "--disk %s: expected path=FILE[,format=raw|vhdx][,readonly=on|off]"
+				 "[,serial=STRING][,slot=%d..%d] (a path with a comma needs "
+				 "--config)",
 				 s, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
 			goto fail;
 		}
@@ -474,6 +478,14 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			goto out;
 		r = -EINVAL;
 	}
+	/* A disk's format is never guessed from its contents (the guest writes them): one
+	 * the description leaves open is taken from the file's name. */
+	for (unsigned i = 0; i < cfg->def.ndisks; i++)
+		if (cfg->def.disks[i].format == VM_DISK_AUTO)
+			cfg->def.disks[i].format =
+				disk_format_from_name(cfg->def.disks[i].path) == DISK_FORMAT_VHDX
+					? VM_DISK_VHDX
+					: VM_DISK_RAW;
 	/* An adapter without a MAC gets its stable default now, so that the description (and a
 	 * saved state's) says what the guest sees. */
 	for (unsigned i = 0; i < cfg->def.nnics; i++) {

@@ -14,6 +14,7 @@ import argparse
 import calendar
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -217,7 +218,6 @@ def vhdx_setup(case, tmpdir):
 
 
 def vhdx_check(run):
-    import shutil
     d, path = VHDX_STATE["dir"], VHDX_STATE["path"]
     try:
         r = subprocess.run([VHDX_STATE["keel"], "disk", "check", path], capture_output=True,
@@ -247,6 +247,47 @@ def vhdx_check(run):
         for s in (1000, 50000, 120000):
             if data[s * 512:(s + 1) * 512] != bytes(512):
                 return f"sector {s} was never written but does not read as zeros"
+        return None
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# virtio-blk on a raw disk whose first bytes are a valid VHDX image (what a guest can write
+# into its raw disk): keel-vmm takes the format from the name (disk.img: raw), never from the
+# contents, so the guest sees the file's 64 MiB as they are, not the image's 32 MiB, and its
+# writes land at their raw offsets (QEMU's CVE-2008-2004 class; issue 10).
+RAW_SECTORS = 131072
+
+
+def raw_vhdx_header_setup(case, tmpdir):
+    keel = os.path.join(os.path.dirname(os.path.dirname(VHDX_STATE["keel_vmm"])), "cli", "keel")
+    d = tempfile.mkdtemp(prefix="keel-rawhdr-")
+    vhdx, path = os.path.join(d, "image.vhdx"), os.path.join(d, "disk.img")
+    subprocess.run([keel, "disk", "create", vhdx, "--size", "32M", "--block-size", "1M"],
+                   check=True, stdout=subprocess.DEVNULL)
+    shutil.copyfile(vhdx, path)
+    with open(path, "r+b") as f:
+        f.truncate(RAW_SECTORS * 512)
+    VHDX_STATE.update(dir=d, path=path)
+    case.vmm_args = ["--disk", f"path={path},serial=keel-raw-1"]
+    return {"args": f"mode=blk sectors={RAW_SECTORS} serial=keel-raw-1"}
+
+
+def raw_vhdx_header_check(run):
+    d, path = VHDX_STATE["dir"], VHDX_STATE["path"]
+    try:
+        data = open(path, "rb").read()
+        if len(data) != RAW_SECTORS * 512:
+            return f"the raw file is {len(data)} bytes after the run"
+        if data[:8] == b"vhdxfile":
+            return "the guest's first sectors did not land at the start of the file"
+        for start, count in ((0, 8), (2040, 4), (100000, 1), (RAW_SECTORS - 8, 8)):
+            for s in range(start, start + count):
+                if data[s * 512:(s + 1) * 512] != blk_pattern(s):
+                    return f"sector {s} is not at its raw offset in the file"
+        for s in range(2044, 2048):
+            if data[s * 512:(s + 1) * 512] != bytes(512):
+                return f"write-zeroes left sector {s} non-zero"
         return None
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -314,6 +355,12 @@ CASES = {
                                 expect=[r"virtio-crash: one request served; triple fault now"]),
     "virtio-blk-vhdx": Case("virtio", memory="64M", setup=vhdx_setup, check=vhdx_check,
                             timeout=60, expect=[
+        r"virtio: PCI host bridge, ECAM .* blk in slot \d+",
+        r"virtio: blk writes, flush and reads back ok",
+        r"virtio: blk write-zeroes, discard, bad requests ok",
+        r"virtio: PASS"]),
+    "virtio-blk-raw-vhdx-header": Case("virtio", memory="64M", setup=raw_vhdx_header_setup,
+                                       check=raw_vhdx_header_check, timeout=60, expect=[
         r"virtio: PCI host bridge, ECAM .* blk in slot \d+",
         r"virtio: blk writes, flush and reads back ok",
         r"virtio: blk write-zeroes, discard, bad requests ok",

@@ -335,10 +335,16 @@ static void test_checkpoint_store(void **state)
 	free(a.disks[0].path);
 	a.disks[0].path = strdup("/new/child.avhdx");
 	a.ndisks = 1;
+	/* A disk's format is pinned before it is stored (disk_policy.c): never stored open. */
+	a.disks[0].format = VM_DISK_AUTO;
+	assert_int_equal(store_ckpt_save(st, a.uuid, &t, &a, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "has no format"));
+	a.disks[0].format = VM_DISK_VHDX;
 	assert_int_equal(store_ckpt_save(st, a.uuid, &t, &a, err, sizeof(err)), 0);
 	assert_int_equal(store_ckpt_save(st, a.uuid, &t, &a, err, sizeof(err)), -ESTALE);
 	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
 	assert_string_equal(got.disks[0].path, "/new/child.avhdx");
+	assert_int_equal(got.disks[0].format, VM_DISK_VHDX);
 	vmdef_free(&got);
 	assert_int_equal(store_ckpt_load(st, a.uuid, &back), 0);
 	assert_int_equal(back.n, 3);

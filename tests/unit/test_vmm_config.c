@@ -254,6 +254,39 @@ static void test_guest_change(void **state)
 	config_free(&a);
 }
 
+/* A disk's format comes from format= or from its name, never from the file (it is not even
+ * opened here). */
+static void test_disk_formats(void **state)
+{
+	char *a[] = {"keel-vmm",
+		     "--kernel",
+		     "k",
+		     "--disk",
+		     "path=/a.vhdx",
+		     "--disk",
+		     "path=/b.AVHDX",
+		     "--disk",
+		     "path=/c.img",
+		     "--disk",
+		     "path=/d.img,format=vhdx",
+		     "--disk",
+		     "path=/e.vhdx,format=raw",
+		     NULL};
+	char *bad[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/a,format=qcow2", NULL};
+	struct vm_config cfg;
+	char err[256];
+
+	assert_int_equal(parse(a, 13, &cfg, err), 0);
+	assert_int_equal(cfg.def.disks[0].format, VM_DISK_VHDX);
+	assert_int_equal(cfg.def.disks[1].format, VM_DISK_VHDX);
+	assert_int_equal(cfg.def.disks[2].format, VM_DISK_RAW);
+	assert_int_equal(cfg.def.disks[3].format, VM_DISK_VHDX);
+	assert_int_equal(cfg.def.disks[4].format, VM_DISK_RAW);
+	config_free(&cfg);
+	assert_int_equal(parse(bad, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "format=raw|vhdx"));
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -389,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_memory_units), cmocka_unit_test(test_serial_specs),
 		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
 		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
+		cmocka_unit_test(test_disk_formats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

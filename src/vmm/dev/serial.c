@@ -374,10 +374,8 @@ static int serial_class_create(struct machine *m, unsigned i, char *err, size_t 
 
 	if (r)
 		return r;
-	r = machine_add_teardown(m, serial_teardown, s);
-	if (r)
-		serial_destroy(s);
-	return r;
+	/* On failure s stays: its port and hooks point at it, and the VM is not built. */
+	return machine_add_teardown(m, serial_teardown, s);
 }
 
 /* COM1: ports 0x3f8-0x3ff, IRQ 4, on the back end of --serial. */

@@ -445,7 +445,10 @@ int virtio_blk_open(const struct vm_disk *spec, struct virtio_blk **out, char *e
 	snprintf(b->path, sizeof(b->path), "%s", spec->path);
 	b->ro = spec->readonly;
 	disk_error_reset();
-	r = disk_open(spec->path, spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
+	/* As recorded in the description (vm_disk.format): never guessed from the contents. */
+	r = disk_open_as(spec->path,
+			 spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW,
+			 spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
 	if (r) {
 		const char *busy = r == -EWOULDBLOCK || r == -EAGAIN
 					   ? " (another program has it open for writing)"

@@ -870,9 +870,6 @@ static void virtio_dev_teardown(void *opaque)
 
 int virtio_dev_keep(struct machine *m, struct virtio_dev *vd)
 {
-	int r = machine_add_teardown(m, virtio_dev_teardown, vd);
-
-	if (r)
-		virtio_dev_destroy(vd);
-	return r;
+	/* On failure vd stays: its BARs and hooks point at it, and the VM is not built. */
+	return machine_add_teardown(m, virtio_dev_teardown, vd);
 }

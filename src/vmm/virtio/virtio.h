@@ -138,7 +138,8 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 /* Stop the I/O thread and free the device (main thread, vCPUs stopped). */
 void virtio_dev_destroy(struct virtio_dev *vd);
 /* A device class's last step: the machine destroys vd with the VM (machine_add_teardown).
- * On failure vd is destroyed now. */
+ * On failure vd is left as it is (the machine's hooks point at it; the VM is not built and
+ * the process ends). */
 int virtio_dev_keep(struct machine *m, struct virtio_dev *vd) __attribute__((warn_unused_result));
 /* Watch fd (EPOLLIN etc.) on the device's I/O thread; events go to ops->fd_event. */
 int virtio_dev_watch(struct virtio_dev *vd, int fd, uint32_t events)
