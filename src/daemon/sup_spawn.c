@@ -82,9 +82,74 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
 	return 0;
 }
 
+/*
+ * The files the description names, opened by keeld (which checked them) and handed to the
+ * worker as descriptors 3, 4, ... with `--fd NAME=N`: the worker opens none of them by
+ * name, so the file checked is the file used (docs/keeld.md). Held here above
+ * WORKER_FD_BASE, so that the child's dup2 onto 3.. never lands on one of them.
+ */
+#define WORKER_FD_FIRST 3
+#define WORKER_FD_BASE	64
+#define WORKER_FILES	(2 + VMDEF_MAX_DISKS)
+
+struct worker_files {
+	int fd[WORKER_FILES];
+	char name[WORKER_FILES][16]; /* kernel, initrd, disk.I */
+	unsigned n;
+};
+
+static int worker_file(struct worker_files *wf, const char *name, const char *path, int flags,
+		       char *err, size_t errlen)
+{
+	int fd = open(path, flags | O_CLOEXEC | O_NOCTTY), high;
+
+	if (fd < 0) {
+		error_set(err, errlen, "%s %s: %s", name, path, strerror(errno));
+		return -errno;
+	}
+	high = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_FD_BASE);
+	close(fd);
+	if (high < 0) {
+		error_set(err, errlen, "%s %s: %s", name, path, strerror(errno));
+		return -errno;
+	}
+	wf->fd[wf->n] = high;
+	snprintf(wf->name[wf->n], sizeof(wf->name[0]), "%s", name);
+	wf->n++;
+	return 0;
+}
+
+static void worker_files_close(struct worker_files *wf)
+{
+	for (unsigned i = 0; i < wf->n; i++)
+		close(wf->fd[i]);
+	wf->n = 0;
+}
+
+static int worker_files_open(const struct vm_def *def, struct worker_files *wf, char *err,
+			     size_t errlen)
+{
+	int r;
+
+	wf->n = 0;
+	r = worker_file(wf, "kernel", def->kernel, O_RDONLY, err, errlen);
+	if (!r && def->initrd)
+		r = worker_file(wf, "initrd", def->initrd, O_RDONLY, err, errlen);
+	for (unsigned i = 0; !r && i < def->ndisks; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "disk.%u", i);
+		r = worker_file(wf, name, def->disks[i].path,
+				def->disks[i].readonly ? O_RDONLY : O_RDWR, err, errlen);
+	}
+	if (r)
+		worker_files_close(wf);
+	return r;
+}
+
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void __attribute__((noreturn))
-exec_worker(const char *vmm, char **argv, int logfd, int errpipe)
+exec_worker(const char *vmm, char **argv, int logfd, int errpipe, const struct worker_files *wf)
 {
 	sigset_t none;
 	int devnull, e;
@@ -97,6 +162,10 @@ exec_worker(const char *vmm, char **argv, int logfd, int errpipe)
 	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
 		goto fail;
 	syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	/* The passed files, at 3, 4, ...: dup2 makes the copies survive exec. */
+	for (unsigned i = 0; i < wf->n; i++)
+		if (dup2(wf->fd[i], WORKER_FD_FIRST + (int)i) < 0)
+			goto fail;
 	execv(vmm, argv);
 fail:
 	e = errno;
@@ -160,6 +229,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	char dir[PATH_MAX], ctl[PATH_MAX], serial[PATH_MAX], status[PATH_MAX], log[PATH_MAX];
 	char config[PATH_MAX], hvc[PATH_MAX];
 	char *argv[64] = {NULL};
+	struct worker_files wf = {.n = 0};
 	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, e = 0, ret = 0;
 	pid_t pid;
 
@@ -223,6 +293,20 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
 		goto out;
 	}
+	ret = worker_files_open(def, &wf, err, errlen);
+	if (ret) {
+		char why[600];
+
+		snprintf(why, sizeof(why), "cannot start VM '%s': %s", def->name, err);
+		error_set(err, errlen, "%s", why);
+		goto out;
+	}
+	for (unsigned i = 0; i < wf.n; i++) {
+		if (add_arg(argv, &argc, 64, "--fd=%s=%u", wf.name[i], WORKER_FD_FIRST + i)) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
 	/* A Saved VM carries on from its saved state (docs/state.md). */
 	vm->restoring = vm->state == VM_SAVED;
 	if (vm->restoring) {
@@ -258,7 +342,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		goto out;
 	}
 	if (pid == 0)
-		exec_worker(sup->cfg.vmm_path, argv, logfd, pipefd[1]);
+		exec_worker(sup->cfg.vmm_path, argv, logfd, pipefd[1], &wf);
 	close(pipefd[1]);
 	pipefd[1] = -1;
 	/* Blocks until exec (pipe closed) or its failure (errno written). */
@@ -289,6 +373,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	vm->deadline_ms = clock_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
 	sup_set_state(sup, vm, VM_STARTING, "%s", "");
 out:
+	worker_files_close(&wf); /* the worker has its copies */
 	if (logfd >= 0)
 		close(logfd);
 	if (pipefd[0] >= 0)

@@ -2,6 +2,7 @@
 #include "vmm/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +16,13 @@
 static const char config_usage[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME]\n"
-	"                [--disk path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N]]...\n"
+	"                [--disk "
+	"path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N]]...\n"
 	"                [--net tap=IFNAME[,mac=MAC][,slot=N]]... [--no-rng] [--debug-exit]\n"
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--control PATH] [--status-file PATH]\n"
-	"                [--restore DIR] [--paused]\n"
+	"                [--restore DIR] [--paused] [--fd kernel|initrd|disk.I=N]...\n"
 	"\n"
 	"Runs one virtual machine on KVM. The VM is described by a JSON document (--config,\n"
 	"docs/vm-config.md) or by the options from --kernel to --debug-exit, not both.\n"
@@ -193,6 +195,7 @@ enum {
 	OPT_CONSOLE,
 	OPT_NO_RNG,
 	OPT_CONFIG,
+	OPT_FD,
 };
 
 static const struct option config_options[] = {
@@ -208,6 +211,7 @@ static const struct option config_options[] = {
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"status-file", required_argument, NULL, OPT_STATUS_FILE},
 	{"restore", required_argument, NULL, OPT_RESTORE},
+	{"fd", required_argument, NULL, OPT_FD},
 	{"name", required_argument, NULL, OPT_NAME},
 	{"disk", required_argument, NULL, OPT_DISK},
 	{"net", required_argument, NULL, OPT_NET},
@@ -349,6 +353,43 @@ static bool is_description_option(int c)
 	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
 }
 
+/*
+ * --fd NAME=N: the file the description names as kernel, initrd or disk.I (its Ith disk) is
+ * already open as descriptor N (keeld opened and checked it, and passed it at exec): the
+ * worker uses N and never opens that path. N must be open, 3 or above, and not given twice.
+ */
+static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, size_t errlen)
+{
+	const char *eq = strchr(arg, '=');
+	uint64_t n, i;
+	int *slot = NULL;
+
+	if (eq && eq - arg == 6 && !strncmp(arg, "kernel", 6))
+		slot = &cfg->kernel_fd;
+	else if (eq && eq - arg == 6 && !strncmp(arg, "initrd", 6))
+		slot = &cfg->initrd_fd;
+	else if (eq && !strncmp(arg, "disk.", 5) && eq - arg <= 8) {
+		char idx[4] = {0};
+
+		memcpy(idx, arg + 5, (size_t)(eq - arg - 5));
+		if (!parse_uint(idx, 0, VMDEF_MAX_DISKS - 1, &i))
+			slot = &cfg->disk_fds[i];
+	}
+	if (!slot || parse_uint(eq + 1, 3, 65535, &n) || fcntl((int)n, F_GETFD) < 0) {
+		snprintf(err, errlen,
+			 "--fd %s: expected kernel=N, initrd=N or disk.I=N with N an open "
+			 "descriptor (3 or above) and I a disk's index (0 to %d)",
+			 arg, VMDEF_MAX_DISKS - 1);
+		return -EINVAL;
+	}
+	if (*slot >= 0) {
+		snprintf(err, errlen, "--fd %s: given twice", arg);
+		return -EINVAL;
+	}
+	*slot = (int)n;
+	return 0;
+}
+
 /* Options that say how this worker runs the VM. Returns 1 for --help and --version. */
 static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg, char *err,
 			    size_t errlen)
@@ -388,6 +429,8 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 	case OPT_CONFIG:
 		cfg->config_path = optarg;
 		return 0;
+	case OPT_FD:
+		return parse_fd_option(optarg, cfg, err, errlen);
 	case OPT_HELP:
 		fputs(config_usage, stdout);
 		return 1;
@@ -417,7 +460,11 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	*cfg = (struct vm_config){
 		.serial = {CHARDEV_STDIO, NULL},
 		.console = {CHARDEV_OFF, NULL},
+		.kernel_fd = -1,
+		.initrd_fd = -1,
 	};
+	for (unsigned d = 0; d < VMDEF_MAX_DISKS; d++)
+		cfg->disk_fds[d] = -1;
 	vmdef_init(&cfg->def);
 	optind = 0; /* full reset of getopt, so tests can call this repeatedly */
 	opterr = 0;
@@ -477,6 +524,20 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		if (r)
 			goto out;
 		r = -EINVAL;
+	}
+	/* Each passed descriptor stands for a file the description names. */
+	if (cfg->initrd_fd >= 0 && !cfg->def.initrd) {
+		snprintf(err, errlen, "--fd initrd: the VM has no initrd");
+		r = -EINVAL;
+		goto out;
+	}
+	for (unsigned d = cfg->def.ndisks; d < VMDEF_MAX_DISKS; d++) {
+		if (cfg->disk_fds[d] >= 0) {
+			snprintf(err, errlen, "--fd disk.%u: the VM has %u disk%s", d,
+				 cfg->def.ndisks, cfg->def.ndisks == 1 ? "" : "s");
+			r = -EINVAL;
+			goto out;
+		}
 	}
 	/* A disk's format is never guessed from its contents (the guest writes them): one
 	 * the description leaves open is taken from the file's name. */

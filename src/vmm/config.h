@@ -32,6 +32,10 @@ struct vm_config {
 	const char *control_path;
 	const char *status_path;
 	const char *restore_dir; /* --restore: carry on from a saved state (docs/state.md) */
+	/* --fd: files the description names, already open (keeld opened and checked them);
+	 * -1: open the path. */
+	int kernel_fd, initrd_fd;
+	int disk_fds[VMDEF_MAX_DISKS];
 };
 
 /*

@@ -35,6 +35,7 @@ struct machine {
 	struct pci_host *pci;		    /* bus 0: set before the PCI devices are created */
 	struct chardev *serial_out;	    /* COM1's host side (--serial) */
 	const struct chardev_spec *console; /* the virtio-console's host side (--console) */
+	const int *disk_fds;		    /* each disk's passed descriptor (--fd disk.I), or -1 */
 };
 
 /* Why the VM stops running guest code. The first request wins. */

@@ -518,11 +518,13 @@ static uint64_t host_ram_bytes(void)
 	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : UINT64_MAX;
 }
 
-static int vm_open_input(const char *path, const char *what, int *fd, char *err, size_t errlen)
+/* The kernel or initrd: passed (--fd given: the worker takes it over) or opened by path. */
+static int vm_open_input(const char *path, int given, const char *what, int *fd, char *err,
+			 size_t errlen)
 {
 	struct stat st;
 
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	*fd = given >= 0 ? given : open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0) {
 		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		return -errno;
@@ -551,11 +553,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .mem = &vm->mem,
 				       .pio = &vm->pio,
 				       .mmio = &vm->mmio,
-				       .console = &cfg->console};
+				       .console = &cfg->console,
+				       .disk_fds = cfg->disk_fds};
 
-	r = vm_open_input(cfg->def.kernel, "kernel", &vm->kernel_fd, err, errlen);
+	r = vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel", &vm->kernel_fd, err, errlen);
 	if (!r && cfg->def.initrd)
-		r = vm_open_input(cfg->def.initrd, "initrd", &vm->initrd_fd, err, errlen);
+		r = vm_open_input(cfg->def.initrd, cfg->initrd_fd, "initrd", &vm->initrd_fd, err,
+				  errlen);
 	if (r)
 		return r;
 	if (cfg->def.memory > host) {

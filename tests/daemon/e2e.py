@@ -1090,6 +1090,12 @@ def case_description(e):
             pass
     check(odd in opened and extra in opened and decoy not in opened,
           "keel-vmm opened %r" % sorted(p for p in opened if p.startswith(e.dir)))
+    # keeld opened them and passed them: the worker was given descriptors, not names to open.
+    argv = open("/proc/%d/cmdline" % vm["pid"], "rb").read().split(b"\0")
+    passed = sorted(a.decode() for a in argv if a.startswith(b"--fd="))
+    check(passed == ["--fd=disk.0=4", "--fd=disk.1=5", "--fd=kernel=3"], "fds: %r" % passed)
+    check(os.readlink("/proc/%d/fd/4" % vm["pid"]) == extra and
+          os.readlink("/proc/%d/fd/5" % vm["pid"]) == odd, "descriptors 4 and 5")
     e.keel("vm", "turn-off", "d1")
     e.wait_state("d1", "Off")
     # A damaged disk: the API says what the disk library found, not "Invalid argument",

@@ -273,7 +273,22 @@ def raw_vhdx_header_setup(case, tmpdir):
     return {"args": f"mode=blk sectors={RAW_SECTORS} serial=keel-raw-1"}
 
 
+# virtio-blk on a descriptor keeld would pass (--fd disk.0=N): the description names a file
+# that does not exist, so the guest's 64 MiB and its writes can only come from the
+# descriptor; the worker opens no disk by name (issue 10).
+def passed_fd_setup(case, tmpdir):
+    d = tempfile.mkdtemp(prefix="keel-fd-")
+    path = os.path.join(d, "real.img")
+    with open(path, "wb") as f:
+        f.truncate(RAW_SECTORS * 512)
+    fd = os.open(path, os.O_RDWR)
+    VHDX_STATE.update(dir=d, path=path)
+    case.vmm_args = ["--disk", f"path={d}/not-there.img,serial=keel-fd-1", "--fd", f"disk.0={fd}"]
+    return {"args": f"mode=blk sectors={RAW_SECTORS} serial=keel-fd-1", "pass_fds": (fd,)}
+
+
 def raw_vhdx_header_check(run):
+    """The guest's blk patterns at their raw offsets of VHDX_STATE's file."""
     d, path = VHDX_STATE["dir"], VHDX_STATE["path"]
     try:
         data = open(path, "rb").read()
@@ -358,6 +373,11 @@ CASES = {
         r"virtio: PCI host bridge, ECAM .* blk in slot \d+",
         r"virtio: blk writes, flush and reads back ok",
         r"virtio: blk write-zeroes, discard, bad requests ok",
+        r"virtio: PASS"]),
+    "virtio-blk-passed-fd": Case("virtio", memory="64M", setup=passed_fd_setup,
+                                 check=raw_vhdx_header_check, timeout=60, expect=[
+        r"virtio: PCI host bridge, ECAM .* blk in slot \d+",
+        r"virtio: blk writes, flush and reads back ok",
         r"virtio: PASS"]),
     "virtio-blk-raw-vhdx-header": Case("virtio", memory="64M", setup=raw_vhdx_header_setup,
                                        check=raw_vhdx_header_check, timeout=60, expect=[
@@ -493,7 +513,10 @@ def run_case(name, case, keel_vmm, guests_dir):
         start = time.monotonic()
         deadline = start + case.timeout
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                pass_fds=extras.get("pass_fds", ()))
+        for fd in extras.get("pass_fds", ()):
+            os.close(fd)  # the worker has it
         out, err = Reader(proc.stdout), Reader(proc.stderr)
         out.start()
         err.start()

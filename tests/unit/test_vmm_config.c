@@ -2,6 +2,7 @@
 /* keel-vmm option parsing: defaults, every option, --config documents, PCI slots, and every
  * kind of bad value. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -287,6 +288,65 @@ static void test_disk_formats(void **state)
 	assert_non_null(strstr(err, "format=raw|vhdx"));
 }
 
+/* --fd NAME=N: a passed descriptor for a file the description names. */
+static void test_passed_fds(void **state)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	char kern[32], initrd[32], disk[32], twice[32], high[32];
+	struct vm_config cfg;
+	char err[256];
+
+	assert_true(fd >= 3);
+	snprintf(initrd, sizeof(initrd), "initrd=%d", fd);
+	snprintf(kern, sizeof(kern), "kernel=%d", fd);
+	snprintf(disk, sizeof(disk), "disk.1=%d", fd);
+	snprintf(twice, sizeof(twice), "disk.0=%d", fd);
+	snprintf(high, sizeof(high), "disk.0=%d", 60000);
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k",  "--disk", "path=/a", "--disk",
+			     "path=/b",	 "--fd",     kern, "--fd",   disk,	NULL};
+
+		assert_int_equal(parse(a, 11, &cfg, err), 0);
+		assert_int_equal(cfg.kernel_fd, fd);
+		assert_int_equal(cfg.initrd_fd, -1);
+		assert_int_equal(cfg.disk_fds[0], -1);
+		assert_int_equal(cfg.disk_fds[1], fd);
+		config_free(&cfg);
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", disk, NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd disk.1: the VM has 0 disks"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/a",
+			     "--fd",	 twice,	     "--fd", twice,    NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "given twice"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/a", "--fd", high, NULL};
+
+		assert_int_equal(parse(a, 7, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "an open descriptor"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "disk.x=3", NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "expected kernel=N, initrd=N or disk.I=N"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", initrd, NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "the VM has no initrd"));
+	}
+	close(fd);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -422,7 +482,7 @@ int main(void)
 		cmocka_unit_test(test_memory_units), cmocka_unit_test(test_serial_specs),
 		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
 		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
-		cmocka_unit_test(test_disk_formats),
+		cmocka_unit_test(test_disk_formats), cmocka_unit_test(test_passed_fds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

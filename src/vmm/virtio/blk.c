@@ -7,10 +7,12 @@
  * Flush completes only after disk_flush() (fdatasync, and the VHDX log) has returned.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "disk/disk.h"
 #include "lib/le.h"
@@ -426,7 +428,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.release = blk_release,
 };
 
-int virtio_blk_open(const struct vm_disk *spec, struct virtio_blk **out, char *err, size_t errlen)
+int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out, char *err,
+		    size_t errlen)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	struct disk_info info;
@@ -446,9 +449,24 @@ int virtio_blk_open(const struct vm_disk *spec, struct virtio_blk **out, char *e
 	b->ro = spec->readonly;
 	disk_error_reset();
 	/* As recorded in the description (vm_disk.format): never guessed from the contents. */
-	r = disk_open_as(spec->path,
-			 spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW,
-			 spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
+	if (fd >= 0 && !spec->readonly && (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
+		snprintf(err, errlen, "disk %s: its passed descriptor is not open for writing",
+			 spec->path);
+		close(fd);
+		free(b->zeros);
+		free(b);
+		return -EBADF;
+	}
+	if (fd >= 0) {
+		r = disk_open_fd_as(fd, spec->path,
+				    spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX
+								 : DISK_FORMAT_RAW,
+				    spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
+	} else {
+		r = disk_open_as(spec->path,
+				 spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW,
+				 spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
+	}
 	if (r) {
 		const char *busy = r == -EWOULDBLOCK || r == -EAGAIN
 					   ? " (another program has it open for writing)"
@@ -499,12 +517,12 @@ uint64_t virtio_blk_features(const struct virtio_blk *b)
 	return f;
 }
 
-int virtio_blk_create(struct machine *m, const struct vm_disk *spec, struct virtio_dev **out,
-		      char *err, size_t errlen)
+int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
+		      struct virtio_dev **out, char *err, size_t errlen)
 {
 	struct virtio_blk *b;
 	unsigned i;
-	int r = virtio_blk_open(spec, &b, err, errlen);
+	int r = virtio_blk_open(spec, fd, &b, err, errlen);
 
 	if (r)
 		return r;
@@ -541,7 +559,7 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, struct virt
 static int blk_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_blk_create(m, &m->def->disks[i], &vd, err, errlen);
+	int r = virtio_blk_create(m, &m->def->disks[i], m->disk_fds[i], &vd, err, errlen);
 
 	return r ? r : virtio_dev_keep(m, vd);
 }

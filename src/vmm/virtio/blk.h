@@ -24,16 +24,18 @@ struct machine;
 struct virtio_dev;
 struct virtio_blk;
 
-/* Open the disk of --disk spec (format detected from its contents). */
-int virtio_blk_open(const struct vm_disk *spec, struct virtio_blk **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/* Open the disk of spec as its recorded format: fd when it is >= 0 (passed by keeld; taken
+ * over, and it must be open for writing unless the disk is read-only), else its path. */
+int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
 void virtio_blk_free(struct virtio_blk *b);
 uint64_t virtio_blk_features(const struct virtio_blk *b);
 /* Serve one validated chain; returns the bytes written into it (the used length), 0 for a
  * chain too malformed to carry a status byte. */
 uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c);
 /* The device on the VM's PCI bus. */
-int virtio_blk_create(struct machine *m, const struct vm_disk *spec, struct virtio_dev **out,
-		      char *err, size_t errlen) __attribute__((warn_unused_result));
+int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
+		      struct virtio_dev **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif
