@@ -202,14 +202,15 @@ static const struct virtio_dev_ops net_ops = {
 	.release = net_release,
 };
 
-/* Open (creating if missing) tap IFNAME with the virtio-net header, and bring it up. */
-static int net_open_tap(struct virtio_net *n, const char *name, char *err, size_t errlen)
+/* Open (creating if missing) tap IFNAME with the virtio-net header, and bring it up: *tap,
+ * and the interface's name in ifname. */
+static int net_open_tap(const char *name, int *tap, char ifname[IFNAMSIZ], char *err, size_t errlen)
 {
 	struct ifreq ifr;
-	int hdr = NET_HDR_SIZE, s, e;
+	int hdr = NET_HDR_SIZE, fd, s, e;
 
-	n->tap = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (n->tap < 0) {
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
 		e = errno;
 		snprintf(err, errlen, "--net tap=%s: cannot open /dev/net/tun: %s%s", name,
 			 strerror(e), e == ENOENT ? " (load the tun module)" : "");
@@ -218,30 +219,31 @@ static int net_open_tap(struct virtio_net *n, const char *name, char *err, size_
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(n->tap, TUNSETIFF, &ifr) < 0 || ioctl(n->tap, TUNSETVNETHDRSZ, &hdr) < 0 ||
-	    ioctl(n->tap, TUNSETOFFLOAD, 0) < 0) {
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 ||
+	    ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
 		e = errno;
 		snprintf(err, errlen, "--net tap=%s: cannot attach to the tap device: %s%s", name,
 			 strerror(e),
 			 e == EPERM ? " (keel-vmm needs CAP_NET_ADMIN, or a tap owned by its user)"
 				    : "");
-		close(n->tap);
+		close(fd);
 		return -e;
 	}
-	memcpy(n->ifname, ifr.ifr_name, IFNAMSIZ);
+	memcpy(ifname, ifr.ifr_name, IFNAMSIZ);
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
 		ifr.ifr_flags |= IFF_UP;
 		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-			log_warn("%s: cannot bring the tap up: %s", n->ifname, strerror(errno));
+			log_warn("%s: cannot bring the tap up: %s", ifname, strerror(errno));
 	}
 	if (s >= 0)
 		close(s);
+	*tap = fd;
 	return 0;
 }
 
-int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virtio_dev **out,
-		      char *err, size_t errlen)
+int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *ifname,
+			 const uint8_t mac[6], struct virtio_dev **out)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	uint64_t features = 1ull << NET_F_MAC | 1ull << NET_F_STATUS | 1ull << NET_F_CSUM |
@@ -249,25 +251,20 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virti
 	struct virtio_dev *vd = NULL;
 	int r;
 
-	if (!n)
+	if (!n) {
+		close(fd);
 		return -ENOMEM;
-	r = net_open_tap(n, spec->tap, err, errlen);
-	if (r) {
-		free(n);
-		return r;
 	}
-	if (!spec->mac[0] || vmdef_mac_parse(spec->mac, n->mac))
-		virtio_net_default_mac(spec->tap, n->mac);
-	r = virtio_dev_create(m, spec->pci_slot, &net_ops, n, features, 2, NET_QUEUE_SIZE,
-			      NET_CFG_SIZE, &vd);
+	n->tap = fd;
+	snprintf(n->ifname, sizeof(n->ifname), "%s", ifname);
+	memcpy(n->mac, mac, 6);
+	r = virtio_dev_create(m, slot, &net_ops, n, features, 2, NET_QUEUE_SIZE, NET_CFG_SIZE, &vd);
 	if (!r)
 		r = virtio_dev_watch(vd, n->tap, EPOLLIN);
 	if (r) {
-		snprintf(err, errlen, "--net tap=%s: virtio-net set-up: %s", spec->tap,
-			 strerror(-r));
-		if (vd)
+		if (vd) {
 			virtio_dev_destroy(vd); /* frees n */
-		else {
+		} else {
 			close(n->tap);
 			free(n);
 		}
@@ -275,6 +272,25 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virti
 	}
 	*out = vd;
 	return 0;
+}
+
+int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virtio_dev **out,
+		      char *err, size_t errlen)
+{
+	char ifname[IFNAMSIZ];
+	uint8_t mac[6];
+	int tap = -1, r;
+
+	r = net_open_tap(spec->tap, &tap, ifname, err, errlen);
+	if (r)
+		return r;
+	if (!spec->mac[0] || vmdef_mac_parse(spec->mac, mac))
+		virtio_net_default_mac(spec->tap, mac);
+	r = virtio_net_create_fd(m, spec->pci_slot, tap, ifname, mac, out);
+	if (r)
+		snprintf(err, errlen, "--net tap=%s: virtio-net set-up: %s", spec->tap,
+			 strerror(-r));
+	return r;
 }
 
 static int net_class_create(struct machine *m, unsigned i, char *err, size_t errlen)

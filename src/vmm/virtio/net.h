@@ -16,5 +16,11 @@ struct virtio_dev;
 void virtio_net_default_mac(const char *tap, uint8_t mac[6]);
 int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virtio_dev **out,
 		      char *err, size_t errlen) __attribute__((warn_unused_result));
+/* The same on fd, already open, that reads and writes whole frames each led by the 12-byte
+ * virtio-net header as the tap does (a socket pair in the fuzz targets); named ifname in
+ * messages. The device owns fd from here on, also when this fails. */
+int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *ifname,
+			 const uint8_t mac[6], struct virtio_dev **out)
+	__attribute__((warn_unused_result));
 
 #endif

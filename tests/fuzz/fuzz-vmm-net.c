@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The guest is an attacker: virtio-net's transmit and receive paths (vmm/virtio/net.c) on
+ * descriptor chains the input builds in guest RAM, with a datagram socket pair as the tap:
+ * the target sends frames for the device to receive and reads the frames it transmits.
+ * Every chain taken must be returned, a receive chain never reported longer than its
+ * writable buffers, a transmit chain with 0 bytes, every frame sent with its header.
+ * Input: fake_guest.h's two header bytes (bit 4 of byte 0 offers checksum offload), then
+ * its operations, and these: 9 a frame of a given length, 10 a frame of the input's bytes.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "fake_guest.h"
+#include "fake_machine.h"
+#include "lib/le.h"
+
+#define NET_HDR 12
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct fake_guest g;
+static int peer;
+static uint8_t frame[256 * 1024];
+
+/* Frames the device transmitted: each whole, led by its header. */
+static void served(struct fake_guest *fg)
+{
+	ssize_t n;
+
+	while ((n = recv(peer, frame, sizeof(frame), MSG_TRUNC)) >= 0)
+		FAKE_CHECK(n >= NET_HDR, "a %zd-byte frame without a header", n);
+}
+
+static void send_frame(size_t len, uint8_t fill, const uint8_t *bytes, size_t nbytes)
+{
+	memset(frame, fill, len);
+	if (nbytes)
+		memcpy(frame, bytes, nbytes < len ? nbytes : len);
+	(void)send(peer, frame, len, MSG_DONTWAIT);
+}
+
+static size_t net_op(const uint8_t *data, size_t size)
+{
+	size_t n;
+
+	switch (data[0] & 0xf) {
+	case 9: /* a frame of 0 to 64 KiB of one byte */
+		if (size < 4)
+			return 0;
+		send_frame((size_t)le_load(data + 1, 2), data[3], NULL, 0);
+		return 4;
+	case 10: /* a frame of up to 64 bytes from the input, padded to a given length */
+		n = size < 3 ? 3 : 3u + data[1] % 65;
+		if (size < n)
+			return 0;
+		send_frame(NET_HDR + data[2] * 8u, 0, data + 3, n - 3);
+		return n;
+	default:
+		return 1;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!g.vd) {
+		fake_machine();
+		g.vd = fake_virtio_net(&peer);
+		g.max_used[0] = UINT32_MAX; /* receive: what the chain holds */
+		g.max_used[1] = 0;	    /* transmit: nothing written */
+		g.served = served;
+		fake_machine_pause(true);
+	}
+	fake_virtio_net(&peer); /* no frame left from the last input */
+	fake_guest_run(&g, data, size, net_op);
+	return 0;
+}
