@@ -224,6 +224,10 @@ static void set_status(struct virtio_dev *vd, uint8_t v)
 		virtio_reset_locked(vd);
 		return;
 	}
+	/* Only the bits a driver sets (virtio 1.2, 2.1): the rest would be kept, saved, and
+	 * then refused by the restore (state.c), so a guest could make its VM unrestorable. */
+	v &= VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |
+	     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_FAILED;
 	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
 		if ((vd->driver_features & ~vd->host_features) ||
 		    !virtio_has_feature(vd, VIRTIO_F_VERSION_1)) {
