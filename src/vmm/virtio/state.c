@@ -167,7 +167,9 @@ static int virtio_state_fn(struct state_io *io, void *opaque)
 				   "saved with %u queues and %u bytes of configuration, the "
 				   "device has %u and %u",
 				   nqueues, cfg_size, vd->nqueues, vd->config_size);
-		else if (driver_features & ~host_features)
+		/* Before FEATURES_OK the driver may have written any bits (the device then
+		 * refuses FEATURES_OK): only accepted features must have been offered. */
+		else if ((status & VIRTIO_STATUS_FEATURES_OK) && (driver_features & ~host_features))
 			state_fail(io, "driver features 0x%llx were never offered (0x%llx)",
 				   (unsigned long long)driver_features,
 				   (unsigned long long)host_features);
