@@ -52,8 +52,7 @@ int cli_audit_main(int argc, char **argv)
 	if (ret)
 		return ret;
 	if (json) {
-		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
+		client_print_json(arr);
 	} else {
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			json_object *a = json_object_array_get_idx(arr, i), *v;

@@ -75,12 +75,6 @@ static int parse(int argc, char **argv, struct ck_args *a, const char *allowed, 
 	return EXIT_OK;
 }
 
-static void print_json(json_object *o)
-{
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
 static const char *str(json_object *o, const char *key)
 {
 	json_object *v;
@@ -125,7 +119,7 @@ static int cmd_list(int argc, char **argv)
 	if (ret)
 		return ret;
 	if (a.json) {
-		print_json(o);
+		client_print_json(o);
 	} else {
 		json_object_object_get_ex(o, "checkpoints", &arr);
 		json_object_object_get_ex(o, "now", &now);
@@ -156,7 +150,7 @@ static int ck_job(const struct ck_args *a, const char *method, const char *path,
 		return ret;
 	if (a->no_wait) {
 		if (a->json)
-			print_json(job);
+			client_print_json(job);
 		else
 			printf("job %s started: %s\n", str(job, "id"), what);
 		json_object_put(job);
@@ -194,7 +188,7 @@ static int cmd_create(int argc, char **argv)
 	json_object_put(body);
 	if (!ret && o) {
 		if (a.json)
-			print_json(o);
+			client_print_json(o);
 		else
 			printf("checkpoint '%s' of VM '%s' created\n", str(o, "name"), a.pos[0]);
 	}
@@ -226,7 +220,7 @@ static int cmd_apply(int argc, char **argv)
 	if (ret)
 		return ret;
 	if (a.json)
-		print_json(vm);
+		client_print_json(vm);
 	else
 		printf("checkpoint '%s' applied: VM '%s' is %s\n", a.pos[1], a.pos[0],
 		       str(vm, "state"));
@@ -247,7 +241,7 @@ static int cmd_delete(int argc, char **argv)
 	snprintf(what, sizeof(what), "delete checkpoint '%s' of VM '%s'", a.pos[1], a.pos[0]);
 	ret = ck_job(&a, "DELETE", path, NULL, what, &done, &o);
 	if (!ret && o && a.json)
-		print_json(o);
+		client_print_json(o);
 	else if (!ret && o)
 		printf("checkpoint '%s'%s of VM '%s' deleted\n", a.pos[1],
 		       a.subtree ? " and its subtree" : "", a.pos[0]);

@@ -20,5 +20,6 @@ int cli_console_main(int argc, char **argv);	/* console.c: a VM's serial console
 int cli_checkpoint_main(int argc, char **argv); /* checkpoint.c: a VM's checkpoints */
 int cli_host_main(int argc, char **argv);	/* host.c: the host's life cycle */
 int cli_audit_main(int argc, char **argv);	/* audit.c: the API's audit log */
+int cli_pool_main(int argc, char **argv);	/* pool.c: storage pools */
 
 #endif

@@ -340,3 +340,9 @@ int client_wait_job(json_object *job, const char *what)
 		usleep(CLIENT_WAIT_POLL_MS * 1000);
 	}
 }
+
+void client_print_json(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+}

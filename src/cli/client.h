@@ -53,6 +53,8 @@ int client_call(const char *method, const char *path, json_object *body, json_ob
 /* Percent-encode a VM name for a URL path segment into buf. */
 const char *client_escape(const char *name, char *buf, size_t size);
 
+/* o on stdout as indented JSON (what every --json prints). */
+void client_print_json(json_object *o);
 /* The member `key` of object o as a string; "" when it is missing or null. */
 const char *client_str_field(json_object *o, const char *key);
 

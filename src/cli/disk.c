@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "disk/disk.h"
 #include "disk/raw.h"
 #include "disk/vhdx.h"
@@ -63,7 +64,7 @@ static int parse_size_opt(const char *opt, const char *s, uint64_t *v)
 
 /* Shared option parsing for create and convert. */
 static int parse_create_opts(int argc, char **argv, struct disk_create_opts *o, bool *fmt_set,
-			     int *first)
+			     int *first, const char **pool)
 {
 	static const struct option opts[] = {
 		{"size", required_argument, NULL, 's'},
@@ -72,6 +73,7 @@ static int parse_create_opts(int argc, char **argv, struct disk_create_opts *o, 
 		{"block-size", required_argument, NULL, 'b'},
 		{"sector-size", required_argument, NULL, 'S'},
 		{"format", required_argument, NULL, 'f'},
+		{"pool", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -82,6 +84,13 @@ static int parse_create_opts(int argc, char **argv, struct disk_create_opts *o, 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:t:p:b:S:f:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'P':
+			if (!pool) {
+				fprintf(stderr, "keel disk: --pool goes with create\n");
+				return -EINVAL;
+			}
+			*pool = optarg;
+			break;
 		case 's':
 			if (parse_size_opt("--size", optarg, &o->size))
 				return -EINVAL;
@@ -122,16 +131,52 @@ static int parse_create_opts(int argc, char **argv, struct disk_create_opts *o, 
 	return 0;
 }
 
+/* keel disk create --pool NAME FILE ...: keeld creates FILE (a name) in the pool. */
+static int create_in_pool(const char *pool, const char *file, const struct disk_create_opts *o,
+			  bool fmt_set, bool type_set)
+{
+	json_object *body = json_object_new_object(), *res = NULL;
+	char path[512], esc[300], what[400];
+	int ret;
+
+	json_object_object_add(body, "name", json_object_new_string(file));
+	if (o->size)
+		json_object_object_add(body, "size", json_object_new_int64((int64_t)o->size));
+	if (fmt_set)
+		json_object_object_add(body, "format",
+				       json_object_new_string(disk_format_name(o->format)));
+	if (type_set)
+		json_object_object_add(body, "type",
+				       json_object_new_string(disk_type_name(o->type)));
+	if (o->block_size)
+		json_object_object_add(body, "block_size", json_object_new_int64(o->block_size));
+	if (o->logical_sector)
+		json_object_object_add(body, "sector_size",
+				       json_object_new_int64(o->logical_sector));
+	if (o->parent)
+		json_object_object_add(body, "parent", json_object_new_string(o->parent));
+	snprintf(path, sizeof(path), "/v1/pools/%s/disks", client_escape(pool, esc, sizeof(esc)));
+	snprintf(what, sizeof(what), "create disk %s in pool '%s'", file, pool);
+	ret = client_call("POST", path, body, &res, what);
+	json_object_put(body);
+	if (!ret)
+		printf("%s\n", client_str_field(res, "path"));
+	json_object_put(res);
+	return ret;
+}
+
 static int cmd_create(int argc, char **argv)
 {
 	struct disk_create_opts o = {.type = DISK_TYPE_DYNAMIC};
+	const char *path, *pool = NULL;
 	bool fmt_set;
 	int first;
-	const char *path;
 
-	if (parse_create_opts(argc, argv, &o, &fmt_set, &first) || first != argc - 1)
+	if (parse_create_opts(argc, argv, &o, &fmt_set, &first, &pool) || first != argc - 1)
 		return CLI_USAGE;
 	path = argv[first];
+	if (pool)
+		return create_in_pool(pool, path, &o, fmt_set, o.type != DISK_TYPE_DYNAMIC);
 	if (!fmt_set)
 		o.format = disk_format_from_name(path);
 	if (o.parent && o.type == DISK_TYPE_DYNAMIC)
@@ -206,9 +251,7 @@ static int print_info(const char *path, const struct disk_info *i, bool json)
 			json_object_object_add(o, "parent", json_object_new_string(i->parent_path));
 			json_object_object_add(o, "parent_linkage", json_object_new_string(pl));
 		}
-		printf("%s\n",
-		       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
+		client_print_json(o);
 		json_object_put(o);
 		return 0;
 	}
@@ -283,7 +326,7 @@ static int cmd_convert(int argc, char **argv)
 	bool fmt_set;
 	int first;
 
-	if (parse_create_opts(argc, argv, &o, &fmt_set, &first) || first != argc - 2)
+	if (parse_create_opts(argc, argv, &o, &fmt_set, &first, NULL) || first != argc - 2)
 		return CLI_USAGE;
 	if (o.size || o.parent) {
 		fprintf(stderr, "keel disk convert: takes no --size or --parent\n");
@@ -376,7 +419,8 @@ static int cmd_compact(int argc, char **argv)
 static const struct disk_cmd cmds[] = {
 	{"create",
 	 "FILE --size SIZE [--type dynamic|fixed|differencing] [--parent FILE]\n"
-	 "                  [--block-size SIZE] [--sector-size 512|4096] [--format vhdx|raw]",
+	 "                  [--block-size SIZE] [--sector-size 512|4096] [--format vhdx|raw]\n"
+	 "                  [--pool NAME]  (keeld creates FILE, a name, in the pool)",
 	 cmd_create},
 	{"info", "FILE [--json]", cmd_info},
 	{"check", "FILE", cmd_check},

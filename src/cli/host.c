@@ -59,8 +59,7 @@ static int cmd_shutdown(int argc, char **argv)
 	if (client_call("GET", href, NULL, &done, "host shutdown"))
 		return ret ? ret : EXIT_FAIL;
 	if (json) {
-		puts(json_object_to_json_string_ext(done, JSON_C_TO_STRING_PRETTY |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
+		client_print_json(done);
 	} else if (json_object_object_get_ex(done, "result", &vms)) {
 		for (size_t i = 0; i < json_object_array_length(vms); i++) {
 			v = json_object_array_get_idx(vms, i);

@@ -27,6 +27,8 @@ static const struct cli_group groups[] = {
 	{"checkpoint", "a VM's checkpoints: create, list, apply, delete, rename (keeld)",
 	 cli_checkpoint_main},
 	{"host", "the host's life cycle: shutdown (keeld)", cli_host_main},
+	{"pool", "storage pools, where VMs' files come from: create, list, delete (keeld)",
+	 cli_pool_main},
 	{"audit", "who changed what through keeld, and the outcome (keeld)", cli_audit_main},
 };
 

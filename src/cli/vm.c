@@ -79,13 +79,6 @@ static void fmt_size(uint64_t bytes, char *buf, size_t size)
 		snprintf(buf, size, "%" PRIu64 "%c", bytes, units[u]);
 }
 
-static void print_json(json_object *o)
-{
-	printf("%s\n",
-	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-							 JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
 /* An absolute path for keeld, which does not share our working directory. */
 static char *abs_path(const char *p)
 {
@@ -420,7 +413,7 @@ static int cmd_create_or_set(int argc, char **argv, bool create)
 	if (ret)
 		goto out;
 	if (json)
-		print_json(vm);
+		client_print_json(vm);
 	else if (create)
 		printf("Created VM '%s' (id %s)\n", client_str_field(vm, "name"),
 		       client_str_field(vm, "id"));
@@ -587,7 +580,7 @@ static int cmd_list(int argc, char **argv)
 	if (ret)
 		return ret;
 	if (o.json) {
-		print_json(arr);
+		client_print_json(arr);
 		json_object_put(arr);
 		return EXIT_OK;
 	}
@@ -631,7 +624,7 @@ static int cmd_show(int argc, char **argv)
 	if (ret)
 		return ret;
 	if (o.json)
-		print_json(vm);
+		client_print_json(vm);
 	else
 		print_vm(vm);
 	json_object_put(vm);
@@ -697,7 +690,7 @@ static int cmd_action(int argc, char **argv, const char *action)
 		vm_path(path, sizeof(path), o.name, NULL);
 		ret = client_call("GET", path, NULL, &vm, what);
 		if (!ret)
-			print_json(vm);
+			client_print_json(vm);
 	}
 out:
 	json_object_put(vm);
@@ -726,7 +719,7 @@ static int cmd_delete(int argc, char **argv)
 	ret = client_call("DELETE", path, NULL, &res, what);
 	if (!ret) {
 		if (o.json) {
-			print_json(res);
+			client_print_json(res);
 		} else {
 			printf("Deleted VM '%s'\n", o.name);
 			if (json_object_object_get_ex(vm, "disks", &disks))

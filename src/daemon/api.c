@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "daemon/api_internal.h"
 #include "daemon/biglock.h"
 #include "daemon/ckpt.h"
 #include "daemon/disk_policy.h"
@@ -28,7 +29,7 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static void reply_json(struct api_reply *out, unsigned status, json_object *o)
+void api_reply_json(struct api_reply *out, unsigned status, json_object *o)
 {
 	const char *s = o ? json_object_to_json_string_ext(
 				    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -63,7 +64,7 @@ void api_error_reply(struct api_reply *out, unsigned status, const char *code, c
 	json_object_object_add(e, "code", json_object_new_string(code));
 	json_object_object_add(e, "message", json_object_new_string(msg));
 	json_object_object_add(o, "error", e);
-	reply_json(out, status, o);
+	api_reply_json(out, status, o);
 }
 
 void api_reply_free(struct api_reply *r)
@@ -111,7 +112,7 @@ static const char *errno_code(int err, unsigned *status)
 	}
 }
 
-static void reply_errno(struct api_reply *out, int err, const char *msg)
+void api_reply_errno(struct api_reply *out, int err, const char *msg)
 {
 	unsigned status;
 	const char *code = errno_code(err, &status);
@@ -245,7 +246,7 @@ static void do_list(struct api_ctx *ctx, struct api_reply *out)
 	for (size_t i = 0; arr && i < n; i++)
 		json_object_array_add(arr, vm_json(ctx, &defs[i]));
 	store_vm_list_free(defs, n);
-	reply_json(out, 200, arr);
+	api_reply_json(out, 200, arr);
 }
 
 static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *out)
@@ -259,7 +260,7 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 	if (!ret)
 		ret = vmdef_validate(&def, err, sizeof(err));
 	if (!ret)
-		ret = disk_policy_pin_formats(&def, NULL, err, sizeof(err));
+		ret = disk_policy_attach(ctx->store, ctx->sup, &def, NULL, err, sizeof(err));
 	if (ret)
 		goto fail;
 	ret = vmdef_gen_uuid(def.uuid);
@@ -276,11 +277,11 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 	if (ret)
 		goto fail;
 	log_info("VM %s: created (id %s)", def.name, def.uuid);
-	reply_json(out, 201, vm_json(ctx, &def));
+	api_reply_json(out, 201, vm_json(ctx, &def));
 	vmdef_free(&def);
 	return;
 fail:
-	reply_errno(out, ret, err[0] ? err : strerror(-ret));
+	api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
 	vmdef_free(&def);
 }
 
@@ -293,19 +294,19 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	int ret;
 
 	if (json_object_object_length(req) == 0) {
-		reply_json(out, 200, vm_json(ctx, def));
+		api_reply_json(out, 200, vm_json(ctx, def));
 		return;
 	}
 	ret = vmdef_copy(&nd, def);
 	if (ret) {
-		reply_errno(out, ret, "out of memory");
+		api_reply_errno(out, ret, "out of memory");
 		return;
 	}
 	ret = vmdef_apply_json(&nd, req, VMDEF_JSON_REQUEST, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&nd, err, sizeof(err));
 	if (!ret)
-		ret = disk_policy_pin_formats(&nd, def, err, sizeof(err));
+		ret = disk_policy_attach(ctx->store, ctx->sup, &nd, def, err, sizeof(err));
 	if (ret)
 		goto fail;
 	hw = vmdef_hw_change(def, &nd);
@@ -340,11 +341,11 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		goto fail;
 	log_info("VM %s: configuration changed (revision %llu)", nd.name,
 		 (unsigned long long)nd.revision);
-	reply_json(out, 200, vm_json(ctx, &nd));
+	api_reply_json(out, 200, vm_json(ctx, &nd));
 	vmdef_free(&nd);
 	return;
 fail:
-	reply_errno(out, ret, err[0] ? err : strerror(-ret));
+	api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
 	vmdef_free(&nd);
 }
 
@@ -368,14 +369,14 @@ static void do_delete(struct api_ctx *ctx, struct vm_def *def, struct api_reply 
 	if (!ret)
 		ret = store_vm_delete(ctx->store, def->uuid);
 	if (ret) {
-		reply_errno(out, ret, err[0] ? err : "cannot delete the VM from the store");
+		api_reply_errno(out, ret, err[0] ? err : "cannot delete the VM from the store");
 		return;
 	}
 	log_info("VM %s: deleted (its disk files are kept)", def->name);
 	o = json_object_new_object();
 	json_object_object_add(o, "deleted", json_object_new_string(def->name));
 	json_object_object_add(o, "id", json_object_new_string(def->uuid));
-	reply_json(out, 200, o);
+	api_reply_json(out, 200, o);
 }
 
 static void do_log(struct api_ctx *ctx, struct vm_def *def, struct api_reply *out)
@@ -525,7 +526,7 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 
 	ret = action_opts(req, !strcmp(action, "stop"), &force, &timeout, err, sizeof(err));
 	if (ret) {
-		reply_errno(out, ret, err);
+		api_reply_errno(out, ret, err);
 		return;
 	}
 	if (!strcmp(action, "start")) {
@@ -570,17 +571,17 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 		return;
 	}
 	if (ret) {
-		reply_errno(out, ret, err[0] ? err : strerror(-ret));
+		api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
 		return;
 	}
 	o = vm_json(ctx, def);
 	if (o && job)
 		json_object_object_add(o, "job", job_json(job));
-	reply_json(out, status, o);
+	api_reply_json(out, status, o);
 }
 
-static void method_not_allowed(struct api_reply *out, const char *method, const char *url,
-			       const char *allowed)
+void api_method_not_allowed(struct api_reply *out, const char *method, const char *url,
+			    const char *allowed)
 {
 	char msg[256];
 
@@ -723,7 +724,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 				snprintf(err, sizeof(err), "cannot read the checkpoints of VM '%s'",
 					 def->name);
 			else
-				reply_json(out, 200, o);
+				api_reply_json(out, 200, o);
 		} else if (!strcmp(method, "POST")) {
 			struct job *job = NULL;
 
@@ -736,14 +737,14 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 				ret = start_ckpt_job(ctx, def, CKPT_JOB_CREATE, name, false, &job,
 						     err, sizeof(err));
 			if (!ret)
-				reply_json(out, 202, job_json(job));
+				api_reply_json(out, 202, job_json(job));
 		} else {
-			method_not_allowed(out, method, url, "GET, POST");
+			api_method_not_allowed(out, method, url, "GET, POST");
 			return;
 		}
 	} else if (verb) {
 		if (strcmp(method, "POST")) {
-			method_not_allowed(out, method, url, "POST");
+			api_method_not_allowed(out, method, url, "POST");
 			return;
 		}
 		struct job *job = NULL;
@@ -755,7 +756,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			ret = start_ckpt_job(ctx, def, CKPT_JOB_APPLY, rest, false, &job, err,
 					     sizeof(err));
 		if (!ret)
-			reply_json(out, 202, job_json(job));
+			api_reply_json(out, 202, job_json(job));
 	} else if (!strcmp(method, "PATCH")) {
 		ret = ckpt_body(req, &name, true, err, sizeof(err));
 		if (!ret)
@@ -764,7 +765,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			o = json_object_new_object();
 			json_object_object_add(o, "renamed", json_object_new_string(rest));
 			json_object_object_add(o, "name", json_object_new_string(name));
-			reply_json(out, 200, o);
+			api_reply_json(out, 200, o);
 		}
 	} else if (!strcmp(method, "DELETE")) {
 		struct job *job = NULL;
@@ -785,7 +786,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			ret = start_ckpt_job(ctx, def, CKPT_JOB_DELETE, rest, subtree, &job, err,
 					     sizeof(err));
 		if (!ret)
-			reply_json(out, 202, job_json(job));
+			api_reply_json(out, 202, job_json(job));
 	} else if (!strcmp(method, "GET")) {
 		ret = ckpt_list(&cc, def, &o);
 		if (!ret) {
@@ -802,7 +803,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			}
 			json_object_put(o);
 			if (found) {
-				reply_json(out, 200, found);
+				api_reply_json(out, 200, found);
 			} else {
 				ret = -ENOENT;
 				snprintf(err, sizeof(err),
@@ -811,11 +812,11 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			}
 		}
 	} else {
-		method_not_allowed(out, method, url, "GET, PATCH, DELETE");
+		api_method_not_allowed(out, method, url, "GET, PATCH, DELETE");
 		return;
 	}
 	if (ret)
-		reply_errno(out, ret, err[0] ? err : strerror(-ret));
+		api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
 }
 
 /* Routes under /v1/vms/NAME[/SUB]. */
@@ -862,23 +863,23 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		api_error_reply(out, 404, "NotFound", msg);
 	} else if (!sub) {
 		if (!strcmp(method, "GET"))
-			reply_json(out, 200, vm_json(ctx, &def));
+			api_reply_json(out, 200, vm_json(ctx, &def));
 		else if (!strcmp(method, "PATCH"))
 			do_set(ctx, &def, req, out);
 		else if (!strcmp(method, "DELETE"))
 			do_delete(ctx, &def, out);
 		else
-			method_not_allowed(out, method, url, "GET, PATCH, DELETE");
+			api_method_not_allowed(out, method, url, "GET, PATCH, DELETE");
 	} else if (!strcmp(sub, "log")) {
 		if (!strcmp(method, "GET"))
 			do_log(ctx, &def, out);
 		else
-			method_not_allowed(out, method, url, "GET");
+			api_method_not_allowed(out, method, url, "GET");
 	} else {
 		if (!strcmp(method, "POST"))
 			do_action(ctx, &def, sub, req, out);
 		else
-			method_not_allowed(out, method, url, "POST");
+			api_method_not_allowed(out, method, url, "POST");
 	}
 	if (op)
 		sup_op_end(ctx->sup, def.uuid);
@@ -929,17 +930,17 @@ static void do_host_shutdown(struct api_ctx *ctx, json_object *req, struct api_r
 	}
 	a = calloc(1, sizeof(*a));
 	if (!a) {
-		reply_errno(out, -ENOMEM, "out of memory");
+		api_reply_errno(out, -ENOMEM, "out of memory");
 		return;
 	}
 	*a = (struct host_job){ctx->store, ctx->sup, timeout};
 	ret = job_start(ctx->sup, "host-shutdown", NULL, NULL, NULL, 0, 0, host_job_run, a, free,
 			&job);
 	if (ret) {
-		reply_errno(out, ret, "cannot start the host shutdown job");
+		api_reply_errno(out, ret, "cannot start the host shutdown job");
 		return;
 	}
-	reply_json(out, 202, job_json(job));
+	api_reply_json(out, 202, job_json(job));
 }
 
 /* GET /v1/events?since=N&wait=SEC: the events after N, waiting up to SEC seconds (long-poll). */
@@ -971,7 +972,7 @@ static void do_events(char *query, struct api_reply *out)
 		api_error_reply(out, 503, "ShuttingDown", "keeld is exiting");
 		return;
 	}
-	reply_json(out, 200, events_since(since, (unsigned)wait));
+	api_reply_json(out, 200, events_since(since, (unsigned)wait));
 }
 
 /* GET /v1/audit[?vm=NAME][&limit=N]: the newest N (100) records, oldest first. */
@@ -1004,7 +1005,7 @@ static void do_audit(struct api_ctx *ctx, char *query, struct api_reply *out)
 		api_error_reply(out, 500, "Internal", "cannot read the audit log from the store");
 		return;
 	}
-	reply_json(out, 200, arr);
+	api_reply_json(out, 200, arr);
 }
 
 /* GET /v1/jobs and GET /v1/jobs/ID. */
@@ -1015,11 +1016,11 @@ static void route_jobs(const char *method, const char *url, const char *path, st
 	uint64_t id;
 
 	if (strcmp(method, "GET")) {
-		method_not_allowed(out, method, url, "GET");
+		api_method_not_allowed(out, method, url, "GET");
 		return;
 	}
 	if (!strcmp(path, "/v1/jobs")) {
-		reply_json(out, 200, jobs_to_json());
+		api_reply_json(out, 200, jobs_to_json());
 		return;
 	}
 	if (!parse_uint(path + 9, 1, UINT64_MAX, &id))
@@ -1030,7 +1031,7 @@ static void route_jobs(const char *method, const char *url, const char *path, st
 		api_error_reply(out, 404, "NotFound", msg);
 		return;
 	}
-	reply_json(out, 200, job_json(j));
+	api_reply_json(out, 200, job_json(j));
 }
 
 static void handle_locked(struct api_ctx *ctx, const char *method, const char *url,
@@ -1072,19 +1073,19 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			return;
 		}
 	} else if (len) {
-		method_not_allowed(out, method, url, "a body only with POST or PATCH");
+		api_method_not_allowed(out, method, url, "a body only with POST or PATCH");
 		return;
 	}
 
 	if (!strcmp(path, "/v1/version") || !strcmp(path, "/v1")) {
 		if (strcmp(method, "GET")) {
-			method_not_allowed(out, method, url, "GET");
+			api_method_not_allowed(out, method, url, "GET");
 		} else {
 			json_object *o = json_object_new_object();
 			json_object_object_add(o, "name", json_object_new_string("keeld"));
 			json_object_object_add(o, "version", json_object_new_string(KEEL_VERSION));
 			json_object_object_add(o, "api", json_object_new_int(1));
-			reply_json(out, 200, o);
+			api_reply_json(out, 200, o);
 		}
 	} else if (!strcmp(path, "/v1/vms")) {
 		if (!strcmp(method, "GET"))
@@ -1092,20 +1093,22 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 		else if (!strcmp(method, "POST"))
 			do_create(ctx, req, out);
 		else
-			method_not_allowed(out, method, url, "GET, POST");
+			api_method_not_allowed(out, method, url, "GET, POST");
 	} else if (!strcmp(path, "/v1/host/shutdown")) {
 		if (strcmp(method, "POST"))
-			method_not_allowed(out, method, url, "POST");
+			api_method_not_allowed(out, method, url, "POST");
 		else
 			do_host_shutdown(ctx, req, out);
 	} else if (!strcmp(path, "/v1/events")) {
 		if (strcmp(method, "GET"))
-			method_not_allowed(out, method, url, "GET");
+			api_method_not_allowed(out, method, url, "GET");
 		else
 			do_events(query, out);
+	} else if (!strcmp(path, "/v1/pools") || !strncmp(path, "/v1/pools/", 10)) {
+		api_route_pools(ctx, method, url, path, req, out);
 	} else if (!strcmp(path, "/v1/audit")) {
 		if (strcmp(method, "GET"))
-			method_not_allowed(out, method, url, "GET");
+			api_method_not_allowed(out, method, url, "GET");
 		else
 			do_audit(ctx, query, out);
 	} else if (!strcmp(path, "/v1/jobs") || !strncmp(path, "/v1/jobs/", 9)) {

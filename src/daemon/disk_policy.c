@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "daemon/pools.h"
 #include "disk/disk.h"
 #include "lib/error.h"
 
@@ -52,7 +54,55 @@ static int check_new(const struct vm_disk *d, enum vm_disk_format f, bool given,
 	return 0;
 }
 
-int disk_policy_pin_formats(struct vm_def *nd, const struct vm_def *old, char *err, size_t errlen)
+/* Is the file at path the file a (by device and inode)? */
+static bool same_file(const struct stat *a, const char *path)
+{
+	struct stat b;
+
+	return stat(path, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+}
+
+/* No disk of nd is a file another VM with a worker has, where either of them writes it. */
+static int check_sharing(struct store *st, struct sup *sup, const struct vm_def *nd, char *err,
+			 size_t errlen)
+{
+	struct vm_def *defs = NULL;
+	size_t n = 0;
+	int r = store_vm_list(st, &defs, &n);
+
+	for (size_t v = 0; !r && v < n; v++) {
+		struct sup_status s;
+
+		if (!strcmp(defs[v].uuid, nd->uuid))
+			continue;
+		sup_status(sup, defs[v].uuid, &s);
+		if (s.pid <= 0)
+			continue; /* no worker: nothing has its files open */
+		for (unsigned i = 0; !r && i < nd->ndisks; i++) {
+			struct stat a;
+
+			if (stat(nd->disks[i].path, &a) < 0)
+				continue;
+			for (unsigned j = 0; !r && j < defs[v].ndisks; j++) {
+				if (!same_file(&a, defs[v].disks[j].path) ||
+				    (nd->disks[i].readonly && defs[v].disks[j].readonly))
+					continue;
+				error_set(err, errlen,
+					  "disk %s is open%s in running VM '%s': two VMs cannot "
+					  "share a disk that either of them writes",
+					  nd->disks[i].path,
+					  defs[v].disks[j].readonly ? "" : " for writing",
+					  defs[v].name);
+				r = -EBUSY;
+			}
+		}
+	}
+	store_vm_list_free(defs, n);
+	return r;
+}
+
+/* Pin the format of every disk of nd (disk_policy.h). */
+static int pin_formats(struct vm_def *nd, const struct vm_def *old, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < nd->ndisks; i++) {
 		struct vm_disk *d = &nd->disks[i];
@@ -74,4 +124,16 @@ int disk_policy_pin_formats(struct vm_def *nd, const struct vm_def *old, char *e
 		d->format = f;
 	}
 	return 0;
+}
+
+int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
+		       const struct vm_def *old, char *err, size_t errlen)
+{
+	int r = pools_check_def(st, nd, err, errlen);
+
+	if (!r)
+		r = check_sharing(st, sup, nd, err, errlen);
+	if (!r)
+		r = pin_formats(nd, old, err, errlen);
+	return r;
 }

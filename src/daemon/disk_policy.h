@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What keeld decides about a disk when it is attached (create, or a change that lists it):
- * its format, pinned once and kept with the disk (docs/vm-config.md). The storage pools and
- * path policy of docs/security.md come here too.
+ * What keeld decides about a VM's files when they are attached (create, or a change): every
+ * one in a storage pool (pools.h), no disk that another running VM writes (or that this VM
+ * would write while another uses it), and each disk's format, pinned once and kept with the
+ * disk (docs/vm-config.md, docs/security.md).
  */
 #ifndef KEEL_DAEMON_DISK_POLICY_H
 #define KEEL_DAEMON_DISK_POLICY_H
@@ -10,17 +11,22 @@
 #include <stddef.h>
 
 #include "config/vmdef.h"
+#include "daemon/store.h"
+#include "daemon/sup.h"
 
 /*
- * Pin the format of every disk of nd: a disk old (the description before the change; NULL
- * at create) had at the same path keeps its format unless the request names one; any other
- * is taken from its name (*.vhdx, *.avhdx: VHDX; else raw) or from the request, and must
- * agree with the file: VHDX must open as VHDX, and a file the name calls raw that begins
- * with a VHDX header is refused, so that the administrator says which it is. The contents
- * of a disk already attached are never looked at again (the guest writes them). 0 or
- * -EINVAL with err naming the file and what to do.
+ * Attach nd's files (old: the description before the change; NULL at create): each in a
+ * storage pool, no disk shared with a running VM where either writes it, then each disk's
+ * format pinned: a disk old had at the same path keeps its format unless the request names
+ * one; any other is taken from its name (*.vhdx, *.avhdx: VHDX; else raw) or from the
+ * request, and must agree with the file: VHDX must open as VHDX, and a file the name calls
+ * raw that begins with a VHDX header is refused, so that the administrator says which it is.
+ * The contents of a disk already attached are never looked at again (the guest writes them).
+ * 0, or -EINVAL/-EBUSY/-errno with err naming the file and what to do; nd's formats are
+ * pinned only on success.
  */
-int disk_policy_pin_formats(struct vm_def *nd, const struct vm_def *old, char *err, size_t errlen)
+int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
+		       const struct vm_def *old, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 #endif

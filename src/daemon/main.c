@@ -30,6 +30,7 @@
 #include "daemon/events.h"
 #include "daemon/jobs.h"
 #include "daemon/http.h"
+#include "daemon/pools.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
 #include "lib/clock.h"
@@ -358,7 +359,8 @@ int main(int argc, char **argv)
 	if (lockfd < 0)
 		goto out;
 	snprintf(dbpath, sizeof(dbpath), "%s/keel.db", state_dir);
-	if (store_open(dbpath, &store, err, sizeof(err))) {
+	if (store_open(dbpath, &store, err, sizeof(err)) ||
+	    pools_init(store, state_dir, err, sizeof(err))) {
 		log_err("%s", err);
 		goto out;
 	}

@@ -86,6 +86,15 @@ static const char schema[] =
 	" status INTEGER NOT NULL,"
 	" message TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS audit_vm ON audit(vm, seq);"
+	/* Storage pools (pools.c, docs/security.md): where a VM's files may come from. */
+	"CREATE TABLE IF NOT EXISTS pools("
+	" name TEXT PRIMARY KEY,"
+	" type TEXT NOT NULL," /* dir or block */
+	" path TEXT NOT NULL," /* dir: the directory, canonical; block: "" */
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS pool_devices("
+	" pool TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,"
+	" path TEXT NOT NULL UNIQUE);"
 	"CREATE TABLE IF NOT EXISTS checkpoint_now("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" parent TEXT NOT NULL);";

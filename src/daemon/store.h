@@ -72,6 +72,27 @@ int store_ckpt_save(struct store *st, const char *vm, const struct ckpt_tree *t,
 		    const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Storage pools (store_pool.c; the policy is pools.c). */
+#define STORE_POOL_NAME_MAX    64
+#define STORE_POOL_DEVICES_MAX 64
+struct store_pool {
+	char name[STORE_POOL_NAME_MAX + 1];
+	bool block;	 /* a pool of block devices, else a directory */
+	char path[4096]; /* dir: the directory, as named (absolute, plain) */
+	char **devices;	 /* block: the device paths it names */
+	unsigned ndevices;
+	int64_t created;
+};
+void store_pool_free(struct store_pool *p);
+/* Every pool, by name; free each with store_pool_free, then the array. */
+int store_pool_list(struct store *st, struct store_pool **out, size_t *n)
+	__attribute__((warn_unused_result));
+/* -EEXIST when the name or a device is taken (err says which). */
+int store_pool_insert(struct store *st, const struct store_pool *p, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* -ENOENT when there is no such pool. */
+int store_pool_delete(struct store *st, const char *name) __attribute__((warn_unused_result));
+
 /* The audit log (store_audit.c): one record per state-changing API request. */
 #define STORE_AUDIT_KEEP 10000
 struct store_audit {

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/pools.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -98,21 +99,24 @@ struct worker_files {
 	unsigned n;
 };
 
-static int worker_file(struct worker_files *wf, const char *name, const char *path, int flags,
-		       char *err, size_t errlen)
+/* Opened through the storage pools (pools.h): the file that passes the policy is the file
+ * the worker gets. */
+static int worker_file(struct sup *sup, struct worker_files *wf, const char *name, const char *what,
+		       const char *path, int flags, bool allow_blk, char *err, size_t errlen)
 {
-	int fd = open(path, flags | O_CLOEXEC | O_NOCTTY), high;
+	int fd = pools_open(sup->cfg.store, what, path, flags, allow_blk, err, errlen), high;
 
-	if (fd < 0) {
-		error_set(err, errlen, "%s %s: %s", name, path, strerror(errno));
-		return -errno;
-	}
+	if (fd < 0)
+		return fd;
 	high = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_FD_BASE);
-	close(fd);
 	if (high < 0) {
-		error_set(err, errlen, "%s %s: %s", name, path, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		close(fd);
+		error_set(err, errlen, "%s %s: %s", name, path, strerror(e));
+		return -e;
 	}
+	close(fd);
 	wf->fd[wf->n] = high;
 	snprintf(wf->name[wf->n], sizeof(wf->name[0]), "%s", name);
 	wf->n++;
@@ -126,21 +130,22 @@ static void worker_files_close(struct worker_files *wf)
 	wf->n = 0;
 }
 
-static int worker_files_open(const struct vm_def *def, struct worker_files *wf, char *err,
-			     size_t errlen)
+static int worker_files_open(struct sup *sup, const struct vm_def *def, struct worker_files *wf,
+			     char *err, size_t errlen)
 {
 	int r;
 
 	wf->n = 0;
-	r = worker_file(wf, "kernel", def->kernel, O_RDONLY, err, errlen);
+	r = worker_file(sup, wf, "kernel", "kernel", def->kernel, O_RDONLY, false, err, errlen);
 	if (!r && def->initrd)
-		r = worker_file(wf, "initrd", def->initrd, O_RDONLY, err, errlen);
+		r = worker_file(sup, wf, "initrd", "initrd", def->initrd, O_RDONLY, false, err,
+				errlen);
 	for (unsigned i = 0; !r && i < def->ndisks; i++) {
 		char name[16];
 
 		snprintf(name, sizeof(name), "disk.%u", i);
-		r = worker_file(wf, name, def->disks[i].path,
-				def->disks[i].readonly ? O_RDONLY : O_RDWR, err, errlen);
+		r = worker_file(sup, wf, name, "disk", def->disks[i].path,
+				def->disks[i].readonly ? O_RDONLY : O_RDWR, true, err, errlen);
 	}
 	if (r)
 		worker_files_close(wf);
@@ -293,7 +298,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
 		goto out;
 	}
-	ret = worker_files_open(def, &wf, err, errlen);
+	ret = worker_files_open(sup, def, &wf, err, errlen);
 	if (ret) {
 		char why[600];
 

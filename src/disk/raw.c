@@ -143,7 +143,7 @@ static int raw_info(struct disk *d, struct disk_info *out)
 
 int raw_create(const char *path, uint64_t size)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int r = 0;
 
 	if (fd < 0) {

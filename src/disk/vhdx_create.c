@@ -182,7 +182,7 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	r = uuid_generate(&mp.disk_id);
 	if (r)
 		goto out;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
 		disk_fail("cannot create %s: %s", path, strerror(-r));

@@ -60,10 +60,20 @@ class Env:
                 s.connect(self.sock)
                 s.close()
                 self.keeld_proc = p
+                self.make_pools()
                 return p
             except OSError:
                 time.sleep(0.05)
         raise Fail("keeld did not open its socket within 10 s")
+
+    def make_pools(self):
+        """The storage pools the tests' files live in: this run's directory and the guest
+        kernel's (docs/security.md), made once per state directory."""
+        have = {p["name"] for p in self.api_ok("GET", "/v1/pools")}
+        for name, path in (("test", self.dir), ("guest", os.path.dirname(self.a.guest))):
+            if name not in have:
+                self.api_ok("POST", "/v1/pools", {"name": name, "path": os.path.realpath(path)},
+                            want=201)
 
     def kill_keeld(self, sig=signal.SIGKILL):
         p = self.keeld_proc
@@ -665,6 +675,9 @@ def case_save(e):
         e.api_ok("POST", "/v1/vms/s1/save", {}, want=202)
         check(os.path.exists(os.path.join(e.state, "vms", vm["id"], "saving")),
               "no record of the save in progress")
+        # keeld records the save, then sends it down the worker's control socket: give it
+        # time to send (the stopped worker only reads it after SIGCONT).
+        time.sleep(1.0)
         e.kill_keeld(signal.SIGKILL)
     finally:
         os.kill(vm["pid"], signal.SIGCONT)
@@ -780,6 +793,84 @@ def case_access(e):
     e.kill_keeld(signal.SIGTERM)
     e.start_keeld(extra=("--admin-group", "staff", "--viewer-group", "users"))
     check(len(e.api_ok("GET", "/v1/audit?vm=a1")) == len(log), "audit lost across a restart")
+
+
+def case_pools(e):
+    """A VM's files come from storage pools only: outside every pool, a symlink out of one,
+    '..', a block device no block pool names and a disk a running VM writes are refused with
+    nothing changed; keel disk create --pool makes 0600 files (issue 10, docs/security.md)."""
+    e.start_keeld()
+    pools = {p["name"]: p for p in e.api_ok("GET", "/v1/pools")}
+    check(sorted(pools) == ["default", "guest", "test"] and
+          pools["default"]["path"] == os.path.join(e.state, "pools", "default"),
+          "pools: %r" % pools)
+    out, _ = e.keel("pool", "list")
+    check(re.search(r"^default +dir +%s$" % re.escape(pools["default"]["path"]), out, re.M),
+          "keel pool list: %r" % out)
+    # keel disk create --pool: keeld makes the file in the pool, 0600, never over another.
+    out, _ = e.keel("disk", "create", "--pool", "test", "d1.vhdx", "--size", "16M")
+    d1 = os.path.join(e.dir, "d1.vhdx")
+    check(out.strip() == d1 and stat.S_IMODE(os.stat(d1).st_mode) == 0o600,
+          "disk create --pool: %r %o" % (out, stat.S_IMODE(os.stat(d1).st_mode)))
+    _, err = e.keel("disk", "create", "--pool", "test", "d1.vhdx", "--size", "16M", want=5)
+    check("already exists" in err, "a second create: %r" % err)
+    e.api_err("POST", "/v1/pools/test/disks", {"name": "../x.img", "size": 1 << 20},
+              msg="a file name in the pool")
+    e.keel("disk", "create", "--pool", "test", "d2.img", "--size", "8M")
+    check(stat.S_IMODE(os.stat(os.path.join(e.dir, "d2.img")).st_mode) == 0o600, "raw mode")
+    # Refused, each with its reason, and nothing created.
+    outside = tempfile.mkdtemp(prefix="kdout", dir="/tmp")
+    try:
+        stray = os.path.join(outside, "stray.img")
+        with open(stray, "wb") as f:
+            f.truncate(1 << 20)
+        os.symlink(stray, os.path.join(e.dir, "link.img"))
+        os.mkdir(os.path.join(e.dir, "sub"))
+        body = lambda path: {"name": "p1", "kernel": e.a.guest, "memory": 16 << 20,
+                             "disks": [{"path": path}]}
+        e.api_err("POST", "/v1/vms", body(stray), msg="is in no storage pool")
+        e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "link.img")),
+                  msg="leads out of its pool 'test'")
+        e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "sub", "..", "d2.img")),
+                  msg="'..' is not allowed")
+        e.api_err("POST", "/v1/vms", {"name": "p1", "kernel": stray, "memory": 16 << 20},
+                  msg="kernel %s is in no storage pool" % stray)
+        blk = next((d for d in ("/dev/loop7", "/dev/loop6", "/dev/vdb") if
+                    os.path.exists(d) and stat.S_ISBLK(os.stat(d).st_mode)), None)
+        check(blk is not None, "this host has no spare block device for the test")
+        e.api_err("POST", "/v1/vms", body(blk), msg="%s is in no storage pool" % blk)
+        check(e.api_ok("GET", "/v1/vms") == [], "a refused create left a VM")
+        # A block pool names the device: then it may be a disk (and the pool cannot go).
+        e.api_err("POST", "/v1/pools", {"name": "b", "type": "block", "devices": [stray]},
+                  msg="is not a block device")
+        e.keel("pool", "create", "blk", "--type", "block", "--device", blk)
+        e.create("p1", disks=[{"path": blk, "format": "raw"}])
+        _, err = e.keel("pool", "delete", "blk", want=5)
+        check("holds files of VM 'p1'" in err, "delete a used pool: %r" % err)
+        e.api_ok("DELETE", "/v1/vms/p1")
+        e.keel("pool", "delete", "blk")
+        # A running VM that writes a disk keeps it to itself.
+        e.create("w1", disks=[{"path": d1}])
+        e.start("w1")
+        e.api_err("POST", "/v1/vms", {"name": "w2", "kernel": e.a.guest, "memory": 16 << 20,
+                                     "disks": [{"path": d1, "readonly": True}]}, want=409,
+                  msg="is open for writing in running VM 'w1'")
+        e.keel("vm", "turn-off", "w1")
+        e.create("w2", disks=[{"path": d1, "readonly": True}])
+        # A file swapped for a symlink out of the pool after it was attached: start refuses.
+        os.unlink(d1)
+        os.symlink(stray, d1)
+        _, err = e.keel("vm", "start", "w1", want=None)
+        check("leads out of its pool" in err or "leads out of its pool" in
+              e.vm("w1")["state_reason"], "start through a swapped symlink: %r" % err)
+        check(e.vm("w1")["state"] == "Off", "w1 started on a file outside its pool")
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+    # A pool needs a plain absolute directory.
+    e.api_err("POST", "/v1/pools", {"name": "x", "path": e.dir + "/sub/.."}, msg="plainly")
+    e.api_err("POST", "/v1/pools", {"name": "x", "path": "/"}, msg="whole file system")
+    e.api_err("POST", "/v1/pools", {"name": "test", "path": e.dir}, want=409, msg="already exists")
+    e.api_err("DELETE", "/v1/pools/default", want=409, msg="cannot be deleted")
 
 
 def wait_job(e, job, limit=60):

@@ -249,6 +249,13 @@ keeld_start() {
 		[ $_i -lt 100 ] || { cat "$KD/keeld.log"; fail "keeld did not answer within 10 s"; }
 		sleep 0.1
 	done
+	# The storage pools the scenarios' files come from (docs/security.md): the guest's
+	# kernel and initrd, and /tmp (VM_DIR is beneath it).
+	for _p in "guest $(dirname "$GUEST_KERNEL")" "tmp /tmp"; do
+		set -- $_p
+		keel pool list | grep -q "^$1 " || keel pool create "$1" --path "$2" >/dev/null ||
+			fail "keel pool create $1 --path $2 failed"
+	done
 }
 
 # keel_console_wait NAME ERE SECONDS: the console (with its replay) shows a matching line.

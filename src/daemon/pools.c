@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/pools.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/clock.h"
+#include "lib/error.h"
+#include "lib/log.h"
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > STORE_POOL_NAME_MAX || s[0] == '-' || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+			return false;
+	return true;
+}
+
+/* An absolute path with no empty, '.' or '..' component and no trailing '/'. */
+static bool path_plain(const char *s)
+{
+	if (s[0] != '/' || strlen(s) >= PATH_MAX || (s[1] && s[strlen(s) - 1] == '/'))
+		return false;
+	for (const char *c = s + 1; *c; c = strchr(c, '/') ? strchr(c, '/') + 1 : c + strlen(c)) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+	}
+	return true;
+}
+
+static void free_list(struct store_pool *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_pool_free(&list[i]);
+	free(list);
+}
+
+int pools_init(struct store *st, const char *state_dir, char *err, size_t errlen)
+{
+	struct store_pool p = {.created = (int64_t)time(NULL)}, *list = NULL;
+	char dir[PATH_MAX];
+	size_t n = 0;
+	int r;
+
+	r = store_pool_list(st, &list, &n);
+	if (r) {
+		error_set(err, errlen, "cannot read the storage pools from the store");
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(list[i].name, POOL_DEFAULT)) {
+			free_list(list, n);
+			return 0;
+		}
+	}
+	free_list(list, n);
+	snprintf(dir, sizeof(dir), "%s/pools", state_dir);
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		goto fail;
+	snprintf(dir, sizeof(dir), "%s/pools/%s", state_dir, POOL_DEFAULT);
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		goto fail;
+	if (!realpath(dir, p.path))
+		goto fail;
+	snprintf(p.name, sizeof(p.name), "%s", POOL_DEFAULT);
+	return store_pool_insert(st, &p, err, errlen);
+fail:
+	r = -errno;
+	error_set(err, errlen, "cannot create the default storage pool %s: %s", dir,
+		  strerror(errno));
+	return r;
+}
+
+static int add_devices(struct store_pool *p, json_object *arr, char *err, size_t errlen)
+{
+	size_t n = json_object_array_length(arr);
+	struct stat s;
+
+	if (!json_object_is_type(arr, json_type_array) || n == 0 || n > STORE_POOL_DEVICES_MAX) {
+		error_set(err, errlen, "a block pool needs 'devices': 1 to %d block device paths",
+			  STORE_POOL_DEVICES_MAX);
+		return -EINVAL;
+	}
+	p->devices = calloc(n, sizeof(*p->devices));
+	if (!p->devices)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		const char *d =
+			json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+
+		if (!d || d[0] != '/' || strlen(d) >= PATH_MAX) {
+			error_set(err, errlen, "devices[%zu] must be an absolute path", i);
+			return -EINVAL;
+		}
+		if (stat(d, &s) < 0) {
+			error_set(err, errlen, "devices[%zu] %s: %s", i, d, strerror(errno));
+			return -EINVAL;
+		}
+		if (!S_ISBLK(s.st_mode)) {
+			error_set(err, errlen, "devices[%zu] %s is not a block device", i, d);
+			return -EINVAL;
+		}
+		p->devices[i] = strdup(d);
+		if (!p->devices[i])
+			return -ENOMEM;
+		p->ndevices++;
+	}
+	return 0;
+}
+
+int pools_create(struct store *st, json_object *req, char *err, size_t errlen)
+{
+	struct store_pool p = {.created = (int64_t)time(NULL)};
+	json_object *name = NULL, *type = NULL, *path = NULL, *devices = NULL;
+	struct stat s;
+	int r = -EINVAL;
+
+	if (!json_object_is_type(req, json_type_object)) {
+		error_set(err, errlen, "the request body must be a JSON object");
+		return -EINVAL;
+	}
+	json_object_object_foreach(req, key, val)
+	{
+		if (!strcmp(key, "name"))
+			name = val;
+		else if (!strcmp(key, "type"))
+			type = val;
+		else if (!strcmp(key, "path"))
+			path = val;
+		else if (!strcmp(key, "devices"))
+			devices = val;
+		else {
+			error_set(err, errlen, "unknown field '%s' for a pool", key);
+			return -EINVAL;
+		}
+	}
+	if (!json_object_is_type(name, json_type_string) ||
+	    !name_ok(json_object_get_string(name))) {
+		error_set(err, errlen,
+			  "a pool needs a 'name': 1 to %d letters, digits, '.', '_' or '-', not "
+			  "starting with '.' or '-'",
+			  STORE_POOL_NAME_MAX);
+		return -EINVAL;
+	}
+	snprintf(p.name, sizeof(p.name), "%s", json_object_get_string(name));
+	if (type && (!json_object_is_type(type, json_type_string) ||
+		     (strcmp(json_object_get_string(type), "dir") &&
+		      strcmp(json_object_get_string(type), "block")))) {
+		error_set(err, errlen, "field 'type' must be dir or block");
+		return -EINVAL;
+	}
+	p.block = type && !strcmp(json_object_get_string(type), "block");
+	if (p.block) {
+		if (path) {
+			error_set(err, errlen,
+				  "a block pool names devices ('devices'), not a 'path'");
+			return -EINVAL;
+		}
+		r = add_devices(&p, devices, err, errlen);
+	} else if (devices) {
+		error_set(err, errlen, "a directory pool has a 'path', not 'devices'");
+	} else if (!json_object_is_type(path, json_type_string) ||
+		   json_object_get_string(path)[0] != '/') {
+		error_set(err, errlen, "a directory pool needs a 'path': an absolute path");
+	} else if (!path_plain(json_object_get_string(path))) {
+		error_set(err, errlen,
+			  "pool path %s: give it plainly (no '.' or '..' components, no '//', no "
+			  "trailing '/')",
+			  json_object_get_string(path));
+	} else if (snprintf(p.path, sizeof(p.path), "%s", json_object_get_string(path)) < 0 ||
+		   stat(p.path, &s) < 0) {
+		error_set(err, errlen, "pool path %s: %s", json_object_get_string(path),
+			  strerror(errno));
+	} else if (!S_ISDIR(s.st_mode)) {
+		error_set(err, errlen, "pool path %s is not a directory",
+			  json_object_get_string(path));
+	} else if (!strcmp(p.path, "/")) {
+		error_set(err, errlen, "a pool cannot be the whole file system (/)");
+	} else {
+		r = 0;
+	}
+	if (!r)
+		r = store_pool_insert(st, &p, err, errlen);
+	store_pool_free(&p);
+	return r;
+}
+
+static json_object *pool_json(const struct store_pool *p)
+{
+	json_object *o = json_object_new_object(), *d;
+	char created[CLOCK_UTC_LEN];
+
+	if (!o)
+		return NULL;
+	clock_utc_text((time_t)p->created, created);
+	json_object_object_add(o, "name", json_object_new_string(p->name));
+	json_object_object_add(o, "type", json_object_new_string(p->block ? "block" : "dir"));
+	if (p->block) {
+		d = json_object_new_array();
+		for (unsigned i = 0; d && i < p->ndevices; i++)
+			json_object_array_add(d, json_object_new_string(p->devices[i]));
+		json_object_object_add(o, "devices", d);
+	} else {
+		json_object_object_add(o, "path", json_object_new_string(p->path));
+	}
+	json_object_object_add(o, "created", json_object_new_string(created));
+	return o;
+}
+
+json_object *pools_json(struct store *st)
+{
+	struct store_pool *list = NULL;
+	json_object *arr;
+	size_t n = 0;
+
+	if (store_pool_list(st, &list, &n))
+		return NULL;
+	arr = json_object_new_array();
+	for (size_t i = 0; arr && i < n; i++)
+		json_object_array_add(arr, pool_json(&list[i]));
+	free_list(list, n);
+	return arr;
+}
+
+json_object *pools_one_json(struct store *st, const char *name)
+{
+	struct store_pool *list = NULL;
+	json_object *o = NULL;
+	size_t n = 0;
+
+	if (store_pool_list(st, &list, &n))
+		return NULL;
+	for (size_t i = 0; i < n && !o; i++)
+		if (!strcmp(list[i].name, name))
+			o = pool_json(&list[i]);
+	free_list(list, n);
+	return o;
+}
+
+int pools_get(struct store *st, const char *name, struct store_pool *out, char *err, size_t errlen)
+{
+	struct store_pool *list = NULL;
+	size_t n = 0;
+	int r = store_pool_list(st, &list, &n);
+
+	if (r)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(list[i].name, name)) {
+			*out = list[i];
+			list[i] = (struct store_pool){0}; /* moved out */
+			r = 0;
+		}
+	}
+	free_list(list, n);
+	if (r)
+		error_set(err, errlen, "no storage pool named '%.80s'", name);
+	return r;
+}
+
+/* Is path inside dir (component-wise)? *rel: what follows dir's "/". */
+static bool beneath(const char *dir, const char *path, const char **rel)
+{
+	size_t n = strlen(dir);
+
+	if (strncmp(path, dir, n) || path[n] != '/' || !path[n + 1])
+		return false;
+	*rel = path + n + 1;
+	return true;
+}
+
+static bool has_dotdot(const char *rel)
+{
+	for (const char *p = rel; p; p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL)
+		if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || !p[2]))
+			return true;
+	return false;
+}
+
+/* rel beneath the directory pool p, never leaving it; the file must be regular. */
+static int open_beneath(const struct store_pool *p, const char *what, const char *path,
+			const char *rel, int flags, char *err, size_t errlen)
+{
+	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY),
+			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+	int dfd = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC), fd, e;
+	struct stat s;
+
+	if (dfd < 0) {
+		e = -errno;
+		error_set(err, errlen, "%s %s: its pool '%s' (%s): %s", what, path, p->name,
+			  p->path, strerror(errno));
+		return e;
+	}
+	fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
+	e = fd < 0 ? -errno : 0;
+	close(dfd);
+	if (e == -EXDEV) {
+		error_set(err, errlen, "%s %s leads out of its pool '%s' (%s) through a symlink",
+			  what, path, p->name, p->path);
+		return -EINVAL;
+	}
+	if (e) {
+		error_set(err, errlen, "%s %s: %s", what, path, strerror(-e));
+		return e == -ENOENT ? -EINVAL : e;
+	}
+	if (fstat(fd, &s) < 0 || !S_ISREG(s.st_mode)) {
+		close(fd);
+		error_set(err, errlen, "%s %s is not a regular file", what, path);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+int pools_open(struct store *st, const char *what, const char *path, int flags, bool allow_blk,
+	       char *err, size_t errlen)
+{
+	struct store_pool *list = NULL, *in = NULL;
+	const char *rel = NULL;
+	size_t n = 0;
+	int r = store_pool_list(st, &list, &n);
+
+	if (r) {
+		error_set(err, errlen, "cannot read the storage pools from the store");
+		return r;
+	}
+	for (size_t i = 0; i < n && !in; i++) {
+		char real[PATH_MAX];
+
+		/* As the pool was named, or as that resolves today (a symlink on the way). */
+		if (!list[i].block && (beneath(list[i].path, path, &rel) ||
+				       (realpath(list[i].path, real) && beneath(real, path, &rel))))
+			in = &list[i];
+		for (unsigned d = 0; list[i].block && d < list[i].ndevices && !in; d++)
+			if (!strcmp(list[i].devices[d], path))
+				in = &list[i];
+	}
+	if (!in) {
+		error_set(err, errlen,
+			  "%s %s is in no storage pool: put it in one, or create a pool for its "
+			  "directory (keel pool create NAME --path DIR)",
+			  what, path);
+		r = -EINVAL;
+	} else if (in->block && !allow_blk) {
+		error_set(err, errlen, "%s %s is a block device: only disks may be", what, path);
+		r = -EINVAL;
+	} else if (in->block) {
+		struct stat s;
+
+		r = open(path, flags | O_CLOEXEC | O_NOCTTY);
+		if (r < 0) {
+			r = -errno;
+			error_set(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		} else if (fstat(r, &s) < 0 || !S_ISBLK(s.st_mode)) {
+			close(r);
+			error_set(err, errlen, "%s %s is no longer a block device", what, path);
+			r = -EINVAL;
+		}
+	} else if (has_dotdot(rel)) {
+		error_set(err, errlen, "%s %s: '..' is not allowed in a path", what, path);
+		r = -EINVAL;
+	} else {
+		r = open_beneath(in, what, path, rel, flags, err, errlen);
+	}
+	free_list(list, n);
+	return r;
+}
+
+int pools_check_def(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+{
+	int fd;
+
+	fd = pools_open(st, "kernel", def->kernel, O_RDONLY, false, err, errlen);
+	if (fd >= 0 && def->initrd) {
+		close(fd);
+		fd = pools_open(st, "initrd", def->initrd, O_RDONLY, false, err, errlen);
+	}
+	for (unsigned i = 0; fd >= 0 && i < def->ndisks; i++) {
+		close(fd);
+		fd = pools_open(st, "disk", def->disks[i].path,
+				def->disks[i].readonly ? O_RDONLY : O_RDWR, true, err, errlen);
+	}
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+/* Is path in the directory pool p, as named or as that resolves today? */
+static bool in_dir_pool(const struct store_pool *p, const char *path)
+{
+	char real[PATH_MAX];
+	const char *rel;
+
+	return !p->block && path &&
+	       (beneath(p->path, path, &rel) ||
+		(realpath(p->path, real) && beneath(real, path, &rel)));
+}
+
+/* Does a file of def lie in pool p? */
+static bool uses(const struct vm_def *def, const struct store_pool *p)
+{
+	if (in_dir_pool(p, def->kernel) || in_dir_pool(p, def->initrd))
+		return true;
+	for (unsigned i = 0; i < def->ndisks; i++) {
+		if (in_dir_pool(p, def->disks[i].path))
+			return true;
+		for (unsigned d = 0; p->block && d < p->ndevices; d++)
+			if (!strcmp(p->devices[d], def->disks[i].path))
+				return true;
+	}
+	return false;
+}
+
+int pools_delete(struct store *st, const char *name, char *err, size_t errlen)
+{
+	struct store_pool p;
+	struct vm_def *defs = NULL;
+	size_t n = 0;
+	int r = pools_get(st, name, &p, err, errlen);
+
+	if (r)
+		return r;
+	r = store_vm_list(st, &defs, &n);
+	for (size_t i = 0; !r && i < n; i++) {
+		if (uses(&defs[i], &p)) {
+			error_set(err, errlen,
+				  "pool '%s' holds files of VM '%s': give the VM other files first",
+				  name, defs[i].name);
+			r = -EBUSY;
+		}
+	}
+	if (!r && !strcmp(name, POOL_DEFAULT)) {
+		error_set(err, errlen, "the pool '%s' cannot be deleted", POOL_DEFAULT);
+		r = -EBUSY;
+	}
+	if (!r)
+		r = store_pool_delete(st, name);
+	if (!r)
+		log_info("storage pool '%s' deleted (its files stay)", name);
+	store_vm_list_free(defs, n);
+	store_pool_free(&p);
+	return r;
+}
