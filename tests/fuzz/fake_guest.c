@@ -19,12 +19,14 @@
 /* What the device may do with the chains the driver posted, found before it runs by walking
  * them as it will (a copy of its ring state, the same walker). */
 struct walk {
-	bool clobber; /* a writable buffer overlaps a ring or table: the used ring proves little */
 	bool seen[VQ_MAX_SIZE];
 	uint64_t out_len[VQ_MAX_SIZE]; /* by head: the most writable bytes of its chains */
 };
 
 static struct walk walks[FAKE_GUEST_QUEUES];
+/* A writable buffer overlaps a ring or table of some queue: what the walk found may not be
+ * what the device takes, and the used rings prove little. */
+static bool clobber;
 static struct vq_chain chain;
 
 static uint8_t *ram(uint64_t gpa, uint64_t len)
@@ -45,39 +47,57 @@ static unsigned nqueues(const struct fake_guest *g)
 	return g->vd->nqueues < FAKE_GUEST_QUEUES ? g->vd->nqueues : FAKE_GUEST_QUEUES;
 }
 
-static bool overlaps(const void *p, size_t len, const void *q, size_t qlen)
-{
-	const uint8_t *a = p, *b = q;
+/* What the walker reads: every queue's rings and the indirect tables its descriptors name. */
+static struct {
+	const uint8_t *p;
+	size_t len;
+} meta[FAKE_GUEST_QUEUES * (3 + VQ_MAX_SIZE)];
+static unsigned nmeta;
 
-	return a < b + qlen && b < a + len;
+static void add_meta(const void *p, size_t len)
+{
+	if (p)
+		meta[nmeta++] = (typeof(meta[0])){p, len};
 }
 
-/* Does [p, p + len) overlap anything the walker reads: rings, tables? */
-static bool on_metadata(const struct vq *vq, const void *p, size_t len)
+static void find_meta(const struct fake_guest *g)
 {
+	unsigned q, i;
+
+	nmeta = 0;
+	for (q = 0; q < nqueues(g); q++) {
+		const struct vq *vq = &g->vd->q[q].vq;
+
+		if (!vq->ready)
+			continue;
+		add_meta(vq->desc, 16u * vq->size);
+		add_meta(vq->avail, 6u + 2u * vq->size);
+		add_meta(vq->used, 6u + 8u * vq->size);
+		for (i = 0; i < vq->size; i++) {
+			const uint8_t *d = vq->desc + 16 * i;
+			uint32_t len = (uint32_t)le_load(d + 8, 4);
+
+			if (le_load(d + 12, 2) & VRING_DESC_F_INDIRECT)
+				add_meta(mem_ptr(vq->mem, le_load(d, 8), len), len);
+		}
+	}
+}
+
+static bool on_meta(const void *p, size_t len)
+{
+	const uint8_t *a = p;
 	unsigned i;
 
-	if (overlaps(p, len, vq->desc, 16u * vq->size) ||
-	    overlaps(p, len, vq->avail, 6u + 2u * vq->size) ||
-	    overlaps(p, len, vq->used, 6u + 8u * vq->size))
-		return true;
-	for (i = 0; i < vq->size; i++) {
-		const uint8_t *d = vq->desc + 16 * i;
-		uint32_t tlen = (uint32_t)le_load(d + 8, 4);
-		const uint8_t *t;
-
-		if (!(le_load(d + 12, 2) & VRING_DESC_F_INDIRECT))
-			continue;
-		t = mem_ptr(vq->mem, le_load(d, 8), tlen);
-		if (t && overlaps(p, len, t, tlen))
+	for (i = 0; i < nmeta; i++)
+		if (a < meta[i].p + meta[i].len && meta[i].p < a + len)
 			return true;
-	}
 	return false;
 }
 
-static void walk(const struct vq *live, struct walk *w)
+static void walk(const struct fake_guest *g, unsigned q)
 {
-	struct vq vq = *live; /* vq_pop only reads guest memory */
+	struct vq vq = g->vd->q[q].vq; /* vq_pop only reads guest memory */
+	struct walk *w = &walks[q];
 	unsigned n, i;
 	int r;
 
@@ -93,8 +113,8 @@ static void walk(const struct vq *live, struct walk *w)
 			continue;
 		if (chain.out_len > w->out_len[chain.head])
 			w->out_len[chain.head] = chain.out_len;
-		for (i = chain.nin; i < chain.nin + chain.nout && !w->clobber; i++)
-			w->clobber = on_metadata(live, chain.seg[i].iov_base, chain.seg[i].iov_len);
+		for (i = chain.nin; i < chain.nin + chain.nout && !clobber; i++)
+			clobber = on_meta(chain.seg[i].iov_base, chain.seg[i].iov_len);
 	}
 }
 
@@ -111,7 +131,7 @@ static void check_used(struct fake_guest *g, unsigned q)
 		   vq->last_avail, vq->used_idx);
 	if (n > vq->size)
 		n = vq->size;
-	for (k = (uint16_t)(vq->used_idx - n); k != vq->used_idx && !walks[q].clobber; k++) {
+	for (k = (uint16_t)(vq->used_idx - n); k != vq->used_idx && !clobber; k++) {
 		const uint8_t *e = vq->used + 4 + 8 * (k & (vq->size - 1));
 		uint32_t id = (uint32_t)le_load(e, 4), len = (uint32_t)le_load(e + 4, 4);
 
@@ -127,8 +147,10 @@ void fake_guest_expect(struct fake_guest *g)
 {
 	unsigned i;
 
+	clobber = false;
+	find_meta(g);
 	for (i = 0; i < nqueues(g); i++)
-		walk(&g->vd->q[i].vq, &walks[i]);
+		walk(g, i);
 }
 
 void fake_guest_verify(struct fake_guest *g)

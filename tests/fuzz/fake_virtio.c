@@ -225,9 +225,9 @@ bool fake_virtio_start(struct virtio_dev *vd, uint64_t features, const struct fa
 	uint8_t status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
 
 	fake_ecam_write(slot, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_MASTER);
-	/* MSI-X as Linux brings it up: messages written while the function is masked, so
-	 * KVM's routes are set once, when it is enabled. */
-	msix = fake_pci_bar(&vd->pci, VIRTIO_MSIX_BAR);
+	/* MSI-X as Linux brings it up (unless it is on already): messages written while the
+	 * function is masked, so KVM's routes are set once, when it is enabled. */
+	msix = vd->pci.msix_enabled ? 0 : fake_pci_bar(&vd->pci, VIRTIO_MSIX_BAR);
 	for (i = 0; msix && i < vd->pci.msix_nvec; i++) {
 		fake_mmio_write(msix + 16 * i, 8, 0xfee00000u);
 		fake_mmio_write(msix + 16 * i + 8, 4, 0x30 + i);
