@@ -2,11 +2,16 @@
 #include "daemon/access.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 
@@ -42,6 +47,43 @@ int access_init(const char *admin_group, const char *viewer_group)
 	return 0;
 }
 
+/* The POSIX ACL xattr (linux/posix_acl_xattr.h): a version, then entries sorted by tag. */
+#define ACL_XATTR_VERSION 2
+#define ACL_TAG_USER_OBJ  0x01
+#define ACL_TAG_GROUP_OBJ 0x04
+#define ACL_TAG_GROUP	  0x08
+#define ACL_TAG_MASK	  0x10
+#define ACL_TAG_OTHER	  0x20
+#define ACL_NO_ID	  0xffffffffu
+
+struct acl_entry {
+	uint16_t tag, perm;
+	uint32_t id;
+};
+
+int access_socket_perms(const char *path)
+{
+	struct {
+		uint32_t version;
+		struct acl_entry e[5];
+	} __attribute__((packed)) acl = {
+		.version = ACL_XATTR_VERSION,
+		.e = {{ACL_TAG_USER_OBJ, 6, ACL_NO_ID},
+		      {ACL_TAG_GROUP_OBJ, 6, ACL_NO_ID},
+		      {ACL_TAG_GROUP, 6, cfg.viewer},
+		      {ACL_TAG_MASK, 6, ACL_NO_ID},
+		      {ACL_TAG_OTHER, 0, ACL_NO_ID}},
+	};
+
+	if (chmod(path, cfg.have_admin ? 0660 : 0600) < 0 ||
+	    (cfg.have_admin && chown(path, 0, cfg.admin) < 0))
+		return -errno;
+	if (cfg.have_viewer && setxattr(path, "system.posix_acl_access", &acl, sizeof(acl), 0) < 0)
+		log_warn("cannot give group '%s' access to %s (%s): viewers cannot connect",
+			 cfg.viewer_name, path, strerror(errno));
+	return 0;
+}
+
 static enum api_role role_of(uid_t uid, gid_t gid, const gid_t *groups, size_t n)
 {
 	bool viewer = false;
@@ -61,8 +103,8 @@ int access_identify(int fd, struct api_caller *out)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	gid_t groups[ACCESS_MAX_GROUPS];
-	socklen_t glen = sizeof(groups);
+	gid_t few[ACCESS_MAX_GROUPS], *groups = few;
+	socklen_t glen = sizeof(few);
 	struct passwd pw, *res = NULL;
 	char buf[1024];
 	size_t n = 0;
@@ -70,14 +112,22 @@ int access_identify(int fd, struct api_caller *out)
 	memset(out, 0, sizeof(*out));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return -errno;
-	/* The peer's supplementary groups as they were when it connected (Linux 4.13). A
-	 * caller in more groups than fit is judged by its primary group alone. */
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+	/* The peer's supplementary groups as they were when it connected (Linux 4.13); the
+	 * kernel says how much room a caller in many groups needs. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0) {
 		n = glen / sizeof(gid_t);
+	} else if (errno == ERANGE && (groups = malloc(glen))) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+			n = glen / sizeof(gid_t);
+	} else {
+		groups = few; /* none known: judged by the primary group */
+	}
 	out->uid = cred.uid;
 	out->gid = cred.gid;
 	out->pid = cred.pid;
 	out->role = role_of(cred.uid, cred.gid, groups, n);
+	if (groups != few)
+		free(groups);
 	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) == 0 && res)
 		snprintf(out->user, sizeof(out->user), "%s", pw.pw_name);
 	else

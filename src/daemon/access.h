@@ -27,6 +27,13 @@ struct api_caller {
 /* The groups that grant each role, resolved once at start; a group that does not exist
  * grants nothing (root is always an administrator). Returns 0. */
 int access_init(const char *admin_group, const char *viewer_group);
+/*
+ * Who may connect to the API socket at path at all: root, the administrators' group (the
+ * socket's group, mode 0660) and the viewers' group (a POSIX ACL entry), so that no one else
+ * can even open a connection (and hold it, or flood the audit log). 0 or -errno; a file
+ * system without ACLs leaves the viewers out, with a warning.
+ */
+int access_socket_perms(const char *path) __attribute__((warn_unused_result));
 /* Who is connected on fd (a Unix stream socket), and their role. 0 or -errno. */
 int access_identify(int fd, struct api_caller *out) __attribute__((warn_unused_result));
 /* The caller keeld itself acts as when no socket is involved (its own jobs, tests). */

@@ -1155,30 +1155,43 @@ static void request_vm(const char *method, const char *url, const char *body, si
 }
 
 /* One audit record: the store (the newest STORE_AUDIT_KEEP) and keeld's log. */
-static void audit(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
-		  const char *url, const char *vm, const struct api_reply *out)
+/* s with every control character as '?': a path or message never forges a log line. */
+static void printable(char *s)
 {
-	char msg[512] = "";
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+static void audit(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
+		  const char *url, const char *query, const char *vm, const struct api_reply *out)
+{
+	char msg[512] = "", path[1200];
 	json_object *o = NULL, *e, *m;
 	struct store_audit a = {.time = (int64_t)time(NULL),
 				.uid = (uint32_t)caller->uid,
 				.user = caller->user,
 				.method = method,
-				.path = url,
+				.path = path,
 				.vm = vm,
 				.status = out->status,
 				.message = msg};
 
+	snprintf(path, sizeof(path), "%s%s%s", url, query && query[0] ? "?" : "",
+		 query ? query : "");
 	if (out->status >= 400 && out->body)
 		o = json_tokener_parse(out->body);
 	if (json_object_object_get_ex(o, "error", &e) &&
 	    json_object_object_get_ex(e, "message", &m))
 		snprintf(msg, sizeof(msg), "%s", json_object_get_string(m));
 	json_object_put(o);
+	printable(path);
+	printable(msg);
 	log_info("audit: %s (uid %u) %s %s -> %u%s%s", caller->user, (unsigned)caller->uid, method,
-		 url, out->status, msg[0] ? ": " : "", msg);
+		 path, out->status, msg[0] ? ": " : "", msg);
 	if (store_audit_add(ctx->store, &a))
-		log_err("audit: cannot record %s %s by %s in the store", method, url, caller->user);
+		log_err("audit: cannot record %s %s by %s in the store", method, path,
+			caller->user);
 }
 
 void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
@@ -1199,6 +1212,6 @@ void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char
 	/* What changed or tried to change: every request that is not a read, refused or not;
 	 * a refused read too, so that probing shows. */
 	if (!reads || out->status == 403)
-		audit(ctx, caller, method, url, vm, out);
+		audit(ctx, caller, method, url, query, vm, out);
 	keeld_unlock();
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/api_internal.h"
+#include "daemon/disk_policy.h"
 #include "daemon/pools.h"
 #include "disk/disk.h"
 #include "lib/log.h"
@@ -107,13 +108,8 @@ static void create_disk(struct api_ctx *ctx, const struct store_pool *p, json_ob
 		r = -EINVAL;
 	}
 	if (!r && parent) {
-		/* The parent too must be a file keeld may hand a VM. */
-		int fd =
-			pools_open(ctx->store, "parent", parent, O_RDONLY, false, err, sizeof(err));
-
-		if (fd >= 0)
-			close(fd);
-		r = fd < 0 ? fd : 0;
+		/* The parent and its whole chain must be files keeld may hand a VM. */
+		r = disk_policy_check_chain(ctx->store, "parent", parent, err, sizeof(err));
 		o.parent = parent;
 	}
 	if (!r && access(path, F_OK) == 0) {
@@ -125,10 +121,8 @@ static void create_disk(struct api_ctx *ctx, const struct store_pool *p, json_ob
 		r = disk_create(path, &o);
 		if (r)
 			snprintf(err, sizeof(err), "cannot create %s: %s", path, disk_why(r));
-		if (r == -EEXIST || r == -ENOSPC || r == -EINVAL)
-			; /* their own codes */
-		else if (r)
-			r = -EIO;
+		if (r && r != -EEXIST && r != -EINVAL && r != -EBUSY)
+			r = -EIO; /* the others are the host's trouble, a 500 */
 	}
 	if (r) {
 		api_reply_errno(out, r, err[0] ? err : strerror(-r));

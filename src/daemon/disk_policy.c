@@ -2,8 +2,12 @@
 #include "daemon/disk_policy.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon/pools.h"
 #include "disk/disk.h"
@@ -59,7 +63,11 @@ static bool same_file(const struct stat *a, const char *path)
 {
 	struct stat b;
 
-	return stat(path, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+	if (stat(path, &b) < 0)
+		return false;
+	if (S_ISBLK(a->st_mode) || S_ISBLK(b.st_mode)) /* device nodes: the same device */
+		return S_ISBLK(a->st_mode) && S_ISBLK(b.st_mode) && a->st_rdev == b.st_rdev;
+	return a->st_dev == b.st_dev && a->st_ino == b.st_ino;
 }
 
 /* No disk of nd is a file another VM with a worker has, where either of them writes it. */
@@ -126,6 +134,58 @@ static int pin_formats(struct vm_def *nd, const struct vm_def *old, char *err, s
 	return 0;
 }
 
+int disk_policy_check_chain(struct store *st, const char *what, const char *path, char *err,
+			    size_t errlen)
+{
+	char(*parents)[DISK_PATH_MAX] = calloc(DISK_POLICY_MAX_DEPTH, DISK_PATH_MAX);
+	struct disk *d = NULL;
+	int fd, n, r = 0;
+
+	if (!parents)
+		return -ENOMEM;
+	fd = pools_open(st, what, path, O_RDONLY, false, err, errlen);
+	if (fd < 0) {
+		free(parents);
+		return fd;
+	}
+	disk_error_reset();
+	n = disk_open_fd_as(fd, path, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d);
+	if (n) {
+		error_set(err, errlen, "disk %s: %s", path, disk_why(n));
+		free(parents);
+		return -EINVAL;
+	}
+	n = disk_parents(d, parents, DISK_POLICY_MAX_DEPTH);
+	disk_close(d);
+	if (n < 0) {
+		error_set(err, errlen, "disk %s has more than %d parents", path,
+			  DISK_POLICY_MAX_DEPTH);
+		r = -EINVAL;
+	}
+	for (int i = 0; !r && i < n; i++) {
+		char why[PATH_MAX + 256], real[PATH_MAX];
+
+		/* A locator's path as the file system resolves it ("../a/b.vhdx" is fine when
+		 * it lands in a pool); then through the pool's own rules. */
+		if (!realpath(parents[i], real)) {
+			error_set(err, errlen, "disk %s: its parent %s: %s", path, parents[i],
+				  strerror(errno));
+			r = -EINVAL;
+			break;
+		}
+		fd = pools_open(st, "parent", real, O_RDONLY, false, why, sizeof(why));
+		if (fd < 0) {
+			error_set(err, errlen, "disk %s: its differencing chain leads to %s", path,
+				  why);
+			r = -EINVAL;
+		} else {
+			close(fd);
+		}
+	}
+	free(parents);
+	return r;
+}
+
 int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 		       const struct vm_def *old, char *err, size_t errlen)
 {
@@ -135,5 +195,8 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 		r = check_sharing(st, sup, nd, err, errlen);
 	if (!r)
 		r = pin_formats(nd, old, err, errlen);
+	for (unsigned i = 0; !r && i < nd->ndisks; i++)
+		if (nd->disks[i].format == VM_DISK_VHDX)
+			r = disk_policy_check_chain(st, "disk", nd->disks[i].path, err, errlen);
 	return r;
 }

@@ -29,4 +29,15 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 		       const struct vm_def *old, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/*
+ * A VHDX's whole differencing chain is in storage pools: the disk at path (what: "disk",
+ * "parent", for messages) is opened through
+ * its pool, its parents are found as keel-vmm finds them, and each must open through a pool
+ * too (a locator pointing anywhere else is refused with its path). At most
+ * DISK_POLICY_MAX_DEPTH parents. 0 or -EINVAL with err.
+ */
+#define DISK_POLICY_MAX_DEPTH 256 /* the disk library's own bound */
+int disk_policy_check_chain(struct store *st, const char *what, const char *path, char *err,
+			    size_t errlen) __attribute__((warn_unused_result));
+
 #endif

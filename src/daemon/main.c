@@ -261,8 +261,8 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* Bind the API socket: anyone may connect (0666), and each request is judged by who the
- * kernel says the caller is (access.h): others get 403, never data. */
+/* Bind the API socket: only administrators and viewers may connect (access_socket_perms),
+ * and each request is judged again by who the kernel says the caller is (access.h). */
 static int open_api_socket(const char *path)
 {
 	char dir[PATH_MAX];
@@ -285,9 +285,9 @@ static int open_api_socket(const char *path)
 		log_err("cannot listen on %s: %s", path, strerror(-fd));
 	if (fd < 0)
 		return fd;
-	if (chmod(path, 0666) < 0) {
-		ret = -errno;
-		log_err("cannot set the mode of %s: %s", path, strerror(errno));
+	ret = access_socket_perms(path);
+	if (ret) {
+		log_err("cannot set the owner and mode of %s: %s", path, strerror(-ret));
 		close(fd);
 		return ret;
 	}

@@ -30,18 +30,29 @@ static bool name_ok(const char *s)
 	return true;
 }
 
-/* An absolute path with no empty, '.' or '..' component and no trailing '/'. */
-static bool path_plain(const char *s)
+/* Only root can change dir or any directory above it: each is root's and not writable by
+ * others, or sticky (as /tmp: others cannot move root's entries). Else why says which. */
+static bool only_root_changes(const char *dir, char *why, size_t len)
 {
-	if (s[0] != '/' || strlen(s) >= PATH_MAX || (s[1] && s[strlen(s) - 1] == '/'))
-		return false;
-	for (const char *c = s + 1; *c; c = strchr(c, '/') ? strchr(c, '/') + 1 : c + strlen(c)) {
-		size_t n = strcspn(c, "/");
+	char part[PATH_MAX];
 
-		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+	snprintf(part, sizeof(part), "%s", dir);
+	for (;;) {
+		struct stat s;
+		char *slash;
+
+		if (stat(part[0] ? part : "/", &s) < 0 || s.st_uid != 0 ||
+		    ((s.st_mode & 022) && !(s.st_mode & S_ISVTX))) {
+			snprintf(why, len, "%s is %s", part[0] ? part : "/",
+				 s.st_uid != 0 ? "not owned by root"
+					       : "writable by users other than root");
 			return false;
+		}
+		if (!part[0])
+			return true;
+		slash = strrchr(part, '/');
+		*slash = '\0';
 	}
-	return true;
 }
 
 static void free_list(struct store_pool *list, size_t n)
@@ -49,6 +60,86 @@ static void free_list(struct store_pool *list, size_t n)
 	for (size_t i = 0; i < n; i++)
 		store_pool_free(&list[i]);
 	free(list);
+}
+
+/* The directory of path into dir (canonical); false when it cannot be resolved. */
+static bool dir_of(const char *path, char *dir)
+{
+	char tmp[PATH_MAX], *slash;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	slash = strrchr(tmp, '/');
+	if (!slash)
+		return false;
+	*slash = '\0';
+	return realpath(tmp[0] ? tmp : "/", dir) != NULL;
+}
+
+/* A store from before pools (upgraded from schema 1 or 2): each directory an existing VM
+ * takes a file from becomes a pool ("migrated-N"), when only root can change it, and each
+ * block device it uses joins the pool "migrated-block", so that VMs that ran keep running
+ * (docs/keeld.md, "Upgrading"). A directory that fails the rule is logged: its VMs do not
+ * start until an administrator gives their files a pool. */
+static void adopt(struct store *st)
+{
+	struct vm_def *defs = NULL;
+	size_t n = 0;
+	unsigned next = 1;
+
+	if (store_vm_list(st, &defs, &n))
+		return;
+	for (size_t v = 0; v < n; v++) {
+		const char *files[2 + VMDEF_MAX_DISKS];
+		unsigned nf = 0;
+
+		files[nf++] = defs[v].kernel;
+		if (defs[v].initrd)
+			files[nf++] = defs[v].initrd;
+		for (unsigned i = 0; i < defs[v].ndisks; i++)
+			files[nf++] = defs[v].disks[i].path;
+		for (unsigned f = 0; f < nf; f++) {
+			struct store_pool p = {.created = (int64_t)time(NULL)};
+			char err[PATH_MAX + 128], why[PATH_MAX + 64];
+			struct stat s;
+			int fd;
+
+			if (!files[f])
+				continue;
+			fd = pools_open(st, "file", files[f], O_RDONLY, true, err, sizeof(err));
+			if (fd >= 0) {
+				close(fd);
+				continue; /* already in a pool */
+			}
+			if (stat(files[f], &s) == 0 && S_ISBLK(s.st_mode)) {
+				char *dev = strdup(files[f]);
+
+				snprintf(p.name, sizeof(p.name), "migrated-block-%u", next++);
+				p.block = true;
+				p.devices = dev ? &dev : NULL;
+				p.ndevices = dev ? 1 : 0;
+				if (dev && store_pool_insert(st, &p, err, sizeof(err)))
+					log_warn("upgrade: no pool for %s: %s", files[f], err);
+				free(dev);
+				continue;
+			}
+			if (!dir_of(files[f], p.path) ||
+			    !only_root_changes(p.path, why, sizeof(why))) {
+				log_warn("upgrade: VM %s: %s is in no storage pool, and its "
+					 "directory "
+					 "cannot be one (%s): give it a pool before it starts",
+					 defs[v].name, files[f],
+					 dir_of(files[f], p.path) ? why : "gone");
+				continue;
+			}
+			snprintf(p.name, sizeof(p.name), "migrated-%u", next++);
+			if (store_pool_insert(st, &p, err, sizeof(err)))
+				log_warn("upgrade: no pool for %s: %s", p.path, err);
+			else
+				log_info("upgrade: storage pool '%s' for %s (VM %s)", p.name,
+					 p.path, defs[v].name);
+		}
+	}
+	store_vm_list_free(defs, n);
 }
 
 int pools_init(struct store *st, const char *state_dir, char *err, size_t errlen)
@@ -63,6 +154,8 @@ int pools_init(struct store *st, const char *state_dir, char *err, size_t errlen
 		error_set(err, errlen, "cannot read the storage pools from the store");
 		return r;
 	}
+	if (store_upgraded_from(st))
+		adopt(st);
 	for (size_t i = 0; i < n; i++) {
 		if (!strcmp(list[i].name, POOL_DEFAULT)) {
 			free_list(list, n);
@@ -89,10 +182,10 @@ fail:
 
 static int add_devices(struct store_pool *p, json_object *arr, char *err, size_t errlen)
 {
-	size_t n = json_object_array_length(arr);
+	size_t n = json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
 	struct stat s;
 
-	if (!json_object_is_type(arr, json_type_array) || n == 0 || n > STORE_POOL_DEVICES_MAX) {
+	if (n == 0 || n > STORE_POOL_DEVICES_MAX) {
 		error_set(err, errlen, "a block pool needs 'devices': 1 to %d block device paths",
 			  STORE_POOL_DEVICES_MAX);
 		return -EINVAL;
@@ -129,6 +222,7 @@ int pools_create(struct store *st, json_object *req, char *err, size_t errlen)
 {
 	struct store_pool p = {.created = (int64_t)time(NULL)};
 	json_object *name = NULL, *type = NULL, *path = NULL, *devices = NULL;
+	char why[PATH_MAX + 64];
 	struct stat s;
 	int r = -EINVAL;
 
@@ -179,13 +273,7 @@ int pools_create(struct store *st, json_object *req, char *err, size_t errlen)
 	} else if (!json_object_is_type(path, json_type_string) ||
 		   json_object_get_string(path)[0] != '/') {
 		error_set(err, errlen, "a directory pool needs a 'path': an absolute path");
-	} else if (!path_plain(json_object_get_string(path))) {
-		error_set(err, errlen,
-			  "pool path %s: give it plainly (no '.' or '..' components, no '//', no "
-			  "trailing '/')",
-			  json_object_get_string(path));
-	} else if (snprintf(p.path, sizeof(p.path), "%s", json_object_get_string(path)) < 0 ||
-		   stat(p.path, &s) < 0) {
+	} else if (!realpath(json_object_get_string(path), p.path) || stat(p.path, &s) < 0) {
 		error_set(err, errlen, "pool path %s: %s", json_object_get_string(path),
 			  strerror(errno));
 	} else if (!S_ISDIR(s.st_mode)) {
@@ -193,6 +281,10 @@ int pools_create(struct store *st, json_object *req, char *err, size_t errlen)
 			  json_object_get_string(path));
 	} else if (!strcmp(p.path, "/")) {
 		error_set(err, errlen, "a pool cannot be the whole file system (/)");
+	} else if (!only_root_changes(p.path, why, sizeof(why))) {
+		/* Else its owner could swap the directory for another and reach any file. */
+		error_set(err, errlen, "pool path %s: %s: a pool needs a path only root can change",
+			  json_object_get_string(path), why);
 	} else {
 		r = 0;
 	}
@@ -365,7 +457,9 @@ int pools_open(struct store *st, const char *what, const char *path, int flags, 
 	} else if (in->block) {
 		struct stat s;
 
-		r = open(path, flags | O_CLOEXEC | O_NOCTTY);
+		/* O_EXCL on a block device: refused while the host has it mounted or in use. */
+		r = open(path, flags | O_CLOEXEC | O_NOCTTY |
+				       ((flags & O_ACCMODE) == O_RDWR ? O_EXCL : 0));
 		if (r < 0) {
 			r = -errno;
 			error_set(err, errlen, "%s %s: %s", what, path, strerror(errno));

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "daemon/store_internal.h"
+#include "disk/disk.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -110,12 +111,42 @@ static const char migrate_1_to_2[] =
 	"ALTER TABLE nics ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;";
 
 /* From schema 2: each disk's format, pinned (docs/vm-config.md). Keel used to detect it from
- * the contents at every start; the name says what the administrator attached, whatever a
- * guest has written into the file since. */
+ * the contents at every start, so an existing disk keeps the format that gave its guest what
+ * it saw (pin_existing_formats); the name only where the file cannot be read. */
 static const char migrate_2_to_3[] =
 	"ALTER TABLE disks ADD COLUMN format TEXT NOT NULL DEFAULT 'raw';"
 	"UPDATE disks SET format = 'vhdx' WHERE lower(path) LIKE '%.vhdx'"
 	" OR lower(path) LIKE '%.avhdx';";
+
+static int pin_existing_formats(struct store *st)
+{
+	sqlite3_stmt *s = NULL, *u = NULL;
+	int ret = store_prepare(st, "SELECT vm, idx, path FROM disks", &s);
+
+	if (!ret)
+		ret = store_prepare(st, "UPDATE disks SET format=?1 WHERE vm=?2 AND idx=?3", &u);
+	while (!ret && sqlite3_step(s) == SQLITE_ROW) {
+		enum disk_format f;
+
+		if (disk_probe((const char *)sqlite3_column_text(s, 2), &f))
+			continue; /* gone or unreadable: its name says */
+		sqlite3_reset(u);
+		sqlite3_bind_text(u, 1, disk_format_name(f), -1, SQLITE_STATIC);
+		sqlite3_bind_text(u, 2, (const char *)sqlite3_column_text(s, 0), -1,
+				  SQLITE_TRANSIENT);
+		sqlite3_bind_int(u, 3, sqlite3_column_int(s, 1));
+		if (sqlite3_step(u) != SQLITE_DONE)
+			ret = -EIO;
+	}
+	sqlite3_finalize(s);
+	sqlite3_finalize(u);
+	return ret;
+}
+
+int store_upgraded_from(const struct store *st)
+{
+	return st->upgraded_from;
+}
 
 static int begin(struct store *st);
 static int finish(struct store *st, int ret);
@@ -214,6 +245,10 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_1_to_2);
 	if (!ret && version >= 1 && version <= 2)
 		ret = exec_sql(st, migrate_2_to_3);
+	if (!ret && version >= 1 && version <= 2)
+		ret = pin_existing_formats(st);
+	if (version >= 1 && version < STORE_SCHEMA_VERSION)
+		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)

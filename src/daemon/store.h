@@ -30,6 +30,8 @@ struct store_rt {
 int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void store_close(struct store *st);
+/* The schema version store_open upgraded the store from (1, 2), or 0 (new or current). */
+int store_upgraded_from(const struct store *st);
 
 /*
  * Insert a new VM. def->uuid, created and MACs must be set. Returns 0, -EEXIST (the name,
@@ -78,7 +80,7 @@ int store_ckpt_save(struct store *st, const char *vm, const struct ckpt_tree *t,
 struct store_pool {
 	char name[STORE_POOL_NAME_MAX + 1];
 	bool block;	 /* a pool of block devices, else a directory */
-	char path[4096]; /* dir: the directory, as named (absolute, plain) */
+	char path[4096]; /* dir: the directory, canonical (no symlink) */
 	char **devices;	 /* block: the device paths it names */
 	unsigned ndevices;
 	int64_t created;

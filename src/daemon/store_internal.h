@@ -11,6 +11,7 @@
 
 struct store {
 	sqlite3 *db;
+	int upgraded_from; /* the schema version store_open found and upgraded, or 0 */
 };
 
 /* BEGIN IMMEDIATE; then store_tx_finish commits when ret is 0, else rolls back. */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/disk_policy.h"
 #include "daemon/pools.h"
 #include "lib/clock.h"
 #include "lib/error.h"
@@ -123,6 +124,19 @@ static int worker_file(struct sup *sup, struct worker_files *wf, const char *nam
 	return 0;
 }
 
+/* Move *fd above every number exec_worker dup2s onto (3 to 3 + WORKER_FILES), so that
+ * placing the passed files never replaces the log or the error pipe. */
+static int fd_above(int *fd)
+{
+	int high = fcntl(*fd, F_DUPFD_CLOEXEC, WORKER_FD_BASE + WORKER_FILES);
+
+	if (high < 0)
+		return -errno;
+	close(*fd);
+	*fd = high;
+	return 0;
+}
+
 static void worker_files_close(struct worker_files *wf)
 {
 	for (unsigned i = 0; i < wf->n; i++)
@@ -146,6 +160,10 @@ static int worker_files_open(struct sup *sup, const struct vm_def *def, struct w
 		snprintf(name, sizeof(name), "disk.%u", i);
 		r = worker_file(sup, wf, name, "disk", def->disks[i].path,
 				def->disks[i].readonly ? O_RDONLY : O_RDWR, true, err, errlen);
+		/* The worker still opens a VHDX's parents itself: they must be in pools too. */
+		if (!r && def->disks[i].format == VM_DISK_VHDX)
+			r = disk_policy_check_chain(sup->cfg.store, "disk", def->disks[i].path, err,
+						    errlen);
 	}
 	if (r)
 		worker_files_close(wf);
@@ -163,10 +181,11 @@ exec_worker(const char *vmm, char **argv, int logfd, int errpipe, const struct w
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
-	devnull = open("/dev/null", O_RDONLY);
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
 		goto fail;
-	syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	/* Every other descriptor closes at exec (keeld opens its own O_CLOEXEC anyway). */
+	(void)syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
 	/* The passed files, at 3, 4, ...: dup2 makes the copies survive exec. */
 	for (unsigned i = 0; i < wf->n; i++)
 		if (dup2(wf->fd[i], WORKER_FD_FIRST + (int)i) < 0)
@@ -324,7 +343,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		}
 	}
 	logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (logfd < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+	if (logfd < 0 || pipe2(pipefd, O_CLOEXEC) < 0 || fd_above(&logfd) || fd_above(&pipefd[1])) {
 		ret = -errno;
 		error_set(err, errlen, "cannot start VM '%s': %s: %s", def->name,
 			  logfd < 0 ? log : "pipe", strerror(errno));

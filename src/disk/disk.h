@@ -98,6 +98,11 @@ int disk_open(const char *path, unsigned flags, struct disk **out)
 	__attribute__((warn_unused_result));
 int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
 	__attribute__((warn_unused_result));
+/* The files of d's differencing chain, nearest parent first, each as the library resolved
+ * and opened it; none for a disk without a parent (or opened with DISK_OPEN_NOPARENT).
+ * Returns how many (at most max), or -E2BIG when there are more. */
+int disk_parents(struct disk *d, char (*paths)[DISK_PATH_MAX], unsigned max)
+	__attribute__((warn_unused_result));
 /* The format FILE's first bytes say it has (raw when no signature matches). */
 int disk_probe(const char *path, enum disk_format *out) __attribute__((warn_unused_result));
 /* off and len must be multiples of 512 and inside the disk. */

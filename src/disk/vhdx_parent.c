@@ -297,3 +297,17 @@ int vhdx_parent_open(struct vhdx *v)
 	snprintf(v->parent_path, sizeof(v->parent_path), "%s", cand);
 	return 0;
 }
+
+int disk_parents(struct disk *d, char (*paths)[DISK_PATH_MAX], unsigned max)
+{
+	unsigned n = 0;
+
+	/* One loop down the chain: each level's parent, as vhdx_parent_open found it. */
+	while (d && d->ops == &vhdx_ops && to_vhdx(d)->parent) {
+		if (n == max)
+			return -E2BIG;
+		snprintf(paths[n++], DISK_PATH_MAX, "%s", to_vhdx(d)->parent_path);
+		d = to_vhdx(d)->parent;
+	}
+	return (int)n;
+}

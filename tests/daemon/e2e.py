@@ -9,6 +9,7 @@ Exits 0 (pass), 1 (fail) or 77 (skip: no /dev/kvm or no keel-vmm).
 """
 import argparse
 import glob
+import grp
 import json
 import os
 import re
@@ -255,7 +256,12 @@ def case_api(e):
     check(v["name"] == "keeld" and v["api"] == 1, "version: %r" % v)
     check(e.api_ok("GET", "/v1/vms") == [], "a fresh keeld lists VMs")
     mode = stat.S_IMODE(os.stat(e.sock).st_mode)
-    check(mode == 0o666, "API socket mode is %o, not 666 (access is per request)" % mode)
+    try:
+        grp.getgrnam("keel")
+        want = 0o660
+    except KeyError:
+        want = 0o600  # no administrators' group: root alone
+    check(mode == want, "API socket mode is %o, not %o" % (mode, want))
 
     disk = os.path.join(e.dir, "disk.img")
     with open(disk, "wb") as f:
@@ -741,12 +747,17 @@ def case_access(e):
     """Who may use the API is what the kernel says of the caller (SO_PEERCRED,
     SO_PEERGROUPS): administrators change anything, viewers read, others are refused; every
     change and every refusal is in the audit log (issue 10, docs/security.md)."""
-    import grp
     admins, viewers = grp.getgrnam("staff").gr_gid, grp.getgrnam("users").gr_gid
     nobody, nogroup = 65534, grp.getgrnam("nogroup").gr_gid
     os.chmod(e.dir, 0o755)  # the socket's directory: reachable by the test users
     e.start_keeld(extra=("--admin-group", "staff", "--viewer-group", "users"))
-    check(stat.S_IMODE(os.stat(e.sock).st_mode) == 0o666, "socket mode")
+    # Only administrators (the socket's group) and viewers (an ACL entry) can connect.
+    st = os.stat(e.sock)
+    check(stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == admins, "socket mode and group")
+    import struct
+    acl = os.getxattr(e.sock, "system.posix_acl_access")
+    entries = [struct.unpack_from("<HHI", acl, 4 + 8 * i) for i in range((len(acl) - 4) // 8)]
+    check((0x08, 6, viewers) in entries, "ACL entries: %r" % entries)
     e.create("a1", notes="before")
     admin, viewer = (nobody, admins), (nobody, viewers)
     other, viewer2 = (nobody, nogroup), (nobody, nogroup, [viewers])
@@ -765,10 +776,11 @@ def case_access(e):
     check("may only read" in err, "keel as viewer: %r" % err)
     out, _ = e.keel("vm", "list", who=viewer)
     check("a1" in out, "keel vm list as viewer: %r" % out)
-    # Others get nothing at all.
-    code, doc = e.curl("GET", "/v1/vms", who=other)
-    check(code == 403 and "may not use keeld" in doc["error"]["message"] and "a1" not in
-          json.dumps(doc), "other: %d %r" % (code, doc))
+    # Others cannot even connect (so they cannot hold connections or flood the audit log).
+    r = subprocess.run(as_user(other) + ["curl", "-s", "-S", "--unix-socket", e.sock,
+                                         "http://keeld/v1/vms"], capture_output=True, text=True)
+    check(r.returncode != 0 and "a1" not in r.stdout, "other connected: %r" % (r.stdout,))
+    _, err = e.keel("vm", "list", who=other, want=3)
     # Administrators change things.
     code, doc = e.curl("PATCH", "/v1/vms/a1", {"notes": "admin"}, who=admin)
     check(code == 200 and doc["notes"] == "admin", "admin change: %d %r" % (code, doc))
@@ -783,8 +795,14 @@ def case_access(e):
     check("may only read" in refused["message"] and refused["vm"] == "a1" and
           refused["path"] == "/v1/vms/a1", "audit record: %r" % refused)
     check(all(r["method"] != "GET" or r["status"] == 403 for r in log), "reads audited")
-    check(any(r["method"] == "GET" and r["user"] == "nobody" for r in e.api_ok("GET", "/v1/audit")),
+    check(any(r["method"] == "GET" and r["status"] == 403 for r in e.api_ok("GET", "/v1/audit")),
           "a refused read is not in the audit log")
+    # A path cannot forge a line of keeld's log.
+    e.curl("POST", "/v1/vms/a1%0Aaudit:%20root/start", {}, who=viewer)
+    lines = open(e.keeld_log).read().splitlines()
+    check(not any(l.startswith("audit:") for l in lines) and
+          any("POST /v1/vms/a1?audit: root/start -> 403" in l for l in lines),
+          "a path forged a line of keeld's log")
     out, _ = e.keel("audit", "--vm", "a1")
     check(re.search(r"nobody \(uid 65534\)  PATCH /v1/vms/a1 -> 403: user nobody", out),
           "keel audit: %r" % out)
@@ -839,6 +857,16 @@ def case_pools(e):
                     os.path.exists(d) and stat.S_ISBLK(os.stat(d).st_mode)), None)
         check(blk is not None, "this host has no spare block device for the test")
         e.api_err("POST", "/v1/vms", body(blk), msg="%s is in no storage pool" % blk)
+        # A VHDX in a pool whose parent is not: its chain is checked, at attach and start.
+        secret = os.path.join(outside, "secret.vhdx")
+        e.keel("disk", "create", secret, "--size", "8M")
+        child = os.path.join(e.dir, "child.vhdx")
+        e.keel("disk", "create", child, "--parent", secret)
+        e.api_err("POST", "/v1/vms", body(child),
+                  msg="its differencing chain leads to parent %s is in no storage pool" % secret)
+        e.api_err("POST", "/v1/pools/test/disks", {"name": "c2.vhdx", "parent": secret},
+                  msg="parent %s is in no storage pool" % secret)
+        check(not os.path.exists(os.path.join(e.dir, "c2.vhdx")), "a refused disk was made")
         check(e.api_ok("GET", "/v1/vms") == [], "a refused create left a VM")
         # A block pool names the device: then it may be a disk (and the pool cannot go).
         e.api_err("POST", "/v1/pools", {"name": "b", "type": "block", "devices": [stray]},
@@ -866,8 +894,12 @@ def case_pools(e):
         check(e.vm("w1")["state"] == "Off", "w1 started on a file outside its pool")
     finally:
         shutil.rmtree(outside, ignore_errors=True)
-    # A pool needs a plain absolute directory.
-    e.api_err("POST", "/v1/pools", {"name": "x", "path": e.dir + "/sub/.."}, msg="plainly")
+    # A pool's directory, and each above it, only root can change.
+    loose = os.path.join(e.dir, "loose")
+    os.mkdir(loose)
+    os.chmod(loose, 0o777)
+    e.api_err("POST", "/v1/pools", {"name": "x", "path": loose},
+              msg="%s is writable by users other than root" % loose)
     e.api_err("POST", "/v1/pools", {"name": "x", "path": "/"}, msg="whole file system")
     e.api_err("POST", "/v1/pools", {"name": "test", "path": e.dir}, want=409, msg="already exists")
     e.api_err("DELETE", "/v1/pools/default", want=409, msg="cannot be deleted")
@@ -1132,15 +1164,20 @@ def case_disk_format(e):
               want=400, msg="is given as VHDX, but it does not open as one")
     e.keel("vm", "set", "f1", "--disk", plain + ",format=raw")
     check(e.vm("f1")["disks"][0]["format"] == "raw", "raw by request: %r" % e.vm("f1"))
-    # A schema 2 store (no formats): each disk gets the one its name says, never its bytes.
+    # A schema 2 store (no formats): each disk keeps the format the old keel gave it, which
+    # read the contents at every start (the name only for a file that cannot be read).
     e.keel("vm", "set", "f1", "--disk", written + ",format=raw", "--disk", vhdx)
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
+    # ... and from before pools: the directories its VMs use become pools.
     r = subprocess.run(["sqlite3", db, "ALTER TABLE disks DROP COLUMN format;"
-                        "PRAGMA user_version=2;"], capture_output=True, text=True, timeout=30)
+                        "DELETE FROM pools WHERE name='test'; PRAGMA user_version=2;"],
+                       capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
     e.start_keeld()
-    check([d["format"] for d in e.vm("f1")["disks"]] == ["raw", "vhdx"],
+    adopted = [p for p in e.api_ok("GET", "/v1/pools") if p["name"].startswith("migrated-")]
+    check([p["path"] for p in adopted] == [os.path.realpath(e.dir)], "adopted: %r" % adopted)
+    check([d["format"] for d in e.vm("f1")["disks"]] == ["vhdx", "vhdx"],
           "formats after the upgrade: %r" % e.vm("f1")["disks"])
 
 
@@ -1204,10 +1241,10 @@ def case_description(e):
         for off in (64 << 10, 128 << 10):
             f.seek(off)
             f.write(bytes(4096))
-    e.keel("vm", "start", "dbad", want=None)
+    _, err = e.keel("vm", "start", "dbad", want=None)
     vm = e.wait_state("dbad", "Off")
-    check("both VHDX headers are invalid (header 1: no 'head' signature" in vm["state_reason"],
-          "damaged disk: %r" % vm["state_reason"])
+    check("both VHDX headers are invalid (header 1: no 'head' signature" in err + vm["state_reason"],
+          "damaged disk: %r %r" % (err, vm["state_reason"]))
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
     # worker always gave them (disks, adapters, rng), and the store is upgraded in place.
     e.kill_keeld(signal.SIGTERM)
