@@ -180,15 +180,21 @@ bool sup_save_completed(struct sup *sup, const struct sup_vm *vm)
 
 void sup_sock_group_access(struct sup *sup, struct sup_vm *vm)
 {
-	char path[PATH_MAX];
+	/* The consoles: the serial port and, when the VM has one, the virtio-console. */
+	static const char *const socks[] = {"serial.sock", "hvc0.sock"};
 
-	if (sup_path(sup, vm->uuid, "serial.sock", path, sizeof(path)))
-		return;
-	if (sup->cfg.have_group && chown(path, (uid_t)-1, sup->cfg.group) < 0 && errno != ENOENT)
-		log_warn("VM %s: cannot give %s to the keel group: %s", vm->name, path,
-			 strerror(errno));
-	if (chmod(path, 0660) < 0 && errno != ENOENT)
-		log_warn("VM %s: cannot chmod %s: %s", vm->name, path, strerror(errno));
+	for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
+		char path[PATH_MAX];
+
+		if (sup_path(sup, vm->uuid, socks[i], path, sizeof(path)))
+			return;
+		if (sup->cfg.have_group && chown(path, (uid_t)-1, sup->cfg.group) < 0 &&
+		    errno != ENOENT)
+			log_warn("VM %s: cannot give %s to the administrators' group: %s", vm->name,
+				 path, strerror(errno));
+		if (chmod(path, 0660) < 0 && errno != ENOENT)
+			log_warn("VM %s: cannot chmod %s: %s", vm->name, path, strerror(errno));
+	}
 }
 
 void sup_rotate_log(const char *path)

@@ -1279,8 +1279,12 @@ def case_description(e):
           sorted(n["pci_slot"] for n in vm["nets"]) == list(range(17, 25)) and
           vm["virtio_console"]["pci_slot"] == 25 and vm["rng"]["pci_slot"] == 26,
           "slots of a full VM: %r" % vm)
-    e.start("d2")
+    vm = e.start("d2")
     e.console_until("d2", r"daemon-guest: ready for input")
+    # Both consoles are the administrators' (group access once the worker runs).
+    for sock in ("serial.sock", "hvc0.sock"):
+        mode = stat.S_IMODE(os.stat(os.path.join(e.state, "vms", vm["id"], sock)).st_mode)
+        check(mode == 0o660, "%s mode %o" % (sock, mode))
     e.keel("vm", "turn-off", "d2")
 
 
