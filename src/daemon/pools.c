@@ -41,8 +41,11 @@ static bool only_root_changes(const char *dir, char *why, size_t len)
 		struct stat s;
 		char *slash;
 
-		if (stat(part[0] ? part : "/", &s) < 0 || s.st_uid != 0 ||
-		    ((s.st_mode & 022) && !(s.st_mode & S_ISVTX))) {
+		if (stat(part[0] ? part : "/", &s) < 0) {
+			snprintf(why, len, "%s: %s", part[0] ? part : "/", strerror(errno));
+			return false;
+		}
+		if (s.st_uid != 0 || ((s.st_mode & 022) && !(s.st_mode & S_ISVTX))) {
 			snprintf(why, len, "%s is %s", part[0] ? part : "/",
 				 s.st_uid != 0 ? "not owned by root"
 					       : "writable by users other than root");
@@ -77,7 +80,7 @@ static bool dir_of(const char *path, char *dir)
 
 /* A store from before pools (upgraded from schema 1 or 2): each directory an existing VM
  * takes a file from becomes a pool ("migrated-N"), when only root can change it, and each
- * block device it uses joins the pool "migrated-block", so that VMs that ran keep running
+ * block device it uses a block pool ("migrated-block-N"), so that VMs that ran keep running
  * (docs/keeld.md, "Upgrading"). A directory that fails the rule is logged: its VMs do not
  * start until an administrator gives their files a pool. */
 static void adopt(struct store *st)
