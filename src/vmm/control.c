@@ -77,11 +77,28 @@ static char *control_status(struct vm *vm)
 	return control_reply(o);
 }
 
+static void add_line(void *ctx, const char *line)
+{
+	json_object_array_add(ctx, json_object_new_string(line));
+}
+
+/* {"devices": [LINE, ...]}: the lines of the crash report, from a running VM (a guest that
+ * stops making progress: are its queues moving, is a vector masked or pending?). */
+static char *control_devices(struct vm *vm)
+{
+	json_object *o = json_object_new_object(), *lines = json_object_new_array();
+
+	vm_report(vm, add_line, lines);
+	json_object_object_add(o, "devices", lines);
+	return control_reply(o);
+}
+
 static const char *const control_names[] = {
-	[CONTROL_STATUS] = "status", [CONTROL_PAUSE] = "pause",
-	[CONTROL_RESUME] = "resume", [CONTROL_POWERDOWN] = "powerdown",
-	[CONTROL_RESET] = "reset",   [CONTROL_QUIT] = "quit",
-	[CONTROL_SAVE] = "save",     [CONTROL_RESTORE] = "restore",
+	[CONTROL_STATUS] = "status",   [CONTROL_PAUSE] = "pause",
+	[CONTROL_RESUME] = "resume",   [CONTROL_POWERDOWN] = "powerdown",
+	[CONTROL_RESET] = "reset",     [CONTROL_QUIT] = "quit",
+	[CONTROL_SAVE] = "save",       [CONTROL_RESTORE] = "restore",
+	[CONTROL_DEVICES] = "devices",
 };
 
 /* Parse and check one request line; on success *out is the request object (put it). */
@@ -135,7 +152,7 @@ static int parse_line(const char *line, size_t len, json_object **out, enum cont
 	*cls = "CommandNotFound";
 	snprintf(why, whylen,
 		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit, save, "
-		 "restore)",
+		 "restore, devices)",
 		 name);
 out:
 	if (req)
@@ -252,6 +269,8 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 	switch (cmd) {
 	case CONTROL_STATUS:
 		return control_status(vm);
+	case CONTROL_DEVICES:
+		return control_devices(vm);
 	case CONTROL_PAUSE:
 		if (vm_is_paused(vm))
 			return control_error("InvalidState", "VM is already paused");

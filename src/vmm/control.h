@@ -25,6 +25,7 @@ enum control_cmd {
 	CONTROL_QUIT,
 	CONTROL_SAVE,	 /* arguments: {"dir": PATH} */
 	CONTROL_RESTORE, /* arguments: {"dir": PATH, "paused": BOOL (optional)} */
+	CONTROL_DEVICES, /* each device's state, as the crash report gives it */
 };
 
 #define CONTROL_MAX_PATH 4096

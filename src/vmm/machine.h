@@ -82,10 +82,14 @@ int machine_add_reset_hook(struct machine *m, machine_reset_fn fn, void *opaque)
 typedef int (*machine_pause_fn)(void *opaque, bool pause);
 int machine_add_pause_hook(struct machine *m, machine_pause_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
-/* Logs the device's state when the VM crashes: a few lines, it may wait briefly for a lock,
- * never indefinitely. */
-typedef void (*machine_report_fn)(void *opaque);
-int machine_add_crash_report(struct machine *m, machine_report_fn fn, void *opaque)
+/* Describes the device's state in a few lines of text (machine_report_line), for the crash
+ * report in the log and for the control command "devices"; it may wait briefly for a lock,
+ * never indefinitely (a guest must not be able to hang or silence it). */
+struct machine_report;
+void machine_report_line(struct machine_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+typedef void (*machine_report_fn)(void *opaque, struct machine_report *r);
+int machine_add_report(struct machine *m, machine_report_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
 /* Frees the device when the VM is destroyed (vCPUs stopped, in reverse order of adding). */
 typedef void (*machine_teardown_fn)(void *opaque);

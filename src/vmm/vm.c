@@ -100,11 +100,40 @@ int machine_add_pause_hook(struct machine *m, machine_pause_fn fn, void *opaque)
 	return HOOK_ADD(vm, pause_fns, pause_opaque, npause, VM_MAX_PAUSE_HOOKS, fn, opaque);
 }
 
-int machine_add_crash_report(struct machine *m, machine_report_fn fn, void *opaque)
+int machine_add_report(struct machine *m, machine_report_fn fn, void *opaque)
 {
 	struct vm *vm = vm_of(m);
 
 	return HOOK_ADD(vm, report_fns, report_opaque, nreport, VM_MAX_REPORT_HOOKS, fn, opaque);
+}
+
+struct machine_report {
+	void (*emit)(void *ctx, const char *line);
+	void *ctx;
+};
+
+void machine_report_line(struct machine_report *r, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	r->emit(r->ctx, line);
+}
+
+void vm_report(struct vm *vm, void (*emit)(void *ctx, const char *line), void *ctx)
+{
+	struct machine_report r = {emit, ctx};
+
+	for (unsigned i = 0; i < vm->nreport; i++)
+		vm->report_fns[i](vm->report_opaque[i], &r);
+}
+
+static void report_to_log(void *ctx, const char *line)
+{
+	log_err("%s", line);
 }
 
 int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque)
@@ -709,8 +738,7 @@ static void vm_event_cb(void *opaque, uint32_t events)
 		vm_finish(vm, vm->event_status, "debug-exit", NULL, 0);
 		break;
 	case VM_EVENT_CRASH:
-		for (unsigned i = 0; i < vm->nreport; i++)
-			vm->report_fns[i](vm->report_opaque[i]);
+		vm_report(vm, report_to_log, NULL);
 		log_err("VM crashed: %s", vm->event_detail);
 		vm_finish(vm, 1, "crash", vm->event_detail, 0);
 		break;

@@ -105,6 +105,8 @@ int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
 const char *vm_pause_error(int r);
 int vm_resume(struct vm *vm) __attribute__((warn_unused_result));
 bool vm_is_paused(struct vm *vm);
+/* Main thread only: each device's report lines (machine_add_report), handed to emit. */
+void vm_report(struct vm *vm, void (*emit)(void *ctx, const char *line), void *ctx);
 int vm_reset(struct vm *vm) __attribute__((warn_unused_result));
 /* Replace the running (or paused) machine with the state saved in dir, then run it or keep
  * it paused. A state that does not fit is refused and the VM carries on as it was; a

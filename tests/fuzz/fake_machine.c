@@ -57,6 +57,9 @@ static struct {
 	machine_pause_fn pause[MAX_HOOKS];
 	void *pause_opaque[MAX_HOOKS];
 	unsigned npause;
+	machine_report_fn report[MAX_HOOKS];
+	void *report_opaque[MAX_HOOKS];
+	unsigned nreport;
 	struct state_registry state;
 	enum vm_event event;
 	bool ioeventfd_on;
@@ -168,9 +171,40 @@ int machine_add_pause_hook(struct machine *m, machine_pause_fn fn, void *opaque)
 	return 0;
 }
 
-int machine_add_crash_report(struct machine *m, machine_report_fn fn, void *opaque)
+int machine_add_report(struct machine *m, machine_report_fn fn, void *opaque)
 {
+	if (fake.nreport >= MAX_HOOKS)
+		return -ENOSPC;
+	fake.report[fake.nreport] = fn;
+	fake.report_opaque[fake.nreport++] = opaque;
 	return 0;
+}
+
+struct machine_report {
+	unsigned lines;
+};
+
+void machine_report_line(struct machine_report *r, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	FAKE_CHECK(n >= 0 && !strchr(line, '\n'), "a report line is one line");
+	r->lines++;
+}
+
+void fake_machine_report(void)
+{
+	for (unsigned i = 0; i < fake.nreport; i++) {
+		struct machine_report r = {0};
+
+		fake.report[i](fake.report_opaque[i], &r);
+		FAKE_CHECK(r.lines > 0, "report hook %u says nothing", i);
+	}
 }
 
 /* Devices live as long as the process: nothing is torn down. */

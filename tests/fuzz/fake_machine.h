@@ -67,6 +67,10 @@ bool fake_msi_route(unsigned gsi, uint64_t *addr, uint32_t *data);
  * accepted and equal (a state a guest can reach is a state that restores). */
 void fake_machine_save_restore(void);
 
+/* Run every device's report hook (the control command "devices", the crash report): each
+ * must say something, one line at a time, whatever the guest did. */
+void fake_machine_report(void);
+
 /* The character back ends opened (in order), e.g. the virtio-console's. */
 struct chardev *fake_chardev(unsigned i);
 /* Console input: offered to the device now, and what it does not take is held (up to

@@ -132,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 14:
 			fake_machine_save_restore();
+			fake_machine_report();
 			break;
 		default:
 			fake_machine_reset();

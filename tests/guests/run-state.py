@@ -540,6 +540,14 @@ def virtio_case(keel_vmm, kernel):
             if not src.out.wait_for(r"virtio-state: request 5 served, used \d+", deadline):
                 raise Failure("the guest never served request 5; serial output:\n"
                               + src.out.text() + "\nstderr:\n" + src.err.text())
+            # "devices" describes the running device: driver ready, its queue moving, MSI-X.
+            lines = src.ok({"execute": "devices"}).get("devices", [])
+            rng = [ln for ln in lines if ln.startswith("virtio-rng ")]
+            if (len(rng) != 2 or "status 0xf" not in rng[0]
+                    or not re.search(r"q0 size \d+ avail \d+ \(taken \d+\) used \d+", rng[0])
+                    or "MSI-X enabled" not in rng[1]):
+                raise Failure(f"'devices' does not describe the running virtio-rng: {lines}")
+            print(f"run-state: devices: {rng}")
             src.ok({"execute": "save", "arguments": {"dir": save_dir}})
             time.sleep(0.1)
             saved_at = vio_lines(src.out.text())[-1]

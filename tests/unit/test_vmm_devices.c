@@ -100,10 +100,14 @@ int machine_add_pause_hook(struct machine *m, machine_pause_fn fn, void *opaque)
 	return 0;
 }
 
-int machine_add_crash_report(struct machine *m, machine_report_fn fn, void *opaque)
+int machine_add_report(struct machine *m, machine_report_fn fn, void *opaque)
 {
 	fake.nreport++;
 	return 0;
+}
+
+void machine_report_line(struct machine_report *r, const char *fmt, ...)
+{
 }
 
 int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque)

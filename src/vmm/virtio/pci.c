@@ -613,11 +613,11 @@ static int virtio_pause(void *opaque, bool pause)
 	return 0;
 }
 
-/* The crash report's lines for this device: status, each enabled queue's indices (the
- * driver's, read from the rings, and how far keel-vmm took and answered them) and vector,
- * and MSI-X. Other vCPUs may still run and hold the lock for a moment: wait a little for it,
- * never for long (a guest must not be able to hang or silence the report). */
-static void virtio_crash_report(void *opaque)
+/* The report's lines for this device: status, each enabled queue's indices (the driver's,
+ * read from the rings, and how far keel-vmm took and answered them) and vector, and MSI-X.
+ * vCPUs and the device's thread may hold the lock for a moment: wait a little for it, never
+ * for long (a guest must not be able to hang or silence the report). */
+static void virtio_report(void *opaque, struct machine_report *r)
 {
 	struct virtio_dev *vd = opaque;
 	char line[1024];
@@ -625,7 +625,8 @@ static void virtio_crash_report(void *opaque)
 	unsigned i;
 
 	if (!lock_within_ms(&vd->lock, 100)) {
-		log_err("%s %02x: busy for 100 ms, no queue state", vd->ops->name, vd->pci.slot);
+		machine_report_line(r, "%s %02x: busy for 100 ms, no queue state", vd->ops->name,
+				    vd->pci.slot);
 		goto msix;
 	}
 	n = (size_t)snprintf(line, sizeof(line), "%s %02x: status 0x%x, features 0x%llx, isr %u;",
@@ -645,10 +646,10 @@ static void virtio_crash_report(void *opaque)
 				      vd->q[i].vector);
 	}
 	pthread_mutex_unlock(&vd->lock);
-	log_err("%s", line);
+	machine_report_line(r, "%s", line);
 msix:
 	pci_msix_describe(&vd->pci, line, sizeof(line));
-	log_err("%s %02x: %s", vd->ops->name, vd->pci.slot, line);
+	machine_report_line(r, "%s %02x: %s", vd->ops->name, vd->pci.slot, line);
 }
 
 static void *virtio_thread(void *arg)
@@ -813,7 +814,7 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 		goto fail;
 	r = virtio_state_register(vd);
 	r = r ?: machine_add_pause_hook(m, virtio_pause, vd);
-	r = r ?: machine_add_crash_report(m, virtio_crash_report, vd);
+	r = r ?: machine_add_report(m, virtio_report, vd);
 	if (r) {
 		pci_dev_unregister(&vd->pci);
 		goto fail;

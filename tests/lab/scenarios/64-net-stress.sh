@@ -65,9 +65,11 @@ for l in kbr0 ktap1 ktap2 ktap3; do ip link del "$l" 2>/dev/null; done
 brctl addbr kbr0 || fail "cannot create bridge kbr0 (bridge module?)"
 ip link set kbr0 up
 args="--cmdline '$GUEST_CMDLINE panic=0' --memory 320M"
-eval vm_boot n1 $args --net tap=ktap1,mac=52:54:00:12:34:01
-eval vm_boot n2 $args --net tap=ktap2,mac=52:54:00:12:34:02
-eval vm_boot n3 $args --cpus 2 --net tap=ktap3,mac=52:54:00:12:34:03
+# keel-vmm's control sockets: a stalled transfer asks them for the devices' state.
+ctl() { [ "$LAB_VMM" = qemu ] || echo "--control /tmp/$1.ctl"; }
+eval vm_boot n1 $args $(ctl n1) --net tap=ktap1,mac=52:54:00:12:34:01
+eval vm_boot n2 $args $(ctl n2) --net tap=ktap2,mac=52:54:00:12:34:02
+eval vm_boot n3 $args $(ctl n3) --cpus 2 --net tap=ktap3,mac=52:54:00:12:34:03
 for t in ktap1 ktap2 ktap3; do
 	brctl addif kbr0 $t || fail "cannot put $t on the bridge"
 	ip link set $t up # keel-vmm brings its tap up, QEMU (LAB_VMM=qemu) does not
@@ -138,6 +140,28 @@ on_exit() {
 }
 trap on_exit EXIT
 
+# A transfer that did not finish (no crash): show which side stopped. For each guest its
+# TCP sockets (queues, timers, retransmits), virtio interrupt counts and eth0 counters,
+# twice, 5 s apart (moving or not), and the lab host's counters of the taps and bridge.
+explain_stall() { # RECEIVER
+	for k in 1 2; do
+		for v in n1 $1; do
+			vm_run $v 'grep -v " 0A " /proc/net/tcp | cut -c1-150; grep virtio /proc/interrupts; \
+				cd /sys/class/net/eth0/statistics && for f in rx_packets rx_dropped tx_packets tx_dropped; do echo "$f $(cat $f)"; done' 30 ||
+				true
+			echo "lab: $v at look $k:"
+			printf '%s\n' "$VM_OUT" | sed 's/^/lab:   /'
+		done
+		for v in n1 $1; do
+			[ ! -S /tmp/$v.ctl ] ||
+				echo "lab: $v's devices at look $k: $(lab-vmmctl /tmp/$v.ctl '{"execute":"devices"}')"
+		done
+		echo "lab: lab host at look $k:"
+		grep -e ktap -e kbr0 /proc/net/dev | sed 's/^/lab:   /'
+		sleep 5
+	done
+}
+
 i=0
 while [ $i -lt "$N" ]; do
 	i=$((i + 1))
@@ -145,10 +169,14 @@ while [ $i -lt "$N" ]; do
 		ip=10.9.0.2 cpus=1
 		[ $v = n2 ] || ip=10.9.0.3 cpus=2
 		t0=$(_now)
-		vm_run n1 "timeout 200 nc -w 10 $ip 5000 </tmp/f; echo sent \$?" 300
+		vm_run n1 "timeout 600 nc -w 10 $ip 5000 </tmp/f; echo sent \$?" 700
 		d=$(any_crashed)
 		[ -z "$d" ] || fail "$d crashed during transfer $i to $v"
-		[ "$VM_OUT" = "sent 0" ] || fail "transfer $i to $v: $VM_OUT"
+		if [ "$VM_OUT" != "sent 0" ]; then
+			out=$VM_OUT
+			explain_stall $v
+			fail "transfer $i to $v: $out"
+		fi
 		echo "lab: transfer $i of $MIB MiB to $v ($cpus vCPU): $(($(_now) - t0)) s"
 	done
 done
