@@ -385,6 +385,18 @@ static void blk_drain(struct virtio_blk *b)
 	}
 }
 
+unsigned virtio_blk_inflight(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = vd->priv;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&vd->lock);
+	for (unsigned q = 0; b->io && q < b->nq; q++)
+		n += blkio_inflight(b->io, q);
+	pthread_mutex_unlock(&vd->lock);
+	return n;
+}
+
 /* Device reset (vd->lock held): no buffer of the old driver instance is touched after. */
 static void blk_reset(struct virtio_dev *vd)
 {
