@@ -322,19 +322,16 @@ static bool blk_reaped(struct virtio_blk *b, struct blkio_req *io)
 	return --s->pending == 0;
 }
 
-/* The backend's eventfd of one queue: reap, complete, interrupt once. */
-static void blk_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
+/* Reap q's completions (with wait, until none is in flight), complete the requests that
+ * are done, interrupt once; vd->lock held. */
+static void blk_complete_queue(struct virtio_blk *b, unsigned q, bool wait)
 {
-	struct virtio_blk *b = vd->priv;
+	struct virtio_dev *vd = b->vd;
 	struct blkio_req *done[64];
-	unsigned q, n, i;
 	bool pushed = false;
+	unsigned n, i;
 
-	for (q = 0; q < b->nq && blkio_event_fd(b->io, q) != fd; q++)
-		;
-	if (q == b->nq)
-		return;
-	while ((n = blkio_reap(b->io, q, done, 64, false)) > 0) {
+	while ((n = blkio_reap(b->io, q, done, 64, wait)) > 0) {
 		for (i = 0; i < n; i++) {
 			struct blk_slot *s = done[i]->tag;
 
@@ -354,17 +351,41 @@ static void blk_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 				pushed |= blk_complete(b, s);
 			}
 		}
-		if (n < 64)
+		blkio_commit(b->io, q);
+		if (n < 64 && !wait)
 			break;
 	}
 	if (pushed)
 		virtio_queue_interrupt(vd, q);
+}
+
+/* The backend's eventfd of one queue: reap, complete, interrupt once, take more chains if
+ * the queue ran out of slots. */
+static void blk_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
+{
+	struct virtio_blk *b = vd->priv;
+	unsigned q;
+
+	for (q = 0; q < b->nq && blkio_event_fd(b->io, q) != fd; q++)
+		;
+	if (q == b->nq)
+		return;
+	blk_complete_queue(b, q, false);
 	if (b->starved[q]) {
 		b->starved[q] = false;
 		if (virtio_queue_ready(vd, q))
 			blk_queue_notify(vd, q);
 	}
-	blkio_commit(b->io, q);
+}
+
+/* Pausing, the I/O thread parked (vd->lock held): complete every request in flight; chains
+ * left in the rings wait for the resume (which kicks every queue). */
+static void blk_quiesce(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = vd->priv;
+
+	for (unsigned q = 0; b->io && q < b->nq; q++)
+		blk_complete_queue(b, q, true);
 }
 
 /* Wait for every transfer in flight and drop the requests (their buffers belong to a driver
@@ -441,6 +462,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.queue_notify = blk_queue_notify,
 	.config_read = blk_config_read,
 	.reset = blk_reset,
+	.quiesce = blk_quiesce,
 	.fd_event = blk_fd_event,
 	.release = blk_release,
 };
