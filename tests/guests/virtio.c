@@ -657,6 +657,7 @@ static void mq_wait_msi(uint32_t want, const char *what)
 static void blkmq_test(void)
 {
 	uint32_t queues = (uint32_t)mb_arg_u64("queues"), nq;
+	uint32_t rounds = mb_arg("rounds") ? (uint32_t)mb_arg_u64("rounds") : 1;
 
 	check_pci(0x10421af4, "blk");
 	map_bars();
@@ -685,12 +686,15 @@ static void blkmq_test(void)
 	mq_one(0, BLK_T_FLUSH, 0, 0, 1, "first flush");
 	mq_one(1, BLK_T_FLUSH, 0, 0, 1, "first flush");
 	mq_wait_msi(1, "first flush");
-	mq_round(BLK_T_OUT, 4, "writes");
-	mq_wait_msi(2, "writes");
-	mq_round(BLK_T_OUT, 3, "rewrites");
-	mq_wait_msi(3, "rewrites");
-	mq_round(BLK_T_IN, 5, "reads");
-	mq_wait_msi(4, "reads");
+	/* rounds=N: the whole cycle N times (run-state.py pauses the VM meanwhile). */
+	for (uint32_t k = 0; k < rounds; k++) {
+		mq_round(BLK_T_OUT, 4, "writes");
+		mq_wait_msi(2 + 3 * k, "writes");
+		mq_round(BLK_T_OUT, 3, "rewrites");
+		mq_wait_msi(3 + 3 * k, "rewrites");
+		mq_round(BLK_T_IN, 5, "reads");
+		mq_wait_msi(4 + 3 * k, "reads");
+	}
 	guest_printf("virtio-blkmq: %u queues, %u requests in flight at once, written, rewritten "
 		     "and read back, one interrupt per queue and round\n",
 		     nq, 2 * QSIZE);
