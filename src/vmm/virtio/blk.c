@@ -442,7 +442,8 @@ void virtio_blk_free(struct virtio_blk *b)
 	if (b->pfd_owned)
 		close(b->pfd);
 	if (b->disk) {
-		if (!b->ro && b->cache != VM_DISK_CACHE_UNSAFE && disk_flush(b->disk))
+		/* Every mode, unsafe too: a clean end leaves the file as durable as others do. */
+		if (!b->ro && disk_flush(b->disk))
 			log_err("%s: final flush failed", b->path);
 		disk_close(b->disk);
 	}
