@@ -271,49 +271,30 @@ static void test_disk_formats(void **state)
 		     "--disk",
 		     "path=/d.img,format=vhdx",
 		     "--disk",
-		     "path=/e.vhdx,format=raw",
+		     "path=/e.vhdx,format=raw,cache=writeback",
+		     "--disk",
+		     "path=/f.img,cache=unsafe",
 		     NULL};
 	char *bad[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/a,format=qcow2", NULL};
+	char *badcache[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/a,cache=directsync",
+			    NULL};
 	struct vm_config cfg;
 	char err[256];
 
-	assert_int_equal(parse(a, 13, &cfg, err), 0);
+	assert_int_equal(parse(a, 15, &cfg, err), 0);
 	assert_int_equal(cfg.def.disks[0].format, VM_DISK_VHDX);
 	assert_int_equal(cfg.def.disks[1].format, VM_DISK_VHDX);
 	assert_int_equal(cfg.def.disks[2].format, VM_DISK_RAW);
 	assert_int_equal(cfg.def.disks[3].format, VM_DISK_VHDX);
 	assert_int_equal(cfg.def.disks[4].format, VM_DISK_RAW);
+	/* cache: none by default */
+	assert_int_equal(cfg.def.disks[0].cache, VM_DISK_CACHE_NONE);
+	assert_int_equal(cfg.def.disks[4].cache, VM_DISK_CACHE_WRITEBACK);
+	assert_int_equal(cfg.def.disks[5].cache, VM_DISK_CACHE_UNSAFE);
 	config_free(&cfg);
 	assert_int_equal(parse(bad, 5, &cfg, err), -EINVAL);
 	assert_non_null(strstr(err, "format=raw|vhdx"));
-}
-
-/* cache=none|writeback|unsafe: none by default; anything else refused, naming the modes. */
-static void test_disk_cache(void **state)
-{
-	char *a[] = {"keel-vmm",
-		     "--kernel",
-		     "k",
-		     "--disk",
-		     "path=/a",
-		     "--disk",
-		     "path=/b,cache=writeback",
-		     "--disk",
-		     "path=/c,cache=unsafe",
-		     "--disk",
-		     "path=/d,cache=none",
-		     NULL};
-	char *bad[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/a,cache=directsync", NULL};
-	struct vm_config cfg;
-	char err[256];
-
-	assert_int_equal(parse(a, 11, &cfg, err), 0);
-	assert_int_equal(cfg.def.disks[0].cache, VM_DISK_CACHE_NONE);
-	assert_int_equal(cfg.def.disks[1].cache, VM_DISK_CACHE_WRITEBACK);
-	assert_int_equal(cfg.def.disks[2].cache, VM_DISK_CACHE_UNSAFE);
-	assert_int_equal(cfg.def.disks[3].cache, VM_DISK_CACHE_NONE);
-	config_free(&cfg);
-	assert_int_equal(parse(bad, 5, &cfg, err), -EINVAL);
+	assert_int_equal(parse(badcache, 5, &cfg, err), -EINVAL);
 	assert_non_null(strstr(err, "cache=none|writeback|unsafe"));
 }
 
@@ -511,8 +492,7 @@ int main(void)
 		cmocka_unit_test(test_memory_units), cmocka_unit_test(test_serial_specs),
 		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
 		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
-		cmocka_unit_test(test_disk_formats), cmocka_unit_test(test_disk_cache),
-		cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_disk_formats), cmocka_unit_test(test_passed_fds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
