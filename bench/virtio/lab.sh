@@ -5,7 +5,9 @@
 # and the same guest:
 #   disk: sequential 1 MiB writes then reads with O_DIRECT in the guest (dd) on a raw file on
 #         the lab's RAM-backed /tmp: MiB/s from the guest's clock, and the VMM process's CPU
-#         time (user + system, all threads, from /proc/PID/stat) during each run;
+#         time (user + system, all threads, from /proc/PID/stat) during each run; both VMMs
+#         with their io_uring backends and the page cache bypassed (keel: cache=none; QEMU:
+#         aio=io_uring,cache=none);
 #   vhdx: the same on a dynamic VHDX (32 MiB blocks, made by `keel disk create`, empty, so
 #         the writes allocate), keel-vmm through src/disk and QEMU through its vhdx driver;
 #   net:  two guests of the same VMM on a bridge, TCP (busybox nc) from one to the other:
@@ -85,20 +87,23 @@ disk_bench() {
 		f=/tmp/bench.raw
 		dd if=/dev/zero of=$f bs=1M count=$((disk_mib + 16)) 2>/dev/null
 	fi
-	start_vm "$1" d$1 --disk path=$f -- \
-		-drive id=d0,if=none,file=$f,format=$2 -device virtio-blk-pci,drive=d0,disable-legacy=on
-	c0=$(cpu_ms d$1)
-	guest_secs d$1 "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>/dev/null"
-	c1=$(cpu_ms d$1)
+	# One VM name per VMM and format: a name is never reused in one session (vm_start).
+	n=d$1$2
+	start_vm "$1" $n --disk "path=$f,format=$2,cache=$cache" -- \
+		-drive "id=d0,if=none,file=$f,format=$2,cache=$cache,aio=io_uring" \
+		-device virtio-blk-pci,drive=d0,disable-legacy=on
+	c0=$(cpu_ms $n)
+	guest_secs $n "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>/dev/null"
+	c1=$(cpu_ms $n)
 	wt=$VM_T
-	guest_secs d$1 "dd if=/dev/vda of=/dev/null bs=1M count=$disk_mib iflag=direct 2>/dev/null"
-	c2=$(cpu_ms d$1)
+	guest_secs $n "dd if=/dev/vda of=/dev/null bs=1M count=$disk_mib iflag=direct 2>/dev/null"
+	c2=$(cpu_ms $n)
 	rt=$VM_T
 	label=disk
 	[ "$2" = raw ] || label=$2
 	echo "bench: $label $1 write MiBps=$((disk_mib * 100 / wt)) cpu_ms=$((c1 - c0))"
 	echo "bench: $label $1 read MiBps=$((disk_mib * 100 / rt)) cpu_ms=$((c2 - c1))"
-	vm_kill d$1
+	vm_kill $n
 	rm -f $f
 }
 
@@ -133,7 +138,12 @@ net_bench() { # net_bench VMM
 	ip link del bq2 2>/dev/null
 }
 
-echo "bench: virtio: disk $disk_mib MiB, net $net_mib MiB, guest kernel $(uname -r)"
+# cache=none where /tmp takes O_DIRECT (tmpfs only from Linux 6.6), else both VMMs use the
+# page cache (cache=writeback): QEMU refuses cache=none there, keel-vmm would fall back.
+cache=none
+dd if=/dev/zero of=/tmp/bench.probe bs=4096 count=1 oflag=direct 2>/dev/null || cache=writeback
+rm -f /tmp/bench.probe
+echo "bench: virtio: disk $disk_mib MiB (cache=$cache), net $net_mib MiB, guest kernel $(uname -r)"
 for w in $what; do
 	for vmm in keel qemu; do
 		case $w in

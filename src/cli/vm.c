@@ -24,7 +24,8 @@
 static const char vm_usage[] =
 	"usage: keel vm COMMAND ...\n"
 	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
-	"         [--memory SIZE] [--disk PATH[,readonly][,format=F]]... [--net TAP[,mac=MAC]]...\n"
+	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
+	"TAP[,mac=MAC]]...\n"
 	"         [--notes TEXT] [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
 	"  list [--json] [--watch]            all VMs and their states; --watch then prints\n"
@@ -107,13 +108,25 @@ static int add_path(json_object *o, const char *key, const char *p)
 	return 0;
 }
 
-/* --disk PATH[,readonly][,format=raw|vhdx]: only those trailing options (",readonly" also as
- * ",readonly=on" or ",ro") are options, so that a path may contain commas; the API takes any
- * path as it is. */
+/* The trailing ",key=value" options of --disk: suffix, JSON field, its value (NULL: true). */
+static const struct {
+	const char *suffix, *field, *value;
+} disk_opts[] = {
+	{",readonly", "readonly", NULL},
+	{",readonly=on", "readonly", NULL},
+	{",ro", "readonly", NULL},
+	{",format=raw", "format", "raw"},
+	{",format=vhdx", "format", "vhdx"},
+	{",cache=none", "cache", "none"},
+	{",cache=writeback", "cache", "writeback"},
+	{",cache=unsafe", "cache", "unsafe"},
+};
+
+/* --disk PATH[,readonly][,format=raw|vhdx][,cache=none|writeback|unsafe]: only those trailing
+ * options (",readonly" also as ",readonly=on" or ",ro") are options, so that a path may
+ * contain commas; the API takes any path as it is. */
 static int add_disk(json_object *arr, const char *spec)
 {
-	static const char *const ro_suffixes[] = {",readonly", ",readonly=on", ",ro"};
-	static const char *const formats[] = {",format=raw", ",format=vhdx"};
 	json_object *d = json_object_new_object();
 	char *s = strdup(spec);
 	int ret = 0;
@@ -123,28 +136,21 @@ static int add_disk(json_object *arr, const char *spec)
 		json_object_put(d);
 		return -ENOMEM;
 	}
-	/* Trailing options, in any order: ,readonly (,ro) and ,format=raw|vhdx. */
+	/* Trailing options, in any order. */
 	for (bool more = true; more;) {
 		size_t n = strlen(s);
 
 		more = false;
-		for (size_t i = 0; i < sizeof(ro_suffixes) / sizeof(ro_suffixes[0]); i++) {
-			size_t k = strlen(ro_suffixes[i]);
+		for (size_t i = 0; !more && i < sizeof(disk_opts) / sizeof(disk_opts[0]); i++) {
+			size_t k = strlen(disk_opts[i].suffix);
 
-			if (n > k && !strcmp(s + n - k, ro_suffixes[i])) {
+			if (n > k && !strcmp(s + n - k, disk_opts[i].suffix)) {
 				s[n - k] = '\0';
-				json_object_object_add(d, "readonly", json_object_new_boolean(1));
-				more = true;
-				break;
-			}
-		}
-		for (size_t i = 0; !more && i < sizeof(formats) / sizeof(formats[0]); i++) {
-			size_t k = strlen(formats[i]);
-
-			if (n > k && !strcmp(s + n - k, formats[i])) {
-				s[n - k] = '\0';
-				json_object_object_add(d, "format",
-						       json_object_new_string(formats[i] + 8));
+				json_object_object_add(
+					d, disk_opts[i].field,
+					disk_opts[i].value
+						? json_object_new_string(disk_opts[i].value)
+						: json_object_new_boolean(1));
 				more = true;
 			}
 		}

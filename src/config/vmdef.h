@@ -58,10 +58,15 @@ enum vm_stop_action { VM_STOP_TURN_OFF, VM_STOP_SHUT_DOWN, VM_STOP_SAVE };
  * keel-vmm takes it from the file's name (*.vhdx and *.avhdx are VHDX, anything else raw).
  */
 enum vm_disk_format { VM_DISK_AUTO, VM_DISK_RAW, VM_DISK_VHDX };
+/* How keel-vmm caches a disk's data (docs/vm-config.md): none (O_DIRECT), writeback (the
+ * host's page cache, flush = fdatasync), unsafe (the page cache, the guest's flushes
+ * ignored). */
+enum vm_disk_cache { VM_DISK_CACHE_NONE, VM_DISK_CACHE_WRITEBACK, VM_DISK_CACHE_UNSAFE };
 
 struct vm_disk {
 	char *path;
 	enum vm_disk_format format;
+	enum vm_disk_cache cache;
 	bool readonly;
 	char serial[VMDEF_SERIAL_MAX + 1]; /* the guest's /sys/block/vdX/serial; may be empty */
 	uint8_t pci_slot;
@@ -191,6 +196,10 @@ int vmdef_gen_mac(char out[VMDEF_MAC_LEN + 1]) __attribute__((warn_unused_result
 const char *vmdef_start_action_name(enum vm_start_action a);
 /* "raw", "vhdx" ("auto" for VM_DISK_AUTO). */
 const char *vmdef_disk_format_name(enum vm_disk_format f);
+const char *vmdef_disk_cache_name(enum vm_disk_cache c);
+/* "none", "writeback" or "unsafe"; -EINVAL for anything else. */
+int vmdef_disk_cache_parse(const char *s, enum vm_disk_cache *out)
+	__attribute__((warn_unused_result));
 const char *vmdef_stop_action_name(enum vm_stop_action a);
 
 #endif /* KEEL_CONFIG_VMDEF_H */

@@ -10,6 +10,23 @@
 #include "lib/error.h"
 
 static const char *const format_names[] = {"auto", "raw", "vhdx"};
+static const char *const cache_names[] = {"none", "writeback", "unsafe"};
+
+const char *vmdef_disk_cache_name(enum vm_disk_cache c)
+{
+	return (unsigned)c < 3 ? cache_names[c] : "?";
+}
+
+int vmdef_disk_cache_parse(const char *s, enum vm_disk_cache *out)
+{
+	for (unsigned i = 0; i < 3; i++) {
+		if (!strcmp(s, cache_names[i])) {
+			*out = (enum vm_disk_cache)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
 
 const char *vmdef_disk_format_name(enum vm_disk_format f)
 {
@@ -55,6 +72,13 @@ static int parse_disk(struct vm_disk *disk, size_t i, json_object *d, char *err,
 			if (ret)
 				return ret;
 			disk->format = (enum vm_disk_format)(f + 1);
+		} else if (!strcmp(key, "cache")) {
+			unsigned c;
+
+			ret = vmdef_get_enum(val, "disks[].cache", cache_names, 3, &c, err, errlen);
+			if (ret)
+				return ret;
+			disk->cache = (enum vm_disk_cache)c;
 		} else if (!strcmp(key, "serial")) {
 			s = vmdef_get_str(val, "disks[].serial", VMDEF_SERIAL_MAX, err, errlen);
 			if (!s)
@@ -116,6 +140,9 @@ static int disk_to_json(const struct vm_def *def, json_object **out)
 			json_object_object_add(d, "format",
 					       json_object_new_string(vmdef_disk_format_name(
 						       def->disks[i].format)));
+		json_object_object_add(
+			d, "cache",
+			json_object_new_string(vmdef_disk_cache_name(def->disks[i].cache)));
 		json_object_object_add(d, "readonly",
 				       json_object_new_boolean(def->disks[i].readonly));
 		json_object_object_add(d, "serial", json_object_new_string(def->disks[i].serial));
@@ -160,8 +187,9 @@ static bool disk_hw_equal(const struct vm_def *a, unsigned i, const struct vm_de
 {
 	const struct vm_disk *x = &a->disks[i], *y = &b->disks[j];
 
-	return !strcmp(x->path, y->path) && x->format == y->format && x->readonly == y->readonly &&
-	       !strcmp(x->serial, y->serial) && x->pci_slot == y->pci_slot;
+	return !strcmp(x->path, y->path) && x->format == y->format && x->cache == y->cache &&
+	       x->readonly == y->readonly && !strcmp(x->serial, y->serial) &&
+	       x->pci_slot == y->pci_slot;
 }
 
 /* The guest saw the disk's read-only flag and serial; its file may be another (a copy). */

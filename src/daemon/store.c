@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -42,6 +42,7 @@ static const char schema[] =
 	" format TEXT NOT NULL DEFAULT 'raw'," /* pinned at attach: raw or vhdx */
 	" serial TEXT NOT NULL DEFAULT '',"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
+	" cache TEXT NOT NULL DEFAULT 'none'," /* none, writeback or unsafe */
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS nics("
 	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -49,6 +50,7 @@ static const char schema[] =
 	" tap TEXT NOT NULL,"
 	" mac TEXT NOT NULL UNIQUE,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
+	" cache TEXT NOT NULL DEFAULT 'none'," /* none, writeback or unsafe */
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS runtime("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -117,6 +119,10 @@ static const char migrate_2_to_3[] =
 	"ALTER TABLE disks ADD COLUMN format TEXT NOT NULL DEFAULT 'raw';"
 	"UPDATE disks SET format = 'vhdx' WHERE lower(path) LIKE '%.vhdx'"
 	" OR lower(path) LIKE '%.avhdx';";
+
+/* From schema 3: each disk's cache mode (docs/vm-config.md); none, the default. */
+static const char migrate_3_to_4[] =
+	"ALTER TABLE disks ADD COLUMN cache TEXT NOT NULL DEFAULT 'none';";
 
 static int pin_existing_formats(struct store *st)
 {
@@ -247,12 +253,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_2_to_3);
 	if (!ret && version >= 1 && version <= 2)
 		ret = pin_existing_formats(st);
+	if (!ret && version >= 1 && version <= 3)
+		ret = exec_sql(st, migrate_3_to_4);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=3");
+		ret = exec_sql(st, "PRAGMA user_version=4");
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
@@ -328,8 +336,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	int ret;
 
 	ret = prepare(st,
-		      "INSERT INTO disks(vm, idx, path, readonly, serial, pci_slot, format) "
-		      "VALUES(?,?,?,?,?,?,?)",
+		      "INSERT INTO disks(vm, idx, path, readonly, serial, pci_slot, format, cache) "
+		      "VALUES(?,?,?,?,?,?,?,?)",
 		      &s);
 	if (ret)
 		return ret;
@@ -348,6 +356,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_text(s, 5, def->disks[i].serial, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 6, def->disks[i].pci_slot);
 		sqlite3_bind_text(s, 7, vmdef_disk_format_name(def->disks[i].format), -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_text(s, 8, vmdef_disk_cache_name(def->disks[i].cache), -1,
 				  SQLITE_STATIC);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			ret = -EIO;
@@ -608,8 +618,8 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	def->debug_exit = sqlite3_column_int(s, 15) != 0;
 
 	ret = prepare(st,
-		      "SELECT path, readonly, serial, pci_slot, format FROM disks WHERE vm=?1 "
-		      "ORDER BY idx",
+		      "SELECT path, readonly, serial, pci_slot, format, cache FROM disks WHERE "
+		      "vm=?1 ORDER BY idx",
 		      &d);
 	if (ret)
 		goto out;
@@ -628,6 +638,9 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 					!strcmp((const char *)sqlite3_column_text(d, 4), "vhdx")
 				? VM_DISK_VHDX
 				: VM_DISK_RAW;
+		if (!sqlite3_column_text(d, 5) ||
+		    vmdef_disk_cache_parse((const char *)sqlite3_column_text(d, 5), &disk->cache))
+			disk->cache = VM_DISK_CACHE_NONE; /* a hand-edited row: the default */
 		def->ndisks++;
 	}
 	sqlite3_finalize(d);

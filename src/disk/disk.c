@@ -188,6 +188,26 @@ int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 	return r ? r : d->ops->discard(d, off, len);
 }
 
+int disk_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
+{
+	int r = check_range(d, off, len, write ? "write" : "read");
+
+	if (r == 0 && write && d->rdonly)
+		r = -EROFS;
+	if (r)
+		return r;
+	if (!d->ops->map) {
+		*out = (struct disk_extent){.kind = DISK_EXTENT_LIBRARY, .len = len};
+		return 0;
+	}
+	return d->ops->map(d, off, len, write, out);
+}
+
+int disk_fd(struct disk *d)
+{
+	return d->ops->fd ? d->ops->fd(d) : -1;
+}
+
 uint64_t disk_size(struct disk *d)
 {
 	return d->ops->size(d);

@@ -54,6 +54,20 @@ struct disk_info {
 
 struct disk;
 
+/* Where a run of disk bytes lives, for callers that do their own I/O on the file (keel-vmm's
+ * asynchronous block backend): see disk_map(). */
+enum disk_extent_kind {
+	DISK_EXTENT_FILE,    /* at file_off in disk_fd()'s file, contiguous */
+	DISK_EXTENT_ZERO,    /* reads as zeros (reads only) */
+	DISK_EXTENT_LIBRARY, /* only disk_read()/disk_write() can do it (allocation, bitmaps,
+			      * a parent's data) */
+};
+struct disk_extent {
+	enum disk_extent_kind kind;
+	uint64_t file_off; /* DISK_EXTENT_FILE only */
+	uint64_t len;	   /* bytes of this extent, at most the length asked for */
+};
+
 /* One table per format; never written at run time. */
 struct disk_ops {
 	const char *name;
@@ -67,6 +81,10 @@ struct disk_ops {
 	uint64_t (*size)(struct disk *d);
 	void (*close)(struct disk *d);
 	int (*info)(struct disk *d, struct disk_info *out);
+	/* Optional (absent: every range is DISK_EXTENT_LIBRARY): see disk_map(). */
+	int (*map)(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out);
+	/* The file descriptor that disk_map()'s file offsets refer to. */
+	int (*fd)(struct disk *d);
 };
 
 /* Every format's handle starts with this. */
@@ -114,6 +132,16 @@ int disk_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 int disk_flush(struct disk *d) __attribute__((warn_unused_result));
 /* The range may afterwards read as zeros or as its old contents. */
 int disk_discard(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn_unused_result));
+/*
+ * The first extent of the disk range [off, off + len) (multiples of 512 inside the disk) for a
+ * read or a write. A write mapped as DISK_EXTENT_FILE may be done with pwrite() on disk_fd()
+ * (marking the file as changed is done here); disk_flush() then makes it durable like any
+ * disk_write(). The mapping stays valid until a discard of the same range.
+ */
+int disk_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
+	__attribute__((warn_unused_result));
+/* The descriptor of d's own file (owned by d), or -1 for a format without disk_map(). */
+int disk_fd(struct disk *d);
 uint64_t disk_size(struct disk *d);
 int disk_info(struct disk *d, struct disk_info *out) __attribute__((warn_unused_result));
 void disk_close(struct disk *d);

@@ -113,6 +113,18 @@ static int raw_discard(struct disk *d, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* The file is the disk: one extent. */
+static int raw_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
+{
+	*out = (struct disk_extent){.kind = DISK_EXTENT_FILE, .file_off = off, .len = len};
+	return 0;
+}
+
+static int raw_fd(struct disk *d)
+{
+	return to_raw(d)->fd;
+}
+
 static uint64_t raw_size(struct disk *d)
 {
 	return to_raw(d)->size;
@@ -222,4 +234,6 @@ const struct disk_ops raw_ops = {
 	.size = raw_size,
 	.close = raw_close,
 	.info = raw_info,
+	.map = raw_map,
+	.fd = raw_fd,
 };

@@ -201,6 +201,9 @@ int vhdx_parent_open(struct vhdx *v) __attribute__((warn_unused_result));
 /* vhdx_io.c: the data path of vhdx_ops. */
 int vhdx_read(struct disk *d, void *buf, uint64_t off, size_t len)
 	__attribute__((warn_unused_result));
+int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
+	__attribute__((warn_unused_result));
+int vhdx_fd(struct disk *d);
 int vhdx_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 	__attribute__((warn_unused_result));
 int vhdx_flush(struct disk *d) __attribute__((warn_unused_result));

@@ -216,6 +216,40 @@ int vhdx_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 	return r;
 }
 
+/* One BAT lookup: an allocated block is a file extent; a block that reads as zeros is one
+ * for reads; everything else (allocation, partially present blocks, a parent's data, a
+ * differencing disk's sub-sector writes) stays with vhdx_read/vhdx_write. */
+int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
+{
+	struct vhdx *v = to_vhdx(d);
+	uint64_t blk = off / v->block_size, in = off % v->block_size, e, state;
+	uint64_t n = v->block_size - in < len ? v->block_size - in : len;
+	int r;
+
+	*out = (struct disk_extent){.kind = DISK_EXTENT_LIBRARY, .len = n};
+	if (write && v->has_parent && (off % v->lsec || n % v->lsec))
+		return 0;
+	pthread_mutex_lock(&v->lock);
+	e = v->bat[vhdx_bat_payload_index(v, blk)];
+	pthread_mutex_unlock(&v->lock);
+	state = e & VHDX_BAT_STATE_MASK;
+	if (state == VHDX_PAYLOAD_FULLY_PRESENT) {
+		if (write && (r = begin_data(v)) != 0)
+			return r;
+		out->kind = DISK_EXTENT_FILE;
+		out->file_off = (e & VHDX_BAT_OFFSET_MASK) + in;
+	} else if (!write && state != VHDX_PAYLOAD_PARTIALLY_PRESENT &&
+		   !(state == VHDX_PAYLOAD_NOT_PRESENT && v->has_parent)) {
+		out->kind = DISK_EXTENT_ZERO; /* as read_block() reads it */
+	}
+	return 0;
+}
+
+int vhdx_fd(struct disk *d)
+{
+	return to_vhdx(d)->fd;
+}
+
 int vhdx_flush(struct disk *d)
 {
 	struct vhdx *v = to_vhdx(d);

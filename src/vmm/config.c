@@ -113,6 +113,7 @@ int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen
 		} else if (!strcmp(k, "readonly") && !parse_on_off(v, &d->readonly)) {
 		} else if (!strcmp(k, "format") && (!strcmp(v, "raw") || !strcmp(v, "vhdx"))) {
 			d->format = !strcmp(v, "raw") ? VM_DISK_RAW : VM_DISK_VHDX;
+		} else if (!strcmp(k, "cache") && !vmdef_disk_cache_parse(v, &d->cache)) {
 		} else if (!strcmp(k, "slot") && !parse_slot(v, &d->pci_slot)) {
 		} else if (!strcmp(k, "serial")) {
 			if (strlen(v) > VMDEF_SERIAL_MAX) {
@@ -124,8 +125,8 @@ int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen
 		} else {
 			snprintf(err, errlen,
 				 "--disk %s: expected path=FILE[,format=raw|vhdx][,readonly=on|off]"
-				 "[,serial=STRING][,slot=%d..%d] (a path with a comma needs "
-				 "--config)",
+				 "[,cache=none|writeback|unsafe][,serial=STRING][,slot=%d..%d] (a "
+				 "path with a comma needs --config)",
 				 s, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
 			goto fail;
 		}

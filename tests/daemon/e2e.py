@@ -1171,6 +1171,7 @@ def case_disk_format(e):
     db = os.path.join(e.state, "keel.db")
     # ... and from before pools: the directories its VMs use become pools.
     r = subprocess.run(["sqlite3", db, "ALTER TABLE disks DROP COLUMN format;"
+                        "ALTER TABLE disks DROP COLUMN cache;"
                         "DELETE FROM pools WHERE name='test'; PRAGMA user_version=2;"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -1250,7 +1251,7 @@ def case_description(e):
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
     sql = ("ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
-           "ALTER TABLE disks DROP COLUMN format;"
+           "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
            "PRAGMA user_version=1;")
@@ -1262,7 +1263,7 @@ def case_description(e):
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
                        timeout=30)
-    check(r.stdout.strip() == "3", "store schema after upgrade: %r" % r.stdout)
+    check(r.stdout.strip() == "4", "store schema after upgrade: %r" % r.stdout)
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):

@@ -287,6 +287,73 @@ def passed_fd_setup(case, tmpdir):
     return {"args": f"mode=blk sectors={RAW_SECTORS} serial=keel-fd-1", "pass_fds": (fd,)}
 
 
+# Multi-queue virtio-blk (tests/guests/virtio.c, mode=blkmq): two queues with 16 requests in
+# flight on each, buffers that are not sector-aligned in memory, a request across a VHDX
+# block boundary, flush, write-zeroes and discard; in each cache mode, on the io_uring
+# backend and on the thread pool (KEEL_BLKIO=threads). Afterwards the file must hold what
+# the guest wrote, and keel-vmm's log must say which path it took.
+MQ_STATE = {}
+MQ_BASE, MQ_SECTORS, MQ_QSIZE = 2044, 8, 16
+
+
+def mq_case(fmt, cache, log, threads=False):
+    def setup(case, tmpdir):
+        d = tempfile.mkdtemp(prefix="keel-blkmq-")
+        path = os.path.join(d, "disk." + fmt)
+        if fmt == "vhdx":
+            keel = os.path.join(os.path.dirname(os.path.dirname(VHDX_STATE["keel_vmm"])),
+                                "cli", "keel")
+            subprocess.run([keel, "disk", "create", path, "--size", "64M", "--block-size",
+                            "1M"], check=True, stdout=subprocess.DEVNULL)
+            MQ_STATE["keel"] = keel
+        else:
+            with open(path, "wb") as f:
+                f.truncate(64 * MiB)
+        MQ_STATE.update(dir=d, path=path, fmt=fmt)
+        case.vmm_args = ["--disk", f"path={path},format={fmt},cache={cache}"]
+        extras = {"args": "mode=blkmq queues=2"}
+        if threads:
+            extras["env"] = {"KEEL_BLKIO": "threads"}
+        return extras
+
+    def check(run):
+        d, path = MQ_STATE["dir"], MQ_STATE["path"]
+        try:
+            if not re.search(log, run.stderr):
+                return f"keel-vmm's log has no line matching {log!r}: {run.stderr!r}"
+            raw = path
+            if MQ_STATE["fmt"] == "vhdx":
+                r = subprocess.run([MQ_STATE["keel"], "disk", "check", path],
+                                   capture_output=True, text=True)
+                if r.returncode:
+                    return f"keel disk check failed: {r.stdout}{r.stderr}"
+                if not shutil.which("qemu-img"):
+                    return None
+                raw = os.path.join(d, "disk.raw")
+                subprocess.run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw],
+                               check=True)
+            data = open(raw, "rb").read()
+            for q in range(2):
+                for i in range(MQ_QSIZE):
+                    if (q, i) == (1, 6):
+                        continue  # discarded: zeros or the old data
+                    first = MQ_BASE + (q * MQ_QSIZE + i) * MQ_SECTORS
+                    for s in range(first, first + MQ_SECTORS):
+                        want = bytes(512) if (q, i) == (0, 5) else blk_pattern(s)
+                        if data[s * 512:(s + 1) * 512] != want:
+                            return f"sector {s} (queue {q} request {i}) is not what the " \
+                                   "guest wrote"
+            return None
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    return Case("virtio", cpus=2, memory="64M", setup=setup, check=check, timeout=60, expect=[
+        r"virtio-blkmq: 2 queues, 32 requests in flight at once, written, rewritten and read "
+        r"back, one interrupt per queue and round",
+        r"virtio-blkmq: flush, write-zeroes, discard ok",
+        r"virtio: PASS"])
+
+
 def raw_vhdx_header_check(run):
     """The guest's blk patterns at their raw offsets of VHDX_STATE's file."""
     d, path = VHDX_STATE["dir"], VHDX_STATE["path"]
@@ -379,6 +446,16 @@ CASES = {
         r"virtio: PCI host bridge, ECAM .* blk in slot \d+",
         r"virtio: blk writes, flush and reads back ok",
         r"virtio: PASS"]),
+    "virtio-blk-mq-none": mq_case("raw", "none", r"cache=none, io_uring"),
+    "virtio-blk-mq-writeback": mq_case("raw", "writeback", r"cache=writeback, io_uring"),
+    "virtio-blk-mq-unsafe": mq_case("raw", "unsafe", r"cache=unsafe: the guest's flushes are "
+                                    r"IGNORED"),
+    "virtio-blk-mq-vhdx": mq_case("vhdx", "none", r"cache=none, io_uring"),
+    "virtio-blk-mq-threads": mq_case("raw", "none", r"io_uring is not available \(KEEL_BLKIO="
+                                     r"threads asks for the thread pool\).*\n.*cache=none, "
+                                     r"thread pool", threads=True),
+    "virtio-blk-mq-vhdx-threads": mq_case("vhdx", "writeback", r"cache=writeback, thread pool",
+                                          threads=True),
     "virtio-blk-raw-vhdx-header": Case("virtio", memory="64M", setup=raw_vhdx_header_setup,
                                        check=raw_vhdx_header_check, timeout=60, expect=[
         r"virtio: PCI host bridge, ECAM .* blk in slot \d+",
@@ -514,7 +591,8 @@ def run_case(name, case, keel_vmm, guests_dir):
         deadline = start + case.timeout
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
-                                pass_fds=extras.get("pass_fds", ()))
+                                pass_fds=extras.get("pass_fds", ()),
+                                env={**os.environ, **extras.get("env", {})})
         for fd in extras.get("pass_fds", ()):
             os.close(fd)  # the worker has it
         out, err = Reader(proc.stdout), Reader(proc.stderr)

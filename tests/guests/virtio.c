@@ -202,6 +202,21 @@ static void map_bars(void)
 			   isr, msix_table);
 }
 
+/* Queue q on rings r: size, ring addresses, MSI-X entry; enabled. */
+static void queue_setup(uint16_t q, struct rings *r, uint16_t size, uint16_t vector)
+{
+	w16(common + 0x16, q);
+	w16(common + 0x18, size);
+	w32(common + 0x20, (uint32_t)r->desc);
+	w32(common + 0x24, 0);
+	w32(common + 0x28, (uint32_t)&r->avail_flags);
+	w32(common + 0x2c, 0);
+	w32(common + 0x30, (uint32_t)&r->used_flags);
+	w32(common + 0x34, 0);
+	w16(common + 0x1a, vector);
+	w16(common + 0x1c, 1);
+}
+
 /* Reset, negotiate (VERSION_1 plus extra low feature bits), set up queue 0. */
 static void vio_init(uint32_t features, uint16_t qsize, bool expect_ok)
 {
@@ -233,15 +248,7 @@ static void vio_init(uint32_t features, uint16_t qsize, bool expect_ok)
 	w16(common + 0x16, 0);
 	if (r16(common + 0x18) != 256)
 		guest_fail("queue 0 offers size %u, expected 256", r16(common + 0x18));
-	w16(common + 0x18, qsize);
-	w32(common + 0x20, (uint32_t)ring.desc);
-	w32(common + 0x24, 0);
-	w32(common + 0x28, (uint32_t)&ring.avail_flags);
-	w32(common + 0x2c, 0);
-	w32(common + 0x30, (uint32_t)&ring.used_flags);
-	w32(common + 0x34, 0);
-	w16(common + 0x1a, 0); /* MSI-X vector 0 */
-	w16(common + 0x1c, 1);
+	queue_setup(0, &ring, qsize, 0); /* MSI-X vector 0 */
 	if (!expect_ok)
 		return;
 	if (r16(common + 0x1c) != 1)
@@ -491,6 +498,225 @@ static void blk_test(void)
 	guest_printf("virtio: blk write-zeroes, discard, bad requests ok\n");
 }
 
+/* ---- mode=blkmq: many requests in flight on two queues of a multi-queue virtio-blk ---- */
+
+/* Request i of queue q: 8 sectors at MQ_BASE + (q * QSIZE + i) * 8, through an indirect
+ * table (header, data, status), so that QSIZE requests fill each queue at once. The first
+ * request crosses a 1 MiB boundary (two extents of a VHDX with 1 MiB blocks). */
+#define MQ_BASE	   2044u
+#define MQ_SECTORS 8u
+#define MQ_LEN	   (MQ_SECTORS * 512)
+
+static struct rings ring2;
+static struct desc mq_itab[2][QSIZE][3] __attribute__((aligned(16)));
+static struct {
+	uint32_t type, reserved;
+	uint64_t sector;
+} __attribute__((packed)) mq_hdr[2][QSIZE];
+static uint8_t mq_st[2][QSIZE];
+static uint8_t mq_buf[2][QSIZE][MQ_LEN + 512] __attribute__((aligned(4096)));
+static uint16_t mq_used[2];
+
+static struct rings *mq_ring(unsigned q)
+{
+	return q ? &ring2 : &ring;
+}
+
+static uint64_t mq_sector(unsigned q, unsigned i)
+{
+	return MQ_BASE + (q * QSIZE + i) * MQ_SECTORS;
+}
+
+/* Buffers that start 8 bytes into a sector: the device must bounce them for O_DIRECT. */
+static uint8_t *mq_data(unsigned q, unsigned i, unsigned unaligned_every)
+{
+	return mq_buf[q][i] + (i % unaligned_every == unaligned_every - 1 ? 8 : 0);
+}
+
+static void mq_post(unsigned q, unsigned i, uint32_t type, uint64_t sector, void *data,
+		    uint32_t len, bool dev_writes)
+{
+	struct rings *r = mq_ring(q);
+	struct desc *t = mq_itab[q][i];
+	unsigned n = 0;
+
+	mq_hdr[q][i].type = type;
+	mq_hdr[q][i].reserved = 0;
+	mq_hdr[q][i].sector = sector;
+	mq_st[q][i] = 0xff;
+	t[n] = (struct desc){(uint32_t)&mq_hdr[q][i], 16, F_NEXT, n + 1};
+	n++;
+	if (len) {
+		t[n] = (struct desc){(uint32_t)data, len, (dev_writes ? F_WRITE : 0) | F_NEXT,
+				     n + 1};
+		n++;
+	}
+	t[n++] = (struct desc){(uint32_t)&mq_st[q][i], 1, F_WRITE, 0};
+	r->desc[i] = (struct desc){(uint32_t)t, n * 16, F_INDIRECT, 0};
+	r->avail_ring[r->avail_idx % QSIZE] = (uint16_t)i;
+	barrier();
+	r->avail_idx++;
+}
+
+static void mq_kick(unsigned q)
+{
+	w16(common + 0x16, (uint16_t)q);
+	barrier();
+	w16(notify + r16(common + 0x1e) * notify_mult, (uint16_t)q);
+}
+
+/* Wait until n more requests of queue q completed, each with status 0 and len bytes used. */
+static void mq_wait(unsigned q, unsigned n, uint32_t len, const char *what)
+{
+	struct rings *r = mq_ring(q);
+	uint16_t want = (uint16_t)(mq_used[q] + n);
+
+	for (uint32_t k = 0; *(volatile uint16_t *)&r->used_idx != want; k++) {
+		if (k > 50000000)
+			guest_fail("%s: queue %u completed %u of %u requests", what, q,
+				   (uint16_t)(r->used_idx - mq_used[q]), n);
+		cpu_pause();
+	}
+	barrier();
+	for (; mq_used[q] != want; mq_used[q]++) {
+		uint32_t id = r->used_ring[mq_used[q] % QSIZE].id;
+
+		if (id >= QSIZE || mq_st[q][id] != 0 || r->used_ring[mq_used[q] % QSIZE].len != len)
+			guest_fail("%s: queue %u request %u: status %u, %u bytes used", what, q, id,
+				   id < QSIZE ? mq_st[q][id] : 0xff,
+				   r->used_ring[mq_used[q] % QSIZE].len);
+	}
+}
+
+/* Every request of both queues at once; one interrupt per queue asked for (event index). */
+static void mq_round(uint32_t type, unsigned unaligned_every, const char *what)
+{
+	bool rd = type == BLK_T_IN;
+	unsigned q, i, s, b;
+
+	for (q = 0; q < 2; q++) {
+		mq_ring(q)->used_event = (uint16_t)(mq_used[q] + QSIZE - 1);
+		for (i = 0; i < QSIZE; i++) {
+			uint8_t *d = mq_data(q, i, unaligned_every);
+
+			for (s = 0; s < MQ_SECTORS; s++)
+				for (b = 0; b < 512; b++)
+					d[s * 512 + b] =
+						rd ? 0xee : pattern(mq_sector(q, i) + s, b);
+			mq_post(q, i, type, mq_sector(q, i), d, MQ_LEN, rd);
+		}
+	}
+	mq_kick(0);
+	mq_kick(1);
+	for (q = 0; q < 2; q++)
+		mq_wait(q, QSIZE, rd ? MQ_LEN + 1 : 1, what);
+	for (q = 0; rd && q < 2; q++)
+		for (i = 0; i < QSIZE; i++)
+			for (s = 0; s < MQ_SECTORS; s++)
+				for (b = 0; b < 512; b++)
+					if (mq_data(q, i, unaligned_every)[s * 512 + b] !=
+					    pattern(mq_sector(q, i) + s, b))
+						guest_fail("%s: queue %u request %u sector %u "
+							   "byte %u differs",
+							   what, q, i,
+							   (uint32_t)mq_sector(q, i) + s, b);
+}
+
+/* One request alone on queue q. */
+static void mq_one(unsigned q, uint32_t type, void *data, uint32_t len, uint32_t used,
+		   const char *what)
+{
+	mq_ring(q)->used_event = mq_used[q];
+	mq_post(q, 0, type, 0, data, len, type == BLK_T_IN);
+	mq_kick(q);
+	mq_wait(q, 1, used, what);
+}
+
+/* Queue 1 interrupts on its own MSI-X vector, so that the two queues' interrupts are
+ * counted apart (and none merges with another in the local APIC). */
+static volatile uint32_t msi1_count;
+
+static void msi1_isr(struct isr_frame *f)
+{
+	msi1_count++;
+	lapic_eoi();
+}
+
+/* Interrupts are on while requests run: every MSI-X message is counted. */
+static void mq_wait_msi(uint32_t want, const char *what)
+{
+	for (uint32_t i = 0; (msi_count < want || msi1_count < want) && i < 100000; i++)
+		irq_enable_and_halt();
+	irq_enable();
+	if (msi_count != want || msi1_count != want)
+		guest_fail("%s: %u and %u MSI-X interrupts on queues 0 and 1, expected %u each "
+			   "(event index)",
+			   what, msi_count, msi1_count, want);
+}
+
+static void blkmq_test(void)
+{
+	uint32_t queues = (uint32_t)mb_arg_u64("queues"), nq;
+	uint32_t rounds = mb_arg("rounds") ? (uint32_t)mb_arg_u64("rounds") : 1;
+
+	check_pci(0x10421af4, "blk");
+	map_bars();
+	setup_msix();
+	/* FLUSH, MQ, DISCARD, WRITE_ZEROES, INDIRECT_DESC, EVENT_IDX */
+	vio_init(1u << 9 | 1u << 12 | 1u << 13 | 1u << 14 | 1u << 28 | 1u << 29, QSIZE, false);
+	nq = r16(devcfg + 0x22);
+	if (nq != queues || nq < 2)
+		guest_fail("num_queues %u, expected %u (at least 2)", nq, queues);
+	if (r32(devcfg + 0x0c) != 254 || r32(devcfg + 0x08) < 4096 || r32(devcfg + 0x28) != 32)
+		guest_fail("seg_max %u, size_max %u, max_discard_seg %u", r32(devcfg + 0x0c),
+			   r32(devcfg + 0x08), r32(devcfg + 0x28));
+	memset(&ring2, 0, sizeof(ring2));
+	queue_setup(1, &ring2, QSIZE, 1); /* MSI-X entry 1 */
+	if (r16(common + 0x1c) != 1)
+		guest_fail("queue 1 did not enable");
+	idt_set_handler(MSI_VECTOR + 1, msi1_isr);
+	w32(msix_table + 16, 0xfee00000u | (uint32_t)lapic_id() << 12);
+	w32(msix_table + 20, 0);
+	w32(msix_table + 24, MSI_VECTOR + 1);
+	w32(msix_table + 28, 0); /* unmask */
+	w8(common + 0x14, ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK);
+	irq_enable();
+
+	/* One request on each queue first: the first completion always interrupts. */
+	mq_one(0, BLK_T_FLUSH, 0, 0, 1, "first flush");
+	mq_one(1, BLK_T_FLUSH, 0, 0, 1, "first flush");
+	mq_wait_msi(1, "first flush");
+	/* rounds=N: the whole cycle N times (run-state.py pauses the VM meanwhile). */
+	for (uint32_t k = 0; k < rounds; k++) {
+		mq_round(BLK_T_OUT, 4, "writes");
+		mq_wait_msi(2 + 3 * k, "writes");
+		mq_round(BLK_T_OUT, 3, "rewrites");
+		mq_wait_msi(3 + 3 * k, "rewrites");
+		mq_round(BLK_T_IN, 5, "reads");
+		mq_wait_msi(4 + 3 * k, "reads");
+	}
+	guest_printf("virtio-blkmq: %u queues, %u requests in flight at once, written, rewritten "
+		     "and read back, one interrupt per queue and round\n",
+		     nq, 2 * QSIZE);
+
+	mq_one(1, BLK_T_FLUSH, 0, 0, 1, "flush");
+	/* Write-zeroes over request 5 of queue 0, discard over request 6 of queue 1. */
+	blk_seg = (typeof(blk_seg)){mq_sector(0, 5), MQ_SECTORS, 0};
+	mq_one(0, BLK_T_WZ, &blk_seg, 16, 1, "write-zeroes");
+	memset(mq_buf[0][0], 0xee, MQ_LEN);
+	mq_ring(0)->used_event = mq_used[0];
+	mq_post(0, 0, BLK_T_IN, mq_sector(0, 5), mq_buf[0][0] + 8, MQ_LEN, true);
+	mq_kick(0);
+	mq_wait(0, 1, MQ_LEN + 1, "read after write-zeroes");
+	for (unsigned b = 0; b < MQ_LEN; b++)
+		if (mq_buf[0][0][8 + b])
+			guest_fail("byte %u after write-zeroes reads 0x%x", b, mq_buf[0][0][8 + b]);
+	blk_seg = (typeof(blk_seg)){mq_sector(1, 6), MQ_SECTORS, 0};
+	mq_one(1, BLK_T_DISC, &blk_seg, 16, 1, "discard");
+	mq_one(0, BLK_T_FLUSH, 0, 0, 1, "flush");
+	guest_printf("virtio-blkmq: flush, write-zeroes, discard ok\n");
+}
+
 /* ---- mode=state: requests on either side of a save and restore (run-state.py) ---- */
 
 /* One request at a time with event index negotiated, each completed and interrupted on
@@ -565,6 +791,10 @@ void guest_main(void)
 	ram_top = 0x100000 + mb.mem_upper * 1024;
 	if (mb_arg_is("mode", "blk")) {
 		blk_test();
+		return;
+	}
+	if (mb_arg_is("mode", "blkmq")) {
+		blkmq_test();
 		return;
 	}
 	if (mb_arg_is("mode", "state")) {

@@ -300,6 +300,59 @@ static void test_differencing(void **state)
 	disk_close(d);
 }
 
+/* disk_map: where keel-vmm's io_uring backend may read and write a disk's bytes itself. */
+static void test_map(void **state)
+{
+	uint8_t w[8192], r[8192], p[8192];
+	struct disk_extent e;
+	struct disk *d;
+
+	make("map.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("map.vhdx"), 0, &d), 0);
+	/* Unallocated: zeros to read (one block at most), the library's to write. */
+	assert_int_equal(disk_map(d, 0, 2 << 20, false, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_ZERO);
+	assert_int_equal(e.len, 1 << 20);
+	assert_int_equal(disk_map(d, 4096, 8192, true, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_LIBRARY);
+	assert_int_equal(e.len, 8192);
+	assert_int_equal(disk_map(d, 8 << 20, 512, false, &e), -EINVAL); /* outside */
+	/* Allocated by a library write: a file extent up to the block's end, holding it. */
+	fill(p, sizeof(p), 8);
+	assert_int_equal(disk_write(d, p, (1 << 20) + 4096, sizeof(p)), 0);
+	assert_int_equal(disk_map(d, (1 << 20) + 4096, 2 << 20, false, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_FILE);
+	assert_int_equal(e.len, (1 << 20) - 4096);
+	assert_int_equal(dio_pread(disk_fd(d), r, sizeof(r), e.file_off), 0);
+	assert_memory_equal(r, p, sizeof(r));
+	/* A direct write there, made durable by disk_flush, reads back after a reopen. */
+	assert_int_equal(disk_map(d, (1 << 20) + 4096, sizeof(w), true, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_FILE);
+	fill(w, sizeof(w), 9);
+	assert_int_equal(dio_pwrite(disk_fd(d), w, sizeof(w), e.file_off), 0);
+	assert_int_equal(disk_flush(d), 0);
+	disk_close(d);
+	assert_int_equal(vhdx_check(tmp("map.vhdx"), stderr), 0);
+	assert_int_equal(disk_open(tmp("map.vhdx"), DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(disk_read(d, r, (1 << 20) + 4096, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	assert_int_equal(disk_map(d, 0, 512, true, &e), -EROFS);
+	disk_close(d);
+	/* A differencing child: its unallocated blocks are the parent's, the library's. */
+	make("mapchild.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("map.vhdx"));
+	assert_int_equal(disk_open(tmp("mapchild.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_map(d, 1 << 20, 4096, false, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_LIBRARY);
+	disk_close(d);
+	/* Raw: the file is the disk. */
+	assert_int_equal(disk_open_as(tmp("map.vhdx"), DISK_FORMAT_RAW, DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(disk_map(d, 512, 4096, false, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_FILE);
+	assert_int_equal(e.file_off, 512);
+	assert_int_equal(e.len, 4096);
+	disk_close(d);
+}
+
 static void test_locking(void **state)
 {
 	struct disk *a, *b;
@@ -335,7 +388,7 @@ int main(void)
 		cmocka_unit_test(test_geometry),   cmocka_unit_test(test_dynamic_rw),
 		cmocka_unit_test(test_guid_rules), cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_log_replay), cmocka_unit_test(test_differencing),
-		cmocka_unit_test(test_locking),
+		cmocka_unit_test(test_locking),	   cmocka_unit_test(test_map),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

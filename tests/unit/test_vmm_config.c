@@ -271,21 +271,31 @@ static void test_disk_formats(void **state)
 		     "--disk",
 		     "path=/d.img,format=vhdx",
 		     "--disk",
-		     "path=/e.vhdx,format=raw",
+		     "path=/e.vhdx,format=raw,cache=writeback",
+		     "--disk",
+		     "path=/f.img,cache=unsafe",
 		     NULL};
 	char *bad[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/a,format=qcow2", NULL};
+	char *badcache[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/a,cache=directsync",
+			    NULL};
 	struct vm_config cfg;
 	char err[256];
 
-	assert_int_equal(parse(a, 13, &cfg, err), 0);
+	assert_int_equal(parse(a, 15, &cfg, err), 0);
 	assert_int_equal(cfg.def.disks[0].format, VM_DISK_VHDX);
 	assert_int_equal(cfg.def.disks[1].format, VM_DISK_VHDX);
 	assert_int_equal(cfg.def.disks[2].format, VM_DISK_RAW);
 	assert_int_equal(cfg.def.disks[3].format, VM_DISK_VHDX);
 	assert_int_equal(cfg.def.disks[4].format, VM_DISK_RAW);
+	/* cache: none by default */
+	assert_int_equal(cfg.def.disks[0].cache, VM_DISK_CACHE_NONE);
+	assert_int_equal(cfg.def.disks[4].cache, VM_DISK_CACHE_WRITEBACK);
+	assert_int_equal(cfg.def.disks[5].cache, VM_DISK_CACHE_UNSAFE);
 	config_free(&cfg);
 	assert_int_equal(parse(bad, 5, &cfg, err), -EINVAL);
 	assert_non_null(strstr(err, "format=raw|vhdx"));
+	assert_int_equal(parse(badcache, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "cache=none|writeback|unsafe"));
 }
 
 /* --fd NAME=N: a passed descriptor for a file the description names. */

@@ -1,381 +1,427 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * virtio-blk (virtio 1.2, 5.2) on keel's disk library (raw or VHDX, detected from the file).
- * One request queue served on the device's I/O thread; every request's layout is checked
- * here on top of the chain walker's checks: a 16-byte header in the readable part, a status
- * byte at the end of the writable part, data lengths in whole sectors inside the disk.
- * Flush completes only after disk_flush() (fdatasync, and the VHDX log) has returned.
+ * virtio-blk (virtio 1.2, 5.2) on keel's disk library (raw or VHDX, as recorded in the
+ * description), over the asynchronous block backend (vmm/blkio): one request queue per vCPU
+ * (VIRTIO_BLK_F_MQ), each with its own submission context (an io_uring ring, or the thread
+ * pool). The device's I/O thread takes chains, checks them (blk_req.c), maps reads and
+ * writes to file extents (disk_map: the whole raw file, a VHDX's allocated blocks) and
+ * submits them; everything the library must do itself (VHDX allocation, partially present
+ * blocks, parents, discard, write-zeroes, the VHDX log on flush) runs on a pool thread. The
+ * same thread reaps completions and returns them with one interrupt per batch (event index).
+ *
+ * Cache modes (docs/vm-config.md): none reads and writes the payload through a second,
+ * O_DIRECT descriptor of the same file (/proc/self/fd), bouncing guest buffers that are not
+ * sector-aligned in memory; writeback and unsafe use the disk's own descriptor (the page
+ * cache); unsafe completes flushes without doing them. Flush completes only after
+ * disk_flush() (fdatasync, and the VHDX log) has returned.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
+#include "config/vmdef_device.h"
 #include "disk/disk.h"
 #include "lib/le.h"
 #include "lib/log.h"
 #include "vmm/device.h"
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/virtio.h"
-#include "config/vmdef_device.h"
 #include "vmm/machine.h"
+#include "vmm/virtio/blk.h"
+#include "vmm/virtio/blk_internal.h"
+#include "vmm/virtio/virtio.h"
 
+#define BLK_F_SIZE_MAX	   1
 #define BLK_F_SEG_MAX	   2
 #define BLK_F_RO	   5
 #define BLK_F_BLK_SIZE	   6
 #define BLK_F_FLUSH	   9
+#define BLK_F_TOPOLOGY	   10
+#define BLK_F_MQ	   12
 #define BLK_F_DISCARD	   13
 #define BLK_F_WRITE_ZEROES 14
 
-#define BLK_QUEUE_SIZE	   256
-#define BLK_SEG_MAX	   (BLK_QUEUE_SIZE - 2)
-#define BLK_MAX_DISCARD	   0x3fffffu /* sectors per discard segment (and write-zeroes by discard) */
-#define BLK_MAX_DZ_SEGS	   32
-/* Write-zeroes that writes zeros (not a discard): one segment of at most BLK_MAX_REQUEST,
- * so that it takes no longer than the largest write and a pause, reset or quit never waits
- * for gigabytes of zeros. */
-#define BLK_MAX_WZ_WRITTEN (BLK_MAX_REQUEST / 512)
-#define BLK_MAX_REQUEST	   (32u << 20) /* bytes of one read or write */
-#define BLK_WORKERS	   3	       /* requests served in parallel */
-#define BLK_SLOTS	   16 /* requests taken from the queue and not yet completed, at most */
-#define BLK_BOUNCE_MAX	   (4u << 20) /* requests with unaligned buffers, at most */
-#define BLK_ZERO_CHUNK	   (1u << 20)
-#define BLK_CONFIG_SIZE	   0x3c
+#define BLK_BOUNCE_BUDGET  (16u << 20) /* direct-I/O bounce bytes in flight per device */
+#define BLK_DIO_ALIGN	   512
 
 static struct log_ratelimit blk_rl = LOG_RATELIMIT_INIT(5000, 5);
 
-/* A run of guest buffers holding a request's data. */
-struct blk_data {
-	struct iovec seg[VQ_MAX_SEGS];
-	unsigned n;
-	uint64_t len;
-	bool aligned; /* every buffer a whole number of sectors */
-};
-
-struct virtio_blk {
-	struct disk *disk;
-	char path[4096]; /* for messages */
-	bool ro;
-	bool zeroes_by_discard; /* raw files: a punched hole reads as zeros */
-	char serial[20];
-	uint64_t sectors;
-	uint32_t sector_size;
-	uint8_t config[BLK_CONFIG_SIZE];
-	struct blk_data data; /* virtio_blk_request() (one caller at a time) */
-	uint8_t *bounce;      /* BLK_BOUNCE_MAX bytes, allocated on first use */
-	uint8_t *zeros;	      /* BLK_ZERO_CHUNK bytes of zeros */
-
-	/* The device: the I/O thread takes chains into slots, workers serve them. */
-	struct virtio_dev *vd;
-	struct blk_work *slots[BLK_SLOTS];
-	pthread_t workers[BLK_WORKERS];
-	unsigned nworkers;
-	/* wlock protects the lists and counters below; work_cond: work or stop; idle_cond: no
-	 * worker is doing I/O. Lock order: vd->lock, then wlock. */
-	pthread_mutex_t wlock;
-	pthread_cond_t work_cond, idle_cond;
-	unsigned pending[BLK_SLOTS], pend_head, npending;
-	unsigned freelist[BLK_SLOTS], nfree;
-	unsigned active;
-	bool starved; /* the I/O thread left chains in the queue for want of a slot */
-	bool stopping;
-};
-
-/* One request in flight: its chain, its data buffers, and the reset epoch it began in. */
-struct blk_work {
-	struct vq_chain chain;
-	struct blk_data data;
-	uint8_t *bounce;
-	uint32_t epoch;
-};
-
-/* The data part of c: writable (reads) or readable (writes) bytes from skip, len bytes. */
-static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip, uint64_t len,
-			  struct blk_data *d)
+static struct blk_slot *slot_of(struct virtio_blk *b, unsigned q, unsigned i)
 {
-	unsigned i = writable ? c->nin : 0, end = writable ? c->nin + c->nout : c->nin;
+	return &b->slots[q * BLK_SLOTS + i];
+}
 
-	d->n = 0;
-	d->len = 0;
-	d->aligned = true;
-	for (; i < end && d->len < len; i++) {
-		uint64_t sl = c->seg[i].iov_len, take;
+/* I/O thread or reset, vd->lock held: the slot is free again. */
+static void blk_release_slot(struct virtio_blk *b, struct blk_slot *s)
+{
+	if (s->bounce) {
+		free(s->bounce);
+		b->bounce_bytes -= s->bounce_len;
+		s->bounce = NULL;
+		s->bounce_len = 0;
+	}
+	b->freelist[s->q][b->nfree[s->q]++] = s->idx;
+}
+
+/* Write the status, hand the chain back (unless a reset came in between), free the slot.
+ * Returns whether the used ring changed. */
+static bool blk_complete(struct virtio_blk *b, struct blk_slot *s)
+{
+	struct virtio_dev *vd = b->vd;
+	bool pushed = false;
+
+	if (s->epoch == vd->epoch && virtio_queue_ready(vd, s->q)) {
+		if (!s->no_status)
+			vq_chain_write(&s->chain, s->chain.out_len - 1, &s->status, 1);
+		vq_push(&vd->q[s->q].vq, s->chain.head, s->no_status ? 0 : s->written + 1);
+		pushed = true;
+	}
+	blk_release_slot(b, s);
+	return pushed;
+}
+
+/* Pool thread: the request through the disk library. */
+static int blk_slow_call(void *arg)
+{
+	struct blk_slot *s = arg;
+
+	s->status = blk_execute(s->b, &s->chain, s->type, s->sector, &s->data, &s->written);
+	return 0;
+}
+
+static void blk_submit_slow(struct virtio_blk *b, struct blk_slot *s)
+{
+	struct blkio_req *io = &s->io[0];
+
+	*io = (struct blkio_req){.op = BLKIO_CALL, .call = blk_slow_call, .arg = s, .tag = s};
+	s->pending = 1;
+	blkio_submit(b->io, s->q, io);
+}
+
+/* The part [skip, skip + len) of the request's data (or its bounce) as buffers in s->xiov
+ * from *used on; returns how many. */
+static unsigned blk_slice(struct blk_slot *s, uint64_t skip, uint64_t len, unsigned *used)
+{
+	struct iovec *out = s->xiov + *used;
+	unsigned n = 0, i;
+
+	if (s->bounce) {
+		out[0] = (struct iovec){s->bounce + skip, len};
+		*used += 1;
+		return 1;
+	}
+	for (i = 0; i < s->data.n && len; i++) {
+		uint64_t sl = s->data.seg[i].iov_len, take;
 
 		if (skip >= sl) {
 			skip -= sl;
 			continue;
 		}
-		take = sl - skip;
-		if (take > len - d->len)
-			take = len - d->len;
-		d->seg[d->n] = (struct iovec){(uint8_t *)c->seg[i].iov_base + skip, take};
-		d->aligned &= take % 512 == 0;
-		d->n++;
-		d->len += take;
+		take = sl - skip < len ? sl - skip : len;
+		out[n++] = (struct iovec){(uint8_t *)s->data.seg[i].iov_base + skip, take};
+		len -= take;
 		skip = 0;
 	}
+	*used += n;
+	return n;
 }
 
-static uint8_t blk_rw(struct virtio_blk *b, bool write, uint64_t sector, const struct blk_data *d,
-		      uint8_t **bounce_p)
+static void blk_zero_slice(const struct iovec *iov, unsigned n)
 {
-	uint64_t off = sector * 512;
-	unsigned i;
-	int r = 0;
+	for (unsigned i = 0; i < n; i++)
+		memset(iov[i].iov_base, 0, iov[i].iov_len);
+}
 
-	if (d->len > BLK_MAX_REQUEST) {
-		/* Aliased descriptors make any size cheap for the guest; real drivers send at
-		 * most a few MiB. A bounded request keeps reset and stop prompt. */
-		log_warn_ratelimited(&blk_rl, "%s: %s of %llu bytes is larger than %u MiB", b->path,
-				     write ? "write" : "read", (unsigned long long)d->len,
-				     BLK_MAX_REQUEST >> 20);
-		return VIRTIO_BLK_S_IOERR;
+/* A read or write done on the payload descriptor: map it (at most BLK_MAX_EXTENTS extents,
+ * none that only the library can do) and submit one transfer per file extent. Returns false,
+ * having submitted nothing, when the library must do it. */
+static bool blk_submit_direct(struct virtio_blk *b, struct blk_slot *s)
+{
+	bool write = s->type == VIRTIO_BLK_T_OUT;
+	struct disk_extent ext[BLK_MAX_EXTENTS];
+	uint64_t off = s->sector * 512, done = 0;
+	unsigned n = 0, used = 0, i;
+	bool bounce = b->direct && !s->data.mem_aligned;
+
+	if (!s->data.len || (!b->direct && !s->data.aligned))
+		return false;
+	while (done < s->data.len) {
+		if (n == BLK_MAX_EXTENTS ||
+		    disk_map(b->disk, off + done, s->data.len - done, write, &ext[n]) ||
+		    ext[n].kind == DISK_EXTENT_LIBRARY || !ext[n].len)
+			return false;
+		if (ext[n].kind == DISK_EXTENT_FILE && b->direct &&
+		    (ext[n].file_off % BLK_DIO_ALIGN || ext[n].len % BLK_DIO_ALIGN))
+			return false;
+		done += ext[n++].len;
 	}
-	if (d->len % 512 || sector > b->sectors || d->len / 512 > b->sectors - sector) {
-		log_warn_ratelimited(&blk_rl,
-				     "%s: %s of %llu bytes at sector %llu is outside the "
-				     "disk or not whole sectors",
-				     b->path, write ? "write" : "read", (unsigned long long)d->len,
-				     (unsigned long long)sector);
-		return VIRTIO_BLK_S_IOERR;
-	}
-	if (d->aligned) {
-		for (i = 0; i < d->n && !r; i++) {
-			r = write ? disk_write(b->disk, d->seg[i].iov_base, off, d->seg[i].iov_len)
-				  : disk_read(b->disk, d->seg[i].iov_base, off, d->seg[i].iov_len);
-			off += d->seg[i].iov_len;
+	if (bounce) {
+		size_t len = (s->data.len + 4095) & ~(size_t)4095;
+
+		if (b->bounce_bytes + len > BLK_BOUNCE_BUDGET ||
+		    posix_memalign((void **)&s->bounce, 4096, len))
+			return false;
+		s->bounce_len = len;
+		b->bounce_bytes += len;
+		if (write) {
+			uint64_t at = 0;
+
+			for (i = 0; i < s->data.n; at += s->data.seg[i].iov_len, i++)
+				memcpy(s->bounce + at, s->data.seg[i].iov_base,
+				       s->data.seg[i].iov_len);
 		}
-		return r ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 	}
-	if (d->len > BLK_BOUNCE_MAX)
-		return VIRTIO_BLK_S_IOERR;
-	if (!*bounce_p && !(*bounce_p = malloc(BLK_BOUNCE_MAX)))
-		return VIRTIO_BLK_S_IOERR;
-	uint8_t *bounce = *bounce_p;
+	s->pending = 0;
+	done = 0;
+	for (i = 0; i < n; done += ext[i].len, i++) {
+		unsigned first = used, k = blk_slice(s, done, ext[i].len, &used);
 
-	if (write) {
-		uint64_t at = 0;
-
-		for (i = 0; i < d->n; at += d->seg[i].iov_len, i++)
-			memcpy(bounce + at, d->seg[i].iov_base, d->seg[i].iov_len);
-		r = disk_write(b->disk, bounce, off, d->len);
-	} else {
-		uint64_t at = 0;
-
-		r = disk_read(b->disk, bounce, off, d->len);
-		for (i = 0; !r && i < d->n; at += d->seg[i].iov_len, i++)
-			memcpy(d->seg[i].iov_base, bounce + at, d->seg[i].iov_len);
+		if (ext[i].kind == DISK_EXTENT_ZERO) {
+			blk_zero_slice(s->xiov + first, k);
+			continue;
+		}
+		s->io[s->pending] = (struct blkio_req){
+			.op = write ? BLKIO_WRITE : BLKIO_READ,
+			.fd = b->pfd,
+			.off = ext[i].file_off,
+			.iov = s->xiov + first,
+			.niov = k,
+			.tag = s,
+		};
+		s->want[s->pending++] = ext[i].len;
 	}
-	return r ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	for (i = 0; i < s->pending; i++)
+		blkio_submit(b->io, s->q, &s->io[i]);
+	return true;
 }
 
-static int blk_write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len)
+/* The request's data is in place (or it failed): status and used length. */
+static void blk_finish_rw(struct blk_slot *s)
 {
-	int r = 0;
+	s->status = s->failed ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	s->written = 0;
+	if (!s->failed && s->type == VIRTIO_BLK_T_IN) {
+		if (s->bounce) {
+			uint64_t at = 0;
 
-	if (b->zeroes_by_discard)
-		return disk_discard(b->disk, off, len);
-	while (len && !r) {
-		size_t n = len < BLK_ZERO_CHUNK ? (size_t)len : BLK_ZERO_CHUNK;
-
-		r = disk_write(b->disk, b->zeros, off, n);
-		off += n;
-		len -= n;
+			for (unsigned i = 0; i < s->data.n; at += s->data.seg[i].iov_len, i++)
+				memcpy(s->data.seg[i].iov_base, s->bounce + at,
+				       s->data.seg[i].iov_len);
+		}
+		s->written = (uint32_t)s->data.len;
 	}
-	return r;
 }
 
-/* Discard or write-zeroes: segments of {le64 sector, le32 sectors, le32 flags}. */
-static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c, bool zeroes)
+/* I/O thread, vd->lock held: start the request just taken into s. Returns whether it
+ * completed at once (the used ring changed). */
+static bool blk_start(struct virtio_blk *b, struct blk_slot *s)
 {
-	uint64_t n = (c->in_len - VIRTIO_BLK_HDR_SIZE) / 16, i;
-	bool written = zeroes && !b->zeroes_by_discard;
-	uint32_t max_count = written ? BLK_MAX_WZ_WRITTEN : BLK_MAX_DISCARD;
+	unsigned st = blk_check(b, &s->chain, &s->type, &s->sector, &s->data);
 
-	if ((c->in_len - VIRTIO_BLK_HDR_SIZE) % 16 || n == 0 || n > (written ? 1 : BLK_MAX_DZ_SEGS))
-		return VIRTIO_BLK_S_IOERR;
-	for (i = 0; i < n; i++) {
-		uint8_t seg[16];
-		uint64_t sector;
-		uint32_t count, flags;
-		int r;
-
-		vq_chain_read(c, VIRTIO_BLK_HDR_SIZE + 16 * i, seg, 16);
-		memcpy(&sector, seg, 8);
-		memcpy(&count, seg + 8, 4);
-		memcpy(&flags, seg + 12, 4);
-		if (flags & ~1u || (!zeroes && flags))
-			return VIRTIO_BLK_S_UNSUPP;
-		if (count > max_count || sector > b->sectors || count > b->sectors - sector)
-			return VIRTIO_BLK_S_IOERR;
-		r = zeroes ? blk_write_zeroes(b, sector * 512, (uint64_t)count * 512)
-			   : disk_discard(b->disk, sector * 512, (uint64_t)count * 512);
-		if (r)
-			return VIRTIO_BLK_S_IOERR;
+	s->failed = s->redo = false;
+	s->written = 0;
+	s->pending = 0;
+	s->no_status = st == BLK_NO_STATUS;
+	if (st != VIRTIO_BLK_S_OK) {
+		s->status = s->no_status ? 0 : (uint8_t)st;
+		goto now;
 	}
-	return VIRTIO_BLK_S_OK;
-}
-
-static uint32_t blk_request(struct virtio_blk *b, const struct vq_chain *c, struct blk_data *data,
-			    uint8_t **bounce)
-{
-	uint8_t hdr[VIRTIO_BLK_HDR_SIZE], status;
-	uint32_t type, written = 0;
-	uint64_t sector;
-
-	if (c->in_len < VIRTIO_BLK_HDR_SIZE || c->out_len < 1) {
-		log_warn_ratelimited(&blk_rl, "%s: request without a header or a status byte",
-				     b->path);
-		return 0;
-	}
-	vq_chain_read(c, 0, hdr, sizeof(hdr));
-	memcpy(&type, hdr, 4);
-	memcpy(&sector, hdr + 8, 8);
-	switch (type) {
+	switch (s->type) {
 	case VIRTIO_BLK_T_IN:
-		blk_data_segs(c, true, 0, c->out_len - 1, data);
-		status = blk_rw(b, false, sector, data, bounce);
-		if (status == VIRTIO_BLK_S_OK)
-			written = (uint32_t)data->len;
-		break;
 	case VIRTIO_BLK_T_OUT:
-		if (b->ro) {
-			status = VIRTIO_BLK_S_IOERR;
-			break;
+		if (blk_submit_direct(b, s)) {
+			if (s->pending)
+				return false;
+			blk_finish_rw(s); /* zeros only */
+			goto now;
 		}
-		blk_data_segs(c, false, VIRTIO_BLK_HDR_SIZE, c->in_len - VIRTIO_BLK_HDR_SIZE, data);
-		status = blk_rw(b, true, sector, data, bounce);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		status = disk_flush(b->disk) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+		if (b->cache == VM_DISK_CACHE_UNSAFE) {
+			s->status = VIRTIO_BLK_S_OK; /* said loudly at start-up */
+			goto now;
+		}
+		if (!b->vhdx) { /* raw: the flush is fdatasync */
+			s->io[0] = (struct blkio_req){.op = BLKIO_FSYNC, .fd = b->pfd, .tag = s};
+			s->want[0] = 0;
+			s->pending = 1;
+			blkio_submit(b->io, s->q, &s->io[0]);
+			return false;
+		}
 		break;
-	case VIRTIO_BLK_T_GET_ID: {
-		uint64_t n = c->out_len - 1 < 20 ? c->out_len - 1 : 20;
-
-		written = (uint32_t)vq_chain_write(c, 0, b->serial, (size_t)n);
-		status = VIRTIO_BLK_S_OK;
-		break;
-	}
-	case VIRTIO_BLK_T_DISCARD:
-	case VIRTIO_BLK_T_WRITE_ZEROES:
-		status = b->ro ? VIRTIO_BLK_S_IOERR
-			       : blk_discard_zeroes(b, c, type == VIRTIO_BLK_T_WRITE_ZEROES);
-		break;
+	case VIRTIO_BLK_T_GET_ID:
+		s->status = blk_execute(b, &s->chain, s->type, s->sector, &s->data, &s->written);
+		goto now;
 	default:
-		status = VIRTIO_BLK_S_UNSUPP;
 		break;
 	}
-	vq_chain_write(c, c->out_len - 1, &status, 1);
-	return written + 1;
+	blk_submit_slow(b, s);
+	return false;
+now:
+	return blk_complete(b, s);
 }
 
-uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c)
-{
-	return blk_request(b, c, &b->data, &b->bounce);
-}
-
-/* I/O thread, vd->lock held: take chains into free slots and hand them to the workers. */
+/* I/O thread, vd->lock held: take chains into free slots and start them. */
 static void blk_queue_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_blk *b = vd->priv;
+	bool pushed = false;
 
+	if (q >= b->nq)
+		return;
 	for (;;) {
-		unsigned idx;
+		struct blk_slot *s;
 		int r;
 
-		pthread_mutex_lock(&b->wlock);
-		if (!b->nfree) {
-			b->starved = true; /* a completing worker kicks the queue again */
-			pthread_mutex_unlock(&b->wlock);
-			return;
+		if (!b->nfree[q]) {
+			b->starved[q] = true; /* a completion takes the queue up again */
+			break;
 		}
-		idx = b->freelist[--b->nfree];
-		pthread_mutex_unlock(&b->wlock);
-		r = virtio_pop(vd, q, &b->slots[idx]->chain);
+		s = slot_of(b, q, b->freelist[q][b->nfree[q] - 1]);
+		r = virtio_pop(vd, q, &s->chain);
 		if (r <= 0) {
-			pthread_mutex_lock(&b->wlock);
-			b->freelist[b->nfree++] = idx;
-			pthread_mutex_unlock(&b->wlock);
 			if (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq))
 				continue;
-			return;
+			break;
 		}
-		b->slots[idx]->epoch = vd->epoch;
-		pthread_mutex_lock(&b->wlock);
-		b->pending[(b->pend_head + b->npending++) % BLK_SLOTS] = idx;
-		pthread_cond_signal(&b->work_cond);
-		pthread_mutex_unlock(&b->wlock);
+		b->nfree[q]--;
+		s->epoch = vd->epoch;
+		pushed |= blk_start(b, s);
 	}
+	blkio_commit(b->io, q);
+	if (pushed)
+		virtio_queue_interrupt(vd, q);
 }
 
-static void *blk_worker(void *arg)
+/* One transfer of s came back. Returns true when s is done (no transfer left out). */
+static bool blk_reaped(struct virtio_blk *b, struct blkio_req *io)
 {
-	struct virtio_blk *b = arg;
-	struct virtio_dev *vd = b->vd;
+	struct blk_slot *s = io->tag;
+	unsigned i = (unsigned)(io - s->io);
 
-	pthread_setname_np(pthread_self(), "vio-blk-worker");
-	pthread_mutex_lock(&b->wlock);
-	while (!b->stopping) {
-		struct blk_work *w;
-		unsigned idx;
-		uint32_t used;
-		bool kick;
-
-		if (!b->npending) {
-			pthread_cond_wait(&b->work_cond, &b->wlock);
-			continue;
+	if (io->op != BLKIO_CALL) {
+		if (io->res == -EINVAL && b->direct && io->op != BLKIO_FSYNC) {
+			log_warn_ratelimited(&blk_rl,
+					     "%s: direct I/O refused at file offset %llu; done "
+					     "through the page cache",
+					     b->path, (unsigned long long)io->off);
+			s->redo = true;
+		} else if (io->res < 0) {
+			log_warn_ratelimited(&blk_rl, "%s: %s at file offset %llu: %s", b->path,
+					     io->op == BLKIO_READ    ? "read"
+					     : io->op == BLKIO_WRITE ? "write"
+								     : "flush",
+					     (unsigned long long)io->off, strerror((int)-io->res));
+			s->failed = true;
+		} else if (io->op != BLKIO_FSYNC && (uint64_t)io->res != s->want[i]) {
+			s->redo = true; /* short: the file ended, or a signal */
 		}
-		idx = b->pending[b->pend_head];
-		b->pend_head = (b->pend_head + 1) % BLK_SLOTS;
-		b->npending--;
-		b->active++;
-		pthread_mutex_unlock(&b->wlock);
-
-		w = b->slots[idx];
-		used = blk_request(b, &w->chain, &w->data, &w->bounce); /* no lock held */
-
-		pthread_mutex_lock(&b->wlock);
-		if (--b->active == 0)
-			pthread_cond_broadcast(&b->idle_cond);
-		pthread_mutex_unlock(&b->wlock);
-		pthread_mutex_lock(&vd->lock);
-		if (w->epoch == vd->epoch) { /* else the device was reset meanwhile */
-			vq_push(&vd->q[0].vq, w->chain.head, used);
-			virtio_queue_interrupt(vd, 0);
-		}
-		pthread_mutex_unlock(&vd->lock);
-		pthread_mutex_lock(&b->wlock);
-		b->freelist[b->nfree++] = idx;
-		kick = b->starved;
-		b->starved = false;
-		pthread_mutex_unlock(&b->wlock);
-		if (kick)
-			virtio_kick(vd, 0);
-		pthread_mutex_lock(&b->wlock);
 	}
-	pthread_mutex_unlock(&b->wlock);
-	return NULL;
+	return --s->pending == 0;
 }
 
-/* Device reset (vd->lock held): forget queued work, wait for I/O in progress to end, so no
- * buffer of the old driver instance is touched afterwards. */
-static void blk_reset(struct virtio_dev *vd)
+/* Reap q's completions (with wait, until none is in flight), complete the requests that
+ * are done, interrupt once; vd->lock held. */
+static void blk_complete_queue(struct virtio_blk *b, unsigned q, bool wait)
+{
+	struct virtio_dev *vd = b->vd;
+	struct blkio_req *done[64];
+	bool pushed = false;
+	unsigned n, i;
+
+	while ((n = blkio_reap(b->io, q, done, 64, wait)) > 0) {
+		for (i = 0; i < n; i++) {
+			struct blk_slot *s = done[i]->tag;
+
+			if (!blk_reaped(b, done[i]))
+				continue;
+			if (done[i]->op == BLKIO_CALL) {
+				pushed |= blk_complete(b, s);
+			} else if (s->redo && !s->failed) {
+				s->redo = false;
+				blk_submit_slow(b, s);
+			} else {
+				if (s->type != VIRTIO_BLK_T_FLUSH)
+					blk_finish_rw(s);
+				else
+					s->status =
+						s->failed ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+				pushed |= blk_complete(b, s);
+			}
+		}
+		blkio_commit(b->io, q);
+		if (n < 64 && !wait)
+			break;
+	}
+	if (pushed)
+		virtio_queue_interrupt(vd, q);
+}
+
+/* The backend's eventfd of one queue: reap, complete, interrupt once, take more chains if
+ * the queue ran out of slots. */
+static void blk_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
+{
+	struct virtio_blk *b = vd->priv;
+	unsigned q;
+
+	for (q = 0; q < b->nq && blkio_event_fd(b->io, q) != fd; q++)
+		;
+	if (q == b->nq)
+		return;
+	blk_complete_queue(b, q, false);
+	if (b->starved[q]) {
+		b->starved[q] = false;
+		if (virtio_queue_ready(vd, q))
+			blk_queue_notify(vd, q);
+	}
+}
+
+/* Pausing, the I/O thread parked (vd->lock held): complete every request in flight; chains
+ * left in the rings wait for the resume (which kicks every queue). */
+static void blk_quiesce(struct virtio_dev *vd)
 {
 	struct virtio_blk *b = vd->priv;
 
-	pthread_mutex_lock(&b->wlock);
-	while (b->npending) {
-		b->freelist[b->nfree++] = b->pending[b->pend_head];
-		b->pend_head = (b->pend_head + 1) % BLK_SLOTS;
-		b->npending--;
+	for (unsigned q = 0; b->io && q < b->nq; q++)
+		blk_complete_queue(b, q, true);
+}
+
+/* Wait for every transfer in flight and drop the requests (their buffers belong to a driver
+ * instance that is gone), vd->lock held or the I/O thread stopped. */
+static void blk_drain(struct virtio_blk *b)
+{
+	struct blkio_req *done[64];
+
+	for (unsigned q = 0; b->io && q < b->nq; q++) {
+		while (blkio_inflight(b->io, q)) {
+			unsigned n = blkio_reap(b->io, q, done, 64, true);
+
+			for (unsigned i = 0; i < n; i++)
+				if (blk_reaped(b, done[i]))
+					blk_release_slot(b, done[i]->tag);
+		}
+		b->starved[q] = false;
 	}
-	while (b->active)
-		pthread_cond_wait(&b->idle_cond, &b->wlock);
-	b->starved = false;
-	pthread_mutex_unlock(&b->wlock);
+}
+
+unsigned virtio_blk_inflight(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = vd->priv;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&vd->lock);
+	for (unsigned q = 0; b->io && q < b->nq; q++)
+		n += blkio_inflight(b->io, q);
+	pthread_mutex_unlock(&vd->lock);
+	return n;
+}
+
+/* Device reset (vd->lock held): no buffer of the old driver instance is touched after. */
+static void blk_reset(struct virtio_dev *vd)
+{
+	blk_drain(vd->priv);
 }
 
 static void blk_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsigned len)
@@ -388,27 +434,19 @@ static void blk_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsi
 
 void virtio_blk_free(struct virtio_blk *b)
 {
-	unsigned i;
-
 	if (!b)
 		return;
-	pthread_mutex_lock(&b->wlock);
-	b->stopping = true;
-	pthread_cond_broadcast(&b->work_cond);
-	pthread_mutex_unlock(&b->wlock);
-	for (i = 0; i < b->nworkers; i++)
-		pthread_join(b->workers[i], NULL);
-	for (i = 0; i < BLK_SLOTS; i++) {
-		if (b->slots[i])
-			free(b->slots[i]->bounce);
-		free(b->slots[i]);
-	}
+	blk_drain(b);
+	blkio_destroy(b->io);
+	free(b->slots);
+	if (b->pfd_owned)
+		close(b->pfd);
 	if (b->disk) {
+		/* Every mode, unsafe too: a clean end leaves the file as durable as others do. */
 		if (!b->ro && disk_flush(b->disk))
 			log_err("%s: final flush failed", b->path);
 		disk_close(b->disk);
 	}
-	free(b->bounce);
 	free(b->zeros);
 	free(b);
 }
@@ -425,8 +463,68 @@ static const struct virtio_dev_ops blk_ops = {
 	.queue_notify = blk_queue_notify,
 	.config_read = blk_config_read,
 	.reset = blk_reset,
+	.quiesce = blk_quiesce,
+	.fd_event = blk_fd_event,
 	.release = blk_release,
 };
+
+static int blk_open_disk(const struct vm_disk *spec, int fd, struct virtio_blk *b, char *err,
+			 size_t errlen)
+{
+	enum disk_format f = spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW;
+	unsigned flags = spec->readonly ? DISK_OPEN_RDONLY : 0;
+	int r;
+
+	disk_error_reset();
+	/* As recorded in the description (vm_disk.format): never guessed from the contents. */
+	if (fd >= 0 && !spec->readonly && (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
+		snprintf(err, errlen, "disk %s: its passed descriptor is not open for writing",
+			 spec->path);
+		close(fd);
+		return -EBADF;
+	}
+	r = fd >= 0 ? disk_open_fd_as(fd, spec->path, f, flags, &b->disk)
+		    : disk_open_as(spec->path, f, flags, &b->disk);
+	if (r) {
+		const char *busy = r == -EWOULDBLOCK || r == -EAGAIN
+					   ? " (another program has it open for writing)"
+					   : "";
+
+		if (disk_error()[0]) /* the library's reason names the file */
+			snprintf(err, errlen, "%s%s", disk_error(), busy);
+		else
+			snprintf(err, errlen, "disk %s: %s%s", spec->path, strerror(-r), busy);
+	}
+	return r;
+}
+
+/* The device configuration (virtio 1.2, 5.2.4). */
+static void blk_fill_config(struct virtio_blk *b, const struct disk_info *info)
+{
+	uint32_t phys =
+		info->physical_sector > b->sector_size ? info->physical_sector : b->sector_size;
+	uint8_t exp = 0;
+
+	while ((b->sector_size << exp) < phys && exp < 12)
+		exp++;
+	le_store(b->config + 0x00, b->sectors, 8);	     /* capacity */
+	le_store(b->config + 0x08, BLK_MAX_REQUEST, 4);	     /* size_max */
+	le_store(b->config + 0x0c, BLK_SEG_MAX, 4);	     /* seg_max */
+	le_store(b->config + 0x14, b->sector_size, 4);	     /* blk_size */
+	b->config[0x18] = exp;				     /* physical_block_exp */
+	b->config[0x19] = 0;				     /* alignment_offset */
+	le_store(b->config + 0x1a, 1u << exp, 2);	     /* min_io_size (blocks) */
+	le_store(b->config + 0x1c, 0, 4);		     /* opt_io_size: none */
+	le_store(b->config + 0x22, b->nq, 2);		     /* num_queues */
+	le_store(b->config + 0x24, BLK_MAX_DISCARD, 4);	     /* max_discard_sectors */
+	le_store(b->config + 0x28, BLK_MAX_DZ_SEGS, 4);	     /* max_discard_seg */
+	le_store(b->config + 0x2c, b->sector_size / 512, 4); /* discard_sector_alignment */
+	le_store(b->config + 0x30, b->zeroes_by_discard ? BLK_MAX_DISCARD : BLK_MAX_WZ_WRITTEN,
+		 4); /* max_write_zeroes_sectors */
+	le_store(b->config + 0x34, b->zeroes_by_discard ? BLK_MAX_DZ_SEGS : 1,
+		 4);				/* max_write_zeroes_seg */
+	b->config[0x38] = b->zeroes_by_discard; /* write_zeroes_may_unmap */
+}
 
 int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out, char *err,
 		    size_t errlen)
@@ -437,9 +535,8 @@ int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out,
 
 	if (!b)
 		return -ENOMEM;
-	pthread_mutex_init(&b->wlock, NULL);
-	pthread_cond_init(&b->work_cond, NULL);
-	pthread_cond_init(&b->idle_cond, NULL);
+	b->pfd = -1;
+	b->nq = 1;
 	b->zeros = calloc(1, BLK_ZERO_CHUNK);
 	if (!b->zeros) {
 		free(b);
@@ -447,35 +544,9 @@ int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out,
 	}
 	snprintf(b->path, sizeof(b->path), "%s", spec->path);
 	b->ro = spec->readonly;
-	disk_error_reset();
-	/* As recorded in the description (vm_disk.format): never guessed from the contents. */
-	if (fd >= 0 && !spec->readonly && (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
-		snprintf(err, errlen, "disk %s: its passed descriptor is not open for writing",
-			 spec->path);
-		close(fd);
-		free(b->zeros);
-		free(b);
-		return -EBADF;
-	}
-	if (fd >= 0) {
-		r = disk_open_fd_as(fd, spec->path,
-				    spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX
-								 : DISK_FORMAT_RAW,
-				    spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
-	} else {
-		r = disk_open_as(spec->path,
-				 spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW,
-				 spec->readonly ? DISK_OPEN_RDONLY : 0, &b->disk);
-	}
+	b->cache = spec->cache;
+	r = blk_open_disk(spec, fd, b, err, errlen);
 	if (r) {
-		const char *busy = r == -EWOULDBLOCK || r == -EAGAIN
-					   ? " (another program has it open for writing)"
-					   : "";
-
-		if (disk_error()[0]) /* the library's reason names the file */
-			snprintf(err, errlen, "%s%s", disk_error(), busy);
-		else
-			snprintf(err, errlen, "disk %s: %s%s", spec->path, strerror(-r), busy);
 		free(b->zeros);
 		free(b);
 		return r;
@@ -487,28 +558,20 @@ int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out,
 		virtio_blk_free(b);
 		return r;
 	}
+	b->vhdx = info.format == DISK_FORMAT_VHDX;
 	b->zeroes_by_discard = info.format == DISK_FORMAT_RAW;
 	b->sector_size = info.logical_sector >= 512 ? info.logical_sector : 512;
 	b->sectors = disk_size(b->disk) / 512;
 	memcpy(b->serial, spec->serial, strnlen(spec->serial, sizeof(b->serial)));
-	le_store(b->config + 0x00, b->sectors, 8);	     /* capacity */
-	le_store(b->config + 0x0c, BLK_SEG_MAX, 4);	     /* seg_max */
-	le_store(b->config + 0x14, b->sector_size, 4);	     /* blk_size */
-	le_store(b->config + 0x24, BLK_MAX_DISCARD, 4);	     /* max_discard_sectors */
-	le_store(b->config + 0x28, BLK_MAX_DZ_SEGS, 4);	     /* max_discard_seg */
-	le_store(b->config + 0x2c, b->sector_size / 512, 4); /* discard_sector_alignment */
-	le_store(b->config + 0x30, b->zeroes_by_discard ? BLK_MAX_DISCARD : BLK_MAX_WZ_WRITTEN,
-		 4); /* max_write_zeroes_sectors */
-	le_store(b->config + 0x34, b->zeroes_by_discard ? BLK_MAX_DZ_SEGS : 1,
-		 4);				/* max_write_zeroes_seg */
-	b->config[0x38] = b->zeroes_by_discard; /* write_zeroes_may_unmap */
+	blk_fill_config(b, &info);
 	*out = b;
 	return 0;
 }
 
 uint64_t virtio_blk_features(const struct virtio_blk *b)
 {
-	uint64_t f = 1ull << BLK_F_SEG_MAX | 1ull << BLK_F_BLK_SIZE | 1ull << BLK_F_FLUSH;
+	uint64_t f = 1ull << BLK_F_SIZE_MAX | 1ull << BLK_F_SEG_MAX | 1ull << BLK_F_BLK_SIZE |
+		     1ull << BLK_F_FLUSH | 1ull << BLK_F_TOPOLOGY | 1ull << BLK_F_MQ;
 
 	if (b->ro)
 		f |= 1ull << BLK_F_RO;
@@ -517,25 +580,97 @@ uint64_t virtio_blk_features(const struct virtio_blk *b)
 	return f;
 }
 
+/* The payload's descriptor for the cache mode: cache=none opens the disk's file again with
+ * O_DIRECT (through /proc/self/fd, so a descriptor passed by keeld works too); a file
+ * system without O_DIRECT (or no /proc) keeps the page cache, said once per disk. */
+static void blk_open_payload(struct virtio_blk *b)
+{
+	char p[64];
+	int fd;
+
+	b->pfd = disk_fd(b->disk);
+	if (b->cache != VM_DISK_CACHE_NONE || b->pfd < 0)
+		return;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", b->pfd);
+	fd = open(p, (b->ro ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("%s: cache=none: cannot open it for direct I/O (%s); its data goes "
+			 "through the host's page cache, as with cache=writeback",
+			 b->path, strerror(errno));
+		return;
+	}
+	b->pfd = fd;
+	b->pfd_owned = true;
+	b->direct = true;
+}
+
+/* The backend and the request slots, before the guest runs (io_uring rings are set up
+ * here, so that no io_uring_setup is needed later). */
+static int blk_start_backend(struct virtio_blk *b, unsigned nq, char *err, size_t errlen)
+{
+	static bool said;
+	const char *why;
+	int r;
+
+	b->nq = nq;
+	le_store(b->config + 0x22, nq, 2);
+	b->slots = calloc((size_t)nq * BLK_SLOTS, sizeof(*b->slots));
+	if (!b->slots) {
+		snprintf(err, errlen, "--disk %s: out of memory", b->path);
+		return -ENOMEM;
+	}
+	for (unsigned q = 0; q < nq; q++) {
+		for (unsigned i = 0; i < BLK_SLOTS; i++) {
+			struct blk_slot *s = slot_of(b, q, i);
+
+			s->b = b;
+			s->q = (uint16_t)q;
+			s->idx = (uint16_t)i;
+			b->freelist[q][b->nfree[q]++] = (uint16_t)(BLK_SLOTS - 1 - i);
+		}
+	}
+	r = blkio_create(nq, BLK_SLOTS * BLK_MAX_EXTENTS, &b->io, &why);
+	if (r) {
+		snprintf(err, errlen, "--disk %s: cannot start the block backend: %s", b->path,
+			 strerror(-r));
+		return r;
+	}
+	if (!blkio_uses_uring(b->io) && !said) {
+		said = true;
+		log_warn("io_uring is not available (%s): disk I/O goes through a thread pool",
+			 why);
+	}
+	blk_open_payload(b);
+	if (b->cache == VM_DISK_CACHE_UNSAFE)
+		log_warn("%s: cache=unsafe: the guest's flushes are IGNORED; a host crash or "
+			 "power loss can lose or corrupt this disk's data",
+			 b->path);
+	log_info("%s: virtio-blk, %u queue%s, cache=%s%s, %s", b->path, nq, nq == 1 ? "" : "s",
+		 vmdef_disk_cache_name(b->cache),
+		 b->cache == VM_DISK_CACHE_NONE && !b->direct ? " (page cache)" : "",
+		 blkio_uses_uring(b->io) ? "io_uring" : "thread pool");
+	return 0;
+}
+
 int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 		      struct virtio_dev **out, char *err, size_t errlen)
 {
+	unsigned nq = m->def->cpus ? m->def->cpus : 1;
 	struct virtio_blk *b;
-	unsigned i;
 	int r = virtio_blk_open(spec, fd, &b, err, errlen);
 
 	if (r)
 		return r;
-	for (i = 0; i < BLK_SLOTS; i++) {
-		b->slots[i] = calloc(1, sizeof(*b->slots[i]));
-		if (!b->slots[i]) {
-			snprintf(err, errlen, "--disk %s: out of memory", spec->path);
-			virtio_blk_free(b);
-			return -ENOMEM;
-		}
-		b->freelist[b->nfree++] = i;
+	if (nq > BLKIO_MAX_QUEUES)
+		nq = BLKIO_MAX_QUEUES;
+	if (nq > VIRTIO_MAX_QUEUES)
+		nq = VIRTIO_MAX_QUEUES;
+	r = blk_start_backend(b, nq, err, errlen);
+	if (r) {
+		virtio_blk_free(b);
+		return r;
 	}
-	r = virtio_dev_create(m, spec->pci_slot, &blk_ops, b, virtio_blk_features(b), 1,
+	r = virtio_dev_create(m, spec->pci_slot, &blk_ops, b, virtio_blk_features(b), nq,
 			      BLK_QUEUE_SIZE, BLK_CONFIG_SIZE, out);
 	if (r) {
 		snprintf(err, errlen, "--disk %s: virtio-blk set-up: %s", spec->path, strerror(-r));
@@ -543,15 +678,14 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 		return r;
 	}
 	b->vd = *out;
-	for (i = 0; i < BLK_WORKERS; i++) {
-		if (pthread_create(&b->workers[i], NULL, blk_worker, b))
-			break;
-		b->nworkers++;
-	}
-	if (!b->nworkers) {
-		snprintf(err, errlen, "--disk %s: cannot start an I/O worker thread", spec->path);
-		virtio_dev_destroy(*out); /* frees b */
-		return -EAGAIN;
+	for (unsigned q = 0; q < nq; q++) {
+		r = virtio_dev_watch(*out, blkio_event_fd(b->io, q), EPOLLIN);
+		if (r) {
+			snprintf(err, errlen, "--disk %s: cannot watch its completions: %s",
+				 spec->path, strerror(-r));
+			virtio_dev_destroy(*out); /* frees b */
+			return r;
+		}
 	}
 	return 0;
 }

@@ -33,6 +33,9 @@ uint64_t virtio_blk_features(const struct virtio_blk *b);
 /* Serve one validated chain; returns the bytes written into it (the used length), 0 for a
  * chain too malformed to carry a status byte. */
 uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c);
+/* Requests of the device vd (a virtio-blk) submitted to the backend and not yet reaped;
+ * vd->lock not held (the fuzz targets wait for them). */
+unsigned virtio_blk_inflight(struct virtio_dev *vd);
 /* The device on the VM's PCI bus. */
 int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 		      struct virtio_dev **out, char *err, size_t errlen)

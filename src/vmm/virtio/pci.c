@@ -564,11 +564,11 @@ static void virtio_wake_thread(struct virtio_dev *vd)
 }
 
 /* Pause hook: park the I/O thread (no new chains are taken, no tap or host input is read
- * on it), then wait until the chains already taken are done (virtio-blk requests on their
- * workers). Resume: unpark it, send the interrupts a restore owes (state.c) and kick
- * every queue. Console input (taken on the loop thread, like the save) still lands in the
- * guest's receive buffers while paused, as it does in the UART's FIFO: both are saved, so
- * nothing typed at a paused VM is lost. */
+ * on it), have the device complete the chains already taken (ops->quiesce: virtio-blk's
+ * requests in flight on its block backend), then check that none is left. Resume: unpark it, send
+ * the interrupts a restore owes (state.c) and kick every queue. Console input (taken on the loop
+ * thread, like the save) still lands in the guest's receive buffers while paused, as it does in the
+ * UART's FIFO: both are saved, so nothing typed at a paused VM is lost. */
 static int virtio_pause(void *opaque, bool pause)
 {
 	struct virtio_dev *vd = opaque;
@@ -602,6 +602,8 @@ static int virtio_pause(void *opaque, bool pause)
 	pthread_mutex_lock(&vd->lock);
 	while (!vd->parked)
 		pthread_cond_wait(&vd->cond, &vd->lock);
+	if (vd->ops->quiesce)
+		vd->ops->quiesce(vd);
 	pthread_mutex_unlock(&vd->lock);
 	if (virtio_lock_idle(vd)) {
 		log_warn("%s %02x: requests still in flight %u ms after the pause: the pause fails "

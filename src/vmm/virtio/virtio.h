@@ -74,6 +74,9 @@ struct virtio_dev_ops {
 	void (*config_write)(struct virtio_dev *vd, unsigned off, const void *buf, unsigned len);
 	/* The driver set DRIVER_OK (optional). */
 	void (*driver_ok)(struct virtio_dev *vd);
+	/* The VM is pausing and the I/O thread is parked: complete the requests still in
+	 * flight (optional; vd->lock held). */
+	void (*quiesce)(struct virtio_dev *vd);
 	/* The device was reset by the driver or by a VM reset (optional). */
 	void (*reset)(struct virtio_dev *vd);
 	/* One of the fds given to virtio_dev_watch() is ready (optional). I/O thread. */

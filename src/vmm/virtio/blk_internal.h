@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* virtio-blk's shared state: the device (blk.c) and request checking and the synchronous
+ * execution of requests (blk_req.c). Internal to src/vmm/virtio. */
+#ifndef KEEL_VMM_VIRTIO_BLK_INTERNAL_H
+#define KEEL_VMM_VIRTIO_BLK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "config/vmdef.h"
+#include "vmm/blkio/blkio.h"
+#include "vmm/virtio/queue.h"
+
+#define BLK_QUEUE_SIZE	256
+#define BLK_SEG_MAX	(BLK_QUEUE_SIZE - 2)
+#define BLK_MAX_DISCARD 0x3fffffu /* sectors per discard segment (and write-zeroes by discard) */
+#define BLK_MAX_DZ_SEGS 32
+#define BLK_MAX_REQUEST (32u << 20) /* bytes of one read or write */
+/* Write-zeroes that writes zeros (not a discard): one segment of at most BLK_MAX_REQUEST,
+ * so that it takes no longer than the largest write and a pause, reset or quit never waits
+ * for gigabytes of zeros. */
+#define BLK_MAX_WZ_WRITTEN (BLK_MAX_REQUEST / 512)
+#define BLK_BOUNCE_MAX	   (4u << 20) /* requests with unaligned buffers, at most */
+#define BLK_ZERO_CHUNK	   (1u << 20)
+#define BLK_CONFIG_SIZE	   0x3c
+#define BLK_SLOTS	   32	 /* requests of one queue taken and not yet completed, at most */
+#define BLK_MAX_EXTENTS	   4	 /* file extents of one request done directly */
+#define BLK_NO_STATUS	   0x100 /* a chain without room for a status byte */
+
+/* A run of guest buffers holding a request's data. */
+struct blk_data {
+	struct iovec seg[VQ_MAX_SEGS];
+	unsigned n;
+	uint64_t len;
+	bool aligned;	  /* every buffer a whole number of sectors */
+	bool mem_aligned; /* ... and starting on a sector boundary (O_DIRECT without a bounce) */
+};
+
+/* One request in flight on a queue. */
+struct blk_slot {
+	struct vq_chain chain;
+	struct blk_data data;
+	struct iovec xiov[VQ_MAX_SEGS + BLK_MAX_EXTENTS]; /* data cut at extent boundaries */
+	struct blkio_req io[BLK_MAX_EXTENTS];
+	uint64_t want[BLK_MAX_EXTENTS]; /* bytes each direct transfer must move */
+	struct virtio_blk *b;
+	uint8_t *bounce; /* aligned copy of unaligned guest buffers (direct I/O) */
+	size_t bounce_len;
+	uint32_t type, epoch, written;
+	uint64_t sector;
+	uint16_t q, idx;
+	unsigned pending; /* blkio requests not yet reaped */
+	uint8_t status;
+	bool no_status;	   /* the chain has no status byte: complete it with 0 bytes */
+	bool failed, redo; /* redo: a short or refused direct transfer, done again by the library */
+};
+
+struct virtio_blk {
+	struct disk *disk;
+	char path[4096]; /* for messages */
+	bool ro;
+	bool vhdx;
+	bool zeroes_by_discard; /* raw files: a punched hole reads as zeros */
+	enum vm_disk_cache cache;
+	char serial[20];
+	uint64_t sectors;
+	uint32_t sector_size;
+	uint8_t config[BLK_CONFIG_SIZE];
+	struct blk_data data; /* virtio_blk_request() (one caller at a time) */
+	uint8_t *zeros;	      /* BLK_ZERO_CHUNK bytes of zeros */
+
+	/* The device (blk.c); everything below under vd->lock once the device runs. */
+	struct virtio_dev *vd;
+	struct blkio *io;
+	int pfd;	/* the payload's descriptor: O_DIRECT for cache=none, else the disk's */
+	bool pfd_owned; /* pfd is ours to close */
+	bool direct;	/* pfd has O_DIRECT */
+	unsigned nq;
+	struct blk_slot *slots; /* nq * BLK_SLOTS */
+	uint16_t freelist[BLKIO_MAX_QUEUES][BLK_SLOTS];
+	unsigned nfree[BLKIO_MAX_QUEUES];
+	bool starved[BLKIO_MAX_QUEUES]; /* chains left in the ring for want of a slot */
+	uint64_t bounce_bytes;		/* allocated for direct I/O bounces */
+};
+
+/*
+ * Check chain c as a request: its header, its status byte, and for reads and writes its data
+ * (into d: whole sectors inside the disk, at most BLK_MAX_REQUEST). Returns VIRTIO_BLK_S_OK
+ * when the request is to be executed (*type and *sector set), another status to complete it
+ * with at once, or BLK_NO_STATUS.
+ */
+unsigned blk_check(struct virtio_blk *b, const struct vq_chain *c, uint32_t *type, uint64_t *sector,
+		   struct blk_data *d);
+/* Execute a checked request through the disk library (blocking); returns its status and
+ * sets *written, the bytes written into its data buffers. */
+uint8_t blk_execute(struct virtio_blk *b, const struct vq_chain *c, uint32_t type, uint64_t sector,
+		    const struct blk_data *d, uint32_t *written);
+
+#endif
