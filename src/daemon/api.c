@@ -1032,6 +1032,9 @@ static void route_jobs(const char *method, const char *url, const char *path, st
 		return;
 	}
 	api_reply_json(out, 200, job_json(j));
+	/* The host shutdown's report is out: keeld exits once it was delivered (host.h). */
+	if (!strcmp(job_operation(j), "host-shutdown") && job_state_of(j) != JOB_RUNNING)
+		out->after_sent = host_shutdown_reported;
 }
 
 static void handle_locked(struct api_ctx *ctx, const char *method, const char *url,
@@ -1201,6 +1204,7 @@ void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char
 	char vm[VMDEF_NAME_MAX + 64], why[512];
 	bool reads = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 
+	memset(out, 0, sizeof(*out));
 	request_vm(method, url, body, len, vm, sizeof(vm));
 	keeld_lock();
 	if (!access_allows(caller, method, url, vm[0] ? vm : NULL, why, sizeof(why))) {

@@ -235,6 +235,16 @@ int job_error(const struct job *j)
 	return j->error;
 }
 
+const char *job_operation(const struct job *j)
+{
+	return j->operation;
+}
+
+enum job_state job_state_of(const struct job *j)
+{
+	return j->state;
+}
+
 struct job *job_find(uint64_t id)
 {
 	for (size_t i = 0; i < njobs; i++)

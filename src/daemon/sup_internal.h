@@ -73,8 +73,6 @@ int sup_event(struct sup *sup, struct sup_vm *vm, enum vm_event e, const char *f
 	__attribute__((format(printf, 4, 5)));
 /* The in-memory record of a VM, made from the store's runtime record on first use. */
 struct sup_vm *sup_get_vm(struct sup *sup, const char *uuid, const char *name);
-/* Tell the main loop that its poll set changed (a worker started, an operation ended). */
-void sup_wake(struct sup *sup);
 void sup_drop_worker(struct sup_vm *vm);
 /* The table's verdict on event e for vm, without applying it: 0, or -EBUSY with err. */
 int sup_need_state(struct sup_vm *vm, enum vm_event e, char *err, size_t errlen)
