@@ -545,7 +545,9 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (ret)
 		return ret;
-	ret = ctl_unlocked(ctl, cmd, NULL, SUP_CTL_TIMEOUT_MS, NULL, err, errlen);
+	ret = ctl_unlocked(ctl, cmd, NULL,
+			   strcmp(cmd, "pause") ? SUP_CTL_TIMEOUT_MS : SUP_PAUSE_TIMEOUT_MS, NULL,
+			   err, errlen);
 	if (ret == -EREMOTEIO) {
 		char why[200];
 		snprintf(why, sizeof(why), "%s", err);
@@ -672,14 +674,27 @@ int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 	return ret;
 }
 
-/* A save failed: keel-vmm pauses before saving, so a VM that was running is resumed (and is
- * left paused, saying so, when that fails too); one that was paused stays so. */
+/* A save failed: keel-vmm pauses before saving, and a save that could not pause leaves the
+ * VM as it was. Ask the worker which it is; a VM that was running and is paused now is
+ * resumed (and left paused, saying so, when that fails too); one that was paused stays so. */
 static void save_failed(struct sup *sup, struct sup_vm *vm, bool was_running)
 {
 	char why[256];
+	bool paused;
 
-	if (!was_running)
+	if (query_state(sup, vm, &paused, why, sizeof(why))) {
+		log_warn("VM %s: after a failed save, keel-vmm does not say its state: %s",
+			 vm->name, why);
 		return;
+	}
+	if (!paused || !was_running) {
+		char reason[sizeof(vm->reason)];
+
+		snprintf(reason, sizeof(reason), "%s", vm->reason); /* as it was */
+		(void)!sup_event(sup, vm, paused ? VM_EV_WORKER_PAUSED : VM_EV_WORKER_RUNNING, "%s",
+				 reason);
+		return;
+	}
 	if (!vm_ctl(sup, vm, "resume", why, sizeof(why)))
 		(void)!sup_event(sup, vm, VM_EV_WORKER_RUNNING, "%s", "");
 	else

@@ -20,7 +20,10 @@
 #include "daemon/vm_state.h"
 
 #define SUP_CTL_TIMEOUT_MS   3000
-#define SUP_PROBE_TIMEOUT_MS 250      /* the main loop's own questions to a worker */
+#define SUP_PROBE_TIMEOUT_MS 250 /* the main loop's own questions to a worker */
+/* A pause: keel-vmm waits up to 5 s for its devices to finish the requests they hold
+ * (VIRTIO_IDLE_WAIT_MS) and then says which did not; keeld waits for that answer. */
+#define SUP_PAUSE_TIMEOUT_MS 10000
 #define SUP_SAVE_TIMEOUT_MS  600000   /* writing guest RAM: up to 10 minutes */
 #define SUP_SAVED_DIR	     "saved"  /* in the VM's directory: keel-vmm's save (state, memory) */
 #define SUP_SAVING	     "saving" /* in the VM's directory: a Save-VM was asked for */

@@ -248,6 +248,40 @@ def wait_dead(pid, timeout=10):
         time.sleep(0.05)
 
 
+# ---- holding a worker's threads (ptrace), so that a device keeps requests in flight
+PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH = 0x4206, 0x4207, 17
+WALL = 0x40000000
+
+
+def ptrace(req, tid):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(req, tid, None, None) < 0:
+        raise Fail("ptrace(%d, %d): %s" % (req, tid, os.strerror(ctypes.get_errno())))
+
+
+def hold_threads(pid, comm):
+    """Stop the worker's threads named comm (only them: ptrace stops one thread); returns
+    their ids for release_threads."""
+    tids = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+            if f.read().strip() == comm:
+                tids.append(int(t))
+    check(tids, "keel-vmm pid %d has no thread %s" % (pid, comm))
+    for tid in tids:
+        ptrace(PTRACE_SEIZE, tid)
+        ptrace(PTRACE_INTERRUPT, tid)
+        os.waitpid(tid, WALL)
+    return tids
+
+
+def release_threads(tids):
+    for tid in tids:
+        ptrace(PTRACE_DETACH, tid)
+
+
 # ---------------------------------------------------------------- cases
 
 def case_api(e):
@@ -1472,6 +1506,50 @@ def case_events(e):
           any("job" in l and "save ev1: succeeded" in l for l in lines) and
           any("ev1: Off: saved state discarded" in l for l in lines),
           "keel vm list --watch printed: %r (stderr %r)" % (out, err))
+
+
+def case_pause_failure(e):
+    """A pause that fails leaves the VM running and says why (issue 9): a device that keeps
+    a request in flight (keel-vmm's virtio-blk workers held with ptrace while the guest's
+    first request waits) makes `keel vm pause` and `keel vm save` fail with the reason,
+    and the VM runs on; released, the guest's I/O completes and it finishes its test."""
+    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
+    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
+    e.start_keeld()
+    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
+        os.path.dirname(vguest))}, want=201)
+    disk = os.path.join(e.dir, "pf.img")
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    e.create("pf", kernel=vguest, memory=64 << 20, disks=[{"path": disk, "serial": "pf-1"}],
+             cmdline="mode=blk sectors=131072 serial=pf-1 wz_max=%d wz_segs=32 wait=key"
+             % 0x3fffff)
+    vm = e.start("pf")
+    e.console_until("pf", r"virtio: blk waits for a key")
+    held = hold_threads(vm["pid"], "vio-blk-worker")
+    try:
+        e.type_console("pf", "g")
+        _, err = e.keel("vm", "pause", "pf", want=5)
+        check("refused pause" in err and "requests in flight" in err and
+              "carries on as before" in err, "a pause that failed says: %r" % err)
+        after = e.vm("pf")
+        check(after["state"] == "Running" and after["pid"] == vm["pid"],
+              "after a failed pause the VM is %s (%s)" % (after["state"], after["state_reason"]))
+        _, err = e.keel("vm", "save", "pf", want=None)
+        check("cannot pause" in err and "requests in flight" in err,
+              "a save that could not pause says: %r" % err)
+        after = e.vm("pf")
+        check(after["state"] == "Running" and after["pid"] == vm["pid"],
+              "after a failed save the VM is %s (%s)" % (after["state"], after["state_reason"]))
+    finally:
+        release_threads(held)
+    log = e.console_until("pf", r"virtio: PASS")
+    check("virtio: blk writes, flush and reads back ok" in log, "the guest's I/O: %r" % log)
+    check(e.vm("pf")["state"] == "Running", "after the guest's test: %r" % e.vm("pf"))
+    wlog = e.keel("vm", "log", "pf")[0]
+    check("virtio-blk 01: requests still in flight" in wlog,
+          "the worker log does not name the device that held the pause: %r" % wlog[-2000:])
+    e.keel("vm", "turn-off", "pf")
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}

@@ -486,6 +486,12 @@ static void blk_test(void)
 	if (cap != sectors)
 		guest_fail("capacity %u sectors, expected %u", (uint32_t)cap, (uint32_t)sectors);
 
+	/* wait=key: the host gets ready (tests/daemon/e2e.py holds the device's workers) and
+	 * sends a key on the serial port before the first request. */
+	if (mb_arg_is("wait", "key")) {
+		guest_printf("virtio: blk waits for a key\n");
+		(void)serial_getc_poll();
+	}
 	memset(blk_buf, 0, 32);
 	if (blk_req(BLK_T_GET_ID, 0, blk_buf, 20, true, false) != 0 ||
 	    memcmp(blk_buf, serial, strlen(serial)))
