@@ -634,7 +634,7 @@ static int cmd_show(int argc, char **argv)
 static int cmd_action(int argc, char **argv, const char *action)
 {
 	struct verb_opts o;
-	json_object *body = NULL, *vm = NULL;
+	json_object *body = NULL, *vm = NULL, *accepted;
 	const char *allowed = "json";
 	char path[512], what[128];
 	int ret;
@@ -684,7 +684,13 @@ static int cmd_action(int argc, char **argv, const char *action)
 	}
 	if (ret)
 		goto out;
-	if (o.json) {
+	if (o.no_wait && !o.json && json_object_object_get_ex(vm, "job", &accepted)) {
+		/* The job goes on in keeld: say which, to follow it (GET its href). */
+		printf("job %s started: %s (%s)\n", client_str_field(accepted, "id"), what,
+		       client_str_field(accepted, "href"));
+	} else if (o.json && o.no_wait) {
+		client_print_json(vm); /* the VM as accepted, with its job */
+	} else if (o.json) {
 		json_object_put(vm);
 		vm = NULL;
 		vm_path(path, sizeof(path), o.name, NULL);

@@ -450,7 +450,7 @@ static int action_opts(json_object *req, bool is_stop, bool *force, unsigned *ti
 }
 
 /* The job JSON with its error code, as the API shows jobs. */
-static json_object *job_json(const struct job *j)
+static json_object *job_json(struct job *j)
 {
 	json_object *o = job_to_json(j), *e;
 
@@ -500,7 +500,9 @@ static int start_save_job(struct api_ctx *ctx, const struct vm_def *def, struct 
 		free(a);
 		return ret;
 	}
-	ret = sup_saved_file(ctx->sup, def->uuid, "memory", progress, sizeof(progress));
+	/* Progress: keel-vmm writes the memory in order to memory.tmp, which it renames to
+	 * memory once complete (docs/state.md); the file's size is how far it got. */
+	ret = sup_saved_file(ctx->sup, def->uuid, "memory.tmp", progress, sizeof(progress));
 	if (ret) {
 		save_job_free(a);
 		return ret;

@@ -1552,6 +1552,70 @@ def case_pause_failure(e):
     e.keel("vm", "turn-off", "pf")
 
 
+def case_save_1g(e):
+    """A VM with 1 GiB of RAM, every page of it written by the guest, is saved and restored
+    with its memory intact; the save job is seen mid-way (keel-vmm stopped with SIGSTOP
+    once it has written part of the memory: 0 < bytes_done < bytes_total) while keeld lists,
+    starts and turns off another VM; and `keel vm save --no-wait` returns with the job,
+    still running (that VM's worker is stopped), which completes once it runs (issue 9)."""
+    e.start_keeld()
+    e.create("g1", memory=1 << 30)
+    e.create("g2")
+    vm = e.start("g1")
+    e.console_until("g1", r"daemon-guest: ready for input")
+    e.type_console("g1", "fill\n")
+    filled = re.search(r"daemon-guest: filled (\d+) pages",
+                       e.console_until("g1", r"daemon-guest: filled \d+ pages"))
+    pages = int(filled.group(1))
+    check(pages >= (1000 << 20) >> 12, "the guest filled only %d pages" % pages)
+    job = e.api_ok("POST", "/v1/vms/g1/save", {}, want=202)["job"]
+    tmp = os.path.join(e.state, "vms", vm["id"], "saved", "memory.tmp")
+    while not (os.path.exists(tmp) and os.stat(tmp).st_size > 0):
+        j = e.api_ok("GET", job["href"])
+        check(j["state"] == "running", "the save ended before it was seen writing: %r" % j)
+    os.kill(vm["pid"], signal.SIGSTOP)
+    try:
+        j = e.api_ok("GET", job["href"])
+        p = j["progress"]
+        check(j["state"] == "running" and p["bytes_total"] == 1 << 30 and
+              0 < p["bytes_done"] < p["bytes_total"] and 0 <= p["percent"] < 100 and
+              p["bytes_done"] <= os.stat(tmp).st_size,
+              "the save job mid-way: %r" % j)
+        # keeld answers meanwhile: another VM is listed, started and turned off.
+        check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["g1", "g2"], "list")
+        e.start("g2")
+        e.keel("vm", "turn-off", "g2")
+        check(e.vm("g2")["state"] == "Off", "g2 is %s" % e.vm("g2")["state"])
+    finally:
+        os.kill(vm["pid"], signal.SIGCONT)
+    while e.api_ok("GET", job["href"])["state"] == "running":
+        time.sleep(0.1)
+    j = e.api_ok("GET", job["href"])
+    check(j["state"] == "succeeded" and j["progress"]["percent"] == 100, "the save: %r" % j)
+    e.wait_state("g1", "Saved")
+    mem = os.path.join(e.state, "vms", vm["id"], "saved", "memory")
+    used = os.stat(mem).st_blocks * 512
+    check(used >= pages * 4096, "the saved memory holds %d bytes for %d pages" % (used, pages))
+    restored = e.start("g1")
+    check(restored["state_reason"] == "restored from its saved state", "%r" % restored)
+    e.type_console("g1", "check\n")
+    e.console_until("g1", r"daemon-guest: checked %d pages: 0 differ" % pages)
+    # --no-wait: keel returns with the job while the worker cannot save (stopped).
+    os.kill(restored["pid"], signal.SIGSTOP)
+    try:
+        out, _ = e.keel("vm", "save", "g1", "--no-wait")
+        m = re.match(r"job (\d+) started: save VM 'g1' \((/v1/jobs/\d+)\)$", out.strip())
+        check(m, "keel vm save --no-wait printed %r" % out)
+        check(e.api_ok("GET", m.group(2))["state"] == "running", "the job is not running")
+    finally:
+        os.kill(restored["pid"], signal.SIGCONT)
+    while e.api_ok("GET", m.group(2))["state"] == "running":
+        time.sleep(0.1)
+    check(e.api_ok("GET", m.group(2))["state"] == "succeeded", "the --no-wait save failed")
+    e.wait_state("g1", "Saved")
+    e.keel("vm", "discard-state", "g1")
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
 
