@@ -584,6 +584,52 @@ def case_start_failure(e):
           "missing keel-vmm: %r / %r" % (vm, err))
 
 
+def case_start_hang(e):
+    """A start that hangs (the worker never opens its control socket: a keel-vmm that only
+    sleeps) is ended by keeld after --start-timeout with the reason, the VM Off (a Saved
+    VM stays Saved, its saved state kept), and keeld answers all along (issue 9)."""
+    hang = os.path.join(e.dir, "hanging-keel-vmm")
+    with open(hang, "w") as f:
+        f.write("#!/bin/sh\n# never becomes ready\nexec sleep 600\n")
+    os.chmod(hang, 0o755)
+    # A Saved VM first, with the real keel-vmm.
+    e.start_keeld()
+    e.create("hs")
+    e.start("hs")
+    e.console_until("hs", r"daemon-guest: ready for input")
+    e.keel("vm", "save", "hs")
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld(vmm=hang, extra=["--start-timeout", "2"])
+    e.create("hg")
+    e.api_ok("POST", "/v1/vms/hg/start", {}, want=202)
+    vm = e.vm("hg")
+    check(vm["state"] == "Starting" and vm["pid"], "a hanging start: %r" % vm)
+    worker = vm["pid"]
+    # keeld answers while the worker hangs: a list, a definition, a change.
+    check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["hg", "hs"], "list")
+    e.keel("vm", "set", "hs", "--notes", "changed while hg hangs")
+    off = e.wait_state("hg", "Off")
+    check(off["state_reason"] == "keel-vmm did not open its control socket within 2 s and "
+          "was killed", "the end of a hanging start: %r" % off["state_reason"])
+    wait_dead(worker)
+    # The CLI says so too.
+    _, err = e.keel("vm", "start", "hg", want=1)
+    check("did not open its control socket within 2 s" in err, "keel vm start: %r" % err)
+    # A restore that hangs leaves the VM Saved, and its saved state where it was.
+    saved = glob.glob(os.path.join(e.state, "vms", "*", "saved", "memory"))
+    check(len(saved) == 1, "saved files: %r" % saved)
+    e.keel("vm", "start", "hs", want=1)
+    hs = e.vm("hs")
+    check(hs["state"] == "Saved" and hs["state_reason"] == "could not restore: keel-vmm did "
+          "not open its control socket within 2 s and was killed", "hs: %r" % hs)
+    check(os.path.exists(saved[0]), "the saved state went with a restore that never ran")
+    # A keeld with a working keel-vmm carries on from it.
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    check(e.start("hs")["state_reason"] == "restored from its saved state", "restore")
+    e.keel("vm", "turn-off", "hs")
+
+
 def integrity(e):
     r = subprocess.run(["sqlite3", os.path.join(e.state, "keel.db"), "PRAGMA integrity_check;"],
                        capture_output=True, timeout=30)
