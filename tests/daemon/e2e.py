@@ -1662,6 +1662,58 @@ def case_save_1g(e):
     e.keel("vm", "discard-state", "g1")
 
 
+def case_log_follow(e):
+    """`keel vm log --follow` prints the worker log, then each line added to it as it comes
+    (keeld's long-poll GET .../log?since=OFFSET&wait=SEC), until interrupted (issue 9)."""
+    e.start_keeld()
+    e.create("lf")
+    e.start("lf")
+    e.console_until("lf", r"daemon-guest: ready for input")
+    # The long-poll: nothing new waits, an addition ends the wait at once.
+    now = e.api_ok("GET", "/v1/vms/lf/log?since=0")
+    check("is ready" in now["text"] and now["next"] == len(now["text"].encode()) and
+          not now["restarted"] and now["skipped"] == 0, "the log from 0: %r" % now)
+    got = {}
+    poll = threading.Thread(target=lambda: got.update(
+        r=e.api_ok("GET", "/v1/vms/lf/log?since=%d&wait=40" % now["next"])))
+    poll.start()
+    e.keel("vm", "pause", "lf")
+    poll.join(timeout=45)
+    check(got.get("r") and "paused" in got["r"]["text"] and got["r"]["next"] > now["next"],
+          "the long-poll after a pause: %r" % got)
+    later = e.api_ok("GET", "/v1/vms/lf/log?since=%d" % (got["r"]["next"] + 10 ** 9))
+    check(later["restarted"] and later["next"] == got["r"]["next"],
+          "an offset past the end (a rotated log) starts again: %r" % later)
+    e.api_err("GET", "/v1/vms/lf/log?wait=5", want=400, msg="wait=SEC needs since=OFFSET")
+    e.api_err("GET", "/v1/vms/lf/log?since=x", want=400, msg="since=OFFSET")
+    e.api_err("GET", "/v1/vms/lf/log?since=0&wait=99", want=400, msg="wait=SEC (0 to 50)")
+    e.api_err("GET", "/v1/vms/lf?since=0", want=400, msg="takes no query string")
+    # The CLI: the log so far, then the resume's line as it is written.
+    env = dict(os.environ, KEEL_SOCKET=e.sock)
+    follow = subprocess.Popen([e.a.keel, "vm", "log", "lf", "--follow"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(follow.stdout))
+    reader.start()
+    try:
+        deadline = time.time() + 30
+        while not any(": paused" in l for l in lines):
+            check(time.time() < deadline and follow.poll() is None,
+                  "keel vm log --follow printed %r" % lines)
+            time.sleep(0.1)
+        e.keel("vm", "resume", "lf")
+        while not any(": resumed" in l for l in lines):
+            check(time.time() < deadline and follow.poll() is None,
+                  "keel vm log --follow did not print the resume: %r" % lines)
+            time.sleep(0.1)
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
+        reader.join(timeout=10)
+    check(sum("is ready" in l for l in lines) == 1, "lines printed twice: %r" % lines)
+    e.keel("vm", "turn-off", "lf")
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
 
