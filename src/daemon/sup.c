@@ -74,14 +74,17 @@ static void load_phase(struct sup_vm *vm, const char *state_name)
 int sup_event(struct sup *sup, struct sup_vm *vm, enum vm_event e, const char *fmt, ...)
 {
 	enum vm_phase was = vm->phase;
+	char reason[sizeof(vm->reason)];
 	va_list ap;
 	int ret = phase_quiet(vm, e);
 
 	if (ret)
 		return ret;
+	/* Through a copy: the new reason may be made from the old one. */
 	va_start(ap, fmt);
-	vsnprintf(vm->reason, sizeof(vm->reason), fmt, ap);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	memcpy(vm->reason, reason, sizeof(vm->reason));
 	log_debug("VM %s: %s: %s -> %s", vm->name, vm_event_name(e), vm_phase_name(was),
 		  vm_phase_name(vm->phase));
 	if (vm->reason[0])
@@ -577,11 +580,8 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 		return ret;
 	if (vm->state == VM_STOPPING) {
 		/* A second `stop --force` upgrades the first: same button, same deadline. */
-		char reason[sizeof(vm->reason)];
-
-		snprintf(reason, sizeof(reason), "%s", vm->reason);
 		sup_vm_log(sup, vm, "stop --force: turning off at the deadline");
-		return sup_event(sup, vm, VM_EV_STOP_FORCE, "%s", reason);
+		return sup_event(sup, vm, VM_EV_STOP_FORCE, "%s", vm->reason);
 	}
 	ret = vm_ctl(sup, vm, "powerdown", err, errlen);
 	if (ret)
@@ -688,11 +688,9 @@ static void save_failed(struct sup *sup, struct sup_vm *vm, bool was_running)
 		return;
 	}
 	if (!paused || !was_running) {
-		char reason[sizeof(vm->reason)];
-
-		snprintf(reason, sizeof(reason), "%s", vm->reason); /* as it was */
+		/* The reason as it was. */
 		(void)!sup_event(sup, vm, paused ? VM_EV_WORKER_PAUSED : VM_EV_WORKER_RUNNING, "%s",
-				 reason);
+				 vm->reason);
 		return;
 	}
 	if (!vm_ctl(sup, vm, "resume", why, sizeof(why)))

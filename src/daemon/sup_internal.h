@@ -68,9 +68,10 @@ bool sup_has_worker(const struct sup_vm *vm);
 void sup_persist(struct sup *sup, struct sup_vm *vm);
 /*
  * Event e happens to vm: its phase becomes the one vm_state.c's table says, its state reason
- * the formatted text, and the change is logged, recorded in the store and published as an
- * event. An event the table refuses changes nothing: it is logged with the table's reason
- * and -EBUSY returned (callers check first with sup_need_state where a refusal can happen).
+ * the formatted text (which may be made from the old reason), and the change is logged,
+ * recorded in the store and published as an event. An event the table refuses changes
+ * nothing: it is logged with the table's reason and -EBUSY returned (callers check first
+ * with sup_need_state where a refusal can happen).
  */
 int sup_event(struct sup *sup, struct sup_vm *vm, enum vm_event e, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
