@@ -494,6 +494,15 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 		api_reply_errno(out, ret, err);
 		return;
 	}
+	if (!strcmp(action, "start") && host_shutting_down()) {
+		/* What the shutdown stopped must stay stopped until keeld exits. */
+		snprintf(err, sizeof(err),
+			 "cannot start VM '%s': the host is shutting down (keel host shutdown); "
+			 "start it once keeld runs again",
+			 def->name);
+		api_error_reply(out, 503, "ShuttingDown", err);
+		return;
+	}
 	if (!strcmp(action, "start")) {
 		struct vm_def check;
 		char why[400] = "";

@@ -15,7 +15,7 @@
 
 /* A host shutdown that has run (keeld's lock): keeld exits once its report was read. */
 static struct {
-	bool done, reported;
+	bool began, done, reported;
 	int result; /* host_shutdown's return */
 	struct sup *sup;
 	long long done_ms;
@@ -120,6 +120,7 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 	for (size_t i = 0; i < n; i++)
 		hv[i].def = &defs[i];
 	in_progress = true;
+	finished.began = true;
 	/* Graceful shutdowns and turn-offs begin first and run on, supervised by the main loop
 	 * (each graceful one turned off at its own deadline); then the saves run here, one
 	 * after another (each lets go of keeld's lock while it writes). The time limits count
@@ -198,6 +199,11 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 	finished.sup = sup;
 	sup_wake(sup); /* the main loop's sleep gets shorter now (host_exit_wait_ms) */
 	return finished.result;
+}
+
+bool host_shutting_down(void)
+{
+	return finished.began;
 }
 
 void host_shutdown_reported(void)

@@ -43,6 +43,8 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
  * sleep before asking again (-1: no host shutdown has run).
  */
 void host_shutdown_reported(void);
+/* A host shutdown has begun: VMs are not started any more (keeld's lock held). */
+bool host_shutting_down(void);
 bool host_exit_due(int *status);
 int host_exit_wait_ms(void);
 
