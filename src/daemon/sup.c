@@ -303,7 +303,8 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 
 	/* A Save-VM that completed counts even when the keeld that asked for it is gone (it
 	 * ended while keeld was away): the VM was on its way to Saved. */
-	if ((was == VM_PH_RUNNING || was == VM_PH_PAUSED) && sup_save_completed(sup, vm) &&
+	if (sup_save_completed(sup, vm) &&
+	    vm_transition(was, VM_EV_ATTACH_SAVED, vm->name, &next, NULL, 0) == 0 &&
 	    phase_quiet(vm, VM_EV_ATTACH_SAVED) == 0)
 		was = vm->phase;
 	sup_save_intent_drop(sup, vm);

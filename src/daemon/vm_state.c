@@ -101,7 +101,7 @@ static const struct vm_event_def table[VM_EV_COUNT] = {
 	[VM_EV_ATTACH_SILENT] = {"re-attached, not answering", "re-attach", "", 0,
 								      {RUN, STA, RES, RSP, RUN, RUN, RUN, RUN, RUN, RUN, RUN, RUN}},
 	[VM_EV_ATTACH_SAVED] = {"re-attached, saved", "finish the save of", "", 0,
-								      {__,  __,  __,  __,  SVE, SVE, __,  __,  __,  SVE, __,  __ }},
+								      {__,  __,  __,  __,  SVE, SVE, SVE, SVE, SVE, SVE, __,  __ }},
 	[VM_EV_END_POWEROFF] = {"ended: powered off", END_VERB, "", 0,
 								      {__,  OFF, SAV, SAV, OFF, OFF, OFF, OFF, OFF, SAV, __,  __ }},
 	[VM_EV_END_QUIT] = {"ended: quit", END_VERB, "", 0,           {__,  OFF, SAV, SAV, OFF, OFF, OFF, OFF, OFF, SAV, __,  __ }},

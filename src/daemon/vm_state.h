@@ -74,7 +74,8 @@ enum vm_event {
 	VM_EV_ATTACH_RUNNING,	/* keeld found the recorded worker, running */
 	VM_EV_ATTACH_PAUSED,	/* keeld found the recorded worker, paused */
 	VM_EV_ATTACH_SILENT,	/* keeld found the recorded worker, not answering */
-	VM_EV_ATTACH_SAVED,	/* keeld found a worker whose save completed while it was away */
+	VM_EV_ATTACH_SAVED,	/* keeld found a worker whose save completed while it was away
+				 * (recorded Running or Paused, or Stopping after the save) */
 	/* How a worker ended, as keeld learns it (its status file, else what else it knows). */
 	VM_EV_END_POWEROFF,	/* the guest powered off */
 	VM_EV_END_QUIT,		/* told to quit (turn-off) */

@@ -66,7 +66,8 @@ static const struct {
 	{VM_EV_WORKER_RUNNING, MOVES({RUN, RUN}, {PAU, RUN})},
 	{VM_EV_WORKER_PAUSED, MOVES({RUN, PAU}, {PAU, PAU})},
 	{VM_EV_STOP_DEADLINE, MOVES({SHD, RUN}, {SHF, TOF})},
-	{VM_EV_ATTACH_SAVED, MOVES({RUN, SVE}, {PAU, SVE}, {SVE, SVE})},
+	{VM_EV_ATTACH_SAVED,
+	 MOVES({RUN, SVE}, {PAU, SVE}, {SHD, SVE}, {SHF, SVE}, {TOF, SVE}, {SVE, SVE})},
 };
 
 static bool is_end(enum vm_event e)
