@@ -768,8 +768,11 @@ def case_save(e):
     os.kill(vm["pid"], signal.SIGSTOP)
     try:
         e.api_ok("POST", "/v1/vms/s1/save", {}, want=202)
-        check(os.path.exists(os.path.join(e.state, "vms", vm["id"], "saving")),
-              "no record of the save in progress")
+        # The job records the save on its own thread, soon after the 202.
+        deadline = time.time() + 10
+        while not os.path.exists(os.path.join(e.state, "vms", vm["id"], "saving")):
+            check(time.time() < deadline, "no record of the save in progress")
+            time.sleep(0.05)
         # keeld records the save, then sends it down the worker's control socket: give it
         # time to send (the stopped worker only reads it after SIGCONT).
         time.sleep(1.0)
