@@ -1597,6 +1597,7 @@ def case_pause_failure(e):
     held = hold_threads(vm["pid"], "vio-blk-worker")
     try:
         e.type_console("pf", "g")
+        e.console_until("pf", r"virtio: blk sends its first request")
         _, err = e.keel("vm", "pause", "pf", want=5)
         check("refused pause" in err and "requests in flight" in err and
               "carries on as before" in err, "a pause that failed says: %r" % err)

@@ -491,6 +491,7 @@ static void blk_test(void)
 	if (mb_arg_is("wait", "key")) {
 		guest_printf("virtio: blk waits for a key\n");
 		(void)serial_getc_poll();
+		guest_printf("virtio: blk sends its first request\n");
 	}
 	memset(blk_buf, 0, 32);
 	if (blk_req(BLK_T_GET_ID, 0, blk_buf, 20, true, false) != 0 ||
