@@ -291,10 +291,17 @@ int client_wait_state(const char *name, const char *while_state, const char *wan
 
 int client_wait_job(json_object *job, const char *what)
 {
+	return client_wait_job_done(job, what, NULL);
+}
+
+int client_wait_job_done(json_object *job, const char *what, json_object **done)
+{
 	char path[128];
 	bool tty = isatty(2), shown = false;
 	int ret;
 
+	if (done)
+		*done = NULL;
 	snprintf(path, sizeof(path), "%s", client_str_field(job, "href"));
 	if (!path[0]) {
 		fprintf(stderr, "keel: %s: keeld's reply names no job\n", what);
@@ -324,16 +331,20 @@ int client_wait_job(json_object *job, const char *what)
 		if (strcmp(state, "running")) {
 			if (shown)
 				fputc('\n', stderr);
-			if (!strcmp(state, "succeeded")) {
-				json_object_put(j);
-				return EXIT_OK;
+			ret = EXIT_OK;
+			if (strcmp(state, "succeeded")) {
+				e = NULL;
+				json_object_object_get_ex(j, "error", &e);
+				fprintf(stderr, "keel: %s: %s\n", what,
+					client_str_field(e, "message"));
+				ret = !strcmp(client_str_field(e, "code"), "InvalidState")
+					      ? EXIT_BAD_STATE
+					      : EXIT_FAIL;
 			}
-			e = NULL;
-			json_object_object_get_ex(j, "error", &e);
-			fprintf(stderr, "keel: %s: %s\n", what, client_str_field(e, "message"));
-			ret = !strcmp(client_str_field(e, "code"), "InvalidState") ? EXIT_BAD_STATE
-										   : EXIT_FAIL;
-			json_object_put(j);
+			if (done)
+				*done = j;
+			else
+				json_object_put(j);
 			return ret;
 		}
 		json_object_put(j);

@@ -70,6 +70,10 @@ const char *client_str_field(json_object *o, const char *key);
  * EXIT_BAD_STATE or EXIT_FAIL (or the call's failure).
  */
 int client_wait_job(json_object *job, const char *what) __attribute__((warn_unused_result));
+/* The same, and *done (when not NULL) is the job as keeld last showed it, ended (the
+ * caller puts it), or NULL when it could not be read. */
+int client_wait_job_done(json_object *job, const char *what, json_object **done)
+	__attribute__((warn_unused_result));
 int client_wait_state(const char *name, const char *while_state, const char *want, long limit_s,
 		      const char *verb) __attribute__((warn_unused_result));
 

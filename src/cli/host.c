@@ -28,7 +28,6 @@ static const char host_usage[] =
 static int cmd_shutdown(int argc, char **argv)
 {
 	json_object *body = json_object_new_object(), *job = NULL, *done = NULL, *vms, *v;
-	char href[128];
 	bool json = false;
 	uint64_t timeout;
 	int ret;
@@ -52,11 +51,11 @@ static int cmd_shutdown(int argc, char **argv)
 	json_object_put(body);
 	if (ret)
 		return ret;
-	/* A job of keeld's: follow it, then print what happened to each VM. */
-	ret = client_wait_job(job, "host shutdown");
-	snprintf(href, sizeof(href), "%s", client_str_field(job, "href"));
+	/* A job of keeld's: follow it, then print what happened to each VM from the job as it
+	 * ended (keeld exits once it has given that out). */
+	ret = client_wait_job_done(job, "host shutdown", &done);
 	json_object_put(job);
-	if (client_call("GET", href, NULL, &done, "host shutdown"))
+	if (!done)
 		return ret ? ret : EXIT_FAIL;
 	if (json) {
 		client_print_json(done);

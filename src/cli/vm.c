@@ -46,7 +46,8 @@ static const char vm_usage[] =
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
 	"      [--net SPEC]... [--no-nets] [--automatic-start-action A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
-	"  log NAME                           the VM's worker log\n";
+	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
+	"                                     added to it until interrupted\n";
 
 #define usage_error(...) cli_usage_error("vm", vm_usage, __VA_ARGS__)
 
@@ -225,6 +226,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_NO_WAIT,
 	OPT_WATCH,
+	OPT_FOLLOW,
 	OPT_HELP,
 };
 
@@ -435,7 +437,7 @@ out:
 /* Options of the verbs that take only a NAME and a few flags. */
 struct verb_opts {
 	const char *name;
-	bool json, force, no_wait, watch;
+	bool json, force, no_wait, watch, follow;
 	long timeout; /* -1: keeld's default */
 };
 
@@ -447,6 +449,7 @@ static int parse_verb(int argc, char **argv, struct verb_opts *o, const char *al
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"no-wait", no_argument, NULL, OPT_NO_WAIT},
 		{"watch", no_argument, NULL, OPT_WATCH},
+		{"follow", no_argument, NULL, OPT_FOLLOW},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -487,6 +490,10 @@ static int parse_verb(int argc, char **argv, struct verb_opts *o, const char *al
 		case OPT_WATCH:
 			optname = "watch";
 			o->watch = true;
+			break;
+		case OPT_FOLLOW:
+			optname = "follow";
+			o->follow = true;
 			break;
 		case OPT_HELP:
 			fputs(vm_usage, stdout);
@@ -640,7 +647,7 @@ static int cmd_show(int argc, char **argv)
 static int cmd_action(int argc, char **argv, const char *action)
 {
 	struct verb_opts o;
-	json_object *body = NULL, *vm = NULL;
+	json_object *body = NULL, *vm = NULL, *accepted;
 	const char *allowed = "json";
 	char path[512], what[128];
 	int ret;
@@ -690,7 +697,13 @@ static int cmd_action(int argc, char **argv, const char *action)
 	}
 	if (ret)
 		goto out;
-	if (o.json) {
+	if (o.no_wait && !o.json && json_object_object_get_ex(vm, "job", &accepted)) {
+		/* The job goes on in keeld: say which, to follow it (GET its href). */
+		printf("job %s started: %s (%s)\n", client_str_field(accepted, "id"), what,
+		       client_str_field(accepted, "href"));
+	} else if (o.json && o.no_wait) {
+		client_print_json(vm); /* the VM as accepted, with its job */
+	} else if (o.json) {
 		json_object_put(vm);
 		vm = NULL;
 		vm_path(path, sizeof(path), o.name, NULL);
@@ -740,6 +753,41 @@ static int cmd_delete(int argc, char **argv)
 	return ret;
 }
 
+/* keel vm log --follow: the log's last MiB, then what is added to it, through keeld's
+ * long-poll (GET .../log?since=OFFSET&wait=SEC), until interrupted or the VM goes. */
+static int follow_log(const char *name, const char *path)
+{
+	char url[600], what[128];
+	uint64_t next = 0;
+	bool first = true;
+
+	snprintf(what, sizeof(what), "log of VM '%s'", name);
+	for (;;) {
+		json_object *r = NULL;
+		const char *text;
+		int ret;
+
+		snprintf(url, sizeof(url), "%s?since=%" PRIu64 "&wait=%d", path, next,
+			 first ? 0 : 25);
+		ret = client_call("GET", url, NULL, &r, what);
+		if (ret)
+			return ret;
+		if (!first && json_object_get_boolean(json_object_object_get(r, "restarted")))
+			fprintf(stderr,
+				"keel: the log of VM '%s' was started again (a new "
+				"worker)\n",
+				name);
+		text = client_str_field(r, "text");
+		fwrite(text, 1,
+		       (size_t)json_object_get_string_len(json_object_object_get(r, "text")),
+		       stdout);
+		fflush(stdout);
+		next = (uint64_t)int_field(r, "next");
+		first = false;
+		json_object_put(r);
+	}
+}
+
 static int cmd_log(int argc, char **argv)
 {
 	struct verb_opts o;
@@ -747,12 +795,14 @@ static int cmd_log(int argc, char **argv)
 	char path[512], err[512];
 	int ret;
 
-	ret = parse_verb(argc, argv, &o, "");
+	ret = parse_verb(argc, argv, &o, "follow");
 	if (ret)
 		return ret;
 	if (!o.name)
 		return usage_error("%s", "missing the VM name");
 	vm_path(path, sizeof(path), o.name, "log");
+	if (o.follow)
+		return follow_log(o.name, path);
 	if (client_request("GET", path, NULL, &r, err, sizeof(err))) {
 		fprintf(stderr, "keel: log of VM '%s': %s\n", o.name, err);
 		return EXIT_NO_DAEMON;

@@ -379,43 +379,6 @@ static void do_delete(struct api_ctx *ctx, struct vm_def *def, struct api_reply 
 	api_reply_json(out, 200, o);
 }
 
-static void do_log(struct api_ctx *ctx, struct vm_def *def, struct api_reply *out)
-{
-	char path[PATH_MAX];
-	off_t size;
-	ssize_t n;
-	int fd;
-
-	out->status = 200;
-	out->content_type = "text/plain; charset=utf-8";
-	out->body = NULL;
-	out->len = 0;
-	if (sup_log_path(ctx->sup, def->uuid, path, sizeof(path)))
-		goto empty;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		goto empty;
-	size = lseek(fd, 0, SEEK_END);
-	if (size < 0)
-		size = 0;
-	if (size > API_LOG_MAX)
-		size = API_LOG_MAX;
-	out->body = malloc((size_t)size + 1);
-	if (out->body && pread(fd, out->body, (size_t)size, lseek(fd, 0, SEEK_END) - size) >= 0) {
-		n = size;
-		out->len = (size_t)n;
-		out->body[n] = '\0';
-	} else {
-		free(out->body);
-		out->body = NULL;
-	}
-	close(fd);
-	if (out->body)
-		return;
-empty:
-	out->body = strdup("");
-}
-
 /* Options of an action: only "force" and "timeout" (stop) are known. */
 static int action_opts(json_object *req, bool is_stop, bool *force, unsigned *timeout, char *err,
 		       size_t errlen)
@@ -450,7 +413,7 @@ static int action_opts(json_object *req, bool is_stop, bool *force, unsigned *ti
 }
 
 /* The job JSON with its error code, as the API shows jobs. */
-static json_object *job_json(const struct job *j)
+static json_object *job_json(struct job *j)
 {
 	json_object *o = job_to_json(j), *e;
 
@@ -500,7 +463,9 @@ static int start_save_job(struct api_ctx *ctx, const struct vm_def *def, struct 
 		free(a);
 		return ret;
 	}
-	ret = sup_saved_file(ctx->sup, def->uuid, "memory", progress, sizeof(progress));
+	/* Progress: keel-vmm writes the memory in order to memory.tmp, which it renames to
+	 * memory once complete (docs/state.md); the file's size is how far it got. */
+	ret = sup_saved_file(ctx->sup, def->uuid, "memory.tmp", progress, sizeof(progress));
 	if (ret) {
 		save_job_free(a);
 		return ret;
@@ -527,6 +492,15 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 	ret = action_opts(req, !strcmp(action, "stop"), &force, &timeout, err, sizeof(err));
 	if (ret) {
 		api_reply_errno(out, ret, err);
+		return;
+	}
+	if (!strcmp(action, "start") && host_shutting_down()) {
+		/* What the shutdown stopped must stay stopped until keeld exits. */
+		snprintf(err, sizeof(err),
+			 "cannot start VM '%s': the host is shutting down (keel host shutdown); "
+			 "start it once keeld runs again",
+			 def->name);
+		api_error_reply(out, 503, "ShuttingDown", err);
 		return;
 	}
 	if (!strcmp(action, "start")) {
@@ -821,7 +795,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 
 /* Routes under /v1/vms/NAME[/SUB]. */
 static void route_vm(struct api_ctx *ctx, const char *method, const char *url, const char *key,
-		     char *sub, const char *query, json_object *req, struct api_reply *out)
+		     char *sub, char *query, json_object *req, struct api_reply *out)
 {
 	struct vm_def def;
 	const char *op = NULL;
@@ -872,7 +846,7 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 			api_method_not_allowed(out, method, url, "GET, PATCH, DELETE");
 	} else if (!strcmp(sub, "log")) {
 		if (!strcmp(method, "GET"))
-			do_log(ctx, &def, out);
+			api_vm_log(ctx, &def, query, out);
 		else
 			api_method_not_allowed(out, method, url, "GET");
 	} else {
@@ -943,31 +917,43 @@ static void do_host_shutdown(struct api_ctx *ctx, json_object *req, struct api_r
 	api_reply_json(out, 202, job_json(job));
 }
 
-/* GET /v1/events?since=N&wait=SEC: the events after N, waiting up to SEC seconds (long-poll). */
-static void do_events(char *query, struct api_reply *out)
+int api_since_wait(char *query, const char *since_is, unsigned wait_max, uint64_t *since,
+		   bool *have_since, uint64_t *wait, struct api_reply *out)
 {
-	uint64_t since = 0, wait = 0;
 	char msg[200], *save = NULL;
 
+	*since = *wait = 0;
+	*have_since = false;
 	for (char *kv = query ? strtok_r(query, "&", &save) : NULL; kv;
 	     kv = strtok_r(NULL, "&", &save)) {
 		bool ok;
 
 		if (!strncmp(kv, "since=", 6))
-			ok = !parse_uint(kv + 6, 0, UINT64_MAX, &since);
+			ok = *have_since = !parse_uint(kv + 6, 0, UINT64_MAX, since);
 		else if (!strncmp(kv, "wait=", 5))
-			ok = !parse_uint(kv + 5, 0, EVENTS_WAIT_MAX, &wait);
+			ok = !parse_uint(kv + 5, 0, wait_max, wait);
 		else
 			ok = false;
 		if (!ok) {
 			snprintf(msg, sizeof(msg),
-				 "bad query '%.60s': since=N (an event number) and wait=SEC (0 to "
-				 "%d)",
-				 kv, EVENTS_WAIT_MAX);
+				 "bad query '%.60s': since=%s and wait=SEC (0 to %u)", kv, since_is,
+				 wait_max);
 			api_error_reply(out, 400, "InvalidArgument", msg);
-			return;
+			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+/* GET /v1/events?since=N&wait=SEC: the events after N, waiting up to SEC seconds (long-poll). */
+static void do_events(char *query, struct api_reply *out)
+{
+	uint64_t since, wait;
+	bool have_since;
+
+	if (api_since_wait(query, "N (an event number)", EVENTS_WAIT_MAX, &since, &have_since,
+			   &wait, out))
+		return;
 	if (events_closing()) {
 		api_error_reply(out, 503, "ShuttingDown", "keeld is exiting");
 		return;
@@ -1032,6 +1018,9 @@ static void route_jobs(const char *method, const char *url, const char *path, st
 		return;
 	}
 	api_reply_json(out, 200, job_json(j));
+	/* The host shutdown's report is out: keeld exits once it was delivered (host.h). */
+	if (!strcmp(job_operation(j), "host-shutdown") && job_state_of(j) != JOB_RUNNING)
+		out->after_sent = host_shutdown_reported;
 }
 
 static void handle_locked(struct api_ctx *ctx, const char *method, const char *url,
@@ -1057,10 +1046,12 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 	/* Accept one trailing slash. */
 	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
 		path[strlen(path) - 1] = '\0';
-	/* Three requests take a query (GET /v1/events and /v1/audit, DELETE of a checkpoint);
-	 * on any other a query is a mistake to report, not to ignore. */
+	/* Four requests take a query (GET /v1/events, /v1/audit and a VM's log, DELETE of a
+	 * checkpoint); on any other a query is a mistake to report, not to ignore. */
 	if (query && query[0] && strcmp(path, "/v1/events") && strcmp(path, "/v1/audit") &&
-	    !(!strcmp(method, "DELETE") && strstr(path, "/checkpoints/"))) {
+	    !(!strcmp(method, "DELETE") && strstr(path, "/checkpoints/")) &&
+	    !(!strcmp(method, "GET") && !strncmp(path, "/v1/vms/", 8) && strchr(path + 8, '/') &&
+	      !strcmp(strchr(path + 8, '/'), "/log"))) {
 		snprintf(err, sizeof(err), "%.10s %.200s takes no query string (got '?%.100s')",
 			 method, path, query);
 		api_error_reply(out, 400, "InvalidArgument", err);
@@ -1201,6 +1192,7 @@ void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char
 	char vm[VMDEF_NAME_MAX + 64], why[512];
 	bool reads = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 
+	memset(out, 0, sizeof(*out));
 	request_vm(method, url, body, len, vm, sizeof(vm));
 	keeld_lock();
 	if (!access_allows(caller, method, url, vm[0] ? vm : NULL, why, sizeof(why))) {

@@ -28,6 +28,7 @@ struct api_reply {
 	const char *content_type; /* static string */
 	char *body;		  /* malloc'd */
 	size_t len;
+	void (*after_sent)(void); /* NULL, or called once the reply was delivered whole */
 };
 
 /* Handle one request of caller (access.h: refused with 403 unless their role allows it;

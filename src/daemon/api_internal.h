@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The reply helpers the API's route files share (api.c, api_pools.c). */
+/* The reply helpers the API's route files share (api.c, api_pools.c, api_log.c). */
 #ifndef KEEL_DAEMON_API_INTERNAL_H
 #define KEEL_DAEMON_API_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -16,5 +19,13 @@ void api_method_not_allowed(struct api_reply *out, const char *method, const cha
 /* Routes under /v1/pools (api_pools.c). path has no trailing slash. */
 void api_route_pools(struct api_ctx *ctx, const char *method, const char *url, const char *path,
 		     json_object *req, struct api_reply *out);
+
+/* A long-poll's query, since=N&wait=SEC (either may be left out; wait at most wait_max):
+ * 0, or -EINVAL with a 400 in out that says since is since_is. query is cut up. */
+int api_since_wait(char *query, const char *since_is, unsigned wait_max, uint64_t *since,
+		   bool *have_since, uint64_t *wait, struct api_reply *out)
+	__attribute__((warn_unused_result));
+/* GET /v1/vms/NAME/log[?since=OFFSET[&wait=SEC]] (api_log.c); query is cut up. */
+void api_vm_log(struct api_ctx *ctx, const struct vm_def *def, char *query, struct api_reply *out);
 
 #endif

@@ -13,6 +13,14 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
+/* A host shutdown that has run (keeld's lock): keeld exits once its report was read. */
+static struct {
+	bool began, done, reported;
+	int result; /* host_shutdown's return */
+	struct sup *sup;
+	long long done_ms;
+} finished;
+
 /* What happened to one VM, for the report and the log. */
 struct host_vm {
 	const struct vm_def *def;
@@ -112,6 +120,7 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 	for (size_t i = 0; i < n; i++)
 		hv[i].def = &defs[i];
 	in_progress = true;
+	finished.began = true;
 	/* Graceful shutdowns and turn-offs begin first and run on, supervised by the main loop
 	 * (each graceful one turned off at its own deadline); then the saves run here, one
 	 * after another (each lets go of keeld's lock while it writes). The time limits count
@@ -184,7 +193,43 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 	free(hv);
 	store_vm_list_free(defs, n);
 	in_progress = false;
-	if (left)
-		return -ETIMEDOUT;
-	return *report ? 0 : -ENOMEM;
+	finished.done = true;
+	finished.result = left ? -ETIMEDOUT : *report ? 0 : -ENOMEM;
+	finished.done_ms = clock_mono_ms();
+	finished.sup = sup;
+	sup_wake(sup); /* the main loop's sleep gets shorter now (host_exit_wait_ms) */
+	return finished.result;
+}
+
+bool host_shutting_down(void)
+{
+	return finished.began;
+}
+
+void host_shutdown_reported(void)
+{
+	keeld_lock();
+	finished.reported = finished.done;
+	if (finished.sup)
+		sup_wake(finished.sup);
+	keeld_unlock();
+}
+
+bool host_exit_due(int *status)
+{
+	if (!finished.done || (!finished.reported &&
+			       clock_mono_ms() < finished.done_ms + HOST_EXIT_LINGER_S * 1000LL))
+		return false;
+	*status = finished.result ? 1 : 0;
+	return true;
+}
+
+int host_exit_wait_ms(void)
+{
+	long long left = finished.done_ms + HOST_EXIT_LINGER_S * 1000LL - clock_mono_ms();
+
+	/* The report's delivery wakes the main loop (sup_wake); the linger's end does not. */
+	if (!finished.done)
+		return -1;
+	return left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
 }

@@ -21,6 +21,7 @@ struct request {
 	char *body;
 	size_t len;
 	bool too_large;
+	void (*after_sent)(void); /* the reply's, once it was delivered whole */
 };
 
 static enum MHD_Result send_reply(struct MHD_Connection *c, struct api_reply *r)
@@ -86,7 +87,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
 	struct http *h = cls;
 	struct request *req = *con_cls;
-	struct api_reply reply;
+	struct api_reply reply = {0};
 
 	if (!req) {
 		const union MHD_ConnectionInfo *ci =
@@ -141,6 +142,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				   &reply);
 	}
 	log_debug("%s %s -> %u", method, url, reply.status);
+	req->after_sent = reply.after_sent;
 	return send_reply(c, &reply);
 }
 
@@ -150,6 +152,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct request *req = *con_cls;
 
 	if (req) {
+		if (req->after_sent && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+			req->after_sent();
 		free(req->body);
 		free(req);
 	}

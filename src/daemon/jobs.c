@@ -29,7 +29,8 @@ struct job {
 	time_t created, finished;
 	char progress_file[PATH_MAX];
 	uint64_t total;
-	unsigned flags; /* JOB_FINISH_BEFORE_EXIT */
+	uint64_t done_seen; /* the most progress_file has shown: it may go before the job ends */
+	unsigned flags;	    /* JOB_FINISH_BEFORE_EXIT */
 	struct sup *sup;
 	job_fn fn;
 	void *arg;
@@ -187,7 +188,7 @@ static json_object *time_or_null(time_t t)
 	return buf[0] ? json_object_new_string(buf) : NULL;
 }
 
-json_object *job_to_json(const struct job *j)
+json_object *job_to_json(struct job *j)
 {
 	json_object *o = json_object_new_object(), *p;
 	char href[64];
@@ -209,9 +210,11 @@ json_object *job_to_json(const struct job *j)
 		struct stat st;
 		uint64_t done = j->state == JOB_SUCCEEDED ? j->total : 0;
 
-		if (j->state == JOB_RUNNING && j->progress_file[0] &&
-		    stat(j->progress_file, &st) == 0)
-			done = (uint64_t)st.st_size < j->total ? (uint64_t)st.st_size : j->total;
+		if (j->state == JOB_RUNNING && j->progress_file[0]) {
+			if (stat(j->progress_file, &st) == 0 && (uint64_t)st.st_size > j->done_seen)
+				j->done_seen = (uint64_t)st.st_size;
+			done = j->done_seen < j->total ? j->done_seen : j->total;
+		}
 		p = json_object_new_object();
 		json_object_object_add(p, "bytes_done", json_object_new_int64((int64_t)done));
 		json_object_object_add(p, "bytes_total", json_object_new_int64((int64_t)j->total));
@@ -233,6 +236,16 @@ json_object *job_to_json(const struct job *j)
 int job_error(const struct job *j)
 {
 	return j->error;
+}
+
+const char *job_operation(const struct job *j)
+{
+	return j->operation;
+}
+
+enum job_state job_state_of(const struct job *j)
+{
+	return j->state;
 }
 
 struct job *job_find(uint64_t id)

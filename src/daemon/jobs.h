@@ -48,8 +48,10 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 
 /* The job as the API shows it (keeld's lock held); NULL on allocation failure. A failed
  * job's "error" holds its message; job_error gives its errno for the API's error code. */
-json_object *job_to_json(const struct job *j);
+json_object *job_to_json(struct job *j);
 int job_error(const struct job *j);
+const char *job_operation(const struct job *j);
+enum job_state job_state_of(const struct job *j);
 /* Look a job up by id; NULL if unknown (or forgotten). */
 struct job *job_find(uint64_t id);
 /* Every job kept, oldest first, as a JSON array. */

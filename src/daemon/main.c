@@ -29,6 +29,7 @@
 #include "daemon/biglock.h"
 #include "daemon/events.h"
 #include "daemon/jobs.h"
+#include "daemon/host.h"
 #include "daemon/http.h"
 #include "daemon/pools.h"
 #include "daemon/store.h"
@@ -401,9 +402,15 @@ int main(int argc, char **argv)
 		 vmm);
 	sup_autostart(sup);
 
-	while (running && serve_once(sup, sfd, -1, &running) == 0)
-		;
 	ret = 0;
+	while (running && serve_once(sup, sfd, host_exit_wait_ms(), &running) == 0) {
+		/* After the host's shutdown (keel host shutdown) keeld's work is done. */
+		if (host_exit_due(&ret)) {
+			log_info("the host shutdown is done (%s): exiting",
+				 ret ? "some VMs still ran" : "no VM runs");
+			break;
+		}
+	}
 out:
 	if (locked) {
 		events_shutdown(); /* long-polls return at once */

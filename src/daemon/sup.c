@@ -46,20 +46,54 @@ void sup_persist(struct sup *sup, struct sup_vm *vm)
 		log_err("VM %s: cannot record state %s in the store", vm->name, rt.state);
 }
 
-void sup_set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const char *fmt, ...)
+/* Set vm's phase (and the state it shows) by the table, without recording or publishing
+ * it: for a record read from the store, and for a step on the way to another event. */
+static int phase_quiet(struct sup_vm *vm, enum vm_event e)
 {
-	va_list ap;
+	char err[256];
+	enum vm_phase to;
+	int ret = vm_transition(vm->phase, e, vm->name, &to, err, sizeof(err));
 
-	vm->state = s;
+	if (ret) {
+		log_err("VM %s: event '%s' refused in %s: %s", vm->name, vm_event_name(e),
+			vm_phase_name(vm->phase), err);
+		return ret;
+	}
+	vm->phase = to;
+	vm->state = vm_phase_state(to);
+	return 0;
+}
+
+/* The phase the store's record names (state_name, "Running"): what keeld knew last. */
+static void load_phase(struct sup_vm *vm, const char *state_name)
+{
+	vm->phase = vm_phase_of_state(vm_state_from_name(state_name));
+	vm->state = vm_phase_state(vm->phase);
+}
+
+int sup_event(struct sup *sup, struct sup_vm *vm, enum vm_event e, const char *fmt, ...)
+{
+	enum vm_phase was = vm->phase;
+	char reason[sizeof(vm->reason)];
+	va_list ap;
+	int ret = phase_quiet(vm, e);
+
+	if (ret)
+		return ret;
+	/* Through a copy: the new reason may be made from the old one. */
 	va_start(ap, fmt);
-	vsnprintf(vm->reason, sizeof(vm->reason), fmt, ap);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	memcpy(vm->reason, reason, sizeof(vm->reason));
+	log_debug("VM %s: %s: %s -> %s", vm->name, vm_event_name(e), vm_phase_name(was),
+		  vm_phase_name(vm->phase));
 	if (vm->reason[0])
-		log_info("VM %s: %s: %s", vm->name, vm_state_name(s), vm->reason);
+		log_info("VM %s: %s: %s", vm->name, vm_state_name(vm->state), vm->reason);
 	else
-		log_info("VM %s: %s", vm->name, vm_state_name(s));
+		log_info("VM %s: %s", vm->name, vm_state_name(vm->state));
 	sup_persist(sup, vm);
-	events_vm_state(vm->uuid, vm->name, vm_state_name(s), vm->reason);
+	events_vm_state(vm->uuid, vm->name, vm_state_name(vm->state), vm->reason);
+	return 0;
 }
 
 /* The in-memory record of a VM, made from the store's runtime record on first use. */
@@ -90,17 +124,18 @@ struct sup_vm *sup_get_vm(struct sup *sup, const char *uuid, const char *name)
 	vm->pidfd = -1;
 	snprintf(vm->uuid, sizeof(vm->uuid), "%s", uuid);
 	snprintf(vm->name, sizeof(vm->name), "%s", name ? name : uuid);
+	load_phase(vm, "Off");
 	if (store_rt_get(sup->cfg.store, uuid, &rt) == 0) {
-		vm->state = vm_state_from_name(rt.state);
+		load_phase(vm, rt.state);
 		snprintf(vm->reason, sizeof(vm->reason), "%s", rt.reason);
 		vm->was_running = rt.was_running;
 		vm->pid = rt.pid;
 		vm->starttime = rt.starttime;
 	}
-	/* A worker is only ever attached by sup_reattach_all or sup_start. */
-	if (vm->pidfd < 0 && vm->state != VM_OFF && vm->state != VM_CRASHED &&
-	    vm->state != VM_SAVED) {
-		vm->state = VM_OFF;
+	/* A worker is only ever attached by sup_reattach_all or sup_start: until then a
+	 * record that names one is Off. */
+	if (vm_phase_has_worker(vm->phase)) {
+		(void)!phase_quiet(vm, VM_EV_NO_WORKER);
 		vm->pid = 0;
 	}
 	return vm;
@@ -243,8 +278,8 @@ void sup_drop_worker(struct sup_vm *vm)
 	vm->pid = 0;
 	vm->starttime = 0;
 	vm->is_child = false;
-	vm->stopping = STOP_NONE;
 	vm->off_after_timeout = false;
+	vm->start_killed = false;
 	vm->deadline_ms = 0;
 }
 
@@ -256,16 +291,22 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 			     bool keeld_was_away)
 {
 	char reason[32], detail[200], last[200], why[512];
-	enum vm_state was = vm->state, now;
-	enum stop_kind stopping = vm->stopping;
-	bool after_timeout = vm->off_after_timeout;
+	enum vm_phase was = vm->phase, next;
+	bool after_timeout = vm->off_after_timeout, start_killed = vm->start_killed;
+	/* What keeld asked of it, when this keeld asked (a record read back says less). */
+	bool graceful =
+		!keeld_was_away && (was == VM_PH_SHUTTING_DOWN || was == VM_PH_SHUTTING_DOWN_FORCE);
+	bool quit_sent = !keeld_was_away && (was == VM_PH_TURNING_OFF || was == VM_PH_SAVED_ENDING);
 	unsigned timeout = vm->stop_timeout_s;
-	/* A Save-VM that completed counts even when the keeld that asked for it is gone. */
-	bool saving = vm->saving || sup_save_completed(sup, vm), restoring = vm->restoring;
-	enum vm_end end;
+	enum vm_event end;
 	int status;
 
-	vm->saving = vm->restoring = false;
+	/* A Save-VM that completed counts even when the keeld that asked for it is gone (it
+	 * ended while keeld was away): the VM was on its way to Saved. */
+	if (sup_save_completed(sup, vm) &&
+	    vm_transition(was, VM_EV_ATTACH_SAVED, vm->name, &next, NULL, 0) == 0 &&
+	    phase_quiet(vm, VM_EV_ATTACH_SAVED) == 0)
+		was = vm->phase;
 	sup_save_intent_drop(sup, vm);
 	sup_drop_worker(vm);
 	vm->was_running = false;
@@ -273,12 +314,12 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 	if (sup_read_status_file(sup, vm, reason, sizeof(reason), detail, sizeof(detail),
 				 &status) == 0) {
 		if (!strcmp(reason, "poweroff")) {
-			end = VM_END_POWEROFF;
+			end = VM_EV_END_POWEROFF;
 			snprintf(why, sizeof(why), "%s",
-				 stopping == STOP_GRACEFUL ? "shut down through the power button"
-							   : "the guest powered off");
+				 graceful ? "shut down through the power button"
+					  : "the guest powered off");
 		} else if (!strcmp(reason, "quit")) {
-			end = VM_END_QUIT;
+			end = VM_EV_END_QUIT;
 			if (after_timeout)
 				snprintf(why, sizeof(why),
 					 "turned off: the guest did not shut down within %u s",
@@ -286,34 +327,36 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 			else
 				snprintf(why, sizeof(why), "turned off");
 		} else if (!strcmp(reason, "reboot")) {
-			end = VM_END_REBOOT;
+			end = VM_EV_END_REBOOT;
 			snprintf(why, sizeof(why), "the guest rebooted");
 		} else if (!strcmp(reason, "debug-exit")) {
-			end = VM_END_DEBUG_EXIT;
+			end = VM_EV_END_DEBUG_EXIT;
 			snprintf(why, sizeof(why), "the guest exited with debug-exit status %d",
 				 status);
 		} else if (!strcmp(reason, "error")) {
-			end = VM_END_ERROR;
+			end = VM_EV_END_ERROR;
 			snprintf(why, sizeof(why), "keel-vmm %s: %s",
-				 was == VM_STARTING ? "failed to start the VM" : "failed", detail);
+				 vm_phase_state(was) == VM_STARTING ? "failed to start the VM"
+								    : "failed",
+				 detail);
 		} else if (!strcmp(reason, "crash")) {
-			end = VM_END_CRASH;
+			end = VM_EV_END_CRASH;
 			snprintf(why, sizeof(why), "%s", detail[0] ? detail : "the VM crashed");
 		} else {
-			end = VM_END_UNKNOWN;
+			end = VM_EV_END_UNKNOWN;
 			snprintf(why, sizeof(why), "keel-vmm ended with status '%s' %s", reason,
 				 detail);
 		}
-	} else if (stopping == STOP_TURNOFF) {
-		end = VM_END_KILLED;
+	} else if (quit_sent) {
+		end = VM_EV_END_KILLED;
 		snprintf(why, sizeof(why), "turned off (keel-vmm was killed: it did not quit)");
-	} else if (stopping == STOP_KILL_START) {
-		end = VM_END_KILLED_START;
+	} else if (start_killed) {
+		end = VM_EV_END_KILLED_START;
 		snprintf(why, sizeof(why),
 			 "keel-vmm did not open its control socket within %u s and was killed",
 			 sup->cfg.start_timeout_s);
 	} else if (have_wstatus) {
-		end = VM_END_EXITED;
+		end = VM_EV_END_EXITED;
 		sup_last_worker_line(sup, vm, last, sizeof(last));
 		if (WIFSIGNALED(wstatus))
 			snprintf(why, sizeof(why), "keel-vmm was killed by signal %d (%s)",
@@ -322,28 +365,34 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 			snprintf(why, sizeof(why), "keel-vmm exited with status %d%s%s",
 				 WEXITSTATUS(wstatus), last[0] ? ": " : "", last);
 	} else if (keeld_was_away) {
-		end = VM_END_AWAY;
+		end = VM_EV_END_AWAY;
 		/* Host restart or a worker killed while keeld was down: remember it was running. */
 		vm->was_running = true;
 		snprintf(why, sizeof(why),
 			 "keel-vmm ended while keeld was not running, without a status file");
 	} else {
-		end = VM_END_VANISHED;
+		end = VM_EV_END_VANISHED;
 		sup_last_worker_line(sup, vm, last, sizeof(last));
 		snprintf(why, sizeof(why), "keel-vmm ended without a status file%s%s",
 			 last[0] ? ": " : "", last);
 	}
-	now = vm_state_after_end(was, saving, restoring, end);
-	if (now != VM_SAVED)
+	if (vm_transition(was, end, vm->name, &next, NULL, 0) == 0 && next == VM_PH_SAVED) {
+		if (was == VM_PH_SAVED_ENDING) {
+			snprintf(why, sizeof(why), "saved"); /* the save completed first */
+		} else {
+			/* A restore that never got going: the saved state is still there, and
+			 * the VM stays Saved saying why it did not start (keel vm
+			 * discard-state makes the next start boot afresh). */
+			char restore[sizeof(why)];
+
+			snprintf(restore, sizeof(restore), "could not restore: %.490s", why);
+			snprintf(why, sizeof(why), "%s", restore);
+		}
+	}
+	if (sup_event(sup, vm, end, "%s", why))
+		sup_persist(sup, vm); /* the table refused: the worker is gone all the same */
+	if (vm->phase != VM_PH_SAVED)
 		sup_remove_saved(sup, vm); /* a save given up: nothing will restore it */
-	if (now == VM_SAVED && saving && vm_state_after_end(was, false, false, end) == VM_OFF)
-		sup_set_state(sup, vm, now, "saved"); /* the save completed first */
-	else if (now == VM_SAVED && restoring && was == VM_STARTING)
-		/* The saved state is still there: keep the VM Saved and say why it did not start
-		 * (keel vm discard-state makes the next start boot afresh). */
-		sup_set_state(sup, vm, now, "could not restore: %s", why);
-	else
-		sup_set_state(sup, vm, now, "%s", why);
 	sup_vm_log(sup, vm, "worker ended: %s: %s", vm_state_name(vm->state), vm->reason);
 }
 
@@ -395,24 +444,24 @@ void sup_reattach_all(struct sup *sup)
 		vm = sup_get_vm(sup, defs[i].uuid, defs[i].name);
 		if (!vm)
 			continue;
-		/* sup_get_vm turned the active state into Off; look at the record itself. */
+		/* sup_get_vm took the VM for Off (no worker attached); the record itself says
+		 * what it was (load_phase, below). */
 		vm->pid = rt.pid;
 		vm->memory = defs[i].memory;
 		vm->starttime = rt.starttime;
 		vm->was_running = rt.was_running;
 		if (sup_proc_starttime(rt.pid, &st) == 0 && st == rt.starttime)
 			vm->pidfd = sup_pidfd_open(rt.pid);
+		load_phase(vm, rt.state);
 		if (vm->pidfd < 0) {
-			vm->state = vm_state_from_name(rt.state);
 			sup_worker_ended(sup, vm, false, 0, true);
 			continue;
 		}
-		if (sup_save_completed(sup, vm)) {
-			/* A Save-VM completed while keeld was away: end the worker, as the keeld
-			 * that asked would have, and the VM becomes Saved. */
-			vm->saving = true;
+		/* A Save-VM completed while keeld was away: end the worker, as the keeld that
+		 * asked would have, and the VM becomes Saved. */
+		if (sup_save_completed(sup, vm) &&
+		    sup_event(sup, vm, VM_EV_ATTACH_SAVED, "saved; the worker is ending") == 0) {
 			begin_turn_off(sup, vm);
-			sup_set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
 			sup_vm_log(sup, vm,
 				   "keeld re-attached to worker pid %d: its save completed",
 				   (int)vm->pid);
@@ -423,14 +472,18 @@ void sup_reattach_all(struct sup *sup)
 		 * and its end is never taken for a save; the files go with it. */
 		sup_save_intent_drop(sup, vm);
 		if (query_state(sup, vm, &paused, err, sizeof(err)) == 0) {
-			sup_set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s", "");
+			(void)!sup_event(sup, vm,
+					 paused ? VM_EV_ATTACH_PAUSED : VM_EV_ATTACH_RUNNING, "%s",
+					 "");
 			sup_sock_group_access(sup, vm);
-		} else if (!strcmp(rt.state, "Starting")) {
+		} else if (vm->state == VM_STARTING) {
+			/* Still starting, as recorded: the start's deadline runs again. */
 			vm->deadline_ms =
 				clock_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
-			sup_set_state(sup, vm, VM_STARTING, "%s", "");
+			(void)!sup_event(sup, vm, VM_EV_ATTACH_SILENT, "%s", "");
 		} else {
-			sup_set_state(sup, vm, VM_RUNNING, "control socket not answering: %s", err);
+			(void)!sup_event(sup, vm, VM_EV_ATTACH_SILENT,
+					 "control socket not answering: %s", err);
 		}
 		sup_vm_log(sup, vm, "keeld re-attached to worker pid %d: %s", (int)vm->pid,
 			   vm_state_name(vm->state));
@@ -496,7 +549,9 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (ret)
 		return ret;
-	ret = ctl_unlocked(ctl, cmd, NULL, SUP_CTL_TIMEOUT_MS, NULL, err, errlen);
+	ret = ctl_unlocked(ctl, cmd, NULL,
+			   strcmp(cmd, "pause") ? SUP_CTL_TIMEOUT_MS : SUP_PAUSE_TIMEOUT_MS, NULL,
+			   err, errlen);
 	if (ret == -EREMOTEIO) {
 		char why[200];
 		snprintf(why, sizeof(why), "%s", err);
@@ -506,10 +561,11 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 	return ret;
 }
 
-/* The state table's verdict on action for this VM (vm_state.c). */
-int sup_need_state(struct sup_vm *vm, enum vm_action a, char *err, size_t errlen)
+int sup_need_state(struct sup_vm *vm, enum vm_event e, char *err, size_t errlen)
 {
-	return vm_state_check(vm->state, a, vm->name, err, errlen);
+	enum vm_phase to;
+
+	return vm_transition(vm->phase, e, vm->name, &to, err, errlen);
 }
 
 int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s, char *err,
@@ -520,26 +576,24 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 
 	if (!vm)
 		return -ENOMEM;
-	if (vm->state == VM_STOPPING && vm->stopping == STOP_GRACEFUL && force) {
-		vm->stop_force = true; /* a second `stop --force` upgrades the first */
-		return 0;
-	}
-	ret = sup_need_state(vm, VM_ACT_STOP, err, errlen);
+	ret = sup_need_state(vm, force ? VM_EV_STOP_FORCE : VM_EV_STOP, err, errlen);
 	if (ret)
 		return ret;
+	if (vm->state == VM_STOPPING) {
+		/* A second `stop --force` upgrades the first: same button, same deadline. */
+		sup_vm_log(sup, vm, "stop --force: turning off at the deadline");
+		return sup_event(sup, vm, VM_EV_STOP_FORCE, "%s", vm->reason);
+	}
 	ret = vm_ctl(sup, vm, "powerdown", err, errlen);
 	if (ret)
 		return ret;
-	vm->stopping = STOP_GRACEFUL;
 	vm->off_after_timeout = false;
-	vm->stop_force = force;
 	vm->stop_timeout_s = timeout_s;
 	vm->deadline_ms = clock_mono_ms() + (long long)timeout_s * 1000;
 	sup_vm_log(sup, vm, "stop: pressed the power button, waiting %u s%s", timeout_s,
 		   force ? ", then turning off" : "");
-	sup_set_state(sup, vm, VM_STOPPING, "waiting up to %u s for the guest to shut down",
-		      timeout_s);
-	return 0;
+	return sup_event(sup, vm, force ? VM_EV_STOP_FORCE : VM_EV_STOP,
+			 "waiting up to %u s for the guest to shut down", timeout_s);
 }
 
 /* Tell the worker to quit. One that does not take it is killed at once, or (kill_late) when
@@ -564,8 +618,6 @@ static void begin_turn_off_within(struct sup *sup, struct sup_vm *vm, int timeou
 			log_err("VM %s: cannot kill pid %d: %s", vm->name, (int)vm->pid,
 				strerror(errno));
 	}
-	vm->stopping = STOP_TURNOFF;
-	vm->stop_force = false;
 	vm->deadline_ms = clock_mono_ms() + SUP_QUIT_TIMEOUT_MS;
 }
 
@@ -581,14 +633,12 @@ int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t er
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_TURN_OFF, err, errlen);
+	ret = sup_need_state(vm, VM_EV_TURN_OFF, err, errlen);
 	if (ret)
 		return ret;
-	vm->stopping = STOP_TURNOFF;
 	sup_vm_log(sup, vm, "turn-off requested");
 	begin_turn_off(sup, vm);
-	sup_set_state(sup, vm, VM_STOPPING, "turning off");
-	return 0;
+	return sup_event(sup, vm, VM_EV_TURN_OFF, "turning off");
 }
 
 int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
@@ -598,12 +648,12 @@ int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_PAUSE, err, errlen);
+	ret = sup_need_state(vm, VM_EV_PAUSE, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "pause", err, errlen);
 	if (!ret) {
 		sup_vm_log(sup, vm, "paused");
-		sup_set_state(sup, vm, VM_PAUSED, "%s", "");
+		ret = sup_event(sup, vm, VM_EV_PAUSE, "%s", "");
 	}
 	return ret;
 }
@@ -615,14 +665,40 @@ int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_RESUME, err, errlen);
+	ret = sup_need_state(vm, VM_EV_RESUME, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "resume", err, errlen);
 	if (!ret) {
 		sup_vm_log(sup, vm, "resumed");
-		sup_set_state(sup, vm, VM_RUNNING, "%s", "");
+		ret = sup_event(sup, vm, VM_EV_RESUME, "%s", "");
 	}
 	return ret;
+}
+
+/* A save failed: keel-vmm pauses before saving, and a save that could not pause leaves the
+ * VM as it was. Ask the worker which it is; a VM that was running and is paused now is
+ * resumed (and left paused, saying so, when that fails too); one that was paused stays so. */
+static void save_failed(struct sup *sup, struct sup_vm *vm, bool was_running)
+{
+	char why[256];
+	bool paused;
+
+	if (query_state(sup, vm, &paused, why, sizeof(why))) {
+		log_warn("VM %s: after a failed save, keel-vmm does not say its state: %s",
+			 vm->name, why);
+		return;
+	}
+	if (!paused || !was_running) {
+		/* The reason as it was. */
+		(void)!sup_event(sup, vm, paused ? VM_EV_WORKER_PAUSED : VM_EV_WORKER_RUNNING, "%s",
+				 vm->reason);
+		return;
+	}
+	if (!vm_ctl(sup, vm, "resume", why, sizeof(why)))
+		(void)!sup_event(sup, vm, VM_EV_WORKER_RUNNING, "%s", "");
+	else
+		(void)!sup_event(sup, vm, VM_EV_WORKER_PAUSED,
+				 "save failed; resuming failed too: %s", why);
 }
 
 int sup_save_check(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
@@ -631,7 +707,7 @@ int sup_save_check(struct sup *sup, const struct vm_def *def, char *err, size_t 
 
 	if (!vm)
 		return -ENOMEM;
-	return sup_need_state(vm, VM_ACT_SAVE, err, errlen);
+	return sup_need_state(vm, VM_EV_SAVE, err, errlen);
 }
 
 /* Save-VM: the worker saves (pausing the VM) into the VM's directory, then quits; the VM
@@ -646,7 +722,7 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_SAVE, err, errlen);
+	ret = sup_need_state(vm, VM_EV_SAVE, err, errlen);
 	if (ret)
 		return ret;
 	if (sup_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
@@ -671,17 +747,12 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 	if (ret) {
 		sup_save_intent_drop(sup, vm);
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
-		/* keel-vmm pauses before saving: a VM that was running runs on. */
-		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))
-			sup_set_state(sup, vm, VM_RUNNING, "%s", "");
-		else if (was_running)
-			sup_set_state(sup, vm, VM_PAUSED, "save failed");
+		save_failed(sup, vm, was_running);
 		return ret == -EREMOTEIO ? -EBUSY : ret;
 	}
 	sup_vm_log(sup, vm, "saved to %s", dir);
-	vm->saving = true;
 	begin_turn_off(sup, vm);
-	sup_set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
+	(void)!sup_event(sup, vm, VM_EV_SAVE, "saved; the worker is ending");
 	return 0;
 }
 
@@ -692,13 +763,12 @@ int sup_discard_state(struct sup *sup, const struct vm_def *def, char *err, size
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_DISCARD_STATE, err, errlen);
+	ret = sup_need_state(vm, VM_EV_DISCARD_STATE, err, errlen);
 	if (ret)
 		return ret;
 	sup_remove_saved(sup, vm);
 	sup_vm_log(sup, vm, "saved state discarded");
-	sup_set_state(sup, vm, VM_OFF, "saved state discarded");
-	return 0;
+	return sup_event(sup, vm, VM_EV_DISCARD_STATE, "saved state discarded");
 }
 
 /* Wait (blocking keeld, at most timeout_ms, then SIGKILL) for the worker to end. */
@@ -745,7 +815,7 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_CHECKPOINT_RUN, err, errlen);
+	ret = sup_need_state(vm, VM_EV_CHECKPOINT_RUN, err, errlen);
 	if (ret)
 		return ret;
 	if (sup_path(sup, def->uuid, "control.sock", ctl, sizeof(ctl)))
@@ -760,17 +830,13 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 	json_object_put(args);
 	if (ret) {
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
-		if (was_running && !vm_ctl(sup, vm, "resume", why, sizeof(why)))
-			sup_set_state(sup, vm, VM_RUNNING, "%s", "");
-		else if (was_running)
-			sup_set_state(sup, vm, VM_PAUSED, "save failed");
+		save_failed(sup, vm, was_running);
 		return ret == -EREMOTEIO ? -EBUSY : ret;
 	}
 	sup_vm_log(sup, vm, "saved to %s for a checkpoint; the worker ends and a new one restores",
 		   dir);
-	vm->saving = true;
 	begin_turn_off(sup, vm);
-	sup_set_state(sup, vm, VM_STOPPING, "saved; the worker is ending");
+	(void)!sup_event(sup, vm, VM_EV_CHECKPOINT_RUN, "saved; the worker is ending");
 	wait_worker_end(sup, vm, SUP_QUIT_TIMEOUT_MS);
 	if (vm->state != VM_SAVED) {
 		error_set(err, errlen, "VM '%s' did not end Saved after its save: %s (%s)",
@@ -804,14 +870,15 @@ int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t err
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_RESTART, err, errlen);
+	ret = sup_need_state(vm, VM_EV_RESTART, err, errlen);
 	if (!ret)
 		ret = vm_ctl(sup, vm, "reset", err, errlen);
 	if (ret)
 		return ret;
 	sup_vm_log(sup, vm, "restarted (hard reset)");
 	if (query_state(sup, vm, &paused, err, errlen) == 0)
-		sup_set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "restarted");
+		(void)!sup_event(sup, vm, paused ? VM_EV_WORKER_PAUSED : VM_EV_WORKER_RUNNING,
+				 "restarted");
 	return 0;
 }
 
@@ -825,7 +892,7 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_DELETE, err, errlen);
+	ret = sup_need_state(vm, VM_EV_DELETE, err, errlen);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -938,25 +1005,25 @@ static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
 	if (!sup_has_worker(vm) || vm->state != VM_STARTING)
 		return;
 	if (ready) {
+		enum vm_phase was = vm->phase;
+
 		vm->deadline_ms = 0;
 		sup_sock_group_access(sup, vm);
 		sup_vm_log(sup, vm, "worker pid %d is ready", (int)vm->pid);
-		if (vm->pause_when_ready && !paused && !vm_ctl(sup, vm, "pause", err, sizeof(err)))
+		if (was == VM_PH_RESTORING_PAUSED && !paused &&
+		    !vm_ctl(sup, vm, "pause", err, sizeof(err)))
 			paused = true;
-		vm->pause_when_ready = false;
-		sup_set_state(sup, vm, paused ? VM_PAUSED : VM_RUNNING, "%s",
-			      vm->restoring ? "restored from its saved state" : "");
-		if (vm->restoring) {
-			/* The worker has mapped the memory file: removing it is safe now. */
+		(void)!sup_event(sup, vm, paused ? VM_EV_READY_PAUSED : VM_EV_READY, "%s",
+				 was == VM_PH_STARTING ? "" : "restored from its saved state");
+		/* The worker has mapped the memory file: removing it is safe now. */
+		if (was != VM_PH_STARTING)
 			sup_remove_saved(sup, vm);
-			vm->restoring = false;
-		}
 		return;
 	}
-	if (vm->deadline_ms && now >= vm->deadline_ms && vm->stopping != STOP_KILL_START) {
+	if (vm->deadline_ms && now >= vm->deadline_ms && !vm->start_killed) {
 		log_warn("VM %s: keel-vmm did not become ready within %u s; killing it", vm->name,
 			 sup->cfg.start_timeout_s);
-		vm->stopping = STOP_KILL_START;
+		vm->start_killed = true;
 		vm->deadline_ms = 0;
 		(void)!sup_pidfd_kill(vm->pidfd, SIGKILL);
 	}
@@ -976,29 +1043,30 @@ static void tick_stopping(struct sup *sup, struct sup_vm *vm, long long now)
 {
 	if (!vm->deadline_ms || now < vm->deadline_ms)
 		return;
-	if (vm->stopping == STOP_GRACEFUL && vm->stop_force) {
-		sup_vm_log(sup, vm, "the guest did not shut down within %u s: turning it off",
-			   vm->stop_timeout_s);
-		vm->off_after_timeout = true;
+	if (vm->phase == VM_PH_SHUTTING_DOWN_FORCE) {
 		/* The quit lets go of keeld's lock: the VM is the main loop's meanwhile, and a
 		 * worker that does not take it at once is killed at the next deadline. */
 		if (!op_take(vm, "stopping"))
 			return;
+		sup_vm_log(sup, vm, "the guest did not shut down within %u s: turning it off",
+			   vm->stop_timeout_s);
+		vm->off_after_timeout = true;
+		(void)!sup_event(sup, vm, VM_EV_STOP_DEADLINE,
+				 "turning off: the guest did not shut down within %u s",
+				 vm->stop_timeout_s);
 		begin_turn_off_within(sup, vm, SUP_PROBE_TIMEOUT_MS, true);
 		op_drop(vm); /* no wake: this is the main loop */
-	} else if (vm->stopping == STOP_GRACEFUL) {
-		vm->stopping = STOP_NONE;
+	} else if (vm->phase == VM_PH_SHUTTING_DOWN) {
 		vm->deadline_ms = 0;
 		sup_vm_log(sup, vm, "the guest did not shut down within %u s", vm->stop_timeout_s);
-		sup_set_state(sup, vm, VM_RUNNING,
-			      "the guest did not shut down within %u s of the power button; use "
-			      "'keel vm stop --force' or 'keel vm turn-off'",
-			      vm->stop_timeout_s);
+		(void)!sup_event(sup, vm, VM_EV_STOP_DEADLINE,
+				 "the guest did not shut down within %u s of the power button; use "
+				 "'keel vm stop --force' or 'keel vm turn-off'",
+				 vm->stop_timeout_s);
 	} else {
 		/* quit was sent and the worker is still there: kill it. */
 		sup_vm_log(sup, vm, "keel-vmm did not quit within %d ms: killing pid %d",
 			   SUP_QUIT_TIMEOUT_MS, (int)vm->pid);
-		vm->stopping = STOP_TURNOFF;
 		vm->deadline_ms = 0;
 		(void)!sup_pidfd_kill(vm->pidfd, SIGKILL);
 	}

@@ -142,7 +142,10 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 int sup_log_path(struct sup *sup, const char *uuid, char *buf, size_t size)
 	__attribute__((warn_unused_result));
 
-/* Event loop glue. */
+/* Event loop glue. sup_wake: the main loop's poll returns and it looks again (its poll set
+ * changed: a worker started, an operation ended; or something else it watches, such as the
+ * end of a host shutdown). */
+void sup_wake(struct sup *sup);
 size_t sup_pollfds(struct sup *sup, struct pollfd *fds, size_t max);
 void sup_events(struct sup *sup, const struct pollfd *fds, size_t n);
 /* Milliseconds until sup_tick() has work, or -1. */

@@ -241,14 +241,12 @@ int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_di
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_CHANGE_SAVED, err, errlen);
+	ret = sup_need_state(vm, from_dir ? VM_EV_APPLY_SAVED : VM_EV_DROP_SAVED, err, errlen);
 	if (ret)
 		return ret;
 	sup_remove_saved(sup, vm);
-	if (!from_dir) {
-		sup_set_state(sup, vm, VM_OFF, "%s", reason);
-		return 0;
-	}
+	if (!from_dir)
+		return sup_event(sup, vm, VM_EV_DROP_SAVED, "%s", reason);
 	if (sup_path(sup, def->uuid, NULL, dir, sizeof(dir)) ||
 	    (mkdir(dir, 0750) < 0 && errno != EEXIST) ||
 	    sup_path(sup, def->uuid, SUP_SAVED_DIR, dir, sizeof(dir)) ||
@@ -262,11 +260,10 @@ int sup_set_saved(struct sup *sup, const struct vm_def *def, const char *from_di
 		ret = link_saved(sup, vm, from_dir, "state", err, errlen);
 	if (ret) {
 		sup_remove_saved(sup, vm);
-		sup_set_state(sup, vm, VM_OFF, "%s", err);
+		(void)!sup_event(sup, vm, VM_EV_DROP_SAVED, "%s", err);
 		return ret;
 	}
-	sup_set_state(sup, vm, VM_SAVED, "%s", reason);
-	return 0;
+	return sup_event(sup, vm, VM_EV_APPLY_SAVED, "%s", reason);
 }
 
 int sup_saved_file(struct sup *sup, const char *uuid, const char *name, char *buf, size_t size)

@@ -20,7 +20,10 @@
 #include "daemon/vm_state.h"
 
 #define SUP_CTL_TIMEOUT_MS   3000
-#define SUP_PROBE_TIMEOUT_MS 250      /* the main loop's own questions to a worker */
+#define SUP_PROBE_TIMEOUT_MS 250 /* the main loop's own questions to a worker */
+/* A pause: keel-vmm waits up to 5 s for its devices to finish the requests they hold
+ * (VIRTIO_IDLE_WAIT_MS) and then says which did not; keeld waits for that answer. */
+#define SUP_PAUSE_TIMEOUT_MS 10000
 #define SUP_SAVE_TIMEOUT_MS  600000   /* writing guest RAM: up to 10 minutes */
 #define SUP_SAVED_DIR	     "saved"  /* in the VM's directory: keel-vmm's save (state, memory) */
 #define SUP_SAVING	     "saving" /* in the VM's directory: a Save-VM was asked for */
@@ -28,26 +31,22 @@
 #define SUP_LOG_ROTATE	     (4 << 20)
 #define SUP_SOCK_MAX	     107 /* sizeof(sun_path) - 1 */
 
-enum stop_kind { STOP_NONE, STOP_GRACEFUL, STOP_TURNOFF, STOP_KILL_START };
-
 struct sup_vm {
 	char uuid[VMDEF_UUID_LEN + 1];
 	char name[VMDEF_NAME_MAX + 1];
-	enum vm_state state;
+	enum vm_phase phase; /* changed only by sup_event, through vm_state.c's table */
+	enum vm_state state; /* vm_phase_state(phase), set with it */
 	char reason[256];
 	pid_t pid;	    /* 0 when no worker */
 	int pidfd;	    /* -1 when no worker */
 	uint64_t starttime; /* of pid, from /proc */
 	bool is_child;	    /* started by this keeld: waitpid gives its exit status */
 	bool was_running;
-	enum stop_kind stopping;
-	bool stop_force;
+	/* What keeld did, for the words of the worker's end (not its state). */
 	bool off_after_timeout; /* a forced stop ran out of time and turned the VM off */
+	bool start_killed;	/* killed: it did not become ready in time */
 	unsigned stop_timeout_s;
 	long long deadline_ms; /* for Starting and Stopping; 0 when none */
-	bool saving;	       /* the worker saved the VM and was told to quit: it ends Saved */
-	bool restoring;	       /* the worker was started with --restore */
-	bool pause_when_ready; /* a checkpoint paused it: pause the restored worker again */
 	uint64_t memory;       /* guest RAM of the running worker, for admission control */
 	/* An operation in progress (sup_op_begin): the VM is its owner's until it ends; the
 	 * main loop leaves the VM alone meanwhile. */
@@ -67,14 +66,20 @@ struct sup {
 /* sup.c */
 bool sup_has_worker(const struct sup_vm *vm);
 void sup_persist(struct sup *sup, struct sup_vm *vm);
-void sup_set_state(struct sup *sup, struct sup_vm *vm, enum vm_state s, const char *fmt, ...)
+/*
+ * Event e happens to vm: its phase becomes the one vm_state.c's table says, its state reason
+ * the formatted text (which may be made from the old reason), and the change is logged,
+ * recorded in the store and published as an event. An event the table refuses changes
+ * nothing: it is logged with the table's reason and -EBUSY returned (callers check first
+ * with sup_need_state where a refusal can happen).
+ */
+int sup_event(struct sup *sup, struct sup_vm *vm, enum vm_event e, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* The in-memory record of a VM, made from the store's runtime record on first use. */
 struct sup_vm *sup_get_vm(struct sup *sup, const char *uuid, const char *name);
-/* Tell the main loop that its poll set changed (a worker started, an operation ended). */
-void sup_wake(struct sup *sup);
 void sup_drop_worker(struct sup_vm *vm);
-int sup_need_state(struct sup_vm *vm, enum vm_action a, char *err, size_t errlen)
+/* The table's verdict on event e for vm, without applying it: 0, or -EBUSY with err. */
+int sup_need_state(struct sup_vm *vm, enum vm_event e, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* sup_spawn.c */

@@ -286,7 +286,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		ret = -ENOEXEC;
 		error_set(err, errlen, "cannot start VM '%s': keel-vmm %s: %s", def->name,
 			  sup->cfg.vmm_path, strerror(errno));
-		sup_set_state(sup, vm, VM_OFF, "%s", err);
+		(void)!sup_event(sup, vm, VM_EV_START_FAILED, "%s", err);
 		return ret;
 	}
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
@@ -332,8 +332,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		}
 	}
 	/* A Saved VM carries on from its saved state (docs/state.md). */
-	vm->restoring = vm->state == VM_SAVED;
-	if (vm->restoring) {
+	if (vm->state == VM_SAVED) {
 		char saved[PATH_MAX];
 
 		if (sup_path(sup, def->uuid, SUP_SAVED_DIR, saved, sizeof(saved)) ||
@@ -375,7 +374,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		ret = -ENOEXEC;
 		error_set(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path,
 			  strerror(e));
-		sup_set_state(sup, vm, VM_OFF, "%s", err);
+		(void)!sup_event(sup, vm, VM_EV_START_FAILED, "%s", err);
 		goto out;
 	}
 	vm->pid = pid;
@@ -389,13 +388,12 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		sup_drop_worker(vm);
-		sup_set_state(sup, vm, VM_OFF, "%s", err);
+		(void)!sup_event(sup, vm, VM_EV_START_FAILED, "%s", err);
 		goto out;
 	}
 	vm->was_running = true;
-	vm->stopping = STOP_NONE;
 	vm->deadline_ms = clock_mono_ms() + (long long)sup->cfg.start_timeout_s * 1000;
-	sup_set_state(sup, vm, VM_STARTING, "%s", "");
+	(void)!sup_event(sup, vm, VM_EV_START, "%s", "");
 out:
 	worker_files_close(&wf); /* the worker has its copies */
 	if (logfd >= 0)
@@ -417,11 +415,11 @@ int sup_start_restore(struct sup *sup, const struct vm_def *def, bool paused, ch
 
 	if (!vm)
 		return -ENOMEM;
-	ret = sup_need_state(vm, VM_ACT_RESTORE, err, errlen);
+	ret = sup_need_state(vm, VM_EV_RESTORE, err, errlen);
 	if (ret)
 		return ret;
 	ret = sup_start(sup, def, err, errlen);
-	if (!ret)
-		vm->pause_when_ready = paused;
+	if (!ret && paused)
+		ret = sup_event(sup, vm, VM_EV_PAUSE_WHEN_READY, "%s", vm->reason);
 	return ret;
 }

@@ -343,10 +343,9 @@ static int snap_write_memory(struct vm *vm, const char *path, uint64_t *written,
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return -errno;
 	}
-	if (ftruncate(fd, (off_t)(mem->ram_size + SNAPSHOT_MEM_TRAILER))) {
-		r = -errno;
-		goto fail;
-	}
+	/* The file grows as the pages are written, in order (zero pages stay holes; the
+	 * trailer gives the file its whole size last): its size says how far the save got,
+	 * which is the progress keeld's save job reports (docs/keeld.md, "Jobs"). */
 	while (off < mem->ram_size) {
 		if (snap_page_zero(mem->base + off)) {
 			off += SNAP_PAGE;

@@ -76,6 +76,15 @@ class Env:
                 self.api_ok("POST", "/v1/pools", {"name": name, "path": os.path.realpath(path)},
                             want=201)
 
+    def keeld_exits(self, want, when):
+        """keeld exits by itself (the wait guards against a hang only), with status want."""
+        try:
+            status = self.keeld_proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise Fail("keeld still runs %s" % when)
+        self.keeld_proc = None
+        check(status == want, "keeld exited with %d %s" % (status, when))
+
     def kill_keeld(self, sig=signal.SIGKILL):
         p = self.keeld_proc
         os.kill(p.pid, sig)
@@ -246,6 +255,40 @@ def wait_dead(pid, timeout=10):
     while pid_alive(pid):
         check(time.time() < deadline, "worker %d still alive after %d s" % (pid, timeout))
         time.sleep(0.05)
+
+
+# ---- holding a worker's threads (ptrace), so that a device keeps requests in flight
+PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH = 0x4206, 0x4207, 17
+WALL = 0x40000000
+
+
+def ptrace(req, tid):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(req, tid, None, None) < 0:
+        raise Fail("ptrace(%d, %d): %s" % (req, tid, os.strerror(ctypes.get_errno())))
+
+
+def hold_threads(pid, comm):
+    """Stop the worker's threads named comm (only them: ptrace stops one thread); returns
+    their ids for release_threads."""
+    tids = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+            if f.read().strip() == comm:
+                tids.append(int(t))
+    check(tids, "keel-vmm pid %d has no thread %s" % (pid, comm))
+    for tid in tids:
+        ptrace(PTRACE_SEIZE, tid)
+        ptrace(PTRACE_INTERRUPT, tid)
+        os.waitpid(tid, WALL)
+    return tids
+
+
+def release_threads(tids):
+    for tid in tids:
+        ptrace(PTRACE_DETACH, tid)
 
 
 # ---------------------------------------------------------------- cases
@@ -550,6 +593,52 @@ def case_start_failure(e):
           "missing keel-vmm: %r / %r" % (vm, err))
 
 
+def case_start_hang(e):
+    """A start that hangs (the worker never opens its control socket: a keel-vmm that only
+    sleeps) is ended by keeld after --start-timeout with the reason, the VM Off (a Saved
+    VM stays Saved, its saved state kept), and keeld answers all along (issue 9)."""
+    hang = os.path.join(e.dir, "hanging-keel-vmm")
+    with open(hang, "w") as f:
+        f.write("#!/bin/sh\n# never becomes ready\nexec sleep 600\n")
+    os.chmod(hang, 0o755)
+    # A Saved VM first, with the real keel-vmm.
+    e.start_keeld()
+    e.create("hs")
+    e.start("hs")
+    e.console_until("hs", r"daemon-guest: ready for input")
+    e.keel("vm", "save", "hs")
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld(vmm=hang, extra=["--start-timeout", "2"])
+    e.create("hg")
+    e.api_ok("POST", "/v1/vms/hg/start", {}, want=202)
+    vm = e.vm("hg")
+    check(vm["state"] == "Starting" and vm["pid"], "a hanging start: %r" % vm)
+    worker = vm["pid"]
+    # keeld answers while the worker hangs: a list, a definition, a change.
+    check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["hg", "hs"], "list")
+    e.keel("vm", "set", "hs", "--notes", "changed while hg hangs")
+    off = e.wait_state("hg", "Off")
+    check(off["state_reason"] == "keel-vmm did not open its control socket within 2 s and "
+          "was killed", "the end of a hanging start: %r" % off["state_reason"])
+    wait_dead(worker)
+    # The CLI says so too.
+    _, err = e.keel("vm", "start", "hg", want=1)
+    check("did not open its control socket within 2 s" in err, "keel vm start: %r" % err)
+    # A restore that hangs leaves the VM Saved, and its saved state where it was.
+    saved = glob.glob(os.path.join(e.state, "vms", "*", "saved", "memory"))
+    check(len(saved) == 1, "saved files: %r" % saved)
+    e.keel("vm", "start", "hs", want=1)
+    hs = e.vm("hs")
+    check(hs["state"] == "Saved" and hs["state_reason"] == "could not restore: keel-vmm did "
+          "not open its control socket within 2 s and was killed", "hs: %r" % hs)
+    check(os.path.exists(saved[0]), "the saved state went with a restore that never ran")
+    # A keeld with a working keel-vmm carries on from it.
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    check(e.start("hs")["state_reason"] == "restored from its saved state", "restore")
+    e.keel("vm", "turn-off", "hs")
+
+
 def integrity(e):
     r = subprocess.run(["sqlite3", os.path.join(e.state, "keel.db"), "PRAGMA integrity_check;"],
                        capture_output=True, timeout=30)
@@ -679,8 +768,11 @@ def case_save(e):
     os.kill(vm["pid"], signal.SIGSTOP)
     try:
         e.api_ok("POST", "/v1/vms/s1/save", {}, want=202)
-        check(os.path.exists(os.path.join(e.state, "vms", vm["id"], "saving")),
-              "no record of the save in progress")
+        # The job records the save on its own thread, soon after the 202.
+        deadline = time.time() + 10
+        while not os.path.exists(os.path.join(e.state, "vms", vm["id"], "saving")):
+            check(time.time() < deadline, "no record of the save in progress")
+            time.sleep(0.05)
         # keeld records the save, then sends it down the worker's control socket: give it
         # time to send (the stopped worker only reads it after SIGCONT).
         time.sleep(1.0)
@@ -1384,8 +1476,9 @@ def case_host_shutdown(e):
     e.create("h4", cmdline="button=ignore", automatic_stop_action="shut-down",
              automatic_start_action="start-if-running")
     e.create("h5", automatic_start_action="start-if-running")  # never started: stays Off
+    workers = []
     for n in ("h1", "h2", "h3", "h4"):
-        e.start(n)
+        workers.append(e.start(n)["pid"])
         e.console_until(n, r"daemon-guest: ready for input")
     t0 = time.time()
     out, _ = e.keel("host", "shutdown", "--timeout", "3")
@@ -1398,10 +1491,14 @@ def case_host_shutdown(e):
     check("power button" in rows["h3"][2] and "did not shut down within 3 s" in rows["h4"][2],
           "host shutdown reasons: %r" % out)
     check(took < 20, "host shutdown took %.1f s" % took)
-    for n in ("h1", "h2", "h3", "h4", "h5"):
-        check(not e.vm(n)["pid"], "%s still has a worker after the host shutdown" % n)
+    # keeld's work is done once the VMs are: having given out the report, it exits, with 0.
+    e.keeld_exits(0, "after the host shutdown")
+    check(not os.path.exists(e.sock), "keeld left its API socket behind")
+    check("the host shutdown is done (no VM runs): exiting" in open(e.keeld_log).read(),
+          "keeld's log does not say why it exited")
+    for pid in workers:
+        check(not pid_alive(pid), "worker %d outlived the host shutdown" % pid)
     # The next keeld starts what was running and has start-if-running; h2 from its save.
-    e.kill_keeld(signal.SIGTERM)
     e.start_keeld()
     for n in ("h1", "h2", "h4"):
         vm = e.wait_state(n, "Running")
@@ -1411,8 +1508,23 @@ def case_host_shutdown(e):
           "h2: %r" % e.vm("h2")["state_reason"])
     check(e.vm("h3")["state"] == "Off" and e.vm("h5")["state"] == "Off",
           "h3/h5 started: %s %s" % (e.vm("h3")["state"], e.vm("h5")["state"]))
-    for n in ("h1", "h2", "h4"):
-        e.keel("vm", "turn-off", n)
+    # Through the API: once the shutdown's job has ended (seen in the event stream, not by
+    # reading the job), no VM starts; reading the job ends keeld.
+    since = e.api_ok("GET", "/v1/events?since=0")["next"]
+    job = e.api_ok("POST", "/v1/host/shutdown", {"timeout": 3}, want=202)
+    done = None
+    while not done:
+        r = e.api_ok("GET", "/v1/events?since=%d&wait=30" % since)
+        since = r["next"]
+        done = [x for x in r["events"] if x["kind"] == "job" and x["job"] == job["id"] and
+                x["state"] != "running"]
+    check(done[0]["state"] == "succeeded", "the second host shutdown: %r" % done)
+    e.api_err("POST", "/v1/vms/h3/start", {}, want=503, msg="the host is shutting down")
+    check(e.keeld_proc.poll() is None, "keeld exited before its report was read")
+    report = e.api_ok("GET", job["href"])
+    check(sorted(v["name"] for v in report["result"]) == ["h1", "h2", "h4"],
+          "the second report: %r" % report)
+    e.keeld_exits(0, "after the second host shutdown's report was read")
 
 
 def case_events(e):
@@ -1463,6 +1575,167 @@ def case_events(e):
           any("job" in l and "save ev1: succeeded" in l for l in lines) and
           any("ev1: Off: saved state discarded" in l for l in lines),
           "keel vm list --watch printed: %r (stderr %r)" % (out, err))
+
+
+def case_pause_failure(e):
+    """A pause that fails leaves the VM running and says why (issue 9): a device that keeps
+    a request in flight (keel-vmm's virtio-blk workers held with ptrace while the guest's
+    first request waits) makes `keel vm pause` and `keel vm save` fail with the reason,
+    and the VM runs on; released, the guest's I/O completes and it finishes its test."""
+    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
+    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
+    e.start_keeld()
+    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
+        os.path.dirname(vguest))}, want=201)
+    disk = os.path.join(e.dir, "pf.img")
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    e.create("pf", kernel=vguest, memory=64 << 20, disks=[{"path": disk, "serial": "pf-1"}],
+             cmdline="mode=blk sectors=131072 serial=pf-1 wz_max=%d wz_segs=32 wait=key"
+             % 0x3fffff)
+    vm = e.start("pf")
+    e.console_until("pf", r"virtio: blk waits for a key")
+    held = hold_threads(vm["pid"], "vio-blk-worker")
+    try:
+        e.type_console("pf", "g")
+        e.console_until("pf", r"virtio: blk sends its first request")
+        _, err = e.keel("vm", "pause", "pf", want=5)
+        check("refused pause" in err and "requests in flight" in err and
+              "carries on as before" in err, "a pause that failed says: %r" % err)
+        after = e.vm("pf")
+        check(after["state"] == "Running" and after["pid"] == vm["pid"],
+              "after a failed pause the VM is %s (%s)" % (after["state"], after["state_reason"]))
+        _, err = e.keel("vm", "save", "pf", want=None)
+        check("cannot pause" in err and "requests in flight" in err,
+              "a save that could not pause says: %r" % err)
+        after = e.vm("pf")
+        check(after["state"] == "Running" and after["pid"] == vm["pid"],
+              "after a failed save the VM is %s (%s)" % (after["state"], after["state_reason"]))
+    finally:
+        release_threads(held)
+    log = e.console_until("pf", r"virtio: PASS")
+    check("virtio: blk writes, flush and reads back ok" in log, "the guest's I/O: %r" % log)
+    check(e.vm("pf")["state"] == "Running", "after the guest's test: %r" % e.vm("pf"))
+    wlog = e.keel("vm", "log", "pf")[0]
+    check("virtio-blk 01: requests still in flight" in wlog,
+          "the worker log does not name the device that held the pause: %r" % wlog[-2000:])
+    e.keel("vm", "turn-off", "pf")
+
+
+def case_save_1g(e):
+    """A VM with 1 GiB of RAM, every page of it written by the guest, is saved and restored
+    with its memory intact; the save job is seen mid-way (keel-vmm stopped with SIGSTOP
+    once it has written part of the memory: 0 < bytes_done < bytes_total) while keeld lists,
+    starts and turns off another VM; and `keel vm save --no-wait` returns with the job,
+    still running (that VM's worker is stopped), which completes once it runs (issue 9)."""
+    e.start_keeld()
+    e.create("g1", memory=1 << 30)
+    e.create("g2")
+    vm = e.start("g1")
+    e.console_until("g1", r"daemon-guest: ready for input")
+    e.type_console("g1", "fill\n")
+    filled = re.search(r"daemon-guest: filled (\d+) pages",
+                       e.console_until("g1", r"daemon-guest: filled \d+ pages"))
+    pages = int(filled.group(1))
+    check(pages >= (1000 << 20) >> 12, "the guest filled only %d pages" % pages)
+    job = e.api_ok("POST", "/v1/vms/g1/save", {}, want=202)["job"]
+    tmp = os.path.join(e.state, "vms", vm["id"], "saved", "memory.tmp")
+    while not (os.path.exists(tmp) and os.stat(tmp).st_size > 0):
+        j = e.api_ok("GET", job["href"])
+        check(j["state"] == "running", "the save ended before it was seen writing: %r" % j)
+    os.kill(vm["pid"], signal.SIGSTOP)
+    try:
+        j = e.api_ok("GET", job["href"])
+        p = j["progress"]
+        check(j["state"] == "running" and p["bytes_total"] == 1 << 30 and
+              0 < p["bytes_done"] < p["bytes_total"] and 0 <= p["percent"] < 100 and
+              p["bytes_done"] <= os.stat(tmp).st_size,
+              "the save job mid-way: %r" % j)
+        # keeld answers meanwhile: another VM is listed, started and turned off.
+        check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["g1", "g2"], "list")
+        e.start("g2")
+        e.keel("vm", "turn-off", "g2")
+        check(e.vm("g2")["state"] == "Off", "g2 is %s" % e.vm("g2")["state"])
+    finally:
+        os.kill(vm["pid"], signal.SIGCONT)
+    while e.api_ok("GET", job["href"])["state"] == "running":
+        time.sleep(0.1)
+    j = e.api_ok("GET", job["href"])
+    check(j["state"] == "succeeded" and j["progress"]["percent"] == 100, "the save: %r" % j)
+    e.wait_state("g1", "Saved")
+    mem = os.path.join(e.state, "vms", vm["id"], "saved", "memory")
+    used = os.stat(mem).st_blocks * 512
+    check(used >= pages * 4096, "the saved memory holds %d bytes for %d pages" % (used, pages))
+    restored = e.start("g1")
+    check(restored["state_reason"] == "restored from its saved state", "%r" % restored)
+    e.type_console("g1", "check\n")
+    e.console_until("g1", r"daemon-guest: checked %d pages: 0 differ" % pages)
+    # --no-wait: keel returns with the job while the worker cannot save (stopped).
+    os.kill(restored["pid"], signal.SIGSTOP)
+    try:
+        out, _ = e.keel("vm", "save", "g1", "--no-wait")
+        m = re.match(r"job (\d+) started: save VM 'g1' \((/v1/jobs/\d+)\)$", out.strip())
+        check(m, "keel vm save --no-wait printed %r" % out)
+        check(e.api_ok("GET", m.group(2))["state"] == "running", "the job is not running")
+    finally:
+        os.kill(restored["pid"], signal.SIGCONT)
+    while e.api_ok("GET", m.group(2))["state"] == "running":
+        time.sleep(0.1)
+    check(e.api_ok("GET", m.group(2))["state"] == "succeeded", "the --no-wait save failed")
+    e.wait_state("g1", "Saved")
+    e.keel("vm", "discard-state", "g1")
+
+
+def case_log_follow(e):
+    """`keel vm log --follow` prints the worker log, then each line added to it as it comes
+    (keeld's long-poll GET .../log?since=OFFSET&wait=SEC), until interrupted (issue 9)."""
+    e.start_keeld()
+    e.create("lf")
+    e.start("lf")
+    e.console_until("lf", r"daemon-guest: ready for input")
+    # The long-poll: nothing new waits, an addition ends the wait at once.
+    now = e.api_ok("GET", "/v1/vms/lf/log?since=0")
+    check("is ready" in now["text"] and now["next"] == len(now["text"].encode()) and
+          not now["restarted"] and now["skipped"] == 0, "the log from 0: %r" % now)
+    got = {}
+    poll = threading.Thread(target=lambda: got.update(
+        r=e.api_ok("GET", "/v1/vms/lf/log?since=%d&wait=40" % now["next"])))
+    poll.start()
+    e.keel("vm", "pause", "lf")
+    poll.join(timeout=45)
+    check(got.get("r") and "paused" in got["r"]["text"] and got["r"]["next"] > now["next"],
+          "the long-poll after a pause: %r" % got)
+    later = e.api_ok("GET", "/v1/vms/lf/log?since=%d" % (got["r"]["next"] + 10 ** 9))
+    check(later["restarted"] and later["next"] == got["r"]["next"],
+          "an offset past the end (a rotated log) starts again: %r" % later)
+    e.api_err("GET", "/v1/vms/lf/log?wait=5", want=400, msg="wait=SEC needs since=OFFSET")
+    e.api_err("GET", "/v1/vms/lf/log?since=x", want=400, msg="since=OFFSET")
+    e.api_err("GET", "/v1/vms/lf/log?since=0&wait=99", want=400, msg="wait=SEC (0 to 50)")
+    e.api_err("GET", "/v1/vms/lf?since=0", want=400, msg="takes no query string")
+    # The CLI: the log so far, then the resume's line as it is written.
+    env = dict(os.environ, KEEL_SOCKET=e.sock)
+    follow = subprocess.Popen([e.a.keel, "vm", "log", "lf", "--follow"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(follow.stdout))
+    reader.start()
+    try:
+        deadline = time.time() + 30
+        while not any(": paused" in l for l in lines):
+            check(time.time() < deadline and follow.poll() is None,
+                  "keel vm log --follow printed %r" % lines)
+            time.sleep(0.1)
+        e.keel("vm", "resume", "lf")
+        while not any(": resumed" in l for l in lines):
+            check(time.time() < deadline and follow.poll() is None,
+                  "keel vm log --follow did not print the resume: %r" % lines)
+            time.sleep(0.1)
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
+        reader.join(timeout=10)
+    check(sum("is ready" in l for l in lines) == 1, "lines printed twice: %r" % lines)
+    e.keel("vm", "turn-off", "lf")
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}

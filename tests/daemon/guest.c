@@ -2,7 +2,9 @@
  * daemon-guest: the tiny guest of keeld's end-to-end tests. It prints a banner, then waits
  * with hlt, woken every 10 ms by the local APIC timer, and:
  *  - echoes each line typed on COM1 as "daemon-guest: echo [LINE]" (the console test);
- *    the line "poweroff" powers the VM off (ACPI S5), "crash" triple-faults it;
+ *    the line "poweroff" powers the VM off (ACPI S5), "crash" triple-faults it, "fill"
+ *    writes a word into every page of its RAM above 16 MiB (so that a save has all of it
+ *    to write) and "check" says whether every one of those words is still there;
  *  - answers the ACPI power button (PM1 status bit 8, found through the FADT) by powering
  *    off through PM1a_CNT with the DSDT's \_S5 sleep type, as a Linux guest with acpid
  *    would, unless the command line says button=ignore (to test stop timeouts).
@@ -55,6 +57,33 @@ static __attribute__((noreturn)) void poweroff(uint16_t pm1_cnt, int slp_typ)
 	outw(pm1_cnt, (uint16_t)((slp_typ << 10) | PM1_CNT_SLP_EN));
 	/* A VMM may act on the write after the vCPU has gone on: wait here. */
 	guest_halt_forever();
+}
+
+/* One word per 4 KiB page from 16 MiB to the top of RAM (below 4 GiB), each different and
+ * never zero; check counts the pages whose word is not there. */
+#define FILL_FROM (16u << 20)
+
+static uint32_t fill_word(uint32_t page)
+{
+	return page * 2654435761u | 1u;
+}
+
+static void fill_memory(bool check)
+{
+	uint32_t top = 0x100000u + mb.mem_upper * 1024u, pages = 0, bad = 0;
+
+	for (uint32_t a = FILL_FROM; a >= FILL_FROM && a + 4096u <= top; a += 4096u, pages++) {
+		volatile uint32_t *w = (volatile uint32_t *)(uintptr_t)a;
+
+		if (!check)
+			*w = fill_word(a >> 12);
+		else if (*w != fill_word(a >> 12))
+			bad++;
+	}
+	if (check)
+		guest_printf("daemon-guest: checked %u pages: %u differ\n", pages, bad);
+	else
+		guest_printf("daemon-guest: filled %u pages\n", pages);
 }
 
 static __attribute__((noreturn)) void crash(void)
@@ -125,6 +154,8 @@ void guest_main(void)
 				poweroff(pm1_cnt, slp_typ);
 			if (!strcmp(line, "crash"))
 				crash();
+			if (!strcmp(line, "fill") || !strcmp(line, "check"))
+				fill_memory(!strcmp(line, "check"));
 		}
 		if (pm1_evt && (inw(pm1_evt) & PM1_PWRBTN)) {
 			outw(pm1_evt, PM1_PWRBTN); /* write 1 to clear */

@@ -439,6 +439,45 @@ static void blk_check_range(uint64_t sector, unsigned count, bool zeros, bool sp
 					   i, blk_buf[s * 512 + i]);
 }
 
+/*
+ * Write-zeroes is bounded like reads and writes (issue 9): the device says how many sectors
+ * one request may zero and in how many segments (wz_max=, wz_segs= from the host), and when
+ * the zeros are written (not a discard) a request one sector longer is refused untouched
+ * while one of exactly the bound is served. So a reset or quit never waits on a guest's
+ * request to zero gigabytes.
+ */
+static void blk_zeroes_bound(uint64_t sectors)
+{
+	uint64_t max = mb_arg_u64("wz_max"), segs = mb_arg_u64("wz_segs"), at = 8192;
+	uint8_t st;
+
+	if (r32(devcfg + 0x30) != max || r32(devcfg + 0x34) != segs)
+		guest_fail("write-zeroes bound %u sectors in %u segments, expected %u in %u",
+			   r32(devcfg + 0x30), r32(devcfg + 0x34), (uint32_t)max, (uint32_t)segs);
+	if (at + max + 1 > sectors) {
+		guest_printf("virtio: blk write-zeroes bound %u sectors (by discard)\n",
+			     (uint32_t)max);
+		return;
+	}
+	blk_write_range(at, 1);
+	blk_write_range(at + max, 1);
+	blk_seg = (typeof(blk_seg)){at, (uint32_t)max + 1, 0};
+	if ((st = blk_req(BLK_T_WZ, 0, &blk_seg, 16, false, false)) != 1)
+		guest_fail("write-zeroes of %u sectors gave status %u, expected IOERR",
+			   (uint32_t)max + 1, st);
+	blk_check_range(at, 1, false, false);
+	blk_check_range(at + max, 1, false, false);
+	blk_seg = (typeof(blk_seg)){at, (uint32_t)max, 0};
+	if ((st = blk_req(BLK_T_WZ, 0, &blk_seg, 16, false, false)) != 0)
+		guest_fail("write-zeroes of %u sectors gave status %u", (uint32_t)max, st);
+	blk_check_range(at, 1, true, false);
+	blk_check_range(at + max - 1, 1, true, false);
+	blk_check_range(at + max, 1, false, false);
+	guest_printf("virtio: blk write-zeroes bound %u sectors: one more refused, the bound "
+		     "served\n",
+		     (uint32_t)max);
+}
+
 static void blk_test(void)
 {
 	uint64_t sectors = mb_arg_u64("sectors"), cap;
@@ -454,6 +493,13 @@ static void blk_test(void)
 	if (cap != sectors)
 		guest_fail("capacity %u sectors, expected %u", (uint32_t)cap, (uint32_t)sectors);
 
+	/* wait=key: the host gets ready (tests/daemon/e2e.py holds the device's workers) and
+	 * sends a key on the serial port before the first request. */
+	if (mb_arg_is("wait", "key")) {
+		guest_printf("virtio: blk waits for a key\n");
+		(void)serial_getc_poll();
+		guest_printf("virtio: blk sends its first request\n");
+	}
 	memset(blk_buf, 0, 32);
 	if (blk_req(BLK_T_GET_ID, 0, blk_buf, 20, true, false) != 0 ||
 	    memcmp(blk_buf, serial, strlen(serial)))
@@ -496,6 +542,7 @@ static void blk_test(void)
 	if (blk_req(BLK_T_FLUSH, 0, 0, 0, false, false) != 0)
 		guest_fail("flush failed");
 	guest_printf("virtio: blk write-zeroes, discard, bad requests ok\n");
+	blk_zeroes_bound(sectors);
 }
 
 /* ---- mode=blkmq: many requests in flight on two queues of a multi-queue virtio-blk ---- */
