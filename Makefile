@@ -24,7 +24,7 @@ build/build.ninja:
 
 # The build the tests run: AddressSanitizer and UndefinedBehaviorSanitizer, abort on any report.
 build-asan/build.ninja:
-	$(MESON) setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+	$(MESON) setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Dtest_hooks=true
 
 # libFuzzer targets need clang.
 build-fuzz/build.ninja:

@@ -26,6 +26,8 @@ packages=(
 	# keeld and keel (issue 5): store, API server, JSON; sqlite3 and curl for its tests;
 	# libcurl: keel's HTTP client (Unix socket now, TCP+TLS later)
 	libsqlite3-dev libmicrohttpd-dev libjson-c-dev sqlite3 curl libcurl4-openssl-dev
+	# the jailed worker's seccomp allow-lists (issue 10)
+	libseccomp-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
