@@ -157,7 +157,7 @@ int jail_enter(const struct vm_config *cfg, char *err, size_t errlen)
 	const char *root = cfg->jail_root, *step;
 	gid_t gid = cfg->jail_gid;
 	uid_t uid = cfg->jail_uid;
-	bool caps;
+	bool caps = true;
 	int r;
 
 	if (!cfg->jail)
