@@ -270,6 +270,8 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 	 * keeld that gave it the directory died during the save). */
 	if (!sup_path(sup, vm->uuid, SUP_SAVED_DIR, saved, sizeof(saved)))
 		sup_jail_take_dir(saved);
+	/* Its sockets: a jailed worker cannot remove them (their directory is not its). */
+	sup_remove_sockets(sup, vm);
 	/* A Save-VM that completed counts even when the keeld that asked for it is gone. */
 	saving = vm->saving || sup_save_completed(sup, vm);
 

@@ -104,6 +104,8 @@ int sup_save_intent(struct sup *sup, const struct sup_vm *vm) __attribute__((war
 void sup_save_intent_drop(struct sup *sup, const struct sup_vm *vm);
 bool sup_save_completed(struct sup *sup, const struct sup_vm *vm);
 void sup_sock_group_access(struct sup *sup, struct sup_vm *vm);
+/* Remove an ended worker's sockets (control, consoles). */
+void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm);
 
 /* sup_jail.c: the worker's uid and the files it may write (docs/security.md) */
 /* A uid (and gid) of the range for vm's worker that no other running worker has. */

@@ -1538,6 +1538,10 @@ def case_jail(e):
     e.wait_state("j1", "Paused")
     e.keel("vm", "resume", "j1")
     e.wait_state("j1", "Running")
+    # A hard reset rebuilds the machine inside the jail (new VM, vCPU threads and filters).
+    e.keel("vm", "restart", "j1")
+    e.console_until("j1", r"ready for input[\s\S]*ready for input")
+    check(e.vm("j1")["state"] == "Running", "j1 after restart: %r" % e.vm("j1"))
     e.type_console("j1", "half")
     e.keel("vm", "save", "j1")
     check(e.vm("j1")["state"] == "Saved", "j1 not Saved: %r" % e.vm("j1"))
