@@ -1575,6 +1575,18 @@ def case_jail(e):
           "crash reason: %r" % vm["state_reason"])
     e.keel("vm", "turn-off", "j1")
     e.wait_state("j1", "Off")
+    # The uid range: one uid serves one running VM; a bad range stops keeld at start.
+    e.kill_keeld(signal.SIGTERM)
+    check(e.start_keeld(expect_fail=True, extra=["--worker-uids", "5-3"]) != 0,
+          "keeld took --worker-uids 5-3")
+    e.start_keeld(extra=["--worker-uids", "4000000000-4000000000"])
+    vm1 = e.start("j1")
+    check(check_jailed(e, vm1, "j1 in a range of one") == "4000000000", "uid outside the range")
+    _, err = e.keel("vm", "start", "j2", want=None)
+    check("all 1 worker uids from 4000000000 (--worker-uids) are taken" in err,
+          "second VM in a range of one: %r" % err)
+    e.keel("vm", "turn-off", "j1")
+    e.wait_state("j1", "Off")
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
