@@ -70,8 +70,11 @@ static const uint64_t main_ioctls[] = {
 	KVM_SET_CLOCK,
 };
 static const uint64_t vcpu_ioctls[] = {VCPU_IOCTLS};
-/* Interrupt lines raised from a vCPU's port or MMIO exit (serial, RTC, PM timer). */
-static const uint64_t vcpu_vm_ioctls[] = {KVM_IRQ_LINE, KVM_SET_GSI_ROUTING};
+/* What a guest's port or MMIO access makes a vCPU thread do to the VM: interrupt lines (serial,
+ * RTC, PM timer), MSI routes and their irqfds (MSI-X table writes), ioeventfds (a virtio
+ * queue enabled or a BAR moved). */
+static const uint64_t vcpu_vm_ioctls[] = {KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_IRQFD,
+					  KVM_IOEVENTFD};
 /* pthread_create's clone: threads only, never a new process. */
 static const uint64_t clone_thread[] = {CLONE_THREAD};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
@@ -171,6 +174,11 @@ static const struct seccomp_rule io_rules[] = {
 static const struct seccomp_rule vcpu_rules[] = {
 	ARG_IN(SYS_ioctl, 1, vcpu_ioctls),
 	ARG_IN(SYS_ioctl, 1, vcpu_vm_ioctls),
+	/* A device's registers written by the guest: its eventfds and its I/O thread's watches
+	 * come and go (queue enable, device reset). */
+	ANY(SYS_eventfd2),
+	ANY(SYS_epoll_ctl),
+	ANY(SYS_close),
 	ANY(SYS_writev),
 	ANY(SYS_sendto),
 	ANY(SYS_sendmsg),
