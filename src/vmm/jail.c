@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/seccomp_filter.h"
@@ -89,6 +90,9 @@ int jail_early(const struct vm_config *cfg, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	/* glibc reads the time zone (/etc/localtime) on its first time conversion, gmtime_r
+	 * included (the RTC, log stamps): once, here, while the host's files are in reach. */
+	tzset();
 	step = "PR_SET_NO_NEW_PRIVS";
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		goto fail;
