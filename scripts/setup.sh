@@ -28,6 +28,8 @@ packages=(
 	libsqlite3-dev libmicrohttpd-dev libjson-c-dev sqlite3 curl libcurl4-openssl-dev
 	# keel-vmm's block backend (io_uring)
 	liburing-dev
+	# the jailed worker's seccomp allow-lists (issue 10)
+	libseccomp-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

@@ -53,15 +53,22 @@ struct options {
 	uint64_t host_reserve;
 	const char *admin_group;
 	const char *viewer_group;
+	uint64_t worker_uid_first, worker_uid_last;
 	bool debug;
 };
+
+/* The workers' uids (and gids): high, outside what Debian and systemd hand out (system and
+ * login users below 60000, systemd's dynamic users 61184-65519, containers' and subuid
+ * ranges up to 1879048191), one per running VM (docs/security.md). */
+#define DEFAULT_WORKER_UID_FIRST 3221225472u /* 0xc0000000 */
+#define DEFAULT_WORKER_UID_LAST	 3221291007u /* 65536 of them */
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: keeld [--state-dir DIR] [--socket PATH] [--vmm PATH] [--stop-timeout SEC]\n"
 		"             [--start-timeout SEC] [--host-reserve SIZE] [--admin-group NAME]\n"
-		"             [--viewer-group NAME] [--debug]\n"
+		"             [--viewer-group NAME] [--worker-uids FIRST-LAST] [--debug]\n"
 		"\n"
 		"keel's management service: VM definitions, workers and the REST API.\n"
 		"  --state-dir DIR      store and per-VM files (default %s, or $KEEL_STATE_DIR)\n"
@@ -76,8 +83,12 @@ static void usage(FILE *f)
 		"  --admin-group NAME   members may use the whole API and the consoles (keel)\n"
 		"  --viewer-group NAME  members may read: list, show, events, logs "
 		"(keel-viewers)\n"
+		"  --worker-uids FIRST-LAST  the jailed workers' own uids and gids, one per "
+		"running\n"
+		"                       VM (%u-%u)\n"
 		"  --debug              log every request\n",
-		DEFAULT_STATE_DIR, DEFAULT_SOCKET);
+		DEFAULT_STATE_DIR, DEFAULT_SOCKET, DEFAULT_WORKER_UID_FIRST,
+		DEFAULT_WORKER_UID_LAST);
 }
 
 static int parse_secs(const char *opt, const char *s, unsigned *out)
@@ -131,6 +142,26 @@ static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 	return 0;
 }
 
+/* --worker-uids FIRST-LAST: 1 <= FIRST <= LAST < 4294967295, at most 2^20 of them. */
+static int parse_uid_range(const char *s, struct options *o)
+{
+	const char *dash = strchr(s, '-');
+	char first[16] = {0};
+
+	if (!dash || dash - s >= (long)sizeof(first) ||
+	    (memcpy(first, s, (size_t)(dash - s)),
+	     parse_uint(first, 1, 0xfffffffe, &o->worker_uid_first)) ||
+	    parse_uint(dash + 1, o->worker_uid_first, 0xfffffffe, &o->worker_uid_last) ||
+	    o->worker_uid_last - o->worker_uid_first >= 1u << 20) {
+		fprintf(stderr,
+			"keeld: --worker-uids %s: expected FIRST-LAST, uids from 1 to 4294967294 "
+			"with FIRST <= LAST, at most 1048576 of them\n",
+			s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
@@ -142,6 +173,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"host-reserve", required_argument, NULL, 'R'},
 		{"admin-group", required_argument, NULL, 'A'},
 		{"viewer-group", required_argument, NULL, 'W'},
+		{"worker-uids", required_argument, NULL, 'U'},
 		{"debug", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -157,6 +189,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->host_reserve = 512ull << 20;
 	o->admin_group = "keel";
 	o->viewer_group = "keel-viewers";
+	o->worker_uid_first = DEFAULT_WORKER_UID_FIRST;
+	o->worker_uid_last = DEFAULT_WORKER_UID_LAST;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -188,6 +222,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'W':
 			o->viewer_group = optarg;
+			break;
+		case 'U':
+			if (parse_uid_range(optarg, o))
+				return -EINVAL;
 			break;
 		case 'D':
 			o->debug = true;
@@ -352,6 +390,8 @@ int main(int argc, char **argv)
 		.group = grp ? grp->gr_gid : 0,
 		.start_timeout_s = o.start_timeout_s ? o.start_timeout_s : 1,
 		.host_reserve = o.host_reserve,
+		.worker_uid_first = (uid_t)o.worker_uid_first,
+		.worker_uids = (unsigned)(o.worker_uid_last - o.worker_uid_first + 1),
 	};
 	if (sc.have_group && chown(state_dir, (uid_t)-1, sc.group) < 0)
 		log_warn("cannot give %s to group %s: %s", state_dir, o.admin_group,

@@ -277,6 +277,7 @@ void sup_drop_worker(struct sup_vm *vm)
 	vm->pidfd = -1;
 	vm->pid = 0;
 	vm->starttime = 0;
+	vm->jail_uid = 0;
 	vm->is_child = false;
 	vm->off_after_timeout = false;
 	vm->start_killed = false;
@@ -299,8 +300,15 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 	bool quit_sent = !keeld_was_away && (was == VM_PH_TURNING_OFF || was == VM_PH_SAVED_ENDING);
 	unsigned timeout = vm->stop_timeout_s;
 	enum vm_event end;
+	char saved[PATH_MAX];
 	int status;
 
+	/* A jailed worker's save is root's again before anything looks at it (also when the
+	 * keeld that gave it the directory died during the save). */
+	if (!sup_path(sup, vm->uuid, SUP_SAVED_DIR, saved, sizeof(saved)))
+		sup_jail_take_dir(saved);
+	/* Its sockets: a jailed worker cannot remove them (their directory is not its). */
+	sup_remove_sockets(sup, vm);
 	/* A Save-VM that completed counts even when the keeld that asked for it is gone (it
 	 * ended while keeld was away): the VM was on its way to Saved. */
 	if (sup_save_completed(sup, vm) &&
@@ -453,6 +461,8 @@ void sup_reattach_all(struct sup *sup)
 		if (sup_proc_starttime(rt.pid, &st) == 0 && st == rt.starttime)
 			vm->pidfd = sup_pidfd_open(rt.pid);
 		load_phase(vm, rt.state);
+		/* Its uid stays its own while it runs: no new worker may be given it. */
+		vm->jail_uid = vm->pidfd >= 0 ? sup_jail_uid_of(rt.pid) : 0;
 		if (vm->pidfd < 0) {
 			sup_worker_ended(sup, vm, false, 0, true);
 			continue;
@@ -712,11 +722,31 @@ int sup_save_check(struct sup *sup, const struct vm_def *def, char *err, size_t 
 
 /* Save-VM: the worker saves (pausing the VM) into the VM's directory, then quits; the VM
  * becomes Saved when the worker has ended (sup_worker_ended). */
+/* Ask the worker to save the VM into dir, which it may write only meanwhile (sup_jail.c). */
+static int save_into(struct sup *sup, struct sup_vm *vm, const char *ctl, const char *dir,
+		     char *why, size_t whylen)
+{
+	int ret = sup_jail_give_dir(sup, vm, dir);
+
+	if (!ret) {
+		json_object *args = json_object_new_object();
+
+		json_object_object_add(args, "dir", json_object_new_string(dir));
+		ret = ctl_unlocked(ctl, "save",
+				   json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
+				   SUP_SAVE_TIMEOUT_MS, NULL, why, whylen);
+		json_object_put(args);
+	} else {
+		snprintf(why, whylen, "cannot give %.200s to the worker: %s", dir, strerror(-ret));
+	}
+	sup_jail_take_dir(dir);
+	return ret;
+}
+
 int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char dir[PATH_MAX], ctl[PATH_MAX], why[400];
-	json_object *args;
 	bool was_running;
 	int ret;
 
@@ -738,12 +768,14 @@ int sup_save(struct sup *sup, const struct vm_def *def, char *err, size_t errlen
 			  vm->name, SUP_SAVING, strerror(-ret));
 		return ret;
 	}
-	args = json_object_new_object();
-	json_object_object_add(args, "dir", json_object_new_string(dir));
-	ret = ctl_unlocked(ctl, "save",
-			   json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
-			   SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
-	json_object_put(args);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		sup_save_intent_drop(sup, vm);
+		error_set(err, errlen, "cannot save VM '%s': cannot create %s: %s", vm->name, dir,
+			  strerror(errno));
+		return ret;
+	}
+	ret = save_into(sup, vm, ctl, dir, why, sizeof(why));
 	if (ret) {
 		sup_save_intent_drop(sup, vm);
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
@@ -809,7 +841,6 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 {
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char ctl[PATH_MAX], why[400];
-	json_object *args;
 	bool was_running;
 	int ret;
 
@@ -822,12 +853,7 @@ int sup_save_stop(struct sup *sup, const struct vm_def *def, const char *dir, bo
 		return -ENAMETOOLONG;
 	was_running = vm->state == VM_RUNNING;
 	*was_paused = !was_running;
-	args = json_object_new_object();
-	json_object_object_add(args, "dir", json_object_new_string(dir));
-	ret = ctl_unlocked(ctl, "save",
-			   json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN),
-			   SUP_SAVE_TIMEOUT_MS, NULL, why, sizeof(why));
-	json_object_put(args);
+	ret = save_into(sup, vm, ctl, dir, why, sizeof(why));
 	if (ret) {
 		error_set(err, errlen, "cannot save VM '%s': %s", vm->name, why);
 		save_failed(sup, vm, was_running);

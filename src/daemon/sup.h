@@ -34,6 +34,10 @@ struct sup_config {
 	 * host's memory; a start that would not fit beside the running VMs is refused. */
 	uint64_t host_reserve;
 	uint64_t host_memory;
+	/* The workers' own uids and gids (the same number): first and how many, one per running
+	 * VM (--worker-uids, docs/keeld.md). */
+	uid_t worker_uid_first;
+	unsigned worker_uids;
 };
 
 /* What keeld counts per running worker beyond its guest RAM (page tables, device buffers,

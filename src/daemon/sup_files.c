@@ -197,6 +197,19 @@ void sup_sock_group_access(struct sup *sup, struct sup_vm *vm)
 	}
 }
 
+void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm)
+{
+	static const char *const socks[] = {"control.sock", "serial.sock", "hvc0.sock"};
+
+	for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
+		char path[PATH_MAX];
+
+		if (!sup_path(sup, vm->uuid, socks[i], path, sizeof(path)) && unlink(path) < 0 &&
+		    errno != ENOENT)
+			log_warn("VM %s: cannot remove %s: %s", vm->name, path, strerror(errno));
+	}
+}
+
 void sup_rotate_log(const char *path)
 {
 	struct stat st;

@@ -48,6 +48,7 @@ struct sup_vm {
 	unsigned stop_timeout_s;
 	long long deadline_ms; /* for Starting and Stopping; 0 when none */
 	uint64_t memory;       /* guest RAM of the running worker, for admission control */
+	uid_t jail_uid;	       /* the running worker's own uid and gid (sup_jail.c), or 0 */
 	/* An operation in progress (sup_op_begin): the VM is its owner's until it ends; the
 	 * main loop leaves the VM alone meanwhile. */
 	const char *op;
@@ -108,6 +109,22 @@ int sup_save_intent(struct sup *sup, const struct sup_vm *vm) __attribute__((war
 void sup_save_intent_drop(struct sup *sup, const struct sup_vm *vm);
 bool sup_save_completed(struct sup *sup, const struct sup_vm *vm);
 void sup_sock_group_access(struct sup *sup, struct sup_vm *vm);
+/* Remove an ended worker's sockets (control, consoles). */
+void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm);
+
+/* sup_jail.c: the worker's uid and the files it may write (docs/security.md) */
+/* A uid (and gid) of the range for vm's worker that no other running worker has. */
+int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The uid a running worker was given, from its command line (a re-attached worker). */
+uid_t sup_jail_uid_of(pid_t pid);
+/* Let the jailed worker write its save into dir (inside its VM's directory): dir becomes
+ * its own, and the directories between can be passed through. */
+int sup_jail_give_dir(struct sup *sup, const struct sup_vm *vm, const char *dir)
+	__attribute__((warn_unused_result));
+/* Take dir back after a save: root's again, only regular files named state and memory stay
+ * (root's, 0600); anything else the worker left there is removed. Idempotent. */
+void sup_jail_take_dir(const char *dir);
 void sup_rotate_log(const char *path);
 
 #endif

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/tap.h"
 
 int sup_pidfd_open(pid_t pid)
 {
@@ -92,24 +95,20 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
  */
 #define WORKER_FD_FIRST 3
 #define WORKER_FD_BASE	64
-#define WORKER_FILES	(2 + VMDEF_MAX_DISKS)
+#define WORKER_FILES	(3 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS)
 
 struct worker_files {
 	int fd[WORKER_FILES];
-	char name[WORKER_FILES][16]; /* kernel, initrd, disk.I */
+	char name[WORKER_FILES][16]; /* kernel, initrd, kvm, disk.I, net.I */
 	unsigned n;
 };
 
-/* Opened through the storage pools (pools.h): the file that passes the policy is the file
- * the worker gets. */
-static int worker_file(struct sup *sup, struct worker_files *wf, const char *name, const char *what,
-		       const char *path, int flags, bool allow_blk, char *err, size_t errlen)
+/* Keep fd (taken over) as the worker's NAME. */
+static int worker_fd(struct worker_files *wf, const char *name, const char *path, int fd, char *err,
+		     size_t errlen)
 {
-	int fd = pools_open(sup->cfg.store, what, path, flags, allow_blk, err, errlen), high;
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_FD_BASE);
 
-	if (fd < 0)
-		return fd;
-	high = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_FD_BASE);
 	if (high < 0) {
 		int e = errno;
 
@@ -122,6 +121,42 @@ static int worker_file(struct sup *sup, struct worker_files *wf, const char *nam
 	snprintf(wf->name[wf->n], sizeof(wf->name[0]), "%s", name);
 	wf->n++;
 	return 0;
+}
+
+/* Opened through the storage pools (pools.h): the file that passes the policy is the file
+ * the worker gets. */
+static int worker_file(struct sup *sup, struct worker_files *wf, const char *name, const char *what,
+		       const char *path, int flags, bool allow_blk, char *err, size_t errlen)
+{
+	int fd = pools_open(sup->cfg.store, what, path, flags, allow_blk, err, errlen);
+
+	return fd < 0 ? fd : worker_fd(wf, name, path, fd, err, errlen);
+}
+
+/* /dev/kvm and the taps: the jailed worker can open neither (no /dev in its root, an empty
+ * network namespace). */
+static int worker_devices(const struct vm_def *def, struct worker_files *wf, char *err,
+			  size_t errlen)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		r = -errno;
+		error_set(err, errlen, "cannot open /dev/kvm: %s%s", strerror(errno),
+			  errno == ENOENT ? " (this host has no KVM)" : "");
+		return r;
+	}
+	r = worker_fd(wf, "kvm", "/dev/kvm", fd, err, errlen);
+	for (unsigned i = 0; !r && i < def->nnics; i++) {
+		char name[16], ifname[IFNAMSIZ];
+
+		fd = tap_open(def->nics[i].tap, ifname, err, errlen);
+		if (fd < 0)
+			return fd;
+		snprintf(name, sizeof(name), "net.%u", i);
+		r = worker_fd(wf, name, def->nics[i].tap, fd, err, errlen);
+	}
+	return r;
 }
 
 /* Move *fd above every number exec_worker dup2s onto (3 to 3 + WORKER_FILES), so that
@@ -165,6 +200,8 @@ static int worker_files_open(struct sup *sup, const struct vm_def *def, struct w
 			r = disk_policy_check_chain(sup->cfg.store, "disk", def->disks[i].path, err,
 						    errlen);
 	}
+	if (!r)
+		r = worker_devices(def, wf, err, errlen);
 	if (r)
 		worker_files_close(wf);
 	return r;
@@ -296,6 +333,17 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	}
 	if (sup->cfg.have_group && chown(dir, (uid_t)-1, sup->cfg.group) < 0)
 		log_warn("cannot give %s to the keel group: %s", dir, strerror(errno));
+	/* The directory is the worker's root: it must be able to search it, and only that
+	 * (what it may write, keeld gives it: sup_jail_give_dir). */
+	if (chmod(dir, 0751) < 0) {
+		ret = -errno;
+		error_set(err, errlen, "cannot make %s the worker's root: %s", dir,
+			  strerror(errno));
+		return ret;
+	}
+	ret = sup_jail_alloc(sup, vm, err, errlen);
+	if (ret)
+		return ret;
 	unlink(ctl);
 	unlink(serial);
 	unlink(status);
@@ -312,7 +360,10 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    add_arg(argv, &argc, 64, "--serial=unix:%s", serial) ||
 	    (def->console.present && add_arg(argv, &argc, 64, "--console=unix:%s", hvc)) ||
 	    add_arg(argv, &argc, 64, "--control=%s", ctl) ||
-	    add_arg(argv, &argc, 64, "--status-file=%s", status)) {
+	    add_arg(argv, &argc, 64, "--status-file=%s", status) ||
+	    add_arg(argv, &argc, 64, "--jail-user=%u:%u", (unsigned)vm->jail_uid,
+		    (unsigned)vm->jail_uid) ||
+	    add_arg(argv, &argc, 64, "--jail-root=%s", dir)) {
 		ret = -ENOMEM;
 		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
 		goto out;
@@ -357,10 +408,14 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 						argv[i]);
 		sup_vm_log(sup, vm, "starting: %s", cmd);
 	}
-	pid = fork();
+	/* The worker is PID 1 of a PID namespace of its own (it sees no other process); it
+	 * makes its other namespaces itself (jail.c). Raw clone: glibc's clone wants a new
+	 * stack; without one it forks as fork does, and the child only calls what is
+	 * async-signal-safe before exec. */
+	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (pid < 0) {
 		ret = -errno;
-		error_set(err, errlen, "cannot start VM '%s': fork: %s", def->name,
+		error_set(err, errlen, "cannot start VM '%s': clone: %s", def->name,
 			  strerror(errno));
 		goto out;
 	}

@@ -22,7 +22,8 @@ static const char config_usage[] =
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--control PATH] [--status-file PATH]\n"
-	"                [--restore DIR] [--paused] [--fd kernel|initrd|disk.I=N]...\n"
+	"                [--restore DIR] [--paused] [--fd kernel|initrd|kvm|disk.I|net.I=N]...\n"
+	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
 	"Runs one virtual machine on KVM. The VM is described by a JSON document (--config,\n"
 	"docs/vm-config.md) or by the options from --kernel to --debug-exit, not both.\n"
@@ -197,6 +198,8 @@ enum {
 	OPT_NO_RNG,
 	OPT_CONFIG,
 	OPT_FD,
+	OPT_JAIL_USER,
+	OPT_JAIL_ROOT,
 };
 
 static const struct option config_options[] = {
@@ -213,6 +216,8 @@ static const struct option config_options[] = {
 	{"status-file", required_argument, NULL, OPT_STATUS_FILE},
 	{"restore", required_argument, NULL, OPT_RESTORE},
 	{"fd", required_argument, NULL, OPT_FD},
+	{"jail-user", required_argument, NULL, OPT_JAIL_USER},
+	{"jail-root", required_argument, NULL, OPT_JAIL_ROOT},
 	{"name", required_argument, NULL, OPT_NAME},
 	{"disk", required_argument, NULL, OPT_DISK},
 	{"net", required_argument, NULL, OPT_NET},
@@ -369,18 +374,27 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		slot = &cfg->kernel_fd;
 	else if (eq && eq - arg == 6 && !strncmp(arg, "initrd", 6))
 		slot = &cfg->initrd_fd;
+	else if (eq && eq - arg == 3 && !strncmp(arg, "kvm", 3))
+		slot = &cfg->kvm_fd;
 	else if (eq && !strncmp(arg, "disk.", 5) && eq - arg <= 8) {
 		char idx[4] = {0};
 
 		memcpy(idx, arg + 5, (size_t)(eq - arg - 5));
 		if (!parse_uint(idx, 0, VMDEF_MAX_DISKS - 1, &i))
 			slot = &cfg->disk_fds[i];
+	} else if (eq && !strncmp(arg, "net.", 4) && eq - arg <= 6) {
+		char idx[4] = {0};
+
+		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
+		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
+			slot = &cfg->net_fds[i];
 	}
 	if (!slot || parse_uint(eq + 1, 3, 65535, &n) || fcntl((int)n, F_GETFD) < 0) {
 		snprintf(err, errlen,
-			 "--fd %s: expected kernel=N, initrd=N or disk.I=N with N an open "
-			 "descriptor (3 or above) and I a disk's index (0 to %d)",
-			 arg, VMDEF_MAX_DISKS - 1);
+			 "--fd %s: expected kernel=N, initrd=N, kvm=N, disk.I=N or net.I=N with N "
+			 "an open descriptor (3 or above) and I a disk's (0 to %d) or a network "
+			 "card's (0 to %d) index",
+			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1);
 		return -EINVAL;
 	}
 	if (*slot >= 0) {
@@ -388,6 +402,26 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		return -EINVAL;
 	}
 	*slot = (int)n;
+	return 0;
+}
+
+/* --jail-user UID:GID: the worker's own user and group, neither 0. */
+static int parse_jail_user(const char *arg, struct vm_config *cfg, char *err, size_t errlen)
+{
+	const char *colon = strchr(arg, ':');
+	char uid[16] = {0};
+	uint64_t u, g;
+
+	if (!colon || colon - arg >= (long)sizeof(uid) ||
+	    (memcpy(uid, arg, (size_t)(colon - arg)), parse_uint(uid, 1, 0xfffffffe, &u)) ||
+	    parse_uint(colon + 1, 1, 0xfffffffe, &g)) {
+		snprintf(err, errlen,
+			 "--jail-user %s: expected UID:GID, two numbers from 1 to 4294967294", arg);
+		return -EINVAL;
+	}
+	cfg->jail = true;
+	cfg->jail_uid = (unsigned)u;
+	cfg->jail_gid = (unsigned)g;
 	return 0;
 }
 
@@ -432,6 +466,19 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 		return 0;
 	case OPT_FD:
 		return parse_fd_option(optarg, cfg, err, errlen);
+	case OPT_JAIL_USER:
+		return parse_jail_user(optarg, cfg, err, errlen);
+	case OPT_JAIL_ROOT:
+		if (optarg[0] != '/' || strstr(optarg, "/../") || strstr(optarg, "/./") ||
+		    !strcmp(optarg, "/")) {
+			snprintf(err, errlen,
+				 "--jail-root %s: expected an absolute directory other than /, "
+				 "without . or .. components",
+				 optarg);
+			return -EINVAL;
+		}
+		cfg->jail_root = optarg;
+		return 0;
 	case OPT_HELP:
 		fputs(config_usage, stdout);
 		return 1;
@@ -446,6 +493,20 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 			 argv[optind - 1 < argc ? optind - 1 : argc - 1]);
 		return -EINVAL;
 	}
+}
+
+/* A descriptor passed for the Ith disk or card of a VM that has only n of them. */
+static int fds_beyond(const int *fds, unsigned n, unsigned max, const char *opt, const char *what,
+		      char *err, size_t errlen)
+{
+	for (unsigned i = n; i < max; i++) {
+		if (fds[i] >= 0) {
+			snprintf(err, errlen, "--fd %s.%u: the VM has %u %s%s", opt, i, n, what,
+				 n == 1 ? "" : "s");
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 void config_free(struct vm_config *cfg)
@@ -463,9 +524,12 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		.console = {CHARDEV_OFF, NULL},
 		.kernel_fd = -1,
 		.initrd_fd = -1,
+		.kvm_fd = -1,
 	};
 	for (unsigned d = 0; d < VMDEF_MAX_DISKS; d++)
 		cfg->disk_fds[d] = -1;
+	for (unsigned d = 0; d < VMDEF_MAX_NICS; d++)
+		cfg->net_fds[d] = -1;
 	vmdef_init(&cfg->def);
 	optind = 0; /* full reset of getopt, so tests can call this repeatedly */
 	opterr = 0;
@@ -526,20 +590,24 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			goto out;
 		r = -EINVAL;
 	}
+	if (cfg->jail != (cfg->jail_root != NULL)) {
+		snprintf(err, errlen, "--jail-user and --jail-root go together");
+		r = -EINVAL;
+		goto out;
+	}
 	/* Each passed descriptor stands for a file the description names. */
 	if (cfg->initrd_fd >= 0 && !cfg->def.initrd) {
 		snprintf(err, errlen, "--fd initrd: the VM has no initrd");
 		r = -EINVAL;
 		goto out;
 	}
-	for (unsigned d = cfg->def.ndisks; d < VMDEF_MAX_DISKS; d++) {
-		if (cfg->disk_fds[d] >= 0) {
-			snprintf(err, errlen, "--fd disk.%u: the VM has %u disk%s", d,
-				 cfg->def.ndisks, cfg->def.ndisks == 1 ? "" : "s");
-			r = -EINVAL;
-			goto out;
-		}
-	}
+	r = fds_beyond(cfg->disk_fds, cfg->def.ndisks, VMDEF_MAX_DISKS, "disk", "disk", err,
+		       errlen);
+	if (!r)
+		r = fds_beyond(cfg->net_fds, cfg->def.nnics, VMDEF_MAX_NICS, "net", "network card",
+			       err, errlen);
+	if (r)
+		goto out;
 	/* A disk's format is never guessed from its contents (the guest writes them): one
 	 * the description leaves open is taken from the file's name. */
 	for (unsigned i = 0; i < cfg->def.ndisks; i++)

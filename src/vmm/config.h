@@ -36,6 +36,13 @@ struct vm_config {
 	 * -1: open the path. */
 	int kernel_fd, initrd_fd;
 	int disk_fds[VMDEF_MAX_DISKS];
+	int kvm_fd;		     /* --fd kvm=N: /dev/kvm, opened by keeld; -1: open it */
+	int net_fds[VMDEF_MAX_NICS]; /* --fd net.I=N: the Ith card's tap, attached by keeld */
+	/* --jail-user UID:GID and --jail-root DIR: once built, the worker confines itself to
+	 * DIR as UID:GID (jail.c, docs/security.md). */
+	bool jail;
+	unsigned jail_uid, jail_gid;
+	const char *jail_root;
 };
 
 /*

@@ -12,7 +12,9 @@
 
 #include "lib/log.h"
 #include "lib/unix_socket.h"
+#include "vmm/jail.h"
 #include "vmm/loop.h"
+#include "vmm/seccomp_filter.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
@@ -94,11 +96,18 @@ static char *control_devices(struct vm *vm)
 }
 
 static const char *const control_names[] = {
-	[CONTROL_STATUS] = "status",   [CONTROL_PAUSE] = "pause",
-	[CONTROL_RESUME] = "resume",   [CONTROL_POWERDOWN] = "powerdown",
-	[CONTROL_RESET] = "reset",     [CONTROL_QUIT] = "quit",
-	[CONTROL_SAVE] = "save",       [CONTROL_RESTORE] = "restore",
+	[CONTROL_STATUS] = "status",
+	[CONTROL_PAUSE] = "pause",
+	[CONTROL_RESUME] = "resume",
+	[CONTROL_POWERDOWN] = "powerdown",
+	[CONTROL_RESET] = "reset",
+	[CONTROL_QUIT] = "quit",
+	[CONTROL_SAVE] = "save",
+	[CONTROL_RESTORE] = "restore",
 	[CONTROL_DEVICES] = "devices",
+#if defined(KEEL_TEST_HOOKS)
+	[CONTROL_TEST_FORBIDDEN_SYSCALL] = "test-forbidden-syscall",
+#endif
 };
 
 /* Parse and check one request line; on success *out is the request object (put it). */
@@ -227,11 +236,14 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 }
 
 /* Save the VM to dir: a running VM is paused first and stays paused (docs/keel-vmm.md). */
-static char *control_save(struct vm *vm, const char *dir)
+static char *control_save(struct vm *vm, const char *host_dir)
 {
-	char err[400];
+	char err[400], dir[CONTROL_MAX_PATH];
 	int r;
 
+	if (jail_path(host_dir, dir, sizeof(dir)))
+		return control_error("GenericError", "save: %s is outside the worker's jail",
+				     host_dir);
 	if (!vm_is_paused(vm)) {
 		r = vm_pause(vm);
 		if (r)
@@ -245,10 +257,13 @@ static char *control_save(struct vm *vm, const char *dir)
 }
 
 /* Replace the machine with the state saved in dir (docs/keel-vmm.md). */
-static char *control_restore(struct vm *vm, const char *dir, bool paused)
+static char *control_restore(struct vm *vm, const char *host_dir, bool paused)
 {
-	char err[400];
+	char err[400], dir[CONTROL_MAX_PATH];
 
+	if (jail_path(host_dir, dir, sizeof(dir)))
+		return control_error("GenericError", "restore: %s is outside the worker's jail",
+				     host_dir);
 	if (vm_restore(vm, dir, paused, err, sizeof(err)))
 		return control_error("GenericError", "restore failed: %s", err);
 	return control_reply(NULL);
@@ -295,6 +310,11 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 		return control_save(vm, req.dir);
 	case CONTROL_RESTORE:
 		return control_restore(vm, req.dir, req.paused);
+#if defined(KEEL_TEST_HOOKS)
+	case CONTROL_TEST_FORBIDDEN_SYSCALL:
+		seccomp_test_forbidden();
+		return control_error("GenericError", "the forbidden system call returned");
+#endif
 	case CONTROL_QUIT:
 	default:
 		machine_request(&vm->machine, VM_EVENT_QUIT, 0, "quit through the control socket");

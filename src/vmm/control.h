@@ -26,6 +26,9 @@ enum control_cmd {
 	CONTROL_SAVE,	 /* arguments: {"dir": PATH} */
 	CONTROL_RESTORE, /* arguments: {"dir": PATH, "paused": BOOL (optional)} */
 	CONTROL_DEVICES, /* each device's state, as the crash report gives it */
+#if defined(KEEL_TEST_HOOKS)
+	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
+#endif
 };
 
 #define CONTROL_MAX_PATH 4096

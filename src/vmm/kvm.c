@@ -35,12 +35,12 @@ static const struct {
 	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 };
 
-int kvm_sys_open(struct kvm_sys *sys, char *err, size_t errlen)
+int kvm_sys_open(struct kvm_sys *sys, int given, char *err, size_t errlen)
 {
 	int fd, r;
 	size_t i;
 
-	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	fd = given >= 0 ? given : open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
 

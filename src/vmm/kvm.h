@@ -19,7 +19,8 @@ struct kvm_sys {
 	int max_vcpus;
 };
 
-int kvm_sys_open(struct kvm_sys *sys, char *err, size_t errlen) KVM_WUR;
+/* /dev/kvm: given (an open descriptor, from --fd kvm=N; taken over) or, if -1, opened. */
+int kvm_sys_open(struct kvm_sys *sys, int given, char *err, size_t errlen) KVM_WUR;
 void kvm_sys_close(struct kvm_sys *sys);
 /* The CPUID leaves KVM can offer guests. Caller frees. */
 int kvm_sys_supported_cpuid(struct kvm_sys *sys, struct kvm_cpuid2 **out) KVM_WUR;

@@ -6,6 +6,7 @@
 
 #include "lib/log.h"
 #include "vmm/config.h"
+#include "vmm/jail.h"
 #include "vmm/vm.h"
 
 int main(int argc, char **argv)
@@ -20,6 +21,13 @@ int main(int argc, char **argv)
 	r = config_parse(argc, argv, &cfg, err, sizeof(err));
 	if (r)
 		return r > 0 ? 0 : (log_err("%s", err), 1);
+	/* While no other thread exists, so that every thread inherits it (jail.h). */
+	r = jail_early(&cfg, err, sizeof(err));
+	if (r) {
+		log_err("%s", err);
+		config_free(&cfg);
+		return 1;
+	}
 	r = vm_create(&vm, &cfg, err, sizeof(err));
 	if (r) {
 		log_err("%s", err);

@@ -20,9 +20,11 @@
 #include "vmm/chardev.h"
 #include "vmm/control.h"
 #include "vmm/device.h"
+#include "vmm/jail.h"
 #include "vmm/loop.h"
 #include "vmm/snapshot.h"
 #include "vmm/pci.h"
+#include "vmm/seccomp_filter.h"
 #include "vmm/vcpu.h"
 #include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/acpi.h"
@@ -572,7 +574,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
-	vm->kvm.fd = vm->kernel_fd = vm->initrd_fd = vm->event_fd = -1;
+	vm->kvm.fd = vm->kernel_fd = vm->initrd_fd = vm->event_fd = vm->status_fd = -1;
 	atomic_store(&vm->vm_fd, -1);
 	pthread_mutex_init(&vm->run_lock, NULL);
 	pthread_cond_init(&vm->run_cond, NULL);
@@ -583,7 +585,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .pio = &vm->pio,
 				       .mmio = &vm->mmio,
 				       .console = &cfg->console,
-				       .disk_fds = cfg->disk_fds};
+				       .disk_fds = cfg->disk_fds,
+				       .net_fds = cfg->net_fds};
 
 	r = vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel", &vm->kernel_fd, err, errlen);
 	if (!r && cfg->def.initrd)
@@ -597,7 +600,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 			 (unsigned long long)(host >> 20));
 		return -ENOMEM;
 	}
-	r = kvm_sys_open(&vm->kvm, err, errlen);
+	r = kvm_sys_open(&vm->kvm, cfg->kvm_fd, err, errlen);
 	if (r)
 		return r;
 	if (cfg->def.cpus > (unsigned)vm->kvm.max_vcpus) {
@@ -674,6 +677,36 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	return vm_build(vm, err, errlen);
 }
 
+static json_object *vm_status_json(const char *reason, int status, const char *detail, int sig)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "reason", json_object_new_string(reason));
+	if (!strcmp(reason, "debug-exit"))
+		json_object_object_add(o, "status", json_object_new_int(status));
+	if (sig)
+		json_object_object_add(o, "signal", json_object_new_int(sig));
+	if (detail && *detail)
+		json_object_object_add(o, "detail", json_object_new_string(detail));
+	return o;
+}
+
+/* A jailed worker cannot create files beside its status file: it rewrites the one it opened
+ * before the jail. keeld reads it only once the worker has ended, and takes an empty or
+ * half-written file for none. */
+static void vm_write_status_fd(struct vm *vm, const char *reason, int status, const char *detail,
+			       int sig)
+{
+	json_object *o = vm_status_json(reason, status, detail, sig);
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(s);
+
+	if (ftruncate(vm->status_fd, 0) || pwrite(vm->status_fd, s, n, 0) != (ssize_t)n ||
+	    pwrite(vm->status_fd, "\n", 1, (off_t)n) != 1 || fsync(vm->status_fd))
+		log_err("cannot write the status file: %s", strerror(errno));
+	json_object_put(o);
+}
+
 /* Write the status file atomically: a temporary file, then rename. */
 static void vm_write_status(struct vm *vm, const char *reason, int status, const char *detail,
 			    int sig)
@@ -682,18 +715,15 @@ static void vm_write_status(struct vm *vm, const char *reason, int status, const
 	char tmp[4096];
 	FILE *f;
 
+	if (vm->status_fd >= 0) {
+		vm_write_status_fd(vm, reason, status, detail, sig);
+		return;
+	}
 	if (!vm->cfg->status_path)
 		return;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", vm->cfg->status_path) >= (int)sizeof(tmp))
 		return;
-	o = json_object_new_object();
-	json_object_object_add(o, "reason", json_object_new_string(reason));
-	if (!strcmp(reason, "debug-exit"))
-		json_object_object_add(o, "status", json_object_new_int(status));
-	if (sig)
-		json_object_object_add(o, "signal", json_object_new_int(sig));
-	if (detail && *detail)
-		json_object_object_add(o, "detail", json_object_new_string(detail));
+	o = vm_status_json(reason, status, detail, sig);
 	f = fopen(tmp, "w");
 	if (f) {
 		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -762,6 +792,25 @@ static void vm_signal_cb(void *opaque, uint32_t events)
 	vm_finish(vm, 0, "signal", NULL, (int)si.ssi_signo);
 }
 
+/* The machine is built and its sockets are listening: the jail, before the first guest
+ * instruction (jail.h). The status file is opened first, while its directory is reachable. */
+static int vm_jail(struct vm *vm, char *err, size_t errlen)
+{
+	if (!vm->cfg->jail)
+		return 0;
+	if (vm->cfg->status_path) {
+		vm->status_fd = open(vm->cfg->status_path,
+				     O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
+		if (vm->status_fd < 0) {
+			snprintf(err, errlen, "cannot open the status file %s: %s",
+				 vm->cfg->status_path, strerror(errno));
+			return -errno;
+		}
+		seccomp_set_status_fd(vm->status_fd);
+	}
+	return jail_enter(vm->cfg, err, errlen);
+}
+
 int vm_run(struct vm *vm)
 {
 	char err[256];
@@ -788,6 +837,12 @@ int vm_run(struct vm *vm)
 			vm_write_status(vm, "error", 1, err, 0);
 			return 1;
 		}
+	}
+	r = vm_jail(vm, err, sizeof(err));
+	if (r) {
+		log_err("%s", err);
+		vm_write_status(vm, "error", 1, err, 0);
+		return 1;
 	}
 	vm->target = vm->cfg->paused ? VM_PAUSE : VM_RUN;
 	if (!vm->cfg->paused)

@@ -64,6 +64,7 @@ struct vm {
 	int event_fd;
 	char event_detail[256];
 	int signal_fd;
+	int status_fd; /* jailed: the status file, opened before the jail; else -1 */
 
 	/* The devices' hooks (machine.h), in the order they were added. */
 	machine_reset_fn reset_fns[VM_MAX_RESET_HOOKS];

@@ -1314,7 +1314,8 @@ def case_description(e):
     # keeld opened them and passed them: the worker was given descriptors, not names to open.
     argv = open("/proc/%d/cmdline" % vm["pid"], "rb").read().split(b"\0")
     passed = sorted(a.decode() for a in argv if a.startswith(b"--fd="))
-    check(passed == ["--fd=disk.0=4", "--fd=disk.1=5", "--fd=kernel=3"], "fds: %r" % passed)
+    check(passed == ["--fd=disk.0=4", "--fd=disk.1=5", "--fd=kernel=3", "--fd=kvm=6",
+                     "--fd=net.0=7"], "fds: %r" % passed)
     check(os.readlink("/proc/%d/fd/4" % vm["pid"]) == extra and
           os.readlink("/proc/%d/fd/5" % vm["pid"]) == odd, "descriptors 4 and 5")
     e.keel("vm", "turn-off", "d1")
@@ -1736,6 +1737,130 @@ def case_log_follow(e):
         reader.join(timeout=10)
     check(sum("is ready" in l for l in lines) == 1, "lines printed twice: %r" % lines)
     e.keel("vm", "turn-off", "lf")
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of its fields."""
+    fields = {}
+    with open("/proc/%s/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return fields
+
+
+def check_jailed(e, vm, ctx):
+    """The worker of vm runs jailed (docs/security.md): its own uid and gid, no capabilities
+    on any thread, no_new_privs, a seccomp filter on every thread, namespaces of its own, the
+    VM's directory as its root, and nothing of the host open but what keeld passed."""
+    pid = vm["pid"]
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    uids = set()
+    for tid in os.listdir("/proc/%d/task" % pid):
+        st = proc_status("%d/task/%s" % (pid, tid))
+        uid, gid = st["Uid"].split(), st["Gid"].split()
+        check(len(set(uid)) == 1 and len(set(gid)) == 1 and uid[0] != "0" and gid[0] != "0",
+              "%s: thread %s runs as uid %r gid %r" % (ctx, tid, uid, gid))
+        check(st["Groups"] == "", "%s: thread %s has groups %r" % (ctx, tid, st["Groups"]))
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            check(int(st[cap], 16) == 0, "%s: thread %s %s %s" % (ctx, tid, cap, st[cap]))
+        check(st["NoNewPrivs"] == "1" and st["Seccomp"] == "2",
+              "%s: thread %s NoNewPrivs %s Seccomp %s" % (ctx, tid, st["NoNewPrivs"],
+                                                        st["Seccomp"]))
+        uids.add(uid[0])
+    for ns in ("mnt", "pid", "ipc", "uts", "net"):
+        check(os.readlink("/proc/%d/ns/%s" % (pid, ns)) != os.readlink("/proc/self/ns/" + ns),
+              "%s: the worker shares keeld's %s namespace" % (ctx, ns))
+    root, mine = os.stat("/proc/%d/root/" % pid), os.stat(vmdir)
+    check((root.st_dev, root.st_ino) == (mine.st_dev, mine.st_ino),
+          "%s: the worker's root is not its VM's directory" % ctx)
+    check(not os.path.exists("/proc/%d/root/etc" % pid) and
+          not os.path.exists("/proc/%d/root/proc" % pid), "%s: the host shows in the jail" % ctx)
+    passed = {vm_file for vm_file in [vm["kernel"]] + [d["path"] for d in vm["disks"]]}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if not target.startswith("/"):
+            continue  # sockets, pipes, eventfds, epoll
+        check(target in passed or target.startswith(vmdir + "/") or
+              target in ("/dev/kvm", "/dev/net/tun", "/dev/null"),
+              "%s: the worker has %s open (fd %s)" % (ctx, target, fd))
+    return uids.pop()
+
+
+def case_jail(e):
+    """Issue 10: the worker jail. Checked on running workers from the host: ids, capabilities,
+    no_new_privs and seccomp on every thread, namespaces, root, open files; two VMs never
+    share a uid; everything still works jailed (pause, save, restore); a forbidden system
+    call ends the worker with its name as the crash reason."""
+    e.start_keeld()
+    disk = os.path.join(e.dir, "j1.img")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    e.create("j1", disks=[{"path": disk}], nets=[{"tap": "kj0"}])
+    e.create("j2")
+    vm1 = e.start("j1")
+    e.console_until("j1", "ready for input")
+    vm2 = e.start("j2")
+    e.console_until("j2", "ready for input")
+    uid1 = check_jailed(e, vm1, "j1")
+    uid2 = check_jailed(e, vm2, "j2")
+    check(uid1 != uid2, "two running VMs share uid %s" % uid1)
+    e.keel("vm", "pause", "j1")
+    e.wait_state("j1", "Paused")
+    e.keel("vm", "resume", "j1")
+    e.wait_state("j1", "Running")
+    # A hard reset rebuilds the machine inside the jail (new VM, vCPU threads and filters).
+    e.keel("vm", "restart", "j1")
+    e.console_until("j1", r"ready for input[\s\S]*ready for input")
+    check(e.vm("j1")["state"] == "Running", "j1 after restart: %r" % e.vm("j1"))
+    e.type_console("j1", "half")
+    e.keel("vm", "save", "j1")
+    check(e.vm("j1")["state"] == "Saved", "j1 not Saved: %r" % e.vm("j1"))
+    saved = os.path.join(e.state, "vms", vm1["id"], "saved")
+    for name in ("state", "memory"):
+        st = os.lstat(os.path.join(saved, name))
+        check(stat.S_ISREG(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600,
+              "saved %s: uid %d mode %o" % (name, st.st_uid, st.st_mode))
+    check(os.stat(saved).st_uid == 0, "the saved directory stays the worker's")
+    vm1 = e.start("j1")
+    check(vm1["state_reason"] == "restored from its saved state", "restore: %r" % vm1)
+    e.type_console("j1", "-line\n")
+    e.console_until("j1", r"echo \[half-line\]")
+    check_jailed(e, vm1, "restored j1")
+    # keeld re-attaches to running workers and keeps their uids taken.
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    e.keel("vm", "turn-off", "j2")
+    e.wait_state("j2", "Off")
+    vm2 = e.start("j2")
+    check(check_jailed(e, vm2, "j2 after a keeld restart") != check_jailed(e, e.vm("j1"), "j1"),
+          "a re-attached worker's uid was given to another")
+    # Test builds only: the worker makes a call its filter forbids, and ends with its name.
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ctl.settimeout(30)
+    ctl.connect(os.path.join(e.state, "vms", vm2["id"], "control.sock"))
+    ctl.sendall(b'{"execute":"test-forbidden-syscall"}\n')
+    vm = e.wait_state("j2", "Crashed")
+    ctl.close()
+    check(vm["state_reason"] == "worker killed by its seccomp filter (syscall setns)",
+          "crash reason: %r" % vm["state_reason"])
+    e.keel("vm", "turn-off", "j1")
+    e.wait_state("j1", "Off")
+    # The uid range: one uid serves one running VM; a bad range stops keeld at start.
+    e.kill_keeld(signal.SIGTERM)
+    check(e.start_keeld(expect_fail=True, extra=["--worker-uids", "5-3"]) != 0,
+          "keeld took --worker-uids 5-3")
+    e.start_keeld(extra=["--worker-uids", "4000000000-4000000000"])
+    vm1 = e.start("j1")
+    check(check_jailed(e, vm1, "j1 in a range of one") == "4000000000", "uid outside the range")
+    _, err = e.keel("vm", "start", "j2", want=None)
+    check("all 1 worker uids from 4000000000 (--worker-uids) are taken" in err,
+          "second VM in a range of one: %r" % err)
+    e.keel("vm", "turn-off", "j1")
+    e.wait_state("j1", "Off")
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}

@@ -570,7 +570,12 @@ def build_command(vmm, keel_vmm, case, kernel, args, initrd):
     return cmd
 
 
-def run_case(name, case, keel_vmm, guests_dir):
+# The uid a --jail run's keel-vmm becomes: from the end of keeld's default range, which the
+# daemon tests' workers take from the start.
+JAIL_UID = 3221291007
+
+
+def run_case(name, case, keel_vmm, guests_dir, jail=False):
     vmm = os.environ.get("KEEL_GUEST_VMM", "keel")
     if vmm not in ("keel", "qemu"):
         print(f"run-guest: KEEL_GUEST_VMM={vmm!r} is neither 'keel' nor 'qemu'")
@@ -594,6 +599,14 @@ def run_case(name, case, keel_vmm, guests_dir):
         if vmm == "qemu":
             args = (args + " vmm=qemu").strip()
         cmd = build_command(vmm, keel_vmm, case, kernel, args, extras.get("initrd"))
+        if jail and vmm == "keel":
+            # As keeld runs it (docs/security.md), less the PID namespace: everything the
+            # guest makes the worker do happens under its seccomp filters.
+            root = os.path.join(tmpdir, "jail")
+            os.mkdir(root, 0o751)
+            os.chmod(root, 0o751)
+            cmd += ["--jail-user", "%d:%d" % (JAIL_UID, JAIL_UID), "--jail-root", root,
+                    "--status-file", os.path.join(root, "status.json")]
         print("run-guest: " + " ".join(repr(c) if (" " in c or not c) else c for c in cmd))
         start = time.monotonic()
         deadline = start + case.timeout
@@ -683,6 +696,8 @@ def main():
     ap.add_argument("--guests", default=os.path.join("build", "tests", "guests"),
                     help="directory holding the built guest kernels (*.elf)")
     ap.add_argument("--list", action="store_true", help="list the cases")
+    ap.add_argument("--jail", action="store_true",
+                    help="run keel-vmm jailed (--jail-user, --jail-root), as keeld does")
     ap.add_argument("case", nargs="?")
     a = ap.parse_args()
     if a.list:
@@ -693,7 +708,7 @@ def main():
         print(f"run-guest: unknown case {a.case!r}; known: {', '.join(CASES)}")
         return 1
     VHDX_STATE["keel_vmm"] = a.keel_vmm or ""
-    return run_case(a.case, CASES[a.case], a.keel_vmm, a.guests)
+    return run_case(a.case, CASES[a.case], a.keel_vmm, a.guests, a.jail)
 
 
 if __name__ == "__main__":

@@ -346,13 +346,74 @@ static void test_passed_fds(void **state)
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "disk.x=3", NULL};
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
-		assert_non_null(strstr(err, "expected kernel=N, initrd=N or disk.I=N"));
+		assert_non_null(
+			strstr(err, "expected kernel=N, initrd=N, kvm=N, disk.I=N or net.I=N"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", initrd, NULL};
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
 		assert_non_null(strstr(err, "the VM has no initrd"));
+	}
+	close(fd);
+}
+
+/* --fd kvm and net.I, --jail-user and --jail-root (jail.h). */
+static void test_jail_options(void **state)
+{
+	static const char *const names[] = {"kvm", "net.0", "net.1"};
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	char opt[3][32], *kvm = opt[0], *net = opt[1], *net1 = opt[2], err[256];
+	struct vm_config cfg;
+
+	assert_true(fd >= 3);
+	for (unsigned i = 0; i < 3; i++)
+		snprintf(opt[i], sizeof(opt[i]), "%s=%d", names[i], fd);
+	{
+		char *a[] = {"keel-vmm",  "--kernel",	 "k",	    "--net", "tap=t0",
+			     "--fd",	  kvm,		 "--fd",    net,     "--jail-user",
+			     "1000:1001", "--jail-root", "/srv/vm", NULL};
+
+		assert_int_equal(parse(a, 13, &cfg, err), 0);
+		assert_int_equal(cfg.kvm_fd, fd);
+		assert_int_equal(cfg.net_fds[0], fd);
+		assert_int_equal(cfg.net_fds[1], -1);
+		assert_true(cfg.jail);
+		assert_int_equal(cfg.jail_uid, 1000);
+		assert_int_equal(cfg.jail_gid, 1001);
+		assert_string_equal(cfg.jail_root, "/srv/vm");
+		config_free(&cfg);
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--net", "tap=t0", "--fd", net1, NULL};
+
+		assert_int_equal(parse(a, 7, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd net.1: the VM has 1 network card"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--jail-user", "1000:1000", NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--jail-user and --jail-root go together"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--jail-user", "0:5", NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "expected UID:GID, two numbers from 1"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--jail-user", "7", NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "expected UID:GID"));
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		const char *roots[] = {"relative", "/", "/a/../b"};
+		char *a[] = {"keel-vmm", "--kernel", "k", "--jail-root", (char *)roots[i], NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "expected an absolute directory other than /"));
 	}
 	close(fd);
 }
@@ -493,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
 		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
 		cmocka_unit_test(test_disk_formats), cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_jail_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/tap.h"
 #include "vmm/device.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
@@ -38,7 +39,7 @@
 #define NET_RX		 0
 #define NET_TX		 1
 #define NET_CFG_SIZE	 10
-#define NET_HDR_SIZE	 12
+#define NET_HDR_SIZE	 TAP_VNET_HDR_SIZE
 #define NET_MAX_RX_BATCH 64
 
 static struct log_ratelimit net_rl = LOG_RATELIMIT_INIT(5000, 5);
@@ -202,46 +203,6 @@ static const struct virtio_dev_ops net_ops = {
 	.release = net_release,
 };
 
-/* Open (creating if missing) tap IFNAME with the virtio-net header, and bring it up: *tap,
- * and the interface's name in ifname. */
-static int net_open_tap(const char *name, int *tap, char ifname[IFNAMSIZ], char *err, size_t errlen)
-{
-	struct ifreq ifr;
-	int hdr = NET_HDR_SIZE, fd, s, e;
-
-	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
-		snprintf(err, errlen, "--net tap=%s: cannot open /dev/net/tun: %s%s", name,
-			 strerror(e), e == ENOENT ? " (load the tun module)" : "");
-		return -e;
-	}
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 ||
-	    ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
-		e = errno;
-		snprintf(err, errlen, "--net tap=%s: cannot attach to the tap device: %s%s", name,
-			 strerror(e),
-			 e == EPERM ? " (keel-vmm needs CAP_NET_ADMIN, or a tap owned by its user)"
-				    : "");
-		close(fd);
-		return -e;
-	}
-	memcpy(ifname, ifr.ifr_name, IFNAMSIZ);
-	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-			log_warn("%s: cannot bring the tap up: %s", ifname, strerror(errno));
-	}
-	if (s >= 0)
-		close(s);
-	*tap = fd;
-	return 0;
-}
-
 int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *ifname,
 			 const uint8_t mac[6], struct virtio_dev **out)
 {
@@ -274,16 +235,21 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *i
 	return 0;
 }
 
-int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virtio_dev **out,
-		      char *err, size_t errlen)
+int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
+		      struct virtio_dev **out, char *err, size_t errlen)
 {
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
-	int tap = -1, r;
+	int r;
 
-	r = net_open_tap(spec->tap, &tap, ifname, err, errlen);
-	if (r)
-		return r;
+	/* keeld attached it (the jailed worker's network namespace has no taps): it set the
+	 * tap up as tap_open does. */
+	if (tap >= 0)
+		snprintf(ifname, sizeof(ifname), "%s", spec->tap);
+	else
+		tap = tap_open(spec->tap, ifname, err, errlen);
+	if (tap < 0)
+		return tap;
 	if (!spec->mac[0] || vmdef_mac_parse(spec->mac, mac))
 		virtio_net_default_mac(spec->tap, mac);
 	r = virtio_net_create_fd(m, spec->pci_slot, tap, ifname, mac, out);
@@ -296,7 +262,7 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virti
 static int net_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_net_create(m, &m->def->nics[i], &vd, err, errlen);
+	int r = virtio_net_create(m, &m->def->nics[i], m->net_fds[i], &vd, err, errlen);
 
 	return r ? r : virtio_dev_keep(m, vd);
 }

@@ -14,8 +14,11 @@ struct virtio_dev;
 /* The MAC a card on tap IFNAME gets without mac=: 52:54:00 and a hash of the name, so the
  * same configuration always gives the same address. */
 void virtio_net_default_mac(const char *tap, uint8_t mac[6]);
-int virtio_net_create(struct machine *m, const struct vm_nic *spec, struct virtio_dev **out,
-		      char *err, size_t errlen) __attribute__((warn_unused_result));
+/* A card as spec says, on tap (attached by keeld, taken over) or, if -1, on the tap spec
+ * names, attached here. */
+int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
+		      struct virtio_dev **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* The same on fd, already open, that reads and writes whole frames each led by the 12-byte
  * virtio-net header as the tap does (a socket pair in the fuzz targets); named ifname in
  * messages. The device owns fd from here on, also when this fails. */

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What each thread class of a jailed worker may call (seccomp_filter.h, docs/security.md): the one
+ * place to extend. A call that is not here ends the worker with its name as the VM's crash
+ * reason. Add a call to the class whose threads make it, with arguments narrowed where the
+ * kernel would otherwise do more than the worker needs (ioctl requests, clone flags).
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "vmm/seccomp_filter.h"
+
+#define ANY(nr)                                                                                    \
+	{                                                                                          \
+		(nr), SECCOMP_ANY, 0, NULL, 0, 0                                                   \
+	}
+#define ARG_IN(nr, arg, list)                                                                      \
+	{                                                                                          \
+		(nr), SECCOMP_ARG_IN, (arg), (list), sizeof(list) / sizeof((list)[0]), 0           \
+	}
+#define ARG_BITS(nr, arg, bits)                                                                    \
+	{                                                                                          \
+		(nr), SECCOMP_ARG_BITS, (arg), (bits), 1, 0                                        \
+	}
+#define FAIL(nr, e)                                                                                \
+	{                                                                                          \
+		(nr), SECCOMP_ANY, 0, NULL, 0, (e)                                                 \
+	}
+#define TABLE(n, r)                                                                                \
+	{                                                                                          \
+		(n), (r), sizeof(r) / sizeof((r)[0])                                               \
+	}
+
+/* The vCPU state a vCPU thread reads and writes (runs, pauses, crash reports, saves). */
+#define VCPU_IOCTLS                                                                                \
+	KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_GET_FPU,            \
+		KVM_SET_FPU, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_LAPIC, KVM_SET_LAPIC,             \
+		KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_SET_MP_STATE,      \
+		KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS,          \
+		KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, KVM_SET_CPUID2
+
+/* The main thread builds and rebuilds the machine (reset, restore), so it keeps the whole
+ * KVM interface keel-vmm uses (kvm.c), and nothing else: no terminal, socket or tap ioctls. */
+static const uint64_t main_ioctls[] = {
+	VCPU_IOCTLS,
+	KVM_CHECK_EXTENSION,
+	KVM_GET_API_VERSION,
+	KVM_GET_VCPU_MMAP_SIZE,
+	KVM_GET_SUPPORTED_CPUID,
+	KVM_GET_MSR_INDEX_LIST,
+	KVM_CREATE_VM,
+	KVM_CREATE_VCPU,
+	KVM_CREATE_IRQCHIP,
+	KVM_CREATE_PIT2,
+	KVM_SET_TSS_ADDR,
+	KVM_SET_IDENTITY_MAP_ADDR,
+	KVM_SET_USER_MEMORY_REGION,
+	KVM_SET_GSI_ROUTING,
+	KVM_IRQ_LINE,
+	KVM_IRQFD,
+	KVM_IOEVENTFD,
+	KVM_GET_IRQCHIP,
+	KVM_SET_IRQCHIP,
+	KVM_GET_PIT2,
+	KVM_SET_PIT2,
+	KVM_GET_CLOCK,
+	KVM_SET_CLOCK,
+};
+static const uint64_t vcpu_ioctls[] = {VCPU_IOCTLS};
+/* What a guest's port or MMIO access makes a vCPU thread do to the VM: interrupt lines (serial,
+ * RTC, PM timer), MSI routes and their irqfds (MSI-X table writes), ioeventfds (a virtio
+ * queue enabled or a BAR moved). */
+static const uint64_t vcpu_vm_ioctls[] = {KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_IRQFD,
+					  KVM_IOEVENTFD};
+/* pthread_create's clone: threads only, never a new process. */
+static const uint64_t clone_thread[] = {CLONE_THREAD};
+static const uint64_t prctl_name[] = {PR_SET_NAME};
+
+/* Every thread of every class: memory, locks, time, signals (vCPU kicks), ending, and what the
+ * SIGSYS handler calls to report a forbidden call (seccomp_filter.c). */
+static const struct seccomp_rule thread_rules[] = {
+	ANY(SYS_read),
+	ANY(SYS_write),
+	ANY(SYS_pwrite64),
+	ANY(SYS_ftruncate),
+	ANY(SYS_fsync),
+	ANY(SYS_futex),
+	ANY(SYS_mmap),
+	ANY(SYS_munmap),
+	ANY(SYS_mprotect),
+	ANY(SYS_madvise),
+	ANY(SYS_brk),
+	ANY(SYS_clock_gettime),
+	ANY(SYS_clock_nanosleep),
+	ANY(SYS_nanosleep),
+	ANY(SYS_sched_yield),
+	ANY(SYS_getpid),
+	ANY(SYS_gettid),
+	ANY(SYS_tgkill),
+	ANY(SYS_rt_sigprocmask),
+	ANY(SYS_rt_sigreturn),
+	ANY(SYS_restart_syscall),
+	ANY(SYS_exit),
+	ANY(SYS_exit_group),
+};
+
+/* The event loop: control and console sockets, signals, saving and restoring (files in the
+ * jail), resetting the machine, starting vCPU threads. */
+static const struct seccomp_rule main_rules[] = {
+	ARG_IN(SYS_ioctl, 1, main_ioctls),
+	ANY(SYS_epoll_wait),
+	ANY(SYS_epoll_pwait),
+	ANY(SYS_epoll_ctl),
+	ANY(SYS_readv),
+	ANY(SYS_writev),
+	ANY(SYS_pread64),
+	ANY(SYS_close),
+	ANY(SYS_accept4),
+	ANY(SYS_recvfrom),
+	ANY(SYS_sendto),
+	ANY(SYS_recvmsg),
+	ANY(SYS_sendmsg),
+	ANY(SYS_shutdown),
+	ANY(SYS_fcntl),
+	ANY(SYS_eventfd2),
+	ANY(SYS_openat),
+	ANY(SYS_mkdir),
+	ANY(SYS_mkdirat),
+	ANY(SYS_rename),
+	ANY(SYS_renameat),
+	ANY(SYS_renameat2),
+	ANY(SYS_unlink),
+	ANY(SYS_unlinkat),
+	ANY(SYS_fdatasync),
+	ANY(SYS_fallocate),
+	ANY(SYS_lseek),
+	ANY(SYS_fstat),
+	ANY(SYS_newfstatat),
+	ANY(SYS_statx),
+	ANY(SYS_getrandom),
+	ANY(SYS_mremap),
+	ANY(SYS_rt_sigaction),
+	ARG_BITS(SYS_clone, 0, clone_thread),
+	/* clone3's flags are behind a pointer a filter cannot read: glibc falls back to
+	 * clone when it is not there. */
+	FAIL(SYS_clone3, ENOSYS),
+	ANY(SYS_set_robust_list),
+	ANY(SYS_rseq),
+	ARG_IN(SYS_prctl, 0, prctl_name),
+	/* A vCPU thread, started under this filter, adds its own (a filter only narrows). */
+	ANY(SYS_seccomp),
+};
+
+/* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
+ * whose rings are set up with the device, before the filter (so no io_uring_setup). */
+static const struct seccomp_rule io_rules[] = {
+	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
+	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
+	ANY(SYS_writev),	 ANY(SYS_pread64),
+	ANY(SYS_preadv),	 ANY(SYS_pwritev),
+	ANY(SYS_preadv2),	 ANY(SYS_pwritev2),
+	ANY(SYS_fdatasync),	 ANY(SYS_fallocate),
+	ANY(SYS_lseek),		 ANY(SYS_fstat),
+	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
+	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
+	ANY(SYS_io_uring_enter), ANY(SYS_io_uring_register),
+};
+
+/* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial
+ * output to the console's clients), waking the loop. */
+static const struct seccomp_rule vcpu_rules[] = {
+	ARG_IN(SYS_ioctl, 1, vcpu_ioctls),
+	ARG_IN(SYS_ioctl, 1, vcpu_vm_ioctls),
+	/* A device's registers written by the guest: its eventfds and its I/O thread's watches
+	 * come and go (queue enable, device reset). */
+	ANY(SYS_eventfd2),
+	ANY(SYS_epoll_ctl),
+	ANY(SYS_close),
+	ANY(SYS_writev),
+	ANY(SYS_sendto),
+	ANY(SYS_sendmsg),
+	ANY(SYS_getrandom),
+	ANY(SYS_rt_sigtimedwait),
+	/* glibc's malloc, trimming a thread's heap (at the thread's end), reads
+	 * /proc/sys/vm/overcommit_memory once; it takes a failure for "no". */
+	FAIL(SYS_openat, EACCES),
+};
+
+/* Sanitizer builds only (the test suite's): what ASan and UBSan's runtimes call on their own,
+ * mostly to report an error (the process's maps, its limits, stopping other threads). */
+static const struct seccomp_rule sanitizer_rules[] = {
+	ANY(SYS_openat),       ANY(SYS_close),	   ANY(SYS_fstat),	ANY(SYS_newfstatat),
+	ANY(SYS_lseek),	       ANY(SYS_readlink),  ANY(SYS_readlinkat), ANY(SYS_mincore),
+	ANY(SYS_getppid),      ANY(SYS_kill),	   ANY(SYS_prctl),	ANY(SYS_sigaltstack),
+	ANY(SYS_getrlimit),    ANY(SYS_prlimit64), ANY(SYS_uname),	ANY(SYS_sched_getaffinity),
+	ANY(SYS_rt_sigaction),
+};
+
+const struct seccomp_table seccomp_thread = TABLE("thread", thread_rules);
+const struct seccomp_table seccomp_main = TABLE("main", main_rules);
+const struct seccomp_table seccomp_io = TABLE("io", io_rules);
+const struct seccomp_table seccomp_vcpu = TABLE("vcpu", vcpu_rules);
+const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rules);
