@@ -11,9 +11,8 @@
 # stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300), LAB_ARGS="key=value ..." (more words for the lab kernel's
 # command line, read by scenarios: keel.stress_n=, keel.uefi_n=, ...), LAB_ACCEL (the outer
-# QEMU's accelerator, default tcg), LAB_CRASH=retry|fail (a guest crash is retried and
-# counted, the default while the lab has an open crash fault of its own, or fails the
-# scenario at once). See docs/lab.md.
+# QEMU's accelerator, default tcg), LAB_CRASH=fail|retry (a guest crash fails the
+# scenario at once, the default, or is retried and counted). See docs/lab.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh

@@ -1,7 +1,6 @@
 # virtio-net on taps: two VMs on a bridge in the lab host ping each other and move 64 MiB
 # over TCP with the same checksum at both ends; the second VM's MAC is the stable default.
 # A failed earlier attempt may have left the bridge and taps behind (the runner retries).
-# lab-known-crash: the lab's QEMU (docs/lab.md, "Guest crashes under network load"): with QEMU as the VMM the same traffic crashed the guest the same way until patch 0002; the triple fault left since is inside the lab QEMU's delivery of a KVM-injected interrupt right after VMRUN, with no exit between (not yet reproduced with QEMU as the VMM: 62 transfers clean)
 for l in kbr0 ktap1 ktap2; do ip link del "$l" 2>/dev/null; done
 brctl addbr kbr0 || fail "cannot create bridge kbr0 (bridge module?)"
 ip link set kbr0 up

@@ -5,15 +5,15 @@
 # crashes under network load"); this scenario is its regression test.
 #
 # Knobs on the lab's kernel command line (LAB_ARGS="..." tests/lab/run.sh):
-#   keel.stress_n=N      transfers per receiver; without it the scenario is skipped
-#   keel.stress_mib=M    size of each transfer (default 64)
+#   keel.stress_n=N      transfers per receiver (default 4: the suite's short run; the
+#                        loop of issue 15 is 50 or more)
+#   keel.stress_mib=M    size of each transfer (default 16)
 #   keel.qnet=,OPTS      with LAB_VMM=qemu: virtio-net-pci options, for example
 #                        ,mrg_rxbuf=off,guest_tso4=off,guest_tso6=off,guest_csum=off
 #                        to give QEMU's device keel's receive features
 # While it runs, the lab host records KVM's trace events; when a guest crashes the scenario
 # freezes the trace, names the guest's RIP and prints the events that led to it.
-# lab-known-crash: the lab's QEMU (docs/lab.md, "Guest crashes under network load"): with QEMU as the VMM the same traffic crashed the guest the same way until patch 0002; the triple fault left since is inside the lab QEMU's delivery of a KVM-injected interrupt right after VMRUN, with no exit between (not yet reproduced with QEMU as the VMM: 62 transfers clean)
-N= MIB=64
+N=4 MIB=16
 for w in $(cat /proc/cmdline); do
 	case $w in
 	keel.stress_n=*) N=${w#*=} ;;
@@ -21,9 +21,6 @@ for w in $(cat /proc/cmdline); do
 	keel.qnet=*) export QEMU_NET_OPTS="${w#*=}" ;;
 	esac
 done
-# Not in the default suite: the fault it finds (docs/lab.md) is still open, and a suite that
-# fails on it at random says nothing new. Run it by hand with a count.
-[ -n "$N" ] || skip "a stress run, by hand: LAB_ARGS=\"keel.stress_n=N [keel.stress_mib=M]\" LAB_ONLY=64-net tests/lab/run.sh"
 
 T=/sys/kernel/tracing
 mount -t tracefs tracefs $T 2>/dev/null
