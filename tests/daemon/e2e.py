@@ -1580,11 +1580,14 @@ def case_events(e):
 
 def case_pause_failure(e):
     """A pause that fails leaves the VM running and says why (issue 9): a device that keeps
-    a request in flight (keel-vmm's virtio-blk workers held with ptrace while the guest's
-    first request waits) makes `keel vm pause` and `keel vm save` fail with the reason,
-    and the VM runs on; released, the guest's I/O completes and it finishes its test."""
+    a request in flight (keel-vmm's block I/O threads held with ptrace while the guest's
+    first request waits: the thread-pool back end, KEEL_BLKIO=threads, whose requests a
+    stopped thread holds; io_uring's are the kernel's) makes `keel vm pause` and `keel vm
+    save` fail with the reason, and the VM runs on; released, the guest's I/O completes and
+    it finishes its test."""
     vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
     check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
+    os.environ["KEEL_BLKIO"] = "threads"  # keeld's workers inherit it
     e.start_keeld()
     e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
         os.path.dirname(vguest))}, want=201)
@@ -1596,7 +1599,7 @@ def case_pause_failure(e):
              % 0x3fffff)
     vm = e.start("pf")
     e.console_until("pf", r"virtio: blk waits for a key")
-    held = hold_threads(vm["pid"], "vio-blk-worker")
+    held = hold_threads(vm["pid"], "blkio-pool")
     try:
         e.type_console("pf", "g")
         e.console_until("pf", r"virtio: blk sends its first request")

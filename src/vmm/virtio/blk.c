@@ -25,6 +25,7 @@
 
 #include "config/vmdef_device.h"
 #include "disk/disk.h"
+#include "lib/clock.h"
 #include "lib/le.h"
 #include "lib/log.h"
 #include "vmm/device.h"
@@ -378,14 +379,25 @@ static void blk_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 	}
 }
 
-/* Pausing, the I/O thread parked (vd->lock held): complete every request in flight; chains
- * left in the rings wait for the resume (which kicks every queue). */
-static void blk_quiesce(struct virtio_dev *vd)
+/* Pausing, the I/O thread parked (vd->lock held): complete every request in flight, polling
+ * until deadline_ms at most (a request the back end never finishes must fail the pause, not
+ * hang it); chains left in the rings wait for the resume (which kicks every queue). */
+static void blk_quiesce(struct virtio_dev *vd, long long deadline_ms)
 {
 	struct virtio_blk *b = vd->priv;
+	struct timespec ms = {0, 1000000};
 
-	for (unsigned q = 0; b->io && q < b->nq; q++)
-		blk_complete_queue(b, q, true);
+	for (;;) {
+		bool busy = false;
+
+		for (unsigned q = 0; b->io && q < b->nq; q++) {
+			blk_complete_queue(b, q, false);
+			busy |= blkio_inflight(b->io, q) != 0;
+		}
+		if (!busy || clock_mono_ms() >= deadline_ms)
+			return;
+		nanosleep(&ms, NULL);
+	}
 }
 
 /* Wait for every transfer in flight and drop the requests (their buffers belong to a driver

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/lock.h"
 #include "vmm/kvm.h"
 #include "vmm/virtio/state.h"
@@ -519,20 +520,24 @@ static unsigned busy_queues(const struct virtio_dev *vd)
 	return n;
 }
 
-int virtio_lock_idle(struct virtio_dev *vd)
+int virtio_lock_idle_until(struct virtio_dev *vd, long long deadline_ms)
 {
 	struct timespec ms = {0, 1000000};
-	unsigned waited;
 
-	for (waited = 0;; waited++) {
+	for (;;) {
 		pthread_mutex_lock(&vd->lock);
 		if (!busy_queues(vd))
 			return 0;
 		pthread_mutex_unlock(&vd->lock);
-		if (waited >= VIRTIO_IDLE_WAIT_MS)
+		if (clock_mono_ms() >= deadline_ms)
 			return -EBUSY;
 		nanosleep(&ms, NULL);
 	}
+}
+
+int virtio_lock_idle(struct virtio_dev *vd)
+{
+	return virtio_lock_idle_until(vd, clock_mono_ms() + VIRTIO_IDLE_WAIT_MS);
 }
 
 /* While the VM is paused, wait; false when the thread must end. Events that came meanwhile
@@ -572,6 +577,7 @@ static void virtio_wake_thread(struct virtio_dev *vd)
 static int virtio_pause(void *opaque, bool pause)
 {
 	struct virtio_dev *vd = opaque;
+	long long deadline;
 
 	pthread_mutex_lock(&vd->lock);
 	vd->paused = pause;
@@ -602,10 +608,13 @@ static int virtio_pause(void *opaque, bool pause)
 	pthread_mutex_lock(&vd->lock);
 	while (!vd->parked)
 		pthread_cond_wait(&vd->cond, &vd->lock);
+	/* One budget for both: a request the back end never finishes (a hung disk) fails the
+	 * pause after VIRTIO_IDLE_WAIT_MS, as keeld expects, instead of hanging it. */
+	deadline = clock_mono_ms() + VIRTIO_IDLE_WAIT_MS;
 	if (vd->ops->quiesce)
-		vd->ops->quiesce(vd);
+		vd->ops->quiesce(vd, deadline);
 	pthread_mutex_unlock(&vd->lock);
-	if (virtio_lock_idle(vd)) {
+	if (virtio_lock_idle_until(vd, deadline)) {
 		log_warn("%s %02x: requests still in flight %u ms after the pause: the pause fails "
 			 "and the VM carries on",
 			 vd->ops->name, vd->pci.slot, VIRTIO_IDLE_WAIT_MS);

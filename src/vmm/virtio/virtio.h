@@ -75,8 +75,9 @@ struct virtio_dev_ops {
 	/* The driver set DRIVER_OK (optional). */
 	void (*driver_ok)(struct virtio_dev *vd);
 	/* The VM is pausing and the I/O thread is parked: complete the requests still in
-	 * flight (optional; vd->lock held). */
-	void (*quiesce)(struct virtio_dev *vd);
+	 * flight, waiting for them until deadline_ms (clock_mono_ms) at most: what is still in
+	 * flight then fails the pause (optional; vd->lock held). */
+	void (*quiesce)(struct virtio_dev *vd, long long deadline_ms);
 	/* The device was reset by the driver or by a VM reset (optional). */
 	void (*reset)(struct virtio_dev *vd);
 	/* One of the fds given to virtio_dev_watch() is ready (optional). I/O thread. */
@@ -158,6 +159,9 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
  * VIRTIO_IDLE_WAIT_MS. */
 #define VIRTIO_IDLE_WAIT_MS 5000u
 int virtio_lock_idle(struct virtio_dev *vd) __attribute__((warn_unused_result));
+/* The same, until deadline_ms (clock_mono_ms) rather than VIRTIO_IDLE_WAIT_MS from now. */
+int virtio_lock_idle_until(struct virtio_dev *vd, long long deadline_ms)
+	__attribute__((warn_unused_result));
 bool virtio_queue_ready(struct virtio_dev *vd, unsigned q);
 bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit);
 /* Take the next valid chain of queue q: 1 (in c), or 0 when there is none or the device
