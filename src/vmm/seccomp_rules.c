@@ -166,7 +166,7 @@ static const struct seccomp_rule io_rules[] = {
 	ANY(SYS_lseek),		 ANY(SYS_fstat),
 	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
 	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
-	ANY(SYS_io_uring_enter), ANY(SYS_io_uring_register),
+	ANY(SYS_io_uring_enter),
 };
 
 /* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial

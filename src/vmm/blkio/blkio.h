@@ -63,4 +63,10 @@ unsigned blkio_reap(struct blkio *io, unsigned q, struct blkio_req **out, unsign
 /* Requests submitted on q and not reaped yet. */
 unsigned blkio_inflight(const struct blkio *io, unsigned q);
 
+/* Restrict a ring created with IORING_SETUP_R_DISABLED to the backend's operations (READV,
+ * WRITEV, FSYNC; no SQE flags, no later registration) and enable it; 0 or -errno. Every ring
+ * of blkio_create goes through it: seccomp cannot see what a ring does (docs/security.md). */
+struct io_uring;
+int blkio_uring_restrict(struct io_uring *ring) __attribute__((warn_unused_result));
+
 #endif
