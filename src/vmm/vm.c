@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "vmm/chardev.h"
 #include "vmm/control.h"
@@ -409,18 +410,32 @@ static void vm_teardown(struct vm *vm)
 
 static void vm_finish(struct vm *vm, int status, const char *reason, const char *detail, int sig);
 
+/* How long a reset waits for the devices' requests in flight before it gives up. */
+#define VM_RESET_WAIT_MS 60000
+
 /* Tear the KVM VM down and build it again: a fresh boot (guest memory cleared) or, with a
  * saved state opened (snapshot_open), that state. The VM runs or stays paused. */
 static int vm_rebuild(struct vm *vm, bool clear_memory, bool paused, char *err, size_t errlen)
 {
+	long long give_up;
 	int r;
 
 	vm_teardown(vm);
 	/* Devices are quiet while the machine is rebuilt: nothing reaches the old VM's memory
 	 * or the new VM's interrupt controllers before they are in place (vm_create). A reset
-	 * cannot be refused: wait for requests in flight (each is bounded, blk.c). */
-	while (vm_pause_devices(vm, true))
+	 * waits for requests in flight, a minute at most: a disk that never answers (its requests
+	 * would write into the new boot's memory) ends the VM instead of hanging keel-vmm. */
+	give_up = clock_mono_ms() + VM_RESET_WAIT_MS;
+	while (vm_pause_devices(vm, true)) {
+		if (clock_mono_ms() >= give_up) {
+			snprintf(
+				err, errlen,
+				"device requests in flight did not finish within %d s of the reset",
+				VM_RESET_WAIT_MS / 1000);
+			return -EBUSY;
+		}
 		log_warn("reset: waiting for device requests in flight to finish");
+	}
 	/* Devices stop touching guest memory (queues disabled, I/O threads idle) before it is
 	 * cleared, so nothing of this boot leaks into the next; vm_build resets them again. */
 	for (unsigned i = 0; i < vm->nreset; i++)

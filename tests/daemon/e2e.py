@@ -1626,6 +1626,55 @@ def case_pause_failure(e):
     e.keel("vm", "turn-off", "pf")
 
 
+def case_pause_driver_gone(e):
+    """A guest cannot make its VM unpausable (found by review): it takes DRIVER_OK back while
+    a disk request is in flight (the thread pool's threads held with ptrace until then); the
+    device still answers that chain once it completes, so the next pause and save succeed."""
+    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
+    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
+    os.environ["KEEL_BLKIO"] = "threads"  # keeld's workers inherit it
+    e.start_keeld()
+    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
+        os.path.dirname(vguest))}, want=201)
+    disk = os.path.join(e.dir, "dg.img")
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    e.create("dg", kernel=vguest, memory=64 << 20, disks=[{"path": disk, "serial": "dg-1"}],
+             cmdline="mode=blk sectors=131072 serial=dg-1 wait=key drop=driver-ok")
+    vm = e.start("dg")
+    e.console_until("dg", r"virtio: blk waits for a key")
+    held = hold_threads(vm["pid"], "blkio-pool")
+    try:
+        e.type_console("dg", "g")
+        e.console_until("dg", r"virtio: blk request posted, waits for a key")
+        # The device has taken the chain (keel-vmm's own view, control command "devices").
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl.settimeout(30)
+        ctl.connect(os.path.join(e.state, "vms", vm["id"], "control.sock"))
+        rf = ctl.makefile("r")
+        deadline = time.time() + 30
+        while True:
+            ctl.sendall(b'{"execute":"devices"}\n')
+            lines = json.loads(rf.readline())["return"]["devices"]
+            m = re.search(r"q0 size \d+ avail (\d+) \(taken (\d+)\) used (\d+)", " ".join(lines))
+            if m and m.group(1) == m.group(2) and m.group(3) != m.group(2):
+                break  # the write is taken, not answered: in flight
+            check(time.time() < deadline, "the device never took the request: %r" % lines)
+            time.sleep(0.05)
+        ctl.close()
+        e.type_console("dg", "d")
+        e.console_until("dg", r"virtio: blk took DRIVER_OK back with a request in flight")
+    finally:
+        release_threads(held)
+    time.sleep(0.5)  # the request completes on the released thread
+    e.keel("vm", "pause", "dg")
+    check(e.vm("dg")["state"] == "Paused", "after the pause: %r" % e.vm("dg"))
+    e.keel("vm", "resume", "dg")
+    e.keel("vm", "save", "dg")
+    check(e.vm("dg")["state"] == "Saved", "after the save: %r" % e.vm("dg"))
+    e.keel("vm", "discard-state", "dg")
+
+
 def case_save_1g(e):
     """A VM with 1 GiB of RAM, every page of it written by the guest, is saved and restored
     with its memory intact; the save job is seen mid-way (keel-vmm stopped with SIGSTOP

@@ -67,13 +67,16 @@ static void blk_release_slot(struct virtio_blk *b, struct blk_slot *s)
 }
 
 /* Write the status, hand the chain back (unless a reset came in between), free the slot.
- * Returns whether the used ring changed. */
+ * Returns whether the used ring changed. A chain taken is always answered while its rings
+ * are mapped, even when the driver has since cleared DRIVER_OK or disabled the queue, or the
+ * device needs a reset: an unanswered chain would count as in flight for good and fail every
+ * later pause (vq_push does nothing on a queue whose rings are gone). */
 static bool blk_complete(struct virtio_blk *b, struct blk_slot *s)
 {
 	struct virtio_dev *vd = b->vd;
 	bool pushed = false;
 
-	if (s->epoch == vd->epoch && virtio_queue_ready(vd, s->q)) {
+	if (s->epoch == vd->epoch && vd->q[s->q].vq.ready) {
 		if (!s->no_status)
 			vq_chain_write(&s->chain, s->chain.out_len - 1, &s->status, 1);
 		vq_push(&vd->q[s->q].vq, s->chain.head, s->no_status ? 0 : s->written + 1);
