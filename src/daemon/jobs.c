@@ -211,7 +211,10 @@ json_object *job_to_json(struct job *j)
 		uint64_t done = j->state == JOB_SUCCEEDED ? j->total : 0;
 
 		if (j->state == JOB_RUNNING && j->progress_file[0]) {
-			if (stat(j->progress_file, &st) == 0 && (uint64_t)st.st_size > j->done_seen)
+			/* lstat: the file is in a directory the jailed worker owns while it saves,
+			 * and a link there must not make keeld tell the size of a host file. */
+			if (lstat(j->progress_file, &st) == 0 && S_ISREG(st.st_mode) &&
+			    (uint64_t)st.st_size > j->done_seen)
 				j->done_seen = (uint64_t)st.st_size;
 			done = j->done_seen < j->total ? j->done_seen : j->total;
 		}

@@ -50,7 +50,6 @@ static const char schema[] =
 	" tap TEXT NOT NULL,"
 	" mac TEXT NOT NULL UNIQUE,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
-	" cache TEXT NOT NULL DEFAULT 'none'," /* none, writeback or unsafe */
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS runtime("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"

@@ -96,6 +96,35 @@ void sup_last_worker_line(struct sup *sup, const struct sup_vm *vm, char *out, s
 	close(fd);
 }
 
+/* The worker's status file, parsed: at most SUP_STATUS_MAX bytes of a regular file, never
+ * through a link (a jailed worker wrote it and could make it a terabyte sparse file to stall
+ * keeld, or a FIFO); NULL when it is missing or not such a file. */
+#define SUP_STATUS_MAX 16384
+static json_object *read_status_json(const char *path)
+{
+	json_object *o = NULL;
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > SUP_STATUS_MAX ||
+	    !(buf = malloc(SUP_STATUS_MAX + 1))) {
+		close(fd);
+		return NULL;
+	}
+	n = pread(fd, buf, SUP_STATUS_MAX, 0);
+	close(fd);
+	if (n >= 0) {
+		buf[n] = '\0';
+		o = json_tokener_parse(buf);
+	}
+	free(buf);
+	return o;
+}
+
 /* Read and remove the status file: 0 with reason (and detail) filled in, or -ENOENT. */
 int sup_read_status_file(struct sup *sup, const struct sup_vm *vm, char *reason, size_t rsize,
 			 char *detail, size_t dsize, int *status)
@@ -107,7 +136,7 @@ int sup_read_status_file(struct sup *sup, const struct sup_vm *vm, char *reason,
 	*status = 0;
 	if (sup_path(sup, vm->uuid, "status.json", path, sizeof(path)))
 		return -ENAMETOOLONG;
-	o = json_object_from_file(path);
+	o = read_status_json(path);
 	if (!o)
 		return -ENOENT;
 	if (json_object_object_get_ex(o, "reason", &v))

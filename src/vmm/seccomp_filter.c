@@ -130,6 +130,11 @@ static int install(const struct seccomp_table *const *tables, size_t n, bool tsy
 	/* no_new_privs is set already (jail_early): libseccomp need not call prctl for it. */
 	if (ctx && (e = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)))
 		*bad = "NNP";
+	/* A call from another architecture (int 0x80, x32) ends the whole worker, not the one
+	 * thread libseccomp's default would kill (a vCPU thread gone with its locks held would
+	 * leave a worker hung with no reason given). */
+	if (!e && (e = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)))
+		*bad = "BADARCH";
 	for (size_t i = 0; !e && i < n; i++)
 		e = add_table(ctx, tables[i], bad);
 	if (!e && tsync && (e = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)))

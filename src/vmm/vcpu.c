@@ -404,9 +404,12 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	/* A jailed worker's vCPU threads call far less than its main loop: their own filter,
 	 * before the first KVM_RUN (docs/security.md). */
-	if (jail_active() && seccomp_install_vcpu())
-		machine_request(&vcpu->vm->machine, VM_EVENT_CRASH, 1,
-				"vcpu%u: cannot install its seccomp filter", vcpu->id);
+	if (jail_active() && seccomp_install_vcpu()) {
+		/* Never run the guest under the looser process filter: the worker ends (a crash
+		 * request could be lost behind another pending event). */
+		log_err("vcpu%u: cannot install its seccomp filter: the worker ends", vcpu->id);
+		_exit(1);
+	}
 
 	while (vcpu_wait_runnable(vcpu)) {
 		int r = kvm_vcpu_run(vcpu->fd);
