@@ -29,6 +29,7 @@ enum control_cmd {
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
 #endif
+	CONTROL_CMD_COUNT
 };
 
 #define CONTROL_MAX_PATH 4096

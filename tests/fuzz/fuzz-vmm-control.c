@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r;
 
 	r = control_parse((const char *)data, size, &cmd, &cls, why, sizeof(why));
-	if (r == 0 && cmd > CONTROL_RESTORE)
+	if (r == 0 && cmd >= CONTROL_CMD_COUNT)
 		abort();
 	/* With arguments (save's and restore's dir): accepted only when the command parsed,
 	 * and then a non-empty path that fits; paused only for restore. */
