@@ -1578,6 +1578,28 @@ def case_events(e):
           "keel vm list --watch printed: %r (stderr %r)" % (out, err))
 
 
+def start_blk_guest(e, name, args):
+    """Start keeld with the thread-pool block back end (KEEL_BLKIO=threads, inherited by its
+    workers: a stopped pool thread holds its requests, io_uring's are the kernel's) and VM
+    name running the virtio test guest in mode=blk on a 64 MiB disk, with the guest's extra
+    args; returns the VM once the guest waits for a key before its first request."""
+    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
+    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
+    os.environ["KEEL_BLKIO"] = "threads"
+    e.start_keeld()
+    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
+        os.path.dirname(vguest))}, want=201)
+    disk = os.path.join(e.dir, name + ".img")
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    e.create(name, kernel=vguest, memory=64 << 20,
+             disks=[{"path": disk, "serial": name + "-1"}],
+             cmdline="mode=blk sectors=131072 serial=%s-1 wait=key %s" % (name, args))
+    vm = e.start(name)
+    e.console_until(name, r"virtio: blk waits for a key")
+    return vm
+
+
 def case_pause_failure(e):
     """A pause that fails leaves the VM running and says why (issue 9): a device that keeps
     a request in flight (keel-vmm's block I/O threads held with ptrace while the guest's
@@ -1585,20 +1607,7 @@ def case_pause_failure(e):
     stopped thread holds; io_uring's are the kernel's) makes `keel vm pause` and `keel vm
     save` fail with the reason, and the VM runs on; released, the guest's I/O completes and
     it finishes its test."""
-    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
-    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
-    os.environ["KEEL_BLKIO"] = "threads"  # keeld's workers inherit it
-    e.start_keeld()
-    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
-        os.path.dirname(vguest))}, want=201)
-    disk = os.path.join(e.dir, "pf.img")
-    with open(disk, "wb") as f:
-        f.truncate(64 << 20)
-    e.create("pf", kernel=vguest, memory=64 << 20, disks=[{"path": disk, "serial": "pf-1"}],
-             cmdline="mode=blk sectors=131072 serial=pf-1 wz_max=%d wz_segs=32 wait=key"
-             % 0x3fffff)
-    vm = e.start("pf")
-    e.console_until("pf", r"virtio: blk waits for a key")
+    vm = start_blk_guest(e, "pf", "wz_max=%d wz_segs=32" % 0x3fffff)
     held = hold_threads(vm["pid"], "blkio-pool")
     try:
         e.type_console("pf", "g")
@@ -1630,19 +1639,7 @@ def case_pause_driver_gone(e):
     """A guest cannot make its VM unpausable (found by review): it takes DRIVER_OK back while
     a disk request is in flight (the thread pool's threads held with ptrace until then); the
     device still answers that chain once it completes, so the next pause and save succeed."""
-    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
-    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
-    os.environ["KEEL_BLKIO"] = "threads"  # keeld's workers inherit it
-    e.start_keeld()
-    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
-        os.path.dirname(vguest))}, want=201)
-    disk = os.path.join(e.dir, "dg.img")
-    with open(disk, "wb") as f:
-        f.truncate(64 << 20)
-    e.create("dg", kernel=vguest, memory=64 << 20, disks=[{"path": disk, "serial": "dg-1"}],
-             cmdline="mode=blk sectors=131072 serial=dg-1 wait=key drop=driver-ok")
-    vm = e.start("dg")
-    e.console_until("dg", r"virtio: blk waits for a key")
+    vm = start_blk_guest(e, "dg", "drop=driver-ok")
     held = hold_threads(vm["pid"], "blkio-pool")
     try:
         e.type_console("dg", "g")
