@@ -142,8 +142,13 @@ static int blk_write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len)
 {
 	int r = 0;
 
-	if (b->zeroes_by_discard)
-		return disk_discard(b->disk, off, len);
+	/* Where the file cannot make the range read as zeros by itself, write them. */
+	if (b->zeroes_by_discard) {
+		r = disk_zero(b->disk, off, len);
+		if (r != -EOPNOTSUPP)
+			return r;
+		r = 0;
+	}
 	while (len && !r) {
 		size_t n = len < BLK_ZERO_CHUNK ? (size_t)len : BLK_ZERO_CHUNK;
 
