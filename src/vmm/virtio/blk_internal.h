@@ -33,8 +33,7 @@ struct blk_data {
 	struct iovec seg[VQ_MAX_SEGS];
 	unsigned n;
 	uint64_t len;
-	bool aligned;	  /* every buffer a whole number of sectors */
-	bool mem_aligned; /* ... and starting on a sector boundary (O_DIRECT without a bounce) */
+	bool aligned; /* every buffer a whole number of sectors */
 };
 
 /* One request in flight on a queue. */
@@ -76,6 +75,7 @@ struct virtio_blk {
 	int pfd;	/* the payload's descriptor: O_DIRECT for cache=none, else the disk's */
 	bool pfd_owned; /* pfd is ours to close */
 	bool direct;	/* pfd has O_DIRECT */
+	uint32_t dio_mem, dio_off; /* its alignments: buffers, file offsets (lib/dio_align.h) */
 	unsigned nq;
 	struct blk_slot *slots; /* nq * BLK_SLOTS */
 	uint16_t freelist[BLKIO_MAX_QUEUES][BLK_SLOTS];

@@ -26,7 +26,6 @@ static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip
 	d->n = 0;
 	d->len = 0;
 	d->aligned = true;
-	d->mem_aligned = true;
 	for (; i < end && d->len < len; i++) {
 		uint64_t sl = c->seg[i].iov_len, take;
 
@@ -39,12 +38,10 @@ static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip
 			take = len - d->len;
 		d->seg[d->n] = (struct iovec){(uint8_t *)c->seg[i].iov_base + skip, take};
 		d->aligned &= take % 512 == 0;
-		d->mem_aligned &= (uintptr_t)d->seg[d->n].iov_base % 512 == 0;
 		d->n++;
 		d->len += take;
 		skip = 0;
 	}
-	d->mem_aligned &= d->aligned;
 }
 
 static unsigned blk_check_rw(struct virtio_blk *b, bool write, uint64_t sector,
