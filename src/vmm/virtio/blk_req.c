@@ -139,10 +139,12 @@ static int blk_write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len)
 {
 	int r = 0;
 
-	/* Where the file cannot make the range read as zeros by itself, write them. */
+	/* Where the file cannot make the range read as zeros by itself, write them, as long as
+	 * that takes no longer than the largest write (BLK_MAX_WZ_WRITTEN); a larger range is
+	 * refused as unsupported, and the guest writes the zeros itself (Linux does). */
 	if (b->zeroes_by_discard) {
 		r = disk_zero(b->disk, off, len);
-		if (r != -EOPNOTSUPP)
+		if (r != -EOPNOTSUPP || len > BLK_MAX_REQUEST)
 			return r;
 		r = 0;
 	}
@@ -182,7 +184,7 @@ static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c
 		r = zeroes ? blk_write_zeroes(b, sector * 512, (uint64_t)count * 512)
 			   : disk_discard(b->disk, sector * 512, (uint64_t)count * 512);
 		if (r)
-			return VIRTIO_BLK_S_IOERR;
+			return r == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
 	}
 	return VIRTIO_BLK_S_OK;
 }
