@@ -532,7 +532,7 @@ static void blk_fill_config(struct virtio_blk *b, const struct disk_info *info)
 	while ((b->sector_size << exp) < phys && exp < 12)
 		exp++;
 	le_store(b->config + 0x00, b->sectors, 8);	     /* capacity */
-	le_store(b->config + 0x08, BLK_MAX_REQUEST, 4);	     /* size_max */
+	le_store(b->config + 0x08, BLK_SEG_SIZE_MAX, 4);     /* size_max */
 	le_store(b->config + 0x0c, BLK_SEG_MAX, 4);	     /* seg_max */
 	le_store(b->config + 0x14, b->sector_size, 4);	     /* blk_size */
 	b->config[0x18] = exp;				     /* physical_block_exp */

@@ -17,6 +17,9 @@
 #define BLK_MAX_DISCARD 0x3fffffu /* sectors per discard segment (and write-zeroes by discard) */
 #define BLK_MAX_DZ_SEGS 32
 #define BLK_MAX_REQUEST (32u << 20) /* bytes of one read or write */
+/* size_max, the largest segment: seg_max segments of it still fit in one request, so that a
+ * guest that follows the two limits never builds a request the device must refuse. */
+#define BLK_SEG_SIZE_MAX ((BLK_MAX_REQUEST / BLK_SEG_MAX) & ~4095u)
 /* Write-zeroes that writes zeros (not a discard): one segment of at most BLK_MAX_REQUEST,
  * so that it takes no longer than the largest write and a pause, reset or quit never waits
  * for gigabytes of zeros. */
