@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -24,6 +25,10 @@
 #define ARG_BITS(nr, arg, bits)                                                                    \
 	{                                                                                          \
 		(nr), SECCOMP_ARG_BITS, (arg), (bits), 1, 0                                        \
+	}
+#define ARG_CLEAR(nr, arg, bits)                                                                   \
+	{                                                                                          \
+		(nr), SECCOMP_ARG_CLEAR, (arg), (bits), 1, 0                                       \
 	}
 #define FAIL(nr, e)                                                                                \
 	{                                                                                          \
@@ -77,6 +82,9 @@ static const uint64_t vcpu_vm_ioctls[] = {KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM
 					  KVM_IOEVENTFD};
 /* pthread_create's clone: threads only, never a new process. */
 static const uint64_t clone_thread[] = {CLONE_THREAD};
+/* No new executable memory once jailed: code injected into the worker cannot be run from
+ * pages it maps or makes executable (everything it executes was mapped before the jail). */
+static const uint64_t prot_exec[] = {PROT_EXEC};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
 
 /* Every thread of every class: memory, locks, time, signals (vCPU kicks), ending, and what the
@@ -88,9 +96,9 @@ static const struct seccomp_rule thread_rules[] = {
 	ANY(SYS_ftruncate),
 	ANY(SYS_fsync),
 	ANY(SYS_futex),
-	ANY(SYS_mmap),
+	ARG_CLEAR(SYS_mmap, 2, prot_exec),
 	ANY(SYS_munmap),
-	ANY(SYS_mprotect),
+	ARG_CLEAR(SYS_mprotect, 2, prot_exec),
 	ANY(SYS_madvise),
 	ANY(SYS_brk),
 	ANY(SYS_clock_gettime),

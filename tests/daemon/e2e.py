@@ -1887,14 +1887,15 @@ def case_jail(e):
     vm2 = e.start("j2")
     check(check_jailed(e, vm2, "j2 after a keeld restart") != check_jailed(e, e.vm("j1"), "j1"),
           "a re-attached worker's uid was given to another")
-    # Test builds only: the worker makes a call its filter forbids, and ends with its name.
+    # Test builds only: the worker maps executable memory, which its filter forbids (mmap
+    # with PROT_EXEC), and ends with the call's name.
     ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     ctl.settimeout(30)
     ctl.connect(os.path.join(e.state, "vms", vm2["id"], "control.sock"))
     ctl.sendall(b'{"execute":"test-forbidden-syscall"}\n')
     vm = e.wait_state("j2", "Crashed")
     ctl.close()
-    check(vm["state_reason"] == "worker killed by its seccomp filter (syscall setns)",
+    check(vm["state_reason"] == "worker killed by its seccomp filter (syscall mmap)",
           "crash reason: %r" % vm["state_reason"])
     e.keel("vm", "turn-off", "j1")
     e.wait_state("j1", "Off")
