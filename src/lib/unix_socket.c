@@ -38,6 +38,24 @@ int unix_connect(const char *path)
 	return fd;
 }
 
+int unix_connect_now(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, r = unix_addr(path, &sa);
+
+	if (r)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 int unix_connect_timeout(const char *path, int timeout_ms)
 {
 	struct sockaddr_un sa;

@@ -9,6 +9,7 @@
 #include <linux/kvm.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "vmm/seccomp_filter.h"
@@ -78,6 +79,8 @@ static const uint64_t vcpu_vm_ioctls[] = {KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM
 /* pthread_create's clone: threads only, never a new process. */
 static const uint64_t clone_thread[] = {CLONE_THREAD};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
+/* virtio-vsock's guest connects: Unix sockets only. */
+static const uint64_t af_unix[] = {AF_UNIX};
 
 /* Every thread of every class: memory, locks, time, signals (vCPU kicks), ending, and what the
  * SIGSYS handler calls to report a forbidden call (seccomp_filter.c). */
@@ -157,16 +160,33 @@ static const struct seccomp_rule main_rules[] = {
 /* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
  * whose rings are set up with the device, before the filter (so no io_uring_setup). */
 static const struct seccomp_rule io_rules[] = {
-	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
-	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
-	ANY(SYS_writev),	 ANY(SYS_pread64),
-	ANY(SYS_preadv),	 ANY(SYS_pwritev),
-	ANY(SYS_preadv2),	 ANY(SYS_pwritev2),
-	ANY(SYS_fdatasync),	 ANY(SYS_fallocate),
-	ANY(SYS_lseek),		 ANY(SYS_fstat),
-	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
-	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
+	ANY(SYS_epoll_wait),
+	ANY(SYS_epoll_pwait),
+	ANY(SYS_epoll_ctl),
+	ANY(SYS_readv),
+	ANY(SYS_writev),
+	ANY(SYS_pread64),
+	ANY(SYS_preadv),
+	ANY(SYS_pwritev),
+	ANY(SYS_preadv2),
+	ANY(SYS_pwritev2),
+	ANY(SYS_fdatasync),
+	ANY(SYS_fallocate),
+	ANY(SYS_lseek),
+	ANY(SYS_fstat),
+	ANY(SYS_sendto),
+	ANY(SYS_sendmsg),
+	ANY(SYS_recvfrom),
+	ANY(SYS_recvmsg),
 	ANY(SYS_io_uring_enter),
+	/* virtio-vsock (virtio/vsock.c): host clients accepted, guest connects to PATH_<port>
+	 * in the jail, half-closes and closes, its deadline timer. */
+	ANY(SYS_accept4),
+	ARG_IN(SYS_socket, 0, af_unix),
+	ANY(SYS_connect),
+	ANY(SYS_shutdown),
+	ANY(SYS_close),
+	ANY(SYS_timerfd_settime),
 };
 
 /* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial
