@@ -158,36 +158,26 @@ static const struct seccomp_rule main_rules[] = {
 };
 
 /* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
- * whose rings are set up with the device, before the filter (so no io_uring_setup). */
+ * whose rings are set up with the device, before the filter (so no io_uring_setup);
+ * virtio-vsock (virtio/vsock.c): host clients accepted, guest connects to PATH_<port> in the
+ * jail (AF_UNIX only), half-closes and closes, its deadline timer. */
+/* clang-format off */
 static const struct seccomp_rule io_rules[] = {
-	ANY(SYS_epoll_wait),
-	ANY(SYS_epoll_pwait),
-	ANY(SYS_epoll_ctl),
-	ANY(SYS_readv),
-	ANY(SYS_writev),
-	ANY(SYS_pread64),
-	ANY(SYS_preadv),
-	ANY(SYS_pwritev),
-	ANY(SYS_preadv2),
-	ANY(SYS_pwritev2),
-	ANY(SYS_fdatasync),
-	ANY(SYS_fallocate),
-	ANY(SYS_lseek),
-	ANY(SYS_fstat),
-	ANY(SYS_sendto),
-	ANY(SYS_sendmsg),
-	ANY(SYS_recvfrom),
-	ANY(SYS_recvmsg),
+	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
+	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
+	ANY(SYS_writev),	 ANY(SYS_pread64),
+	ANY(SYS_preadv),	 ANY(SYS_pwritev),
+	ANY(SYS_preadv2),	 ANY(SYS_pwritev2),
+	ANY(SYS_fdatasync),	 ANY(SYS_fallocate),
+	ANY(SYS_lseek),		 ANY(SYS_fstat),
+	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
+	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
 	ANY(SYS_io_uring_enter),
-	/* virtio-vsock (virtio/vsock.c): host clients accepted, guest connects to PATH_<port>
-	 * in the jail, half-closes and closes, its deadline timer. */
-	ANY(SYS_accept4),
-	ARG_IN(SYS_socket, 0, af_unix),
-	ANY(SYS_connect),
-	ANY(SYS_shutdown),
-	ANY(SYS_close),
-	ANY(SYS_timerfd_settime),
+	ANY(SYS_accept4),	 ARG_IN(SYS_socket, 0, af_unix),
+	ANY(SYS_connect),	 ANY(SYS_shutdown),
+	ANY(SYS_close),		 ANY(SYS_timerfd_settime),
 };
+/* clang-format on */
 
 /* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial
  * output to the console's clients), waking the loop. */
