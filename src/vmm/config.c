@@ -205,27 +205,33 @@ int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOC
 	socket[0] = 0;
 	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
 		if (too_long) {
+			snprintf(err, errlen, "--vsock %s: an option or value is too long", s);
+			return -EINVAL;
+		}
+		if (!strcmp(k, "cid") &&
+		    !parse_uint(v, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX, &x)) {
+			*cid = (uint32_t)x;
+		} else if (!strcmp(k, "socket") && *v) {
+			if (absolute_path(v, socket, VMDEF_VSOCK_SOCKET_MAX + 1)) {
+				snprintf(err, errlen,
+					 "--vsock: the socket's absolute path must be at most %d "
+					 "bytes (PATH_<port> must fit a Unix socket address): %s",
+					 VMDEF_VSOCK_SOCKET_MAX, v);
+				return -EINVAL;
+			}
+		} else {
 			snprintf(err, errlen,
-				 "--vsock: the socket's absolute path must be at most %d bytes "
-				 "(PATH_<port> must fit a Unix socket address): %s",
-				 VMDEF_VSOCK_SOCKET_MAX, v);
+				 "--vsock %s: expected [cid=N,]socket=PATH with N the guest's "
+				 "context ID (%d to %u)",
+				 s, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX);
 			return -EINVAL;
 		}
 	}
-	else
-	{
-		snprintf(err, errlen,
-			 "--vsock %s: expected [cid=N,]socket=PATH with N the guest's "
-			 "context ID (%d to %u)",
-			 s, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX);
+	if (!socket[0]) {
+		snprintf(err, errlen, "--vsock %s: socket=PATH is required", s);
 		return -EINVAL;
 	}
-}
-if (!socket[0]) {
-	snprintf(err, errlen, "--vsock %s: socket=PATH is required", s);
-	return -EINVAL;
-}
-return 0;
+	return 0;
 }
 
 enum {
