@@ -130,7 +130,8 @@ static void post(unsigned qi, const uint8_t *bytes, uint32_t len, bool writable,
 {
 	unsigned slot = avail_idx[qi] % SLOTS;
 	uint16_t head = (uint16_t)(2 * slot), flags = writable ? VRING_DESC_F_WRITE : 0;
-	uint8_t *d = ram(QBASE(qi) + 16u * head, 32), *avail = ram(QBASE(qi) + 0x100, 4 + 2 * QSIZE);
+	uint8_t *d = ram(QBASE(qi) + 16u * head, 32),
+		*avail = ram(QBASE(qi) + 0x100, 4 + 2 * QSIZE);
 	uint32_t first = split && len > 1 ? len / 2 : len;
 	uint64_t buf = BUF(qi, slot);
 
@@ -165,7 +166,8 @@ static void check_used(void)
 		const uint8_t *used = ram(QBASE(qi) + 0x200, 4 + 8 * QSIZE);
 		uint16_t idx = le16_load(used + 2);
 
-		FAKE_CHECK((uint16_t)(idx - used_seen[qi]) <= (uint16_t)(avail_idx[qi] - used_seen[qi]),
+		FAKE_CHECK((uint16_t)(idx - used_seen[qi]) <=
+				   (uint16_t)(avail_idx[qi] - used_seen[qi]),
 			   "queue %u: used index %u beyond the %u chains posted", qi, idx,
 			   avail_idx[qi]);
 		for (; used_seen[qi] != idx; used_seen[qi]++) {
@@ -173,8 +175,8 @@ static void check_used(void)
 			uint32_t id = le32_load(e), len = le32_load(e + 4), slot = id / 2;
 			struct vsock_hdr h;
 
-			FAKE_CHECK(id < 2 * SLOTS && !(id & 1), "queue %u: used id %u was never posted",
-				   qi, id);
+			FAKE_CHECK(id < 2 * SLOTS && !(id & 1),
+				   "queue %u: used id %u was never posted", qi, id);
 			FAKE_CHECK(len <= posted_len[qi][slot],
 				   "queue %u: %u bytes used of a %u-byte chain", qi, len,
 				   posted_len[qi][slot]);
@@ -183,7 +185,8 @@ static void check_used(void)
 			FAKE_CHECK(len >= VSOCK_HDR_SIZE, "a %u-byte receive packet", len);
 			vsock_hdr_decode(ram(BUF(0, slot), VSOCK_HDR_SIZE), &h);
 			FAKE_CHECK(h.src_cid == VSOCK_CID_HOST && h.dst_cid == CID &&
-					   h.type == VSOCK_TYPE_STREAM && h.op >= VSOCK_OP_REQUEST &&
+					   h.type == VSOCK_TYPE_STREAM &&
+					   h.op >= VSOCK_OP_REQUEST &&
 					   h.op <= VSOCK_OP_CREDIT_REQUEST,
 				   "a malformed packet to the guest: op %u type %u cids %llu>%llu",
 				   h.op, h.type, (unsigned long long)h.src_cid,
@@ -223,7 +226,8 @@ static size_t op(const uint8_t *p, size_t n)
 	int *c;
 
 	switch (p[0] & 7) {
-	case 0: /* a packet: op, ports, length, flags, credit claims, then payload */
+	case 0: /* a packet: CIDs, ports, length, type, op, flags, credit claims, how it is
+		 * posted, how many payload bytes follow; then those */
 		if (n < 16)
 			return 0;
 		h = (struct vsock_hdr){
@@ -239,7 +243,9 @@ static size_t op(const uint8_t *p, size_t n)
 			.fwd_cnt = le32_load(p + 12),
 		};
 		vsock_hdr_encode(&h, page);
-		len = (uint32_t)(n - 16 < 256 ? n - 16 : 256);
+		len = p[11]; /* payload bytes that follow in the input */
+		if (n < 16 + len)
+			return 0;
 		memcpy(page + VSOCK_HDR_SIZE, p + 16, len);
 		post(1, page, VSOCK_HDR_SIZE + (p[10] & 0x80 ? len : (h.len <= len ? h.len : len)),
 		     false, p[10] & 0x40);

@@ -121,8 +121,9 @@ ctl a '{"execute":"pause"}'
 sleep 1
 ctl a '{"execute":"resume"}'
 wait_gone $HELD 10 "the host end of the held connection after pause and resume"
-vm_wait a '^held-exit [0-9]+' 30
-echo "lab: vsock: pause and resume ended the held connection (guest: $VM_LINE, $(cat /tmp/vs-held.err 2>/dev/null))"
+vm_wait a 'held-exit [0-9]+$' 30
+vm_run a 'cat /tmp/held.err'
+echo "lab: vsock: pause and resume ended the held connection (guest: ${VM_LINE#guest# } $VM_OUT)"
 small a "after pause and resume"
 
 # Save, quit, restore into a new worker, resume: the same.
@@ -134,8 +135,10 @@ vm_wait_exit a 30
 wait_gone $HELD 10 "the host end of the held connection after the save"
 # shellcheck disable=SC2086
 vm_start b --memory 512M --vsock cid=3,socket=$SOCK --control /tmp/b.ctl --restore $SAVE
-vm_wait b '^held-exit [0-9]+' 60
-echo "lab: vsock: the restored guest's held connection was reset ($VM_LINE)"
+vm_wait b 'held-exit [0-9]+$' 60
+echo "lab: vsock: the restored guest's held connection was reset (${VM_LINE#guest# })"
+vm_run b 'cat /tmp/held.err'
+echo "lab: vsock: the restored guest's listener said: $VM_OUT"
 small b "after the restore"
 vm_send b 'poweroff -f'
 vm_wait_exit b 60
