@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lab-vsock: copy stdin to a stream socket and the socket to stdout, for virtio-vsock's lab
- * scenario (65-virtio-vsock). The guest's side uses AF_VSOCK, the lab host's side the Unix
+ * scenario (66-virtio-vsock). The guest's side uses AF_VSOCK, the lab host's side the Unix
  * sockets of keel-vmm's hybrid vsock (docs/virtio.md):
  *
  *   lab-vsock listen PORT             (guest) accept one AF_VSOCK connection on PORT
  *   lab-vsock connect CID PORT        (guest) connect to CID:PORT (the host is CID 2)
- *   lab-vsock unix-listen PATH        (host) accept one connection on PATH (PATH_<port>)
+ *   lab-vsock unix-listen PATH        (host) accept one connection on PATH (PATH_<port>;
+ *                                     mode 0666, so that a jailed worker may connect)
  *   lab-vsock unix-connect PATH PORT  (host) connect to PATH, "CONNECT PORT", wait for OK
  *
  * At the end of stdin the socket's sending side is shut down; the program ends when both
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -126,7 +128,8 @@ static int open_socket(int argc, char **argv)
 		unix_addr(argv[2], &sa);
 		unlink(argv[2]);
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    chmod(argv[2], 0666) < 0)
 			die("unix bind");
 		return accept_one(fd);
 	}

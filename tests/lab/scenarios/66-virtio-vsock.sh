@@ -1,17 +1,22 @@
 # virtio-vsock (issue 13, docs/virtio.md): Linux's vmw_vsock_virtio_transport drives keel-vmm's
-# hybrid vsock, whose host side is Unix sockets. 16 MiB go each way with matching sha256:
+# hybrid vsock, whose host side is Unix sockets. VM j's worker is jailed as keeld runs it
+# (its own uid, root the VM's directory, seccomp filters): 16 MiB go each way with matching sha256:
 # guest to host (a guest connect to CID 2 port 5001 reaches the lab host's listener on
 # SOCK_5001) and host to guest (CONNECT 5002 on SOCK reaches the guest's listener). A connect
 # to a port nobody listens on is refused both ways. Then a connection is left open across a
-# pause and resume: the worker drops it (the host client sees the end) and tells the guest
+# pause and resume (VM j): the worker drops it (the host client sees the end) and tells the guest
 # TRANSPORT_RESET (the guest's socket is reset), and new connections work both ways; and the
-# same across a save, a new worker restored from it, and a resume.
+# same across a save, a new worker restored from it, and a resume (VMs a and b, unjailed: a
+# jailed worker saves only into a directory keeld gives it).
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
 command -v lab-vsock >/dev/null || fail "lab-vsock is not in the lab (tests/lab/vsockcat.c)"
-SOCK=/tmp/v.sock
+JROOT=/tmp/vsjail
+JUID=3221291007
+SOCK=$JROOT/v.sock
 SAVE=/tmp/save-vsock
 MIB16=16777216
-rm -rf "$SOCK" "$SOCK"_* $SAVE /tmp/vs-*
+rm -rf $JROOT $SAVE /tmp/vs-* /tmp/v.sock*
+mkdir -p $JROOT && chmod 0751 $JROOT || fail "cannot make the jail root $JROOT"
 
 ctl() { # ctl VM REQUEST: one control request that must succeed
 	lab-vmmctl "/tmp/$1.ctl" "$2" >/tmp/vs-ctl.out 2>&1 ||
@@ -68,13 +73,18 @@ held_open() {
 	echo "lab: vsock: a connection to guest port 5013 is open ($(grep -c tick /tmp/vs-held.out) lines so far)"
 }
 
+# The jailed worker connects to SOCK_<port> inside its jail (/v.sock_<port>) as uid JUID:
+# lab-vsock's listeners are mode 0666 (keeld gives its own to the worker's uid).
 # shellcheck disable=SC2086
-vm_boot a --memory 512M --vsock cid=3,socket=$SOCK --control /tmp/a.ctl
-vm_run a 'ls /sys/bus/virtio/drivers/vmw_vsock_virtio_transport | grep -c virtio' 60
+vm_boot j --memory 512M --vsock cid=3,socket=$SOCK --control /tmp/j.ctl \
+	--jail-user $JUID:$JUID --jail-root $JROOT --status-file $JROOT/status.json
+grep "^Uid:" /proc/"$(cat $VM_DIR/j/pid)"/status | grep -q "	$JUID	" ||
+	fail "VM j's keel-vmm does not run as the jail's uid $JUID: $(grep "^Uid:" /proc/"$(cat $VM_DIR/j/pid)"/status)"
+vm_run j 'ls /sys/bus/virtio/drivers/vmw_vsock_virtio_transport | grep -c virtio' 60
 [ "$VM_OUT" = 1 ] || fail "vmw_vsock_virtio_transport is bound to no device: '$VM_OUT'"
 
 # Refused both ways: nobody on host port 5999, nobody on guest port 5998.
-vm_run a 'lab-vsock connect 2 5999 </dev/null; echo rc=$?' 60
+vm_run j 'lab-vsock connect 2 5999 </dev/null; echo rc=$?' 60
 case "$VM_OUT" in *"rc=1"*) ;; *) fail "a guest connect to an empty host port: '$VM_OUT'" ;; esac
 if lab-vsock unix-connect $SOCK 5998 </dev/null >/dev/null 2>/tmp/vs-r.err; then
 	fail "a host connect to an empty guest port was accepted"
@@ -82,14 +92,14 @@ fi
 echo "lab: vsock: refused both ways ($(echo $VM_OUT | tr '\n' ' '); host: $(cat /tmp/vs-r.err))"
 
 # Guest to host, 16 MiB.
-vm_run a "head -c $MIB16 /dev/urandom >/tmp/g2h && sha256sum /tmp/g2h | cut -d' ' -f1" 300
+vm_run j "head -c $MIB16 /dev/urandom >/tmp/g2h && sha256sum /tmp/g2h | cut -d' ' -f1" 300
 g2h_sum=$VM_OUT
 [ ${#g2h_sum} = 64 ] || fail "making /tmp/g2h in the guest: $g2h_sum"
 lab-vsock unix-listen "$SOCK"_5001 </dev/null >/tmp/vs-g2h 2>/tmp/vs-g2h.err &
 L=$!
 sleep 0.5
 t0=$(_now)
-vm_run a 'lab-vsock connect 2 5001 </tmp/g2h >/dev/null; echo rc=$?' 600
+vm_run j 'lab-vsock connect 2 5001 </tmp/g2h >/dev/null; echo rc=$?' 600
 wait_gone $L 60 "the host listener on port 5001"
 secs=$(($(_now) - t0))
 got=$(sha256sum /tmp/vs-g2h | cut -d' ' -f1)
@@ -101,7 +111,7 @@ rm -f /tmp/vs-g2h
 # Host to guest, 16 MiB.
 head -c $MIB16 /dev/urandom >/tmp/vs-h2g
 h2g_sum=$(sha256sum /tmp/vs-h2g | cut -d' ' -f1)
-vm_send a "lab-vsock listen 5002 </dev/null >/tmp/h2g 2>/tmp/h2g.err &"
+vm_send j "lab-vsock listen 5002 </dev/null >/tmp/h2g 2>/tmp/h2g.err &"
 t0=$(_now)
 _i=0
 until lab-vsock unix-connect $SOCK 5002 </tmp/vs-h2g >/dev/null 2>/tmp/vs-c.err; do
@@ -110,23 +120,30 @@ until lab-vsock unix-connect $SOCK 5002 </tmp/vs-h2g >/dev/null 2>/tmp/vs-c.err;
 	sleep 1
 done
 secs=$(($(_now) - t0))
-vm_run a "wait; sha256sum /tmp/h2g | cut -d' ' -f1; rm -f /tmp/h2g /tmp/g2h" 300
+vm_run j "wait; sha256sum /tmp/h2g | cut -d' ' -f1; rm -f /tmp/h2g /tmp/g2h" 300
 [ "$VM_OUT" = "$h2g_sum" ] || fail "host to guest: the guest's sha256 is '$VM_OUT', sent $h2g_sum"
 echo "lab: vsock: host to guest 16 MiB in about $secs s, sha256 $h2g_sum matches"
 rm -f /tmp/vs-h2g
 
 # Pause and resume: the held connection ends on both sides, new ones work.
-held_open a
-ctl a '{"execute":"pause"}'
+held_open j
+ctl j '{"execute":"pause"}'
 sleep 1
-ctl a '{"execute":"resume"}'
+ctl j '{"execute":"resume"}'
 wait_gone $HELD 10 "the host end of the held connection after pause and resume"
-vm_wait a 'held-exit [0-9]+$' 30
-vm_run a 'cat /tmp/held.err'
+vm_wait j 'held-exit [0-9]+$' 30
+vm_run j 'cat /tmp/held.err'
 echo "lab: vsock: pause and resume ended the held connection (guest: ${VM_LINE#guest# } $VM_OUT)"
-small a "after pause and resume"
+small j "after pause and resume"
+
+vm_send j 'poweroff -f'
+vm_wait_exit j 60
+[ "$VM_STATUS" = 0 ] || fail "poweroff of the jailed VM: status $VM_STATUS (a forbidden system call ends it with another)"
 
 # Save, quit, restore into a new worker, resume: the same.
+SOCK=/tmp/v.sock
+# shellcheck disable=SC2086
+vm_boot a --memory 256M --vsock cid=3,socket=$SOCK --control /tmp/a.ctl
 held_open a
 ctl a "{\"execute\":\"save\",\"arguments\":{\"dir\":\"$SAVE\"}}"
 ctl a '{"execute":"quit"}'
@@ -134,7 +151,7 @@ vm_wait_exit a 30
 [ "$VM_STATUS" = 0 ] || fail "quit after save: keel-vmm exited with $VM_STATUS"
 wait_gone $HELD 10 "the host end of the held connection after the save"
 # shellcheck disable=SC2086
-vm_start b --memory 512M --vsock cid=3,socket=$SOCK --control /tmp/b.ctl --restore $SAVE
+vm_start b --memory 256M --vsock cid=3,socket=$SOCK --control /tmp/b.ctl --restore $SAVE
 vm_wait b 'held-exit [0-9]+$' 60
 echo "lab: vsock: the restored guest's held connection was reset (${VM_LINE#guest# })"
 vm_run b 'cat /tmp/held.err'
