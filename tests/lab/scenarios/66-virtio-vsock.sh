@@ -5,7 +5,8 @@
 # SOCK_5001) and host to guest (CONNECT 5002 on SOCK reaches the guest's listener). A connect
 # to a port nobody listens on is refused both ways. Then a connection is left open across a
 # pause and resume (VM j): the worker drops it (the host client sees the end) and tells the guest
-# TRANSPORT_RESET (the guest's socket is reset), and new connections work both ways; and the
+# TRANSPORT_RESET (the guest's socket is reset: the device sends no RST then, so that is the
+# event's doing), and new connections work both ways; and the
 # same across a save, a new worker restored from it, and a resume (VMs a and b, unjailed: a
 # jailed worker saves only into a directory keeld gives it).
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
@@ -132,8 +133,9 @@ sleep 1
 ctl j '{"execute":"resume"}'
 wait_gone $HELD 10 "the host end of the held connection after pause and resume"
 vm_wait j 'held-exit [0-9]+$' 30
+held=${VM_LINE#guest# }
 vm_run j 'cat /tmp/held.err'
-echo "lab: vsock: pause and resume ended the held connection (guest: ${VM_LINE#guest# } $VM_OUT)"
+echo "lab: vsock: pause and resume ended the held connection (guest: $held, $VM_OUT)"
 small j "after pause and resume"
 
 vm_send j 'poweroff -f'
