@@ -67,6 +67,14 @@ static uint8_t *ram(uint64_t gpa, uint64_t len)
 	return p;
 }
 
+/* The scratch directory goes with the process (libFuzzer ends with exit()). */
+static void remove_scratch(void)
+{
+	unlink(port5);
+	unlink(sock_path);
+	rmdir(dir);
+}
+
 static void setup_once(void)
 {
 	char err[256] = "";
@@ -75,6 +83,7 @@ static void setup_once(void)
 	fake_machine();
 	snprintf(dir, sizeof(dir), "/tmp/fuzz-vsock.%d", (int)getpid());
 	mkdir(dir, 0700);
+	atexit(remove_scratch);
 	snprintf(sock_path, sizeof(sock_path), "%s/v.sock", dir);
 	snprintf(port5, sizeof(port5), "%s_5", sock_path);
 	FAKE_CHECK(virtio_vsock_create(fake_machine(), 0, CID, sock_path, &vd, err, sizeof(err)) ==

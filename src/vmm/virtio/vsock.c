@@ -454,7 +454,6 @@ static bool conn_rx(struct virtio_dev *vd, struct virtio_vsock *v, struct vsock_
 		} order[] = {
 			{VSOCK_OWE_REQUEST, VSOCK_OP_REQUEST},
 			{VSOCK_OWE_RESPONSE, VSOCK_OP_RESPONSE},
-			{VSOCK_OWE_SHUTDOWN, VSOCK_OP_SHUTDOWN},
 			{VSOCK_OWE_CREDIT, VSOCK_OP_CREDIT_UPDATE},
 		};
 
@@ -462,9 +461,7 @@ static bool conn_rx(struct virtio_dev *vd, struct virtio_vsock *v, struct vsock_
 			if (!(c->pending & order[i].owe))
 				continue;
 			c->pending &= ~order[i].owe;
-			vsock_conn_packet(c, v->cid, order[i].op,
-					  order[i].op == VSOCK_OP_SHUTDOWN ? c->shutdown : 0, 0,
-					  &hdr);
+			vsock_conn_packet(c, v->cid, order[i].op, 0, 0, &hdr);
 			rx_put(vd, v, &hdr);
 			return true;
 		}

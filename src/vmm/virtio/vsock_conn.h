@@ -67,8 +67,7 @@ enum vsock_state {
 #define VSOCK_OWE_REQUEST  1u
 #define VSOCK_OWE_RESPONSE 2u
 #define VSOCK_OWE_CREDIT   4u
-#define VSOCK_OWE_SHUTDOWN 8u
-#define VSOCK_OWE_RST	   16u
+#define VSOCK_OWE_RST	   8u
 
 struct vsock_conn {
 	enum vsock_state state;
