@@ -146,7 +146,7 @@ lab_guest_build() {
 		[ "$app" = busybox ] || ln -s busybox "$root/bin/$app"
 	done
 	install -m 0755 "$src/init" "$root/init"
-	# virtio-vsock's guest side (66-virtio-vsock): AF_VSOCK listen and connect.
+	# virtio-vsock's guest side (67-virtio-vsock): AF_VSOCK listen and connect.
 	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \
 		"$LAB_TOP/tests/lab/vsockcat.c" || lab_die "cannot build tests/lab/vsockcat.c"
 	_lab_add_modules "$src/modules" "$root"
@@ -235,7 +235,7 @@ lab_build() {
 		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vmmctl" \
 			"$d/vmmctl.c" || lab_die "cannot build tests/lab/vmmctl.c"
 	fi
-	# virtio-vsock's host side (66-virtio-vsock): the worker's Unix sockets.
+	# virtio-vsock's host side (67-virtio-vsock): the worker's Unix sockets.
 	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \
 		"$d/vsockcat.c" || lab_die "cannot build tests/lab/vsockcat.c"
 	# The boot benchmark's lab side: its script and its timing helper (static, no libraries).

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lab-vsock: copy stdin to a stream socket and the socket to stdout, for virtio-vsock's lab
- * scenario (66-virtio-vsock). The guest's side uses AF_VSOCK, the lab host's side the Unix
+ * scenario (67-virtio-vsock). The guest's side uses AF_VSOCK, the lab host's side the Unix
  * sockets of keel-vmm's hybrid vsock (docs/virtio.md):
  *
  *   lab-vsock listen PORT             (guest) accept one AF_VSOCK connection on PORT
