@@ -133,7 +133,7 @@ sleep 1
 ctl j '{"execute":"resume"}'
 wait_gone $HELD 10 "the host end of the held connection after pause and resume"
 vm_wait j 'held-exit [0-9]+$' 30
-held=${VM_LINE#guest# }
+held="held-exit ${VM_LINE##*held-exit }"
 vm_run j 'cat /tmp/held.err'
 echo "lab: vsock: pause and resume ended the held connection (guest: $held, $VM_OUT)"
 small j "after pause and resume"
@@ -155,7 +155,7 @@ wait_gone $HELD 10 "the host end of the held connection after the save"
 # shellcheck disable=SC2086
 vm_start b --memory 256M --vsock cid=3,socket=$SOCK --control /tmp/b.ctl --restore $SAVE
 vm_wait b 'held-exit [0-9]+$' 60
-echo "lab: vsock: the restored guest's held connection was reset (${VM_LINE#guest# })"
+echo "lab: vsock: the restored guest's held connection was reset (held-exit ${VM_LINE##*held-exit })"
 vm_run b 'cat /tmp/held.err'
 echo "lab: vsock: the restored guest's listener said: $VM_OUT"
 small b "after the restore"
