@@ -36,7 +36,8 @@ struct machine {
 	struct chardev *serial_out;	    /* COM1's host side (--serial) */
 	const struct chardev_spec *console; /* the virtio-console's host side (--console) */
 	const int *disk_fds;		    /* each disk's passed descriptor (--fd disk.I), or -1 */
-	const int *net_fds; /* each card's tap, attached by keeld (--fd net.I), or -1 */
+	const int *net_fds;	  /* each card's tap, attached by keeld (--fd net.I), or -1 */
+	const char *vsock_socket; /* virtio-vsock's host side (--vsock socket=PATH) */
 };
 
 /* Why the VM stops running guest code. The first request wins. */

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "vmm/seccomp_filter.h"
@@ -86,6 +87,8 @@ static const uint64_t clone_thread[] = {CLONE_THREAD};
  * pages it maps or makes executable (everything it executes was mapped before the jail). */
 static const uint64_t prot_exec[] = {PROT_EXEC};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
+/* virtio-vsock's guest connects: Unix sockets only. */
+static const uint64_t af_unix[] = {AF_UNIX};
 
 /* Every thread of every class: memory, locks, time, signals (vCPU kicks), ending, and what the
  * SIGSYS handler calls to report a forbidden call (seccomp_filter.c). */
@@ -163,7 +166,10 @@ static const struct seccomp_rule main_rules[] = {
 };
 
 /* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
- * whose rings are set up with the device, before the filter (so no io_uring_setup). */
+ * whose rings are set up with the device, before the filter (so no io_uring_setup);
+ * virtio-vsock (virtio/vsock.c): host clients accepted, guest connects to PATH_<port> in the
+ * jail (AF_UNIX only), half-closes and closes, its deadline timer. */
+/* clang-format off */
 static const struct seccomp_rule io_rules[] = {
 	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
 	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
@@ -175,7 +181,11 @@ static const struct seccomp_rule io_rules[] = {
 	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
 	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
 	ANY(SYS_io_uring_enter),
+	ANY(SYS_accept4),	 ARG_IN(SYS_socket, 0, af_unix),
+	ANY(SYS_connect),	 ANY(SYS_shutdown),
+	ANY(SYS_close),		 ANY(SYS_timerfd_settime),
 };
+/* clang-format on */
 
 /* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial
  * output to the console's clients), waking the loop. */
