@@ -132,7 +132,7 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 {
 	static char paths[FREEZE_MAX][AP_MAX_PATH];
 	uint32_t timeout_ms = FREEZE_DEFAULT_TIMEOUT;
-	int n, r = 0;
+	int n, r = 0, failed = 0;
 
 	if (frozen.count)
 		return conn_error(c, m, EBUSY, "the file systems are already frozen; thaw first");
@@ -156,17 +156,17 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 			if (e == EOPNOTSUPP || e == ENOTTY)
 				continue; /* a file system that cannot freeze is left as it is */
 			r = -e;
-			snprintf(paths[0], AP_MAX_PATH, "%s", paths[i]);
+			failed = i;
 			break;
 		}
 		frozen.fd[frozen.count] = fd;
-		snprintf(frozen.path[frozen.count], AP_MAX_PATH, "%s", paths[i]);
+		memcpy(frozen.path[frozen.count], paths[i], AP_MAX_PATH);
 		frozen.count++;
 	}
 	if (r) {
 		freeze_thaw_all(c);
 		return conn_error(c, m, -r, "cannot freeze '%s': %s; everything is thawed again",
-				  paths[0], strerror(-r));
+				  paths[failed], strerror(-r));
 	}
 	frozen.watchdog = fork();
 	if (frozen.watchdog == 0) {
