@@ -19,6 +19,9 @@
 struct agent_opts {
 	const char *state_dir; /* KVP pools: STATE_DIR/kvp_guest, STATE_DIR/kvp_host */
 	uint32_t services;     /* AP_S_* bits the agent serves (--disable takes some away) */
+	/* Test builds only (-Dtest_hooks=true): run this with "poweroff" or "reboot" instead
+	 * of shutting down, so that host tests can check a stop through the agent. */
+	const char *test_shutdown_command;
 };
 
 extern struct agent_opts agent_opts;

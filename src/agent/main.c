@@ -168,6 +168,9 @@ int main(int argc, char **argv)
 		{"state-dir", required_argument, NULL, 's'},
 		{"listen-unix", required_argument, NULL, 'u'},
 		{"version", no_argument, NULL, 'V'},
+#ifdef KEEL_TEST_HOOKS
+		{"test-shutdown-command", required_argument, NULL, 'T'},
+#endif
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -194,6 +197,9 @@ int main(int argc, char **argv)
 			break;
 		case 'u':
 			unix_path = optarg;
+			break;
+		case 'T':
+			agent_opts.test_shutdown_command = optarg;
 			break;
 		case 'V':
 			printf("keel-agent %s (protocol %d)\n", KEEL_VERSION, AP_VERSION);

@@ -21,5 +21,10 @@ int cli_checkpoint_main(int argc, char **argv); /* checkpoint.c: a VM's checkpoi
 int cli_host_main(int argc, char **argv);	/* host.c: the host's life cycle */
 int cli_audit_main(int argc, char **argv);	/* audit.c: the API's audit log */
 int cli_pool_main(int argc, char **argv);	/* pool.c: storage pools */
+/* agent.c: `keel vm kvp|integration|exec|copy-file` (argv[0] is the verb). */
+int cli_vm_kvp(int argc, char **argv);
+int cli_vm_integration(int argc, char **argv);
+int cli_vm_exec(int argc, char **argv);
+int cli_vm_copy_file(int argc, char **argv);
 
 #endif

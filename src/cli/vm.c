@@ -47,7 +47,12 @@ static const char vm_usage[] =
 	"      [--net SPEC]... [--no-nets] [--automatic-start-action A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
-	"                                     added to it until interrupted\n";
+	"                                     added to it until interrupted\n"
+	"  kvp list|get|set|delete NAME ...   key-value exchange with the guest's agent\n"
+	"  integration NAME [enable|disable SERVICE]  the integration services\n"
+	"  exec NAME [--timeout SEC] -- CMD ...  run a command in the guest (keel-agent)\n"
+	"  copy-file NAME SRC DEST [--create-path] [--overwrite]  copy a file into the guest\n"
+	"                                     (keel vm kvp --help for these four)\n";
 
 #define usage_error(...) cli_usage_error("vm", vm_usage, __VA_ARGS__)
 
@@ -392,6 +397,13 @@ static void print_vm(json_object *vm)
 	printf("Automatic stop action:  %s\n", client_str_field(vm, "automatic_stop_action"));
 	if (client_str_field(vm, "console_socket")[0])
 		printf("Console:                keel console %s\n", client_str_field(vm, "name"));
+	if (json_object_object_get_ex(vm, "integration", &v) &&
+	    client_str_field(v, "heartbeat")[0]) {
+		printf("Heartbeat:              %s", client_str_field(v, "heartbeat"));
+		if (client_str_field(v, "agent_version")[0])
+			printf(" (keel-agent %s)", client_str_field(v, "agent_version"));
+		printf("\n");
+	}
 	if (client_str_field(vm, "notes")[0])
 		printf("Notes:                  %s\n", client_str_field(vm, "notes"));
 	printf("Created:                %s\n", client_str_field(vm, "created"));
@@ -673,6 +685,9 @@ static int cmd_action(int argc, char **argv, const char *action)
 	json_object_put(body);
 	if (ret)
 		goto out;
+	if (!o.json && client_str_field(vm, "stopped_through")[0])
+		printf("stopping VM '%s' through %s\n", o.name,
+		       client_str_field(vm, "stopped_through"));
 	if (!o.no_wait) {
 		if (!strcmp(action, "start"))
 			ret = client_wait_state(o.name, "Starting", "Running,Paused", 120, action);
@@ -845,6 +860,14 @@ int cli_vm_main(int argc, char **argv)
 		return cmd_delete(argc, argv);
 	if (!strcmp(cmd, "log"))
 		return cmd_log(argc, argv);
+	if (!strcmp(cmd, "kvp"))
+		return cli_vm_kvp(argc, argv);
+	if (!strcmp(cmd, "integration"))
+		return cli_vm_integration(argc, argv);
+	if (!strcmp(cmd, "exec"))
+		return cli_vm_exec(argc, argv);
+	if (!strcmp(cmd, "copy-file"))
+		return cli_vm_copy_file(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(vm_usage, stdout);
 		return EXIT_OK;

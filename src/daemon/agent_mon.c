@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/agent_mon.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/biglock.h"
+#include "lib/agent_client.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+
+#define AGENT_MON_MAX_VMS 1024
+
+/* One followed VM. Its thread owns conn; the rest is read and written under mon_lock. */
+struct mon_vm {
+	char uuid[VMDEF_UUID_LEN + 1];
+	char vsock[512];
+	bool wanted;	   /* the VM still runs: the thread goes on */
+	bool done;	   /* the thread ended: the manager frees the record */
+	bool ever_contact; /* hello succeeded since this worker started */
+	long long last_pong_ms;
+	struct agent_status st;
+};
+
+/* mon_lock protects mon_vms and every record's fields but conn (a leaf lock). */
+static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mon_vm *mon_vms[AGENT_MON_MAX_VMS];
+static size_t mon_nvms;
+
+static void mon_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Called with mon_lock held. */
+static void mon_update(struct mon_vm *v)
+{
+	long long now = clock_mono_ms();
+
+	if (v->ever_contact && now - v->last_pong_ms < AGENT_MON_LOST_MS)
+		v->st.heartbeat = AGENT_HEARTBEAT_OK;
+	else if (v->ever_contact)
+		v->st.heartbeat = AGENT_HEARTBEAT_LOST;
+	else
+		v->st.heartbeat = AGENT_HEARTBEAT_NONE;
+}
+
+static void *mon_vm_thread(void *arg)
+{
+	struct agent_conn *conn = malloc(sizeof(*conn)); /* 140 KiB: not on the stack */
+	struct mon_vm *v = arg;
+	char err[256];
+
+	if (!conn) {
+		pthread_mutex_lock(&mon_lock);
+		v->done = true;
+		pthread_mutex_unlock(&mon_lock);
+		return NULL;
+	}
+	conn->fd = -1;
+	for (;;) {
+		long long started = clock_mono_ms();
+		bool wanted;
+		int r;
+
+		pthread_mutex_lock(&mon_lock);
+		wanted = v->wanted;
+		pthread_mutex_unlock(&mon_lock);
+		if (!wanted)
+			break;
+		err[0] = '\0';
+		if (conn->fd < 0) {
+			r = agent_open(conn, v->vsock, AGENT_MON_TIMEOUT_MS, err, sizeof(err));
+			pthread_mutex_lock(&mon_lock);
+			if (!r) {
+				if (!v->ever_contact)
+					log_info("VM %s: keel-agent %s answers", v->uuid,
+						 conn->agent_version);
+				v->ever_contact = true;
+				v->last_pong_ms = clock_mono_ms();
+				v->st.connected = true;
+				v->st.services = conn->services;
+				snprintf(v->st.agent_version, sizeof(v->st.agent_version), "%s",
+					 conn->agent_version);
+			}
+		} else {
+			agent_begin(conn, AP_T_PING);
+			r = agent_call(conn, AGENT_MON_TIMEOUT_MS, err, sizeof(err));
+			if (r)
+				agent_close(conn);
+			pthread_mutex_lock(&mon_lock);
+			if (!r)
+				v->last_pong_ms = clock_mono_ms();
+			else
+				v->st.connected = false;
+		}
+		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);
+		mon_update(v);
+		pthread_mutex_unlock(&mon_lock);
+		r = (int)(AGENT_MON_PERIOD_MS - (clock_mono_ms() - started));
+		if (r > 0)
+			mon_sleep_ms(r);
+	}
+	agent_close(conn);
+	free(conn);
+	pthread_mutex_lock(&mon_lock);
+	v->done = true;
+	pthread_mutex_unlock(&mon_lock);
+	return NULL;
+}
+
+/* Follow exactly the VMs in uuids (with their vsock paths): start threads for new ones, let
+ * the others' threads end, free the records of those that ended. Under mon_lock. */
+static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512], size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < mon_nvms; i++) {
+		bool keep = false;
+
+		for (size_t j = 0; j < n && !keep; j++)
+			keep = !strcmp(mon_vms[i]->uuid, uuids[j]);
+		if (!keep)
+			mon_vms[i]->wanted = false;
+		if (mon_vms[i]->done)
+			free(mon_vms[i]);
+		else
+			mon_vms[k++] = mon_vms[i];
+	}
+	mon_nvms = k;
+	for (size_t j = 0; j < n; j++) {
+		struct mon_vm *v = NULL;
+		pthread_attr_t attr;
+		pthread_t t;
+
+		for (size_t i = 0; i < mon_nvms && !v; i++)
+			if (!strcmp(mon_vms[i]->uuid, uuids[j]) && mon_vms[i]->wanted)
+				v = mon_vms[i];
+		if (v || mon_nvms == AGENT_MON_MAX_VMS)
+			continue;
+		v = calloc(1, sizeof(*v));
+		if (!v)
+			continue;
+		snprintf(v->uuid, sizeof(v->uuid), "%s", uuids[j]);
+		snprintf(v->vsock, sizeof(v->vsock), "%s", paths[j]);
+		v->wanted = true;
+		mon_update(v);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, mon_vm_thread, v)) {
+			free(v);
+		} else {
+			mon_vms[mon_nvms++] = v;
+		}
+		pthread_attr_destroy(&attr);
+	}
+}
+
+static void *mon_manager(void *arg)
+{
+	static char uuids[AGENT_MON_MAX_VMS][VMDEF_UUID_LEN + 1];
+	static char paths[AGENT_MON_MAX_VMS][512];
+	struct sup *sup = arg;
+
+	for (;;) {
+		size_t n;
+
+		keeld_lock();
+		n = sup_running_vms(sup, uuids, AGENT_MON_MAX_VMS);
+		for (size_t i = 0; i < n; i++) {
+			char dir[512 - sizeof(AGENT_VSOCK_SOCKET) - 1];
+
+			if (sup_vm_dir(sup, uuids[i], dir, sizeof(dir)))
+				paths[i][0] = '\0';
+			else
+				snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir,
+					 AGENT_VSOCK_SOCKET);
+		}
+		keeld_unlock();
+		pthread_mutex_lock(&mon_lock);
+		mon_sync(uuids, paths, n);
+		pthread_mutex_unlock(&mon_lock);
+		mon_sleep_ms(AGENT_MON_PERIOD_MS / 4);
+	}
+	return NULL;
+}
+
+int agent_mon_start(struct sup *sup)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&t, &attr, mon_manager, sup);
+	pthread_attr_destroy(&attr);
+	return r;
+}
+
+void agent_mon_status(const char *uuid, struct agent_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->heartbeat = AGENT_HEARTBEAT_NONE;
+	pthread_mutex_lock(&mon_lock);
+	for (size_t i = 0; i < mon_nvms; i++) {
+		if (strcmp(mon_vms[i]->uuid, uuid) || !mon_vms[i]->wanted)
+			continue;
+		mon_update(mon_vms[i]);
+		*out = mon_vms[i]->st;
+		break;
+	}
+	pthread_mutex_unlock(&mon_lock);
+}
