@@ -167,8 +167,7 @@ int agent_call(struct agent_conn *c, int timeout_ms, char *err, size_t errlen)
 	return 0;
 }
 
-int agent_open(struct agent_conn *c, const char *vsock_path, int timeout_ms, char *err,
-	       size_t errlen)
+int agent_open_fd(struct agent_conn *c, int fd, int timeout_ms, char *err, size_t errlen)
 {
 	long long deadline = clock_mono_ms() + timeout_ms;
 	const char *v;
@@ -177,14 +176,8 @@ int agent_open(struct agent_conn *c, const char *vsock_path, int timeout_ms, cha
 
 	memset(c, 0, sizeof(*c));
 	c->next_id = 1;
+	c->fd = fd;
 	ap_reader_init(&c->reader);
-	c->fd = unix_connect_timeout(vsock_path, timeout_ms);
-	if (c->fd < 0) {
-		r = c->fd;
-		error_set(err, errlen, "cannot connect to the VM's vsock socket %s: %s", vsock_path,
-			  strerror(-r));
-		return r;
-	}
 	r = agent_handshake(c->fd, deadline, err, errlen);
 	if (r)
 		goto fail;
@@ -208,6 +201,20 @@ fail:
 	close(c->fd);
 	c->fd = -1;
 	return r;
+}
+
+int agent_open(struct agent_conn *c, const char *vsock_path, int timeout_ms, char *err,
+	       size_t errlen)
+{
+	int fd = unix_connect_timeout(vsock_path, timeout_ms);
+
+	if (fd < 0) {
+		c->fd = -1;
+		error_set(err, errlen, "cannot connect to the VM's vsock socket %s: %s", vsock_path,
+			  strerror(-fd));
+		return fd;
+	}
+	return agent_open_fd(c, fd, timeout_ms, err, errlen);
 }
 
 void agent_close(struct agent_conn *c)

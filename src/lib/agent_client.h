@@ -33,6 +33,9 @@ struct agent_conn {
  */
 int agent_open(struct agent_conn *c, const char *vsock_path, int timeout_ms, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));
+/* The same on a connected stream socket fd, which c takes (closed on failure). */
+int agent_open_fd(struct agent_conn *c, int fd, int timeout_ms, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void agent_close(struct agent_conn *c);
 
 /* Start a request of type: c->out is begun with a new id, returned; add attributes, then
