@@ -112,7 +112,4 @@ const char *kvp_check(const char *key, const char *value);
  * no trailing slash. NULL or the reason. */
 const char *agent_check_path(const char *path);
 
-/* Write all of buf to fd (EINTR retried). 0 or -errno. */
-int agent_write_all(int fd, const void *buf, size_t n);
-
 #endif

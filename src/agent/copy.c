@@ -45,23 +45,6 @@ const char *agent_check_path(const char *path)
 	return NULL;
 }
 
-int agent_write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* mkdir -p of path's parent directories, mode 0755, root's. */
 static int make_parents(const char *path)
 {
@@ -176,7 +159,7 @@ int copy_data(struct conn *c, const struct ap_msg *m)
 		j->err = -EFBIG;
 		return 0;
 	}
-	j->err = agent_write_all(j->fd, data->val, data->len);
+	j->err = ap_write_all(j->fd, data->val, data->len);
 	j->written += data->len;
 	return 0;
 }

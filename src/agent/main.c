@@ -39,15 +39,14 @@ static const char agent_usage[] =
 	"                     guest pool the host reads; `get` and `list` read a pool (host: what\n"
 	"                     the host set, the default for get)\n";
 
-static int listen_vsock(unsigned port)
+/* A listening stream socket of domain at sa. */
+static int listen_at(int domain, const struct sockaddr *sa, socklen_t len)
 {
-	struct sockaddr_vm sa = {
-		.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+	if (bind(fd, sa, len) < 0 || listen(fd, 16) < 0) {
 		int e = errno;
 
 		close(fd);
@@ -56,25 +55,23 @@ static int listen_vsock(unsigned port)
 	return fd;
 }
 
+static int listen_vsock(unsigned port)
+{
+	struct sockaddr_vm sa = {
+		.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+
+	return listen_at(AF_VSOCK, (struct sockaddr *)&sa, sizeof(sa));
+}
+
 static int listen_unix(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
 	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-		int e = errno;
-
-		close(fd);
-		return -e;
-	}
-	return fd;
+	return listen_at(AF_UNIX, (struct sockaddr *)&sa, sizeof(sa));
 }
 
 static int disable_services(char *list)

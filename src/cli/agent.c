@@ -48,14 +48,6 @@ static const char agent_usage[] =
 
 #define usage_error(...) cli_usage_error("vm", agent_usage, __VA_ARGS__)
 
-static void vm_sub(char *buf, size_t size, const char *name, const char *sub)
-{
-	char esc[256];
-
-	snprintf(buf, size, "/v1/vms/%s%s%s", client_escape(name, esc, sizeof(esc)), sub ? "/" : "",
-		 sub ? sub : "");
-}
-
 static const char *pool_option(int argc, char **argv, int *i)
 {
 	if (*i + 1 < argc && !strcmp(argv[*i], "--pool")) {
@@ -102,7 +94,7 @@ int cli_vm_kvp(int argc, char **argv)
 		return usage_error("unknown pool '%s': auto, guest or host", pool);
 	snprintf(what, sizeof(what), "kvp %s on VM '%s'", verb, name);
 	if (!strcmp(verb, "list") && nargs == 0) {
-		vm_sub(path, sizeof(path), name, "kvp");
+		cli_vm_path(path, sizeof(path), name, "kvp");
 		if (pool)
 			snprintf(path + strlen(path), sizeof(path) - strlen(path), "?pool=%s",
 				 pool);
@@ -126,7 +118,7 @@ int cli_vm_kvp(int argc, char **argv)
 
 			snprintf(sub, sizeof(sub), "kvp/%s",
 				 client_escape(args[0], esc, sizeof(esc)));
-			vm_sub(path, sizeof(path), name, sub);
+			cli_vm_path(path, sizeof(path), name, sub);
 		}
 		if (pool)
 			snprintf(path + strlen(path), sizeof(path) - strlen(path), "?pool=%s",
@@ -142,7 +134,7 @@ int cli_vm_kvp(int argc, char **argv)
 		body = json_object_new_object();
 		json_object_object_add(body, "key", json_object_new_string(args[0]));
 		json_object_object_add(body, "value", json_object_new_string(args[1]));
-		vm_sub(path, sizeof(path), name, "kvp");
+		cli_vm_path(path, sizeof(path), name, "kvp");
 		ret = client_call("POST", path, body, &o, what);
 		json_object_put(body);
 	} else {
@@ -188,7 +180,7 @@ int cli_vm_integration(int argc, char **argv)
 		return usage_error("unknown service '%s': heartbeat, shutdown, time, kvp, exec, "
 				   "copy or freeze",
 				   svc);
-	vm_sub(path, sizeof(path), name, "integration");
+	cli_vm_path(path, sizeof(path), name, "integration");
 	snprintf(what, sizeof(what), "integration services of VM '%s'", name);
 	if (verb) {
 		body = json_object_new_object();
@@ -236,7 +228,7 @@ static int agent_for(const char *name, const char *service, struct agent_conn *c
 	const char *sock;
 	int ret;
 
-	vm_sub(path, sizeof(path), name, NULL);
+	cli_vm_path(path, sizeof(path), name, NULL);
 	snprintf(what, sizeof(what), "%s in VM '%s'", service, name);
 	ret = client_call("GET", path, NULL, &vm, what);
 	if (ret)
@@ -281,21 +273,6 @@ static int agent_for(const char *name, const char *service, struct agent_conn *c
 			what, name, service);
 		agent_close(c);
 		return EXIT_BAD_STATE;
-	}
-	return 0;
-}
-
-static int write_out(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
 	}
 	return 0;
 }
@@ -402,8 +379,8 @@ int cli_vm_exec(int argc, char **argv)
 
 			(void)ap_get_u32(&c.msg, AP_A_STREAM, &stream);
 			if (d &&
-			    write_out(stream == AP_STREAM_STDERR ? STDERR_FILENO : STDOUT_FILENO,
-				      d->val, d->len))
+			    ap_write_all(stream == AP_STREAM_STDERR ? STDERR_FILENO : STDOUT_FILENO,
+					 d->val, d->len))
 				break; /* our stdout closed: the agent kills the command with us */
 		} else if (c.msg.type == AP_T_EXEC_EXIT) {
 			uint32_t st = EXEC_OWN_FAILURE, timed_out = 0;

@@ -3,6 +3,8 @@
 #ifndef KEEL_CLI_CLI_H
 #define KEEL_CLI_CLI_H
 
+#include <stddef.h>
+
 /* Exit codes of every command. */
 #define CLI_OK	  0
 #define CLI_FAIL  1 /* the operation failed; a message says why */
@@ -21,6 +23,8 @@ int cli_checkpoint_main(int argc, char **argv); /* checkpoint.c: a VM's checkpoi
 int cli_host_main(int argc, char **argv);	/* host.c: the host's life cycle */
 int cli_audit_main(int argc, char **argv);	/* audit.c: the API's audit log */
 int cli_pool_main(int argc, char **argv);	/* pool.c: storage pools */
+/* vm.c: "/v1/vms/NAME[/SUB]" with NAME escaped, into buf. */
+void cli_vm_path(char *buf, size_t size, const char *name, const char *sub);
 /* agent.c: `keel vm kvp|integration|exec|copy-file` (argv[0] is the verb). */
 int cli_vm_kvp(int argc, char **argv);
 int cli_vm_integration(int argc, char **argv);

@@ -64,6 +64,11 @@ static void vm_path(char *buf, size_t size, const char *name, const char *sub)
 		 sub ? sub : "");
 }
 
+void cli_vm_path(char *buf, size_t size, const char *name, const char *sub)
+{
+	vm_path(buf, size, name, sub);
+}
+
 static int64_t int_field(json_object *o, const char *key)
 {
 	json_object *v;

@@ -450,14 +450,15 @@ int ap_read(struct ap_reader *r, int fd)
 	}
 }
 
-int ap_send(int fd, const struct ap_out *o)
+int ap_write_all(int fd, const void *buf, size_t n)
 {
-	const uint8_t *p = o->buf;
-	size_t n = o->len;
+	const uint8_t *p = buf;
 
 	while (n) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
+		if (w < 0 && errno == ENOTSOCK)
+			w = write(fd, p, n); /* a pipe or a file: the caller handles SIGPIPE */
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -466,4 +467,9 @@ int ap_send(int fd, const struct ap_out *o)
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+int ap_send(int fd, const struct ap_out *o)
+{
+	return ap_write_all(fd, o->buf, o->len);
 }

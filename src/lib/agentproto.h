@@ -206,5 +206,7 @@ int ap_read(struct ap_reader *r, int fd) __attribute__((warn_unused_result));
 
 /* Write a whole frame (ap_end'ed) to a blocking fd; EINTR retried, no SIGPIPE. 0 or -errno. */
 int ap_send(int fd, const struct ap_out *o) __attribute__((warn_unused_result));
+/* Write all n bytes to a blocking fd (a socket without SIGPIPE, or a pipe or file). */
+int ap_write_all(int fd, const void *buf, size_t n) __attribute__((warn_unused_result));
 
 #endif

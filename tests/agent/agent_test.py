@@ -18,8 +18,9 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from vsock_mux import VsockMux
 
 # Message types and attribute tags (docs/agent-protocol.md).
 T = dict(HELLO=1, PING=2, SHUTDOWN=3, TIME_SET=4, TIME_GET=5, KVP_SET=6, KVP_GET=7,
@@ -88,54 +89,6 @@ def get(msg, name, default=None):
 
 def get_all(msg, name):
     return [v for k, v in msg['attrs'] if k == name]
-
-
-class Mux:
-    """The host side of hybrid vsock, as keel-vmm's vsock.sock: accept, read CONNECT <port>,
-    answer OK 1, splice to the agent's Unix socket."""
-
-    def __init__(self, path, agent_path):
-        self.agent_path = agent_path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(16)
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.one, args=(c,), daemon=True).start()
-
-    def one(self, c):
-        line = b''
-        while not line.endswith(b'\n') and len(line) < 32:
-            b = c.recv(1)
-            if not b:
-                c.close()
-                return
-            line += b
-        if line != b'CONNECT %d\n' % PORT:
-            c.close()  # nothing listens on another port: the guest would reset it
-            return
-        a = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        a.connect(self.agent_path)
-        c.sendall(b'OK 1\n')
-
-        def pump(src, dst):
-            try:
-                while True:
-                    d = src.recv(65536)
-                    if not d:
-                        break
-                    dst.sendall(d)
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-        threading.Thread(target=pump, args=(a, c), daemon=True).start()
-        pump(c, a)
 
 
 class Client:
@@ -243,7 +196,7 @@ class Env:
                 break
             time.sleep(0.05)
         assert os.path.exists(self.agent_sock), 'the agent did not listen'
-        Mux(self.vsock, self.agent_sock)
+        VsockMux(self.vsock, self.agent_sock)
 
     def client(self, hello=True):
         return Client(self.vsock, hello)

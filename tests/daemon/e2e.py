@@ -23,6 +23,9 @@ import threading
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "agent"))
+from vsock_mux import VsockMux  # noqa: E402 (the test mux for the vsock device)
+
 
 class Fail(Exception):
     pass
@@ -1910,60 +1913,6 @@ def case_jail(e):
           "second VM in a range of one: %r" % err)
     e.keel("vm", "turn-off", "j1")
     e.wait_state("j1", "Off")
-
-
-class VsockMux:
-    """A stand-in for keel-vmm's virtio-vsock device until it is merged: the host side of
-    hybrid vsock (Firecracker's) at the VM's vsock.sock. It accepts, reads "CONNECT <port>\n",
-    answers "OK 1\n" and splices to keel-agent listening on a Unix socket (--listen-unix),
-    which plays the guest."""
-
-    def __init__(self, path, agent_path):
-        self.agent_path = agent_path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(16)
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.one, args=(c,), daemon=True).start()
-
-    def one(self, c):
-        line = b""
-        while not line.endswith(b"\n") and len(line) < 32:
-            b = c.recv(1)
-            if not b:
-                c.close()
-                return
-            line += b
-        if line != b"CONNECT 52\n":
-            c.close()
-            return
-        a = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            a.connect(self.agent_path)
-        except OSError:
-            c.close()  # no agent listening: the guest would reset the connection
-            return
-        c.sendall(b"OK 1\n")
-
-        def pump(src, dst):
-            try:
-                while True:
-                    d = src.recv(65536)
-                    if not d:
-                        break
-                    dst.sendall(d)
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-        threading.Thread(target=pump, args=(a, c), daemon=True).start()
-        pump(c, a)
 
 
 def heartbeat(e, name):

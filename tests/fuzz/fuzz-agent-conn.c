@@ -31,7 +31,7 @@ static void *feed_input(void *arg)
 {
 	struct feed *f = arg;
 
-	if (agent_write_all(f->fd, f->data, f->size))
+	if (ap_write_all(f->fd, f->data, f->size))
 		fprintf(stderr, "fuzz-agent-conn: the agent stopped reading\n");
 	shutdown(f->fd, SHUT_WR);
 	return NULL;
