@@ -14,6 +14,11 @@
 #include "lib/log.h"
 
 #define AGENT_MON_MAX_VMS 1024
+/* Time sync: the guest's clock is set from the host's at each connection (a VM that runs
+ * again after a pause, a restore or a keeld restart gets a new one: Hyper-V's hard sync), and
+ * sampled every TIME_SAMPLE_PINGS pings; set again when it is off by more than TIME_MAX_US. */
+#define TIME_SAMPLE_PINGS 10
+#define TIME_MAX_US	  10000
 
 /* One followed VM. Its thread owns conn; the rest is read and written under mon_lock. */
 struct mon_vm {
@@ -22,8 +27,15 @@ struct mon_vm {
 	bool wanted;	   /* the VM still runs: the thread goes on */
 	bool done;	   /* the thread ended: the manager frees the record */
 	bool ever_contact; /* hello succeeded since this worker started */
+	uint32_t disabled; /* the services turned off for the VM (the store's, via the manager) */
 	long long last_pong_ms;
 	struct agent_status st;
+};
+
+/* What the manager reads, with keeld's lock. */
+struct mon_ctx {
+	struct sup *sup;
+	struct store *store;
 };
 
 /* mon_lock protects mon_vms and every record's fields but conn (a leaf lock). */
@@ -52,10 +64,80 @@ static void mon_update(struct mon_vm *v)
 		v->st.heartbeat = AGENT_HEARTBEAT_NONE;
 }
 
+static int64_t realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Set the guest's clock to the host's (half the last round trip ahead). */
+static int mon_time_set(struct agent_conn *c, int64_t ahead_us, char *err, size_t errlen)
+{
+	agent_begin(c, AP_T_TIME_SET);
+	ap_put_u64(&c->out, AP_A_TIME_NS, (uint64_t)(realtime_us() + ahead_us) * 1000);
+	return agent_call(c, AGENT_MON_TIMEOUT_MS, err, errlen);
+}
+
+/* Sample the guest's clock: *offset_us is guest minus host at the middle of the round trip. */
+static int mon_time_sample(struct agent_conn *c, int64_t *offset_us, int64_t *rtt_us, char *err,
+			   size_t errlen)
+{
+	int64_t t0 = realtime_us(), t1;
+	uint64_t guest_ns;
+	int r;
+
+	agent_begin(c, AP_T_TIME_GET);
+	r = agent_call(c, AGENT_MON_TIMEOUT_MS, err, errlen);
+	t1 = realtime_us();
+	if (r)
+		return r;
+	if (ap_get_u64(&c->msg, AP_A_TIME_NS, &guest_ns)) {
+		snprintf(err, errlen, "the agent's time-get has no time");
+		return -EPROTO;
+	}
+	*rtt_us = t1 - t0;
+	*offset_us = (int64_t)(guest_ns / 1000) - (t0 + t1) / 2;
+	return 0;
+}
+
+/* The time service, when the agent offers it and the VM has it on: 0, or -errno of a
+ * connection that broke. A refusal (a guest without CAP_SYS_TIME...) is only recorded. */
+static int mon_time(struct mon_vm *v, struct agent_conn *c, bool connected_now, unsigned *pings,
+		    char *err, size_t errlen)
+{
+	int64_t offset = 0, rtt = 0;
+	uint32_t disabled;
+	int r = 0;
+
+	pthread_mutex_lock(&mon_lock);
+	disabled = v->disabled;
+	pthread_mutex_unlock(&mon_lock);
+	if (!(c->services & 1u << AP_S_TIME) || (disabled & 1u << AP_S_TIME))
+		return 0;
+	if (connected_now) {
+		r = mon_time_set(c, 0, err, errlen);
+	} else if (++*pings % TIME_SAMPLE_PINGS == 0) {
+		r = mon_time_sample(c, &offset, &rtt, err, errlen);
+		if (!r && (offset > TIME_MAX_US || offset < -TIME_MAX_US))
+			r = mon_time_set(c, rtt / 2, err, errlen);
+		pthread_mutex_lock(&mon_lock);
+		v->st.clock_offset_us = offset;
+		pthread_mutex_unlock(&mon_lock);
+	}
+	if (r == -ETIMEDOUT || r == -EPIPE || r == -EPROTO || r == -ECONNRESET)
+		return r;
+	if (r)
+		log_warn("VM %s: time sync: %s", v->uuid, err);
+	return 0;
+}
+
 static void *mon_vm_thread(void *arg)
 {
 	struct agent_conn *conn = malloc(sizeof(*conn)); /* 140 KiB: not on the stack */
 	struct mon_vm *v = arg;
+	unsigned pings = 0;
 	char err[256];
 
 	if (!conn) {
@@ -67,7 +149,7 @@ static void *mon_vm_thread(void *arg)
 	conn->fd = -1;
 	for (;;) {
 		long long started = clock_mono_ms();
-		bool wanted;
+		bool wanted, connected_now = false;
 		int r;
 
 		pthread_mutex_lock(&mon_lock);
@@ -84,6 +166,7 @@ static void *mon_vm_thread(void *arg)
 					log_info("VM %s: keel-agent %s answers", v->uuid,
 						 conn->agent_version);
 				v->ever_contact = true;
+				connected_now = true;
 				v->last_pong_ms = clock_mono_ms();
 				v->st.connected = true;
 				v->st.services = conn->services;
@@ -104,6 +187,8 @@ static void *mon_vm_thread(void *arg)
 		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);
 		mon_update(v);
 		pthread_mutex_unlock(&mon_lock);
+		if (conn->fd >= 0 && mon_time(v, conn, connected_now, &pings, err, sizeof(err)))
+			agent_close(conn); /* the next round connects again */
 		r = (int)(AGENT_MON_PERIOD_MS - (clock_mono_ms() - started));
 		if (r > 0)
 			mon_sleep_ms(r);
@@ -118,15 +203,19 @@ static void *mon_vm_thread(void *arg)
 
 /* Follow exactly the VMs in uuids (with their vsock paths): start threads for new ones, let
  * the others' threads end, free the records of those that ended. Under mon_lock. */
-static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512], size_t n)
+static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
+		     const uint32_t *disabled, size_t n)
 {
 	size_t k = 0;
 
 	for (size_t i = 0; i < mon_nvms; i++) {
 		bool keep = false;
 
-		for (size_t j = 0; j < n && !keep; j++)
+		for (size_t j = 0; j < n && !keep; j++) {
 			keep = !strcmp(mon_vms[i]->uuid, uuids[j]);
+			if (keep)
+				mon_vms[i]->disabled = disabled[j];
+		}
 		if (!keep)
 			mon_vms[i]->wanted = false;
 		if (mon_vms[i]->done)
@@ -151,6 +240,7 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512], size
 		snprintf(v->uuid, sizeof(v->uuid), "%s", uuids[j]);
 		snprintf(v->vsock, sizeof(v->vsock), "%s", paths[j]);
 		v->wanted = true;
+		v->disabled = disabled[j];
 		mon_update(v);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -167,17 +257,20 @@ static void *mon_manager(void *arg)
 {
 	static char uuids[AGENT_MON_MAX_VMS][VMDEF_UUID_LEN + 1];
 	static char paths[AGENT_MON_MAX_VMS][512];
-	struct sup *sup = arg;
+	static uint32_t disabled[AGENT_MON_MAX_VMS];
+	struct mon_ctx *m = arg;
 
 	for (;;) {
 		size_t n;
 
 		keeld_lock();
-		n = sup_running_vms(sup, uuids, AGENT_MON_MAX_VMS);
+		n = sup_running_vms(m->sup, uuids, AGENT_MON_MAX_VMS);
 		for (size_t i = 0; i < n; i++) {
 			char dir[512 - sizeof(AGENT_VSOCK_SOCKET) - 1];
 
-			if (sup_vm_dir(sup, uuids[i], dir, sizeof(dir)))
+			if (store_integration_disabled(m->store, uuids[i], &disabled[i]))
+				disabled[i] = 0;
+			if (sup_vm_dir(m->sup, uuids[i], dir, sizeof(dir)))
 				paths[i][0] = '\0';
 			else
 				snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir,
@@ -185,22 +278,25 @@ static void *mon_manager(void *arg)
 		}
 		keeld_unlock();
 		pthread_mutex_lock(&mon_lock);
-		mon_sync(uuids, paths, n);
+		mon_sync(uuids, paths, disabled, n);
 		pthread_mutex_unlock(&mon_lock);
 		mon_sleep_ms(AGENT_MON_PERIOD_MS / 4);
 	}
 	return NULL;
 }
 
-int agent_mon_start(struct sup *sup)
+int agent_mon_start(struct sup *sup, struct store *store)
 {
+	static struct mon_ctx m;
 	pthread_attr_t attr;
 	pthread_t t;
 	int r;
 
+	m.sup = sup;
+	m.store = store;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	r = -pthread_create(&t, &attr, mon_manager, sup);
+	r = -pthread_create(&t, &attr, mon_manager, &m);
 	pthread_attr_destroy(&attr);
 	return r;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "daemon/store.h"
 #include "daemon/sup.h"
 
 #define AGENT_MON_PERIOD_MS  1000 /* a ping a second */
@@ -24,12 +25,15 @@ struct agent_status {
 	bool connected;	       /* a connection with hello done */
 	uint32_t services;     /* what the agent offers (hello), when it was ever reached */
 	char agent_version[64];
-	char last_error[256]; /* why the last connect or ping failed, or "" */
+	char last_error[256];	 /* why the last connect or ping failed, or "" */
+	int64_t clock_offset_us; /* the guest's clock minus the host's at the last sample */
 };
 
-/* Start the manager thread, which follows sup's running VMs once a second (with keeld's
- * lock, briefly). 0 or -errno. */
-int agent_mon_start(struct sup *sup) __attribute__((warn_unused_result));
+/* Start the manager thread, which follows sup's running VMs four times a second (with
+ * keeld's lock, briefly: their paths and, from store, the services turned off). Each VM's
+ * thread also keeps the guest's clock (the time service): set at each connection, sampled
+ * every 10 s and set again when off by more than 10 ms. 0 or -errno. */
+int agent_mon_start(struct sup *sup, struct store *store) __attribute__((warn_unused_result));
 /* The heartbeat of VM uuid: "No contact" for a VM the monitor does not follow. */
 void agent_mon_status(const char *uuid, struct agent_status *out);
 

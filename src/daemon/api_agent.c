@@ -47,6 +47,9 @@ json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "agent_version",
 			       st.agent_version[0] ? json_object_new_string(st.agent_version)
 						   : NULL);
+	json_object_object_add(
+		o, "clock_offset_ms",
+		st.connected ? json_object_new_double((double)st.clock_offset_us / 1000) : NULL);
 	json_object_object_add(o, "last_error",
 			       st.last_error[0] ? json_object_new_string(st.last_error) : NULL);
 	for (unsigned s = 0; s < AP_S_COUNT; s++) {

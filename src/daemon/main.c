@@ -442,7 +442,7 @@ int main(int argc, char **argv)
 	log_info("keeld %s: state in %s, API on %s, keel-vmm %s", KEEL_VERSION, state_dir, o.socket,
 		 vmm);
 	sup_autostart(sup);
-	if (agent_mon_start(sup))
+	if (agent_mon_start(sup, store))
 		log_warn("cannot start the integration services' heartbeat thread");
 
 	ret = 0;
