@@ -6,10 +6,14 @@
 #include <string.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
+
+/* How long init gets to act on `poweroff` before the agent powers off itself. */
+#define SHUTDOWN_INIT_WAIT_S 20
 #include "lib/clock.h"
 
 int svc_hello(struct conn *c, const struct ap_msg *m)
@@ -139,10 +143,28 @@ int svc_shutdown(struct conn *c, const struct ap_msg *m)
 		execl(method, method, verb, (char *)NULL);
 		_exit(127);
 	}
-	if (!strncmp(method, "systemctl", 9))
+	if (!strncmp(method, "systemctl", 9)) {
 		execl("/bin/systemctl", "systemctl", verb, (char *)NULL);
-	else if (strcmp(method, "reboot(2)"))
-		execlp(verb, verb, (char *)NULL);
+	} else if (strcmp(method, "reboot(2)")) {
+		/* poweroff asks init; an init that does not act on it (a shell as PID 1 in an
+		 * initramfs) would leave the guest up: after SHUTDOWN_INIT_WAIT_S, power off
+		 * directly. A working init has ended this process by then. */
+		pid_t p = fork();
+		struct timespec wait = {SHUTDOWN_INIT_WAIT_S, 0};
+
+		if (p == 0) {
+			execlp(verb, verb, (char *)NULL);
+			_exit(127);
+		}
+		if (p > 0)
+			while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+				;
+		while (nanosleep(&wait, &wait) < 0 && errno == EINTR)
+			;
+		fprintf(stderr,
+			"keel-agent: %s did not end the system in %d s; calling reboot(2)\n", verb,
+			SHUTDOWN_INIT_WAIT_S);
+	}
 	sync();
 	reboot(mode == AP_SHUTDOWN_REBOOT ? RB_AUTOBOOT : RB_POWER_OFF);
 	_exit(1);
