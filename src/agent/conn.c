@@ -96,10 +96,10 @@ void conn_serve(int fd)
 			deadline = c.thaw_deadline_ms;
 		if (deadline)
 			timeout = deadline > now ? (int)(deadline - now) : 0;
-		/* While the child has not taken the last input, read no more from the host:
-		 * the socket's own buffer is the back pressure. */
-		p[0].fd = c.exec.pending_len ? -1 : fd;
-		p[0].events = POLLIN;
+		/* While the child has not taken the last input, read no more from the host (the
+		 * socket's own buffer is the back pressure), but still notice it going away. */
+		p[0].fd = fd;
+		p[0].events = c.exec.pending_len ? POLLRDHUP : POLLIN;
 		n += exec_poll_fds(&c, p + 1, 7);
 		r = poll(p, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR)
@@ -112,7 +112,9 @@ void conn_serve(int fd)
 		}
 		if (exec_after_poll(&c, p + 1, n - 1) < 0)
 			break;
-		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (c.exec.pending_len && (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			break; /* the host is gone: its exec's process group goes with it */
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)) || c.exec.pending_len)
 			continue;
 		r = ap_read(&rd, fd);
 		if (r == 0)

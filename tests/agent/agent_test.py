@@ -334,6 +334,21 @@ def case_exec(e):
             break
         time.sleep(0.05)
     assert not group(), 'the exec outlived its connection: %s' % group()
+    # The same when the program takes no input and the host has sent more than its pipe
+    # holds: the agent reads no more from the host then, yet sees it go.
+    c3 = e.client()
+    r = c3.request('EXEC', [('ARG', 'sleep'), ('ARG', '1000')])
+    pgid = get(r, 'PID')
+    for _ in range(8):
+        c3.send('EXEC_INPUT', [('DATA', b'x' * 32768)], mid=r['id'])
+    time.sleep(0.5)
+    check_alive = os.path.exists('/proc/%d' % pgid)
+    c3.close()
+    for _ in range(100):
+        if not group():
+            break
+        time.sleep(0.05)
+    assert check_alive and not group(), 'an exec with stdin held outlived its connection'
     # One exec at a time per connection.
     r = c.request('EXEC', [('ARG', 'sleep'), ('ARG', '2')])
     expect_error(c.request('EXEC', [('ARG', 'true')]), 16, 'already running')
