@@ -174,7 +174,7 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "console_socket",
 			       st.console[0] ? json_object_new_string(st.console) : NULL);
 	/* The integration services (api_agent.c); the agent's socket while a worker runs. */
-	json_object_object_add(o, "integration", api_integration_json(ctx, def));
+	json_object_object_add(o, "integration", api_integration_json(ctx, def, false));
 	{
 		char vsock[512];
 

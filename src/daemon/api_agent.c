@@ -29,7 +29,7 @@ int api_agent_vsock(struct api_ctx *ctx, const char *uuid, char *buf, size_t n)
 	return (size_t)snprintf(buf, n, "%s/%s", dir, AGENT_VSOCK_SOCKET) >= n ? -ENAMETOOLONG : 0;
 }
 
-json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def)
+json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def, bool detail)
 {
 	json_object *o = json_object_new_object(), *svcs = json_object_new_array();
 	struct agent_status st;
@@ -47,11 +47,17 @@ json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "agent_version",
 			       st.agent_version[0] ? json_object_new_string(st.agent_version)
 						   : NULL);
-	json_object_object_add(
-		o, "clock_offset_ms",
-		st.connected ? json_object_new_double((double)st.clock_offset_us / 1000) : NULL);
-	json_object_object_add(o, "last_error",
-			       st.last_error[0] ? json_object_new_string(st.last_error) : NULL);
+	/* What changes from one second to the next is in GET .../integration only, so that a
+	 * VM's own JSON stays the same while nothing happens to it. */
+	if (detail) {
+		json_object_object_add(
+			o, "clock_offset_ms",
+			st.connected ? json_object_new_double((double)st.clock_offset_us / 1000)
+				     : NULL);
+		json_object_object_add(o, "last_error",
+				       st.last_error[0] ? json_object_new_string(st.last_error)
+							: NULL);
+	}
 	for (unsigned s = 0; s < AP_S_COUNT; s++) {
 		json_object *one = json_object_new_object();
 
@@ -326,7 +332,7 @@ void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url
 	int r;
 
 	if (!strcmp(method, "GET")) {
-		api_reply_json(out, 200, api_integration_json(ctx, def));
+		api_reply_json(out, 200, api_integration_json(ctx, def, true));
 		return;
 	}
 	if (strcmp(method, "POST")) {
@@ -357,7 +363,7 @@ void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url
 		api_reply_errno(out, r, "cannot record the change in the store");
 		return;
 	}
-	api_reply_json(out, 200, api_integration_json(ctx, def));
+	api_reply_json(out, 200, api_integration_json(ctx, def, true));
 }
 
 /* sup_stop_how's button: the agent's shutdown, keeld's lock let go meanwhile. */

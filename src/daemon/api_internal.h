@@ -32,7 +32,8 @@ void api_vm_log(struct api_ctx *ctx, const struct vm_def *def, char *query, stru
 struct vm_def;
 int api_agent_vsock(struct api_ctx *ctx, const char *uuid, char *buf, size_t n)
 	__attribute__((warn_unused_result));
-json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def);
+/* The services and heartbeat; with detail also the last error and the clock's offset. */
+json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def, bool detail);
 /* GET, POST /v1/vms/NAME/integration. */
 void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url,
 			const struct vm_def *def, json_object *req, struct api_reply *out);

@@ -801,7 +801,8 @@ def integrity(e):
 def definitions(e):
     vms = e.api_ok("GET", "/v1/vms")
     for v in vms:
-        for k in ("state", "state_reason", "pid", "console_socket"):
+        for k in ("state", "state_reason", "pid", "console_socket", "integration",
+                  "agent_socket"):
             v.pop(k)
     return vms
 
