@@ -408,6 +408,14 @@ static void print_vm(json_object *vm)
 		if (client_str_field(v, "agent_version")[0])
 			printf(" (keel-agent %s)", client_str_field(v, "agent_version"));
 		printf("\n");
+		if (json_object_object_get_ex(v, "addresses", &arr) &&
+		    json_object_array_length(arr)) {
+			printf("Addresses:              ");
+			for (size_t i = 0; i < json_object_array_length(arr); i++)
+				printf("%s%s", i ? ", " : "",
+				       json_object_get_string(json_object_array_get_idx(arr, i)));
+			printf("\n");
+		}
 	}
 	if (client_str_field(vm, "notes")[0])
 		printf("Notes:                  %s\n", client_str_field(vm, "notes"));

@@ -102,23 +102,62 @@ static int mon_time_sample(struct agent_conn *c, int64_t *offset_us, int64_t *rt
 	return 0;
 }
 
-/* The time service, when the agent offers it and the VM has it on: 0, or -errno of a
- * connection that broke. A refusal (a guest without CAP_SYS_TIME...) is only recorded. */
-static int mon_time(struct mon_vm *v, struct agent_conn *c, bool connected_now, unsigned *pings,
-		    char *err, size_t errlen)
+/* Whether the VM has service on and its agent offers it. */
+static bool mon_service(struct mon_vm *v, const struct agent_conn *c, unsigned service)
 {
-	int64_t offset = 0, rtt = 0;
 	uint32_t disabled;
-	int r = 0;
 
 	pthread_mutex_lock(&mon_lock);
 	disabled = v->disabled;
 	pthread_mutex_unlock(&mon_lock);
-	if (!(c->services & 1u << AP_S_TIME) || (disabled & 1u << AP_S_TIME))
+	return (c->services & 1u << service) && !(disabled & 1u << service);
+}
+
+/* The guest's addresses, from its KVP facts (NetworkAddressIPv4 and IPv6), for `keel vm
+ * show`: 0, or -errno of a connection that broke. */
+static int mon_addresses(struct mon_vm *v, struct agent_conn *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"NetworkAddressIPv4", "NetworkAddressIPv6"};
+	char addrs[sizeof(v->st.addresses)] = "";
+
+	if (!mon_service(v, c, AP_S_KVP))
+		return 0;
+	for (size_t i = 0; i < 2; i++) {
+		const char *val;
+		size_t len = strlen(addrs);
+		int r;
+
+		agent_begin(c, AP_T_KVP_GET);
+		ap_put_u32(&c->out, AP_A_POOL, AP_POOL_AUTO);
+		ap_put_str(&c->out, AP_A_KEY, keys[i]);
+		r = agent_call(c, AGENT_MON_TIMEOUT_MS, err, errlen);
+		if (r == -ENOENT)
+			continue;
+		if (r)
+			return r;
+		val = ap_get_str(&c->msg, AP_A_VALUE);
+		if (val && val[0])
+			snprintf(addrs + len, sizeof(addrs) - len, "%s%s", len ? "," : "", val);
+	}
+	pthread_mutex_lock(&mon_lock);
+	memcpy(v->st.addresses, addrs, sizeof(addrs));
+	pthread_mutex_unlock(&mon_lock);
+	return 0;
+}
+
+/* The time service, when the agent offers it and the VM has it on: 0, or -errno of a
+ * connection that broke. A refusal (a guest without CAP_SYS_TIME...) is only recorded. */
+static int mon_time(struct mon_vm *v, struct agent_conn *c, bool connected_now, bool sample,
+		    char *err, size_t errlen)
+{
+	int64_t offset = 0, rtt = 0;
+	int r = 0;
+
+	if (!mon_service(v, c, AP_S_TIME))
 		return 0;
 	if (connected_now) {
 		r = mon_time_set(c, 0, err, errlen);
-	} else if (++*pings % TIME_SAMPLE_PINGS == 0) {
+	} else if (sample) {
 		r = mon_time_sample(c, &offset, &rtt, err, errlen);
 		if (!r && (offset > TIME_MAX_US || offset < -TIME_MAX_US))
 			r = mon_time_set(c, rtt / 2, err, errlen);
@@ -137,7 +176,7 @@ static void *mon_vm_thread(void *arg)
 {
 	struct agent_conn *conn = malloc(sizeof(*conn)); /* 140 KiB: not on the stack */
 	struct mon_vm *v = arg;
-	unsigned pings = 0;
+	unsigned rounds = 0;
 	char err[256];
 
 	if (!conn) {
@@ -187,8 +226,13 @@ static void *mon_vm_thread(void *arg)
 		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);
 		mon_update(v);
 		pthread_mutex_unlock(&mon_lock);
-		if (conn->fd >= 0 && mon_time(v, conn, connected_now, &pings, err, sizeof(err)))
-			agent_close(conn); /* the next round connects again */
+		if (conn->fd >= 0) {
+			bool sample = connected_now || ++rounds % TIME_SAMPLE_PINGS == 0;
+
+			if (mon_time(v, conn, connected_now, sample, err, sizeof(err)) ||
+			    (sample && mon_addresses(v, conn, err, sizeof(err))))
+				agent_close(conn); /* the next round connects again */
+		}
 		r = (int)(AGENT_MON_PERIOD_MS - (clock_mono_ms() - started));
 		if (r > 0)
 			mon_sleep_ms(r);

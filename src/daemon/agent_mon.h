@@ -27,6 +27,7 @@ struct agent_status {
 	char agent_version[64];
 	char last_error[256];	 /* why the last connect or ping failed, or "" */
 	int64_t clock_offset_us; /* the guest's clock minus the host's at the last sample */
+	char addresses[1024];	 /* the guest's IPv4 and IPv6 addresses (KVP), comma-separated */
 };
 
 /* Start the manager thread, which follows sup's running VMs four times a second (with

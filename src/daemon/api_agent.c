@@ -47,6 +47,16 @@ json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def,
 	json_object_object_add(o, "agent_version",
 			       st.agent_version[0] ? json_object_new_string(st.agent_version)
 						   : NULL);
+	/* Hyper-V's IPAddresses of Get-VMNetworkAdapter, from the guest's KVP facts. */
+	{
+		json_object *addrs = json_object_new_array();
+		char *save = NULL;
+
+		for (char *a = strtok_r(st.addresses, ",", &save); a && addrs;
+		     a = strtok_r(NULL, ",", &save))
+			json_object_array_add(addrs, json_object_new_string(a));
+		json_object_object_add(o, "addresses", addrs);
+	}
 	/* What changes from one second to the next is in GET .../integration only, so that a
 	 * VM's own JSON stays the same while nothing happens to it. */
 	if (detail) {

@@ -535,6 +535,12 @@ def heartbeat(e, name):
     return m.group(1)
 
 
+def heartbeat_show(e, name):
+    out, _ = e.keel("vm", "show", name)
+    m = re.search(r"^Addresses: +(.*)$", out, re.M)
+    return m.group(1) if m else ""
+
+
 def wait_heartbeat(e, name, want, limit):
     deadline = time.time() + limit
     while True:
@@ -591,6 +597,16 @@ def case_agent(e):
         running = {s["name"]: s["running"] for s in vm["integration"]["services"]}
         check(all(running[n] for n in running if n != "time") and not running["time"],
               "services running (all but time, which this agent refuses): %r" % vm["integration"])
+        # The guest's addresses (its KVP facts) in keel vm show, as Hyper-V's IPAddresses.
+        r = subprocess.run([e.a.agent, "--state-dir", os.path.join(guest, "state"), "kvp",
+                            "list", "auto"], capture_output=True, text=True)
+        v4 = re.search(r"^NetworkAddressIPv4=([^,\n]+)", r.stdout, re.M)
+        if v4:
+            deadline = time.time() + 15
+            while v4.group(1) not in (heartbeat_show(e, "a1")):
+                check(time.time() < deadline, "keel vm show lacks the address %s:\n%s" %
+                      (v4.group(1), heartbeat_show(e, "a1")))
+                time.sleep(0.5)
         # KVP both ways, and the guest's facts.
         e.keel("vm", "kvp", "set", "a1", "color", "blue")
         r = subprocess.run([e.a.agent, "--state-dir", os.path.join(guest, "state"), "kvp", "get",
