@@ -281,8 +281,9 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
 		v = calloc(1, sizeof(*v));
 		if (!v)
 			continue;
-		snprintf(v->uuid, sizeof(v->uuid), "%s", uuids[j]);
-		snprintf(v->vsock, sizeof(v->vsock), "%s", paths[j]);
+		/* Both NUL-terminated within the same sizes (the manager made them). */
+		memcpy(v->uuid, uuids[j], sizeof(v->uuid));
+		memcpy(v->vsock, paths[j], sizeof(v->vsock));
 		v->wanted = true;
 		v->disabled = disabled[j];
 		mon_update(v);

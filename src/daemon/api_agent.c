@@ -147,9 +147,9 @@ static void api_agent_done(struct agent_conn *c)
 /* An agent's error as an API error. */
 static void api_agent_error(struct api_reply *out, const struct vm_def *def, int r, const char *err)
 {
-	char msg[600];
+	char msg[800];
 
-	snprintf(msg, sizeof(msg), "VM '%s': %s", def->name, err);
+	snprintf(msg, sizeof(msg), "VM '%s': %.600s", def->name, err);
 	switch (r) {
 	case -ENOENT:
 		api_error_reply(out, 404, "NotFound", msg);
