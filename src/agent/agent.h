@@ -79,6 +79,24 @@ int svc_time_set(struct conn *c, const struct ap_msg *m);
 int svc_time_get(struct conn *c, const struct ap_msg *m);
 int kvp_handle(struct conn *c, const struct ap_msg *m);
 int exec_start(struct conn *c, const struct ap_msg *m);
+/* exec_setup.c: the user an exec runs as (from /etc/passwd, by name or number) and its
+ * pseudo-terminal. */
+struct exec_user {
+	uid_t uid;
+	gid_t gid;
+	char name[64];
+	char home[AP_MAX_PATH];
+};
+/* In the child, before exec: the tty (a slave path) or the three pipe ends, then the user. */
+struct exec_spec {
+	int in, out, err;
+	const char *tty;
+	const struct exec_user *user;
+};
+int exec_user_lookup(const char *user, struct exec_user *u) __attribute__((warn_unused_result));
+int exec_pty_open(uint32_t rows, uint32_t cols, int *master, char *slave, size_t n)
+	__attribute__((warn_unused_result));
+int exec_child_setup(const struct exec_spec *s) __attribute__((warn_unused_result));
 int exec_input(struct conn *c, const struct ap_msg *m);
 /* Poll set management for the running exec: fds to watch and work to do after poll. */
 int exec_poll_fds(struct conn *c, struct pollfd *p, int max);

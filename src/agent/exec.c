@@ -40,7 +40,7 @@ static void close_pipe(int p[2])
 }
 
 /* In the child: never returns. */
-static void exec_child(int in, int out, int err, const char *cwd, char **argv, char **envp)
+static void exec_child(const struct exec_spec *s, const char *cwd, char **argv, char **envp)
 {
 	sigset_t none;
 
@@ -49,8 +49,11 @@ static void exec_child(int in, int out, int err, const char *cwd, char **argv, c
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+	if (exec_child_setup(s))
 		_exit(126);
+	/* Without a directory given: the user's home when it is there, else "/". */
+	if (!cwd && s->user && chdir(s->user->home) == 0)
+		cwd = s->user->home;
 	if (chdir(cwd ? cwd : "/") < 0) {
 		dprintf(2, "keel-agent: cannot change to directory '%s': %s\n", cwd,
 			strerror(errno));
@@ -64,12 +67,17 @@ static void exec_child(int in, int out, int err, const char *cwd, char **argv, c
 int exec_start(struct conn *c, const struct ap_msg *m)
 {
 	static char *argv[EXEC_MAX_ARGS + 1];
-	static char *envp[EXEC_MAX_ENV + 4];
+	static char *envp[EXEC_MAX_ENV + 8];
+	static char home_env[AP_MAX_PATH + 8], user_env[80], logname_env[80], slave[64];
+	static struct exec_user user;
 	struct exec_job *j = &c->exec;
 	size_t nargs = ap_count(m, AP_A_ARG), nenv = ap_count(m, AP_A_ENV), k = 0;
-	const char *cwd = ap_get_str(m, AP_A_CWD), *bad;
-	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-	uint32_t timeout_ms = 0;
+	const char *cwd = ap_get_str(m, AP_A_CWD), *uname = ap_get_str(m, AP_A_USER), *bad;
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, master = -1;
+	uint32_t timeout_ms = 0, tty = 0, rows = 0, cols = 0;
+	struct exec_spec spec = {-1, -1, -1, NULL, NULL};
+	const char *defaults[8];
+	size_t ndefaults = 0;
 	pid_t pid;
 
 	if (j->active)
@@ -86,6 +94,32 @@ int exec_start(struct conn *c, const struct ap_msg *m)
 		return conn_error(c, m, EINVAL, "exec's directory: %s", bad);
 	if (ap_get(m, AP_A_TIMEOUT_MS))
 		(void)ap_get_u32(m, AP_A_TIMEOUT_MS, &timeout_ms);
+	if (ap_get(m, AP_A_TTY))
+		(void)ap_get_u32(m, AP_A_TTY, &tty);
+	if (ap_get(m, AP_A_ROWS))
+		(void)ap_get_u32(m, AP_A_ROWS, &rows);
+	if (ap_get(m, AP_A_COLS))
+		(void)ap_get_u32(m, AP_A_COLS, &cols);
+	if (tty > 1 || rows > 10000 || cols > 10000)
+		return conn_error(c, m, EINVAL, "exec's tty is 0 or 1 and its size at most 10000");
+	if (uname) {
+		int r = exec_user_lookup(uname, &user);
+
+		if (r == -ENOENT || r == -EINVAL)
+			return conn_error(c, m, ENOENT, "no user '%s' in the guest's /etc/passwd",
+					  uname);
+		if (r)
+			return conn_error(c, m, -r, "cannot read /etc/passwd: %s", strerror(-r));
+		snprintf(home_env, sizeof(home_env), "HOME=%s", user.home);
+		snprintf(user_env, sizeof(user_env), "USER=%s", user.name);
+		snprintf(logname_env, sizeof(logname_env), "LOGNAME=%s", user.name);
+		defaults[ndefaults++] = home_env;
+		defaults[ndefaults++] = user_env;
+		defaults[ndefaults++] = logname_env;
+		spec.user = &user;
+	}
+	for (size_t d = 0; d < sizeof(exec_default_env) / sizeof(exec_default_env[0]); d++)
+		defaults[ndefaults++] = exec_default_env[d];
 	for (size_t i = 0; i < nargs; i++)
 		argv[i] = (char *)ap_get_nth(m, AP_A_ARG, i)->val;
 	argv[nargs] = NULL;
@@ -98,17 +132,37 @@ int exec_start(struct conn *c, const struct ap_msg *m)
 					  e);
 		envp[k++] = e;
 	}
-	for (size_t d = 0; d < sizeof(exec_default_env) / sizeof(exec_default_env[0]); d++) {
-		size_t len = strcspn(exec_default_env[d], "=") + 1;
+	/* A default is left out when the host gave the same name (or an earlier default did:
+	 * the user's HOME before root's). */
+	for (size_t d = 0; d < ndefaults; d++) {
+		size_t len = strcspn(defaults[d], "=") + 1;
 		bool given = false;
 
-		for (size_t i = 0; i < nenv; i++)
-			given |= !strncmp(envp[i], exec_default_env[d], len);
+		for (size_t i = 0; i < k; i++)
+			given |= !strncmp(envp[i], defaults[d], len);
 		if (!given)
-			envp[k++] = (char *)exec_default_env[d];
+			envp[k++] = (char *)defaults[d];
 	}
 	envp[k] = NULL;
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+	if (tty) {
+		int r = exec_pty_open(rows, cols, &master, slave, sizeof(slave));
+
+		if (r)
+			return conn_error(c, m, -r, "cannot make a pseudo-terminal: %s",
+					  strerror(-r));
+		spec.tty = slave;
+		/* The program's input and output are the terminal's one master side. */
+		in[1] = master;
+		out[0] = fcntl(master, F_DUPFD_CLOEXEC, 3);
+		if (out[0] < 0) {
+			int e = errno;
+
+			close(master);
+			return conn_error(c, m, e, "cannot make a pseudo-terminal: %s",
+					  strerror(e));
+		}
+	} else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+		   pipe2(err, O_CLOEXEC) < 0) {
 		int e = errno;
 
 		close_pipe(in);
@@ -116,9 +170,12 @@ int exec_start(struct conn *c, const struct ap_msg *m)
 		close_pipe(err);
 		return conn_error(c, m, e, "cannot make pipes: %s", strerror(e));
 	}
+	spec.in = in[0];
+	spec.out = out[1];
+	spec.err = err[1];
 	pid = fork();
 	if (pid == 0)
-		exec_child(in[0], out[1], err[1], cwd, argv, envp);
+		exec_child(&spec, cwd, argv, envp);
 	close_fd(&in[0]);
 	close_fd(&out[1]);
 	close_fd(&err[1]);
@@ -141,7 +198,8 @@ int exec_start(struct conn *c, const struct ap_msg *m)
 	j->deadline_ms = timeout_ms ? clock_mono_ms() + timeout_ms : 0;
 	fcntl(j->in_fd, F_SETFL, O_NONBLOCK);
 	fcntl(j->out_fd, F_SETFL, O_NONBLOCK);
-	fcntl(j->err_fd, F_SETFL, O_NONBLOCK);
+	if (j->err_fd >= 0)
+		fcntl(j->err_fd, F_SETFL, O_NONBLOCK);
 	ap_begin(&c->out, m->type, AP_F_REPLY, m->id);
 	ap_put_u32(&c->out, AP_A_PID, (uint32_t)pid);
 	if (ap_end(&c->out))

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -35,14 +37,17 @@ static const char agent_usage[] =
 	"       keel vm kvp delete NAME KEY\n"
 	"       keel vm integration NAME [--json]\n"
 	"       keel vm integration NAME enable|disable SERVICE\n"
-	"       keel vm exec NAME [--timeout SEC] [--env NAME=VALUE]... -- CMD [ARG]...\n"
+	"       keel vm exec NAME [--user U] [--tty] [--timeout SEC] [--env NAME=VALUE]... -- CMD\n"
+	"            [ARG]...\n"
 	"       keel vm copy-file NAME SRC DEST [--create-path] [--overwrite]\n"
 	"  kvp: key-value exchange. The guest's facts (auto), the pairs set in the guest (guest)\n"
 	"       and those the host set (host, which set and delete change).\n"
 	"  integration: the services (heartbeat, shutdown, time, kvp, exec, copy, freeze) and\n"
 	"       whether each is enabled and running.\n"
 	"  exec: run CMD in the guest with stdin, stdout and stderr streamed; keel exits with its\n"
-	"       status (255 when keel itself fails). --timeout kills it after SEC seconds.\n"
+	"       status (255 when keel itself fails). --timeout kills it after SEC seconds; --user\n"
+	"       runs it as a user of the guest; --tty on a pseudo-terminal (an interactive shell:\n"
+	"       keel vm exec NAME --tty -- /bin/sh).\n"
 	"  copy-file: copy the host file SRC to DEST (absolute) in the guest, with its mode and\n"
 	"       owner; --create-path makes DEST's directories, --overwrite replaces a file.\n";
 
@@ -277,20 +282,37 @@ static int agent_for(const char *name, const char *service, struct agent_conn *c
 	return 0;
 }
 
+/* Whether the exec's options (argv[1..end)) give --env NAME=... */
+static bool env_given(int argc, char **argv, int end, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (int k = 1; k + 1 < end && k + 1 < argc; k++)
+		if (!strcmp(argv[k], "--env") && !strncmp(argv[k + 1], name, n) &&
+		    argv[k + 1][n] == '=')
+			return true;
+	return false;
+}
+
 /* `keel vm exec NAME [--timeout SEC] [--env K=V]... -- CMD ARGS...`. */
 int cli_vm_exec(int argc, char **argv)
 {
 	static struct agent_conn c;
 	static uint8_t buf[AP_MAX_DATA];
-	const char *name = NULL;
+	const char *name = NULL, *user = NULL;
 	uint64_t timeout_s = 0;
-	char err[600];
+	char err[600], term[128];
 	int i, ret, status = EXEC_OWN_FAILURE;
-	bool in_open = true;
+	bool in_open = true, tty = false, raw_mode = false;
+	struct termios saved;
 	uint32_t id;
 
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-		if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--tty")) {
+			tty = true;
+		} else if (!strcmp(argv[i], "--user") && i + 1 < argc) {
+			user = argv[++i];
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
 			if (parse_uint(argv[++i], 1, 86400 * 7, &timeout_s))
 				return usage_error("--timeout '%s' is not 1 to 604800 seconds",
 						   argv[i]);
@@ -321,10 +343,25 @@ int cli_vm_exec(int argc, char **argv)
 	for (int k = 1; k < i; k++)
 		if (!strcmp(argv[k], "--env"))
 			ap_put_str(&c.out, AP_A_ENV, argv[++k]);
-		else if (!strcmp(argv[k], "--timeout"))
+		else if (!strcmp(argv[k], "--timeout") || !strcmp(argv[k], "--user"))
 			k++;
 	if (timeout_s)
 		ap_put_u32(&c.out, AP_A_TIMEOUT_MS, (uint32_t)(timeout_s * 1000));
+	if (user)
+		ap_put_str(&c.out, AP_A_USER, user);
+	if (tty) {
+		struct winsize ws = {0};
+
+		ap_put_u32(&c.out, AP_A_TTY, 1);
+		if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
+			ap_put_u32(&c.out, AP_A_ROWS, ws.ws_row);
+			ap_put_u32(&c.out, AP_A_COLS, ws.ws_col);
+		}
+		if (getenv("TERM") && !env_given(argc, argv, i, "TERM")) {
+			snprintf(term, sizeof(term), "TERM=%s", getenv("TERM"));
+			ap_put_str(&c.out, AP_A_ENV, term);
+		}
+	}
 	if (c.out.err) {
 		fprintf(stderr, "keel: exec in VM '%s': the command line is %s\n", name,
 			c.out.err == -EINVAL ? "not UTF-8" : "too long for one request");
@@ -334,6 +371,13 @@ int cli_vm_exec(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "keel: exec in VM '%s': %s\n", name, err);
 		goto out;
+	}
+	/* An interactive terminal goes raw: every key, Ctrl-C included, is the guest's. */
+	if (tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		struct termios raw = saved;
+
+		cfmakeraw(&raw);
+		raw_mode = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
 	}
 	for (;;) {
 		struct pollfd p[2] = {{.fd = c.fd, .events = POLLIN},
@@ -395,6 +439,8 @@ int cli_vm_exec(int argc, char **argv)
 		}
 	}
 out:
+	if (raw_mode)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	agent_close(&c);
 	return status;
 }

@@ -88,6 +88,10 @@ enum ap_tag {
 	AP_A_COUNT = 31,
 	AP_A_EOF = 32,
 	AP_A_OFFSET_NS = 33,
+	AP_A_TTY = 34,
+	AP_A_ROWS = 35,
+	AP_A_COLS = 36,
+	AP_A_USER = 37,
 	AP_A_TAG_COUNT
 };
 

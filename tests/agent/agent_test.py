@@ -30,10 +30,10 @@ A = dict(VERSION_MIN=1, VERSION_MAX=2, VERSION=3, AGENT_VERSION=4, SERVICES=5, E
          MESSAGE=7, TIME_NS=8, UPTIME_MS=9, MODE=10, METHOD=11, POOL=12, KEY=13, VALUE=14,
          ARG=15, ENV=16, CWD=17, TIMEOUT_MS=18, PID=19, STREAM=20, DATA=21, EXIT_STATUS=22,
          SIGNAL=23, TIMED_OUT=24, PATH=25, FILE_MODE=26, UID=27, GID=28, SIZE=29,
-         COPY_FLAGS=30, COUNT=31, EOF=32, OFFSET_NS=33)
+         COPY_FLAGS=30, COUNT=31, EOF=32, OFFSET_NS=33, TTY=34, ROWS=35, COLS=36, USER=37)
 U32 = {'VERSION_MIN', 'VERSION_MAX', 'VERSION', 'SERVICES', 'ERROR', 'MODE', 'POOL',
        'TIMEOUT_MS', 'PID', 'STREAM', 'EXIT_STATUS', 'SIGNAL', 'TIMED_OUT', 'FILE_MODE', 'UID',
-       'GID', 'COPY_FLAGS', 'COUNT', 'EOF'}
+       'GID', 'COPY_FLAGS', 'COUNT', 'EOF', 'TTY', 'ROWS', 'COLS'}
 U64 = {'TIME_NS', 'UPTIME_MS', 'SIZE', 'OFFSET_NS'}
 BYTES = {'DATA'}
 NAMES = {v: k for k, v in A.items()}
@@ -149,8 +149,10 @@ class Client:
             if not r['flags'] & F_MORE:
                 return out
 
-    def exec(self, argv, stdin=b'', timeout_ms=0, env=()):
+    def exec(self, argv, stdin=b'', timeout_ms=0, env=(), user=None):
         attrs = [('ARG', a) for a in argv] + [('ENV', e) for e in env]
+        if user is not None:
+            attrs.append(('USER', user))
         if timeout_ms:
             attrs.append(('TIMEOUT_MS', timeout_ms))
         r = self.request('EXEC', attrs)
@@ -349,6 +351,32 @@ def case_exec(e):
             break
         time.sleep(0.05)
     assert check_alive and not group(), 'an exec with stdin held outlived its connection'
+    # --tty: a pseudo-terminal of the given size as stdin, stdout and stderr.
+    c4 = e.client()
+    r = c4.request('EXEC', [('ARG', 'sh'), ('ARG', '-c'),
+                            ('ARG', 'test -t 0 && test -t 2 && tty && stty size; exit 5'),
+                            ('TTY', 1), ('ROWS', 30), ('COLS', 100)])
+    assert r['flags'] == F_REPLY, r
+    c4.send('EXEC_INPUT', [('EOF', 1)], mid=r['id'])
+    out = b''
+    while True:
+        m = c4.recv()
+        if m['type'] == T['EXEC_OUTPUT']:
+            assert get(m, 'STREAM') == 1, m
+            out += get(m, 'DATA')
+        else:
+            break
+    assert get(m, 'EXIT_STATUS') == 5, m
+    assert b'/dev/pts/' in out and b'30 100\r\n' in out, out
+    # --user: by name or number, from the guest's /etc/passwd; home or / as the directory.
+    m, out, err = c.exec(['sh', '-c', 'id -u; id -g; echo $HOME; pwd'], user='nobody')
+    nobody = [l for l in open('/etc/passwd') if l.startswith('nobody:')][0].split(':')
+    home = nobody[5] if os.path.isdir(nobody[5]) else '/'
+    assert out.decode() == '%s\n%s\n%s\n%s\n' % (nobody[2], nobody[3], nobody[5], home), (out, err)
+    m, out, _ = c.exec(['id', '-u'], user=nobody[2])
+    assert out.decode() == nobody[2] + '\n', out
+    r = c.request('EXEC', [('ARG', 'true'), ('USER', 'no-such-user-keel')])
+    expect_error(r, 2, "no user 'no-such-user-keel'")
     # One exec at a time per connection.
     r = c.request('EXEC', [('ARG', 'sleep'), ('ARG', '2')])
     expect_error(c.request('EXEC', [('ARG', 'true')]), 16, 'already running')

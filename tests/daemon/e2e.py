@@ -640,6 +640,11 @@ def case_agent(e):
               hashlib.sha256(data).hexdigest(), "exec stdin: %r" % (r,))
         _, err = e.keel("vm", "exec", "a1", "--", "no-such-program-keel", want=127)
         check("cannot run 'no-such-program-keel'" in err, "exec 127: %r" % err)
+        nobody = [l for l in open("/etc/passwd") if l.startswith("nobody:")][0].split(":")
+        out, _ = e.keel("vm", "exec", "a1", "--user", "nobody", "--", "id", "-u")
+        check(out == nobody[2] + "\n", "exec --user nobody: %r" % out)
+        out, _ = e.keel("vm", "exec", "a1", "--tty", "--", "sh", "-c", "test -t 1 && tty")
+        check(out.startswith("/dev/pts/"), "exec --tty: %r" % out)
         _, err = e.keel("vm", "exec", "a1", "--timeout", "1", "--", "sleep", "100", want=137)
         check("killed after 1 s" in err, "exec timeout: %r" % err)
         # copy-file: the same bytes, mode kept, atomic, the flags.
