@@ -106,83 +106,97 @@ static long kvp_find(int fd, const char *key, size_t *count)
 	return r < 0 ? r : found;
 }
 
-int kvp_pool_set(int pool, const char *key, const char *value)
+/* One operation on key's record: i is its index (or -ENOENT), count the pool's records. */
+struct kvp_op {
+	const char *key;
+	const char *value; /* set: the new value */
+	char *out;	   /* get: AP_MAX_VALUE bytes */
+};
+
+static int kvp_get_at(int fd, long i, size_t count, const struct kvp_op *op)
 {
 	struct kvp_record rec;
+	int r;
+
+	if (i < 0)
+		return (int)i;
+	r = kvp_read(fd, (size_t)i, &rec);
+	if (r <= 0)
+		return r ? r : -ENOENT;
+	memcpy(op->out, rec.value, AP_MAX_VALUE);
+	return 0;
+}
+
+/* Write the record at i, or append it. */
+static int kvp_put_at(int fd, long i, size_t count, const struct kvp_op *op)
+{
+	struct kvp_record rec;
+
+	if (i == -ENOENT && count >= KVP_MAX_KEYS)
+		return -ENOSPC;
+	if (i < 0 && i != -ENOENT)
+		return (int)i;
+	memset(&rec, 0, sizeof(rec));
+	strncpy(rec.key, op->key, sizeof(rec.key) - 1);
+	strncpy(rec.value, op->value, sizeof(rec.value) - 1);
+	if (pwrite(fd, &rec, sizeof(rec), (off_t)((i < 0 ? count : (size_t)i) * KVP_RECORD)) !=
+	    (ssize_t)sizeof(rec))
+		return -EIO;
+	return 0;
+}
+
+/* Remove the record at i: the last record takes its place, as in Hyper-V's pools. */
+static int kvp_remove_at(int fd, long i, size_t count, const struct kvp_op *op)
+{
+	struct kvp_record last;
+
+	if (i < 0)
+		return (int)i;
+	if ((size_t)i != count - 1 &&
+	    (kvp_read(fd, count - 1, &last) != 1 ||
+	     pwrite(fd, &last, sizeof(last), (off_t)((size_t)i * KVP_RECORD)) !=
+		     (ssize_t)sizeof(last)))
+		return -EIO;
+	if (ftruncate(fd, (off_t)((count - 1) * KVP_RECORD)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* fn on key's record with the pool locked (for writing when change). */
+static int kvp_locked(int pool, bool change, const struct kvp_op *op,
+		      int (*fn)(int fd, long i, size_t count, const struct kvp_op *op))
+{
 	size_t count;
 	long i;
-	int fd = kvp_open(pool, true), r = 0;
+	int fd = kvp_open(pool, change), r;
 
 	if (fd < 0)
 		return fd;
-	i = kvp_find(fd, key, &count);
-	if (i == -ENOENT && count >= KVP_MAX_KEYS) {
-		r = -ENOSPC;
-		goto out;
-	}
-	if (i < 0 && i != -ENOENT) {
-		r = (int)i;
-		goto out;
-	}
-	memset(&rec, 0, sizeof(rec));
-	strncpy(rec.key, key, sizeof(rec.key) - 1);
-	strncpy(rec.value, value, sizeof(rec.value) - 1);
-	if (pwrite(fd, &rec, sizeof(rec), (off_t)((i < 0 ? count : (size_t)i) * KVP_RECORD)) !=
-	    (ssize_t)sizeof(rec))
-		r = -EIO;
-out:
+	i = kvp_find(fd, op->key, &count);
+	r = fn(fd, i, count, op);
 	close(fd);
 	return r;
+}
+
+int kvp_pool_set(int pool, const char *key, const char *value)
+{
+	struct kvp_op op = {key, value, NULL};
+
+	return kvp_locked(pool, true, &op, kvp_put_at);
+}
+
+int kvp_pool_delete(int pool, const char *key)
+{
+	struct kvp_op op = {key, NULL, NULL};
+
+	return kvp_locked(pool, true, &op, kvp_remove_at);
 }
 
 int kvp_pool_get(int pool, const char *key, char *value)
 {
-	struct kvp_record rec;
-	size_t count;
-	long i;
-	int fd = kvp_open(pool, false), r;
+	struct kvp_op op = {key, NULL, value};
 
-	if (fd < 0)
-		return fd;
-	i = kvp_find(fd, key, &count);
-	r = i < 0 ? (int)i : kvp_read(fd, (size_t)i, &rec);
-	close(fd);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return -ENOENT;
-	memcpy(value, rec.value, AP_MAX_VALUE);
-	return 0;
-}
-
-/* The last record takes the deleted one's place, as in Hyper-V's pools. */
-int kvp_pool_delete(int pool, const char *key)
-{
-	struct kvp_record last;
-	size_t count;
-	long i;
-	int fd = kvp_open(pool, true), r = 0;
-
-	if (fd < 0)
-		return fd;
-	i = kvp_find(fd, key, &count);
-	if (i < 0) {
-		r = (int)i;
-		goto out;
-	}
-	if ((size_t)i != count - 1) {
-		if (kvp_read(fd, count - 1, &last) != 1 ||
-		    pwrite(fd, &last, sizeof(last), (off_t)((size_t)i * KVP_RECORD)) !=
-			    (ssize_t)sizeof(last)) {
-			r = -EIO;
-			goto out;
-		}
-	}
-	if (ftruncate(fd, (off_t)((count - 1) * KVP_RECORD)) < 0)
-		r = -errno;
-out:
-	close(fd);
-	return r;
+	return kvp_locked(pool, false, &op, kvp_get_at);
 }
 
 int kvp_pool_each(int pool, int (*fn)(const char *key, const char *value, void *arg), void *arg)
