@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/agent_stop.h"
 #include "daemon/biglock.h"
 #include "lib/agent_client.h"
 #include "lib/clock.h"
@@ -311,15 +312,10 @@ static void *mon_manager(void *arg)
 		keeld_lock();
 		n = sup_running_vms(m->sup, uuids, AGENT_MON_MAX_VMS);
 		for (size_t i = 0; i < n; i++) {
-			char dir[512 - sizeof(AGENT_VSOCK_SOCKET) - 1];
-
 			if (store_integration_disabled(m->store, uuids[i], &disabled[i]))
 				disabled[i] = 0;
-			if (sup_vm_dir(m->sup, uuids[i], dir, sizeof(dir)))
+			if (agent_vsock_path(m->sup, uuids[i], paths[i], sizeof(paths[i])))
 				paths[i][0] = '\0';
-			else
-				snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir,
-					 AGENT_VSOCK_SOCKET);
 		}
 		keeld_unlock();
 		pthread_mutex_lock(&mon_lock);

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "daemon/agent_stop.h"
 #include "daemon/api_internal.h"
 #include "daemon/biglock.h"
 #include "daemon/ckpt.h"
@@ -178,11 +179,11 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	{
 		char vsock[512];
 
-		json_object_object_add(
-			o, "agent_socket",
-			st.console[0] && !api_agent_vsock(ctx, def->uuid, vsock, sizeof(vsock))
-				? json_object_new_string(vsock)
-				: NULL);
+		json_object_object_add(o, "agent_socket",
+				       st.console[0] && !agent_vsock_path(ctx->sup, def->uuid,
+									  vsock, sizeof(vsock))
+					       ? json_object_new_string(vsock)
+					       : NULL);
 	}
 	/* Hyper-V's ParentCheckpointName: the checkpoint the VM's current state comes from. */
 	{
@@ -529,7 +530,8 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 			ret = sup_start(ctx->sup, def, err, sizeof(err));
 		status = 202;
 	} else if (!strcmp(action, "stop")) {
-		ret = api_agent_stop(ctx, def, force, timeout, how, sizeof(how), err, sizeof(err));
+		ret = agent_stop(ctx->store, ctx->sup, def, force, timeout, how, sizeof(how), err,
+				 sizeof(err));
 		status = 202;
 	} else if (!strcmp(action, "turn-off")) {
 		ret = sup_turn_off(ctx->sup, def, err, sizeof(err));

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "daemon/agent_mon.h"
+#include "daemon/agent_stop.h"
 #include "daemon/api_internal.h"
 #include "daemon/biglock.h"
 #include "lib/agent_client.h"
@@ -18,16 +19,6 @@
 #define API_AGENT_TIMEOUT_MS 5000
 
 static const char *const api_pool_names[AP_POOL_COUNT] = {"auto", "guest", "host"};
-
-int api_agent_vsock(struct api_ctx *ctx, const char *uuid, char *buf, size_t n)
-{
-	char dir[400];
-	int r = sup_vm_dir(ctx->sup, uuid, dir, sizeof(dir));
-
-	if (r)
-		return r;
-	return (size_t)snprintf(buf, n, "%s/%s", dir, AGENT_VSOCK_SOCKET) >= n ? -ENAMETOOLONG : 0;
-}
 
 json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def, bool detail)
 {
@@ -113,7 +104,8 @@ static struct agent_conn *api_agent_open(struct api_ctx *ctx, const struct vm_de
 		api_error_reply(out, 409, "ServiceDisabled", msg);
 		return NULL;
 	}
-	if (api_agent_vsock(ctx, def->uuid, path, sizeof(path)) || !(c = malloc(sizeof(*c)))) {
+	if (agent_vsock_path(ctx->sup, def->uuid, path, sizeof(path)) ||
+	    !(c = malloc(sizeof(*c)))) {
 		api_error_reply(out, 500, "Internal", "cannot reach the VM's vsock socket");
 		return NULL;
 	}
@@ -374,67 +366,4 @@ void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url
 		return;
 	}
 	api_reply_json(out, 200, api_integration_json(ctx, def, true));
-}
-
-/* sup_stop_how's button: the agent's shutdown, keeld's lock let go meanwhile. */
-struct api_agent_stop {
-	const char *vsock;
-	char method[64];
-};
-
-static int api_agent_press(void *arg, char *err, size_t errlen)
-{
-	struct api_agent_stop *s = arg;
-	struct agent_conn *c = malloc(sizeof(*c));
-	int r;
-
-	if (!c)
-		return -ENOMEM;
-	keeld_unlock();
-	r = agent_open(c, s->vsock, API_AGENT_TIMEOUT_MS, err, errlen);
-	if (!r) {
-		agent_begin(c, AP_T_SHUTDOWN);
-		ap_put_u32(&c->out, AP_A_MODE, AP_SHUTDOWN_POWEROFF);
-		r = agent_call(c, API_AGENT_TIMEOUT_MS, err, errlen);
-		if (!r)
-			snprintf(s->method, sizeof(s->method), "%s",
-				 ap_get_str(&c->msg, AP_A_METHOD) ? ap_get_str(&c->msg, AP_A_METHOD)
-								  : "?");
-		agent_close(c);
-	}
-	keeld_lock();
-	free(c);
-	return r;
-}
-
-int api_agent_stop(struct api_ctx *ctx, const struct vm_def *def, bool force, unsigned timeout_s,
-		   char *how, size_t howlen, char *err, size_t errlen)
-{
-	struct api_agent_stop s = {NULL, ""};
-	struct agent_status st;
-	char path[512], why[300] = "";
-	uint32_t disabled = 0;
-	int r;
-
-	agent_mon_status(def->uuid, &st);
-	if (store_integration_disabled(ctx->store, def->uuid, &disabled))
-		disabled = 0;
-	if (!strcmp(st.heartbeat, AGENT_HEARTBEAT_OK) && (st.services & 1u << AP_S_SHUTDOWN) &&
-	    !(disabled & 1u << AP_S_SHUTDOWN) &&
-	    !api_agent_vsock(ctx, def->uuid, path, sizeof(path))) {
-		s.vsock = path;
-		r = sup_stop_how(ctx->sup, def, force, timeout_s, api_agent_press, &s, s.method,
-				 err, errlen);
-		if (r != -EAGAIN) {
-			if (!r)
-				snprintf(how, howlen, "keel-agent (%s)", s.method);
-			return r;
-		}
-		/* The agent could not be asked: the power button instead, and say why. */
-		snprintf(why, sizeof(why), ": the agent failed: %s", err);
-	}
-	r = sup_stop(ctx->sup, def, force, timeout_s, err, errlen);
-	if (!r)
-		snprintf(how, howlen, "ACPI power button%s", why);
-	return r;
 }

@@ -30,8 +30,6 @@ void api_vm_log(struct api_ctx *ctx, const struct vm_def *def, char *query, stru
 
 /* The integration services (api_agent.c). */
 struct vm_def;
-int api_agent_vsock(struct api_ctx *ctx, const char *uuid, char *buf, size_t n)
-	__attribute__((warn_unused_result));
 /* The services and heartbeat; with detail also the last error and the clock's offset. */
 json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def, bool detail);
 /* GET, POST /v1/vms/NAME/integration. */
@@ -40,10 +38,5 @@ void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url
 /* GET, POST /v1/vms/NAME/kvp; GET, DELETE /v1/vms/NAME/kvp/KEY (key NULL: the first two). */
 void api_vm_kvp(struct api_ctx *ctx, const char *method, const char *url, const struct vm_def *def,
 		const char *key, const char *query, json_object *req, struct api_reply *out);
-/* A stop: through the agent when it answers and may shut down, else the power button; how
- * gets which ("keel-agent (systemctl poweroff)", "ACPI power button"). */
-int api_agent_stop(struct api_ctx *ctx, const struct vm_def *def, bool force, unsigned timeout_s,
-		   char *how, size_t howlen, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
 
 #endif
