@@ -37,6 +37,12 @@ static const char vm_usage[] =
 	"                                     shut down; --force turns it off after the timeout\n"
 	"  turn-off NAME [--no-wait]          cut the power\n"
 	"  restart NAME                       hard reset\n"
+	"  kvp list|get|set|delete NAME ...   key-value exchange with the guest's agent\n"
+	"  integration NAME [enable|disable SERVICE]  the integration services\n"
+	"  exec NAME [--user U] [--tty] [--timeout SEC] -- CMD ...\n"
+	"                                     run a command in the guest (keel-agent)\n"
+	"  copy-file NAME SRC DEST [--create-path] [--overwrite]  copy a file into the guest\n"
+	"                                     (keel vm kvp --help for these four)\n"
 	"  pause NAME | resume NAME           stop and continue the vCPUs, memory kept\n"
 	"  save NAME [--no-wait]              save the running VM and end its worker: it becomes\n"
 	"                                     Saved and the next start carries on from there\n"
@@ -47,12 +53,7 @@ static const char vm_usage[] =
 	"      [--net SPEC]... [--no-nets] [--automatic-start-action A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
-	"                                     added to it until interrupted\n"
-	"  kvp list|get|set|delete NAME ...   key-value exchange with the guest's agent\n"
-	"  integration NAME [enable|disable SERVICE]  the integration services\n"
-	"  exec NAME [--timeout SEC] -- CMD ...  run a command in the guest (keel-agent)\n"
-	"  copy-file NAME SRC DEST [--create-path] [--overwrite]  copy a file into the guest\n"
-	"                                     (keel vm kvp --help for these four)\n";
+	"                                     added to it until interrupted\n";
 
 #define usage_error(...) cli_usage_error("vm", vm_usage, __VA_ARGS__)
 
@@ -869,10 +870,6 @@ int cli_vm_main(int argc, char **argv)
 	    !strcmp(cmd, "restart") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume") ||
 	    !strcmp(cmd, "save") || !strcmp(cmd, "discard-state"))
 		return cmd_action(argc, argv, cmd);
-	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
-		return cmd_delete(argc, argv);
-	if (!strcmp(cmd, "log"))
-		return cmd_log(argc, argv);
 	if (!strcmp(cmd, "kvp"))
 		return cli_vm_kvp(argc, argv);
 	if (!strcmp(cmd, "integration"))
@@ -881,6 +878,10 @@ int cli_vm_main(int argc, char **argv)
 		return cli_vm_exec(argc, argv);
 	if (!strcmp(cmd, "copy-file"))
 		return cli_vm_copy_file(argc, argv);
+	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
+		return cmd_delete(argc, argv);
+	if (!strcmp(cmd, "log"))
+		return cmd_log(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(vm_usage, stdout);
 		return EXIT_OK;

@@ -174,6 +174,16 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
 	json_object_object_add(o, "console_socket",
 			       st.console[0] ? json_object_new_string(st.console) : NULL);
+	/* Hyper-V's ParentCheckpointName: the checkpoint the VM's current state comes from. */
+	{
+		struct ckpt_ctx cc = {ctx->store, ctx->sup};
+		char name[CKPT_NAME_MAX + 1];
+
+		json_object_object_add(o, "parent_checkpoint",
+				       ckpt_now_parent(&cc, def->uuid, name, sizeof(name)) == 0
+					       ? json_object_new_string(name)
+					       : NULL);
+	}
 	/* The integration services (api_agent.c); the agent's socket while a worker runs. */
 	json_object_object_add(o, "integration", api_integration_json(ctx, def, false));
 	{
@@ -183,16 +193,6 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 				       st.console[0] && !agent_vsock_path(ctx->sup, def->uuid,
 									  vsock, sizeof(vsock))
 					       ? json_object_new_string(vsock)
-					       : NULL);
-	}
-	/* Hyper-V's ParentCheckpointName: the checkpoint the VM's current state comes from. */
-	{
-		struct ckpt_ctx cc = {ctx->store, ctx->sup};
-		char name[CKPT_NAME_MAX + 1];
-
-		json_object_object_add(o, "parent_checkpoint",
-				       ckpt_now_parent(&cc, def->uuid, name, sizeof(name)) == 0
-					       ? json_object_new_string(name)
 					       : NULL);
 	}
 	return o;

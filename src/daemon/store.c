@@ -58,6 +58,12 @@ static const char schema[] =
 	" pid INTEGER NOT NULL,"
 	" starttime INTEGER NOT NULL,"
 	" was_running INTEGER NOT NULL);"
+	/* Integration services turned off for a VM (store_integration.c); a new table, so an
+	 * older store gets it empty (every service on) without a schema change. */
+	"CREATE TABLE IF NOT EXISTS integration_disabled("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" service TEXT NOT NULL,"
+	" PRIMARY KEY(vm, service));"
 	/* Checkpoints (ckpt.c): a tree per VM; hidden ones were deleted but still hold disk
 	 * data that two or more children need (docs/checkpoints.md). */
 	"CREATE TABLE IF NOT EXISTS checkpoints("
@@ -99,13 +105,7 @@ static const char schema[] =
 	" path TEXT NOT NULL UNIQUE);"
 	"CREATE TABLE IF NOT EXISTS checkpoint_now("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
-	" parent TEXT NOT NULL);"
-	/* Integration services turned off for a VM (store_integration.c); a new table, so an
-	 * older store gets it empty (every service on) without a schema change. */
-	"CREATE TABLE IF NOT EXISTS integration_disabled("
-	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
-	" service TEXT NOT NULL,"
-	" PRIMARY KEY(vm, service));";
+	" parent TEXT NOT NULL);";
 
 /* From schema 1: the description's device fields (docs/vm-config.md). Slots left 0 are
  * assigned when a VM is read, in the order keel-vmm always used, so guests see no change. */
