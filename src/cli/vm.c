@@ -37,6 +37,12 @@ static const char vm_usage[] =
 	"                                     shut down; --force turns it off after the timeout\n"
 	"  turn-off NAME [--no-wait]          cut the power\n"
 	"  restart NAME                       hard reset\n"
+	"  kvp list|get|set|delete NAME ...   key-value exchange with the guest's agent\n"
+	"  integration NAME [enable|disable SERVICE]  the integration services\n"
+	"  exec NAME [--user U] [--tty] [--timeout SEC] -- CMD ...\n"
+	"                                     run a command in the guest (keel-agent)\n"
+	"  copy-file NAME SRC DEST [--create-path] [--overwrite]  copy a file into the guest\n"
+	"                                     (keel vm kvp --help for these four)\n"
 	"  pause NAME | resume NAME           stop and continue the vCPUs, memory kept\n"
 	"  save NAME [--no-wait]              save the running VM and end its worker: it becomes\n"
 	"                                     Saved and the next start carries on from there\n"
@@ -57,6 +63,11 @@ static void vm_path(char *buf, size_t size, const char *name, const char *sub)
 
 	snprintf(buf, size, "/v1/vms/%s%s%s", client_escape(name, esc, sizeof(esc)), sub ? "/" : "",
 		 sub ? sub : "");
+}
+
+void cli_vm_path(char *buf, size_t size, const char *name, const char *sub)
+{
+	vm_path(buf, size, name, sub);
 }
 
 static int64_t int_field(json_object *o, const char *key)
@@ -392,6 +403,21 @@ static void print_vm(json_object *vm)
 	printf("Automatic stop action:  %s\n", client_str_field(vm, "automatic_stop_action"));
 	if (client_str_field(vm, "console_socket")[0])
 		printf("Console:                keel console %s\n", client_str_field(vm, "name"));
+	if (json_object_object_get_ex(vm, "integration", &v) &&
+	    client_str_field(v, "heartbeat")[0]) {
+		printf("Heartbeat:              %s", client_str_field(v, "heartbeat"));
+		if (client_str_field(v, "agent_version")[0])
+			printf(" (keel-agent %s)", client_str_field(v, "agent_version"));
+		printf("\n");
+		if (json_object_object_get_ex(v, "addresses", &arr) &&
+		    json_object_array_length(arr)) {
+			printf("Addresses:              ");
+			for (size_t i = 0; i < json_object_array_length(arr); i++)
+				printf("%s%s", i ? ", " : "",
+				       json_object_get_string(json_object_array_get_idx(arr, i)));
+			printf("\n");
+		}
+	}
 	if (client_str_field(vm, "notes")[0])
 		printf("Notes:                  %s\n", client_str_field(vm, "notes"));
 	printf("Created:                %s\n", client_str_field(vm, "created"));
@@ -673,6 +699,9 @@ static int cmd_action(int argc, char **argv, const char *action)
 	json_object_put(body);
 	if (ret)
 		goto out;
+	if (!o.json && client_str_field(vm, "stopped_through")[0])
+		printf("stopping VM '%s' through %s\n", o.name,
+		       client_str_field(vm, "stopped_through"));
 	if (!o.no_wait) {
 		if (!strcmp(action, "start"))
 			ret = client_wait_state(o.name, "Starting", "Running,Paused", 120, action);
@@ -841,6 +870,14 @@ int cli_vm_main(int argc, char **argv)
 	    !strcmp(cmd, "restart") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume") ||
 	    !strcmp(cmd, "save") || !strcmp(cmd, "discard-state"))
 		return cmd_action(argc, argv, cmd);
+	if (!strcmp(cmd, "kvp"))
+		return cli_vm_kvp(argc, argv);
+	if (!strcmp(cmd, "integration"))
+		return cli_vm_integration(argc, argv);
+	if (!strcmp(cmd, "exec"))
+		return cli_vm_exec(argc, argv);
+	if (!strcmp(cmd, "copy-file"))
+		return cli_vm_copy_file(argc, argv);
 	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
 		return cmd_delete(argc, argv);
 	if (!strcmp(cmd, "log"))

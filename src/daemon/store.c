@@ -63,6 +63,12 @@ static const char schema[] =
 	" pid INTEGER NOT NULL,"
 	" starttime INTEGER NOT NULL,"
 	" was_running INTEGER NOT NULL);"
+	/* Integration services turned off for a VM (store_integration.c); a new table, so an
+	 * older store gets it empty (every service on) without a schema change. */
+	"CREATE TABLE IF NOT EXISTS integration_disabled("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" service TEXT NOT NULL,"
+	" PRIMARY KEY(vm, service));"
 	/* Checkpoints (ckpt.c): a tree per VM; hidden ones were deleted but still hold disk
 	 * data that two or more children need (docs/checkpoints.md). */
 	"CREATE TABLE IF NOT EXISTS checkpoints("

@@ -550,6 +550,16 @@ void sup_status(struct sup *sup, const char *uuid, struct sup_status *out)
 		out->console[0] = '\0';
 }
 
+size_t sup_running_vms(struct sup *sup, char (*uuids)[VMDEF_UUID_LEN + 1], size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < sup->nvms && n < max; i++)
+		if (sup->vms[i]->state == VM_RUNNING && sup_has_worker(sup->vms[i]))
+			snprintf(uuids[n++], VMDEF_UUID_LEN + 1, "%s", sup->vms[i]->uuid);
+	return n;
+}
+
 /* Send a control command to a VM's worker. */
 static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err, size_t errlen)
 {
@@ -581,6 +591,13 @@ int sup_need_state(struct sup_vm *vm, enum vm_event e, char *err, size_t errlen)
 int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s, char *err,
 	     size_t errlen)
 {
+	return sup_stop_how(sup, def, force, timeout_s, NULL, NULL, NULL, err, errlen);
+}
+
+int sup_stop_how(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s,
+		 int (*press)(void *arg, char *err, size_t errlen), void *arg, const char *method,
+		 char *err, size_t errlen)
+{
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	int ret;
 
@@ -594,16 +611,28 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 		sup_vm_log(sup, vm, "stop --force: turning off at the deadline");
 		return sup_event(sup, vm, VM_EV_STOP_FORCE, "%s", vm->reason);
 	}
-	ret = vm_ctl(sup, vm, "powerdown", err, errlen);
-	if (ret)
-		return ret;
+	if (press) {
+		/* The VM is the caller's operation: it cannot change while press waits. */
+		ret = press(arg, err, errlen);
+		if (ret)
+			return -EAGAIN;
+	} else {
+		ret = vm_ctl(sup, vm, "powerdown", err, errlen);
+		if (ret)
+			return ret;
+	}
 	vm->off_after_timeout = false;
 	vm->stop_timeout_s = timeout_s;
 	vm->deadline_ms = clock_mono_ms() + (long long)timeout_s * 1000;
-	sup_vm_log(sup, vm, "stop: pressed the power button, waiting %u s%s", timeout_s,
-		   force ? ", then turning off" : "");
+	if (press)
+		sup_vm_log(sup, vm, "stop: keel-agent shuts the guest down (%s), waiting %u s%s",
+			   method ? method : "", timeout_s, force ? ", then turning off" : "");
+	else
+		sup_vm_log(sup, vm, "stop: pressed the power button, waiting %u s%s", timeout_s,
+			   force ? ", then turning off" : "");
 	return sup_event(sup, vm, force ? VM_EV_STOP_FORCE : VM_EV_STOP,
-			 "waiting up to %u s for the guest to shut down", timeout_s);
+			 "waiting up to %u s for the guest to shut down%s", timeout_s,
+			 press ? " (through keel-agent)" : "");
 }
 
 /* Tell the worker to quit. One that does not take it is killed at once, or (kill_late) when
