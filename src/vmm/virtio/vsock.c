@@ -694,7 +694,9 @@ static void vsock_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 /* ---- lifecycle ---- */
 
 /* Every connection gone without a word to the guest (it is reset, or told by
- * TRANSPORT_RESET). */
+ * TRANSPORT_RESET). Also runs on a vCPU thread (the driver's reset), whose seccomp filter has
+ * no timer calls (one there ends the worker): the deadline timer is left as it is, and its
+ * next tick on the I/O thread disarms it. */
 static void drop_all(struct virtio_vsock *v)
 {
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
@@ -703,7 +705,6 @@ static void drop_all(struct virtio_vsock *v)
 	v->nrst = 0;
 	v->tx_blocked = false;
 	v->rx_starved = false;
-	timer_update(v);
 }
 
 static void vsock_reset(struct virtio_dev *vd)

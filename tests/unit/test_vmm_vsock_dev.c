@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The virtio-vsock device itself (vmm/virtio/vsock.c) on the fuzz targets' fake machine
+ * (tests/fuzz/fake_machine.h, fake_virtio.h): a guest driver on its three queues, host
+ * clients on real Unix sockets in a scratch directory, and the device's I/O-thread work run
+ * on the test's thread. Each test states one rule a hostile guest or host client must not be
+ * able to break.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fake_machine.h"
+#include "fake_virtio.h"
+#include "lib/le.h"
+#include "vmm/mem.h"
+#include "vmm/seccomp_filter.h"
+#include "vmm/virtio/queue.h"
+#include "vmm/virtio/virtio.h"
+#include "vmm/virtio/vsock.h"
+#include "vmm/virtio/vsock_conn.h"
+
+#define CID	  3
+#define NQ	  3
+#define QSIZE	  16
+#define QBASE(i)  (0x400u * (i))
+#define BUF(q, s) (0x1000u + 0x4000u * (q) + 0x400u * (s)) /* 1 KiB per slot */
+#define BUF_MAX	  0x400u
+
+static struct virtio_dev *vd;
+static char dir[64], sock_path[108];
+static uint16_t avail_idx[NQ], used_seen[NQ];
+
+static uint8_t *ram(uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = mem_ptr(fake_machine()->mem, gpa, len);
+
+	FAKE_CHECK(p, "guest address 0x%llx not in RAM", (unsigned long long)gpa);
+	return p;
+}
+
+static void remove_scratch(void)
+{
+	unlink(sock_path);
+	rmdir(dir);
+}
+
+static void setup_once(void)
+{
+	char err[256] = "";
+
+	if (vd)
+		return;
+	fake_machine();
+	snprintf(dir, sizeof(dir), "/tmp/test-vsock.%d", (int)getpid());
+	mkdir(dir, 0700);
+	atexit(remove_scratch);
+	snprintf(sock_path, sizeof(sock_path), "%s/v.sock", dir);
+	FAKE_CHECK(virtio_vsock_create(fake_machine(), 0, CID, sock_path, &vd, err, sizeof(err)) ==
+			   0,
+		   "virtio-vsock: %s", err);
+	fake_machine_pause(true);
+}
+
+/* Power-on and a driver's bring-up of the three queues. */
+static void start(bool event_idx)
+{
+	struct fake_vq q[NQ];
+
+	setup_once();
+	fake_machine_reset();
+	fake_virtio_serve(vd);
+	for (unsigned i = 0; i < NQ; i++) {
+		q[i] = (struct fake_vq){.size = QSIZE,
+					.vector = (uint16_t)(i + 1),
+					.desc = QBASE(i),
+					.avail = QBASE(i) + 0x100,
+					.used = QBASE(i) + 0x200};
+		avail_idx[i] = used_seen[i] = 0;
+	}
+	FAKE_CHECK(fake_virtio_start(vd, event_idx ? 1ull << VIRTIO_F_EVENT_IDX : 0, q, NQ),
+		   "virtio-vsock bring-up");
+}
+
+/* A one-descriptor chain of len bytes on queue qi (bytes: what the device reads). */
+static void post(unsigned qi, const void *bytes, uint32_t len, bool writable)
+{
+	unsigned slot = avail_idx[qi] % QSIZE;
+	uint8_t *d = ram(QBASE(qi) + 16u * slot, 16),
+		*avail = ram(QBASE(qi) + 0x100, 4 + 2 * QSIZE);
+
+	FAKE_CHECK(len <= BUF_MAX, "a chain of %u bytes", len);
+	if (!writable)
+		memcpy(ram(BUF(qi, slot), len), bytes, len);
+	le64_store(d, BUF(qi, slot));
+	le32_store(d + 8, len);
+	le16_store(d + 12, writable ? VRING_DESC_F_WRITE : 0);
+	le16_store(d + 14, 0);
+	le16_store(avail + 4 + 2 * slot, (uint16_t)slot);
+	avail_idx[qi]++;
+	le16_store(avail + 2, avail_idx[qi]);
+}
+
+static void serve(void)
+{
+	fake_virtio_serve(vd);
+}
+
+/* The next packet the device put on the receive queue: true and its header. */
+static bool rx_next(struct vsock_hdr *h)
+{
+	const uint8_t *used = ram(QBASE(0) + 0x200, 4 + 8 * QSIZE);
+	const uint8_t *e;
+
+	if (le16_load(used + 2) == used_seen[0])
+		return false;
+	e = used + 4 + 8 * (used_seen[0] % QSIZE);
+	vsock_hdr_decode(ram(BUF(0, le32_load(e)), VSOCK_HDR_SIZE), h);
+	used_seen[0]++;
+	return true;
+}
+
+static void rx_buffers(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		post(0, NULL, BUF_MAX, true);
+	fake_virtio_notify(vd, 0);
+}
+
+static int host_connect(const char *line)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	strcpy(sa.sun_path, sock_path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(send(fd, line, strlen(line), MSG_NOSIGNAL), (ssize_t)strlen(line));
+	return fd;
+}
+
+/* ---- a device reset on a vCPU thread ---- */
+
+static volatile sig_atomic_t trapped_nr = -1;
+
+static void on_sigsys(int sig, siginfo_t *si, void *uctx)
+{
+	(void)sig;
+	(void)uctx;
+	if (trapped_nr < 0)
+		trapped_nr = si->si_syscall;
+}
+
+/* The guest writes 0 to device_status: a vCPU thread, under its own seccomp filter, runs
+ * the device's reset. */
+static void *vcpu_reset(void *arg)
+{
+	(void)arg;
+	if (seccomp_install_vcpu())
+		return (void *)1;
+	fake_virtio_write(vd, FAKE_CC(device_status), 1, 0);
+	return NULL;
+}
+
+/* A host client waits for the guest's answer (a deadline: the device's timer runs) when the
+ * guest resets the device: the reset runs on a vCPU thread, whose filter has no timer calls,
+ * so the reset must leave the timer to the I/O thread (a call there ended the worker). */
+static void test_reset_on_vcpu_thread(void **state)
+{
+	struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO}, old;
+	struct vsock_hdr h;
+	pthread_t t;
+	void *ret;
+	int fd;
+
+	(void)state;
+	start(false);
+	rx_buffers(4);
+	fd = host_connect("CONNECT 1234\n");
+	serve();
+	assert_true(rx_next(&h));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.dst_port, 1234);
+
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGSYS, &sa, &old), 0);
+	trapped_nr = -1;
+	assert_int_equal(pthread_create(&t, NULL, vcpu_reset, NULL), 0);
+	assert_int_equal(pthread_join(t, &ret), 0);
+	sigaction(SIGSYS, &old, NULL);
+	assert_null(ret);
+	if (trapped_nr >= 0)
+		fail_msg(
+			"the device reset made syscall %d on a vCPU thread (timerfd_settime is %d)",
+			(int)trapped_nr, SYS_timerfd_settime);
+	/* The host client was let go, and the I/O thread still runs the device. */
+	serve();
+	{
+		char c;
+
+		assert_int_equal(recv(fd, &c, 1, 0), 0);
+	}
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reset_on_vcpu_thread),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
