@@ -549,20 +549,22 @@ static void vsock_event(struct virtio_dev *vd)
 	struct virtio_vsock *v = vd->priv;
 	struct vq *vq = &vd->q[VSOCK_EVQ].vq;
 
-	while (v->reset_owed && virtio_pop(vd, VSOCK_EVQ, &v->chain) > 0) {
-		uint8_t ev[4];
+	/* With event index, a buffer the driver posted before the rearm may have come without
+	 * a notification: look again when the rearm says one came. */
+	do {
+		while (v->reset_owed && virtio_pop(vd, VSOCK_EVQ, &v->chain) > 0) {
+			uint8_t ev[4];
 
-		if (v->chain.nin || v->chain.out_len < sizeof(ev)) {
-			vq_push(vq, v->chain.head, 0);
-			continue;
+			if (v->chain.nin || v->chain.out_len < sizeof(ev)) {
+				vq_push(vq, v->chain.head, 0);
+				continue;
+			}
+			le32_store(ev, VSOCK_EVENT_TRANSPORT_RESET);
+			vq_chain_write(&v->chain, 0, ev, sizeof(ev));
+			vq_push(vq, v->chain.head, sizeof(ev));
+			v->reset_owed = false;
 		}
-		le32_store(ev, VSOCK_EVENT_TRANSPORT_RESET);
-		vq_chain_write(&v->chain, 0, ev, sizeof(ev));
-		vq_push(vq, v->chain.head, sizeof(ev));
-		v->reset_owed = false;
-	}
-	if (v->reset_owed && virtio_queue_ready(vd, VSOCK_EVQ))
-		vq_rearm(vq);
+	} while (v->reset_owed && virtio_queue_ready(vd, VSOCK_EVQ) && vq_rearm(vq));
 	virtio_queue_interrupt(vd, VSOCK_EVQ);
 }
 
