@@ -216,10 +216,66 @@ static void test_reset_on_vcpu_thread(void **state)
 	close(fd);
 }
 
+/* Used entries of the event queue since the last look, each checked as TRANSPORT_RESET. */
+static unsigned events_taken(void)
+{
+	const uint8_t *used = ram(QBASE(2) + 0x200, 4 + 8 * QSIZE);
+	unsigned n = 0;
+
+	for (; le16_load(used + 2) != used_seen[2]; used_seen[2]++, n++) {
+		const uint8_t *e = used + 4 + 8 * (used_seen[2] % QSIZE);
+
+		assert_int_equal(le32_load(e + 4), 4);
+		assert_int_equal(le32_load(ram(BUF(2, le32_load(e)), 4)), 0); /* TRANSPORT_RESET */
+	}
+	return n;
+}
+
+/* A save and restore (and the same for a resume): the host's connections are dropped, the
+ * guest is told TRANSPORT_RESET once (when it posts an event buffer, if it had none), and a
+ * new host connection gets a host port the guest never saw before. */
+static void test_restore_resets_transport(void **state)
+{
+	struct vsock_hdr h;
+	uint32_t first;
+	int fd;
+	char c;
+
+	(void)state;
+	start(true);
+	rx_buffers(4);
+	fd = host_connect("CONNECT 99\n");
+	serve();
+	assert_true(rx_next(&h));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	first = h.src_port;
+	assert_true(first >= VSOCK_HOST_PORT_FIRST);
+
+	fake_machine_save_restore();
+	serve();
+	assert_int_equal(recv(fd, &c, 1, 0), 0); /* dropped */
+	close(fd);
+	assert_int_equal(events_taken(), 0); /* no event buffer yet: owed */
+	post(2, NULL, 4, true);
+	post(2, NULL, 4, true);
+	fake_virtio_notify(vd, 2);
+	serve();
+	assert_int_equal(events_taken(), 1);
+
+	fd = host_connect("CONNECT 99\n");
+	serve();
+	assert_true(rx_next(&h));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.dst_port, 99);
+	assert_true(h.src_port > first);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reset_on_vcpu_thread),
+		cmocka_unit_test(test_restore_resets_transport),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
