@@ -271,11 +271,116 @@ static void test_restore_resets_transport(void **state)
 	close(fd);
 }
 
+static uint16_t used_idx(unsigned qi)
+{
+	return le16_load(ram(QBASE(qi) + 0x200 + 2, 2));
+}
+
+/* A packet from the guest on the transmit queue (one chain). */
+static void tx(uint16_t op, uint32_t src_port, uint32_t dst_port)
+{
+	struct vsock_hdr h = {.src_cid = CID,
+			      .dst_cid = VSOCK_CID_HOST,
+			      .src_port = src_port,
+			      .dst_port = dst_port,
+			      .type = VSOCK_TYPE_STREAM,
+			      .op = op,
+			      .buf_alloc = 65536};
+	uint8_t raw[VSOCK_HDR_SIZE];
+
+	vsock_hdr_encode(&h, raw);
+	post(1, raw, sizeof(raw), false);
+}
+
+/* Packets for connections that do not exist each owe the guest a RST; while 64 are owed
+ * (the guest takes none: no receive buffers) the transmit queue waits, and it is read again
+ * once the guest takes them: every packet is answered, none is lost or read twice. */
+static void test_rst_backlog(void **state)
+{
+	struct vsock_hdr h;
+	unsigned sent = 0, rsts = 0;
+
+	(void)state;
+	start(false);
+	for (unsigned round = 0; round < 6; round++) {
+		for (unsigned i = 0; i < QSIZE && (uint16_t)(avail_idx[1] - used_idx(1)) < QSIZE;
+		     i++, sent++)
+			tx(VSOCK_OP_CREDIT_UPDATE, 1000 + sent, 7);
+		fake_virtio_notify(vd, 1);
+		serve();
+	}
+	assert_int_equal(used_idx(1), 64); /* the ring of RSTs is full */
+	assert_true(sent > 64);
+	while (rsts < sent) {
+		unsigned before = rsts;
+
+		rx_buffers(QSIZE - (uint16_t)(avail_idx[0] - used_idx(0)));
+		serve();
+		while (rx_next(&h)) {
+			assert_int_equal(h.op, VSOCK_OP_RST);
+			assert_int_equal(h.dst_port, 1000 + rsts);
+			assert_int_equal(h.src_port, 7);
+			rsts++;
+		}
+		assert_true(rsts > before);
+	}
+	assert_int_equal(used_idx(1), sent);
+	assert_false(rx_next(&h));
+}
+
+/* The CONNECT line may come in pieces; a line too long, or one that is not CONNECT <port>,
+ * closes the client (without a REQUEST to the guest); data right after the line is kept for
+ * the connection. */
+static void test_connect_line_pieces(void **state)
+{
+	struct vsock_hdr h;
+	char c, ok[32];
+	int fd, bad, n;
+
+	(void)state;
+	start(false);
+	rx_buffers(8);
+	fd = host_connect("CONN");
+	serve();
+	assert_false(rx_next(&h));
+	assert_int_equal(send(fd, "ECT 77\nhi", 9, MSG_NOSIGNAL), 9);
+	bad = host_connect("CONNECT 000000000000000000000000077\n");
+	serve();
+	assert_true(recv(bad, &c, 1, 0) <= 0); /* closed with bytes unread: may be a reset */
+	close(bad);
+	bad = host_connect("CONNECT 77 \n");
+	serve();
+	assert_int_equal(recv(bad, &c, 1, 0), 0);
+	close(bad);
+	assert_true(rx_next(&h));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.dst_port, 77);
+	assert_false(rx_next(&h));
+	/* The guest accepts: the client hears OK and its "hi" reaches the guest. */
+	tx(VSOCK_OP_RESPONSE, 77, h.src_port);
+	fake_virtio_notify(vd, 1);
+	serve();
+	n = snprintf(ok, sizeof(ok), "OK %u\n", h.src_port);
+	{
+		char got[32] = "";
+
+		assert_int_equal(recv(fd, got, (size_t)n, MSG_WAITALL), n);
+		assert_memory_equal(got, ok, (size_t)n);
+	}
+	serve();
+	assert_true(rx_next(&h));
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.len, 2);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reset_on_vcpu_thread),
 		cmocka_unit_test(test_restore_resets_transport),
+		cmocka_unit_test(test_rst_backlog),
+		cmocka_unit_test(test_connect_line_pieces),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
