@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -374,6 +376,51 @@ static void test_connect_line_pieces(void **state)
 	close(fd);
 }
 
+/* The worker out of descriptors (its jail's RLIMIT_NOFILE): a host client waiting in the
+ * listener's backlog cannot be accepted, and the level-triggered listener must not keep the
+ * I/O thread busy for ever; once descriptors are free again it is accepted. */
+static void test_accept_without_descriptors(void **state)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct rlimit old, lim;
+	struct timespec nap = {0, 300 * 1000000L};
+	struct vsock_hdr h;
+	int clients[8], n = 0, probe;
+
+	(void)state;
+	start(false);
+	rx_buffers(4);
+	strcpy(sa.sun_path, sock_path);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(probe >= 0);
+	close(probe);
+	lim = old;
+	lim.rlim_cur = (rlim_t)probe + 3;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	while (n < 8) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+		if (fd < 0)
+			break;
+		assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		clients[n++] = fd;
+	}
+	assert_true(n > 0 && n < 8);
+	serve(); /* accept4 says EMFILE */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	nanosleep(&nap, NULL);
+	serve();
+	assert_int_equal(send(clients[0], "CONNECT 8\n", 10, MSG_NOSIGNAL), 10);
+	serve();
+	assert_true(rx_next(&h));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.dst_port, 8);
+	for (int i = 0; i < n; i++)
+		close(clients[i]);
+	serve();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_restore_resets_transport),
 		cmocka_unit_test(test_rst_backlog),
 		cmocka_unit_test(test_connect_line_pieces),
+		cmocka_unit_test(test_accept_without_descriptors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

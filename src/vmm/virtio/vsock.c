@@ -76,6 +76,7 @@ struct virtio_vsock {
 	char path[VMDEF_VSOCK_SOCKET_MAX + 1];
 	int listen_fd, timer_fd;
 	bool timer_armed;
+	bool listen_off; /* accept had no descriptor: the listener waits for the next tick */
 	bool rx_starved; /* the guest had no receive buffers: read no host socket */
 	bool tx_blocked; /* the RST ring was full: the transmit queue waits */
 	bool reset_owed; /* TRANSPORT_RESET to send on the event queue */
@@ -178,6 +179,7 @@ static void timer_update(struct virtio_vsock *v)
 	struct itimerspec its = {{0, VSOCK_TICK_MS * 1000000L}, {0, VSOCK_TICK_MS * 1000000L}};
 	bool want = false;
 
+	want = v->listen_off;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS && !want; i++)
 		want = v->conns[i].c.state != VSOCK_FREE && v->conns[i].c.deadline_ms;
 	if (want == v->timer_armed)
@@ -593,6 +595,18 @@ static void host_accept(struct virtio_vsock *v)
 		int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct vsock_host *h;
 
+		/* Out of descriptors (the jail's RLIMIT_NOFILE) or memory, the client stays in
+		 * the backlog and the level-triggered listener would wake the thread for ever:
+		 * it leaves the epoll set until the next tick of the timer. */
+		if (fd < 0 &&
+		    (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+			log_warn_ratelimited(&vsock_rl,
+					     "virtio-vsock: cannot accept a host client: %s",
+					     strerror(errno));
+			if (!virtio_dev_unwatch(v->vd, v->listen_fd))
+				v->listen_off = true;
+			return;
+		}
 		if (fd < 0)
 			return;
 		h = conn_slot(v);
@@ -653,6 +667,8 @@ static void timer_tick(struct virtio_vsock *v)
 
 	if (read(v->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		log_debug("virtio-vsock: timerfd read: %s", strerror(errno));
+	if (v->listen_off && !virtio_dev_watch(v->vd, v->listen_fd, EPOLLIN))
+		v->listen_off = false;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
 		struct vsock_host *h = &v->conns[i];
 
