@@ -375,10 +375,14 @@ static void vsock_tx(struct virtio_dev *vd)
 {
 	struct virtio_vsock *v = vd->priv;
 	struct vq *vq = &vd->q[VSOCK_TXQ].vq;
+	unsigned budget = VSOCK_PUMP_BUDGET;
 
+	/* A guest that keeps refilling the queue (with event index it need not even notify)
+	 * gets a budget per round, as the receive pump does: host clients, deadlines and host
+	 * data get their turn. */
 	v->tx_blocked = false;
 	do {
-		for (;;) {
+		for (; budget; budget--) {
 			if (v->nrst == VSOCK_MAX_RSTS) {
 				v->tx_blocked = true; /* the receive pump kicks us again */
 				break;
@@ -388,7 +392,9 @@ static void vsock_tx(struct virtio_dev *vd)
 			tx_packet(v);
 			vq_push(vq, v->chain.head, 0);
 		}
-	} while (!v->tx_blocked && virtio_queue_ready(vd, VSOCK_TXQ) && vq_rearm(vq));
+	} while (budget && !v->tx_blocked && virtio_queue_ready(vd, VSOCK_TXQ) && vq_rearm(vq));
+	if (!budget)
+		virtio_kick(vd, VSOCK_TXQ); /* more to read: after the other events */
 	virtio_queue_interrupt(vd, VSOCK_TXQ);
 	timer_update(v);
 	vsock_rx_pump(vd);
