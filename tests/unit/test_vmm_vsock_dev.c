@@ -170,10 +170,11 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
  * the device's reset. */
 static void *vcpu_reset(void *arg)
 {
-	(void)arg;
-	if (seccomp_install_vcpu())
-		return (void *)1;
-	fake_virtio_write(vd, FAKE_CC(device_status), 1, 0);
+	int *r = arg;
+
+	*r = seccomp_install_vcpu();
+	if (!*r)
+		fake_virtio_write(vd, FAKE_CC(device_status), 1, 0);
 	return NULL;
 }
 
@@ -185,8 +186,7 @@ static void test_reset_on_vcpu_thread(void **state)
 	struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO}, old;
 	struct vsock_hdr h;
 	pthread_t t;
-	void *ret;
-	int fd;
+	int fd, r = 0;
 
 	(void)state;
 	start(false);
@@ -200,10 +200,14 @@ static void test_reset_on_vcpu_thread(void **state)
 	sigemptyset(&sa.sa_mask);
 	assert_int_equal(sigaction(SIGSYS, &sa, &old), 0);
 	trapped_nr = -1;
-	assert_int_equal(pthread_create(&t, NULL, vcpu_reset, NULL), 0);
-	assert_int_equal(pthread_join(t, &ret), 0);
+	assert_int_equal(pthread_create(&t, NULL, vcpu_reset, &r), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
 	sigaction(SIGSYS, &old, NULL);
-	assert_null(ret);
+	if (r) {
+		close(fd);
+		print_message("no seccomp filter here (%s): skipped\n", strerror(-r));
+		skip();
+	}
 	if (trapped_nr >= 0)
 		fail_msg(
 			"the device reset made syscall %d on a vCPU thread (timerfd_settime is %d)",
