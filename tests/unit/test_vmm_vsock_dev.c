@@ -425,6 +425,56 @@ static void test_accept_without_descriptors(void **state)
 	serve();
 }
 
+/* Deadlines (VSOCK_HANDSHAKE_MS): a client that never sends its line, and one whose
+ * REQUEST the guest never takes (no receive buffers), are closed; so is one the guest never
+ * answers, and the guest is told RST. A device reset in between leaves the timer to the I/O
+ * thread, which still runs the deadlines after it. */
+static void test_handshake_deadlines(void **state)
+{
+	struct timespec nap = {VSOCK_HANDSHAKE_MS / 1000, 400 * 1000000L};
+	struct vsock_hdr h;
+	int silent, unanswered, untaken;
+	char c;
+
+	(void)state;
+	start(false);
+	silent = host_connect("");
+	unanswered = host_connect("CONNECT 5\n");
+	serve();
+	fake_virtio_write(vd, FAKE_CC(device_status), 1, 0); /* drops both */
+	serve();
+	assert_int_equal(recv(silent, &c, 1, 0), 0);
+	assert_int_equal(recv(unanswered, &c, 1, 0), 0);
+	close(silent);
+	close(unanswered);
+	start(false);
+	silent = host_connect("");
+	unanswered = host_connect("CONNECT 5\n");
+	serve();
+	rx_buffers(1);
+	serve();
+	assert_true(rx_next(&h));
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.dst_port, 5);
+	untaken = host_connect("CONNECT 6\n");
+	serve();
+	/* untaken's REQUEST waits for a buffer: none comes before the deadline */
+	nanosleep(&nap, NULL);
+	serve();
+	assert_int_equal(recv(silent, &c, 1, MSG_DONTWAIT), 0);
+	assert_int_equal(recv(untaken, &c, 1, MSG_DONTWAIT), 0);
+	assert_int_equal(recv(unanswered, &c, 1, MSG_DONTWAIT), 0);
+	rx_buffers(2);
+	serve();
+	assert_true(rx_next(&h)); /* the REQUEST that was sent is taken back */
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(h.dst_port, 5);
+	assert_false(rx_next(&h)); /* nothing for the one never sent */
+	close(silent);
+	close(untaken);
+	close(unanswered);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_rst_backlog),
 		cmocka_unit_test(test_connect_line_pieces),
 		cmocka_unit_test(test_accept_without_descriptors),
+		cmocka_unit_test(test_handshake_deadlines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
