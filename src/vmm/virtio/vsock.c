@@ -173,13 +173,13 @@ static void watch_all(struct virtio_vsock *v)
 			conn_watch(v, &v->conns[i]);
 }
 
-/* Arm the deadline timer while a connection has a deadline, disarm it when none has. */
+/* Arm the deadline timer while a connection has a deadline or the listener waits to be
+ * watched again, disarm it when neither. I/O thread only (drop_all). */
 static void timer_update(struct virtio_vsock *v)
 {
 	struct itimerspec its = {{0, VSOCK_TICK_MS * 1000000L}, {0, VSOCK_TICK_MS * 1000000L}};
-	bool want = false;
+	bool want = v->listen_off;
 
-	want = v->listen_off;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS && !want; i++)
 		want = v->conns[i].c.state != VSOCK_FREE && v->conns[i].c.deadline_ms;
 	if (want == v->timer_armed)
