@@ -67,6 +67,17 @@ static int vsock_to_json(const struct vm_def *def, json_object **out)
 	return 0;
 }
 
+/* A description that did not come through vsock_parse (keeld's store) gets the same bound. */
+static int vsock_check(const struct vm_def *def, char *err, size_t errlen)
+{
+	if (!def->vsock.present ||
+	    (def->vsock.cid >= VMDEF_VSOCK_CID_MIN && def->vsock.cid <= VMDEF_VSOCK_CID_MAX))
+		return 0;
+	error_set(err, errlen, "vsock.cid %u: the guest's context ID must be from %d to %u",
+		  def->vsock.cid, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX);
+	return -EINVAL;
+}
+
 static bool vsock_same(const struct vm_def *nd, unsigned i, const struct vm_def *old, unsigned j)
 {
 	return true;
@@ -96,6 +107,7 @@ const struct vmdef_device_kind vmdef_vsock_kind = {
 	.slot = vsock_slot,
 	.parse = vsock_parse,
 	.to_json = vsock_to_json,
+	.check = vsock_check,
 	.same = vsock_same,
 	.hw_equal = vsock_hw_equal,
 	.guest_equal = vsock_guest_equal,

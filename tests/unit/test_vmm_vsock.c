@@ -243,7 +243,7 @@ static void test_description(void **state)
 	json_object *o;
 
 	vmdef_init(&def);
-	o = json_tokener_parse("{\"vsock\": {\"cid\": 42}}");
+	o = json_tokener_parse("{\"kernel\": \"/k\", \"vsock\": {\"cid\": 42}}");
 	assert_int_equal(vmdef_apply_json(&def, o, VMDEF_JSON_REQUEST, err, sizeof(err)), 0);
 	json_object_put(o);
 	assert_true(def.vsock.present);
@@ -254,6 +254,13 @@ static void test_description(void **state)
 	json_object_put(o);
 	assert_non_null(strstr(err, "vsock.cid"));
 	assert_int_equal(def.vsock.cid, 42); /* unchanged */
+	/* A description that did not come through the parser (keeld's store, a row edited by
+	 * hand) is checked as well. */
+	assert_int_equal(vmdef_check(&def, err, sizeof(err)), 0);
+	def.vsock.cid = 2;
+	assert_int_equal(vmdef_check(&def, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "vsock.cid"));
+	def.vsock.cid = 42;
 	o = json_tokener_parse("{\"vsock\": {\"socket\": \"/x\"}}");
 	assert_int_equal(vmdef_apply_json(&def, o, VMDEF_JSON_REQUEST, err, sizeof(err)), -EINVAL);
 	json_object_put(o);

@@ -76,6 +76,7 @@ struct virtio_vsock {
 	char path[VMDEF_VSOCK_SOCKET_MAX + 1];
 	int listen_fd, timer_fd;
 	bool timer_armed;
+	bool listen_off; /* accept had no descriptor: the listener waits for the next tick */
 	bool rx_starved; /* the guest had no receive buffers: read no host socket */
 	bool tx_blocked; /* the RST ring was full: the transmit queue waits */
 	bool reset_owed; /* TRANSPORT_RESET to send on the event queue */
@@ -172,11 +173,12 @@ static void watch_all(struct virtio_vsock *v)
 			conn_watch(v, &v->conns[i]);
 }
 
-/* Arm the deadline timer while a connection has a deadline, disarm it when none has. */
+/* Arm the deadline timer while a connection has a deadline or the listener waits to be
+ * watched again, disarm it when neither. I/O thread only (drop_all). */
 static void timer_update(struct virtio_vsock *v)
 {
 	struct itimerspec its = {{0, VSOCK_TICK_MS * 1000000L}, {0, VSOCK_TICK_MS * 1000000L}};
-	bool want = false;
+	bool want = v->listen_off;
 
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS && !want; i++)
 		want = v->conns[i].c.state != VSOCK_FREE && v->conns[i].c.deadline_ms;
@@ -373,10 +375,14 @@ static void vsock_tx(struct virtio_dev *vd)
 {
 	struct virtio_vsock *v = vd->priv;
 	struct vq *vq = &vd->q[VSOCK_TXQ].vq;
+	unsigned budget = VSOCK_PUMP_BUDGET;
 
+	/* A guest that keeps refilling the queue (with event index it need not even notify)
+	 * gets a budget per round, as the receive pump does: host clients, deadlines and host
+	 * data get their turn. */
 	v->tx_blocked = false;
 	do {
-		for (;;) {
+		for (; budget; budget--) {
 			if (v->nrst == VSOCK_MAX_RSTS) {
 				v->tx_blocked = true; /* the receive pump kicks us again */
 				break;
@@ -386,7 +392,9 @@ static void vsock_tx(struct virtio_dev *vd)
 			tx_packet(v);
 			vq_push(vq, v->chain.head, 0);
 		}
-	} while (!v->tx_blocked && virtio_queue_ready(vd, VSOCK_TXQ) && vq_rearm(vq));
+	} while (budget && !v->tx_blocked && virtio_queue_ready(vd, VSOCK_TXQ) && vq_rearm(vq));
+	if (!budget)
+		virtio_kick(vd, VSOCK_TXQ); /* more to read: after the other events */
 	virtio_queue_interrupt(vd, VSOCK_TXQ);
 	timer_update(v);
 	vsock_rx_pump(vd);
@@ -549,20 +557,22 @@ static void vsock_event(struct virtio_dev *vd)
 	struct virtio_vsock *v = vd->priv;
 	struct vq *vq = &vd->q[VSOCK_EVQ].vq;
 
-	while (v->reset_owed && virtio_pop(vd, VSOCK_EVQ, &v->chain) > 0) {
-		uint8_t ev[4];
+	/* With event index, a buffer the driver posted before the rearm may have come without
+	 * a notification: look again when the rearm says one came. */
+	do {
+		while (v->reset_owed && virtio_pop(vd, VSOCK_EVQ, &v->chain) > 0) {
+			uint8_t ev[4];
 
-		if (v->chain.nin || v->chain.out_len < sizeof(ev)) {
-			vq_push(vq, v->chain.head, 0);
-			continue;
+			if (v->chain.nin || v->chain.out_len < sizeof(ev)) {
+				vq_push(vq, v->chain.head, 0);
+				continue;
+			}
+			le32_store(ev, VSOCK_EVENT_TRANSPORT_RESET);
+			vq_chain_write(&v->chain, 0, ev, sizeof(ev));
+			vq_push(vq, v->chain.head, sizeof(ev));
+			v->reset_owed = false;
 		}
-		le32_store(ev, VSOCK_EVENT_TRANSPORT_RESET);
-		vq_chain_write(&v->chain, 0, ev, sizeof(ev));
-		vq_push(vq, v->chain.head, sizeof(ev));
-		v->reset_owed = false;
-	}
-	if (v->reset_owed && virtio_queue_ready(vd, VSOCK_EVQ))
-		vq_rearm(vq);
+	} while (v->reset_owed && virtio_queue_ready(vd, VSOCK_EVQ) && vq_rearm(vq));
 	virtio_queue_interrupt(vd, VSOCK_EVQ);
 }
 
@@ -591,6 +601,18 @@ static void host_accept(struct virtio_vsock *v)
 		int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct vsock_host *h;
 
+		/* Out of descriptors (the jail's RLIMIT_NOFILE) or memory, the client stays in
+		 * the backlog and the level-triggered listener would wake the thread for ever:
+		 * it leaves the epoll set until the next tick of the timer. */
+		if (fd < 0 &&
+		    (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+			log_warn_ratelimited(&vsock_rl,
+					     "virtio-vsock: cannot accept a host client: %s",
+					     strerror(errno));
+			if (!virtio_dev_unwatch(v->vd, v->listen_fd))
+				v->listen_off = true;
+			return;
+		}
 		if (fd < 0)
 			return;
 		h = conn_slot(v);
@@ -651,6 +673,8 @@ static void timer_tick(struct virtio_vsock *v)
 
 	if (read(v->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		log_debug("virtio-vsock: timerfd read: %s", strerror(errno));
+	if (v->listen_off && !virtio_dev_watch(v->vd, v->listen_fd, EPOLLIN))
+		v->listen_off = false;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
 		struct vsock_host *h = &v->conns[i];
 
@@ -694,7 +718,9 @@ static void vsock_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 /* ---- lifecycle ---- */
 
 /* Every connection gone without a word to the guest (it is reset, or told by
- * TRANSPORT_RESET). */
+ * TRANSPORT_RESET). Also runs on a vCPU thread (the driver's reset), whose seccomp filter has
+ * no timer calls (one there ends the worker): the deadline timer is left as it is, and its
+ * next tick on the I/O thread disarms it. */
 static void drop_all(struct virtio_vsock *v)
 {
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
@@ -703,7 +729,6 @@ static void drop_all(struct virtio_vsock *v)
 	v->nrst = 0;
 	v->tx_blocked = false;
 	v->rx_starved = false;
-	timer_update(v);
 }
 
 static void vsock_reset(struct virtio_dev *vd)
