@@ -30,9 +30,11 @@
 #define VMDEF_NOTES_MAX	  4095
 #define VMDEF_DEFAULT_MEM (512ULL << 20)
 #define VMDEF_SERIAL_MAX  20 /* virtio-blk's device ID string */
-/* Every PCI device a VM can have: disks, NICs, the virtio-console and virtio-rng. keel-vmm
- * sizes its tables from this, so that a VM at every limit at once really starts. */
-#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 2)
+#define VMDEF_MAX_LUNS	  8  /* disks and DVD drives on the virtio-scsi controller */
+/* Every PCI device a VM can have: disks, NICs, the virtio-console, virtio-rng and the
+ * virtio-scsi controller. keel-vmm sizes its tables from this, so that a VM at every limit
+ * at once really starts. */
+#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 3)
 /* Guest-visible PCI slots on bus 0 that devices may take: 0 is the host bridge, 31 is kept
  * for the platform's LPC bridge (a Q35-compatible machine has it at 00:1f.0). */
 #define VMDEF_PCI_SLOT_MIN 1
@@ -78,6 +80,22 @@ struct vm_nic {
 	uint8_t pci_slot;
 };
 
+/* A logical unit on the virtio-scsi controller (its LUN is its index): a disk, or a DVD
+ * drive whose disk.path is the medium in it (NULL: empty), always read-only and raw. The
+ * disk's pci_slot is unused (the controller has the slot). */
+enum vm_lun_type { VM_LUN_DISK, VM_LUN_DVD };
+struct vm_lun {
+	enum vm_lun_type type;
+	struct vm_disk disk;
+};
+
+/* The virtio-scsi controller: present when it has a LUN (the "scsi" field). */
+struct vm_scsi {
+	uint8_t pci_slot;
+	struct vm_lun luns[VMDEF_MAX_LUNS];
+	unsigned nluns;
+};
+
 /* A device the VM has at most one of (virtio-console, virtio-rng). */
 struct vm_onedev {
 	bool present;
@@ -99,6 +117,7 @@ struct vm_def {
 	unsigned nnics;
 	struct vm_onedev console; /* virtio-console (the serial port is always there) */
 	struct vm_onedev rng;	  /* virtio-rng: present unless turned off */
+	struct vm_scsi scsi;	  /* virtio-scsi disks and DVD drives */
 	bool debug_exit;	  /* the test device on port 0xf4 (docs/keel-vmm.md) */
 	enum vm_start_action start_action;
 	enum vm_stop_action stop_action;

@@ -26,6 +26,7 @@ enum control_cmd {
 	CONTROL_SAVE,	 /* arguments: {"dir": PATH} */
 	CONTROL_RESTORE, /* arguments: {"dir": PATH, "paused": BOOL (optional)} */
 	CONTROL_DEVICES, /* each device's state, as the crash report gives it */
+	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null} (all optional) */
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
 #endif
@@ -39,6 +40,8 @@ struct control_request {
 	enum control_cmd cmd;
 	char dir[CONTROL_MAX_PATH]; /* save, restore */
 	bool paused;		    /* restore */
+	enum { CONTROL_DVD_LIST, CONTROL_DVD_INSERT, CONTROL_DVD_EJECT } dvd; /* dir: the ISO */
+	unsigned drive; /* dvd: which DVD drive (0: the first) */
 };
 
 /*
