@@ -71,17 +71,17 @@ static void chain_part(const struct vq_chain *c, bool writable, uint64_t skip, s
 	}
 }
 
-/* Write the response and hand the chain back (unless a reset came in between). Returns
- * whether the used ring changed. */
-static bool scsi_complete(struct virtio_scsi *s, struct vscsi_slot *sl)
+/* Write the response of the request in sl into its chain; returns the used length (0 for a
+ * chain without room for a response). */
+static uint32_t scsi_answer(struct vscsi_slot *sl)
 {
-	struct virtio_dev *vd = s->vd;
 	struct scsi_req *r = &sl->req;
 	uint8_t resp[VSCSI_RESP_HDR + VSCSI_SENSE_MAX] = {0};
 	uint32_t resp_len = VSCSI_RESP_HDR + sl->sense_size;
 	uint64_t resid = r->in.len ? r->in.len - r->in_done : r->out.len - r->out_done;
-	bool pushed = false;
 
+	if (sl->malformed)
+		return 0;
 	resp[11] = sl->response;
 	if (sl->response == VIRTIO_SCSI_S_OK && r->overrun) {
 		resp[11] = VIRTIO_SCSI_S_OVERRUN;
@@ -98,10 +98,19 @@ static bool scsi_complete(struct virtio_scsi *s, struct vscsi_slot *sl)
 		}
 	}
 	le32_store(resp + 4, resid > UINT32_MAX ? UINT32_MAX : (uint32_t)resid);
+	vq_chain_write(&sl->chain, 0, resp, resp_len);
+	return (uint32_t)(resp_len + (resp[11] == VIRTIO_SCSI_S_OK ? r->in_done : 0));
+}
+
+/* Answer the request and hand the chain back (unless a reset came in between). Returns
+ * whether the used ring changed. */
+static bool scsi_complete(struct virtio_scsi *s, struct vscsi_slot *sl)
+{
+	struct virtio_dev *vd = s->vd;
+	bool pushed = false;
+
 	if (sl->epoch == vd->epoch && vd->q[VSCSI_REQUEST_Q].vq.ready) {
-		vq_chain_write(&sl->chain, 0, resp, resp_len);
-		vq_push(&vd->q[VSCSI_REQUEST_Q].vq, sl->chain.head,
-			(uint32_t)(resp_len + (resp[11] == VIRTIO_SCSI_S_OK ? r->in_done : 0)));
+		vq_push(&vd->q[VSCSI_REQUEST_Q].vq, sl->chain.head, scsi_answer(sl));
 		pushed = true;
 	}
 	scsi_release_slot(s, sl);
@@ -115,9 +124,9 @@ static int scsi_io_call(void *arg)
 	return 0;
 }
 
-/* Check a request chain (virtio 1.2, 5.6.6.1) and execute its CDB. Returns whether the
- * used ring changed (a request answered at once). */
-static bool scsi_start(struct virtio_scsi *s, struct vscsi_slot *sl)
+/* Check a request chain (virtio 1.2, 5.6.6.1) and execute its CDB: SCSI_EXEC_IO when its
+ * read, write or flush is still to be run, else it is ready to be answered. */
+static enum scsi_exec_result scsi_begin(struct virtio_scsi *s, struct vscsi_slot *sl)
 {
 	const struct vq_chain *c = &sl->chain;
 	uint32_t hdr = VSCSI_CMD_HDR + s->cdb_size;
@@ -126,15 +135,15 @@ static bool scsi_start(struct virtio_scsi *s, struct vscsi_slot *sl)
 
 	sl->sense_size = s->sense_size;
 	sl->response = VIRTIO_SCSI_S_OK;
+	sl->malformed = false;
 	memset(&sl->req, 0, sizeof(sl->req));
 	if (c->in_len < hdr || c->out_len < VSCSI_RESP_HDR + sl->sense_size) {
 		log_warn_ratelimited(&scsi_rl,
 				     "virtio-scsi: request without a %u-byte header or a %u-byte "
 				     "response",
 				     hdr, VSCSI_RESP_HDR + sl->sense_size);
-		vq_push(&s->vd->q[VSCSI_REQUEST_Q].vq, c->head, 0);
-		scsi_release_slot(s, sl);
-		return true;
+		sl->malformed = true;
+		return SCSI_EXEC_DONE;
 	}
 	vq_chain_read(c, 0, lun, sizeof(lun));
 	sl->req.cdb_len = s->cdb_size < SCSI_CDB_MAX ? s->cdb_size : SCSI_CDB_MAX;
@@ -144,17 +153,34 @@ static bool scsi_start(struct virtio_scsi *s, struct vscsi_slot *sl)
 	n = virtio_scsi_lun(lun);
 	if (n < 0) {
 		sl->response = VIRTIO_SCSI_S_BAD_TARGET;
-		return scsi_complete(s, sl);
+		return SCSI_EXEC_DONE;
 	}
 	if (sl->req.in.len && sl->req.out.len) { /* VIRTIO_SCSI_F_INOUT is not offered */
 		sl->response = VIRTIO_SCSI_S_FAILURE;
-		return scsi_complete(s, sl);
+		return SCSI_EXEC_DONE;
 	}
-	if (scsi_exec(&s->t, (unsigned)n, &sl->req) == SCSI_EXEC_DONE)
+	return scsi_exec(&s->t, (unsigned)n, &sl->req);
+}
+
+/* Start the request just taken into sl: answered at once (returns whether the used ring
+ * changed), or its I/O submitted to the block backend. */
+static bool scsi_start(struct virtio_scsi *s, struct vscsi_slot *sl)
+{
+	if (scsi_begin(s, sl) == SCSI_EXEC_DONE)
 		return scsi_complete(s, sl);
 	sl->io = (struct blkio_req){.op = BLKIO_CALL, .call = scsi_io_call, .arg = sl, .tag = sl};
 	blkio_submit(s->io, 0, &sl->io);
 	return false;
+}
+
+uint32_t virtio_scsi_request(struct virtio_scsi *s, const struct vq_chain *c)
+{
+	static struct vscsi_slot sl; /* one caller at a time */
+
+	memcpy(&sl.chain, c, sizeof(*c));
+	if (scsi_begin(s, &sl) == SCSI_EXEC_IO)
+		scsi_io_run(&sl.req);
+	return scsi_answer(&sl);
 }
 
 /* Task management (5.6.6.2): nothing is queued inside the device that an abort could take
@@ -189,8 +215,7 @@ static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 	}
 }
 
-/* One control request; returns the bytes written into its writable part. */
-static uint32_t scsi_control(struct virtio_scsi *s, const struct vq_chain *c)
+uint32_t virtio_scsi_control(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t type[4], resp[5] = {0};
 
@@ -238,7 +263,7 @@ static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 			break;
 		}
 		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
-			scsi_control(s, &s->ctl_chain));
+			virtio_scsi_control(s, &s->ctl_chain));
 		pushed = true;
 	}
 	if (pushed)

@@ -22,6 +22,12 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, struct vir
 		       char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Requests of the device vd submitted to the block backend and not yet reaped. */
 unsigned virtio_scsi_inflight(struct virtio_dev *vd);
+/* Serve one validated chain of the request queue (reads and writes done at once, blocking),
+ * or of the control queue; returns the bytes written into it (the used length), 0 for a
+ * chain too malformed to answer. One caller at a time (the fuzz targets). */
+struct vq_chain;
+uint32_t virtio_scsi_request(struct virtio_scsi *s, const struct vq_chain *c);
+uint32_t virtio_scsi_control(struct virtio_scsi *s, const struct vq_chain *c);
 /* virtio-scsi's LUN field: the LUN, or -1 when it names another target than 0. */
 int virtio_scsi_lun(const uint8_t lun[8]);
 

@@ -60,6 +60,7 @@ struct vscsi_slot {
 	uint32_t epoch, sense_size;
 	uint16_t idx;
 	uint8_t response;
+	bool malformed; /* no room for a response: answered with 0 bytes */
 };
 
 struct virtio_scsi {
