@@ -299,7 +299,9 @@ static int add_lun(struct vm_def *def, enum vm_lun_type type, struct vm_disk *d,
 		l->disk.readonly = true;
 		l->disk.format = VM_DISK_RAW;
 	}
-	return l->disk.path ? set_path(&l->disk.path, l->disk.path, err, errlen) : 0;
+	return l->disk.path && l->disk.path[0] != '/'
+		       ? set_path(&l->disk.path, l->disk.path, err, errlen)
+		       : 0;
 }
 
 /* A disk's format is never guessed from its contents (the guest writes them): one the
