@@ -21,44 +21,36 @@ void scsi_fail(struct scsi_req *r, struct scsi_sense s)
 	r->in_done = 0;
 }
 
-size_t scsi_buf_write(const struct scsi_buf *b, uint64_t off, const void *src, size_t len)
+/* Copy len bytes between p and b's bytes from off on: into b (in) or out of it. */
+static size_t buf_copy(const struct scsi_buf *b, uint64_t off, uint8_t *p, size_t len, bool in)
 {
-	const uint8_t *p = src;
 	size_t done = 0;
 
 	for (unsigned i = 0; i < b->n && done < len; i++) {
 		size_t sl = b->iov[i].iov_len, take;
+		uint8_t *at;
 
 		if (off >= sl) {
 			off -= sl;
 			continue;
 		}
+		at = (uint8_t *)b->iov[i].iov_base + off;
 		take = sl - off < len - done ? sl - off : len - done;
-		memcpy((uint8_t *)b->iov[i].iov_base + off, p + done, take);
+		memcpy(in ? at : p + done, in ? p + done : at, take);
 		done += take;
 		off = 0;
 	}
 	return done;
 }
 
+size_t scsi_buf_write(const struct scsi_buf *b, uint64_t off, const void *src, size_t len)
+{
+	return buf_copy(b, off, (uint8_t *)src, len, true);
+}
+
 size_t scsi_buf_read(const struct scsi_buf *b, uint64_t off, void *dst, size_t len)
 {
-	uint8_t *p = dst;
-	size_t done = 0;
-
-	for (unsigned i = 0; i < b->n && done < len; i++) {
-		size_t sl = b->iov[i].iov_len, take;
-
-		if (off >= sl) {
-			off -= sl;
-			continue;
-		}
-		take = sl - off < len - done ? sl - off : len - done;
-		memcpy(p + done, (const uint8_t *)b->iov[i].iov_base + off, take);
-		done += take;
-		off = 0;
-	}
-	return done;
+	return buf_copy(b, off, dst, len, false);
 }
 
 void scsi_reply(struct scsi_req *r, const void *data, size_t len, uint64_t alloc)
