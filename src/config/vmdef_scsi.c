@@ -215,7 +215,9 @@ static bool str_eq(const char *a, const char *b)
 	return a == b || (a && b && !strcmp(a, b));
 }
 
-/* The medium in a DVD drive is not hardware: it changes while the VM runs. */
+/* Everything, the DVD's medium too: keel-vmm changes a medium while the VM runs (its control
+ * command "dvd"), but keeld does not pass such a change on to a running worker yet, so a
+ * description must not claim one. */
 static bool scsi_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j)
 {
 	if (a->scsi.nluns != b->scsi.nluns || a->scsi.pci_slot != b->scsi.pci_slot)
@@ -223,7 +225,8 @@ static bool scsi_hw_equal(const struct vm_def *a, unsigned i, const struct vm_de
 	for (unsigned k = 0; k < a->scsi.nluns; k++) {
 		const struct vm_lun *x = &a->scsi.luns[k], *y = &b->scsi.luns[k];
 
-		if (x->type != y->type)
+		if (x->type != y->type ||
+		    (x->type == VM_LUN_DVD && !str_eq(x->disk.path, y->disk.path)))
 			return false;
 		if (x->type == VM_LUN_DISK &&
 		    (!str_eq(x->disk.path, y->disk.path) || x->disk.format != y->disk.format ||

@@ -23,7 +23,8 @@ static const char config_usage[] =
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--control PATH] [--status-file PATH]\n"
-	"                [--restore DIR] [--paused] [--fd kernel|initrd|kvm|disk.I|net.I=N]...\n"
+	"                [--restore DIR] [--paused] [--fd "
+	"kernel|initrd|kvm|disk.I|net.I|lun.I=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
 	"Runs one virtual machine on KVM. The VM is described by a JSON document (--config,\n"
@@ -461,13 +462,19 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
 		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
 			slot = &cfg->net_fds[i];
+	} else if (eq && !strncmp(arg, "lun.", 4) && eq - arg <= 6) {
+		char idx[4] = {0};
+
+		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
+		if (!parse_uint(idx, 0, VMDEF_MAX_LUNS - 1, &i))
+			slot = &cfg->lun_fds[i];
 	}
 	if (!slot || parse_uint(eq + 1, 3, 65535, &n) || fcntl((int)n, F_GETFD) < 0) {
 		snprintf(err, errlen,
-			 "--fd %s: expected kernel=N, initrd=N, kvm=N, disk.I=N or net.I=N with N "
-			 "an open descriptor (3 or above) and I a disk's (0 to %d) or a network "
-			 "card's (0 to %d) index",
-			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1);
+			 "--fd %s: expected kernel=N, initrd=N, kvm=N, disk.I=N, net.I=N or "
+			 "lun.I=N with N an open descriptor (3 or above) and I a disk's (0 to %d), "
+			 "a network card's (0 to %d) or a SCSI LUN's (0 to %d) index",
+			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
 		return -EINVAL;
 	}
 	if (*slot >= 0) {
@@ -603,6 +610,8 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		cfg->disk_fds[d] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_NICS; d++)
 		cfg->net_fds[d] = -1;
+	for (unsigned d = 0; d < VMDEF_MAX_LUNS; d++)
+		cfg->lun_fds[d] = -1;
 	vmdef_init(&cfg->def);
 	optind = 0; /* full reset of getopt, so tests can call this repeatedly */
 	opterr = 0;
@@ -679,6 +688,15 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	if (!r)
 		r = fds_beyond(cfg->net_fds, cfg->def.nnics, VMDEF_MAX_NICS, "net", "network card",
 			       err, errlen);
+	if (!r)
+		r = fds_beyond(cfg->lun_fds, cfg->def.scsi.nluns, VMDEF_MAX_LUNS, "lun", "SCSI LUN",
+			       err, errlen);
+	for (unsigned i = 0; !r && i < cfg->def.scsi.nluns; i++) {
+		if (cfg->lun_fds[i] >= 0 && !cfg->def.scsi.luns[i].disk.path) {
+			snprintf(err, errlen, "--fd lun.%u: that DVD drive is empty", i);
+			r = -EINVAL;
+		}
+	}
 	if (r)
 		goto out;
 	for (unsigned i = 0; i < cfg->def.ndisks; i++)

@@ -37,6 +37,7 @@ struct machine {
 	const struct chardev_spec *console; /* the virtio-console's host side (--console) */
 	const int *disk_fds;		    /* each disk's passed descriptor (--fd disk.I), or -1 */
 	const int *net_fds; /* each card's tap, attached by keeld (--fd net.I), or -1 */
+	const int *lun_fds; /* each SCSI LUN's file (--fd lun.I), or -1 */
 };
 
 /* Why the VM stops running guest code. The first request wins. */

@@ -612,6 +612,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .mmio = &vm->mmio,
 				       .console = &cfg->console,
 				       .disk_fds = cfg->disk_fds,
+				       .lun_fds = cfg->lun_fds,
 				       .net_fds = cfg->net_fds};
 
 	r = vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel", &vm->kernel_fd, err, errlen);

@@ -411,6 +411,8 @@ def case_errors(e):
         ({"name": "x", "kernel": g, "automatic_start_action": "sometimes"}, None, "one of"),
         ({"name": "x", "kernel": g, "automatic_stop_action": "suspend"}, None, "one of"),
         ({"name": "x", "kernel": g, "notes": "a\u0000b"}, None, "NUL"),
+        ({"name": "x", "kernel": g, "scsi": {"luns": [{"type": "dvd", "path": None}]}}, None,
+         "keeld cannot store a SCSI controller"),
     ]
     for body, raw, msg in bad:
         e.api_err("POST", "/v1/vms", body, raw=raw, want=400, msg=msg)

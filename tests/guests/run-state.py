@@ -706,6 +706,16 @@ def scsi_media_case(keel_vmm, kernel):
             lines = [l for l in p.stderr.split("\n") if l.strip()]
             if p.returncode == 0 or len(lines) != 1 or want not in lines[0]:
                 raise Failure(f"keel-vmm --dvd {bad}: status {p.returncode}, {p.stderr!r}")
+        # A descriptor passed for an empty drive (keeld passes each LUN's file as lun.I).
+        fd = os.open(iso1, os.O_RDONLY)
+        try:
+            p = subprocess.run([keel_vmm, "--kernel", kernel, "--dvd", iso1, "--dvd", "none",
+                                "--fd", f"lun.1={fd}"], capture_output=True, text=True,
+                               timeout=30, stdin=subprocess.DEVNULL, pass_fds=(fd,))
+        finally:
+            os.close(fd)
+        if p.returncode == 0 or "--fd lun.1: that DVD drive is empty" not in p.stderr:
+            raise Failure(f"--fd lun.1 for an empty drive: {p.returncode} {p.stderr!r}")
         save_dir = os.path.join(tmp, "save")
         vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000", extra=base)
         vm2 = None

@@ -516,11 +516,11 @@ int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, struct virtio_s
 	return 0;
 }
 
-int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, struct virtio_dev **out,
-		       char *err, size_t errlen)
+int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int *fds,
+		       struct virtio_dev **out, char *err, size_t errlen)
 {
 	struct virtio_scsi *s;
-	int r = virtio_scsi_open(spec, NULL, &s, err, errlen);
+	int r = virtio_scsi_open(spec, fds, &s, err, errlen);
 
 	if (r)
 		return r;
@@ -554,7 +554,7 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, struct vir
 static int scsi_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_scsi_create(m, &m->def->scsi, &vd, err, errlen);
+	int r = virtio_scsi_create(m, &m->def->scsi, m->lun_fds, &vd, err, errlen);
 
 	return r ? r : virtio_dev_keep(m, vd);
 }
