@@ -15,9 +15,11 @@ dd if=/dev/urandom of=$DISK bs=1M count=16 2>/dev/null || fail "cannot create th
 disk_sum=$(sha256sum $DISK | cut -d' ' -f1)
 sums() { (cd "$DVD/$1" && sha256sum hello.txt data.bin); }
 
-ctl() { # ctl REQUEST: one control request that must succeed; CTL_OUT: the reply
+ctl() { # ctl REQUEST: one control request that must succeed; CTL_OUT: the reply (JSON's
+	# escaped slashes, "\/", as plain ones)
 	CTL_OUT=$(lab-vmmctl /tmp/vscsi.sock "$1" 2>&1) ||
 		fail "control request $1 failed: $CTL_OUT"
+	CTL_OUT=$(printf '%s' "$CTL_OUT" | sed 's|\\/|/|g')
 	echo "lab: <- $1: $CTL_OUT"
 }
 
