@@ -249,18 +249,6 @@ static void do_list(struct api_ctx *ctx, struct api_reply *out)
 	api_reply_json(out, 200, arr);
 }
 
-/* keel-vmm runs a virtio-scsi controller (--dvd, --disk bus=scsi, the description's "scsi"),
- * but keeld's store has no table for it yet (issue 11): refused, rather than dropped. */
-static int refuse_scsi(const struct vm_def *def, char *err, size_t errlen)
-{
-	if (!def->scsi.nluns)
-		return 0;
-	snprintf(err, errlen,
-		 "field 'scsi': keeld cannot store a SCSI controller (disks and DVD drives on "
-		 "virtio-scsi) yet; keel-vmm runs one by hand (--dvd, --disk ...,bus=scsi)");
-	return -EINVAL;
-}
-
 static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *out)
 {
 	struct vm_def def;
@@ -269,8 +257,6 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 
 	vmdef_init(&def);
 	ret = vmdef_apply_json(&def, req, VMDEF_JSON_REQUEST, err, sizeof(err));
-	if (!ret)
-		ret = refuse_scsi(&def, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&def, err, sizeof(err));
 	if (!ret)
@@ -317,8 +303,6 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		return;
 	}
 	ret = vmdef_apply_json(&nd, req, VMDEF_JSON_REQUEST, err, sizeof(err));
-	if (!ret)
-		ret = refuse_scsi(&nd, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&nd, err, sizeof(err));
 	if (!ret)
