@@ -115,8 +115,9 @@ struct machine_media_ops {
 	unsigned (*count)(void *opaque);
 	void (*get)(void *opaque, unsigned i, struct machine_medium *out);
 	/* Put the ISO image path (NULL: eject) into drive i: the guest sees a media change.
-	 * A path that is not an ISO image changes nothing. 0, or -errno with err set. */
-	int (*change)(void *opaque, unsigned i, const char *path, char *err, size_t errlen);
+	 * fd >= 0: the image is already open (taken over, also on failure), path names it. A
+	 * file that is not an ISO image changes nothing. 0, or -errno with err set. */
+	int (*change)(void *opaque, unsigned i, const char *path, int fd, char *err, size_t errlen);
 };
 int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
 	__attribute__((warn_unused_result));

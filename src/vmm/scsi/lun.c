@@ -32,7 +32,7 @@ static int open_iso(const char *path, int fd, struct disk **out, char *err, size
 		return r;
 	}
 	disk_error_reset();
-	r = disk_open_fd_as(fd, path, DISK_FORMAT_RAW, DISK_OPEN_RDONLY, out);
+	r = disk_open_fd_as(fd, path, DISK_FORMAT_RAW, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, out);
 	if (r)
 		snprintf(err, errlen, "DVD image %s: %s", path,
 			 disk_error()[0] ? disk_error() : strerror(-r));

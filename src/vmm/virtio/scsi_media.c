@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "vmm/state.h"
@@ -52,7 +53,8 @@ static void media_get(void *opaque, unsigned i, struct machine_medium *out)
 }
 
 /* The medium changes once no request is in flight (none reads the old one any more). */
-static int media_change(void *opaque, unsigned i, const char *path, char *err, size_t errlen)
+static int media_change(void *opaque, unsigned i, const char *path, int fd, char *err,
+			size_t errlen)
 {
 	struct virtio_scsi *s = opaque;
 	int l = dvd_lun(s, i), r;
@@ -60,6 +62,8 @@ static int media_change(void *opaque, unsigned i, const char *path, char *err, s
 	if (l < 0) {
 		snprintf(err, errlen, "the VM has %u DVD drive%s, no drive %u", media_count(s),
 			 media_count(s) == 1 ? "" : "s", i);
+		if (fd >= 0)
+			close(fd);
 		return -ENOENT;
 	}
 	if (virtio_lock_idle(s->vd)) {
@@ -67,9 +71,11 @@ static int media_change(void *opaque, unsigned i, const char *path, char *err, s
 			 "the SCSI controller stayed busy for %u ms; the medium was not changed "
 			 "(try again)",
 			 VIRTIO_IDLE_WAIT_MS);
+		if (fd >= 0)
+			close(fd);
 		return -EBUSY;
 	}
-	r = scsi_lun_change_medium(&s->t.lun[l], path, -1, err, errlen);
+	r = scsi_lun_change_medium(&s->t.lun[l], path, fd, err, errlen);
 	pthread_mutex_unlock(&s->vd->lock);
 	if (!r)
 		log_info("virtio-scsi lun %d: %s%s", l, path ? "medium " : "medium ejected",
