@@ -190,6 +190,10 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 
 /* The first hardware setting that differs (needs the VM off to change), or NULL. */
 const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b);
+/* Does b differ from a in the media of DVD drives and in no other hardware setting? Then
+ * the drives (bit i: the ith DVD drive, counting DVD drives only) whose medium differs,
+ * which a running worker changes (its control command "dvd"); else 0. */
+unsigned vmdef_media_change(const struct vm_def *a, const struct vm_def *b);
 /* Does a saved state's description (saved) differ from cur in what the guest saw: vCPUs,
  * memory, and each device at its PCI slot? When so, why says what in words. Host-side
  * wiring (disk files, taps, kernel files) may differ: a checkpoint moves disks onto

@@ -237,6 +237,29 @@ static bool scsi_hw_equal(const struct vm_def *a, unsigned i, const struct vm_de
 	return true;
 }
 
+unsigned vmdef_media_change(const struct vm_def *a, const struct vm_def *b)
+{
+	struct vm_def t = *b; /* b with a's media: read only, its allocations are b's */
+	unsigned mask = 0, drive = 0;
+
+	if (a->scsi.nluns != b->scsi.nluns)
+		return 0;
+	for (unsigned k = 0; k < a->scsi.nluns; k++) {
+		const struct vm_lun *x = &a->scsi.luns[k], *y = &b->scsi.luns[k];
+
+		if (x->type != y->type)
+			return 0;
+		if (x->type != VM_LUN_DVD)
+			continue;
+		if (!str_eq(x->disk.path, y->disk.path) && drive < 32) {
+			mask |= 1u << drive;
+			t.scsi.luns[k].disk.path = x->disk.path;
+		}
+		drive++;
+	}
+	return mask && !vmdef_hw_change(a, &t) ? mask : 0;
+}
+
 static bool scsi_guest_equal(const struct vm_def *saved, unsigned i, const struct vm_def *cur,
 			     unsigned j, char *why, size_t len)
 {

@@ -1927,7 +1927,8 @@ def case_scsi(e):
     """Issue 11 through keeld and keel: `keel vm create --dvd` gives the VM a virtio-scsi DVD
     drive (and an empty one), kept in the store across a keeld restart; `keel vm show` names
     the media; the jailed worker gets the image as a passed descriptor and runs; `keel vm set
-    --dvd` and `--eject` change the medium of a VM that is off and are refused while it runs;
+    --dvd` and `--eject` change the medium of the running VM (the image passed to the worker
+    with the request) and of a VM that is off, and a file that is no ISO image changes nothing;
     a file that is not an ISO image fails the start with that reason; a checkpoint refuses a
     VM with a SCSI disk."""
     e.start_keeld()
@@ -1951,14 +1952,26 @@ def case_scsi(e):
     wlog = e.keel("vm", "log", "s1")[0]
     check("virtio-scsi lun 0: dvd " + iso in wlog and "lun 1: dvd (no medium)" in wlog,
           "the worker log does not name the drives: %r" % wlog[-2000:])
-    _, err = e.keel("vm", "set", "s1", "--dvd", iso2, want=None)
-    check("scsi" in err and "off" in err, "keel vm set --dvd on a running VM: %r" % err)
-    e.keel("vm", "turn-off", "s1")
+    # While it runs: the jailed worker gets the new image as a descriptor (Set-VMDvdDrive).
     e.keel("vm", "set", "s1", "--dvd", iso2)
     check(e.vm("s1")["scsi"]["luns"][0]["path"] == iso2, "after set --dvd: %r" % e.vm("s1"))
+    wlog = e.keel("vm", "log", "s1")[0]
+    check("virtio-scsi lun 0: medium " + iso2 in wlog, "the worker did not change the medium: "
+          "%r" % wlog[-2000:])
+    _, err = e.keel("vm", "set", "s1", "--dvd", notiso, want=None)
+    check("is not an ISO 9660 or UDF image" in err and
+          e.vm("s1")["scsi"]["luns"][0]["path"] == iso2, "set --dvd with no ISO image: %r" % err)
+    _, err = e.keel("vm", "set", "s1", "--dvd", iso, "--cpus", "2", want=None)
+    check("needs VM 's1' to be off" in err, "set --dvd with --cpus while running: %r" % err)
     e.keel("vm", "set", "s1", "--eject")
     check(e.vm("s1")["scsi"]["luns"][0]["path"] is None and
           len(e.vm("s1")["scsi"]["luns"]) == 2, "after set --eject: %r" % e.vm("s1"))
+    check("virtio-scsi lun 0: medium ejected" in e.keel("vm", "log", "s1")[0],
+          "the worker did not eject the medium")
+    check(e.vm("s1")["state"] == "Running", "after the media changes: %r" % e.vm("s1"))
+    e.keel("vm", "turn-off", "s1")
+    e.keel("vm", "set", "s1", "--dvd", iso2)
+    check(e.vm("s1")["scsi"]["luns"][0]["path"] == iso2, "set --dvd, VM off: %r" % e.vm("s1"))
     e.keel("vm", "create", "s2", "--kernel", e.a.guest, "--memory", "32M")
     _, err = e.keel("vm", "set", "s2", "--dvd", iso, want=None)
     check("has no DVD drive" in err, "set --dvd without a drive: %r" % err)

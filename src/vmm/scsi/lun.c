@@ -39,8 +39,9 @@ static int open_iso(const char *path, int fd, struct disk **out, char *err, size
 	return r;
 }
 
-static void set_medium(struct scsi_lun *l, struct disk *d, const char *path)
+static void set_medium(struct scsi_lun *l, struct disk *d, const char *path, bool passed)
 {
+	l->passed = d && passed;
 	l->disk = d;
 	l->blocks = d ? disk_size(d) / l->block_size : 0;
 	snprintf(l->path, sizeof(l->path), "%s", d ? path : "");
@@ -82,7 +83,7 @@ int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, 
 			return r;
 		}
 	}
-	set_medium(l, d, spec->disk.path);
+	set_medium(l, d, spec->disk.path, fd >= 0);
 	if (i >= t->nluns)
 		t->nluns = i + 1;
 	return 0;
@@ -114,13 +115,19 @@ int scsi_lun_change_medium(struct scsi_lun *l, const char *path, int fd, char *e
 		return -EINVAL;
 	}
 	if (path) {
+		bool passed = fd >= 0;
+
 		r = open_iso(path, fd, &d, err, errlen);
 		if (r)
 			return r;
+		if (l->disk)
+			disk_close(l->disk);
+		set_medium(l, d, path, passed);
+	} else {
+		if (l->disk)
+			disk_close(l->disk);
+		set_medium(l, NULL, NULL, false);
 	}
-	if (l->disk)
-		disk_close(l->disk);
-	set_medium(l, d, path);
 	l->tray_open = false;
 	if (d) {
 		l->ua = SENSE_MEDIUM_CHANGED;

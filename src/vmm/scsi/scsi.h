@@ -101,6 +101,7 @@ struct scsi_lun {
 	struct disk *disk;
 	uint64_t blocks;
 	char path[SCSI_PATH_MAX]; /* the medium's file, "" when none */
+	bool passed;		  /* ... given as a descriptor (keeld's), not opened by name */
 	/* Unit state the guest sees (and a saved state keeps). */
 	struct scsi_sense ua; /* a unit attention not reported yet (key 0: none) */
 	bool prevent;	      /* PREVENT ALLOW MEDIUM REMOVAL: the guest locked the tray */

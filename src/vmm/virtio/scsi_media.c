@@ -126,8 +126,9 @@ static void lun_io(struct state_io *io, const struct scsi_lun *l, struct lun_sta
 	st->tray_open = state_bool(io, &st->tray_open);
 }
 
-/* A unit that must be as it was (a disk: the same size), or a DVD drive whose saved
- * medium can be opened again. */
+/* A unit that must be as it was (a disk: the same size), or a DVD drive whose saved medium
+ * can be opened again. A medium given as a descriptor (keeld's, from the VM's description)
+ * stays: the description is what the VM has now. */
 static void lun_check(struct state_io *io, unsigned i, const struct scsi_lun *l,
 		      const struct lun_state *st)
 {
@@ -146,7 +147,7 @@ static void lun_check(struct state_io *io, unsigned i, const struct scsi_lun *l,
 				   (unsigned long long)st->blocks, (unsigned long long)l->blocks);
 		return;
 	}
-	if (!st->path_len || !strcmp(st->path, l->path))
+	if (l->passed || !st->path_len || !strcmp(st->path, l->path))
 		return;
 	spec.disk.path = (char *)st->path;
 	if (scsi_lun_open(&probe, 0, &spec, -1, err, sizeof(err)))
@@ -160,18 +161,24 @@ static void lun_check(struct state_io *io, unsigned i, const struct scsi_lun *l,
 
 static void lun_apply(struct scsi_lun *l, unsigned i, const struct lun_state *st)
 {
+	bool other = l->type == VM_LUN_DVD && strcmp(st->path, l->path);
 	char err[256];
 
-	if (l->type == VM_LUN_DVD && strcmp(st->path, l->path)) {
-		if (scsi_lun_change_medium(l, st->path_len ? st->path : NULL, -1, err, sizeof(err)))
-			log_err("virtio-scsi lun %u: the saved medium is gone: %s; the drive is "
-				"empty",
-				i, err);
-	}
+	if (other && !l->passed &&
+	    scsi_lun_change_medium(l, st->path_len ? st->path : NULL, -1, err, sizeof(err)))
+		log_err("virtio-scsi lun %u: the saved medium is gone: %s; the drive is empty", i,
+			err);
 	l->ua = (struct scsi_sense){st->key, st->asc, st->ascq};
 	l->media_event = st->media_event;
 	l->prevent = st->prevent;
 	l->tray_open = st->tray_open;
+	if (other && l->passed) { /* the description's medium: new to the guest */
+		log_info("virtio-scsi lun %u: saved with %s, restored with %s", i,
+			 st->path_len ? st->path : "no medium", l->path);
+		l->ua = SENSE_MEDIUM_CHANGED;
+		l->media_event = MMC_EVENT_NEW_MEDIA;
+		l->tray_open = false;
+	}
 }
 
 static int scsi_state_fn(struct state_io *io, void *opaque)
