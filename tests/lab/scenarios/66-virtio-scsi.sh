@@ -4,7 +4,9 @@
 # reads the guest's bytes back; it mounts the ISO 9660 image in the drive (built by
 # tests/lab/lab.sh with xorriso) and reads its files with the right checksums. The host then
 # ejects the DVD over keel-vmm's control socket ("dvd"): the guest finds no medium; the host
-# inserts another image and the guest mounts it and reads its files.
+# inserts another image and the guest mounts it and reads its files. The VM is saved and
+# restored in a new keel-vmm started with the first image: it has the second, as at the save,
+# and the guest reads its files and the disk again.
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
 DVD=/lab/dvd
 for f in one.iso two.iso one/hello.txt one/data.bin two/hello.txt two/data.bin; do
@@ -15,16 +17,18 @@ dd if=/dev/urandom of=$DISK bs=1M count=16 2>/dev/null || fail "cannot create th
 disk_sum=$(sha256sum $DISK | cut -d' ' -f1)
 sums() { (cd "$DVD/$1" && sha256sum hello.txt data.bin); }
 
-ctl() { # ctl REQUEST: one control request that must succeed; CTL_OUT: the reply (JSON's
-	# escaped slashes, "\/", as plain ones)
-	CTL_OUT=$(lab-vmmctl /tmp/vscsi.sock "$1" 2>&1) ||
+SOCK=/tmp/vscsi.sock
+ctl() { # ctl REQUEST: one control request to $SOCK that must succeed; CTL_OUT: the reply
+	# (JSON's escaped slashes, "\/", as plain ones)
+	CTL_OUT=$(lab-vmmctl $SOCK "$1" 2>&1) ||
 		fail "control request $1 failed: $CTL_OUT"
 	CTL_OUT=$(printf '%s' "$CTL_OUT" | sed 's|\\/|/|g')
 	echo "lab: <- $1: $CTL_OUT"
 }
 
-dvd_files() { # dvd_files NAME: mount the DVD, read its files, which must be NAME's
-	vm_run a 'mkdir -p /cdrom && mount -t iso9660 -o ro /dev/sr0 /cdrom && cd /cdrom && sha256sum hello.txt data.bin; cd /; umount /cdrom' 120
+VM=a
+dvd_files() { # dvd_files NAME: mount VM $VM's DVD, read its files, which must be NAME's
+	vm_run $VM 'mkdir -p /cdrom && mount -t iso9660 -o ro /dev/sr0 /cdrom && cd /cdrom && sha256sum hello.txt data.bin; cd /; umount /cdrom' 120
 	[ "$VM_OUT" = "$(sums "$1")" ] || fail "the DVD ($1.iso) reads back as:
 $VM_OUT
 expected
@@ -69,7 +73,26 @@ case "$VM_OUT" in *"No medium"*) ;; *) fail "reading the ejected DVD: '$VM_OUT',
 echo "lab: after the host's eject the guest finds no medium: $VM_OUT"
 ctl '{"execute":"dvd","arguments":{"path":"/lab/dvd/two.iso"}}'
 dvd_files two
-vm_send a 'poweroff -f'
-vm_wait_exit a 60
+
+# Saved, and restored by a worker started with one.iso: two.iso is in the drive.
+rm -rf /tmp/vscsi-save
+ctl '{"execute":"save","arguments":{"dir":"/tmp/vscsi-save"}}'
+ctl '{"execute":"quit"}'
+vm_wait_exit a 30
+[ "$VM_STATUS" = 0 ] || fail "quit after the save: status $VM_STATUS"
+disk_sum=$(sha256sum $DISK | cut -d' ' -f1)
+vm_start b --memory 256M --disk path=$DISK,bus=scsi,serial=keel-scsi-1 --dvd $DVD/one.iso \
+	--control /tmp/vscsi-b.sock --restore /tmp/vscsi-save
+SOCK=/tmp/vscsi-b.sock VM=b
+vm_run b 'echo restored-shell-ok' 60
+printf '%s\n' "$VM_OUT" | grep -qx restored-shell-ok || fail "the restored guest's shell printed '$VM_OUT'"
+ctl '{"execute":"dvd"}'
+case "$CTL_OUT" in *'"medium":"/lab/dvd/two.iso"'*) ;; *) fail "the restored VM's drive: $CTL_OUT" ;; esac
+dvd_files two
+vm_run b 'dd if=/dev/sda bs=1M iflag=direct 2>/dev/null | sha256sum | cut -d" " -f1' 120
+[ "$VM_OUT" = "$disk_sum" ] || fail "after the restore the SCSI disk reads $VM_OUT, the file is $disk_sum"
+echo "lab: the restored VM has two.iso in its drive and reads it and its disk"
+vm_send b 'poweroff -f'
+vm_wait_exit b 60
 [ "$VM_STATUS" = 0 ] || fail "poweroff: status $VM_STATUS"
-rm -f $DISK
+rm -rf $DISK /tmp/vscsi-save
