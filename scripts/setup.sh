@@ -30,6 +30,8 @@ packages=(
 	liburing-dev
 	# the jailed worker's seccomp allow-lists (issue 10)
 	libseccomp-dev
+	# ISO 9660 images for the lab's DVD scenario (66-virtio-scsi)
+	xorriso
 )
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

@@ -30,9 +30,11 @@
 #define VMDEF_NOTES_MAX	  4095
 #define VMDEF_DEFAULT_MEM (512ULL << 20)
 #define VMDEF_SERIAL_MAX  20 /* virtio-blk's device ID string */
-/* Every PCI device a VM can have: disks, NICs, the virtio-console, virtio-rng and virtio-vsock.
- * keel-vmm sizes its tables from this, so that a VM at every limit at once really starts. */
-#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 3)
+#define VMDEF_MAX_LUNS	  8  /* disks and DVD drives on the virtio-scsi controller */
+/* Every PCI device a VM can have: disks, NICs, the virtio-console, virtio-rng, virtio-vsock
+ * and the virtio-scsi controller. keel-vmm sizes its tables from this, so that a VM at every
+ * limit at once really starts. */
+#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 4)
 /* virtio-vsock: the guest's context ID (0-2 are the hypervisor, local and host; -1 is "any"),
  * and the longest host socket path, so that PATH_<port> (port up to 10 digits) still fits a
  * sockaddr_un (108 bytes with its NUL). */
@@ -85,6 +87,22 @@ struct vm_nic {
 	uint8_t pci_slot;
 };
 
+/* A logical unit on the virtio-scsi controller (its LUN is its index): a disk, or a DVD
+ * drive whose disk.path is the medium in it (NULL: empty), always read-only and raw. The
+ * disk's pci_slot is unused (the controller has the slot). */
+enum vm_lun_type { VM_LUN_DISK, VM_LUN_DVD };
+struct vm_lun {
+	enum vm_lun_type type;
+	struct vm_disk disk;
+};
+
+/* The virtio-scsi controller: present when it has a LUN (the "scsi" field). */
+struct vm_scsi {
+	uint8_t pci_slot;
+	struct vm_lun luns[VMDEF_MAX_LUNS];
+	unsigned nluns;
+};
+
 /* A device the VM has at most one of (virtio-console, virtio-rng). */
 struct vm_onedev {
 	bool present;
@@ -114,6 +132,7 @@ struct vm_def {
 	struct vm_onedev console; /* virtio-console (the serial port is always there) */
 	struct vm_onedev rng;	  /* virtio-rng: present unless turned off */
 	struct vm_vsock vsock;	  /* virtio-vsock (docs/virtio.md) */
+	struct vm_scsi scsi;	  /* virtio-scsi disks and DVD drives */
 	bool debug_exit;	  /* the test device on port 0xf4 (docs/keel-vmm.md) */
 	enum vm_start_action start_action;
 	enum vm_stop_action stop_action;
@@ -186,6 +205,10 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 
 /* The first hardware setting that differs (needs the VM off to change), or NULL. */
 const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b);
+/* Does b differ from a in the media of DVD drives and in no other hardware setting? Then
+ * the drives (bit i: the ith DVD drive, counting DVD drives only) whose medium differs,
+ * which a running worker changes (its control command "dvd"); else 0. */
+unsigned vmdef_media_change(const struct vm_def *a, const struct vm_def *b);
 /* Does a saved state's description (saved) differ from cur in what the guest saw: vCPUs,
  * memory, and each device at its PCI slot? When so, why says what in words. Host-side
  * wiring (disk files, taps, kernel files) may differ: a checkpoint moves disks onto

@@ -302,6 +302,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	struct vm_def nd;
 	struct sup_status st;
 	const char *hw;
+	unsigned media;
 	char err[512] = "";
 	int ret;
 
@@ -322,6 +323,21 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	if (ret)
 		goto fail;
 	hw = vmdef_hw_change(def, &nd);
+	media = hw && !is_off(ctx, def->uuid, &st) ? vmdef_media_change(def, &nd) : 0;
+	/* A running VM's DVD media change in its worker, and then in the description. */
+	for (unsigned k = 0, drive = 0; media && k < nd.scsi.nluns; k++) {
+		if (nd.scsi.luns[k].type != VM_LUN_DVD)
+			continue;
+		if (media >> drive & 1) {
+			ret = sup_dvd(ctx->sup, def, drive, nd.scsi.luns[k].disk.path, err,
+				      sizeof(err));
+			if (ret)
+				goto fail;
+		}
+		drive++;
+	}
+	if (media)
+		hw = NULL;
 	if (hw && !is_off(ctx, def->uuid, &st)) {
 		snprintf(err, sizeof(err), "changing %s needs VM '%s' to be off (it is %s)", hw,
 			 def->name, vm_state_name(st.state));

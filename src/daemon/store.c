@@ -56,6 +56,20 @@ static const char schema[] =
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" cid INTEGER NOT NULL,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	/* virtio-scsi (store_scsi.c): the controller's slot, and its LUNs in order. */
+	"CREATE TABLE IF NOT EXISTS scsi("
+	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS scsi_luns("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" idx INTEGER NOT NULL,"
+	" type TEXT NOT NULL," /* disk or dvd */
+	" path TEXT,"	       /* NULL: an empty DVD drive */
+	" format TEXT NOT NULL DEFAULT 'raw',"
+	" cache TEXT NOT NULL DEFAULT 'none',"
+	" readonly INTEGER NOT NULL DEFAULT 0,"
+	" serial TEXT NOT NULL DEFAULT '',"
+	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS runtime("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" state TEXT NOT NULL,"
@@ -399,6 +413,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		}
 	}
 	ret = store_vsock_put(st, def);
+	ret = store_scsi_put(st, def);
 out:
 	if (ret == -EIO)
 		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
@@ -667,6 +682,7 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		nic->pci_slot = slot_from_col(d, 2);
 	}
 	ret = store_vsock_load(st, def);
+	ret = store_scsi_load(st, def);
 	if (ret)
 		goto out;
 	/* A VM stored before slots were recorded gets the layout it always had. A row that

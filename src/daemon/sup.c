@@ -22,6 +22,7 @@
 
 #include "daemon/biglock.h"
 #include "daemon/ctl.h"
+#include "daemon/pools.h"
 #include "daemon/events.h"
 #include "daemon/sup_internal.h"
 #include "lib/clock.h"
@@ -242,16 +243,21 @@ void sup_op_end(struct sup *sup, const char *uuid)
 
 /* A wait on a worker, without keeld's lock (biglock.h): the caller holds an operation on the
  * VM (or is the main loop probing it), so the VM's record is not changed meanwhile. */
-static int ctl_unlocked(const char *sock, const char *cmd, const char *args, int timeout_ms,
-			json_object **ret, char *err, size_t errlen)
+static int ctl_unlocked_fd(const char *sock, const char *cmd, const char *args, int pass_fd,
+			   int timeout_ms, json_object **ret, char *err, size_t errlen)
 {
 	int r;
 
 	keeld_unlock();
-	r = args ? ctl_execute_args(sock, cmd, args, timeout_ms, ret, err, errlen)
-		 : ctl_execute(sock, cmd, timeout_ms, ret, err, errlen);
+	r = ctl_execute_fd(sock, cmd, args, pass_fd, timeout_ms, ret, err, errlen);
 	keeld_lock();
 	return r;
+}
+
+static int ctl_unlocked(const char *sock, const char *cmd, const char *args, int timeout_ms,
+			json_object **ret, char *err, size_t errlen)
+{
+	return ctl_unlocked_fd(sock, cmd, args, -1, timeout_ms, ret, err, errlen);
 }
 
 void sup_destroy(struct sup *sup)
@@ -578,6 +584,45 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 		error_set(err, errlen, "VM '%s': keel-vmm refused %s: %s", vm->name, cmd, why);
 		return -EBUSY;
 	}
+	return ret;
+}
+
+int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const char *path, char *err,
+	    size_t errlen)
+{
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
+	json_object *a = json_object_new_object();
+	char ctl[PATH_MAX], why[300];
+	int fd = -1, ret = -ENOMEM;
+
+	if (!vm || !a)
+		goto out;
+	/* The image through the pools, as at start: the file checked is the file used. */
+	if (path) {
+		fd = pools_open(sup->cfg.store, "DVD image", path, O_RDONLY, true, err, errlen);
+		if (fd < 0) {
+			ret = fd;
+			goto out;
+		}
+	}
+	json_object_object_add(a, "drive", json_object_new_int((int)drive));
+	json_object_object_add(a, "path", path ? json_object_new_string(path) : NULL);
+	json_object_object_add(a, "fd", json_object_new_boolean(path != NULL));
+	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
+	if (!ret)
+		ret = ctl_unlocked_fd(ctl, "dvd", json_object_to_json_string(a), fd,
+				      SUP_PAUSE_TIMEOUT_MS, NULL, err, errlen);
+	if (ret == -EREMOTEIO) {
+		snprintf(why, sizeof(why), "%s", err);
+		error_set(err, errlen, "VM '%s': %s", vm->name, why);
+		ret = -EINVAL;
+	}
+	if (!ret)
+		sup_vm_log(sup, vm, "DVD drive %u: %s", drive, path ? path : "ejected");
+out:
+	if (fd >= 0)
+		close(fd);
+	json_object_put(a);
 	return ret;
 }
 

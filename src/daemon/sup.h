@@ -104,6 +104,10 @@ int sup_stop_how(struct sup *sup, const struct vm_def *def, bool force, unsigned
 		 char *err, size_t errlen) __attribute__((warn_unused_result));
 int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* Put the ISO image path (opened through the pools; NULL: eject) into the running VM's DVD
+ * drive drive (its worker's "dvd"): the guest sees a media change. */
+int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const char *path, char *err,
+	    size_t errlen) __attribute__((warn_unused_result));
 int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)

@@ -95,11 +95,11 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
  */
 #define WORKER_FD_FIRST 3
 #define WORKER_FD_BASE	64
-#define WORKER_FILES	(3 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS)
+#define WORKER_FILES	(3 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS)
 
 struct worker_files {
 	int fd[WORKER_FILES];
-	char name[WORKER_FILES][16]; /* kernel, initrd, kvm, disk.I, net.I */
+	char name[WORKER_FILES][16]; /* kernel, initrd, kvm, disk.I, net.I, lun.I */
 	unsigned n;
 };
 
@@ -198,6 +198,21 @@ static int worker_files_open(struct sup *sup, const struct vm_def *def, struct w
 		/* The worker still opens a VHDX's parents itself: they must be in pools too. */
 		if (!r && def->disks[i].format == VM_DISK_VHDX)
 			r = disk_policy_check_chain(sup->cfg.store, "disk", def->disks[i].path, err,
+						    errlen);
+	}
+	/* The SCSI LUNs' disks and DVD images (an empty drive has none). */
+	for (unsigned i = 0; !r && i < def->scsi.nluns; i++) {
+		const struct vm_lun *l = &def->scsi.luns[i];
+		char name[16];
+
+		if (!l->disk.path)
+			continue;
+		snprintf(name, sizeof(name), "lun.%u", i);
+		r = worker_file(sup, wf, name, l->type == VM_LUN_DVD ? "DVD image" : "disk",
+				l->disk.path, l->disk.readonly ? O_RDONLY : O_RDWR, true, err,
+				errlen);
+		if (!r && l->type == VM_LUN_DISK && l->disk.format == VM_DISK_VHDX)
+			r = disk_policy_check_chain(sup->cfg.store, "disk", l->disk.path, err,
 						    errlen);
 	}
 	if (!r)

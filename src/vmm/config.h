@@ -42,6 +42,7 @@ struct vm_config {
 	int disk_fds[VMDEF_MAX_DISKS];
 	int kvm_fd;		     /* --fd kvm=N: /dev/kvm, opened by keeld; -1: open it */
 	int net_fds[VMDEF_MAX_NICS]; /* --fd net.I=N: the Ith card's tap, attached by keeld */
+	int lun_fds[VMDEF_MAX_LUNS]; /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
 	/* --jail-user UID:GID and --jail-root DIR: once built, the worker confines itself to
 	 * DIR as UID:GID (jail.c, docs/security.md). */
 	bool jail;
@@ -58,8 +59,9 @@ struct vm_config {
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void config_free(struct vm_config *cfg);
-/* One --disk or --net value, into a fresh d or n; -EINVAL with a one-line reason in err. */
-int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen)
+/* One --disk or --net value, into a fresh d or n; -EINVAL with a one-line reason in err.
+ * *scsi: the disk goes on the SCSI controller (bus=scsi). */
+int config_parse_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -157,6 +157,17 @@ int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaq
 	return 0;
 }
 
+int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	if (vm->media_ops)
+		return -EEXIST;
+	vm->media_ops = ops;
+	vm->media_opaque = opaque;
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {
@@ -601,6 +612,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .mmio = &vm->mmio,
 				       .console = &cfg->console,
 				       .disk_fds = cfg->disk_fds,
+				       .lun_fds = cfg->lun_fds,
 				       .net_fds = cfg->net_fds,
 				       .vsock_socket = cfg->vsock_socket};
 

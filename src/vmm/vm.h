@@ -81,6 +81,8 @@ struct vm {
 	unsigned nteardown;
 	machine_button_fn power_button_fn;
 	void *power_button_opaque;
+	const struct machine_media_ops *media_ops; /* the DVD drives (machine_set_media) */
+	void *media_opaque;
 	bool devices_paused;
 
 	struct chardev *serial_out; /* COM1's host side */

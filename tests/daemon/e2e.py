@@ -414,6 +414,10 @@ def case_errors(e):
         ({"name": "x", "kernel": g, "automatic_start_action": "sometimes"}, None, "one of"),
         ({"name": "x", "kernel": g, "automatic_stop_action": "suspend"}, None, "one of"),
         ({"name": "x", "kernel": g, "notes": "a\u0000b"}, None, "NUL"),
+        ({"name": "x", "kernel": g, "scsi": {"luns": [{"type": "dvd", "path": g}] * 2}}, None,
+         "is on SCSI LUNs 0 and 1"),
+        ({"name": "x", "kernel": g, "scsi": {"luns": [{"type": "dvd", "path": "/no.iso"}]}},
+         None, "No such file"),
     ]
     for body, raw, msg in bad:
         e.api_err("POST", "/v1/vms", body, raw=raw, want=400, msg=msg)
@@ -2129,6 +2133,74 @@ def case_vsock(e):
     no_guest("after a resume")
     e.keel("vm", "turn-off", "v1")
     e.wait_state("v1", "Off")
+def make_iso(path, blocks=40):
+    """A file a DVD drive takes: an ISO 9660 volume descriptor at sector 16."""
+    with open(path, "wb") as f:
+        for i in range(blocks):
+            f.write(b"\x01CD001" + bytes(2042) if i == 16 else bytes(2048))
+
+
+def case_scsi(e):
+    """Issue 11 through keeld and keel: `keel vm create --dvd` gives the VM a virtio-scsi DVD
+    drive (and an empty one), kept in the store across a keeld restart; `keel vm show` names
+    the media; the jailed worker gets the image as a passed descriptor and runs; `keel vm set
+    --dvd` and `--eject` change the medium of the running VM (the image passed to the worker
+    with the request) and of a VM that is off, and a file that is no ISO image changes nothing;
+    a file that is not an ISO image fails the start with that reason; a checkpoint refuses a
+    VM with a SCSI disk."""
+    e.start_keeld()
+    iso, iso2, notiso = (os.path.join(e.dir, n) for n in ("d.iso", "e.iso", "n.iso"))
+    make_iso(iso)
+    make_iso(iso2, 50)
+    with open(notiso, "wb") as f:
+        f.write(bytes(100000))
+    e.keel("vm", "create", "s1", "--kernel", e.a.guest, "--memory", "32M", "--dvd", iso,
+           "--dvd", "none")
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    out, _ = e.keel("vm", "show", "s1")
+    check(re.search(r"^SCSI LUN 0:\s+DVD drive, %s$" % re.escape(iso), out, re.M) and
+          re.search(r"^SCSI LUN 1:\s+DVD drive, no medium$", out, re.M), "show: %r" % out)
+    vm = e.start("s1")
+    e.console_until("s1", "ready for input")
+    fds = [os.readlink("/proc/%d/fd/%s" % (vm["pid"], n))
+           for n in os.listdir("/proc/%d/fd" % vm["pid"])]
+    check(any(f.endswith("d.iso") for f in fds), "the worker does not hold the image: %r" % fds)
+    wlog = e.keel("vm", "log", "s1")[0]
+    check("virtio-scsi lun 0: dvd " + iso in wlog and "lun 1: dvd (no medium)" in wlog,
+          "the worker log does not name the drives: %r" % wlog[-2000:])
+    # While it runs: the jailed worker gets the new image as a descriptor (Set-VMDvdDrive).
+    e.keel("vm", "set", "s1", "--dvd", iso2)
+    check(e.vm("s1")["scsi"]["luns"][0]["path"] == iso2, "after set --dvd: %r" % e.vm("s1"))
+    wlog = e.keel("vm", "log", "s1")[0]
+    check("virtio-scsi lun 0: medium " + iso2 in wlog, "the worker did not change the medium: "
+          "%r" % wlog[-2000:])
+    _, err = e.keel("vm", "set", "s1", "--dvd", notiso, want=None)
+    check("is not an ISO 9660 or UDF image" in err and
+          e.vm("s1")["scsi"]["luns"][0]["path"] == iso2, "set --dvd with no ISO image: %r" % err)
+    _, err = e.keel("vm", "set", "s1", "--dvd", iso, "--cpus", "2", want=None)
+    check("needs VM 's1' to be off" in err, "set --dvd with --cpus while running: %r" % err)
+    e.keel("vm", "set", "s1", "--eject")
+    check(e.vm("s1")["scsi"]["luns"][0]["path"] is None and
+          len(e.vm("s1")["scsi"]["luns"]) == 2, "after set --eject: %r" % e.vm("s1"))
+    check("virtio-scsi lun 0: medium ejected" in e.keel("vm", "log", "s1")[0],
+          "the worker did not eject the medium")
+    check(e.vm("s1")["state"] == "Running", "after the media changes: %r" % e.vm("s1"))
+    e.keel("vm", "turn-off", "s1")
+    e.keel("vm", "set", "s1", "--dvd", iso2)
+    check(e.vm("s1")["scsi"]["luns"][0]["path"] == iso2, "set --dvd, VM off: %r" % e.vm("s1"))
+    e.keel("vm", "create", "s2", "--kernel", e.a.guest, "--memory", "32M")
+    _, err = e.keel("vm", "set", "s2", "--dvd", iso, want=None)
+    check("has no DVD drive" in err, "set --dvd without a drive: %r" % err)
+    e.keel("vm", "create", "s3", "--kernel", e.a.guest, "--memory", "32M", "--dvd", notiso)
+    _, err = e.keel("vm", "start", "s3", want=None)
+    check("is not an ISO 9660 or UDF image" in err and e.vm("s3")["state"] == "Off",
+          "start with a file that is no ISO image: %r / %r" % (err, e.vm("s3")))
+    disk = os.path.join(e.dir, "s4.vhdx")
+    e.keel("disk", "create", disk, "--size", "16M")
+    e.create("s4", scsi={"luns": [{"type": "disk", "path": disk}]})
+    _, err = e.keel("checkpoint", "create", "s4", want=None)
+    check("disk on its SCSI controller" in err, "checkpoint of a SCSI disk: %r" % err)
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}

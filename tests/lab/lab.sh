@@ -224,6 +224,8 @@ lab_build() {
 	_lab_copy_program "$qemu" "$root" /usr/bin/qemu-system-x86_64
 	# e2fsck, to check file systems guests wrote (package e2fsprogs).
 	_lab_copy_program "$LAB_E2FSCK" "$root" /sbin/e2fsck
+	# Two small ISO 9660 images (xorriso) with their files, for the DVD of 66-virtio-scsi.
+	_lab_dvds "$root/lab/dvd"
 	for f in "${fw[@]}"; do
 		install -D -m 0644 "$(readlink -f "$f")" "$root/usr/share/qemu/${f##*/}"
 	done
@@ -254,6 +256,21 @@ lab_build() {
 	rm -rf "$root"
 	echo "$fp" >"$out.fp"
 	echo "lab: built $out ($(du -h "$out" | cut -f1))${keel:+ with keel-vmm}"
+}
+
+# _lab_dvds DIR: DIR/one.iso and DIR/two.iso, each an ISO 9660 image (Rock Ridge, volume ID
+# KEEL_ONE, KEEL_TWO) of DIR/one and DIR/two: a text file and 3 MiB of fixed bytes whose
+# checksums the scenario compares with what the guest reads from the mounted DVD.
+_lab_dvds() {
+	local dir=$1 n
+	command -v xorriso >/dev/null || lab_die "xorriso is not installed; run scripts/setup.sh"
+	for n in one two; do
+		mkdir -p "$dir/$n"
+		echo "keel DVD $n" >"$dir/$n/hello.txt"
+		seq -f "$n %08g" 1 200000 | head -c 3145728 >"$dir/$n/data.bin"
+		xorriso -as mkisofs -quiet -R -V "KEEL_${n^^}" -o "$dir/$n.iso" "$dir/$n" ||
+			lab_die "xorriso could not make $dir/$n.iso"
+	done
 }
 
 # lab_boot MODE TIMEOUT [KEY=VALUE ...]: boot the lab with /init in MODE, stdio on its console.

@@ -119,6 +119,11 @@ int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque
 	return 0;
 }
 
+int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
+{
+	return 0;
+}
+
 int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
 {
 	if (fake.button)

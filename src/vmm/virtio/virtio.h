@@ -38,6 +38,7 @@ struct machine;
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG	  4
 #define VIRTIO_ID_VSOCK	  19
+#define VIRTIO_ID_SCSI	  8
 
 /* Feature bits common to every device. */
 #define VIRTIO_F_INDIRECT_DESC 28
