@@ -270,18 +270,11 @@ static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t er
 	const struct vm_def *def = &vm->cfg->def;
 	struct boot_input in = {.cmdline = def->cmdline ? def->cmdline : "",
 				.initrd_path = def->initrd};
-	struct acpi_info info;
+	static struct acpi_info info;
+	struct acpi_pci pci;
 	int r;
 
-	struct acpi_pci pci = {
-		.ecam = LAYOUT_PCI_ECAM,
-		.ecam_size = LAYOUT_PCI_ECAM_SIZE,
-		.mmio32 = LAYOUT_PCI_MMIO32,
-		.mmio32_size = LAYOUT_PCI_MMIO32_SIZE,
-		.mmio64 = pci_window64_base(vm->cfg->def.memory),
-		.mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
-	};
-
+	acpi_pci_layout(&pci, vm->cfg->def.memory);
 	r = acpi_build_with_pci(acpi, LAYOUT_ACPI, vm->cfg->def.cpus, vm->pci ? &pci : NULL, &info);
 	if (!r)
 		r = mem_write(&vm->mem, LAYOUT_ACPI, acpi, info.size);

@@ -23,6 +23,7 @@
 #include "vmm/device.h"
 #include "vmm/loop.h"
 #include "vmm/machine.h"
+#include "vmm/mem.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/layout.h"
 
@@ -144,6 +145,7 @@ int machine_block_save(struct machine *m, const char *reason)
 
 static struct vm_def def = {.cpus = 1, .memory = 64 << 20};
 static struct bus pio, mmio;
+static struct guest_mem mem; /* no RAM: fw_cfg's DMA finds none */
 static struct machine machine;
 static struct chardev *serial_out; /* COM1 with no host side ("off") */
 
@@ -159,8 +161,12 @@ static int setup(void **state)
 	bus_init(&mmio, "mmio");
 	if (loop_create(&loop) || chardev_open(&off, loop, &serial_out, err, sizeof(err)))
 		return -1;
-	machine = (struct machine){
-		.def = &def, .pio = &pio, .mmio = &mmio, .loop = loop, .serial_out = serial_out};
+	machine = (struct machine){.def = &def,
+				   .mem = &mem,
+				   .pio = &pio,
+				   .mmio = &mmio,
+				   .loop = loop,
+				   .serial_out = serial_out};
 	def.debug_exit = true;
 	if (devices_create(&machine, DEVICE_BUS_PLATFORM, err, sizeof(err))) {
 		fprintf(stderr, "platform devices: %s\n", err);

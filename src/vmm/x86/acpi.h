@@ -15,10 +15,32 @@
 /* SLP_TYP for S5 in the DSDT's \_S5 package, as written to PM1a_CNT on power-off. */
 #define ACPI_S5_SLP_TYP 5
 
-struct acpi_info {
-	uint64_t rsdp; /* guest-physical address of the RSDP */
-	size_t size;   /* bytes used in the buffer */
+/* Where the tables refer to each other and carry checksums, for firmware that places them
+ * itself (acpi_loader.c): a pointer field holds base + the target's offset in the buffer. */
+#define ACPI_MAX_POINTERS  16
+#define ACPI_MAX_CHECKSUMS 12
+
+struct acpi_pointer {
+	uint32_t offset; /* of the field in the buffer */
+	uint8_t size;	 /* 4 or 8 bytes */
 };
+
+struct acpi_sum {
+	uint32_t offset; /* of the checksum byte */
+	uint32_t start, length;
+};
+
+struct acpi_info {
+	uint64_t rsdp; /* guest-physical address of the RSDP (the buffer's first bytes) */
+	size_t size;   /* bytes used in the buffer */
+	unsigned npointers, nsums;
+	struct acpi_pointer pointers[ACPI_MAX_POINTERS]; /* targets before their referrers */
+	struct acpi_sum sums[ACPI_MAX_CHECKSUMS];	 /* in the order they must be computed */
+};
+
+/* The RSDP's size (ACPI 2.0+) and its offset in the buffer. */
+#define ACPI_RSDP_SIZE	 36
+#define ACPI_RSDP_OFFSET 0
 
 /* Build every table into buf (ACPI_MAX_SIZE bytes) for guest address base. */
 int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *info)

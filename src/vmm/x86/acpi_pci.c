@@ -4,7 +4,20 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "vmm/pci.h"
 #include "vmm/x86/layout.h"
+
+void acpi_pci_layout(struct acpi_pci *pci, uint64_t ram_size)
+{
+	*pci = (struct acpi_pci){
+		.ecam = LAYOUT_PCI_ECAM,
+		.ecam_size = LAYOUT_PCI_ECAM_SIZE,
+		.mmio32 = LAYOUT_PCI_MMIO32,
+		.mmio32_size = LAYOUT_PCI_MMIO32_SIZE,
+		.mmio64 = pci_window64_base(ram_size),
+		.mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
+	};
+}
 
 /* An AML byte stream under construction; overflow makes the result length 0. */
 struct aml {

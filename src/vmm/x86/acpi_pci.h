@@ -19,6 +19,9 @@ struct acpi_pci {
 
 #define ACPI_MCFG_SIZE 60
 
+/* keel's host bridge for a VM of ram_size bytes (layout.h, pci_window64_base()). */
+void acpi_pci_layout(struct acpi_pci *pci, uint64_t ram_size);
+
 /* DSDT AML for the host bridge into buf; returns its length, 0 if cap is too small. */
 size_t acpi_pci_aml(uint8_t *buf, size_t cap, const struct acpi_pci *pci);
 /* The body of the MCFG table after its 36-byte header (ACPI_MCFG_SIZE - 36 bytes). */

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmm/x86/fw_cfg_content.h"
+
+#include <string.h>
+
+#include "lib/le.h"
+#include "lib/uuid.h"
+#include "vmm/machine.h"
+#include "vmm/x86/acpi_loader.h"
+#include "vmm/x86/acpi_pci.h"
+#include "vmm/x86/bootorder.h"
+#include "vmm/x86/e820.h"
+#include "vmm/x86/fw_cfg.h"
+#include "vmm/x86/layout.h"
+
+void fw_cfg_uuid_bytes(const char *text, uint8_t out[16])
+{
+	struct uuid u;
+
+	memset(out, 0, 16);
+	if (!text[0] || uuid_parse(text, &u))
+		return;
+	/* lib/uuid.h keeps Microsoft's layout: the first three fields little-endian. */
+	for (unsigned i = 0; i < 4; i++)
+		out[i] = u.b[3 - i];
+	out[4] = u.b[5];
+	out[5] = u.b[4];
+	out[6] = u.b[7];
+	out[7] = u.b[6];
+	memcpy(out + 8, u.b + 8, 8);
+}
+
+static int add_le(struct fw_cfg *f, uint16_t key, uint64_t v, unsigned len)
+{
+	uint8_t b[8];
+
+	le_store(b, v, len);
+	return fw_cfg_add_item(f, key, b, len);
+}
+
+static int add_file_le(struct fw_cfg *f, const char *name, uint64_t v, unsigned len)
+{
+	uint8_t b[8];
+
+	le_store(b, v, len);
+	return fw_cfg_add_file(f, name, b, len);
+}
+
+static int add_e820(struct fw_cfg *f, const struct machine *m)
+{
+	struct e820_entry map[E820_MAX];
+	unsigned n = e820_build_firmware(m->mem, map);
+	uint8_t buf[E820_MAX * 20];
+
+	/* Packed little-endian {u64 address, u64 length, u32 type}, as QEMU's. */
+	for (unsigned i = 0; i < n; i++) {
+		le64_store(buf + i * 20, map[i].addr);
+		le64_store(buf + i * 20 + 8, map[i].size);
+		le32_store(buf + i * 20 + 16, map[i].type);
+	}
+	return fw_cfg_add_file(f, "etc/e820", buf, n * 20);
+}
+
+static int add_acpi(struct fw_cfg *f, const struct machine *m)
+{
+	static struct acpi_loader l; /* large; set-up runs on one thread */
+	struct acpi_pci pci;
+	int r;
+
+	acpi_pci_layout(&pci, m->def->memory);
+	r = acpi_loader_build(&l, m->def->cpus, &pci);
+	r = r ?: fw_cfg_add_file(f, ACPI_LOADER_TABLES, l.tables, (uint32_t)l.tables_len);
+	r = r ?: fw_cfg_add_file(f, ACPI_LOADER_RSDP, l.rsdp, sizeof(l.rsdp));
+	r = r ?: fw_cfg_add_file(f, ACPI_LOADER_SCRIPT, l.script, (uint32_t)l.script_len);
+	return r;
+}
+
+static int add_bootorder(struct fw_cfg *f, const struct machine *m)
+{
+	char buf[BOOTORDER_MAX];
+	int n = bootorder_build(m->def, buf, sizeof(buf));
+
+	if (n <= 0)
+		return n;
+	return fw_cfg_add_file(f, "bootorder", buf, (uint32_t)n);
+}
+
+int fw_cfg_content_add(struct fw_cfg *f, const struct machine *m)
+{
+	uint8_t uuid[16];
+	int r;
+
+	fw_cfg_uuid_bytes(m->def->uuid, uuid);
+	r = fw_cfg_add_item(f, FW_CFG_UUID, uuid, sizeof(uuid));
+	r = r ?: add_le(f, FW_CFG_RAM_SIZE, m->def->memory, 8);
+	r = r ?: add_le(f, FW_CFG_NB_CPUS, m->def->cpus, 2);
+	r = r ?: add_le(f, FW_CFG_MAX_CPUS, m->def->cpus, 2);
+	r = r ?: add_e820(f, m);
+	r = r ?: add_acpi(f, m);
+	r = r ?: add_bootorder(f, m);
+	r = r ?: add_file_le(f, "etc/boot-menu-wait", FW_CFG_BOOT_MENU_WAIT_MS, 2);
+	r = r ?: add_file_le(f, "etc/sercon-port", PORT_COM1, 2);
+	return r;
+}
