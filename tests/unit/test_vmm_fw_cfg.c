@@ -17,6 +17,9 @@
 #include <cmocka.h>
 
 #include "lib/le.h"
+#include "vmm/bus.h"
+#include "vmm/dev/pm.h"
+#include "vmm/pci.h"
 #include "vmm/machine.h"
 #include "vmm/mem.h"
 #include "vmm/x86/acpi.h"
@@ -33,12 +36,19 @@
 
 static struct vm_def def = {.cpus = 3, .memory = 64 << 20, .uuid = UUID_TEXT};
 static struct guest_mem mem;
+static struct bus pio, mmio;
+static struct machine m = {.def = &def, .mem = &mem, .pio = &pio, .mmio = &mmio};
 static struct fw_cfg *f;
+static const struct bus_ops no_ops;
 
 static int setup(void **state)
 {
-	struct machine m = {.def = &def, .mem = &mem};
-
+	/* The chipset's movable ranges the ACPI tables follow (dev/pm.h, pci.h). */
+	bus_init(&pio, "pio");
+	bus_init(&mmio, "mmio");
+	if (bus_register_movable(&pio, PM_BLOCK_SIZE, &no_ops, NULL, PM_BUS_NAME) ||
+	    bus_register_movable(&mmio, LAYOUT_PCI_ECAM_SIZE, &no_ops, NULL, PCI_ECAM_BUS_NAME))
+		return -1;
 	def.ndisks = 2;
 	def.disks[0].pci_slot = 3;
 	def.disks[1].pci_slot = 0x1e;
@@ -312,7 +322,7 @@ static const uint8_t *at(struct placed *files, uint64_t addr, uint32_t len)
 	return NULL;
 }
 
-static void test_table_loader(void **state)
+static void run_table_loader(uint16_t want_pm, uint64_t want_ecam)
 {
 	struct placed files[2] = {{.name = ACPI_LOADER_RSDP, .addr = 0xf5a40},
 				  {.name = ACPI_LOADER_TABLES, .addr = 0x3ffd0000}};
@@ -386,24 +396,53 @@ static void test_table_loader(void **state)
 	facs = at(files, le64_load(fadt + 132), 64);
 	assert_memory_equal(facs, "FACS", 4);
 	assert_int_equal((le64_load(fadt + 132)) % 64, 0);
-	/* Every table the XSDT lists is whole and sums to zero (MADT, MCFG). */
+	/* The PM registers where the chipset's PMBASE puts them. */
+	assert_int_equal(le32_load(fadt + 56), want_pm);
+	assert_int_equal(le32_load(fadt + 64), want_pm + 4);
+	assert_int_equal(le32_load(fadt + 76), want_pm + 8);
+	assert_int_equal(le64_load(fadt + 172 + 4), want_pm + 4);
+	/* Every table the XSDT lists is whole and sums to zero (MADT, MCFG); MCFG has ECAM
+	 * where PCIEXBAR put it. */
 	for (i = 36; i < le32_load(xsdt + 4); i += 8) {
 		const uint8_t *t = at(files, le64_load(xsdt + i), 36);
 
 		at(files, le64_load(xsdt + i), le32_load(t + 4));
 		assert_int_equal(acpi_checksum(t, le32_load(t + 4)), 0);
+		if (!memcmp(t, "MCFG", 4))
+			assert_int_equal(le64_load(t + 44), want_ecam);
 	}
 	free(script);
 	free(files[0].data);
 	free(files[1].data);
 }
 
+static void test_table_loader(void **state)
+{
+	/* Nothing decoding: keel's power-on places. */
+	run_table_loader(PORT_PM_BASE, LAYOUT_PCI_ECAM);
+}
+
+/* Firmware moved the PM block and ECAM before reading the tables (SeaBIOS's places): the
+ * tables it reads say so. */
+static void test_table_loader_follows_chipset(void **state)
+{
+	assert_int_equal(bus_move(&pio, PM_BUS_NAME, 0xb000), 0);
+	assert_int_equal(bus_move(&mmio, PCI_ECAM_BUS_NAME, 0xb0000000), 0);
+	run_table_loader(0xb000, 0xb0000000);
+	assert_int_equal(bus_move(&pio, PM_BUS_NAME, BUS_UNMAPPED), 0);
+	assert_int_equal(bus_move(&mmio, PCI_ECAM_BUS_NAME, BUS_UNMAPPED), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fixed_items), cmocka_unit_test(test_directory),
-		cmocka_unit_test(test_dma),	    cmocka_unit_test(test_e820),
-		cmocka_unit_test(test_bootorder),   cmocka_unit_test(test_table_loader),
+		cmocka_unit_test(test_fixed_items),
+		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_dma),
+		cmocka_unit_test(test_e820),
+		cmocka_unit_test(test_bootorder),
+		cmocka_unit_test(test_table_loader),
+		cmocka_unit_test(test_table_loader_follows_chipset),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -112,16 +112,16 @@ static const uint8_t dsdt_aml[] = {
 #define BOOT_ARCH_NO_VGA     (1u << 2)
 #define BOOT_ARCH_NO_ASPM    (1u << 4)
 
-static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
+static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt, uint16_t pm)
 {
 	acpi_header(t, "FACP", FADT_SIZE, 6);
 	le32_store(t + 36, (uint32_t)facs);
 	le32_store(t + 40, (uint32_t)dsdt);
 	le16_store(t + 46, IRQ_SCI);
 	/* SMI_CMD = 0: ACPI is always enabled, there is no SMM to hand over from. */
-	le32_store(t + 56, PORT_PM1_EVT);
-	le32_store(t + 64, PORT_PM1_CNT);
-	le32_store(t + 76, PORT_PM_TMR);
+	le32_store(t + 56, pm + PORT_PM1_EVT - PORT_PM_BASE);
+	le32_store(t + 64, pm + PORT_PM1_CNT - PORT_PM_BASE);
+	le32_store(t + 76, pm + PORT_PM_TMR - PORT_PM_BASE);
 	put8(t + 88, 4);	  /* PM1_EVT_LEN: status and enable, 2 bytes each */
 	put8(t + 89, 2);	  /* PM1_CNT_LEN */
 	put8(t + 91, 4);	  /* PM_TMR_LEN */
@@ -136,9 +136,9 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 	put8(t + 131, 5);    /* FADT minor version: ACPI 6.5 */
 	le64_store(t + 132, facs);
 	le64_store(t + 140, dsdt);
-	gas_io(t + 148, PORT_PM1_EVT, 32);
-	gas_io(t + 172, PORT_PM1_CNT, 16);
-	gas_io(t + 208, PORT_PM_TMR, 32);
+	gas_io(t + 148, (uint16_t)(pm + PORT_PM1_EVT - PORT_PM_BASE), 32);
+	gas_io(t + 172, (uint16_t)(pm + PORT_PM1_CNT - PORT_PM_BASE), 16);
+	gas_io(t + 208, (uint16_t)(pm + PORT_PM_TMR - PORT_PM_BASE), 32);
 	memcpy(t + 268, "KEELVMM\0", 8); /* hypervisor vendor identity */
 	acpi_finish(t, FADT_SIZE);
 }
@@ -210,6 +210,12 @@ int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *in
 int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struct acpi_pci *pci,
 			struct acpi_info *info)
 {
+	return acpi_build_platform(buf, base, ncpus, pci, PORT_PM_BASE, info);
+}
+
+int acpi_build_platform(uint8_t *buf, uint64_t base, unsigned ncpus, const struct acpi_pci *pci,
+			uint16_t pm_base, struct acpi_info *info)
+{
 	struct acpi_builder b = {.buf = buf, .base = base, .used = 0};
 	size_t rsdp, facs, dsdt, fadt, madt, rsdt, xsdt, madt_len, dsdt_len, mcfg = 0;
 	uint64_t tables[3];
@@ -248,7 +254,7 @@ int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struc
 		memcpy(buf + dsdt + ACPI_HDR_SIZE + sizeof(dsdt_aml), pci_aml, pci_aml_len);
 	acpi_finish(buf + dsdt, (uint32_t)dsdt_len);
 
-	build_fadt(buf + fadt, base + facs, base + dsdt);
+	build_fadt(buf + fadt, base + facs, base + dsdt, pm_base);
 	build_madt(buf + madt, ncpus, 1);
 	/* The FADT's FIRMWARE_CTRL, DSDT, X_FIRMWARE_CTRL and X_DSDT. */
 	note_pointer(info, fadt + 36, 4);

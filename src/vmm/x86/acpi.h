@@ -51,6 +51,12 @@ struct acpi_pci;
 int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struct acpi_pci *pci,
 			struct acpi_info *info) __attribute__((warn_unused_result));
 
+/* The same, with the ACPI PM block at pm_base instead of PORT_PM_BASE (where the chipset's
+ * PMBASE put it). */
+int acpi_build_platform(uint8_t *buf, uint64_t base, unsigned ncpus, const struct acpi_pci *pci,
+			uint16_t pm_base, struct acpi_info *info)
+	__attribute__((warn_unused_result));
+
 /* The byte sum of a table (0 for a valid table). */
 uint8_t acpi_checksum(const uint8_t *p, size_t len);
 

@@ -40,13 +40,14 @@ static void add_allocate(struct acpi_loader *l, const char *file, uint32_t align
 	p[ACPI_LOADER_FILE_MAX + 4] = zone;
 }
 
-int acpi_loader_build(struct acpi_loader *l, unsigned ncpus, const struct acpi_pci *pci)
+int acpi_loader_build(struct acpi_loader *l, unsigned ncpus, const struct acpi_pci *pci,
+		      uint16_t pm_base)
 {
-	static struct acpi_info info; /* large; acpi_loader_build runs at set-up only */
+	struct acpi_info info;
 	unsigned i;
 	int r;
 
-	r = acpi_build_with_pci(l->tables, 0, ncpus, pci, &info);
+	r = acpi_build_platform(l->tables, 0, ncpus, pci, pm_base, &info);
 	if (r)
 		return r;
 	memcpy(l->rsdp, l->tables + ACPI_RSDP_OFFSET, ACPI_RSDP_SIZE);

@@ -41,9 +41,10 @@ struct acpi_loader {
 };
 
 struct acpi_pci;
-/* Build the three files for ncpus and the PCI host bridge (NULL: none). Returns 0 or
- * -errno (as acpi_build_with_pci). */
-int acpi_loader_build(struct acpi_loader *l, unsigned ncpus, const struct acpi_pci *pci)
-	__attribute__((warn_unused_result));
+/* Build the three files for ncpus, the PCI host bridge (NULL: none) and the PM block at
+ * pm_base. Returns 0 or -errno (as acpi_build_platform). The files' sizes depend only on
+ * ncpus and whether there is a host bridge. */
+int acpi_loader_build(struct acpi_loader *l, unsigned ncpus, const struct acpi_pci *pci,
+		      uint16_t pm_base) __attribute__((warn_unused_result));
 
 #endif

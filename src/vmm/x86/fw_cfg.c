@@ -19,6 +19,7 @@ struct fw_cfg_item {
 	char name[FW_CFG_NAME_MAX]; /* files only; "" for numbered items */
 	uint8_t *data;
 	uint32_t len;
+	bool refreshed; /* selecting it runs the refresh function */
 };
 
 struct fw_cfg {
@@ -27,7 +28,10 @@ struct fw_cfg {
 	unsigned nitems;
 	bool finished; /* the files have their keys and the directory is there */
 	const struct guest_mem *mem;
-	/* lock protects the selection, the read position and the DMA address's high half */
+	fw_cfg_refresh_fn refresh;
+	void *refresh_opaque;
+	/* lock protects the file contents that refresh rewrites, the selection, the read position
+	 * and the DMA address's high half */
 	pthread_mutex_t lock;
 	const struct fw_cfg_item *cur;
 	uint32_t pos;
@@ -101,6 +105,7 @@ void fw_cfg_free(struct fw_cfg *f)
 		return;
 	for (unsigned i = 0; i < f->nitems; i++)
 		free(f->items[i].data);
+	free(f->refresh_opaque);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -129,6 +134,46 @@ int fw_cfg_add_file(struct fw_cfg *f, const char *name, const void *data, uint32
 			return -EEXIST;
 	/* The key is given by fw_cfg_finish; until then files have the directory's. */
 	return fw_cfg_push(f, FW_CFG_FILE_DIR, name, data, len);
+}
+
+int fw_cfg_add_file_refreshed(struct fw_cfg *f, const char *name, const void *data, uint32_t len)
+{
+	int r = fw_cfg_add_file(f, name, data, len);
+
+	if (!r)
+		f->items[f->nitems - 1].refreshed = true;
+	return r;
+}
+
+void fw_cfg_set_refresh(struct fw_cfg *f, fw_cfg_refresh_fn fn, void *opaque)
+{
+	free(f->refresh_opaque);
+	f->refresh = fn;
+	f->refresh_opaque = opaque;
+}
+
+int fw_cfg_update_file(struct fw_cfg *f, const char *name, const void *data, uint32_t len)
+{
+	for (unsigned i = 0; i < f->nitems; i++) {
+		struct fw_cfg_item *it = &f->items[i];
+
+		if (!it->name[0] || strcmp(it->name, name))
+			continue;
+		if (it->len != len)
+			return -EINVAL;
+		memcpy(it->data, data, len);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Select the item with this key (lock held): nothing when there is none. */
+static void fw_cfg_select(struct fw_cfg *f, uint16_t key)
+{
+	f->cur = fw_cfg_find(f, key);
+	f->pos = 0;
+	if (f->cur && f->cur->refreshed && f->refresh)
+		f->refresh(f->refresh_opaque, f);
 }
 
 static int item_cmp(const void *a, const void *b)
@@ -197,10 +242,8 @@ static void fw_cfg_dma(struct fw_cfg *f, uint64_t gpa)
 	control = be32_load(desc);
 	length = be32_load(desc + 4);
 	addr = (uint64_t)be32_load(desc + 8) << 32 | be32_load(desc + 12);
-	if (control & FW_CFG_DMA_SELECT) {
-		f->cur = fw_cfg_find(f, (uint16_t)(control >> 16));
-		f->pos = 0;
-	}
+	if (control & FW_CFG_DMA_SELECT)
+		fw_cfg_select(f, (uint16_t)(control >> 16));
 	/* One operation, in QEMU's order of precedence: read, write, skip. */
 	read = control & FW_CFG_DMA_READ;
 	write = !read && (control & FW_CFG_DMA_WRITE);
@@ -269,8 +312,7 @@ void fw_cfg_port_write(struct fw_cfg *f, uint64_t off, unsigned size, uint64_t v
 {
 	pthread_mutex_lock(&f->lock);
 	if (off == FW_CFG_PORT_SEL && size == 2) {
-		f->cur = fw_cfg_find(f, (uint16_t)value);
-		f->pos = 0;
+		fw_cfg_select(f, (uint16_t)value);
 	} else if (off == FW_CFG_PORT_DMA_HIGH && size == 4) {
 		f->dma_high = dma_word(value);
 	} else if (off == FW_CFG_PORT_DMA_LOW && size == 4) {

@@ -57,6 +57,19 @@ int fw_cfg_add_item(struct fw_cfg *f, uint16_t key, const void *data, uint32_t l
 	__attribute__((warn_unused_result));
 int fw_cfg_add_file(struct fw_cfg *f, const char *name, const void *data, uint32_t len)
 	__attribute__((warn_unused_result));
+/* A file whose contents follow the machine (keel's ACPI tables follow the chipset registers
+ * the firmware programmed, as QEMU's do): selecting it runs the device's refresh function
+ * first, which rewrites such files with fw_cfg_update_file. */
+int fw_cfg_add_file_refreshed(struct fw_cfg *f, const char *name, const void *data, uint32_t len)
+	__attribute__((warn_unused_result));
+/* The refresh function, called with the device's lock held on a vCPU thread; the device
+ * frees opaque (free(3)) with itself. */
+typedef void (*fw_cfg_refresh_fn)(void *opaque, struct fw_cfg *f);
+void fw_cfg_set_refresh(struct fw_cfg *f, fw_cfg_refresh_fn fn, void *opaque);
+/* Replace a file's contents, same length (-EINVAL otherwise, -ENOENT if absent): from the
+ * refresh function, or before the device is on the bus. */
+int fw_cfg_update_file(struct fw_cfg *f, const char *name, const void *data, uint32_t len)
+	__attribute__((warn_unused_result));
 /* After the last file: sort the files by name, give them their keys and publish the
  * directory. Returns 0 or -errno. */
 int fw_cfg_finish(struct fw_cfg *f) __attribute__((warn_unused_result));

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "vmm/x86/fw_cfg_content.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/le.h"
 #include "lib/uuid.h"
+#include "vmm/bus.h"
+#include "vmm/dev/pm.h"
 #include "vmm/machine.h"
+#include "vmm/pci.h"
 #include "vmm/x86/acpi_loader.h"
 #include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/bootorder.h"
@@ -61,17 +66,58 @@ static int add_e820(struct fw_cfg *f, const struct machine *m)
 	return fw_cfg_add_file(f, "etc/e820", buf, n * 20);
 }
 
-static int add_acpi(struct fw_cfg *f, const struct machine *m)
+/* The ACPI files, built for the chipset as it is programmed now: the PM block where PMBASE
+ * put it and MCFG where PCIEXBAR put ECAM (keel's power-on places when they decode
+ * nowhere). Sizes never change: only those addresses do. */
+struct acpi_files {
+	const struct machine *m;
+	struct acpi_loader l;
+};
+
+static int acpi_files_build(struct acpi_files *a)
 {
-	static struct acpi_loader l; /* large; set-up runs on one thread */
+	const struct machine *m = a->m;
+	uint64_t pm = bus_movable_base(m->pio, PM_BUS_NAME);
+	uint64_t ecam = bus_movable_base(m->mmio, PCI_ECAM_BUS_NAME);
 	struct acpi_pci pci;
-	int r;
 
 	acpi_pci_layout(&pci, m->def->memory);
-	r = acpi_loader_build(&l, m->def->cpus, &pci);
-	r = r ?: fw_cfg_add_file(f, ACPI_LOADER_TABLES, l.tables, (uint32_t)l.tables_len);
-	r = r ?: fw_cfg_add_file(f, ACPI_LOADER_RSDP, l.rsdp, sizeof(l.rsdp));
-	r = r ?: fw_cfg_add_file(f, ACPI_LOADER_SCRIPT, l.script, (uint32_t)l.script_len);
+	if (ecam != BUS_UNMAPPED)
+		pci.ecam = ecam;
+	return acpi_loader_build(&a->l, m->def->cpus, &pci,
+				 pm != BUS_UNMAPPED ? (uint16_t)pm : PORT_PM_BASE);
+}
+
+static void acpi_files_refresh(void *opaque, struct fw_cfg *f)
+{
+	struct acpi_files *a = opaque;
+	int r;
+
+	r = acpi_files_build(a);
+	r = r ?: fw_cfg_update_file(f, ACPI_LOADER_TABLES, a->l.tables, (uint32_t)a->l.tables_len);
+	r = r ?: fw_cfg_update_file(f, ACPI_LOADER_RSDP, a->l.rsdp, sizeof(a->l.rsdp));
+	r = r ?: fw_cfg_update_file(f, ACPI_LOADER_SCRIPT, a->l.script, (uint32_t)a->l.script_len);
+	if (r)
+		abort(); /* the same build succeeded at set-up with the same sizes */
+}
+
+static int add_acpi(struct fw_cfg *f, const struct machine *m)
+{
+	struct acpi_files *a = calloc(1, sizeof(*a));
+	int r;
+
+	if (!a)
+		return -ENOMEM;
+	a->m = m;
+	r = acpi_files_build(a);
+	r = r
+		    ?: fw_cfg_add_file_refreshed(f, ACPI_LOADER_TABLES, a->l.tables,
+						 (uint32_t)a->l.tables_len);
+	r = r ?: fw_cfg_add_file_refreshed(f, ACPI_LOADER_RSDP, a->l.rsdp, sizeof(a->l.rsdp));
+	r = r
+		    ?: fw_cfg_add_file_refreshed(f, ACPI_LOADER_SCRIPT, a->l.script,
+						 (uint32_t)a->l.script_len);
+	fw_cfg_set_refresh(f, acpi_files_refresh, a); /* f frees a, also on failure */
 	return r;
 }
 
