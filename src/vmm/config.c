@@ -15,6 +15,7 @@
 
 static const char config_usage[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
+	"                | --firmware bios|uefi[=FILE] [--nvram FILE]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME]\n"
 	"                [--disk "
 	"path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N]]...\n"
@@ -178,6 +179,8 @@ int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 
 enum {
 	OPT_KERNEL = 256,
+	OPT_FIRMWARE,
+	OPT_NVRAM,
 	OPT_INITRD,
 	OPT_CMDLINE,
 	OPT_CPUS,
@@ -204,6 +207,8 @@ enum {
 
 static const struct option config_options[] = {
 	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"firmware", required_argument, NULL, OPT_FIRMWARE},
+	{"nvram", required_argument, NULL, OPT_NVRAM},
 	{"initrd", required_argument, NULL, OPT_INITRD},
 	{"cmdline", required_argument, NULL, OPT_CMDLINE},
 	{"cpus", required_argument, NULL, OPT_CPUS},
@@ -276,6 +281,31 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 	switch (c) {
 	case OPT_KERNEL:
 		return set_path(&def->kernel, arg, err, errlen);
+	case OPT_FIRMWARE: {
+		const char *file = strchr(arg, '=');
+		size_t n = file ? (size_t)(file - arg) : strlen(arg);
+
+		if (n == 4 && !strncmp(arg, "bios", 4)) {
+			def->firmware = VM_FIRMWARE_BIOS;
+		} else if (n == 4 && !strncmp(arg, "uefi", 4)) {
+			def->firmware = VM_FIRMWARE_UEFI;
+		} else {
+			snprintf(err, errlen,
+				 "--firmware %s: expected bios or uefi, optionally "
+				 "=FILE",
+				 arg);
+			return -EINVAL;
+		}
+		if (file && !file[1]) {
+			snprintf(err, errlen, "--firmware %s: FILE is empty", arg);
+			return -EINVAL;
+		}
+		free(def->firmware_file);
+		def->firmware_file = NULL;
+		return file ? set_path(&def->firmware_file, file + 1, err, errlen) : 0;
+	}
+	case OPT_NVRAM:
+		return set_path(&def->nvram, arg, err, errlen);
 	case OPT_INITRD:
 		return set_path(&def->initrd, arg, err, errlen);
 	case OPT_CMDLINE:
@@ -354,9 +384,9 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 
 static bool is_description_option(int c)
 {
-	return c == OPT_KERNEL || c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME ||
-	       c == OPT_CPUS || c == OPT_MEMORY || c == OPT_DISK || c == OPT_NET ||
-	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
+	return c == OPT_KERNEL || c == OPT_FIRMWARE || c == OPT_NVRAM || c == OPT_INITRD ||
+	       c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS || c == OPT_MEMORY ||
+	       c == OPT_DISK || c == OPT_NET || c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
 }
 
 /*
@@ -577,10 +607,10 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		}
 	} else {
 		cfg->def.console.present = cfg->console.kind != CHARDEV_OFF;
-		if (!cfg->def.kernel) {
+		if (!cfg->def.kernel && cfg->def.firmware == VM_FIRMWARE_NONE) {
 			snprintf(err, errlen,
-				 "--kernel FILE or --config FILE is required (see keel-vmm "
-				 "--help)");
+				 "--kernel FILE, --firmware bios|uefi or --config FILE is required "
+				 "(see keel-vmm --help)");
 			goto out;
 		}
 		r = vmdef_assign_slots(&cfg->def, err, errlen);
