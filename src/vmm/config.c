@@ -22,7 +22,7 @@ static const char config_usage[] =
 	"                [--net tap=IFNAME[,mac=MAC][,slot=N]]... [--no-rng] [--debug-exit]\n"
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
-	"                [--no-reboot] [--control PATH] [--status-file PATH]\n"
+	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd kernel|initrd|kvm|disk.I|net.I=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
@@ -187,6 +187,7 @@ enum {
 	OPT_MEMORY,
 	OPT_SERIAL,
 	OPT_NO_REBOOT,
+	OPT_FIRMWARE_DEBUG,
 	OPT_PAUSED,
 	OPT_DEBUG_EXIT,
 	OPT_CONTROL,
@@ -215,6 +216,7 @@ static const struct option config_options[] = {
 	{"memory", required_argument, NULL, OPT_MEMORY},
 	{"serial", required_argument, NULL, OPT_SERIAL},
 	{"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+	{"firmware-debug", no_argument, NULL, OPT_FIRMWARE_DEBUG},
 	{"paused", no_argument, NULL, OPT_PAUSED},
 	{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 	{"control", required_argument, NULL, OPT_CONTROL},
@@ -478,6 +480,9 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 		return 0;
 	case OPT_NO_REBOOT:
 		cfg->no_reboot = true;
+		return 0;
+	case OPT_FIRMWARE_DEBUG:
+		cfg->firmware_debug = true;
 		return 0;
 	case OPT_PAUSED:
 		cfg->paused = true;

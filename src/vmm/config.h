@@ -28,6 +28,7 @@ struct vm_config {
 	struct chardev_spec serial;
 	struct chardev_spec console; /* the host side of def.console */
 	bool no_reboot;
+	bool firmware_debug; /* port 0x402's firmware log to stderr */
 	bool paused; /* --paused: the vCPUs wait for "resume" on the control socket */
 	const char *control_path;
 	const char *status_path;

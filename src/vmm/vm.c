@@ -614,11 +614,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .mmio = &vm->mmio,
 				       .console = &cfg->console,
 				       .disk_fds = cfg->disk_fds,
-				       .net_fds = cfg->net_fds};
+				       .net_fds = cfg->net_fds,
+				       .firmware_debug = cfg->firmware_debug};
 
 	r = cfg->def.kernel ? vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel",
 					    &vm->kernel_fd, err, errlen)
 			    : firmware_open(&cfg->def, &vm->fw, err, errlen);
+	if (!r && vm->fw.kind != VM_FIRMWARE_NONE)
+		vm->machine.firmware_base = firmware_base(&vm->fw);
 	if (!r && cfg->def.initrd)
 		r = vm_open_input(cfg->def.initrd, cfg->initrd_fd, "initrd", &vm->initrd_fd, err,
 				  errlen);

@@ -532,7 +532,8 @@ static void test_errors(void **state)
 	char *novalue[] = {"keel-vmm", "--kernel", NULL};
 	char *extra[] = {"keel-vmm", "--kernel", "k", "stray", NULL};
 
-	expect_error(nokernel, 3, "--kernel FILE or --config FILE is required");
+	expect_error(nokernel, 3,
+		     "--kernel FILE, --firmware bios|uefi or --config FILE is required");
 	expect_error(cpus0, 5, "--cpus 0");
 	expect_error(cpus256, 5, "1 to 255");
 	expect_error(cpusx, 5, "--cpus two");
