@@ -336,6 +336,16 @@ static void test_q35_pciexbar(void **state)
 	assert_int_equal(v, 0x29c08086);
 }
 
+/* OVMF's shutdown writes SLP_TYP 0 (QEMU's Q35 soft-off); another sleep type is no
+ * power-off. */
+static void test_pm_slp_typ(void **state)
+{
+	bus_write(&pio, PORT_PM1_CNT, 2, (1u << 10) | (1u << 13));
+	assert_int_equal(fake.event, VM_EVENT_NONE);
+	bus_write(&pio, PORT_PM1_CNT, 2, 1u << 13);
+	assert_int_equal(fake.event, VM_EVENT_POWEROFF);
+}
+
 /* The debug-exit port asks the machine to end with (value << 1) | 1. */
 static void test_debug_exit(void **state)
 {
@@ -371,6 +381,7 @@ int main(void)
 		cmocka_unit_test_setup(test_i8042_reset, reset),
 		cmocka_unit_test_setup(test_pm_button_and_s5, reset),
 		cmocka_unit_test_setup(test_debug_exit, reset),
+		cmocka_unit_test_setup(test_pm_slp_typ, reset),
 		cmocka_unit_test_setup(test_q35_identity, reset),
 		cmocka_unit_test_setup(test_q35_pmbase, reset),
 		cmocka_unit_test_setup(test_q35_pciexbar, reset),

@@ -116,7 +116,9 @@ static void pm_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 		unsigned typ = (pm->cnt >> 10) & 7;
 
 		pm->cnt &= (uint16_t)~PM1_CNT_SLP_EN; /* SLP_EN always reads as zero */
-		poweroff = typ == ACPI_S5_SLP_TYP;
+		/* Our DSDT's \_S5 (Linux), or 0: QEMU's Q35 soft-off, which OVMF's
+		 * ResetSystemLib writes for EfiResetShutdown. */
+		poweroff = typ == ACPI_S5_SLP_TYP || typ == 0;
 	}
 	pm->sts &= PM1_STS_MASK;
 	pm_update_sci(pm);
