@@ -226,6 +226,25 @@ uint64_t pci_window64_base(uint64_t ram_size)
 	return (end + GiB - 1) & ~(GiB - 1);
 }
 
+uint64_t pci_window64_end(uint64_t ram_size)
+{
+	uint64_t base = pci_window64_base(ram_size);
+	uint64_t ovmf = (base + LAYOUT_PCI_MMIO64_OVMF - 1) / LAYOUT_PCI_MMIO64_OVMF *
+			LAYOUT_PCI_MMIO64_OVMF;
+
+	ovmf += LAYOUT_PCI_MMIO64_OVMF;
+	return ovmf > base + LAYOUT_PCI_MMIO64_SIZE ? ovmf : base + LAYOUT_PCI_MMIO64_SIZE;
+}
+
+/* Does keel's own placement of a BAR at a (size bytes) stay in its part of the windows? */
+static bool pci_in_placement(const struct pci_host *h, uint64_t a, uint64_t size, bool is64)
+{
+	uint64_t lo = is64 ? h->win64_base : LAYOUT_PCI_MMIO32;
+	uint64_t len = is64 ? LAYOUT_PCI_MMIO64_SIZE : LAYOUT_PCI_MMIO32_SIZE;
+
+	return a >= lo && size <= len && a - lo <= len - size;
+}
+
 static void pci_host_reset(void *opaque)
 {
 	struct pci_host *h = opaque;
@@ -273,7 +292,7 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 		cur = b->is64 ? &h->next64 : &h->next32;
 		*cur = (*cur + b->size - 1) & ~(b->size - 1);
 		b->def_addr = *cur;
-		if (!pci_in_window(h, b->def_addr, b->size))
+		if (!pci_in_placement(h, b->def_addr, b->size, b->is64))
 			return -ENOSPC;
 		*cur += b->size;
 	}
@@ -314,7 +333,7 @@ int pci_host_create(struct machine *m, struct pci_host **out)
 	h->m = m;
 	pthread_mutex_init(&h->lock, NULL);
 	h->win64_base = pci_window64_base(m->def->memory);
-	h->win64_size = LAYOUT_PCI_MMIO64_SIZE;
+	h->win64_size = pci_window64_end(m->def->memory) - h->win64_base;
 	h->next32 = LAYOUT_PCI_MMIO32;
 	h->next64 = h->win64_base;
 	h->next_gsi = PCI_FIRST_MSI_GSI;
@@ -331,8 +350,9 @@ int pci_host_create(struct machine *m, struct pci_host **out)
 		    ?: bus_register_movable(m->mmio, LAYOUT_PCI_ECAM_SIZE, &ecam_ops, h,
 					    PCI_ECAM_BUS_NAME);
 	r = r
-		    ?: bus_register(m->mmio, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE, &win32_ops,
-				    h, "pci-mmio32");
+		    ?: bus_register(m->mmio, LAYOUT_PCI_MMIO32,
+				    LAYOUT_PCI_MMIO32_END - LAYOUT_PCI_MMIO32, &win32_ops, h,
+				    "pci-mmio32");
 	r = r ?: bus_register(m->mmio, h->win64_base, h->win64_size, &win64_ops, h, "pci-mmio64");
 	r = r ?: machine_add_reset_hook(m, pci_host_reset, h);
 	r = r ?: machine_add_state_section(m, "pci", 2, pci_host_state, h);

@@ -282,7 +282,7 @@ static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t er
 				 strerror(-r));
 		return r;
 	}
-	acpi_pci_layout(&pci, vm->cfg->def.memory);
+	acpi_pci_layout(&pci, vm->cfg->def.memory, LAYOUT_PCI_ECAM);
 	r = acpi_build_with_pci(acpi, LAYOUT_ACPI, vm->cfg->def.cpus, vm->pci ? &pci : NULL, &info);
 	if (!r)
 		r = mem_write(&vm->mem, LAYOUT_ACPI, acpi, info.size);

@@ -309,6 +309,15 @@ static void test_q35_pmbase(void **state)
 	assert_false(bus_read(&pio, 0xb004, 2, &v));
 }
 
+/* Is the MCH's configuration space at addr (ECAM's bus 0, device 0)? The PCI windows
+ * claim much of the hole, so elsewhere a read may be claimed and give all ones. */
+static bool mch_at(uint64_t addr)
+{
+	uint64_t v = 0;
+
+	return bus_read(&mmio, addr, 4, &v) && v == 0x29c08086;
+}
+
 /* PCIEXBAR places ECAM (SeaBIOS: 0xb0000000, OVMF: 0xe0000000), each length decoding at
  * its alignment, the reserved length and a clear enable bit nowhere; reset restores it. */
 static void test_q35_pciexbar(void **state)
@@ -318,7 +327,7 @@ static void test_q35_pciexbar(void **state)
 	assert_true(bus_read(&mmio, LAYOUT_PCI_ECAM, 4, &v));
 	assert_int_equal(v, 0x29c08086);
 	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb0000001);
-	assert_false(bus_read(&mmio, LAYOUT_PCI_ECAM, 4, &v));
+	assert_false(mch_at(LAYOUT_PCI_ECAM));
 	assert_true(bus_read(&mmio, 0xb0000000 + (Q35_LPC_SLOT << 15), 4, &v));
 	assert_int_equal(v, 0x29188086);
 	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb4000000 | Q35_PCIEXBAR_LEN_64 | 1);
@@ -326,11 +335,11 @@ static void test_q35_pciexbar(void **state)
 	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb4000000 | Q35_PCIEXBAR_LEN_128 | 1);
 	assert_true(bus_read(&mmio, 0xb0000000, 4, &v)); /* bit 26 is not a base bit */
 	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb0000000 | 0x6 | 1);
-	assert_false(bus_read(&mmio, 0xb0000000, 4, &v));
+	assert_false(mch_at(0xb0000000));
 	cfg_write(0, Q35_MCH_PCIEXBAR + 4, 4, 0xffffffff); /* base bits 35:32 only */
 	assert_int_equal(cfg_read(0, Q35_MCH_PCIEXBAR + 4, 4), 0xf);
 	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb0000000);
-	assert_false(bus_read(&mmio, 0xfb0000000ull, 4, &v));
+	assert_false(mch_at(0xfb0000000ull));
 	reset(state);
 	assert_true(bus_read(&mmio, LAYOUT_PCI_ECAM, 4, &v));
 	assert_int_equal(v, 0x29c08086);

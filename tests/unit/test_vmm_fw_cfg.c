@@ -190,8 +190,8 @@ static void test_fixed_items(void **state)
 static void test_directory(void **state)
 {
 	static const char *const names[] = {
-		"bootorder", "etc/acpi/rsdp",	"etc/acpi/tables", "etc/boot-menu-wait",
-		"etc/e820",  "etc/sercon-port", "etc/table-loader"};
+		"bootorder", "etc/acpi/rsdp",	"etc/acpi/tables",  "etc/boot-menu-wait",
+		"etc/e820",  "etc/sercon-port", "etc/table-loader", "opt/ovmf/X-PciMmio64Mb"};
 	uint8_t dir[4 + FW_CFG_MAX_ITEMS * 64];
 	uint32_t size, n;
 	uint16_t v;

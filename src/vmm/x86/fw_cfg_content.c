@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/le.h"
+#include "lib/log.h"
 #include "lib/uuid.h"
 #include "vmm/bus.h"
 #include "vmm/dev/pm.h"
@@ -81,24 +83,38 @@ static int acpi_files_build(struct acpi_files *a)
 	uint64_t ecam = bus_movable_base(m->mmio, PCI_ECAM_BUS_NAME);
 	struct acpi_pci pci;
 
-	acpi_pci_layout(&pci, m->def->memory);
-	if (ecam != BUS_UNMAPPED)
-		pci.ecam = ecam;
+	acpi_pci_layout(&pci, m->def->memory, ecam != BUS_UNMAPPED ? ecam : LAYOUT_PCI_ECAM);
 	return acpi_loader_build(&a->l, m->def->cpus, &pci,
 				 pm != BUS_UNMAPPED ? (uint16_t)pm : PORT_PM_BASE);
 }
 
+static struct log_ratelimit acpi_rl = LOG_RATELIMIT_INIT(5000, 5);
+
 static void acpi_files_refresh(void *opaque, struct fw_cfg *f)
 {
 	struct acpi_files *a = opaque;
+	static struct acpi_loader old; /* under f's lock, as every refresh */
 	int r;
 
+	old = a->l;
 	r = acpi_files_build(a);
-	r = r ?: fw_cfg_update_file(f, ACPI_LOADER_TABLES, a->l.tables, (uint32_t)a->l.tables_len);
+	/* The same sizes unless the guest put ECAM where a 32-bit window vanishes (at 0xC0000000
+	 * or within 256 MiB of the IOAPIC): then the tables keep their previous addresses. */
+	if (r || a->l.tables_len != old.tables_len || a->l.script_len != old.script_len) {
+		log_warn_ratelimited(
+			&acpi_rl,
+			"fw_cfg: ECAM at 0x%llx changes the ACPI tables' size; they keep "
+			"the previous addresses",
+			(unsigned long long)bus_movable_base(a->m->mmio, PCI_ECAM_BUS_NAME));
+		a->l = old;
+		return;
+	}
+	r = fw_cfg_update_file(f, ACPI_LOADER_TABLES, a->l.tables, (uint32_t)a->l.tables_len);
 	r = r ?: fw_cfg_update_file(f, ACPI_LOADER_RSDP, a->l.rsdp, sizeof(a->l.rsdp));
 	r = r ?: fw_cfg_update_file(f, ACPI_LOADER_SCRIPT, a->l.script, (uint32_t)a->l.script_len);
 	if (r)
-		abort(); /* the same build succeeded at set-up with the same sizes */
+		log_warn_ratelimited(&acpi_rl, "fw_cfg: cannot refresh the ACPI files: %s",
+				     strerror(-r));
 }
 
 static int add_acpi(struct fw_cfg *f, const struct machine *m)
@@ -131,6 +147,17 @@ static int add_bootorder(struct fw_cfg *f, const struct machine *m)
 	return fw_cfg_add_file(f, "bootorder", buf, (uint32_t)n);
 }
 
+/* OVMF's 64-bit PCI aperture size, in MiB as text: the window keel decodes has room for it
+ * (layout.h, whatever the default of the OVMF build). */
+static int add_ovmf_mmio64(struct fw_cfg *f)
+{
+	char mb[24];
+	int n = snprintf(mb, sizeof(mb), "%llu",
+			 (unsigned long long)(LAYOUT_PCI_MMIO64_OVMF / MiB));
+
+	return fw_cfg_add_file(f, "opt/ovmf/X-PciMmio64Mb", mb, (uint32_t)n);
+}
+
 int fw_cfg_content_add(struct fw_cfg *f, const struct machine *m)
 {
 	uint8_t uuid[16];
@@ -146,5 +173,6 @@ int fw_cfg_content_add(struct fw_cfg *f, const struct machine *m)
 	r = r ?: add_bootorder(f, m);
 	r = r ?: add_file_le(f, "etc/boot-menu-wait", FW_CFG_BOOT_MENU_WAIT_MS, 2);
 	r = r ?: add_file_le(f, "etc/sercon-port", PORT_COM1, 2);
+	r = r ?: add_ovmf_mmio64(f);
 	return r;
 }
