@@ -29,6 +29,7 @@
 #include "vmm/x86/fw_cfg.h"
 #include "vmm/x86/fw_cfg_content.h"
 #include "vmm/x86/layout.h"
+#include "vmm/x86/smbios.h"
 
 #define UUID_TEXT "12345678-9abc-def0-1122-334455667788"
 #define DESC	  0x1000ull  /* where the tests put DMA descriptors */
@@ -189,9 +190,16 @@ static void test_fixed_items(void **state)
 
 static void test_directory(void **state)
 {
-	static const char *const names[] = {
-		"bootorder", "etc/acpi/rsdp",	"etc/acpi/tables",  "etc/boot-menu-wait",
-		"etc/e820",  "etc/sercon-port", "etc/table-loader", "opt/ovmf/X-PciMmio64Mb"};
+	static const char *const names[] = {"bootorder",
+					    "etc/acpi/rsdp",
+					    "etc/acpi/tables",
+					    "etc/boot-menu-wait",
+					    "etc/e820",
+					    "etc/sercon-port",
+					    "etc/smbios/smbios-anchor",
+					    "etc/smbios/smbios-tables",
+					    "etc/table-loader",
+					    "opt/ovmf/X-PciMmio64Mb"};
 	uint8_t dir[4 + FW_CFG_MAX_ITEMS * 64];
 	uint32_t size, n;
 	uint16_t v;
@@ -275,6 +283,53 @@ static void test_e820(void **state)
 	assert_int_equal(le64_load(p + 28), 0x4000);
 	assert_int_equal(le32_load(p + 36), E820_RESERVED);
 	free(p);
+}
+
+/* The SMBIOS string number n (1-based) of the structure at t. */
+static const char *smbios_string(const uint8_t *t, unsigned n)
+{
+	const char *s = (const char *)t + t[1];
+
+	while (n-- > 1)
+		s += strlen(s) + 1;
+	return s;
+}
+
+/* SMBIOS as the firmware reads it: a valid 2.8 entry point whose counts match the tables,
+ * a System Information structure with the VM's UUID in SMBIOS's byte order (the first three
+ * fields little-endian: dmidecode shows 12345678-9abc-def0-...), and the end structure. */
+static void test_smbios(void **state)
+{
+	static const uint8_t want_uuid[16] = {0x78, 0x56, 0x34, 0x12, 0xbc, 0x9a, 0xf0, 0xde,
+					      0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
+	uint32_t asize, tsize;
+	uint8_t *a = read_file("etc/smbios/smbios-anchor", &asize);
+	uint8_t *t = read_file("etc/smbios/smbios-tables", &tsize);
+	const uint8_t *end;
+
+	assert_int_equal(asize, SMBIOS_ANCHOR_SIZE);
+	assert_memory_equal(a, "_SM_", 4);
+	assert_int_equal(acpi_checksum(a, asize), 0);
+	assert_memory_equal(a + 16, "_DMI_", 5);
+	assert_int_equal(acpi_checksum(a + 16, asize - 16), 0);
+	assert_int_equal(le16_load(a + 22), tsize);
+	assert_int_equal(le16_load(a + 28), 2);
+	assert_int_equal(t[0], 1);
+	assert_memory_equal(t + 8, want_uuid, 16);
+	assert_string_equal(smbios_string(t, t[4]), SMBIOS_MANUFACTURER);
+	assert_string_equal(smbios_string(t, t[5]), SMBIOS_PRODUCT);
+	assert_string_equal(smbios_string(t, t[7]), UUID_TEXT);
+	assert_string_equal(smbios_string(t, t[26]), SMBIOS_FAMILY);
+	/* The structure after type 1's string set (which ends with two NULs) is type 127. */
+	end = t + t[1];
+	while (end[0] || end[1])
+		end++;
+	end += 2;
+	assert_int_equal(end[0], 127);
+	assert_int_equal(end + 6 - t, tsize); /* its 4 bytes and its empty string set */
+	assert_true(le16_load(a + 8) >= (size_t)(end - t));
+	free(a);
+	free(t);
 }
 
 static void test_bootorder(void **state)
@@ -443,6 +498,7 @@ int main(void)
 		cmocka_unit_test(test_bootorder),
 		cmocka_unit_test(test_table_loader),
 		cmocka_unit_test(test_table_loader_follows_chipset),
+		cmocka_unit_test(test_smbios),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -19,6 +19,7 @@
 #include "vmm/x86/e820.h"
 #include "vmm/x86/fw_cfg.h"
 #include "vmm/x86/layout.h"
+#include "vmm/x86/smbios.h"
 
 void fw_cfg_uuid_bytes(const char *text, uint8_t out[16])
 {
@@ -147,6 +148,16 @@ static int add_bootorder(struct fw_cfg *f, const struct machine *m)
 	return fw_cfg_add_file(f, "bootorder", buf, (uint32_t)n);
 }
 
+static int add_smbios(struct fw_cfg *f, const struct machine *m)
+{
+	uint8_t tables[SMBIOS_TABLES_MAX], anchor[SMBIOS_ANCHOR_SIZE];
+	size_t len = smbios_build(m->def, tables, anchor);
+	int r;
+
+	r = fw_cfg_add_file(f, "etc/smbios/smbios-tables", tables, (uint32_t)len);
+	return r ?: fw_cfg_add_file(f, "etc/smbios/smbios-anchor", anchor, sizeof(anchor));
+}
+
 /* OVMF's 64-bit PCI aperture size, in MiB as text: the window keel decodes has room for it
  * (layout.h, whatever the default of the OVMF build). */
 static int add_ovmf_mmio64(struct fw_cfg *f)
@@ -174,5 +185,6 @@ int fw_cfg_content_add(struct fw_cfg *f, const struct machine *m)
 	r = r ?: add_file_le(f, "etc/boot-menu-wait", FW_CFG_BOOT_MENU_WAIT_MS, 2);
 	r = r ?: add_file_le(f, "etc/sercon-port", PORT_COM1, 2);
 	r = r ?: add_ovmf_mmio64(f);
+	r = r ?: add_smbios(f, m);
 	return r;
 }

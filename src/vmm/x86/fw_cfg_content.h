@@ -4,7 +4,8 @@
  * 4122 byte order), RAM size and CPU count, and the files SeaBIOS and OVMF read: "etc/e820"
  * (the RAM map), the ACPI tables through the table loader (acpi_loader.h), "bootorder"
  * (bootorder.h), "etc/boot-menu-wait" (how long SeaBIOS offers its boot menu) and
- * "etc/sercon-port" (SeaBIOS prints its screen on COM1: keel has no display), and
+ * "etc/sercon-port" (SeaBIOS prints its screen on COM1: keel has no display), SMBIOS
+ * ("etc/smbios/smbios-tables" and "-anchor", smbios.h: the VM's UUID again), and
  * "opt/ovmf/X-PciMmio64Mb" (the size of OVMF's 64-bit PCI aperture, which keel decodes).
  */
 #ifndef KEEL_VMM_X86_FW_CFG_CONTENT_H
