@@ -343,7 +343,7 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 		return 0;
 	}
 	if (!strcmp(key, "kernel"))
-		return vmdef_get_path(val, "kernel", false, &def->kernel, err, errlen);
+		return vmdef_get_path(val, "kernel", true, &def->kernel, err, errlen);
 	if (!strcmp(key, "initrd"))
 		return vmdef_get_path(val, "initrd", true, &def->initrd, err, errlen);
 	if (!strcmp(key, "cmdline"))
