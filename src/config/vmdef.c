@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
@@ -562,16 +562,14 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 		return -EINVAL;
 	if (def->kernel && vmdef_check_file("kernel", def->kernel, false, false, err, errlen))
 		return -EINVAL;
-	if (def->firmware != VM_FIRMWARE_NONE && access(vmdef_firmware_file(def), F_OK) < 0 &&
-	    !def->firmware_file) {
-		error_set(err, errlen, "firmware file %s is missing: install Debian's '%s' package",
-			  vmdef_firmware_file(def),
-			  def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_PKG : VMDEF_OVMF_PKG);
+	if (def->firmware != VM_FIRMWARE_NONE) {
+		/* keeld's store, start and API know direct boot only (issue 11's later step). */
+		error_set(err, errlen,
+			  "VM '%s': keeld does not run firmware VMs yet ('firmware' %s); "
+			  "keel-vmm --firmware does",
+			  def->name, vmdef_firmware_name(def->firmware));
 		return -EINVAL;
 	}
-	if (def->firmware != VM_FIRMWARE_NONE &&
-	    vmdef_check_file("firmware", vmdef_firmware_file(def), false, false, err, errlen))
-		return -EINVAL;
 	if (def->initrd && vmdef_check_file("initrd", def->initrd, false, false, err, errlen))
 		return -EINVAL;
 	for (size_t k = 0; k < vmdef_ndevices; k++)

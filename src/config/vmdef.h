@@ -174,9 +174,9 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*
- * keeld's checks before it stores a definition: a name is given, vmdef_check passes, and
- * the files exist and are regular files (disks may be block devices). Returns 0 or -EINVAL
- * with err set.
+ * keeld's checks before it stores a definition: a name is given, vmdef_check passes, the
+ * VM boots a kernel (keeld does not run firmware VMs yet), and the files exist and are
+ * regular files (disks may be block devices). Returns 0 or -EINVAL with err set.
  */
 int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
