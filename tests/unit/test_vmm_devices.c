@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "config/vmdef_device.h"
@@ -27,6 +28,7 @@
 #include "vmm/machine.h"
 #include "vmm/mem.h"
 #include "vmm/pci.h"
+#include "vmm/dev/cfi_flash.h"
 #include "vmm/x86/q35.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/layout.h"
@@ -355,6 +357,69 @@ static void test_pm_slp_typ(void **state)
 	assert_int_equal(fake.event, VM_EVENT_POWEROFF);
 }
 
+extern const struct device_class pflash_class;
+
+/* OVMF's variable flash on the machine: created from Debian's template into a new NVRAM
+ * file, just below the firmware's code; a byte OVMF programs reaches the file when the
+ * device is torn down (the main loop's save is the same call). */
+static void test_pflash(void **state)
+{
+	static const char tmpl[] = VMDEF_OVMF_VARS_FILE;
+	char dir[] = "/tmp/keel-pflash-XXXXXX", path[64], err[256] = "";
+	struct vm_def d = def;
+	struct machine m2 = machine;
+	uint64_t base = 0xffc84000ull - 0x84000, v = 0;
+	unsigned before = fake.nteardown, resets = fake.nreset, off = 0x1000;
+	struct bus_range gone;
+	uint8_t old, b;
+	FILE *fp;
+
+	if (access(tmpl, R_OK)) {
+		/* The template is Debian's ovmf package, which scripts/setup.sh installs. */
+		fail_msg("%s is missing: run scripts/setup.sh (package ovmf)", tmpl);
+	}
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vars.fd", dir);
+	d.firmware = VM_FIRMWARE_UEFI;
+	d.nvram = path;
+	m2.def = &d;
+	m2.firmware_base = 0xffc84000ull; /* Debian's OVMF_CODE_4M.fd: 0x37c000 bytes */
+	assert_int_equal(pflash_class.count(&m2), 1);
+	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), 0);
+	assert_int_equal(access(path, R_OK), 0);
+	assert_true(bus_read(&mmio, base + 40, 4, &v));
+	assert_memory_equal(&v, "_FVH", 4);
+	bus_read(&mmio, base + off, 1, &v);
+	old = (uint8_t)v;
+	bus_write(&mmio, base + off, 1, CFI_CMD_PROGRAM);
+	bus_write(&mmio, base + off, 1, (uint8_t)~old);
+	bus_write(&mmio, base + off, 1, CFI_CMD_READ_ARRAY);
+	bus_read(&mmio, base + off, 1, &v);
+	assert_int_equal((uint8_t)v, (uint8_t)~old);
+	/* Tear the device down (it registered exactly one teardown): the store is saved. */
+	assert_int_equal(fake.nteardown, before + 1);
+	fake.nteardown--;
+	fake.teardown[fake.nteardown](fake.teardown_opaque[fake.nteardown]);
+	fake.nreset = resets; /* the device is gone from this machine */
+	assert_int_equal(bus_unregister(&mmio, base, &gone), 0);
+	fp = fopen(path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+	assert_int_equal(fread(&b, 1, 1, fp), 1);
+	fclose(fp);
+	assert_int_equal(b, (uint8_t)~old);
+	/* A file that is not a variable store is refused, with the reason. */
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	for (unsigned i = 0; i < 0x84000; i++)
+		fputc(0, fp);
+	fclose(fp);
+	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a UEFI variable store"));
+	unlink(path);
+	rmdir(dir);
+}
+
 /* The debug-exit port asks the machine to end with (value << 1) | 1. */
 static void test_debug_exit(void **state)
 {
@@ -391,6 +456,7 @@ int main(void)
 		cmocka_unit_test_setup(test_pm_button_and_s5, reset),
 		cmocka_unit_test_setup(test_debug_exit, reset),
 		cmocka_unit_test_setup(test_pm_slp_typ, reset),
+		cmocka_unit_test_setup(test_pflash, reset),
 		cmocka_unit_test_setup(test_q35_identity, reset),
 		cmocka_unit_test_setup(test_q35_pmbase, reset),
 		cmocka_unit_test_setup(test_q35_pciexbar, reset),
