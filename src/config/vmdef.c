@@ -343,7 +343,7 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 		return 0;
 	}
 	if (!strcmp(key, "kernel"))
-		return vmdef_get_path(val, "kernel", true, &def->kernel, err, errlen);
+		return vmdef_get_path(val, "kernel", false, &def->kernel, err, errlen);
 	if (!strcmp(key, "initrd"))
 		return vmdef_get_path(val, "initrd", true, &def->initrd, err, errlen);
 	if (!strcmp(key, "cmdline"))
@@ -676,7 +676,8 @@ json_object *vmdef_to_json(const struct vm_def *def)
 	json_object_object_add(o, "created", json_object_new_string(created));
 	json_object_object_add(o, "cpus", json_object_new_int64(def->cpus));
 	json_object_object_add(o, "memory", json_object_new_int64((int64_t)def->memory));
-	json_object_object_add(o, "kernel", str_or_null(def->kernel));
+	if (def->kernel || def->firmware == VM_FIRMWARE_NONE) /* a firmware VM has none */
+		json_object_object_add(o, "kernel", str_or_null(def->kernel));
 	json_object_object_add(o, "initrd", str_or_null(def->initrd));
 	json_object_object_add(o, "cmdline",
 			       json_object_new_string(def->cmdline ? def->cmdline : ""));
