@@ -157,11 +157,16 @@ static const struct seccomp_rule main_rules[] = {
 /* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
  * whose rings are set up with the device, before the filter (so no io_uring_setup). */
 static const struct seccomp_rule io_rules[] = {
-	ANY(SYS_epoll_wait), ANY(SYS_epoll_pwait), ANY(SYS_epoll_ctl),	    ANY(SYS_readv),
-	ANY(SYS_writev),     ANY(SYS_pread64),	   ANY(SYS_preadv),	    ANY(SYS_pwritev),
-	ANY(SYS_preadv2),    ANY(SYS_pwritev2),	   ANY(SYS_fdatasync),	    ANY(SYS_fallocate),
-	ANY(SYS_lseek),	     ANY(SYS_fstat),	   ANY(SYS_sendto),	    ANY(SYS_sendmsg),
-	ANY(SYS_recvfrom),   ANY(SYS_recvmsg),	   ANY(SYS_io_uring_enter),
+	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
+	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
+	ANY(SYS_writev),	 ANY(SYS_pread64),
+	ANY(SYS_preadv),	 ANY(SYS_pwritev),
+	ANY(SYS_preadv2),	 ANY(SYS_pwritev2),
+	ANY(SYS_fdatasync),	 ANY(SYS_fallocate),
+	ANY(SYS_lseek),		 ANY(SYS_fstat),
+	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
+	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
+	ANY(SYS_io_uring_enter),
 };
 
 /* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial
