@@ -30,9 +30,16 @@
 #define VMDEF_NOTES_MAX	  4095
 #define VMDEF_DEFAULT_MEM (512ULL << 20)
 #define VMDEF_SERIAL_MAX  20 /* virtio-blk's device ID string */
-/* Every PCI device a VM can have: disks, NICs, the virtio-console and virtio-rng. keel-vmm
- * sizes its tables from this, so that a VM at every limit at once really starts. */
-#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 2)
+/* Every PCI device a VM can have: disks, NICs, the virtio-console, virtio-rng and virtio-vsock.
+ * keel-vmm sizes its tables from this, so that a VM at every limit at once really starts. */
+#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 3)
+/* virtio-vsock: the guest's context ID (0-2 are the hypervisor, local and host; -1 is "any"),
+ * and the longest host socket path, so that PATH_<port> (port up to 10 digits) still fits a
+ * sockaddr_un (108 bytes with its NUL). */
+#define VMDEF_VSOCK_CID_MIN	3
+#define VMDEF_VSOCK_CID_MAX	0xfffffffeu
+#define VMDEF_VSOCK_CID_DEFAULT 3
+#define VMDEF_VSOCK_SOCKET_MAX	96
 /* Guest-visible PCI slots on bus 0 that devices may take: 0 is the host bridge, 31 is kept
  * for the platform's LPC bridge (a Q35-compatible machine has it at 00:1f.0). */
 #define VMDEF_PCI_SLOT_MIN 1
@@ -93,6 +100,13 @@ struct vm_onedev {
 	uint8_t pci_slot;
 };
 
+/* The virtio-vsock device (at most one): the guest's context ID. */
+struct vm_vsock {
+	bool present;
+	uint32_t cid;
+	uint8_t pci_slot;
+};
+
 struct vm_def {
 	char uuid[VMDEF_UUID_LEN + 1];
 	char name[VMDEF_NAME_MAX + 1];
@@ -111,6 +125,7 @@ struct vm_def {
 	unsigned nnics;
 	struct vm_onedev console; /* virtio-console (the serial port is always there) */
 	struct vm_onedev rng;	  /* virtio-rng: present unless turned off */
+	struct vm_vsock vsock;	  /* virtio-vsock (docs/virtio.md) */
 	bool debug_exit;	  /* the test device on port 0xf4 (docs/keel-vmm.md) */
 	enum vm_start_action start_action;
 	enum vm_stop_action stop_action;

@@ -50,7 +50,7 @@ struct vmdef_device_kind {
 };
 
 extern const struct vmdef_device_kind vmdef_disk_kind, vmdef_nic_kind, vmdef_console_kind,
-	vmdef_rng_kind;
+	vmdef_rng_kind, vmdef_vsock_kind;
 
 /* Every kind, in the order devices without a slot get theirs (vmdef_assign_slots). */
 extern const struct vmdef_device_kind *const vmdef_devices[];

@@ -51,6 +51,11 @@ static const char schema[] =
 	" mac TEXT NOT NULL UNIQUE,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(vm, idx));"
+	/* virtio-vsock (store_vsock.c): a row per VM that has the device. */
+	"CREATE TABLE IF NOT EXISTS vsock("
+	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" cid INTEGER NOT NULL,"
+	" pci_slot INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS runtime("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" state TEXT NOT NULL,"
@@ -387,6 +392,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 			goto out;
 		}
 	}
+	ret = store_vsock_put(st, def);
 out:
 	if (ret == -EIO)
 		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
@@ -654,6 +660,9 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		copy_col(d, 1, nic->mac, sizeof(nic->mac));
 		nic->pci_slot = slot_from_col(d, 2);
 	}
+	ret = store_vsock_load(st, def);
+	if (ret)
+		goto out;
 	/* A VM stored before slots were recorded gets the layout it always had. A row that
 	 * does not make a valid description (edited by hand, damaged) is said so in the log;
 	 * starting it is refused by keel-vmm with the same reason. */

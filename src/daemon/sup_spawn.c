@@ -288,7 +288,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 {
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char dir[PATH_MAX], ctl[PATH_MAX], serial[PATH_MAX], status[PATH_MAX], log[PATH_MAX];
-	char config[PATH_MAX], hvc[PATH_MAX];
+	char config[PATH_MAX], hvc[PATH_MAX], vsock[PATH_MAX];
 	char *argv[64] = {NULL};
 	struct worker_files wf = {.n = 0};
 	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, e = 0, ret = 0;
@@ -308,7 +308,9 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    sup_path(sup, def->uuid, "worker.log", log, sizeof(log)) ||
 	    sup_path(sup, def->uuid, "config.json", config, sizeof(config)) ||
 	    sup_path(sup, def->uuid, "hvc0.sock", hvc, sizeof(hvc)) || strlen(hvc) > SUP_SOCK_MAX ||
-	    strlen(ctl) > SUP_SOCK_MAX || strlen(serial) > SUP_SOCK_MAX) {
+	    strlen(ctl) > SUP_SOCK_MAX || strlen(serial) > SUP_SOCK_MAX ||
+	    sup_path(sup, def->uuid, "vsock.sock", vsock, sizeof(vsock)) ||
+	    (def->vsock.present && strlen(vsock) > VMDEF_VSOCK_SOCKET_MAX)) {
 		error_set(
 			err, errlen,
 			"the state directory %s is too long for the VM's socket paths (at most %d "
@@ -348,6 +350,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	unlink(serial);
 	unlink(status);
 	unlink(hvc);
+	unlink(vsock);
 	sup_rotate_log(log);
 	/* The worker gets the description whole, as a document: no path or string travels
 	 * through an option splitter (docs/vm-config.md). */
@@ -359,6 +362,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    add_arg(argv, &argc, 64, "--config=%s", config) ||
 	    add_arg(argv, &argc, 64, "--serial=unix:%s", serial) ||
 	    (def->console.present && add_arg(argv, &argc, 64, "--console=unix:%s", hvc)) ||
+	    (def->vsock.present && add_arg(argv, &argc, 64, "--vsock=socket=%s", vsock)) ||
 	    add_arg(argv, &argc, 64, "--control=%s", ctl) ||
 	    add_arg(argv, &argc, 64, "--status-file=%s", status) ||
 	    add_arg(argv, &argc, 64, "--jail-user=%u:%u", (unsigned)vm->jail_uid,

@@ -22,6 +22,7 @@ static const char config_usage[] =
 	"                [--net tap=IFNAME[,mac=MAC][,slot=N]]... [--no-rng] [--debug-exit]\n"
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
+	"                [--vsock [cid=N,]socket=PATH]\n"
 	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd kernel|initrd|kvm|disk.I|net.I=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
@@ -177,6 +178,63 @@ int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* Make path absolute against the working directory into out (size bytes); -EINVAL when it
+ * cannot be or does not fit. */
+static int absolute_path(const char *path, char *out, size_t size)
+{
+	char cwd[VMDEF_PATH_MAX + 1];
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(out, size, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(out, size, "%s/%s", cwd, path);
+	else
+		return -EINVAL;
+	return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+}
+
+int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOCKET_MAX + 1],
+		       char *err, size_t errlen)
+{
+	char k[16], v[VMDEF_PATH_MAX + 1];
+	const char *p = s;
+	uint64_t x;
+	int too_long;
+
+	*cid = 0;
+	socket[0] = 0;
+	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
+		if (too_long) {
+			snprintf(err, errlen, "--vsock %s: an option or value is too long", s);
+			return -EINVAL;
+		}
+		if (!strcmp(k, "cid") &&
+		    !parse_uint(v, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX, &x)) {
+			*cid = (uint32_t)x;
+		} else if (!strcmp(k, "socket") && *v) {
+			if (absolute_path(v, socket, VMDEF_VSOCK_SOCKET_MAX + 1)) {
+				snprintf(err, errlen,
+					 "--vsock: the socket's absolute path must be at most %d "
+					 "bytes (PATH_<port> must fit a Unix socket address): %s",
+					 VMDEF_VSOCK_SOCKET_MAX, v);
+				return -EINVAL;
+			}
+		} else {
+			snprintf(err, errlen,
+				 "--vsock %s: expected [cid=N,]socket=PATH with N the guest's "
+				 "context ID (%d to %u)",
+				 s, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX);
+			return -EINVAL;
+		}
+	}
+	if (!socket[0]) {
+		snprintf(err, errlen, "--vsock %s: socket=PATH is required", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 256,
 	OPT_FIRMWARE,
@@ -200,6 +258,7 @@ enum {
 	OPT_NET,
 	OPT_CONSOLE,
 	OPT_NO_RNG,
+	OPT_VSOCK,
 	OPT_CONFIG,
 	OPT_FD,
 	OPT_JAIL_USER,
@@ -230,6 +289,7 @@ static const struct option config_options[] = {
 	{"net", required_argument, NULL, OPT_NET},
 	{"console", required_argument, NULL, OPT_CONSOLE},
 	{"no-rng", no_argument, NULL, OPT_NO_RNG},
+	{"vsock", required_argument, NULL, OPT_VSOCK},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -478,6 +538,8 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 			return -EINVAL;
 		}
 		return 0;
+	case OPT_VSOCK:
+		return config_parse_vsock(optarg, &cfg->vsock_cid, cfg->vsock_socket, err, errlen);
 	case OPT_NO_REBOOT:
 		cfg->no_reboot = true;
 		return 0;
@@ -610,8 +672,31 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 				 cfg->config_path);
 			goto out;
 		}
+		if (cfg->def.vsock.present && !cfg->vsock_socket[0]) {
+			snprintf(err, errlen,
+				 "the VM has a virtio-vsock device: say where its host side "
+				 "listens with --vsock socket=PATH");
+			goto out;
+		}
+		if (!cfg->def.vsock.present && cfg->vsock_socket[0]) {
+			snprintf(err, errlen,
+				 "--vsock: the VM described in %s has no virtio-vsock device",
+				 cfg->config_path);
+			goto out;
+		}
+		if (cfg->vsock_cid && cfg->vsock_cid != cfg->def.vsock.cid) {
+			snprintf(err, errlen,
+				 "--vsock cid=%u: the VM described in %s has guest CID %u (leave "
+				 "cid= out with --config)",
+				 cfg->vsock_cid, cfg->config_path, cfg->def.vsock.cid);
+			goto out;
+		}
 	} else {
 		cfg->def.console.present = cfg->console.kind != CHARDEV_OFF;
+		if (cfg->vsock_socket[0])
+			cfg->def.vsock = (struct vm_vsock){
+				.present = true,
+				.cid = cfg->vsock_cid ? cfg->vsock_cid : VMDEF_VSOCK_CID_DEFAULT};
 		if (!cfg->def.kernel && cfg->def.firmware == VM_FIRMWARE_NONE) {
 			snprintf(err, errlen,
 				 "--kernel FILE, --firmware bios|uefi or --config FILE is required "

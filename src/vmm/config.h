@@ -27,6 +27,10 @@ struct vm_config {
 	const char *config_path; /* --config: where def came from, or NULL */
 	struct chardev_spec serial;
 	struct chardev_spec console; /* the host side of def.console */
+	/* --vsock: the Unix socket the host side of def.vsock listens on (docs/virtio.md), an
+	 * absolute path; cid given there (0: none). */
+	char vsock_socket[VMDEF_VSOCK_SOCKET_MAX + 1];
+	uint32_t vsock_cid;
 	bool no_reboot;
 	bool firmware_debug; /* port 0x402's firmware log to stderr */
 	bool paused; /* --paused: the vCPUs wait for "resume" on the control socket */
@@ -62,5 +66,9 @@ int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int config_parse_chardev(const char *s, struct chardev_spec *spec)
 	__attribute__((warn_unused_result));
+/* One --vsock value "[cid=N,]socket=PATH" into cid (0 when not given) and socket (made
+ * absolute); -EINVAL with a one-line reason in err. */
+int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOCKET_MAX + 1],
+		       char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

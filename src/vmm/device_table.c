@@ -13,7 +13,7 @@
 extern const struct device_class serial_class, i8042_class, rtc_class, pm_class, fw_cfg_class,
 	debug_exit_class, pflash_class, debugcon_class;
 extern const struct device_class virtio_blk_class, virtio_net_class, virtio_console_class,
-	virtio_rng_class;
+	virtio_rng_class, virtio_vsock_class;
 
 /* Platform devices: fixed ports and interrupts, as on a PC. */
 static const struct device_class *const platform_devices[] = {
@@ -28,6 +28,7 @@ static const struct device_class *const pci_devices[] = {
 	&virtio_net_class,
 	&virtio_console_class,
 	&virtio_rng_class,
+	&virtio_vsock_class,
 };
 
 const struct device_class *const *device_table(enum device_bus bus, size_t *n)

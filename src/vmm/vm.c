@@ -615,6 +615,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .console = &cfg->console,
 				       .disk_fds = cfg->disk_fds,
 				       .net_fds = cfg->net_fds,
+				       .vsock_socket = cfg->vsock_socket,
 				       .firmware_debug = cfg->firmware_debug};
 
 	r = cfg->def.kernel ? vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel",

@@ -727,7 +727,8 @@ static void blkmq_test(void)
 	nq = r16(devcfg + 0x22);
 	if (nq != queues || nq < 2)
 		guest_fail("num_queues %u, expected %u (at least 2)", nq, queues);
-	if (r32(devcfg + 0x0c) != 254 || r32(devcfg + 0x08) < 4096 || r32(devcfg + 0x28) != 32)
+	if (r32(devcfg + 0x0c) != 254 || r32(devcfg + 0x08) < 4096 || r32(devcfg + 0x28) != 32 ||
+	    (uint64_t)r32(devcfg + 0x0c) * r32(devcfg + 0x08) > (32u << 20))
 		guest_fail("seg_max %u, size_max %u, max_discard_seg %u", r32(devcfg + 0x0c),
 			   r32(devcfg + 0x08), r32(devcfg + 0x28));
 	memset(&ring2, 0, sizeof(ring2));

@@ -136,7 +136,7 @@ lab_guest_build() {
 	lab_check_inputs
 	local src=$LAB_TOP/tests/lab/guest out=$LAB_OUT/guest.cpio fp
 	fp=$(_lab_fingerprint "$src/init" "$src/modules" /bin/busybox "$LAB_KDIR/ready" \
-		"$LAB_TOP/tests/lab/lab.sh")
+		"$LAB_TOP/tests/lab/lab.sh" "$LAB_TOP/tests/lab/vsockcat.c")
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
 	fi
@@ -148,6 +148,9 @@ lab_guest_build() {
 		[ "$app" = busybox ] || ln -s busybox "$root/bin/$app"
 	done
 	install -m 0755 "$src/init" "$root/init"
+	# virtio-vsock's guest side (67-virtio-vsock): AF_VSOCK listen and connect.
+	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \
+		"$LAB_TOP/tests/lab/vsockcat.c" || lab_die "cannot build tests/lab/vsockcat.c"
 	_lab_add_modules "$src/modules" "$root"
 	_lab_pack "$root" "$out"
 	rm -rf "$root"
@@ -163,6 +166,7 @@ _lab_host_files() {
 	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
 	ls "$LAB_TOP"/bench/virtio/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vmmctl.c "$LAB_TOP"/bench/state/lab.sh 2>/dev/null
+	ls "$LAB_TOP"/tests/lab/vsockcat.c 2>/dev/null
 }
 
 lab_build() {
@@ -233,6 +237,9 @@ lab_build() {
 		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vmmctl" \
 			"$d/vmmctl.c" || lab_die "cannot build tests/lab/vmmctl.c"
 	fi
+	# virtio-vsock's host side (67-virtio-vsock): the worker's Unix sockets.
+	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \
+		"$d/vsockcat.c" || lab_die "cannot build tests/lab/vsockcat.c"
 	# The boot benchmark's lab side: its script and its timing helper (static, no libraries).
 	if [ -e "$LAB_TOP/bench/boot/lab.sh" ]; then
 		install -D -m 0644 "$LAB_TOP/bench/boot/lab.sh" "$root/lab/bench/boot.sh"
