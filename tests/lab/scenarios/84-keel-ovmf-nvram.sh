@@ -36,8 +36,9 @@ shell write
 printf 'setvar KeelLab -guid %s -nv -bs =L"persisted"\r' "$GUID" >"$VM_DIR/write/in"
 sleep 5
 printf 'dmpstore KeelLab -guid %s\r' "$GUID" >"$VM_DIR/write/in"
-# The shell colours its output: "Variable ESC[..mNV+BS ESC[..m '...:KeelLab' DataSize = ...".
-vm_wait write "Variable .*NV\\+BS.*KeelLab.*DataSize" 60
+# The shell colours its output ("Variable ESC[..mNV+BS ESC[..m ...KeelLab... DataSize"); the
+# pattern reaches awk -v, which eats backslashes: [+] for a plus.
+vm_wait write "Variable .*NV[+]BS.*KeelLab.*DataSize" 60
 echo "lab: written: $VM_LINE"
 off write
 [ -f "$VARS" ] || fail "no NVRAM file $VARS after the first boot"
@@ -45,7 +46,7 @@ off write
 
 shell read
 printf 'dmpstore KeelLab -guid %s\r' "$GUID" >"$VM_DIR/read/in"
-vm_wait read "Variable .*NV\\+BS.*KeelLab.*DataSize" 60 ||
+vm_wait read "Variable .*NV[+]BS.*KeelLab.*DataSize" 60 ||
 	fail "the variable written in the first boot is not in the store after power-off"
 echo "lab: after power-off and a new keel-vmm: $VM_LINE"
 tr -d '\r' <"$VM_DIR/read/out" | grep -q 'Variable.*not found' &&
