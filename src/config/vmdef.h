@@ -51,6 +51,15 @@
 /* The configuration version this keeld writes: it gates features and only ever goes up. */
 #define VMDEF_CONFIG_VERSION 1
 
+/* How the VM boots: a kernel keel-vmm loads itself (direct boot), or firmware: SeaBIOS
+ * (Hyper-V's Generation 1) or OVMF (Generation 2), Debian's files unless another is named. */
+enum vm_firmware { VM_FIRMWARE_NONE, VM_FIRMWARE_BIOS, VM_FIRMWARE_UEFI };
+#define VMDEF_SEABIOS_FILE   "/usr/share/seabios/bios-256k.bin"
+#define VMDEF_SEABIOS_PKG    "seabios"
+#define VMDEF_OVMF_CODE_FILE "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define VMDEF_OVMF_VARS_FILE "/usr/share/OVMF/OVMF_VARS_4M.fd"
+#define VMDEF_OVMF_PKG	     "ovmf"
+
 /* Hyper-V's AutomaticStartAction and AutomaticStopAction. */
 enum vm_start_action { VM_START_NOTHING, VM_START_IF_RUNNING, VM_START_ALWAYS };
 enum vm_stop_action { VM_STOP_TURN_OFF, VM_STOP_SHUT_DOWN, VM_STOP_SAVE };
@@ -125,6 +134,9 @@ struct vm_def {
 	char *initrd;
 	char *cmdline;
 	char *notes;
+	enum vm_firmware firmware; /* VM_FIRMWARE_NONE: boot kernel */
+	char *firmware_file;	   /* NULL: Debian's (VMDEF_*_FILE) */
+	char *nvram;		   /* UEFI's variable store; NULL: none (variables kept in RAM) */
 	struct vm_disk disks[VMDEF_MAX_DISKS];
 	unsigned ndisks;
 	struct vm_nic nics[VMDEF_MAX_NICS];
@@ -196,9 +208,9 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*
- * keeld's checks before it stores a definition: a name is given, vmdef_check passes, and
- * the files exist and are regular files (disks may be block devices). Returns 0 or -EINVAL
- * with err set.
+ * keeld's checks before it stores a definition: a name is given, vmdef_check passes, the
+ * VM boots a kernel (keeld does not run firmware VMs yet), and the files exist and are
+ * regular files (disks may be block devices). Returns 0 or -EINVAL with err set.
  */
 int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
@@ -229,6 +241,10 @@ void vmdef_mac_format(const uint8_t mac[6], char out[VMDEF_MAC_LEN + 1]);
 bool vmdef_tap_ok(const char *tap);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */
 int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1]) __attribute__((warn_unused_result));
+/* The firmware file the VM runs (its own, or Debian's for its kind); NULL for none. */
+const char *vmdef_firmware_file(const struct vm_def *def);
+/* "bios", "uefi" or "none". */
+const char *vmdef_firmware_name(enum vm_firmware f);
 int vmdef_gen_mac(char out[VMDEF_MAC_LEN + 1]) __attribute__((warn_unused_result));
 
 const char *vmdef_start_action_name(enum vm_start_action a);

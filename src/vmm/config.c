@@ -15,6 +15,7 @@
 
 static const char config_usage[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
+	"                | --firmware bios|uefi[=FILE] [--nvram FILE]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME]\n"
 	"                [--disk "
 	"path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N][,bus=scsi]]...\n"
@@ -23,7 +24,7 @@ static const char config_usage[] =
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
 	"                [--vsock [cid=N,]socket=PATH]\n"
-	"                [--no-reboot] [--control PATH] [--status-file PATH]\n"
+	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd "
 	"kernel|initrd|kvm|disk.I|net.I|lun.I=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
@@ -248,12 +249,15 @@ int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOC
 
 enum {
 	OPT_KERNEL = 256,
+	OPT_FIRMWARE,
+	OPT_NVRAM,
 	OPT_INITRD,
 	OPT_CMDLINE,
 	OPT_CPUS,
 	OPT_MEMORY,
 	OPT_SERIAL,
 	OPT_NO_REBOOT,
+	OPT_FIRMWARE_DEBUG,
 	OPT_PAUSED,
 	OPT_DEBUG_EXIT,
 	OPT_CONTROL,
@@ -276,12 +280,15 @@ enum {
 
 static const struct option config_options[] = {
 	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"firmware", required_argument, NULL, OPT_FIRMWARE},
+	{"nvram", required_argument, NULL, OPT_NVRAM},
 	{"initrd", required_argument, NULL, OPT_INITRD},
 	{"cmdline", required_argument, NULL, OPT_CMDLINE},
 	{"cpus", required_argument, NULL, OPT_CPUS},
 	{"memory", required_argument, NULL, OPT_MEMORY},
 	{"serial", required_argument, NULL, OPT_SERIAL},
 	{"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+	{"firmware-debug", no_argument, NULL, OPT_FIRMWARE_DEBUG},
 	{"paused", no_argument, NULL, OPT_PAUSED},
 	{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 	{"control", required_argument, NULL, OPT_CONTROL},
@@ -385,6 +392,31 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 	switch (c) {
 	case OPT_KERNEL:
 		return set_path(&def->kernel, arg, err, errlen);
+	case OPT_FIRMWARE: {
+		const char *file = strchr(arg, '=');
+		size_t n = file ? (size_t)(file - arg) : strlen(arg);
+
+		if (n == 4 && !strncmp(arg, "bios", 4)) {
+			def->firmware = VM_FIRMWARE_BIOS;
+		} else if (n == 4 && !strncmp(arg, "uefi", 4)) {
+			def->firmware = VM_FIRMWARE_UEFI;
+		} else {
+			snprintf(err, errlen,
+				 "--firmware %s: expected bios or uefi, optionally "
+				 "=FILE",
+				 arg);
+			return -EINVAL;
+		}
+		if (file && !file[1]) {
+			snprintf(err, errlen, "--firmware %s: FILE is empty", arg);
+			return -EINVAL;
+		}
+		free(def->firmware_file);
+		def->firmware_file = NULL;
+		return file ? set_path(&def->firmware_file, file + 1, err, errlen) : 0;
+	}
+	case OPT_NVRAM:
+		return set_path(&def->nvram, arg, err, errlen);
 	case OPT_INITRD:
 		return set_path(&def->initrd, arg, err, errlen);
 	case OPT_CMDLINE:
@@ -488,9 +520,10 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 
 static bool is_description_option(int c)
 {
-	return c == OPT_KERNEL || c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME ||
-	       c == OPT_CPUS || c == OPT_MEMORY || c == OPT_DISK || c == OPT_DVD || c == OPT_NET ||
-	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
+	return c == OPT_KERNEL || c == OPT_FIRMWARE || c == OPT_NVRAM || c == OPT_INITRD ||
+	       c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS || c == OPT_MEMORY ||
+	       c == OPT_DISK || c == OPT_DVD || c == OPT_NET || c == OPT_NO_RNG ||
+	       c == OPT_DEBUG_EXIT;
 }
 
 /*
@@ -590,6 +623,9 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 		return config_parse_vsock(optarg, &cfg->vsock_cid, cfg->vsock_socket, err, errlen);
 	case OPT_NO_REBOOT:
 		cfg->no_reboot = true;
+		return 0;
+	case OPT_FIRMWARE_DEBUG:
+		cfg->firmware_debug = true;
 		return 0;
 	case OPT_PAUSED:
 		cfg->paused = true;
@@ -744,10 +780,10 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			cfg->def.vsock = (struct vm_vsock){
 				.present = true,
 				.cid = cfg->vsock_cid ? cfg->vsock_cid : VMDEF_VSOCK_CID_DEFAULT};
-		if (!cfg->def.kernel) {
+		if (!cfg->def.kernel && cfg->def.firmware == VM_FIRMWARE_NONE) {
 			snprintf(err, errlen,
-				 "--kernel FILE or --config FILE is required (see keel-vmm "
-				 "--help)");
+				 "--kernel FILE, --firmware bios|uefi or --config FILE is required "
+				 "(see keel-vmm --help)");
 			goto out;
 		}
 		r = vmdef_assign_slots(&cfg->def, err, errlen);

@@ -32,6 +32,7 @@ struct vm_config {
 	char vsock_socket[VMDEF_VSOCK_SOCKET_MAX + 1];
 	uint32_t vsock_cid;
 	bool no_reboot;
+	bool firmware_debug; /* port 0x402's firmware log to stderr */
 	bool paused; /* --paused: the vCPUs wait for "resume" on the control socket */
 	const char *control_path;
 	const char *status_path;

@@ -129,7 +129,7 @@ static void check_pci(uint32_t want, const char *what)
 	uint32_t id = cfg_read32(0, 0), ecam, eid;
 	unsigned d;
 
-	if (id != 0x00081b36 || cfg_read32(0, 8) >> 8 != 0x060000)
+	if (id != 0x29c08086 || cfg_read32(0, 8) >> 8 != 0x060000)
 		guest_fail("00:00.0 is 0x%08x class 0x%06x, expected the host bridge", id,
 			   cfg_read32(0, 8) >> 8);
 	if (!mcfg)

@@ -28,8 +28,10 @@ LAB_QEMU_FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios)
 # Debian's OVMF (package ovmf), for the UEFI guests of 80-uefi-boots and 81-uefi-secure-boot:
 # the code and an empty variable store, and the SMM build with the Microsoft-keys store
 # (Secure Boot on). Installed in the lab at the same paths.
+# Debian's SeaBIOS (package seabios) too, for keel-vmm --firmware bios (82-keel-seabios).
 LAB_OVMF=(/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd
-	/usr/share/OVMF/OVMF_CODE_4M.secboot.fd /usr/share/OVMF/OVMF_VARS_4M.ms.fd)
+	/usr/share/OVMF/OVMF_CODE_4M.secboot.fd /usr/share/OVMF/OVMF_VARS_4M.ms.fd
+	/usr/share/seabios/bios-256k.bin)
 
 lab_die() {
 	echo "lab: $*" >&2
@@ -47,7 +49,7 @@ lab_check_inputs() {
 	command -v modprobe >/dev/null || lab_die "modprobe (kmod) is not installed; run scripts/setup.sh"
 	local f
 	for f in "${LAB_OVMF[@]}"; do
-		[ -e "$f" ] || lab_die "$f is missing (package ovmf); run scripts/setup.sh"
+		[ -e "$f" ] || lab_die "$f is missing (packages ovmf, seabios); run scripts/setup.sh"
 	done
 }
 

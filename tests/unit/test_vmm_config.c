@@ -164,6 +164,32 @@ static void test_device_slots(void **state)
 /* What a saved state must match (vmdef_guest_change): each device the guest saw, found by
  * its PCI slot, with what the guest saw of it; host wiring may change. And what needs the VM
  * off (vmdef_hw_change). Both are driven by the description's table of device kinds. */
+/* A firmware VM: keel-vmm's options fill the description; keeld (vmdef_validate) refuses
+ * it, with a reason, until it can run one; the document round-trips its fields. */
+static void test_firmware(void **state)
+{
+	char *argv[] = {"keel-vmm", "--firmware",  "uefi=/fw/code.fd",
+			"--nvram",  "/vm/vars.fd", NULL};
+	struct vm_config cfg;
+	char err[256] = "";
+
+	assert_int_equal(config_parse(5, argv, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.def.firmware, VM_FIRMWARE_UEFI);
+	assert_string_equal(cfg.def.firmware_file, "/fw/code.fd");
+	assert_string_equal(cfg.def.nvram, "/vm/vars.fd");
+	assert_null(cfg.def.kernel);
+	assert_string_equal(vmdef_firmware_file(&cfg.def), "/fw/code.fd");
+	strcpy(cfg.def.name, "fw");
+	assert_int_equal(vmdef_validate(&cfg.def, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "keeld does not run firmware VMs yet"));
+	free(cfg.def.firmware_file);
+	cfg.def.firmware_file = NULL;
+	assert_string_equal(vmdef_firmware_file(&cfg.def), VMDEF_OVMF_CODE_FILE);
+	cfg.def.firmware = VM_FIRMWARE_BIOS;
+	assert_string_equal(vmdef_firmware_file(&cfg.def), VMDEF_SEABIOS_FILE);
+	config_free(&cfg);
+}
+
 static void test_guest_change(void **state)
 {
 	char *saved_a[] = {"keel-vmm",
@@ -538,7 +564,8 @@ static void test_errors(void **state)
 	char *novalue[] = {"keel-vmm", "--kernel", NULL};
 	char *extra[] = {"keel-vmm", "--kernel", "k", "stray", NULL};
 
-	expect_error(nokernel, 3, "--kernel FILE or --config FILE is required");
+	expect_error(nokernel, 3,
+		     "--kernel FILE, --firmware bios|uefi or --config FILE is required");
 	expect_error(cpus0, 5, "--cpus 0");
 	expect_error(cpus256, 5, "1 to 255");
 	expect_error(cpusx, 5, "--cpus two");
@@ -622,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
 		cmocka_unit_test(test_disk_formats), cmocka_unit_test(test_passed_fds),
 		cmocka_unit_test(test_jail_options), cmocka_unit_test(test_scsi_options),
+		cmocka_unit_test(test_firmware),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
