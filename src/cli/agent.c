@@ -64,6 +64,18 @@ static const char *pool_option(int argc, char **argv, int *i)
 	return NULL;
 }
 
+/* The guest's text on our output, its control characters (escape sequences for the
+ * terminal, newlines that would make lines of their own) shown as '?'. */
+static void print_guest_text(const char *s)
+{
+	char *copy = strdup(s);
+
+	if (copy)
+		ap_text_safe(copy);
+	fputs(copy ? copy : "", stdout);
+	free(copy);
+}
+
 /* `keel vm kvp VERB NAME ...` (argv[0] is "kvp"). */
 int cli_vm_kvp(int argc, char **argv)
 {
@@ -110,7 +122,13 @@ int cli_vm_kvp(int argc, char **argv)
 			json_object_object_foreach(o, pname, pairs)
 			{
 				json_object_object_foreach(pairs, k, v)
-					printf("%-6s %s=%s\n", pname, k, json_object_get_string(v));
+				{
+					printf("%-6s ", pname);
+					print_guest_text(k);
+					putchar('=');
+					print_guest_text(json_object_get_string(v));
+					putchar('\n');
+				}
 			}
 		}
 	} else if ((!strcmp(verb, "get") || !strcmp(verb, "delete")) && nargs == 1) {
@@ -131,8 +149,12 @@ int cli_vm_kvp(int argc, char **argv)
 		ret = client_call(get ? "GET" : "DELETE", path, NULL, &o, what);
 		if (!ret && get && json)
 			client_print_json(o);
-		else if (!ret && get)
-			printf("%s\n", client_str_field(o, "value"));
+		else if (!ret && get && isatty(STDOUT_FILENO)) {
+			print_guest_text(client_str_field(o, "value"));
+			putchar('\n');
+		} else if (!ret && get) {
+			printf("%s\n", client_str_field(o, "value")); /* for scripts: as it is */
+		}
 	} else if (!strcmp(verb, "set") && nargs == 2) {
 		if (pool)
 			return usage_error("set changes the host pool only: no --pool");

@@ -197,6 +197,8 @@ int agent_call(struct agent_conn *c, int timeout_ms, char *err, size_t errlen)
 		if (code == 0 || code > 4095)
 			code = EIO;
 		error_set(err, errlen, "%s", msg ? msg : strerror((int)code));
+		if (err && errlen)
+			ap_text_safe(err); /* the guest's words, for a terminal and a log */
 		return -(int)code;
 	}
 	return 0;
@@ -236,6 +238,7 @@ int agent_open_fd(struct agent_conn *c, int fd, int timeout_ms, char *err, size_
 	}
 	v = ap_get_str(&c->msg, AP_A_AGENT_VERSION);
 	snprintf(c->agent_version, sizeof(c->agent_version), "%s", v ? v : "");
+	ap_text_safe(c->agent_version);
 	return 0;
 fail:
 	close(c->fd);
