@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -325,6 +326,7 @@ int cli_vm_exec(int argc, char **argv)
 	uint64_t timeout_s = 0;
 	char err[600], term[128];
 	int i, ret, status = EXEC_OWN_FAILURE;
+	size_t in_len = 0, in_off = 0; /* an input frame being sent: its length and progress */
 	bool in_open = true, tty = false, raw_mode = false;
 	struct termios saved;
 	uint32_t id;
@@ -401,9 +403,13 @@ int cli_vm_exec(int argc, char **argv)
 		cfmakeraw(&raw);
 		raw_mode = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
 	}
+	/* The input frame in c.out is sent as the socket takes it, while the output is read on:
+	 * waiting for room in a send while the agent waits for room in its own (the program's
+	 * output to us) would hold both for ever. */
 	for (;;) {
-		struct pollfd p[2] = {{.fd = c.fd, .events = POLLIN},
-				      {.fd = in_open ? STDIN_FILENO : -1, .events = POLLIN}};
+		struct pollfd p[2] = {
+			{.fd = c.fd, .events = (short)(POLLIN | (in_len ? POLLOUT : 0))},
+			{.fd = in_open && !in_len ? STDIN_FILENO : -1, .events = POLLIN}};
 
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -422,13 +428,23 @@ int cli_vm_exec(int argc, char **argv)
 				ap_put_u32(&c.out, AP_A_EOF, 1);
 				in_open = false;
 			}
-			if (agent_send(&c)) {
+			if (ap_end(&c.out) == 0) {
+				in_len = c.out.len;
+				in_off = 0;
+			}
+		}
+		if (in_len && (p[0].revents & (POLLOUT | POLLERR | POLLHUP) || p[1].revents)) {
+			ssize_t w = send(c.fd, c.out.buf + in_off, in_len - in_off, MSG_NOSIGNAL);
+
+			if (w < 0 && errno != EAGAIN && errno != EINTR) {
 				fprintf(stderr, "keel: exec in VM '%s': the agent went away\n",
 					name);
 				break;
 			}
+			if (w > 0 && (in_off += (size_t)w) == in_len)
+				in_len = in_off = 0;
 		}
-		if (!p[0].revents)
+		if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
 			continue;
 		ret = agent_recv(&c, 0, err, sizeof(err));
 		if (ret == -ETIMEDOUT)
