@@ -378,6 +378,14 @@ def case_exec(e):
     assert out.decode() == '%s\n%s\n%s\n%s\n' % (nobody[2], nobody[3], nobody[5], home), (out, err)
     m, out, _ = c.exec(['id', '-u'], user=nobody[2])
     assert out.decode() == nobody[2] + '\n', out
+    # Empty fields (a GECOS left empty, as most system users have) are fields all the same:
+    # the home is the sixth, not the shell.
+    empty = [l.rstrip('\n').split(':') for l in open('/etc/passwd')
+             if len(l.split(':')) == 7 and l.split(':')[4] == '']
+    if empty:
+        m, out, err = c.exec(['sh', '-c', 'id -u; id -g; echo $HOME'], user=empty[0][0])
+        assert out.decode() == '%s\n%s\n%s\n' % tuple(empty[0][2:4] + [empty[0][5]]), \
+            (empty[0], out, err)
     r = c.request('EXEC', [('ARG', 'true'), ('USER', 'no-such-user-keel')])
     expect_error(r, 2, "no user 'no-such-user-keel'")
     # One exec at a time per connection.
