@@ -488,6 +488,12 @@ def case_kvp(e):
         assert facts[k].startswith('mac='), facts[k]
     r = c.request('KVP_GET', [('POOL', 0), ('KEY', 'OSKernelVersion')])
     assert get(r, 'VALUE') == os.uname().release, r
+    # A pool record a guest program wrote badly (a value that is not UTF-8): a get is an
+    # error and the connection goes on (the reply could not be built and it was closed).
+    with open(os.path.join(e.state, 'kvp_guest'), 'ab') as f:
+        f.write(b'bad'.ljust(512, b'\0') + b'\xff\xfe'.ljust(2048, b'\0'))
+    expect_error(c.request('KVP_GET', [('POOL', 1), ('KEY', 'bad')]), 84, 'not UTF-8')
+    assert c.request('PING')['flags'] == F_REPLY
 
 
 def case_disabled(e):
