@@ -26,6 +26,15 @@ static const char *const exec_default_env[] = {
 	"LANG=C.UTF-8",
 };
 
+/* The program's whole process group, and the program itself: a child that has not reached
+ * its setsid() yet is in the agent's group, where kill(-pid) does not find it, and would run
+ * on unkilled (a timeout of 1 ms, a host that closes at once after the reply). */
+static void exec_kill(pid_t pid)
+{
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+}
+
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -341,7 +350,7 @@ int exec_after_poll(struct conn *c, const struct pollfd *p, int n)
 	if (!j->active)
 		return 0;
 	if (j->deadline_ms && clock_mono_ms() >= j->deadline_ms) {
-		kill(-j->pid, SIGKILL);
+		exec_kill(j->pid);
 		j->timed_out = true;
 		j->deadline_ms = 0;
 	}
@@ -374,7 +383,7 @@ void exec_abort(struct conn *c)
 
 	if (!j->active)
 		return;
-	kill(-j->pid, SIGKILL);
+	exec_kill(j->pid);
 	while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	exec_reset(j);

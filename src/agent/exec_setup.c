@@ -30,15 +30,17 @@ int exec_user_lookup(const char *user, struct exec_user *u)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		char *save = NULL, *name = strtok_r(line, ":", &save);
-		char *pw = strtok_r(NULL, ":", &save), *uid = strtok_r(NULL, ":", &save);
-		char *gid = strtok_r(NULL, ":", &save), *gecos = strtok_r(NULL, ":", &save);
-		char *home = strtok_r(NULL, ":\n", &save);
+		/* strsep, not strtok: an empty field (a GECOS, a password) is a field, and
+		 * the home is the sixth whatever the ones before hold. */
+		char *rest = line, *name = strsep(&rest, ":"), *pw = strsep(&rest, ":");
+		char *uid = strsep(&rest, ":"), *gid = strsep(&rest, ":");
+		char *gecos = strsep(&rest, ":"), *home = strsep(&rest, ":\n");
 		uint64_t uv, gv;
 
 		(void)pw;
 		(void)gecos;
-		if (!name || !uid || !gid || !home || parse_uint(uid, 0, UINT32_MAX - 1, &uv) ||
+		if (!name || !name[0] || !uid || !gid || !home ||
+		    parse_uint(uid, 0, UINT32_MAX - 1, &uv) ||
 		    parse_uint(gid, 0, UINT32_MAX - 1, &gv))
 			continue;
 		if (want == UINT64_MAX ? strcmp(name, user) : uv != want)

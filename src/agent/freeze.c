@@ -171,6 +171,14 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	frozen.watchdog = fork();
 	if (frozen.watchdog == 0) {
 		struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
+		int held[] = {c->fd,	      c->exec.in_fd, c->exec.out_fd,
+			      c->exec.err_fd, c->exec.pidfd, c->copy.fd};
+
+		/* Only the frozen file systems: the connection and an exec's pipes held here
+		 * would hide their end from the host and the program until the deadline. */
+		for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+			if (held[i] >= 0)
+				close(held[i]);
 
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;

@@ -299,6 +299,11 @@ int kvp_handle(struct conn *c, const struct ap_msg *m)
 		}
 		if (r)
 			break;
+		/* A record a guest program wrote badly is refused, as kvp-list leaves it out:
+		 * the reply could not carry it (and the connection was closed). */
+		if (kvp_check(key, value))
+			return conn_error(c, m, EILSEQ,
+					  "the value of '%s' is not UTF-8 or too long", key);
 		ap_begin(&c->out, m->type, AP_F_REPLY, m->id);
 		ap_put_str(&c->out, AP_A_VALUE, value);
 		if (ap_end(&c->out))

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -62,6 +63,18 @@ static const char *pool_option(int argc, char **argv, int *i)
 	if (!strncmp(argv[*i], "--pool=", 7))
 		return argv[(*i)++] + 7;
 	return NULL;
+}
+
+/* The guest's text on our output, its control characters (escape sequences for the
+ * terminal, newlines that would make lines of their own) shown as '?'. */
+static void print_guest_text(const char *s)
+{
+	char *copy = strdup(s);
+
+	if (copy)
+		ap_text_safe(copy);
+	fputs(copy ? copy : "", stdout);
+	free(copy);
 }
 
 /* `keel vm kvp VERB NAME ...` (argv[0] is "kvp"). */
@@ -110,7 +123,13 @@ int cli_vm_kvp(int argc, char **argv)
 			json_object_object_foreach(o, pname, pairs)
 			{
 				json_object_object_foreach(pairs, k, v)
-					printf("%-6s %s=%s\n", pname, k, json_object_get_string(v));
+				{
+					printf("%-6s ", pname);
+					print_guest_text(k);
+					putchar('=');
+					print_guest_text(json_object_get_string(v));
+					putchar('\n');
+				}
 			}
 		}
 	} else if ((!strcmp(verb, "get") || !strcmp(verb, "delete")) && nargs == 1) {
@@ -131,8 +150,12 @@ int cli_vm_kvp(int argc, char **argv)
 		ret = client_call(get ? "GET" : "DELETE", path, NULL, &o, what);
 		if (!ret && get && json)
 			client_print_json(o);
-		else if (!ret && get)
-			printf("%s\n", client_str_field(o, "value"));
+		else if (!ret && get && isatty(STDOUT_FILENO)) {
+			print_guest_text(client_str_field(o, "value"));
+			putchar('\n');
+		} else if (!ret && get) {
+			printf("%s\n", client_str_field(o, "value")); /* for scripts: as it is */
+		}
 	} else if (!strcmp(verb, "set") && nargs == 2) {
 		if (pool)
 			return usage_error("set changes the host pool only: no --pool");
@@ -303,6 +326,7 @@ int cli_vm_exec(int argc, char **argv)
 	uint64_t timeout_s = 0;
 	char err[600], term[128];
 	int i, ret, status = EXEC_OWN_FAILURE;
+	size_t in_len = 0, in_off = 0; /* an input frame being sent: its length and progress */
 	bool in_open = true, tty = false, raw_mode = false;
 	struct termios saved;
 	uint32_t id;
@@ -379,9 +403,13 @@ int cli_vm_exec(int argc, char **argv)
 		cfmakeraw(&raw);
 		raw_mode = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
 	}
+	/* The input frame in c.out is sent as the socket takes it, while the output is read on:
+	 * waiting for room in a send while the agent waits for room in its own (the program's
+	 * output to us) would hold both for ever. */
 	for (;;) {
-		struct pollfd p[2] = {{.fd = c.fd, .events = POLLIN},
-				      {.fd = in_open ? STDIN_FILENO : -1, .events = POLLIN}};
+		struct pollfd p[2] = {
+			{.fd = c.fd, .events = (short)(POLLIN | (in_len ? POLLOUT : 0))},
+			{.fd = in_open && !in_len ? STDIN_FILENO : -1, .events = POLLIN}};
 
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -400,13 +428,23 @@ int cli_vm_exec(int argc, char **argv)
 				ap_put_u32(&c.out, AP_A_EOF, 1);
 				in_open = false;
 			}
-			if (agent_send(&c)) {
+			if (ap_end(&c.out) == 0) {
+				in_len = c.out.len;
+				in_off = 0;
+			}
+		}
+		if (in_len && (p[0].revents & (POLLOUT | POLLERR | POLLHUP) || p[1].revents)) {
+			ssize_t w = send(c.fd, c.out.buf + in_off, in_len - in_off, MSG_NOSIGNAL);
+
+			if (w < 0 && errno != EAGAIN && errno != EINTR) {
 				fprintf(stderr, "keel: exec in VM '%s': the agent went away\n",
 					name);
 				break;
 			}
+			if (w > 0 && (in_off += (size_t)w) == in_len)
+				in_len = in_off = 0;
 		}
-		if (!p[0].revents)
+		if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
 			continue;
 		ret = agent_recv(&c, 0, err, sizeof(err));
 		if (ret == -ETIMEDOUT)

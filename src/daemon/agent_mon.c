@@ -140,6 +140,7 @@ static int mon_addresses(struct mon_vm *v, struct agent_conn *c, char *err, size
 		if (val && val[0])
 			snprintf(addrs + len, sizeof(addrs) - len, "%s%s", len ? "," : "", val);
 	}
+	ap_text_safe(addrs); /* the guest's text: shown by keel vm show */
 	pthread_mutex_lock(&mon_lock);
 	memcpy(v->st.addresses, addrs, sizeof(addrs));
 	pthread_mutex_unlock(&mon_lock);
@@ -214,14 +215,21 @@ static void *mon_vm_thread(void *arg)
 					 conn->agent_version);
 			}
 		} else {
+			bool refused;
+
 			agent_begin(conn, AP_T_PING);
 			r = agent_call(conn, AGENT_MON_TIMEOUT_MS, err, sizeof(err));
-			if (r)
+			/* A ping the agent refuses (heartbeat disabled in the guest) is no pong,
+			 * but the connection is sound: connecting again each round set the guest's
+			 * clock each time (a step every two seconds). */
+			refused = r && (conn->msg.flags & AP_F_ERROR) &&
+				  conn->msg.id == conn->last_id && conn->msg.type == AP_T_PING;
+			if (r && !refused)
 				agent_close(conn);
 			pthread_mutex_lock(&mon_lock);
 			if (!r)
 				v->last_pong_ms = clock_mono_ms();
-			else
+			else if (!refused)
 				v->st.connected = false;
 		}
 		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);

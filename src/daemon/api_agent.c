@@ -15,8 +15,13 @@
 #include "daemon/api_internal.h"
 #include "daemon/biglock.h"
 #include "lib/agent_client.h"
+#include "lib/clock.h"
 
 #define API_AGENT_TIMEOUT_MS 5000
+/* A list's bounds: the agent keeps at most 1024 pairs in a pool and a few dozen facts; a guest
+ * that sends MORE without end must not grow keeld's memory or hold the request forever. */
+#define API_KVP_LIST_MAX_PAIRS 4096
+#define API_KVP_LIST_MAX_MS    30000
 
 static const char *const api_pool_names[AP_POOL_COUNT] = {"auto", "guest", "host"};
 
@@ -173,12 +178,15 @@ static int api_agent_call(struct agent_conn *c, char *err, size_t errlen)
 static int api_kvp_list_pool(struct agent_conn *c, unsigned pool, json_object *obj, char *err,
 			     size_t errlen)
 {
+	long long deadline = clock_mono_ms() + API_KVP_LIST_MAX_MS;
+	size_t total = 0;
 	int r;
 
 	agent_begin(c, AP_T_KVP_LIST);
 	ap_put_u32(&c->out, AP_A_POOL, pool);
 	r = api_agent_call(c, err, errlen);
 	for (;;) {
+		long long left;
 		size_t n;
 
 		if (r)
@@ -189,6 +197,12 @@ static int api_kvp_list_pool(struct agent_conn *c, unsigned pool, json_object *o
 				 ap_count(&c->msg, AP_A_VALUE));
 			return -EPROTO;
 		}
+		total += n;
+		if (total > API_KVP_LIST_MAX_PAIRS) {
+			snprintf(err, errlen, "the agent's list has more than %d pairs",
+				 API_KVP_LIST_MAX_PAIRS);
+			return -EPROTO;
+		}
 		for (size_t i = 0; i < n; i++)
 			json_object_object_add(
 				obj, (const char *)ap_get_nth(&c->msg, AP_A_KEY, i)->val,
@@ -196,8 +210,15 @@ static int api_kvp_list_pool(struct agent_conn *c, unsigned pool, json_object *o
 					(const char *)ap_get_nth(&c->msg, AP_A_VALUE, i)->val));
 		if (!(c->msg.flags & AP_F_MORE))
 			return 0;
+		left = deadline - clock_mono_ms();
+		if (left <= 0) {
+			snprintf(err, errlen, "the agent's list took more than %d s",
+				 API_KVP_LIST_MAX_MS / 1000);
+			return -ETIMEDOUT;
+		}
 		keeld_unlock();
-		r = agent_recv(c, API_AGENT_TIMEOUT_MS, err, errlen);
+		r = agent_recv(c, left < API_AGENT_TIMEOUT_MS ? (int)left : API_AGENT_TIMEOUT_MS,
+			       err, errlen);
 		keeld_lock();
 		if (!r && (c->msg.id != c->last_id || !(c->msg.flags & AP_F_REPLY))) {
 			snprintf(err, errlen, "the agent mixed another frame into a list");

@@ -2,6 +2,7 @@
 #include "lib/agent_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,7 +60,7 @@ static int agent_handshake(int fd, long long deadline, char *err, size_t errlen)
 			return r;
 		}
 		got = read(fd, line + n, 1);
-		if (got < 0 && errno == EINTR)
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (got <= 0) {
 			error_set(err, errlen,
@@ -81,6 +82,42 @@ static int agent_handshake(int fd, long long deadline, char *err, size_t errlen)
 	return 0;
 }
 
+/* The frame in c->out, waiting for room in the socket until deadline (-1: none). The socket
+ * is non-blocking (agent_open_fd), so that a guest that stops reading cannot hold a send, nor
+ * one that stops in the middle of a frame a read, past the caller's deadline. */
+static int agent_send_until(struct agent_conn *c, long long deadline)
+{
+	const uint8_t *p = c->out.buf;
+	size_t n = c->out.len;
+	int r = ap_end(&c->out);
+
+	if (r)
+		return r;
+	while (n) {
+		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
+
+			do
+				r = poll(&pf, 1, left_ms(deadline));
+			while (r < 0 && errno == EINTR);
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				return -ETIMEDOUT;
+			continue;
+		}
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 uint32_t agent_begin(struct agent_conn *c, uint16_t type)
 {
 	uint32_t id = c->next_id++;
@@ -95,9 +132,7 @@ uint32_t agent_begin(struct agent_conn *c, uint16_t type)
 
 int agent_send(struct agent_conn *c)
 {
-	int r = ap_end(&c->out);
-
-	return r ? r : ap_send(c->fd, &c->out);
+	return agent_send_until(c, -1);
 }
 
 int agent_recv(struct agent_conn *c, int timeout_ms, char *err, size_t errlen)
@@ -138,7 +173,7 @@ int agent_recv(struct agent_conn *c, int timeout_ms, char *err, size_t errlen)
 int agent_call(struct agent_conn *c, int timeout_ms, char *err, size_t errlen)
 {
 	uint32_t id = c->last_id, code = EIO;
-	int r = agent_send(c);
+	int r = agent_send_until(c, timeout_ms < 0 ? -1 : clock_mono_ms() + timeout_ms);
 
 	if (r) {
 		error_set(err, errlen, "cannot send to the agent: %s", strerror(-r));
@@ -162,6 +197,8 @@ int agent_call(struct agent_conn *c, int timeout_ms, char *err, size_t errlen)
 		if (code == 0 || code > 4095)
 			code = EIO;
 		error_set(err, errlen, "%s", msg ? msg : strerror((int)code));
+		if (err && errlen)
+			ap_text_safe(err); /* the guest's words, for a terminal and a log */
 		return -(int)code;
 	}
 	return 0;
@@ -178,6 +215,11 @@ int agent_open_fd(struct agent_conn *c, int fd, int timeout_ms, char *err, size_
 	c->next_id = 1;
 	c->fd = fd;
 	ap_reader_init(&c->reader);
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		r = -errno;
+		error_set(err, errlen, "cannot set up the VM's vsock socket: %s", strerror(-r));
+		goto fail;
+	}
 	r = agent_handshake(c->fd, deadline, err, errlen);
 	if (r)
 		goto fail;
@@ -196,6 +238,7 @@ int agent_open_fd(struct agent_conn *c, int fd, int timeout_ms, char *err, size_
 	}
 	v = ap_get_str(&c->msg, AP_A_AGENT_VERSION);
 	snprintf(c->agent_version, sizeof(c->agent_version), "%s", v ? v : "");
+	ap_text_safe(c->agent_version);
 	return 0;
 fail:
 	close(c->fd);

@@ -378,6 +378,14 @@ def case_exec(e):
     assert out.decode() == '%s\n%s\n%s\n%s\n' % (nobody[2], nobody[3], nobody[5], home), (out, err)
     m, out, _ = c.exec(['id', '-u'], user=nobody[2])
     assert out.decode() == nobody[2] + '\n', out
+    # Empty fields (a GECOS left empty, as most system users have) are fields all the same:
+    # the home is the sixth, not the shell.
+    empty = [l.rstrip('\n').split(':') for l in open('/etc/passwd')
+             if len(l.split(':')) == 7 and l.split(':')[4] == '']
+    if empty:
+        m, out, err = c.exec(['sh', '-c', 'id -u; id -g; echo $HOME'], user=empty[0][0])
+        assert out.decode() == '%s\n%s\n%s\n' % tuple(empty[0][2:4] + [empty[0][5]]), \
+            (empty[0], out, err)
     r = c.request('EXEC', [('ARG', 'true'), ('USER', 'no-such-user-keel')])
     expect_error(r, 2, "no user 'no-such-user-keel'")
     # One exec at a time per connection.
@@ -480,6 +488,12 @@ def case_kvp(e):
         assert facts[k].startswith('mac='), facts[k]
     r = c.request('KVP_GET', [('POOL', 0), ('KEY', 'OSKernelVersion')])
     assert get(r, 'VALUE') == os.uname().release, r
+    # A pool record a guest program wrote badly (a value that is not UTF-8): a get is an
+    # error and the connection goes on (the reply could not be built and it was closed).
+    with open(os.path.join(e.state, 'kvp_guest'), 'ab') as f:
+        f.write(b'bad'.ljust(512, b'\0') + b'\xff\xfe'.ljust(2048, b'\0'))
+    expect_error(c.request('KVP_GET', [('POOL', 1), ('KEY', 'bad')]), 84, 'not UTF-8')
+    assert c.request('PING')['flags'] == F_REPLY
 
 
 def case_disabled(e):

@@ -642,6 +642,16 @@ def case_agent(e):
         import hashlib
         check(r.returncode == 0 and r.stdout.decode().split()[0] ==
               hashlib.sha256(data).hexdigest(), "exec stdin: %r" % (r,))
+        # Input and output at once, twice as much out as in: keel reads the output while its
+        # input waits for room (it blocked in its send while the agent blocked in its own).
+        data = os.urandom(8 << 20)
+        r = subprocess.run([e.a.keel, "vm", "exec", "a1", "--", "sh", "-c",
+                            "tee /dev/stderr"], input=data, capture_output=True,
+                           env=dict(os.environ, KEEL_SOCKET=e.sock), timeout=60)
+        check(r.returncode == 0 and r.stdout == data and r.stderr == data,
+              "exec tee of 8 MiB: status %d, %d and %d bytes out" % (r.returncode,
+                                                                    len(r.stdout),
+                                                                    len(r.stderr)))
         _, err = e.keel("vm", "exec", "a1", "--", "no-such-program-keel", want=127)
         check("cannot run 'no-such-program-keel'" in err, "exec 127: %r" % err)
         nobody = [l for l in open("/etc/passwd") if l.startswith("nobody:")][0].split(":")

@@ -11,7 +11,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "lib/agent_client.h"
 #include "lib/agentproto.h"
+#include "lib/clock.h"
 
 static struct ap_out out;
 static struct ap_msg msg;
@@ -216,6 +218,73 @@ static void test_reader(void **state)
 	close(sv[1]);
 }
 
+/* A guest that sends part of a frame and then nothing: the client's deadline holds (the
+ * client's socket was blocking, and ap_read's second read waited forever). */
+static void test_client_stalled_frame(void **state)
+{
+	static struct agent_conn c;
+	char err[256];
+	long long t0;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[0], "OK 52\n", 6), 6);
+	ap_begin(&out, AP_T_HELLO, AP_F_REPLY, 1);
+	ap_put_u32(&out, AP_A_VERSION, AP_VERSION);
+	ap_put_u32(&out, AP_A_SERVICES, 1);
+	assert_int_equal(ap_end(&out), 0);
+	assert_int_equal(write(sv[0], out.buf, 6), 6); /* half a header */
+	alarm(10);				       /* a hang fails the test */
+	t0 = clock_mono_ms();
+	assert_int_equal(agent_open_fd(&c, sv[1], 300, err, sizeof(err)), -ETIMEDOUT);
+	assert_true(clock_mono_ms() - t0 < 3000);
+
+	/* The header whole, the body cut: the same. */
+	close(sv[0]);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[0], "OK 52\n", 6), 6);
+	assert_int_equal(write(sv[0], out.buf, out.len - 2), (ssize_t)out.len - 2);
+	t0 = clock_mono_ms();
+	assert_int_equal(agent_open_fd(&c, sv[1], 300, err, sizeof(err)), -ETIMEDOUT);
+	assert_true(clock_mono_ms() - t0 < 3000);
+	alarm(0);
+	close(sv[0]);
+}
+
+/* The guest's text reaches terminals and logs: no control characters get through. */
+static void test_text_safe(void **state)
+{
+	static struct agent_conn c;
+	char s[] = "a\x1b]0;x\x07"
+		   "b\r\nc\x7f\xc2\x9b"
+		   "2J\xc2\xa0\xc3\xa9",
+	     err[256];
+	int sv[2];
+
+	ap_text_safe(s);
+	assert_string_equal(s, "a?]0;x?b??c???2J\xc2\xa0\xc3\xa9");
+	assert_true(ap_utf8_valid((const uint8_t *)s, strlen(s)));
+
+	/* Through the client: the hello's agent-version and an error reply's message. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[0], "OK 52\n", 6), 6);
+	ap_begin(&out, AP_T_HELLO, AP_F_REPLY, 1);
+	ap_put_u32(&out, AP_A_VERSION, AP_VERSION);
+	ap_put_u32(&out, AP_A_SERVICES, 1);
+	ap_put_str(&out, AP_A_AGENT_VERSION, "1.0\x1b[2J");
+	assert_int_equal(ap_end(&out), 0);
+	assert_int_equal(ap_send(sv[0], &out), 0);
+	assert_int_equal(ap_error(&out, AP_T_PING, 2, EIO, "bad\x1b[31m\nnews"), 0);
+	assert_int_equal(ap_send(sv[0], &out), 0);
+	assert_int_equal(agent_open_fd(&c, sv[1], 1000, err, sizeof(err)), 0);
+	assert_string_equal(c.agent_version, "1.0?[2J");
+	agent_begin(&c, AP_T_PING);
+	assert_int_equal(agent_call(&c, 1000, err, sizeof(err)), -EIO);
+	assert_string_equal(err, "bad?[31m?news");
+	agent_close(&c);
+	close(sv[0]);
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(ap_type_name(AP_T_EXEC), "exec");
@@ -235,7 +304,8 @@ int main(void)
 		cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_malformed),   cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_error_reply), cmocka_unit_test(test_reader),
-		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_names),	    cmocka_unit_test(test_client_stalled_frame),
+		cmocka_unit_test(test_text_safe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
