@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -407,6 +408,25 @@ static void test_iso_check(void **state)
 	close(fd);
 }
 
+/* A FIFO (or any file whose open waits) given as the medium: refused at once. The change
+ * runs with the controller's lock held, so an open that waited for a writer would stop the
+ * VM's I/O and the control socket for good. */
+static void test_media_fifo(void **state)
+{
+	struct scsi_lun *l = &t.lun[1];
+	char fifo[64], err[256];
+
+	snprintf(fifo, sizeof(fifo), "/tmp/keel-scsi-fifo-%d", (int)getpid());
+	unlink(fifo);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(10); /* the open used to wait for a writer for ever */
+	assert_int_equal(scsi_lun_change_medium(l, fifo, -1, err, sizeof(err)), -EINVAL);
+	alarm(0);
+	assert_non_null(strstr(err, "not a regular file"));
+	assert_string_equal(l->path, iso_path);
+	unlink(fifo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +441,7 @@ int main(void)
 		cmocka_unit_test(test_guest_eject),
 		cmocka_unit_test(test_virtio_lun),
 		cmocka_unit_test(test_iso_check),
+		cmocka_unit_test(test_media_fifo),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
