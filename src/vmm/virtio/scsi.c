@@ -183,48 +183,19 @@ uint32_t virtio_scsi_request(struct virtio_scsi *s, const struct vq_chain *c)
 	return scsi_answer(&sl);
 }
 
-static void scsi_reap(struct virtio_scsi *s, bool wait, bool answer);
-static void scsi_queue_notify(struct virtio_dev *vd, unsigned q);
-
-/* Answer every request the driver gave before a task management function is answered: it
- * takes FUNCTION COMPLETE of an abort or a reset to mean that the requests concerned are
- * done (virtio 1.2, 5.6.6.2; Linux's virtscsi_tmf then frees and reuses the commands and
- * their buffers), so none may be read into or answered afterwards, neither one in flight
- * nor one left in the ring for want of a slot (it is taken and run here: a ring holds at
- * most VSCSI_QUEUE_SIZE, VSCSI_SLOTS a round). I/O thread, vd->lock held. */
-static void scsi_drain(struct virtio_scsi *s)
-{
-	for (unsigned round = 0; round <= VSCSI_QUEUE_SIZE / VSCSI_SLOTS; round++) {
-		while (blkio_inflight(s->io, 0))
-			scsi_reap(s, true, true);
-		if (!s->starved || !s->vd)
-			return;
-		s->starved = false;
-		if (!virtio_queue_ready(s->vd, VSCSI_REQUEST_Q))
-			return;
-		scsi_queue_notify(s->vd, VSCSI_REQUEST_Q);
-	}
-	while (blkio_inflight(s->io, 0))
-		scsi_reap(s, true, true);
-}
-
 /* Task management (5.6.6.2): nothing is queued inside the device that an abort could take
- * back, so the requests in flight are finished and answered first (scsi_drain), then aborts
- * and queries complete; a LUN or nexus reset returns the units to their reset state. */
+ * back (requests in flight finish on their own), so aborts and queries complete; a LUN or
+ * nexus reset returns the units to their reset state. */
 static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t req[VSCSI_TMF_LEN];
-	uint32_t subtype;
 	int n;
 
 	vq_chain_read(c, 0, req, sizeof(req));
 	n = virtio_scsi_lun(req + 8);
 	if (n < 0)
 		return VIRTIO_SCSI_S_BAD_TARGET;
-	subtype = le32_load(req + 4);
-	if (subtype != VIRTIO_SCSI_T_TMF_CLEAR_ACA && subtype <= VIRTIO_SCSI_T_TMF_QUERY_TASK_SET)
-		scsi_drain(s);
-	switch (subtype) {
+	switch (le32_load(req + 4)) {
 	case VIRTIO_SCSI_T_TMF_ABORT_TASK:
 	case VIRTIO_SCSI_T_TMF_ABORT_TASK_SET:
 	case VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET:
