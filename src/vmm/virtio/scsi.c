@@ -184,8 +184,9 @@ uint32_t virtio_scsi_request(struct virtio_scsi *s, const struct vq_chain *c)
 }
 
 /* Task management (5.6.6.2): nothing is queued inside the device that an abort could take
- * back (requests in flight finish on their own), so aborts and queries complete; a LUN or
- * nexus reset returns the units to their reset state. */
+ * back (requests in flight finish on their own, and a function is answered only once none is
+ * in flight: scsi_tmf_waits), so aborts and queries complete; a LUN or nexus reset returns
+ * the units to their reset state. */
 static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t req[VSCSI_TMF_LEN];
@@ -249,11 +250,27 @@ bad:
 	return 0;
 }
 
+/* Must the control request in c wait for the requests in flight? A task management
+ * function does: the driver takes its FUNCTION COMPLETE to mean that the requests it
+ * concerns are done (virtio 1.2, 5.6.6.2; Linux's virtscsi_tmf then completes and frees the
+ * commands), so none may still write into the guest's buffers or be answered afterwards. */
+static bool scsi_tmf_waits(struct virtio_scsi *s, const struct vq_chain *c)
+{
+	uint8_t type[4];
+
+	if (!blkio_inflight(s->io, 0) || c->in_len < VSCSI_TMF_LEN)
+		return false;
+	vq_chain_read(c, 0, type, sizeof(type));
+	return le32_load(type) == VIRTIO_SCSI_T_TMF;
+}
+
+static void scsi_queue_notify(struct virtio_dev *vd, unsigned q);
+
 static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 {
 	bool pushed = false;
 
-	for (;;) {
+	while (!s->tmf_pending) {
 		int r = virtio_pop(vd, VSCSI_CONTROL_Q, &s->ctl_chain);
 
 		if (r <= 0) {
@@ -262,12 +279,56 @@ static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 				continue;
 			break;
 		}
+		if (scsi_tmf_waits(s, &s->ctl_chain)) {
+			/* Answered by scsi_tmf_finish; the chains left in the request ring
+			 * are aborted now (one of them may be what the driver aborts). */
+			s->tmf_pending = true;
+			s->tmf_epoch = vd->epoch;
+			s->starved = false;
+			if (virtio_queue_ready(vd, VSCSI_REQUEST_Q))
+				scsi_queue_notify(vd, VSCSI_REQUEST_Q);
+			break;
+		}
 		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
 			virtio_scsi_control(s, &s->ctl_chain));
 		pushed = true;
 	}
 	if (pushed)
 		virtio_queue_interrupt(vd, VSCSI_CONTROL_Q);
+}
+
+/* Answer the task management function that waited, once no request is in flight; then the
+ * control queue goes on (go_on: not while pausing, when no chain is taken; the resume kicks
+ * every queue). Returns whether it was answered. */
+static bool scsi_tmf_finish(struct virtio_dev *vd, struct virtio_scsi *s, bool go_on)
+{
+	if (!s->tmf_pending || blkio_inflight(s->io, 0))
+		return false;
+	s->tmf_pending = false;
+	if (s->tmf_epoch == vd->epoch && vd->q[VSCSI_CONTROL_Q].vq.ready) {
+		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
+			virtio_scsi_control(s, &s->ctl_chain));
+		virtio_queue_interrupt(vd, VSCSI_CONTROL_Q);
+	}
+	if (go_on && virtio_queue_ready(vd, VSCSI_CONTROL_Q))
+		scsi_control_queue(vd, s);
+	return true;
+}
+
+/* While a task management function waits: the request just taken into s->aborted is
+ * answered VIRTIO_SCSI_S_ABORTED at once. Returns whether the used ring changed. */
+static bool scsi_abort_request(struct virtio_scsi *s)
+{
+	struct vscsi_slot *sl = &s->aborted;
+	const struct vq_chain *c = &sl->chain;
+
+	memset(&sl->req, 0, sizeof(sl->req));
+	sl->sense_size = s->sense_size;
+	sl->response = VIRTIO_SCSI_S_ABORTED;
+	sl->malformed = c->in_len < VSCSI_CMD_HDR + s->cdb_size ||
+			c->out_len < VSCSI_RESP_HDR + sl->sense_size;
+	vq_push(&s->vd->q[VSCSI_REQUEST_Q].vq, c->head, scsi_answer(sl));
+	return true;
 }
 
 /* I/O thread, vd->lock held. */
@@ -286,16 +347,23 @@ static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
 		struct vscsi_slot *sl;
 		int r;
 
-		if (!s->nfree) {
+		if (s->tmf_pending) {
+			sl = &s->aborted;
+		} else if (!s->nfree) {
 			s->starved = true; /* a completion takes the queue up again */
 			break;
+		} else {
+			sl = &s->slots[s->freelist[s->nfree - 1]];
 		}
-		sl = &s->slots[s->freelist[s->nfree - 1]];
 		r = virtio_pop(vd, q, &sl->chain);
 		if (r <= 0) {
 			if (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq))
 				continue;
 			break;
+		}
+		if (sl == &s->aborted) {
+			pushed |= scsi_abort_request(s);
+			continue;
 		}
 		s->nfree--;
 		sl->epoch = vd->epoch;
@@ -334,6 +402,7 @@ static void scsi_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 	if (fd != blkio_event_fd(s->io, 0))
 		return;
 	scsi_reap(s, false, true);
+	scsi_tmf_finish(vd, s, true);
 	if (s->starved) {
 		s->starved = false;
 		if (virtio_queue_ready(vd, VSCSI_REQUEST_Q))
@@ -350,6 +419,7 @@ static void scsi_quiesce(struct virtio_dev *vd, long long deadline_ms)
 
 	for (;;) {
 		scsi_reap(s, false, true);
+		scsi_tmf_finish(vd, s, false);
 		if (!blkio_inflight(s->io, 0) || clock_mono_ms() >= deadline_ms)
 			return;
 		nanosleep(&ms, NULL);
@@ -382,6 +452,7 @@ static void scsi_reset(struct virtio_dev *vd)
 	while (blkio_inflight(s->io, 0))
 		scsi_reap(s, true, false);
 	s->starved = false;
+	s->tmf_pending = false; /* its chain went with the old driver instance */
 	for (unsigned i = 0; i < s->t.nluns; i++)
 		scsi_lun_reset(&s->t.lun[i]);
 	scsi_defaults(s);

@@ -47,6 +47,7 @@
 #define VIRTIO_SCSI_S_OK		0
 #define VIRTIO_SCSI_S_FUNCTION_COMPLETE 0
 #define VIRTIO_SCSI_S_OVERRUN		1
+#define VIRTIO_SCSI_S_ABORTED		2
 #define VIRTIO_SCSI_S_BAD_TARGET	3
 #define VIRTIO_SCSI_S_FAILURE		9
 #define VIRTIO_SCSI_S_FUNCTION_REJECTED 11
@@ -74,6 +75,13 @@ struct virtio_scsi {
 	unsigned nfree;
 	bool starved; /* chains left in the ring for want of a slot */
 	struct vq_chain ctl_chain;
+	/* A task management function taken while requests were in flight: it is answered
+	 * once none is (ctl_chain holds it; tmf_epoch the driver instance that sent it), and
+	 * meanwhile no control request is taken and every request is answered ABORTED
+	 * (through aborted, no slot needed). */
+	bool tmf_pending;
+	uint32_t tmf_epoch;
+	struct vscsi_slot aborted;
 };
 
 /* The host's DVD media (scsi_media.c). */
