@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The virtio-scsi device itself (vmm/virtio/scsi.c) on the fuzz targets' fake machine
- * (tests/fuzz/fake_machine.h, fake_virtio.h): a guest driver on its three queues, one raw
- * disk at LUN 0, and the device's I/O-thread work run on the test's thread (its queue
- * handler called directly where a test needs a request to stay in flight).
+ * (tests/fuzz/fake_machine.h, fake_virtio.h): a guest driver on its three queues, a raw
+ * disk at LUN 0 and a DVD drive at LUN 1, and the device's I/O-thread work run on the test's thread
+ * (its queue handler called directly where a test needs a request to stay in flight).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -34,7 +34,7 @@
 #define RESP_LEN  (VSCSI_RESP_HDR + VSCSI_SENSE_DEFAULT)
 
 static struct virtio_dev *vd;
-static char disk_path[64];
+static char disk_path[64], iso_path[64];
 static uint16_t avail_idx[NQ];
 
 static uint8_t *ram(uint64_t gpa, uint64_t len)
@@ -48,11 +48,13 @@ static uint8_t *ram(uint64_t gpa, uint64_t len)
 static void remove_scratch(void)
 {
 	unlink(disk_path);
+	unlink(iso_path);
 }
 
 static void setup_once(void)
 {
-	struct vm_scsi spec = {.nluns = 1};
+	static const uint8_t vd_iso[6] = {1, 'C', 'D', '0', '0', '1'};
+	struct vm_scsi spec = {.nluns = 2};
 	char err[256] = "";
 	int fd;
 
@@ -63,9 +65,16 @@ static void setup_once(void)
 	fd = mkstemp(disk_path);
 	FAKE_CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0, "scratch disk");
 	close(fd);
+	snprintf(iso_path, sizeof(iso_path), "/tmp/test-scsi-dev-iso-XXXXXX");
+	fd = mkstemp(iso_path);
+	FAKE_CHECK(fd >= 0 && ftruncate(fd, 40 * 2048) == 0 &&
+			   pwrite(fd, vd_iso, sizeof(vd_iso), 16 * 2048) == sizeof(vd_iso),
+		   "scratch ISO image");
+	close(fd);
 	atexit(remove_scratch);
 	spec.luns[0] = (struct vm_lun){.type = VM_LUN_DISK,
 				       .disk = {.path = disk_path, .format = VM_DISK_RAW}};
+	spec.luns[1] = (struct vm_lun){.type = VM_LUN_DVD, .disk = {.path = iso_path}};
 	FAKE_CHECK(virtio_scsi_create(fake_machine(), &spec, NULL, &vd, err, sizeof(err)) == 0,
 		   "virtio-scsi: %s", err);
 	fake_machine_pause(true);
@@ -204,11 +213,52 @@ static void test_tmf_idle(void **state)
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
 }
 
+/* A restore where the DVD drive's image is at the same path but has grown since the save
+ * (a restored worker opens the description's file anew): the guest's capacity is stale, so
+ * it is told of a new medium rather than left with the saved "nothing changed". */
+static void test_restore_resized_iso(void **state)
+{
+	struct virtio_scsi *s;
+	struct scsi_lun *l;
+	uint8_t *saved;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	start();
+	s = vd->priv;
+	l = &s->t.lun[1];
+	l->ua = (struct scsi_sense){0};
+	l->media_event = MMC_EVENT_NONE;
+	fake_machine_save(&saved, &len);
+	assert_int_equal(truncate(iso_path, 80 * 2048), 0);
+	/* What a worker started afresh has: the file's size now, nothing to tell the guest. */
+	assert_int_equal(scsi_lun_change_medium(l, iso_path, -1, err, sizeof(err)), 0);
+	l->ua = (struct scsi_sense){0};
+	l->media_event = MMC_EVENT_NONE;
+	assert_int_equal(l->blocks, 80);
+	assert_int_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
+	assert_int_equal(l->ua.key, SENSE_UNIT_ATTENTION);
+	assert_int_equal(l->ua.asc, 0x28);
+	assert_int_equal(l->media_event, MMC_EVENT_NEW_MEDIA);
+	/* The same file at the same size: nothing new. */
+	l->ua = (struct scsi_sense){0};
+	l->media_event = MMC_EVENT_NONE;
+	free(saved);
+	fake_machine_save(&saved, &len);
+	assert_int_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
+	assert_int_equal(l->ua.key, 0);
+	assert_int_equal(l->media_event, MMC_EVENT_NONE);
+	free(saved);
+	assert_int_equal(truncate(iso_path, 40 * 2048), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tmf_waits_for_requests),
 		cmocka_unit_test(test_tmf_idle),
+		cmocka_unit_test(test_restore_resized_iso),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
