@@ -253,12 +253,34 @@ static void test_restore_resized_iso(void **state)
 	assert_int_equal(truncate(iso_path, 40 * 2048), 0);
 }
 
+/* A section that says the disk's tray is open (no guest can get there: a disk has no tray,
+ * and it would be NOT READY until a reset) is refused. */
+static void test_restore_disk_tray(void **state)
+{
+	struct virtio_scsi *s;
+	uint8_t *saved;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	start();
+	s = vd->priv;
+	s->t.lun[0].tray_open = true;
+	fake_machine_save(&saved, &len);
+	s->t.lun[0].tray_open = false;
+	assert_int_not_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "tray"));
+	assert_false(s->t.lun[0].tray_open);
+	free(saved);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tmf_waits_for_requests),
 		cmocka_unit_test(test_tmf_idle),
 		cmocka_unit_test(test_restore_resized_iso),
+		cmocka_unit_test(test_restore_disk_tray),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -142,7 +142,10 @@ static void lun_check(struct state_io *io, unsigned i, const struct scsi_lun *l,
 		return;
 	}
 	if (l->type == VM_LUN_DISK) {
-		if (st->blocks != l->blocks)
+		if (st->tray_open || st->prevent) /* a disk has no tray the guest could close */
+			state_fail(io, "SCSI disk %u was saved with a DVD drive's tray %s", i,
+				   st->tray_open ? "open" : "locked");
+		else if (st->blocks != l->blocks)
 			state_fail(io, "SCSI disk %u had %llu blocks at the save, %llu now", i,
 				   (unsigned long long)st->blocks, (unsigned long long)l->blocks);
 		return;
