@@ -394,6 +394,12 @@ static void test_virtio_lun(void **state)
 	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0, 1, 0, 0, 0, 0}), 1);
 	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 1, 0x40, 0, 0, 0, 0, 0}), -1);
 	assert_int_equal(virtio_scsi_lun((uint8_t[]){0, 0, 0x40, 0, 0, 0, 0, 0}), -1);
+	/* Peripheral form on a bus other than 0, logical unit and extended addressing: not
+	 * LUNs of this target (they used to alias LUN 0 and others). */
+	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0x01, 0, 0, 0, 0, 0}), -1);
+	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0x80, 0, 0, 0, 0, 0}), -1);
+	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0xc0, 1, 0, 0, 0, 0}), -1);
+	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0x7f, 0xff, 0, 0, 0, 0}), 0x3fff);
 }
 
 static void test_iso_check(void **state)

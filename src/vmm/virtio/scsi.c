@@ -41,10 +41,12 @@ static void scsi_release_slot(struct virtio_scsi *s, struct vscsi_slot *sl)
 }
 
 /* Decode virtio-scsi's LUN field: byte 0 is 1, byte 1 the target (0 only), bytes 2-3 the
- * LUN in SAM's flat or peripheral form. Returns the LUN or -1 for another target. */
+ * LUN in SAM's flat form (40h) or peripheral form on bus 0 (00h). Returns the LUN, or -1 for
+ * another target or another addressing method (a bus, logical unit or extended addressing
+ * would otherwise alias this target's LUNs; QEMU refuses them the same way). */
 int virtio_scsi_lun(const uint8_t lun[8])
 {
-	if (lun[0] != 1 || lun[1] != 0)
+	if (lun[0] != 1 || lun[1] != 0 || (lun[2] && (lun[2] & 0xc0) != 0x40))
 		return -1;
 	return (lun[2] & 0x3f) << 8 | lun[3];
 }
