@@ -37,6 +37,10 @@ static struct log_ratelimit scsi_rl = LOG_RATELIMIT_INIT(5000, 5);
 /* I/O thread or reset, vd->lock held. */
 static void scsi_release_slot(struct virtio_scsi *s, struct vscsi_slot *sl)
 {
+	if (sl->tmf_wait) {
+		sl->tmf_wait = false;
+		s->tmf_wait--;
+	}
 	s->freelist[s->nfree++] = sl->idx;
 }
 
@@ -266,7 +270,30 @@ static bool scsi_tmf_waits(struct virtio_scsi *s, const struct vq_chain *c)
 	return le32_load(type) == VIRTIO_SCSI_T_TMF;
 }
 
-static void scsi_queue_notify(struct virtio_dev *vd, unsigned q);
+/* Hold the function in s->ctl_chain until the requests given before it are answered: those
+ * in flight (every slot not free), and those left in the ring for want of a slot (the next
+ * ones taken; at most a ring's worth, whatever the driver's index says). */
+static void scsi_tmf_hold(struct virtio_dev *vd, struct virtio_scsi *s)
+{
+	bool is_free[VSCSI_SLOTS] = {false};
+	uint16_t avail, used;
+
+	s->tmf_pending = true;
+	s->tmf_epoch = vd->epoch;
+	s->tmf_wait = 0;
+	for (unsigned i = 0; i < s->nfree; i++)
+		is_free[s->freelist[i]] = true;
+	for (unsigned i = 0; i < VSCSI_SLOTS; i++) {
+		s->slots[i].tmf_wait = !is_free[i];
+		s->tmf_wait += !is_free[i];
+	}
+	s->tmf_ring_left = 0;
+	if (s->starved && vd->q[VSCSI_REQUEST_Q].vq.ready) {
+		vq_ring_indices(&vd->q[VSCSI_REQUEST_Q].vq, &avail, &used);
+		avail = (uint16_t)(avail - vd->q[VSCSI_REQUEST_Q].vq.last_avail);
+		s->tmf_ring_left = avail < VSCSI_QUEUE_SIZE ? avail : VSCSI_QUEUE_SIZE;
+	}
+}
 
 static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 {
@@ -282,13 +309,7 @@ static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 			break;
 		}
 		if (scsi_tmf_waits(s, &s->ctl_chain)) {
-			/* Answered by scsi_tmf_finish; the chains left in the request ring
-			 * are aborted now (one of them may be what the driver aborts). */
-			s->tmf_pending = true;
-			s->tmf_epoch = vd->epoch;
-			s->starved = false;
-			if (virtio_queue_ready(vd, VSCSI_REQUEST_Q))
-				scsi_queue_notify(vd, VSCSI_REQUEST_Q);
+			scsi_tmf_hold(vd, s); /* answered by scsi_tmf_finish */
 			break;
 		}
 		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
@@ -299,14 +320,16 @@ static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 		virtio_queue_interrupt(vd, VSCSI_CONTROL_Q);
 }
 
-/* Answer the task management function that waited, once no request is in flight; then the
+/* Answer the task management function that waited once the requests it waits for are
+ * answered (force: also with some still in the ring, which a pause does not take); then the
  * control queue goes on (go_on: not while pausing, when no chain is taken; the resume kicks
  * every queue). Returns whether it was answered. */
-static bool scsi_tmf_finish(struct virtio_dev *vd, struct virtio_scsi *s, bool go_on)
+static bool scsi_tmf_finish(struct virtio_dev *vd, struct virtio_scsi *s, bool force, bool go_on)
 {
-	if (!s->tmf_pending || blkio_inflight(s->io, 0))
+	if (!s->tmf_pending || s->tmf_wait || (s->tmf_ring_left && !force))
 		return false;
 	s->tmf_pending = false;
+	s->tmf_ring_left = 0;
 	if (s->tmf_epoch == vd->epoch && vd->q[VSCSI_CONTROL_Q].vq.ready) {
 		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
 			virtio_scsi_control(s, &s->ctl_chain));
@@ -314,22 +337,6 @@ static bool scsi_tmf_finish(struct virtio_dev *vd, struct virtio_scsi *s, bool g
 	}
 	if (go_on && virtio_queue_ready(vd, VSCSI_CONTROL_Q))
 		scsi_control_queue(vd, s);
-	return true;
-}
-
-/* While a task management function waits: the request just taken into s->aborted is
- * answered VIRTIO_SCSI_S_ABORTED at once. Returns whether the used ring changed. */
-static bool scsi_abort_request(struct virtio_scsi *s)
-{
-	struct vscsi_slot *sl = &s->aborted;
-	const struct vq_chain *c = &sl->chain;
-
-	memset(&sl->req, 0, sizeof(sl->req));
-	sl->sense_size = s->sense_size;
-	sl->response = VIRTIO_SCSI_S_ABORTED;
-	sl->malformed = c->in_len < VSCSI_CMD_HDR + s->cdb_size ||
-			c->out_len < VSCSI_RESP_HDR + sl->sense_size;
-	vq_push(&s->vd->q[VSCSI_REQUEST_Q].vq, c->head, scsi_answer(sl));
 	return true;
 }
 
@@ -349,31 +356,31 @@ static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
 		struct vscsi_slot *sl;
 		int r;
 
-		if (s->tmf_pending) {
-			sl = &s->aborted;
-		} else if (!s->nfree) {
+		if (!s->nfree) {
 			s->starved = true; /* a completion takes the queue up again */
 			break;
-		} else {
-			sl = &s->slots[s->freelist[s->nfree - 1]];
 		}
+		sl = &s->slots[s->freelist[s->nfree - 1]];
 		r = virtio_pop(vd, q, &sl->chain);
 		if (r <= 0) {
 			if (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq))
 				continue;
+			s->tmf_ring_left = 0; /* the ring is empty: nothing more to wait for */
 			break;
 		}
-		if (sl == &s->aborted) {
-			pushed |= scsi_abort_request(s);
-			continue;
-		}
 		s->nfree--;
+		if (s->tmf_ring_left) { /* given before the pending function */
+			s->tmf_ring_left--;
+			sl->tmf_wait = true;
+			s->tmf_wait++;
+		}
 		sl->epoch = vd->epoch;
 		pushed |= scsi_start(s, sl);
 	}
 	blkio_commit(s->io, 0);
 	if (pushed)
 		virtio_queue_interrupt(vd, q);
+	scsi_tmf_finish(vd, s, false, true); /* what it waited for may have been answered */
 }
 
 /* Reap completions (with wait, until none is in flight), answer them, interrupt once. */
@@ -404,12 +411,12 @@ static void scsi_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 	if (fd != blkio_event_fd(s->io, 0))
 		return;
 	scsi_reap(s, false, true);
-	scsi_tmf_finish(vd, s, true);
 	if (s->starved) {
 		s->starved = false;
 		if (virtio_queue_ready(vd, VSCSI_REQUEST_Q))
 			scsi_queue_notify(vd, VSCSI_REQUEST_Q);
 	}
+	scsi_tmf_finish(vd, s, false, true);
 }
 
 /* Pausing, the I/O thread parked (vd->lock held): answer every request in flight, polling
@@ -421,7 +428,7 @@ static void scsi_quiesce(struct virtio_dev *vd, long long deadline_ms)
 
 	for (;;) {
 		scsi_reap(s, false, true);
-		scsi_tmf_finish(vd, s, false);
+		scsi_tmf_finish(vd, s, true, false);
 		if (!blkio_inflight(s->io, 0) || clock_mono_ms() >= deadline_ms)
 			return;
 		nanosleep(&ms, NULL);
@@ -455,6 +462,8 @@ static void scsi_reset(struct virtio_dev *vd)
 		scsi_reap(s, true, false);
 	s->starved = false;
 	s->tmf_pending = false; /* its chain went with the old driver instance */
+	s->tmf_wait = 0;
+	s->tmf_ring_left = 0;
 	for (unsigned i = 0; i < s->t.nluns; i++)
 		scsi_lun_reset(&s->t.lun[i]);
 	scsi_defaults(s);
