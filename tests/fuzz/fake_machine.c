@@ -393,6 +393,22 @@ void fake_machine_save_restore(void)
 	free(b);
 }
 
+void fake_machine_save(uint8_t **out, size_t *len)
+{
+	char err[256];
+
+	FAKE_CHECK(state_save(&fake.state, out, len, err, sizeof(err)) == 0, "save: %s", err);
+}
+
+int fake_machine_load(const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	static struct state_file f;
+	int r = state_parse(buf, len, &f, err, errlen);
+
+	r = r ?: state_load(&fake.state, &f, STATE_CHECK, err, errlen);
+	return r ?: state_load(&fake.state, &f, STATE_LOAD, err, errlen);
+}
+
 /* ---- chardev.h: the target is the host side ---- */
 
 int chardev_open(const struct chardev_spec *spec, struct loop *loop, struct chardev **out,

@@ -66,6 +66,10 @@ bool fake_msi_route(unsigned gsi, uint64_t *addr, uint32_t *data);
 /* Save every state section, check and load the result, and save again: both saves must be
  * accepted and equal (a state a guest can reach is a state that restores). */
 void fake_machine_save_restore(void);
+/* The two halves, for a test that changes the host's side in between: a saved state (the
+ * caller frees it), and a restore of one (check, then load): 0 or -errno with err set. */
+void fake_machine_save(uint8_t **out, size_t *len);
+int fake_machine_load(const uint8_t *buf, size_t len, char *err, size_t errlen);
 
 /* Run every device's report hook (the control command "devices", the crash report): each
  * must say something, one line at a time, whatever the guest did. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -393,6 +394,12 @@ static void test_virtio_lun(void **state)
 	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0, 1, 0, 0, 0, 0}), 1);
 	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 1, 0x40, 0, 0, 0, 0, 0}), -1);
 	assert_int_equal(virtio_scsi_lun((uint8_t[]){0, 0, 0x40, 0, 0, 0, 0, 0}), -1);
+	/* Peripheral form on a bus other than 0, logical unit and extended addressing: not
+	 * LUNs of this target (they used to alias LUN 0 and others). */
+	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0x01, 0, 0, 0, 0, 0}), -1);
+	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0x80, 0, 0, 0, 0, 0}), -1);
+	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0xc0, 1, 0, 0, 0, 0}), -1);
+	assert_int_equal(virtio_scsi_lun((uint8_t[]){1, 0, 0x7f, 0xff, 0, 0, 0, 0}), 0x3fff);
 }
 
 static void test_iso_check(void **state)
@@ -405,6 +412,25 @@ static void test_iso_check(void **state)
 	fd = open(iso_path, O_RDONLY);
 	assert_int_equal(scsi_iso_check(fd, iso_path, err, sizeof(err)), 0);
 	close(fd);
+}
+
+/* A FIFO (or any file whose open waits) given as the medium: refused at once. The change
+ * runs with the controller's lock held, so an open that waited for a writer would stop the
+ * VM's I/O and the control socket for good. */
+static void test_media_fifo(void **state)
+{
+	struct scsi_lun *l = &t.lun[1];
+	char fifo[64], err[256];
+
+	snprintf(fifo, sizeof(fifo), "/tmp/keel-scsi-fifo-%d", (int)getpid());
+	unlink(fifo);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(10); /* the open used to wait for a writer for ever */
+	assert_int_equal(scsi_lun_change_medium(l, fifo, -1, err, sizeof(err)), -EINVAL);
+	alarm(0);
+	assert_non_null(strstr(err, "not a regular file"));
+	assert_string_equal(l->path, iso_path);
+	unlink(fifo);
 }
 
 int main(void)
@@ -421,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_guest_eject),
 		cmocka_unit_test(test_virtio_lun),
 		cmocka_unit_test(test_iso_check),
+		cmocka_unit_test(test_media_fifo),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

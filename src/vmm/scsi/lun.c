@@ -14,13 +14,15 @@
 #include "lib/log.h"
 #include "vmm/scsi/scsi.h"
 
-/* Open path (or take fd) as a raw, read-only ISO image: checked first. */
+/* Open path (or take fd) as a raw, read-only ISO image: checked first. O_NONBLOCK: a FIFO
+ * (or a device whose open waits) must not hold up the caller, who may hold the
+ * controller's lock (a media change); scsi_iso_check then refuses what is not a file. */
 static int open_iso(const char *path, int fd, struct disk **out, char *err, size_t errlen)
 {
 	int r;
 
 	if (fd < 0)
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "DVD image %s: %s", path, strerror(errno));

@@ -37,14 +37,20 @@ static struct log_ratelimit scsi_rl = LOG_RATELIMIT_INIT(5000, 5);
 /* I/O thread or reset, vd->lock held. */
 static void scsi_release_slot(struct virtio_scsi *s, struct vscsi_slot *sl)
 {
+	if (sl->tmf_wait) {
+		sl->tmf_wait = false;
+		s->tmf_wait--;
+	}
 	s->freelist[s->nfree++] = sl->idx;
 }
 
 /* Decode virtio-scsi's LUN field: byte 0 is 1, byte 1 the target (0 only), bytes 2-3 the
- * LUN in SAM's flat or peripheral form. Returns the LUN or -1 for another target. */
+ * LUN in SAM's flat form (40h) or peripheral form on bus 0 (00h). Returns the LUN, or -1 for
+ * another target or another addressing method (a bus, logical unit or extended addressing
+ * would otherwise alias this target's LUNs; QEMU refuses them the same way). */
 int virtio_scsi_lun(const uint8_t lun[8])
 {
-	if (lun[0] != 1 || lun[1] != 0)
+	if (lun[0] != 1 || lun[1] != 0 || (lun[2] && (lun[2] & 0xc0) != 0x40))
 		return -1;
 	return (lun[2] & 0x3f) << 8 | lun[3];
 }
@@ -184,8 +190,9 @@ uint32_t virtio_scsi_request(struct virtio_scsi *s, const struct vq_chain *c)
 }
 
 /* Task management (5.6.6.2): nothing is queued inside the device that an abort could take
- * back (requests in flight finish on their own), so aborts and queries complete; a LUN or
- * nexus reset returns the units to their reset state. */
+ * back (requests in flight finish on their own, and a function is answered only once none is
+ * in flight: scsi_tmf_waits), so aborts and queries complete; a LUN or nexus reset returns
+ * the units to their reset state. */
 static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t req[VSCSI_TMF_LEN];
@@ -249,11 +256,50 @@ bad:
 	return 0;
 }
 
+/* Must the control request in c wait for the requests in flight? A task management
+ * function does: the driver takes its FUNCTION COMPLETE to mean that the requests it
+ * concerns are done (virtio 1.2, 5.6.6.2; Linux's virtscsi_tmf then completes and frees the
+ * commands), so none may still write into the guest's buffers or be answered afterwards. */
+static bool scsi_tmf_waits(struct virtio_scsi *s, const struct vq_chain *c)
+{
+	uint8_t type[4];
+
+	if (!blkio_inflight(s->io, 0) || c->in_len < VSCSI_TMF_LEN)
+		return false;
+	vq_chain_read(c, 0, type, sizeof(type));
+	return le32_load(type) == VIRTIO_SCSI_T_TMF;
+}
+
+/* Hold the function in s->ctl_chain until the requests given before it are answered: those
+ * in flight (every slot not free), and those left in the ring for want of a slot (the next
+ * ones taken; at most a ring's worth, whatever the driver's index says). */
+static void scsi_tmf_hold(struct virtio_dev *vd, struct virtio_scsi *s)
+{
+	bool is_free[VSCSI_SLOTS] = {false};
+	uint16_t avail, used;
+
+	s->tmf_pending = true;
+	s->tmf_epoch = vd->epoch;
+	s->tmf_wait = 0;
+	for (unsigned i = 0; i < s->nfree; i++)
+		is_free[s->freelist[i]] = true;
+	for (unsigned i = 0; i < VSCSI_SLOTS; i++) {
+		s->slots[i].tmf_wait = !is_free[i];
+		s->tmf_wait += !is_free[i];
+	}
+	s->tmf_ring_left = 0;
+	if (s->starved && vd->q[VSCSI_REQUEST_Q].vq.ready) {
+		vq_ring_indices(&vd->q[VSCSI_REQUEST_Q].vq, &avail, &used);
+		avail = (uint16_t)(avail - vd->q[VSCSI_REQUEST_Q].vq.last_avail);
+		s->tmf_ring_left = avail < VSCSI_QUEUE_SIZE ? avail : VSCSI_QUEUE_SIZE;
+	}
+}
+
 static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 {
 	bool pushed = false;
 
-	for (;;) {
+	while (!s->tmf_pending) {
 		int r = virtio_pop(vd, VSCSI_CONTROL_Q, &s->ctl_chain);
 
 		if (r <= 0) {
@@ -262,12 +308,36 @@ static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 				continue;
 			break;
 		}
+		if (scsi_tmf_waits(s, &s->ctl_chain)) {
+			scsi_tmf_hold(vd, s); /* answered by scsi_tmf_finish */
+			break;
+		}
 		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
 			virtio_scsi_control(s, &s->ctl_chain));
 		pushed = true;
 	}
 	if (pushed)
 		virtio_queue_interrupt(vd, VSCSI_CONTROL_Q);
+}
+
+/* Answer the task management function that waited once the requests it waits for are
+ * answered (force: also with some still in the ring, which a pause does not take); then the
+ * control queue goes on (go_on: not while pausing, when no chain is taken; the resume kicks
+ * every queue). Returns whether it was answered. */
+static bool scsi_tmf_finish(struct virtio_dev *vd, struct virtio_scsi *s, bool force, bool go_on)
+{
+	if (!s->tmf_pending || s->tmf_wait || (s->tmf_ring_left && !force))
+		return false;
+	s->tmf_pending = false;
+	s->tmf_ring_left = 0;
+	if (s->tmf_epoch == vd->epoch && vd->q[VSCSI_CONTROL_Q].vq.ready) {
+		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
+			virtio_scsi_control(s, &s->ctl_chain));
+		virtio_queue_interrupt(vd, VSCSI_CONTROL_Q);
+	}
+	if (go_on && virtio_queue_ready(vd, VSCSI_CONTROL_Q))
+		scsi_control_queue(vd, s);
+	return true;
 }
 
 /* I/O thread, vd->lock held. */
@@ -295,15 +365,22 @@ static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
 		if (r <= 0) {
 			if (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq))
 				continue;
+			s->tmf_ring_left = 0; /* the ring is empty: nothing more to wait for */
 			break;
 		}
 		s->nfree--;
+		if (s->tmf_ring_left) { /* given before the pending function */
+			s->tmf_ring_left--;
+			sl->tmf_wait = true;
+			s->tmf_wait++;
+		}
 		sl->epoch = vd->epoch;
 		pushed |= scsi_start(s, sl);
 	}
 	blkio_commit(s->io, 0);
 	if (pushed)
 		virtio_queue_interrupt(vd, q);
+	scsi_tmf_finish(vd, s, false, true); /* what it waited for may have been answered */
 }
 
 /* Reap completions (with wait, until none is in flight), answer them, interrupt once. */
@@ -339,6 +416,7 @@ static void scsi_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 		if (virtio_queue_ready(vd, VSCSI_REQUEST_Q))
 			scsi_queue_notify(vd, VSCSI_REQUEST_Q);
 	}
+	scsi_tmf_finish(vd, s, false, true);
 }
 
 /* Pausing, the I/O thread parked (vd->lock held): answer every request in flight, polling
@@ -350,6 +428,7 @@ static void scsi_quiesce(struct virtio_dev *vd, long long deadline_ms)
 
 	for (;;) {
 		scsi_reap(s, false, true);
+		scsi_tmf_finish(vd, s, true, false);
 		if (!blkio_inflight(s->io, 0) || clock_mono_ms() >= deadline_ms)
 			return;
 		nanosleep(&ms, NULL);
@@ -382,6 +461,9 @@ static void scsi_reset(struct virtio_dev *vd)
 	while (blkio_inflight(s->io, 0))
 		scsi_reap(s, true, false);
 	s->starved = false;
+	s->tmf_pending = false; /* its chain went with the old driver instance */
+	s->tmf_wait = 0;
+	s->tmf_ring_left = 0;
 	for (unsigned i = 0; i < s->t.nluns; i++)
 		scsi_lun_reset(&s->t.lun[i]);
 	scsi_defaults(s);

@@ -47,6 +47,7 @@
 #define VIRTIO_SCSI_S_OK		0
 #define VIRTIO_SCSI_S_FUNCTION_COMPLETE 0
 #define VIRTIO_SCSI_S_OVERRUN		1
+#define VIRTIO_SCSI_S_ABORTED		2
 #define VIRTIO_SCSI_S_BAD_TARGET	3
 #define VIRTIO_SCSI_S_FAILURE		9
 #define VIRTIO_SCSI_S_FUNCTION_REJECTED 11
@@ -61,6 +62,7 @@ struct vscsi_slot {
 	uint16_t idx;
 	uint8_t response;
 	bool malformed; /* no room for a response: answered with 0 bytes */
+	bool tmf_wait;	/* a pending task management function waits for it */
 };
 
 struct virtio_scsi {
@@ -74,6 +76,15 @@ struct virtio_scsi {
 	unsigned nfree;
 	bool starved; /* chains left in the ring for want of a slot */
 	struct vq_chain ctl_chain;
+	/* A task management function taken while requests were in flight (ctl_chain holds
+	 * it; tmf_epoch the driver instance that sent it): it is answered once the requests
+	 * the driver gave before it are, tmf_wait of them in flight (their slots flagged) and
+	 * tmf_ring_left still in the ring for want of a slot (flagged as they are taken).
+	 * Meanwhile no control request is taken; other requests run as usual. */
+	bool tmf_pending;
+	uint32_t tmf_epoch;
+	unsigned tmf_wait;
+	uint16_t tmf_ring_left;
 };
 
 /* The host's DVD media (scsi_media.c). */

@@ -142,7 +142,10 @@ static void lun_check(struct state_io *io, unsigned i, const struct scsi_lun *l,
 		return;
 	}
 	if (l->type == VM_LUN_DISK) {
-		if (st->blocks != l->blocks)
+		if (st->tray_open || st->prevent) /* a disk has no tray the guest could close */
+			state_fail(io, "SCSI disk %u was saved with a DVD drive's tray %s", i,
+				   st->tray_open ? "open" : "locked");
+		else if (st->blocks != l->blocks)
 			state_fail(io, "SCSI disk %u had %llu blocks at the save, %llu now", i,
 				   (unsigned long long)st->blocks, (unsigned long long)l->blocks);
 		return;
@@ -162,6 +165,9 @@ static void lun_check(struct state_io *io, unsigned i, const struct scsi_lun *l,
 static void lun_apply(struct scsi_lun *l, unsigned i, const struct lun_state *st)
 {
 	bool other = l->type == VM_LUN_DVD && strcmp(st->path, l->path);
+	/* The same file, but not the medium the guest had: the image was replaced or resized
+	 * since the save (the guest's idea of its capacity and contents is stale). */
+	bool resized = l->type == VM_LUN_DVD && !other && l->disk && st->blocks != l->blocks;
 	char err[256];
 
 	if (other && !l->passed &&
@@ -172,7 +178,14 @@ static void lun_apply(struct scsi_lun *l, unsigned i, const struct lun_state *st
 	l->media_event = st->media_event;
 	l->prevent = st->prevent;
 	l->tray_open = st->tray_open;
-	if (other && l->passed) { /* the description's medium: new to the guest */
+	if (resized) {
+		log_warn("virtio-scsi lun %u: %s has %llu blocks, %llu at the save: the guest is "
+			 "told of a new medium",
+			 i, l->path, (unsigned long long)l->blocks, (unsigned long long)st->blocks);
+		l->ua = SENSE_MEDIUM_CHANGED;
+		l->media_event = MMC_EVENT_NEW_MEDIA;
+		l->tray_open = false;
+	} else if (other && l->passed) { /* the description's medium: new to the guest */
 		log_info("virtio-scsi lun %u: saved with %s, restored with %s", i,
 			 st->path_len ? st->path : "no medium", l->path);
 		l->ua = SENSE_MEDIUM_CHANGED;

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The virtio-scsi device itself (vmm/virtio/scsi.c) on the fuzz targets' fake machine
+ * (tests/fuzz/fake_machine.h, fake_virtio.h): a guest driver on its three queues, a raw
+ * disk at LUN 0 and a DVD drive at LUN 1, and the device's I/O-thread work run on the test's thread
+ * (its queue handler called directly where a test needs a request to stay in flight).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fake_machine.h"
+#include "fake_virtio.h"
+#include "lib/le.h"
+#include "vmm/mem.h"
+#include "vmm/virtio/queue.h"
+#include "vmm/virtio/scsi.h"
+#include "vmm/virtio/scsi_internal.h"
+#include "vmm/virtio/virtio.h"
+
+#define NQ	  3
+#define QSIZE	  16
+#define QBASE(i)  (0x400u * (i))
+#define BUF(q, s) (0x1000u + 0x4000u * (q) + 0x400u * (s)) /* out at 0, in at 0x100 */
+#define IN_OFF	  0x100u
+#define RESP_LEN  (VSCSI_RESP_HDR + VSCSI_SENSE_DEFAULT)
+
+static struct virtio_dev *vd;
+static char disk_path[64], iso_path[64];
+static uint16_t avail_idx[NQ];
+
+static uint8_t *ram(uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = mem_ptr(fake_machine()->mem, gpa, len);
+
+	FAKE_CHECK(p, "guest address 0x%llx not in RAM", (unsigned long long)gpa);
+	return p;
+}
+
+static void remove_scratch(void)
+{
+	unlink(disk_path);
+	unlink(iso_path);
+}
+
+static void setup_once(void)
+{
+	static const uint8_t vd_iso[6] = {1, 'C', 'D', '0', '0', '1'};
+	struct vm_scsi spec = {.nluns = 2};
+	char err[256] = "";
+	int fd;
+
+	if (vd)
+		return;
+	fake_machine();
+	snprintf(disk_path, sizeof(disk_path), "/tmp/test-scsi-dev-XXXXXX");
+	fd = mkstemp(disk_path);
+	FAKE_CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0, "scratch disk");
+	close(fd);
+	snprintf(iso_path, sizeof(iso_path), "/tmp/test-scsi-dev-iso-XXXXXX");
+	fd = mkstemp(iso_path);
+	FAKE_CHECK(fd >= 0 && ftruncate(fd, 40 * 2048) == 0 &&
+			   pwrite(fd, vd_iso, sizeof(vd_iso), 16 * 2048) == sizeof(vd_iso),
+		   "scratch ISO image");
+	close(fd);
+	atexit(remove_scratch);
+	spec.luns[0] = (struct vm_lun){.type = VM_LUN_DISK,
+				       .disk = {.path = disk_path, .format = VM_DISK_RAW}};
+	spec.luns[1] = (struct vm_lun){.type = VM_LUN_DVD, .disk = {.path = iso_path}};
+	FAKE_CHECK(virtio_scsi_create(fake_machine(), &spec, NULL, &vd, err, sizeof(err)) == 0,
+		   "virtio-scsi: %s", err);
+	fake_machine_pause(true);
+}
+
+static void start(void)
+{
+	struct fake_vq q[NQ];
+
+	setup_once();
+	fake_machine_reset();
+	fake_virtio_serve(vd);
+	for (unsigned i = 0; i < NQ; i++) {
+		q[i] = (struct fake_vq){.size = QSIZE,
+					.vector = (uint16_t)(i + 1),
+					.desc = QBASE(i),
+					.avail = QBASE(i) + 0x100,
+					.used = QBASE(i) + 0x200};
+		avail_idx[i] = 0;
+	}
+	FAKE_CHECK(fake_virtio_start(vd, 0, q, NQ), "virtio-scsi bring-up");
+}
+
+/* A chain on queue qi: out_len bytes the device reads, then in_len bytes it writes. Returns
+ * the slot (the chain's head is descriptor 2 * slot). */
+static unsigned post(unsigned qi, const void *out, uint32_t out_len, uint32_t in_len)
+{
+	unsigned slot = avail_idx[qi] % (QSIZE / 2);
+	uint8_t *d = ram(QBASE(qi) + 16u * 2 * slot, 32),
+		*avail = ram(QBASE(qi) + 0x100, 4 + 2 * QSIZE);
+
+	memcpy(ram(BUF(qi, slot), out_len), out, out_len);
+	memset(ram(BUF(qi, slot) + IN_OFF, in_len), 0xee, in_len);
+	le64_store(d, BUF(qi, slot));
+	le32_store(d + 8, out_len);
+	le16_store(d + 12, VRING_DESC_F_NEXT);
+	le16_store(d + 14, (uint16_t)(2 * slot + 1));
+	le64_store(d + 16, BUF(qi, slot) + IN_OFF);
+	le32_store(d + 24, in_len);
+	le16_store(d + 28, VRING_DESC_F_WRITE);
+	le16_store(d + 30, 0);
+	le16_store(avail + 4 + 2 * (avail_idx[qi] % QSIZE), (uint16_t)(2 * slot));
+	avail_idx[qi]++;
+	le16_store(avail + 2, avail_idx[qi]);
+	return slot;
+}
+
+static uint16_t used_idx(unsigned qi)
+{
+	return le16_load(ram(QBASE(qi) + 0x200 + 2, 2));
+}
+
+/* The I/O thread's handler of queue qi, without serving anything else (completions stay
+ * unreaped: the request stays in flight). */
+static void notify_only(unsigned qi)
+{
+	pthread_mutex_lock(&vd->lock);
+	vd->ops->queue_notify(vd, qi);
+	pthread_mutex_unlock(&vd->lock);
+}
+
+/* READ(10) of one block at LBA 0 on LUN 0. */
+static unsigned post_read(void)
+{
+	uint8_t req[VSCSI_CMD_HDR + VSCSI_CDB_DEFAULT] = {1, 0, 0x40, 0};
+
+	req[VSCSI_CMD_HDR] = 0x28;
+	req[VSCSI_CMD_HDR + 8] = 1;
+	return post(2, req, sizeof(req), RESP_LEN + 512);
+}
+
+/* Serve until queue qi's used index reaches want (completions come from the pool). */
+static void serve_until(unsigned qi, uint16_t want)
+{
+	struct timespec ms = {0, 1000000};
+
+	for (unsigned i = 0; i < 5000 && used_idx(qi) != want; i++) {
+		fake_virtio_serve(vd);
+		if (used_idx(qi) != want)
+			nanosleep(&ms, NULL);
+	}
+	assert_int_equal(used_idx(qi), want);
+}
+
+/* ABORT TASK while the request it aborts is in flight: the driver frees the command when
+ * the function completes, so the request must be answered first; one that comes while the
+ * function waits runs as usual (an ABORTED answer would be an I/O error in Linux). */
+static void test_tmf_waits_for_requests(void **state)
+{
+	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+	unsigned rd, ctl, late;
+
+	(void)state;
+	start();
+	rd = post_read();
+	notify_only(2);
+	assert_int_equal(used_idx(2), 0);
+	le32_store(tmf, VIRTIO_SCSI_T_TMF);
+	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_ABORT_TASK);
+	tmf[8] = 1;
+	tmf[10] = 0x40;
+	ctl = post(0, tmf, sizeof(tmf), 1);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 0); /* the read is still in flight */
+	late = post_read();
+	notify_only(2);
+	assert_int_equal(used_idx(0), 0);
+	serve_until(0, 1);
+	/* the read was answered before the function */
+	assert_int_equal(ram(BUF(2, rd) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_OK);
+	assert_int_equal(ram(BUF(2, rd) + IN_OFF, RESP_LEN)[10], 0); /* GOOD */
+	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	serve_until(2, 2);
+	assert_int_equal(ram(BUF(2, late) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_OK);
+	assert_int_equal(ram(BUF(2, late) + IN_OFF, RESP_LEN)[10], 0);
+	/* Then control requests are taken again. */
+	ctl = post(0, tmf, sizeof(tmf), 1);
+	fake_virtio_notify(vd, 0);
+	serve_until(0, 2);
+	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+}
+
+/* With nothing in flight, a function is answered at once. */
+static void test_tmf_idle(void **state)
+{
+	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+	unsigned ctl;
+
+	(void)state;
+	start();
+	le32_store(tmf, VIRTIO_SCSI_T_TMF);
+	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
+	tmf[8] = 1;
+	tmf[10] = 0x40;
+	ctl = post(0, tmf, sizeof(tmf), 1);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+}
+
+/* A restore where the DVD drive's image is at the same path but has grown since the save
+ * (a restored worker opens the description's file anew): the guest's capacity is stale, so
+ * it is told of a new medium rather than left with the saved "nothing changed". */
+static void test_restore_resized_iso(void **state)
+{
+	struct virtio_scsi *s;
+	struct scsi_lun *l;
+	uint8_t *saved;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	start();
+	s = vd->priv;
+	l = &s->t.lun[1];
+	l->ua = (struct scsi_sense){0};
+	l->media_event = MMC_EVENT_NONE;
+	fake_machine_save(&saved, &len);
+	assert_int_equal(truncate(iso_path, 80 * 2048), 0);
+	/* What a worker started afresh has: the file's size now, nothing to tell the guest. */
+	assert_int_equal(scsi_lun_change_medium(l, iso_path, -1, err, sizeof(err)), 0);
+	l->ua = (struct scsi_sense){0};
+	l->media_event = MMC_EVENT_NONE;
+	assert_int_equal(l->blocks, 80);
+	assert_int_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
+	assert_int_equal(l->ua.key, SENSE_UNIT_ATTENTION);
+	assert_int_equal(l->ua.asc, 0x28);
+	assert_int_equal(l->media_event, MMC_EVENT_NEW_MEDIA);
+	/* The same file at the same size: nothing new. */
+	l->ua = (struct scsi_sense){0};
+	l->media_event = MMC_EVENT_NONE;
+	free(saved);
+	fake_machine_save(&saved, &len);
+	assert_int_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
+	assert_int_equal(l->ua.key, 0);
+	assert_int_equal(l->media_event, MMC_EVENT_NONE);
+	free(saved);
+	assert_int_equal(truncate(iso_path, 40 * 2048), 0);
+}
+
+/* A section that says the disk's tray is open (no guest can get there: a disk has no tray,
+ * and it would be NOT READY until a reset) is refused. */
+static void test_restore_disk_tray(void **state)
+{
+	struct virtio_scsi *s;
+	uint8_t *saved;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	start();
+	s = vd->priv;
+	s->t.lun[0].tray_open = true;
+	fake_machine_save(&saved, &len);
+	s->t.lun[0].tray_open = false;
+	assert_int_not_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "tray"));
+	assert_false(s->t.lun[0].tray_open);
+	free(saved);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tmf_waits_for_requests),
+		cmocka_unit_test(test_tmf_idle),
+		cmocka_unit_test(test_restore_resized_iso),
+		cmocka_unit_test(test_restore_disk_tray),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
