@@ -26,6 +26,7 @@ static const char vm_usage[] =
 	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
 	"TAP[,mac=MAC]]...\n"
+	"         (or --net switch=NAME[,mac=MAC]: an adapter on a virtual switch)\n"
 	"         [--notes TEXT] [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
 	"  list [--json] [--watch]            all VMs and their states; --watch then prints\n"
@@ -47,7 +48,9 @@ static const char vm_usage[] =
 	"      [--net SPEC]... [--no-nets] [--automatic-start-action A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
-	"                                     added to it until interrupted\n";
+	"                                     added to it until interrupted\n"
+	"  net list NAME [--json]             the VM's network adapters: switch, tap, MAC and\n"
+	"                                     the guest's addresses from the switch's leases\n";
 
 #define usage_error(...) cli_usage_error("vm", vm_usage, __VA_ARGS__)
 
@@ -350,6 +353,24 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 	return EXIT_OK;
 }
 
+/* An adapter's guest addresses (from its switch's DHCP leases), or "-". */
+static const char *net_addresses(json_object *net, char *buf, size_t size)
+{
+	json_object *a;
+	size_t len = 0;
+
+	snprintf(buf, size, "-");
+	if (!json_object_object_get_ex(net, "addresses", &a))
+		return buf;
+	for (size_t k = 0; k < json_object_array_length(a) && len < size; k++) {
+		int n = snprintf(buf + len, size - len, "%s%s", k ? " " : "",
+				 json_object_get_string(json_object_array_get_idx(a, k)));
+
+		len += n > 0 ? (size_t)n : 0;
+	}
+	return buf;
+}
+
 static void print_vm(json_object *vm)
 {
 	json_object *arr, *v;
@@ -381,9 +402,17 @@ static void print_vm(json_object *vm)
 		}
 	if (json_object_object_get_ex(vm, "nets", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			char ips[256];
+
 			v = json_object_array_get_idx(arr, i);
-			printf("Network adapter %zu:      tap %s, MAC %s\n", i,
-			       client_str_field(v, "tap"), client_str_field(v, "mac"));
+			if (client_str_field(v, "switch")[0])
+				printf("Network adapter %zu:      switch %s, MAC %s, addresses "
+				       "%s\n",
+				       i, client_str_field(v, "switch"), client_str_field(v, "mac"),
+				       net_addresses(v, ips, sizeof(ips)));
+			else
+				printf("Network adapter %zu:      tap %s, MAC %s\n", i,
+				       client_str_field(v, "tap"), client_str_field(v, "mac"));
 		}
 	if (client_str_field(vm, "parent_checkpoint")[0])
 		printf("Checkpoint:             %s (keel checkpoint list %s)\n",
@@ -644,6 +673,46 @@ static int cmd_show(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* keel vm net list NAME [--json]: the adapters, their switch or tap, MAC and addresses. */
+static int cmd_net(int argc, char **argv)
+{
+	json_object *vm = NULL, *arr = NULL;
+	char path[512], what[128];
+	bool json;
+	int ret;
+
+	if (argc < 3 || strcmp(argv[1], "list") || argc > 4 ||
+	    (argc == 4 && strcmp(argv[3], "--json")))
+		return usage_error("%s", "usage: keel vm net list NAME [--json]");
+	json = argc == 4;
+	vm_path(path, sizeof(path), argv[2], NULL);
+	snprintf(what, sizeof(what), "list the adapters of VM '%s'", argv[2]);
+	ret = client_call("GET", path, NULL, &vm, what);
+	if (ret)
+		return ret;
+	json_object_object_get_ex(vm, "nets", &arr);
+	if (json) {
+		if (arr)
+			client_print_json(arr);
+		else
+			puts("[]");
+	} else {
+		printf("%-3s %-20s %-15s %-17s %s\n", "#", "SWITCH", "TAP", "MAC", "ADDRESSES");
+		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+			json_object *v = json_object_array_get_idx(arr, i);
+			char ips[256];
+
+			printf("%-3zu %-20s %-15s %-17s %s\n", i,
+			       client_str_field(v, "switch")[0] ? client_str_field(v, "switch")
+								: "-",
+			       client_str_field(v, "tap"), client_str_field(v, "mac"),
+			       net_addresses(v, ips, sizeof(ips)));
+		}
+	}
+	json_object_put(vm);
+	return EXIT_OK;
+}
+
 static int cmd_action(int argc, char **argv, const char *action)
 {
 	struct verb_opts o;
@@ -845,6 +914,8 @@ int cli_vm_main(int argc, char **argv)
 		return cmd_delete(argc, argv);
 	if (!strcmp(cmd, "log"))
 		return cmd_log(argc, argv);
+	if (!strcmp(cmd, "net"))
+		return cmd_net(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(vm_usage, stdout);
 		return EXIT_OK;

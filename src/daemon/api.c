@@ -19,6 +19,7 @@
 #include "daemon/events.h"
 #include "daemon/host.h"
 #include "daemon/jobs.h"
+#include "daemon/switch.h"
 #include "lib/log.h"
 #include "lib/parse.h"
 
@@ -173,6 +174,17 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
 	json_object_object_add(o, "console_socket",
 			       st.console[0] ? json_object_new_string(st.console) : NULL);
+	/* Each adapter on a switch: the guest's addresses from the switch's DHCP leases. */
+	{
+		json_object *nets = NULL;
+
+		json_object_object_get_ex(o, "nets", &nets);
+		for (unsigned i = 0; i < def->nnics && i < json_object_array_length(nets); i++)
+			if (def->nics[i].sw[0])
+				json_object_object_add(
+					json_object_array_get_idx(nets, i), "addresses",
+					switches_nic_addresses(ctx->store, &def->nics[i]));
+	}
 	/* Hyper-V's ParentCheckpointName: the checkpoint the VM's current state comes from. */
 	{
 		struct ckpt_ctx cc = {ctx->store, ctx->sup};
@@ -229,7 +241,11 @@ static int assign_macs(struct api_ctx *ctx, struct vm_def *def, char *err, size_
 			return -EIO;
 		}
 	}
-	return 0;
+	/* An adapter on a switch: its tap is named after its MAC (vmdef_switch_tap). */
+	for (unsigned i = 0; i < def->nnics; i++)
+		if (def->nics[i].sw[0])
+			vmdef_switch_tap(def->nics[i].mac, def->nics[i].tap);
+	return switches_check_def(ctx->store, def, err, errlen);
 }
 
 static void do_list(struct api_ctx *ctx, struct api_reply *out)
@@ -1095,6 +1111,8 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			api_method_not_allowed(out, method, url, "GET");
 		else
 			do_events(query, out);
+	} else if (!strcmp(path, "/v1/switches") || !strncmp(path, "/v1/switches/", 13)) {
+		api_route_switches(ctx, method, url, path, req, out);
 	} else if (!strcmp(path, "/v1/pools") || !strncmp(path, "/v1/pools/", 10)) {
 		api_route_pools(ctx, method, url, path, req, out);
 	} else if (!strcmp(path, "/v1/audit")) {
