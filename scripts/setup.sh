@@ -30,6 +30,8 @@ packages=(
 	liburing-dev
 	# the jailed worker's seccomp allow-lists (issue 10)
 	libseccomp-dev
+	# virtual switches (issue 12): netlink, nftables, DHCP and DNS; iproute2 for the tests
+	libmnl-dev libnftables-dev nftables dnsmasq-base iproute2
 )
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

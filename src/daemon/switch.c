@@ -79,12 +79,26 @@ static bool own_bridge(unsigned index, const struct store_switch *self)
 static int subnet_taken(struct store *st, struct nl_prefix4 p, const struct store_switch *self,
 			char *why, size_t len, bool *taken)
 {
-	struct nl_route4 *routes = calloc(ROUTES_MAX, sizeof(*routes));
+	struct nl_route4 *routes = NULL;
 	struct store_switch *list = NULL;
 	size_t n = 0, nsw = 0;
-	int ret = routes ? nl_routes4(routes, ROUTES_MAX, &n) : -ENOMEM;
+	int ret = store_switch_list(st, &list, &nsw);
 
 	*taken = false;
+	for (size_t i = 0; !ret && !*taken && i < nsw; i++) {
+		struct nl_prefix4 q;
+
+		if (!list[i].subnet[0] || (self && !strcmp(list[i].name, self->name)) ||
+		    nl_prefix4_parse(list[i].subnet, true, &q) || !nl_prefix4_overlap(p, q))
+			continue;
+		snprintf(why, len, "switch '%s' (%s)", list[i].name, list[i].subnet);
+		*taken = true;
+	}
+	free(list);
+	if (ret || *taken)
+		return ret;
+	routes = calloc(ROUTES_MAX, sizeof(*routes));
+	ret = routes ? nl_routes4(routes, ROUTES_MAX, &n) : -ENOMEM;
 	for (size_t i = 0; !ret && !*taken && i < n; i++) {
 		char dev[IF_NAMESIZE] = "?", dst[32];
 
@@ -98,18 +112,6 @@ static int subnet_taken(struct store *st, struct nl_prefix4 p, const struct stor
 		*taken = true;
 	}
 	free(routes);
-	if (!ret)
-		ret = store_switch_list(st, &list, &nsw);
-	for (size_t i = 0; !ret && !*taken && i < nsw; i++) {
-		struct nl_prefix4 q;
-
-		if (!list[i].subnet[0] || (self && !strcmp(list[i].name, self->name)) ||
-		    nl_prefix4_parse(list[i].subnet, true, &q) || !nl_prefix4_overlap(p, q))
-			continue;
-		snprintf(why, len, "switch '%s' (%s)", list[i].name, list[i].subnet);
-		*taken = true;
-	}
-	free(list);
 	return ret;
 }
 

@@ -42,11 +42,25 @@ class Env:
         self.keeld_proc = None
         self.keeld_log = os.path.join(self.dir, "keeld.log")
         self.pids = set()
+        # keeld runs in a network namespace of its own: its switches (the Default Switch
+        # from its first start), rules and dnsmasq never touch the host's network.
+        self.netns = os.path.basename(self.dir)
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        self.ns("ip", "link", "set", "lo", "up")
+
+    def ns(self, *cmd, check=True):
+        """Run cmd inside keeld's network namespace; its stdout."""
+        r = subprocess.run(["ip", "netns", "exec", self.netns] + list(cmd),
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode:
+            raise Fail("%s: exit %d: %s" % (" ".join(cmd), r.returncode, r.stderr))
+        return r.stdout
 
     # ---- keeld ----
     def start_keeld(self, vmm=None, expect_fail=False, extra=()):
         log = open(self.keeld_log, "a")
-        p = subprocess.Popen([self.a.keeld, "--state-dir", self.state, "--socket", self.sock,
+        p = subprocess.Popen(["ip", "netns", "exec", self.netns,
+                              self.a.keeld, "--state-dir", self.state, "--socket", self.sock,
                               "--vmm", vmm or self.a.keel_vmm, "--start-timeout", "30"] +
                              list(extra),
                              stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -225,6 +239,14 @@ class Env:
         if self.keeld_proc:
             self.keeld_proc.kill()
             self.keeld_proc.wait()
+        # What keeld left in its namespace (a dnsmasq of a killed keeld), then the namespace.
+        r = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
+        for pid in r.stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
 
     def dump(self):
         try:
@@ -1356,7 +1378,7 @@ def case_description(e):
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
                        timeout=30)
-    check(r.stdout.strip() == "4", "store schema after upgrade: %r" % r.stdout)
+    check(r.stdout.strip() == "5", "store schema after upgrade: %r" % r.stdout)
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):
@@ -1910,6 +1932,216 @@ def case_jail(e):
           "second VM in a range of one: %r" % err)
     e.keel("vm", "turn-off", "j1")
     e.wait_state("j1", "Off")
+
+
+def switches(e):
+    return {s["name"]: s for s in e.api_ok("GET", "/v1/switches")}
+
+
+def ns_addrs(e, dev):
+    """The IPv4 addresses (a.b.c.d/N) of dev in keeld's namespace."""
+    doc = json.loads(e.ns("ip", "-j", "-4", "addr", "show", "dev", dev) or "[]")
+    return sorted("%s/%d" % (a["local"], a["prefixlen"]) for d in doc for a in d["addr_info"])
+
+
+def ns_master(e, dev):
+    doc = json.loads(e.ns("ip", "-j", "link", "show", "dev", dev))
+    return doc[0].get("master")
+
+
+def ns_links(e):
+    return sorted(d["ifname"] for d in json.loads(e.ns("ip", "-j", "link", "show")))
+
+
+def dnsmasq_of(e, sw):
+    """The dnsmasq serving switch sw (its pid from keeld, checked in /proc)."""
+    pid = (sw.get("dhcp") or {}).get("pid")
+    check(pid and pid_alive(pid), "switch %s has no dnsmasq: %r" % (sw["name"], sw))
+    args = open("/proc/%d/cmdline" % pid).read().split("\0")
+    check(args[0] == "dnsmasq" and "--conf-file=%s/dnsmasq.conf" % sw["dhcp"]["directory"] in
+          args, "dnsmasq %d: %r" % (pid, args))
+    return pid
+
+
+def case_switches(e):
+    """Issue 12: virtual switches. The Default Switch from the first start (a /24 that no route
+    uses, NAT rules, dnsmasq); internal, private and external switches as bridges, addresses
+    and nftables chains in keeld's network namespace; bad input refused with nothing made; a
+    VM's adapter on a switch is a tap on its bridge; a switch in use is not deleted; keeld
+    restarted (killed, with the bridge and the ruleset gone) brings everything back with the
+    same subnet; a dead dnsmasq is restarted; a DHCP client on the Default Switch gets a lease
+    that `keel vm show` reports for the adapter with that MAC."""
+    # A stand-in for the host's uplink in the namespace: a veth with an address and the
+    # default route, before keeld's first start (the Default Switch must avoid 10.70/16).
+    e.ns("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+    e.ns("ip", "addr", "add", "10.70.0.1/16", "dev", "up0")
+    e.ns("ip", "link", "set", "up0", "up")
+    e.ns("ip", "link", "set", "up1", "up")
+    e.ns("ip", "route", "add", "default", "via", "10.70.0.254")
+    e.start_keeld()
+    sws = switches(e)
+    check(list(sws) == ["Default Switch"], "switches at the first start: %r" % sws)
+    d = sws["Default Switch"]
+    check(d["default"] and d["type"] == "internal" and d["nat"] and d["up"] and
+          re.match(r"^\d+\.\d+\.\d+\.0/24$", d["subnet"]), "Default Switch: %r" % d)
+    subnet = d["subnet"]
+    check(ns_addrs(e, d["bridge"]) == [d["host_address"] + "/24"],
+          "Default Switch bridge addresses: %r" % ns_addrs(e, d["bridge"]))
+    rules = e.ns("nft", "list", "table", "inet", "keel")
+    check("ip saddr %s ip daddr != %s masquerade" % (subnet, subnet) in rules,
+          "no masquerade rule for %s:\n%s" % (subnet, rules))
+    check(e.ns("cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1", "forwarding is off")
+    dns1 = dnsmasq_of(e, d)
+    conf = open(os.path.join(d["dhcp"]["directory"], "dnsmasq.conf")).read()
+    check("dhcp-ignore-clid" in conf and "interface=%s" % d["bridge"] in conf and
+          "dhcp-leasefile=%s/leases" % d["dhcp"]["directory"] in conf, "dnsmasq.conf:\n" + conf)
+    # Internal and private switches.
+    out, _ = e.keel("switch", "create", "lan", "--type", "internal", "--subnet", "10.61.0.0/24")
+    check("host address 10.61.0.1" in out, "create lan: %r" % out)
+    lan = switches(e)["lan"]
+    check(ns_addrs(e, lan["bridge"]) == ["10.61.0.1/24"] and not lan["nat"] and
+          "dhcp" not in lan, "lan: %r %r" % (lan, ns_addrs(e, lan["bridge"])))
+    e.keel("switch", "create", "iso", "--type", "private")
+    iso = switches(e)["iso"]
+    check(ns_addrs(e, iso["bridge"]) == [] and "subnet" not in iso, "iso: %r" % iso)
+    rules = e.ns("nft", "list", "table", "inet", "keel")
+    check('iifname "%s" drop' % iso["bridge"] in rules.split("chain %s_in" % iso["bridge"])[1],
+          "private switch without an input drop:\n" + rules)
+    # Bad input: a clear 4xx and nothing made (no switch, no link).
+    links = ns_links(e)
+    before = switches(e)
+    for body, want, msg in (
+            ({"name": "x", "type": "external", "adapter": "nope0"}, 400,
+             "there is no network adapter 'nope0'"),
+            ({"name": "x", "type": "internal", "subnet": "10.70.5.0/24"}, 400,
+             "overlaps the host's route to 10.70.0.0/16 (dev up0)"),
+            ({"name": "x", "type": "internal", "subnet": "10.61.0.0/16"}, 400,
+             "overlaps switch 'lan' (10.61.0.0/24)"),
+            ({"name": "x", "type": "internal", "subnet": "10.62.0.1/24"}, 400,
+             "not an IPv4 network"),
+            ({"name": "x", "type": "private", "subnet": "10.62.0.0/24"}, 400,
+             "a private switch has no subnet"),
+            ({"name": "x", "type": "bridge"}, 400, "external, internal or private"),
+            ({"name": "x", "type": "external", "adapter": "lo"}, 400, "not a network adapter"),
+            ({"name": "x/y", "type": "private"}, 400, "needs a 'name'"),
+            ({"name": "x", "type": "private", "vlan": 5000}, 400, "bad field 'vlan'"),
+            ({"name": "lan", "type": "private"}, 409, "already exists"),
+            ({"name": "x", "type": "internal", "default": True}, 409,
+             "there is already a Default Switch")):
+        e.api_err("POST", "/v1/switches", body, want=want, msg=msg)
+    e.api_err("DELETE", "/v1/switches/Default%20Switch", want=409, msg="cannot be deleted")
+    e.api_err("PATCH", "/v1/switches/Default%20Switch", {"nat": False},
+              msg="not configurable")
+    e.api_err("PATCH", "/v1/switches/lan", {"allow_management_os": True},
+              msg="only an external switch")
+    e.api_err("DELETE", "/v1/switches/nosuch", want=404, msg="no switch named 'nosuch'")
+    _, err = e.keel("switch", "create", "x", "--type", "internal", "--nat", "maybe", want=2)
+    check("--nat takes on or off" in err, "keel --nat maybe: %r" % err)
+    check(switches(e) == before and ns_links(e) == links,
+          "refused requests changed something: %r %r" % (switches(e), ns_links(e)))
+    # set: NAT on for lan brings its dnsmasq and masquerade.
+    e.keel("switch", "set", "lan", "--nat", "on")
+    lan = switches(e)["lan"]
+    dnsmasq_of(e, lan)
+    check("ip saddr 10.61.0.0/24 ip daddr != 10.61.0.0/24 masquerade" in
+          e.ns("nft", "list", "table", "inet", "keel"), "lan's NAT rules")
+    e.keel("switch", "set", "lan", "--nat", "off")
+    check("dhcp" not in switches(e)["lan"], "lan still has DHCP after --nat off")
+    # External: the adapter bridged, its address and default route on the switch's bridge,
+    # both back on the adapter when the switch goes.
+    out, _ = e.keel("switch", "create", "ext", "--type", "external", "--adapter", "up0")
+    ext = switches(e)["ext"]
+    check(ns_master(e, "up0") == ext["bridge"] and ns_addrs(e, "up0") == [] and
+          ns_addrs(e, ext["bridge"]) == ["10.70.0.1/16"] and
+          "default via 10.70.0.254 dev %s" % ext["bridge"] in e.ns("ip", "route"),
+          "external: %r %r %s" % (ext, ns_addrs(e, ext["bridge"]), e.ns("ip", "route")))
+    e.api_err("POST", "/v1/switches", {"name": "x", "adapter": "up0"}, msg="already bridged")
+    e.keel("switch", "delete", "ext")
+    check(ns_master(e, "up0") is None and ns_addrs(e, "up0") == ["10.70.0.1/16"] and
+          "default via 10.70.0.254 dev up0" in e.ns("ip", "route") and
+          ext["bridge"] not in ns_links(e), "external switch deleted: %s" % e.ns("ip", "route"))
+    # A VM on a switch: its tap on the bridge while it runs; the switch cannot go.
+    e.api_err("POST", "/v1/vms", {"name": "n0", "kernel": e.a.guest, "memory": 16 << 20,
+                                 "nets": [{"switch": "nosuch"}]},
+              msg="there is no switch named 'nosuch'")
+    e.api_err("POST", "/v1/vms", {"name": "n0", "kernel": e.a.guest, "memory": 16 << 20,
+                                 "nets": [{"switch": "lan", "tap": "mytap"}]},
+              msg="gets its tap from keeld")
+    e.keel("vm", "create", "n1", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=lan", "--net", "switch=iso")
+    n1 = e.vm("n1")
+    taps = [n["tap"] for n in n1["nets"]]
+    check([n["switch"] for n in n1["nets"]] == ["lan", "iso"] and
+          all(t == "k" + n["mac"].replace(":", "") for t, n in zip(taps, n1["nets"])),
+          "n1's adapters: %r" % n1["nets"])
+    e.start("n1")
+    check(ns_master(e, taps[0]) == lan["bridge"] and ns_master(e, taps[1]) == iso["bridge"],
+          "n1's taps: %s" % e.ns("bridge", "link"))
+    _, err = e.keel("switch", "delete", "lan", want=5)
+    check("switch 'lan' is in use by VM 'n1'" in err, "delete a switch in use: %r" % err)
+    out, _ = e.keel("switch", "show", "lan")
+    check(re.search(r"^VMs: +n1$", out, re.M), "switch show lan: %r" % out)
+    # keeld killed; the bridge of lan and the whole ruleset gone: all back at the next start,
+    # the Default Switch on the same subnet, the running VM's tap still on its bridge.
+    e.kill_keeld()
+    e.ns("nft", "flush", "ruleset")
+    e.ns("ip", "link", "del", iso["bridge"])
+    e.start_keeld()
+    sws = switches(e)
+    check(sorted(sws) == ["Default Switch", "iso", "lan"] and
+          sws["Default Switch"]["subnet"] == subnet, "after a restart: %r" % sws)
+    check(ns_master(e, taps[0]) == lan["bridge"] and iso["bridge"] in ns_links(e),
+          "bridges after the restart: %s" % e.ns("bridge", "link"))
+    rules = e.ns("nft", "list", "table", "inet", "keel")
+    check("masquerade" in rules and "%s_in" % iso["bridge"] in rules, "rules back:\n" + rules)
+    dns2 = dnsmasq_of(e, sws["Default Switch"])
+    check(dns2 != dns1 and not pid_alive(dns1), "the old dnsmasq %d still runs" % dns1)
+    # A dnsmasq that dies is started again.
+    os.kill(dns2, signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        pid = (switches(e)["Default Switch"].get("dhcp") or {}).get("pid")
+        if pid and pid != dns2:
+            break
+        time.sleep(0.2)
+    dns3 = dnsmasq_of(e, switches(e)["Default Switch"])
+    check(dns3 != dns2, "dnsmasq was not restarted")
+    # A DHCP client on the Default Switch (a veth in a namespace of its own, standing in for
+    # a guest): its lease shows on the adapter with its MAC.
+    guest_ns = e.netns + "g"
+    subprocess.run(["ip", "netns", "add", guest_ns], check=True)
+    try:
+        e.ns("ip", "link", "add", "gv0", "type", "veth", "peer", "name", "gv1")
+        e.ns("ip", "link", "set", "gv0", "master", d["bridge"], "up")
+        e.ns("ip", "link", "set", "gv1", "netns", guest_ns)
+        mac = json.loads(subprocess.run(["ip", "netns", "exec", guest_ns, "ip", "-j", "link",
+                                         "show", "gv1"], capture_output=True, text=True,
+                                        check=True).stdout)[0]["address"]
+        subprocess.run(["ip", "netns", "exec", guest_ns, "ip", "link", "set", "gv1", "up"],
+                       check=True)
+        e.keel("vm", "create", "g1", "--kernel", e.a.guest, "--memory", "16M", "--net",
+               "switch=Default Switch,mac=%s" % mac)
+        r = subprocess.run(["ip", "netns", "exec", guest_ns, "busybox", "udhcpc", "-i", "gv1",
+                            "-n", "-q", "-f", "-t", "5", "-s", "/bin/true"],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "udhcpc: %s %s" % (r.stdout, r.stderr))
+        m = re.search(r"lease of (\S+) obtained", r.stdout + r.stderr)
+        check(m, "udhcpc got no lease: %s %s" % (r.stdout, r.stderr))
+        ip = m.group(1)
+        net = subnet.rsplit(".", 1)[0] + "."
+        check(ip.startswith(net), "lease %s is not in %s" % (ip, subnet))
+        check(e.vm("g1")["nets"][0]["addresses"] == [ip], "g1: %r" % e.vm("g1")["nets"])
+        out, _ = e.keel("vm", "net", "list", "g1")
+        check(re.search(r"^0 +Default Switch +k\w+ +%s +%s$" % (mac, re.escape(ip)), out, re.M),
+              "keel vm net list: %r" % out)
+    finally:
+        subprocess.run(["ip", "netns", "del", guest_ns], capture_output=True)
+    e.keel("vm", "turn-off", "n1")
+    e.wait_state("n1", "Off")
+    e.keel("vm", "delete", "n1")
+    e.keel("switch", "delete", "lan")
+    check(lan["bridge"] not in ns_links(e) and "%s_fwd" % lan["bridge"] not in
+          e.ns("nft", "list", "table", "inet", "keel"), "lan's bridge or rules stayed")
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
