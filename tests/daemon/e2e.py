@@ -59,7 +59,9 @@ class Env:
     # ---- keeld ----
     def start_keeld(self, vmm=None, expect_fail=False, extra=()):
         log = open(self.keeld_log, "a")
-        p = subprocess.Popen(["ip", "netns", "exec", self.netns,
+        # nsenter, not `ip netns exec`: only the network namespace changes (the latter also
+        # makes a mount namespace, in which the workers' files would show other paths).
+        p = subprocess.Popen(["nsenter", "--net=/run/netns/" + self.netns,
                               self.a.keeld, "--state-dir", self.state, "--socket", self.sock,
                               "--vmm", vmm or self.a.keel_vmm, "--start-timeout", "30"] +
                              list(extra),
@@ -422,7 +424,11 @@ def case_errors(e):
         ({"name": "x" * 65, "kernel": g}, None, "invalid VM name"),
         ({"name": "x", "kernel": g, "nets": [{"tap": "kt1", "mac": "01:00:00:00:00:01"}]},
          None, "not a unicast MAC"),
-        ({"name": "x", "kernel": g, "nets": [{"switch": "Default"}]}, None, "virtual switches"),
+        ({"name": "x", "kernel": g, "nets": [{"switch": "Default"}]}, None,
+         "there is no switch named 'Default'"),
+        ({"name": "x", "kernel": g, "nets": [{"switch": "a/b"}]}, None, "is not a switch name"),
+        ({"name": "x", "kernel": g, "nets": [{"mac": "02:00:00:00:00:01"}]}, None,
+         "neither a 'tap' nor a 'switch'"),
         ({"name": "x", "kernel": g, "nets": [{"tap": "a b"}]}, None, "not a valid interface"),
         ({"name": "x", "kernel": g, "nets": [{"tap": "k1"}, {"tap": "k1"}]}, None, "tap k1"),
         ({"name": "x", "kernel": g, "disks": [{"path": "/nonexistent.img"}]}, None,
@@ -1286,6 +1292,7 @@ def case_disk_format(e):
     # ... and from before pools: the directories its VMs use become pools.
     r = subprocess.run(["sqlite3", db, "ALTER TABLE disks DROP COLUMN format;"
                         "ALTER TABLE disks DROP COLUMN cache;"
+                        "ALTER TABLE nics DROP COLUMN switch; DROP TABLE switches;"
                         "DELETE FROM pools WHERE name='test'; PRAGMA user_version=2;"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -1369,6 +1376,7 @@ def case_description(e):
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
+           "ALTER TABLE nics DROP COLUMN switch; DROP TABLE switches;"
            "PRAGMA user_version=1;")
     r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
