@@ -1,0 +1,84 @@
+# Virtual switches (issue 12) with keeld: a Linux guest on the Default Switch gets its address
+# from the switch's dnsmasq (keel vm net list shows it) and reaches a web server in a network
+# namespace standing in for the outside world, through NAT: that namespace has no route to
+# the switch's subnet, and its server logs the host's address. Two guests on a private switch
+# reach each other; neither reaches the host, nor the host them, even with an address of the
+# host's put on the switch's bridge by hand.
+IP=/usr/sbin/ip
+[ -x $IP ] || fail "iproute2's ip is not in the lab (tests/lab/lab.sh copies it with keeld)"
+$IP link del up0 2>/dev/null
+# The outside world: a namespace (held by a sleeping process) behind a veth, with a server.
+unshare -n sh -c "echo \$\$ >$KD/outside.pid; exec sleep 100000" &
+sleep 1
+out=$(cat $KD/outside.pid)
+$IP link add up0 type veth peer name up1 || fail "cannot create a veth pair (veth module?)"
+$IP link set up1 netns "$out" || fail "cannot move up1 into the outside namespace"
+$IP addr add 10.99.0.1/24 dev up0 && $IP link set up0 up || fail "up0 set-up"
+nsenter -t "$out" -n $IP addr add 10.99.0.2/24 dev up1 &&
+	nsenter -t "$out" -n $IP link set up1 up && nsenter -t "$out" -n $IP link set lo up ||
+	fail "up1 set-up in the outside namespace"
+mkdir -p $KD/www && echo keel-nat-ok >$KD/www/probe
+nsenter -t "$out" -n httpd -f -v -p 8080 -h $KD/www >$KD/httpd.log 2>&1 &
+httpd_pid=$!
+
+keeld_start
+keel switch show "Default Switch" >$KD/ds.out || fail "keel switch show: $(cat $KD/ds.out)"
+subnet=$(sed -n 's/^Subnet: *\([0-9./]*\),.*/\1/p' $KD/ds.out)
+gw=$(sed -n 's/^Subnet: .*host address \([0-9.]*\)$/\1/p' $KD/ds.out)
+grep -q '^DHCP, DNS: *dnsmasq [0-9]' $KD/ds.out || fail "no dnsmasq on the Default Switch: $(cat $KD/ds.out)"
+[ -n "$subnet" ] && [ -n "$gw" ] || fail "Default Switch: $(cat $KD/ds.out)"
+/usr/sbin/nft list table inet keel | grep -q masquerade || fail "no masquerade rule"
+echo "lab: switch: the Default Switch is $subnet, the host at $gw"
+
+keel vm create s1 --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$GUEST_CMDLINE" \
+	--cpus 1 --memory 256M --net "switch=Default Switch" || fail "keel vm create s1"
+keel vm start s1 || fail "keel vm start s1: $(keel vm log s1 | tail -3)"
+keel_console_wait s1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+t0=$(_now)
+keel_run s1 'ip link set eth0 up; udhcpc -i eth0 -n -q -f -t 10 -T 3 -s /bin/true 2>&1 | grep -o "lease of [0-9.]* obtained"' 180
+lease=$(echo "$KEEL_OUT" | sed -n 's/^lease of \([0-9.]*\) obtained$/\1/p')
+[ -n "$lease" ] || fail "s1 got no DHCP lease: $KEEL_OUT"
+case "$lease" in "${subnet%.*/*}".*) ;; *) fail "s1's lease $lease is not in $subnet" ;; esac
+echo "lab: switch: s1 got $lease from the Default Switch's dnsmasq in about $(($(_now) - t0)) s"
+keel vm net list s1 >$KD/net.out
+grep -q "Default Switch .* $lease\$" $KD/net.out || fail "keel vm net list s1: $(cat $KD/net.out)"
+keel_run s1 "ip addr add $lease/24 dev eth0 && ip route add default via $gw && wget -q -T 20 -O - http://10.99.0.2:8080/probe" 120
+[ "$KEEL_OUT" = keel-nat-ok ] || fail "s1 -> outside server through NAT: '$KEEL_OUT' (status $KEEL_RC)"
+sleep 1
+grep -q "^10\.99\.0\.1:[0-9]*: response:200" $KD/httpd.log ||
+	fail "the outside server did not see the host's address: $(cat $KD/httpd.log)"
+! grep -q "^${lease}:" $KD/httpd.log || fail "the outside server saw the guest's own address"
+nsenter -t "$out" -n $IP route | grep -q "${subnet%/*}" && fail "the outside has a route to $subnet"
+echo "lab: switch: s1 reached the outside server through NAT (it saw 10.99.0.1)"
+keel vm turn-off s1 || fail "turn-off s1"
+
+# A private switch: the guests only.
+keel switch create iso --type private >$KD/iso.out || fail "keel switch create iso: $(cat $KD/iso.out)"
+br=$(sed -n 's/^Bridge: *\([a-z0-9]*\) .*/\1/p' $KD/iso.out)
+for v in p1 p2; do
+	keel vm create $v --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$GUEST_CMDLINE" \
+		--cpus 1 --memory 256M --net switch=iso || fail "keel vm create $v"
+	keel vm start $v || fail "keel vm start $v: $(keel vm log $v | tail -3)"
+done
+keel_console_wait p1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+keel_console_wait p2 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+keel_run p1 'ip addr add 10.98.0.1/24 dev eth0 && ip link set eth0 up && echo ok'
+[ "$KEEL_OUT" = ok ] || fail "p1 eth0 set-up: $KEEL_OUT"
+keel_run p2 'ip addr add 10.98.0.2/24 dev eth0 && ip link set eth0 up && echo ok'
+[ "$KEEL_OUT" = ok ] || fail "p2 eth0 set-up: $KEEL_OUT"
+keel_run p1 'ping -c 3 -W 10 10.98.0.2 | grep -o "[0-9]* packets received"' 90
+[ "$KEEL_OUT" = "3 packets received" ] || fail "ping p1 -> p2 on the private switch: '$KEEL_OUT'"
+echo "lab: switch: p1 and p2 reach each other on private switch iso ($br)"
+# The host has no address there; one put on the bridge by hand is still not reachable.
+$IP addr add 10.98.0.254/24 dev "$br" || fail "cannot put a test address on $br"
+keel_run p1 'ping -c 2 -W 3 10.98.0.254 | grep -o "[0-9]* packets received"' 60
+[ "$KEEL_OUT" = "0 packets received" ] || fail "p1 reached the host on a private switch: '$KEEL_OUT'"
+ping -c 2 -W 3 10.98.0.2 >/dev/null 2>&1 && fail "the host reached p2 on a private switch"
+$IP addr del 10.98.0.254/24 dev "$br"
+echo "lab: switch: the host and the private switch's guests do not reach each other"
+for v in p1 p2; do keel vm turn-off $v || fail "turn-off $v"; done
+for v in s1 p1 p2; do keel vm delete $v >/dev/null || fail "delete $v"; done
+keel switch delete iso >/dev/null || fail "keel switch delete iso"
+kill "$(cat "$KD/pid")" "$httpd_pid" "$out" 2>/dev/null
+$IP link del up0 2>/dev/null
+true
