@@ -7,10 +7,13 @@
 IP=/usr/sbin/ip
 [ -x $IP ] || fail "iproute2's ip is not in the lab (tests/lab/lab.sh copies it with keeld)"
 $IP link del up0 2>/dev/null
+# An earlier attempt's outside namespace and server.
+[ -e /tmp/keel-outside.pids ] && kill $(cat /tmp/keel-outside.pids) 2>/dev/null
+mkdir -p "$KD"
 # The outside world: a namespace (held by a sleeping process) behind a veth, with a server.
-unshare -n sh -c "echo \$\$ >$KD/outside.pid; exec sleep 100000" &
+unshare -n sleep 100000 &
+out=$!
 sleep 1
-out=$(cat $KD/outside.pid)
 $IP link add up0 type veth peer name up1 || fail "cannot create a veth pair (veth module?)"
 $IP link set up1 netns "$out" || fail "cannot move up1 into the outside namespace"
 $IP addr add 10.99.0.1/24 dev up0 && $IP link set up0 up || fail "up0 set-up"
@@ -20,6 +23,7 @@ nsenter -t "$out" -n $IP addr add 10.99.0.2/24 dev up1 &&
 mkdir -p $KD/www && echo keel-nat-ok >$KD/www/probe
 nsenter -t "$out" -n httpd -f -v -p 8080 -h $KD/www >$KD/httpd.log 2>&1 &
 httpd_pid=$!
+echo "$out $httpd_pid" >/tmp/keel-outside.pids
 
 keeld_start
 keel switch show "Default Switch" >$KD/ds.out || fail "keel switch show: $(cat $KD/ds.out)"
