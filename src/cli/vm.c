@@ -26,7 +26,8 @@ static const char vm_usage[] =
 	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
 	"TAP[,mac=MAC]]...\n"
-	"         (or --net switch=NAME[,mac=MAC]: an adapter on a virtual switch)\n"
+	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
+	"         [,router-guard=on]: an adapter on a virtual switch)\n"
 	"         [--notes TEXT] [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
 	"  list [--json] [--watch]            all VMs and their states; --watch then prints\n"
@@ -193,6 +194,24 @@ static int add_net(json_object *arr, const char *spec)
 			json_object_object_add(n, "tap", json_object_new_string(tok + 4));
 		} else if (!strncmp(tok, "switch=", 7)) {
 			json_object_object_add(n, "switch", json_object_new_string(tok + 7));
+		} else if (!strncmp(tok, "vlan=", 5)) {
+			uint64_t v;
+
+			if (parse_uint(tok + 5, 1, 4094, &v)) {
+				fprintf(stderr, "keel vm: --net %s: vlan is from 1 to 4094\n", spec);
+				ret = -EINVAL;
+				break;
+			}
+			json_object_object_add(n, "vlan", json_object_new_int((int)v));
+		} else if (!strcmp(tok, "mac-spoofing=on") || !strcmp(tok, "mac-spoofing=off")) {
+			json_object_object_add(n, "mac_spoofing",
+					       json_object_new_boolean(!strcmp(tok + 13, "on")));
+		} else if (!strcmp(tok, "dhcp-guard=on") || !strcmp(tok, "dhcp-guard=off")) {
+			json_object_object_add(n, "dhcp_guard",
+					       json_object_new_boolean(!strcmp(tok + 11, "on")));
+		} else if (!strcmp(tok, "router-guard=on") || !strcmp(tok, "router-guard=off")) {
+			json_object_object_add(n, "router_guard",
+					       json_object_new_boolean(!strcmp(tok + 13, "on")));
 		} else if (!strchr(tok, '=')) {
 			json_object_object_add(n, "tap", json_object_new_string(tok));
 		} else {

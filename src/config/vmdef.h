@@ -21,6 +21,7 @@
 #define VMDEF_MAC_LEN	  17
 #define VMDEF_TAP_MAX	  15 /* IFNAMSIZ - 1 */
 #define VMDEF_SWITCH_MAX  64 /* a virtual switch's name (docs/networking.md) */
+#define VMDEF_VLAN_MAX	  4094
 #define VMDEF_MAX_DISKS	  16
 #define VMDEF_MAX_NICS	  8
 #define VMDEF_CPUS_MAX	  255
@@ -78,6 +79,12 @@ struct vm_nic {
 	 * twelve hex digits (vmdef_switch_tap), so that it is unique and stable. */
 	char tap[VMDEF_TAP_MAX + 1];
 	char sw[VMDEF_SWITCH_MAX + 1]; /* the virtual switch (keeld's), or "" */
+	/* On a switch (Set-VMNetworkAdapterVlan, Set-VMNetworkAdapter): the access VLAN
+	 * (1-4094; 0: untagged), and the guards, off by default but for MAC spoofing. */
+	uint16_t vlan;
+	bool mac_spoofing; /* frames from another source MAC pass (else dropped) */
+	bool dhcp_guard;   /* DHCP server replies from the VM are dropped */
+	bool router_guard; /* router advertisements and redirects from the VM are dropped */
 	char mac[VMDEF_MAC_LEN + 1];   /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
 };

@@ -81,6 +81,25 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 				if (vmdef_get_slot(val, "nets[].pci_slot", &nic->pci_slot, err,
 						   errlen))
 					return -EINVAL;
+			} else if (!strcmp(key, "vlan")) {
+				int64_t vlan;
+
+				if (vmdef_get_int(val, "nets[].vlan", 1, VMDEF_VLAN_MAX, &vlan, err,
+						  errlen))
+					return -EINVAL;
+				nic->vlan = (uint16_t)vlan;
+			} else if (!strcmp(key, "mac_spoofing")) {
+				if (vmdef_get_bool(val, "nets[].mac_spoofing", &nic->mac_spoofing, err,
+						   errlen))
+					return -EINVAL;
+			} else if (!strcmp(key, "dhcp_guard")) {
+				if (vmdef_get_bool(val, "nets[].dhcp_guard", &nic->dhcp_guard, err,
+						   errlen))
+					return -EINVAL;
+			} else if (!strcmp(key, "router_guard")) {
+				if (vmdef_get_bool(val, "nets[].router_guard", &nic->router_guard, err,
+						   errlen))
+					return -EINVAL;
 			} else if (!strcmp(key, "switch")) {
 				s = vmdef_get_str(val, "nets[].switch", 256, err, errlen);
 				if (!s)
@@ -98,6 +117,14 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 				error_set(err, errlen, "unknown field '%s' in nets[%zu]", key, i);
 				return -EINVAL;
 			}
+		}
+		if (!nic->sw[0] && (nic->vlan || nic->mac_spoofing || nic->dhcp_guard ||
+				    nic->router_guard)) {
+			error_set(err, errlen,
+				  "nets[%zu]: a VLAN and the guards are a switch's: connect the "
+				  "adapter to one with 'switch'",
+				  i);
+			return -EINVAL;
 		}
 		if (!nic->tap[0] && !nic->sw[0]) {
 			error_set(err, errlen, "nets[%zu] has neither a 'tap' nor a 'switch'", i);
@@ -164,6 +191,14 @@ static int nic_to_json(const struct vm_def *def, json_object **out)
 		if (def->nics[i].sw[0])
 			json_object_object_add(n, "switch",
 					       json_object_new_string(def->nics[i].sw));
+		if (def->nics[i].vlan)
+			json_object_object_add(n, "vlan", json_object_new_int(def->nics[i].vlan));
+		if (def->nics[i].mac_spoofing)
+			json_object_object_add(n, "mac_spoofing", json_object_new_boolean(true));
+		if (def->nics[i].dhcp_guard)
+			json_object_object_add(n, "dhcp_guard", json_object_new_boolean(true));
+		if (def->nics[i].router_guard)
+			json_object_object_add(n, "router_guard", json_object_new_boolean(true));
 		if (def->nics[i].mac[0]) /* keel-vmm derives one from the tap's name */
 			json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
 		if (def->nics[i].pci_slot)
@@ -204,7 +239,9 @@ static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def
 	const struct vm_nic *x = &a->nics[i], *y = &b->nics[j];
 
 	return !strcmp(x->tap, y->tap) && !strcmp(x->sw, y->sw) && !strcmp(x->mac, y->mac) &&
-	       x->pci_slot == y->pci_slot;
+	       x->pci_slot == y->pci_slot && x->vlan == y->vlan &&
+	       x->mac_spoofing == y->mac_spoofing && x->dhcp_guard == y->dhcp_guard &&
+	       x->router_guard == y->router_guard;
 }
 
 /* The guest saw the adapter's MAC; the tap behind it is the host's business. */

@@ -293,6 +293,7 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 	if (ret)
 		goto fail;
 	log_info("VM %s: created (id %s)", def.name, def.uuid);
+	switches_ports_changed(ctx->store, NULL, &def);
 	api_reply_json(out, 201, vm_json(ctx, &def));
 	vmdef_free(&def);
 	return;
@@ -357,6 +358,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		goto fail;
 	log_info("VM %s: configuration changed (revision %llu)", nd.name,
 		 (unsigned long long)nd.revision);
+	switches_ports_changed(ctx->store, def, &nd);
 	api_reply_json(out, 200, vm_json(ctx, &nd));
 	vmdef_free(&nd);
 	return;
@@ -389,6 +391,7 @@ static void do_delete(struct api_ctx *ctx, struct vm_def *def, struct api_reply 
 		return;
 	}
 	log_info("VM %s: deleted (its disk files are kept)", def->name);
+	switches_ports_changed(ctx->store, def, NULL);
 	o = json_object_new_object();
 	json_object_object_add(o, "deleted", json_object_new_string(def->name));
 	json_object_object_add(o, "id", json_object_new_string(def->uuid));

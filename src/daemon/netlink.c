@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <libmnl/libmnl.h>
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 
@@ -163,6 +164,50 @@ int nl_link_master(const char *name, const char *master)
 		return ret;
 	nlh = link_msg(buf, RTM_NEWLINK, 0, index);
 	mnl_attr_put_u32(nlh, IFLA_MASTER, mindex);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_bridge_vlan_filtering(const char *name)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlattr *info, *data;
+	struct nlmsghdr *nlh;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, RTM_NEWLINK, 0, index);
+	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	mnl_attr_put_u8(nlh, IFLA_BR_VLAN_FILTERING, 1);
+	mnl_attr_nest_end(nlh, data);
+	mnl_attr_nest_end(nlh, info);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct bridge_vlan_info vi = {
+		.flags = access ? BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED : 0,
+		.vid = vid,
+	};
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+	struct nlattr *spec;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, add ? RTM_SETLINK : RTM_DELLINK, 0, index);
+	ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_family = AF_BRIDGE;
+	spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	mnl_attr_put(nlh, IFLA_BRIDGE_VLAN_INFO, sizeof(vi), &vi);
+	mnl_attr_nest_end(nlh, spec);
 	return talk(nlh, NULL, NULL);
 }
 

@@ -32,6 +32,11 @@ int nl_link_del(const char *name) __attribute__((warn_unused_result));
 int nl_link_up(const char *name) __attribute__((warn_unused_result));
 /* Make link name a port of bridge master, or (master NULL) of none. */
 int nl_link_master(const char *name, const char *master) __attribute__((warn_unused_result));
+/* Turn VLAN filtering on for bridge name (ports untagged in VLAN 1 until told otherwise). */
+int nl_bridge_vlan_filtering(const char *name) __attribute__((warn_unused_result));
+/* Add (or delete) VLAN vid on bridge port name: as its untagged PVID (access), or tagged. */
+int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
+	__attribute__((warn_unused_result));
 /* Add or delete an IPv4 address on link ifname. Adding one that is there is 0. */
 int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p) __attribute__((warn_unused_result));
 /* The IPv4 addresses of link ifname (at most max). */

@@ -51,6 +51,8 @@ static const char schema[] =
 	" mac TEXT NOT NULL UNIQUE,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
 	" switch TEXT NOT NULL DEFAULT ''," /* the virtual switch, or '': a tap given by name */
+	" vlan INTEGER NOT NULL DEFAULT 0,"  /* on a switch: the access VLAN, 0: untagged */
+	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard */
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS runtime("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -139,7 +141,9 @@ static const char migrate_3_to_4[] =
 	"ALTER TABLE disks ADD COLUMN cache TEXT NOT NULL DEFAULT 'none';";
 
 /* From schema 4: virtual switches (the table is in schema) and the adapters on them. */
-static const char migrate_4_to_5[] = "ALTER TABLE nics ADD COLUMN switch TEXT NOT NULL DEFAULT '';";
+static const char migrate_4_to_5[] = "ALTER TABLE nics ADD COLUMN switch TEXT NOT NULL DEFAULT '';"
+				     "ALTER TABLE nics ADD COLUMN vlan INTEGER NOT NULL DEFAULT 0;"
+				     "ALTER TABLE nics ADD COLUMN guards INTEGER NOT NULL DEFAULT 0;";
 
 static int pin_existing_formats(struct store *st)
 {
@@ -386,7 +390,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	sqlite3_finalize(s);
 	s = NULL;
 	ret = prepare(st,
-		      "INSERT INTO nics(vm, idx, tap, mac, pci_slot, switch) VALUES(?,?,?,?,?,?)",
+		      "INSERT INTO nics(vm, idx, tap, mac, pci_slot, switch, vlan, guards) "
+		      "VALUES(?,?,?,?,?,?,?,?)",
 		      &s);
 	if (ret)
 		return ret;
@@ -400,6 +405,10 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_text(s, 4, def->nics[i].mac, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 5, def->nics[i].pci_slot);
 		sqlite3_bind_text(s, 6, def->nics[i].sw, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 7, def->nics[i].vlan);
+		sqlite3_bind_int(s, 8,
+				 def->nics[i].mac_spoofing | def->nics[i].dhcp_guard << 1 |
+					 def->nics[i].router_guard << 2);
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_CONSTRAINT) {
 			ret = constraint_error(st, def, err, errlen);
@@ -667,7 +676,8 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	}
 	sqlite3_finalize(d);
 	d = NULL;
-	ret = prepare(st, "SELECT tap, mac, pci_slot, switch FROM nics WHERE vm=?1 ORDER BY idx",
+	ret = prepare(st, "SELECT tap, mac, pci_slot, switch, vlan, guards FROM nics WHERE vm=?1 "
+		      "ORDER BY idx",
 		      &d);
 	if (ret)
 		goto out;
@@ -678,6 +688,14 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		copy_col(d, 1, nic->mac, sizeof(nic->mac));
 		nic->pci_slot = slot_from_col(d, 2);
 		copy_col(d, 3, nic->sw, sizeof(nic->sw));
+		{
+			int vlan = sqlite3_column_int(d, 4), guards = sqlite3_column_int(d, 5);
+
+			nic->vlan = vlan >= 1 && vlan <= VMDEF_VLAN_MAX ? (uint16_t)vlan : 0;
+			nic->mac_spoofing = guards & 1;
+			nic->dhcp_guard = (guards & 2) != 0;
+			nic->router_guard = (guards & 4) != 0;
+		}
 	}
 	/* A VM stored before slots were recorded gets the layout it always had. A row that
 	 * does not make a valid description (edited by hand, damaged) is said so in the log;

@@ -124,6 +124,9 @@ int store_switch_update(struct store *st, const struct store_switch *sw)
 /* Delete it unless an adapter uses it: 0, -ENOENT, or -EBUSY with the VMs in err. */
 int store_switch_delete(struct store *st, const char *name, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The adapters on switch name (*out malloc'd; tap, mac, vlan and guards set), by MAC. */
+int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, size_t *n)
+	__attribute__((warn_unused_result));
 /* The names of the VMs with an adapter on the switch, ", "-separated, in users (empty when
  * none). */
 int store_switch_users(struct store *st, const char *name, char *users, size_t size)

@@ -201,3 +201,52 @@ int store_switch_delete(struct store *st, const char *name, char *err, size_t er
 		error_set(err, errlen, "no switch named '%s'", name);
 	return store_tx_finish(st, ret);
 }
+
+int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	struct vm_nic *list = NULL;
+	size_t cnt = 0, cap = 0;
+	int ret = store_prepare(st,
+				"SELECT tap, mac, vlan, guards FROM nics WHERE switch=?1 ORDER BY mac",
+				&s);
+
+	*out = NULL;
+	*n = 0;
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct vm_nic *nic;
+		int guards;
+
+		if (cnt == cap) {
+			struct vm_nic *bigger = realloc(list, (cap ? cap * 2 : 16) * sizeof(*list));
+
+			if (!bigger) {
+				ret = -ENOMEM;
+				break;
+			}
+			list = bigger;
+			cap = cap ? cap * 2 : 16;
+		}
+		nic = &list[cnt++];
+		memset(nic, 0, sizeof(*nic));
+		text_col(s, 0, nic->tap, sizeof(nic->tap));
+		text_col(s, 1, nic->mac, sizeof(nic->mac));
+		snprintf(nic->sw, sizeof(nic->sw), "%s", name);
+		nic->vlan = (uint16_t)sqlite3_column_int(s, 2);
+		guards = sqlite3_column_int(s, 3);
+		nic->mac_spoofing = guards & 1;
+		nic->dhcp_guard = (guards & 2) != 0;
+		nic->router_guard = (guards & 4) != 0;
+	}
+	sqlite3_finalize(s);
+	if (ret) {
+		free(list);
+		return ret;
+	}
+	*out = list;
+	*n = cnt;
+	return 0;
+}

@@ -150,11 +150,25 @@ static int switch_port(struct store *st, const struct vm_nic *nic, const char *i
 		return -EINVAL;
 	}
 	r = nl_link_master(ifname, sw.bridge);
-	if (r)
+	if (r) {
 		error_set(err, errlen,
 			  "adapter %s: cannot connect tap %s to switch '%s' (bridge %s): %s",
 			  nic->mac, ifname, sw.name, sw.bridge,
 			  r == -ENODEV ? "the switch is down" : strerror(-r));
+		return r;
+	}
+	if (!nic->vlan)
+		return 0;
+	/* Access mode: untagged frames of the tap are VLAN N's, and only VLAN N's reach it. An
+	 * external switch carries N tagged on its adapter. */
+	r = nl_port_vlan(ifname, nic->vlan, true, true);
+	if (!r)
+		r = nl_port_vlan(ifname, 1, false, false);
+	if (!r && !strcmp(sw.type, "external"))
+		r = nl_port_vlan(sw.adapter, nic->vlan, false, true);
+	if (r)
+		error_set(err, errlen, "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s",
+			  nic->mac, ifname, nic->vlan, sw.name, strerror(-r));
 	return r;
 }
 

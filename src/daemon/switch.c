@@ -243,7 +243,23 @@ static int put_recorded_addrs(const struct store_switch *sw, const char *ifname,
 	return ret;
 }
 
-static int switch_up(struct store_switch *sw, char *err, size_t errlen)
+/* The switch's rules in nftables, with the guards of the adapters on it. */
+static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
+{
+	struct vm_nic *ports = NULL;
+	size_t n = 0;
+	int ret = store_switch_ports(st, sw->name, &ports, &n);
+
+	if (ret) {
+		error_set(err, errlen, "switch '%s': cannot read its adapters", sw->name);
+		return ret;
+	}
+	ret = switch_nft_apply(sw, ports, n, false, err, errlen);
+	free(ports);
+	return ret;
+}
+
+static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
 {
 	char dir[PATH_MAX];
 	bool bridge = false;
@@ -254,6 +270,10 @@ static int switch_up(struct store_switch *sw, char *err, size_t errlen)
 		ret = nl_link_is_bridge(sw->bridge, &bridge);
 		if (!ret && !bridge)
 			ret = -EEXIST;
+	}
+	if (!ret) {
+		step = "turn VLAN filtering on for";
+		ret = nl_bridge_vlan_filtering(sw->bridge);
 	}
 	if (ret)
 		goto fail;
@@ -293,7 +313,7 @@ static int switch_up(struct store_switch *sw, char *err, size_t errlen)
 			goto fail;
 		ret = 0;
 	}
-	ret = switch_nft_apply(sw, false, err, errlen);
+	ret = apply_rules(st, sw, err, errlen);
 	if (ret)
 		return ret;
 	if (has_dhcp(sw)) {
@@ -319,7 +339,7 @@ static void switch_down(const struct store_switch *sw)
 	char err[512];
 
 	switch_dhcp_stop(sw->bridge);
-	if (switch_nft_apply(sw, true, err, sizeof(err)))
+	if (switch_nft_apply(sw, NULL, 0, true, err, sizeof(err)))
 		log_warn("%s", err);
 	if (is_type(sw, "external") && if_nametoindex(sw->adapter)) {
 		if (nl_link_master(sw->adapter, NULL))
@@ -515,7 +535,7 @@ int switches_create(struct store *st, json_object *req, char *err, size_t errlen
 		return ret;
 	}
 	sw.created = (int64_t)time(NULL);
-	ret = switch_up(&sw, err, errlen);
+	ret = switch_up(st, &sw, err, errlen);
 	if (!ret)
 		ret = store_switch_insert(st, &sw, err, errlen);
 	if (ret) {
@@ -590,13 +610,13 @@ int switches_set(struct store *st, const char *name, json_object *req, char *err
 		(void)!put_recorded_addrs(&old, old.bridge, false);
 	if (!has_dhcp(&sw))
 		switch_dhcp_stop(sw.bridge);
-	ret = switch_up(&sw, err, errlen);
+	ret = switch_up(st, &sw, err, errlen);
 	if (!ret)
 		ret = store_switch_update(st, &sw);
 	if (ret) {
 		char again[256];
 
-		if (switch_up(&old, again, sizeof(again)))
+		if (switch_up(st, &old, again, sizeof(again)))
 			log_err("switch '%s': %s", name, again);
 		return ret == -EINVAL ? ret : -EIO;
 	}
@@ -681,7 +701,7 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 		struct store_switch before = list[i];
 		char why[512];
 
-		if (switch_up(&list[i], why, sizeof(why)))
+		if (switch_up(st, &list[i], why, sizeof(why)))
 			log_err("%s; the switch stays down until keeld starts again", why);
 		else if (strcmp(before.adapter_addrs, list[i].adapter_addrs) &&
 			 store_switch_update(st, &list[i]))
@@ -779,6 +799,26 @@ int switches_check_def(struct store *st, const struct vm_def *def, char *err, si
 		return -EINVAL;
 	}
 	return 0;
+}
+
+void switches_ports_changed(struct store *st, const struct vm_def *a, const struct vm_def *b)
+{
+	const struct vm_def *defs[2] = {a, b};
+
+	/* A switch named twice is loaded twice: each load is the whole switch, atomically. */
+	for (int d = 0; d < 2; d++) {
+		for (unsigned i = 0; defs[d] && i < defs[d]->nnics; i++) {
+			struct store_switch sw;
+			char err[512];
+
+			if (!defs[d]->nics[i].sw[0] ||
+			    store_switch_get(st, defs[d]->nics[i].sw, &sw) ||
+			    !if_nametoindex(sw.bridge))
+				continue;
+			if (apply_rules(st, &sw, err, sizeof(err)))
+				log_err("%s", err);
+		}
+	}
 }
 
 struct lease_match {

@@ -42,6 +42,9 @@ json_object *switches_one_json(struct store *st, const char *name);
 /* Every adapter of def is on a switch that exists: 0 or -EINVAL with err. */
 int switches_check_def(struct store *st, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The adapters of a VM changed (a: before, b: after, either may be NULL): the guards of
+ * the switches they are on are loaded again. Failures are logged. */
+void switches_ports_changed(struct store *st, const struct vm_def *a, const struct vm_def *b);
 /* The guest addresses the switch's DHCP leases give the adapter with this MAC, as a JSON
  * array (empty when none). */
 json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic);

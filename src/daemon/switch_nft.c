@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <nftables/libnftables.h>
@@ -44,7 +45,32 @@ static const struct {
 	{"nat", "nat", "postrouting", 100},
 };
 
-int switch_nft_script(const struct store_switch *sw, bool remove, char *buf, size_t size)
+/* The guards of one adapter, on frames entering the switch from its tap. */
+static void guards(struct script *s, const char *b, const struct vm_nic *p)
+{
+	const char *t = "bridge " SWITCH_NFT_TABLE;
+
+	if (!p->mac_spoofing)
+		put(s, "add rule %s %s_guard iifname \"%s\" ether saddr != %s drop\n", t, b, p->tap,
+		    p->mac);
+	if (p->dhcp_guard) {
+		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip udp sport 67 drop\n", t,
+		    b, p->tap);
+		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip6 udp sport 547 drop\n",
+		    t, b, p->tap);
+	}
+	if (p->router_guard) {
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" ether type ip6 icmpv6 type "
+		    "{ nd-router-advert, nd-redirect } drop\n",
+		    t, b, p->tap);
+		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip icmp type redirect drop\n",
+		    t, b, p->tap);
+	}
+}
+
+int switch_nft_script(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
+		      bool remove, char *buf, size_t size)
 {
 	struct script s = {buf, size, 0, false};
 	const char *b = sw->bridge, *t = "inet " SWITCH_NFT_TABLE;
@@ -56,8 +82,16 @@ int switch_nft_script(const struct store_switch *sw, bool remove, char *buf, siz
 		    b, chains[i].suffix, chains[i].type, chains[i].hook, chains[i].priority);
 		put(&s, "%s chain %s %s_%s\n", remove ? "delete" : "flush", t, b, chains[i].suffix);
 	}
+	put(&s, "add table bridge %s\n", SWITCH_NFT_TABLE);
+	put(&s,
+	    "add chain bridge %s %s_guard { type filter hook prerouting priority 0; policy "
+	    "accept; }\n",
+	    SWITCH_NFT_TABLE, b);
+	put(&s, "%s chain bridge %s %s_guard\n", remove ? "delete" : "flush", SWITCH_NFT_TABLE, b);
 	if (remove)
 		goto out;
+	for (size_t i = 0; i < nports; i++)
+		guards(&s, b, &ports[i]);
 	/* Frames between two ports of the switch (seen here when br_netfilter is loaded). */
 	put(&s, "add rule %s %s_fwd iifname \"%s\" oifname \"%s\" accept\n", t, b, b, b);
 	if (!strcmp(sw->type, "external"))
@@ -84,23 +118,26 @@ out:
 	return s.full ? -ENOSPC : (int)s.len;
 }
 
-int switch_nft_apply(const struct store_switch *sw, bool remove, char *err, size_t errlen)
+int switch_nft_apply(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
+		     bool remove, char *err, size_t errlen)
 {
-	char script[4096];
+	size_t size = 4096 + 512 * nports;
+	char *script = malloc(size);
 	struct nft_ctx *nft;
-	int n = switch_nft_script(sw, remove, script, sizeof(script)), ret = 0;
+	int n = script ? switch_nft_script(sw, ports, nports, remove, script, size) : -ENOMEM,
+	    ret = 0;
 
 	if (n < 0) {
 		error_set(err, errlen, "switch '%s': its nftables rules do not fit", sw->name);
+		free(script);
 		return n;
 	}
 	nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!nft) {
+	if (!nft || nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
 		error_set(err, errlen, "switch '%s': cannot start libnftables", sw->name);
-		return -ENOMEM;
-	}
-	if (nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
-		nft_ctx_free(nft);
+		if (nft)
+			nft_ctx_free(nft);
+		free(script);
 		return -ENOMEM;
 	}
 	if (nft_run_cmd_from_buffer(nft, script)) {
@@ -111,5 +148,6 @@ int switch_nft_apply(const struct store_switch *sw, bool remove, char *err, size
 		ret = -EIO;
 	}
 	nft_ctx_free(nft);
+	free(script);
 	return ret;
 }

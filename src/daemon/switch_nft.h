@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A switch's firewall through libnftables (docs/networking.md): in keel's own table
- * `inet keel`, each switch's chains (BRIDGE_fwd, BRIDGE_in, BRIDGE_out, BRIDGE_nat) are
- * replaced in one atomic batch; nothing else of the host's ruleset is touched.
+ * A switch's firewall through libnftables (docs/networking.md): in keel's own tables
+ * `inet keel` (BRIDGE_fwd, BRIDGE_in, BRIDGE_out, BRIDGE_nat: what is routed) and
+ * `bridge keel` (BRIDGE_guard: the adapters' guards, on frames as they enter the switch),
+ * each switch's chains are replaced in one atomic batch; nothing else of the host's ruleset
+ * is touched.
  */
 #ifndef KEEL_DAEMON_SWITCH_NFT_H
 #define KEEL_DAEMON_SWITCH_NFT_H
@@ -10,16 +12,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config/vmdef.h"
 #include "daemon/store.h"
 
 #define SWITCH_NFT_TABLE "keel"
 
-/* The batch that installs (remove: takes away) sw's rules, into buf: its length, or
- * -ENOSPC. */
-int switch_nft_script(const struct store_switch *sw, bool remove, char *buf, size_t size)
-	__attribute__((warn_unused_result));
+/* The batch that installs sw's rules with the guards of its adapters (ports, nports; their
+ * tap, mac and guards), or (remove) takes them away, into buf: its length, or -ENOSPC. */
+int switch_nft_script(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
+		      bool remove, char *buf, size_t size) __attribute__((warn_unused_result));
 /* Run that batch: 0, or -errno with nft's message in err. */
-int switch_nft_apply(const struct store_switch *sw, bool remove, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int switch_nft_apply(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
+		     bool remove, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -46,7 +46,7 @@ case "$lease" in "${subnet%.*/*}".*) ;; *) fail "s1's lease $lease is not in $su
 echo "lab: switch: s1 got $lease from the Default Switch's dnsmasq in about $(($(_now) - t0)) s"
 keel vm net list s1 >$KD/net.out
 grep -q "Default Switch .* $lease\$" $KD/net.out || fail "keel vm net list s1: $(cat $KD/net.out)"
-keel_run s1 "ip addr add $lease/24 dev eth0 && ip route add default via $gw && wget -q -T 20 -O - http://10.99.0.2:8080/probe" 120
+keel_run s1 "ip addr add $lease/24 dev eth0 && ip route add default via $gw && printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | nc -w 20 10.99.0.2 8080 | tail -n 1" 120
 [ "$KEEL_OUT" = keel-nat-ok ] || fail "s1 -> outside server through NAT: '$KEEL_OUT' (status $KEEL_RC)"
 sleep 1
 grep -q "^10\.99\.0\.1:[0-9]*: response:200" $KD/httpd.log ||
