@@ -198,7 +198,8 @@ static int add_net(json_object *arr, const char *spec)
 			uint64_t v;
 
 			if (parse_uint(tok + 5, 1, 4094, &v)) {
-				fprintf(stderr, "keel vm: --net %s: vlan is from 1 to 4094\n", spec);
+				fprintf(stderr, "keel vm: --net %s: vlan is from 1 to 4094\n",
+					spec);
 				ret = -EINVAL;
 				break;
 			}

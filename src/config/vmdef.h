@@ -85,7 +85,7 @@ struct vm_nic {
 	bool mac_spoofing; /* frames from another source MAC pass (else dropped) */
 	bool dhcp_guard;   /* DHCP server replies from the VM are dropped */
 	bool router_guard; /* router advertisements and redirects from the VM are dropped */
-	char mac[VMDEF_MAC_LEN + 1];   /* "02:xx:xx:xx:xx:xx", generated once, then stable */
+	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
 };
 

@@ -89,16 +89,16 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 					return -EINVAL;
 				nic->vlan = (uint16_t)vlan;
 			} else if (!strcmp(key, "mac_spoofing")) {
-				if (vmdef_get_bool(val, "nets[].mac_spoofing", &nic->mac_spoofing, err,
-						   errlen))
+				if (vmdef_get_bool(val, "nets[].mac_spoofing", &nic->mac_spoofing,
+						   err, errlen))
 					return -EINVAL;
 			} else if (!strcmp(key, "dhcp_guard")) {
 				if (vmdef_get_bool(val, "nets[].dhcp_guard", &nic->dhcp_guard, err,
 						   errlen))
 					return -EINVAL;
 			} else if (!strcmp(key, "router_guard")) {
-				if (vmdef_get_bool(val, "nets[].router_guard", &nic->router_guard, err,
-						   errlen))
+				if (vmdef_get_bool(val, "nets[].router_guard", &nic->router_guard,
+						   err, errlen))
 					return -EINVAL;
 			} else if (!strcmp(key, "switch")) {
 				s = vmdef_get_str(val, "nets[].switch", 256, err, errlen);
@@ -118,8 +118,8 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 				return -EINVAL;
 			}
 		}
-		if (!nic->sw[0] && (nic->vlan || nic->mac_spoofing || nic->dhcp_guard ||
-				    nic->router_guard)) {
+		if (!nic->sw[0] &&
+		    (nic->vlan || nic->mac_spoofing || nic->dhcp_guard || nic->router_guard)) {
 			error_set(err, errlen,
 				  "nets[%zu]: a VLAN and the guards are a switch's: connect the "
 				  "adapter to one with 'switch'",

@@ -50,8 +50,8 @@ static const char schema[] =
 	" tap TEXT NOT NULL,"
 	" mac TEXT NOT NULL UNIQUE,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
-	" switch TEXT NOT NULL DEFAULT ''," /* the virtual switch, or '': a tap given by name */
-	" vlan INTEGER NOT NULL DEFAULT 0,"  /* on a switch: the access VLAN, 0: untagged */
+	" switch TEXT NOT NULL DEFAULT '',"   /* the virtual switch, or '': a tap given by name */
+	" vlan INTEGER NOT NULL DEFAULT 0,"   /* on a switch: the access VLAN, 0: untagged */
 	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard */
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS runtime("
@@ -141,9 +141,10 @@ static const char migrate_3_to_4[] =
 	"ALTER TABLE disks ADD COLUMN cache TEXT NOT NULL DEFAULT 'none';";
 
 /* From schema 4: virtual switches (the table is in schema) and the adapters on them. */
-static const char migrate_4_to_5[] = "ALTER TABLE nics ADD COLUMN switch TEXT NOT NULL DEFAULT '';"
-				     "ALTER TABLE nics ADD COLUMN vlan INTEGER NOT NULL DEFAULT 0;"
-				     "ALTER TABLE nics ADD COLUMN guards INTEGER NOT NULL DEFAULT 0;";
+static const char migrate_4_to_5[] =
+	"ALTER TABLE nics ADD COLUMN switch TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE nics ADD COLUMN vlan INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE nics ADD COLUMN guards INTEGER NOT NULL DEFAULT 0;";
 
 static int pin_existing_formats(struct store *st)
 {
@@ -676,7 +677,8 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	}
 	sqlite3_finalize(d);
 	d = NULL;
-	ret = prepare(st, "SELECT tap, mac, pci_slot, switch, vlan, guards FROM nics WHERE vm=?1 "
+	ret = prepare(st,
+		      "SELECT tap, mac, pci_slot, switch, vlan, guards FROM nics WHERE vm=?1 "
 		      "ORDER BY idx",
 		      &d);
 	if (ret)

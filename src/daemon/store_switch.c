@@ -207,9 +207,8 @@ int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, 
 	sqlite3_stmt *s = NULL;
 	struct vm_nic *list = NULL;
 	size_t cnt = 0, cap = 0;
-	int ret = store_prepare(st,
-				"SELECT tap, mac, vlan, guards FROM nics WHERE switch=?1 ORDER BY mac",
-				&s);
+	int ret = store_prepare(
+		st, "SELECT tap, mac, vlan, guards FROM nics WHERE switch=?1 ORDER BY mac", &s);
 
 	*out = NULL;
 	*n = 0;

@@ -167,8 +167,11 @@ static int switch_port(struct store *st, const struct vm_nic *nic, const char *i
 	if (!r && !strcmp(sw.type, "external"))
 		r = nl_port_vlan(sw.adapter, nic->vlan, false, true);
 	if (r)
-		error_set(err, errlen, "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s",
-			  nic->mac, ifname, nic->vlan, sw.name, strerror(-r));
+		error_set(err, errlen,
+			  "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s", nic->mac,
+			  ifname, nic->vlan, sw.name,
+			  r == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
+					   : strerror(-r));
 	return r;
 }
 

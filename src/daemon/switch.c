@@ -271,12 +271,20 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (!ret && !bridge)
 			ret = -EEXIST;
 	}
-	if (!ret) {
-		step = "turn VLAN filtering on for";
-		ret = nl_bridge_vlan_filtering(sw->bridge);
-	}
 	if (ret)
 		goto fail;
+	/* Adapters with a VLAN need it; without it (a kernel built without
+	 * CONFIG_BRIDGE_VLAN_FILTERING) the switch works for the others. */
+	ret = nl_bridge_vlan_filtering(sw->bridge);
+	if (ret == -EOPNOTSUPP)
+		log_warn("switch '%s': this kernel has no bridge VLAN filtering: adapters with a "
+			 "VLAN cannot start on it",
+			 sw->name);
+	else if (ret) {
+		step = "turn VLAN filtering on for";
+		goto fail;
+	}
+	ret = 0;
 	if (is_type(sw, "private")) {
 		char path[128];
 

@@ -56,15 +56,16 @@ static void guards(struct script *s, const char *b, const struct vm_nic *p)
 	if (p->dhcp_guard) {
 		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip udp sport 67 drop\n", t,
 		    b, p->tap);
-		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip6 udp sport 547 drop\n",
-		    t, b, p->tap);
+		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip6 udp sport 547 drop\n", t,
+		    b, p->tap);
 	}
 	if (p->router_guard) {
 		put(s,
 		    "add rule %s %s_guard iifname \"%s\" ether type ip6 icmpv6 type "
 		    "{ nd-router-advert, nd-redirect } drop\n",
 		    t, b, p->tap);
-		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip icmp type redirect drop\n",
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" ether type ip icmp type redirect drop\n",
 		    t, b, p->tap);
 	}
 }

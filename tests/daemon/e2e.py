@@ -1292,7 +1292,8 @@ def case_disk_format(e):
     # ... and from before pools: the directories its VMs use become pools.
     r = subprocess.run(["sqlite3", db, "ALTER TABLE disks DROP COLUMN format;"
                         "ALTER TABLE disks DROP COLUMN cache;"
-                        "ALTER TABLE nics DROP COLUMN switch; DROP TABLE switches;"
+                        "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
+                        "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
                         "DELETE FROM pools WHERE name='test'; PRAGMA user_version=2;"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -1376,7 +1377,8 @@ def case_description(e):
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
-           "ALTER TABLE nics DROP COLUMN switch; DROP TABLE switches;"
+           "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
+           "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
            "PRAGMA user_version=1;")
     r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -2142,8 +2144,75 @@ def case_switches(e):
         out, _ = e.keel("vm", "net", "list", "g1")
         check(re.search(r"^0 +Default Switch +k\w+ +%s +%s$" % (mac, re.escape(ip)), out, re.M),
               "keel vm net list: %r" % out)
+        # The MAC spoofing guard: a port whose frames come from another MAC than its VM's
+        # gets no lease, until the VM's adapter allows it (its rules reloaded on vm set).
+        # The port: a veth named as VM sp's tap, its far end in the client's namespace.
+        e.keel("vm", "create", "sp", "--kernel", e.a.guest, "--memory", "16M", "--net",
+               "switch=Default Switch,mac=02:00:00:00:aa:01")
+        tap = e.vm("sp")["nets"][0]["tap"]
+        check(tap == "k02000000aa01", "sp's tap: %r" % tap)
+        e.ns("ip", "link", "add", tap, "type", "veth", "peer", "name", "sp1")
+        e.ns("ip", "link", "set", tap, "master", d["bridge"], "up")
+        e.ns("ip", "link", "set", "sp1", "netns", guest_ns)
+        subprocess.run(["ip", "netns", "exec", guest_ns, "ip", "link", "set", "sp1", "address",
+                        "02:00:00:00:bb:02", "up"], check=True)
+
+        def lease(dev):
+            r = subprocess.run(["ip", "netns", "exec", guest_ns, "busybox", "udhcpc", "-i",
+                                dev, "-n", "-q", "-f", "-t", "3", "-T", "1", "-s", "/bin/true"],
+                               capture_output=True, text=True, timeout=60)
+            m = re.search(r"lease of (\S+) obtained", r.stdout + r.stderr)
+            return m.group(1) if m else None
+
+        rules = e.ns("nft", "list", "table", "bridge", "keel")
+        check('iifname "%s" ether saddr != 02:00:00:00:aa:01 drop' % tap in rules,
+              "no MAC spoofing guard for sp:\n" + rules)
+        check(lease("sp1") is None, "a spoofed MAC got a lease through the guard")
+        e.keel("vm", "set", "sp", "--net",
+               "switch=Default Switch,mac=02:00:00:00:aa:01,mac-spoofing=on,dhcp-guard=on,"
+               "router-guard=on")
+        rules = e.ns("nft", "list", "table", "bridge", "keel")
+        check("ether saddr != 02:00:00:00:aa:01" not in rules and
+              'iifname "%s" udp sport 67 drop' % tap in rules.replace("ether type ip ", "") and
+              "nd-router-advert" in rules, "sp's guards after set:\n" + rules)
+        check(lease("sp1") is not None, "no lease with MAC spoofing allowed")
+        e.keel("vm", "delete", "sp")
+        check(tap not in e.ns("nft", "list", "table", "bridge", "keel"),
+              "the deleted VM's guards stayed")
     finally:
         subprocess.run(["ip", "netns", "del", guest_ns], capture_output=True)
+    # VLAN access mode: the tap untagged in VLAN 10 only (bridge VLAN filtering).
+    e.api_err("POST", "/v1/vms", {"name": "v0", "kernel": e.a.guest, "memory": 16 << 20,
+                                 "nets": [{"switch": "lan", "vlan": 4095}]},
+              msg="nets[].vlan")
+    e.api_err("POST", "/v1/vms", {"name": "v0", "kernel": e.a.guest, "memory": 16 << 20,
+                                 "nets": [{"tap": "t0", "vlan": 10}]},
+              msg="a VLAN and the guards are a switch's")
+    _, err = e.keel("vm", "create", "v0", "--kernel", e.a.guest, "--net", "switch=lan,vlan=0",
+                    want=2)
+    check("vlan is from 1 to 4094" in err, "keel --net vlan=0: %r" % err)
+    e.keel("vm", "create", "vl", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=lan,vlan=10")
+    probe = subprocess.run(["ip", "netns", "exec", e.netns, "ip", "link", "add", "vfprobe",
+                            "type", "bridge", "vlan_filtering", "1"], capture_output=True)
+    if probe.returncode == 0:
+        e.ns("ip", "link", "del", "vfprobe")
+        vl = e.start("vl")
+        vtap = vl["nets"][0]["tap"]
+        vlans = json.loads(e.ns("bridge", "-j", "vlan", "show", "dev", vtap))
+        vids = {v["vlan"]: v.get("flags", []) for v in vlans[0]["vlans"]}
+        check(list(vids) == [10] and "PVID" in vids[10] and "Egress Untagged" in vids[10],
+              "vl's tap VLANs: %r" % vlans)
+        e.keel("vm", "turn-off", "vl")
+        e.wait_state("vl", "Off")
+    else:
+        # This kernel has no bridge VLAN filtering: the VM is refused at start, saying so.
+        print("switches: this kernel has no bridge VLAN filtering; checking the refusal")
+        _, err = e.keel("vm", "start", "vl", want=None)
+        check("this kernel has no bridge VLAN filtering" in err + e.vm("vl")["state_reason"],
+              "start with a VLAN without filtering: %r %r" % (err, e.vm("vl")))
+        check(e.vm("vl")["state"] == "Off", "vl: %r" % e.vm("vl"))
+    e.keel("vm", "delete", "vl")
     e.keel("vm", "turn-off", "n1")
     e.wait_state("n1", "Off")
     e.keel("vm", "delete", "n1")

@@ -3,7 +3,8 @@
 # namespace standing in for the outside world, through NAT: that namespace has no route to
 # the switch's subnet, and its server logs the host's address. Two guests on a private switch
 # reach each other; neither reaches the host, nor the host them, even with an address of the
-# host's put on the switch's bridge by hand.
+# host's put on the switch's bridge by hand; two more on it in VLAN 10 reach each other and not
+# the first two; a guest that changes its MAC is cut off by the MAC spoofing guard.
 IP=/usr/sbin/ip
 [ -x $IP ] || fail "iproute2's ip is not in the lab (tests/lab/lab.sh copies it with keeld)"
 $IP link del up0 2>/dev/null
@@ -49,30 +50,44 @@ grep -q "Default Switch .* $lease\$" $KD/net.out || fail "keel vm net list s1: $
 keel_run s1 "ip addr add $lease/24 dev eth0 && ip route add default via $gw && printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | nc -w 20 10.99.0.2 8080 | tail -n 1" 120
 [ "$KEEL_OUT" = keel-nat-ok ] || fail "s1 -> outside server through NAT: '$KEEL_OUT' (status $KEEL_RC)"
 sleep 1
-grep -q "^10\.99\.0\.1:[0-9]*: response:200" $KD/httpd.log ||
+# busybox httpd logs its client as [::ffff:A.B.C.D]:PORT (an IPv6 socket) or A.B.C.D:PORT.
+grep -Eq '^(\[::ffff:)?10\.99\.0\.1\]?:[0-9]+: response:200' $KD/httpd.log ||
 	fail "the outside server did not see the host's address: $(cat $KD/httpd.log)"
-! grep -q "^${lease}:" $KD/httpd.log || fail "the outside server saw the guest's own address"
+! grep -q "$lease" $KD/httpd.log || fail "the outside server saw the guest's own address"
 nsenter -t "$out" -n $IP route | grep -q "${subnet%/*}" && fail "the outside has a route to $subnet"
 echo "lab: switch: s1 reached the outside server through NAT (it saw 10.99.0.1)"
 keel vm turn-off s1 || fail "turn-off s1"
 
-# A private switch: the guests only.
+# A private switch: the guests only; p3 and p4 in VLAN 10 on it, apart from p1 and p2.
 keel switch create iso --type private >$KD/iso.out || fail "keel switch create iso: $(cat $KD/iso.out)"
 br=$(sed -n 's/^Bridge: *\([a-z0-9]*\) .*/\1/p' $KD/iso.out)
-for v in p1 p2; do
+for v in p1 p2 p3 p4; do
+	case $v in p3 | p4) vlan=,vlan=10 ;; *) vlan= ;; esac
 	keel vm create $v --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$GUEST_CMDLINE" \
-		--cpus 1 --memory 256M --net switch=iso || fail "keel vm create $v"
+		--cpus 1 --memory 192M --net "switch=iso$vlan" || fail "keel vm create $v"
 	keel vm start $v || fail "keel vm start $v: $(keel vm log $v | tail -3)"
 done
-keel_console_wait p1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
-keel_console_wait p2 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
-keel_run p1 'ip addr add 10.98.0.1/24 dev eth0 && ip link set eth0 up && echo ok'
-[ "$KEEL_OUT" = ok ] || fail "p1 eth0 set-up: $KEEL_OUT"
-keel_run p2 'ip addr add 10.98.0.2/24 dev eth0 && ip link set eth0 up && echo ok'
-[ "$KEEL_OUT" = ok ] || fail "p2 eth0 set-up: $KEEL_OUT"
+for v in p1 p2 p3 p4; do
+	keel_console_wait $v "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+	keel_run $v "ip addr add 10.98.0.${v#p}/24 dev eth0 && ip link set eth0 up && echo ok"
+	[ "$KEEL_OUT" = ok ] || fail "$v eth0 set-up: $KEEL_OUT"
+done
 keel_run p1 'ping -c 3 -W 10 10.98.0.2 | grep -o "[0-9]* packets received"' 90
 [ "$KEEL_OUT" = "3 packets received" ] || fail "ping p1 -> p2 on the private switch: '$KEEL_OUT'"
-echo "lab: switch: p1 and p2 reach each other on private switch iso ($br)"
+keel_run p3 'ping -c 3 -W 10 10.98.0.4 | grep -o "[0-9]* packets received"' 90
+[ "$KEEL_OUT" = "3 packets received" ] || fail "ping p3 -> p4 in VLAN 10: '$KEEL_OUT'"
+echo "lab: switch: p1 and p2, and p3 and p4 in VLAN 10, reach each other on private switch iso ($br)"
+keel_run p1 'ping -c 2 -W 3 10.98.0.3 | grep -o "[0-9]* packets received"' 60
+[ "$KEEL_OUT" = "0 packets received" ] || fail "p1 (untagged) reached p3 in VLAN 10: '$KEEL_OUT'"
+keel_run p4 'ping -c 2 -W 3 10.98.0.2 | grep -o "[0-9]* packets received"' 60
+[ "$KEEL_OUT" = "0 packets received" ] || fail "p4 in VLAN 10 reached p2 (untagged): '$KEEL_OUT'"
+echo "lab: switch: VLAN 10 and the untagged adapters do not see each other"
+# MAC spoofing is off by default: p1 under another MAC is cut off, under its own it is back.
+keel_run p1 'ip neigh flush dev eth0; ip link set eth0 address 02:66:66:66:66:66 && ping -c 2 -W 3 10.98.0.2 | grep -o "[0-9]* packets received"' 60
+[ "$KEEL_OUT" = "0 packets received" ] || fail "p1 under a spoofed MAC reached p2: '$KEEL_OUT'"
+keel_run p1 "ip neigh flush dev eth0; ip link set eth0 address $(keel vm show p1 --json | sed -n 's/.*"mac": "\([0-9a-f:]*\)".*/\1/p' | head -n 1) && ping -c 2 -W 10 10.98.0.2 | grep -o '[0-9]* packets received'" 60
+[ "$KEEL_OUT" = "2 packets received" ] || fail "p1 under its own MAC again: '$KEEL_OUT'"
+echo "lab: switch: frames from a spoofed MAC are dropped at the switch"
 # The host has no address there; one put on the bridge by hand is still not reachable.
 $IP addr add 10.98.0.254/24 dev "$br" || fail "cannot put a test address on $br"
 keel_run p1 'ping -c 2 -W 3 10.98.0.254 | grep -o "[0-9]* packets received"' 60
@@ -80,8 +95,8 @@ keel_run p1 'ping -c 2 -W 3 10.98.0.254 | grep -o "[0-9]* packets received"' 60
 ping -c 2 -W 3 10.98.0.2 >/dev/null 2>&1 && fail "the host reached p2 on a private switch"
 $IP addr del 10.98.0.254/24 dev "$br"
 echo "lab: switch: the host and the private switch's guests do not reach each other"
-for v in p1 p2; do keel vm turn-off $v || fail "turn-off $v"; done
-for v in s1 p1 p2; do keel vm delete $v >/dev/null || fail "delete $v"; done
+for v in p1 p2 p3 p4; do keel vm turn-off $v || fail "turn-off $v"; done
+for v in s1 p1 p2 p3 p4; do keel vm delete $v >/dev/null || fail "delete $v"; done
 keel switch delete iso >/dev/null || fail "keel switch delete iso"
 kill "$(cat "$KD/pid")" "$httpd_pid" "$out" 2>/dev/null
 $IP link del up0 2>/dev/null
