@@ -7,7 +7,11 @@
 # the first two; a guest that changes its MAC is cut off by the MAC spoofing guard.
 IP=/usr/sbin/ip
 [ -x $IP ] || fail "iproute2's ip is not in the lab (tests/lab/lab.sh copies it with keeld)"
+# An earlier attempt's switches (each keeld state directory is an attempt's own).
 $IP link del up0 2>/dev/null
+for b in kbr0 kbr1 kbr2 kbr3 kbr4 kbr5; do $IP link del $b 2>/dev/null; done
+/usr/sbin/nft delete table inet keel 2>/dev/null
+/usr/sbin/nft delete table bridge keel 2>/dev/null
 # An earlier attempt's outside namespace and server.
 [ -e /tmp/keel-outside.pids ] && kill $(cat /tmp/keel-outside.pids) 2>/dev/null
 mkdir -p "$KD"
