@@ -717,16 +717,27 @@ static int cmd_net(int argc, char **argv)
 		else
 			puts("[]");
 	} else {
-		printf("%-3s %-20s %-15s %-17s %s\n", "#", "SWITCH", "TAP", "MAC", "ADDRESSES");
+		printf("%-3s %-20s %-15s %-17s %-5s %-8s %s\n", "#", "SWITCH", "TAP", "MAC", "VLAN",
+		       "GUARDS", "ADDRESSES");
 		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-			json_object *v = json_object_array_get_idx(arr, i);
-			char ips[256];
+			json_object *v = json_object_array_get_idx(arr, i), *f;
+			char ips[256], vlan[8] = "-", guards[8] = "-";
 
-			printf("%-3zu %-20s %-15s %-17s %s\n", i,
+			if (json_object_object_get_ex(v, "vlan", &f))
+				snprintf(vlan, sizeof(vlan), "%d", json_object_get_int(f));
+			/* m: MAC spoofing dropped, d: DHCP guard, r: router guard */
+			if (client_str_field(v, "switch")[0])
+				snprintf(guards, sizeof(guards), "%s%s%s",
+					 json_object_object_get_ex(v, "mac_spoofing", &f) ? ""
+											  : "m",
+					 json_object_object_get_ex(v, "dhcp_guard", &f) ? "d" : "",
+					 json_object_object_get_ex(v, "router_guard", &f) ? "r"
+											  : "");
+			printf("%-3zu %-20s %-15s %-17s %-5s %-8s %s\n", i,
 			       client_str_field(v, "switch")[0] ? client_str_field(v, "switch")
 								: "-",
-			       client_str_field(v, "tap"), client_str_field(v, "mac"),
-			       net_addresses(v, ips, sizeof(ips)));
+			       client_str_field(v, "tap"), client_str_field(v, "mac"), vlan,
+			       guards[0] ? guards : "-", net_addresses(v, ips, sizeof(ips)));
 		}
 	}
 	json_object_put(vm);

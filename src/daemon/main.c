@@ -124,6 +124,8 @@ static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 	timeout = sup_timeout_ms(sup);
 	if (switch_dhcp_timeout_ms() >= 0 && (timeout < 0 || switch_dhcp_timeout_ms() < timeout))
 		timeout = switch_dhcp_timeout_ms();
+	if (switches_timeout_ms() >= 0 && (timeout < 0 || switches_timeout_ms() < timeout))
+		timeout = switches_timeout_ms();
 	if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
 		timeout = max_ms;
 	keeld_unlock();
@@ -146,6 +148,7 @@ static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 	sup_tick(sup);
 	switch_dhcp_events(fds + n + nsup, ndhcp);
 	switch_dhcp_tick();
+	switches_tick();
 	return 0;
 }
 

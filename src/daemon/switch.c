@@ -17,6 +17,7 @@
 #include "daemon/switch_dhcp.h"
 #include "daemon/switch_leases.h"
 #include "daemon/switch_nft.h"
+#include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -25,7 +26,11 @@
 #define BRIDGES_MAX 1000
 #define LEASES_MAX  (1 << 20)
 
+#define WATCH_MS    5000
+
 static char switches_dir[PATH_MAX - 64]; /* STATE/switches */
+static struct store *watch_store;	 /* switches_init's: the store switches_tick reads */
+static long long watch_next;		 /* monotonic ms of the next check */
 
 static bool is_type(const struct store_switch *sw, const char *type)
 {
@@ -702,6 +707,8 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 		error_set(err, errlen, "cannot create %s: %s", switches_dir, strerror(errno));
 		return -errno;
 	}
+	watch_store = st;
+	watch_next = clock_mono_ms() + WATCH_MS;
 	ret = make_default(st, err, errlen);
 	if (!ret)
 		ret = store_switch_list(st, &list, &n);
@@ -719,8 +726,44 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 	return ret;
 }
 
+int switches_timeout_ms(void)
+{
+	long long now = clock_mono_ms();
+
+	if (!watch_store)
+		return -1;
+	return watch_next > now ? (int)(watch_next - now) : 0;
+}
+
+void switches_tick(void)
+{
+	struct store_switch *list = NULL;
+	size_t n = 0;
+
+	if (!watch_store || clock_mono_ms() < watch_next)
+		return;
+	watch_next = clock_mono_ms() + WATCH_MS;
+	if (store_switch_list(watch_store, &list, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char why[512];
+
+		bool bridge = if_nametoindex(list[i].bridge) != 0;
+
+		if (bridge && switch_nft_present(&list[i]))
+			continue;
+		log_warn("switch '%s': its %s removed (a firewall reload?): putting it back",
+			 list[i].name, bridge ? "rules were" : "bridge was");
+		if (bridge ? apply_rules(watch_store, &list[i], why, sizeof(why))
+			   : switch_up(watch_store, &list[i], why, sizeof(why)))
+			log_err("%s", why);
+	}
+	free(list);
+}
+
 void switches_shutdown(void)
 {
+	watch_store = NULL;
 	switch_dhcp_stop_all();
 }
 

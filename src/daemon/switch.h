@@ -24,6 +24,10 @@
  * that cannot come up is logged and left down). state_dir/switches holds their files. */
 int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* For keeld's loop: every few seconds, each switch whose bridge or nftables chains are gone
+ * (a host firewall reload flushes the ruleset) is brought up again. */
+int switches_timeout_ms(void);
+void switches_tick(void);
 /* Stop the dnsmasq instances (keeld is exiting; bridges and rules stay for running VMs). */
 void switches_shutdown(void);
 /* A switch from an API request ({"name", "type", "subnet", "adapter", "allow_management_os",

@@ -152,3 +152,22 @@ int switch_nft_apply(const struct store_switch *sw, const struct vm_nic *ports, 
 	free(script);
 	return ret;
 }
+
+bool switch_nft_present(const struct store_switch *sw)
+{
+	char cmd[128];
+	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	bool there;
+
+	if (!nft || nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
+		if (nft)
+			nft_ctx_free(nft);
+		return true; /* cannot tell: do not rebuild on a guess */
+	}
+	snprintf(cmd, sizeof(cmd), "list chain inet %s %s_fwd", SWITCH_NFT_TABLE, sw->bridge);
+	there = nft_run_cmd_from_buffer(nft, cmd) == 0;
+	snprintf(cmd, sizeof(cmd), "list chain bridge %s %s_guard", SWITCH_NFT_TABLE, sw->bridge);
+	there = there && nft_run_cmd_from_buffer(nft, cmd) == 0;
+	nft_ctx_free(nft);
+	return there;
+}

@@ -25,4 +25,7 @@ int switch_nft_script(const struct store_switch *sw, const struct vm_nic *ports,
 int switch_nft_apply(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
 		     bool remove, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Are sw's chains there (a host firewall reload flushes the whole ruleset)? */
+bool switch_nft_present(const struct store_switch *sw);
+
 #endif

@@ -2104,6 +2104,15 @@ def case_switches(e):
           "bridges after the restart: %s" % e.ns("bridge", "link"))
     rules = e.ns("nft", "list", "table", "inet", "keel")
     check("masquerade" in rules and "%s_in" % iso["bridge"] in rules, "rules back:\n" + rules)
+    # A host firewall reload (the whole ruleset flushed) while keeld runs: it puts the
+    # switches' rules back within a few seconds.
+    e.ns("nft", "flush", "ruleset")
+    deadline = time.time() + 15
+    while time.time() < deadline and "masquerade" not in e.ns("nft", "list", "ruleset"):
+        time.sleep(0.5)
+    rules = e.ns("nft", "list", "ruleset")
+    check("masquerade" in rules and "%s_guard" % lan["bridge"] in rules,
+          "rules not back after a flush while keeld runs:\n" + rules)
     dns2 = dnsmasq_of(e, sws["Default Switch"])
     check(dns2 != dns1 and not pid_alive(dns1), "the old dnsmasq %d still runs" % dns1)
     # A dnsmasq that dies is started again.
@@ -2142,7 +2151,8 @@ def case_switches(e):
         check(ip.startswith(net), "lease %s is not in %s" % (ip, subnet))
         check(e.vm("g1")["nets"][0]["addresses"] == [ip], "g1: %r" % e.vm("g1")["nets"])
         out, _ = e.keel("vm", "net", "list", "g1")
-        check(re.search(r"^0 +Default Switch +k\w+ +%s +%s$" % (mac, re.escape(ip)), out, re.M),
+        check(re.search(r"^0 +Default Switch +k\w+ +%s +- +m +%s$" % (mac, re.escape(ip)), out,
+                        re.M),
               "keel vm net list: %r" % out)
         # The MAC spoofing guard: a port whose frames come from another MAC than its VM's
         # gets no lease, until the VM's adapter allows it (its rules reloaded on vm set).
