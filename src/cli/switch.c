@@ -23,7 +23,11 @@ static const char switch_usage[] =
 	"  list [--json]                      every switch\n"
 	"  show NAME [--json]                 one switch, with the VMs on it\n"
 	"  set NAME [--subnet CIDR] [--nat on|off] [--allow-management-os on|off]\n"
-	"  delete NAME                        a switch no VM's adapter is on\n";
+	"  delete NAME                        a switch no VM's adapter is on\n"
+	"  forward add NAME --host-port P --vm VM --port P [--proto tcp|udp]\n"
+	"                                     a host port to a VM's, on a NAT switch\n"
+	"  forward list NAME [--json]         the switch's port forwards\n"
+	"  forward delete NAME --host-port P [--proto tcp|udp]\n";
 
 #define usage_error(...) cli_usage_error("switch", switch_usage, __VA_ARGS__)
 
@@ -199,6 +203,95 @@ static int cmd_delete(int argc, char **argv)
 	return ret;
 }
 
+/* keel switch forward add|list|delete NAME ... (argv[0] "switch", argv[1] "forward"). */
+static int cmd_forward(int argc, char **argv)
+{
+	const char *verb = argc > 2 ? argv[2] : "", *name = argc > 3 ? argv[3] : NULL;
+	const char *proto = "tcp", *vm = NULL;
+	long host_port = 0, port = 0;
+	bool json = false;
+	char path[600], esc[300], what[200];
+	json_object *res = NULL;
+	int ret;
+
+	if (!name || name[0] == '-')
+		return usage_error("forward %s needs the switch's NAME", verb);
+	for (int i = 4; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end = NULL;
+
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+			continue;
+		}
+		if (!v)
+			return usage_error("unexpected argument '%s'", argv[i]);
+		if (!strcmp(argv[i], "--host-port"))
+			host_port = strtol(v, &end, 10);
+		else if (!strcmp(argv[i], "--port"))
+			port = strtol(v, &end, 10);
+		else if (!strcmp(argv[i], "--vm"))
+			vm = v;
+		else if (!strcmp(argv[i], "--proto"))
+			proto = v;
+		else
+			return usage_error("unexpected argument '%s'", argv[i]);
+		if (end && (*end || end == v))
+			return usage_error("%s takes a port number, not '%s'", argv[i], v);
+		i++;
+	}
+	snprintf(path, sizeof(path), "/v1/switches/%s/forwards",
+		 client_escape(name, esc, sizeof(esc)));
+	snprintf(what, sizeof(what), "%s a port forward of switch '%s'", verb, name);
+	if (!strcmp(verb, "list")) {
+		ret = client_call("GET", path, NULL, &res, what);
+		if (ret)
+			return ret;
+		if (json) {
+			client_print_json(res);
+		} else {
+			printf("%-5s %-9s %-20s %-15s %s\n", "PROTO", "HOST PORT", "VM", "ADDRESS",
+			       "PORT");
+			for (size_t i = 0; i < json_object_array_length(res); i++) {
+				json_object *f = json_object_array_get_idx(res, i);
+
+				printf("%-5s %-9d %-20s %-15s %d\n", client_str_field(f, "proto"),
+				       json_object_get_int(json_object_object_get(f, "host_port")),
+				       client_str_field(f, "vm"), client_str_field(f, "address"),
+				       json_object_get_int(json_object_object_get(f, "port")));
+			}
+		}
+	} else if (!strcmp(verb, "add")) {
+		json_object *body = json_object_new_object();
+
+		if (!vm || !host_port || !port) {
+			json_object_put(body);
+			return usage_error("%s", "forward add needs --host-port, --vm and --port");
+		}
+		json_object_object_add(body, "host_port", json_object_new_int((int)host_port));
+		json_object_object_add(body, "vm", json_object_new_string(vm));
+		json_object_object_add(body, "port", json_object_new_int((int)port));
+		json_object_object_add(body, "proto", json_object_new_string(proto));
+		ret = client_call("POST", path, body, &res, what);
+		json_object_put(body);
+		if (!ret)
+			printf("host port %s/%ld forwarded to VM '%s', port %ld\n", proto,
+			       host_port, vm, port);
+	} else if (!strcmp(verb, "delete")) {
+		if (!host_port)
+			return usage_error("%s", "forward delete needs --host-port");
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s/%ld", proto,
+			 host_port);
+		ret = client_call("DELETE", path, NULL, NULL, what);
+		if (!ret)
+			printf("host port %s/%ld no longer forwarded\n", proto, host_port);
+	} else {
+		return usage_error("forward takes add, list or delete, not '%s'", verb);
+	}
+	json_object_put(res);
+	return ret;
+}
+
 int cli_switch_main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -215,5 +308,7 @@ int cli_switch_main(int argc, char **argv)
 		return cmd_show(argc, argv);
 	if (!strcmp(argv[1], "delete") || !strcmp(argv[1], "rm"))
 		return cmd_delete(argc, argv);
+	if (!strcmp(argv[1], "forward"))
+		return cmd_forward(argc, argv);
 	return usage_error("unknown command '%s'", argv[1]);
 }

@@ -116,7 +116,17 @@ static const char schema[] =
 	" adapter_addrs TEXT NOT NULL DEFAULT ''," /* external: the adapter's own addresses */
 	" created INTEGER NOT NULL);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS switch_default ON switches(is_default)"
-	" WHERE is_default = 1;";
+	" WHERE is_default = 1;"
+	/* A NAT switch's port forwards (Add-NetNatStaticMapping): a host port to a VM's. */
+	"CREATE TABLE IF NOT EXISTS switch_forwards("
+	" switch TEXT NOT NULL REFERENCES switches(name) ON DELETE CASCADE,"
+	" proto TEXT NOT NULL," /* tcp or udp */
+	" host_port INTEGER NOT NULL,"
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" mac TEXT NOT NULL,"	  /* the VM's adapter on the switch */
+	" address TEXT NOT NULL," /* reserved for that MAC in the switch's DHCP */
+	" port INTEGER NOT NULL,"
+	" PRIMARY KEY(proto, host_port));";
 
 /* From schema 1: the description's device fields (docs/vm-config.md). Slots left 0 are
  * assigned when a VM is read, in the order keel-vmm always used, so guests see no change. */

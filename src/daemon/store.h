@@ -127,6 +127,27 @@ int store_switch_delete(struct store *st, const char *name, char *err, size_t er
 /* The adapters on switch name (*out malloc'd; tap, mac, vlan and guards set), by MAC. */
 int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, size_t *n)
 	__attribute__((warn_unused_result));
+/* A NAT switch's port forward: host_port on the host's addresses to port on the VM's. */
+struct store_forward {
+	char sw[VMDEF_SWITCH_MAX + 1];
+	char proto[4]; /* tcp or udp */
+	unsigned host_port, port;
+	char vm[VMDEF_UUID_LEN + 1];
+	char vm_name[VMDEF_NAME_MAX + 1]; /* read only */
+	char mac[VMDEF_MAC_LEN + 1];
+	char address[16];
+};
+/* The forwards of switch name (or of every switch: NULL), by protocol and host port. */
+int store_forward_list(struct store *st, const char *name, struct store_forward **out, size_t *n)
+	__attribute__((warn_unused_result));
+/* -EEXIST when the protocol and host port are taken (err says by which switch). */
+int store_forward_insert(struct store *st, const struct store_forward *f, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* 0 or -ENOENT. */
+int store_forward_delete(struct store *st, const char *name, const char *proto, unsigned host_port)
+	__attribute__((warn_unused_result));
+/* Drop the forwards of VM uuid to adapters it no longer has on their switch. */
+int store_forward_prune(struct store *st, const char *uuid) __attribute__((warn_unused_result));
 /* The names of the VMs with an adapter on the switch, ", "-separated, in users (empty when
  * none). */
 int store_switch_users(struct store *st, const char *name, char *users, size_t size)

@@ -249,3 +249,127 @@ int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, 
 	*n = cnt;
 	return 0;
 }
+
+int store_forward_list(struct store *st, const char *name, struct store_forward **out, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_forward *list = NULL;
+	size_t cnt = 0, cap = 0;
+	int ret = store_prepare(
+		st,
+		"SELECT f.switch, f.proto, f.host_port, f.vm, vms.name, f.mac, "
+		"f.address, f.port FROM switch_forwards f JOIN vms ON vms.uuid = f.vm "
+		"WHERE ?1 IS NULL OR f.switch = ?1 ORDER BY f.proto, f.host_port",
+		&s);
+
+	*out = NULL;
+	*n = 0;
+	if (ret)
+		return ret;
+	if (name)
+		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct store_forward *f;
+
+		if (cnt == cap) {
+			struct store_forward *bigger =
+				realloc(list, (cap ? cap * 2 : 8) * sizeof(*list));
+
+			if (!bigger) {
+				ret = -ENOMEM;
+				break;
+			}
+			list = bigger;
+			cap = cap ? cap * 2 : 8;
+		}
+		f = &list[cnt++];
+		memset(f, 0, sizeof(*f));
+		text_col(s, 0, f->sw, sizeof(f->sw));
+		text_col(s, 1, f->proto, sizeof(f->proto));
+		f->host_port = (unsigned)sqlite3_column_int(s, 2);
+		text_col(s, 3, f->vm, sizeof(f->vm));
+		text_col(s, 4, f->vm_name, sizeof(f->vm_name));
+		text_col(s, 5, f->mac, sizeof(f->mac));
+		text_col(s, 6, f->address, sizeof(f->address));
+		f->port = (unsigned)sqlite3_column_int(s, 7);
+	}
+	sqlite3_finalize(s);
+	if (ret) {
+		free(list);
+		return ret;
+	}
+	*out = list;
+	*n = cnt;
+	return 0;
+}
+
+int store_forward_insert(struct store *st, const struct store_forward *f, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = store_prepare(st,
+				"INSERT INTO switch_forwards(switch, proto, host_port, vm, mac, "
+				"address, port) VALUES(?,?,?,?,?,?,?)",
+				&s),
+	    rc;
+
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, f->sw, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, f->proto, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, (int)f->host_port);
+	sqlite3_bind_text(s, 4, f->vm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, f->mac, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, f->address, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 7, (int)f->port);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT) {
+		error_set(err, errlen, "host port %s/%u is already forwarded", f->proto,
+			  f->host_port);
+		ret = -EEXIST;
+	} else if (rc != SQLITE_DONE) {
+		error_set(err, errlen, "store write failed: %s",
+			  sqlite3_errmsg(sqlite3_db_handle(s)));
+		ret = -EIO;
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int store_forward_delete(struct store *st, const char *name, const char *proto, unsigned host_port)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = store_prepare(st,
+				"DELETE FROM switch_forwards WHERE switch=?1 AND proto=?2 AND "
+				"host_port=?3",
+				&s);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, proto, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, (int)host_port);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		ret = -EIO;
+	else if (sqlite3_changes(sqlite3_db_handle(s)) != 1)
+		ret = -ENOENT;
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int store_forward_prune(struct store *st, const char *uuid)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = store_prepare(st,
+				"DELETE FROM switch_forwards WHERE vm=?1 AND NOT EXISTS (SELECT 1 "
+				"FROM nics WHERE nics.vm=?1 AND nics.switch=switch_forwards.switch "
+				"AND nics.mac=switch_forwards.mac)",
+				&s);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		ret = -EIO;
+	sqlite3_finalize(s);
+	return ret;
+}

@@ -252,15 +252,34 @@ static int put_recorded_addrs(const struct store_switch *sw, const char *ifname,
 static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
 {
 	struct vm_nic *ports = NULL;
-	size_t n = 0;
-	int ret = store_switch_ports(st, sw->name, &ports, &n);
+	struct store_forward *fwds = NULL;
+	struct switch_nft_in in = {0};
+	int ret = store_switch_ports(st, sw->name, &ports, &in.nports);
 
+	if (!ret)
+		ret = store_forward_list(st, sw->name, &fwds, &in.nfwds);
 	if (ret) {
-		error_set(err, errlen, "switch '%s': cannot read its adapters", sw->name);
+		error_set(err, errlen, "switch '%s': cannot read its adapters and forwards",
+			  sw->name);
+		free(ports);
 		return ret;
 	}
-	ret = switch_nft_apply(sw, ports, n, false, err, errlen);
+	in.ports = ports;
+	in.fwds = fwds;
+	if (has_dhcp(sw)) {
+		char dir[PATH_MAX];
+
+		switch_dir(sw, dir, sizeof(dir));
+		ret = switch_dhcp_hosts(sw->bridge, dir, fwds, in.nfwds);
+		if (ret)
+			error_set(err, errlen,
+				  "switch '%s': cannot write its DHCP reservations: %s", sw->name,
+				  strerror(-ret));
+	}
+	if (!ret)
+		ret = switch_nft_apply(sw, &in, false, err, errlen);
 	free(ports);
+	free(fwds);
 	return ret;
 }
 
@@ -352,7 +371,7 @@ static void switch_down(const struct store_switch *sw)
 	char err[512];
 
 	switch_dhcp_stop(sw->bridge);
-	if (switch_nft_apply(sw, NULL, 0, true, err, sizeof(err)))
+	if (switch_nft_apply(sw, NULL, true, err, sizeof(err)))
 		log_warn("%s", err);
 	if (is_type(sw, "external") && if_nametoindex(sw->adapter)) {
 		if (nl_link_master(sw->adapter, NULL))
@@ -856,6 +875,9 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
 {
 	const struct vm_def *defs[2] = {a, b};
 
+	/* Forwards to adapters the VM no longer has on their switch go. */
+	if (b && store_forward_prune(st, b->uuid))
+		log_err("VM %s: cannot drop its port forwards to removed adapters", b->name);
 	/* A switch named twice is loaded twice: each load is the whole switch, atomically. */
 	for (int d = 0; d < 2; d++) {
 		for (unsigned i = 0; defs[d] && i < defs[d]->nnics; i++) {
@@ -907,4 +929,232 @@ json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic)
 		switch_leases_parse(buf, (size_t)len, lease_cb, &m);
 	free(buf);
 	return m.ips;
+}
+
+/* ---- port forwards ---- */
+
+struct lease_set {
+	uint32_t *addrs;
+	size_t n, max;
+	const char *mac; /* NULL: every lease */
+};
+
+static void lease_collect(const struct switch_lease *l, void *data)
+{
+	struct lease_set *ls = data;
+	struct nl_prefix4 p;
+	char s[32];
+
+	snprintf(s, sizeof(s), "%s/32", l->ip);
+	if ((!ls->mac || !strcmp(ls->mac, l->mac)) && ls->n < ls->max &&
+	    !nl_prefix4_parse(s, false, &p))
+		ls->addrs[ls->n++] = p.addr;
+}
+
+/* The addresses the switch's lease file gives (mac: that MAC's only), at most max. */
+static size_t leased(const struct store_switch *sw, const char *mac, uint32_t *addrs, size_t max)
+{
+	struct lease_set ls = {addrs, 0, max, mac};
+	char path[PATH_MAX + 64], *buf;
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/leases", switches_dir, sw->bridge);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	buf = malloc(LEASES_MAX);
+	len = buf ? read(fd, buf, LEASES_MAX) : -1;
+	close(fd);
+	if (len > 0)
+		switch_leases_parse(buf, (size_t)len, lease_collect, &ls);
+	free(buf);
+	return ls.n;
+}
+
+/* The address to reserve for mac on sw: the one a forward already reserved for it, its
+ * lease, else the highest of the range that no lease and no reservation holds. */
+static int pick_address(struct store *st, const struct store_switch *sw, const char *mac, char *out,
+			size_t size)
+{
+	static uint32_t addrs[4096];
+	struct store_forward *fwds = NULL;
+	struct nl_prefix4 net, p;
+	size_t nf = 0, nl;
+	int ret = store_forward_list(st, sw->name, &fwds, &nf);
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < nf; i++)
+		if (!strcmp(fwds[i].mac, mac)) {
+			snprintf(out, size, "%s", fwds[i].address);
+			free(fwds);
+			return 0;
+		}
+	nl = leased(sw, mac, addrs, 1);
+	if (nl) {
+		nl_prefix4_format((struct nl_prefix4){addrs[0], 32}, out, size);
+		out[strcspn(out, "/")] = '\0';
+		free(fwds);
+		return 0;
+	}
+	nl = leased(sw, NULL, addrs, sizeof(addrs) / sizeof(addrs[0]));
+	if (nl_prefix4_parse(sw->subnet, true, &net)) {
+		free(fwds);
+		return -EINVAL;
+	}
+	for (uint32_t a = (net.addr | (0xffffffffu >> net.len)) - 1; a > net.addr + 1; a--) {
+		bool taken = false;
+
+		for (size_t i = 0; i < nl; i++)
+			taken |= addrs[i] == a;
+		for (size_t i = 0; i < nf; i++) {
+			char s[32];
+
+			snprintf(s, sizeof(s), "%s/32", fwds[i].address);
+			taken |= !nl_prefix4_parse(s, false, &p) && p.addr == a;
+		}
+		if (!taken) {
+			nl_prefix4_format((struct nl_prefix4){a, 32}, out, size);
+			out[strcspn(out, "/")] = '\0';
+			free(fwds);
+			return 0;
+		}
+	}
+	free(fwds);
+	return -EADDRNOTAVAIL;
+}
+
+int switches_forward_add(struct store *st, const char *name, json_object *req, char *err,
+			 size_t errlen)
+{
+	struct store_forward f = {.proto = "tcp"};
+	struct store_switch sw;
+	struct vm_def def;
+	const char *vm = NULL;
+	int64_t hp = -1, port = -1;
+	int ret;
+
+	if (!switches_dir[0]) {
+		error_set(err, errlen, "virtual switches are not available in this keeld");
+		return -EIO;
+	}
+	json_object_object_foreach(req, key, val)
+	{
+		bool str = json_object_is_type(val, json_type_string);
+		bool num = json_object_is_type(val, json_type_int);
+
+		if (!strcmp(key, "host_port") && num)
+			hp = json_object_get_int64(val);
+		else if (!strcmp(key, "port") && num)
+			port = json_object_get_int64(val);
+		else if (!strcmp(key, "vm") && str)
+			vm = json_object_get_string(val);
+		else if (!strcmp(key, "proto") && str &&
+			 (!strcmp(json_object_get_string(val), "tcp") ||
+			  !strcmp(json_object_get_string(val), "udp")))
+			snprintf(f.proto, sizeof(f.proto), "%s", json_object_get_string(val));
+		else {
+			error_set(err, errlen,
+				  "bad field '%s' for a port forward: host_port, port (1 to "
+				  "65535), vm (a VM's name), proto (tcp, udp)",
+				  key);
+			return -EINVAL;
+		}
+	}
+	if (hp < 1 || hp > 65535 || port < 1 || port > 65535 || !vm) {
+		error_set(err, errlen,
+			  "a port forward needs host_port and port (1 to 65535) and vm");
+		return -EINVAL;
+	}
+	if (store_switch_get(st, name, &sw)) {
+		error_set(err, errlen, "no switch named '%s'", name);
+		return -ENOENT;
+	}
+	if (!has_dhcp(&sw)) {
+		error_set(err, errlen, "switch '%s' has no NAT: port forwards are a NAT switch's",
+			  name);
+		return -EINVAL;
+	}
+	ret = store_vm_get(st, vm, &def);
+	if (ret) {
+		error_set(err, errlen, "there is no VM named '%s'", vm);
+		return ret == -ENOENT ? -EINVAL : ret;
+	}
+	for (unsigned i = 0; i < def.nnics && !f.mac[0]; i++)
+		if (!strcmp(def.nics[i].sw, name))
+			snprintf(f.mac, sizeof(f.mac), "%s", def.nics[i].mac);
+	snprintf(f.vm, sizeof(f.vm), "%s", def.uuid);
+	vmdef_free(&def);
+	if (!f.mac[0]) {
+		error_set(err, errlen, "VM '%s' has no adapter on switch '%s'", vm, name);
+		return -EINVAL;
+	}
+	snprintf(f.sw, sizeof(f.sw), "%s", name);
+	f.host_port = (unsigned)hp;
+	f.port = (unsigned)port;
+	ret = pick_address(st, &sw, f.mac, f.address, sizeof(f.address));
+	if (ret) {
+		error_set(err, errlen, "switch '%s' has no free address to reserve for VM '%s'",
+			  name, vm);
+		return -EIO;
+	}
+	ret = store_forward_insert(st, &f, err, errlen);
+	if (!ret && apply_rules(st, &sw, err, errlen)) {
+		(void)!store_forward_delete(st, name, f.proto, f.host_port);
+		(void)!apply_rules(st, &sw, err, errlen);
+		return -EIO;
+	}
+	if (!ret)
+		log_info("switch '%s': host port %s/%u forwarded to VM %s (%s, reserved for %s), "
+			 "port %u",
+			 name, f.proto, f.host_port, vm, f.address, f.mac, f.port);
+	return ret;
+}
+
+int switches_forward_delete(struct store *st, const char *name, const char *proto,
+			    unsigned host_port, char *err, size_t errlen)
+{
+	struct store_switch sw;
+	int ret;
+
+	if (store_switch_get(st, name, &sw)) {
+		error_set(err, errlen, "no switch named '%s'", name);
+		return -ENOENT;
+	}
+	ret = store_forward_delete(st, name, proto, host_port);
+	if (ret) {
+		error_set(err, errlen, "switch '%s' forwards no host port %s/%u", name, proto,
+			  host_port);
+		return ret;
+	}
+	if (apply_rules(st, &sw, err, errlen))
+		return -EIO;
+	log_info("switch '%s': host port %s/%u no longer forwarded", name, proto, host_port);
+	return 0;
+}
+
+json_object *switches_forwards_json(struct store *st, const char *name)
+{
+	struct store_forward *fwds = NULL;
+	struct store_switch sw;
+	json_object *arr;
+	size_t n = 0;
+
+	if (store_switch_get(st, name, &sw) || store_forward_list(st, name, &fwds, &n))
+		return NULL;
+	arr = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "proto", json_object_new_string(fwds[i].proto));
+		json_object_object_add(o, "host_port", json_object_new_int((int)fwds[i].host_port));
+		json_object_object_add(o, "vm", json_object_new_string(fwds[i].vm_name));
+		json_object_object_add(o, "mac", json_object_new_string(fwds[i].mac));
+		json_object_object_add(o, "address", json_object_new_string(fwds[i].address));
+		json_object_object_add(o, "port", json_object_new_int((int)fwds[i].port));
+		json_object_array_add(arr, o);
+	}
+	free(fwds);
+	return arr;
 }

@@ -53,4 +53,16 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
  * array (empty when none). */
 json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic);
 
+/* Port forwards of a NAT switch (Add-NetNatStaticMapping): {"host_port", "vm", "port",
+ * "proto"}. The VM's adapter on the switch gets its address reserved in the switch's DHCP
+ * (its lease's, else a free one) and host_port on every host address goes there. 0,
+ * -EINVAL, -ENOENT (no switch), -EEXIST (the host port is taken) with err. */
+int switches_forward_add(struct store *st, const char *name, json_object *req, char *err,
+			 size_t errlen) __attribute__((warn_unused_result));
+int switches_forward_delete(struct store *st, const char *name, const char *proto,
+			    unsigned host_port, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The switch's forwards (NULL: no such switch). */
+json_object *switches_forwards_json(struct store *st, const char *name);
+
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ int switch_dhcp_conf(const struct store_switch *sw, const char *dir, char *buf, 
 		     "dhcp-range=%s,%s,%s,1h\n"
 		     "dhcp-lease-max=%u\n"
 		     "dhcp-leasefile=%s/leases\n"
+		     "dhcp-hostsfile=%s/hosts\n"
 		     "dhcp-option=option:router,%s\n"
 		     "dhcp-option=option:dns-server,%s\n"
 		     "dhcp-no-override\n"
@@ -71,7 +73,7 @@ int switch_dhcp_conf(const struct store_switch *sw, const char *dir, char *buf, 
 		     "dhcp-ignore-clid\n"
 		     "no-ping\n"
 		     "domain-needed\n",
-		     sw->name, sw->bridge, gw, lo, hi, nm, last - first + 1, dir, gw, gw);
+		     sw->name, sw->bridge, gw, lo, hi, nm, last - first + 1, dir, dir, gw, gw);
 	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
 
@@ -219,6 +221,35 @@ static void reap(struct inst *in)
 	if (in->pid > 0)
 		waitpid(in->pid, NULL, 0);
 	in->pid = 0;
+}
+
+int switch_dhcp_hosts(const char *bridge, const char *dir, const struct store_forward *fwds,
+		      size_t n)
+{
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	struct inst *in = find(bridge);
+	FILE *f;
+
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/hosts", dir);
+	snprintf(tmp, sizeof(tmp), "%s/hosts.new", dir);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < i; j++)
+			seen |= !strcmp(fwds[j].mac, fwds[i].mac);
+		if (!seen)
+			fprintf(f, "%s,%s\n", fwds[i].mac, fwds[i].address);
+	}
+	if (fclose(f) || rename(tmp, path) < 0)
+		return -errno;
+	if (in && in->pid > 0)
+		kill(in->pid, SIGHUP);
+	return 0;
 }
 
 void switch_dhcp_stop(const char *bridge)

@@ -22,6 +22,10 @@ int switch_dhcp_conf(const struct store_switch *sw, const char *dir, char *buf, 
 /* Write the configuration into dir (the switch's, made if missing) and (re)start dnsmasq. */
 int switch_dhcp_start(const struct store_switch *sw, const char *dir, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The switch's reservations (MAC,ADDRESS per forward; fwds, n) into dir/hosts, which
+ * dnsmasq reads (dhcp-hostsfile), and a running dnsmasq told to read it again (SIGHUP). */
+int switch_dhcp_hosts(const char *bridge, const char *dir, const struct store_forward *fwds,
+		      size_t n) __attribute__((warn_unused_result));
 /* Stop the switch's dnsmasq (if it runs) and forget it. */
 void switch_dhcp_stop(const char *bridge);
 void switch_dhcp_stop_all(void);

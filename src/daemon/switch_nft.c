@@ -39,10 +39,10 @@ static const struct {
 	const char *suffix, *type, *hook;
 	int priority;
 } chains[] = {
-	{"fwd", "filter", "forward", 0},
-	{"in", "filter", "input", 0},
-	{"out", "filter", "output", 0},
-	{"nat", "nat", "postrouting", 100},
+	{"fwd", "filter", "forward", 0},     {"in", "filter", "input", 0},
+	{"out", "filter", "output", 0},	     {"nat", "nat", "postrouting", 100},
+	{"dnat", "nat", "prerouting", -100}, /* port forwards, from outside */
+	{"dnatout", "nat", "output", -100},  /* port forwards, from the host itself */
 };
 
 /* The guards of one adapter, on frames entering the switch from its tap. */
@@ -70,10 +70,14 @@ static void guards(struct script *s, const char *b, const struct vm_nic *p)
 	}
 }
 
-int switch_nft_script(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
-		      bool remove, char *buf, size_t size)
+int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
+		      char *buf, size_t size)
 {
+	static const struct switch_nft_in none;
 	struct script s = {buf, size, 0, false};
+
+	if (!in)
+		in = &none;
 	const char *b = sw->bridge, *t = "inet " SWITCH_NFT_TABLE;
 	bool nat = !strcmp(sw->type, "internal") && sw->nat && sw->subnet[0];
 
@@ -91,8 +95,8 @@ int switch_nft_script(const struct store_switch *sw, const struct vm_nic *ports,
 	put(&s, "%s chain bridge %s %s_guard\n", remove ? "delete" : "flush", SWITCH_NFT_TABLE, b);
 	if (remove)
 		goto out;
-	for (size_t i = 0; i < nports; i++)
-		guards(&s, b, &ports[i]);
+	for (size_t i = 0; i < in->nports; i++)
+		guards(&s, b, &in->ports[i]);
 	/* Frames between two ports of the switch (seen here when br_netfilter is loaded). */
 	put(&s, "add rule %s %s_fwd iifname \"%s\" oifname \"%s\" accept\n", t, b, b, b);
 	if (!strcmp(sw->type, "external"))
@@ -106,6 +110,15 @@ int switch_nft_script(const struct store_switch *sw, const struct vm_nic *ports,
 		    t, b, b, sw->subnet);
 		put(&s, "add rule %s %s_nat ip saddr %s ip daddr != %s masquerade\n", t, b,
 		    sw->subnet, sw->subnet);
+		/* Port forwards: a host port on any of the host's addresses to a VM's. */
+		put(&s, "add rule %s %s_fwd oifname \"%s\" ct status dnat accept\n", t, b, b);
+		for (size_t i = 0; i < in->nfwds; i++)
+			for (int c = 0; c < 2; c++)
+				put(&s,
+				    "add rule %s %s_%s fib daddr type local %s dport %u dnat ip to "
+				    "%s:%u\n",
+				    t, b, c ? "dnatout" : "dnat", in->fwds[i].proto,
+				    in->fwds[i].host_port, in->fwds[i].address, in->fwds[i].port);
 	}
 	/* Nothing else is routed in or out of an internal or private switch. */
 	put(&s, "add rule %s %s_fwd iifname \"%s\" drop\n", t, b, b);
@@ -119,14 +132,13 @@ out:
 	return s.full ? -ENOSPC : (int)s.len;
 }
 
-int switch_nft_apply(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
-		     bool remove, char *err, size_t errlen)
+int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
+		     char *err, size_t errlen)
 {
-	size_t size = 4096 + 512 * nports;
+	size_t size = 4096 + (in ? 512 * in->nports + 256 * in->nfwds : 0);
 	char *script = malloc(size);
 	struct nft_ctx *nft;
-	int n = script ? switch_nft_script(sw, ports, nports, remove, script, size) : -ENOMEM,
-	    ret = 0;
+	int n = script ? switch_nft_script(sw, in, remove, script, size) : -ENOMEM, ret = 0;
 
 	if (n < 0) {
 		error_set(err, errlen, "switch '%s': its nftables rules do not fit", sw->name);

@@ -17,13 +17,22 @@
 
 #define SWITCH_NFT_TABLE "keel"
 
-/* The batch that installs sw's rules with the guards of its adapters (ports, nports; their
- * tap, mac and guards), or (remove) takes them away, into buf: its length, or -ENOSPC. */
-int switch_nft_script(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
-		      bool remove, char *buf, size_t size) __attribute__((warn_unused_result));
+/* What a switch's rules are made of besides the switch: its adapters (tap, mac, guards) and
+ * its port forwards. */
+struct switch_nft_in {
+	const struct vm_nic *ports;
+	size_t nports;
+	const struct store_forward *fwds;
+	size_t nfwds;
+};
+
+/* The batch that installs sw's rules (in: may be NULL for none), or (remove) takes them
+ * away, into buf: its length, or -ENOSPC. */
+int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
+		      char *buf, size_t size) __attribute__((warn_unused_result));
 /* Run that batch: 0, or -errno with nft's message in err. */
-int switch_nft_apply(const struct store_switch *sw, const struct vm_nic *ports, size_t nports,
-		     bool remove, char *err, size_t errlen) __attribute__((warn_unused_result));
+int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
+		     char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Are sw's chains there (a host firewall reload flushes the whole ruleset)? */
 bool switch_nft_present(const struct store_switch *sw);

@@ -2154,6 +2154,62 @@ def case_switches(e):
         check(re.search(r"^0 +Default Switch +k\w+ +%s +- +m +%s$" % (mac, re.escape(ip)), out,
                         re.M),
               "keel vm net list: %r" % out)
+        # A port forward (Add-NetNatStaticMapping): host port 8080 to g1's port 80, from the
+        # host itself and from an outside namespace behind up0; g1's address reserved.
+        gexec = ["ip", "netns", "exec", guest_ns]
+        subprocess.run(gexec + ["ip", "addr", "add", ip + "/24", "dev", "gv1"], check=True)
+        subprocess.run(gexec + ["ip", "route", "add", "default", "via", d["host_address"]],
+                       check=True)
+        www = os.path.join(e.dir, "www")
+        os.mkdir(www)
+        with open(os.path.join(www, "probe"), "w") as f:
+            f.write("forwarded\n")
+        httpd = subprocess.Popen(gexec + ["busybox", "httpd", "-f", "-p", "80", "-h", www])
+        e.pids.add(httpd.pid)
+        e.api_err("POST", "/v1/switches/lan/forwards", {"host_port": 8080, "vm": "g1",
+                                                       "port": 80}, msg="has no NAT")
+        e.api_err("POST", "/v1/switches/Default%20Switch/forwards",
+                  {"host_port": 8080, "vm": "n1", "port": 80},
+                  msg="VM 'n1' has no adapter on switch 'Default Switch'")
+        e.api_err("POST", "/v1/switches/Default%20Switch/forwards",
+                  {"host_port": 0, "vm": "g1", "port": 80}, msg="needs host_port and port")
+        out, _ = e.keel("switch", "forward", "add", "Default Switch", "--host-port", "8080",
+                        "--vm", "g1", "--port", "80")
+        e.api_err("POST", "/v1/switches/Default%20Switch/forwards",
+                  {"host_port": 8080, "vm": "g1", "port": 81}, want=409,
+                  msg="host port tcp/8080 is already forwarded")
+        out, _ = e.keel("switch", "forward", "list", "Default Switch")
+        check(re.search(r"^tcp +8080 +g1 +%s +80$" % re.escape(ip), out, re.M),
+              "forward list: %r" % out)
+        hosts = open(os.path.join(d["dhcp"]["directory"], "hosts")).read()
+        check(hosts == "%s,%s\n" % (mac, ip), "DHCP reservation: %r" % hosts)
+        deadline = time.time() + 10
+        got = ""
+        while time.time() < deadline and "forwarded" not in got:
+            got = e.ns("curl", "-s", "-m", "5", "http://10.70.0.1:8080/probe", check=False)
+            time.sleep(0.2)
+        check(got == "forwarded\n", "host port 8080 from the host itself: %r" % got)
+        outside = e.netns + "o"
+        subprocess.run(["ip", "netns", "add", outside], check=True)
+        try:
+            e.ns("ip", "link", "set", "up1", "netns", outside)
+            oexec = ["ip", "netns", "exec", outside]
+            subprocess.run(oexec + ["ip", "addr", "add", "10.70.0.2/16", "dev", "up1"],
+                           check=True)
+            subprocess.run(oexec + ["ip", "link", "set", "up1", "up"], check=True)
+            r = subprocess.run(oexec + ["curl", "-s", "-m", "10", "http://10.70.0.1:8080/probe"],
+                               capture_output=True, text=True, timeout=30)
+            check(r.stdout == "forwarded\n", "host port 8080 from outside: %r %r" %
+                  (r.stdout, r.stderr))
+        finally:
+            subprocess.run(["ip", "netns", "del", outside], capture_output=True)
+        e.keel("switch", "forward", "delete", "Default Switch", "--host-port", "8080")
+        check("dnat" not in e.ns("nft", "list", "chain", "inet", "keel",
+                                 d["bridge"] + "_dnatout").replace("_dnat", ""),
+              "the forward's rule stayed")
+        check(open(os.path.join(d["dhcp"]["directory"], "hosts")).read() == "",
+              "the reservation stayed")
+        httpd.kill()
         # The MAC spoofing guard: a port whose frames come from another MAC than its VM's
         # gets no lease, until the VM's adapter allows it (its rules reloaded on vm set).
         # The port: a veth named as VM sp's tap, its far end in the client's namespace.

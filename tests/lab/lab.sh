@@ -222,6 +222,7 @@ lab_build() {
 		_lab_copy_program "$(PATH=$PATH:/usr/sbin command -v nft)" "$root" /usr/sbin/nft
 		# iproute2's ip (busybox's has no veth peers or netns moves) as /usr/sbin/ip.
 		_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v ip)" "$root" /usr/sbin/ip
+		_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v bridge)" "$root" /usr/sbin/bridge
 		printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
 			>"$root/etc/passwd"
 		printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"

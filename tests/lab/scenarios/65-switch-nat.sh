@@ -7,7 +7,9 @@
 # the first two; a guest that changes its MAC is cut off by the MAC spoofing guard.
 IP=/usr/sbin/ip
 [ -x $IP ] || fail "iproute2's ip is not in the lab (tests/lab/lab.sh copies it with keeld)"
-# An earlier attempt's switches (each keeld state directory is an attempt's own).
+# An earlier attempt's switches and dnsmasq (each keeld state directory is an attempt's own;
+# its dnsmasq would keep the DHCP port).
+killall -q dnsmasq
 $IP link del up0 2>/dev/null
 for b in kbr0 kbr1 kbr2 kbr3 kbr4 kbr5; do $IP link del $b 2>/dev/null; done
 /usr/sbin/nft delete table inet keel 2>/dev/null
@@ -76,8 +78,18 @@ for v in p1 p2 p3 p4; do
 	keel_run $v "ip addr add 10.98.0.${v#p}/24 dev eth0 && ip link set eth0 up && echo ok"
 	[ "$KEEL_OUT" = ok ] || fail "$v eth0 set-up: $KEEL_OUT"
 done
-keel_run p1 'ping -c 3 -W 10 10.98.0.2 | grep -o "[0-9]* packets received"' 90
-[ "$KEEL_OUT" = "3 packets received" ] || fail "ping p1 -> p2 on the private switch: '$KEEL_OUT'"
+# What the switch looks like, for a failure's report.
+switch_state() {
+	echo "bridge links: $(bridge_links)"
+	echo "vlans: $(/usr/sbin/bridge vlan show 2>&1 | tr '\n' ' ')"
+	echo "ruleset: $(/usr/sbin/nft list ruleset 2>&1 | tr '\n\t' '  ')"
+}
+bridge_links() { $IP -o link show master "$br" 2>&1 | tr '\n' ' '; }
+keel_run p1 'ping -c 3 -W 10 10.98.0.2 2>&1 | tail -n 2' 90
+case "$KEEL_OUT" in *"3 packets received"*) ;; *)
+	keel_run p1 'ip addr; ip neigh' 30
+	fail "ping p1 -> p2 on the private switch: '$KEEL_OUT'; p1: $KEEL_OUT; $(switch_state)" ;;
+esac
 keel_run p3 'ping -c 3 -W 10 10.98.0.4 | grep -o "[0-9]* packets received"' 90
 [ "$KEEL_OUT" = "3 packets received" ] || fail "ping p3 -> p4 in VLAN 10: '$KEEL_OUT'"
 echo "lab: switch: p1 and p2, and p3 and p4 in VLAN 10, reach each other on private switch iso ($br)"
