@@ -612,6 +612,23 @@ int switches_set(struct store *st, const char *name, json_object *req, char *err
 			error_set(err, errlen, "only an external switch has allow_management_os");
 			return -EINVAL;
 		}
+		if (r.subnet || r.nat == 0) {
+			struct store_forward *fwds = NULL;
+			size_t nf = 0;
+
+			ret = store_forward_list(st, name, &fwds, &nf);
+			free(fwds);
+			if (ret)
+				return ret;
+			if (nf) {
+				error_set(err, errlen,
+					  "switch '%s' has port forwards: delete them before "
+					  "changing "
+					  "its subnet or turning NAT off",
+					  name);
+				return -EINVAL;
+			}
+		}
 		if (r.nat >= 0)
 			sw.nat = r.nat;
 		if (r.subnet) {
