@@ -1,7 +1,9 @@
 # Virtual switches (issue 12) with keeld: a Linux guest on the Default Switch gets its address
 # from the switch's dnsmasq (keel vm net list shows it) and reaches a web server in a network
 # namespace standing in for the outside world, through NAT: that namespace has no route to
-# the switch's subnet, and its server logs the host's address. Two guests on a private switch
+# the switch's subnet, and its server logs the host's address. On an internal switch the
+# guest and the host reach each other and the outside is out of reach; through an external
+# switch bridging a veth into the outside, the outside's own DHCP server gives it an address. Two guests on a private switch
 # reach each other; neither reaches the host, nor the host them, even with an address of the
 # host's put on the switch's bridge by hand; two more on it in VLAN 10 reach each other and not
 # the first two; a guest that changes its MAC is cut off by the MAC spoofing guard.
@@ -11,6 +13,7 @@ IP=/usr/sbin/ip
 # its dnsmasq would keep the DHCP port).
 killall -q dnsmasq
 $IP link del up0 2>/dev/null
+$IP link del up2 2>/dev/null
 for b in kbr0 kbr1 kbr2 kbr3 kbr4 kbr5; do $IP link del $b 2>/dev/null; done
 /usr/sbin/nft delete table inet keel 2>/dev/null
 /usr/sbin/nft delete table bridge keel 2>/dev/null
@@ -66,6 +69,40 @@ nsenter -t "$out" -n $IP route | grep -q "${subnet%/*}" && fail "the outside has
 echo "lab: switch: s1 reached the outside server through NAT (it saw 10.99.0.1)"
 keel vm turn-off s1 || fail "turn-off s1"
 
+# s1 again, on an internal switch (eth0: the host reaches it, it reaches the host, not the
+# outside) and on an external switch bridging a second veth into the outside namespace, whose
+# own DHCP server (busybox udhcpd) gives eth1 its address.
+$IP link add up2 type veth peer name up3 || fail "second veth pair"
+$IP link set up3 netns "$out" && $IP link set up2 up || fail "up3 into the outside namespace"
+nsenter -t "$out" -n $IP addr add 10.97.0.1/24 dev up3 && nsenter -t "$out" -n $IP link set up3 up ||
+	fail "up3 set-up"
+printf 'start 10.97.0.10\nend 10.97.0.20\ninterface up3\nlease_file %s/udhcpd.leases\nopt subnet 255.255.255.0\n' \
+	"$KD" >$KD/udhcpd.conf
+: >$KD/udhcpd.leases
+nsenter -t "$out" -n udhcpd -f $KD/udhcpd.conf >$KD/udhcpd.log 2>&1 &
+echo "$out $httpd_pid $!" >/tmp/keel-outside.pids
+keel switch create int --type internal --subnet 10.61.0.0/24 >/dev/null || fail "keel switch create int"
+keel switch create ext --type external --adapter up2 >/dev/null || fail "keel switch create ext"
+keel vm set s1 --net switch=int --net switch=ext >/dev/null || fail "keel vm set s1 (int, ext)"
+keel vm start s1 || fail "keel vm start s1 on int and ext: $(keel vm log s1 | tail -3)"
+keel_console_wait s1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+keel_run s1 'stty cols 1000'
+keel_run s1 'ip addr add 10.61.0.5/24 dev eth0 && ip link set eth0 up && ip route add default via 10.61.0.1 && ping -c 2 -W 10 10.61.0.1 2>&1 | tail -n 1' 90
+case "$KEEL_OUT" in *"2 packets received"*) ;; *) fail "s1 -> the host on the internal switch: '$KEEL_OUT'" ;; esac
+ping -c 2 -W 5 10.61.0.5 >/dev/null 2>&1 || fail "the host did not reach s1 on the internal switch"
+keel_run s1 "printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.99.0.2 8080 | tail -n 1; echo end" 60
+[ "$KEEL_OUT" = end ] || fail "s1 on an internal switch reached the outside: '$KEEL_OUT'"
+echo "lab: switch: on the internal switch s1 and the host reach each other, the outside is out of reach"
+keel_run s1 'ip link set eth1 up; udhcpc -i eth1 -n -q -f -t 10 -T 3 -s /bin/true 2>&1 | grep -o "lease of [0-9.]* obtained"' 180
+case "$KEEL_OUT" in "lease of 10.97.0."*" obtained") ;; *)
+	fail "s1 got no lease from the outside's DHCP server through the external switch: '$KEEL_OUT'; $(cat $KD/udhcpd.log)" ;;
+esac
+echo "lab: switch: through the external switch s1 got its address from the outside's own DHCP server ($KEEL_OUT)"
+keel vm turn-off s1 || fail "turn-off s1"
+keel vm set s1 --net "switch=Default Switch" >/dev/null || fail "keel vm set s1"
+keel switch delete int >/dev/null && keel switch delete ext >/dev/null || fail "delete int, ext"
+$IP link del up2 2>/dev/null
+
 # A private switch: the guests only; p3 and p4 in VLAN 10 on it, apart from p1 and p2.
 keel switch create iso --type private >$KD/iso.out || fail "keel switch create iso: $(cat $KD/iso.out)"
 br=$(sed -n 's/^Bridge: *\([a-z0-9]*\) .*/\1/p' $KD/iso.out)
@@ -119,6 +156,6 @@ echo "lab: switch: the host and the private switch's guests do not reach each ot
 for v in p1 p2 p3 p4; do keel vm turn-off $v || fail "turn-off $v"; done
 for v in s1 p1 p2 p3 p4; do keel vm delete $v >/dev/null || fail "delete $v"; done
 keel switch delete iso >/dev/null || fail "keel switch delete iso"
-kill "$(cat "$KD/pid")" "$httpd_pid" "$out" 2>/dev/null
+kill "$(cat "$KD/pid")" $(cat /tmp/keel-outside.pids) 2>/dev/null
 $IP link del up0 2>/dev/null
 true
