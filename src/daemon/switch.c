@@ -784,14 +784,14 @@ void switches_tick(void)
 	for (size_t i = 0; i < n; i++) {
 		char why[512];
 
-		bool bridge = if_nametoindex(list[i].bridge) != 0;
-
-		if (bridge && switch_nft_present(&list[i]))
+		/* A switch that is down (it could not come up, or its bridge was deleted) waits
+		 * for keeld's next start: retrying it here would only repeat the failure. */
+		if (!if_nametoindex(list[i].bridge) || switch_nft_present(&list[i]))
 			continue;
-		log_warn("switch '%s': its %s removed (a firewall reload?): putting it back",
-			 list[i].name, bridge ? "rules were" : "bridge was");
-		if (bridge ? apply_rules(watch_store, &list[i], why, sizeof(why))
-			   : switch_up(watch_store, &list[i], why, sizeof(why)))
+		log_warn("switch '%s': its rules were removed (a firewall reload?): putting them "
+			 "back",
+			 list[i].name);
+		if (apply_rules(watch_store, &list[i], why, sizeof(why)))
 			log_err("%s", why);
 	}
 	free(list);

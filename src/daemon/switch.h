@@ -24,8 +24,8 @@
  * that cannot come up is logged and left down). state_dir/switches holds their files. */
 int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* For keeld's loop: every few seconds, each switch whose bridge or nftables chains are gone
- * (a host firewall reload flushes the ruleset) is brought up again. */
+/* For keeld's loop: every few seconds, each switch whose nftables chains are gone (a host
+ * firewall reload flushes the ruleset) gets them back. */
 int switches_timeout_ms(void);
 void switches_tick(void);
 /* Stop the dnsmasq instances (keeld is exiting; bridges and rules stay for running VMs). */
