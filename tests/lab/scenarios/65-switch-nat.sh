@@ -87,7 +87,7 @@ keel vm set s1 --net switch=int --net switch=ext >/dev/null || fail "keel vm set
 keel vm start s1 || fail "keel vm start s1 on int and ext: $(keel vm log s1 | tail -3)"
 keel_console_wait s1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
 keel_run s1 'stty cols 1000'
-keel_run s1 'ip addr add 10.61.0.5/24 dev eth0 && ip link set eth0 up && ip route add default via 10.61.0.1 && ping -c 2 -W 10 10.61.0.1 2>&1 | tail -n 1' 90
+keel_run s1 'ip addr add 10.61.0.5/24 dev eth0 && ip link set eth0 up && ip route add default via 10.61.0.1 && ping -c 2 -W 10 10.61.0.1 2>&1 | tail -n 2' 90
 case "$KEEL_OUT" in *"2 packets received"*) ;; *) fail "s1 -> the host on the internal switch: '$KEEL_OUT'" ;; esac
 ping -c 2 -W 5 10.61.0.5 >/dev/null 2>&1 || fail "the host did not reach s1 on the internal switch"
 keel_run s1 "printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.99.0.2 8080 | tail -n 1; echo end" 60
