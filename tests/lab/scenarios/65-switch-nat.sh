@@ -91,7 +91,8 @@ keel_run s1 'ip addr add 10.61.0.5/24 dev eth0 && ip link set eth0 up && ip rout
 case "$KEEL_OUT" in *"2 packets received"*) ;; *) fail "s1 -> the host on the internal switch: '$KEEL_OUT'" ;; esac
 ping -c 2 -W 5 10.61.0.5 >/dev/null 2>&1 || fail "the host did not reach s1 on the internal switch"
 keel_run s1 "printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.99.0.2 8080 | tail -n 1; echo end" 60
-[ "$KEEL_OUT" = end ] || fail "s1 on an internal switch reached the outside: '$KEEL_OUT'"
+case "$KEEL_OUT" in *keel-nat-ok*) fail "s1 on an internal switch reached the outside: '$KEEL_OUT'" ;; esac
+case "$KEEL_OUT" in *end) ;; *) fail "s1's nc to the outside did not end: '$KEEL_OUT'" ;; esac
 echo "lab: switch: on the internal switch s1 and the host reach each other, the outside is out of reach"
 keel_run s1 'ip link set eth1 up; udhcpc -i eth1 -n -q -f -t 10 -T 3 -s /bin/true 2>&1 | grep -o "lease of [0-9.]* obtained"' 180
 case "$KEEL_OUT" in "lease of 10.97.0."*" obtained") ;; *)
