@@ -142,10 +142,10 @@ keel_run p4 'ping -c 2 -W 3 10.98.0.2 | grep -o "[0-9]* packets received"' 60
 [ "$KEEL_OUT" = "0 packets received" ] || fail "p4 in VLAN 10 reached p2 (untagged): '$KEEL_OUT'"
 echo "lab: switch: VLAN 10 and the untagged adapters do not see each other"
 # MAC spoofing is off by default: p1 under another MAC is cut off, under its own it is back.
-keel_run p1 'ip neigh flush dev eth0; ip link set eth0 address 02:66:66:66:66:66 && ping -c 2 -W 3 10.98.0.2 | grep -o "[0-9]* packets received"' 60
-[ "$KEEL_OUT" = "0 packets received" ] || fail "p1 under a spoofed MAC reached p2: '$KEEL_OUT'"
-keel_run p1 "ip neigh flush dev eth0; ip link set eth0 address $(keel vm show p1 --json | sed -n 's/.*"mac": "\([0-9a-f:]*\)".*/\1/p' | head -n 1) && ping -c 2 -W 10 10.98.0.2 | grep -o '[0-9]* packets received'" 60
-[ "$KEEL_OUT" = "2 packets received" ] || fail "p1 under its own MAC again: '$KEEL_OUT'"
+keel_run p1 'ip neigh flush dev eth0 >/dev/null 2>&1; ip link set eth0 address 02:66:66:66:66:66 && ping -c 2 -W 3 10.98.0.2 | grep -o "[0-9]* packets received"' 60
+case "$KEEL_OUT" in *"0 packets received") ;; *) fail "p1 under a spoofed MAC reached p2: '$KEEL_OUT'" ;; esac
+keel_run p1 "ip neigh flush dev eth0 >/dev/null 2>&1; ip link set eth0 address $(keel vm show p1 --json | sed -n 's/.*"mac": "\([0-9a-f:]*\)".*/\1/p' | head -n 1) && ping -c 2 -W 10 10.98.0.2 | grep -o '[0-9]* packets received'" 60
+case "$KEEL_OUT" in *"2 packets received") ;; *) fail "p1 under its own MAC again: '$KEEL_OUT'" ;; esac
 echo "lab: switch: frames from a spoofed MAC are dropped at the switch"
 # The host has no address there; one put on the bridge by hand is still not reachable.
 $IP addr add 10.98.0.254/24 dev "$br" || fail "cannot put a test address on $br"
