@@ -5,18 +5,21 @@
 #   make bench    run the benchmarks in bench/ and print keel/QEMU ratios
 #   make fuzz     run every fuzz target for longer (FUZZ_SECONDS, default 300 each)
 #   make format   clang-format every C file in place
+#   make agent-deb  build/keel-agent_VERSION_amd64.deb: the guest agent, static, with its unit
 
 MESON ?= meson
 NINJA ?= ninja
 FUZZ_SECONDS ?= 300
 
-.PHONY: all setup demo test test-host test-fuzz test-lab bench fuzz format clean
+
+.PHONY: all setup demo test test-host test-fuzz test-lab bench fuzz format clean agent-deb
 
 all: build/build.ninja
 	$(NINJA) -C build
 	@ln -sf src/vmm/keel-vmm build/keel-vmm 2>/dev/null || true
 	@ln -sf src/cli/keel build/keel 2>/dev/null || true
 	@ln -sf src/daemon/keeld build/keeld 2>/dev/null || true
+	@ln -sf src/agent/keel-agent build/keel-agent 2>/dev/null || true
 
 build/build.ninja:
 	@command -v $(MESON) >/dev/null || { echo "make: meson is not installed; run 'make setup' (or scripts/setup.sh) first" >&2; exit 1; }
@@ -64,6 +67,9 @@ bench: setup all
 fuzz: build-fuzz/build.ninja
 	$(NINJA) -C build-fuzz
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+agent-deb: all
+	scripts/agent-deb.sh build
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

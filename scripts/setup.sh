@@ -15,9 +15,9 @@ packages=(
 	binutils
 	# the nested lab, the demo and the peer VMM in benchmarks
 	qemu-system-x86 qemu-utils busybox-static cpio kmod e2fsprogs zstd
-	# UEFI firmware (Debian's OVMF) for the lab's firmware guests: scenario 80-uefi-boots boots
-	# it with QEMU+KVM inside the lab, with and without SMM (keel-vmm cannot boot firmware yet)
-	ovmf
+	# the firmware keel-vmm runs (--firmware bios|uefi): Debian's SeaBIOS and OVMF, unmodified
+	# (tests/vmm/seabios.sh; lab scenarios 80, 82, 83)
+	ovmf seabios
 	# building the lab's outer QEMU from Debian's source with keel's patches (scripts/lab-qemu.sh)
 	libglib2.0-dev libpixman-1-dev flex bison zlib1g-dev libfdt-dev xz-utils patch
 	# disk format tests (json-c: `keel disk info --json`)
@@ -32,6 +32,8 @@ packages=(
 	libseccomp-dev
 	# virtual switches (issue 12): netlink, nftables, DHCP and DNS; iproute2 for the tests
 	libmnl-dev libnftables-dev nftables dnsmasq-base iproute2
+	# ISO 9660 images for the lab's DVD scenario (66-virtio-scsi)
+	xorriso
 )
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

@@ -3,6 +3,8 @@
 #ifndef KEEL_CLI_CLI_H
 #define KEEL_CLI_CLI_H
 
+#include <stddef.h>
+
 /* Exit codes of every command. */
 #define CLI_OK	  0
 #define CLI_FAIL  1 /* the operation failed; a message says why */
@@ -13,6 +15,13 @@
 int cli_usage_error(const char *group, const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* vm.c: "/v1/vms/NAME[/SUB]" with NAME escaped, into buf. */
+void cli_vm_path(char *buf, size_t size, const char *name, const char *sub);
+/* agent.c: `keel vm kvp|integration|exec|copy-file` (argv[0] is the verb). */
+int cli_vm_kvp(int argc, char **argv);
+int cli_vm_integration(int argc, char **argv);
+int cli_vm_exec(int argc, char **argv);
+int cli_vm_copy_file(int argc, char **argv);
 /* argv[0] is the group name ("disk"); returns an exit code. */
 int cli_disk_main(int argc, char **argv);
 int cli_vm_main(int argc, char **argv);		/* vm.c: VMs through keeld's API */

@@ -28,7 +28,8 @@ static const char vm_usage[] =
 	"TAP[,mac=MAC]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
 	"         [,router-guard=on]: an adapter on a virtual switch)\n"
-	"         [--notes TEXT] [--automatic-start-action nothing|start-if-running|start]\n"
+	"         [--dvd FILE.iso|none]... [--notes TEXT] [--automatic-start-action "
+	"nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
 	"  list [--json] [--watch]            all VMs and their states; --watch then prints\n"
 	"                                     each change (keeld's events) until interrupted\n"
@@ -39,6 +40,12 @@ static const char vm_usage[] =
 	"                                     shut down; --force turns it off after the timeout\n"
 	"  turn-off NAME [--no-wait]          cut the power\n"
 	"  restart NAME                       hard reset\n"
+	"  kvp list|get|set|delete NAME ...   key-value exchange with the guest's agent\n"
+	"  integration NAME [enable|disable SERVICE]  the integration services\n"
+	"  exec NAME [--user U] [--tty] [--timeout SEC] -- CMD ...\n"
+	"                                     run a command in the guest (keel-agent)\n"
+	"  copy-file NAME SRC DEST [--create-path] [--overwrite]  copy a file into the guest\n"
+	"                                     (keel vm kvp --help for these four)\n"
 	"  pause NAME | resume NAME           stop and continue the vCPUs, memory kept\n"
 	"  save NAME [--no-wait]              save the running VM and end its worker: it becomes\n"
 	"                                     Saved and the next start carries on from there\n"
@@ -46,7 +53,8 @@ static const char vm_usage[] =
 	"  delete NAME                        remove the definition; disk files are kept\n"
 	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
-	"      [--net SPEC]... [--no-nets] [--automatic-start-action A]\n"
+	"      [--net SPEC]... [--no-nets] [--dvd FILE.iso | --eject] [--automatic-start-action "
+	"A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
 	"                                     added to it until interrupted\n"
@@ -61,6 +69,11 @@ static void vm_path(char *buf, size_t size, const char *name, const char *sub)
 
 	snprintf(buf, size, "/v1/vms/%s%s%s", client_escape(name, esc, sizeof(esc)), sub ? "/" : "",
 		 sub ? sub : "");
+}
+
+void cli_vm_path(char *buf, size_t size, const char *name, const char *sub)
+{
+	vm_path(buf, size, name, sub);
 }
 
 static int64_t int_field(json_object *o, const char *key)
@@ -229,6 +242,67 @@ static int add_net(json_object *arr, const char *spec)
 	return ret;
 }
 
+/* A DVD drive {"type": "dvd", "path": FILE (absolute) or null (none)}. */
+static json_object *dvd_lun(const char *file)
+{
+	json_object *d = json_object_new_object();
+
+	if (!d)
+		return NULL;
+	json_object_object_add(d, "type", json_object_new_string("dvd"));
+	if (!file) {
+		json_object_object_add(d, "path", NULL);
+	} else if (add_path(d, "path", file)) {
+		json_object_put(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* keel vm set --dvd FILE | --eject: the VM's SCSI controller as it is, with FILE (NULL: no
+ * medium) in its first DVD drive, into body's "scsi" (the API takes the field whole). */
+static int set_dvd(const char *name, const char *file, json_object *body)
+{
+	json_object *vm = NULL, *scsi, *luns, *copy = NULL;
+	char path[512], what[128];
+	int ret;
+
+	vm_path(path, sizeof(path), name, NULL);
+	snprintf(what, sizeof(what), "set VM '%s'", name);
+	ret = client_call("GET", path, NULL, &vm, what);
+	if (ret)
+		return ret;
+	ret = EXIT_FAIL;
+	if (!json_object_object_get_ex(vm, "scsi", &scsi) || !scsi ||
+	    !json_object_object_get_ex(scsi, "luns", &luns)) {
+		fprintf(stderr, "keel vm set %s: the VM has no DVD drive (keel vm create --dvd)\n",
+			name);
+		goto out;
+	}
+	for (size_t i = 0; i < json_object_array_length(luns); i++) {
+		json_object *l = json_object_array_get_idx(luns, i), *d;
+
+		if (strcmp(client_str_field(l, "type"), "dvd"))
+			continue;
+		d = dvd_lun(file);
+		if (!d || json_object_deep_copy(scsi, &copy, NULL) ||
+		    json_object_array_put_idx(json_object_object_get(copy, "luns"), i, d)) {
+			json_object_put(d);
+			fprintf(stderr, "keel vm set %s: out of memory\n", name);
+			goto out;
+		}
+		json_object_object_add(body, "scsi", copy);
+		copy = NULL;
+		ret = EXIT_OK;
+		goto out;
+	}
+	fprintf(stderr, "keel vm set %s: the VM has no DVD drive (keel vm create --dvd)\n", name);
+out:
+	json_object_put(copy);
+	json_object_put(vm);
+	return ret;
+}
+
 enum {
 	OPT_KERNEL = 256,
 	OPT_INITRD,
@@ -240,6 +314,8 @@ enum {
 	OPT_NO_DISKS,
 	OPT_NET,
 	OPT_NO_NETS,
+	OPT_DVD,
+	OPT_EJECT,
 	OPT_NOTES,
 	OPT_NAME,
 	OPT_START_ACTION,
@@ -264,6 +340,8 @@ static const struct option def_opts[] = {
 	{"no-disks", no_argument, NULL, OPT_NO_DISKS},
 	{"net", required_argument, NULL, OPT_NET},
 	{"no-nets", no_argument, NULL, OPT_NO_NETS},
+	{"dvd", required_argument, NULL, OPT_DVD},
+	{"eject", no_argument, NULL, OPT_EJECT},
 	{"notes", required_argument, NULL, OPT_NOTES},
 	{"name", required_argument, NULL, OPT_NAME},
 	{"automatic-start-action", required_argument, NULL, OPT_START_ACTION},
@@ -278,9 +356,9 @@ static const struct option def_opts[] = {
  * exit status after printing why.
  */
 static int parse_def_opts(int argc, char **argv, bool create, json_object *body, bool *json,
-			  const char **name)
+			  const char **name, const char **dvd, bool *eject)
 {
-	json_object *disks = NULL, *nets = NULL;
+	json_object *disks = NULL, *nets = NULL, *luns = NULL;
 	uint64_t v;
 	int c;
 
@@ -341,6 +419,27 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 			if (c == OPT_NET && add_net(nets, optarg))
 				return EXIT_USAGE;
 			break;
+		case OPT_DVD: /* create: a DVD drive, with FILE in it or empty; set: see set_dvd */
+			if (!create) {
+				*dvd = optarg;
+				break;
+			}
+			if (!luns) {
+				json_object *scsi = json_object_new_object();
+
+				luns = json_object_new_array();
+				json_object_object_add(scsi, "luns", luns);
+				json_object_object_add(body, "scsi", scsi);
+			}
+			if (json_object_array_add(luns,
+						  dvd_lun(strcmp(optarg, "none") ? optarg : NULL)))
+				return EXIT_FAIL;
+			break;
+		case OPT_EJECT:
+			if (create)
+				return usage_error("%s", "--eject is an option of set");
+			*eject = true;
+			break;
 		case OPT_NAME:
 			if (create)
 				return usage_error("%s",
@@ -368,6 +467,8 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 	}
 	if (!*name)
 		return usage_error("%s", "missing the VM name");
+	if (*dvd && *eject)
+		return usage_error("%s", "--dvd FILE or --eject, not both");
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	return EXIT_OK;
@@ -434,6 +535,16 @@ static void print_vm(json_object *vm)
 				printf("Network adapter %zu:      tap %s, MAC %s\n", i,
 				       client_str_field(v, "tap"), client_str_field(v, "mac"));
 		}
+	if (json_object_object_get_ex(vm, "scsi", &v) && v &&
+	    json_object_object_get_ex(v, "luns", &arr))
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			json_object *l = json_object_array_get_idx(arr, i);
+			bool dvd = !strcmp(client_str_field(l, "type"), "dvd");
+
+			printf("SCSI LUN %zu:             %s %s\n", i, dvd ? "DVD drive," : "disk",
+			       client_str_field(l, "path")[0] ? client_str_field(l, "path")
+							      : "no medium");
+		}
 	if (client_str_field(vm, "parent_checkpoint")[0])
 		printf("Checkpoint:             %s (keel checkpoint list %s)\n",
 		       client_str_field(vm, "parent_checkpoint"), client_str_field(vm, "name"));
@@ -441,6 +552,21 @@ static void print_vm(json_object *vm)
 	printf("Automatic stop action:  %s\n", client_str_field(vm, "automatic_stop_action"));
 	if (client_str_field(vm, "console_socket")[0])
 		printf("Console:                keel console %s\n", client_str_field(vm, "name"));
+	if (json_object_object_get_ex(vm, "integration", &v) &&
+	    client_str_field(v, "heartbeat")[0]) {
+		printf("Heartbeat:              %s", client_str_field(v, "heartbeat"));
+		if (client_str_field(v, "agent_version")[0])
+			printf(" (keel-agent %s)", client_str_field(v, "agent_version"));
+		printf("\n");
+		if (json_object_object_get_ex(v, "addresses", &arr) &&
+		    json_object_array_length(arr)) {
+			printf("Addresses:              ");
+			for (size_t i = 0; i < json_object_array_length(arr); i++)
+				printf("%s%s", i ? ", " : "",
+				       json_object_get_string(json_object_array_get_idx(arr, i)));
+			printf("\n");
+		}
+	}
 	if (client_str_field(vm, "notes")[0])
 		printf("Notes:                  %s\n", client_str_field(vm, "notes"));
 	printf("Created:                %s\n", client_str_field(vm, "created"));
@@ -452,11 +578,14 @@ static int cmd_create_or_set(int argc, char **argv, bool create)
 {
 	json_object *body = json_object_new_object(), *vm = NULL;
 	const char *name = NULL;
-	bool json = false;
+	bool json = false, eject = false;
+	const char *dvd = NULL;
 	char path[512], what[128];
 	int ret;
 
-	ret = parse_def_opts(argc, argv, create, body, &json, &name);
+	ret = parse_def_opts(argc, argv, create, body, &json, &name, &dvd, &eject);
+	if (!ret && (dvd || eject))
+		ret = set_dvd(name, dvd, body);
 	if (ret)
 		goto out;
 	snprintf(what, sizeof(what), "%s VM '%s'", create ? "create" : "set", name);
@@ -773,6 +902,9 @@ static int cmd_action(int argc, char **argv, const char *action)
 	json_object_put(body);
 	if (ret)
 		goto out;
+	if (!o.json && client_str_field(vm, "stopped_through")[0])
+		printf("stopping VM '%s' through %s\n", o.name,
+		       client_str_field(vm, "stopped_through"));
 	if (!o.no_wait) {
 		if (!strcmp(action, "start"))
 			ret = client_wait_state(o.name, "Starting", "Running,Paused", 120, action);
@@ -941,6 +1073,14 @@ int cli_vm_main(int argc, char **argv)
 	    !strcmp(cmd, "restart") || !strcmp(cmd, "pause") || !strcmp(cmd, "resume") ||
 	    !strcmp(cmd, "save") || !strcmp(cmd, "discard-state"))
 		return cmd_action(argc, argv, cmd);
+	if (!strcmp(cmd, "kvp"))
+		return cli_vm_kvp(argc, argv);
+	if (!strcmp(cmd, "integration"))
+		return cli_vm_integration(argc, argv);
+	if (!strcmp(cmd, "exec"))
+		return cli_vm_exec(argc, argv);
+	if (!strcmp(cmd, "copy-file"))
+		return cli_vm_copy_file(argc, argv);
 	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
 		return cmd_delete(argc, argv);
 	if (!strcmp(cmd, "log"))

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
@@ -22,6 +22,21 @@
 #include "lib/uuid.h"
 
 static const char *const start_action_names[] = {"nothing", "start-if-running", "start"};
+static const char *const firmware_names[] = {"none", "bios", "uefi"};
+
+const char *vmdef_firmware_name(enum vm_firmware f)
+{
+	return (unsigned)f < 3 ? firmware_names[f] : "?";
+}
+
+const char *vmdef_firmware_file(const struct vm_def *def)
+{
+	if (def->firmware == VM_FIRMWARE_NONE)
+		return NULL;
+	if (def->firmware_file)
+		return def->firmware_file;
+	return def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_FILE : VMDEF_OVMF_CODE_FILE;
+}
 static const char *const stop_action_names[] = {"turn-off", "shut-down", "save"};
 
 /* Fields the API shows and keeld sets: a document carries them, a request may not. */
@@ -47,7 +62,10 @@ void vmdef_free(struct vm_def *def)
 	free(def->initrd);
 	free(def->cmdline);
 	free(def->notes);
+	free(def->firmware_file);
+	free(def->nvram);
 	def->kernel = def->initrd = def->cmdline = def->notes = NULL;
+	def->firmware_file = def->nvram = NULL;
 	for (size_t k = 0; k < vmdef_ndevices; k++)
 		if (vmdef_devices[k]->free)
 			vmdef_devices[k]->free(def);
@@ -68,8 +86,10 @@ int vmdef_copy(struct vm_def *dst, const struct vm_def *src)
 
 	*dst = *src;
 	dst->kernel = dst->initrd = dst->cmdline = dst->notes = NULL;
+	dst->firmware_file = dst->nvram = NULL;
 	if (dup_opt(&dst->kernel, src->kernel) || dup_opt(&dst->initrd, src->initrd) ||
-	    dup_opt(&dst->cmdline, src->cmdline) || dup_opt(&dst->notes, src->notes))
+	    dup_opt(&dst->cmdline, src->cmdline) || dup_opt(&dst->notes, src->notes) ||
+	    dup_opt(&dst->firmware_file, src->firmware_file) || dup_opt(&dst->nvram, src->nvram))
 		goto fail;
 	for (k = 0; k < vmdef_ndevices; k++)
 		if (vmdef_devices[k]->copy && vmdef_devices[k]->copy(dst, src))
@@ -86,6 +106,8 @@ fail:
 	free(dst->initrd);
 	free(dst->cmdline);
 	free(dst->notes);
+	free(dst->firmware_file);
+	free(dst->nvram);
 	/* dst holds nothing now (no pointer into src's allocations): vmdef_free on it is a
 	 * no-op, as callers that free on every path expect. */
 	memset(dst, 0, sizeof(*dst));
@@ -352,6 +374,16 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 				      errlen);
 	if (!strcmp(key, "notes"))
 		return vmdef_get_text(val, "notes", VMDEF_NOTES_MAX, &def->notes, err, errlen);
+	if (!strcmp(key, "firmware")) {
+		ret = vmdef_get_enum(val, key, firmware_names, 3, &e, err, errlen);
+		if (!ret)
+			def->firmware = (enum vm_firmware)e;
+		return ret;
+	}
+	if (!strcmp(key, "firmware_file"))
+		return vmdef_get_path(val, "firmware_file", true, &def->firmware_file, err, errlen);
+	if (!strcmp(key, "nvram"))
+		return vmdef_get_path(val, "nvram", true, &def->nvram, err, errlen);
 	for (size_t k = 0; k < vmdef_ndevices; k++)
 		if (!strcmp(key, vmdef_devices[k]->field))
 			return vmdef_devices[k]->parse(def, val, err, errlen);
@@ -495,11 +527,32 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 	struct slot_user u[MAX_SLOT_USERS];
 	unsigned n = slot_users((struct vm_def *)def, u);
 
-	if (!def->kernel) {
-		error_set(err, errlen,
-			  "VM '%s' needs a 'kernel' (direct boot is the only boot "
-			  "method for now)",
+	if (!def->kernel && def->firmware == VM_FIRMWARE_NONE) {
+		error_set(err, errlen, "VM '%s' needs a 'kernel' or a 'firmware' to boot",
 			  def->name);
+		return -EINVAL;
+	}
+	if (def->kernel && def->firmware != VM_FIRMWARE_NONE) {
+		error_set(err, errlen,
+			  "VM '%s' has both a 'kernel' and a 'firmware': a VM boots its kernel "
+			  "directly or through firmware, not both",
+			  def->name);
+		return -EINVAL;
+	}
+	if ((def->initrd || (def->cmdline && def->cmdline[0])) && !def->kernel) {
+		error_set(err, errlen, "VM '%s': 'initrd' and 'cmdline' need a 'kernel'",
+			  def->name);
+		return -EINVAL;
+	}
+	if (def->firmware_file && def->firmware == VM_FIRMWARE_NONE) {
+		error_set(err, errlen, "VM '%s': 'firmware_file' needs a 'firmware'", def->name);
+		return -EINVAL;
+	}
+	if (def->nvram && def->firmware != VM_FIRMWARE_UEFI) {
+		error_set(err, errlen,
+			  "VM '%s': an 'nvram' variable store is UEFI's (firmware 'uefi'), "
+			  "not %s's",
+			  def->name, def->firmware == VM_FIRMWARE_BIOS ? "BIOS" : "direct boot");
 		return -EINVAL;
 	}
 	for (size_t k = 0; k < vmdef_ndevices; k++)
@@ -530,8 +583,16 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 	}
 	if (vmdef_check(def, err, errlen))
 		return -EINVAL;
-	if (vmdef_check_file("kernel", def->kernel, false, false, err, errlen))
+	if (def->kernel && vmdef_check_file("kernel", def->kernel, false, false, err, errlen))
 		return -EINVAL;
+	if (def->firmware != VM_FIRMWARE_NONE) {
+		/* keeld's store, start and API know direct boot only (issue 11's later step). */
+		error_set(err, errlen,
+			  "VM '%s': keeld does not run firmware VMs yet ('firmware' %s); "
+			  "keel-vmm --firmware does",
+			  def->name, vmdef_firmware_name(def->firmware));
+		return -EINVAL;
+	}
 	if (def->initrd && vmdef_check_file("initrd", def->initrd, false, false, err, errlen))
 		return -EINVAL;
 	for (size_t k = 0; k < vmdef_ndevices; k++)
@@ -546,6 +607,8 @@ const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b)
 		return "cpus";
 	if (a->memory != b->memory)
 		return "memory";
+	if (a->firmware != b->firmware)
+		return "firmware";
 	for (size_t k = 0; k < vmdef_ndevices; k++) {
 		const struct vmdef_device_kind *kind = vmdef_devices[k];
 		unsigned n = kind->count(a);
@@ -636,10 +699,17 @@ json_object *vmdef_to_json(const struct vm_def *def)
 	json_object_object_add(o, "created", json_object_new_string(created));
 	json_object_object_add(o, "cpus", json_object_new_int64(def->cpus));
 	json_object_object_add(o, "memory", json_object_new_int64((int64_t)def->memory));
-	json_object_object_add(o, "kernel", str_or_null(def->kernel));
+	if (def->kernel || def->firmware == VM_FIRMWARE_NONE) /* a firmware VM has none */
+		json_object_object_add(o, "kernel", str_or_null(def->kernel));
 	json_object_object_add(o, "initrd", str_or_null(def->initrd));
 	json_object_object_add(o, "cmdline",
 			       json_object_new_string(def->cmdline ? def->cmdline : ""));
+	if (def->firmware != VM_FIRMWARE_NONE) { /* absent: direct boot, as before firmware */
+		json_object_object_add(o, "firmware",
+				       json_object_new_string(vmdef_firmware_name(def->firmware)));
+		json_object_object_add(o, "firmware_file", str_or_null(def->firmware_file));
+		json_object_object_add(o, "nvram", str_or_null(def->nvram));
+	}
 	for (size_t k = 0; k < vmdef_ndevices; k++) {
 		json_object *v;
 

@@ -32,9 +32,18 @@
 #define VMDEF_NOTES_MAX	  4095
 #define VMDEF_DEFAULT_MEM (512ULL << 20)
 #define VMDEF_SERIAL_MAX  20 /* virtio-blk's device ID string */
-/* Every PCI device a VM can have: disks, NICs, the virtio-console and virtio-rng. keel-vmm
- * sizes its tables from this, so that a VM at every limit at once really starts. */
-#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 2)
+#define VMDEF_MAX_LUNS	  8  /* disks and DVD drives on the virtio-scsi controller */
+/* Every PCI device a VM can have: disks, NICs, the virtio-console, virtio-rng, virtio-vsock
+ * and the virtio-scsi controller. keel-vmm sizes its tables from this, so that a VM at every
+ * limit at once really starts. */
+#define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 4)
+/* virtio-vsock: the guest's context ID (0-2 are the hypervisor, local and host; -1 is "any"),
+ * and the longest host socket path, so that PATH_<port> (port up to 10 digits) still fits a
+ * sockaddr_un (108 bytes with its NUL). */
+#define VMDEF_VSOCK_CID_MIN	3
+#define VMDEF_VSOCK_CID_MAX	0xfffffffeu
+#define VMDEF_VSOCK_CID_DEFAULT 3
+#define VMDEF_VSOCK_SOCKET_MAX	96
 /* Guest-visible PCI slots on bus 0 that devices may take: 0 is the host bridge, 31 is kept
  * for the platform's LPC bridge (a Q35-compatible machine has it at 00:1f.0). */
 #define VMDEF_PCI_SLOT_MIN 1
@@ -43,6 +52,15 @@
 #define VMDEF_DOCUMENT_MAX (1u << 20)
 /* The configuration version this keeld writes: it gates features and only ever goes up. */
 #define VMDEF_CONFIG_VERSION 1
+
+/* How the VM boots: a kernel keel-vmm loads itself (direct boot), or firmware: SeaBIOS
+ * (Hyper-V's Generation 1) or OVMF (Generation 2), Debian's files unless another is named. */
+enum vm_firmware { VM_FIRMWARE_NONE, VM_FIRMWARE_BIOS, VM_FIRMWARE_UEFI };
+#define VMDEF_SEABIOS_FILE   "/usr/share/seabios/bios-256k.bin"
+#define VMDEF_SEABIOS_PKG    "seabios"
+#define VMDEF_OVMF_CODE_FILE "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define VMDEF_OVMF_VARS_FILE "/usr/share/OVMF/OVMF_VARS_4M.fd"
+#define VMDEF_OVMF_PKG	     "ovmf"
 
 /* Hyper-V's AutomaticStartAction and AutomaticStopAction. */
 enum vm_start_action { VM_START_NOTHING, VM_START_IF_RUNNING, VM_START_ALWAYS };
@@ -89,9 +107,32 @@ struct vm_nic {
 	uint8_t pci_slot;
 };
 
+/* A logical unit on the virtio-scsi controller (its LUN is its index): a disk, or a DVD
+ * drive whose disk.path is the medium in it (NULL: empty), always read-only and raw. The
+ * disk's pci_slot is unused (the controller has the slot). */
+enum vm_lun_type { VM_LUN_DISK, VM_LUN_DVD };
+struct vm_lun {
+	enum vm_lun_type type;
+	struct vm_disk disk;
+};
+
+/* The virtio-scsi controller: present when it has a LUN (the "scsi" field). */
+struct vm_scsi {
+	uint8_t pci_slot;
+	struct vm_lun luns[VMDEF_MAX_LUNS];
+	unsigned nluns;
+};
+
 /* A device the VM has at most one of (virtio-console, virtio-rng). */
 struct vm_onedev {
 	bool present;
+	uint8_t pci_slot;
+};
+
+/* The virtio-vsock device (at most one): the guest's context ID. */
+struct vm_vsock {
+	bool present;
+	uint32_t cid;
 	uint8_t pci_slot;
 };
 
@@ -104,12 +145,17 @@ struct vm_def {
 	char *initrd;
 	char *cmdline;
 	char *notes;
+	enum vm_firmware firmware; /* VM_FIRMWARE_NONE: boot kernel */
+	char *firmware_file;	   /* NULL: Debian's (VMDEF_*_FILE) */
+	char *nvram;		   /* UEFI's variable store; NULL: none (variables kept in RAM) */
 	struct vm_disk disks[VMDEF_MAX_DISKS];
 	unsigned ndisks;
 	struct vm_nic nics[VMDEF_MAX_NICS];
 	unsigned nnics;
 	struct vm_onedev console; /* virtio-console (the serial port is always there) */
 	struct vm_onedev rng;	  /* virtio-rng: present unless turned off */
+	struct vm_vsock vsock;	  /* virtio-vsock (docs/virtio.md) */
+	struct vm_scsi scsi;	  /* virtio-scsi disks and DVD drives */
 	bool debug_exit;	  /* the test device on port 0xf4 (docs/keel-vmm.md) */
 	enum vm_start_action start_action;
 	enum vm_stop_action stop_action;
@@ -173,15 +219,19 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*
- * keeld's checks before it stores a definition: a name is given, vmdef_check passes, and
- * the files exist and are regular files (disks may be block devices). Returns 0 or -EINVAL
- * with err set.
+ * keeld's checks before it stores a definition: a name is given, vmdef_check passes, the
+ * VM boots a kernel (keeld does not run firmware VMs yet), and the files exist and are
+ * regular files (disks may be block devices). Returns 0 or -EINVAL with err set.
  */
 int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* The first hardware setting that differs (needs the VM off to change), or NULL. */
 const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b);
+/* Does b differ from a in the media of DVD drives and in no other hardware setting? Then
+ * the drives (bit i: the ith DVD drive, counting DVD drives only) whose medium differs,
+ * which a running worker changes (its control command "dvd"); else 0. */
+unsigned vmdef_media_change(const struct vm_def *a, const struct vm_def *b);
 /* Does a saved state's description (saved) differ from cur in what the guest saw: vCPUs,
  * memory, and each device at its PCI slot? When so, why says what in words. Host-side
  * wiring (disk files, taps, kernel files) may differ: a checkpoint moves disks onto
@@ -207,6 +257,10 @@ bool vmdef_switch_name_ok(const char *name);
 void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1]);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */
 int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1]) __attribute__((warn_unused_result));
+/* The firmware file the VM runs (its own, or Debian's for its kind); NULL for none. */
+const char *vmdef_firmware_file(const struct vm_def *def);
+/* "bios", "uefi" or "none". */
+const char *vmdef_firmware_name(enum vm_firmware f);
 int vmdef_gen_mac(char out[VMDEF_MAC_LEN + 1]) __attribute__((warn_unused_result));
 
 const char *vmdef_start_action_name(enum vm_start_action a);

@@ -8,6 +8,8 @@ const struct vmdef_device_kind *const vmdef_devices[] = {
 	&vmdef_nic_kind,
 	&vmdef_console_kind,
 	&vmdef_rng_kind,
+	&vmdef_vsock_kind,
+	&vmdef_scsi_kind,
 };
 
 const size_t vmdef_ndevices = sizeof(vmdef_devices) / sizeof(vmdef_devices[0]);

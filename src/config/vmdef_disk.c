@@ -43,57 +43,75 @@ static uint8_t *disk_slot(struct vm_def *def, unsigned i)
 	return &def->disks[i].pci_slot;
 }
 
+int vmdef_disk_field(struct vm_disk *disk, const char *what, const char *key, json_object *val,
+		     bool slot, char *err, size_t errlen)
+{
+	char field[48];
+	const char *s;
+	unsigned e;
+
+	snprintf(field, sizeof(field), "%s.%s", what, key);
+	if (!strcmp(key, "path"))
+		return vmdef_get_path(val, field, false, &disk->path, err, errlen);
+	if (!strcmp(key, "readonly"))
+		return vmdef_get_bool(val, field, &disk->readonly, err, errlen);
+	if (!strcmp(key, "format")) {
+		if (vmdef_get_enum(val, field, format_names + 1, 2, &e, err, errlen))
+			return -EINVAL;
+		disk->format = (enum vm_disk_format)(e + 1);
+		return 0;
+	}
+	if (!strcmp(key, "cache")) {
+		if (vmdef_get_enum(val, field, cache_names, 3, &e, err, errlen))
+			return -EINVAL;
+		disk->cache = (enum vm_disk_cache)e;
+		return 0;
+	}
+	if (!strcmp(key, "serial")) {
+		s = vmdef_get_str(val, field, VMDEF_SERIAL_MAX, err, errlen);
+		if (!s)
+			return -EINVAL;
+		strcpy(disk->serial, s); /* length checked by get_str */
+		return 0;
+	}
+	if (slot && !strcmp(key, "pci_slot"))
+		return vmdef_get_slot(val, field, &disk->pci_slot, err, errlen);
+	return 1;
+}
+
+void vmdef_disk_fields_json(const struct vm_disk *disk, json_object *d)
+{
+	json_object_object_add(d, "path", json_object_new_string(disk->path));
+	if (disk->format != VM_DISK_AUTO)
+		json_object_object_add(
+			d, "format", json_object_new_string(vmdef_disk_format_name(disk->format)));
+	json_object_object_add(d, "cache",
+			       json_object_new_string(vmdef_disk_cache_name(disk->cache)));
+	json_object_object_add(d, "readonly", json_object_new_boolean(disk->readonly));
+	json_object_object_add(d, "serial", json_object_new_string(disk->serial));
+}
+
 static int parse_disk(struct vm_disk *disk, size_t i, json_object *d, char *err, size_t errlen)
 {
-	bool have_path = false;
-	const char *s;
+	char what[24];
 	int ret;
 
 	if (!json_object_is_type(d, json_type_object)) {
 		error_set(err, errlen, "disks[%zu] must be an object", i);
 		return -EINVAL;
 	}
+	snprintf(what, sizeof(what), "disks[%zu]", i);
 	json_object_object_foreach(d, key, val)
 	{
-		if (!strcmp(key, "path")) {
-			ret = vmdef_get_path(val, "disks[].path", false, &disk->path, err, errlen);
-			if (ret)
-				return ret;
-			have_path = true;
-		} else if (!strcmp(key, "readonly")) {
-			ret = vmdef_get_bool(val, "disks[].readonly", &disk->readonly, err, errlen);
-			if (ret)
-				return ret;
-		} else if (!strcmp(key, "format")) {
-			unsigned f;
-
-			ret = vmdef_get_enum(val, "disks[].format", format_names + 1, 2, &f, err,
-					     errlen);
-			if (ret)
-				return ret;
-			disk->format = (enum vm_disk_format)(f + 1);
-		} else if (!strcmp(key, "cache")) {
-			unsigned c;
-
-			ret = vmdef_get_enum(val, "disks[].cache", cache_names, 3, &c, err, errlen);
-			if (ret)
-				return ret;
-			disk->cache = (enum vm_disk_cache)c;
-		} else if (!strcmp(key, "serial")) {
-			s = vmdef_get_str(val, "disks[].serial", VMDEF_SERIAL_MAX, err, errlen);
-			if (!s)
-				return -EINVAL;
-			strcpy(disk->serial, s); /* length checked by get_str */
-		} else if (!strcmp(key, "pci_slot")) {
-			ret = vmdef_get_slot(val, "disks[].pci_slot", &disk->pci_slot, err, errlen);
-			if (ret)
-				return ret;
-		} else {
+		ret = vmdef_disk_field(disk, what, key, val, true, err, errlen);
+		if (ret < 0)
+			return ret;
+		if (ret) {
 			error_set(err, errlen, "unknown field '%s' in disks[%zu]", key, i);
 			return -EINVAL;
 		}
 	}
-	if (!have_path) {
+	if (!disk->path) {
 		error_set(err, errlen, "disks[%zu] has no 'path'", i);
 		return -EINVAL;
 	}
@@ -135,17 +153,7 @@ static int disk_to_json(const struct vm_def *def, json_object **out)
 	for (unsigned i = 0; disks && i < def->ndisks; i++) {
 		json_object *d = json_object_new_object();
 
-		json_object_object_add(d, "path", json_object_new_string(def->disks[i].path));
-		if (def->disks[i].format != VM_DISK_AUTO)
-			json_object_object_add(d, "format",
-					       json_object_new_string(vmdef_disk_format_name(
-						       def->disks[i].format)));
-		json_object_object_add(
-			d, "cache",
-			json_object_new_string(vmdef_disk_cache_name(def->disks[i].cache)));
-		json_object_object_add(d, "readonly",
-				       json_object_new_boolean(def->disks[i].readonly));
-		json_object_object_add(d, "serial", json_object_new_string(def->disks[i].serial));
+		vmdef_disk_fields_json(&def->disks[i], d);
 		if (def->disks[i].pci_slot)
 			json_object_object_add(d, "pci_slot",
 					       json_object_new_int(def->disks[i].pci_slot));

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "daemon/agent_stop.h"
 #include "daemon/api_internal.h"
 #include "daemon/biglock.h"
 #include "daemon/ckpt.h"
@@ -195,6 +196,17 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 					       ? json_object_new_string(name)
 					       : NULL);
 	}
+	/* The integration services (api_agent.c); the agent's socket while a worker runs. */
+	json_object_object_add(o, "integration", api_integration_json(ctx, def, false));
+	{
+		char vsock[512];
+
+		json_object_object_add(o, "agent_socket",
+				       st.console[0] && !agent_vsock_path(ctx->sup, def->uuid,
+									  vsock, sizeof(vsock))
+					       ? json_object_new_string(vsock)
+					       : NULL);
+	}
 	return o;
 }
 
@@ -307,6 +319,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	struct vm_def nd;
 	struct sup_status st;
 	const char *hw;
+	unsigned media;
 	char err[512] = "";
 	int ret;
 
@@ -327,6 +340,21 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	if (ret)
 		goto fail;
 	hw = vmdef_hw_change(def, &nd);
+	media = hw && !is_off(ctx, def->uuid, &st) ? vmdef_media_change(def, &nd) : 0;
+	/* A running VM's DVD media change in its worker, and then in the description. */
+	for (unsigned k = 0, drive = 0; media && k < nd.scsi.nluns; k++) {
+		if (nd.scsi.luns[k].type != VM_LUN_DVD)
+			continue;
+		if (media >> drive & 1) {
+			ret = sup_dvd(ctx->sup, def, drive, nd.scsi.luns[k].disk.path, err,
+				      sizeof(err));
+			if (ret)
+				goto fail;
+		}
+		drive++;
+	}
+	if (media)
+		hw = NULL;
 	if (hw && !is_off(ctx, def->uuid, &st)) {
 		snprintf(err, sizeof(err), "changing %s needs VM '%s' to be off (it is %s)", hw,
 			 def->name, vm_state_name(st.state));
@@ -500,7 +528,7 @@ static int start_save_job(struct api_ctx *ctx, const struct vm_def *def, struct 
 static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *action, json_object *req,
 		      struct api_reply *out)
 {
-	char err[512] = "";
+	char err[512] = "", how[400] = "";
 	bool force = false;
 	unsigned timeout = ctx->stop_timeout_s;
 	unsigned status = 200;
@@ -537,7 +565,8 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 			ret = sup_start(ctx->sup, def, err, sizeof(err));
 		status = 202;
 	} else if (!strcmp(action, "stop")) {
-		ret = sup_stop(ctx->sup, def, force, timeout, err, sizeof(err));
+		ret = agent_stop(ctx->store, ctx->sup, def, force, timeout, how, sizeof(how), err,
+				 sizeof(err));
 		status = 202;
 	} else if (!strcmp(action, "turn-off")) {
 		ret = sup_turn_off(ctx->sup, def, err, sizeof(err));
@@ -570,6 +599,8 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 	o = vm_json(ctx, def);
 	if (o && job)
 		json_object_object_add(o, "job", job_json(job));
+	if (o && how[0]) /* a stop: through the agent or the power button */
+		json_object_object_add(o, "stopped_through", json_object_new_string(how));
 	api_reply_json(out, status, o);
 }
 
@@ -851,6 +882,12 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 	}
 	if (sub && !strncmp(sub, "checkpoints", 11) && (sub[11] == '\0' || sub[11] == '/')) {
 		route_ckpt(ctx, method, url, &def, sub[11] ? sub + 12 : NULL, query, req, out);
+	} else if (sub && !strncmp(sub, "kvp", 3) &&
+		   (sub[3] == '\0' || (sub[3] == '/' && sub[4]))) {
+		/* A key may hold '/': all that follows "kvp/" is the key. */
+		api_vm_kvp(ctx, method, url, &def, sub[3] ? sub + 4 : NULL, query, req, out);
+	} else if (sub && !strcmp(sub, "integration")) {
+		api_vm_integration(ctx, method, url, &def, req, out);
 	} else if (sub && strchr(sub, '/')) {
 		snprintf(msg, sizeof(msg), "no such resource: %.200s", url);
 		api_error_reply(out, 404, "NotFound", msg);
@@ -1065,10 +1102,12 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 	/* Accept one trailing slash. */
 	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
 		path[strlen(path) - 1] = '\0';
-	/* Four requests take a query (GET /v1/events, /v1/audit and a VM's log, DELETE of a
-	 * checkpoint); on any other a query is a mistake to report, not to ignore. */
+	/* Five requests take a query (GET /v1/events, /v1/audit, a VM's log and its KVP pairs,
+	 * DELETE of a checkpoint); on any other a query is a mistake to report, not to ignore. */
 	if (query && query[0] && strcmp(path, "/v1/events") && strcmp(path, "/v1/audit") &&
 	    !(!strcmp(method, "DELETE") && strstr(path, "/checkpoints/")) &&
+	    !(!strcmp(method, "GET") && !strncmp(path, "/v1/vms/", 8) && strchr(path + 8, '/') &&
+	      !strncmp(strchr(path + 8, '/'), "/kvp", 4)) &&
 	    !(!strcmp(method, "GET") && !strncmp(path, "/v1/vms/", 8) && strchr(path + 8, '/') &&
 	      !strcmp(strchr(path + 8, '/'), "/log"))) {
 		snprintf(err, sizeof(err), "%.10s %.200s takes no query string (got '?%.100s')",

@@ -32,4 +32,15 @@ int api_since_wait(char *query, const char *since_is, unsigned wait_max, uint64_
 /* GET /v1/vms/NAME/log[?since=OFFSET[&wait=SEC]] (api_log.c); query is cut up. */
 void api_vm_log(struct api_ctx *ctx, const struct vm_def *def, char *query, struct api_reply *out);
 
+/* The integration services (api_agent.c). */
+struct vm_def;
+/* The services and heartbeat; with detail also the last error and the clock's offset. */
+json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def, bool detail);
+/* GET, POST /v1/vms/NAME/integration. */
+void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url,
+			const struct vm_def *def, json_object *req, struct api_reply *out);
+/* GET, POST /v1/vms/NAME/kvp; GET, DELETE /v1/vms/NAME/kvp/KEY (key NULL: the first two). */
+void api_vm_kvp(struct api_ctx *ctx, const char *method, const char *url, const struct vm_def *def,
+		const char *key, const char *query, json_object *req, struct api_reply *out);
+
 #endif

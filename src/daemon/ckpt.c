@@ -128,6 +128,17 @@ static int check_name(const struct ckpt_tree *t, const char *name, const char *v
  * differencing children) and open as one. */
 static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 {
+	/* A SCSI disk would not move onto a differencing child with the others (DVD images are
+	 * read-only and stay as they are). */
+	for (unsigned i = 0; i < def->scsi.nluns; i++) {
+		if (def->scsi.luns[i].type == VM_LUN_DISK) {
+			error_set(err, errlen,
+				  "VM '%s' has a disk on its SCSI controller (%s): checkpoints "
+				  "take only its virtio-blk disks so far",
+				  def->name, def->scsi.luns[i].disk.path);
+			return -EMEDIUMTYPE;
+		}
+	}
 	for (unsigned i = 0; i < def->ndisks; i++) {
 		struct disk *d = NULL;
 		int ret;

@@ -51,6 +51,36 @@ int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_obj
 int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, int timeout_ms,
 		     json_object **ret, char *err, size_t errlen)
 {
+	return ctl_execute_fd(sock_path, cmd, args, -1, timeout_ms, ret, err, errlen);
+}
+
+/* Send the request line, with pass_fd (>= 0) as SCM_RIGHTS ancillary data. */
+static ssize_t send_request(int fd, const char *req, size_t len, int pass_fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = {(void *)req, len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	if (pass_fd < 0)
+		return send(fd, req, len, MSG_NOSIGNAL);
+	memset(&u, 0, sizeof(u));
+	msg.msg_control = u.buf;
+	msg.msg_controllen = sizeof(u.buf);
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	return sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+int ctl_execute_fd(const char *sock_path, const char *cmd, const char *args, int pass_fd,
+		   int timeout_ms, json_object **ret, char *err, size_t errlen)
+{
 	char req[4608], buf[CTL_REPLY_MAX + 1];
 	size_t have = 0;
 	long long deadline = clock_mono_ms() + timeout_ms;
@@ -71,7 +101,7 @@ int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, i
 		snprintf(err, errlen, "control command '%s' too long", cmd);
 		goto out;
 	}
-	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+	if (send_request(fd, req, (size_t)n, pass_fd) != n) {
 		rc = errno ? -errno : -EIO;
 		snprintf(err, errlen, "cannot send '%s' to keel-vmm at %s: %s", cmd, sock_path,
 			 strerror(errno));

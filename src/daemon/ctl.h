@@ -23,5 +23,10 @@ int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_obj
 int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, int timeout_ms,
 		     json_object **ret, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The same with the descriptor pass_fd (>= 0) sent along (SCM_RIGHTS; the caller keeps it):
+ * the worker opens nothing by name (its "dvd" takes the image so). */
+int ctl_execute_fd(const char *sock_path, const char *cmd, const char *args, int pass_fd,
+		   int timeout_ms, json_object **ret, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif

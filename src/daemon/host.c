@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/agent_stop.h"
 #include "daemon/biglock.h"
 #include "lib/clock.h"
 #include "lib/error.h"
@@ -38,9 +39,11 @@ static bool running(struct sup *sup, const char *uuid)
 }
 
 /* Start VM h's stop action; false when it cannot begin yet (the VM is busy with another
- * operation, or starting): it is tried again. saves: whether this pass runs the saves
+ * operation, or starting): it is tried again. shut-down goes through keel-agent when it
+ * answers, else the power button (agent_stop.c). saves: whether this pass runs the saves
  * (which take long) or everything else (which only begins here). */
-static bool begin_action(struct sup *sup, struct host_vm *h, unsigned timeout_s, bool saves)
+static bool begin_action(struct store *store, struct sup *sup, struct host_vm *h,
+			 unsigned timeout_s, bool saves)
 {
 	const struct vm_def *def = h->def;
 	struct sup_status st;
@@ -66,7 +69,7 @@ static bool begin_action(struct sup *sup, struct host_vm *h, unsigned timeout_s,
 		h->action = "shut-down";
 		r = st.state == VM_PAUSED ? sup_resume(sup, def, err, sizeof(err)) : 0;
 		if (!r)
-			r = sup_stop(sup, def, true, timeout_s, err, sizeof(err));
+			r = agent_stop(store, sup, def, true, timeout_s, NULL, 0, err, sizeof(err));
 	} else if (st.state == VM_STOPPING) {
 		/* A stop under way (a user's, or a turn-off): it runs on, and a graceful one
 		 * that does not finish is turned off with the others that are left. */
@@ -132,7 +135,7 @@ int host_shutdown(struct store *store, struct sup *sup, unsigned timeout_s, json
 			for (size_t i = 0; i < n; i++) {
 				if (hv[i].handled || !running(sup, defs[i].uuid))
 					continue;
-				if (!begin_action(sup, &hv[i], timeout_s, pass == 1))
+				if (!begin_action(store, sup, &hv[i], timeout_s, pass == 1))
 					continue;
 				if (hv[i].handled)
 					last_begin = clock_mono_ms();

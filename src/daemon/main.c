@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "daemon/access.h"
+#include "daemon/agent_mon.h"
 #include "daemon/api.h"
 #include "daemon/biglock.h"
 #include "daemon/events.h"
@@ -452,6 +453,8 @@ int main(int argc, char **argv)
 	log_info("keeld %s: state in %s, API on %s, keel-vmm %s", KEEL_VERSION, state_dir, o.socket,
 		 vmm);
 	sup_autostart(sup);
+	if (agent_mon_start(sup, store))
+		log_warn("cannot start the integration services' heartbeat thread");
 
 	ret = 0;
 	while (running && serve_once(sup, sfd, host_exit_wait_ms(), &running) == 0) {

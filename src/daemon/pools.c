@@ -495,6 +495,15 @@ int pools_check_def(struct store *st, const struct vm_def *def, char *err, size_
 		fd = pools_open(st, "disk", def->disks[i].path,
 				def->disks[i].readonly ? O_RDONLY : O_RDWR, true, err, errlen);
 	}
+	for (unsigned i = 0; fd >= 0 && i < def->scsi.nluns; i++) {
+		const struct vm_lun *l = &def->scsi.luns[i];
+
+		if (!l->disk.path)
+			continue;
+		close(fd);
+		fd = pools_open(st, l->type == VM_LUN_DVD ? "DVD image" : "disk", l->disk.path,
+				l->disk.readonly ? O_RDONLY : O_RDWR, true, err, errlen);
+	}
 	if (fd < 0)
 		return fd;
 	close(fd);

@@ -54,6 +54,25 @@ static const char schema[] =
 	" vlan INTEGER NOT NULL DEFAULT 0,"   /* on a switch: the access VLAN, 0: untagged */
 	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard */
 	" PRIMARY KEY(vm, idx));"
+	/* virtio-vsock (store_vsock.c): a row per VM that has the device. */
+	"CREATE TABLE IF NOT EXISTS vsock("
+	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" cid INTEGER NOT NULL,"
+	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	/* virtio-scsi (store_scsi.c): the controller's slot, and its LUNs in order. */
+	"CREATE TABLE IF NOT EXISTS scsi("
+	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS scsi_luns("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" idx INTEGER NOT NULL,"
+	" type TEXT NOT NULL," /* disk or dvd */
+	" path TEXT,"	       /* NULL: an empty DVD drive */
+	" format TEXT NOT NULL DEFAULT 'raw',"
+	" cache TEXT NOT NULL DEFAULT 'none',"
+	" readonly INTEGER NOT NULL DEFAULT 0,"
+	" serial TEXT NOT NULL DEFAULT '',"
+	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS runtime("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" state TEXT NOT NULL,"
@@ -61,6 +80,12 @@ static const char schema[] =
 	" pid INTEGER NOT NULL,"
 	" starttime INTEGER NOT NULL,"
 	" was_running INTEGER NOT NULL);"
+	/* Integration services turned off for a VM (store_integration.c); a new table, so an
+	 * older store gets it empty (every service on) without a schema change. */
+	"CREATE TABLE IF NOT EXISTS integration_disabled("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" service TEXT NOT NULL,"
+	" PRIMARY KEY(vm, service));"
 	/* Checkpoints (ckpt.c): a tree per VM; hidden ones were deleted but still hold disk
 	 * data that two or more children need (docs/checkpoints.md). */
 	"CREATE TABLE IF NOT EXISTS checkpoints("
@@ -430,6 +455,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 			goto out;
 		}
 	}
+	ret = store_vsock_put(st, def);
+	ret = store_scsi_put(st, def);
 out:
 	if (ret == -EIO)
 		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
@@ -709,6 +736,10 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 			nic->router_guard = (guards & 4) != 0;
 		}
 	}
+	ret = store_vsock_load(st, def);
+	ret = store_scsi_load(st, def);
+	if (ret)
+		goto out;
 	/* A VM stored before slots were recorded gets the layout it always had. A row that
 	 * does not make a valid description (edited by hand, damaged) is said so in the log;
 	 * starting it is refused by keel-vmm with the same reason. */

@@ -171,4 +171,11 @@ int store_audit_add(struct store *st, const struct store_audit *a)
 int store_audit_list(struct store *st, const char *vm, unsigned limit, json_object **out)
 	__attribute__((warn_unused_result));
 
+/* Integration services (store_integration.c): the AP_S_* bits turned off for VM uuid, and
+ * turning one on or off (its name, as ap_service_name gives it). */
+int store_integration_disabled(struct store *st, const char *uuid, uint32_t *mask)
+	__attribute__((warn_unused_result));
+int store_integration_set(struct store *st, const char *uuid, const char *service, bool enabled)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -22,6 +22,7 @@
 
 #include "daemon/biglock.h"
 #include "daemon/ctl.h"
+#include "daemon/pools.h"
 #include "daemon/events.h"
 #include "daemon/sup_internal.h"
 #include "lib/clock.h"
@@ -242,16 +243,21 @@ void sup_op_end(struct sup *sup, const char *uuid)
 
 /* A wait on a worker, without keeld's lock (biglock.h): the caller holds an operation on the
  * VM (or is the main loop probing it), so the VM's record is not changed meanwhile. */
-static int ctl_unlocked(const char *sock, const char *cmd, const char *args, int timeout_ms,
-			json_object **ret, char *err, size_t errlen)
+static int ctl_unlocked_fd(const char *sock, const char *cmd, const char *args, int pass_fd,
+			   int timeout_ms, json_object **ret, char *err, size_t errlen)
 {
 	int r;
 
 	keeld_unlock();
-	r = args ? ctl_execute_args(sock, cmd, args, timeout_ms, ret, err, errlen)
-		 : ctl_execute(sock, cmd, timeout_ms, ret, err, errlen);
+	r = ctl_execute_fd(sock, cmd, args, pass_fd, timeout_ms, ret, err, errlen);
 	keeld_lock();
 	return r;
+}
+
+static int ctl_unlocked(const char *sock, const char *cmd, const char *args, int timeout_ms,
+			json_object **ret, char *err, size_t errlen)
+{
+	return ctl_unlocked_fd(sock, cmd, args, -1, timeout_ms, ret, err, errlen);
 }
 
 void sup_destroy(struct sup *sup)
@@ -550,6 +556,16 @@ void sup_status(struct sup *sup, const char *uuid, struct sup_status *out)
 		out->console[0] = '\0';
 }
 
+size_t sup_running_vms(struct sup *sup, char (*uuids)[VMDEF_UUID_LEN + 1], size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < sup->nvms && n < max; i++)
+		if (sup->vms[i]->state == VM_RUNNING && sup_has_worker(sup->vms[i]))
+			snprintf(uuids[n++], VMDEF_UUID_LEN + 1, "%s", sup->vms[i]->uuid);
+	return n;
+}
+
 /* Send a control command to a VM's worker. */
 static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err, size_t errlen)
 {
@@ -571,6 +587,45 @@ static int vm_ctl(struct sup *sup, struct sup_vm *vm, const char *cmd, char *err
 	return ret;
 }
 
+int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const char *path, char *err,
+	    size_t errlen)
+{
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
+	json_object *a = json_object_new_object();
+	char ctl[PATH_MAX], why[300];
+	int fd = -1, ret = -ENOMEM;
+
+	if (!vm || !a)
+		goto out;
+	/* The image through the pools, as at start: the file checked is the file used. */
+	if (path) {
+		fd = pools_open(sup->cfg.store, "DVD image", path, O_RDONLY, true, err, errlen);
+		if (fd < 0) {
+			ret = fd;
+			goto out;
+		}
+	}
+	json_object_object_add(a, "drive", json_object_new_int((int)drive));
+	json_object_object_add(a, "path", path ? json_object_new_string(path) : NULL);
+	json_object_object_add(a, "fd", json_object_new_boolean(path != NULL));
+	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
+	if (!ret)
+		ret = ctl_unlocked_fd(ctl, "dvd", json_object_to_json_string(a), fd,
+				      SUP_PAUSE_TIMEOUT_MS, NULL, err, errlen);
+	if (ret == -EREMOTEIO) {
+		snprintf(why, sizeof(why), "%s", err);
+		error_set(err, errlen, "VM '%s': %s", vm->name, why);
+		ret = -EINVAL;
+	}
+	if (!ret)
+		sup_vm_log(sup, vm, "DVD drive %u: %s", drive, path ? path : "ejected");
+out:
+	if (fd >= 0)
+		close(fd);
+	json_object_put(a);
+	return ret;
+}
+
 int sup_need_state(struct sup_vm *vm, enum vm_event e, char *err, size_t errlen)
 {
 	enum vm_phase to;
@@ -580,6 +635,13 @@ int sup_need_state(struct sup_vm *vm, enum vm_event e, char *err, size_t errlen)
 
 int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s, char *err,
 	     size_t errlen)
+{
+	return sup_stop_how(sup, def, force, timeout_s, NULL, NULL, NULL, err, errlen);
+}
+
+int sup_stop_how(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s,
+		 int (*press)(void *arg, char *err, size_t errlen), void *arg, const char *method,
+		 char *err, size_t errlen)
 {
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	int ret;
@@ -594,16 +656,28 @@ int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned tim
 		sup_vm_log(sup, vm, "stop --force: turning off at the deadline");
 		return sup_event(sup, vm, VM_EV_STOP_FORCE, "%s", vm->reason);
 	}
-	ret = vm_ctl(sup, vm, "powerdown", err, errlen);
-	if (ret)
-		return ret;
+	if (press) {
+		/* The VM is the caller's operation: it cannot change while press waits. */
+		ret = press(arg, err, errlen);
+		if (ret)
+			return -EAGAIN;
+	} else {
+		ret = vm_ctl(sup, vm, "powerdown", err, errlen);
+		if (ret)
+			return ret;
+	}
 	vm->off_after_timeout = false;
 	vm->stop_timeout_s = timeout_s;
 	vm->deadline_ms = clock_mono_ms() + (long long)timeout_s * 1000;
-	sup_vm_log(sup, vm, "stop: pressed the power button, waiting %u s%s", timeout_s,
-		   force ? ", then turning off" : "");
+	if (press)
+		sup_vm_log(sup, vm, "stop: keel-agent shuts the guest down (%s), waiting %u s%s",
+			   method ? method : "", timeout_s, force ? ", then turning off" : "");
+	else
+		sup_vm_log(sup, vm, "stop: pressed the power button, waiting %u s%s", timeout_s,
+			   force ? ", then turning off" : "");
 	return sup_event(sup, vm, force ? VM_EV_STOP_FORCE : VM_EV_STOP,
-			 "waiting up to %u s for the guest to shut down", timeout_s);
+			 "waiting up to %u s for the guest to shut down%s", timeout_s,
+			 press ? " (through keel-agent)" : "");
 }
 
 /* Tell the worker to quit. One that does not take it is killed at once, or (kill_late) when

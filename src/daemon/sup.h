@@ -79,6 +79,8 @@ void sup_reattach_all(struct sup *sup);
 void sup_autostart(struct sup *sup);
 
 void sup_status(struct sup *sup, const char *uuid, struct sup_status *out);
+/* The ids of the VMs that are Running (a worker runs their guest): at most max. */
+size_t sup_running_vms(struct sup *sup, char (*uuids)[VMDEF_UUID_LEN + 1], size_t max);
 /* Record that the VM was running when the host went down (its worker has ended since), so
  * that a `start-if-running` start action starts it with the next keeld. */
 void sup_set_was_running(struct sup *sup, const char *uuid);
@@ -93,8 +95,19 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 /* The ACPI power button, then timeout_s; with force the VM is turned off after that. */
 int sup_stop(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s, char *err,
 	     size_t errlen) __attribute__((warn_unused_result));
+/* The same, with press(arg) in place of the power button (the integration services'
+ * shutdown); press is called with keeld's lock held, once the state allows the stop, and
+ * may let go of it. When press fails nothing changed and -EAGAIN is returned with err;
+ * method (read after press) is logged with the stop. */
+int sup_stop_how(struct sup *sup, const struct vm_def *def, bool force, unsigned timeout_s,
+		 int (*press)(void *arg, char *err, size_t errlen), void *arg, const char *method,
+		 char *err, size_t errlen) __attribute__((warn_unused_result));
 int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* Put the ISO image path (opened through the pools; NULL: eject) into the running VM's DVD
+ * drive drive (its worker's "dvd"): the guest sees a media change. */
+int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const char *path, char *err,
+	    size_t errlen) __attribute__((warn_unused_result));
 int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)

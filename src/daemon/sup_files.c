@@ -209,8 +209,9 @@ bool sup_save_completed(struct sup *sup, const struct sup_vm *vm)
 
 void sup_sock_group_access(struct sup *sup, struct sup_vm *vm)
 {
-	/* The consoles: the serial port and, when the VM has one, the virtio-console. */
-	static const char *const socks[] = {"serial.sock", "hvc0.sock"};
+	/* The consoles (the serial port, the virtio-console when the VM has one) and virtio-vsock's
+	 * host side. */
+	static const char *const socks[] = {"serial.sock", "hvc0.sock", "vsock.sock"};
 
 	for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
 		char path[PATH_MAX];
@@ -228,7 +229,8 @@ void sup_sock_group_access(struct sup *sup, struct sup_vm *vm)
 
 void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm)
 {
-	static const char *const socks[] = {"control.sock", "serial.sock", "hvc0.sock"};
+	static const char *const socks[] = {"control.sock", "serial.sock", "hvc0.sock",
+					    "vsock.sock"};
 
 	for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
 		char path[PATH_MAX];

@@ -96,11 +96,11 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
  */
 #define WORKER_FD_FIRST 3
 #define WORKER_FD_BASE	64
-#define WORKER_FILES	(3 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS)
+#define WORKER_FILES	(3 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS)
 
 struct worker_files {
 	int fd[WORKER_FILES];
-	char name[WORKER_FILES][16]; /* kernel, initrd, kvm, disk.I, net.I */
+	char name[WORKER_FILES][16]; /* kernel, initrd, kvm, disk.I, net.I, lun.I */
 	unsigned n;
 };
 
@@ -247,6 +247,21 @@ static int worker_files_open(struct sup *sup, const struct vm_def *def, struct w
 			r = disk_policy_check_chain(sup->cfg.store, "disk", def->disks[i].path, err,
 						    errlen);
 	}
+	/* The SCSI LUNs' disks and DVD images (an empty drive has none). */
+	for (unsigned i = 0; !r && i < def->scsi.nluns; i++) {
+		const struct vm_lun *l = &def->scsi.luns[i];
+		char name[16];
+
+		if (!l->disk.path)
+			continue;
+		snprintf(name, sizeof(name), "lun.%u", i);
+		r = worker_file(sup, wf, name, l->type == VM_LUN_DVD ? "DVD image" : "disk",
+				l->disk.path, l->disk.readonly ? O_RDONLY : O_RDWR, true, err,
+				errlen);
+		if (!r && l->type == VM_LUN_DISK && l->disk.format == VM_DISK_VHDX)
+			r = disk_policy_check_chain(sup->cfg.store, "disk", l->disk.path, err,
+						    errlen);
+	}
 	if (!r)
 		r = worker_devices(sup, def, wf, err, errlen);
 	if (r)
@@ -335,7 +350,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 {
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char dir[PATH_MAX], ctl[PATH_MAX], serial[PATH_MAX], status[PATH_MAX], log[PATH_MAX];
-	char config[PATH_MAX], hvc[PATH_MAX];
+	char config[PATH_MAX], hvc[PATH_MAX], vsock[PATH_MAX];
 	char *argv[64] = {NULL};
 	struct worker_files wf = {.n = 0};
 	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, e = 0, ret = 0;
@@ -355,7 +370,9 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    sup_path(sup, def->uuid, "worker.log", log, sizeof(log)) ||
 	    sup_path(sup, def->uuid, "config.json", config, sizeof(config)) ||
 	    sup_path(sup, def->uuid, "hvc0.sock", hvc, sizeof(hvc)) || strlen(hvc) > SUP_SOCK_MAX ||
-	    strlen(ctl) > SUP_SOCK_MAX || strlen(serial) > SUP_SOCK_MAX) {
+	    strlen(ctl) > SUP_SOCK_MAX || strlen(serial) > SUP_SOCK_MAX ||
+	    sup_path(sup, def->uuid, "vsock.sock", vsock, sizeof(vsock)) ||
+	    (def->vsock.present && strlen(vsock) > VMDEF_VSOCK_SOCKET_MAX)) {
 		error_set(
 			err, errlen,
 			"the state directory %s is too long for the VM's socket paths (at most %d "
@@ -395,6 +412,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	unlink(serial);
 	unlink(status);
 	unlink(hvc);
+	unlink(vsock);
 	sup_rotate_log(log);
 	/* The worker gets the description whole, as a document: no path or string travels
 	 * through an option splitter (docs/vm-config.md). */
@@ -406,6 +424,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    add_arg(argv, &argc, 64, "--config=%s", config) ||
 	    add_arg(argv, &argc, 64, "--serial=unix:%s", serial) ||
 	    (def->console.present && add_arg(argv, &argc, 64, "--console=unix:%s", hvc)) ||
+	    (def->vsock.present && add_arg(argv, &argc, 64, "--vsock=socket=%s", vsock)) ||
 	    add_arg(argv, &argc, 64, "--control=%s", ctl) ||
 	    add_arg(argv, &argc, 64, "--status-file=%s", status) ||
 	    add_arg(argv, &argc, 64, "--jail-user=%u:%u", (unsigned)vm->jail_uid,

@@ -188,6 +188,17 @@ int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 	return r ? r : d->ops->discard(d, off, len);
 }
 
+int disk_zero(struct disk *d, uint64_t off, uint64_t len)
+{
+	int r = check_range(d, off, len, "zeroing");
+
+	if (r == 0 && d->rdonly)
+		r = -EROFS;
+	if (r)
+		return r;
+	return d->ops->zero ? d->ops->zero(d, off, len) : -EOPNOTSUPP;
+}
+
 int disk_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
 {
 	int r = check_range(d, off, len, write ? "write" : "read");

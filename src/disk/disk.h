@@ -78,6 +78,8 @@ struct disk_ops {
 	int (*write)(struct disk *d, const void *buf, uint64_t off, size_t len);
 	int (*flush)(struct disk *d);
 	int (*discard)(struct disk *d, uint64_t off, uint64_t len);
+	/* Optional (absent: -EOPNOTSUPP): see disk_zero(). */
+	int (*zero)(struct disk *d, uint64_t off, uint64_t len);
 	uint64_t (*size)(struct disk *d);
 	void (*close)(struct disk *d);
 	int (*info)(struct disk *d, struct disk_info *out);
@@ -132,6 +134,12 @@ int disk_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 int disk_flush(struct disk *d) __attribute__((warn_unused_result));
 /* The range may afterwards read as zeros or as its old contents. */
 int disk_discard(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn_unused_result));
+/*
+ * The range reads as zeros afterwards, without writing data (a punched hole or a zeroed
+ * range of the file system or block device). -EOPNOTSUPP when this disk cannot (then the
+ * caller writes zeros itself); anything else is an error.
+ */
+int disk_zero(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn_unused_result));
 /*
  * The first extent of the disk range [off, off + len) (multiples of 512 inside the disk) for a
  * read or a write. A write mapped as DISK_EXTENT_FILE may be done with pwrite() on disk_fd()

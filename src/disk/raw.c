@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,15 +45,24 @@ static int raw_open(int fd, const char *path, unsigned flags, struct disk **out)
 		disk_fail("cannot stat %s: %s", path, strerror(-e));
 		return e;
 	}
+	/* A block device's size is not in st_size (0): ask the device. */
+	uint64_t bytes = (uint64_t)st.st_size;
+
+	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &bytes) < 0) {
+		int e = -errno;
+
+		disk_fail("cannot read the size of block device %s: %s", path, strerror(-e));
+		return e;
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->base.ops = &raw_ops;
 	r->fd = fd;
-	r->size = (uint64_t)st.st_size & ~511ull;
-	if ((uint64_t)st.st_size != r->size)
-		log_warn("%s: size %lld is not a multiple of 512; the last %lld bytes are ignored",
-			 path, (long long)st.st_size, (long long)(st.st_size % 512));
+	r->size = bytes & ~511ull;
+	if (bytes != r->size)
+		log_warn("%s: size %llu is not a multiple of 512; the last %llu bytes are ignored",
+			 path, (unsigned long long)bytes, (unsigned long long)(bytes % 512));
 	*out = &r->base;
 	return 0;
 }
@@ -111,6 +122,27 @@ static int raw_discard(struct disk *d, uint64_t off, uint64_t len)
 		return e;
 	}
 	return 0;
+}
+
+/* A punched hole reads as zeros; where the file system cannot punch, a zeroed range
+ * (FALLOC_FL_ZERO_RANGE) is next best; block devices take both (discard or write-zeroes). */
+static int raw_zero(struct disk *d, uint64_t off, uint64_t len)
+{
+	static const int modes[] = {FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				    FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (fallocate(to_raw(d)->fd, modes[i], (off_t)off, (off_t)len) == 0)
+			return 0;
+		if (errno != EOPNOTSUPP && errno != ENOSYS) {
+			int e = -errno;
+
+			disk_fail("cannot zero %s at %llu: %s", d->path, (unsigned long long)off,
+				  strerror(-e));
+			return e;
+		}
+	}
+	return -EOPNOTSUPP;
 }
 
 /* The file is the disk: one extent. */
@@ -231,6 +263,7 @@ const struct disk_ops raw_ops = {
 	.write = raw_write,
 	.flush = raw_flush,
 	.discard = raw_discard,
+	.zero = raw_zero,
 	.size = raw_size,
 	.close = raw_close,
 	.info = raw_info,

@@ -20,14 +20,15 @@ static int unix_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-int unix_connect(const char *path)
+/* A stream socket with flags (SOCK_NONBLOCK or 0) connected to path once: the fd or -errno. */
+static int connect_once(const char *path, int flags)
 {
 	struct sockaddr_un sa;
 	int fd, r = unix_addr(path, &sa);
 
 	if (r)
 		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -36,6 +37,16 @@ int unix_connect(const char *path)
 		return r;
 	}
 	return fd;
+}
+
+int unix_connect(const char *path)
+{
+	return connect_once(path, 0);
+}
+
+int unix_connect_now(const char *path)
+{
+	return connect_once(path, SOCK_NONBLOCK);
 }
 
 int unix_connect_timeout(const char *path, int timeout_ms)

@@ -12,6 +12,9 @@ int unix_listen(const char *path, int backlog) __attribute__((warn_unused_result
 
 /* Connect to path (blocking, close-on-exec). Returns the fd or -errno. */
 int unix_connect(const char *path) __attribute__((warn_unused_result));
+/* Connect to path without waiting (non-blocking, close-on-exec), as a device does for its
+ * guest: the fd, or -errno (-EAGAIN when the listener's backlog is full). */
+int unix_connect_now(const char *path) __attribute__((warn_unused_result));
 /* The same, giving up with -ETIMEDOUT after timeout_ms: a listener that accepts nothing (a
  * stopped process, whose backlog is full) cannot hold the caller forever. */
 int unix_connect_timeout(const char *path, int timeout_ms) __attribute__((warn_unused_result));

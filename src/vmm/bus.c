@@ -50,11 +50,74 @@ int bus_unregister(struct bus *bus, uint64_t base, struct bus_range *out)
 	return -ENOENT;
 }
 
-/* The range holding [addr, addr + size), or NULL. An access straddling two ranges is
- * nobody's. */
-static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, unsigned size)
+int bus_register_movable(struct bus *bus, uint64_t len, const struct bus_ops *ops, void *opaque,
+			 const char *name)
+{
+	struct bus_movable *mv;
+
+	if (len == 0)
+		return -EINVAL;
+	if (bus->nmovable == BUS_MAX_MOVABLE)
+		return -ENOSPC;
+	for (unsigned i = 0; i < bus->nmovable; i++)
+		if (!strcmp(bus->movable[i].name, name))
+			return -EEXIST;
+	mv = &bus->movable[bus->nmovable];
+	atomic_init(&mv->base, BUS_UNMAPPED);
+	mv->len = len;
+	mv->ops = ops;
+	mv->opaque = opaque;
+	mv->name = name;
+	bus->nmovable++;
+	return 0;
+}
+
+static struct bus_movable *movable_named(const struct bus *bus, const char *name)
+{
+	for (unsigned i = 0; i < bus->nmovable; i++)
+		if (!strcmp(bus->movable[i].name, name))
+			return (struct bus_movable *)&bus->movable[i];
+	return NULL;
+}
+
+int bus_move(struct bus *bus, const char *name, uint64_t base)
+{
+	struct bus_movable *mv = movable_named(bus, name);
+
+	if (!mv)
+		return -ENOENT;
+	if (base != BUS_UNMAPPED && base + mv->len < base)
+		return -EINVAL;
+	atomic_store(&mv->base, base);
+	return 0;
+}
+
+uint64_t bus_movable_base(const struct bus *bus, const char *name)
+{
+	struct bus_movable *mv = movable_named(bus, name);
+
+	return mv ? atomic_load(&mv->base) : BUS_UNMAPPED;
+}
+
+/* The range holding [addr, addr + size), or NULL, with the access's offset in it: movable
+ * ranges first (each base read once), then the fixed ones. An access straddling a range's
+ * end is nobody's. */
+static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, unsigned size,
+					struct bus_range *tmp)
 {
 	unsigned lo = 0, hi = bus->n;
+
+	for (unsigned i = 0; i < bus->nmovable; i++) {
+		const struct bus_movable *mv = &bus->movable[i];
+		uint64_t base = atomic_load(&mv->base);
+
+		if (base == BUS_UNMAPPED || addr < base || addr - base >= mv->len)
+			continue;
+		if (size > mv->len - (addr - base))
+			return NULL;
+		*tmp = (struct bus_range){base, mv->len, mv->ops, mv->opaque, mv->name};
+		return tmp;
+	}
 
 	while (lo < hi) {
 		unsigned mid = lo + (hi - lo) / 2;
@@ -72,7 +135,8 @@ static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, un
 
 static bool bus_read_one(const struct bus *bus, uint64_t addr, unsigned size, uint64_t *value)
 {
-	const struct bus_range *r = bus_find(bus, addr, size);
+	struct bus_range tmp;
+	const struct bus_range *r = bus_find(bus, addr, size, &tmp);
 
 	if (!r || !r->ops->read) {
 		*value = size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
@@ -84,7 +148,8 @@ static bool bus_read_one(const struct bus *bus, uint64_t addr, unsigned size, ui
 
 static bool bus_write_one(const struct bus *bus, uint64_t addr, unsigned size, uint64_t value)
 {
-	const struct bus_range *r = bus_find(bus, addr, size);
+	struct bus_range tmp;
+	const struct bus_range *r = bus_find(bus, addr, size, &tmp);
 
 	if (!r)
 		return false;

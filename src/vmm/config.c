@@ -15,14 +15,18 @@
 
 static const char config_usage[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
+	"                | --firmware bios|uefi[=FILE] [--nvram FILE]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME]\n"
 	"                [--disk "
-	"path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N]]...\n"
+	"path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N][,bus=scsi]]...\n"
+	"                [--dvd FILE|none]...\n"
 	"                [--net tap=IFNAME[,mac=MAC][,slot=N]]... [--no-rng] [--debug-exit]\n"
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
-	"                [--no-reboot] [--control PATH] [--status-file PATH]\n"
-	"                [--restore DIR] [--paused] [--fd kernel|initrd|kvm|disk.I|net.I=N]...\n"
+	"                [--vsock [cid=N,]socket=PATH]\n"
+	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
+	"                [--restore DIR] [--paused] [--fd "
+	"kernel|initrd|kvm|disk.I|net.I|lun.I=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
 	"Runs one virtual machine on KVM. The VM is described by a JSON document (--config,\n"
@@ -93,13 +97,14 @@ static int parse_slot(const char *v, uint8_t *slot)
 	return 0;
 }
 
-int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen)
+int config_parse_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size_t errlen)
 {
 	char k[16], v[VMDEF_PATH_MAX + 1];
 	const char *p = s;
 	int too_long;
 
 	memset(d, 0, sizeof(*d));
+	*scsi = false;
 	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
 		if (too_long) {
 			snprintf(err, errlen, "--disk %s: an option or value is too long", s);
@@ -116,6 +121,8 @@ int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen
 			d->format = !strcmp(v, "raw") ? VM_DISK_RAW : VM_DISK_VHDX;
 		} else if (!strcmp(k, "cache") && !vmdef_disk_cache_parse(v, &d->cache)) {
 		} else if (!strcmp(k, "slot") && !parse_slot(v, &d->pci_slot)) {
+		} else if (!strcmp(k, "bus") && (!strcmp(v, "virtio") || !strcmp(v, "scsi"))) {
+			*scsi = !strcmp(v, "scsi");
 		} else if (!strcmp(k, "serial")) {
 			if (strlen(v) > VMDEF_SERIAL_MAX) {
 				snprintf(err, errlen, "--disk %s: serial is at most %d characters",
@@ -126,8 +133,8 @@ int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen
 		} else {
 			snprintf(err, errlen,
 				 "--disk %s: expected path=FILE[,format=raw|vhdx][,readonly=on|off]"
-				 "[,cache=none|writeback|unsafe][,serial=STRING][,slot=%d..%d] (a "
-				 "path with a comma needs --config)",
+				 "[,cache=none|writeback|unsafe][,serial=STRING][,slot=%d..%d]"
+				 "[,bus=virtio|scsi] (a path with a comma needs --config)",
 				 s, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
 			goto fail;
 		}
@@ -135,6 +142,13 @@ int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen
 	if (!d->path) {
 		snprintf(err, errlen, "--disk %s: path=FILE is required", s);
 		return -EINVAL;
+	}
+	if (*scsi && d->pci_slot) {
+		snprintf(err, errlen,
+			 "--disk %s: a disk on the SCSI bus has no PCI slot of its own (the "
+			 "controller has one)",
+			 s);
+		goto fail;
 	}
 	return 0;
 fail:
@@ -176,14 +190,74 @@ int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* Make path absolute against the working directory into out (size bytes); -EINVAL when it
+ * cannot be or does not fit. */
+static int absolute_path(const char *path, char *out, size_t size)
+{
+	char cwd[VMDEF_PATH_MAX + 1];
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(out, size, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(out, size, "%s/%s", cwd, path);
+	else
+		return -EINVAL;
+	return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+}
+
+int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOCKET_MAX + 1],
+		       char *err, size_t errlen)
+{
+	char k[16], v[VMDEF_PATH_MAX + 1];
+	const char *p = s;
+	uint64_t x;
+	int too_long;
+
+	*cid = 0;
+	socket[0] = 0;
+	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
+		if (too_long) {
+			snprintf(err, errlen, "--vsock %s: an option or value is too long", s);
+			return -EINVAL;
+		}
+		if (!strcmp(k, "cid") &&
+		    !parse_uint(v, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX, &x)) {
+			*cid = (uint32_t)x;
+		} else if (!strcmp(k, "socket") && *v) {
+			if (absolute_path(v, socket, VMDEF_VSOCK_SOCKET_MAX + 1)) {
+				snprintf(err, errlen,
+					 "--vsock: the socket's absolute path must be at most %d "
+					 "bytes (PATH_<port> must fit a Unix socket address): %s",
+					 VMDEF_VSOCK_SOCKET_MAX, v);
+				return -EINVAL;
+			}
+		} else {
+			snprintf(err, errlen,
+				 "--vsock %s: expected [cid=N,]socket=PATH with N the guest's "
+				 "context ID (%d to %u)",
+				 s, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX);
+			return -EINVAL;
+		}
+	}
+	if (!socket[0]) {
+		snprintf(err, errlen, "--vsock %s: socket=PATH is required", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 256,
+	OPT_FIRMWARE,
+	OPT_NVRAM,
 	OPT_INITRD,
 	OPT_CMDLINE,
 	OPT_CPUS,
 	OPT_MEMORY,
 	OPT_SERIAL,
 	OPT_NO_REBOOT,
+	OPT_FIRMWARE_DEBUG,
 	OPT_PAUSED,
 	OPT_DEBUG_EXIT,
 	OPT_CONTROL,
@@ -193,9 +267,11 @@ enum {
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_DISK,
+	OPT_DVD,
 	OPT_NET,
 	OPT_CONSOLE,
 	OPT_NO_RNG,
+	OPT_VSOCK,
 	OPT_CONFIG,
 	OPT_FD,
 	OPT_JAIL_USER,
@@ -204,12 +280,15 @@ enum {
 
 static const struct option config_options[] = {
 	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"firmware", required_argument, NULL, OPT_FIRMWARE},
+	{"nvram", required_argument, NULL, OPT_NVRAM},
 	{"initrd", required_argument, NULL, OPT_INITRD},
 	{"cmdline", required_argument, NULL, OPT_CMDLINE},
 	{"cpus", required_argument, NULL, OPT_CPUS},
 	{"memory", required_argument, NULL, OPT_MEMORY},
 	{"serial", required_argument, NULL, OPT_SERIAL},
 	{"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+	{"firmware-debug", no_argument, NULL, OPT_FIRMWARE_DEBUG},
 	{"paused", no_argument, NULL, OPT_PAUSED},
 	{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 	{"control", required_argument, NULL, OPT_CONTROL},
@@ -220,9 +299,11 @@ static const struct option config_options[] = {
 	{"jail-root", required_argument, NULL, OPT_JAIL_ROOT},
 	{"name", required_argument, NULL, OPT_NAME},
 	{"disk", required_argument, NULL, OPT_DISK},
+	{"dvd", required_argument, NULL, OPT_DVD},
 	{"net", required_argument, NULL, OPT_NET},
 	{"console", required_argument, NULL, OPT_CONSOLE},
 	{"no-rng", no_argument, NULL, OPT_NO_RNG},
+	{"vsock", required_argument, NULL, OPT_VSOCK},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -265,6 +346,41 @@ static int set_path(char **dst, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* --disk ...,bus=scsi and --dvd: the next LUN of the SCSI controller takes d (and its path,
+ * made absolute; a DVD drive's may be NULL: empty). */
+static int add_lun(struct vm_def *def, enum vm_lun_type type, struct vm_disk *d, char *err,
+		   size_t errlen)
+{
+	struct vm_lun *l;
+
+	if (def->scsi.nluns == VMDEF_MAX_LUNS) {
+		snprintf(err, errlen,
+			 "--%s: the SCSI controller has at most %d LUNs (disks and DVD "
+			 "drives)",
+			 type == VM_LUN_DVD ? "dvd" : "disk", VMDEF_MAX_LUNS);
+		free(d->path);
+		return -EINVAL;
+	}
+	l = &def->scsi.luns[def->scsi.nluns++];
+	*l = (struct vm_lun){.type = type, .disk = *d};
+	if (type == VM_LUN_DVD) {
+		l->disk.readonly = true;
+		l->disk.format = VM_DISK_RAW;
+	}
+	return l->disk.path && l->disk.path[0] != '/'
+		       ? set_path(&l->disk.path, l->disk.path, err, errlen)
+		       : 0;
+}
+
+/* A disk's format is never guessed from its contents (the guest writes them): one the
+ * description leaves open is taken from the file's name. */
+static void resolve_format(struct vm_disk *d)
+{
+	if (d->format == VM_DISK_AUTO)
+		d->format = disk_format_from_name(d->path) == DISK_FORMAT_VHDX ? VM_DISK_VHDX
+									       : VM_DISK_RAW;
+}
+
 /* One option that describes the VM (not how this worker runs it), into cfg->def. */
 static int parse_description_option(int c, const char *arg, struct vm_config *cfg, char *err,
 				    size_t errlen)
@@ -276,6 +392,31 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 	switch (c) {
 	case OPT_KERNEL:
 		return set_path(&def->kernel, arg, err, errlen);
+	case OPT_FIRMWARE: {
+		const char *file = strchr(arg, '=');
+		size_t n = file ? (size_t)(file - arg) : strlen(arg);
+
+		if (n == 4 && !strncmp(arg, "bios", 4)) {
+			def->firmware = VM_FIRMWARE_BIOS;
+		} else if (n == 4 && !strncmp(arg, "uefi", 4)) {
+			def->firmware = VM_FIRMWARE_UEFI;
+		} else {
+			snprintf(err, errlen,
+				 "--firmware %s: expected bios or uefi, optionally "
+				 "=FILE",
+				 arg);
+			return -EINVAL;
+		}
+		if (file && !file[1]) {
+			snprintf(err, errlen, "--firmware %s: FILE is empty", arg);
+			return -EINVAL;
+		}
+		free(def->firmware_file);
+		def->firmware_file = NULL;
+		return file ? set_path(&def->firmware_file, file + 1, err, errlen) : 0;
+	}
+	case OPT_NVRAM:
+		return set_path(&def->nvram, arg, err, errlen);
 	case OPT_INITRD:
 		return set_path(&def->initrd, arg, err, errlen);
 	case OPT_CMDLINE:
@@ -320,19 +461,44 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 		}
 		def->memory = v;
 		return 0;
-	case OPT_DISK:
-		if (def->ndisks == VMDEF_MAX_DISKS) {
-			snprintf(err, errlen, "--disk: at most %d disks", VMDEF_MAX_DISKS);
-			return -EINVAL;
-		}
-		r = config_parse_disk(arg, &def->disks[def->ndisks], err, errlen);
+	case OPT_DISK: {
+		struct vm_disk d;
+		bool scsi;
+
+		r = config_parse_disk(arg, &d, &scsi, err, errlen);
 		if (r)
 			return r;
-		def->ndisks++;
+		if (scsi)
+			return add_lun(def, VM_LUN_DISK, &d, err, errlen);
+		if (def->ndisks == VMDEF_MAX_DISKS) {
+			snprintf(err, errlen, "--disk: at most %d disks", VMDEF_MAX_DISKS);
+			free(d.path);
+			return -EINVAL;
+		}
+		def->disks[def->ndisks++] = d;
 		return def->disks[def->ndisks - 1].path[0] == '/'
 			       ? 0
 			       : set_path(&def->disks[def->ndisks - 1].path,
 					  def->disks[def->ndisks - 1].path, err, errlen);
+	}
+	case OPT_DVD: {
+		struct vm_disk d = {0};
+
+		if (!*arg) {
+			snprintf(err, errlen,
+				 "--dvd: expected an ISO image, or none for an empty "
+				 "drive");
+			return -EINVAL;
+		}
+		if (strcmp(arg, "none")) {
+			d.path = strdup(arg);
+			if (!d.path) {
+				snprintf(err, errlen, "--dvd %s: out of memory", arg);
+				return -ENOMEM;
+			}
+		}
+		return add_lun(def, VM_LUN_DVD, &d, err, errlen);
+	}
 	case OPT_NET:
 		if (def->nnics == VMDEF_MAX_NICS) {
 			snprintf(err, errlen, "--net: at most %d network cards", VMDEF_MAX_NICS);
@@ -354,9 +520,10 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 
 static bool is_description_option(int c)
 {
-	return c == OPT_KERNEL || c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME ||
-	       c == OPT_CPUS || c == OPT_MEMORY || c == OPT_DISK || c == OPT_NET ||
-	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
+	return c == OPT_KERNEL || c == OPT_FIRMWARE || c == OPT_NVRAM || c == OPT_INITRD ||
+	       c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS || c == OPT_MEMORY ||
+	       c == OPT_DISK || c == OPT_DVD || c == OPT_NET || c == OPT_NO_RNG ||
+	       c == OPT_DEBUG_EXIT;
 }
 
 /*
@@ -388,13 +555,19 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
 		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
 			slot = &cfg->net_fds[i];
+	} else if (eq && !strncmp(arg, "lun.", 4) && eq - arg <= 6) {
+		char idx[4] = {0};
+
+		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
+		if (!parse_uint(idx, 0, VMDEF_MAX_LUNS - 1, &i))
+			slot = &cfg->lun_fds[i];
 	}
 	if (!slot || parse_uint(eq + 1, 3, 65535, &n) || fcntl((int)n, F_GETFD) < 0) {
 		snprintf(err, errlen,
-			 "--fd %s: expected kernel=N, initrd=N, kvm=N, disk.I=N or net.I=N with N "
-			 "an open descriptor (3 or above) and I a disk's (0 to %d) or a network "
-			 "card's (0 to %d) index",
-			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1);
+			 "--fd %s: expected kernel=N, initrd=N, kvm=N, disk.I=N, net.I=N or "
+			 "lun.I=N with N an open descriptor (3 or above) and I a disk's (0 to %d), "
+			 "a network card's (0 to %d) or a SCSI LUN's (0 to %d) index",
+			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
 		return -EINVAL;
 	}
 	if (*slot >= 0) {
@@ -446,8 +619,13 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 			return -EINVAL;
 		}
 		return 0;
+	case OPT_VSOCK:
+		return config_parse_vsock(optarg, &cfg->vsock_cid, cfg->vsock_socket, err, errlen);
 	case OPT_NO_REBOOT:
 		cfg->no_reboot = true;
+		return 0;
+	case OPT_FIRMWARE_DEBUG:
+		cfg->firmware_debug = true;
 		return 0;
 	case OPT_PAUSED:
 		cfg->paused = true;
@@ -530,6 +708,8 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		cfg->disk_fds[d] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_NICS; d++)
 		cfg->net_fds[d] = -1;
+	for (unsigned d = 0; d < VMDEF_MAX_LUNS; d++)
+		cfg->lun_fds[d] = -1;
 	vmdef_init(&cfg->def);
 	optind = 0; /* full reset of getopt, so tests can call this repeatedly */
 	opterr = 0;
@@ -575,12 +755,35 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 				 cfg->config_path);
 			goto out;
 		}
+		if (cfg->def.vsock.present && !cfg->vsock_socket[0]) {
+			snprintf(err, errlen,
+				 "the VM has a virtio-vsock device: say where its host side "
+				 "listens with --vsock socket=PATH");
+			goto out;
+		}
+		if (!cfg->def.vsock.present && cfg->vsock_socket[0]) {
+			snprintf(err, errlen,
+				 "--vsock: the VM described in %s has no virtio-vsock device",
+				 cfg->config_path);
+			goto out;
+		}
+		if (cfg->vsock_cid && cfg->vsock_cid != cfg->def.vsock.cid) {
+			snprintf(err, errlen,
+				 "--vsock cid=%u: the VM described in %s has guest CID %u (leave "
+				 "cid= out with --config)",
+				 cfg->vsock_cid, cfg->config_path, cfg->def.vsock.cid);
+			goto out;
+		}
 	} else {
 		cfg->def.console.present = cfg->console.kind != CHARDEV_OFF;
-		if (!cfg->def.kernel) {
+		if (cfg->vsock_socket[0])
+			cfg->def.vsock = (struct vm_vsock){
+				.present = true,
+				.cid = cfg->vsock_cid ? cfg->vsock_cid : VMDEF_VSOCK_CID_DEFAULT};
+		if (!cfg->def.kernel && cfg->def.firmware == VM_FIRMWARE_NONE) {
 			snprintf(err, errlen,
-				 "--kernel FILE or --config FILE is required (see keel-vmm "
-				 "--help)");
+				 "--kernel FILE, --firmware bios|uefi or --config FILE is required "
+				 "(see keel-vmm --help)");
 			goto out;
 		}
 		r = vmdef_assign_slots(&cfg->def, err, errlen);
@@ -606,16 +809,21 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	if (!r)
 		r = fds_beyond(cfg->net_fds, cfg->def.nnics, VMDEF_MAX_NICS, "net", "network card",
 			       err, errlen);
+	if (!r)
+		r = fds_beyond(cfg->lun_fds, cfg->def.scsi.nluns, VMDEF_MAX_LUNS, "lun", "SCSI LUN",
+			       err, errlen);
+	for (unsigned i = 0; !r && i < cfg->def.scsi.nluns; i++) {
+		if (cfg->lun_fds[i] >= 0 && !cfg->def.scsi.luns[i].disk.path) {
+			snprintf(err, errlen, "--fd lun.%u: that DVD drive is empty", i);
+			r = -EINVAL;
+		}
+	}
 	if (r)
 		goto out;
-	/* A disk's format is never guessed from its contents (the guest writes them): one
-	 * the description leaves open is taken from the file's name. */
 	for (unsigned i = 0; i < cfg->def.ndisks; i++)
-		if (cfg->def.disks[i].format == VM_DISK_AUTO)
-			cfg->def.disks[i].format =
-				disk_format_from_name(cfg->def.disks[i].path) == DISK_FORMAT_VHDX
-					? VM_DISK_VHDX
-					: VM_DISK_RAW;
+		resolve_format(&cfg->def.disks[i]);
+	for (unsigned i = 0; i < cfg->def.scsi.nluns; i++)
+		resolve_format(&cfg->def.scsi.luns[i].disk);
 	/* An adapter without a MAC gets its stable default now, so that the description (and a
 	 * saved state's) says what the guest sees. */
 	for (unsigned i = 0; i < cfg->def.nnics; i++) {

@@ -27,7 +27,12 @@ struct vm_config {
 	const char *config_path; /* --config: where def came from, or NULL */
 	struct chardev_spec serial;
 	struct chardev_spec console; /* the host side of def.console */
+	/* --vsock: the Unix socket the host side of def.vsock listens on (docs/virtio.md), an
+	 * absolute path; cid given there (0: none). */
+	char vsock_socket[VMDEF_VSOCK_SOCKET_MAX + 1];
+	uint32_t vsock_cid;
 	bool no_reboot;
+	bool firmware_debug; /* port 0x402's firmware log to stderr */
 	bool paused; /* --paused: the vCPUs wait for "resume" on the control socket */
 	const char *control_path;
 	const char *status_path;
@@ -38,6 +43,7 @@ struct vm_config {
 	int disk_fds[VMDEF_MAX_DISKS];
 	int kvm_fd;		     /* --fd kvm=N: /dev/kvm, opened by keeld; -1: open it */
 	int net_fds[VMDEF_MAX_NICS]; /* --fd net.I=N: the Ith card's tap, attached by keeld */
+	int lun_fds[VMDEF_MAX_LUNS]; /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
 	/* --jail-user UID:GID and --jail-root DIR: once built, the worker confines itself to
 	 * DIR as UID:GID (jail.c, docs/security.md). */
 	bool jail;
@@ -54,12 +60,17 @@ struct vm_config {
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void config_free(struct vm_config *cfg);
-/* One --disk or --net value, into a fresh d or n; -EINVAL with a one-line reason in err. */
-int config_parse_disk(const char *s, struct vm_disk *d, char *err, size_t errlen)
+/* One --disk or --net value, into a fresh d or n; -EINVAL with a one-line reason in err.
+ * *scsi: the disk goes on the SCSI controller (bus=scsi). */
+int config_parse_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int config_parse_chardev(const char *s, struct chardev_spec *spec)
 	__attribute__((warn_unused_result));
+/* One --vsock value "[cid=N,]socket=PATH" into cid (0 when not given) and socket (made
+ * absolute); -EINVAL with a one-line reason in err. */
+int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOCKET_MAX + 1],
+		       char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -24,6 +24,7 @@
 struct control_client {
 	struct control *ctl;
 	int fd;
+	int passed_fd; /* a descriptor that came with the request (SCM_RIGHTS), or -1 */
 	size_t len;
 	char buf[CONTROL_MAX_LINE];
 };
@@ -105,6 +106,7 @@ static const char *const control_names[] = {
 	[CONTROL_SAVE] = "save",
 	[CONTROL_RESTORE] = "restore",
 	[CONTROL_DEVICES] = "devices",
+	[CONTROL_DVD] = "dvd",
 #if defined(KEEL_TEST_HOOKS)
 	[CONTROL_TEST_FORBIDDEN_SYSCALL] = "test-forbidden-syscall",
 #endif
@@ -161,7 +163,7 @@ static int parse_line(const char *line, size_t len, json_object **out, enum cont
 	*cls = "CommandNotFound";
 	snprintf(why, whylen,
 		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit, save, "
-		 "restore, devices)",
+		 "restore, devices, dvd)",
 		 name);
 out:
 	if (req)
@@ -219,6 +221,63 @@ out:
 	return r;
 }
 
+/* "dvd" takes {"arguments":{"drive":N,"path":PATH}} to insert or change a medium, "path":
+ * null to eject, and no path to list the drives; drive is 0 (the first) when left out. */
+static int control_dvd_args(json_object *o, struct control_request *req, char *why, size_t whylen)
+{
+	json_object *args, *drive, *path;
+	int64_t n;
+
+	req->dvd = CONTROL_DVD_LIST;
+	if (!json_object_object_get_ex(o, "arguments", &args))
+		return 0;
+	if (!json_object_is_type(args, json_type_object)) {
+		snprintf(why, whylen, "dvd: \"arguments\" must be an object");
+		return -EINVAL;
+	}
+	json_object_object_foreach(args, key, val)
+	{
+		if (strcmp(key, "drive") && strcmp(key, "path") && strcmp(key, "fd")) {
+			snprintf(why, whylen, "dvd: unknown argument '%.32s' (drive, path, fd)",
+				 key);
+			return -EINVAL;
+		}
+	}
+	if (json_object_object_get_ex(args, "fd", &drive)) {
+		if (!json_object_is_type(drive, json_type_boolean)) {
+			snprintf(why, whylen, "dvd: \"fd\" must be true or false");
+			return -EINVAL;
+		}
+		req->passed = json_object_get_boolean(drive);
+	}
+	if (json_object_object_get_ex(args, "drive", &drive)) {
+		n = json_object_get_int64(drive);
+		if (!json_object_is_type(drive, json_type_int) || n < 0 || n >= 64) {
+			snprintf(why, whylen, "dvd: \"drive\" must be a number from 0 to 63");
+			return -EINVAL;
+		}
+		req->drive = (unsigned)n;
+	}
+	if (!json_object_object_get_ex(args, "path", &path))
+		return 0;
+	if (json_object_is_type(path, json_type_null)) {
+		req->dvd = CONTROL_DVD_EJECT;
+		return 0;
+	}
+	if (!json_object_is_type(path, json_type_string) || !json_object_get_string_len(path) ||
+	    (size_t)json_object_get_string_len(path) != strlen(json_object_get_string(path)) ||
+	    (size_t)json_object_get_string_len(path) >= sizeof(req->dir)) {
+		snprintf(why, whylen,
+			 "dvd: \"path\" must be null (eject) or a non-empty path shorter than %d "
+			 "bytes",
+			 CONTROL_MAX_PATH);
+		return -EINVAL;
+	}
+	strcpy(req->dir, json_object_get_string(path));
+	req->dvd = CONTROL_DVD_INSERT;
+	return 0;
+}
+
 int control_parse_request(const char *line, size_t len, struct control_request *req,
 			  const char **cls, char *why, size_t whylen)
 {
@@ -230,6 +289,9 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 	if (!r && (req->cmd == CONTROL_SAVE || req->cmd == CONTROL_RESTORE)) {
 		*cls = "GenericError";
 		r = control_dir_args(o, req, why, whylen);
+	} else if (!r && req->cmd == CONTROL_DVD) {
+		*cls = "GenericError";
+		r = control_dvd_args(o, req, why, whylen);
 	}
 	json_object_put(o);
 	return r;
@@ -269,8 +331,58 @@ static char *control_restore(struct vm *vm, const char *host_dir, bool paused)
 	return control_reply(NULL);
 }
 
+/* The DVD drives and their media: {"drives": [{"drive", "lun", "medium", "tray",
+ * "locked"}, ...]}, after inserting or ejecting one as req says (docs/keel-vmm.md). */
+static char *control_dvd(struct vm *vm, const struct control_request *req, int *passed_fd)
+{
+	const struct machine_media_ops *ops = vm->media_ops;
+	json_object *o, *drives;
+	static struct machine_medium md;
+	char err[400], path[CONTROL_MAX_PATH];
+	unsigned n = ops ? ops->count(vm->media_opaque) : 0;
+
+	if (!n)
+		return control_error("GenericError", "dvd: the VM has no DVD drive");
+	if (req->drive >= n)
+		return control_error("GenericError", "dvd: the VM has %u DVD drive%s, no drive %u",
+				     n, n == 1 ? "" : "s", req->drive);
+	if (req->dvd == CONTROL_DVD_INSERT && req->passed && *passed_fd < 0)
+		return control_error("GenericError", "dvd: no descriptor came with the request");
+	if (req->dvd == CONTROL_DVD_INSERT && req->passed)
+		snprintf(path, sizeof(path), "%s", req->dir); /* the name only */
+	else if (req->dvd == CONTROL_DVD_INSERT && jail_path(req->dir, path, sizeof(path)))
+		return control_error("GenericError", "dvd: %s is outside the worker's jail",
+				     req->dir);
+	if (req->dvd != CONTROL_DVD_LIST) {
+		int fd = req->dvd == CONTROL_DVD_INSERT && req->passed ? *passed_fd : -1;
+
+		if (fd >= 0)
+			*passed_fd = -1; /* change takes it over, failing or not */
+		if (ops->change(vm->media_opaque, req->drive,
+				req->dvd == CONTROL_DVD_INSERT ? path : NULL, fd, err, sizeof(err)))
+			return control_error("GenericError", "dvd: %s", err);
+	}
+	o = json_object_new_object();
+	drives = json_object_new_array();
+	for (unsigned i = 0; i < n; i++) {
+		json_object *d = json_object_new_object();
+
+		ops->get(vm->media_opaque, i, &md);
+		json_object_object_add(d, "drive", json_object_new_int((int)i));
+		json_object_object_add(d, "lun", json_object_new_int((int)md.lun));
+		json_object_object_add(d, "medium",
+				       md.path[0] ? json_object_new_string(md.path) : NULL);
+		json_object_object_add(d, "tray",
+				       json_object_new_string(md.tray_open ? "open" : "closed"));
+		json_object_object_add(d, "locked", json_object_new_boolean(md.locked));
+		json_object_array_add(drives, d);
+	}
+	json_object_object_add(o, "drives", drives);
+	return control_reply(o);
+}
+
 /* Run one request line; returns the reply line (without newline) for the caller to free. */
-static char *control_handle_line(struct vm *vm, const char *line, size_t len)
+static char *control_handle_line(struct vm *vm, const char *line, size_t len, int *passed_fd)
 {
 	static struct control_request req;
 	enum control_cmd cmd;
@@ -286,6 +398,8 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 		return control_status(vm);
 	case CONTROL_DEVICES:
 		return control_devices(vm);
+	case CONTROL_DVD:
+		return control_dvd(vm, &req, passed_fd);
 	case CONTROL_PAUSE:
 		if (vm_is_paused(vm))
 			return control_error("InvalidState", "VM is already paused");
@@ -327,12 +441,52 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len)
 	return control_reply(NULL);
 }
 
+static void control_drop_passed(struct control_client *cl)
+{
+	if (cl->passed_fd >= 0)
+		close(cl->passed_fd);
+	cl->passed_fd = -1;
+}
+
 static void control_drop(struct control_client *cl)
 {
 	loop_del(cl->ctl->vm->loop, cl->fd);
 	close(cl->fd);
 	cl->fd = -1;
 	cl->len = 0;
+	control_drop_passed(cl);
+}
+
+/* Read what the client sent, and a descriptor that came with it (keeld passes the DVD image
+ * for "dvd" so; a jailed worker opens nothing by name). Extra descriptors are closed. */
+static ssize_t control_recv(struct control_client *cl)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = {cl->buf + cl->len, sizeof(cl->buf) - cl->len};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(cl->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t nfd;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			control_drop_passed(cl);
+			cl->passed_fd = fd;
+		}
+	}
+	return n;
 }
 
 static void control_send_line(struct control_client *cl, const char *s)
@@ -363,7 +517,7 @@ static void control_client_cb(void *opaque, uint32_t events)
 	ssize_t n;
 	char *nl;
 
-	n = recv(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, MSG_DONTWAIT);
+	n = control_recv(cl);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -373,7 +527,11 @@ static void control_client_cb(void *opaque, uint32_t events)
 	cl->len += (size_t)n;
 	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
 		size_t linelen = (size_t)(nl - cl->buf);
-		char *reply = linelen ? control_handle_line(cl->ctl->vm, cl->buf, linelen) : NULL;
+		char *reply =
+			linelen ? control_handle_line(cl->ctl->vm, cl->buf, linelen, &cl->passed_fd)
+				: NULL;
+
+		control_drop_passed(cl); /* a descriptor belongs to its request line */
 
 		if (reply) {
 			control_send_line(cl, reply);
@@ -413,6 +571,7 @@ static void control_accept_cb(void *opaque, uint32_t events)
 		return;
 	}
 	c->clients[i].fd = fd;
+	c->clients[i].passed_fd = -1;
 	c->clients[i].len = 0;
 }
 

@@ -26,6 +26,7 @@ enum control_cmd {
 	CONTROL_SAVE,	 /* arguments: {"dir": PATH} */
 	CONTROL_RESTORE, /* arguments: {"dir": PATH, "paused": BOOL (optional)} */
 	CONTROL_DEVICES, /* each device's state, as the crash report gives it */
+	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
 #endif
@@ -37,8 +38,11 @@ enum control_cmd {
 /* A parsed request with its arguments. */
 struct control_request {
 	enum control_cmd cmd;
-	char dir[CONTROL_MAX_PATH]; /* save, restore */
-	bool paused;		    /* restore */
+	char dir[CONTROL_MAX_PATH];					      /* save, restore */
+	bool paused;							      /* restore */
+	enum { CONTROL_DVD_LIST, CONTROL_DVD_INSERT, CONTROL_DVD_EJECT } dvd; /* dir: the ISO */
+	unsigned drive; /* dvd: which DVD drive (0: the first) */
+	bool passed;	/* dvd: the image came with the request as a descriptor; dir names it */
 };
 
 /*

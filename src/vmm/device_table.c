@@ -11,22 +11,21 @@
 #include "vmm/machine.h"
 
 extern const struct device_class serial_class, i8042_class, rtc_class, pm_class, fw_cfg_class,
-	debug_exit_class;
+	debug_exit_class, pflash_class, debugcon_class;
 extern const struct device_class virtio_blk_class, virtio_net_class, virtio_console_class,
-	virtio_rng_class;
+	virtio_rng_class, virtio_vsock_class, virtio_scsi_class;
 
 /* Platform devices: fixed ports and interrupts, as on a PC. */
 static const struct device_class *const platform_devices[] = {
-	&serial_class, &i8042_class, &rtc_class, &pm_class, &fw_cfg_class, &debug_exit_class,
+	&serial_class, &i8042_class,	  &rtc_class,	 &pm_class,
+	&fw_cfg_class, &debug_exit_class, &pflash_class, &debugcon_class,
 };
 
 /* PCI devices, each at the slot the VM's description gives it. The order is the order in
  * which devices without a slot got theirs (vmdef_assign_slots): keep the two the same. */
 static const struct device_class *const pci_devices[] = {
-	&virtio_blk_class,
-	&virtio_net_class,
-	&virtio_console_class,
-	&virtio_rng_class,
+	&virtio_blk_class, &virtio_net_class,	&virtio_console_class,
+	&virtio_rng_class, &virtio_vsock_class, &virtio_scsi_class,
 };
 
 const struct device_class *const *device_table(enum device_bus bus, size_t *n)

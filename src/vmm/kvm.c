@@ -130,10 +130,12 @@ int kvm_vm_create(struct kvm_sys *sys, int *vm_fd)
 	return 0;
 }
 
-int kvm_vm_set_memory(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva)
+static int set_region(int vm_fd, uint32_t slot, uint32_t flags, uint64_t gpa, uint64_t size,
+		      const void *hva)
 {
 	struct kvm_userspace_memory_region region = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)hva,
@@ -141,6 +143,16 @@ int kvm_vm_set_memory(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, voi
 	int r = kvm_ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region);
 
 	return r < 0 ? r : 0;
+}
+
+int kvm_vm_set_memory(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva)
+{
+	return set_region(vm_fd, slot, 0, gpa, size, hva);
+}
+
+int kvm_vm_set_rom(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, const void *hva)
+{
+	return set_region(vm_fd, slot, KVM_MEM_READONLY, gpa, size, hva);
 }
 
 int kvm_vm_setup_x86(int vm_fd, uint64_t tss_addr, uint64_t identity_map_addr)

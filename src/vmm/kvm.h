@@ -28,6 +28,8 @@ int kvm_sys_supported_cpuid(struct kvm_sys *sys, struct kvm_cpuid2 **out) KVM_WU
 /* One VM file descriptor and its in-kernel devices. */
 int kvm_vm_create(struct kvm_sys *sys, int *vm_fd) KVM_WUR;
 int kvm_vm_set_memory(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva) KVM_WUR;
+/* Read-only memory (firmware): reads come from hva, writes exit as MMIO. */
+int kvm_vm_set_rom(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, const void *hva) KVM_WUR;
 int kvm_vm_setup_x86(int vm_fd, uint64_t tss_addr, uint64_t identity_map_addr) KVM_WUR;
 int kvm_vm_create_irqchip(int vm_fd) KVM_WUR;
 int kvm_vm_create_pit(int vm_fd) KVM_WUR;

@@ -36,7 +36,11 @@ struct machine {
 	struct chardev *serial_out;	    /* COM1's host side (--serial) */
 	const struct chardev_spec *console; /* the virtio-console's host side (--console) */
 	const int *disk_fds;		    /* each disk's passed descriptor (--fd disk.I), or -1 */
-	const int *net_fds; /* each card's tap, attached by keeld (--fd net.I), or -1 */
+	const int *net_fds;	  /* each card's tap, attached by keeld (--fd net.I), or -1 */
+	const char *vsock_socket; /* virtio-vsock's host side (--vsock socket=PATH) */
+	const int *lun_fds;	  /* each SCSI LUN's file (--fd lun.I), or -1 */
+	uint64_t firmware_base;	  /* where the firmware image starts (it ends at 4 GiB); 0: none */
+	bool firmware_debug;	  /* --firmware-debug: port 0x402's output to stderr */
 };
 
 /* Why the VM stops running guest code. The first request wins. */
@@ -100,6 +104,25 @@ int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque
  * when another device has it. */
 typedef void (*machine_button_fn)(void *opaque);
 int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+/* The DVD drives whose media the host changes (the control command "dvd"): the one device
+ * that has them (virtio-scsi); -EEXIST when another device has them. Called on the main
+ * thread. */
+struct machine_medium {
+	unsigned lun;
+	bool tray_open, locked;
+	char path[4096]; /* "" when the drive is empty */
+};
+struct machine_media_ops {
+	/* How many DVD drives; drive i's state into *out (i below the count). */
+	unsigned (*count)(void *opaque);
+	void (*get)(void *opaque, unsigned i, struct machine_medium *out);
+	/* Put the ISO image path (NULL: eject) into drive i: the guest sees a media change.
+	 * fd >= 0: the image is already open (taken over, also on failure), path names it. A
+	 * file that is not an ISO image changes nothing. 0, or -errno with err set. */
+	int (*change)(void *opaque, unsigned i, const char *path, int fd, char *err, size_t errlen);
+};
+int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
 	__attribute__((warn_unused_result));
 /* The device's saved-state section; fn serves save, check and load (docs/state.md). */
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,

@@ -125,8 +125,8 @@ void pci_bar_set_addr(struct pci_dev *d, unsigned bar, uint64_t a)
 
 bool pci_in_window(const struct pci_host *h, uint64_t a, uint64_t size)
 {
-	if (a >= LAYOUT_PCI_MMIO32 && size <= LAYOUT_PCI_MMIO32_SIZE &&
-	    a - LAYOUT_PCI_MMIO32 <= LAYOUT_PCI_MMIO32_SIZE - size)
+	if (a >= LAYOUT_PCI_MMIO32 && size <= LAYOUT_PCI_MMIO32_END - LAYOUT_PCI_MMIO32 &&
+	    a - LAYOUT_PCI_MMIO32 <= LAYOUT_PCI_MMIO32_END - LAYOUT_PCI_MMIO32 - size)
 		return true;
 	return h && a >= h->win64_base && size <= h->win64_size &&
 	       a - h->win64_base <= h->win64_size - size;

@@ -127,6 +127,11 @@ uint8_t pci_dev_add_cap(struct pci_dev *d, const uint8_t *cap, size_t len);
 int pci_dev_add_msix(struct pci_dev *d, unsigned bar, unsigned nvec)
 	__attribute__((warn_unused_result));
 
+/* The ECAM window (bus 0) is a movable MMIO range of this name (bus.h): the host bridge's
+ * PCIEXBAR places it (x86/q35.h). */
+#define PCI_ECAM_BUS_NAME "pci-ecam"
+
+/* Bus 0 with its Q35-compatible host bridge and LPC bridge (x86/q35.h). */
 int pci_host_create(struct machine *m, struct pci_host **out) __attribute__((warn_unused_result));
 void pci_host_destroy(struct pci_host *h);
 /* Put a device on bus 0 at d->slot (-EBUSY if taken, -EINVAL if out of range), or at the
@@ -136,6 +141,8 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d) __attribute__((warn_
 void pci_dev_unregister(struct pci_dev *d);
 /* The VM's ACPI description: ECAM base, bus range, windows. */
 uint64_t pci_window64_base(uint64_t ram_size);
+/* Where the 64-bit window the host decodes ends (keel's and OVMF's BAR placements). */
+uint64_t pci_window64_end(uint64_t ram_size);
 
 /* Any thread: signal MSI-X vector (or set its pending bit while masked). No-op for a vector
  * out of range or MSI-X disabled. */

@@ -19,6 +19,7 @@
 #include "vmm/machine.h"
 #include "vmm/mem.h"
 #include "vmm/x86/layout.h"
+#include "vmm/x86/q35.h"
 
 bool pci_conf1_decode(uint32_t addr, unsigned port_off, unsigned *slot, unsigned *fn, unsigned *reg)
 {
@@ -225,6 +226,25 @@ uint64_t pci_window64_base(uint64_t ram_size)
 	return (end + GiB - 1) & ~(GiB - 1);
 }
 
+uint64_t pci_window64_end(uint64_t ram_size)
+{
+	uint64_t base = pci_window64_base(ram_size);
+	uint64_t ovmf = (base + LAYOUT_PCI_MMIO64_OVMF - 1) / LAYOUT_PCI_MMIO64_OVMF *
+			LAYOUT_PCI_MMIO64_OVMF;
+
+	ovmf += LAYOUT_PCI_MMIO64_OVMF;
+	return ovmf > base + LAYOUT_PCI_MMIO64_SIZE ? ovmf : base + LAYOUT_PCI_MMIO64_SIZE;
+}
+
+/* Does keel's own placement of a BAR at a (size bytes) stay in its part of the windows? */
+static bool pci_in_placement(const struct pci_host *h, uint64_t a, uint64_t size, bool is64)
+{
+	uint64_t lo = is64 ? h->win64_base : LAYOUT_PCI_MMIO32;
+	uint64_t len = is64 ? LAYOUT_PCI_MMIO64_SIZE : LAYOUT_PCI_MMIO32_SIZE;
+
+	return a >= lo && size <= len && a - lo <= len - size;
+}
+
 static void pci_host_reset(void *opaque)
 {
 	struct pci_host *h = opaque;
@@ -232,6 +252,7 @@ static void pci_host_reset(void *opaque)
 
 	pthread_mutex_lock(&h->lock);
 	h->conf1_addr = 0;
+	q35_mch_power_on(&h->bridge);
 	for (s = 1; s < PCI_MAX_SLOTS; s++) {
 		struct pci_dev *d = h->slots[s];
 
@@ -271,7 +292,7 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 		cur = b->is64 ? &h->next64 : &h->next32;
 		*cur = (*cur + b->size - 1) & ~(b->size - 1);
 		b->def_addr = *cur;
-		if (!pci_in_window(h, b->def_addr, b->size))
+		if (!pci_in_placement(h, b->def_addr, b->size, b->is64))
 			return -ENOSPC;
 		*cur += b->size;
 	}
@@ -312,12 +333,12 @@ int pci_host_create(struct machine *m, struct pci_host **out)
 	h->m = m;
 	pthread_mutex_init(&h->lock, NULL);
 	h->win64_base = pci_window64_base(m->def->memory);
-	h->win64_size = LAYOUT_PCI_MMIO64_SIZE;
+	h->win64_size = pci_window64_end(m->def->memory) - h->win64_base;
 	h->next32 = LAYOUT_PCI_MMIO32;
 	h->next64 = h->win64_base;
 	h->next_gsi = PCI_FIRST_MSI_GSI;
-	/* 00:00.0, the host bridge ("Red Hat, Inc." generic PCIe host bridge ID). */
-	pci_dev_init(&h->bridge, 0x1b36, 0x0008, 0x060000, 0, 0x1af4, 0x1100);
+	/* 00:00.0, the host bridge: a Q35 MCH. */
+	q35_mch_init(&h->bridge);
 	h->bridge.name = "host-bridge";
 	h->bridge.host = h;
 	h->slots[0] = &h->bridge;
@@ -326,14 +347,21 @@ int pci_host_create(struct machine *m, struct pci_host **out)
 	h->have_cf9 = bus_unregister(m->pio, PORT_RESET, &h->cf9) == 0;
 	r = bus_register(m->pio, PORT_PCI_CONF1, 8, &conf1_ops, h, "pci-conf1");
 	r = r
-		    ?: bus_register(m->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, &ecam_ops, h,
-				    "pci-ecam");
+		    ?: bus_register_movable(m->mmio, LAYOUT_PCI_ECAM_SIZE, &ecam_ops, h,
+					    PCI_ECAM_BUS_NAME);
 	r = r
-		    ?: bus_register(m->mmio, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_SIZE, &win32_ops,
-				    h, "pci-mmio32");
+		    ?: bus_register(m->mmio, LAYOUT_PCI_MMIO32,
+				    LAYOUT_PCI_MMIO32_END - LAYOUT_PCI_MMIO32, &win32_ops, h,
+				    "pci-mmio32");
 	r = r ?: bus_register(m->mmio, h->win64_base, h->win64_size, &win64_ops, h, "pci-mmio64");
 	r = r ?: machine_add_reset_hook(m, pci_host_reset, h);
-	r = r ?: machine_add_state_section(m, "pci", 1, pci_host_state, h);
+	r = r ?: machine_add_state_section(m, "pci", 2, pci_host_state, h);
+	if (r) {
+		free(h);
+		return r;
+	}
+	q35_mch_power_on(&h->bridge);
+	r = q35_lpc_create(m, h);
 	if (r) {
 		free(h);
 		return r;
@@ -376,6 +404,11 @@ static int pci_host_state(struct state_io *io, void *opaque)
 	uint8_t cfg[PCI_CFG_SIZE];
 	char why[128];
 
+	if (io->version < 2) {
+		state_fail(io, "saved with keel's earlier generic host bridge (1b36:0008), not the "
+			       "Q35 MCH: restore it with the keel-vmm that saved it");
+		return state_error(io);
+	}
 	if (state_saving(io))
 		memcpy(cfg, h->bridge.cfg, sizeof(cfg));
 	addr = state_u32(io, &addr, UINT32_MAX);
@@ -390,6 +423,7 @@ static int pci_host_state(struct state_io *io, void *opaque)
 		pthread_mutex_lock(&h->lock);
 		h->conf1_addr = addr;
 		memcpy(h->bridge.cfg, cfg, sizeof(cfg));
+		q35_mch_apply(&h->bridge);
 		pthread_mutex_unlock(&h->lock);
 	}
 	return 0;

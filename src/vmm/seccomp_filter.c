@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -101,6 +102,9 @@ static int add_rule(scmp_filter_ctx ctx, const struct seccomp_rule *r)
 		return seccomp_rule_add(
 			ctx, action, r->nr, 1,
 			SCMP_CMP(r->arg, SCMP_CMP_MASKED_EQ, r->values[0], r->values[0]));
+	case SECCOMP_ARG_CLEAR:
+		return seccomp_rule_add(ctx, action, r->nr, 1,
+					SCMP_CMP(r->arg, SCMP_CMP_MASKED_EQ, r->values[0], 0));
 	}
 	return -EINVAL;
 }
@@ -191,7 +195,7 @@ int seccomp_install_vcpu(void)
 #if defined(KEEL_TEST_HOOKS)
 void seccomp_test_forbidden(void)
 {
-	/* No table allows setns: the filter ends the worker here. */
-	(void)syscall(SYS_setns, -1, 0);
+	/* Executable memory, which no table allows: the filter ends the worker here. */
+	(void)mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 }
 #endif

@@ -13,9 +13,10 @@
 
 /* How a rule tests one argument of its system call. */
 enum seccomp_match {
-	SECCOMP_ANY,	  /* any arguments */
-	SECCOMP_ARG_IN,	  /* argument arg (its low 32 bits) is one of values */
-	SECCOMP_ARG_BITS, /* argument arg has every bit of values[0] set */
+	SECCOMP_ANY,	   /* any arguments */
+	SECCOMP_ARG_IN,	   /* argument arg (its low 32 bits) is one of values */
+	SECCOMP_ARG_BITS,  /* argument arg has every bit of values[0] set */
+	SECCOMP_ARG_CLEAR, /* argument arg has no bit of values[0] set */
 };
 
 struct seccomp_rule {

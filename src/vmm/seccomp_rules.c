@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "vmm/seccomp_filter.h"
@@ -24,6 +26,10 @@
 #define ARG_BITS(nr, arg, bits)                                                                    \
 	{                                                                                          \
 		(nr), SECCOMP_ARG_BITS, (arg), (bits), 1, 0                                        \
+	}
+#define ARG_CLEAR(nr, arg, bits)                                                                   \
+	{                                                                                          \
+		(nr), SECCOMP_ARG_CLEAR, (arg), (bits), 1, 0                                       \
 	}
 #define FAIL(nr, e)                                                                                \
 	{                                                                                          \
@@ -77,7 +83,12 @@ static const uint64_t vcpu_vm_ioctls[] = {KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM
 					  KVM_IOEVENTFD};
 /* pthread_create's clone: threads only, never a new process. */
 static const uint64_t clone_thread[] = {CLONE_THREAD};
+/* No new executable memory once jailed: code injected into the worker cannot be run from
+ * pages it maps or makes executable (everything it executes was mapped before the jail). */
+static const uint64_t prot_exec[] = {PROT_EXEC};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
+/* virtio-vsock's guest connects: Unix sockets only. */
+static const uint64_t af_unix[] = {AF_UNIX};
 
 /* Every thread of every class: memory, locks, time, signals (vCPU kicks), ending, and what the
  * SIGSYS handler calls to report a forbidden call (seccomp_filter.c). */
@@ -88,9 +99,9 @@ static const struct seccomp_rule thread_rules[] = {
 	ANY(SYS_ftruncate),
 	ANY(SYS_fsync),
 	ANY(SYS_futex),
-	ANY(SYS_mmap),
+	ARG_CLEAR(SYS_mmap, 2, prot_exec),
 	ANY(SYS_munmap),
-	ANY(SYS_mprotect),
+	ARG_CLEAR(SYS_mprotect, 2, prot_exec),
 	ANY(SYS_madvise),
 	ANY(SYS_brk),
 	ANY(SYS_clock_gettime),
@@ -155,7 +166,10 @@ static const struct seccomp_rule main_rules[] = {
 };
 
 /* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
- * whose rings are set up with the device, before the filter (so no io_uring_setup). */
+ * whose rings are set up with the device, before the filter (so no io_uring_setup);
+ * virtio-vsock (virtio/vsock.c): host clients accepted, guest connects to PATH_<port> in the
+ * jail (AF_UNIX only), half-closes and closes, its deadline timer. */
+/* clang-format off */
 static const struct seccomp_rule io_rules[] = {
 	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
 	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
@@ -167,7 +181,11 @@ static const struct seccomp_rule io_rules[] = {
 	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
 	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
 	ANY(SYS_io_uring_enter),
+	ANY(SYS_accept4),	 ARG_IN(SYS_socket, 0, af_unix),
+	ANY(SYS_connect),	 ANY(SYS_shutdown),
+	ANY(SYS_close),		 ANY(SYS_timerfd_settime),
 };
+/* clang-format on */
 
 /* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial
  * output to the console's clients), waking the loop. */

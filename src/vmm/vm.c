@@ -157,6 +157,17 @@ int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaq
 	return 0;
 }
 
+int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	if (vm->media_ops)
+		return -EEXIST;
+	vm->media_ops = ops;
+	vm->media_opaque = opaque;
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {
@@ -270,18 +281,19 @@ static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t er
 	const struct vm_def *def = &vm->cfg->def;
 	struct boot_input in = {.cmdline = def->cmdline ? def->cmdline : "",
 				.initrd_path = def->initrd};
-	struct acpi_info info;
+	static struct acpi_info info;
+	struct acpi_pci pci;
 	int r;
 
-	struct acpi_pci pci = {
-		.ecam = LAYOUT_PCI_ECAM,
-		.ecam_size = LAYOUT_PCI_ECAM_SIZE,
-		.mmio32 = LAYOUT_PCI_MMIO32,
-		.mmio32_size = LAYOUT_PCI_MMIO32_SIZE,
-		.mmio64 = pci_window64_base(vm->cfg->def.memory),
-		.mmio64_size = LAYOUT_PCI_MMIO64_SIZE,
-	};
-
+	if (vm->fw.kind != VM_FIRMWARE_NONE) {
+		/* Firmware places the ACPI tables itself (fw_cfg's table loader). */
+		r = firmware_load(&vm->fw, &vm->mem);
+		if (r)
+			snprintf(err, errlen, "cannot place the firmware's BIOS segment: %s",
+				 strerror(-r));
+		return r;
+	}
+	acpi_pci_layout(&pci, vm->cfg->def.memory, LAYOUT_PCI_ECAM);
 	r = acpi_build_with_pci(acpi, LAYOUT_ACPI, vm->cfg->def.cpus, vm->pci ? &pci : NULL, &info);
 	if (!r)
 		r = mem_write(&vm->mem, LAYOUT_ACPI, acpi, info.size);
@@ -345,6 +357,15 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 			return r;
 		}
 	}
+	if (vm->fw.kind != VM_FIRMWARE_NONE) {
+		r = kvm_vm_set_rom(vm_fd, MEM_MAX_REGIONS, firmware_base(&vm->fw), vm->fw.size,
+				   vm->fw.image);
+		if (r) {
+			snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (read-only firmware): %s",
+				 strerror(-r));
+			return r;
+		}
+	}
 	r = kvm_vm_create_irqchip(vm_fd);
 	if (!r)
 		r = vm_setup_irq_routing(vm_fd);
@@ -360,8 +381,11 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 	if (r)
 		return r;
 	for (i = 0; i < vm->cfg->def.cpus; i++) {
-		r = vcpu_create(vm, &vm->vcpus[i], i, i == 0 && !restore ? &entry : NULL, err,
-				errlen);
+		/* Firmware starts where the CPU resets to (KVM's reset state); a kernel at its
+		 * entry point. */
+		bool at_entry = i == 0 && !restore && vm->fw.kind == VM_FIRMWARE_NONE;
+
+		r = vcpu_create(vm, &vm->vcpus[i], i, at_entry ? &entry : NULL, err, errlen);
 		if (r) {
 			while (i--)
 				vcpu_destroy(&vm->vcpus[i]);
@@ -601,9 +625,16 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .mmio = &vm->mmio,
 				       .console = &cfg->console,
 				       .disk_fds = cfg->disk_fds,
-				       .net_fds = cfg->net_fds};
+				       .lun_fds = cfg->lun_fds,
+				       .net_fds = cfg->net_fds,
+				       .vsock_socket = cfg->vsock_socket,
+				       .firmware_debug = cfg->firmware_debug};
 
-	r = vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel", &vm->kernel_fd, err, errlen);
+	r = cfg->def.kernel ? vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel",
+					    &vm->kernel_fd, err, errlen)
+			    : firmware_open(&cfg->def, &vm->fw, err, errlen);
+	if (!r && vm->fw.kind != VM_FIRMWARE_NONE)
+		vm->machine.firmware_base = firmware_base(&vm->fw);
 	if (!r && cfg->def.initrd)
 		r = vm_open_input(cfg->def.initrd, cfg->initrd_fd, "initrd", &vm->initrd_fd, err,
 				  errlen);
@@ -899,5 +930,6 @@ void vm_destroy(struct vm *vm)
 		close(vm->kernel_fd);
 	if (vm->initrd_fd >= 0)
 		close(vm->initrd_fd);
+	firmware_close(&vm->fw);
 	kvm_sys_close(&vm->kvm);
 }

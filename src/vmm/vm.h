@@ -17,6 +17,7 @@
 #include "vmm/kvm.h"
 #include "vmm/machine.h"
 #include "vmm/mem.h"
+#include "vmm/x86/firmware.h"
 #include "vmm/state.h"
 
 struct loop;
@@ -46,6 +47,7 @@ struct vm {
 	struct kvm_cpuid2 *cpuid; /* KVM's supported set, read once */
 	int kernel_fd;
 	int initrd_fd;
+	struct firmware fw; /* SeaBIOS or OVMF; kind VM_FIRMWARE_NONE for direct boot */
 	struct loop *loop;
 
 	struct vcpu *vcpus;
@@ -81,6 +83,8 @@ struct vm {
 	unsigned nteardown;
 	machine_button_fn power_button_fn;
 	void *power_button_opaque;
+	const struct machine_media_ops *media_ops; /* the DVD drives (machine_set_media) */
+	void *media_opaque;
 	bool devices_paused;
 
 	struct chardev *serial_out; /* COM1's host side */

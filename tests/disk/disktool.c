@@ -4,6 +4,7 @@
  *   disktool dump FILE                      whole disk to stdout
  *   disktool write FILE OFF LEN SEED        write a pattern (seeded) at OFF
  *   disktool discard FILE OFF LEN
+ *   disktool zero FILE OFF LEN              disk_zero(); exit 3 when the disk cannot
  *   disktool ops FILE REF N SEED            N random writes (block and sector edges) to
  *                                           FILE and the same to raw REF
  *   disktool crash FILE JOURNAL SEED        write forever; after each completed flush,
@@ -263,6 +264,13 @@ int main(int argc, char **argv)
 
 		disk_close(d);
 		return r ? 1 : 0;
+	}
+	if (argc == 5 && !strcmp(argv[1], "zero")) {
+		struct disk *d = open_or_die(argv[2], 0);
+		int r = disk_zero(d, strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+
+		disk_close(d);
+		return r == -EOPNOTSUPP ? 3 : r ? 1 : 0;
 	}
 	if (argc == 6 && !strcmp(argv[1], "ops"))
 		return cmd_ops(argv[2], argv[3], (unsigned)atoi(argv[4]),

@@ -218,6 +218,11 @@ int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaq
 	return 0;
 }
 
+int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
+{
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {

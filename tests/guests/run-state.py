@@ -17,6 +17,10 @@ Cases (docs/state.md, docs/testing.md):
   state-virtio             a guest using virtio-rng (MSI-X, event index, a moved BAR) is
                            saved, restored in a new keel-vmm and goes on using it; damaged
                            or mismatched virtio sections are refused
+  state-scsi-media         a VM with a virtio-scsi disk and DVD drive: bad DVD images are
+                           refused with one line at start and over the control socket
+                           ("dvd") and change nothing; a medium is changed, saved, restored
+                           in a new keel-vmm (which has the changed medium) and ejected
   state-bad-files          damaged, mismatched or oversized saves are refused with one clear
                            line on stderr, the guest never runs, and no file changes
 Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
@@ -667,6 +671,103 @@ def blk_pause_case(keel_vmm, kernel):
               "it saw every one completed")
 
 
+def make_iso(path, blocks, fill):
+    """A file an ISO image check accepts: an ISO 9660 volume descriptor at sector 16."""
+    with open(path, "wb") as f:
+        for i in range(blocks):
+            block = bytearray([fill]) * 2048
+            if i == 16:
+                block[0:6] = b"\x01CD001"
+            f.write(block)
+
+
+def dvd_media(vm):
+    return [(d["lun"], d["medium"], d["tray"]) for d in vm.ok({"execute": "dvd"})["drives"]]
+
+
+def scsi_media_case(keel_vmm, kernel):
+    """virtio-scsi's DVD drive as the host drives it (docs/keel-vmm.md, "dvd")."""
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        disk, iso1, iso2, notiso = (os.path.join(tmp, n) for n in
+                                    ("disk.raw", "one.iso", "two.iso", "not.iso"))
+        with open(disk, "wb") as f:
+            f.truncate(8 << 20)
+        make_iso(iso1, 40, 1)
+        make_iso(iso2, 50, 2)
+        with open(notiso, "wb") as f:
+            f.write(b"\0" * 100000)
+        base = ["--disk", f"path={disk},bus=scsi", "--dvd", iso1]
+        # At start: one line, non-zero status.
+        for bad, want in ((notiso, "is not an ISO 9660 or UDF image"),
+                          (os.path.join(tmp, "missing.iso"), "No such file or directory")):
+            p = subprocess.run([keel_vmm, "--kernel", kernel, "--dvd", bad], capture_output=True,
+                               text=True, timeout=30, stdin=subprocess.DEVNULL)
+            lines = [l for l in p.stderr.split("\n") if l.strip()]
+            if p.returncode == 0 or len(lines) != 1 or want not in lines[0]:
+                raise Failure(f"keel-vmm --dvd {bad}: status {p.returncode}, {p.stderr!r}")
+        # A descriptor passed for an empty drive (keeld passes each LUN's file as lun.I).
+        fd = os.open(iso1, os.O_RDONLY)
+        try:
+            p = subprocess.run([keel_vmm, "--kernel", kernel, "--dvd", iso1, "--dvd", "none",
+                                "--fd", f"lun.1={fd}"], capture_output=True, text=True,
+                               timeout=30, stdin=subprocess.DEVNULL, pass_fds=(fd,))
+        finally:
+            os.close(fd)
+        if p.returncode == 0 or "--fd lun.1: that DVD drive is empty" not in p.stderr:
+            raise Failure(f"--fd lun.1 for an empty drive: {p.returncode} {p.stderr!r}")
+        save_dir = os.path.join(tmp, "save")
+        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000", extra=base)
+        vm2 = None
+        try:
+            vm.connect(deadline)
+            vm.wait_tick(2, deadline)
+            if dvd_media(vm) != [(1, iso1, "closed")]:
+                raise Failure(f"dvd lists {dvd_media(vm)}")
+            for bad, want in ((notiso, "not an ISO 9660 or UDF image"),
+                              (os.path.join(tmp, "missing.iso"), "No such file or directory")):
+                reply = vm.request({"execute": "dvd", "arguments": {"path": bad}})
+                if "error" not in reply or want not in reply["error"]["desc"]:
+                    raise Failure(f"dvd {bad}: {reply}")
+                if dvd_media(vm) != [(1, iso1, "closed")]:
+                    raise Failure(f"a refused dvd changed the medium: {dvd_media(vm)}")
+            reply = vm.request({"execute": "dvd", "arguments": {"drive": 1, "path": iso2}})
+            if "error" not in reply or "no drive 1" not in reply["error"]["desc"]:
+                raise Failure(f"dvd on drive 1 of 1: {reply}")
+            vm.ok({"execute": "dvd", "arguments": {"path": iso2}})
+            if dvd_media(vm) != [(1, iso2, "closed")]:
+                raise Failure(f"after the change dvd lists {dvd_media(vm)}")
+            vm.ok({"execute": "save", "arguments": {"dir": save_dir}})
+            saved_at = vm.ticks()[-1]
+            vm.ok({"execute": "quit"})
+            vm.wait(deadline)
+            # The restored VM was started with the first image: the save has the second.
+            vm2 = Vmm(keel_vmm, kernel, tmp, "vm2", 1, "64M", args="ticks=1000",
+                      restore=save_dir, extra=base)
+            vm2.connect(deadline)
+            vm2.wait_tick(saved_at + 2, deadline)
+            if dvd_media(vm2) != [(1, iso2, "closed")]:
+                raise Failure(f"the restored VM has {dvd_media(vm2)}, not {iso2}")
+            vm2.ok({"execute": "dvd", "arguments": {"path": None}})
+            if dvd_media(vm2) != [(1, None, "closed")]:
+                raise Failure(f"after the eject dvd lists {dvd_media(vm2)}")
+            if "lun 1: dvd (no medium)" not in " ".join(vm2.ok({"execute": "devices"})
+                                                       ["devices"]):
+                raise Failure(f"devices does not show the empty drive: "
+                              f"{vm2.ok({'execute': 'devices'})}")
+            vm2.ok({"execute": "quit"})
+            if vm2.wait(deadline) != 0:
+                raise Failure(f"quit: {vm2.err.text()}")
+        finally:
+            vm.kill()
+            vm.finish()
+            if vm2:
+                vm2.kill()
+                vm2.finish()
+        print(f"run-state: bad images refused at start and over the control socket; the "
+              f"medium changed, saved at line {saved_at}, restored with it, ejected")
+
+
 CASES = {
     "state-save-restore": lambda vmm, k: save_restore_case(vmm, k, 1),
     "state-save-restore-smp": lambda vmm, k: save_restore_case(vmm, k, 2),
@@ -675,6 +776,7 @@ CASES = {
     "state-restore-control": restore_control_case,
     "state-virtio": virtio_case,
     "state-blk-pause": blk_pause_case,
+    "state-scsi-media": scsi_media_case,
 }
 
 

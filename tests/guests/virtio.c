@@ -129,7 +129,7 @@ static void check_pci(uint32_t want, const char *what)
 	uint32_t id = cfg_read32(0, 0), ecam, eid;
 	unsigned d;
 
-	if (id != 0x00081b36 || cfg_read32(0, 8) >> 8 != 0x060000)
+	if (id != 0x29c08086 || cfg_read32(0, 8) >> 8 != 0x060000)
 		guest_fail("00:00.0 is 0x%08x class 0x%06x, expected the host bridge", id,
 			   cfg_read32(0, 8) >> 8);
 	if (!mcfg)
@@ -727,7 +727,8 @@ static void blkmq_test(void)
 	nq = r16(devcfg + 0x22);
 	if (nq != queues || nq < 2)
 		guest_fail("num_queues %u, expected %u (at least 2)", nq, queues);
-	if (r32(devcfg + 0x0c) != 254 || r32(devcfg + 0x08) < 4096 || r32(devcfg + 0x28) != 32)
+	if (r32(devcfg + 0x0c) != 254 || r32(devcfg + 0x08) < 4096 || r32(devcfg + 0x28) != 32 ||
+	    (uint64_t)r32(devcfg + 0x0c) * r32(devcfg + 0x08) > (32u << 20))
 		guest_fail("seg_max %u, size_max %u, max_discard_seg %u", r32(devcfg + 0x0c),
 			   r32(devcfg + 0x08), r32(devcfg + 0x28));
 	memset(&ring2, 0, sizeof(ring2));

@@ -28,8 +28,10 @@ LAB_QEMU_FIRMWARE_DIRS=(/usr/share/qemu /usr/share/seabios)
 # Debian's OVMF (package ovmf), for the UEFI guests of 80-uefi-boots and 81-uefi-secure-boot:
 # the code and an empty variable store, and the SMM build with the Microsoft-keys store
 # (Secure Boot on). Installed in the lab at the same paths.
+# Debian's SeaBIOS (package seabios) too, for keel-vmm --firmware bios (82-keel-seabios).
 LAB_OVMF=(/usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_VARS_4M.fd
-	/usr/share/OVMF/OVMF_CODE_4M.secboot.fd /usr/share/OVMF/OVMF_VARS_4M.ms.fd)
+	/usr/share/OVMF/OVMF_CODE_4M.secboot.fd /usr/share/OVMF/OVMF_VARS_4M.ms.fd
+	/usr/share/seabios/bios-256k.bin)
 
 lab_die() {
 	echo "lab: $*" >&2
@@ -47,7 +49,7 @@ lab_check_inputs() {
 	command -v modprobe >/dev/null || lab_die "modprobe (kmod) is not installed; run scripts/setup.sh"
 	local f
 	for f in "${LAB_OVMF[@]}"; do
-		[ -e "$f" ] || lab_die "$f is missing (package ovmf); run scripts/setup.sh"
+		[ -e "$f" ] || lab_die "$f is missing (packages ovmf, seabios); run scripts/setup.sh"
 	done
 }
 
@@ -134,7 +136,7 @@ lab_guest_build() {
 	lab_check_inputs
 	local src=$LAB_TOP/tests/lab/guest out=$LAB_OUT/guest.cpio fp
 	fp=$(_lab_fingerprint "$src/init" "$src/modules" /bin/busybox "$LAB_KDIR/ready" \
-		"$LAB_TOP/tests/lab/lab.sh")
+		"$LAB_TOP/tests/lab/lab.sh" "$LAB_TOP/tests/lab/vsockcat.c")
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
 	fi
@@ -146,6 +148,9 @@ lab_guest_build() {
 		[ "$app" = busybox ] || ln -s busybox "$root/bin/$app"
 	done
 	install -m 0755 "$src/init" "$root/init"
+	# virtio-vsock's guest side (67-virtio-vsock): AF_VSOCK listen and connect.
+	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \
+		"$LAB_TOP/tests/lab/vsockcat.c" || lab_die "cannot build tests/lab/vsockcat.c"
 	_lab_add_modules "$src/modules" "$root"
 	_lab_pack "$root" "$out"
 	rm -rf "$root"
@@ -161,6 +166,7 @@ _lab_host_files() {
 	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
 	ls "$LAB_TOP"/bench/virtio/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vmmctl.c "$LAB_TOP"/bench/state/lab.sh 2>/dev/null
+	ls "$LAB_TOP"/tests/lab/vsockcat.c 2>/dev/null
 }
 
 lab_build() {
@@ -230,6 +236,8 @@ lab_build() {
 	_lab_copy_program "$qemu" "$root" /usr/bin/qemu-system-x86_64
 	# e2fsck, to check file systems guests wrote (package e2fsprogs).
 	_lab_copy_program "$LAB_E2FSCK" "$root" /sbin/e2fsck
+	# Two small ISO 9660 images (xorriso) with their files, for the DVD of 66-virtio-scsi.
+	_lab_dvds "$root/lab/dvd"
 	for f in "${fw[@]}"; do
 		install -D -m 0644 "$(readlink -f "$f")" "$root/usr/share/qemu/${f##*/}"
 	done
@@ -241,6 +249,9 @@ lab_build() {
 		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vmmctl" \
 			"$d/vmmctl.c" || lab_die "cannot build tests/lab/vmmctl.c"
 	fi
+	# virtio-vsock's host side (67-virtio-vsock): the worker's Unix sockets.
+	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \
+		"$d/vsockcat.c" || lab_die "cannot build tests/lab/vsockcat.c"
 	# The boot benchmark's lab side: its script and its timing helper (static, no libraries).
 	if [ -e "$LAB_TOP/bench/boot/lab.sh" ]; then
 		install -D -m 0644 "$LAB_TOP/bench/boot/lab.sh" "$root/lab/bench/boot.sh"
@@ -257,6 +268,21 @@ lab_build() {
 	rm -rf "$root"
 	echo "$fp" >"$out.fp"
 	echo "lab: built $out ($(du -h "$out" | cut -f1))${keel:+ with keel-vmm}"
+}
+
+# _lab_dvds DIR: DIR/one.iso and DIR/two.iso, each an ISO 9660 image (Rock Ridge, volume ID
+# KEEL_ONE, KEEL_TWO) of DIR/one and DIR/two: a text file and 3 MiB of fixed bytes whose
+# checksums the scenario compares with what the guest reads from the mounted DVD.
+_lab_dvds() {
+	local dir=$1 n
+	command -v xorriso >/dev/null || lab_die "xorriso is not installed; run scripts/setup.sh"
+	for n in one two; do
+		mkdir -p "$dir/$n"
+		echo "keel DVD $n" >"$dir/$n/hello.txt"
+		seq -f "$n %08g" 1 200000 | head -c 3145728 >"$dir/$n/data.bin"
+		xorriso -as mkisofs -quiet -R -V "KEEL_${n^^}" -o "$dir/$n.iso" "$dir/$n" ||
+			lab_die "xorriso could not make $dir/$n.iso"
+	done
 }
 
 # lab_boot MODE TIMEOUT [KEY=VALUE ...]: boot the lab with /init in MODE, stdio on its console.

@@ -164,6 +164,32 @@ static void test_device_slots(void **state)
 /* What a saved state must match (vmdef_guest_change): each device the guest saw, found by
  * its PCI slot, with what the guest saw of it; host wiring may change. And what needs the VM
  * off (vmdef_hw_change). Both are driven by the description's table of device kinds. */
+/* A firmware VM: keel-vmm's options fill the description; keeld (vmdef_validate) refuses
+ * it, with a reason, until it can run one; the document round-trips its fields. */
+static void test_firmware(void **state)
+{
+	char *argv[] = {"keel-vmm", "--firmware",  "uefi=/fw/code.fd",
+			"--nvram",  "/vm/vars.fd", NULL};
+	struct vm_config cfg;
+	char err[256] = "";
+
+	assert_int_equal(config_parse(5, argv, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.def.firmware, VM_FIRMWARE_UEFI);
+	assert_string_equal(cfg.def.firmware_file, "/fw/code.fd");
+	assert_string_equal(cfg.def.nvram, "/vm/vars.fd");
+	assert_null(cfg.def.kernel);
+	assert_string_equal(vmdef_firmware_file(&cfg.def), "/fw/code.fd");
+	strcpy(cfg.def.name, "fw");
+	assert_int_equal(vmdef_validate(&cfg.def, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "keeld does not run firmware VMs yet"));
+	free(cfg.def.firmware_file);
+	cfg.def.firmware_file = NULL;
+	assert_string_equal(vmdef_firmware_file(&cfg.def), VMDEF_OVMF_CODE_FILE);
+	cfg.def.firmware = VM_FIRMWARE_BIOS;
+	assert_string_equal(vmdef_firmware_file(&cfg.def), VMDEF_SEABIOS_FILE);
+	config_free(&cfg);
+}
+
 static void test_guest_change(void **state)
 {
 	char *saved_a[] = {"keel-vmm",
@@ -346,8 +372,14 @@ static void test_passed_fds(void **state)
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "disk.x=3", NULL};
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
-		assert_non_null(
-			strstr(err, "expected kernel=N, initrd=N, kvm=N, disk.I=N or net.I=N"));
+		assert_non_null(strstr(
+			err, "expected kernel=N, initrd=N, kvm=N, disk.I=N, net.I=N or lun.I=N"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "lun.8=3", NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "a SCSI LUN's (0 to 7) index"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", initrd, NULL};
@@ -532,7 +564,8 @@ static void test_errors(void **state)
 	char *novalue[] = {"keel-vmm", "--kernel", NULL};
 	char *extra[] = {"keel-vmm", "--kernel", "k", "stray", NULL};
 
-	expect_error(nokernel, 3, "--kernel FILE or --config FILE is required");
+	expect_error(nokernel, 3,
+		     "--kernel FILE, --firmware bios|uefi or --config FILE is required");
 	expect_error(cpus0, 5, "--cpus 0");
 	expect_error(cpus256, 5, "1 to 255");
 	expect_error(cpusx, 5, "--cpus two");
@@ -546,6 +579,67 @@ static void test_errors(void **state)
 	expect_error(extra, 4, "unexpected argument 'stray'");
 }
 
+/* --disk ...,bus=scsi and --dvd: LUNs of the SCSI controller, in order, which takes the slot
+ * after every other device; its description round-trips through JSON. */
+static void test_scsi_options(void **state)
+{
+	char *a[] = {"keel-vmm",
+		     "--kernel",
+		     "k",
+		     "--disk",
+		     "path=/d0",
+		     "--disk",
+		     "path=/s.vhdx,bus=scsi,serial=q",
+		     "--dvd",
+		     "/x.iso",
+		     "--dvd",
+		     "none",
+		     NULL};
+	char *slot[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/s,bus=scsi,slot=4", NULL};
+	char *bus[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/s,bus=ide", NULL};
+	char *twice[] = {"keel-vmm", "--kernel", "k", "--dvd", "/x.iso", "--dvd", "/x.iso", NULL};
+	char *many[32] = {"keel-vmm", "--kernel", "k"};
+	struct vm_config cfg;
+	struct vm_def back;
+	json_object *doc;
+	char err[256];
+
+	assert_int_equal(parse(a, 11, &cfg, err), 0);
+	assert_int_equal(cfg.def.ndisks, 1);
+	assert_int_equal(cfg.def.scsi.nluns, 3);
+	assert_int_equal(cfg.def.scsi.luns[0].type, VM_LUN_DISK);
+	assert_int_equal(cfg.def.scsi.luns[0].disk.format, VM_DISK_VHDX);
+	assert_string_equal(cfg.def.scsi.luns[0].disk.serial, "q");
+	assert_int_equal(cfg.def.scsi.luns[1].type, VM_LUN_DVD);
+	assert_string_equal(cfg.def.scsi.luns[1].disk.path, "/x.iso");
+	assert_true(cfg.def.scsi.luns[1].disk.readonly);
+	assert_null(cfg.def.scsi.luns[2].disk.path);
+	assert_int_equal(cfg.def.disks[0].pci_slot, 1);
+	assert_int_equal(cfg.def.rng.pci_slot, 2);
+	assert_int_equal(cfg.def.scsi.pci_slot, 3);
+	doc = vmdef_to_json(&cfg.def);
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, doc, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_null(vmdef_hw_change(&cfg.def, &back));
+	assert_int_equal(back.scsi.nluns, 3);
+	assert_null(back.scsi.luns[2].disk.path);
+	json_object_put(doc);
+	vmdef_free(&back);
+	config_free(&cfg);
+
+	assert_int_equal(parse(slot, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "has no PCI slot of its own"));
+	assert_int_equal(parse(bus, 5, &cfg, err), -EINVAL);
+	assert_int_equal(parse(twice, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "/x.iso is on SCSI LUNs 0 and 1"));
+	for (int i = 0; i < 9; i++) {
+		many[3 + 2 * i] = "--dvd";
+		many[4 + 2 * i] = "none";
+	}
+	assert_int_equal(parse(many, 21, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "at most 8 LUNs"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,7 +648,8 @@ int main(void)
 		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
 		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
 		cmocka_unit_test(test_disk_formats), cmocka_unit_test(test_passed_fds),
-		cmocka_unit_test(test_jail_options),
+		cmocka_unit_test(test_jail_options), cmocka_unit_test(test_scsi_options),
+		cmocka_unit_test(test_firmware),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

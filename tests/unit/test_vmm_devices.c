@@ -3,7 +3,9 @@
  * Device models on the narrow machine interface (vmm/machine.h) alone: this test is the
  * machine. It implements every machine_* call itself (no struct vm, no KVM) and drives
  * platform devices made from the device table through their ports, checking what they ask
- * of the machine: interrupt lines, requests, hooks, the power button, state sections. And
+ * of the machine: interrupt lines, requests, hooks, the power button, state sections; and
+ * the Q35 chipset's registers on the PCI host bridge, which move the ACPI PM block and the
+ * ECAM window where the firmware puts them. And
  * the two device tables agree: each kind of device a description holds
  * (config/vmdef_device.h) has exactly one PCI model, in the same order.
  */
@@ -14,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "config/vmdef_device.h"
@@ -23,6 +26,10 @@
 #include "vmm/device.h"
 #include "vmm/loop.h"
 #include "vmm/machine.h"
+#include "vmm/mem.h"
+#include "vmm/pci.h"
+#include "vmm/dev/cfi_flash.h"
+#include "vmm/x86/q35.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/layout.h"
 
@@ -119,6 +126,11 @@ int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque
 	return 0;
 }
 
+int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
+{
+	return 0;
+}
+
 int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
 {
 	if (fake.button)
@@ -144,7 +156,9 @@ int machine_block_save(struct machine *m, const char *reason)
 
 static struct vm_def def = {.cpus = 1, .memory = 64 << 20};
 static struct bus pio, mmio;
+static struct guest_mem mem; /* no RAM: fw_cfg's DMA finds none */
 static struct machine machine;
+static struct pci_host *pci;
 static struct chardev *serial_out; /* COM1 with no host side ("off") */
 
 /* One machine for the whole group (the platform devices live as long as their bus, as in a
@@ -159,13 +173,20 @@ static int setup(void **state)
 	bus_init(&mmio, "mmio");
 	if (loop_create(&loop) || chardev_open(&off, loop, &serial_out, err, sizeof(err)))
 		return -1;
-	machine = (struct machine){
-		.def = &def, .pio = &pio, .mmio = &mmio, .loop = loop, .serial_out = serial_out};
+	machine = (struct machine){.def = &def,
+				   .mem = &mem,
+				   .pio = &pio,
+				   .mmio = &mmio,
+				   .loop = loop,
+				   .serial_out = serial_out};
 	def.debug_exit = true;
 	if (devices_create(&machine, DEVICE_BUS_PLATFORM, err, sizeof(err))) {
 		fprintf(stderr, "platform devices: %s\n", err);
 		return -1;
 	}
+	if (pci_host_create(&machine, &pci))
+		return -1;
+	machine.pci = pci;
 	return 0;
 }
 
@@ -173,6 +194,7 @@ static int teardown(void **state)
 {
 	while (fake.nteardown--)
 		fake.teardown[fake.nteardown](fake.teardown_opaque[fake.nteardown]);
+	pci_host_destroy(pci);
 	chardev_close(serial_out);
 	return 0;
 }
@@ -234,6 +256,175 @@ static void test_pm_button_and_s5(void **state)
 	assert_int_equal(fake.event, VM_EVENT_POWEROFF);
 }
 
+static uint32_t cfg_read(unsigned slot, unsigned reg, unsigned size)
+{
+	uint64_t v = 0;
+
+	bus_write(&pio, PORT_PCI_CONF1, 4, 0x80000000u | slot << 11 | (reg & 0xfc));
+	bus_read(&pio, PORT_PCI_CONF1 + 4 + (reg & 3), size, &v);
+	return (uint32_t)v;
+}
+
+static void cfg_write(unsigned slot, unsigned reg, unsigned size, uint32_t v)
+{
+	bus_write(&pio, PORT_PCI_CONF1, 4, 0x80000000u | slot << 11 | (reg & 0xfc));
+	bus_write(&pio, PORT_PCI_CONF1 + 4 + (reg & 3), size, v);
+}
+
+/* The chipset firmware looks for: a Q35 MCH at 00:00.0 and an ICH9 LPC (ISA) bridge at
+ * 00:1f.0; SMRAM and ESMRAMC read-only (no SMM); PAM writable only in its defined bits. */
+static void test_q35_identity(void **state)
+{
+	assert_int_equal(cfg_read(0, 0, 4), 0x29c08086);
+	assert_int_equal(cfg_read(0, 8, 4) >> 8, 0x060000);
+	assert_int_equal(cfg_read(Q35_LPC_SLOT, 0, 4), 0x29188086);
+	assert_int_equal(cfg_read(Q35_LPC_SLOT, 8, 4) >> 8, 0x060100);
+	cfg_write(0, Q35_MCH_SMRAM, 1, 0x4a);
+	cfg_write(0, Q35_MCH_ESMRAMC, 1, 0x81);
+	assert_int_equal(cfg_read(0, Q35_MCH_SMRAM, 1), Q35_SMRAM_DEFAULT);
+	assert_int_equal(cfg_read(0, Q35_MCH_ESMRAMC, 1), Q35_ESMRAMC_DEFAULT);
+	cfg_write(0, Q35_MCH_PAM0, 4, 0xffffffff);
+	assert_int_equal(cfg_read(0, Q35_MCH_PAM0, 4), 0x33333330);
+	/* RCBA and PMBASE keep their read-only bits. */
+	cfg_write(Q35_LPC_SLOT, Q35_LPC_RCBA, 4, 0xffffffff);
+	assert_int_equal(cfg_read(Q35_LPC_SLOT, Q35_LPC_RCBA, 4), 0xffffc001);
+	cfg_write(Q35_LPC_SLOT, Q35_LPC_PMBASE, 4, 0);
+	assert_int_equal(cfg_read(Q35_LPC_SLOT, Q35_LPC_PMBASE, 4), 1);
+}
+
+/* PMBASE and ACPI_EN place the PM block (SeaBIOS puts it at 0xb000, OVMF at 0x600); a
+ * reset puts it back at 0x600. */
+static void test_q35_pmbase(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(cfg_read(Q35_LPC_SLOT, Q35_LPC_PMBASE, 4), PORT_PM_BASE | 1);
+	assert_int_equal(cfg_read(Q35_LPC_SLOT, Q35_LPC_ACPI_CNTL, 1), Q35_LPC_ACPI_EN);
+	cfg_write(Q35_LPC_SLOT, Q35_LPC_PMBASE, 4, 0xb07f); /* the low bits do not stick */
+	assert_int_equal(cfg_read(Q35_LPC_SLOT, Q35_LPC_PMBASE, 4), 0xb001);
+	assert_false(bus_read(&pio, PORT_PM1_CNT, 2, &v));
+	assert_true(bus_read(&pio, 0xb004, 2, &v));
+	assert_int_equal(v & 1, 1); /* SCI_EN: ACPI mode */
+	/* ACPI_EN off: the block decodes nowhere. */
+	cfg_write(Q35_LPC_SLOT, Q35_LPC_ACPI_CNTL, 1, 0);
+	assert_false(bus_read(&pio, 0xb004, 2, &v));
+	cfg_write(Q35_LPC_SLOT, Q35_LPC_ACPI_CNTL, 1, Q35_LPC_ACPI_EN);
+	bus_write(&pio, 0xb004, 2, (ACPI_S5_SLP_TYP << 10) | (1u << 13));
+	assert_int_equal(fake.event, VM_EVENT_POWEROFF);
+	reset(state);
+	assert_true(bus_read(&pio, PORT_PM1_CNT, 2, &v));
+	assert_false(bus_read(&pio, 0xb004, 2, &v));
+}
+
+/* Is the MCH's configuration space at addr (ECAM's bus 0, device 0)? The PCI windows
+ * claim much of the hole, so elsewhere a read may be claimed and give all ones. */
+static bool mch_at(uint64_t addr)
+{
+	uint64_t v = 0;
+
+	return bus_read(&mmio, addr, 4, &v) && v == 0x29c08086;
+}
+
+/* PCIEXBAR places ECAM (SeaBIOS: 0xb0000000, OVMF: 0xe0000000), each length decoding at
+ * its alignment, the reserved length and a clear enable bit nowhere; reset restores it. */
+static void test_q35_pciexbar(void **state)
+{
+	uint64_t v;
+
+	assert_true(bus_read(&mmio, LAYOUT_PCI_ECAM, 4, &v));
+	assert_int_equal(v, 0x29c08086);
+	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb0000001);
+	assert_false(mch_at(LAYOUT_PCI_ECAM));
+	assert_true(bus_read(&mmio, 0xb0000000 + (Q35_LPC_SLOT << 15), 4, &v));
+	assert_int_equal(v, 0x29188086);
+	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb4000000 | Q35_PCIEXBAR_LEN_64 | 1);
+	assert_true(bus_read(&mmio, 0xb4000000, 4, &v));
+	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb4000000 | Q35_PCIEXBAR_LEN_128 | 1);
+	assert_true(bus_read(&mmio, 0xb0000000, 4, &v)); /* bit 26 is not a base bit */
+	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb0000000 | 0x6 | 1);
+	assert_false(mch_at(0xb0000000));
+	cfg_write(0, Q35_MCH_PCIEXBAR + 4, 4, 0xffffffff); /* base bits 35:32 only */
+	assert_int_equal(cfg_read(0, Q35_MCH_PCIEXBAR + 4, 4), 0xf);
+	cfg_write(0, Q35_MCH_PCIEXBAR, 4, 0xb0000000);
+	assert_false(mch_at(0xfb0000000ull));
+	reset(state);
+	assert_true(bus_read(&mmio, LAYOUT_PCI_ECAM, 4, &v));
+	assert_int_equal(v, 0x29c08086);
+}
+
+/* OVMF's shutdown writes SLP_TYP 0 (QEMU's Q35 soft-off); another sleep type is no
+ * power-off. */
+static void test_pm_slp_typ(void **state)
+{
+	bus_write(&pio, PORT_PM1_CNT, 2, (1u << 10) | (1u << 13));
+	assert_int_equal(fake.event, VM_EVENT_NONE);
+	bus_write(&pio, PORT_PM1_CNT, 2, 1u << 13);
+	assert_int_equal(fake.event, VM_EVENT_POWEROFF);
+}
+
+extern const struct device_class pflash_class;
+
+/* OVMF's variable flash on the machine: created from Debian's template into a new NVRAM
+ * file, just below the firmware's code; a byte OVMF programs reaches the file when the
+ * device is torn down (the main loop's save is the same call). */
+static void test_pflash(void **state)
+{
+	static const char tmpl[] = VMDEF_OVMF_VARS_FILE;
+	char dir[] = "/tmp/keel-pflash-XXXXXX", path[64], err[256] = "";
+	struct vm_def d = def;
+	struct machine m2 = machine;
+	uint64_t base = 0xffc84000ull - 0x84000, v = 0;
+	unsigned before = fake.nteardown, resets = fake.nreset, off = 0x1000;
+	struct bus_range gone;
+	uint8_t old, b;
+	FILE *fp;
+
+	if (access(tmpl, R_OK)) {
+		/* The template is Debian's ovmf package, which scripts/setup.sh installs. */
+		fail_msg("%s is missing: run scripts/setup.sh (package ovmf)", tmpl);
+	}
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vars.fd", dir);
+	d.firmware = VM_FIRMWARE_UEFI;
+	d.nvram = path;
+	m2.def = &d;
+	m2.firmware_base = 0xffc84000ull; /* Debian's OVMF_CODE_4M.fd: 0x37c000 bytes */
+	assert_int_equal(pflash_class.count(&m2), 1);
+	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), 0);
+	assert_int_equal(access(path, R_OK), 0);
+	assert_true(bus_read(&mmio, base + 40, 4, &v));
+	assert_memory_equal(&v, "_FVH", 4);
+	bus_read(&mmio, base + off, 1, &v);
+	old = (uint8_t)v;
+	bus_write(&mmio, base + off, 1, CFI_CMD_PROGRAM);
+	bus_write(&mmio, base + off, 1, (uint8_t)~old);
+	bus_write(&mmio, base + off, 1, CFI_CMD_READ_ARRAY);
+	bus_read(&mmio, base + off, 1, &v);
+	assert_int_equal((uint8_t)v, (uint8_t)~old);
+	/* Tear the device down (it registered exactly one teardown): the store is saved. */
+	assert_int_equal(fake.nteardown, before + 1);
+	fake.nteardown--;
+	fake.teardown[fake.nteardown](fake.teardown_opaque[fake.nteardown]);
+	fake.nreset = resets; /* the device is gone from this machine */
+	assert_int_equal(bus_unregister(&mmio, base, &gone), 0);
+	fp = fopen(path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+	assert_int_equal(fread(&b, 1, 1, fp), 1);
+	fclose(fp);
+	assert_int_equal(b, (uint8_t)~old);
+	/* A file that is not a variable store is refused, with the reason. */
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	for (unsigned i = 0; i < 0x84000; i++)
+		fputc(0, fp);
+	fclose(fp);
+	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a UEFI variable store"));
+	unlink(path);
+	rmdir(dir);
+}
+
 /* The debug-exit port asks the machine to end with (value << 1) | 1. */
 static void test_debug_exit(void **state)
 {
@@ -269,6 +460,11 @@ int main(void)
 		cmocka_unit_test_setup(test_i8042_reset, reset),
 		cmocka_unit_test_setup(test_pm_button_and_s5, reset),
 		cmocka_unit_test_setup(test_debug_exit, reset),
+		cmocka_unit_test_setup(test_pm_slp_typ, reset),
+		cmocka_unit_test_setup(test_pflash, reset),
+		cmocka_unit_test_setup(test_q35_identity, reset),
+		cmocka_unit_test_setup(test_q35_pmbase, reset),
+		cmocka_unit_test_setup(test_q35_pciexbar, reset),
 		cmocka_unit_test(test_tables_agree),
 	};
 

@@ -12,6 +12,7 @@
 #include "vmm/pci.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/acpi_pci.h"
+#include "vmm/x86/layout.h"
 
 struct map_log {
 	unsigned calls;
@@ -194,12 +195,35 @@ static void test_acpi_tables(void **state)
 	assert_int_equal(buf[mcfg + 55], 0); /* end bus */
 }
 
+/* The windows the host decodes and ACPI describes hold both keel's BAR placement and the
+ * firmware's: OVMF's 32-bit BARs above its 256 MiB ECAM window (0xF0000000) and its 32 GiB
+ * 64-bit aperture at the next 32 GiB boundary; SeaBIOS's ECAM below the hole leaves one
+ * contiguous 32-bit window. */
+static void test_windows(void **state)
+{
+	struct acpi_pci p;
+
+	acpi_pci_layout(&p, 512ull << 20, 0xe0000000);
+	assert_int_equal(p.mmio32, 0xc0000000);
+	assert_int_equal(p.mmio32 + p.mmio32_size, 0xe0000000);
+	assert_int_equal(p.mmio32_hi, 0xf0000000);
+	assert_int_equal(p.mmio32_hi + p.mmio32_hi_size, LAYOUT_PCI_MMIO32_END);
+	assert_int_equal(p.mmio64, 4ull << 30);
+	assert_int_equal(p.mmio64 + p.mmio64_size, 64ull << 30); /* OVMF's [32, 64) GiB */
+	acpi_pci_layout(&p, 512ull << 20, 0xb0000000);
+	assert_int_equal(p.mmio32 + p.mmio32_size, p.mmio32_hi);
+	assert_int_equal(p.mmio32_hi + p.mmio32_hi_size, LAYOUT_PCI_MMIO32_END);
+	/* Large RAM: the 64-bit window still ends past keel's 16 GiB and OVMF's aperture. */
+	assert_int_equal(pci_window64_end(40ull << 30), 96ull << 30);
+	assert_int_equal(pci_window64_base(40ull << 30), 41ull << 30);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header),	    cmocka_unit_test(test_bar_sizing_and_mapping),
 		cmocka_unit_test(test_msix),	    cmocka_unit_test(test_conf1_decode),
-		cmocka_unit_test(test_acpi_tables),
+		cmocka_unit_test(test_acpi_tables), cmocka_unit_test(test_windows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

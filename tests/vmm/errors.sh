@@ -32,7 +32,14 @@ printf 'not a kernel at all\n' >"$tmp/text"
 head -c 600 /dev/zero >"$tmp/zeros"
 : >"$tmp/empty"
 
-expect 'error: --kernel FILE or --config FILE is required'
+expect 'error: --kernel FILE, --firmware bios\|uefi or --config FILE is required'
+expect 'error: --firmware bogus: expected bios or uefi, optionally =FILE' --firmware bogus
+expect 'error: --firmware bios=: FILE is empty' --firmware bios=
+expect "error: VM '' has both a 'kernel' and a 'firmware'" --firmware bios --kernel "$tmp/text"
+expect "error: VM '': an 'nvram' variable store is UEFI's \(firmware 'uefi'\), not BIOS's" --firmware bios --nvram "$tmp/vars"
+expect "error: VM '': 'initrd' and 'cmdline' need a 'kernel'" --firmware uefi --cmdline quiet
+expect 'error: firmware file /nonexistent/bios.bin: No such file or directory' --firmware bios=/nonexistent/bios.bin
+expect "error: firmware file $tmp/text: 20 bytes, expected a multiple of 4 KiB from 128 KiB to 16 MiB" --firmware bios="$tmp/text"
 expect 'error: unknown option --bogus' --bogus
 expect 'error: --cpus 0: expected a whole number from 1 to 255' --kernel "$tmp/text" --cpus 0
 expect 'error: --memory 12Q: expected a size' --kernel "$tmp/text" --memory 12Q

@@ -116,7 +116,9 @@ static void pm_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 		unsigned typ = (pm->cnt >> 10) & 7;
 
 		pm->cnt &= (uint16_t)~PM1_CNT_SLP_EN; /* SLP_EN always reads as zero */
-		poweroff = typ == ACPI_S5_SLP_TYP;
+		/* Our DSDT's \_S5 (Linux), or 0: QEMU's Q35 soft-off, which OVMF's
+		 * ResetSystemLib writes for EfiResetShutdown. */
+		poweroff = typ == ACPI_S5_SLP_TYP || typ == 0;
 	}
 	pm->sts &= PM1_STS_MASK;
 	pm_update_sci(pm);
@@ -188,6 +190,9 @@ static void pm_reset(void *opaque)
 {
 	struct pm *pm = opaque;
 
+	/* Where keel's chipset puts the block at power-on (the LPC bridge's PMBASE moves it). */
+	if (bus_move(pm->m->pio, PM_BUS_NAME, PORT_PM_BASE))
+		abort(); /* registered by pm_create */
 	pthread_mutex_lock(&pm->lock);
 	pm->sts = pm->en = pm->cnt = 0;
 	pm->cf9 = 0;
@@ -204,7 +209,8 @@ int pm_create(struct machine *m)
 		return -ENOMEM;
 	pm->m = m;
 	pthread_mutex_init(&pm->lock, NULL);
-	r = bus_register(m->pio, PORT_PM_BASE, 12, &pm_ops, pm, "acpi-pm");
+	r = bus_register_movable(m->pio, PM_BLOCK_SIZE, &pm_ops, pm, PM_BUS_NAME);
+	r = r ?: bus_move(m->pio, PM_BUS_NAME, PORT_PM_BASE);
 	r = r ?: bus_register(m->pio, PORT_RESET, 1, &cf9_ops, pm, "reset");
 	r = r ?: machine_add_reset_hook(m, pm_reset, pm);
 	r = r ?: machine_add_state_section(m, "pm", 1, pm_state, pm);

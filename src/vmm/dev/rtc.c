@@ -198,6 +198,38 @@ static void rtc_reset(void *opaque)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/*
+ * The memory and CPU bytes a PC BIOS leaves in CMOS, as QEMU's pc_cmos_init writes them for
+ * SeaBIOS and OVMF (which fall back to them without fw_cfg's etc/e820): base memory (KiB),
+ * memory from 1 MiB to 64 MiB (KiB), from 16 MiB to the hole and above 4 GiB (64 KiB
+ * units), and the CPU count less one.
+ */
+static void rtc_memory_bytes(struct rtc *r, uint64_t ram, unsigned cpus)
+{
+	uint64_t low = ram < LAYOUT_HOLE_START ? ram : LAYOUT_HOLE_START, high = ram - low;
+	uint64_t ext = low > MiB ? (low - MiB) / KiB : 0, above16 = 0;
+
+	if (ext > 0xfc00)
+		ext = 0xfc00; /* 63 MiB: the rest is in 0x34/0x35 */
+	if (low > 16 * MiB)
+		above16 = (low - 16 * MiB) >> 16;
+	if (above16 > 0xffff)
+		above16 = 0xffff;
+	high >>= 16;
+	if (high > 0xffffff)
+		high = 0xffffff;
+	r->cmos[0x15] = 0x80; /* 640 KiB of base memory */
+	r->cmos[0x16] = 0x02;
+	r->cmos[0x17] = r->cmos[0x30] = (uint8_t)ext;
+	r->cmos[0x18] = r->cmos[0x31] = (uint8_t)(ext >> 8);
+	r->cmos[0x34] = (uint8_t)above16;
+	r->cmos[0x35] = (uint8_t)(above16 >> 8);
+	r->cmos[0x5b] = (uint8_t)high;
+	r->cmos[0x5c] = (uint8_t)(high >> 8);
+	r->cmos[0x5d] = (uint8_t)(high >> 16);
+	r->cmos[0x5f] = (uint8_t)(cpus - 1);
+}
+
 int rtc_create(struct machine *m)
 {
 	struct rtc *r = calloc(1, sizeof(*r));
@@ -210,6 +242,7 @@ int rtc_create(struct machine *m)
 	r->cmos[REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz rate */
 	r->cmos[REG_B] = B_24H;
 	r->cmos[REG_D] = D_VRT;
+	rtc_memory_bytes(r, m->def->memory, m->def->cpus ? m->def->cpus : 1);
 	e = bus_register(m->pio, PORT_RTC, 2, &rtc_ops, r, "rtc");
 	e = e ?: machine_add_reset_hook(m, rtc_reset, r);
 	e = e ?: machine_add_state_section(m, "rtc", 1, rtc_state, r);

@@ -27,6 +27,7 @@
 #include "disk/disk.h"
 #include "lib/clock.h"
 #include "lib/le.h"
+#include "lib/dio_align.h"
 #include "lib/log.h"
 #include "vmm/device.h"
 #include "vmm/machine.h"
@@ -45,7 +46,6 @@
 #define BLK_F_WRITE_ZEROES 14
 
 #define BLK_BOUNCE_BUDGET  (16u << 20) /* direct-I/O bounce bytes in flight per device */
-#define BLK_DIO_ALIGN	   512
 
 static struct log_ratelimit blk_rl = LOG_RATELIMIT_INIT(5000, 5);
 
@@ -138,6 +138,15 @@ static void blk_zero_slice(const struct iovec *iov, unsigned n)
 		memset(iov[i].iov_base, 0, iov[i].iov_len);
 }
 
+/* May O_DIRECT take the guest's buffers as they are (else they go through a bounce)? */
+static bool blk_mem_aligned(const struct virtio_blk *b, const struct blk_data *d)
+{
+	for (unsigned i = 0; i < d->n; i++)
+		if ((uintptr_t)d->seg[i].iov_base % b->dio_mem || d->seg[i].iov_len % b->dio_mem)
+			return false;
+	return d->aligned;
+}
+
 /* A read or write done on the payload descriptor: map it (at most BLK_MAX_EXTENTS extents,
  * none that only the library can do) and submit one transfer per file extent. Returns false,
  * having submitted nothing, when the library must do it. */
@@ -147,7 +156,7 @@ static bool blk_submit_direct(struct virtio_blk *b, struct blk_slot *s)
 	struct disk_extent ext[BLK_MAX_EXTENTS];
 	uint64_t off = s->sector * 512, done = 0;
 	unsigned n = 0, used = 0, i;
-	bool bounce = b->direct && !s->data.mem_aligned;
+	bool bounce = b->direct && !blk_mem_aligned(b, &s->data);
 
 	if (!s->data.len || (!b->direct && !s->data.aligned))
 		return false;
@@ -157,7 +166,7 @@ static bool blk_submit_direct(struct virtio_blk *b, struct blk_slot *s)
 		    ext[n].kind == DISK_EXTENT_LIBRARY || !ext[n].len)
 			return false;
 		if (ext[n].kind == DISK_EXTENT_FILE && b->direct &&
-		    (ext[n].file_off % BLK_DIO_ALIGN || ext[n].len % BLK_DIO_ALIGN))
+		    (ext[n].file_off % b->dio_off || ext[n].len % b->dio_off))
 			return false;
 		done += ext[n++].len;
 	}
@@ -523,7 +532,7 @@ static void blk_fill_config(struct virtio_blk *b, const struct disk_info *info)
 	while ((b->sector_size << exp) < phys && exp < 12)
 		exp++;
 	le_store(b->config + 0x00, b->sectors, 8);	     /* capacity */
-	le_store(b->config + 0x08, BLK_MAX_REQUEST, 4);	     /* size_max */
+	le_store(b->config + 0x08, BLK_SEG_SIZE_MAX, 4);     /* size_max */
 	le_store(b->config + 0x0c, BLK_SEG_MAX, 4);	     /* seg_max */
 	le_store(b->config + 0x14, b->sector_size, 4);	     /* blk_size */
 	b->config[0x18] = exp;				     /* physical_block_exp */
@@ -614,9 +623,28 @@ static void blk_open_payload(struct virtio_blk *b)
 			 b->path, strerror(errno));
 		return;
 	}
+	/* The file system's own alignments (a 4 KiB-sector device needs 4096); without an
+	 * answer, the 512 bytes every Linux block device takes. The bounce buffers are
+	 * page-aligned, so a file asking more than a page for buffers keeps the page cache. */
+	struct dio_align a = {512, 512};
+	int r = dio_align_of(fd, &a);
+
+	if (r < 0 || !a.mem || !a.off || a.mem > 4096 || a.off > 4096 || a.off % 512 ||
+	    (a.mem & (a.mem - 1)) || (a.off & (a.off - 1))) {
+		log_warn("%s: cache=none: %s; its data goes through the host's page cache, as "
+			 "with cache=writeback",
+			 b->path,
+			 r < 0	 ? "cannot read its direct I/O alignment"
+			 : a.mem ? "its file system's direct I/O alignment is one keel cannot use"
+				 : "its file system does not do direct I/O on it");
+		close(fd);
+		return;
+	}
 	b->pfd = fd;
 	b->pfd_owned = true;
 	b->direct = true;
+	b->dio_mem = a.mem;
+	b->dio_off = a.off;
 }
 
 /* The backend and the request slots, before the guest runs (io_uring rings are set up

@@ -17,6 +17,9 @@
 #define BLK_MAX_DISCARD 0x3fffffu /* sectors per discard segment (and write-zeroes by discard) */
 #define BLK_MAX_DZ_SEGS 32
 #define BLK_MAX_REQUEST (32u << 20) /* bytes of one read or write */
+/* size_max, the largest segment: seg_max segments of it still fit in one request, so that a
+ * guest that follows the two limits never builds a request the device must refuse. */
+#define BLK_SEG_SIZE_MAX ((BLK_MAX_REQUEST / BLK_SEG_MAX) & ~4095u)
 /* Write-zeroes that writes zeros (not a discard): one segment of at most BLK_MAX_REQUEST,
  * so that it takes no longer than the largest write and a pause, reset or quit never waits
  * for gigabytes of zeros. */
@@ -33,8 +36,7 @@ struct blk_data {
 	struct iovec seg[VQ_MAX_SEGS];
 	unsigned n;
 	uint64_t len;
-	bool aligned;	  /* every buffer a whole number of sectors */
-	bool mem_aligned; /* ... and starting on a sector boundary (O_DIRECT without a bounce) */
+	bool aligned; /* every buffer a whole number of sectors */
 };
 
 /* One request in flight on a queue. */
@@ -76,6 +78,7 @@ struct virtio_blk {
 	int pfd;	/* the payload's descriptor: O_DIRECT for cache=none, else the disk's */
 	bool pfd_owned; /* pfd is ours to close */
 	bool direct;	/* pfd has O_DIRECT */
+	uint32_t dio_mem, dio_off; /* its alignments: buffers, file offsets (lib/dio_align.h) */
 	unsigned nq;
 	struct blk_slot *slots; /* nq * BLK_SLOTS */
 	uint16_t freelist[BLKIO_MAX_QUEUES][BLK_SLOTS];

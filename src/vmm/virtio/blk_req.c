@@ -26,7 +26,6 @@ static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip
 	d->n = 0;
 	d->len = 0;
 	d->aligned = true;
-	d->mem_aligned = true;
 	for (; i < end && d->len < len; i++) {
 		uint64_t sl = c->seg[i].iov_len, take;
 
@@ -39,12 +38,10 @@ static void blk_data_segs(const struct vq_chain *c, bool writable, uint64_t skip
 			take = len - d->len;
 		d->seg[d->n] = (struct iovec){(uint8_t *)c->seg[i].iov_base + skip, take};
 		d->aligned &= take % 512 == 0;
-		d->mem_aligned &= (uintptr_t)d->seg[d->n].iov_base % 512 == 0;
 		d->n++;
 		d->len += take;
 		skip = 0;
 	}
-	d->mem_aligned &= d->aligned;
 }
 
 static unsigned blk_check_rw(struct virtio_blk *b, bool write, uint64_t sector,
@@ -142,8 +139,15 @@ static int blk_write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len)
 {
 	int r = 0;
 
-	if (b->zeroes_by_discard)
-		return disk_discard(b->disk, off, len);
+	/* Where the file cannot make the range read as zeros by itself, write them, as long as
+	 * that takes no longer than the largest write (BLK_MAX_WZ_WRITTEN); a larger range is
+	 * refused as unsupported, and the guest writes the zeros itself (Linux does). */
+	if (b->zeroes_by_discard) {
+		r = disk_zero(b->disk, off, len);
+		if (r != -EOPNOTSUPP || len > BLK_MAX_REQUEST)
+			return r;
+		r = 0;
+	}
 	while (len && !r) {
 		size_t n = len < BLK_ZERO_CHUNK ? (size_t)len : BLK_ZERO_CHUNK;
 
@@ -180,7 +184,7 @@ static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c
 		r = zeroes ? blk_write_zeroes(b, sector * 512, (uint64_t)count * 512)
 			   : disk_discard(b->disk, sector * 512, (uint64_t)count * 512);
 		if (r)
-			return VIRTIO_BLK_S_IOERR;
+			return r == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
 	}
 	return VIRTIO_BLK_S_OK;
 }

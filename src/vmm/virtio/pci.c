@@ -726,6 +726,11 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 	return epoll_ctl(vd->epfd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
 }
 
+int virtio_dev_unwatch(struct virtio_dev *vd, int fd)
+{
+	return epoll_ctl(vd->epfd, EPOLL_CTL_DEL, fd, NULL) ? -errno : 0;
+}
+
 /* ---- creation ---- */
 
 static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len, size_t caplen)

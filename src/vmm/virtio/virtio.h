@@ -37,6 +37,8 @@ struct machine;
 #define VIRTIO_ID_BLOCK	  2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG	  4
+#define VIRTIO_ID_VSOCK	  19
+#define VIRTIO_ID_SCSI	  8
 
 /* Feature bits common to every device. */
 #define VIRTIO_F_INDIRECT_DESC 28
@@ -150,6 +152,9 @@ int virtio_dev_watch(struct virtio_dev *vd, int fd, uint32_t events)
 	__attribute__((warn_unused_result));
 int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 	__attribute__((warn_unused_result));
+/* Stop watching fd (a device that cannot take an fd's input now: level-triggered hang-ups
+ * would otherwise wake the thread for ever). */
+int virtio_dev_unwatch(struct virtio_dev *vd, int fd) __attribute__((warn_unused_result));
 
 /* With vd->lock held (device code on the I/O thread): */
 /* Is the device running (DRIVER_OK, not NEEDS_RESET) with queue q enabled? */

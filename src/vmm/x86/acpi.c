@@ -62,6 +62,26 @@ static void acpi_finish(uint8_t *t, uint32_t len)
 	t[9] = (uint8_t)(0x100 - acpi_checksum(t, len));
 }
 
+/* Record a pointer field or a checksum of the buffer (room was counted at compile time). */
+static void note_pointer(struct acpi_info *info, size_t off, uint8_t size)
+{
+	if (info->npointers < ACPI_MAX_POINTERS)
+		info->pointers[info->npointers++] = (struct acpi_pointer){(uint32_t)off, size};
+}
+
+static void note_sum(struct acpi_info *info, size_t off, size_t start, size_t len)
+{
+	if (info->nsums < ACPI_MAX_CHECKSUMS)
+		info->sums[info->nsums++] =
+			(struct acpi_sum){(uint32_t)off, (uint32_t)start, (uint32_t)len};
+}
+
+/* A table finished at off: its checksum byte, over its whole length. */
+static void note_table(struct acpi_info *info, const uint8_t *buf, size_t off)
+{
+	note_sum(info, off + 9, off, le32_load(buf + off + 4));
+}
+
 /* A Generic Address Structure for a port-I/O register. */
 static void gas_io(uint8_t *p, uint16_t port, uint8_t bits)
 {
@@ -92,16 +112,16 @@ static const uint8_t dsdt_aml[] = {
 #define BOOT_ARCH_NO_VGA     (1u << 2)
 #define BOOT_ARCH_NO_ASPM    (1u << 4)
 
-static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
+static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt, uint16_t pm)
 {
 	acpi_header(t, "FACP", FADT_SIZE, 6);
 	le32_store(t + 36, (uint32_t)facs);
 	le32_store(t + 40, (uint32_t)dsdt);
 	le16_store(t + 46, IRQ_SCI);
 	/* SMI_CMD = 0: ACPI is always enabled, there is no SMM to hand over from. */
-	le32_store(t + 56, PORT_PM1_EVT);
-	le32_store(t + 64, PORT_PM1_CNT);
-	le32_store(t + 76, PORT_PM_TMR);
+	le32_store(t + 56, pm + PORT_PM1_EVT - PORT_PM_BASE);
+	le32_store(t + 64, pm + PORT_PM1_CNT - PORT_PM_BASE);
+	le32_store(t + 76, pm + PORT_PM_TMR - PORT_PM_BASE);
 	put8(t + 88, 4);	  /* PM1_EVT_LEN: status and enable, 2 bytes each */
 	put8(t + 89, 2);	  /* PM1_CNT_LEN */
 	put8(t + 91, 4);	  /* PM_TMR_LEN */
@@ -116,9 +136,9 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 	put8(t + 131, 5);    /* FADT minor version: ACPI 6.5 */
 	le64_store(t + 132, facs);
 	le64_store(t + 140, dsdt);
-	gas_io(t + 148, PORT_PM1_EVT, 32);
-	gas_io(t + 172, PORT_PM1_CNT, 16);
-	gas_io(t + 208, PORT_PM_TMR, 32);
+	gas_io(t + 148, (uint16_t)(pm + PORT_PM1_EVT - PORT_PM_BASE), 32);
+	gas_io(t + 172, (uint16_t)(pm + PORT_PM1_CNT - PORT_PM_BASE), 16);
+	gas_io(t + 208, (uint16_t)(pm + PORT_PM_TMR - PORT_PM_BASE), 32);
 	memcpy(t + 268, "KEELVMM\0", 8); /* hypervisor vendor identity */
 	acpi_finish(t, FADT_SIZE);
 }
@@ -190,6 +210,12 @@ int acpi_build(uint8_t *buf, uint64_t base, unsigned ncpus, struct acpi_info *in
 int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struct acpi_pci *pci,
 			struct acpi_info *info)
 {
+	return acpi_build_platform(buf, base, ncpus, pci, PORT_PM_BASE, info);
+}
+
+int acpi_build_platform(uint8_t *buf, uint64_t base, unsigned ncpus, const struct acpi_pci *pci,
+			uint16_t pm_base, struct acpi_info *info)
+{
 	struct acpi_builder b = {.buf = buf, .base = base, .used = 0};
 	size_t rsdp, facs, dsdt, fadt, madt, rsdt, xsdt, madt_len, dsdt_len, mcfg = 0;
 	uint64_t tables[3];
@@ -198,6 +224,7 @@ int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struc
 	unsigned i, ntables = pci ? 3 : 2;
 
 	memset(buf, 0, ACPI_MAX_SIZE);
+	memset(info, 0, sizeof(*info));
 	if (pci) {
 		pci_aml_len = acpi_pci_aml(pci_aml, sizeof(pci_aml), pci);
 		if (!pci_aml_len)
@@ -205,7 +232,7 @@ int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struc
 	}
 	dsdt_len = ACPI_HDR_SIZE + sizeof(dsdt_aml) + pci_aml_len;
 	madt_len = build_madt(NULL, ncpus, 0);
-	rsdp = acpi_alloc(&b, 36, 16);
+	rsdp = acpi_alloc(&b, ACPI_RSDP_SIZE, 16);
 	facs = acpi_alloc(&b, FACS_SIZE, 64);
 	dsdt = acpi_alloc(&b, dsdt_len, 8);
 	fadt = acpi_alloc(&b, FADT_SIZE, 8);
@@ -227,8 +254,16 @@ int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struc
 		memcpy(buf + dsdt + ACPI_HDR_SIZE + sizeof(dsdt_aml), pci_aml, pci_aml_len);
 	acpi_finish(buf + dsdt, (uint32_t)dsdt_len);
 
-	build_fadt(buf + fadt, base + facs, base + dsdt);
+	build_fadt(buf + fadt, base + facs, base + dsdt, pm_base);
 	build_madt(buf + madt, ncpus, 1);
+	/* The FADT's FIRMWARE_CTRL, DSDT, X_FIRMWARE_CTRL and X_DSDT. */
+	note_pointer(info, fadt + 36, 4);
+	note_pointer(info, fadt + 40, 4);
+	note_pointer(info, fadt + 132, 8);
+	note_pointer(info, fadt + 140, 8);
+	note_table(info, buf, dsdt);
+	note_table(info, buf, fadt);
+	note_table(info, buf, madt);
 
 	tables[0] = base + fadt;
 	tables[1] = base + madt;
@@ -236,6 +271,7 @@ int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struc
 		acpi_header(buf + mcfg, "MCFG", ACPI_MCFG_SIZE, 1);
 		acpi_pci_mcfg_body(buf + mcfg + ACPI_HDR_SIZE, pci);
 		acpi_finish(buf + mcfg, ACPI_MCFG_SIZE);
+		note_table(info, buf, mcfg);
 		tables[2] = base + mcfg;
 	}
 	acpi_header(buf + rsdt, "RSDT", (uint32_t)(ACPI_HDR_SIZE + ntables * 4), 1);
@@ -243,9 +279,13 @@ int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struc
 	for (i = 0; i < ntables; i++) {
 		le32_store(buf + rsdt + ACPI_HDR_SIZE + i * 4, (uint32_t)tables[i]);
 		le64_store(buf + xsdt + ACPI_HDR_SIZE + i * 8, tables[i]);
+		note_pointer(info, rsdt + ACPI_HDR_SIZE + i * 4, 4);
+		note_pointer(info, xsdt + ACPI_HDR_SIZE + i * 8, 8);
 	}
 	acpi_finish(buf + rsdt, (uint32_t)(ACPI_HDR_SIZE + ntables * 4));
 	acpi_finish(buf + xsdt, (uint32_t)(ACPI_HDR_SIZE + ntables * 8));
+	note_table(info, buf, rsdt);
+	note_table(info, buf, xsdt);
 
 	memcpy(buf + rsdp, "RSD PTR ", 8);
 	memcpy(buf + rsdp + 9, "KEEL  ", 6);
@@ -255,6 +295,10 @@ int acpi_build_with_pci(uint8_t *buf, uint64_t base, unsigned ncpus, const struc
 	le64_store(buf + rsdp + 24, base + xsdt);
 	buf[rsdp + 8] = (uint8_t)(0x100 - acpi_checksum(buf + rsdp, 20));
 	buf[rsdp + 32] = (uint8_t)(0x100 - acpi_checksum(buf + rsdp, 36));
+	note_pointer(info, rsdp + 16, 4);
+	note_pointer(info, rsdp + 24, 8);
+	note_sum(info, rsdp + 8, rsdp, 20);
+	note_sum(info, rsdp + 32, rsdp, ACPI_RSDP_SIZE);
 
 	info->rsdp = base + rsdp;
 	info->size = b.used;

@@ -4,7 +4,28 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "vmm/pci.h"
 #include "vmm/x86/layout.h"
+
+void acpi_pci_layout(struct acpi_pci *pci, uint64_t ram_size, uint64_t ecam)
+{
+	bool inside = ecam >= LAYOUT_PCI_MMIO32 && ecam < LAYOUT_PCI_MMIO32_END;
+	uint64_t split = inside ? ecam : LAYOUT_PCI_MMIO32 + LAYOUT_PCI_MMIO32_SIZE;
+	uint64_t hi = inside ? ecam + LAYOUT_PCIEXBAR_SIZE : split;
+
+	if (hi > LAYOUT_PCI_MMIO32_END)
+		hi = LAYOUT_PCI_MMIO32_END;
+	*pci = (struct acpi_pci){
+		.ecam = ecam,
+		.ecam_size = LAYOUT_PCI_ECAM_SIZE,
+		.mmio32 = LAYOUT_PCI_MMIO32,
+		.mmio32_size = split - LAYOUT_PCI_MMIO32,
+		.mmio32_hi = hi,
+		.mmio32_hi_size = LAYOUT_PCI_MMIO32_END - hi,
+		.mmio64 = pci_window64_base(ram_size),
+		.mmio64_size = pci_window64_end(ram_size) - pci_window64_base(ram_size),
+	};
+}
 
 /* An AML byte stream under construction; overflow makes the result length 0. */
 struct aml {
@@ -188,7 +209,10 @@ static void pci0_resources(struct aml *a, const struct acpi_pci *pci)
 	aml_bytes(a, conf1, sizeof(conf1));			    /* IO (0xcf8, 8) */
 	res_word(a, 1, 0x03, 0x0000, 0x0cf7);			    /* I/O, entire range */
 	res_word(a, 1, 0x03, 0x0d00, 0xffff);
-	res_dword_mem(a, pci->mmio32, pci->mmio32_size);
+	if (pci->mmio32_size)
+		res_dword_mem(a, pci->mmio32, pci->mmio32_size);
+	if (pci->mmio32_hi_size)
+		res_dword_mem(a, pci->mmio32_hi, pci->mmio32_hi_size);
 	res_qword_mem(a, pci->mmio64, pci->mmio64_size);
 }
 

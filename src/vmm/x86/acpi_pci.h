@@ -15,9 +15,15 @@ struct acpi_pci {
 	uint64_t ecam, ecam_size; /* bus 0 .. ecam_size / 1 MiB - 1 */
 	uint64_t mmio32, mmio32_size;
 	uint64_t mmio64, mmio64_size;
+	uint64_t mmio32_hi, mmio32_hi_size; /* a second 32-bit window (0 size: none) */
 };
 
 #define ACPI_MCFG_SIZE 60
+
+/* keel's host bridge for a VM of ram_size bytes with ECAM at ecam (layout.h): the 32-bit
+ * window the host decodes, less the 256 MiB ECAM window when that lies inside it (so two
+ * windows, the second possibly empty), and the whole 64-bit one. */
+void acpi_pci_layout(struct acpi_pci *pci, uint64_t ram_size, uint64_t ecam);
 
 /* DSDT AML for the host bridge into buf; returns its length, 0 if cap is too small. */
 size_t acpi_pci_aml(uint8_t *buf, size_t cap, const struct acpi_pci *pci);

@@ -22,3 +22,14 @@ unsigned e820_build(const struct guest_mem *mem, struct e820_entry map[E820_MAX]
 	}
 	return n;
 }
+
+unsigned e820_build_firmware(const struct guest_mem *mem, struct e820_entry map[E820_MAX])
+{
+	unsigned n = 0, i;
+
+	for (i = 0; i < mem->nregions; i++)
+		map[n++] = (struct e820_entry){mem->regions[i].gpa, mem->regions[i].size, E820_RAM};
+	map[n++] = (struct e820_entry){
+		LAYOUT_IDENTITY_MAP, LAYOUT_TSS + 3 * 4 * KiB - LAYOUT_IDENTITY_MAP, E820_RESERVED};
+	return n;
+}

@@ -19,5 +19,8 @@ struct e820_entry {
 
 /* Fill map (room for E820_MAX) from the guest's RAM regions; returns the entry count. */
 unsigned e820_build(const struct guest_mem *mem, struct e820_entry map[E820_MAX]);
+/* The map firmware is given (fw_cfg "etc/e820", as QEMU's): every RAM region whole, from 0,
+ * and KVM's private pages reserved; the firmware reserves its own areas below 1 MiB. */
+unsigned e820_build_firmware(const struct guest_mem *mem, struct e820_entry map[E820_MAX]);
 
 #endif

@@ -35,10 +35,17 @@
 /* PCI (pci.c): the 32-bit BAR window and ECAM (bus 0 only) in the hole; the 64-bit BAR
  * window starts at the first 1 GiB boundary above RAM (pci_window64_base()). */
 #define LAYOUT_PCI_MMIO32      0xc0000000ull
-#define LAYOUT_PCI_MMIO32_SIZE 0x20000000ull /* 512 MiB, up to the ECAM */
+#define LAYOUT_PCI_MMIO32_SIZE 0x20000000ull /* 512 MiB, up to the ECAM: where keel places BARs */
+/* The host bridge decodes BARs wherever firmware puts them from LAYOUT_PCI_MMIO32 up to the
+ * IOAPIC (OVMF: above its 256 MiB ECAM window at 0xF0000000), except where ECAM is. */
+#define LAYOUT_PCI_MMIO32_END  0xfec00000ull
+#define LAYOUT_PCIEXBAR_SIZE   0x10000000ull /* the ECAM window firmware reserves: 256 MiB */
 #define LAYOUT_PCI_ECAM	       0xe0000000ull
 #define LAYOUT_PCI_ECAM_SIZE   0x100000ull /* bus 0: 32 devices x 8 functions x 4 KiB */
-#define LAYOUT_PCI_MMIO64_SIZE (16 * GiB)
+#define LAYOUT_PCI_MMIO64_SIZE (16 * GiB) /* where keel places 64-bit BARs */
+/* The 64-bit window the host decodes also holds OVMF's: 32 GiB at the next 32 GiB boundary
+ * (fw_cfg opt/ovmf/X-PciMmio64Mb pins that size), pci_window64_end(). */
+#define LAYOUT_PCI_MMIO64_OVMF (32 * GiB)
 #define PORT_PCI_CONF1	       0xcf8 /* CONFIG_ADDRESS at 0xcf8, CONFIG_DATA at 0xcfc */
 
 /* Port I/O of the platform devices. */
@@ -53,6 +60,7 @@
 #define PORT_I8042_CMD	0x64
 #define PORT_FW_CFG	0x510
 #define PORT_DEBUG_EXIT 0xf4
+#define PORT_DEBUGCON	0x402 /* firmware log (--firmware-debug) */
 
 /* Interrupt lines (ISA IRQ = GSI except the timer, which is routed to IOAPIC pin 2). */
 #define IRQ_COM1 4

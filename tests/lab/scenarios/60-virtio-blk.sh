@@ -11,7 +11,8 @@ vm_run a 'stty cols 1000' # long command lines must not wrap on the console
 vm_run a 'for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device $d/class); done'
 echo "lab: guest PCI devices:"
 echo "$VM_OUT" | sed 's/^/lab:   /'
-echo "$VM_OUT" | grep -q '^0000:00:00.0 0x1b36 0x0008 0x060000$' || fail "no host bridge at 00:00.0"
+echo "$VM_OUT" | grep -q '^0000:00:00.0 0x8086 0x29c0 0x060000$' || fail "no Q35 host bridge (8086:29c0) at 00:00.0"
+echo "$VM_OUT" | grep -q '^0000:00:1f.0 0x8086 0x2918 0x060100$' || fail "no ICH9 LPC bridge (8086:2918) at 00:1f.0"
 [ "$(echo "$VM_OUT" | grep -c ' 0x1af4 0x1042 ')" = 2 ] || fail "expected two virtio-blk devices (1af4:1042)"
 echo "$VM_OUT" | grep -q ' 0x1af4 0x1044 ' || fail "no virtio-rng device (1af4:1044)"
 vm_run a 'ls /sys/bus/virtio/drivers && ls /sys/bus/virtio/devices/*/driver -d | wc -l'

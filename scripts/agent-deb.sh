@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Build keel-agent_VERSION_amd64.deb from build/ (`make agent-deb`): the static keel-agent in
+# /usr/sbin, its systemd unit, enabled on install. Nothing else: it depends on no package.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$top/build}
+agent="$build/src/agent/keel-agent"
+[ -x "$agent" ] || { echo "agent-deb: $agent is not built; run make first" >&2; exit 1; }
+if file -L "$agent" | grep -q 'dynamically linked'; then
+	echo "agent-deb: $agent is dynamically linked (a sanitizer build?); build it with make" >&2
+	exit 1
+fi
+version=$(sed -n "s/^ *version: '\([^']*\)'.*/\1/p" "$top/meson.build" | head -1)
+root=$(mktemp -d)
+chmod 0755 "$root"
+trap 'rm -rf "$root"' EXIT
+install -D -s -m 0755 "$agent" "$root/usr/sbin/keel-agent"
+install -D -m 0644 "$top/contrib/systemd/keel-agent.service" "$root/lib/systemd/system/keel-agent.service"
+install -d "$root/DEBIAN"
+cat >"$root/DEBIAN/control" <<CONTROL
+Package: keel-agent
+Version: $version
+Architecture: amd64
+Maintainer: keel developers <keel@localhost>
+Section: admin
+Priority: optional
+Description: keel integration services for Linux guests
+ keel-agent runs inside a virtual machine managed by keel and serves the host over
+ virtio-vsock: heartbeat, clean shutdown, time sync, key-value exchange, exec, file copy
+ and file system freeze for consistent checkpoints.
+CONTROL
+cat >"$root/DEBIAN/postinst" <<'POSTINST'
+#!/bin/sh
+set -e
+if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
+	systemctl daemon-reload
+	systemctl enable --now keel-agent.service || true
+fi
+POSTINST
+cat >"$root/DEBIAN/prerm" <<'PRERM'
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ]; then
+	systemctl disable --now keel-agent.service || true
+fi
+PRERM
+chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
+out="$build/keel-agent_${version}_amd64.deb"
+dpkg-deb --root-owner-group --build "$root" "$out" >/dev/null
+echo "$out"

@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/agent_mon.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/agent_stop.h"
+#include "daemon/biglock.h"
+#include "lib/agent_client.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+
+#define AGENT_MON_MAX_VMS 1024
+/* Time sync: the guest's clock is set from the host's at each connection (a VM that runs
+ * again after a pause, a restore or a keeld restart gets a new one: Hyper-V's hard sync), and
+ * sampled every TIME_SAMPLE_PINGS pings; set again when it is off by more than TIME_MAX_US. */
+#define TIME_SAMPLE_PINGS 10
+#define TIME_MAX_US	  10000
+
+/* One followed VM. Its thread owns conn; the rest is read and written under mon_lock. */
+struct mon_vm {
+	char uuid[VMDEF_UUID_LEN + 1];
+	char vsock[512];
+	bool wanted;	   /* the VM still runs: the thread goes on */
+	bool done;	   /* the thread ended: the manager frees the record */
+	bool ever_contact; /* hello succeeded since this worker started */
+	uint32_t disabled; /* the services turned off for the VM (the store's, via the manager) */
+	long long last_pong_ms;
+	struct agent_status st;
+};
+
+/* What the manager reads, with keeld's lock. */
+struct mon_ctx {
+	struct sup *sup;
+	struct store *store;
+};
+
+/* mon_lock protects mon_vms and every record's fields but conn (a leaf lock). */
+static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mon_vm *mon_vms[AGENT_MON_MAX_VMS];
+static size_t mon_nvms;
+
+static void mon_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Called with mon_lock held. */
+static void mon_update(struct mon_vm *v)
+{
+	long long now = clock_mono_ms();
+
+	if (v->ever_contact && now - v->last_pong_ms < AGENT_MON_LOST_MS)
+		v->st.heartbeat = AGENT_HEARTBEAT_OK;
+	else if (v->ever_contact)
+		v->st.heartbeat = AGENT_HEARTBEAT_LOST;
+	else
+		v->st.heartbeat = AGENT_HEARTBEAT_NONE;
+}
+
+static int64_t realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Set the guest's clock to the host's (half the last round trip ahead). */
+static int mon_time_set(struct agent_conn *c, int64_t ahead_us, char *err, size_t errlen)
+{
+	agent_begin(c, AP_T_TIME_SET);
+	ap_put_u64(&c->out, AP_A_TIME_NS, (uint64_t)(realtime_us() + ahead_us) * 1000);
+	return agent_call(c, AGENT_MON_TIMEOUT_MS, err, errlen);
+}
+
+/* Sample the guest's clock: *offset_us is guest minus host at the middle of the round trip. */
+static int mon_time_sample(struct agent_conn *c, int64_t *offset_us, int64_t *rtt_us, char *err,
+			   size_t errlen)
+{
+	int64_t t0 = realtime_us(), t1;
+	uint64_t guest_ns;
+	int r;
+
+	agent_begin(c, AP_T_TIME_GET);
+	r = agent_call(c, AGENT_MON_TIMEOUT_MS, err, errlen);
+	t1 = realtime_us();
+	if (r)
+		return r;
+	if (ap_get_u64(&c->msg, AP_A_TIME_NS, &guest_ns)) {
+		snprintf(err, errlen, "the agent's time-get has no time");
+		return -EPROTO;
+	}
+	*rtt_us = t1 - t0;
+	*offset_us = (int64_t)(guest_ns / 1000) - (t0 + t1) / 2;
+	return 0;
+}
+
+/* Whether the VM has service on and its agent offers it. */
+static bool mon_service(struct mon_vm *v, const struct agent_conn *c, unsigned service)
+{
+	uint32_t disabled;
+
+	pthread_mutex_lock(&mon_lock);
+	disabled = v->disabled;
+	pthread_mutex_unlock(&mon_lock);
+	return (c->services & 1u << service) && !(disabled & 1u << service);
+}
+
+/* The guest's addresses, from its KVP facts (NetworkAddressIPv4 and IPv6), for `keel vm
+ * show`: 0, or -errno of a connection that broke. */
+static int mon_addresses(struct mon_vm *v, struct agent_conn *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"NetworkAddressIPv4", "NetworkAddressIPv6"};
+	char addrs[sizeof(v->st.addresses)] = "";
+
+	if (!mon_service(v, c, AP_S_KVP))
+		return 0;
+	for (size_t i = 0; i < 2; i++) {
+		const char *val;
+		size_t len = strlen(addrs);
+		int r;
+
+		agent_begin(c, AP_T_KVP_GET);
+		ap_put_u32(&c->out, AP_A_POOL, AP_POOL_AUTO);
+		ap_put_str(&c->out, AP_A_KEY, keys[i]);
+		r = agent_call(c, AGENT_MON_TIMEOUT_MS, err, errlen);
+		if (r == -ENOENT)
+			continue;
+		if (r)
+			return r;
+		val = ap_get_str(&c->msg, AP_A_VALUE);
+		if (val && val[0])
+			snprintf(addrs + len, sizeof(addrs) - len, "%s%s", len ? "," : "", val);
+	}
+	pthread_mutex_lock(&mon_lock);
+	memcpy(v->st.addresses, addrs, sizeof(addrs));
+	pthread_mutex_unlock(&mon_lock);
+	return 0;
+}
+
+/* The time service, when the agent offers it and the VM has it on: 0, or -errno of a
+ * connection that broke. A refusal (a guest without CAP_SYS_TIME...) is only recorded. */
+static int mon_time(struct mon_vm *v, struct agent_conn *c, bool connected_now, bool sample,
+		    char *err, size_t errlen)
+{
+	int64_t offset = 0, rtt = 0;
+	int r = 0;
+
+	if (!mon_service(v, c, AP_S_TIME))
+		return 0;
+	if (connected_now) {
+		r = mon_time_set(c, 0, err, errlen);
+	} else if (sample) {
+		r = mon_time_sample(c, &offset, &rtt, err, errlen);
+		if (!r && (offset > TIME_MAX_US || offset < -TIME_MAX_US))
+			r = mon_time_set(c, rtt / 2, err, errlen);
+		pthread_mutex_lock(&mon_lock);
+		v->st.clock_offset_us = offset;
+		pthread_mutex_unlock(&mon_lock);
+	}
+	if (r == -ETIMEDOUT || r == -EPIPE || r == -EPROTO || r == -ECONNRESET)
+		return r;
+	if (r)
+		log_warn("VM %s: time sync: %s", v->uuid, err);
+	return 0;
+}
+
+static void *mon_vm_thread(void *arg)
+{
+	struct agent_conn *conn = malloc(sizeof(*conn)); /* 140 KiB: not on the stack */
+	struct mon_vm *v = arg;
+	unsigned rounds = 0;
+	char err[256];
+
+	if (!conn) {
+		pthread_mutex_lock(&mon_lock);
+		v->done = true;
+		pthread_mutex_unlock(&mon_lock);
+		return NULL;
+	}
+	conn->fd = -1;
+	for (;;) {
+		long long started = clock_mono_ms();
+		bool wanted, connected_now = false;
+		int r;
+
+		pthread_mutex_lock(&mon_lock);
+		wanted = v->wanted;
+		pthread_mutex_unlock(&mon_lock);
+		if (!wanted)
+			break;
+		err[0] = '\0';
+		if (conn->fd < 0) {
+			r = agent_open(conn, v->vsock, AGENT_MON_TIMEOUT_MS, err, sizeof(err));
+			pthread_mutex_lock(&mon_lock);
+			if (!r) {
+				if (!v->ever_contact)
+					log_info("VM %s: keel-agent %s answers", v->uuid,
+						 conn->agent_version);
+				v->ever_contact = true;
+				connected_now = true;
+				v->last_pong_ms = clock_mono_ms();
+				v->st.connected = true;
+				v->st.services = conn->services;
+				snprintf(v->st.agent_version, sizeof(v->st.agent_version), "%s",
+					 conn->agent_version);
+			}
+		} else {
+			agent_begin(conn, AP_T_PING);
+			r = agent_call(conn, AGENT_MON_TIMEOUT_MS, err, sizeof(err));
+			if (r)
+				agent_close(conn);
+			pthread_mutex_lock(&mon_lock);
+			if (!r)
+				v->last_pong_ms = clock_mono_ms();
+			else
+				v->st.connected = false;
+		}
+		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);
+		mon_update(v);
+		pthread_mutex_unlock(&mon_lock);
+		if (conn->fd >= 0) {
+			bool sample = connected_now || ++rounds % TIME_SAMPLE_PINGS == 0;
+
+			if (mon_time(v, conn, connected_now, sample, err, sizeof(err)) ||
+			    (sample && mon_addresses(v, conn, err, sizeof(err))))
+				agent_close(conn); /* the next round connects again */
+		}
+		r = (int)(AGENT_MON_PERIOD_MS - (clock_mono_ms() - started));
+		if (r > 0)
+			mon_sleep_ms(r);
+	}
+	agent_close(conn);
+	free(conn);
+	pthread_mutex_lock(&mon_lock);
+	v->done = true;
+	pthread_mutex_unlock(&mon_lock);
+	return NULL;
+}
+
+/* Follow exactly the VMs in uuids (with their vsock paths): start threads for new ones, let
+ * the others' threads end, free the records of those that ended. Under mon_lock. */
+static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
+		     const uint32_t *disabled, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < mon_nvms; i++) {
+		bool keep = false;
+
+		for (size_t j = 0; j < n && !keep; j++) {
+			keep = !strcmp(mon_vms[i]->uuid, uuids[j]);
+			if (keep)
+				mon_vms[i]->disabled = disabled[j];
+		}
+		if (!keep)
+			mon_vms[i]->wanted = false;
+		if (mon_vms[i]->done)
+			free(mon_vms[i]);
+		else
+			mon_vms[k++] = mon_vms[i];
+	}
+	mon_nvms = k;
+	for (size_t j = 0; j < n; j++) {
+		struct mon_vm *v = NULL;
+		pthread_attr_t attr;
+		pthread_t t;
+
+		for (size_t i = 0; i < mon_nvms && !v; i++)
+			if (!strcmp(mon_vms[i]->uuid, uuids[j]) && mon_vms[i]->wanted)
+				v = mon_vms[i];
+		if (v || mon_nvms == AGENT_MON_MAX_VMS)
+			continue;
+		v = calloc(1, sizeof(*v));
+		if (!v)
+			continue;
+		/* Both NUL-terminated within the same sizes (the manager made them). */
+		memcpy(v->uuid, uuids[j], sizeof(v->uuid));
+		memcpy(v->vsock, paths[j], sizeof(v->vsock));
+		v->wanted = true;
+		v->disabled = disabled[j];
+		mon_update(v);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, mon_vm_thread, v)) {
+			free(v);
+		} else {
+			mon_vms[mon_nvms++] = v;
+		}
+		pthread_attr_destroy(&attr);
+	}
+}
+
+static void *mon_manager(void *arg)
+{
+	static char uuids[AGENT_MON_MAX_VMS][VMDEF_UUID_LEN + 1];
+	static char paths[AGENT_MON_MAX_VMS][512];
+	static uint32_t disabled[AGENT_MON_MAX_VMS];
+	struct mon_ctx *m = arg;
+
+	for (;;) {
+		size_t n;
+
+		keeld_lock();
+		n = sup_running_vms(m->sup, uuids, AGENT_MON_MAX_VMS);
+		for (size_t i = 0; i < n; i++) {
+			if (store_integration_disabled(m->store, uuids[i], &disabled[i]))
+				disabled[i] = 0;
+			if (agent_vsock_path(m->sup, uuids[i], paths[i], sizeof(paths[i])))
+				paths[i][0] = '\0';
+		}
+		keeld_unlock();
+		pthread_mutex_lock(&mon_lock);
+		mon_sync(uuids, paths, disabled, n);
+		pthread_mutex_unlock(&mon_lock);
+		mon_sleep_ms(AGENT_MON_PERIOD_MS / 4);
+	}
+	return NULL;
+}
+
+int agent_mon_start(struct sup *sup, struct store *store)
+{
+	static struct mon_ctx m;
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
+
+	m.sup = sup;
+	m.store = store;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&t, &attr, mon_manager, &m);
+	pthread_attr_destroy(&attr);
+	return r;
+}
+
+void agent_mon_status(const char *uuid, struct agent_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->heartbeat = AGENT_HEARTBEAT_NONE;
+	pthread_mutex_lock(&mon_lock);
+	for (size_t i = 0; i < mon_nvms; i++) {
+		if (strcmp(mon_vms[i]->uuid, uuid) || !mon_vms[i]->wanted)
+			continue;
+		mon_update(mon_vms[i]);
+		*out = mon_vms[i]->st;
+		break;
+	}
+	pthread_mutex_unlock(&mon_lock);
+}

@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-scsi (virtio 1.2, 5.6): one controller with one target (0) and the VM's SCSI LUNs
+ * (disks and DVD drives, vmm/scsi). Queues: 0 control (task management, asynchronous
+ * notification queries), 1 event (no feature that sends events is offered, so its buffers
+ * stay with the driver), 2 requests. A request's CDB is executed by the SCSI target layer
+ * on the device's I/O thread; its reads, writes and cache flushes run on the block backend
+ * (vmm/blkio, the pool threads of virtio-blk's backend) through keel's disk library, and
+ * complete on the I/O thread with one interrupt per batch.
+ *
+ * The host changes a DVD drive's medium through the control socket (machine_set_media):
+ * once no request is in flight (virtio_lock_idle) the medium is swapped and the guest sees
+ * a unit attention (28/00, medium changed) and a media event. The LUNs' state (media, unit
+ * attentions, tray, lock) is the section "virtio-scsi-luns.SS" of a saved state.
+ */
+#include "vmm/virtio/scsi.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include "config/vmdef_device.h"
+#include "lib/clock.h"
+#include "lib/le.h"
+#include "lib/log.h"
+#include "vmm/blkio/blkio.h"
+#include "vmm/device.h"
+#include "vmm/machine.h"
+#include "vmm/virtio/scsi_internal.h"
+#include "vmm/virtio/virtio.h"
+
+static struct log_ratelimit scsi_rl = LOG_RATELIMIT_INIT(5000, 5);
+
+/* I/O thread or reset, vd->lock held. */
+static void scsi_release_slot(struct virtio_scsi *s, struct vscsi_slot *sl)
+{
+	s->freelist[s->nfree++] = sl->idx;
+}
+
+/* Decode virtio-scsi's LUN field: byte 0 is 1, byte 1 the target (0 only), bytes 2-3 the
+ * LUN in SAM's flat or peripheral form. Returns the LUN or -1 for another target. */
+int virtio_scsi_lun(const uint8_t lun[8])
+{
+	if (lun[0] != 1 || lun[1] != 0)
+		return -1;
+	return (lun[2] & 0x3f) << 8 | lun[3];
+}
+
+/* The chain's bytes from skip on, readable (out of the guest) or writable, as buffers. */
+static void chain_part(const struct vq_chain *c, bool writable, uint64_t skip, struct iovec *seg,
+		       struct scsi_buf *b)
+{
+	unsigned i = writable ? c->nin : 0, end = writable ? c->nin + c->nout : c->nin;
+
+	b->iov = seg;
+	b->n = 0;
+	b->len = 0;
+	for (; i < end; i++) {
+		uint64_t sl = c->seg[i].iov_len;
+
+		if (skip >= sl) {
+			skip -= sl;
+			continue;
+		}
+		seg[b->n++] = (struct iovec){(uint8_t *)c->seg[i].iov_base + skip, sl - skip};
+		b->len += sl - skip;
+		skip = 0;
+	}
+}
+
+/* Write the response of the request in sl into its chain; returns the used length (0 for a
+ * chain without room for a response). */
+static uint32_t scsi_answer(struct vscsi_slot *sl)
+{
+	struct scsi_req *r = &sl->req;
+	uint8_t resp[VSCSI_RESP_HDR + VSCSI_SENSE_MAX] = {0};
+	uint32_t resp_len = VSCSI_RESP_HDR + sl->sense_size;
+	uint64_t resid = r->in.len ? r->in.len - r->in_done : r->out.len - r->out_done;
+
+	if (sl->malformed)
+		return 0;
+	resp[11] = sl->response;
+	if (sl->response == VIRTIO_SCSI_S_OK && r->overrun) {
+		resp[11] = VIRTIO_SCSI_S_OVERRUN;
+	} else if (sl->response == VIRTIO_SCSI_S_OK) {
+		resp[10] = r->status;
+		if (r->status == SCSI_CHECK_CONDITION) {
+			uint8_t sense[SCSI_SENSE_LEN];
+			uint32_t n =
+				sl->sense_size < SCSI_SENSE_LEN ? sl->sense_size : SCSI_SENSE_LEN;
+
+			scsi_sense_fixed(r->sense, sense);
+			memcpy(resp + VSCSI_RESP_HDR, sense, n);
+			le32_store(resp, n);
+		}
+	}
+	le32_store(resp + 4, resid > UINT32_MAX ? UINT32_MAX : (uint32_t)resid);
+	vq_chain_write(&sl->chain, 0, resp, resp_len);
+	return (uint32_t)(resp_len + (resp[11] == VIRTIO_SCSI_S_OK ? r->in_done : 0));
+}
+
+/* Answer the request and hand the chain back (unless a reset came in between). Returns
+ * whether the used ring changed. */
+static bool scsi_complete(struct virtio_scsi *s, struct vscsi_slot *sl)
+{
+	struct virtio_dev *vd = s->vd;
+	bool pushed = false;
+
+	if (sl->epoch == vd->epoch && vd->q[VSCSI_REQUEST_Q].vq.ready) {
+		vq_push(&vd->q[VSCSI_REQUEST_Q].vq, sl->chain.head, scsi_answer(sl));
+		pushed = true;
+	}
+	scsi_release_slot(s, sl);
+	return pushed;
+}
+
+/* Pool thread: the request's read, write or flush through the disk library. */
+static int scsi_io_call(void *arg)
+{
+	scsi_io_run(&((struct vscsi_slot *)arg)->req);
+	return 0;
+}
+
+/* Check a request chain (virtio 1.2, 5.6.6.1) and execute its CDB: SCSI_EXEC_IO when its
+ * read, write or flush is still to be run, else it is ready to be answered. */
+static enum scsi_exec_result scsi_begin(struct virtio_scsi *s, struct vscsi_slot *sl)
+{
+	const struct vq_chain *c = &sl->chain;
+	uint32_t hdr = VSCSI_CMD_HDR + s->cdb_size;
+	uint8_t lun[8];
+	int n;
+
+	sl->sense_size = s->sense_size;
+	sl->response = VIRTIO_SCSI_S_OK;
+	sl->malformed = false;
+	memset(&sl->req, 0, sizeof(sl->req));
+	if (c->in_len < hdr || c->out_len < VSCSI_RESP_HDR + sl->sense_size) {
+		log_warn_ratelimited(&scsi_rl,
+				     "virtio-scsi: request without a %u-byte header or a %u-byte "
+				     "response",
+				     hdr, VSCSI_RESP_HDR + sl->sense_size);
+		sl->malformed = true;
+		return SCSI_EXEC_DONE;
+	}
+	vq_chain_read(c, 0, lun, sizeof(lun));
+	sl->req.cdb_len = s->cdb_size < SCSI_CDB_MAX ? s->cdb_size : SCSI_CDB_MAX;
+	vq_chain_read(c, VSCSI_CMD_HDR, sl->req.cdb, sl->req.cdb_len);
+	chain_part(c, false, hdr, sl->out_seg, &sl->req.out);
+	chain_part(c, true, VSCSI_RESP_HDR + sl->sense_size, sl->in_seg, &sl->req.in);
+	n = virtio_scsi_lun(lun);
+	if (n < 0) {
+		sl->response = VIRTIO_SCSI_S_BAD_TARGET;
+		return SCSI_EXEC_DONE;
+	}
+	if (sl->req.in.len && sl->req.out.len) { /* VIRTIO_SCSI_F_INOUT is not offered */
+		sl->response = VIRTIO_SCSI_S_FAILURE;
+		return SCSI_EXEC_DONE;
+	}
+	return scsi_exec(&s->t, (unsigned)n, &sl->req);
+}
+
+/* Start the request just taken into sl: answered at once (returns whether the used ring
+ * changed), or its I/O submitted to the block backend. */
+static bool scsi_start(struct virtio_scsi *s, struct vscsi_slot *sl)
+{
+	if (scsi_begin(s, sl) == SCSI_EXEC_DONE)
+		return scsi_complete(s, sl);
+	sl->io = (struct blkio_req){.op = BLKIO_CALL, .call = scsi_io_call, .arg = sl, .tag = sl};
+	blkio_submit(s->io, 0, &sl->io);
+	return false;
+}
+
+uint32_t virtio_scsi_request(struct virtio_scsi *s, const struct vq_chain *c)
+{
+	static struct vscsi_slot sl; /* one caller at a time */
+
+	memcpy(&sl.chain, c, sizeof(*c));
+	if (scsi_begin(s, &sl) == SCSI_EXEC_IO)
+		scsi_io_run(&sl.req);
+	return scsi_answer(&sl);
+}
+
+/* Task management (5.6.6.2): nothing is queued inside the device that an abort could take
+ * back (requests in flight finish on their own), so aborts and queries complete; a LUN or
+ * nexus reset returns the units to their reset state. */
+static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
+{
+	uint8_t req[VSCSI_TMF_LEN];
+	int n;
+
+	vq_chain_read(c, 0, req, sizeof(req));
+	n = virtio_scsi_lun(req + 8);
+	if (n < 0)
+		return VIRTIO_SCSI_S_BAD_TARGET;
+	switch (le32_load(req + 4)) {
+	case VIRTIO_SCSI_T_TMF_ABORT_TASK:
+	case VIRTIO_SCSI_T_TMF_ABORT_TASK_SET:
+	case VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET:
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK:
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
+		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+	case VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
+		if ((unsigned)n < s->t.nluns)
+			s->t.lun[n].prevent = false;
+		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+	case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
+		for (unsigned i = 0; i < s->t.nluns; i++)
+			s->t.lun[i].prevent = false;
+		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+	default: /* CLEAR ACA (no ACA here) and anything unknown */
+		return VIRTIO_SCSI_S_FUNCTION_REJECTED;
+	}
+}
+
+uint32_t virtio_scsi_control(struct virtio_scsi *s, const struct vq_chain *c)
+{
+	uint8_t type[4], resp[5] = {0};
+
+	if (c->in_len < 4)
+		goto bad;
+	vq_chain_read(c, 0, type, 4);
+	switch (le32_load(type)) {
+	case VIRTIO_SCSI_T_TMF:
+		if (c->in_len < VSCSI_TMF_LEN || c->out_len < 1)
+			goto bad;
+		resp[0] = scsi_tmf(s, c);
+		return (uint32_t)vq_chain_write(c, 0, resp, 1);
+	case VIRTIO_SCSI_T_AN_QUERY:
+	case VIRTIO_SCSI_T_AN_SUBSCRIBE: {
+		uint8_t req[VSCSI_AN_LEN];
+
+		if (c->in_len < VSCSI_AN_LEN || c->out_len < 5)
+			goto bad;
+		vq_chain_read(c, 0, req, sizeof(req));
+		/* event_actual: none of the events asked for is supported */
+		resp[4] =
+			virtio_scsi_lun(req + 4) < 0 ? VIRTIO_SCSI_S_BAD_TARGET : VIRTIO_SCSI_S_OK;
+		return (uint32_t)vq_chain_write(c, 0, resp, 5);
+	}
+	default:
+		break;
+	}
+bad:
+	log_warn_ratelimited(&scsi_rl, "virtio-scsi: malformed control request (%llu bytes)",
+			     (unsigned long long)c->in_len);
+	return 0;
+}
+
+static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
+{
+	bool pushed = false;
+
+	for (;;) {
+		int r = virtio_pop(vd, VSCSI_CONTROL_Q, &s->ctl_chain);
+
+		if (r <= 0) {
+			if (virtio_queue_ready(vd, VSCSI_CONTROL_Q) &&
+			    vq_rearm(&vd->q[VSCSI_CONTROL_Q].vq))
+				continue;
+			break;
+		}
+		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
+			virtio_scsi_control(s, &s->ctl_chain));
+		pushed = true;
+	}
+	if (pushed)
+		virtio_queue_interrupt(vd, VSCSI_CONTROL_Q);
+}
+
+/* I/O thread, vd->lock held. */
+static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
+{
+	struct virtio_scsi *s = vd->priv;
+	bool pushed = false;
+
+	if (q == VSCSI_CONTROL_Q) {
+		scsi_control_queue(vd, s);
+		return;
+	}
+	if (q != VSCSI_REQUEST_Q)
+		return; /* the event queue: its buffers wait for events that never come */
+	for (;;) {
+		struct vscsi_slot *sl;
+		int r;
+
+		if (!s->nfree) {
+			s->starved = true; /* a completion takes the queue up again */
+			break;
+		}
+		sl = &s->slots[s->freelist[s->nfree - 1]];
+		r = virtio_pop(vd, q, &sl->chain);
+		if (r <= 0) {
+			if (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq))
+				continue;
+			break;
+		}
+		s->nfree--;
+		sl->epoch = vd->epoch;
+		pushed |= scsi_start(s, sl);
+	}
+	blkio_commit(s->io, 0);
+	if (pushed)
+		virtio_queue_interrupt(vd, q);
+}
+
+/* Reap completions (with wait, until none is in flight), answer them, interrupt once. */
+static void scsi_reap(struct virtio_scsi *s, bool wait, bool answer)
+{
+	struct blkio_req *done[VSCSI_SLOTS];
+	bool pushed = false;
+	unsigned n;
+
+	while ((n = blkio_reap(s->io, 0, done, VSCSI_SLOTS, wait)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			if (answer)
+				pushed |= scsi_complete(s, done[i]->tag);
+			else
+				scsi_release_slot(s, done[i]->tag);
+		}
+		if (!wait)
+			break;
+	}
+	if (pushed)
+		virtio_queue_interrupt(s->vd, VSCSI_REQUEST_Q);
+}
+
+static void scsi_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
+{
+	struct virtio_scsi *s = vd->priv;
+
+	if (fd != blkio_event_fd(s->io, 0))
+		return;
+	scsi_reap(s, false, true);
+	if (s->starved) {
+		s->starved = false;
+		if (virtio_queue_ready(vd, VSCSI_REQUEST_Q))
+			scsi_queue_notify(vd, VSCSI_REQUEST_Q);
+	}
+}
+
+/* Pausing, the I/O thread parked (vd->lock held): answer every request in flight, polling
+ * until deadline_ms at most. */
+static void scsi_quiesce(struct virtio_dev *vd, long long deadline_ms)
+{
+	struct virtio_scsi *s = vd->priv;
+	struct timespec ms = {0, 1000000};
+
+	for (;;) {
+		scsi_reap(s, false, true);
+		if (!blkio_inflight(s->io, 0) || clock_mono_ms() >= deadline_ms)
+			return;
+		nanosleep(&ms, NULL);
+	}
+}
+
+unsigned virtio_scsi_inflight(struct virtio_dev *vd)
+{
+	struct virtio_scsi *s = vd->priv;
+	unsigned n;
+
+	pthread_mutex_lock(&vd->lock);
+	n = blkio_inflight(s->io, 0);
+	pthread_mutex_unlock(&vd->lock);
+	return n;
+}
+
+static void scsi_defaults(struct virtio_scsi *s)
+{
+	s->cdb_size = VSCSI_CDB_DEFAULT;
+	s->sense_size = VSCSI_SENSE_DEFAULT;
+}
+
+/* Device reset (vd->lock held): the requests of the old driver instance are waited for and
+ * dropped, the units reset, the driver's CDB and sense sizes back to their defaults. */
+static void scsi_reset(struct virtio_dev *vd)
+{
+	struct virtio_scsi *s = vd->priv;
+
+	while (blkio_inflight(s->io, 0))
+		scsi_reap(s, true, false);
+	s->starved = false;
+	for (unsigned i = 0; i < s->t.nluns; i++)
+		scsi_lun_reset(&s->t.lun[i]);
+	scsi_defaults(s);
+}
+
+static void scsi_config_fill(const struct virtio_scsi *s, uint8_t *c)
+{
+	memset(c, 0, VSCSI_CONFIG_SIZE);
+	le32_store(c + 0, 1);			    /* num_queues (request queues) */
+	le32_store(c + 4, VSCSI_QUEUE_SIZE - 2);    /* seg_max */
+	le32_store(c + 8, SCSI_MAX_TRANSFER / 512); /* max_sectors */
+	le32_store(c + 12, VSCSI_SLOTS);	    /* cmd_per_lun */
+	le32_store(c + 16, VSCSI_EVENT_INFO_SIZE);  /* event_info_size */
+	le32_store(c + 20, s->sense_size);
+	le32_store(c + 24, s->cdb_size);
+	le16_store(c + 28, 0);				     /* max_channel */
+	le16_store(c + 30, 0);				     /* max_target */
+	le32_store(c + 32, s->t.nluns ? s->t.nluns - 1 : 0); /* max_lun */
+}
+
+static void scsi_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsigned len)
+{
+	uint8_t c[VSCSI_CONFIG_SIZE];
+
+	scsi_config_fill(vd->priv, c);
+	if (off <= VSCSI_CONFIG_SIZE && len <= VSCSI_CONFIG_SIZE - off)
+		memcpy(buf, c + off, len);
+}
+
+/* The driver may set sense_size (20) and cdb_size (24), whole 32-bit fields only, up to
+ * what a request can carry here. */
+static void scsi_config_write(struct virtio_dev *vd, unsigned off, const void *buf, unsigned len)
+{
+	struct virtio_scsi *s = vd->priv;
+	uint8_t v[4];
+	uint32_t val;
+
+	if (len != 4 || (off != 20 && off != 24)) {
+		log_warn_ratelimited(&scsi_rl,
+				     "virtio-scsi: write of %u bytes at config offset %u "
+				     "ignored",
+				     len, off);
+		return;
+	}
+	memcpy(v, buf, 4);
+	val = le32_load(v);
+	if (off == 20 && val <= VSCSI_SENSE_MAX)
+		s->sense_size = val;
+	else if (off == 24 && val <= VSCSI_CDB_MAX)
+		s->cdb_size = val;
+	else
+		log_warn_ratelimited(&scsi_rl, "virtio-scsi: %s %u is too large (kept %u)",
+				     off == 20 ? "sense_size" : "cdb_size", val,
+				     off == 20 ? s->sense_size : s->cdb_size);
+}
+
+void virtio_scsi_free(struct virtio_scsi *s)
+{
+	if (!s)
+		return;
+	if (s->io) {
+		while (blkio_inflight(s->io, 0))
+			scsi_reap(s, true, false);
+		blkio_destroy(s->io);
+	}
+	scsi_target_close(&s->t);
+	free(s);
+}
+
+static void scsi_release(struct virtio_dev *vd)
+{
+	virtio_scsi_free(vd->priv);
+}
+
+static void scsi_report(void *opaque, struct machine_report *r)
+{
+	struct virtio_scsi *s = opaque;
+
+	for (unsigned i = 0; i < s->t.nluns; i++) {
+		const struct scsi_lun *l = &s->t.lun[i];
+
+		machine_report_line(r, "virtio-scsi %02x.0 lun %u: %s %s%s%s", s->vd->pci.slot, i,
+				    l->type == VM_LUN_DVD ? "dvd" : "disk",
+				    l->path[0] ? l->path : "(no medium)",
+				    l->tray_open ? ", tray open" : "",
+				    l->prevent ? ", locked" : "");
+	}
+}
+
+static const struct virtio_dev_ops scsi_ops = {
+	.name = "virtio-scsi",
+	.device_type = VIRTIO_ID_SCSI,
+	.class_code = 0x010000, /* mass storage, SCSI */
+	.queue_notify = scsi_queue_notify,
+	.config_read = scsi_config_read,
+	.config_write = scsi_config_write,
+	.reset = scsi_reset,
+	.quiesce = scsi_quiesce,
+	.fd_event = scsi_fd_event,
+	.release = scsi_release,
+};
+
+int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, struct virtio_scsi **out,
+		     char *err, size_t errlen)
+{
+	struct virtio_scsi *s = calloc(1, sizeof(*s));
+	const char *why;
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	scsi_defaults(s);
+	for (unsigned i = 0; i < spec->nluns; i++) {
+		r = scsi_lun_open(&s->t, i, &spec->luns[i], fds ? fds[i] : -1, err, errlen);
+		if (r) {
+			virtio_scsi_free(s);
+			return r;
+		}
+	}
+	for (unsigned i = 0; i < VSCSI_SLOTS; i++) {
+		s->slots[i].idx = (uint16_t)i;
+		s->freelist[s->nfree++] = (uint16_t)(VSCSI_SLOTS - 1 - i);
+	}
+	r = blkio_create(1, VSCSI_SLOTS, &s->io, &why);
+	if (r) {
+		snprintf(err, errlen, "virtio-scsi: cannot start the block backend: %s",
+			 strerror(-r));
+		virtio_scsi_free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int *fds,
+		       struct virtio_dev **out, char *err, size_t errlen)
+{
+	struct virtio_scsi *s;
+	int r = virtio_scsi_open(spec, fds, &s, err, errlen);
+
+	if (r)
+		return r;
+	r = virtio_dev_create(m, spec->pci_slot, &scsi_ops, s, 0, VSCSI_NQUEUES, VSCSI_QUEUE_SIZE,
+			      VSCSI_CONFIG_SIZE, out);
+	if (r) {
+		snprintf(err, errlen, "virtio-scsi set-up: %s", strerror(-r));
+		virtio_scsi_free(s);
+		return r;
+	}
+	s->vd = *out;
+	r = virtio_dev_watch(*out, blkio_event_fd(s->io, 0), EPOLLIN);
+	if (!r)
+		r = virtio_scsi_state_register(s);
+	if (!r)
+		r = machine_add_report(m, scsi_report, s);
+	if (!r)
+		r = machine_set_media(m, &virtio_scsi_media_ops, s);
+	if (r) {
+		snprintf(err, errlen, "virtio-scsi set-up: %s", strerror(-r));
+		virtio_dev_destroy(*out); /* frees s */
+		return r;
+	}
+	for (unsigned i = 0; i < spec->nluns; i++)
+		log_info("virtio-scsi lun %u: %s %s", i,
+			 spec->luns[i].type == VM_LUN_DVD ? "dvd" : "disk",
+			 s->t.lun[i].path[0] ? s->t.lun[i].path : "(no medium)");
+	return 0;
+}
+
+static int scsi_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+{
+	struct virtio_dev *vd;
+	int r = virtio_scsi_create(m, &m->def->scsi, m->lun_fds, &vd, err, errlen);
+
+	return r ? r : virtio_dev_keep(m, vd);
+}
+
+/* One controller when the description has SCSI LUNs. */
+const struct device_class virtio_scsi_class = {
+	.name = "virtio-scsi", .config = &vmdef_scsi_kind, .create = scsi_class_create};

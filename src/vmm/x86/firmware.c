@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmm/x86/firmware.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/mem.h"
+
+#define BIOS_SEGMENT_SIZE (128u << 10)
+
+int firmware_open(const struct vm_def *def, struct firmware *fw, char *err, size_t errlen)
+{
+	const char *path = vmdef_firmware_file(def);
+	struct stat st;
+	void *p;
+	int fd, r;
+
+	*fw = (struct firmware){.kind = VM_FIRMWARE_NONE};
+	if (!path)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		if (r == -ENOENT && !def->firmware_file)
+			snprintf(err, errlen,
+				 "firmware file %s is missing: install Debian's '%s' "
+				 "package",
+				 path,
+				 def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_PKG
+								   : VMDEF_OVMF_PKG);
+		else
+			snprintf(err, errlen, "firmware file %s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "firmware file %s: not a regular file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	if (st.st_size < FIRMWARE_MIN_SIZE || st.st_size > FIRMWARE_MAX_SIZE || st.st_size % 4096) {
+		snprintf(err, errlen,
+			 "firmware file %s: %lld bytes, expected a multiple of 4 KiB from 128 KiB "
+			 "to 16 MiB",
+			 path, (long long)st.st_size);
+		close(fd);
+		return -EINVAL;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	r = p == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (r) {
+		snprintf(err, errlen, "firmware file %s: cannot map it: %s", path, strerror(-r));
+		return r;
+	}
+	fw->kind = def->firmware;
+	fw->image = p;
+	fw->size = (size_t)st.st_size;
+	return 0;
+}
+
+void firmware_close(struct firmware *fw)
+{
+	if (fw->image)
+		munmap((void *)fw->image, fw->size);
+	*fw = (struct firmware){.kind = VM_FIRMWARE_NONE};
+}
+
+uint64_t firmware_base(const struct firmware *fw)
+{
+	return FIRMWARE_TOP - fw->size;
+}
+
+int firmware_load(const struct firmware *fw, const struct guest_mem *mem)
+{
+	if (fw->kind != VM_FIRMWARE_BIOS)
+		return 0;
+	return mem_write(mem, FIRMWARE_BIOS_SEGMENT, fw->image + fw->size - BIOS_SEGMENT_SIZE,
+			 BIOS_SEGMENT_SIZE);
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmm/x86/nvram.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *nvram_check(const uint8_t *buf, size_t size)
+{
+	if (size < NVRAM_MIN_SIZE || size > NVRAM_MAX_SIZE || size % 4096)
+		return "not a UEFI variable store (its size is not a multiple of 4 KiB from "
+		       "64 KiB to 4 MiB)";
+	if (memcmp(buf + NVRAM_FVH_OFFSET, "_FVH", 4))
+		return "not a UEFI variable store (no firmware volume header)";
+	return NULL;
+}
+
+/* The whole of a file into a new buffer, checked. */
+static int read_store(int dirfd, const char *name, const char *shown, uint8_t **data, size_t *size,
+		      char *err, size_t errlen)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	const char *why;
+	ssize_t got;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "NVRAM file %s: %s", shown, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > NVRAM_MAX_SIZE ||
+	    st.st_size < NVRAM_MIN_SIZE) {
+		snprintf(err, errlen, "NVRAM file %s: %s", shown,
+			 nvram_check((const uint8_t *)"", 0));
+		close(fd);
+		return -EINVAL;
+	}
+	*data = malloc((size_t)st.st_size);
+	if (!*data) {
+		close(fd);
+		snprintf(err, errlen, "NVRAM file %s: out of memory", shown);
+		return -ENOMEM;
+	}
+	got = pread(fd, *data, (size_t)st.st_size, 0);
+	close(fd);
+	if (got != st.st_size) {
+		snprintf(err, errlen, "NVRAM file %s: cannot read it", shown);
+		free(*data);
+		*data = NULL;
+		return -EIO;
+	}
+	why = nvram_check(*data, (size_t)st.st_size);
+	if (why) {
+		snprintf(err, errlen, "NVRAM file %s: %s", shown, why);
+		free(*data);
+		*data = NULL;
+		return -EINVAL;
+	}
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+int nvram_open(struct nvram *n, const char *path, const char *template, uint8_t **data,
+	       size_t *size, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], base[PATH_MAX];
+	int r;
+
+	n->dirfd = -1;
+	if (strlen(path) >= sizeof(dir)) {
+		snprintf(err, errlen, "NVRAM file %s: the path is too long", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(dir, path);
+	strcpy(base, path);
+	if (strlen(basename(base)) + 5 > NAME_MAX) {
+		snprintf(err, errlen, "NVRAM file %s: the name is too long", path);
+		return -ENAMETOOLONG;
+	}
+	snprintf(n->name, sizeof(n->name), "%s", basename(base));
+	snprintf(n->tmpname, sizeof(n->tmpname), "%s.new", n->name);
+	n->dirfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (n->dirfd < 0) {
+		snprintf(err, errlen, "NVRAM file %s: its directory: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (faccessat(n->dirfd, n->name, F_OK, 0) == 0)
+		return read_store(n->dirfd, n->name, path, data, size, err, errlen);
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "NVRAM file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	/* Missing: a new store from the template, saved the same crash-safe way. */
+	r = read_store(AT_FDCWD, template, template, data, size, err, errlen);
+	if (r)
+		return r;
+	r = nvram_save(n, *data, *size);
+	if (r) {
+		snprintf(err, errlen, "NVRAM file %s: cannot create it: %s", path, strerror(-r));
+		free(*data);
+		*data = NULL;
+	}
+	return r;
+}
+
+int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)
+{
+	int fd = openat(n->dirfd, n->tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t done = 0;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (done < size && !r) {
+		ssize_t w = pwrite(fd, data + done, size - done, (off_t)done);
+
+		if (w < 0 && errno != EINTR)
+			r = -errno;
+		else if (w > 0)
+			done += (size_t)w;
+	}
+	if (!r && fsync(fd))
+		r = -errno;
+	close(fd);
+	if (!r && renameat(n->dirfd, n->tmpname, n->dirfd, n->name))
+		r = -errno;
+	if (!r && fsync(n->dirfd))
+		r = -errno;
+	return r;
+}
+
+void nvram_close(struct nvram *n)
+{
+	if (n->dirfd >= 0)
+		close(n->dirfd);
+	n->dirfd = -1;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A VM's UEFI variable store file (docs/formats/nvram.md): the contents of OVMF's variable
+ * flash, byte for byte as Debian's OVMF_VARS_4M.fd is (a firmware volume: "_FVH" at offset
+ * 40). Created from the template when missing. Every save writes a new file beside it and
+ * renames it over the old one, with fsync before and after, so a crash at any moment leaves
+ * either the old store or the new one, whole. The directory is opened once, so saves work
+ * from inside the jail.
+ */
+#ifndef KEEL_VMM_X86_NVRAM_H
+#define KEEL_VMM_X86_NVRAM_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NVRAM_FVH_OFFSET 40 /* EFI_FIRMWARE_VOLUME_HEADER.Signature */
+#define NVRAM_MIN_SIZE	 (64u << 10)
+#define NVRAM_MAX_SIZE	 (4u << 20)
+
+struct nvram {
+	int dirfd;
+	char name[NAME_MAX + 1];    /* the store's name in its directory */
+	char tmpname[NAME_MAX + 6]; /* the new file (name.new) written before the rename */
+};
+
+/* Is buf (size bytes) a variable store keel can use? NULL, or why not. */
+const char *nvram_check(const uint8_t *buf, size_t size);
+/* Open path's directory and read the store into *data (malloc'd, *size bytes), creating it
+ * from template (same checks) when it does not exist. Errors are one line naming the file. */
+int nvram_open(struct nvram *n, const char *path, const char *template, uint8_t **data,
+	       size_t *size, char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Replace the store with data, crash-safely. Returns 0 or -errno. */
+int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)
+	__attribute__((warn_unused_result));
+void nvram_close(struct nvram *n);
+
+#endif

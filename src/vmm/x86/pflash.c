@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmm/x86/pflash.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "vmm/bus.h"
+#include "vmm/dev/cfi_flash.h"
+#include "vmm/device.h"
+#include "vmm/loop.h"
+#include "vmm/machine.h"
+#include "vmm/x86/nvram.h"
+
+struct pflash {
+	struct machine *m;
+	/* lock protects chip (its contents included) and pending */
+	pthread_mutex_t lock;
+	struct cfi_flash chip;
+	uint8_t *data;
+	size_t size;
+	bool persistent; /* an NVRAM file backs the store */
+	bool pending;	 /* changed contents not yet handed to the main thread */
+	struct nvram nv;
+	int save_fd; /* eventfd: the main thread saves the store */
+	uint8_t *copy;
+};
+
+/* Main thread: write the store back (a copy taken under the lock, written outside it). */
+static void pflash_save(struct pflash *p)
+{
+	bool pending;
+	int r;
+
+	pthread_mutex_lock(&p->lock);
+	pending = p->pending;
+	p->pending = false;
+	if (pending)
+		memcpy(p->copy, p->data, p->size);
+	pthread_mutex_unlock(&p->lock);
+	if (!pending)
+		return;
+	r = nvram_save(&p->nv, p->copy, p->size);
+	if (r)
+		log_err("pflash: cannot save the UEFI variable store: %s", strerror(-r));
+}
+
+static void pflash_save_event(void *opaque, uint32_t events)
+{
+	struct pflash *p = opaque;
+	uint64_t n;
+
+	if (read(p->save_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_err("pflash: save event: %s", strerror(errno));
+	pflash_save(p);
+}
+
+/* Lock held: the guest finished changing the store; ask the main thread to save it. */
+static void pflash_changed(struct pflash *p)
+{
+	uint64_t one = 1;
+
+	p->chip.dirty = false;
+	if (!p->persistent)
+		return;
+	p->pending = true;
+	if (write(p->save_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_err("pflash: save event: %s", strerror(errno));
+}
+
+static uint64_t pflash_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct pflash *p = opaque;
+	uint64_t v;
+
+	pthread_mutex_lock(&p->lock);
+	v = cfi_flash_read(&p->chip, off, size);
+	pthread_mutex_unlock(&p->lock);
+	return v;
+}
+
+static void pflash_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
+{
+	struct pflash *p = opaque;
+
+	pthread_mutex_lock(&p->lock);
+	cfi_flash_write(&p->chip, off, size, value);
+	if (p->chip.dirty && cfi_flash_array_mode(&p->chip))
+		pflash_changed(p);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static const struct bus_ops pflash_ops = {.read = pflash_read, .write = pflash_write};
+
+static void pflash_reset(void *opaque)
+{
+	struct pflash *p = opaque;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->chip.dirty) /* a reset in the middle of a program: keep what was written */
+		pflash_changed(p);
+	cfi_flash_reset(&p->chip);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Saved state: the chip's mode, status and erase block, and the whole store. */
+static int pflash_state(struct state_io *io, void *opaque)
+{
+	struct pflash *p = opaque;
+	struct cfi_flash chip;
+	uint8_t mode;
+	uint32_t size, block;
+	uint8_t *data = malloc(p->size);
+
+	if (!data) {
+		state_fail(io, "out of memory");
+		return state_error(io);
+	}
+	pthread_mutex_lock(&p->lock);
+	chip = p->chip;
+	memcpy(data, p->data, p->size);
+	pthread_mutex_unlock(&p->lock);
+	mode = (uint8_t)chip.mode;
+	size = (uint32_t)p->size;
+	block = (uint32_t)chip.erase_block;
+	mode = state_u8(io, &mode, CFI_ERASE);
+	chip.status = state_u8(io, &chip.status, 0xff);
+	block = state_u32(io, &block, UINT32_MAX);
+	if (state_u32(io, &size, UINT32_MAX) != p->size && !state_error(io))
+		state_fail(io, "the variable store was %u bytes, this VM's is %zu", size, p->size);
+	if (!state_error(io))
+		state_blob(io, data, p->size);
+	chip.mode = (enum cfi_mode)mode;
+	chip.erase_block = block;
+	if (!state_error(io) && !cfi_flash_state_valid(&chip))
+		state_fail(io, "flash registers out of range (mode %u, status 0x%02x, block %u)",
+			   mode, chip.status, block);
+	if (!state_error(io) && !state_saving(io) && nvram_check(data, p->size))
+		state_fail(io, "the saved variable store is %s", nvram_check(data, p->size));
+	if (!state_error(io) && state_applying(io)) {
+		pthread_mutex_lock(&p->lock);
+		memcpy(p->data, data, p->size);
+		p->chip.mode = chip.mode;
+		p->chip.status = chip.status;
+		p->chip.erase_block = chip.erase_block;
+		pflash_changed(p); /* the file follows the restored store */
+		pthread_mutex_unlock(&p->lock);
+	}
+	free(data);
+	return state_error(io);
+}
+
+static void pflash_teardown(void *opaque)
+{
+	struct pflash *p = opaque;
+
+	if (p->persistent)
+		pflash_save(p); /* what the guest wrote before the end */
+	loop_del(p->m->loop, p->save_fd);
+	close(p->save_fd);
+	nvram_close(&p->nv);
+	free(p->data);
+	free(p->copy);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static unsigned pflash_count(const struct machine *m)
+{
+	return m->def->firmware == VM_FIRMWARE_UEFI ? 1 : 0;
+}
+
+static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen)
+{
+	struct pflash *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	p->m = m;
+	p->nv.dirfd = -1;
+	p->save_fd = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	if (m->def->nvram) {
+		r = nvram_open(&p->nv, m->def->nvram, VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err,
+			       errlen);
+		p->persistent = true;
+	} else {
+		struct nvram tmp = {.dirfd = -1};
+
+		/* No file: the template's contents, kept in memory only. */
+		r = nvram_open(&tmp, VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_VARS_FILE, &p->data, &p->size,
+			       err, errlen);
+		nvram_close(&tmp);
+	}
+	if (r) {
+		if (r == -ENOENT && !m->def->nvram)
+			snprintf(err, errlen,
+				 "UEFI variable store template %s is missing: install Debian's "
+				 "'%s' package",
+				 VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_PKG);
+		free(p);
+		return r;
+	}
+	p->copy = malloc(p->size);
+	p->save_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!p->copy || p->save_fd < 0 || !m->firmware_base || m->firmware_base < p->size) {
+		snprintf(err, errlen, "UEFI variable store set-up: %s",
+			 !m->firmware_base ? "no firmware image" : "out of memory");
+		r = -ENOMEM;
+		goto fail;
+	}
+	cfi_flash_init(&p->chip, p->data, p->size, PFLASH_BLOCK, false);
+	r = loop_add(m->loop, p->save_fd, EPOLLIN, pflash_save_event, p);
+	if (r)
+		goto fail;
+	r = bus_register(m->mmio, m->firmware_base - p->size, p->size, &pflash_ops, p, "pflash");
+	r = r ?: machine_add_teardown(m, pflash_teardown, p);
+	r = r ?: machine_add_reset_hook(m, pflash_reset, p);
+	r = r ?: machine_add_state_section(m, "pflash", 1, pflash_state, p);
+	return r; /* once registered, the teardown frees p */
+fail:
+	if (p->save_fd >= 0)
+		close(p->save_fd);
+	nvram_close(&p->nv);
+	free(p->copy);
+	free(p->data);
+	free(p);
+	return r;
+}
+
+const struct device_class pflash_class = {
+	.name = "pflash", .count = pflash_count, .create = pflash_create};

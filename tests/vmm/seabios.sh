@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Debian's SeaBIOS runs on keel-vmm's Q35-compatible platform (--firmware bios): it prints
+# its banner on the serial console (fw_cfg etc/sercon-port), finds no disk and says so. The
+# VM sitting in the firmware is then saved (control socket) and restored into a new worker,
+# which must carry on (the chipset, fw_cfg and the firmware's RAM come back) until quit.
+# usage: seabios.sh KEEL_VMM
+set -uo pipefail
+vmm=$1
+bios=/usr/share/seabios/bios-256k.bin
+if [ ! -f "$bios" ]; then
+	echo "SKIP: $bios is missing (scripts/setup.sh installs Debian's seabios package)"
+	exit 77
+fi
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	echo "SKIP: no /dev/kvm"
+	exit 77
+fi
+tmp=$(mktemp -d)
+pid=
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+failed=0
+
+# ctl SOCKET JSON: one control command, its answer on stdout.
+ctl() {
+	python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+for _ in range(100):
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sys.argv[1])
+        break
+    except OSError:
+        time.sleep(0.1)
+s.sendall(sys.argv[2].encode() + b"\n")
+print(s.recv(4096).decode().strip())
+PY
+}
+
+"$vmm" --firmware bios --memory 64M --no-rng --serial "file:$tmp/serial" \
+	--control "$tmp/ctl" 2>"$tmp/stderr" &
+pid=$!
+for _ in $(seq 600); do
+	grep -q 'No bootable device' "$tmp/serial" 2>/dev/null && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+echo "serial console:"
+tr -d '\033' <"$tmp/serial" | sed 's/^/  | /'
+grep -q 'SeaBIOS (version' "$tmp/serial" || { echo "FAIL: no SeaBIOS banner"; failed=1; }
+grep -q 'No bootable device' "$tmp/serial" || { echo "FAIL: SeaBIOS did not finish looking for a boot device"; failed=1; }
+
+mkdir "$tmp/save"
+out=$(ctl "$tmp/ctl" '{"execute":"save","arguments":{"dir":"'"$tmp/save"'"}}')
+[ "$out" = '{"return":{}}' ] || { echo "FAIL: save in the firmware: $out"; failed=1; }
+ctl "$tmp/ctl" '{"execute":"quit"}' >/dev/null
+wait "$pid"
+pid=
+"$vmm" --firmware bios --memory 64M --no-rng --serial "file:$tmp/serial2" \
+	--control "$tmp/ctl2" --restore "$tmp/save" 2>>"$tmp/stderr" &
+pid=$!
+sleep 3
+if kill -0 "$pid" 2>/dev/null; then
+	out=$(ctl "$tmp/ctl2" '{"execute":"status"}')
+	case "$out" in *'"state":"running"'*) ;; *) echo "FAIL: restored VM: status $out"; failed=1 ;; esac
+	ctl "$tmp/ctl2" '{"execute":"quit"}' >/dev/null
+	wait "$pid"
+	rc=$?
+	pid=
+	[ "$rc" = 0 ] || { echo "FAIL: the restored VM's worker exited with $rc after quit"; failed=1; }
+else
+	wait "$pid"
+	echo "FAIL: the restored VM's worker exited with $? at once"
+	pid=
+	failed=1
+fi
+if grep -q 'error' "$tmp/stderr"; then
+	echo "FAIL: keel-vmm reported errors:"
+	sed 's/^/  | /' "$tmp/stderr"
+	failed=1
+fi
+[ "$failed" = 0 ] && echo "ok: SeaBIOS banner and 'No bootable device' on the serial console; saved in the firmware and restored"
+exit "$failed"
