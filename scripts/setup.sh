@@ -30,6 +30,8 @@ packages=(
 	liburing-dev
 	# the jailed worker's seccomp allow-lists (issue 10)
 	libseccomp-dev
+	# virtual switches (issue 12): netlink, nftables, DHCP and DNS; iproute2 for the tests
+	libmnl-dev libnftables-dev nftables dnsmasq-base iproute2
 	# ISO 9660 images for the lab's DVD scenario (66-virtio-scsi)
 	xorriso
 )

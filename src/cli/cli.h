@@ -30,5 +30,6 @@ int cli_checkpoint_main(int argc, char **argv); /* checkpoint.c: a VM's checkpoi
 int cli_host_main(int argc, char **argv);	/* host.c: the host's life cycle */
 int cli_audit_main(int argc, char **argv);	/* audit.c: the API's audit log */
 int cli_pool_main(int argc, char **argv);	/* pool.c: storage pools */
+int cli_switch_main(int argc, char **argv);	/* switch.c: virtual switches */
 
 #endif

@@ -29,6 +29,7 @@ static const struct cli_group groups[] = {
 	{"host", "the host's life cycle: shutdown (keeld)", cli_host_main},
 	{"pool", "storage pools, where VMs' files come from: create, list, delete (keeld)",
 	 cli_pool_main},
+	{"switch", "virtual switches: create, list, show, set, delete (keeld)", cli_switch_main},
 	{"audit", "who changed what through keeld, and the outcome (keeld)", cli_audit_main},
 };
 

@@ -26,6 +26,8 @@ static const char vm_usage[] =
 	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
 	"TAP[,mac=MAC]]...\n"
+	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
+	"         [,router-guard=on]: an adapter on a virtual switch)\n"
 	"         [--dvd FILE.iso|none]... [--notes TEXT] [--automatic-start-action "
 	"nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
@@ -55,7 +57,9 @@ static const char vm_usage[] =
 	"A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
-	"                                     added to it until interrupted\n";
+	"                                     added to it until interrupted\n"
+	"  net list NAME [--json]             the VM's network adapters: switch, tap, MAC and\n"
+	"                                     the guest's addresses from the switch's leases\n";
 
 #define usage_error(...) cli_usage_error("vm", vm_usage, __VA_ARGS__)
 
@@ -203,6 +207,25 @@ static int add_net(json_object *arr, const char *spec)
 			json_object_object_add(n, "tap", json_object_new_string(tok + 4));
 		} else if (!strncmp(tok, "switch=", 7)) {
 			json_object_object_add(n, "switch", json_object_new_string(tok + 7));
+		} else if (!strncmp(tok, "vlan=", 5)) {
+			uint64_t v;
+
+			if (parse_uint(tok + 5, 1, 4094, &v)) {
+				fprintf(stderr, "keel vm: --net %s: vlan is from 1 to 4094\n",
+					spec);
+				ret = -EINVAL;
+				break;
+			}
+			json_object_object_add(n, "vlan", json_object_new_int((int)v));
+		} else if (!strcmp(tok, "mac-spoofing=on") || !strcmp(tok, "mac-spoofing=off")) {
+			json_object_object_add(n, "mac_spoofing",
+					       json_object_new_boolean(!strcmp(tok + 13, "on")));
+		} else if (!strcmp(tok, "dhcp-guard=on") || !strcmp(tok, "dhcp-guard=off")) {
+			json_object_object_add(n, "dhcp_guard",
+					       json_object_new_boolean(!strcmp(tok + 11, "on")));
+		} else if (!strcmp(tok, "router-guard=on") || !strcmp(tok, "router-guard=off")) {
+			json_object_object_add(n, "router_guard",
+					       json_object_new_boolean(!strcmp(tok + 13, "on")));
 		} else if (!strchr(tok, '=')) {
 			json_object_object_add(n, "tap", json_object_new_string(tok));
 		} else {
@@ -451,6 +474,24 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 	return EXIT_OK;
 }
 
+/* An adapter's guest addresses (from its switch's DHCP leases), or "-". */
+static const char *net_addresses(json_object *net, char *buf, size_t size)
+{
+	json_object *a;
+	size_t len = 0;
+
+	snprintf(buf, size, "-");
+	if (!json_object_object_get_ex(net, "addresses", &a))
+		return buf;
+	for (size_t k = 0; k < json_object_array_length(a) && len < size; k++) {
+		int n = snprintf(buf + len, size - len, "%s%s", k ? " " : "",
+				 json_object_get_string(json_object_array_get_idx(a, k)));
+
+		len += n > 0 ? (size_t)n : 0;
+	}
+	return buf;
+}
+
 static void print_vm(json_object *vm)
 {
 	json_object *arr, *v;
@@ -482,9 +523,17 @@ static void print_vm(json_object *vm)
 		}
 	if (json_object_object_get_ex(vm, "nets", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			char ips[256];
+
 			v = json_object_array_get_idx(arr, i);
-			printf("Network adapter %zu:      tap %s, MAC %s\n", i,
-			       client_str_field(v, "tap"), client_str_field(v, "mac"));
+			if (client_str_field(v, "switch")[0])
+				printf("Network adapter %zu:      switch %s, MAC %s, addresses "
+				       "%s\n",
+				       i, client_str_field(v, "switch"), client_str_field(v, "mac"),
+				       net_addresses(v, ips, sizeof(ips)));
+			else
+				printf("Network adapter %zu:      tap %s, MAC %s\n", i,
+				       client_str_field(v, "tap"), client_str_field(v, "mac"));
 		}
 	if (json_object_object_get_ex(vm, "scsi", &v) && v &&
 	    json_object_object_get_ex(v, "luns", &arr))
@@ -773,6 +822,57 @@ static int cmd_show(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* keel vm net list NAME [--json]: the adapters, their switch or tap, MAC and addresses. */
+static int cmd_net(int argc, char **argv)
+{
+	json_object *vm = NULL, *arr = NULL;
+	char path[512], what[128];
+	bool json;
+	int ret;
+
+	if (argc < 3 || strcmp(argv[1], "list") || argc > 4 ||
+	    (argc == 4 && strcmp(argv[3], "--json")))
+		return usage_error("%s", "usage: keel vm net list NAME [--json]");
+	json = argc == 4;
+	vm_path(path, sizeof(path), argv[2], NULL);
+	snprintf(what, sizeof(what), "list the adapters of VM '%s'", argv[2]);
+	ret = client_call("GET", path, NULL, &vm, what);
+	if (ret)
+		return ret;
+	json_object_object_get_ex(vm, "nets", &arr);
+	if (json) {
+		if (arr)
+			client_print_json(arr);
+		else
+			puts("[]");
+	} else {
+		printf("%-3s %-20s %-15s %-17s %-5s %-8s %s\n", "#", "SWITCH", "TAP", "MAC", "VLAN",
+		       "GUARDS", "ADDRESSES");
+		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+			json_object *v = json_object_array_get_idx(arr, i), *f;
+			char ips[256], vlan[8] = "-", guards[8] = "-";
+
+			if (json_object_object_get_ex(v, "vlan", &f))
+				snprintf(vlan, sizeof(vlan), "%d", json_object_get_int(f));
+			/* m: MAC spoofing dropped, d: DHCP guard, r: router guard */
+			if (client_str_field(v, "switch")[0])
+				snprintf(guards, sizeof(guards), "%s%s%s",
+					 json_object_object_get_ex(v, "mac_spoofing", &f) ? ""
+											  : "m",
+					 json_object_object_get_ex(v, "dhcp_guard", &f) ? "d" : "",
+					 json_object_object_get_ex(v, "router_guard", &f) ? "r"
+											  : "");
+			printf("%-3zu %-20s %-15s %-17s %-5s %-8s %s\n", i,
+			       client_str_field(v, "switch")[0] ? client_str_field(v, "switch")
+								: "-",
+			       client_str_field(v, "tap"), client_str_field(v, "mac"), vlan,
+			       guards[0] ? guards : "-", net_addresses(v, ips, sizeof(ips)));
+		}
+	}
+	json_object_put(vm);
+	return EXIT_OK;
+}
+
 static int cmd_action(int argc, char **argv, const char *action)
 {
 	struct verb_opts o;
@@ -985,6 +1085,8 @@ int cli_vm_main(int argc, char **argv)
 		return cmd_delete(argc, argv);
 	if (!strcmp(cmd, "log"))
 		return cmd_log(argc, argv);
+	if (!strcmp(cmd, "net"))
+		return cmd_net(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(vm_usage, stdout);
 		return EXIT_OK;

@@ -185,6 +185,29 @@ int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1])
 	return 0;
 }
 
+bool vmdef_switch_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n < 1 || n > VMDEF_SWITCH_MAX || !isalnum((unsigned char)name[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr(" ._-", name[i]))
+			return false;
+	return true;
+}
+
+void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1])
+{
+	size_t o = 0;
+
+	out[o++] = 'k';
+	for (; *mac && o < VMDEF_TAP_MAX; mac++)
+		if (*mac != ':')
+			out[o++] = *mac;
+	out[o] = '\0';
+}
+
 void vmdef_mac_format(const uint8_t mac[6], char out[VMDEF_MAC_LEN + 1])
 {
 	snprintf(out, VMDEF_MAC_LEN + 1, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],

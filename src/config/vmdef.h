@@ -20,6 +20,8 @@
 #define VMDEF_UUID_LEN	  36
 #define VMDEF_MAC_LEN	  17
 #define VMDEF_TAP_MAX	  15 /* IFNAMSIZ - 1 */
+#define VMDEF_SWITCH_MAX  64 /* a virtual switch's name (docs/networking.md) */
+#define VMDEF_VLAN_MAX	  4094
 #define VMDEF_MAX_DISKS	  16
 #define VMDEF_MAX_NICS	  8
 #define VMDEF_CPUS_MAX	  255
@@ -91,7 +93,16 @@ struct vm_disk {
 };
 
 struct vm_nic {
+	/* The tap: named by the user, or for an adapter on a switch keeld's, "k" and the MAC's
+	 * twelve hex digits (vmdef_switch_tap), so that it is unique and stable. */
 	char tap[VMDEF_TAP_MAX + 1];
+	char sw[VMDEF_SWITCH_MAX + 1]; /* the virtual switch (keeld's), or "" */
+	/* On a switch (Set-VMNetworkAdapterVlan, Set-VMNetworkAdapter): the access VLAN
+	 * (1-4094; 0: untagged), and the guards, off by default but for MAC spoofing. */
+	uint16_t vlan;
+	bool mac_spoofing; /* frames from another source MAC pass (else dropped) */
+	bool dhcp_guard;   /* DHCP server replies from the VM are dropped */
+	bool router_guard; /* router advertisements and redirects from the VM are dropped */
 	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
 };
@@ -239,6 +250,11 @@ int vmdef_mac_parse(const char *mac, uint8_t out[6]) __attribute__((warn_unused_
 /* 6 bytes as "xx:xx:xx:xx:xx:xx" (lower case, the form the description keeps). */
 void vmdef_mac_format(const uint8_t mac[6], char out[VMDEF_MAC_LEN + 1]);
 bool vmdef_tap_ok(const char *tap);
+/* A switch's name: 1 to VMDEF_SWITCH_MAX letters, digits, spaces, '.', '_' or '-', starting
+ * with a letter or digit ("Default Switch"). */
+bool vmdef_switch_name_ok(const char *name);
+/* The tap of an adapter on a switch: "k" and the twelve hex digits of its MAC (set). */
+void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1]);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */
 int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1]) __attribute__((warn_unused_result));
 /* The firmware file the VM runs (its own, or Debian's for its kind); NULL for none. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
@@ -80,21 +81,68 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 				if (vmdef_get_slot(val, "nets[].pci_slot", &nic->pci_slot, err,
 						   errlen))
 					return -EINVAL;
+			} else if (!strcmp(key, "vlan")) {
+				int64_t vlan;
+
+				if (vmdef_get_int(val, "nets[].vlan", 1, VMDEF_VLAN_MAX, &vlan, err,
+						  errlen))
+					return -EINVAL;
+				nic->vlan = (uint16_t)vlan;
+			} else if (!strcmp(key, "mac_spoofing")) {
+				if (vmdef_get_bool(val, "nets[].mac_spoofing", &nic->mac_spoofing,
+						   err, errlen))
+					return -EINVAL;
+			} else if (!strcmp(key, "dhcp_guard")) {
+				if (vmdef_get_bool(val, "nets[].dhcp_guard", &nic->dhcp_guard, err,
+						   errlen))
+					return -EINVAL;
+			} else if (!strcmp(key, "router_guard")) {
+				if (vmdef_get_bool(val, "nets[].router_guard", &nic->router_guard,
+						   err, errlen))
+					return -EINVAL;
 			} else if (!strcmp(key, "switch")) {
-				error_set(err, errlen,
-					  "nets[%zu]: virtual switches are not available in this "
-					  "keeld; "
-					  "connect the adapter to a tap device with 'tap'",
-					  i);
-				return -EINVAL;
+				s = vmdef_get_str(val, "nets[].switch", 256, err, errlen);
+				if (!s)
+					return -EINVAL;
+				if (!vmdef_switch_name_ok(s)) {
+					error_set(
+						err, errlen,
+						"nets[%zu].switch '%s' is not a switch name (1 to "
+						"%d letters, digits, spaces, '.', '_' or '-')",
+						i, s, VMDEF_SWITCH_MAX);
+					return -EINVAL;
+				}
+				strcpy(nic->sw, s);
 			} else {
 				error_set(err, errlen, "unknown field '%s' in nets[%zu]", key, i);
 				return -EINVAL;
 			}
 		}
-		if (!nic->tap[0]) {
-			error_set(err, errlen, "nets[%zu] has no 'tap'", i);
+		if (!nic->sw[0] &&
+		    (nic->vlan || nic->mac_spoofing || nic->dhcp_guard || nic->router_guard)) {
+			error_set(err, errlen,
+				  "nets[%zu]: a VLAN and the guards are a switch's: connect the "
+				  "adapter to one with 'switch'",
+				  i);
 			return -EINVAL;
+		}
+		if (!nic->tap[0] && !nic->sw[0]) {
+			error_set(err, errlen, "nets[%zu] has neither a 'tap' nor a 'switch'", i);
+			return -EINVAL;
+		}
+		if (nic->sw[0] && nic->tap[0]) {
+			char mine[VMDEF_TAP_MAX + 1] = "";
+
+			if (nic->mac[0])
+				vmdef_switch_tap(nic->mac, mine);
+			/* keeld's own name for it (a description read back) is fine */
+			if (strcasecmp(mine, nic->tap)) {
+				error_set(err, errlen,
+					  "nets[%zu]: an adapter on switch '%s' gets its tap from "
+					  "keeld; leave 'tap' out",
+					  i, nic->sw);
+				return -EINVAL;
+			}
 		}
 		def->nnics = i + 1;
 	}
@@ -103,23 +151,31 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 		for (char *p = def->nics[i].mac; *p; p++)
 			if (*p >= 'A' && *p <= 'F')
 				*p = (char)(*p - 'A' + 'a');
-	/* An adapter given without a MAC keeps the one it had on the same tap. */
+	/* An adapter given without a MAC keeps the one it had on the same tap, or on the same
+	 * switch. */
 	for (unsigned i = 0; i < def->nnics; i++) {
-		if (def->nics[i].mac[0])
+		struct vm_nic *nic = &def->nics[i];
+
+		if (nic->mac[0])
 			continue;
 		for (unsigned j = 0; j < nold; j++) {
-			if (!used[j] && !strcmp(old[j].tap, def->nics[i].tap)) {
-				bool taken = false;
-				for (unsigned k = 0; k < def->nnics; k++)
-					taken |= !strcmp(def->nics[k].mac, old[j].mac);
-				if (taken)
-					continue;
-				strcpy(def->nics[i].mac, old[j].mac);
-				used[j] = true;
-				break;
-			}
+			bool taken = false;
+
+			if (used[j] || (nic->sw[0] ? strcmp(old[j].sw, nic->sw)
+						   : strcmp(old[j].tap, nic->tap)))
+				continue;
+			for (unsigned k = 0; k < def->nnics; k++)
+				taken |= !strcmp(def->nics[k].mac, old[j].mac);
+			if (taken)
+				continue;
+			strcpy(nic->mac, old[j].mac);
+			used[j] = true;
+			break;
 		}
 	}
+	for (unsigned i = 0; i < def->nnics; i++)
+		if (def->nics[i].sw[0] && def->nics[i].mac[0])
+			vmdef_switch_tap(def->nics[i].mac, def->nics[i].tap);
 	return 0;
 }
 
@@ -130,7 +186,19 @@ static int nic_to_json(const struct vm_def *def, json_object **out)
 	for (unsigned i = 0; nets && i < def->nnics; i++) {
 		json_object *n = json_object_new_object();
 
-		json_object_object_add(n, "tap", json_object_new_string(def->nics[i].tap));
+		if (def->nics[i].tap[0]) /* an adapter on a switch: once it has its MAC */
+			json_object_object_add(n, "tap", json_object_new_string(def->nics[i].tap));
+		if (def->nics[i].sw[0])
+			json_object_object_add(n, "switch",
+					       json_object_new_string(def->nics[i].sw));
+		if (def->nics[i].vlan)
+			json_object_object_add(n, "vlan", json_object_new_int(def->nics[i].vlan));
+		if (def->nics[i].mac_spoofing)
+			json_object_object_add(n, "mac_spoofing", json_object_new_boolean(true));
+		if (def->nics[i].dhcp_guard)
+			json_object_object_add(n, "dhcp_guard", json_object_new_boolean(true));
+		if (def->nics[i].router_guard)
+			json_object_object_add(n, "router_guard", json_object_new_boolean(true));
 		if (def->nics[i].mac[0]) /* keel-vmm derives one from the tap's name */
 			json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
 		if (def->nics[i].pci_slot)
@@ -144,14 +212,14 @@ static int nic_to_json(const struct vm_def *def, json_object **out)
 
 static bool nic_same(const struct vm_def *nd, unsigned i, const struct vm_def *old, unsigned j)
 {
-	return !strcmp(nd->nics[i].tap, old->nics[j].tap);
+	return nd->nics[i].tap[0] && !strcmp(nd->nics[i].tap, old->nics[j].tap);
 }
 
 static int nic_check(const struct vm_def *def, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < def->nnics; i++) {
 		for (unsigned j = 0; j < i; j++) {
-			if (!strcmp(def->nics[i].tap, def->nics[j].tap)) {
+			if (def->nics[i].tap[0] && !strcmp(def->nics[i].tap, def->nics[j].tap)) {
 				error_set(err, errlen, "tap %s is used by two network adapters",
 					  def->nics[i].tap);
 				return -EINVAL;
@@ -170,7 +238,10 @@ static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def
 {
 	const struct vm_nic *x = &a->nics[i], *y = &b->nics[j];
 
-	return !strcmp(x->tap, y->tap) && !strcmp(x->mac, y->mac) && x->pci_slot == y->pci_slot;
+	return !strcmp(x->tap, y->tap) && !strcmp(x->sw, y->sw) && !strcmp(x->mac, y->mac) &&
+	       x->pci_slot == y->pci_slot && x->vlan == y->vlan &&
+	       x->mac_spoofing == y->mac_spoofing && x->dhcp_guard == y->dhcp_guard &&
+	       x->router_guard == y->router_guard;
 }
 
 /* The guest saw the adapter's MAC; the tap behind it is the host's business. */

@@ -20,6 +20,7 @@
 #include "daemon/events.h"
 #include "daemon/host.h"
 #include "daemon/jobs.h"
+#include "daemon/switch.h"
 #include "lib/log.h"
 #include "lib/parse.h"
 
@@ -174,6 +175,17 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
 	json_object_object_add(o, "console_socket",
 			       st.console[0] ? json_object_new_string(st.console) : NULL);
+	/* Each adapter on a switch: the guest's addresses from the switch's DHCP leases. */
+	{
+		json_object *nets = NULL;
+
+		json_object_object_get_ex(o, "nets", &nets);
+		for (unsigned i = 0; i < def->nnics && i < json_object_array_length(nets); i++)
+			if (def->nics[i].sw[0])
+				json_object_object_add(
+					json_object_array_get_idx(nets, i), "addresses",
+					switches_nic_addresses(ctx->store, &def->nics[i]));
+	}
 	/* Hyper-V's ParentCheckpointName: the checkpoint the VM's current state comes from. */
 	{
 		struct ckpt_ctx cc = {ctx->store, ctx->sup};
@@ -241,7 +253,11 @@ static int assign_macs(struct api_ctx *ctx, struct vm_def *def, char *err, size_
 			return -EIO;
 		}
 	}
-	return 0;
+	/* An adapter on a switch: its tap is named after its MAC (vmdef_switch_tap). */
+	for (unsigned i = 0; i < def->nnics; i++)
+		if (def->nics[i].sw[0])
+			vmdef_switch_tap(def->nics[i].mac, def->nics[i].tap);
+	return switches_check_def(ctx->store, def, err, errlen);
 }
 
 static void do_list(struct api_ctx *ctx, struct api_reply *out)
@@ -289,6 +305,7 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 	if (ret)
 		goto fail;
 	log_info("VM %s: created (id %s)", def.name, def.uuid);
+	switches_ports_changed(ctx->store, NULL, &def);
 	api_reply_json(out, 201, vm_json(ctx, &def));
 	vmdef_free(&def);
 	return;
@@ -369,6 +386,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		goto fail;
 	log_info("VM %s: configuration changed (revision %llu)", nd.name,
 		 (unsigned long long)nd.revision);
+	switches_ports_changed(ctx->store, def, &nd);
 	api_reply_json(out, 200, vm_json(ctx, &nd));
 	vmdef_free(&nd);
 	return;
@@ -401,6 +419,7 @@ static void do_delete(struct api_ctx *ctx, struct vm_def *def, struct api_reply 
 		return;
 	}
 	log_info("VM %s: deleted (its disk files are kept)", def->name);
+	switches_ports_changed(ctx->store, def, NULL);
 	o = json_object_new_object();
 	json_object_object_add(o, "deleted", json_object_new_string(def->name));
 	json_object_object_add(o, "id", json_object_new_string(def->uuid));
@@ -1134,6 +1153,8 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			api_method_not_allowed(out, method, url, "GET");
 		else
 			do_events(query, out);
+	} else if (!strcmp(path, "/v1/switches") || !strncmp(path, "/v1/switches/", 13)) {
+		api_route_switches(ctx, method, url, path, req, out);
 	} else if (!strcmp(path, "/v1/pools") || !strncmp(path, "/v1/pools/", 10)) {
 		api_route_pools(ctx, method, url, path, req, out);
 	} else if (!strcmp(path, "/v1/audit")) {

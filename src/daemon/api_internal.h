@@ -20,6 +20,10 @@ void api_method_not_allowed(struct api_reply *out, const char *method, const cha
 void api_route_pools(struct api_ctx *ctx, const char *method, const char *url, const char *path,
 		     json_object *req, struct api_reply *out);
 
+/* Routes under /v1/switches (api_switches.c). */
+void api_route_switches(struct api_ctx *ctx, const char *method, const char *url, const char *path,
+			json_object *req, struct api_reply *out);
+
 /* A long-poll's query, since=N&wait=SEC (either may be left out; wait at most wait_max):
  * 0, or -EINVAL with a 400 in out that says since is since_is. query is cut up. */
 int api_since_wait(char *query, const char *since_is, unsigned wait_max, uint64_t *since,

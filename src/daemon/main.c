@@ -33,6 +33,8 @@
 #include "daemon/host.h"
 #include "daemon/http.h"
 #include "daemon/pools.h"
+#include "daemon/switch.h"
+#include "daemon/switch_dhcp.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
 #include "lib/clock.h"
@@ -114,16 +116,21 @@ static int parse_secs(const char *opt, const char *s, unsigned *out)
 static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 {
 	struct pollfd fds[MAX_POLL];
-	size_t n = 0, nsup;
+	size_t n = 0, nsup, ndhcp;
 	int r, timeout;
 
 	fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 	nsup = sup_pollfds(sup, fds + n, MAX_POLL - n);
+	ndhcp = switch_dhcp_pollfds(fds + n + nsup, MAX_POLL - n - nsup);
 	timeout = sup_timeout_ms(sup);
+	if (switch_dhcp_timeout_ms() >= 0 && (timeout < 0 || switch_dhcp_timeout_ms() < timeout))
+		timeout = switch_dhcp_timeout_ms();
+	if (switches_timeout_ms() >= 0 && (timeout < 0 || switches_timeout_ms() < timeout))
+		timeout = switches_timeout_ms();
 	if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
 		timeout = max_ms;
 	keeld_unlock();
-	r = poll(fds, n + nsup, timeout);
+	r = poll(fds, n + nsup + ndhcp, timeout);
 	keeld_lock();
 	if (r < 0 && errno != EINTR) {
 		log_err("poll: %s", strerror(errno));
@@ -140,6 +147,9 @@ static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 	}
 	sup_events(sup, fds + n, nsup);
 	sup_tick(sup);
+	switch_dhcp_events(fds + n + nsup, ndhcp);
+	switch_dhcp_tick();
+	switches_tick();
 	return 0;
 }
 
@@ -402,7 +412,8 @@ int main(int argc, char **argv)
 		goto out;
 	snprintf(dbpath, sizeof(dbpath), "%s/keel.db", state_dir);
 	if (store_open(dbpath, &store, err, sizeof(err)) ||
-	    pools_init(store, state_dir, err, sizeof(err))) {
+	    pools_init(store, state_dir, err, sizeof(err)) ||
+	    switches_init(store, state_dir, err, sizeof(err))) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -490,6 +501,7 @@ out:
 		unlink(o.socket);
 	if (sfd >= 0)
 		close(sfd);
+	switches_shutdown();
 	sup_destroy(sup);
 	store_close(store);
 	if (lockfd >= 0)

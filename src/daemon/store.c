@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -50,6 +50,9 @@ static const char schema[] =
 	" tap TEXT NOT NULL,"
 	" mac TEXT NOT NULL UNIQUE,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
+	" switch TEXT NOT NULL DEFAULT '',"   /* the virtual switch, or '': a tap given by name */
+	" vlan INTEGER NOT NULL DEFAULT 0,"   /* on a switch: the access VLAN, 0: untagged */
+	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard */
 	" PRIMARY KEY(vm, idx));"
 	/* virtio-vsock (store_vsock.c): a row per VM that has the device. */
 	"CREATE TABLE IF NOT EXISTS vsock("
@@ -124,7 +127,31 @@ static const char schema[] =
 	" path TEXT NOT NULL UNIQUE);"
 	"CREATE TABLE IF NOT EXISTS checkpoint_now("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
-	" parent TEXT NOT NULL);";
+	" parent TEXT NOT NULL);"
+	/* Virtual switches (switch.c, docs/networking.md). */
+	"CREATE TABLE IF NOT EXISTS switches("
+	" name TEXT PRIMARY KEY,"
+	" type TEXT NOT NULL,"			   /* external, internal or private */
+	" bridge TEXT NOT NULL UNIQUE,"		   /* the Linux bridge: kbrN */
+	" subnet TEXT NOT NULL,"		   /* internal: the IPv4 network, "a.b.c.0/N" */
+	" adapter TEXT NOT NULL,"		   /* external: the host adapter bridged */
+	" allow_mgmt INTEGER NOT NULL,"		   /* external: the host keeps an address */
+	" nat INTEGER NOT NULL,"		   /* internal: NAT, DHCP and DNS */
+	" is_default INTEGER NOT NULL,"		   /* the Default Switch (at most one) */
+	" adapter_addrs TEXT NOT NULL DEFAULT ''," /* external: the adapter's own addresses */
+	" created INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS switch_default ON switches(is_default)"
+	" WHERE is_default = 1;"
+	/* A NAT switch's port forwards (Add-NetNatStaticMapping): a host port to a VM's. */
+	"CREATE TABLE IF NOT EXISTS switch_forwards("
+	" switch TEXT NOT NULL REFERENCES switches(name) ON DELETE CASCADE,"
+	" proto TEXT NOT NULL," /* tcp or udp */
+	" host_port INTEGER NOT NULL,"
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" mac TEXT NOT NULL,"	  /* the VM's adapter on the switch */
+	" address TEXT NOT NULL," /* reserved for that MAC in the switch's DHCP */
+	" port INTEGER NOT NULL,"
+	" PRIMARY KEY(proto, host_port));";
 
 /* From schema 1: the description's device fields (docs/vm-config.md). Slots left 0 are
  * assigned when a VM is read, in the order keel-vmm always used, so guests see no change. */
@@ -147,6 +174,12 @@ static const char migrate_2_to_3[] =
 /* From schema 3: each disk's cache mode (docs/vm-config.md); none, the default. */
 static const char migrate_3_to_4[] =
 	"ALTER TABLE disks ADD COLUMN cache TEXT NOT NULL DEFAULT 'none';";
+
+/* From schema 4: virtual switches (the table is in schema) and the adapters on them. */
+static const char migrate_4_to_5[] =
+	"ALTER TABLE nics ADD COLUMN switch TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE nics ADD COLUMN vlan INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE nics ADD COLUMN guards INTEGER NOT NULL DEFAULT 0;";
 
 static int pin_existing_formats(struct store *st)
 {
@@ -279,12 +312,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = pin_existing_formats(st);
 	if (!ret && version >= 1 && version <= 3)
 		ret = exec_sql(st, migrate_3_to_4);
+	if (!ret && version >= 1 && version <= 4)
+		ret = exec_sql(st, migrate_4_to_5);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=4");
+		ret = exec_sql(st, "PRAGMA user_version=5");
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
@@ -390,7 +425,10 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	ret = prepare(st, "INSERT INTO nics(vm, idx, tap, mac, pci_slot) VALUES(?,?,?,?,?)", &s);
+	ret = prepare(st,
+		      "INSERT INTO nics(vm, idx, tap, mac, pci_slot, switch, vlan, guards) "
+		      "VALUES(?,?,?,?,?,?,?,?)",
+		      &s);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < def->nnics; i++) {
@@ -402,6 +440,11 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_text(s, 3, def->nics[i].tap, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 4, def->nics[i].mac, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 5, def->nics[i].pci_slot);
+		sqlite3_bind_text(s, 6, def->nics[i].sw, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 7, def->nics[i].vlan);
+		sqlite3_bind_int(s, 8,
+				 def->nics[i].mac_spoofing | def->nics[i].dhcp_guard << 1 |
+					 def->nics[i].router_guard << 2);
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_CONSTRAINT) {
 			ret = constraint_error(st, def, err, errlen);
@@ -671,7 +714,10 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	}
 	sqlite3_finalize(d);
 	d = NULL;
-	ret = prepare(st, "SELECT tap, mac, pci_slot FROM nics WHERE vm=?1 ORDER BY idx", &d);
+	ret = prepare(st,
+		      "SELECT tap, mac, pci_slot, switch, vlan, guards FROM nics WHERE vm=?1 "
+		      "ORDER BY idx",
+		      &d);
 	if (ret)
 		goto out;
 	sqlite3_bind_text(d, 1, def->uuid, -1, SQLITE_STATIC);
@@ -680,6 +726,15 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		copy_col(d, 0, nic->tap, sizeof(nic->tap));
 		copy_col(d, 1, nic->mac, sizeof(nic->mac));
 		nic->pci_slot = slot_from_col(d, 2);
+		copy_col(d, 3, nic->sw, sizeof(nic->sw));
+		{
+			int vlan = sqlite3_column_int(d, 4), guards = sqlite3_column_int(d, 5);
+
+			nic->vlan = vlan >= 1 && vlan <= VMDEF_VLAN_MAX ? (uint16_t)vlan : 0;
+			nic->mac_spoofing = guards & 1;
+			nic->dhcp_guard = (guards & 2) != 0;
+			nic->router_guard = (guards & 4) != 0;
+		}
 	}
 	ret = store_vsock_load(st, def);
 	ret = store_scsi_load(st, def);

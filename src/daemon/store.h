@@ -95,6 +95,64 @@ int store_pool_insert(struct store *st, const struct store_pool *p, char *err, s
 /* -ENOENT when there is no such pool. */
 int store_pool_delete(struct store *st, const char *name) __attribute__((warn_unused_result));
 
+/* Virtual switches (store_switch.c; the policy is switch.c, docs/networking.md). */
+#define STORE_SWITCH_ADDRS_MAX 512
+struct store_switch {
+	char name[VMDEF_SWITCH_MAX + 1];
+	char type[16];	 /* external, internal or private */
+	char bridge[16]; /* the Linux bridge, kbrN */
+	char subnet[20]; /* internal: "a.b.c.d/N", the network; "" otherwise */
+	char adapter[16];
+	bool allow_mgmt; /* external: the host keeps its address, on the bridge */
+	bool nat;	 /* internal: NAT to the host's uplink, DHCP and DNS */
+	bool is_default;
+	char adapter_addrs[STORE_SWITCH_ADDRS_MAX]; /* external: "a.b.c.d/N ..." to give back */
+	int64_t created;
+};
+/* Every switch, by name (*out malloc'd). */
+int store_switch_list(struct store *st, struct store_switch **out, size_t *n)
+	__attribute__((warn_unused_result));
+/* 0 or -ENOENT. */
+int store_switch_get(struct store *st, const char *name, struct store_switch *out)
+	__attribute__((warn_unused_result));
+/* -EEXIST when the name, bridge or default is taken (err says which). */
+int store_switch_insert(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Replace the record named sw->name: 0 or -ENOENT. */
+int store_switch_update(struct store *st, const struct store_switch *sw)
+	__attribute__((warn_unused_result));
+/* Delete it unless an adapter uses it: 0, -ENOENT, or -EBUSY with the VMs in err. */
+int store_switch_delete(struct store *st, const char *name, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The adapters on switch name (*out malloc'd; tap, mac, vlan and guards set), by MAC. */
+int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, size_t *n)
+	__attribute__((warn_unused_result));
+/* A NAT switch's port forward: host_port on the host's addresses to port on the VM's. */
+struct store_forward {
+	char sw[VMDEF_SWITCH_MAX + 1];
+	char proto[4]; /* tcp or udp */
+	unsigned host_port, port;
+	char vm[VMDEF_UUID_LEN + 1];
+	char vm_name[VMDEF_NAME_MAX + 1]; /* read only */
+	char mac[VMDEF_MAC_LEN + 1];
+	char address[16];
+};
+/* The forwards of switch name (or of every switch: NULL), by protocol and host port. */
+int store_forward_list(struct store *st, const char *name, struct store_forward **out, size_t *n)
+	__attribute__((warn_unused_result));
+/* -EEXIST when the protocol and host port are taken (err says by which switch). */
+int store_forward_insert(struct store *st, const struct store_forward *f, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* 0 or -ENOENT. */
+int store_forward_delete(struct store *st, const char *name, const char *proto, unsigned host_port)
+	__attribute__((warn_unused_result));
+/* Drop the forwards of VM uuid to adapters it no longer has on their switch. */
+int store_forward_prune(struct store *st, const char *uuid) __attribute__((warn_unused_result));
+/* The names of the VMs with an adapter on the switch, ", "-separated, in users (empty when
+ * none). */
+int store_switch_users(struct store *st, const char *name, char *users, size_t size)
+	__attribute__((warn_unused_result));
+
 /* The audit log (store_audit.c): one record per state-changing API request. */
 #define STORE_AUDIT_KEEP 10000
 struct store_audit {

@@ -222,6 +222,16 @@ lab_build() {
 	if [ ${#mgmt[@]} -gt 0 ]; then
 		_lab_copy_program "${mgmt[0]}" "$root" /bin/keeld
 		_lab_copy_program "${mgmt[1]}" "$root" /bin/keel
+		# keeld's switches (issue 12): dnsmasq per NAT switch, which runs as nobody; nft
+		# for the scenario to look at the rules.
+		_lab_copy_program "$(PATH=$PATH:/usr/sbin command -v dnsmasq)" "$root" /usr/sbin/dnsmasq
+		_lab_copy_program "$(PATH=$PATH:/usr/sbin command -v nft)" "$root" /usr/sbin/nft
+		# iproute2's ip (busybox's has no veth peers or netns moves) as /usr/sbin/ip.
+		_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v ip)" "$root" /usr/sbin/ip
+		_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v bridge)" "$root" /usr/sbin/bridge
+		printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+			>"$root/etc/passwd"
+		printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 	fi
 	_lab_copy_program "$qemu" "$root" /usr/bin/qemu-system-x86_64
 	# e2fsck, to check file systems guests wrote (package e2fsprogs).

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rtnetlink through libmnl (netlink.h). */
+#include "daemon/netlink.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/if_bridge.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+
+#include "lib/parse.h"
+
+/* Send the request in buf and run cb over every answer until the ACK or DONE. */
+static int talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	unsigned portid, seq = (unsigned)time(NULL);
+	ssize_t n;
+	int ret;
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	nlh->nlmsg_seq = seq;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = MNL_CB_OK;
+	while (ret > MNL_CB_STOP) {
+		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		ret = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+	}
+	ret = ret < 0 ? -errno : 0;
+out:
+	mnl_socket_close(nl);
+	return ret;
+}
+
+static struct nlmsghdr *link_msg(char *buf, uint16_t type, uint16_t flags, unsigned index)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)index;
+	return nlh;
+}
+
+static int link_index(const char *name, unsigned *index)
+{
+	*index = if_nametoindex(name);
+	return *index ? 0 : -ENODEV;
+}
+
+int nl_bridge_add(const char *name)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+	struct nlattr *info;
+
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+	mnl_attr_nest_end(nlh, info);
+	return talk(nlh, NULL, NULL);
+}
+
+struct kind_query {
+	bool bridge;
+};
+
+static int kind_attr(const struct nlattr *a, void *data)
+{
+	struct kind_query *q = data;
+
+	if (mnl_attr_get_type(a) == IFLA_INFO_KIND && !mnl_attr_validate(a, MNL_TYPE_NUL_STRING) &&
+	    !strcmp(mnl_attr_get_str(a), "bridge"))
+		q->bridge = true;
+	return MNL_CB_OK;
+}
+
+static int link_attr(const struct nlattr *a, void *data)
+{
+	if (mnl_attr_get_type(a) == IFLA_LINKINFO && !mnl_attr_validate(a, MNL_TYPE_NESTED))
+		mnl_attr_parse_nested(a, kind_attr, data);
+	return MNL_CB_OK;
+}
+
+static int link_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_attr, data);
+}
+
+int nl_link_is_bridge(const char *name, bool *bridge)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct kind_query q = {false};
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	ret = talk(link_msg(buf, RTM_GETLINK, 0, index), link_cb, &q);
+	*bridge = q.bridge;
+	return ret;
+}
+
+int nl_link_del(const char *name)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	return ret ? ret : talk(link_msg(buf, RTM_DELLINK, 0, index), NULL, NULL);
+}
+
+int nl_link_up(const char *name)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, RTM_NEWLINK, 0, index);
+	ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_link_master(const char *name, const char *master)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	unsigned index, mindex = 0;
+	int ret = link_index(name, &index);
+	struct nlmsghdr *nlh;
+
+	if (!ret && master)
+		ret = link_index(master, &mindex);
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, RTM_NEWLINK, 0, index);
+	mnl_attr_put_u32(nlh, IFLA_MASTER, mindex);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_bridge_vlan_filtering(const char *name)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlattr *info, *data;
+	struct nlmsghdr *nlh;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, RTM_NEWLINK, 0, index);
+	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	mnl_attr_put_u8(nlh, IFLA_BR_VLAN_FILTERING, 1);
+	mnl_attr_nest_end(nlh, data);
+	mnl_attr_nest_end(nlh, info);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct bridge_vlan_info vi = {
+		.flags = access ? BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED : 0,
+		.vid = vid,
+	};
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+	struct nlattr *spec;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, add ? RTM_SETLINK : RTM_DELLINK, 0, index);
+	ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_family = AF_BRIDGE;
+	spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	mnl_attr_put(nlh, IFLA_BRIDGE_VLAN_INFO, sizeof(vi), &vi);
+	mnl_attr_nest_end(nlh, spec);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifaddrmsg *ifa;
+	unsigned index;
+	uint32_t be = htonl(p.addr);
+	int ret = link_index(ifname, &index);
+
+	if (ret)
+		return ret;
+	nlh->nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET;
+	ifa->ifa_prefixlen = (unsigned char)p.len;
+	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	ifa->ifa_index = index;
+	mnl_attr_put_u32(nlh, IFA_LOCAL, be);
+	mnl_attr_put_u32(nlh, IFA_ADDRESS, be);
+	if (p.len < 31) {
+		uint32_t bcast = htonl(p.addr | (p.len ? 0xffffffffu >> p.len : 0xffffffffu));
+
+		mnl_attr_put_u32(nlh, IFA_BROADCAST, bcast);
+	}
+	return talk(nlh, NULL, NULL);
+}
+
+struct addr_query {
+	unsigned index;
+	struct nl_prefix4 *out;
+	size_t max, n;
+};
+
+static int addr_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (type == IFA_LOCAL && !mnl_attr_validate(a, MNL_TYPE_U32))
+		tb[0] = a;
+	return MNL_CB_OK;
+}
+
+static int addr_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct addr_query *q = data;
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[1] = {NULL};
+
+	if (ifa->ifa_family != AF_INET || ifa->ifa_index != q->index)
+		return MNL_CB_OK;
+	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr, tb);
+	if (tb[0] && q->n < q->max)
+		q->out[q->n++] =
+			(struct nl_prefix4){ntohl(mnl_attr_get_u32(tb[0])), ifa->ifa_prefixlen};
+	return MNL_CB_OK;
+}
+
+int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct addr_query q = {.out = out, .max = max};
+	struct ifaddrmsg *ifa;
+	int ret = link_index(ifname, &q.index);
+
+	*n = 0;
+	if (ret)
+		return ret;
+	nlh->nlmsg_type = RTM_GETADDR;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET;
+	ret = talk(nlh, addr_cb, &q);
+	*n = q.n;
+	return ret;
+}
+
+struct route_query {
+	struct nl_route4 *out;
+	size_t max, n;
+};
+
+static int route_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if ((type == RTA_DST || type == RTA_GATEWAY || type == RTA_OIF || type == RTA_TABLE) &&
+	    !mnl_attr_validate(a, MNL_TYPE_U32))
+		tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int route_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct route_query *q = data;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[RTA_MAX + 1] = {NULL};
+	struct nl_route4 r = {{0, rtm->rtm_dst_len}, 0, 0, rtm->rtm_table};
+
+	if (rtm->rtm_family != AF_INET || rtm->rtm_type != RTN_UNICAST || q->n >= q->max)
+		return MNL_CB_OK;
+	mnl_attr_parse(nlh, sizeof(*rtm), route_attr, tb);
+	if (tb[RTA_DST])
+		r.dst.addr = ntohl(mnl_attr_get_u32(tb[RTA_DST]));
+	if (tb[RTA_GATEWAY])
+		r.gateway = ntohl(mnl_attr_get_u32(tb[RTA_GATEWAY]));
+	if (tb[RTA_OIF])
+		r.oif = mnl_attr_get_u32(tb[RTA_OIF]);
+	if (tb[RTA_TABLE])
+		r.table = mnl_attr_get_u32(tb[RTA_TABLE]);
+	q->out[q->n++] = r;
+	return MNL_CB_OK;
+}
+
+int nl_routes4(struct nl_route4 *out, size_t max, size_t *n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct route_query q = {.out = out, .max = max};
+	struct rtmsg *rtm;
+	int ret;
+
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	ret = talk(nlh, route_cb, &q);
+	*n = q.n;
+	return ret;
+}
+
+int nl_route4_add(const struct nl_route4 *r)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = (unsigned char)r->dst.len;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = RTPROT_BOOT;
+	rtm->rtm_scope = r->gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+	rtm->rtm_type = RTN_UNICAST;
+	if (r->dst.len)
+		mnl_attr_put_u32(nlh, RTA_DST, htonl(r->dst.addr));
+	if (r->gateway)
+		mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(r->gateway));
+	if (r->oif)
+		mnl_attr_put_u32(nlh, RTA_OIF, r->oif);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_prefix4_parse(const char *s, bool net, struct nl_prefix4 *p)
+{
+	char ip[INET_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	struct in_addr a;
+	uint64_t len;
+
+	if (!slash || (size_t)(slash - s) >= sizeof(ip))
+		return -EINVAL;
+	memcpy(ip, s, (size_t)(slash - s));
+	ip[slash - s] = '\0';
+	if (inet_pton(AF_INET, ip, &a) != 1 || parse_uint(slash + 1, 0, 32, &len))
+		return -EINVAL;
+	p->addr = ntohl(a.s_addr);
+	p->len = (unsigned)len;
+	if (net && p->len < 32 && (p->addr & (0xffffffffu >> p->len)) && p->len)
+		return -EINVAL;
+	if (net && !p->len && p->addr)
+		return -EINVAL;
+	return 0;
+}
+
+void nl_prefix4_format(struct nl_prefix4 p, char *out, size_t size)
+{
+	snprintf(out, size, "%u.%u.%u.%u/%u", p.addr >> 24, (p.addr >> 16) & 255,
+		 (p.addr >> 8) & 255, p.addr & 255, p.len);
+}
+
+bool nl_prefix4_overlap(struct nl_prefix4 a, struct nl_prefix4 b)
+{
+	unsigned len = a.len < b.len ? a.len : b.len;
+	uint32_t mask = len ? 0xffffffffu << (32 - len) : 0;
+
+	return (a.addr & mask) == (b.addr & mask);
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * rtnetlink through libmnl, for the virtual switches (switch.c, docs/networking.md): bridges,
+ * links, IPv4 addresses and routes. No `ip` subprocess. Every call opens its own socket,
+ * waits for the kernel's answer and returns 0 or a negative errno.
+ */
+#ifndef KEEL_DAEMON_NETLINK_H
+#define KEEL_DAEMON_NETLINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An IPv4 prefix, the address in host byte order. */
+struct nl_prefix4 {
+	uint32_t addr;
+	unsigned len;
+};
+
+struct nl_route4 {
+	struct nl_prefix4 dst;
+	uint32_t gateway; /* 0: none */
+	unsigned oif;	  /* the output interface's index, 0: none */
+	unsigned table;
+};
+
+/* Create bridge name (down, no ports): -EEXIST when a link of that name exists. */
+int nl_bridge_add(const char *name) __attribute__((warn_unused_result));
+/* Is link name a bridge? 0 (and *bridge) or -ENODEV. */
+int nl_link_is_bridge(const char *name, bool *bridge) __attribute__((warn_unused_result));
+int nl_link_del(const char *name) __attribute__((warn_unused_result));
+int nl_link_up(const char *name) __attribute__((warn_unused_result));
+/* Make link name a port of bridge master, or (master NULL) of none. */
+int nl_link_master(const char *name, const char *master) __attribute__((warn_unused_result));
+/* Turn VLAN filtering on for bridge name (ports untagged in VLAN 1 until told otherwise). */
+int nl_bridge_vlan_filtering(const char *name) __attribute__((warn_unused_result));
+/* Add (or delete) VLAN vid on bridge port name: as its untagged PVID (access), or tagged. */
+int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
+	__attribute__((warn_unused_result));
+/* Add or delete an IPv4 address on link ifname. Adding one that is there is 0. */
+int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p) __attribute__((warn_unused_result));
+/* The IPv4 addresses of link ifname (at most max). */
+int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
+	__attribute__((warn_unused_result));
+/* Every IPv4 unicast route of every table (at most max). */
+int nl_routes4(struct nl_route4 *out, size_t max, size_t *n) __attribute__((warn_unused_result));
+/* Add a route (main table) through gateway or straight out of link oif. */
+int nl_route4_add(const struct nl_route4 *r) __attribute__((warn_unused_result));
+
+/* "a.b.c.d/N" into p (the bits right of N must be zero when net): 0 or -EINVAL. */
+int nl_prefix4_parse(const char *s, bool net, struct nl_prefix4 *p)
+	__attribute__((warn_unused_result));
+void nl_prefix4_format(struct nl_prefix4 p, char *out, size_t size);
+/* Do the two prefixes share an address? */
+bool nl_prefix4_overlap(struct nl_prefix4 a, struct nl_prefix4 b);
+
+#endif

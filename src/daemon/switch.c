@@ -1,0 +1,1177 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Virtual switches: the policy, and bringing them up and down (switch.h). */
+#include "daemon/switch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/netlink.h"
+#include "daemon/switch_dhcp.h"
+#include "daemon/switch_leases.h"
+#include "daemon/switch_nft.h"
+#include "lib/clock.h"
+#include "lib/error.h"
+#include "lib/log.h"
+
+#define ROUTES_MAX  4096
+#define ADDRS_MAX   32
+#define BRIDGES_MAX 1000
+#define LEASES_MAX  (1 << 20)
+
+#define WATCH_MS    5000
+
+static char switches_dir[PATH_MAX - 64]; /* STATE/switches */
+static struct store *watch_store;	 /* switches_init's: the store switches_tick reads */
+static long long watch_next;		 /* monotonic ms of the next check */
+
+static bool is_type(const struct store_switch *sw, const char *type)
+{
+	return !strcmp(sw->type, type);
+}
+
+static bool has_dhcp(const struct store_switch *sw)
+{
+	return is_type(sw, "internal") && sw->nat && sw->subnet[0];
+}
+
+static void switch_dir(const struct store_switch *sw, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s", switches_dir, sw->bridge);
+}
+
+/* The host's address on an internal switch: the subnet's first. */
+static struct nl_prefix4 gateway(const struct store_switch *sw)
+{
+	struct nl_prefix4 p = {0, 0};
+
+	if (!nl_prefix4_parse(sw->subnet, true, &p))
+		p.addr += 1;
+	return p;
+}
+
+static int write_sysctl(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, strlen(value)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* ---- the host's routes and the subnets ---- */
+
+/* Is link index the bridge of switch self (may be NULL)? */
+static bool own_bridge(unsigned index, const struct store_switch *self)
+{
+	char name[IF_NAMESIZE];
+
+	return self && if_indextoname(index, name) && !strcmp(name, self->bridge);
+}
+
+/* Does p collide with a route of the host (default routes and self's own aside) or the
+ * subnet of another switch than self? The first such in why. */
+static int subnet_taken(struct store *st, struct nl_prefix4 p, const struct store_switch *self,
+			char *why, size_t len, bool *taken)
+{
+	struct nl_route4 *routes = NULL;
+	struct store_switch *list = NULL;
+	size_t n = 0, nsw = 0;
+	int ret = store_switch_list(st, &list, &nsw);
+
+	*taken = false;
+	for (size_t i = 0; !ret && !*taken && i < nsw; i++) {
+		struct nl_prefix4 q;
+
+		if (!list[i].subnet[0] || (self && !strcmp(list[i].name, self->name)) ||
+		    nl_prefix4_parse(list[i].subnet, true, &q) || !nl_prefix4_overlap(p, q))
+			continue;
+		snprintf(why, len, "switch '%s' (%s)", list[i].name, list[i].subnet);
+		*taken = true;
+	}
+	free(list);
+	if (ret || *taken)
+		return ret;
+	routes = calloc(ROUTES_MAX, sizeof(*routes));
+	ret = routes ? nl_routes4(routes, ROUTES_MAX, &n) : -ENOMEM;
+	for (size_t i = 0; !ret && !*taken && i < n; i++) {
+		char dev[IF_NAMESIZE] = "?", dst[32];
+
+		if (!routes[i].dst.len || own_bridge(routes[i].oif, self) ||
+		    !nl_prefix4_overlap(p, routes[i].dst))
+			continue;
+		if (routes[i].oif)
+			(void)!if_indextoname(routes[i].oif, dev);
+		nl_prefix4_format(routes[i].dst, dst, sizeof(dst));
+		snprintf(why, len, "the host's route to %s (dev %s)", dst, dev);
+		*taken = true;
+	}
+	free(routes);
+	return ret;
+}
+
+/* A /24 no route and no switch uses: 172.30.N.0, 10.97.N.0, then 192.168.N.0. */
+static int pick_subnet(struct store *st, char *out, size_t size)
+{
+	static const uint32_t bases[] = {0xac1e0000u, 0x0a610000u, 0xc0a80000u};
+	char why[128];
+
+	for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+		for (uint32_t n = 0; n < 256; n++) {
+			struct nl_prefix4 p = {bases[b] | n << 8, 24};
+			bool taken;
+			int ret = subnet_taken(st, p, NULL, why, sizeof(why), &taken);
+
+			if (ret)
+				return ret;
+			if (!taken) {
+				nl_prefix4_format(p, out, size);
+				return 0;
+			}
+		}
+	}
+	return -EADDRNOTAVAIL;
+}
+
+/* The lowest kbrN neither a switch's nor a link of the host's. */
+static int pick_bridge(struct store *st, char *out, size_t size)
+{
+	struct store_switch *list = NULL;
+	size_t n = 0;
+	int ret = store_switch_list(st, &list, &n);
+
+	for (unsigned k = 0; !ret && k < BRIDGES_MAX; k++) {
+		bool used = false;
+
+		snprintf(out, size, "kbr%u", k);
+		for (size_t i = 0; i < n; i++)
+			used |= !strcmp(list[i].bridge, out);
+		if (!used && !if_nametoindex(out)) {
+			free(list);
+			return 0;
+		}
+	}
+	free(list);
+	return ret ? ret : -ENOSPC;
+}
+
+/* ---- bringing a switch up and down ---- */
+
+static int adapter_addrs_add(struct store_switch *sw, const char *token)
+{
+	size_t len = strlen(sw->adapter_addrs);
+
+	if (len + strlen(token) + 2 > sizeof(sw->adapter_addrs))
+		return -ENOSPC;
+	snprintf(sw->adapter_addrs + len, sizeof(sw->adapter_addrs) - len, "%s%s", len ? " " : "",
+		 token);
+	return 0;
+}
+
+/* The adapter's addresses (and its default route) taken off it, recorded in
+ * sw->adapter_addrs, and (allow_mgmt) put on the bridge. */
+static int take_adapter_addrs(struct store_switch *sw)
+{
+	struct nl_prefix4 addrs[ADDRS_MAX];
+	struct nl_route4 *routes = calloc(ROUTES_MAX, sizeof(*routes));
+	unsigned aindex = if_nametoindex(sw->adapter);
+	size_t n = 0, nr = 0;
+	uint32_t gw = 0;
+	int ret = routes ? nl_addrs4(sw->adapter, addrs, ADDRS_MAX, &n) : -ENOMEM;
+
+	if (!ret)
+		ret = nl_routes4(routes, ROUTES_MAX, &nr);
+	for (size_t i = 0; !ret && i < nr; i++)
+		if (!routes[i].dst.len && routes[i].oif == aindex && routes[i].gateway &&
+		    routes[i].table == 254)
+			gw = routes[i].gateway;
+	free(routes);
+	if (ret || !n)
+		return ret; /* none: already taken (a restart) */
+	sw->adapter_addrs[0] = '\0';
+	for (size_t i = 0; !ret && i < n; i++) {
+		char s[32];
+
+		nl_prefix4_format(addrs[i], s, sizeof(s));
+		ret = adapter_addrs_add(sw, s);
+		if (!ret)
+			ret = nl_addr4(sw->adapter, false, addrs[i]);
+		if (!ret && sw->allow_mgmt)
+			ret = nl_addr4(sw->bridge, true, addrs[i]);
+	}
+	if (!ret && gw) {
+		char s[40];
+
+		snprintf(s, sizeof(s), "via:%u.%u.%u.%u", gw >> 24, (gw >> 16) & 255,
+			 (gw >> 8) & 255, gw & 255);
+		ret = adapter_addrs_add(sw, s);
+	}
+	return ret;
+}
+
+/* Put the recorded addresses (and default route) on link ifname, or take them off. */
+static int put_recorded_addrs(const struct store_switch *sw, const char *ifname, bool add)
+{
+	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL;
+	int ret = 0;
+
+	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
+	for (char *t = strtok_r(copy, " ", &save); t && !ret; t = strtok_r(NULL, " ", &save)) {
+		struct nl_prefix4 p;
+
+		if (!strncmp(t, "via:", 4)) {
+			struct nl_route4 r = {{0, 0}, 0, if_nametoindex(ifname), 254};
+			char g[40];
+
+			/* the default route, after the addresses that reach its gateway */
+			snprintf(g, sizeof(g), "%s/32", t + 4);
+			if (add && !nl_prefix4_parse(g, false, &p)) {
+				r.gateway = p.addr;
+				ret = nl_route4_add(&r);
+			}
+		} else if (!nl_prefix4_parse(t, false, &p)) {
+			ret = nl_addr4(ifname, add, p);
+			if (!add && ret == -EADDRNOTAVAIL)
+				ret = 0;
+		}
+	}
+	return ret;
+}
+
+/* The switch's rules in nftables, with the guards of the adapters on it. */
+static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
+{
+	struct vm_nic *ports = NULL;
+	struct store_forward *fwds = NULL;
+	struct switch_nft_in in = {0};
+	int ret = store_switch_ports(st, sw->name, &ports, &in.nports);
+
+	if (!ret)
+		ret = store_forward_list(st, sw->name, &fwds, &in.nfwds);
+	if (ret) {
+		error_set(err, errlen, "switch '%s': cannot read its adapters and forwards",
+			  sw->name);
+		free(ports);
+		return ret;
+	}
+	in.ports = ports;
+	in.fwds = fwds;
+	if (has_dhcp(sw)) {
+		char dir[PATH_MAX];
+
+		switch_dir(sw, dir, sizeof(dir));
+		ret = switch_dhcp_hosts(sw->bridge, dir, fwds, in.nfwds);
+		if (ret)
+			error_set(err, errlen,
+				  "switch '%s': cannot write its DHCP reservations: %s", sw->name,
+				  strerror(-ret));
+	}
+	if (!ret)
+		ret = switch_nft_apply(sw, &in, false, err, errlen);
+	free(ports);
+	free(fwds);
+	return ret;
+}
+
+static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	bool bridge = false;
+	int ret = nl_bridge_add(sw->bridge);
+	const char *step = "create bridge";
+
+	if (ret == -EEXIST) {
+		ret = nl_link_is_bridge(sw->bridge, &bridge);
+		if (!ret && !bridge)
+			ret = -EEXIST;
+	}
+	if (ret)
+		goto fail;
+	/* Adapters with a VLAN need it; without it (a kernel built without
+	 * CONFIG_BRIDGE_VLAN_FILTERING) the switch works for the others. */
+	ret = nl_bridge_vlan_filtering(sw->bridge);
+	if (ret == -EOPNOTSUPP)
+		log_warn("switch '%s': this kernel has no bridge VLAN filtering: adapters with a "
+			 "VLAN cannot start on it",
+			 sw->name);
+	else if (ret) {
+		step = "turn VLAN filtering on for";
+		goto fail;
+	}
+	ret = 0;
+	if (is_type(sw, "private")) {
+		char path[128];
+
+		/* No address of the host's on it, not even a link-local one. */
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", sw->bridge);
+		(void)!write_sysctl(path, "1");
+	}
+	step = "address the bridge";
+	if (is_type(sw, "internal") && sw->subnet[0]) {
+		struct nl_prefix4 gw = gateway(sw);
+
+		ret = nl_addr4(sw->bridge, true, gw);
+		if (ret)
+			goto fail;
+	}
+	step = "bridge the adapter";
+	if (is_type(sw, "external")) {
+		ret = nl_link_master(sw->adapter, sw->bridge);
+		if (!ret)
+			ret = nl_link_up(sw->adapter);
+		if (!ret)
+			ret = take_adapter_addrs(sw);
+		if (ret)
+			goto fail;
+	}
+	step = "bring the bridge up";
+	ret = nl_link_up(sw->bridge);
+	if (ret)
+		goto fail;
+	if (is_type(sw, "external") && sw->allow_mgmt) {
+		step = "move the adapter's addresses";
+		ret = put_recorded_addrs(sw, sw->bridge, true);
+		if (ret && ret != -EEXIST)
+			goto fail;
+		ret = 0;
+	}
+	ret = apply_rules(st, sw, err, errlen);
+	if (ret)
+		return ret;
+	if (has_dhcp(sw)) {
+		ret = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+		if (ret) {
+			error_set(err, errlen, "switch '%s': cannot enable IP forwarding: %s",
+				  sw->name, strerror(-ret));
+			return ret;
+		}
+		switch_dir(sw, dir, sizeof(dir));
+		return switch_dhcp_start(sw, dir, err, errlen);
+	}
+	return 0;
+fail:
+	error_set(err, errlen, "switch '%s': cannot %s %s: %s", sw->name, step, sw->bridge,
+		  strerror(-ret));
+	return ret;
+}
+
+/* Everything switch_up made, taken away (best effort: each step is tried). */
+static void switch_down(const struct store_switch *sw)
+{
+	char err[512];
+
+	switch_dhcp_stop(sw->bridge);
+	if (switch_nft_apply(sw, NULL, true, err, sizeof(err)))
+		log_warn("%s", err);
+	if (is_type(sw, "external") && if_nametoindex(sw->adapter)) {
+		if (nl_link_master(sw->adapter, NULL))
+			log_warn("switch '%s': cannot release adapter %s", sw->name, sw->adapter);
+		if (put_recorded_addrs(sw, sw->adapter, true))
+			log_warn("switch '%s': cannot give adapter %s its addresses back (%s)",
+				 sw->name, sw->adapter, sw->adapter_addrs);
+	}
+	if (if_nametoindex(sw->bridge) && nl_link_del(sw->bridge))
+		log_warn("switch '%s': cannot delete bridge %s", sw->name, sw->bridge);
+}
+
+/* ---- requests ---- */
+
+struct request {
+	const char *name, *type, *subnet, *adapter;
+	int allow_mgmt, nat, dflt; /* -1: not given */
+};
+
+static int parse_request(json_object *req, struct request *r, char *err, size_t errlen)
+{
+	*r = (struct request){NULL, NULL, NULL, NULL, -1, -1, -1};
+	json_object_object_foreach(req, key, val)
+	{
+		bool str = json_object_is_type(val, json_type_string);
+		bool boolean = json_object_is_type(val, json_type_boolean);
+
+		if (!strcmp(key, "name") && str)
+			r->name = json_object_get_string(val);
+		else if (!strcmp(key, "type") && str)
+			r->type = json_object_get_string(val);
+		else if (!strcmp(key, "subnet") && str)
+			r->subnet = json_object_get_string(val);
+		else if (!strcmp(key, "adapter") && str)
+			r->adapter = json_object_get_string(val);
+		else if (!strcmp(key, "allow_management_os") && boolean)
+			r->allow_mgmt = json_object_get_boolean(val);
+		else if (!strcmp(key, "nat") && boolean)
+			r->nat = json_object_get_boolean(val);
+		else if (!strcmp(key, "default") && boolean)
+			r->dflt = json_object_get_boolean(val);
+		else {
+			error_set(err, errlen,
+				  "bad field '%s' for a switch: name, type (external, internal, "
+				  "private), subnet (a.b.c.d/N), adapter (a host interface), "
+				  "allow_management_os (true, false), nat (true, false)",
+				  key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Check r->subnet for an internal switch and write it into sw: a network, free. */
+static int take_subnet(struct store *st, struct store_switch *sw, const char *subnet, char *err,
+		       size_t errlen)
+{
+	struct nl_prefix4 p;
+	char why[160];
+	bool taken;
+	int ret;
+
+	if (nl_prefix4_parse(subnet, true, &p) || p.len < 8 || p.len > 30) {
+		error_set(err, errlen,
+			  "subnet '%s' is not an IPv4 network a.b.c.d/N with N from 8 to 30 and "
+			  "no host bits set",
+			  subnet);
+		return -EINVAL;
+	}
+	ret = subnet_taken(st, p, sw, why, sizeof(why), &taken);
+	if (ret) {
+		error_set(err, errlen, "cannot read the host's routes: %s", strerror(-ret));
+		return ret;
+	}
+	if (taken) {
+		error_set(err, errlen, "subnet %s overlaps %s: choose another", subnet, why);
+		return -EINVAL;
+	}
+	nl_prefix4_format(p, sw->subnet, sizeof(sw->subnet));
+	return 0;
+}
+
+static int check_adapter(struct store *st, const char *adapter, char *err, size_t errlen)
+{
+	struct store_switch *list = NULL;
+	size_t n = 0;
+	bool bridge = false;
+	int ret;
+
+	if (!vmdef_tap_ok(adapter) || !if_nametoindex(adapter)) {
+		error_set(err, errlen, "there is no network adapter '%s' on this host", adapter);
+		return -EINVAL;
+	}
+	if (!strcmp(adapter, "lo") || !strncmp(adapter, "kbr", 3) ||
+	    (!nl_link_is_bridge(adapter, &bridge) && bridge)) {
+		error_set(err, errlen, "'%s' is a loopback or bridge, not a network adapter",
+			  adapter);
+		return -EINVAL;
+	}
+	ret = store_switch_list(st, &list, &n);
+	for (size_t i = 0; !ret && i < n; i++) {
+		if (!strcmp(list[i].adapter, adapter)) {
+			error_set(err, errlen, "adapter %s is already bridged by switch '%s'",
+				  adapter, list[i].name);
+			ret = -EINVAL;
+		}
+	}
+	free(list);
+	return ret;
+}
+
+int switches_create(struct store *st, json_object *req, char *err, size_t errlen)
+{
+	struct store_switch sw = {0};
+	struct request r;
+	int ret = parse_request(req, &r, err, errlen);
+
+	if (!switches_dir[0]) {
+		error_set(err, errlen, "virtual switches are not available in this keeld");
+		return -EIO;
+	}
+	if (ret)
+		return ret;
+	if (!r.name || !vmdef_switch_name_ok(r.name)) {
+		error_set(err, errlen,
+			  "a switch needs a 'name': 1 to %d letters, digits, spaces, '.', '_' or "
+			  "'-', starting with a letter or digit",
+			  VMDEF_SWITCH_MAX);
+		return -EINVAL;
+	}
+	snprintf(sw.name, sizeof(sw.name), "%s", r.name);
+	if (!store_switch_get(st, r.name, &(struct store_switch){0})) {
+		error_set(err, errlen, "a switch named '%s' already exists", r.name);
+		return -EEXIST;
+	}
+	if (r.dflt == 1) {
+		/* keeld makes it; there is one (it cannot be deleted) */
+		error_set(err, errlen, "there is already a Default Switch ('%s')",
+			  SWITCH_DEFAULT_NAME);
+		return -EEXIST;
+	}
+	if (!r.type)
+		r.type = r.adapter ? "external" : NULL;
+	if (!r.type || (strcmp(r.type, "external") && strcmp(r.type, "internal") &&
+			strcmp(r.type, "private"))) {
+		error_set(err, errlen, "a switch's 'type' is external, internal or private");
+		return -EINVAL;
+	}
+	snprintf(sw.type, sizeof(sw.type), "%s", r.type);
+	if (is_type(&sw, "external")) {
+		if (!r.adapter) {
+			error_set(err, errlen,
+				  "an external switch needs the host 'adapter' it "
+				  "bridges");
+			return -EINVAL;
+		}
+		if (r.subnet || r.nat == 1) {
+			error_set(err, errlen,
+				  "an external switch is on the adapter's network: "
+				  "no subnet, no NAT");
+			return -EINVAL;
+		}
+		ret = check_adapter(st, r.adapter, err, errlen);
+		if (ret)
+			return ret;
+		snprintf(sw.adapter, sizeof(sw.adapter), "%s", r.adapter);
+		sw.allow_mgmt = r.allow_mgmt != 0;
+	} else if (r.adapter || r.allow_mgmt >= 0) {
+		error_set(err, errlen,
+			  "only an external switch has an adapter and "
+			  "allow_management_os");
+		return -EINVAL;
+	} else if (is_type(&sw, "private")) {
+		if (r.subnet || r.nat == 1) {
+			error_set(err, errlen,
+				  "a private switch has no subnet and no NAT: the host "
+				  "is not on it");
+			return -EINVAL;
+		}
+	} else {
+		sw.nat = r.nat == 1;
+		ret = r.subnet ? take_subnet(st, &sw, r.subnet, err, errlen)
+			       : pick_subnet(st, sw.subnet, sizeof(sw.subnet));
+		if (ret) {
+			if (!r.subnet)
+				error_set(err, errlen, "no free subnet for switch '%s'", sw.name);
+			return ret;
+		}
+	}
+	ret = pick_bridge(st, sw.bridge, sizeof(sw.bridge));
+	if (ret) {
+		error_set(err, errlen, "no free bridge name for switch '%s'", sw.name);
+		return ret;
+	}
+	sw.created = (int64_t)time(NULL);
+	ret = switch_up(st, &sw, err, errlen);
+	if (!ret)
+		ret = store_switch_insert(st, &sw, err, errlen);
+	if (ret) {
+		switch_down(&sw);
+		return ret == -EEXIST || ret == -EINVAL ? ret : -EIO;
+	}
+	log_info("switch '%s' (%s) created: bridge %s%s%s", sw.name, sw.type, sw.bridge,
+		 sw.subnet[0] ? ", subnet " : "", sw.subnet);
+	return 0;
+}
+
+int switches_set(struct store *st, const char *name, json_object *req, char *err, size_t errlen)
+{
+	struct store_switch old, sw;
+	struct request r;
+	int ret = parse_request(req, &r, err, errlen);
+
+	if (!switches_dir[0]) {
+		error_set(err, errlen, "virtual switches are not available in this keeld");
+		return -EIO;
+	}
+	if (ret)
+		return ret;
+	if (store_switch_get(st, name, &old)) {
+		error_set(err, errlen, "no switch named '%s'", name);
+		return -ENOENT;
+	}
+	sw = old;
+	if (old.is_default) {
+		error_set(err, errlen, "the Default Switch is not configurable");
+		return -EINVAL;
+	}
+	if ((r.name && strcmp(r.name, name)) || (r.type && strcmp(r.type, old.type)) ||
+	    (r.adapter && strcmp(r.adapter, old.adapter)) || r.dflt >= 0) {
+		error_set(err, errlen,
+			  "a switch's name, type, adapter and default stay as they "
+			  "were made: create another switch");
+		return -EINVAL;
+	}
+	if (is_type(&old, "internal")) {
+		if (r.allow_mgmt >= 0) {
+			error_set(err, errlen, "only an external switch has allow_management_os");
+			return -EINVAL;
+		}
+		if (r.subnet || r.nat == 0) {
+			struct store_forward *fwds = NULL;
+			size_t nf = 0;
+
+			ret = store_forward_list(st, name, &fwds, &nf);
+			free(fwds);
+			if (ret)
+				return ret;
+			if (nf) {
+				error_set(err, errlen,
+					  "switch '%s' has port forwards: delete them before "
+					  "changing "
+					  "its subnet or turning NAT off",
+					  name);
+				return -EINVAL;
+			}
+		}
+		if (r.nat >= 0)
+			sw.nat = r.nat;
+		if (r.subnet) {
+			ret = take_subnet(st, &sw, r.subnet, err, errlen);
+			if (ret)
+				return ret;
+		}
+	} else if (is_type(&old, "external")) {
+		if (r.subnet || r.nat >= 0) {
+			error_set(err, errlen, "an external switch has no subnet and no NAT");
+			return -EINVAL;
+		}
+		if (r.allow_mgmt >= 0)
+			sw.allow_mgmt = r.allow_mgmt;
+	} else if (r.subnet || r.nat >= 0 || r.allow_mgmt >= 0) {
+		error_set(err, errlen, "a private switch has nothing to set");
+		return -EINVAL;
+	}
+	if (strcmp(sw.subnet, old.subnet) && old.subnet[0]) {
+		ret = nl_addr4(old.bridge, false, gateway(&old));
+		if (ret && ret != -EADDRNOTAVAIL) {
+			error_set(err, errlen, "switch '%s': cannot take %s off bridge %s: %s",
+				  name, old.subnet, old.bridge, strerror(-ret));
+			return -EIO;
+		}
+	}
+	if (is_type(&old, "external") && old.allow_mgmt && !sw.allow_mgmt)
+		(void)!put_recorded_addrs(&old, old.bridge, false);
+	if (!has_dhcp(&sw))
+		switch_dhcp_stop(sw.bridge);
+	ret = switch_up(st, &sw, err, errlen);
+	if (!ret)
+		ret = store_switch_update(st, &sw);
+	if (ret) {
+		char again[256];
+
+		if (switch_up(st, &old, again, sizeof(again)))
+			log_err("switch '%s': %s", name, again);
+		return ret == -EINVAL ? ret : -EIO;
+	}
+	log_info("switch '%s' changed", name);
+	return 0;
+}
+
+int switches_delete(struct store *st, const char *name, char *err, size_t errlen)
+{
+	struct store_switch sw;
+	int ret;
+
+	if (store_switch_get(st, name, &sw)) {
+		error_set(err, errlen, "no switch named '%s'", name);
+		return -ENOENT;
+	}
+	if (sw.is_default) {
+		error_set(err, errlen, "the Default Switch cannot be deleted");
+		return -EBUSY;
+	}
+	ret = store_switch_delete(st, name, err, errlen);
+	if (ret)
+		return ret;
+	switch_down(&sw);
+	log_info("switch '%s' deleted (bridge %s)", name, sw.bridge);
+	return 0;
+}
+
+/* ---- keeld's start ---- */
+
+static int make_default(struct store *st, char *err, size_t errlen)
+{
+	struct store_switch *list = NULL, sw = {0};
+	size_t n = 0;
+	int ret = store_switch_list(st, &list, &n);
+
+	for (size_t i = 0; !ret && i < n; i++)
+		if (list[i].is_default) {
+			free(list);
+			return 0;
+		}
+	free(list);
+	if (ret)
+		return ret;
+	snprintf(sw.name, sizeof(sw.name), "%s", SWITCH_DEFAULT_NAME);
+	snprintf(sw.type, sizeof(sw.type), "internal");
+	sw.nat = true;
+	sw.is_default = true;
+	sw.created = (int64_t)time(NULL);
+	ret = pick_subnet(st, sw.subnet, sizeof(sw.subnet));
+	if (!ret)
+		ret = pick_bridge(st, sw.bridge, sizeof(sw.bridge));
+	if (!ret)
+		ret = store_switch_insert(st, &sw, err, errlen);
+	if (ret) {
+		if (!err[0])
+			error_set(err, errlen, "cannot make the Default Switch: %s",
+				  strerror(-ret));
+		return ret;
+	}
+	log_info("the Default Switch is on subnet %s (bridge %s), from now on", sw.subnet,
+		 sw.bridge);
+	return 0;
+}
+
+int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
+{
+	struct store_switch *list = NULL;
+	size_t n = 0;
+	int ret;
+
+	err[0] = '\0';
+	snprintf(switches_dir, sizeof(switches_dir), "%s/switches", state_dir);
+	if (mkdir(switches_dir, 0750) < 0 && errno != EEXIST) {
+		error_set(err, errlen, "cannot create %s: %s", switches_dir, strerror(errno));
+		return -errno;
+	}
+	watch_store = st;
+	watch_next = clock_mono_ms() + WATCH_MS;
+	ret = make_default(st, err, errlen);
+	if (!ret)
+		ret = store_switch_list(st, &list, &n);
+	for (size_t i = 0; !ret && i < n; i++) {
+		struct store_switch before = list[i];
+		char why[512];
+
+		if (switch_up(st, &list[i], why, sizeof(why)))
+			log_err("%s; the switch stays down until keeld starts again", why);
+		else if (strcmp(before.adapter_addrs, list[i].adapter_addrs) &&
+			 store_switch_update(st, &list[i]))
+			log_err("switch '%s': cannot record its adapter's addresses", list[i].name);
+	}
+	free(list);
+	return ret;
+}
+
+int switches_timeout_ms(void)
+{
+	long long now = clock_mono_ms();
+
+	if (!watch_store)
+		return -1;
+	return watch_next > now ? (int)(watch_next - now) : 0;
+}
+
+void switches_tick(void)
+{
+	struct store_switch *list = NULL;
+	size_t n = 0;
+
+	if (!watch_store || clock_mono_ms() < watch_next)
+		return;
+	watch_next = clock_mono_ms() + WATCH_MS;
+	if (store_switch_list(watch_store, &list, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char why[512];
+
+		/* A switch that is down (it could not come up, or its bridge was deleted) waits
+		 * for keeld's next start: retrying it here would only repeat the failure. */
+		if (!if_nametoindex(list[i].bridge) || switch_nft_present(&list[i]))
+			continue;
+		log_warn("switch '%s': its rules were removed (a firewall reload?): putting them "
+			 "back",
+			 list[i].name);
+		if (apply_rules(watch_store, &list[i], why, sizeof(why)))
+			log_err("%s", why);
+	}
+	free(list);
+}
+
+void switches_shutdown(void)
+{
+	watch_store = NULL;
+	switch_dhcp_stop_all();
+}
+
+/* ---- what the API shows ---- */
+
+static json_object *one_json(struct store *st, const struct store_switch *sw)
+{
+	json_object *o = json_object_new_object(), *vms = json_object_new_array();
+	char users[4096], dir[PATH_MAX], *save = NULL;
+	int pid = switch_dhcp_pid(sw->bridge);
+
+	json_object_object_add(o, "name", json_object_new_string(sw->name));
+	json_object_object_add(o, "type", json_object_new_string(sw->type));
+	json_object_object_add(o, "default", json_object_new_boolean(sw->is_default));
+	json_object_object_add(o, "bridge", json_object_new_string(sw->bridge));
+	json_object_object_add(o, "up", json_object_new_boolean(if_nametoindex(sw->bridge) != 0));
+	if (sw->subnet[0]) {
+		char gw[32];
+
+		nl_prefix4_format(gateway(sw), gw, sizeof(gw));
+		gw[strcspn(gw, "/")] = '\0';
+		json_object_object_add(o, "subnet", json_object_new_string(sw->subnet));
+		json_object_object_add(o, "host_address", json_object_new_string(gw));
+	}
+	if (is_type(sw, "internal"))
+		json_object_object_add(o, "nat", json_object_new_boolean(sw->nat));
+	if (is_type(sw, "external")) {
+		json_object_object_add(o, "adapter", json_object_new_string(sw->adapter));
+		json_object_object_add(o, "allow_management_os",
+				       json_object_new_boolean(sw->allow_mgmt));
+	}
+	if (has_dhcp(sw)) {
+		json_object *d = json_object_new_object();
+
+		switch_dir(sw, dir, sizeof(dir));
+		json_object_object_add(d, "pid", pid ? json_object_new_int(pid) : NULL);
+		json_object_object_add(d, "directory", json_object_new_string(dir));
+		json_object_object_add(o, "dhcp", d);
+	}
+	if (store_switch_users(st, sw->name, users, sizeof(users)) == 0)
+		for (char *t = strtok_r(users, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			while (*t == ' ')
+				t++;
+			/* 'NAME' */
+			json_object_array_add(
+				vms, json_object_new_string_len(t + 1, (int)strlen(t) - 2));
+		}
+	json_object_object_add(o, "vms", vms);
+	json_object_object_add(o, "created", json_object_new_int64(sw->created));
+	return o;
+}
+
+json_object *switches_json(struct store *st)
+{
+	struct store_switch *list = NULL;
+	size_t n = 0;
+	json_object *arr;
+
+	if (store_switch_list(st, &list, &n))
+		return NULL;
+	arr = json_object_new_array();
+	for (size_t i = 0; arr && i < n; i++)
+		json_object_array_add(arr, one_json(st, &list[i]));
+	free(list);
+	return arr;
+}
+
+json_object *switches_one_json(struct store *st, const char *name)
+{
+	struct store_switch sw;
+
+	return store_switch_get(st, name, &sw) ? NULL : one_json(st, &sw);
+}
+
+int switches_check_def(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < def->nnics; i++) {
+		struct store_switch sw;
+
+		if (!def->nics[i].sw[0] || !store_switch_get(st, def->nics[i].sw, &sw))
+			continue;
+		error_set(err, errlen, "nets[%u]: there is no switch named '%s' (keel switch list)",
+			  i, def->nics[i].sw);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void switches_ports_changed(struct store *st, const struct vm_def *a, const struct vm_def *b)
+{
+	const struct vm_def *defs[2] = {a, b};
+
+	/* Forwards to adapters the VM no longer has on their switch go. */
+	if (b && store_forward_prune(st, b->uuid))
+		log_err("VM %s: cannot drop its port forwards to removed adapters", b->name);
+	/* A switch named twice is loaded twice: each load is the whole switch, atomically. */
+	for (int d = 0; d < 2; d++) {
+		for (unsigned i = 0; defs[d] && i < defs[d]->nnics; i++) {
+			struct store_switch sw;
+			char err[512];
+
+			if (!defs[d]->nics[i].sw[0] ||
+			    store_switch_get(st, defs[d]->nics[i].sw, &sw) ||
+			    !if_nametoindex(sw.bridge))
+				continue;
+			if (apply_rules(st, &sw, err, sizeof(err)))
+				log_err("%s", err);
+		}
+	}
+}
+
+struct lease_match {
+	const char *mac;
+	json_object *ips;
+	int64_t now;
+};
+
+static void lease_cb(const struct switch_lease *l, void *data)
+{
+	struct lease_match *m = data;
+
+	if (!strcmp(l->mac, m->mac) && (!l->expiry || l->expiry > m->now))
+		json_object_array_add(m->ips, json_object_new_string(l->ip));
+}
+
+json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic)
+{
+	struct lease_match m = {nic->mac, json_object_new_array(), (int64_t)time(NULL)};
+	struct store_switch sw;
+	char path[PATH_MAX + 64], *buf;
+	ssize_t len;
+	int fd;
+
+	if (!nic->sw[0] || store_switch_get(st, nic->sw, &sw) || !has_dhcp(&sw))
+		return m.ips;
+	snprintf(path, sizeof(path), "%s/%s/leases", switches_dir, sw.bridge);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return m.ips;
+	buf = malloc(LEASES_MAX);
+	len = buf ? read(fd, buf, LEASES_MAX) : -1;
+	close(fd);
+	if (len > 0)
+		switch_leases_parse(buf, (size_t)len, lease_cb, &m);
+	free(buf);
+	return m.ips;
+}
+
+/* ---- port forwards ---- */
+
+struct lease_set {
+	uint32_t *addrs;
+	size_t n, max;
+	const char *mac; /* NULL: every lease */
+};
+
+static void lease_collect(const struct switch_lease *l, void *data)
+{
+	struct lease_set *ls = data;
+	struct nl_prefix4 p;
+	char s[32];
+
+	snprintf(s, sizeof(s), "%s/32", l->ip);
+	if ((!ls->mac || !strcmp(ls->mac, l->mac)) && ls->n < ls->max &&
+	    !nl_prefix4_parse(s, false, &p))
+		ls->addrs[ls->n++] = p.addr;
+}
+
+/* The addresses the switch's lease file gives (mac: that MAC's only), at most max. */
+static size_t leased(const struct store_switch *sw, const char *mac, uint32_t *addrs, size_t max)
+{
+	struct lease_set ls = {addrs, 0, max, mac};
+	char path[PATH_MAX + 64], *buf;
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/leases", switches_dir, sw->bridge);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	buf = malloc(LEASES_MAX);
+	len = buf ? read(fd, buf, LEASES_MAX) : -1;
+	close(fd);
+	if (len > 0)
+		switch_leases_parse(buf, (size_t)len, lease_collect, &ls);
+	free(buf);
+	return ls.n;
+}
+
+/* The address to reserve for mac on sw: the one a forward already reserved for it, its
+ * lease, else the highest of the range that no lease and no reservation holds. */
+static int pick_address(struct store *st, const struct store_switch *sw, const char *mac, char *out,
+			size_t size)
+{
+	static uint32_t addrs[4096];
+	struct store_forward *fwds = NULL;
+	struct nl_prefix4 net, p;
+	size_t nf = 0, nl;
+	int ret = store_forward_list(st, sw->name, &fwds, &nf);
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < nf; i++)
+		if (!strcmp(fwds[i].mac, mac)) {
+			snprintf(out, size, "%s", fwds[i].address);
+			free(fwds);
+			return 0;
+		}
+	nl = leased(sw, mac, addrs, 1);
+	if (nl) {
+		nl_prefix4_format((struct nl_prefix4){addrs[0], 32}, out, size);
+		out[strcspn(out, "/")] = '\0';
+		free(fwds);
+		return 0;
+	}
+	nl = leased(sw, NULL, addrs, sizeof(addrs) / sizeof(addrs[0]));
+	if (nl_prefix4_parse(sw->subnet, true, &net)) {
+		free(fwds);
+		return -EINVAL;
+	}
+	for (uint32_t a = (net.addr | (0xffffffffu >> net.len)) - 1; a > net.addr + 1; a--) {
+		bool taken = false;
+
+		for (size_t i = 0; i < nl; i++)
+			taken |= addrs[i] == a;
+		for (size_t i = 0; i < nf; i++) {
+			char s[32];
+
+			snprintf(s, sizeof(s), "%s/32", fwds[i].address);
+			taken |= !nl_prefix4_parse(s, false, &p) && p.addr == a;
+		}
+		if (!taken) {
+			nl_prefix4_format((struct nl_prefix4){a, 32}, out, size);
+			out[strcspn(out, "/")] = '\0';
+			free(fwds);
+			return 0;
+		}
+	}
+	free(fwds);
+	return -EADDRNOTAVAIL;
+}
+
+int switches_forward_add(struct store *st, const char *name, json_object *req, char *err,
+			 size_t errlen)
+{
+	struct store_forward f = {.proto = "tcp"};
+	struct store_switch sw;
+	struct vm_def def;
+	const char *vm = NULL;
+	int64_t hp = -1, port = -1;
+	int ret;
+
+	if (!switches_dir[0]) {
+		error_set(err, errlen, "virtual switches are not available in this keeld");
+		return -EIO;
+	}
+	json_object_object_foreach(req, key, val)
+	{
+		bool str = json_object_is_type(val, json_type_string);
+		bool num = json_object_is_type(val, json_type_int);
+
+		if (!strcmp(key, "host_port") && num)
+			hp = json_object_get_int64(val);
+		else if (!strcmp(key, "port") && num)
+			port = json_object_get_int64(val);
+		else if (!strcmp(key, "vm") && str)
+			vm = json_object_get_string(val);
+		else if (!strcmp(key, "proto") && str &&
+			 (!strcmp(json_object_get_string(val), "tcp") ||
+			  !strcmp(json_object_get_string(val), "udp")))
+			snprintf(f.proto, sizeof(f.proto), "%s", json_object_get_string(val));
+		else {
+			error_set(err, errlen,
+				  "bad field '%s' for a port forward: host_port, port (1 to "
+				  "65535), vm (a VM's name), proto (tcp, udp)",
+				  key);
+			return -EINVAL;
+		}
+	}
+	if (hp < 1 || hp > 65535 || port < 1 || port > 65535 || !vm) {
+		error_set(err, errlen,
+			  "a port forward needs host_port and port (1 to 65535) and vm");
+		return -EINVAL;
+	}
+	if (store_switch_get(st, name, &sw)) {
+		error_set(err, errlen, "no switch named '%s'", name);
+		return -ENOENT;
+	}
+	if (!has_dhcp(&sw)) {
+		error_set(err, errlen, "switch '%s' has no NAT: port forwards are a NAT switch's",
+			  name);
+		return -EINVAL;
+	}
+	ret = store_vm_get(st, vm, &def);
+	if (ret) {
+		error_set(err, errlen, "there is no VM named '%s'", vm);
+		return ret == -ENOENT ? -EINVAL : ret;
+	}
+	for (unsigned i = 0; i < def.nnics && !f.mac[0]; i++)
+		if (!strcmp(def.nics[i].sw, name))
+			snprintf(f.mac, sizeof(f.mac), "%s", def.nics[i].mac);
+	snprintf(f.vm, sizeof(f.vm), "%s", def.uuid);
+	vmdef_free(&def);
+	if (!f.mac[0]) {
+		error_set(err, errlen, "VM '%s' has no adapter on switch '%s'", vm, name);
+		return -EINVAL;
+	}
+	snprintf(f.sw, sizeof(f.sw), "%s", name);
+	f.host_port = (unsigned)hp;
+	f.port = (unsigned)port;
+	ret = pick_address(st, &sw, f.mac, f.address, sizeof(f.address));
+	if (ret) {
+		error_set(err, errlen, "switch '%s' has no free address to reserve for VM '%s'",
+			  name, vm);
+		return -EIO;
+	}
+	ret = store_forward_insert(st, &f, err, errlen);
+	if (!ret && apply_rules(st, &sw, err, errlen)) {
+		(void)!store_forward_delete(st, name, f.proto, f.host_port);
+		(void)!apply_rules(st, &sw, err, errlen);
+		return -EIO;
+	}
+	if (!ret)
+		log_info("switch '%s': host port %s/%u forwarded to VM %s (%s, reserved for %s), "
+			 "port %u",
+			 name, f.proto, f.host_port, vm, f.address, f.mac, f.port);
+	return ret;
+}
+
+int switches_forward_delete(struct store *st, const char *name, const char *proto,
+			    unsigned host_port, char *err, size_t errlen)
+{
+	struct store_switch sw;
+	int ret;
+
+	if (store_switch_get(st, name, &sw)) {
+		error_set(err, errlen, "no switch named '%s'", name);
+		return -ENOENT;
+	}
+	ret = store_forward_delete(st, name, proto, host_port);
+	if (ret) {
+		error_set(err, errlen, "switch '%s' forwards no host port %s/%u", name, proto,
+			  host_port);
+		return ret;
+	}
+	if (apply_rules(st, &sw, err, errlen))
+		return -EIO;
+	log_info("switch '%s': host port %s/%u no longer forwarded", name, proto, host_port);
+	return 0;
+}
+
+json_object *switches_forwards_json(struct store *st, const char *name)
+{
+	struct store_forward *fwds = NULL;
+	struct store_switch sw;
+	json_object *arr;
+	size_t n = 0;
+
+	if (store_switch_get(st, name, &sw) || store_forward_list(st, name, &fwds, &n))
+		return NULL;
+	arr = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "proto", json_object_new_string(fwds[i].proto));
+		json_object_object_add(o, "host_port", json_object_new_int((int)fwds[i].host_port));
+		json_object_object_add(o, "vm", json_object_new_string(fwds[i].vm_name));
+		json_object_object_add(o, "mac", json_object_new_string(fwds[i].mac));
+		json_object_object_add(o, "address", json_object_new_string(fwds[i].address));
+		json_object_object_add(o, "port", json_object_new_int((int)fwds[i].port));
+		json_object_array_add(arr, o);
+	}
+	free(fwds);
+	return arr;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Virtual switches (Hyper-V's New-VMSwitch; docs/networking.md): external (a host adapter
+ * bridged), internal (the host on the switch with an address, optionally NAT with DHCP and
+ * DNS) and private (the VMs only). Each is a Linux bridge made through netlink (netlink.h),
+ * its rules one nftables batch (switch_nft.h) and, with NAT, a dnsmasq (switch_dhcp.h).
+ * The Default Switch, an internal NAT switch on a subnet chosen once not to collide with the
+ * host's routes, exists from keeld's first start. keeld recreates every switch at start.
+ * Bad input changes nothing: it is refused before anything is made.
+ */
+#ifndef KEEL_DAEMON_SWITCH_H
+#define KEEL_DAEMON_SWITCH_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "config/vmdef.h"
+#include "daemon/store.h"
+
+#define SWITCH_DEFAULT_NAME "Default Switch"
+
+/* Make the Default Switch on the first start, then bring every stored switch up (a switch
+ * that cannot come up is logged and left down). state_dir/switches holds their files. */
+int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* For keeld's loop: every few seconds, each switch whose nftables chains are gone (a host
+ * firewall reload flushes the ruleset) gets them back. */
+int switches_timeout_ms(void);
+void switches_tick(void);
+/* Stop the dnsmasq instances (keeld is exiting; bridges and rules stay for running VMs). */
+void switches_shutdown(void);
+/* A switch from an API request ({"name", "type", "subnet", "adapter", "allow_management_os",
+ * "nat"}): 0, -EINVAL, -EEXIST or -EIO, with err. */
+int switches_create(struct store *st, json_object *req, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Change "subnet" and "nat" (internal) or "allow_management_os" (external). */
+int switches_set(struct store *st, const char *name, json_object *req, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Delete a switch no VM's adapter is on: 0, -ENOENT, -EBUSY (err lists the VMs). */
+int switches_delete(struct store *st, const char *name, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Every switch as the API shows it, or the one named (NULL: none, or out of memory). */
+json_object *switches_json(struct store *st);
+json_object *switches_one_json(struct store *st, const char *name);
+/* Every adapter of def is on a switch that exists: 0 or -EINVAL with err. */
+int switches_check_def(struct store *st, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The adapters of a VM changed (a: before, b: after, either may be NULL): the guards of
+ * the switches they are on are loaded again. Failures are logged. */
+void switches_ports_changed(struct store *st, const struct vm_def *a, const struct vm_def *b);
+/* The guest addresses the switch's DHCP leases give the adapter with this MAC, as a JSON
+ * array (empty when none). */
+json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic);
+
+/* Port forwards of a NAT switch (Add-NetNatStaticMapping): {"host_port", "vm", "port",
+ * "proto"}. The VM's adapter on the switch gets its address reserved in the switch's DHCP
+ * (its lease's, else a free one) and host_port on every host address goes there. 0,
+ * -EINVAL, -ENOENT (no switch), -EEXIST (the host port is taken) with err. */
+int switches_forward_add(struct store *st, const char *name, json_object *req, char *err,
+			 size_t errlen) __attribute__((warn_unused_result));
+int switches_forward_delete(struct store *st, const char *name, const char *proto,
+			    unsigned host_port, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The switch's forwards (NULL: no such switch). */
+json_object *switches_forwards_json(struct store *st, const char *name);
+
+#endif

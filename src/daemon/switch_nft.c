@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A switch's nftables rules, one atomic batch (switch_nft.h). */
+#include "daemon/switch_nft.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nftables/libnftables.h>
+
+#include "lib/error.h"
+
+struct script {
+	char *buf;
+	size_t size, len;
+	bool full;
+};
+
+static void __attribute__((format(printf, 2, 3))) put(struct script *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (s->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(s->buf + s->len, s->size - s->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= s->size - s->len)
+		s->full = true;
+	else
+		s->len += (size_t)n;
+}
+
+/* The switch's base chains, declared (an existing one is kept) and emptied. */
+static const struct {
+	const char *suffix, *type, *hook;
+	int priority;
+} chains[] = {
+	{"fwd", "filter", "forward", 0},     {"in", "filter", "input", 0},
+	{"out", "filter", "output", 0},	     {"nat", "nat", "postrouting", 100},
+	{"dnat", "nat", "prerouting", -100}, /* port forwards, from outside */
+	{"dnatout", "nat", "output", -100},  /* port forwards, from the host itself */
+};
+
+/* The guards of one adapter, on frames entering the switch from its tap. */
+static void guards(struct script *s, const char *b, const struct vm_nic *p)
+{
+	const char *t = "bridge " SWITCH_NFT_TABLE;
+
+	if (!p->mac_spoofing)
+		put(s, "add rule %s %s_guard iifname \"%s\" ether saddr != %s drop\n", t, b, p->tap,
+		    p->mac);
+	if (p->dhcp_guard) {
+		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip udp sport 67 drop\n", t,
+		    b, p->tap);
+		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip6 udp sport 547 drop\n", t,
+		    b, p->tap);
+	}
+	if (p->router_guard) {
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" ether type ip6 icmpv6 type "
+		    "{ nd-router-advert, nd-redirect } drop\n",
+		    t, b, p->tap);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" ether type ip icmp type redirect drop\n",
+		    t, b, p->tap);
+	}
+}
+
+int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
+		      char *buf, size_t size)
+{
+	static const struct switch_nft_in none;
+	struct script s = {buf, size, 0, false};
+
+	if (!in)
+		in = &none;
+	const char *b = sw->bridge, *t = "inet " SWITCH_NFT_TABLE;
+	bool nat = !strcmp(sw->type, "internal") && sw->nat && sw->subnet[0];
+
+	put(&s, "add table %s\n", t);
+	for (size_t i = 0; i < sizeof(chains) / sizeof(chains[0]); i++) {
+		put(&s, "add chain %s %s_%s { type %s hook %s priority %d; policy accept; }\n", t,
+		    b, chains[i].suffix, chains[i].type, chains[i].hook, chains[i].priority);
+		put(&s, "%s chain %s %s_%s\n", remove ? "delete" : "flush", t, b, chains[i].suffix);
+	}
+	put(&s, "add table bridge %s\n", SWITCH_NFT_TABLE);
+	put(&s,
+	    "add chain bridge %s %s_guard { type filter hook prerouting priority 0; policy "
+	    "accept; }\n",
+	    SWITCH_NFT_TABLE, b);
+	put(&s, "%s chain bridge %s %s_guard\n", remove ? "delete" : "flush", SWITCH_NFT_TABLE, b);
+	if (remove)
+		goto out;
+	for (size_t i = 0; i < in->nports; i++)
+		guards(&s, b, &in->ports[i]);
+	/* Frames between two ports of the switch (seen here when br_netfilter is loaded). */
+	put(&s, "add rule %s %s_fwd iifname \"%s\" oifname \"%s\" accept\n", t, b, b, b);
+	if (!strcmp(sw->type, "external"))
+		goto out; /* the host's own network: keel routes nothing there */
+	if (nat) {
+		put(&s, "add rule %s %s_fwd iifname \"%s\" ip saddr %s accept\n", t, b, b,
+		    sw->subnet);
+		put(&s,
+		    "add rule %s %s_fwd oifname \"%s\" ip daddr %s ct state established,related "
+		    "accept\n",
+		    t, b, b, sw->subnet);
+		put(&s, "add rule %s %s_nat ip saddr %s ip daddr != %s masquerade\n", t, b,
+		    sw->subnet, sw->subnet);
+		/* Port forwards: a host port on any of the host's addresses to a VM's. */
+		put(&s, "add rule %s %s_fwd oifname \"%s\" ct status dnat accept\n", t, b, b);
+		for (size_t i = 0; i < in->nfwds; i++)
+			for (int c = 0; c < 2; c++)
+				put(&s,
+				    "add rule %s %s_%s fib daddr type local %s dport %u dnat ip to "
+				    "%s:%u\n",
+				    t, b, c ? "dnatout" : "dnat", in->fwds[i].proto,
+				    in->fwds[i].host_port, in->fwds[i].address, in->fwds[i].port);
+	}
+	/* Nothing else is routed in or out of an internal or private switch. */
+	put(&s, "add rule %s %s_fwd iifname \"%s\" drop\n", t, b, b);
+	put(&s, "add rule %s %s_fwd oifname \"%s\" drop\n", t, b, b);
+	if (!strcmp(sw->type, "private")) {
+		/* Not even the host: nothing from the switch in, nothing out to it. */
+		put(&s, "add rule %s %s_in iifname \"%s\" drop\n", t, b, b);
+		put(&s, "add rule %s %s_out oifname \"%s\" drop\n", t, b, b);
+	}
+out:
+	return s.full ? -ENOSPC : (int)s.len;
+}
+
+int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
+		     char *err, size_t errlen)
+{
+	size_t size = 4096 + (in ? 512 * in->nports + 256 * in->nfwds : 0);
+	char *script = malloc(size);
+	struct nft_ctx *nft;
+	int n = script ? switch_nft_script(sw, in, remove, script, size) : -ENOMEM, ret = 0;
+
+	if (n < 0) {
+		error_set(err, errlen, "switch '%s': its nftables rules do not fit", sw->name);
+		free(script);
+		return n;
+	}
+	nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (!nft || nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
+		error_set(err, errlen, "switch '%s': cannot start libnftables", sw->name);
+		if (nft)
+			nft_ctx_free(nft);
+		free(script);
+		return -ENOMEM;
+	}
+	if (nft_run_cmd_from_buffer(nft, script)) {
+		const char *why = nft_ctx_get_error_buffer(nft);
+
+		error_set(err, errlen, "switch '%s': nftables refused its rules: %.*s", sw->name,
+			  (int)strcspn(why ? why : "", "\n"), why ? why : "");
+		ret = -EIO;
+	}
+	nft_ctx_free(nft);
+	free(script);
+	return ret;
+}
+
+bool switch_nft_present(const struct store_switch *sw)
+{
+	char cmd[128];
+	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	bool there;
+
+	if (!nft || nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
+		if (nft)
+			nft_ctx_free(nft);
+		return true; /* cannot tell: do not rebuild on a guess */
+	}
+	snprintf(cmd, sizeof(cmd), "list chain inet %s %s_fwd", SWITCH_NFT_TABLE, sw->bridge);
+	there = nft_run_cmd_from_buffer(nft, cmd) == 0;
+	snprintf(cmd, sizeof(cmd), "list chain bridge %s %s_guard", SWITCH_NFT_TABLE, sw->bridge);
+	there = there && nft_run_cmd_from_buffer(nft, cmd) == 0;
+	nft_ctx_free(nft);
+	return there;
+}
