@@ -56,7 +56,7 @@ test-host: build-asan/build.ninja
 
 test-fuzz: build-fuzz/build.ninja
 	$(NINJA) -C build-fuzz
-	tests/fuzz/run.sh build-fuzz 20
+	tests/fuzz/run.sh build-fuzz 10
 
 test-lab: all
 	tests/lab/run.sh
