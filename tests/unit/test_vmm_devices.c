@@ -16,6 +16,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -364,6 +368,25 @@ static void test_pm_slp_typ(void **state)
 
 extern const struct device_class pflash_class;
 
+static void stop_loop(void *opaque, uint32_t events)
+{
+	loop_stop(opaque);
+}
+
+/* Run the machine's loop for ms milliseconds. */
+static void run_loop_ms(unsigned ms)
+{
+	struct itimerspec when = {.it_value = {0, (long)ms * 1000000}};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+	assert_true(fd >= 0);
+	assert_int_equal(timerfd_settime(fd, 0, &when, NULL), 0);
+	assert_int_equal(loop_add(machine.loop, fd, EPOLLIN, stop_loop, machine.loop), 0);
+	assert_int_equal(loop_run(machine.loop), 0);
+	loop_del(machine.loop, fd);
+	close(fd);
+}
+
 /* OVMF's variable flash on the machine: created from Debian's template into a new NVRAM
  * file, just below the firmware's code; a byte OVMF programs reaches the file when the
  * device is torn down (the main loop's save is the same call). */
@@ -374,7 +397,9 @@ static void test_pflash(void **state)
 	struct vm_def d = def;
 	struct machine m2 = machine;
 	uint64_t base = 0xffc84000ull - 0x84000, v = 0;
-	unsigned before = fake.nteardown, resets = fake.nreset, off = 0x1000;
+	unsigned before = fake.nteardown, resets = fake.nreset, off = 0x1000, saves = 0;
+	ino_t ino = 0;
+	struct stat st0;
 	struct bus_range gone;
 	uint8_t old, b;
 	FILE *fp;
@@ -401,6 +426,26 @@ static void test_pflash(void **state)
 	bus_write(&mmio, base + off, 1, CFI_CMD_READ_ARRAY);
 	bus_read(&mmio, base + off, 1, &v);
 	assert_int_equal((uint8_t)v, (uint8_t)~old);
+	/* A guest programming in a loop: the main loop saves the store (a new file each time)
+	 * at most once per interval, not after every program (20 in 400 ms). */
+	assert_int_equal(stat(path, &st0), 0);
+	ino = st0.st_ino;
+	for (unsigned i = 0; i < 20; i++) {
+		struct stat st;
+
+		bus_write(&mmio, base + off + 1, 1, CFI_CMD_PROGRAM);
+		bus_write(&mmio, base + off + 1, 1, i);
+		bus_write(&mmio, base + off + 1, 1, CFI_CMD_READ_ARRAY);
+		run_loop_ms(20);
+		assert_int_equal(stat(path, &st), 0);
+		if (st.st_ino != ino)
+			saves++;
+		ino = st.st_ino;
+	}
+	assert_true(saves >= 1 && saves <= 4);
+	bus_write(&mmio, base + off + 1, 1, CFI_CMD_PROGRAM);
+	bus_write(&mmio, base + off + 1, 1, 0xff);
+	bus_write(&mmio, base + off + 1, 1, CFI_CMD_READ_ARRAY);
 	/* Tear the device down (it registered exactly one teardown): the store is saved. */
 	assert_int_equal(fake.nteardown, before + 1);
 	fake.nteardown--;
