@@ -458,6 +458,11 @@ static void test_pflash(void **state)
 	assert_int_equal(fread(&b, 1, 1, fp), 1);
 	fclose(fp);
 	assert_int_equal(b, (uint8_t)~old);
+	/* Firmware and store must fit in the top 16 MiB (a 16 MiB firmware leaves no room). */
+	m2.firmware_base = 0xff000000ull;
+	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "together exceed"));
+	m2.firmware_base = 0xffc84000ull;
 	/* A file that is not a variable store is refused, with the reason. */
 	fp = fopen(path, "wb");
 	assert_non_null(fp);

@@ -18,6 +18,7 @@
 #include "vmm/device.h"
 #include "vmm/loop.h"
 #include "vmm/machine.h"
+#include "vmm/x86/firmware.h"
 #include "vmm/x86/nvram.h"
 
 struct pflash {
@@ -258,6 +259,8 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 				 "UEFI variable store template %s is missing: install Debian's "
 				 "'%s' package",
 				 VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_PKG);
+		nvram_close(&p->nv);
+		pthread_mutex_destroy(&p->lock);
 		free(p);
 		return r;
 	}
@@ -269,6 +272,18 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 		snprintf(err, errlen, "UEFI variable store set-up: %s",
 			 !m->firmware_base ? "no firmware image" : "out of memory");
 		r = -ENOMEM;
+		goto fail;
+	}
+	/* Code and store together in the top 16 MiB, as on a PC: below it are the LAPIC, the
+	 * IOAPIC and KVM's private pages, which would hide part of the store. */
+	if (m->firmware_base - p->size < FIRMWARE_TOP - FIRMWARE_MAX_SIZE) {
+		snprintf(err, errlen,
+			 "UEFI variable store (%zu KiB) and firmware (%llu KiB) together exceed "
+			 "the %u MiB below 4 GiB: use a smaller NVRAM file or firmware",
+			 p->size >> 10,
+			 (unsigned long long)((FIRMWARE_TOP - m->firmware_base) >> 10),
+			 FIRMWARE_MAX_SIZE >> 20);
+		r = -EINVAL;
 		goto fail;
 	}
 	cfi_flash_init(&p->chip, p->data, p->size, PFLASH_BLOCK, false);
