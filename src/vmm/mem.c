@@ -7,9 +7,19 @@
 
 #include "vmm/x86/layout.h"
 
-unsigned mem_layout(uint64_t ram_size, struct mem_region regions[MEM_MAX_REGIONS])
+uint64_t mem_low_limit(uint64_t ram_size, bool firmware)
 {
-	uint64_t low = ram_size < LAYOUT_HOLE_START ? ram_size : LAYOUT_HOLE_START;
+	if (!firmware)
+		return LAYOUT_HOLE_START;
+	/* QEMU's q35 rule, which both firmwares assume: SeaBIOS puts ECAM at 0xB0000000 and
+	 * its BAR window above it, so RAM that does not fit below 2.75 GiB ends at 2 GiB. */
+	return ram_size >= LAYOUT_FW_HOLE_START ? LAYOUT_FW_LOW_SPLIT : LAYOUT_FW_HOLE_START;
+}
+
+unsigned mem_layout(uint64_t ram_size, bool firmware, struct mem_region regions[MEM_MAX_REGIONS])
+{
+	uint64_t lim = mem_low_limit(ram_size, firmware);
+	uint64_t low = ram_size < lim ? ram_size : lim;
 
 	regions[0] = (struct mem_region){.gpa = 0, .size = low};
 	if (ram_size <= low)
@@ -18,7 +28,7 @@ unsigned mem_layout(uint64_t ram_size, struct mem_region regions[MEM_MAX_REGIONS
 	return 2;
 }
 
-int mem_init(struct guest_mem *mem, uint64_t ram_size)
+int mem_init(struct guest_mem *mem, uint64_t ram_size, bool firmware)
 {
 	uint64_t off = 0;
 	void *p;
@@ -33,7 +43,7 @@ int mem_init(struct guest_mem *mem, uint64_t ram_size)
 	(void)madvise(p, ram_size, MADV_HUGEPAGE);
 	mem->base = p;
 	mem->ram_size = ram_size;
-	mem->nregions = mem_layout(ram_size, mem->regions);
+	mem->nregions = mem_layout(ram_size, firmware, mem->regions);
 	for (i = 0; i < mem->nregions; i++) {
 		mem->regions[i].hva = mem->base + off;
 		off += mem->regions[i].size;

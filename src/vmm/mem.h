@@ -27,8 +27,10 @@ struct guest_mem {
 	struct mem_region regions[MEM_MAX_REGIONS];
 };
 
-/* Lay out ram_size bytes around the 32-bit hole and map them (not yet touched). */
-int mem_init(struct guest_mem *mem, uint64_t ram_size) __attribute__((warn_unused_result));
+/* Lay out ram_size bytes around the 32-bit hole and map them (not yet touched); firmware:
+ * the VM runs SeaBIOS or OVMF (mem_low_limit). */
+int mem_init(struct guest_mem *mem, uint64_t ram_size, bool firmware)
+	__attribute__((warn_unused_result));
 void mem_free(struct guest_mem *mem);
 /* Drop every page's contents (guest reset): the next touch reads zeros. */
 int mem_discard(struct guest_mem *mem) __attribute__((warn_unused_result));
@@ -47,7 +49,10 @@ int mem_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len)
 /* End of the RAM that starts at 0 (below the 32-bit hole). */
 uint64_t mem_low_end(const struct guest_mem *mem);
 
+/* Where RAM that starts at 0 ends at most: 3 GiB for direct boot; for firmware VMs 2.75 GiB
+ * when all RAM fits below it, else 2 GiB (the firmware's ECAM and BARs need the rest). */
+uint64_t mem_low_limit(uint64_t ram_size, bool firmware);
 /* Pure layout computation, for tests: fills regions (hva unset); returns the count. */
-unsigned mem_layout(uint64_t ram_size, struct mem_region regions[MEM_MAX_REGIONS]);
+unsigned mem_layout(uint64_t ram_size, bool firmware, struct mem_region regions[MEM_MAX_REGIONS]);
 
 #endif

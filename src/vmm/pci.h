@@ -140,9 +140,9 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d) __attribute__((warn_
 /* Take a device off the bus and close its irqfds (main thread, vCPUs stopped). */
 void pci_dev_unregister(struct pci_dev *d);
 /* The VM's ACPI description: ECAM base, bus range, windows. */
-uint64_t pci_window64_base(uint64_t ram_size);
+uint64_t pci_window64_base(uint64_t ram_size, bool firmware);
 /* Where the 64-bit window the host decodes ends (keel's and OVMF's BAR placements). */
-uint64_t pci_window64_end(uint64_t ram_size);
+uint64_t pci_window64_end(uint64_t ram_size, bool firmware);
 
 /* Any thread: signal MSI-X vector (or set its pending bit while masked). No-op for a vector
  * out of range or MSI-X disabled. */

@@ -214,10 +214,10 @@ static const struct bus_ops ecam_ops = {.read = ecam_read, .write = ecam_write};
 static const struct bus_ops win32_ops = {.read = win32_read, .write = win32_write};
 static const struct bus_ops win64_ops = {.read = win64_read, .write = win64_write};
 
-uint64_t pci_window64_base(uint64_t ram_size)
+uint64_t pci_window64_base(uint64_t ram_size, bool firmware)
 {
 	struct mem_region regions[MEM_MAX_REGIONS];
-	unsigned n = mem_layout(ram_size, regions), i;
+	unsigned n = mem_layout(ram_size, firmware, regions), i;
 	uint64_t end = LAYOUT_HIGH_RAM;
 
 	for (i = 0; i < n; i++)
@@ -226,9 +226,9 @@ uint64_t pci_window64_base(uint64_t ram_size)
 	return (end + GiB - 1) & ~(GiB - 1);
 }
 
-uint64_t pci_window64_end(uint64_t ram_size)
+uint64_t pci_window64_end(uint64_t ram_size, bool firmware)
 {
-	uint64_t base = pci_window64_base(ram_size);
+	uint64_t base = pci_window64_base(ram_size, firmware);
 	uint64_t ovmf = (base + LAYOUT_PCI_MMIO64_OVMF - 1) / LAYOUT_PCI_MMIO64_OVMF *
 			LAYOUT_PCI_MMIO64_OVMF;
 
@@ -332,8 +332,9 @@ int pci_host_create(struct machine *m, struct pci_host **out)
 		return -ENOMEM;
 	h->m = m;
 	pthread_mutex_init(&h->lock, NULL);
-	h->win64_base = pci_window64_base(m->def->memory);
-	h->win64_size = pci_window64_end(m->def->memory) - h->win64_base;
+	h->win64_base = pci_window64_base(m->def->memory, m->def->firmware != VM_FIRMWARE_NONE);
+	h->win64_size = pci_window64_end(m->def->memory, m->def->firmware != VM_FIRMWARE_NONE) -
+			h->win64_base;
 	h->next32 = LAYOUT_PCI_MMIO32;
 	h->next64 = h->win64_base;
 	h->next_gsi = PCI_FIRST_MSI_GSI;

@@ -137,6 +137,7 @@ static const struct seccomp_rule main_rules[] = {
 	ANY(SYS_shutdown),
 	ANY(SYS_fcntl),
 	ANY(SYS_eventfd2),
+	ANY(SYS_timerfd_settime), /* the variable store's paced save (x86/pflash.c) */
 	ANY(SYS_openat),
 	ANY(SYS_mkdir),
 	ANY(SYS_mkdirat),

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	int r;
 
-	if (!mem.base && mem_init(&mem, 24 << 20))
+	if (!mem.base && mem_init(&mem, 24 << 20, false))
 		abort();
 	r = bzimage_load(&mem, &in, &entry, err, sizeof(err));
 	if (r == -ENOEXEC)

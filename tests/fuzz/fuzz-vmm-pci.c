@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				fake_mmio_write(a, width, v);
 			break;
 		case 6: /* anywhere in the two windows */
-			a = data[1] & 4 ? pci_window64_base(fake_machine()->def->memory) +
+			a = data[1] & 4 ? pci_window64_base(fake_machine()->def->memory, false) +
 						  v % LAYOUT_PCI_MMIO64_SIZE
 					: LAYOUT_PCI_MMIO32 + addr % LAYOUT_PCI_MMIO32_SIZE;
 			if (data[1] & 8)

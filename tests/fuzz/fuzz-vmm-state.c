@@ -55,7 +55,8 @@ static struct vm *fuzz_vm(void)
 				      .console = &cfg.console};
 	/* The RAM layout without RAM: the memory section only compares it. */
 	vm.mem.ram_size = cfg.def.memory;
-	vm.mem.nregions = mem_layout(cfg.def.memory, vm.mem.regions);
+	vm.mem.nregions =
+		mem_layout(cfg.def.memory, cfg.def.firmware != VM_FIRMWARE_NONE, vm.mem.regions);
 	if (loop_create(&vm.loop) ||
 	    chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
 	    snapshot_register_config(&vm) ||

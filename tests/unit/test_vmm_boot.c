@@ -85,7 +85,7 @@ static void test_bzimage(void **state)
 	in.kernel_size = klen;
 	in.initrd = initrd;
 	in.initrd_size = sizeof(initrd);
-	assert_int_equal(mem_init(&mem, 64 << 20), 0);
+	assert_int_equal(mem_init(&mem, 64 << 20, false), 0);
 	assert_int_equal(bzimage_load(&mem, &in, &e, err, sizeof(err)), 0);
 	assert_int_equal(e.mode, BOOT_LONG64);
 	assert_int_equal(e.rip, 0x100200);
@@ -138,7 +138,7 @@ static void test_bzimage_errors(void **state)
 
 	in.kernel = k;
 	in.kernel_size = klen;
-	assert_int_equal(mem_init(&mem, 64 << 20), 0);
+	assert_int_equal(mem_init(&mem, 64 << 20, false), 0);
 
 	memset(longline, 'x', sizeof(longline) - 1);
 	longline[sizeof(longline) - 1] = 0;
@@ -164,7 +164,7 @@ static void test_bzimage_errors(void **state)
 	/* 16 MiB is less than the 24 MiB this kernel needs to unpack. */
 	wr32(k + 0x202, 0x53726448);
 	wr16(k + 0x236, 1);
-	assert_int_equal(mem_init(&mem, 16 << 20), 0);
+	assert_int_equal(mem_init(&mem, 16 << 20, false), 0);
 	assert_int_equal(bzimage_load(&mem, &in, &e, err, sizeof(err)), -ENOMEM);
 	assert_non_null(strstr(err, "needs 24 MiB"));
 	mem_free(&mem);
@@ -177,7 +177,7 @@ static void test_e820_high_memory(void **state)
 	struct e820_entry map[E820_MAX];
 	unsigned n;
 
-	assert_int_equal(mem_init(&mem, 5ull << 30), 0);
+	assert_int_equal(mem_init(&mem, 5ull << 30, false), 0);
 	assert_int_equal(mem.nregions, 2);
 	assert_int_equal(mem_low_end(&mem), 3ull << 30);
 	n = e820_build(&mem, map);
@@ -239,7 +239,7 @@ static void test_multiboot(void **state)
 	memset(module, 0x77, sizeof(module));
 	in.kernel = k;
 	in.kernel_size = len;
-	assert_int_equal(mem_init(&mem, 32 << 20), 0);
+	assert_int_equal(mem_init(&mem, 32 << 20, false), 0);
 	memset(mem_ptr(&mem, 0x101000, 0x2000), 0xee, 0x2000); /* bss must come back zeroed */
 	assert_int_equal(multiboot_load(&mem, &in, &e, err, sizeof(err)), 0);
 	assert_int_equal(e.mode, BOOT_PROT32);
@@ -280,7 +280,7 @@ static void test_multiboot_errors(void **state)
 	size_t len;
 	uint8_t *k;
 
-	assert_int_equal(mem_init(&mem, 8 << 20), 0);
+	assert_int_equal(mem_init(&mem, 8 << 20, false), 0);
 	k = fake_multiboot_elf(&len, 0x4, 0x100000); /* wants a video mode */
 	in.kernel = k;
 	in.kernel_size = len;
@@ -334,7 +334,7 @@ static void test_boot_cpu_state(void **state)
 		.mode = BOOT_PROT32, .rip = 0x100010, .eax = 0x2badb002, .ebx = 0x8000};
 	uint64_t *pd;
 
-	assert_int_equal(mem_init(&mem, 16 << 20), 0);
+	assert_int_equal(mem_init(&mem, 16 << 20, false), 0);
 	memset(&sregs, 0, sizeof(sregs));
 	assert_int_equal(boot_cpu_state(&mem, &lm, &regs, &sregs), 0);
 	assert_int_equal(regs.rip, 0x100200);

@@ -91,7 +91,7 @@ static void test_mem_bounds(void **state)
 	struct guest_mem mem;
 	uint8_t x = 1;
 
-	assert_int_equal(mem_init(&mem, (3ull << 30) + (1 << 20)), 0);
+	assert_int_equal(mem_init(&mem, (3ull << 30) + (1 << 20), false), 0);
 	assert_non_null(mem_ptr(&mem, 0, 4096));
 	assert_non_null(mem_ptr(&mem, (3ull << 30) - 1, 1));
 	assert_null(mem_ptr(&mem, (3ull << 30) - 1, 2)); /* runs into the hole */

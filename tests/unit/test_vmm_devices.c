@@ -15,7 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -28,7 +33,9 @@
 #include "vmm/machine.h"
 #include "vmm/mem.h"
 #include "vmm/pci.h"
+#include "vmm/state.h"
 #include "vmm/dev/cfi_flash.h"
+#include "vmm/x86/pflash.h"
 #include "vmm/x86/q35.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/layout.h"
@@ -49,6 +56,8 @@ static struct {
 	machine_button_fn button;
 	void *button_opaque;
 	char sections[MAX_HOOKS][32];
+	state_fn section_fn[MAX_HOOKS];
+	void *section_opaque[MAX_HOOKS];
 	unsigned nsections;
 } fake;
 
@@ -145,6 +154,8 @@ int machine_add_state_section(struct machine *m, const char *name, uint32_t vers
 {
 	if (fake.nsections == MAX_HOOKS)
 		return -ENOSPC;
+	fake.section_fn[fake.nsections] = fn;
+	fake.section_opaque[fake.nsections] = opaque;
 	snprintf(fake.sections[fake.nsections++], sizeof(fake.sections[0]), "%s", name);
 	return 0;
 }
@@ -364,6 +375,52 @@ static void test_pm_slp_typ(void **state)
 
 extern const struct device_class pflash_class;
 
+/* Save the last section registered under name alone, then check and load it back: 0 or the
+ * load's error. */
+static int section_roundtrip(const char *name)
+{
+	static struct state_registry reg;
+	static struct state_file f;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char err[256] = "";
+	int i, r;
+
+	memset(&reg, 0, sizeof(reg));
+	for (i = (int)fake.nsections - 1; i >= 0 && strcmp(fake.sections[i], name); i--)
+		;
+	assert_true(i >= 0);
+	assert_int_equal(state_register(&reg, name, 1, fake.section_fn[i], fake.section_opaque[i]),
+			 0);
+	assert_int_equal(state_save(&reg, &buf, &len, err, sizeof(err)), 0);
+	assert_int_equal(state_parse(buf, len, &f, err, sizeof(err)), 0);
+	r = state_load(&reg, &f, STATE_CHECK, err, sizeof(err));
+	r = r ?: state_load(&reg, &f, STATE_LOAD, err, sizeof(err));
+	if (r)
+		fprintf(stderr, "%s: %s\n", name, err);
+	free(buf);
+	return r;
+}
+
+static void stop_loop(void *opaque, uint32_t events)
+{
+	loop_stop(opaque);
+}
+
+/* Run the machine's loop for ms milliseconds. */
+static void run_loop_ms(unsigned ms)
+{
+	struct itimerspec when = {.it_value = {0, (long)ms * 1000000}};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+	assert_true(fd >= 0);
+	assert_int_equal(timerfd_settime(fd, 0, &when, NULL), 0);
+	assert_int_equal(loop_add(machine.loop, fd, EPOLLIN, stop_loop, machine.loop), 0);
+	assert_int_equal(loop_run(machine.loop), 0);
+	loop_del(machine.loop, fd);
+	close(fd);
+}
+
 /* OVMF's variable flash on the machine: created from Debian's template into a new NVRAM
  * file, just below the firmware's code; a byte OVMF programs reaches the file when the
  * device is torn down (the main loop's save is the same call). */
@@ -374,7 +431,10 @@ static void test_pflash(void **state)
 	struct vm_def d = def;
 	struct machine m2 = machine;
 	uint64_t base = 0xffc84000ull - 0x84000, v = 0;
-	unsigned before = fake.nteardown, resets = fake.nreset, off = 0x1000;
+	unsigned before = fake.nteardown, resets = fake.nreset, off = 0x1000, saves = 0;
+	ino_t ino = 0;
+	static uint8_t block0[PFLASH_BLOCK];
+	struct stat st0;
 	struct bus_range gone;
 	uint8_t old, b;
 	FILE *fp;
@@ -401,6 +461,43 @@ static void test_pflash(void **state)
 	bus_write(&mmio, base + off, 1, CFI_CMD_READ_ARRAY);
 	bus_read(&mmio, base + off, 1, &v);
 	assert_int_equal((uint8_t)v, (uint8_t)~old);
+	/* A guest programming in a loop: the main loop saves the store (a new file each time)
+	 * at most once per interval, not after every program (20 in 400 ms). */
+	assert_int_equal(stat(path, &st0), 0);
+	ino = st0.st_ino;
+	for (unsigned i = 0; i < 20; i++) {
+		struct stat st;
+
+		bus_write(&mmio, base + off + 1, 1, CFI_CMD_PROGRAM);
+		bus_write(&mmio, base + off + 1, 1, i);
+		bus_write(&mmio, base + off + 1, 1, CFI_CMD_READ_ARRAY);
+		run_loop_ms(20);
+		assert_int_equal(stat(path, &st), 0);
+		if (st.st_ino != ino)
+			saves++;
+		ino = st.st_ino;
+	}
+	assert_true(saves >= 1 && saves <= 4);
+	/* The guest erases the block with the volume header: a save of the VM still restores
+	 * (the store's contents are the guest's; OVMF rewrites a header it finds invalid). */
+	for (unsigned i = 0; i < PFLASH_BLOCK; i++) {
+		bus_read(&mmio, base + i, 1, &v);
+		block0[i] = (uint8_t)v;
+	}
+	bus_write(&mmio, base, 1, CFI_CMD_ERASE);
+	bus_write(&mmio, base, 1, CFI_CMD_ERASE_CONFIRM);
+	bus_write(&mmio, base, 1, CFI_CMD_READ_ARRAY);
+	bus_read(&mmio, base + 40, 4, &v);
+	assert_int_equal((uint32_t)v, 0xffffffffu);
+	assert_int_equal(section_roundtrip("pflash"), 0);
+	for (unsigned i = 0; i < PFLASH_BLOCK; i++) {
+		bus_write(&mmio, base + i, 1, CFI_CMD_PROGRAM);
+		bus_write(&mmio, base + i, 1, block0[i]);
+	}
+	bus_write(&mmio, base, 1, CFI_CMD_READ_ARRAY);
+	bus_write(&mmio, base + off + 1, 1, CFI_CMD_PROGRAM);
+	bus_write(&mmio, base + off + 1, 1, 0xff);
+	bus_write(&mmio, base + off + 1, 1, CFI_CMD_READ_ARRAY);
 	/* Tear the device down (it registered exactly one teardown): the store is saved. */
 	assert_int_equal(fake.nteardown, before + 1);
 	fake.nteardown--;
@@ -413,6 +510,11 @@ static void test_pflash(void **state)
 	assert_int_equal(fread(&b, 1, 1, fp), 1);
 	fclose(fp);
 	assert_int_equal(b, (uint8_t)~old);
+	/* Firmware and store must fit in the top 16 MiB (a 16 MiB firmware leaves no room). */
+	m2.firmware_base = 0xff000000ull;
+	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "together exceed"));
+	m2.firmware_base = 0xffc84000ull;
 	/* A file that is not a variable store is refused, with the reason. */
 	fp = fopen(path, "wb");
 	assert_non_null(fp);

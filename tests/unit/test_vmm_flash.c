@@ -212,6 +212,54 @@ static void test_nvram_create_and_check(void **state)
 	nvram_close(&n);
 }
 
+/* A symbolic link as the NVRAM file is refused with a clear error (saving would replace the
+ * link, not write its target); a FIFO is refused without blocking; a link left at the
+ * temporary name is not written through. */
+static void test_nvram_links(void **state)
+{
+	static uint8_t tmpl[SIZE], victim[100];
+	char tpath[128], lpath[128], fpath[128], npath[128], ntmp[128], vpath[128], err[256];
+	struct nvram n;
+	uint8_t *got = NULL;
+	size_t size = 0;
+	struct stat st;
+	FILE *fp;
+
+	snprintf(tpath, sizeof(tpath), "%s/template2.fd", dir);
+	snprintf(lpath, sizeof(lpath), "%s/link.fd", dir);
+	snprintf(fpath, sizeof(fpath), "%s/fifo.fd", dir);
+	snprintf(npath, sizeof(npath), "%s/new.fd", dir);
+	snprintf(ntmp, sizeof(ntmp), "%s/new.fd.new", dir);
+	snprintf(vpath, sizeof(vpath), "%s/victim", dir);
+	make_store(tmpl, sizeof(tmpl), 0x3c);
+	fp = fopen(tpath, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(tmpl, 1, sizeof(tmpl), fp), sizeof(tmpl));
+	fclose(fp);
+	assert_int_equal(symlink(tpath, lpath), 0);
+	assert_int_equal(nvram_open(&n, lpath, tpath, &got, &size, err, sizeof(err)), -ELOOP);
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_null(got);
+	nvram_close(&n);
+	assert_int_equal(mkfifo(fpath, 0600), 0);
+	assert_int_equal(nvram_open(&n, fpath, tpath, &got, &size, err, sizeof(err)), -EINVAL);
+	assert_null(got);
+	nvram_close(&n);
+	memset(victim, 0x77, sizeof(victim));
+	fp = fopen(vpath, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(victim, 1, sizeof(victim), fp), sizeof(victim));
+	fclose(fp);
+	assert_int_equal(symlink(vpath, ntmp), 0);
+	assert_int_equal(nvram_open(&n, npath, tpath, &got, &size, err, sizeof(err)), 0);
+	nvram_close(&n);
+	free(got);
+	assert_int_equal(stat(vpath, &st), 0);
+	assert_int_equal(st.st_size, sizeof(victim));
+	assert_int_equal(lstat(npath, &st), 0);
+	assert_true(S_ISREG(st.st_mode) && st.st_size == SIZE);
+}
+
 /* A child saves stores of alternating contents as fast as it can; SIGKILL at random
  * moments, twenty times: the file is always one whole store. */
 static void test_nvram_sigkill(void **state)
@@ -289,6 +337,7 @@ int main(void)
 		cmocka_unit_test(test_id_query_readonly),
 		cmocka_unit_test(test_ovmf_sequences),
 		cmocka_unit_test(test_nvram_create_and_check),
+		cmocka_unit_test(test_nvram_links),
 		cmocka_unit_test(test_nvram_sigkill),
 	};
 

@@ -53,7 +53,7 @@ static int setup(void **state)
 	def.ndisks = 2;
 	def.disks[0].pci_slot = 3;
 	def.disks[1].pci_slot = 0x1e;
-	if (mem_init(&mem, def.memory))
+	if (mem_init(&mem, def.memory, def.firmware != VM_FIRMWARE_NONE))
 		return -1;
 	f = fw_cfg_new(&mem);
 	if (!f || fw_cfg_content_add(f, &m) || fw_cfg_finish(f))

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "config/vmdef.h"
+#include "vmm/mem.h"
 #include "vmm/pci.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/acpi_pci.h"
@@ -201,29 +203,60 @@ static void test_acpi_tables(void **state)
  * contiguous 32-bit window. */
 static void test_windows(void **state)
 {
+	struct vm_def def512 = {.memory = 512ull << 20};
 	struct acpi_pci p;
 
-	acpi_pci_layout(&p, 512ull << 20, 0xe0000000);
+	acpi_pci_layout(&p, &def512, 0xe0000000);
 	assert_int_equal(p.mmio32, 0xc0000000);
 	assert_int_equal(p.mmio32 + p.mmio32_size, 0xe0000000);
 	assert_int_equal(p.mmio32_hi, 0xf0000000);
 	assert_int_equal(p.mmio32_hi + p.mmio32_hi_size, LAYOUT_PCI_MMIO32_END);
 	assert_int_equal(p.mmio64, 4ull << 30);
 	assert_int_equal(p.mmio64 + p.mmio64_size, 64ull << 30); /* OVMF's [32, 64) GiB */
-	acpi_pci_layout(&p, 512ull << 20, 0xb0000000);
+	acpi_pci_layout(&p, &def512, 0xb0000000);
 	assert_int_equal(p.mmio32 + p.mmio32_size, p.mmio32_hi);
 	assert_int_equal(p.mmio32_hi + p.mmio32_hi_size, LAYOUT_PCI_MMIO32_END);
 	/* Large RAM: the 64-bit window still ends past keel's 16 GiB and OVMF's aperture. */
-	assert_int_equal(pci_window64_end(40ull << 30), 96ull << 30);
-	assert_int_equal(pci_window64_base(40ull << 30), 41ull << 30);
+	assert_int_equal(pci_window64_end(40ull << 30, false), 96ull << 30);
+	assert_int_equal(pci_window64_base(40ull << 30, false), 41ull << 30);
+}
+
+/* A firmware VM's RAM never reaches SeaBIOS's ECAM (0xB0000000, 256 MiB) or its BAR window
+ * above: all of it below 2.75 GiB when it fits, else 2 GiB low and the rest at 4 GiB (QEMU's
+ * q35). Direct boot keeps its 3 GiB. */
+static void test_firmware_low_ram(void **state)
+{
+	static const uint64_t sizes[] = {512ull << 20, 0xaff00000ull, 0xb0000000ull,
+					 3ull << 30,   4ull << 30,    40ull << 30};
+	struct mem_region r[MEM_MAX_REGIONS];
+	unsigned i, n;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		n = mem_layout(sizes[i], true, r);
+		assert_true(r[0].gpa == 0 && r[0].size <= 0xb0000000ull);
+		assert_int_equal(r[0].size + (n > 1 ? r[1].size : 0), sizes[i]);
+		if (n > 1) {
+			assert_int_equal(r[0].size, 2ull << 30);
+			assert_int_equal(r[1].gpa, 4ull << 30);
+		}
+	}
+	assert_int_equal(mem_layout(0xaff00000ull, true, r), 1);
+	assert_int_equal(mem_layout(4ull << 30, false, r), 2);
+	assert_int_equal(r[0].size, 3ull << 30);
+	assert_int_equal(pci_window64_base(4ull << 30, true), 6ull << 30);
+	assert_int_equal(pci_window64_base(4ull << 30, false), 5ull << 30);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header),	    cmocka_unit_test(test_bar_sizing_and_mapping),
-		cmocka_unit_test(test_msix),	    cmocka_unit_test(test_conf1_decode),
-		cmocka_unit_test(test_acpi_tables), cmocka_unit_test(test_windows),
+		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_bar_sizing_and_mapping),
+		cmocka_unit_test(test_msix),
+		cmocka_unit_test(test_conf1_decode),
+		cmocka_unit_test(test_acpi_tables),
+		cmocka_unit_test(test_windows),
+		cmocka_unit_test(test_firmware_low_ram),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include "vmm/bus.h"
 #include "vmm/device.h"
 #include "vmm/machine.h"
+#include "vmm/mem.h"
 #include "vmm/x86/layout.h"
 
 #define REG_SEC	    0x00
@@ -204,9 +205,10 @@ static void rtc_reset(void *opaque)
  * memory from 1 MiB to 64 MiB (KiB), from 16 MiB to the hole and above 4 GiB (64 KiB
  * units), and the CPU count less one.
  */
-static void rtc_memory_bytes(struct rtc *r, uint64_t ram, unsigned cpus)
+static void rtc_memory_bytes(struct rtc *r, uint64_t ram, bool firmware, unsigned cpus)
 {
-	uint64_t low = ram < LAYOUT_HOLE_START ? ram : LAYOUT_HOLE_START, high = ram - low;
+	uint64_t lim = mem_low_limit(ram, firmware);
+	uint64_t low = ram < lim ? ram : lim, high = ram - low;
 	uint64_t ext = low > MiB ? (low - MiB) / KiB : 0, above16 = 0;
 
 	if (ext > 0xfc00)
@@ -242,7 +244,8 @@ int rtc_create(struct machine *m)
 	r->cmos[REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz rate */
 	r->cmos[REG_B] = B_24H;
 	r->cmos[REG_D] = D_VRT;
-	rtc_memory_bytes(r, m->def->memory, m->def->cpus ? m->def->cpus : 1);
+	rtc_memory_bytes(r, m->def->memory, m->def->firmware != VM_FIRMWARE_NONE,
+			 m->def->cpus ? m->def->cpus : 1);
 	e = bus_register(m->pio, PORT_RTC, 2, &rtc_ops, r, "rtc");
 	e = e ?: machine_add_reset_hook(m, rtc_reset, r);
 	e = e ?: machine_add_state_section(m, "rtc", 1, rtc_state, r);

@@ -4,11 +4,13 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "config/vmdef.h"
 #include "vmm/pci.h"
 #include "vmm/x86/layout.h"
 
-void acpi_pci_layout(struct acpi_pci *pci, uint64_t ram_size, uint64_t ecam)
+void acpi_pci_layout(struct acpi_pci *pci, const struct vm_def *def, uint64_t ecam)
 {
+	bool fw = def->firmware != VM_FIRMWARE_NONE;
 	bool inside = ecam >= LAYOUT_PCI_MMIO32 && ecam < LAYOUT_PCI_MMIO32_END;
 	uint64_t split = inside ? ecam : LAYOUT_PCI_MMIO32 + LAYOUT_PCI_MMIO32_SIZE;
 	uint64_t hi = inside ? ecam + LAYOUT_PCIEXBAR_SIZE : split;
@@ -22,8 +24,9 @@ void acpi_pci_layout(struct acpi_pci *pci, uint64_t ram_size, uint64_t ecam)
 		.mmio32_size = split - LAYOUT_PCI_MMIO32,
 		.mmio32_hi = hi,
 		.mmio32_hi_size = LAYOUT_PCI_MMIO32_END - hi,
-		.mmio64 = pci_window64_base(ram_size),
-		.mmio64_size = pci_window64_end(ram_size) - pci_window64_base(ram_size),
+		.mmio64 = pci_window64_base(def->memory, fw),
+		.mmio64_size =
+			pci_window64_end(def->memory, fw) - pci_window64_base(def->memory, fw),
 	};
 }
 

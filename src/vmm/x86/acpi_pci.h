@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct vm_def;
+
 struct acpi_pci {
 	uint64_t ecam, ecam_size; /* bus 0 .. ecam_size / 1 MiB - 1 */
 	uint64_t mmio32, mmio32_size;
@@ -20,10 +22,10 @@ struct acpi_pci {
 
 #define ACPI_MCFG_SIZE 60
 
-/* keel's host bridge for a VM of ram_size bytes with ECAM at ecam (layout.h): the 32-bit
- * window the host decodes, less the 256 MiB ECAM window when that lies inside it (so two
- * windows, the second possibly empty), and the whole 64-bit one. */
-void acpi_pci_layout(struct acpi_pci *pci, uint64_t ram_size, uint64_t ecam);
+/* keel's host bridge for the VM def (its RAM, direct or firmware boot) with ECAM at ecam
+ * (layout.h): the 32-bit window the host decodes, less the 256 MiB ECAM window when that lies
+ * inside it (so two windows, the second possibly empty), and the whole 64-bit one. */
+void acpi_pci_layout(struct acpi_pci *pci, const struct vm_def *def, uint64_t ecam);
 
 /* DSDT AML for the host bridge into buf; returns its length, 0 if cap is too small. */
 size_t acpi_pci_aml(uint8_t *buf, size_t cap, const struct acpi_pci *pci);

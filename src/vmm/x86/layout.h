@@ -25,12 +25,15 @@
 #define LAYOUT_KERNEL	   0x100000ull /* protected-mode kernel load address */
 
 /* The 32-bit hole: RAM stops at 3 GiB and continues at 4 GiB. */
-#define LAYOUT_HOLE_START   (3 * GiB)
-#define LAYOUT_HIGH_RAM	    (4 * GiB)
-#define LAYOUT_IDENTITY_MAP 0xfeffc000ull /* KVM's private pages (VMX identity map, TSS) */
-#define LAYOUT_TSS	    0xfeffd000ull
-#define LAYOUT_IOAPIC	    0xfec00000ull
-#define LAYOUT_LAPIC	    0xfee00000ull
+#define LAYOUT_HOLE_START (3 * GiB)
+#define LAYOUT_HIGH_RAM	  (4 * GiB)
+/* Firmware VMs (mem_low_limit): SeaBIOS's ECAM is at 2.75 GiB; bigger VMs split at 2 GiB. */
+#define LAYOUT_FW_HOLE_START 0xb0000000ull
+#define LAYOUT_FW_LOW_SPLIT  (2 * GiB)
+#define LAYOUT_IDENTITY_MAP  0xfeffc000ull /* KVM's private pages (VMX identity map, TSS) */
+#define LAYOUT_TSS	     0xfeffd000ull
+#define LAYOUT_IOAPIC	     0xfec00000ull
+#define LAYOUT_LAPIC	     0xfee00000ull
 
 /* PCI (pci.c): the 32-bit BAR window and ECAM (bus 0 only) in the hole; the 64-bit BAR
  * window starts at the first 1 GiB boundary above RAM (pci_window64_base()). */
@@ -42,7 +45,7 @@
 #define LAYOUT_PCIEXBAR_SIZE   0x10000000ull /* the ECAM window firmware reserves: 256 MiB */
 #define LAYOUT_PCI_ECAM	       0xe0000000ull
 #define LAYOUT_PCI_ECAM_SIZE   0x100000ull /* bus 0: 32 devices x 8 functions x 4 KiB */
-#define LAYOUT_PCI_MMIO64_SIZE (16 * GiB) /* where keel places 64-bit BARs */
+#define LAYOUT_PCI_MMIO64_SIZE (16 * GiB)  /* where keel places 64-bit BARs */
 /* The 64-bit window the host decodes also holds OVMF's: 32 GiB at the next 32 GiB boundary
  * (fw_cfg opt/ovmf/X-PciMmio64Mb pins that size), pci_window64_end(). */
 #define LAYOUT_PCI_MMIO64_OVMF (32 * GiB)

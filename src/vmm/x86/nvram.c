@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +22,28 @@ const char *nvram_check(const uint8_t *buf, size_t size)
 }
 
 /* The whole of a file into a new buffer, checked. */
-static int read_store(int dirfd, const char *name, const char *shown, uint8_t **data, size_t *size,
-		      char *err, size_t errlen)
+static int read_store(int dirfd, const char *name, const char *shown, bool nofollow, uint8_t **data,
+		      size_t *size, char *err, size_t errlen)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO is refused below instead of blocking the open. */
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
 	struct stat st;
 	const char *why;
 	ssize_t got;
 
 	if (fd < 0) {
-		snprintf(err, errlen, "NVRAM file %s: %s", shown, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		if (e == ELOOP && nofollow)
+			snprintf(err, errlen,
+				 "NVRAM file %s: is a symbolic link (saving would replace the "
+				 "link): "
+				 "give the file it points to",
+				 shown);
+		else
+			snprintf(err, errlen, "NVRAM file %s: %s", shown, strerror(e));
+		return -e;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > NVRAM_MAX_SIZE ||
 	    st.st_size < NVRAM_MIN_SIZE) {
@@ -89,14 +101,17 @@ int nvram_open(struct nvram *n, const char *path, const char *template, uint8_t 
 		snprintf(err, errlen, "NVRAM file %s: its directory: %s", path, strerror(errno));
 		return -errno;
 	}
-	if (faccessat(n->dirfd, n->name, F_OK, 0) == 0)
-		return read_store(n->dirfd, n->name, path, data, size, err, errlen);
+	/* The VM's own store is replaced by rename: a symbolic link there is refused. The
+	 * template (opened this way when there is no file) may be one, as packages ship them. */
+	if (faccessat(n->dirfd, n->name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return read_store(n->dirfd, n->name, path, strcmp(path, template) != 0, data, size,
+				  err, errlen);
 	if (errno != ENOENT) {
 		snprintf(err, errlen, "NVRAM file %s: %s", path, strerror(errno));
 		return -errno;
 	}
 	/* Missing: a new store from the template, saved the same crash-safe way. */
-	r = read_store(AT_FDCWD, template, template, data, size, err, errlen);
+	r = read_store(AT_FDCWD, template, template, false, data, size, err, errlen);
 	if (r)
 		return r;
 	r = nvram_save(n, *data, *size);
@@ -110,10 +125,14 @@ int nvram_open(struct nvram *n, const char *path, const char *template, uint8_t 
 
 int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)
 {
-	int fd = openat(n->dirfd, n->tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	size_t done = 0;
-	int r = 0;
+	int fd, r = 0;
 
+	/* A new file, never one found at the temporary name (a link there is not followed). */
+	if (unlinkat(n->dirfd, n->tmpname, 0) && errno != ENOENT)
+		return -errno;
+	fd = openat(n->dirfd, n->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
 	if (fd < 0)
 		return -errno;
 	while (done < size && !r) {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -16,6 +18,7 @@
 #include "vmm/device.h"
 #include "vmm/loop.h"
 #include "vmm/machine.h"
+#include "vmm/x86/firmware.h"
 #include "vmm/x86/nvram.h"
 
 struct pflash {
@@ -28,9 +31,25 @@ struct pflash {
 	bool persistent; /* an NVRAM file backs the store */
 	bool pending;	 /* changed contents not yet handed to the main thread */
 	struct nvram nv;
-	int save_fd; /* eventfd: the main thread saves the store */
+	int save_fd;	    /* eventfd: the main thread saves the store */
+	int timer_fd;	    /* timerfd (main thread): a save put off to the interval's end */
+	bool timer_armed;   /* main thread */
+	uint64_t last_save; /* main thread: CLOCK_MONOTONIC ns when the last save started */
 	uint8_t *copy;
 };
+
+/* At most one save of the whole store per interval: a guest that programs the flash in a
+ * loop had the host write and fsync the store back to back (hundreds of MB a second). What
+ * changes meanwhile is saved at the interval's end, and at exit. */
+#define PFLASH_SAVE_INTERVAL_NS 200000000ull
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* Main thread: write the store back (a copy taken under the lock, written outside it). */
 static void pflash_save(struct pflash *p)
@@ -51,6 +70,27 @@ static void pflash_save(struct pflash *p)
 		log_err("pflash: cannot save the UEFI variable store: %s", strerror(-r));
 }
 
+/* Main thread: save now if the last save is an interval old, else when it will be. */
+static void pflash_save_paced(struct pflash *p)
+{
+	uint64_t now = now_ns(), due = p->last_save + PFLASH_SAVE_INTERVAL_NS;
+	struct itimerspec when = {0};
+
+	if (p->timer_armed)
+		return; /* the timer's save covers this change */
+	if (p->last_save && now < due) {
+		when.it_value.tv_sec = (time_t)((due - now) / 1000000000ull);
+		when.it_value.tv_nsec = (long)((due - now) % 1000000000ull);
+		if (!timerfd_settime(p->timer_fd, 0, &when, NULL)) {
+			p->timer_armed = true;
+			return;
+		}
+		log_err("pflash: save timer: %s", strerror(errno));
+	}
+	p->last_save = now;
+	pflash_save(p);
+}
+
 static void pflash_save_event(void *opaque, uint32_t events)
 {
 	struct pflash *p = opaque;
@@ -58,7 +98,18 @@ static void pflash_save_event(void *opaque, uint32_t events)
 
 	if (read(p->save_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_err("pflash: save event: %s", strerror(errno));
-	pflash_save(p);
+	pflash_save_paced(p);
+}
+
+static void pflash_timer_event(void *opaque, uint32_t events)
+{
+	struct pflash *p = opaque;
+	uint64_t n;
+
+	if (read(p->timer_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_err("pflash: save timer: %s", strerror(errno));
+	p->timer_armed = false;
+	pflash_save_paced(p);
 }
 
 /* Lock held: the guest finished changing the store; ask the main thread to save it. */
@@ -141,8 +192,8 @@ static int pflash_state(struct state_io *io, void *opaque)
 	if (!state_error(io) && !cfi_flash_state_valid(&chip))
 		state_fail(io, "flash registers out of range (mode %u, status 0x%02x, block %u)",
 			   mode, chip.status, block);
-	if (!state_error(io) && !state_saving(io) && nvram_check(data, p->size))
-		state_fail(io, "the saved variable store is %s", nvram_check(data, p->size));
+	/* The contents are not checked: they are whatever the guest programmed (a guest that
+	 * erased the volume header must still restore; OVMF rewrites a header it finds bad). */
 	if (!state_error(io) && state_applying(io)) {
 		pthread_mutex_lock(&p->lock);
 		memcpy(p->data, data, p->size);
@@ -163,7 +214,9 @@ static void pflash_teardown(void *opaque)
 	if (p->persistent)
 		pflash_save(p); /* what the guest wrote before the end */
 	loop_del(p->m->loop, p->save_fd);
+	loop_del(p->m->loop, p->timer_fd);
 	close(p->save_fd);
+	close(p->timer_fd);
 	nvram_close(&p->nv);
 	free(p->data);
 	free(p->copy);
@@ -186,6 +239,7 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 	p->m = m;
 	p->nv.dirfd = -1;
 	p->save_fd = -1;
+	p->timer_fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	if (m->def->nvram) {
 		r = nvram_open(&p->nv, m->def->nvram, VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err,
@@ -205,21 +259,42 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 				 "UEFI variable store template %s is missing: install Debian's "
 				 "'%s' package",
 				 VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_PKG);
+		nvram_close(&p->nv);
+		pthread_mutex_destroy(&p->lock);
 		free(p);
 		return r;
 	}
 	p->copy = malloc(p->size);
 	p->save_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!p->copy || p->save_fd < 0 || !m->firmware_base || m->firmware_base < p->size) {
+	p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (!p->copy || p->save_fd < 0 || p->timer_fd < 0 || !m->firmware_base ||
+	    m->firmware_base < p->size) {
 		snprintf(err, errlen, "UEFI variable store set-up: %s",
 			 !m->firmware_base ? "no firmware image" : "out of memory");
 		r = -ENOMEM;
+		goto fail;
+	}
+	/* Code and store together in the top 16 MiB, as on a PC: below it are the LAPIC, the
+	 * IOAPIC and KVM's private pages, which would hide part of the store. */
+	if (m->firmware_base - p->size < FIRMWARE_TOP - FIRMWARE_MAX_SIZE) {
+		snprintf(err, errlen,
+			 "UEFI variable store (%zu KiB) and firmware (%llu KiB) together exceed "
+			 "the %u MiB below 4 GiB: use a smaller NVRAM file or firmware",
+			 p->size >> 10,
+			 (unsigned long long)((FIRMWARE_TOP - m->firmware_base) >> 10),
+			 FIRMWARE_MAX_SIZE >> 20);
+		r = -EINVAL;
 		goto fail;
 	}
 	cfi_flash_init(&p->chip, p->data, p->size, PFLASH_BLOCK, false);
 	r = loop_add(m->loop, p->save_fd, EPOLLIN, pflash_save_event, p);
 	if (r)
 		goto fail;
+	r = loop_add(m->loop, p->timer_fd, EPOLLIN, pflash_timer_event, p);
+	if (r) {
+		loop_del(m->loop, p->save_fd);
+		goto fail;
+	}
 	r = bus_register(m->mmio, m->firmware_base - p->size, p->size, &pflash_ops, p, "pflash");
 	r = r ?: machine_add_teardown(m, pflash_teardown, p);
 	r = r ?: machine_add_reset_hook(m, pflash_reset, p);
@@ -228,6 +303,8 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 fail:
 	if (p->save_fd >= 0)
 		close(p->save_fd);
+	if (p->timer_fd >= 0)
+		close(p->timer_fd);
 	nvram_close(&p->nv);
 	free(p->copy);
 	free(p->data);
