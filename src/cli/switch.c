@@ -38,10 +38,10 @@ static void switch_path(char *buf, size_t size, const char *name)
 	snprintf(buf, size, "/v1/switches/%s", client_escape(name, esc, sizeof(esc)));
 }
 
-/* The options of create and set, from argv[3] on, into body. */
+/* The options of create and set, from argv[3] on, into body: each takes a value. */
 static int options(int argc, char **argv, json_object *body, bool create)
 {
-	for (int i = 3; i < argc; i++) {
+	for (int i = 3; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		const char *key = NULL;
 		bool onoff = false;
@@ -63,7 +63,6 @@ static int options(int argc, char **argv, json_object *body, bool create)
 		json_object_object_add(body, key,
 				       onoff ? json_object_new_boolean(!strcmp(v, "on"))
 					     : json_object_new_string(v));
-		i++;
 	}
 	return 0;
 }
