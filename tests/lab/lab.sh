@@ -154,7 +154,7 @@ lab_guest_build() {
 	printf 'NAME="keel lab guest"\nVERSION_ID="1"\nPRETTY_NAME="keel lab guest 1 (busybox)"\nID=keel-lab\n' \
 		>"$root/etc/os-release"
 	if [ -x "$LAB_TOP/build/src/agent/keel-agent" ]; then
-		_lab_copy_program "$LAB_TOP/build/src/agent/keel-agent" "$root" /sbin/keel-agent
+		install -D -m 0755 "$(readlink -f "$LAB_TOP/build/src/agent/keel-agent")" "$root/sbin/keel-agent"
 	fi
 	_lab_add_modules "$src/modules" "$root"
 	_lab_pack "$root" "$out"
