@@ -2129,6 +2129,14 @@ def case_vsock(e):
     no_guest("after a resume")
     e.keel("vm", "turn-off", "v1")
     e.wait_state("v1", "Off")
+    # keel vm create and set: --vsock[=cid=N], --no-vsock (a bad CID is a usage error).
+    e.keel("vm", "create", "v2", "--kernel", e.a.guest, "--vsock")
+    check(e.vm("v2")["vsock"]["cid"] == 3, "keel vm create --vsock: %r" % e.vm("v2"))
+    e.keel("vm", "set", "v2", "--vsock=cid=9")
+    check(e.vm("v2")["vsock"]["cid"] == 9, "keel vm set --vsock=cid=9: %r" % e.vm("v2"))
+    e.keel("vm", "set", "v2", "--vsock=cid=2", want=2)
+    e.keel("vm", "set", "v2", "--no-vsock")
+    check(e.vm("v2").get("vsock") is None, "keel vm set --no-vsock: %r" % e.vm("v2"))
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
