@@ -675,6 +675,12 @@ def case_agent(e):
         t = time.time()
         wait_heartbeat(e, "a1", "Lost communication", 5)
         check(time.time() - t <= 5.5, "Lost communication took %.1f s" % (time.time() - t))
+        # An exec meanwhile fails within its deadline (the client never blocks in a read: it
+        # hung here, and in the lab, before).
+        t = time.time()
+        _, err = e.keel("vm", "exec", "a1", "--", "true", want=255, timeout=30)
+        check("did not answer" in err and time.time() - t < 15,
+              "exec with the agent stopped: %r after %.1f s" % (err, time.time() - t))
         os.killpg(agent.pid, signal.SIGCONT)
         wait_heartbeat(e, "a1", "OK", 5)
         # keel vm stop uses the agent and says so; the guest (here: the console) powers off.
