@@ -28,8 +28,8 @@ static const char vm_usage[] =
 	"TAP[,mac=MAC]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
 	"         [,router-guard=on]: an adapter on a virtual switch)\n"
-	"         [--dvd FILE.iso|none]... [--notes TEXT] [--automatic-start-action "
-	"nothing|start-if-running|start]\n"
+	"         [--dvd FILE.iso|none]... [--notes TEXT] [--vsock[=cid=N]]\n"
+	"         [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
 	"  list [--json] [--watch]            all VMs and their states; --watch then prints\n"
 	"                                     each change (keeld's events) until interrupted\n"
@@ -53,8 +53,8 @@ static const char vm_usage[] =
 	"  delete NAME                        remove the definition; disk files are kept\n"
 	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
-	"      [--net SPEC]... [--no-nets] [--dvd FILE.iso | --eject] [--automatic-start-action "
-	"A]\n"
+	"      [--net SPEC]... [--no-nets] [--dvd FILE.iso | --eject] [--vsock[=cid=N]]\n"
+	"      [--no-vsock] [--automatic-start-action A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
 	"                                     added to it until interrupted\n"
@@ -317,6 +317,8 @@ enum {
 	OPT_DVD,
 	OPT_EJECT,
 	OPT_NOTES,
+	OPT_VSOCK,
+	OPT_NO_VSOCK,
 	OPT_NAME,
 	OPT_START_ACTION,
 	OPT_STOP_ACTION,
@@ -343,6 +345,8 @@ static const struct option def_opts[] = {
 	{"dvd", required_argument, NULL, OPT_DVD},
 	{"eject", no_argument, NULL, OPT_EJECT},
 	{"notes", required_argument, NULL, OPT_NOTES},
+	{"vsock", optional_argument, NULL, OPT_VSOCK},
+	{"no-vsock", no_argument, NULL, OPT_NO_VSOCK},
 	{"name", required_argument, NULL, OPT_NAME},
 	{"automatic-start-action", required_argument, NULL, OPT_START_ACTION},
 	{"automatic-stop-action", required_argument, NULL, OPT_STOP_ACTION},
@@ -439,6 +443,27 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 			if (create)
 				return usage_error("%s", "--eject is an option of set");
 			*eject = true;
+			break;
+		case OPT_VSOCK: {
+			/* virtio-vsock (integration services, keel-agent): --vsock or
+			 * --vsock=cid=N. */
+			json_object *vs = json_object_new_object();
+
+			if (optarg && (strncmp(optarg, "cid=", 4) ||
+				       parse_uint(optarg + 4, 3, 4294967294u, &v))) {
+				json_object_put(vs);
+				return usage_error("--vsock: '%s' is not cid=N (N from 3 to "
+						   "4294967294)",
+						   optarg);
+			}
+			if (optarg)
+				json_object_object_add(vs, "cid",
+						       json_object_new_int64((int64_t)v));
+			json_object_object_add(body, "vsock", vs);
+			break;
+		}
+		case OPT_NO_VSOCK:
+			json_object_object_add(body, "vsock", NULL);
 			break;
 		case OPT_NAME:
 			if (create)

@@ -456,7 +456,12 @@ int ap_read(struct ap_reader *r, int fd)
 				return 1;
 			continue;
 		}
-		n = read(fd, r->buf + r->have, want - r->have);
+		/* Never block, even on a blocking socket: a peer that stops mid-frame (a guest
+		 * agent stopped, a host that sent half a frame) must not hold the caller, whose
+		 * poll or deadline decides how long to wait. Other fds are read as they are. */
+		n = recv(fd, r->buf + r->have, want - r->have, MSG_DONTWAIT);
+		if (n < 0 && errno == ENOTSOCK)
+			n = read(fd, r->buf + r->have, want - r->have);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

@@ -200,9 +200,10 @@ int ap_type_service(unsigned type);
 
 /*
  * Reading frames from a stream socket, blocking or not. ap_read returns 1 when a whole frame
- * is in r->buf (r->len bytes; the next call starts a new one), 0 when a non-blocking fd has
- * no more for now, -EPIPE at end of stream (between frames: clean; inside one: truncated,
- * r->have > 0), -EMSGSIZE for a header that cannot be followed, or another -errno.
+ * is in r->buf (r->len bytes; the next call starts a new one), 0 when the socket has no more
+ * for now (it never waits, also on a blocking socket: the caller polls, with its deadline), -EPIPE
+ * at end of stream (between frames: clean; inside one: truncated, r->have > 0), -EMSGSIZE for a
+ * header that cannot be followed, or another -errno.
  */
 struct ap_reader {
 	uint8_t buf[AP_MAX_FRAME];

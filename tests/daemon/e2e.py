@@ -722,6 +722,12 @@ def case_agent(e):
         t = time.time()
         wait_heartbeat(e, "a1", "Lost communication", 5)
         check(time.time() - t <= 5.5, "Lost communication took %.1f s" % (time.time() - t))
+        # An exec meanwhile fails within its deadline (the client never blocks in a read: it
+        # hung here, and in the lab, before).
+        t = time.time()
+        _, err = e.keel("vm", "exec", "a1", "--", "true", want=255, timeout=30)
+        check("did not answer" in err and time.time() - t < 15,
+              "exec with the agent stopped: %r after %.1f s" % (err, time.time() - t))
         os.killpg(agent.pid, signal.SIGCONT)
         wait_heartbeat(e, "a1", "OK", 5)
         # keel vm stop uses the agent and says so; the guest (here: the console) powers off.
@@ -2526,6 +2532,16 @@ def case_vsock(e):
     no_guest("after a resume")
     e.keel("vm", "turn-off", "v1")
     e.wait_state("v1", "Off")
+    # keel vm create and set: --vsock[=cid=N], --no-vsock (a bad CID is a usage error).
+    e.keel("vm", "create", "v2", "--kernel", e.a.guest, "--vsock")
+    check(e.vm("v2")["vsock"]["cid"] == 3, "keel vm create --vsock: %r" % e.vm("v2"))
+    e.keel("vm", "set", "v2", "--vsock=cid=9")
+    check(e.vm("v2")["vsock"]["cid"] == 9, "keel vm set --vsock=cid=9: %r" % e.vm("v2"))
+    e.keel("vm", "set", "v2", "--vsock=cid=2", want=2)
+    e.keel("vm", "set", "v2", "--no-vsock")
+    check(e.vm("v2").get("vsock") is None, "keel vm set --no-vsock: %r" % e.vm("v2"))
+
+
 def make_iso(path, blocks=40):
     """A file a DVD drive takes: an ISO 9660 volume descriptor at sector 16."""
     with open(path, "wb") as f:

@@ -6,7 +6,7 @@
 # and build/lab/demo.log.
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
-# lab, for checking the lab itself), LAB_ONLY=WORD (only scenarios whose name contains WORD),
+# lab, for checking the lab itself), LAB_ONLY=WORD[,WORD...] (only scenarios whose name contains a WORD),
 # LAB_TIMEOUT=SECONDS (the whole lab session, default 1800), LAB_STALL=SECONDS (a silent lab is
 # stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300), LAB_ARGS="key=value ..." (more words for the lab kernel's
@@ -31,7 +31,12 @@ if [ "$vmm" = keel ] && [ ! -x "$top/build/keel-vmm" ]; then
 	echo "lab: FAIL lab: build/keel-vmm does not exist (run make first)"
 	exit 1
 fi
-n=$(ls "$top"/tests/lab/scenarios/*"$only"*.sh 2>/dev/null | wc -l)
+# LAB_ONLY may list several words, comma-separated: a scenario runs when its name has any.
+n=0
+for w in ${only//,/ }; do
+	n=$((n + $(ls "$top"/tests/lab/scenarios/*"$w"*.sh 2>/dev/null | wc -l)))
+done
+[ -n "$only" ] || n=$(ls "$top"/tests/lab/scenarios/*.sh 2>/dev/null | wc -l)
 demo=0
 case demo in *"$only"*) demo=1 ;; esac
 [ "$n" -gt 0 ] || [ "$demo" = 1 ] || lab_die "no scenario in tests/lab/scenarios matches '$only'"

@@ -285,6 +285,31 @@ static void test_text_safe(void **state)
 	close(sv[0]);
 }
 
+/* A blocking socket whose peer stops mid-frame (or sends nothing): ap_read returns 0 at
+ * once instead of waiting, so the host's client keeps its deadline (a SIGSTOPped agent made
+ * keel vm exec hang in the lab). */
+static void test_reader_blocking(void **state)
+{
+	static struct ap_reader rd;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ap_reader_init(&rd);
+	assert_int_equal(ap_read(&rd, sv[1]), 0);
+	ap_begin(&out, AP_T_PING, 0, 6);
+	ap_put_u64(&out, AP_A_UPTIME_MS, 8);
+	assert_int_equal(ap_end(&out), 0);
+	assert_int_equal(write(sv[0], out.buf, 3), 3); /* part of the header */
+	assert_int_equal(ap_read(&rd, sv[1]), 0);
+	assert_int_equal(write(sv[0], out.buf + 3, out.len - 4), (ssize_t)(out.len - 4));
+	assert_int_equal(ap_read(&rd, sv[1]), 0); /* all but the last byte */
+	assert_int_equal(write(sv[0], out.buf + out.len - 1, 1), 1);
+	assert_int_equal(ap_read(&rd, sv[1]), 1);
+	assert_memory_equal(rd.buf, out.buf, out.len);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(ap_type_name(AP_T_EXEC), "exec");
@@ -305,7 +330,7 @@ int main(void)
 		cmocka_unit_test(test_malformed),   cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_error_reply), cmocka_unit_test(test_reader),
 		cmocka_unit_test(test_names),	    cmocka_unit_test(test_client_stalled_frame),
-		cmocka_unit_test(test_text_safe),
+		cmocka_unit_test(test_text_safe),   cmocka_unit_test(test_reader_blocking),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,167 @@
+# Integration services with a real guest (issue 13, docs/integration-services.md): keeld
+# manages a VM with virtio-vsock (keel vm create --vsock) whose initramfs runs keel-agent
+# (the lab guest's init starts it). The heartbeat reaches OK; keel vm exec gives the guest's
+# output and exit status (7, and 127 for a missing program); a 64 MiB keel vm copy-file lands
+# with the same sha256; KVP pairs go both ways and the guest's facts (kernel, OS) show on the
+# host; a SIGSTOPped agent is Lost communication within 5 s and OK again after SIGCONT; after
+# a pause and resume, and after a save and start, the heartbeat is OK again and exec works;
+# after a save, 30 s and a start the guest's clock is within 1 s of the host's (keeld sets it
+# at each new connection); and keel vm stop with no acpid in the guest stops it through the
+# agent.
+keeld_start
+V=agent1
+keel vm create $V --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$GUEST_CMDLINE" \
+	--cpus 1 --memory 512M --vsock || fail "keel vm create --vsock failed"
+keel vm show $V --json | grep -q '"vsock"' || fail "the VM has no vsock device: $(keel vm show $V --json)"
+
+hb() { # the Heartbeat line's value (OK, Lost communication, No contact)
+	keel vm show $V | sed -n 's/^Heartbeat: *\([A-Za-z ]*[A-Za-z]\).*/\1/p'
+}
+
+# wait_hb WANT SECONDS WHAT: the heartbeat becomes WANT within SECONDS (tenths counted); sets
+# HB_SECS to the time it took.
+wait_hb() {
+	_t0=$(_now_ms)
+	while :; do
+		_hb=$(hb)
+		[ "$_hb" = "$1" ] && break
+		[ $(($(_now_ms) - _t0)) -le $(($2 * 1000)) ] ||
+			fail "$3: the heartbeat is '$_hb', not '$1', after $2 s ($(keel vm integration $V 2>&1 | head -1))"
+		sleep 0.2
+	done
+	HB_MS=$(($(_now_ms) - _t0))
+}
+
+_now_ms() { # milliseconds since boot (uptime has hundredths; no octal from a leading 0)
+	read -r _up _ </proc/uptime
+	_cs=${_up#*.}
+	echo $((${_up%.*} * 1000 + ${_cs#0} * 10))
+}
+
+# x CMD...: keel vm exec, must succeed; X_OUT its output.
+x() {
+	X_OUT=$(keel vm exec $V --timeout 120 -- "$@" 2>/tmp/ag-x.err) ||
+		fail "keel vm exec $V -- $*: status $? ($(cat /tmp/ag-x.err))"
+}
+
+# Host realtime in milliseconds (busybox date has no %N; adjtimex prints seconds and
+# microseconds).
+# shellcheck disable=SC2016 # expanded by the sh that runs it
+rt_ms='adjtimex | awk "/tv_sec/ { s = \$2 } /tv_usec/ { u = \$2 } END { printf \"%.0f\n\", s * 1000 + int(u / 1000) }"'
+
+keel vm start $V || fail "keel vm start failed: $(keel vm log $V | tail -3)"
+keel_console_wait $V "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+wait_hb OK 60 "after the boot"
+echo "lab: agent: heartbeat OK $HB_MS ms after the init marker: $(keel vm show $V | grep Heartbeat)"
+
+# exec: output and status.
+out=$(keel vm exec $V -- uname -r 2>/tmp/ag-x.err)
+rc=$?
+[ $rc = 0 ] || fail "keel vm exec -- uname -r: status $rc ($(cat /tmp/ag-x.err))"
+kver=$(uname -r) # the lab host runs the same Debian kernel as its guests
+[ "$out" = "$kver" ] || fail "keel vm exec -- uname -r printed '$out', the guest kernel is $kver"
+keel vm exec $V -- sh -c 'exit 7' 2>/tmp/ag-x.err
+rc=$?
+[ $rc = 7 ] || fail "keel vm exec -- sh -c 'exit 7': status $rc ($(cat /tmp/ag-x.err))"
+keel vm exec $V -- /no/such/program 2>/tmp/ag-x.err
+rc=$?
+[ $rc = 127 ] || fail "keel vm exec of a missing program: status $rc, not 127 ($(cat /tmp/ag-x.err))"
+echo "lab: agent: exec: uname -r is $out (status 0), exit 7 gives 7, a missing program 127 ($(head -c 120 /tmp/ag-x.err))"
+
+# copy-file, 64 MiB.
+head -c 67108864 /dev/urandom >/tmp/ag-64m
+sum=$(sha256sum /tmp/ag-64m | cut -d' ' -f1)
+t0=$(_now)
+keel vm copy-file $V /tmp/ag-64m /tmp/in/copied --create-path 2>/tmp/ag-c.err ||
+	fail "keel vm copy-file of 64 MiB failed: $(tr '\r' '\n' </tmp/ag-c.err | tail -2)"
+secs=$(($(_now) - t0))
+x sh -c 'sha256sum /tmp/in/copied | cut -d" " -f1; stat -c %s /tmp/in/copied'
+[ "$X_OUT" = "$sum
+67108864" ] || fail "the copied file in the guest: '$X_OUT', sent 67108864 bytes with sha256 $sum"
+x rm -f /tmp/in/copied
+rm -f /tmp/ag-64m
+echo "lab: agent: copy-file 64 MiB in about $secs s, sha256 $sum matches in the guest"
+
+# KVP both ways, and the guest's facts.
+keel vm kvp set $V LabHostKey "from-the-host-42" || fail "keel vm kvp set failed"
+x keel-agent kvp get LabHostKey host
+[ "$X_OUT" = from-the-host-42 ] || fail "the guest reads host pair LabHostKey as '$X_OUT'"
+x keel-agent kvp set LabGuestKey from-the-guest-43
+keel vm kvp list $V --pool guest >/tmp/ag-kvp.out 2>&1 || fail "keel vm kvp list --pool guest: $(cat /tmp/ag-kvp.out)"
+grep -q 'LabGuestKey=from-the-guest-43$' /tmp/ag-kvp.out || fail "guest pair not listed on the host: $(cat /tmp/ag-kvp.out)"
+keel vm kvp list $V --pool auto >/tmp/ag-kvp.out 2>&1 || fail "keel vm kvp list --pool auto: $(cat /tmp/ag-kvp.out)"
+grep -q "OSKernelVersion=$kver\$" /tmp/ag-kvp.out || fail "the guest's kernel is not in its facts: $(cat /tmp/ag-kvp.out)"
+grep -q 'OSName=keel lab guest$' /tmp/ag-kvp.out || fail "the guest's OS is not in its facts: $(cat /tmp/ag-kvp.out)"
+echo "lab: agent: KVP host->guest and guest->host; facts: $(grep -E 'OSName|OSKernelVersion|IntegrationServicesVersion' /tmp/ag-kvp.out | tr '\n' ';')"
+
+# The agent stopped: Lost communication within 5 s of the kill, OK again after SIGCONT.
+# Typed on the console (an exec would be served by an agent process itself): every keel-agent
+# process, the server and the heartbeat's connection. The 5 s count from when the typing is
+# done (the guest's shell runs the kill after it reads the line, so no earlier).
+x pidof keel-agent
+[ -n "$X_OUT" ] || fail "no keel-agent process in the guest"
+echo "lab: agent: keel-agent processes in the guest: $X_OUT"
+t_stop=$(_now_ms)
+# shellcheck disable=SC2016 # expanded in the guest
+printf 'kill -STOP $(pidof keel-agent); echo agent-stopped\n' |
+	timeout 30 keel console $V --linger 0 >/tmp/ag-stop-c.out 2>&1
+t_typed=$(_now_ms)
+wait_hb "Lost communication" 10 "after kill -STOP of the agent"
+lost_ms=$(($(_now_ms) - t_typed))
+[ $lost_ms -le 5000 ] || fail "kill -STOP of the agent: Lost communication only $lost_ms ms after the kill was typed"
+echo "lab: agent: kill -STOP: Lost communication $lost_ms ms after the kill was typed ($(($(_now_ms) - t_stop)) ms after the typing began)"
+keel_console_wait $V '^agent-stopped$' 30
+t0=$(_now)
+timeout 60 keel vm exec $V --timeout 5 -- true 2>/tmp/ag-x.err
+rc=$?
+[ $rc != 0 ] || fail "keel vm exec worked with the agent stopped"
+[ $rc = 124 ] || [ $rc = 143 ] && fail "keel vm exec hung ($(($(_now) - t0)) s) with the agent stopped: $(cat /tmp/ag-x.err)"
+echo "lab: agent: exec with the agent stopped: status $rc after $(($(_now) - t0)) s: $(cat /tmp/ag-x.err)"
+# shellcheck disable=SC2016 # expanded in the guest
+printf 'kill -CONT $(pidof keel-agent); echo agent-continued\n' |
+	timeout 30 keel console $V --linger 0 >/tmp/ag-stop-c.out 2>&1
+wait_hb OK 30 "after kill -CONT of the agent"
+echo "lab: agent: kill -CONT: OK again after $HB_MS ms"
+
+# Pause and resume.
+keel vm pause $V || fail "keel vm pause failed"
+sleep 2
+keel vm resume $V || fail "keel vm resume failed"
+wait_hb OK 30 "after pause and resume"
+x echo after-resume
+[ "$X_OUT" = after-resume ] || fail "exec after resume printed '$X_OUT'"
+echo "lab: agent: pause and resume: heartbeat OK $HB_MS ms after the resume, exec works"
+
+# Save, 30 s, start: the heartbeat, exec, and the guest's clock.
+keel vm save $V || fail "keel vm save failed"
+[ "$(vm_state $V)" = Saved ] || fail "$V is $(vm_state $V) after save"
+sleep 30
+keel vm start $V || fail "keel vm start of the saved VM failed: $(keel vm log $V | tail -3)"
+wait_hb OK 60 "after save and start"
+hb_ms=$HB_MS
+x echo after-restore
+[ "$X_OUT" = after-restore ] || fail "exec after restore printed '$X_OUT'"
+sleep 2 # a moment for keeld's time set at the new connection
+t0=$(sh -c "$rt_ms")
+x sh -c "$rt_ms"
+t1=$(sh -c "$rt_ms")
+g=$X_OUT
+case "$g" in '' | *[!0-9]*) fail "the guest's clock: '$g'" ;; esac
+# The guest read its clock between t0 and t1: within 1 s of the host's means in
+# [t0 - 1000, t1 + 1000].
+if [ "$g" -lt $((t0 - 1000)) ] || [ "$g" -gt $((t1 + 1000)) ]; then
+	fail "the guest's clock after save, 30 s and restore is off: guest $g ms, host $t0..$t1 ms"
+fi
+echo "lab: agent: save, 30 s, start: heartbeat OK after $hb_ms ms, exec works; guest clock $((g - t0)) ms after the host's at the exec's start (exec took $((t1 - t0)) ms)"
+keel vm show $V --json | grep -E '"clock_offset_ms"' | head -1
+
+# Stop with no acpid: through the agent.
+keel vm exec $V -- killall acpid 2>/dev/null
+x sh -c 'pidof acpid || echo no-acpid'
+[ "$X_OUT" = no-acpid ] || fail "acpid still runs in the guest: $X_OUT"
+t0=$(_now)
+keel vm stop $V --timeout 120 >/tmp/ag-stop.out 2>&1 || fail "keel vm stop failed: $(cat /tmp/ag-stop.out)"
+grep -q 'through.*agent' /tmp/ag-stop.out || fail "keel vm stop did not go through the agent: $(cat /tmp/ag-stop.out)"
+[ "$(vm_state $V)" = Off ] || fail "$V is $(vm_state $V) after stop"
+echo "lab: agent: keel vm stop without acpid in about $(($(_now) - t0)) s: $(cat /tmp/ag-stop.out)"
+kill "$(cat "$KD/pid")"
