@@ -295,9 +295,12 @@ void switch_dhcp_events(const struct pollfd *fds, size_t n)
 		for (size_t i = 0; i < ninsts; i++) {
 			int status = 0;
 
-			if (insts[i].pidfd != fds[k].fd)
+			/* The fd number may have been reused by a dnsmasq started since the poll (a
+			 * switch set restarts it): only one that has really ended is reaped, and
+			 * never by waiting, which would hang keeld under its lock. */
+			if (insts[i].pidfd != fds[k].fd ||
+			    waitpid(insts[i].pid, &status, WNOHANG) != insts[i].pid)
 				continue;
-			waitpid(insts[i].pid, &status, 0);
 			log_warn("switch bridge %s: dnsmasq %d ended (%s %d); starting it again",
 				 insts[i].bridge, (int)insts[i].pid,
 				 WIFSIGNALED(status) ? "signal" : "status",

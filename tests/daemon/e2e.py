@@ -2258,6 +2258,13 @@ def case_switches(e):
     dnsmasq_of(e, lan)
     check("ip saddr 10.61.0.0/24 ip daddr != 10.61.0.0/24 masquerade" in
           e.ns("nft", "list", "table", "inet", "keel"), "lan's NAT rules")
+    # Each set of a NAT switch restarts its dnsmasq: repeated, it still runs. (The new one's
+    # pidfd may take the old one's number while keeld polls; keeld then reaps only a
+    # dnsmasq that has ended, never by waiting. This does not force that race.)
+    for _ in range(3):
+        e.keel("switch", "set", "lan", "--nat", "on")
+        time.sleep(0.5)
+    dnsmasq_of(e, switches(e)["lan"])
     e.keel("switch", "set", "lan", "--nat", "off")
     check("dhcp" not in switches(e)["lan"], "lan still has DHCP after --nat off")
     # External: the adapter bridged, its address and default route on the switch's bridge,
