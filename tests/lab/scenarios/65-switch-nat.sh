@@ -154,8 +154,9 @@ done
 if [ "$SPOOF" = 1 ]; then
 	keel_run p1 'ip neigh flush dev eth0 >/dev/null 2>&1; ip link set eth0 address 02:66:66:66:66:66 && ping -c 2 -W 3 10.98.0.2 | grep -o "[0-9]* packets received"' 60
 	case "$KEEL_OUT" in *"0 packets received") ;; *)
+		spoofed=$KEEL_OUT
 		keel_run p1 'ip link show eth0; ip neigh' 30
-		fail "p1 under a spoofed MAC reached p2: p1: $KEEL_OUT; $(switch_state)" ;;
+		fail "p1 under a spoofed MAC reached p2: ping said '$spoofed'; p1: $KEEL_OUT; $(switch_state)" ;;
 	esac
 	keel_run p1 "ip neigh flush dev eth0 >/dev/null 2>&1; ip link set eth0 address $(keel vm show p1 --json | sed -n 's/.*"mac": "\([0-9a-f:]*\)".*/\1/p' | head -n 1) && ping -c 2 -W 10 10.98.0.2 | grep -o '[0-9]* packets received'" 60
 	case "$KEEL_OUT" in *"2 packets received") ;; *) fail "p1 under its own MAC again: '$KEEL_OUT'" ;; esac
