@@ -442,9 +442,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_int(s, 5, def->nics[i].pci_slot);
 		sqlite3_bind_text(s, 6, def->nics[i].sw, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 7, def->nics[i].vlan);
-		sqlite3_bind_int(s, 8,
-				 def->nics[i].mac_spoofing | def->nics[i].dhcp_guard << 1 |
-					 def->nics[i].router_guard << 2);
+		sqlite3_bind_int(s, 8, store_nic_guards(&def->nics[i]));
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_CONSTRAINT) {
 			ret = constraint_error(st, def, err, errlen);
@@ -731,9 +729,7 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 			int vlan = sqlite3_column_int(d, 4), guards = sqlite3_column_int(d, 5);
 
 			nic->vlan = vlan >= 1 && vlan <= VMDEF_VLAN_MAX ? (uint16_t)vlan : 0;
-			nic->mac_spoofing = guards & 1;
-			nic->dhcp_guard = (guards & 2) != 0;
-			nic->router_guard = (guards & 4) != 0;
+			store_nic_set_guards(nic, guards);
 		}
 	}
 	ret = store_vsock_load(st, def);

@@ -29,6 +29,10 @@ int store_vsock_load(struct store *st, struct vm_def *def) __attribute__((warn_u
  * replaced), read with them. 0 or -errno (-EIO: sqlite3_errmsg says why). */
 int store_scsi_put(struct store *st, const struct vm_def *def) __attribute__((warn_unused_result));
 int store_scsi_load(struct store *st, struct vm_def *def) __attribute__((warn_unused_result));
+/* An adapter's guards as the nics table's guards column keeps them (one bit each), and back. */
+int store_nic_guards(const struct vm_nic *nic);
+void store_nic_set_guards(struct vm_nic *nic, int guards);
+
 /* store_vm_update's writes, inside the caller's transaction. */
 int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

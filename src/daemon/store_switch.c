@@ -236,9 +236,7 @@ int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, 
 		snprintf(nic->sw, sizeof(nic->sw), "%s", name);
 		nic->vlan = (uint16_t)sqlite3_column_int(s, 2);
 		guards = sqlite3_column_int(s, 3);
-		nic->mac_spoofing = guards & 1;
-		nic->dhcp_guard = (guards & 2) != 0;
-		nic->router_guard = (guards & 4) != 0;
+		store_nic_set_guards(nic, guards);
 	}
 	sqlite3_finalize(s);
 	if (ret) {
@@ -372,4 +370,16 @@ int store_forward_prune(struct store *st, const char *uuid)
 		ret = -EIO;
 	sqlite3_finalize(s);
 	return ret;
+}
+
+int store_nic_guards(const struct vm_nic *nic)
+{
+	return nic->mac_spoofing | nic->dhcp_guard << 1 | nic->router_guard << 2;
+}
+
+void store_nic_set_guards(struct vm_nic *nic, int guards)
+{
+	nic->mac_spoofing = guards & 1;
+	nic->dhcp_guard = (guards & 2) != 0;
+	nic->router_guard = (guards & 4) != 0;
 }
