@@ -2608,7 +2608,17 @@ def case_scsi(e):
     e.keel("vm", "create", "s2", "--kernel", e.a.guest, "--memory", "32M")
     _, err = e.keel("vm", "set", "s2", "--dvd", iso, want=None)
     check("has no DVD drive" in err, "set --dvd without a drive: %r" % err)
-    e.keel("vm", "create", "s3", "--kernel", e.a.guest, "--memory", "32M", "--dvd", notiso)
+    _, err = e.keel("vm", "create", "s3", "--kernel", e.a.guest, "--memory", "32M", "--dvd",
+                    notiso, want=None)
+    check("is not an ISO 9660 or UDF image" in err and
+          "s3" not in [v["name"] for v in e.api_ok("GET", "/v1/vms")],
+          "create with a file that is no ISO image: %r" % err)
+    # An image that stops being one after the VM was made: the worker's check fails the start.
+    spoiled = os.path.join(e.dir, "spoiled.iso")
+    make_iso(spoiled)
+    e.keel("vm", "create", "s3", "--kernel", e.a.guest, "--memory", "32M", "--dvd", spoiled)
+    with open(spoiled, "wb") as f:
+        f.write(bytes(100000))
     _, err = e.keel("vm", "start", "s3", want=None)
     check("is not an ISO 9660 or UDF image" in err and e.vm("s3")["state"] == "Off",
           "start with a file that is no ISO image: %r / %r" % (err, e.vm("s3")))
