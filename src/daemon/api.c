@@ -301,8 +301,8 @@ static int place_nvram(struct api_ctx *ctx, json_object *req, struct vm_def *nd,
 	}
 	if (asked && strcmp(nd->nvram, path)) {
 		snprintf(err, errlen,
-			 "nvram %s: keeld keeps a Generation 2 VM's variable store in the VM's "
-			 "directory (%s); leave 'nvram' out",
+			 "nvram %.100s: keeld keeps a Generation 2 VM's variable store in the "
+			 "VM's directory (%.200s); leave 'nvram' out",
 			 nd->nvram, path);
 		return -EINVAL;
 	}
