@@ -527,8 +527,9 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 		return usage_error("%s", "missing the VM name");
 	if (create && json_object_object_get_ex(body, "kernel", NULL) &&
 	    json_object_object_get_ex(body, "generation", NULL))
-		return usage_error("%s", "--kernel boots a kernel directly and --generation through "
-					 "firmware: give one");
+		return usage_error("%s",
+				   "--kernel boots a kernel directly and --generation through "
+				   "firmware: give one");
 	/* Without a kernel, a VM boots through firmware: Generation 2 (UEFI) unless told. */
 	if (create && !json_object_object_get_ex(body, "kernel", NULL) &&
 	    !json_object_object_get_ex(body, "generation", NULL))

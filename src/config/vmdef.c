@@ -16,6 +16,7 @@
 
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
+#include "lib/agentproto.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/parse.h"
@@ -319,6 +320,38 @@ static int apply_readonly_field(struct vm_def *def, const char *key, json_object
 	return 0;
 }
 
+/* "integration_disabled": the names of the integration services turned off. */
+static int parse_integration(struct vm_def *def, json_object *val, char *err, size_t errlen)
+{
+	uint32_t off = 0;
+	size_t n;
+
+	if (val && !json_object_is_type(val, json_type_array)) {
+		error_set(err, errlen,
+			  "field 'integration_disabled' must be an array of service names");
+		return -EINVAL;
+	}
+	n = val ? json_object_array_length(val) : 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(val, i);
+		int s = json_object_is_type(e, json_type_string)
+				? ap_service_by_name(json_object_get_string(e))
+				: -EINVAL;
+
+		if (s < 0) {
+			error_set(err, errlen,
+				  "field 'integration_disabled': item %zu is not a service "
+				  "(heartbeat, "
+				  "shutdown, time, kvp, exec, copy, freeze)",
+				  i);
+			return -EINVAL;
+		}
+		off |= 1u << s;
+	}
+	def->integration_off = off;
+	return 0;
+}
+
 static int apply_field(struct vm_def *def, const char *key, json_object *val,
 		       enum vmdef_json_kind kind, char *err, size_t errlen)
 {
@@ -398,6 +431,8 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 	}
 	if (!strcmp(key, "boot_order"))
 		return vmdef_boot_parse_json(def, val, err, errlen);
+	if (!strcmp(key, "integration_disabled"))
+		return parse_integration(def, val, err, errlen);
 	if (!strcmp(key, "firmware_file"))
 		return vmdef_get_path(val, "firmware_file", true, &def->firmware_file, err, errlen);
 	if (!strcmp(key, "nvram"))
@@ -573,7 +608,8 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 			  "VM '%s': an 'nvram' variable store is UEFI's (Generation 2); %s has "
 			  "none",
 			  def->name,
-			  def->firmware == VM_FIRMWARE_BIOS ? "Generation 1 (BIOS)" : "direct boot");
+			  def->firmware == VM_FIRMWARE_BIOS ? "Generation 1 (BIOS)"
+							    : "direct boot");
 		return -EINVAL;
 	}
 	if (vmdef_boot_check(def, err, errlen))
@@ -742,9 +778,19 @@ json_object *vmdef_to_json(const struct vm_def *def)
 	json_object_object_add(o, "initrd", str_or_null(def->initrd));
 	json_object_object_add(o, "cmdline",
 			       json_object_new_string(def->cmdline ? def->cmdline : ""));
+	if (def->integration_off) { /* absent: every service on, as before the field */
+		json_object *a = json_object_new_array();
+
+		for (unsigned k = 0; a && k < AP_S_COUNT; k++)
+			if (def->integration_off >> k & 1)
+				json_object_array_add(a,
+						      json_object_new_string(ap_service_name(k)));
+		json_object_object_add(o, "integration_disabled", a);
+	}
 	if (def->firmware != VM_FIRMWARE_NONE) { /* absent: direct boot, as before firmware */
-		json_object_object_add(o, "generation",
-				       json_object_new_int(def->firmware == VM_FIRMWARE_BIOS ? 1 : 2));
+		json_object_object_add(
+			o, "generation",
+			json_object_new_int(def->firmware == VM_FIRMWARE_BIOS ? 1 : 2));
 		json_object_object_add(o, "firmware_file", str_or_null(def->firmware_file));
 		json_object_object_add(o, "nvram", str_or_null(def->nvram));
 		json_object_object_add(o, "boot_order", vmdef_boot_to_json(def));

@@ -187,7 +187,10 @@ struct vm_def {
 	struct vm_onedev rng;	  /* virtio-rng: present unless turned off */
 	struct vm_vsock vsock;	  /* virtio-vsock (docs/virtio.md) */
 	struct vm_scsi scsi;	  /* virtio-scsi disks and DVD drives */
-	bool debug_exit;	  /* the test device on port 0xf4 (docs/keel-vmm.md) */
+	/* The integration services (docs/integration-services.md) turned off: bit 1 << s for
+	 * each AP_S_* service s (lib/agentproto.h); 0: all on. Their transport is vsock. */
+	uint32_t integration_off;
+	bool debug_exit; /* the test device on port 0xf4 (docs/keel-vmm.md) */
 	enum vm_start_action start_action;
 	enum vm_stop_action stop_action;
 	int64_t created;   /* Unix time, seconds */

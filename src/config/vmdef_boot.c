@@ -48,7 +48,8 @@ static int parse_word(const char *w, size_t n, struct vm_boot_item *out, char *e
 				return 0;
 			}
 			if (!strncmp(word, device_words[k], len) && word[len] >= '0' &&
-			    word[len] <= '9' && !parse_uint(word + len, 0, device_max[k] - 1, &idx)) {
+			    word[len] <= '9' &&
+			    !parse_uint(word + len, 0, device_max[k] - 1, &idx)) {
 				*out = (struct vm_boot_item){.kind = (uint8_t)(VM_BOOT_DISK_N + k),
 							     .index = (uint8_t)idx};
 				return 0;
@@ -259,7 +260,8 @@ unsigned vmdef_boot_devices(const struct vm_def *def, struct vm_boot_dev out[VMD
 				for (unsigned d = 0; d < def->ndisks; d++)
 					add_dev(out, &n, VM_BOOTDEV_DISK, d);
 			for (unsigned l = 0; l < def->scsi.nluns; l++)
-				if ((def->scsi.luns[l].type == VM_LUN_DVD) == (it.kind == VM_BOOT_DVD))
+				if ((def->scsi.luns[l].type == VM_LUN_DVD) ==
+				    (it.kind == VM_BOOT_DVD))
 					add_dev(out, &n, VM_BOOTDEV_LUN, l);
 			break;
 		case VM_BOOT_NET:

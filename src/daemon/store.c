@@ -464,6 +464,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	ret = store_scsi_put(st, def);
 	if (!ret)
 		ret = store_firmware_put(st, def);
+	if (!ret)
+		ret = store_integration_put(st, def);
 out:
 	if (ret == -EIO)
 		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
@@ -745,6 +747,8 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	ret = store_scsi_load(st, def);
 	if (!ret)
 		ret = store_firmware_load(st, def);
+	if (!ret)
+		ret = store_integration_disabled(st, def->uuid, &def->integration_off);
 	if (ret)
 		goto out;
 	/* A VM stored before slots were recorded gets the layout it always had. A row that

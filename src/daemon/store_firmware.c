@@ -28,10 +28,11 @@ int store_firmware_put(struct store *st, const struct vm_def *def)
 	sqlite3_finalize(s);
 	if (ret || def->firmware == VM_FIRMWARE_NONE)
 		return ret;
-	ret = store_prepare(st,
-			    "INSERT INTO firmware(vm, generation, firmware_file, nvram, boot_order) "
-			    "VALUES(?1, ?2, ?3, ?4, ?5)",
-			    &s);
+	ret = store_prepare(
+		st,
+		"INSERT INTO firmware(vm, generation, firmware_file, nvram, boot_order) "
+		"VALUES(?1, ?2, ?3, ?4, ?5)",
+		&s);
 	if (ret)
 		return ret;
 	order[0] = '\0';

@@ -181,8 +181,7 @@ int sup_nvram_open(struct sup *sup, const struct sup_vm *vm, const struct vm_def
 	free(data);
 	/* The jailed worker reads the store and replaces it inside this directory only. */
 	if (!r && vm->jail_uid &&
-	    (fchown(fd, vm->jail_uid, vm->jail_uid) ||
-	     fchown(dirfd, vm->jail_uid, vm->jail_uid))) {
+	    (fchown(fd, vm->jail_uid, vm->jail_uid) || fchown(dirfd, vm->jail_uid, vm->jail_uid))) {
 		r = -errno;
 		error_set(err, errlen, "cannot give %s to the worker: %s", dir, strerror(-r));
 	}

@@ -238,7 +238,8 @@ static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const str
 	} else {
 		/* Firmware: its image, and Generation 2's variable store (sup_firmware.c). */
 		fd = sup_firmware_open(sup, def, err, errlen);
-		r = fd < 0 ? fd : worker_fd(wf, "firmware", vmdef_firmware_file(def), fd, err, errlen);
+		r = fd < 0 ? fd
+			   : worker_fd(wf, "firmware", vmdef_firmware_file(def), fd, err, errlen);
 		if (!r && def->nvram) {
 			fd = sup_nvram_open(sup, vm, def, err, errlen);
 			r = fd < 0 ? fd : worker_fd(wf, "nvram", def->nvram, fd, err, errlen);

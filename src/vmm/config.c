@@ -526,10 +526,9 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 static bool is_description_option(int c)
 {
 	return c == OPT_KERNEL || c == OPT_FIRMWARE || c == OPT_NVRAM || c == OPT_BOOT_ORDER ||
-	       c == OPT_INITRD ||
-	       c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS || c == OPT_MEMORY ||
-	       c == OPT_DISK || c == OPT_DVD || c == OPT_NET || c == OPT_NO_RNG ||
-	       c == OPT_DEBUG_EXIT;
+	       c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS ||
+	       c == OPT_MEMORY || c == OPT_DISK || c == OPT_DVD || c == OPT_NET ||
+	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
 }
 
 /*

@@ -33,7 +33,7 @@ struct vm_config {
 	uint32_t vsock_cid;
 	bool no_reboot;
 	bool firmware_debug; /* port 0x402's firmware log to stderr */
-	bool paused; /* --paused: the vCPUs wait for "resume" on the control socket */
+	bool paused;	     /* --paused: the vCPUs wait for "resume" on the control socket */
 	const char *control_path;
 	const char *status_path;
 	const char *restore_dir; /* --restore: carry on from a saved state (docs/state.md) */

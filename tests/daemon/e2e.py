@@ -2772,6 +2772,18 @@ def case_firmware(e):
               msg="none.fd")
     e.api_err("POST", "/v1/vms", {"name": "b1", "kernel": e.a.guest, "boot_order": ["disk"]},
               msg="a VM that boots its kernel directly has none")
+    # The integration settings are part of the description: vsock and the services off.
+    e.api_ok("PATCH", "/v1/vms/g1", {"vsock": {}, "integration_disabled": ["kvp", "exec"]})
+    check(e.vm("g1")["integration_disabled"] == ["kvp", "exec"] and e.vm("g1")["vsock"],
+          "integration settings: %r" % e.vm("g1"))
+    out, _ = e.keel("vm", "integration", "g1")
+    check(re.search(r"^kvp +no ", out, re.M) and re.search(r"^exec +no ", out, re.M) and
+          re.search(r"^heartbeat +yes ", out, re.M), "keel vm integration: %r" % out)
+    e.keel("vm", "integration", "g1", "enable", "kvp")
+    check(e.vm("g1")["integration_disabled"] == ["exec"], "after enable: %r" % e.vm("g1"))
+    e.api_err("PATCH", "/v1/vms/g1", {"integration_disabled": ["tea"]}, msg="is not a service")
+    e.api_ok("PATCH", "/v1/vms/g1", {"integration_disabled": []})
+    check("integration_disabled" not in e.vm("g1"), "all on again: %r" % e.vm("g1"))
     e.keel("vm", "delete", "g2")
     check(not os.path.exists(os.path.dirname(nvram)), "delete left the store")
 

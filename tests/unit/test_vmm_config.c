@@ -169,9 +169,8 @@ static void test_device_slots(void **state)
  * document writes "generation" and round-trips; the rules between the fields. */
 static void test_firmware(void **state)
 {
-	char *argv[] = {"keel-vmm",    "--firmware", "uefi=/fw/code.fd", "--nvram",
-			"/vm/vars.fd", "--dvd",	     "/x.iso",		 "--boot-order",
-			"dvd,disk0",   NULL};
+	char *argv[] = {"keel-vmm", "--firmware", "uefi=/fw/code.fd", "--nvram",   "/vm/vars.fd",
+			"--dvd",    "/x.iso",	  "--boot-order",     "dvd,disk0", NULL};
 	char *bad_order[] = {"keel-vmm", "--firmware", "bios", "--boot-order", "dvd,dvd", NULL};
 	char *direct_order[] = {"keel-vmm", "--kernel", "/k", "--boot-order", "disk", NULL};
 	struct vm_config cfg;
@@ -217,11 +216,31 @@ static void test_firmware(void **state)
 	vmdef_free(&back);
 	json_object_object_add(j, "generation", json_object_new_int(3));
 	vmdef_init(&back);
-	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "generation"));
 	json_object_object_add(j, "generation", json_object_new_int(2));
+	/* The integration services turned off: names, written back in service order. */
+	json_object_object_add(j, "integration_disabled",
+			       json_tokener_parse("[\"exec\", \"heartbeat\"]"));
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_int_equal(back.integration_off, 1u << 0 | 1u << 4);
+	{
+		json_object *w = vmdef_to_json(&back), *a;
+
+		assert_true(json_object_object_get_ex(w, "integration_disabled", &a));
+		assert_string_equal(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+				    "[\"heartbeat\",\"exec\"]");
+		json_object_put(w);
+	}
+	json_object_object_add(j, "integration_disabled", json_tokener_parse("[\"tea\"]"));
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "item 0 is not a service"));
+	json_object_object_del(j, "integration_disabled");
 	json_object_object_add(j, "firmware", json_object_new_string("uefi"));
-	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "unknown field 'firmware'"));
 	vmdef_free(&back);
 	json_object_put(j);
@@ -426,8 +445,9 @@ static void test_passed_fds(void **state)
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "disk.x=3", NULL};
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
-		assert_non_null(strstr(err, "expected kernel=N, initrd=N, kvm=N, firmware=N, nvram=N "
-					    "(a directory), disk.I=N, net.I=N or lun.I=N"));
+		assert_non_null(strstr(err,
+				       "expected kernel=N, initrd=N, kvm=N, firmware=N, nvram=N "
+				       "(a directory), disk.I=N, net.I=N or lun.I=N"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "lun.8=3", NULL};
@@ -445,8 +465,8 @@ static void test_passed_fds(void **state)
 	{
 		int dfd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		char fw[32], nv[32], nvfile[32];
-		char *a[] = {"keel-vmm", "--firmware", "uefi", "--nvram", "/tmp/v.fd", "--fd", fw,
-			     "--fd",	 nv,	       NULL};
+		char *a[] = {"keel-vmm", "--firmware", "uefi", "--nvram", "/tmp/v.fd",
+			     "--fd",	 fw,	       "--fd", nv,	  NULL};
 		char *direct[] = {"keel-vmm", "--kernel", "k", "--fd", fw, NULL};
 		char *nostore[] = {"keel-vmm", "--firmware", "uefi", "--fd", nv, NULL};
 

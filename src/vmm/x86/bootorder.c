@@ -20,8 +20,9 @@ int bootorder_build(const struct vm_def *def, char *buf, size_t cap)
 				     def->disks[devs[i].index].pci_slot);
 			break;
 		case VM_BOOTDEV_LUN:
-			k = snprintf(buf + len, cap - len, "%s/pci@i0cf8/scsi@%x/channel@0/disk@0,%x",
-				     sep, def->scsi.pci_slot, devs[i].index);
+			k = snprintf(buf + len, cap - len,
+				     "%s/pci@i0cf8/scsi@%x/channel@0/disk@0,%x", sep,
+				     def->scsi.pci_slot, devs[i].index);
 			break;
 		default:
 			k = snprintf(buf + len, cap - len, "%s/pci@i0cf8/ethernet@%x", sep,
