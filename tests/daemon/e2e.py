@@ -2691,7 +2691,21 @@ def case_firmware(e):
     check(vm2["state_reason"] == "restored from its saved state", "restore: %r" % vm2)
     time.sleep(1)
     check(e.vm("g1")["state"] == "Running", "the restored VM: %r" % e.vm("g1"))
+    # Pause, and a checkpoint of the running firmware VM (its flash, chipset and virtio-scsi
+    # state with it), applied later: the VM is Saved and starts from there.
+    e.keel("vm", "pause", "g1")
+    check(e.vm("g1")["state"] == "Paused", "pause: %r" % e.vm("g1"))
+    e.keel("vm", "resume", "g1")
+    check(e.vm("g1")["state"] == "Running", "resume: %r" % e.vm("g1"))
+    e.keel("checkpoint", "create", "g1", "--name", "fw")
+    check(e.vm("g1")["state"] == "Running", "after a checkpoint: %r" % e.vm("g1"))
     e.keel("vm", "turn-off", "g1")
+    e.keel("checkpoint", "apply", "g1", "fw")
+    check(e.vm("g1")["state"] == "Saved", "apply: %r" % e.vm("g1"))
+    vm3 = e.start("g1")
+    check(vm3["state_reason"] == "restored from its saved state", "after apply: %r" % vm3)
+    e.keel("vm", "turn-off", "g1")
+    e.keel("checkpoint", "delete", "g1", "fw")
     # The order changed while off: SeaBIOS now tries the disk first.
     e.keel("vm", "set", "g1", "--boot-order", "disk,dvd")
     check(e.vm("g1")["boot_order"] == ["disk", "dvd"], "set --boot-order: %r" % e.vm("g1"))
