@@ -38,4 +38,10 @@ echo "lab: keeld-ovmf: saved and restored in the shell, which answers"
 keel vm turn-off g2 || fail "keel vm turn-off failed"
 [ "$(vm_state g2)" = Off ] || fail "g2 is $(vm_state g2) after turn-off"
 [ -f "$nvram" ] || fail "the variable store is gone after turn-off"
+# OVMF wrote its boot options into the store: the jailed worker replaced the file (by rename
+# in the directory keeld gave it), and the store is root's again now that the worker ended.
+! cmp -s "$nvram" /usr/share/OVMF/OVMF_VARS_4M.fd ||
+	fail "the variable store is still the template: the worker's writes did not reach it"
+[ "$(stat -c %u "$nvram")" = 0 ] || fail "the store is uid $(stat -c %u "$nvram")'s after the worker ended"
+echo "lab: keeld-ovmf: the store holds what OVMF wrote, and is root's again"
 kill "$(cat "$KD/pid")"
