@@ -277,6 +277,44 @@ static void do_list(struct api_ctx *ctx, struct api_reply *out)
 	api_reply_json(out, 200, arr);
 }
 
+/*
+ * A Generation 2 VM's UEFI variable store is keeld's, in the VM's directory
+ * (sup_nvram_path): a request that leaves "nvram" out or null gets that place, one that
+ * names another is refused. Another generation has none (a request naming one is left for
+ * vmdef_check to refuse, with its reason).
+ */
+static int place_nvram(struct api_ctx *ctx, json_object *req, struct vm_def *nd, char *err,
+		       size_t errlen)
+{
+	json_object *v = NULL;
+	bool asked = json_object_object_get_ex(req, "nvram", &v) && v;
+	char path[PATH_MAX];
+
+	if (sup_nvram_path(ctx->sup, nd->uuid, path, sizeof(path)))
+		return -ENAMETOOLONG;
+	if (nd->firmware != VM_FIRMWARE_UEFI) {
+		if (!asked) {
+			free(nd->nvram);
+			nd->nvram = NULL;
+		}
+		return 0;
+	}
+	if (asked && strcmp(nd->nvram, path)) {
+		snprintf(err, errlen,
+			 "nvram %.100s: keeld keeps a Generation 2 VM's variable store in the "
+			 "VM's directory (%.200s); leave 'nvram' out",
+			 nd->nvram, path);
+		return -EINVAL;
+	}
+	if (!nd->nvram || strcmp(nd->nvram, path)) {
+		free(nd->nvram);
+		nd->nvram = strdup(path);
+		if (!nd->nvram)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *out)
 {
 	struct vm_def def;
@@ -285,17 +323,19 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 
 	vmdef_init(&def);
 	ret = vmdef_apply_json(&def, req, VMDEF_JSON_REQUEST, err, sizeof(err));
+	if (!ret) {
+		ret = vmdef_gen_uuid(def.uuid);
+		if (ret)
+			snprintf(err, sizeof(err), "cannot generate a VM id: %s", strerror(-ret));
+	}
+	if (!ret)
+		ret = place_nvram(ctx, req, &def, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&def, err, sizeof(err));
 	if (!ret)
 		ret = disk_policy_attach(ctx->store, ctx->sup, &def, NULL, err, sizeof(err));
 	if (ret)
 		goto fail;
-	ret = vmdef_gen_uuid(def.uuid);
-	if (ret) {
-		snprintf(err, sizeof(err), "cannot generate a VM id: %s", strerror(-ret));
-		goto fail;
-	}
 	def.created = (int64_t)time(NULL);
 	def.revision = 1;
 	def.version = VMDEF_CONFIG_VERSION;
@@ -333,6 +373,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		return;
 	}
 	ret = vmdef_apply_json(&nd, req, VMDEF_JSON_REQUEST, err, sizeof(err));
+	if (!ret)
+		ret = place_nvram(ctx, req, &nd, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&nd, err, sizeof(err));
 	if (!ret)

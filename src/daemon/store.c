@@ -54,6 +54,13 @@ static const char schema[] =
 	" vlan INTEGER NOT NULL DEFAULT 0,"   /* on a switch: the access VLAN, 0: untagged */
 	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard */
 	" PRIMARY KEY(vm, idx));"
+	/* Firmware boot (store_firmware.c): a row per VM that boots through firmware. */
+	"CREATE TABLE IF NOT EXISTS firmware("
+	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" generation INTEGER NOT NULL," /* 1: SeaBIOS, 2: OVMF */
+	" firmware_file TEXT,"		/* NULL: Debian's */
+	" nvram TEXT,"			/* Generation 2: the variable store in the VM's directory */
+	" boot_order TEXT NOT NULL);"	/* '' : the default */
 	/* virtio-vsock (store_vsock.c): a row per VM that has the device. */
 	"CREATE TABLE IF NOT EXISTS vsock("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -455,6 +462,10 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	}
 	ret = store_vsock_put(st, def);
 	ret = store_scsi_put(st, def);
+	if (!ret)
+		ret = store_firmware_put(st, def);
+	if (!ret)
+		ret = store_integration_put(st, def);
 out:
 	if (ret == -EIO)
 		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
@@ -487,7 +498,7 @@ int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_
 	sqlite3_bind_int64(s, 5, def->created);
 	sqlite3_bind_int64(s, 6, def->cpus);
 	sqlite3_bind_int64(s, 7, (sqlite3_int64)def->memory);
-	sqlite3_bind_text(s, 8, def->kernel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, def->kernel ? def->kernel : "", -1, SQLITE_STATIC);
 	bind_text_or_null(s, 9, def->initrd);
 	bind_text_or_null(s, 10, def->cmdline);
 	bind_text_or_null(s, 11, def->notes);
@@ -529,7 +540,7 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 	sqlite3_bind_int64(s, 3, (sqlite3_int64)def->revision);
 	sqlite3_bind_int64(s, 4, def->cpus);
 	sqlite3_bind_int64(s, 5, (sqlite3_int64)def->memory);
-	sqlite3_bind_text(s, 6, def->kernel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, def->kernel ? def->kernel : "", -1, SQLITE_STATIC);
 	bind_text_or_null(s, 7, def->initrd);
 	bind_text_or_null(s, 8, def->cmdline);
 	bind_text_or_null(s, 9, def->notes);
@@ -734,6 +745,10 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	}
 	ret = store_vsock_load(st, def);
 	ret = store_scsi_load(st, def);
+	if (!ret)
+		ret = store_firmware_load(st, def);
+	if (!ret)
+		ret = store_integration_disabled(st, def->uuid, &def->integration_off);
 	if (ret)
 		goto out;
 	/* A VM stored before slots were recorded gets the layout it always had. A row that

@@ -313,6 +313,7 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 	 * keeld that gave it the directory died during the save). */
 	if (!sup_path(sup, vm->uuid, SUP_SAVED_DIR, saved, sizeof(saved)))
 		sup_jail_take_dir(saved);
+	sup_nvram_take_back(sup, vm);
 	/* Its sockets: a jailed worker cannot remove them (their directory is not its). */
 	sup_remove_sockets(sup, vm);
 	/* A Save-VM that completed counts even when the keeld that asked for it is gone (it
@@ -999,6 +1000,7 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 		if (!sup_path(sup, def->uuid, files[i], path, sizeof(path)))
 			unlink(path);
 	sup_remove_saved(sup, vm);
+	sup_nvram_remove(sup, def->uuid);
 	if (!sup_path(sup, def->uuid, NULL, path, sizeof(path)) && rmdir(path) < 0 &&
 	    errno != ENOENT)
 		log_warn("VM %s: cannot remove %s: %s", def->name, path, strerror(errno));

@@ -151,6 +151,10 @@ int sup_start_restore(struct sup *sup, const struct vm_def *def, bool paused, ch
 /* A hard reset, like Restart-VM. */
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* Where keeld keeps a Generation 2 VM's UEFI variable store: STATE_DIR/vms/UUID/nvram/
+ * OVMF_VARS.fd (sup_firmware.c). 0 or -ENAMETOOLONG. */
+int sup_nvram_path(const struct sup *sup, const char *uuid, char *buf, size_t size)
+	__attribute__((warn_unused_result));
 /* Before a VM is deleted: refuses unless it is off, then removes its directory. */
 int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -11,12 +11,13 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "lib/iso.h"
 #include "lib/log.h"
 #include "vmm/scsi/scsi.h"
 
 /* Open path (or take fd) as a raw, read-only ISO image: checked first. O_NONBLOCK: a FIFO
  * (or a device whose open waits) must not hold up the caller, who may hold the
- * controller's lock (a media change); scsi_iso_check then refuses what is not a file. */
+ * controller's lock (a media change); iso_check then refuses what is not a file. */
 static int open_iso(const char *path, int fd, struct disk **out, char *err, size_t errlen)
 {
 	int r;
@@ -28,7 +29,7 @@ static int open_iso(const char *path, int fd, struct disk **out, char *err, size
 		snprintf(err, errlen, "DVD image %s: %s", path, strerror(errno));
 		return r;
 	}
-	r = scsi_iso_check(fd, path, err, errlen);
+	r = iso_check(fd, path, err, errlen);
 	if (r) {
 		close(fd);
 		return r;

@@ -242,15 +242,15 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 	p->timer_fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	if (m->def->nvram) {
-		r = nvram_open(&p->nv, m->def->nvram, VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err,
-			       errlen);
+		r = nvram_open(&p->nv, m->def->nvram, m->nvram_dir_fd >= 3 ? m->nvram_dir_fd : -1,
+			       VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err, errlen);
 		p->persistent = true;
 	} else {
 		struct nvram tmp = {.dirfd = -1};
 
 		/* No file: the template's contents, kept in memory only. */
-		r = nvram_open(&tmp, VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_VARS_FILE, &p->data, &p->size,
-			       err, errlen);
+		r = nvram_open(&tmp, VMDEF_OVMF_VARS_FILE, -1, VMDEF_OVMF_VARS_FILE, &p->data,
+			       &p->size, err, errlen);
 		nvram_close(&tmp);
 	}
 	if (r) {
