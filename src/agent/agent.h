@@ -22,6 +22,10 @@ struct agent_opts {
 	/* Test builds only (-Dtest_hooks=true): run this with "poweroff" or "reboot" instead
 	 * of shutting down, so that host tests can check a stop through the agent. */
 	const char *test_shutdown_command;
+	/* Test builds only: the mount table freeze reads instead of /proc/self/mountinfo (an
+	 * empty file: nothing to freeze), so that host tests drive a production checkpoint
+	 * without freezing the host. */
+	const char *test_mountinfo;
 };
 
 extern struct agent_opts agent_opts;

@@ -751,6 +751,121 @@ def case_agent(e):
     check("runtime error" not in alog and "Sanitizer" not in alog, "keel-agent reported:\n" + alog)
 
 
+def host_agent(e, vmdir, *extra):
+    """keel-agent on the host as a VM's guest, behind the test mux at the VM's vsock.sock
+    (freeze reads an empty mount table: the host is never frozen). Returns (process, path of
+    its socket)."""
+    guest = os.path.join(e.dir, "guest")
+    os.makedirs(guest, exist_ok=True)
+    mounts = os.path.join(guest, "mountinfo")
+    open(mounts, "w").close()
+    agent_sock = os.path.join(guest, "agent.sock")
+    log = open(os.path.join(e.dir, "agent.log"), "a")
+    agent = subprocess.Popen([e.a.agent, "--listen-unix", agent_sock, "--state-dir",
+                              os.path.join(guest, "state"), "--test-mountinfo", mounts,
+                              "--disable", "time"] + list(extra),
+                             stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    for _ in range(100):
+        if os.path.exists(agent_sock):
+            break
+        time.sleep(0.05)
+    VsockMux(os.path.join(vmdir, "vsock.sock"), agent_sock)
+    return agent, agent_sock
+
+
+def case_checkpoint_production(e):
+    """Production checkpoints (issue 13): the default type; without an agent a running VM
+    gets a standard checkpoint and is told so, and production-only is refused with nothing
+    changed; with the agent the guest is frozen, only the disks are kept (no saved state),
+    the VM runs on without a reboot, and applying it leaves the VM Off to boot afresh; an Off
+    VM's checkpoint is a production one; the type shows in keel checkpoint list."""
+    check(e.a.agent and os.access(e.a.agent, os.X_OK), "keel-agent is not built: %s" % e.a.agent)
+    e.start_keeld()
+    base = os.path.join(e.dir, "base.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    e.create("p1", disks=[{"path": base}])
+    # Off: production, nothing to freeze.
+    out, _ = e.keel("checkpoint", "create", "p1", "--name", "off")
+    check(out == "production checkpoint 'off' of VM 'p1' created\n", "off: %r" % out)
+    write_disk(e, disk_of(e, "p1"), 3)
+    before = digest(e, disk_of(e, "p1"))  # the guest does not write its disk
+    vm = e.start("p1")
+    e.console_until("p1", "ready for input")
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    # No agent: production-only is refused and changes nothing; production falls back.
+    _, err = e.keel("checkpoint", "create", "p1", "--name", "x", "--type", "production-only",
+                    want=None)
+    check("cannot take a production checkpoint of VM 'p1': no integration services" in err,
+          "production-only without an agent: %r" % err)
+    e.api_err("POST", "/v1/vms/p1/checkpoints", {"type": "production-only"}, want=409,
+              msg="no integration services")
+    e.api_err("POST", "/v1/vms/p1/checkpoints", {"type": "consistent"}, want=400,
+              msg="unknown checkpoint type")
+    _, err = e.keel("checkpoint", "create", "p1", "--type", "consistent", want=2)
+    check("unknown checkpoint type 'consistent'" in err, "bad --type: %r" % err)
+    check(sorted(ckpts(e, "p1")) == ["off"] and e.vm("p1")["pid"] == vm["pid"],
+          "a refused checkpoint changed something: %r" % ckpts(e, "p1"))
+    e.type_console("p1", "abc")
+    out, _ = e.keel("checkpoint", "create", "p1", "--name", "fallback")
+    check("a standard checkpoint instead of a production one: no integration services in "
+          "VM 'p1'" in out, "fallback: %r" % out)
+    vm = e.wait_state("p1", "Running")
+    e.pids.add(vm["pid"])
+    cs = ckpts(e, "p1")
+    check(cs["fallback"]["type"] == "standard" and cs["fallback"]["saved_state"],
+          "the fallback checkpoint: %r" % cs["fallback"])
+    # With the agent: frozen, disks only, the VM carries on where it was.
+    agent, _ = host_agent(e, vmdir)
+    try:
+        wait_heartbeat(e, "p1", "OK", 5)
+        out, _ = e.keel("checkpoint", "create", "p1", "--name", "prod", "--json")
+        doc = json.loads(out)
+        check(doc["type"] == "production" and not doc["saved_state"] and
+              doc.get("frozen_filesystems") == 0 and "fallback" not in doc,
+              "production checkpoint: %r" % doc)
+        vm = e.wait_state("p1", "Running")
+        e.pids.add(vm["pid"])
+        e.type_console("p1", "-def\n")
+        log = e.console_until("p1", r"echo \[abc-def\]")
+        check("daemon-guest: up" not in log.split("echo [abc")[-1],
+              "the VM rebooted under a production checkpoint: %r" % log)
+        check(digest(e, ckpts(e, "p1")["prod"]["disks"][0]) == before,
+              "the production checkpoint's disk differs from the disk at that moment")
+        state_dir = os.path.join(vmdir, "checkpoints", doc["id"])
+        check(not os.path.exists(state_dir), "a production checkpoint kept a saved state")
+        out, _ = e.keel("checkpoint", "list", "p1")
+        check(re.search(r"^off  \(.*, production\)\n  fallback  \(.*, standard, saved state\)"
+                        r"\n    prod  \(.*, production\)\n      > Now$", out, re.M),
+              "list with types: %r" % out)
+        # The freeze service disabled: production-only refused, naming how to enable it.
+        VsockMux(os.path.join(vmdir, "vsock.sock"), os.path.join(e.dir, "guest", "agent.sock"))
+        wait_heartbeat(e, "p1", "OK", 5)
+        e.keel("vm", "integration", "p1", "disable", "freeze")
+        _, err = e.keel("checkpoint", "create", "p1", "--type", "production-only", want=None)
+        check("freeze service of VM 'p1' is disabled" in err, "freeze disabled: %r" % err)
+        e.keel("vm", "integration", "p1", "enable", "freeze")
+        out, _ = e.keel("checkpoint", "create", "p1", "--name", "only", "--type",
+                        "production-only")
+        check(out == "production checkpoint 'only' of VM 'p1' created\n", "only: %r" % out)
+        vm = e.wait_state("p1", "Running")
+        e.pids.add(vm["pid"])
+        # Apply: the VM is Off (no memory) and boots from the checkpoint's disks.
+        out, _ = e.keel("checkpoint", "apply", "p1", "prod")
+        check(e.vm("p1")["state"] == "Off", "after applying a production checkpoint: %r" %
+              e.vm("p1"))
+        check(digest(e, disk_of(e, "p1")) == before, "apply did not give the frozen disk")
+        e.start("p1")
+        e.console_until("p1", "daemon-guest: up")
+        e.keel("vm", "turn-off", "p1")
+        check(agent.poll() is None, "keel-agent died")
+    finally:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait()
+    alog = open(os.path.join(e.dir, "agent.log")).read()
+    check("runtime error" not in alog and "Sanitizer" not in alog, "keel-agent reported:\n" + alog)
+
+
 def case_console(e):
     e.start_keeld()
     e.create("c1")
@@ -1578,6 +1693,7 @@ def case_description(e):
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
            "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
            "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
+           "ALTER TABLE checkpoints DROP COLUMN type;"
            "PRAGMA user_version=1;")
     r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -1587,7 +1703,7 @@ def case_description(e):
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
                        timeout=30)
-    check(r.stdout.strip() == "5", "store schema after upgrade: %r" % r.stdout)
+    check(r.stdout.strip() == "6", "store schema after upgrade: %r" % r.stdout)
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):
