@@ -173,6 +173,20 @@ int cli_vm_kvp(int argc, char **argv)
 	return ret;
 }
 
+void cli_print_heartbeat(json_object *o)
+{
+	const char *ver = client_str_field(o, "agent_version"),
+		   *vcpus = client_str_field(o, "vcpus");
+	const char *why = !strcmp(vcpus, "running")   ? "agent gone: the guest's vCPUs still run"
+			  : !strcmp(vcpus, "stalled") ? "guest hung: its vCPUs have not run for 3 s"
+						      : "";
+
+	printf("%s", client_str_field(o, "heartbeat"));
+	if (ver[0] || why[0])
+		printf(" (%s%s%s%s)", ver[0] ? "keel-agent " : "", ver,
+		       ver[0] && why[0] ? "; " : "", why);
+}
+
 /* `keel vm integration NAME [enable|disable SERVICE]`. */
 int cli_vm_integration(int argc, char **argv)
 {
@@ -223,9 +237,8 @@ int cli_vm_integration(int argc, char **argv)
 	if (!ret && json) {
 		client_print_json(o);
 	} else if (!ret) {
-		printf("Heartbeat: %s", client_str_field(o, "heartbeat"));
-		if (client_str_field(o, "agent_version")[0])
-			printf(" (keel-agent %s)", client_str_field(o, "agent_version"));
+		printf("Heartbeat: ");
+		cli_print_heartbeat(o);
 		printf("\n%-10s %-8s %s\n", "SERVICE", "ENABLED", "RUNNING");
 		if (json_object_object_get_ex(o, "services", &svcs))
 			for (size_t i = 0; i < json_object_array_length(svcs); i++) {

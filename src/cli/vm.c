@@ -579,9 +579,8 @@ static void print_vm(json_object *vm)
 		printf("Console:                keel console %s\n", client_str_field(vm, "name"));
 	if (json_object_object_get_ex(vm, "integration", &v) &&
 	    client_str_field(v, "heartbeat")[0]) {
-		printf("Heartbeat:              %s", client_str_field(v, "heartbeat"));
-		if (client_str_field(v, "agent_version")[0])
-			printf(" (keel-agent %s)", client_str_field(v, "agent_version"));
+		printf("Heartbeat:              ");
+		cli_print_heartbeat(v);
 		printf("\n");
 		if (json_object_object_get_ex(v, "addresses", &arr) &&
 		    json_object_array_length(arr)) {

@@ -728,8 +728,28 @@ def case_agent(e):
         _, err = e.keel("vm", "exec", "a1", "--", "true", want=255, timeout=30)
         check("did not answer" in err and time.time() - t < 15,
               "exec with the agent stopped: %r after %.1f s" % (err, time.time() - t))
+        # "Agent gone" and "guest hung" told apart by whether the vCPUs run: the guest's
+        # vCPU wakes every 10 ms; with its worker stopped, none runs.
+        check("agent gone: the guest's vCPUs still run" in heartbeat(e, "a1"),
+              "agent stopped, guest running: %r" % heartbeat(e, "a1"))
+        check(e.vm("a1")["integration"]["vcpus"] == "running", "vcpus: %r" % e.vm("a1"))
+        wpid = e.vm("a1")["pid"]
+        os.kill(wpid, signal.SIGSTOP)
+        try:
+            t = time.time()
+            while "guest hung" not in heartbeat(e, "a1"):
+                check(time.time() - t < 6, "worker stopped: %r" % heartbeat(e, "a1"))
+                time.sleep(0.2)
+            check(e.vm("a1")["integration"]["vcpus"] == "stalled", "vcpus: %r" % e.vm("a1"))
+        finally:
+            os.kill(wpid, signal.SIGCONT)
+        t = time.time()
+        while "agent gone" not in heartbeat(e, "a1"):
+            check(time.time() - t < 5, "worker continued: %r" % heartbeat(e, "a1"))
+            time.sleep(0.2)
         os.killpg(agent.pid, signal.SIGCONT)
         wait_heartbeat(e, "a1", "OK", 5)
+        check(e.vm("a1")["integration"]["vcpus"] is None, "vcpus with OK: %r" % e.vm("a1"))
         # keel vm stop uses the agent and says so; the guest (here: the console) powers off.
         out, _ = e.keel("vm", "stop", "a1", "--no-wait")
         check("through keel-agent (%s)" % hook in out, "stop through the agent: %r" % out)
