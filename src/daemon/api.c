@@ -463,7 +463,7 @@ static int action_opts(json_object *req, bool is_stop, bool *force, unsigned *ti
 }
 
 /* The job JSON with its error code, as the API shows jobs. */
-static json_object *job_json(struct job *j)
+json_object *api_job_json(struct job *j)
 {
 	json_object *o = job_to_json(j), *e;
 
@@ -601,7 +601,7 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 	}
 	o = vm_json(ctx, def);
 	if (o && job)
-		json_object_object_add(o, "job", job_json(job));
+		json_object_object_add(o, "job", api_job_json(job));
 	if (o && how[0]) /* a stop: through the agent or the power button */
 		json_object_object_add(o, "stopped_through", json_object_new_string(how));
 	api_reply_json(out, status, o);
@@ -780,7 +780,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 				ret = start_ckpt_job(ctx, def, CKPT_JOB_CREATE, name, false, type,
 						     &job, err, sizeof(err));
 			if (!ret)
-				api_reply_json(out, 202, job_json(job));
+				api_reply_json(out, 202, api_job_json(job));
 		} else {
 			api_method_not_allowed(out, method, url, "GET, POST");
 			return;
@@ -799,7 +799,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			ret = start_ckpt_job(ctx, def, CKPT_JOB_APPLY, rest, false, CKPT_STANDARD,
 					     &job, err, sizeof(err));
 		if (!ret)
-			api_reply_json(out, 202, job_json(job));
+			api_reply_json(out, 202, api_job_json(job));
 	} else if (!strcmp(method, "PATCH")) {
 		ret = ckpt_body(req, &name, NULL, true, err, sizeof(err));
 		if (!ret)
@@ -829,7 +829,7 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			ret = start_ckpt_job(ctx, def, CKPT_JOB_DELETE, rest, subtree,
 					     CKPT_STANDARD, &job, err, sizeof(err));
 		if (!ret)
-			api_reply_json(out, 202, job_json(job));
+			api_reply_json(out, 202, api_job_json(job));
 	} else if (!strcmp(method, "GET")) {
 		ret = ckpt_list(&cc, def, &o);
 		if (!ret) {
@@ -907,6 +907,8 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		api_vm_kvp(ctx, method, url, &def, sub[3] ? sub + 4 : NULL, query, req, out);
 	} else if (sub && !strcmp(sub, "integration")) {
 		api_vm_integration(ctx, method, url, &def, req, out);
+	} else if (sub && !strcmp(sub, "backup")) {
+		api_vm_backup(ctx, method, url, &def, req, out);
 	} else if (sub && strchr(sub, '/')) {
 		snprintf(msg, sizeof(msg), "no such resource: %.200s", url);
 		api_error_reply(out, 404, "NotFound", msg);
@@ -989,7 +991,7 @@ static void do_host_shutdown(struct api_ctx *ctx, json_object *req, struct api_r
 		api_reply_errno(out, ret, "cannot start the host shutdown job");
 		return;
 	}
-	api_reply_json(out, 202, job_json(job));
+	api_reply_json(out, 202, api_job_json(job));
 }
 
 int api_since_wait(char *query, const char *since_is, unsigned wait_max, uint64_t *since,
@@ -1092,7 +1094,7 @@ static void route_jobs(const char *method, const char *url, const char *path, st
 		api_error_reply(out, 404, "NotFound", msg);
 		return;
 	}
-	api_reply_json(out, 200, job_json(j));
+	api_reply_json(out, 200, api_job_json(j));
 	/* The host shutdown's report is out: keeld exits once it was delivered (host.h). */
 	if (!strcmp(job_operation(j), "host-shutdown") && job_state_of(j) != JOB_RUNNING)
 		out->after_sent = host_shutdown_reported;

@@ -363,8 +363,7 @@ static int create_checks(struct op *op, const struct vm_def *def, const char *na
 	return ret;
 }
 
-/* A checkpoint's default name, Hyper-V style: "VM - (2026-12-05 - 10:00:00)". */
-static const char *default_name(const struct vm_def *def, char *buf, size_t size)
+const char *ckpt_stamped_name(const struct vm_def *def, const char *kind, char *buf, size_t size)
 {
 	time_t now = time(NULL);
 	struct tm tm;
@@ -372,8 +371,14 @@ static const char *default_name(const struct vm_def *def, char *buf, size_t size
 
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d - %H:%M:%S", &tm);
-	snprintf(buf, size, "%s - (%s)", def->name, when);
+	snprintf(buf, size, "%.64s - %s(%s)", def->name, kind, when);
 	return buf;
+}
+
+/* A checkpoint's default name, Hyper-V style: "VM - (2026-12-05 - 10:00:00)". */
+static const char *default_name(const struct vm_def *def, char *buf, size_t size)
+{
+	return ckpt_stamped_name(def, "", buf, size);
 }
 
 int ckpt_type_parse(const char *s, enum ckpt_type *out)

@@ -29,6 +29,9 @@ struct ckpt_ctx {
  * when that cannot be done; production-only: refused instead; standard: memory too. */
 enum ckpt_type { CKPT_PRODUCTION, CKPT_PRODUCTION_ONLY, CKPT_STANDARD };
 
+/* "VM - KIND(2026-12-05 - 10:00:00)", Hyper-V's names: kind "" for a checkpoint's default,
+ * "Backup - " for a backup's recovery checkpoint. Returns buf. */
+const char *ckpt_stamped_name(const struct vm_def *def, const char *kind, char *buf, size_t size);
 /* "production", "production-only", "standard" into *out: 0, or -EINVAL. */
 int ckpt_type_parse(const char *s, enum ckpt_type *out) __attribute__((warn_unused_result));
 

@@ -771,6 +771,17 @@ def case_agent(e):
     check("runtime error" not in alog and "Sanitizer" not in alog, "keel-agent reported:\n" + alog)
 
 
+def ran_on(e, name, what):
+    """The VM is Running after what, and did not reboot: the line whose start ("abc") was
+    typed before completes ("-def")."""
+    vm = e.wait_state(name, "Running")
+    e.pids.add(vm["pid"])
+    e.type_console(name, "-def\n")
+    log = e.console_until(name, r"echo \[abc-def\]")
+    check("daemon-guest: up" not in log.split("ready for input")[-1],
+          "%s rebooted under %s: %r" % (name, what, log))
+
+
 def host_agent(e, vmdir, *extra):
     """keel-agent on the host as a VM's guest, behind the test mux at the VM's vsock.sock
     (freeze reads an empty mount table: the host is never frozen). Returns (process, path of
@@ -844,12 +855,7 @@ def case_checkpoint_production(e):
         check(doc["type"] == "production" and not doc["saved_state"] and
               doc.get("frozen_filesystems") == 0 and "fallback" not in doc,
               "production checkpoint: %r" % doc)
-        vm = e.wait_state("p1", "Running")
-        e.pids.add(vm["pid"])
-        e.type_console("p1", "-def\n")
-        log = e.console_until("p1", r"echo \[abc-def\]")
-        check("daemon-guest: up" not in log.split("echo [abc")[-1],
-              "the VM rebooted under a production checkpoint: %r" % log)
+        ran_on(e, "p1", "a production checkpoint")
         check(digest(e, ckpts(e, "p1")["prod"]["disks"][0]) == before,
               "the production checkpoint's disk differs from the disk at that moment")
         state_dir = os.path.join(vmdir, "checkpoints", doc["id"])
@@ -884,6 +890,68 @@ def case_checkpoint_production(e):
         agent.wait()
     alog = open(os.path.join(e.dir, "agent.log")).read()
     check("runtime error" not in alog and "Sanitizer" not in alog, "keel-agent reported:\n" + alog)
+
+
+def case_backup(e):
+    """keel vm backup (issue 13): refusals change nothing; a running VM with keel-agent is
+    backed up application-consistent (its guest frozen while the disk moves onto a child)
+    while it runs on, the copy is a standalone VHDX with the disk's contents and config.json
+    its description; the VM ends on its original disk file with its data, no checkpoint
+    left; an Off VM's backup is its disk as it is."""
+    check(e.a.agent and os.access(e.a.agent, os.X_OK), "keel-agent is not built: %s" % e.a.agent)
+    e.start_keeld()
+    base = os.path.join(e.dir, "base.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    write_disk(e, base, 5)
+    write_disk(e, base, 6, off=4 << 20)
+    want = digest(e, base)
+    e.create("b1", disks=[{"path": base}])
+    dest = os.path.join(e.dir, "backups")
+    os.makedirs(dest)
+    _, err = e.keel("vm", "backup", "b1", "--to", os.path.join(e.dir, "nowhere"), want=2)
+    check("cannot use" in err, "backup to a missing directory: %r" % err)
+    e.api_err("POST", "/v1/vms/b1/backup", {"to": "relative"}, want=400, msg="absolute path")
+    e.api_err("POST", "/v1/vms/b1/backup", {"dest": dest}, want=400, msg="unknown field")
+    # Off: the disk as it is.
+    out, _ = e.keel("vm", "backup", "b1", "--to", dest)
+    check("backed up to %s/b1 (consistency: off)" % dest in out, "off backup: %r" % out)
+    check(digest(e, os.path.join(dest, "b1", "disks", "disk0.vhdx")) == want, "off copy differs")
+    e.api_err("POST", "/v1/vms/b1/backup", {"to": dest}, want=409, msg="exists already")
+    shutil.rmtree(os.path.join(dest, "b1"))
+    vm = e.start("b1")
+    e.console_until("b1", "ready for input")
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    agent, _ = host_agent(e, vmdir)
+    try:
+        wait_heartbeat(e, "b1", "OK", 5)
+        e.type_console("b1", "abc")
+        out, _ = e.keel("vm", "backup", "b1", "--to", dest, "--json")
+        doc = json.loads(out)
+        check(doc["consistency"] == "application" and "fallback" not in doc,
+              "running backup: %r" % doc)
+        copy = os.path.join(dest, "b1", "disks", "disk0.vhdx")
+        check(doc["disks"] == [copy], "disks: %r" % doc)
+        info, _ = e.keel("disk", "info", copy)
+        check(re.search(r"dynamic", info) and "parent" not in info.lower(),
+              "the copy is not a standalone VHDX: %r" % info)
+        check(digest(e, copy) == want, "the backup's disk differs from the VM's")
+        cfg = json.load(open(os.path.join(dest, "b1", "config.json")))
+        check(cfg["name"] == "b1" and cfg["disks"][0]["path"] == copy,
+              "config.json: %r" % cfg)
+        ran_on(e, "b1", "the backup")  # on its original file:
+        check(disk_of(e, "b1") == base, "the VM is on %s, not its own disk" % disk_of(e, "b1"))
+        check(ckpts(e, "b1") == {}, "the backup left a checkpoint: %r" % ckpts(e, "b1"))
+        jobs = [j for j in e.api_ok("GET", "/v1/jobs") if j.get("operation") == "backup"]
+        check(jobs and jobs[-1]["progress"]["bytes_total"] == 8 << 20 and
+              jobs[-1]["progress"]["percent"] == 100, "the backup job: %r" % jobs)
+        check(not os.path.exists(os.path.join(vmdir, "backup.progress")), "progress file left")
+        e.keel("vm", "turn-off", "b1")
+        check(digest(e, base) == want, "the VM's disk after the backup differs")
+        disk_check(e, base)
+        check(agent.poll() is None, "keel-agent died")
+    finally:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait()
 
 
 def case_console(e):
