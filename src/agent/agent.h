@@ -48,9 +48,10 @@ struct copy_job {
 	bool active;
 	uint32_t id;
 	int fd;
-	int err; /* the first failure, reported at COPY_END */
+	int dirfd; /* the destination's directory, reached without following others' links */
+	int err;   /* the first failure, reported at COPY_END */
 	char path[AP_MAX_PATH];
-	char tmp[AP_MAX_PATH + 32];
+	char tmp[300]; /* the temporary file's name in dirfd */
 	uint32_t mode, uid, gid, flags;
 	uint64_t size, written;
 };

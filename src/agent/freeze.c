@@ -173,8 +173,8 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	frozen.watchdog = fork();
 	if (frozen.watchdog == 0) {
 		struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
-		int held[] = {c->fd,	      c->exec.in_fd, c->exec.out_fd,
-			      c->exec.err_fd, c->exec.pidfd, c->copy.fd};
+		int held[] = {c->fd,	     c->exec.in_fd, c->exec.out_fd, c->exec.err_fd,
+			      c->exec.pidfd, c->copy.fd,    c->copy.dirfd};
 
 		/* Only the frozen file systems: the connection and an exec's pipes held here
 		 * would hide their end from the host and the program until the deadline. */

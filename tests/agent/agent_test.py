@@ -431,6 +431,21 @@ def case_copy(e):
     assert sorted(os.listdir(os.path.dirname(dest))) == ['file.bin'], os.listdir(os.path.dirname(dest))
     expect_error(copy(dest_dir, b'x', flags=2), 21, 'is a directory')
     expect_error(copy(dest, b'x', mode=0o100644), 22, 'bits other than permissions')
+    # Symbolic links in the destination's directories: followed only when root owns the
+    # link and its directory, so a guest user's link cannot redirect a copy written as root.
+    target = os.path.join(e.dir, 'target')
+    os.mkdir(target)
+    os.symlink(target, os.path.join(e.dir, 'rootlink'))
+    r = copy(os.path.join(e.dir, 'rootlink', 'via-root-link'), b'ok')
+    assert r['flags'] == F_REPLY and open(os.path.join(target, 'via-root-link'), 'rb').read() == b'ok', r
+    if os.geteuid() == 0:
+        os.symlink(target, os.path.join(e.dir, 'userlink'))
+        os.lchown(os.path.join(e.dir, 'userlink'), 65534, 65534)
+        expect_error(copy(os.path.join(e.dir, 'userlink', 'x'), b'x'), 1,
+                     "'userlink' in the path")
+        expect_error(copy(os.path.join(e.dir, 'userlink', 'new', 'x'), b'x', flags=1), 1,
+                     'a copy does not follow it')
+        assert sorted(os.listdir(target)) == ['via-root-link'], os.listdir(target)
     # The host going away mid-copy leaves nothing behind.
     c2 = e.client()
     r = c2.request('COPY_BEGIN', [('PATH', dest_dir + '/gone'), ('SIZE', 100)])
