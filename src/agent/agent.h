@@ -99,6 +99,8 @@ struct exec_spec {
 	const struct exec_user *user;
 };
 int exec_user_lookup(const char *user, struct exec_user *u) __attribute__((warn_unused_result));
+/* A group of the guest's /etc/group, by name or number. 0, -ENOENT, or -errno. */
+int exec_group_lookup(const char *group, gid_t *gid) __attribute__((warn_unused_result));
 int exec_pty_open(uint32_t rows, uint32_t cols, int *master, char *slave, size_t n)
 	__attribute__((warn_unused_result));
 int exec_child_setup(const struct exec_spec *s) __attribute__((warn_unused_result));

@@ -117,6 +117,47 @@ static void temp_name(char *out, size_t size, const char *name)
 	snprintf(out, size, ".%.200s.keel-%s", name, x);
 }
 
+/*
+ * The owner from the user and group attributes (names or numbers of the guest's, which the
+ * numbers of the host's users are not): a user gives its uid and primary group, a group its
+ * gid. With AP_COPY_OWNER_IF_ANY (the host's own names, sent by default) one the guest lacks
+ * is root's; else it is an error (-ENOENT, with what[] naming it).
+ */
+static int copy_owner(const struct ap_msg *m, uint32_t flags, uint32_t *uid, uint32_t *gid,
+		      char *what, size_t whatlen)
+{
+	const char *user = ap_get_str(m, AP_A_USER), *group = ap_get_str(m, AP_A_GROUP);
+	bool optional = flags & AP_COPY_OWNER_IF_ANY;
+	struct exec_user u;
+	gid_t g;
+	int r;
+
+	if (user) {
+		r = exec_user_lookup(user, &u);
+		if (!r) {
+			*uid = u.uid;
+			*gid = u.gid;
+		} else if (optional) {
+			*uid = *gid = 0;
+		} else {
+			snprintf(what, whatlen, "user '%s'", user);
+			return r;
+		}
+	}
+	if (group) {
+		r = exec_group_lookup(group, &g);
+		if (!r) {
+			*gid = g;
+		} else if (optional) {
+			*gid = 0;
+		} else {
+			snprintf(what, whatlen, "group '%s'", group);
+			return r;
+		}
+	}
+	return 0;
+}
+
 void copy_abort(struct conn *c)
 {
 	struct copy_job *j = &c->copy;
@@ -158,10 +199,14 @@ int copy_begin(struct conn *c, const struct ap_msg *m)
 	(void)ap_get_u32(m, AP_A_COPY_FLAGS, &flags);
 	if (mode & ~07777u)
 		return conn_error(c, m, EINVAL, "mode %o has bits other than permissions", mode);
-	if (flags & ~(uint32_t)(AP_COPY_CREATE_PATH | AP_COPY_OVERWRITE))
+	if (flags & ~(uint32_t)(AP_COPY_CREATE_PATH | AP_COPY_OVERWRITE | AP_COPY_OWNER_IF_ANY))
 		return conn_error(c, m, EINVAL, "unknown copy flags 0x%x", flags);
 	if (uid == UINT32_MAX || gid == UINT32_MAX)
 		return conn_error(c, m, EINVAL, "uid and gid 4294967295 mean no one");
+	r = copy_owner(m, flags, &uid, &gid, at, sizeof(at));
+	if (r)
+		return conn_error(c, m, -r, "no %s in the guest's /etc/%s", at,
+				  strncmp(at, "user", 4) ? "group" : "passwd");
 	dfd = open_parent(path, flags & AP_COPY_CREATE_PATH, at, sizeof(at));
 	if (dfd == -ENOENT)
 		return conn_error(c, m, ENOENT,
