@@ -2,7 +2,8 @@
 # manages a VM with virtio-vsock (keel vm create --vsock) whose initramfs runs keel-agent
 # (the lab guest's init starts it). The heartbeat reaches OK; keel vm exec gives the guest's
 # output and exit status (7, and 127 for a missing program); a 64 MiB keel vm copy-file lands
-# with the same sha256; KVP pairs go both ways and the guest's facts (kernel, OS) show on the
+# with the same sha256; exec streams 100 MiB of output and a sleep 1000 ends when its client
+# is killed; KVP pairs go both ways and the guest's facts (kernel, OS) show on the
 # host; a SIGSTOPped agent is Lost communication within 5 s and OK again after SIGCONT; after
 # a pause and resume, and after a save and start, the heartbeat is OK again and exec works;
 # after a save, 30 s and a start the guest's clock is within 1 s of the host's (keeld sets it
@@ -85,6 +86,28 @@ x sh -c 'sha256sum /tmp/in/copied | cut -d" " -f1; stat -c %s /tmp/in/copied'
 x rm -f /tmp/in/copied
 rm -f /tmp/ag-64m
 echo "lab: agent: copy-file 64 MiB in about $secs s, sha256 $sum matches in the guest"
+
+# exec streams without a cap: 100 MiB of output counted on the host.
+t0=$(_now_ms)
+n=$(keel vm exec $V --timeout 600 -- head -c 104857600 /dev/zero 2>/tmp/ag-x.err | wc -c)
+[ "$n" = 104857600 ] || fail "keel vm exec of 100 MiB of output gave $n bytes ($(cat /tmp/ag-x.err))"
+echo "lab: agent: exec streamed 100 MiB of output in $(($(_now_ms) - t0)) ms"
+# A command is killed when its client goes: keel vm exec of sleep 1000, the client killed.
+keel vm exec $V -- sleep 1000 >/dev/null 2>&1 &
+ep=$!
+sleep 3
+x sh -c 'ps | grep -c "[s]leep 1000"'
+[ "$X_OUT" = 1 ] || fail "sleep 1000 is not running in the guest under keel vm exec: '$X_OUT'"
+kill "$ep"
+wait "$ep" 2>/dev/null
+t0=$(_now_ms)
+while :; do
+	x sh -c 'ps | grep -c "[s]leep 1000"'
+	[ "$X_OUT" = 0 ] && break
+	[ $(($(_now_ms) - t0)) -le 10000 ] || fail "sleep 1000 still runs in the guest 10 s after its keel vm exec was killed"
+	sleep 0.5
+done
+echo "lab: agent: sleep 1000 killed in the guest $(($(_now_ms) - t0)) ms after its client was"
 
 # KVP both ways, and the guest's facts.
 keel vm kvp set $V LabHostKey "from-the-host-42" || fail "keel vm kvp set failed"
