@@ -96,13 +96,13 @@ echo "lab: agent: exec streamed 100 MiB of output in $(($(_now_ms) - t0)) ms"
 keel vm exec $V -- sleep 1000 >/dev/null 2>&1 &
 ep=$!
 sleep 3
-x sh -c 'ps | grep -c "[s]leep 1000"'
+x sh -c 'ps | grep -c "[s]leep 1000"; true'
 [ "$X_OUT" = 1 ] || fail "sleep 1000 is not running in the guest under keel vm exec: '$X_OUT'"
 kill "$ep"
 wait "$ep" 2>/dev/null
 t0=$(_now_ms)
 while :; do
-	x sh -c 'ps | grep -c "[s]leep 1000"'
+	x sh -c 'ps | grep -c "[s]leep 1000"; true'
 	[ "$X_OUT" = 0 ] && break
 	[ $(($(_now_ms) - t0)) -le 10000 ] || fail "sleep 1000 still runs in the guest 10 s after its keel vm exec was killed"
 	sleep 0.5
