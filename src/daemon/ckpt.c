@@ -581,6 +581,10 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		    sup_start_restore(ctx->sup, &op.nd, was_paused, why2, sizeof(why2)))
 			log_err("VM %s: cannot carry on after checkpoint '%s': %s", def->name, name,
 				why2);
+		else if (frozen && sup_wait_started(ctx->sup, &op.nd, AGENT_FREEZE_TIMEOUT_MS))
+			log_warn(
+				"VM %s: the worker did not come back within %d s to thaw the guest",
+				def->name, AGENT_FREEZE_TIMEOUT_MS / 1000);
 		if (production)
 			drop_restart_state(dir);
 	}
