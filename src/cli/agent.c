@@ -182,7 +182,10 @@ void cli_print_heartbeat(json_object *o)
 {
 	const char *ver = client_str_field(o, "agent_version"),
 		   *vcpus = client_str_field(o, "vcpus");
-	const char *why = !strcmp(vcpus, "running")   ? "agent gone: the guest's vCPUs still run"
+	bool lost = !strcmp(client_str_field(o, "heartbeat"), "Lost communication");
+	/* "Agent gone" only where there was one; a hung guest whether it had one or not. */
+	const char *why = !strcmp(vcpus, "running") && lost
+				  ? "agent gone: the guest's vCPUs still run"
 			  : !strcmp(vcpus, "stalled") ? "guest hung: its vCPUs have not run for 3 s"
 						      : "";
 

@@ -1696,6 +1696,7 @@ def case_disk_format(e):
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
+                        "ALTER TABLE checkpoints DROP COLUMN type;"
                         "DELETE FROM pools WHERE name='test'; PRAGMA user_version=2;"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
