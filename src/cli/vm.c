@@ -54,6 +54,8 @@ static const char vm_usage[] =
 	"  save NAME [--no-wait]              save the running VM and end its worker: it becomes\n"
 	"                                     Saved and the next start carries on from there\n"
 	"  discard-state NAME                 drop a Saved VM's saved state: it becomes Off\n"
+	"  backup NAME --to DIR [--no-wait]   copy its disks and description into DIR/NAME while\n"
+	"                                     it runs (its guest frozen through keel-agent)\n"
 	"  delete NAME                        remove the definition; disk files are kept\n"
 	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
@@ -646,9 +648,8 @@ static void print_vm(json_object *vm)
 		printf("Console:                keel console %s\n", client_str_field(vm, "name"));
 	if (json_object_object_get_ex(vm, "integration", &v) &&
 	    client_str_field(v, "heartbeat")[0]) {
-		printf("Heartbeat:              %s", client_str_field(v, "heartbeat"));
-		if (client_str_field(v, "agent_version")[0])
-			printf(" (keel-agent %s)", client_str_field(v, "agent_version"));
+		printf("Heartbeat:              ");
+		cli_print_heartbeat(v);
 		printf("\n");
 		if (json_object_object_get_ex(v, "addresses", &arr) &&
 		    json_object_array_length(arr)) {
@@ -1173,6 +1174,8 @@ int cli_vm_main(int argc, char **argv)
 		return cli_vm_exec(argc, argv);
 	if (!strcmp(cmd, "copy-file"))
 		return cli_vm_copy_file(argc, argv);
+	if (!strcmp(cmd, "backup"))
+		return cli_vm_backup(argc, argv);
 	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
 		return cmd_delete(argc, argv);
 	if (!strcmp(cmd, "log"))

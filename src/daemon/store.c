@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -103,7 +103,8 @@ static const char schema[] =
 	" seq INTEGER NOT NULL,"
 	" parent TEXT,"
 	" hidden INTEGER NOT NULL,"
-	" saved INTEGER NOT NULL);"
+	" saved INTEGER NOT NULL,"
+	" type TEXT NOT NULL DEFAULT 'standard');"
 	"CREATE UNIQUE INDEX IF NOT EXISTS checkpoint_names ON checkpoints(vm, name)"
 	" WHERE hidden = 0;"
 	"CREATE TABLE IF NOT EXISTS checkpoint_disks("
@@ -187,6 +188,11 @@ static const char migrate_4_to_5[] =
 	"ALTER TABLE nics ADD COLUMN switch TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE nics ADD COLUMN vlan INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE nics ADD COLUMN guards INTEGER NOT NULL DEFAULT 0;";
+
+/* From schema 5: each checkpoint's type, standard or production (docs/checkpoints.md); the
+ * checkpoints made before had memory or were of a VM that was off: standard. */
+static const char migrate_5_to_6[] =
+	"ALTER TABLE checkpoints ADD COLUMN type TEXT NOT NULL DEFAULT 'standard';";
 
 static int pin_existing_formats(struct store *st)
 {
@@ -321,12 +327,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_3_to_4);
 	if (!ret && version >= 1 && version <= 4)
 		ret = exec_sql(st, migrate_4_to_5);
+	if (!ret && version >= 1 && version <= 5)
+		ret = exec_sql(st, migrate_5_to_6);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=5");
+		ret = exec_sql(st, "PRAGMA user_version=6");
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,

@@ -1131,6 +1131,30 @@ static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
 	}
 }
 
+int sup_wait_started(struct sup *sup, const struct vm_def *def, unsigned timeout_ms)
+{
+	const struct timespec step = {0, 10 * 1000000};
+	long long deadline = clock_mono_ms() + timeout_ms;
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
+
+	if (!vm)
+		return -ENOMEM;
+	/* The main loop leaves a VM with an operation alone: its owner probes it instead. */
+	while (sup_has_worker(vm) && vm->state == VM_STARTING) {
+		long long now = clock_mono_ms();
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		probe_starting(sup, vm, now);
+		if (vm->state != VM_STARTING)
+			break;
+		keeld_unlock();
+		nanosleep(&step, NULL);
+		keeld_lock();
+	}
+	return vm->state == VM_RUNNING || vm->state == VM_PAUSED ? 0 : -EIO;
+}
+
 /* Probing a starting worker lets go of keeld's lock (a stopped worker answers late): the VM
  * is the probe's meanwhile, as it would be an API operation's. */
 static void tick_starting(struct sup *sup, struct sup_vm *vm, long long now)

@@ -292,6 +292,12 @@ int disk_create(const char *path, const struct disk_create_opts *o)
 
 int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o)
 {
+	return disk_convert_progress(src, dst, o, NULL, NULL);
+}
+
+int disk_convert_progress(const char *src, const char *dst, const struct disk_create_opts *o,
+			  void (*progress)(void *arg, uint64_t done), void *arg)
+{
 	struct disk_create_opts co = *o;
 	struct disk *in = NULL, *out = NULL;
 	struct disk_info info;
@@ -344,11 +350,12 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 			goto out;
 		/* Zeros stay unallocated (dynamic VHDX, sparse raw); fixed files are zero already.
 		 */
-		if (dio_is_zero(buf, n))
-			continue;
-		r = disk_write(out, buf, off, n);
+		if (!dio_is_zero(buf, n))
+			r = disk_write(out, buf, off, n);
 		if (r)
 			goto out;
+		if (progress)
+			progress(arg, off + n);
 	}
 	r = disk_flush(out);
 out:

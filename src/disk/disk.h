@@ -186,5 +186,9 @@ int disk_create(const char *path, const struct disk_create_opts *o)
 /* Copies every sector of src (a whole chain) into a new file dst. */
 int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o)
 	__attribute__((warn_unused_result));
+/* The same, calling progress (when not NULL) with the bytes of src done after each 1 MiB. */
+int disk_convert_progress(const char *src, const char *dst, const struct disk_create_opts *o,
+			  void (*progress)(void *arg, uint64_t done), void *arg)
+	__attribute__((warn_unused_result));
 
 #endif

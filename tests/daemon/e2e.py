@@ -728,8 +728,28 @@ def case_agent(e):
         _, err = e.keel("vm", "exec", "a1", "--", "true", want=255, timeout=30)
         check("did not answer" in err and time.time() - t < 15,
               "exec with the agent stopped: %r after %.1f s" % (err, time.time() - t))
+        # "Agent gone" and "guest hung" told apart by whether the vCPUs run: the guest's
+        # vCPU wakes every 10 ms; with its worker stopped, none runs.
+        check("agent gone: the guest's vCPUs still run" in heartbeat(e, "a1"),
+              "agent stopped, guest running: %r" % heartbeat(e, "a1"))
+        check(e.vm("a1")["integration"]["vcpus"] == "running", "vcpus: %r" % e.vm("a1"))
+        wpid = e.vm("a1")["pid"]
+        os.kill(wpid, signal.SIGSTOP)
+        try:
+            t = time.time()
+            while "guest hung" not in heartbeat(e, "a1"):
+                check(time.time() - t < 6, "worker stopped: %r" % heartbeat(e, "a1"))
+                time.sleep(0.2)
+            check(e.vm("a1")["integration"]["vcpus"] == "stalled", "vcpus: %r" % e.vm("a1"))
+        finally:
+            os.kill(wpid, signal.SIGCONT)
+        t = time.time()
+        while "agent gone" not in heartbeat(e, "a1"):
+            check(time.time() - t < 5, "worker continued: %r" % heartbeat(e, "a1"))
+            time.sleep(0.2)
         os.killpg(agent.pid, signal.SIGCONT)
         wait_heartbeat(e, "a1", "OK", 5)
+        check(e.vm("a1")["integration"]["vcpus"] is None, "vcpus with OK: %r" % e.vm("a1"))
         # keel vm stop uses the agent and says so; the guest (here: the console) powers off.
         out, _ = e.keel("vm", "stop", "a1", "--no-wait")
         check("through keel-agent (%s)" % hook in out, "stop through the agent: %r" % out)
@@ -749,6 +769,189 @@ def case_agent(e):
         log.close()
     alog = open(os.path.join(e.dir, "agent.log")).read()
     check("runtime error" not in alog and "Sanitizer" not in alog, "keel-agent reported:\n" + alog)
+
+
+def ran_on(e, name, what):
+    """The VM is Running after what, and did not reboot: the line whose start ("abc") was
+    typed before completes ("-def")."""
+    vm = e.wait_state(name, "Running")
+    e.pids.add(vm["pid"])
+    e.type_console(name, "-def\n")
+    log = e.console_until(name, r"echo \[abc-def\]")
+    check("daemon-guest: up" not in log.split("ready for input")[-1],
+          "%s rebooted under %s: %r" % (name, what, log))
+
+
+def host_agent(e, vmdir, *extra):
+    """keel-agent on the host as a VM's guest, behind the test mux at the VM's vsock.sock
+    (freeze reads an empty mount table: the host is never frozen). Returns (process, path of
+    its socket)."""
+    guest = os.path.join(e.dir, "guest")
+    os.makedirs(guest, exist_ok=True)
+    mounts = os.path.join(guest, "mountinfo")
+    open(mounts, "w").close()
+    agent_sock = os.path.join(guest, "agent.sock")
+    log = open(os.path.join(e.dir, "agent.log"), "a")
+    agent = subprocess.Popen([e.a.agent, "--listen-unix", agent_sock, "--state-dir",
+                              os.path.join(guest, "state"), "--test-mountinfo", mounts,
+                              "--disable", "time"] + list(extra),
+                             stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    for _ in range(100):
+        if os.path.exists(agent_sock):
+            break
+        time.sleep(0.05)
+    VsockMux(os.path.join(vmdir, "vsock.sock"), agent_sock)
+    return agent, agent_sock
+
+
+def case_checkpoint_production(e):
+    """Production checkpoints (issue 13): the default type; without an agent a running VM
+    gets a standard checkpoint and is told so, and production-only is refused with nothing
+    changed; with the agent the guest is frozen, only the disks are kept (no saved state),
+    the VM runs on without a reboot, and applying it leaves the VM Off to boot afresh; an Off
+    VM's checkpoint is a production one; the type shows in keel checkpoint list."""
+    check(e.a.agent and os.access(e.a.agent, os.X_OK), "keel-agent is not built: %s" % e.a.agent)
+    e.start_keeld()
+    base = os.path.join(e.dir, "base.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    e.create("p1", disks=[{"path": base}])
+    # Off: production, nothing to freeze.
+    out, _ = e.keel("checkpoint", "create", "p1", "--name", "off")
+    check(out == "production checkpoint 'off' of VM 'p1' created\n", "off: %r" % out)
+    write_disk(e, disk_of(e, "p1"), 3)
+    before = digest(e, disk_of(e, "p1"))  # the guest does not write its disk
+    vm = e.start("p1")
+    e.console_until("p1", "ready for input")
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    # No agent: production-only is refused and changes nothing; production falls back.
+    _, err = e.keel("checkpoint", "create", "p1", "--name", "x", "--type", "production-only",
+                    want=None)
+    check("cannot take a production checkpoint of VM 'p1': no integration services" in err,
+          "production-only without an agent: %r" % err)
+    e.api_err("POST", "/v1/vms/p1/checkpoints", {"type": "production-only"}, want=409,
+              msg="no integration services")
+    e.api_err("POST", "/v1/vms/p1/checkpoints", {"type": "consistent"}, want=400,
+              msg="unknown checkpoint type")
+    _, err = e.keel("checkpoint", "create", "p1", "--type", "consistent", want=2)
+    check("unknown checkpoint type 'consistent'" in err, "bad --type: %r" % err)
+    check(sorted(ckpts(e, "p1")) == ["off"] and e.vm("p1")["pid"] == vm["pid"],
+          "a refused checkpoint changed something: %r" % ckpts(e, "p1"))
+    e.type_console("p1", "abc")
+    out, _ = e.keel("checkpoint", "create", "p1", "--name", "fallback")
+    check("a standard checkpoint instead of a production one: no integration services in "
+          "VM 'p1'" in out, "fallback: %r" % out)
+    vm = e.wait_state("p1", "Running")
+    e.pids.add(vm["pid"])
+    cs = ckpts(e, "p1")
+    check(cs["fallback"]["type"] == "standard" and cs["fallback"]["saved_state"],
+          "the fallback checkpoint: %r" % cs["fallback"])
+    # With the agent: frozen, disks only, the VM carries on where it was.
+    agent, _ = host_agent(e, vmdir)
+    try:
+        wait_heartbeat(e, "p1", "OK", 5)
+        out, _ = e.keel("checkpoint", "create", "p1", "--name", "prod", "--json")
+        doc = json.loads(out)
+        check(doc["type"] == "production" and not doc["saved_state"] and
+              doc.get("frozen_filesystems") == 0 and "fallback" not in doc,
+              "production checkpoint: %r" % doc)
+        ran_on(e, "p1", "a production checkpoint")
+        check(digest(e, ckpts(e, "p1")["prod"]["disks"][0]) == before,
+              "the production checkpoint's disk differs from the disk at that moment")
+        state_dir = os.path.join(vmdir, "checkpoints", doc["id"])
+        check(not os.path.exists(state_dir), "a production checkpoint kept a saved state")
+        out, _ = e.keel("checkpoint", "list", "p1")
+        check(re.search(r"^off  \(.*, production\)\n  fallback  \(.*, standard, saved state\)"
+                        r"\n    prod  \(.*, production\)\n      > Now$", out, re.M),
+              "list with types: %r" % out)
+        # The freeze service disabled: production-only refused, naming how to enable it.
+        VsockMux(os.path.join(vmdir, "vsock.sock"), os.path.join(e.dir, "guest", "agent.sock"))
+        wait_heartbeat(e, "p1", "OK", 5)
+        e.keel("vm", "integration", "p1", "disable", "freeze")
+        _, err = e.keel("checkpoint", "create", "p1", "--type", "production-only", want=None)
+        check("freeze service of VM 'p1' is disabled" in err, "freeze disabled: %r" % err)
+        e.keel("vm", "integration", "p1", "enable", "freeze")
+        out, _ = e.keel("checkpoint", "create", "p1", "--name", "only", "--type",
+                        "production-only")
+        check(out == "production checkpoint 'only' of VM 'p1' created\n", "only: %r" % out)
+        vm = e.wait_state("p1", "Running")
+        e.pids.add(vm["pid"])
+        # Apply: the VM is Off (no memory) and boots from the checkpoint's disks.
+        out, _ = e.keel("checkpoint", "apply", "p1", "prod")
+        check(e.vm("p1")["state"] == "Off", "after applying a production checkpoint: %r" %
+              e.vm("p1"))
+        check(digest(e, disk_of(e, "p1")) == before, "apply did not give the frozen disk")
+        e.start("p1")
+        e.console_until("p1", "daemon-guest: up")
+        e.keel("vm", "turn-off", "p1")
+        check(agent.poll() is None, "keel-agent died")
+    finally:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait()
+    alog = open(os.path.join(e.dir, "agent.log")).read()
+    check("runtime error" not in alog and "Sanitizer" not in alog, "keel-agent reported:\n" + alog)
+
+
+def case_backup(e):
+    """keel vm backup (issue 13): refusals change nothing; a running VM with keel-agent is
+    backed up application-consistent (its guest frozen while the disk moves onto a child)
+    while it runs on, the copy is a standalone VHDX with the disk's contents and config.json
+    its description; the VM ends on its original disk file with its data, no checkpoint
+    left; an Off VM's backup is its disk as it is."""
+    check(e.a.agent and os.access(e.a.agent, os.X_OK), "keel-agent is not built: %s" % e.a.agent)
+    e.start_keeld()
+    base = os.path.join(e.dir, "base.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    write_disk(e, base, 5)
+    write_disk(e, base, 6, off=4 << 20)
+    want = digest(e, base)
+    e.create("b1", disks=[{"path": base}])
+    dest = os.path.join(e.dir, "backups")
+    os.makedirs(dest)
+    _, err = e.keel("vm", "backup", "b1", "--to", os.path.join(e.dir, "nowhere"), want=2)
+    check("cannot use" in err, "backup to a missing directory: %r" % err)
+    e.api_err("POST", "/v1/vms/b1/backup", {"to": "relative"}, want=400, msg="absolute path")
+    e.api_err("POST", "/v1/vms/b1/backup", {"dest": dest}, want=400, msg="unknown field")
+    # Off: the disk as it is.
+    out, _ = e.keel("vm", "backup", "b1", "--to", dest)
+    check("backed up to %s/b1 (consistency: off)" % dest in out, "off backup: %r" % out)
+    check(digest(e, os.path.join(dest, "b1", "disks", "disk0.vhdx")) == want, "off copy differs")
+    e.api_err("POST", "/v1/vms/b1/backup", {"to": dest}, want=409, msg="exists already")
+    shutil.rmtree(os.path.join(dest, "b1"))
+    vm = e.start("b1")
+    e.console_until("b1", "ready for input")
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    agent, _ = host_agent(e, vmdir)
+    try:
+        wait_heartbeat(e, "b1", "OK", 5)
+        e.type_console("b1", "abc")
+        out, _ = e.keel("vm", "backup", "b1", "--to", dest, "--json")
+        doc = json.loads(out)
+        check(doc["consistency"] == "application" and "fallback" not in doc,
+              "running backup: %r" % doc)
+        copy = os.path.join(dest, "b1", "disks", "disk0.vhdx")
+        check(doc["disks"] == [copy], "disks: %r" % doc)
+        info, _ = e.keel("disk", "info", copy)
+        check(re.search(r"dynamic", info) and "parent" not in info.lower(),
+              "the copy is not a standalone VHDX: %r" % info)
+        check(digest(e, copy) == want, "the backup's disk differs from the VM's")
+        cfg = json.load(open(os.path.join(dest, "b1", "config.json")))
+        check(cfg["name"] == "b1" and cfg["disks"][0]["path"] == copy,
+              "config.json: %r" % cfg)
+        ran_on(e, "b1", "the backup")  # on its original file:
+        check(disk_of(e, "b1") == base, "the VM is on %s, not its own disk" % disk_of(e, "b1"))
+        check(ckpts(e, "b1") == {}, "the backup left a checkpoint: %r" % ckpts(e, "b1"))
+        jobs = [j for j in e.api_ok("GET", "/v1/jobs") if j.get("operation") == "backup"]
+        check(jobs and jobs[-1]["progress"]["bytes_total"] == 8 << 20 and
+              jobs[-1]["progress"]["percent"] == 100, "the backup job: %r" % jobs)
+        check(not os.path.exists(os.path.join(vmdir, "backup.progress")), "progress file left")
+        e.keel("vm", "turn-off", "b1")
+        check(digest(e, base) == want, "the VM's disk after the backup differs")
+        disk_check(e, base)
+        check(agent.poll() is None, "keel-agent died")
+    finally:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait()
 
 
 def case_console(e):
@@ -1493,6 +1696,7 @@ def case_disk_format(e):
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
+                        "ALTER TABLE checkpoints DROP COLUMN type;"
                         "DELETE FROM pools WHERE name='test'; PRAGMA user_version=2;"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -1578,6 +1782,7 @@ def case_description(e):
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
            "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
            "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
+           "ALTER TABLE checkpoints DROP COLUMN type;"
            "PRAGMA user_version=1;")
     r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -1587,7 +1792,7 @@ def case_description(e):
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
                        timeout=30)
-    check(r.stdout.strip() == "5", "store schema after upgrade: %r" % r.stdout)
+    check(r.stdout.strip() == "6", "store schema after upgrade: %r" % r.stdout)
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):
