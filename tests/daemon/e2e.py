@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -1549,6 +1550,18 @@ def case_description(e):
           os.readlink("/proc/%d/fd/5" % vm["pid"]) == odd, "descriptors 4 and 5")
     e.keel("vm", "turn-off", "d1")
     e.wait_state("d1", "Off")
+    # Saved-state sections are named by slot: removing a disk renames no other section.
+    names = saved_sections(e, "d1")
+    check({"virtio-blk.01", "virtio-blk.04", "virtio-net.02", "virtio-rng.03", "pci",
+           "memory", "config"} <= set(names), "sections with two disks: %r" % names)
+    e.api_ok("PATCH", "/v1/vms/d1", {"disks": [{"path": odd}]})
+    fewer = saved_sections(e, "d1")
+    check(fewer == [n for n in names if n != "virtio-blk.04"],
+          "sections after removing the disk at slot 4: %r, before %r" % (fewer, names))
+    vm = e.api_ok("PATCH", "/v1/vms/d1", {"disks": [{"path": extra}, {"path": odd}]})
+    check([d["pci_slot"] for d in vm["disks"]] == [4, 1], "disk slots: %r" % vm["disks"])
+    again = saved_sections(e, "d1")
+    check(again == names, "sections after adding it back: %r, at first %r" % (again, names))
     # A damaged disk: the API says what the disk library found, not "Invalid argument",
     # at attach, and at start when it was damaged after.
     bad = os.path.join(e.dir, "bad.vhdx")
@@ -1921,15 +1934,18 @@ def case_save_1g(e):
     check(pages >= (1000 << 20) >> 12, "the guest filled only %d pages" % pages)
     job = e.api_ok("POST", "/v1/vms/g1/save", {}, want=202)["job"]
     tmp = os.path.join(e.state, "vms", vm["id"], "saved", "memory.tmp")
-    while not (os.path.exists(tmp) and os.stat(tmp).st_size > 0):
+    while True:  # until the job reports at least 1 % written
         j = e.api_ok("GET", job["href"])
         check(j["state"] == "running", "the save ended before it was seen writing: %r" % j)
+        if j["progress"]["percent"] > 0 and os.path.exists(tmp):
+            break
     os.kill(vm["pid"], signal.SIGSTOP)
     try:
         j = e.api_ok("GET", job["href"])
         p = j["progress"]
         check(j["state"] == "running" and p["bytes_total"] == 1 << 30 and
-              0 < p["bytes_done"] < p["bytes_total"] and 0 <= p["percent"] < 100 and
+              0 < p["bytes_done"] < p["bytes_total"] and 0 < p["percent"] < 100 and
+              p["percent"] == p["bytes_done"] * 100 // p["bytes_total"] and
               p["bytes_done"] <= os.stat(tmp).st_size,
               "the save job mid-way: %r" % j)
         # keeld answers meanwhile: another VM is listed, started and turned off.
@@ -1951,6 +1967,22 @@ def case_save_1g(e):
     check(restored["state_reason"] == "restored from its saved state", "%r" % restored)
     e.type_console("g1", "check\n")
     e.console_until("g1", r"daemon-guest: checked %d pages: 0 differ" % pages)
+    # The terminal's progress bar: `keel vm save` with its stderr on a pty draws the bar
+    # mid-way (the worker stopped once the job is past 0 %), then at 100 %, then a newline.
+    bar = save_on_a_pty(e, "g1", restored["pid"], tmp)
+    frames = re.findall(r"\rsave VM 'g1': \[(#*)( *)\] +(\d+)% \((\d+) of (\d+) MiB\)", bar)
+    check(frames, "no progress bar on the terminal: %r" % bar[-400:])
+    for hashes, spaces, pct, done, total in frames:
+        check(len(hashes) + len(spaces) == 20 and len(hashes) == int(pct) // 5 and
+              total == "1024" and int(done) <= 1024, "a bad frame of the bar: %r" % bar[-400:])
+    mid = [int(f[2]) for f in frames if 0 < int(f[2]) < 100]
+    check(mid, "the bar never showed a value between 0 and 100: %r" % bar[-400:])
+    check(frames[-1][2] == "100" and frames[-1][3] == "1024" and
+          re.search(r"\[#{20}\] 100% \(1024 of 1024 MiB\)\r?\n", bar),
+          "the bar did not end at 100 %% with a newline: %r" % bar[-400:])
+    e.wait_state("g1", "Saved")
+    restored = e.start("g1")
+    check(restored["state_reason"] == "restored from its saved state", "%r" % restored)
     # --no-wait: keel returns with the job while the worker cannot save (stopped).
     os.kill(restored["pid"], signal.SIGSTOP)
     try:
@@ -1965,6 +1997,77 @@ def case_save_1g(e):
     check(e.api_ok("GET", m.group(2))["state"] == "succeeded", "the --no-wait save failed")
     e.wait_state("g1", "Saved")
     e.keel("vm", "discard-state", "g1")
+
+
+def saved_sections(e, name):
+    """Starts VM NAME, saves it, and returns the names of its saved state's sections (in
+    file order); the saved state is then discarded and the VM is Off."""
+    vm = e.start(name)
+    e.console_until(name, r"daemon-guest: ready for input")
+    e.keel("vm", "save", name)
+    e.wait_state(name, "Saved")
+    with open(os.path.join(e.state, "vms", vm["id"], "saved", "state"), "rb") as f:
+        data = f.read()
+    magic, _, hsize, _, count, _ = struct.unpack_from("<8sIIQII", data, 0)
+    check(magic == b"KEELSAVE", "not a saved state: %r" % data[:16])
+    off, names = hsize, []
+    for _ in range(count):
+        names.append(data[off:off + 32].rstrip(b"\0").decode())
+        size = struct.unpack_from("<IIQ", data, off + 32)[2]
+        off += 48 + size + (-size % 8)
+    e.keel("vm", "discard-state", name)
+    e.wait_state(name, "Off")
+    return names
+
+
+def save_on_a_pty(e, name, pid, tmp):
+    """Runs `keel vm save NAME` with its stdout and stderr on a pseudo-terminal (so that it
+    draws its progress bar), stops the worker PID with SIGSTOP once the job is past 0 % and
+    the bar has been drawn at least once while stopped, then lets it go on; returns what
+    the terminal received."""
+    import pty
+    master, slave = pty.openpty()
+    env = dict(os.environ, KEEL_SOCKET=e.sock)
+    proc = subprocess.Popen([e.a.keel, "vm", "save", name], stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = bytearray()
+
+    def reader():
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            out.extend(chunk)
+    t = threading.Thread(target=reader)
+    t.start()
+    stopped = False
+    try:
+        deadline = time.time() + 120
+        while not stopped and time.time() < deadline and proc.poll() is None:
+            jobs = [j for j in e.api_ok("GET", "/v1/jobs") if j["state"] == "running"]
+            if jobs and jobs[-1]["progress"]["percent"] > 0 and os.path.exists(tmp):
+                os.kill(pid, signal.SIGSTOP)
+                stopped = True
+        check(stopped, "the save on the terminal was never seen past 0 %%: %r" % bytes(out))
+        # The CLI polls every 100 ms: wait until it drew the stopped job's bar.
+        seen = len(out)
+        deadline = time.time() + 10
+        while time.time() < deadline and not re.search(
+                rb"\] +([1-9]|[1-9][0-9])% ", bytes(out[seen:])):
+            time.sleep(0.1)
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+    rc = proc.wait(timeout=300)
+    t.join(10)
+    os.close(master)
+    text = bytes(out).decode(errors="replace")
+    check(rc == 0, "keel vm save on a terminal: exit %d: %r" % (rc, text[-400:]))
+    return text
 
 
 def case_log_follow(e):
