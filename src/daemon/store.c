@@ -191,7 +191,7 @@ static int pin_existing_formats(struct store *st)
 	while (!ret && sqlite3_step(s) == SQLITE_ROW) {
 		enum disk_format f;
 
-		if (disk_probe((const char *)sqlite3_column_text(s, 2), &f))
+		if (disk_probe((const char *)sqlite3_column_text(s, 2), &f, NULL))
 			continue; /* gone or unreadable: its name says */
 		sqlite3_reset(u);
 		sqlite3_bind_text(u, 1, disk_format_name(f), -1, SQLITE_STATIC);
