@@ -46,7 +46,10 @@ static int check_new(const struct vm_disk *d, enum vm_disk_format f, bool given,
 		return 0; /* raw, as the administrator said: whatever the file begins with */
 	r = disk_probe(d->path, &found, &why);
 	if (r) {
-		error_set(err, errlen, "disk %s: %s", d->path, disk_why(&why, r));
+		if (why.msg[0]) /* the library's line names the file */
+			error_set(err, errlen, "%s", why.msg);
+		else
+			error_set(err, errlen, "disk %s: %s", d->path, strerror(-r));
 		return -EINVAL;
 	}
 	if (found == DISK_FORMAT_VHDX) {
@@ -154,7 +157,10 @@ int disk_policy_check_chain(struct store *st, const char *what, const char *path
 	n = disk_open_fd_as(fd, path, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d,
 			    &derr);
 	if (n) {
-		error_set(err, errlen, "disk %s: %s", path, disk_why(&derr, n));
+		if (derr.msg[0]) /* the library's line names the file */
+			error_set(err, errlen, "%s", derr.msg);
+		else
+			error_set(err, errlen, "disk %s: %s", path, strerror(-n));
 		free(parents);
 		return -EINVAL;
 	}

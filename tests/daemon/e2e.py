@@ -1581,6 +1581,28 @@ def case_description(e):
     vm = e.wait_state("dbad", "Off")
     check("both VHDX headers are invalid (header 1: no 'head' signature" in err + vm["state_reason"],
           "damaged disk: %r %r" % (err, vm["state_reason"]))
+    # More of the disk library's own reasons, each as the API's message (issue 9): a block
+    # size in the metadata that is not a power of 2, a differencing disk whose parent is
+    # gone, and a block size refused when keeld creates a disk.
+    odd_bs = os.path.join(e.dir, "bs.vhdx")
+    e.keel("disk", "create", odd_bs, "--size", "8M")
+    set_vhdx_block_size(odd_bs, 3 << 20)
+    e.api_err("POST", "/v1/vms", {"name": "dbs", "kernel": e.a.guest, "disks": [{"path": odd_bs}]},
+              want=400, msg="%s: VHDX metadata: block size 3145728 is not a power of 2 "
+                            "from 1 MiB to 256 MiB" % odd_bs)
+    base = os.path.join(e.dir, "gone-base.vhdx")
+    orphan = os.path.join(e.dir, "orphan.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    e.keel("disk", "create", orphan, "--parent", base)
+    os.unlink(base)
+    e.api_err("POST", "/v1/vms", {"name": "dorph", "kernel": e.a.guest,
+                                  "disks": [{"path": orphan}]},
+              want=400, msg="%s: parent disk not found (relative_path '.\\gone-base.vhdx'" % orphan)
+    e.api_err("POST", "/v1/pools/test/disks", {"name": "b3.vhdx", "size": 8 << 20,
+                                               "block_size": 3 << 20},
+              want=400, msg="cannot create %s: block size must be a power of 2 from 1 MiB "
+                            "to 256 MiB" % os.path.join(os.path.realpath(e.dir), "b3.vhdx"))
+    check(not os.path.exists(os.path.join(e.dir, "b3.vhdx")), "a refused disk was created")
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
     # worker always gave them (disks, adapters, rng), and the store is upgraded in place.
     e.kill_keeld(signal.SIGTERM)
@@ -1997,6 +2019,31 @@ def case_save_1g(e):
     check(e.api_ok("GET", m.group(2))["state"] == "succeeded", "the --no-wait save failed")
     e.wait_state("g1", "Saved")
     e.keel("vm", "discard-state", "g1")
+
+
+def set_vhdx_block_size(path, size):
+    """Writes size into a VHDX file's metadata as its block size (the file parameters item;
+    the metadata has no checksum, so the file still opens as far as its metadata)."""
+    import uuid
+    meta_guid = uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E").bytes_le
+    params_guid = uuid.UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B").bytes_le
+    with open(path, "r+b") as f:
+        f.seek(192 << 10)  # region table 1
+        table = f.read(64 << 10)
+        check(table[:4] == b"regi", "no region table in %s" % path)
+        count = struct.unpack_from("<I", table, 8)[0]
+        meta = [struct.unpack_from("<Q", table, 16 + 32 * i + 16)[0] for i in range(count)
+                if table[16 + 32 * i:16 + 32 * i + 16] == meta_guid]
+        check(len(meta) == 1, "no metadata region in %s" % path)
+        f.seek(meta[0])
+        mt = f.read(64 << 10)
+        check(mt[:8] == b"metadata", "no metadata table in %s" % path)
+        n = struct.unpack_from("<H", mt, 10)[0]
+        items = [struct.unpack_from("<I", mt, 32 + 32 * i + 16)[0] for i in range(n)
+                 if mt[32 + 32 * i:32 + 32 * i + 16] == params_guid]
+        check(len(items) == 1, "no file parameters item in %s" % path)
+        f.seek(meta[0] + items[0])
+        f.write(struct.pack("<I", size))
 
 
 def saved_sections(e, name):
