@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -54,11 +54,13 @@ static const char schema[] =
 	" vlan INTEGER NOT NULL DEFAULT 0,"   /* on a switch: the access VLAN, 0: untagged */
 	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard */
 	" PRIMARY KEY(vm, idx));"
-	/* virtio-vsock (store_vsock.c): a row per VM that has the device. */
-	"CREATE TABLE IF NOT EXISTS vsock("
-	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
-	" cid INTEGER NOT NULL,"
-	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	/* Every device kind without columns of its own (store_devices.c): its field of the
+	 * description as JSON, a row per kind the VM has. */
+	"CREATE TABLE IF NOT EXISTS devices("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" field TEXT NOT NULL," /* the description's field: "vsock" */
+	" doc TEXT NOT NULL,"	/* its value, as the kind writes it */
+	" PRIMARY KEY(vm, field));"
 	/* virtio-scsi (store_scsi.c): the controller's slot, and its LUNs in order. */
 	"CREATE TABLE IF NOT EXISTS scsi("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -180,6 +182,19 @@ static const char migrate_4_to_5[] =
 	"ALTER TABLE nics ADD COLUMN switch TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE nics ADD COLUMN vlan INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE nics ADD COLUMN guards INTEGER NOT NULL DEFAULT 0;";
+
+/* From schema 5: virtio-vsock's rows move from their own table into devices, as the
+ * description's "vsock" field (store_devices.c); a store that never had the table gets none. */
+static const char migrate_5_to_6[] =
+	"CREATE TABLE IF NOT EXISTS vsock(vm TEXT PRIMARY KEY, cid INTEGER NOT NULL,"
+	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS devices("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" field TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY(vm, field));"
+	"INSERT INTO devices(vm, field, doc) SELECT vm, 'vsock',"
+	" CASE WHEN pci_slot > 0 THEN json_object('cid', cid, 'pci_slot', pci_slot)"
+	" ELSE json_object('cid', cid) END FROM vsock;"
+	"DROP TABLE vsock;";
 
 static int pin_existing_formats(struct store *st)
 {
@@ -314,12 +329,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_3_to_4);
 	if (!ret && version >= 1 && version <= 4)
 		ret = exec_sql(st, migrate_4_to_5);
+	if (!ret && version >= 1 && version <= 5)
+		ret = exec_sql(st, migrate_5_to_6);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=5");
+		ret = exec_sql(st, "PRAGMA user_version=6");
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
@@ -453,8 +470,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 			goto out;
 		}
 	}
-	ret = store_vsock_put(st, def);
-	ret = store_scsi_put(st, def);
+	ret = store_devices_put(st, def);
 out:
 	if (ret == -EIO)
 		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
@@ -732,8 +748,7 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 			store_nic_set_guards(nic, guards);
 		}
 	}
-	ret = store_vsock_load(st, def);
-	ret = store_scsi_load(st, def);
+	ret = store_devices_load(st, def);
 	if (ret)
 		goto out;
 	/* A VM stored before slots were recorded gets the layout it always had. A row that

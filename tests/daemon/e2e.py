@@ -1603,26 +1603,40 @@ def case_description(e):
               want=400, msg="cannot create %s: block size must be a power of 2 from 1 MiB "
                             "to 256 MiB" % os.path.join(os.path.realpath(e.dir), "b3.vhdx"))
     check(not os.path.exists(os.path.join(e.dir, "b3.vhdx")), "a refused disk was created")
+    # Devices without columns of their own are kept as their field's JSON (store_devices.c):
+    # a schema-5 store's vsock table moves there, and the VM keeps its device as it was.
+    dv = e.create("dv", vsock={"cid": 4242})
+    check(dv["vsock"]["cid"] == 4242 and dv["vsock"]["pci_slot"] > 0, "vsock: %r" % dv)
+    e.kill_keeld(signal.SIGTERM)
+    db = os.path.join(e.state, "keel.db")
+    rows = sqlite(db, "SELECT field, doc FROM devices")
+    check(rows == 'vsock|{"cid":4242,"pci_slot":%d}' % dv["vsock"]["pci_slot"],
+          "the devices table: %r" % rows)
+    sqlite(db, "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+           " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
+           "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
+           " json_extract(doc, '$.pci_slot') FROM devices WHERE field = 'vsock';"
+           "DROP TABLE devices; PRAGMA user_version=5;")
+    e.start_keeld()
+    check(e.vm("dv")["vsock"] == dv["vsock"], "vsock after the upgrade from schema 5: %r, was %r"
+          % (e.vm("dv")["vsock"], dv["vsock"]))
+    e.api_ok("DELETE", "/v1/vms/dv")
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
     # worker always gave them (disks, adapters, rng), and the store is upgraded in place.
     e.kill_keeld(signal.SIGTERM)
-    db = os.path.join(e.state, "keel.db")
-    sql = ("ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
+    sqlite(db, "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
            "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
            "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
            "PRAGMA user_version=1;")
-    r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
-    check(r.returncode == 0, "sqlite3: %s" % r.stderr)
     e.start_keeld()
     vm = e.vm("d1")
     check([d["pci_slot"] for d in vm["disks"]] == [1, 2] and vm["nets"][0]["pci_slot"] == 3
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
-    r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
-                       timeout=30)
-    check(r.stdout.strip() == "5", "store schema after upgrade: %r" % r.stdout)
+    version = sqlite(db, "PRAGMA user_version")
+    check(version == "6", "store schema after upgrade: %r" % version)
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):
@@ -2019,6 +2033,13 @@ def case_save_1g(e):
     check(e.api_ok("GET", m.group(2))["state"] == "succeeded", "the --no-wait save failed")
     e.wait_state("g1", "Saved")
     e.keel("vm", "discard-state", "g1")
+
+
+def sqlite(db, sql):
+    """Runs sql on the store db with the sqlite3 shell; returns its output, stripped."""
+    r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "sqlite3 %r: %s" % (sql, r.stderr))
+    return r.stdout.strip()
 
 
 def set_vhdx_block_size(path, size):
