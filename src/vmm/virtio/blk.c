@@ -33,6 +33,7 @@
 #include "vmm/machine.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/blk_internal.h"
+#include "vmm/virtio/state.h"
 #include "vmm/virtio/virtio.h"
 
 #define BLK_F_SIZE_MAX	   1
@@ -733,14 +734,20 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 	return 0;
 }
 
-static int blk_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int blk_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
 	int r = virtio_blk_create(m, &m->def->disks[i], m->disk_fds[i], &vd, err, errlen);
 
-	return r ? r : virtio_dev_keep(m, vd);
+	r = r ?: virtio_dev_keep(m, vd);
+	if (!r)
+		*obj = vd;
+	return r;
 }
 
 /* One per disk of the description. */
 const struct device_class virtio_blk_class = {
-	.name = "virtio-blk", .config = &vmdef_disk_kind, .create = blk_class_create};
+	.name = "virtio-blk",
+	.config = &vmdef_disk_kind,
+	.state = {{"virtio-blk", STATE_VIRTIO_VERSION, virtio_state}},
+	.create = blk_class_create};
