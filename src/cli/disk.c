@@ -2,7 +2,8 @@
 /*
  * keel disk: create, info, check, convert, resize, merge and compact raw and VHDX files.
  * Works on files directly; needs no daemon. The disk library's reasons reach the user as the
- * one line it logs to stderr (lib/log.h), so these calls pass it no struct disk_err.
+ * one line it logs to stderr (lib/log.h), so these calls pass it no struct disk_err (but
+ * check, whose report on stdout names the reason a file does not open).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -316,9 +317,11 @@ static int cmd_info(int argc, char **argv)
 
 static int cmd_check(int argc, char **argv)
 {
+	struct disk_err why; /* a file that does not open: the report line says why */
+
 	if (argc != 2 || argv[1][0] == '-')
 		return CLI_USAGE;
-	return vhdx_check(argv[1], stdout, NULL) == 0 ? CLI_OK : CLI_FAIL;
+	return vhdx_check(argv[1], stdout, &why) == 0 ? CLI_OK : CLI_FAIL;
 }
 
 static int cmd_convert(int argc, char **argv)
