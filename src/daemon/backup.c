@@ -58,17 +58,17 @@ int backup_check(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, 
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < def->ndisks; i++) {
+		struct disk_err why;
 		struct disk *d;
 
-		disk_error_reset();
 		ret = disk_open_as(def->disks[i].path,
 				   def->disks[i].format == VM_DISK_VHDX ? DISK_FORMAT_VHDX
 									: DISK_FORMAT_RAW,
 				   /* only its size, which a running worker never changes */
-				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
+				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d, &why);
 		if (ret) {
 			error_set(err, errlen, "cannot read disk %s of VM '%s': %s",
-				  def->disks[i].path, def->name, disk_why(ret));
+				  def->disks[i].path, def->name, disk_why(&why, ret));
 			return ret;
 		}
 		*total += disk_size(d);
@@ -229,12 +229,14 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 						   .type = DISK_TYPE_DYNAMIC};
 
 		snprintf(dst[copied], PATH_MAX, "%s/disk%u.vhdx", sub, copied);
+		struct disk_err why;
+
 		bp.last = 0;
-		disk_error_reset();
-		ret = disk_convert_progress(src[copied], dst[copied], &o, backup_on_progress, &bp);
+		ret = disk_convert_progress(src[copied], dst[copied], &o, backup_on_progress, &bp,
+					    &why);
 		if (ret)
 			error_set(err, errlen, "cannot copy %s to %s: %s", src[copied], dst[copied],
-				  disk_why(ret));
+				  disk_why(&why, ret));
 		bp.base += bp.last;
 	}
 	keeld_lock();

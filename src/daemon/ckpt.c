@@ -129,6 +129,8 @@ static int check_name(const struct ckpt_tree *t, const char *name, const char *v
  * differencing children) and open as one. */
 static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 {
+	struct disk_err why;
+
 	/* A SCSI disk would not move onto a differencing child with the others (DVD images are
 	 * read-only and stay as they are). */
 	for (unsigned i = 0; i < def->scsi.nluns; i++) {
@@ -152,13 +154,13 @@ static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 				  def->disks[i].path, def->name, def->disks[i].path);
 			return -EMEDIUMTYPE;
 		}
-		disk_error_reset();
 		ret = disk_open_as(def->disks[i].path, DISK_FORMAT_VHDX,
-				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
+				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d,
+				   &why);
 		disk_close(d);
 		if (ret) {
 			error_set(err, errlen, "cannot open disk %s of VM '%s': %s",
-				  def->disks[i].path, def->name, disk_why(ret));
+				  def->disks[i].path, def->name, disk_why(&why, ret));
 			return ret == -ENOENT ? -EINVAL : ret;
 		}
 	}
@@ -203,13 +205,14 @@ static int make_children(char *const *files, unsigned n, char **out, char *err, 
 			.parent = files[made],
 		};
 
-		disk_error_reset();
+		struct disk_err why = {{0}};
+
 		ret = child_path(files[made], tag, path, sizeof(path));
 		if (!ret)
-			ret = disk_create(path, &o);
+			ret = disk_create(path, &o, &why);
 		if (ret) {
 			error_set(err, errlen, "cannot create a differencing disk for %s: %s",
-				  files[made], disk_why(ret));
+				  files[made], disk_why(&why, ret));
 			break;
 		}
 		out[made] = strdup(path);
@@ -749,15 +752,15 @@ static int check_parent(const char *child, const char *parent, char *err, size_t
 	char a[PATH_MAX], b[PATH_MAX];
 	struct disk_info info;
 	struct disk *d = NULL;
+	struct disk_err why;
 	int ret;
 
-	disk_error_reset();
-	ret = disk_open_as(child, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d);
+	ret = disk_open_as(child, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d, &why);
 	if (!ret)
 		ret = disk_info(d, &info);
 	disk_close(d);
 	if (ret) {
-		error_set(err, errlen, "cannot read disk %s: %s", child, disk_why(ret));
+		error_set(err, errlen, "cannot read disk %s: %s", child, disk_why(&why, ret));
 		return ret;
 	}
 	if (!info.has_parent || !realpath(info.parent_path, a) || !realpath(parent, b) ||
@@ -781,6 +784,7 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 	struct ckpt *x = ckpt_tree_by_id(&op->t, xid), *k = NULL;
 	char id[VMDEF_UUID_LEN + 1], parent[VMDEF_UUID_LEN + 1];
 	unsigned n = ckpt_tree_children(&op->t, xid, true);
+	struct disk_err why;
 	bool k_is_now;
 	int ret = 0;
 
@@ -811,12 +815,11 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 		/* Merging can take long (gigabytes): it touches only this VM's files, which its
 		 * operation holds (sup_op_begin), so keeld goes on serving everything else. */
 		keeld_unlock();
-		disk_error_reset();
-		ret = vhdx_merge(kpath, merged, sizeof(merged));
+		ret = vhdx_merge(kpath, merged, sizeof(merged), &why);
 		keeld_lock();
 		if (ret) {
 			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
-				  disk_why(ret));
+				  disk_why(&why, ret));
 			return ret;
 		}
 		/* kpath is gone; whatever was its child now reads x's file, which holds it. */
@@ -825,12 +828,12 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 
 			for (size_t i = 0; i < op->t.n && !ret; i++)
 				if (!strcmp(op->t.v[i].parent, kid))
-					ret = vhdx_relink(op->t.v[i].disks[d], x->disks[d]);
+					ret = vhdx_relink(op->t.v[i].disks[d], x->disks[d], &why);
 			if (!ret && !strcmp(op->t.now, kid))
-				ret = vhdx_relink(op->nd.disks[d].path, x->disks[d]);
+				ret = vhdx_relink(op->nd.disks[d].path, x->disks[d], &why);
 			if (ret) {
 				error_set(err, errlen, "cannot point the children of %s at %s: %s",
-					  kpath, x->disks[d], strerror(-ret));
+					  kpath, x->disks[d], disk_why(&why, ret));
 				return ret;
 			}
 			free(k->disks[d]);

@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -61,11 +61,13 @@ static const char schema[] =
 	" firmware_file TEXT,"		/* NULL: Debian's */
 	" nvram TEXT,"			/* Generation 2: the variable store in the VM's directory */
 	" boot_order TEXT NOT NULL);"	/* '' : the default */
-	/* virtio-vsock (store_vsock.c): a row per VM that has the device. */
-	"CREATE TABLE IF NOT EXISTS vsock("
-	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
-	" cid INTEGER NOT NULL,"
-	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	/* Every device kind without columns of its own (store_devices.c): its field of the
+	 * description as JSON, a row per kind the VM has. */
+	"CREATE TABLE IF NOT EXISTS devices("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" field TEXT NOT NULL," /* the description's field: "vsock" */
+	" doc TEXT NOT NULL,"	/* its value, as the kind writes it */
+	" PRIMARY KEY(vm, field));"
 	/* virtio-scsi (store_scsi.c): the controller's slot, and its LUNs in order. */
 	"CREATE TABLE IF NOT EXISTS scsi("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -194,6 +196,19 @@ static const char migrate_4_to_5[] =
 static const char migrate_5_to_6[] =
 	"ALTER TABLE checkpoints ADD COLUMN type TEXT NOT NULL DEFAULT 'standard';";
 
+/* From schema 6: virtio-vsock's rows move from their own table into devices, as the
+ * description's "vsock" field (store_devices.c); a store that never had the table gets none. */
+static const char migrate_6_to_7[] =
+	"CREATE TABLE IF NOT EXISTS vsock(vm TEXT PRIMARY KEY, cid INTEGER NOT NULL,"
+	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS devices("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" field TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY(vm, field));"
+	"INSERT INTO devices(vm, field, doc) SELECT vm, 'vsock',"
+	" CASE WHEN pci_slot > 0 THEN json_object('cid', cid, 'pci_slot', pci_slot)"
+	" ELSE json_object('cid', cid) END FROM vsock;"
+	"DROP TABLE vsock;";
+
 static int pin_existing_formats(struct store *st)
 {
 	sqlite3_stmt *s = NULL, *u = NULL;
@@ -204,7 +219,7 @@ static int pin_existing_formats(struct store *st)
 	while (!ret && sqlite3_step(s) == SQLITE_ROW) {
 		enum disk_format f;
 
-		if (disk_probe((const char *)sqlite3_column_text(s, 2), &f))
+		if (disk_probe((const char *)sqlite3_column_text(s, 2), &f, NULL))
 			continue; /* gone or unreadable: its name says */
 		sqlite3_reset(u);
 		sqlite3_bind_text(u, 1, disk_format_name(f), -1, SQLITE_STATIC);
@@ -329,12 +344,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_4_to_5);
 	if (!ret && version >= 1 && version <= 5)
 		ret = exec_sql(st, migrate_5_to_6);
+	if (!ret && version >= 1 && version <= 6)
+		ret = exec_sql(st, migrate_6_to_7);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=6");
+		ret = exec_sql(st, "PRAGMA user_version=7");
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
@@ -468,8 +485,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 			goto out;
 		}
 	}
-	ret = store_vsock_put(st, def);
-	ret = store_scsi_put(st, def);
+	ret = store_devices_put(st, def);
 	if (!ret)
 		ret = store_firmware_put(st, def);
 	if (!ret)
@@ -751,8 +767,7 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 			store_nic_set_guards(nic, guards);
 		}
 	}
-	ret = store_vsock_load(st, def);
-	ret = store_scsi_load(st, def);
+	ret = store_devices_load(st, def);
 	if (!ret)
 		ret = store_firmware_load(st, def);
 	if (!ret)

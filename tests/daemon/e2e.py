@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -1753,6 +1754,18 @@ def case_description(e):
           os.readlink("/proc/%d/fd/5" % vm["pid"]) == odd, "descriptors 4 and 5")
     e.keel("vm", "turn-off", "d1")
     e.wait_state("d1", "Off")
+    # Saved-state sections are named by slot: removing a disk renames no other section.
+    names = saved_sections(e, "d1")
+    check({"virtio-blk.01", "virtio-blk.04", "virtio-net.02", "virtio-rng.03", "pci",
+           "memory", "config"} <= set(names), "sections with two disks: %r" % names)
+    e.api_ok("PATCH", "/v1/vms/d1", {"disks": [{"path": odd}]})
+    fewer = saved_sections(e, "d1")
+    check(fewer == [n for n in names if n != "virtio-blk.04"],
+          "sections after removing the disk at slot 4: %r, before %r" % (fewer, names))
+    vm = e.api_ok("PATCH", "/v1/vms/d1", {"disks": [{"path": extra}, {"path": odd}]})
+    check([d["pci_slot"] for d in vm["disks"]] == [4, 1], "disk slots: %r" % vm["disks"])
+    again = saved_sections(e, "d1")
+    check(again == names, "sections after adding it back: %r, at first %r" % (again, names))
     # A damaged disk: the API says what the disk library found, not "Invalid argument",
     # at attach, and at start when it was damaged after.
     bad = os.path.join(e.dir, "bad.vhdx")
@@ -1772,11 +1785,50 @@ def case_description(e):
     vm = e.wait_state("dbad", "Off")
     check("both VHDX headers are invalid (header 1: no 'head' signature" in err + vm["state_reason"],
           "damaged disk: %r %r" % (err, vm["state_reason"]))
+    # More of the disk library's own reasons, each as the API's message (issue 9): a block
+    # size in the metadata that is not a power of 2, a differencing disk whose parent is
+    # gone, and a block size refused when keeld creates a disk.
+    odd_bs = os.path.join(e.dir, "bs.vhdx")
+    e.keel("disk", "create", odd_bs, "--size", "8M")
+    set_vhdx_block_size(odd_bs, 3 << 20)
+    e.api_err("POST", "/v1/vms", {"name": "dbs", "kernel": e.a.guest, "disks": [{"path": odd_bs}]},
+              want=400, msg="%s: VHDX metadata: block size 3145728 is not a power of 2 "
+                            "from 1 MiB to 256 MiB" % odd_bs)
+    base = os.path.join(e.dir, "gone-base.vhdx")
+    orphan = os.path.join(e.dir, "orphan.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    e.keel("disk", "create", orphan, "--parent", base)
+    os.unlink(base)
+    e.api_err("POST", "/v1/vms", {"name": "dorph", "kernel": e.a.guest,
+                                  "disks": [{"path": orphan}]},
+              want=400, msg="%s: parent disk not found (relative_path '.\\gone-base.vhdx'" % orphan)
+    e.api_err("POST", "/v1/pools/test/disks", {"name": "b3.vhdx", "size": 8 << 20,
+                                               "block_size": 3 << 20},
+              want=400, msg="cannot create %s: block size must be a power of 2 from 1 MiB "
+                            "to 256 MiB" % os.path.join(os.path.realpath(e.dir), "b3.vhdx"))
+    check(not os.path.exists(os.path.join(e.dir, "b3.vhdx")), "a refused disk was created")
+    # Devices without columns of their own are kept as their field's JSON (store_devices.c):
+    # a schema-5 store's vsock table moves there, and the VM keeps its device as it was.
+    dv = e.create("dv", vsock={"cid": 4242})
+    check(dv["vsock"]["cid"] == 4242 and dv["vsock"]["pci_slot"] > 0, "vsock: %r" % dv)
+    e.kill_keeld(signal.SIGTERM)
+    db = os.path.join(e.state, "keel.db")
+    rows = sqlite(db, "SELECT field, doc FROM devices")
+    check(rows == 'vsock|{"cid":4242,"pci_slot":%d}' % dv["vsock"]["pci_slot"],
+          "the devices table: %r" % rows)
+    sqlite(db, "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+           " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
+           "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
+           " json_extract(doc, '$.pci_slot') FROM devices WHERE field = 'vsock';"
+           "DROP TABLE devices; PRAGMA user_version=5;")
+    e.start_keeld()
+    check(e.vm("dv")["vsock"] == dv["vsock"], "vsock after the upgrade from schema 5: %r, was %r"
+          % (e.vm("dv")["vsock"], dv["vsock"]))
+    e.api_ok("DELETE", "/v1/vms/dv")
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
     # worker always gave them (disks, adapters, rng), and the store is upgraded in place.
     e.kill_keeld(signal.SIGTERM)
-    db = os.path.join(e.state, "keel.db")
-    sql = ("ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
+    sqlite(db, "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
@@ -1784,15 +1836,12 @@ def case_description(e):
            "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
            "ALTER TABLE checkpoints DROP COLUMN type;"
            "PRAGMA user_version=1;")
-    r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
-    check(r.returncode == 0, "sqlite3: %s" % r.stderr)
     e.start_keeld()
     vm = e.vm("d1")
     check([d["pci_slot"] for d in vm["disks"]] == [1, 2] and vm["nets"][0]["pci_slot"] == 3
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
-    r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
-                       timeout=30)
-    check(r.stdout.strip() == "6", "store schema after upgrade: %r" % r.stdout)
+    version = sqlite(db, "PRAGMA user_version")
+    check(version == "7", "store schema after upgrade: %r" % version)
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):
@@ -2126,15 +2175,18 @@ def case_save_1g(e):
     check(pages >= (1000 << 20) >> 12, "the guest filled only %d pages" % pages)
     job = e.api_ok("POST", "/v1/vms/g1/save", {}, want=202)["job"]
     tmp = os.path.join(e.state, "vms", vm["id"], "saved", "memory.tmp")
-    while not (os.path.exists(tmp) and os.stat(tmp).st_size > 0):
+    while True:  # until the job reports at least 1 % written
         j = e.api_ok("GET", job["href"])
         check(j["state"] == "running", "the save ended before it was seen writing: %r" % j)
+        if j["progress"]["percent"] > 0 and os.path.exists(tmp):
+            break
     os.kill(vm["pid"], signal.SIGSTOP)
     try:
         j = e.api_ok("GET", job["href"])
         p = j["progress"]
         check(j["state"] == "running" and p["bytes_total"] == 1 << 30 and
-              0 < p["bytes_done"] < p["bytes_total"] and 0 <= p["percent"] < 100 and
+              0 < p["bytes_done"] < p["bytes_total"] and 0 < p["percent"] < 100 and
+              p["percent"] == p["bytes_done"] * 100 // p["bytes_total"] and
               p["bytes_done"] <= os.stat(tmp).st_size,
               "the save job mid-way: %r" % j)
         # keeld answers meanwhile: another VM is listed, started and turned off.
@@ -2156,6 +2208,22 @@ def case_save_1g(e):
     check(restored["state_reason"] == "restored from its saved state", "%r" % restored)
     e.type_console("g1", "check\n")
     e.console_until("g1", r"daemon-guest: checked %d pages: 0 differ" % pages)
+    # The terminal's progress bar: `keel vm save` with its stderr on a pty draws the bar
+    # mid-way (the worker stopped once the job is past 0 %), then at 100 %, then a newline.
+    bar = save_on_a_pty(e, "g1", restored["pid"], tmp)
+    frames = re.findall(r"\rsave VM 'g1': \[(#*)( *)\] +(\d+)% \((\d+) of (\d+) MiB\)", bar)
+    check(frames, "no progress bar on the terminal: %r" % bar[-400:])
+    for hashes, spaces, pct, done, total in frames:
+        check(len(hashes) + len(spaces) == 20 and len(hashes) == int(pct) // 5 and
+              total == "1024" and int(done) <= 1024, "a bad frame of the bar: %r" % bar[-400:])
+    mid = [int(f[2]) for f in frames if 0 < int(f[2]) < 100]
+    check(mid, "the bar never showed a value between 0 and 100: %r" % bar[-400:])
+    check(frames[-1][2] == "100" and frames[-1][3] == "1024" and
+          re.search(r"\[#{20}\] 100% \(1024 of 1024 MiB\)\r?\n", bar),
+          "the bar did not end at 100 %% with a newline: %r" % bar[-400:])
+    e.wait_state("g1", "Saved")
+    restored = e.start("g1")
+    check(restored["state_reason"] == "restored from its saved state", "%r" % restored)
     # --no-wait: keel returns with the job while the worker cannot save (stopped).
     os.kill(restored["pid"], signal.SIGSTOP)
     try:
@@ -2170,6 +2238,109 @@ def case_save_1g(e):
     check(e.api_ok("GET", m.group(2))["state"] == "succeeded", "the --no-wait save failed")
     e.wait_state("g1", "Saved")
     e.keel("vm", "discard-state", "g1")
+
+
+def sqlite(db, sql):
+    """Runs sql on the store db with the sqlite3 shell; returns its output, stripped."""
+    r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "sqlite3 %r: %s" % (sql, r.stderr))
+    return r.stdout.strip()
+
+
+def set_vhdx_block_size(path, size):
+    """Writes size into a VHDX file's metadata as its block size (the file parameters item;
+    the metadata has no checksum, so the file still opens as far as its metadata)."""
+    import uuid
+    meta_guid = uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E").bytes_le
+    params_guid = uuid.UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B").bytes_le
+    with open(path, "r+b") as f:
+        f.seek(192 << 10)  # region table 1
+        table = f.read(64 << 10)
+        check(table[:4] == b"regi", "no region table in %s" % path)
+        count = struct.unpack_from("<I", table, 8)[0]
+        meta = [struct.unpack_from("<Q", table, 16 + 32 * i + 16)[0] for i in range(count)
+                if table[16 + 32 * i:16 + 32 * i + 16] == meta_guid]
+        check(len(meta) == 1, "no metadata region in %s" % path)
+        f.seek(meta[0])
+        mt = f.read(64 << 10)
+        check(mt[:8] == b"metadata", "no metadata table in %s" % path)
+        n = struct.unpack_from("<H", mt, 10)[0]
+        items = [struct.unpack_from("<I", mt, 32 + 32 * i + 16)[0] for i in range(n)
+                 if mt[32 + 32 * i:32 + 32 * i + 16] == params_guid]
+        check(len(items) == 1, "no file parameters item in %s" % path)
+        f.seek(meta[0] + items[0])
+        f.write(struct.pack("<I", size))
+
+
+def saved_sections(e, name):
+    """Starts VM NAME, saves it, and returns the names of its saved state's sections (in
+    file order); the saved state is then discarded and the VM is Off."""
+    vm = e.start(name)
+    e.console_until(name, r"daemon-guest: ready for input")
+    e.keel("vm", "save", name)
+    e.wait_state(name, "Saved")
+    with open(os.path.join(e.state, "vms", vm["id"], "saved", "state"), "rb") as f:
+        data = f.read()
+    magic, _, hsize, _, count, _ = struct.unpack_from("<8sIIQII", data, 0)
+    check(magic == b"KEELSAVE", "not a saved state: %r" % data[:16])
+    off, names = hsize, []
+    for _ in range(count):
+        names.append(data[off:off + 32].rstrip(b"\0").decode())
+        size = struct.unpack_from("<IIQ", data, off + 32)[2]
+        off += 48 + size + (-size % 8)
+    e.keel("vm", "discard-state", name)
+    e.wait_state(name, "Off")
+    return names
+
+
+def save_on_a_pty(e, name, pid, tmp):
+    """Runs `keel vm save NAME` with its stdout and stderr on a pseudo-terminal (so that it
+    draws its progress bar), stops the worker PID with SIGSTOP once the job is past 0 % and
+    the bar has been drawn at least once while stopped, then lets it go on; returns what
+    the terminal received."""
+    import pty
+    master, slave = pty.openpty()
+    env = dict(os.environ, KEEL_SOCKET=e.sock)
+    proc = subprocess.Popen([e.a.keel, "vm", "save", name], stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = bytearray()
+
+    def reader():
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            out.extend(chunk)
+    t = threading.Thread(target=reader)
+    t.start()
+    stopped = False
+    try:
+        deadline = time.time() + 120
+        while not stopped and time.time() < deadline and proc.poll() is None:
+            jobs = [j for j in e.api_ok("GET", "/v1/jobs") if j["state"] == "running"]
+            if jobs and jobs[-1]["progress"]["percent"] > 0 and os.path.exists(tmp):
+                os.kill(pid, signal.SIGSTOP)
+                stopped = True
+        check(stopped, "the save on the terminal was never seen past 0 %%: %r" % bytes(out))
+        # The CLI polls every 100 ms: wait until it drew the stopped job's bar.
+        seen = len(out)
+        deadline = time.time() + 10
+        while time.time() < deadline and not re.search(
+                rb"\] +([1-9]|[1-9][0-9])% ", bytes(out[seen:])):
+            time.sleep(0.1)
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+    rc = proc.wait(timeout=300)
+    t.join(10)
+    os.close(master)
+    text = bytes(out).decode(errors="replace")
+    check(rc == 0, "keel vm save on a terminal: exit %d: %r" % (rc, text[-400:]))
+    return text
 
 
 def case_log_follow(e):

@@ -229,7 +229,7 @@ static unsigned pflash_count(const struct machine *m)
 	return m->def->firmware == VM_FIRMWARE_UEFI ? 1 : 0;
 }
 
-static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct pflash *p = calloc(1, sizeof(*p));
 	int r;
@@ -298,7 +298,7 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 	r = bus_register(m->mmio, m->firmware_base - p->size, p->size, &pflash_ops, p, "pflash");
 	r = r ?: machine_add_teardown(m, pflash_teardown, p);
 	r = r ?: machine_add_reset_hook(m, pflash_reset, p);
-	r = r ?: machine_add_state_section(m, "pflash", 1, pflash_state, p);
+	*obj = p;
 	return r; /* once registered, the teardown frees p */
 fail:
 	if (p->save_fd >= 0)
@@ -312,5 +312,7 @@ fail:
 	return r;
 }
 
-const struct device_class pflash_class = {
-	.name = "pflash", .count = pflash_count, .create = pflash_create};
+const struct device_class pflash_class = {.name = "pflash",
+					  .count = pflash_count,
+					  .state = {{"pflash", 1, pflash_state}},
+					  .create = pflash_create};
