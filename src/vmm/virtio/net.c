@@ -177,8 +177,6 @@ static enum net_rx_result net_rx_short(struct virtio_dev *vd, uint16_t start, ui
 	struct vq *vq = &vd->q[NET_RX].vq;
 	unsigned i;
 
-	if (!virtio_queue_ready(vd, NET_RX))
-		return NET_RX_DONE; /* the ring broke: nothing more goes there */
 	if (vq->used_idx != used) {
 		/* A malformed chain among them was returned already: these cannot be put
 		 * back in order, so they go back empty and the frame is dropped. */
@@ -189,6 +187,12 @@ static enum net_rx_result net_rx_short(struct virtio_dev *vd, uint16_t start, ui
 				     "%s: dropped a %zu-byte frame: malformed receive chains "
 				     "among its buffers",
 				     n->ifname, n->pending);
+		return NET_RX_DONE;
+	}
+	if (!virtio_queue_ready(vd, NET_RX)) {
+		/* The ring broke (DEVICE_NEEDS_RESET): the chains go back untouched and the
+		 * frame is dropped. */
+		vq_unpop_to(vq, start);
 		return NET_RX_DONE;
 	}
 	if (k >= vq->size || k >= NET_QUEUE_SIZE) {
