@@ -257,7 +257,7 @@ static enum net_rx_result net_rx_place(struct virtio_dev *vd)
 }
 
 /* Read the next frame from the tap into frame[]: 1, 0 when it was dropped (too short or
- * too long, or offloads the guest did not negotiate), -1 when there is none. */
+ * too long), -1 when there is none. */
 static int net_rx_read(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
@@ -268,13 +268,6 @@ static int net_rx_read(struct virtio_dev *vd)
 	if (len < NET_HDR_SIZE || (size_t)len > sizeof(n->frame)) {
 		log_warn_ratelimited(&net_rl, "%s: dropped a %zd-byte frame from the tap",
 				     n->ifname, len);
-		return 0;
-	}
-	if (!net_hdr_rx_fix(n->frame, vd->driver_features)) {
-		log_warn_ratelimited(&net_rl,
-				     "%s: dropped a frame from the tap with offloads the guest "
-				     "did not negotiate",
-				     n->ifname);
 		return 0;
 	}
 	n->pending = (size_t)len;
@@ -307,6 +300,15 @@ static void net_rx(struct virtio_dev *vd)
 				break;
 			if (!got)
 				continue;
+		}
+		/* Checked against the features now: a frame may have waited across a restore. */
+		if (!net_hdr_rx_fix(n->frame, vd->driver_features)) {
+			log_warn_ratelimited(&net_rl,
+					     "%s: dropped a frame from the tap with offloads the "
+					     "guest did not negotiate",
+					     n->ifname);
+			n->pending = 0;
+			continue;
 		}
 		while ((r = net_rx_place(vd)) == NET_RX_RETRY)
 			;
