@@ -169,17 +169,16 @@ void vq_unpop(struct vq *vq)
 
 bool vq_unpop_to(struct vq *vq, uint16_t last_avail)
 {
-	uint16_t avail;
+	uint16_t seen = vq->last_avail; /* the driver's avail index when the last pop found none */
 
 	if (!vq->ready)
 		return false;
 	vq->last_avail = last_avail;
-	avail = __atomic_load_n(avail_idx(vq), __ATOMIC_ACQUIRE);
-	if (vq->event_idx) /* avail_event: kick me when the driver adds entry avail */
-		__atomic_store_n((uint16_t *)(vq->used + 4 + 8 * (size_t)vq->size), avail,
+	if (vq->event_idx) /* avail_event: kick me when the driver adds entry seen */
+		__atomic_store_n((uint16_t *)(vq->used + 4 + 8 * (size_t)vq->size), seen,
 				 __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return __atomic_load_n(avail_idx(vq), __ATOMIC_ACQUIRE) != avail;
+	return __atomic_load_n(avail_idx(vq), __ATOMIC_ACQUIRE) != seen;
 }
 
 void vq_push_many(struct vq *vq, const uint16_t *heads, const uint32_t *written, unsigned n)

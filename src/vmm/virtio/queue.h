@@ -87,8 +87,9 @@ int vq_pop(struct vq *vq, struct vq_chain *c, const char **why);
 /* Put the chain just popped back (the device found nothing to fill it with yet). */
 void vq_unpop(struct vq *vq);
 /* Put back every chain popped since the next avail entry was last_avail (none of them
- * pushed), and ask for a notification only when the driver adds chains beyond those there
- * now (event index): the device waits for more. Returns whether more arrived meanwhile. */
+ * pushed; the last pop found no more), and ask for a notification when the driver adds
+ * chains beyond those (event index): the device waits for more. Returns whether the driver
+ * added some already (then try again). */
 bool vq_unpop_to(struct vq *vq, uint16_t last_avail);
 /* Return a chain to the driver with written bytes in its writable buffers. */
 void vq_push(struct vq *vq, uint16_t head, uint32_t written);
