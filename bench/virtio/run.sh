@@ -26,7 +26,7 @@ grep -q '^bench: done' "$log" || {
 awk '
 /^bench: disk / { split($5, t, "="); split($6, c, "="); tp[$3 " " $4] = t[2]; cpu[$3 " " $4] = c[2] }
 /^bench: vhdx / { split($5, t, "="); split($6, c, "="); vt[$3 " " $4] = t[2]; vc[$3 " " $4] = c[2] }
-/^bench: net /  { split($5, t, "="); split($6, c, "="); tp[$3 " net"] = t[2] / 100; cpu[$3 " net"] = c[2] }
+/^bench: net [a-z]+ tcp / { split($5, t, "="); split($6, c, "="); tp[$3 " net"] = t[2] / 100; cpu[$3 " net"] = c[2] }
 END {
 	n = split("write read net", kinds, " ")
 	for (i = 1; i <= n; i++) {

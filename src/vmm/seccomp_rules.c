@@ -6,6 +6,7 @@
  * kernel would otherwise do more than the worker needs (ioctl requests, clone flags).
  */
 #include <errno.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -89,6 +90,8 @@ static const uint64_t prot_exec[] = {PROT_EXEC};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
 /* virtio-vsock's guest connects: Unix sockets only. */
 static const uint64_t af_unix[] = {AF_UNIX};
+/* virtio-net (virtio/net.c): the tap's offloads follow what the guest's driver negotiated. */
+static const uint64_t io_ioctls[] = {TUNSETOFFLOAD};
 
 /* Every thread of every class: memory, locks, time, signals (vCPU kicks), ending, and what the
  * SIGSYS handler calls to report a forbidden call (seccomp_filter.c). */
@@ -169,9 +172,11 @@ static const struct seccomp_rule main_rules[] = {
 /* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
  * whose rings are set up with the device, before the filter (so no io_uring_setup);
  * virtio-vsock (virtio/vsock.c): host clients accepted, guest connects to PATH_<port> in the
- * jail (AF_UNIX only), half-closes and closes, its deadline timer. */
+ * jail (AF_UNIX only), half-closes and closes, its deadline timer; virtio-net's tap
+ * offloads. */
 /* clang-format off */
 static const struct seccomp_rule io_rules[] = {
+	ARG_IN(SYS_ioctl, 1, io_ioctls),
 	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
 	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
 	ANY(SYS_writev),	 ANY(SYS_pread64),

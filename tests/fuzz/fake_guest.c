@@ -199,7 +199,7 @@ void fake_guest_start(struct fake_guest *g, const uint8_t *hdr)
 	fake_machine_reset();
 	fake_virtio_serve(g->vd); /* kicks left from the last input find no queue */
 	g->features = (uint64_t)(hdr[0] >> 4) | (uint64_t)(hdr[0] & 1) << VIRTIO_F_INDIRECT_DESC |
-		      (uint64_t)(hdr[0] >> 1 & 1) << VIRTIO_F_EVENT_IDX;
+		      (uint64_t)(hdr[0] >> 1 & 1) << VIRTIO_F_EVENT_IDX | g->extra_features;
 	for (i = 0; i < nqueues(g); i++)
 		g->q[i] = (struct fake_vq){
 			.size = (uint16_t)(1u << ((hdr[1] >> (4 * i) & 0xf) %

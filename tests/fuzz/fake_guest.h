@@ -28,6 +28,8 @@ struct fake_guest {
 	uint32_t max_used[FAKE_GUEST_QUEUES];
 	/* Set by the target: called after the device's work was served. */
 	void (*served)(struct fake_guest *g);
+	/* Set by the target: device features asked for besides the header's (if offered). */
+	uint64_t extra_features;
 	/* From the input's header (fake_guest_start). */
 	uint8_t hdr[FAKE_GUEST_HEADER];
 	uint64_t features;

@@ -5,8 +5,12 @@
  * the target sends frames for the device to receive and reads the frames it transmits.
  * Every chain taken must be returned, a receive chain never reported longer than its
  * writable buffers, a transmit chain with 0 bytes, every frame sent with its header.
- * Input: fake_guest.h's two header bytes (bit 4 of byte 0 offers checksum offload), then
- * its operations, and these: 9 a frame of a given length, 10 a frame of the input's bytes.
+ * Input: a features byte (bit 0 GUEST_TSO4, 1 GUEST_TSO6, 2 GUEST_ECN, 3 HOST_TSO4,
+ * 4 HOST_TSO6, 5 MRG_RXBUF: mergeable receive buffers, one frame over many chains, waiting
+ * for buffers, dropped when the ring cannot hold it), fake_guest.h's two header bytes
+ * (bits 4 and 5 of byte 0 offer CSUM and GUEST_CSUM), then its operations, and these: 9 a
+ * frame of a given length, 10 a frame of the input's bytes. Transmit headers are whatever
+ * the input puts in guest RAM (net_hdr_tx_check).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,8 +20,7 @@
 #include "fake_guest.h"
 #include "fake_machine.h"
 #include "lib/le.h"
-
-#define NET_HDR 12
+#include "vmm/virtio/net_hdr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,7 +34,7 @@ static void served(struct fake_guest *fg)
 	ssize_t n;
 
 	while ((n = recv(peer, frame, sizeof(frame), MSG_TRUNC)) >= 0)
-		FAKE_CHECK(n >= NET_HDR, "a %zd-byte frame without a header", n);
+		FAKE_CHECK(n >= NET_HDR_SIZE, "a %zd-byte frame without a header", n);
 }
 
 static void send_frame(size_t len, uint8_t fill, const uint8_t *bytes, size_t nbytes)
@@ -56,7 +59,7 @@ static size_t net_op(const uint8_t *data, size_t size)
 		n = size < 3 ? 3 : 3u + data[1] % 65;
 		if (size < n)
 			return 0;
-		send_frame(NET_HDR + data[2] * 8u, 0, data + 3, n - 3);
+		send_frame(NET_HDR_SIZE + data[2] * 8u, 0, data + 3, n - 3);
 		return n;
 	default:
 		return 1;
@@ -73,7 +76,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		g.served = served;
 		fake_machine_pause(true);
 	}
+	if (!size)
+		return 0;
+	g.extra_features = (uint64_t)(data[0] & 1) << NET_F_GUEST_TSO4 |
+			   (uint64_t)(data[0] >> 1 & 1) << NET_F_GUEST_TSO6 |
+			   (uint64_t)(data[0] >> 2 & 1) << NET_F_GUEST_ECN |
+			   (uint64_t)(data[0] >> 3 & 1) << NET_F_HOST_TSO4 |
+			   (uint64_t)(data[0] >> 4 & 1) << NET_F_HOST_TSO6 |
+			   (uint64_t)(data[0] >> 5 & 1) << NET_F_MRG_RXBUF;
 	fake_virtio_net(&peer); /* no frame left from the last input */
-	fake_guest_run(&g, data, size, net_op);
+	fake_guest_run(&g, data + 1, size - 1, net_op);
 	return 0;
 }

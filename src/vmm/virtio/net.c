@@ -2,11 +2,15 @@
 /*
  * virtio-net (virtio 1.2, 5.1) on a Linux tap device with the virtio-net header
  * (IFF_VNET_HDR, 12 bytes: the VERSION_1 layout with num_buffers). One receive and one
- * transmit queue, served on the device's I/O thread: transmit chains go to the tap with one
- * writev (header included, so checksum and segmentation offloads pass through to the host
- * kernel); received frames are read straight into the guest's receive buffers. When the
- * guest has no receive buffers the tap is not read (it queues or drops, as a full NIC would)
- * until the guest posts more.
+ * transmit queue, served on the device's I/O thread. Transmit: the guest's header is copied
+ * and checked (net_hdr.c) and goes to the tap with the frame in one writev, so checksum and
+ * segmentation offloads pass to the host kernel. Receive: a frame is read from the tap
+ * into the device's buffer and copied into one receive chain, or with mergeable receive
+ * buffers (MRG_RXBUF) over as many as it takes, all returned at once; the tap's offloads
+ * (TUNSETOFFLOAD) follow what the driver negotiated (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN),
+ * so TCP streams arrive as 64 KiB frames. When the guest has too few receive buffers the
+ * frame waits in the device (its chains put back) and the tap is not read (it queues or
+ * drops, as a full NIC would) until the guest posts more.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,27 +25,25 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "lib/le.h"
 #include "lib/log.h"
 #include "lib/tap.h"
 #include "vmm/device.h"
 #include "vmm/virtio/net.h"
+#include "vmm/virtio/net_hdr.h"
 #include "vmm/virtio/state.h"
 #include "vmm/virtio/virtio.h"
 #include "config/vmdef_device.h"
 #include "vmm/machine.h"
 
-#define NET_F_CSUM	 0
-#define NET_F_MAC	 5
-#define NET_F_HOST_TSO4	 11
-#define NET_F_HOST_TSO6	 12
-#define NET_F_STATUS	 16
 #define NET_S_LINK_UP	 1
 #define NET_QUEUE_SIZE	 256
 #define NET_RX		 0
 #define NET_TX		 1
 #define NET_CFG_SIZE	 10
-#define NET_HDR_SIZE	 TAP_VNET_HDR_SIZE
 #define NET_MAX_RX_BATCH 64
+
+_Static_assert(NET_HDR_SIZE == TAP_VNET_HDR_SIZE, "the tap's header is virtio-net's");
 
 static struct log_ratelimit net_rl = LOG_RATELIMIT_INIT(5000, 5);
 
@@ -49,9 +51,16 @@ struct virtio_net {
 	int tap;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
-	bool rx_muted;			    /* tap not watched: no receive buffers */
-	struct vq_chain rx_chain, tx_chain; /* I/O thread only */
-	uint8_t drop[65536 + NET_HDR_SIZE]; /* frames read with nowhere to go */
+	bool rx_muted;	     /* tap not watched: no receive buffers */
+	unsigned offloads;   /* TUN_F_* the tap was last set to */
+	bool offload_warned; /* TUNSETOFFLOAD failed once (said once) */
+	size_t pending;	     /* bytes of a frame in frame[] waiting for buffers */
+	/* I/O thread only: */
+	struct vq_chain rx_first, rx_chain, tx_chain;
+	uint16_t rx_heads[NET_QUEUE_SIZE];
+	uint32_t rx_lens[NET_QUEUE_SIZE];
+	struct iovec tx_iov[VQ_MAX_SEGS + 1];
+	uint8_t frame[NET_HDR_SIZE + NET_FRAME_MAX]; /* a received frame, header first */
 };
 
 void virtio_net_default_mac(const char *tap, uint8_t mac[6])
@@ -68,24 +77,75 @@ void virtio_net_default_mac(const char *tap, uint8_t mac[6])
 	mac[5] = (uint8_t)h;
 }
 
+/* Set the tap's offloads to what the driver negotiated (none while it has not): the tap
+ * then hands over frames with partial checksums and 64 KiB segments only to a guest that
+ * takes them. I/O thread (TUNSETOFFLOAD is in its seccomp rules). */
+static void net_sync_offloads(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+	unsigned want = vd->status & VIRTIO_STATUS_FEATURES_OK
+				? net_hdr_tap_offloads(vd->driver_features)
+				: 0;
+
+	if (want == n->offloads)
+		return;
+	if (ioctl(n->tap, TUNSETOFFLOAD, (unsigned long)want) < 0 && !n->offload_warned) {
+		log_warn("%s: cannot set the tap's offloads to 0x%x: %s (frames reach the guest "
+			 "as the tap sends them)",
+			 n->ifname, want, strerror(errno));
+		n->offload_warned = true;
+	}
+	n->offloads = want;
+}
+
+/* One transmit chain to the tap, its header copied and checked first (the guest cannot
+ * change it between the check and the write). */
+static void net_tx_one(struct virtio_dev *vd, const struct vq_chain *c)
+{
+	struct virtio_net *n = vd->priv;
+	uint8_t raw[NET_HDR_SIZE];
+	const char *why = NULL;
+	struct net_hdr h;
+	size_t skip = NET_HDR_SIZE;
+	unsigned i, cnt = 1;
+
+	if (c->in_len < NET_HDR_SIZE || c->nout) {
+		why = "a chain without a header or with writable buffers";
+	} else {
+		vq_chain_read(c, 0, raw, NET_HDR_SIZE);
+		net_hdr_parse(raw, &h);
+		why = net_hdr_tx_check(&h, c->in_len - NET_HDR_SIZE, vd->driver_features);
+	}
+	if (why) {
+		log_warn_ratelimited(&net_rl, "%s: dropped a frame from the guest: %s", n->ifname,
+				     why);
+		return;
+	}
+	memset(raw + 10, 0, 2); /* num_buffers: unused on transmit */
+	n->tx_iov[0] = (struct iovec){raw, NET_HDR_SIZE};
+	for (i = 0; i < c->nin; i++) {
+		size_t len = c->seg[i].iov_len;
+
+		if (len <= skip) {
+			skip -= len;
+			continue;
+		}
+		n->tx_iov[cnt++] = (struct iovec){(uint8_t *)c->seg[i].iov_base + skip, len - skip};
+		skip = 0;
+	}
+	if (writev(n->tap, n->tx_iov, (int)cnt) < 0 && errno != EAGAIN)
+		log_warn_ratelimited(&net_rl, "%s: write: %s", n->ifname, strerror(errno));
+}
+
 static void net_tx(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
 
+	net_sync_offloads(vd);
 	do {
 		while (virtio_pop(vd, NET_TX, &n->tx_chain) > 0) {
-			struct vq_chain *c = &n->tx_chain;
-
-			if (c->in_len < NET_HDR_SIZE || c->nout) {
-				log_warn_ratelimited(&net_rl,
-						     "%s: transmit chain without a header "
-						     "or with writable buffers",
-						     n->ifname);
-			} else if (writev(n->tap, c->seg, (int)c->nin) < 0 && errno != EAGAIN) {
-				log_warn_ratelimited(&net_rl, "%s: write: %s", n->ifname,
-						     strerror(errno));
-			}
-			vq_push(&vd->q[NET_TX].vq, c->head, 0);
+			net_tx_one(vd, &n->tx_chain);
+			vq_push(&vd->q[NET_TX].vq, n->tx_chain.head, 0);
 		}
 	} while (virtio_queue_ready(vd, NET_TX) && vq_rearm(&vd->q[NET_TX].vq));
 	virtio_queue_interrupt(vd, NET_TX);
@@ -102,60 +162,165 @@ static void net_mute(struct virtio_dev *vd, bool mute)
 	n->rx_muted = mute;
 }
 
-/* Move frames from the tap into receive buffers while both last. */
-static void net_rx(struct virtio_dev *vd)
+enum net_rx_result {
+	NET_RX_DONE,  /* the frame was delivered or dropped */
+	NET_RX_WAIT,  /* too few buffers: the frame waits, every chain put back */
+	NET_RX_RETRY, /* too few buffers, but the driver just added more */
+};
+
+/* Not enough buffers for the pending frame after taking k good chains (the ring's next
+ * entry was start and its used index used before): put them back and wait, or drop the
+ * frame when waiting cannot help. */
+static enum net_rx_result net_rx_short(struct virtio_dev *vd, uint16_t start, uint16_t used,
+				       unsigned k)
 {
 	struct virtio_net *n = vd->priv;
-	unsigned got = 0;
+	struct vq *vq = &vd->q[NET_RX].vq;
+	unsigned i;
 
-	if (!virtio_queue_ready(vd, NET_RX)) {
-		/* Not running: drain so the tap does not stay readable forever. */
-		while (read(n->tap, n->drop, sizeof(n->drop)) > 0)
-			;
-		return;
+	if (vq->used_idx != used) {
+		/* A malformed chain among them was returned already: these cannot be put
+		 * back in order, so they go back empty and the frame is dropped. */
+		for (i = 0; i < k; i++)
+			n->rx_lens[i] = 0;
+		vq_push_many(vq, n->rx_heads, n->rx_lens, k);
+		log_warn_ratelimited(&net_rl,
+				     "%s: dropped a %zu-byte frame: malformed receive chains "
+				     "among its buffers",
+				     n->ifname, n->pending);
+		return NET_RX_DONE;
 	}
-	while (got < NET_MAX_RX_BATCH) {
-		struct vq_chain *c = &n->rx_chain;
-		ssize_t len;
-		uint16_t one = 1;
+	if (!virtio_queue_ready(vd, NET_RX)) {
+		/* The ring broke (DEVICE_NEEDS_RESET): the chains go back untouched and the
+		 * frame is dropped. */
+		vq_unpop_to(vq, start);
+		return NET_RX_DONE;
+	}
+	if (k >= vq->size || k >= NET_QUEUE_SIZE) {
+		/* The whole ring does not hold it: more buffers cannot come. */
+		vq_unpop_to(vq, start);
+		log_warn_ratelimited(&net_rl,
+				     "%s: dropped a %zu-byte frame larger than the whole receive "
+				     "ring",
+				     n->ifname, n->pending);
+		return NET_RX_DONE;
+	}
+	return vq_unpop_to(vq, start) ? NET_RX_RETRY : NET_RX_WAIT;
+}
 
-		if (virtio_pop(vd, NET_RX, c) <= 0) {
-			/* No buffers: stop watching the tap until the guest posts some. */
-			if (virtio_queue_ready(vd, NET_RX) && vq_rearm(&vd->q[NET_RX].vq))
-				continue;
-			net_mute(vd, true);
+/* Give the pending frame (header first) to the guest: in one receive chain, or with
+ * MRG_RXBUF over as many as it takes, num_buffers in the header saying how many. */
+static enum net_rx_result net_rx_place(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+	struct vq *vq = &vd->q[NET_RX].vq;
+	bool mrg = virtio_has_feature(vd, NET_F_MRG_RXBUF);
+	uint16_t start = vq->last_avail, used = vq->used_idx;
+	uint8_t nbuf[2];
+	size_t off = 0;
+	unsigned k = 0;
+
+	while (off < n->pending && k < NET_QUEUE_SIZE) {
+		struct vq_chain *c = k ? &n->rx_chain : &n->rx_first;
+		size_t take;
+
+		if (virtio_pop(vd, NET_RX, c) <= 0)
 			break;
-		}
 		if (c->nin || c->out_len < NET_HDR_SIZE) {
 			log_warn_ratelimited(&net_rl,
 					     "%s: receive chain with readable buffers or "
 					     "smaller than the header",
 					     n->ifname);
-			vq_push(&vd->q[NET_RX].vq, c->head, 0);
+			vq_push(vq, c->head, 0);
 			continue;
 		}
-		len = readv(n->tap, c->seg, (int)c->nout);
-		if (len < 0) {
-			/* Nothing more to read: the chain waits for the next frame. */
-			vq_unpop(&vd->q[NET_RX].vq);
+		if (!mrg && c->out_len < n->pending) {
+			log_warn_ratelimited(&net_rl,
+					     "%s: dropped a %zu-byte frame that did not fit "
+					     "%llu bytes of receive buffers",
+					     n->ifname, n->pending, (unsigned long long)c->out_len);
+			vq_push(vq, c->head, 0);
+			return NET_RX_DONE;
+		}
+		take = c->out_len < n->pending - off ? (size_t)c->out_len : n->pending - off;
+		vq_chain_write(c, 0, n->frame + off, take);
+		n->rx_heads[k] = c->head;
+		n->rx_lens[k] = (uint32_t)take;
+		k++;
+		off += take;
+	}
+	if (off < n->pending)
+		return net_rx_short(vd, start, used, k);
+	le_store(nbuf, k, 2);
+	vq_chain_write(&n->rx_first, 10, nbuf, 2);
+	vq_push_many(vq, n->rx_heads, n->rx_lens, k);
+	return NET_RX_DONE;
+}
+
+/* Read the next frame from the tap into frame[]: 1, 0 when it was dropped (too short or
+ * too long), -1 when there is none. */
+static int net_rx_read(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+	ssize_t len = read(n->tap, n->frame, sizeof(n->frame));
+
+	if (len < 0)
+		return -1;
+	if (len < NET_HDR_SIZE || (size_t)len > sizeof(n->frame)) {
+		log_warn_ratelimited(&net_rl, "%s: dropped a %zd-byte frame from the tap",
+				     n->ifname, len);
+		return 0;
+	}
+	n->pending = (size_t)len;
+	return 1;
+}
+
+/* Move frames from the tap into receive buffers while both last. */
+static void net_rx(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+	struct vq *vq = &vd->q[NET_RX].vq;
+	uint16_t used = vq->used_idx;
+	unsigned frames;
+
+	net_sync_offloads(vd);
+	if (!virtio_queue_ready(vd, NET_RX)) {
+		/* Not running: drain so the tap does not stay readable forever. */
+		n->pending = 0;
+		while (read(n->tap, n->frame, sizeof(n->frame)) > 0)
+			;
+		return;
+	}
+	for (frames = 0; frames < NET_MAX_RX_BATCH; frames++) {
+		enum net_rx_result r;
+
+		if (!n->pending) {
+			int got = net_rx_read(vd);
+
+			if (got < 0)
+				break;
+			if (!got)
+				continue;
+		}
+		/* Checked against the features now: a frame may have waited across a restore. */
+		if (!net_hdr_rx_fix(n->frame, vd->driver_features)) {
+			log_warn_ratelimited(&net_rl,
+					     "%s: dropped a frame from the tap with offloads the "
+					     "guest did not negotiate",
+					     n->ifname);
+			n->pending = 0;
+			continue;
+		}
+		while ((r = net_rx_place(vd)) == NET_RX_RETRY)
+			;
+		if (r == NET_RX_WAIT) {
+			/* Stop watching the tap until the guest posts buffers. */
+			net_mute(vd, true);
 			break;
 		}
-		if ((uint64_t)len > c->out_len) {
-			/* The tap reports a frame's full length even when it was cut to fit:
-			 * never report more than the buffers hold; drop the cut frame. */
-			log_warn_ratelimited(&net_rl,
-					     "%s: dropped a %zd-byte frame that did not fit "
-					     "%llu bytes of receive buffers",
-					     n->ifname, len, (unsigned long long)c->out_len);
-			vq_push(&vd->q[NET_RX].vq, c->head, 0);
-			continue;
-		}
-		/* num_buffers (header bytes 10-11) is 1: no mergeable buffers. */
-		vq_chain_write(c, 10, &one, 2);
-		vq_push(&vd->q[NET_RX].vq, c->head, (uint32_t)len);
-		got++;
+		n->pending = 0;
 	}
-	if (got)
+	if (vq->used_idx != used)
 		virtio_queue_interrupt(vd, NET_RX);
 }
 
@@ -186,6 +351,14 @@ static void net_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsi
 		memcpy(buf, cfg + off, len);
 }
 
+static void net_reset(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	n->pending = 0; /* a new driver gets no frame of the old one's (the tap's offloads
+			 * follow on the I/O thread) */
+}
+
 static void net_release(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
@@ -200,6 +373,7 @@ static const struct virtio_dev_ops net_ops = {
 	.class_code = 0x020000, /* Ethernet controller */
 	.queue_notify = net_queue_notify,
 	.config_read = net_config_read,
+	.reset = net_reset,
 	.fd_event = net_fd_event,
 	.release = net_release,
 };
@@ -209,7 +383,10 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *i
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	uint64_t features = 1ull << NET_F_MAC | 1ull << NET_F_STATUS | 1ull << NET_F_CSUM |
-			    1ull << NET_F_HOST_TSO4 | 1ull << NET_F_HOST_TSO6;
+			    1ull << NET_F_HOST_TSO4 | 1ull << NET_F_HOST_TSO6 |
+			    1ull << NET_F_GUEST_CSUM | 1ull << NET_F_GUEST_TSO4 |
+			    1ull << NET_F_GUEST_TSO6 | 1ull << NET_F_GUEST_ECN |
+			    1ull << NET_F_MRG_RXBUF;
 	struct virtio_dev *vd = NULL;
 	int r;
 

@@ -167,18 +167,41 @@ void vq_unpop(struct vq *vq)
 	vq->last_avail--;
 }
 
-void vq_push(struct vq *vq, uint16_t head, uint32_t written)
+bool vq_unpop_to(struct vq *vq, uint16_t last_avail)
 {
-	uint8_t *e;
-	uint32_t id = head;
+	uint16_t seen = vq->last_avail; /* the driver's avail index when the last pop found none */
+
+	if (!vq->ready)
+		return false;
+	vq->last_avail = last_avail;
+	if (vq->event_idx) /* avail_event: kick me when the driver adds entry seen */
+		__atomic_store_n((uint16_t *)(vq->used + 4 + 8 * (size_t)vq->size), seen,
+				 __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(avail_idx(vq), __ATOMIC_ACQUIRE) != seen;
+}
+
+void vq_push_many(struct vq *vq, const uint16_t *heads, const uint32_t *written, unsigned n)
+{
+	unsigned i;
 
 	if (!vq->ready)
 		return;
-	e = vq->used + 4 + 8 * (size_t)(vq->used_idx & (vq->size - 1));
-	memcpy(e, &id, 4);
-	memcpy(e + 4, &written, 4);
-	vq->used_idx++;
+	for (i = 0; i < n; i++) {
+		uint8_t *e =
+			vq->used + 4 + 8 * (size_t)((uint16_t)(vq->used_idx + i) & (vq->size - 1));
+		uint32_t id = heads[i];
+
+		memcpy(e, &id, 4);
+		memcpy(e + 4, &written[i], 4);
+	}
+	vq->used_idx = (uint16_t)(vq->used_idx + n);
 	__atomic_store_n(used_idx_p(vq), vq->used_idx, __ATOMIC_RELEASE);
+}
+
+void vq_push(struct vq *vq, uint16_t head, uint32_t written)
+{
+	vq_push_many(vq, &head, &written, 1);
 }
 
 bool vq_need_notify(struct vq *vq)

@@ -86,8 +86,16 @@ const char *vq_enable_error_str(enum vq_enable_error e);
 int vq_pop(struct vq *vq, struct vq_chain *c, const char **why);
 /* Put the chain just popped back (the device found nothing to fill it with yet). */
 void vq_unpop(struct vq *vq);
+/* Put back every chain popped since the next avail entry was last_avail (none of them
+ * pushed; the last pop found no more), and ask for a notification when the driver adds
+ * chains beyond those (event index): the device waits for more. Returns whether the driver
+ * added some already (then try again). */
+bool vq_unpop_to(struct vq *vq, uint16_t last_avail);
 /* Return a chain to the driver with written bytes in its writable buffers. */
 void vq_push(struct vq *vq, uint16_t head, uint32_t written);
+/* Return n chains at once: the driver sees all of their used entries or none (virtio-net's
+ * mergeable receive buffers, one frame over several chains). */
+void vq_push_many(struct vq *vq, const uint16_t *heads, const uint32_t *written, unsigned n);
 /* After pushes: does the driver want an interrupt (event index or NO_INTERRUPT flag)? */
 bool vq_need_notify(struct vq *vq);
 /* Before sleeping: ask for a notification at the next avail entry (event index), then

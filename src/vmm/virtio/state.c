@@ -156,10 +156,16 @@ int virtio_state(struct state_io *io, void *opaque)
 	nqueues = state_u32(io, &nqueues, VIRTIO_MAX_QUEUES);
 	cfg_size = state_u32(io, &cfg_size, 0x1000);
 	if (!state_error(io) && !state_saving(io)) {
-		if (host_features != vd->host_features)
-			state_fail(io, "saved with features 0x%llx, the device offers 0x%llx",
+		/* A device that offers more now (a newer keel-vmm: virtio-net's mergeable
+		 * buffers and receive offloads) takes a state saved with fewer: the driver
+		 * negotiated from the saved set, and sees the rest only after a reset. */
+		if (host_features & ~vd->host_features)
+			state_fail(io,
+				   "saved with features 0x%llx, the device offers 0x%llx (not "
+				   "0x%llx)",
 				   (unsigned long long)host_features,
-				   (unsigned long long)vd->host_features);
+				   (unsigned long long)vd->host_features,
+				   (unsigned long long)(host_features & ~vd->host_features));
 		else if (nqueues != vd->nqueues || cfg_size != vd->config_size)
 			state_fail(io,
 				   "saved with %u queues and %u bytes of configuration, the "

@@ -16,6 +16,15 @@ vm_run n1 'ip addr add 10.9.0.1/24 dev eth0 && ip link set eth0 up && echo ok'
 [ "$VM_OUT" = ok ] || fail "n1 eth0 set-up: $VM_OUT"
 vm_run n2 'ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up && echo ok'
 [ "$VM_OUT" = ok ] || fail "n2 eth0 set-up: $VM_OUT"
+# What Debian's virtio_net negotiated (one character per feature bit, bit 0 first): mergeable
+# receive buffers (15), GUEST_CSUM (1), GUEST_TSO4/6 (7, 8), and CSUM, HOST_TSO4/6 (0, 11, 12).
+for vm in n1 n2; do
+	vm_run $vm 'cat /sys/class/net/eth0/device/features'
+	echo "lab: $vm eth0 features $VM_OUT"
+	for b in 0 1 7 8 11 12 15; do
+		[ "${VM_OUT:$b:1}" = 1 ] || fail "$vm did not negotiate virtio-net feature bit $b: '$VM_OUT'"
+	done
+done
 vm_run n1 'ping -c 3 -W 10 10.9.0.2 | grep -o "[0-9]* packets received"' 60
 [ "$VM_OUT" = "3 packets received" ] || fail "ping n1 -> n2: '$VM_OUT'"
 vm_run n2 "ip neigh | grep -c 10.9.0.1"
