@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "daemon/sup.h"
+#include "daemon/vm_cgroup.h"
 #include "daemon/vm_state.h"
 
 #define SUP_CTL_TIMEOUT_MS   3000
@@ -62,6 +63,7 @@ struct sup {
 	struct sup_vm **vms; /* each record stays where it is while others come and go */
 	size_t nvms, cap;
 	int wake_fd; /* eventfd: the main loop's poll set changed (sup_pollfds) */
+	struct vmcg cg; /* the workers' cgroups (vm_cgroup.h) */
 };
 
 /* sup.c */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/sched.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -352,8 +353,9 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	char dir[PATH_MAX], ctl[PATH_MAX], serial[PATH_MAX], status[PATH_MAX], log[PATH_MAX];
 	char config[PATH_MAX], hvc[PATH_MAX], vsock[PATH_MAX];
 	char *argv[64] = {NULL};
+	char err2[PATH_MAX + 128];
 	struct worker_files wf = {.n = 0};
-	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, e = 0, ret = 0;
+	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, cgfd = -1, e = 0, ret = 0;
 	pid_t pid;
 
 	if (!vm)
@@ -474,15 +476,32 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 						argv[i]);
 		sup_vm_log(sup, vm, "starting: %s", cmd);
 	}
+	/* Its cgroup (vm_cgroup.h), when the host has them: the worker is born in it. */
+	if (sup->cg.available) {
+		cgfd = vmcg_create(&sup->cg, def->uuid, def->memory + SUP_VMM_ALLOWANCE,
+				   VMDEF_WORKER_TASKS(def->cpus), err2, sizeof(err2));
+		if (cgfd < 0) {
+			ret = cgfd;
+			error_set(err, errlen, "cannot start VM '%s': %s", def->name, err2);
+			goto out;
+		}
+	}
 	/* The worker is PID 1 of a PID namespace of its own (it sees no other process); it
-	 * makes its other namespaces itself (jail.c). Raw clone: glibc's clone wants a new
-	 * stack; without one it forks as fork does, and the child only calls what is
-	 * async-signal-safe before exec. */
-	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
+	 * makes its other namespaces itself (jail.c). Raw clone3 without a stack forks as fork
+	 * does, and the child only calls what is async-signal-safe before exec. */
+	{
+		struct clone_args ca = {.flags = CLONE_NEWPID, .exit_signal = SIGCHLD};
+
+		if (cgfd >= 0) {
+			ca.flags |= CLONE_INTO_CGROUP;
+			ca.cgroup = (uint64_t)cgfd;
+		}
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	}
 	if (pid < 0) {
 		ret = -errno;
-		error_set(err, errlen, "cannot start VM '%s': clone: %s", def->name,
-			  strerror(errno));
+		error_set(err, errlen, "cannot start VM '%s': clone3%s: %s", def->name,
+			  cgfd >= 0 ? " into its cgroup" : "", strerror(errno));
 		goto out;
 	}
 	if (pid == 0)
@@ -517,6 +536,11 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	(void)!sup_event(sup, vm, VM_EV_START, "%s", "");
 out:
 	worker_files_close(&wf); /* the worker has its copies */
+	if (cgfd >= 0) {
+		close(cgfd);
+		if (ret)
+			vmcg_remove(&sup->cg, def->uuid);
+	}
 	if (logfd >= 0)
 		close(logfd);
 	if (pipefd[0] >= 0)

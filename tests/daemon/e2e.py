@@ -2029,6 +2029,42 @@ def proc_status(pid):
     return fields
 
 
+def host_cgroup2():
+    """The cgroup v2 mount keeld uses (the first in mountinfo) when it has the memory and pids
+    controllers, else None (docs/security.md, "cgroups")."""
+    for line in open("/proc/self/mountinfo"):
+        left, _, right = line.partition(" - ")
+        if right.split(" ")[0] == "cgroup2":
+            mnt = left.split(" ")[4]
+            ctls = open(os.path.join(mnt, "cgroup.controllers")).read().split()
+            return mnt if "memory" in ctls and "pids" in ctls else None
+    return None
+
+
+def check_cgroup(e, vm, ctx):
+    """The worker runs in a cgroup of its own, keel.slice/vm-UUID, with memory.max at the
+    VM's memory plus 64 MiB and pids.max at 256 + 2 per vCPU, and keeld is not in it; on a
+    host without usable cgroups v2, keeld said once per start why there are none."""
+    mnt = host_cgroup2()
+    log = open(e.keeld_log, errors="replace").read()
+    if mnt is None:
+        starts = len(re.findall(r"keeld \S+: state in ", log))
+        said = log.count("per-VM cgroups are unavailable: ")
+        check(starts and said == starts, "%s: keeld started %d times and said %d times that "
+              "per-VM cgroups are unavailable" % (ctx, starts, said))
+        check("workers run without memory.max and pids.max" in log, "%s: the words" % ctx)
+        return
+    rel = "/keel.slice/vm-" + vm["id"]
+    lines = open("/proc/%d/cgroup" % vm["pid"]).read().splitlines()
+    check("0::" + rel in lines, "%s: the worker's cgroups: %r" % (ctx, lines))
+    mine = open("/proc/%d/cgroup" % e.keeld_proc.pid).read()
+    check("keel.slice" not in mine, "%s: keeld is in %r" % (ctx, mine))
+    mem = int(open(mnt + rel + "/memory.max").read())
+    check(mem == vm["memory"] + (64 << 20), "%s: memory.max %d for %d" % (ctx, mem, vm["memory"]))
+    pids = int(open(mnt + rel + "/pids.max").read())
+    check(pids == 256 + 2 * vm["cpus"], "%s: pids.max %d" % (ctx, pids))
+
+
 def check_jailed(e, vm, ctx):
     """The worker of vm runs jailed (docs/security.md): its own uid and gid, no capabilities
     on any thread, no_new_privs, a seccomp filter on every thread, namespaces of its own, the
@@ -2087,6 +2123,7 @@ def case_jail(e):
     e.console_until("j2", "ready for input")
     uid1 = check_jailed(e, vm1, "j1")
     uid2 = check_jailed(e, vm2, "j2")
+    check_cgroup(e, vm1, "j1")
     check(uid1 != uid2, "two running VMs share uid %s" % uid1)
     e.keel("vm", "pause", "j1")
     e.wait_state("j1", "Paused")
@@ -2137,11 +2174,15 @@ def case_jail(e):
     e.start_keeld(extra=["--worker-uids", "4000000000-4000000000"])
     vm1 = e.start("j1")
     check(check_jailed(e, vm1, "j1 in a range of one") == "4000000000", "uid outside the range")
+    check_cgroup(e, vm1, "j1 after three keeld starts")
     _, err = e.keel("vm", "start", "j2", want=None)
     check("all 1 worker uids from 4000000000 (--worker-uids) are taken" in err,
           "second VM in a range of one: %r" % err)
     e.keel("vm", "turn-off", "j1")
     e.wait_state("j1", "Off")
+    if host_cgroup2():
+        gone = os.path.join(host_cgroup2(), "keel.slice", "vm-" + vm1["id"])
+        check(not os.path.exists(gone), "%s stays after its worker ended" % gone)
 
 
 def switches(e):
