@@ -10,6 +10,7 @@
 
 #include "disk/disk.h"
 #include "disk/disk_internal.h"
+#include "disk/vhdx_internal.h"
 #include "disk/disk_io.h"
 #include "disk/raw.h"
 #include "disk/vhdx.h"
@@ -90,6 +91,15 @@ int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
 	return disk_open_fd_as(fd, path, f, flags, out);
 }
 
+/* What every open sets on the handle its format made. */
+static void opened(struct disk *d, const struct disk_ops *ops, unsigned flags, const char *path)
+{
+	d->ops = ops;
+	d->rdonly = flags & DISK_OPEN_RDONLY;
+	if (!d->path[0])
+		snprintf(d->path, sizeof(d->path), "%s", path);
+}
+
 int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned flags,
 		    struct disk **out)
 {
@@ -110,10 +120,30 @@ int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned 
 			close(fd);
 		return r;
 	}
-	(*out)->ops = ops;
-	(*out)->rdonly = flags & DISK_OPEN_RDONLY;
-	if (!(*out)->path[0])
-		snprintf((*out)->path, sizeof((*out)->path), "%s", path);
+	opened(*out, ops, flags, path);
+	return 0;
+}
+
+int disk_open_chain_fd(int fd, const char *path, enum disk_format format, unsigned flags,
+		       const int *parents, unsigned nparents, struct disk **out)
+{
+	int r;
+
+	if (!parents || format != DISK_FORMAT_VHDX) {
+		if (parents && nparents) {
+			disk_fail("%s: %u parent%s passed for a %s disk", path, nparents,
+				  nparents == 1 ? "" : "s", disk_format_name(format));
+			for (unsigned i = 0; i < nparents; i++)
+				close(parents[i]);
+			close(fd);
+			return -EINVAL;
+		}
+		return disk_open_fd_as(fd, path, format, flags, out);
+	}
+	r = vhdx_open_chain(fd, path, flags & ~DISK_OPEN_NOPARENT, parents, nparents, out);
+	if (r)
+		return r;
+	opened(*out, &vhdx_ops, flags, path);
 	return 0;
 }
 
