@@ -2065,7 +2065,7 @@ def check_cgroup(e, vm, ctx):
     check(pids == 256 + 2 * vm["cpus"], "%s: pids.max %d" % (ctx, pids))
 
 
-def check_jailed(e, vm, ctx):
+def check_jailed(e, vm, ctx, parents=()):
     """The worker of vm runs jailed (docs/security.md): its own uid and gid, no capabilities
     on any thread, no_new_privs, a seccomp filter on every thread, namespaces of its own, the
     VM's directory as its root, and nothing of the host open but what keeld passed."""
@@ -2093,6 +2093,7 @@ def check_jailed(e, vm, ctx):
     check(not os.path.exists("/proc/%d/root/etc" % pid) and
           not os.path.exists("/proc/%d/root/proc" % pid), "%s: the host shows in the jail" % ctx)
     passed = {vm_file for vm_file in [vm["kernel"]] + [d["path"] for d in vm["disks"]]}
+    passed |= set(parents)
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
             target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
@@ -2183,6 +2184,50 @@ def case_jail(e):
     if host_cgroup2():
         gone = os.path.join(host_cgroup2(), "keel.slice", "vm-" + vm1["id"])
         check(not os.path.exists(gone), "%s stays after its worker ended" % gone)
+
+
+def case_jail_chain(e):
+    """Issue 10: a differencing chain in a jailed worker. keeld resolves and checks the chain
+    and passes every parent as a descriptor (--fd disk.0.pJ); the worker opens none by path, so
+    renaming the parents while it runs does not matter; a start with a parent gone is refused
+    with its name."""
+    e.start_keeld()
+    base, mid, top = (os.path.join(e.dir, n) for n in ("base.vhdx", "mid.vhdx", "top.vhdx"))
+    e.keel("disk", "create", base, "--size", "8M")
+    e.keel("disk", "create", mid, "--parent", base)
+    e.keel("disk", "create", top, "--parent", mid)
+    e.create("c1", disks=[{"path": top}])
+    vm = e.start("c1")
+    e.console_until("c1", "ready for input")
+    check_jailed(e, vm, "c1", parents=(mid, base))
+    args = open("/proc/%d/cmdline" % vm["pid"]).read().split("\0")
+    fds = {a.split("=")[1]: int(a.split("=")[2]) for a in args if a.startswith("--fd=disk.0")}
+    check(sorted(fds) == ["disk.0", "disk.0.p0", "disk.0.p1"], "passed: %r" % args)
+    for name, path in (("disk.0", top), ("disk.0.p0", mid), ("disk.0.p1", base)):
+        check(os.readlink("/proc/%d/fd/%d" % (vm["pid"], fds[name])) == path,
+              "%s is not %s in the worker" % (name, path))
+    # Renamed while it runs: the worker holds the files, not their names.
+    os.rename(mid, mid + ".moved")
+    os.rename(base, base + ".moved")
+    e.keel("vm", "pause", "c1")
+    e.wait_state("c1", "Paused")
+    e.keel("vm", "resume", "c1")
+    e.wait_state("c1", "Running")
+    held = {os.readlink("/proc/%d/fd/%s" % (vm["pid"], fd))
+            for fd in os.listdir("/proc/%d/fd" % vm["pid"])}
+    check({mid + ".moved", base + ".moved"} <= held, "after the renames: %r" % held)
+    e.keel("vm", "turn-off", "c1")
+    e.wait_state("c1", "Off")
+    # The next start resolves the chain again: the parent is not where the child says.
+    _, err = e.keel("vm", "start", "c1", want=None)
+    check("parent disk not found" in err and "mid.vhdx'" in err, "start: %r" % err)
+    check(e.vm("c1")["state"] == "Off", "a refused start changed the VM")
+    os.rename(mid + ".moved", mid)
+    os.rename(base + ".moved", base)
+    vm = e.start("c1")
+    e.console_until("c1", "ready for input")
+    e.keel("vm", "turn-off", "c1")
+    e.wait_state("c1", "Off")
 
 
 def switches(e):

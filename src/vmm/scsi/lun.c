@@ -12,6 +12,7 @@
 
 #include "disk/disk.h"
 #include "lib/log.h"
+#include "vmm/machine.h"
 #include "vmm/scsi/scsi.h"
 
 /* Open path (or take fd) as a raw, read-only ISO image: checked first. O_NONBLOCK: a FIFO
@@ -49,8 +50,11 @@ static void set_medium(struct scsi_lun *l, struct disk *d, const char *path, boo
 	snprintf(l->path, sizeof(l->path), "%s", d ? path : "");
 }
 
-int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, int fd, char *err,
-		  size_t errlen)
+/* A passed disk with no chain passed: it must have no parent. */
+static const int no_parents[1] = {-1};
+
+int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, int fd,
+		  const struct machine_chain *chain, char *err, size_t errlen)
 {
 	struct scsi_lun *l = &t->lun[i];
 	struct disk *d = NULL;
@@ -77,7 +81,9 @@ int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, 
 		unsigned flags = spec->disk.readonly ? DISK_OPEN_RDONLY : 0;
 
 		disk_error_reset();
-		r = fd >= 0 ? disk_open_fd_as(fd, spec->disk.path, f, flags, &d)
+		r = fd >= 0 ? disk_open_chain_fd(fd, spec->disk.path, f, flags,
+						 chain ? chain->fd : no_parents,
+						 chain ? chain->n : 0, &d)
 			    : disk_open_as(spec->disk.path, f, flags, &d);
 		if (r) {
 			snprintf(err, errlen, "SCSI disk %s: %s", spec->disk.path,
