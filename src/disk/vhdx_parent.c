@@ -247,7 +247,7 @@ static int parent_one(struct vhdx *v, int fd, struct disk **out, char *cand, siz
 
 	if (fd >= 0) {
 		if (locator_path(v, 0, cand, cap) && locator_path(v, 1, cand, cap))
-			snprintf(cand, cap, "the parent passed for %s", path);
+			snprintf(cand, cap, "%s", "(a passed descriptor)");
 		r = vhdx_open_one(fd, cand, pflags, out);
 	} else {
 		for (size_t k = 0; k < 2 && r == -ENOENT; k++) {
