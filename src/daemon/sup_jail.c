@@ -37,6 +37,24 @@ int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 	return -EAGAIN;
 }
 
+/* The real uid of pid, from /proc/PID/status (the kernel's word), or 0. */
+static uid_t proc_uid(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long uid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %lu", &uid) == 1)
+			break;
+	fclose(f);
+	return (uid_t)uid;
+}
+
 uid_t sup_jail_uid_of(pid_t pid)
 {
 	char path[64], buf[8192];
@@ -44,19 +62,24 @@ uid_t sup_jail_uid_of(pid_t pid)
 	ssize_t n;
 	int fd;
 
+	/* The command line first: a worker taken over could rewrite it, but only once it runs
+	 * guest code, which is after it took its uid. So the uid the kernel reports wins, and
+	 * the command line counts only while the worker is still root, i.e. read before. */
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	for (char *arg = buf; arg < buf + n; arg += strlen(arg) + 1)
-		if (!strncmp(arg, "--jail-user=", 12))
-			uid = strtoul(arg + 12, NULL, 10);
-	return (uid_t)uid;
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		for (char *arg = buf; n > 0 && arg < buf + n; arg += strlen(arg) + 1)
+			if (!strncmp(arg, "--jail-user=", 12))
+				uid = strtoul(arg + 12, NULL, 10);
+	}
+	{
+		uid_t now = proc_uid(pid);
+
+		return now ? now : (uid_t)uid;
+	}
 }
 
 int sup_jail_give_dir(struct sup *sup, const struct sup_vm *vm, const char *dir)
