@@ -127,22 +127,35 @@ static bool saved_name(const char *name)
 	return !strcmp(name, "state") || !strcmp(name, "memory");
 }
 
-void sup_jail_take_dir(const char *dir)
+/* How deep keeld follows directories a worker made inside a save directory to remove them. */
+#define TAKE_DEPTH 16
+
+static void clear_dir(int dfd, const char *top, unsigned depth, bool keep_saved);
+
+/* Remove pfd's directory name and all in it. Each is made root's and closed to others before
+ * it is read, so a worker still running cannot add to it meanwhile. */
+static void remove_tree(int pfd, const char *name, const char *top, unsigned depth)
 {
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), keep;
+	int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd >= 0 && depth < TAKE_DEPTH && !fchown(dfd, 0, 0) && !fchmod(dfd, 0700))
+		clear_dir(dfd, top, depth + 1, false);
+	else if (dfd >= 0)
+		close(dfd);
+	if (unlinkat(pfd, name, AT_REMOVEDIR))
+		log_warn("cannot remove %s/.../%s left by a worker: %s", top, name,
+			 strerror(errno));
+}
+
+/* Every entry of dfd (taken over) removed, but with keep_saved a save's regular files, which
+ * become root's (0600). */
+static void clear_dir(int dfd, const char *top, unsigned depth, bool keep_saved)
+{
+	int keep = dup(dfd);
+	DIR *d = keep >= 0 ? fdopendir(keep) : NULL;
 	struct dirent *de;
 	struct stat st;
-	DIR *d;
 
-	if (dfd < 0)
-		return;
-	if (fstat(dfd, &st) || (st.st_uid == 0 && st.st_gid == 0) || fchown(dfd, 0, 0) ||
-	    fchmod(dfd, 0700)) {
-		close(dfd); /* never given, or already taken back */
-		return;
-	}
-	keep = dup(dfd);
-	d = keep >= 0 ? fdopendir(keep) : NULL;
 	if (!d) {
 		if (keep >= 0)
 			close(keep);
@@ -154,9 +167,10 @@ void sup_jail_take_dir(const char *dir)
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		fd = saved_name(de->d_name) ? openat(dfd, de->d_name,
-						     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-					    : -1;
+		fd = keep_saved && saved_name(de->d_name)
+			     ? openat(dfd, de->d_name,
+				      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+			     : -1;
 		if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && !fchown(fd, 0, 0) &&
 		    !fchmod(fd, 0600)) {
 			close(fd);
@@ -165,10 +179,35 @@ void sup_jail_take_dir(const char *dir)
 		if (fd >= 0)
 			close(fd);
 		/* Not a save's file: the worker's leftovers, or something it should not make. */
-		if (unlinkat(dfd, de->d_name, 0) && unlinkat(dfd, de->d_name, AT_REMOVEDIR))
-			log_warn("cannot remove %s/%s left by a worker: %s", dir, de->d_name,
+		if (!unlinkat(dfd, de->d_name, 0))
+			continue;
+		if (errno == EISDIR)
+			remove_tree(dfd, de->d_name, top, depth);
+		else
+			log_warn("cannot remove %s/%s left by a worker: %s", top, de->d_name,
 				 strerror(errno));
 	}
 	closedir(d);
+	close(dfd);
+}
+
+void sup_jail_take_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (dfd < 0)
+		return;
+	/* root:root is a directory never given or already taken back. Taking it is two steps:
+	 * root's and closed (the worker keeps its group as the mark "not yet cleared", so a keeld
+	 * that dies here leaves it to the next), cleared, then root's group too. */
+	if (fstat(dfd, &st) || (st.st_uid == 0 && st.st_gid == 0) || fchown(dfd, 0, (gid_t)-1) ||
+	    fchmod(dfd, 0700)) {
+		close(dfd);
+		return;
+	}
+	clear_dir(dup(dfd), dir, 0, true);
+	if (fchown(dfd, 0, 0))
+		log_warn("cannot give %s back to root: %s", dir, strerror(errno));
 	close(dfd);
 }
