@@ -2,7 +2,8 @@
 """bench/jail: what the worker jail costs at start-up. keel-vmm runs a tiny guest that ends
 itself at once (tests/guests debug-exit) N times unjailed and N times jailed (--jail-user,
 --jail-root, /dev/kvm passed as keeld passes it), alternating; prints the medians of the wall
-time from exec to exit and of the CPU time, and the difference. Needs root and /dev/kvm."""
+time from exec to exit, of the CPU time and of the peak resident memory (each run's own, from
+wait4), and the difference. Needs root and /dev/kvm."""
 import argparse
 import os
 import resource
@@ -13,17 +14,19 @@ import time
 
 
 def run(cmd, pass_fds=()):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
-    r = subprocess.run(cmd, pass_fds=pass_fds, capture_output=True, timeout=60)
-    wall = time.monotonic() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # The guest's debug-exit write V ends it with (V << 1) | 1; 1 is an error.
-    if r.returncode <= 1 or not r.returncode & 1:
-        raise SystemExit("bench/jail: %s ended %d: %s" % (cmd[0], r.returncode,
-                                                          r.stderr.decode()[-400:]))
-    return wall * 1000, cpu * 1000
+    """One run: wall ms, CPU ms and peak resident MiB of that process alone (wait4)."""
+    with tempfile.TemporaryFile() as errf:
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, pass_fds=pass_fds, stdout=subprocess.DEVNULL, stderr=errf)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.monotonic() - t0
+        p.returncode = code = os.waitstatus_to_exitcode(status)
+        errf.seek(0)
+        # The guest's debug-exit write V ends it with (V << 1) | 1; 1 is an error.
+        if code <= 1 or not code & 1:
+            raise SystemExit("bench/jail: %s ended %d: %s" % (cmd[0], code,
+                                                              errf.read().decode()[-400:]))
+    return wall * 1000, (ru.ru_utime + ru.ru_stime) * 1000, ru.ru_maxrss / 1024
 
 
 def main():
@@ -44,10 +47,10 @@ def main():
         for _ in range(a.runs):
             plain.append(run(base))
             jailed.append(run(jail, (kvm,)))
-    for i, what in ((0, "wall ms"), (1, "CPU ms")):
+    for i, what in ((0, "wall ms"), (1, "CPU ms"), (2, "peak RSS MiB")):
         u = statistics.median(r[i] for r in plain)
         j = statistics.median(r[i] for r in jailed)
-        print("keel-vmm exec to exit, %s (%d runs): unjailed %.1f, jailed %.1f, jail +%.1f"
+        print("keel-vmm exec to exit, %s (%d runs): unjailed %.1f, jailed %.1f, jail %+.1f"
               % (what, a.runs, u, j, j - u))
 
 

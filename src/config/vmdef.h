@@ -37,6 +37,12 @@
  * and the virtio-scsi controller. keel-vmm sizes its tables from this, so that a VM at every
  * limit at once really starts. */
 #define VMDEF_MAX_PCI_DEVICES (VMDEF_MAX_DISKS + VMDEF_MAX_NICS + 4)
+/* The tasks (threads) a jailed worker of a VM with cpus vCPUs may have: its RLIMIT_NPROC
+ * (src/vmm/jail.c) and its cgroup's pids.max (src/daemon/vm_cgroup.h), docs/security.md. */
+#define VMDEF_WORKER_TASKS(cpus) (256 + 2 * (uint64_t)(cpus))
+/* The parents of all a VM's differencing disks keeld passes its worker as descriptors
+ * (--fd disk.I.pJ, lun.I.pJ); a VM with longer chains does not start (docs/security.md). */
+#define VMDEF_CHAIN_FDS_MAX 64
 /* virtio-vsock: the guest's context ID (0-2 are the hypervisor, local and host; -1 is "any"),
  * and the longest host socket path, so that PATH_<port> (port up to 10 digits) still fits a
  * sockaddr_un (108 bytes with its NUL). */

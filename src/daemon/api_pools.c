@@ -109,7 +109,9 @@ static void create_disk(struct api_ctx *ctx, const struct store_pool *p, json_ob
 	}
 	if (!r && parent) {
 		/* The parent and its whole chain must be files keeld may hand a VM. */
-		r = disk_policy_check_chain(ctx->store, "parent", parent, err, sizeof(err));
+		r = disk_policy_check_chain(ctx->store, "parent", parent, NULL, 0, err,
+					    sizeof(err));
+		r = r < 0 ? r : 0;
 		o.parent = parent;
 	}
 	if (!r && access(path, F_OK) == 0) {

@@ -139,12 +139,13 @@ static int pin_formats(struct vm_def *nd, const struct vm_def *old, char *err, s
 	return 0;
 }
 
-int disk_policy_check_chain(struct store *st, const char *what, const char *path, char *err,
-			    size_t errlen)
+int disk_policy_check_chain(struct store *st, const char *what, const char *path, int *fds,
+			    unsigned max, char *err, size_t errlen)
 {
 	char(*parents)[DISK_PATH_MAX] = calloc(DISK_POLICY_MAX_DEPTH, DISK_PATH_MAX);
 	struct disk *d = NULL;
 	struct disk_err derr;
+	unsigned kept = 0;
 	int fd, n, r = 0;
 
 	if (!parents)
@@ -187,12 +188,23 @@ int disk_policy_check_chain(struct store *st, const char *what, const char *path
 			error_set(err, errlen, "disk %s: its differencing chain leads to %s", path,
 				  why);
 			r = -EINVAL;
+		} else if (fds && (unsigned)i >= max) {
+			close(fd);
+			error_set(err, errlen,
+				  "disk %s: its differencing chain has more than the %u parents a "
+				  "VM's disks may have in all (merge some of its checkpoints)",
+				  path, max);
+			r = -E2BIG;
+		} else if (fds) {
+			fds[kept++] = fd;
 		} else {
 			close(fd);
 		}
 	}
 	free(parents);
-	return r;
+	while (r && kept)
+		close(fds[--kept]);
+	return r ? r : n;
 }
 
 int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
@@ -206,6 +218,9 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 		r = pin_formats(nd, old, err, errlen);
 	for (unsigned i = 0; !r && i < nd->ndisks; i++)
 		if (nd->disks[i].format == VM_DISK_VHDX)
-			r = disk_policy_check_chain(st, "disk", nd->disks[i].path, err, errlen);
+			r = disk_policy_check_chain(st, "disk", nd->disks[i].path, NULL, 0, err,
+						    errlen) < 0
+				    ? -EINVAL
+				    : 0;
 	return r;
 }

@@ -34,10 +34,14 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
  * "parent", for messages) is opened through
  * its pool, its parents are found as keel-vmm finds them, and each must open through a pool
  * too (a locator pointing anywhere else is refused with its path). At most
- * DISK_POLICY_MAX_DEPTH parents. 0 or -EINVAL with err.
+ * DISK_POLICY_MAX_DEPTH parents. Returns how many parents, or -EINVAL with err. With fds, the
+ * parents stay open, read-only and as their pools opened them, nearest first, in
+ * fds[0..max) (the caller closes them; more than max: -E2BIG with err), for a worker that
+ * opens no parent itself (docs/security.md).
  */
 #define DISK_POLICY_MAX_DEPTH 256 /* the disk library's own bound */
-int disk_policy_check_chain(struct store *st, const char *what, const char *path, char *err,
-			    size_t errlen) __attribute__((warn_unused_result));
+int disk_policy_check_chain(struct store *st, const char *what, const char *path, int *fds,
+			    unsigned max, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -163,6 +163,16 @@ int sup_create(const struct sup_config *cfg, struct sup **out)
 	if (cfg->have_group && chown(sup->vms_dir, (uid_t)-1, cfg->group) < 0)
 		log_warn("cannot give %s to group %u: %s", sup->vms_dir, (unsigned)cfg->group,
 			 strerror(errno));
+	vmcg_init(&sup->cg, NULL);
+	if (sup->cg.available)
+		log_info("per-VM cgroups under %s: memory.max is a VM's memory + %llu MiB, "
+			 "pids.max %llu + 2 per vCPU",
+			 sup->cg.slice, SUP_VMM_ALLOWANCE >> 20,
+			 (unsigned long long)VMDEF_WORKER_TASKS(0));
+	else
+		log_warn("per-VM cgroups are unavailable: %s; workers run without memory.max and "
+			 "pids.max (admission control and RLIMIT_NPROC still apply)",
+			 sup->cg.why);
 	sup->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sup->wake_fd < 0) {
 		int ret = -errno;
@@ -316,6 +326,7 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 	sup_nvram_take_back(sup, vm);
 	/* Its sockets: a jailed worker cannot remove them (their directory is not its). */
 	sup_remove_sockets(sup, vm);
+	vmcg_remove(&sup->cg, vm->uuid);
 	/* A Save-VM that completed counts even when the keeld that asked for it is gone (it
 	 * ended while keeld was away): the VM was on its way to Saved. */
 	if (sup_save_completed(sup, vm) &&

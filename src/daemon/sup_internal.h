@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "daemon/sup.h"
+#include "daemon/vm_cgroup.h"
 #include "daemon/vm_state.h"
 
 #define SUP_CTL_TIMEOUT_MS   3000
@@ -61,7 +62,8 @@ struct sup {
 	char *vms_dir;
 	struct sup_vm **vms; /* each record stays where it is while others come and go */
 	size_t nvms, cap;
-	int wake_fd; /* eventfd: the main loop's poll set changed (sup_pollfds) */
+	int wake_fd;	/* eventfd: the main loop's poll set changed (sup_pollfds) */
+	struct vmcg cg; /* the workers' cgroups (vm_cgroup.h) */
 };
 
 /* sup.c */
@@ -129,7 +131,8 @@ void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm);
 /* A uid (and gid) of the range for vm's worker that no other running worker has. */
 int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* The uid a running worker was given, from its command line (a re-attached worker). */
+/* The uid a running worker runs as (a re-attached worker): the kernel's word, or while it
+ * has not taken it yet, its command line's. */
 uid_t sup_jail_uid_of(pid_t pid);
 /* Let the jailed worker write its save into dir (inside its VM's directory): dir becomes
  * its own, and the directories between can be passed through. */

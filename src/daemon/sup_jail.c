@@ -37,6 +37,24 @@ int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 	return -EAGAIN;
 }
 
+/* The real uid of pid, from /proc/PID/status (the kernel's word), or 0. */
+static uid_t proc_uid(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long uid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %lu", &uid) == 1)
+			break;
+	fclose(f);
+	return (uid_t)uid;
+}
+
 uid_t sup_jail_uid_of(pid_t pid)
 {
 	char path[64], buf[8192];
@@ -44,19 +62,24 @@ uid_t sup_jail_uid_of(pid_t pid)
 	ssize_t n;
 	int fd;
 
+	/* The command line first: a worker taken over could rewrite it, but only once it runs
+	 * guest code, which is after it took its uid. So the uid the kernel reports wins, and
+	 * the command line counts only while the worker is still root, i.e. read before. */
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	for (char *arg = buf; arg < buf + n; arg += strlen(arg) + 1)
-		if (!strncmp(arg, "--jail-user=", 12))
-			uid = strtoul(arg + 12, NULL, 10);
-	return (uid_t)uid;
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		for (char *arg = buf; n > 0 && arg < buf + n; arg += strlen(arg) + 1)
+			if (!strncmp(arg, "--jail-user=", 12))
+				uid = strtoul(arg + 12, NULL, 10);
+	}
+	{
+		uid_t now = proc_uid(pid);
+
+		return now ? now : (uid_t)uid;
+	}
 }
 
 int sup_jail_give_dir(struct sup *sup, const struct sup_vm *vm, const char *dir)
@@ -104,22 +127,35 @@ static bool saved_name(const char *name)
 	return !strcmp(name, "state") || !strcmp(name, "memory");
 }
 
-void sup_jail_take_dir(const char *dir)
+/* How deep keeld follows directories a worker made inside a save directory to remove them. */
+#define TAKE_DEPTH 16
+
+static void clear_dir(int dfd, const char *top, unsigned depth, bool keep_saved);
+
+/* Remove pfd's directory name and all in it. Each is made root's and closed to others before
+ * it is read, so a worker still running cannot add to it meanwhile. */
+static void remove_tree(int pfd, const char *name, const char *top, unsigned depth)
 {
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), keep;
+	int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd >= 0 && depth < TAKE_DEPTH && !fchown(dfd, 0, 0) && !fchmod(dfd, 0700))
+		clear_dir(dfd, top, depth + 1, false);
+	else if (dfd >= 0)
+		close(dfd);
+	if (unlinkat(pfd, name, AT_REMOVEDIR))
+		log_warn("cannot remove %s/.../%s left by a worker: %s", top, name,
+			 strerror(errno));
+}
+
+/* Every entry of dfd (taken over) removed, but with keep_saved a save's regular files, which
+ * become root's (0600). */
+static void clear_dir(int dfd, const char *top, unsigned depth, bool keep_saved)
+{
+	int keep = dup(dfd);
+	DIR *d = keep >= 0 ? fdopendir(keep) : NULL;
 	struct dirent *de;
 	struct stat st;
-	DIR *d;
 
-	if (dfd < 0)
-		return;
-	if (fstat(dfd, &st) || (st.st_uid == 0 && st.st_gid == 0) || fchown(dfd, 0, 0) ||
-	    fchmod(dfd, 0700)) {
-		close(dfd); /* never given, or already taken back */
-		return;
-	}
-	keep = dup(dfd);
-	d = keep >= 0 ? fdopendir(keep) : NULL;
 	if (!d) {
 		if (keep >= 0)
 			close(keep);
@@ -131,9 +167,10 @@ void sup_jail_take_dir(const char *dir)
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		fd = saved_name(de->d_name) ? openat(dfd, de->d_name,
-						     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-					    : -1;
+		fd = keep_saved && saved_name(de->d_name)
+			     ? openat(dfd, de->d_name,
+				      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+			     : -1;
 		if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && !fchown(fd, 0, 0) &&
 		    !fchmod(fd, 0600)) {
 			close(fd);
@@ -142,10 +179,35 @@ void sup_jail_take_dir(const char *dir)
 		if (fd >= 0)
 			close(fd);
 		/* Not a save's file: the worker's leftovers, or something it should not make. */
-		if (unlinkat(dfd, de->d_name, 0) && unlinkat(dfd, de->d_name, AT_REMOVEDIR))
-			log_warn("cannot remove %s/%s left by a worker: %s", dir, de->d_name,
+		if (!unlinkat(dfd, de->d_name, 0))
+			continue;
+		if (errno == EISDIR)
+			remove_tree(dfd, de->d_name, top, depth);
+		else
+			log_warn("cannot remove %s/%s left by a worker: %s", top, de->d_name,
 				 strerror(errno));
 	}
 	closedir(d);
+	close(dfd);
+}
+
+void sup_jail_take_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (dfd < 0)
+		return;
+	/* root:root is a directory never given or already taken back. Taking it is two steps:
+	 * root's and closed (the worker keeps its group as the mark "not yet cleared", so a keeld
+	 * that dies here leaves it to the next), cleared, then root's group too. */
+	if (fstat(dfd, &st) || (st.st_uid == 0 && st.st_gid == 0) || fchown(dfd, 0, (gid_t)-1) ||
+	    fchmod(dfd, 0700)) {
+		close(dfd);
+		return;
+	}
+	clear_dir(dup(dfd), dir, 0, true);
+	if (fchown(dfd, 0, 0))
+		log_warn("cannot give %s back to root: %s", dir, strerror(errno));
 	close(dfd);
 }

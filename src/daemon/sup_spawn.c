@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/sched.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -95,13 +96,15 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
  * WORKER_FD_BASE, so that the child's dup2 onto 3.. never lands on one of them.
  */
 #define WORKER_FD_FIRST 3
-#define WORKER_FD_BASE	64
-#define WORKER_FILES	(5 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS)
+#define WORKER_FD_BASE	128
+#define WORKER_FILES	(5 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS + VMDEF_CHAIN_FDS_MAX)
+#define WORKER_ARGV	(32 + WORKER_FILES)
 
 struct worker_files {
 	int fd[WORKER_FILES];
-	char name[WORKER_FILES][16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, ... */
+	char name[WORKER_FILES][16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, disk.I.pJ ... */
 	unsigned n;
+	unsigned nparents; /* of them, differencing chains' parents */
 };
 
 /* Keep fd (taken over) as the worker's NAME. */
@@ -132,6 +135,31 @@ static int worker_file(struct sup *sup, struct worker_files *wf, const char *nam
 	int fd = pools_open(sup->cfg.store, what, path, flags, allow_blk, err, errlen);
 
 	return fd < 0 ? fd : worker_fd(wf, name, path, fd, err, errlen);
+}
+
+/* A VHDX's parents, resolved and checked by keeld (every one in a pool), passed as NAME.pJ,
+ * nearest first: the worker opens no parent by path, and its disk library checks that each
+ * is the one its child's linkage names. */
+static int worker_chain(struct sup *sup, struct worker_files *wf, const char *name,
+			const char *path, char *err, size_t errlen)
+{
+	int fds[VMDEF_CHAIN_FDS_MAX], r = 0, n;
+
+	n = disk_policy_check_chain(sup->cfg.store, "disk", path, fds,
+				    VMDEF_CHAIN_FDS_MAX - wf->nparents, err, errlen);
+	if (n < 0)
+		return n;
+	for (int j = 0; j < n; j++) {
+		char pname[16];
+
+		snprintf(pname, sizeof(pname), "%s.p%d", name, j);
+		if (!r)
+			r = worker_fd(wf, pname, path, fds[j], err, errlen);
+		else
+			close(fds[j]);
+	}
+	wf->nparents += (unsigned)n;
+	return r;
 }
 
 /* /dev/kvm and the taps: the jailed worker can open neither (no /dev in its root, an empty
@@ -232,6 +260,7 @@ static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const str
 	int r, fd;
 
 	wf->n = 0;
+	wf->nparents = 0;
 	if (def->kernel) {
 		r = worker_file(sup, wf, "kernel", "kernel", def->kernel, O_RDONLY, false, err,
 				errlen);
@@ -254,10 +283,8 @@ static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const str
 		snprintf(name, sizeof(name), "disk.%u", i);
 		r = worker_file(sup, wf, name, "disk", def->disks[i].path,
 				def->disks[i].readonly ? O_RDONLY : O_RDWR, true, err, errlen);
-		/* The worker still opens a VHDX's parents itself: they must be in pools too. */
 		if (!r && def->disks[i].format == VM_DISK_VHDX)
-			r = disk_policy_check_chain(sup->cfg.store, "disk", def->disks[i].path, err,
-						    errlen);
+			r = worker_chain(sup, wf, name, def->disks[i].path, err, errlen);
 	}
 	/* The SCSI LUNs' disks and DVD images (an empty drive has none). */
 	for (unsigned i = 0; !r && i < def->scsi.nluns; i++) {
@@ -271,8 +298,7 @@ static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const str
 				l->disk.path, l->disk.readonly ? O_RDONLY : O_RDWR, true, err,
 				errlen);
 		if (!r && l->type == VM_LUN_DISK && l->disk.format == VM_DISK_VHDX)
-			r = disk_policy_check_chain(sup->cfg.store, "disk", l->disk.path, err,
-						    errlen);
+			r = worker_chain(sup, wf, name, l->disk.path, err, errlen);
 	}
 	if (!r)
 		r = worker_devices(sup, def, wf, err, errlen);
@@ -363,9 +389,10 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char dir[PATH_MAX], ctl[PATH_MAX], serial[PATH_MAX], status[PATH_MAX], log[PATH_MAX];
 	char config[PATH_MAX], hvc[PATH_MAX], vsock[PATH_MAX];
-	char *argv[64] = {NULL};
+	char *argv[WORKER_ARGV] = {NULL};
+	char err2[PATH_MAX + 128];
 	struct worker_files wf = {.n = 0};
-	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, e = 0, ret = 0;
+	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, cgfd = -1, e = 0, ret = 0;
 	pid_t pid;
 
 	if (!vm)
@@ -432,16 +459,16 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	if (ret)
 		return ret;
 
-	if (add_arg(argv, &argc, 64, "%s", sup->cfg.vmm_path) ||
-	    add_arg(argv, &argc, 64, "--config=%s", config) ||
-	    add_arg(argv, &argc, 64, "--serial=unix:%s", serial) ||
-	    (def->console.present && add_arg(argv, &argc, 64, "--console=unix:%s", hvc)) ||
-	    (def->vsock.present && add_arg(argv, &argc, 64, "--vsock=socket=%s", vsock)) ||
-	    add_arg(argv, &argc, 64, "--control=%s", ctl) ||
-	    add_arg(argv, &argc, 64, "--status-file=%s", status) ||
-	    add_arg(argv, &argc, 64, "--jail-user=%u:%u", (unsigned)vm->jail_uid,
+	if (add_arg(argv, &argc, WORKER_ARGV, "%s", sup->cfg.vmm_path) ||
+	    add_arg(argv, &argc, WORKER_ARGV, "--config=%s", config) ||
+	    add_arg(argv, &argc, WORKER_ARGV, "--serial=unix:%s", serial) ||
+	    (def->console.present && add_arg(argv, &argc, WORKER_ARGV, "--console=unix:%s", hvc)) ||
+	    (def->vsock.present && add_arg(argv, &argc, WORKER_ARGV, "--vsock=socket=%s", vsock)) ||
+	    add_arg(argv, &argc, WORKER_ARGV, "--control=%s", ctl) ||
+	    add_arg(argv, &argc, WORKER_ARGV, "--status-file=%s", status) ||
+	    add_arg(argv, &argc, WORKER_ARGV, "--jail-user=%u:%u", (unsigned)vm->jail_uid,
 		    (unsigned)vm->jail_uid) ||
-	    add_arg(argv, &argc, 64, "--jail-root=%s", dir)) {
+	    add_arg(argv, &argc, WORKER_ARGV, "--jail-root=%s", dir)) {
 		ret = -ENOMEM;
 		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
 		goto out;
@@ -455,7 +482,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		goto out;
 	}
 	for (unsigned i = 0; i < wf.n; i++) {
-		if (add_arg(argv, &argc, 64, "--fd=%s=%u", wf.name[i], WORKER_FD_FIRST + i)) {
+		if (add_arg(argv, &argc, WORKER_ARGV, "--fd=%s=%u", wf.name[i],
+			    WORKER_FD_FIRST + i)) {
 			ret = -ENOMEM;
 			goto out;
 		}
@@ -465,7 +493,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		char saved[PATH_MAX];
 
 		if (sup_path(sup, def->uuid, SUP_SAVED_DIR, saved, sizeof(saved)) ||
-		    add_arg(argv, &argc, 64, "--restore=%s", saved)) {
+		    add_arg(argv, &argc, WORKER_ARGV, "--restore=%s", saved)) {
 			ret = -ENOMEM;
 			goto out;
 		}
@@ -486,15 +514,32 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 						argv[i]);
 		sup_vm_log(sup, vm, "starting: %s", cmd);
 	}
+	/* Its cgroup (vm_cgroup.h), when the host has them: the worker is born in it. */
+	if (sup->cg.available) {
+		cgfd = vmcg_create(&sup->cg, def->uuid, def->memory + SUP_VMM_ALLOWANCE,
+				   VMDEF_WORKER_TASKS(def->cpus), err2, sizeof(err2));
+		if (cgfd < 0) {
+			ret = cgfd;
+			error_set(err, errlen, "cannot start VM '%s': %s", def->name, err2);
+			goto out;
+		}
+	}
 	/* The worker is PID 1 of a PID namespace of its own (it sees no other process); it
-	 * makes its other namespaces itself (jail.c). Raw clone: glibc's clone wants a new
-	 * stack; without one it forks as fork does, and the child only calls what is
-	 * async-signal-safe before exec. */
-	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
+	 * makes its other namespaces itself (jail.c). Raw clone3 without a stack forks as fork
+	 * does, and the child only calls what is async-signal-safe before exec. */
+	{
+		struct clone_args ca = {.flags = CLONE_NEWPID, .exit_signal = SIGCHLD};
+
+		if (cgfd >= 0) {
+			ca.flags |= CLONE_INTO_CGROUP;
+			ca.cgroup = (uint64_t)cgfd;
+		}
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	}
 	if (pid < 0) {
 		ret = -errno;
-		error_set(err, errlen, "cannot start VM '%s': clone: %s", def->name,
-			  strerror(errno));
+		error_set(err, errlen, "cannot start VM '%s': clone3%s: %s", def->name,
+			  cgfd >= 0 ? " into its cgroup" : "", strerror(errno));
 		goto out;
 	}
 	if (pid == 0)
@@ -529,6 +574,11 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	(void)!sup_event(sup, vm, VM_EV_START, "%s", "");
 out:
 	worker_files_close(&wf); /* the worker has its copies */
+	if (cgfd >= 0) {
+		close(cgfd);
+		if (ret)
+			vmcg_remove(&sup->cg, def->uuid);
+	}
 	if (logfd >= 0)
 		close(logfd);
 	if (pipefd[0] >= 0)

@@ -10,6 +10,7 @@
 
 #include "disk/disk.h"
 #include "disk/disk_internal.h"
+#include "disk/vhdx_internal.h"
 #include "disk/disk_io.h"
 #include "disk/raw.h"
 #include "disk/vhdx.h"
@@ -93,6 +94,15 @@ int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out, st
 	return disk_open_fd_as(fd, path, f, flags, out, err);
 }
 
+/* What every open sets on the handle its format made. */
+static void opened(struct disk *d, const struct disk_ops *ops, unsigned flags, const char *path)
+{
+	d->ops = ops;
+	d->rdonly = flags & DISK_OPEN_RDONLY;
+	if (!d->path[0])
+		snprintf(d->path, sizeof(d->path), "%s", path);
+}
+
 int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned flags,
 		    struct disk **out, struct disk_err *err)
 {
@@ -114,11 +124,33 @@ int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned 
 			close(fd);
 		return r;
 	}
-	(*out)->ops = ops;
-	(*out)->rdonly = flags & DISK_OPEN_RDONLY;
+	opened(*out, ops, flags, path);
 	(*out)->err = NULL; /* I/O from now on: its failures are logged */
-	if (!(*out)->path[0])
-		snprintf((*out)->path, sizeof((*out)->path), "%s", path);
+	return 0;
+}
+
+int disk_open_chain_fd(int fd, const char *path, enum disk_format format, unsigned flags,
+		       const int *parents, unsigned nparents, struct disk **out,
+		       struct disk_err *err)
+{
+	int r;
+
+	disk_err_clear(err);
+	if (!parents || format != DISK_FORMAT_VHDX) {
+		if (parents && nparents) {
+			disk_fail(err, "%s: %u parent%s passed for a %s disk", path, nparents,
+				  nparents == 1 ? "" : "s", disk_format_name(format));
+			for (unsigned i = 0; i < nparents; i++)
+				close(parents[i]);
+			close(fd);
+			return -EINVAL;
+		}
+		return disk_open_fd_as(fd, path, format, flags, out, err);
+	}
+	r = vhdx_open_chain(fd, path, flags & ~DISK_OPEN_NOPARENT, parents, nparents, out, err);
+	if (r)
+		return r;
+	opened(*out, &vhdx_ops, flags, path);
 	return 0;
 }
 

@@ -125,6 +125,16 @@ int disk_open_as(const char *path, enum disk_format format, unsigned flags, stru
 int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned flags,
 		    struct disk **out, struct disk_err *err) __attribute__((warn_unused_result));
 /*
+ * disk_open_fd_as for a disk whose differencing chain the caller resolved and opened
+ * (keeld, for a jailed worker): parents are its parents' descriptors, nearest first, taken
+ * over (closed on failure). No parent is opened by path; each must be the one its child's
+ * linkage GUID names, and the chain must have exactly nparents. parents NULL: as
+ * disk_open_fd_as (the parents are found through the locators).
+ */
+int disk_open_chain_fd(int fd, const char *path, enum disk_format format, unsigned flags,
+		       const int *parents, unsigned nparents, struct disk **out,
+		       struct disk_err *err) __attribute__((warn_unused_result));
+/*
  * Opens FILE, detecting the format from its contents: for the administrator's tools (keel
  * disk info, check, convert) on files they name, never for a VM's disks, whose contents the
  * guest writes.

@@ -89,7 +89,6 @@ struct vhdx {
 	/* Differencing. */
 	struct disk *parent;
 	char parent_path[DISK_PATH_MAX];
-	unsigned depth;
 };
 
 static inline struct vhdx *to_vhdx(struct disk *d)
@@ -196,7 +195,15 @@ const char *vhdx_locator_get(const struct vhdx_locator *loc, const char *key);
 int vhdx_locator_build(const char *child_path, const char *parent_path,
 		       const struct uuid *parent_data_write, uint8_t *out, uint32_t cap,
 		       uint32_t *len) __attribute__((warn_unused_result));
-int vhdx_parent_open(struct vhdx *v) __attribute__((warn_unused_result));
+/*
+ * Opens and links v's whole differencing chain, nearest parent first, in one bounded loop
+ * (VHDX_MAX_DEPTH levels): each parent opened alone (read-only), checked against its child's
+ * linkage GUID and sector size. With parents (descriptors already open, nearest first; taken
+ * over, closed on failure) no parent is opened by path and the chain must have exactly
+ * nparents; without, each is found through its child's locator paths.
+ */
+int vhdx_chain_open(struct vhdx *v, const int *parents, unsigned nparents)
+	__attribute__((warn_unused_result));
 
 /* vhdx_io.c: the data path of vhdx_ops. */
 int vhdx_read(struct disk *d, void *buf, uint64_t off, size_t len)
@@ -210,7 +217,12 @@ int vhdx_flush(struct disk *d) __attribute__((warn_unused_result));
 int vhdx_discard(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn_unused_result));
 
 /* vhdx_open.c */
-int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, struct disk **out,
-		    struct disk_err *err) __attribute__((warn_unused_result));
+/* One VHDX file, its parent not opened (fd taken over, closed on failure); its reasons go to
+ * err while it opens. */
+int vhdx_open_one(int fd, const char *path, unsigned flags, struct disk **out,
+		  struct disk_err *err) __attribute__((warn_unused_result));
+/* vhdx_open_one, then its chain (vhdx_chain_open) unless flags has DISK_OPEN_NOPARENT. */
+int vhdx_open_chain(int fd, const char *path, unsigned flags, const int *parents, unsigned nparents,
+		    struct disk **out, struct disk_err *err) __attribute__((warn_unused_result));
 
 #endif

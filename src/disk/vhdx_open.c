@@ -19,8 +19,8 @@ static bool vhdx_probe(const uint8_t *head, size_t len)
 
 static void vhdx_free(struct vhdx *v)
 {
-	if (v->parent)
-		v->parent->ops->close(v->parent);
+	struct disk *p = v->parent;
+
 	if (v->bitmaps)
 		for (uint64_t i = 0; i < v->bitmap_blocks; i++)
 			free(v->bitmaps[i]);
@@ -31,10 +31,17 @@ static void vhdx_free(struct vhdx *v)
 	pthread_mutex_destroy(&v->lock);
 	close(v->fd);
 	free(v);
+	/* The chain below, one level at a time (no recursion however deep it is). */
+	while (p) {
+		struct disk *next = to_vhdx(p)->parent;
+
+		to_vhdx(p)->parent = NULL;
+		p->ops->close(p);
+		p = next;
+	}
 }
 
-int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, struct disk **out,
-		    struct disk_err *err)
+int vhdx_open_one(int fd, const char *path, unsigned flags, struct disk **out, struct disk_err *err)
 {
 	struct vhdx *v = calloc(1, sizeof(*v));
 	struct stat st;
@@ -50,7 +57,6 @@ int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, st
 	v->base.err = err;
 	v->fd = fd;
 	v->flags = flags;
-	v->depth = depth;
 	pthread_mutex_init(&v->lock, NULL);
 	r = disk_lock_fd(fd, path, v->base.rdonly, flags, err);
 	if (r == 0)
@@ -63,8 +69,6 @@ int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, st
 		r = vhdx_meta_load(v);
 	if (r == 0)
 		r = vhdx_bat_load(v);
-	if (r == 0 && v->has_parent && !(flags & DISK_OPEN_NOPARENT))
-		r = vhdx_parent_open(v);
 	if (r == 0 && fstat(fd, &st) < 0)
 		r = -errno;
 	if (r) {
@@ -77,10 +81,34 @@ int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, st
 	return 0;
 }
 
+int vhdx_open_chain(int fd, const char *path, unsigned flags, const int *parents, unsigned nparents,
+		    struct disk **out, struct disk_err *err)
+{
+	struct disk *d;
+	int r = vhdx_open_one(fd, path, flags, &d, err);
+
+	if (r) {
+		for (unsigned i = 0; parents && i < nparents; i++)
+			close(parents[i]);
+		return r;
+	}
+	if (!(flags & DISK_OPEN_NOPARENT)) {
+		d->err = err; /* the chain's reasons are this open's */
+		r = vhdx_chain_open(to_vhdx(d), parents, nparents);
+		d->err = NULL;
+	}
+	if (r) {
+		vhdx_free(to_vhdx(d));
+		return r;
+	}
+	*out = d;
+	return 0;
+}
+
 static int vhdx_open(int fd, const char *path, unsigned flags, struct disk **out,
 		     struct disk_err *err)
 {
-	return vhdx_open_depth(fd, path, flags, 0, out, err);
+	return vhdx_open_chain(fd, path, flags, NULL, 0, out, err);
 }
 
 static void vhdx_close(struct disk *d)

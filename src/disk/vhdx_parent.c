@@ -228,78 +228,136 @@ static int locator_to_posix(const char *child, const char *val, bool relative, c
 	return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
 }
 
-int vhdx_parent_open(struct vhdx *v)
+/* The path v's locator gives for its parent (key k of relative_path, absolute_win32_path):
+ * 0 with cand, or -ENOENT when that key has none usable here. */
+static int locator_path(struct vhdx *v, size_t k, char *cand, size_t cap)
 {
 	static const char *const keys[] = {"relative_path", "absolute_win32_path"};
+	const char *val = k < 2 ? vhdx_locator_get(&v->loc, keys[k]) : NULL;
+
+	if (!val || locator_to_posix(v->base.path, val, k == 0, cand, cap) != 0)
+		return -ENOENT;
+	return 0;
+}
+
+/* v's parent opened as one file (its own parent not followed; reasons into err): from fd when the
+ * caller passed it (cand, the locator's path, only names it), else found through the locator. */
+static int parent_one(struct vhdx *v, int fd, struct disk **out, char *cand, size_t cap,
+		      struct disk_err *err)
+{
+	unsigned pflags = DISK_OPEN_RDONLY | (v->flags & DISK_OPEN_NOLOCK);
 	const char *path = v->base.path;
-	const char *link = vhdx_locator_get(&v->loc, "parent_linkage");
-	const char *link2 = vhdx_locator_get(&v->loc, "parent_linkage2");
-	struct uuid want, want2, have;
-	char cand[PATH_MAX];
-	struct disk *p = NULL;
-	struct disk_err why;
+	struct disk_err why = {{0}};
 	int r = -ENOENT;
 
-	if (v->depth + 1 >= VHDX_MAX_DEPTH) {
-		disk_fail(v->base.err, "%s: differencing chain deeper than %d (a loop?)", path,
-			  VHDX_MAX_DEPTH);
-		return -ELOOP;
-	}
-	if (uuid_parse(link, &want) != 0) {
-		disk_fail(v->base.err, "%s: VHDX parent_linkage '%s' is not a GUID", path, link);
-		return -EINVAL;
-	}
-	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-		const char *val = vhdx_locator_get(&v->loc, keys[k]);
-		int fd;
+	if (fd >= 0) {
+		if (locator_path(v, 0, cand, cap) && locator_path(v, 1, cand, cap))
+			snprintf(cand, cap, "%s", "(a passed descriptor)");
+		r = vhdx_open_one(fd, cand, pflags, out, &why);
+	} else {
+		for (size_t k = 0; k < 2 && r == -ENOENT; k++) {
+			if (locator_path(v, k, cand, cap))
+				continue;
+			fd = open(cand, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0)
+				r = vhdx_open_one(fd, cand, pflags, out, &why);
+		}
+		if (r == -ENOENT) {
+			const char *rel = vhdx_locator_get(&v->loc, "relative_path");
+			const char *abs = vhdx_locator_get(&v->loc, "absolute_win32_path");
 
-		if (!val || locator_to_posix(path, val, k == 0, cand, sizeof(cand)) != 0)
-			continue;
-		fd = open(cand, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		r = vhdx_open_depth(fd, cand, DISK_OPEN_RDONLY | (v->flags & DISK_OPEN_NOLOCK),
-				    v->depth + 1, &p, &why);
-		if (r) {
-			disk_fail(v->base.err, "%s: cannot open its parent %s%s%.384s", path, cand,
-				  why.msg[0] ? ": " : "", why.msg);
+			disk_fail(err,
+				  "%s: parent disk not found (relative_path '%s', "
+				  "absolute_win32_path '%s')",
+				  path, rel ? rel : "", abs ? abs : "");
 			return r;
 		}
-		break;
 	}
-	if (!p) {
-		const char *rel = vhdx_locator_get(&v->loc, "relative_path");
-		const char *abs = vhdx_locator_get(&v->loc, "absolute_win32_path");
+	if (r) {
+		disk_fail(err, "%s: cannot open its parent %s%s%.384s", path, cand,
+			  why.msg[0] ? ": " : "", why.msg);
+	}
+	return r;
+}
 
-		disk_fail(
-			v->base.err,
-			"%s: parent disk not found (relative_path '%s', absolute_win32_path '%s')",
-			path, rel ? rel : "", abs ? abs : "");
-		return -ENOENT;
+/* p is the parent v's linkage names, with v's sector size. */
+static int parent_check(struct vhdx *v, struct disk *p, const char *cand, struct disk_err *err)
+{
+	const char *link = vhdx_locator_get(&v->loc, "parent_linkage");
+	const char *link2 = vhdx_locator_get(&v->loc, "parent_linkage2");
+	struct uuid want, want2, have = to_vhdx(p)->data_write;
+
+	if (uuid_parse(link, &want) != 0) {
+		disk_fail(err, "%s: VHDX parent_linkage '%s' is not a GUID", v->base.path, link);
+		return -EINVAL;
 	}
-	have = to_vhdx(p)->data_write;
 	if (!uuid_equal(&have, &want) &&
 	    !(link2 && uuid_parse(link2, &want2) == 0 && uuid_equal(&have, &want2))) {
 		char h[UUID_STR_LEN];
 
 		uuid_format(&have, true, h);
 		disk_fail(
-			v->base.err,
+			err,
 			"%s: parent %s was modified after this disk was made (its DataWriteGuid is "
 			"%s, the child expects %s)",
-			path, cand, h, link);
-		p->ops->close(p);
+			v->base.path, cand, h, link);
 		return -ESTALE;
 	}
 	if (to_vhdx(p)->lsec != v->lsec) {
-		disk_fail(v->base.err, "%s: parent %s has %u-byte sectors, this disk %u", path,
+		disk_fail(err, "%s: parent %s has %u-byte sectors, this disk %u", v->base.path,
 			  cand, to_vhdx(p)->lsec, v->lsec);
-		p->ops->close(p);
 		return -EINVAL;
 	}
-	v->parent = p;
-	snprintf(v->parent_path, sizeof(v->parent_path), "%s", cand);
 	return 0;
+}
+
+int vhdx_chain_open(struct vhdx *top, const int *parents, unsigned nparents)
+{
+	struct vhdx *v = top;
+	unsigned depth = 0, used = 0;
+	int r = 0;
+
+	/* The one walk down a chain: each level opened alone, checked, then linked to its
+	 * child; a loop of files or a chain too deep ends it. */
+	for (; v->has_parent; depth++) {
+		char cand[PATH_MAX];
+		struct disk *p = NULL;
+
+		if (depth + 1 >= VHDX_MAX_DEPTH) {
+			disk_fail(top->base.err, "%s: differencing chain deeper than %d (a loop?)",
+				  top->base.path, VHDX_MAX_DEPTH);
+			r = -ELOOP;
+			break;
+		}
+		if (parents && depth == nparents) {
+			disk_fail(top->base.err,
+				  "%s: its differencing chain has more than the %u parent%s passed",
+				  top->base.path, nparents, nparents == 1 ? "" : "s");
+			r = -ENOENT;
+			break;
+		}
+		r = parent_one(v, parents ? parents[depth] : -1, &p, cand, sizeof(cand),
+			       top->base.err);
+		used = parents ? depth + 1 : 0;
+		if (!r) {
+			r = parent_check(v, p, cand, top->base.err);
+			if (r)
+				p->ops->close(p);
+		}
+		if (r)
+			break;
+		v->parent = p;
+		snprintf(v->parent_path, sizeof(v->parent_path), "%s", cand);
+		v = to_vhdx(p);
+	}
+	if (!r && parents && depth < nparents) {
+		disk_fail(top->base.err, "%s: %u parent%s passed, its differencing chain has %u",
+			  top->base.path, nparents, nparents == 1 ? "" : "s", depth);
+		r = -EINVAL;
+	}
+	for (unsigned i = used; parents && i < nparents; i++)
+		close(parents[i]);
+	return r;
 }
 
 int disk_parents(struct disk *d, char (*paths)[DISK_PATH_MAX], unsigned max)

@@ -532,6 +532,47 @@ static bool is_description_option(int c)
 }
 
 /*
+ * --fd disk.I.pJ=N, lun.I.pJ=N: the Jth parent (0: the nearest) of the differencing chain of
+ * disk (SCSI LUN) I, opened by keeld, which resolved and checked the chain; given in order.
+ * 1 when arg is not of this form.
+ */
+static int parse_chain_fd(const char *arg, const char *eq, struct vm_config *cfg, char *err,
+			  size_t errlen)
+{
+	bool lun = !strncmp(arg, "lun.", 4);
+	const char *idx = arg + (lun ? 4 : 5), *p = strstr(idx, ".p");
+	char num[8] = {0}, lvl[8] = {0};
+	uint64_t i, j, n;
+	struct machine_chain *c;
+
+	if ((!lun && strncmp(arg, "disk.", 5)) || !p || p > eq || p - idx >= (long)sizeof(num) ||
+	    eq - p - 2 >= (long)sizeof(lvl))
+		return 1;
+	memcpy(num, idx, (size_t)(p - idx));
+	memcpy(lvl, p + 2, (size_t)(eq - p - 2));
+	if (parse_uint(num, 0, (lun ? VMDEF_MAX_LUNS : VMDEF_MAX_DISKS) - 1, &i) ||
+	    parse_uint(lvl, 0, VMDEF_CHAIN_FDS_MAX - 1, &j) || parse_uint(eq + 1, 3, 65535, &n) ||
+	    fcntl((int)n, F_GETFD) < 0) {
+		snprintf(err, errlen,
+			 "--fd %s: expected disk.I.pJ=N or lun.I.pJ=N with I a disk's or LUN's "
+			 "index, J a parent's level (0: the nearest) and N an open descriptor",
+			 arg);
+		return -EINVAL;
+	}
+	c = lun ? &cfg->lun_chains[i] : &cfg->disk_chains[i];
+	if (j != c->n || cfg->nchain_fds == VMDEF_CHAIN_FDS_MAX) {
+		snprintf(err, errlen,
+			 j != c->n ? "--fd %s: parents go in order from p0 (expected p%u)"
+				   : "--fd %s: more than %u parents in all",
+			 arg, j != c->n ? c->n : VMDEF_CHAIN_FDS_MAX);
+		return -EINVAL;
+	}
+	c->fd[c->n++] = (int)n;
+	cfg->nchain_fds++;
+	return 0;
+}
+
+/*
  * --fd NAME=N: the file the description names as kernel, initrd or disk.I (its Ith disk) is
  * already open as descriptor N (keeld opened and checked it, and passed it at exec): the
  * worker uses N and never opens that path. N must be open, 3 or above, and not given twice.
@@ -540,8 +581,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 {
 	const char *eq = strchr(arg, '=');
 	uint64_t n, i;
-	int *slot = NULL;
+	int *slot = NULL, r;
 
+	if (eq && (r = parse_chain_fd(arg, eq, cfg, err, errlen)) <= 0)
+		return r;
 	if (eq && eq - arg == 6 && !strncmp(arg, "kernel", 6))
 		slot = &cfg->kernel_fd;
 	else if (eq && eq - arg == 6 && !strncmp(arg, "initrd", 6))
@@ -858,6 +901,27 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		resolve_format(&cfg->def.disks[i]);
 	for (unsigned i = 0; i < cfg->def.scsi.nluns; i++)
 		resolve_format(&cfg->def.scsi.luns[i].disk);
+	/* A chain belongs to a passed VHDX disk. */
+	for (unsigned i = 0; !r && i < VMDEF_MAX_DISKS + VMDEF_MAX_LUNS; i++) {
+		bool lun = i >= VMDEF_MAX_DISKS;
+		unsigned k = lun ? i - VMDEF_MAX_DISKS : i;
+		const struct vm_disk *d =
+			lun ? (k < cfg->def.scsi.nluns ? &cfg->def.scsi.luns[k].disk : NULL)
+			    : (k < cfg->def.ndisks ? &cfg->def.disks[k] : NULL);
+
+		if (!(lun ? cfg->lun_chains[k].n : cfg->disk_chains[k].n))
+			continue;
+		if (!d || (lun ? cfg->lun_fds[k] : cfg->disk_fds[k]) < 0 ||
+		    d->format != VM_DISK_VHDX ||
+		    (lun && cfg->def.scsi.luns[k].type != VM_LUN_DISK)) {
+			snprintf(err, errlen,
+				 "--fd %s.%u.p0: parents go with a VHDX disk passed as --fd %s.%u",
+				 lun ? "lun" : "disk", k, lun ? "lun" : "disk", k);
+			r = -EINVAL;
+		}
+	}
+	if (r)
+		goto out;
 	/* An adapter without a MAC gets its stable default now, so that the description (and a
 	 * saved state's) says what the guest sees. */
 	for (unsigned i = 0; i < cfg->def.nnics; i++) {

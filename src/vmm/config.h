@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config/vmdef.h"
+#include "vmm/machine.h"
 
 enum chardev_kind { CHARDEV_STDIO, CHARDEV_FILE, CHARDEV_UNIX, CHARDEV_OFF };
 
@@ -46,6 +47,9 @@ struct vm_config {
 	int lun_fds[VMDEF_MAX_LUNS]; /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
 	int firmware_fd;	     /* --fd firmware=N: the firmware image, opened by keeld */
 	int nvram_dir_fd;	     /* --fd nvram=N: the NVRAM file's directory, opened by keeld */
+	/* --fd disk.I.pJ=N, lun.I.pJ=N: the parents of a passed VHDX disk, nearest first */
+	struct machine_chain disk_chains[VMDEF_MAX_DISKS], lun_chains[VMDEF_MAX_LUNS];
+	unsigned nchain_fds; /* in all, at most VMDEF_CHAIN_FDS_MAX */
 	/* --jail-user UID:GID and --jail-root DIR: once built, the worker confines itself to
 	 * DIR as UID:GID (jail.c, docs/security.md). */
 	bool jail;

@@ -135,7 +135,7 @@ static int set_limits(const struct vm_config *cfg, char *err, size_t errlen)
 	} lim[] = {
 		{RLIMIT_CORE, "RLIMIT_CORE", 0},
 		{RLIMIT_NOFILE, "RLIMIT_NOFILE", 1024},
-		{RLIMIT_NPROC, "RLIMIT_NPROC", 256 + 2 * (rlim_t)cfg->def.cpus},
+		{RLIMIT_NPROC, "RLIMIT_NPROC", VMDEF_WORKER_TASKS(cfg->def.cpus)},
 		{RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK", 64 << 20},
 	};
 

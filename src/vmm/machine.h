@@ -26,6 +26,14 @@ struct chardev;
 struct chardev_spec;
 struct kvm_irq_routing_entry;
 
+/* A VHDX disk's differencing chain as keeld passed it (--fd disk.I.pJ=N, lun.I.pJ=N): its
+ * parents' descriptors, nearest first. A disk passed as a descriptor gets exactly these
+ * parents (none: it has none); no parent is opened by path (docs/security.md). */
+struct machine_chain {
+	int fd[VMDEF_CHAIN_FDS_MAX];
+	unsigned n;
+};
+
 struct machine {
 	const struct vm_def *def; /* the VM's description (config/vmdef.h) */
 	struct guest_mem *mem;
@@ -40,6 +48,8 @@ struct machine {
 	const char *vsock_socket; /* virtio-vsock's host side (--vsock socket=PATH) */
 	const int *lun_fds;	  /* each SCSI LUN's file (--fd lun.I), or -1 */
 	int nvram_dir_fd; /* the NVRAM file's directory (--fd nvram=N, 3 or above); else none */
+	const struct machine_chain *disk_chains; /* each disk's parents (--fd disk.I.pJ) */
+	const struct machine_chain *lun_chains;	 /* each SCSI LUN's (--fd lun.I.pJ) */
 	uint64_t firmware_base; /* where the firmware image starts (it ends at 4 GiB); 0: none */
 	bool firmware_debug;	/* --firmware-debug: port 0x402's output to stderr */
 };

@@ -338,7 +338,7 @@ static int snap_write_memory(struct vm *vm, const char *path, uint64_t *written,
 	int fd, r;
 
 	*written = 0;
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return -errno;
@@ -379,7 +379,7 @@ fail:
 static int snap_write_file(const char *path, const uint8_t *data, size_t len, char *err,
 			   size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600), r;
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
@@ -500,7 +500,7 @@ static int snap_read_state(const char *path, uint8_t **out, size_t *len, char *e
 	size_t got = 0;
 	int fd, r = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open saved state %s: %s", path, strerror(errno));
 		return -errno;
@@ -547,7 +547,7 @@ static int snap_open_memory(struct vm *vm, const char *path, int *out, char *err
 	struct stat st;
 	int fd, r = -EINVAL;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open saved memory %s: %s", path, strerror(errno));
 		return -errno;

@@ -627,6 +627,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .disk_fds = cfg->disk_fds,
 				       .lun_fds = cfg->lun_fds,
 				       .nvram_dir_fd = cfg->nvram_dir_fd,
+				       .disk_chains = cfg->disk_chains,
+				       .lun_chains = cfg->lun_chains,
 				       .net_fds = cfg->net_fds,
 				       .vsock_socket = cfg->vsock_socket,
 				       .firmware_debug = cfg->firmware_debug};

@@ -2405,7 +2405,43 @@ def proc_status(pid):
     return fields
 
 
-def check_jailed(e, vm, ctx):
+def host_cgroup2():
+    """The cgroup v2 mount keeld uses (the first in mountinfo) when it has the memory and pids
+    controllers, else None (docs/security.md, "cgroups")."""
+    for line in open("/proc/self/mountinfo"):
+        left, _, right = line.partition(" - ")
+        if right.split(" ")[0] == "cgroup2":
+            mnt = left.split(" ")[4]
+            ctls = open(os.path.join(mnt, "cgroup.controllers")).read().split()
+            return mnt if "memory" in ctls and "pids" in ctls else None
+    return None
+
+
+def check_cgroup(e, vm, ctx):
+    """The worker runs in a cgroup of its own, keel.slice/vm-UUID, with memory.max at the
+    VM's memory plus 64 MiB and pids.max at 256 + 2 per vCPU, and keeld is not in it; on a
+    host without usable cgroups v2, keeld said once per start why there are none."""
+    mnt = host_cgroup2()
+    log = open(e.keeld_log, errors="replace").read()
+    if mnt is None:
+        starts = len(re.findall(r"keeld \S+: state in ", log))
+        said = log.count("per-VM cgroups are unavailable: ")
+        check(starts and said == starts, "%s: keeld started %d times and said %d times that "
+              "per-VM cgroups are unavailable" % (ctx, starts, said))
+        check("workers run without memory.max and pids.max" in log, "%s: the words" % ctx)
+        return
+    rel = "/keel.slice/vm-" + vm["id"]
+    lines = open("/proc/%d/cgroup" % vm["pid"]).read().splitlines()
+    check("0::" + rel in lines, "%s: the worker's cgroups: %r" % (ctx, lines))
+    mine = open("/proc/%d/cgroup" % e.keeld_proc.pid).read()
+    check("keel.slice" not in mine, "%s: keeld is in %r" % (ctx, mine))
+    mem = int(open(mnt + rel + "/memory.max").read())
+    check(mem == vm["memory"] + (64 << 20), "%s: memory.max %d for %d" % (ctx, mem, vm["memory"]))
+    pids = int(open(mnt + rel + "/pids.max").read())
+    check(pids == 256 + 2 * vm["cpus"], "%s: pids.max %d" % (ctx, pids))
+
+
+def check_jailed(e, vm, ctx, parents=()):
     """The worker of vm runs jailed (docs/security.md): its own uid and gid, no capabilities
     on any thread, no_new_privs, a seccomp filter on every thread, namespaces of its own, the
     VM's directory as its root, and nothing of the host open but what keeld passed."""
@@ -2433,6 +2469,7 @@ def check_jailed(e, vm, ctx):
     check(not os.path.exists("/proc/%d/root/etc" % pid) and
           not os.path.exists("/proc/%d/root/proc" % pid), "%s: the host shows in the jail" % ctx)
     passed = {vm_file for vm_file in [vm["kernel"]] + [d["path"] for d in vm["disks"]]}
+    passed |= set(parents)
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
             target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
@@ -2463,6 +2500,7 @@ def case_jail(e):
     e.console_until("j2", "ready for input")
     uid1 = check_jailed(e, vm1, "j1")
     uid2 = check_jailed(e, vm2, "j2")
+    check_cgroup(e, vm1, "j1")
     check(uid1 != uid2, "two running VMs share uid %s" % uid1)
     e.keel("vm", "pause", "j1")
     e.wait_state("j1", "Paused")
@@ -2513,11 +2551,59 @@ def case_jail(e):
     e.start_keeld(extra=["--worker-uids", "4000000000-4000000000"])
     vm1 = e.start("j1")
     check(check_jailed(e, vm1, "j1 in a range of one") == "4000000000", "uid outside the range")
+    check_cgroup(e, vm1, "j1 after three keeld starts")
     _, err = e.keel("vm", "start", "j2", want=None)
     check("all 1 worker uids from 4000000000 (--worker-uids) are taken" in err,
           "second VM in a range of one: %r" % err)
     e.keel("vm", "turn-off", "j1")
     e.wait_state("j1", "Off")
+    if host_cgroup2():
+        gone = os.path.join(host_cgroup2(), "keel.slice", "vm-" + vm1["id"])
+        check(not os.path.exists(gone), "%s stays after its worker ended" % gone)
+
+
+def case_jail_chain(e):
+    """Issue 10: a differencing chain in a jailed worker. keeld resolves and checks the chain
+    and passes every parent as a descriptor (--fd disk.0.pJ); the worker opens none by path, so
+    renaming the parents while it runs does not matter; a start with a parent gone is refused
+    with its name."""
+    e.start_keeld()
+    base, mid, top = (os.path.join(e.dir, n) for n in ("base.vhdx", "mid.vhdx", "top.vhdx"))
+    e.keel("disk", "create", base, "--size", "8M")
+    e.keel("disk", "create", mid, "--parent", base)
+    e.keel("disk", "create", top, "--parent", mid)
+    e.create("c1", disks=[{"path": top}])
+    vm = e.start("c1")
+    e.console_until("c1", "ready for input")
+    check_jailed(e, vm, "c1", parents=(mid, base))
+    args = open("/proc/%d/cmdline" % vm["pid"]).read().split("\0")
+    fds = {a.split("=")[1]: int(a.split("=")[2]) for a in args if a.startswith("--fd=disk.0")}
+    check(sorted(fds) == ["disk.0", "disk.0.p0", "disk.0.p1"], "passed: %r" % args)
+    for name, path in (("disk.0", top), ("disk.0.p0", mid), ("disk.0.p1", base)):
+        check(os.readlink("/proc/%d/fd/%d" % (vm["pid"], fds[name])) == path,
+              "%s is not %s in the worker" % (name, path))
+    # Renamed while it runs: the worker holds the files, not their names.
+    os.rename(mid, mid + ".moved")
+    os.rename(base, base + ".moved")
+    e.keel("vm", "pause", "c1")
+    e.wait_state("c1", "Paused")
+    e.keel("vm", "resume", "c1")
+    e.wait_state("c1", "Running")
+    held = {os.readlink("/proc/%d/fd/%s" % (vm["pid"], fd))
+            for fd in os.listdir("/proc/%d/fd" % vm["pid"])}
+    check({mid + ".moved", base + ".moved"} <= held, "after the renames: %r" % held)
+    e.keel("vm", "turn-off", "c1")
+    e.wait_state("c1", "Off")
+    # The next start resolves the chain again: the parent is not where the child says.
+    _, err = e.keel("vm", "start", "c1", want=None)
+    check("parent disk not found" in err and "mid.vhdx'" in err, "start: %r" % err)
+    check(e.vm("c1")["state"] == "Off", "a refused start changed the VM")
+    os.rename(mid + ".moved", mid)
+    os.rename(base + ".moved", base)
+    vm = e.start("c1")
+    e.console_until("c1", "ready for input")
+    e.keel("vm", "turn-off", "c1")
+    e.wait_state("c1", "Off")
 
 
 def switches(e):

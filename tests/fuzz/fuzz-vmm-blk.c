@@ -40,7 +40,7 @@ static struct virtio_blk *open_disk(bool ro)
 	if (fd < 0 || ftruncate(fd, 1 << 20))
 		abort();
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (virtio_blk_open(&spec, -1, &disks[ro], err, sizeof(err)))
+	if (virtio_blk_open(&spec, -1, NULL, &disks[ro], err, sizeof(err)))
 		abort();
 	return disks[ro];
 }

@@ -62,8 +62,8 @@ static struct virtio_dev *blk_device(void)
 	FAKE_CHECK(fd >= 0 && unlink(path) == 0 && ftruncate(fd, 1 << 20) == 0, "disk file");
 	two.cpus = 2; /* two queues */
 	m->def = &two;
-	FAKE_CHECK(virtio_blk_create(m, &spec, fd, &vd, err, sizeof(err)) == 0, "virtio-blk: %s",
-		   err);
+	FAKE_CHECK(virtio_blk_create(m, &spec, fd, NULL, &vd, err, sizeof(err)) == 0,
+		   "virtio-blk: %s", err);
 	FAKE_CHECK(device_state_register(m, &virtio_blk_class, vd->pci.slot, vd) == 0,
 		   "virtio-blk state sections");
 	m->def = def;

@@ -57,7 +57,7 @@ static struct virtio_scsi *controller(void)
 	memfile("iso1", 80, true, isos[1]);
 	spec.luns[0] = (struct vm_lun){.type = VM_LUN_DISK, .disk = {.path = disk}};
 	spec.luns[1] = (struct vm_lun){.type = VM_LUN_DVD, .disk = {.path = isos[0]}};
-	if (virtio_scsi_open(&spec, NULL, &s, err, sizeof(err))) {
+	if (virtio_scsi_open(&spec, NULL, NULL, &s, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		abort();
 	}

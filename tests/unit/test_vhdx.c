@@ -447,6 +447,91 @@ static void test_reasons(void **state)
 	assert_string_equal(disk_why(&other, -EBUSY), other.msg);
 }
 
+/* A chain whose parents the caller opened (keeld for a jailed worker): no parent is opened
+ * by path, so renaming them does not matter; each must be the parent its child names, and
+ * the chain must have exactly as many as were passed (docs/security.md). */
+static int ro(const char *name)
+{
+	int fd = open(tmp(name), O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void test_chain_fds(void **state)
+{
+	uint8_t p[4096], r[4096];
+	char paths[4][DISK_PATH_MAX];
+	struct disk_err why;
+	struct disk *d;
+	int fds[3];
+
+	make("cbase.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("cbase.vhdx"), 0, &d, NULL), 0);
+	fill(p, sizeof(p), 9);
+	assert_int_equal(disk_write(d, p, 2 << 20, sizeof(p)), 0);
+	disk_close(d);
+	make("cmid.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("cbase.vhdx"));
+	make("ctop.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("cmid.vhdx"));
+
+	/* Passed in order, then the files renamed: the chain still reads the base's data. */
+	fds[0] = ro("cmid.vhdx");
+	fds[1] = ro("cbase.vhdx");
+	assert_int_equal(rename(tmp("cmid.vhdx"), tmp("cmid.moved")), 0);
+	assert_int_equal(rename(tmp("cbase.vhdx"), tmp("cbase.moved")), 0);
+	assert_int_equal(disk_open(tmp("ctop.vhdx"), DISK_OPEN_RDONLY, &d, NULL), -ENOENT);
+	assert_int_equal(disk_open_chain_fd(ro("ctop.vhdx"), tmp("ctop.vhdx"), DISK_FORMAT_VHDX,
+					    DISK_OPEN_RDONLY, fds, 2, &d, &why),
+			 0);
+	assert_int_equal(disk_read(d, r, 2 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, p, sizeof(r));
+	assert_int_equal(disk_parents(d, paths, 4), 2);
+	assert_string_equal(paths[0], tmp("cmid.vhdx")); /* named by the locator, never opened */
+	disk_close(d);
+
+	/* The wrong order: the middle's linkage does not name the base. */
+	fds[0] = ro("cbase.moved");
+	fds[1] = ro("cmid.moved");
+	assert_int_equal(disk_open_chain_fd(ro("ctop.vhdx"), tmp("ctop.vhdx"), DISK_FORMAT_VHDX,
+					    DISK_OPEN_RDONLY, fds, 2, &d, &why),
+			 -ESTALE);
+	assert_non_null(strstr(why.msg, "was modified after this disk was made"));
+	/* Too few: nothing is looked up by path to make up for it. */
+	fds[0] = ro("cmid.moved");
+	assert_int_equal(disk_open_chain_fd(ro("ctop.vhdx"), tmp("ctop.vhdx"), DISK_FORMAT_VHDX,
+					    DISK_OPEN_RDONLY, fds, 1, &d, &why),
+			 -ENOENT);
+	assert_non_null(strstr(why.msg, "has more than the 1 parent passed"));
+	assert_int_equal(disk_open_chain_fd(ro("ctop.vhdx"), tmp("ctop.vhdx"), DISK_FORMAT_VHDX,
+					    DISK_OPEN_RDONLY, fds, 0, &d, &why),
+			 -ENOENT);
+	/* Too many. */
+	fds[0] = ro("cmid.moved");
+	fds[1] = ro("cbase.moved");
+	fds[2] = ro("cbase.moved");
+	assert_int_equal(disk_open_chain_fd(ro("ctop.vhdx"), tmp("ctop.vhdx"), DISK_FORMAT_VHDX,
+					    DISK_OPEN_RDONLY, fds, 3, &d, &why),
+			 -EINVAL);
+	assert_non_null(strstr(why.msg, "3 parents passed, its differencing chain has 2"));
+	/* Parents for a raw disk. */
+	fds[0] = ro("cbase.moved");
+	assert_int_equal(disk_open_chain_fd(ro("ctop.vhdx"), tmp("ctop.vhdx"), DISK_FORMAT_RAW,
+					    DISK_OPEN_RDONLY, fds, 1, &d, &why),
+			 -EINVAL);
+	/* Every descriptor was taken over: none is left open. */
+	for (int fd = 3; fd < 64; fd++) {
+		char link[64], target[256];
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			assert_null(strstr(target, "/c"));
+		}
+	}
+}
+
 static int setup(void **state)
 {
 	snprintf(dir, sizeof(dir), "/tmp/keel-test-vhdx.XXXXXX");
@@ -470,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_log_replay), cmocka_unit_test(test_differencing),
 		cmocka_unit_test(test_locking),	   cmocka_unit_test(test_map),
 		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_chain_fds),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -490,6 +490,70 @@ static void test_passed_fds(void **state)
 	close(fd);
 }
 
+/* --fd disk.I.pJ=N, lun.I.pJ=N: a passed VHDX disk's parents, in order, with their disk. */
+static void test_chain_fds(void **state)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	char d0[32], p0[32], p1[32], l0[32], lp0[32];
+	struct vm_config cfg;
+	char err[256];
+
+	assert_true(fd >= 3);
+	snprintf(d0, sizeof(d0), "disk.0=%d", fd);
+	snprintf(p0, sizeof(p0), "disk.0.p0=%d", fd);
+	snprintf(p1, sizeof(p1), "disk.0.p1=%d", fd);
+	snprintf(l0, sizeof(l0), "lun.0=%d", fd);
+	snprintf(lp0, sizeof(lp0), "lun.0.p0=%d", fd);
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/a.vhdx",
+			     "--fd",	 d0,	     "--fd", p0,       "--fd",
+			     p1,	 NULL};
+
+		assert_int_equal(parse(a, 11, &cfg, err), 0);
+		assert_int_equal(cfg.disk_chains[0].n, 2);
+		assert_int_equal(cfg.disk_chains[0].fd[1], fd);
+		assert_int_equal(cfg.disk_chains[1].n, 0);
+		config_free(&cfg);
+	}
+	{ /* out of order */
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/a.vhdx",
+			     "--fd",	 d0,	     "--fd", p1,       NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "parents go in order from p0 (expected p0)"));
+	}
+	{ /* without the disk itself */
+		char *a[] = {"keel-vmm",     "--kernel", "k", "--disk",
+			     "path=/a.vhdx", "--fd",	 p0,  NULL};
+
+		assert_int_equal(parse(a, 7, &cfg, err), -EINVAL);
+		assert_non_null(strstr(
+			err, "--fd disk.0.p0: parents go with a VHDX disk passed as --fd disk.0"));
+	}
+	{ /* a raw disk has none */
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/a.img",
+			     "--fd",	 d0,	     "--fd", p0,       NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "parents go with a VHDX disk"));
+	}
+	{ /* a SCSI LUN's */
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/s.vhdx,bus=scsi",
+			     "--fd",	 l0,	     "--fd", lp0,      NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), 0);
+		assert_int_equal(cfg.lun_chains[0].n, 1);
+		config_free(&cfg);
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "disk.0.px=3", NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "expected disk.I.pJ=N or lun.I.pJ=N"));
+	}
+	close(fd);
+}
+
 /* --fd kvm and net.I, --jail-user and --jail-root (jail.h). */
 static void test_jail_options(void **state)
 {
@@ -748,8 +812,8 @@ int main(void)
 		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
 		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
 		cmocka_unit_test(test_disk_formats), cmocka_unit_test(test_passed_fds),
-		cmocka_unit_test(test_jail_options), cmocka_unit_test(test_scsi_options),
-		cmocka_unit_test(test_firmware),
+		cmocka_unit_test(test_chain_fds),    cmocka_unit_test(test_jail_options),
+		cmocka_unit_test(test_scsi_options), cmocka_unit_test(test_firmware),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,8 +64,8 @@ static int setup(void **state)
 	disk.disk.path = disk_path;
 	snprintf(disk.disk.serial, sizeof(disk.disk.serial), "SER1");
 	dvd.disk.path = iso_path;
-	assert_int_equal(scsi_lun_open(&t, 0, &disk, -1, err, sizeof(err)), 0);
-	assert_int_equal(scsi_lun_open(&t, 1, &dvd, -1, err, sizeof(err)), 0);
+	assert_int_equal(scsi_lun_open(&t, 0, &disk, -1, NULL, err, sizeof(err)), 0);
+	assert_int_equal(scsi_lun_open(&t, 1, &dvd, -1, NULL, err, sizeof(err)), 0);
 	assert_int_equal(t.nluns, 2);
 	return 0;
 }

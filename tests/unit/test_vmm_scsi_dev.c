@@ -79,7 +79,8 @@ static void setup_once(void)
 	spec.luns[0] = (struct vm_lun){.type = VM_LUN_DISK,
 				       .disk = {.path = disk_path, .format = VM_DISK_RAW}};
 	spec.luns[1] = (struct vm_lun){.type = VM_LUN_DVD, .disk = {.path = iso_path}};
-	FAKE_CHECK(virtio_scsi_create(fake_machine(), &spec, NULL, &vd, err, sizeof(err)) == 0,
+	FAKE_CHECK(virtio_scsi_create(fake_machine(), &spec, NULL, NULL, &vd, err, sizeof(err)) ==
+			   0,
 		   "virtio-scsi: %s", err);
 	FAKE_CHECK(device_state_register(fake_machine(), &virtio_scsi_class, vd->pci.slot, vd) == 0,
 		   "virtio-scsi state sections");

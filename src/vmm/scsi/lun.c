@@ -13,6 +13,7 @@
 #include "disk/disk.h"
 #include "lib/iso.h"
 #include "lib/log.h"
+#include "vmm/machine.h"
 #include "vmm/scsi/scsi.h"
 
 /* Open path (or take fd) as a raw, read-only ISO image: checked first. O_NONBLOCK: a FIFO
@@ -50,8 +51,11 @@ static void set_medium(struct scsi_lun *l, struct disk *d, const char *path, boo
 	snprintf(l->path, sizeof(l->path), "%s", d ? path : "");
 }
 
-int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, int fd, char *err,
-		  size_t errlen)
+/* A passed disk with no chain passed: it must have no parent. */
+static const int no_parents[1] = {-1};
+
+int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, int fd,
+		  const struct machine_chain *chain, char *err, size_t errlen)
 {
 	struct scsi_lun *l = &t->lun[i];
 	struct disk *d = NULL;
@@ -79,7 +83,9 @@ int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, 
 
 		struct disk_err why;
 
-		r = fd >= 0 ? disk_open_fd_as(fd, spec->disk.path, f, flags, &d, &why)
+		r = fd >= 0 ? disk_open_chain_fd(fd, spec->disk.path, f, flags,
+						 chain ? chain->fd : no_parents,
+						 chain ? chain->n : 0, &d, &why)
 			    : disk_open_as(spec->disk.path, f, flags, &d, &why);
 		if (r) {
 			snprintf(err, errlen, "SCSI disk %s: %s", spec->disk.path,

@@ -149,9 +149,12 @@ void scsi_io_run(struct scsi_req *r);
 
 /* Units (lun.c). */
 /* Open LUN i as spec says: a disk, or a DVD drive with spec->path as its medium (NULL:
- * empty). fd >= 0 is the file already open (taken over). -errno with err set. */
-int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, int fd, char *err,
-		  size_t errlen) __attribute__((warn_unused_result));
+ * empty). fd >= 0 is the file already open (taken over), with its differencing chain's
+ * parents from chain (taken over; NULL: none). -errno with err set. */
+struct machine_chain;
+int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, int fd,
+		  const struct machine_chain *chain, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* Close every unit's medium. */
 void scsi_target_close(struct scsi_target *t);
 /* The host changes a DVD drive's medium: path (NULL: eject) checked as an ISO image first,

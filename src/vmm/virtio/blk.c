@@ -493,8 +493,11 @@ static const struct virtio_dev_ops blk_ops = {
 	.release = blk_release,
 };
 
-static int blk_open_disk(const struct vm_disk *spec, int fd, struct virtio_blk *b, char *err,
-			 size_t errlen)
+/* A passed disk with no chain passed: it must have no parent. */
+static const int no_parents[1] = {-1};
+
+static int blk_open_disk(const struct vm_disk *spec, int fd, const struct machine_chain *chain,
+			 struct virtio_blk *b, char *err, size_t errlen)
 {
 	enum disk_format f = spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW;
 	unsigned flags = spec->readonly ? DISK_OPEN_RDONLY : 0;
@@ -508,7 +511,9 @@ static int blk_open_disk(const struct vm_disk *spec, int fd, struct virtio_blk *
 		close(fd);
 		return -EBADF;
 	}
-	r = fd >= 0 ? disk_open_fd_as(fd, spec->path, f, flags, &b->disk, &why)
+	/* A passed disk comes with its whole chain: no parent is opened by path. */
+	r = fd >= 0 ? disk_open_chain_fd(fd, spec->path, f, flags, chain ? chain->fd : no_parents,
+					 chain ? chain->n : 0, &b->disk, &why)
 		    : disk_open_as(spec->path, f, flags, &b->disk, &why);
 	if (r) {
 		const char *busy = r == -EWOULDBLOCK || r == -EAGAIN
@@ -551,8 +556,8 @@ static void blk_fill_config(struct virtio_blk *b, const struct disk_info *info)
 	b->config[0x38] = b->zeroes_by_discard; /* write_zeroes_may_unmap */
 }
 
-int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out, char *err,
-		    size_t errlen)
+int virtio_blk_open(const struct vm_disk *spec, int fd, const struct machine_chain *chain,
+		    struct virtio_blk **out, char *err, size_t errlen)
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	struct disk_info info;
@@ -570,7 +575,7 @@ int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out,
 	snprintf(b->path, sizeof(b->path), "%s", spec->path);
 	b->ro = spec->readonly;
 	b->cache = spec->cache;
-	r = blk_open_disk(spec, fd, b, err, errlen);
+	r = blk_open_disk(spec, fd, chain, b, err, errlen);
 	if (r) {
 		free(b->zeros);
 		free(b);
@@ -697,11 +702,12 @@ static int blk_start_backend(struct virtio_blk *b, unsigned nq, char *err, size_
 }
 
 int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
-		      struct virtio_dev **out, char *err, size_t errlen)
+		      const struct machine_chain *chain, struct virtio_dev **out, char *err,
+		      size_t errlen)
 {
 	unsigned nq = m->def->cpus ? m->def->cpus : 1;
 	struct virtio_blk *b;
-	int r = virtio_blk_open(spec, fd, &b, err, errlen);
+	int r = virtio_blk_open(spec, fd, chain, &b, err, errlen);
 
 	if (r)
 		return r;
@@ -737,7 +743,8 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 static int blk_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_blk_create(m, &m->def->disks[i], m->disk_fds[i], &vd, err, errlen);
+	int r = virtio_blk_create(m, &m->def->disks[i], m->disk_fds[i],
+				  m->disk_chains ? &m->disk_chains[i] : NULL, &vd, err, errlen);
 
 	r = r ?: virtio_dev_keep(m, vd);
 	if (!r)

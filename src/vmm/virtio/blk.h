@@ -21,13 +21,16 @@
 #define VIRTIO_BLK_HDR_SIZE	  16
 
 struct machine;
+struct machine_chain;
 struct virtio_dev;
 struct virtio_blk;
 
 /* Open the disk of spec as its recorded format: fd when it is >= 0 (passed by keeld; taken
- * over, and it must be open for writing unless the disk is read-only), else its path. */
-int virtio_blk_open(const struct vm_disk *spec, int fd, struct virtio_blk **out, char *err,
-		    size_t errlen) __attribute__((warn_unused_result));
+ * over, and it must be open for writing unless the disk is read-only) with its differencing
+ * chain's parents from chain (taken over; NULL: none), else its path. */
+int virtio_blk_open(const struct vm_disk *spec, int fd, const struct machine_chain *chain,
+		    struct virtio_blk **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void virtio_blk_free(struct virtio_blk *b);
 uint64_t virtio_blk_features(const struct virtio_blk *b);
 /* Serve one validated chain; returns the bytes written into it (the used length), 0 for a
@@ -38,7 +41,7 @@ uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c);
 unsigned virtio_blk_inflight(struct virtio_dev *vd);
 /* The device on the VM's PCI bus. */
 int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
-		      struct virtio_dev **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+		      const struct machine_chain *chain, struct virtio_dev **out, char *err,
+		      size_t errlen) __attribute__((warn_unused_result));
 
 #endif

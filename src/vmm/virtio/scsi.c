@@ -567,8 +567,8 @@ static const struct virtio_dev_ops scsi_ops = {
 	.release = scsi_release,
 };
 
-int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, struct virtio_scsi **out,
-		     char *err, size_t errlen)
+int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, const struct machine_chain *chains,
+		     struct virtio_scsi **out, char *err, size_t errlen)
 {
 	struct virtio_scsi *s = calloc(1, sizeof(*s));
 	const char *why;
@@ -578,7 +578,8 @@ int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, struct virtio_s
 		return -ENOMEM;
 	scsi_defaults(s);
 	for (unsigned i = 0; i < spec->nluns; i++) {
-		r = scsi_lun_open(&s->t, i, &spec->luns[i], fds ? fds[i] : -1, err, errlen);
+		r = scsi_lun_open(&s->t, i, &spec->luns[i], fds ? fds[i] : -1,
+				  chains ? &chains[i] : NULL, err, errlen);
 		if (r) {
 			virtio_scsi_free(s);
 			return r;
@@ -600,10 +601,11 @@ int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, struct virtio_s
 }
 
 int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int *fds,
-		       struct virtio_dev **out, char *err, size_t errlen)
+		       const struct machine_chain *chains, struct virtio_dev **out, char *err,
+		       size_t errlen)
 {
 	struct virtio_scsi *s;
-	int r = virtio_scsi_open(spec, fds, &s, err, errlen);
+	int r = virtio_scsi_open(spec, fds, chains, &s, err, errlen);
 
 	if (r)
 		return r;
@@ -635,7 +637,7 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 static int scsi_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_scsi_create(m, &m->def->scsi, m->lun_fds, &vd, err, errlen);
+	int r = virtio_scsi_create(m, &m->def->scsi, m->lun_fds, m->lun_chains, &vd, err, errlen);
 
 	r = r ?: virtio_dev_keep(m, vd);
 	if (!r)

@@ -9,18 +9,20 @@
 #include "config/vmdef.h"
 
 struct machine;
+struct machine_chain;
 struct virtio_dev;
 struct virtio_scsi;
 
 /* The controller's units as spec says, before it is on a bus (fds[i] >= 0: LUN i's file,
- * already open; fds may be NULL). */
-int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, struct virtio_scsi **out,
-		     char *err, size_t errlen) __attribute__((warn_unused_result));
+ * already open, with chains[i] its differencing chain's parents; either may be NULL). */
+int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, const struct machine_chain *chains,
+		     struct virtio_scsi **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void virtio_scsi_free(struct virtio_scsi *s);
 /* The controller on the VM's PCI bus at spec->pci_slot (fds as for virtio_scsi_open). */
 int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int *fds,
-		       struct virtio_dev **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+		       const struct machine_chain *chains, struct virtio_dev **out, char *err,
+		       size_t errlen) __attribute__((warn_unused_result));
 /* Requests of the device vd submitted to the block backend and not yet reaped. */
 unsigned virtio_scsi_inflight(struct virtio_dev *vd);
 /* Serve one validated chain of the request queue (reads and writes done at once, blocking),

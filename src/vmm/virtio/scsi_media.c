@@ -151,7 +151,7 @@ static void lun_check(struct state_io *io, unsigned i, const struct scsi_lun *l,
 	if (l->passed || !st->path_len || !strcmp(st->path, l->path))
 		return;
 	spec.disk.path = (char *)st->path;
-	if (scsi_lun_open(&probe, 0, &spec, -1, err, sizeof(err)))
+	if (scsi_lun_open(&probe, 0, &spec, -1, NULL, err, sizeof(err)))
 		state_fail(io, "DVD drive (LUN %u): the saved medium: %s", i, err);
 	else if (probe.lun[0].blocks != st->blocks)
 		state_fail(io, "DVD drive (LUN %u): %s has %llu blocks, %llu at the save", i,

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One cgroup v2 per running worker (docs/security.md, "cgroups"): MOUNT/keel.slice/vm-UUID,
+ * with memory.max at the guest's RAM plus the worker's fixed allowance and pids.max at the
+ * worker's task budget. keeld writes cgroupfs itself (no systemd needed) and stays out of
+ * keel.slice; the worker is cloned straight into its cgroup (CLONE_INTO_CGROUP), so it never
+ * runs a single instruction outside it. A host without a cgroup v2 hierarchy that has the
+ * memory and pids controllers gets none: vmcg_init says why, once.
+ */
+#ifndef KEEL_DAEMON_VM_CGROUP_H
+#define KEEL_DAEMON_VM_CGROUP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMCG_SLICE "keel.slice"
+
+struct vmcg {
+	bool available;
+	bool cpu;	      /* the cpu controller is on for the VMs' cgroups (for later limits) */
+	char slice[PATH_MAX]; /* MOUNT/keel.slice, when available */
+	char why[512];	      /* when not available: why, in words for the log */
+};
+
+/* Find the cgroup v2 hierarchy (mount NULL: the first cgroup2 in /proc/self/mountinfo),
+ * check its controllers, create keel.slice and turn memory, pids (and cpu when there) on for
+ * its children. Never fails: cg->available says whether per-VM cgroups work, cg->why why not. */
+void vmcg_init(struct vmcg *cg, const char *mount);
+/* MOUNT/keel.slice/vm-UUID: 0, or -ENAMETOOLONG. */
+int vmcg_path(const struct vmcg *cg, const char *uuid, char *buf, size_t size)
+	__attribute__((warn_unused_result));
+/*
+ * The VM's cgroup, made (or an empty one left by an earlier worker reused) with its limits
+ * written: its directory's descriptor (for CLONE_INTO_CGROUP), or -errno with err naming the
+ * file. Only when cg->available.
+ */
+int vmcg_create(const struct vmcg *cg, const char *uuid, uint64_t memory_max, uint64_t pids_max,
+		char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Remove the VM's cgroup once its worker has ended (a no-op when there is none). */
+void vmcg_remove(const struct vmcg *cg, const char *uuid);
+
+#endif

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keeld's per-VM cgroups (src/daemon/vm_cgroup.c) against a cgroupfs made of plain files in
+ * a temporary directory: which hierarchies count as usable and the words when one does not,
+ * the paths, and the limits written. Placing a worker needs a real cgroup v2 with
+ * controllers: e2e `jail` (on such a host) and the lab's 50-keeld check that.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config/vmdef.h"
+#include "daemon/vm_cgroup.h"
+
+#define UUID "0f6ad3a4-9c1e-4a55-8a7b-3d2f1e0c9b8a"
+
+static char top[64];
+
+static void put(const char *file, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", top, file);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void get(const char *file, char *buf, size_t size)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", top, file);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+static void sub(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", top, dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+}
+
+static int setup(void **state)
+{
+	snprintf(top, sizeof(top), "/tmp/keel-cgroup-XXXXXX");
+	assert_non_null(mkdtemp(top));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+/* A cgroup v2 mount whose controllers are bound to cgroup v1 (this kind of host): none, with
+ * the reason in words. */
+static void test_no_controllers(void **state)
+{
+	struct vmcg cg;
+	char err[256];
+
+	put("cgroup.controllers", "hugetlb\n");
+	vmcg_init(&cg, top);
+	assert_false(cg.available);
+	assert_non_null(strstr(cg.why, "has no memory or pids controllers"));
+	assert_non_null(strstr(cg.why, top));
+	/* A start asks for one anyway: refused, with the reason. */
+	assert_int_equal(vmcg_create(&cg, UUID, 1 << 30, 264, err, sizeof(err)), -EOPNOTSUPP);
+	assert_non_null(strstr(err, "per-VM cgroups are unavailable: the cgroup v2 hierarchy"));
+
+	/* "memoryless" is not "memory". */
+	put("cgroup.controllers", "cpu memoryless pids\n");
+	vmcg_init(&cg, top);
+	assert_false(cg.available);
+	assert_non_null(strstr(cg.why, "has no memory controller (a cgroup v1 hierarchy holds it"));
+	put("cgroup.controllers", "memory\n");
+	vmcg_init(&cg, top);
+	assert_false(cg.available);
+	assert_non_null(strstr(cg.why, "has no pids controller"));
+}
+
+static void test_no_hierarchy(void **state)
+{
+	struct vmcg cg;
+
+	vmcg_init(&cg, top); /* no cgroup.controllers: not a cgroup2 mount */
+	assert_false(cg.available);
+	assert_non_null(strstr(cg.why, "cannot read"));
+	assert_non_null(strstr(cg.why, "cgroup.controllers"));
+}
+
+/* A usable hierarchy: keel.slice made, memory and pids turned on for the VMs. */
+static void test_available(void **state)
+{
+	struct vmcg cg;
+	char want[PATH_MAX], path[PATH_MAX], buf[64], err[512];
+	int fd;
+
+	put("cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
+	put("cgroup.subtree_control", "");
+	/* keel.slice's own files appear with it in cgroupfs; here the test makes them. */
+	sub(VMCG_SLICE);
+	put(VMCG_SLICE "/cgroup.subtree_control", "");
+	vmcg_init(&cg, top);
+	assert_true(cg.available);
+	assert_true(cg.cpu);
+	snprintf(want, sizeof(want), "%s/keel.slice", top);
+	assert_string_equal(cg.slice, want);
+	get(VMCG_SLICE "/cgroup.subtree_control", buf, sizeof(buf));
+	assert_memory_equal(buf, "+cpu", 4); /* the last of the writes, over the first */
+
+	assert_int_equal(vmcg_path(&cg, UUID, path, sizeof(path)), 0);
+	snprintf(want, sizeof(want), "%s/keel.slice/vm-" UUID, top);
+	assert_string_equal(path, want);
+	assert_int_equal(vmcg_path(&cg, UUID, path, 20), -ENAMETOOLONG);
+
+	/* A VM's cgroup without its files (not cgroupfs): refused, naming the file. */
+	sub(VMCG_SLICE "/vm-" UUID);
+	fd = vmcg_create(&cg, UUID, 256ull << 20, 264, err, sizeof(err));
+	assert_int_equal(fd, -ENOENT);
+	assert_non_null(strstr(err, "/keel.slice/vm-" UUID "/memory.max"));
+	assert_int_equal(access(want, F_OK), -1); /* and removed again */
+	/* With them: the limits written, the directory's descriptor returned. */
+	sub(VMCG_SLICE "/vm-" UUID);
+	put(VMCG_SLICE "/vm-" UUID "/memory.max", "max");
+	put(VMCG_SLICE "/vm-" UUID "/pids.max", "max");
+	put(VMCG_SLICE "/vm-" UUID "/memory.oom.group", "0");
+	fd = vmcg_create(&cg, UUID, (256ull << 20) + (64ull << 20), VMDEF_WORKER_TASKS(4), err,
+			 sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
+	get(VMCG_SLICE "/vm-" UUID "/memory.max", buf, sizeof(buf));
+	assert_string_equal(buf, "335544320");
+	get(VMCG_SLICE "/vm-" UUID "/pids.max", buf, sizeof(buf));
+	assert_string_equal(buf, "264");
+	get(VMCG_SLICE "/vm-" UUID "/memory.oom.group", buf, sizeof(buf));
+	assert_string_equal(buf, "1");
+	/* Removed when its worker ends (cgroupfs removes the files with the directory). */
+	unlink(strcat(strcpy(path, want), "/memory.max"));
+	unlink(strcat(strcpy(path, want), "/pids.max"));
+	unlink(strcat(strcpy(path, want), "/memory.oom.group"));
+	vmcg_remove(&cg, UUID);
+	assert_int_equal(access(want, F_OK), -1);
+	vmcg_remove(&cg, UUID); /* again: nothing there, nothing done */
+}
+
+/* A hierarchy without the cpu controller still works (cpu limits come later). */
+static void test_without_cpu(void **state)
+{
+	struct vmcg cg;
+
+	put("cgroup.controllers", "memory pids\n");
+	put("cgroup.subtree_control", "");
+	sub(VMCG_SLICE);
+	put(VMCG_SLICE "/cgroup.subtree_control", "");
+	vmcg_init(&cg, top);
+	assert_true(cg.available);
+	assert_false(cg.cpu);
+}
+
+/* This host, whatever it has: either usable or a reason, never both or neither. */
+static void test_this_host(void **state)
+{
+	struct vmcg cg;
+
+	vmcg_init(&cg, NULL);
+	assert_true(cg.available == (cg.why[0] == '\0'));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_no_controllers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_hierarchy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_available, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_without_cpu, setup, teardown),
+		cmocka_unit_test(test_this_host),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
