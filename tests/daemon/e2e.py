@@ -3149,6 +3149,9 @@ def case_firmware(e):
             "no.iso")
     refused(("vm", "create", "b1", "--generation", "2", "--dvd", notiso),
             "is not an ISO 9660 or UDF image")
+    # keeld reads a medium only through its pool: a host file outside one is never opened.
+    refused(("vm", "create", "b1", "--generation", "2", "--dvd", "/etc/hostname"),
+            "is in no storage pool")
     refused(("vm", "create", "b1", "--generation", "3"), "--generation: '3' is not 1")
     refused(("vm", "create", "b1", "--generation", "1", "--kernel", e.a.guest),
             "give one")
