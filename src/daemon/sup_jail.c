@@ -104,7 +104,52 @@ static bool saved_name(const char *name)
 	return !strcmp(name, "state") || !strcmp(name, "memory");
 }
 
-void sup_jail_take_dir(const char *dir)
+#define REMOVE_DEPTH 32 /* directories below a worker's, followed at most */
+
+/* Remove name in dfd, a directory with all it holds (never following a symlink). */
+static int remove_at(int dfd, const char *name, unsigned depth)
+{
+	struct dirent *de;
+	int sub, r = 0;
+	DIR *d;
+
+	if (!unlinkat(dfd, name, 0) || errno == ENOENT)
+		return 0;
+	if ((errno != EISDIR && errno != EPERM) || depth >= REMOVE_DEPTH)
+		return -errno;
+	sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return -errno;
+	d = fdopendir(sub);
+	if (!d) {
+		close(sub);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		int e;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		e = remove_at(dirfd(d), de->d_name, depth + 1);
+		if (e && !r)
+			r = e;
+	}
+	closedir(d);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) && !r)
+		r = -errno;
+	return r;
+}
+
+int sup_remove_tree(const char *path)
+{
+	int r = remove_at(AT_FDCWD, path, 0);
+
+	if (r)
+		log_warn("cannot remove %s: %s", path, strerror(-r));
+	return r;
+}
+
+void sup_jail_take_dir_keep(const char *dir, bool (*keep_name)(const char *name))
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), keep;
 	struct dirent *de;
@@ -127,25 +172,33 @@ void sup_jail_take_dir(const char *dir)
 		return;
 	}
 	while ((de = readdir(d))) {
-		int fd;
+		int fd, r;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		fd = saved_name(de->d_name) ? openat(dfd, de->d_name,
-						     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-					    : -1;
-		if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && !fchown(fd, 0, 0) &&
-		    !fchmod(fd, 0600)) {
+		fd = keep_name(de->d_name) ? openat(dfd, de->d_name,
+						    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+					   : -1;
+		/* One link only: a hard link the worker made must not make keeld chown another
+		 * name of the same file. */
+		if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+		    !fchown(fd, 0, 0) && !fchmod(fd, 0600)) {
 			close(fd);
 			continue;
 		}
 		if (fd >= 0)
 			close(fd);
-		/* Not a save's file: the worker's leftovers, or something it should not make. */
-		if (unlinkat(dfd, de->d_name, 0) && unlinkat(dfd, de->d_name, AT_REMOVEDIR))
+		/* Not a kept file: the worker's leftovers, or something it should not make. */
+		r = remove_at(dfd, de->d_name, 0);
+		if (r)
 			log_warn("cannot remove %s/%s left by a worker: %s", dir, de->d_name,
-				 strerror(errno));
+				 strerror(-r));
 	}
 	closedir(d);
 	close(dfd);
+}
+
+void sup_jail_take_dir(const char *dir)
+{
+	sup_jail_take_dir_keep(dir, saved_name);
 }

@@ -529,6 +529,10 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	(void)!sup_event(sup, vm, VM_EV_START, "%s", "");
 out:
 	worker_files_close(&wf); /* the worker has its copies */
+	/* A start that failed after the NVRAM directory was given to the worker's uid: root's
+	 * again (no worker runs to take it back when it ends). */
+	if (ret && def->nvram)
+		sup_nvram_take_back(sup, vm);
 	if (logfd >= 0)
 		close(logfd);
 	if (pipefd[0] >= 0)

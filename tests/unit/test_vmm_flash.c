@@ -228,6 +228,40 @@ static void test_nvram_create_and_check(void **state)
 	nvram_close(&n);
 }
 
+/* What the guest made of the store is saved only when it is still a store: the last good
+ * file stays (a guest cannot make its VM unstartable, docs/firmware.md). */
+static void test_nvram_save_keeps_good(void **state)
+{
+	static uint8_t tmpl[SIZE], other[SIZE], junk[SIZE];
+	char tpath[128], spath[128], err[256];
+	struct nvram n;
+	uint8_t *got = NULL;
+	size_t size = 0;
+	FILE *fp;
+
+	snprintf(tpath, sizeof(tpath), "%s/keep-template.fd", dir);
+	snprintf(spath, sizeof(spath), "%s/keep.fd", dir);
+	make_store(tmpl, sizeof(tmpl), 0x5a);
+	make_store(other, sizeof(other), 0x33);
+	memset(junk, 0xee, sizeof(junk));
+	fp = fopen(tpath, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(tmpl, 1, sizeof(tmpl), fp), sizeof(tmpl));
+	fclose(fp);
+	assert_int_equal(nvram_open(&n, spath, -1, tpath, &got, &size, err, sizeof(err)), 0);
+	free(got);
+	got = NULL;
+	assert_int_equal(nvram_save(&n, other, sizeof(other)), 0);
+	assert_int_equal(nvram_save(&n, junk, sizeof(junk)), -EINVAL);
+	assert_int_equal(nvram_save(&n, other, 4096), -EINVAL);
+	nvram_close(&n);
+	assert_int_equal(nvram_open(&n, spath, -1, tpath, &got, &size, err, sizeof(err)), 0);
+	assert_int_equal(size, sizeof(other));
+	assert_memory_equal(got, other, size);
+	free(got);
+	nvram_close(&n);
+}
+
 /* A symbolic link as the NVRAM file is refused with a clear error (saving would replace the
  * link, not write its target); a FIFO is refused without blocking; a link left at the
  * temporary name is not written through. */
@@ -353,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_id_query_readonly),
 		cmocka_unit_test(test_ovmf_sequences),
 		cmocka_unit_test(test_nvram_create_and_check),
+		cmocka_unit_test(test_nvram_save_keeps_good),
 		cmocka_unit_test(test_nvram_links),
 		cmocka_unit_test(test_nvram_sigkill),
 	};
