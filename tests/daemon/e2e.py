@@ -3181,6 +3181,9 @@ def case_firmware(e):
              "dvd,dvd"), "boot order: 'dvd' is named twice")
     refused(("vm", "create", "b1", "--generation", "2", "--boot-order", "floppy"),
             "boot order: 'floppy' is not a boot device")
+    # keel parses the list with keeld's and keel-vmm's parser: an empty item is refused too.
+    refused(("vm", "create", "b1", "--generation", "1", "--dvd", iso, "--boot-order",
+             "dvd,,disk"), "boot order: '' is not a boot device")
     refused(("vm", "create", "b1", "--generation", "2", "--dvd", os.path.join(e.dir, "no.iso")),
             "no.iso")
     refused(("vm", "create", "b1", "--generation", "2", "--dvd", notiso),
