@@ -19,7 +19,7 @@
 #include <json-c/json.h>
 
 #include "cli/client.h"
-#include "config/vmdef.h" /* Debian's firmware files: constants only */
+#include "config/vmdef.h" /* Debian's firmware files; the boot order's parser */
 #include "lib/parse.h"
 
 static const char vm_usage[] =
@@ -490,20 +490,22 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 			json_object_object_add(body, "generation", json_object_new_int((int)v));
 			break;
 		case OPT_BOOT_ORDER: {
-			/* Items separated by commas; keeld checks them against the VM. */
-			json_object *order = json_object_new_array();
-			char *copy = strdup(optarg), *save = NULL;
+			/* The one parser of the list, keeld's and keel-vmm's (an empty item, a
+			 * word twice, refused here as there); keeld checks it against the VM. */
+			struct vm_def *order = calloc(1, sizeof(*order));
+			char why[256];
 
-			if (!copy) {
-				json_object_put(order);
+			if (!order)
 				return EXIT_FAIL;
+			vmdef_init(order);
+			if (vmdef_boot_parse(order, optarg, why, sizeof(why))) {
+				vmdef_free(order);
+				free(order);
+				return usage_error("--boot-order %s: %s", optarg, why);
 			}
-			if (strcmp(optarg, "default"))
-				for (char *w = strtok_r(copy, ",", &save); w;
-				     w = strtok_r(NULL, ",", &save))
-					json_object_array_add(order, json_object_new_string(w));
-			free(copy);
-			json_object_object_add(body, "boot_order", order);
+			json_object_object_add(body, "boot_order", vmdef_boot_to_json(order));
+			vmdef_free(order);
+			free(order);
 			break;
 		}
 		case OPT_START_ACTION:

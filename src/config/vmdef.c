@@ -429,6 +429,14 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 			def->firmware = x == 1 ? VM_FIRMWARE_BIOS : VM_FIRMWARE_UEFI;
 		return ret;
 	}
+	/* Documents written before 'generation' (saved states, checkpoints) said 'firmware':
+	 * read as the generation it means (vmdef_apply_json refuses the two disagreeing). */
+	if (!strcmp(key, "firmware") && kind == VMDEF_JSON_DOCUMENT) {
+		ret = vmdef_get_enum(val, key, firmware_names, 3, &e, err, errlen);
+		if (!ret)
+			def->firmware = (enum vm_firmware)e;
+		return ret;
+	}
 	if (!strcmp(key, "boot_order"))
 		return vmdef_boot_parse_json(def, val, err, errlen);
 	if (!strcmp(key, "integration_disabled"))
@@ -492,6 +500,27 @@ static void keep_slots(struct vm_def *nd, const struct vm_def *old)
 	}
 }
 
+/* A document with the legacy 'firmware' and 'generation' both: they must say the same. */
+static int legacy_firmware_agrees(json_object *obj, char *err, size_t errlen)
+{
+	json_object *f, *g;
+	const char *fs;
+	int gen;
+
+	if (!json_object_object_get_ex(obj, "firmware", &f) ||
+	    !json_object_object_get_ex(obj, "generation", &g))
+		return 0;
+	fs = json_object_is_type(f, json_type_string) ? json_object_get_string(f) : "";
+	/* generation null: direct boot, firmware "none" */
+	gen = !g ? 0 : json_object_is_type(g, json_type_int) ? json_object_get_int(g) : -1;
+	if ((!strcmp(fs, "bios") && gen == 1) || (!strcmp(fs, "uefi") && gen == 2) ||
+	    (!strcmp(fs, "none") && gen == 0))
+		return 0;
+	error_set(err, errlen,
+		  "fields 'firmware' (the older name) and 'generation' disagree: give one");
+	return -EINVAL;
+}
+
 int vmdef_apply_json(struct vm_def *def, json_object *obj, enum vmdef_json_kind kind, char *err,
 		     size_t errlen)
 {
@@ -501,6 +530,11 @@ int vmdef_apply_json(struct vm_def *def, json_object *obj, enum vmdef_json_kind 
 	if (!json_object_is_type(obj, json_type_object)) {
 		error_set(err, errlen, "the request body must be a JSON object");
 		return -EINVAL;
+	}
+	if (kind == VMDEF_JSON_DOCUMENT) {
+		ret = legacy_firmware_agrees(obj, err, errlen);
+		if (ret)
+			return ret;
 	}
 	ret = vmdef_copy(&tmp, def);
 	if (ret)

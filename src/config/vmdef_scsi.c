@@ -15,7 +15,6 @@
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
-#include "lib/iso.h"
 
 static const char *const lun_types[] = {"disk", "dvd"};
 
@@ -209,18 +208,9 @@ static int scsi_validate(const struct vm_def *def, char *err, size_t errlen)
 		    vmdef_check_file(l->type == VM_LUN_DVD ? "DVD image" : "disk", l->disk.path,
 				     true, !l->disk.readonly, err, errlen))
 			return -EINVAL;
-		if (l->disk.path && l->type == VM_LUN_DVD) {
-			int fd = open(l->disk.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), r;
-
-			r = fd < 0 ? -errno : iso_check(fd, l->disk.path, err, errlen);
-			if (fd < 0)
-				error_set(err, errlen, "DVD image %s: %s", l->disk.path,
-					  strerror(-r));
-			else
-				close(fd);
-			if (r)
-				return -EINVAL;
-		}
+		/* Whether a DVD image is ISO 9660 or UDF is checked by keeld on the file it
+		 * opened through the image's storage pool (pools_check_def), never here by
+		 * path. */
 	}
 	return 0;
 }

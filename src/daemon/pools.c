@@ -15,6 +15,7 @@
 
 #include "lib/clock.h"
 #include "lib/error.h"
+#include "lib/iso.h"
 #include "lib/log.h"
 
 static bool name_ok(const char *s)
@@ -481,41 +482,47 @@ int pools_open(struct store *st, const char *what, const char *path, int flags, 
 	return r;
 }
 
+/* Open the file with pools_open and close it again: 0 or the error. *fd stays -1 unless a DVD
+ * image is wanted open for iso_check. */
+static int check_one(struct store *st, const char *what, const char *path, int flags,
+		     bool allow_blk, bool dvd, char *err, size_t errlen)
+{
+	int fd = pools_open(st, what, path, flags, allow_blk, err, errlen), r = 0;
+
+	if (fd < 0)
+		return fd;
+	/* The medium is read on the fd the pool gave (a regular file or a pool's block device,
+	 * O_NOCTTY, no symlink out of the pool), never by path. */
+	if (dvd && iso_check(fd, path, err, errlen))
+		r = -EINVAL;
+	close(fd);
+	return r;
+}
+
 int pools_check_def(struct store *st, const struct vm_def *def, char *err, size_t errlen)
 {
-	int fd = 0; /* 0: nothing opened yet */
+	int r = 0;
 
 	/* A firmware VM's own image comes from a pool too; Debian's is the system's. */
 	if (def->kernel)
-		fd = pools_open(st, "kernel", def->kernel, O_RDONLY, false, err, errlen);
+		r = check_one(st, "kernel", def->kernel, O_RDONLY, false, false, err, errlen);
 	else if (def->firmware_file)
-		fd = pools_open(st, "firmware file", def->firmware_file, O_RDONLY, false, err,
-				errlen);
-	if (fd > 0 && def->initrd) {
-		close(fd);
-		fd = pools_open(st, "initrd", def->initrd, O_RDONLY, false, err, errlen);
-	}
-	for (unsigned i = 0; fd >= 0 && i < def->ndisks; i++) {
-		if (fd > 0)
-			close(fd);
-		fd = pools_open(st, "disk", def->disks[i].path,
-				def->disks[i].readonly ? O_RDONLY : O_RDWR, true, err, errlen);
-	}
-	for (unsigned i = 0; fd >= 0 && i < def->scsi.nluns; i++) {
+		r = check_one(st, "firmware file", def->firmware_file, O_RDONLY, false, false, err,
+			      errlen);
+	if (!r && def->initrd)
+		r = check_one(st, "initrd", def->initrd, O_RDONLY, false, false, err, errlen);
+	for (unsigned i = 0; !r && i < def->ndisks; i++)
+		r = check_one(st, "disk", def->disks[i].path,
+			      def->disks[i].readonly ? O_RDONLY : O_RDWR, true, false, err, errlen);
+	for (unsigned i = 0; !r && i < def->scsi.nluns; i++) {
 		const struct vm_lun *l = &def->scsi.luns[i];
+		bool dvd = l->type == VM_LUN_DVD;
 
-		if (!l->disk.path)
-			continue;
-		if (fd > 0)
-			close(fd);
-		fd = pools_open(st, l->type == VM_LUN_DVD ? "DVD image" : "disk", l->disk.path,
-				l->disk.readonly ? O_RDONLY : O_RDWR, true, err, errlen);
+		if (l->disk.path)
+			r = check_one(st, dvd ? "DVD image" : "disk", l->disk.path,
+				      l->disk.readonly ? O_RDONLY : O_RDWR, true, dvd, err, errlen);
 	}
-	if (fd < 0)
-		return fd;
-	if (fd > 0)
-		close(fd);
-	return 0;
+	return r;
 }
 
 /* Is path in the directory pool p, as named or as that resolves today? */

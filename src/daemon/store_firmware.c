@@ -73,7 +73,18 @@ int store_firmware_load(struct store *st, struct vm_def *def)
 		const unsigned char *order = sqlite3_column_text(s, 3);
 		char why[256];
 
-		def->firmware = sqlite3_column_int(s, 0) == 1 ? VM_FIRMWARE_BIOS : VM_FIRMWARE_UEFI;
+		int gen = sqlite3_column_int(s, 0);
+
+		/* A generation this keeld does not know: a damaged row, not a guess. */
+		if (sqlite3_column_type(s, 0) != SQLITE_INTEGER || (gen != 1 && gen != 2)) {
+			log_err("store: VM %s: its firmware row has generation '%s', not 1 or 2",
+				def->name,
+				sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0)
+							  : "NULL");
+			sqlite3_finalize(s);
+			return -EPROTO;
+		}
+		def->firmware = gen == 1 ? VM_FIRMWARE_BIOS : VM_FIRMWARE_UEFI;
 		free(def->kernel); /* '' in vms.kernel */
 		def->kernel = NULL;
 		ret = dup_text(s, 1, &def->firmware_file);

@@ -4,9 +4,12 @@
  * (docs/firmware.md): the firmware image (--fd firmware=N) and, for Generation 2, the
  * directory of the VM's UEFI variable store (--fd nvram=N). The store is
  * STATE_DIR/vms/UUID/nvram/OVMF_VARS.fd, created here from Debian's template on first use
- * (written to a new file, fsync, rename, fsync of the directory) and checked before every
- * start; the worker, jailed, reads it and replaces it by rename inside that directory only,
- * which keeld gives it for the worker's life and takes back after (sup_nvram_take_back).
+ * (lib/uefi_store.c: a new file, fsync, rename, fsync of the directory) and checked before
+ * every start; one that is not a store is set aside to vms/UUID/nvram.bad/ and replaced by
+ * the template (the VM's log says so). The worker, jailed, reads it and replaces it by rename
+ * inside that directory only, which keeld gives it for the worker's life (or until a start
+ * fails) and takes back after: root's again, everything but the store removed
+ * (sup_nvram_take_back). Deleting the VM removes both directories whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/pools.h"
@@ -26,6 +30,7 @@
 #define NVRAM_DIR  "nvram"
 #define NVRAM_FILE "OVMF_VARS.fd"
 #define NVRAM_NEW  NVRAM_FILE ".new"
+#define NVRAM_BAD  "nvram.bad" /* stores found not to be one, set aside (move_aside) */
 
 int sup_nvram_path(const struct sup *sup, const char *uuid, char *buf, size_t size)
 {
@@ -64,44 +69,10 @@ int sup_firmware_open(struct sup *sup, const struct vm_def *def, char *err, size
 	return fd;
 }
 
-/* The whole file at fd, checked as a variable store; what names it in messages. */
-static int read_store(int fd, const char *what, uint8_t **data, size_t *size, char *err,
-		      size_t errlen)
-{
-	struct stat st;
-	const char *why;
-
-	*data = NULL;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < UEFI_STORE_MIN_SIZE ||
-	    st.st_size > UEFI_STORE_MAX_SIZE) {
-		error_set(err, errlen, "NVRAM file %s: %s", what,
-			  uefi_store_check((const uint8_t *)"", 0));
-		return -EINVAL;
-	}
-	*size = (size_t)st.st_size;
-	*data = malloc(*size);
-	if (!*data)
-		return -ENOMEM;
-	if (pread(fd, *data, *size, 0) != (ssize_t)*size) {
-		error_set(err, errlen, "NVRAM file %s: cannot read it", what);
-		free(*data);
-		*data = NULL;
-		return -EIO;
-	}
-	why = uefi_store_check(*data, *size);
-	if (why) {
-		error_set(err, errlen, "NVRAM file %s: %s", what, why);
-		free(*data);
-		*data = NULL;
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* A new store from Debian's template, in place crash-safely. */
 static int create_store(int dirfd, const char *shown, char *err, size_t errlen)
 {
-	int fd = open(VMDEF_OVMF_VARS_FILE, O_RDONLY | O_CLOEXEC | O_NONBLOCK), out, r;
+	int fd = open(VMDEF_OVMF_VARS_FILE, O_RDONLY | O_CLOEXEC | O_NONBLOCK), r;
 	uint8_t *data;
 	size_t size;
 
@@ -116,31 +87,59 @@ static int create_store(int dirfd, const char *shown, char *err, size_t errlen)
 			error_set(err, errlen, "%s: %s", VMDEF_OVMF_VARS_FILE, strerror(-r));
 		return r;
 	}
-	r = read_store(fd, VMDEF_OVMF_VARS_FILE, &data, &size, err, errlen);
+	r = uefi_store_read(fd, VMDEF_OVMF_VARS_FILE, &data, &size, err, errlen);
 	close(fd);
 	if (r)
 		return r;
-	unlinkat(dirfd, NVRAM_NEW, 0);
-	out = openat(dirfd, NVRAM_NEW, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	r = out < 0 ? -errno : 0;
-	if (!r && (write(out, data, size) != (ssize_t)size || fsync(out)))
-		r = -EIO;
-	if (out >= 0)
-		close(out);
-	if (!r && (renameat(dirfd, NVRAM_NEW, dirfd, NVRAM_FILE) || fsync(dirfd)))
-		r = -errno;
-	if (r) {
-		unlinkat(dirfd, NVRAM_NEW, 0);
+	r = uefi_store_write(dirfd, NVRAM_FILE, NVRAM_NEW, data, size);
+	if (r)
 		error_set(err, errlen, "NVRAM file %s: cannot create it: %s", shown, strerror(-r));
-	}
 	free(data);
 	return r;
+}
+
+/* A store that is not one (written by a worker keeld no longer trusts, or damaged) goes to
+ * the VM's NVRAM_BAD directory, root's and never the worker's, named by the time; the VM gets
+ * a new store from the template. 0, or -errno with err. */
+static int move_aside(struct sup *sup, const struct sup_vm *vm, int dirfd, const char *path,
+		      const char *why, char *err, size_t errlen)
+{
+	char bad[PATH_MAX], name[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int bfd, r = 0;
+
+	if (sup_path(sup, vm->uuid, NVRAM_BAD, bad, sizeof(bad)))
+		return -ENAMETOOLONG;
+	if (mkdir(bad, 0700) < 0 && errno != EEXIST)
+		r = -errno;
+	bfd = r ? -1 : open(bad, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (!r && bfd < 0)
+		r = -errno;
+	gmtime_r(&now, &tm);
+	strftime(name, sizeof(name), NVRAM_FILE ".%Y%m%dT%H%M%SZ", &tm);
+	if (!r && (renameat(dirfd, NVRAM_FILE, bfd, name) || fsync(bfd) || fsync(dirfd)))
+		r = -errno;
+	if (bfd >= 0)
+		close(bfd);
+	if (r) {
+		error_set(err, errlen, "%s; it cannot be moved aside to %s: %s", why, bad,
+			  strerror(-r));
+		return r;
+	}
+	log_warn("VM %s: %s: moved to %s/%s, a new store made from %s", vm->name, why, bad, name,
+		 VMDEF_OVMF_VARS_FILE);
+	sup_vm_log(sup, vm,
+		   "%s: moved to %s/%s; the VM starts with a new store from %s (its UEFI "
+		   "variables, boot entries among them, are the template's)",
+		   why, bad, name, VMDEF_OVMF_VARS_FILE);
+	return create_store(dirfd, path, err, errlen);
 }
 
 int sup_nvram_open(struct sup *sup, const struct sup_vm *vm, const struct vm_def *def, char *err,
 		   size_t errlen)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
+	char dir[PATH_MAX], path[PATH_MAX], why[PATH_MAX + 200];
 	uint8_t *data = NULL;
 	size_t size;
 	int dirfd, fd, r;
@@ -172,61 +171,71 @@ int sup_nvram_open(struct sup *sup, const struct sup_vm *vm, const struct vm_def
 			goto fail;
 		fd = openat(dirfd, NVRAM_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	}
-	if (fd < 0) {
+	if (fd < 0 && errno == ELOOP) {
+		r = -EINVAL;
+		snprintf(why, sizeof(why), "NVRAM file %s: is a symbolic link", path);
+	} else if (fd < 0) {
 		r = -errno;
 		error_set(err, errlen, "NVRAM file %s: %s", path, strerror(-r));
 		goto fail;
+	} else {
+		r = uefi_store_read(fd, path, &data, &size, why, sizeof(why));
+		free(data);
+		close(fd);
 	}
-	r = read_store(fd, path, &data, &size, err, errlen);
-	free(data);
-	/* The jailed worker reads the store and replaces it inside this directory only. */
-	if (!r && vm->jail_uid &&
-	    (fchown(fd, vm->jail_uid, vm->jail_uid) || fchown(dirfd, vm->jail_uid, vm->jail_uid))) {
-		r = -errno;
-		error_set(err, errlen, "cannot give %s to the worker: %s", dir, strerror(-r));
-	}
-	close(fd);
-	if (r)
+	/* Not a store: set aside, the VM starts with a new one (a guest must not make its VM
+	 * unstartable; keel-vmm saves only valid stores, this is for anything else). */
+	if (r == -EINVAL) {
+		r = move_aside(sup, vm, dirfd, path, why, err, errlen);
+		if (r)
+			goto fail;
+	} else if (r) {
+		error_set(err, errlen, "%s", why);
 		goto fail;
+	}
+	/* The jailed worker reads the store and replaces it inside this directory only; the
+	 * directory first, so that a failure leaves nothing of the worker's in a directory
+	 * that is root's (sup_nvram_take_back sweeps only a directory it finds given). */
+	if (vm->jail_uid) {
+		fd = openat(dirfd, NVRAM_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 || fchown(dirfd, vm->jail_uid, vm->jail_uid) ||
+		    fchown(fd, vm->jail_uid, vm->jail_uid)) {
+			r = -errno;
+			error_set(err, errlen, "cannot give %s to the worker: %s", dir,
+				  strerror(-r));
+		}
+		if (fd >= 0)
+			close(fd);
+		if (r)
+			goto fail;
+	}
 	return dirfd;
 fail:
 	close(dirfd);
 	return r;
 }
 
+static bool nvram_name(const char *name)
+{
+	return !strcmp(name, NVRAM_FILE);
+}
+
 void sup_nvram_take_back(struct sup *sup, const struct sup_vm *vm)
 {
 	char dir[PATH_MAX];
-	int dirfd, fd;
 
-	if (sup_path(sup, vm->uuid, NVRAM_DIR, dir, sizeof(dir)))
-		return;
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dirfd < 0)
-		return;
-	if (fchown(dirfd, 0, 0) || fchmod(dirfd, 0700))
-		log_warn("VM %s: cannot take %s back from its worker: %s", vm->name, dir,
-			 strerror(errno));
-	/* A save the worker did not finish; the store itself is root's again. */
-	unlinkat(dirfd, NVRAM_NEW, 0);
-	fd = openat(dirfd, NVRAM_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd >= 0) {
-		if (fchown(fd, 0, 0) || fchmod(fd, 0600))
-			log_warn("VM %s: cannot take %s/%s back: %s", vm->name, dir, NVRAM_FILE,
-				 strerror(errno));
-		close(fd);
-	}
-	close(dirfd);
+	/* Root's again; only the store stays, a regular file with one link; whatever else the
+	 * worker made there (its unfinished save among them) is removed. */
+	if (!sup_path(sup, vm->uuid, NVRAM_DIR, dir, sizeof(dir)))
+		sup_jail_take_dir_keep(dir, nvram_name);
 }
 
 void sup_nvram_remove(struct sup *sup, const char *uuid)
 {
 	char path[PATH_MAX];
 
-	if (!sup_path(sup, uuid, NVRAM_DIR "/" NVRAM_NEW, path, sizeof(path)))
-		unlink(path);
-	if (!sup_nvram_path(sup, uuid, path, sizeof(path)))
-		unlink(path);
 	if (!sup_path(sup, uuid, NVRAM_DIR, path, sizeof(path)))
-		rmdir(path);
+		sup_remove_tree(path);
+	if (!sup_path(sup, uuid, NVRAM_BAD, path, sizeof(path)))
+		sup_remove_tree(path);
 }

@@ -141,6 +141,10 @@ int sup_jail_give_dir(struct sup *sup, const struct sup_vm *vm, const char *dir)
 /* Take dir back after a save: root's again, only regular files named state and memory stay
  * (root's, 0600); anything else the worker left there is removed. Idempotent. */
 void sup_jail_take_dir(const char *dir);
+/* The same with the names keep_name says yes to kept (regular files with one link only). */
+void sup_jail_take_dir_keep(const char *dir, bool (*keep_name)(const char *name));
+/* Remove path, and all it holds if a directory (symlinks not followed); logs a failure. */
+int sup_remove_tree(const char *path);
 void sup_rotate_log(const char *path);
 
 #endif

@@ -127,29 +127,35 @@ static bool saved_name(const char *name)
 	return !strcmp(name, "state") || !strcmp(name, "memory");
 }
 
-/* How deep keeld follows directories a worker made inside a save directory to remove them. */
+/* How deep keeld follows directories a worker made inside a directory it takes back. */
 #define TAKE_DEPTH 16
 
-static void clear_dir(int dfd, const char *top, unsigned depth, bool keep_saved);
+static void clear_dir(int dfd, const char *top, unsigned depth,
+		      bool (*keep_name)(const char *name));
 
 /* Remove pfd's directory name and all in it. Each is made root's and closed to others before
  * it is read, so a worker still running cannot add to it meanwhile. */
-static void remove_tree(int pfd, const char *name, const char *top, unsigned depth)
+static int remove_tree(int pfd, const char *name, const char *top, unsigned depth)
 {
 	int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (dfd >= 0 && depth < TAKE_DEPTH && !fchown(dfd, 0, 0) && !fchmod(dfd, 0700))
-		clear_dir(dfd, top, depth + 1, false);
+		clear_dir(dfd, top, depth + 1, NULL);
 	else if (dfd >= 0)
 		close(dfd);
-	if (unlinkat(pfd, name, AT_REMOVEDIR))
-		log_warn("cannot remove %s/.../%s left by a worker: %s", top, name,
-			 strerror(errno));
+	if (unlinkat(pfd, name, AT_REMOVEDIR)) {
+		int e = -errno;
+
+		log_warn("cannot remove %s/.../%s left by a worker: %s", top, name, strerror(-e));
+		return e;
+	}
+	return 0;
 }
 
-/* Every entry of dfd (taken over) removed, but with keep_saved a save's regular files, which
- * become root's (0600). */
-static void clear_dir(int dfd, const char *top, unsigned depth, bool keep_saved)
+/* Every entry of dfd (taken over) removed, but the regular files keep_name names (when not
+ * NULL), which become root's (0600). */
+static void clear_dir(int dfd, const char *top, unsigned depth,
+		      bool (*keep_name)(const char *name))
 {
 	int keep = dup(dfd);
 	DIR *d = keep >= 0 ? fdopendir(keep) : NULL;
@@ -167,22 +173,24 @@ static void clear_dir(int dfd, const char *top, unsigned depth, bool keep_saved)
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		fd = keep_saved && saved_name(de->d_name)
+		fd = keep_name && keep_name(de->d_name)
 			     ? openat(dfd, de->d_name,
 				      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
 			     : -1;
-		if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && !fchown(fd, 0, 0) &&
-		    !fchmod(fd, 0600)) {
+		/* One link only: a hard link the worker made must not make keeld chown another
+		 * name of the same file. */
+		if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+		    !fchown(fd, 0, 0) && !fchmod(fd, 0600)) {
 			close(fd);
 			continue;
 		}
 		if (fd >= 0)
 			close(fd);
-		/* Not a save's file: the worker's leftovers, or something it should not make. */
+		/* Not a kept file: the worker's leftovers, or something it should not make. */
 		if (!unlinkat(dfd, de->d_name, 0))
 			continue;
 		if (errno == EISDIR)
-			remove_tree(dfd, de->d_name, top, depth);
+			(void)remove_tree(dfd, de->d_name, top, depth);
 		else
 			log_warn("cannot remove %s/%s left by a worker: %s", top, de->d_name,
 				 strerror(errno));
@@ -191,7 +199,20 @@ static void clear_dir(int dfd, const char *top, unsigned depth, bool keep_saved)
 	close(dfd);
 }
 
-void sup_jail_take_dir(const char *dir)
+int sup_remove_tree(const char *path)
+{
+	if (!unlink(path) || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR) {
+		int e = -errno;
+
+		log_warn("cannot remove %s: %s", path, strerror(-e));
+		return e;
+	}
+	return remove_tree(AT_FDCWD, path, path, 0);
+}
+
+void sup_jail_take_dir_keep(const char *dir, bool (*keep_name)(const char *name))
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
@@ -206,8 +227,13 @@ void sup_jail_take_dir(const char *dir)
 		close(dfd);
 		return;
 	}
-	clear_dir(dup(dfd), dir, 0, true);
+	clear_dir(dup(dfd), dir, 0, keep_name);
 	if (fchown(dfd, 0, 0))
 		log_warn("cannot give %s back to root: %s", dir, strerror(errno));
 	close(dfd);
+}
+
+void sup_jail_take_dir(const char *dir)
+{
+	sup_jail_take_dir_keep(dir, saved_name);
 }

@@ -579,6 +579,10 @@ out:
 		if (ret)
 			vmcg_remove(&sup->cg, def->uuid);
 	}
+	/* A start that failed after the NVRAM directory was given to the worker's uid: root's
+	 * again (no worker runs to take it back when it ends). */
+	if (ret && def->nvram)
+		sup_nvram_take_back(sup, vm);
 	if (logfd >= 0)
 		close(logfd);
 	if (pipefd[0] >= 0)

@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "lib/uefi_store.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lib/le.h"
 
@@ -40,4 +46,70 @@ const char *uefi_store_check(const uint8_t *buf, size_t size)
 		return "not a UEFI variable store (no variable store header after the firmware "
 		       "volume header)";
 	return NULL;
+}
+
+int uefi_store_read(int fd, const char *shown, uint8_t **data, size_t *size, char *err,
+		    size_t errlen)
+{
+	struct stat st;
+	const char *why;
+	ssize_t got;
+
+	*data = NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < UEFI_STORE_MIN_SIZE ||
+	    st.st_size > UEFI_STORE_MAX_SIZE) {
+		snprintf(err, errlen, "NVRAM file %s: %s", shown,
+			 uefi_store_check((const uint8_t *)"", 0));
+		return -EINVAL;
+	}
+	*data = malloc((size_t)st.st_size);
+	if (!*data) {
+		snprintf(err, errlen, "NVRAM file %s: out of memory", shown);
+		return -ENOMEM;
+	}
+	got = pread(fd, *data, (size_t)st.st_size, 0);
+	why = got == st.st_size ? uefi_store_check(*data, (size_t)st.st_size) : NULL;
+	if (got != st.st_size || why) {
+		if (why)
+			snprintf(err, errlen, "NVRAM file %s: %s", shown, why);
+		else
+			snprintf(err, errlen, "NVRAM file %s: cannot read it", shown);
+		free(*data);
+		*data = NULL;
+		return why ? -EINVAL : -EIO;
+	}
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+int uefi_store_write(int dirfd, const char *name, const char *tmpname, const uint8_t *data,
+		     size_t size)
+{
+	size_t done = 0;
+	int fd, r = 0;
+
+	/* A new file, never one found at the temporary name (a link there is not followed). */
+	if (unlinkat(dirfd, tmpname, 0) && errno != ENOENT)
+		return -errno;
+	fd = openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (done < size && !r) {
+		ssize_t w = pwrite(fd, data + done, size - done, (off_t)done);
+
+		if (w < 0 && errno != EINTR)
+			r = -errno;
+		else if (w > 0)
+			done += (size_t)w;
+	}
+	if (!r && fsync(fd))
+		r = -errno;
+	close(fd);
+	if (!r && renameat(dirfd, tmpname, dirfd, name))
+		r = -errno;
+	if (!r && fsync(dirfd))
+		r = -errno;
+	if (r)
+		unlinkat(dirfd, tmpname, 0);
+	return r;
 }

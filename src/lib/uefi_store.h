@@ -18,5 +18,14 @@
 /* NULL when buf (size bytes, the whole file) is a variable store, else why not (one line,
  * starting "not a UEFI variable store"). */
 const char *uefi_store_check(const uint8_t *buf, size_t size);
+/* The whole regular file at fd read into *data (malloc'd, *size bytes) and checked; shown
+ * names it in err. 0, -EINVAL (not a store), -EIO or -ENOMEM. */
+int uefi_store_read(int fd, const char *shown, uint8_t **data, size_t *size, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
+/* Replace name in dirfd with data crash-safely: a new file tmpname (never an existing one,
+ * no link followed), fsync, rename over name, fsync of the directory. A crash at any moment
+ * leaves the old store or the new one, whole. 0 or -errno. */
+int uefi_store_write(int dirfd, const char *name, const char *tmpname, const uint8_t *data,
+		     size_t size) __attribute__((warn_unused_result));
 
 #endif

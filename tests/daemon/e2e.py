@@ -3104,7 +3104,8 @@ def case_firmware(e):
     names the generation, firmware, boot order and medium; the jailed worker holds the
     firmware as a passed descriptor. A Generation 2 VM gets its UEFI variable store in its
     directory from Debian's template at first start, passed as a directory descriptor; a
-    store that is not one fails the start. Each bad input is refused with its one line and
+    start that fails leaves the directory root's and swept; a store that is not one is set
+    aside and replaced by the template; delete removes both. Each bad input is refused with its one line and
     changes nothing."""
     if not os.path.exists(SEABIOS) or not os.path.exists(OVMF_CODE):
         print("SKIP: Debian's seabios and ovmf packages are needed (scripts/setup.sh)")
@@ -3191,7 +3192,9 @@ def case_firmware(e):
     check(re.search(r"^NVRAM file:\s+%s$" % re.escape(nvram), out, re.M) and
           re.search(r"^Boot order:\s+disk,dvd,net \(default\)$", out, re.M), "show: %r" % out)
     check(not os.path.exists(nvram), "the store exists before the first start")
-    e.keel("vm", "start", "g2")
+    # OVMF may crash here at once (below), before keel's wait for Running sees it run.
+    _, err = e.keel("vm", "start", "g2", want=None)
+    check(not err or "Crashed" in err, "first start of g2: %r" % err)
     check(open(nvram, "rb").read() == open(OVMF_VARS, "rb").read(),
           "the new store is not Debian's template")
     wlog = e.keel("vm", "log", "g2")[0]
@@ -3205,16 +3208,51 @@ def case_firmware(e):
     st = os.stat(nvram)
     check(st.st_uid == 0 and os.stat(os.path.dirname(nvram)).st_uid == 0,
           "the store is not keeld's again after the worker ended")
-    # A store that is not one: the start fails with the reason and the VM stays off.
+    # A start that fails after keeld gave the store's directory to the worker's uid (the
+    # disk leads out of its pool now): both are root's again, and what else is in the
+    # directory is swept (a worker's leftovers: files, a directory tree, a hard link).
+    nvdir = os.path.dirname(nvram)
+    g2disk = os.path.join(e.dir, "g2.vhdx")
+    outside = tempfile.mkdtemp(prefix="kdout", dir="/tmp")
+    os.rename(g2disk, os.path.join(outside, "g2.vhdx"))
+    os.symlink(os.path.join(outside, "g2.vhdx"), g2disk)
+    os.makedirs(os.path.join(nvdir, "junk", "deeper"))
+    for n in ("OVMF_VARS.fd.new", "junk/deeper/f", "other"):
+        with open(os.path.join(nvdir, n), "wb") as f:
+            f.write(b"x" * 100)
+    os.link(os.path.join(nvdir, "other"), os.path.join(nvdir, "other2"))
+    was = e.vm("g2")["state"]
+    _, err = e.keel("vm", "start", "g2", want=None)
+    check("leads out of its pool" in err and e.vm("g2")["state"] == was,
+          "start with a disk out of its pool: %r / %r" % (err, e.vm("g2")))
+    st, dst = os.stat(nvram), os.stat(nvdir)
+    check(st.st_uid == 0 and st.st_gid == 0 and dst.st_uid == 0 and dst.st_gid == 0,
+          "a failed start left the store to the worker's uid: %r %r" % (st, dst))
+    check(sorted(os.listdir(nvdir)) == ["OVMF_VARS.fd"],
+          "take-back left: %r" % os.listdir(nvdir))
+    os.unlink(g2disk)
+    os.rename(os.path.join(outside, "g2.vhdx"), g2disk)
+    os.rmdir(outside)
+    # A store that is not one (a guest cannot write such a store: keel-vmm keeps the last
+    # good one): keeld sets it aside, makes a new one from the template, says so, starts.
     good = open(nvram, "rb").read()
     with open(nvram, "wb") as f:
         f.write(bytes(len(good)))
-    was = e.vm("g2")["state"]
-    _, err = e.keel("vm", "start", "g2", want=None)
-    check("not a UEFI variable store" in err and e.vm("g2")["state"] == was,
-          "start with a damaged store: %r / %r" % (err, e.vm("g2")))
-    with open(nvram, "wb") as f:
-        f.write(good)
+    _, err = e.keel("vm", "start", "g2", want=None)  # OVMF may crash at once here (above)
+    check("not a UEFI variable store" not in err, "start with a damaged store: %r" % err)
+    bad = os.path.join(e.state, "vms", g2["id"], "nvram.bad")
+    aside = os.listdir(bad) if os.path.isdir(bad) else []
+    check(len(aside) == 1 and aside[0].startswith("OVMF_VARS.fd.") and
+          open(os.path.join(bad, aside[0]), "rb").read() == bytes(len(good)),
+          "the damaged store was not set aside: %r" % aside)
+    check(open(nvram, "rb").read() == open(OVMF_VARS, "rb").read(),
+          "the store is not the template again")
+    wlog = e.keel("vm", "log", "g2")[0]
+    check("not a UEFI variable store" in wlog and "moved to " + bad in wlog,
+          "the VM's log does not say the store was replaced: %r" % wlog[-2000:])
+    e.keel("vm", "turn-off", "g2", want=None)
+    if e.vm("g2")["state"] != "Crashed":
+        e.wait_state("g2", "Off", timeout=2)
 
     # Bad input: one line each, nothing changed.
     def refused(args, msg):
@@ -3231,10 +3269,16 @@ def case_firmware(e):
              "dvd,dvd"), "boot order: 'dvd' is named twice")
     refused(("vm", "create", "b1", "--generation", "2", "--boot-order", "floppy"),
             "boot order: 'floppy' is not a boot device")
+    # keel parses the list with keeld's and keel-vmm's parser: an empty item is refused too.
+    refused(("vm", "create", "b1", "--generation", "1", "--dvd", iso, "--boot-order",
+             "dvd,,disk"), "boot order: '' is not a boot device")
     refused(("vm", "create", "b1", "--generation", "2", "--dvd", os.path.join(e.dir, "no.iso")),
             "no.iso")
     refused(("vm", "create", "b1", "--generation", "2", "--dvd", notiso),
             "is not an ISO 9660 or UDF image")
+    # keeld reads a medium only through its pool: a host file outside one is never opened.
+    refused(("vm", "create", "b1", "--generation", "2", "--dvd", "/etc/hostname"),
+            "is in no storage pool")
     refused(("vm", "create", "b1", "--generation", "3"), "--generation: '3' is not 1")
     refused(("vm", "create", "b1", "--generation", "1", "--kernel", e.a.guest),
             "give one")
@@ -3260,8 +3304,10 @@ def case_firmware(e):
     e.api_err("PATCH", "/v1/vms/g1", {"integration_disabled": ["tea"]}, msg="is not a service")
     e.api_ok("PATCH", "/v1/vms/g1", {"integration_disabled": []})
     check("integration_disabled" not in e.vm("g1"), "all on again: %r" % e.vm("g1"))
+    os.makedirs(os.path.join(nvdir, "left", "over"))  # a worker's leftovers, say
     e.keel("vm", "delete", "g2")
     check(not os.path.exists(os.path.dirname(nvram)), "delete left the store")
+    check(not os.path.exists(bad), "delete left the stores set aside")
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}

@@ -37,7 +37,8 @@ static void round_trip(const struct vm_def *def)
 	    strcmp(text(def->notes), text(again.notes)) ||
 	    strcmp(text(def->nvram), text(again.nvram)) ||
 	    strcmp(text(def->firmware_file), text(again.firmware_file)) ||
-	    def->start_action != again.start_action || def->stop_action != again.stop_action)
+	    def->start_action != again.start_action || def->stop_action != again.stop_action ||
+	    def->integration_off != again.integration_off || def->firmware != again.firmware)
 		abort(); /* the writer and the parser disagree */
 	vmdef_free(&again);
 	json_object_put(doc);

@@ -332,6 +332,38 @@ static void test_store_devices(void **state)
 	store_close(st);
 }
 
+/* The firmware row: generation 1 or 2; anything else is a damaged row (-EPROTO), never read
+ * as UEFI. */
+static void test_store_firmware_row(void **state)
+{
+	struct store *st;
+	struct vm_def a, got;
+	char err[256];
+
+	assert_int_equal(store_open(":memory:", &st, err, sizeof(err)), 0);
+	make_def(&a, "alpha");
+	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
+	assert_int_equal(
+		sqlite3_exec(st->db,
+			     "INSERT INTO firmware(vm, generation, boot_order) SELECT uuid, 1, ''"
+			     " FROM vms",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_int_equal(got.firmware, VM_FIRMWARE_BIOS);
+	vmdef_free(&got);
+	assert_int_equal(
+		sqlite3_exec(st->db, "UPDATE firmware SET generation = 3", NULL, NULL, NULL),
+		SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "alpha", &got), -EPROTO);
+	assert_int_equal(
+		sqlite3_exec(st->db, "UPDATE firmware SET generation = 'two'", NULL, NULL, NULL),
+		SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "alpha", &got), -EPROTO);
+	vmdef_free(&a);
+	store_close(st);
+}
+
 /* Fill checkpoint c of t: id from n, parent id or "", one disk. */
 static struct ckpt *put_ckpt(struct ckpt_tree *t, int n, const char *name, const char *parent,
 			     bool hidden)
@@ -442,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_slots_kept_and_requested),
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_devices),
+		cmocka_unit_test(test_store_firmware_row),
 		cmocka_unit_test(test_checkpoint_store),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);

@@ -238,10 +238,33 @@ static void test_firmware(void **state)
 			 -EINVAL);
 	assert_non_null(strstr(err, "item 0 is not a service"));
 	json_object_object_del(j, "integration_disabled");
+	/* 'firmware', the older name of 'generation': read in documents (old saved states),
+	 * refused when it disagrees with 'generation', refused in requests. */
+	{
+		json_object *req = json_tokener_parse("{\"firmware\": \"uefi\"}");
+
+		assert_int_equal(vmdef_apply_json(&back, req, VMDEF_JSON_REQUEST, err, sizeof(err)),
+				 -EINVAL);
+		assert_non_null(strstr(err, "unknown field 'firmware'"));
+		json_object_put(req);
+	}
 	json_object_object_add(j, "firmware", json_object_new_string("uefi"));
+	back.firmware = VM_FIRMWARE_NONE;
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_int_equal(back.firmware, VM_FIRMWARE_UEFI);
+	json_object_object_add(j, "generation", json_object_new_int(1));
 	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
 			 -EINVAL);
-	assert_non_null(strstr(err, "unknown field 'firmware'"));
+	assert_non_null(strstr(err, "disagree"));
+	json_object_object_del(j, "generation");
+	json_object_object_add(j, "firmware", json_object_new_string("bios"));
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_int_equal(back.firmware, VM_FIRMWARE_BIOS);
+	json_object_object_add(j, "firmware", json_object_new_string("floppy"));
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
+	json_object_object_del(j, "firmware");
+	json_object_object_add(j, "generation", json_object_new_int(2));
 	vmdef_free(&back);
 	json_object_put(j);
 	config_free(&cfg);

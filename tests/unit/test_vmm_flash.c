@@ -187,6 +187,58 @@ static void make_store(uint8_t *buf, size_t size, uint8_t fill)
 
 static char dir[] = "/tmp/keel-nvram-XXXXXX";
 
+/* Every way lib/uefi_store.c refuses a store, each from a store it accepts, with the part of
+ * the reason that names the branch. */
+static void test_uefi_store_branches(void **state)
+{
+	static uint8_t good[SIZE], b[SIZE];
+	static const uint8_t plain_var_guid[16] = {0x16, 0x36, 0xcf, 0xdd, 0x75, 0x32, 0x64, 0x41,
+						   0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d};
+	const char *why;
+
+	make_store(good, sizeof(good), 0xff);
+	assert_null(nvram_check(good, sizeof(good)));
+	/* Sizes: under 64 KiB, not whole pages, over 4 MiB (not read past the first). */
+	assert_non_null(strstr(nvram_check(good, SIZE - 4096), "size"));
+	assert_non_null(strstr(nvram_check(good, SIZE - 1), "size"));
+	assert_non_null(strstr(nvram_check(good, (4u << 20) + 4096), "size"));
+	/* No "_FVH". */
+	memcpy(b, good, SIZE);
+	b[NVRAM_FVH_OFFSET] = 'X';
+	assert_non_null(strstr(nvram_check(b, SIZE), "no firmware volume header"));
+	/* The volume's file system GUID is not EFI_SYSTEM_NV_DATA_FV_GUID. */
+	memcpy(b, good, SIZE);
+	b[16] ^= 1;
+	assert_non_null(strstr(nvram_check(b, SIZE), "not an NV data volume"));
+	/* FvLength beyond the file; equal to it is fine. */
+	memcpy(b, good, SIZE);
+	b[32 + 2] = 2; /* 128 KiB */
+	assert_non_null(strstr(nvram_check(b, SIZE), "longer than the file"));
+	memcpy(b, good, SIZE);
+	memset(b + 32, 0xff, 8);
+	assert_non_null(strstr(nvram_check(b, SIZE), "longer than the file"));
+	/* HeaderLength: under the header's own 56 bytes, or leaving no room for the variable
+	 * store header before the end. */
+	memcpy(b, good, SIZE);
+	b[48] = 55;
+	assert_non_null(strstr(nvram_check(b, SIZE), "no variable store header"));
+	memcpy(b, good, SIZE);
+	b[48] = 0xff;
+	b[49] = 0xff; /* 65535 + 28 > 64 KiB */
+	assert_non_null(strstr(nvram_check(b, SIZE), "no variable store header"));
+	memcpy(b, good, SIZE);
+	b[48] = (uint8_t)((SIZE - 28) & 0xff);
+	b[49] = (uint8_t)((SIZE - 28) >> 8); /* the last bytes: read, not past */
+	why = nvram_check(b, SIZE);
+	assert_non_null(why && strstr(why, "no variable store header"));
+	/* The variable store's signature: the authenticated GUID or the plain one only. */
+	memcpy(b, good, SIZE);
+	b[72] ^= 1;
+	assert_non_null(strstr(nvram_check(b, SIZE), "no variable store header"));
+	memcpy(b + 72, plain_var_guid, 16);
+	assert_null(nvram_check(b, SIZE));
+}
+
 static void test_nvram_create_and_check(void **state)
 {
 	static uint8_t tmpl[SIZE], bad[SIZE];
@@ -225,6 +277,40 @@ static void test_nvram_create_and_check(void **state)
 	assert_int_equal(truncate(bpath, 100), 0);
 	assert_int_equal(nvram_open(&n, bpath, -1, tpath, &got, &size, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "not a UEFI variable store"));
+	nvram_close(&n);
+}
+
+/* What the guest made of the store is saved only when it is still a store: the last good
+ * file stays (a guest cannot make its VM unstartable, docs/firmware.md). */
+static void test_nvram_save_keeps_good(void **state)
+{
+	static uint8_t tmpl[SIZE], other[SIZE], junk[SIZE];
+	char tpath[128], spath[128], err[256];
+	struct nvram n;
+	uint8_t *got = NULL;
+	size_t size = 0;
+	FILE *fp;
+
+	snprintf(tpath, sizeof(tpath), "%s/keep-template.fd", dir);
+	snprintf(spath, sizeof(spath), "%s/keep.fd", dir);
+	make_store(tmpl, sizeof(tmpl), 0x5a);
+	make_store(other, sizeof(other), 0x33);
+	memset(junk, 0xee, sizeof(junk));
+	fp = fopen(tpath, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(tmpl, 1, sizeof(tmpl), fp), sizeof(tmpl));
+	fclose(fp);
+	assert_int_equal(nvram_open(&n, spath, -1, tpath, &got, &size, err, sizeof(err)), 0);
+	free(got);
+	got = NULL;
+	assert_int_equal(nvram_save(&n, other, sizeof(other)), 0);
+	assert_int_equal(nvram_save(&n, junk, sizeof(junk)), -EINVAL);
+	assert_int_equal(nvram_save(&n, other, 4096), -EINVAL);
+	nvram_close(&n);
+	assert_int_equal(nvram_open(&n, spath, -1, tpath, &got, &size, err, sizeof(err)), 0);
+	assert_int_equal(size, sizeof(other));
+	assert_memory_equal(got, other, size);
+	free(got);
 	nvram_close(&n);
 }
 
@@ -352,7 +438,9 @@ int main(void)
 		cmocka_unit_test(test_erase),
 		cmocka_unit_test(test_id_query_readonly),
 		cmocka_unit_test(test_ovmf_sequences),
+		cmocka_unit_test(test_uefi_store_branches),
 		cmocka_unit_test(test_nvram_create_and_check),
+		cmocka_unit_test(test_nvram_save_keeps_good),
 		cmocka_unit_test(test_nvram_links),
 		cmocka_unit_test(test_nvram_sigkill),
 	};

@@ -415,6 +415,50 @@ static void test_iso_check(void **state)
 	close(fd);
 }
 
+/* An image whose sectors from 16 on start with these descriptor identifiers ("" a sector
+ * of zeros): iso_check's answer. */
+static int iso_of(const char *const *ids, unsigned n)
+{
+	char path[] = "/tmp/keel-iso-XXXXXX", err[256];
+	uint8_t sector[ISO_BLOCK];
+	int fd = mkstemp(path), ret;
+
+	assert_true(fd >= 0);
+	unlink(path);
+	for (unsigned i = 0; i < n; i++) {
+		memset(sector, 0, sizeof(sector));
+		if (ids[i][0]) {
+			sector[0] = 0;
+			memcpy(sector + 1, ids[i], 5);
+			sector[6] = 1;
+		}
+		assert_int_equal(pwrite(fd, sector, sizeof(sector), (off_t)(16 + i) * ISO_BLOCK),
+				 (ssize_t)sizeof(sector));
+	}
+	ret = iso_check(fd, path, err, sizeof(err));
+	if (ret)
+		assert_non_null(strstr(err, "not an ISO 9660 or UDF image"));
+	close(fd);
+	return ret;
+}
+
+/* ISO 9660 at sector 16; UDF's recognition sequence: BEA01 first, then NSR02/NSR03 before
+ * TEA01 (other descriptors between are skipped); anything else at 16 stops the search. */
+static void test_iso_descriptors(void **state)
+{
+	assert_int_equal(iso_of((const char *const[]){"CD001"}, 1), 0);
+	assert_int_equal(iso_of((const char *const[]){"BEA01", "NSR02"}, 2), 0);
+	assert_int_equal(iso_of((const char *const[]){"BEA01", "BOOT2", "NSR03", "TEA01"}, 4), 0);
+	assert_int_equal(iso_of((const char *const[]){"CD001", "BEA01", "NSR02", "TEA01"}, 4), 0);
+	assert_int_equal(iso_of((const char *const[]){"NSR02"}, 1), -EINVAL);
+	assert_int_equal(iso_of((const char *const[]){"NSR03", "BEA01", "NSR03"}, 3), -EINVAL);
+	assert_int_equal(iso_of((const char *const[]){"BEA01", "TEA01", "NSR02"}, 3), -EINVAL);
+	assert_int_equal(iso_of((const char *const[]){"BEA01"}, 1), -EINVAL);
+	assert_int_equal(iso_of((const char *const[]){"", "CD001"}, 2), -EINVAL);
+	assert_int_equal(iso_of((const char *const[]){"", "BEA01", "NSR02"}, 3), -EINVAL);
+	assert_int_equal(iso_of((const char *const[]){0}, 0), -EINVAL);
+}
+
 /* A FIFO (or any file whose open waits) given as the medium: refused at once. The change
  * runs with the controller's lock held, so an open that waited for a writer would stop the
  * VM's I/O and the control socket for good. */
@@ -448,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_guest_eject),
 		cmocka_unit_test(test_virtio_lun),
 		cmocka_unit_test(test_iso_check),
+		cmocka_unit_test(test_iso_descriptors),
 		cmocka_unit_test(test_media_fifo),
 	};
 

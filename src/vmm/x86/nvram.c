@@ -24,10 +24,8 @@ static int read_store(int dirfd, const char *name, const char *shown, bool nofol
 {
 	/* O_NONBLOCK: a FIFO is refused below instead of blocking the open. */
 	int fd = openat(dirfd, name,
-			O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
-	struct stat st;
-	const char *why;
-	ssize_t got;
+			O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0)),
+	    r;
 
 	if (fd < 0) {
 		int e = errno;
@@ -42,36 +40,9 @@ static int read_store(int dirfd, const char *name, const char *shown, bool nofol
 			snprintf(err, errlen, "NVRAM file %s: %s", shown, strerror(e));
 		return -e;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > UEFI_STORE_MAX_SIZE ||
-	    st.st_size < UEFI_STORE_MIN_SIZE) {
-		snprintf(err, errlen, "NVRAM file %s: %s", shown,
-			 nvram_check((const uint8_t *)"", 0));
-		close(fd);
-		return -EINVAL;
-	}
-	*data = malloc((size_t)st.st_size);
-	if (!*data) {
-		close(fd);
-		snprintf(err, errlen, "NVRAM file %s: out of memory", shown);
-		return -ENOMEM;
-	}
-	got = pread(fd, *data, (size_t)st.st_size, 0);
+	r = uefi_store_read(fd, shown, data, size, err, errlen);
 	close(fd);
-	if (got != st.st_size) {
-		snprintf(err, errlen, "NVRAM file %s: cannot read it", shown);
-		free(*data);
-		*data = NULL;
-		return -EIO;
-	}
-	why = nvram_check(*data, (size_t)st.st_size);
-	if (why) {
-		snprintf(err, errlen, "NVRAM file %s: %s", shown, why);
-		free(*data);
-		*data = NULL;
-		return -EINVAL;
-	}
-	*size = (size_t)st.st_size;
-	return 0;
+	return r;
 }
 
 int nvram_open(struct nvram *n, const char *path, int dirfd, const char *template, uint8_t **data,
@@ -123,32 +94,11 @@ int nvram_open(struct nvram *n, const char *path, int dirfd, const char *templat
 
 int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)
 {
-	size_t done = 0;
-	int fd, r = 0;
-
-	/* A new file, never one found at the temporary name (a link there is not followed). */
-	if (unlinkat(n->dirfd, n->tmpname, 0) && errno != ENOENT)
-		return -errno;
-	fd = openat(n->dirfd, n->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
-	if (fd < 0)
-		return -errno;
-	while (done < size && !r) {
-		ssize_t w = pwrite(fd, data + done, size - done, (off_t)done);
-
-		if (w < 0 && errno != EINTR)
-			r = -errno;
-		else if (w > 0)
-			done += (size_t)w;
-	}
-	if (!r && fsync(fd))
-		r = -errno;
-	close(fd);
-	if (!r && renameat(n->dirfd, n->tmpname, n->dirfd, n->name))
-		r = -errno;
-	if (!r && fsync(n->dirfd))
-		r = -errno;
-	return r;
+	/* What the guest wrote is saved only when it is a store keeld will start the VM with
+	 * again: else the last good file stays. */
+	if (nvram_check(data, size))
+		return -EINVAL;
+	return uefi_store_write(n->dirfd, n->name, n->tmpname, data, size);
 }
 
 void nvram_close(struct nvram *n)

@@ -29,7 +29,9 @@ const char *nvram_check(const uint8_t *buf, size_t size);
  * (keeld's --fd nvram=N; taken over), or -1 to open it. Errors are one line naming the file. */
 int nvram_open(struct nvram *n, const char *path, int dirfd, const char *template, uint8_t **data,
 	       size_t *size, char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Replace the store with data, crash-safely. Returns 0 or -errno. */
+/* Replace the store with data, crash-safely (uefi_store_write). Data that fails nvram_check
+ * is not written (-EINVAL): the last good store stays, so a guest cannot make its VM
+ * unstartable. Returns 0 or -errno. */
 int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)
 	__attribute__((warn_unused_result));
 void nvram_close(struct nvram *n);

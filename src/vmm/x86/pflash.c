@@ -34,6 +34,7 @@ struct pflash {
 	int save_fd;	    /* eventfd: the main thread saves the store */
 	int timer_fd;	    /* timerfd (main thread): a save put off to the interval's end */
 	bool timer_armed;   /* main thread */
+	bool bad_said;	    /* main thread: the guest's store was said to be bad */
 	uint64_t last_save; /* main thread: CLOCK_MONOTONIC ns when the last save started */
 	uint8_t *copy;
 };
@@ -66,8 +67,13 @@ static void pflash_save(struct pflash *p)
 	if (!pending)
 		return;
 	r = nvram_save(&p->nv, p->copy, p->size);
-	if (r)
+	if (r == -EINVAL && !p->bad_said)
+		log_err("pflash: the guest's UEFI variable store is no longer valid (%s): the last "
+			"good one is kept",
+			nvram_check(p->copy, p->size));
+	else if (r && r != -EINVAL)
 		log_err("pflash: cannot save the UEFI variable store: %s", strerror(-r));
+	p->bad_said = r == -EINVAL;
 }
 
 /* Main thread: save now if the last save is an interval old, else when it will be. */
