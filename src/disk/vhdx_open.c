@@ -40,6 +40,7 @@ int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, st
 	struct stat st;
 	int r;
 
+	disk_err_clear(err);
 	if (!v) {
 		close(fd);
 		return -ENOMEM;

@@ -237,7 +237,7 @@ int vhdx_parent_open(struct vhdx *v)
 	struct uuid want, want2, have;
 	char cand[PATH_MAX];
 	struct disk *p = NULL;
-	struct disk_err why;
+	struct disk_err why = {.msg = ""};
 	int r = -ENOENT;
 
 	if (v->depth + 1 >= VHDX_MAX_DEPTH) {
@@ -261,8 +261,8 @@ int vhdx_parent_open(struct vhdx *v)
 		r = vhdx_open_depth(fd, cand, DISK_OPEN_RDONLY | (v->flags & DISK_OPEN_NOLOCK),
 				    v->depth + 1, &p, &why);
 		if (r) {
-			disk_fail(v->base.err, "%s: cannot open its parent %s%s%.384s", path, cand,
-				  why.msg[0] ? ": " : "", why.msg);
+			disk_fail(v->base.err, "%s: cannot open its parent %s: %.384s", path, cand,
+				  disk_why(&why, r));
 			return r;
 		}
 		break;
