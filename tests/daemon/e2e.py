@@ -1808,7 +1808,7 @@ def case_description(e):
                             "to 256 MiB" % os.path.join(os.path.realpath(e.dir), "b3.vhdx"))
     check(not os.path.exists(os.path.join(e.dir, "b3.vhdx")), "a refused disk was created")
     # Devices without columns of their own are kept as their field's JSON (store_devices.c):
-    # a schema-5 store's vsock table moves there, and the VM keeps its device as it was.
+    # a schema-6 store's vsock table moves there, and the VM keeps its device as it was.
     dv = e.create("dv", vsock={"cid": 4242})
     check(dv["vsock"]["cid"] == 4242 and dv["vsock"]["pci_slot"] > 0, "vsock: %r" % dv)
     e.kill_keeld(signal.SIGTERM)
@@ -1820,9 +1820,9 @@ def case_description(e):
            " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
            "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
            " json_extract(doc, '$.pci_slot') FROM devices WHERE field = 'vsock';"
-           "DROP TABLE devices; PRAGMA user_version=5;")
+           "DROP TABLE devices; PRAGMA user_version=6;")
     e.start_keeld()
-    check(e.vm("dv")["vsock"] == dv["vsock"], "vsock after the upgrade from schema 5: %r, was %r"
+    check(e.vm("dv")["vsock"] == dv["vsock"], "vsock after the upgrade from schema 6: %r, was %r"
           % (e.vm("dv")["vsock"], dv["vsock"]))
     e.api_ok("DELETE", "/v1/vms/dv")
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
