@@ -2873,6 +2873,41 @@ def case_switches(e):
           e.ns("nft", "list", "table", "inet", "keel"), "lan's bridge or rules stayed")
 
 
+def case_damaged_row(e):
+    """One VM's device row that does not parse (store_devices.c) damages that VM alone: the
+    list and the others go on, the VM is listed with "damaged" (why), its running worker is
+    re-attached and supervised, it may be stopped and deleted but not started or changed,
+    and another VM's automatic start still happens."""
+    e.start_keeld()
+    e.create("a1", vsock={"cid": 77}, automatic_start_action="start")
+    e.create("b1", automatic_start_action="start")
+    vm = e.start("a1")
+    e.console_until("a1", "ready for input")
+    e.kill_keeld(signal.SIGTERM)
+    check(pid_alive(vm["pid"]), "a1's worker ended with keeld")
+    db = os.path.join(e.state, "keel.db")
+    sqlite(db, "UPDATE devices SET doc='{\"cid\":1}' WHERE field='vsock'")
+    e.start_keeld()
+    code, vms = e.curl("GET", "/v1/vms")
+    check(code == 200 and [v["name"] for v in vms] == ["a1", "b1"], "list: %d %r" % (code, vms))
+    a1 = e.vm("a1")
+    check(a1["damaged"] and "vsock.cid" in a1["damaged"], "a1 not damaged: %r" % a1)
+    check(a1["state"] == "Running" and a1["pid"] == vm["pid"],
+          "a1's worker not re-attached: %s pid %r, was %r" % (a1["state"], a1["pid"], vm["pid"]))
+    check(e.vm("b1")["damaged"] is None, "b1: %r" % e.vm("b1"))
+    e.wait_state("b1", "Running")  # its automatic start, after a1's was passed over
+    e.pids.add(e.vm("b1")["pid"])
+    e.api_err("PATCH", "/v1/vms/a1", {"notes": "x"}, want=409, msg="damaged in the store")
+    e.api_err("POST", "/v1/vms/a1/checkpoints", {"name": "c"}, want=409, msg="vsock.cid")
+    e.keel("vm", "turn-off", "a1")
+    e.wait_state("a1", "Off")
+    check(not pid_alive(vm["pid"]), "a1's worker outlived its turn-off")
+    e.api_err("POST", "/v1/vms/a1/start", {}, want=409, msg="damaged in the store")
+    e.api_ok("DELETE", "/v1/vms/a1")
+    check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["b1"], "a1 not deleted")
+    e.keel("vm", "turn-off", "b1")
+
+
 def case_vsock(e):
     """Issue 13: virtio-vsock's host side through keeld. The description's vsock field (a bad
     CID refused with its reason); the jailed worker listens on vsock.sock in the VM's
