@@ -1079,7 +1079,7 @@ def integrity(e):
 def definitions(e):
     vms = e.api_ok("GET", "/v1/vms")
     for v in vms:
-        for k in ("state", "state_reason", "pid", "console_socket", "integration",
+        for k in ("state", "state_reason", "pid", "console_socket", "integration", "damaged",
                   "agent_socket"):
             v.pop(k)
     return vms
@@ -2895,6 +2895,10 @@ def case_damaged_row(e):
     check(a1["state"] == "Running" and a1["pid"] == vm["pid"],
           "a1's worker not re-attached: %s pid %r, was %r" % (a1["state"], a1["pid"], vm["pid"]))
     check(e.vm("b1")["damaged"] is None, "b1: %r" % e.vm("b1"))
+    out, _ = e.keel("vm", "show", "a1")
+    check("Damaged in the store:" in out and "vsock.cid" in out, "keel vm show a1: %s" % out)
+    e.api_err("PATCH", "/v1/vms/b1", {"damaged": "x"}, want=400,
+              msg="field 'damaged' is the VM's runtime state")
     e.wait_state("b1", "Running")  # its automatic start, after a1's was passed over
     e.pids.add(e.vm("b1")["pid"])
     e.api_err("PATCH", "/v1/vms/a1", {"notes": "x"}, want=409, msg="damaged in the store")
