@@ -575,6 +575,8 @@ static void print_vm(json_object *vm)
 	printf("State:                  %s\n", client_str_field(vm, "state"));
 	if (reason[0])
 		printf("Status:                 %s\n", reason);
+	if (client_str_field(vm, "damaged")[0])
+		printf("Damaged in the store:   %s\n", client_str_field(vm, "damaged"));
 	if (int_field(vm, "pid"))
 		printf("Worker pid:             %" PRId64 "\n", int_field(vm, "pid"));
 	printf("CPUs:                   %" PRId64 "\n", int_field(vm, "cpus"));

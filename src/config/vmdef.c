@@ -55,8 +55,8 @@ static const char *const stop_action_names[] = {"turn-off", "shut-down", "save"}
 /* Fields the API shows and keeld sets: a document carries them, a request may not. */
 static const char *const readonly_fields[] = {"id", "created", "version", "revision"};
 /* Runtime state the API shows next to the description: never part of one. */
-static const char *const runtime_fields[] = {"state", "state_reason", "pid", "console_socket",
-					     "parent_checkpoint"};
+static const char *const runtime_fields[] = {"state",	       "state_reason",	    "pid",
+					     "console_socket", "parent_checkpoint", "damaged"};
 
 void vmdef_init(struct vm_def *def)
 {

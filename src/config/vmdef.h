@@ -202,6 +202,10 @@ struct vm_def {
 	int64_t created;   /* Unix time, seconds */
 	uint32_t version;  /* configuration version (VMDEF_CONFIG_VERSION) */
 	uint64_t revision; /* bumped by every change */
+	/* keeld's store only: why this VM's stored description could not be read whole (a
+	 * device row that does not parse, slots that do not fit); "" normally. Such a VM is
+	 * listed and its worker supervised, but never started from this description. */
+	char damaged[256];
 };
 
 /* A definition with the defaults of `keel vm create` and no name, kernel or UUID. */

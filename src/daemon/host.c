@@ -54,7 +54,9 @@ static bool begin_action(struct store *store, struct sup *sup, struct host_vm *h
 	sup_status(sup, def->uuid, &st);
 	if (st.state == VM_STARTING)
 		return false; /* once it runs, its action applies (a restore stays Saved) */
-	save = def->stop_action == VM_STOP_SAVE &&
+	/* A VM damaged in the store is shut down instead of saved: its saved state would go
+	 * with a description that lacks what could not be read. */
+	save = def->stop_action == VM_STOP_SAVE && !def->damaged[0] &&
 	       (st.state == VM_RUNNING || st.state == VM_PAUSED);
 	if (save != saves)
 		return true; /* the other pass's */
@@ -64,7 +66,8 @@ static bool begin_action(struct store *store, struct sup *sup, struct host_vm *h
 	if (save) {
 		h->action = "save";
 		r = sup_save(sup, def, err, sizeof(err));
-	} else if (def->stop_action == VM_STOP_SHUT_DOWN &&
+	} else if ((def->stop_action == VM_STOP_SHUT_DOWN ||
+		    (def->stop_action == VM_STOP_SAVE && def->damaged[0])) &&
 		   (st.state == VM_RUNNING || st.state == VM_PAUSED)) {
 		h->action = "shut-down";
 		r = st.state == VM_PAUSED ? sup_resume(sup, def, err, sizeof(err)) : 0;

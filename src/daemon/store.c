@@ -197,16 +197,19 @@ static const char migrate_5_to_6[] =
 	"ALTER TABLE checkpoints ADD COLUMN type TEXT NOT NULL DEFAULT 'standard';";
 
 /* From schema 6: virtio-vsock's rows move from their own table into devices, as the
- * description's "vsock" field (store_devices.c); a store that never had the table gets none. */
+ * description's "vsock" field (store_devices.c); a store that never had the table gets none.
+ * A cid or slot out of range (VMDEF_VSOCK_CID_MIN..MAX, VMDEF_PCI_SLOT_MIN..MAX) is left out,
+ * as the old table's reader clamped it: the parser then gives the default cid, a new slot. */
 static const char migrate_6_to_7[] =
 	"CREATE TABLE IF NOT EXISTS vsock(vm TEXT PRIMARY KEY, cid INTEGER NOT NULL,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS devices("
 	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
 	" field TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY(vm, field));"
-	"INSERT INTO devices(vm, field, doc) SELECT vm, 'vsock',"
-	" CASE WHEN pci_slot > 0 THEN json_object('cid', cid, 'pci_slot', pci_slot)"
-	" ELSE json_object('cid', cid) END FROM vsock;"
+	"INSERT INTO devices(vm, field, doc) SELECT vm, 'vsock', json_patch(json_patch('{}',"
+	" CASE WHEN cid BETWEEN 3 AND 4294967294 THEN json_object('cid', cid) ELSE '{}' END),"
+	" CASE WHEN pci_slot BETWEEN 1 AND 30 THEN json_object('pci_slot', pci_slot)"
+	" ELSE '{}' END) FROM vsock;"
 	"DROP TABLE vsock;";
 
 static int pin_existing_formats(struct store *st)
@@ -263,7 +266,9 @@ static int exec_sql(struct store *st, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		log_err("store: %s: %s", sql, msg ? msg : sqlite3_errmsg(st->db));
+		snprintf(st->last_err, sizeof(st->last_err), "%s",
+			 msg ? msg : sqlite3_errmsg(st->db));
+		log_err("store: %s: %s", sql, st->last_err);
 		sqlite3_free(msg);
 		return -EIO;
 	}
@@ -287,7 +292,8 @@ static int finish(struct store *st, int ret)
 static int prepare(struct store *st, const char *sql, sqlite3_stmt **stmt)
 {
 	if (sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) != SQLITE_OK) {
-		log_err("store: cannot prepare '%s': %s", sql, sqlite3_errmsg(st->db));
+		snprintf(st->last_err, sizeof(st->last_err), "%s", sqlite3_errmsg(st->db));
+		log_err("store: cannot prepare '%s': %s", sql, st->last_err);
 		return -EIO;
 	}
 	return 0;
@@ -297,6 +303,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof(*st));
 	sqlite3_stmt *stmt = NULL;
+	char why[sizeof(st->last_err)] = "";
 	int version = 0;
 	int ret = 0;
 
@@ -352,10 +359,17 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, schema);
 	if (!ret)
 		ret = exec_sql(st, "PRAGMA user_version=7");
+	/* The message of what failed, taken before finish's ROLLBACK replaces SQLite's
+	 * ("not an error"); a failed COMMIT leaves its own. */
+	if (ret) {
+		if (!st->last_err[0])
+			snprintf(st->last_err, sizeof(st->last_err), "%s", sqlite3_errmsg(st->db));
+		snprintf(why, sizeof(why), "%s", st->last_err);
+	}
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
-			  sqlite3_errmsg(st->db));
+			  why[0] ? why : st->last_err);
 out:
 	if (ret) {
 		sqlite3_close(st->db);
@@ -552,6 +566,12 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 	sqlite3_stmt *s = NULL;
 	int ret, rc;
 
+	if (def->damaged[0]) {
+		/* Written back, it would lose the rows that could not be read. */
+		error_set(err, errlen, "VM '%s' is damaged in the store: %s", def->name,
+			  def->damaged);
+		return -EPROTO;
+	}
 	ret = prepare(st,
 		      "UPDATE vms SET name=?, version=?, revision=?, cpus=?, memory=?, kernel=?, "
 		      "initrd=?, cmdline=?, notes=?, start_action=?, stop_action=?, "
@@ -767,9 +787,20 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 			store_nic_set_guards(nic, guards);
 		}
 	}
-	ret = store_devices_load(st, def);
+	/* One VM's device row that does not parse damages that VM alone: it is kept (listed,
+	 * its worker re-attached and supervised) with why in def->damaged, and never started
+	 * from this description (sup_start) nor changed through the API (api.c). */
+	ret = store_devices_load(st, def, def->damaged, sizeof(def->damaged));
+	if (ret == -EPROTO)
+		ret = 0;
 	if (!ret)
 		ret = store_firmware_load(st, def);
+	if (ret == -EPROTO) { /* logged by store_firmware_load; the same rule as a device row */
+		if (!def->damaged[0])
+			snprintf(def->damaged, sizeof(def->damaged),
+				 "its firmware row's generation is not 1 or 2");
+		ret = 0;
+	}
 	if (!ret)
 		ret = store_integration_disabled(st, def->uuid, &def->integration_off);
 	if (ret)
@@ -780,11 +811,13 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	{
 		char why[256];
 
-		ret = vmdef_assign_slots(def, why, sizeof(why));
-		if (!ret && vmdef_check(def, why, sizeof(why)))
-			log_warn("store: VM %s: %s", def->name, why);
-		if (ret)
+		if (vmdef_assign_slots(def, why, sizeof(why))) {
 			log_err("store: VM %s: %s", def->name, why);
+			if (!def->damaged[0])
+				snprintf(def->damaged, sizeof(def->damaged), "%s", why);
+		} else if (vmdef_check(def, why, sizeof(why))) {
+			log_warn("store: VM %s: %s", def->name, why);
+		}
 	}
 out:
 	sqlite3_finalize(d);

@@ -121,10 +121,10 @@ static int load_doc(struct vm_def *def, const char *field, const char *text, cha
 	return ret ? -EPROTO : 0;
 }
 
-int store_devices_load(struct store *st, struct vm_def *def)
+int store_devices_load(struct store *st, struct vm_def *def, char *why, size_t len)
 {
 	sqlite3_stmt *s = NULL;
-	int ret = 0, rc = SQLITE_DONE;
+	int ret = 0, rc = SQLITE_DONE, bad = 0;
 
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !ret; i++)
 		if (own[i].load)
@@ -134,16 +134,25 @@ int store_devices_load(struct store *st, struct vm_def *def)
 	if (ret)
 		return ret;
 	sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
+	/* A row that does not parse is reported (the first one's why) and the others still
+	 * read: the VM is kept with what could be read, marked damaged by the caller. */
 	while (!ret && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		char why[256];
+		const char *field = (const char *)sqlite3_column_text(s, 0);
+		const char *text = (const char *)sqlite3_column_text(s, 1);
+		char one[256];
 
-		ret = load_doc(def, (const char *)sqlite3_column_text(s, 0),
-			       (const char *)sqlite3_column_text(s, 1), why, sizeof(why));
-		if (ret)
-			log_err("store: VM %s: %s", def->name, why);
+		if (!field || !text) {
+			ret = -ENOMEM; /* both columns are NOT NULL: SQLite ran out of memory */
+			break;
+		}
+		if (load_doc(def, field, text, one, sizeof(one))) {
+			log_err("store: VM %s: %s", def->name, one);
+			if (!bad++)
+				snprintf(why, len, "%s", one);
+		}
 	}
-	if (!ret && rc != SQLITE_DONE)
+	if (!ret && rc != SQLITE_DONE && rc != SQLITE_ROW)
 		ret = -EIO;
 	sqlite3_finalize(s);
-	return ret;
+	return ret ? ret : bad ? -EPROTO : 0;
 }

@@ -11,7 +11,8 @@
 
 struct store {
 	sqlite3 *db;
-	int upgraded_from; /* the schema version store_open found and upgraded, or 0 */
+	int upgraded_from;  /* the schema version store_open found and upgraded, or 0 */
+	char last_err[256]; /* SQLite's message for the last statement that failed */
 };
 
 /* BEGIN IMMEDIATE; then store_tx_finish commits when ret is 0, else rolls back. */
@@ -35,7 +36,9 @@ int store_firmware_load(struct store *st, struct vm_def *def) __attribute__((war
  * logged with the VM's name). */
 int store_devices_put(struct store *st, const struct vm_def *def)
 	__attribute__((warn_unused_result));
-int store_devices_load(struct store *st, struct vm_def *def) __attribute__((warn_unused_result));
+/* -EPROTO: a row that does not parse, why says which and why (the rest of def is read). */
+int store_devices_load(struct store *st, struct vm_def *def, char *why, size_t len)
+	__attribute__((warn_unused_result));
 /* The VM's virtio-scsi rows (store_scsi.c): written with its disks and NICs (the old ones
  * replaced), read with them. 0 or -errno (-EIO: sqlite3_errmsg says why). */
 int store_scsi_put(struct store *st, const struct vm_def *def) __attribute__((warn_unused_result));

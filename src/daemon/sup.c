@@ -515,6 +515,13 @@ void sup_reattach_all(struct sup *sup)
 		}
 		sup_vm_log(sup, vm, "keeld re-attached to worker pid %d: %s", (int)vm->pid,
 			   vm_state_name(vm->state));
+		if (defs[i].damaged[0])
+			log_err("VM %s: damaged in the store (%s): its worker pid %d is "
+				"supervised, "
+				"but the VM cannot be started again until it is deleted or its "
+				"store "
+				"row mended",
+				defs[i].name, defs[i].damaged, (int)vm->pid);
 	}
 	store_vm_list_free(defs, n);
 }
@@ -532,6 +539,11 @@ void sup_autostart(struct sup *sup)
 
 		if (!vm || sup_has_worker(vm))
 			continue;
+		if (defs[i].damaged[0] && defs[i].start_action != VM_START_NOTHING) {
+			log_err("VM %s: no automatic start: damaged in the store: %s", defs[i].name,
+				defs[i].damaged);
+			continue;
+		}
 		if (defs[i].start_action == VM_START_ALWAYS ||
 		    (defs[i].start_action == VM_START_IF_RUNNING && vm->was_running)) {
 			log_info("VM %s: automatic start (%s)", defs[i].name,

@@ -397,6 +397,11 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 
 	if (!vm)
 		return -ENOMEM;
+	if (def->damaged[0]) {
+		error_set(err, errlen, "VM '%s' is damaged in the store: %s", def->name,
+			  def->damaged);
+		return -EPROTO;
+	}
 	if (sup_has_worker(vm)) {
 		error_set(err, errlen, "VM '%s' is already %s", def->name,
 			  vm_state_name(vm->state));

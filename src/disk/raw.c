@@ -191,6 +191,7 @@ int raw_create(const char *path, uint64_t size, struct disk_err *err)
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int r = 0;
 
+	disk_err_clear(err);
 	if (fd < 0) {
 		r = -errno;
 		disk_fail(err, "cannot create %s: %s", path, strerror(-r));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_internal.h"
 #include "disk/disk_io.h"
 #include "disk/vhdx.h"
 #include "disk/vhdx_internal.h"
@@ -137,6 +138,7 @@ int vhdx_check(const char *path, FILE *rep, struct disk_err *err)
 	unsigned errors = 0;
 	int r;
 
+	disk_err_clear(err);
 	r = disk_open(path, DISK_OPEN_RDONLY, &d, err);
 	if (r) {
 		fprintf(rep, "%s: error: cannot be opened: %s\n", path, disk_why(err, r));

@@ -157,6 +157,7 @@ int vhdx_compact(const char *path, uint64_t *freed, struct disk_err *err)
 	uint64_t before, end;
 	int r;
 
+	disk_err_clear(err);
 	r = disk_open(path, DISK_OPEN_NOPARENT, &d, err);
 	if (r)
 		return r;

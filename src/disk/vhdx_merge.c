@@ -106,6 +106,7 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap, struct di
 	char parent[DISK_PATH_MAX];
 	int r;
 
+	disk_err_clear(err);
 	/* First open resolves and verifies the parent (linkage, sector size). */
 	r = disk_open(child, DISK_OPEN_RDONLY, &cd, err);
 	if (r)

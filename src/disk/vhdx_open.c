@@ -47,6 +47,7 @@ int vhdx_open_one(int fd, const char *path, unsigned flags, struct disk **out, s
 	struct stat st;
 	int r;
 
+	disk_err_clear(err);
 	if (!v) {
 		close(fd);
 		return -ENOMEM;

@@ -274,8 +274,8 @@ static int parent_one(struct vhdx *v, int fd, struct disk **out, char *cand, siz
 		}
 	}
 	if (r) {
-		disk_fail(err, "%s: cannot open its parent %s%s%.384s", path, cand,
-			  why.msg[0] ? ": " : "", why.msg);
+		disk_fail(err, "%s: cannot open its parent %s: %.384s", path, cand,
+			  disk_why(&why, r));
 	}
 	return r;
 }

@@ -140,6 +140,7 @@ int vhdx_relink(const char *child, const char *parent, struct disk_err *err)
 	struct disk *d = NULL;
 	int r;
 
+	disk_err_clear(err);
 	/* The old parent may be gone or changed: open the child alone. */
 	r = disk_open(child, DISK_OPEN_NOPARENT, &d, err);
 	if (r)

@@ -155,6 +155,7 @@ int vhdx_resize(const char *path, uint64_t size, struct disk_err *err)
 	bool fixed;
 	int r;
 
+	disk_err_clear(err);
 	r = disk_open(path, 0, &d, err);
 	if (r)
 		return r;

@@ -49,18 +49,25 @@ int devices_create(struct machine *m, enum device_bus bus, char *err, size_t err
 					       : 1;
 
 		for (unsigned i = 0; i < count; i++) {
+			/* A PCI device's state sections are named by its slot, the one the
+			 * description gives it and create puts it at: never 0 (every device of
+			 * a description has one after vmdef_assign_slots), or two devices of a
+			 * class would save under one name. */
+			unsigned slot =
+				t[c]->config ? vmdef_device_slot(t[c]->config, m->def, i) : 0;
 			void *obj = NULL;
 			int r;
 
+			if (bus == DEVICE_BUS_PCI && t[c]->config && !slot) {
+				snprintf(err, errlen,
+					 "%s %u has no PCI slot in the description (its slots were "
+					 "not assigned)",
+					 t[c]->name, i);
+				return -EINVAL;
+			}
 			err[0] = '\0';
 			r = t[c]->create(m, i, &obj, err, errlen);
-			r = r
-				    ?: device_state_register(
-					       m, t[c],
-					       t[c]->config
-						       ? vmdef_device_slot(t[c]->config, m->def, i)
-						       : 0,
-					       obj);
+			r = r ?: device_state_register(m, t[c], slot, obj);
 			if (r) {
 				if (!err[0])
 					snprintf(err, errlen, "%s set-up: %s", t[c]->name,

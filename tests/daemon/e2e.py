@@ -1079,7 +1079,7 @@ def integrity(e):
 def definitions(e):
     vms = e.api_ok("GET", "/v1/vms")
     for v in vms:
-        for k in ("state", "state_reason", "pid", "console_socket", "integration",
+        for k in ("state", "state_reason", "pid", "console_socket", "integration", "damaged",
                   "agent_socket"):
             v.pop(k)
     return vms
@@ -1808,7 +1808,7 @@ def case_description(e):
                             "to 256 MiB" % os.path.join(os.path.realpath(e.dir), "b3.vhdx"))
     check(not os.path.exists(os.path.join(e.dir, "b3.vhdx")), "a refused disk was created")
     # Devices without columns of their own are kept as their field's JSON (store_devices.c):
-    # a schema-5 store's vsock table moves there, and the VM keeps its device as it was.
+    # a schema-6 store's vsock table moves there, and the VM keeps its device as it was.
     dv = e.create("dv", vsock={"cid": 4242})
     check(dv["vsock"]["cid"] == 4242 and dv["vsock"]["pci_slot"] > 0, "vsock: %r" % dv)
     e.kill_keeld(signal.SIGTERM)
@@ -1820,9 +1820,9 @@ def case_description(e):
            " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
            "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
            " json_extract(doc, '$.pci_slot') FROM devices WHERE field = 'vsock';"
-           "DROP TABLE devices; PRAGMA user_version=5;")
+           "DROP TABLE devices; PRAGMA user_version=6;")
     e.start_keeld()
-    check(e.vm("dv")["vsock"] == dv["vsock"], "vsock after the upgrade from schema 5: %r, was %r"
+    check(e.vm("dv")["vsock"] == dv["vsock"], "vsock after the upgrade from schema 6: %r, was %r"
           % (e.vm("dv")["vsock"], dv["vsock"]))
     e.api_ok("DELETE", "/v1/vms/dv")
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
@@ -2957,6 +2957,45 @@ def case_switches(e):
     e.keel("switch", "delete", "lan")
     check(lan["bridge"] not in ns_links(e) and "%s_fwd" % lan["bridge"] not in
           e.ns("nft", "list", "table", "inet", "keel"), "lan's bridge or rules stayed")
+
+
+def case_damaged_row(e):
+    """One VM's device row that does not parse (store_devices.c) damages that VM alone: the
+    list and the others go on, the VM is listed with "damaged" (why), its running worker is
+    re-attached and supervised, it may be stopped and deleted but not started or changed,
+    and another VM's automatic start still happens."""
+    e.start_keeld()
+    e.create("a1", vsock={"cid": 77}, automatic_start_action="start")
+    e.create("b1", automatic_start_action="start")
+    vm = e.start("a1")
+    e.console_until("a1", "ready for input")
+    e.kill_keeld(signal.SIGTERM)
+    check(pid_alive(vm["pid"]), "a1's worker ended with keeld")
+    db = os.path.join(e.state, "keel.db")
+    sqlite(db, "UPDATE devices SET doc='{\"cid\":1}' WHERE field='vsock'")
+    e.start_keeld()
+    code, vms = e.curl("GET", "/v1/vms")
+    check(code == 200 and [v["name"] for v in vms] == ["a1", "b1"], "list: %d %r" % (code, vms))
+    a1 = e.vm("a1")
+    check(a1["damaged"] and "vsock.cid" in a1["damaged"], "a1 not damaged: %r" % a1)
+    check(a1["state"] == "Running" and a1["pid"] == vm["pid"],
+          "a1's worker not re-attached: %s pid %r, was %r" % (a1["state"], a1["pid"], vm["pid"]))
+    check(e.vm("b1")["damaged"] is None, "b1: %r" % e.vm("b1"))
+    out, _ = e.keel("vm", "show", "a1")
+    check("Damaged in the store:" in out and "vsock.cid" in out, "keel vm show a1: %s" % out)
+    e.api_err("PATCH", "/v1/vms/b1", {"damaged": "x"}, want=400,
+              msg="field 'damaged' is the VM's runtime state")
+    e.wait_state("b1", "Running")  # its automatic start, after a1's was passed over
+    e.pids.add(e.vm("b1")["pid"])
+    e.api_err("PATCH", "/v1/vms/a1", {"notes": "x"}, want=409, msg="damaged in the store")
+    e.api_err("POST", "/v1/vms/a1/checkpoints", {"name": "c"}, want=409, msg="vsock.cid")
+    e.keel("vm", "turn-off", "a1")
+    e.wait_state("a1", "Off")
+    check(not pid_alive(vm["pid"]), "a1's worker outlived its turn-off")
+    e.api_err("POST", "/v1/vms/a1/start", {}, want=409, msg="damaged in the store")
+    e.api_ok("DELETE", "/v1/vms/a1")
+    check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["b1"], "a1 not deleted")
+    e.keel("vm", "turn-off", "b1")
 
 
 def case_vsock(e):

@@ -290,9 +290,10 @@ static void test_store_roundtrip(void **state)
 static void test_store_devices(void **state)
 {
 	struct store *st;
-	struct vm_def a, got;
+	struct vm_def a, b, got, *list;
 	char err[256];
 	sqlite3_stmt *s;
+	size_t n;
 
 	assert_int_equal(store_open(":memory:", &st, err, sizeof(err)), 0);
 	make_def(&a, "alpha");
@@ -317,23 +318,49 @@ static void test_store_devices(void **state)
 	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
 	assert_false(got.vsock.present);
 	vmdef_free(&got);
-	/* Damaged rows. */
+	/* Damaged rows: the VM reads back marked damaged with why, without the device; the
+	 * other VMs are listed as ever; the damaged one is never written back. */
+	make_def(&b, "beta");
+	assert_int_equal(apply(&b, "{\"vsock\":{\"cid\":78}}", err), 0);
+	assert_int_equal(store_vm_insert(st, &b, err, sizeof(err)), 0);
 	assert_int_equal(sqlite3_exec(st->db,
 				      "INSERT INTO devices(vm, field, doc) SELECT uuid, 'vsock',"
-				      " '{\"cid\":1}' FROM vms",
+				      " '{\"cid\":1}' FROM vms WHERE name = 'alpha'",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
-	assert_int_equal(store_vm_get(st, "alpha", &got), -EPROTO);
-	assert_int_equal(sqlite3_exec(st->db, "UPDATE devices SET field = 'balloon', doc = '{}'",
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_non_null(strstr(got.damaged, "vsock.cid"));
+	assert_false(got.vsock.present);
+	got.revision = 2;
+	assert_int_equal(store_vm_update(st, &got, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "damaged"));
+	vmdef_free(&got);
+	assert_int_equal(store_vm_list(st, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "alpha");
+	assert_true(list[0].damaged[0] != '\0');
+	assert_string_equal(list[1].name, "beta");
+	assert_string_equal(list[1].damaged, "");
+	assert_int_equal(list[1].vsock.cid, 78);
+	store_vm_list_free(list, n);
+	assert_int_equal(sqlite3_exec(st->db,
+				      "UPDATE devices SET field = 'balloon', doc = '{}' WHERE vm ="
+				      " (SELECT uuid FROM vms WHERE name = 'alpha')",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
-	assert_int_equal(store_vm_get(st, "alpha", &got), -EPROTO);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_non_null(strstr(got.damaged, "'balloon' is unknown"));
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "beta", &got), 0);
+	assert_string_equal(got.damaged, "");
+	vmdef_free(&got);
 	vmdef_free(&a);
+	vmdef_free(&b);
 	store_close(st);
 }
 
-/* The firmware row: generation 1 or 2; anything else is a damaged row (-EPROTO), never read
- * as UEFI. */
+/* The firmware row: generation 1 or 2; anything else damages that VM (its reason in damaged),
+ * never read as UEFI. */
 static void test_store_firmware_row(void **state)
 {
 	struct store *st;
@@ -355,13 +382,143 @@ static void test_store_firmware_row(void **state)
 	assert_int_equal(
 		sqlite3_exec(st->db, "UPDATE firmware SET generation = 3", NULL, NULL, NULL),
 		SQLITE_OK);
-	assert_int_equal(store_vm_get(st, "alpha", &got), -EPROTO);
+	/* Damaged, that VM alone: read with the reason, never as UEFI. */
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_non_null(strstr(got.damaged, "generation is not 1 or 2"));
+	assert_int_not_equal(got.firmware, VM_FIRMWARE_UEFI);
+	vmdef_free(&got);
 	assert_int_equal(
 		sqlite3_exec(st->db, "UPDATE firmware SET generation = 'two'", NULL, NULL, NULL),
 		SQLITE_OK);
-	assert_int_equal(store_vm_get(st, "alpha", &got), -EPROTO);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_non_null(strstr(got.damaged, "generation is not 1 or 2"));
+	vmdef_free(&got);
 	vmdef_free(&a);
 	store_close(st);
+}
+
+static int count_rows(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	int n = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+/* A store as schema 6 left it: vsock's own table (when vsock is true) with the rows given,
+ * no devices table, user_version 6. */
+static void make_schema6(const char *path, bool vsock, const char *rows)
+{
+	struct store *st;
+	struct vm_def d;
+	char err[256], sql[1024];
+	const char *names[] = {"v0", "v1", "v2", "v3"};
+
+	unlink(path);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		make_def(&d, names[i]);
+		assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+		vmdef_free(&d);
+	}
+	snprintf(sql, sizeof(sql), "DROP TABLE devices;%s%s PRAGMA user_version=6;",
+		 vsock ? "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE "
+			 "CASCADE, cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
+		       : "",
+		 rows ? rows : "");
+	assert_int_equal(sqlite3_exec(st->db, sql, NULL, NULL, NULL), SQLITE_OK);
+	store_close(st);
+}
+
+/* Schema 6 to 7 (store.c migrate_6_to_7): vsock's rows move into devices, a slot of 0
+ * (not assigned) and values out of range left out as the old reader clamped them; a store
+ * without the table; and a migration that fails leaves the store at 6, its table intact,
+ * with the reason (not SQLite's "not an error" after the rollback). */
+static void test_store_migrate_6_to_7(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st;
+	struct vm_def got;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	make_schema6(path, true,
+		     "INSERT INTO vsock SELECT uuid, 40, 0 FROM vms WHERE name = 'v0';"
+		     "INSERT INTO vsock SELECT uuid, 41, 12 FROM vms WHERE name = 'v1';"
+		     "INSERT INTO vsock SELECT uuid, 1, 99 FROM vms WHERE name = 'v2';");
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 6);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 7);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM sqlite_master WHERE name ="
+					    " 'vsock'"),
+			 0);
+	assert_int_equal(store_vm_get(st, "v0", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_true(got.vsock.present);
+	assert_int_equal(got.vsock.cid, 40);
+	assert_true(got.vsock.pci_slot > 0); /* given one now, as the old reader did */
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "v1", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_int_equal(got.vsock.cid, 41);
+	assert_int_equal(got.vsock.pci_slot, 12);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "v2", &got), 0); /* out of range: left out */
+	assert_string_equal(got.damaged, "");
+	assert_true(got.vsock.present);
+	assert_int_equal(got.vsock.cid, VMDEF_VSOCK_CID_DEFAULT);
+	assert_true(got.vsock.pci_slot >= VMDEF_PCI_SLOT_MIN &&
+		    got.vsock.pci_slot <= VMDEF_PCI_SLOT_MAX);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "v3", &got), 0);
+	assert_false(got.vsock.present);
+	vmdef_free(&got);
+	store_close(st);
+
+	/* No vsock table at all. */
+	make_schema6(path, false, NULL);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 7);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices"), 0);
+	store_close(st);
+
+	/* A devices row already there for a VM with a vsock row: the migration fails and
+	 * rolls back. */
+	make_schema6(path, true,
+		     "INSERT INTO vsock SELECT uuid, 40, 3 FROM vms WHERE name = 'v0';"
+		     "CREATE TABLE devices(vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE "
+		     "CASCADE, field TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY(vm, field));"
+		     "INSERT INTO devices SELECT uuid, 'vsock', '{\"cid\":9}' FROM vms WHERE name ="
+		     " 'v0';");
+	err[0] = '\0';
+	assert_int_not_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "UNIQUE constraint failed"));
+	assert_null(strstr(err, "not an error"));
+	{
+		sqlite3 *db;
+
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(count_rows(db, "PRAGMA user_version"), 6);
+		assert_int_equal(count_rows(db, "SELECT count(*) FROM vsock WHERE cid = 40 AND"
+						" pci_slot = 3"),
+				 1);
+		assert_int_equal(count_rows(db, "SELECT count(*) FROM devices"), 1);
+		sqlite3_close(db);
+	}
+	unlink(path);
+	{
+		char side[sizeof(path) + 8];
+
+		snprintf(side, sizeof(side), "%s-wal", path);
+		unlink(side);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		unlink(side);
+	}
 }
 
 /* Fill checkpoint c of t: id from n, parent id or "", one disk. */
@@ -475,6 +632,7 @@ int main(void)
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_devices),
 		cmocka_unit_test(test_store_firmware_row),
+		cmocka_unit_test(test_store_migrate_6_to_7),
 		cmocka_unit_test(test_checkpoint_store),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);

@@ -560,6 +560,19 @@ static void test_tables_agree(void **state)
 /* Every model's saved-state sections are in its table entry: each complete, a PCI model's
  * first named as the model (its sections are "NAME.SS", by the slot the description keeps
  * for it, so adding or removing another device renames none), and no name used twice. */
+/* A PCI device with no slot in the description (devices_create) is refused before it is
+ * made: its state sections are named by its slot, and 0 would give two devices one name. */
+static void test_pci_device_without_slot(void **state)
+{
+	struct vm_def d = {.cpus = 1, .memory = 64 << 20};
+	struct machine m = {.def = &d};
+	char err[256] = "";
+
+	d.rng.present = true; /* pci_slot 0: vmdef_assign_slots not run */
+	assert_int_equal(devices_create(&m, DEVICE_BUS_PCI, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "has no PCI slot"));
+}
+
 static void test_state_sections_in_table(void **state)
 {
 	const char *names[32];
@@ -607,6 +620,7 @@ int main(void)
 		cmocka_unit_test_setup(test_q35_pciexbar, reset),
 		cmocka_unit_test(test_tables_agree),
 		cmocka_unit_test(test_state_sections_in_table),
+		cmocka_unit_test(test_pci_device_without_slot),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
