@@ -27,7 +27,7 @@ static const char vm_usage[] =
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
 	"TAP[,mac=MAC]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
-	"         [,router-guard=on]: an adapter on a virtual switch)\n"
+	"         [,router-guard=on][,port-isolation=on]: an adapter on a virtual switch)\n"
 	"         [--dvd FILE.iso|none]... [--notes TEXT] [--vsock[=cid=N]]\n"
 	"         [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
@@ -226,6 +226,10 @@ static int add_net(json_object *arr, const char *spec)
 		} else if (!strcmp(tok, "router-guard=on") || !strcmp(tok, "router-guard=off")) {
 			json_object_object_add(n, "router_guard",
 					       json_object_new_boolean(!strcmp(tok + 13, "on")));
+		} else if (!strcmp(tok, "port-isolation=on") ||
+			   !strcmp(tok, "port-isolation=off")) {
+			json_object_object_add(n, "port_isolation",
+					       json_object_new_boolean(!strcmp(tok + 15, "on")));
 		} else if (!strchr(tok, '=')) {
 			json_object_object_add(n, "tap", json_object_new_string(tok));
 		} else {
@@ -879,14 +883,16 @@ static int cmd_net(int argc, char **argv)
 
 			if (json_object_object_get_ex(v, "vlan", &f))
 				snprintf(vlan, sizeof(vlan), "%d", json_object_get_int(f));
-			/* m: MAC spoofing dropped, d: DHCP guard, r: router guard */
+			/* m: MAC spoofing dropped, d: DHCP guard, r: router guard, i: port
+			 * isolation */
 			if (client_str_field(v, "switch")[0])
-				snprintf(guards, sizeof(guards), "%s%s%s",
-					 json_object_object_get_ex(v, "mac_spoofing", &f) ? ""
-											  : "m",
-					 json_object_object_get_ex(v, "dhcp_guard", &f) ? "d" : "",
-					 json_object_object_get_ex(v, "router_guard", &f) ? "r"
-											  : "");
+				snprintf(
+					guards, sizeof(guards), "%s%s%s%s",
+					json_object_object_get_ex(v, "mac_spoofing", &f) ? "" : "m",
+					json_object_object_get_ex(v, "dhcp_guard", &f) ? "d" : "",
+					json_object_object_get_ex(v, "router_guard", &f) ? "r" : "",
+					json_object_object_get_ex(v, "port_isolation", &f) ? "i"
+											   : "");
 			printf("%-3zu %-20s %-15s %-17s %-5s %-8s %s\n", i,
 			       client_str_field(v, "switch")[0] ? client_str_field(v, "switch")
 								: "-",

@@ -100,9 +100,11 @@ struct vm_nic {
 	/* On a switch (Set-VMNetworkAdapterVlan, Set-VMNetworkAdapter): the access VLAN
 	 * (1-4094; 0: untagged), and the guards, off by default but for MAC spoofing. */
 	uint16_t vlan;
-	bool mac_spoofing; /* frames from another source MAC pass (else dropped) */
-	bool dhcp_guard;   /* DHCP server replies from the VM are dropped */
-	bool router_guard; /* router advertisements and redirects from the VM are dropped */
+	bool mac_spoofing;   /* frames from another source MAC pass (else dropped) */
+	bool dhcp_guard;     /* DHCP server replies from the VM are dropped */
+	bool router_guard;   /* router advertisements and redirects from the VM are dropped */
+	bool port_isolation; /* the port reaches only the switch's uplink and host, no other
+				isolated port (the bridge port's `isolated` flag) */
 	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
 };

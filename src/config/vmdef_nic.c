@@ -100,6 +100,10 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 				if (vmdef_get_bool(val, "nets[].router_guard", &nic->router_guard,
 						   err, errlen))
 					return -EINVAL;
+			} else if (!strcmp(key, "port_isolation")) {
+				if (vmdef_get_bool(val, "nets[].port_isolation",
+						   &nic->port_isolation, err, errlen))
+					return -EINVAL;
 			} else if (!strcmp(key, "switch")) {
 				s = vmdef_get_str(val, "nets[].switch", 256, err, errlen);
 				if (!s)
@@ -118,8 +122,8 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 				return -EINVAL;
 			}
 		}
-		if (!nic->sw[0] &&
-		    (nic->vlan || nic->mac_spoofing || nic->dhcp_guard || nic->router_guard)) {
+		if (!nic->sw[0] && (nic->vlan || nic->mac_spoofing || nic->dhcp_guard ||
+				    nic->router_guard || nic->port_isolation)) {
 			error_set(err, errlen,
 				  "nets[%zu]: a VLAN and the guards are a switch's: connect the "
 				  "adapter to one with 'switch'",
@@ -199,6 +203,8 @@ static int nic_to_json(const struct vm_def *def, json_object **out)
 			json_object_object_add(n, "dhcp_guard", json_object_new_boolean(true));
 		if (def->nics[i].router_guard)
 			json_object_object_add(n, "router_guard", json_object_new_boolean(true));
+		if (def->nics[i].port_isolation)
+			json_object_object_add(n, "port_isolation", json_object_new_boolean(true));
 		if (def->nics[i].mac[0]) /* keel-vmm derives one from the tap's name */
 			json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
 		if (def->nics[i].pci_slot)
@@ -241,7 +247,7 @@ static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def
 	return !strcmp(x->tap, y->tap) && !strcmp(x->sw, y->sw) && !strcmp(x->mac, y->mac) &&
 	       x->pci_slot == y->pci_slot && x->vlan == y->vlan &&
 	       x->mac_spoofing == y->mac_spoofing && x->dhcp_guard == y->dhcp_guard &&
-	       x->router_guard == y->router_guard;
+	       x->router_guard == y->router_guard && x->port_isolation == y->port_isolation;
 }
 
 /* The guest saw the adapter's MAC; the tap behind it is the host's business. */

@@ -211,6 +211,38 @@ int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
 	return talk(nlh, NULL, NULL);
 }
 
+int nl_port_isolated(const char *name, bool isolated)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	struct nlattr *info;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, RTM_SETLINK, 0, index);
+	((struct ifinfomsg *)mnl_nlmsg_get_payload(nlh))->ifi_family = AF_BRIDGE;
+	info = mnl_attr_nest_start(nlh, IFLA_PROTINFO | NLA_F_NESTED);
+	mnl_attr_put_u8(nlh, IFLA_BRPORT_ISOLATED, isolated);
+	mnl_attr_nest_end(nlh, info);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_link_set_mac(const char *name, const uint8_t mac[6])
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, RTM_NEWLINK, 0, index);
+	mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
+	return talk(nlh, NULL, NULL);
+}
+
 int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];

@@ -52,7 +52,7 @@ static const char schema[] =
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
 	" switch TEXT NOT NULL DEFAULT '',"   /* the virtual switch, or '': a tap given by name */
 	" vlan INTEGER NOT NULL DEFAULT 0,"   /* on a switch: the access VLAN, 0: untagged */
-	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard */
+	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard, 8 port isolation */
 	" PRIMARY KEY(vm, idx));"
 	/* virtio-vsock (store_vsock.c): a row per VM that has the device. */
 	"CREATE TABLE IF NOT EXISTS vsock("

@@ -374,7 +374,8 @@ int store_forward_prune(struct store *st, const char *uuid)
 
 int store_nic_guards(const struct vm_nic *nic)
 {
-	return nic->mac_spoofing | nic->dhcp_guard << 1 | nic->router_guard << 2;
+	return nic->mac_spoofing | nic->dhcp_guard << 1 | nic->router_guard << 2 |
+	       nic->port_isolation << 3;
 }
 
 void store_nic_set_guards(struct vm_nic *nic, int guards)
@@ -382,4 +383,5 @@ void store_nic_set_guards(struct vm_nic *nic, int guards)
 	nic->mac_spoofing = guards & 1;
 	nic->dhcp_guard = (guards & 2) != 0;
 	nic->router_guard = (guards & 4) != 0;
+	nic->port_isolation = (guards & 8) != 0;
 }

@@ -45,28 +45,60 @@ static const struct {
 	{"dnatout", "nat", "output", -100},  /* port forwards, from the host itself */
 };
 
-/* The guards of one adapter, on frames entering the switch from its tap. */
+/* The MAC "aa:bb:cc:dd:ee:ff" as the number 0xaabbccddeeff, for a raw payload match. */
+static void mac_hex(const char *mac, char *out, size_t size)
+{
+	size_t n = snprintf(out, size, "0x");
+
+	for (const char *c = mac; *c && n + 1 < size; c++)
+		if (*c != ':')
+			out[n++] = *c;
+	out[n] = '\0';
+}
+
+/* The guards of one adapter, on frames entering the switch from its tap (docs/networking.md,
+ * "Guards"). Every rule counts what it drops. */
 static void guards(struct script *s, const char *b, const struct vm_nic *p)
 {
 	const char *t = "bridge " SWITCH_NFT_TABLE;
+	/* the frames a guard looks into: untagged ones (tagged ones are dropped below) */
+	const char *l3[2] = {"ether type ip", "ether type ip6"};
+	char hex[20];
 
-	if (!p->mac_spoofing)
-		put(s, "add rule %s %s_guard iifname \"%s\" ether saddr != %s drop\n", t, b, p->tap,
-		    p->mac);
+	/* 802.1Q and 802.1ad frames: a VM's VLAN is the switch's to set. (A VLAN-accelerated
+	 * frame's tag is matched too: nft puts it back into the header it reads.) */
+	put(s, "add rule %s %s_guard iifname \"%s\" ether type { 8021q, 8021ad } counter drop\n", t,
+	    b, p->tap);
+	if (!p->mac_spoofing) {
+		put(s, "add rule %s %s_guard iifname \"%s\" ether saddr != %s counter drop\n", t, b,
+		    p->tap, p->mac);
+		/* A DHCP request must ask for the adapter's own MAC (chaddr, 28 bytes into the
+		 * BOOTP message after the 8-byte UDP header): the leases, and so the addresses keel
+		 * shows and reserves, follow the MACs keel gave, not the guest's claims. */
+		mac_hex(p->mac, hex, sizeof(hex));
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s udp dport 67 @th,288,48 != %s counter "
+		    "drop\n",
+		    t, b, p->tap, l3[0], hex);
+	}
 	if (p->dhcp_guard) {
-		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip udp sport 67 drop\n", t,
-		    b, p->tap);
-		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip6 udp sport 547 drop\n", t,
-		    b, p->tap);
+		/* What makes a DHCP server's reply: from its port, or to a client's. */
+		put(s, "add rule %s %s_guard iifname \"%s\" %s udp sport 67 counter drop\n", t, b,
+		    p->tap, l3[0]);
+		put(s, "add rule %s %s_guard iifname \"%s\" %s udp dport 68 counter drop\n", t, b,
+		    p->tap, l3[0]);
+		put(s, "add rule %s %s_guard iifname \"%s\" %s udp sport 547 counter drop\n", t, b,
+		    p->tap, l3[1]);
+		put(s, "add rule %s %s_guard iifname \"%s\" %s udp dport 546 counter drop\n", t, b,
+		    p->tap, l3[1]);
 	}
 	if (p->router_guard) {
 		put(s,
-		    "add rule %s %s_guard iifname \"%s\" ether type ip6 icmpv6 type "
-		    "{ nd-router-advert, nd-redirect } drop\n",
-		    t, b, p->tap);
-		put(s,
-		    "add rule %s %s_guard iifname \"%s\" ether type ip icmp type redirect drop\n",
-		    t, b, p->tap);
+		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type "
+		    "{ nd-router-advert, nd-redirect } counter drop\n",
+		    t, b, p->tap, l3[1]);
+		put(s, "add rule %s %s_guard iifname \"%s\" %s icmp type redirect counter drop\n",
+		    t, b, p->tap, l3[0]);
 	}
 }
 
@@ -115,8 +147,8 @@ int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in 
 		for (size_t i = 0; i < in->nfwds; i++)
 			for (int c = 0; c < 2; c++)
 				put(&s,
-				    "add rule %s %s_%s fib daddr type local %s dport %u dnat ip to "
-				    "%s:%u\n",
+				    "add rule %s %s_%s fib daddr type local ip daddr != "
+				    "127.0.0.0/8 %s dport %u dnat ip to %s:%u\n",
 				    t, b, c ? "dnatout" : "dnat", in->fwds[i].proto,
 				    in->fwds[i].host_port, in->fwds[i].address, in->fwds[i].port);
 	}
@@ -135,7 +167,7 @@ out:
 int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
 		     char *err, size_t errlen)
 {
-	size_t size = 4096 + (in ? 512 * in->nports + 256 * in->nfwds : 0);
+	size_t size = 4096 + (in ? 1536 * in->nports + 256 * in->nfwds : 0);
 	char *script = malloc(size);
 	struct nft_ctx *nft;
 	int n = script ? switch_nft_script(sw, in, remove, script, size) : -ENOMEM, ret = 0;

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -2441,7 +2442,7 @@ def case_switches(e):
             return m.group(1) if m else None
 
         rules = e.ns("nft", "list", "table", "bridge", "keel")
-        check('iifname "%s" ether saddr != 02:00:00:00:aa:01 drop' % tap in rules,
+        check('iifname "%s" ether saddr != 02:00:00:00:aa:01 counter' % tap in rules,
               "no MAC spoofing guard for sp:\n" + rules)
         check(lease("sp1") is None, "a spoofed MAC got a lease through the guard")
         e.keel("vm", "set", "sp", "--net",
@@ -2449,7 +2450,7 @@ def case_switches(e):
                "router-guard=on")
         rules = e.ns("nft", "list", "table", "bridge", "keel")
         check("ether saddr != 02:00:00:00:aa:01" not in rules and
-              'iifname "%s" udp sport 67 drop' % tap in rules.replace("ether type ip ", "") and
+              'iifname "%s" udp sport 67 counter' % tap in rules.replace("ether type ip ", "") and
               "nd-router-advert" in rules, "sp's guards after set:\n" + rules)
         check(lease("sp1") is not None, "no lease with MAC spoofing allowed")
         e.keel("vm", "delete", "sp")
@@ -2495,6 +2496,182 @@ def case_switches(e):
     e.keel("switch", "delete", "lan")
     check(lan["bridge"] not in ns_links(e) and "%s_fwd" % lan["bridge"] not in
           e.ns("nft", "list", "table", "inet", "keel"), "lan's bridge or rules stayed")
+
+
+# Raw Ethernet frames in a namespace (AF_PACKET): RAW_SEND sends hex frames out of an
+# interface, RAW_RECV prints the markers of the frames that reach one within a few seconds.
+RAW_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for h in sys.argv[2:]:
+    s.send(bytes.fromhex(h))
+"""
+RAW_RECV = """
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+print("ready", flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        f = s.recv(4096)
+    except socket.timeout:
+        continue
+    i = f.find(b"KEELMARK")
+    if i >= 0:
+        print(f[i + 8:i + 10].decode(), flush=True)
+"""
+
+
+def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None):
+    """A broadcast frame from MAC src carrying UDP sport -> dport (IPv4 or IPv6) with a
+    two-letter marker; vlan: 802.1Q-tagged with that VID; chaddr: a BOOTP message with it."""
+    mac = bytes.fromhex(src.replace(":", ""))
+    body = b"KEELMARK" + marker.encode()
+    if chaddr:
+        body = bytes(28) + bytes.fromhex(chaddr.replace(":", "")) + bytes(10) + body
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(body), 0) + body
+    if l3 == "ip":
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                          bytes(4), b"\xff" * 4)
+        csum = sum(struct.unpack("!10H", hdr))
+        csum = (csum & 0xffff) + (csum >> 16)
+        hdr = hdr[:10] + struct.pack("!H", ~csum & 0xffff) + hdr[12:]
+        etype = 0x0800
+    else:
+        hdr = struct.pack("!IHBB16s16s", 0x60000000, len(udp), 17, 64,
+                          b"\xfe\x80" + bytes(13) + b"\x01", b"\xff\x02" + bytes(13) + b"\x02")
+        etype = 0x86dd
+    tag = struct.pack("!HH", 0x8100, vlan) if vlan else b""
+    return (b"\xff" * 6 + mac + tag + struct.pack("!H", etype) + hdr + udp).hex()
+
+
+def case_switch_guards(e):
+    """Issue 12's review: the guards as they mean (DHCP server replies by their ports, IPv4
+    and IPv6; tagged frames from a port that is no trunk; a DHCP request for another MAC
+    than the adapter's), measured by which frames reach another port of the switch; the
+    guards fail closed (a refused rules batch keeps the VM from starting); the bridge's MAC
+    fixed; a port forward refuses a host port in use and leaves loopback alone; port
+    isolation on a running VM's tap."""
+    if not e.netns:
+        print("SKIP: switch-guards: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    d = switches(e)["Default Switch"]
+    br = d["bridge"]
+
+    def link_mac(dev):
+        return json.loads(e.ns("ip", "-j", "link", "show", "dev", dev))[0]["address"]
+
+    # The bridge's MAC: keel's (0e:...), kept when a port with a lower MAC joins.
+    bmac = link_mac(br)
+    check(bmac.startswith("0e:"), "the bridge's MAC %s is not keel's" % bmac)
+    e.ns("ip", "link", "add", "lowp", "address", "02:00:00:00:00:01", "type", "veth", "peer",
+         "name", "lowq")
+    e.ns("ip", "link", "set", "lowp", "master", br, "up")
+    check(link_mac(br) == bmac, "the bridge's MAC followed a port: %s" % link_mac(br))
+    e.ns("ip", "link", "del", "lowp")
+    # Two "VMs" whose taps are veths into namespaces of their own: a (the sender, with the
+    # guards) and b (the receiver).
+    macs = {"a": "02:00:00:00:cc:01", "b": "02:00:00:00:cc:02"}
+    e.keel("vm", "create", "ga", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=Default Switch,mac=%s,dhcp-guard=on,router-guard=on" % macs["a"])
+    e.keel("vm", "create", "gb", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=Default Switch,mac=%s" % macs["b"])
+    nss = {}
+    try:
+        for k in "ab":
+            tap = e.vm("g" + k)["nets"][0]["tap"]
+            nss[k] = e.netns + k
+            subprocess.run(["ip", "netns", "add", nss[k]], check=True)
+            e.ns("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0")
+            e.ns("ip", "link", "set", tap, "master", br, "up")
+            e.ns("ip", "link", "set", "eth0", "netns", nss[k])
+            subprocess.run(["ip", "netns", "exec", nss[k], "ip", "link", "set", "eth0",
+                            "address", macs[k], "up"], check=True)
+        a = macs["a"]
+        frames = {
+            "ok": frame(a, "ok"),                                  # plain UDP: passes
+            "s6": frame(a, "s6", sport=67, dport=68),              # a DHCP server's reply
+            "d8": frame(a, "d8", sport=4000, dport=68),            # to a client's port
+            "v6": frame(a, "v6", l3="ip6", sport=4000, dport=546),  # a DHCPv6 reply
+            "tg": frame(a, "tg", sport=67, dport=68, vlan=1),      # the reply, tagged
+            "tp": frame(a, "tp", vlan=1),                          # any tagged frame
+            "sp": frame("02:00:00:00:dd:09", "sp"),                # a spoofed source MAC
+            "cm": frame(a, "cm", sport=68, dport=67, chaddr=a),    # a request for itself
+            "cx": frame(a, "cx", sport=68, dport=67, chaddr="02:00:00:00:cc:02"),  # for b
+        }
+        time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
+        rx = subprocess.Popen(["ip", "netns", "exec", nss["b"], "python3", "-c", RAW_RECV,
+                               "eth0", "4"], stdout=subprocess.PIPE, text=True)
+        check(rx.stdout.readline().strip() == "ready", "the receiver did not start")
+        subprocess.run(["ip", "netns", "exec", nss["a"], "python3", "-c", RAW_SEND, "eth0"] +
+                       list(frames.values()), check=True)
+        got = set(rx.communicate(timeout=20)[0].split())
+        want = {"ok", "cm"}
+        check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
+              (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
+    finally:
+        for n in nss.values():
+            subprocess.run(["ip", "netns", "del", n], capture_output=True)
+    e.keel("vm", "delete", "ga")
+    e.keel("vm", "delete", "gb")
+    # Fail closed: a batch that nftables refuses (the guard chain replaced by one that is no
+    # base chain: the batch cannot declare it) keeps a VM off the switch.
+    e.keel("switch", "create", "fc", "--type", "private")
+    fc = switches(e)["fc"]
+    e.keel("vm", "create", "f1", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=fc,port-isolation=on")
+    e.ns("nft", "delete", "chain", "bridge", "keel", fc["bridge"] + "_guard")
+    e.ns("nft", "add", "chain", "bridge", "keel", fc["bridge"] + "_guard")
+    _, err = e.keel("vm", "start", "f1", want=None)
+    f1 = e.vm("f1")
+    check("nftables refused its rules" in err + f1.get("state_reason", "") and
+          f1["state"] == "Off", "f1 started with its rules refused: %r %r" % (err, f1))
+    check(not e.ns("ip", "-o", "link", "show", "master", fc["bridge"]).strip(),
+          "a port on fc although its rules were refused")
+    # With the chain given back (keeld's watch or the start itself loads it), it starts, its
+    # tap isolated.
+    e.ns("nft", "delete", "chain", "bridge", "keel", fc["bridge"] + "_guard")
+    vm = e.start("f1")
+    tap = vm["nets"][0]["tap"]
+    info = json.loads(e.ns("ip", "-j", "-d", "link", "show", "dev", tap))[0]
+    check(info.get("master") == fc["bridge"] and info["linkinfo"]["info_slave_data"].get(
+        "isolated") is True, "f1's tap is not an isolated port: %r" % info)
+    out, _ = e.keel("vm", "net", "list", "f1")
+    check(re.search(r"^0 +fc +k\w+ +\S+ +- +mi +", out, re.M), "vm net list: %r" % out)
+    e.keel("vm", "turn-off", "f1")
+    e.wait_state("f1", "Off")
+    e.keel("vm", "delete", "f1")
+    e.keel("switch", "delete", "fc")
+    # Port forwards: a host port a service of the host's listens on is refused; a forward
+    # does not catch loopback.
+    e.keel("vm", "create", "w1", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=Default Switch")
+    lst = subprocess.Popen(["ip", "netns", "exec", e.netns, "python3", "-c",
+                            "import socket,time\ns=socket.socket()\n"
+                            "s.bind(('0.0.0.0', 8090))\ns.listen()\nprint('ready',flush=True)\n"
+                            "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    e.pids.add(lst.pid)
+    check(lst.stdout.readline().strip() == "ready", "the host service did not listen")
+    e.api_err("POST", "/v1/switches/Default%20Switch/forwards",
+              {"host_port": 8090, "vm": "w1", "port": 80}, want=409,
+              msg="host port tcp/8090 is in use by a service of the host's")
+    lst.kill()
+    lst.wait()
+    e.keel("switch", "forward", "add", "Default Switch", "--host-port", "8091", "--vm", "w1",
+           "--port", "80")
+    rules = e.ns("nft", "list", "chain", "inet", "keel", br + "_dnatout")
+    check("ip daddr != 127.0.0.0/8 tcp dport 8091" in rules, "the forward's rule:\n" + rules)
+    e.keel("vm", "delete", "w1")
+    # The bridge's MAC is the same after a restart.
+    e.kill_keeld()
+    e.ns("ip", "link", "del", br)
+    e.start_keeld()
+    check(link_mac(br) == bmac, "the bridge's MAC after a restart: %s, was %s" %
+          (link_mac(br), bmac))
 
 
 def case_vsock(e):

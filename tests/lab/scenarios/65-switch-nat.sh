@@ -125,6 +125,8 @@ switch_state() {
 	echo "bridge links: $(bridge_links)"
 	echo "vlans: $(/usr/sbin/bridge vlan show 2>&1 | tr '\n' ' ')"
 	echo "ruleset: $(/usr/sbin/nft list ruleset 2>&1 | tr '\n\t' '  ')"
+	echo "fdb: $(/usr/sbin/bridge fdb show br "$br" 2>&1 | tr '\n' ' ')"
+	echo "keeld: $(grep -iE 'nft|guard|switch' "$KD/keeld.log" | tail -n 20 | tr '\n' ' ')"
 }
 bridge_links() { $IP -o link show master "$br" 2>&1 | tr '\n' ' '; }
 keel_run p1 'ping -c 3 -W 10 10.98.0.2 2>&1 | tail -n 2' 90
