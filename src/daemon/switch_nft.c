@@ -12,6 +12,8 @@
 
 #include "lib/error.h"
 
+#define DOCKER_USER "DOCKER-USER"
+
 struct script {
 	char *buf;
 	size_t size, len;
@@ -164,6 +166,49 @@ out:
 	return s.full ? -ENOSPC : (int)s.len;
 }
 
+/* Docker's FORWARD chain (table ip filter, iptables-nft) drops by policy what it does not
+ * know, whatever keel's own chains accept: where its DOCKER-USER chain exists, the switch's
+ * traffic is accepted there, as Docker documents for other bridges (keel's kbrN_fwd still
+ * decides what passes). Each rule carries the comment "keel BRIDGE". *present: are they
+ * there (true when there is no such chain); then op puts them there or takes them away.
+ * 0 when there is no DOCKER-USER chain. */
+enum docker_op { DOCKER_CHECK, DOCKER_ADD, DOCKER_REMOVE };
+static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op op, bool *present)
+{
+	char cmd[256], tag[64], *out, *save = NULL;
+	int ret = 0;
+
+	*present = true;
+	if (nft_run_cmd_from_buffer(nft, "list chain ip filter " DOCKER_USER))
+		return 0; /* no Docker here */
+	snprintf(tag, sizeof(tag), "comment \"keel %s\"", bridge);
+	out = strdup(nft_ctx_get_output_buffer(nft));
+	if (!out)
+		return -ENOMEM;
+	*present = strstr(out, tag) != NULL;
+	if (op == DOCKER_ADD && !*present) {
+		snprintf(cmd, sizeof(cmd),
+			 "insert rule ip filter " DOCKER_USER " iifname \"%s\" accept %s\n"
+			 "insert rule ip filter " DOCKER_USER " oifname \"%s\" accept %s\n",
+			 bridge, tag, bridge, tag);
+		ret = nft_run_cmd_from_buffer(nft, cmd) ? -EIO : 0;
+	}
+	/* "... comment "keel kbrN" # handle N": each of ours, by its handle. */
+	for (char *l = strtok_r(out, "\n", &save); op == DOCKER_REMOVE && l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		const char *h = strstr(l, "# handle ");
+
+		if (!strstr(l, tag) || !h)
+			continue;
+		snprintf(cmd, sizeof(cmd), "delete rule ip filter " DOCKER_USER " handle %ld",
+			 strtol(h + 9, NULL, 10));
+		if (nft_run_cmd_from_buffer(nft, cmd))
+			ret = -EIO;
+	}
+	free(out);
+	return ret;
+}
+
 int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
 		     char *err, size_t errlen)
 {
@@ -191,6 +236,16 @@ int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *
 		error_set(err, errlen, "switch '%s': nftables refused its rules: %.*s", sw->name,
 			  (int)strcspn(why ? why : "", "\n"), why ? why : "");
 		ret = -EIO;
+	} else {
+		bool there;
+
+		nft_ctx_output_set_flags(nft, NFT_CTX_OUTPUT_HANDLE);
+		if (docker_user(nft, sw->bridge, remove ? DOCKER_REMOVE : DOCKER_ADD, &there)) {
+			error_set(err, errlen,
+				  "switch '%s': cannot %s its rules in Docker's %s chain", sw->name,
+				  remove ? "remove" : "add", DOCKER_USER);
+			ret = -EIO;
+		}
 	}
 	nft_ctx_free(nft);
 	free(script);
@@ -212,6 +267,11 @@ bool switch_nft_present(const struct store_switch *sw)
 	there = nft_run_cmd_from_buffer(nft, cmd) == 0;
 	snprintf(cmd, sizeof(cmd), "list chain bridge %s %s_guard", SWITCH_NFT_TABLE, sw->bridge);
 	there = there && nft_run_cmd_from_buffer(nft, cmd) == 0;
+	if (there) {
+		bool docker;
+
+		there = docker_user(nft, sw->bridge, DOCKER_CHECK, &docker) == 0 && docker;
+	}
 	nft_ctx_free(nft);
 	return there;
 }

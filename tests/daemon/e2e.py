@@ -2674,6 +2674,78 @@ def case_switch_guards(e):
           (link_mac(br), bmac))
 
 
+def case_switch_docker(e):
+    """Issue 12, coexistence with Docker: a host whose FORWARD chain drops by policy (as
+    Docker's does, with its DOCKER-USER chain) still forwards the Default Switch's traffic:
+    keeld puts its accept rules into DOCKER-USER, puts them back when they are flushed away,
+    and takes them away with the switch. A client behind the switch reaches a namespace
+    standing in for the outside through NAT."""
+    if not e.netns:
+        print("SKIP: switch-docker: keeld's network namespace and its bridges need root")
+        return 77
+    e.ns("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+    e.ns("ip", "addr", "add", "10.70.0.1/16", "dev", "up0")
+    e.ns("ip", "link", "set", "up0", "up")
+    # Docker's filter table as iptables-nft makes it: FORWARD drops, DOCKER-USER first.
+    e.ns("nft", "add table ip filter; add chain ip filter DOCKER-USER; "
+         "add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }; "
+         "add rule ip filter FORWARD jump DOCKER-USER")
+    e.start_keeld()
+    d = switches(e)["Default Switch"]
+    br = d["bridge"]
+    rules = e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER")
+    check('iifname "%s" accept comment "keel %s"' % (br, br) in rules and
+          'oifname "%s" accept comment "keel %s"' % (br, br) in rules,
+          "no accept rules in DOCKER-USER:\n" + rules)
+    g, o = e.netns + "g", e.netns + "o"
+    try:
+        for n in (g, o):
+            subprocess.run(["ip", "netns", "add", n], check=True)
+        e.ns("ip", "link", "set", "up1", "netns", o)
+        subprocess.run(["ip", "netns", "exec", o, "ip", "addr", "add", "10.70.0.2/16", "dev",
+                        "up1"], check=True)
+        subprocess.run(["ip", "netns", "exec", o, "ip", "link", "set", "up1", "up"], check=True)
+        e.ns("ip", "link", "add", "gv0", "type", "veth", "peer", "name", "gv1")
+        e.ns("ip", "link", "set", "gv0", "master", br, "up")
+        e.ns("ip", "link", "set", "gv1", "netns", g)
+        ip = d["subnet"].rsplit(".", 1)[0] + ".77"
+        gexec = ["ip", "netns", "exec", g]
+        subprocess.run(gexec + ["ip", "addr", "add", ip + "/24", "dev", "gv1"], check=True)
+        subprocess.run(gexec + ["ip", "link", "set", "gv1", "up"], check=True)
+        subprocess.run(gexec + ["ip", "route", "add", "default", "via", d["host_address"]],
+                       check=True)
+
+        def ping():
+            return subprocess.run(gexec + ["busybox", "ping", "-c", "1", "-W", "2", "10.70.0.2"],
+                                  capture_output=True).returncode == 0
+
+        deadline = time.time() + 10
+        while time.time() < deadline and not ping():
+            time.sleep(0.5)
+        r = subprocess.run(gexec + ["busybox", "ping", "-c", "1", "-W", "2", "10.70.0.2"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, "no way out through NAT under a FORWARD policy of drop: "
+              "%s%s\n%s" % (r.stdout, r.stderr, e.ns("nft", "list", "ruleset")))
+        # Flushed away (a Docker restart): back within keeld's watch.
+        e.ns("nft", "flush", "chain", "ip", "filter", "DOCKER-USER")
+        check(not ping(), "the outside reached with DOCKER-USER flushed")
+        deadline = time.time() + 15
+        while time.time() < deadline and not ping():
+            time.sleep(0.5)
+        check(ping(), "keeld did not put its DOCKER-USER rules back")
+    finally:
+        for n in (g, o):
+            subprocess.run(["ip", "netns", "del", n], capture_output=True)
+    e.keel("switch", "create", "dk", "--type", "internal", "--subnet", "10.62.0.0/24")
+    dk = switches(e)["dk"]["bridge"]
+    check('"keel %s"' % dk in e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER"),
+          "no DOCKER-USER rules for dk")
+    e.keel("switch", "delete", "dk")
+    rules = e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER")
+    check('"keel %s"' % dk not in rules and '"keel %s"' % br in rules,
+          "DOCKER-USER after dk's delete:\n" + rules)
+
+
 def case_vsock(e):
     """Issue 13: virtio-vsock's host side through keeld. The description's vsock field (a bad
     CID refused with its reason); the jailed worker listens on vsock.sock in the VM's
