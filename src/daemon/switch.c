@@ -938,6 +938,47 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
 	}
 }
 
+struct trunk_walk {
+	const char *port, *adapter; /* the tap; an external switch's adapter (else NULL) */
+	int ret;
+};
+
+static void trunk_range(uint16_t lo, uint16_t hi, void *data)
+{
+	struct trunk_walk *w = data;
+
+	if (!w->ret)
+		w->ret = nl_port_vlan_range(w->port, lo, hi, true);
+	if (!w->ret && w->adapter)
+		w->ret = nl_port_vlan_range(w->adapter, lo, hi, true);
+}
+
+/* Trunk mode (Set-VMNetworkAdapterVlan -Trunk): the list's VLANs pass tagged, the native
+ * VLAN untagged (its PVID); an external switch carries them tagged on its adapter. */
+static int trunk_port(const struct store_switch *sw, const struct vm_nic *nic, const char *ifname,
+		      char *err, size_t errlen)
+{
+	struct trunk_walk w = {ifname, is_type(sw, "external") ? sw->adapter : NULL, 0};
+	uint16_t native = nic->native_vlan ? nic->native_vlan : 1;
+
+	if (vmdef_vlan_list(nic->vlan_trunk, trunk_range, &w))
+		w.ret = -EINVAL;
+	if (!w.ret && native != 1)
+		w.ret = nl_port_vlan(ifname, 1, false, false);
+	if (!w.ret)
+		w.ret = nl_port_vlan(ifname, native, true, true);
+	if (!w.ret && w.adapter && native != 1)
+		w.ret = nl_port_vlan(w.adapter, native, false, true);
+	if (w.ret)
+		error_set(err, errlen,
+			  "adapter %s: cannot make tap %s a trunk (%s, native %u) on switch '%s': "
+			  "%s",
+			  nic->mac, ifname, nic->vlan_trunk, native, sw->name,
+			  w.ret == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
+					       : strerror(-w.ret));
+	return w.ret;
+}
+
 int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
 			 size_t errlen)
 {
@@ -971,6 +1012,18 @@ int switches_port_attach(struct store *st, const struct vm_nic *nic, const char 
 			return r;
 		}
 	}
+	if (nic->bw_in) {
+		r = nl_tbf(ifname, nic->bw_in);
+		if (r) {
+			error_set(err, errlen,
+				  "adapter %s: cannot limit tap %s to %llu bit/s: %s%s", nic->mac,
+				  ifname, (unsigned long long)nic->bw_in, strerror(-r),
+				  r == -ENOENT ? " (no tbf qdisc in this kernel: sch_tbf)" : "");
+			return r;
+		}
+	}
+	if (nic->vlan_trunk[0])
+		return trunk_port(&sw, nic, ifname, err, errlen);
 	if (!nic->vlan)
 		return 0;
 	/* Access mode: untagged frames of the tap are VLAN N's, and only VLAN N's reach it. An

@@ -58,31 +58,20 @@ static void mac_hex(const char *mac, char *out, size_t size)
 	out[n] = '\0';
 }
 
-/* The guards of one adapter, on frames entering the switch from its tap (docs/networking.md,
- * "Guards"). Every rule counts what it drops. */
-static void guards(struct script *s, const char *b, const struct vm_nic *p)
+/* The guards of adapter p that look into IPv4 and IPv6 (l3: how such frames are matched). */
+static void l3_guards(struct script *s, const char *b, const struct vm_nic *p,
+		      const char *const l3[2], const char *hex)
 {
 	const char *t = "bridge " SWITCH_NFT_TABLE;
-	/* the frames a guard looks into: untagged ones (tagged ones are dropped below) */
-	const char *l3[2] = {"ether type ip", "ether type ip6"};
-	char hex[20];
 
-	/* 802.1Q and 802.1ad frames: a VM's VLAN is the switch's to set. (A VLAN-accelerated
-	 * frame's tag is matched too: nft puts it back into the header it reads.) */
-	put(s, "add rule %s %s_guard iifname \"%s\" ether type { 8021q, 8021ad } counter drop\n", t,
-	    b, p->tap);
-	if (!p->mac_spoofing) {
-		put(s, "add rule %s %s_guard iifname \"%s\" ether saddr != %s counter drop\n", t, b,
-		    p->tap, p->mac);
-		/* A DHCP request must ask for the adapter's own MAC (chaddr, 28 bytes into the
-		 * BOOTP message after the 8-byte UDP header): the leases, and so the addresses keel
-		 * shows and reserves, follow the MACs keel gave, not the guest's claims. */
-		mac_hex(p->mac, hex, sizeof(hex));
+	/* A DHCP request must ask for the adapter's own MAC (chaddr, 28 bytes into the BOOTP
+	 * message after the 8-byte UDP header): the leases, and so the addresses keel shows and
+	 * reserves, follow the MACs keel gave, not the guest's claims. */
+	if (!p->mac_spoofing)
 		put(s,
 		    "add rule %s %s_guard iifname \"%s\" %s udp dport 67 @th,288,48 != %s counter "
 		    "drop\n",
 		    t, b, p->tap, l3[0], hex);
-	}
 	if (p->dhcp_guard) {
 		/* What makes a DHCP server's reply: from its port, or to a client's. */
 		put(s, "add rule %s %s_guard iifname \"%s\" %s udp sport 67 counter drop\n", t, b,
@@ -102,6 +91,36 @@ static void guards(struct script *s, const char *b, const struct vm_nic *p)
 		put(s, "add rule %s %s_guard iifname \"%s\" %s icmp type redirect counter drop\n",
 		    t, b, p->tap, l3[0]);
 	}
+}
+
+/* The guards of one adapter, on frames entering the switch from its tap (docs/networking.md,
+ * "Guards"), and the limit of what it sends. Every rule counts what it drops. */
+static void guards(struct script *s, const char *b, const struct vm_nic *p)
+{
+	static const char *const l3[2][2] = {{"ether type ip", "ether type ip6"},
+					     {"vlan type ip", "vlan type ip6"}};
+	const char *t = "bridge " SWITCH_NFT_TABLE;
+	char hex[20];
+
+	/* 802.1Q frames but from a trunk, and 802.1ad (stacked) ones from any port: a VM's VLAN
+	 * is the switch's to set. (A VLAN-accelerated frame's tag is matched too: nft puts it
+	 * back into the header it reads.) */
+	put(s, "add rule %s %s_guard iifname \"%s\" ether type %s counter drop\n", t, b, p->tap,
+	    p->vlan_trunk[0] ? "8021ad" : "{ 8021q, 8021ad }");
+	/* Maximum bandwidth out of the VM: what passes the limit's token bucket (at first a
+	 * second's worth and 64 KiB, then the rate). */
+	if (p->bw_out)
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" limit rate over %llu bytes/second burst "
+		    "65536 bytes counter drop\n",
+		    t, b, p->tap, (unsigned long long)(p->bw_out / 8));
+	if (!p->mac_spoofing)
+		put(s, "add rule %s %s_guard iifname \"%s\" ether saddr != %s counter drop\n", t, b,
+		    p->tap, p->mac);
+	mac_hex(p->mac, hex, sizeof(hex));
+	/* untagged frames; a trunk's tagged ones too */
+	for (int v = 0; v < (p->vlan_trunk[0] ? 2 : 1); v++)
+		l3_guards(s, b, p, l3[v], hex);
 }
 
 int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
@@ -212,7 +231,7 @@ static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op o
 int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
 		     char *err, size_t errlen)
 {
-	size_t size = 4096 + (in ? 1536 * in->nports + 256 * in->nfwds : 0);
+	size_t size = 4096 + (in ? 3072 * in->nports + 256 * in->nfwds : 0);
 	char *script = malloc(size);
 	struct nft_ctx *nft;
 	int n = script ? switch_nft_script(sw, in, remove, script, size) : -ENOMEM, ret = 0;

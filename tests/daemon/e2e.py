@@ -1494,6 +1494,8 @@ def case_disk_format(e):
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
+                        "ALTER TABLE nics DROP COLUMN vlan_trunk; ALTER TABLE nics DROP COLUMN native_vlan;"
+                        "ALTER TABLE nics DROP COLUMN bw_out; ALTER TABLE nics DROP COLUMN bw_in;"
                         "DELETE FROM pools WHERE name='test'; PRAGMA user_version=2;"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -1579,6 +1581,8 @@ def case_description(e):
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
            "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
            "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
+                        "ALTER TABLE nics DROP COLUMN vlan_trunk; ALTER TABLE nics DROP COLUMN native_vlan;"
+                        "ALTER TABLE nics DROP COLUMN bw_out; ALTER TABLE nics DROP COLUMN bw_in;"
            "PRAGMA user_version=1;")
     r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "sqlite3: %s" % r.stderr)
@@ -1588,7 +1592,7 @@ def case_description(e):
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     r = subprocess.run(["sqlite3", db, "PRAGMA user_version"], capture_output=True, text=True,
                        timeout=30)
-    check(r.stdout.strip() == "5", "store schema after upgrade: %r" % r.stdout)
+    check(r.stdout.strip() == "6", "store schema after upgrade: %r" % r.stdout)
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):
@@ -2362,7 +2366,7 @@ def case_switches(e):
         check(ip.startswith(net), "lease %s is not in %s" % (ip, subnet))
         check(e.vm("g1")["nets"][0]["addresses"] == [ip], "g1: %r" % e.vm("g1")["nets"])
         out, _ = e.keel("vm", "net", "list", "g1")
-        check(re.search(r"^0 +Default Switch +k\w+ +%s +- +m +%s$" % (mac, re.escape(ip)), out,
+        check(re.search(r"^0 +Default Switch +k\w+ +%s +- +m +- +%s$" % (mac, re.escape(ip)), out,
                         re.M),
               "keel vm net list: %r" % out)
         # A port forward (Add-NetNatStaticMapping): host port 8080 to g1's port 80, from the
@@ -2525,11 +2529,12 @@ while time.time() < end:
 """
 
 
-def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None):
+def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, pad=0):
     """A broadcast frame from MAC src carrying UDP sport -> dport (IPv4 or IPv6) with a
-    two-letter marker; vlan: 802.1Q-tagged with that VID; chaddr: a BOOTP message with it."""
+    two-letter marker (and pad more bytes); vlan: 802.1Q-tagged with that VID; chaddr: a
+    BOOTP message with it."""
     mac = bytes.fromhex(src.replace(":", ""))
-    body = b"KEELMARK" + marker.encode()
+    body = b"KEELMARK" + marker.encode() + bytes(pad)
     if chaddr:
         body = bytes(28) + bytes.fromhex(chaddr.replace(":", "")) + bytes(10) + body
     udp = struct.pack("!HHHH", sport, dport, 8 + len(body), 0) + body
@@ -2546,6 +2551,34 @@ def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None):
         etype = 0x86dd
     tag = struct.pack("!HH", 0x8100, vlan) if vlan else b""
     return (b"\xff" * 6 + mac + tag + struct.pack("!H", etype) + hdr + udp).hex()
+
+
+def fake_ports(e, br, prefix, macs, nss, vid=None):
+    """For each key k of macs, VM PREFIX+k's tap stood in for by a veth on bridge br (in VLAN
+    vid too, when given), its far end eth0 with MAC macs[k] in namespace nss[k] (made here;
+    the caller deletes them)."""
+    for k in sorted(macs):
+        tap = e.vm(prefix + k)["nets"][0]["tap"]
+        nss[k] = e.netns + k
+        subprocess.run(["ip", "netns", "add", nss[k]], check=True)
+        e.ns("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0")
+        e.ns("ip", "link", "set", tap, "master", br, "up")
+        if vid:
+            e.ns("bridge", "vlan", "add", "dev", tap, "vid", str(vid))
+        e.ns("ip", "link", "set", "eth0", "netns", nss[k])
+        subprocess.run(["ip", "netns", "exec", nss[k], "ip", "link", "set", "eth0", "address",
+                        macs[k], "up"], check=True)
+
+
+def raw_exchange(src, dst, frames):
+    """The markers of frames (marker: hex frame) sent out of eth0 in namespace src that
+    reach eth0 in namespace dst."""
+    rx = subprocess.Popen(["ip", "netns", "exec", dst, "python3", "-c", RAW_RECV, "eth0", "4"],
+                          stdout=subprocess.PIPE, text=True)
+    check(rx.stdout.readline().strip() == "ready", "the receiver did not start")
+    subprocess.run(["ip", "netns", "exec", src, "python3", "-c", RAW_SEND, "eth0"] +
+                   list(frames.values()), check=True)
+    return set(rx.communicate(timeout=20)[0].split())
 
 
 def case_switch_guards(e):
@@ -2582,15 +2615,7 @@ def case_switch_guards(e):
            "switch=Default Switch,mac=%s" % macs["b"])
     nss = {}
     try:
-        for k in "ab":
-            tap = e.vm("g" + k)["nets"][0]["tap"]
-            nss[k] = e.netns + k
-            subprocess.run(["ip", "netns", "add", nss[k]], check=True)
-            e.ns("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0")
-            e.ns("ip", "link", "set", tap, "master", br, "up")
-            e.ns("ip", "link", "set", "eth0", "netns", nss[k])
-            subprocess.run(["ip", "netns", "exec", nss[k], "ip", "link", "set", "eth0",
-                            "address", macs[k], "up"], check=True)
+        fake_ports(e, br, "g", macs, nss)
         a = macs["a"]
         frames = {
             "ok": frame(a, "ok"),                                  # plain UDP: passes
@@ -2604,12 +2629,7 @@ def case_switch_guards(e):
             "cx": frame(a, "cx", sport=68, dport=67, chaddr="02:00:00:00:cc:02"),  # for b
         }
         time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
-        rx = subprocess.Popen(["ip", "netns", "exec", nss["b"], "python3", "-c", RAW_RECV,
-                               "eth0", "4"], stdout=subprocess.PIPE, text=True)
-        check(rx.stdout.readline().strip() == "ready", "the receiver did not start")
-        subprocess.run(["ip", "netns", "exec", nss["a"], "python3", "-c", RAW_SEND, "eth0"] +
-                       list(frames.values()), check=True)
-        got = set(rx.communicate(timeout=20)[0].split())
+        got = raw_exchange(nss["a"], nss["b"], frames)
         want = {"ok", "cm"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
@@ -2672,6 +2692,160 @@ def case_switch_guards(e):
     e.start_keeld()
     check(link_mac(br) == bmac, "the bridge's MAC after a restart: %s, was %s" %
           (link_mac(br), bmac))
+
+
+# A stream of frames FRAME out of an interface for SECONDS at PPS frames a second (RATE_RECV
+# measures what arrives).
+RATE_SEND = """
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+f = bytes.fromhex(sys.argv[3])
+pps = float(sys.argv[4])
+t0 = time.time()
+end, n = t0 + float(sys.argv[2]), 0
+while time.time() < end:
+    for _ in range(50):
+        try:
+            s.send(f)
+        except OSError:
+            pass
+    n += 50
+    ahead = t0 + n / pps - time.time()
+    if ahead > 0:
+        time.sleep(ahead)
+"""
+# Bytes (without the Ethernet header) of marked frames arriving between seconds FROM and TO.
+RATE_RECV = """
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+print("ready", flush=True)
+t0 = time.time()
+a, b = float(sys.argv[2]), float(sys.argv[3])
+n = 0
+while time.time() < t0 + b:
+    try:
+        f = s.recv(4096)
+    except socket.timeout:
+        continue
+    if b"KEELMARK" in f and time.time() >= t0 + a:
+        n += len(f) - 14
+print(n, flush=True)
+"""
+
+
+def case_switch_limits(e):
+    """Issue 12: an adapter's trunk VLANs (vlan_trunk, native_vlan) and maximum bandwidth
+    (bandwidth_out: an nftables limit on what its tap sends into the switch; bandwidth_in: a
+    tbf qdisc on the tap, what the switch sends it), through the API and `keel vm create
+    --net`; bad values refused; a trunk port's tagged frames pass and its guards see into
+    them; 10 Mbit/s out of a port and into a running VM's tap, measured within 20%."""
+    if not e.netns:
+        print("SKIP: switch-limits: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    d = switches(e)["Default Switch"]
+    br = d["bridge"]
+    base = {"name": "x", "kernel": e.a.guest, "memory": 16 << 20}
+    for net, msg in (({"switch": "Default Switch", "vlan_trunk": "0-5"}, "not a VLAN list"),
+                     ({"switch": "Default Switch", "vlan_trunk": "10,"}, "not a VLAN list"),
+                     ({"switch": "Default Switch", "vlan_trunk": "30-20"}, "not a VLAN list"),
+                     ({"switch": "Default Switch", "vlan_trunk": "10", "vlan": 5},
+                      "access mode (vlan) or a trunk"),
+                     ({"switch": "Default Switch", "native_vlan": 5}, "native_vlan is a trunk's"),
+                     ({"switch": "Default Switch", "bandwidth_out": 1000},
+                      "nets[].bandwidth_out"),
+                     ({"tap": "t0", "bandwidth_in": 10000000}, "are a switch's")):
+        e.api_err("POST", "/v1/vms", dict(base, nets=[net]), msg=msg)
+    _, err = e.keel("vm", "create", "x", "--kernel", e.a.guest, "--net",
+                    "switch=Default Switch,bandwidth-out=fast", want=2)
+    check("bandwidth-out is bits per second" in err, "keel --net bandwidth-out=fast: %r" % err)
+    check(e.api_ok("GET", "/v1/vms") == [], "a refused VM was made")
+    # The CLI's trunk form, "vlan-trunk=10,20-30,native-vlan=5".
+    macs = {"a": "02:00:00:00:ee:01", "b": "02:00:00:00:ee:02"}
+    e.keel("vm", "create", "ta", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=Default Switch,mac=%s,vlan-trunk=10,20-30,native-vlan=5,dhcp-guard=on,"
+           "bandwidth-out=10M" % macs["a"])
+    n = e.vm("ta")["nets"][0]
+    check(n.get("vlan_trunk") == "10,20-30" and n.get("native_vlan") == 5 and
+          n.get("bandwidth_out") == 10000000 and "bandwidth_in" not in n, "ta: %r" % n)
+    out, _ = e.keel("vm", "net", "list", "ta")
+    check(re.search(r"^0 +Default Switch +k\w+ +\S+ +10,20-30/5 +md +10M/- ", out, re.M),
+          "vm net list ta: %r" % out)
+    e.keel("vm", "create", "tb", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=Default Switch,mac=%s" % macs["b"])
+    filtering = subprocess.run(["ip", "netns", "exec", e.netns, "ip", "link", "add", "vfp",
+                                "type", "bridge", "vlan_filtering", "1"],
+                               capture_output=True).returncode == 0
+    if filtering:
+        e.ns("ip", "link", "del", "vfp")
+    nss = {}
+    try:
+        fake_ports(e, br, "t", macs, nss, vid=10 if filtering else None)
+        time.sleep(1.5)
+        a = macs["a"]
+        frames = {"ok": frame(a, "ok"), "tt": frame(a, "tt", vlan=10),
+                  "ts": frame(a, "ts", sport=67, dport=68, vlan=10),
+                  "us": frame(a, "us", sport=67, dport=68)}
+        got = raw_exchange(nss["a"], nss["b"], frames)
+        check(got == {"ok", "tt"}, "frames from the trunk port: %s" % sorted(got))
+        # 10 Mbit/s out of ta's port: what reaches tb from second 2 to 6 of a flood.
+        big = frame(a, "bw", pad=1000)
+        rx = subprocess.Popen(["ip", "netns", "exec", nss["b"], "python3", "-c", RATE_RECV,
+                               "eth0", "2", "6"], stdout=subprocess.PIPE, text=True)
+        check(rx.stdout.readline().strip() == "ready", "the receiver did not start")
+        subprocess.run(["ip", "netns", "exec", nss["a"], "python3", "-c", RATE_SEND, "eth0",
+                        "6.5", big, "3000"], check=True, timeout=60)
+        rate = int(rx.communicate(timeout=20)[0]) * 8 / 4.0
+        print("switch-limits: bandwidth-out 10M measured %.2f Mbit/s" % (rate / 1e6))
+        check(8e6 <= rate <= 12e6, "10 Mbit/s out of a port measured %.0f bit/s: %s" %
+              (rate, e.ns("nft", "list", "table", "bridge", "keel")))
+    finally:
+        for ns in nss.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    e.keel("vm", "delete", "ta")
+    e.keel("vm", "delete", "tb")
+    # 10 Mbit/s into a running VM: a tbf qdisc on its tap; a flood at it from a port.
+    e.keel("vm", "create", "bw", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=Default Switch,bandwidth-in=10M")
+    vm = e.start("bw")
+    tap, mac = vm["nets"][0]["tap"], vm["nets"][0]["mac"]
+    q = json.loads(e.ns("tc", "-j", "qdisc", "show", "dev", tap))
+    check(q and q[0]["kind"] == "tbf", "bw's tap qdisc: %r" % q)
+    fl = e.netns + "f"
+    subprocess.run(["ip", "netns", "add", fl], check=True)
+    try:
+        e.ns("ip", "link", "add", "fl0", "type", "veth", "peer", "name", "eth0")
+        e.ns("ip", "link", "set", "fl0", "master", br, "up")
+        e.ns("ip", "link", "set", "eth0", "netns", fl)
+        subprocess.run(["ip", "netns", "exec", fl, "ip", "link", "set", "eth0", "up"],
+                       check=True)
+        time.sleep(1.5)
+        src = json.loads(subprocess.run(["ip", "netns", "exec", fl, "ip", "-j", "link", "show",
+                                         "eth0"], capture_output=True, text=True,
+                                        check=True).stdout)[0]["address"]
+        big = (bytes.fromhex(mac.replace(":", "")) +
+               bytes.fromhex(frame(src, "in", pad=1000))[6:]).hex()
+
+        def sent():
+            return json.loads(e.ns("tc", "-s", "-j", "qdisc", "show", "dev", tap))[0]["bytes"]
+
+        flood = subprocess.Popen(["ip", "netns", "exec", fl, "python3", "-c", RATE_SEND, "eth0",
+                                  "7", big, "3000"])
+        time.sleep(2)
+        b0, t0 = sent(), time.time()
+        time.sleep(4)
+        b1, t1 = sent(), time.time()
+        flood.wait(timeout=30)
+        rate = (b1 - b0) * 8 / (t1 - t0)
+        print("switch-limits: bandwidth-in 10M measured %.2f Mbit/s" % (rate / 1e6))
+        check(8e6 <= rate <= 12e6, "10 Mbit/s into a VM's tap measured %.0f bit/s" % rate)
+    finally:
+        subprocess.run(["ip", "netns", "del", fl], capture_output=True)
+    e.keel("vm", "turn-off", "bw")
+    e.wait_state("bw", "Off")
 
 
 def case_switch_docker(e):
