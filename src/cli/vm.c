@@ -982,7 +982,7 @@ static int cmd_net(int argc, char **argv)
 		       "VLAN", "GUARDS", "BW OUT/IN", "ADDRESSES");
 		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
 			json_object *v = json_object_array_get_idx(arr, i), *f;
-			char ips[256], vlan[160] = "-", guards[8] = "-", bw[2][16], bws[40];
+			char ips[256], vlan[160] = "-", guards[8] = "-", bw[2][24], bws[56];
 
 			/* access: N; trunk: LIST/NATIVE */
 			if (json_object_object_get_ex(v, "vlan", &f))
