@@ -22,6 +22,10 @@ struct agent_opts {
 	/* Test builds only (-Dtest_hooks=true): run this with "poweroff" or "reboot" instead
 	 * of shutting down, so that host tests can check a stop through the agent. */
 	const char *test_shutdown_command;
+	/* Test builds only: the mount table freeze reads instead of /proc/self/mountinfo (an
+	 * empty file: nothing to freeze), so that host tests drive a production checkpoint
+	 * without freezing the host. */
+	const char *test_mountinfo;
 };
 
 extern struct agent_opts agent_opts;
@@ -44,9 +48,10 @@ struct copy_job {
 	bool active;
 	uint32_t id;
 	int fd;
-	int err; /* the first failure, reported at COPY_END */
+	int dirfd; /* the destination's directory, reached without following others' links */
+	int err;   /* the first failure, reported at COPY_END */
 	char path[AP_MAX_PATH];
-	char tmp[AP_MAX_PATH + 32];
+	char tmp[300]; /* the temporary file's name in dirfd */
 	uint32_t mode, uid, gid, flags;
 	uint64_t size, written;
 };
@@ -94,6 +99,8 @@ struct exec_spec {
 	const struct exec_user *user;
 };
 int exec_user_lookup(const char *user, struct exec_user *u) __attribute__((warn_unused_result));
+/* A group of the guest's /etc/group, by name or number. 0, -ENOENT, or -errno. */
+int exec_group_lookup(const char *group, gid_t *gid) __attribute__((warn_unused_result));
 int exec_pty_open(uint32_t rows, uint32_t cols, int *master, char *slave, size_t n)
 	__attribute__((warn_unused_result));
 int exec_child_setup(const struct exec_spec *s) __attribute__((warn_unused_result));

@@ -86,6 +86,7 @@ void conn_serve(int fd)
 	c.fd = fd;
 	c.exec.in_fd = c.exec.out_fd = c.exec.err_fd = c.exec.pidfd = -1;
 	c.copy.fd = -1;
+	c.copy.dirfd = -1;
 	ap_reader_init(&rd);
 	for (;;) {
 		struct pollfd p[8];

@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "lib/clock.h"
 
 const char *agent_check_path(const char *path)
 {
@@ -45,23 +47,113 @@ const char *agent_check_path(const char *path)
 	return NULL;
 }
 
-/* mkdir -p of path's parent directories, mode 0755, root's. */
-static int make_parents(const char *path)
+/*
+ * The directory of path, opened one component at a time without following a symbolic link
+ * that someone other than root could have placed or changed: a link is followed only when
+ * root owns it and the directory it is in (not writable by group or others), so that a
+ * guest user who owns a directory on the path cannot redirect a copy written as root (what
+ * fs.protected_symlinks does for sticky directories). With create, missing directories are
+ * made (0755, root's). Returns the directory's descriptor, or -errno with *at the component.
+ */
+static int open_parent(const char *path, bool create, char *at, size_t atlen)
 {
-	char dir[AP_MAX_PATH];
+	char buf[AP_MAX_PATH];
+	char *comp, *next, *save = NULL;
+	int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	for (char *s = strchr(dir + 1, '/'); s; s = strchr(s + 1, '/')) {
-		struct stat st;
+	if (dfd < 0)
+		return -errno;
+	snprintf(buf, sizeof(buf), "%s", path);
+	*strrchr(buf, '/') = '\0'; /* the last component is the file */
+	comp = strtok_r(buf, "/", &save);
+	for (; comp; comp = next) {
+		struct stat st, dst;
+		int fd;
 
-		*s = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		if (stat(dir, &st) < 0)
-			return -errno;
-		if (!S_ISDIR(st.st_mode))
-			return -ENOTDIR;
-		*s = '/';
+		next = strtok_r(NULL, "/", &save);
+		snprintf(at, atlen, "%s", comp);
+		fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && create) {
+			if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST)
+				goto fail;
+			fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
+		    fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+			if (st.st_uid != 0 || fstat(dfd, &dst) < 0 || dst.st_uid != 0 ||
+			    (dst.st_mode & 022)) {
+				close(dfd);
+				return -EPERM;
+			}
+			fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		}
+		if (fd < 0)
+			goto fail;
+		close(dfd);
+		dfd = fd;
+	}
+	return dfd;
+fail : {
+	int e = errno;
+
+	close(dfd);
+	return -e;
+}
+}
+
+/* A name for the temporary file beside name: ".NAME.keel-XXXXXX", X random. */
+static void temp_name(char *out, size_t size, const char *name)
+{
+	static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char rnd[6];
+	char x[7];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (unsigned char)(clock_mono_ms() >> (i * 3));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		x[i] = digits[rnd[i] % (sizeof(digits) - 1)];
+	x[6] = '\0';
+	snprintf(out, size, ".%.200s.keel-%s", name, x);
+}
+
+/*
+ * The owner from the user and group attributes (names or numbers of the guest's, which the
+ * numbers of the host's users are not): a user gives its uid and primary group, a group its
+ * gid. With AP_COPY_OWNER_IF_ANY (the host's own names, sent by default) one the guest lacks
+ * is root's; else it is an error (-ENOENT, with what[] naming it).
+ */
+static int copy_owner(const struct ap_msg *m, uint32_t flags, uint32_t *uid, uint32_t *gid,
+		      char *what, size_t whatlen)
+{
+	const char *user = ap_get_str(m, AP_A_USER), *group = ap_get_str(m, AP_A_GROUP);
+	bool optional = flags & AP_COPY_OWNER_IF_ANY;
+	struct exec_user u;
+	gid_t g;
+	int r;
+
+	if (user) {
+		r = exec_user_lookup(user, &u);
+		if (!r) {
+			*uid = u.uid;
+			*gid = u.gid;
+		} else if (optional) {
+			*uid = *gid = 0;
+		} else {
+			snprintf(what, whatlen, "user '%s'", user);
+			return r;
+		}
+	}
+	if (group) {
+		r = exec_group_lookup(group, &g);
+		if (!r) {
+			*gid = g;
+		} else if (optional) {
+			*gid = 0;
+		} else {
+			snprintf(what, whatlen, "group '%s'", group);
+			return r;
+		}
 	}
 	return 0;
 }
@@ -73,8 +165,10 @@ void copy_abort(struct conn *c)
 	if (!j->active)
 		return;
 	close(j->fd);
-	unlink(j->tmp);
+	unlinkat(j->dirfd, j->tmp, 0);
+	close(j->dirfd);
 	j->fd = -1;
+	j->dirfd = -1;
 	j->active = false;
 }
 
@@ -85,8 +179,9 @@ int copy_begin(struct conn *c, const struct ap_msg *m)
 	uint32_t mode = 0644, uid = 0, gid = 0, flags = 0;
 	uint64_t size;
 	struct stat st;
-	char *slash;
-	int r;
+	char at[256] = "";
+	const char *base;
+	int r, dfd;
 
 	if (j->active)
 		return conn_error(c, m, EBUSY, "a copy is already under way on this connection");
@@ -104,39 +199,55 @@ int copy_begin(struct conn *c, const struct ap_msg *m)
 	(void)ap_get_u32(m, AP_A_COPY_FLAGS, &flags);
 	if (mode & ~07777u)
 		return conn_error(c, m, EINVAL, "mode %o has bits other than permissions", mode);
-	if (flags & ~(uint32_t)(AP_COPY_CREATE_PATH | AP_COPY_OVERWRITE))
+	if (flags & ~(uint32_t)(AP_COPY_CREATE_PATH | AP_COPY_OVERWRITE | AP_COPY_OWNER_IF_ANY))
 		return conn_error(c, m, EINVAL, "unknown copy flags 0x%x", flags);
 	if (uid == UINT32_MAX || gid == UINT32_MAX)
 		return conn_error(c, m, EINVAL, "uid and gid 4294967295 mean no one");
-	if (lstat(path, &st) == 0) {
-		if (S_ISDIR(st.st_mode))
-			return conn_error(c, m, EISDIR, "'%s' is a directory", path);
-		if (!(flags & AP_COPY_OVERWRITE))
+	r = copy_owner(m, flags, &uid, &gid, at, sizeof(at));
+	if (r)
+		return conn_error(c, m, -r, "no %s in the guest's /etc/%s", at,
+				  strncmp(at, "user", 4) ? "group" : "passwd");
+	dfd = open_parent(path, flags & AP_COPY_CREATE_PATH, at, sizeof(at));
+	if (dfd == -ENOENT)
+		return conn_error(c, m, ENOENT,
+				  "the directory of '%s' does not exist (create it with "
+				  "--create-path)",
+				  path);
+	if (dfd == -EPERM)
+		return conn_error(c, m, EPERM,
+				  "'%s' in the path of '%s' is a symbolic link that a user other "
+				  "than root could change: a copy does not follow it",
+				  at, path);
+	if (dfd < 0)
+		return conn_error(c, m, -dfd, "cannot open the directory of '%s' at '%s': %s", path,
+				  at, strerror(-dfd));
+	base = strrchr(path, '/') + 1;
+	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(st.st_mode) || !(flags & AP_COPY_OVERWRITE)) {
+			close(dfd);
+			if (S_ISDIR(st.st_mode))
+				return conn_error(c, m, EISDIR, "'%s' is a directory", path);
 			return conn_error(c, m, EEXIST,
 					  "'%s' exists (overwrite it with --overwrite)", path);
-	}
-	if (flags & AP_COPY_CREATE_PATH) {
-		r = make_parents(path);
-		if (r)
-			return conn_error(c, m, -r, "cannot create the directories of '%s': %s",
-					  path, strerror(-r));
+		}
 	}
 	memset(j, 0, sizeof(*j));
+	j->dirfd = -1;
 	snprintf(j->path, sizeof(j->path), "%s", path);
-	slash = strrchr(j->path, '/');
-	snprintf(j->tmp, sizeof(j->tmp), "%.*s/.%s.keel-XXXXXX", (int)(slash - j->path), j->path,
-		 slash + 1);
-	j->fd = mkostemp(j->tmp, O_CLOEXEC);
+	for (int tries = 0; tries < 16; tries++) {
+		temp_name(j->tmp, sizeof(j->tmp), base);
+		j->fd = openat(dfd, j->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			       0600);
+		if (j->fd >= 0 || errno != EEXIST)
+			break;
+	}
 	if (j->fd < 0) {
 		r = errno;
-		if (r == ENOENT)
-			return conn_error(c, m, r,
-					  "the directory of '%s' does not exist (create it with "
-					  "--create-path)",
-					  path);
+		close(dfd);
 		return conn_error(c, m, r, "cannot create a file beside '%s': %s", path,
 				  strerror(r));
 	}
+	j->dirfd = dfd;
 	j->active = true;
 	j->id = m->id;
 	j->mode = mode;
@@ -180,14 +291,11 @@ int copy_end(struct conn *c, const struct ap_msg *m)
 		r = -errno;
 	if (!r && fsync(j->fd) < 0)
 		r = -errno;
-	if (!r) {
-		if (j->flags & AP_COPY_OVERWRITE)
-			r = rename(j->tmp, j->path) < 0 ? -errno : 0;
-		else
-			r = renameat2(AT_FDCWD, j->tmp, AT_FDCWD, j->path, RENAME_NOREPLACE) < 0
-				    ? -errno
-				    : 0;
-	}
+	if (!r)
+		r = renameat2(j->dirfd, j->tmp, j->dirfd, strrchr(j->path, '/') + 1,
+			      j->flags & AP_COPY_OVERWRITE ? 0 : RENAME_NOREPLACE) < 0
+			    ? -errno
+			    : 0;
 	if (r) {
 		uint64_t written = j->written, size = j->size;
 
@@ -203,21 +311,10 @@ int copy_end(struct conn *c, const struct ap_msg *m)
 	close(j->fd);
 	j->fd = -1;
 	j->active = false;
-	{
-		/* The rename itself must survive a crash: sync the directory. */
-		char dir[AP_MAX_PATH];
-		char *slash;
-		int dfd;
-
-		snprintf(dir, sizeof(dir), "%s", j->path);
-		slash = strrchr(dir, '/');
-		slash[slash == dir ? 1 : 0] = '\0';
-		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-	}
+	/* The rename itself must survive a crash: sync the directory. */
+	fsync(j->dirfd);
+	close(j->dirfd);
+	j->dirfd = -1;
 	ap_begin(&c->out, m->type, AP_F_REPLY, m->id);
 	ap_put_u64(&c->out, AP_A_SIZE, j->written);
 	if (ap_end(&c->out))

@@ -56,6 +56,37 @@ int exec_user_lookup(const char *user, struct exec_user *u)
 	return -ENOENT;
 }
 
+int exec_group_lookup(const char *group, gid_t *gid)
+{
+	char line[4096];
+	uint64_t want = UINT64_MAX;
+	FILE *f;
+
+	if (!group[0])
+		return -EINVAL;
+	if (parse_uint(group, 0, UINT32_MAX - 1, &want))
+		want = UINT64_MAX; /* a name */
+	f = fopen("/etc/group", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *rest = line, *name = strsep(&rest, ":"), *pw = strsep(&rest, ":");
+		char *id = strsep(&rest, ":\n");
+		uint64_t gv;
+
+		(void)pw;
+		if (!name || !name[0] || !id || parse_uint(id, 0, UINT32_MAX - 1, &gv))
+			continue;
+		if (want == UINT64_MAX ? strcmp(name, group) : gv != want)
+			continue;
+		*gid = (gid_t)gv;
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	return -ENOENT;
+}
+
 int exec_pty_open(uint32_t rows, uint32_t cols, int *master, char *slave, size_t n)
 {
 	struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};

@@ -56,7 +56,9 @@ static int freeze_mounts(char (*paths)[AP_MAX_PATH], int max)
 	static char line[3 * AP_MAX_PATH];
 	dev_t devs[FREEZE_MAX];
 	int n = 0, root = -1;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
+	FILE *f = fopen(agent_opts.test_mountinfo ? agent_opts.test_mountinfo
+						  : "/proc/self/mountinfo",
+			"re");
 
 	if (!f)
 		return -errno;
@@ -171,8 +173,8 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	frozen.watchdog = fork();
 	if (frozen.watchdog == 0) {
 		struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
-		int held[] = {c->fd,	      c->exec.in_fd, c->exec.out_fd,
-			      c->exec.err_fd, c->exec.pidfd, c->copy.fd};
+		int held[] = {c->fd,	     c->exec.in_fd, c->exec.out_fd, c->exec.err_fd,
+			      c->exec.pidfd, c->copy.fd,    c->copy.dirfd};
 
 		/* Only the frozen file systems: the connection and an exec's pipes held here
 		 * would hide their end from the host and the program until the deadline. */
@@ -195,11 +197,34 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	return conn_send(c);
 }
 
+/* A thaw on a connection that froze nothing (the one that did is gone: a worker restarted
+ * under it, say): every block-device file system that is frozen is thawed, as qemu-ga's
+ * fsfreeze-thaw does, so the host can always end a freeze it asked for. */
+static int thaw_mounts(void)
+{
+	static char paths[FREEZE_MAX][AP_MAX_PATH];
+	int n = freeze_mounts(paths, FREEZE_MAX), count = 0;
+
+	for (int i = n - 1; i >= 0; i--) {
+		int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		if (ioctl(fd, FITHAW, 0) == 0)
+			count++; /* EINVAL: it was not frozen */
+		close(fd);
+	}
+	return count;
+}
+
 int thaw_handle(struct conn *c, const struct ap_msg *m)
 {
 	int count = frozen.count;
 
-	freeze_thaw_all(c);
+	if (count)
+		freeze_thaw_all(c);
+	else
+		count = thaw_mounts();
 	ap_begin(&c->out, m->type, AP_F_REPLY, m->id);
 	ap_put_u32(&c->out, AP_A_COUNT, (uint32_t)count);
 	if (ap_end(&c->out))

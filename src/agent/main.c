@@ -167,6 +167,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 #ifdef KEEL_TEST_HOOKS
 		{"test-shutdown-command", required_argument, NULL, 'T'},
+		{"test-mountinfo", required_argument, NULL, 'M'},
 #endif
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -197,6 +198,9 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			agent_opts.test_shutdown_command = optarg;
+			break;
+		case 'M':
+			agent_opts.test_mountinfo = optarg;
 			break;
 		case 'V':
 			printf("keel-agent %s (protocol %d)\n", KEEL_VERSION, AP_VERSION);

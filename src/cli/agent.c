@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pwd.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +43,7 @@ static const char agent_usage[] =
 	"       keel vm exec NAME [--user U] [--tty] [--timeout SEC] [--env NAME=VALUE]... -- CMD\n"
 	"            [ARG]...\n"
 	"       keel vm copy-file NAME SRC DEST [--create-path] [--overwrite]\n"
+	"            [--owner USER[:GROUP]]\n"
 	"  kvp: key-value exchange. The guest's facts (auto), the pairs set in the guest (guest)\n"
 	"       and those the host set (host, which set and delete change).\n"
 	"  integration: the services (heartbeat, shutdown, time, kvp, exec, copy, freeze) and\n"
@@ -50,7 +53,9 @@ static const char agent_usage[] =
 	"       runs it as a user of the guest; --tty on a pseudo-terminal (an interactive shell:\n"
 	"       keel vm exec NAME --tty -- /bin/sh).\n"
 	"  copy-file: copy the host file SRC to DEST (absolute) in the guest, with its mode and\n"
-	"       owner; --create-path makes DEST's directories, --overwrite replaces a file.\n";
+	"       its owner's and group's names when the guest has them (else root's); --owner\n"
+	"       gives a user (and group) of the guest, by name or number; --create-path makes\n"
+	"       DEST's directories, --overwrite replaces a file.\n";
 
 #define usage_error(...) cli_usage_error("vm", agent_usage, __VA_ARGS__)
 
@@ -173,6 +178,23 @@ int cli_vm_kvp(int argc, char **argv)
 	return ret;
 }
 
+void cli_print_heartbeat(json_object *o)
+{
+	const char *ver = client_str_field(o, "agent_version"),
+		   *vcpus = client_str_field(o, "vcpus");
+	bool lost = !strcmp(client_str_field(o, "heartbeat"), "Lost communication");
+	/* "Agent gone" only where there was one; a hung guest whether it had one or not. */
+	const char *why = !strcmp(vcpus, "running") && lost
+				  ? "agent gone: the guest's vCPUs still run"
+			  : !strcmp(vcpus, "stalled") ? "guest hung: its vCPUs have not run for 3 s"
+						      : "";
+
+	printf("%s", client_str_field(o, "heartbeat"));
+	if (ver[0] || why[0])
+		printf(" (%s%s%s%s)", ver[0] ? "keel-agent " : "", ver,
+		       ver[0] && why[0] ? "; " : "", why);
+}
+
 /* `keel vm integration NAME [enable|disable SERVICE]`. */
 int cli_vm_integration(int argc, char **argv)
 {
@@ -223,9 +245,8 @@ int cli_vm_integration(int argc, char **argv)
 	if (!ret && json) {
 		client_print_json(o);
 	} else if (!ret) {
-		printf("Heartbeat: %s", client_str_field(o, "heartbeat"));
-		if (client_str_field(o, "agent_version")[0])
-			printf(" (keel-agent %s)", client_str_field(o, "agent_version"));
+		printf("Heartbeat: ");
+		cli_print_heartbeat(o);
 		printf("\n%-10s %-8s %s\n", "SERVICE", "ENABLED", "RUNNING");
 		if (json_object_object_get_ex(o, "services", &svcs))
 			for (size_t i = 0; i < json_object_array_length(svcs); i++) {
@@ -483,12 +504,13 @@ out:
 	return status;
 }
 
-/* `keel vm copy-file NAME SRC DEST [--create-path] [--overwrite]`. */
+/* `keel vm copy-file NAME SRC DEST [--create-path] [--overwrite] [--owner U[:G]]`. */
 int cli_vm_copy_file(int argc, char **argv)
 {
 	static struct agent_conn c;
 	static uint8_t buf[AP_MAX_DATA];
-	const char *pos[3] = {0};
+	const char *pos[3] = {0}, *owner = NULL;
+	char user[64] = "", group[64] = "";
 	uint32_t flags = 0, id;
 	size_t npos = 0;
 	uint64_t sent = 0;
@@ -502,6 +524,8 @@ int cli_vm_copy_file(int argc, char **argv)
 			flags |= AP_COPY_CREATE_PATH;
 		else if (!strcmp(argv[i], "--overwrite"))
 			flags |= AP_COPY_OVERWRITE;
+		else if (!strcmp(argv[i], "--owner") && i + 1 < argc)
+			owner = argv[++i];
 		else if (argv[i][0] == '-' && argv[i][1])
 			return usage_error("unknown copy-file option '%s'", argv[i]);
 		else if (npos < 3)
@@ -513,6 +537,18 @@ int cli_vm_copy_file(int argc, char **argv)
 		return usage_error("copy-file takes NAME SRC DEST");
 	if (pos[2][0] != '/')
 		return usage_error("DEST '%s' must be an absolute path in the guest", pos[2]);
+	if (owner) {
+		size_t ulen = strcspn(owner, ":");
+		const char *g = owner[ulen] ? owner + ulen + 1 : "";
+
+		if (!ulen || ulen >= sizeof(user) || strlen(g) >= sizeof(group) ||
+		    (owner[ulen] && !g[0]))
+			return usage_error("--owner takes USER[:GROUP] (names or numbers of the "
+					   "guest's, under 64 bytes each), not '%s'",
+					   owner);
+		snprintf(user, sizeof(user), "%.*s", (int)ulen, owner);
+		snprintf(group, sizeof(group), "%s", g);
+	}
 	fd = open(pos[1], O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		fprintf(stderr, "keel: copy-file: cannot read '%s': %s\n", pos[1],
@@ -531,8 +567,21 @@ int cli_vm_copy_file(int argc, char **argv)
 	ap_put_str(&c.out, AP_A_PATH, pos[2]);
 	ap_put_u64(&c.out, AP_A_SIZE, (uint64_t)st.st_size);
 	ap_put_u32(&c.out, AP_A_FILE_MODE, st.st_mode & 07777);
-	ap_put_u32(&c.out, AP_A_UID, st.st_uid);
-	ap_put_u32(&c.out, AP_A_GID, st.st_gid);
+	if (!owner) {
+		/* The host's numbers mean nothing in the guest: its names, where it has them. */
+		const struct passwd *pw = getpwuid(st.st_uid);
+		const struct group *gr = getgrgid(st.st_gid);
+
+		if (pw && strlen(pw->pw_name) < sizeof(user))
+			snprintf(user, sizeof(user), "%s", pw->pw_name);
+		if (gr && strlen(gr->gr_name) < sizeof(group))
+			snprintf(group, sizeof(group), "%s", gr->gr_name);
+		flags |= AP_COPY_OWNER_IF_ANY;
+	}
+	if (user[0])
+		ap_put_str(&c.out, AP_A_USER, user);
+	if (group[0])
+		ap_put_str(&c.out, AP_A_GROUP, group);
 	ap_put_u32(&c.out, AP_A_COPY_FLAGS, flags);
 	ret = agent_call(&c, AGENT_OPEN_TIMEOUT_MS, err, sizeof(err));
 	if (ret)

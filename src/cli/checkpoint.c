@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keel checkpoint: a VM's checkpoints through keeld's API (docs/cli.md, docs/checkpoints.md).
- *   create VM [--name NAME] [--json] [--no-wait] | list VM [--json] |
+ *   create VM [--name NAME] [--type production|production-only|standard] [--json] [--no-wait] |
+ *   list VM [--json] |
  *   apply VM NAME [--no-wait] | delete VM NAME [--subtree] [--no-wait] | rename VM NAME NEW
  */
 #include <stdbool.h>
@@ -16,7 +17,13 @@
 
 static const char ckpt_usage[] =
 	"usage: keel checkpoint COMMAND VM [ARGS]\n"
-	"  create VM [--name NAME] [--json]   take a checkpoint (a running VM pauses briefly)\n"
+	"  create VM [--name NAME] [--type T] [--json]\n"
+	"                                     take a checkpoint (a running VM pauses briefly);\n"
+	"                                     T: production (the default: the guest's file\n"
+	"                                     systems frozen through keel-agent, disks only;\n"
+	"                                     standard when that cannot be done),\n"
+	"                                     production-only (fail instead), standard (memory\n"
+	"                                     too)\n"
 	"  list VM [--json]                   the checkpoint tree, and where the VM is (Now)\n"
 	"  apply VM NAME                      return the disks (and memory, if saved) to NAME\n"
 	"  delete VM NAME [--subtree]         delete NAME (and everything below it), merging\n"
@@ -41,7 +48,7 @@ static void ck_path(char *buf, size_t size, const char *vm, const char *ckpt, co
 struct ck_args {
 	const char *pos[3];
 	unsigned npos;
-	const char *name;
+	const char *name, *type;
 	bool json, subtree, no_wait;
 };
 
@@ -61,6 +68,10 @@ static int parse(int argc, char **argv, struct ck_args *a, const char *allowed, 
 			a->name = argv[++i];
 		} else if (!strncmp(s, "--name=", 7) && strstr(allowed, "name")) {
 			a->name = s + 7;
+		} else if (!strcmp(s, "--type") && strstr(allowed, "type") && i + 1 < argc) {
+			a->type = argv[++i];
+		} else if (!strncmp(s, "--type=", 7) && strstr(allowed, "type")) {
+			a->type = s + 7;
 		} else if (s[0] == '-' && s[1] == '-') {
 			return usage_error("unknown or incomplete option %.200s for %s", s,
 					   argv[1]);
@@ -96,7 +107,8 @@ static void print_tree(json_object *arr, const char *parent_id, const char *now_
 		if (parent_id ? !p || strcmp(p, parent_id) : p != NULL)
 			continue;
 		json_object_object_get_ex(c, "saved_state", &saved);
-		printf("%*s%s  (%s%s)\n", depth * 2, "", str(c, "name"), str(c, "created"),
+		printf("%*s%s  (%s, %s%s)\n", depth * 2, "", str(c, "name"), str(c, "created"),
+		       str(c, "type") ? str(c, "type") : "standard",
 		       json_object_get_boolean(saved) ? ", saved state" : "");
 		print_tree(arr, id, now_parent, depth + 1);
 	}
@@ -175,13 +187,20 @@ static int cmd_create(int argc, char **argv)
 	struct ck_args a;
 	json_object *body, *done = NULL, *o = NULL;
 	char path[1024], what[200];
-	int ret = parse(argc, argv, &a, "json name no-wait", 1);
+	int ret = parse(argc, argv, &a, "json name type no-wait", 1);
 
 	if (ret)
 		return ret;
+	if (a.type && strcmp(a.type, "production") && strcmp(a.type, "production-only") &&
+	    strcmp(a.type, "standard"))
+		return usage_error("unknown checkpoint type '%.40s': production, production-only "
+				   "or standard",
+				   a.type);
 	body = json_object_new_object();
 	if (a.name)
 		json_object_object_add(body, "name", json_object_new_string(a.name));
+	if (a.type)
+		json_object_object_add(body, "type", json_object_new_string(a.type));
 	ck_path(path, sizeof(path), a.pos[0], NULL, NULL);
 	snprintf(what, sizeof(what), "checkpoint VM '%s'", a.pos[0]);
 	ret = ck_job(&a, "POST", path, body, what, &done, &o);
@@ -189,8 +208,13 @@ static int cmd_create(int argc, char **argv)
 	if (!ret && o) {
 		if (a.json)
 			client_print_json(o);
+		else if (str(o, "fallback"))
+			printf("checkpoint '%s' of VM '%s' created: %s\n", str(o, "name"), a.pos[0],
+			       str(o, "fallback"));
 		else
-			printf("checkpoint '%s' of VM '%s' created\n", str(o, "name"), a.pos[0]);
+			printf("%s checkpoint '%s' of VM '%s' created\n",
+			       str(o, "type") ? str(o, "type") : "standard", str(o, "name"),
+			       a.pos[0]);
 	}
 	json_object_put(done); /* o is its "result" */
 	return ret;

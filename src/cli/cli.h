@@ -22,6 +22,12 @@ int cli_vm_kvp(int argc, char **argv);
 int cli_vm_integration(int argc, char **argv);
 int cli_vm_exec(int argc, char **argv);
 int cli_vm_copy_file(int argc, char **argv);
+/* backup.c: `keel vm backup NAME --to DIR` (argv[0] is the verb). */
+int cli_vm_backup(int argc, char **argv);
+/* agent.c: the heartbeat of a VM's "integration" object, as one line's text (no newline):
+ * "OK (keel-agent 0.1.0)", "Lost communication (keel-agent 0.1.0; agent gone: ...)". */
+struct json_object;
+void cli_print_heartbeat(struct json_object *integration);
 /* argv[0] is the group name ("disk"); returns an exit code. */
 int cli_disk_main(int argc, char **argv);
 int cli_vm_main(int argc, char **argv);		/* vm.c: VMs through keeld's API */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keel disk: create, info, check, convert, resize, merge and compact raw and VHDX files.
- * Works on files directly; needs no daemon.
+ * Works on files directly; needs no daemon. The disk library's reasons reach the user as the
+ * one line it logs to stderr (lib/log.h), so these calls pass it no struct disk_err (but
+ * check, whose report on stdout names the reason a file does not open).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -198,7 +200,7 @@ static int cmd_create(int argc, char **argv)
 	}
 	if (o.format == DISK_FORMAT_RAW && o.type == DISK_TYPE_DYNAMIC)
 		o.type = DISK_TYPE_FIXED; /* a raw file is sparse or not; nothing to choose */
-	if (disk_create(path, &o) != 0)
+	if (disk_create(path, &o, NULL) != 0)
 		return CLI_FAIL;
 	return CLI_OK;
 }
@@ -302,8 +304,8 @@ static int cmd_info(int argc, char **argv)
 	if (optind != argc - 1)
 		return CLI_USAGE;
 	/* With the parent chain if it opens; else this file alone (the error is shown). */
-	if (disk_open(argv[optind], DISK_OPEN_RDONLY, &d) != 0 &&
-	    disk_open(argv[optind], DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT, &d) != 0)
+	if (disk_open(argv[optind], DISK_OPEN_RDONLY, &d, NULL) != 0 &&
+	    disk_open(argv[optind], DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT, &d, NULL) != 0)
 		return CLI_FAIL;
 	r = disk_info(d, &info);
 	disk_close(d);
@@ -315,9 +317,11 @@ static int cmd_info(int argc, char **argv)
 
 static int cmd_check(int argc, char **argv)
 {
+	struct disk_err why; /* a file that does not open: the report line says why */
+
 	if (argc != 2 || argv[1][0] == '-')
 		return CLI_USAGE;
-	return vhdx_check(argv[1], stdout) == 0 ? CLI_OK : CLI_FAIL;
+	return vhdx_check(argv[1], stdout, &why) == 0 ? CLI_OK : CLI_FAIL;
 }
 
 static int cmd_convert(int argc, char **argv)
@@ -336,7 +340,7 @@ static int cmd_convert(int argc, char **argv)
 		o.format = disk_format_from_name(argv[first + 1]);
 	if (o.format == DISK_FORMAT_RAW)
 		o.type = DISK_TYPE_FIXED;
-	return disk_convert(argv[first], argv[first + 1], &o) == 0 ? CLI_OK : CLI_FAIL;
+	return disk_convert(argv[first], argv[first + 1], &o, NULL) == 0 ? CLI_OK : CLI_FAIL;
 }
 
 /* Reads the first bytes to route to the raw or VHDX implementation. */
@@ -376,12 +380,12 @@ static int cmd_resize(int argc, char **argv)
 	if (is_vhdx(argv[optind], &vhdx))
 		return CLI_FAIL;
 	if (vhdx)
-		return vhdx_resize(argv[optind], size) == 0 ? CLI_OK : CLI_FAIL;
+		return vhdx_resize(argv[optind], size, NULL) == 0 ? CLI_OK : CLI_FAIL;
 	if (size % 512) {
 		fprintf(stderr, "keel disk resize: size must be a multiple of 512\n");
 		return CLI_USAGE;
 	}
-	return raw_resize(argv[optind], size) == 0 ? CLI_OK : CLI_FAIL;
+	return raw_resize(argv[optind], size, NULL) == 0 ? CLI_OK : CLI_FAIL;
 }
 
 static int cmd_merge(int argc, char **argv)
@@ -390,7 +394,7 @@ static int cmd_merge(int argc, char **argv)
 
 	if (argc != 2 || argv[1][0] == '-')
 		return CLI_USAGE;
-	if (vhdx_merge(argv[1], parent, sizeof(parent)) != 0)
+	if (vhdx_merge(argv[1], parent, sizeof(parent), NULL) != 0)
 		return CLI_FAIL;
 	printf("%s: merged into %s and removed\n", argv[1], parent);
 	return CLI_OK;
@@ -410,7 +414,7 @@ static int cmd_compact(int argc, char **argv)
 			argv[1]);
 		return CLI_FAIL;
 	}
-	if (vhdx_compact(argv[1], &freed) != 0)
+	if (vhdx_compact(argv[1], &freed, NULL) != 0)
 		return CLI_FAIL;
 	printf("%s: %llu bytes given back\n", argv[1], (unsigned long long)freed);
 	return CLI_OK;

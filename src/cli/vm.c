@@ -19,11 +19,15 @@
 #include <json-c/json.h>
 
 #include "cli/client.h"
+#include "config/vmdef.h" /* Debian's firmware files: constants only */
 #include "lib/parse.h"
 
 static const char vm_usage[] =
 	"usage: keel vm COMMAND ...\n"
-	"  create NAME --kernel FILE [--initrd FILE] [--cmdline STRING] [--cpus N]\n"
+	"  create NAME [--generation 1|2] [--boot-order LIST] | --kernel FILE [--initrd FILE]\n"
+	"         [--cmdline STRING]  (Generation 2, UEFI, unless --kernel boots a kernel\n"
+	"         directly; LIST: dvd, disk, net, diskN, lunN, netN, e.g. dvd,disk)\n"
+	"         [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
 	"TAP[,mac=MAC]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
@@ -52,11 +56,13 @@ static const char vm_usage[] =
 	"  save NAME [--no-wait]              save the running VM and end its worker: it becomes\n"
 	"                                     Saved and the next start carries on from there\n"
 	"  discard-state NAME                 drop a Saved VM's saved state: it becomes Off\n"
+	"  backup NAME --to DIR [--no-wait]   copy its disks and description into DIR/NAME while\n"
+	"                                     it runs (its guest frozen through keel-agent)\n"
 	"  delete NAME                        remove the definition; disk files are kept\n"
 	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
 	"      [--net SPEC]... [--no-nets] [--dvd FILE.iso | --eject] [--vsock[=cid=N]]\n"
-	"      [--no-vsock] [--automatic-start-action A]\n"
+	"      [--no-vsock] [--boot-order LIST|default] [--automatic-start-action A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
 	"                                     added to it until interrupted\n"
@@ -408,6 +414,8 @@ enum {
 	OPT_VSOCK,
 	OPT_NO_VSOCK,
 	OPT_NAME,
+	OPT_GENERATION,
+	OPT_BOOT_ORDER,
 	OPT_START_ACTION,
 	OPT_STOP_ACTION,
 	OPT_JSON,
@@ -436,6 +444,8 @@ static const struct option def_opts[] = {
 	{"vsock", optional_argument, NULL, OPT_VSOCK},
 	{"no-vsock", no_argument, NULL, OPT_NO_VSOCK},
 	{"name", required_argument, NULL, OPT_NAME},
+	{"generation", required_argument, NULL, OPT_GENERATION},
+	{"boot-order", required_argument, NULL, OPT_BOOT_ORDER},
 	{"automatic-start-action", required_argument, NULL, OPT_START_ACTION},
 	{"automatic-stop-action", required_argument, NULL, OPT_STOP_ACTION},
 	{"json", no_argument, NULL, OPT_JSON},
@@ -559,6 +569,31 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 						   "the name is the first argument of create");
 			json_object_object_add(body, "name", json_object_new_string(optarg));
 			break;
+		case OPT_GENERATION:
+			if (!create)
+				return usage_error("%s", "--generation is chosen at create");
+			if (parse_uint(optarg, 1, 2, &v))
+				return usage_error("--generation: '%s' is not 1 (BIOS) or 2 (UEFI)",
+						   optarg);
+			json_object_object_add(body, "generation", json_object_new_int((int)v));
+			break;
+		case OPT_BOOT_ORDER: {
+			/* Items separated by commas; keeld checks them against the VM. */
+			json_object *order = json_object_new_array();
+			char *copy = strdup(optarg), *save = NULL;
+
+			if (!copy) {
+				json_object_put(order);
+				return EXIT_FAIL;
+			}
+			if (strcmp(optarg, "default"))
+				for (char *w = strtok_r(copy, ",", &save); w;
+				     w = strtok_r(NULL, ",", &save))
+					json_object_array_add(order, json_object_new_string(w));
+			free(copy);
+			json_object_object_add(body, "boot_order", order);
+			break;
+		}
 		case OPT_START_ACTION:
 			json_object_object_add(body, "automatic_start_action",
 					       json_object_new_string(optarg));
@@ -580,6 +615,15 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 	}
 	if (!*name)
 		return usage_error("%s", "missing the VM name");
+	if (create && json_object_object_get_ex(body, "kernel", NULL) &&
+	    json_object_object_get_ex(body, "generation", NULL))
+		return usage_error("%s",
+				   "--kernel boots a kernel directly and --generation through "
+				   "firmware: give one");
+	/* Without a kernel, a VM boots through firmware: Generation 2 (UEFI) unless told. */
+	if (create && !json_object_object_get_ex(body, "kernel", NULL) &&
+	    !json_object_object_get_ex(body, "generation", NULL))
+		json_object_object_add(body, "generation", json_object_new_int(2));
 	if (*dvd && *eject)
 		return usage_error("%s", "--dvd FILE or --eject, not both");
 	if (optind < argc)
@@ -621,10 +665,35 @@ static void print_vm(json_object *vm)
 		printf("Worker pid:             %" PRId64 "\n", int_field(vm, "pid"));
 	printf("CPUs:                   %" PRId64 "\n", int_field(vm, "cpus"));
 	printf("Memory:                 %s\n", mem);
-	printf("Kernel:                 %s\n", client_str_field(vm, "kernel"));
-	if (client_str_field(vm, "initrd")[0])
-		printf("Initrd:                 %s\n", client_str_field(vm, "initrd"));
-	printf("Command line:           %s\n", client_str_field(vm, "cmdline"));
+	if (int_field(vm, "generation")) {
+		bool bios = int_field(vm, "generation") == 1;
+		const char *fw = client_str_field(vm, "firmware_file");
+
+		printf("Generation:             %" PRId64 " (%s)\n", int_field(vm, "generation"),
+		       bios ? "BIOS, SeaBIOS" : "UEFI, OVMF");
+		if (fw[0])
+			printf("Firmware file:          %s\n", fw);
+		else
+			printf("Firmware file:          %s (Debian's %s)\n",
+			       bios ? VMDEF_SEABIOS_FILE : VMDEF_OVMF_CODE_FILE,
+			       bios ? VMDEF_SEABIOS_PKG : VMDEF_OVMF_PKG);
+		if (client_str_field(vm, "nvram")[0])
+			printf("NVRAM file:             %s\n", client_str_field(vm, "nvram"));
+		printf("Boot order:             ");
+		if (json_object_object_get_ex(vm, "boot_order", &arr) && arr &&
+		    json_object_array_length(arr))
+			for (size_t i = 0; i < json_object_array_length(arr); i++)
+				printf("%s%s", i ? "," : "",
+				       json_object_get_string(json_object_array_get_idx(arr, i)));
+		else
+			printf("disk,dvd,net (default)");
+		printf("\n");
+	} else {
+		printf("Kernel:                 %s\n", client_str_field(vm, "kernel"));
+		if (client_str_field(vm, "initrd")[0])
+			printf("Initrd:                 %s\n", client_str_field(vm, "initrd"));
+		printf("Command line:           %s\n", client_str_field(vm, "cmdline"));
+	}
 	if (json_object_object_get_ex(vm, "disks", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			v = json_object_array_get_idx(arr, i);
@@ -667,9 +736,8 @@ static void print_vm(json_object *vm)
 		printf("Console:                keel console %s\n", client_str_field(vm, "name"));
 	if (json_object_object_get_ex(vm, "integration", &v) &&
 	    client_str_field(v, "heartbeat")[0]) {
-		printf("Heartbeat:              %s", client_str_field(v, "heartbeat"));
-		if (client_str_field(v, "agent_version")[0])
-			printf(" (keel-agent %s)", client_str_field(v, "agent_version"));
+		printf("Heartbeat:              ");
+		cli_print_heartbeat(v);
 		printf("\n");
 		if (json_object_object_get_ex(v, "addresses", &arr) &&
 		    json_object_array_length(arr)) {
@@ -1229,6 +1297,8 @@ int cli_vm_main(int argc, char **argv)
 		return cli_vm_exec(argc, argv);
 	if (!strcmp(cmd, "copy-file"))
 		return cli_vm_copy_file(argc, argv);
+	if (!strcmp(cmd, "backup"))
+		return cli_vm_backup(argc, argv);
 	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
 		return cmd_delete(argc, argv);
 	if (!strcmp(cmd, "log"))

@@ -16,6 +16,7 @@
 
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
+#include "lib/agentproto.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/parse.h"
@@ -27,6 +28,18 @@ static const char *const firmware_names[] = {"none", "bios", "uefi"};
 const char *vmdef_firmware_name(enum vm_firmware f)
 {
 	return (unsigned)f < 3 ? firmware_names[f] : "?";
+}
+
+unsigned vmdef_generation(const struct vm_def *def)
+{
+	return def->firmware == VM_FIRMWARE_BIOS ? 1 : def->firmware == VM_FIRMWARE_UEFI ? 2 : 0;
+}
+
+const char *vmdef_boot_source(const struct vm_def *def)
+{
+	return def->firmware == VM_FIRMWARE_BIOS   ? "Generation 1 (BIOS)"
+	       : def->firmware == VM_FIRMWARE_UEFI ? "Generation 2 (UEFI)"
+						   : "direct kernel boot";
 }
 
 const char *vmdef_firmware_file(const struct vm_def *def)
@@ -334,6 +347,38 @@ static int apply_readonly_field(struct vm_def *def, const char *key, json_object
 	return 0;
 }
 
+/* "integration_disabled": the names of the integration services turned off. */
+static int parse_integration(struct vm_def *def, json_object *val, char *err, size_t errlen)
+{
+	uint32_t off = 0;
+	size_t n;
+
+	if (val && !json_object_is_type(val, json_type_array)) {
+		error_set(err, errlen,
+			  "field 'integration_disabled' must be an array of service names");
+		return -EINVAL;
+	}
+	n = val ? json_object_array_length(val) : 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(val, i);
+		int s = json_object_is_type(e, json_type_string)
+				? ap_service_by_name(json_object_get_string(e))
+				: -EINVAL;
+
+		if (s < 0) {
+			error_set(err, errlen,
+				  "field 'integration_disabled': item %zu is not a service "
+				  "(heartbeat, "
+				  "shutdown, time, kvp, exec, copy, freeze)",
+				  i);
+			return -EINVAL;
+		}
+		off |= 1u << s;
+	}
+	def->integration_off = off;
+	return 0;
+}
+
 static int apply_field(struct vm_def *def, const char *key, json_object *val,
 		       enum vmdef_json_kind kind, char *err, size_t errlen)
 {
@@ -401,12 +446,20 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 				      errlen);
 	if (!strcmp(key, "notes"))
 		return vmdef_get_text(val, "notes", VMDEF_NOTES_MAX, &def->notes, err, errlen);
-	if (!strcmp(key, "firmware")) {
-		ret = vmdef_get_enum(val, key, firmware_names, 3, &e, err, errlen);
+	if (!strcmp(key, "generation")) {
+		if (!val) {
+			def->firmware = VM_FIRMWARE_NONE;
+			return 0;
+		}
+		ret = vmdef_get_int(val, key, 1, 2, &x, err, errlen);
 		if (!ret)
-			def->firmware = (enum vm_firmware)e;
+			def->firmware = x == 1 ? VM_FIRMWARE_BIOS : VM_FIRMWARE_UEFI;
 		return ret;
 	}
+	if (!strcmp(key, "boot_order"))
+		return vmdef_boot_parse_json(def, val, err, errlen);
+	if (!strcmp(key, "integration_disabled"))
+		return parse_integration(def, val, err, errlen);
 	if (!strcmp(key, "firmware_file"))
 		return vmdef_get_path(val, "firmware_file", true, &def->firmware_file, err, errlen);
 	if (!strcmp(key, "nvram"))
@@ -555,13 +608,15 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 	unsigned n = slot_users((struct vm_def *)def, u);
 
 	if (!def->kernel && def->firmware == VM_FIRMWARE_NONE) {
-		error_set(err, errlen, "VM '%s' needs a 'kernel' or a 'firmware' to boot",
+		error_set(err, errlen,
+			  "VM '%s' needs a 'kernel' (direct boot) or a 'generation' (1: BIOS, "
+			  "2: UEFI) to boot",
 			  def->name);
 		return -EINVAL;
 	}
 	if (def->kernel && def->firmware != VM_FIRMWARE_NONE) {
 		error_set(err, errlen,
-			  "VM '%s' has both a 'kernel' and a 'firmware': a VM boots its kernel "
+			  "VM '%s' has both a 'kernel' and a 'generation': a VM boots its kernel "
 			  "directly or through firmware, not both",
 			  def->name);
 		return -EINVAL;
@@ -572,16 +627,20 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (def->firmware_file && def->firmware == VM_FIRMWARE_NONE) {
-		error_set(err, errlen, "VM '%s': 'firmware_file' needs a 'firmware'", def->name);
+		error_set(err, errlen, "VM '%s': 'firmware_file' needs a 'generation'", def->name);
 		return -EINVAL;
 	}
 	if (def->nvram && def->firmware != VM_FIRMWARE_UEFI) {
 		error_set(err, errlen,
-			  "VM '%s': an 'nvram' variable store is UEFI's (firmware 'uefi'), "
-			  "not %s's",
-			  def->name, def->firmware == VM_FIRMWARE_BIOS ? "BIOS" : "direct boot");
+			  "VM '%s': an 'nvram' variable store is UEFI's (Generation 2); %s has "
+			  "none",
+			  def->name,
+			  def->firmware == VM_FIRMWARE_BIOS ? "Generation 1 (BIOS)"
+							    : "direct boot");
 		return -EINVAL;
 	}
+	if (vmdef_boot_check(def, err, errlen))
+		return -EINVAL;
 	for (size_t k = 0; k < vmdef_ndevices; k++)
 		if (vmdef_devices[k]->check && vmdef_devices[k]->check(def, err, errlen))
 			return -EINVAL;
@@ -613,12 +672,19 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 	if (def->kernel && vmdef_check_file("kernel", def->kernel, false, false, err, errlen))
 		return -EINVAL;
 	if (def->firmware != VM_FIRMWARE_NONE) {
-		/* keeld's store, start and API know direct boot only (issue 11's later step). */
-		error_set(err, errlen,
-			  "VM '%s': keeld does not run firmware VMs yet ('firmware' %s); "
-			  "keel-vmm --firmware does",
-			  def->name, vmdef_firmware_name(def->firmware));
-		return -EINVAL;
+		const char *fw = vmdef_firmware_file(def);
+
+		if (!def->firmware_file && access(fw, F_OK)) {
+			error_set(err, errlen,
+				  "VM '%s': %s's firmware file %s is missing: install Debian's "
+				  "'%s' package",
+				  def->name, vmdef_boot_source(def), fw,
+				  def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_PKG
+								    : VMDEF_OVMF_PKG);
+			return -EINVAL;
+		}
+		if (vmdef_check_file("firmware file", fw, false, false, err, errlen))
+			return -EINVAL;
 	}
 	if (def->initrd && vmdef_check_file("initrd", def->initrd, false, false, err, errlen))
 		return -EINVAL;
@@ -635,7 +701,10 @@ const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b)
 	if (a->memory != b->memory)
 		return "memory";
 	if (a->firmware != b->firmware)
-		return "firmware";
+		return "generation";
+	if (a->nboot != b->nboot ||
+	    memcmp(a->boot_order, b->boot_order, a->nboot * sizeof(a->boot_order[0])))
+		return "boot_order";
 	for (size_t k = 0; k < vmdef_ndevices; k++) {
 		const struct vmdef_device_kind *kind = vmdef_devices[k];
 		unsigned n = kind->count(a);
@@ -663,6 +732,11 @@ bool vmdef_guest_change(const struct vm_def *saved, const struct vm_def *cur, ch
 			 "the VM was saved with %lluM of memory, its description says %lluM",
 			 (unsigned long long)(saved->memory >> 20),
 			 (unsigned long long)(cur->memory >> 20));
+		return true;
+	}
+	if (saved->firmware != cur->firmware) {
+		snprintf(why, len, "the VM was saved with %s, its description says %s",
+			 vmdef_boot_source(saved), vmdef_boot_source(cur));
 		return true;
 	}
 	if (saved->debug_exit != cur->debug_exit) {
@@ -731,11 +805,22 @@ json_object *vmdef_to_json(const struct vm_def *def)
 	json_object_object_add(o, "initrd", str_or_null(def->initrd));
 	json_object_object_add(o, "cmdline",
 			       json_object_new_string(def->cmdline ? def->cmdline : ""));
+	if (def->integration_off) { /* absent: every service on, as before the field */
+		json_object *a = json_object_new_array();
+
+		for (unsigned k = 0; a && k < AP_S_COUNT; k++)
+			if (def->integration_off >> k & 1)
+				json_object_array_add(a,
+						      json_object_new_string(ap_service_name(k)));
+		json_object_object_add(o, "integration_disabled", a);
+	}
 	if (def->firmware != VM_FIRMWARE_NONE) { /* absent: direct boot, as before firmware */
-		json_object_object_add(o, "firmware",
-				       json_object_new_string(vmdef_firmware_name(def->firmware)));
+		json_object_object_add(
+			o, "generation",
+			json_object_new_int(def->firmware == VM_FIRMWARE_BIOS ? 1 : 2));
 		json_object_object_add(o, "firmware_file", str_or_null(def->firmware_file));
 		json_object_object_add(o, "nvram", str_or_null(def->nvram));
+		json_object_object_add(o, "boot_order", vmdef_boot_to_json(def));
 	}
 	for (size_t k = 0; k < vmdef_ndevices; k++) {
 		json_object *v;

@@ -63,6 +63,35 @@ enum vm_firmware { VM_FIRMWARE_NONE, VM_FIRMWARE_BIOS, VM_FIRMWARE_UEFI };
 #define VMDEF_OVMF_VARS_FILE "/usr/share/OVMF/OVMF_VARS_4M.fd"
 #define VMDEF_OVMF_PKG	     "ovmf"
 
+/*
+ * The boot order handed to the firmware (docs/firmware.md): items, most preferred first, each
+ * a class of devices ("dvd": the DVD drives; "disk": the virtio-blk disks, then the SCSI
+ * disks; "net": the network adapters) or one device ("diskN": disks[N], "lunN": the SCSI
+ * LUN N, "netN": nets[N]). A class takes its devices that an earlier item has not named.
+ * Empty: "disk,dvd,net". Only for firmware VMs; each item at most once.
+ */
+enum vm_boot_kind {
+	VM_BOOT_DVD,
+	VM_BOOT_DISK,
+	VM_BOOT_NET,
+	VM_BOOT_DISK_N,
+	VM_BOOT_LUN_N,
+	VM_BOOT_NET_N
+};
+struct vm_boot_item {
+	uint8_t kind; /* enum vm_boot_kind */
+	uint8_t index;
+};
+/* Every distinct item: three classes and each device once. */
+#define VMDEF_BOOT_MAX (3 + VMDEF_MAX_DISKS + VMDEF_MAX_LUNS + VMDEF_MAX_NICS)
+/* One bootable device of the effective order: a virtio-blk disk, a SCSI LUN or an adapter. */
+enum vm_boot_dev_kind { VM_BOOTDEV_DISK, VM_BOOTDEV_LUN, VM_BOOTDEV_NET };
+struct vm_boot_dev {
+	uint8_t kind; /* enum vm_boot_dev_kind */
+	uint8_t index;
+};
+#define VMDEF_BOOT_DEVS_MAX (VMDEF_MAX_DISKS + VMDEF_MAX_LUNS + VMDEF_MAX_NICS)
+
 /* Hyper-V's AutomaticStartAction and AutomaticStopAction. */
 enum vm_start_action { VM_START_NOTHING, VM_START_IF_RUNNING, VM_START_ALWAYS };
 enum vm_stop_action { VM_STOP_TURN_OFF, VM_STOP_SHUT_DOWN, VM_STOP_SAVE };
@@ -158,6 +187,8 @@ struct vm_def {
 	enum vm_firmware firmware; /* VM_FIRMWARE_NONE: boot kernel */
 	char *firmware_file;	   /* NULL: Debian's (VMDEF_*_FILE) */
 	char *nvram;		   /* UEFI's variable store; NULL: none (variables kept in RAM) */
+	struct vm_boot_item boot_order[VMDEF_BOOT_MAX];
+	unsigned nboot; /* 0: the default order, "disk,dvd,net" */
 	struct vm_disk disks[VMDEF_MAX_DISKS];
 	unsigned ndisks;
 	struct vm_nic nics[VMDEF_MAX_NICS];
@@ -166,7 +197,10 @@ struct vm_def {
 	struct vm_onedev rng;	  /* virtio-rng: present unless turned off */
 	struct vm_vsock vsock;	  /* virtio-vsock (docs/virtio.md) */
 	struct vm_scsi scsi;	  /* virtio-scsi disks and DVD drives */
-	bool debug_exit;	  /* the test device on port 0xf4 (docs/keel-vmm.md) */
+	/* The integration services (docs/integration-services.md) turned off: bit 1 << s for
+	 * each AP_S_* service s (lib/agentproto.h); 0: all on. Their transport is vsock. */
+	uint32_t integration_off;
+	bool debug_exit; /* the test device on port 0xf4 (docs/keel-vmm.md) */
 	enum vm_start_action start_action;
 	enum vm_stop_action stop_action;
 	int64_t created;   /* Unix time, seconds */
@@ -284,5 +318,29 @@ const char *vmdef_disk_cache_name(enum vm_disk_cache c);
 int vmdef_disk_cache_parse(const char *s, enum vm_disk_cache *out)
 	__attribute__((warn_unused_result));
 const char *vmdef_stop_action_name(enum vm_stop_action a);
+
+/* A VM's Hyper-V generation: 1 (SeaBIOS), 2 (OVMF), 0 for direct kernel boot. */
+unsigned vmdef_generation(const struct vm_def *def);
+/* "Generation 1 (BIOS)", "Generation 2 (UEFI)" or "direct kernel boot". */
+const char *vmdef_boot_source(const struct vm_def *def);
+
+/* The boot order (vmdef_boot.c). "dvd,disk,lun1" into def's boot order (replacing it):
+ * items as above, separated by commas; "" or "default" clears it. Checks the words and
+ * duplicates only (vmdef_boot_check checks them against the devices). 0 or -EINVAL. */
+int vmdef_boot_parse(struct vm_def *def, const char *list, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The "boot_order" field: an array of item strings. 0, -EINVAL or -ENOMEM. */
+int vmdef_boot_parse_json(struct vm_def *def, json_object *v, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+json_object *vmdef_boot_to_json(const struct vm_def *def);
+/* Every item names a device class the VM has or a device it has, the VM boots firmware
+ * when there is an order. 0 or -EINVAL with err naming the item. */
+int vmdef_boot_check(const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The effective order, device by device, into out; returns how many. Devices no item names
+ * are left out (the firmware tries them after, in its own order). */
+unsigned vmdef_boot_devices(const struct vm_def *def, struct vm_boot_dev out[VMDEF_BOOT_DEVS_MAX]);
+/* The order as text ("disk,dvd,net"), the default's when empty. */
+void vmdef_boot_text(const struct vm_def *def, char *buf, size_t len);
 
 #endif /* KEEL_CONFIG_VMDEF_H */

@@ -60,6 +60,9 @@ int vmdef_disk_field(struct vm_disk *disk, const char *what, const char *key, js
 /* The disk settings as a document writes them into the object d. */
 void vmdef_disk_fields_json(const struct vm_disk *disk, json_object *d);
 
+/* Instance i's PCI slot (0: none yet), read from a description the caller may not change. */
+unsigned vmdef_device_slot(const struct vmdef_device_kind *k, const struct vm_def *def, unsigned i);
+
 /* Every kind, in the order devices without a slot get theirs (vmdef_assign_slots). */
 extern const struct vmdef_device_kind *const vmdef_devices[];
 extern const size_t vmdef_ndevices;

@@ -6,13 +6,16 @@
  * drive)}. A LUN's number is its index. The controller is there when it has a LUN.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
+#include "lib/iso.h"
 
 static const char *const lun_types[] = {"disk", "dvd"};
 
@@ -206,6 +209,18 @@ static int scsi_validate(const struct vm_def *def, char *err, size_t errlen)
 		    vmdef_check_file(l->type == VM_LUN_DVD ? "DVD image" : "disk", l->disk.path,
 				     true, !l->disk.readonly, err, errlen))
 			return -EINVAL;
+		if (l->disk.path && l->type == VM_LUN_DVD) {
+			int fd = open(l->disk.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), r;
+
+			r = fd < 0 ? -errno : iso_check(fd, l->disk.path, err, errlen);
+			if (fd < 0)
+				error_set(err, errlen, "DVD image %s: %s", l->disk.path,
+					  strerror(-r));
+			else
+				close(fd);
+			if (r)
+				return -EINVAL;
+		}
 	}
 	return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "daemon/agent_stop.h"
 #include "daemon/biglock.h"
+#include "daemon/vcpu_progress.h"
 #include "lib/agent_client.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -30,6 +31,10 @@ struct mon_vm {
 	bool ever_contact; /* hello succeeded since this worker started */
 	uint32_t disabled; /* the services turned off for the VM (the store's, via the manager) */
 	long long last_pong_ms;
+	pid_t pid;		 /* the worker (the manager's, from sup) */
+	uint64_t vcpu_ns;	 /* its vCPU threads' time on a CPU at the last sample */
+	long long vcpu_moved_ms; /* when that time last grew (or the thread began) */
+	bool vcpu_known;	 /* a sample was read */
 	struct agent_status st;
 };
 
@@ -63,6 +68,24 @@ static void mon_update(struct mon_vm *v)
 		v->st.heartbeat = AGENT_HEARTBEAT_LOST;
 	else
 		v->st.heartbeat = AGENT_HEARTBEAT_NONE;
+	v->st.vcpus = NULL;
+	if (strcmp(v->st.heartbeat, AGENT_HEARTBEAT_OK) && v->vcpu_known)
+		v->st.vcpus = now - v->vcpu_moved_ms < AGENT_MON_LOST_MS ? AGENT_VCPUS_RUNNING
+									 : AGENT_VCPUS_STALLED;
+}
+
+/* Whether the guest's vCPUs ran since the last round (the heartbeat's "agent gone" or
+ * "guest hung"). Under mon_lock. */
+static void mon_vcpus(struct mon_vm *v)
+{
+	uint64_t ns;
+
+	if (vcpu_run_ns("/proc", v->pid, &ns))
+		return;
+	if (!v->vcpu_known || ns != v->vcpu_ns)
+		v->vcpu_moved_ms = clock_mono_ms();
+	v->vcpu_ns = ns;
+	v->vcpu_known = true;
 }
 
 static int64_t realtime_us(void)
@@ -233,6 +256,7 @@ static void *mon_vm_thread(void *arg)
 				v->st.connected = false;
 		}
 		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);
+		mon_vcpus(v);
 		mon_update(v);
 		pthread_mutex_unlock(&mon_lock);
 		if (conn->fd >= 0) {
@@ -257,7 +281,7 @@ static void *mon_vm_thread(void *arg)
 /* Follow exactly the VMs in uuids (with their vsock paths): start threads for new ones, let
  * the others' threads end, free the records of those that ended. Under mon_lock. */
 static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
-		     const uint32_t *disabled, size_t n)
+		     const uint32_t *disabled, const pid_t *pids, size_t n)
 {
 	size_t k = 0;
 
@@ -266,8 +290,12 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
 
 		for (size_t j = 0; j < n && !keep; j++) {
 			keep = !strcmp(mon_vms[i]->uuid, uuids[j]);
-			if (keep)
+			if (keep) {
 				mon_vms[i]->disabled = disabled[j];
+				if (mon_vms[i]->pid != pids[j])
+					mon_vms[i]->vcpu_known = false; /* a new worker */
+				mon_vms[i]->pid = pids[j];
+			}
 		}
 		if (!keep)
 			mon_vms[i]->wanted = false;
@@ -295,6 +323,7 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
 		memcpy(v->vsock, paths[j], sizeof(v->vsock));
 		v->wanted = true;
 		v->disabled = disabled[j];
+		v->pid = pids[j];
 		mon_update(v);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -312,9 +341,11 @@ static void *mon_manager(void *arg)
 	static char uuids[AGENT_MON_MAX_VMS][VMDEF_UUID_LEN + 1];
 	static char paths[AGENT_MON_MAX_VMS][512];
 	static uint32_t disabled[AGENT_MON_MAX_VMS];
+	static pid_t pids[AGENT_MON_MAX_VMS];
 	struct mon_ctx *m = arg;
 
 	for (;;) {
+		struct sup_status st;
 		size_t n;
 
 		keeld_lock();
@@ -324,10 +355,12 @@ static void *mon_manager(void *arg)
 				disabled[i] = 0;
 			if (agent_vsock_path(m->sup, uuids[i], paths[i], sizeof(paths[i])))
 				paths[i][0] = '\0';
+			sup_status(m->sup, uuids[i], &st);
+			pids[i] = st.pid;
 		}
 		keeld_unlock();
 		pthread_mutex_lock(&mon_lock);
-		mon_sync(uuids, paths, disabled, n);
+		mon_sync(uuids, paths, disabled, pids, n);
 		pthread_mutex_unlock(&mon_lock);
 		mon_sleep_ms(AGENT_MON_PERIOD_MS / 4);
 	}

@@ -28,7 +28,14 @@ struct agent_status {
 	char last_error[256];	 /* why the last connect or ping failed, or "" */
 	int64_t clock_offset_us; /* the guest's clock minus the host's at the last sample */
 	char addresses[1024];	 /* the guest's IPv4 and IPv6 addresses (KVP), comma-separated */
+	/* Whether the guest's vCPUs ran lately (vcpu_progress.h), told when the heartbeat is
+	 * not OK: AGENT_VCPUS_RUNNING (the agent is gone, the guest lives), AGENT_VCPUS_STALLED
+	 * (none ran for AGENT_MON_LOST_MS: the guest hangs), or NULL (OK, or not known). */
+	const char *vcpus;
 };
+
+#define AGENT_VCPUS_RUNNING "running"
+#define AGENT_VCPUS_STALLED "stalled"
 
 /* Start the manager thread, which follows sup's running VMs four times a second (with
  * keeld's lock, briefly: their paths and, from store, the services turned off). Each VM's

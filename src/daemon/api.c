@@ -108,6 +108,9 @@ static const char *errno_code(int err, unsigned *status)
 	case -EDQUOT:
 		*status = 507;
 		return "InsufficientMemory";
+	case -EOPNOTSUPP: /* a production-only checkpoint that cannot be taken */
+		*status = 409;
+		return "ProductionCheckpointUnavailable";
 	default:
 		*status = 500;
 		return "Internal";
@@ -277,6 +280,44 @@ static void do_list(struct api_ctx *ctx, struct api_reply *out)
 	api_reply_json(out, 200, arr);
 }
 
+/*
+ * A Generation 2 VM's UEFI variable store is keeld's, in the VM's directory
+ * (sup_nvram_path): a request that leaves "nvram" out or null gets that place, one that
+ * names another is refused. Another generation has none (a request naming one is left for
+ * vmdef_check to refuse, with its reason).
+ */
+static int place_nvram(struct api_ctx *ctx, json_object *req, struct vm_def *nd, char *err,
+		       size_t errlen)
+{
+	json_object *v = NULL;
+	bool asked = json_object_object_get_ex(req, "nvram", &v) && v;
+	char path[PATH_MAX];
+
+	if (sup_nvram_path(ctx->sup, nd->uuid, path, sizeof(path)))
+		return -ENAMETOOLONG;
+	if (nd->firmware != VM_FIRMWARE_UEFI) {
+		if (!asked) {
+			free(nd->nvram);
+			nd->nvram = NULL;
+		}
+		return 0;
+	}
+	if (asked && strcmp(nd->nvram, path)) {
+		snprintf(err, errlen,
+			 "nvram %.100s: keeld keeps a Generation 2 VM's variable store in the "
+			 "VM's directory (%.200s); leave 'nvram' out",
+			 nd->nvram, path);
+		return -EINVAL;
+	}
+	if (!nd->nvram || strcmp(nd->nvram, path)) {
+		free(nd->nvram);
+		nd->nvram = strdup(path);
+		if (!nd->nvram)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *out)
 {
 	struct vm_def def;
@@ -285,17 +326,19 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 
 	vmdef_init(&def);
 	ret = vmdef_apply_json(&def, req, VMDEF_JSON_REQUEST, err, sizeof(err));
+	if (!ret) {
+		ret = vmdef_gen_uuid(def.uuid);
+		if (ret)
+			snprintf(err, sizeof(err), "cannot generate a VM id: %s", strerror(-ret));
+	}
+	if (!ret)
+		ret = place_nvram(ctx, req, &def, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&def, err, sizeof(err));
 	if (!ret)
 		ret = disk_policy_attach(ctx->store, ctx->sup, &def, NULL, err, sizeof(err));
 	if (ret)
 		goto fail;
-	ret = vmdef_gen_uuid(def.uuid);
-	if (ret) {
-		snprintf(err, sizeof(err), "cannot generate a VM id: %s", strerror(-ret));
-		goto fail;
-	}
 	def.created = (int64_t)time(NULL);
 	def.revision = 1;
 	def.version = VMDEF_CONFIG_VERSION;
@@ -333,6 +376,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		return;
 	}
 	ret = vmdef_apply_json(&nd, req, VMDEF_JSON_REQUEST, err, sizeof(err));
+	if (!ret)
+		ret = place_nvram(ctx, req, &nd, err, sizeof(err));
 	if (!ret)
 		ret = vmdef_validate(&nd, err, sizeof(err));
 	if (!ret)
@@ -460,7 +505,7 @@ static int action_opts(json_object *req, bool is_stop, bool *force, unsigned *ti
 }
 
 /* The job JSON with its error code, as the API shows jobs. */
-static json_object *job_json(struct job *j)
+json_object *api_job_json(struct job *j)
 {
 	json_object *o = job_to_json(j), *e;
 
@@ -598,7 +643,7 @@ static void do_action(struct api_ctx *ctx, struct vm_def *def, const char *actio
 	}
 	o = vm_json(ctx, def);
 	if (o && job)
-		json_object_object_add(o, "job", job_json(job));
+		json_object_object_add(o, "job", api_job_json(job));
 	if (o && how[0]) /* a stop: through the agent or the power button */
 		json_object_object_add(o, "stopped_through", json_object_new_string(how));
 	api_reply_json(out, status, o);
@@ -614,20 +659,32 @@ void api_method_not_allowed(struct api_reply *out, const char *method, const cha
 	api_error_reply(out, 405, "MethodNotAllowed", msg);
 }
 
-/* The only field of a checkpoint body: "name" (a string). */
-static int ckpt_body(json_object *req, const char **name, bool need, char *err, size_t errlen)
+/* A checkpoint body: "name" (a string) and, for a creation (type not NULL), "type"
+ * ("production", the default, "production-only" or "standard"). */
+static int ckpt_body(json_object *req, const char **name, enum ckpt_type *type, bool need,
+		     char *err, size_t errlen)
 {
 	json_object_object_foreach(req, key, val)
 	{
-		if (strcmp(key, "name")) {
+		bool is_type = type && !strcmp(key, "type");
+
+		if (strcmp(key, "name") && !is_type) {
 			snprintf(err, errlen, "unknown field '%s' for a checkpoint", key);
 			return -EINVAL;
 		}
 		if (!json_object_is_type(val, json_type_string)) {
-			snprintf(err, errlen, "field 'name' must be a string");
+			snprintf(err, errlen, "field '%s' must be a string", key);
 			return -EINVAL;
 		}
-		*name = json_object_get_string(val);
+		if (is_type && ckpt_type_parse(json_object_get_string(val), type)) {
+			snprintf(err, errlen,
+				 "unknown checkpoint type '%.40s': production, production-only or "
+				 "standard",
+				 json_object_get_string(val));
+			return -EINVAL;
+		}
+		if (!is_type)
+			*name = json_object_get_string(val);
 	}
 	if (need && !*name) {
 		snprintf(err, errlen, "field 'name' is required");
@@ -649,6 +706,7 @@ struct ckpt_job {
 	enum ckpt_job_kind kind;
 	char *name; /* create: the new name (NULL: the default); else the checkpoint's */
 	bool subtree;
+	enum ckpt_type type; /* create */
 };
 
 /* The result: the new checkpoint; {"applied": NAME}; {"deleted": NAME, "subtree": B}. */
@@ -659,7 +717,7 @@ static int ckpt_job_run(void *arg, json_object **result, char *err, size_t errle
 
 	switch (a->kind) {
 	case CKPT_JOB_CREATE:
-		return ckpt_create(&a->cc, &a->def, a->name, result, err, errlen);
+		return ckpt_create(&a->cc, &a->def, a->name, a->type, result, err, errlen);
 	case CKPT_JOB_APPLY:
 		ret = ckpt_apply(&a->cc, &a->def, a->name, err, errlen);
 		if (!ret && (*result = json_object_new_object()))
@@ -687,8 +745,8 @@ static void ckpt_job_free(void *arg)
 }
 
 static int start_ckpt_job(struct api_ctx *ctx, const struct vm_def *def, enum ckpt_job_kind kind,
-			  const char *name, bool subtree, struct job **job, char *err,
-			  size_t errlen)
+			  const char *name, bool subtree, enum ckpt_type type, struct job **job,
+			  char *err, size_t errlen)
 {
 	static const char *const verbs[] = {NULL, "apply a checkpoint to",
 					    "delete a checkpoint of"};
@@ -706,6 +764,7 @@ static int start_ckpt_job(struct api_ctx *ctx, const struct vm_def *def, enum ck
 	a->cc = cc;
 	a->kind = kind;
 	a->subtree = subtree;
+	a->type = type;
 	ret = vmdef_copy(&a->def, def);
 	if (!ret && name && !(a->name = strdup(name)))
 		ret = -ENOMEM;
@@ -754,14 +813,16 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 
 			/* Checked here, so that a bad request fails at once; created by a job
 			 * (a running VM's memory is saved first: as long as Save-VM). */
-			ret = ckpt_body(req, &name, false, err, sizeof(err));
+			enum ckpt_type type = CKPT_PRODUCTION; /* Hyper-V's default */
+
+			ret = ckpt_body(req, &name, &type, false, err, sizeof(err));
 			if (!ret)
-				ret = ckpt_create_check(&cc, def, name, err, sizeof(err));
+				ret = ckpt_create_check(&cc, def, name, type, err, sizeof(err));
 			if (!ret)
-				ret = start_ckpt_job(ctx, def, CKPT_JOB_CREATE, name, false, &job,
-						     err, sizeof(err));
+				ret = start_ckpt_job(ctx, def, CKPT_JOB_CREATE, name, false, type,
+						     &job, err, sizeof(err));
 			if (!ret)
-				api_reply_json(out, 202, job_json(job));
+				api_reply_json(out, 202, api_job_json(job));
 		} else {
 			api_method_not_allowed(out, method, url, "GET, POST");
 			return;
@@ -777,12 +838,12 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 		if (ret)
 			snprintf(err, sizeof(err), "apply takes no fields");
 		if (!ret)
-			ret = start_ckpt_job(ctx, def, CKPT_JOB_APPLY, rest, false, &job, err,
-					     sizeof(err));
+			ret = start_ckpt_job(ctx, def, CKPT_JOB_APPLY, rest, false, CKPT_STANDARD,
+					     &job, err, sizeof(err));
 		if (!ret)
-			api_reply_json(out, 202, job_json(job));
+			api_reply_json(out, 202, api_job_json(job));
 	} else if (!strcmp(method, "PATCH")) {
-		ret = ckpt_body(req, &name, true, err, sizeof(err));
+		ret = ckpt_body(req, &name, NULL, true, err, sizeof(err));
 		if (!ret)
 			ret = ckpt_rename(&cc, def, rest, name, err, sizeof(err));
 		if (!ret) {
@@ -807,10 +868,10 @@ static void route_ckpt(struct api_ctx *ctx, const char *method, const char *url,
 			}
 		}
 		if (!ret)
-			ret = start_ckpt_job(ctx, def, CKPT_JOB_DELETE, rest, subtree, &job, err,
-					     sizeof(err));
+			ret = start_ckpt_job(ctx, def, CKPT_JOB_DELETE, rest, subtree,
+					     CKPT_STANDARD, &job, err, sizeof(err));
 		if (!ret)
-			api_reply_json(out, 202, job_json(job));
+			api_reply_json(out, 202, api_job_json(job));
 	} else if (!strcmp(method, "GET")) {
 		ret = ckpt_list(&cc, def, &o);
 		if (!ret) {
@@ -888,6 +949,8 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		api_vm_kvp(ctx, method, url, &def, sub[3] ? sub + 4 : NULL, query, req, out);
 	} else if (sub && !strcmp(sub, "integration")) {
 		api_vm_integration(ctx, method, url, &def, req, out);
+	} else if (sub && !strcmp(sub, "backup")) {
+		api_vm_backup(ctx, method, url, &def, req, out);
 	} else if (sub && strchr(sub, '/')) {
 		snprintf(msg, sizeof(msg), "no such resource: %.200s", url);
 		api_error_reply(out, 404, "NotFound", msg);
@@ -970,7 +1033,7 @@ static void do_host_shutdown(struct api_ctx *ctx, json_object *req, struct api_r
 		api_reply_errno(out, ret, "cannot start the host shutdown job");
 		return;
 	}
-	api_reply_json(out, 202, job_json(job));
+	api_reply_json(out, 202, api_job_json(job));
 }
 
 int api_since_wait(char *query, const char *since_is, unsigned wait_max, uint64_t *since,
@@ -1073,7 +1136,7 @@ static void route_jobs(const char *method, const char *url, const char *path, st
 		api_error_reply(out, 404, "NotFound", msg);
 		return;
 	}
-	api_reply_json(out, 200, job_json(j));
+	api_reply_json(out, 200, api_job_json(j));
 	/* The host shutdown's report is out: keeld exits once it was delivered (host.h). */
 	if (!strcmp(job_operation(j), "host-shutdown") && job_state_of(j) != JOB_RUNNING)
 		out->after_sent = host_shutdown_reported;

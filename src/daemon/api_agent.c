@@ -43,6 +43,9 @@ json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def,
 	json_object_object_add(o, "agent_version",
 			       st.agent_version[0] ? json_object_new_string(st.agent_version)
 						   : NULL);
+	/* With the heartbeat not OK: whether the guest's vCPUs still run ("agent gone") or not
+	 * ("guest hung"). */
+	json_object_object_add(o, "vcpus", st.vcpus ? json_object_new_string(st.vcpus) : NULL);
 	/* Hyper-V's IPAddresses of Get-VMNetworkAdapter, from the guest's KVP facts. */
 	{
 		json_object *addrs = json_object_new_array();

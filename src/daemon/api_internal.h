@@ -42,5 +42,11 @@ void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url
 /* GET, POST /v1/vms/NAME/kvp; GET, DELETE /v1/vms/NAME/kvp/KEY (key NULL: the first two). */
 void api_vm_kvp(struct api_ctx *ctx, const char *method, const char *url, const struct vm_def *def,
 		const char *key, const char *query, json_object *req, struct api_reply *out);
+/* A job as the API shows it, with its error's code (api.c). */
+struct job;
+json_object *api_job_json(struct job *j);
+/* POST /v1/vms/NAME/backup {"to": DIR} (api_backup.c): keel vm backup, as a job. */
+void api_vm_backup(struct api_ctx *ctx, const char *method, const char *url,
+		   const struct vm_def *def, json_object *req, struct api_reply *out);
 
 #endif

@@ -117,10 +117,13 @@ static void create_disk(struct api_ctx *ctx, const struct store_pool *p, json_ob
 		r = -EEXIST;
 	}
 	if (!r) {
-		disk_error_reset();
-		r = disk_create(path, &o);
+		struct disk_err why;
+
+		r = disk_create(path, &o, &why);
 		if (r)
-			snprintf(err, sizeof(err), "cannot create %s: %s", path, disk_why(r));
+			snprintf(err, sizeof(err), "%s", why.msg); /* it names the file */
+		if (r && !why.msg[0])
+			snprintf(err, sizeof(err), "cannot create %s: %s", path, strerror(-r));
 		if (r && r != -EEXIST && r != -EINVAL && r != -EBUSY)
 			r = -EIO; /* the others are the host's trouble, a 500 */
 	}

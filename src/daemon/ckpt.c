@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/agent_freeze.h"
 #include "daemon/biglock.h"
 #include "disk/disk.h"
 #include "disk/vhdx.h"
@@ -128,6 +129,8 @@ static int check_name(const struct ckpt_tree *t, const char *name, const char *v
  * differencing children) and open as one. */
 static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 {
+	struct disk_err why;
+
 	/* A SCSI disk would not move onto a differencing child with the others (DVD images are
 	 * read-only and stay as they are). */
 	for (unsigned i = 0; i < def->scsi.nluns; i++) {
@@ -151,13 +154,13 @@ static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 				  def->disks[i].path, def->name, def->disks[i].path);
 			return -EMEDIUMTYPE;
 		}
-		disk_error_reset();
 		ret = disk_open_as(def->disks[i].path, DISK_FORMAT_VHDX,
-				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d);
+				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d,
+				   &why);
 		disk_close(d);
 		if (ret) {
 			error_set(err, errlen, "cannot open disk %s of VM '%s': %s",
-				  def->disks[i].path, def->name, disk_why(ret));
+				  def->disks[i].path, def->name, disk_why(&why, ret));
 			return ret == -ENOENT ? -EINVAL : ret;
 		}
 	}
@@ -202,13 +205,14 @@ static int make_children(char *const *files, unsigned n, char **out, char *err, 
 			.parent = files[made],
 		};
 
-		disk_error_reset();
+		struct disk_err why = {{0}};
+
 		ret = child_path(files[made], tag, path, sizeof(path));
 		if (!ret)
-			ret = disk_create(path, &o);
+			ret = disk_create(path, &o, &why);
 		if (ret) {
 			error_set(err, errlen, "cannot create a differencing disk for %s: %s",
-				  files[made], disk_why(ret));
+				  files[made], disk_why(&why, ret));
 			break;
 		}
 		out[made] = strdup(path);
@@ -334,6 +338,8 @@ static json_object *ckpt_json(struct ckpt_tree *t, const struct ckpt *c)
 	json_object_object_add(o, "parent", p ? json_object_new_string(p->name) : NULL);
 	json_object_object_add(o, "parent_id", p ? json_object_new_string(p->id) : NULL);
 	json_object_object_add(o, "saved_state", json_object_new_boolean(c->saved));
+	json_object_object_add(o, "type",
+			       json_object_new_string(c->production ? "production" : "standard"));
 	for (unsigned i = 0; i < c->ndisks; i++)
 		json_object_array_add(disks, json_object_new_string(c->disks[i]));
 	json_object_object_add(o, "disks", disks);
@@ -360,8 +366,7 @@ static int create_checks(struct op *op, const struct vm_def *def, const char *na
 	return ret;
 }
 
-/* A checkpoint's default name, Hyper-V style: "VM - (2026-12-05 - 10:00:00)". */
-static const char *default_name(const struct vm_def *def, char *buf, size_t size)
+const char *ckpt_stamped_name(const struct vm_def *def, const char *kind, char *buf, size_t size)
 {
 	time_t now = time(NULL);
 	struct tm tm;
@@ -369,14 +374,59 @@ static const char *default_name(const struct vm_def *def, char *buf, size_t size
 
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d - %H:%M:%S", &tm);
-	snprintf(buf, size, "%s - (%s)", def->name, when);
+	snprintf(buf, size, "%.64s - %s(%s)", def->name, kind, when);
 	return buf;
 }
 
-int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, char *err,
-		      size_t errlen)
+/* A checkpoint's default name, Hyper-V style: "VM - (2026-12-05 - 10:00:00)". */
+static const char *default_name(const struct vm_def *def, char *buf, size_t size)
 {
-	char dflt[VMDEF_NAME_MAX + 40];
+	return ckpt_stamped_name(def, "", buf, size);
+}
+
+int ckpt_type_parse(const char *s, enum ckpt_type *out)
+{
+	static const char *const names[] = {"production", "production-only", "standard"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (enum ckpt_type)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Whether a production checkpoint of the VM can be tried as it is: an Off VM's disks are
+ * consistent already; a running guest needs its agent's freeze; a Saved, Crashed or Paused
+ * one cannot have one. 0, or -errno with why. */
+static int production_possible(struct op *op, char *why, size_t whylen)
+{
+	switch (op->st.state) {
+	case VM_OFF:
+		return 0;
+	case VM_RUNNING:
+		return agent_freeze_ready(op->ctx->store, op->def, why, whylen);
+	default:
+		error_set(why, whylen,
+			  "VM '%s' is %s: a production checkpoint needs a running guest with "
+			  "integration services, or a VM that is off",
+			  op->def->name, vm_state_name(op->st.state));
+		return -EOPNOTSUPP;
+	}
+}
+
+static int production_refused(const struct vm_def *def, const char *why, char *err, size_t errlen)
+{
+	error_set(err, errlen, "cannot take a production checkpoint of VM '%s': %s", def->name,
+		  why);
+	return -EOPNOTSUPP;
+}
+
+int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
+		      enum ckpt_type type, char *err, size_t errlen)
+{
+	char dflt[VMDEF_NAME_MAX + 40], why[512];
 	struct op op;
 	int ret = op_begin(&op, ctx, def, err, errlen);
 
@@ -384,16 +434,34 @@ int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char
 		return ret;
 	ret = create_checks(&op, def, name ? name : default_name(def, dflt, sizeof(dflt)), err,
 			    errlen);
+	if (!ret && type == CKPT_PRODUCTION_ONLY && production_possible(&op, why, sizeof(why)))
+		ret = production_refused(def, why, err, errlen);
 	op_end(&op);
 	return ret;
 }
 
-int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, json_object **out,
-		char *err, size_t errlen)
+/* Remove the saved state a production checkpoint's worker restart went through: the VM's
+ * saved/ links keep it for the restore, the checkpoint has none. */
+static void drop_restart_state(const char *dir)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/state", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
+		enum ckpt_type type, json_object **out, char *err, size_t errlen)
 {
 	char dflt[VMDEF_NAME_MAX + 40], id[VMDEF_UUID_LEN + 1], dir[PATH_MAX] = "";
 	char *children[VMDEF_MAX_DISKS] = {NULL};
-	bool running, stopped = false, was_paused = false;
+	char why[512] = "", fallback[600] = "";
+	bool running, stopped = false, was_paused = false, production = false;
+	struct agent_conn *frozen = NULL;
+	unsigned nfrozen = 0;
 	struct ckpt *c;
 	struct op op;
 	int ret;
@@ -406,12 +474,41 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	ret = create_checks(&op, def, name, err, errlen);
 	if (ret)
 		goto out;
+	if (type != CKPT_STANDARD) {
+		ret = production_possible(&op, why, sizeof(why));
+		if (!ret && op.st.state == VM_RUNNING) {
+			/* keeld's lock is let go while the guest freezes: look again after. */
+			ret = agent_freeze(ctx->store, ctx->sup, def, &frozen, &nfrozen, why,
+					   sizeof(why));
+			sup_status(ctx->sup, def->uuid, &op.st);
+			if (!ret && op.st.state != VM_RUNNING) {
+				error_set(why, sizeof(why), "VM '%s' became %s during the freeze",
+					  def->name, vm_state_name(op.st.state));
+				ret = -EBUSY;
+			}
+		}
+		if (!ret) {
+			production = true;
+		} else if (type == CKPT_PRODUCTION_ONLY) {
+			ret = production_refused(def, why, err, errlen);
+			goto out;
+		} else {
+			snprintf(fallback, sizeof(fallback),
+				 "a standard checkpoint instead of a production one: %s", why);
+			log_info("VM %s: checkpoint '%s': %s", def->name, name, fallback);
+			ret = 0;
+		}
+		ret = create_checks(&op, def, name, err, errlen); /* the state, again */
+		if (ret)
+			goto out;
+	}
 	running = is_running(&op);
 	c = add_checkpoint(&op, name, err, errlen);
 	if (!c) {
 		ret = -ENOMEM;
 		goto out;
 	}
+	c->production = production;
 	snprintf(id, sizeof(id), "%s", c->id);
 	for (unsigned i = 0; i < def->ndisks; i++) {
 		c->disks[i] = strdup(def->disks[i].path);
@@ -422,8 +519,9 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		c->ndisks++;
 	}
 	if (running) {
-		/* Its memory and devices go into the checkpoint; the worker ends, and a new one
-		 * carries on from there on the new disk files (the VM pauses briefly). */
+		/* Its memory and devices go into the checkpoint (a production one: only through
+		 * the restart); the worker ends, and a new one carries on from there on the new
+		 * disk files (the VM pauses briefly). */
 		ret = state_dir(&op, NULL, dir, sizeof(dir));
 		if (!ret && mkdir(dir, 0700) < 0 && errno != EEXIST)
 			ret = -errno;
@@ -442,7 +540,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		}
 		stopped = true;
 		c = ckpt_tree_by_id(&op.t, id);
-		c->saved = true;
+		c->saved = !production;
 	}
 	/* The VM's files freeze as the checkpoint's; it goes on in new children of them. */
 	ret = make_children(c->disks, c->ndisks, children, err, errlen);
@@ -467,34 +565,58 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			children[i] = strdup(op.nd.disks[i].path);
 		goto undo;
 	}
-	log_info("VM %s: checkpoint '%s' created (id %s)", def->name, name, id);
-	if (out)
+	log_info("VM %s: %s checkpoint '%s' created (id %s%s)", def->name,
+		 production ? "production" : "standard", name, id,
+		 frozen ? ", file systems frozen" : "");
+	if (out) {
 		*out = ckpt_json(&op.t, ckpt_tree_by_id(&op.t, id));
+		if (*out && fallback[0])
+			json_object_object_add(*out, "fallback", json_object_new_string(fallback));
+		if (*out && frozen)
+			json_object_object_add(*out, "frozen_filesystems",
+					       json_object_new_int((int)nfrozen));
+	}
 	if (stopped) {
-		char why[400];
+		char why2[400];
 
-		if (sup_set_saved(ctx->sup, &op.nd, dir, "restoring after a checkpoint", why,
-				  sizeof(why)) ||
-		    sup_start_restore(ctx->sup, &op.nd, was_paused, why, sizeof(why)))
+		if (sup_set_saved(ctx->sup, &op.nd, dir, "restoring after a checkpoint", why2,
+				  sizeof(why2)) ||
+		    sup_start_restore(ctx->sup, &op.nd, was_paused, why2, sizeof(why2)))
 			log_err("VM %s: cannot carry on after checkpoint '%s': %s", def->name, name,
-				why);
+				why2);
+		else if (frozen && sup_wait_started(ctx->sup, &op.nd, AGENT_FREEZE_TIMEOUT_MS))
+			log_warn(
+				"VM %s: the worker did not come back within %d s to thaw the guest",
+				def->name, AGENT_FREEZE_TIMEOUT_MS / 1000);
+		if (production)
+			drop_restart_state(dir);
 	}
 	goto out;
 undo:
 	unlink_all(children, def->ndisks);
 	if (stopped) {
-		char why[400];
+		char why2[400];
 
 		/* Back onto the disks it had, from the state just saved. */
-		if (sup_set_saved(ctx->sup, def, dir, "restoring after a failed checkpoint", why,
-				  sizeof(why)) ||
-		    sup_start_restore(ctx->sup, def, was_paused, why, sizeof(why)))
+		if (sup_set_saved(ctx->sup, def, dir, "restoring after a failed checkpoint", why2,
+				  sizeof(why2)) ||
+		    sup_start_restore(ctx->sup, def, was_paused, why2, sizeof(why2)))
 			log_err("VM %s: cannot carry on after a failed checkpoint: %s", def->name,
-				why);
+				why2);
 	}
 	if (ckpt_tree_by_id(&op.t, id))
 		remove_state(&op, ckpt_tree_by_id(&op.t, id));
+	if (production && stopped)
+		drop_restart_state(dir);
 out:
+	if (frozen) {
+		char why2[400];
+
+		if (agent_thaw(ctx->sup, def, frozen, why2, sizeof(why2)))
+			log_warn("VM %s: cannot thaw the guest's file systems (it thaws by itself "
+				 "within %d s): %s",
+				 def->name, AGENT_FREEZE_TIMEOUT_MS / 1000, why2);
+	}
 	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
 		free(children[i]);
 	op_end(&op);
@@ -630,15 +752,15 @@ static int check_parent(const char *child, const char *parent, char *err, size_t
 	char a[PATH_MAX], b[PATH_MAX];
 	struct disk_info info;
 	struct disk *d = NULL;
+	struct disk_err why;
 	int ret;
 
-	disk_error_reset();
-	ret = disk_open_as(child, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d);
+	ret = disk_open_as(child, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d, &why);
 	if (!ret)
 		ret = disk_info(d, &info);
 	disk_close(d);
 	if (ret) {
-		error_set(err, errlen, "cannot read disk %s: %s", child, disk_why(ret));
+		error_set(err, errlen, "cannot read disk %s: %s", child, disk_why(&why, ret));
 		return ret;
 	}
 	if (!info.has_parent || !realpath(info.parent_path, a) || !realpath(parent, b) ||
@@ -662,6 +784,7 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 	struct ckpt *x = ckpt_tree_by_id(&op->t, xid), *k = NULL;
 	char id[VMDEF_UUID_LEN + 1], parent[VMDEF_UUID_LEN + 1];
 	unsigned n = ckpt_tree_children(&op->t, xid, true);
+	struct disk_err why;
 	bool k_is_now;
 	int ret = 0;
 
@@ -692,12 +815,11 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 		/* Merging can take long (gigabytes): it touches only this VM's files, which its
 		 * operation holds (sup_op_begin), so keeld goes on serving everything else. */
 		keeld_unlock();
-		disk_error_reset();
-		ret = vhdx_merge(kpath, merged, sizeof(merged));
+		ret = vhdx_merge(kpath, merged, sizeof(merged), &why);
 		keeld_lock();
 		if (ret) {
 			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
-				  disk_why(ret));
+				  disk_why(&why, ret));
 			return ret;
 		}
 		/* kpath is gone; whatever was its child now reads x's file, which holds it. */
@@ -706,12 +828,12 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 
 			for (size_t i = 0; i < op->t.n && !ret; i++)
 				if (!strcmp(op->t.v[i].parent, kid))
-					ret = vhdx_relink(op->t.v[i].disks[d], x->disks[d]);
+					ret = vhdx_relink(op->t.v[i].disks[d], x->disks[d], &why);
 			if (!ret && !strcmp(op->t.now, kid))
-				ret = vhdx_relink(op->nd.disks[d].path, x->disks[d]);
+				ret = vhdx_relink(op->nd.disks[d].path, x->disks[d], &why);
 			if (ret) {
 				error_set(err, errlen, "cannot point the children of %s at %s: %s",
-					  kpath, x->disks[d], strerror(-ret));
+					  kpath, x->disks[d], disk_why(&why, ret));
 				return ret;
 			}
 			free(k->disks[d]);

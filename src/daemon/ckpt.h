@@ -24,13 +24,28 @@ struct ckpt_ctx {
 	struct sup *sup;
 };
 
+/* Hyper-V's CheckpointType. production: the guest's file systems frozen through keel-agent
+ * and only the disks kept (applying it boots the guest afresh), falling back to standard
+ * when that cannot be done; production-only: refused instead; standard: memory too. */
+enum ckpt_type { CKPT_PRODUCTION, CKPT_PRODUCTION_ONLY, CKPT_STANDARD };
+
+/* "VM - KIND(2026-12-05 - 10:00:00)", Hyper-V's names: kind "" for a checkpoint's default,
+ * "Backup - " for a backup's recovery checkpoint. Returns buf. */
+const char *ckpt_stamped_name(const struct vm_def *def, const char *kind, char *buf, size_t size);
+/* "production", "production-only", "standard" into *out: 0, or -EINVAL. */
+int ckpt_type_parse(const char *s, enum ckpt_type *out) __attribute__((warn_unused_result));
+
 /* ckpt_create's checks alone (-EINVAL, -EEXIST, -EBUSY, -EMEDIUMTYPE with err), for a
  * request that runs the creation as a job. */
-int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, char *err,
-		      size_t errlen) __attribute__((warn_unused_result));
-/* name may be NULL: "VM - (YYYY-MM-DD - HH:MM:SS)". *out gets the new checkpoint's JSON. */
-int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name, json_object **out,
-		char *err, size_t errlen) __attribute__((warn_unused_result));
+int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
+		      enum ckpt_type type, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* name may be NULL: "VM - (YYYY-MM-DD - HH:MM:SS)". *out gets the new checkpoint's JSON, with
+ * "fallback" saying why a production checkpoint became a standard one. A production-only
+ * checkpoint that cannot be taken is -EOPNOTSUPP with err saying why. */
+int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
+		enum ckpt_type type, json_object **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* {"checkpoints": [...], "now": {...}}: the visible tree and where the VM is. */
 int ckpt_list(struct ckpt_ctx *ctx, const struct vm_def *def, json_object **out)
 	__attribute__((warn_unused_result));

@@ -26,7 +26,8 @@ struct ckpt {
 	int64_t seq;			 /* creation order */
 	char parent[VMDEF_UUID_LEN + 1]; /* "" for the root */
 	bool hidden;
-	bool saved; /* has a saved state (memory and devices) besides the disks */
+	bool saved;	 /* has a saved state (memory and devices) besides the disks */
+	bool production; /* taken with the guest's file systems frozen (no memory): production */
 	char *disks[VMDEF_MAX_DISKS];
 	unsigned ndisks;
 };

@@ -28,23 +28,28 @@ static int check_new(const struct vm_disk *d, enum vm_disk_format f, bool given,
 {
 	enum disk_format found;
 	struct disk *h = NULL;
+	struct disk_err why;
 	int r;
 
-	disk_error_reset();
 	if (f == VM_DISK_VHDX) {
 		r = disk_open_as(d->path, DISK_FORMAT_VHDX,
-				 DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &h);
+				 DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &h,
+				 &why);
 		disk_close(h);
 		if (r)
 			error_set(err, errlen, "disk %s %s VHDX, but it does not open as one: %s",
-				  d->path, given ? "is given as" : "is named as", disk_why(r));
+				  d->path, given ? "is given as" : "is named as",
+				  disk_why(&why, r));
 		return r ? -EINVAL : 0;
 	}
 	if (given)
 		return 0; /* raw, as the administrator said: whatever the file begins with */
-	r = disk_probe(d->path, &found);
+	r = disk_probe(d->path, &found, &why);
 	if (r) {
-		error_set(err, errlen, "disk %s: %s", d->path, disk_why(r));
+		if (why.msg[0]) /* the library's line names the file */
+			error_set(err, errlen, "%s", why.msg);
+		else
+			error_set(err, errlen, "disk %s: %s", d->path, strerror(-r));
 		return -EINVAL;
 	}
 	if (found == DISK_FORMAT_VHDX) {
@@ -139,6 +144,7 @@ int disk_policy_check_chain(struct store *st, const char *what, const char *path
 {
 	char(*parents)[DISK_PATH_MAX] = calloc(DISK_POLICY_MAX_DEPTH, DISK_PATH_MAX);
 	struct disk *d = NULL;
+	struct disk_err derr;
 	int fd, n, r = 0;
 
 	if (!parents)
@@ -148,10 +154,13 @@ int disk_policy_check_chain(struct store *st, const char *what, const char *path
 		free(parents);
 		return fd;
 	}
-	disk_error_reset();
-	n = disk_open_fd_as(fd, path, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d);
+	n = disk_open_fd_as(fd, path, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d,
+			    &derr);
 	if (n) {
-		error_set(err, errlen, "disk %s: %s", path, disk_why(n));
+		if (derr.msg[0]) /* the library's line names the file */
+			error_set(err, errlen, "%s", derr.msg);
+		else
+			error_set(err, errlen, "disk %s: %s", path, strerror(-n));
 		free(parents);
 		return -EINVAL;
 	}

@@ -483,15 +483,21 @@ int pools_open(struct store *st, const char *what, const char *path, int flags, 
 
 int pools_check_def(struct store *st, const struct vm_def *def, char *err, size_t errlen)
 {
-	int fd;
+	int fd = 0; /* 0: nothing opened yet */
 
-	fd = pools_open(st, "kernel", def->kernel, O_RDONLY, false, err, errlen);
-	if (fd >= 0 && def->initrd) {
+	/* A firmware VM's own image comes from a pool too; Debian's is the system's. */
+	if (def->kernel)
+		fd = pools_open(st, "kernel", def->kernel, O_RDONLY, false, err, errlen);
+	else if (def->firmware_file)
+		fd = pools_open(st, "firmware file", def->firmware_file, O_RDONLY, false, err,
+				errlen);
+	if (fd > 0 && def->initrd) {
 		close(fd);
 		fd = pools_open(st, "initrd", def->initrd, O_RDONLY, false, err, errlen);
 	}
 	for (unsigned i = 0; fd >= 0 && i < def->ndisks; i++) {
-		close(fd);
+		if (fd > 0)
+			close(fd);
 		fd = pools_open(st, "disk", def->disks[i].path,
 				def->disks[i].readonly ? O_RDONLY : O_RDWR, true, err, errlen);
 	}
@@ -500,13 +506,15 @@ int pools_check_def(struct store *st, const struct vm_def *def, char *err, size_
 
 		if (!l->disk.path)
 			continue;
-		close(fd);
+		if (fd > 0)
+			close(fd);
 		fd = pools_open(st, l->type == VM_LUN_DVD ? "DVD image" : "disk", l->disk.path,
 				l->disk.readonly ? O_RDONLY : O_RDWR, true, err, errlen);
 	}
 	if (fd < 0)
 		return fd;
-	close(fd);
+	if (fd > 0)
+		close(fd);
 	return 0;
 }
 

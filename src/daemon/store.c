@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 8
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -59,11 +59,20 @@ static const char schema[] =
 	" bw_out INTEGER NOT NULL DEFAULT 0,"	   /* bits/s from the VM, 0: no limit */
 	" bw_in INTEGER NOT NULL DEFAULT 0,"	   /* bits/s to the VM */
 	" PRIMARY KEY(vm, idx));"
-	/* virtio-vsock (store_vsock.c): a row per VM that has the device. */
-	"CREATE TABLE IF NOT EXISTS vsock("
+	/* Firmware boot (store_firmware.c): a row per VM that boots through firmware. */
+	"CREATE TABLE IF NOT EXISTS firmware("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
-	" cid INTEGER NOT NULL,"
-	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	" generation INTEGER NOT NULL," /* 1: SeaBIOS, 2: OVMF */
+	" firmware_file TEXT,"		/* NULL: Debian's */
+	" nvram TEXT,"			/* Generation 2: the variable store in the VM's directory */
+	" boot_order TEXT NOT NULL);"	/* '' : the default */
+	/* Every device kind without columns of its own (store_devices.c): its field of the
+	 * description as JSON, a row per kind the VM has. */
+	"CREATE TABLE IF NOT EXISTS devices("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" field TEXT NOT NULL," /* the description's field: "vsock" */
+	" doc TEXT NOT NULL,"	/* its value, as the kind writes it */
+	" PRIMARY KEY(vm, field));"
 	/* virtio-scsi (store_scsi.c): the controller's slot, and its LUNs in order. */
 	"CREATE TABLE IF NOT EXISTS scsi("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -101,7 +110,8 @@ static const char schema[] =
 	" seq INTEGER NOT NULL,"
 	" parent TEXT,"
 	" hidden INTEGER NOT NULL,"
-	" saved INTEGER NOT NULL);"
+	" saved INTEGER NOT NULL,"
+	" type TEXT NOT NULL DEFAULT 'standard');"
 	"CREATE UNIQUE INDEX IF NOT EXISTS checkpoint_names ON checkpoints(vm, name)"
 	" WHERE hidden = 0;"
 	"CREATE TABLE IF NOT EXISTS checkpoint_disks("
@@ -186,8 +196,26 @@ static const char migrate_4_to_5[] =
 	"ALTER TABLE nics ADD COLUMN vlan INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE nics ADD COLUMN guards INTEGER NOT NULL DEFAULT 0;";
 
-/* From schema 5: adapters' trunk VLANs and bandwidth limits. */
+/* From schema 5: each checkpoint's type, standard or production (docs/checkpoints.md); the
+ * checkpoints made before had memory or were of a VM that was off: standard. */
 static const char migrate_5_to_6[] =
+	"ALTER TABLE checkpoints ADD COLUMN type TEXT NOT NULL DEFAULT 'standard';";
+
+/* From schema 6: virtio-vsock's rows move from their own table into devices, as the
+ * description's "vsock" field (store_devices.c); a store that never had the table gets none. */
+static const char migrate_6_to_7[] =
+	"CREATE TABLE IF NOT EXISTS vsock(vm TEXT PRIMARY KEY, cid INTEGER NOT NULL,"
+	" pci_slot INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS devices("
+	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
+	" field TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY(vm, field));"
+	"INSERT INTO devices(vm, field, doc) SELECT vm, 'vsock',"
+	" CASE WHEN pci_slot > 0 THEN json_object('cid', cid, 'pci_slot', pci_slot)"
+	" ELSE json_object('cid', cid) END FROM vsock;"
+	"DROP TABLE vsock;";
+
+/* From schema 7: adapters' trunk VLANs and bandwidth limits. */
+static const char migrate_7_to_8[] =
 	"ALTER TABLE nics ADD COLUMN vlan_trunk TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE nics ADD COLUMN native_vlan INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE nics ADD COLUMN bw_out INTEGER NOT NULL DEFAULT 0;"
@@ -203,7 +231,7 @@ static int pin_existing_formats(struct store *st)
 	while (!ret && sqlite3_step(s) == SQLITE_ROW) {
 		enum disk_format f;
 
-		if (disk_probe((const char *)sqlite3_column_text(s, 2), &f))
+		if (disk_probe((const char *)sqlite3_column_text(s, 2), &f, NULL))
 			continue; /* gone or unreadable: its name says */
 		sqlite3_reset(u);
 		sqlite3_bind_text(u, 1, disk_format_name(f), -1, SQLITE_STATIC);
@@ -328,12 +356,16 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_4_to_5);
 	if (!ret && version >= 1 && version <= 5)
 		ret = exec_sql(st, migrate_5_to_6);
+	if (!ret && version >= 1 && version <= 6)
+		ret = exec_sql(st, migrate_6_to_7);
+	if (!ret && version >= 1 && version <= 7)
+		ret = exec_sql(st, migrate_7_to_8);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=6");
+		ret = exec_sql(st, "PRAGMA user_version=8");
 	ret = finish(st, ret);
 	if (ret)
 		error_set(err, errlen, "cannot create the tables of store %s: %s", path,
@@ -471,8 +503,11 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 			goto out;
 		}
 	}
-	ret = store_vsock_put(st, def);
-	ret = store_scsi_put(st, def);
+	ret = store_devices_put(st, def);
+	if (!ret)
+		ret = store_firmware_put(st, def);
+	if (!ret)
+		ret = store_integration_put(st, def);
 out:
 	if (ret == -EIO)
 		error_set(err, errlen, "store write failed: %s", sqlite3_errmsg(st->db));
@@ -505,7 +540,7 @@ int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_
 	sqlite3_bind_int64(s, 5, def->created);
 	sqlite3_bind_int64(s, 6, def->cpus);
 	sqlite3_bind_int64(s, 7, (sqlite3_int64)def->memory);
-	sqlite3_bind_text(s, 8, def->kernel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, def->kernel ? def->kernel : "", -1, SQLITE_STATIC);
 	bind_text_or_null(s, 9, def->initrd);
 	bind_text_or_null(s, 10, def->cmdline);
 	bind_text_or_null(s, 11, def->notes);
@@ -547,7 +582,7 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 	sqlite3_bind_int64(s, 3, (sqlite3_int64)def->revision);
 	sqlite3_bind_int64(s, 4, def->cpus);
 	sqlite3_bind_int64(s, 5, (sqlite3_int64)def->memory);
-	sqlite3_bind_text(s, 6, def->kernel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, def->kernel ? def->kernel : "", -1, SQLITE_STATIC);
 	bind_text_or_null(s, 7, def->initrd);
 	bind_text_or_null(s, 8, def->cmdline);
 	bind_text_or_null(s, 9, def->notes);
@@ -752,8 +787,11 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 			store_nic_set_trunk(nic, d, 6);
 		}
 	}
-	ret = store_vsock_load(st, def);
-	ret = store_scsi_load(st, def);
+	ret = store_devices_load(st, def);
+	if (!ret)
+		ret = store_firmware_load(st, def);
+	if (!ret)
+		ret = store_integration_disabled(st, def->uuid, &def->integration_off);
 	if (ret)
 		goto out;
 	/* A VM stored before slots were recorded gets the layout it always had. A row that

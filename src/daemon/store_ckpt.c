@@ -25,10 +25,11 @@ int store_ckpt_load(struct store *st, const char *vm, struct ckpt_tree *t)
 	int ret, rc;
 
 	memset(t, 0, sizeof(*t));
-	ret = store_prepare(st,
-			    "SELECT id, name, created, seq, parent, hidden, saved FROM checkpoints "
-			    "WHERE vm=?1 ORDER BY seq",
-			    &s);
+	ret = store_prepare(
+		st,
+		"SELECT id, name, created, seq, parent, hidden, saved, type FROM checkpoints "
+		"WHERE vm=?1 ORDER BY seq",
+		&s);
 	if (ret)
 		return ret;
 	sqlite3_bind_text(s, 1, vm, -1, SQLITE_STATIC);
@@ -46,6 +47,8 @@ int store_ckpt_load(struct store *st, const char *vm, struct ckpt_tree *t)
 		copy_text(s, 4, c->parent, sizeof(c->parent));
 		c->hidden = sqlite3_column_int(s, 5) != 0;
 		c->saved = sqlite3_column_int(s, 6) != 0;
+		c->production = sqlite3_column_text(s, 7) &&
+				!strcmp((const char *)sqlite3_column_text(s, 7), "production");
 	}
 	if (rc != SQLITE_DONE) {
 		ret = -EIO;
@@ -120,7 +123,7 @@ static int put_tree(struct store *st, const char *vm, const struct ckpt_tree *t)
 	if (!ret)
 		ret = store_prepare(st,
 				    "INSERT INTO checkpoints(id, vm, name, created, seq, parent, "
-				    "hidden, saved) VALUES(?,?,?,?,?,?,?,?)",
+				    "hidden, saved, type) VALUES(?,?,?,?,?,?,?,?,?)",
 				    &c);
 	if (!ret)
 		ret = store_prepare(
@@ -140,6 +143,8 @@ static int put_tree(struct store *st, const char *vm, const struct ckpt_tree *t)
 			sqlite3_bind_null(c, 6);
 		sqlite3_bind_int(c, 7, k->hidden);
 		sqlite3_bind_int(c, 8, k->saved);
+		sqlite3_bind_text(c, 9, k->production ? "production" : "standard", -1,
+				  SQLITE_STATIC);
 		if (sqlite3_step(c) != SQLITE_DONE) {
 			ret = sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE ? -EEXIST
 											   : -EIO;

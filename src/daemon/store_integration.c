@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The store's integration services: which ones each VM has turned off (all on by default). */
+/* The store's integration services: which ones each VM has turned off (all on by default),
+ * the description's "integration_disabled" (written and read with the VM's devices). */
 #include <errno.h>
 #include <string.h>
 
@@ -49,4 +50,31 @@ int store_integration_set(struct store *st, const char *uuid, const char *servic
 		sqlite3_finalize(s);
 	}
 	return store_tx_finish(st, ret);
+}
+
+int store_integration_put(struct store *st, const struct vm_def *def)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = store_prepare(st, "DELETE FROM integration_disabled WHERE vm=?1", &s);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
+	ret = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(s);
+	if (ret || !def->integration_off)
+		return ret;
+	ret = store_prepare(st, "INSERT INTO integration_disabled(vm, service) VALUES(?1, ?2)", &s);
+	if (ret)
+		return ret;
+	for (unsigned k = 0; !ret && k < AP_S_COUNT; k++) {
+		if (!(def->integration_off >> k & 1))
+			continue;
+		sqlite3_reset(s);
+		sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, ap_service_name(k), -1, SQLITE_STATIC);
+		ret = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+	}
+	sqlite3_finalize(s);
+	return ret;
 }

@@ -21,10 +21,21 @@ int store_prepare(struct store *st, const char *sql, sqlite3_stmt **stmt)
 	__attribute__((warn_unused_result));
 
 struct vm_def;
-/* The VM's virtio-vsock row (store_vsock.c): written with its disks and NICs (the old one
- * replaced), read with them. 0 or -errno (-EIO: sqlite3_errmsg says why). */
-int store_vsock_put(struct store *st, const struct vm_def *def) __attribute__((warn_unused_result));
-int store_vsock_load(struct store *st, struct vm_def *def) __attribute__((warn_unused_result));
+/* The VM's integration services turned off (store_integration.c), written with its devices;
+ * read with store_integration_disabled. */
+int store_integration_put(struct store *st, const struct vm_def *def)
+	__attribute__((warn_unused_result));
+/* The VM's firmware row (store_firmware.c), written and read with its devices. */
+int store_firmware_put(struct store *st, const struct vm_def *def)
+	__attribute__((warn_unused_result));
+int store_firmware_load(struct store *st, struct vm_def *def) __attribute__((warn_unused_result));
+/* The VM's devices that store.c's own columns do not hold (store_devices.c, driven by the
+ * description's kind table): written with its disks and NICs (the old ones replaced), read
+ * with them. 0 or -errno (-EIO: sqlite3_errmsg says why; -EPROTO: a row that does not parse,
+ * logged with the VM's name). */
+int store_devices_put(struct store *st, const struct vm_def *def)
+	__attribute__((warn_unused_result));
+int store_devices_load(struct store *st, struct vm_def *def) __attribute__((warn_unused_result));
 /* The VM's virtio-scsi rows (store_scsi.c): written with its disks and NICs (the old ones
  * replaced), read with them. 0 or -errno (-EIO: sqlite3_errmsg says why). */
 int store_scsi_put(struct store *st, const struct vm_def *def) __attribute__((warn_unused_result));

@@ -313,6 +313,7 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 	 * keeld that gave it the directory died during the save). */
 	if (!sup_path(sup, vm->uuid, SUP_SAVED_DIR, saved, sizeof(saved)))
 		sup_jail_take_dir(saved);
+	sup_nvram_take_back(sup, vm);
 	/* Its sockets: a jailed worker cannot remove them (their directory is not its). */
 	sup_remove_sockets(sup, vm);
 	/* A Save-VM that completed counts even when the keeld that asked for it is gone (it
@@ -999,6 +1000,7 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 		if (!sup_path(sup, def->uuid, files[i], path, sizeof(path)))
 			unlink(path);
 	sup_remove_saved(sup, vm);
+	sup_nvram_remove(sup, def->uuid);
 	if (!sup_path(sup, def->uuid, NULL, path, sizeof(path)) && rmdir(path) < 0 &&
 	    errno != ENOENT)
 		log_warn("VM %s: cannot remove %s: %s", def->name, path, strerror(errno));
@@ -1127,6 +1129,30 @@ static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
 		vm->deadline_ms = 0;
 		(void)!sup_pidfd_kill(vm->pidfd, SIGKILL);
 	}
+}
+
+int sup_wait_started(struct sup *sup, const struct vm_def *def, unsigned timeout_ms)
+{
+	const struct timespec step = {0, 10 * 1000000};
+	long long deadline = clock_mono_ms() + timeout_ms;
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
+
+	if (!vm)
+		return -ENOMEM;
+	/* The main loop leaves a VM with an operation alone: its owner probes it instead. */
+	while (sup_has_worker(vm) && vm->state == VM_STARTING) {
+		long long now = clock_mono_ms();
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		probe_starting(sup, vm, now);
+		if (vm->state != VM_STARTING)
+			break;
+		keeld_unlock();
+		nanosleep(&step, NULL);
+		keeld_lock();
+	}
+	return vm->state == VM_RUNNING || vm->state == VM_PAUSED ? 0 : -EIO;
 }
 
 /* Probing a starting worker lets go of keeld's lock (a stopped worker answers late): the VM

@@ -148,8 +148,17 @@ int sup_turn_off_wait(struct sup *sup, const struct vm_def *def, char *err, size
 /* Start a Saved VM from its saved state; with paused, pause it again once it is ready. */
 int sup_start_restore(struct sup *sup, const struct vm_def *def, bool paused, char *err,
 		      size_t errlen) __attribute__((warn_unused_result));
+/* For the owner of an operation that started or restored the worker (the main loop leaves
+ * such a VM alone): wait, keeld's lock let go between probes, until it is Running or Paused
+ * (0), has failed (-EIO), or timeout_ms passed (-ETIMEDOUT). */
+int sup_wait_started(struct sup *sup, const struct vm_def *def, unsigned timeout_ms)
+	__attribute__((warn_unused_result));
 /* A hard reset, like Restart-VM. */
 int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Where keeld keeps a Generation 2 VM's UEFI variable store: STATE_DIR/vms/UUID/nvram/
+ * OVMF_VARS.fd (sup_firmware.c). 0 or -ENAMETOOLONG. */
+int sup_nvram_path(const struct sup *sup, const char *uuid, char *buf, size_t size)
 	__attribute__((warn_unused_result));
 /* Before a VM is deleted: refuses unless it is off, then removes its directory. */
 int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)

@@ -89,6 +89,19 @@ int sup_pidfd_kill(int pidfd, int sig);
 /* Field 22 of /proc/PID/stat: when the process started (ties a pid to one process). */
 int sup_proc_starttime(pid_t pid, uint64_t *out) __attribute__((warn_unused_result));
 
+/* sup_firmware.c: a firmware VM's files for its worker. The firmware image (Debian's, or
+ * the VM's own through the pools): an fd or -errno with err. */
+int sup_firmware_open(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Generation 2: the store's directory, the store created from the template when missing and
+ * checked, both given to vm's jailed worker: an fd or -errno with err. */
+int sup_nvram_open(struct sup *sup, const struct sup_vm *vm, const struct vm_def *def, char *err,
+		   size_t errlen) __attribute__((warn_unused_result));
+/* The worker ended: the store and its directory are root's again. */
+void sup_nvram_take_back(struct sup *sup, const struct sup_vm *vm);
+/* The VM is deleted: its store goes. */
+void sup_nvram_remove(struct sup *sup, const char *uuid);
+
 /* sup_files.c */
 int sup_path(const struct sup *sup, const char *uuid, const char *file, char *buf, size_t size)
 	__attribute__((warn_unused_result));

@@ -96,11 +96,11 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
  */
 #define WORKER_FD_FIRST 3
 #define WORKER_FD_BASE	64
-#define WORKER_FILES	(3 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS)
+#define WORKER_FILES	(5 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS)
 
 struct worker_files {
 	int fd[WORKER_FILES];
-	char name[WORKER_FILES][16]; /* kernel, initrd, kvm, disk.I, net.I, lun.I */
+	char name[WORKER_FILES][16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, ... */
 	unsigned n;
 };
 
@@ -188,13 +188,25 @@ static void worker_files_close(struct worker_files *wf)
 	wf->n = 0;
 }
 
-static int worker_files_open(struct sup *sup, const struct vm_def *def, struct worker_files *wf,
-			     char *err, size_t errlen)
+static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const struct vm_def *def,
+			     struct worker_files *wf, char *err, size_t errlen)
 {
-	int r;
+	int r, fd;
 
 	wf->n = 0;
-	r = worker_file(sup, wf, "kernel", "kernel", def->kernel, O_RDONLY, false, err, errlen);
+	if (def->kernel) {
+		r = worker_file(sup, wf, "kernel", "kernel", def->kernel, O_RDONLY, false, err,
+				errlen);
+	} else {
+		/* Firmware: its image, and Generation 2's variable store (sup_firmware.c). */
+		fd = sup_firmware_open(sup, def, err, errlen);
+		r = fd < 0 ? fd
+			   : worker_fd(wf, "firmware", vmdef_firmware_file(def), fd, err, errlen);
+		if (!r && def->nvram) {
+			fd = sup_nvram_open(sup, vm, def, err, errlen);
+			r = fd < 0 ? fd : worker_fd(wf, "nvram", def->nvram, fd, err, errlen);
+		}
+	}
 	if (!r && def->initrd)
 		r = worker_file(sup, wf, "initrd", "initrd", def->initrd, O_RDONLY, false, err,
 				errlen);
@@ -396,7 +408,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
 		goto out;
 	}
-	ret = worker_files_open(sup, def, &wf, err, errlen);
+	ret = worker_files_open(sup, vm, def, &wf, err, errlen);
 	if (ret) {
 		char why[600];
 

@@ -21,7 +21,7 @@ static const struct disk_ops *const formats[] = {
 	&raw_ops,
 };
 
-int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
+int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags, struct disk_err *err)
 {
 	if (flags & DISK_OPEN_NOLOCK)
 		return 0;
@@ -29,13 +29,13 @@ int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
 		int e = -errno;
 
 		if (e == -EWOULDBLOCK) {
-			disk_fail("%s is in use by another program (%s)", path,
+			disk_fail(err, "%s is in use by another program (%s)", path,
 				  rdonly ? "open for writing" : "open");
 			return -EBUSY;
 		}
 		/* File systems without flock support: go on unlocked. */
 		if (e != -ENOLCK && e != -EOPNOTSUPP) {
-			disk_fail("cannot lock %s: %s", path, strerror(-e));
+			disk_fail(err, "cannot lock %s: %s", path, strerror(-e));
 			return e;
 		}
 	}
@@ -43,7 +43,7 @@ int disk_lock_fd(int fd, const char *path, bool rdonly, unsigned flags)
 }
 
 /* The format whose signature the file's first bytes carry (raw matches anything). */
-static int probe_fd(int fd, const char *path, enum disk_format *out)
+static int probe_fd(int fd, const char *path, enum disk_format *out, struct disk_err *err)
 {
 	uint8_t head[8];
 	ssize_t n = pread(fd, head, sizeof(head), 0);
@@ -51,7 +51,7 @@ static int probe_fd(int fd, const char *path, enum disk_format *out)
 	if (n < 0) {
 		int r = -errno;
 
-		disk_fail("cannot read %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot read %s: %s", path, strerror(-r));
 		return r;
 	}
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
@@ -64,47 +64,51 @@ static int probe_fd(int fd, const char *path, enum disk_format *out)
 	return 0;
 }
 
-int disk_probe(const char *path, enum disk_format *out)
+int disk_probe(const char *path, enum disk_format *out, struct disk_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 
+	disk_err_clear(err);
 	if (fd < 0) {
 		r = -errno;
-		disk_fail("cannot open %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot open %s: %s", path, strerror(-r));
 		return r;
 	}
-	r = probe_fd(fd, path, out);
+	r = probe_fd(fd, path, out, err);
 	close(fd);
 	return r;
 }
 
-int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
+int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out, struct disk_err *err)
 {
 	enum disk_format f;
-	int r = probe_fd(fd, path, &f);
+	int r;
 
+	disk_err_clear(err);
+	r = probe_fd(fd, path, &f, err);
 	if (r) {
 		close(fd);
 		return r;
 	}
-	return disk_open_fd_as(fd, path, f, flags, out);
+	return disk_open_fd_as(fd, path, f, flags, out, err);
 }
 
 int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned flags,
-		    struct disk **out)
+		    struct disk **out, struct disk_err *err)
 {
 	const struct disk_ops *ops = format == DISK_FORMAT_VHDX ? &vhdx_ops : &raw_ops;
 	int r;
 
+	disk_err_clear(err);
 	if (ops == &raw_ops) {
-		r = disk_lock_fd(fd, path, flags & DISK_OPEN_RDONLY, flags);
+		r = disk_lock_fd(fd, path, flags & DISK_OPEN_RDONLY, flags, err);
 		if (r) {
 			close(fd);
 			return r;
 		}
 	}
 	/* The format's open owns fd from here, closing it on failure. */
-	r = ops->open(fd, path, flags, out);
+	r = ops->open(fd, path, flags, out, err);
 	if (r) {
 		if (ops == &raw_ops)
 			close(fd);
@@ -112,36 +116,42 @@ int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned 
 	}
 	(*out)->ops = ops;
 	(*out)->rdonly = flags & DISK_OPEN_RDONLY;
+	(*out)->err = NULL; /* I/O from now on: its failures are logged */
 	if (!(*out)->path[0])
 		snprintf((*out)->path, sizeof((*out)->path), "%s", path);
 	return 0;
 }
 
-static int open_file(const char *path, unsigned flags)
+static int open_file(const char *path, unsigned flags, struct disk_err *err)
 {
 	int fd = open(path, ((flags & DISK_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
 	if (fd < 0) {
 		int e = -errno;
 
-		disk_fail("cannot open %s: %s", path, strerror(-e));
+		disk_fail(err, "cannot open %s: %s", path, strerror(-e));
 		return e;
 	}
 	return fd;
 }
 
-int disk_open(const char *path, unsigned flags, struct disk **out)
+int disk_open(const char *path, unsigned flags, struct disk **out, struct disk_err *err)
 {
-	int fd = open_file(path, flags);
+	int fd;
 
-	return fd < 0 ? fd : disk_open_fd(fd, path, flags, out);
+	disk_err_clear(err);
+	fd = open_file(path, flags, err);
+	return fd < 0 ? fd : disk_open_fd(fd, path, flags, out, err);
 }
 
-int disk_open_as(const char *path, enum disk_format format, unsigned flags, struct disk **out)
+int disk_open_as(const char *path, enum disk_format format, unsigned flags, struct disk **out,
+		 struct disk_err *err)
 {
-	int fd = open_file(path, flags);
+	int fd;
 
-	return fd < 0 ? fd : disk_open_fd_as(fd, path, format, flags, out);
+	disk_err_clear(err);
+	fd = open_file(path, flags, err);
+	return fd < 0 ? fd : disk_open_fd_as(fd, path, format, flags, out, err);
 }
 
 static int check_range(struct disk *d, uint64_t off, uint64_t len, const char *what)
@@ -150,6 +160,7 @@ static int check_range(struct disk *d, uint64_t off, uint64_t len, const char *w
 
 	if (off % 512 || len % 512 || off > size || len > size - off) {
 		disk_fail(
+			d->err,
 			"%s: %s of %llu bytes at %llu is unaligned or beyond the disk (%llu bytes)",
 			d->path, what, (unsigned long long)len, (unsigned long long)off,
 			(unsigned long long)size);
@@ -273,24 +284,34 @@ enum disk_format disk_format_from_name(const char *path)
 	return DISK_FORMAT_RAW;
 }
 
-int disk_create(const char *path, const struct disk_create_opts *o)
+int disk_create(const char *path, const struct disk_create_opts *o, struct disk_err *err)
 {
+	disk_err_clear(err);
 	if (o->format == DISK_FORMAT_RAW) {
 		if (o->type == DISK_TYPE_DIFFERENCING) {
-			disk_fail("cannot create %s: raw disks have no differencing type", path);
-			return -EINVAL;
-		}
-		if (o->size == 0 || o->size % 512) {
-			disk_fail("cannot create %s: size must be a non-zero multiple of 512",
+			disk_fail(err, "cannot create %s: raw disks have no differencing type",
 				  path);
 			return -EINVAL;
 		}
-		return raw_create(path, o->size);
+		if (o->size == 0 || o->size % 512) {
+			disk_fail(err, "cannot create %s: size must be a non-zero multiple of 512",
+				  path);
+			return -EINVAL;
+		}
+		return raw_create(path, o->size, err);
 	}
-	return vhdx_create(path, o);
+	return vhdx_create(path, o, err);
 }
 
-int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o)
+int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o,
+		 struct disk_err *err)
+{
+	return disk_convert_progress(src, dst, o, NULL, NULL, err);
+}
+
+int disk_convert_progress(const char *src, const char *dst, const struct disk_create_opts *o,
+			  void (*progress)(void *arg, uint64_t done), void *arg,
+			  struct disk_err *err)
 {
 	struct disk_create_opts co = *o;
 	struct disk *in = NULL, *out = NULL;
@@ -301,16 +322,18 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 	bool created = false;
 	int r;
 
-	r = disk_open(src, DISK_OPEN_RDONLY, &in);
+	r = disk_open(src, DISK_OPEN_RDONLY, &in, err);
 	if (r)
 		return r;
+	in->err = err; /* this call has the handles to itself: their failures are its reasons */
 	r = disk_info(in, &info);
 	if (r)
 		goto out;
 	size = disk_size(in);
 	co.size = size;
 	if (co.type == DISK_TYPE_DIFFERENCING) {
-		disk_fail("cannot convert to a differencing disk; convert makes a standalone copy");
+		disk_fail(err,
+			  "cannot convert to a differencing disk; convert makes a standalone copy");
 		r = -EINVAL;
 		goto out;
 	}
@@ -319,18 +342,20 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 	if (co.format == DISK_FORMAT_VHDX && !co.block_size && info.block_size)
 		co.block_size = info.block_size;
 	if (co.format == DISK_FORMAT_VHDX && size % (co.logical_sector ? co.logical_sector : 512)) {
-		disk_fail("cannot convert %s: its size %llu is not a multiple of the sector size",
+		disk_fail(err,
+			  "cannot convert %s: its size %llu is not a multiple of the sector size",
 			  src, (unsigned long long)size);
 		r = -EINVAL;
 		goto out;
 	}
-	r = disk_create(dst, &co);
+	r = disk_create(dst, &co, err);
 	if (r)
 		goto out;
 	created = true;
-	r = disk_open(dst, 0, &out);
+	r = disk_open(dst, 0, &out, err);
 	if (r)
 		goto out;
+	out->err = err;
 	buf = malloc(chunk);
 	if (!buf) {
 		r = -ENOMEM;
@@ -344,11 +369,12 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 			goto out;
 		/* Zeros stay unallocated (dynamic VHDX, sparse raw); fixed files are zero already.
 		 */
-		if (dio_is_zero(buf, n))
-			continue;
-		r = disk_write(out, buf, off, n);
+		if (!dio_is_zero(buf, n))
+			r = disk_write(out, buf, off, n);
 		if (r)
 			goto out;
+		if (progress)
+			progress(arg, off + n);
 	}
 	r = disk_flush(out);
 out:
@@ -360,29 +386,26 @@ out:
 	return r;
 }
 
-static __thread char disk_last_error[512];
-
-void disk_fail(const char *fmt, ...)
+void disk_fail(struct disk_err *err, const char *fmt, ...)
 {
+	char line[DISK_ERR_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(disk_last_error, sizeof(disk_last_error), fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	log_err("%s", disk_last_error);
+	log_err("%s", line);
+	if (err)
+		memcpy(err->msg, line, sizeof(line));
 }
 
-const char *disk_error(void)
+void disk_err_clear(struct disk_err *err)
 {
-	return disk_last_error;
+	if (err)
+		err->msg[0] = '\0';
 }
 
-void disk_error_reset(void)
+const char *disk_why(const struct disk_err *err, int r)
 {
-	disk_last_error[0] = '\0';
-}
-
-const char *disk_why(int r)
-{
-	return disk_last_error[0] ? disk_last_error : strerror(-r);
+	return err && err->msg[0] ? err->msg : strerror(-r);
 }

@@ -8,7 +8,10 @@
  * operations (resize, compact, merge) need exclusive use of the handle.
  *
  * Errors: functions return 0 or -errno and log one line (lib/log.h) saying what failed, on
- * which file, and why; disk_error() gives that line to the caller.
+ * which file, and why. The functions that open, create or change a file also write that line
+ * into the caller's struct disk_err (NULL: logged only), so that the caller can say why:
+ * "/srv/a.vhdx: VHDX block size 3145728 is not a power of 2 from 1 to 256 MiB", not
+ * "Invalid argument".
  */
 #ifndef KEEL_DISK_DISK_H
 #define KEEL_DISK_DISK_H
@@ -30,6 +33,13 @@ enum disk_type { DISK_TYPE_FIXED, DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING };
 #define DISK_OPEN_NOLOCK (1u << 2)
 
 #define DISK_PATH_MAX	 4096
+
+/* Why a disk function failed: passed by the caller, emptied by the function on entry and
+ * filled with the library's reason when it fails (empty when it had none to give). */
+#define DISK_ERR_MAX 512
+struct disk_err {
+	char msg[DISK_ERR_MAX];
+};
 
 struct disk_info {
 	enum disk_format format;
@@ -73,7 +83,8 @@ struct disk_ops {
 	const char *name;
 	/* Does this header (the file's first bytes, len >= 8 when the file is that long) match? */
 	bool (*probe)(const uint8_t *head, size_t len);
-	int (*open)(int fd, const char *path, unsigned flags, struct disk **out);
+	int (*open)(int fd, const char *path, unsigned flags, struct disk **out,
+		    struct disk_err *err);
 	int (*read)(struct disk *d, void *buf, uint64_t off, size_t len);
 	int (*write)(struct disk *d, const void *buf, uint64_t off, size_t len);
 	int (*flush)(struct disk *d);
@@ -94,6 +105,10 @@ struct disk {
 	const struct disk_ops *ops;
 	char path[DISK_PATH_MAX];
 	bool rdonly;
+	/* Where failures are explained: the caller's during open and the offline operations
+	 * (resize, compact, merge, relink, check), NULL (logged only) for I/O, which several
+	 * threads may do at once. */
+	struct disk_err *err;
 };
 
 extern const struct disk_ops raw_ops;
@@ -104,19 +119,19 @@ extern const struct disk_ops vhdx_ops;
  * into it stays raw (QEMU's CVE-2008-2004 class). A VM's disks are always opened so, with
  * the format recorded when they were attached (docs/vm-config.md).
  */
-int disk_open_as(const char *path, enum disk_format format, unsigned flags, struct disk **out)
-	__attribute__((warn_unused_result));
+int disk_open_as(const char *path, enum disk_format format, unsigned flags, struct disk **out,
+		 struct disk_err *err) __attribute__((warn_unused_result));
 /* The same on an already open fd (the handle takes ownership and closes it). */
 int disk_open_fd_as(int fd, const char *path, enum disk_format format, unsigned flags,
-		    struct disk **out) __attribute__((warn_unused_result));
+		    struct disk **out, struct disk_err *err) __attribute__((warn_unused_result));
 /*
  * Opens FILE, detecting the format from its contents: for the administrator's tools (keel
  * disk info, check, convert) on files they name, never for a VM's disks, whose contents the
  * guest writes.
  */
-int disk_open(const char *path, unsigned flags, struct disk **out)
+int disk_open(const char *path, unsigned flags, struct disk **out, struct disk_err *err)
 	__attribute__((warn_unused_result));
-int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
+int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out, struct disk_err *err)
 	__attribute__((warn_unused_result));
 /* The files of d's differencing chain, nearest parent first, each as the library resolved
  * and opened it; none for a disk without a parent (or opened with DISK_OPEN_NOPARENT).
@@ -124,7 +139,8 @@ int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out)
 int disk_parents(struct disk *d, char (*paths)[DISK_PATH_MAX], unsigned max)
 	__attribute__((warn_unused_result));
 /* The format FILE's first bytes say it has (raw when no signature matches). */
-int disk_probe(const char *path, enum disk_format *out) __attribute__((warn_unused_result));
+int disk_probe(const char *path, enum disk_format *out, struct disk_err *err)
+	__attribute__((warn_unused_result));
 /* off and len must be multiples of 512 and inside the disk. */
 int disk_read(struct disk *d, void *buf, uint64_t off, size_t len)
 	__attribute__((warn_unused_result));
@@ -158,13 +174,10 @@ const char *disk_format_name(enum disk_format f);
 /* "raw" or "vhdx"; -EINVAL for anything else. */
 int disk_format_parse(const char *name, enum disk_format *out) __attribute__((warn_unused_result));
 
-/* Why the last failing disk function of this thread failed ("" when none has): the line it
- * logged, e.g. "/srv/a.vhdx: VHDX metadata table has no 'metadata' signature". */
-const char *disk_error(void);
-/* The reason of failure r of a disk function called after disk_error_reset(): disk_error(),
- * or strerror(-r) when the library said nothing. */
-const char *disk_why(int r);
-void disk_error_reset(void);
+/* The reason of failure r of a disk function that was given err: err's line, e.g.
+ * "/srv/a.vhdx: VHDX metadata table has no 'metadata' signature", or strerror(-r) when the
+ * library said nothing (or err is NULL). */
+const char *disk_why(const struct disk_err *err, int r);
 const char *disk_type_name(enum disk_type t);
 /* "vhdx" for *.vhdx / *.avhdx, else "raw". */
 enum disk_format disk_format_from_name(const char *path);
@@ -180,11 +193,15 @@ struct disk_create_opts {
 };
 
 /* Creates a new file; fails if it exists. */
-int disk_create(const char *path, const struct disk_create_opts *o)
+int disk_create(const char *path, const struct disk_create_opts *o, struct disk_err *err)
 	__attribute__((warn_unused_result));
 
 /* Copies every sector of src (a whole chain) into a new file dst. */
-int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o)
-	__attribute__((warn_unused_result));
+int disk_convert(const char *src, const char *dst, const struct disk_create_opts *o,
+		 struct disk_err *err) __attribute__((warn_unused_result));
+/* The same, calling progress (when not NULL) with the bytes of src done after each 1 MiB. */
+int disk_convert_progress(const char *src, const char *dst, const struct disk_create_opts *o,
+			  void (*progress)(void *arg, uint64_t done), void *arg,
+			  struct disk_err *err) __attribute__((warn_unused_result));
 
 #endif

@@ -34,7 +34,8 @@ static bool raw_probe(const uint8_t *head, size_t len)
 	return true; /* anything that is not another format */
 }
 
-static int raw_open(int fd, const char *path, unsigned flags, struct disk **out)
+static int raw_open(int fd, const char *path, unsigned flags, struct disk **out,
+		    struct disk_err *err)
 {
 	struct raw *r;
 	struct stat st;
@@ -42,7 +43,7 @@ static int raw_open(int fd, const char *path, unsigned flags, struct disk **out)
 	if (fstat(fd, &st) < 0) {
 		int e = -errno;
 
-		disk_fail("cannot stat %s: %s", path, strerror(-e));
+		disk_fail(err, "cannot stat %s: %s", path, strerror(-e));
 		return e;
 	}
 	/* A block device's size is not in st_size (0): ask the device. */
@@ -51,7 +52,7 @@ static int raw_open(int fd, const char *path, unsigned flags, struct disk **out)
 	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &bytes) < 0) {
 		int e = -errno;
 
-		disk_fail("cannot read the size of block device %s: %s", path, strerror(-e));
+		disk_fail(err, "cannot read the size of block device %s: %s", path, strerror(-e));
 		return e;
 	}
 	r = calloc(1, sizeof(*r));
@@ -82,7 +83,7 @@ static int raw_read(struct disk *d, void *buf, uint64_t off, size_t len)
 				      off);
 	}
 	if (r)
-		disk_fail("cannot read %s at %llu: %s", d->path, (unsigned long long)off,
+		disk_fail(d->err, "cannot read %s at %llu: %s", d->path, (unsigned long long)off,
 			  strerror(-r));
 	return r;
 }
@@ -92,7 +93,7 @@ static int raw_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 	int r = dio_pwrite(to_raw(d)->fd, buf, len, off);
 
 	if (r)
-		disk_fail("cannot write %s at %llu: %s", d->path, (unsigned long long)off,
+		disk_fail(d->err, "cannot write %s at %llu: %s", d->path, (unsigned long long)off,
 			  strerror(-r));
 	return r;
 }
@@ -102,7 +103,7 @@ static int raw_flush(struct disk *d)
 	if (fdatasync(to_raw(d)->fd) < 0) {
 		int e = -errno;
 
-		disk_fail("cannot flush %s: %s", d->path, strerror(-e));
+		disk_fail(d->err, "cannot flush %s: %s", d->path, strerror(-e));
 		return e;
 	}
 	return 0;
@@ -117,7 +118,7 @@ static int raw_discard(struct disk *d, uint64_t off, uint64_t len)
 			return 0;
 		int e = -errno;
 
-		disk_fail("cannot discard %s at %llu: %s", d->path, (unsigned long long)off,
+		disk_fail(d->err, "cannot discard %s at %llu: %s", d->path, (unsigned long long)off,
 			  strerror(-e));
 		return e;
 	}
@@ -137,8 +138,8 @@ static int raw_zero(struct disk *d, uint64_t off, uint64_t len)
 		if (errno != EOPNOTSUPP && errno != ENOSYS) {
 			int e = -errno;
 
-			disk_fail("cannot zero %s at %llu: %s", d->path, (unsigned long long)off,
-				  strerror(-e));
+			disk_fail(d->err, "cannot zero %s at %llu: %s", d->path,
+				  (unsigned long long)off, strerror(-e));
 			return e;
 		}
 	}
@@ -185,19 +186,19 @@ static int raw_info(struct disk *d, struct disk_info *out)
 	return 0;
 }
 
-int raw_create(const char *path, uint64_t size)
+int raw_create(const char *path, uint64_t size, struct disk_err *err)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int r = 0;
 
 	if (fd < 0) {
 		r = -errno;
-		disk_fail("cannot create %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot create %s: %s", path, strerror(-r));
 		return r;
 	}
 	if (ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0) {
 		r = -errno;
-		disk_fail("cannot size %s to %llu bytes: %s", path, (unsigned long long)size,
+		disk_fail(err, "cannot size %s to %llu bytes: %s", path, (unsigned long long)size,
 			  strerror(-r));
 		unlink(path);
 	}
@@ -205,16 +206,17 @@ int raw_create(const char *path, uint64_t size)
 	return r;
 }
 
-int raw_resize(const char *path, uint64_t size)
+int raw_resize(const char *path, uint64_t size, struct disk_err *err)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	struct stat st;
 	uint8_t *buf = NULL;
 	int r = 0;
 
+	disk_err_clear(err);
 	if (fd < 0) {
 		r = -errno;
-		disk_fail("cannot open %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot open %s: %s", path, strerror(-r));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -237,6 +239,7 @@ int raw_resize(const char *path, uint64_t size)
 				goto out;
 			if (!dio_is_zero(buf, n)) {
 				disk_fail(
+					err,
 					"cannot shrink %s to %llu bytes: data at offset %llu would "
 					"be lost",
 					path, (unsigned long long)size, (unsigned long long)o);
@@ -249,7 +252,7 @@ int raw_resize(const char *path, uint64_t size)
 		r = -errno;
 out:
 	if (r && r != -ENOTEMPTY)
-		disk_fail("cannot resize %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot resize %s: %s", path, strerror(-r));
 	free(buf);
 	close(fd);
 	return r;

@@ -5,9 +5,13 @@
 
 #include <stdint.h>
 
+#include "disk/disk.h"
+
 /* A sparse file of `size` bytes; fails if it exists. */
-int raw_create(const char *path, uint64_t size) __attribute__((warn_unused_result));
+int raw_create(const char *path, uint64_t size, struct disk_err *err)
+	__attribute__((warn_unused_result));
 /* Grows, or shrinks when every byte cut off is zero. */
-int raw_resize(const char *path, uint64_t size) __attribute__((warn_unused_result));
+int raw_resize(const char *path, uint64_t size, struct disk_err *err)
+	__attribute__((warn_unused_result));
 
 #endif

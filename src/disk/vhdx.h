@@ -2,6 +2,7 @@
 /*
  * VHDX operations beyond the ops table: create, check, resize, compact and merge.
  * I/O goes through vhdx_ops (disk.h). Offline operations take the file's exclusive lock.
+ * Each writes why it failed into err (NULL: logged only), as disk.h says.
  */
 #ifndef KEEL_DISK_VHDX_H
 #define KEEL_DISK_VHDX_H
@@ -13,7 +14,7 @@
 
 #define VHDX_DEFAULT_BLOCK (32u << 20)
 
-int vhdx_create(const char *path, const struct disk_create_opts *o)
+int vhdx_create(const char *path, const struct disk_create_opts *o, struct disk_err *err)
 	__attribute__((warn_unused_result));
 
 /*
@@ -21,22 +22,25 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
  * problem found to `report`, then a summary line. Returns 0 when clean, -EUCLEAN when
  * inconsistent, or another -errno when the file cannot be read at all.
  */
-int vhdx_check(const char *path, FILE *report) __attribute__((warn_unused_result));
+int vhdx_check(const char *path, FILE *report, struct disk_err *err)
+	__attribute__((warn_unused_result));
 
 /* Changes the virtual size: grows, or shrinks when nothing but zeros is cut off. */
-int vhdx_resize(const char *path, uint64_t size) __attribute__((warn_unused_result));
+int vhdx_resize(const char *path, uint64_t size, struct disk_err *err)
+	__attribute__((warn_unused_result));
 
 /*
  * Gives back space: blocks holding only zeros are dropped, and the remaining blocks are
  * moved down over the gaps so the file can be truncated. *freed gets the bytes saved.
  */
-int vhdx_compact(const char *path, uint64_t *freed) __attribute__((warn_unused_result));
+int vhdx_compact(const char *path, uint64_t *freed, struct disk_err *err)
+	__attribute__((warn_unused_result));
 
 /*
  * Folds a differencing disk into its parent: every sector present in the child is written
  * into the parent, which is flushed; then the child file is deleted.
  */
-int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
+int vhdx_merge(const char *child, char *parent_out, size_t parent_cap, struct disk_err *err)
 	__attribute__((warn_unused_result));
 
 /*
@@ -44,6 +48,7 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
  * without reading any data: the caller guarantees parent reads exactly like the old parent,
  * e.g. the old parent's own parent after the old parent was merged into it (vhdx_relink.c).
  */
-int vhdx_relink(const char *child, const char *parent) __attribute__((warn_unused_result));
+int vhdx_relink(const char *child, const char *parent, struct disk_err *err)
+	__attribute__((warn_unused_result));
 
 #endif

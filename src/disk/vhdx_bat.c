@@ -45,7 +45,8 @@ int vhdx_bat_load(struct vhdx *v)
 	vhdx_geometry(v->vsize, v->block_size, v->lsec, v->has_parent, &v->chunk_ratio,
 		      &v->payload_blocks, &v->bitmap_blocks, &v->bat_entries);
 	if (v->bat_entries * 8 > v->bat_len) {
-		disk_fail("%s: VHDX BAT region holds %llu entries but the disk needs %llu", path,
+		disk_fail(v->base.err,
+			  "%s: VHDX BAT region holds %llu entries but the disk needs %llu", path,
 			  (unsigned long long)(v->bat_len / 8), (unsigned long long)v->bat_entries);
 		return -EINVAL;
 	}
@@ -54,7 +55,8 @@ int vhdx_bat_load(struct vhdx *v)
 		return r;
 	words = vhdx_align_up(v->bat_entries, BAT_PER_SECTOR);
 	if (v->bat_off + words * 8 > fsize) {
-		disk_fail("%s: VHDX BAT at %llu lies beyond the end of the file (%llu bytes)", path,
+		disk_fail(v->base.err,
+			  "%s: VHDX BAT at %llu lies beyond the end of the file (%llu bytes)", path,
 			  (unsigned long long)v->bat_off, (unsigned long long)fsize);
 		return -EINVAL;
 	}
@@ -66,7 +68,8 @@ int vhdx_bat_load(struct vhdx *v)
 
 		r = vhdx_pread(v, raw, words * 8, v->bat_off);
 		if (r) {
-			disk_fail("%s: cannot read the VHDX BAT: %s", path, strerror(-r));
+			disk_fail(v->base.err, "%s: cannot read the VHDX BAT: %s", path,
+				  strerror(-r));
 			return r == -ENODATA ? -EINVAL : r;
 		}
 		for (uint64_t i = 0; i < words; i++)
@@ -88,6 +91,7 @@ int vhdx_bat_load(struct vhdx *v)
 		if (is_bitmap) {
 			if (state != VHDX_SB_NOT_PRESENT && state != VHDX_SB_PRESENT) {
 				disk_fail(
+					v->base.err,
 					"%s: VHDX sector bitmap entry %llu has invalid state %llu",
 					path, (unsigned long long)i, (unsigned long long)state);
 				return -EINVAL;
@@ -101,7 +105,8 @@ int vhdx_bat_load(struct vhdx *v)
 		} else {
 			if (state == 4 ||
 			    (state == VHDX_PAYLOAD_PARTIALLY_PRESENT && !v->has_parent)) {
-				disk_fail("%s: VHDX BAT entry %llu has invalid state %llu", path,
+				disk_fail(v->base.err,
+					  "%s: VHDX BAT entry %llu has invalid state %llu", path,
 					  (unsigned long long)i, (unsigned long long)state);
 				return -EINVAL;
 			}
@@ -111,8 +116,8 @@ int vhdx_bat_load(struct vhdx *v)
 		if (!present)
 			continue;
 		if (off == 0 || off + len > fsize || in_metadata(v, off, len)) {
-			disk_fail("%s: VHDX BAT entry %llu points to offset %llu, %s", path,
-				  (unsigned long long)i, (unsigned long long)off,
+			disk_fail(v->base.err, "%s: VHDX BAT entry %llu points to offset %llu, %s",
+				  path, (unsigned long long)i, (unsigned long long)off,
 				  off + len > fsize ? "beyond the end of the file"
 						    : "inside the VHDX metadata");
 			return -EINVAL;
@@ -131,7 +136,7 @@ int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 	if (ftruncate(v->fd, (off_t)end) < 0) {
 		int e = -errno;
 
-		disk_fail("%s: cannot grow the file to %llu bytes: %s", v->base.path,
+		disk_fail(v->base.err, "%s: cannot grow the file to %llu bytes: %s", v->base.path,
 			  (unsigned long long)end, strerror(-e));
 		return e;
 	}

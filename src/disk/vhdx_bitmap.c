@@ -36,7 +36,7 @@ static int bitmap_get(struct vhdx *v, uint64_t c, uint8_t **bm)
 		return -ENOMEM;
 	r = vhdx_pread(v, v->bitmaps[c], VHDX_BITMAP_SIZE, off);
 	if (r) {
-		disk_fail("%s: cannot read VHDX sector bitmap %llu: %s", v->base.path,
+		disk_fail(v->base.err, "%s: cannot read VHDX sector bitmap %llu: %s", v->base.path,
 			  (unsigned long long)c, strerror(-r));
 		free(v->bitmaps[c]);
 		v->bitmaps[c] = NULL;

@@ -131,16 +131,15 @@ static int check_one(struct vhdx *v, FILE *rep, unsigned *errors)
 	return 0;
 }
 
-int vhdx_check(const char *path, FILE *rep)
+int vhdx_check(const char *path, FILE *rep, struct disk_err *err)
 {
 	struct disk *d = NULL;
 	unsigned errors = 0;
 	int r;
 
-	r = disk_open(path, DISK_OPEN_RDONLY, &d);
+	r = disk_open(path, DISK_OPEN_RDONLY, &d, err);
 	if (r) {
-		fprintf(rep, "%s: error: cannot be opened (%s); see the message above\n", path,
-			strerror(-r));
+		fprintf(rep, "%s: error: cannot be opened: %s\n", path, disk_why(err, r));
 		return r == -EINVAL || r == -ESTALE || r == -ENOENT ? -EUCLEAN : r;
 	}
 	if (d->ops != &vhdx_ops && disk_format_from_name(path) == DISK_FORMAT_VHDX) {

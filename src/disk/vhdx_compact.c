@@ -148,7 +148,7 @@ static int pack(struct vhdx *v, uint8_t *buf, uint64_t *end)
 	return r;
 }
 
-int vhdx_compact(const char *path, uint64_t *freed)
+int vhdx_compact(const char *path, uint64_t *freed, struct disk_err *err)
 {
 	struct disk *d = NULL;
 	struct vhdx *v;
@@ -157,17 +157,19 @@ int vhdx_compact(const char *path, uint64_t *freed)
 	uint64_t before, end;
 	int r;
 
-	r = disk_open(path, DISK_OPEN_NOPARENT, &d);
+	r = disk_open(path, DISK_OPEN_NOPARENT, &d, err);
 	if (r)
 		return r;
+	d->err = err; /* an offline operation: the handle is this call's alone */
 	v = to_vhdx(d);
 	if (d->ops != &vhdx_ops) {
-		disk_fail("cannot compact %s: not a VHDX file", path);
+		disk_fail(err, "cannot compact %s: not a VHDX file", path);
 		r = -EINVAL;
 		goto out;
 	}
 	if ((v->params_flags & VHDX_PARAM_LEAVE_ALLOCATED) && !v->has_parent) {
 		disk_fail(
+			err,
 			"cannot compact %s: a fixed disk keeps every block (convert it to dynamic)",
 			path);
 		r = -EINVAL;
@@ -194,7 +196,7 @@ int vhdx_compact(const char *path, uint64_t *freed)
 	if (r == 0)
 		*freed = end < before ? before - end : 0;
 	else
-		disk_fail("cannot compact %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot compact %s: %s", path, strerror(-r));
 out:
 	free(buf);
 	disk_close(d);

@@ -109,7 +109,7 @@ out:
 	return r;
 }
 
-int vhdx_create(const char *path, const struct disk_create_opts *o)
+int vhdx_create(const char *path, const struct disk_create_opts *o, struct disk_err *err)
 {
 	struct vhdx_meta_params mp = {0};
 	struct disk *parent = NULL;
@@ -118,6 +118,7 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	bool diff = o->type == DISK_TYPE_DIFFERENCING;
 	int fd = -1, r;
 
+	disk_err_clear(err);
 	mp.block_size = o->block_size ? o->block_size : VHDX_DEFAULT_BLOCK;
 	mp.lsec = o->logical_sector ? o->logical_sector : 512;
 	mp.psec = o->physical_sector ? o->physical_sector : 4096;
@@ -127,29 +128,32 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 		struct disk_info pi;
 
 		if (!o->parent) {
-			disk_fail("cannot create %s: a differencing disk needs --parent", path);
+			disk_fail(err, "cannot create %s: a differencing disk needs --parent",
+				  path);
 			return -EINVAL;
 		}
-		r = disk_open(o->parent, DISK_OPEN_RDONLY, &parent);
+		r = disk_open(o->parent, DISK_OPEN_RDONLY, &parent, err);
 		if (r)
 			return r;
 		r = disk_info(parent, &pi);
 		if (r == 0 && pi.format != DISK_FORMAT_VHDX) {
-			disk_fail("cannot create %s: parent %s is not a VHDX file", path,
+			disk_fail(err, "cannot create %s: parent %s is not a VHDX file", path,
 				  o->parent);
 			r = -EINVAL;
 		}
 		if (r)
 			goto out;
 		if (o->size && o->size != pi.virtual_size) {
-			disk_fail("cannot create %s: a differencing disk has its parent's size "
+			disk_fail(err,
+				  "cannot create %s: a differencing disk has its parent's size "
 				  "(%llu)",
 				  path, (unsigned long long)pi.virtual_size);
 			r = -EINVAL;
 			goto out;
 		}
 		if (o->logical_sector && o->logical_sector != pi.logical_sector) {
-			disk_fail("cannot create %s: a differencing disk has its parent's sector "
+			disk_fail(err,
+				  "cannot create %s: a differencing disk has its parent's sector "
 				  "size "
 				  "(%u)",
 				  path, pi.logical_sector);
@@ -163,18 +167,20 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	}
 	if (!pow2(mp.block_size) || mp.block_size < VHDX_MIN_BLOCK ||
 	    mp.block_size > VHDX_MAX_BLOCK) {
-		disk_fail("cannot create %s: block size must be a power of 2 from 1 MiB to 256 MiB",
+		disk_fail(err,
+			  "cannot create %s: block size must be a power of 2 from 1 MiB to 256 MiB",
 			  path);
 		r = -EINVAL;
 		goto out;
 	}
 	if ((mp.lsec != 512 && mp.lsec != 4096) || (mp.psec != 512 && mp.psec != 4096)) {
-		disk_fail("cannot create %s: sector sizes must be 512 or 4096", path);
+		disk_fail(err, "cannot create %s: sector sizes must be 512 or 4096", path);
 		r = -EINVAL;
 		goto out;
 	}
 	if (mp.vsize == 0 || mp.vsize % mp.lsec || mp.vsize > VHDX_MAX_SIZE) {
-		disk_fail("cannot create %s: size must be a non-zero multiple of %u up to 64 TiB",
+		disk_fail(err,
+			  "cannot create %s: size must be a non-zero multiple of %u up to 64 TiB",
 			  path, mp.lsec);
 		r = -EINVAL;
 		goto out;
@@ -185,7 +191,7 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
-		disk_fail("cannot create %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot create %s: %s", path, strerror(-r));
 		goto out;
 	}
 	if (diff) {
@@ -194,14 +200,14 @@ int vhdx_create(const char *path, const struct disk_create_opts *o)
 					     VHDX_MiB / 2, &loc_len)
 			: -ENOMEM;
 		if (r) {
-			disk_fail("cannot create %s: cannot record parent %s: %s", path, o->parent,
-				  strerror(-r));
+			disk_fail(err, "cannot create %s: cannot record parent %s: %s", path,
+				  o->parent, strerror(-r));
 			goto fail;
 		}
 	}
 	r = write_all(fd, &mp, loc, loc_len, o->type == DISK_TYPE_FIXED);
 	if (r) {
-		disk_fail("cannot create %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot create %s: %s", path, strerror(-r));
 		goto fail;
 	}
 	goto out;

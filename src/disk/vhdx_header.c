@@ -61,24 +61,27 @@ int vhdx_header_load(struct vhdx *v)
 	if (r == 0 && memcmp(id, VHDX_FILE_SIG, 8) != 0)
 		r = -EINVAL;
 	if (r) {
-		disk_fail("%s: not a VHDX file (no 'vhdxfile' identifier)", v->base.path);
+		disk_fail(v->base.err, "%s: not a VHDX file (no 'vhdxfile' identifier)",
+			  v->base.path);
 		return r == -ENODATA ? -EINVAL : r;
 	}
 	for (int i = 0; i < 2; i++) {
 		r = vhdx_pread(v, h[i], VHDX_HEADER_SIZE, slot_off[i]);
 		if (r == -ENODATA) {
-			disk_fail("%s: file ends inside the VHDX header section", v->base.path);
+			disk_fail(v->base.err, "%s: file ends inside the VHDX header section",
+				  v->base.path);
 			return -EINVAL;
 		}
 		if (r) {
-			disk_fail("%s: cannot read VHDX header %d: %s", v->base.path, i + 1,
-				  strerror(-r));
+			disk_fail(v->base.err, "%s: cannot read VHDX header %d: %s", v->base.path,
+				  i + 1, strerror(-r));
 			return r;
 		}
 		why[i] = header_invalid(h[i]);
 	}
 	if (why[0] && why[1]) {
-		disk_fail("%s: both VHDX headers are invalid (header 1: %s; header 2: %s)",
+		disk_fail(v->base.err,
+			  "%s: both VHDX headers are invalid (header 1: %s; header 2: %s)",
 			  v->base.path, why[0], why[1]);
 		return -EINVAL;
 	}
@@ -90,7 +93,8 @@ int vhdx_header_load(struct vhdx *v)
 		uint64_t s0 = le64_load(h[0] + VHDX_HDR_SEQ), s1 = le64_load(h[1] + VHDX_HDR_SEQ);
 
 		if (s0 == s1 && memcmp(h[0], h[1], VHDX_HEADER_SIZE) != 0) {
-			disk_fail("%s: both VHDX headers have sequence number %llu but differ",
+			disk_fail(v->base.err,
+				  "%s: both VHDX headers have sequence number %llu but differ",
 				  v->base.path, (unsigned long long)s0);
 			return -EINVAL;
 		}
@@ -107,7 +111,8 @@ int vhdx_header_load(struct vhdx *v)
 	v->log_off = le64_load(c + VHDX_HDR_LOG_OFFSET);
 	if (v->log_len % VHDX_MiB || v->log_off % VHDX_MiB || v->log_off < VHDX_SECTION_SIZE ||
 	    v->log_len > VHDX_LOG_MAX_SIZE || v->log_off > VHDX_MAX_SIZE * 2) {
-		disk_fail("%s: VHDX log at offset %llu, length %u is misplaced (need 1 MiB "
+		disk_fail(v->base.err,
+			  "%s: VHDX log at offset %llu, length %u is misplaced (need 1 MiB "
 			  "multiples, "
 			  "after the header section, at most %llu MiB)",
 			  v->base.path, (unsigned long long)v->log_off, v->log_len,
@@ -132,8 +137,8 @@ int vhdx_header_update(struct vhdx *v)
 		if (r == 0)
 			r = vhdx_sync(v);
 		if (r) {
-			disk_fail("%s: cannot update VHDX header %d: %s", v->base.path, slot + 1,
-				  strerror(-r));
+			disk_fail(v->base.err, "%s: cannot update VHDX header %d: %s", v->base.path,
+				  slot + 1, strerror(-r));
 			return r;
 		}
 		v->seq++;
@@ -180,7 +185,7 @@ int vhdx_session_end(struct vhdx *v)
 	/* Everything the log describes is in place once this flush returns: drop the log. */
 	r = vhdx_sync(v);
 	if (r) {
-		disk_fail("%s: cannot flush: %s", v->base.path, strerror(-r));
+		disk_fail(v->base.err, "%s: cannot flush: %s", v->base.path, strerror(-r));
 		return r;
 	}
 	memset(&v->log_guid, 0, sizeof(v->log_guid));

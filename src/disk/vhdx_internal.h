@@ -210,7 +210,7 @@ int vhdx_flush(struct disk *d) __attribute__((warn_unused_result));
 int vhdx_discard(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn_unused_result));
 
 /* vhdx_open.c */
-int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, struct disk **out)
-	__attribute__((warn_unused_result));
+int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, struct disk **out,
+		    struct disk_err *err) __attribute__((warn_unused_result));
 
 #endif

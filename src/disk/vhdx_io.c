@@ -259,7 +259,7 @@ int vhdx_flush(struct disk *d)
 		return 0;
 	r = vhdx_sync(v);
 	if (r)
-		disk_fail("%s: cannot flush: %s", d->path, strerror(-r));
+		disk_fail(d->err, "%s: cannot flush: %s", d->path, strerror(-r));
 	return r;
 }
 

@@ -137,6 +137,7 @@ static int entry_apply(struct vhdx *v, const struct log_entry *e, const uint8_t 
 
 		if (!target_ok(v, foff, len)) {
 			disk_fail(
+				v->base.err,
 				"%s: VHDX log entry %llu writes to offset %llu, inside the headers "
 				"or "
 				"the log",
@@ -178,7 +179,8 @@ static int entry_apply(struct vhdx *v, const struct log_entry *e, const uint8_t 
 			r = dio_pwrite(v->fd, sector, SEC, foff);
 		}
 		if (r) {
-			disk_fail("%s: cannot replay the VHDX log: %s", v->base.path, strerror(-r));
+			disk_fail(v->base.err, "%s: cannot replay the VHDX log: %s", v->base.path,
+				  strerror(-r));
 			return r;
 		}
 	}
@@ -217,7 +219,7 @@ int vhdx_log_open(struct vhdx *v)
 	}
 	r = dio_pread(v->fd, log, v->log_len, v->log_off);
 	if (r) {
-		disk_fail("%s: cannot read the VHDX log: %s", path,
+		disk_fail(v->base.err, "%s: cannot read the VHDX log: %s", path,
 			  r == -ENODATA ? "it lies beyond the end of the file" : strerror(-r));
 		r = r == -ENODATA ? -EINVAL : r;
 		goto out;
@@ -234,6 +236,7 @@ int vhdx_log_open(struct vhdx *v)
 		if (!entry_valid(v, log, pos, &e, buf) || (seq && e.seq != seq + 1) ||
 		    count >= nsec) {
 			disk_fail(
+				v->base.err,
 				"%s: the VHDX log is corrupt: the sequence from its tail does not "
 				"reach "
 				"entry %llu",
@@ -248,7 +251,8 @@ int vhdx_log_open(struct vhdx *v)
 	}
 	count++;
 	if (best.flushed > fsize) {
-		disk_fail("%s: the VHDX log says the file was %llu bytes but it is %llu: the file "
+		disk_fail(v->base.err,
+			  "%s: the VHDX log says the file was %llu bytes but it is %llu: the file "
 			  "was "
 			  "truncated",
 			  path, (unsigned long long)best.flushed, (unsigned long long)fsize);
@@ -256,7 +260,7 @@ int vhdx_log_open(struct vhdx *v)
 		goto out;
 	}
 	if (best.last > 2 * VHDX_MAX_SIZE) {
-		disk_fail("%s: the VHDX log names an implausible file size %llu", path,
+		disk_fail(v->base.err, "%s: the VHDX log names an implausible file size %llu", path,
 			  (unsigned long long)best.last);
 		r = -EINVAL;
 		goto out;
@@ -282,8 +286,8 @@ int vhdx_log_open(struct vhdx *v)
 	}
 	if (best.last > fsize && ftruncate(v->fd, (off_t)best.last) < 0) {
 		r = -errno;
-		disk_fail("%s: cannot extend the file while replaying the log: %s", path,
-			  strerror(-r));
+		disk_fail(v->base.err, "%s: cannot extend the file while replaying the log: %s",
+			  path, strerror(-r));
 		goto out;
 	}
 	r = vhdx_sync(v);
@@ -364,6 +368,7 @@ int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned 
 	if (r == 0)
 		return 0;
 fail:
-	disk_fail("%s: cannot write VHDX metadata through the log: %s", v->base.path, strerror(-r));
+	disk_fail(v->base.err, "%s: cannot write VHDX metadata through the log: %s", v->base.path,
+		  strerror(-r));
 	return r;
 }

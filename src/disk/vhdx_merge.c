@@ -99,7 +99,7 @@ static int merge_blocks(struct vhdx *c, struct disk *p)
 	return r;
 }
 
-int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
+int vhdx_merge(const char *child, char *parent_out, size_t parent_cap, struct disk_err *err)
 {
 	struct disk *cd = NULL, *pd = NULL;
 	struct vhdx *c;
@@ -107,26 +107,30 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
 	int r;
 
 	/* First open resolves and verifies the parent (linkage, sector size). */
-	r = disk_open(child, DISK_OPEN_RDONLY, &cd);
+	r = disk_open(child, DISK_OPEN_RDONLY, &cd, err);
 	if (r)
 		return r;
 	if (cd->ops != &vhdx_ops || !to_vhdx(cd)->has_parent) {
-		disk_fail("cannot merge %s: it is not a differencing VHDX disk", child);
+		disk_fail(err, "cannot merge %s: it is not a differencing VHDX disk", child);
 		disk_close(cd);
 		return -EINVAL;
 	}
 	snprintf(parent, sizeof(parent), "%s", to_vhdx(cd)->parent_path);
 	disk_close(cd);
 	/* Then: the child alone, and the parent writable. */
-	r = disk_open(child, DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT, &cd);
+	r = disk_open(child, DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT, &cd, err);
 	if (r)
 		return r;
-	r = disk_open(parent, 0, &pd);
+	r = disk_open(parent, 0, &pd, err);
 	if (r)
 		goto out;
+	/* An offline operation: the handles are this call's alone. */
+	cd->err = err;
+	pd->err = err;
 	c = to_vhdx(cd);
 	if (disk_size(pd) < c->vsize) {
-		disk_fail("cannot merge %s: parent %s is smaller than the child", child, parent);
+		disk_fail(err, "cannot merge %s: parent %s is smaller than the child", child,
+			  parent);
 		r = -EINVAL;
 		goto out;
 	}
@@ -135,6 +139,7 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
 		r = disk_flush(pd);
 	if (r) {
 		disk_fail(
+			err,
 			"cannot merge %s into %s: %s (the parent may be partly updated; the child "
 			"is kept)",
 			child, parent, strerror(-r));
@@ -144,7 +149,7 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap)
 	pd = NULL;
 	if (unlink(child) < 0) {
 		r = -errno;
-		disk_fail("merged %s into %s but cannot remove it: %s", child, parent,
+		disk_fail(err, "merged %s into %s but cannot remove it: %s", child, parent,
 			  strerror(-r));
 	}
 	snprintf(parent_out, parent_cap, "%s", parent);

@@ -70,19 +70,20 @@ int vhdx_meta_load(struct vhdx *v)
 		return -ENOMEM;
 	r = vhdx_pread(v, t, VHDX_META_TABLE_SIZE, v->meta_off);
 	if (r) {
-		disk_fail("%s: cannot read the VHDX metadata table: %s", path,
+		disk_fail(v->base.err, "%s: cannot read the VHDX metadata table: %s", path,
 			  r == -ENODATA ? "file too short" : strerror(-r));
 		r = r == -ENODATA ? -EINVAL : r;
 		goto out;
 	}
 	r = -EINVAL;
 	if (memcmp(t, VHDX_METADATA_SIG, 8) != 0) {
-		disk_fail("%s: VHDX metadata table has no 'metadata' signature", path);
+		disk_fail(v->base.err, "%s: VHDX metadata table has no 'metadata' signature", path);
 		goto out;
 	}
 	n = le16_load(t + 10);
 	if (n > VHDX_META_MAX_ENTRIES) {
-		disk_fail("%s: VHDX metadata table has %u entries (at most 2047)", path, n);
+		disk_fail(v->base.err, "%s: VHDX metadata table has %u entries (at most 2047)",
+			  path, n);
 		goto out;
 	}
 	item = malloc(VHDX_META_MAX_ITEM);
@@ -103,7 +104,8 @@ int vhdx_meta_load(struct vhdx *v)
 				break;
 		if (len && (off < VHDX_META_TABLE_SIZE || len > VHDX_META_MAX_ITEM ||
 			    (uint64_t)off + len > v->meta_len)) {
-			disk_fail("%s: VHDX metadata item %u lies outside the metadata region",
+			disk_fail(v->base.err,
+				  "%s: VHDX metadata item %u lies outside the metadata region",
 				  path, i);
 			goto out;
 		}
@@ -113,6 +115,7 @@ int vhdx_meta_load(struct vhdx *v)
 
 				uuid_format(&id, true, s);
 				disk_fail(
+					v->base.err,
 					"%s: VHDX metadata item %s is required but unknown to keel",
 					path, s);
 				goto out;
@@ -120,17 +123,18 @@ int vhdx_meta_load(struct vhdx *v)
 			continue;
 		}
 		if (seen[k]) {
-			disk_fail("%s: VHDX metadata item %u appears twice", path, i);
+			disk_fail(v->base.err, "%s: VHDX metadata item %u appears twice", path, i);
 			goto out;
 		}
 		seen[k] = true;
 		if ((known[k].len && len != known[k].len) || (k == IT_LOCATOR && len < 20)) {
-			disk_fail("%s: VHDX metadata item %u has length %u", path, i, len);
+			disk_fail(v->base.err, "%s: VHDX metadata item %u has length %u", path, i,
+				  len);
 			goto out;
 		}
 		r = vhdx_pread(v, item, len, v->meta_off + off);
 		if (r) {
-			disk_fail("%s: cannot read VHDX metadata item %u: %s", path, i,
+			disk_fail(v->base.err, "%s: cannot read VHDX metadata item %u: %s", path, i,
 				  r == -ENODATA ? "file too short" : strerror(-r));
 			r = r == -ENODATA ? -EINVAL : r;
 			goto out;
@@ -168,29 +172,34 @@ int vhdx_meta_load(struct vhdx *v)
 			char s[UUID_STR_LEN];
 
 			uuid_format(&known[k].id, true, s);
-			disk_fail("%s: required VHDX metadata item %s is missing", path, s);
+			disk_fail(v->base.err, "%s: required VHDX metadata item %s is missing",
+				  path, s);
 			goto out;
 		}
 	}
 	v->has_parent = v->params_flags & VHDX_PARAM_HAS_PARENT;
 	if (v->block_size < VHDX_MIN_BLOCK || v->block_size > VHDX_MAX_BLOCK ||
 	    !is_pow2(v->block_size)) {
-		disk_fail("%s: VHDX block size %u is not a power of 2 from 1 to 256 MiB", path,
-			  v->block_size);
+		disk_fail(v->base.err,
+			  "%s: VHDX metadata: block size %u is not a power of 2 from 1 MiB to "
+			  "256 MiB",
+			  path, v->block_size);
 		goto out;
 	}
 	if ((v->lsec != 512 && v->lsec != 4096) || (v->psec != 512 && v->psec != 4096)) {
-		disk_fail("%s: VHDX sector sizes %u/%u (logical/physical) are not 512 or 4096",
+		disk_fail(v->base.err,
+			  "%s: VHDX sector sizes %u/%u (logical/physical) are not 512 or 4096",
 			  path, v->lsec, v->psec);
 		goto out;
 	}
 	if (v->vsize == 0 || v->vsize > VHDX_MAX_SIZE || v->vsize % v->lsec) {
-		disk_fail("%s: VHDX virtual size %llu is not a multiple of %u up to 64 TiB", path,
+		disk_fail(v->base.err,
+			  "%s: VHDX virtual size %llu is not a multiple of %u up to 64 TiB", path,
 			  (unsigned long long)v->vsize, v->lsec);
 		goto out;
 	}
 	if (v->has_parent != seen[IT_LOCATOR]) {
-		disk_fail("%s: VHDX %s", path,
+		disk_fail(v->base.err, "%s: VHDX %s", path,
 			  v->has_parent ? "differencing disk has no parent locator"
 					: "parent locator present on a disk without a parent");
 		goto out;

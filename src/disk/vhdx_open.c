@@ -33,7 +33,8 @@ static void vhdx_free(struct vhdx *v)
 	free(v);
 }
 
-int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, struct disk **out)
+int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, struct disk **out,
+		    struct disk_err *err)
 {
 	struct vhdx *v = calloc(1, sizeof(*v));
 	struct stat st;
@@ -46,11 +47,12 @@ int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, st
 	v->base.ops = &vhdx_ops;
 	snprintf(v->base.path, sizeof(v->base.path), "%s", path);
 	v->base.rdonly = flags & DISK_OPEN_RDONLY;
+	v->base.err = err;
 	v->fd = fd;
 	v->flags = flags;
 	v->depth = depth;
 	pthread_mutex_init(&v->lock, NULL);
-	r = disk_lock_fd(fd, path, v->base.rdonly, flags);
+	r = disk_lock_fd(fd, path, v->base.rdonly, flags, err);
 	if (r == 0)
 		r = vhdx_header_load(v);
 	if (r == 0)
@@ -70,13 +72,15 @@ int vhdx_open_depth(int fd, const char *path, unsigned flags, unsigned depth, st
 		return r;
 	}
 	v->durable_size = (uint64_t)st.st_size;
+	v->base.err = NULL; /* I/O from now on: its failures are logged */
 	*out = &v->base;
 	return 0;
 }
 
-static int vhdx_open(int fd, const char *path, unsigned flags, struct disk **out)
+static int vhdx_open(int fd, const char *path, unsigned flags, struct disk **out,
+		     struct disk_err *err)
 {
-	return vhdx_open_depth(fd, path, flags, 0, out);
+	return vhdx_open_depth(fd, path, flags, 0, out, err);
 }
 
 static void vhdx_close(struct disk *d)

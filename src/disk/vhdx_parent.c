@@ -60,12 +60,13 @@ int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
 
 	memcpy(t.b, buf, 16);
 	if (!uuid_equal(&t, &type)) {
-		disk_fail("%s: VHDX parent locator has an unknown type", v->base.path);
+		disk_fail(v->base.err, "%s: VHDX parent locator has an unknown type", v->base.path);
 		return -EINVAL;
 	}
 	if (n > VHDX_LOCATOR_MAX_KEYS ||
 	    VHDX_LOCATOR_HDR_SIZE + (uint64_t)n * VHDX_LOCATOR_ENTRY_SIZE > len) {
-		disk_fail("%s: VHDX parent locator has %u entries, more than fit", v->base.path, n);
+		disk_fail(v->base.err, "%s: VHDX parent locator has %u entries, more than fit",
+			  v->base.path, n);
 		return -EINVAL;
 	}
 	vhdx_locator_free(loc);
@@ -77,7 +78,8 @@ int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
 		if (!k || !val) {
 			free(k);
 			free(val);
-			disk_fail("%s: VHDX parent locator entry %u is malformed", v->base.path, i);
+			disk_fail(v->base.err, "%s: VHDX parent locator entry %u is malformed",
+				  v->base.path, i);
 			return -EINVAL;
 		}
 		loc->key[loc->count] = k;
@@ -85,7 +87,8 @@ int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
 		loc->count++;
 	}
 	if (!vhdx_locator_get(loc, "parent_linkage")) {
-		disk_fail("%s: VHDX parent locator has no parent_linkage", v->base.path);
+		disk_fail(v->base.err, "%s: VHDX parent locator has no parent_linkage",
+			  v->base.path);
 		return -EINVAL;
 	}
 	return 0;
@@ -234,14 +237,16 @@ int vhdx_parent_open(struct vhdx *v)
 	struct uuid want, want2, have;
 	char cand[PATH_MAX];
 	struct disk *p = NULL;
+	struct disk_err why;
 	int r = -ENOENT;
 
 	if (v->depth + 1 >= VHDX_MAX_DEPTH) {
-		disk_fail("%s: differencing chain deeper than %d (a loop?)", path, VHDX_MAX_DEPTH);
+		disk_fail(v->base.err, "%s: differencing chain deeper than %d (a loop?)", path,
+			  VHDX_MAX_DEPTH);
 		return -ELOOP;
 	}
 	if (uuid_parse(link, &want) != 0) {
-		disk_fail("%s: VHDX parent_linkage '%s' is not a GUID", path, link);
+		disk_fail(v->base.err, "%s: VHDX parent_linkage '%s' is not a GUID", path, link);
 		return -EINVAL;
 	}
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
@@ -254,13 +259,10 @@ int vhdx_parent_open(struct vhdx *v)
 		if (fd < 0)
 			continue;
 		r = vhdx_open_depth(fd, cand, DISK_OPEN_RDONLY | (v->flags & DISK_OPEN_NOLOCK),
-				    v->depth + 1, &p);
+				    v->depth + 1, &p, &why);
 		if (r) {
-			char why[384];
-
-			snprintf(why, sizeof(why), "%s", disk_error());
-			disk_fail("%s: cannot open its parent %s%s%s", path, cand,
-				  why[0] ? ": " : "", why);
+			disk_fail(v->base.err, "%s: cannot open its parent %s%s%.384s", path, cand,
+				  why.msg[0] ? ": " : "", why.msg);
 			return r;
 		}
 		break;
@@ -270,6 +272,7 @@ int vhdx_parent_open(struct vhdx *v)
 		const char *abs = vhdx_locator_get(&v->loc, "absolute_win32_path");
 
 		disk_fail(
+			v->base.err,
 			"%s: parent disk not found (relative_path '%s', absolute_win32_path '%s')",
 			path, rel ? rel : "", abs ? abs : "");
 		return -ENOENT;
@@ -281,6 +284,7 @@ int vhdx_parent_open(struct vhdx *v)
 
 		uuid_format(&have, true, h);
 		disk_fail(
+			v->base.err,
 			"%s: parent %s was modified after this disk was made (its DataWriteGuid is "
 			"%s, the child expects %s)",
 			path, cand, h, link);
@@ -288,8 +292,8 @@ int vhdx_parent_open(struct vhdx *v)
 		return -ESTALE;
 	}
 	if (to_vhdx(p)->lsec != v->lsec) {
-		disk_fail("%s: parent %s has %u-byte sectors, this disk %u", path, cand,
-			  to_vhdx(p)->lsec, v->lsec);
+		disk_fail(v->base.err, "%s: parent %s has %u-byte sectors, this disk %u", path,
+			  cand, to_vhdx(p)->lsec, v->lsec);
 		p->ops->close(p);
 		return -EINVAL;
 	}

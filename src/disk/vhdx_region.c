@@ -103,10 +103,11 @@ int vhdx_region_load(struct vhdx *v)
 			break;
 	}
 	if (r)
-		disk_fail("%s: cannot read the VHDX region table: %s", v->base.path, strerror(-r));
+		disk_fail(v->base.err, "%s: cannot read the VHDX region table: %s", v->base.path,
+			  strerror(-r));
 	else if (why[0] && why[1]) {
-		disk_fail("%s: both VHDX region tables are invalid (1: %s; 2: %s)", v->base.path,
-			  why[0], why[1]);
+		disk_fail(v->base.err, "%s: both VHDX region tables are invalid (1: %s; 2: %s)",
+			  v->base.path, why[0], why[1]);
 		r = -EINVAL;
 	} else {
 		uint64_t a0 = v->bat_off, a1 = a0 + v->bat_len, b0 = v->meta_off,
@@ -114,7 +115,7 @@ int vhdx_region_load(struct vhdx *v)
 
 		if ((a0 < b1 && b0 < a1) ||
 		    (v->log_len && ((a0 < l1 && l0 < a1) || (b0 < l1 && l0 < b1)))) {
-			disk_fail("%s: the VHDX log, BAT and metadata regions overlap",
+			disk_fail(v->base.err, "%s: the VHDX log, BAT and metadata regions overlap",
 				  v->base.path);
 			r = -EINVAL;
 		}

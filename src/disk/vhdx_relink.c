@@ -43,16 +43,18 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	uint16_t n;
 	int r;
 
-	r = disk_open(parent, DISK_OPEN_RDONLY, &pd);
+	r = disk_open(parent, DISK_OPEN_RDONLY, &pd, v->base.err);
 	if (r)
 		return r;
 	if (pd->ops != &vhdx_ops) {
-		disk_fail("cannot relink %s to %s: the parent is not a VHDX file", child, parent);
+		disk_fail(v->base.err, "cannot relink %s to %s: the parent is not a VHDX file",
+			  child, parent);
 		r = -EINVAL;
 		goto out;
 	}
 	if (to_vhdx(pd)->lsec != v->lsec || disk_size(pd) < v->vsize) {
-		disk_fail("cannot relink %s to %s: the parent's sector size or size does not match",
+		disk_fail(v->base.err,
+			  "cannot relink %s to %s: the parent's sector size or size does not match",
 			  child, parent);
 		r = -EINVAL;
 		goto out;
@@ -66,7 +68,8 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	r = vhdx_locator_build(child, parent, &to_vhdx(pd)->data_write, loc, VHDX_META_MAX_ITEM,
 			       &len);
 	if (r) {
-		disk_fail("cannot relink %s to %s: cannot build its parent locator: %s", child,
+		disk_fail(v->base.err,
+			  "cannot relink %s to %s: cannot build its parent locator: %s", child,
 			  parent, strerror(-r));
 		goto out;
 	}
@@ -78,13 +81,15 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 		if (!memcmp(table + VHDX_META_HDR_SIZE + i * VHDX_META_ENTRY_SIZE, loc_id.b, 16))
 			self = i;
 	if (self == ~0u || v->loc_item_off % VHDX_LOG_SECTOR) {
-		disk_fail("cannot relink %s: its parent locator item is missing or unaligned",
+		disk_fail(v->base.err,
+			  "cannot relink %s: its parent locator item is missing or unaligned",
 			  child);
 		r = -EINVAL;
 		goto out;
 	}
 	if ((uint64_t)v->loc_item_off + len > locator_room_end(v, table, n, self)) {
-		disk_fail("cannot relink %s to %s: the new parent locator (%u bytes) does not fit "
+		disk_fail(v->base.err,
+			  "cannot relink %s to %s: the new parent locator (%u bytes) does not fit "
 			  "where the old one is",
 			  child, parent, len);
 		r = -ENOSPC;
@@ -120,8 +125,8 @@ static int relink(struct vhdx *v, const char *child, const char *parent)
 	r = vhdx_log_commit(v, items, n_items);
 	pthread_mutex_unlock(&v->lock);
 	if (r)
-		disk_fail("cannot relink %s to %s: writing its metadata failed: %s", child, parent,
-			  strerror(-r));
+		disk_fail(v->base.err, "cannot relink %s to %s: writing its metadata failed: %s",
+			  child, parent, strerror(-r));
 out:
 	free(area);
 	free(loc);
@@ -130,17 +135,18 @@ out:
 	return r;
 }
 
-int vhdx_relink(const char *child, const char *parent)
+int vhdx_relink(const char *child, const char *parent, struct disk_err *err)
 {
 	struct disk *d = NULL;
 	int r;
 
 	/* The old parent may be gone or changed: open the child alone. */
-	r = disk_open(child, DISK_OPEN_NOPARENT, &d);
+	r = disk_open(child, DISK_OPEN_NOPARENT, &d, err);
 	if (r)
 		return r;
+	d->err = err; /* an offline operation: the handle is this call's alone */
 	if (d->ops != &vhdx_ops || !to_vhdx(d)->has_parent) {
-		disk_fail("cannot relink %s: it is not a differencing VHDX disk", child);
+		disk_fail(err, "cannot relink %s: it is not a differencing VHDX disk", child);
 		disk_close(d);
 		return -EINVAL;
 	}

@@ -146,7 +146,7 @@ static int set_vsize(struct vhdx *v, uint64_t size)
 	return vhdx_log_commit(v, &item, 1);
 }
 
-int vhdx_resize(const char *path, uint64_t size)
+int vhdx_resize(const char *path, uint64_t size, struct disk_err *err)
 {
 	struct disk *d = NULL;
 	struct vhdx *v;
@@ -155,24 +155,27 @@ int vhdx_resize(const char *path, uint64_t size)
 	bool fixed;
 	int r;
 
-	r = disk_open(path, 0, &d);
+	r = disk_open(path, 0, &d, err);
 	if (r)
 		return r;
+	d->err = err; /* an offline operation: the handle is this call's alone */
 	v = to_vhdx(d);
 	r = -EINVAL;
 	if (d->ops != &vhdx_ops) {
-		disk_fail("cannot resize %s: not a VHDX file", path);
+		disk_fail(err, "cannot resize %s: not a VHDX file", path);
 		goto out;
 	}
 	if (v->has_parent) {
-		disk_fail("cannot resize %s: it is a differencing disk (merge it first, or resize "
+		disk_fail(err,
+			  "cannot resize %s: it is a differencing disk (merge it first, or resize "
 			  "the "
 			  "base disk before creating children)",
 			  path);
 		goto out;
 	}
 	if (size == 0 || size % v->lsec || size > VHDX_MAX_SIZE) {
-		disk_fail("cannot resize %s: size must be a non-zero multiple of %u up to 64 TiB",
+		disk_fail(err,
+			  "cannot resize %s: size must be a non-zero multiple of %u up to 64 TiB",
 			  path, v->lsec);
 		goto out;
 	}
@@ -210,6 +213,7 @@ int vhdx_resize(const char *path, uint64_t size)
 			r = vhdx_read(d, buf, o, (size_t)n);
 			if (r == 0 && !dio_is_zero(buf, (size_t)n)) {
 				disk_fail(
+					err,
 					"cannot shrink %s to %llu bytes: data at offset %llu would "
 					"be "
 					"lost",
@@ -245,7 +249,7 @@ int vhdx_resize(const char *path, uint64_t size)
 unlock:
 	pthread_mutex_unlock(&v->lock);
 	if (r && r != -ENOTEMPTY)
-		disk_fail("cannot resize %s: %s", path, strerror(-r));
+		disk_fail(err, "cannot resize %s: %s", path, strerror(-r));
 out:
 	free(buf);
 	disk_close(d);

@@ -60,6 +60,7 @@ static const struct ap_rule ap_rules[AP_A_TAG_COUNT] = {
 	[AP_A_ROWS] = {AP_K_U32, false, 4},
 	[AP_A_COLS] = {AP_K_U32, false, 4},
 	[AP_A_USER] = {AP_K_STR, false, 64},
+	[AP_A_GROUP] = {AP_K_STR, false, 64},
 };
 
 void ap_begin(struct ap_out *o, uint16_t type, uint16_t flags, uint32_t id)

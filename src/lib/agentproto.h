@@ -92,6 +92,7 @@ enum ap_tag {
 	AP_A_ROWS = 35,
 	AP_A_COLS = 36,
 	AP_A_USER = 37,
+	AP_A_GROUP = 38,
 	AP_A_TAG_COUNT
 };
 
@@ -120,6 +121,7 @@ enum ap_pool {
 #define AP_SHUTDOWN_REBOOT   1
 #define AP_COPY_CREATE_PATH  0x1
 #define AP_COPY_OVERWRITE    0x2
+#define AP_COPY_OWNER_IF_ANY 0x4 /* user and group by name, root's when the guest lacks them */
 #define AP_STREAM_STDOUT     1
 #define AP_STREAM_STDERR     2
 

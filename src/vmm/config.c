@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "disk/disk.h"
@@ -15,7 +16,7 @@
 
 static const char config_usage[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
-	"                | --firmware bios|uefi[=FILE] [--nvram FILE]\n"
+	"                | --firmware bios|uefi[=FILE] [--nvram FILE] [--boot-order LIST]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME]\n"
 	"                [--disk "
 	"path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N][,bus=scsi]]...\n"
@@ -26,7 +27,7 @@ static const char config_usage[] =
 	"                [--vsock [cid=N,]socket=PATH]\n"
 	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd "
-	"kernel|initrd|kvm|disk.I|net.I|lun.I=N]...\n"
+	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|lun.I=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
 	"Runs one virtual machine on KVM. The VM is described by a JSON document (--config,\n"
@@ -251,6 +252,7 @@ enum {
 	OPT_KERNEL = 256,
 	OPT_FIRMWARE,
 	OPT_NVRAM,
+	OPT_BOOT_ORDER,
 	OPT_INITRD,
 	OPT_CMDLINE,
 	OPT_CPUS,
@@ -282,6 +284,7 @@ static const struct option config_options[] = {
 	{"kernel", required_argument, NULL, OPT_KERNEL},
 	{"firmware", required_argument, NULL, OPT_FIRMWARE},
 	{"nvram", required_argument, NULL, OPT_NVRAM},
+	{"boot-order", required_argument, NULL, OPT_BOOT_ORDER},
 	{"initrd", required_argument, NULL, OPT_INITRD},
 	{"cmdline", required_argument, NULL, OPT_CMDLINE},
 	{"cpus", required_argument, NULL, OPT_CPUS},
@@ -417,6 +420,8 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 	}
 	case OPT_NVRAM:
 		return set_path(&def->nvram, arg, err, errlen);
+	case OPT_BOOT_ORDER:
+		return vmdef_boot_parse(def, arg, err, errlen);
 	case OPT_INITRD:
 		return set_path(&def->initrd, arg, err, errlen);
 	case OPT_CMDLINE:
@@ -520,10 +525,10 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 
 static bool is_description_option(int c)
 {
-	return c == OPT_KERNEL || c == OPT_FIRMWARE || c == OPT_NVRAM || c == OPT_INITRD ||
-	       c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS || c == OPT_MEMORY ||
-	       c == OPT_DISK || c == OPT_DVD || c == OPT_NET || c == OPT_NO_RNG ||
-	       c == OPT_DEBUG_EXIT;
+	return c == OPT_KERNEL || c == OPT_FIRMWARE || c == OPT_NVRAM || c == OPT_BOOT_ORDER ||
+	       c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS ||
+	       c == OPT_MEMORY || c == OPT_DISK || c == OPT_DVD || c == OPT_NET ||
+	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
 }
 
 /*
@@ -543,6 +548,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		slot = &cfg->initrd_fd;
 	else if (eq && eq - arg == 3 && !strncmp(arg, "kvm", 3))
 		slot = &cfg->kvm_fd;
+	else if (eq && eq - arg == 8 && !strncmp(arg, "firmware", 8))
+		slot = &cfg->firmware_fd;
+	else if (eq && eq - arg == 5 && !strncmp(arg, "nvram", 5))
+		slot = &cfg->nvram_dir_fd;
 	else if (eq && !strncmp(arg, "disk.", 5) && eq - arg <= 8) {
 		char idx[4] = {0};
 
@@ -564,7 +573,8 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 	}
 	if (!slot || parse_uint(eq + 1, 3, 65535, &n) || fcntl((int)n, F_GETFD) < 0) {
 		snprintf(err, errlen,
-			 "--fd %s: expected kernel=N, initrd=N, kvm=N, disk.I=N, net.I=N or "
+			 "--fd %s: expected kernel=N, initrd=N, kvm=N, firmware=N, nvram=N "
+			 "(a directory), disk.I=N, net.I=N or "
 			 "lun.I=N with N an open descriptor (3 or above) and I a disk's (0 to %d), "
 			 "a network card's (0 to %d) or a SCSI LUN's (0 to %d) index",
 			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
@@ -703,6 +713,8 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		.kernel_fd = -1,
 		.initrd_fd = -1,
 		.kvm_fd = -1,
+		.firmware_fd = -1,
+		.nvram_dir_fd = -1,
 	};
 	for (unsigned d = 0; d < VMDEF_MAX_DISKS; d++)
 		cfg->disk_fds[d] = -1;
@@ -803,6 +815,28 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		snprintf(err, errlen, "--fd initrd: the VM has no initrd");
 		r = -EINVAL;
 		goto out;
+	}
+	if (cfg->firmware_fd >= 0 && cfg->def.firmware == VM_FIRMWARE_NONE) {
+		snprintf(err, errlen, "--fd firmware: the VM boots its kernel directly");
+		r = -EINVAL;
+		goto out;
+	}
+	if (cfg->nvram_dir_fd >= 0 && !cfg->def.nvram) {
+		snprintf(err, errlen, "--fd nvram: the VM has no NVRAM file");
+		r = -EINVAL;
+		goto out;
+	}
+	if (cfg->nvram_dir_fd >= 0) {
+		struct stat st;
+
+		if (fstat(cfg->nvram_dir_fd, &st) || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen,
+				 "--fd nvram=%d: not a directory (pass the NVRAM file's "
+				 "directory)",
+				 cfg->nvram_dir_fd);
+			r = -EINVAL;
+			goto out;
+		}
 	}
 	r = fds_beyond(cfg->disk_fds, cfg->def.ndisks, VMDEF_MAX_DISKS, "disk", "disk", err,
 		       errlen);

@@ -33,7 +33,7 @@ struct vm_config {
 	uint32_t vsock_cid;
 	bool no_reboot;
 	bool firmware_debug; /* port 0x402's firmware log to stderr */
-	bool paused; /* --paused: the vCPUs wait for "resume" on the control socket */
+	bool paused;	     /* --paused: the vCPUs wait for "resume" on the control socket */
 	const char *control_path;
 	const char *status_path;
 	const char *restore_dir; /* --restore: carry on from a saved state (docs/state.md) */
@@ -44,6 +44,8 @@ struct vm_config {
 	int kvm_fd;		     /* --fd kvm=N: /dev/kvm, opened by keeld; -1: open it */
 	int net_fds[VMDEF_MAX_NICS]; /* --fd net.I=N: the Ith card's tap, attached by keeld */
 	int lun_fds[VMDEF_MAX_LUNS]; /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
+	int firmware_fd;	     /* --fd firmware=N: the firmware image, opened by keeld */
+	int nvram_dir_fd;	     /* --fd nvram=N: the NVRAM file's directory, opened by keeld */
 	/* --jail-user UID:GID and --jail-root DIR: once built, the worker confines itself to
 	 * DIR as UID:GID (jail.c, docs/security.md). */
 	bool jail;

@@ -49,10 +49,18 @@ int devices_create(struct machine *m, enum device_bus bus, char *err, size_t err
 					       : 1;
 
 		for (unsigned i = 0; i < count; i++) {
+			void *obj = NULL;
 			int r;
 
 			err[0] = '\0';
-			r = t[c]->create(m, i, err, errlen);
+			r = t[c]->create(m, i, &obj, err, errlen);
+			r = r
+				    ?: device_state_register(
+					       m, t[c],
+					       t[c]->config
+						       ? vmdef_device_slot(t[c]->config, m->def, i)
+						       : 0,
+					       obj);
 			if (r) {
 				if (!err[0])
 					snprintf(err, errlen, "%s set-up: %s", t[c]->name,
@@ -60,6 +68,23 @@ int devices_create(struct machine *m, enum device_bus bus, char *err, size_t err
 				return r;
 			}
 		}
+	}
+	return 0;
+}
+
+int device_state_register(struct machine *m, const struct device_class *c, unsigned slot, void *obj)
+{
+	for (size_t k = 0; k < DEVICE_STATES && c->state[k].name; k++) {
+		char name[STATE_NAME_MAX + 1];
+		int r;
+
+		if (slot)
+			snprintf(name, sizeof(name), "%s.%02x", c->state[k].name, slot);
+		else
+			snprintf(name, sizeof(name), "%s", c->state[k].name);
+		r = machine_add_state_section(m, name, c->state[k].version, c->state[k].fn, obj);
+		if (r)
+			return r;
 	}
 	return 0;
 }

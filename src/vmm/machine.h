@@ -39,8 +39,9 @@ struct machine {
 	const int *net_fds;	  /* each card's tap, attached by keeld (--fd net.I), or -1 */
 	const char *vsock_socket; /* virtio-vsock's host side (--vsock socket=PATH) */
 	const int *lun_fds;	  /* each SCSI LUN's file (--fd lun.I), or -1 */
-	uint64_t firmware_base;	  /* where the firmware image starts (it ends at 4 GiB); 0: none */
-	bool firmware_debug;	  /* --firmware-debug: port 0x402's output to stderr */
+	int nvram_dir_fd; /* the NVRAM file's directory (--fd nvram=N, 3 or above); else none */
+	uint64_t firmware_base; /* where the firmware image starts (it ends at 4 GiB); 0: none */
+	bool firmware_debug;	/* --firmware-debug: port 0x402's output to stderr */
 };
 
 /* Why the VM stops running guest code. The first request wins. */

@@ -626,13 +626,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .console = &cfg->console,
 				       .disk_fds = cfg->disk_fds,
 				       .lun_fds = cfg->lun_fds,
+				       .nvram_dir_fd = cfg->nvram_dir_fd,
 				       .net_fds = cfg->net_fds,
 				       .vsock_socket = cfg->vsock_socket,
 				       .firmware_debug = cfg->firmware_debug};
 
 	r = cfg->def.kernel ? vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel",
 					    &vm->kernel_fd, err, errlen)
-			    : firmware_open(&cfg->def, &vm->fw, err, errlen);
+			    : firmware_open(&cfg->def, cfg->firmware_fd, &vm->fw, err, errlen);
 	if (!r && vm->fw.kind != VM_FIRMWARE_NONE)
 		vm->machine.firmware_base = firmware_base(&vm->fw);
 	if (!r && cfg->def.initrd)

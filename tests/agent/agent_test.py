@@ -30,7 +30,8 @@ A = dict(VERSION_MIN=1, VERSION_MAX=2, VERSION=3, AGENT_VERSION=4, SERVICES=5, E
          MESSAGE=7, TIME_NS=8, UPTIME_MS=9, MODE=10, METHOD=11, POOL=12, KEY=13, VALUE=14,
          ARG=15, ENV=16, CWD=17, TIMEOUT_MS=18, PID=19, STREAM=20, DATA=21, EXIT_STATUS=22,
          SIGNAL=23, TIMED_OUT=24, PATH=25, FILE_MODE=26, UID=27, GID=28, SIZE=29,
-         COPY_FLAGS=30, COUNT=31, EOF=32, OFFSET_NS=33, TTY=34, ROWS=35, COLS=36, USER=37)
+         COPY_FLAGS=30, COUNT=31, EOF=32, OFFSET_NS=33, TTY=34, ROWS=35, COLS=36, USER=37,
+         GROUP=38)
 U32 = {'VERSION_MIN', 'VERSION_MAX', 'VERSION', 'SERVICES', 'ERROR', 'MODE', 'POOL',
        'TIMEOUT_MS', 'PID', 'STREAM', 'EXIT_STATUS', 'SIGNAL', 'TIMED_OUT', 'FILE_MODE', 'UID',
        'GID', 'COPY_FLAGS', 'COUNT', 'EOF', 'TTY', 'ROWS', 'COLS'}
@@ -399,10 +400,10 @@ def case_copy(e):
     dest = os.path.join(dest_dir, 'sub', 'file.bin')
     data = os.urandom(5 * 1024 * 1024 + 123)
 
-    def copy(path, payload, flags=0, mode=0o640, size=None):
+    def copy(path, payload, flags=0, mode=0o640, size=None, owner=None):
+        owner = owner if owner is not None else [('UID', 1234), ('GID', 4321)]
         r = c.request('COPY_BEGIN', [('PATH', path), ('SIZE', len(payload) if size is None else size),
-                                     ('FILE_MODE', mode), ('UID', 1234), ('GID', 4321),
-                                     ('COPY_FLAGS', flags)])
+                                     ('FILE_MODE', mode), ('COPY_FLAGS', flags)] + owner)
         if r['flags'] & F_ERROR:
             return r
         for i in range(0, len(payload), 32768):
@@ -431,6 +432,42 @@ def case_copy(e):
     assert sorted(os.listdir(os.path.dirname(dest))) == ['file.bin'], os.listdir(os.path.dirname(dest))
     expect_error(copy(dest_dir, b'x', flags=2), 21, 'is a directory')
     expect_error(copy(dest, b'x', mode=0o100644), 22, 'bits other than permissions')
+    # The owner by the guest's names: a user (its primary group), a group; one the guest lacks
+    # is an error, or root's with OWNER_IF_ANY (0x4: the host's own names, sent by default).
+    if os.geteuid() == 0:
+        import pwd
+        import grp
+        nobody = pwd.getpwnam('nobody')
+        gname = grp.getgrgid(0).gr_name
+        o = os.path.join(dest_dir, 'owned')
+        assert copy(o, b'1', owner=[('USER', 'nobody')])['flags'] == F_REPLY
+        assert (os.stat(o).st_uid, os.stat(o).st_gid) == (nobody.pw_uid, nobody.pw_gid)
+        assert copy(o, b'2', flags=2, owner=[('USER', str(nobody.pw_uid)),
+                                             ('GROUP', gname)])['flags'] == F_REPLY
+        assert (os.stat(o).st_uid, os.stat(o).st_gid) == (nobody.pw_uid, 0)
+        expect_error(copy(o, b'3', flags=2, owner=[('USER', 'no-such-user-keel')]), 2,
+                     "no user 'no-such-user-keel' in the guest's /etc/passwd")
+        expect_error(copy(o, b'3', flags=2, owner=[('GROUP', 'no-such-group-keel')]), 2,
+                     "no group 'no-such-group-keel' in the guest's /etc/group")
+        assert copy(o, b'4', flags=2 | 4, owner=[('USER', 'no-such-user-keel'),
+                                                 ('GROUP', 'no-such-group-keel')])['flags'] == F_REPLY
+        assert (os.stat(o).st_uid, os.stat(o).st_gid) == (0, 0) and open(o, 'rb').read() == b'4'
+        os.unlink(o)
+    # Symbolic links in the destination's directories: followed only when root owns the
+    # link and its directory, so a guest user's link cannot redirect a copy written as root.
+    target = os.path.join(e.dir, 'target')
+    os.mkdir(target)
+    os.symlink(target, os.path.join(e.dir, 'rootlink'))
+    r = copy(os.path.join(e.dir, 'rootlink', 'via-root-link'), b'ok')
+    assert r['flags'] == F_REPLY and open(os.path.join(target, 'via-root-link'), 'rb').read() == b'ok', r
+    if os.geteuid() == 0:
+        os.symlink(target, os.path.join(e.dir, 'userlink'))
+        os.lchown(os.path.join(e.dir, 'userlink'), 65534, 65534)
+        expect_error(copy(os.path.join(e.dir, 'userlink', 'x'), b'x'), 1,
+                     "'userlink' in the path")
+        expect_error(copy(os.path.join(e.dir, 'userlink', 'new', 'x'), b'x', flags=1), 1,
+                     'a copy does not follow it')
+        assert sorted(os.listdir(target)) == ['via-root-link'], os.listdir(target)
     # The host going away mid-copy leaves nothing behind.
     c2 = e.client()
     r = c2.request('COPY_BEGIN', [('PATH', dest_dir + '/gone'), ('SIZE', 100)])

@@ -49,7 +49,7 @@ static struct disk *open_or_die(const char *path, unsigned flags)
 {
 	struct disk *d;
 
-	if (disk_open(path, flags, &d) != 0)
+	if (disk_open(path, flags, &d, NULL) != 0)
 		exit(1);
 	return d;
 }

@@ -10,10 +10,14 @@
 #include "fake_machine.h"
 #include "lib/le.h"
 #include "vmm/chardev.h"
+#include "vmm/device.h"
 #include "vmm/pci.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/x86/layout.h"
+
+/* The model's class (listed in src/vmm/device_table.c): its state sections. */
+extern const struct device_class virtio_rng_class, virtio_console_class, virtio_net_class;
 
 #define SERVE_ROUNDS 1000
 
@@ -23,8 +27,12 @@ struct virtio_dev *fake_virtio_rng(void)
 {
 	static struct virtio_dev *vd;
 
-	if (!vd)
+	if (!vd) {
 		FAKE_CHECK(virtio_rng_create(fake_machine(), 0, &vd) == 0, "virtio-rng");
+		FAKE_CHECK(device_state_register(fake_machine(), &virtio_rng_class, vd->pci.slot,
+						 vd) == 0,
+			   "virtio-rng state sections");
+	}
 	return vd;
 }
 
@@ -34,10 +42,14 @@ struct virtio_dev *fake_virtio_console(void)
 	const struct chardev_spec off = {CHARDEV_OFF, NULL};
 	char err[256] = "";
 
-	if (!vd)
+	if (!vd) {
 		FAKE_CHECK(virtio_console_create(fake_machine(), 0, &off, NULL, &vd, err,
 						 sizeof(err)) == 0,
 			   "virtio-console: %s", err);
+		FAKE_CHECK(device_state_register(fake_machine(), &virtio_console_class,
+						 vd->pci.slot, vd) == 0,
+			   "virtio-console state sections");
+	}
 	return vd;
 }
 
@@ -54,6 +66,9 @@ struct virtio_dev *fake_virtio_net(int *peer)
 			   "socketpair");
 		FAKE_CHECK(virtio_net_create_fd(fake_machine(), 0, sv[0], "fuzz0", mac, &vd) == 0,
 			   "virtio-net");
+		FAKE_CHECK(device_state_register(fake_machine(), &virtio_net_class, vd->pci.slot,
+						 vd) == 0,
+			   "virtio-net state sections");
 	}
 	while (recv(sv[0], frame, sizeof(frame), MSG_DONTWAIT) >= 0)
 		;

@@ -69,6 +69,7 @@ static void exercise(struct disk *d)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int init;
+	struct disk_err why;
 	struct disk *d;
 	int fd;
 
@@ -80,12 +81,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0)
 		return 0;
 	if (disk_open_fd(dup(fd), "fuzz.vhdx",
-			 DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d) == 0) {
+			 DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d, &why) == 0) {
 		exercise(d);
 		disk_close(d);
+	} else if (!why.msg[0] || memchr(why.msg, '\0', sizeof(why.msg)) == NULL) {
+		abort(); /* a refusal always says why, in one terminated line */
 	}
 	/* Writable: the log is replayed into the file; then a write, a discard and a close. */
-	if (disk_open_fd(dup(fd), "fuzz.vhdx", DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d) == 0) {
+	if (disk_open_fd(dup(fd), "fuzz.vhdx", DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d, &why) ==
+	    0) {
 		static uint8_t sector[4096] = {1, 2, 3};
 
 		if (disk_size(d) >= 8192) {

@@ -31,9 +31,12 @@ static void round_trip(const struct vm_def *def)
 	if (vmdef_apply_json(&again, doc, VMDEF_JSON_DOCUMENT, err, sizeof(err)) ||
 	    vmdef_check(&again, err, sizeof(err)) || vmdef_hw_change(def, &again) ||
 	    strcmp(def->name, again.name) || strcmp(def->uuid, again.uuid) ||
-	    strcmp(def->kernel, again.kernel) || strcmp(text(def->cmdline), text(again.cmdline)) ||
+	    strcmp(text(def->kernel), text(again.kernel)) ||
+	    strcmp(text(def->cmdline), text(again.cmdline)) ||
 	    strcmp(text(def->initrd), text(again.initrd)) ||
 	    strcmp(text(def->notes), text(again.notes)) ||
+	    strcmp(text(def->nvram), text(again.nvram)) ||
+	    strcmp(text(def->firmware_file), text(again.firmware_file)) ||
 	    def->start_action != again.start_action || def->stop_action != again.stop_action)
 		abort(); /* the writer and the parser disagree */
 	vmdef_free(&again);

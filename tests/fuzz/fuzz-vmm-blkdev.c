@@ -18,9 +18,13 @@
 
 #include "fake_guest.h"
 #include "fake_machine.h"
+#include "vmm/device.h"
 #include "vmm/machine.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/virtio.h"
+
+/* The model's class (listed in src/vmm/device_table.c): its state sections. */
+extern const struct device_class virtio_blk_class;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -60,6 +64,8 @@ static struct virtio_dev *blk_device(void)
 	m->def = &two;
 	FAKE_CHECK(virtio_blk_create(m, &spec, fd, &vd, err, sizeof(err)) == 0, "virtio-blk: %s",
 		   err);
+	FAKE_CHECK(device_state_register(m, &virtio_blk_class, vd->pci.slot, vd) == 0,
+		   "virtio-blk state sections");
 	m->def = def;
 	return vd;
 }

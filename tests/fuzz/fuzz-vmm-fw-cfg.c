@@ -16,9 +16,13 @@
 
 #include "fake_machine.h"
 #include "lib/le.h"
+#include "vmm/device.h"
 #include "vmm/mem.h"
 #include "vmm/x86/fw_cfg.h"
 #include "vmm/x86/layout.h"
+
+/* The model's class (listed in src/vmm/device_table.c): its state sections. */
+extern const struct device_class fw_cfg_class;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,7 +38,11 @@ static struct machine *setup(void)
 
 	if (!m) {
 		m = fake_machine();
-		FAKE_CHECK(fw_cfg_create(m) == 0, "fw_cfg set-up");
+		void *obj = NULL;
+
+		FAKE_CHECK(fw_cfg_create(m, &obj) == 0, "fw_cfg set-up");
+		FAKE_CHECK(device_state_register(m, &fw_cfg_class, 0, obj) == 0,
+			   "fw_cfg state section");
 	}
 	return m;
 }

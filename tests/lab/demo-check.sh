@@ -51,6 +51,9 @@ done
 wait "$pid"
 rc=$?
 [ "$rc" = 0 ] || result FAIL "the demo returned status $rc after poweroff -f"
+# A guest crash fails the demo as it fails a scenario (docs/lab.md).
+crash=$(tr -d '\r' <"$out" | grep -m 1 -E 'VM crashed|KVM internal error|Kernel panic - not syncing')
+[ -z "$crash" ] || result FAIL "a guest crashed: $crash"
 if ! grep -qw 'svm\|vmx' /proc/cpuinfo; then
 	tr -d '\r' <"$out" | grep -q '^lab: the VMM exited with status 0$' ||
 		result FAIL "inside the lab the VMM did not exit with status 0"

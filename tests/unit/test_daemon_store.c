@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "daemon/store.h"
+#include "daemon/store_internal.h"
 #include "config/vmdef.h"
 
 static char kernel_path[64];
@@ -322,6 +323,55 @@ static void test_store_roundtrip(void **state)
 	store_close(st);
 }
 
+/* Devices without columns of their own (store_devices.c) are kept as their field's JSON and
+ * read back through their kind's parser: vsock, present and then removed; a row that does
+ * not parse, or names a field this keeld does not know, fails the read (-EPROTO), never
+ * a device dropped. */
+static void test_store_devices(void **state)
+{
+	struct store *st;
+	struct vm_def a, got;
+	char err[256];
+	sqlite3_stmt *s;
+
+	assert_int_equal(store_open(":memory:", &st, err, sizeof(err)), 0);
+	make_def(&a, "alpha");
+	assert_int_equal(apply(&a, "{\"vsock\":{\"cid\":77,\"pci_slot\":9}}", err), 0);
+	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
+	assert_int_equal(sqlite3_prepare_v2(st->db, "SELECT field, doc FROM devices", -1, &s, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(s, 0), "vsock");
+	assert_string_equal((const char *)sqlite3_column_text(s, 1), "{\"cid\":77,\"pci_slot\":9}");
+	assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+	sqlite3_finalize(s);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_true(got.vsock.present);
+	assert_int_equal(got.vsock.cid, 77);
+	assert_int_equal(got.vsock.pci_slot, 9);
+	vmdef_free(&got);
+	/* Removed: no row, and the VM reads back without the device. */
+	assert_int_equal(apply(&a, "{\"vsock\":null}", err), 0);
+	a.revision = 2;
+	assert_int_equal(store_vm_update(st, &a, err, sizeof(err)), 0);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_false(got.vsock.present);
+	vmdef_free(&got);
+	/* Damaged rows. */
+	assert_int_equal(sqlite3_exec(st->db,
+				      "INSERT INTO devices(vm, field, doc) SELECT uuid, 'vsock',"
+				      " '{\"cid\":1}' FROM vms",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "alpha", &got), -EPROTO);
+	assert_int_equal(sqlite3_exec(st->db, "UPDATE devices SET field = 'balloon', doc = '{}'",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "alpha", &got), -EPROTO);
+	vmdef_free(&a);
+	store_close(st);
+}
+
 /* Fill checkpoint c of t: id from n, parent id or "", one disk. */
 static struct ckpt *put_ckpt(struct ckpt_tree *t, int n, const char *name, const char *parent,
 			     bool hidden)
@@ -432,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_mac_kept_on_same_tap),
 		cmocka_unit_test(test_slots_kept_and_requested),
 		cmocka_unit_test(test_store_roundtrip),
+		cmocka_unit_test(test_store_devices),
 		cmocka_unit_test(test_checkpoint_store),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);

@@ -39,7 +39,7 @@ static void make(const char *name, uint64_t size, uint32_t bs, enum disk_type t,
 				     .parent = parent};
 
 	unlink(tmp(name));
-	assert_int_equal(disk_create(tmp(name), &o), 0);
+	assert_int_equal(disk_create(tmp(name), &o, NULL), 0);
 }
 
 static void fill(uint8_t *b, size_t n, int seed)
@@ -78,7 +78,7 @@ static void test_dynamic_rw(void **state)
 	struct disk_info info;
 
 	make("dyn.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
-	assert_int_equal(disk_open(tmp("dyn.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("dyn.vhdx"), 0, &d, NULL), 0);
 	assert_int_equal(disk_size(d), 64 << 20);
 	/* Unallocated reads are zeros. */
 	assert_int_equal(disk_read(d, r, 0, 65536), 0);
@@ -97,13 +97,13 @@ static void test_dynamic_rw(void **state)
 	assert_int_equal(disk_flush(d), 0);
 	disk_close(d);
 	/* Reopened read-only: the same bytes; writes refused. */
-	assert_int_equal(disk_open(tmp("dyn.vhdx"), DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(disk_open(tmp("dyn.vhdx"), DISK_OPEN_RDONLY, &d, NULL), 0);
 	memset(r, 0, n);
 	assert_int_equal(disk_read(d, r, (5 << 20) - 512, n), 0);
 	assert_memory_equal(w, r, n);
 	assert_int_equal(disk_write(d, w, 0, 512), -EROFS);
 	disk_close(d);
-	assert_int_equal(vhdx_check(tmp("dyn.vhdx"), stderr), 0);
+	assert_int_equal(vhdx_check(tmp("dyn.vhdx"), stderr, NULL), 0);
 	free(w);
 	free(r);
 }
@@ -112,7 +112,7 @@ static void read_guids(const char *path, struct disk_info *info)
 {
 	struct disk *d;
 
-	assert_int_equal(disk_open(path, DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(disk_open(path, DISK_OPEN_RDONLY, &d, NULL), 0);
 	assert_int_equal(disk_info(d, info), 0);
 	disk_close(d);
 }
@@ -127,12 +127,12 @@ static void test_guid_rules(void **state)
 	make("g.vhdx", 16 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
 	read_guids(tmp("g.vhdx"), &a);
 	/* A writable open that writes nothing changes nothing. */
-	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d, NULL), 0);
 	disk_close(d);
 	read_guids(tmp("g.vhdx"), &b);
 	assert_true(uuid_equal(&a.file_write_guid, &b.file_write_guid));
 	/* A data write renews both GUIDs; the log is clean after close. */
-	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d, NULL), 0);
 	assert_int_equal(disk_write(d, sec, 0, 512), 0);
 	disk_close(d);
 	read_guids(tmp("g.vhdx"), &b);
@@ -140,12 +140,12 @@ static void test_guid_rules(void **state)
 	assert_false(uuid_equal(&a.data_write_guid, &b.data_write_guid));
 	assert_true(uuid_is_zero(&b.log_guid));
 	/* Compact moves no guest data: a new FileWriteGuid, the same DataWriteGuid. */
-	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("g.vhdx"), 0, &d, NULL), 0);
 	memset(sec, 0, sizeof(sec));
 	assert_int_equal(disk_write(d, sec, 0, 512), 0);
 	disk_close(d);
 	read_guids(tmp("g.vhdx"), &b);
-	assert_int_equal(vhdx_compact(tmp("g.vhdx"), &freed), 0);
+	assert_int_equal(vhdx_compact(tmp("g.vhdx"), &freed, NULL), 0);
 	assert_int_equal(freed, 1 << 20);
 	read_guids(tmp("g.vhdx"), &c);
 	assert_false(uuid_equal(&b.file_write_guid, &c.file_write_guid));
@@ -171,9 +171,17 @@ static void peek(const char *path, uint64_t off, void *buf, size_t len)
 	close(fd);
 }
 
+/* The caller's buffer holds one line: the file first, then what is wrong with it. */
+static void expect_reason(const struct disk_err *why, const char *first, const char *part)
+{
+	if (strncmp(why->msg, first, strlen(first)) || !strstr(why->msg, part))
+		fail_msg("the reason is '%s'; expected '%s' ... '%s'", why->msg, first, part);
+}
+
 static void test_headers(void **state)
 {
 	uint8_t h1[4096], h2[4096], junk[4] = {0xde, 0xad, 0xbe, 0xef};
+	struct disk_err why;
 	struct disk *d;
 
 	make("h.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
@@ -182,7 +190,7 @@ static void test_headers(void **state)
 	assert_true(le64_load(h2 + 8) > le64_load(h1 + 8));
 	/* The higher sequence number wins; a damaged header falls back to the other. */
 	poke(tmp("h.vhdx"), VHDX_HEADER2_OFF + 100, junk, 4);
-	assert_int_equal(disk_open(tmp("h.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("h.vhdx"), 0, &d, NULL), 0);
 	assert_int_equal(to_vhdx(d)->cur_slot, 0);
 	uint8_t sec[512] = {9};
 
@@ -192,11 +200,12 @@ static void test_headers(void **state)
 	peek(tmp("h.vhdx"), VHDX_HEADER1_OFF, h1, sizeof(h1));
 	peek(tmp("h.vhdx"), VHDX_HEADER2_OFF, h2, sizeof(h2));
 	assert_true(le64_load(h1 + 8) > 2 && le64_load(h2 + 8) > 2);
-	assert_int_equal(vhdx_check(tmp("h.vhdx"), stderr), 0);
-	/* Both headers damaged: a clear refusal. */
+	assert_int_equal(vhdx_check(tmp("h.vhdx"), stderr, NULL), 0);
+	/* Both headers damaged: a clear refusal, its reason in the caller's buffer. */
 	poke(tmp("h.vhdx"), VHDX_HEADER1_OFF + 100, junk, 4);
 	poke(tmp("h.vhdx"), VHDX_HEADER2_OFF + 100, junk, 4);
-	assert_int_equal(disk_open(tmp("h.vhdx"), DISK_OPEN_RDONLY, &d), -EINVAL);
+	assert_int_equal(disk_open(tmp("h.vhdx"), DISK_OPEN_RDONLY, &d, &why), -EINVAL);
+	expect_reason(&why, tmp("h.vhdx"), ": both VHDX headers are invalid (header 1: ");
 }
 
 static void test_log_replay(void **state)
@@ -209,7 +218,7 @@ static void test_log_replay(void **state)
 
 	make("log.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
 	fill(w, sizeof(w), 3);
-	assert_int_equal(disk_open(a, 0, &d), 0);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
 	assert_int_equal(disk_write(d, w, 2 << 20, sizeof(w)), 0);
 	assert_int_equal(disk_flush(d), 0);
 	/* Snapshot the file mid-session, as a crash would leave it, minus the BAT. */
@@ -225,7 +234,7 @@ static void test_log_replay(void **state)
 	close(fd);
 	poke(b, 3 << 20, zero, sizeof(zero)); /* the BAT's first sector */
 	/* Read-only: replayed in memory, the file untouched. */
-	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e), 0);
+	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e, NULL), 0);
 	assert_int_equal(to_vhdx(e)->replayed_entries, 1);
 	assert_int_equal(disk_read(e, r, 2 << 20, sizeof(r)), 0);
 	assert_memory_equal(w, r, sizeof(r));
@@ -233,12 +242,12 @@ static void test_log_replay(void **state)
 	peek(b, 3 << 20, r, sizeof(r));
 	assert_memory_equal(r, zero, sizeof(r));
 	/* Writable: replayed into the file, LogGuid cleared. */
-	assert_int_equal(disk_open(b, 0, &e), 0);
+	assert_int_equal(disk_open(b, 0, &e, NULL), 0);
 	assert_true(uuid_is_zero(&to_vhdx(e)->log_guid));
 	disk_close(e);
 	peek(b, 3 << 20, r, sizeof(r));
 	assert_memory_not_equal(r, zero, sizeof(r));
-	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e), 0);
+	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e, NULL), 0);
 	assert_int_equal(to_vhdx(e)->replayed_entries, 0);
 	assert_int_equal(disk_read(e, r, 2 << 20, sizeof(r)), 0);
 	assert_memory_equal(w, r, sizeof(r));
@@ -249,7 +258,7 @@ static void test_log_replay(void **state)
 	close(fd);
 	poke(b, 3 << 20, zero, sizeof(zero));
 	poke(b, (1 << 20) + 4096 + 100, "x", 1);
-	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e), 0);
+	assert_int_equal(disk_open(b, DISK_OPEN_RDONLY, &e, NULL), 0);
 	assert_int_equal(disk_read(e, r, 2 << 20, sizeof(r)), 0);
 	assert_memory_equal(r, zero, sizeof(r));
 	disk_close(e);
@@ -263,12 +272,12 @@ static void test_differencing(void **state)
 	struct disk_info info;
 
 	make("base.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
-	assert_int_equal(disk_open(tmp("base.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("base.vhdx"), 0, &d, NULL), 0);
 	fill(p, sizeof(p), 5);
 	assert_int_equal(disk_write(d, p, 1 << 20, sizeof(p)), 0);
 	disk_close(d);
 	make("child.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("base.vhdx"));
-	assert_int_equal(disk_open(tmp("child.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("child.vhdx"), 0, &d, NULL), 0);
 	assert_int_equal(disk_info(d, &info), 0);
 	assert_int_equal(info.type, DISK_TYPE_DIFFERENCING);
 	assert_int_equal(info.virtual_size, 8 << 20);
@@ -285,13 +294,13 @@ static void test_differencing(void **state)
 	assert_memory_equal(r, w, 512);
 	assert_memory_equal(r + 512, w, 512);
 	disk_close(d);
-	assert_int_equal(vhdx_check(tmp("child.vhdx"), stderr), 0);
+	assert_int_equal(vhdx_check(tmp("child.vhdx"), stderr, NULL), 0);
 	/* Merge: the parent now holds what the child showed. */
 	char parent[DISK_PATH_MAX];
 
-	assert_int_equal(vhdx_merge(tmp("child.vhdx"), parent, sizeof(parent)), 0);
+	assert_int_equal(vhdx_merge(tmp("child.vhdx"), parent, sizeof(parent), NULL), 0);
 	assert_int_equal(access(tmp("child.vhdx"), F_OK), -1);
-	assert_int_equal(disk_open(tmp("base.vhdx"), DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(disk_open(tmp("base.vhdx"), DISK_OPEN_RDONLY, &d, NULL), 0);
 	assert_int_equal(disk_read(d, r, 1 << 20, sizeof(r)), 0);
 	assert_memory_equal(r, p, 1024);
 	assert_memory_equal(r + 1024, w, 512);
@@ -308,7 +317,7 @@ static void test_map(void **state)
 	struct disk *d;
 
 	make("map.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
-	assert_int_equal(disk_open(tmp("map.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("map.vhdx"), 0, &d, NULL), 0);
 	/* Unallocated: zeros to read (one block at most), the library's to write. */
 	assert_int_equal(disk_map(d, 0, 2 << 20, false, &e), 0);
 	assert_int_equal(e.kind, DISK_EXTENT_ZERO);
@@ -332,20 +341,21 @@ static void test_map(void **state)
 	assert_int_equal(dio_pwrite(disk_fd(d), w, sizeof(w), e.file_off), 0);
 	assert_int_equal(disk_flush(d), 0);
 	disk_close(d);
-	assert_int_equal(vhdx_check(tmp("map.vhdx"), stderr), 0);
-	assert_int_equal(disk_open(tmp("map.vhdx"), DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(vhdx_check(tmp("map.vhdx"), stderr, NULL), 0);
+	assert_int_equal(disk_open(tmp("map.vhdx"), DISK_OPEN_RDONLY, &d, NULL), 0);
 	assert_int_equal(disk_read(d, r, (1 << 20) + 4096, sizeof(r)), 0);
 	assert_memory_equal(r, w, sizeof(r));
 	assert_int_equal(disk_map(d, 0, 512, true, &e), -EROFS);
 	disk_close(d);
 	/* A differencing child: its unallocated blocks are the parent's, the library's. */
 	make("mapchild.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("map.vhdx"));
-	assert_int_equal(disk_open(tmp("mapchild.vhdx"), 0, &d), 0);
+	assert_int_equal(disk_open(tmp("mapchild.vhdx"), 0, &d, NULL), 0);
 	assert_int_equal(disk_map(d, 1 << 20, 4096, false, &e), 0);
 	assert_int_equal(e.kind, DISK_EXTENT_LIBRARY);
 	disk_close(d);
 	/* Raw: the file is the disk. */
-	assert_int_equal(disk_open_as(tmp("map.vhdx"), DISK_FORMAT_RAW, DISK_OPEN_RDONLY, &d), 0);
+	assert_int_equal(disk_open_as(tmp("map.vhdx"), DISK_FORMAT_RAW, DISK_OPEN_RDONLY, &d, NULL),
+			 0);
 	assert_int_equal(disk_map(d, 512, 4096, false, &e), 0);
 	assert_int_equal(e.kind, DISK_EXTENT_FILE);
 	assert_int_equal(e.file_off, 512);
@@ -358,13 +368,83 @@ static void test_locking(void **state)
 	struct disk *a, *b;
 
 	make("lock.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
-	assert_int_equal(disk_open(tmp("lock.vhdx"), 0, &a), 0);
-	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &b), -EBUSY);
+	assert_int_equal(disk_open(tmp("lock.vhdx"), 0, &a, NULL), 0);
+	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &b, NULL), -EBUSY);
 	disk_close(a);
-	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &a), 0);
-	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &b), 0);
+	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &a, NULL), 0);
+	assert_int_equal(disk_open(tmp("lock.vhdx"), DISK_OPEN_RDONLY, &b, NULL), 0);
 	disk_close(a);
 	disk_close(b);
+}
+
+/* Each failure gives the caller its own reason, in the buffer it passed (not a per-thread
+ * string, not just an errno); a call that succeeds leaves the buffer empty. */
+static void test_reasons(void **state)
+{
+	static const struct uuid params = VHDX_GUID_FILE_PARAMS;
+	struct disk_create_opts o = {.format = DISK_FORMAT_VHDX, .type = DISK_TYPE_DYNAMIC};
+	uint8_t three_mib[4] = {0, 0, 0x30, 0};
+	struct disk_err why, other;
+	struct disk *d, *e;
+	uint32_t off, len;
+	uint64_t meta;
+	int fd;
+
+	/* Metadata: a block size that is not a power of 2 (3 MiB). */
+	make("bs.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("bs.vhdx"), DISK_OPEN_RDONLY, &d, &why), 0);
+	assert_string_equal(why.msg, "");
+	meta = to_vhdx(d)->meta_off;
+	assert_int_equal(vhdx_meta_find(to_vhdx(d), &params, &off, &len), 0);
+	disk_close(d);
+	poke(tmp("bs.vhdx"), meta + off, three_mib, 4);
+	assert_int_equal(disk_open(tmp("bs.vhdx"), DISK_OPEN_RDONLY, &d, &why), -EINVAL);
+	expect_reason(&why, tmp("bs.vhdx"),
+		      ": VHDX metadata: block size 3145728 is not a power of 2 from 1 MiB to "
+		      "256 MiB");
+	/* Two callers, two buffers: a second failure does not overwrite the first's. */
+	make("busy.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("busy.vhdx"), 0, &e, NULL), 0);
+	assert_int_equal(disk_open(tmp("busy.vhdx"), DISK_OPEN_RDONLY, &d, &other), -EBUSY);
+	expect_reason(&other, tmp("busy.vhdx"), " is in use by another program (open for writing)");
+	expect_reason(&why, tmp("bs.vhdx"), "block size 3145728");
+	disk_close(e);
+	/* A raw file opened as VHDX is never guessed into something else. */
+	fd = open(tmp("raw.img"), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4 << 20), 0);
+	close(fd);
+	assert_int_equal(disk_open_as(tmp("raw.img"), DISK_FORMAT_VHDX, DISK_OPEN_RDONLY, &d, &why),
+			 -EINVAL);
+	expect_reason(&why, tmp("raw.img"), ": not a VHDX file (no 'vhdxfile' identifier)");
+	/* A differencing disk whose parent is gone. */
+	make("gone-base.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	make("orphan.vhdx", 0, 0, DISK_TYPE_DIFFERENCING, tmp("gone-base.vhdx"));
+	unlink(tmp("gone-base.vhdx"));
+	assert_int_equal(disk_open(tmp("orphan.vhdx"), DISK_OPEN_RDONLY, &d, &why), -ENOENT);
+	expect_reason(&why, tmp("orphan.vhdx"), ": parent disk not found (relative_path '");
+	/* Offline operations and creation say why too. */
+	assert_int_equal(vhdx_resize(tmp("orphan.vhdx"), 16 << 20, &why), -ENOENT);
+	expect_reason(&why, tmp("orphan.vhdx"), ": parent disk not found");
+	make("base2.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	make("child2.vhdx", 0, 0, DISK_TYPE_DIFFERENCING, tmp("base2.vhdx"));
+	assert_int_equal(vhdx_resize(tmp("child2.vhdx"), 16 << 20, &why), -EINVAL);
+	expect_reason(&why, "cannot resize ", ": it is a differencing disk");
+	assert_int_equal(
+		vhdx_merge(tmp("base2.vhdx"), (char[DISK_PATH_MAX]){0}, DISK_PATH_MAX, &why),
+		-EINVAL);
+	expect_reason(&why, "cannot merge ", ": it is not a differencing VHDX disk");
+	o.size = 8 << 20;
+	o.block_size = 3 << 20;
+	assert_int_equal(disk_create(tmp("new.vhdx"), &o, &why), -EINVAL);
+	expect_reason(&why, "cannot create ", ": block size must be a power of 2");
+	/* Success empties the buffer. */
+	o.block_size = 0;
+	assert_int_equal(disk_create(tmp("new.vhdx"), &o, &why), 0);
+	assert_string_equal(why.msg, "");
+	assert_string_equal(disk_why(&why, -EIO), strerror(EIO));
+	assert_string_equal(disk_why(NULL, -EIO), strerror(EIO));
+	assert_string_equal(disk_why(&other, -EBUSY), other.msg);
 }
 
 static int setup(void **state)
@@ -389,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_guid_rules), cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_log_replay), cmocka_unit_test(test_differencing),
 		cmocka_unit_test(test_locking),	   cmocka_unit_test(test_map),
+		cmocka_unit_test(test_reasons),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

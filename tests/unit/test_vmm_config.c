@@ -164,14 +164,87 @@ static void test_device_slots(void **state)
 /* What a saved state must match (vmdef_guest_change): each device the guest saw, found by
  * its PCI slot, with what the guest saw of it; host wiring may change. And what needs the VM
  * off (vmdef_hw_change). Both are driven by the description's table of device kinds. */
-/* A firmware VM: keel-vmm's options fill the description; keeld (vmdef_validate) refuses
- * it, with a reason, until it can run one; the document round-trips its fields. */
+/* A firmware VM: keel-vmm's options fill the description (the generation, the firmware, the
+ * store, the boot order); keeld (vmdef_validate) checks the firmware file is there; the
+ * document writes "generation" and round-trips; the rules between the fields. */
 static void test_firmware(void **state)
 {
-	char *argv[] = {"keel-vmm", "--firmware",  "uefi=/fw/code.fd",
-			"--nvram",  "/vm/vars.fd", NULL};
+	char *argv[] = {"keel-vmm", "--firmware", "uefi=/fw/code.fd", "--nvram",   "/vm/vars.fd",
+			"--dvd",    "/x.iso",	  "--boot-order",     "dvd,disk0", NULL};
+	char *bad_order[] = {"keel-vmm", "--firmware", "bios", "--boot-order", "dvd,dvd", NULL};
+	char *direct_order[] = {"keel-vmm", "--kernel", "/k", "--boot-order", "disk", NULL};
 	struct vm_config cfg;
+	struct vm_def back;
+	json_object *j, *v;
 	char err[256] = "";
+
+	assert_int_equal(config_parse(5, bad_order, &cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'dvd' is named twice"));
+	config_free(&cfg);
+	assert_int_equal(config_parse(5, direct_order, &cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "boots its kernel directly has none"));
+	config_free(&cfg);
+	/* disk0 names a disk the VM lacks. */
+	assert_int_equal(config_parse(9, argv, &cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "has no disk0"));
+	config_free(&cfg);
+	argv[8] = "dvd,disk";
+	assert_int_equal(config_parse(9, argv, &cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "has no disk"));
+	config_free(&cfg);
+	argv[8] = "dvd";
+	assert_int_equal(config_parse(9, argv, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.def.nboot, 1);
+	j = vmdef_to_json(&cfg.def);
+	assert_true(json_object_object_get_ex(j, "generation", &v));
+	assert_int_equal(json_object_get_int(v), 2);
+	assert_false(json_object_object_get_ex(j, "firmware", NULL));
+	assert_false(json_object_object_get_ex(j, "kernel", NULL));
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_int_equal(back.firmware, VM_FIRMWARE_UEFI);
+	assert_int_equal(back.nboot, 1);
+	assert_int_equal(back.boot_order[0].kind, VM_BOOT_DVD);
+	assert_null(vmdef_hw_change(&cfg.def, &back));
+	back.nboot = 0;
+	assert_string_equal(vmdef_hw_change(&cfg.def, &back), "boot_order");
+	back.firmware = VM_FIRMWARE_BIOS;
+	assert_string_equal(vmdef_hw_change(&cfg.def, &back), "generation");
+	/* Generation 1 has no NVRAM; generation is 1 or 2. */
+	assert_int_equal(vmdef_check(&back, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "Generation 1 (BIOS) has none"));
+	vmdef_free(&back);
+	json_object_object_add(j, "generation", json_object_new_int(3));
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "generation"));
+	json_object_object_add(j, "generation", json_object_new_int(2));
+	/* The integration services turned off: names, written back in service order. */
+	json_object_object_add(j, "integration_disabled",
+			       json_tokener_parse("[\"exec\", \"heartbeat\"]"));
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_int_equal(back.integration_off, 1u << 0 | 1u << 4);
+	{
+		json_object *w = vmdef_to_json(&back), *a;
+
+		assert_true(json_object_object_get_ex(w, "integration_disabled", &a));
+		assert_string_equal(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+				    "[\"heartbeat\",\"exec\"]");
+		json_object_put(w);
+	}
+	json_object_object_add(j, "integration_disabled", json_tokener_parse("[\"tea\"]"));
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "item 0 is not a service"));
+	json_object_object_del(j, "integration_disabled");
+	json_object_object_add(j, "firmware", json_object_new_string("uefi"));
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "unknown field 'firmware'"));
+	vmdef_free(&back);
+	json_object_put(j);
+	config_free(&cfg);
 
 	assert_int_equal(config_parse(5, argv, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.def.firmware, VM_FIRMWARE_UEFI);
@@ -181,7 +254,7 @@ static void test_firmware(void **state)
 	assert_string_equal(vmdef_firmware_file(&cfg.def), "/fw/code.fd");
 	strcpy(cfg.def.name, "fw");
 	assert_int_equal(vmdef_validate(&cfg.def, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "keeld does not run firmware VMs yet"));
+	assert_non_null(strstr(err, "firmware file /fw/code.fd"));
 	free(cfg.def.firmware_file);
 	cfg.def.firmware_file = NULL;
 	assert_string_equal(vmdef_firmware_file(&cfg.def), VMDEF_OVMF_CODE_FILE);
@@ -372,8 +445,9 @@ static void test_passed_fds(void **state)
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "disk.x=3", NULL};
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
-		assert_non_null(strstr(
-			err, "expected kernel=N, initrd=N, kvm=N, disk.I=N, net.I=N or lun.I=N"));
+		assert_non_null(strstr(err,
+				       "expected kernel=N, initrd=N, kvm=N, firmware=N, nvram=N "
+				       "(a directory), disk.I=N, net.I=N or lun.I=N"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "lun.8=3", NULL};
@@ -386,6 +460,32 @@ static void test_passed_fds(void **state)
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
 		assert_non_null(strstr(err, "the VM has no initrd"));
+	}
+	/* A firmware VM's image and its store's directory (keeld's, sup_firmware.c). */
+	{
+		int dfd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		char fw[32], nv[32], nvfile[32];
+		char *a[] = {"keel-vmm", "--firmware", "uefi", "--nvram", "/tmp/v.fd",
+			     "--fd",	 fw,	       "--fd", nv,	  NULL};
+		char *direct[] = {"keel-vmm", "--kernel", "k", "--fd", fw, NULL};
+		char *nostore[] = {"keel-vmm", "--firmware", "uefi", "--fd", nv, NULL};
+
+		assert_true(dfd >= 3);
+		snprintf(fw, sizeof(fw), "firmware=%d", fd);
+		snprintf(nv, sizeof(nv), "nvram=%d", dfd);
+		snprintf(nvfile, sizeof(nvfile), "nvram=%d", fd);
+		assert_int_equal(parse(a, 9, &cfg, err), 0);
+		assert_int_equal(cfg.firmware_fd, fd);
+		assert_int_equal(cfg.nvram_dir_fd, dfd);
+		config_free(&cfg);
+		a[8] = nvfile; /* a file, not its directory */
+		assert_int_equal(parse(a, 9, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "not a directory"));
+		assert_int_equal(parse(direct, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd firmware: the VM boots its kernel directly"));
+		assert_int_equal(parse(nostore, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd nvram: the VM has no NVRAM file"));
+		close(dfd);
 	}
 	close(fd);
 }

@@ -436,6 +436,7 @@ static void test_pflash(void **state)
 	static uint8_t block0[PFLASH_BLOCK];
 	struct stat st0;
 	struct bus_range gone;
+	void *obj = NULL;
 	uint8_t old, b;
 	FILE *fp;
 
@@ -450,7 +451,8 @@ static void test_pflash(void **state)
 	m2.def = &d;
 	m2.firmware_base = 0xffc84000ull; /* Debian's OVMF_CODE_4M.fd: 0x37c000 bytes */
 	assert_int_equal(pflash_class.count(&m2), 1);
-	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), 0);
+	assert_int_equal(pflash_class.create(&m2, 0, &obj, err, sizeof(err)), 0);
+	assert_int_equal(device_state_register(&m2, &pflash_class, 0, obj), 0);
 	assert_int_equal(access(path, R_OK), 0);
 	assert_true(bus_read(&mmio, base + 40, 4, &v));
 	assert_memory_equal(&v, "_FVH", 4);
@@ -512,7 +514,7 @@ static void test_pflash(void **state)
 	assert_int_equal(b, (uint8_t)~old);
 	/* Firmware and store must fit in the top 16 MiB (a 16 MiB firmware leaves no room). */
 	m2.firmware_base = 0xff000000ull;
-	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pflash_class.create(&m2, 0, &obj, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "together exceed"));
 	m2.firmware_base = 0xffc84000ull;
 	/* A file that is not a variable store is refused, with the reason. */
@@ -521,7 +523,7 @@ static void test_pflash(void **state)
 	for (unsigned i = 0; i < 0x84000; i++)
 		fputc(0, fp);
 	fclose(fp);
-	assert_int_equal(pflash_class.create(&m2, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pflash_class.create(&m2, 0, &obj, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "not a UEFI variable store"));
 	unlink(path);
 	rmdir(dir);
@@ -555,6 +557,42 @@ static void test_tables_agree(void **state)
 		assert_null(t[i]->config);
 }
 
+/* Every model's saved-state sections are in its table entry: each complete, a PCI model's
+ * first named as the model (its sections are "NAME.SS", by the slot the description keeps
+ * for it, so adding or removing another device renames none), and no name used twice. */
+static void test_state_sections_in_table(void **state)
+{
+	const char *names[32];
+	size_t nnames = 0;
+
+	for (int bus = DEVICE_BUS_PLATFORM; bus <= DEVICE_BUS_PCI; bus++) {
+		size_t n;
+		const struct device_class *const *t = device_table(bus, &n);
+
+		for (size_t i = 0; i < n; i++) {
+			const struct device_class *c = t[i];
+
+			if (bus == DEVICE_BUS_PCI)
+				assert_string_equal(c->state[0].name, c->name);
+			for (size_t k = 0; k < DEVICE_STATES && c->state[k].name; k++) {
+				assert_true(c->state[k].version >= 1);
+				assert_non_null(c->state[k].fn);
+				for (size_t j = 0; j < nnames; j++)
+					assert_string_not_equal(names[j], c->state[k].name);
+				assert_true(nnames < sizeof(names) / sizeof(names[0]));
+				names[nnames++] = c->state[k].name;
+			}
+		}
+	}
+	/* The platform's, as saved states have always named them. */
+	for (size_t j = 0; j < 6; j++) {
+		static const char *const want[] = {"serial.3f8", "i8042",  "rtc",
+						   "pm",	 "fw_cfg", "pflash"};
+
+		assert_string_equal(names[j], want[j]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -568,6 +606,7 @@ int main(void)
 		cmocka_unit_test_setup(test_q35_pmbase, reset),
 		cmocka_unit_test_setup(test_q35_pciexbar, reset),
 		cmocka_unit_test(test_tables_agree),
+		cmocka_unit_test(test_state_sections_in_table),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -162,11 +162,27 @@ static void test_ovmf_sequences(void **state)
 	assert_memory_equal(data + 2 * BLOCK, buf, sizeof(buf));
 }
 
-/* A store the checks accept: the template's size class and an FV header. */
+/* A store the checks accept: the template's size class, an NV data firmware volume header
+ * (bytes 16 to 50) and an authenticated variable store header at 72 (to 88), as Debian's
+ * OVMF_VARS_4M.fd begins. */
+#define STORE_HDR_FIRST 16
+#define STORE_HDR_END	88
 static void make_store(uint8_t *buf, size_t size, uint8_t fill)
 {
+	static const uint8_t fv_guid[16] = {0x8d, 0x2b, 0xf1, 0xff, 0x96, 0x76, 0x8b, 0x4c,
+					    0xa9, 0x85, 0x27, 0x47, 0x07, 0x5b, 0x4f, 0x50};
+	static const uint8_t var_guid[16] = {0x78, 0x2c, 0xf3, 0xaa, 0x7b, 0x94, 0x9a, 0x43,
+					     0xa1, 0x80, 0x2e, 0x14, 0x4e, 0xc3, 0x77, 0x92};
+
 	memset(buf, fill, size);
+	memcpy(buf + 16, fv_guid, 16);
+	memset(buf + 32, 0, 8);
+	buf[32 + 1] = (uint8_t)(size >> 8);
+	buf[32 + 2] = (uint8_t)(size >> 16);
 	memcpy(buf + NVRAM_FVH_OFFSET, "_FVH", 4);
+	buf[48] = 0x48;
+	buf[49] = 0;
+	memcpy(buf + 72, var_guid, 16);
 }
 
 static char dir[] = "/tmp/keel-nvram-XXXXXX";
@@ -189,7 +205,7 @@ static void test_nvram_create_and_check(void **state)
 	assert_int_equal(fwrite(tmpl, 1, sizeof(tmpl), fp), sizeof(tmpl));
 	fclose(fp);
 	/* Missing: created from the template, on disk and in memory. */
-	assert_int_equal(nvram_open(&n, spath, tpath, &got, &size, err, sizeof(err)), 0);
+	assert_int_equal(nvram_open(&n, spath, -1, tpath, &got, &size, err, sizeof(err)), 0);
 	assert_int_equal(size, sizeof(tmpl));
 	assert_memory_equal(got, tmpl, size);
 	nvram_close(&n);
@@ -202,12 +218,12 @@ static void test_nvram_create_and_check(void **state)
 	assert_non_null(fp);
 	assert_int_equal(fwrite(bad, 1, sizeof(bad), fp), sizeof(bad));
 	fclose(fp);
-	assert_int_equal(nvram_open(&n, bpath, tpath, &got, &size, err, sizeof(err)), -EINVAL);
+	assert_int_equal(nvram_open(&n, bpath, -1, tpath, &got, &size, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "not a UEFI variable store"));
 	assert_null(got);
 	nvram_close(&n);
 	assert_int_equal(truncate(bpath, 100), 0);
-	assert_int_equal(nvram_open(&n, bpath, tpath, &got, &size, err, sizeof(err)), -EINVAL);
+	assert_int_equal(nvram_open(&n, bpath, -1, tpath, &got, &size, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "not a UEFI variable store"));
 	nvram_close(&n);
 }
@@ -237,12 +253,12 @@ static void test_nvram_links(void **state)
 	assert_int_equal(fwrite(tmpl, 1, sizeof(tmpl), fp), sizeof(tmpl));
 	fclose(fp);
 	assert_int_equal(symlink(tpath, lpath), 0);
-	assert_int_equal(nvram_open(&n, lpath, tpath, &got, &size, err, sizeof(err)), -ELOOP);
+	assert_int_equal(nvram_open(&n, lpath, -1, tpath, &got, &size, err, sizeof(err)), -ELOOP);
 	assert_non_null(strstr(err, "symbolic link"));
 	assert_null(got);
 	nvram_close(&n);
 	assert_int_equal(mkfifo(fpath, 0600), 0);
-	assert_int_equal(nvram_open(&n, fpath, tpath, &got, &size, err, sizeof(err)), -EINVAL);
+	assert_int_equal(nvram_open(&n, fpath, -1, tpath, &got, &size, err, sizeof(err)), -EINVAL);
 	assert_null(got);
 	nvram_close(&n);
 	memset(victim, 0x77, sizeof(victim));
@@ -251,7 +267,7 @@ static void test_nvram_links(void **state)
 	assert_int_equal(fwrite(victim, 1, sizeof(victim), fp), sizeof(victim));
 	fclose(fp);
 	assert_int_equal(symlink(vpath, ntmp), 0);
-	assert_int_equal(nvram_open(&n, npath, tpath, &got, &size, err, sizeof(err)), 0);
+	assert_int_equal(nvram_open(&n, npath, -1, tpath, &got, &size, err, sizeof(err)), 0);
 	nvram_close(&n);
 	free(got);
 	assert_int_equal(stat(vpath, &st), 0);
@@ -278,7 +294,7 @@ static void test_nvram_sigkill(void **state)
 		uint8_t *d = NULL;
 		size_t size;
 
-		assert_int_equal(nvram_open(&n, spath, tpath, &d, &size, err, sizeof(err)), 0);
+		assert_int_equal(nvram_open(&n, spath, -1, tpath, &d, &size, err, sizeof(err)), 0);
 		nvram_close(&n);
 		free(d);
 	}
@@ -292,7 +308,7 @@ static void test_nvram_sigkill(void **state)
 			uint8_t *d = NULL;
 			size_t size;
 
-			if (nvram_open(&n, spath, tpath, &d, &size, err, sizeof(err)))
+			if (nvram_open(&n, spath, -1, tpath, &d, &size, err, sizeof(err)))
 				_exit(2);
 			for (unsigned i = 0;; i++)
 				if (nvram_save(&n, i & 1 ? b : a, SIZE))
@@ -311,7 +327,7 @@ static void test_nvram_sigkill(void **state)
 		assert_true(!memcmp(got, a, SIZE) || !memcmp(got, b, SIZE) ||
 			    got[0] == 0x5a /* the template, if killed before the first save */);
 		for (unsigned i = 1; i < SIZE; i++)
-			if (i < NVRAM_FVH_OFFSET || i >= NVRAM_FVH_OFFSET + 4)
+			if (i < STORE_HDR_FIRST || i >= STORE_HDR_END)
 				assert_int_equal(got[i], got[0]); /* never a mix */
 	}
 }

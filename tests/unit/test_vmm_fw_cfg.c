@@ -350,6 +350,100 @@ static void test_bootorder(void **state)
 	assert_int_equal(bootorder_build(&def, buf, sizeof(want)), sizeof(want));
 }
 
+/* The boot order's words and their Open Firmware paths, as QEMU names the same devices (the
+ * paths SeaBIOS's glob matching and OVMF's QemuBootOrderLib parse): classes take their
+ * devices in order, a device named before its class comes first, the default is
+ * disk,dvd,net; refusals name the item. */
+static void test_boot_order(void **state)
+{
+	struct vm_def d;
+	char buf[BOOTORDER_MAX], err[256];
+	json_object *j;
+	static const char want_default[] = "/pci@i0cf8/scsi@2/disk@0,0\n"
+					   "/pci@i0cf8/scsi@3/disk@0,0\n"
+					   "/pci@i0cf8/scsi@7/channel@0/disk@0,1\n"
+					   "/pci@i0cf8/scsi@7/channel@0/disk@0,0\n"
+					   "/pci@i0cf8/scsi@7/channel@0/disk@0,2\n"
+					   "/pci@i0cf8/ethernet@a";
+	static const char want_order[] = "/pci@i0cf8/scsi@3/disk@0,0\n"
+					 "/pci@i0cf8/scsi@7/channel@0/disk@0,0\n"
+					 "/pci@i0cf8/scsi@7/channel@0/disk@0,2\n"
+					 "/pci@i0cf8/ethernet@a\n"
+					 "/pci@i0cf8/scsi@2/disk@0,0\n"
+					 "/pci@i0cf8/scsi@7/channel@0/disk@0,1";
+
+	vmdef_init(&d);
+	strcpy(d.name, "b");
+	d.firmware = VM_FIRMWARE_UEFI;
+	d.ndisks = 2;
+	d.disks[0].pci_slot = 2;
+	d.disks[1].pci_slot = 3;
+	d.nnics = 1;
+	d.nics[0].pci_slot = 10;
+	d.scsi.pci_slot = 7;
+	d.scsi.nluns = 3;
+	d.scsi.luns[0].type = VM_LUN_DVD;
+	d.scsi.luns[1].type = VM_LUN_DISK;
+	d.scsi.luns[2].type = VM_LUN_DVD;
+	assert_int_equal(bootorder_build(&d, buf, sizeof(buf)), sizeof(want_default));
+	assert_string_equal(buf, want_default);
+	vmdef_boot_text(&d, buf, sizeof(buf));
+	assert_string_equal(buf, "disk,dvd,net");
+
+	assert_int_equal(vmdef_boot_parse(&d, "disk1,dvd,net,disk", err, sizeof(err)), 0);
+	assert_int_equal(vmdef_boot_check(&d, err, sizeof(err)), 0);
+	assert_int_equal(bootorder_build(&d, buf, sizeof(buf)), sizeof(want_order));
+	assert_string_equal(buf, want_order);
+	vmdef_boot_text(&d, buf, sizeof(buf));
+	assert_string_equal(buf, "disk1,dvd,net,disk");
+	j = vmdef_boot_to_json(&d);
+	assert_string_equal(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN),
+			    "[\"disk1\",\"dvd\",\"net\",\"disk\"]");
+	assert_int_equal(vmdef_boot_parse(&d, "lun2", err, sizeof(err)), 0);
+	assert_int_equal(bootorder_build(&d, buf, sizeof(buf)),
+			 sizeof("/pci@i0cf8/scsi@7/channel@0/disk@0,2"));
+	assert_int_equal(vmdef_boot_parse_json(&d, j, err, sizeof(err)), 0);
+	assert_int_equal(d.nboot, 4);
+	json_object_put(j);
+
+	/* Refused, and the order kept. */
+	assert_int_equal(vmdef_boot_parse(&d, "disk,dvd,disk", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'disk' is named twice"));
+	assert_int_equal(vmdef_boot_parse(&d, "dvd,,disk", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'' is not a boot device"));
+	assert_int_equal(vmdef_boot_parse(&d, "floppy", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'floppy' is not a boot device"));
+	assert_int_equal(vmdef_boot_parse(&d, "disk16", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_boot_parse(&d, "lun8", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_boot_parse(&d, "net-1", err, sizeof(err)), -EINVAL);
+	assert_int_equal(d.nboot, 4);
+	j = json_tokener_parse("[\"dvd\", 3]");
+	assert_int_equal(vmdef_boot_parse_json(&d, j, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "item 1 is not a string"));
+	json_object_put(j);
+	/* Against the devices: a class or a device the VM does not have. */
+	assert_int_equal(vmdef_boot_parse(&d, "net1", err, sizeof(err)), 0);
+	assert_int_equal(vmdef_boot_check(&d, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "VM 'b' has no net1"));
+	d.nnics = 0;
+	assert_int_equal(vmdef_boot_parse(&d, "disk,net", err, sizeof(err)), 0);
+	assert_int_equal(vmdef_boot_check(&d, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "has no network adapter"));
+	d.scsi.nluns = 0;
+	assert_int_equal(vmdef_boot_parse(&d, "dvd", err, sizeof(err)), 0);
+	assert_int_equal(vmdef_boot_check(&d, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "has no DVD drive"));
+	assert_int_equal(vmdef_boot_parse(&d, "default", err, sizeof(err)), 0);
+	assert_int_equal(d.nboot, 0);
+	/* Direct kernel boot has no firmware to hand an order to. */
+	d.firmware = VM_FIRMWARE_NONE;
+	assert_int_equal(vmdef_boot_parse(&d, "disk", err, sizeof(err)), 0);
+	assert_int_equal(vmdef_boot_check(&d, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "boots its kernel directly"));
+	d.ndisks = d.nnics = 0;
+	vmdef_free(&d);
+}
+
 /* The loader script run as SeaBIOS runs it: files placed at addresses, pointers patched,
  * checksums computed (edk2's way: over the zeroed field). */
 struct placed {
@@ -496,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_dma),
 		cmocka_unit_test(test_e820),
 		cmocka_unit_test(test_bootorder),
+		cmocka_unit_test(test_boot_order),
 		cmocka_unit_test(test_table_loader),
 		cmocka_unit_test(test_table_loader_follows_chipset),
 		cmocka_unit_test(test_smbios),

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "lib/iso.h"
 #include "vmm/scsi/scsi.h"
 #include "vmm/virtio/scsi.h"
 
@@ -407,10 +408,10 @@ static void test_iso_check(void **state)
 	char err[256];
 	int fd = open(bad_path, O_RDONLY);
 
-	assert_int_equal(scsi_iso_check(fd, bad_path, err, sizeof(err)), -EINVAL);
+	assert_int_equal(iso_check(fd, bad_path, err, sizeof(err)), -EINVAL);
 	close(fd);
 	fd = open(iso_path, O_RDONLY);
-	assert_int_equal(scsi_iso_check(fd, iso_path, err, sizeof(err)), 0);
+	assert_int_equal(iso_check(fd, iso_path, err, sizeof(err)), 0);
 	close(fd);
 }
 

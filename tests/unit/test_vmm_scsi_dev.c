@@ -20,11 +20,15 @@
 #include "fake_machine.h"
 #include "fake_virtio.h"
 #include "lib/le.h"
+#include "vmm/device.h"
 #include "vmm/mem.h"
 #include "vmm/virtio/queue.h"
 #include "vmm/virtio/scsi.h"
 #include "vmm/virtio/scsi_internal.h"
 #include "vmm/virtio/virtio.h"
+
+/* The model's class (listed in src/vmm/device_table.c): its state sections. */
+extern const struct device_class virtio_scsi_class;
 
 #define NQ	  3
 #define QSIZE	  16
@@ -77,6 +81,8 @@ static void setup_once(void)
 	spec.luns[1] = (struct vm_lun){.type = VM_LUN_DVD, .disk = {.path = iso_path}};
 	FAKE_CHECK(virtio_scsi_create(fake_machine(), &spec, NULL, &vd, err, sizeof(err)) == 0,
 		   "virtio-scsi: %s", err);
+	FAKE_CHECK(device_state_register(fake_machine(), &virtio_scsi_class, vd->pci.slot, vd) == 0,
+		   "virtio-scsi state sections");
 	fake_machine_pause(true);
 }
 

@@ -28,12 +28,16 @@
 #include "fake_machine.h"
 #include "fake_virtio.h"
 #include "lib/le.h"
+#include "vmm/device.h"
 #include "vmm/mem.h"
 #include "vmm/seccomp_filter.h"
 #include "vmm/virtio/queue.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/virtio/vsock.h"
 #include "vmm/virtio/vsock_conn.h"
+
+/* The model's class (listed in src/vmm/device_table.c): its state sections. */
+extern const struct device_class virtio_vsock_class;
 
 #define CID	  3
 #define NQ	  3
@@ -74,6 +78,9 @@ static void setup_once(void)
 	FAKE_CHECK(virtio_vsock_create(fake_machine(), 0, CID, sock_path, &vd, err, sizeof(err)) ==
 			   0,
 		   "virtio-vsock: %s", err);
+	FAKE_CHECK(device_state_register(fake_machine(), &virtio_vsock_class, vd->pci.slot, vd) ==
+			   0,
+		   "virtio-vsock state sections");
 	fake_machine_pause(true);
 }
 

@@ -35,8 +35,12 @@ head -c 600 /dev/zero >"$tmp/zeros"
 expect 'error: --kernel FILE, --firmware bios\|uefi or --config FILE is required'
 expect 'error: --firmware bogus: expected bios or uefi, optionally =FILE' --firmware bogus
 expect 'error: --firmware bios=: FILE is empty' --firmware bios=
-expect "error: VM '' has both a 'kernel' and a 'firmware'" --firmware bios --kernel "$tmp/text"
-expect "error: VM '': an 'nvram' variable store is UEFI's \(firmware 'uefi'\), not BIOS's" --firmware bios --nvram "$tmp/vars"
+expect "error: VM '' has both a 'kernel' and a 'generation'" --firmware bios --kernel "$tmp/text"
+expect "error: VM '': an 'nvram' variable store is UEFI's \(Generation 2\); Generation 1 \(BIOS\) has none" --firmware bios --nvram "$tmp/vars"
+expect "error: boot order: 'cdrom' is not a boot device" --firmware bios --boot-order cdrom
+expect "error: boot order: 'disk' is named twice" --firmware bios --boot-order disk,dvd,disk
+expect "error: boot order: VM '' has no DVD drive" --firmware bios --boot-order dvd
+expect "error: VM '': a 'boot_order' is the firmware's" --kernel "$tmp/text" --boot-order disk
 expect "error: VM '': 'initrd' and 'cmdline' need a 'kernel'" --firmware uefi --cmdline quiet
 expect 'error: firmware file /nonexistent/bios.bin: No such file or directory' --firmware bios=/nonexistent/bios.bin
 expect "error: firmware file $tmp/text: 20 bytes, expected a multiple of 4 KiB from 128 KiB to 16 MiB" --firmware bios="$tmp/text"

@@ -30,7 +30,8 @@ static unsigned debug_exit_count(const struct machine *m)
 	return m->def->debug_exit;
 }
 
-static int debug_exit_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int debug_exit_class_create(struct machine *m, unsigned i, void **obj, char *err,
+				   size_t errlen)
 {
 	return debug_exit_create(m);
 }

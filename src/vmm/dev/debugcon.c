@@ -57,7 +57,7 @@ static void debugcon_teardown(void *opaque)
 	free(opaque);
 }
 
-static int debugcon_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int debugcon_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct debugcon *d = calloc(1, sizeof(*d));
 	int r;

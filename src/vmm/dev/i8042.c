@@ -173,7 +173,7 @@ static void i8042_reset(void *opaque)
 	pthread_mutex_unlock(&k->lock);
 }
 
-int i8042_create(struct machine *m)
+int i8042_create(struct machine *m, void **obj)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
 	int r;
@@ -187,13 +187,14 @@ int i8042_create(struct machine *m)
 	r = bus_register(m->pio, PORT_I8042_DATA, 1, &i8042_data_ops, k, "i8042");
 	r = r ?: bus_register(m->pio, PORT_I8042_CMD, 1, &i8042_cmd_ops, k, "i8042");
 	r = r ?: machine_add_reset_hook(m, i8042_reset, k);
-	r = r ?: machine_add_state_section(m, "i8042", 1, i8042_state, k);
+	*obj = k;
 	return r; /* the device lives as long as the process */
 }
 
-static int i8042_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int i8042_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
-	return i8042_create(m);
+	return i8042_create(m, obj);
 }
 
-const struct device_class i8042_class = {.name = "i8042", .create = i8042_class_create};
+const struct device_class i8042_class = {
+	.name = "i8042", .state = {{"i8042", 1, i8042_state}}, .create = i8042_class_create};

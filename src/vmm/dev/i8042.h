@@ -5,6 +5,6 @@
 
 struct machine;
 
-int i8042_create(struct machine *m) __attribute__((warn_unused_result));
+int i8042_create(struct machine *m, void **obj) __attribute__((warn_unused_result));
 
 #endif

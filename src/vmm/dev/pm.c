@@ -200,7 +200,7 @@ static void pm_reset(void *opaque)
 	pthread_mutex_unlock(&pm->lock);
 }
 
-int pm_create(struct machine *m)
+int pm_create(struct machine *m, void **obj)
 {
 	struct pm *pm = calloc(1, sizeof(*pm));
 	int r;
@@ -213,14 +213,15 @@ int pm_create(struct machine *m)
 	r = r ?: bus_move(m->pio, PM_BUS_NAME, PORT_PM_BASE);
 	r = r ?: bus_register(m->pio, PORT_RESET, 1, &cf9_ops, pm, "reset");
 	r = r ?: machine_add_reset_hook(m, pm_reset, pm);
-	r = r ?: machine_add_state_section(m, "pm", 1, pm_state, pm);
 	r = r ?: machine_set_power_button(m, pm_power_button, pm);
+	*obj = pm;
 	return r; /* registered ranges keep pm alive: freed at exit with the process */
 }
 
-static int pm_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int pm_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
-	return pm_create(m);
+	return pm_create(m, obj);
 }
 
-const struct device_class pm_class = {.name = "acpi-pm", .create = pm_class_create};
+const struct device_class pm_class = {
+	.name = "acpi-pm", .state = {{"pm", 1, pm_state}}, .create = pm_class_create};

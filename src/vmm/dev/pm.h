@@ -15,6 +15,6 @@ struct machine;
 
 /* The ACPI PM registers, the reset register at 0xcf9 and the machine's power button (the
  * guest's ACPI driver sees a power button event). */
-int pm_create(struct machine *m) __attribute__((warn_unused_result));
+int pm_create(struct machine *m, void **obj) __attribute__((warn_unused_result));
 
 #endif

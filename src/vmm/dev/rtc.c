@@ -232,7 +232,7 @@ static void rtc_memory_bytes(struct rtc *r, uint64_t ram, bool firmware, unsigne
 	r->cmos[0x5f] = (uint8_t)(cpus - 1);
 }
 
-int rtc_create(struct machine *m)
+int rtc_create(struct machine *m, void **obj)
 {
 	struct rtc *r = calloc(1, sizeof(*r));
 	int e;
@@ -248,13 +248,14 @@ int rtc_create(struct machine *m)
 			 m->def->cpus ? m->def->cpus : 1);
 	e = bus_register(m->pio, PORT_RTC, 2, &rtc_ops, r, "rtc");
 	e = e ?: machine_add_reset_hook(m, rtc_reset, r);
-	e = e ?: machine_add_state_section(m, "rtc", 1, rtc_state, r);
+	*obj = r;
 	return e; /* registered ranges keep r alive: freed at exit with the process */
 }
 
-static int rtc_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int rtc_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
-	return rtc_create(m);
+	return rtc_create(m, obj);
 }
 
-const struct device_class rtc_class = {.name = "rtc", .create = rtc_class_create};
+const struct device_class rtc_class = {
+	.name = "rtc", .state = {{"rtc", 1, rtc_state}}, .create = rtc_class_create};

@@ -7,6 +7,6 @@
 
 struct machine;
 
-int rtc_create(struct machine *m) __attribute__((warn_unused_result));
+int rtc_create(struct machine *m, void **obj) __attribute__((warn_unused_result));
 
 #endif

@@ -331,7 +331,6 @@ int serial_create(struct machine *m, uint16_t base, unsigned gsi, struct chardev
 		  struct serial **out)
 {
 	struct serial *s = calloc(1, sizeof(*s));
-	char name[STATE_NAME_MAX + 1];
 	int r;
 
 	if (!s)
@@ -343,8 +342,6 @@ int serial_create(struct machine *m, uint16_t base, unsigned gsi, struct chardev
 	serial_reset(s);
 	r = bus_register(m->pio, base, 8, &serial_ops, s, "serial");
 	r = r ?: machine_add_reset_hook(m, serial_reset, s);
-	snprintf(name, sizeof(name), "serial.%x", base);
-	r = r ?: machine_add_state_section(m, name, 1, serial_state, s);
 	if (r) {
 		serial_destroy(s);
 		return r;
@@ -367,16 +364,20 @@ static void serial_teardown(void *opaque)
 	serial_destroy(opaque);
 }
 
-static int serial_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int serial_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct serial *s;
 	int r = serial_create(m, PORT_COM1, IRQ_COM1, m->serial_out, &s);
 
 	if (r)
 		return r;
+	*obj = s;
 	/* On failure s stays: its port and hooks point at it, and the VM is not built. */
 	return machine_add_teardown(m, serial_teardown, s);
 }
 
-/* COM1: ports 0x3f8-0x3ff, IRQ 4, on the back end of --serial. */
-const struct device_class serial_class = {.name = "serial", .create = serial_class_create};
+/* COM1: ports 0x3f8-0x3ff, IRQ 4, on the back end of --serial; its section is named by its
+ * base port. */
+const struct device_class serial_class = {.name = "serial",
+					  .state = {{"serial.3f8", 1, serial_state}},
+					  .create = serial_class_create};

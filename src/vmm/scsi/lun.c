@@ -11,14 +11,16 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "lib/iso.h"
 #include "lib/log.h"
 #include "vmm/scsi/scsi.h"
 
 /* Open path (or take fd) as a raw, read-only ISO image: checked first. O_NONBLOCK: a FIFO
  * (or a device whose open waits) must not hold up the caller, who may hold the
- * controller's lock (a media change); scsi_iso_check then refuses what is not a file. */
+ * controller's lock (a media change); iso_check then refuses what is not a file. */
 static int open_iso(const char *path, int fd, struct disk **out, char *err, size_t errlen)
 {
+	struct disk_err why;
 	int r;
 
 	if (fd < 0)
@@ -28,16 +30,15 @@ static int open_iso(const char *path, int fd, struct disk **out, char *err, size
 		snprintf(err, errlen, "DVD image %s: %s", path, strerror(errno));
 		return r;
 	}
-	r = scsi_iso_check(fd, path, err, errlen);
+	r = iso_check(fd, path, err, errlen);
 	if (r) {
 		close(fd);
 		return r;
 	}
-	disk_error_reset();
-	r = disk_open_fd_as(fd, path, DISK_FORMAT_RAW, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, out);
+	r = disk_open_fd_as(fd, path, DISK_FORMAT_RAW, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, out,
+			    &why);
 	if (r)
-		snprintf(err, errlen, "DVD image %s: %s", path,
-			 disk_error()[0] ? disk_error() : strerror(-r));
+		snprintf(err, errlen, "DVD image %s: %s", path, disk_why(&why, r));
 	return r;
 }
 
@@ -76,12 +77,13 @@ int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, 
 			spec->disk.format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW;
 		unsigned flags = spec->disk.readonly ? DISK_OPEN_RDONLY : 0;
 
-		disk_error_reset();
-		r = fd >= 0 ? disk_open_fd_as(fd, spec->disk.path, f, flags, &d)
-			    : disk_open_as(spec->disk.path, f, flags, &d);
+		struct disk_err why;
+
+		r = fd >= 0 ? disk_open_fd_as(fd, spec->disk.path, f, flags, &d, &why)
+			    : disk_open_as(spec->disk.path, f, flags, &d, &why);
 		if (r) {
 			snprintf(err, errlen, "SCSI disk %s: %s", spec->disk.path,
-				 disk_error()[0] ? disk_error() : strerror(-r));
+				 disk_why(&why, r));
 			return r;
 		}
 	}

@@ -210,10 +210,4 @@ int scsi_mmc_capabilities_page(const struct scsi_lun *l, bool changeable, uint8_
  * r gets NOT READY. */
 bool scsi_medium_ready(const struct scsi_lun *l, struct scsi_req *r);
 
-/* ISO images (iso.c): does the file at fd hold an ISO 9660 ("CD001" at sector 16) or UDF
- * (a volume recognition sequence from sector 16) file system? 0, or -EINVAL (err says what
- * it holds instead) or -errno of the read. */
-int scsi_iso_check(int fd, const char *path, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
-
 #endif

@@ -33,6 +33,7 @@
 #include "vmm/machine.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/blk_internal.h"
+#include "vmm/virtio/state.h"
 #include "vmm/virtio/virtio.h"
 
 #define BLK_F_SIZE_MAX	   1
@@ -497,9 +498,9 @@ static int blk_open_disk(const struct vm_disk *spec, int fd, struct virtio_blk *
 {
 	enum disk_format f = spec->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW;
 	unsigned flags = spec->readonly ? DISK_OPEN_RDONLY : 0;
+	struct disk_err why = {{0}};
 	int r;
 
-	disk_error_reset();
 	/* As recorded in the description (vm_disk.format): never guessed from the contents. */
 	if (fd >= 0 && !spec->readonly && (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
 		snprintf(err, errlen, "disk %s: its passed descriptor is not open for writing",
@@ -507,15 +508,15 @@ static int blk_open_disk(const struct vm_disk *spec, int fd, struct virtio_blk *
 		close(fd);
 		return -EBADF;
 	}
-	r = fd >= 0 ? disk_open_fd_as(fd, spec->path, f, flags, &b->disk)
-		    : disk_open_as(spec->path, f, flags, &b->disk);
+	r = fd >= 0 ? disk_open_fd_as(fd, spec->path, f, flags, &b->disk, &why)
+		    : disk_open_as(spec->path, f, flags, &b->disk, &why);
 	if (r) {
 		const char *busy = r == -EWOULDBLOCK || r == -EAGAIN
 					   ? " (another program has it open for writing)"
 					   : "";
 
-		if (disk_error()[0]) /* the library's reason names the file */
-			snprintf(err, errlen, "%s%s", disk_error(), busy);
+		if (why.msg[0]) /* the library's reason names the file */
+			snprintf(err, errlen, "%s%s", why.msg, busy);
 		else
 			snprintf(err, errlen, "disk %s: %s%s", spec->path, strerror(-r), busy);
 	}
@@ -733,14 +734,20 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 	return 0;
 }
 
-static int blk_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int blk_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
 	int r = virtio_blk_create(m, &m->def->disks[i], m->disk_fds[i], &vd, err, errlen);
 
-	return r ? r : virtio_dev_keep(m, vd);
+	r = r ?: virtio_dev_keep(m, vd);
+	if (!r)
+		*obj = vd;
+	return r;
 }
 
 /* One per disk of the description. */
 const struct device_class virtio_blk_class = {
-	.name = "virtio-blk", .config = &vmdef_disk_kind, .create = blk_class_create};
+	.name = "virtio-blk",
+	.config = &vmdef_disk_kind,
+	.state = {{"virtio-blk", STATE_VIRTIO_VERSION, virtio_state}},
+	.create = blk_class_create};

@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "vmm/chardev.h"
 #include "vmm/device.h"
+#include "vmm/virtio/state.h"
 #include "vmm/virtio/virtio.h"
 #include "config/vmdef_device.h"
 #include "vmm/machine.h"
@@ -173,14 +174,20 @@ int virtio_console_create(struct machine *m, unsigned slot, const struct chardev
 	return 0;
 }
 
-static int console_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int console_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
 	int r = virtio_console_create(m, m->def->console.pci_slot, m->console, m->loop, &vd, err,
 				      errlen);
 
-	return r ? r : virtio_dev_keep(m, vd);
+	r = r ?: virtio_dev_keep(m, vd);
+	if (!r)
+		*obj = vd;
+	return r;
 }
 
 const struct device_class virtio_console_class = {
-	.name = "virtio-console", .config = &vmdef_console_kind, .create = console_class_create};
+	.name = "virtio-console",
+	.config = &vmdef_console_kind,
+	.state = {{"virtio-console", STATE_VIRTIO_VERSION, virtio_state}},
+	.create = console_class_create};

@@ -25,6 +25,7 @@
 #include "lib/tap.h"
 #include "vmm/device.h"
 #include "vmm/virtio/net.h"
+#include "vmm/virtio/state.h"
 #include "vmm/virtio/virtio.h"
 #include "config/vmdef_device.h"
 #include "vmm/machine.h"
@@ -259,14 +260,20 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
 	return r;
 }
 
-static int net_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int net_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
 	int r = virtio_net_create(m, &m->def->nics[i], m->net_fds[i], &vd, err, errlen);
 
-	return r ? r : virtio_dev_keep(m, vd);
+	r = r ?: virtio_dev_keep(m, vd);
+	if (!r)
+		*obj = vd;
+	return r;
 }
 
 /* One per network adapter of the description. */
 const struct device_class virtio_net_class = {
-	.name = "virtio-net", .config = &vmdef_nic_kind, .create = net_class_create};
+	.name = "virtio-net",
+	.config = &vmdef_nic_kind,
+	.state = {{"virtio-net", STATE_VIRTIO_VERSION, virtio_state}},
+	.create = net_class_create};

@@ -828,8 +828,7 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 	r = pci_dev_register(m->pci, &vd->pci);
 	if (r)
 		goto fail;
-	r = virtio_state_register(vd);
-	r = r ?: machine_add_pause_hook(m, virtio_pause, vd);
+	r = machine_add_pause_hook(m, virtio_pause, vd);
 	r = r ?: machine_add_report(m, virtio_report, vd);
 	if (r) {
 		pci_dev_unregister(&vd->pci);

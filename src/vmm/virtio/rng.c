@@ -6,6 +6,7 @@
 #include <sys/random.h>
 
 #include "vmm/device.h"
+#include "vmm/virtio/state.h"
 #include "vmm/virtio/virtio.h"
 #include "config/vmdef_device.h"
 #include "vmm/machine.h"
@@ -78,13 +79,19 @@ int virtio_rng_create(struct machine *m, unsigned slot, struct virtio_dev **out)
 	return r;
 }
 
-static int rng_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int rng_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
 	int r = virtio_rng_create(m, m->def->rng.pci_slot, &vd);
 
-	return r ? r : virtio_dev_keep(m, vd);
+	r = r ?: virtio_dev_keep(m, vd);
+	if (!r)
+		*obj = vd;
+	return r;
 }
 
 const struct device_class virtio_rng_class = {
-	.name = "virtio-rng", .config = &vmdef_rng_kind, .create = rng_class_create};
+	.name = "virtio-rng",
+	.config = &vmdef_rng_kind,
+	.state = {{"virtio-rng", STATE_VIRTIO_VERSION, virtio_state}},
+	.create = rng_class_create};

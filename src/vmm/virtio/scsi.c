@@ -30,6 +30,7 @@
 #include "vmm/device.h"
 #include "vmm/machine.h"
 #include "vmm/virtio/scsi_internal.h"
+#include "vmm/virtio/state.h"
 #include "vmm/virtio/virtio.h"
 
 static struct log_ratelimit scsi_rl = LOG_RATELIMIT_INIT(5000, 5);
@@ -616,8 +617,6 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 	s->vd = *out;
 	r = virtio_dev_watch(*out, blkio_event_fd(s->io, 0), EPOLLIN);
 	if (!r)
-		r = virtio_scsi_state_register(s);
-	if (!r)
 		r = machine_add_report(m, scsi_report, s);
 	if (!r)
 		r = machine_set_media(m, &virtio_scsi_media_ops, s);
@@ -633,14 +632,21 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 	return 0;
 }
 
-static int scsi_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int scsi_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
 	int r = virtio_scsi_create(m, &m->def->scsi, m->lun_fds, &vd, err, errlen);
 
-	return r ? r : virtio_dev_keep(m, vd);
+	r = r ?: virtio_dev_keep(m, vd);
+	if (!r)
+		*obj = vd;
+	return r;
 }
 
 /* One controller when the description has SCSI LUNs. */
 const struct device_class virtio_scsi_class = {
-	.name = "virtio-scsi", .config = &vmdef_scsi_kind, .create = scsi_class_create};
+	.name = "virtio-scsi",
+	.config = &vmdef_scsi_kind,
+	.state = {{"virtio-scsi", STATE_VIRTIO_VERSION, virtio_state},
+		  {"virtio-scsi-luns", STATE_SCSI_VERSION, virtio_scsi_state}},
+	.create = scsi_class_create};

@@ -89,7 +89,9 @@ struct virtio_scsi {
 
 /* The host's DVD media (scsi_media.c). */
 extern const struct machine_media_ops virtio_scsi_media_ops;
-/* The section "virtio-scsi-luns.SS": every unit's medium and state. */
-int virtio_scsi_state_register(struct virtio_scsi *s) __attribute__((warn_unused_result));
+/* The section "virtio-scsi-luns.SS": every unit's medium and state (opaque: the
+ * controller's struct virtio_dev), listed in virtio_scsi_class. */
+#define STATE_SCSI_VERSION 1u
+int virtio_scsi_state(struct state_io *io, void *opaque);
 
 #endif

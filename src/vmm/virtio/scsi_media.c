@@ -15,8 +15,6 @@
 #include "vmm/virtio/scsi_internal.h"
 #include "vmm/virtio/virtio.h"
 
-#define STATE_SCSI_VERSION 1u
-
 /* The index of DVD drive i among the LUNs, or -1. */
 static int dvd_lun(const struct virtio_scsi *s, unsigned i)
 {
@@ -194,10 +192,10 @@ static void lun_apply(struct scsi_lun *l, unsigned i, const struct lun_state *st
 	}
 }
 
-static int scsi_state_fn(struct state_io *io, void *opaque)
+int virtio_scsi_state(struct state_io *io, void *opaque)
 {
 	static struct lun_state st[SCSI_MAX_LUNS]; /* main thread only: save and restore */
-	struct virtio_scsi *s = opaque;
+	struct virtio_scsi *s = ((struct virtio_dev *)opaque)->priv;
 	uint32_t nluns = s->t.nluns, cdb = s->cdb_size, sense = s->sense_size;
 
 	if (state_saving(io))
@@ -223,12 +221,4 @@ static int scsi_state_fn(struct state_io *io, void *opaque)
 		lun_apply(&s->t.lun[i], i, &st[i]);
 	pthread_mutex_unlock(&s->vd->lock);
 	return state_error(io);
-}
-
-int virtio_scsi_state_register(struct virtio_scsi *s)
-{
-	char name[STATE_NAME_MAX + 1];
-
-	snprintf(name, sizeof(name), "virtio-scsi-luns.%02x", s->vd->pci.slot);
-	return machine_add_state_section(s->vd->m, name, STATE_SCSI_VERSION, scsi_state_fn, s);
 }

@@ -22,8 +22,6 @@
 #include "vmm/virtio/virtio.h"
 #include "vmm/machine.h"
 
-#define STATE_VIRTIO_VERSION 1u
-
 #define STATUS_BITS                                                                                \
 	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |              \
 	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)
@@ -111,7 +109,7 @@ static void read_config(struct virtio_dev *vd, uint8_t *buf)
 		vd->ops->config_read(vd, off, buf + off, 1);
 }
 
-static int virtio_state_fn(struct state_io *io, void *opaque)
+int virtio_state(struct state_io *io, void *opaque)
 {
 	struct virtio_dev *vd = opaque;
 	struct vs_queue qs[VIRTIO_MAX_QUEUES] = {0};
@@ -248,12 +246,4 @@ static int virtio_state_fn(struct state_io *io, void *opaque)
 		if (qs[i].enabled && driver_ok)
 			virtio_kick(vd, i);
 	return state_error(io);
-}
-
-int virtio_state_register(struct virtio_dev *vd)
-{
-	char name[STATE_NAME_MAX + 1];
-
-	snprintf(name, sizeof(name), "%s.%02x", vd->ops->name, vd->pci.slot);
-	return machine_add_state_section(vd->m, name, STATE_VIRTIO_VERSION, virtio_state_fn, vd);
 }

@@ -39,6 +39,7 @@
 #include "vmm/jail.h"
 #include "vmm/machine.h"
 #include "vmm/state.h"
+#include "vmm/virtio/state.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/virtio/vsock_conn.h"
 
@@ -763,9 +764,10 @@ static int vsock_pause(void *opaque, bool pause)
 }
 
 /* Saved state (docs/state.md): the guest CID (checked) and the next host port. */
+/* The host side's section (opaque: the struct virtio_dev; v is its private part). */
 static int vsock_state_fn(struct state_io *io, void *opaque)
 {
-	struct virtio_vsock *v = opaque;
+	struct virtio_vsock *v = ((struct virtio_dev *)opaque)->priv;
 	uint32_t cid = v->cid, next_port;
 
 	pthread_mutex_lock(&v->vd->lock);
@@ -822,7 +824,6 @@ int virtio_vsock_create(struct machine *m, unsigned slot, uint32_t cid, const ch
 			struct virtio_dev **out, char *err, size_t errlen)
 {
 	struct virtio_vsock *v;
-	char name[STATE_NAME_MAX + 1];
 	int r;
 
 	if (strlen(path) > VMDEF_VSOCK_SOCKET_MAX) {
@@ -863,11 +864,9 @@ int virtio_vsock_create(struct machine *m, unsigned slot, uint32_t cid, const ch
 		snprintf(err, errlen, "virtio-vsock set-up: %s", strerror(-r));
 		return r;
 	}
-	snprintf(name, sizeof(name), "vsock-host.%02x", v->vd->pci.slot);
 	r = virtio_dev_watch(v->vd, v->listen_fd, EPOLLIN);
 	r = r ?: virtio_dev_watch(v->vd, v->timer_fd, EPOLLIN);
 	r = r ?: machine_add_pause_hook(m, vsock_pause, v);
-	r = r ?: machine_add_state_section(m, name, STATE_VSOCK_VERSION, vsock_state_fn, v);
 	if (r) {
 		virtio_dev_destroy(v->vd); /* frees v */
 		snprintf(err, errlen, "virtio-vsock set-up: %s", strerror(-r));
@@ -877,14 +876,21 @@ int virtio_vsock_create(struct machine *m, unsigned slot, uint32_t cid, const ch
 	return 0;
 }
 
-static int vsock_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int vsock_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
 	int r = virtio_vsock_create(m, m->def->vsock.pci_slot, m->def->vsock.cid, m->vsock_socket,
 				    &vd, err, errlen);
 
-	return r ? r : virtio_dev_keep(m, vd);
+	r = r ?: virtio_dev_keep(m, vd);
+	if (!r)
+		*obj = vd;
+	return r;
 }
 
 const struct device_class virtio_vsock_class = {
-	.name = "virtio-vsock", .config = &vmdef_vsock_kind, .create = vsock_class_create};
+	.name = "virtio-vsock",
+	.config = &vmdef_vsock_kind,
+	.state = {{"virtio-vsock", STATE_VIRTIO_VERSION, virtio_state},
+		  {"vsock-host", STATE_VSOCK_VERSION, vsock_state_fn}},
+	.create = vsock_class_create};

@@ -13,7 +13,8 @@
 
 #define BIOS_SEGMENT_SIZE (128u << 10)
 
-int firmware_open(const struct vm_def *def, struct firmware *fw, char *err, size_t errlen)
+int firmware_open(const struct vm_def *def, int passed_fd, struct firmware *fw, char *err,
+		  size_t errlen)
 {
 	const char *path = vmdef_firmware_file(def);
 	struct stat st;
@@ -23,7 +24,8 @@ int firmware_open(const struct vm_def *def, struct firmware *fw, char *err, size
 	*fw = (struct firmware){.kind = VM_FIRMWARE_NONE};
 	if (!path)
 		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Passed (keeld opened it: --fd firmware=N): the worker takes it over. */
+	fd = passed_fd >= 0 ? passed_fd : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
 		if (r == -ENOENT && !def->firmware_file)

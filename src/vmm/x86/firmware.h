@@ -29,10 +29,11 @@ struct firmware {
 	size_t size;
 };
 
-/* Open and map def's firmware file (nothing for direct boot). Errors name the file and,
- * when Debian's file is missing, the package to install. Returns 0 or -errno. */
-int firmware_open(const struct vm_def *def, struct firmware *fw, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/* Open and map def's firmware file (nothing for direct boot), or use passed_fd when it is
+ * not -1 (keeld's --fd firmware=N; taken over and closed). Errors name the file and, when
+ * Debian's file is missing, the package to install. Returns 0 or -errno. */
+int firmware_open(const struct vm_def *def, int passed_fd, struct firmware *fw, char *err,
+		  size_t errlen) __attribute__((warn_unused_result));
 void firmware_close(struct firmware *fw);
 /* Where the image starts in guest-physical memory (it ends at 4 GiB). */
 uint64_t firmware_base(const struct firmware *fw);

@@ -396,7 +396,7 @@ static void fw_cfg_teardown(void *opaque)
 	fw_cfg_free(opaque);
 }
 
-int fw_cfg_create(struct machine *m)
+int fw_cfg_create(struct machine *m, void **obj)
 {
 	struct fw_cfg *f = fw_cfg_new(m->mem);
 	int r;
@@ -416,13 +416,14 @@ int fw_cfg_create(struct machine *m)
 	}
 	r = bus_register(m->pio, PORT_FW_CFG, FW_CFG_PORT_SPAN, &fw_cfg_ops, f, "fw_cfg");
 	r = r ?: machine_add_reset_hook(m, fw_cfg_reset_hook, f);
-	r = r ?: machine_add_state_section(m, "fw_cfg", 2, fw_cfg_state, f);
+	*obj = f;
 	return r;
 }
 
-static int fw_cfg_class_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int fw_cfg_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
-	return fw_cfg_create(m);
+	return fw_cfg_create(m, obj);
 }
 
-const struct device_class fw_cfg_class = {.name = "fw_cfg", .create = fw_cfg_class_create};
+const struct device_class fw_cfg_class = {
+	.name = "fw_cfg", .state = {{"fw_cfg", 2, fw_cfg_state}}, .create = fw_cfg_class_create};

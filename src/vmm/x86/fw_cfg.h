@@ -80,6 +80,6 @@ void fw_cfg_port_write(struct fw_cfg *f, uint64_t off, unsigned size, uint64_t v
 void fw_cfg_reset(struct fw_cfg *f);
 
 /* keel's device: the items and files of fw_cfg_content.c, on the machine's ports. */
-int fw_cfg_create(struct machine *m) __attribute__((warn_unused_result));
+int fw_cfg_create(struct machine *m, void **obj) __attribute__((warn_unused_result));
 
 #endif

@@ -11,14 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/uefi_store.h"
+
 const char *nvram_check(const uint8_t *buf, size_t size)
 {
-	if (size < NVRAM_MIN_SIZE || size > NVRAM_MAX_SIZE || size % 4096)
-		return "not a UEFI variable store (its size is not a multiple of 4 KiB from "
-		       "64 KiB to 4 MiB)";
-	if (memcmp(buf + NVRAM_FVH_OFFSET, "_FVH", 4))
-		return "not a UEFI variable store (no firmware volume header)";
-	return NULL;
+	return uefi_store_check(buf, size);
 }
 
 /* The whole of a file into a new buffer, checked. */
@@ -45,8 +42,8 @@ static int read_store(int dirfd, const char *name, const char *shown, bool nofol
 			snprintf(err, errlen, "NVRAM file %s: %s", shown, strerror(e));
 		return -e;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > NVRAM_MAX_SIZE ||
-	    st.st_size < NVRAM_MIN_SIZE) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > UEFI_STORE_MAX_SIZE ||
+	    st.st_size < UEFI_STORE_MIN_SIZE) {
 		snprintf(err, errlen, "NVRAM file %s: %s", shown,
 			 nvram_check((const uint8_t *)"", 0));
 		close(fd);
@@ -77,13 +74,13 @@ static int read_store(int dirfd, const char *name, const char *shown, bool nofol
 	return 0;
 }
 
-int nvram_open(struct nvram *n, const char *path, const char *template, uint8_t **data,
+int nvram_open(struct nvram *n, const char *path, int dirfd, const char *template, uint8_t **data,
 	       size_t *size, char *err, size_t errlen)
 {
 	char dir[PATH_MAX], base[PATH_MAX];
 	int r;
 
-	n->dirfd = -1;
+	n->dirfd = dirfd;
 	if (strlen(path) >= sizeof(dir)) {
 		snprintf(err, errlen, "NVRAM file %s: the path is too long", path);
 		return -ENAMETOOLONG;
@@ -96,7 +93,8 @@ int nvram_open(struct nvram *n, const char *path, const char *template, uint8_t 
 	}
 	snprintf(n->name, sizeof(n->name), "%s", basename(base));
 	snprintf(n->tmpname, sizeof(n->tmpname), "%s.new", n->name);
-	n->dirfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (n->dirfd < 0)
+		n->dirfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (n->dirfd < 0) {
 		snprintf(err, errlen, "NVRAM file %s: its directory: %s", path, strerror(errno));
 		return -errno;

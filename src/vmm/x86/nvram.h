@@ -15,8 +15,6 @@
 #include <stdint.h>
 
 #define NVRAM_FVH_OFFSET 40 /* EFI_FIRMWARE_VOLUME_HEADER.Signature */
-#define NVRAM_MIN_SIZE	 (64u << 10)
-#define NVRAM_MAX_SIZE	 (4u << 20)
 
 struct nvram {
 	int dirfd;
@@ -27,8 +25,9 @@ struct nvram {
 /* Is buf (size bytes) a variable store keel can use? NULL, or why not. */
 const char *nvram_check(const uint8_t *buf, size_t size);
 /* Open path's directory and read the store into *data (malloc'd, *size bytes), creating it
- * from template (same checks) when it does not exist. Errors are one line naming the file. */
-int nvram_open(struct nvram *n, const char *path, const char *template, uint8_t **data,
+ * from template (same checks) when it does not exist. dirfd: path's directory, already open
+ * (keeld's --fd nvram=N; taken over), or -1 to open it. Errors are one line naming the file. */
+int nvram_open(struct nvram *n, const char *path, int dirfd, const char *template, uint8_t **data,
 	       size_t *size, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Replace the store with data, crash-safely. Returns 0 or -errno. */
 int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)

@@ -229,7 +229,7 @@ static unsigned pflash_count(const struct machine *m)
 	return m->def->firmware == VM_FIRMWARE_UEFI ? 1 : 0;
 }
 
-static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen)
+static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct pflash *p = calloc(1, sizeof(*p));
 	int r;
@@ -242,15 +242,15 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 	p->timer_fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	if (m->def->nvram) {
-		r = nvram_open(&p->nv, m->def->nvram, VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err,
-			       errlen);
+		r = nvram_open(&p->nv, m->def->nvram, m->nvram_dir_fd >= 3 ? m->nvram_dir_fd : -1,
+			       VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err, errlen);
 		p->persistent = true;
 	} else {
 		struct nvram tmp = {.dirfd = -1};
 
 		/* No file: the template's contents, kept in memory only. */
-		r = nvram_open(&tmp, VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_VARS_FILE, &p->data, &p->size,
-			       err, errlen);
+		r = nvram_open(&tmp, VMDEF_OVMF_VARS_FILE, -1, VMDEF_OVMF_VARS_FILE, &p->data,
+			       &p->size, err, errlen);
 		nvram_close(&tmp);
 	}
 	if (r) {
@@ -298,7 +298,7 @@ static int pflash_create(struct machine *m, unsigned i, char *err, size_t errlen
 	r = bus_register(m->mmio, m->firmware_base - p->size, p->size, &pflash_ops, p, "pflash");
 	r = r ?: machine_add_teardown(m, pflash_teardown, p);
 	r = r ?: machine_add_reset_hook(m, pflash_reset, p);
-	r = r ?: machine_add_state_section(m, "pflash", 1, pflash_state, p);
+	*obj = p;
 	return r; /* once registered, the teardown frees p */
 fail:
 	if (p->save_fd >= 0)
@@ -312,5 +312,7 @@ fail:
 	return r;
 }
 
-const struct device_class pflash_class = {
-	.name = "pflash", .count = pflash_count, .create = pflash_create};
+const struct device_class pflash_class = {.name = "pflash",
+					  .count = pflash_count,
+					  .state = {{"pflash", 1, pflash_state}},
+					  .create = pflash_create};

@@ -2,7 +2,9 @@
 # network adapter is started, two disks are added in front of it, and in the real guest the
 # adapter keeps its name, its PCI address (what udev's enp0sN name comes from) and its MAC;
 # the new disks appear. Then a disk whose path has a comma and "path=" in it reaches the
-# guest as that file (its size proves which file the worker opened).
+# guest as that file (its size proves which file the worker opened). Then the two disks are
+# reordered, and one is removed: each time the adapter keeps its name, address and MAC, and
+# the remaining disks keep theirs.
 keeld_start
 ip link del kst0 2>/dev/null
 nic_info='for n in /sys/class/net/eth*; do echo "nic $(basename $n) $(basename $(readlink -f $n/device/..)) $(cat $n/address)"; done'
@@ -37,6 +39,40 @@ disks=$(echo "$KEEL_OUT" | grep '^disk ' | sort | tr '\n' ' ')
 [ "$disks" = "disk vda 131072 0 disk vdb 196608 0 " ] ||
 	fail "the guest's disks are '$disks', expected vda 64 MiB and vdb 96 MiB (the comma path), both writable"
 echo "lab: stable devices: after adding two disks: $after; $disks"
+keel vm turn-off st1 || fail "turn-off after adding disks failed"
+
+# Reorder the two disks in the list: each keeps its slot, so the guest sees the same vda and
+# vdb, and the adapter stays.
+keel vm set st1 --disk "$VM_DIR/d,readonly=on,path=$VM_DIR/b.img" --disk "$VM_DIR/a.img" ||
+	fail "keel vm set (reordered disks) failed"
+keel vm start st1 || fail "start after reordering failed: $(keel vm log st1 | tail -3)"
+keel_console_wait st1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+keel_run st1 "$nic_info"
+after=$(echo "$KEEL_OUT" | grep '^nic ')
+[ "$after" = "$before" ] ||
+	fail "the adapter moved after reordering the disks: before '$before', after '$after'"
+keel_run st1 'for b in /sys/block/vd*; do echo "disk $(basename $b) $(cat $b/size) $(cat $b/ro)"; done'
+disks=$(echo "$KEEL_OUT" | grep '^disk ' | sort | tr '\n' ' ')
+[ "$disks" = "disk vda 131072 0 disk vdb 196608 0 " ] ||
+	fail "after reordering, the guest's disks are '$disks', expected the same vda 64 MiB and vdb 96 MiB"
+echo "lab: stable devices: after reordering the disks: $after; $disks"
+keel vm turn-off st1 || fail "turn-off after reordering failed"
+
+# Remove the first disk (64 MiB, the lower slot): the 96 MiB one is now the guest's only
+# disk, and the adapter still keeps its name, address and MAC.
+keel vm set st1 --disk "$VM_DIR/d,readonly=on,path=$VM_DIR/b.img" ||
+	fail "keel vm set (one disk removed) failed"
+keel vm start st1 || fail "start after removing a disk failed: $(keel vm log st1 | tail -3)"
+keel_console_wait st1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+keel_run st1 "$nic_info"
+after=$(echo "$KEEL_OUT" | grep '^nic ')
+[ "$after" = "$before" ] ||
+	fail "the adapter moved after removing a disk: before '$before', after '$after'"
+keel_run st1 'for b in /sys/block/vd*; do echo "disk $(basename $b) $(cat $b/size) $(cat $b/ro)"; done'
+disks=$(echo "$KEEL_OUT" | grep '^disk ' | sort | tr '\n' ' ')
+[ "$disks" = "disk vda 196608 0 " ] ||
+	fail "after removing the 64 MiB disk, the guest's disks are '$disks', expected only the 96 MiB one"
+echo "lab: stable devices: after removing a disk: $after; $disks"
 keel vm turn-off st1 || fail "last turn-off failed"
 ip link del kst0 2>/dev/null
 true

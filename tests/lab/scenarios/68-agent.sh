@@ -2,16 +2,21 @@
 # manages a VM with virtio-vsock (keel vm create --vsock) whose initramfs runs keel-agent
 # (the lab guest's init starts it). The heartbeat reaches OK; keel vm exec gives the guest's
 # output and exit status (7, and 127 for a missing program); a 64 MiB keel vm copy-file lands
-# with the same sha256; KVP pairs go both ways and the guest's facts (kernel, OS) show on the
+# with the same sha256; exec streams 100 MiB of output and a sleep 1000 ends when its client
+# is killed; KVP pairs go both ways and the guest's facts (kernel, OS) show on the
 # host; a SIGSTOPped agent is Lost communication within 5 s and OK again after SIGCONT; after
 # a pause and resume, and after a save and start, the heartbeat is OK again and exec works;
 # after a save, 30 s and a start the guest's clock is within 1 s of the host's (keeld sets it
-# at each new connection); and keel vm stop with no acpid in the guest stops it through the
-# agent.
+# at each new connection); a production checkpoint freezes the guest's ext4 (a file written
+# without sync is in the checkpoint's disk, which e2fsck -fn finds clean, and a write right
+# after it is not held), and applied, the guest boots afresh with that file; and keel vm stop
+# with no acpid in the guest stops it through the agent.
 keeld_start
 V=agent1
+rm -f /tmp/ag-disk*.vhdx /tmp/ag-disk*.avhdx
+keel disk create /tmp/ag-disk.vhdx --size 64M || fail "keel disk create failed"
 keel vm create $V --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$GUEST_CMDLINE" \
-	--cpus 1 --memory 512M --vsock || fail "keel vm create --vsock failed"
+	--cpus 1 --memory 512M --vsock --disk /tmp/ag-disk.vhdx || fail "keel vm create --vsock failed"
 keel vm show $V --json | grep -q '"vsock"' || fail "the VM has no vsock device: $(keel vm show $V --json)"
 
 hb() { # the Heartbeat line's value (OK, Lost communication, No contact)
@@ -82,6 +87,28 @@ x rm -f /tmp/in/copied
 rm -f /tmp/ag-64m
 echo "lab: agent: copy-file 64 MiB in about $secs s, sha256 $sum matches in the guest"
 
+# exec streams without a cap: 100 MiB of output counted on the host.
+t0=$(_now_ms)
+n=$(keel vm exec $V --timeout 600 -- head -c 104857600 /dev/zero 2>/tmp/ag-x.err | wc -c)
+[ "$n" = 104857600 ] || fail "keel vm exec of 100 MiB of output gave $n bytes ($(cat /tmp/ag-x.err))"
+echo "lab: agent: exec streamed 100 MiB of output in $(($(_now_ms) - t0)) ms"
+# A command is killed when its client goes: keel vm exec of sleep 1000, the client killed.
+keel vm exec $V -- sleep 1000 >/dev/null 2>&1 &
+ep=$!
+sleep 3
+x sh -c 'ps | grep -c "[s]leep 1000"; true'
+[ "$X_OUT" = 1 ] || fail "sleep 1000 is not running in the guest under keel vm exec: '$X_OUT'"
+kill "$ep"
+wait "$ep" 2>/dev/null
+t0=$(_now_ms)
+while :; do
+	x sh -c 'ps | grep -c "[s]leep 1000"; true'
+	[ "$X_OUT" = 0 ] && break
+	[ $(($(_now_ms) - t0)) -le 10000 ] || fail "sleep 1000 still runs in the guest 10 s after its keel vm exec was killed"
+	sleep 0.5
+done
+echo "lab: agent: sleep 1000 killed in the guest $(($(_now_ms) - t0)) ms after its client was"
+
 # KVP both ways, and the guest's facts.
 keel vm kvp set $V LabHostKey "from-the-host-42" || fail "keel vm kvp set failed"
 x keel-agent kvp get LabHostKey host
@@ -110,6 +137,10 @@ wait_hb "Lost communication" 10 "after kill -STOP of the agent"
 lost_ms=$(($(_now_ms) - t_typed))
 [ $lost_ms -le 5000 ] || fail "kill -STOP of the agent: Lost communication only $lost_ms ms after the kill was typed"
 echo "lab: agent: kill -STOP: Lost communication $lost_ms ms after the kill was typed ($(($(_now_ms) - t_stop)) ms after the typing began)"
+# The guest still runs (its vCPUs do): "agent gone", not "guest hung".
+keel vm show $V | grep -q "^Heartbeat: *Lost communication (.*agent gone" ||
+	fail "kill -STOP of the agent: not told as agent gone: $(keel vm show $V | grep Heartbeat)"
+echo "lab: agent: $(keel vm show $V | grep Heartbeat)"
 keel_console_wait $V '^agent-stopped$' 30
 t0=$(_now)
 timeout 60 keel vm exec $V --timeout 5 -- true 2>/tmp/ag-x.err
@@ -154,6 +185,41 @@ if [ "$g" -lt $((t0 - 1000)) ] || [ "$g" -gt $((t1 + 1000)) ]; then
 fi
 echo "lab: agent: save, 30 s, start: heartbeat OK after $hb_ms ms, exec works; guest clock $((g - t0)) ms after the host's at the exec's start (exec took $((t1 - t0)) ms)"
 keel vm show $V --json | grep -E '"clock_offset_ms"' | head -1
+
+# A production checkpoint: keel-agent freezes the guest's file systems (here an ext4 mount
+# of the VM's disk) while keel takes the disk; a file written without sync is in it.
+x sh -c 'mke2fs /dev/vda >/dev/null 2>&1 && mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo mounted'
+[ "$X_OUT" = mounted ] || fail "mke2fs and mount -t ext4 of /dev/vda in the guest: $X_OUT"
+x sh -c 'head -c 1048576 /dev/urandom >/mnt/before && sha256sum /mnt/before | cut -d" " -f1'
+fsum=$X_OUT
+t0=$(_now_ms)
+keel checkpoint create $V --name prod --type production-only --json >/tmp/ag-ck.out 2>&1 ||
+	fail "keel checkpoint create --type production-only failed: $(cat /tmp/ag-ck.out)"
+ck_ms=$(($(_now_ms) - t0))
+tr -d ' \n' </tmp/ag-ck.out | grep -q '"type":"production"' ||
+	fail "the checkpoint is not a production one: $(cat /tmp/ag-ck.out)"
+nfrozen=$(tr -d ' \n' </tmp/ag-ck.out | sed -n 's/.*"frozen_filesystems":\([0-9]*\).*/\1/p')
+[ "${nfrozen:-0}" -ge 1 ] || fail "the agent froze no file system: $(cat /tmp/ag-ck.out)"
+[ "$(vm_state $V)" = Running ] || fail "$V is $(vm_state $V) after the production checkpoint"
+t0=$(_now_ms)
+x sh -c 'echo after >/mnt/after && sync && echo wrote'
+w_ms=$(($(_now_ms) - t0))
+[ "$X_OUT" = wrote ] || fail "a write after the production checkpoint: $X_OUT"
+[ $w_ms -le 5000 ] || fail "a write after the production checkpoint took $w_ms ms: still frozen?"
+keel disk convert /tmp/ag-disk.vhdx /tmp/ag-ck.img --format raw >/dev/null 2>&1 ||
+	fail "keel disk convert of the checkpoint's disk failed"
+out=$(e2fsck -fn /tmp/ag-ck.img 2>&1) || fail "e2fsck -fn of the production checkpoint's disk: $out"
+rm -f /tmp/ag-ck.img
+echo "lab: agent: production checkpoint in $ck_ms ms, $nfrozen file system(s) frozen, a write after it in $w_ms ms; e2fsck -fn: $(echo "$out" | tail -n 1)"
+keel checkpoint list $V
+# Applied: the VM is Off and boots afresh from the checkpoint's disk, with the file.
+keel checkpoint apply $V prod >/tmp/ag-ck.out 2>&1 || fail "keel checkpoint apply failed: $(cat /tmp/ag-ck.out)"
+[ "$(vm_state $V)" = Off ] || fail "$V is $(vm_state $V) after applying a production checkpoint"
+keel vm start $V || fail "keel vm start after the apply failed: $(keel vm log $V | tail -3)"
+wait_hb OK "$GUEST_BOOT_TIMEOUT" "after the boot from the production checkpoint"
+x sh -c 'mkdir -p /mnt && mount -t ext4 -o ro /dev/vda /mnt && sha256sum /mnt/before | cut -d" " -f1; test -e /mnt/after && echo after-present; umount /mnt'
+[ "$X_OUT" = "$fsum" ] || fail "the file written before the production checkpoint, after apply and boot: '$X_OUT', expected $fsum"
+echo "lab: agent: production checkpoint applied: the guest booted afresh, /mnt/before has its sha256, /mnt/after (written later) is not there"
 
 # Stop with no acpid: through the agent.
 keel vm exec $V -- killall acpid 2>/dev/null

@@ -6,19 +6,20 @@
  * A file without either is refused before it replaces the medium the guest has.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/scsi/scsi.h"
+#include "lib/iso.h"
 
 #define ISO_FIRST_DESCRIPTOR 16
 #define ISO_DESCRIPTORS	     16 /* volume descriptors looked at, at most */
 
-int scsi_iso_check(int fd, const char *path, char *err, size_t errlen)
+int iso_check(int fd, const char *path, char *err, size_t errlen)
 {
-	uint8_t sector[SCSI_DVD_BLOCK];
+	uint8_t sector[ISO_BLOCK];
 	struct stat st;
 
 	if (fstat(fd, &st)) {
@@ -30,7 +31,7 @@ int scsi_iso_check(int fd, const char *path, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < ISO_DESCRIPTORS; i++) {
-		off_t off = (off_t)(ISO_FIRST_DESCRIPTOR + i) * SCSI_DVD_BLOCK;
+		off_t off = (off_t)(ISO_FIRST_DESCRIPTOR + i) * ISO_BLOCK;
 		ssize_t n = pread(fd, sector, sizeof(sector), off);
 
 		if (n < 0) {

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/backup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/biglock.h"
+#include "disk/disk.h"
+#include "lib/error.h"
+#include "lib/log.h"
+
+#define BACKUP_DIR_MAX 2048 /* TO/NAME: room left in a path for what goes below it */
+
+/* Hyper-V's name for a backup's recovery checkpoint: "VM - Backup - (2026-12-06 - 11:40:00)". */
+static void backup_ckpt_name(const struct vm_def *def, char *buf, size_t size)
+{
+	ckpt_stamped_name(def, "Backup - ", buf, size);
+}
+
+int backup_check(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, uint64_t *total,
+		 char *err, size_t errlen)
+{
+	char name[CKPT_NAME_MAX + 1], path[BACKUP_DIR_MAX];
+	struct stat st;
+	int ret;
+
+	*total = 0;
+	if (to[0] != '/') {
+		error_set(err, errlen, "the backup's destination '%.200s' is not an absolute path",
+			  to);
+		return -EINVAL;
+	}
+	if (stat(to, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		error_set(err, errlen, "the backup's destination '%.200s' is not a directory", to);
+		return -EINVAL;
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", to, def->name) >= sizeof(path)) {
+		error_set(err, errlen, "the backup's destination '%.200s' is too long", to);
+		return -EINVAL;
+	}
+	if (lstat(path, &st) == 0) {
+		error_set(err, errlen,
+			  "%.300s exists already: a backup of VM '%s' goes into a new "
+			  "directory",
+			  path, def->name);
+		return -EEXIST;
+	}
+	/* The checks of the checkpoint it takes (VHDX disks on virtio, the VM's state, room
+	 * for one more): the same for a VM that is off, so that every backup can be taken. */
+	backup_ckpt_name(def, name, sizeof(name));
+	ret = ckpt_create_check(cc, def, name, CKPT_PRODUCTION, err, errlen);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < def->ndisks; i++) {
+		struct disk_err why;
+		struct disk *d;
+
+		ret = disk_open_as(def->disks[i].path,
+				   def->disks[i].format == VM_DISK_VHDX ? DISK_FORMAT_VHDX
+									: DISK_FORMAT_RAW,
+				   /* only its size, which a running worker never changes */
+				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d, &why);
+		if (ret) {
+			error_set(err, errlen, "cannot read disk %s of VM '%s': %s",
+				  def->disks[i].path, def->name, disk_why(&why, ret));
+			return ret;
+		}
+		*total += disk_size(d);
+		disk_close(d);
+	}
+	return 0;
+}
+
+/* The job's progress: the size of BACKUP_PROGRESS_FILE is the bytes copied (jobs.h). */
+struct backup_progress {
+	int fd;
+	uint64_t base; /* the disks before this one */
+	uint64_t last; /* this one's bytes done */
+};
+
+static void backup_on_progress(void *arg, uint64_t done)
+{
+	struct backup_progress *p = arg;
+
+	p->last = done;
+	if (p->fd >= 0 && ftruncate(p->fd, (off_t)(p->base + done)) < 0)
+		p->fd = -1; /* the progress stops; the copy goes on */
+}
+
+/* config.json: the VM's description with the copies as its disks (tmp, fsync, rename). */
+static int write_config(const struct vm_def *def, const char *dir, char (*copies)[PATH_MAX],
+			char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
+	struct vm_def c;
+	json_object *o;
+	const char *text;
+	int fd, ret = vmdef_copy(&c, def);
+
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < c.ndisks; i++) {
+		char *p = strdup(copies[i]);
+
+		if (!p) {
+			vmdef_free(&c);
+			return -ENOMEM;
+		}
+		free(c.disks[i].path);
+		c.disks[i].path = p;
+		c.disks[i].format = VM_DISK_VHDX;
+	}
+	o = vmdef_to_json(&c);
+	vmdef_free(&c);
+	if (!o)
+		return -ENOMEM;
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.config.json.tmp", dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	ret = fd < 0 ? -errno : 0;
+	if (!ret && (write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+		     write(fd, "\n", 1) != 1 || fsync(fd) < 0))
+		ret = errno ? -errno : -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret) {
+		unlink(tmp);
+		error_set(err, errlen, "cannot write %s: %s", path, strerror(-ret));
+	}
+	json_object_put(o);
+	return ret;
+}
+
+/* The disk files to copy: the checkpoint's (running) or the VM's own (not running). */
+static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)[PATH_MAX])
+{
+	json_object *arr = NULL;
+
+	if (!ck) {
+		for (unsigned i = 0; i < def->ndisks; i++)
+			snprintf(src[i], PATH_MAX, "%s", def->disks[i].path);
+		return 0;
+	}
+	if (!json_object_object_get_ex(ck, "disks", &arr) ||
+	    json_object_array_length(arr) != def->ndisks)
+		return -EIO;
+	for (unsigned i = 0; i < def->ndisks; i++)
+		snprintf(src[i], PATH_MAX, "%s",
+			 json_object_get_string(json_object_array_get_idx(arr, i)));
+	return 0;
+}
+
+int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, json_object **out,
+	       char *err, size_t errlen)
+{
+	char(*src)[PATH_MAX] = calloc(VMDEF_MAX_DISKS, PATH_MAX);
+	char(*dst)[PATH_MAX] = calloc(VMDEF_MAX_DISKS, PATH_MAX);
+	char dir[BACKUP_DIR_MAX], sub[BACKUP_DIR_MAX + 16], name[CKPT_NAME_MAX + 1],
+		vmdir[PATH_MAX], progress[PATH_MAX + 32] = "";
+	struct backup_progress bp = {-1, 0, 0};
+	const char *consistency = "off", *fallback = NULL;
+	json_object *ck = NULL, *v;
+	struct sup_status st;
+	unsigned copied = 0;
+	int ret;
+
+	*out = NULL;
+	if (!src || !dst) {
+		free(src);
+		free(dst);
+		return -ENOMEM;
+	}
+	snprintf(dir, sizeof(dir), "%s/%s", to, def->name);
+	snprintf(sub, sizeof(sub), "%s/disks", dir);
+	if (mkdir(dir, 0750) < 0 || mkdir(sub, 0750) < 0) {
+		ret = -errno;
+		error_set(err, errlen, "cannot create %s: %s", errno == EEXIST ? dir : sub,
+			  strerror(-ret));
+		if (ret != -EEXIST)
+			rmdir(dir);
+		free(src);
+		free(dst);
+		return ret;
+	}
+	sup_status(cc->sup, def->uuid, &st);
+	if (st.state != VM_OFF)
+		consistency = "crash"; /* Saved or Crashed: the disks as the guest left them */
+	if (st.state == VM_RUNNING || st.state == VM_PAUSED) {
+		/* The guest frozen while its disks move onto children; it writes to those
+		 * while the frozen files are copied. */
+		backup_ckpt_name(def, name, sizeof(name));
+		ret = ckpt_create(cc, def, name, CKPT_PRODUCTION, &ck, err, errlen);
+		if (ret)
+			goto fail;
+		fallback = json_object_object_get_ex(ck, "fallback", &v) ? json_object_get_string(v)
+									 : NULL;
+		consistency = fallback ? "crash" : "application";
+		/* The new worker shows as running while the copy is made (the main loop leaves
+		 * the VM to this job), and the checkpoint's delete needs it so. */
+		if (sup_wait_started(cc->sup, def, 120000))
+			log_warn("VM %s: backup: the worker did not come back after the checkpoint",
+				 def->name);
+	}
+	ret = backup_sources(def, ck, src);
+	if (ret) {
+		error_set(err, errlen, "the backup's checkpoint of VM '%s' has no disk list",
+			  def->name);
+		goto merge;
+	}
+	if (!sup_vm_dir(cc->sup, def->uuid, vmdir, sizeof(vmdir))) {
+		snprintf(progress, sizeof(progress), "%s/%s", vmdir, BACKUP_PROGRESS_FILE);
+		bp.fd = open(progress, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	/* The copy lets keeld's lock go: the job owns the VM, and the files it reads are never
+	 * written again (a checkpoint's), or are the disks of a VM nobody can start now. */
+	keeld_unlock();
+	for (; copied < def->ndisks && !ret; copied++) {
+		const struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
+						   .type = DISK_TYPE_DYNAMIC};
+
+		snprintf(dst[copied], PATH_MAX, "%s/disk%u.vhdx", sub, copied);
+		struct disk_err why;
+
+		bp.last = 0;
+		ret = disk_convert_progress(src[copied], dst[copied], &o, backup_on_progress, &bp,
+					    &why);
+		if (ret)
+			error_set(err, errlen, "cannot copy %s to %s: %s", src[copied], dst[copied],
+				  disk_why(&why, ret));
+		bp.base += bp.last;
+	}
+	keeld_lock();
+	if (!ret)
+		ret = write_config(def, dir, dst, err, errlen);
+merge:
+	if (ck) {
+		char why[768];
+		struct vm_def cur;
+		int r;
+
+		r = store_vm_get(cc->store, def->uuid, &cur);
+
+		/* Deleting the checkpoint merges the children into its files: the VM goes
+		 * back onto the files it had, with everything written meanwhile. */
+		if (!r) {
+			r = ckpt_delete(cc, &cur, name, false, why, sizeof(why));
+			vmdef_free(&cur);
+		} else {
+			snprintf(why, sizeof(why), "cannot read VM '%s' from the store", def->name);
+		}
+		if (r) {
+			log_err("VM %s: backup: cannot delete checkpoint '%s': %s", def->name, name,
+				why);
+			if (!ret) {
+				error_set(
+					err, errlen,
+					"the backup is complete, but its checkpoint '%s' could not "
+					"be merged back (keel checkpoint delete %s '%s'): %s",
+					name, def->name, name, why);
+				ret = r;
+			}
+		}
+	}
+	if (bp.fd >= 0)
+		close(bp.fd);
+	if (progress[0])
+		unlink(progress);
+	if (!ret) {
+		json_object *o = json_object_new_object(), *disks = json_object_new_array();
+
+		for (unsigned i = 0; i < def->ndisks; i++)
+			json_object_array_add(disks, json_object_new_string(dst[i]));
+		json_object_object_add(o, "dir", json_object_new_string(dir));
+		snprintf(sub, sizeof(sub), "%s/config.json", dir);
+		json_object_object_add(o, "config", json_object_new_string(sub));
+		json_object_object_add(o, "disks", disks);
+		json_object_object_add(o, "consistency", json_object_new_string(consistency));
+		if (fallback)
+			json_object_object_add(o, "fallback", json_object_new_string(fallback));
+		*out = o;
+		log_info("VM %s: backup (consistency: %s) in %s", def->name, consistency, dir);
+		json_object_put(ck);
+		free(src);
+		free(dst);
+		return 0;
+	}
+	json_object_put(ck);
+fail:
+	for (unsigned i = 0; i < copied; i++)
+		unlink(dst[i]);
+	snprintf(sub, sizeof(sub), "%s/disks", dir);
+	rmdir(sub);
+	rmdir(dir);
+	free(src);
+	free(dst);
+	return ret;
+}
