@@ -252,8 +252,16 @@ int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *
 	if (nft_run_cmd_from_buffer(nft, script)) {
 		const char *why = nft_ctx_get_error_buffer(nft);
 
-		error_set(err, errlen, "switch '%s': nftables refused its rules: %.*s", sw->name,
-			  (int)strcspn(why ? why : "", "\n"), why ? why : "");
+		why = why ? why : "";
+		/* ENOENT from the kernel: an expression whose module could not be loaded (the
+		 * guards' bridge-family meta needs nft_meta_bridge, a bandwidth limit nft_limit).
+		 */
+		error_set(err, errlen, "switch '%s': nftables refused its rules: %.*s%s", sw->name,
+			  (int)strcspn(why, "\n"), why,
+			  strstr(why, "No such file or directory")
+				  ? " (a kernel module missing? the guards need nft_meta_bridge, "
+				    "bandwidth limits nft_limit)"
+				  : "");
 		ret = -EIO;
 	} else {
 		bool there;
