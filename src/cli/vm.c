@@ -31,7 +31,9 @@ static const char vm_usage[] =
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
 	"TAP[,mac=MAC]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
-	"         [,router-guard=on]: an adapter on a virtual switch)\n"
+	"         [,router-guard=on][,port-isolation=on][,vlan-trunk=LIST[,native-vlan=N]]\n"
+	"         [,bandwidth-out=BITS][,bandwidth-in=BITS]: an adapter on a virtual switch;\n"
+	"         LIST like 10,20-30; BITS per second like 10M)\n"
 	"         [--dvd FILE.iso|none]... [--notes TEXT] [--vsock[=cid=N]]\n"
 	"         [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
@@ -194,9 +196,40 @@ out:
 	return ret;
 }
 
+/* "10M": bits per second with an optional k, M or G (powers of 1000). */
+static int parse_rate(const char *s, uint64_t *out)
+{
+	uint64_t mult = 1, v;
+	size_t len = strlen(s);
+	char num[32];
+
+	if (!len || len >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, len + 1);
+	switch (num[len - 1]) {
+	case 'k':
+	case 'K':
+		mult = 1000;
+		break;
+	case 'M':
+		mult = 1000000;
+		break;
+	case 'G':
+		mult = 1000000000;
+		break;
+	}
+	if (mult > 1)
+		num[len - 1] = '\0';
+	if (parse_uint(num, 1, UINT64_MAX / mult, &v))
+		return -EINVAL;
+	*out = v * mult;
+	return 0;
+}
+
 /* --net TAP[,mac=MAC] (also tap=TAP) */
 static int add_net(json_object *arr, const char *spec)
 {
+	char trunk[128] = "";
 	json_object *n = json_object_new_object();
 	char *s = strdup(spec), *tok, *save = NULL;
 	int ret = 0;
@@ -207,7 +240,56 @@ static int add_net(json_object *arr, const char *spec)
 		return -ENOMEM;
 	}
 	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (!strncmp(tok, "mac=", 4)) {
+		if (trunk[0] && tok[strspn(tok, "0123456789-")] == '\0') {
+			/* vlan-trunk=10,20-30: the list goes on */
+			if (strlen(trunk) + strlen(tok) + 2 > sizeof(trunk)) {
+				fprintf(stderr, "keel vm: --net %s: the VLAN list is too long\n",
+					spec);
+				ret = -EINVAL;
+				break;
+			}
+			strcat(trunk, ",");
+			strcat(trunk, tok);
+			continue;
+		}
+		if (trunk[0]) {
+			json_object_object_add(n, "vlan_trunk", json_object_new_string(trunk));
+			trunk[0] = '\0';
+		}
+		if (!strncmp(tok, "vlan-trunk=", 11)) {
+			snprintf(trunk, sizeof(trunk), "%s", tok + 11);
+			if (!trunk[0]) {
+				fprintf(stderr, "keel vm: --net %s: vlan-trunk needs VLANs\n",
+					spec);
+				ret = -EINVAL;
+				break;
+			}
+		} else if (!strncmp(tok, "native-vlan=", 12)) {
+			uint64_t v;
+
+			if (parse_uint(tok + 12, 1, 4094, &v)) {
+				fprintf(stderr,
+					"keel vm: --net %s: native-vlan is from 1 to 4094\n", spec);
+				ret = -EINVAL;
+				break;
+			}
+			json_object_object_add(n, "native_vlan", json_object_new_int((int)v));
+		} else if (!strncmp(tok, "bandwidth-out=", 14) ||
+			   !strncmp(tok, "bandwidth-in=", 13)) {
+			bool out = tok[10] == 'o';
+			uint64_t v;
+
+			if (parse_rate(strchr(tok, '=') + 1, &v)) {
+				fprintf(stderr,
+					"keel vm: --net %s: %s is bits per second, with k, M or G "
+					"(10M: 10 Mbit/s)\n",
+					spec, out ? "bandwidth-out" : "bandwidth-in");
+				ret = -EINVAL;
+				break;
+			}
+			json_object_object_add(n, out ? "bandwidth_out" : "bandwidth_in",
+					       json_object_new_int64((int64_t)v));
+		} else if (!strncmp(tok, "mac=", 4)) {
 			json_object_object_add(n, "mac", json_object_new_string(tok + 4));
 		} else if (!strncmp(tok, "tap=", 4)) {
 			json_object_object_add(n, "tap", json_object_new_string(tok + 4));
@@ -232,6 +314,10 @@ static int add_net(json_object *arr, const char *spec)
 		} else if (!strcmp(tok, "router-guard=on") || !strcmp(tok, "router-guard=off")) {
 			json_object_object_add(n, "router_guard",
 					       json_object_new_boolean(!strcmp(tok + 13, "on")));
+		} else if (!strcmp(tok, "port-isolation=on") ||
+			   !strcmp(tok, "port-isolation=off")) {
+			json_object_object_add(n, "port_isolation",
+					       json_object_new_boolean(!strcmp(tok + 15, "on")));
 		} else if (!strchr(tok, '=')) {
 			json_object_object_add(n, "tap", json_object_new_string(tok));
 		} else {
@@ -240,6 +326,8 @@ static int add_net(json_object *arr, const char *spec)
 			break;
 		}
 	}
+	if (!ret && trunk[0])
+		json_object_object_add(n, "vlan_trunk", json_object_new_string(trunk));
 	free(s);
 	if (ret)
 		json_object_put(n);
@@ -920,6 +1008,25 @@ static int cmd_show(int argc, char **argv)
 }
 
 /* keel vm net list NAME [--json]: the adapters, their switch or tap, MAC and addresses. */
+/* An adapter's bandwidth field as "10M" (bits per second), or "-". */
+static void rate_text(json_object *v, const char *key, char *out, size_t size)
+{
+	static const char units[] = " kMG";
+	json_object *f;
+	int64_t r = json_object_object_get_ex(v, key, &f) ? json_object_get_int64(f) : 0;
+	int u = 0;
+
+	if (r <= 0) {
+		snprintf(out, size, "-");
+		return;
+	}
+	while (u < 3 && r % 1000 == 0) {
+		r /= 1000;
+		u++;
+	}
+	snprintf(out, size, "%lld%.*s", (long long)r, u ? 1 : 0, units + u);
+}
+
 static int cmd_net(int argc, char **argv)
 {
 	json_object *vm = NULL, *arr = NULL;
@@ -943,27 +1050,43 @@ static int cmd_net(int argc, char **argv)
 		else
 			puts("[]");
 	} else {
-		printf("%-3s %-20s %-15s %-17s %-5s %-8s %s\n", "#", "SWITCH", "TAP", "MAC", "VLAN",
-		       "GUARDS", "ADDRESSES");
+		printf("%-3s %-20s %-15s %-17s %-5s %-8s %-11s %s\n", "#", "SWITCH", "TAP", "MAC",
+		       "VLAN", "GUARDS", "BW OUT/IN", "ADDRESSES");
 		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
 			json_object *v = json_object_array_get_idx(arr, i), *f;
-			char ips[256], vlan[8] = "-", guards[8] = "-";
+			char ips[256], vlan[160] = "-", guards[8] = "-", bw[2][24], bws[56];
 
+			/* access: N; trunk: LIST/NATIVE */
 			if (json_object_object_get_ex(v, "vlan", &f))
 				snprintf(vlan, sizeof(vlan), "%d", json_object_get_int(f));
-			/* m: MAC spoofing dropped, d: DHCP guard, r: router guard */
+			if (json_object_object_get_ex(v, "vlan_trunk", &f)) {
+				json_object *nv;
+
+				snprintf(vlan, sizeof(vlan), "%s/%d", json_object_get_string(f),
+					 json_object_object_get_ex(v, "native_vlan", &nv)
+						 ? json_object_get_int(nv)
+						 : 1);
+			}
+			/* m: MAC spoofing dropped, d: DHCP guard, r: router guard, i: port
+			 * isolation */
 			if (client_str_field(v, "switch")[0])
-				snprintf(guards, sizeof(guards), "%s%s%s",
-					 json_object_object_get_ex(v, "mac_spoofing", &f) ? ""
-											  : "m",
-					 json_object_object_get_ex(v, "dhcp_guard", &f) ? "d" : "",
-					 json_object_object_get_ex(v, "router_guard", &f) ? "r"
-											  : "");
-			printf("%-3zu %-20s %-15s %-17s %-5s %-8s %s\n", i,
+				snprintf(
+					guards, sizeof(guards), "%s%s%s%s",
+					json_object_object_get_ex(v, "mac_spoofing", &f) ? "" : "m",
+					json_object_object_get_ex(v, "dhcp_guard", &f) ? "d" : "",
+					json_object_object_get_ex(v, "router_guard", &f) ? "r" : "",
+					json_object_object_get_ex(v, "port_isolation", &f) ? "i"
+											   : "");
+			for (int d = 0; d < 2; d++)
+				rate_text(v, d ? "bandwidth_in" : "bandwidth_out", bw[d],
+					  sizeof(bw[d]));
+			snprintf(bws, sizeof(bws), "%s/%s", bw[0], bw[1]);
+			printf("%-3zu %-20s %-15s %-17s %-5s %-8s %-11s %s\n", i,
 			       client_str_field(v, "switch")[0] ? client_str_field(v, "switch")
 								: "-",
 			       client_str_field(v, "tap"), client_str_field(v, "mac"), vlan,
-			       guards[0] ? guards : "-", net_addresses(v, ips, sizeof(ips)));
+			       guards[0] ? guards : "-", strcmp(bws, "-/-") ? bws : "-",
+			       net_addresses(v, ips, sizeof(ips)));
 		}
 	}
 	json_object_put(vm);

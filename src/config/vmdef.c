@@ -198,6 +198,33 @@ int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1])
 	return 0;
 }
 
+int vmdef_vlan_list(const char *s, void (*cb)(uint16_t lo, uint16_t hi, void *data), void *data)
+{
+	if (!*s || strlen(s) > VMDEF_TRUNK_MAX)
+		return -EINVAL;
+	while (*s) {
+		unsigned long lo, hi;
+		char *end;
+
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		lo = hi = strtoul(s, &end, 10);
+		if (*end == '-') {
+			if (end[1] < '0' || end[1] > '9')
+				return -EINVAL;
+			hi = strtoul(end + 1, &end, 10);
+		}
+		if (lo < 1 || hi > VMDEF_VLAN_MAX || lo > hi || (*end && *end != ','))
+			return -EINVAL;
+		if (cb)
+			cb((uint16_t)lo, (uint16_t)hi, data);
+		s = *end ? end + 1 : end;
+		if (*end && !*s)
+			return -EINVAL; /* a trailing comma */
+	}
+	return 0;
+}
+
 bool vmdef_switch_name_ok(const char *name)
 {
 	size_t n = strlen(name);

@@ -22,6 +22,7 @@
 #define VMDEF_TAP_MAX	  15 /* IFNAMSIZ - 1 */
 #define VMDEF_SWITCH_MAX  64 /* a virtual switch's name (docs/networking.md) */
 #define VMDEF_VLAN_MAX	  4094
+#define VMDEF_TRUNK_MAX	  127 /* a trunk's VLAN list, "10,20-30" (docs/networking.md) */
 #define VMDEF_MAX_DISKS	  16
 #define VMDEF_MAX_NICS	  8
 #define VMDEF_CPUS_MAX	  255
@@ -135,9 +136,18 @@ struct vm_nic {
 	/* On a switch (Set-VMNetworkAdapterVlan, Set-VMNetworkAdapter): the access VLAN
 	 * (1-4094; 0: untagged), and the guards, off by default but for MAC spoofing. */
 	uint16_t vlan;
-	bool mac_spoofing; /* frames from another source MAC pass (else dropped) */
-	bool dhcp_guard;   /* DHCP server replies from the VM are dropped */
-	bool router_guard; /* router advertisements and redirects from the VM are dropped */
+	bool mac_spoofing;   /* frames from another source MAC pass (else dropped) */
+	bool dhcp_guard;     /* DHCP server replies from the VM are dropped */
+	bool router_guard;   /* router advertisements and redirects from the VM are dropped */
+	bool port_isolation; /* the port reaches only the switch's uplink and host, no other
+				isolated port (the bridge port's `isolated` flag) */
+	/* Trunk mode (instead of vlan): these VLANs pass tagged ("10,20-30"), native_vlan
+	 * (1-4094, 0: 1) untagged. "" : no trunk. */
+	char vlan_trunk[VMDEF_TRUNK_MAX + 1];
+	uint16_t native_vlan;
+	/* Maximum bandwidth in bits per second (0: none): out of the VM (what it sends) and in
+	 * (what the switch sends it). */
+	uint64_t bw_out, bw_in;
 	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
 };
@@ -297,6 +307,9 @@ bool vmdef_tap_ok(const char *tap);
 /* A switch's name: 1 to VMDEF_SWITCH_MAX letters, digits, spaces, '.', '_' or '-', starting
  * with a letter or digit ("Default Switch"). */
 bool vmdef_switch_name_ok(const char *name);
+/* A trunk's VLAN list, "N[-M](,N[-M])*" with 1 <= N <= M <= 4094: each range to cb (when not
+ * NULL). 0, or -EINVAL for a malformed list. */
+int vmdef_vlan_list(const char *s, void (*cb)(uint16_t lo, uint16_t hi, void *data), void *data);
 /* The tap of an adapter on a switch: "k" and the twelve hex digits of its MAC (set). */
 void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1]);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */

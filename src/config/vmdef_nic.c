@@ -100,6 +100,39 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 				if (vmdef_get_bool(val, "nets[].router_guard", &nic->router_guard,
 						   err, errlen))
 					return -EINVAL;
+			} else if (!strcmp(key, "vlan_trunk")) {
+				s = vmdef_get_str(val, "nets[].vlan_trunk", 256, err, errlen);
+				if (!s)
+					return -EINVAL;
+				if (vmdef_vlan_list(s, NULL, NULL)) {
+					error_set(err, errlen,
+						  "nets[%zu].vlan_trunk '%s' is not a VLAN list "
+						  "(N or N-M from 1 to %d, separated by ',')",
+						  i, s, VMDEF_VLAN_MAX);
+					return -EINVAL;
+				}
+				strcpy(nic->vlan_trunk, s);
+			} else if (!strcmp(key, "native_vlan")) {
+				int64_t vlan;
+
+				if (vmdef_get_int(val, "nets[].native_vlan", 1, VMDEF_VLAN_MAX,
+						  &vlan, err, errlen))
+					return -EINVAL;
+				nic->native_vlan = (uint16_t)vlan;
+			} else if (!strcmp(key, "bandwidth_out") || !strcmp(key, "bandwidth_in")) {
+				int64_t bw;
+
+				/* bits per second: 64 kbit/s to 100 Gbit/s */
+				if (vmdef_get_int(val,
+						  key[10] == 'o' ? "nets[].bandwidth_out"
+								 : "nets[].bandwidth_in",
+						  64000, 100000000000LL, &bw, err, errlen))
+					return -EINVAL;
+				*(key[10] == 'o' ? &nic->bw_out : &nic->bw_in) = (uint64_t)bw;
+			} else if (!strcmp(key, "port_isolation")) {
+				if (vmdef_get_bool(val, "nets[].port_isolation",
+						   &nic->port_isolation, err, errlen))
+					return -EINVAL;
 			} else if (!strcmp(key, "switch")) {
 				s = vmdef_get_str(val, "nets[].switch", 256, err, errlen);
 				if (!s)
@@ -119,10 +152,24 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 			}
 		}
 		if (!nic->sw[0] &&
-		    (nic->vlan || nic->mac_spoofing || nic->dhcp_guard || nic->router_guard)) {
+		    (nic->vlan || nic->mac_spoofing || nic->dhcp_guard || nic->router_guard ||
+		     nic->port_isolation || nic->vlan_trunk[0] || nic->native_vlan || nic->bw_in ||
+		     nic->bw_out)) {
 			error_set(err, errlen,
 				  "nets[%zu]: a VLAN and the guards are a switch's: connect the "
 				  "adapter to one with 'switch'",
+				  i);
+			return -EINVAL;
+		}
+		if (nic->vlan && (nic->vlan_trunk[0] || nic->native_vlan)) {
+			error_set(err, errlen,
+				  "nets[%zu]: an adapter is in access mode (vlan) or a trunk "
+				  "(vlan_trunk, native_vlan), not both",
+				  i);
+			return -EINVAL;
+		}
+		if (nic->native_vlan && !nic->vlan_trunk[0]) {
+			error_set(err, errlen, "nets[%zu]: native_vlan is a trunk's (vlan_trunk)",
 				  i);
 			return -EINVAL;
 		}
@@ -199,6 +246,20 @@ static int nic_to_json(const struct vm_def *def, json_object **out)
 			json_object_object_add(n, "dhcp_guard", json_object_new_boolean(true));
 		if (def->nics[i].router_guard)
 			json_object_object_add(n, "router_guard", json_object_new_boolean(true));
+		if (def->nics[i].port_isolation)
+			json_object_object_add(n, "port_isolation", json_object_new_boolean(true));
+		if (def->nics[i].vlan_trunk[0])
+			json_object_object_add(n, "vlan_trunk",
+					       json_object_new_string(def->nics[i].vlan_trunk));
+		if (def->nics[i].native_vlan)
+			json_object_object_add(n, "native_vlan",
+					       json_object_new_int(def->nics[i].native_vlan));
+		if (def->nics[i].bw_out)
+			json_object_object_add(n, "bandwidth_out",
+					       json_object_new_int64((int64_t)def->nics[i].bw_out));
+		if (def->nics[i].bw_in)
+			json_object_object_add(n, "bandwidth_in",
+					       json_object_new_int64((int64_t)def->nics[i].bw_in));
 		if (def->nics[i].mac[0]) /* keel-vmm derives one from the tap's name */
 			json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
 		if (def->nics[i].pci_slot)
@@ -241,7 +302,9 @@ static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def
 	return !strcmp(x->tap, y->tap) && !strcmp(x->sw, y->sw) && !strcmp(x->mac, y->mac) &&
 	       x->pci_slot == y->pci_slot && x->vlan == y->vlan &&
 	       x->mac_spoofing == y->mac_spoofing && x->dhcp_guard == y->dhcp_guard &&
-	       x->router_guard == y->router_guard;
+	       x->router_guard == y->router_guard && x->port_isolation == y->port_isolation &&
+	       !strcmp(x->vlan_trunk, y->vlan_trunk) && x->native_vlan == y->native_vlan &&
+	       x->bw_out == y->bw_out && x->bw_in == y->bw_in;
 }
 
 /* The guest saw the adapter's MAC; the tap behind it is the host's business. */

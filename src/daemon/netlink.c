@@ -13,6 +13,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/if_bridge.h>
 #include <linux/if_link.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 
 #include "lib/parse.h"
@@ -208,6 +209,95 @@ int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
 	spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
 	mnl_attr_put(nlh, IFLA_BRIDGE_VLAN_INFO, sizeof(vi), &vi);
 	mnl_attr_nest_end(nlh, spec);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_port_vlan_range(const char *name, uint16_t lo, uint16_t hi, bool add)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct bridge_vlan_info first = {.flags = BRIDGE_VLAN_INFO_RANGE_BEGIN, .vid = lo};
+	struct bridge_vlan_info last = {.flags = BRIDGE_VLAN_INFO_RANGE_END, .vid = hi};
+	struct nlmsghdr *nlh;
+	struct nlattr *spec;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	if (lo == hi)
+		return nl_port_vlan(name, lo, false, add);
+	nlh = link_msg(buf, add ? RTM_SETLINK : RTM_DELLINK, 0, index);
+	((struct ifinfomsg *)mnl_nlmsg_get_payload(nlh))->ifi_family = AF_BRIDGE;
+	spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	mnl_attr_put(nlh, IFLA_BRIDGE_VLAN_INFO, sizeof(first), &first);
+	mnl_attr_put(nlh, IFLA_BRIDGE_VLAN_INFO, sizeof(last), &last);
+	mnl_attr_nest_end(nlh, spec);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_tbf(const char *name, uint64_t rate)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint64_t bytes = rate / 8, burst = bytes / 100 > 16384 ? bytes / 100 : 16384;
+	struct tc_tbf_qopt q = {.limit = (uint32_t)(bytes / 20 + burst)};
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlattr *opts;
+	struct tcmsg *tc;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	if (!bytes || burst > UINT32_MAX || bytes / 20 + burst > UINT32_MAX)
+		return -EINVAL;
+	q.rate.rate = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
+	q.rate.linklayer = TC_LINKLAYER_ETHERNET;
+	nlh->nlmsg_type = RTM_NEWQDISC;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+	tc = mnl_nlmsg_put_extra_header(nlh, sizeof(*tc));
+	tc->tcm_family = AF_UNSPEC;
+	tc->tcm_ifindex = (int)index;
+	tc->tcm_handle = 0x10000; /* 1: */
+	tc->tcm_parent = TC_H_ROOT;
+	mnl_attr_put_strz(nlh, TCA_KIND, "tbf");
+	opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+	mnl_attr_put(nlh, TCA_TBF_PARMS, sizeof(q), &q);
+	if (bytes > UINT32_MAX)
+		mnl_attr_put_u64(nlh, TCA_TBF_RATE64, bytes);
+	mnl_attr_put_u32(nlh, TCA_TBF_BURST, (uint32_t)burst);
+	mnl_attr_nest_end(nlh, opts);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_port_isolated(const char *name, bool isolated)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	struct nlattr *info;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, RTM_SETLINK, 0, index);
+	((struct ifinfomsg *)mnl_nlmsg_get_payload(nlh))->ifi_family = AF_BRIDGE;
+	info = mnl_attr_nest_start(nlh, IFLA_PROTINFO | NLA_F_NESTED);
+	mnl_attr_put_u8(nlh, IFLA_BRPORT_ISOLATED, isolated);
+	mnl_attr_nest_end(nlh, info);
+	return talk(nlh, NULL, NULL);
+}
+
+int nl_link_set_mac(const char *name, const uint8_t mac[6])
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	unsigned index;
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	nlh = link_msg(buf, RTM_NEWLINK, 0, index);
+	mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
 	return talk(nlh, NULL, NULL);
 }
 

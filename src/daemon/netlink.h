@@ -37,6 +37,16 @@ int nl_bridge_vlan_filtering(const char *name) __attribute__((warn_unused_result
 /* Add (or delete) VLAN vid on bridge port name: as its untagged PVID (access), or tagged. */
 int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
 	__attribute__((warn_unused_result));
+/* Add (or delete) VLANs lo to hi on bridge port name, tagged, in one message. */
+int nl_port_vlan_range(const char *name, uint16_t lo, uint16_t hi, bool add)
+	__attribute__((warn_unused_result));
+/* Limit what link name sends to rate bits per second: a tbf qdisc at its root (replacing
+ * any), with a burst of 10 ms of the rate (at least 16 KiB) and 50 ms of queue. */
+int nl_tbf(const char *name, uint64_t rate) __attribute__((warn_unused_result));
+/* Set bridge port name's `isolated` flag: isolated ports do not reach each other. */
+int nl_port_isolated(const char *name, bool isolated) __attribute__((warn_unused_result));
+/* Give link name the MAC address mac (kept: a bridge no longer follows its ports'). */
+int nl_link_set_mac(const char *name, const uint8_t mac[6]) __attribute__((warn_unused_result));
 /* Add or delete an IPv4 address on link ifname. Adding one that is there is 0. */
 int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p) __attribute__((warn_unused_result));
 /* The IPv4 addresses of link ifname (at most max). */

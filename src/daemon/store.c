@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -50,9 +50,14 @@ static const char schema[] =
 	" tap TEXT NOT NULL,"
 	" mac TEXT NOT NULL UNIQUE,"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
-	" switch TEXT NOT NULL DEFAULT '',"   /* the virtual switch, or '': a tap given by name */
-	" vlan INTEGER NOT NULL DEFAULT 0,"   /* on a switch: the access VLAN, 0: untagged */
-	" guards INTEGER NOT NULL DEFAULT 0," /* 1 MAC spoofing allowed, 2 DHCP, 4 router guard */
+	" switch TEXT NOT NULL DEFAULT '',"	/* the virtual switch, or '': a tap given by name */
+	" vlan INTEGER NOT NULL DEFAULT 0,"	/* on a switch: the access VLAN, 0: untagged */
+	" guards INTEGER NOT NULL DEFAULT 0,"	/* 1 MAC spoofing allowed, 2 DHCP, 4 router guard, 8
+						   port isolation */
+	" vlan_trunk TEXT NOT NULL DEFAULT ''," /* a trunk's VLANs, "10,20-30" */
+	" native_vlan INTEGER NOT NULL DEFAULT 0," /* a trunk's untagged VLAN, 0: 1 */
+	" bw_out INTEGER NOT NULL DEFAULT 0,"	   /* bits/s from the VM, 0: no limit */
+	" bw_in INTEGER NOT NULL DEFAULT 0,"	   /* bits/s to the VM */
 	" PRIMARY KEY(vm, idx));"
 	/* Firmware boot (store_firmware.c): a row per VM that boots through firmware. */
 	"CREATE TABLE IF NOT EXISTS firmware("
@@ -212,6 +217,13 @@ static const char migrate_6_to_7[] =
 	" ELSE '{}' END) FROM vsock;"
 	"DROP TABLE vsock;";
 
+/* From schema 7: adapters' trunk VLANs and bandwidth limits. */
+static const char migrate_7_to_8[] =
+	"ALTER TABLE nics ADD COLUMN vlan_trunk TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE nics ADD COLUMN native_vlan INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE nics ADD COLUMN bw_out INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE nics ADD COLUMN bw_in INTEGER NOT NULL DEFAULT 0;";
+
 static int pin_existing_formats(struct store *st)
 {
 	sqlite3_stmt *s = NULL, *u = NULL;
@@ -353,12 +365,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_5_to_6);
 	if (!ret && version >= 1 && version <= 6)
 		ret = exec_sql(st, migrate_6_to_7);
+	if (!ret && version >= 1 && version <= 7)
+		ret = exec_sql(st, migrate_7_to_8);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=7");
+		ret = exec_sql(st, "PRAGMA user_version=8");
 	/* The message of what failed, taken before finish's ROLLBACK replaces SQLite's
 	 * ("not an error"); a failed COMMIT leaves its own. */
 	if (ret) {
@@ -472,8 +486,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	sqlite3_finalize(s);
 	s = NULL;
 	ret = prepare(st,
-		      "INSERT INTO nics(vm, idx, tap, mac, pci_slot, switch, vlan, guards) "
-		      "VALUES(?,?,?,?,?,?,?,?)",
+		      "INSERT INTO nics(vm, idx, tap, mac, pci_slot, switch, vlan, guards, "
+		      "vlan_trunk, native_vlan, bw_out, bw_in) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
 		      &s);
 	if (ret)
 		return ret;
@@ -489,6 +503,10 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_text(s, 6, def->nics[i].sw, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 7, def->nics[i].vlan);
 		sqlite3_bind_int(s, 8, store_nic_guards(&def->nics[i]));
+		sqlite3_bind_text(s, 9, def->nics[i].vlan_trunk, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 10, def->nics[i].native_vlan);
+		sqlite3_bind_int64(s, 11, (sqlite3_int64)def->nics[i].bw_out);
+		sqlite3_bind_int64(s, 12, (sqlite3_int64)def->nics[i].bw_in);
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_CONSTRAINT) {
 			ret = constraint_error(st, def, err, errlen);
@@ -768,7 +786,8 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	sqlite3_finalize(d);
 	d = NULL;
 	ret = prepare(st,
-		      "SELECT tap, mac, pci_slot, switch, vlan, guards FROM nics WHERE vm=?1 "
+		      "SELECT tap, mac, pci_slot, switch, vlan, guards, vlan_trunk, native_vlan, "
+		      "bw_out, bw_in FROM nics WHERE vm=?1 "
 		      "ORDER BY idx",
 		      &d);
 	if (ret)
@@ -785,6 +804,7 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 
 			nic->vlan = vlan >= 1 && vlan <= VMDEF_VLAN_MAX ? (uint16_t)vlan : 0;
 			store_nic_set_guards(nic, guards);
+			store_nic_set_trunk(nic, d, 6);
 		}
 	}
 	/* One VM's device row that does not parse damages that VM alone: it is kept (listed,

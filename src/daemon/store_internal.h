@@ -46,6 +46,9 @@ int store_scsi_load(struct store *st, struct vm_def *def) __attribute__((warn_un
 /* An adapter's guards as the nics table's guards column keeps them (one bit each), and back. */
 int store_nic_guards(const struct vm_nic *nic);
 void store_nic_set_guards(struct vm_nic *nic, int guards);
+/* An adapter's trunk and bandwidth from the columns vlan_trunk, native_vlan, bw_out, bw_in
+ * of row s, from col on (bad values read as none). */
+void store_nic_set_trunk(struct vm_nic *nic, sqlite3_stmt *s, int col);
 
 /* store_vm_update's writes, inside the caller's transaction. */
 int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, size_t errlen)

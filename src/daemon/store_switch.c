@@ -208,7 +208,10 @@ int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, 
 	struct vm_nic *list = NULL;
 	size_t cnt = 0, cap = 0;
 	int ret = store_prepare(
-		st, "SELECT tap, mac, vlan, guards FROM nics WHERE switch=?1 ORDER BY mac", &s);
+		st,
+		"SELECT tap, mac, vlan, guards, vlan_trunk, native_vlan, bw_out, bw_in FROM nics "
+		"WHERE switch=?1 ORDER BY mac",
+		&s);
 
 	*out = NULL;
 	*n = 0;
@@ -237,6 +240,7 @@ int store_switch_ports(struct store *st, const char *name, struct vm_nic **out, 
 		nic->vlan = (uint16_t)sqlite3_column_int(s, 2);
 		guards = sqlite3_column_int(s, 3);
 		store_nic_set_guards(nic, guards);
+		store_nic_set_trunk(nic, s, 4);
 	}
 	sqlite3_finalize(s);
 	if (ret) {
@@ -374,7 +378,8 @@ int store_forward_prune(struct store *st, const char *uuid)
 
 int store_nic_guards(const struct vm_nic *nic)
 {
-	return nic->mac_spoofing | nic->dhcp_guard << 1 | nic->router_guard << 2;
+	return nic->mac_spoofing | nic->dhcp_guard << 1 | nic->router_guard << 2 |
+	       nic->port_isolation << 3;
 }
 
 void store_nic_set_guards(struct vm_nic *nic, int guards)
@@ -382,4 +387,18 @@ void store_nic_set_guards(struct vm_nic *nic, int guards)
 	nic->mac_spoofing = guards & 1;
 	nic->dhcp_guard = (guards & 2) != 0;
 	nic->router_guard = (guards & 4) != 0;
+	nic->port_isolation = (guards & 8) != 0;
+}
+
+void store_nic_set_trunk(struct vm_nic *nic, sqlite3_stmt *s, int col)
+{
+	int native = sqlite3_column_int(s, col + 1);
+	sqlite3_int64 out = sqlite3_column_int64(s, col + 2), in = sqlite3_column_int64(s, col + 3);
+
+	text_col(s, col, nic->vlan_trunk, sizeof(nic->vlan_trunk));
+	if (vmdef_vlan_list(nic->vlan_trunk, NULL, NULL))
+		nic->vlan_trunk[0] = '\0'; /* damaged: no trunk */
+	nic->native_vlan = native >= 1 && native <= VMDEF_VLAN_MAX ? (uint16_t)native : 0;
+	nic->bw_out = out > 0 ? (uint64_t)out : 0;
+	nic->bw_in = in > 0 ? (uint64_t)in : 0;
 }

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "daemon/disk_policy.h"
-#include "daemon/netlink.h"
+#include "daemon/switch.h"
 #include "daemon/pools.h"
 #include "lib/clock.h"
 #include "lib/error.h"
@@ -164,45 +164,6 @@ static int worker_chain(struct sup *sup, struct worker_files *wf, const char *na
 
 /* /dev/kvm and the taps: the jailed worker can open neither (no /dev in its root, an empty
  * network namespace). */
-/* An adapter on a virtual switch: its tap (keeld's, named after its MAC) becomes a port of
- * the switch's bridge (docs/networking.md). */
-static int switch_port(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
-		       size_t errlen)
-{
-	struct store_switch sw;
-	int r = store_switch_get(st, nic->sw, &sw);
-
-	if (r) {
-		error_set(err, errlen, "adapter %s: there is no switch named '%s'", nic->mac,
-			  nic->sw);
-		return -EINVAL;
-	}
-	r = nl_link_master(ifname, sw.bridge);
-	if (r) {
-		error_set(err, errlen,
-			  "adapter %s: cannot connect tap %s to switch '%s' (bridge %s): %s",
-			  nic->mac, ifname, sw.name, sw.bridge,
-			  r == -ENODEV ? "the switch is down" : strerror(-r));
-		return r;
-	}
-	if (!nic->vlan)
-		return 0;
-	/* Access mode: untagged frames of the tap are VLAN N's, and only VLAN N's reach it. An
-	 * external switch carries N tagged on its adapter. */
-	r = nl_port_vlan(ifname, nic->vlan, true, true);
-	if (!r)
-		r = nl_port_vlan(ifname, 1, false, false);
-	if (!r && !strcmp(sw.type, "external"))
-		r = nl_port_vlan(sw.adapter, nic->vlan, false, true);
-	if (r)
-		error_set(err, errlen,
-			  "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s", nic->mac,
-			  ifname, nic->vlan, sw.name,
-			  r == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
-					   : strerror(-r));
-	return r;
-}
-
 static int worker_devices(struct sup *sup, const struct vm_def *def, struct worker_files *wf,
 			  char *err, size_t errlen)
 {
@@ -222,7 +183,8 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 		if (fd < 0)
 			return fd;
 		if (def->nics[i].sw[0]) {
-			r = switch_port(sup->cfg.store, &def->nics[i], ifname, err, errlen);
+			r = switches_port_attach(sup->cfg.store, &def->nics[i], ifname, err,
+						 errlen);
 			if (r) {
 				close(fd);
 				return r;

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,16 +200,14 @@ static int take_adapter_addrs(struct store_switch *sw)
 	free(routes);
 	if (ret || !n)
 		return ret; /* none: already taken (a restart) */
+	/* Everything recorded before anything moves: a failure halfway (switch_down) gives the
+	 * adapter back all of it, the default route included. */
 	sw->adapter_addrs[0] = '\0';
 	for (size_t i = 0; !ret && i < n; i++) {
 		char s[32];
 
 		nl_prefix4_format(addrs[i], s, sizeof(s));
 		ret = adapter_addrs_add(sw, s);
-		if (!ret)
-			ret = nl_addr4(sw->adapter, false, addrs[i]);
-		if (!ret && sw->allow_mgmt)
-			ret = nl_addr4(sw->bridge, true, addrs[i]);
 	}
 	if (!ret && gw) {
 		char s[40];
@@ -215,6 +215,11 @@ static int take_adapter_addrs(struct store_switch *sw)
 		snprintf(s, sizeof(s), "via:%u.%u.%u.%u", gw >> 24, (gw >> 16) & 255,
 			 (gw >> 8) & 255, gw & 255);
 		ret = adapter_addrs_add(sw, s);
+	}
+	for (size_t i = 0; !ret && i < n; i++) {
+		ret = nl_addr4(sw->adapter, false, addrs[i]);
+		if (!ret && sw->allow_mgmt)
+			ret = nl_addr4(sw->bridge, true, addrs[i]);
 	}
 	return ret;
 }
@@ -283,8 +288,25 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 	return ret;
 }
 
+/* The bridge's MAC: locally administered (0e:, apart from the VMs' 02:), from the switch's
+ * name and creation time (FNV-1a), so that it stays the same across restarts and does not
+ * follow the lowest MAC among its ports (the host's neighbours keep a valid entry). */
+static void bridge_mac(const struct store_switch *sw, uint8_t mac[6])
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *c = sw->name; *c; c++)
+		h = (h ^ (uint8_t)*c) * 1099511628211ull;
+	for (int i = 0; i < 8; i++)
+		h = (h ^ ((uint64_t)sw->created >> (8 * i) & 255)) * 1099511628211ull;
+	mac[0] = 0x0e;
+	for (int i = 1; i < 6; i++)
+		mac[i] = (uint8_t)(h >> (8 * i));
+}
+
 static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
 {
+	uint8_t mac[6];
 	char dir[PATH_MAX];
 	bool bridge = false;
 	int ret = nl_bridge_add(sw->bridge);
@@ -308,7 +330,15 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		step = "turn VLAN filtering on for";
 		goto fail;
 	}
-	ret = 0;
+	step = "set the MAC address of";
+	bridge_mac(sw, mac);
+	ret = nl_link_set_mac(sw->bridge, mac);
+	if (ret)
+		goto fail;
+	/* Fail closed: the rules before anything can pass (an address, a port, the link up). */
+	ret = apply_rules(st, sw, err, errlen);
+	if (ret)
+		return ret;
 	if (is_type(sw, "private")) {
 		char path[128];
 
@@ -345,9 +375,6 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 			goto fail;
 		ret = 0;
 	}
-	ret = apply_rules(st, sw, err, errlen);
-	if (ret)
-		return ret;
 	if (has_dhcp(sw)) {
 		ret = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
 		if (ret) {
@@ -911,6 +938,110 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
 	}
 }
 
+struct trunk_walk {
+	const char *port, *adapter; /* the tap; an external switch's adapter (else NULL) */
+	int ret;
+};
+
+static void trunk_range(uint16_t lo, uint16_t hi, void *data)
+{
+	struct trunk_walk *w = data;
+
+	if (!w->ret)
+		w->ret = nl_port_vlan_range(w->port, lo, hi, true);
+	if (!w->ret && w->adapter)
+		w->ret = nl_port_vlan_range(w->adapter, lo, hi, true);
+}
+
+/* Trunk mode (Set-VMNetworkAdapterVlan -Trunk): the list's VLANs pass tagged, the native
+ * VLAN untagged (its PVID); an external switch carries them tagged on its adapter. */
+static int trunk_port(const struct store_switch *sw, const struct vm_nic *nic, const char *ifname,
+		      char *err, size_t errlen)
+{
+	struct trunk_walk w = {ifname, is_type(sw, "external") ? sw->adapter : NULL, 0};
+	uint16_t native = nic->native_vlan ? nic->native_vlan : 1;
+
+	if (vmdef_vlan_list(nic->vlan_trunk, trunk_range, &w))
+		w.ret = -EINVAL;
+	if (!w.ret && native != 1)
+		w.ret = nl_port_vlan(ifname, 1, false, false);
+	if (!w.ret)
+		w.ret = nl_port_vlan(ifname, native, true, true);
+	if (!w.ret && w.adapter && native != 1)
+		w.ret = nl_port_vlan(w.adapter, native, false, true);
+	if (w.ret)
+		error_set(err, errlen,
+			  "adapter %s: cannot make tap %s a trunk (%s, native %u) on switch '%s': "
+			  "%s",
+			  nic->mac, ifname, nic->vlan_trunk, native, sw->name,
+			  w.ret == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
+					       : strerror(-w.ret));
+	return w.ret;
+}
+
+int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
+			 size_t errlen)
+{
+	struct store_switch sw;
+	int r = store_switch_get(st, nic->sw, &sw);
+
+	if (r) {
+		error_set(err, errlen, "adapter %s: there is no switch named '%s'", nic->mac,
+			  nic->sw);
+		return -EINVAL;
+	}
+	/* Fail closed: the tap forwards only once its guards are loaded, and a batch that
+	 * nftables refuses keeps it off the switch (the VM does not start). */
+	r = apply_rules(st, &sw, err, errlen);
+	if (r)
+		return r;
+	r = nl_link_master(ifname, sw.bridge);
+	if (r) {
+		error_set(err, errlen,
+			  "adapter %s: cannot connect tap %s to switch '%s' (bridge %s): %s",
+			  nic->mac, ifname, sw.name, sw.bridge,
+			  r == -ENODEV ? "the switch is down" : strerror(-r));
+		return r;
+	}
+	if (nic->port_isolation) {
+		r = nl_port_isolated(ifname, true);
+		if (r) {
+			error_set(err, errlen,
+				  "adapter %s: cannot isolate tap %s on switch '%s': %s", nic->mac,
+				  ifname, sw.name, strerror(-r));
+			return r;
+		}
+	}
+	if (nic->bw_in) {
+		r = nl_tbf(ifname, nic->bw_in);
+		if (r) {
+			error_set(err, errlen,
+				  "adapter %s: cannot limit tap %s to %llu bit/s: %s%s", nic->mac,
+				  ifname, (unsigned long long)nic->bw_in, strerror(-r),
+				  r == -ENOENT ? " (no tbf qdisc in this kernel: sch_tbf)" : "");
+			return r;
+		}
+	}
+	if (nic->vlan_trunk[0])
+		return trunk_port(&sw, nic, ifname, err, errlen);
+	if (!nic->vlan)
+		return 0;
+	/* Access mode: untagged frames of the tap are VLAN N's, and only VLAN N's reach it. An
+	 * external switch carries N tagged on its adapter. */
+	r = nl_port_vlan(ifname, nic->vlan, true, true);
+	if (!r)
+		r = nl_port_vlan(ifname, 1, false, false);
+	if (!r && is_type(&sw, "external"))
+		r = nl_port_vlan(sw.adapter, nic->vlan, false, true);
+	if (r)
+		error_set(err, errlen,
+			  "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s", nic->mac,
+			  ifname, nic->vlan, sw.name,
+			  r == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
+					   : strerror(-r));
+	return r;
+}
+
 struct lease_match {
 	const char *mac;
 	json_object *ips;
@@ -949,6 +1080,34 @@ json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic)
 }
 
 /* ---- port forwards ---- */
+
+/* Does a socket of the host's hold port (proto "tcp" or "udp") on some address? Found by
+ * binding the wildcard address, IPv4 then IPv6, which fails for a port taken (a listener's
+ * even with SO_REUSEADDR, which keeps closed connections' TIME_WAIT out of the answer). */
+static bool host_port_in_use(const char *proto, unsigned port)
+{
+	int type = strcmp(proto, "udp") ? SOCK_STREAM : SOCK_DGRAM;
+	bool used = false;
+
+	for (int v6 = 0; v6 < 2 && !used; v6++) {
+		struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+					  .sin6_port = htons((uint16_t)port)};
+		int fd = socket(v6 ? AF_INET6 : AF_INET, type | SOCK_CLOEXEC, 0), one = 1;
+
+		if (fd < 0)
+			continue; /* no IPv6 here: nothing can listen there */
+		(void)!setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (v6)
+			(void)!setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if ((v6 ? bind(fd, (struct sockaddr *)&a6, sizeof(a6))
+			: bind(fd, (struct sockaddr *)&a4, sizeof(a4))) < 0 &&
+		    errno == EADDRINUSE)
+			used = true;
+		close(fd);
+	}
+	return used;
+}
 
 struct lease_set {
 	uint32_t *addrs;
@@ -1110,6 +1269,13 @@ int switches_forward_add(struct store *st, const char *name, json_object *req, c
 	snprintf(f.sw, sizeof(f.sw), "%s", name);
 	f.host_port = (unsigned)hp;
 	f.port = (unsigned)port;
+	if (host_port_in_use(f.proto, f.host_port)) {
+		error_set(err, errlen,
+			  "host port %s/%u is in use by a service of the host's: a forward would "
+			  "take its traffic",
+			  f.proto, f.host_port);
+		return -EEXIST;
+	}
 	ret = pick_address(st, &sw, f.mac, f.address, sizeof(f.address));
 	if (ret) {
 		error_set(err, errlen, "switch '%s' has no free address to reserve for VM '%s'",

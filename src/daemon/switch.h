@@ -49,6 +49,11 @@ int switches_check_def(struct store *st, const struct vm_def *def, char *err, si
 /* The adapters of a VM changed (a: before, b: after, either may be NULL): the guards of
  * the switches they are on are loaded again. Failures are logged. */
 void switches_ports_changed(struct store *st, const struct vm_def *a, const struct vm_def *b);
+/* Make the tap ifname of adapter nic (on a switch) a port of its switch: the switch's rules
+ * (with the adapter's guards) loaded first, then the port, its isolation and its VLAN. A
+ * refused rules batch is an error: the tap stays off the switch. 0 or -errno with err. */
+int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
+			 size_t errlen) __attribute__((warn_unused_result));
 /* The guest addresses the switch's DHCP leases give the adapter with this MAC, as a JSON
  * array (empty when none). */
 json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic);

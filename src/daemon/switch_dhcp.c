@@ -35,6 +35,10 @@ static struct inst {
 } insts[SWITCH_DHCP_MAX];
 static size_t ninsts;
 
+/* At most this many leases on a switch, whatever its range: a guest allowed to spoof MACs
+ * cannot fill a large subnet's lease file (dnsmasq answers no more once it is reached). */
+#define LEASES_CAP 1024u
+
 int switch_dhcp_conf(const struct store_switch *sw, const char *dir, char *buf, size_t size)
 {
 	struct nl_prefix4 net;
@@ -73,7 +77,9 @@ int switch_dhcp_conf(const struct store_switch *sw, const char *dir, char *buf, 
 		     "dhcp-ignore-clid\n"
 		     "no-ping\n"
 		     "domain-needed\n",
-		     sw->name, sw->bridge, gw, lo, hi, nm, last - first + 1, dir, dir, gw, gw);
+		     sw->name, sw->bridge, gw, lo, hi, nm,
+		     last - first + 1 < LEASES_CAP ? last - first + 1 : LEASES_CAP, dir, dir, gw,
+		     gw);
 	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
 

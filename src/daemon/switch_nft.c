@@ -12,6 +12,8 @@
 
 #include "lib/error.h"
 
+#define DOCKER_USER "DOCKER-USER"
+
 struct script {
 	char *buf;
 	size_t size, len;
@@ -45,29 +47,80 @@ static const struct {
 	{"dnatout", "nat", "output", -100},  /* port forwards, from the host itself */
 };
 
-/* The guards of one adapter, on frames entering the switch from its tap. */
-static void guards(struct script *s, const char *b, const struct vm_nic *p)
+/* The MAC "aa:bb:cc:dd:ee:ff" as the number 0xaabbccddeeff, for a raw payload match. */
+static void mac_hex(const char *mac, char *out, size_t size)
+{
+	size_t n = snprintf(out, size, "0x");
+
+	for (const char *c = mac; *c && n + 1 < size; c++)
+		if (*c != ':')
+			out[n++] = *c;
+	out[n] = '\0';
+}
+
+/* The guards of adapter p that look into IPv4 and IPv6 (l3: how such frames are matched). */
+static void l3_guards(struct script *s, const char *b, const struct vm_nic *p,
+		      const char *const l3[2], const char *hex)
 {
 	const char *t = "bridge " SWITCH_NFT_TABLE;
 
+	/* A DHCP request must ask for the adapter's own MAC (chaddr, 28 bytes into the BOOTP
+	 * message after the 8-byte UDP header): the leases, and so the addresses keel shows and
+	 * reserves, follow the MACs keel gave, not the guest's claims. */
 	if (!p->mac_spoofing)
-		put(s, "add rule %s %s_guard iifname \"%s\" ether saddr != %s drop\n", t, b, p->tap,
-		    p->mac);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s udp dport 67 @th,288,48 != %s counter "
+		    "drop\n",
+		    t, b, p->tap, l3[0], hex);
 	if (p->dhcp_guard) {
-		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip udp sport 67 drop\n", t,
-		    b, p->tap);
-		put(s, "add rule %s %s_guard iifname \"%s\" ether type ip6 udp sport 547 drop\n", t,
-		    b, p->tap);
+		/* What makes a DHCP server's reply: from its port, or to a client's. */
+		put(s, "add rule %s %s_guard iifname \"%s\" %s udp sport 67 counter drop\n", t, b,
+		    p->tap, l3[0]);
+		put(s, "add rule %s %s_guard iifname \"%s\" %s udp dport 68 counter drop\n", t, b,
+		    p->tap, l3[0]);
+		put(s, "add rule %s %s_guard iifname \"%s\" %s udp sport 547 counter drop\n", t, b,
+		    p->tap, l3[1]);
+		put(s, "add rule %s %s_guard iifname \"%s\" %s udp dport 546 counter drop\n", t, b,
+		    p->tap, l3[1]);
 	}
 	if (p->router_guard) {
 		put(s,
-		    "add rule %s %s_guard iifname \"%s\" ether type ip6 icmpv6 type "
-		    "{ nd-router-advert, nd-redirect } drop\n",
-		    t, b, p->tap);
-		put(s,
-		    "add rule %s %s_guard iifname \"%s\" ether type ip icmp type redirect drop\n",
-		    t, b, p->tap);
+		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type "
+		    "{ nd-router-advert, nd-redirect } counter drop\n",
+		    t, b, p->tap, l3[1]);
+		put(s, "add rule %s %s_guard iifname \"%s\" %s icmp type redirect counter drop\n",
+		    t, b, p->tap, l3[0]);
 	}
+}
+
+/* The guards of one adapter, on frames entering the switch from its tap (docs/networking.md,
+ * "Guards"), and the limit of what it sends. Every rule counts what it drops. */
+static void guards(struct script *s, const char *b, const struct vm_nic *p)
+{
+	static const char *const l3[2][2] = {{"ether type ip", "ether type ip6"},
+					     {"vlan type ip", "vlan type ip6"}};
+	const char *t = "bridge " SWITCH_NFT_TABLE;
+	char hex[20];
+
+	/* 802.1Q frames but from a trunk, and 802.1ad (stacked) ones from any port: a VM's VLAN
+	 * is the switch's to set. (A VLAN-accelerated frame's tag is matched too: nft puts it
+	 * back into the header it reads.) */
+	put(s, "add rule %s %s_guard iifname \"%s\" ether type %s counter drop\n", t, b, p->tap,
+	    p->vlan_trunk[0] ? "8021ad" : "{ 8021q, 8021ad }");
+	/* Maximum bandwidth out of the VM: what passes the limit's token bucket (at first a
+	 * second's worth and 64 KiB, then the rate). */
+	if (p->bw_out)
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" limit rate over %llu bytes/second burst "
+		    "65536 bytes counter drop\n",
+		    t, b, p->tap, (unsigned long long)(p->bw_out / 8));
+	if (!p->mac_spoofing)
+		put(s, "add rule %s %s_guard iifname \"%s\" ether saddr != %s counter drop\n", t, b,
+		    p->tap, p->mac);
+	mac_hex(p->mac, hex, sizeof(hex));
+	/* untagged frames; a trunk's tagged ones too */
+	for (int v = 0; v < (p->vlan_trunk[0] ? 2 : 1); v++)
+		l3_guards(s, b, p, l3[v], hex);
 }
 
 int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
@@ -115,8 +168,8 @@ int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in 
 		for (size_t i = 0; i < in->nfwds; i++)
 			for (int c = 0; c < 2; c++)
 				put(&s,
-				    "add rule %s %s_%s fib daddr type local %s dport %u dnat ip to "
-				    "%s:%u\n",
+				    "add rule %s %s_%s fib daddr type local ip daddr != "
+				    "127.0.0.0/8 %s dport %u dnat ip to %s:%u\n",
 				    t, b, c ? "dnatout" : "dnat", in->fwds[i].proto,
 				    in->fwds[i].host_port, in->fwds[i].address, in->fwds[i].port);
 	}
@@ -132,10 +185,53 @@ out:
 	return s.full ? -ENOSPC : (int)s.len;
 }
 
+/* Docker's FORWARD chain (table ip filter, iptables-nft) drops by policy what it does not
+ * know, whatever keel's own chains accept: where its DOCKER-USER chain exists, the switch's
+ * traffic is accepted there, as Docker documents for other bridges (keel's kbrN_fwd still
+ * decides what passes). Each rule carries the comment "keel BRIDGE". *present: are they
+ * there (true when there is no such chain); then op puts them there or takes them away.
+ * 0 when there is no DOCKER-USER chain. */
+enum docker_op { DOCKER_CHECK, DOCKER_ADD, DOCKER_REMOVE };
+static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op op, bool *present)
+{
+	char cmd[256], tag[64], *out, *save = NULL;
+	int ret = 0;
+
+	*present = true;
+	if (nft_run_cmd_from_buffer(nft, "list chain ip filter " DOCKER_USER))
+		return 0; /* no Docker here */
+	snprintf(tag, sizeof(tag), "comment \"keel %s\"", bridge);
+	out = strdup(nft_ctx_get_output_buffer(nft));
+	if (!out)
+		return -ENOMEM;
+	*present = strstr(out, tag) != NULL;
+	if (op == DOCKER_ADD && !*present) {
+		snprintf(cmd, sizeof(cmd),
+			 "insert rule ip filter " DOCKER_USER " iifname \"%s\" accept %s\n"
+			 "insert rule ip filter " DOCKER_USER " oifname \"%s\" accept %s\n",
+			 bridge, tag, bridge, tag);
+		ret = nft_run_cmd_from_buffer(nft, cmd) ? -EIO : 0;
+	}
+	/* "... comment "keel kbrN" # handle N": each of ours, by its handle. */
+	for (char *l = strtok_r(out, "\n", &save); op == DOCKER_REMOVE && l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		const char *h = strstr(l, "# handle ");
+
+		if (!strstr(l, tag) || !h)
+			continue;
+		snprintf(cmd, sizeof(cmd), "delete rule ip filter " DOCKER_USER " handle %ld",
+			 strtol(h + 9, NULL, 10));
+		if (nft_run_cmd_from_buffer(nft, cmd))
+			ret = -EIO;
+	}
+	free(out);
+	return ret;
+}
+
 int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
 		     char *err, size_t errlen)
 {
-	size_t size = 4096 + (in ? 512 * in->nports + 256 * in->nfwds : 0);
+	size_t size = 4096 + (in ? 3072 * in->nports + 256 * in->nfwds : 0);
 	char *script = malloc(size);
 	struct nft_ctx *nft;
 	int n = script ? switch_nft_script(sw, in, remove, script, size) : -ENOMEM, ret = 0;
@@ -156,9 +252,27 @@ int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *
 	if (nft_run_cmd_from_buffer(nft, script)) {
 		const char *why = nft_ctx_get_error_buffer(nft);
 
-		error_set(err, errlen, "switch '%s': nftables refused its rules: %.*s", sw->name,
-			  (int)strcspn(why ? why : "", "\n"), why ? why : "");
+		why = why ? why : "";
+		/* ENOENT from the kernel: an expression whose module could not be loaded (the
+		 * guards' bridge-family meta needs nft_meta_bridge, a bandwidth limit nft_limit).
+		 */
+		error_set(err, errlen, "switch '%s': nftables refused its rules: %.*s%s", sw->name,
+			  (int)strcspn(why, "\n"), why,
+			  strstr(why, "No such file or directory")
+				  ? " (a kernel module missing? the guards need nft_meta_bridge, "
+				    "bandwidth limits nft_limit)"
+				  : "");
 		ret = -EIO;
+	} else {
+		bool there;
+
+		nft_ctx_output_set_flags(nft, NFT_CTX_OUTPUT_HANDLE);
+		if (docker_user(nft, sw->bridge, remove ? DOCKER_REMOVE : DOCKER_ADD, &there)) {
+			error_set(err, errlen,
+				  "switch '%s': cannot %s its rules in Docker's %s chain", sw->name,
+				  remove ? "remove" : "add", DOCKER_USER);
+			ret = -EIO;
+		}
 	}
 	nft_ctx_free(nft);
 	free(script);
@@ -180,6 +294,11 @@ bool switch_nft_present(const struct store_switch *sw)
 	there = nft_run_cmd_from_buffer(nft, cmd) == 0;
 	snprintf(cmd, sizeof(cmd), "list chain bridge %s %s_guard", SWITCH_NFT_TABLE, sw->bridge);
 	there = there && nft_run_cmd_from_buffer(nft, cmd) == 0;
+	if (there) {
+		bool docker;
+
+		there = docker_user(nft, sw->bridge, DOCKER_CHECK, &docker) == 0 && docker;
+	}
 	nft_ctx_free(nft);
 	return there;
 }

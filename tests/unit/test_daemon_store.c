@@ -108,6 +108,12 @@ static void test_rejects(void **state)
 		{"{\"nets\":[{}]}", "neither a 'tap' nor a 'switch'"},
 		{"{\"nets\":[{\"switch\":\" x\"}]}", "is not a switch name"},
 		{"{\"nets\":[{\"switch\":\"s\",\"tap\":\"t\"}]}", "leave 'tap' out"},
+		{"{\"nets\":[{\"switch\":\"s\",\"vlan_trunk\":\"10,,20\"}]}", "not a VLAN list"},
+		{"{\"nets\":[{\"switch\":\"s\",\"vlan_trunk\":\"4095\"}]}", "not a VLAN list"},
+		{"{\"nets\":[{\"switch\":\"s\",\"vlan_trunk\":\"10\",\"vlan\":3}]}", "not both"},
+		{"{\"nets\":[{\"switch\":\"s\",\"native_vlan\":3}]}", "a trunk's"},
+		{"{\"nets\":[{\"switch\":\"s\",\"bandwidth_in\":10}]}", "bandwidth_in"},
+		{"{\"nets\":[{\"tap\":\"t\",\"port_isolation\":true}]}", "a switch's"},
 		{"{\"disks\":[{\"readonly\":true}]}", "no 'path'"},
 		{"{\"disks\":{}}", "array"},
 		{"{\"automatic_stop_action\":\"suspend\"}", "one of"},
@@ -128,6 +134,29 @@ static void test_rejects(void **state)
 		assert_int_equal(def.nnics, 1);
 		vmdef_free(&def);
 	}
+}
+
+static void vlan_range(uint16_t lo, uint16_t hi, void *data)
+{
+	char *out = data;
+	size_t len = strlen(out);
+
+	snprintf(out + len, 64 - len, "[%u,%u]", lo, hi);
+}
+
+/* A trunk's VLAN list: ranges in order; malformed lists refused. */
+static void test_vlan_list(void **state)
+{
+	static const char *const bad[] = {"",	"0",	 "4095", "10,", ",10", "10-",
+					  "-5", "20-10", "1,,2", "a",	"1 2", "10-20-30"};
+	char got[64] = "";
+
+	(void)state;
+	assert_int_equal(vmdef_vlan_list("10,20-30,4094", vlan_range, got), 0);
+	assert_string_equal(got, "[10,10][20,30][4094,4094]");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (vmdef_vlan_list(bad[i], NULL, NULL) != -EINVAL)
+			fail_msg("'%s' was taken as a VLAN list", bad[i]);
 }
 
 static void test_validate_files(void **state)
@@ -222,6 +251,13 @@ static void test_store_roundtrip(void **state)
 	assert_int_equal(store_open(":memory:", &st, err, sizeof(err)), 0);
 	make_def(&a, "alpha");
 	make_def(&b, "beta");
+	/* An adapter's switch features survive the store. */
+	strcpy(a.nics[0].sw, "s");
+	strcpy(a.nics[0].vlan_trunk, "10,20-30");
+	a.nics[0].native_vlan = 5;
+	a.nics[0].bw_out = 10000000;
+	a.nics[0].bw_in = 20000000;
+	a.nics[0].port_isolation = true;
 	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
 	assert_int_equal(store_vm_insert(st, &b, err, sizeof(err)), 0);
 
@@ -262,6 +298,10 @@ static void test_store_roundtrip(void **state)
 	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
 	assert_int_equal(got.cpus, 4);
 	assert_int_equal(got.revision, 2);
+	assert_string_equal(got.nics[0].vlan_trunk, "10,20-30");
+	assert_int_equal(got.nics[0].native_vlan, 5);
+	assert_true(got.nics[0].bw_out == 10000000 && got.nics[0].bw_in == 20000000);
+	assert_true(got.nics[0].port_isolation);
 	vmdef_free(&got);
 
 	/* Runtime records, and their removal with the VM. */
@@ -626,6 +666,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_and_fields),
 		cmocka_unit_test(test_rejects),
+		cmocka_unit_test(test_vlan_list),
 		cmocka_unit_test(test_validate_files),
 		cmocka_unit_test(test_mac_kept_on_same_tap),
 		cmocka_unit_test(test_slots_kept_and_requested),
