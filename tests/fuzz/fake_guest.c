@@ -2,6 +2,7 @@
 /* A guest driver whose chains come from the fuzz input (fake_guest.h). */
 #include "fake_guest.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "fake_machine.h"
@@ -21,6 +22,12 @@
 struct walk {
 	bool seen[VQ_MAX_SIZE];
 	uint64_t out_len[VQ_MAX_SIZE]; /* by head: the most writable bytes of its chains */
+	/* By head: where its first FAKE_GUEST_HEAD_BYTES writable bytes are (NULL past the
+	 * chain's end); valid when no two chains' writable buffers overlap (!aliased). */
+	uint8_t *head_out[VQ_MAX_SIZE][FAKE_GUEST_HEAD_BYTES];
+	bool aliased;
+	unsigned nsegs;
+	struct iovec segs[4096]; /* the writable buffers, to find overlaps (more: aliased) */
 };
 
 static struct walk walks[FAKE_GUEST_QUEUES];
@@ -94,6 +101,46 @@ static bool on_meta(const void *p, size_t len)
 	return false;
 }
 
+static void record_out(struct walk *w, const struct vq_chain *c)
+{
+	unsigned i, k = 0;
+
+	for (i = c->nin; i < c->nin + c->nout; i++) {
+		uint8_t *p = c->seg[i].iov_base;
+		size_t j;
+
+		for (j = 0; j < c->seg[i].iov_len && k < FAKE_GUEST_HEAD_BYTES; j++)
+			w->head_out[c->head][k++] = p + j;
+		if (w->nsegs == sizeof(w->segs) / sizeof(w->segs[0]))
+			w->aliased = true;
+		else
+			w->segs[w->nsegs++] = c->seg[i];
+	}
+	for (; k < FAKE_GUEST_HEAD_BYTES; k++)
+		w->head_out[c->head][k] = NULL;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct iovec *)a)->iov_base,
+		  y = (uintptr_t)((const struct iovec *)b)->iov_base;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Do any two writable buffers overlap? */
+static void find_aliases(struct walk *w)
+{
+	unsigned i;
+
+	if (w->aliased || w->nsegs < 2)
+		return;
+	qsort(w->segs, w->nsegs, sizeof(w->segs[0]), seg_cmp);
+	for (i = 1; i < w->nsegs && !w->aliased; i++)
+		w->aliased = (uintptr_t)w->segs[i - 1].iov_base + w->segs[i - 1].iov_len >
+			     (uintptr_t)w->segs[i].iov_base;
+}
+
 static void walk(const struct fake_guest *g, unsigned q)
 {
 	struct vq vq = g->vd->q[q].vq; /* vq_pop only reads guest memory */
@@ -101,13 +148,18 @@ static void walk(const struct fake_guest *g, unsigned q)
 	unsigned n, i;
 	int r;
 
-	memset(w, 0, sizeof(*w));
+	memset(w->seen, 0, sizeof(w->seen));
+	memset(w->out_len, 0, sizeof(w->out_len));
+	w->aliased = false;
+	w->nsegs = 0;
 	if (!vq.ready)
 		return;
 	for (n = 0; n <= vq.size; n++) {
 		r = vq_pop(&vq, &chain, NULL);
 		if (r == 0 || r == VQ_BROKEN)
 			break;
+		if (w->seen[chain.head])
+			w->aliased = true; /* a head posted twice: its buffers written twice */
 		w->seen[chain.head] = true;
 		if (r != 1)
 			continue;
@@ -115,7 +167,22 @@ static void walk(const struct fake_guest *g, unsigned q)
 			w->out_len[chain.head] = chain.out_len;
 		for (i = chain.nin; i < chain.nin + chain.nout && !clobber; i++)
 			clobber = on_meta(chain.seg[i].iov_base, chain.seg[i].iov_len);
+		record_out(w, &chain);
 	}
+	find_aliases(w);
+}
+
+/* A queue's chains as the walk found them: the address of writable byte off (below
+ * FAKE_GUEST_HEAD_BYTES) of head's chain, or NULL when the chain has no such byte or the
+ * device's writes may have landed on it more than once (chains overlap). */
+uint8_t *fake_guest_out_byte(unsigned q, uint16_t head, unsigned off)
+{
+	const struct walk *w = &walks[q];
+
+	if (q >= FAKE_GUEST_QUEUES || head >= VQ_MAX_SIZE || off >= FAKE_GUEST_HEAD_BYTES ||
+	    w->aliased || clobber || !w->seen[head])
+		return NULL;
+	return w->head_out[head][off];
 }
 
 /* The used entries the device added: a head it could have taken, no more bytes than its

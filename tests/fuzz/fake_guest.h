@@ -56,6 +56,11 @@ void fake_guest_expect(struct fake_guest *g);
 void fake_guest_verify(struct fake_guest *g);
 /* The device's I/O thread's work and the target's served hook, between the two. */
 void fake_guest_serve(struct fake_guest *g);
+/* Writable bytes of a chain the walk before the last serve found: byte off (below
+ * FAKE_GUEST_HEAD_BYTES) of head's chain on queue q, or NULL when unknown (no such byte, or
+ * chains that overlap: the device may have written it more than once). */
+#define FAKE_GUEST_HEAD_BYTES 16
+uint8_t *fake_guest_out_byte(unsigned q, uint16_t head, unsigned off);
 /* The transport's and PCI's invariants (after every operation). */
 void fake_guest_check(struct fake_guest *g);
 

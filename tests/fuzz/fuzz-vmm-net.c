@@ -21,12 +21,47 @@
 #include "fake_machine.h"
 #include "lib/le.h"
 #include "vmm/virtio/net_hdr.h"
+#include "vmm/virtio/virtio.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct fake_guest g;
 static int peer;
 static uint8_t frame[256 * 1024];
+
+/* The frames the device received since the last check: each in used entries that follow
+ * each other, as many as its header's num_buffers says, all of them there (published
+ * together); a chain not used for a frame (malformed, or a frame dropped) has 0 bytes.
+ * Only when the walk knows where the headers are (chains that do not overlap). */
+static void check_frames(struct fake_guest *fg)
+{
+	const struct vq *vq = &fg->vd->q[0].vq;
+	uint16_t k = fg->used_seen[0], end = vq->used_idx;
+
+	if (!vq->ready || (uint16_t)(end - k) > vq->size)
+		return;
+	while (k != end) {
+		const uint8_t *e = vq->used + 4 + 8 * (k & (vq->size - 1));
+		uint16_t head = (uint16_t)le_load(e, 4), nbuf, i;
+		uint8_t *lo = fake_guest_out_byte(0, head, 10),
+			*hi = fake_guest_out_byte(0, head, 11);
+
+		if (!le_load(e + 4, 4)) {
+			k++;
+			continue;
+		}
+		if (!lo || !hi)
+			return;
+		nbuf = (uint16_t)(*lo | *hi << 8);
+		FAKE_CHECK(nbuf >= 1 && nbuf <= (uint16_t)(end - k),
+			   "a frame of %u buffers with %u used entries after it", nbuf,
+			   (uint16_t)(end - k));
+		for (i = 1; i < nbuf; i++)
+			FAKE_CHECK(le_load(vq->used + 4 + 8 * ((k + i) & (vq->size - 1)) + 4, 4),
+				   "buffer %u of a frame of %u has 0 bytes", i, nbuf);
+		k = (uint16_t)(k + nbuf);
+	}
+}
 
 /* Frames the device transmitted: each whole, led by its header. */
 static void served(struct fake_guest *fg)
@@ -35,6 +70,7 @@ static void served(struct fake_guest *fg)
 
 	while ((n = recv(peer, frame, sizeof(frame), MSG_TRUNC)) >= 0)
 		FAKE_CHECK(n >= NET_HDR_SIZE, "a %zd-byte frame without a header", n);
+	check_frames(fg);
 }
 
 static void send_frame(size_t len, uint8_t fill, const uint8_t *bytes, size_t nbytes)

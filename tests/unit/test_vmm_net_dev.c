@@ -13,8 +13,11 @@
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <stdio.h>
+#include <errno.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,8 +30,10 @@
 
 #include "fake_machine.h"
 #include "fake_virtio.h"
+#include "lib/crc32c.h"
 #include "lib/le.h"
 #include "lib/tap.h"
+#include "vmm/device.h"
 #include "vmm/virtio/net.h"
 #include "vmm/mem.h"
 #include "vmm/seccomp_filter.h"
@@ -49,10 +54,43 @@
 	(F(NET_F_CSUM) | F(NET_F_HOST_TSO4) | F(NET_F_GUEST_CSUM) | F(NET_F_GUEST_TSO4) |          \
 	 F(NET_F_GUEST_TSO6) | F(NET_F_MRG_RXBUF) | F(VIRTIO_F_EVENT_IDX))
 
+extern const struct device_class virtio_net_class;
+
 static struct virtio_dev *vd;
 static int peer;
 static uint16_t avail_idx[2], used_seen[2];
 static uint8_t frame[NET_HDR_SIZE + NET_FRAME_MAX], got[NET_HDR_SIZE + NET_FRAME_MAX];
+
+/* TUNSETOFFLOAD, seen through -Wl,--wrap=ioctl: on the socket pair's "tap" it does nothing
+ * and works (or fails, offl_fail times). */
+int __real_ioctl(int fd, unsigned long req, ...);
+int __wrap_ioctl(int fd, unsigned long req, ...);
+static unsigned offl_calls, offl_fail;
+static unsigned long offl_set; /* what the last one that worked set */
+
+int __wrap_ioctl(int fd, unsigned long req, ...)
+{
+	struct stat st;
+	va_list ap;
+	unsigned long arg;
+	int r;
+
+	va_start(ap, req);
+	arg = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (req != TUNSETOFFLOAD)
+		return __real_ioctl(fd, req, arg);
+	offl_calls++;
+	if (offl_fail) {
+		offl_fail--;
+		errno = EBUSY;
+		return -1;
+	}
+	r = !fstat(fd, &st) && S_ISSOCK(st.st_mode) ? 0 : __real_ioctl(fd, req, arg);
+	if (!r)
+		offl_set = arg;
+	return r;
+}
 
 static uint8_t *ram(uint64_t gpa, uint64_t len)
 {
@@ -60,6 +98,18 @@ static uint8_t *ram(uint64_t gpa, uint64_t len)
 
 	FAKE_CHECK(p, "guest address 0x%llx not in RAM", (unsigned long long)gpa);
 	return p;
+}
+
+static void queues(struct fake_vq q[2], uint16_t qsize)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		q[i] = (struct fake_vq){.size = qsize,
+					.vector = (uint16_t)(i + 1),
+					.desc = QBASE(i),
+					.avail = AVAIL(i),
+					.used = USED(i)};
+		avail_idx[i] = used_seen[i] = 0;
+	}
 }
 
 static void start(uint64_t features, uint16_t qsize)
@@ -74,35 +124,45 @@ static void start(uint64_t features, uint16_t qsize)
 	fake_machine_reset();
 	fake_virtio_serve(vd);
 	vd = fake_virtio_net(&peer); /* no frame left from the last test */
-	for (unsigned i = 0; i < 2; i++) {
-		q[i] = (struct fake_vq){.size = qsize,
-					.vector = (uint16_t)(i + 1),
-					.desc = QBASE(i),
-					.avail = AVAIL(i),
-					.used = USED(i)};
-		avail_idx[i] = used_seen[i] = 0;
-	}
+	queues(q, qsize);
 	assert_true(fake_virtio_start(vd, features, q, 2));
 	fake_virtio_serve(vd);
+}
+
+/* Descriptor i of a table at gpa. */
+static void desc(uint64_t gpa, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+		 uint16_t next)
+{
+	uint8_t *d = ram(gpa + 16u * i, 16);
+
+	le64_store(d, addr);
+	le32_store(d + 8, len);
+	le16_store(d + 12, flags);
+	le16_store(d + 14, next);
+}
+
+/* A one-descriptor chain (at the ring's next slot) of len bytes at addr on queue qi. */
+static void post_desc(unsigned qi, uint64_t addr, uint32_t len, uint16_t flags)
+{
+	uint16_t size = vd->q[qi].size;
+	unsigned slot = avail_idx[qi] % size;
+	uint8_t *avail = ram(AVAIL(qi), 4 + 2 * size);
+
+	desc(QBASE(qi), slot, addr, len, flags, 0);
+	le16_store(avail + 4 + 2 * slot, (uint16_t)slot);
+	avail_idx[qi]++;
+	le16_store(avail + 2, avail_idx[qi]);
 }
 
 /* A one-descriptor chain of len bytes on queue qi (bytes: what the device reads). */
 static void post(unsigned qi, const void *bytes, uint32_t len, bool writable)
 {
-	uint16_t size = vd->q[qi].size;
-	unsigned slot = avail_idx[qi] % size;
-	uint8_t *d = ram(QBASE(qi) + 16u * slot, 16), *avail = ram(AVAIL(qi), 4 + 2 * size);
+	unsigned slot = avail_idx[qi] % vd->q[qi].size;
 
 	assert_true(len <= BUF_MAX(qi));
 	if (!writable)
 		memcpy(ram(BUF(qi, slot), len), bytes, len);
-	le64_store(d, BUF(qi, slot));
-	le32_store(d + 8, len);
-	le16_store(d + 12, writable ? VRING_DESC_F_WRITE : 0);
-	le16_store(d + 14, 0);
-	le16_store(avail + 4 + 2 * slot, (uint16_t)slot);
-	avail_idx[qi]++;
-	le16_store(avail + 2, avail_idx[qi]);
+	post_desc(qi, BUF(qi, slot), len, writable ? VRING_DESC_F_WRITE : 0);
 }
 
 static void rx_buffers(unsigned n, uint32_t len)
@@ -243,14 +303,56 @@ static void test_rx_offload_not_negotiated(void **state)
 	check_frame(100, 9, 1);
 }
 
+/* A frame waiting for buffers is not placed again on a notify that brings none: the four
+ * chains it was copied into are not written again (nor the tap watched). */
+static void test_rx_wait_notify_without_buffers(void **state)
+{
+	(void)state;
+	start(ALL_F, QSIZE);
+	rx_buffers(4, 256);
+	send_frame(3000, 3);
+	assert_int_equal(used_idx(0), 0);
+	memset(ram(BUF(0, 0), 256), 0, 256);
+	for (int i = 0; i < 3; i++) {
+		fake_virtio_notify(vd, 0);
+		fake_virtio_serve(vd);
+	}
+	for (unsigned i = 0; i < 256; i++)
+		if (ram(BUF(0, 0), 256)[i])
+			fail_msg("the waiting frame was copied again (byte %u)", i);
+	assert_int_equal(used_idx(0), 0);
+	rx_buffers(10, 256);
+	check_frame(3000, 3, (NET_HDR_SIZE + 3000 + 255) / 256);
+}
+
+/* The ring breaks (an avail entry names no descriptor) after three good chains of a frame:
+ * they go back untaken, nothing is returned (the bug 7357254 fixed). */
+static void test_rx_ring_breaks_mid_frame(void **state)
+{
+	uint8_t *avail;
+
+	(void)state;
+	start(ALL_F, QSIZE);
+	for (unsigned i = 0; i < 3; i++)
+		post(0, NULL, 256, true);
+	avail = ram(AVAIL(0), 4 + 2 * QSIZE);
+	le16_store(avail + 4 + 2 * 3, 999);
+	le16_store(avail + 2, 4);
+	fake_virtio_notify(vd, 0);
+	fake_virtio_serve(vd);
+	send_frame(3000, 3);
+	assert_int_equal(vd->q[0].vq.last_avail, 0);
+	assert_int_equal(used_idx(0), 0);
+	assert_int_equal(vd->q[0].vq.used_idx, 0);
+}
+
 /* A transmit chain with this header and a 100-byte frame: whether the tap got it. */
-static bool tx(uint64_t features, uint8_t flags, uint8_t gso, uint16_t hdr_len, uint16_t gso_size,
-	       uint16_t csum_start, uint16_t csum_off)
+static bool tx(uint8_t flags, uint8_t gso, uint16_t hdr_len, uint16_t gso_size, uint16_t csum_start,
+	       uint16_t csum_off)
 {
 	uint8_t buf[NET_HDR_SIZE + 100] = {flags, gso};
 	ssize_t n;
 
-	(void)features;
 	le16_store(buf + 2, hdr_len);
 	le16_store(buf + 4, gso_size);
 	le16_store(buf + 6, csum_start);
@@ -274,22 +376,172 @@ static void test_tx_headers(void **state)
 {
 	(void)state;
 	start(ALL_F, QSIZE); /* CSUM and HOST_TSO4, no HOST_TSO6 */
-	assert_true(tx(0, 0, NET_HDR_GSO_NONE, 0, 0, 0, 0));
-	assert_true(tx(0, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_NONE, 0, 0, 34, 16));
-	assert_true(tx(0, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 54, 1448, 34, 16));
-	assert_false(tx(0, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_NONE, 0, 0, 90, 9)); /* 101 > 100 */
-	assert_false(tx(0, 2, NET_HDR_GSO_NONE, 0, 0, 0, 0));			  /* DATA_VALID */
-	assert_false(tx(0, 0, NET_HDR_GSO_TCPV4, 54, 1448, 0, 0)); /* no checksum offload */
-	assert_false(tx(0, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV6, 54, 1448, 34, 16));
-	assert_false(tx(0, NET_HDR_F_NEEDS_CSUM, 3, 54, 1448, 34, 16)); /* UDP */
+	assert_true(tx(0, NET_HDR_GSO_NONE, 0, 0, 0, 0));
+	assert_true(tx(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_NONE, 0, 0, 34, 16));
+	assert_true(tx(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 54, 1448, 34, 16));
+	assert_false(tx(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_NONE, 0, 0, 90, 9)); /* 101 > 100 */
+	assert_false(tx(2, NET_HDR_GSO_NONE, 0, 0, 0, 0));		       /* DATA_VALID */
+	assert_false(tx(0, NET_HDR_GSO_TCPV4, 54, 1448, 0, 0)); /* no checksum offload */
+	assert_false(tx(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV6, 54, 1448, 34, 16));
+	assert_false(tx(NET_HDR_F_NEEDS_CSUM, 3, 54, 1448, 34, 16)); /* UDP */
 	assert_false(
-		tx(0, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4 | NET_HDR_GSO_ECN, 54, 1448, 34, 16));
-	assert_false(tx(0, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 54, 0, 34, 16));
-	assert_false(tx(0, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 101, 1448, 34, 16));
+		tx(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4 | NET_HDR_GSO_ECN, 54, 1448, 34, 16));
+	assert_false(tx(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 54, 0, 34, 16));
+	assert_false(tx(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 101, 1448, 34, 16));
 	/* Without CSUM negotiated, no checksum offload either. */
 	start(F(VIRTIO_F_EVENT_IDX), QSIZE);
-	assert_true(tx(0, 0, NET_HDR_GSO_NONE, 0, 0, 0, 0));
-	assert_false(tx(0, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_NONE, 0, 0, 34, 16));
+	assert_true(tx(0, NET_HDR_GSO_NONE, 0, 0, 0, 0));
+	assert_false(tx(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_NONE, 0, 0, 34, 16));
+}
+
+/* A chain of VQ_MAX_SEGS buffers (indirect) whose first holds the header and one byte of
+ * the frame: sent whole (it once took IOV_MAX + 1 iovecs and writev refused it). */
+static void test_tx_max_segments(void **state)
+{
+	const uint64_t table = 0xa000, data = 0xe000;
+	uint8_t *p = ram(data, NET_HDR_SIZE + VQ_MAX_SEGS);
+	ssize_t n;
+
+	(void)state;
+	start(ALL_F | F(VIRTIO_F_INDIRECT_DESC), QSIZE);
+	memset(p, 0, NET_HDR_SIZE);
+	for (unsigned i = 0; i < VQ_MAX_SEGS; i++)
+		p[NET_HDR_SIZE + i] = (uint8_t)(i * 3 + 1);
+	desc(table, 0, data, NET_HDR_SIZE + 1, VRING_DESC_F_NEXT, 1);
+	for (unsigned i = 1; i < VQ_MAX_SEGS; i++)
+		desc(table, i, data + NET_HDR_SIZE + i, 1,
+		     i + 1 < VQ_MAX_SEGS ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	post_desc(1, table, 16 * VQ_MAX_SEGS, VRING_DESC_F_INDIRECT);
+	fake_virtio_notify(vd, 1);
+	fake_virtio_serve(vd);
+	assert_int_equal(used_idx(1), 1);
+	n = recv(peer, got, sizeof(got), MSG_DONTWAIT);
+	assert_int_equal(n, NET_HDR_SIZE + VQ_MAX_SEGS);
+	assert_memory_equal(got, p, NET_HDR_SIZE + VQ_MAX_SEGS);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#define ALL_OFFL (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) /* what ALL_F takes */
+
+/* A driver that renegotiates in a loop, GUEST_CSUM on and off: a few TUNSETOFFLOADs (four,
+ * then one every 250 ms), the tap never left with offloads the driver did not take, and
+ * the driver's set once the bucket has refilled. */
+static void test_offload_rate_limit(void **state)
+{
+	struct fake_vq q[2];
+	unsigned calls;
+	uint64_t t0;
+
+	(void)state;
+	start(F(NET_F_MRG_RXBUF), QSIZE);
+	usleep(1100 * 1000); /* the bucket full (the device is the other tests') */
+	calls = offl_calls;
+	t0 = now_ms();
+	for (unsigned i = 0; i < 200; i++) {
+		uint64_t f = i % 2 ? F(NET_F_MRG_RXBUF) : ALL_F;
+
+		fake_machine_reset();
+		queues(q, QSIZE);
+		assert_true(fake_virtio_start(vd, f, q, 2));
+		fake_virtio_serve(vd);
+		assert_true(tx(0, NET_HDR_GSO_NONE, 0, 0, 0, 0));
+		if (offl_calls != calls)
+			assert_int_equal(offl_set & ~(unsigned long)net_hdr_tap_offloads(f), 0);
+	}
+	printf("%u TUNSETOFFLOADs in %llu ms\n", offl_calls - calls,
+	       (unsigned long long)(now_ms() - t0));
+	assert_true(offl_calls - calls >= 4);
+	assert_true(offl_calls - calls <= 5 + (now_ms() - t0) / 250);
+	/* The last driver takes them all: set once the limit allows. */
+	fake_machine_reset();
+	queues(q, QSIZE);
+	assert_true(fake_virtio_start(vd, ALL_F, q, 2));
+	fake_virtio_serve(vd);
+	usleep(600 * 1000);
+	assert_true(tx(0, NET_HDR_GSO_NONE, 0, 0, 0, 0));
+	assert_int_equal(offl_set, ALL_OFFL);
+}
+
+/* A TUNSETOFFLOAD that fails is tried again (the device does not take it as done). */
+static void test_offload_retry(void **state)
+{
+	(void)state;
+	start(F(NET_F_MRG_RXBUF), QSIZE); /* the tap without offloads */
+	usleep(1100 * 1000);		  /* the bucket full */
+	offl_set = 0;
+	offl_fail = 1;
+	start(ALL_F, QSIZE); /* its first TUNSETOFFLOAD fails */
+	fake_virtio_serve(vd);
+	assert_true(tx(0, NET_HDR_GSO_NONE, 0, 0, 0, 0));
+	assert_int_equal(offl_fail, 0);
+	assert_int_equal(offl_set, ALL_OFFL);
+}
+
+/* The device's saved state with host_features, driver_features and status replaced (found
+ * as the two saved after each other), loaded: 0 or the load's error, err its message. */
+static int load_edited(uint64_t host, uint64_t driver, uint8_t status, char *err, size_t errlen)
+{
+	uint8_t *saved, want[16];
+	size_t len, off;
+	int r;
+
+	fake_machine_save(&saved, &len);
+	le64_store(want, vd->host_features);
+	le64_store(want + 8, vd->driver_features);
+	for (off = 0; off + 25 <= len && memcmp(saved + off, want, 16); off++)
+		;
+	assert_true(off + 25 <= len);
+	assert_int_equal(saved[off + 24], vd->status);
+	le64_store(saved + off, host);
+	le64_store(saved + off + 8, driver);
+	saved[off + 24] = status;
+	le32_store(saved + len - 8, crc32c(0, saved, len - 8));
+	err[0] = 0;
+	r = fake_machine_load(saved, len, err, errlen);
+	free(saved);
+	return r;
+}
+
+/* A state saved by a device that offered fewer features loads; one that claims features the
+ * device does not offer, or accepted ones its saved offer did not have, is refused, as is
+ * DRIVER_OK without FEATURES_OK (keel's devices are modern only). */
+static void test_state_features(void **state)
+{
+	uint64_t host, drv;
+	uint8_t st;
+	char err[256];
+
+	(void)state;
+	start(ALL_F, QSIZE);
+	host = vd->host_features;
+	drv = vd->driver_features;
+	st = vd->status;
+	assert_true(st & VIRTIO_STATUS_DRIVER_OK);
+	assert_false(drv & F(NET_F_GUEST_ECN));
+	assert_int_equal(load_edited(host & ~F(NET_F_GUEST_ECN), drv, st, err, sizeof(err)), 0);
+	assert_true(vd->driver_features == drv);
+	assert_int_not_equal(load_edited(host | 1ull << 50, drv, st, err, sizeof(err)), 0);
+	printf("%s\n", err);
+	assert_non_null(strstr(err, "(not 0x4000000000000)"));
+	assert_int_not_equal(load_edited(host & ~F(NET_F_GUEST_TSO6), drv, st, err, sizeof(err)),
+			     0);
+	printf("%s\n", err);
+	assert_non_null(strstr(err, "were never offered"));
+	assert_non_null(strstr(err, "not 0x100)"));
+	assert_int_not_equal(
+		load_edited(host, drv, st & ~VIRTIO_STATUS_FEATURES_OK, err, sizeof(err)), 0);
+	printf("%s\n", err);
+	assert_non_null(strstr(err, "DRIVER_OK without FEATURES_OK"));
+	assert_int_not_equal(load_edited(host, drv | 1ull << 50, st & ~VIRTIO_STATUS_FEATURES_OK,
+					 err, sizeof(err)),
+			     0);
 }
 
 static void test_tap_offloads(void **state)
@@ -351,7 +603,7 @@ static void tap_offload_under_seccomp(int fd)
 	if (!pid) {
 		if (seccomp_install_process(err, sizeof(err)))
 			_exit(2);
-		_exit(ioctl(fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM) ? 3 : 0);
+		_exit(__real_ioctl(fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM) ? 3 : 0);
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
@@ -382,6 +634,9 @@ static void test_real_tap(void **state)
 	}
 	start(ALL_F, QSIZE); /* rings placed; the socket-pair device is reset below */
 	assert_int_equal(virtio_net_create_fd(fake_machine(), 0, fd, ifname, mac, &tvd), 0);
+	/* Its state saved and restored too (the restore below sets its offloads). */
+	assert_int_equal(
+		device_state_register(fake_machine(), &virtio_net_class, tvd->pci.slot, tvd), 0);
 	fake_machine_reset();
 	for (unsigned i = 0; i < 2; i++)
 		q[i] = (struct fake_vq){.size = QSIZE,
@@ -423,6 +678,12 @@ int main(void)
 		cmocka_unit_test(test_rx_headers),
 		cmocka_unit_test(test_real_tap),
 		cmocka_unit_test(test_rx_offload_not_negotiated),
+		cmocka_unit_test(test_rx_wait_notify_without_buffers),
+		cmocka_unit_test(test_rx_ring_breaks_mid_frame),
+		cmocka_unit_test(test_tx_max_segments),
+		cmocka_unit_test(test_offload_rate_limit),
+		cmocka_unit_test(test_offload_retry),
+		cmocka_unit_test(test_state_features),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

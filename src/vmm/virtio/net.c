@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/le.h"
@@ -42,8 +44,14 @@
 #define NET_TX		 1
 #define NET_CFG_SIZE	 10
 #define NET_MAX_RX_BATCH 64
+/* Tap offload changes: a guest that renegotiates in a loop must not have the host take RTNL
+ * and broadcast a link event per cycle. A bucket of NET_OFFL_BURST changes, one more every
+ * NET_OFFL_MS; a change that grants offloads needs two (one kept to take them back). */
+#define NET_OFFL_BURST 4
+#define NET_OFFL_MS    250
 
 _Static_assert(NET_HDR_SIZE == TAP_VNET_HDR_SIZE, "the tap's header is virtio-net's");
+_Static_assert(VQ_MAX_SEGS <= IOV_MAX, "a transmit chain fits one writev");
 
 static struct log_ratelimit net_rl = LOG_RATELIMIT_INIT(5000, 5);
 
@@ -51,16 +59,22 @@ struct virtio_net {
 	int tap;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
-	bool rx_muted;	     /* tap not watched: no receive buffers */
-	unsigned offloads;   /* TUN_F_* the tap was last set to */
-	bool offload_warned; /* TUNSETOFFLOAD failed once (said once) */
-	size_t pending;	     /* bytes of a frame in frame[] waiting for buffers */
+	bool rx_muted;		/* tap not watched: no receive buffers */
+	unsigned offloads;	/* TUN_F_* the tap is set to (the last TUNSETOFFLOAD that worked) */
+	bool offload_warned;	/* TUNSETOFFLOAD failed once (said once) */
+	unsigned offl_tokens;	/* offload changes allowed now */
+	uint64_t offl_refill;	/* when a token was last added (ms, monotonic) */
+	size_t pending;		/* bytes of a frame in frame[] waiting for buffers */
+	bool rx_wait;		/* the frame waits: rx_wait_avail, rx_wait_epoch valid */
+	uint16_t rx_wait_avail; /* the driver's avail index when it began to wait */
+	uint32_t rx_wait_epoch; /* vd->epoch then (a reset or restore ends the wait) */
 	/* I/O thread only: */
 	struct vq_chain rx_first, rx_chain, tx_chain;
 	uint16_t rx_heads[NET_QUEUE_SIZE];
 	uint32_t rx_lens[NET_QUEUE_SIZE];
-	struct iovec tx_iov[VQ_MAX_SEGS + 1];
-	uint8_t frame[NET_HDR_SIZE + NET_FRAME_MAX]; /* a received frame, header first */
+	struct iovec tx_iov[VQ_MAX_SEGS];
+	uint8_t tx_head[NET_HDR_SIZE + NET_FRAME_MAX]; /* header and a segment's tail, copied */
+	uint8_t frame[NET_HDR_SIZE + NET_FRAME_MAX];   /* a received frame, header first */
 };
 
 void virtio_net_default_mac(const char *tap, uint8_t mac[6])
@@ -77,9 +91,35 @@ void virtio_net_default_mac(const char *tap, uint8_t mac[6])
 	mac[5] = (uint8_t)h;
 }
 
+static uint64_t net_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The offload changes allowed now (the bucket refilled first). */
+static unsigned net_offl_tokens(struct virtio_net *n)
+{
+	uint64_t now = net_now_ms(), add = (now - n->offl_refill) / NET_OFFL_MS;
+
+	if (add) {
+		n->offl_refill += add * NET_OFFL_MS;
+		n->offl_tokens = add >= NET_OFFL_BURST - n->offl_tokens
+					 ? NET_OFFL_BURST
+					 : n->offl_tokens + (unsigned)add;
+	}
+	return n->offl_tokens;
+}
+
 /* Set the tap's offloads to what the driver negotiated (none while it has not): the tap
  * then hands over frames with partial checksums and 64 KiB segments only to a guest that
- * takes them. I/O thread (TUNSETOFFLOAD is in its seccomp rules). */
+ * takes them. Rate-limited (NET_OFFL_BURST): while limited the tap gets no offloads (whole,
+ * checksummed frames: right for every guest) and the driver's are set on a later call (the
+ * next frame either way). A failed TUNSETOFFLOAD leaves offloads as they were and is tried
+ * again later (a frame with offloads the guest did not take is dropped meanwhile).
+ * I/O thread (TUNSETOFFLOAD is in its seccomp rules). */
 static void net_sync_offloads(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
@@ -89,11 +129,18 @@ static void net_sync_offloads(struct virtio_dev *vd)
 
 	if (want == n->offloads)
 		return;
-	if (ioctl(n->tap, TUNSETOFFLOAD, (unsigned long)want) < 0 && !n->offload_warned) {
-		log_warn("%s: cannot set the tap's offloads to 0x%x: %s (frames reach the guest "
-			 "as the tap sends them)",
-			 n->ifname, want, strerror(errno));
+	if (net_offl_tokens(n) < 2)
+		want = 0; /* limited: the last token takes offloads away, never grants them */
+	if (want == n->offloads || !n->offl_tokens)
+		return;
+	n->offl_tokens--;
+	if (ioctl(n->tap, TUNSETOFFLOAD, (unsigned long)want) < 0) {
+		if (!n->offload_warned)
+			log_warn("%s: cannot set the tap's offloads to 0x%x: %s (tried again "
+				 "later; frames with offloads the guest did not take are dropped)",
+				 n->ifname, want, strerror(errno));
 		n->offload_warned = true;
+		return;
 	}
 	n->offloads = want;
 }
@@ -122,12 +169,22 @@ static void net_tx_one(struct virtio_dev *vd, const struct vq_chain *c)
 		return;
 	}
 	memset(raw + 10, 0, 2); /* num_buffers: unused on transmit */
-	n->tx_iov[0] = (struct iovec){raw, NET_HDR_SIZE};
+	memcpy(n->tx_head, raw, NET_HDR_SIZE);
+	n->tx_iov[0] = (struct iovec){n->tx_head, NET_HDR_SIZE};
 	for (i = 0; i < c->nin; i++) {
 		size_t len = c->seg[i].iov_len;
 
 		if (len <= skip) {
 			skip -= len;
+			continue;
+		}
+		if (skip && c->nin - i >= VQ_MAX_SEGS) {
+			/* The header ends inside the first of VQ_MAX_SEGS segments: its tail
+			 * goes after the header copy, or the frame would take one iovec more
+			 * than IOV_MAX (writev fails). */
+			vq_chain_read(c, NET_HDR_SIZE, n->tx_head + NET_HDR_SIZE, len - skip);
+			n->tx_iov[0].iov_len += len - skip;
+			skip = 0;
 			continue;
 		}
 		n->tx_iov[cnt++] = (struct iovec){(uint8_t *)c->seg[i].iov_base + skip, len - skip};
@@ -205,6 +262,8 @@ static enum net_rx_result net_rx_short(struct virtio_dev *vd, uint16_t start, ui
 				     n->ifname, n->pending);
 		return NET_RX_DONE;
 	}
+	n->rx_wait_avail = vq->last_avail; /* the avail index: the last pop found no more */
+	n->rx_wait_epoch = vd->epoch;
 	return vq_unpop_to(vq, start) ? NET_RX_RETRY : NET_RX_WAIT;
 }
 
@@ -316,9 +375,11 @@ static void net_rx(struct virtio_dev *vd)
 		if (r == NET_RX_WAIT) {
 			/* Stop watching the tap until the guest posts buffers. */
 			net_mute(vd, true);
+			n->rx_wait = true;
 			break;
 		}
 		n->pending = 0;
+		n->rx_wait = false;
 	}
 	if (vq->used_idx != used)
 		virtio_queue_interrupt(vd, NET_RX);
@@ -326,12 +387,21 @@ static void net_rx(struct virtio_dev *vd)
 
 static void net_queue_notify(struct virtio_dev *vd, unsigned q)
 {
+	struct virtio_net *n = vd->priv;
+
 	if (q == NET_TX) {
 		net_tx(vd);
-	} else {
-		net_mute(vd, false); /* new receive buffers */
-		net_rx(vd);
+		return;
 	}
+	/* A frame waits for buffers and the driver added none since (a notify alone, or the
+	 * same ring after a pause): nothing to do, the tap stays unwatched. A reset or a
+	 * restore (vd->epoch) ends the wait. */
+	if (n->rx_wait && n->pending && n->rx_wait_epoch == vd->epoch &&
+	    vq_avail_idx(&vd->q[NET_RX].vq) == n->rx_wait_avail)
+		return;
+	n->rx_wait = false;
+	net_mute(vd, false); /* new receive buffers */
+	net_rx(vd);
 }
 
 static void net_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
@@ -357,6 +427,7 @@ static void net_reset(struct virtio_dev *vd)
 
 	n->pending = 0; /* a new driver gets no frame of the old one's (the tap's offloads
 			 * follow on the I/O thread) */
+	n->rx_wait = false;
 }
 
 static void net_release(struct virtio_dev *vd)
@@ -395,6 +466,8 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *i
 		return -ENOMEM;
 	}
 	n->tap = fd;
+	n->offl_tokens = NET_OFFL_BURST;
+	n->offl_refill = net_now_ms();
 	snprintf(n->ifname, sizeof(n->ifname), "%s", ifname);
 	memcpy(n->mac, mac, 6);
 	r = virtio_dev_create(m, slot, &net_ops, n, features, 2, NET_QUEUE_SIZE, NET_CFG_SIZE, &vd);

@@ -225,6 +225,11 @@ bool vq_need_notify(struct vq *vq)
 	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
 }
 
+uint16_t vq_avail_idx(const struct vq *vq)
+{
+	return __atomic_load_n(avail_idx(vq), __ATOMIC_ACQUIRE);
+}
+
 void vq_ring_indices(const struct vq *vq, uint16_t *avail, uint16_t *used)
 {
 	*avail = __atomic_load_n(avail_idx(vq), __ATOMIC_RELAXED);

@@ -101,6 +101,8 @@ bool vq_need_notify(struct vq *vq);
 /* Before sleeping: ask for a notification at the next avail entry (event index), then
  * report whether more chains arrived meanwhile. */
 bool vq_rearm(struct vq *vq);
+/* The driver's avail index now (vq must be ready): has it added chains since? */
+uint16_t vq_avail_idx(const struct vq *vq);
 /* The driver's avail index and the used index as the driver sees them, read from the rings
  * (guest memory: the guest's values, for diagnostics). vq must be ready. */
 void vq_ring_indices(const struct vq *vq, uint16_t *avail, uint16_t *used);

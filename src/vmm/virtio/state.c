@@ -171,12 +171,21 @@ int virtio_state(struct state_io *io, void *opaque)
 				   "saved with %u queues and %u bytes of configuration, the "
 				   "device has %u and %u",
 				   nqueues, cfg_size, vd->nqueues, vd->config_size);
+		/* keel's devices are modern only: DRIVER_OK needs FEATURES_OK (pci.c refuses
+		 * it otherwise), as a saved state must. */
+		else if ((status & VIRTIO_STATUS_DRIVER_OK) &&
+			 !(status & VIRTIO_STATUS_FEATURES_OK))
+			state_fail(io, "device status 0x%02x: DRIVER_OK without FEATURES_OK",
+				   status);
 		/* Before FEATURES_OK the driver may have written any bits (the device then
 		 * refuses FEATURES_OK): only accepted features must have been offered. */
-		else if ((status & VIRTIO_STATUS_FEATURES_OK) && (driver_features & ~host_features))
-			state_fail(io, "driver features 0x%llx were never offered (0x%llx)",
+		else if ((status & (VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)) &&
+			 (driver_features & ~host_features))
+			state_fail(io,
+				   "driver features 0x%llx were never offered (0x%llx: not 0x%llx)",
 				   (unsigned long long)driver_features,
-				   (unsigned long long)host_features);
+				   (unsigned long long)host_features,
+				   (unsigned long long)(driver_features & ~host_features));
 		else if (status & ~STATUS_BITS)
 			state_fail(io, "device status 0x%02x has unknown bits", status);
 		else if ((status & VIRTIO_STATUS_FEATURES_OK) &&
@@ -207,6 +216,7 @@ int virtio_state(struct state_io *io, void *opaque)
 		return state_error(io);
 
 	pthread_mutex_lock(&vd->lock);
+	vd->epoch++; /* a new driver instance for work begun before (virtio-net's wait) */
 	vd->driver_features = driver_features;
 	vd->dfselect = dfselect;
 	vd->gfselect = gfselect;
