@@ -450,7 +450,7 @@ static int count_rows(sqlite3 *db, const char *sql)
 }
 
 /* A store as schema 6 left it: vsock's own table (when vsock is true) with the rows given,
- * no devices table, user_version 6. */
+ * no devices table, no schema 8 columns, user_version 6. */
 static void make_schema6(const char *path, bool vsock, const char *rows)
 {
 	struct store *st;
@@ -465,7 +465,10 @@ static void make_schema6(const char *path, bool vsock, const char *rows)
 		assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
 		vmdef_free(&d);
 	}
-	snprintf(sql, sizeof(sql), "DROP TABLE devices;%s%s PRAGMA user_version=6;",
+	snprintf(sql, sizeof(sql),
+		 "DROP TABLE devices; ALTER TABLE nics DROP COLUMN vlan_trunk;"
+		 " ALTER TABLE nics DROP COLUMN native_vlan; ALTER TABLE nics DROP COLUMN bw_out;"
+		 " ALTER TABLE nics DROP COLUMN bw_in;%s%s PRAGMA user_version=6;",
 		 vsock ? "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE "
 			 "CASCADE, cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
 		       : "",
@@ -493,7 +496,7 @@ static void test_store_migrate_6_to_7(void **state)
 		     "INSERT INTO vsock SELECT uuid, 1, 99 FROM vms WHERE name = 'v2';");
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 6);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 7);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 8);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM sqlite_master WHERE name ="
 					    " 'vsock'"),
 			 0);
@@ -523,7 +526,7 @@ static void test_store_migrate_6_to_7(void **state)
 	/* No vsock table at all. */
 	make_schema6(path, false, NULL);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 7);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 8);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices"), 0);
 	store_close(st);
 
