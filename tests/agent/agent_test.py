@@ -468,6 +468,25 @@ def case_copy(e):
         expect_error(copy(os.path.join(e.dir, 'userlink', 'new', 'x'), b'x', flags=1), 1,
                      'a copy does not follow it')
         assert sorted(os.listdir(target)) == ['via-root-link'], os.listdir(target)
+        # A root link whose target goes through a user's link: the target is walked with
+        # the same rules, not by the kernel (root's srv -> alice's www -> etc).
+        etc, alice = os.path.join(e.dir, 'etc'), os.path.join(e.dir, 'home', 'alice')
+        os.mkdir(etc)
+        os.makedirs(alice)
+        os.chown(alice, 65534, 65534)
+        os.symlink(os.path.join(alice, 'www'), os.path.join(e.dir, 'srv'))
+        os.symlink(etc, os.path.join(alice, 'www'))
+        os.lchown(os.path.join(alice, 'www'), 65534, 65534)
+        expect_error(copy(os.path.join(e.dir, 'srv', 'passwd'), b'pwn', flags=2), 1,
+                     "'www' in the path")
+        assert os.listdir(etc) == [], os.listdir(etc)
+        # Root's links all the way (absolute and relative targets, '..' in one) are walked.
+        os.symlink('../target', os.path.join(etc, 'up'))
+        os.symlink(os.path.join(etc, 'up'), os.path.join(e.dir, 'chain'))
+        assert copy(os.path.join(e.dir, 'chain', 'via-chain'), b'ok')['flags'] == F_REPLY
+        assert open(os.path.join(target, 'via-chain'), 'rb').read() == b'ok'
+        os.symlink('loop', os.path.join(e.dir, 'loop'))
+        expect_error(copy(os.path.join(e.dir, 'loop', 'x'), b'x'), 40, '')
     # The host going away mid-copy leaves nothing behind.
     c2 = e.client()
     r = c2.request('COPY_BEGIN', [('PATH', dest_dir + '/gone'), ('SIZE', 100)])
