@@ -946,6 +946,23 @@ def case_backup(e):
         check(jobs and jobs[-1]["progress"]["bytes_total"] == 8 << 20 and
               jobs[-1]["progress"]["percent"] == 100, "the backup job: %r" % jobs)
         check(not os.path.exists(os.path.join(vmdir, "backup.progress")), "progress file left")
+        # The merge-back failing (a test hook makes it fail after the delete: the file in
+        # the VM's directory; the checkpoint is made again for the VM to be on one) keeps
+        # the complete backup and says how to merge.
+        dest2 = os.path.join(e.dir, "backups2")
+        os.makedirs(dest2)
+        hook = os.path.join(vmdir, "test-fail-backup-merge")
+        open(hook, "w").close()
+        _, err = e.keel("vm", "backup", "b1", "--to", dest2, want=1)
+        os.unlink(hook)
+        check("complete and kept" in err and "keel checkpoint delete b1" in err,
+              "a backup whose merge failed: %r" % err)
+        copy2 = os.path.join(dest2, "b1", "disks", "disk0.vhdx")
+        check(os.path.exists(os.path.join(dest2, "b1", "config.json")) and
+              digest(e, copy2) == want, "the complete backup was not kept")
+        e.wait_state("b1", "Running")
+        check(disk_of(e, "b1") == base and ckpts(e, "b1") == {},
+              "after the failed merge: %r on %s" % (ckpts(e, "b1"), disk_of(e, "b1")))
         e.keel("vm", "turn-off", "b1")
         check(digest(e, base) == want, "the VM's disk after the backup differs")
         disk_check(e, base)
