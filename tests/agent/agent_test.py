@@ -13,6 +13,7 @@ usage: agent_test.py --agent PATH CASE"""
 import argparse
 import hashlib
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -561,8 +562,61 @@ def case_disabled(e):
     assert c.request('PING')['flags'] == F_REPLY
 
 
+FREEZE_DIR = tempfile.mkdtemp(prefix='keel-agent-freeze-')
+
+
+def case_freeze(e):
+    """Freeze and thaw through a test build's made-up mounts (--test-mountinfo: a mount is
+    block-backed when FREEZE_DIR/sys-dev-block/MAJ:MIN exists, and "frozen" while it holds
+    .keel-test-frozen)."""
+    d = FREEZE_DIR
+    os.makedirs(os.path.join(d, 'sys-dev-block'))
+    for dev in ('7:1', '7:2'):
+        open(os.path.join(d, 'sys-dev-block', dev), 'w').close()
+    root, data, tmp = (os.path.join(d, n) for n in ('root', 'data', 'tmp'))
+    for p in (root, data, tmp):
+        os.mkdir(p)
+    with open(os.path.join(d, 'mountinfo'), 'w') as f:
+        # '/' from /dev/root (a kernel booted without an initramfs: no such device node),
+        # a data disk, a tmpfs (0:N, no block device).
+        f.write('20 1 7:1 / %s rw - ext4 /dev/root rw\n' % root)
+        f.write('21 20 7:2 / %s rw - xfs /dev/vdb rw\n' % data)
+        f.write('22 20 0:40 / %s rw - tmpfs tmpfs rw\n' % tmp)
+    mark = lambda p: os.path.join(p, '.keel-test-frozen')
+    record = os.path.join(e.state, 'frozen')
+    c = e.client()
+    r = c.request('FREEZE', [('TIMEOUT_MS', 10000)])
+    assert r['flags'] == F_REPLY and get(r, 'COUNT') == 2, r
+    assert get_all(r, 'PATH') == [data, root], r
+    assert os.path.exists(mark(root)) and os.path.exists(mark(data)) and os.path.exists(record)
+    # A thaw on another connection (the one that froze is gone, say): what was recorded.
+    c2 = e.client()
+    expect_error(c2.request('FREEZE'), 16, 'freeze is under way')
+    r = c2.request('THAW')
+    assert get(r, 'COUNT') == 2 and not os.path.exists(mark(root)), r
+    assert not os.path.exists(record)
+    assert get(c.request('THAW'), 'COUNT') == 0
+    # The administrator froze '/': the freeze fails there, thaws only what it froze (the
+    # data disk, frozen first), and no thaw (on any connection) ends the administrator's.
+    open(mark(root), 'w').close()
+    expect_error(c.request('FREEZE'), 16, "cannot freeze '%s'" % root)
+    assert os.path.exists(mark(root)) and not os.path.exists(mark(data))
+    assert get(e.client().request('THAW'), 'COUNT') == 0
+    assert get(c.request('THAW'), 'COUNT') == 0
+    assert os.path.exists(mark(root)), 'the administrator\'s freeze was thawed'
+    os.unlink(mark(root))
+    # The deadline: the watchdog thaws by itself, and the thaw after says nothing was
+    # still frozen (COUNT 0: the host does not call that checkpoint application-consistent).
+    r = c.request('FREEZE', [('TIMEOUT_MS', 300)])
+    assert get(r, 'COUNT') == 2, r
+    time.sleep(0.8)
+    assert not os.path.exists(mark(root)) and not os.path.exists(mark(data))
+    assert get(c.request('THAW'), 'COUNT') == 0
+    assert not os.path.exists(record)
+
+
 CASES = {'hello': case_hello, 'errors': case_errors, 'exec': case_exec, 'copy': case_copy,
-         'kvp': case_kvp, 'disabled': case_disabled}
+         'kvp': case_kvp, 'disabled': case_disabled, 'freeze': case_freeze}
 
 
 def main():
@@ -570,11 +624,14 @@ def main():
     ap.add_argument('--agent', required=True)
     ap.add_argument('case', choices=sorted(CASES))
     args = ap.parse_args()
-    e = Env(args.agent, ['--disable', 'exec,copy'] if args.case == 'disabled' else [])
+    extra = {'disabled': ['--disable', 'exec,copy'],
+             'freeze': ['--test-mountinfo', os.path.join(FREEZE_DIR, 'mountinfo')]}
+    e = Env(args.agent, extra.get(args.case, []))
     try:
         CASES[args.case](e)
     finally:
         e.stop()
+        shutil.rmtree(FREEZE_DIR, ignore_errors=True)
     print('agent-%s: ok' % args.case)
 
 
