@@ -783,14 +783,21 @@ def ran_on(e, name, what):
           "%s rebooted under %s: %r" % (name, what, log))
 
 
+FAKE_MOUNT = "30 1 7:99 / %s rw,relatime shared:1 - ext4 /dev/root rw\n"
+
+
 def host_agent(e, vmdir, *extra):
     """keel-agent on the host as a VM's guest, behind the test mux at the VM's vsock.sock
-    (freeze reads an empty mount table: the host is never frozen). Returns (process, path of
+    (freeze reads a mount table of one made-up block device, 7:99, at guest/fs, which a test
+    build "freezes" with a marker file: the host is never frozen). Returns (process, path of
     its socket)."""
     guest = os.path.join(e.dir, "guest")
-    os.makedirs(guest, exist_ok=True)
+    os.makedirs(os.path.join(guest, "fs"), exist_ok=True)
+    os.makedirs(os.path.join(guest, "sys-dev-block"), exist_ok=True)
+    open(os.path.join(guest, "sys-dev-block", "7:99"), "w").close()
     mounts = os.path.join(guest, "mountinfo")
-    open(mounts, "w").close()
+    with open(mounts, "w") as f:
+        f.write(FAKE_MOUNT % os.path.join(guest, "fs"))
     agent_sock = os.path.join(guest, "agent.sock")
     log = open(os.path.join(e.dir, "agent.log"), "a")
     agent = subprocess.Popen([e.a.agent, "--listen-unix", agent_sock, "--state-dir",
@@ -854,8 +861,10 @@ def case_checkpoint_production(e):
         out, _ = e.keel("checkpoint", "create", "p1", "--name", "prod", "--json")
         doc = json.loads(out)
         check(doc["type"] == "production" and not doc["saved_state"] and
-              doc.get("frozen_filesystems") == 0 and "fallback" not in doc,
+              doc.get("frozen_filesystems") == 1 and "fallback" not in doc,
               "production checkpoint: %r" % doc)
+        fs = os.path.join(e.dir, "guest", "fs")
+        check(not os.path.exists(os.path.join(fs, ".keel-test-frozen")), "not thawed")
         ran_on(e, "p1", "a production checkpoint")
         check(digest(e, ckpts(e, "p1")["prod"]["disks"][0]) == before,
               "the production checkpoint's disk differs from the disk at that moment")
@@ -868,6 +877,24 @@ def case_checkpoint_production(e):
         # The freeze service disabled: production-only refused, naming how to enable it.
         VsockMux(os.path.join(vmdir, "vsock.sock"), os.path.join(e.dir, "guest", "agent.sock"))
         wait_heartbeat(e, "p1", "OK", 5)
+        # A file system the guest's administrator froze: the freeze fails (EBUSY) and
+        # nothing thaws the administrator's freeze.
+        marker = os.path.join(fs, ".keel-test-frozen")
+        open(marker, "w").close()
+        _, err = e.keel("checkpoint", "create", "p1", "--type", "production-only", want=None)
+        check("cannot freeze" in err and os.path.exists(marker),
+              "a freeze that failed on the administrator's: %r" % err)
+        os.unlink(marker)
+        # No file system frozen (a guest whose block devices the agent does not see):
+        # not application-consistent.
+        mounts = os.path.join(e.dir, "guest", "mountinfo")
+        open(mounts, "w").close()
+        _, err = e.keel("checkpoint", "create", "p1", "--type", "production-only", want=None)
+        check("froze no file system" in err, "a freeze of nothing: %r" % err)
+        with open(mounts, "w") as f:
+            f.write(FAKE_MOUNT % fs)
+        check(sorted(ckpts(e, "p1")) == ["fallback", "off", "prod"],
+              "a refused checkpoint changed something: %r" % ckpts(e, "p1"))
         e.keel("vm", "integration", "p1", "disable", "freeze")
         _, err = e.keel("checkpoint", "create", "p1", "--type", "production-only", want=None)
         check("freeze service of VM 'p1' is disabled" in err, "freeze disabled: %r" % err)
