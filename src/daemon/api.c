@@ -108,7 +108,7 @@ static const char *errno_code(int err, unsigned *status)
 	case -EDQUOT:
 		*status = 507;
 		return "InsufficientMemory";
-	case -EOPNOTSUPP: /* a production-only checkpoint that cannot be taken */
+	case -CKPT_ENOPRODUCTION: /* only ckpt.c's: -EOPNOTSUPP from elsewhere is Internal */
 		*status = 409;
 		return "ProductionCheckpointUnavailable";
 	default:

@@ -420,7 +420,7 @@ static int production_refused(const struct vm_def *def, const char *why, char *e
 {
 	error_set(err, errlen, "cannot take a production checkpoint of VM '%s': %s", def->name,
 		  why);
-	return -EOPNOTSUPP;
+	return -CKPT_ENOPRODUCTION;
 }
 
 int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,

@@ -10,6 +10,7 @@
 #ifndef KEEL_DAEMON_CKPT_H
 #define KEEL_DAEMON_CKPT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -40,9 +41,13 @@ int ckpt_type_parse(const char *s, enum ckpt_type *out) __attribute__((warn_unus
 int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
 		      enum ckpt_type type, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The error of a production-only checkpoint that cannot be taken: an errno nothing else in
+ * keeld returns, so that the API's 409 ProductionCheckpointUnavailable is this one only. */
+#define CKPT_ENOPRODUCTION ENOANO
+
 /* name may be NULL: "VM - (YYYY-MM-DD - HH:MM:SS)". *out gets the new checkpoint's JSON, with
  * "fallback" saying why a production checkpoint became a standard one. A production-only
- * checkpoint that cannot be taken is -EOPNOTSUPP with err saying why. */
+ * checkpoint that cannot be taken is -CKPT_ENOPRODUCTION with err saying why. */
 int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
 		enum ckpt_type type, json_object **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
