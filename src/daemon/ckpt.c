@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "daemon/ckpt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -252,19 +253,26 @@ static int state_dir(struct op *op, const char *id, char *buf, size_t size)
 	return 0;
 }
 
-static void remove_state(struct op *op, struct ckpt *c)
+/* A checkpoint's state directory and the saved state in it. */
+static void remove_state_dir(const char *dir)
 {
 	static const char *const files[] = {"state", "memory"};
-	char dir[PATH_MAX], path[PATH_MAX + 16];
+	char path[PATH_MAX + 16];
 
-	c->saved = false;
-	if (state_dir(op, c->id, dir, sizeof(dir)))
-		return;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		unlink(path);
 	}
 	rmdir(dir);
+}
+
+static void remove_state(struct op *op, struct ckpt *c)
+{
+	char dir[PATH_MAX];
+
+	c->saved = false;
+	if (!state_dir(op, c->id, dir, sizeof(dir)))
+		remove_state_dir(dir);
 }
 
 /* Hard links of the VM's saved state into the checkpoint's directory. */
@@ -440,17 +448,45 @@ int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char
 	return ret;
 }
 
-/* Remove the saved state a production checkpoint's worker restart went through: the VM's
- * saved/ links keep it for the restore, the checkpoint has none. */
-static void drop_restart_state(const char *dir)
+int ckpt_sweep(struct ckpt_ctx *ctx, const struct vm_def *def)
 {
-	char path[PATH_MAX + 16];
+	char vm[PATH_MAX], dir[PATH_MAX + 16], sub[PATH_MAX + 16 + 256];
+	struct ckpt_tree t;
+	struct dirent *de;
+	int ret, n = 0;
+	DIR *d;
 
-	snprintf(path, sizeof(path), "%s/state", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/memory", dir);
-	unlink(path);
-	rmdir(dir);
+	ret = sup_vm_dir(ctx->sup, def->uuid, vm, sizeof(vm));
+	if (ret)
+		return ret;
+	snprintf(dir, sizeof(dir), "%s/" CKPT_DIR, vm);
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	ret = store_ckpt_load(ctx->store, def->uuid, &t);
+	if (ret) {
+		closedir(d);
+		return ret;
+	}
+	while ((de = readdir(d))) {
+		struct ckpt *c;
+
+		if (de->d_name[0] == '.')
+			continue;
+		c = ckpt_tree_by_id(&t, de->d_name);
+		if (c && c->saved)
+			continue;
+		/* A production checkpoint's restart state (keeld ended between the commit and
+		 * the restore), or one of a checkpoint that is gone: RAM-sized, and kept by
+		 * nothing (the VM's saved/ has links of its own). */
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		log_info("VM %s: removing the leftover saved state %s", def->name, sub);
+		remove_state_dir(sub);
+		n++;
+	}
+	closedir(d);
+	ckpt_tree_free(&t);
+	return n;
 }
 
 /* End the guest's freeze (*frozen NULL after); *thawed the file systems still frozen. */
@@ -654,7 +690,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			}
 		}
 		if (production)
-			drop_restart_state(dir);
+			remove_state_dir(dir); /* the restart's: saved/ has its links */
 	}
 	if (out) {
 		*out = ckpt_json(&op.t, ckpt_tree_by_id(&op.t, id));
@@ -680,7 +716,7 @@ undo:
 	if (ckpt_tree_by_id(&op.t, id))
 		remove_state(&op, ckpt_tree_by_id(&op.t, id));
 	if (production && stopped)
-		drop_restart_state(dir);
+		remove_state_dir(dir); /* the restart's: saved/ has its links */
 out:
 	if (frozen)
 		thaw_now(ctx, def, &frozen, &thawed);

@@ -69,6 +69,10 @@ int ckpt_rename(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 int ckpt_now_parent(struct ckpt_ctx *ctx, const char *vm, char *name, size_t size)
 	__attribute__((warn_unused_result));
 /* How many visible checkpoints the VM has (-errno on a store error). */
+/* At keeld's start: remove the saved state in the VM's checkpoint directories that no
+ * checkpoint keeps (a production checkpoint's restart state when keeld ended between its
+ * commit and the restore). The number removed, or -errno. */
+int ckpt_sweep(struct ckpt_ctx *ctx, const struct vm_def *def);
 int ckpt_count(struct ckpt_ctx *ctx, const char *vm) __attribute__((warn_unused_result));
 
 #endif

@@ -918,6 +918,24 @@ def case_checkpoint_production(e):
         agent.wait()
     alog = open(os.path.join(e.dir, "agent.log")).read()
     check("runtime error" not in alog and "Sanitizer" not in alog, "keel-agent reported:\n" + alog)
+    # Saved state that no checkpoint keeps (keeld ended between a production checkpoint's
+    # commit and its restore; a checkpoint that never committed) goes at keeld's start; a
+    # standard checkpoint's stays.
+    cs = ckpts(e, "p1")
+    cdir = os.path.join(vmdir, "checkpoints")
+    kept = os.path.join(cdir, cs["fallback"]["id"])
+    check(os.path.exists(os.path.join(kept, "memory")), "the standard checkpoint's state")
+    left = [os.path.join(cdir, cs["prod"]["id"]),
+            os.path.join(cdir, "00000000-0000-4000-8000-000000000000")]
+    e.kill_keeld()
+    for d in left:
+        os.makedirs(d, exist_ok=True)
+        for f in ("state", "memory"):
+            open(os.path.join(d, f), "w").close()
+    e.start_keeld()
+    check(not any(os.path.exists(d) for d in left) and
+          os.path.exists(os.path.join(kept, "memory")),
+          "after keeld's start: %r" % os.listdir(cdir))
 
 
 def case_backup(e):
