@@ -17,6 +17,7 @@
 
 #include "agent/agent.h"
 #include "lib/clock.h"
+#include "lib/parse.h"
 
 const char *agent_check_path(const char *path)
 {
@@ -165,10 +166,23 @@ static void temp_name(char *out, size_t size, const char *name)
 	snprintf(out, size, ".%.200s.keel-%s", name, x);
 }
 
+/* A number as the user or group attribute: the id itself, whether the guest's files list
+ * it or not (as chown does). */
+static bool owner_number(const char *s, uint32_t *id)
+{
+	uint64_t v;
+
+	if (parse_uint(s, 0, UINT32_MAX - 1, &v))
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
 /*
  * The owner from the user and group attributes (names or numbers of the guest's, which the
  * numbers of the host's users are not): a user gives its uid and primary group, a group its
- * gid. With AP_COPY_OWNER_IF_ANY (the host's own names, sent by default) one the guest lacks
+ * gid; a number the guest's files lack is that id (its group root's unless one is given).
+ * With AP_COPY_OWNER_IF_ANY (the host's own names, sent by default) a name the guest lacks
  * is root's; else it is an error (-ENOENT, with what[] naming it).
  */
 static int copy_owner(const struct ap_msg *m, uint32_t flags, uint32_t *uid, uint32_t *gid,
@@ -185,6 +199,8 @@ static int copy_owner(const struct ap_msg *m, uint32_t flags, uint32_t *uid, uin
 		if (!r) {
 			*uid = u.uid;
 			*gid = u.gid;
+		} else if (r == -ENOENT && owner_number(user, uid)) {
+			*gid = 0;
 		} else if (optional) {
 			*uid = *gid = 0;
 		} else {
@@ -196,6 +212,8 @@ static int copy_owner(const struct ap_msg *m, uint32_t flags, uint32_t *uid, uin
 		r = exec_group_lookup(group, &g);
 		if (!r) {
 			*gid = g;
+		} else if (r == -ENOENT && owner_number(group, gid)) {
+			/* the number itself */
 		} else if (optional) {
 			*gid = 0;
 		} else {

@@ -453,6 +453,14 @@ def case_copy(e):
         assert copy(o, b'4', flags=2 | 4, owner=[('USER', 'no-such-user-keel'),
                                                  ('GROUP', 'no-such-group-keel')])['flags'] == F_REPLY
         assert (os.stat(o).st_uid, os.stat(o).st_gid) == (0, 0) and open(o, 'rb').read() == b'4'
+        # Numbers the guest's files lack are the ids themselves ("name or number").
+        free = next(i for i in range(4000, 60000) if i not in {p.pw_uid for p in pwd.getpwall()}
+                    and i not in {g.gr_gid for g in grp.getgrall()})
+        assert copy(o, b'5', flags=2, owner=[('USER', str(free))])['flags'] == F_REPLY
+        assert (os.stat(o).st_uid, os.stat(o).st_gid) == (free, 0)
+        assert copy(o, b'6', flags=2, owner=[('USER', str(free)),
+                                             ('GROUP', str(free))])['flags'] == F_REPLY
+        assert (os.stat(o).st_uid, os.stat(o).st_gid) == (free, free)
         os.unlink(o)
     # Symbolic links in the destination's directories: followed only when root owns the
     # link and its directory, so a guest user's link cannot redirect a copy written as root.
