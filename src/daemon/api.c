@@ -940,6 +940,19 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 			vmdef_free(&def);
 			return;
 		}
+		/* A backup copying a checkpoint's files lets the VM go (stop, save and the
+		 * worker's supervision go on) but keeps what would change those files away. */
+		if (sup_pinned(ctx->sup, def.uuid) &&
+		    (!sub || !strcmp(opname, "checkpoints") || !strcmp(opname, "backup"))) {
+			snprintf(msg, sizeof(msg),
+				 "VM '%s' has a %s under way: its checkpoints and disks cannot "
+				 "change until it is done",
+				 def.name, sup_pinned(ctx->sup, def.uuid));
+			api_error_reply(out, 409, "InvalidState", msg);
+			sup_op_end(ctx->sup, def.uuid);
+			vmdef_free(&def);
+			return;
+		}
 	}
 	if (sub && !strncmp(sub, "checkpoints", 11) && (sub[11] == '\0' || sub[11] == '/')) {
 		route_ckpt(ctx, method, url, &def, sub[11] ? sub + 12 : NULL, query, req, out);

@@ -160,6 +160,23 @@ static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)
 	return 0;
 }
 
+/* Take the VM's operation again after the copy (keeld's lock held): a request that holds it
+ * meanwhile (a stop, say) ends, so this waits for it, letting the lock go. */
+static void backup_retake(struct ckpt_ctx *cc, const struct vm_def *def)
+{
+	char busy[256];
+
+	for (unsigned i = 0;
+	     sup_op_begin(cc->sup, def->uuid, def->name, "backup", busy, sizeof(busy)); i++) {
+		if (i % 600 == 599)
+			log_warn("VM %s: backup: waiting to merge its checkpoint: %s", def->name,
+				 busy);
+		keeld_unlock();
+		usleep(100000);
+		keeld_lock();
+	}
+}
+
 int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, json_object **out,
 	       char *err, size_t errlen)
 {
@@ -174,6 +191,7 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 	char ckid[VMDEF_UUID_LEN + 1] = "";
 	unsigned copied = 0;
 	bool complete = false; /* every copy and config.json written: never deleted */
+	bool released = false; /* the VM let go during the copy */
 	int ret;
 
 	*out = NULL;
@@ -209,8 +227,7 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		consistency = fallback ? "crash" : "application";
 		if (json_object_object_get_ex(ck, "id", &v))
 			snprintf(ckid, sizeof(ckid), "%s", json_object_get_string(v));
-		/* The new worker shows as running while the copy is made (the main loop leaves
-		 * the VM to this job), and the checkpoint's delete needs it so. */
+		/* The new worker is watched again once the copy lets the VM go. */
 		if (sup_wait_started(cc->sup, def, 120000))
 			log_warn("VM %s: backup: the worker did not come back after the checkpoint",
 				 def->name);
@@ -225,9 +242,27 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		snprintf(progress, sizeof(progress), "%s/%s", vmdir, BACKUP_PROGRESS_FILE);
 		bp.fd = open(progress, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	}
-	/* The copy lets keeld's lock go: the job owns the VM, and the files it reads are never
-	 * written again (a checkpoint's), or are the disks of a VM nobody can start now. */
+	/* The copy lets keeld's lock go. A running VM's copy reads its checkpoint's files,
+	 * which nothing writes while the checkpoint is pinned: the job lets the VM go meanwhile
+	 * (the main loop watches its worker, stop, save and turn-off work) and takes it again
+	 * for the delete. An Off VM's are its own disks: the job keeps it, so nobody starts it. */
+	if (ck) {
+		sup_pin(cc->sup, def->uuid, "backup");
+		sup_op_end(cc->sup, def->uuid);
+		released = true;
+	}
 	keeld_unlock();
+#ifdef KEEL_TEST_HOOKS
+	/* Test builds: the copy waits while the VM's directory holds this file (60 s at most),
+	 * for a test to act on the VM during it. */
+	if (released && vmdir[0]) {
+		char hook[PATH_MAX + 32];
+
+		snprintf(hook, sizeof(hook), "%s/test-backup-hold", vmdir);
+		for (int i = 0; i < 600 && access(hook, F_OK) == 0; i++)
+			usleep(100000);
+	}
+#endif
 	for (; copied < def->ndisks && !ret; copied++) {
 		const struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
 						   .type = DISK_TYPE_DYNAMIC};
@@ -244,6 +279,10 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		bp.base += bp.last;
 	}
 	keeld_lock();
+	if (released) {
+		backup_retake(cc, def);
+		sup_pin(cc->sup, def->uuid, NULL);
+	}
 	if (!ret)
 		ret = write_config(def, dir, dst, err, errlen);
 	complete = !ret;
@@ -261,6 +300,21 @@ merge:
 		if (!r) {
 			r = ckpt_delete(cc, &cur, ckid[0] ? ckid : name, false, why, sizeof(why));
 			vmdef_free(&cur);
+			/* Starting or Stopping (a stop asked during the copy): let the main loop
+			 * finish that, and try again. */
+			for (int i = 0; r == -EBUSY && released && i < 120; i++) {
+				sup_op_end(cc->sup, def->uuid);
+				keeld_unlock();
+				usleep(500000);
+				keeld_lock();
+				backup_retake(cc, def);
+				r = store_vm_get(cc->store, def->uuid, &cur);
+				if (r)
+					break;
+				r = ckpt_delete(cc, &cur, ckid[0] ? ckid : name, false, why,
+						sizeof(why));
+				vmdef_free(&cur);
+			}
 #ifdef KEEL_TEST_HOOKS
 			/* Test builds: the merge reports a failure when the VM's directory
 			 * holds this file. */

@@ -1008,7 +1008,37 @@ def case_backup(e):
         e.wait_state("b1", "Running")
         check(disk_of(e, "b1") == base and ckpts(e, "b1") == {},
               "after the failed merge: %r on %s" % (ckpts(e, "b1"), disk_of(e, "b1")))
+        # The VM turned off during the copy (a test hook holds the copy while the file is
+        # there): the job lets the VM go meanwhile, so the turn-off works and the worker's
+        # end is seen, while its checkpoint is pinned; the backup completes and the VM ends
+        # Off on its own disk with its data.
+        hold = os.path.join(vmdir, "test-backup-hold")
+        open(hold, "w").close()
+        dest3 = os.path.join(e.dir, "backups3")
+        os.makedirs(dest3)
+        job = subprocess.Popen([e.a.keel, "vm", "backup", "b1", "--to", dest3],
+                               env=dict(os.environ, KEEL_SOCKET=e.sock),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(300):
+            if ckpts(e, "b1") and e.vm("b1")["state"] == "Running":
+                break
+            time.sleep(0.1)
+        cs = list(ckpts(e, "b1").values())
+        check(len(cs) == 1, "the backup's checkpoint: %r" % cs)
+        code, doc = e.curl("DELETE", "/v1/vms/b1/checkpoints/" + cs[0]["id"])
+        check(code == 409 and "backup under way" in doc["error"]["message"],
+              "a pinned checkpoint's delete: %d %r" % (code, doc))
         e.keel("vm", "turn-off", "b1")
+        check(e.vm("b1")["state"] == "Off", "turned off during the copy: %r" % e.vm("b1"))
+        os.unlink(hold)
+        out, err = job.communicate(timeout=120)
+        check(job.returncode == 0 and b"backed up to" in out,
+              "the backup around a turn-off: %r %r" % (out, err))
+        check(digest(e, os.path.join(dest3, "b1", "disks", "disk0.vhdx")) == want,
+              "the copy made around a turn-off differs")
+        check(disk_of(e, "b1") == base and ckpts(e, "b1") == {} and
+              e.vm("b1")["state"] == "Off",
+              "after the backup around a turn-off: %r on %s" % (ckpts(e, "b1"), disk_of(e, "b1")))
         check(digest(e, base) == want, "the VM's disk after the backup differs")
         disk_check(e, base)
         check(agent.poll() is None, "keel-agent died")
