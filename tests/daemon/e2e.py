@@ -1012,17 +1012,8 @@ def case_backup(e):
         # there): the job lets the VM go meanwhile, so the turn-off works and the worker's
         # end is seen, while its checkpoint is pinned; the backup completes and the VM ends
         # Off on its own disk with its data.
-        hold = os.path.join(vmdir, "test-backup-hold")
-        open(hold, "w").close()
         dest3 = os.path.join(e.dir, "backups3")
-        os.makedirs(dest3)
-        job = subprocess.Popen([e.a.keel, "vm", "backup", "b1", "--to", dest3],
-                               env=dict(os.environ, KEEL_SOCKET=e.sock),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(300):
-            if ckpts(e, "b1") and e.vm("b1")["state"] == "Running":
-                break
-            time.sleep(0.1)
+        job, hold = backup_held(e, "b1", vmdir, dest3)
         cs = list(ckpts(e, "b1").values())
         check(len(cs) == 1, "the backup's checkpoint: %r" % cs)
         code, doc = e.curl("DELETE", "/v1/vms/b1/checkpoints/" + cs[0]["id"])
@@ -1045,6 +1036,68 @@ def case_backup(e):
     finally:
         os.killpg(agent.pid, signal.SIGKILL)
         agent.wait()
+
+
+def backup_held(e, name, vmdir, dest):
+    """keel vm backup NAME --to DEST in the background, its copy held by the test hook (the
+    file test-backup-hold in the VM's directory) once its checkpoint exists and the VM runs
+    again. Returns (the keel process, the hook's path: remove it to let the copy go)."""
+    hold = os.path.join(vmdir, "test-backup-hold")
+    open(hold, "w").close()
+    os.makedirs(dest)
+    job = subprocess.Popen([e.a.keel, "vm", "backup", name, "--to", dest],
+                           env=dict(os.environ, KEEL_SOCKET=e.sock),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(300):
+        if ckpts(e, name) and e.vm(name)["state"] == "Running":
+            break
+        time.sleep(0.1)
+    return job, hold
+
+
+def case_backup_writes(e):
+    """A backup while the guest writes its disk (issue 13's review): the virtio test guest
+    writes, flushes and reads back during the copy (held by a test hook); the copy is the
+    disk at the checkpoint (empty: the guest had not written yet), and the VM's disk after
+    the merge holds every write."""
+    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
+    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
+    e.start_keeld()
+    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
+        os.path.dirname(vguest))}, want=201)
+    disk = os.path.join(e.dir, "w1.vhdx")
+    e.keel("disk", "create", disk, "--size", "64M")
+    empty = digest(e, disk)
+    e.create("w1", kernel=vguest, memory=64 << 20, disks=[{"path": disk, "serial": "w1-1"}],
+             cmdline="mode=blk sectors=131072 serial=w1-1 wait=key wz_max=%d wz_segs=32" %
+             0x3fffff)
+    vm = e.start("w1")
+    e.console_until("w1", r"virtio: blk waits for a key")
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    dest = os.path.join(e.dir, "backups")
+    job, hold = backup_held(e, "w1", vmdir, dest)
+    try:
+        check(ckpts(e, "w1") and disk_of(e, "w1") != disk, "the backup's checkpoint")
+        e.pids.add(e.vm("w1")["pid"])
+        e.type_console("w1", "g")
+        e.console_until("w1", r"virtio: blk write-zeroes, discard, bad requests ok")
+    finally:
+        os.unlink(hold)
+    out, err = job.communicate(timeout=120)
+    check(job.returncode == 0 and b"consistency: crash" in out,
+          "the backup while the guest wrote: %r %r" % (out, err))
+    copy = os.path.join(dest, "w1", "disks", "disk0.vhdx")
+    check(digest(e, copy) == empty, "the copy is not the disk at the checkpoint")
+    check(disk_of(e, "w1") == disk and ckpts(e, "w1") == {},
+          "after the backup: %r on %s" % (ckpts(e, "w1"), disk_of(e, "w1")))
+    e.keel("vm", "turn-off", "w1")
+    r = subprocess.run([e.a.disktool, "dump", disk], capture_output=True, timeout=60)
+    data = r.stdout
+    zero = bytes(512)
+    for sector in (0, 2040, 100000, 131072 - 8):
+        check(data[sector * 512:(sector + 1) * 512] != zero,
+              "the guest's write at sector %d is not on the VM's disk" % sector)
+    disk_check(e, disk)
 
 
 def case_console(e):
@@ -1918,7 +1971,14 @@ def case_description(e):
           % (e.vm("dv")["vsock"], dv["vsock"]))
     e.api_ok("DELETE", "/v1/vms/dv")
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
-    # worker always gave them (disks, adapters, rng), and the store is upgraded in place.
+    # worker always gave them (disks, adapters, rng), and the store is upgraded in place; a
+    # checkpoint made before types were recorded (schema 5) reads back as standard.
+    dcdisk = os.path.join(e.dir, "dc.vhdx")
+    e.keel("disk", "create", dcdisk, "--size", "8M")
+    e.create("dc", disks=[{"path": dcdisk}])
+    e.keel("checkpoint", "create", "dc", "--name", "old")
+    check(ckpts(e, "dc")["old"]["type"] == "production", "an Off VM's checkpoint: %r" %
+          ckpts(e, "dc"))
     e.kill_keeld(signal.SIGTERM)
     sqlite(db, "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
@@ -1934,6 +1994,8 @@ def case_description(e):
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     version = sqlite(db, "PRAGMA user_version")
     check(version == "7", "store schema after upgrade: %r" % version)
+    check(ckpts(e, "dc")["old"]["type"] == "standard",
+          "a checkpoint from before types after the upgrade: %r" % ckpts(e, "dc"))
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):
