@@ -259,10 +259,9 @@ static void remove_state_dir(const char *dir)
 	static const char *const files[] = {"state", "memory"};
 	char path[PATH_MAX + 16];
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, files[i]) < sizeof(path))
+			unlink(path);
 	rmdir(dir);
 }
 
