@@ -109,18 +109,28 @@ static int record_write(pid_t watchdog, char (*paths)[AP_MAX_PATH], int n)
 	return 0;
 }
 
-/* The recorded paths; *watchdog its pid. -ENOENT: nothing recorded. */
-static int record_read(pid_t *watchdog, char (*paths)[AP_MAX_PATH], int max)
+/* The recorded paths; *watchdog its pid. -ENOENT: nothing recorded. A freeze its
+ * connection's end thawed is "closed N" (*closed N, no paths): N file systems frozen until
+ * then, which a thaw on a new connection reports. */
+static int record_read(pid_t *watchdog, int *closed, char (*paths)[AP_MAX_PATH], int max)
 {
 	static char line[3 * AP_MAX_PATH];
 	char path[AP_MAX_PATH + 16];
 	int n = 0, pid = -1;
 	FILE *f;
 
+	*closed = -1;
 	record_path(path, sizeof(path));
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
+	if (fscanf(f, "closed %d\n", closed) == 1) {
+		fclose(f);
+		*watchdog = 0;
+		return 0;
+	}
+	*closed = -1;
+	rewind(f);
 	if (fscanf(f, "pid %d\n", &pid) != 1)
 		pid = -1;
 	while (n < max && fgets(line, sizeof(line), f)) {
@@ -276,11 +286,11 @@ static void watchdog_run(uint32_t timeout_ms)
 	static char paths[FREEZE_MAX][AP_MAX_PATH];
 	struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
 	pid_t owner = -1;
-	int n;
+	int n, closed;
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-	n = record_read(&owner, paths, FREEZE_MAX);
+	n = record_read(&owner, &closed, paths, FREEZE_MAX);
 	if (n >= 0 && owner == getpid()) {
 		thaw_paths(paths, n);
 		record_remove();
@@ -323,16 +333,42 @@ void freeze_thaw_all(struct conn *c)
 	(void)thaw_own(c);
 }
 
+void freeze_conn_end(struct conn *c)
+{
+	bool deadline = c->thaw_deadline_ms && clock_mono_ms() >= c->thaw_deadline_ms;
+	int count;
+
+	if (!frozen.count && frozen.watchdog <= 0)
+		return;
+	if (deadline)
+		frozen.self_thawed = true;
+	count = thaw_own(c);
+	/* The host's connection went away while frozen (a worker restarted under a production
+	 * checkpoint, after its pause): frozen until now, which the host's thaw on a new
+	 * connection is told. Not after the deadline or the watchdog's thaw. */
+	if (!frozen.self_thawed && count > 0) {
+		char path[AP_MAX_PATH + 16];
+		FILE *f;
+
+		record_path(path, sizeof(path));
+		f = fopen(path, "we");
+		if (f) {
+			fprintf(f, "closed %d\n", count);
+			fclose(f);
+		}
+	}
+}
+
 int freeze_handle(struct conn *c, const struct ap_msg *m)
 {
 	static char paths[FREEZE_MAX][AP_MAX_PATH];
 	uint32_t timeout_ms = FREEZE_DEFAULT_TIMEOUT;
 	pid_t owner;
-	int n, r = 0, failed = 0;
+	int n, r = 0, failed = 0, closed;
 
 	if (frozen.count || frozen.watchdog > 0)
 		return conn_error(c, m, EBUSY, "the file systems are already frozen; thaw first");
-	n = record_read(&owner, paths, FREEZE_MAX);
+	n = record_read(&owner, &closed, paths, FREEZE_MAX);
 	if (n >= 0 && owner > 0 && kill(owner, 0) == 0)
 		return conn_error(c, m, EBUSY,
 				  "another connection's freeze is under way; thaw first");
@@ -433,10 +469,10 @@ int thaw_handle(struct conn *c, const struct ap_msg *m)
 		count = thaw_own(c);
 	} else if (!frozen.self_thawed) {
 		pid_t owner = -1;
-		int n = record_read(&owner, paths, FREEZE_MAX);
+		int closed, n = record_read(&owner, &closed, paths, FREEZE_MAX);
 
 		if (n >= 0) {
-			count = thaw_paths(paths, n);
+			count = closed >= 0 ? closed : thaw_paths(paths, n);
 			record_remove();
 		}
 	}

@@ -613,6 +613,19 @@ def case_freeze(e):
     assert get(c.request('THAW'), 'COUNT') == 0
     assert os.path.exists(mark(root)), 'the administrator\'s freeze was thawed'
     os.unlink(mark(root))
+    # The freezing connection closes (a worker restarted under a production checkpoint,
+    # after its pause): thawed then, and a thaw on a new connection says 2 were frozen
+    # until then (not thawed by the deadline).
+    c3 = e.client()
+    assert get(c3.request('FREEZE'), 'COUNT') == 2
+    c3.close()
+    for _ in range(50):
+        if os.path.exists(record) and open(record).read().startswith('closed'):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(mark(root)) and not os.path.exists(mark(data))
+    assert get(e.client().request('THAW'), 'COUNT') == 2
+    assert not os.path.exists(record)
     # The deadline: the watchdog thaws by itself, and the thaw after says nothing was
     # still frozen (COUNT 0: the host does not call that checkpoint application-consistent).
     r = c.request('FREEZE', [('TIMEOUT_MS', 300)])
