@@ -70,6 +70,8 @@ static void record_path(char *buf, size_t size)
 		(void)!mkdir(agent_opts.state_dir, 0755);
 		snprintf(buf, size, "%s/frozen", agent_opts.state_dir);
 	} else {
+		/* An initramfs may have no /run yet (the nested lab's does not). */
+		(void)!mkdir("/run", 0755);
 		snprintf(buf, size, "/run/keel-agent.frozen");
 	}
 }
@@ -365,6 +367,7 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	uint32_t timeout_ms = FREEZE_DEFAULT_TIMEOUT;
 	pid_t owner;
 	int n, r = 0, failed = 0, closed;
+	bool recording = false; /* r is the record's write, not a FIFREEZE */
 
 	if (frozen.count || frozen.watchdog > 0)
 		return conn_error(c, m, EBUSY, "the file systems are already frozen; thaw first");
@@ -407,6 +410,7 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	}
 	c->thaw_deadline_ms = clock_mono_ms() + timeout_ms;
 	r = record_write(frozen.watchdog, frozen.path, 0);
+	recording = r != 0;
 	for (int i = 0; i < n && !r; i++) {
 		int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -418,7 +422,7 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 		r = record_write(frozen.watchdog, frozen.path, frozen.count + 1);
 		if (r) {
 			close(fd);
-			failed = i;
+			recording = true;
 			break;
 		}
 		r = do_freeze(fd);
@@ -443,6 +447,15 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 
 		thaw_own(c);
 		record_remove();
+		if (recording) {
+			char path[AP_MAX_PATH + 16];
+
+			record_path(path, sizeof(path));
+			return conn_error(c, m, e,
+					  "cannot record the freeze in %s: %s; nothing is left "
+					  "frozen",
+					  path, strerror(e));
+		}
 		return conn_error(c, m, e,
 				  "cannot freeze '%s': %s; what this freeze froze is thawed again",
 				  n ? paths[failed] : "/", strerror(e));
