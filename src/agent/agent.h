@@ -118,6 +118,8 @@ int freeze_handle(struct conn *c, const struct ap_msg *m);
 int thaw_handle(struct conn *c, const struct ap_msg *m);
 /* Thaw everything this connection froze (deadline passed or host gone). */
 void freeze_thaw_all(struct conn *c);
+/* The connection ends: its freeze thawed, and recorded as frozen until now (freeze.c). */
+void freeze_conn_end(struct conn *c);
 
 /* KVP pool files, also used by `keel-agent kvp` in the guest. */
 int kvp_pool_path(int pool, char *out, size_t n);

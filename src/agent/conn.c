@@ -148,6 +148,6 @@ void conn_serve(int fd)
 	}
 	exec_abort(&c);
 	copy_abort(&c);
-	freeze_thaw_all(&c);
+	freeze_conn_end(&c);
 	close(fd);
 }

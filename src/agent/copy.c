@@ -17,6 +17,7 @@
 
 #include "agent/agent.h"
 #include "lib/clock.h"
+#include "lib/parse.h"
 
 const char *agent_check_path(const char *path)
 {
@@ -52,25 +53,44 @@ const char *agent_check_path(const char *path)
  * that someone other than root could have placed or changed: a link is followed only when
  * root owns it and the directory it is in (not writable by group or others), so that a
  * guest user who owns a directory on the path cannot redirect a copy written as root (what
- * fs.protected_symlinks does for sticky directories). With create, missing directories are
- * made (0755, root's). Returns the directory's descriptor, or -errno with *at the component.
+ * fs.protected_symlinks does for sticky directories). Such a link's target is read and
+ * walked here too, component by component with the same rules (never by the kernel, which
+ * would follow a user's link inside it), at most AGENT_MAX_LINKS links in all. With create,
+ * missing directories are made (0755, root's). Returns the directory's descriptor, or
+ * -errno with *at the component.
  */
+#define AGENT_MAX_LINKS 40
+
 static int open_parent(const char *path, bool create, char *at, size_t atlen)
 {
-	char buf[AP_MAX_PATH];
-	char *comp, *next, *save = NULL;
+	char rem[2 * AP_MAX_PATH], target[AP_MAX_PATH + 1];
+	char *p = rem;
+	unsigned links = 0;
 	int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (dfd < 0)
 		return -errno;
-	snprintf(buf, sizeof(buf), "%s", path);
-	*strrchr(buf, '/') = '\0'; /* the last component is the file */
-	comp = strtok_r(buf, "/", &save);
-	for (; comp; comp = next) {
+	snprintf(rem, sizeof(rem), "%s", path);
+	*strrchr(rem, '/') = '\0'; /* the last component is the file */
+	for (;;) {
 		struct stat st, dst;
+		char comp[256];
+		size_t n;
+		ssize_t len;
 		int fd;
 
-		next = strtok_r(NULL, "/", &save);
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		n = strcspn(p, "/");
+		if (n >= sizeof(comp)) {
+			errno = ENAMETOOLONG;
+			goto fail;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		p += n;
 		snprintf(at, atlen, "%s", comp);
 		fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 && errno == ENOENT && create) {
@@ -80,12 +100,41 @@ static int open_parent(const char *path, bool create, char *at, size_t atlen)
 		}
 		if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
 		    fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+			char rest[2 * AP_MAX_PATH];
+
 			if (st.st_uid != 0 || fstat(dfd, &dst) < 0 || dst.st_uid != 0 ||
 			    (dst.st_mode & 022)) {
 				close(dfd);
 				return -EPERM;
 			}
-			fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (++links > AGENT_MAX_LINKS) {
+				errno = ELOOP;
+				goto fail;
+			}
+			len = readlinkat(dfd, comp, target, sizeof(target));
+			if (len < 0)
+				goto fail;
+			if ((size_t)len >= sizeof(target)) {
+				errno = ENAMETOOLONG;
+				goto fail;
+			}
+			target[len] = '\0';
+			/* What is left: the link's target, then the rest of the path. */
+			if ((size_t)snprintf(rest, sizeof(rest), "%s/%s", target, p) >=
+			    sizeof(rest)) {
+				errno = ENAMETOOLONG;
+				goto fail;
+			}
+			snprintf(rem, sizeof(rem), "%s", rest);
+			p = rem;
+			if (target[0] == '/') {
+				fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				if (fd < 0)
+					goto fail;
+				close(dfd);
+				dfd = fd;
+			}
+			continue;
 		}
 		if (fd < 0)
 			goto fail;
@@ -117,10 +166,23 @@ static void temp_name(char *out, size_t size, const char *name)
 	snprintf(out, size, ".%.200s.keel-%s", name, x);
 }
 
+/* A number as the user or group attribute: the id itself, whether the guest's files list
+ * it or not (as chown does). */
+static bool owner_number(const char *s, uint32_t *id)
+{
+	uint64_t v;
+
+	if (parse_uint(s, 0, UINT32_MAX - 1, &v))
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
 /*
  * The owner from the user and group attributes (names or numbers of the guest's, which the
  * numbers of the host's users are not): a user gives its uid and primary group, a group its
- * gid. With AP_COPY_OWNER_IF_ANY (the host's own names, sent by default) one the guest lacks
+ * gid; a number the guest's files lack is that id (its group root's unless one is given).
+ * With AP_COPY_OWNER_IF_ANY (the host's own names, sent by default) a name the guest lacks
  * is root's; else it is an error (-ENOENT, with what[] naming it).
  */
 static int copy_owner(const struct ap_msg *m, uint32_t flags, uint32_t *uid, uint32_t *gid,
@@ -137,6 +199,8 @@ static int copy_owner(const struct ap_msg *m, uint32_t flags, uint32_t *uid, uin
 		if (!r) {
 			*uid = u.uid;
 			*gid = u.gid;
+		} else if (r == -ENOENT && owner_number(user, uid)) {
+			*gid = 0;
 		} else if (optional) {
 			*uid = *gid = 0;
 		} else {
@@ -148,6 +212,8 @@ static int copy_owner(const struct ap_msg *m, uint32_t flags, uint32_t *uid, uin
 		r = exec_group_lookup(group, &g);
 		if (!r) {
 			*gid = g;
+		} else if (r == -ENOENT && owner_number(group, gid)) {
+			/* the number itself */
 		} else if (optional) {
 			*gid = 0;
 		} else {

@@ -3,8 +3,9 @@
  * Freeze and thaw of the guest's file systems (Hyper-V's VSS writer, qemu-ga's fsfreeze):
  * FIFREEZE on every mounted file system backed by a block device, deepest mounts first and
  * `/` last; FITHAW in the opposite order. A freeze has a deadline (default 10 s): a watchdog
- * process thaws everything by itself at the deadline, so a host that never comes back (or a
- * connection process blocked writing to it, or killed) cannot leave the guest frozen.
+ * process, started before the first FIFREEZE, thaws what the freeze recorded by itself at the
+ * deadline, so a host that never comes back (or a connection process blocked writing to it,
+ * or killed, or a FIFREEZE that blocks) cannot leave the guest frozen.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,7 @@ static struct {
 	char path[FREEZE_MAX][AP_MAX_PATH];
 	int count;
 	pid_t watchdog;
+	bool self_thawed; /* the deadline passed: a later thaw finds nothing of ours frozen */
 } frozen = {.watchdog = -1};
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
@@ -50,11 +52,159 @@ static void unescape(char *s)
 	*d = '\0';
 }
 
-/* Mount points of block-device file systems, one per device, deepest first and "/" last. */
+/*
+ * The record of what the agent froze, shared by its connection processes and the watchdog
+ * (a file under /run: it goes with a reboot, and a connection made after the one that froze
+ * went away still knows what to thaw): "pid PID\n", the watchdog's, then one mount point a
+ * line, escaped as mountinfo does. Only what is listed here is ever thawed, never a file
+ * system the guest's administrator froze. Test builds with --test-mountinfo keep it in the
+ * state directory, and "freeze" a mount point by creating .keel-test-frozen in it (EBUSY if
+ * it is there already, as FIFREEZE on a frozen file system), so that host tests never freeze
+ * the host.
+ */
+#define TEST_FROZEN ".keel-test-frozen"
+
+static void record_path(char *buf, size_t size)
+{
+	if (agent_opts.test_mountinfo) {
+		(void)!mkdir(agent_opts.state_dir, 0755);
+		snprintf(buf, size, "%s/frozen", agent_opts.state_dir);
+	} else {
+		/* An initramfs may have no /run yet (the nested lab's does not). */
+		(void)!mkdir("/run", 0755);
+		snprintf(buf, size, "/run/keel-agent.frozen");
+	}
+}
+
+static void record_line(FILE *f, const char *path)
+{
+	for (const char *p = path; *p; p++)
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\\')
+			fprintf(f, "\\%03o", (unsigned char)*p);
+		else
+			fputc(*p, f);
+	fputc('\n', f);
+}
+
+/* Rewrite the record: the watchdog's pid and the paths frozen so far. */
+static int record_write(pid_t watchdog, char (*paths)[AP_MAX_PATH], int n)
+{
+	char path[AP_MAX_PATH + 16], tmp[AP_MAX_PATH + 32];
+	FILE *f;
+	int ok;
+
+	record_path(path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "pid %d\n", (int)watchdog);
+	for (int i = 0; i < n; i++)
+		record_line(f, paths[i]);
+	ok = fflush(f) == 0 && !ferror(f);
+	if (fclose(f) != 0 || !ok || rename(tmp, path) < 0) {
+		int e = errno ? errno : EIO;
+
+		unlink(tmp);
+		return -e;
+	}
+	return 0;
+}
+
+/* The recorded paths; *watchdog its pid. -ENOENT: nothing recorded. A freeze its
+ * connection's end thawed is "closed N" (*closed N, no paths): N file systems frozen until
+ * then, which a thaw on a new connection reports. */
+static int record_read(pid_t *watchdog, int *closed, char (*paths)[AP_MAX_PATH], int max)
+{
+	static char line[3 * AP_MAX_PATH];
+	char path[AP_MAX_PATH + 16];
+	int n = 0, pid = -1;
+	FILE *f;
+
+	*closed = -1;
+	record_path(path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (fscanf(f, "closed %d\n", closed) == 1) {
+		fclose(f);
+		*watchdog = 0;
+		return 0;
+	}
+	*closed = -1;
+	rewind(f);
+	if (fscanf(f, "pid %d\n", &pid) != 1)
+		pid = -1;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		size_t len;
+
+		line[strcspn(line, "\n")] = '\0';
+		unescape(line);
+		len = strlen(line);
+		if (!len || len >= AP_MAX_PATH)
+			continue;
+		memcpy(paths[n++], line, len + 1);
+	}
+	fclose(f);
+	*watchdog = pid;
+	return n;
+}
+
+static void record_remove(void)
+{
+	char path[AP_MAX_PATH + 16];
+
+	record_path(path, sizeof(path));
+	unlink(path);
+}
+
+static int do_freeze(int fd)
+{
+	if (agent_opts.test_mountinfo) {
+		int t = openat(fd, TEST_FROZEN, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+		if (t < 0)
+			return errno == EEXIST ? -EBUSY : -errno;
+		close(t);
+		return 0;
+	}
+	return ioctl(fd, FIFREEZE, 0) < 0 ? -errno : 0;
+}
+
+/* 0 thawed; -EINVAL: it was not frozen. */
+static int do_thaw(int fd)
+{
+	if (agent_opts.test_mountinfo)
+		return unlinkat(fd, TEST_FROZEN, 0) < 0 ? (errno == ENOENT ? -EINVAL : -errno) : 0;
+	return ioctl(fd, FITHAW, 0) < 0 ? -errno : 0;
+}
+
+/* Whether maj:min is a block device (sysfs; test builds: a file in the mount table's
+ * directory, sys-dev-block/MAJ:MIN). */
+static bool is_block(unsigned maj, unsigned min)
+{
+	char path[AP_MAX_PATH + 64];
+
+	if (agent_opts.test_mountinfo) {
+		const char *slash = strrchr(agent_opts.test_mountinfo, '/');
+		int len = slash ? (int)(slash - agent_opts.test_mountinfo) : 1;
+
+		snprintf(path, sizeof(path), "%.*s/sys-dev-block/%u:%u", len,
+			 slash ? agent_opts.test_mountinfo : ".", maj, min);
+	} else {
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", maj, min);
+	}
+	return access(path, F_OK) == 0;
+}
+
+/* Mount points of block-device file systems, one per device, deepest first and "/" last.
+ * A mount is block-backed by its device number (mountinfo's major:minor, in
+ * /sys/dev/block), not its source's name: "/dev/root" (a kernel booted without an initramfs)
+ * names no device node. */
 static int freeze_mounts(char (*paths)[AP_MAX_PATH], int max)
 {
 	static char line[3 * AP_MAX_PATH];
-	dev_t devs[FREEZE_MAX];
+	unsigned devs[FREEZE_MAX][2];
 	int n = 0, root = -1;
 	FILE *f = fopen(agent_opts.test_mountinfo ? agent_opts.test_mountinfo
 						  : "/proc/self/mountinfo",
@@ -63,23 +213,21 @@ static int freeze_mounts(char (*paths)[AP_MAX_PATH], int max)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f) && n < max) {
-		char mnt[AP_MAX_PATH], src[AP_MAX_PATH];
-		const char *sep = strstr(line, " - ");
-		struct stat st;
+		char mnt[AP_MAX_PATH];
+		unsigned maj, min;
 		bool dup = false;
 
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
-		    sscanf(sep + 3, "%*s %4095s", src) != 1)
+		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min, mnt) != 3)
 			continue;
 		unescape(mnt);
-		unescape(src);
-		if (strncmp(src, "/dev/", 5) || stat(src, &st) < 0 || !S_ISBLK(st.st_mode))
+		if (maj == 0 || !is_block(maj, min))
 			continue;
 		for (int i = 0; i < n; i++)
-			dup |= devs[i] == st.st_rdev;
+			dup |= devs[i][0] == maj && devs[i][1] == min;
 		if (dup)
 			continue;
-		devs[n] = st.st_rdev;
+		devs[n][0] = maj;
+		devs[n][1] = min;
 		snprintf(paths[n], AP_MAX_PATH, "%s", mnt);
 		if (!strcmp(mnt, "/"))
 			root = n;
@@ -108,36 +256,130 @@ static int freeze_mounts(char (*paths)[AP_MAX_PATH], int max)
 	return n;
 }
 
-static void thaw_fds(const int *fds, int n)
+/* Thaw the paths, last first; the number that were frozen. */
+static int thaw_paths(char (*paths)[AP_MAX_PATH], int n)
 {
-	for (int i = n - 1; i >= 0; i--)
-		if (fds[i] >= 0)
-			ioctl(fds[i], FITHAW, 0);
+	int count = 0;
+
+	for (int i = n - 1; i >= 0; i--) {
+		int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		count += do_thaw(fd) == 0;
+		close(fd);
+	}
+	return count;
 }
 
-void freeze_thaw_all(struct conn *c)
+static int thaw_fds(const int *fds, int n)
 {
+	int count = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		if (fds[i] >= 0)
+			count += do_thaw(fds[i]) == 0;
+	return count;
+}
+
+/* The watchdog: at the deadline, what the record lists if it is still its own. */
+static void watchdog_run(uint32_t timeout_ms)
+{
+	static char paths[FREEZE_MAX][AP_MAX_PATH];
+	struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
+	pid_t owner = -1;
+	int n, closed;
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	n = record_read(&owner, &closed, paths, FREEZE_MAX);
+	if (n >= 0 && owner == getpid()) {
+		thaw_paths(paths, n);
+		record_remove();
+	}
+	_exit(0);
+}
+
+/* End this connection's freeze: the watchdog stopped (whether it had thawed already is
+ * in self_thawed), its file systems thawed, the record gone. The number thawed now. */
+static int thaw_own(struct conn *c)
+{
+	int count = 0;
+
 	if (frozen.watchdog > 0) {
-		kill(frozen.watchdog, SIGKILL);
+		int status;
+
+		if (waitpid(frozen.watchdog, &status, WNOHANG) == frozen.watchdog)
+			frozen.self_thawed = true; /* it ran out: the deadline thawed */
+		else
+			kill(frozen.watchdog, SIGKILL);
 		while (waitpid(frozen.watchdog, NULL, 0) < 0 && errno == EINTR)
 			;
 		frozen.watchdog = -1;
 	}
-	thaw_fds(frozen.fd, frozen.count);
-	for (int i = 0; i < frozen.count; i++)
-		close(frozen.fd[i]);
+	if (frozen.count) {
+		count = thaw_fds(frozen.fd, frozen.count);
+		for (int i = 0; i < frozen.count; i++)
+			close(frozen.fd[i]);
+		record_remove();
+	}
 	frozen.count = 0;
 	c->thaw_deadline_ms = 0;
+	return count;
+}
+
+void freeze_thaw_all(struct conn *c)
+{
+	if (c->thaw_deadline_ms && clock_mono_ms() >= c->thaw_deadline_ms && frozen.count)
+		frozen.self_thawed = true;
+	(void)thaw_own(c);
+}
+
+void freeze_conn_end(struct conn *c)
+{
+	bool deadline = c->thaw_deadline_ms && clock_mono_ms() >= c->thaw_deadline_ms;
+	int count;
+
+	if (!frozen.count && frozen.watchdog <= 0)
+		return;
+	if (deadline)
+		frozen.self_thawed = true;
+	count = thaw_own(c);
+	/* The host's connection went away while frozen (a worker restarted under a production
+	 * checkpoint, after its pause): frozen until now, which the host's thaw on a new
+	 * connection is told. Not after the deadline or the watchdog's thaw. */
+	if (!frozen.self_thawed && count > 0) {
+		char path[AP_MAX_PATH + 16];
+		FILE *f;
+
+		record_path(path, sizeof(path));
+		f = fopen(path, "we");
+		if (f) {
+			fprintf(f, "closed %d\n", count);
+			fclose(f);
+		}
+	}
 }
 
 int freeze_handle(struct conn *c, const struct ap_msg *m)
 {
 	static char paths[FREEZE_MAX][AP_MAX_PATH];
 	uint32_t timeout_ms = FREEZE_DEFAULT_TIMEOUT;
-	int n, r = 0, failed = 0;
+	pid_t owner;
+	int n, r = 0, failed = 0, closed;
+	bool recording = false; /* r is the record's write, not a FIFREEZE */
 
-	if (frozen.count)
+	if (frozen.count || frozen.watchdog > 0)
 		return conn_error(c, m, EBUSY, "the file systems are already frozen; thaw first");
+	n = record_read(&owner, &closed, paths, FREEZE_MAX);
+	if (n >= 0 && owner > 0 && kill(owner, 0) == 0)
+		return conn_error(c, m, EBUSY,
+				  "another connection's freeze is under way; thaw first");
+	if (n >= 0) {
+		/* Its watchdog is gone (the agent ended): what it recorded is thawed now. */
+		thaw_paths(paths, n);
+		record_remove();
+	}
 	if (ap_get(m, AP_A_TIMEOUT_MS))
 		(void)ap_get_u32(m, AP_A_TIMEOUT_MS, &timeout_ms);
 	if (timeout_ms == 0 || timeout_ms > FREEZE_MAX_TIMEOUT)
@@ -146,48 +388,78 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	n = freeze_mounts(paths, FREEZE_MAX);
 	if (n < 0)
 		return conn_error(c, m, -n, "cannot read the mount table: %s", strerror(-n));
-	for (int i = 0; i < n; i++) {
+	frozen.self_thawed = false;
+	/* The watchdog first: a FIFREEZE that blocks leaves the ones before it frozen, and the
+	 * deadline covers them too (it thaws what the record lists). */
+	frozen.watchdog = fork();
+	if (frozen.watchdog < 0) {
+		frozen.watchdog = -1;
+		return conn_error(c, m, errno, "cannot start the freeze's watchdog: %s",
+				  strerror(errno));
+	}
+	if (frozen.watchdog == 0) {
+		int held[] = {c->fd,	     c->exec.in_fd, c->exec.out_fd, c->exec.err_fd,
+			      c->exec.pidfd, c->copy.fd,    c->copy.dirfd};
+
+		/* Only the record: the connection and an exec's pipes held here would hide
+		 * their end from the host and the program until the deadline. */
+		for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+			if (held[i] >= 0)
+				close(held[i]);
+		watchdog_run(timeout_ms);
+	}
+	c->thaw_deadline_ms = clock_mono_ms() + timeout_ms;
+	r = record_write(frozen.watchdog, frozen.path, 0);
+	recording = r != 0;
+	for (int i = 0; i < n && !r; i++) {
 		int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 		if (fd < 0)
 			continue;
-		if (ioctl(fd, FIFREEZE, 0) < 0) {
-			int e = errno;
-
+		/* Recorded before it freezes: the record may name one more than is frozen (a
+		 * thaw of it fails harmlessly), never one less. */
+		memcpy(frozen.path[frozen.count], paths[i], AP_MAX_PATH);
+		r = record_write(frozen.watchdog, frozen.path, frozen.count + 1);
+		if (r) {
 			close(fd);
-			if (e == EOPNOTSUPP || e == ENOTTY)
+			recording = true;
+			break;
+		}
+		r = do_freeze(fd);
+		if (r) {
+			close(fd);
+			if (r == -EOPNOTSUPP || r == -ENOTTY) {
+				r = record_write(frozen.watchdog, frozen.path, frozen.count);
 				continue; /* a file system that cannot freeze is left as it is */
-			r = -e;
+			}
 			failed = i;
 			break;
 		}
-		frozen.fd[frozen.count] = fd;
-		memcpy(frozen.path[frozen.count], paths[i], AP_MAX_PATH);
-		frozen.count++;
+		frozen.fd[frozen.count++] = fd;
+	}
+	if (!r && waitpid(frozen.watchdog, NULL, WNOHANG) == frozen.watchdog) {
+		frozen.watchdog = -1; /* the deadline passed while freezing */
+		r = -ETIMEDOUT;
+		failed = n - 1;
 	}
 	if (r) {
-		freeze_thaw_all(c);
-		return conn_error(c, m, -r, "cannot freeze '%s': %s; everything is thawed again",
-				  paths[failed], strerror(-r));
-	}
-	frozen.watchdog = fork();
-	if (frozen.watchdog == 0) {
-		struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
-		int held[] = {c->fd,	     c->exec.in_fd, c->exec.out_fd, c->exec.err_fd,
-			      c->exec.pidfd, c->copy.fd,    c->copy.dirfd};
+		int e = -r;
 
-		/* Only the frozen file systems: the connection and an exec's pipes held here
-		 * would hide their end from the host and the program until the deadline. */
-		for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
-			if (held[i] >= 0)
-				close(held[i]);
+		thaw_own(c);
+		record_remove();
+		if (recording) {
+			char path[AP_MAX_PATH + 16];
 
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-		thaw_fds(frozen.fd, frozen.count);
-		_exit(0);
+			record_path(path, sizeof(path));
+			return conn_error(c, m, e,
+					  "cannot record the freeze in %s: %s; nothing is left "
+					  "frozen",
+					  path, strerror(e));
+		}
+		return conn_error(c, m, e,
+				  "cannot freeze '%s': %s; what this freeze froze is thawed again",
+				  n ? paths[failed] : "/", strerror(e));
 	}
-	c->thaw_deadline_ms = clock_mono_ms() + timeout_ms;
 	ap_begin(&c->out, m->type, AP_F_REPLY, m->id);
 	ap_put_u32(&c->out, AP_A_COUNT, (uint32_t)frozen.count);
 	for (int i = 0; i < frozen.count && ap_room(&c->out, strlen(frozen.path[i]) + 1); i++)
@@ -197,34 +469,29 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	return conn_send(c);
 }
 
-/* A thaw on a connection that froze nothing (the one that did is gone: a worker restarted
- * under it, say): every block-device file system that is frozen is thawed, as qemu-ga's
- * fsfreeze-thaw does, so the host can always end a freeze it asked for. */
-static int thaw_mounts(void)
-{
-	static char paths[FREEZE_MAX][AP_MAX_PATH];
-	int n = freeze_mounts(paths, FREEZE_MAX), count = 0;
-
-	for (int i = n - 1; i >= 0; i--) {
-		int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		if (fd < 0)
-			continue;
-		if (ioctl(fd, FITHAW, 0) == 0)
-			count++; /* EINVAL: it was not frozen */
-		close(fd);
-	}
-	return count;
-}
-
+/* A thaw ends this connection's freeze or, on a connection that froze nothing (the one
+ * that did is gone: a worker restarted under it, say), the one the record lists: only what
+ * the agent froze, never a file system someone else froze. COUNT: the file systems that
+ * were still frozen and are thawed now (0 when the deadline thawed them already). */
 int thaw_handle(struct conn *c, const struct ap_msg *m)
 {
-	int count = frozen.count;
+	static char paths[FREEZE_MAX][AP_MAX_PATH];
+	int count = 0;
 
-	if (count)
-		freeze_thaw_all(c);
-	else
-		count = thaw_mounts();
+	if (frozen.count || frozen.watchdog > 0) {
+		count = thaw_own(c);
+	} else if (!frozen.self_thawed) {
+		pid_t owner = -1;
+		int closed, n = record_read(&owner, &closed, paths, FREEZE_MAX);
+
+		if (n >= 0) {
+			count = closed >= 0 ? closed : thaw_paths(paths, n);
+			record_remove();
+		}
+	}
+	if (frozen.self_thawed)
+		count = 0;
+	frozen.self_thawed = false;
 	ap_begin(&c->out, m->type, AP_F_REPLY, m->id);
 	ap_put_u32(&c->out, AP_A_COUNT, (uint32_t)count);
 	if (ap_end(&c->out))

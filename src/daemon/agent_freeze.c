@@ -42,6 +42,15 @@ int agent_freeze_ready(struct store *store, const struct vm_def *def, char *why,
 	return 0;
 }
 
+/* Whether the agent answered the last request with an error: it did nothing (a freeze that
+ * fails is thawed again by the agent), so no thaw is sent, which would end a freeze someone
+ * else made (an administrator's fsfreeze). */
+static bool agent_refused(const struct agent_conn *c)
+{
+	return (c->msg.flags & (AP_F_REPLY | AP_F_ERROR)) == (AP_F_REPLY | AP_F_ERROR) &&
+	       c->msg.type == c->last_type && c->msg.id == c->last_id;
+}
+
 int agent_freeze(struct store *store, struct sup *sup, const struct vm_def *def,
 		 struct agent_conn **conn, unsigned *count, char *why, size_t whylen)
 {
@@ -73,13 +82,15 @@ int agent_freeze(struct store *store, struct sup *sup, const struct vm_def *def,
 			error_set(why, whylen, "the agent's freeze reply has no count");
 			r = -EPROTO;
 		}
-		if (r) {
-			/* It may have frozen before the answer was lost: undo on this connection
-			 * (its end thaws too). */
+		if (r && !agent_refused(c)) {
+			/* The outcome is unknown (no answer, a broken one): it may have frozen
+			 * before the answer was lost, so undo on this connection (its end thaws
+			 * too). The agent thaws only what it recorded freezing. */
 			agent_begin(c, AP_T_THAW);
 			(void)!agent_call(c, AGENT_FREEZE_CALL_MS, NULL, 0);
-			agent_close(c);
 		}
+		if (r)
+			agent_close(c);
 	}
 	keeld_lock();
 	if (r) {
@@ -91,15 +102,19 @@ int agent_freeze(struct store *store, struct sup *sup, const struct vm_def *def,
 	return 0;
 }
 
-int agent_thaw(struct sup *sup, const struct vm_def *def, struct agent_conn *conn, char *err,
-	       size_t errlen)
+int agent_thaw(struct sup *sup, const struct vm_def *def, struct agent_conn *conn, unsigned *thawed,
+	       char *err, size_t errlen)
 {
+	uint32_t n = 0;
 	char path[512];
 	int r;
 
+	*thawed = 0;
 	keeld_unlock();
 	agent_begin(conn, AP_T_THAW);
 	r = agent_call(conn, AGENT_FREEZE_CALL_MS, err, errlen);
+	if (!r && !ap_get_u32(&conn->msg, AP_A_COUNT, &n))
+		*thawed = n;
 	agent_close(conn);
 	keeld_lock();
 	if (r != -EPIPE && r != -ECONNRESET && r != -ETIMEDOUT)
@@ -114,6 +129,8 @@ int agent_thaw(struct sup *sup, const struct vm_def *def, struct agent_conn *con
 	if (!r) {
 		agent_begin(conn, AP_T_THAW);
 		r = agent_call(conn, AGENT_FREEZE_CALL_MS, err, errlen);
+		if (!r && !ap_get_u32(&conn->msg, AP_A_COUNT, &n))
+			*thawed = n;
 		agent_close(conn);
 	}
 	keeld_lock();

@@ -28,7 +28,9 @@ int agent_freeze_ready(struct store *store, const struct vm_def *def, char *why,
  * Freeze the guest of def (Running). 0 with *conn the connection that froze it (for
  * agent_thaw) and *count the file systems frozen; else -errno with why saying why, without a
  * freeze: -ENOTCONN (no heartbeat: no agent, or it does not answer), -EOPNOTSUPP (the agent
- * does not offer freeze, or `keel vm integration ... disable freeze`), or the agent's error.
+ * does not offer freeze, or `keel vm integration ... disable freeze`), or the agent's error
+ * (then nothing is thawed: the agent undid its own freeze). A thaw is sent only when the
+ * outcome is unknown (no answer in time, the connection lost, a malformed reply).
  * With keeld's lock held.
  */
 int agent_freeze(struct store *store, struct sup *sup, const struct vm_def *def,
@@ -36,10 +38,12 @@ int agent_freeze(struct store *store, struct sup *sup, const struct vm_def *def,
 	__attribute__((warn_unused_result));
 /*
  * End a freeze: a thaw on conn, and when that connection has gone (the worker restarted
- * under it) on a new one; conn is closed and freed. 0, or -errno with err set (the guest
- * still thaws at its deadline by itself). With keeld's lock held.
+ * under it) on a new one; conn is closed and freed. 0 with *thawed the file systems that
+ * were still frozen (fewer than the freeze's count: the agent's deadline thawed them
+ * first), or -errno with err set (the guest still thaws at its deadline by itself). With
+ * keeld's lock held.
  */
-int agent_thaw(struct sup *sup, const struct vm_def *def, struct agent_conn *conn, char *err,
-	       size_t errlen) __attribute__((warn_unused_result));
+int agent_thaw(struct sup *sup, const struct vm_def *def, struct agent_conn *conn, unsigned *thawed,
+	       char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

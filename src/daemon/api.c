@@ -108,7 +108,7 @@ static const char *errno_code(int err, unsigned *status)
 	case -EDQUOT:
 		*status = 507;
 		return "InsufficientMemory";
-	case -EOPNOTSUPP: /* a production-only checkpoint that cannot be taken */
+	case -CKPT_ENOPRODUCTION: /* only ckpt.c's: -EOPNOTSUPP from elsewhere is Internal */
 		*status = 409;
 		return "ProductionCheckpointUnavailable";
 	default:
@@ -939,6 +939,19 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		if (ret) {
 			api_error_reply(out, ret == -EBUSY ? 409 : 500,
 					ret == -EBUSY ? "InvalidState" : "Internal", msg);
+			vmdef_free(&def);
+			return;
+		}
+		/* A backup copying a checkpoint's files lets the VM go (stop, save and the
+		 * worker's supervision go on) but keeps what would change those files away. */
+		if (sup_pinned(ctx->sup, def.uuid) &&
+		    (!sub || !strcmp(opname, "checkpoints") || !strcmp(opname, "backup"))) {
+			snprintf(msg, sizeof(msg),
+				 "VM '%s' has a %s under way: its checkpoints and disks cannot "
+				 "change until it is done",
+				 def.name, sup_pinned(ctx->sup, def.uuid));
+			api_error_reply(out, 409, "InvalidState", msg);
+			sup_op_end(ctx->sup, def.uuid);
 			vmdef_free(&def);
 			return;
 		}

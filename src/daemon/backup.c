@@ -61,11 +61,11 @@ int backup_check(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, 
 		struct disk_err why;
 		struct disk *d;
 
-		ret = disk_open_as(def->disks[i].path,
-				   def->disks[i].format == VM_DISK_VHDX ? DISK_FORMAT_VHDX
-									: DISK_FORMAT_RAW,
-				   /* only its size, which a running worker never changes */
-				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d, &why);
+		ret = disk_open_as(
+			def->disks[i].path,
+			def->disks[i].format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW,
+			/* only its size, which a running worker never changes */
+			DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d, &why);
 		if (ret) {
 			error_set(err, errlen, "cannot read disk %s of VM '%s': %s",
 				  def->disks[i].path, def->name, disk_why(&why, ret));
@@ -160,18 +160,38 @@ static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)
 	return 0;
 }
 
+/* Take the VM's operation again after the copy (keeld's lock held): a request that holds it
+ * meanwhile (a stop, say) ends, so this waits for it, letting the lock go. */
+static void backup_retake(struct ckpt_ctx *cc, const struct vm_def *def)
+{
+	char busy[256];
+
+	for (unsigned i = 0;
+	     sup_op_begin(cc->sup, def->uuid, def->name, "backup", busy, sizeof(busy)); i++) {
+		if (i % 600 == 599)
+			log_warn("VM %s: backup: waiting to merge its checkpoint: %s", def->name,
+				 busy);
+		keeld_unlock();
+		usleep(100000);
+		keeld_lock();
+	}
+}
+
 int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, json_object **out,
 	       char *err, size_t errlen)
 {
 	char(*src)[PATH_MAX] = calloc(VMDEF_MAX_DISKS, PATH_MAX);
 	char(*dst)[PATH_MAX] = calloc(VMDEF_MAX_DISKS, PATH_MAX);
 	char dir[BACKUP_DIR_MAX], sub[BACKUP_DIR_MAX + 16], name[CKPT_NAME_MAX + 1],
-		vmdir[PATH_MAX], progress[PATH_MAX + 32] = "";
+		vmdir[PATH_MAX] = "", progress[PATH_MAX + 32] = "";
 	struct backup_progress bp = {-1, 0, 0};
 	const char *consistency = "off", *fallback = NULL;
 	json_object *ck = NULL, *v;
 	struct sup_status st;
+	char ckid[VMDEF_UUID_LEN + 1] = "";
 	unsigned copied = 0;
+	bool complete = false; /* every copy and config.json written: never deleted */
+	bool released = false; /* the VM let go during the copy */
 	int ret;
 
 	*out = NULL;
@@ -205,8 +225,9 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		fallback = json_object_object_get_ex(ck, "fallback", &v) ? json_object_get_string(v)
 									 : NULL;
 		consistency = fallback ? "crash" : "application";
-		/* The new worker shows as running while the copy is made (the main loop leaves
-		 * the VM to this job), and the checkpoint's delete needs it so. */
+		if (json_object_object_get_ex(ck, "id", &v))
+			snprintf(ckid, sizeof(ckid), "%s", json_object_get_string(v));
+		/* The new worker is watched again once the copy lets the VM go. */
 		if (sup_wait_started(cc->sup, def, 120000))
 			log_warn("VM %s: backup: the worker did not come back after the checkpoint",
 				 def->name);
@@ -221,9 +242,27 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		snprintf(progress, sizeof(progress), "%s/%s", vmdir, BACKUP_PROGRESS_FILE);
 		bp.fd = open(progress, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	}
-	/* The copy lets keeld's lock go: the job owns the VM, and the files it reads are never
-	 * written again (a checkpoint's), or are the disks of a VM nobody can start now. */
+	/* The copy lets keeld's lock go. A running VM's copy reads its checkpoint's files,
+	 * which nothing writes while the checkpoint is pinned: the job lets the VM go meanwhile
+	 * (the main loop watches its worker, stop, save and turn-off work) and takes it again
+	 * for the delete. An Off VM's are its own disks: the job keeps it, so nobody starts it. */
+	if (ck) {
+		sup_pin(cc->sup, def->uuid, "backup");
+		sup_op_end(cc->sup, def->uuid);
+		released = true;
+	}
 	keeld_unlock();
+#ifdef KEEL_TEST_HOOKS
+	/* Test builds: the copy waits while the VM's directory holds this file (60 s at most),
+	 * for a test to act on the VM during it. */
+	if (released && vmdir[0]) {
+		char hook[PATH_MAX + 32];
+
+		snprintf(hook, sizeof(hook), "%s/test-backup-hold", vmdir);
+		for (int i = 0; i < 600 && access(hook, F_OK) == 0; i++)
+			usleep(100000);
+	}
+#endif
 	for (; copied < def->ndisks && !ret; copied++) {
 		const struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
 						   .type = DISK_TYPE_DYNAMIC};
@@ -240,8 +279,13 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		bp.base += bp.last;
 	}
 	keeld_lock();
+	if (released) {
+		backup_retake(cc, def);
+		sup_pin(cc->sup, def->uuid, NULL);
+	}
 	if (!ret)
 		ret = write_config(def, dir, dst, err, errlen);
+	complete = !ret;
 merge:
 	if (ck) {
 		char why[768];
@@ -251,22 +295,56 @@ merge:
 		r = store_vm_get(cc->store, def->uuid, &cur);
 
 		/* Deleting the checkpoint merges the children into its files: the VM goes
-		 * back onto the files it had, with everything written meanwhile. */
+		 * back onto the files it had, with everything written meanwhile. By its id:
+		 * the user may have given another checkpoint the same name meanwhile. */
 		if (!r) {
-			r = ckpt_delete(cc, &cur, name, false, why, sizeof(why));
+			r = ckpt_delete(cc, &cur, ckid[0] ? ckid : name, false, why, sizeof(why));
 			vmdef_free(&cur);
+			/* Starting or Stopping (a stop asked during the copy): let the main loop
+			 * finish that, and try again. */
+			for (int i = 0; r == -EBUSY && released && i < 120; i++) {
+				sup_op_end(cc->sup, def->uuid);
+				keeld_unlock();
+				usleep(500000);
+				keeld_lock();
+				backup_retake(cc, def);
+				r = store_vm_get(cc->store, def->uuid, &cur);
+				if (r)
+					break;
+				r = ckpt_delete(cc, &cur, ckid[0] ? ckid : name, false, why,
+						sizeof(why));
+				vmdef_free(&cur);
+			}
+#ifdef KEEL_TEST_HOOKS
+			/* Test builds: the merge reports a failure when the VM's directory
+			 * holds this file. */
+			if (!r && vmdir[0]) {
+				char hook[PATH_MAX + 32];
+
+				snprintf(hook, sizeof(hook), "%s/test-fail-backup-merge", vmdir);
+				if (access(hook, F_OK) == 0) {
+					snprintf(why, sizeof(why), "test hook");
+					r = -EIO;
+				}
+			}
+#endif
 		} else {
 			snprintf(why, sizeof(why), "cannot read VM '%s' from the store", def->name);
 		}
 		if (r) {
 			log_err("VM %s: backup: cannot delete checkpoint '%s': %s", def->name, name,
 				why);
-			if (!ret) {
+			if (complete) {
+				/* The backup stays: only the VM is left on the checkpoint's
+				 * differencing disks until its delete is done again. */
 				error_set(
 					err, errlen,
-					"the backup is complete, but its checkpoint '%s' could not "
-					"be merged back (keel checkpoint delete %s '%s'): %s",
-					name, def->name, name, why);
+					"the backup in %s is complete and kept, but its checkpoint "
+					"'%s' could not be merged back: %s. VM '%s' still runs on "
+					"the checkpoint's differencing disks; merge them with "
+					"'keel checkpoint delete %s %s'",
+					dir, name, why, def->name, def->name,
+					ckid[0] ? ckid : name);
 				ret = r;
 			}
 		}
@@ -295,6 +373,13 @@ merge:
 		return 0;
 	}
 	json_object_put(ck);
+	if (complete) {
+		log_warn("VM %s: backup in %s kept (its checkpoint's merge failed)", def->name,
+			 dir);
+		free(src);
+		free(dst);
+		return ret;
+	}
 fail:
 	for (unsigned i = 0; i < copied; i++)
 		unlink(dst[i]);

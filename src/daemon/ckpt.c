@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "daemon/ckpt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -252,19 +253,25 @@ static int state_dir(struct op *op, const char *id, char *buf, size_t size)
 	return 0;
 }
 
-static void remove_state(struct op *op, struct ckpt *c)
+/* A checkpoint's state directory and the saved state in it. */
+static void remove_state_dir(const char *dir)
 {
 	static const char *const files[] = {"state", "memory"};
-	char dir[PATH_MAX], path[PATH_MAX + 16];
+	char path[PATH_MAX + 16];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, files[i]) < sizeof(path))
+			unlink(path);
+	rmdir(dir);
+}
+
+static void remove_state(struct op *op, struct ckpt *c)
+{
+	char dir[PATH_MAX];
 
 	c->saved = false;
-	if (state_dir(op, c->id, dir, sizeof(dir)))
-		return;
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
-	rmdir(dir);
+	if (!state_dir(op, c->id, dir, sizeof(dir)))
+		remove_state_dir(dir);
 }
 
 /* Hard links of the VM's saved state into the checkpoint's directory. */
@@ -420,7 +427,7 @@ static int production_refused(const struct vm_def *def, const char *why, char *e
 {
 	error_set(err, errlen, "cannot take a production checkpoint of VM '%s': %s", def->name,
 		  why);
-	return -EOPNOTSUPP;
+	return -CKPT_ENOPRODUCTION;
 }
 
 int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
@@ -440,18 +447,62 @@ int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char
 	return ret;
 }
 
-/* Remove the saved state a production checkpoint's worker restart went through: the VM's
- * saved/ links keep it for the restore, the checkpoint has none. */
-static void drop_restart_state(const char *dir)
+int ckpt_sweep(struct ckpt_ctx *ctx, const struct vm_def *def)
 {
-	char path[PATH_MAX + 16];
+	char vm[PATH_MAX], dir[PATH_MAX + 16], sub[PATH_MAX + 16 + 256];
+	struct ckpt_tree t;
+	struct dirent *de;
+	int ret, n = 0;
+	DIR *d;
 
-	snprintf(path, sizeof(path), "%s/state", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/memory", dir);
-	unlink(path);
-	rmdir(dir);
+	ret = sup_vm_dir(ctx->sup, def->uuid, vm, sizeof(vm));
+	if (ret)
+		return ret;
+	snprintf(dir, sizeof(dir), "%s/" CKPT_DIR, vm);
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	ret = store_ckpt_load(ctx->store, def->uuid, &t);
+	if (ret) {
+		closedir(d);
+		return ret;
+	}
+	while ((de = readdir(d))) {
+		struct ckpt *c;
+
+		if (de->d_name[0] == '.')
+			continue;
+		c = ckpt_tree_by_id(&t, de->d_name);
+		if (c && c->saved)
+			continue;
+		/* A production checkpoint's restart state (keeld ended between the commit and
+		 * the restore), or one of a checkpoint that is gone: RAM-sized, and kept by
+		 * nothing (the VM's saved/ has links of its own). */
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		log_info("VM %s: removing the leftover saved state %s", def->name, sub);
+		remove_state_dir(sub);
+		n++;
+	}
+	closedir(d);
+	ckpt_tree_free(&t);
+	return n;
 }
+
+/* End the guest's freeze (*frozen NULL after); *thawed the file systems still frozen. */
+static void thaw_now(struct ckpt_ctx *ctx, const struct vm_def *def, struct agent_conn **frozen,
+		     unsigned *thawed)
+{
+	char why[400];
+
+	if (agent_thaw(ctx->sup, def, *frozen, thawed, why, sizeof(why)))
+		log_warn("VM %s: cannot thaw the guest's file systems (it thaws by itself within "
+			 "%d s): %s",
+			 def->name, AGENT_FREEZE_TIMEOUT_MS / 1000, why);
+	*frozen = NULL;
+}
+
+/* How much of the guest's freeze deadline must be left when the VM pauses. */
+#define CKPT_FREEZE_MARGIN_MS 2000
 
 int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
 		enum ckpt_type type, json_object **out, char *err, size_t errlen)
@@ -461,7 +512,8 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	char why[512] = "", fallback[600] = "";
 	bool running, stopped = false, was_paused = false, production = false;
 	struct agent_conn *frozen = NULL;
-	unsigned nfrozen = 0;
+	unsigned nfrozen = 0, thawed = 0;
+	long long frozen_at = 0;
 	struct ckpt *c;
 	struct op op;
 	int ret;
@@ -477,7 +529,9 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	if (type != CKPT_STANDARD) {
 		ret = production_possible(&op, why, sizeof(why));
 		if (!ret && op.st.state == VM_RUNNING) {
-			/* keeld's lock is let go while the guest freezes: look again after. */
+			/* keeld's lock is let go while the guest freezes: look again after. The
+			 * guest's deadline starts after this, so the host's count is early. */
+			frozen_at = clock_mono_ms();
 			ret = agent_freeze(ctx->store, ctx->sup, def, &frozen, &nfrozen, why,
 					   sizeof(why));
 			sup_status(ctx->sup, def->uuid, &op.st);
@@ -485,6 +539,17 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 				error_set(why, sizeof(why), "VM '%s' became %s during the freeze",
 					  def->name, vm_state_name(op.st.state));
 				ret = -EBUSY;
+			} else if (!ret && nfrozen == 0) {
+				/* Nothing frozen is no application consistency (a guest whose
+				 * block devices the agent did not find, say). */
+				error_set(why, sizeof(why),
+					  "the agent in VM '%s' froze no file system", def->name);
+				ret = -ENODEV;
+			}
+			if (ret && frozen) {
+				/* Thawed before anything else: what follows is not frozen. */
+				thaw_now(ctx, def, &frozen, &thawed);
+				nfrozen = 0;
 			}
 		}
 		if (!ret) {
@@ -533,6 +598,26 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			error_set(err, errlen, "cannot create %s: %s", dir, strerror(-ret));
 			goto out;
 		}
+		if (frozen &&
+		    clock_mono_ms() - frozen_at > AGENT_FREEZE_TIMEOUT_MS - CKPT_FREEZE_MARGIN_MS) {
+			/* The guest thaws by itself at its deadline: too close to it to pause
+			 * the VM while it is still frozen. */
+			thaw_now(ctx, def, &frozen, &thawed);
+			error_set(why, sizeof(why),
+				  "the guest's freeze came within %d ms of its %d s deadline "
+				  "before the VM paused",
+				  CKPT_FREEZE_MARGIN_MS, AGENT_FREEZE_TIMEOUT_MS / 1000);
+			if (type == CKPT_PRODUCTION_ONLY) {
+				rmdir(dir);
+				ret = production_refused(def, why, err, errlen);
+				goto out;
+			}
+			snprintf(fallback, sizeof(fallback),
+				 "a standard checkpoint instead of a production one: %s", why);
+			log_info("VM %s: checkpoint '%s': %s", def->name, name, fallback);
+			production = false;
+			c->production = false;
+		}
 		ret = sup_save_stop(ctx->sup, def, dir, &was_paused, err, errlen);
 		if (ret) {
 			rmdir(dir);
@@ -568,14 +653,6 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	log_info("VM %s: %s checkpoint '%s' created (id %s%s)", def->name,
 		 production ? "production" : "standard", name, id,
 		 frozen ? ", file systems frozen" : "");
-	if (out) {
-		*out = ckpt_json(&op.t, ckpt_tree_by_id(&op.t, id));
-		if (*out && fallback[0])
-			json_object_object_add(*out, "fallback", json_object_new_string(fallback));
-		if (*out && frozen)
-			json_object_object_add(*out, "frozen_filesystems",
-					       json_object_new_int((int)nfrozen));
-	}
 	if (stopped) {
 		char why2[400];
 
@@ -588,8 +665,39 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			log_warn(
 				"VM %s: the worker did not come back within %d s to thaw the guest",
 				def->name, AGENT_FREEZE_TIMEOUT_MS / 1000);
+		if (frozen) {
+			unsigned had = nfrozen;
+
+			thaw_now(ctx, def, &frozen, &thawed);
+			if (production && thawed < had) {
+				/* The guest had thawed itself (its deadline) before keeld's thaw:
+				 * perhaps before the pause, so not application-consistent. The
+				 * restart's saved state stays: a standard checkpoint. */
+				struct ckpt *k = ckpt_tree_by_id(&op.t, id);
+				k->production = false;
+				k->saved = true;
+				if (op_commit(&op, false, why2, sizeof(why2)))
+					log_err("VM %s: cannot relabel checkpoint '%s': %s",
+						def->name, name, why2);
+				production = false;
+				snprintf(fallback, sizeof(fallback),
+					 "a standard checkpoint instead of a production one: the "
+					 "guest thawed %u of its %u frozen file systems by itself "
+					 "before keeld's thaw",
+					 had - thawed, had);
+				log_warn("VM %s: checkpoint '%s': %s", def->name, name, fallback);
+			}
+		}
 		if (production)
-			drop_restart_state(dir);
+			remove_state_dir(dir); /* the restart's: saved/ has its links */
+	}
+	if (out) {
+		*out = ckpt_json(&op.t, ckpt_tree_by_id(&op.t, id));
+		if (*out && fallback[0])
+			json_object_object_add(*out, "fallback", json_object_new_string(fallback));
+		if (*out && production && nfrozen)
+			json_object_object_add(*out, "frozen_filesystems",
+					       json_object_new_int((int)nfrozen));
 	}
 	goto out;
 undo:
@@ -607,16 +715,10 @@ undo:
 	if (ckpt_tree_by_id(&op.t, id))
 		remove_state(&op, ckpt_tree_by_id(&op.t, id));
 	if (production && stopped)
-		drop_restart_state(dir);
+		remove_state_dir(dir); /* the restart's: saved/ has its links */
 out:
-	if (frozen) {
-		char why2[400];
-
-		if (agent_thaw(ctx->sup, def, frozen, why2, sizeof(why2)))
-			log_warn("VM %s: cannot thaw the guest's file systems (it thaws by itself "
-				 "within %d s): %s",
-				 def->name, AGENT_FREEZE_TIMEOUT_MS / 1000, why2);
-	}
+	if (frozen)
+		thaw_now(ctx, def, &frozen, &thawed);
 	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
 		free(children[i]);
 	op_end(&op);

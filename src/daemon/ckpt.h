@@ -10,6 +10,7 @@
 #ifndef KEEL_DAEMON_CKPT_H
 #define KEEL_DAEMON_CKPT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -40,9 +41,13 @@ int ckpt_type_parse(const char *s, enum ckpt_type *out) __attribute__((warn_unus
 int ckpt_create_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
 		      enum ckpt_type type, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The error of a production-only checkpoint that cannot be taken: an errno nothing else in
+ * keeld returns, so that the API's 409 ProductionCheckpointUnavailable is this one only. */
+#define CKPT_ENOPRODUCTION ENOANO
+
 /* name may be NULL: "VM - (YYYY-MM-DD - HH:MM:SS)". *out gets the new checkpoint's JSON, with
  * "fallback" saying why a production checkpoint became a standard one. A production-only
- * checkpoint that cannot be taken is -EOPNOTSUPP with err saying why. */
+ * checkpoint that cannot be taken is -CKPT_ENOPRODUCTION with err saying why. */
 int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
 		enum ckpt_type type, json_object **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
@@ -64,6 +69,10 @@ int ckpt_rename(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 int ckpt_now_parent(struct ckpt_ctx *ctx, const char *vm, char *name, size_t size)
 	__attribute__((warn_unused_result));
 /* How many visible checkpoints the VM has (-errno on a store error). */
+/* At keeld's start: remove the saved state in the VM's checkpoint directories that no
+ * checkpoint keeps (a production checkpoint's restart state when keeld ended between its
+ * commit and the restore). The number removed, or -errno. */
+int ckpt_sweep(struct ckpt_ctx *ctx, const struct vm_def *def);
 int ckpt_count(struct ckpt_ctx *ctx, const char *vm) __attribute__((warn_unused_result));
 
 #endif

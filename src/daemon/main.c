@@ -28,6 +28,7 @@
 #include "daemon/agent_mon.h"
 #include "daemon/api.h"
 #include "daemon/biglock.h"
+#include "daemon/ckpt.h"
 #include "daemon/events.h"
 #include "daemon/jobs.h"
 #include "daemon/host.h"
@@ -363,6 +364,21 @@ static int lock_state_dir(const char *dir)
 	return fd;
 }
 
+/* Saved state left in checkpoint directories by a keeld that ended mid-checkpoint. */
+static void sweep_checkpoints(struct store *store, struct sup *sup)
+{
+	struct ckpt_ctx cc = {.store = store, .sup = sup};
+	struct vm_def *list = NULL;
+	size_t n = 0;
+
+	if (store_vm_list(store, &list, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (ckpt_sweep(&cc, &list[i]) < 0)
+			log_warn("VM %s: cannot look for leftover checkpoint state", list[i].name);
+	store_vm_list_free(list, n);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {0};
@@ -443,6 +459,7 @@ int main(int argc, char **argv)
 	keeld_lock();
 	locked = true;
 	sup_reattach_all(sup);
+	sweep_checkpoints(store, sup);
 	lsock = open_api_socket(o.socket);
 	if (lsock < 0)
 		goto out;

@@ -251,6 +251,21 @@ void sup_op_end(struct sup *sup, const char *uuid)
 	}
 }
 
+void sup_pin(struct sup *sup, const char *uuid, const char *what)
+{
+	for (size_t i = 0; i < sup->nvms; i++)
+		if (!strcmp(sup->vms[i]->uuid, uuid))
+			sup->vms[i]->pin = what;
+}
+
+const char *sup_pinned(struct sup *sup, const char *uuid)
+{
+	for (size_t i = 0; i < sup->nvms; i++)
+		if (!strcmp(sup->vms[i]->uuid, uuid))
+			return sup->vms[i]->pin;
+	return NULL;
+}
+
 /* A wait on a worker, without keeld's lock (biglock.h): the caller holds an operation on the
  * VM (or is the main loop probing it), so the VM's record is not changed meanwhile. */
 static int ctl_unlocked_fd(const char *sock, const char *cmd, const char *args, int pass_fd,

@@ -70,6 +70,15 @@ void sup_op_end(struct sup *sup, const char *uuid);
 /* Give the VM's operation to another thread (a job's), which ends its hold with sup_op_end;
  * op replaces what the VM shows as in progress. */
 void sup_op_handover(struct sup *sup, const char *uuid, pthread_t owner, const char *op);
+/*
+ * Pin the VM's checkpoints (what: the job that does, for messages; static) or unpin them
+ * (NULL): a job that lets the VM's operation go while it reads a checkpoint's files (a
+ * backup's copy) keeps requests that would change or remove them away (api.c refuses
+ * checkpoint changes, another backup, and changing or deleting the VM). sup_pinned: what
+ * pins them, or NULL.
+ */
+void sup_pin(struct sup *sup, const char *uuid, const char *what);
+const char *sup_pinned(struct sup *sup, const char *uuid);
 /* Forget everything; running workers keep running. */
 void sup_destroy(struct sup *sup);
 

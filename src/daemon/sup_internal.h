@@ -55,6 +55,9 @@ struct sup_vm {
 	const char *op;
 	pthread_t op_owner;
 	unsigned op_depth;
+	/* A checkpoint pinned by a job that let the VM go meanwhile (a backup's copy): what
+	 * holds it, or NULL. */
+	const char *pin;
 };
 
 struct sup {

@@ -13,6 +13,7 @@ usage: agent_test.py --agent PATH CASE"""
 import argparse
 import hashlib
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -452,6 +453,14 @@ def case_copy(e):
         assert copy(o, b'4', flags=2 | 4, owner=[('USER', 'no-such-user-keel'),
                                                  ('GROUP', 'no-such-group-keel')])['flags'] == F_REPLY
         assert (os.stat(o).st_uid, os.stat(o).st_gid) == (0, 0) and open(o, 'rb').read() == b'4'
+        # Numbers the guest's files lack are the ids themselves ("name or number").
+        free = next(i for i in range(4000, 60000) if i not in {p.pw_uid for p in pwd.getpwall()}
+                    and i not in {g.gr_gid for g in grp.getgrall()})
+        assert copy(o, b'5', flags=2, owner=[('USER', str(free))])['flags'] == F_REPLY
+        assert (os.stat(o).st_uid, os.stat(o).st_gid) == (free, 0)
+        assert copy(o, b'6', flags=2, owner=[('USER', str(free)),
+                                             ('GROUP', str(free))])['flags'] == F_REPLY
+        assert (os.stat(o).st_uid, os.stat(o).st_gid) == (free, free)
         os.unlink(o)
     # Symbolic links in the destination's directories: followed only when root owns the
     # link and its directory, so a guest user's link cannot redirect a copy written as root.
@@ -468,6 +477,25 @@ def case_copy(e):
         expect_error(copy(os.path.join(e.dir, 'userlink', 'new', 'x'), b'x', flags=1), 1,
                      'a copy does not follow it')
         assert sorted(os.listdir(target)) == ['via-root-link'], os.listdir(target)
+        # A root link whose target goes through a user's link: the target is walked with
+        # the same rules, not by the kernel (root's srv -> alice's www -> etc).
+        etc, alice = os.path.join(e.dir, 'etc'), os.path.join(e.dir, 'home', 'alice')
+        os.mkdir(etc)
+        os.makedirs(alice)
+        os.chown(alice, 65534, 65534)
+        os.symlink(os.path.join(alice, 'www'), os.path.join(e.dir, 'srv'))
+        os.symlink(etc, os.path.join(alice, 'www'))
+        os.lchown(os.path.join(alice, 'www'), 65534, 65534)
+        expect_error(copy(os.path.join(e.dir, 'srv', 'passwd'), b'pwn', flags=2), 1,
+                     "'www' in the path")
+        assert os.listdir(etc) == [], os.listdir(etc)
+        # Root's links all the way (absolute and relative targets, '..' in one) are walked.
+        os.symlink('../target', os.path.join(etc, 'up'))
+        os.symlink(os.path.join(etc, 'up'), os.path.join(e.dir, 'chain'))
+        assert copy(os.path.join(e.dir, 'chain', 'via-chain'), b'ok')['flags'] == F_REPLY
+        assert open(os.path.join(target, 'via-chain'), 'rb').read() == b'ok'
+        os.symlink('loop', os.path.join(e.dir, 'loop'))
+        expect_error(copy(os.path.join(e.dir, 'loop', 'x'), b'x'), 40, '')
     # The host going away mid-copy leaves nothing behind.
     c2 = e.client()
     r = c2.request('COPY_BEGIN', [('PATH', dest_dir + '/gone'), ('SIZE', 100)])
@@ -542,8 +570,74 @@ def case_disabled(e):
     assert c.request('PING')['flags'] == F_REPLY
 
 
+FREEZE_DIR = tempfile.mkdtemp(prefix='keel-agent-freeze-')
+
+
+def case_freeze(e):
+    """Freeze and thaw through a test build's made-up mounts (--test-mountinfo: a mount is
+    block-backed when FREEZE_DIR/sys-dev-block/MAJ:MIN exists, and "frozen" while it holds
+    .keel-test-frozen)."""
+    d = FREEZE_DIR
+    os.makedirs(os.path.join(d, 'sys-dev-block'))
+    for dev in ('7:1', '7:2'):
+        open(os.path.join(d, 'sys-dev-block', dev), 'w').close()
+    root, data, tmp = (os.path.join(d, n) for n in ('root', 'data', 'tmp'))
+    for p in (root, data, tmp):
+        os.mkdir(p)
+    with open(os.path.join(d, 'mountinfo'), 'w') as f:
+        # '/' from /dev/root (a kernel booted without an initramfs: no such device node),
+        # a data disk, a tmpfs (0:N, no block device).
+        f.write('20 1 7:1 / %s rw - ext4 /dev/root rw\n' % root)
+        f.write('21 20 7:2 / %s rw - xfs /dev/vdb rw\n' % data)
+        f.write('22 20 0:40 / %s rw - tmpfs tmpfs rw\n' % tmp)
+    mark = lambda p: os.path.join(p, '.keel-test-frozen')
+    record = os.path.join(e.state, 'frozen')
+    c = e.client()
+    r = c.request('FREEZE', [('TIMEOUT_MS', 10000)])
+    assert r['flags'] == F_REPLY and get(r, 'COUNT') == 2, r
+    assert get_all(r, 'PATH') == [data, root], r
+    assert os.path.exists(mark(root)) and os.path.exists(mark(data)) and os.path.exists(record)
+    # A thaw on another connection (the one that froze is gone, say): what was recorded.
+    c2 = e.client()
+    expect_error(c2.request('FREEZE'), 16, 'freeze is under way')
+    r = c2.request('THAW')
+    assert get(r, 'COUNT') == 2 and not os.path.exists(mark(root)), r
+    assert not os.path.exists(record)
+    assert get(c.request('THAW'), 'COUNT') == 0
+    # The administrator froze '/': the freeze fails there, thaws only what it froze (the
+    # data disk, frozen first), and no thaw (on any connection) ends the administrator's.
+    open(mark(root), 'w').close()
+    expect_error(c.request('FREEZE'), 16, "cannot freeze '%s'" % root)
+    assert os.path.exists(mark(root)) and not os.path.exists(mark(data))
+    assert get(e.client().request('THAW'), 'COUNT') == 0
+    assert get(c.request('THAW'), 'COUNT') == 0
+    assert os.path.exists(mark(root)), 'the administrator\'s freeze was thawed'
+    os.unlink(mark(root))
+    # The freezing connection closes (a worker restarted under a production checkpoint,
+    # after its pause): thawed then, and a thaw on a new connection says 2 were frozen
+    # until then (not thawed by the deadline).
+    c3 = e.client()
+    assert get(c3.request('FREEZE'), 'COUNT') == 2
+    c3.close()
+    for _ in range(50):
+        if os.path.exists(record) and open(record).read().startswith('closed'):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(mark(root)) and not os.path.exists(mark(data))
+    assert get(e.client().request('THAW'), 'COUNT') == 2
+    assert not os.path.exists(record)
+    # The deadline: the watchdog thaws by itself, and the thaw after says nothing was
+    # still frozen (COUNT 0: the host does not call that checkpoint application-consistent).
+    r = c.request('FREEZE', [('TIMEOUT_MS', 300)])
+    assert get(r, 'COUNT') == 2, r
+    time.sleep(0.8)
+    assert not os.path.exists(mark(root)) and not os.path.exists(mark(data))
+    assert get(c.request('THAW'), 'COUNT') == 0
+    assert not os.path.exists(record)
+
+
 CASES = {'hello': case_hello, 'errors': case_errors, 'exec': case_exec, 'copy': case_copy,
-         'kvp': case_kvp, 'disabled': case_disabled}
+         'kvp': case_kvp, 'disabled': case_disabled, 'freeze': case_freeze}
 
 
 def main():
@@ -551,11 +645,14 @@ def main():
     ap.add_argument('--agent', required=True)
     ap.add_argument('case', choices=sorted(CASES))
     args = ap.parse_args()
-    e = Env(args.agent, ['--disable', 'exec,copy'] if args.case == 'disabled' else [])
+    extra = {'disabled': ['--disable', 'exec,copy'],
+             'freeze': ['--test-mountinfo', os.path.join(FREEZE_DIR, 'mountinfo')]}
+    e = Env(args.agent, extra.get(args.case, []))
     try:
         CASES[args.case](e)
     finally:
         e.stop()
+        shutil.rmtree(FREEZE_DIR, ignore_errors=True)
     print('agent-%s: ok' % args.case)
 
 

@@ -783,14 +783,21 @@ def ran_on(e, name, what):
           "%s rebooted under %s: %r" % (name, what, log))
 
 
+FAKE_MOUNT = "30 1 7:99 / %s rw,relatime shared:1 - ext4 /dev/root rw\n"
+
+
 def host_agent(e, vmdir, *extra):
     """keel-agent on the host as a VM's guest, behind the test mux at the VM's vsock.sock
-    (freeze reads an empty mount table: the host is never frozen). Returns (process, path of
+    (freeze reads a mount table of one made-up block device, 7:99, at guest/fs, which a test
+    build "freezes" with a marker file: the host is never frozen). Returns (process, path of
     its socket)."""
     guest = os.path.join(e.dir, "guest")
-    os.makedirs(guest, exist_ok=True)
+    os.makedirs(os.path.join(guest, "fs"), exist_ok=True)
+    os.makedirs(os.path.join(guest, "sys-dev-block"), exist_ok=True)
+    open(os.path.join(guest, "sys-dev-block", "7:99"), "w").close()
     mounts = os.path.join(guest, "mountinfo")
-    open(mounts, "w").close()
+    with open(mounts, "w") as f:
+        f.write(FAKE_MOUNT % os.path.join(guest, "fs"))
     agent_sock = os.path.join(guest, "agent.sock")
     log = open(os.path.join(e.dir, "agent.log"), "a")
     agent = subprocess.Popen([e.a.agent, "--listen-unix", agent_sock, "--state-dir",
@@ -854,8 +861,10 @@ def case_checkpoint_production(e):
         out, _ = e.keel("checkpoint", "create", "p1", "--name", "prod", "--json")
         doc = json.loads(out)
         check(doc["type"] == "production" and not doc["saved_state"] and
-              doc.get("frozen_filesystems") == 0 and "fallback" not in doc,
+              doc.get("frozen_filesystems") == 1 and "fallback" not in doc,
               "production checkpoint: %r" % doc)
+        fs = os.path.join(e.dir, "guest", "fs")
+        check(not os.path.exists(os.path.join(fs, ".keel-test-frozen")), "not thawed")
         ran_on(e, "p1", "a production checkpoint")
         check(digest(e, ckpts(e, "p1")["prod"]["disks"][0]) == before,
               "the production checkpoint's disk differs from the disk at that moment")
@@ -868,6 +877,24 @@ def case_checkpoint_production(e):
         # The freeze service disabled: production-only refused, naming how to enable it.
         VsockMux(os.path.join(vmdir, "vsock.sock"), os.path.join(e.dir, "guest", "agent.sock"))
         wait_heartbeat(e, "p1", "OK", 5)
+        # A file system the guest's administrator froze: the freeze fails (EBUSY) and
+        # nothing thaws the administrator's freeze.
+        marker = os.path.join(fs, ".keel-test-frozen")
+        open(marker, "w").close()
+        _, err = e.keel("checkpoint", "create", "p1", "--type", "production-only", want=None)
+        check("cannot freeze" in err and os.path.exists(marker),
+              "a freeze that failed on the administrator's: %r" % err)
+        os.unlink(marker)
+        # No file system frozen (a guest whose block devices the agent does not see):
+        # not application-consistent.
+        mounts = os.path.join(e.dir, "guest", "mountinfo")
+        open(mounts, "w").close()
+        _, err = e.keel("checkpoint", "create", "p1", "--type", "production-only", want=None)
+        check("froze no file system" in err, "a freeze of nothing: %r" % err)
+        with open(mounts, "w") as f:
+            f.write(FAKE_MOUNT % fs)
+        check(sorted(ckpts(e, "p1")) == ["fallback", "off", "prod"],
+              "a refused checkpoint changed something: %r" % ckpts(e, "p1"))
         e.keel("vm", "integration", "p1", "disable", "freeze")
         _, err = e.keel("checkpoint", "create", "p1", "--type", "production-only", want=None)
         check("freeze service of VM 'p1' is disabled" in err, "freeze disabled: %r" % err)
@@ -891,6 +918,24 @@ def case_checkpoint_production(e):
         agent.wait()
     alog = open(os.path.join(e.dir, "agent.log")).read()
     check("runtime error" not in alog and "Sanitizer" not in alog, "keel-agent reported:\n" + alog)
+    # Saved state that no checkpoint keeps (keeld ended between a production checkpoint's
+    # commit and its restore; a checkpoint that never committed) goes at keeld's start; a
+    # standard checkpoint's stays.
+    cs = ckpts(e, "p1")
+    cdir = os.path.join(vmdir, "checkpoints")
+    kept = os.path.join(cdir, cs["fallback"]["id"])
+    check(os.path.exists(os.path.join(kept, "memory")), "the standard checkpoint's state")
+    left = [os.path.join(cdir, cs["prod"]["id"]),
+            os.path.join(cdir, "00000000-0000-4000-8000-000000000000")]
+    e.kill_keeld()
+    for d in left:
+        os.makedirs(d, exist_ok=True)
+        for f in ("state", "memory"):
+            open(os.path.join(d, f), "w").close()
+    e.start_keeld()
+    check(not any(os.path.exists(d) for d in left) and
+          os.path.exists(os.path.join(kept, "memory")),
+          "after keeld's start: %r" % os.listdir(cdir))
 
 
 def case_backup(e):
@@ -946,13 +991,113 @@ def case_backup(e):
         check(jobs and jobs[-1]["progress"]["bytes_total"] == 8 << 20 and
               jobs[-1]["progress"]["percent"] == 100, "the backup job: %r" % jobs)
         check(not os.path.exists(os.path.join(vmdir, "backup.progress")), "progress file left")
+        # The merge-back failing (a test hook makes it fail after the delete: the file in
+        # the VM's directory; the checkpoint is made again for the VM to be on one) keeps
+        # the complete backup and says how to merge.
+        dest2 = os.path.join(e.dir, "backups2")
+        os.makedirs(dest2)
+        hook = os.path.join(vmdir, "test-fail-backup-merge")
+        open(hook, "w").close()
+        _, err = e.keel("vm", "backup", "b1", "--to", dest2, want=1)
+        os.unlink(hook)
+        check("complete and kept" in err and "keel checkpoint delete b1" in err,
+              "a backup whose merge failed: %r" % err)
+        copy2 = os.path.join(dest2, "b1", "disks", "disk0.vhdx")
+        check(os.path.exists(os.path.join(dest2, "b1", "config.json")) and
+              digest(e, copy2) == want, "the complete backup was not kept")
+        e.wait_state("b1", "Running")
+        check(disk_of(e, "b1") == base and ckpts(e, "b1") == {},
+              "after the failed merge: %r on %s" % (ckpts(e, "b1"), disk_of(e, "b1")))
+        # The VM turned off during the copy (a test hook holds the copy while the file is
+        # there): the job lets the VM go meanwhile, so the turn-off works and the worker's
+        # end is seen, while its checkpoint is pinned; the backup completes and the VM ends
+        # Off on its own disk with its data.
+        dest3 = os.path.join(e.dir, "backups3")
+        job, hold = backup_held(e, "b1", vmdir, dest3)
+        cs = list(ckpts(e, "b1").values())
+        check(len(cs) == 1, "the backup's checkpoint: %r" % cs)
+        code, doc = e.curl("DELETE", "/v1/vms/b1/checkpoints/" + cs[0]["id"])
+        check(code == 409 and "backup under way" in doc["error"]["message"],
+              "a pinned checkpoint's delete: %d %r" % (code, doc))
         e.keel("vm", "turn-off", "b1")
+        check(e.vm("b1")["state"] == "Off", "turned off during the copy: %r" % e.vm("b1"))
+        os.unlink(hold)
+        out, err = job.communicate(timeout=120)
+        check(job.returncode == 0 and b"backed up to" in out,
+              "the backup around a turn-off: %r %r" % (out, err))
+        check(digest(e, os.path.join(dest3, "b1", "disks", "disk0.vhdx")) == want,
+              "the copy made around a turn-off differs")
+        check(disk_of(e, "b1") == base and ckpts(e, "b1") == {} and
+              e.vm("b1")["state"] == "Off",
+              "after the backup around a turn-off: %r on %s" % (ckpts(e, "b1"), disk_of(e, "b1")))
         check(digest(e, base) == want, "the VM's disk after the backup differs")
         disk_check(e, base)
         check(agent.poll() is None, "keel-agent died")
     finally:
         os.killpg(agent.pid, signal.SIGKILL)
         agent.wait()
+
+
+def backup_held(e, name, vmdir, dest):
+    """keel vm backup NAME --to DEST in the background, its copy held by the test hook (the
+    file test-backup-hold in the VM's directory) once its checkpoint exists and the VM runs
+    again. Returns (the keel process, the hook's path: remove it to let the copy go)."""
+    hold = os.path.join(vmdir, "test-backup-hold")
+    open(hold, "w").close()
+    os.makedirs(dest)
+    job = subprocess.Popen([e.a.keel, "vm", "backup", name, "--to", dest],
+                           env=dict(os.environ, KEEL_SOCKET=e.sock),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(300):
+        if ckpts(e, name) and e.vm(name)["state"] == "Running":
+            break
+        time.sleep(0.1)
+    return job, hold
+
+
+def case_backup_writes(e):
+    """A backup while the guest writes its disk (issue 13's review): the virtio test guest
+    writes, flushes and reads back during the copy (held by a test hook); the copy is the
+    disk at the checkpoint (empty: the guest had not written yet), and the VM's disk after
+    the merge holds every write."""
+    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
+    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
+    e.start_keeld()
+    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
+        os.path.dirname(vguest))}, want=201)
+    disk = os.path.join(e.dir, "w1.vhdx")
+    e.keel("disk", "create", disk, "--size", "64M")
+    empty = digest(e, disk)
+    e.create("w1", kernel=vguest, memory=64 << 20, disks=[{"path": disk, "serial": "w1-1"}],
+             cmdline="mode=blk sectors=131072 serial=w1-1 wait=key wz_max=%d wz_segs=32" %
+             0x3fffff)
+    vm = e.start("w1")
+    e.console_until("w1", r"virtio: blk waits for a key")
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    dest = os.path.join(e.dir, "backups")
+    job, hold = backup_held(e, "w1", vmdir, dest)
+    try:
+        check(ckpts(e, "w1") and disk_of(e, "w1") != disk, "the backup's checkpoint")
+        e.pids.add(e.vm("w1")["pid"])
+        e.type_console("w1", "g")
+        e.console_until("w1", r"virtio: blk write-zeroes, discard, bad requests ok")
+    finally:
+        os.unlink(hold)
+    out, err = job.communicate(timeout=120)
+    check(job.returncode == 0 and b"consistency: crash" in out,
+          "the backup while the guest wrote: %r %r" % (out, err))
+    copy = os.path.join(dest, "w1", "disks", "disk0.vhdx")
+    check(digest(e, copy) == empty, "the copy is not the disk at the checkpoint")
+    check(disk_of(e, "w1") == disk and ckpts(e, "w1") == {},
+          "after the backup: %r on %s" % (ckpts(e, "w1"), disk_of(e, "w1")))
+    e.keel("vm", "turn-off", "w1")
+    r = subprocess.run([e.a.disktool, "dump", disk], capture_output=True, timeout=60)
+    data = r.stdout
+    zero = bytes(512)
+    for sector in (0, 2040, 100000, 131072 - 8):
+        check(data[sector * 512:(sector + 1) * 512] != zero,
+              "the guest's write at sector %d is not on the VM's disk" % sector)
+    disk_check(e, disk)
 
 
 def case_console(e):
@@ -1831,7 +1976,14 @@ def case_description(e):
           % (e.vm("dv")["vsock"], dv["vsock"]))
     e.api_ok("DELETE", "/v1/vms/dv")
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
-    # worker always gave them (disks, adapters, rng), and the store is upgraded in place.
+    # worker always gave them (disks, adapters, rng), and the store is upgraded in place; a
+    # checkpoint made before types were recorded (schema 5) reads back as standard.
+    dcdisk = os.path.join(e.dir, "dc.vhdx")
+    e.keel("disk", "create", dcdisk, "--size", "8M")
+    e.create("dc", disks=[{"path": dcdisk}])
+    e.keel("checkpoint", "create", "dc", "--name", "old")
+    check(ckpts(e, "dc")["old"]["type"] == "production", "an Off VM's checkpoint: %r" %
+          ckpts(e, "dc"))
     e.kill_keeld(signal.SIGTERM)
     sqlite(db, "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
@@ -1849,6 +2001,8 @@ def case_description(e):
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     version = sqlite(db, "PRAGMA user_version")
     check(version == "8", "store schema after upgrade: %r" % version)
+    check(ckpts(e, "dc")["old"]["type"] == "standard",
+          "a checkpoint from before types after the upgrade: %r" % ckpts(e, "dc"))
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
     disks = []
     for i in range(16):
