@@ -36,8 +36,8 @@ img_kernel_inputs() {
 }
 
 # img_initramfs OUT: the small images' initramfs (uncompressed cpio): busybox-static, the
-# image /init (scripts/images/init), the modules of scripts/images/modules, and sfdisk and
-# mkfs.fat with their libraries (the installer's tools). The lab's own helpers pack it.
+# image /init (scripts/images/init), the modules of scripts/images/modules, sfdisk and
+# mkfs.fat (the installer's tools) and chattr, with their libraries. The lab's own helpers pack it.
 img_initramfs() {
 	local out=$1 root
 	# shellcheck source=tests/lab/lab.sh
@@ -54,13 +54,15 @@ img_initramfs() {
 	_lab_add_modules "$IMG_DIR/modules" "$root"
 	_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v sfdisk)" "$root" /usr/sbin/sfdisk
 	_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v mkfs.fat)" "$root" /usr/sbin/mkfs.fat
+	# efivarfs marks variables immutable; busybox has no chattr (e2fsprogs' does it).
+	_lab_copy_program "$(command -v chattr)" "$root" /usr/bin/chattr
 	_lab_pack "$root" "$out"
 	rm -rf "$root"
 }
 
 img_initramfs_inputs() {
 	img_kernel_inputs
-	img_pkgver busybox-static fdisk dosfstools kmod cpio
+	img_pkgver busybox-static fdisk dosfstools e2fsprogs kmod cpio
 	sha256sum "$IMG_DIR/init" "$IMG_DIR/modules" "$IMG_TOP/tests/lab/lab.sh" | cut -d' ' -f1
 }
 
