@@ -172,6 +172,7 @@ _lab_host_files() {
 	ls "$d"/scenarios/*.sh 2>/dev/null
 	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
 	ls "$LAB_TOP"/bench/virtio/lab.sh 2>/dev/null
+	ls "$LAB_TOP"/bench/firmware/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vmmctl.c "$LAB_TOP"/bench/state/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vsockcat.c 2>/dev/null
 }
@@ -268,6 +269,9 @@ lab_build() {
 		# bench/virtio (keel.bench=virtio): disk and network against QEMU's virtio.
 		[ ! -e "$LAB_TOP/bench/virtio/lab.sh" ] ||
 			install -D -m 0644 "$LAB_TOP/bench/virtio/lab.sh" "$root/lab/bench/virtio.sh"
+		# bench/firmware (keel.bench=firmware): SeaBIOS and OVMF boots against QEMU's q35.
+		[ ! -e "$LAB_TOP/bench/firmware/lab.sh" ] ||
+			install -D -m 0644 "$LAB_TOP/bench/firmware/lab.sh" "$root/lab/bench/firmware.sh"
 		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-boottime" \
 			"$LAB_TOP/bench/boot/boottime.c" || lab_die "cannot build bench/boot/boottime.c"
 	fi
