@@ -13,7 +13,8 @@ IMG_TOP=${IMG_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 IMG_DIR=$IMG_TOP/scripts/images
 IMG_KDIR=$IMG_TOP/.cache/kernel
 # The guest kernel's command line for the small images: the lab's (tests/lab/host/api.sh).
-IMG_CMDLINE="console=ttyS0 quiet loglevel=1 panic=-1 i8042.noaux i8042.nomux i8042.nopnp tsc=reliable no_timer_check random.trust_cpu=on"
+# KEEL_IMAGE_CMDLINE replaces it (part of the cache key), e.g. without quiet to see a boot.
+IMG_CMDLINE=${KEEL_IMAGE_CMDLINE:-console=ttyS0 quiet loglevel=1 panic=-1 i8042.noaux i8042.nomux i8042.nopnp tsc=reliable no_timer_check random.trust_cpu=on}
 
 img_die() {
 	echo "images: $*" >&2
@@ -32,7 +33,7 @@ img_pkgver() { # PACKAGE...: "name version" lines, for the cache key
 
 img_kernel_inputs() {
 	[ -e "$IMG_KDIR/ready" ] || img_die "no Debian cloud kernel in $IMG_KDIR; run scripts/setup.sh"
-	echo "kernel $(cat "$IMG_KDIR/version") $(ls "$IMG_KDIR"/deb)"
+	echo "kernel $(cat "$IMG_KDIR/version") $(ls "$IMG_KDIR"/deb) cmdline $IMG_CMDLINE"
 }
 
 # img_initramfs OUT: the small images' initramfs (uncompressed cpio): busybox-static, the
