@@ -142,7 +142,7 @@ vm_wait() {
 		_exited=0
 		[ -e "$_d/status" ] && _exited=1
 		_n=$(awk -v s="$(cat "$_d/seen")" -v p="$_pat" \
-			'NR > s { sub(/\r+$/, ""); if ($0 ~ p) { print NR; exit } }' "$_d/out")
+			'NR > s { gsub(/\r/, ""); if ($0 ~ p) { print NR; exit } }' "$_d/out")
 		if [ -n "$_n" ]; then
 			echo "$_n" >"$_d/seen"
 			VM_LINE=$(sed -n "${_n}p" "$_d/out" | tr -d '\r')
