@@ -34,6 +34,9 @@ packages=(
 	libmnl-dev libnftables-dev nftables dnsmasq-base iproute2
 	# ISO 9660 images for the lab's DVD scenario (66-virtio-scsi)
 	xorriso
+	# the firmware-boot images (scripts/images/, lab scenarios 85-89): GRUB for BIOS and UEFI,
+	# partition tables and file systems in plain files, Debian 12 made by mmdebstrap
+	grub-pc-bin grub-efi-amd64-bin mtools dosfstools fdisk mmdebstrap
 )
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
@@ -98,4 +101,13 @@ if [ ! -e "$cache/ready" ]; then
 	# The package ships no modules.dep; make one so modprobe can resolve dependencies.
 	depmod -b "$cache/root" "$kver"
 	touch "$cache/ready"
+fi
+
+# The firmware-boot images (scripts/images/build.sh; cached host-wide by content under
+# /var/cache/keel/images). debian12-vhdx is converted to VHDX by keel's own disk tool, so it
+# is built here once keel is built (make), and otherwise by the lab runner when a scenario
+# needs it.
+"$top/scripts/images/build.sh" mbr-bios gpt-uefi dvd installer >/dev/null
+if [ -x "$top/build/src/cli/keel" ]; then
+	"$top/scripts/images/build.sh" debian12-vhdx >/dev/null
 fi

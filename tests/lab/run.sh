@@ -37,6 +37,15 @@ for w in ${only//,/ }; do
 	n=$((n + $(ls "$top"/tests/lab/scenarios/*"$w"*.sh 2>/dev/null | wc -l)))
 done
 [ -n "$only" ] || n=$(ls "$top"/tests/lab/scenarios/*.sh 2>/dev/null | wc -l)
+# The firmware-boot images (scripts/images/) that the chosen scenarios name in a line
+# "# lab-images: NAME..." are built when missing and attached to the lab (lab.sh, lab_images).
+imgs=$(for s in "$top"/tests/lab/scenarios/*.sh; do
+	b=$(basename "$s" .sh) want=
+	for w in ${only//,/ }; do case "$b" in *"$w"*) want=1 ;; esac; done
+	[ -z "$only" ] || [ -n "$want" ] || continue
+	sed -n 's/^# lab-images: *//p' "$s"
+done | tr ' ' '\n' | sed '/^$/d' | sort -u | paste -sd, -)
+LAB_IMAGES=${imgs:-none} lab_images || exit 1
 demo=0
 case demo in *"$only"*) demo=1 ;; esac
 [ "$n" -gt 0 ] || [ "$demo" = 1 ] || lab_die "no scenario in tests/lab/scenarios matches '$only'"

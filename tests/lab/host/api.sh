@@ -142,7 +142,7 @@ vm_wait() {
 		_exited=0
 		[ -e "$_d/status" ] && _exited=1
 		_n=$(awk -v s="$(cat "$_d/seen")" -v p="$_pat" \
-			'NR > s { sub(/\r+$/, ""); if ($0 ~ p) { print NR; exit } }' "$_d/out")
+			'NR > s { gsub(/\r/, ""); if ($0 ~ p) { print NR; exit } }' "$_d/out")
 		if [ -n "$_n" ]; then
 			echo "$_n" >"$_d/seen"
 			VM_LINE=$(sed -n "${_n}p" "$_d/out" | tr -d '\r')
@@ -300,4 +300,31 @@ alive() { # a process that has not exited (an orphaned zombie counts as gone)
 
 vm_state() {
 	keel vm show "$1" --json | sed -n 's/^ *"state": "\([A-Za-z]*\)".*/\1/p'
+}
+
+# image_copy NAME FILE: copy the firmware-boot image NAME (scripts/images/; the lab host has it
+# as a read-only virtio-blk drive whose serial is NAME, attached because the scenario names it
+# in a "# lab-images: NAME" line) to FILE, which the VM may then write.
+image_copy() {
+	for _b in /sys/block/vd*; do
+		[ "$(cat "$_b/serial" 2>/dev/null)" = "$1" ] || continue
+		dd if="/dev/${_b##*/}" of="$2" bs=1M 2>/dev/null || fail "copying image $1 from /dev/${_b##*/} failed"
+		echo "lab: image $1: $(($(stat -c %s "$2") / 1048576)) MiB copied from /dev/${_b##*/}"
+		return 0
+	done
+	fail "the lab has no image $1 (no drive with serial $1; the scenario needs '# lab-images: $1')"
+}
+
+# image_wait NAME ERE [SECONDS]: vm_wait for a line of the image's /init (scripts/images/init)
+# matching ERE; its failure line ("keel-image: FAIL ...") fails the scenario at once.
+image_wait() {
+	vm_wait "$1" "^keel-image: FAIL|$2" "${3:-60}"
+	case "$VM_LINE" in "keel-image: FAIL"*) fail "VM $1: ${VM_LINE#keel-image: }" ;; esac
+	echo "lab: VM $1: $VM_LINE"
+}
+
+# image_poweroff NAME [SECONDS]: the guest powered off (ACPI S5): keel-vmm must exit 0.
+image_poweroff() {
+	vm_wait_exit "$1" "${2:-60}"
+	[ "$VM_STATUS" = 0 ] || fail "VM $1: keel-vmm exit status $VM_STATUS after the guest's power-off"
 }

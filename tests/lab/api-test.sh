@@ -1,0 +1,25 @@
+#!/bin/sh
+# Host-side check of tests/lab/host/api.sh's console matching (run by hand or from CI: no lab
+# needed): vm_wait must find a line however carriage returns surround it. The firmware-boot
+# images' init line follows a lone carriage return on the serial console, which a match that
+# removed only trailing ones never saw (85-fw-mbr-disk, docs/lab.md).
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+VM_DIR=$(mktemp -d)
+trap 'rm -rf "$VM_DIR"' EXIT
+export VM_DIR
+# shellcheck source=tests/lab/host/api.sh
+. "$top/tests/lab/host/api.sh"
+fail() {
+	echo "api-test: FAIL: $*"
+	exit 1
+}
+mkdir -p "$VM_DIR/a"
+printf 'GRUB loading Linux\r\n\rkeel-image: init ready from=mbr-disk firmware=bios\r\n\r\r[ 6.1] reboot: Power down\r\n' >"$VM_DIR/a/out"
+echo 0 >"$VM_DIR/a/seen"
+echo 0 >"$VM_DIR/a/status"
+vm_wait a 'loading Linux' 5
+vm_wait a '^keel-image: init ready from=mbr-disk firmware=bios$' 5
+[ "$VM_LINE" = 'keel-image: init ready from=mbr-disk firmware=bios' ] || fail "VM_LINE is '$VM_LINE'"
+vm_wait a 'reboot: Power down$' 5
+echo "api-test: ok"

@@ -1,0 +1,24 @@
+# An install (issue 11, lab test 5), Generation 2: the installer DVD (scripts/images/
+# installer.sh) and an empty 64 MiB virtio-blk disk. OVMF boots the DVD (El Torito EFI); its
+# init partitions the disk (GPT, one EFI System Partition), copies GRUB EFI, grub.cfg, the
+# kernel and initramfs onto it and powers off. A new keel-vmm on the same disk and variable
+# store, with the DVD drive empty (--dvd none: ejected), boots the installed system: OVMF runs
+# the disk's \EFI\BOOT\BOOTX64.EFI and GRUB the installed kernel (keel.from=installed-disk).
+# The installer's init wrote a UEFI variable through efivarfs (KeelLabBoots=1, scripts/images/
+# init); the installed system must read it back: it survived the power-off (issue 11, test 3).
+# lab-images: installer
+image_copy installer "$VM_DIR/installer.iso"
+truncate -s 64M "$VM_DIR/disk.raw"
+vm_command() {
+	printf 'exec keel-vmm --name %s --firmware uefi --nvram %s --memory 256M --no-rng --disk path=%s --dvd %s\n' \
+		"$1" "$VM_DIR/vars.fd" "$VM_DIR/disk.raw" "$2"
+}
+vm_start install "$VM_DIR/installer.iso"
+image_wait install 'GRUB [(]x86_64-efi[)] loading Linux from the DVD' 280
+image_wait install '^keel-image: init ready from=installer firmware=efi .* boots=0 ' 120
+image_wait install '^keel-image: installed ' 120
+image_poweroff install
+vm_start installed none
+image_wait installed 'GRUB [(]x86_64-efi[)] loading Linux from the EFI System Partition' 280
+image_wait installed '^keel-image: init ready from=installed-disk firmware=efi disks=sr0,vda .* boots=1 ' 120
+image_poweroff installed
