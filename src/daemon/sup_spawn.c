@@ -102,7 +102,8 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
 
 struct worker_files {
 	int fd[WORKER_FILES];
-	char name[WORKER_FILES][16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, disk.I.pJ ... */
+	char name[WORKER_FILES]
+		 [16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, disk.I.pJ ... */
 	unsigned n;
 	unsigned nparents; /* of them, differencing chains' parents */
 };
@@ -322,7 +323,8 @@ static uint64_t host_memory(const struct sup *sup)
  */
 static int admit(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	uint64_t total = host_memory(sup), taken = 0, need = def->memory + SUP_VMM_ALLOWANCE;
+	uint64_t total = host_memory(sup), taken = 0,
+		 need = def->memory + SUP_VMM_ALLOWANCE(def->memory);
 	unsigned running = 0;
 
 	if (!total)
@@ -330,18 +332,19 @@ static int admit(struct sup *sup, const struct vm_def *def, char *err, size_t er
 	for (size_t i = 0; i < sup->nvms; i++) {
 		if (!sup_has_worker(sup->vms[i]) || !strcmp(sup->vms[i]->uuid, def->uuid))
 			continue;
-		taken += sup->vms[i]->memory + SUP_VMM_ALLOWANCE;
+		taken += sup->vms[i]->memory + SUP_VMM_ALLOWANCE(sup->vms[i]->memory);
 		running++;
 	}
 	if (taken + sup->cfg.host_reserve + need <= total)
 		return 0;
 	error_set(err, errlen,
 		  "cannot start VM '%s': it needs %" PRIu64 " MiB (%" PRIu64
-		  " MiB of memory and %llu MiB for its worker), and of this host's %" PRIu64
+		  " MiB of memory and %" PRIu64 " MiB for its worker), and of this host's %" PRIu64
 		  " MiB, %" PRIu64 " MiB are kept for the host (--host-reserve) and %" PRIu64
 		  " MiB are taken by %u running VM%s: %" PRIu64 " MiB are missing",
-		  def->name, need >> 20, def->memory >> 20, SUP_VMM_ALLOWANCE >> 20, total >> 20,
-		  sup->cfg.host_reserve >> 20, taken >> 20, running, running == 1 ? "" : "s",
+		  def->name, need >> 20, def->memory >> 20, SUP_VMM_ALLOWANCE(def->memory) >> 20,
+		  total >> 20, sup->cfg.host_reserve >> 20, taken >> 20, running,
+		  running == 1 ? "" : "s",
 		  (taken + sup->cfg.host_reserve + need - total + (1 << 20) - 1) >> 20);
 	return -EDQUOT;
 }
@@ -483,7 +486,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	}
 	/* Its cgroup (vm_cgroup.h), when the host has them: the worker is born in it. */
 	if (sup->cg.available) {
-		cgfd = vmcg_create(&sup->cg, def->uuid, def->memory + SUP_VMM_ALLOWANCE,
+		cgfd = vmcg_create(&sup->cg, def->uuid,
+				   def->memory + SUP_VMM_ALLOWANCE(def->memory),
 				   VMDEF_WORKER_TASKS(def->cpus), err2, sizeof(err2));
 		if (cgfd < 0) {
 			ret = cgfd;
