@@ -531,6 +531,36 @@ static bool is_description_option(int c)
 	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
 }
 
+/* Whether descriptor n is already given by another --fd (each file keeld passes is its own
+ * descriptor: one given twice would be closed twice). */
+static bool fd_given(const struct vm_config *cfg, int n)
+{
+	const int one[] = {cfg->kernel_fd, cfg->initrd_fd, cfg->kvm_fd, cfg->firmware_fd,
+			   cfg->nvram_dir_fd};
+
+	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
+		if (one[i] == n)
+			return true;
+	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++) {
+		if (cfg->disk_fds[i] == n)
+			return true;
+		for (unsigned j = 0; j < cfg->disk_chains[i].n; j++)
+			if (cfg->disk_chains[i].fd[j] == n)
+				return true;
+	}
+	for (unsigned i = 0; i < VMDEF_MAX_LUNS; i++) {
+		if (cfg->lun_fds[i] == n)
+			return true;
+		for (unsigned j = 0; j < cfg->lun_chains[i].n; j++)
+			if (cfg->lun_chains[i].fd[j] == n)
+				return true;
+	}
+	for (unsigned i = 0; i < VMDEF_MAX_NICS; i++)
+		if (cfg->net_fds[i] == n)
+			return true;
+	return false;
+}
+
 /*
  * --fd disk.I.pJ=N, lun.I.pJ=N: the Jth parent (0: the nearest) of the differencing chain of
  * disk (SCSI LUN) I, opened by keeld, which resolved and checked the chain; given in order.
@@ -565,6 +595,11 @@ static int parse_chain_fd(const char *arg, const char *eq, struct vm_config *cfg
 			 j != c->n ? "--fd %s: parents go in order from p0 (expected p%u)"
 				   : "--fd %s: more than %u parents in all",
 			 arg, j != c->n ? c->n : VMDEF_CHAIN_FDS_MAX);
+		return -EINVAL;
+	}
+	if (fd_given(cfg, (int)n)) {
+		snprintf(err, errlen, "--fd %.*s: descriptor %u is already given", (int)(eq - arg),
+			 arg, (unsigned)n);
 		return -EINVAL;
 	}
 	c->fd[c->n++] = (int)n;
@@ -625,6 +660,11 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 	}
 	if (*slot >= 0) {
 		snprintf(err, errlen, "--fd %s: given twice", arg);
+		return -EINVAL;
+	}
+	if (fd_given(cfg, (int)n)) {
+		snprintf(err, errlen, "--fd %.*s: descriptor %u is already given", (int)(eq - arg),
+			 arg, (unsigned)n);
 		return -EINVAL;
 	}
 	*slot = (int)n;
