@@ -531,6 +531,19 @@ static bool is_description_option(int c)
 	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
 }
 
+/* Whether n is one of fds[0..count) or of their chains (chains NULL: none). */
+static bool in_slots(const int *fds, const struct machine_chain *chains, unsigned count, int n)
+{
+	for (unsigned i = 0; i < count; i++) {
+		if (fds[i] == n)
+			return true;
+		for (unsigned j = 0; chains && j < chains[i].n; j++)
+			if (chains[i].fd[j] == n)
+				return true;
+	}
+	return false;
+}
+
 /* Whether descriptor n is already given by another --fd (each file keeld passes is its own
  * descriptor: one given twice would be closed twice). */
 static bool fd_given(const struct vm_config *cfg, int n)
@@ -538,27 +551,10 @@ static bool fd_given(const struct vm_config *cfg, int n)
 	const int one[] = {cfg->kernel_fd, cfg->initrd_fd, cfg->kvm_fd, cfg->firmware_fd,
 			   cfg->nvram_dir_fd};
 
-	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
-		if (one[i] == n)
-			return true;
-	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++) {
-		if (cfg->disk_fds[i] == n)
-			return true;
-		for (unsigned j = 0; j < cfg->disk_chains[i].n; j++)
-			if (cfg->disk_chains[i].fd[j] == n)
-				return true;
-	}
-	for (unsigned i = 0; i < VMDEF_MAX_LUNS; i++) {
-		if (cfg->lun_fds[i] == n)
-			return true;
-		for (unsigned j = 0; j < cfg->lun_chains[i].n; j++)
-			if (cfg->lun_chains[i].fd[j] == n)
-				return true;
-	}
-	for (unsigned i = 0; i < VMDEF_MAX_NICS; i++)
-		if (cfg->net_fds[i] == n)
-			return true;
-	return false;
+	return in_slots(one, NULL, sizeof(one) / sizeof(one[0]), n) ||
+	       in_slots(cfg->disk_fds, cfg->disk_chains, VMDEF_MAX_DISKS, n) ||
+	       in_slots(cfg->lun_fds, cfg->lun_chains, VMDEF_MAX_LUNS, n) ||
+	       in_slots(cfg->net_fds, NULL, VMDEF_MAX_NICS, n);
 }
 
 /*
