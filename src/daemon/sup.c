@@ -482,7 +482,7 @@ void sup_reattach_all(struct sup *sup)
 			vm->pidfd = sup_pidfd_open(rt.pid);
 		load_phase(vm, rt.state);
 		/* Its uid stays its own while it runs: no new worker may be given it. */
-		vm->jail_uid = vm->pidfd >= 0 ? sup_jail_uid_of(rt.pid) : 0;
+		vm->jail_uid = vm->pidfd >= 0 ? sup_jail_uid_of(rt.pid, vm->pidfd) : 0;
 		if (vm->pidfd < 0) {
 			sup_worker_ended(sup, vm, false, 0, true);
 			continue;

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +57,15 @@ static uid_t proc_uid(pid_t pid)
 	return (uid_t)uid;
 }
 
-uid_t sup_jail_uid_of(pid_t pid)
+/* Whether the process behind pidfd has ended (its pidfd reads as ready). */
+static bool pidfd_ended(int pidfd)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+	return poll(&p, 1, 0) != 0;
+}
+
+uid_t sup_jail_uid_of(pid_t pid, int pidfd)
 {
 	char path[64], buf[8192];
 	unsigned long uid = 0;
@@ -78,6 +88,13 @@ uid_t sup_jail_uid_of(pid_t pid)
 	{
 		uid_t now = proc_uid(pid);
 
+		/* Read by number: if the worker ended since its pidfd was opened, the number
+		 * may be another process's by now, and what was read is not the worker's. */
+		if (pidfd_ended(pidfd)) {
+			log_info("worker pid %d ended while keeld read its uid: not taken",
+				 (int)pid);
+			return 0;
+		}
 		return now ? now : (uid_t)uid;
 	}
 }
@@ -154,8 +171,7 @@ static int remove_tree(int pfd, const char *name, const char *top, unsigned dept
 
 /* Every entry of dfd (taken over) removed, but the regular files keep_name names (when not
  * NULL), which become root's (0600). */
-static void clear_dir(int dfd, const char *top, unsigned depth,
-		      bool (*keep_name)(const char *name))
+static void clear_dir(int dfd, const char *top, unsigned depth, bool (*keep_name)(const char *name))
 {
 	int keep = dup(dfd);
 	DIR *d = keep >= 0 ? fdopendir(keep) : NULL;
