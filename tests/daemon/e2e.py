@@ -2682,6 +2682,31 @@ def case_jail_ckpt_limit(e):
     e.wait_state("ck", "Off")
 
 
+def case_jail_clone_fallback(e):
+    """Review of issue 10, finding 4: without clone3 (forced by KEELD_TEST_NO_CLONE3, as on
+    a kernel before 5.3 or under a container's seccomp filter) keeld starts the worker with
+    clone, held before exec until it is in its cgroup: the VM runs jailed, as a PID 1, and
+    (on a host with cgroups v2) in its own cgroup."""
+    os.environ["KEELD_TEST_NO_CLONE3"] = "1"
+    try:
+        e.start_keeld()
+    finally:
+        del os.environ["KEELD_TEST_NO_CLONE3"]
+    e.create("cf")
+    vm = e.start("cf")
+    e.console_until("cf", "ready for input")
+    log, _ = e.keel("vm", "log", "cf")
+    check("starting the worker with clone" in log, "no fallback in the log:\n%s" % log)
+    check_jailed(e, vm, "cf")
+    st = proc_status(str(vm["pid"]))
+    check(st["NSpid"].split()[-1] == "1", "the worker is not PID 1 of its own: %r" % st["NSpid"])
+    cg = open("/proc/%d/cgroup" % vm["pid"]).read()
+    if "keel.slice" in open(e.keeld_log).read() and "per-VM cgroups under" in open(e.keeld_log).read():
+        check("/keel.slice/vm-%s" % vm["id"] in cg, "the worker is in %r" % cg)
+    e.keel("vm", "turn-off", "cf")
+    e.wait_state("cf", "Off")
+
+
 def switches(e):
     return {s["name"]: s for s in e.api_ok("GET", "/v1/switches")}
 
