@@ -146,6 +146,14 @@ static bool saved_name(const char *name)
 
 /* How deep keeld follows directories a worker made inside a directory it takes back. */
 #define TAKE_DEPTH 16
+/* How many entries one take-back removes at most: a worker still running could keep adding
+ * to a directory of its own below (one it holds open) as fast as keeld removes; past this,
+ * keeld stops, says so in the log, and leaves the rest root's and closed where it got to
+ * (the VM's deletion removes it). */
+#define TAKE_MAX_ENTRIES 10000
+
+static unsigned take_left; /* of TAKE_MAX_ENTRIES, in the take-back under way */
+static bool take_said;	   /* its stop logged */
 
 static void clear_dir(int dfd, const char *top, unsigned depth,
 		      bool (*keep_name)(const char *name));
@@ -189,6 +197,17 @@ static void clear_dir(int dfd, const char *top, unsigned depth, bool (*keep_name
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if (!take_left) {
+			if (take_said)
+				break;
+			take_said = true;
+			log_warn(
+				"%s: stopped after removing %u entries a worker left (the most one "
+				"take-back removes); the rest stays, root's",
+				top, TAKE_MAX_ENTRIES);
+			break;
+		}
+		take_left--;
 		fd = keep_name && keep_name(de->d_name)
 			     ? openat(dfd, de->d_name,
 				      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
@@ -225,6 +244,8 @@ int sup_remove_tree(const char *path)
 		log_warn("cannot remove %s: %s", path, strerror(-e));
 		return e;
 	}
+	take_left = TAKE_MAX_ENTRIES;
+	take_said = false;
 	return remove_tree(AT_FDCWD, path, path, 0);
 }
 
@@ -243,6 +264,8 @@ void sup_jail_take_dir_keep(const char *dir, bool (*keep_name)(const char *name)
 		close(dfd);
 		return;
 	}
+	take_left = TAKE_MAX_ENTRIES;
+	take_said = false;
 	clear_dir(dup(dfd), dir, 0, keep_name);
 	if (fchown(dfd, 0, 0))
 		log_warn("cannot give %s back to root: %s", dir, strerror(errno));
