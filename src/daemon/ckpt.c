@@ -15,6 +15,7 @@
 
 #include "daemon/agent_freeze.h"
 #include "daemon/biglock.h"
+#include "daemon/disk_policy.h"
 #include "disk/disk.h"
 #include "disk/vhdx.h"
 #include "lib/clock.h"
@@ -370,6 +371,22 @@ static int create_checks(struct op *op, const struct vm_def *def, const char *na
 	}
 	if (!ret)
 		ret = check_disks(def, err, errlen);
+	if (!ret) {
+		/* A checkpoint adds one parent to every disk: the VM must still start after it. */
+		int n = disk_policy_chain_total(op->ctx->store, def, err, errlen);
+
+		if (n >= 0 && (unsigned)n + def->ndisks > VMDEF_CHAIN_FDS_MAX) {
+			error_set(err, errlen,
+				  "a checkpoint would give VM '%s' %u disk parents in all (%u "
+				  "now, one more for each of its %u disks), more than the %d a "
+				  "VM's disks may have: delete some checkpoints first (keel "
+				  "checkpoint delete merges their disks)",
+				  def->name, (unsigned)n + def->ndisks, (unsigned)n, def->ndisks,
+				  VMDEF_CHAIN_FDS_MAX);
+			n = -E2BIG;
+		}
+		ret = n < 0 ? (n == -E2BIG ? -EBUSY : n) : 0;
+	}
 	return ret;
 }
 

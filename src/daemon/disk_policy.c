@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/vmdef.h"
 #include "daemon/pools.h"
 #include "disk/disk.h"
 #include "lib/error.h"
@@ -139,72 +141,191 @@ static int pin_formats(struct vm_def *nd, const struct vm_def *old, char *err, s
 	return 0;
 }
 
-int disk_policy_check_chain(struct store *st, const char *what, const char *path, int *fds,
-			    unsigned max, char *err, size_t errlen)
+/* A file of a chain through its pool: regular files only, and opening it never waits or
+ * follows a last symlink (a FIFO or a device a disk's locator names is refused, never read).
+ * O_NONBLOCK is dropped again once the file is known to be regular. */
+static int open_level(struct store *st, const char *what, const char *path, char *err,
+		      size_t errlen)
 {
-	char(*parents)[DISK_PATH_MAX] = calloc(DISK_POLICY_MAX_DEPTH, DISK_PATH_MAX);
+	int fd = pools_open(st, what, path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW, false, err, errlen);
+	struct stat s;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &s) < 0 || !S_ISREG(s.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
+		close(fd);
+		error_set(err, errlen, "%s %s is not a regular file", what, path);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/* The path the locator of the disk open on fd (named path) gives for its parent, as the
+ * file system resolves it, into real: 1, 0 for a disk without a parent, or -EINVAL with err.
+ * Only the locator is read (DISK_OPEN_NOPARENT): no parent is opened here. */
+static int level_parent(int fd, const char *path, const char *top, char *real, char *err,
+			size_t errlen)
+{
+	char cand[PATH_MAX], names[2 * PATH_MAX + 8] = "";
 	struct disk *d = NULL;
 	struct disk_err derr;
-	unsigned kept = 0;
-	int fd, n, r = 0;
+	int dfd = dup(fd), r;
 
-	if (!parents)
-		return -ENOMEM;
-	fd = pools_open(st, what, path, O_RDONLY, false, err, errlen);
-	if (fd < 0) {
-		free(parents);
-		return fd;
-	}
-	n = disk_open_fd_as(fd, path, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d,
-			    &derr);
-	if (n) {
+	if (dfd < 0)
+		return -errno;
+	r = disk_open_fd_as(dfd, path, DISK_FORMAT_VHDX,
+			    DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK | DISK_OPEN_NOPARENT, &d, &derr);
+	if (r) {
 		if (derr.msg[0]) /* the library's line names the file */
 			error_set(err, errlen, "%s", derr.msg);
 		else
-			error_set(err, errlen, "disk %s: %s", path, strerror(-n));
-		free(parents);
+			error_set(err, errlen, "disk %s: %s", path, strerror(-r));
 		return -EINVAL;
 	}
-	n = disk_parents(d, parents, DISK_POLICY_MAX_DEPTH);
-	disk_close(d);
-	if (n < 0) {
-		error_set(err, errlen, "disk %s has more than %d parents", path,
-			  DISK_POLICY_MAX_DEPTH);
-		r = -EINVAL;
-	}
-	for (int i = 0; !r && i < n; i++) {
-		char why[PATH_MAX + 256], real[PATH_MAX];
+	r = -ENOENT;
+	for (unsigned k = 0; k < 2 && r; k++) {
+		int e = disk_parent_locator(d, k, cand, sizeof(cand));
 
-		/* A locator's path as the file system resolves it ("../a/b.vhdx" is fine when
-		 * it lands in a pool); then through the pool's own rules. */
-		if (!realpath(parents[i], real)) {
-			error_set(err, errlen, "disk %s: its parent %s: %s", path, parents[i],
-				  strerror(errno));
+		if (e == -ENODEV) {
+			r = 0;
+			break;
+		}
+		if (e)
+			continue;
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s'%s'",
+			 names[0] ? ", " : "", cand);
+		/* The first the file system resolves ("../a/b.vhdx" is fine when it lands in a
+		 * pool), as the library would choose; realpath opens nothing. */
+		if (realpath(cand, real))
+			r = 1;
+	}
+	disk_close(d);
+	if (r < 0)
+		error_set(err, errlen, "disk %s: %s: parent disk not found (its locator names %s)",
+			  top, path, names[0] ? names : "no path usable here");
+	return r < 0 ? -EINVAL : r;
+}
+
+int disk_policy_check_chain(struct store *st, const char *what, const char *path, int *fds,
+			    unsigned max, char *err, size_t errlen)
+{
+	int own[DISK_POLICY_MAX_DEPTH], dup_fds[DISK_POLICY_MAX_DEPTH];
+	char(*names)[PATH_MAX] = calloc(DISK_POLICY_MAX_DEPTH + 1, PATH_MAX);
+	struct disk *d = NULL;
+	struct disk_err derr;
+	int top, n = 0, r = 0, cur, t;
+
+	if (!names)
+		return -ENOMEM;
+	top = open_level(st, what, path, err, errlen);
+	if (top < 0) {
+		free(names);
+		return top;
+	}
+	snprintf(names[0], PATH_MAX, "%s", path);
+	/* One level at a time: each file's locator read without its parent opened, the parent
+	 * opened through its pool (never by the path alone), then its own locator. */
+	for (cur = top;; cur = own[n - 1]) {
+		char why[PATH_MAX + 256];
+		int fd;
+
+		r = level_parent(cur, names[n], path, names[n + 1], err, errlen);
+		if (r <= 0)
+			break;
+		if (n == DISK_POLICY_MAX_DEPTH) {
+			error_set(err, errlen, "disk %s has more than %d parents (a loop?)", path,
+				  DISK_POLICY_MAX_DEPTH);
 			r = -EINVAL;
 			break;
 		}
-		fd = pools_open(st, "parent", real, O_RDONLY, false, why, sizeof(why));
+		fd = open_level(st, "parent", names[n + 1], why, sizeof(why));
 		if (fd < 0) {
 			error_set(err, errlen, "disk %s: its differencing chain leads to %s", path,
 				  why);
 			r = -EINVAL;
-		} else if (fds && (unsigned)i >= max) {
-			close(fd);
-			error_set(err, errlen,
-				  "disk %s: its differencing chain has more than the %u parents a "
-				  "VM's disks may have in all (merge some of its checkpoints)",
-				  path, max);
-			r = -E2BIG;
-		} else if (fds) {
-			fds[kept++] = fd;
-		} else {
-			close(fd);
+			break;
+		}
+		own[n++] = fd;
+	}
+	if (!r && fds && (unsigned)n > max) {
+		error_set(err, errlen,
+			  "disk %s: its differencing chain has %d parents, more than a VM's disks "
+			  "may "
+			  "have (%d in all, %u left for this one): merge some of its checkpoints",
+			  path, n, VMDEF_CHAIN_FDS_MAX, max);
+		r = -E2BIG;
+	}
+	/* The linkage of the whole chain, checked by the library on these same descriptors. */
+	for (int i = 0; !r && i < n; i++) {
+		dup_fds[i] = dup(own[i]);
+		if (dup_fds[i] < 0) {
+			r = -errno;
+			while (i--)
+				close(dup_fds[i]);
+			error_set(err, errlen, "disk %s: %s", path, strerror(-r));
 		}
 	}
-	free(parents);
-	while (r && kept)
-		close(fds[--kept]);
+	if (!r) {
+		t = dup(top);
+		r = t < 0 ? -errno
+			  : disk_open_chain_fd(t, path, DISK_FORMAT_VHDX,
+					       DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, dup_fds,
+					       (unsigned)n, &d, &derr);
+		if (t < 0)
+			for (int i = 0; i < n; i++)
+				close(dup_fds[i]);
+		if (r) {
+			if (t >= 0 && derr.msg[0])
+				error_set(err, errlen, "%s", derr.msg);
+			else
+				error_set(err, errlen, "disk %s: %s", path, strerror(-r));
+			r = -EINVAL;
+		}
+		disk_close(d);
+	}
+	close(top);
+	free(names);
+	for (int i = 0; i < n; i++) {
+		if (!r && fds)
+			fds[i] = own[i];
+		else
+			close(own[i]);
+	}
 	return r ? r : n;
+}
+
+/* Is the disk d a VHDX (as pinned, or by its name when not yet)? */
+static bool is_vhdx(const struct vm_disk *d)
+{
+	return d->format == VM_DISK_VHDX ||
+	       (d->format == VM_DISK_AUTO && disk_format_from_name(d->path) == DISK_FORMAT_VHDX);
+}
+
+int disk_policy_chain_total(struct store *st, const struct vm_def *nd, char *err, size_t errlen)
+{
+	unsigned total = 0;
+
+	for (unsigned i = 0; i < nd->ndisks + nd->scsi.nluns; i++) {
+		const struct vm_lun *l = i >= nd->ndisks ? &nd->scsi.luns[i - nd->ndisks] : NULL;
+		const struct vm_disk *d = l ? &l->disk : &nd->disks[i];
+		int n;
+
+		if (!d->path || (l && l->type != VM_LUN_DISK) || !is_vhdx(d))
+			continue;
+		n = disk_policy_check_chain(st, "disk", d->path, NULL, 0, err, errlen);
+		if (n < 0)
+			return -EINVAL;
+		total += (unsigned)n;
+	}
+	if (total > VMDEF_CHAIN_FDS_MAX) {
+		error_set(err, errlen,
+			  "the VM's disks would have %u parents in all, more than the %d a VM's "
+			  "disks may have: merge some checkpoints first (keel checkpoint delete "
+			  "merges a checkpoint's disks into their children)",
+			  total, VMDEF_CHAIN_FDS_MAX);
+		return -E2BIG;
+	}
+	return (int)total;
 }
 
 int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
@@ -222,5 +343,9 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 						    errlen) < 0
 				    ? -EINVAL
 				    : 0;
-	return r;
+	/* The parents of all disks and LUNs together: at most the worker's budget, so that a
+	 * VM attach accepts also starts. */
+	if (!r)
+		r = disk_policy_chain_total(st, nd, err, errlen);
+	return r == -E2BIG ? -EINVAL : r < 0 ? r : 0; /* a request keel refuses: 400 */
 }

@@ -44,4 +44,13 @@ int disk_policy_check_chain(struct store *st, const char *what, const char *path
 			    unsigned max, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/*
+ * How many parents the differencing chains of all nd's VHDX disks and LUNs have together,
+ * or -E2BIG with err when more than the VMDEF_CHAIN_FDS_MAX a worker takes (err names that
+ * total and how to merge), or -EINVAL with err from disk_policy_check_chain. For an
+ * attach, and before a checkpoint adds one parent to every VHDX disk.
+ */
+int disk_policy_chain_total(struct store *st, const struct vm_def *nd, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -164,12 +164,14 @@ int sup_create(const struct sup_config *cfg, struct sup **out)
 		log_warn("cannot give %s to group %u: %s", sup->vms_dir, (unsigned)cfg->group,
 			 strerror(errno));
 	vmcg_init(&sup->cg, NULL);
-	if (sup->cg.available)
-		log_info("per-VM cgroups under %s: memory.max is a VM's memory + %llu MiB, "
-			 "pids.max %llu + 2 per vCPU",
-			 sup->cg.slice, SUP_VMM_ALLOWANCE >> 20,
-			 (unsigned long long)VMDEF_WORKER_TASKS(0));
-	else
+	if (sup->cg.available) {
+		unsigned swept = vmcg_sweep(&sup->cg);
+
+		log_info("per-VM cgroups under %s: memory.max is a VM's memory + 64 MiB + 1/128 "
+			 "of it, pids.max %llu + 2 per vCPU; %u stale VM cgroup%s removed",
+			 sup->cg.slice, (unsigned long long)VMDEF_WORKER_TASKS(0), swept,
+			 swept == 1 ? "" : "s");
+	} else
 		log_warn("per-VM cgroups are unavailable: %s; workers run without memory.max and "
 			 "pids.max (admission control and RLIMIT_NPROC still apply)",
 			 sup->cg.why);
@@ -495,7 +497,7 @@ void sup_reattach_all(struct sup *sup)
 			vm->pidfd = sup_pidfd_open(rt.pid);
 		load_phase(vm, rt.state);
 		/* Its uid stays its own while it runs: no new worker may be given it. */
-		vm->jail_uid = vm->pidfd >= 0 ? sup_jail_uid_of(rt.pid) : 0;
+		vm->jail_uid = vm->pidfd >= 0 ? sup_jail_uid_of(rt.pid, vm->pidfd) : 0;
 		if (vm->pidfd < 0) {
 			sup_worker_ended(sup, vm, false, 0, true);
 			continue;
@@ -1039,6 +1041,7 @@ int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errl
 			unlink(path);
 	sup_remove_saved(sup, vm);
 	sup_nvram_remove(sup, def->uuid);
+	vmcg_remove(&sup->cg, def->uuid); /* one a busy removal left */
 	if (!sup_path(sup, def->uuid, NULL, path, sizeof(path)) && rmdir(path) < 0 &&
 	    errno != ENOENT)
 		log_warn("VM %s: cannot remove %s: %s", def->name, path, strerror(errno));

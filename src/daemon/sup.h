@@ -40,9 +40,11 @@ struct sup_config {
 	unsigned worker_uids;
 };
 
-/* What keeld counts per running worker beyond its guest RAM (page tables, device buffers,
- * the VMM's own heap and threads): the fixed allowance of docs/keeld.md. */
-#define SUP_VMM_ALLOWANCE (64ull << 20)
+/* What keeld counts per running worker beyond its guest RAM of mem bytes (docs/keeld.md):
+ * 64 MiB for device buffers, the VMM's own heap and threads, and mem/128 for the page tables
+ * that grow with the guest (about mem/512 each for the host's and KVM's with 4K pages, with
+ * room to spare). Admission control and the worker's memory.max use the same. */
+#define SUP_VMM_ALLOWANCE(mem) ((uint64_t)(64u << 20) + (uint64_t)(mem) / 128)
 
 struct sup;
 

@@ -135,8 +135,9 @@ void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm);
 int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* The uid a running worker runs as (a re-attached worker): the kernel's word, or while it
- * has not taken it yet, its command line's. */
-uid_t sup_jail_uid_of(pid_t pid);
+ * has not taken it yet, its command line's; 0 when its pidfd (opened before) shows it ended
+ * after all, since then pid may name another process (its end is handled as any other). */
+uid_t sup_jail_uid_of(pid_t pid, int pidfd);
 /* Let the jailed worker write its save into dir (inside its VM's directory): dir becomes
  * its own, and the directories between can be passed through. */
 int sup_jail_give_dir(struct sup *sup, const struct sup_vm *vm, const char *dir)

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +57,15 @@ static uid_t proc_uid(pid_t pid)
 	return (uid_t)uid;
 }
 
-uid_t sup_jail_uid_of(pid_t pid)
+/* Whether the process behind pidfd has ended (its pidfd reads as ready). */
+static bool pidfd_ended(int pidfd)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+	return poll(&p, 1, 0) != 0;
+}
+
+uid_t sup_jail_uid_of(pid_t pid, int pidfd)
 {
 	char path[64], buf[8192];
 	unsigned long uid = 0;
@@ -78,6 +88,13 @@ uid_t sup_jail_uid_of(pid_t pid)
 	{
 		uid_t now = proc_uid(pid);
 
+		/* Read by number: if the worker ended since its pidfd was opened, the number
+		 * may be another process's by now, and what was read is not the worker's. */
+		if (pidfd_ended(pidfd)) {
+			log_info("worker pid %d ended while keeld read its uid: not taken",
+				 (int)pid);
+			return 0;
+		}
 		return now ? now : (uid_t)uid;
 	}
 }
@@ -129,6 +146,14 @@ static bool saved_name(const char *name)
 
 /* How deep keeld follows directories a worker made inside a directory it takes back. */
 #define TAKE_DEPTH 16
+/* How many entries one take-back removes at most: a worker still running could keep adding
+ * to a directory of its own below (one it holds open) as fast as keeld removes; past this,
+ * keeld stops, says so in the log, and leaves the rest root's and closed where it got to
+ * (the VM's deletion removes it). */
+#define TAKE_MAX_ENTRIES 10000
+
+static unsigned take_left; /* of TAKE_MAX_ENTRIES, in the take-back under way */
+static bool take_said;	   /* its stop logged */
 
 static void clear_dir(int dfd, const char *top, unsigned depth,
 		      bool (*keep_name)(const char *name));
@@ -154,8 +179,7 @@ static int remove_tree(int pfd, const char *name, const char *top, unsigned dept
 
 /* Every entry of dfd (taken over) removed, but the regular files keep_name names (when not
  * NULL), which become root's (0600). */
-static void clear_dir(int dfd, const char *top, unsigned depth,
-		      bool (*keep_name)(const char *name))
+static void clear_dir(int dfd, const char *top, unsigned depth, bool (*keep_name)(const char *name))
 {
 	int keep = dup(dfd);
 	DIR *d = keep >= 0 ? fdopendir(keep) : NULL;
@@ -173,6 +197,17 @@ static void clear_dir(int dfd, const char *top, unsigned depth,
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if (!take_left) {
+			if (take_said)
+				break;
+			take_said = true;
+			log_warn(
+				"%s: stopped after removing %u entries a worker left (the most one "
+				"take-back removes); the rest stays, root's",
+				top, TAKE_MAX_ENTRIES);
+			break;
+		}
+		take_left--;
 		fd = keep_name && keep_name(de->d_name)
 			     ? openat(dfd, de->d_name,
 				      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
@@ -209,6 +244,8 @@ int sup_remove_tree(const char *path)
 		log_warn("cannot remove %s: %s", path, strerror(-e));
 		return e;
 	}
+	take_left = TAKE_MAX_ENTRIES;
+	take_said = false;
 	return remove_tree(AT_FDCWD, path, path, 0);
 }
 
@@ -227,6 +264,8 @@ void sup_jail_take_dir_keep(const char *dir, bool (*keep_name)(const char *name)
 		close(dfd);
 		return;
 	}
+	take_left = TAKE_MAX_ENTRIES;
+	take_said = false;
 	clear_dir(dup(dfd), dir, 0, keep_name);
 	if (fchown(dfd, 0, 0))
 		log_warn("cannot give %s back to root: %s", dir, strerror(errno));

@@ -102,7 +102,8 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
 
 struct worker_files {
 	int fd[WORKER_FILES];
-	char name[WORKER_FILES][16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, disk.I.pJ ... */
+	char name[WORKER_FILES]
+		 [16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, disk.I.pJ ... */
 	unsigned n;
 	unsigned nparents; /* of them, differencing chains' parents */
 };
@@ -296,6 +297,64 @@ fail:
 	_exit(127);
 }
 
+/* Set in keeld's environment (the tests only): start workers as if clone3 were missing. */
+#define SUP_TEST_NO_CLONE3 "KEELD_TEST_NO_CLONE3"
+
+/*
+ * The worker by clone(CLONE_NEWPID) when clone3 is missing: the child waits on go[0] before
+ * exec; keeld writes its pid into cgfd's cgroup.procs (when there is a cgroup), then lets it
+ * go (a byte) or, when that fails, kills it. The child's pid, or -errno with err.
+ */
+static pid_t clone_held(int cgfd, int go[2], const char *vmm, char **argv, int logfd, int errpipe,
+			const struct worker_files *wf, char *err, size_t errlen)
+{
+	char num[16];
+	pid_t pid;
+	int fd, r = 0;
+
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		error_set(err, errlen, "pipe: %s", strerror(errno));
+		return -errno;
+	}
+	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1) /* keeld ended it or went away */
+			_exit(127);
+		exec_worker(vmm, argv, logfd, errpipe, wf);
+	}
+	close(go[0]);
+	go[0] = -1;
+	if (pid < 0) {
+		r = -errno;
+		error_set(err, errlen, "clone: %s", strerror(errno));
+	} else if (cgfd >= 0) {
+		int n = snprintf(num, sizeof(num), "%d", (int)pid);
+
+		fd = openat(cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || write(fd, num, (size_t)n) != n) {
+			r = errno ? -errno : -EIO;
+			error_set(err, errlen, "cannot move the worker into its cgroup: %s",
+				  strerror(-r));
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (!r && write(go[1], "g", 1) != 1) {
+		r = -errno;
+		error_set(err, errlen, "cannot let the worker go: %s", strerror(errno));
+	}
+	close(go[1]);
+	go[1] = -1;
+	if (r && pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	return r ? r : pid;
+}
+
 /* The host's RAM: MemTotal from /proc/meminfo, or 0 when it cannot be read. */
 static uint64_t host_memory(const struct sup *sup)
 {
@@ -322,7 +381,8 @@ static uint64_t host_memory(const struct sup *sup)
  */
 static int admit(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 {
-	uint64_t total = host_memory(sup), taken = 0, need = def->memory + SUP_VMM_ALLOWANCE;
+	uint64_t total = host_memory(sup), taken = 0,
+		 need = def->memory + SUP_VMM_ALLOWANCE(def->memory);
 	unsigned running = 0;
 
 	if (!total)
@@ -330,18 +390,19 @@ static int admit(struct sup *sup, const struct vm_def *def, char *err, size_t er
 	for (size_t i = 0; i < sup->nvms; i++) {
 		if (!sup_has_worker(sup->vms[i]) || !strcmp(sup->vms[i]->uuid, def->uuid))
 			continue;
-		taken += sup->vms[i]->memory + SUP_VMM_ALLOWANCE;
+		taken += sup->vms[i]->memory + SUP_VMM_ALLOWANCE(sup->vms[i]->memory);
 		running++;
 	}
 	if (taken + sup->cfg.host_reserve + need <= total)
 		return 0;
 	error_set(err, errlen,
 		  "cannot start VM '%s': it needs %" PRIu64 " MiB (%" PRIu64
-		  " MiB of memory and %llu MiB for its worker), and of this host's %" PRIu64
+		  " MiB of memory and %" PRIu64 " MiB for its worker), and of this host's %" PRIu64
 		  " MiB, %" PRIu64 " MiB are kept for the host (--host-reserve) and %" PRIu64
 		  " MiB are taken by %u running VM%s: %" PRIu64 " MiB are missing",
-		  def->name, need >> 20, def->memory >> 20, SUP_VMM_ALLOWANCE >> 20, total >> 20,
-		  sup->cfg.host_reserve >> 20, taken >> 20, running, running == 1 ? "" : "s",
+		  def->name, need >> 20, def->memory >> 20, SUP_VMM_ALLOWANCE(def->memory) >> 20,
+		  total >> 20, sup->cfg.host_reserve >> 20, taken >> 20, running,
+		  running == 1 ? "" : "s",
 		  (taken + sup->cfg.host_reserve + need - total + (1 << 20) - 1) >> 20);
 	return -EDQUOT;
 }
@@ -354,7 +415,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	char *argv[WORKER_ARGV] = {NULL};
 	char err2[PATH_MAX + 128];
 	struct worker_files wf = {.n = 0};
-	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, cgfd = -1, e = 0, ret = 0;
+	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, go[2] = {-1, -1}, cgfd = -1, e = 0, ret = 0;
 	pid_t pid;
 
 	if (!vm)
@@ -483,7 +544,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	}
 	/* Its cgroup (vm_cgroup.h), when the host has them: the worker is born in it. */
 	if (sup->cg.available) {
-		cgfd = vmcg_create(&sup->cg, def->uuid, def->memory + SUP_VMM_ALLOWANCE,
+		cgfd = vmcg_create(&sup->cg, def->uuid,
+				   def->memory + SUP_VMM_ALLOWANCE(def->memory),
 				   VMDEF_WORKER_TASKS(def->cpus), err2, sizeof(err2));
 		if (cgfd < 0) {
 			ret = cgfd;
@@ -501,9 +563,27 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 			ca.flags |= CLONE_INTO_CGROUP;
 			ca.cgroup = (uint64_t)cgfd;
 		}
-		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (getenv(SUP_TEST_NO_CLONE3)) { /* the tests' way to the fallback below */
+			pid = -1;
+			errno = ENOSYS;
+		} else {
+			pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		}
 	}
-	if (pid < 0) {
+	/* No clone3 (a kernel before 5.3, or one before 5.7 without CLONE_INTO_CGROUP, or a
+	 * container's seccomp filter): clone, with the child held before exec until keeld has
+	 * written it into its cgroup's cgroup.procs, so it still runs nothing outside it. */
+	if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL)) {
+		sup_vm_log(sup, vm, "clone3 failed (%s): starting the worker with clone",
+			   strerror(errno));
+		pid = clone_held(cgfd, go, sup->cfg.vmm_path, argv, logfd, pipefd[1], &wf, err2,
+				 sizeof(err2));
+		if (pid < 0) {
+			ret = pid;
+			error_set(err, errlen, "cannot start VM '%s': %s", def->name, err2);
+			goto out;
+		}
+	} else if (pid < 0) {
 		ret = -errno;
 		error_set(err, errlen, "cannot start VM '%s': clone3%s: %s", def->name,
 			  cgfd >= 0 ? " into its cgroup" : "", strerror(errno));

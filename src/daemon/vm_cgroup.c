@@ -3,6 +3,7 @@
 #include "daemon/vm_cgroup.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -55,6 +56,26 @@ static int write_file(const char *dir, const char *file, const char *text)
 		r = errno ? -errno : -EIO;
 	close(fd);
 	return r;
+}
+
+/* Whether the cgroup dir has tasks, in it or below (cgroup.events "populated 1"); an
+ * unreadable one counts as populated. */
+static bool populated(const char *dir)
+{
+	char path[PATH_MAX + 64], buf[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.events", dir);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return true;
+	buf[n] = '\0';
+	return !strstr(buf, "populated 0");
 }
 
 /* Whether the space-separated list in DIR/cgroup.controllers names ctl. */
@@ -137,7 +158,9 @@ void vmcg_init(struct vmcg *cg, const char *mount)
 			  !mem && !pids ? "s" : "", !mem && !pids ? "them" : "it");
 		return;
 	}
-	cg->cpu = has_controller(ctls, "cpu");
+	/* cpu stays off until keel sets cpu limits: turning it on costs every task under it and
+	 * changes how the kernel shares the CPU with the host's other cgroups. */
+	cg->cpu = false;
 	if ((size_t)snprintf(cg->slice, sizeof(cg->slice), "%s/" VMCG_SLICE, root) >=
 	    sizeof(cg->slice) - 64) {
 		error_set(cg->why, sizeof(cg->why), "the cgroup v2 mount %s is too long", root);
@@ -178,12 +201,21 @@ int vmcg_create(const struct vmcg *cg, const char *uuid, uint64_t memory_max, ui
 		error_set(err, errlen, "the cgroup path for VM %s is too long", uuid);
 		return r;
 	}
-	/* An earlier worker's, when its removal found it busy: the limits are rewritten. */
+	/* An earlier worker's, when its removal found it busy: reused only when empty (its
+	 * limits rewritten), never shared with tasks still in it. */
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		r = -errno;
 		error_set(err, errlen, "cannot create the VM's cgroup %s: %s", dir,
 			  strerror(errno));
 		return r;
+	}
+	if (populated(dir)) {
+		error_set(
+			err, errlen,
+			"the VM's cgroup %s still has tasks (an earlier worker's, still ending?): "
+			"try again, or end them",
+			dir);
+		return -EBUSY;
 	}
 	snprintf(mem, sizeof(mem), "%" PRIu64, memory_max);
 	snprintf(pids, sizeof(pids), "%" PRIu64, pids_max);
@@ -208,13 +240,50 @@ int vmcg_create(const struct vmcg *cg, const char *uuid, uint64_t memory_max, ui
 	return fd;
 }
 
+/* rmdir dir, retried briefly while the kernel still counts a task on its way out (EBUSY). */
+static int remove_dir(const char *dir)
+{
+	for (int i = 0;; i++) {
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY || i == VMCG_RMDIR_TRIES)
+			return -errno;
+		usleep(10 * 1000);
+	}
+}
+
 void vmcg_remove(const struct vmcg *cg, const char *uuid)
 {
 	char dir[PATH_MAX];
+	int r;
 
 	if (!cg->available || vmcg_path(cg, uuid, dir, sizeof(dir)))
 		return;
-	/* EBUSY: a task of the worker is still on its way out; the next start reuses it. */
-	if (rmdir(dir) < 0 && errno != ENOENT)
-		log_debug("cannot remove cgroup %s yet: %s", dir, strerror(errno));
+	/* Still busy after the retries: the next start finds it empty and reuses it, or the next
+	 * keeld start's sweep removes it. */
+	r = remove_dir(dir);
+	if (r)
+		log_warn("cannot remove cgroup %s: %s", dir, strerror(-r));
+}
+
+unsigned vmcg_sweep(const struct vmcg *cg)
+{
+	unsigned n = 0;
+	struct dirent *e;
+	DIR *d;
+
+	if (!cg->available || !(d = opendir(cg->slice)))
+		return 0;
+	while ((e = readdir(d))) {
+		char dir[PATH_MAX + 300];
+
+		if (strncmp(e->d_name, "vm-", 3) || e->d_type != DT_DIR)
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", cg->slice, e->d_name);
+		/* A running worker's (re-attached) has tasks: rmdir refuses it, and it stays. */
+		if (!populated(dir) && rmdir(dir) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }

@@ -19,14 +19,16 @@
 
 struct vmcg {
 	bool available;
-	bool cpu;	      /* the cpu controller is on for the VMs' cgroups (for later limits) */
+	bool cpu;	      /* the cpu controller is on for the VMs' cgroups: never yet (not
+			       * until keel sets cpu limits) */
 	char slice[PATH_MAX]; /* MOUNT/keel.slice, when available */
 	char why[512];	      /* when not available: why, in words for the log */
 };
 
 /* Find the cgroup v2 hierarchy (mount NULL: the first cgroup2 in /proc/self/mountinfo),
- * check its controllers, create keel.slice and turn memory, pids (and cpu when there) on for
- * its children. Never fails: cg->available says whether per-VM cgroups work, cg->why why not. */
+ * check its controllers, create keel.slice and turn memory and pids on for its children
+ * (not cpu: keel sets no cpu limit yet). Never fails: cg->available says whether per-VM cgroups
+ * work, cg->why why not. */
 void vmcg_init(struct vmcg *cg, const char *mount);
 /* MOUNT/keel.slice/vm-UUID: 0, or -ENAMETOOLONG. */
 int vmcg_path(const struct vmcg *cg, const char *uuid, char *buf, size_t size)
@@ -38,7 +40,13 @@ int vmcg_path(const struct vmcg *cg, const char *uuid, char *buf, size_t size)
  */
 int vmcg_create(const struct vmcg *cg, const char *uuid, uint64_t memory_max, uint64_t pids_max,
 		char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Remove the VM's cgroup once its worker has ended (a no-op when there is none). */
+/* Remove the VM's cgroup once its worker has ended or the VM is deleted (a no-op when there
+ * is none), retrying EBUSY VMCG_RMDIR_TRIES times 10 ms apart (a task still on its way out);
+ * a warning in the log when it stays. */
+#define VMCG_RMDIR_TRIES 20
 void vmcg_remove(const struct vmcg *cg, const char *uuid);
+/* At keeld's start: remove every empty vm-* cgroup (a worker's that ended while keeld was
+ * away); a running worker's has tasks and stays. Returns how many were removed. */
+unsigned vmcg_sweep(const struct vmcg *cg);
 
 #endif

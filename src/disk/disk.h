@@ -148,6 +148,13 @@ int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out, st
  * Returns how many (at most max), or -E2BIG when there are more. */
 int disk_parents(struct disk *d, char (*paths)[DISK_PATH_MAX], unsigned max)
 	__attribute__((warn_unused_result));
+/* The path key k (0: relative_path, 1: absolute_win32_path) of d's parent locator names,
+ * in POSIX form (a relative one from the directory of the path d was opened as), without
+ * opening it: for keeld, which opens each parent itself through its pools, one level at a
+ * time (d opened with DISK_OPEN_NOPARENT). 0, -ENOENT when key k gives no path usable here,
+ * -ENODEV when d is no differencing VHDX. */
+int disk_parent_locator(struct disk *d, unsigned k, char *out, size_t cap)
+	__attribute__((warn_unused_result));
 /* The format FILE's first bytes say it has (raw when no signature matches). */
 int disk_probe(const char *path, enum disk_format *out, struct disk_err *err)
 	__attribute__((warn_unused_result));

@@ -360,6 +360,13 @@ int vhdx_chain_open(struct vhdx *top, const int *parents, unsigned nparents)
 	return r;
 }
 
+int disk_parent_locator(struct disk *d, unsigned k, char *out, size_t cap)
+{
+	if (!d || d->ops != &vhdx_ops || !to_vhdx(d)->has_parent)
+		return -ENODEV;
+	return locator_path(to_vhdx(d), k, out, cap);
+}
+
 int disk_parents(struct disk *d, char (*paths)[DISK_PATH_MAX], unsigned max)
 {
 	unsigned n = 0;

@@ -531,6 +531,32 @@ static bool is_description_option(int c)
 	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
 }
 
+/* Whether n is one of fds[0..count) or of their chains (chains NULL: none). */
+static bool in_slots(const int *fds, const struct machine_chain *chains, unsigned count, int n)
+{
+	for (unsigned i = 0; i < count; i++) {
+		if (fds[i] == n)
+			return true;
+		for (unsigned j = 0; chains && j < chains[i].n; j++)
+			if (chains[i].fd[j] == n)
+				return true;
+	}
+	return false;
+}
+
+/* Whether descriptor n is already given by another --fd (each file keeld passes is its own
+ * descriptor: one given twice would be closed twice). */
+static bool fd_given(const struct vm_config *cfg, int n)
+{
+	const int one[] = {cfg->kernel_fd, cfg->initrd_fd, cfg->kvm_fd, cfg->firmware_fd,
+			   cfg->nvram_dir_fd};
+
+	return in_slots(one, NULL, sizeof(one) / sizeof(one[0]), n) ||
+	       in_slots(cfg->disk_fds, cfg->disk_chains, VMDEF_MAX_DISKS, n) ||
+	       in_slots(cfg->lun_fds, cfg->lun_chains, VMDEF_MAX_LUNS, n) ||
+	       in_slots(cfg->net_fds, NULL, VMDEF_MAX_NICS, n);
+}
+
 /*
  * --fd disk.I.pJ=N, lun.I.pJ=N: the Jth parent (0: the nearest) of the differencing chain of
  * disk (SCSI LUN) I, opened by keeld, which resolved and checked the chain; given in order.
@@ -565,6 +591,11 @@ static int parse_chain_fd(const char *arg, const char *eq, struct vm_config *cfg
 			 j != c->n ? "--fd %s: parents go in order from p0 (expected p%u)"
 				   : "--fd %s: more than %u parents in all",
 			 arg, j != c->n ? c->n : VMDEF_CHAIN_FDS_MAX);
+		return -EINVAL;
+	}
+	if (fd_given(cfg, (int)n)) {
+		snprintf(err, errlen, "--fd %.*s: descriptor %u is already given", (int)(eq - arg),
+			 arg, (unsigned)n);
 		return -EINVAL;
 	}
 	c->fd[c->n++] = (int)n;
@@ -625,6 +656,11 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 	}
 	if (*slot >= 0) {
 		snprintf(err, errlen, "--fd %s: given twice", arg);
+		return -EINVAL;
+	}
+	if (fd_given(cfg, (int)n)) {
+		snprintf(err, errlen, "--fd %.*s: descriptor %u is already given", (int)(eq - arg),
+			 arg, (unsigned)n);
 		return -EINVAL;
 	}
 	*slot = (int)n;

@@ -2778,6 +2778,100 @@ def case_jail_chain(e):
     e.wait_state("c1", "Off")
 
 
+def case_jail_fifo_parent(e):
+    """Review of issue 10, finding 1: a disk's parent locator naming a FIFO (what a taken-over
+    worker could write into its VHDX) must not make keeld (root) open it blocking: keeld opens
+    each parent through its pool (regular files only, O_NONBLOCK), answers at once and refuses
+    the start naming the file."""
+    e.start_keeld()
+    base, top = (os.path.join(e.dir, n) for n in ("fbase.vhdx", "ftop.vhdx"))
+    e.keel("disk", "create", base, "--size", "8M")
+    e.keel("disk", "create", top, "--parent", base)
+    e.create("f1", disks=[{"path": top}])
+    os.unlink(base)
+    os.mkfifo(base)
+    t = time.time()
+    try:
+        _, err = e.keel("vm", "start", "f1", want=None, timeout=20)
+    except subprocess.TimeoutExpired:
+        check(False, "keel vm start hung: keeld opened the FIFO a parent locator names")
+    check(time.time() - t < 15, "start took %.1fs" % (time.time() - t))
+    check("fbase.vhdx is not a regular file" in err, "start: %r" % err)
+    check(e.vm("f1")["state"] == "Off", "a refused start changed the VM")
+    # keeld still answers, and a PATCH that checks the chain again is refused the same way.
+    code, doc = e.curl("PATCH", "/v1/vms/f1", {"disks": [{"path": top}]})
+    check(400 <= code < 500 and "not a regular file" in json.dumps(doc),
+          "PATCH: HTTP %d %r" % (code, doc))
+
+
+def case_jail_chain_limit(e):
+    """Review of issue 10, finding 2: the 64 parents a VM's disks may have in all are counted
+    where they are added (an attach, a checkpoint), not only at the start: a 64-parent chain is
+    accepted and starts, a 65-parent one is refused at the attach naming the 64 in all."""
+    e.start_keeld()
+    prev = os.path.join(e.dir, "d0.vhdx")
+    e.keel("disk", "create", prev, "--size", "8M")
+    for i in range(1, 66):
+        cur = os.path.join(e.dir, "d%d.vhdx" % i)
+        e.keel("disk", "create", cur, "--parent", prev)
+        prev = cur
+    code, doc = e.curl("POST", "/v1/vms", {"name": "lc", "kernel": e.a.guest,
+                                           "memory": 16 << 20, "disks": [{"path": prev}]})
+    msg = json.dumps(doc)
+    check(400 <= code < 500 and "65 parents in all" in msg and "the 64 a VM" in msg and
+          "merge" in msg, "65 parents: HTTP %d %r" % (code, doc))
+    e.create("lc", disks=[{"path": os.path.join(e.dir, "d64.vhdx")}])
+    e.start("lc")
+    e.console_until("lc", "ready for input")
+    e.keel("vm", "turn-off", "lc")
+    e.wait_state("lc", "Off")
+
+
+def case_jail_ckpt_limit(e):
+    """Review of issue 10, finding 2: checkpoints of a 4-disk VM stop at 16 (64 parents in
+    all), the 17th refused naming the 64, and the VM still starts."""
+    e.start_keeld()
+    disks = []
+    for i in range(4):
+        p = os.path.join(e.dir, "k%d.vhdx" % i)
+        e.keel("disk", "create", p, "--size", "8M")
+        disks.append({"path": p})
+    e.create("ck", disks=disks)
+    for i in range(16):
+        e.keel("checkpoint", "create", "ck", "--name", "c%d" % i)
+    _, err = e.keel("checkpoint", "create", "ck", "--name", "c16", want=None)
+    check("68 disk parents in all" in err and "the 64 a VM" in err, "17th checkpoint: %r" % err)
+    e.start("ck")
+    e.console_until("ck", "ready for input")
+    e.keel("vm", "turn-off", "ck")
+    e.wait_state("ck", "Off")
+
+
+def case_jail_clone_fallback(e):
+    """Review of issue 10, finding 4: without clone3 (forced by KEELD_TEST_NO_CLONE3, as on
+    a kernel before 5.3 or under a container's seccomp filter) keeld starts the worker with
+    clone, held before exec until it is in its cgroup: the VM runs jailed, as a PID 1, and
+    (on a host with cgroups v2) in its own cgroup."""
+    os.environ["KEELD_TEST_NO_CLONE3"] = "1"
+    try:
+        e.start_keeld()
+    finally:
+        del os.environ["KEELD_TEST_NO_CLONE3"]
+    e.create("cf")
+    vm = e.start("cf")
+    e.console_until("cf", "ready for input")
+    log, _ = e.keel("vm", "log", "cf")
+    check("starting the worker with clone" in log, "no fallback in the log:\n%s" % log)
+    check_jailed(e, vm, "cf")
+    st = proc_status(str(vm["pid"]))
+    check(st["NSpid"].split()[-1] == "1", "the worker is not PID 1 of its own: %r" % st["NSpid"])
+    cg = open("/proc/%d/cgroup" % vm["pid"]).read()
+    if "keel.slice" in open(e.keeld_log).read() and "per-VM cgroups under" in open(e.keeld_log).read():
+        check("/keel.slice/vm-%s" % vm["id"] in cg, "the worker is in %r" % cg)
+    e.keel("vm", "turn-off", "cf")
+    e.wait_state("cf", "Off")
+
+
 def switches(e):
     return {s["name"]: s for s in e.api_ok("GET", "/v1/switches")}
 

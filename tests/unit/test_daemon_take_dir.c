@@ -6,6 +6,7 @@
  * directory root's but still the worker's group) is finished; a directory never given is left
  * alone. Needs root (the files change owner).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -123,12 +124,43 @@ static void test_never_given(void **state)
 	assert_int_equal(lstat(at("keelds"), &st), 0);
 }
 
+/* A worker that left (or keeps making) more than one take-back removes: it stops at the bound
+ * (TAKE_MAX_ENTRIES, 10000), the directory root's and closed all the same; the next take of a
+ * directory given again goes on. */
+static void test_bounded(void **state)
+{
+	unsigned left = 0;
+	struct stat st;
+	char name[32];
+	DIR *d;
+
+	dir("many");
+	for (unsigned i = 0; i < 10100; i++) {
+		snprintf(name, sizeof(name), "many/f%u", i);
+		file(name);
+	}
+	assert_int_equal(chown(top, WORKER, WORKER), 0);
+	sup_jail_take_dir(top);
+	assert_int_equal(lstat(top, &st), 0);
+	assert_true(st.st_uid == 0 && st.st_gid == 0 && (st.st_mode & 07777) == 0700);
+	d = opendir(at("many"));
+	assert_non_null(d);
+	for (struct dirent *de; (de = readdir(d));)
+		left += de->d_name[0] == 'f';
+	closedir(d);
+	assert_true(left >= 100 && left < 10100);
+	assert_int_equal(chown(top, WORKER, WORKER), 0);
+	sup_jail_take_dir(top);
+	assert_int_equal(lstat(at("many"), &st), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_given, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_never_given, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
 	};
 
 	if (geteuid() != 0) {

@@ -428,10 +428,12 @@ static void test_passed_fds(void **state)
 	struct vm_config cfg;
 	char err[256];
 
-	assert_true(fd >= 3);
+	int fd2 = dup(fd); /* each passed file its own descriptor */
+
+	assert_true(fd >= 3 && fd2 >= 3);
 	snprintf(initrd, sizeof(initrd), "initrd=%d", fd);
 	snprintf(kern, sizeof(kern), "kernel=%d", fd);
-	snprintf(disk, sizeof(disk), "disk.1=%d", fd);
+	snprintf(disk, sizeof(disk), "disk.1=%d", fd2);
 	snprintf(twice, sizeof(twice), "disk.0=%d", fd);
 	snprintf(high, sizeof(high), "disk.0=%d", 60000);
 	{
@@ -442,8 +444,16 @@ static void test_passed_fds(void **state)
 		assert_int_equal(cfg.kernel_fd, fd);
 		assert_int_equal(cfg.initrd_fd, -1);
 		assert_int_equal(cfg.disk_fds[0], -1);
-		assert_int_equal(cfg.disk_fds[1], fd);
+		assert_int_equal(cfg.disk_fds[1], fd2);
 		config_free(&cfg);
+	}
+	{ /* one descriptor given as two files: it would be closed twice */
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/a",
+			     "--fd",	 kern,	     "--fd", twice,    NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd disk.0: descriptor"));
+		assert_non_null(strstr(err, "is already given"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", disk, NULL};
@@ -496,7 +506,7 @@ static void test_passed_fds(void **state)
 		assert_true(dfd >= 3);
 		snprintf(fw, sizeof(fw), "firmware=%d", fd);
 		snprintf(nv, sizeof(nv), "nvram=%d", dfd);
-		snprintf(nvfile, sizeof(nvfile), "nvram=%d", fd);
+		snprintf(nvfile, sizeof(nvfile), "nvram=%d", fd2);
 		assert_int_equal(parse(a, 9, &cfg, err), 0);
 		assert_int_equal(cfg.firmware_fd, fd);
 		assert_int_equal(cfg.nvram_dir_fd, dfd);
@@ -510,6 +520,7 @@ static void test_passed_fds(void **state)
 		assert_non_null(strstr(err, "--fd nvram: the VM has no NVRAM file"));
 		close(dfd);
 	}
+	close(fd2);
 	close(fd);
 }
 
@@ -521,12 +532,17 @@ static void test_chain_fds(void **state)
 	struct vm_config cfg;
 	char err[256];
 
-	assert_true(fd >= 3);
+	int fd2 = dup(fd), fd3 = dup(fd);
+	char dup0[32], dup1[32];
+
+	assert_true(fd >= 3 && fd2 >= 3 && fd3 >= 3);
 	snprintf(d0, sizeof(d0), "disk.0=%d", fd);
-	snprintf(p0, sizeof(p0), "disk.0.p0=%d", fd);
-	snprintf(p1, sizeof(p1), "disk.0.p1=%d", fd);
+	snprintf(p0, sizeof(p0), "disk.0.p0=%d", fd2);
+	snprintf(p1, sizeof(p1), "disk.0.p1=%d", fd3);
 	snprintf(l0, sizeof(l0), "lun.0=%d", fd);
-	snprintf(lp0, sizeof(lp0), "lun.0.p0=%d", fd);
+	snprintf(lp0, sizeof(lp0), "lun.0.p0=%d", fd2);
+	snprintf(dup0, sizeof(dup0), "disk.0.p0=%d", fd);  /* the disk's own descriptor */
+	snprintf(dup1, sizeof(dup1), "disk.0.p1=%d", fd2); /* the level above's */
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/a.vhdx",
 			     "--fd",	 d0,	     "--fd", p0,       "--fd",
@@ -534,9 +550,22 @@ static void test_chain_fds(void **state)
 
 		assert_int_equal(parse(a, 11, &cfg, err), 0);
 		assert_int_equal(cfg.disk_chains[0].n, 2);
-		assert_int_equal(cfg.disk_chains[0].fd[1], fd);
+		assert_int_equal(cfg.disk_chains[0].fd[1], fd3);
 		assert_int_equal(cfg.disk_chains[1].n, 0);
 		config_free(&cfg);
+	}
+	{ /* the disk's descriptor again as its parent, or one parent as two levels: refused
+	   * (each would be closed twice) */
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/a.vhdx",
+			     "--fd",	 d0,	     "--fd", dup0,     NULL};
+		char *b[] = {"keel-vmm", "--kernel", "k", "--disk", "path=/a.vhdx", "--fd",
+			     d0,	 "--fd",     p0,  "--fd",   dup1,	    NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd disk.0.p0: descriptor"));
+		assert_non_null(strstr(err, "is already given"));
+		assert_int_equal(parse(b, 11, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd disk.0.p1: descriptor"));
 	}
 	{ /* out of order */
 		char *a[] = {"keel-vmm", "--kernel", "k",    "--disk", "path=/a.vhdx",
@@ -574,6 +603,8 @@ static void test_chain_fds(void **state)
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
 		assert_non_null(strstr(err, "expected disk.I.pJ=N or lun.I.pJ=N"));
 	}
+	close(fd3);
+	close(fd2);
 	close(fd);
 }
 
@@ -585,9 +616,11 @@ static void test_jail_options(void **state)
 	char opt[3][32], *kvm = opt[0], *net = opt[1], *net1 = opt[2], err[256];
 	struct vm_config cfg;
 
-	assert_true(fd >= 3);
+	int fd2 = dup(fd);
+
+	assert_true(fd >= 3 && fd2 >= 3);
 	for (unsigned i = 0; i < 3; i++)
-		snprintf(opt[i], sizeof(opt[i]), "%s=%d", names[i], fd);
+		snprintf(opt[i], sizeof(opt[i]), "%s=%d", names[i], i ? fd2 : fd);
 	{
 		char *a[] = {"keel-vmm",  "--kernel",	 "k",	    "--net", "tap=t0",
 			     "--fd",	  kvm,		 "--fd",    net,     "--jail-user",
@@ -595,7 +628,7 @@ static void test_jail_options(void **state)
 
 		assert_int_equal(parse(a, 13, &cfg, err), 0);
 		assert_int_equal(cfg.kvm_fd, fd);
-		assert_int_equal(cfg.net_fds[0], fd);
+		assert_int_equal(cfg.net_fds[0], fd2);
 		assert_int_equal(cfg.net_fds[1], -1);
 		assert_true(cfg.jail);
 		assert_int_equal(cfg.jail_uid, 1000);
@@ -634,6 +667,7 @@ static void test_jail_options(void **state)
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
 		assert_non_null(strstr(err, "expected an absolute directory other than /"));
 	}
+	close(fd2);
 	close(fd);
 }
 

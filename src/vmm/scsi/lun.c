@@ -83,6 +83,9 @@ int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, 
 
 		struct disk_err why;
 
+		/* Opened by its path: a chain passed with it is not taken (and not left open). */
+		for (unsigned j = 0; fd < 0 && chain && j < chain->n; j++)
+			close(chain->fd[j]);
 		r = fd >= 0 ? disk_open_chain_fd(fd, spec->disk.path, f, flags,
 						 chain ? chain->fd : no_parents,
 						 chain ? chain->n : 0, &d, &why)

@@ -496,6 +496,14 @@ static const struct virtio_dev_ops blk_ops = {
 /* A passed disk with no chain passed: it must have no parent. */
 static const int no_parents[1] = {-1};
 
+/* Every early return closes the chain passed with the disk: no parent's descriptor stays open
+ * in a worker whose disk was refused. */
+static void close_chain(const struct machine_chain *chain)
+{
+	for (unsigned j = 0; chain && j < chain->n; j++)
+		close(chain->fd[j]);
+}
+
 static int blk_open_disk(const struct vm_disk *spec, int fd, const struct machine_chain *chain,
 			 struct virtio_blk *b, char *err, size_t errlen)
 {
@@ -509,8 +517,11 @@ static int blk_open_disk(const struct vm_disk *spec, int fd, const struct machin
 		snprintf(err, errlen, "disk %s: its passed descriptor is not open for writing",
 			 spec->path);
 		close(fd);
+		close_chain(chain);
 		return -EBADF;
 	}
+	if (fd < 0)
+		close_chain(chain); /* nothing takes them: the disk is opened by its path */
 	/* A passed disk comes with its whole chain: no parent is opened by path. */
 	r = fd >= 0 ? disk_open_chain_fd(fd, spec->path, f, flags, chain ? chain->fd : no_parents,
 					 chain ? chain->n : 0, &b->disk, &why)
