@@ -67,11 +67,32 @@ static void l3_guards(struct script *s, const char *b, const struct vm_nic *p,
 	/* A DHCP request must ask for the adapter's own MAC (chaddr, 28 bytes into the BOOTP
 	 * message after the 8-byte UDP header): the leases, and so the addresses keel shows and
 	 * reserves, follow the MACs keel gave, not the guest's claims. */
-	if (!p->mac_spoofing)
+	if (!p->mac_spoofing) {
 		put(s,
 		    "add rule %s %s_guard iifname \"%s\" %s udp dport 67 @th,288,48 != %s counter "
 		    "drop\n",
 		    t, b, p->tap, l3[0], hex);
+		/* A fragmented request would pass the chaddr match (not in its first fragment):
+		 * no fragment of a datagram to port 67 passes. The first carries the UDP header
+		 * (the only one udp matches); without it the rest is never reassembled, and
+		 * the later ones of a broadcast (DISCOVER, REQUEST) are dropped too. */
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s ip frag-off & 0x3fff != 0 udp dport 67 "
+		    "counter drop\n",
+		    t, b, p->tap, l3[0]);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s ip protocol udp ip frag-off & 0x1fff "
+		    "!= "
+		    "0 ip daddr 255.255.255.255 counter drop\n",
+		    t, b, p->tap, l3[0]);
+	}
+	/* A first fragment too short for a UDP header (no port to match: udp matches nothing). */
+	if (!p->mac_spoofing || p->dhcp_guard)
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s ip protocol udp ip frag-off & 0x3fff "
+		    "== "
+		    "0x2000 ip length < 68 counter drop\n",
+		    t, b, p->tap, l3[0]);
 	if (p->dhcp_guard) {
 		/* What makes a DHCP server's reply: from its port, or to a client's. */
 		put(s, "add rule %s %s_guard iifname \"%s\" %s udp sport 67 counter drop\n", t, b,
@@ -107,6 +128,13 @@ static void guards(struct script *s, const char *b, const struct vm_nic *p)
 	 * back into the header it reads.) */
 	put(s, "add rule %s %s_guard iifname \"%s\" ether type %s counter drop\n", t, b, p->tap,
 	    p->vlan_trunk[0] ? "8021ad" : "{ 8021q, 8021ad }");
+	/* A trunk's tag inside another (QinQ, or 802.1Q in 802.1Q): its guards would not see
+	 * into it, and the outer one is stripped on the way out to an untagged port. */
+	if (p->vlan_trunk[0])
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" vlan type { 8021q, 8021ad } counter "
+		    "drop\n",
+		    t, b, p->tap);
 	/* Maximum bandwidth out of the VM: what passes the limit's token bucket (at first a
 	 * second's worth and 64 KiB, then the rate). */
 	if (p->bw_out)

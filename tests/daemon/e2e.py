@@ -3012,7 +3012,8 @@ import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[1], 0))
 for h in sys.argv[2:]:
-    s.send(bytes.fromhex(h))
+    for f in h.split(","):
+        s.send(bytes.fromhex(f))
 """
 RAW_RECV = """
 import socket, sys, time
@@ -3032,17 +3033,21 @@ while time.time() < end:
 """
 
 
-def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, pad=0):
+def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, pad=0,
+          frag=0):
     """A broadcast frame from MAC src carrying UDP sport -> dport (IPv4 or IPv6) with a
-    two-letter marker (and pad more bytes); vlan: 802.1Q-tagged with that VID; chaddr: a
-    BOOTP message with it."""
+    two-letter marker (and pad more bytes); vlan: 802.1Q-tagged with that VID (a tuple: one
+    tag in another); chaddr: a BOOTP message with it; frag: the IPv4 header's flags and
+    fragment offset (0x2000: a first fragment; 3: a later one, no UDP header)."""
     mac = bytes.fromhex(src.replace(":", ""))
     body = b"KEELMARK" + marker.encode() + bytes(pad)
     if chaddr:
         body = bytes(28) + bytes.fromhex(chaddr.replace(":", "")) + bytes(10) + body
     udp = struct.pack("!HHHH", sport, dport, 8 + len(body), 0) + body
+    if frag & 0x1fff:
+        udp = body
     if l3 == "ip":
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, frag, 64, 17, 0,
                           bytes(4), b"\xff" * 4)
         csum = sum(struct.unpack("!10H", hdr))
         csum = (csum & 0xffff) + (csum >> 16)
@@ -3052,8 +3057,26 @@ def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, 
         hdr = struct.pack("!IHBB16s16s", 0x60000000, len(udp), 17, 64,
                           b"\xfe\x80" + bytes(13) + b"\x01", b"\xff\x02" + bytes(13) + b"\x02")
         etype = 0x86dd
-    tag = struct.pack("!HH", 0x8100, vlan) if vlan else b""
+    tag = b"".join(struct.pack("!HH", 0x8100, v)
+                   for v in (vlan if isinstance(vlan, tuple) else (vlan,) if vlan else ()))
     return (b"\xff" * 6 + mac + tag + struct.pack("!H", etype) + hdr + udp).hex()
+
+
+def dhcp_fragments(src, marker, chaddr):
+    """frame()'s DHCP request for chaddr from src in two IPv4 fragments ("hex,hex"): the
+    UDP header and 16 bytes, then the rest (chaddr, the marker)."""
+    whole = bytes.fromhex(frame(src, marker, sport=68, dport=67, chaddr=chaddr))
+    payload = whole[34:]
+    out = []
+    for part, fl in ((payload[:24], 0x2000), (payload[24:], 3)):
+        hdr = bytearray(whole[14:34])
+        struct.pack_into("!HHH", hdr, 2, 20 + len(part), 7, fl)
+        hdr[10:12] = b"\0\0"
+        csum = sum(struct.unpack("!10H", bytes(hdr)))
+        csum = (csum & 0xffff) + (csum >> 16)
+        hdr[10:12] = struct.pack("!H", ~csum & 0xffff)
+        out.append((whole[:14] + bytes(hdr) + part).hex())
+    return ",".join(out)
 
 
 def fake_ports(e, br, prefix, macs, nss, vid=None):
@@ -3130,6 +3153,10 @@ def case_switch_guards(e):
             "sp": frame("02:00:00:00:dd:09", "sp"),                # a spoofed source MAC
             "cm": frame(a, "cm", sport=68, dport=67, chaddr=a),    # a request for itself
             "cx": frame(a, "cx", sport=68, dport=67, chaddr="02:00:00:00:cc:02"),  # for b
+            # the request for b cut in two IPv4 fragments (the first without chaddr), and
+            # the later one alone
+            "cf": dhcp_fragments(a, "cf", "02:00:00:00:cc:02"),
+            "cn": dhcp_fragments(a, "cn", "02:00:00:00:cc:02").split(",")[1],
         }
         time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
         got = raw_exchange(nss["a"], nss["b"], frames)
@@ -3291,7 +3318,9 @@ def case_switch_limits(e):
         a = macs["a"]
         frames = {"ok": frame(a, "ok"), "tt": frame(a, "tt", vlan=10),
                   "ts": frame(a, "ts", sport=67, dport=68, vlan=10),
-                  "us": frame(a, "us", sport=67, dport=68)}
+                  "us": frame(a, "us", sport=67, dport=68),
+                  # a DHCP reply in VLAN 0 inside VLAN 10: untagged once VLAN 10's is off
+                  "td": frame(a, "td", sport=67, dport=68, vlan=(10, 0))}
         got = raw_exchange(nss["a"], nss["b"], frames)
         check(got == {"ok", "tt"}, "frames from the trunk port: %s" % sorted(got))
         # 10 Mbit/s out of ta's port: what reaches tb from second 2 to 6 of a flood.
