@@ -253,6 +253,36 @@ static int put_recorded_addrs(const struct store_switch *sw, const char *ifname,
 	return ret;
 }
 
+/* Does a socket of the host's hold port (proto "tcp" or "udp") on some address? Found by
+ * binding the wildcard address, IPv4 then IPv6, which fails for a port taken. For TCP with
+ * SO_REUSEADDR (a listener's port is still refused, closed connections' TIME_WAIT is kept
+ * out of the answer); not for UDP, where it would share the port of a service that set it. */
+static bool host_port_in_use(const char *proto, unsigned port)
+{
+	int type = strcmp(proto, "udp") ? SOCK_STREAM : SOCK_DGRAM;
+	bool used = false;
+
+	for (int v6 = 0; v6 < 2 && !used; v6++) {
+		struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+					  .sin6_port = htons((uint16_t)port)};
+		int fd = socket(v6 ? AF_INET6 : AF_INET, type | SOCK_CLOEXEC, 0), one = 1;
+
+		if (fd < 0)
+			continue; /* no IPv6 here: nothing can listen there */
+		if (type == SOCK_STREAM)
+			(void)!setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (v6)
+			(void)!setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if ((v6 ? bind(fd, (struct sockaddr *)&a6, sizeof(a6))
+			: bind(fd, (struct sockaddr *)&a4, sizeof(a4))) < 0 &&
+		    errno == EADDRINUSE)
+			used = true;
+		close(fd);
+	}
+	return used;
+}
+
 /* The switch's rules in nftables, with the guards of the adapters on it. */
 static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
 {
@@ -271,6 +301,15 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 	}
 	in.ports = ports;
 	in.fwds = fwds;
+	/* A service of the host's that took a forward's port since (or before keeld started):
+	 * the forward takes its traffic from outside. */
+	for (size_t i = 0; i < in.nfwds; i++)
+		if (host_port_in_use(fwds[i].proto, fwds[i].host_port))
+			log_warn("switch '%s': forward of host port %s/%u to %s:%u: a service of "
+				 "the host's listens on %s/%u too, and loses its traffic to the "
+				 "forward",
+				 sw->name, fwds[i].proto, fwds[i].host_port, fwds[i].address,
+				 fwds[i].port, fwds[i].proto, fwds[i].host_port);
 	if (has_dhcp(sw)) {
 		char dir[PATH_MAX];
 
@@ -1080,34 +1119,6 @@ json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic)
 }
 
 /* ---- port forwards ---- */
-
-/* Does a socket of the host's hold port (proto "tcp" or "udp") on some address? Found by
- * binding the wildcard address, IPv4 then IPv6, which fails for a port taken (a listener's
- * even with SO_REUSEADDR, which keeps closed connections' TIME_WAIT out of the answer). */
-static bool host_port_in_use(const char *proto, unsigned port)
-{
-	int type = strcmp(proto, "udp") ? SOCK_STREAM : SOCK_DGRAM;
-	bool used = false;
-
-	for (int v6 = 0; v6 < 2 && !used; v6++) {
-		struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
-					  .sin6_port = htons((uint16_t)port)};
-		int fd = socket(v6 ? AF_INET6 : AF_INET, type | SOCK_CLOEXEC, 0), one = 1;
-
-		if (fd < 0)
-			continue; /* no IPv6 here: nothing can listen there */
-		(void)!setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (v6)
-			(void)!setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if ((v6 ? bind(fd, (struct sockaddr *)&a6, sizeof(a6))
-			: bind(fd, (struct sockaddr *)&a4, sizeof(a4))) < 0 &&
-		    errno == EADDRINUSE)
-			used = true;
-		close(fd);
-	}
-	return used;
-}
 
 struct lease_set {
 	uint32_t *addrs;

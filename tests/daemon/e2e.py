@@ -3211,6 +3211,33 @@ def case_switch_guards(e):
               msg="host port tcp/8090 is in use by a service of the host's")
     lst.kill()
     lst.wait()
+    # A UDP service with SO_REUSEADDR (a probe with it too would share its port).
+    udp = ("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+           "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+           "s.bind(('0.0.0.0', %d))\nprint('ready',flush=True)\ntime.sleep(60)")
+    lst = subprocess.Popen(["ip", "netns", "exec", e.netns, "python3", "-c", udp % 8090],
+                           stdout=subprocess.PIPE, text=True)
+    e.pids.add(lst.pid)
+    check(lst.stdout.readline().strip() == "ready", "the host's UDP service did not bind")
+    e.api_err("POST", "/v1/switches/Default%20Switch/forwards",
+              {"host_port": 8090, "vm": "w1", "port": 53, "proto": "udp"}, want=409,
+              msg="host port udp/8090 is in use by a service of the host's")
+    lst.kill()
+    lst.wait()
+    # A service that takes a forward's port later: a warning when the rules are loaded again
+    # (here at keeld's start).
+    e.keel("switch", "forward", "add", "Default Switch", "--host-port", "8093", "--vm", "w1",
+           "--port", "53", "--proto", "udp")
+    lst = subprocess.Popen(["ip", "netns", "exec", e.netns, "python3", "-c", udp % 8093],
+                           stdout=subprocess.PIPE, text=True)
+    e.pids.add(lst.pid)
+    check(lst.stdout.readline().strip() == "ready", "the host's UDP service did not bind")
+    e.kill_keeld()
+    e.start_keeld()
+    check("forward of host port udp/8093 to " in open(e.keeld_log).read(),
+          "no warning about the service on a forward's port at keeld's start")
+    lst.kill()
+    lst.wait()
     e.keel("switch", "forward", "add", "Default Switch", "--host-port", "8091", "--vm", "w1",
            "--port", "80")
     rules = e.ns("nft", "list", "chain", "inet", "keel", br + "_dnatout")
