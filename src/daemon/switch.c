@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/events.h"
 #include "daemon/netlink.h"
 #include "daemon/switch_dhcp.h"
 #include "daemon/switch_leases.h"
@@ -797,6 +798,56 @@ static int make_default(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* The bridges whose VMs' ports keel has blocked: their rules went missing (a flush) and
+ * are not back yet. */
+static char blocked[64][IFNAMSIZ];
+
+static bool is_blocked(const char *bridge)
+{
+	for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+		if (!strcmp(blocked[i], bridge))
+			return true;
+	return false;
+}
+
+/* Block the VMs' ports on switch sw (bridge port state disabled: without its guards they
+ * would forward unguarded), or let them forward again. */
+static void block_ports(struct store *st, const struct store_switch *sw, bool block,
+			const char *why)
+{
+	struct vm_nic *ports = NULL;
+	size_t n = 0;
+	char(*slot)[IFNAMSIZ] = NULL;
+
+	for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+		if (!strcmp(blocked[i], sw->bridge) || (block && !slot && !blocked[i][0]))
+			slot = &blocked[i];
+	if (store_switch_ports(st, sw->name, &ports, &n))
+		log_err("switch '%s': cannot read its adapters to %s their ports", sw->name,
+			block ? "block" : "unblock");
+	for (size_t i = 0; i < n; i++) {
+		int ret;
+
+		if (!ports[i].tap[0] || !if_nametoindex(ports[i].tap))
+			continue; /* its VM is not running */
+		ret = nl_port_forwarding(ports[i].tap, !block);
+		if (ret)
+			log_err("switch '%s': cannot %s port %s: %s", sw->name,
+				block ? "block" : "unblock", ports[i].tap, strerror(-ret));
+	}
+	free(ports);
+	if (block && slot && !(*slot)[0]) {
+		snprintf(*slot, IFNAMSIZ, "%s", sw->bridge);
+		log_warn("switch '%s': %s: its VMs' ports are blocked until they are back",
+			 sw->name, why);
+		events_switch(sw->name, "blocked", why);
+	} else if (!block && slot) {
+		(*slot)[0] = '\0';
+		log_info("switch '%s': its rules are back: its VMs' ports forward again", sw->name);
+		events_switch(sw->name, "restored", "its rules are back");
+	}
+}
+
 int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
 {
 	struct store_switch *list = NULL;
@@ -817,11 +868,20 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 	for (size_t i = 0; !ret && i < n; i++) {
 		struct store_switch before = list[i];
 		char why[512];
+		/* A bridge from before with VMs running on it, its rules gone: blocked until
+		 * they are back. */
+		bool block = if_nametoindex(list[i].bridge) && !switch_nft_present(&list[i]);
 
-		if (switch_up(st, &list[i], why, sizeof(why)))
+		if (block)
+			block_ports(st, &list[i], true, "its rules were missing at keeld's start");
+		if (switch_up(st, &list[i], why, sizeof(why))) {
 			log_err("%s; the switch stays down until keeld starts again", why);
-		else if (strcmp(before.adapter_addrs, list[i].adapter_addrs) &&
-			 store_switch_update(st, &list[i]))
+			continue;
+		}
+		if (block)
+			block_ports(st, &list[i], false, NULL);
+		if (strcmp(before.adapter_addrs, list[i].adapter_addrs) &&
+		    store_switch_update(st, &list[i]))
 			log_err("switch '%s': cannot record its adapter's addresses", list[i].name);
 	}
 	free(list);
@@ -852,13 +912,21 @@ void switches_tick(void)
 
 		/* A switch that is down (it could not come up, or its bridge was deleted) waits
 		 * for keeld's next start: retrying it here would only repeat the failure. */
-		if (!if_nametoindex(list[i].bridge) || switch_nft_present(&list[i]))
+		if (!if_nametoindex(list[i].bridge))
 			continue;
-		log_warn("switch '%s': its rules were removed (a firewall reload?): putting them "
-			 "back",
-			 list[i].name);
+		if (switch_nft_present(&list[i])) {
+			if (is_blocked(list[i].bridge)) /* loaded since, by a VM's start */
+				block_ports(watch_store, &list[i], false, NULL);
+			continue;
+		}
+		/* Its VMs' ports first: without the guards they would forward unguarded until
+		 * the rules are back, and for good if nftables refuses them. */
+		block_ports(watch_store, &list[i], true,
+			    "its rules were removed (a firewall reload?)");
 		if (apply_rules(watch_store, &list[i], why, sizeof(why)))
-			log_err("%s", why);
+			log_err("%s; its VMs' ports stay blocked", why);
+		else
+			block_ports(watch_store, &list[i], false, NULL);
 	}
 	free(list);
 }

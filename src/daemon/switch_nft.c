@@ -37,6 +37,10 @@ static void __attribute__((format(printf, 2, 3))) put(struct script *s, const ch
 }
 
 /* The switch's base chains, declared (an existing one is kept) and emptied. */
+/* The comment of the rule each of a switch's chains starts with ("keel-marker kbrN_fwd"): its
+ * rules are there while it is (switch_nft_present). */
+#define MARKER "keel-marker"
+
 static const struct {
 	const char *suffix, *type, *hook;
 	int priority;
@@ -167,6 +171,9 @@ int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in 
 		put(&s, "add chain %s %s_%s { type %s hook %s priority %d; policy accept; }\n", t,
 		    b, chains[i].suffix, chains[i].type, chains[i].hook, chains[i].priority);
 		put(&s, "%s chain %s %s_%s\n", remove ? "delete" : "flush", t, b, chains[i].suffix);
+		if (!remove)
+			put(&s, "add rule %s %s_%s counter comment \"%s %s_%s\"\n", t, b,
+			    chains[i].suffix, MARKER, b, chains[i].suffix);
 	}
 	put(&s, "add table bridge %s\n", SWITCH_NFT_TABLE);
 	put(&s,
@@ -176,6 +183,8 @@ int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in 
 	put(&s, "%s chain bridge %s %s_guard\n", remove ? "delete" : "flush", SWITCH_NFT_TABLE, b);
 	if (remove)
 		goto out;
+	put(&s, "add rule bridge %s %s_guard counter comment \"%s %s_guard\"\n", SWITCH_NFT_TABLE,
+	    b, MARKER, b);
 	for (size_t i = 0; i < in->nports; i++)
 		guards(&s, b, &in->ports[i]);
 	/* Frames between two ports of the switch (seen here when br_netfilter is loaded). */
@@ -309,19 +318,31 @@ int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *
 
 bool switch_nft_present(const struct store_switch *sw)
 {
-	char cmd[128];
+	char cmd[128], mark[64];
 	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	bool there;
+	bool there = true;
 
 	if (!nft || nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
 		if (nft)
 			nft_ctx_free(nft);
 		return true; /* cannot tell: do not rebuild on a guess */
 	}
-	snprintf(cmd, sizeof(cmd), "list chain inet %s %s_fwd", SWITCH_NFT_TABLE, sw->bridge);
-	there = nft_run_cmd_from_buffer(nft, cmd) == 0;
-	snprintf(cmd, sizeof(cmd), "list chain bridge %s %s_guard", SWITCH_NFT_TABLE, sw->bridge);
-	there = there && nft_run_cmd_from_buffer(nft, cmd) == 0;
+	/* Every chain's marker rule: a chain flushed (or its table's rules) has lost it. */
+	for (int fam = 0; fam < 2 && there; fam++) {
+		const char *out;
+
+		snprintf(cmd, sizeof(cmd), "list table %s %s", fam ? "bridge" : "inet",
+			 SWITCH_NFT_TABLE);
+		there = nft_run_cmd_from_buffer(nft, cmd) == 0;
+		out = there ? nft_ctx_get_output_buffer(nft) : NULL;
+		out = out ? out : "";
+		for (size_t i = 0; there && i < (fam ? 1 : sizeof(chains) / sizeof(chains[0]));
+		     i++) {
+			snprintf(mark, sizeof(mark), "\"%s %s_%s\"", MARKER, sw->bridge,
+				 fam ? "guard" : chains[i].suffix);
+			there = strstr(out, mark) != NULL;
+		}
+	}
 	if (there) {
 		bool docker;
 

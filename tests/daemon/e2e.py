@@ -3163,6 +3163,42 @@ def case_switch_guards(e):
         want = {"ok", "cm"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
+        # The table's rules flushed, its chains kept: keeld's watch sees its marker rules
+        # gone, blocks the VMs' ports, loads the rules again and unblocks them.
+        tap = e.vm("ga")["nets"][0]["tap"]
+
+        def port_state(want):
+            for _ in range(30):
+                st = json.loads(e.ns("bridge", "-j", "link", "show", "dev", tap))[0]["state"]
+                if st == want:
+                    return st
+                time.sleep(0.5)
+            return st
+
+        def guard_rules():
+            return e.ns("nft", "list", "chain", "bridge", "keel", br + "_guard")
+
+        e.ns("nft", "flush", "table", "bridge", "keel")
+        for _ in range(30):
+            if "udp dport 67" in guard_rules():
+                break
+            time.sleep(0.5)
+        check("keel-marker %s_guard" % br in guard_rules() and "udp dport 67" in guard_rules(),
+              "the guards after a flush of their table:\n" + guard_rules())
+        check(port_state("forwarding") == "forwarding", "ga's port after the rules came back")
+        log = open(e.keeld_log).read()
+        check("its VMs' ports are blocked" in log and "forward again" in log,
+              "keeld did not block and unblock the ports: " + log[-2000:])
+        # A reload nftables refuses (the chain no base chain): the ports stay blocked.
+        e.ns("nft", "delete", "chain", "bridge", "keel", br + "_guard")
+        e.ns("nft", "add", "chain", "bridge", "keel", br + "_guard")
+        check(port_state("disabled") == "disabled", "ga's port with its rules refused")
+        time.sleep(6)
+        check(port_state("disabled") == "disabled", "ga's port unblocked, its rules refused")
+        got = raw_exchange(nss["a"], nss["b"], {"ok": frames["ok"]})
+        check(not got, "frames through a blocked port: %s" % sorted(got))
+        e.ns("nft", "delete", "chain", "bridge", "keel", br + "_guard")
+        check(port_state("forwarding") == "forwarding", "ga's port after the chain came back")
     finally:
         for n in nss.values():
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
