@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,9 +329,9 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 	return ret;
 }
 
-/* The bridge's MAC: locally administered (0e:, apart from the VMs' 02:), from the switch's
- * name and creation time (FNV-1a), so that it stays the same across restarts and does not
- * follow the lowest MAC among its ports (the host's neighbours keep a valid entry). */
+/* An internal or private switch's bridge MAC: locally administered (0e:, apart from the VMs' 02:),
+ * from the switch's name and creation time (FNV-1a), so that it stays the same across restarts and
+ * does not follow the lowest MAC among its ports (the host's neighbours keep a valid entry). */
 static void bridge_mac(const struct store_switch *sw, uint8_t mac[6])
 {
 	uint64_t h = 1469598103934665603ull;
@@ -342,6 +343,23 @@ static void bridge_mac(const struct store_switch *sw, uint8_t mac[6])
 	mac[0] = 0x0e;
 	for (int i = 1; i < 6; i++)
 		mac[i] = (uint8_t)(h >> (8 * i));
+}
+
+/* Link name's MAC (SIOCGIFHWADDR). */
+static int link_mac(const char *name, uint8_t mac[6])
+{
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+		ret = -errno;
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(fd);
+	return ret;
 }
 
 static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
@@ -371,7 +389,11 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		goto fail;
 	}
 	step = "set the MAC address of";
-	bridge_mac(sw, mac);
+	/* An external switch's bridge takes its uplink adapter's MAC (as Hyper-V's, libvirt's
+	 * and NetworkManager's): the host keeps its address on the network (DHCP
+	 * reservations, switch port security, neighbours' caches). */
+	if (!is_type(sw, "external") || link_mac(sw->adapter, mac))
+		bridge_mac(sw, mac);
 	ret = nl_link_set_mac(sw->bridge, mac);
 	if (ret)
 		goto fail;

@@ -2744,6 +2744,10 @@ def case_switches(e):
           ns_addrs(e, ext["bridge"]) == ["10.70.0.1/16"] and
           "default via 10.70.0.254 dev %s" % ext["bridge"] in e.ns("ip", "route"),
           "external: %r %r %s" % (ext, ns_addrs(e, ext["bridge"]), e.ns("ip", "route")))
+    # Its bridge has the adapter's MAC (the host's address on the network keeps it).
+    macs = [json.loads(e.ns("ip", "-j", "link", "show", "dev", d))[0]["address"]
+            for d in ("up0", ext["bridge"])]
+    check(macs[0] == macs[1], "external bridge's MAC %s, its adapter's %s" % (macs[1], macs[0]))
     e.api_err("POST", "/v1/switches", {"name": "x", "adapter": "up0"}, msg="already bridged")
     e.keel("switch", "delete", "ext")
     check(ns_master(e, "up0") is None and ns_addrs(e, "up0") == ["10.70.0.1/16"] and
