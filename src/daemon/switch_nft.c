@@ -224,14 +224,16 @@ out:
 
 /* Docker's FORWARD chain (table ip filter, iptables-nft) drops by policy what it does not
  * know, whatever keel's own chains accept: where its DOCKER-USER chain exists, the switch's
- * traffic is accepted there, as Docker documents for other bridges (keel's kbrN_fwd still
- * decides what passes). Each rule carries the comment "keel BRIDGE". *present: are they
- * there (true when there is no such chain); then op puts them there or takes them away.
+ * traffic is accepted there, as Docker documents for other bridges, but toward Docker's own
+ * bridges (keel's kbrN_fwd still decides what passes). Each rule carries the comment "keel
+ * BRIDGE". *present: are they all there (true when there is no such chain); then op puts
+ * them there or takes them away.
  * 0 when there is no DOCKER-USER chain. */
 enum docker_op { DOCKER_CHECK, DOCKER_ADD, DOCKER_REMOVE };
+#define DOCKER_RULES 3
 static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op op, bool *present)
 {
-	char cmd[256], tag[64], *out, *save = NULL;
+	char cmd[640], tag[64], *out, *save = NULL;
 	int ret = 0;
 
 	*present = true;
@@ -241,16 +243,15 @@ static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op o
 	out = strdup(nft_ctx_get_output_buffer(nft));
 	if (!out)
 		return -ENOMEM;
-	*present = strstr(out, tag) != NULL;
-	if (op == DOCKER_ADD && !*present) {
-		snprintf(cmd, sizeof(cmd),
-			 "insert rule ip filter " DOCKER_USER " iifname \"%s\" accept %s\n"
-			 "insert rule ip filter " DOCKER_USER " oifname \"%s\" accept %s\n",
-			 bridge, tag, bridge, tag);
-		ret = nft_run_cmd_from_buffer(nft, cmd) ? -EIO : 0;
-	}
+	int n = 0;
+
+	for (const char *c = strstr(out, tag); c; c = strstr(c + 1, tag))
+		n++;
+	/* all of them (an earlier keel's broader ones are fewer: replaced) */
+	*present = n == DOCKER_RULES;
 	/* "... comment "keel kbrN" # handle N": each of ours, by its handle. */
-	for (char *l = strtok_r(out, "\n", &save); op == DOCKER_REMOVE && l;
+	for (char *l = strtok_r(out, "\n", &save);
+	     (op == DOCKER_REMOVE || (op == DOCKER_ADD && !*present)) && l;
 	     l = strtok_r(NULL, "\n", &save)) {
 		const char *h = strstr(l, "# handle ");
 
@@ -260,6 +261,20 @@ static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op o
 			 strtol(h + 9, NULL, 10));
 		if (nft_run_cmd_from_buffer(nft, cmd))
 			ret = -EIO;
+	}
+	/* From the switch out to anything but Docker's bridges (a container's unpublished
+	 * port is not the switch's to reach: Docker's own chains decide, as for any other
+	 * interface); to it, the replies and the port forwards' connections. */
+	if (op == DOCKER_ADD && !*present && !ret) {
+		snprintf(cmd, sizeof(cmd),
+			 "insert rule ip filter " DOCKER_USER " iifname \"%s\" oifname != "
+			 "\"docker0\" oifname != \"br-*\" accept %s\n"
+			 "insert rule ip filter " DOCKER_USER " oifname \"%s\" ct state "
+			 "established,related accept %s\n"
+			 "insert rule ip filter " DOCKER_USER " oifname \"%s\" ct status dnat "
+			 "accept %s\n",
+			 bridge, tag, bridge, tag, bridge, tag);
+		ret = nft_run_cmd_from_buffer(nft, cmd) ? -EIO : 0;
 	}
 	free(out);
 	return ret;

@@ -3467,13 +3467,24 @@ def case_switch_docker(e):
     d = switches(e)["Default Switch"]
     br = d["bridge"]
     rules = e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER")
-    check('iifname "%s" accept comment "keel %s"' % (br, br) in rules and
-          'oifname "%s" accept comment "keel %s"' % (br, br) in rules,
-          "no accept rules in DOCKER-USER:\n" + rules)
-    g, o = e.netns + "g", e.netns + "o"
+    check('iifname "%s" oifname != "docker0" oifname != "br-*" accept comment "keel %s"' %
+          (br, br) in rules and
+          'oifname "%s" ct state established,related accept comment "keel %s"' % (br, br)
+          in rules, "no accept rules in DOCKER-USER:\n" + rules)
+    # A container on docker0 (172.17.0.2) with an unpublished port: not for the switch.
+    e.ns("ip", "link", "add", "docker0", "type", "bridge")
+    e.ns("ip", "addr", "add", "172.17.0.1/16", "dev", "docker0")
+    e.ns("ip", "link", "add", "dv0", "type", "veth", "peer", "name", "dv1")
+    e.ns("ip", "link", "set", "dv0", "master", "docker0", "up")
+    e.ns("ip", "link", "set", "docker0", "up")
+    g, o, c = e.netns + "g", e.netns + "o", e.netns + "c"
     try:
-        for n in (g, o):
+        for n in (g, o, c):
             subprocess.run(["ip", "netns", "add", n], check=True)
+        e.ns("ip", "link", "set", "dv1", "netns", c)
+        for cmd in (["ip", "addr", "add", "172.17.0.2/16", "dev", "dv1"],
+                    ["ip", "link", "set", "dv1", "up"]):
+            subprocess.run(["ip", "netns", "exec", c] + cmd, check=True)
         e.ns("ip", "link", "set", "up1", "netns", o)
         subprocess.run(["ip", "netns", "exec", o, "ip", "addr", "add", "10.70.0.2/16", "dev",
                         "up1"], check=True)
@@ -3499,6 +3510,10 @@ def case_switch_docker(e):
                            capture_output=True, text=True)
         check(r.returncode == 0, "no way out through NAT under a FORWARD policy of drop: "
               "%s%s\n%s" % (r.stdout, r.stderr, e.ns("nft", "list", "ruleset")))
+        r = subprocess.run(gexec + ["busybox", "ping", "-c", "1", "-W", "2", "172.17.0.2"],
+                           capture_output=True, text=True)
+        check(r.returncode != 0, "the switch reached a container on docker0 past Docker's "
+              "chains:\n" + e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER"))
         # Flushed away (a Docker restart): back within keeld's watch.
         e.ns("nft", "flush", "chain", "ip", "filter", "DOCKER-USER")
         check(not ping(), "the outside reached with DOCKER-USER flushed")
@@ -3507,7 +3522,7 @@ def case_switch_docker(e):
             time.sleep(0.5)
         check(ping(), "keeld did not put its DOCKER-USER rules back")
     finally:
-        for n in (g, o):
+        for n in (g, o, c):
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
     e.keel("switch", "create", "dk", "--type", "internal", "--subnet", "10.62.0.0/24")
     dk = switches(e)["dk"]["bridge"]
