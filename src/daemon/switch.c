@@ -1067,45 +1067,38 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
 	}
 }
 
-struct trunk_walk {
-	const char *port, *adapter; /* the tap; an external switch's adapter (else NULL) */
-	int ret;
-};
-
-static void trunk_range(uint16_t lo, uint16_t hi, void *data)
-{
-	struct trunk_walk *w = data;
-
-	if (!w->ret)
-		w->ret = nl_port_vlan_range(w->port, lo, hi, true);
-	if (!w->ret && w->adapter)
-		w->ret = nl_port_vlan_range(w->adapter, lo, hi, true);
-}
-
 /* Trunk mode (Set-VMNetworkAdapterVlan -Trunk): the list's VLANs pass tagged, the native
  * VLAN untagged (its PVID); an external switch carries them tagged on its adapter. */
 static int trunk_port(const struct store_switch *sw, const struct vm_nic *nic, const char *ifname,
 		      char *err, size_t errlen)
 {
-	struct trunk_walk w = {ifname, is_type(sw, "external") ? sw->adapter : NULL, 0};
-	uint16_t native = nic->native_vlan ? nic->native_vlan : 1;
+	const char *adapter = is_type(sw, "external") ? sw->adapter : NULL;
+	uint16_t native = nic->native_vlan ? nic->native_vlan : 1, lo[VMDEF_VLAN_MAX / 2 + 1],
+		 hi[VMDEF_VLAN_MAX / 2 + 1];
+	int n = vmdef_vlan_ranges(nic->vlan_trunk, native, lo, hi, sizeof(lo) / sizeof(lo[0]));
+	int ret = n < 0 ? n : 0;
 
-	if (vmdef_vlan_list(nic->vlan_trunk, trunk_range, &w))
-		w.ret = -EINVAL;
-	if (!w.ret && native != 1)
-		w.ret = nl_port_vlan(ifname, 1, false, false);
-	if (!w.ret)
-		w.ret = nl_port_vlan(ifname, native, true, true);
-	if (!w.ret && w.adapter && native != 1)
-		w.ret = nl_port_vlan(w.adapter, native, false, true);
-	if (w.ret)
+	/* VLAN 1 off first (the native VLAN is another), so that a list with 1 keeps it. */
+	if (!ret && native != 1)
+		ret = nl_port_vlan(ifname, 1, false, false);
+	for (int i = 0; !ret && i < n; i++) {
+		ret = nl_port_vlan_range(ifname, lo[i], hi[i], true);
+		/* VLAN 1 is the adapter's own, untagged: kept so (the host's traffic) */
+		if (!ret && adapter && hi[i] > 1)
+			ret = nl_port_vlan_range(adapter, lo[i] > 1 ? lo[i] : 2, hi[i], true);
+	}
+	if (!ret)
+		ret = nl_port_vlan(ifname, native, true, true);
+	if (!ret && adapter && native != 1)
+		ret = nl_port_vlan(adapter, native, false, true);
+	if (ret)
 		error_set(err, errlen,
 			  "adapter %s: cannot make tap %s a trunk (%s, native %u) on switch '%s': "
 			  "%s",
 			  nic->mac, ifname, nic->vlan_trunk, native, sw->name,
-			  w.ret == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
-					       : strerror(-w.ret));
-	return w.ret;
+			  ret == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
+					     : strerror(-ret));
+	return ret;
 }
 
 int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
