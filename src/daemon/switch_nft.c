@@ -151,8 +151,25 @@ static void guards(struct script *s, const char *b, const struct vm_nic *p)
 		    p->tap, p->mac);
 	mac_hex(p->mac, hex, sizeof(hex));
 	/* untagged frames; a trunk's tagged ones too */
-	for (int v = 0; v < (p->vlan_trunk[0] ? 2 : 1); v++)
+	for (int v = 0; v < (p->vlan_trunk[0] ? 2 : 1); v++) {
 		l3_guards(s, b, p, l3[v], hex);
+		if (p->mac_spoofing)
+			continue;
+		/* ARP and ND that would teach the others another MAC for the VM's addresses:
+		 * ARP's sender MAC; the link-layer address of a neighbor solicitation's or
+		 * advertisement's first option (source, type 1; target, type 2: 24 bytes in). */
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s arp saddr ether != %s counter drop\n",
+		    t, b, p->tap, v ? "vlan type arp" : "ether type arp", p->mac);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type nd-neighbor-solicit "
+		    "@th,192,16 0x0101 @th,208,48 != %s counter drop\n",
+		    t, b, p->tap, l3[v][1], hex);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type nd-neighbor-advert "
+		    "@th,192,16 0x0201 @th,208,48 != %s counter drop\n",
+		    t, b, p->tap, l3[v][1], hex);
+	}
 }
 
 int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,

@@ -3066,6 +3066,15 @@ def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, 
     return (b"\xff" * 6 + mac + tag + struct.pack("!H", etype) + hdr + udp).hex()
 
 
+def arp_frame(src, marker, sha):
+    """A broadcast ARP request from MAC src whose sender hardware address is sha (the marker
+    in the frame's padding)."""
+    mac, s = (bytes.fromhex(m.replace(":", "")) for m in (src, sha))
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, s, bytes([10, 0, 0, 5]), bytes(6),
+                      bytes([10, 0, 0, 1]))
+    return (b"\xff" * 6 + mac + b"\x08\x06" + arp + b"KEELMARK" + marker.encode()).hex()
+
+
 def dhcp_fragments(src, marker, chaddr):
     """frame()'s DHCP request for chaddr from src in two IPv4 fragments ("hex,hex"): the
     UDP header and 16 bytes, then the rest (chaddr, the marker)."""
@@ -3161,10 +3170,12 @@ def case_switch_guards(e):
             # the later one alone
             "cf": dhcp_fragments(a, "cf", "02:00:00:00:cc:02"),
             "cn": dhcp_fragments(a, "cn", "02:00:00:00:cc:02").split(",")[1],
+            "aa": arp_frame(a, "aa", a),                         # ARP for itself
+            "ab": arp_frame(a, "ab", "02:00:00:00:cc:02"),       # ARP as b
         }
         time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
         got = raw_exchange(nss["a"], nss["b"], frames)
-        want = {"ok", "cm"}
+        want = {"ok", "cm", "aa"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
         # The table's rules flushed, its chains kept: keeld's watch sees its marker rules
