@@ -927,6 +927,11 @@ static int watch_events(bool json)
 				       client_str_field(e, "state"),
 				       client_str_field(e, "message")[0] ? ": " : "",
 				       client_str_field(e, "message"));
+			else if (!strcmp(client_str_field(e, "kind"), "switch"))
+				printf("%s  switch %s: %s%s%s\n", client_str_field(e, "time"),
+				       client_str_field(e, "switch"), client_str_field(e, "state"),
+				       client_str_field(e, "reason")[0] ? ": " : "",
+				       client_str_field(e, "reason"));
 			else
 				printf("%s  %s: %s%s%s\n", client_str_field(e, "time"),
 				       client_str_field(e, "vm"), client_str_field(e, "state"),

@@ -225,6 +225,42 @@ int vmdef_vlan_list(const char *s, void (*cb)(uint16_t lo, uint16_t hi, void *da
 	return 0;
 }
 
+struct vlan_bits {
+	uint8_t on[(VMDEF_VLAN_MAX + 8) / 8];
+};
+
+static void vlan_mark(uint16_t lo, uint16_t hi, void *data)
+{
+	struct vlan_bits *b = data;
+
+	for (unsigned v = lo; v <= hi; v++)
+		b->on[v / 8] |= (uint8_t)(1u << (v % 8));
+}
+
+int vmdef_vlan_ranges(const char *s, uint16_t native, uint16_t *lo, uint16_t *hi, size_t max)
+{
+	struct vlan_bits b = {{0}};
+	size_t n = 0;
+
+	if (vmdef_vlan_list(s, vlan_mark, &b))
+		return -EINVAL;
+	for (unsigned v = 1; v <= VMDEF_VLAN_MAX; v++) {
+		bool on = v != native && (b.on[v / 8] >> (v % 8) & 1);
+
+		if (!on)
+			continue;
+		if (n && hi[n - 1] == v - 1) {
+			hi[n - 1] = (uint16_t)v; /* joined to the range before */
+			continue;
+		}
+		if (n == max)
+			return -ENOSPC;
+		lo[n] = hi[n] = (uint16_t)v;
+		n++;
+	}
+	return (int)n;
+}
+
 bool vmdef_switch_name_ok(const char *name)
 {
 	size_t n = strlen(name);

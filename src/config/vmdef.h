@@ -310,6 +310,11 @@ bool vmdef_switch_name_ok(const char *name);
 /* A trunk's VLAN list, "N[-M](,N[-M])*" with 1 <= N <= M <= 4094: each range to cb (when not
  * NULL). 0, or -EINVAL for a malformed list. */
 int vmdef_vlan_list(const char *s, void (*cb)(uint16_t lo, uint16_t hi, void *data), void *data);
+/* The VLANs a trunk (list s, native VLAN native) carries tagged, as ranges in order, up to
+ * max in lo[] and hi[]: duplicates and overlaps joined, the native VLAN left out (it passes
+ * untagged). Their number, -EINVAL for a malformed list, -ENOSPC for more than max. */
+int vmdef_vlan_ranges(const char *s, uint16_t native, uint16_t *lo, uint16_t *hi, size_t max)
+	__attribute__((warn_unused_result));
 /* The tap of an adapter on a switch: "k" and the twelve hex digits of its MAC (set). */
 void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1]);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */

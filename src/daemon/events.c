@@ -13,7 +13,7 @@
 struct event {
 	uint64_t seq;
 	time_t time;
-	char kind[8]; /* "vm" or "job" */
+	char kind[8]; /* "vm", "job" or "switch" */
 	char vm[72];
 	char vm_id[40];
 	char state[24];
@@ -80,6 +80,17 @@ void events_job(uint64_t id, const char *operation, const char *vm, const char *
 	pthread_cond_broadcast(&arrived);
 }
 
+void events_switch(const char *name, const char *state, const char *reason)
+{
+	struct event *e = next_event();
+
+	snprintf(e->kind, sizeof(e->kind), "switch");
+	snprintf(e->vm, sizeof(e->vm), "%s", name); /* shown as "switch" */
+	snprintf(e->state, sizeof(e->state), "%s", state);
+	snprintf(e->text, sizeof(e->text), "%s", reason);
+	pthread_cond_broadcast(&arrived);
+}
+
 static json_object *event_json(const struct event *e)
 {
 	json_object *o = json_object_new_object();
@@ -92,7 +103,8 @@ static json_object *event_json(const struct event *e)
 	json_object_object_add(o, "time", json_object_new_string(t));
 	json_object_object_add(o, "kind", json_object_new_string(e->kind));
 	if (e->vm[0])
-		json_object_object_add(o, "vm", json_object_new_string(e->vm));
+		json_object_object_add(o, strcmp(e->kind, "switch") ? "vm" : "switch",
+				       json_object_new_string(e->vm));
 	if (e->vm_id[0])
 		json_object_object_add(o, "vm_id", json_object_new_string(e->vm_id));
 	json_object_object_add(o, "state", json_object_new_string(e->state));

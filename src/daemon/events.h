@@ -21,6 +21,9 @@ void events_vm_state(const char *uuid, const char *name, const char *state, cons
 /* A job started or ended (state "running", "succeeded" or "failed"). */
 void events_job(uint64_t id, const char *operation, const char *vm, const char *state,
 		const char *message);
+/* Switch name's state changed ("blocked": its VMs' ports are off until its rules load;
+ * "restored"), with the reason. */
+void events_switch(const char *name, const char *state, const char *reason);
 
 /*
  * The events after since (0: from the first of this keeld) as {"events": [...], "next": N,

@@ -269,7 +269,8 @@ int nl_tbf(const char *name, uint64_t rate)
 	return talk(nlh, NULL, NULL);
 }
 
-int nl_port_isolated(const char *name, bool isolated)
+/* Set bridge port name's u8 attribute attr (IFLA_BRPORT_*) to value. */
+static int port_u8(const char *name, uint16_t attr, uint8_t value)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh;
@@ -282,9 +283,19 @@ int nl_port_isolated(const char *name, bool isolated)
 	nlh = link_msg(buf, RTM_SETLINK, 0, index);
 	((struct ifinfomsg *)mnl_nlmsg_get_payload(nlh))->ifi_family = AF_BRIDGE;
 	info = mnl_attr_nest_start(nlh, IFLA_PROTINFO | NLA_F_NESTED);
-	mnl_attr_put_u8(nlh, IFLA_BRPORT_ISOLATED, isolated);
+	mnl_attr_put_u8(nlh, attr, value);
 	mnl_attr_nest_end(nlh, info);
 	return talk(nlh, NULL, NULL);
+}
+
+int nl_port_isolated(const char *name, bool isolated)
+{
+	return port_u8(name, IFLA_BRPORT_ISOLATED, isolated);
+}
+
+int nl_port_forwarding(const char *name, bool forward)
+{
+	return port_u8(name, IFLA_BRPORT_STATE, forward ? BR_STATE_FORWARDING : BR_STATE_DISABLED);
 }
 
 int nl_link_set_mac(const char *name, const uint8_t mac[6])

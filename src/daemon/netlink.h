@@ -45,6 +45,8 @@ int nl_port_vlan_range(const char *name, uint16_t lo, uint16_t hi, bool add)
 int nl_tbf(const char *name, uint64_t rate) __attribute__((warn_unused_result));
 /* Set bridge port name's `isolated` flag: isolated ports do not reach each other. */
 int nl_port_isolated(const char *name, bool isolated) __attribute__((warn_unused_result));
+/* Bridge port name forwarding, or disabled (nothing in or out of it; the bridge has no STP). */
+int nl_port_forwarding(const char *name, bool forward) __attribute__((warn_unused_result));
 /* Give link name the MAC address mac (kept: a bridge no longer follows its ports'). */
 int nl_link_set_mac(const char *name, const uint8_t mac[6]) __attribute__((warn_unused_result));
 /* Add or delete an IPv4 address on link ifname. Adding one that is there is 0. */

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/events.h"
 #include "daemon/netlink.h"
 #include "daemon/switch_dhcp.h"
 #include "daemon/switch_leases.h"
@@ -253,6 +255,36 @@ static int put_recorded_addrs(const struct store_switch *sw, const char *ifname,
 	return ret;
 }
 
+/* Does a socket of the host's hold port (proto "tcp" or "udp") on some address? Found by
+ * binding the wildcard address, IPv4 then IPv6, which fails for a port taken. For TCP with
+ * SO_REUSEADDR (a listener's port is still refused, closed connections' TIME_WAIT is kept
+ * out of the answer); not for UDP, where it would share the port of a service that set it. */
+static bool host_port_in_use(const char *proto, unsigned port)
+{
+	int type = strcmp(proto, "udp") ? SOCK_STREAM : SOCK_DGRAM;
+	bool used = false;
+
+	for (int v6 = 0; v6 < 2 && !used; v6++) {
+		struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+					  .sin6_port = htons((uint16_t)port)};
+		int fd = socket(v6 ? AF_INET6 : AF_INET, type | SOCK_CLOEXEC, 0), one = 1;
+
+		if (fd < 0)
+			continue; /* no IPv6 here: nothing can listen there */
+		if (type == SOCK_STREAM)
+			(void)!setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (v6)
+			(void)!setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if ((v6 ? bind(fd, (struct sockaddr *)&a6, sizeof(a6))
+			: bind(fd, (struct sockaddr *)&a4, sizeof(a4))) < 0 &&
+		    errno == EADDRINUSE)
+			used = true;
+		close(fd);
+	}
+	return used;
+}
+
 /* The switch's rules in nftables, with the guards of the adapters on it. */
 static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
 {
@@ -271,6 +303,15 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 	}
 	in.ports = ports;
 	in.fwds = fwds;
+	/* A service of the host's that took a forward's port since (or before keeld started):
+	 * the forward takes its traffic from outside. */
+	for (size_t i = 0; i < in.nfwds; i++)
+		if (host_port_in_use(fwds[i].proto, fwds[i].host_port))
+			log_warn("switch '%s': forward of host port %s/%u to %s:%u: a service of "
+				 "the host's listens on %s/%u too, and loses its traffic to the "
+				 "forward",
+				 sw->name, fwds[i].proto, fwds[i].host_port, fwds[i].address,
+				 fwds[i].port, fwds[i].proto, fwds[i].host_port);
 	if (has_dhcp(sw)) {
 		char dir[PATH_MAX];
 
@@ -288,9 +329,9 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 	return ret;
 }
 
-/* The bridge's MAC: locally administered (0e:, apart from the VMs' 02:), from the switch's
- * name and creation time (FNV-1a), so that it stays the same across restarts and does not
- * follow the lowest MAC among its ports (the host's neighbours keep a valid entry). */
+/* An internal or private switch's bridge MAC: locally administered (0e:, apart from the VMs' 02:),
+ * from the switch's name and creation time (FNV-1a), so that it stays the same across restarts and
+ * does not follow the lowest MAC among its ports (the host's neighbours keep a valid entry). */
 static void bridge_mac(const struct store_switch *sw, uint8_t mac[6])
 {
 	uint64_t h = 1469598103934665603ull;
@@ -302,6 +343,23 @@ static void bridge_mac(const struct store_switch *sw, uint8_t mac[6])
 	mac[0] = 0x0e;
 	for (int i = 1; i < 6; i++)
 		mac[i] = (uint8_t)(h >> (8 * i));
+}
+
+/* Link name's MAC (SIOCGIFHWADDR). */
+static int link_mac(const char *name, uint8_t mac[6])
+{
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+		ret = -errno;
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(fd);
+	return ret;
 }
 
 static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
@@ -331,7 +389,11 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		goto fail;
 	}
 	step = "set the MAC address of";
-	bridge_mac(sw, mac);
+	/* An external switch's bridge takes its uplink adapter's MAC (as Hyper-V's, libvirt's
+	 * and NetworkManager's): the host keeps its address on the network (DHCP
+	 * reservations, switch port security, neighbours' caches). */
+	if (!is_type(sw, "external") || link_mac(sw->adapter, mac))
+		bridge_mac(sw, mac);
 	ret = nl_link_set_mac(sw->bridge, mac);
 	if (ret)
 		goto fail;
@@ -758,6 +820,56 @@ static int make_default(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* The bridges whose VMs' ports keel has blocked: their rules went missing (a flush) and
+ * are not back yet. */
+static char blocked[64][IFNAMSIZ];
+
+static bool is_blocked(const char *bridge)
+{
+	for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+		if (!strcmp(blocked[i], bridge))
+			return true;
+	return false;
+}
+
+/* Block the VMs' ports on switch sw (bridge port state disabled: without its guards they
+ * would forward unguarded), or let them forward again. */
+static void block_ports(struct store *st, const struct store_switch *sw, bool block,
+			const char *why)
+{
+	struct vm_nic *ports = NULL;
+	size_t n = 0;
+	char(*slot)[IFNAMSIZ] = NULL;
+
+	for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+		if (!strcmp(blocked[i], sw->bridge) || (block && !slot && !blocked[i][0]))
+			slot = &blocked[i];
+	if (store_switch_ports(st, sw->name, &ports, &n))
+		log_err("switch '%s': cannot read its adapters to %s their ports", sw->name,
+			block ? "block" : "unblock");
+	for (size_t i = 0; i < n; i++) {
+		int ret;
+
+		if (!ports[i].tap[0] || !if_nametoindex(ports[i].tap))
+			continue; /* its VM is not running */
+		ret = nl_port_forwarding(ports[i].tap, !block);
+		if (ret)
+			log_err("switch '%s': cannot %s port %s: %s", sw->name,
+				block ? "block" : "unblock", ports[i].tap, strerror(-ret));
+	}
+	free(ports);
+	if (block && slot && !(*slot)[0]) {
+		snprintf(*slot, IFNAMSIZ, "%s", sw->bridge);
+		log_warn("switch '%s': %s: its VMs' ports are blocked until they are back",
+			 sw->name, why);
+		events_switch(sw->name, "blocked", why);
+	} else if (!block && slot) {
+		(*slot)[0] = '\0';
+		log_info("switch '%s': its rules are back: its VMs' ports forward again", sw->name);
+		events_switch(sw->name, "restored", "its rules are back");
+	}
+}
+
 int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
 {
 	struct store_switch *list = NULL;
@@ -778,11 +890,20 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 	for (size_t i = 0; !ret && i < n; i++) {
 		struct store_switch before = list[i];
 		char why[512];
+		/* A bridge from before with VMs running on it, its rules gone: blocked until
+		 * they are back. */
+		bool block = if_nametoindex(list[i].bridge) && !switch_nft_present(&list[i]);
 
-		if (switch_up(st, &list[i], why, sizeof(why)))
+		if (block)
+			block_ports(st, &list[i], true, "its rules were missing at keeld's start");
+		if (switch_up(st, &list[i], why, sizeof(why))) {
 			log_err("%s; the switch stays down until keeld starts again", why);
-		else if (strcmp(before.adapter_addrs, list[i].adapter_addrs) &&
-			 store_switch_update(st, &list[i]))
+			continue;
+		}
+		if (block)
+			block_ports(st, &list[i], false, NULL);
+		if (strcmp(before.adapter_addrs, list[i].adapter_addrs) &&
+		    store_switch_update(st, &list[i]))
 			log_err("switch '%s': cannot record its adapter's addresses", list[i].name);
 	}
 	free(list);
@@ -813,13 +934,21 @@ void switches_tick(void)
 
 		/* A switch that is down (it could not come up, or its bridge was deleted) waits
 		 * for keeld's next start: retrying it here would only repeat the failure. */
-		if (!if_nametoindex(list[i].bridge) || switch_nft_present(&list[i]))
+		if (!if_nametoindex(list[i].bridge))
 			continue;
-		log_warn("switch '%s': its rules were removed (a firewall reload?): putting them "
-			 "back",
-			 list[i].name);
+		if (switch_nft_present(&list[i])) {
+			if (is_blocked(list[i].bridge)) /* loaded since, by a VM's start */
+				block_ports(watch_store, &list[i], false, NULL);
+			continue;
+		}
+		/* Its VMs' ports first: without the guards they would forward unguarded until
+		 * the rules are back, and for good if nftables refuses them. */
+		block_ports(watch_store, &list[i], true,
+			    "its rules were removed (a firewall reload?)");
 		if (apply_rules(watch_store, &list[i], why, sizeof(why)))
-			log_err("%s", why);
+			log_err("%s; its VMs' ports stay blocked", why);
+		else
+			block_ports(watch_store, &list[i], false, NULL);
 	}
 	free(list);
 }
@@ -938,45 +1067,38 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
 	}
 }
 
-struct trunk_walk {
-	const char *port, *adapter; /* the tap; an external switch's adapter (else NULL) */
-	int ret;
-};
-
-static void trunk_range(uint16_t lo, uint16_t hi, void *data)
-{
-	struct trunk_walk *w = data;
-
-	if (!w->ret)
-		w->ret = nl_port_vlan_range(w->port, lo, hi, true);
-	if (!w->ret && w->adapter)
-		w->ret = nl_port_vlan_range(w->adapter, lo, hi, true);
-}
-
 /* Trunk mode (Set-VMNetworkAdapterVlan -Trunk): the list's VLANs pass tagged, the native
  * VLAN untagged (its PVID); an external switch carries them tagged on its adapter. */
 static int trunk_port(const struct store_switch *sw, const struct vm_nic *nic, const char *ifname,
 		      char *err, size_t errlen)
 {
-	struct trunk_walk w = {ifname, is_type(sw, "external") ? sw->adapter : NULL, 0};
-	uint16_t native = nic->native_vlan ? nic->native_vlan : 1;
+	const char *adapter = is_type(sw, "external") ? sw->adapter : NULL;
+	uint16_t native = nic->native_vlan ? nic->native_vlan : 1, lo[VMDEF_VLAN_MAX / 2 + 1],
+		 hi[VMDEF_VLAN_MAX / 2 + 1];
+	int n = vmdef_vlan_ranges(nic->vlan_trunk, native, lo, hi, sizeof(lo) / sizeof(lo[0]));
+	int ret = n < 0 ? n : 0;
 
-	if (vmdef_vlan_list(nic->vlan_trunk, trunk_range, &w))
-		w.ret = -EINVAL;
-	if (!w.ret && native != 1)
-		w.ret = nl_port_vlan(ifname, 1, false, false);
-	if (!w.ret)
-		w.ret = nl_port_vlan(ifname, native, true, true);
-	if (!w.ret && w.adapter && native != 1)
-		w.ret = nl_port_vlan(w.adapter, native, false, true);
-	if (w.ret)
+	/* VLAN 1 off first (the native VLAN is another), so that a list with 1 keeps it. */
+	if (!ret && native != 1)
+		ret = nl_port_vlan(ifname, 1, false, false);
+	for (int i = 0; !ret && i < n; i++) {
+		ret = nl_port_vlan_range(ifname, lo[i], hi[i], true);
+		/* VLAN 1 is the adapter's own, untagged: kept so (the host's traffic) */
+		if (!ret && adapter && hi[i] > 1)
+			ret = nl_port_vlan_range(adapter, lo[i] > 1 ? lo[i] : 2, hi[i], true);
+	}
+	if (!ret)
+		ret = nl_port_vlan(ifname, native, true, true);
+	if (!ret && adapter && native != 1)
+		ret = nl_port_vlan(adapter, native, false, true);
+	if (ret)
 		error_set(err, errlen,
 			  "adapter %s: cannot make tap %s a trunk (%s, native %u) on switch '%s': "
 			  "%s",
 			  nic->mac, ifname, nic->vlan_trunk, native, sw->name,
-			  w.ret == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
-					       : strerror(-w.ret));
-	return w.ret;
+			  ret == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
+					     : strerror(-ret));
+	return ret;
 }
 
 int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
@@ -1080,34 +1202,6 @@ json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic)
 }
 
 /* ---- port forwards ---- */
-
-/* Does a socket of the host's hold port (proto "tcp" or "udp") on some address? Found by
- * binding the wildcard address, IPv4 then IPv6, which fails for a port taken (a listener's
- * even with SO_REUSEADDR, which keeps closed connections' TIME_WAIT out of the answer). */
-static bool host_port_in_use(const char *proto, unsigned port)
-{
-	int type = strcmp(proto, "udp") ? SOCK_STREAM : SOCK_DGRAM;
-	bool used = false;
-
-	for (int v6 = 0; v6 < 2 && !used; v6++) {
-		struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
-					  .sin6_port = htons((uint16_t)port)};
-		int fd = socket(v6 ? AF_INET6 : AF_INET, type | SOCK_CLOEXEC, 0), one = 1;
-
-		if (fd < 0)
-			continue; /* no IPv6 here: nothing can listen there */
-		(void)!setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (v6)
-			(void)!setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if ((v6 ? bind(fd, (struct sockaddr *)&a6, sizeof(a6))
-			: bind(fd, (struct sockaddr *)&a4, sizeof(a4))) < 0 &&
-		    errno == EADDRINUSE)
-			used = true;
-		close(fd);
-	}
-	return used;
-}
 
 struct lease_set {
 	uint32_t *addrs;

@@ -37,6 +37,10 @@ static void __attribute__((format(printf, 2, 3))) put(struct script *s, const ch
 }
 
 /* The switch's base chains, declared (an existing one is kept) and emptied. */
+/* The comment of the rule each of a switch's chains starts with ("keel-marker kbrN_fwd"): its
+ * rules are there while it is (switch_nft_present). */
+#define MARKER "keel-marker"
+
 static const struct {
 	const char *suffix, *type, *hook;
 	int priority;
@@ -67,11 +71,32 @@ static void l3_guards(struct script *s, const char *b, const struct vm_nic *p,
 	/* A DHCP request must ask for the adapter's own MAC (chaddr, 28 bytes into the BOOTP
 	 * message after the 8-byte UDP header): the leases, and so the addresses keel shows and
 	 * reserves, follow the MACs keel gave, not the guest's claims. */
-	if (!p->mac_spoofing)
+	if (!p->mac_spoofing) {
 		put(s,
 		    "add rule %s %s_guard iifname \"%s\" %s udp dport 67 @th,288,48 != %s counter "
 		    "drop\n",
 		    t, b, p->tap, l3[0], hex);
+		/* A fragmented request would pass the chaddr match (not in its first fragment):
+		 * no fragment of a datagram to port 67 passes. The first carries the UDP header
+		 * (the only one udp matches); without it the rest is never reassembled, and
+		 * the later ones of a broadcast (DISCOVER, REQUEST) are dropped too. */
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s ip frag-off & 0x3fff != 0 udp dport 67 "
+		    "counter drop\n",
+		    t, b, p->tap, l3[0]);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s ip protocol udp ip frag-off & 0x1fff "
+		    "!= "
+		    "0 ip daddr 255.255.255.255 counter drop\n",
+		    t, b, p->tap, l3[0]);
+	}
+	/* A first fragment too short for a UDP header (no port to match: udp matches nothing). */
+	if (!p->mac_spoofing || p->dhcp_guard)
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s ip protocol udp ip frag-off & 0x3fff "
+		    "== "
+		    "0x2000 ip length < 68 counter drop\n",
+		    t, b, p->tap, l3[0]);
 	if (p->dhcp_guard) {
 		/* What makes a DHCP server's reply: from its port, or to a client's. */
 		put(s, "add rule %s %s_guard iifname \"%s\" %s udp sport 67 counter drop\n", t, b,
@@ -107,6 +132,13 @@ static void guards(struct script *s, const char *b, const struct vm_nic *p)
 	 * back into the header it reads.) */
 	put(s, "add rule %s %s_guard iifname \"%s\" ether type %s counter drop\n", t, b, p->tap,
 	    p->vlan_trunk[0] ? "8021ad" : "{ 8021q, 8021ad }");
+	/* A trunk's tag inside another (QinQ, or 802.1Q in 802.1Q): its guards would not see
+	 * into it, and the outer one is stripped on the way out to an untagged port. */
+	if (p->vlan_trunk[0])
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" vlan type { 8021q, 8021ad } counter "
+		    "drop\n",
+		    t, b, p->tap);
 	/* Maximum bandwidth out of the VM: what passes the limit's token bucket (at first a
 	 * second's worth and 64 KiB, then the rate). */
 	if (p->bw_out)
@@ -119,8 +151,25 @@ static void guards(struct script *s, const char *b, const struct vm_nic *p)
 		    p->tap, p->mac);
 	mac_hex(p->mac, hex, sizeof(hex));
 	/* untagged frames; a trunk's tagged ones too */
-	for (int v = 0; v < (p->vlan_trunk[0] ? 2 : 1); v++)
+	for (int v = 0; v < (p->vlan_trunk[0] ? 2 : 1); v++) {
 		l3_guards(s, b, p, l3[v], hex);
+		if (p->mac_spoofing)
+			continue;
+		/* ARP and ND that would teach the others another MAC for the VM's addresses:
+		 * ARP's sender MAC; the link-layer address of a neighbor solicitation's or
+		 * advertisement's first option (source, type 1; target, type 2: 24 bytes in). */
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s arp saddr ether != %s counter drop\n",
+		    t, b, p->tap, v ? "vlan type arp" : "ether type arp", p->mac);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type nd-neighbor-solicit "
+		    "@th,192,16 0x0101 @th,208,48 != %s counter drop\n",
+		    t, b, p->tap, l3[v][1], hex);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type nd-neighbor-advert "
+		    "@th,192,16 0x0201 @th,208,48 != %s counter drop\n",
+		    t, b, p->tap, l3[v][1], hex);
+	}
 }
 
 int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
@@ -139,6 +188,9 @@ int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in 
 		put(&s, "add chain %s %s_%s { type %s hook %s priority %d; policy accept; }\n", t,
 		    b, chains[i].suffix, chains[i].type, chains[i].hook, chains[i].priority);
 		put(&s, "%s chain %s %s_%s\n", remove ? "delete" : "flush", t, b, chains[i].suffix);
+		if (!remove)
+			put(&s, "add rule %s %s_%s counter comment \"%s %s_%s\"\n", t, b,
+			    chains[i].suffix, MARKER, b, chains[i].suffix);
 	}
 	put(&s, "add table bridge %s\n", SWITCH_NFT_TABLE);
 	put(&s,
@@ -148,6 +200,8 @@ int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in 
 	put(&s, "%s chain bridge %s %s_guard\n", remove ? "delete" : "flush", SWITCH_NFT_TABLE, b);
 	if (remove)
 		goto out;
+	put(&s, "add rule bridge %s %s_guard counter comment \"%s %s_guard\"\n", SWITCH_NFT_TABLE,
+	    b, MARKER, b);
 	for (size_t i = 0; i < in->nports; i++)
 		guards(&s, b, &in->ports[i]);
 	/* Frames between two ports of the switch (seen here when br_netfilter is loaded). */
@@ -187,14 +241,16 @@ out:
 
 /* Docker's FORWARD chain (table ip filter, iptables-nft) drops by policy what it does not
  * know, whatever keel's own chains accept: where its DOCKER-USER chain exists, the switch's
- * traffic is accepted there, as Docker documents for other bridges (keel's kbrN_fwd still
- * decides what passes). Each rule carries the comment "keel BRIDGE". *present: are they
- * there (true when there is no such chain); then op puts them there or takes them away.
+ * traffic is accepted there, as Docker documents for other bridges, but toward Docker's own
+ * bridges (keel's kbrN_fwd still decides what passes). Each rule carries the comment "keel
+ * BRIDGE". *present: are they all there (true when there is no such chain); then op puts
+ * them there or takes them away.
  * 0 when there is no DOCKER-USER chain. */
 enum docker_op { DOCKER_CHECK, DOCKER_ADD, DOCKER_REMOVE };
+#define DOCKER_RULES 3
 static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op op, bool *present)
 {
-	char cmd[256], tag[64], *out, *save = NULL;
+	char cmd[640], tag[64], *out, *save = NULL;
 	int ret = 0;
 
 	*present = true;
@@ -204,16 +260,15 @@ static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op o
 	out = strdup(nft_ctx_get_output_buffer(nft));
 	if (!out)
 		return -ENOMEM;
-	*present = strstr(out, tag) != NULL;
-	if (op == DOCKER_ADD && !*present) {
-		snprintf(cmd, sizeof(cmd),
-			 "insert rule ip filter " DOCKER_USER " iifname \"%s\" accept %s\n"
-			 "insert rule ip filter " DOCKER_USER " oifname \"%s\" accept %s\n",
-			 bridge, tag, bridge, tag);
-		ret = nft_run_cmd_from_buffer(nft, cmd) ? -EIO : 0;
-	}
+	int n = 0;
+
+	for (const char *c = strstr(out, tag); c; c = strstr(c + 1, tag))
+		n++;
+	/* all of them (an earlier keel's broader ones are fewer: replaced) */
+	*present = n == DOCKER_RULES;
 	/* "... comment "keel kbrN" # handle N": each of ours, by its handle. */
-	for (char *l = strtok_r(out, "\n", &save); op == DOCKER_REMOVE && l;
+	for (char *l = strtok_r(out, "\n", &save);
+	     (op == DOCKER_REMOVE || (op == DOCKER_ADD && !*present)) && l;
 	     l = strtok_r(NULL, "\n", &save)) {
 		const char *h = strstr(l, "# handle ");
 
@@ -223,6 +278,20 @@ static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op o
 			 strtol(h + 9, NULL, 10));
 		if (nft_run_cmd_from_buffer(nft, cmd))
 			ret = -EIO;
+	}
+	/* From the switch out to anything but Docker's bridges (a container's unpublished
+	 * port is not the switch's to reach: Docker's own chains decide, as for any other
+	 * interface); to it, the replies and the port forwards' connections. */
+	if (op == DOCKER_ADD && !*present && !ret) {
+		snprintf(cmd, sizeof(cmd),
+			 "insert rule ip filter " DOCKER_USER " iifname \"%s\" oifname != "
+			 "\"docker0\" oifname != \"br-*\" accept %s\n"
+			 "insert rule ip filter " DOCKER_USER " oifname \"%s\" ct state "
+			 "established,related accept %s\n"
+			 "insert rule ip filter " DOCKER_USER " oifname \"%s\" ct status dnat "
+			 "accept %s\n",
+			 bridge, tag, bridge, tag, bridge, tag);
+		ret = nft_run_cmd_from_buffer(nft, cmd) ? -EIO : 0;
 	}
 	free(out);
 	return ret;
@@ -281,19 +350,31 @@ int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *
 
 bool switch_nft_present(const struct store_switch *sw)
 {
-	char cmd[128];
+	char cmd[128], mark[64];
 	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	bool there;
+	bool there = true;
 
 	if (!nft || nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
 		if (nft)
 			nft_ctx_free(nft);
 		return true; /* cannot tell: do not rebuild on a guess */
 	}
-	snprintf(cmd, sizeof(cmd), "list chain inet %s %s_fwd", SWITCH_NFT_TABLE, sw->bridge);
-	there = nft_run_cmd_from_buffer(nft, cmd) == 0;
-	snprintf(cmd, sizeof(cmd), "list chain bridge %s %s_guard", SWITCH_NFT_TABLE, sw->bridge);
-	there = there && nft_run_cmd_from_buffer(nft, cmd) == 0;
+	/* Every chain's marker rule: a chain flushed (or its table's rules) has lost it. */
+	for (int fam = 0; fam < 2 && there; fam++) {
+		const char *out;
+
+		snprintf(cmd, sizeof(cmd), "list table %s %s", fam ? "bridge" : "inet",
+			 SWITCH_NFT_TABLE);
+		there = nft_run_cmd_from_buffer(nft, cmd) == 0;
+		out = there ? nft_ctx_get_output_buffer(nft) : NULL;
+		out = out ? out : "";
+		for (size_t i = 0; there && i < (fam ? 1 : sizeof(chains) / sizeof(chains[0]));
+		     i++) {
+			snprintf(mark, sizeof(mark), "\"%s %s_%s\"", MARKER, sw->bridge,
+				 fam ? "guard" : chains[i].suffix);
+			there = strstr(out, mark) != NULL;
+		}
+	}
 	if (there) {
 		bool docker;
 

@@ -3003,6 +3003,10 @@ def case_switches(e):
           ns_addrs(e, ext["bridge"]) == ["10.70.0.1/16"] and
           "default via 10.70.0.254 dev %s" % ext["bridge"] in e.ns("ip", "route"),
           "external: %r %r %s" % (ext, ns_addrs(e, ext["bridge"]), e.ns("ip", "route")))
+    # Its bridge has the adapter's MAC (the host's address on the network keeps it).
+    macs = [json.loads(e.ns("ip", "-j", "link", "show", "dev", d))[0]["address"]
+            for d in ("up0", ext["bridge"])]
+    check(macs[0] == macs[1], "external bridge's MAC %s, its adapter's %s" % (macs[1], macs[0]))
     e.api_err("POST", "/v1/switches", {"name": "x", "adapter": "up0"}, msg="already bridged")
     e.keel("switch", "delete", "ext")
     check(ns_master(e, "up0") is None and ns_addrs(e, "up0") == ["10.70.0.1/16"] and
@@ -3271,7 +3275,8 @@ import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[1], 0))
 for h in sys.argv[2:]:
-    s.send(bytes.fromhex(h))
+    for f in h.split(","):
+        s.send(bytes.fromhex(f))
 """
 RAW_RECV = """
 import socket, sys, time
@@ -3291,17 +3296,21 @@ while time.time() < end:
 """
 
 
-def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, pad=0):
+def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, pad=0,
+          frag=0):
     """A broadcast frame from MAC src carrying UDP sport -> dport (IPv4 or IPv6) with a
-    two-letter marker (and pad more bytes); vlan: 802.1Q-tagged with that VID; chaddr: a
-    BOOTP message with it."""
+    two-letter marker (and pad more bytes); vlan: 802.1Q-tagged with that VID (a tuple: one
+    tag in another); chaddr: a BOOTP message with it; frag: the IPv4 header's flags and
+    fragment offset (0x2000: a first fragment; 3: a later one, no UDP header)."""
     mac = bytes.fromhex(src.replace(":", ""))
     body = b"KEELMARK" + marker.encode() + bytes(pad)
     if chaddr:
         body = bytes(28) + bytes.fromhex(chaddr.replace(":", "")) + bytes(10) + body
     udp = struct.pack("!HHHH", sport, dport, 8 + len(body), 0) + body
+    if frag & 0x1fff:
+        udp = body
     if l3 == "ip":
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, frag, 64, 17, 0,
                           bytes(4), b"\xff" * 4)
         csum = sum(struct.unpack("!10H", hdr))
         csum = (csum & 0xffff) + (csum >> 16)
@@ -3311,8 +3320,35 @@ def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, 
         hdr = struct.pack("!IHBB16s16s", 0x60000000, len(udp), 17, 64,
                           b"\xfe\x80" + bytes(13) + b"\x01", b"\xff\x02" + bytes(13) + b"\x02")
         etype = 0x86dd
-    tag = struct.pack("!HH", 0x8100, vlan) if vlan else b""
+    tag = b"".join(struct.pack("!HH", 0x8100, v)
+                   for v in (vlan if isinstance(vlan, tuple) else (vlan,) if vlan else ()))
     return (b"\xff" * 6 + mac + tag + struct.pack("!H", etype) + hdr + udp).hex()
+
+
+def arp_frame(src, marker, sha):
+    """A broadcast ARP request from MAC src whose sender hardware address is sha (the marker
+    in the frame's padding)."""
+    mac, s = (bytes.fromhex(m.replace(":", "")) for m in (src, sha))
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, s, bytes([10, 0, 0, 5]), bytes(6),
+                      bytes([10, 0, 0, 1]))
+    return (b"\xff" * 6 + mac + b"\x08\x06" + arp + b"KEELMARK" + marker.encode()).hex()
+
+
+def dhcp_fragments(src, marker, chaddr):
+    """frame()'s DHCP request for chaddr from src in two IPv4 fragments ("hex,hex"): the
+    UDP header and 16 bytes, then the rest (chaddr, the marker)."""
+    whole = bytes.fromhex(frame(src, marker, sport=68, dport=67, chaddr=chaddr))
+    payload = whole[34:]
+    out = []
+    for part, fl in ((payload[:24], 0x2000), (payload[24:], 3)):
+        hdr = bytearray(whole[14:34])
+        struct.pack_into("!HHH", hdr, 2, 20 + len(part), 7, fl)
+        hdr[10:12] = b"\0\0"
+        csum = sum(struct.unpack("!10H", bytes(hdr)))
+        csum = (csum & 0xffff) + (csum >> 16)
+        hdr[10:12] = struct.pack("!H", ~csum & 0xffff)
+        out.append((whole[:14] + bytes(hdr) + part).hex())
+    return ",".join(out)
 
 
 def fake_ports(e, br, prefix, macs, nss, vid=None):
@@ -3389,12 +3425,54 @@ def case_switch_guards(e):
             "sp": frame("02:00:00:00:dd:09", "sp"),                # a spoofed source MAC
             "cm": frame(a, "cm", sport=68, dport=67, chaddr=a),    # a request for itself
             "cx": frame(a, "cx", sport=68, dport=67, chaddr="02:00:00:00:cc:02"),  # for b
+            # the request for b cut in two IPv4 fragments (the first without chaddr), and
+            # the later one alone
+            "cf": dhcp_fragments(a, "cf", "02:00:00:00:cc:02"),
+            "cn": dhcp_fragments(a, "cn", "02:00:00:00:cc:02").split(",")[1],
+            "aa": arp_frame(a, "aa", a),                         # ARP for itself
+            "ab": arp_frame(a, "ab", "02:00:00:00:cc:02"),       # ARP as b
         }
         time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
         got = raw_exchange(nss["a"], nss["b"], frames)
-        want = {"ok", "cm"}
+        want = {"ok", "cm", "aa"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
+        # The table's rules flushed, its chains kept: keeld's watch sees its marker rules
+        # gone, blocks the VMs' ports, loads the rules again and unblocks them.
+        tap = e.vm("ga")["nets"][0]["tap"]
+
+        def port_state(want):
+            for _ in range(30):
+                st = json.loads(e.ns("bridge", "-j", "link", "show", "dev", tap))[0]["state"]
+                if st == want:
+                    return st
+                time.sleep(0.5)
+            return st
+
+        def guard_rules():
+            return e.ns("nft", "list", "chain", "bridge", "keel", br + "_guard")
+
+        e.ns("nft", "flush", "table", "bridge", "keel")
+        for _ in range(30):
+            if "udp dport 67" in guard_rules():
+                break
+            time.sleep(0.5)
+        check("keel-marker %s_guard" % br in guard_rules() and "udp dport 67" in guard_rules(),
+              "the guards after a flush of their table:\n" + guard_rules())
+        check(port_state("forwarding") == "forwarding", "ga's port after the rules came back")
+        log = open(e.keeld_log).read()
+        check("its VMs' ports are blocked" in log and "forward again" in log,
+              "keeld did not block and unblock the ports: " + log[-2000:])
+        # A reload nftables refuses (the chain no base chain): the ports stay blocked.
+        e.ns("nft", "delete", "chain", "bridge", "keel", br + "_guard")
+        e.ns("nft", "add", "chain", "bridge", "keel", br + "_guard")
+        check(port_state("disabled") == "disabled", "ga's port with its rules refused")
+        time.sleep(6)
+        check(port_state("disabled") == "disabled", "ga's port unblocked, its rules refused")
+        got = raw_exchange(nss["a"], nss["b"], {"ok": frames["ok"]})
+        check(not got, "frames through a blocked port: %s" % sorted(got))
+        e.ns("nft", "delete", "chain", "bridge", "keel", br + "_guard")
+        check(port_state("forwarding") == "forwarding", "ga's port after the chain came back")
     finally:
         for n in nss.values():
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
@@ -3441,6 +3519,33 @@ def case_switch_guards(e):
     e.api_err("POST", "/v1/switches/Default%20Switch/forwards",
               {"host_port": 8090, "vm": "w1", "port": 80}, want=409,
               msg="host port tcp/8090 is in use by a service of the host's")
+    lst.kill()
+    lst.wait()
+    # A UDP service with SO_REUSEADDR (a probe with it too would share its port).
+    udp = ("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+           "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+           "s.bind(('0.0.0.0', %d))\nprint('ready',flush=True)\ntime.sleep(60)")
+    lst = subprocess.Popen(["ip", "netns", "exec", e.netns, "python3", "-c", udp % 8090],
+                           stdout=subprocess.PIPE, text=True)
+    e.pids.add(lst.pid)
+    check(lst.stdout.readline().strip() == "ready", "the host's UDP service did not bind")
+    e.api_err("POST", "/v1/switches/Default%20Switch/forwards",
+              {"host_port": 8090, "vm": "w1", "port": 53, "proto": "udp"}, want=409,
+              msg="host port udp/8090 is in use by a service of the host's")
+    lst.kill()
+    lst.wait()
+    # A service that takes a forward's port later: a warning when the rules are loaded again
+    # (here at keeld's start).
+    e.keel("switch", "forward", "add", "Default Switch", "--host-port", "8093", "--vm", "w1",
+           "--port", "53", "--proto", "udp")
+    lst = subprocess.Popen(["ip", "netns", "exec", e.netns, "python3", "-c", udp % 8093],
+                           stdout=subprocess.PIPE, text=True)
+    e.pids.add(lst.pid)
+    check(lst.stdout.readline().strip() == "ready", "the host's UDP service did not bind")
+    e.kill_keeld()
+    e.start_keeld()
+    check("forward of host port udp/8093 to " in open(e.keeld_log).read(),
+          "no warning about the service on a forward's port at keeld's start")
     lst.kill()
     lst.wait()
     e.keel("switch", "forward", "add", "Default Switch", "--host-port", "8091", "--vm", "w1",
@@ -3550,7 +3655,9 @@ def case_switch_limits(e):
         a = macs["a"]
         frames = {"ok": frame(a, "ok"), "tt": frame(a, "tt", vlan=10),
                   "ts": frame(a, "ts", sport=67, dport=68, vlan=10),
-                  "us": frame(a, "us", sport=67, dport=68)}
+                  "us": frame(a, "us", sport=67, dport=68),
+                  # a DHCP reply in VLAN 0 inside VLAN 10: untagged once VLAN 10's is off
+                  "td": frame(a, "td", sport=67, dport=68, vlan=(10, 0))}
         got = raw_exchange(nss["a"], nss["b"], frames)
         check(got == {"ok", "tt"}, "frames from the trunk port: %s" % sorted(got))
         # 10 Mbit/s out of ta's port: what reaches tb from second 2 to 6 of a flood.
@@ -3630,13 +3737,24 @@ def case_switch_docker(e):
     d = switches(e)["Default Switch"]
     br = d["bridge"]
     rules = e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER")
-    check('iifname "%s" accept comment "keel %s"' % (br, br) in rules and
-          'oifname "%s" accept comment "keel %s"' % (br, br) in rules,
-          "no accept rules in DOCKER-USER:\n" + rules)
-    g, o = e.netns + "g", e.netns + "o"
+    check('iifname "%s" oifname != "docker0" oifname != "br-*" accept comment "keel %s"' %
+          (br, br) in rules and
+          'oifname "%s" ct state established,related accept comment "keel %s"' % (br, br)
+          in rules, "no accept rules in DOCKER-USER:\n" + rules)
+    # A container on docker0 (172.17.0.2) with an unpublished port: not for the switch.
+    e.ns("ip", "link", "add", "docker0", "type", "bridge")
+    e.ns("ip", "addr", "add", "172.17.0.1/16", "dev", "docker0")
+    e.ns("ip", "link", "add", "dv0", "type", "veth", "peer", "name", "dv1")
+    e.ns("ip", "link", "set", "dv0", "master", "docker0", "up")
+    e.ns("ip", "link", "set", "docker0", "up")
+    g, o, c = e.netns + "g", e.netns + "o", e.netns + "c"
     try:
-        for n in (g, o):
+        for n in (g, o, c):
             subprocess.run(["ip", "netns", "add", n], check=True)
+        e.ns("ip", "link", "set", "dv1", "netns", c)
+        for cmd in (["ip", "addr", "add", "172.17.0.2/16", "dev", "dv1"],
+                    ["ip", "link", "set", "dv1", "up"]):
+            subprocess.run(["ip", "netns", "exec", c] + cmd, check=True)
         e.ns("ip", "link", "set", "up1", "netns", o)
         subprocess.run(["ip", "netns", "exec", o, "ip", "addr", "add", "10.70.0.2/16", "dev",
                         "up1"], check=True)
@@ -3662,6 +3780,10 @@ def case_switch_docker(e):
                            capture_output=True, text=True)
         check(r.returncode == 0, "no way out through NAT under a FORWARD policy of drop: "
               "%s%s\n%s" % (r.stdout, r.stderr, e.ns("nft", "list", "ruleset")))
+        r = subprocess.run(gexec + ["busybox", "ping", "-c", "1", "-W", "2", "172.17.0.2"],
+                           capture_output=True, text=True)
+        check(r.returncode != 0, "the switch reached a container on docker0 past Docker's "
+              "chains:\n" + e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER"))
         # Flushed away (a Docker restart): back within keeld's watch.
         e.ns("nft", "flush", "chain", "ip", "filter", "DOCKER-USER")
         check(not ping(), "the outside reached with DOCKER-USER flushed")
@@ -3670,7 +3792,7 @@ def case_switch_docker(e):
             time.sleep(0.5)
         check(ping(), "keeld did not put its DOCKER-USER rules back")
     finally:
-        for n in (g, o):
+        for n in (g, o, c):
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
     e.keel("switch", "create", "dk", "--type", "internal", "--subnet", "10.62.0.0/24")
     dk = switches(e)["dk"]["bridge"]

@@ -159,6 +159,42 @@ static void test_vlan_list(void **state)
 			fail_msg("'%s' was taken as a VLAN list", bad[i]);
 }
 
+/* A trunk's tagged ranges: duplicates and overlaps joined, the native VLAN left out, VLAN 1
+ * kept when the native VLAN is another (issue 12's review, finding 7). */
+static void test_vlan_ranges(void **state)
+{
+	static const struct {
+		const char *list;
+		uint16_t native;
+		const char *want;
+	} cases[] = {
+		{"10,10,10", 1, "[10,10]"},
+		{"20-30,25-40,5", 1, "[5,5][20,40]"},
+		{"10,11,12", 1, "[10,12]"},
+		{"1,10", 5, "[1,1][10,10]"},
+		{"1-3", 1, "[2,3]"},
+		{"10,20-30", 25, "[10,10][20,24][26,30]"},
+		{"5", 5, ""},
+		{"4094,1-4094", 4094, "[1,4093]"},
+	};
+	uint16_t lo[8], hi[8];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char got[64] = "";
+		int n = vmdef_vlan_ranges(cases[i].list, cases[i].native, lo, hi, 8);
+
+		assert_true(n >= 0);
+		for (int r = 0; r < n; r++)
+			vlan_range(lo[r], hi[r], got);
+		if (strcmp(got, cases[i].want))
+			fail_msg("'%s' native %u: %s, want %s", cases[i].list, cases[i].native, got,
+				 cases[i].want);
+	}
+	assert_int_equal(vmdef_vlan_ranges("10,", 1, lo, hi, 8), -EINVAL);
+	assert_int_equal(vmdef_vlan_ranges("1,3,5", 1, lo, hi, 1), -ENOSPC);
+}
+
 static void test_validate_files(void **state)
 {
 	struct vm_def def;
@@ -670,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_and_fields),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_vlan_list),
+		cmocka_unit_test(test_vlan_ranges),
 		cmocka_unit_test(test_validate_files),
 		cmocka_unit_test(test_mac_kept_on_same_tap),
 		cmocka_unit_test(test_slots_kept_and_requested),
