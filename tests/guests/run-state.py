@@ -163,8 +163,21 @@ class Vmm:
         try:
             return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            view = self.device_view()
             self.kill()
-            raise Failure("keel-vmm did not end in time; serial output:\n" + self.out.text())
+            raise Failure("keel-vmm did not end in time; serial output:\n" + self.out.text()
+                          + "\nstderr:\n" + self.err.text() + "\ndevices:\n" + view)
+
+    def device_view(self):
+        """keel-vmm's own view of its devices (control 'devices': queue indices, MSI-X), so
+        that a guest that stops says which side stopped; '' when it cannot be had."""
+        try:
+            if not self.sock:
+                self.connect(time.monotonic() + 2)
+            self.sock.settimeout(5)
+            return "\n".join(self.ok({"execute": "devices"}).get("devices", []))
+        except (Failure, OSError, ValueError) as e:
+            return f"(not available: {e})"
 
     def kill(self):
         if self.proc.poll() is None:
