@@ -3809,7 +3809,20 @@ def case_vsock(e):
     CID refused with its reason); the jailed worker listens on vsock.sock in the VM's
     directory (group access, as the consoles); a host client of a guest that drives no vsock
     is accepted and closed (the calls it takes are in the filter: the worker lives on), also
-    after a pause and resume (which resets the transport)."""
+    after a pause and resume (which resets the transport). The socket's path reaches the
+    worker whole (--vsock-socket=PATH), never through a key=value splitter: the state
+    directory is named so that its path holds ",socket=" and another path, which split at
+    commas would have moved the socket there (issue 9); keel-vmm's --vsock refuses a
+    socket path with a comma, saying so."""
+    r = subprocess.run([e.a.keel_vmm, "--kernel", e.a.guest, "--vsock",
+                        "socket=%s/a,socket=%s/b" % (e.dir, e.dir)],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode != 0 and "cannot contain a comma" in r.stderr and
+          "--vsock-socket" in r.stderr, "keel-vmm --vsock socket=A,socket=B: %d %r"
+          % (r.returncode, r.stderr))
+    # e.dir/s,socket=/tmp/kdX/r: a directory "s,socket=" holding the path of another.
+    e.state = os.path.join(e.dir, "s,socket=", e.dir.lstrip("/"), "r")
+    os.makedirs(e.state)
     e.start_keeld()
     e.api_err("POST", "/v1/vms", {"name": "v0", "kernel": e.a.guest, "vsock": {"cid": 2}},
               want=400, msg="vsock.cid")
@@ -3821,7 +3834,11 @@ def case_vsock(e):
     sock = os.path.join(e.state, "vms", vm["id"], "vsock.sock")
     with open("/proc/%d/cmdline" % vm["pid"], "rb") as f:
         args = f.read().decode().split("\0")
-    check("--vsock=socket=" + sock in args, "keel-vmm's command line: %r" % args)
+    check("--vsock-socket=" + sock in args and not any(a.startswith("--vsock=") for a in args),
+          "keel-vmm's command line: %r" % args)
+    check(stat.S_ISSOCK(os.stat(sock).st_mode), "no socket at %s" % sock)
+    elsewhere = os.path.join(e.dir, "r", "vms", vm["id"], "vsock.sock")
+    check(not os.path.exists(elsewhere), "the worker listens at %s" % elsewhere)
     mode = stat.S_IMODE(os.stat(sock).st_mode)
     check(mode == 0o660, "vsock.sock mode %o" % mode)
 
