@@ -2239,20 +2239,24 @@ def case_events(e):
           "keel vm list --watch printed: %r (stderr %r)" % (out, err))
 
 
-def start_blk_guest(e, name, args):
+def start_blk_guest(e, name, args, vhdx=False):
     """Start keeld with the thread-pool block back end (KEEL_BLKIO=threads, inherited by its
     workers: a stopped pool thread holds its requests, io_uring's are the kernel's) and VM
-    name running the virtio test guest in mode=blk on a 64 MiB disk, with the guest's extra
-    args; returns the VM once the guest waits for a key before its first request."""
+    name running the virtio test guest in mode=blk on a 64 MiB disk (raw, or VHDX: one a
+    checkpoint takes), with the guest's extra args; returns the VM once the guest waits for
+    a key before its first request."""
     vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
     check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
     os.environ["KEEL_BLKIO"] = "threads"
     e.start_keeld()
     e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
         os.path.dirname(vguest))}, want=201)
-    disk = os.path.join(e.dir, name + ".img")
-    with open(disk, "wb") as f:
-        f.truncate(64 << 20)
+    disk = os.path.join(e.dir, name + (".vhdx" if vhdx else ".img"))
+    if vhdx:
+        e.keel("disk", "create", disk, "--size", "64M")
+    else:
+        with open(disk, "wb") as f:
+            f.truncate(64 << 20)
     e.create(name, kernel=vguest, memory=64 << 20,
              disks=[{"path": disk, "serial": name + "-1"}],
              cmdline="mode=blk sectors=131072 serial=%s-1 wait=key %s" % (name, args))
@@ -2265,10 +2269,13 @@ def case_pause_failure(e):
     """A pause that fails leaves the VM running and says why (issue 9): a device that keeps
     a request in flight (keel-vmm's block I/O threads held with ptrace while the guest's
     first request waits: the thread-pool back end, KEEL_BLKIO=threads, whose requests a
-    stopped thread holds; io_uring's are the kernel's) makes `keel vm pause` and `keel vm
-    save` fail with the reason, and the VM runs on; released, the guest's I/O completes and
-    it finishes its test."""
-    vm = start_blk_guest(e, "pf", "wz_max=%d wz_segs=32" % 0x3fffff)
+    stopped thread holds; io_uring's are the kernel's) makes `keel vm pause`, `keel vm
+    save`, `keel checkpoint create` (leaving no checkpoint; the disk is VHDX so that a
+    checkpoint is possible at all) and a restore into the worker (its control "restore")
+    fail with the reason, and the VM runs on; released, the guest's I/O completes and it
+    finishes its test."""
+    # A VHDX zeroes by writing: its bound is BLK_MAX_WZ_WRITTEN sectors in one segment.
+    vm = start_blk_guest(e, "pf", "wz_max=65536 wz_segs=1", vhdx=True)
     held = hold_threads(vm["pid"], "blkio-pool")
     try:
         e.type_console("pf", "g")
@@ -2285,6 +2292,38 @@ def case_pause_failure(e):
         after = e.vm("pf")
         check(after["state"] == "Running" and after["pid"] == vm["pid"],
               "after a failed save the VM is %s (%s)" % (after["state"], after["state_reason"]))
+        # A checkpoint (a running VM's standard checkpoint saves it) fails cleanly too: no
+        # checkpoint is left, and the VM runs on.
+        _, err = e.keel("checkpoint", "create", "pf", "--name", "held", "--type", "standard",
+                        want=None)
+        check("cannot pause" in err and "requests in flight" in err,
+              "a checkpoint that could not pause says: %r" % err)
+        left = e.api_ok("GET", "/v1/vms/pf/checkpoints")["checkpoints"]
+        check(left == [], "a failed checkpoint left %r" % left)
+        vmdir = os.path.join(e.state, "vms", vm["id"])
+        cdir = os.path.join(vmdir, "checkpoints")
+        check(not os.path.isdir(cdir) or not os.listdir(cdir),
+              "a failed checkpoint left files: %r" % os.listdir(cdir))
+        after = e.vm("pf")
+        check(after["state"] == "Running" and after["pid"] == vm["pid"],
+              "after a failed checkpoint the VM is %s (%s)"
+              % (after["state"], after["state_reason"]))
+        # A restore into the running worker (keel-vmm's control "restore": keeld restores
+        # only stopped VMs) pauses first, and so fails the same way, changing nothing.
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl.settimeout(30)
+        ctl.connect(os.path.join(vmdir, "control.sock"))
+        ctl.sendall(json.dumps({"execute": "restore", "arguments": {
+            "dir": os.path.join(vmdir, "saved")}}).encode() + b"\n")
+        reply = json.loads(ctl.makefile("r").readline())
+        ctl.close()
+        desc = reply.get("error", {}).get("desc", "")
+        check("cannot pause" in desc and "requests in flight" in desc,
+              "a restore that could not pause says: %r" % reply)
+        after = e.vm("pf")
+        check(after["state"] == "Running" and after["pid"] == vm["pid"],
+              "after a failed restore the VM is %s (%s)"
+              % (after["state"], after["state_reason"]))
     finally:
         release_threads(held)
     log = e.console_until("pf", r"virtio: PASS")
