@@ -2375,7 +2375,8 @@ def case_pause_driver_gone(e):
 def case_save_1g(e):
     """A VM with 1 GiB of RAM, every page of it written by the guest, is saved and restored
     with its memory intact; the save job is seen mid-way (keel-vmm stopped with SIGSTOP
-    once it has written part of the memory: 0 < bytes_done < bytes_total) while keeld lists,
+    once it has written part of the memory: 0 < bytes_done < bytes_total; GET /v1/events has
+    delivered a progress event of the job with 0 < percent < 100) while keeld lists,
     starts and turns off another VM, each within 3 s (the list also while the save writes);
     and `keel vm save --no-wait` returns with the job,
     still running (that VM's worker is stopped), which completes once it runs (issue 9)."""
@@ -2389,6 +2390,7 @@ def case_save_1g(e):
                        e.console_until("g1", r"daemon-guest: filled \d+ pages"))
     pages = int(filled.group(1))
     check(pages >= (1000 << 20) >> 12, "the guest filled only %d pages" % pages)
+    since = e.api_ok("GET", "/v1/events?since=0&wait=0")["next"]
     job = e.api_ok("POST", "/v1/vms/g1/save", {}, want=202)["job"]
     tmp = os.path.join(e.state, "vms", vm["id"], "saved", "memory.tmp")
     while True:  # until the job reports at least 1 % written
@@ -2413,6 +2415,24 @@ def case_save_1g(e):
               p["percent"] == p["bytes_done"] * 100 // p["bytes_total"] and
               p["bytes_done"] <= os.stat(tmp).st_size,
               "the save job mid-way: %r" % j)
+        # The event stream carries the job's progress while it runs: an event of the job
+        # with 0 < percent < 100 (and its bytes), before any end of it.
+        deadline = time.time() + 10
+        while True:
+            evs = [x for x in e.api_ok("GET", "/v1/events?since=%d&wait=2" % since)["events"]
+                   if x["kind"] == "job" and x["job"] == job["id"]]
+            prog = [x for x in evs if "progress" in x]
+            if any(0 < x["progress"]["percent"] < 100 for x in prog):
+                break
+            check(time.time() < deadline, "no progress event of the save: %r" % evs)
+        check(all(x["state"] == "running" for x in evs), "the save's events: %r" % evs)
+        for x in prog:
+            q = x["progress"]
+            check(q["bytes_total"] == 1 << 30 and 0 <= q["bytes_done"] <= p["bytes_done"] and
+                  q["percent"] == q["bytes_done"] * 100 // q["bytes_total"],
+                  "a progress event: %r" % x)
+        pcts = [x["progress"]["percent"] for x in prog]
+        check(pcts == sorted(set(pcts)), "progress events not rising: %r" % pcts)
         # keeld answers meanwhile: another VM is listed, started and turned off, each
         # within the bound.
         names = timed("listing the VMs", lambda: [v["name"] for v in e.api_ok("GET", "/v1/vms")],
