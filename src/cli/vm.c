@@ -916,10 +916,17 @@ static int watch_events(bool json)
 			return EXIT_FAIL;
 		}
 		for (size_t i = 0; i < json_object_array_length(evs); i++) {
-			json_object *e = json_object_array_get_idx(evs, i);
+			json_object *e = json_object_array_get_idx(evs, i), *progress;
 
 			if (json)
 				puts(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
+			else if (!strcmp(client_str_field(e, "kind"), "job") &&
+				 json_object_object_get_ex(e, "progress", &progress))
+				printf("%s  job %" PRId64 " %s %s: %s %" PRId64 "%%\n",
+				       client_str_field(e, "time"), int_field(e, "job"),
+				       client_str_field(e, "operation"), client_str_field(e, "vm"),
+				       client_str_field(e, "state"),
+				       int_field(progress, "percent"));
 			else if (!strcmp(client_str_field(e, "kind"), "job"))
 				printf("%s  job %" PRId64 " %s %s: %s%s%s\n",
 				       client_str_field(e, "time"), int_field(e, "job"),

@@ -20,6 +20,9 @@ struct event {
 	char text[256]; /* the reason, or the job's message */
 	uint64_t job;
 	char operation[32];
+	bool progress; /* a running job's progress: percent, and bytes when total is known */
+	int percent;
+	uint64_t bytes_done, bytes_total;
 };
 
 /* A ring of the last EVENTS_KEEP events; seq of the newest is last_seq. Numbers go on from
@@ -80,6 +83,23 @@ void events_job(uint64_t id, const char *operation, const char *vm, const char *
 	pthread_cond_broadcast(&arrived);
 }
 
+void events_job_progress(uint64_t id, const char *operation, const char *vm, int percent,
+			 uint64_t bytes_done, uint64_t bytes_total)
+{
+	struct event *e = next_event();
+
+	snprintf(e->kind, sizeof(e->kind), "job");
+	snprintf(e->vm, sizeof(e->vm), "%s", vm);
+	snprintf(e->state, sizeof(e->state), "running");
+	snprintf(e->operation, sizeof(e->operation), "%s", operation);
+	e->job = id;
+	e->progress = true;
+	e->percent = percent;
+	e->bytes_done = bytes_done;
+	e->bytes_total = bytes_total;
+	pthread_cond_broadcast(&arrived);
+}
+
 void events_switch(const char *name, const char *state, const char *reason)
 {
 	struct event *e = next_event();
@@ -112,6 +132,20 @@ static json_object *event_json(const struct event *e)
 		json_object_object_add(o, "job", json_object_new_int64((int64_t)e->job));
 		json_object_object_add(o, "operation", json_object_new_string(e->operation));
 		json_object_object_add(o, "message", json_object_new_string(e->text));
+		if (e->progress) {
+			json_object *p = json_object_new_object();
+
+			json_object_object_add(p, "percent", json_object_new_int(e->percent));
+			if (e->bytes_total) {
+				json_object_object_add(
+					p, "bytes_done",
+					json_object_new_int64((int64_t)e->bytes_done));
+				json_object_object_add(
+					p, "bytes_total",
+					json_object_new_int64((int64_t)e->bytes_total));
+			}
+			json_object_object_add(o, "progress", p);
+		}
 	} else {
 		json_object_object_add(o, "reason", json_object_new_string(e->text));
 	}

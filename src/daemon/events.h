@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * keeld's event stream: every VM state change and every job's start and end, numbered, kept
- * for the last EVENTS_KEEP. GET /v1/events?since=N&wait=SEC (long-poll) returns the events
- * after N, waiting up to SEC seconds for the first; `keel vm list --watch` and, later, the
- * web manager follow it (docs/keeld.md, "Events"). All functions: keeld's lock held.
+ * keeld's event stream: every VM state change and every job's start, progress and end,
+ * numbered, kept for the last EVENTS_KEEP. GET /v1/events?since=N&wait=SEC (long-poll)
+ * returns the events after N, waiting up to SEC seconds for the first; `keel vm list --watch` and,
+ * later, the web manager follow it (docs/keeld.md, "Events"). All functions: keeld's lock held.
  */
 #ifndef KEEL_DAEMON_EVENTS_H
 #define KEEL_DAEMON_EVENTS_H
@@ -21,6 +21,10 @@ void events_vm_state(const char *uuid, const char *name, const char *state, cons
 /* A job started or ended (state "running", "succeeded" or "failed"). */
 void events_job(uint64_t id, const char *operation, const char *vm, const char *state,
 		const char *message);
+/* A running job's progress changed (jobs_tick, throttled): percent, and bytes_done of
+ * bytes_total when the total is known (0: not). */
+void events_job_progress(uint64_t id, const char *operation, const char *vm, int percent,
+			 uint64_t bytes_done, uint64_t bytes_total);
 /* Switch name's state changed ("blocked": its VMs' ports are off until its rules load;
  * "restored"), with the reason. */
 void events_switch(const char *name, const char *state, const char *reason);

@@ -30,6 +30,8 @@ struct job {
 	char progress_file[PATH_MAX];
 	uint64_t total;
 	uint64_t done_seen; /* the most progress_file has shown: it may go before the job ends */
+	int percent_sent;   /* the percent of the last progress event (-1: none yet) */
+	uint64_t sent_ms;   /* when it was sent (clock_mono_ms) */
 	unsigned flags;	    /* JOB_FINISH_BEFORE_EXIT */
 	struct sup *sup;
 	job_fn fn;
@@ -140,6 +142,7 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	snprintf(j->progress_file, sizeof(j->progress_file), "%s",
 		 progress_file ? progress_file : "");
 	j->total = total;
+	j->percent_sent = -1;
 	j->created = time(NULL);
 	j->sup = sup;
 	j->fn = fn;
@@ -188,6 +191,53 @@ static json_object *time_or_null(time_t t)
 	return buf[0] ? json_object_new_string(buf) : NULL;
 }
 
+/* How many of the job's total bytes are done (its total when it succeeded). */
+static uint64_t job_done(struct job *j)
+{
+	struct stat st;
+
+	if (j->state != JOB_RUNNING)
+		return j->state == JOB_SUCCEEDED ? j->total : 0;
+	if (!j->progress_file[0])
+		return 0;
+	/* lstat: the file is in a directory the jailed worker owns while it saves, and a link
+	 * there must not make keeld tell the size of a host file. */
+	if (lstat(j->progress_file, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > j->done_seen)
+		j->done_seen = (uint64_t)st.st_size;
+	return j->done_seen < j->total ? j->done_seen : j->total;
+}
+
+void jobs_tick(void)
+{
+	uint64_t now = (uint64_t)clock_mono_ms();
+
+	for (size_t i = 0; i < njobs; i++) {
+		struct job *j = jobs[i];
+		uint64_t done;
+		int percent;
+
+		if (j->state != JOB_RUNNING || !j->total || !j->progress_file[0] ||
+		    (j->percent_sent >= 0 && now - j->sent_ms < JOBS_PROGRESS_MS))
+			continue;
+		done = job_done(j);
+		percent = (int)(done * 100 / j->total);
+		if (percent == j->percent_sent || (j->percent_sent < 0 && !percent))
+			continue; /* unchanged; 0 % is what the job's start said */
+		events_job_progress(j->id, j->operation, j->name, percent, done, j->total);
+		j->percent_sent = percent;
+		j->sent_ms = now;
+	}
+}
+
+int jobs_timeout_ms(void)
+{
+	for (size_t i = 0; i < njobs; i++)
+		if (jobs[i]->state == JOB_RUNNING && jobs[i]->total && jobs[i]->progress_file[0])
+			return JOBS_PROGRESS_MS / 2;
+	return -1;
+}
+
 json_object *job_to_json(struct job *j)
 {
 	json_object *o = json_object_new_object(), *p;
@@ -207,17 +257,8 @@ json_object *job_to_json(struct job *j)
 	json_object_object_add(o, "created", time_or_null(j->created));
 	json_object_object_add(o, "finished", time_or_null(j->finished));
 	if (j->total) {
-		struct stat st;
-		uint64_t done = j->state == JOB_SUCCEEDED ? j->total : 0;
+		uint64_t done = job_done(j);
 
-		if (j->state == JOB_RUNNING && j->progress_file[0]) {
-			/* lstat: the file is in a directory the jailed worker owns while it saves,
-			 * and a link there must not make keeld tell the size of a host file. */
-			if (lstat(j->progress_file, &st) == 0 && S_ISREG(st.st_mode) &&
-			    (uint64_t)st.st_size > j->done_seen)
-				j->done_seen = (uint64_t)st.st_size;
-			done = j->done_seen < j->total ? j->done_seen : j->total;
-		}
 		p = json_object_new_object();
 		json_object_object_add(p, "bytes_done", json_object_new_int64((int64_t)done));
 		json_object_object_add(p, "bytes_total", json_object_new_int64((int64_t)j->total));

@@ -57,6 +57,14 @@ struct job *job_find(uint64_t id);
 /* Every job kept, oldest first, as a JSON array. */
 json_object *jobs_to_json(void);
 
+/* The main loop's turn (keeld's lock held): a running job whose percent changed emits a
+ * progress event (events_job_progress), at most one every JOBS_PROGRESS_MS per job.
+ * jobs_timeout_ms is how long the main loop may sleep before the next (-1: no job has
+ * progress to follow). */
+#define JOBS_PROGRESS_MS 500
+void jobs_tick(void);
+int jobs_timeout_ms(void);
+
 /* keeld is exiting: start no new job (job_start fails with -ESHUTDOWN). */
 void jobs_refuse(void);
 /* How many jobs are running (only those with JOB_FINISH_BEFORE_EXIT when must_finish). */

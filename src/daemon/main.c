@@ -128,6 +128,8 @@ static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 		timeout = switch_dhcp_timeout_ms();
 	if (switches_timeout_ms() >= 0 && (timeout < 0 || switches_timeout_ms() < timeout))
 		timeout = switches_timeout_ms();
+	if (jobs_timeout_ms() >= 0 && (timeout < 0 || jobs_timeout_ms() < timeout))
+		timeout = jobs_timeout_ms();
 	if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
 		timeout = max_ms;
 	keeld_unlock();
@@ -151,6 +153,7 @@ static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 	switch_dhcp_events(fds + n + nsup, ndhcp);
 	switch_dhcp_tick();
 	switches_tick();
+	jobs_tick();
 	return 0;
 }
 

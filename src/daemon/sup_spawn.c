@@ -491,7 +491,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	    add_arg(argv, &argc, WORKER_ARGV, "--config=%s", config) ||
 	    add_arg(argv, &argc, WORKER_ARGV, "--serial=unix:%s", serial) ||
 	    (def->console.present && add_arg(argv, &argc, WORKER_ARGV, "--console=unix:%s", hvc)) ||
-	    (def->vsock.present && add_arg(argv, &argc, WORKER_ARGV, "--vsock=socket=%s", vsock)) ||
+	    (def->vsock.present && add_arg(argv, &argc, WORKER_ARGV, "--vsock-socket=%s", vsock)) ||
 	    add_arg(argv, &argc, WORKER_ARGV, "--control=%s", ctl) ||
 	    add_arg(argv, &argc, WORKER_ARGV, "--status-file=%s", status) ||
 	    add_arg(argv, &argc, WORKER_ARGV, "--jail-user=%u:%u", (unsigned)vm->jail_uid,

@@ -3,12 +3,14 @@
 
 #include <errno.h>
 
+#include "lib/le.h"
+
 static int put16(uint8_t *out, size_t cap, size_t *n, uint32_t u)
 {
 	if (*n + 2 > cap)
 		return -ENOSPC;
-	out[(*n)++] = (uint8_t)(u & 0xff);
-	out[(*n)++] = (uint8_t)(u >> 8);
+	le16_store(out + *n, (uint16_t)u);
+	*n += 2;
 	return 0;
 }
 
@@ -67,14 +69,14 @@ int utf16_to_utf8(const uint8_t *in, size_t len, char *out, size_t cap)
 	if (len % 2 || cap == 0)
 		return -EINVAL;
 	for (size_t i = 0; i < len; i += 2) {
-		uint32_t cp = (uint32_t)in[i] | (uint32_t)in[i + 1] << 8;
+		uint32_t cp = le16_load(in + i);
 
 		if (cp >= 0xd800 && cp <= 0xdbff) {
 			uint32_t lo;
 
 			if (i + 4 > len)
 				return -EINVAL;
-			lo = (uint32_t)in[i + 2] | (uint32_t)in[i + 3] << 8;
+			lo = le16_load(in + i + 2);
 			if (lo < 0xdc00 || lo > 0xdfff)
 				return -EINVAL;
 			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);

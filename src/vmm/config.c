@@ -24,7 +24,7 @@ static const char config_usage[] =
 	"                [--net tap=IFNAME[,mac=MAC][,slot=N]]... [--no-rng] [--debug-exit]\n"
 	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--console stdio|file:PATH|unix:PATH|off]\n"
-	"                [--vsock [cid=N,]socket=PATH]\n"
+	"                [--vsock [cid=N,]socket=PATH] [--vsock-socket PATH]\n"
 	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd "
 	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|lun.I=N]...\n"
@@ -222,6 +222,15 @@ int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOC
 			snprintf(err, errlen, "--vsock %s: an option or value is too long", s);
 			return -EINVAL;
 		}
+		if (socket[0]) {
+			/* Whatever follows socket=PATH was part of the path: a path is never split
+			 * (nor a second socket= taken in its place). */
+			snprintf(err, errlen,
+				 "--vsock %s: the socket path cannot contain a comma (and comes "
+				 "last); pass such a path whole with --vsock-socket=PATH",
+				 s);
+			return -EINVAL;
+		}
 		if (!strcmp(k, "cid") &&
 		    !parse_uint(v, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX, &x)) {
 			*cid = (uint32_t)x;
@@ -243,6 +252,19 @@ int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOC
 	}
 	if (!socket[0]) {
 		snprintf(err, errlen, "--vsock %s: socket=PATH is required", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int config_parse_vsock_socket(const char *path, char socket[VMDEF_VSOCK_SOCKET_MAX + 1], char *err,
+			      size_t errlen)
+{
+	if (!*path || absolute_path(path, socket, VMDEF_VSOCK_SOCKET_MAX + 1)) {
+		snprintf(err, errlen,
+			 "--vsock-socket: the socket's absolute path must be 1 to %d bytes "
+			 "(PATH_<port> must fit a Unix socket address): %s",
+			 VMDEF_VSOCK_SOCKET_MAX, path);
 		return -EINVAL;
 	}
 	return 0;
@@ -274,6 +296,7 @@ enum {
 	OPT_CONSOLE,
 	OPT_NO_RNG,
 	OPT_VSOCK,
+	OPT_VSOCK_SOCKET,
 	OPT_CONFIG,
 	OPT_FD,
 	OPT_JAIL_USER,
@@ -307,6 +330,7 @@ static const struct option config_options[] = {
 	{"console", required_argument, NULL, OPT_CONSOLE},
 	{"no-rng", no_argument, NULL, OPT_NO_RNG},
 	{"vsock", required_argument, NULL, OPT_VSOCK},
+	{"vsock-socket", required_argument, NULL, OPT_VSOCK_SOCKET},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -710,6 +734,8 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 		return 0;
 	case OPT_VSOCK:
 		return config_parse_vsock(optarg, &cfg->vsock_cid, cfg->vsock_socket, err, errlen);
+	case OPT_VSOCK_SOCKET:
+		return config_parse_vsock_socket(optarg, cfg->vsock_socket, err, errlen);
 	case OPT_NO_REBOOT:
 		cfg->no_reboot = true;
 		return 0;

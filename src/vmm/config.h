@@ -78,5 +78,9 @@ int config_parse_chardev(const char *s, struct chardev_spec *spec)
  * absolute); -EINVAL with a one-line reason in err. */
 int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOCKET_MAX + 1],
 		       char *err, size_t errlen) __attribute__((warn_unused_result));
+/* One --vsock-socket value: the whole of it is the socket's path (made absolute into
+ * socket), never split at a comma; -EINVAL with a one-line reason in err. */
+int config_parse_vsock_socket(const char *path, char socket[VMDEF_VSOCK_SOCKET_MAX + 1], char *err,
+			      size_t errlen) __attribute__((warn_unused_result));
 
 #endif

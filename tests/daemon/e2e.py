@@ -2062,21 +2062,24 @@ def case_admission(e):
     e.keel("vm", "turn-off", "m2")
 
 
+TIMED_BOUND = 3.0  # seconds: generous for a tiny guest under ASan, but finite
+
+
+def timed(what, fn, limit=TIMED_BOUND, why="while another VM's worker was stopped"):
+    """fn(), checked to take less than limit seconds."""
+    t0 = time.time()
+    r = fn()
+    dt = time.time() - t0
+    check(dt < limit, "%s took %.2f s (bound %.1f s) %s" % (what, dt, limit, why))
+    return r
+
+
 def case_nonblocking(e):
     """keeld never waits on one worker while others need it (docs/keeld.md, "Jobs"): with
     one VM's worker stopped (SIGSTOP), its save is a job that runs on, and another VM
     starts, is listed and turned off with normal latency; a second operation on the busy VM
     is refused naming the job; the save finishes once the worker runs again."""
-    bound = 3.0  # seconds: generous for a tiny guest under ASan, but finite
-
-    def timed(what, fn, limit=bound):
-        t0 = time.time()
-        r = fn()
-        dt = time.time() - t0
-        check(dt < limit, "%s took %.2f s (bound %.1f s) while another VM's worker was stopped"
-              % (what, dt, limit))
-        return r
-
+    bound = TIMED_BOUND
     e.start_keeld()
     e.create("b1", memory=64 << 20)
     e.create("b2")
@@ -2236,20 +2239,24 @@ def case_events(e):
           "keel vm list --watch printed: %r (stderr %r)" % (out, err))
 
 
-def start_blk_guest(e, name, args):
+def start_blk_guest(e, name, args, vhdx=False):
     """Start keeld with the thread-pool block back end (KEEL_BLKIO=threads, inherited by its
     workers: a stopped pool thread holds its requests, io_uring's are the kernel's) and VM
-    name running the virtio test guest in mode=blk on a 64 MiB disk, with the guest's extra
-    args; returns the VM once the guest waits for a key before its first request."""
+    name running the virtio test guest in mode=blk on a 64 MiB disk (raw, or VHDX: one a
+    checkpoint takes), with the guest's extra args; returns the VM once the guest waits for
+    a key before its first request."""
     vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
     check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
     os.environ["KEEL_BLKIO"] = "threads"
     e.start_keeld()
     e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
         os.path.dirname(vguest))}, want=201)
-    disk = os.path.join(e.dir, name + ".img")
-    with open(disk, "wb") as f:
-        f.truncate(64 << 20)
+    disk = os.path.join(e.dir, name + (".vhdx" if vhdx else ".img"))
+    if vhdx:
+        e.keel("disk", "create", disk, "--size", "64M")
+    else:
+        with open(disk, "wb") as f:
+            f.truncate(64 << 20)
     e.create(name, kernel=vguest, memory=64 << 20,
              disks=[{"path": disk, "serial": name + "-1"}],
              cmdline="mode=blk sectors=131072 serial=%s-1 wait=key %s" % (name, args))
@@ -2262,10 +2269,13 @@ def case_pause_failure(e):
     """A pause that fails leaves the VM running and says why (issue 9): a device that keeps
     a request in flight (keel-vmm's block I/O threads held with ptrace while the guest's
     first request waits: the thread-pool back end, KEEL_BLKIO=threads, whose requests a
-    stopped thread holds; io_uring's are the kernel's) makes `keel vm pause` and `keel vm
-    save` fail with the reason, and the VM runs on; released, the guest's I/O completes and
-    it finishes its test."""
-    vm = start_blk_guest(e, "pf", "wz_max=%d wz_segs=32" % 0x3fffff)
+    stopped thread holds; io_uring's are the kernel's) makes `keel vm pause`, `keel vm
+    save`, `keel checkpoint create` (leaving no checkpoint; the disk is VHDX so that a
+    checkpoint is possible at all) and a restore into the worker (its control "restore")
+    fail with the reason, and the VM runs on; released, the guest's I/O completes and it
+    finishes its test."""
+    # A VHDX zeroes by writing: its bound is BLK_MAX_WZ_WRITTEN sectors in one segment.
+    vm = start_blk_guest(e, "pf", "wz_max=65536 wz_segs=1", vhdx=True)
     held = hold_threads(vm["pid"], "blkio-pool")
     try:
         e.type_console("pf", "g")
@@ -2282,6 +2292,38 @@ def case_pause_failure(e):
         after = e.vm("pf")
         check(after["state"] == "Running" and after["pid"] == vm["pid"],
               "after a failed save the VM is %s (%s)" % (after["state"], after["state_reason"]))
+        # A checkpoint (a running VM's standard checkpoint saves it) fails cleanly too: no
+        # checkpoint is left, and the VM runs on.
+        _, err = e.keel("checkpoint", "create", "pf", "--name", "held", "--type", "standard",
+                        want=None)
+        check("cannot pause" in err and "requests in flight" in err,
+              "a checkpoint that could not pause says: %r" % err)
+        left = e.api_ok("GET", "/v1/vms/pf/checkpoints")["checkpoints"]
+        check(left == [], "a failed checkpoint left %r" % left)
+        vmdir = os.path.join(e.state, "vms", vm["id"])
+        cdir = os.path.join(vmdir, "checkpoints")
+        check(not os.path.isdir(cdir) or not os.listdir(cdir),
+              "a failed checkpoint left files: %r" % os.listdir(cdir))
+        after = e.vm("pf")
+        check(after["state"] == "Running" and after["pid"] == vm["pid"],
+              "after a failed checkpoint the VM is %s (%s)"
+              % (after["state"], after["state_reason"]))
+        # A restore into the running worker (keel-vmm's control "restore": keeld restores
+        # only stopped VMs) pauses first, and so fails the same way, changing nothing.
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl.settimeout(30)
+        ctl.connect(os.path.join(vmdir, "control.sock"))
+        ctl.sendall(json.dumps({"execute": "restore", "arguments": {
+            "dir": os.path.join(vmdir, "saved")}}).encode() + b"\n")
+        reply = json.loads(ctl.makefile("r").readline())
+        ctl.close()
+        desc = reply.get("error", {}).get("desc", "")
+        check("cannot pause" in desc and "requests in flight" in desc,
+              "a restore that could not pause says: %r" % reply)
+        after = e.vm("pf")
+        check(after["state"] == "Running" and after["pid"] == vm["pid"],
+              "after a failed restore the VM is %s (%s)"
+              % (after["state"], after["state_reason"]))
     finally:
         release_threads(held)
     log = e.console_until("pf", r"virtio: PASS")
@@ -2333,8 +2375,10 @@ def case_pause_driver_gone(e):
 def case_save_1g(e):
     """A VM with 1 GiB of RAM, every page of it written by the guest, is saved and restored
     with its memory intact; the save job is seen mid-way (keel-vmm stopped with SIGSTOP
-    once it has written part of the memory: 0 < bytes_done < bytes_total) while keeld lists,
-    starts and turns off another VM; and `keel vm save --no-wait` returns with the job,
+    once it has written part of the memory: 0 < bytes_done < bytes_total; GET /v1/events has
+    delivered a progress event of the job with 0 < percent < 100) while keeld lists,
+    starts and turns off another VM, each within 3 s (the list also while the save writes);
+    and `keel vm save --no-wait` returns with the job,
     still running (that VM's worker is stopped), which completes once it runs (issue 9)."""
     e.start_keeld()
     e.create("g1", memory=1 << 30)
@@ -2346,6 +2390,7 @@ def case_save_1g(e):
                        e.console_until("g1", r"daemon-guest: filled \d+ pages"))
     pages = int(filled.group(1))
     check(pages >= (1000 << 20) >> 12, "the guest filled only %d pages" % pages)
+    since = e.api_ok("GET", "/v1/events?since=0&wait=0")["next"]
     job = e.api_ok("POST", "/v1/vms/g1/save", {}, want=202)["job"]
     tmp = os.path.join(e.state, "vms", vm["id"], "saved", "memory.tmp")
     while True:  # until the job reports at least 1 % written
@@ -2353,6 +2398,14 @@ def case_save_1g(e):
         check(j["state"] == "running", "the save ended before it was seen writing: %r" % j)
         if j["progress"]["percent"] > 0 and os.path.exists(tmp):
             break
+    # keeld answers while the save is writing: the list within the bound, the job still
+    # writing after it.
+    names = timed("listing the VMs", lambda: [v["name"] for v in e.api_ok("GET", "/v1/vms")],
+                  why="while another VM's save was writing")
+    check(names == ["g1", "g2"], "list: %r" % names)
+    j = e.api_ok("GET", job["href"])
+    check(j["state"] == "running" and j["progress"]["percent"] < 100,
+          "the save was no longer writing after the list: %r" % j)
     os.kill(vm["pid"], signal.SIGSTOP)
     try:
         j = e.api_ok("GET", job["href"])
@@ -2362,10 +2415,32 @@ def case_save_1g(e):
               p["percent"] == p["bytes_done"] * 100 // p["bytes_total"] and
               p["bytes_done"] <= os.stat(tmp).st_size,
               "the save job mid-way: %r" % j)
-        # keeld answers meanwhile: another VM is listed, started and turned off.
-        check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["g1", "g2"], "list")
-        e.start("g2")
-        e.keel("vm", "turn-off", "g2")
+        # The event stream carries the job's progress while it runs: an event of the job
+        # with 0 < percent < 100 (and its bytes), before any end of it.
+        deadline = time.time() + 10
+        while True:
+            evs = [x for x in e.api_ok("GET", "/v1/events?since=%d&wait=2" % since)["events"]
+                   if x["kind"] == "job" and x["job"] == job["id"]]
+            prog = [x for x in evs if "progress" in x]
+            if any(0 < x["progress"]["percent"] < 100 for x in prog):
+                break
+            check(time.time() < deadline, "no progress event of the save: %r" % evs)
+        check(all(x["state"] == "running" for x in evs), "the save's events: %r" % evs)
+        for x in prog:
+            q = x["progress"]
+            check(q["bytes_total"] == 1 << 30 and 0 <= q["bytes_done"] <= p["bytes_done"] and
+                  q["percent"] == q["bytes_done"] * 100 // q["bytes_total"],
+                  "a progress event: %r" % x)
+        pcts = [x["progress"]["percent"] for x in prog]
+        check(pcts == sorted(set(pcts)), "progress events not rising: %r" % pcts)
+        # keeld answers meanwhile: another VM is listed, started and turned off, each
+        # within the bound.
+        names = timed("listing the VMs", lambda: [v["name"] for v in e.api_ok("GET", "/v1/vms")],
+                      why="while another VM's save was stopped mid-way")
+        check(names == ["g1", "g2"], "list: %r" % names)
+        timed("starting g2", lambda: e.start("g2"), why="while another VM's save was stopped")
+        timed("turning g2 off", lambda: e.keel("vm", "turn-off", "g2"),
+              why="while another VM's save was stopped")
         check(e.vm("g2")["state"] == "Off", "g2 is %s" % e.vm("g2")["state"])
     finally:
         os.kill(vm["pid"], signal.SIGCONT)
@@ -3809,7 +3884,20 @@ def case_vsock(e):
     CID refused with its reason); the jailed worker listens on vsock.sock in the VM's
     directory (group access, as the consoles); a host client of a guest that drives no vsock
     is accepted and closed (the calls it takes are in the filter: the worker lives on), also
-    after a pause and resume (which resets the transport)."""
+    after a pause and resume (which resets the transport). The socket's path reaches the
+    worker whole (--vsock-socket=PATH), never through a key=value splitter: the state
+    directory is named so that its path holds ",socket=" and another path, which split at
+    commas would have moved the socket there (issue 9); keel-vmm's --vsock refuses a
+    socket path with a comma, saying so."""
+    r = subprocess.run([e.a.keel_vmm, "--kernel", e.a.guest, "--vsock",
+                        "socket=%s/a,socket=%s/b" % (e.dir, e.dir)],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode != 0 and "cannot contain a comma" in r.stderr and
+          "--vsock-socket" in r.stderr, "keel-vmm --vsock socket=A,socket=B: %d %r"
+          % (r.returncode, r.stderr))
+    # e.dir/s,socket=/tmp/kdX/r: a directory "s,socket=" holding the path of another.
+    e.state = os.path.join(e.dir, "s,socket=", e.dir.lstrip("/"), "r")
+    os.makedirs(e.state)
     e.start_keeld()
     e.api_err("POST", "/v1/vms", {"name": "v0", "kernel": e.a.guest, "vsock": {"cid": 2}},
               want=400, msg="vsock.cid")
@@ -3821,7 +3909,11 @@ def case_vsock(e):
     sock = os.path.join(e.state, "vms", vm["id"], "vsock.sock")
     with open("/proc/%d/cmdline" % vm["pid"], "rb") as f:
         args = f.read().decode().split("\0")
-    check("--vsock=socket=" + sock in args, "keel-vmm's command line: %r" % args)
+    check("--vsock-socket=" + sock in args and not any(a.startswith("--vsock=") for a in args),
+          "keel-vmm's command line: %r" % args)
+    check(stat.S_ISSOCK(os.stat(sock).st_mode), "no socket at %s" % sock)
+    elsewhere = os.path.join(e.dir, "r", "vms", vm["id"], "vsock.sock")
+    check(not os.path.exists(elsewhere), "the worker listens at %s" % elsewhere)
     mode = stat.S_IMODE(os.stat(sock).st_mode)
     check(mode == 0o660, "vsock.sock mode %o" % mode)
 

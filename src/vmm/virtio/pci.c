@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lib/clock.h"
+#include "lib/le.h"
 #include "lib/lock.h"
 #include "vmm/kvm.h"
 #include "vmm/virtio/state.h"
@@ -372,8 +373,7 @@ static uint64_t vd_bar_read(void *opaque, unsigned bar, uint64_t off, unsigned s
 		uint8_t buf[4] = {0};
 
 		vd->ops->config_read(vd, (unsigned)(off - VIRTIO_DEVICE_OFF), buf, size);
-		v = (uint64_t)buf[0] | (uint64_t)buf[1] << 8 | (uint64_t)buf[2] << 16 |
-		    (uint64_t)buf[3] << 24;
+		v = le32_load(buf);
 	}
 	pthread_mutex_unlock(&vd->lock);
 	return v;
