@@ -200,7 +200,10 @@ static int level_parent(int fd, const char *path, const char *top, char *real, c
 			r = 1;
 	}
 	disk_close(d);
-	if (r < 0)
+	if (r < 0 && !strcmp(top, path))
+		error_set(err, errlen, "disk %s: parent disk not found (its locator names %s)", top,
+			  names[0] ? names : "no path usable here");
+	else if (r < 0)
 		error_set(err, errlen, "disk %s: %s: parent disk not found (its locator names %s)",
 			  top, path, names[0] ? names : "no path usable here");
 	return r < 0 ? -EINVAL : r;

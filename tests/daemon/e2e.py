@@ -1960,7 +1960,7 @@ def case_description(e):
     os.unlink(base)
     e.api_err("POST", "/v1/vms", {"name": "dorph", "kernel": e.a.guest,
                                   "disks": [{"path": orphan}]},
-              want=400, msg="%s: parent disk not found (relative_path '.\\gone-base.vhdx'" % orphan)
+              want=400, msg="%s: parent disk not found (its locator names '%s'" % (orphan, base))
     e.api_err("POST", "/v1/pools/test/disks", {"name": "b3.vhdx", "size": 8 << 20,
                                                "block_size": 3 << 20},
               want=400, msg="cannot create %s: block size must be a power of 2 from 1 MiB "
