@@ -12,6 +12,8 @@
 #include "lib/agent_client.h"
 #include "lib/error.h"
 
+unsigned agent_freeze_timeout_ms = AGENT_FREEZE_TIMEOUT_DEFAULT_MS;
+
 #define AGENT_FREEZE_CALL_MS 5000 /* to connect, and for each request's answer */
 
 int agent_freeze_ready(struct store *store, const struct vm_def *def, char *why, size_t whylen)

@@ -15,7 +15,11 @@
 #include "daemon/store.h"
 #include "daemon/sup.h"
 
-#define AGENT_FREEZE_TIMEOUT_MS 10000 /* the guest thaws by itself after this */
+/* The guest thaws by itself this long after a freeze: keeld --freeze-timeout (seconds),
+ * default 10 s, as VSS allows between freeze and thaw. */
+#define AGENT_FREEZE_TIMEOUT_DEFAULT_MS 10000
+extern unsigned agent_freeze_timeout_ms;
+#define AGENT_FREEZE_TIMEOUT_MS agent_freeze_timeout_ms
 
 struct agent_conn;
 

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/agent_freeze.h"
 #include "daemon/access.h"
 #include "daemon/agent_mon.h"
 #include "daemon/api.h"
@@ -72,7 +73,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: keeld [--state-dir DIR] [--socket PATH] [--vmm PATH] [--stop-timeout SEC]\n"
 		"             [--start-timeout SEC] [--host-reserve SIZE] [--admin-group NAME]\n"
-		"             [--viewer-group NAME] [--worker-uids FIRST-LAST] [--debug]\n"
+		"             [--viewer-group NAME] [--worker-uids FIRST-LAST] [--freeze-timeout "
+		"SEC]\n"
+		"             [--debug]\n"
 		"\n"
 		"keel's management service: VM definitions, workers and the REST API.\n"
 		"  --state-dir DIR      store and per-VM files (default %s, or $KEEL_STATE_DIR)\n"
@@ -90,6 +93,10 @@ static void usage(FILE *f)
 		"  --worker-uids FIRST-LAST  the jailed workers' own uids and gids, one per "
 		"running\n"
 		"                       VM (%u-%u)\n"
+		"  --freeze-timeout SEC how long a guest's file systems stay frozen for a "
+		"production\n"
+		"                       checkpoint or backup before it thaws them itself (1-600; "
+		"10)\n"
 		"  --debug              log every request\n",
 		DEFAULT_STATE_DIR, DEFAULT_SOCKET, DEFAULT_WORKER_UID_FIRST,
 		DEFAULT_WORKER_UID_LAST);
@@ -189,6 +196,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"admin-group", required_argument, NULL, 'A'},
 		{"viewer-group", required_argument, NULL, 'W'},
 		{"worker-uids", required_argument, NULL, 'U'},
+		{"freeze-timeout", required_argument, NULL, 'F'},
 		{"debug", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -225,6 +233,21 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (parse_secs("--start-timeout", optarg, &o->start_timeout_s))
 				return -EINVAL;
 			break;
+		case 'F': {
+			unsigned secs;
+
+			if (parse_secs("--freeze-timeout", optarg, &secs))
+				return -EINVAL;
+			if (secs < 1 || secs > 600) {
+				fprintf(stderr,
+					"keeld: --freeze-timeout: %u s is not from 1 to 600 "
+					"seconds\n",
+					secs);
+				return -EINVAL;
+			}
+			agent_freeze_timeout_ms = secs * 1000;
+			break;
+		}
 		case 'R':
 			if (parse_size(optarg, 1ull << 20, &o->host_reserve)) {
 				log_err("--host-reserve %s: expected a size such as 512M or 2G",

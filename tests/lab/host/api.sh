@@ -241,7 +241,9 @@ keeld_start() {
 		mkdir -p "$KD"
 		: >"$KD/started"
 	fi
-	keeld --state-dir "$KD/state" --socket "$KEEL_SOCKET" >>"$KD/keeld.log" 2>&1 &
+	# --freeze-timeout 30: under nested emulation a production checkpoint's freeze, save,
+	# restart and thaw take 6-10 s, at the edge of the default 10 s (docs/checkpoints.md).
+	keeld --state-dir "$KD/state" --socket "$KEEL_SOCKET" --freeze-timeout 30 >>"$KD/keeld.log" 2>&1 &
 	echo $! >"$KD/pid"
 	_i=0
 	while ! keel vm list >/dev/null 2>&1; do
