@@ -78,7 +78,7 @@ int agent_freeze(struct store *store, struct sup *sup, const struct vm_def *def,
 	r = agent_open(c, path, AGENT_FREEZE_CALL_MS, why, whylen);
 	if (!r) {
 		agent_begin(c, AP_T_FREEZE);
-		ap_put_u32(&c->out, AP_A_TIMEOUT_MS, AGENT_FREEZE_TIMEOUT_MS);
+		ap_put_u32(&c->out, AP_A_TIMEOUT_MS, agent_freeze_timeout_ms);
 		r = agent_call(c, AGENT_FREEZE_CALL_MS, why, whylen);
 		if (!r && ap_get_u32(&c->msg, AP_A_COUNT, &n)) {
 			error_set(why, whylen, "the agent's freeze reply has no count");

@@ -2,7 +2,7 @@
 /*
  * Freezing a running guest's file systems through keel-agent, for production checkpoints and
  * backups (docs/integration-services.md, docs/checkpoints.md): the agent FIFREEZEs every
- * block-device file system with a deadline (AGENT_FREEZE_TIMEOUT_MS) after which it thaws by
+ * block-device file system with a deadline (agent_freeze_timeout_ms) after which it thaws by
  * itself, so a keeld that never comes back never leaves the guest frozen. keeld's lock is let
  * go while the guest answers.
  */
@@ -19,7 +19,6 @@
  * default 10 s, as VSS allows between freeze and thaw. */
 #define AGENT_FREEZE_TIMEOUT_DEFAULT_MS 10000
 extern unsigned agent_freeze_timeout_ms;
-#define AGENT_FREEZE_TIMEOUT_MS agent_freeze_timeout_ms
 
 struct agent_conn;
 

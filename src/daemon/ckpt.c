@@ -513,8 +513,8 @@ static void thaw_now(struct ckpt_ctx *ctx, const struct vm_def *def, struct agen
 
 	if (agent_thaw(ctx->sup, def, *frozen, thawed, why, sizeof(why)))
 		log_warn("VM %s: cannot thaw the guest's file systems (it thaws by itself within "
-			 "%d s): %s",
-			 def->name, AGENT_FREEZE_TIMEOUT_MS / 1000, why);
+			 "%u s): %s",
+			 def->name, agent_freeze_timeout_ms / 1000, why);
 	*frozen = NULL;
 }
 
@@ -615,15 +615,15 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			error_set(err, errlen, "cannot create %s: %s", dir, strerror(-ret));
 			goto out;
 		}
-		if (frozen &&
-		    clock_mono_ms() - frozen_at > AGENT_FREEZE_TIMEOUT_MS - CKPT_FREEZE_MARGIN_MS) {
+		if (frozen && clock_mono_ms() - frozen_at >
+				      (long long)agent_freeze_timeout_ms - CKPT_FREEZE_MARGIN_MS) {
 			/* The guest thaws by itself at its deadline: too close to it to pause
 			 * the VM while it is still frozen. */
 			thaw_now(ctx, def, &frozen, &thawed);
 			error_set(why, sizeof(why),
-				  "the guest's freeze came within %d ms of its %d s deadline "
+				  "the guest's freeze came within %d ms of its %u s deadline "
 				  "before the VM paused",
-				  CKPT_FREEZE_MARGIN_MS, AGENT_FREEZE_TIMEOUT_MS / 1000);
+				  CKPT_FREEZE_MARGIN_MS, agent_freeze_timeout_ms / 1000);
 			if (type == CKPT_PRODUCTION_ONLY) {
 				rmdir(dir);
 				ret = production_refused(def, why, err, errlen);
@@ -678,10 +678,10 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		    sup_start_restore(ctx->sup, &op.nd, was_paused, why2, sizeof(why2)))
 			log_err("VM %s: cannot carry on after checkpoint '%s': %s", def->name, name,
 				why2);
-		else if (frozen && sup_wait_started(ctx->sup, &op.nd, AGENT_FREEZE_TIMEOUT_MS))
+		else if (frozen && sup_wait_started(ctx->sup, &op.nd, agent_freeze_timeout_ms))
 			log_warn(
-				"VM %s: the worker did not come back within %d s to thaw the guest",
-				def->name, AGENT_FREEZE_TIMEOUT_MS / 1000);
+				"VM %s: the worker did not come back within %u s to thaw the guest",
+				def->name, agent_freeze_timeout_ms / 1000);
 		if (frozen) {
 			unsigned had = nfrozen;
 
