@@ -102,12 +102,3 @@ if [ ! -e "$cache/ready" ]; then
 	depmod -b "$cache/root" "$kver"
 	touch "$cache/ready"
 fi
-
-# The firmware-boot images (scripts/images/build.sh; cached host-wide by content under
-# /var/cache/keel/images). debian12-vhdx is converted to VHDX by keel's own disk tool, so it
-# is built here once keel is built (make), and otherwise by the lab runner when a scenario
-# needs it.
-"$top/scripts/images/build.sh" mbr-bios gpt-uefi dvd installer >/dev/null
-if [ -x "$top/build/src/cli/keel" ]; then
-	"$top/scripts/images/build.sh" debian12-vhdx >/dev/null
-fi

@@ -2,7 +2,7 @@
 # Build keel's test and demo disk images from Debian packages, cached host-wide by content.
 #
 #   scripts/images/build.sh NAME...   build each image if its cache lacks it; print its path
-#   scripts/images/build.sh all       every image (scripts/setup.sh runs this)
+#   scripts/images/build.sh all       every image (the lab runner builds only what its scenarios name)
 #   scripts/images/build.sh --list    the image names
 #   scripts/images/build.sh --path NAME   the path it has or would have; build nothing
 #
