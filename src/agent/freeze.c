@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,7 +33,7 @@ static struct {
 	char path[FREEZE_MAX][AP_MAX_PATH];
 	int count;
 	pid_t watchdog;
-	bool self_thawed; /* the deadline passed: a later thaw finds nothing of ours frozen */
+	bool self_thawed; /* not thawed by us: a later thaw on this connection reports 0 */
 } frozen = {.watchdog = -1};
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
@@ -76,6 +77,38 @@ static void record_path(char *buf, size_t size)
 	}
 }
 
+/*
+ * Every look at the record, and every thaw of what it lists, is made holding an exclusive
+ * flock of RECORD.lock: the freezing connection's end, a thaw on another connection and the
+ * watchdog's deadline can come at the same moment (a production checkpoint's restart: the
+ * transport reset ends the freezing connection just as keeld's thaw arrives on a new one),
+ * and exactly one of them thaws and counts each file system. -1 when the lock cannot be had
+ * (no /run): then nothing can be recorded either, and a freeze fails.
+ */
+static int record_lock(void)
+{
+	char path[AP_MAX_PATH + 24];
+	int fd;
+
+	record_path(path, sizeof(path) - 8);
+	strcat(path, ".lock");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+static void record_unlock(int lock)
+{
+	if (lock >= 0)
+		close(lock);
+}
+
 static void record_line(FILE *f, const char *path)
 {
 	for (const char *p = path; *p; p++)
@@ -86,8 +119,9 @@ static void record_line(FILE *f, const char *path)
 	fputc('\n', f);
 }
 
-/* Rewrite the record: the watchdog's pid and the paths frozen so far. */
-static int record_write(pid_t watchdog, char (*paths)[AP_MAX_PATH], int n)
+/* Rewrite the record: the watchdog's pid and the paths frozen so far; or, with closed >= 0,
+ * "closed N" (a freeze its connection's end thawed). */
+static int record_put(pid_t watchdog, char (*paths)[AP_MAX_PATH], int n, int closed)
 {
 	char path[AP_MAX_PATH + 16], tmp[AP_MAX_PATH + 32];
 	FILE *f;
@@ -98,7 +132,10 @@ static int record_write(pid_t watchdog, char (*paths)[AP_MAX_PATH], int n)
 	f = fopen(tmp, "we");
 	if (!f)
 		return -errno;
-	fprintf(f, "pid %d\n", (int)watchdog);
+	if (closed >= 0)
+		fprintf(f, "closed %d\n", closed);
+	else
+		fprintf(f, "pid %d\n", (int)watchdog);
 	for (int i = 0; i < n; i++)
 		record_line(f, paths[i]);
 	ok = fflush(f) == 0 && !ferror(f);
@@ -148,6 +185,11 @@ static int record_read(pid_t *watchdog, int *closed, char (*paths)[AP_MAX_PATH],
 	fclose(f);
 	*watchdog = pid;
 	return n;
+}
+
+static int record_write(pid_t watchdog, char (*paths)[AP_MAX_PATH], int n)
+{
+	return record_put(watchdog, paths, n, -1);
 }
 
 static void record_remove(void)
@@ -290,75 +332,74 @@ static void watchdog_run(uint32_t timeout_ms)
 	pid_t owner = -1;
 	int n, closed;
 
+	int lock;
+
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+	lock = record_lock();
 	n = record_read(&owner, &closed, paths, FREEZE_MAX);
 	if (n >= 0 && owner == getpid()) {
 		thaw_paths(paths, n);
 		record_remove();
 	}
+	record_unlock(lock);
 	_exit(0);
 }
 
-/* End this connection's freeze: the watchdog stopped (whether it had thawed already is
- * in self_thawed), its file systems thawed, the record gone. The number thawed now. */
-static int thaw_own(struct conn *c)
+/*
+ * End this connection's freeze, under the record's lock: its watchdog stopped and, when the
+ * record is still its own (neither the deadline nor a thaw on another connection came
+ * first), its file systems thawed and the record removed, or with closing (the connection
+ * ended) replaced by "closed N" for a thaw on a new connection to report. The number thawed
+ * now; otherwise 0 and self_thawed.
+ */
+static int thaw_own(struct conn *c, bool closing)
 {
-	int count = 0;
+	int lock, count = 0, closed;
+	pid_t owner = -1;
+	bool ours = false;
 
+	if (!frozen.count && frozen.watchdog <= 0)
+		return 0;
+	lock = record_lock();
 	if (frozen.watchdog > 0) {
-		int status;
-
-		if (waitpid(frozen.watchdog, &status, WNOHANG) == frozen.watchdog)
-			frozen.self_thawed = true; /* it ran out: the deadline thawed */
-		else
-			kill(frozen.watchdog, SIGKILL);
+		/* Under the lock the watchdog is asleep, waiting for the lock or done: never in
+		 * the middle of its thaw. */
+		kill(frozen.watchdog, SIGKILL);
 		while (waitpid(frozen.watchdog, NULL, 0) < 0 && errno == EINTR)
 			;
+		ours = record_read(&owner, &closed, NULL, 0) >= 0 && owner == frozen.watchdog;
 		frozen.watchdog = -1;
 	}
-	if (frozen.count) {
+	if (ours)
 		count = thaw_fds(frozen.fd, frozen.count);
-		for (int i = 0; i < frozen.count; i++)
-			close(frozen.fd[i]);
+	for (int i = 0; i < frozen.count; i++)
+		close(frozen.fd[i]);
+	if (ours && closing && count > 0)
+		(void)!record_put(0, NULL, 0, count);
+	else if (ours)
 		record_remove();
-	}
+	frozen.self_thawed = !ours;
 	frozen.count = 0;
 	c->thaw_deadline_ms = 0;
+	record_unlock(lock);
 	return count;
 }
 
 void freeze_thaw_all(struct conn *c)
 {
-	if (c->thaw_deadline_ms && clock_mono_ms() >= c->thaw_deadline_ms && frozen.count)
-		frozen.self_thawed = true;
-	(void)thaw_own(c);
+	(void)thaw_own(c, false);
+	frozen.self_thawed = true; /* the deadline's thaw, whoever made it */
 }
 
 void freeze_conn_end(struct conn *c)
 {
-	bool deadline = c->thaw_deadline_ms && clock_mono_ms() >= c->thaw_deadline_ms;
-	int count;
-
-	if (!frozen.count && frozen.watchdog <= 0)
-		return;
-	if (deadline)
-		frozen.self_thawed = true;
-	count = thaw_own(c);
 	/* The host's connection went away while frozen (a worker restarted under a production
 	 * checkpoint, after its pause): frozen until now, which the host's thaw on a new
-	 * connection is told. Not after the deadline or the watchdog's thaw. */
-	if (!frozen.self_thawed && count > 0) {
-		char path[AP_MAX_PATH + 16];
-		FILE *f;
+	 * connection is told. Not after the deadline. */
+	bool deadline = c->thaw_deadline_ms && clock_mono_ms() >= c->thaw_deadline_ms;
 
-		record_path(path, sizeof(path));
-		f = fopen(path, "we");
-		if (f) {
-			fprintf(f, "closed %d\n", count);
-			fclose(f);
-		}
-	}
+	(void)thaw_own(c, !deadline);
 }
 
 int freeze_handle(struct conn *c, const struct ap_msg *m)
@@ -366,40 +407,49 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	static char paths[FREEZE_MAX][AP_MAX_PATH];
 	uint32_t timeout_ms = FREEZE_DEFAULT_TIMEOUT;
 	pid_t owner;
-	int n, r = 0, failed = 0, closed;
+	int n, r = 0, failed = 0, closed, lock;
 	bool recording = false; /* r is the record's write, not a FIFREEZE */
 
 	if (frozen.count || frozen.watchdog > 0)
 		return conn_error(c, m, EBUSY, "the file systems are already frozen; thaw first");
-	n = record_read(&owner, &closed, paths, FREEZE_MAX);
-	if (n >= 0 && owner > 0 && kill(owner, 0) == 0)
-		return conn_error(c, m, EBUSY,
-				  "another connection's freeze is under way; thaw first");
-	if (n >= 0) {
-		/* Its watchdog is gone (the agent ended): what it recorded is thawed now. */
-		thaw_paths(paths, n);
-		record_remove();
-	}
 	if (ap_get(m, AP_A_TIMEOUT_MS))
 		(void)ap_get_u32(m, AP_A_TIMEOUT_MS, &timeout_ms);
 	if (timeout_ms == 0 || timeout_ms > FREEZE_MAX_TIMEOUT)
 		return conn_error(c, m, EINVAL, "a freeze's timeout is 1 to %d ms, not %u",
 				  FREEZE_MAX_TIMEOUT, timeout_ms);
+	/* Under the lock until the record names this freeze's watchdog: two connections
+	 * freezing at once cannot both find no freeze under way. */
+	lock = record_lock();
+	n = record_read(&owner, &closed, paths, FREEZE_MAX);
+	if (n >= 0 && owner > 0 && kill(owner, 0) == 0) {
+		record_unlock(lock);
+		return conn_error(c, m, EBUSY,
+				  "another connection's freeze is under way; thaw first");
+	}
+	if (n >= 0) {
+		/* Its watchdog is gone (the agent ended), or a "closed" record no thaw came
+		 * for: what it recorded is thawed now. */
+		thaw_paths(paths, n);
+		record_remove();
+	}
 	n = freeze_mounts(paths, FREEZE_MAX);
-	if (n < 0)
+	if (n < 0) {
+		record_unlock(lock);
 		return conn_error(c, m, -n, "cannot read the mount table: %s", strerror(-n));
+	}
 	frozen.self_thawed = false;
 	/* The watchdog first: a FIFREEZE that blocks leaves the ones before it frozen, and the
 	 * deadline covers them too (it thaws what the record lists). */
 	frozen.watchdog = fork();
 	if (frozen.watchdog < 0) {
 		frozen.watchdog = -1;
+		record_unlock(lock);
 		return conn_error(c, m, errno, "cannot start the freeze's watchdog: %s",
 				  strerror(errno));
 	}
 	if (frozen.watchdog == 0) {
 		int held[] = {c->fd,	     c->exec.in_fd, c->exec.out_fd, c->exec.err_fd,
-			      c->exec.pidfd, c->copy.fd,    c->copy.dirfd};
+			      c->exec.pidfd, c->copy.fd,    c->copy.dirfd, lock};
 
 		/* Only the record: the connection and an exec's pipes held here would hide
 		 * their end from the host and the program until the deadline. */
@@ -409,7 +459,8 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 		watchdog_run(timeout_ms);
 	}
 	c->thaw_deadline_ms = clock_mono_ms() + timeout_ms;
-	r = record_write(frozen.watchdog, frozen.path, 0);
+	r = lock < 0 ? -ENOLCK : record_write(frozen.watchdog, frozen.path, 0);
+	record_unlock(lock);
 	recording = r != 0;
 	for (int i = 0; i < n && !r; i++) {
 		int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -445,8 +496,7 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 	if (r) {
 		int e = -r;
 
-		thaw_own(c);
-		record_remove();
+		(void)thaw_own(c, false);
 		if (recording) {
 			char path[AP_MAX_PATH + 16];
 
@@ -479,18 +529,18 @@ int thaw_handle(struct conn *c, const struct ap_msg *m)
 	int count = 0;
 
 	if (frozen.count || frozen.watchdog > 0) {
-		count = thaw_own(c);
+		count = thaw_own(c, false);
 	} else if (!frozen.self_thawed) {
 		pid_t owner = -1;
-		int closed, n = record_read(&owner, &closed, paths, FREEZE_MAX);
+		int closed, lock = record_lock();
+		int n = record_read(&owner, &closed, paths, FREEZE_MAX);
 
 		if (n >= 0) {
 			count = closed >= 0 ? closed : thaw_paths(paths, n);
 			record_remove();
 		}
+		record_unlock(lock);
 	}
-	if (frozen.self_thawed)
-		count = 0;
 	frozen.self_thawed = false;
 	ap_begin(&c->out, m->type, AP_F_REPLY, m->id);
 	ap_put_u32(&c->out, AP_A_COUNT, (uint32_t)count);

@@ -505,17 +505,22 @@ int ckpt_sweep(struct ckpt_ctx *ctx, const struct vm_def *def)
 	return n;
 }
 
-/* End the guest's freeze (*frozen NULL after); *thawed the file systems still frozen. */
-static void thaw_now(struct ckpt_ctx *ctx, const struct vm_def *def, struct agent_conn **frozen,
+/* End the guest's freeze (*frozen NULL after); *thawed the file systems still frozen. false
+ * when the agent could not be asked (logged: the guest thaws by itself). */
+static bool thaw_now(struct ckpt_ctx *ctx, const struct vm_def *def, struct agent_conn **frozen,
 		     unsigned *thawed)
 {
 	char why[400];
+	bool ok = true;
 
-	if (agent_thaw(ctx->sup, def, *frozen, thawed, why, sizeof(why)))
+	if (agent_thaw(ctx->sup, def, *frozen, thawed, why, sizeof(why))) {
 		log_warn("VM %s: cannot thaw the guest's file systems (it thaws by itself within "
 			 "%u s): %s",
 			 def->name, agent_freeze_timeout_ms / 1000, why);
+		ok = false;
+	}
 	*frozen = NULL;
+	return ok;
 }
 
 /* How much of the guest's freeze deadline must be left when the VM pauses. */
@@ -565,7 +570,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			}
 			if (ret && frozen) {
 				/* Thawed before anything else: what follows is not frozen. */
-				thaw_now(ctx, def, &frozen, &thawed);
+				(void)thaw_now(ctx, def, &frozen, &thawed);
 				nfrozen = 0;
 			}
 		}
@@ -619,7 +624,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 				      (long long)agent_freeze_timeout_ms - CKPT_FREEZE_MARGIN_MS) {
 			/* The guest thaws by itself at its deadline: too close to it to pause
 			 * the VM while it is still frozen. */
-			thaw_now(ctx, def, &frozen, &thawed);
+			(void)thaw_now(ctx, def, &frozen, &thawed);
 			error_set(why, sizeof(why),
 				  "the guest's freeze came within %d ms of its %u s deadline "
 				  "before the VM paused",
@@ -683,27 +688,16 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 				"VM %s: the worker did not come back within %u s to thaw the guest",
 				def->name, agent_freeze_timeout_ms / 1000);
 		if (frozen) {
-			unsigned had = nfrozen;
-
-			thaw_now(ctx, def, &frozen, &thawed);
-			if (production && thawed < had) {
-				/* The guest had thawed itself (its deadline) before keeld's thaw:
-				 * perhaps before the pause, so not application-consistent. The
-				 * restart's saved state stays: a standard checkpoint. */
-				struct ckpt *k = ckpt_tree_by_id(&op.t, id);
-				k->production = false;
-				k->saved = true;
-				if (op_commit(&op, false, why2, sizeof(why2)))
-					log_err("VM %s: cannot relabel checkpoint '%s': %s",
-						def->name, name, why2);
-				production = false;
-				snprintf(fallback, sizeof(fallback),
-					 "a standard checkpoint instead of a production one: the "
-					 "guest thawed %u of its %u frozen file systems by itself "
-					 "before keeld's thaw",
-					 had - thawed, had);
-				log_warn("VM %s: checkpoint '%s': %s", def->name, name, fallback);
-			}
+			/* The checkpoint is application-consistent or not from the moment of
+			 * the pause, checked above: the guest cannot thaw while paused, and its
+			 * clock carries on from the save. A file system the guest's deadline
+			 * thawed during the restart (a large VM's memory takes long to save)
+			 * was frozen when its disk was taken. */
+			if (thaw_now(ctx, def, &frozen, &thawed) && thawed < nfrozen)
+				log_info("VM %s: checkpoint '%s': %u of the %u frozen file systems "
+					 "were thawed at the guest's deadline during the restart, "
+					 "after the pause",
+					 def->name, name, nfrozen - thawed, nfrozen);
 		}
 		if (production)
 			remove_state_dir(dir); /* the restart's: saved/ has its links */
@@ -735,7 +729,7 @@ undo:
 		remove_state_dir(dir); /* the restart's: saved/ has its links */
 out:
 	if (frozen)
-		thaw_now(ctx, def, &frozen, &thawed);
+		(void)thaw_now(ctx, def, &frozen, &thawed);
 	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
 		free(children[i]);
 	op_end(&op);
