@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1294,7 +1295,6 @@ static void request_vm(const char *method, const char *url, const char *body, si
 	}
 }
 
-/* One audit record: the store (the newest STORE_AUDIT_KEEP) and keeld's log. */
 /* s with every control character as '?': a path or message never forges a log line. */
 static void printable(char *s)
 {
@@ -1303,19 +1303,34 @@ static void printable(char *s)
 			*s = '?';
 }
 
+/* One audit record: the store (the newest STORE_AUDIT_KEEP) and keeld's log. path and msg
+ * are made printable here. keeld's lock held. */
+static void audit_record(struct api_ctx *ctx, const char *user, long long uid, const char *method,
+			 char *path, const char *vm, unsigned status, char *msg)
+{
+	struct store_audit a = {.time = (int64_t)time(NULL),
+				.uid = (uint32_t)uid,
+				.user = user,
+				.method = method,
+				.path = path,
+				.vm = vm,
+				.status = status,
+				.message = msg};
+
+	printable(path);
+	printable(msg);
+	log_info("audit: %s (uid %u) %s %s -> %u%s%s", user, (unsigned)uid, method, path, status,
+		 msg[0] ? ": " : "", msg);
+	if (store_audit_add(ctx->store, &a))
+		log_err("audit: cannot record %s %s by %s in the store", method, path, user);
+}
+
+/* The audit record of a request: its error's message when it failed. */
 static void audit(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
 		  const char *url, const char *query, const char *vm, const struct api_reply *out)
 {
 	char msg[512] = "", path[1200];
 	json_object *o = NULL, *e, *m;
-	struct store_audit a = {.time = (int64_t)time(NULL),
-				.uid = (uint32_t)caller->uid,
-				.user = caller->user,
-				.method = method,
-				.path = path,
-				.vm = vm,
-				.status = out->status,
-				.message = msg};
 
 	snprintf(path, sizeof(path), "%s%s%s", url, query && query[0] ? "?" : "",
 		 query ? query : "");
@@ -1325,13 +1340,32 @@ static void audit(struct api_ctx *ctx, const struct api_caller *caller, const ch
 	    json_object_object_get_ex(e, "message", &m))
 		snprintf(msg, sizeof(msg), "%s", json_object_get_string(m));
 	json_object_put(o);
-	printable(path);
-	printable(msg);
-	log_info("audit: %s (uid %u) %s %s -> %u%s%s", caller->user, (unsigned)caller->uid, method,
-		 path, out->status, msg[0] ? ": " : "", msg);
-	if (store_audit_add(ctx->store, &a))
-		log_err("audit: cannot record %s %s by %s in the store", method, path,
-			caller->user);
+	audit_record(ctx, caller->user, (long long)caller->uid, method, path, vm, out->status, msg);
+}
+
+void api_audit_refused(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
+		       const char *url, const struct api_reply *out)
+{
+	keeld_lock();
+	audit(ctx, caller, method, url, NULL, "", out);
+	keeld_unlock();
+}
+
+void api_audit_job_end(const struct job *j, void *opaque)
+{
+	struct api_ctx *ctx = opaque;
+	char path[64], msg[900];
+	unsigned status = 200;
+	long long uid;
+	const char *user = job_requester(j, &uid);
+
+	snprintf(path, sizeof(path), "/v1/jobs/%" PRIu64, job_id(j));
+	if (job_state_of(j) == JOB_FAILED)
+		(void)errno_code(job_error(j), &status);
+	snprintf(msg, sizeof(msg), "%s %s%s%s", job_operation(j),
+		 job_state_of(j) == JOB_FAILED ? "failed" : "succeeded",
+		 job_message(j)[0] ? ": " : "", job_message(j));
+	audit_record(ctx, user, uid, "JOB", path, job_vm_name(j), status, msg);
 }
 
 void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
@@ -1348,7 +1382,10 @@ void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char
 		memset(out, 0, sizeof(*out));
 		api_error_reply(out, 403, "Forbidden", why);
 	} else {
+		/* A job the request starts keeps its caller, for the audit of its outcome. */
+		jobs_requester(caller->user, (long long)caller->uid);
 		handle_locked(ctx, method, url, query, body, len, out);
+		jobs_requester(NULL, 0);
 	}
 	/* What changed or tried to change: every request that is not a read, refused or not;
 	 * a refused read too, so that probing shows. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/biglock.h"
 #include "daemon/events.h"
@@ -33,6 +34,8 @@ struct job {
 	int percent_sent;   /* the percent of the last progress event (-1: none yet) */
 	uint64_t sent_ms;   /* when it was sent (clock_mono_ms) */
 	unsigned flags;	    /* JOB_FINISH_BEFORE_EXIT */
+	char requester[64]; /* who asked (jobs_requester), for the audit */
+	long long requester_uid;
 	struct sup *sup;
 	job_fn fn;
 	void *arg;
@@ -46,6 +49,23 @@ static size_t njobs, cap;
  * keeld restart never meets another job under the same id. */
 static uint64_t next_id;
 static bool refusing; /* keeld is exiting */
+/* The caller of the request this thread serves (jobs_requester); "" when none. */
+static _Thread_local char cur_requester[64];
+static _Thread_local long long cur_requester_uid;
+static job_end_fn end_fn;
+static void *end_opaque;
+
+void jobs_requester(const char *user, long long uid)
+{
+	snprintf(cur_requester, sizeof(cur_requester), "%s", user ? user : "");
+	cur_requester_uid = uid;
+}
+
+void jobs_on_end(job_end_fn fn, void *opaque)
+{
+	end_fn = fn;
+	end_opaque = opaque;
+}
 
 static void forget_old(void)
 {
@@ -97,6 +117,8 @@ static void *job_thread(void *opaque)
 		 j->uuid[0] ? " of VM " : "", j->name, r ? "failed" : "done",
 		 j->message[0] ? ": " : "", j->message);
 	events_job(j->id, j->operation, j->name, r ? "failed" : "succeeded", j->message);
+	if (end_fn)
+		end_fn(j, end_opaque);
 	if (j->uuid[0])
 		sup_op_end(j->sup, j->uuid);
 	forget_old();
@@ -142,6 +164,13 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	snprintf(j->progress_file, sizeof(j->progress_file), "%s",
 		 progress_file ? progress_file : "");
 	j->total = total;
+	if (cur_requester[0]) {
+		snprintf(j->requester, sizeof(j->requester), "%s", cur_requester);
+		j->requester_uid = cur_requester_uid;
+	} else {
+		snprintf(j->requester, sizeof(j->requester), "keeld");
+		j->requester_uid = (long long)geteuid();
+	}
 	j->percent_sent = -1;
 	j->created = time(NULL);
 	j->sup = sup;
@@ -275,6 +304,27 @@ json_object *job_to_json(struct job *j)
 	if (j->result)
 		json_object_object_add(o, "result", json_object_get(j->result));
 	return o;
+}
+
+uint64_t job_id(const struct job *j)
+{
+	return j->id;
+}
+
+const char *job_vm_name(const struct job *j)
+{
+	return j->name;
+}
+
+const char *job_requester(const struct job *j, long long *uid)
+{
+	*uid = j->requester_uid;
+	return j->requester;
+}
+
+const char *job_message(const struct job *j)
+{
+	return j->message;
 }
 
 int job_error(const struct job *j)

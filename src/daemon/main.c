@@ -490,6 +490,7 @@ int main(int argc, char **argv)
 	if (lsock < 0)
 		goto out;
 	api = (struct api_ctx){.store = store, .sup = sup, .stop_timeout_s = o.stop_timeout_s};
+	jobs_on_end(api_audit_job_end, &api);
 	if (http_start(lsock, &api, &http))
 		goto out;
 	lsock = -1; /* MHD owns it now */

@@ -1470,6 +1470,29 @@ def case_access(e):
     code, doc = e.curl("PATCH", "/v1/vms/a1", {"notes": "admin"}, who=admin)
     check(code == 200 and doc["notes"] == "admin", "admin change: %d %r" % (code, doc))
     check(e.vm("a1")["notes"] == "admin", "the viewer's change went through")
+    # A job's outcome is audited when it ends, by whoever started it (a checkpoint of the
+    # Off VM, by the administrator nobody).
+    code, doc = e.curl("POST", "/v1/vms/a1/checkpoints", {"name": "audited"}, who=admin)
+    check(code == 202, "admin checkpoint: %d %r" % (code, doc))
+    job = doc.get("id") or doc.get("job", {}).get("id")
+    for _ in range(100):
+        if any(r["method"] == "JOB" for r in e.api_ok("GET", "/v1/audit?vm=a1")):
+            break
+        time.sleep(0.1)
+    ends = [r for r in e.api_ok("GET", "/v1/audit?vm=a1") if r["method"] == "JOB"]
+    check(len(ends) == 1 and ends[0]["user"] == "nobody" and ends[0]["uid"] == nobody and
+          ends[0]["status"] == 200 and ends[0]["path"] == "/v1/jobs/%d" % job and
+          "succeeded" in ends[0]["message"], "the job's end in the audit: %r" % ends)
+    # Requests refused before routing (a body over 1 MiB, a query over 1 KiB) are audited.
+    code, _ = e.curl("POST", "/v1/vms", raw='{"name": "%s"}' % ("x" * (1 << 20)), who=admin)
+    check(code == 413, "a body of 1 MiB: %d" % code)
+    code, _ = e.curl("GET", "/v1/vms?" + "a=" + "b" * 1100, who=viewer)
+    check(code == 414, "a query of 1.1 KiB: %d" % code)
+    big = [r for r in e.api_ok("GET", "/v1/audit") if r["status"] in (413, 414)]
+    check([(r["user"], r["method"], r["status"]) for r in big] ==
+          [("nobody", "POST", 413), ("nobody", "GET", 414)] and
+          "larger than" in big[0]["message"] and big[0]["path"] == "/v1/vms",
+          "413 and 414 in the audit: %r" % big)
     # The audit log: who, what, the outcome; refusals too; reads are not recorded.
     log = e.api_ok("GET", "/v1/audit?vm=a1")
     seen = [(r["user"], r["uid"], r["method"], r["status"]) for r in log]
