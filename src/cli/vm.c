@@ -1123,7 +1123,7 @@ static int cmd_action(int argc, char **argv, const char *action)
 	if (!o.name)
 		return usage_error("%s", "missing the VM name");
 	vm_path(path, sizeof(path), o.name, action);
-	snprintf(what, sizeof(what), "%s VM '%s'", action, o.name);
+	snprintf(what, sizeof(what), "%.16s VM '%.64s'", action, o.name);
 	if (!strcmp(action, "stop")) {
 		body = json_object_new_object();
 		json_object_object_add(body, "force", json_object_new_boolean(o.force));
