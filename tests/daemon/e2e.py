@@ -1055,6 +1055,175 @@ def case_backup(e):
         agent.wait()
 
 
+def import_leftovers(e):
+    """What imports left in the default pool: its directories (copies and staging)."""
+    return sorted(os.listdir(os.path.join(e.state, "pools", "default")))
+
+
+def case_import(e):
+    """keel vm import (issue 13): a backup imported as a new VM (--new-id: new id and MAC)
+    that starts on a copy with the disk's contents; clashes of name, id and MAC refused; the
+    backup imported again and then registered in place with its own id; corrupted and
+    malicious backup directories refused with their reason and nothing registered or left;
+    a copy that fails part-way removes what it made, and one interrupted by keeld's death
+    leaves no VM."""
+    e.start_keeld()
+    base = os.path.join(e.dir, "base.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    write_disk(e, base, 5)
+    write_disk(e, base, 6, off=4 << 20)
+    want = digest(e, base)
+    orig = e.create("i1", disks=[{"path": base}], nets=[{"tap": "ki0"}])
+    dest = os.path.join(e.dir, "backups")
+    os.makedirs(dest)
+    e.keel("vm", "backup", "i1", "--to", dest)
+    bdir = os.path.join(dest, "i1")
+    before = import_leftovers(e)
+    # Clashes: the name, then (another name) the id, then (a new name and id... no: the MAC
+    # goes with the id) all refused before anything is made.
+    e.api_err("POST", "/v1/vms/import", {"from": bdir}, want=409,
+              msg="a VM named 'i1' exists already")
+    e.api_err("POST", "/v1/vms/import", {"from": bdir, "name": "i2"}, want=409,
+              msg="has the backup's id " + orig["id"])
+    _, err = e.keel("vm", "import", bdir, "--name", "i2", want=5)
+    check("--new-id" in err, "the id clash does not say what to do: %r" % err)
+    e.api_err("POST", "/v1/vms/import", {"from": bdir, "in_place": True, "new_id": True},
+              want=400, msg="a new id needs a copy")
+    e.api_err("POST", "/v1/vms/import", {"from": bdir, "bogus": 1}, want=400,
+              msg="unknown field")
+    e.api_err("POST", "/v1/vms/import", {"from": bdir, "name": "i2", "new_id": True,
+              "copy_to": "nopool"}, want=404)
+    check(import_leftovers(e) == before, "refusals left files: %r" % import_leftovers(e))
+    # A copy with a new id and MAC, which starts on a disk with the backup's contents.
+    out, _ = e.keel("vm", "import", bdir, "--new-id", "--name", "i2")
+    check("VM 'i2' imported" in out and "copy, new id" in out, "import: %r" % out)
+    i2 = e.vm("i2")
+    copy = os.path.join(e.state, "pools", "default", "i2", "disk0.vhdx")
+    check(i2["id"] != orig["id"], "--new-id kept the id %s" % i2["id"])
+    check(i2["nets"][0]["mac"] != orig["nets"][0]["mac"], "--new-id kept the MAC: %r" %
+          i2["nets"])
+    check(disk_of(e, "i2") == copy, "i2's disk is %s, not the copy" % disk_of(e, "i2"))
+    check(digest(e, copy) == want, "the imported disk differs from the VM's")
+    disk_check(e, copy)
+    # Sparse: the 8 MiB disk's copy holds 128 KiB of data and the VHDX's own structures,
+    # as the backup's file does (a full copy would allocate more than the virtual size).
+    used = os.stat(copy).st_blocks * 512
+    check(used < 8 << 20 and
+          used <= os.stat(os.path.join(bdir, "disks", "disk0.vhdx")).st_blocks * 512 + (1 << 20),
+          "the copy is not sparse: %d bytes allocated" % used)
+    jobs = [j for j in e.api_ok("GET", "/v1/jobs") if j.get("operation") == "import"]
+    check(jobs and jobs[-1]["progress"]["bytes_total"] == 8 << 20 and
+          jobs[-1]["progress"]["percent"] == 100, "the import job: %r" % jobs)
+    e.api_ok("PATCH", "/v1/vms/i2", {"nets": []})  # its tap is i1's: no network needed
+    e.start("i2")
+    e.console_until("i2", "ready for input")
+    e.keel("vm", "turn-off", "i2")
+    check(digest(e, base) == want, "the original disk changed")
+    # The backup is unchanged and imports again (a copy keeps it reusable).
+    out, _ = e.keel("vm", "import", bdir, "--new-id", "--name", "i3", "--json")
+    doc = json.loads(out)
+    check(doc["vm"] == "i3" and doc["mode"] == "copy" and doc["new_id"] and
+          doc["not_imported"] == [], "second import: %r" % doc)
+    # In place, keeping the id and MAC, once the original is gone: the backup's files
+    # become the VM's.
+    e.keel("vm", "delete", "i1")
+    out, _ = e.keel("vm", "import", bdir, "--in-place")
+    i1 = e.vm("i1")
+    check(i1["id"] == orig["id"] and i1["nets"][0]["mac"] == orig["nets"][0]["mac"],
+          "in place: %r" % i1)
+    check(disk_of(e, "i1") == os.path.join(bdir, "disks", "disk0.vhdx"),
+          "in place: the VM is on %s" % disk_of(e, "i1"))
+    e.keel("vm", "delete", "i1")
+    # Corrupted and malicious backups: each refused at once, saying why, nothing made.
+    def bad(tag, change, msg, body=None):
+        d = os.path.join(e.dir, "bad-" + tag)
+        shutil.copytree(bdir, d, symlinks=True)
+        change(d)
+        before = import_leftovers(e)
+        e.api_err("POST", "/v1/vms/import", body or {"from": d, "new_id": True,
+                  "name": "x-" + tag}, want=400, msg=msg)
+        check(import_leftovers(e) == before, "%s left files: %r" % (tag, import_leftovers(e)))
+        return d
+
+    def set_cfg(d, fn):
+        p = os.path.join(d, "config.json")
+        cfg = json.load(open(p))
+        fn(cfg)
+        json.dump(cfg, open(p, "w"))
+
+    bad("json", lambda d: open(os.path.join(d, "config.json"), "w").write('{"name": "x",'),
+        "is not one JSON object")
+    bad("field", lambda d: set_cfg(d, lambda c: c.update(state="Running")), "config.json")
+    bad("dotdot", lambda d: set_cfg(d, lambda c: c["disks"][0].update(
+        path=d + "/disks/../../base.vhdx")), "is not a file of the backup's disks/ directory")
+    bad("abs", lambda d: set_cfg(d, lambda c: c["disks"][0].update(path=base)),
+        "is not a file of the backup's disks/ directory")
+
+    def link_disk(d):
+        os.unlink(os.path.join(d, "disks", "disk0.vhdx"))
+        os.symlink(base, os.path.join(d, "disks", "disk0.vhdx"))
+    bad("symlink", link_disk, "is a symlink")
+
+    def link_dir(d):
+        shutil.rmtree(os.path.join(d, "disks"))
+        os.symlink(os.path.dirname(base), os.path.join(d, "disks"))
+    bad("symdir", link_dir, "(a symlink)")
+
+    def truncate(d):
+        p = os.path.join(d, "disks", "disk0.vhdx")
+        os.truncate(p, os.path.getsize(p) // 2)
+    bad("truncated", truncate, "beyond the end of the file")
+    bad("notvhdx", lambda d: open(os.path.join(d, "disks", "disk0.vhdx"), "r+b").write(
+        b"\0" * 65536), "does not open as a VHDX")
+    bad("parent", lambda d: subprocess.run(
+        [e.a.keel, "disk", "create", os.path.join(d, "disks", "disk0.vhdx.new"), "--parent",
+         base], check=True, capture_output=True) and os.replace(
+        os.path.join(d, "disks", "disk0.vhdx.new"), os.path.join(d, "disks", "disk0.vhdx")),
+        "is a differencing disk")
+    outside = tempfile.mkdtemp(prefix="kdi", dir="/var/tmp")
+    try:
+        shutil.copytree(bdir, os.path.join(outside, "i1"))
+        e.api_err("POST", "/v1/vms/import", {"from": os.path.join(outside, "i1"),
+                  "new_id": True, "name": "x-out"}, want=400, msg="in no storage pool")
+    finally:
+        shutil.rmtree(outside)
+    # A copy failing part-way (test builds: test-import-fail in the backup) removes what it
+    # made and registers nothing.
+    hook = os.path.join(bdir, "test-import-fail")
+    open(hook, "w").close()
+    before = import_leftovers(e)
+    _, err = e.keel("vm", "import", bdir, "--new-id", "--name", "i4", want=1)
+    os.unlink(hook)
+    check("test hook" in err, "the failed import: %r" % err)
+    code, _ = e.curl("GET", "/v1/vms/i4")
+    check(code == 404 and import_leftovers(e) == before,
+          "a failed import left %d %r" % (code, import_leftovers(e)))
+    # keeld killed during the copy (held by test-import-hold): no VM is registered; the
+    # staging directory left is named in the refusal of the next import.
+    hold = os.path.join(bdir, "test-import-hold")
+    open(hold, "w").close()
+    job = subprocess.Popen([e.a.keel, "vm", "import", bdir, "--new-id", "--name", "i5"],
+                           env=dict(os.environ, KEEL_SOCKET=e.sock),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stage = os.path.join(e.state, "pools", "default", ".i5.import")
+    for _ in range(300):
+        if os.path.exists(os.path.join(stage, "disk0.vhdx")):
+            break
+        time.sleep(0.1)
+    check(os.path.exists(os.path.join(stage, "disk0.vhdx")), "the held copy did not start")
+    e.kill_keeld()
+    job.communicate(timeout=30)
+    os.unlink(hold)
+    e.start_keeld()
+    code, _ = e.curl("GET", "/v1/vms/i5")
+    check(code == 404, "an interrupted import registered VM i5")
+    e.api_err("POST", "/v1/vms/import", {"from": bdir, "new_id": True, "name": "i5"},
+              want=409, msg="under way or was interrupted")
+    shutil.rmtree(stage)
+    e.keel("vm", "import", bdir, "--new-id", "--name", "i5")
+    check(digest(e, disk_of(e, "i5")) == want, "i5's disk differs")
+
+
 def backup_held(e, name, vmdir, dest):
     """keel vm backup NAME --to DEST in the background, its copy held by the test hook (the
     file test-backup-hold in the VM's directory) once its checkpoint exists and the VM runs

@@ -1,0 +1,549 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/vm_import.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/biglock.h"
+#include "daemon/disk_policy.h"
+#include "daemon/pools.h"
+#include "daemon/switch.h"
+#include "daemon/vm_macs.h"
+#include "disk/disk.h"
+#include "lib/error.h"
+#include "lib/log.h"
+
+/*
+ * The file of the backup's disks/ directory that a disk of its description names: the path
+ * config.json gives (where the backup was written) must be absolute, without "." or ".."
+ * components or empty ones, and end in "disks/FILE"; what is used is FROM/disks/FILE, so a
+ * backup moved elsewhere still imports, and no path in it leads out of FROM. 0 and *file, or
+ * -EINVAL.
+ */
+static int disk_file(const char *path, const char **file)
+{
+	const char *p = path, *last = NULL, *prev = NULL;
+
+	if (path[0] != '/')
+		return -EINVAL;
+	while (*p == '/') {
+		size_t n = strcspn(p + 1, "/");
+
+		if (n == 0 || (n == 1 && p[1] == '.') || (n == 2 && p[1] == '.' && p[2] == '.'))
+			return -EINVAL;
+		prev = last;
+		last = p + 1;
+		p += 1 + n;
+	}
+	if (!prev || strncmp(prev, "disks/", 6) || last != prev + 6)
+		return -EINVAL;
+	*file = last;
+	return 0;
+}
+
+static void note(struct import_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct import_plan *p, const char *fmt, ...)
+{
+	char line[PATH_MAX + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	json_object_array_add(p->not_imported, json_object_new_string(line));
+}
+
+/* What the directory holds besides config.json and the disks the description names. */
+static void list_extra(struct import_plan *p, const char *dir, bool top)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		bool used = false;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (top)
+			used = !strcmp(e->d_name, "config.json") || !strcmp(e->d_name, "disks");
+		for (unsigned i = 0; !top && i < p->def.ndisks; i++) {
+			const char *f = strrchr(p->def.disks[i].path, '/');
+
+			used |= f && !strcmp(f + 1, e->d_name);
+		}
+		if (!used)
+			note(p, "%s/%s: not part of a keel backup's layout, not imported", dir,
+			     e->d_name);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* A file of the backup through its pool: regular, no symlink as its last component. */
+static int open_backup_file(struct store *st, const char *what, const char *path, char *err,
+			    size_t errlen)
+{
+	int fd = pools_open(st, what, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, false, err, errlen);
+	struct stat s;
+
+	if (fd < 0) {
+		if (fd == -ELOOP)
+			error_set(err, errlen, "%s %s is a symlink: a backup's files are its own",
+				  what, path);
+		return fd == -ELOOP || fd == -EXDEV ? -EINVAL : fd;
+	}
+	if (fstat(fd, &s) < 0 || !S_ISREG(s.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
+		close(fd);
+		error_set(err, errlen, "%s %s is not a regular file", what, path);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/* Disk i of the description: a standalone VHDX file of FROM/disks, opened cleanly. */
+static int check_disk(struct store *st, struct import_plan *p, unsigned i, char *err,
+		      size_t errlen)
+{
+	struct vm_disk *vd = &p->def.disks[i];
+	char src[PATH_MAX], loc[PATH_MAX];
+	const char *file = NULL;
+	struct disk *d = NULL;
+	struct disk_err why;
+	int fd, dfd, r;
+
+	if (disk_file(vd->path, &file)) {
+		error_set(err, errlen,
+			  "backup %s: disk %u of its description (%.300s) is not a file of the "
+			  "backup's disks/ directory",
+			  p->from, i, vd->path);
+		return -EINVAL;
+	}
+	if (vd->format == VM_DISK_RAW ||
+	    (vd->format == VM_DISK_AUTO && disk_format_from_name(file) != DISK_FORMAT_VHDX)) {
+		error_set(err, errlen,
+			  "backup %s: disk %s is not a VHDX (a backup's disks are VHDX copies)",
+			  p->from, file);
+		return -EINVAL;
+	}
+	if ((size_t)snprintf(src, sizeof(src), "%s/disks/%s", p->from, file) >= sizeof(src)) {
+		error_set(err, errlen, "backup %s: the path of disk %s is too long", p->from, file);
+		return -EINVAL;
+	}
+	fd = open_backup_file(st, "backup disk", src, err, errlen);
+	if (fd < 0)
+		return fd;
+	p->src_fd[i] = fd;
+	dfd = dup(fd);
+	r = dfd < 0 ? -errno
+		    : disk_open_fd_as(dfd, src, DISK_FORMAT_VHDX,
+				      DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d,
+				      &why);
+	if (r) {
+		error_set(err, errlen, "backup disk %s does not open as a VHDX: %s", src,
+			  dfd < 0 ? strerror(-r) : disk_why(&why, r));
+		return -EINVAL;
+	}
+	r = disk_parent_locator(d, 0, loc, sizeof(loc));
+	if (r != -ENODEV) {
+		disk_close(d);
+		error_set(err, errlen,
+			  "backup disk %s is a differencing disk (its parent: %.300s): a backup's "
+			  "disks are standalone copies",
+			  src, r ? "a locator not usable here" : loc);
+		return -EINVAL;
+	}
+	p->total += disk_size(d);
+	disk_close(d);
+	free(vd->path);
+	vd->path = strdup(src);
+	vd->format = VM_DISK_VHDX;
+	return vd->path ? 0 : -ENOMEM;
+}
+
+/* No VM has the name, the id or (keeping the ids) a MAC address of the one imported. */
+static int check_clash(struct store *st, const struct import_plan *p, char *err, size_t errlen)
+{
+	struct vm_def other;
+	int r = store_vm_get(st, p->def.name, &other);
+
+	if (!r) {
+		vmdef_free(&other);
+		error_set(err, errlen, "a VM named '%s' exists already: import under another name "
+			  "(--name NAME)", p->def.name);
+		return -EEXIST;
+	}
+	r = store_vm_get(st, p->def.uuid, &other);
+	if (!r) {
+		bool same = !strcmp(other.uuid, p->def.uuid);
+
+		if (same)
+			error_set(err, errlen,
+				  "VM '%s' has the backup's id %s already: import a copy with a "
+				  "new id (--new-id), or delete that VM first",
+				  other.name, p->def.uuid);
+		vmdef_free(&other);
+		if (same)
+			return -EEXIST;
+	}
+	for (unsigned i = 0; i < p->def.nnics; i++) {
+		bool used = false;
+
+		if (!p->def.nics[i].mac[0])
+			continue;
+		r = store_mac_used(st, p->def.nics[i].mac, p->def.uuid, &used);
+		if (r)
+			return r;
+		if (used) {
+			error_set(err, errlen,
+				  "MAC address %s of the backup's VM is another VM's: import a copy "
+				  "with new addresses (--new-id)",
+				  p->def.nics[i].mac);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+/* The description: FROM/config.json through its pool, as a description document. */
+static int load_description(struct store *st, struct import_plan *p, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16], why[768];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/config.json", p->from);
+	fd = open_backup_file(st, "backup description", path, err, errlen);
+	if (fd < 0)
+		return fd;
+	r = vmdef_load_fd(fd, path, &p->def, why, sizeof(why));
+	close(fd);
+	if (r)
+		error_set(err, errlen, "backup %s: %s", p->from, why);
+	return r == -ENOMEM ? r : r ? -EINVAL : 0;
+}
+
+/* Copy mode: POOL/NAME free, and POOL/.NAME.import made for the copies. */
+static int make_stage(struct store *st, struct import_plan *p, const char *pool, char *err,
+		      size_t errlen)
+{
+	struct store_pool sp;
+	struct stat s;
+	int r = pools_get(st, pool, &sp, err, errlen);
+
+	if (r)
+		return r;
+	if (sp.block) {
+		error_set(err, errlen,
+			  "pool '%s' names block devices: an import copies into a directory pool",
+			  pool);
+		return -EINVAL;
+	}
+	if ((size_t)snprintf(p->final, sizeof(p->final), "%s/%s", sp.path, p->def.name) >=
+		    sizeof(p->final) ||
+	    (size_t)snprintf(p->stage, sizeof(p->stage), "%s/.%s.import", sp.path,
+			     p->def.name) >= sizeof(p->stage)) {
+		p->final[0] = p->stage[0] = '\0';
+		error_set(err, errlen, "pool '%s': its path is too long", pool);
+		return -EINVAL;
+	}
+	if (lstat(p->final, &s) == 0) {
+		error_set(err, errlen, "%s exists already: VM '%s' is imported into a new directory "
+			  "of pool '%s'", p->final, p->def.name, pool);
+		p->final[0] = p->stage[0] = '\0';
+		return -EEXIST;
+	}
+	if (mkdir(p->stage, 0750) < 0) {
+		r = -errno;
+		error_set(err, errlen,
+			  r == -EEXIST ? "%s exists: an import of VM '%s' is under way or was "
+					 "interrupted (remove the directory if none runs)"
+				       : "cannot create %s for VM '%s': %s",
+			  p->stage, p->def.name, strerror(-r));
+		p->final[0] = p->stage[0] = '\0';
+		return r;
+	}
+	for (unsigned i = 0; i < p->def.ndisks; i++) {
+		char dst[PATH_MAX + 32], *d;
+
+		snprintf(dst, sizeof(dst), "%s/disk%u.vhdx", p->final, i);
+		d = strdup(dst);
+		if (!d)
+			return -ENOMEM;
+		free(p->def.disks[i].path);
+		p->def.disks[i].path = d;
+	}
+	snprintf(p->progress, sizeof(p->progress), "%s/%s", p->stage, IMPORT_PROGRESS_FILE);
+	return 0;
+}
+
+/* The VM's own settings: its id (a new one with new MACs), nvram place, and its record. */
+static int set_identity(struct sup *sup, struct import_plan *p, char *err, size_t errlen)
+{
+	char nv[PATH_MAX];
+	int r;
+
+	if (p->new_id || !p->def.uuid[0]) {
+		r = vmdef_gen_uuid(p->def.uuid);
+		if (r) {
+			error_set(err, errlen, "cannot generate a VM id: %s", strerror(-r));
+			return r;
+		}
+		for (unsigned i = 0; i < p->def.nnics; i++)
+			p->def.nics[i].mac[0] = '\0'; /* new ones at registration */
+	}
+	free(p->def.nvram);
+	p->def.nvram = NULL;
+	if (p->def.firmware == VM_FIRMWARE_UEFI) {
+		if (sup_nvram_path(sup, p->def.uuid, nv, sizeof(nv)) || !(p->def.nvram = strdup(nv)))
+			return -ENOMEM;
+		note(p, "%s: a backup holds no UEFI variable store; the VM gets a new one",
+		     p->from);
+	}
+	p->def.created = (int64_t)time(NULL);
+	p->def.revision = 1;
+	p->def.version = VMDEF_CONFIG_VERSION;
+	p->def.damaged[0] = '\0';
+	return 0;
+}
+
+int import_prepare(struct store *st, struct sup *sup, const struct import_req *req,
+		   struct import_plan *p, char *err, size_t errlen)
+{
+	char disks[PATH_MAX + 8];
+	struct stat s;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	vmdef_init(&p->def);
+	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
+		p->src_fd[i] = -1;
+	p->in_place = req->in_place;
+	p->new_id = req->new_id;
+	p->not_imported = json_object_new_array();
+	if (!p->not_imported)
+		return -ENOMEM;
+	if (req->from[0] != '/' || strlen(req->from) >= sizeof(p->from) - 64) {
+		error_set(err, errlen, "the backup directory '%.200s' is not an absolute path",
+			  req->from);
+		return -EINVAL;
+	}
+	snprintf(p->from, sizeof(p->from), "%s", req->from);
+	if (lstat(p->from, &s) < 0 || !S_ISDIR(s.st_mode)) {
+		error_set(err, errlen, "the backup directory %.300s is not a directory", p->from);
+		return -EINVAL;
+	}
+	if (req->in_place && req->copy_to) {
+		error_set(err, errlen, "an import is either a copy (copy_to) or in place, not both");
+		return -EINVAL;
+	}
+	if (req->in_place && req->new_id) {
+		error_set(err, errlen,
+			  "a new id needs a copy (Hyper-V: Import-VM -Copy -GenerateNewId): an "
+			  "import in place keeps the backup's id");
+		return -EINVAL;
+	}
+	r = load_description(st, p, err, errlen);
+	if (r)
+		return r;
+	if (req->name) {
+		if (!vmdef_name_ok(req->name)) {
+			error_set(err, errlen, "invalid VM name '%.100s'", req->name);
+			return -EINVAL;
+		}
+		snprintf(p->def.name, sizeof(p->def.name), "%s", req->name);
+	}
+	if (!p->def.name[0]) {
+		error_set(err, errlen, "backup %s: its description has no name: give one (--name)",
+			  p->from);
+		return -EINVAL;
+	}
+	if (!p->def.uuid[0] && !p->new_id) {
+		error_set(err, errlen,
+			  "backup %s: its description has no id: import a copy with a new one "
+			  "(--new-id)",
+			  p->from);
+		return -EINVAL;
+	}
+	for (unsigned k = 0; k < p->def.scsi.nluns; k++)
+		if (p->def.scsi.luns[k].type == VM_LUN_DISK) {
+			error_set(err, errlen,
+				  "backup %s: its description has a disk on the SCSI controller "
+				  "(%.300s), which a backup does not copy",
+				  p->from, p->def.scsi.luns[k].disk.path);
+			return -EINVAL;
+		}
+	snprintf(disks, sizeof(disks), "%s/disks", p->from);
+	if (p->def.ndisks && (lstat(disks, &s) < 0 || !S_ISDIR(s.st_mode))) {
+		error_set(err, errlen, "backup %s: %s is not a directory%s", p->from, disks,
+			  S_ISLNK(s.st_mode) ? " (a symlink)" : "");
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < p->def.ndisks; i++) {
+		r = check_disk(st, p, i, err, errlen);
+		if (r)
+			return r;
+	}
+	r = set_identity(sup, p, err, errlen);
+	if (!r)
+		r = check_clash(st, p, err, errlen);
+	/* What a create checks, on the backup's files (and the kernel, DVDs: in pools). */
+	if (!r)
+		r = vmdef_validate(&p->def, err, errlen);
+	if (!r)
+		r = disk_policy_attach(st, sup, &p->def, NULL, err, errlen);
+	if (r)
+		return r;
+	list_extra(p, p->from, true);
+	if (p->def.ndisks)
+		list_extra(p, disks, false);
+	if (!p->in_place)
+		r = make_stage(st, p, req->copy_to ? req->copy_to : POOL_DEFAULT, err, errlen);
+	return r;
+}
+
+/* The job's progress: the size of the progress file is the bytes copied (jobs.h). */
+struct import_progress {
+	int fd;
+	uint64_t base, last;
+};
+
+static void on_progress(void *arg, uint64_t done)
+{
+	struct import_progress *ip = arg;
+
+	ip->last = done;
+	if (ip->fd >= 0 && ftruncate(ip->fd, (off_t)(ip->base + done)) < 0)
+		ip->fd = -1;
+}
+
+/* The copies into the staging directory, keeeld's lock let go. */
+static int copy_disks(struct import_plan *p, char *err, size_t errlen)
+{
+	struct import_progress ip = {-1, 0, 0};
+	int r = 0;
+
+	ip.fd = open(p->progress, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	keeld_unlock();
+	for (unsigned i = 0; i < p->def.ndisks && !r; i++) {
+		const struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
+						   .type = DISK_TYPE_DYNAMIC};
+		char src[64], dst[PATH_MAX + 32];
+		struct disk_err why;
+
+		/* The very file checked, by its descriptor. */
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", p->src_fd[i]);
+		snprintf(dst, sizeof(dst), "%s/disk%u.vhdx", p->stage, i);
+		ip.last = 0;
+		r = disk_convert_progress(src, dst, &o, on_progress, &ip, &why);
+		if (r)
+			error_set(err, errlen, "cannot copy backup disk %u of %s to %s: %s", i,
+				  p->from, dst, disk_why(&why, r));
+		ip.base += ip.last;
+#ifdef KEEL_TEST_HOOKS
+		/* Test builds: after the first disk, the copy waits while the backup holds
+		 * test-import-hold (60 s at most), and fails when it holds test-import-fail. */
+		{
+			char hook[PATH_MAX + 32];
+
+			snprintf(hook, sizeof(hook), "%s/test-import-hold", p->from);
+			for (int t = 0; t < 600 && access(hook, F_OK) == 0; t++)
+				usleep(100000);
+			snprintf(hook, sizeof(hook), "%s/test-import-fail", p->from);
+			if (!r && access(hook, F_OK) == 0) {
+				error_set(err, errlen, "cannot copy backup disk %u of %s: test hook",
+					  i, p->from);
+				r = -EIO;
+			}
+		}
+#endif
+	}
+	keeld_lock();
+	if (ip.fd >= 0)
+		close(ip.fd);
+	unlink(p->progress);
+	return r;
+}
+
+/* Remove the copies (in dir) and dir. */
+static void remove_copies(const struct import_plan *p, const char *dir)
+{
+	char f[PATH_MAX + 32];
+
+	for (unsigned i = 0; i < p->def.ndisks; i++) {
+		snprintf(f, sizeof(f), "%s/disk%u.vhdx", dir, i);
+		unlink(f);
+	}
+	snprintf(f, sizeof(f), "%s/%s", dir, IMPORT_PROGRESS_FILE);
+	unlink(f);
+	rmdir(dir);
+}
+
+int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_object **out,
+	       char *err, size_t errlen)
+{
+	bool renamed = false;
+	json_object *o, *disks;
+	int r = 0;
+
+	*out = NULL;
+	if (!p->in_place) {
+		r = copy_disks(p, err, errlen);
+		if (!r && renameat2(AT_FDCWD, p->stage, AT_FDCWD, p->final, RENAME_NOREPLACE) < 0) {
+			r = -errno;
+			error_set(err, errlen, "cannot rename %s to %s: %s", p->stage, p->final,
+				  strerror(-r));
+		}
+		renamed = !r;
+	}
+	/* Registered as a create is, on the files it will use; another request may have taken
+	 * the name or a MAC meanwhile (store_vm_insert refuses a clash). */
+	if (!r)
+		r = check_clash(st, p, err, errlen);
+	if (!r)
+		r = disk_policy_attach(st, sup, &p->def, NULL, err, errlen);
+	if (!r)
+		r = vm_macs_assign(st, &p->def, err, errlen);
+	if (!r)
+		r = store_vm_insert(st, &p->def, err, errlen);
+	if (r) {
+		if (!p->in_place)
+			remove_copies(p, renamed ? p->final : p->stage);
+		p->stage[0] = '\0';
+		log_warn("import of VM '%s' from %s failed: %s", p->def.name, p->from, err);
+		return r;
+	}
+	p->stage[0] = '\0';
+	switches_ports_changed(st, NULL, &p->def);
+	log_info("VM %s: imported from %s (id %s, %s)", p->def.name, p->from, p->def.uuid,
+		 p->in_place ? "in place" : "copied");
+	o = json_object_new_object();
+	disks = json_object_new_array();
+	for (unsigned i = 0; i < p->def.ndisks; i++)
+		json_object_array_add(disks, json_object_new_string(p->def.disks[i].path));
+	json_object_object_add(o, "vm", json_object_new_string(p->def.name));
+	json_object_object_add(o, "id", json_object_new_string(p->def.uuid));
+	json_object_object_add(o, "mode", json_object_new_string(p->in_place ? "in-place" : "copy"));
+	json_object_object_add(o, "new_id", json_object_new_boolean(p->new_id));
+	json_object_object_add(o, "disks", disks);
+	json_object_object_add(o, "not_imported", json_object_get(p->not_imported));
+	*out = o;
+	return 0;
+}
+
+void import_plan_free(struct import_plan *p)
+{
+	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
+		if (p->src_fd[i] >= 0)
+			close(p->src_fd[i]);
+	if (p->stage[0]) /* made for a job that never ran */
+		remove_copies(p, p->stage);
+	json_object_put(p->not_imported);
+	vmdef_free(&p->def);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keel vm import (docs/backup.md, "Import"): a VM registered from a backup directory that keel
+ * vm backup made (config.json and disks/diskN.vhdx), as Hyper-V's Import-VM: the backup's
+ * files copied into a storage pool (the default: the backup stays reusable), or registered
+ * in place (they become the VM's files), keeping the VM's id, or with a new id and new MAC
+ * addresses (Copy + GenerateNewId). Everything in the directory is untrusted input: the
+ * directory must be in a storage pool and its files are opened through it (no symlink, no
+ * '..'), the description goes through the parser and limits of a VM's description document,
+ * and every disk must be a standalone VHDX of the backup's disks/ directory that opens
+ * cleanly. The VM is registered only once its files are complete; a failure removes what the
+ * import made.
+ */
+#ifndef KEEL_DAEMON_VM_IMPORT_H
+#define KEEL_DAEMON_VM_IMPORT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "config/vmdef.h"
+#include "daemon/store.h"
+#include "daemon/sup.h"
+
+#define IMPORT_PROGRESS_FILE "import.progress" /* in the copy's directory: its size, bytes done */
+
+struct import_req {
+	const char *from;    /* the backup's directory, an absolute path */
+	const char *copy_to; /* a directory pool to copy into (NULL: in_place, else "default") */
+	bool in_place;	     /* register the backup's own files */
+	bool new_id;	     /* a new id and new MAC addresses (a copy only) */
+	const char *name;    /* NULL: the backup's */
+};
+
+/* What import_prepare decided and import_run carries out. */
+struct import_plan {
+	struct vm_def def; /* the VM to register (its disks: the backup's files for now) */
+	char from[PATH_MAX];
+	int src_fd[VMDEF_MAX_DISKS]; /* the backup's disks, opened through their pool */
+	char stage[PATH_MAX];	     /* copy: POOL/.NAME.import, where the copies are made */
+	char final[PATH_MAX];	     /* copy: POOL/NAME, what stage becomes when complete */
+	char progress[PATH_MAX + 32];
+	uint64_t total; /* the disks' virtual sizes: the copy's progress */
+	bool in_place, new_id;
+	json_object *not_imported; /* what the directory holds that is not imported, in words */
+};
+
+/*
+ * Everything a request can check before the job: the directory, its description and disks
+ * (as above), no VM with the same name, id or a MAC of the backup's (unless new_id), the
+ * destination pool and POOL/NAME free. A copy's staging directory is made here, so that a
+ * second import of the same name is refused at once. 0 or -errno (-EINVAL: bad input or
+ * backup, -EEXIST: a clash, -ENOENT: no such pool) with err; on error nothing is left.
+ */
+int import_prepare(struct store *st, struct sup *sup, const struct import_req *req,
+		   struct import_plan *p, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/*
+ * The import (a job, keeld's lock held; let go during the copy): each disk copied into the
+ * staging directory (only its allocated data: a dynamic VHDX with zeros unallocated), the
+ * directory renamed to POOL/NAME, then the VM checked and registered as a create does. On
+ * failure what it made is removed and no VM is registered. *out gets {"vm", "id", "mode":
+ * "copy"|"in-place", "new_id", "disks", "not_imported"}.
+ */
+int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_object **out,
+	       char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Close and free what a plan holds; a staging directory left (the job never ran) is removed. */
+void import_plan_free(struct import_plan *p);
+
+#endif
