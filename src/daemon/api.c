@@ -1233,15 +1233,17 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 }
 
 /* The VM a request is about, for access and audit: NAME in /v1/vms/NAME[/...], or the
- * "name" of a create's body; "" when none. */
+ * "name" of a create's or an import's body (an import without one: ""); "" when none. */
 static void request_vm(const char *method, const char *url, const char *body, size_t len, char *out,
 		       size_t size)
 {
+	bool import = !strcmp(method, "POST") && !strcmp(url, "/v1/vms/import");
+
 	out[0] = '\0';
-	if (!strncmp(url, "/v1/vms/", 8)) {
+	if (!strncmp(url, "/v1/vms/", 8) && !import) {
 		snprintf(out, size, "%.*s", (int)strcspn(url + 8, "/"), url + 8);
 	} else if (!strcmp(method, "POST") &&
-		   (!strcmp(url, "/v1/vms") || !strcmp(url, "/v1/vms/")) && body && len) {
+		   (!strcmp(url, "/v1/vms") || !strcmp(url, "/v1/vms/") || import) && body && len) {
 		json_tokener *tok = json_tokener_new();
 		json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL, *v;
 
