@@ -48,6 +48,10 @@ int cli_vm_import(int argc, char **argv)
 	int ret;
 
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(import_usage, stdout);
+			return EXIT_OK;
+		}
 		if (!strcmp(argv[i], "--copy-to") && i + 1 < argc)
 			pool = argv[++i];
 		else if (!strncmp(argv[i], "--copy-to=", 10))

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/backup_layout.h"
 #include "daemon/biglock.h"
 #include "daemon/disk_policy.h"
 #include "daemon/pools.h"
@@ -20,34 +21,6 @@
 #include "disk/disk.h"
 #include "lib/error.h"
 #include "lib/log.h"
-
-/*
- * The file of the backup's disks/ directory that a disk of its description names: the path
- * config.json gives (where the backup was written) must be absolute, without "." or ".."
- * components or empty ones, and end in "disks/FILE"; what is used is FROM/disks/FILE, so a
- * backup moved elsewhere still imports, and no path in it leads out of FROM. 0 and *file, or
- * -EINVAL.
- */
-static int disk_file(const char *path, const char **file)
-{
-	const char *p = path, *last = NULL, *prev = NULL;
-
-	if (path[0] != '/')
-		return -EINVAL;
-	while (*p == '/') {
-		size_t n = strcspn(p + 1, "/");
-
-		if (n == 0 || (n == 1 && p[1] == '.') || (n == 2 && p[1] == '.' && p[2] == '.'))
-			return -EINVAL;
-		prev = last;
-		last = p + 1;
-		p += 1 + n;
-	}
-	if (!prev || strncmp(prev, "disks/", 6) || last != prev + 6)
-		return -EINVAL;
-	*file = last;
-	return 0;
-}
 
 static void note(struct import_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(struct import_plan *p, const char *fmt, ...)
@@ -119,7 +92,7 @@ static int check_disk(struct store *st, struct import_plan *p, unsigned i, char 
 	struct disk_err why;
 	int fd, dfd, r;
 
-	if (disk_file(vd->path, &file)) {
+	if (backup_disk_file(vd->path, &file)) {
 		error_set(err, errlen,
 			  "backup %s: disk %u of its description (%.300s) is not a file of the "
 			  "backup's disks/ directory",

@@ -1159,14 +1159,20 @@ def case_import(e):
     bad("abs", lambda d: set_cfg(d, lambda c: c["disks"][0].update(path=base)),
         "is not a file of the backup's disks/ directory")
 
-    def link_disk(d):
+    # Symlinks to a file of the same pool (relative: the pool's own rules allow them), and
+    # out of it.
+    def link_disk(d, target):
         os.unlink(os.path.join(d, "disks", "disk0.vhdx"))
-        os.symlink(base, os.path.join(d, "disks", "disk0.vhdx"))
-    bad("symlink", link_disk, "is a symlink")
+        os.symlink(target, os.path.join(d, "disks", "disk0.vhdx"))
+    bad("symlink", lambda d: link_disk(d, os.path.relpath(base, os.path.join(d, "disks"))),
+        "is a symlink")
+    bad("symlink-out", lambda d: link_disk(d, "/etc/passwd"), "is a symlink")
 
     def link_dir(d):
         shutil.rmtree(os.path.join(d, "disks"))
-        os.symlink(os.path.dirname(base), os.path.join(d, "disks"))
+        os.makedirs(os.path.join(e.dir, "elsewhere"), exist_ok=True)
+        shutil.copy(os.path.join(bdir, "disks", "disk0.vhdx"), os.path.join(e.dir, "elsewhere"))
+        os.symlink("../elsewhere", os.path.join(d, "disks"))
     bad("symdir", link_dir, "(a symlink)")
 
     def truncate(d):
