@@ -96,10 +96,12 @@ void api_vm_import(struct api_ctx *ctx, const char *method, const char *url, jso
 		}
 	}
 	if (!ret) {
-		/* A job of the host: the VM does not exist until the job registers it. */
+		/* A job of the host: the VM does not exist until the job registers it. Not one
+		 * keeld's exit waits for: killed mid-copy it leaves only its staging directory,
+		 * which the next import of the name reports. */
 		ret = job_start(ctx->sup, "import", NULL, NULL,
-				a->plan.progress[0] ? a->plan.progress : NULL, a->plan.total,
-				JOB_FINISH_BEFORE_EXIT, import_job_run, a, import_job_free, &job);
+				a->plan.progress[0] ? a->plan.progress : NULL, a->plan.total, 0,
+				import_job_run, a, import_job_free, &job);
 		if (ret)
 			snprintf(err, sizeof(err), "cannot start the import from %s: %s", r.from,
 				 ret == -ESHUTDOWN ? "keeld is exiting" : strerror(-ret));

@@ -9,16 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon/backup_layout.h"
 #include "daemon/biglock.h"
 #include "daemon/disk_policy.h"
+#include "daemon/jobs.h"
 #include "daemon/pools.h"
 #include "daemon/switch.h"
 #include "daemon/vm_macs.h"
 #include "disk/disk.h"
+#include "disk/vhdx.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -114,6 +117,7 @@ static int check_disk(struct store *st, struct import_plan *p, unsigned i, char 
 	if (fd < 0)
 		return fd;
 	p->src_fd[i] = fd;
+	snprintf(p->src_file[i], sizeof(p->src_file[i]), "%s", file);
 	dfd = dup(fd);
 	r = dfd < 0 ? -errno
 		    : disk_open_fd_as(dfd, src, DISK_FORMAT_VHDX,
@@ -387,49 +391,165 @@ struct import_progress {
 	uint64_t base, last;
 };
 
-static void on_progress(void *arg, uint64_t done)
+static bool on_progress(void *arg, uint64_t done)
 {
 	struct import_progress *ip = arg;
 
 	ip->last = done;
 	if (ip->fd >= 0 && ftruncate(ip->fd, (off_t)(ip->base + done)) < 0)
 		ip->fd = -1;
+	return !jobs_exiting(); /* keeld's exit stops the copy: the job removes it */
 }
 
-/* The copies into the staging directory, keeeld's lock let go. */
-static int copy_disks(struct import_plan *p, char *err, size_t errlen)
+/* The first line of a check report that says "error:", for a message. */
+static void first_error(const char *rep, char *out, size_t len)
+{
+	const char *e = rep ? strstr(rep, "error: ") : NULL;
+
+	snprintf(out, len, "%.*s", e ? (int)strcspn(e + 7, "\n") : 0, e ? e + 7 : "");
+}
+
+/*
+ * Disk i again, from the descriptor checked at the request (never by its path, which may
+ * name another file now, nor through a parent locator): still a standalone VHDX, and no
+ * block overlapping another or the metadata (a BAT of a few MiB file pointing every entry at
+ * one block would make a copy many times its size). *need: the room its copy takes at
+ * most (its data, no more than its virtual size, its BAT and the VHDX's own structures).
+ */
+static int verify_disk(struct import_plan *p, unsigned i, struct disk **out, uint64_t *need,
+		       char *err, size_t errlen)
+{
+	char src[PATH_MAX + NAME_MAX + 16], *rep = NULL, line[512];
+	struct disk_info info;
+	struct disk_err why;
+	size_t replen = 0;
+	FILE *f;
+	int fd = dup(p->src_fd[i]), r;
+
+	snprintf(src, sizeof(src), "%s/disks/%s", p->from, p->src_file[i]);
+	*out = NULL;
+	r = fd < 0 ? -errno
+		   : disk_open_fd_as(fd, src, DISK_FORMAT_VHDX,
+				     DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, out,
+				     &why);
+	if (r) {
+		error_set(err, errlen, "backup disk %s no longer opens as a VHDX: %s", src,
+			  fd < 0 ? strerror(-r) : disk_why(&why, r));
+		return -EINVAL;
+	}
+	r = disk_info(*out, &info);
+	if (!r && info.has_parent) {
+		error_set(err, errlen,
+			  "backup disk %s became a differencing disk after it was checked: a "
+			  "backup's disks are standalone copies",
+			  src);
+		r = -EINVAL;
+	} else if (r) {
+		error_set(err, errlen, "backup disk %s: %s", src, strerror(-r));
+	}
+	f = r ? NULL : open_memstream(&rep, &replen);
+	if (!r && !f)
+		r = -ENOMEM;
+	if (!r) {
+		r = vhdx_check_disk(*out, f);
+		fclose(f);
+		first_error(rep, line, sizeof(line));
+		if (r == -EUCLEAN)
+			error_set(err, errlen, "backup disk %s is inconsistent: %s", src, line);
+		else if (r)
+			error_set(err, errlen, "backup disk %s cannot be checked: %s", src,
+				  strerror(-r));
+		free(rep);
+	}
+	if (r) {
+		disk_close(*out);
+		*out = NULL;
+		return r == -ENOMEM || r == -EIO ? r : -EINVAL;
+	}
+	*need = (info.allocated_size < info.virtual_size ? info.allocated_size
+							  : info.virtual_size) +
+		(info.blocks_total + 1) * 8 + IMPORT_DISK_OVERHEAD;
+	return 0;
+}
+
+/* Room in the pool for copies holding need bytes of data (and their own structures). */
+static int check_room(const struct import_plan *p, uint64_t need, char *err, size_t errlen)
+{
+	struct statvfs v;
+	uint64_t avail;
+
+	if (statvfs(p->stage, &v) < 0) {
+		error_set(err, errlen, "cannot see the free space of %s: %s", p->stage,
+			  strerror(errno));
+		return -errno;
+	}
+	avail = (uint64_t)v.f_bavail * v.f_frsize;
+	if (avail < need) {
+		error_set(err, errlen,
+			  "not enough space for the copies in %s: %llu MiB free, the backup's "
+			  "disks need %llu MiB",
+			  p->stage, (unsigned long long)(avail >> 20),
+			  (unsigned long long)((need + (1 << 20) - 1) >> 20));
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* The disks checked, then copied into the staging directory; keeld's lock let go. */
+static int check_and_copy(struct import_plan *p, char *err, size_t errlen)
 {
 	struct import_progress ip = {-1, 0, 0};
+	struct disk *src[VMDEF_MAX_DISKS] = {NULL};
+	uint64_t need = 0;
 	int r = 0;
 
-	ip.fd = open(p->progress, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (!p->in_place)
+		ip.fd = open(p->progress, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			     0600);
 	keeld_unlock();
 	for (unsigned i = 0; i < p->def.ndisks && !r; i++) {
+		uint64_t a = 0;
+
+		r = verify_disk(p, i, &src[i], &a, err, errlen);
+		need += a;
+	}
+	if (!r && !p->in_place)
+		r = check_room(p, need, err, errlen);
+	for (unsigned i = 0; i < p->def.ndisks && !r && !p->in_place; i++) {
 		const struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
 						   .type = DISK_TYPE_DYNAMIC};
-		char src[64], dst[PATH_MAX + 32];
+		char dst[PATH_MAX + 32];
 		struct disk_err why;
 
-		/* The very file checked, by its descriptor. */
-		snprintf(src, sizeof(src), "/proc/self/fd/%d", p->src_fd[i]);
 		snprintf(dst, sizeof(dst), "%s/disk%u.vhdx", p->stage, i);
 		ip.last = 0;
-		r = disk_convert_progress(src, dst, &o, on_progress, &ip, &why);
-		if (r)
-			error_set(err, errlen, "cannot copy backup disk %u of %s to %s: %s", i,
-				  p->from, dst, disk_why(&why, r));
+		r = disk_convert_from(src[i], dst, &o, on_progress, &ip, &why);
+		if (r == -ECANCELED)
+			error_set(err, errlen, "keeld is exiting: the import of %s was stopped "
+				  "and its copies removed", p->from);
+		else if (r)
+			error_set(err, errlen, "cannot copy backup disk %s/disks/%s to %s: %s",
+				  p->from, p->src_file[i], dst, disk_why(&why, r));
 		ip.base += ip.last;
 #ifdef KEEL_TEST_HOOKS
 		/* Test builds: after the first disk, the copy waits while the backup holds
-		 * test-import-hold (60 s at most), and fails when it holds test-import-fail. */
+		 * test-import-hold (60 s at most); it fails after the last disk when the backup
+		 * holds test-import-fail. */
 		{
 			char hook[PATH_MAX + 32];
 
 			snprintf(hook, sizeof(hook), "%s/test-import-hold", p->from);
-			for (int t = 0; t < 600 && access(hook, F_OK) == 0; t++)
+			for (int t = 0; i == 0 && t < 600 && access(hook, F_OK) == 0 &&
+					!jobs_exiting();
+			     t++)
 				usleep(100000);
+			if (!r && jobs_exiting()) {
+				error_set(err, errlen, "keeld is exiting: the import of %s was "
+					  "stopped and its copies removed", p->from);
+				r = -ECANCELED;
+			}
 			snprintf(hook, sizeof(hook), "%s/test-import-fail", p->from);
-			if (!r && access(hook, F_OK) == 0) {
+			if (!r && i + 1 == p->def.ndisks && access(hook, F_OK) == 0) {
 				error_set(err, errlen, "cannot copy backup disk %u of %s: test hook",
 					  i, p->from);
 				r = -EIO;
@@ -437,10 +557,13 @@ static int copy_disks(struct import_plan *p, char *err, size_t errlen)
 		}
 #endif
 	}
+	for (unsigned i = 0; i < p->def.ndisks; i++)
+		disk_close(src[i]);
 	keeld_lock();
 	if (ip.fd >= 0)
 		close(ip.fd);
-	unlink(p->progress);
+	if (!p->in_place)
+		unlink(p->progress);
 	return r;
 }
 
@@ -466,8 +589,8 @@ int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_ob
 	int r = 0;
 
 	*out = NULL;
+	r = check_and_copy(p, err, errlen);
 	if (!p->in_place) {
-		r = copy_disks(p, err, errlen);
 		if (!r && renameat2(AT_FDCWD, p->stage, AT_FDCWD, p->final, RENAME_NOREPLACE) < 0) {
 			r = -errno;
 			error_set(err, errlen, "cannot rename %s to %s: %s", p->stage, p->final,

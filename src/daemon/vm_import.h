@@ -26,6 +26,9 @@
 #include "daemon/sup.h"
 
 #define IMPORT_PROGRESS_FILE "import.progress" /* in the copy's directory: its size, bytes done */
+/* Room a copy needs besides its data and BAT, in the free-space check: a dynamic VHDX's
+ * header section, log and metadata region (1 MiB each), and 1 MiB to spare. */
+#define IMPORT_DISK_OVERHEAD (4ull << 20)
 
 struct import_req {
 	const char *from;    /* the backup's directory, an absolute path */
@@ -40,6 +43,7 @@ struct import_plan {
 	struct vm_def def; /* the VM to register (its disks: the backup's files for now) */
 	char from[PATH_MAX];
 	int src_fd[VMDEF_MAX_DISKS]; /* the backup's disks, opened through their pool */
+	char src_file[VMDEF_MAX_DISKS][NAME_MAX + 1]; /* their names in DIR/disks */
 	char stage[PATH_MAX];	     /* copy: POOL/.NAME.import, where the copies are made */
 	char final[PATH_MAX];	     /* copy: POOL/NAME, what stage becomes when complete */
 	char progress[PATH_MAX + 32];

@@ -132,10 +132,26 @@ static int check_one(struct vhdx *v, FILE *rep, unsigned *errors)
 	return 0;
 }
 
+int vhdx_check_disk(struct disk *d, FILE *rep)
+{
+	unsigned errors = 0;
+	int r = 0;
+
+	for (struct disk *cur = d; cur && r == 0; cur = to_vhdx(cur)->parent)
+		r = check_one(to_vhdx(cur), rep, &errors);
+	if (r)
+		return r;
+	if (errors) {
+		fprintf(rep, "%s: %u error%s found\n", d->path, errors, errors == 1 ? "" : "s");
+		return -EUCLEAN;
+	}
+	fprintf(rep, "%s: no errors found\n", d->path);
+	return 0;
+}
+
 int vhdx_check(const char *path, FILE *rep, struct disk_err *err)
 {
 	struct disk *d = NULL;
-	unsigned errors = 0;
 	int r;
 
 	disk_err_clear(err);
@@ -158,15 +174,7 @@ int vhdx_check(const char *path, FILE *rep, struct disk_err *err)
 		disk_close(d);
 		return 0;
 	}
-	for (struct disk *cur = d; cur && r == 0; cur = to_vhdx(cur)->parent)
-		r = check_one(to_vhdx(cur), rep, &errors);
+	r = vhdx_check_disk(d, rep);
 	disk_close(d);
-	if (r)
-		return r;
-	if (errors) {
-		fprintf(rep, "%s: %u error%s found\n", path, errors, errors == 1 ? "" : "s");
-		return -EUCLEAN;
-	}
-	fprintf(rep, "%s: no errors found\n", path);
-	return 0;
+	return r;
 }

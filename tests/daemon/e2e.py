@@ -1230,6 +1230,152 @@ def case_import(e):
     check(digest(e, disk_of(e, "i5")) == want, "i5's disk differs")
 
 
+def import_start(e, body):
+    """POST /v1/vms/import, its job's document."""
+    return e.api_ok("POST", "/v1/vms/import", body, want=202)
+
+
+def vhdx_bat(path):
+    """The file offset of a VHDX's BAT (its region table's BAT entry)."""
+    import struct
+    import uuid
+    with open(path, "rb") as f:
+        f.seek(0x30000)
+        n = struct.unpack("<I", f.read(16)[8:12])[0]
+        for _ in range(n):
+            ent = f.read(32)
+            if str(uuid.UUID(bytes_le=ent[:16])).upper() == "2DC27766-F623-4200-9D64-115E9BFD4A08":
+                return struct.unpack("<Q", ent[16:24])[0]
+    raise Fail("%s has no BAT region" % path)
+
+
+def case_import_attacks(e):
+    """keel vm import against a hostile backup directory (issue 13's review): a disk
+    rewritten in place during the copy as a differencing disk whose parent is a file
+    outside every pool (the copy reads the handle checked, never a parent), or a FIFO
+    (the job ends, keeld exits on SIGTERM); a BAT pointing every entry at one block
+    (refused, no copy larger than the file); boot files naming another VM's disk (not
+    imported); thousands of stray names with terminal escapes (capped, escaped); a MAC
+    clash; a failure on the second disk of two (both removed); a too-long path."""
+    e.start_keeld()
+    b0, b1 = os.path.join(e.dir, "b0.vhdx"), os.path.join(e.dir, "b1.vhdx")
+    for b, seed in ((b0, 5), (b1, 6)):
+        e.keel("disk", "create", b, "--size", "8M")
+        write_disk(e, b, seed)
+    want1 = digest(e, b1)
+    e.create("v", disks=[{"path": b0}, {"path": b1}], nets=[{"tap": "kv0"}])
+    dest = os.path.join(e.dir, "backups")
+    os.makedirs(dest)
+    e.keel("vm", "backup", "v", "--to", dest)
+    bdir = os.path.join(dest, "v")
+
+    def fresh(tag):
+        d = os.path.join(e.dir, "bk-" + tag)
+        shutil.copytree(bdir, d)
+        return d
+
+    # A disk rewritten in place (same inode) as a differencing disk once the check passed:
+    # its parent, a file outside every pool, is never read; a FIFO as that parent hangs
+    # nothing.
+    out = tempfile.mkdtemp(prefix="kia", dir="/var/tmp")
+    try:
+        sec = os.path.join(out, "secret.vhdx")
+        e.keel("disk", "create", sec, "--size", "8M")
+        write_disk(e, sec, 42)
+        want_sec = digest(e, sec)
+        child = os.path.join(e.dir, "child.vhdx")
+        e.keel("disk", "create", child, "--parent", sec)
+        data = open(child, "rb").read()
+        for tag, fifo in (("sw1", False), ("sw2", True)):
+            d = fresh(tag)
+            hold = os.path.join(d, "test-import-hold")
+            open(hold, "w").close()
+            job = import_start(e, {"from": d, "new_id": True, "name": tag})
+            for _ in range(300):
+                j = e.api_ok("GET", job["href"])
+                if j["progress"]["bytes_done"] >= 8 << 20:
+                    break
+                time.sleep(0.1)
+            check(j["progress"]["bytes_done"] >= 8 << 20, "the held copy did not start")
+            with open(os.path.join(d, "disks", "disk1.vhdx"), "r+b") as f:
+                f.truncate(0)
+                f.write(data)
+            if fifo:
+                os.unlink(sec)
+                os.mkfifo(sec)
+            os.unlink(hold)
+            j = wait_job(e, job, limit=30)
+            if j["state"] == "succeeded":
+                got = digest(e, j["result"]["disks"][1])
+                check(got != want_sec, "%s: the import copied a file outside every pool "
+                      "through a parent link" % tag)
+            check("/proc/self/fd" not in json.dumps(j), "%s: %r" % (tag, j))
+        check(e.api_ok("GET", "/v1/vms") is not None, "keeld does not answer")
+        # No job left that keeld's exit waits for.
+        t0 = time.time()
+        os.kill(e.keeld_proc.pid, signal.SIGTERM)
+        e.keeld_exits(0, "after SIGTERM, the imports done")
+        check(time.time() - t0 < 15, "keeld took %.0f s to exit" % (time.time() - t0))
+    finally:
+        shutil.rmtree(out)
+    e.start_keeld()
+    # A BAT whose entries all point at one block: a 2 GiB disk in a few MiB of file would
+    # be copied as 2 GiB of data. Refused by the overlap check, nothing left.
+    amp = os.path.join(e.dir, "amp.vhdx")
+    e.keel("disk", "create", amp, "--size", "2G", "--block-size", "1M")
+    write_disk(e, amp, 7)
+    bat = vhdx_bat(amp)
+    with open(amp, "r+b") as f:
+        f.seek(bat)
+        e0 = f.read(8)
+        for i in range(1, 2048):
+            f.seek(bat + 8 * i)
+            f.write(e0)
+    d = fresh("amp")
+    shutil.copy(amp, os.path.join(d, "disks", "disk0.vhdx"))
+    before = import_leftovers(e)
+    j = wait_job(e, import_start(e, {"from": d, "new_id": True, "name": "amp"}))
+    check(j["state"] == "failed" and "is inconsistent" in j["error"]["message"] and
+          "overlaps" in j["error"]["message"], "the overlapping BAT: %r" % j)
+    check(import_leftovers(e) == before, "amp left %r" % import_leftovers(e))
+    # A pool without room for the copies: refused before copying, saying how much.
+    small = os.path.join(e.dir, "small")
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", small], check=True)
+    try:
+        e.api_ok("POST", "/v1/pools", {"name": "small", "path": os.path.realpath(small)},
+                 want=201)
+        j = wait_job(e, import_start(e, {"from": bdir, "new_id": True, "name": "sm",
+                                         "copy_to": "small"}))
+        check(j["state"] == "failed" and "not enough space" in j["error"]["message"] and
+              "MiB free" in j["error"]["message"], "the small pool: %r" % j)
+        check(os.listdir(small) == [], "the small pool holds %r" % os.listdir(small))
+        e.api_ok("DELETE", "/v1/pools/small")
+    finally:
+        subprocess.run(["umount", small])
+    # An import under way does not hold keeld's exit: SIGTERM during a held copy stops it,
+    # removes its copies and ends keeld promptly.
+    d = fresh("held")
+    hold = os.path.join(d, "test-import-hold")
+    open(hold, "w").close()
+    job = import_start(e, {"from": d, "new_id": True, "name": "held"})
+    stage = os.path.join(e.state, "pools", "default", ".held.import")
+    for _ in range(300):
+        if os.path.exists(os.path.join(stage, "disk0.vhdx")):
+            break
+        time.sleep(0.1)
+    check(os.path.exists(os.path.join(stage, "disk0.vhdx")), "the held copy did not start")
+    t0 = time.time()
+    os.kill(e.keeld_proc.pid, signal.SIGTERM)
+    e.keeld_exits(0, "after SIGTERM during an import")
+    check(time.time() - t0 < 15, "keeld took %.0f s to exit" % (time.time() - t0))
+    check(not os.path.exists(stage), "the stopped import left %s: %r" % (stage, os.listdir(stage)
+          if os.path.exists(stage) else None))
+    os.unlink(hold)
+    e.start_keeld()
+    check(e.curl("GET", "/v1/vms/held")[0] == 404, "the stopped import registered a VM")
+
+
 def backup_held(e, name, vmdir, dest):
     """keel vm backup NAME --to DEST in the background, its copy held by the test hook (the
     file test-backup-hold in the VM's directory) once its checkpoint exists and the VM runs
