@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * keel vm import DIR [--copy-to POOL | --in-place] [--new-id] [--name NAME] [--json]
- * [--no-wait]: a VM registered from a backup directory (docs/backup.md, "Import"; Hyper-V's
+ * keel vm import DIR [--copy-to POOL | --in-place] [--new-id] [--name NAME] [--kernel PATH]
+ * [--initrd PATH] [--json] [--no-wait]: a VM registered from a backup directory (docs/backup.md, "Import"; Hyper-V's
  * Import-VM), as a keeld job followed with its progress.
  */
 #include <limits.h>
@@ -17,14 +17,17 @@
 
 static const char import_usage[] =
 	"usage: keel vm import DIR [--copy-to POOL | --in-place] [--new-id] [--name NAME]\n"
-	"                      [--json] [--no-wait]\n"
+	"                      [--kernel PATH] [--initrd PATH] [--json] [--no-wait]\n"
 	"  registers the VM of a backup directory (keel vm backup's DIR/NAME):\n"
 	"  --copy-to POOL  copy its disks into POOL/NAME (the default: pool 'default'); the\n"
 	"                  backup stays as it was and can be imported again\n"
 	"  --in-place      register the backup's own files (they become the VM's disks)\n"
 	"  --new-id        a new VM id and new MAC addresses (a copy only), so that the backup\n"
 	"                  can be imported next to the VM it was taken of\n"
-	"  --name NAME     the new VM's name (default: the backup's)\n";
+	"  --name NAME     the new VM's name (default: the backup's)\n"
+	"  --kernel PATH   the kernel of a VM that boots one directly, --initrd PATH its initrd\n"
+	"                  (files in storage pools): the kernel, initrd, firmware file and DVD\n"
+	"                  media a backup's description names are not imported\n";
 
 static void print_result(json_object *res)
 {
@@ -41,10 +44,10 @@ static void print_result(json_object *res)
 
 int cli_vm_import(int argc, char **argv)
 {
-	const char *dir = NULL, *pool = NULL, *name = NULL;
+	const char *dir = NULL, *pool = NULL, *name = NULL, *kernel = NULL, *initrd = NULL;
 	bool json = false, no_wait = false, in_place = false, new_id = false;
 	json_object *body, *job = NULL, *done = NULL, *res;
-	char what[PATH_MAX + 64], abs[PATH_MAX];
+	char what[PATH_MAX + 64], abs[PATH_MAX], kabs[PATH_MAX], iabs[PATH_MAX];
 	int ret;
 
 	for (int i = 1; i < argc; i++) {
@@ -60,6 +63,10 @@ int cli_vm_import(int argc, char **argv)
 			name = argv[++i];
 		else if (!strncmp(argv[i], "--name=", 7))
 			name = argv[i] + 7;
+		else if (!strcmp(argv[i], "--kernel") && i + 1 < argc)
+			kernel = argv[++i];
+		else if (!strcmp(argv[i], "--initrd") && i + 1 < argc)
+			initrd = argv[++i];
 		else if (!strcmp(argv[i], "--in-place"))
 			in_place = true;
 		else if (!strcmp(argv[i], "--new-id"))
@@ -96,6 +103,20 @@ int cli_vm_import(int argc, char **argv)
 		json_object_object_add(body, "copy_to", json_object_new_string(pool));
 	if (name)
 		json_object_object_add(body, "name", json_object_new_string(name));
+	if (kernel && !(kernel = realpath(kernel, kabs))) {
+		fprintf(stderr, "keel: vm import: cannot use the kernel: %m\n");
+		json_object_put(body);
+		return EXIT_USAGE;
+	}
+	if (initrd && !(initrd = realpath(initrd, iabs))) {
+		fprintf(stderr, "keel: vm import: cannot use the initrd: %m\n");
+		json_object_put(body);
+		return EXIT_USAGE;
+	}
+	if (kernel)
+		json_object_object_add(body, "kernel", json_object_new_string(kernel));
+	if (initrd)
+		json_object_object_add(body, "initrd", json_object_new_string(initrd));
 	if (in_place)
 		json_object_object_add(body, "in_place", json_object_new_boolean(true));
 	if (new_id)

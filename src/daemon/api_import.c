@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * POST /v1/vms/import {"from": DIR, "copy_to"?: POOL, "in_place"?: bool, "new_id"?: bool,
- * "name"?: NAME}: keel vm import as a job (vm_import.h), whose progress is the bytes of the
+ * "name"?: NAME, "kernel"?: PATH, "initrd"?: PATH}: keel vm import as a job (vm_import.h), whose progress is the bytes of the
  * disks copied and whose result names the VM registered.
  */
 #include <errno.h>
@@ -34,13 +34,15 @@ static void import_job_free(void *arg)
 	free(a);
 }
 
-/* The body: "from" (required), "copy_to", "name" (strings), "in_place", "new_id" (booleans). */
+/* The body: "from" (required), "copy_to", "name", "kernel", "initrd" (strings), "in_place",
+ * "new_id" (booleans). */
 static int import_body(json_object *req, struct import_req *r, char *err, size_t errlen)
 {
 	memset(r, 0, sizeof(*r));
 	json_object_object_foreach(req, key, val)
 	{
-		bool str = !strcmp(key, "from") || !strcmp(key, "copy_to") || !strcmp(key, "name");
+		bool str = !strcmp(key, "from") || !strcmp(key, "copy_to") ||
+			   !strcmp(key, "name") || !strcmp(key, "kernel") || !strcmp(key, "initrd");
 		bool flag = !strcmp(key, "in_place") || !strcmp(key, "new_id");
 
 		if (!str && !flag) {
@@ -58,6 +60,10 @@ static int import_body(json_object *req, struct import_req *r, char *err, size_t
 			r->copy_to = json_object_get_string(val);
 		else if (!strcmp(key, "name"))
 			r->name = json_object_get_string(val);
+		else if (!strcmp(key, "kernel"))
+			r->kernel = json_object_get_string(val);
+		else if (!strcmp(key, "initrd"))
+			r->initrd = json_object_get_string(val);
 		else if (!strcmp(key, "in_place"))
 			r->in_place = json_object_get_boolean(val);
 		else

@@ -25,16 +25,37 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
+/* A line of not_imported: the first IMPORT_NOTES_MAX, each with its control characters as
+ * \xHH (a file name is the backup's: no terminal escapes into the CLI); the others counted. */
 static void note(struct import_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(struct import_plan *p, const char *fmt, ...)
 {
-	char line[PATH_MAX + 256];
+	char line[PATH_MAX + 256], out[4 * sizeof(line)];
+	size_t n = 0;
 	va_list ap;
 
+	if (json_object_array_length(p->not_imported) >= IMPORT_NOTES_MAX) {
+		p->notes_more++;
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	for (const unsigned char *c = (const unsigned char *)line; *c; c++)
+		n += (size_t)snprintf(out + n, sizeof(out) - n, *c < 0x20 || *c == 0x7f ? "\\x%02x" : "%c", *c);
+	json_object_array_add(p->not_imported, json_object_new_string(out));
+}
+
+/* The count of lines note() left out, as a last line. */
+static void notes_end(struct import_plan *p)
+{
+	char line[96];
+
+	if (!p->notes_more)
+		return;
+	snprintf(line, sizeof(line), "and %u more not imported", p->notes_more);
 	json_object_array_add(p->not_imported, json_object_new_string(line));
+	p->notes_more = 0;
 }
 
 /* What the directory holds besides config.json and the disks the description names. */
@@ -206,6 +227,51 @@ static int load_description(struct store *st, struct import_plan *p, char *err, 
 	return r == -ENOMEM ? r : r ? -EINVAL : 0;
 }
 
+/* One boot file or DVD medium of the description dropped (*path freed), said in
+ * not_imported (unless how is NULL: the request gives the file). */
+static void drop_file(struct import_plan *p, char **path, const char *what, const char *how)
+{
+	if (!*path)
+		return;
+	if (how)
+			note(p,
+		     "%s %.300s: a backup's description may name no file outside the backup; "
+		     "not imported%s",
+		     what, *path, how);
+	free(*path);
+	*path = NULL;
+}
+
+/*
+ * The files a description may name besides its disks (kernel, initrd, firmware file, DVD
+ * media) are not imported: the description is untrusted and such a path could be any file of
+ * any pool (another VM's disk as an initrd). The request gives the kernel and initrd again.
+ */
+static int boot_files(struct import_plan *p, const struct import_req *req, char *err,
+		      size_t errlen)
+{
+	bool direct = p->def.kernel != NULL;
+
+	drop_file(p, &p->def.kernel, "kernel", req->kernel ? NULL : " (give it with --kernel)");
+	drop_file(p, &p->def.initrd, "initrd", req->initrd ? NULL : " (give it with --initrd)");
+	drop_file(p, &p->def.firmware_file, "firmware file", ": the VM uses the default one");
+	for (unsigned k = 0; k < p->def.scsi.nluns; k++)
+		if (p->def.scsi.luns[k].type == VM_LUN_DVD)
+			drop_file(p, &p->def.scsi.luns[k].disk.path, "DVD medium",
+				  ": the drive is empty");
+	if ((req->kernel && !(p->def.kernel = strdup(req->kernel))) ||
+	    (req->initrd && !(p->def.initrd = strdup(req->initrd))))
+		return -ENOMEM;
+	if (direct && !req->kernel) {
+		error_set(err, errlen,
+			  "backup %s: its VM boots a kernel directly, and a backup holds none: "
+			  "give one (--kernel PATH, a file in a storage pool)",
+			  p->from);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Copy mode: POOL/NAME free, and POOL/.NAME.import made for the copies. */
 static int make_stage(struct store *st, struct import_plan *p, const char *pool, char *err,
 		      size_t errlen)
@@ -306,9 +372,14 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 	p->not_imported = json_object_new_array();
 	if (!p->not_imported)
 		return -ENOMEM;
-	if (req->from[0] != '/' || strlen(req->from) >= sizeof(p->from) - 64) {
+	if (req->from[0] != '/') {
 		error_set(err, errlen, "the backup directory '%.200s' is not an absolute path",
 			  req->from);
+		return -EINVAL;
+	}
+	if (strlen(req->from) >= sizeof(p->from) - 64) {
+		error_set(err, errlen, "the backup directory '%.200s...' is too long (%zu bytes, "
+			  "at most %zu)", req->from, strlen(req->from), sizeof(p->from) - 65);
 		return -EINVAL;
 	}
 	snprintf(p->from, sizeof(p->from), "%s", req->from);
@@ -348,6 +419,9 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 			  p->from);
 		return -EINVAL;
 	}
+	r = boot_files(p, req, err, errlen);
+	if (r)
+		return r;
 	for (unsigned k = 0; k < p->def.scsi.nluns; k++)
 		if (p->def.scsi.luns[k].type == VM_LUN_DISK) {
 			error_set(err, errlen,
@@ -380,6 +454,7 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 	list_extra(p, p->from, true);
 	if (p->def.ndisks)
 		list_extra(p, disks, false);
+	notes_end(p);
 	if (!p->in_place)
 		r = make_stage(st, p, req->copy_to ? req->copy_to : POOL_DEFAULT, err, errlen);
 	return r;

@@ -25,6 +25,7 @@
 #include "daemon/store.h"
 #include "daemon/sup.h"
 
+#define IMPORT_NOTES_MAX 100 /* lines of not_imported; then "and N more not imported" */
 #define IMPORT_PROGRESS_FILE "import.progress" /* in the copy's directory: its size, bytes done */
 /* Room a copy needs besides its data and BAT, in the free-space check: a dynamic VHDX's
  * header section, log and metadata region (1 MiB each), and 1 MiB to spare. */
@@ -36,6 +37,8 @@ struct import_req {
 	bool in_place;	     /* register the backup's own files */
 	bool new_id;	     /* a new id and new MAC addresses (a copy only) */
 	const char *name;    /* NULL: the backup's */
+	const char *kernel;  /* the VM's kernel and initrd (NULL: none); those the */
+	const char *initrd;  /* description names are not imported */
 };
 
 /* What import_prepare decided and import_run carries out. */
@@ -50,6 +53,7 @@ struct import_plan {
 	uint64_t total; /* the disks' virtual sizes: the copy's progress */
 	bool in_place, new_id;
 	json_object *not_imported; /* what the directory holds that is not imported, in words */
+	unsigned notes_more;	   /* lines past IMPORT_NOTES_MAX, not listed */
 };
 
 /*

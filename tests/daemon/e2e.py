@@ -1067,6 +1067,7 @@ def case_import(e):
     malicious backup directories refused with their reason and nothing registered or left;
     a copy that fails part-way removes what it made, and one interrupted by keeld's death
     leaves no VM."""
+    K = os.path.realpath(e.a.guest)  # a backup holds no kernel: given again
     e.start_keeld()
     base = os.path.join(e.dir, "base.vhdx")
     e.keel("disk", "create", base, "--size", "8M")
@@ -1081,21 +1082,21 @@ def case_import(e):
     before = import_leftovers(e)
     # Clashes: the name, then (another name) the id, then (a new name and id... no: the MAC
     # goes with the id) all refused before anything is made.
-    e.api_err("POST", "/v1/vms/import", {"from": bdir}, want=409,
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir}, want=409,
               msg="a VM named 'i1' exists already")
-    e.api_err("POST", "/v1/vms/import", {"from": bdir, "name": "i2"}, want=409,
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "name": "i2"}, want=409,
               msg="has the backup's id " + orig["id"])
-    _, err = e.keel("vm", "import", bdir, "--name", "i2", want=5)
+    _, err = e.keel("vm", "import", "--kernel", K, bdir, "--name", "i2", want=5)
     check("--new-id" in err, "the id clash does not say what to do: %r" % err)
-    e.api_err("POST", "/v1/vms/import", {"from": bdir, "in_place": True, "new_id": True},
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "in_place": True, "new_id": True},
               want=400, msg="a new id needs a copy")
-    e.api_err("POST", "/v1/vms/import", {"from": bdir, "bogus": 1}, want=400,
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "bogus": 1}, want=400,
               msg="unknown field")
-    e.api_err("POST", "/v1/vms/import", {"from": bdir, "name": "i2", "new_id": True,
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "name": "i2", "new_id": True,
               "copy_to": "nopool"}, want=404)
     check(import_leftovers(e) == before, "refusals left files: %r" % import_leftovers(e))
     # A copy with a new id and MAC, which starts on a disk with the backup's contents.
-    out, _ = e.keel("vm", "import", bdir, "--new-id", "--name", "i2")
+    out, _ = e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i2")
     check("VM 'i2' imported" in out and "copy, new id" in out, "import: %r" % out)
     i2 = e.vm("i2")
     copy = os.path.join(e.state, "pools", "default", "i2", "disk0.vhdx")
@@ -1120,14 +1121,14 @@ def case_import(e):
     e.keel("vm", "turn-off", "i2")
     check(digest(e, base) == want, "the original disk changed")
     # The backup is unchanged and imports again (a copy keeps it reusable).
-    out, _ = e.keel("vm", "import", bdir, "--new-id", "--name", "i3", "--json")
+    out, _ = e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i3", "--json")
     doc = json.loads(out)
     check(doc["vm"] == "i3" and doc["mode"] == "copy" and doc["new_id"] and
           doc["not_imported"] == [], "second import: %r" % doc)
     # In place, keeping the id and MAC, once the original is gone: the backup's files
     # become the VM's.
     e.keel("vm", "delete", "i1")
-    out, _ = e.keel("vm", "import", bdir, "--in-place")
+    out, _ = e.keel("vm", "import", "--kernel", K, bdir, "--in-place")
     i1 = e.vm("i1")
     check(i1["id"] == orig["id"] and i1["nets"][0]["mac"] == orig["nets"][0]["mac"],
           "in place: %r" % i1)
@@ -1140,7 +1141,7 @@ def case_import(e):
         shutil.copytree(bdir, d, symlinks=True)
         change(d)
         before = import_leftovers(e)
-        e.api_err("POST", "/v1/vms/import", body or {"from": d, "new_id": True,
+        e.api_err("POST", "/v1/vms/import", body or {"kernel": K, "from": d, "new_id": True,
                   "name": "x-" + tag}, want=400, msg=msg)
         check(import_leftovers(e) == before, "%s left files: %r" % (tag, import_leftovers(e)))
         return d
@@ -1153,7 +1154,8 @@ def case_import(e):
 
     bad("json", lambda d: open(os.path.join(d, "config.json"), "w").write('{"name": "x",'),
         "is not one JSON object")
-    bad("field", lambda d: set_cfg(d, lambda c: c.update(state="Running")), "config.json")
+    bad("field", lambda d: set_cfg(d, lambda c: c.update(state="Running")),
+        "field 'state' is the VM's runtime state")
     bad("dotdot", lambda d: set_cfg(d, lambda c: c["disks"][0].update(
         path=d + "/disks/../../base.vhdx")), "is not a file of the backup's disks/ directory")
     bad("abs", lambda d: set_cfg(d, lambda c: c["disks"][0].update(path=base)),
@@ -1189,7 +1191,7 @@ def case_import(e):
     outside = tempfile.mkdtemp(prefix="kdi", dir="/var/tmp")
     try:
         shutil.copytree(bdir, os.path.join(outside, "i1"))
-        e.api_err("POST", "/v1/vms/import", {"from": os.path.join(outside, "i1"),
+        e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": os.path.join(outside, "i1"),
                   "new_id": True, "name": "x-out"}, want=400, msg="in no storage pool")
     finally:
         shutil.rmtree(outside)
@@ -1198,7 +1200,7 @@ def case_import(e):
     hook = os.path.join(bdir, "test-import-fail")
     open(hook, "w").close()
     before = import_leftovers(e)
-    _, err = e.keel("vm", "import", bdir, "--new-id", "--name", "i4", want=1)
+    _, err = e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i4", want=1)
     os.unlink(hook)
     check("test hook" in err, "the failed import: %r" % err)
     code, _ = e.curl("GET", "/v1/vms/i4")
@@ -1208,7 +1210,7 @@ def case_import(e):
     # staging directory left is named in the refusal of the next import.
     hold = os.path.join(bdir, "test-import-hold")
     open(hold, "w").close()
-    job = subprocess.Popen([e.a.keel, "vm", "import", bdir, "--new-id", "--name", "i5"],
+    job = subprocess.Popen([e.a.keel, "vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i5"],
                            env=dict(os.environ, KEEL_SOCKET=e.sock),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stage = os.path.join(e.state, "pools", "default", ".i5.import")
@@ -1223,10 +1225,10 @@ def case_import(e):
     e.start_keeld()
     code, _ = e.curl("GET", "/v1/vms/i5")
     check(code == 404, "an interrupted import registered VM i5")
-    e.api_err("POST", "/v1/vms/import", {"from": bdir, "new_id": True, "name": "i5"},
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "new_id": True, "name": "i5"},
               want=409, msg="under way or was interrupted")
     shutil.rmtree(stage)
-    e.keel("vm", "import", bdir, "--new-id", "--name", "i5")
+    e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i5")
     check(digest(e, disk_of(e, "i5")) == want, "i5's disk differs")
 
 
@@ -1257,6 +1259,7 @@ def case_import_attacks(e):
     (refused, no copy larger than the file); boot files naming another VM's disk (not
     imported); thousands of stray names with terminal escapes (capped, escaped); a MAC
     clash; a failure on the second disk of two (both removed); a too-long path."""
+    K = os.path.realpath(e.a.guest)  # a backup holds no kernel: given again
     e.start_keeld()
     b0, b1 = os.path.join(e.dir, "b0.vhdx"), os.path.join(e.dir, "b1.vhdx")
     for b, seed in ((b0, 5), (b1, 6)):
@@ -1290,7 +1293,7 @@ def case_import_attacks(e):
             d = fresh(tag)
             hold = os.path.join(d, "test-import-hold")
             open(hold, "w").close()
-            job = import_start(e, {"from": d, "new_id": True, "name": tag})
+            job = import_start(e, {"kernel": K, "from": d, "new_id": True, "name": tag})
             for _ in range(300):
                 j = e.api_ok("GET", job["href"])
                 if j["progress"]["bytes_done"] >= 8 << 20:
@@ -1319,6 +1322,56 @@ def case_import_attacks(e):
     finally:
         shutil.rmtree(out)
     e.start_keeld()
+    # Boot files named by the description (here another VM's disk as the initrd, a DVD
+    # medium) are not imported, and said so; a direct-boot VM needs its kernel given.
+    def set_cfg(d, fn):
+        p = os.path.join(d, "config.json")
+        cfg = json.load(open(p))
+        fn(cfg)
+        json.dump(cfg, open(p, "w"))
+    d = fresh("io")
+    set_cfg(d, lambda c: c.update(initrd=b0))
+    e.api_err("POST", "/v1/vms/import", {"from": d, "new_id": True, "name": "io"},
+              msg="boots a kernel directly, and a backup holds none")
+    j = wait_job(e, import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "io"}))
+    check(j["state"] == "succeeded", "io: %r" % j)
+    io = e.vm("io")
+    check(not io.get("initrd") and io["kernel"] == K, "the initrd was imported: %r" % io)
+    check(any(n.startswith("initrd " + b0) and "not imported" in n
+              for n in j["result"]["not_imported"]) and
+          not any(n.startswith("kernel ") for n in j["result"]["not_imported"]),
+          "not_imported: %r" % j["result"]["not_imported"])
+    e.keel("vm", "delete", "io")
+    # Thousands of stray files named with terminal escapes: 100 lines, then a count; the
+    # control characters escaped.
+    d = fresh("many")
+    for i in range(3000):
+        open(os.path.join(d, "f%05d\x1b[31mred" % i), "w").close()
+    j = wait_job(e, import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "many"}))
+    ni = j["result"]["not_imported"]
+    check(len(ni) == 101 and re.match(r"and \d+ more not imported$", ni[-1]) and
+          int(ni[-1].split()[1]) == 3000 - 100, "not_imported: %d lines, last %r" %
+          (len(ni), ni[-1]))
+    check(not any(ch in "".join(ni) for ch in "\x1b\x07\n") and
+          any("\\x1b[31mred" in n for n in ni), "not_imported: %r" % ni[:3])
+    e.keel("vm", "delete", "many")
+    # The MAC clash: a copy keeping the id of a deleted VM whose MAC another VM took.
+    vmac = e.vm("v")["nets"][0]["mac"]
+    e.keel("vm", "delete", "v")
+    e.create("other", nets=[{"tap": "kv1", "mac": vmac}])
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir}, want=409,
+              msg="MAC address %s of the backup's VM is another VM's" % vmac)
+    e.keel("vm", "delete", "other")
+    # A failure on the second disk of two removes the first disk's copy too.
+    d = fresh("fail2")
+    open(os.path.join(d, "test-import-fail"), "w").close()
+    before = import_leftovers(e)
+    j = wait_job(e, import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "f2"}))
+    check(j["state"] == "failed" and "disk 1 of" in j["error"]["message"], "f2: %r" % j)
+    check(import_leftovers(e) == before and e.curl("GET", "/v1/vms/f2")[0] == 404,
+          "the failed two-disk import left %r" % import_leftovers(e))
+    # A path too long is said to be so.
+    e.api_err("POST", "/v1/vms/import", {"from": "/" + "a" * 5000}, msg="is too long")
     # A BAT whose entries all point at one block: a 2 GiB disk in a few MiB of file would
     # be copied as 2 GiB of data. Refused by the overlap check, nothing left.
     amp = os.path.join(e.dir, "amp.vhdx")
@@ -1334,7 +1387,7 @@ def case_import_attacks(e):
     d = fresh("amp")
     shutil.copy(amp, os.path.join(d, "disks", "disk0.vhdx"))
     before = import_leftovers(e)
-    j = wait_job(e, import_start(e, {"from": d, "new_id": True, "name": "amp"}))
+    j = wait_job(e, import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "amp"}))
     check(j["state"] == "failed" and "is inconsistent" in j["error"]["message"] and
           "overlaps" in j["error"]["message"], "the overlapping BAT: %r" % j)
     check(import_leftovers(e) == before, "amp left %r" % import_leftovers(e))
@@ -1345,7 +1398,7 @@ def case_import_attacks(e):
     try:
         e.api_ok("POST", "/v1/pools", {"name": "small", "path": os.path.realpath(small)},
                  want=201)
-        j = wait_job(e, import_start(e, {"from": bdir, "new_id": True, "name": "sm",
+        j = wait_job(e, import_start(e, {"kernel": K, "from": bdir, "new_id": True, "name": "sm",
                                          "copy_to": "small"}))
         check(j["state"] == "failed" and "not enough space" in j["error"]["message"] and
               "MiB free" in j["error"]["message"], "the small pool: %r" % j)
@@ -1358,7 +1411,7 @@ def case_import_attacks(e):
     d = fresh("held")
     hold = os.path.join(d, "test-import-hold")
     open(hold, "w").close()
-    job = import_start(e, {"from": d, "new_id": True, "name": "held"})
+    job = import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "held"})
     stage = os.path.join(e.state, "pools", "default", ".held.import")
     for _ in range(300):
         if os.path.exists(os.path.join(stage, "disk0.vhdx")):
