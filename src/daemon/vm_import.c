@@ -4,12 +4,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,12 +60,28 @@ static void notes_end(struct import_plan *p)
 	p->notes_more = 0;
 }
 
-/* What the directory holds besides config.json and the disks the description names. */
-static void list_extra(struct import_plan *p, const char *dir, bool top)
+/* rel (a name, or "disks/NAME") inside the backup's directory, opened from the descriptor of
+ * the directory checked: never above it, through no symlink, a FIFO not waited on. */
+static int open_rel(const struct import_plan *p, const char *rel, int flags)
 {
-	DIR *d = opendir(dir);
+	struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+						   O_NOCTTY),
+			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+	int fd = (int)syscall(SYS_openat2, p->dir_fd, rel, &how, sizeof(how));
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* What the directory (or its disks/, top false) holds besides config.json and the disks the
+ * description names. */
+static void list_extra(struct import_plan *p, bool top)
+{
+	int fd = open_rel(p, top ? "." : "disks", O_RDONLY | O_DIRECTORY);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *e;
 
+	if (fd >= 0 && !d)
+		close(fd);
 	while (d && (e = readdir(d))) {
 		bool used = false;
 
@@ -71,46 +89,45 @@ static void list_extra(struct import_plan *p, const char *dir, bool top)
 			continue;
 		if (top)
 			used = !strcmp(e->d_name, "config.json") || !strcmp(e->d_name, "disks");
-		for (unsigned i = 0; !top && i < p->def.ndisks; i++) {
-			const char *f = strrchr(p->def.disks[i].path, '/');
-
-			used |= f && !strcmp(f + 1, e->d_name);
-		}
+		for (unsigned i = 0; !top && i < p->def.ndisks; i++)
+			used |= !strcmp(p->src_file[i], e->d_name);
 		if (!used)
-			note(p, "%s/%s: not part of a keel backup's layout, not imported", dir,
-			     e->d_name);
+			note(p, "%s%s/%s: not part of a keel backup's layout, not imported", p->from,
+			     top ? "" : "/disks", e->d_name);
 	}
 	if (d)
 		closedir(d);
 }
 
-/* A file of the backup through its pool: regular, no symlink as its last component. */
-static int open_backup_file(struct store *st, const char *what, const char *path, char *err,
-			    size_t errlen)
+/* A file of the backup (rel inside it): regular, no symlink on the way. */
+static int open_backup_file(struct import_plan *p, const char *what, const char *rel,
+			    char *err, size_t errlen)
 {
-	int fd = pools_open(st, what, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, false, err, errlen);
+	int fd = open_rel(p, rel, O_RDONLY);
 	struct stat s;
 
+	if (fd == -ELOOP) {
+		error_set(err, errlen, "%s %s/%s is a symlink or under one: a backup's files are "
+			  "its own", what, p->from, rel);
+		return -EINVAL;
+	}
 	if (fd < 0) {
-		if (fd == -ELOOP)
-			error_set(err, errlen, "%s %s is a symlink: a backup's files are its own",
-				  what, path);
-		return fd == -ELOOP || fd == -EXDEV ? -EINVAL : fd;
+		error_set(err, errlen, "%s %s/%s: %s", what, p->from, rel, strerror(-fd));
+		return fd == -ENOENT || fd == -ENOTDIR ? -EINVAL : fd;
 	}
 	if (fstat(fd, &s) < 0 || !S_ISREG(s.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
 		close(fd);
-		error_set(err, errlen, "%s %s is not a regular file", what, path);
+		error_set(err, errlen, "%s %s/%s is not a regular file", what, p->from, rel);
 		return -EINVAL;
 	}
 	return fd;
 }
 
 /* Disk i of the description: a standalone VHDX file of FROM/disks, opened cleanly. */
-static int check_disk(struct store *st, struct import_plan *p, unsigned i, char *err,
-		      size_t errlen)
+static int check_disk(struct import_plan *p, unsigned i, char *err, size_t errlen)
 {
 	struct vm_disk *vd = &p->def.disks[i];
-	char src[PATH_MAX], loc[PATH_MAX];
+	char src[PATH_MAX], rel[NAME_MAX + 8], loc[PATH_MAX];
 	const char *file = NULL;
 	struct disk *d = NULL;
 	struct disk_err why;
@@ -134,7 +151,8 @@ static int check_disk(struct store *st, struct import_plan *p, unsigned i, char 
 		error_set(err, errlen, "backup %s: the path of disk %s is too long", p->from, file);
 		return -EINVAL;
 	}
-	fd = open_backup_file(st, "backup disk", src, err, errlen);
+	snprintf(rel, sizeof(rel), "disks/%s", file);
+	fd = open_backup_file(p, "backup disk", rel, err, errlen);
 	if (fd < 0)
 		return fd;
 	p->src_fd[i] = fd;
@@ -211,13 +229,13 @@ static int check_clash(struct store *st, const struct import_plan *p, char *err,
 }
 
 /* The description: FROM/config.json through its pool, as a description document. */
-static int load_description(struct store *st, struct import_plan *p, char *err, size_t errlen)
+static int load_description(struct import_plan *p, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16], why[768];
 	int fd, r;
 
 	snprintf(path, sizeof(path), "%s/config.json", p->from);
-	fd = open_backup_file(st, "backup description", path, err, errlen);
+	fd = open_backup_file(p, "backup description", "config.json", err, errlen);
 	if (fd < 0)
 		return fd;
 	r = vmdef_load_fd(fd, path, &p->def, why, sizeof(why));
@@ -359,7 +377,6 @@ static int set_identity(struct sup *sup, struct import_plan *p, char *err, size_
 int import_prepare(struct store *st, struct sup *sup, const struct import_req *req,
 		   struct import_plan *p, char *err, size_t errlen)
 {
-	char disks[PATH_MAX + 8];
 	struct stat s;
 	int r;
 
@@ -367,6 +384,7 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 	vmdef_init(&p->def);
 	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
 		p->src_fd[i] = -1;
+	p->dir_fd = -1;
 	p->in_place = req->in_place;
 	p->new_id = req->new_id;
 	p->not_imported = json_object_new_array();
@@ -383,9 +401,12 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 		return -EINVAL;
 	}
 	snprintf(p->from, sizeof(p->from), "%s", req->from);
-	if (lstat(p->from, &s) < 0 || !S_ISDIR(s.st_mode)) {
-		error_set(err, errlen, "the backup directory %.300s is not a directory", p->from);
-		return -EINVAL;
+	/* The directory once, through its pool; each of its files from this descriptor. */
+	p->dir_fd = pools_open(st, "backup directory", p->from,
+			       O_PATH | O_DIRECTORY | O_NOFOLLOW, false, err, errlen);
+	if (p->dir_fd < 0) {
+		r = p->dir_fd;
+		return r == -ENOTDIR || r == -ELOOP || r == -ENOENT ? -EINVAL : r;
 	}
 	if (req->in_place && req->copy_to) {
 		error_set(err, errlen, "an import is either a copy (copy_to) or in place, not both");
@@ -397,7 +418,7 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 			  "import in place keeps the backup's id");
 		return -EINVAL;
 	}
-	r = load_description(st, p, err, errlen);
+	r = load_description(p, err, errlen);
 	if (r)
 		return r;
 	if (req->name) {
@@ -430,14 +451,30 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 				  p->from, p->def.scsi.luns[k].disk.path);
 			return -EINVAL;
 		}
-	snprintf(disks, sizeof(disks), "%s/disks", p->from);
-	if (p->def.ndisks && (lstat(disks, &s) < 0 || !S_ISDIR(s.st_mode))) {
-		error_set(err, errlen, "backup %s: %s is not a directory%s", p->from, disks,
-			  S_ISLNK(s.st_mode) ? " (a symlink)" : "");
+	/* For the message only: the opens below refuse a symlink on the way anyway. */
+	if (p->def.ndisks &&
+	    (fstatat(p->dir_fd, "disks", &s, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(s.st_mode))) {
+		error_set(err, errlen, "backup %s: %s/disks is not a directory%s", p->from,
+			  p->from, S_ISLNK(s.st_mode) ? " (a symlink)" : "");
 		return -EINVAL;
 	}
+#ifdef KEEL_TEST_HOOKS
+	/* Test builds: DIR/test-import-swap names a directory, which disks/ is swapped for (as
+	 * a symlink) between the check above and the opens of its files. */
+	{
+		char to[PATH_MAX] = "";
+		int hfd = open_rel(p, "test-import-swap", O_RDONLY);
+
+		if (hfd >= 0 && read(hfd, to, sizeof(to) - 1) > 0 &&
+		    renameat(p->dir_fd, "disks", p->dir_fd, "disks.was") == 0 &&
+		    symlinkat(to, p->dir_fd, "disks") < 0)
+			log_warn("test-import-swap: %s", strerror(errno));
+		if (hfd >= 0)
+			close(hfd);
+	}
+#endif
 	for (unsigned i = 0; i < p->def.ndisks; i++) {
-		r = check_disk(st, p, i, err, errlen);
+		r = check_disk(p, i, err, errlen);
 		if (r)
 			return r;
 	}
@@ -451,9 +488,9 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 		r = disk_policy_attach(st, sup, &p->def, NULL, err, errlen);
 	if (r)
 		return r;
-	list_extra(p, p->from, true);
+	list_extra(p, true);
 	if (p->def.ndisks)
-		list_extra(p, disks, false);
+		list_extra(p, false);
 	notes_end(p);
 	if (!p->in_place)
 		r = make_stage(st, p, req->copy_to ? req->copy_to : POOL_DEFAULT, err, errlen);
@@ -710,6 +747,8 @@ int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_ob
 
 void import_plan_free(struct import_plan *p)
 {
+	if (p->dir_fd >= 0)
+		close(p->dir_fd);
 	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
 		if (p->src_fd[i] >= 0)
 			close(p->src_fd[i]);

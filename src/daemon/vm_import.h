@@ -45,6 +45,7 @@ struct import_req {
 struct import_plan {
 	struct vm_def def; /* the VM to register (its disks: the backup's files for now) */
 	char from[PATH_MAX];
+	int dir_fd; /* from, opened (O_PATH) through its pool: its files are opened from it */
 	int src_fd[VMDEF_MAX_DISKS]; /* the backup's disks, opened through their pool */
 	char src_file[VMDEF_MAX_DISKS][NAME_MAX + 1]; /* their names in DIR/disks */
 	char stage[PATH_MAX];	     /* copy: POOL/.NAME.import, where the copies are made */

@@ -1372,6 +1372,14 @@ def case_import_attacks(e):
           "the failed two-disk import left %r" % import_leftovers(e))
     # A path too long is said to be so.
     e.api_err("POST", "/v1/vms/import", {"from": "/" + "a" * 5000}, msg="is too long")
+    # disks/ swapped for a relative symlink to another directory of the pool between its
+    # check and the opens of its files (test builds: test-import-swap): refused.
+    d = fresh("swapdir")
+    other = os.path.join(e.dir, "other-disks")
+    shutil.copytree(os.path.join(d, "disks"), other)
+    open(os.path.join(d, "test-import-swap"), "w").write(os.path.relpath(other, d))
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": d, "new_id": True,
+              "name": "swd"}, msg="is a symlink or under one")
     # A BAT whose entries all point at one block: a 2 GiB disk in a few MiB of file would
     # be copied as 2 GiB of data. Refused by the overlap check, nothing left.
     amp = os.path.join(e.dir, "amp.vhdx")
