@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keel vm import DIR [--copy-to POOL | --in-place] [--new-id] [--name NAME] [--kernel PATH]
- * [--initrd PATH] [--json] [--no-wait]: a VM registered from a backup directory (docs/backup.md, "Import"; Hyper-V's
- * Import-VM), as a keeld job followed with its progress.
+ * [--initrd PATH] [--json] [--no-wait]: a VM registered from a backup directory (docs/backup.md,
+ * "Import"; Hyper-V's Import-VM), as a keeld job followed with its progress.
  */
 #include <limits.h>
 #include <stdbool.h>

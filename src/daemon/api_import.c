@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * POST /v1/vms/import {"from": DIR, "copy_to"?: POOL, "in_place"?: bool, "new_id"?: bool,
- * "name"?: NAME, "kernel"?: PATH, "initrd"?: PATH}: keel vm import as a job (vm_import.h), whose progress is the bytes of the
- * disks copied and whose result names the VM registered.
+ * "name"?: NAME, "kernel"?: PATH, "initrd"?: PATH}: keel vm import as a job (vm_import.h), whose
+ * progress is the bytes of the disks copied and whose result names the VM registered.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -25,7 +25,7 @@
 #include "daemon/store.h"
 #include "daemon/sup.h"
 
-#define IMPORT_NOTES_MAX 100 /* lines of not_imported; then "and N more not imported" */
+#define IMPORT_NOTES_MAX     100 /* lines of not_imported; then "and N more not imported" */
 #define IMPORT_PROGRESS_FILE "import.progress" /* in the copy's directory: its size, bytes done */
 /* Room a copy needs besides its data and BAT, in the free-space check: a dynamic VHDX's
  * header section, log and metadata region (1 MiB each), and 1 MiB to spare. */
@@ -48,8 +48,8 @@ struct import_plan {
 	int dir_fd; /* from, opened (O_PATH) through its pool: its files are opened from it */
 	int src_fd[VMDEF_MAX_DISKS]; /* the backup's disks, opened through their pool */
 	char src_file[VMDEF_MAX_DISKS][NAME_MAX + 1]; /* their names in DIR/disks */
-	char stage[PATH_MAX];	     /* copy: POOL/.NAME.import, where the copies are made */
-	char final[PATH_MAX];	     /* copy: POOL/NAME, what stage becomes when complete */
+	char stage[PATH_MAX]; /* copy: POOL/.NAME.import, where the copies are made */
+	char final[PATH_MAX]; /* copy: POOL/NAME, what stage becomes when complete */
 	char progress[PATH_MAX + 32];
 	uint64_t total; /* the disks' virtual sizes: the copy's progress */
 	bool in_place, new_id;

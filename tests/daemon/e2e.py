@@ -1313,6 +1313,20 @@ def case_import_attacks(e):
                 check(got != want_sec, "%s: the import copied a file outside every pool "
                       "through a parent link" % tag)
             check("/proc/self/fd" not in json.dumps(j), "%s: %r" % (tag, j))
+        # The same rewrite before the job's checks: refused as a differencing disk now.
+        os.unlink(sec)
+        e.keel("disk", "create", sec, "--size", "8M")
+        d = fresh("sw3")
+        hold = os.path.join(d, "test-import-hold-check")
+        open(hold, "w").close()
+        job = import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "sw3"})
+        with open(os.path.join(d, "disks", "disk1.vhdx"), "r+b") as f:
+            f.truncate(0)
+            f.write(data)
+        os.unlink(hold)
+        j = wait_job(e, job, limit=30)
+        check(j["state"] == "failed" and "became a differencing disk after it was checked"
+              in j["error"]["message"], "sw3: %r" % j)
         check(e.api_ok("GET", "/v1/vms") is not None, "keeld does not answer")
         # No job left that keeld's exit waits for.
         t0 = time.time()
