@@ -1060,6 +1060,18 @@ def import_leftovers(e):
     return sorted(os.listdir(os.path.join(e.state, "pools", "default")))
 
 
+def import_held_stage(e, name):
+    """The staging directory of the import of NAME, once its copy of disk 0 exists (held
+    there by the test hook test-import-hold)."""
+    stage = os.path.join(e.state, "pools", "default", "." + name + ".import")
+    for _ in range(300):
+        if os.path.exists(os.path.join(stage, "disk0.vhdx")):
+            break
+        time.sleep(0.1)
+    check(os.path.exists(os.path.join(stage, "disk0.vhdx")), "the held copy did not start")
+    return stage
+
+
 def case_import(e):
     """keel vm import (issue 13): a backup imported as a new VM (--new-id: new id and MAC)
     that starts on a copy with the disk's contents; clashes of name, id and MAC refused; the
@@ -1088,8 +1100,8 @@ def case_import(e):
               msg="has the backup's id " + orig["id"])
     _, err = e.keel("vm", "import", "--kernel", K, bdir, "--name", "i2", want=5)
     check("--new-id" in err, "the id clash does not say what to do: %r" % err)
-    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "in_place": True, "new_id": True},
-              want=400, msg="a new id needs a copy")
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "in_place": True,
+              "new_id": True}, want=400, msg="a new id needs a copy")
     e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "bogus": 1}, want=400,
               msg="unknown field")
     e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "name": "i2", "new_id": True,
@@ -1210,15 +1222,10 @@ def case_import(e):
     # staging directory left is named in the refusal of the next import.
     hold = os.path.join(bdir, "test-import-hold")
     open(hold, "w").close()
-    job = subprocess.Popen([e.a.keel, "vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i5"],
-                           env=dict(os.environ, KEEL_SOCKET=e.sock),
+    job = subprocess.Popen([e.a.keel, "vm", "import", "--kernel", K, bdir, "--new-id",
+                            "--name", "i5"], env=dict(os.environ, KEEL_SOCKET=e.sock),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stage = os.path.join(e.state, "pools", "default", ".i5.import")
-    for _ in range(300):
-        if os.path.exists(os.path.join(stage, "disk0.vhdx")):
-            break
-        time.sleep(0.1)
-    check(os.path.exists(os.path.join(stage, "disk0.vhdx")), "the held copy did not start")
+    stage = import_held_stage(e, "i5")
     e.kill_keeld()
     job.communicate(timeout=30)
     os.unlink(hold)
@@ -1433,13 +1440,8 @@ def case_import_attacks(e):
     d = fresh("held")
     hold = os.path.join(d, "test-import-hold")
     open(hold, "w").close()
-    job = import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "held"})
-    stage = os.path.join(e.state, "pools", "default", ".held.import")
-    for _ in range(300):
-        if os.path.exists(os.path.join(stage, "disk0.vhdx")):
-            break
-        time.sleep(0.1)
-    check(os.path.exists(os.path.join(stage, "disk0.vhdx")), "the held copy did not start")
+    import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "held"})
+    stage = import_held_stage(e, "held")
     t0 = time.time()
     os.kill(e.keeld_proc.pid, signal.SIGTERM)
     e.keeld_exits(0, "after SIGTERM during an import")
