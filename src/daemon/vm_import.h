@@ -5,11 +5,13 @@
  * files copied into a storage pool (the default: the backup stays reusable), or registered
  * in place (they become the VM's files), keeping the VM's id, or with a new id and new MAC
  * addresses (Copy + GenerateNewId). Everything in the directory is untrusted input: the
- * directory must be in a storage pool and its files are opened through it (no symlink, no
- * '..'), the description goes through the parser and limits of a VM's description document,
- * and every disk must be a standalone VHDX of the backup's disks/ directory that opens
- * cleanly. The VM is registered only once its files are complete; a failure removes what the
- * import made.
+ * directory must be in a storage pool, is opened once through it, and its files are opened
+ * from that descriptor (openat2: nothing above it, no symlink); the description goes through
+ * the parser and limits of a VM's description document, and the files it names besides its
+ * disks (kernel, initrd, firmware, DVD media) are not imported; every disk must be a
+ * standalone, consistent VHDX of the backup's disks/ directory, checked and copied from the
+ * descriptor opened, never by path or through a parent. The VM is registered only once its
+ * files are complete; a failure removes what the import made.
  */
 #ifndef KEEL_DAEMON_VM_IMPORT_H
 #define KEEL_DAEMON_VM_IMPORT_H
@@ -68,10 +70,12 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 		   struct import_plan *p, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /*
- * The import (a job, keeld's lock held; let go during the copy): each disk copied into the
- * staging directory (only its allocated data: a dynamic VHDX with zeros unallocated), the
- * directory renamed to POOL/NAME, then the VM checked and registered as a create does. On
- * failure what it made is removed and no VM is registered. *out gets {"vm", "id", "mode":
+ * The import (a job, keeld's lock held; let go during the checks and the copy): each disk
+ * opened again from its descriptor without its parents (still standalone, no overlapping
+ * blocks), the pool's free space checked, each disk copied from that handle into the staging
+ * directory (only its allocated data: a dynamic VHDX with zeros unallocated; stopped when
+ * keeld exits), the directory renamed to POOL/NAME, then the VM checked and registered as a
+ * create does. On failure what it made is removed and no VM is registered. *out gets {"vm", "id", "mode":
  * "copy"|"in-place", "new_id", "disks", "not_imported"}.
  */
 int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_object **out,
