@@ -75,8 +75,8 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
  * blocks), the pool's free space checked, each disk copied from that handle into the staging
  * directory (only its allocated data: a dynamic VHDX with zeros unallocated; stopped when
  * keeld exits), the directory renamed to POOL/NAME, then the VM checked and registered as a
- * create does. On failure what it made is removed and no VM is registered. *out gets {"vm", "id", "mode":
- * "copy"|"in-place", "new_id", "disks", "not_imported"}.
+ * create does. On failure what it made is removed and no VM is registered. *out gets {"vm", "id",
+ * "mode": "copy"|"in-place", "new_id", "disks", "not_imported"}.
  */
 int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_object **out,
 	       char *err, size_t errlen) __attribute__((warn_unused_result));
