@@ -22,6 +22,7 @@
 #include "daemon/host.h"
 #include "daemon/jobs.h"
 #include "daemon/switch.h"
+#include "daemon/vm_macs.h"
 #include "lib/log.h"
 #include "lib/parse.h"
 
@@ -222,50 +223,6 @@ static bool is_off(struct api_ctx *ctx, const char *uuid, struct sup_status *st)
 	return st->state == VM_OFF || st->state == VM_CRASHED || st->state == VM_SAVED;
 }
 
-/* Give every NIC without a MAC a new one that no VM uses. */
-static int assign_macs(struct api_ctx *ctx, struct vm_def *def, char *err, size_t errlen)
-{
-	for (unsigned i = 0; i < def->nnics; i++) {
-		bool used = false;
-		int ret;
-
-		if (def->nics[i].mac[0]) {
-			ret = store_mac_used(ctx->store, def->nics[i].mac, def->uuid, &used);
-			if (ret)
-				return ret;
-			if (used) {
-				snprintf(err, errlen, "MAC %s is already used by another VM",
-					 def->nics[i].mac);
-				return -EEXIST;
-			}
-			continue;
-		}
-		for (int tries = 0; tries < 16; tries++) {
-			bool dup = false;
-			ret = vmdef_gen_mac(def->nics[i].mac);
-			if (ret)
-				return ret;
-			for (unsigned j = 0; j < def->nnics; j++)
-				dup |= j != i && !strcmp(def->nics[j].mac, def->nics[i].mac);
-			ret = store_mac_used(ctx->store, def->nics[i].mac, NULL, &used);
-			if (ret)
-				return ret;
-			if (!used && !dup)
-				break;
-			def->nics[i].mac[0] = '\0';
-		}
-		if (!def->nics[i].mac[0]) {
-			snprintf(err, errlen, "cannot find a free MAC address");
-			return -EIO;
-		}
-	}
-	/* An adapter on a switch: its tap is named after its MAC (vmdef_switch_tap). */
-	for (unsigned i = 0; i < def->nnics; i++)
-		if (def->nics[i].sw[0])
-			vmdef_switch_tap(def->nics[i].mac, def->nics[i].tap);
-	return switches_check_def(ctx->store, def, err, errlen);
-}
-
 static void do_list(struct api_ctx *ctx, struct api_reply *out)
 {
 	struct vm_def *defs = NULL;
@@ -345,7 +302,7 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 	def.created = (int64_t)time(NULL);
 	def.revision = 1;
 	def.version = VMDEF_CONFIG_VERSION;
-	ret = assign_macs(ctx, &def, err, sizeof(err));
+	ret = vm_macs_assign(ctx->store, &def, err, sizeof(err));
 	if (!ret)
 		ret = store_vm_insert(ctx->store, &def, err, sizeof(err));
 	if (ret)
@@ -425,7 +382,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 			goto fail;
 		}
 	}
-	ret = assign_macs(ctx, &nd, err, sizeof(err));
+	ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
 	nd.revision = def->revision + 1;
@@ -1254,6 +1211,9 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			do_audit(ctx, query, out);
 	} else if (!strcmp(path, "/v1/jobs") || !strncmp(path, "/v1/jobs/", 9)) {
 		route_jobs(method, url, path, out);
+	} else if (!strcmp(path, "/v1/vms/import") && !strcmp(method, "POST")) {
+		/* A VM may be named "import": its own routes take no POST without a sub. */
+		api_vm_import(ctx, method, url, req, out);
 	} else if (!strncmp(path, "/v1/vms/", 8) && path[8]) {
 		key = path + 8;
 		sub = strchr(key, '/');
@@ -1273,15 +1233,17 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 }
 
 /* The VM a request is about, for access and audit: NAME in /v1/vms/NAME[/...], or the
- * "name" of a create's body; "" when none. */
+ * "name" of a create's or an import's body (an import without one: ""); "" when none. */
 static void request_vm(const char *method, const char *url, const char *body, size_t len, char *out,
 		       size_t size)
 {
+	bool import = !strcmp(method, "POST") && !strcmp(url, "/v1/vms/import");
+
 	out[0] = '\0';
-	if (!strncmp(url, "/v1/vms/", 8)) {
+	if (!strncmp(url, "/v1/vms/", 8) && !import) {
 		snprintf(out, size, "%.*s", (int)strcspn(url + 8, "/"), url + 8);
 	} else if (!strcmp(method, "POST") &&
-		   (!strcmp(url, "/v1/vms") || !strcmp(url, "/v1/vms/")) && body && len) {
+		   (!strcmp(url, "/v1/vms") || !strcmp(url, "/v1/vms/") || import) && body && len) {
 		json_tokener *tok = json_tokener_new();
 		json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL, *v;
 

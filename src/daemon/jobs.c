@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static size_t njobs, cap;
 /* Ids go on from the time of the first job, so that a client following a job across a
  * keeld restart never meets another job under the same id. */
 static uint64_t next_id;
-static bool refusing; /* keeld is exiting */
+static atomic_bool refusing; /* keeld is exiting */
 /* The caller of the request this thread serves (jobs_requester); "" when none. */
 static _Thread_local char cur_requester[64];
 static _Thread_local long long cur_requester_uid;
@@ -364,6 +365,11 @@ void jobs_refuse(void)
 	refusing = true;
 }
 
+bool jobs_exiting(void)
+{
+	return refusing;
+}
+
 size_t jobs_running(bool must_finish)
 {
 	size_t running = 0;
@@ -372,4 +378,25 @@ size_t jobs_running(bool must_finish)
 		running += jobs[i]->state == JOB_RUNNING &&
 			   (!must_finish || (jobs[i]->flags & JOB_FINISH_BEFORE_EXIT));
 	return running;
+}
+
+void jobs_running_names(bool must_finish, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < njobs && n < len; i++) {
+		const struct job *j = jobs[i];
+		int w;
+
+		if (j->state != JOB_RUNNING ||
+		    (must_finish && !(j->flags & JOB_FINISH_BEFORE_EXIT)))
+			continue;
+		w = snprintf(buf + n, len - n, "%s%s %llu%s%s%s", n ? ", " : "", j->operation,
+			     (unsigned long long)j->id, j->name[0] ? " (VM " : "", j->name,
+			     j->name[0] ? ")" : "");
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
 }

@@ -82,7 +82,12 @@ int jobs_timeout_ms(void);
 
 /* keeld is exiting: start no new job (job_start fails with -ESHUTDOWN). */
 void jobs_refuse(void);
+/* Has keeld begun to exit? Any thread, lock held or not: a job that may stop early (an
+ * import's copy) looks at it as it goes. */
+bool jobs_exiting(void);
 /* How many jobs are running (only those with JOB_FINISH_BEFORE_EXIT when must_finish). */
 size_t jobs_running(bool must_finish);
+/* Those jobs named for a log line: "checkpoint 12 (VM a), backup 13 (VM b)" (cut at len). */
+void jobs_running_names(bool must_finish, char *buf, size_t len);
 
 #endif
