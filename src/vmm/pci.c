@@ -2,6 +2,7 @@
 #include "vmm/pci.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,16 @@
 
 struct log_ratelimit pci_rl = LOG_RATELIMIT_INIT(5000, 5);
 bool pci_trace;
-unsigned pci_trace_bar_budget = 4000;
+static _Atomic unsigned trace_bar_budget = 4000;
+
+bool pci_trace_bar(void)
+{
+	unsigned b = atomic_load(&trace_bar_budget);
+
+	while (pci_trace && b && !atomic_compare_exchange_weak(&trace_bar_budget, &b, b - 1))
+		;
+	return pci_trace && b;
+}
 
 void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t class_code,
 		  uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id)

@@ -177,11 +177,9 @@ static uint64_t window_access(struct pci_host *h, uint64_t gpa, unsigned size, b
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (!d) {
-		if (pci_trace && pci_trace_bar_budget) {
-			pci_trace_bar_budget--;
-			log_info("pci-trace: %s 0x%llx/%u: no BAR decodes it", write ? "write" : "read",
-				 (unsigned long long)gpa, size);
-		}
+		if (pci_trace_bar())
+			log_info("pci-trace: %s 0x%llx/%u: no BAR decodes it",
+				 write ? "write" : "read", (unsigned long long)gpa, size);
 		return write ? 0 : ones(size);
 	}
 	if (write) {
@@ -190,12 +188,10 @@ static uint64_t window_access(struct pci_host *h, uint64_t gpa, unsigned size, b
 	} else {
 		value = d->ops->bar_read ? d->ops->bar_read(d->opaque, bar, off, size) : ones(size);
 	}
-	if (pci_trace && pci_trace_bar_budget) {
-		pci_trace_bar_budget--;
+	if (pci_trace_bar())
 		log_info("pci-trace: %02x.0 BAR %u +0x%llx/%u %s 0x%llx", d->slot, bar,
 			 (unsigned long long)off, size, write ? "write" : "read",
 			 (unsigned long long)value);
-	}
 	return write ? 0 : value;
 }
 
