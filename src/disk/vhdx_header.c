@@ -182,6 +182,9 @@ int vhdx_session_end(struct vhdx *v)
 
 	if (!v->session)
 		return 0;
+	r = vhdx_bat_commit(v);
+	if (r)
+		return r;
 	/* Everything the log describes is in place once this flush returns: drop the log. */
 	r = vhdx_sync(v);
 	if (r) {

@@ -265,6 +265,119 @@ static void test_log_replay(void **state)
 	free(copy);
 }
 
+/* Copies the file as a crash at this moment would leave it (the page cache included). */
+static void crash_copy(const char *from, const char *to)
+{
+	int fd = open(from, O_RDONLY), out;
+	size_t len = (size_t)lseek(fd, 0, SEEK_END);
+	uint8_t *buf = malloc(len);
+
+	assert_non_null(buf);
+	assert_int_equal(dio_pread(fd, buf, len, 0), 0);
+	close(fd);
+	unlink(to);
+	out = open(to, O_RDWR | O_CREAT, 0644);
+	assert_true(out >= 0);
+	assert_int_equal(dio_pwrite(out, buf, len, 0), 0);
+	close(out);
+	free(buf);
+}
+
+/*
+ * Staged allocation: blocks allocated by writes reach the BAT on file only at the guest's
+ * flush, all in one log transaction written after their data was flushed; before it a crash
+ * loses them (they read as zeros, the file stays consistent), after it they survive.
+ */
+static void test_staged_alloc(void **state)
+{
+	const char *a = tmp("stage.vhdx"), *c = tmp("stage-crash.vhdx");
+	uint8_t w[3][4096], r[4096], zero[4096] = {0}, bat[4096], entry[64];
+	const uint64_t at[3] = {0, 5 << 20, (40 << 20) + 8192};
+	struct disk *d, *e;
+	struct vhdx *v;
+	uint64_t seq;
+
+	make("stage.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	for (int i = 0; i < 3; i++) {
+		fill(w[i], sizeof(w[i]), 10 + i);
+		assert_int_equal(disk_write(d, w[i], at[i], sizeof(w[i])), 0);
+	}
+	/* Visible at once, in memory only: no log transaction, the file's BAT unchanged. */
+	seq = v->log_seq;
+	assert_int_equal(v->n_dirty, 1);
+	assert_int_equal(disk_read(d, r, at[2], sizeof(r)), 0);
+	assert_memory_equal(r, w[2], sizeof(r));
+	peek(a, v->bat_off, bat, sizeof(bat));
+	assert_memory_equal(bat, zero, sizeof(bat));
+	/* A crash now: the unflushed writes are gone, nothing else. */
+	crash_copy(a, c);
+	assert_int_equal(disk_open(c, DISK_OPEN_RDONLY, &e, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(disk_read(e, r, at[i], sizeof(r)), 0);
+		assert_memory_equal(r, zero, sizeof(r));
+	}
+	disk_close(e);
+	/* The flush: one transaction for all three, its data flushed before it was written
+	 * (FlushedFileOffset = LastFileOffset: the new blocks were durable). */
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->n_dirty, 0);
+	assert_int_equal(v->log_seq, seq + 1);
+	peek(a, v->log_off, entry, sizeof(entry));
+	assert_memory_equal(entry, "loge", 4);
+	assert_int_equal(le64_load(entry + 48), le64_load(entry + 56));
+	/* A crash after the flush, with the in-place BAT lost: the log brings them back. */
+	crash_copy(a, c);
+	poke(c, v->bat_off, zero, sizeof(zero));
+	assert_int_equal(disk_open(c, 0, &e, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(disk_read(e, r, at[i], sizeof(r)), 0);
+		assert_memory_equal(r, w[i], sizeof(r));
+	}
+	disk_close(e);
+	/* Staged again, then made durable by close without a flush. */
+	assert_int_equal(disk_write(d, w[0], 20 << 20, sizeof(w[0])), 0);
+	assert_int_equal(v->n_dirty, 1);
+	disk_close(d);
+	assert_int_equal(disk_open(a, DISK_OPEN_RDONLY, &e, NULL), 0);
+	assert_int_equal(to_vhdx(e)->replayed_entries, 0);
+	assert_int_equal(disk_read(e, r, 20 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, w[0], sizeof(r));
+	disk_close(e);
+}
+
+/* More staged BAT sectors than one commit takes: committed on the way, VHDX_STAGE_MAX at a
+ * time, without waiting for a flush; every block reads back after reopening. */
+static void test_staged_limit(void **state)
+{
+	const char *a = tmp("limit.vhdx");
+	const unsigned n = VHDX_STAGE_MAX + 6;
+	uint8_t w[512], r[512];
+	struct disk *d;
+	uint64_t seq, step;
+
+	/* 1 MiB blocks: a BAT sector holds 512 entries; a bitmap entry follows every 4096
+	 * blocks, so the blocks 512 apart have their entries in n different sectors. */
+	make("limit.vhdx", (uint64_t)(n + 1) * 512 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	step = 512ull << 20;
+	fill(w, sizeof(w), 4);
+	seq = to_vhdx(d)->log_seq;
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(disk_write(d, w, i * step, sizeof(w)), 0);
+	assert_int_equal(to_vhdx(d)->n_dirty, n - VHDX_STAGE_MAX);
+	assert_int_equal(to_vhdx(d)->log_seq, seq + 1);
+	disk_close(d);
+	assert_int_equal(disk_open(a, DISK_OPEN_RDONLY, &d, NULL), 0);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(disk_read(d, r, i * step, sizeof(r)), 0);
+		assert_memory_equal(r, w, sizeof(r));
+	}
+	disk_close(d);
+	unlink(a);
+}
+
 static void test_differencing(void **state)
 {
 	uint8_t w[8192], r[8192], p[8192];
@@ -556,6 +669,8 @@ int main(void)
 		cmocka_unit_test(test_locking),	   cmocka_unit_test(test_map),
 		cmocka_unit_test(test_reasons),
 		cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_staged_alloc),
+		cmocka_unit_test(test_staged_limit),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
