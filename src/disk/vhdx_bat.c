@@ -191,13 +191,13 @@ int vhdx_bat_commit(struct vhdx *v)
 		return 0;
 	if (cap > VHDX_STAGE_MAX)
 		cap = VHDX_STAGE_MAX;
-	/* The staged blocks' data first: no logged entry may name data that is not durable. */
-	r = vhdx_sync(v);
-	if (r) {
-		disk_fail(v->base.err, "%s: cannot flush: %s", v->base.path, strerror(-r));
-		return r;
-	}
-	v->apply_unsynced = false; /* that flush also covered the last in-place apply */
+	/*
+	 * No flush before the entry: the flush that makes it durable makes the staged blocks'
+	 * data durable too. A crash before that flush can leave the entry without the data,
+	 * and then the new blocks read as what the file system gives for the never-flushed
+	 * part of an extension made by ftruncate: zeros (Linux file systems never expose stale
+	 * blocks there), never another block's data, since blocks are only ever appended.
+	 */
 	sidx = malloc(cap * sizeof(*sidx));
 	sec = malloc((size_t)cap * VHDX_LOG_SECTOR);
 	items = malloc(cap * sizeof(*items));

@@ -162,6 +162,7 @@ int vhdx_session_begin(struct vhdx *v, bool data)
 		if (r)
 			return r;
 		v->log_seq = 0;
+		v->log_head = 0;
 	}
 	if (data) {
 		r = uuid_generate(&v->data_write);

@@ -15,9 +15,10 @@
  * Staged allocation (vhdx_bat_stage): a block allocated by a guest write is in the
  * in-memory BAT at once but reaches the file only at the next vhdx_bat_commit (the guest's
  * flush, close, any other logged metadata change, or too many staged BAT sectors): one
- * fdatasync makes the staged blocks' data durable, then one log transaction carries every
- * staged BAT sector. A crash before that loses only unflushed writes; the file's BAT never
- * names a block whose data was not durable first.
+ * log transaction carries every staged BAT sector, and its one fdatasync makes the entry,
+ * the staged blocks' data and the previous transaction's in-place writes durable. A crash
+ * before that loses only unflushed writes; a logged entry whose block data was not yet
+ * durable exposes zeros (the block was appended by ftruncate), never other data.
  */
 #ifndef KEEL_DISK_VHDX_INTERNAL_H
 #define KEEL_DISK_VHDX_INTERNAL_H
@@ -69,6 +70,8 @@ struct vhdx {
 	bool data_changed;     /* [L] DataWriteGuid renewed in this session */
 	bool apply_unsynced;   /* [L] in-place log applies not yet made durable */
 	uint64_t log_seq;      /* [L] last log sequence number written */
+	uint32_t log_head;     /* [L] where the next log entry goes (byte offset in the log) */
+	uint32_t log_prev;     /* [L] the last entry's offset (its in-place writes unsynced) */
 	uint64_t durable_size; /* [L] file size known to be on stable storage */
 
 	/* In-memory log replay of a read-only open. */
@@ -186,8 +189,8 @@ int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsig
  * vhdx_bat_commit logs it. Commits at once when the staged sectors reach the limit. [L]
  */
 int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val) __attribute__((warn_unused_result));
-/* Makes the staged blocks' data durable (fdatasync), then logs every staged BAT sector
- * (one transaction, or more if the log cannot hold them in one). [L] */
+/* Logs every staged BAT sector (one transaction, or more if they are more than
+ * VHDX_STAGE_MAX); the transaction's flush makes their blocks' data durable too. [L] */
 int vhdx_bat_commit(struct vhdx *v) __attribute__((warn_unused_result));
 /* Most BAT sectors staged before vhdx_bat_stage commits on its own. */
 #define VHDX_STAGE_MAX 64
