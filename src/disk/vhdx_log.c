@@ -13,8 +13,9 @@
  * entry durable makes them durable too), so the active sequence is at most two entries
  * and each transaction costs one flush. An entry that would not fit before the end of the
  * log starts over at offset 0 with Tail pointing at itself, after a flush that makes every
- * earlier in-place write durable. A crash at any moment leaves either the old state, or
- * valid entries whose replay yields the new state.
+ * earlier in-place write durable and a new LogGuid (header update) that invalidates every
+ * older entry. A crash at any moment leaves either the old state, or valid entries whose
+ * replay yields the new state.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -311,6 +312,27 @@ out:
 	return r;
 }
 
+/*
+ * The next entry does not fit before the log's end: make every in-place write durable and
+ * take a new LogGuid, so that no entry left in the log (whose Tail the new one could
+ * overwrite) is valid any more, then start at offset 0.
+ */
+static int start_over(struct vhdx *v)
+{
+	int r = vhdx_sync(v);
+
+	if (r == 0)
+		r = uuid_generate(&v->log_guid);
+	if (r == 0)
+		r = vhdx_header_update(v);
+	if (r)
+		return r;
+	v->apply_unsynced = false;
+	v->log_seq = 0;
+	v->log_head = 0;
+	return 0;
+}
+
 int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned n)
 {
 	uint32_t dsec = desc_sectors(n), total = (dsec + n) * SEC, tail;
@@ -325,21 +347,13 @@ int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned 
 	r = vhdx_session_begin(v, false);
 	if (r)
 		return r;
-	if (!v->apply_unsynced) {
-		tail = v->log_head; /* nothing earlier to keep: the sequence is this entry */
-	} else if ((uint64_t)v->log_head + total <= v->log_len) {
-		tail = v->log_prev; /* the previous entry stays until this one's flush */
-	} else {
-		/* No room before the end: make the earlier in-place writes durable, start over. */
-		r = vhdx_sync(v);
+	if ((uint64_t)v->log_head + total > v->log_len) {
+		r = start_over(v);
 		if (r)
 			goto fail;
-		v->apply_unsynced = false;
-		v->log_head = 0;
-		tail = 0;
 	}
-	if ((uint64_t)v->log_head + total > v->log_len)
-		v->log_head = tail = 0;
+	/* The previous entry stays in the sequence until this one's flush. */
+	tail = v->apply_unsynced ? v->log_prev : v->log_head;
 	buf = calloc(1, total);
 	if (!buf)
 		return -ENOMEM;
