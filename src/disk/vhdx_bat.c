@@ -192,16 +192,21 @@ int vhdx_bat_commit(struct vhdx *v)
 	if (cap > VHDX_STAGE_MAX)
 		cap = VHDX_STAGE_MAX;
 	/*
-	 * No flush before the entry: the flush that makes it durable makes the staged blocks'
-	 * data durable too. A crash before that flush can leave the entry without the data,
-	 * and then the new blocks read as what the file system gives for the never-flushed
-	 * part of an extension made by ftruncate: zeros (Linux file systems never expose stale
-	 * blocks there), never another block's data, since blocks are only ever appended.
+	 * The staged blocks' data first, then the entry that points to it: a BAT entry on disk
+	 * must never name a block whose data may not be durable (a crash could expose stale
+	 * host blocks there on file systems that do not order data before metadata).
 	 */
+	r = vhdx_sync(v);
+	if (r) {
+		disk_fail(v->base.err, "%s: cannot flush new blocks' data: %s", v->base.path,
+			  strerror(-r));
+		return r;
+	}
 	sidx = malloc(cap * sizeof(*sidx));
 	sec = malloc((size_t)cap * VHDX_LOG_SECTOR);
 	items = malloc(cap * sizeof(*items));
-	r = sidx && sec && items && cap ? 0 : -ENOMEM;
+	if (!sidx || !sec || !items || !cap)
+		r = -ENOMEM;
 	for (uint64_t s = 0; s < v->bat_sectors && r == 0; s++) {
 		if (!v->bat_dirty[s])
 			continue;

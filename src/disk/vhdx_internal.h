@@ -15,10 +15,12 @@
  * Staged allocation (vhdx_bat_stage): a block allocated by a guest write is in the
  * in-memory BAT at once but reaches the file only at the next vhdx_bat_commit (the guest's
  * flush, close, any other logged metadata change, or too many staged BAT sectors): one
- * log transaction carries every staged BAT sector, and its one fdatasync makes the entry,
- * the staged blocks' data and the previous transaction's in-place writes durable. A crash
- * before that loses only unflushed writes; a logged entry whose block data was not yet
- * durable exposes zeros (the block was appended by ftruncate), never other data.
+ * log transaction carries every staged BAT sector. The commit first makes the staged
+ * blocks' data durable (one fdatasync), then writes the entry, whose fdatasync makes it and
+ * the previous transaction's in-place writes durable: two per commit, not per block. A BAT
+ * entry on disk therefore never points to a block whose data is not durable (on ext4
+ * data=writeback such a block could show stale host data). A crash before the commit loses
+ * only unflushed writes.
  */
 #ifndef KEEL_DISK_VHDX_INTERNAL_H
 #define KEEL_DISK_VHDX_INTERNAL_H
@@ -100,6 +102,10 @@ struct vhdx {
 	uint64_t bat_sectors; /* entries of bat_dirty */
 	unsigned n_dirty;     /* [L] sectors set in bat_dirty (atomic reads without the lock) */
 	uint64_t file_end; /* [L] allocation cursor: next free 1 MiB-aligned offset */
+	unsigned long syncs; /* fdatasyncs started by vhdx_sync (atomic; tests count them) */
+	/* Tests only (NULL otherwise): called by vhdx_flush between its unlocked look at
+	 * n_dirty and taking the lock, where another thread's commit can run. */
+	void (*flush_race)(struct vhdx *v);
 
 	/* Differencing. */
 	struct disk *parent;
@@ -189,8 +195,9 @@ int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsig
  * vhdx_bat_commit logs it. Commits at once when the staged sectors reach the limit. [L]
  */
 int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val) __attribute__((warn_unused_result));
-/* Logs every staged BAT sector (one transaction, or more if they are more than
- * VHDX_STAGE_MAX); the transaction's flush makes their blocks' data durable too. [L] */
+/* Makes the staged blocks' data durable (fdatasync), then logs every staged BAT sector (one
+ * transaction, or more if they are more than VHDX_STAGE_MAX). Syncs nothing when nothing is
+ * staged. [L] */
 int vhdx_bat_commit(struct vhdx *v) __attribute__((warn_unused_result));
 /* Most BAT sectors staged before vhdx_bat_stage commits on its own. */
 #define VHDX_STAGE_MAX 64

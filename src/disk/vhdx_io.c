@@ -261,12 +261,23 @@ int vhdx_flush(struct disk *d)
 
 	if (d->rdonly)
 		return 0;
-	/* Blocks allocated since the last flush: their data, then their BAT entries (logged). */
+	/*
+	 * Blocks allocated since the last flush: their data, then their BAT entries (logged);
+	 * that commit's fdatasyncs start after this call, so they cover the caller's writes.
+	 * If another thread's commit took them first (its fdatasync may have started before
+	 * the caller's writes completed), sync here as when nothing was staged.
+	 */
 	if (__atomic_load_n(&v->n_dirty, __ATOMIC_ACQUIRE)) {
+		bool committed;
+
+		if (v->flush_race)
+			v->flush_race(v);
 		pthread_mutex_lock(&v->lock);
+		committed = v->n_dirty != 0;
 		r = vhdx_bat_commit(v);
 		pthread_mutex_unlock(&v->lock);
-		return r;
+		if (r || committed)
+			return r;
 	}
 	r = vhdx_sync(v);
 	if (r)

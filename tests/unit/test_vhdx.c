@@ -401,6 +401,68 @@ static void test_log_sequence(void **state)
 	disk_close(e);
 }
 
+/* vhdx_syncs after the commit test_flush_race plays on another thread's behalf. */
+static unsigned long race_mark;
+
+/* Another thread's commit, finishing between vhdx_flush's unlocked look at n_dirty and its
+ * lock: its fdatasyncs may have started before the flushing caller's writes completed. */
+static void commit_elsewhere(struct vhdx *v)
+{
+	pthread_mutex_lock(&v->lock);
+	assert_int_equal(vhdx_bat_commit(v), 0);
+	pthread_mutex_unlock(&v->lock);
+	race_mark = __atomic_load_n(&v->syncs, __ATOMIC_RELAXED);
+}
+
+/*
+ * A flush ends with an fdatasync that started after it was called: its own commit's (data,
+ * then the log entry: two), or its own when nothing is staged, or when another thread's
+ * commit took what was staged first.
+ */
+static void test_flush_race(void **state)
+{
+	const char *a = tmp("race.vhdx");
+	uint8_t w[4096], r[4096];
+	struct disk *d;
+	struct vhdx *v;
+	unsigned long s0;
+	uint64_t seq;
+
+	make("race.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	fill(w, sizeof(w), 7);
+	/* A flush that commits: the new block's data synced, then one entry, synced. */
+	assert_int_equal(disk_write(d, w, 0, sizeof(w)), 0);
+	assert_int_equal(v->n_dirty, 1);
+	s0 = v->syncs;
+	seq = v->log_seq;
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->n_dirty, 0);
+	assert_int_equal(v->log_seq, seq + 1);
+	assert_int_equal(v->syncs, s0 + 2);
+	/* Nothing staged: one sync. */
+	assert_int_equal(disk_write(d, w, 4096, sizeof(w)), 0);
+	s0 = v->syncs;
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->syncs, s0 + 1);
+	/* Staged, but committed by someone else before this flush takes the lock. */
+	assert_int_equal(disk_write(d, w, 2 << 20, sizeof(w)), 0);
+	assert_int_equal(v->n_dirty, 1);
+	v->flush_race = commit_elsewhere;
+	race_mark = 0;
+	assert_int_equal(disk_flush(d), 0);
+	v->flush_race = NULL;
+	assert_int_not_equal(race_mark, 0);
+	assert_int_equal(v->n_dirty, 0);
+	assert_true(v->syncs > race_mark);
+	disk_close(d);
+	assert_int_equal(disk_open(a, DISK_OPEN_RDONLY, &d, NULL), 0);
+	assert_int_equal(disk_read(d, r, 2 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	disk_close(d);
+}
+
 /* More staged BAT sectors than one commit takes: committed on the way, VHDX_STAGE_MAX at a
  * time, without waiting for a flush; every block reads back after reopening. */
 static void test_staged_limit(void **state)
@@ -725,6 +787,7 @@ int main(void)
 		cmocka_unit_test(test_chain_fds),
 		cmocka_unit_test(test_staged_alloc),
 		cmocka_unit_test(test_staged_limit),
+		cmocka_unit_test(test_flush_race),
 		cmocka_unit_test(test_log_sequence),
 	};
 
