@@ -142,8 +142,9 @@ void pci_dev_unregister(struct pci_dev *d);
 /* The VM's ACPI description: ECAM base, bus range, windows. */
 uint64_t pci_window64_base(uint64_t ram_size, bool firmware);
 /* Where the 64-bit window the host decodes ends: past keel's own BAR placement and, for a
- * firmware VM, past every aperture OVMF may choose: its classic one (X-PciMmio64Mb at the
- * next 32 GiB boundary) and the dynamic one of OVMF 2022.11 and later, the top eighth of the
+ * firmware VM, past every aperture OVMF or SeaBIOS may choose: OVMF's classic one
+ * (X-PciMmio64Mb at the next 32 GiB boundary) and the dynamic one of OVMF 2022.11 and later
+ * (SeaBIOS 1.16.3 does the same below 2^46 once RAM reaches above 4 GiB), the top eighth of the
  * guest-physical address space of phys_bits bits (the guest's CPUID, capped at 47 as OVMF
  * caps it; 0: not known). */
 uint64_t pci_window64_end(uint64_t ram_size, bool firmware, unsigned phys_bits);

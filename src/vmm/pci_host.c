@@ -177,7 +177,7 @@ static uint64_t window_access(struct pci_host *h, uint64_t gpa, unsigned size, b
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (!d) {
-		if (pci_trace_bar())
+		if (pci_trace_take())
 			log_info("pci-trace: %s 0x%llx/%u: no BAR decodes it",
 				 write ? "write" : "read", (unsigned long long)gpa, size);
 		return write ? 0 : ones(size);
@@ -188,7 +188,7 @@ static uint64_t window_access(struct pci_host *h, uint64_t gpa, unsigned size, b
 	} else {
 		value = d->ops->bar_read ? d->ops->bar_read(d->opaque, bar, off, size) : ones(size);
 	}
-	if (pci_trace_bar())
+	if (pci_trace_take())
 		log_info("pci-trace: %02x.0 BAR %u +0x%llx/%u %s 0x%llx", d->slot, bar,
 			 (unsigned long long)off, size, write ? "write" : "read",
 			 (unsigned long long)value);
@@ -263,11 +263,11 @@ unsigned pci_guest_phys_bits(const struct kvm_cpuid2 *cpuid)
 {
 	for (unsigned i = 0; cpuid && i < cpuid->nent; i++) {
 		const struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
-		unsigned pb = e->eax & 0xff, guest = (e->eax >> 16) & 0xff;
 
-		if (e->function != 0x80000008)
-			continue;
-		return guest && guest < pb ? guest : pb;
+		/* PhysBits (EAX[7:0]) alone, as edk2 2022.11 reads it: a GuestPhysBits below
+		 * it would only narrow the window under an OVMF that does not look at it. */
+		if (e->function == 0x80000008)
+			return e->eax & 0xff;
 	}
 	return 0;
 }
