@@ -2,7 +2,8 @@
 /*
  * What each thread class of a jailed worker may call (seccomp_filter.h, docs/security.md): the one
  * place to extend. A call that is not here ends the worker with its name as the VM's crash
- * reason. Add a call to the class whose threads make it, with arguments narrowed where the
+ * reason. Each rule is in one table; a class lists its tables (seccomp_classes, at the end).
+ * Add a call to the table of the threads that make it, with arguments narrowed where the
  * kernel would otherwise do more than the worker needs (ioctl requests, clone flags).
  */
 #include <errno.h>
@@ -90,11 +91,11 @@ static const uint64_t prot_exec[] = {PROT_EXEC};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
 /* virtio-vsock's guest connects: Unix sockets only. */
 static const uint64_t af_unix[] = {AF_UNIX};
-/* virtio-net (virtio/net.c): the tap's offloads follow what the guest's driver negotiated. */
-static const uint64_t io_ioctls[] = {TUNSETOFFLOAD};
+static const uint64_t net_ioctls[] = {TUNSETOFFLOAD};
 
-/* Every thread of every class: memory, locks, time, signals (vCPU kicks), ending, and what the
- * SIGSYS handler calls to report a forbidden call (seccomp_filter.c). */
+/* Every thread of every class: memory, locks, time, signals (vCPU kicks, the I/O threads'
+ * confinement), ending, and what the SIGSYS handler calls to report a forbidden call
+ * (seccomp_filter.c). */
 static const struct seccomp_rule thread_rules[] = {
 	ANY(SYS_read),
 	ANY(SYS_write),
@@ -127,19 +128,13 @@ static const struct seccomp_rule main_rules[] = {
 	ARG_IN(SYS_ioctl, 1, main_ioctls),
 	ANY(SYS_epoll_wait),
 	ANY(SYS_epoll_pwait),
-	ANY(SYS_epoll_ctl),
 	ANY(SYS_readv),
-	ANY(SYS_writev),
 	ANY(SYS_pread64),
-	ANY(SYS_close),
 	ANY(SYS_accept4),
 	ANY(SYS_recvfrom),
-	ANY(SYS_sendto),
 	ANY(SYS_recvmsg),
-	ANY(SYS_sendmsg),
 	ANY(SYS_shutdown),
 	ANY(SYS_fcntl),
-	ANY(SYS_eventfd2),
 	ANY(SYS_timerfd_settime), /* the variable store's paced save (x86/pflash.c) */
 	ANY(SYS_openat),
 	ANY(SYS_mkdir),
@@ -155,7 +150,6 @@ static const struct seccomp_rule main_rules[] = {
 	ANY(SYS_fstat),
 	ANY(SYS_newfstatat),
 	ANY(SYS_statx),
-	ANY(SYS_getrandom),
 	ANY(SYS_mremap),
 	ANY(SYS_rt_sigaction),
 	ARG_BITS(SYS_clone, 0, clone_thread),
@@ -169,48 +163,78 @@ static const struct seccomp_rule main_rules[] = {
 	ANY(SYS_seccomp),
 };
 
-/* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
- * whose rings are set up with the device, before the filter (so no io_uring_setup);
- * virtio-vsock (virtio/vsock.c): host clients accepted, guest connects to PATH_<port> in the
- * jail (AF_UNIX only), half-closes and closes, its deadline timer; virtio-net's tap
- * offloads. */
-/* clang-format off */
-static const struct seccomp_rule io_rules[] = {
-	ARG_IN(SYS_ioctl, 1, io_ioctls),
-	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
-	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
-	ANY(SYS_writev),	 ANY(SYS_pread64),
-	ANY(SYS_preadv),	 ANY(SYS_pwritev),
-	ANY(SYS_preadv2),	 ANY(SYS_pwritev2),
-	ANY(SYS_fdatasync),	 ANY(SYS_fallocate),
-	ANY(SYS_lseek),		 ANY(SYS_fstat),
-	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
-	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
-	ANY(SYS_io_uring_enter),
-	ANY(SYS_accept4),	 ARG_IN(SYS_socket, 0, af_unix),
-	ANY(SYS_connect),	 ANY(SYS_shutdown),
-	ANY(SYS_close),		 ANY(SYS_timerfd_settime),
-};
-/* clang-format on */
-
-/* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial
- * output to the console's clients), waking the loop. */
+/* A vCPU thread: KVM_RUN and its own state, interrupt lines. */
 static const struct seccomp_rule vcpu_rules[] = {
 	ARG_IN(SYS_ioctl, 1, vcpu_ioctls),
 	ARG_IN(SYS_ioctl, 1, vcpu_vm_ioctls),
-	/* A device's registers written by the guest: its eventfds and its I/O thread's watches
-	 * come and go (queue enable, device reset). */
-	ANY(SYS_eventfd2),
-	ANY(SYS_epoll_ctl),
-	ANY(SYS_close),
-	ANY(SYS_writev),
-	ANY(SYS_sendto),
-	ANY(SYS_sendmsg),
-	ANY(SYS_getrandom),
-	ANY(SYS_rt_sigtimedwait),
 	/* glibc's malloc, trimming a thread's heap (at the thread's end), reads
 	 * /proc/sys/vm/overcommit_memory once; it takes a failure for "no". */
 	FAIL(SYS_openat, EACCES),
+};
+
+/* What a guest's register write makes a device do on the thread that takes it (the main loop
+ * or a vCPU thread): a device's eventfds and its I/O thread's watches come and go (queue
+ * enable, device reset), random values (virtio-rng's and the loop's). */
+static const struct seccomp_rule register_rules[] = {
+	ANY(SYS_eventfd2),
+	ANY(SYS_epoll_ctl),
+	ANY(SYS_getrandom),
+};
+
+/* Output to the console's clients (chardev.c): the serial port's (on a vCPU thread's port
+ * exit), virtio-console's (its I/O thread), the loop's; a client that went away is closed. */
+static const struct seccomp_rule chardev_rules[] = {
+	ANY(SYS_writev),
+	ANY(SYS_sendto),
+	ANY(SYS_sendmsg),
+	ANY(SYS_close),
+};
+
+/* Every virtio device's I/O thread (virtio/pci.c): waits on its queues' eventfds and the
+ * watches its device added; reads the eventfds and signals irqfds with read and write. */
+static const struct seccomp_rule virtio_rules[] = {
+	ANY(SYS_epoll_wait),
+	ANY(SYS_epoll_pwait),
+};
+
+/* Reads, writes and flushes of a disk's file, on a disk device's I/O thread and the block
+ * thread pool (blkio/pool.c). */
+static const struct seccomp_rule disk_io_rules[] = {
+	ANY(SYS_preadv),
+	ANY(SYS_pwritev),
+	ANY(SYS_fdatasync),
+};
+
+/* virtio-blk's and virtio-scsi's I/O threads: the disk library (VHDX metadata, allocation,
+ * discards) and io_uring, whose rings are set up with the device, before the filter (so no
+ * io_uring_setup or io_uring_register). */
+static const struct seccomp_rule disk_rules[] = {
+	ANY(SYS_pread64),
+	ANY(SYS_fallocate),
+	ANY(SYS_fstat),
+	ANY(SYS_io_uring_enter),
+};
+
+/* virtio-net's I/O thread: frames from and to the tap, whose offloads follow what the
+ * guest's driver negotiated (virtio/net.c). */
+static const struct seccomp_rule net_rules[] = {
+	ARG_IN(SYS_ioctl, 1, net_ioctls),
+	ANY(SYS_readv),
+	ANY(SYS_writev),
+};
+
+/* virtio-vsock's I/O thread (virtio/vsock.c): host clients accepted, guest connects to
+ * PATH_<port> in the jail (AF_UNIX only), data, half-closes and closes, its deadline timer. */
+static const struct seccomp_rule vsock_rules[] = {
+	ANY(SYS_accept4),
+	ARG_IN(SYS_socket, 0, af_unix),
+	ANY(SYS_connect),
+	ANY(SYS_sendto),
+	ANY(SYS_recvfrom),
+	ANY(SYS_shutdown),
+	ANY(SYS_close),
+	ANY(SYS_epoll_ctl),
+	ANY(SYS_timerfd_settime),
 };
 
 /* Sanitizer builds only (the test suite's): what ASan and UBSan's runtimes call on their own,
@@ -223,8 +247,30 @@ static const struct seccomp_rule sanitizer_rules[] = {
 	ANY(SYS_rt_sigaction),
 };
 
-const struct seccomp_table seccomp_thread = TABLE("thread", thread_rules);
-const struct seccomp_table seccomp_main = TABLE("main", main_rules);
-const struct seccomp_table seccomp_io = TABLE("io", io_rules);
-const struct seccomp_table seccomp_vcpu = TABLE("vcpu", vcpu_rules);
+static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
+				  main_tab = TABLE("main", main_rules),
+				  vcpu_tab = TABLE("vcpu", vcpu_rules),
+				  register_tab = TABLE("register", register_rules),
+				  chardev_tab = TABLE("chardev", chardev_rules),
+				  virtio_tab = TABLE("virtio", virtio_rules),
+				  disk_io_tab = TABLE("disk-io", disk_io_rules),
+				  disk_tab = TABLE("disk", disk_rules),
+				  net_tab = TABLE("net", net_rules),
+				  vsock_tab = TABLE("vsock", vsock_rules);
+
 const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rules);
+
+/* Each class's filter: its tables (every class starts with the every-thread table). A vCPU
+ * thread is started by the main loop and inherits its filter, so the vCPU class must stay
+ * within the main loop's: each of its tables but its own is one of main's, and its own
+ * allows nothing main's does not. */
+const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
+	[SECCOMP_MAIN] = {"main loop", {&thread_tab, &main_tab, &register_tab, &chardev_tab}, 4},
+	[SECCOMP_VCPU] = {"vCPU", {&thread_tab, &vcpu_tab, &register_tab, &chardev_tab}, 4},
+	[SECCOMP_DISK] = {"disk I/O", {&thread_tab, &virtio_tab, &disk_io_tab, &disk_tab}, 4},
+	[SECCOMP_BLOCK_POOL] = {"block pool", {&thread_tab, &disk_io_tab}, 2},
+	[SECCOMP_NET] = {"virtio-net I/O", {&thread_tab, &virtio_tab, &net_tab}, 3},
+	[SECCOMP_VSOCK] = {"virtio-vsock I/O", {&thread_tab, &virtio_tab, &vsock_tab}, 3},
+	[SECCOMP_CONSOLE] = {"virtio-console I/O", {&thread_tab, &virtio_tab, &chardev_tab}, 3},
+	[SECCOMP_RNG] = {"virtio-rng I/O", {&thread_tab, &virtio_tab, &register_tab}, 3},
+};
