@@ -174,10 +174,14 @@ static const struct seccomp_rule vcpu_rules[] = {
 
 /* What a guest's register write makes a device do on the thread that takes it (the main loop
  * or a vCPU thread): a device's eventfds and its I/O thread's watches come and go (queue
- * enable, device reset), random values (virtio-rng's and the loop's). */
+ * enable, device reset). */
 static const struct seccomp_rule register_rules[] = {
 	ANY(SYS_eventfd2),
 	ANY(SYS_epoll_ctl),
+};
+
+/* Random bytes: virtio-rng's, a VHDX's new GUIDs (its data-write GUID at the first write). */
+static const struct seccomp_rule random_rules[] = {
 	ANY(SYS_getrandom),
 };
 
@@ -197,21 +201,21 @@ static const struct seccomp_rule virtio_rules[] = {
 	ANY(SYS_epoll_pwait),
 };
 
-/* Reads, writes and flushes of a disk's file, on a disk device's I/O thread and the block
- * thread pool (blkio/pool.c). */
-static const struct seccomp_rule disk_io_rules[] = {
+/* A disk's file, on a disk device's I/O thread and the block thread pool (blkio/pool.c), which
+ * runs the disk library's slow operations too: reads, writes and flushes, VHDX metadata,
+ * block allocation, write-zeroes and discards (fallocate). */
+static const struct seccomp_rule disk_rules[] = {
 	ANY(SYS_preadv),
 	ANY(SYS_pwritev),
-	ANY(SYS_fdatasync),
-};
-
-/* virtio-blk's and virtio-scsi's I/O threads: the disk library (VHDX metadata, allocation,
- * discards) and io_uring, whose rings are set up with the device, before the filter (so no
- * io_uring_setup or io_uring_register). */
-static const struct seccomp_rule disk_rules[] = {
 	ANY(SYS_pread64),
+	ANY(SYS_fdatasync),
 	ANY(SYS_fallocate),
 	ANY(SYS_fstat),
+};
+
+/* A disk device's I/O thread submits to and reaps its io_uring rings, which are set up with
+ * the device, before the filter (so no io_uring_setup or io_uring_register). */
+static const struct seccomp_rule uring_rules[] = {
 	ANY(SYS_io_uring_enter),
 };
 
@@ -251,9 +255,10 @@ static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
 				  main_tab = TABLE("main", main_rules),
 				  vcpu_tab = TABLE("vcpu", vcpu_rules),
 				  register_tab = TABLE("register", register_rules),
+				  random_tab = TABLE("random", random_rules),
 				  chardev_tab = TABLE("chardev", chardev_rules),
 				  virtio_tab = TABLE("virtio", virtio_rules),
-				  disk_io_tab = TABLE("disk-io", disk_io_rules),
+				  uring_tab = TABLE("uring", uring_rules),
 				  disk_tab = TABLE("disk", disk_rules),
 				  net_tab = TABLE("net", net_rules),
 				  vsock_tab = TABLE("vsock", vsock_rules);
@@ -265,12 +270,18 @@ const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rule
  * within the main loop's: each of its tables but its own is one of main's, and its own
  * allows nothing main's does not. */
 const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
-	[SECCOMP_MAIN] = {"main loop", {&thread_tab, &main_tab, &register_tab, &chardev_tab}, 4},
-	[SECCOMP_VCPU] = {"vCPU", {&thread_tab, &vcpu_tab, &register_tab, &chardev_tab}, 4},
-	[SECCOMP_DISK] = {"disk I/O", {&thread_tab, &virtio_tab, &disk_io_tab, &disk_tab}, 4},
-	[SECCOMP_BLOCK_POOL] = {"block pool", {&thread_tab, &disk_io_tab}, 2},
+	[SECCOMP_MAIN] = {"main loop",
+			  {&thread_tab, &main_tab, &register_tab, &random_tab, &chardev_tab},
+			  5},
+	[SECCOMP_VCPU] = {"vCPU",
+			  {&thread_tab, &vcpu_tab, &register_tab, &random_tab, &chardev_tab},
+			  5},
+	[SECCOMP_DISK] = {"disk I/O",
+			  {&thread_tab, &virtio_tab, &disk_tab, &uring_tab, &random_tab},
+			  5},
+	[SECCOMP_BLOCK_POOL] = {"block pool", {&thread_tab, &disk_tab, &random_tab}, 3},
 	[SECCOMP_NET] = {"virtio-net I/O", {&thread_tab, &virtio_tab, &net_tab}, 3},
 	[SECCOMP_VSOCK] = {"virtio-vsock I/O", {&thread_tab, &virtio_tab, &vsock_tab}, 3},
 	[SECCOMP_CONSOLE] = {"virtio-console I/O", {&thread_tab, &virtio_tab, &chardev_tab}, 3},
-	[SECCOMP_RNG] = {"virtio-rng I/O", {&thread_tab, &virtio_tab, &register_tab}, 3},
+	[SECCOMP_RNG] = {"virtio-rng I/O", {&thread_tab, &virtio_tab, &random_tab}, 3},
 };
