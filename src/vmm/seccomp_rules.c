@@ -7,6 +7,7 @@
  * kernel would otherwise do more than the worker needs (ioctl requests, clone flags).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
@@ -91,6 +92,7 @@ static const uint64_t prot_exec[] = {PROT_EXEC};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
 /* virtio-vsock's guest connects: Unix sockets only. */
 static const uint64_t af_unix[] = {AF_UNIX};
+static const uint64_t at_empty_path[] = {AT_EMPTY_PATH};
 static const uint64_t net_ioctls[] = {TUNSETOFFLOAD};
 
 /* Every thread of every class: memory, locks, time, signals (vCPU kicks, the I/O threads'
@@ -167,8 +169,12 @@ static const struct seccomp_rule main_rules[] = {
 static const struct seccomp_rule vcpu_rules[] = {
 	ARG_IN(SYS_ioctl, 1, vcpu_ioctls),
 	ARG_IN(SYS_ioctl, 1, vcpu_vm_ioctls),
-	/* glibc's malloc, trimming a thread's heap (at the thread's end), reads
-	 * /proc/sys/vm/overcommit_memory once; it takes a failure for "no". */
+};
+
+/* The end of a thread the main loop outlives (vCPU and device threads): glibc's malloc,
+ * trimming the thread's heap, reads /proc/sys/vm/overcommit_memory once; it takes a failure
+ * for "no". */
+static const struct seccomp_rule thread_end_rules[] = {
 	FAIL(SYS_openat, EACCES),
 };
 
@@ -211,6 +217,8 @@ static const struct seccomp_rule disk_rules[] = {
 	ANY(SYS_fdatasync),
 	ANY(SYS_fallocate),
 	ANY(SYS_fstat),
+	/* glibc's fstat is newfstatat(fd, "", AT_EMPTY_PATH) */
+	ARG_BITS(SYS_newfstatat, 3, at_empty_path),
 };
 
 /* A disk device's I/O thread submits to and reaps its io_uring rings, which are set up with
@@ -254,6 +262,7 @@ static const struct seccomp_rule sanitizer_rules[] = {
 static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
 				  main_tab = TABLE("main", main_rules),
 				  vcpu_tab = TABLE("vcpu", vcpu_rules),
+				  thread_end_tab = TABLE("thread-end", thread_end_rules),
 				  register_tab = TABLE("register", register_rules),
 				  random_tab = TABLE("random", random_rules),
 				  chardev_tab = TABLE("chardev", chardev_rules),
@@ -274,14 +283,24 @@ const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
 			  {&thread_tab, &main_tab, &register_tab, &random_tab, &chardev_tab},
 			  5},
 	[SECCOMP_VCPU] = {"vCPU",
-			  {&thread_tab, &vcpu_tab, &register_tab, &random_tab, &chardev_tab},
-			  5},
+			  {&thread_tab, &vcpu_tab, &register_tab, &random_tab, &chardev_tab,
+			   &thread_end_tab},
+			  6},
 	[SECCOMP_DISK] = {"disk I/O",
-			  {&thread_tab, &virtio_tab, &disk_tab, &uring_tab, &random_tab},
-			  5},
-	[SECCOMP_BLOCK_POOL] = {"block pool", {&thread_tab, &disk_tab, &random_tab}, 3},
-	[SECCOMP_NET] = {"virtio-net I/O", {&thread_tab, &virtio_tab, &net_tab}, 3},
-	[SECCOMP_VSOCK] = {"virtio-vsock I/O", {&thread_tab, &virtio_tab, &vsock_tab}, 3},
-	[SECCOMP_CONSOLE] = {"virtio-console I/O", {&thread_tab, &virtio_tab, &chardev_tab}, 3},
-	[SECCOMP_RNG] = {"virtio-rng I/O", {&thread_tab, &virtio_tab, &random_tab}, 3},
+			  {&thread_tab, &virtio_tab, &disk_tab, &uring_tab, &random_tab,
+			   &thread_end_tab},
+			  6},
+	[SECCOMP_BLOCK_POOL] = {"block pool",
+				{&thread_tab, &disk_tab, &random_tab, &thread_end_tab},
+				4},
+	[SECCOMP_NET] = {"virtio-net I/O", {&thread_tab, &virtio_tab, &net_tab, &thread_end_tab}, 4},
+	[SECCOMP_VSOCK] = {"virtio-vsock I/O",
+			   {&thread_tab, &virtio_tab, &vsock_tab, &thread_end_tab},
+			   4},
+	[SECCOMP_CONSOLE] = {"virtio-console I/O",
+			     {&thread_tab, &virtio_tab, &chardev_tab, &thread_end_tab},
+			     4},
+	[SECCOMP_RNG] = {"virtio-rng I/O",
+			 {&thread_tab, &virtio_tab, &random_tab, &thread_end_tab},
+			 4},
 };

@@ -17,6 +17,8 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <time.h>
@@ -597,6 +599,7 @@ static unsigned ethtool_get(const char *ifname, uint32_t cmd)
  * for the jail, then does what net_sync_offloads does. */
 struct offload_thread {
 	int fd, begun[2], go[2];
+	bool forbidden; /* try mkdirat instead, which its filter forbids */
 	int result;
 };
 
@@ -608,17 +611,21 @@ static void *offload_thread(void *arg)
 	t->result = seccomp_thread_begin(SECCOMP_NET) ? 2 : 0;
 	if (write(t->begun[1], &c, 1) != 1 || read(t->go[0], &c, 1) != 1)
 		t->result = 4;
-	if (!t->result && __real_ioctl(t->fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM))
+	if (!t->result && t->forbidden)
+		(void)syscall(SYS_mkdirat, AT_FDCWD, "/keel-forbidden", 0700);
+	else if (!t->result && __real_ioctl(t->fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM))
 		t->result = 3;
 	return NULL;
 }
 
 /* Run under the worker's filters (a child process): 0 when virtio-net's I/O thread may set
- * the tap's offloads; with main_too, the main loop then tries it too, which its own filter
- * forbids (the SIGSYS handler ends the child with status 1). 2: no seccomp filter here. */
-static int offload_child(int fd, bool main_too)
+ * the tap's offloads. The SIGSYS handler ends the child with status 1: with main_too, when
+ * the main loop then tries it too, which its own filter forbids; with forbidden, when the
+ * I/O thread calls mkdirat, which the main loop's list (so the process's) allows and the I/O
+ * thread's does not. 2: no seccomp filter here. */
+static int offload_child(int fd, bool main_too, bool forbidden)
 {
-	struct offload_thread t = {.fd = fd};
+	struct offload_thread t = {.fd = fd, .forbidden = forbidden};
 	char err[256], c = 0;
 	pthread_t th;
 
@@ -637,23 +644,24 @@ static int offload_child(int fd, bool main_too)
 }
 
 /* The I/O threads' seccomp list lets virtio-net's set the tap's offloads; the main loop's
- * own list does not. */
+ * own list does not; the I/O thread's own filter ends the worker on a call the main loop may
+ * make. */
 static void tap_offload_under_seccomp(int fd)
 {
-	for (int main_too = 0; main_too < 2; main_too++) {
+	for (int mode = 0; mode < 3; mode++) {
 		pid_t pid = fork();
 		int st;
 
 		assert_true(pid >= 0);
 		if (!pid)
-			_exit(offload_child(fd, main_too));
+			_exit(offload_child(fd, mode == 1, mode == 2));
 		assert_int_equal(waitpid(pid, &st, 0), pid);
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
 			printf("no seccomp filter here: the filter part skipped\n");
 			return;
 		}
 		assert_true(WIFEXITED(st));
-		assert_int_equal(WEXITSTATUS(st), main_too ? 1 : 0);
+		assert_int_equal(WEXITSTATUS(st), mode ? 1 : 0);
 	}
 	assert_int_equal(ioctl(fd, TUNSETOFFLOAD, 0ul), 0); /* as the device last left it */
 }
