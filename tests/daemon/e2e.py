@@ -2695,7 +2695,7 @@ def check_jailed(e, vm, ctx, parents=()):
     VM's directory as its root, and nothing of the host open but what keeld passed."""
     pid = vm["pid"]
     vmdir = os.path.join(e.state, "vms", vm["id"])
-    uids = set()
+    uids, filters, names = set(), {}, {}
     for tid in os.listdir("/proc/%d/task" % pid):
         st = proc_status("%d/task/%s" % (pid, tid))
         uid, gid = st["Uid"].split(), st["Gid"].split()
@@ -2708,6 +2708,22 @@ def check_jailed(e, vm, ctx, parents=()):
               "%s: thread %s NoNewPrivs %s Seccomp %s" % (ctx, tid, st["NoNewPrivs"],
                                                         st["Seccomp"]))
         uids.add(uid[0])
+        filters[tid] = int(st.get("Seccomp_filters", "-1"))
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            names[tid] = f.read().strip()
+    # Each thread class stacks its own filter on the process's: the main loop and every
+    # device thread one on the process's (so 2 at least), a vCPU thread one on the main
+    # loop's.
+    main = filters[str(pid)]
+    if main >= 0:
+        for tid, name in names.items():
+            # KVM's and io_uring's workers (kvm-nx-lpage-re, iou-wrk-N) are the kernel's
+            if not name.startswith(("vcpu", "vio-", "blkio-pool")) and tid != str(pid):
+                continue
+            want = main + 1 if name.startswith("vcpu") else main
+            check(filters[tid] == want and main >= 2,
+                  "%s: thread %s (%s) has %d seccomp filters, the main loop %d" %
+                  (ctx, tid, name, filters[tid], main))
     for ns in ("mnt", "pid", "ipc", "uts", "net"):
         check(os.readlink("/proc/%d/ns/%s" % (pid, ns)) != os.readlink("/proc/self/ns/" + ns),
               "%s: the worker shares keeld's %s namespace" % (ctx, ns))
