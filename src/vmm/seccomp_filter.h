@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The jailed worker's seccomp filters (docs/security.md): allow-lists, one table per thread
- * class (seccomp_rules.c), everything else traps. The trap's handler writes "worker killed
- * by its seccomp filter (syscall NAME)" to the log and, as the crash reason, to the status
- * file, and ends the worker.
+ * The jailed worker's seccomp filters (docs/security.md): allow-lists, one per thread class,
+ * each the union of tables of rules (seccomp_rules.c), everything else traps. The trap's handler
+ * writes "worker killed by its seccomp filter (syscall NAME)" to the log and, as the crash reason,
+ * to the status file, and ends the worker.
  */
 #ifndef KEEL_VMM_SECCOMP_FILTER_H
 #define KEEL_VMM_SECCOMP_FILTER_H

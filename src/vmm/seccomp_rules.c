@@ -237,6 +237,7 @@ static const struct seccomp_rule net_rules[] = {
 
 /* virtio-vsock's I/O thread (virtio/vsock.c): host clients accepted, guest connects to
  * PATH_<port> in the jail (AF_UNIX only), data, half-closes and closes, its deadline timer. */
+/* clang-format off */
 static const struct seccomp_rule vsock_rules[] = {
 	ANY(SYS_accept4),
 	ARG_IN(SYS_socket, 0, af_unix),
@@ -248,6 +249,7 @@ static const struct seccomp_rule vsock_rules[] = {
 	ANY(SYS_epoll_ctl),
 	ANY(SYS_timerfd_settime),
 };
+/* clang-format on */
 
 /* Sanitizer builds only (the test suite's): what ASan and UBSan's runtimes call on their own,
  * mostly to report an error (the process's maps, its limits, stopping other threads). */
@@ -293,7 +295,9 @@ const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
 	[SECCOMP_BLOCK_POOL] = {"block pool",
 				{&thread_tab, &disk_tab, &random_tab, &thread_end_tab},
 				4},
-	[SECCOMP_NET] = {"virtio-net I/O", {&thread_tab, &virtio_tab, &net_tab, &thread_end_tab}, 4},
+	[SECCOMP_NET] = {"virtio-net I/O",
+			 {&thread_tab, &virtio_tab, &net_tab, &thread_end_tab},
+			 4},
 	[SECCOMP_VSOCK] = {"virtio-vsock I/O",
 			   {&thread_tab, &virtio_tab, &vsock_tab, &thread_end_tab},
 			   4},

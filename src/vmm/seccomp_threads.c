@@ -21,8 +21,9 @@
 /* The signal that has a device thread load its filter (vCPU threads keep it blocked; their
  * kick is SIGRTMIN + 1). */
 #define SIG_CONFINE (SIGRTMIN + 2)
-/* Device threads at once: one per virtio device and the block pools' (up to 8 per disk). */
-#define SLOTS 256
+/* Device threads at once: one per virtio device and the block pools'. More than a jailed
+ * worker may have tasks (RLIMIT_NPROC, VMDEF_WORKER_TASKS) for any VM keeld accepts. */
+#define SLOTS 1024
 /* How long the jail waits for every device thread to take its filter. */
 #define CONFINE_WAIT_MS 10000
 
@@ -32,7 +33,7 @@ struct slot {
 	atomic_int state;
 	int error; /* SLOT_FAILED: the errno */
 	enum seccomp_class cls;
-	pid_t tid; /* the kernel's: tgkill fails on a thread that is gone (a forked child's) */
+	pid_t tid;	/* the kernel's: tgkill fails on a thread that is gone (a forked child's) */
 	bool signalled; /* the jail asked it (under lock) */
 #if defined(KEEL_TEST_HOOKS)
 	atomic_int test; /* 1: make the forbidden call; 2: it returned */
@@ -41,7 +42,8 @@ struct slot {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot slots[SLOTS];
-static bool armed; /* the filters are in: a thread that begins now confines itself */
+static bool armed;    /* the filters are in: a thread that begins now confines itself */
+static bool overflow; /* a device thread found no slot: the jail cannot confine it */
 static struct sock_fprog progs[SECCOMP_NCLASSES];
 static __thread struct slot *self;
 
@@ -133,9 +135,12 @@ int seccomp_thread_begin(enum seccomp_class c)
 		atomic_store(&s->state, SLOT_BEGUN);
 	}
 	now = armed;
+	overflow |= !s && !now;
 	pthread_mutex_unlock(&lock);
+	/* Before the jail a thread without a slot goes on (an unjailed worker needs none) and
+	 * the jail refuses to start; after it, the thread must not run unconfined. */
 	if (!s)
-		return -ENOSPC;
+		return now ? -ENOSPC : 0;
 	/* Begun after the jail: the jail will not ask, so it confines itself. */
 	if (now) {
 		confine(s);
@@ -162,6 +167,14 @@ int seccomp_threads_confine(char *err, size_t errlen)
 
 	pthread_mutex_lock(&lock);
 	armed = true;
+	if (overflow) {
+		pthread_mutex_unlock(&lock);
+		snprintf(err, errlen,
+			 "cannot set up the worker's jail: more than %d device threads, so some "
+			 "would run without their seccomp filters",
+			 SLOTS);
+		return -ENOSPC;
+	}
 	for (unsigned i = 0; i < SLOTS; i++) {
 		if (atomic_load(&slots[i].state) != SLOT_BEGUN)
 			continue;
