@@ -128,8 +128,6 @@ static const struct seccomp_rule thread_rules[] = {
  * jail), resetting the machine, starting vCPU threads. */
 static const struct seccomp_rule main_rules[] = {
 	ARG_IN(SYS_ioctl, 1, main_ioctls),
-	ANY(SYS_epoll_wait),
-	ANY(SYS_epoll_pwait),
 	ANY(SYS_readv),
 	ANY(SYS_pread64),
 	ANY(SYS_accept4),
@@ -179,10 +177,16 @@ static const struct seccomp_rule thread_end_rules[] = {
 };
 
 /* What a guest's register write makes a device do on the thread that takes it (the main loop
- * or a vCPU thread): a device's eventfds and its I/O thread's watches come and go (queue
- * enable, device reset). */
+ * or a vCPU thread): a device's eventfds come and go (queue enable, device reset). */
 static const struct seccomp_rule register_rules[] = {
 	ANY(SYS_eventfd2),
+};
+
+/* A device's watches in its I/O thread's epoll set (virtio_dev_watch) change on the thread
+ * that serves it: the main loop and vCPU threads (queue enable, device reset), and the I/O
+ * thread itself (virtio-net's tap as the guest's buffers run out and come back,
+ * virtio-vsock's sockets). */
+static const struct seccomp_rule watch_rules[] = {
 	ANY(SYS_epoll_ctl),
 };
 
@@ -200,9 +204,10 @@ static const struct seccomp_rule chardev_rules[] = {
 	ANY(SYS_close),
 };
 
-/* Every virtio device's I/O thread (virtio/pci.c): waits on its queues' eventfds and the
- * watches its device added; reads the eventfds and signals irqfds with read and write. */
-static const struct seccomp_rule virtio_rules[] = {
+/* Waiting in an epoll set: the main loop, and every virtio device's I/O thread (virtio/pci.c)
+ * on its queues' eventfds and its device's watches (it reads the eventfds and signals irqfds
+ * with read and write). */
+static const struct seccomp_rule wait_rules[] = {
 	ANY(SYS_epoll_wait),
 	ANY(SYS_epoll_pwait),
 };
@@ -246,7 +251,6 @@ static const struct seccomp_rule vsock_rules[] = {
 	ANY(SYS_recvfrom),
 	ANY(SYS_shutdown),
 	ANY(SYS_close),
-	ANY(SYS_epoll_ctl),
 	ANY(SYS_timerfd_settime),
 };
 /* clang-format on */
@@ -266,9 +270,10 @@ static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
 				  vcpu_tab = TABLE("vcpu", vcpu_rules),
 				  thread_end_tab = TABLE("thread-end", thread_end_rules),
 				  register_tab = TABLE("register", register_rules),
+				  watch_tab = TABLE("watch", watch_rules),
 				  random_tab = TABLE("random", random_rules),
 				  chardev_tab = TABLE("chardev", chardev_rules),
-				  virtio_tab = TABLE("virtio", virtio_rules),
+				  wait_tab = TABLE("wait", wait_rules),
 				  uring_tab = TABLE("uring", uring_rules),
 				  disk_tab = TABLE("disk", disk_rules),
 				  net_tab = TABLE("net", net_rules),
@@ -280,31 +285,28 @@ const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rule
  * thread is started by the main loop and inherits its filter, so the vCPU class must stay
  * within the main loop's: each of its tables but its own is one of main's, and its own
  * allows nothing main's does not. */
+#define CLASS(n, ...)                                                                              \
+	{                                                                                          \
+		(n), {__VA_ARGS__},                                                                \
+			sizeof((const struct seccomp_table *[]){__VA_ARGS__}) /                    \
+				sizeof(const struct seccomp_table *)                               \
+	}
+
 const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
-	[SECCOMP_MAIN] = {"main loop",
-			  {&thread_tab, &main_tab, &register_tab, &random_tab, &chardev_tab},
-			  5},
-	[SECCOMP_VCPU] = {"vCPU",
-			  {&thread_tab, &vcpu_tab, &register_tab, &random_tab, &chardev_tab,
-			   &thread_end_tab},
-			  6},
-	[SECCOMP_DISK] = {"disk I/O",
-			  {&thread_tab, &virtio_tab, &disk_tab, &uring_tab, &random_tab,
-			   &thread_end_tab},
-			  6},
-	[SECCOMP_BLOCK_POOL] = {"block pool",
-				{&thread_tab, &disk_tab, &random_tab, &thread_end_tab},
-				4},
-	[SECCOMP_NET] = {"virtio-net I/O",
-			 {&thread_tab, &virtio_tab, &net_tab, &thread_end_tab},
-			 4},
-	[SECCOMP_VSOCK] = {"virtio-vsock I/O",
-			   {&thread_tab, &virtio_tab, &vsock_tab, &thread_end_tab},
-			   4},
-	[SECCOMP_CONSOLE] = {"virtio-console I/O",
-			     {&thread_tab, &virtio_tab, &chardev_tab, &thread_end_tab},
-			     4},
-	[SECCOMP_RNG] = {"virtio-rng I/O",
-			 {&thread_tab, &virtio_tab, &random_tab, &thread_end_tab},
-			 4},
+	[SECCOMP_MAIN] = CLASS("main loop", &thread_tab, &main_tab, &wait_tab, &watch_tab,
+			       &register_tab, &random_tab, &chardev_tab),
+	[SECCOMP_VCPU] = CLASS("vCPU", &thread_tab, &vcpu_tab, &watch_tab, &register_tab,
+			       &random_tab, &chardev_tab, &thread_end_tab),
+	[SECCOMP_DISK] = CLASS("disk I/O", &thread_tab, &wait_tab, &watch_tab, &disk_tab,
+			       &uring_tab, &random_tab, &thread_end_tab),
+	[SECCOMP_BLOCK_POOL] =
+		CLASS("block pool", &thread_tab, &disk_tab, &random_tab, &thread_end_tab),
+	[SECCOMP_NET] = CLASS("virtio-net I/O", &thread_tab, &wait_tab, &watch_tab, &net_tab,
+			      &thread_end_tab),
+	[SECCOMP_VSOCK] = CLASS("virtio-vsock I/O", &thread_tab, &wait_tab, &watch_tab, &vsock_tab,
+				&thread_end_tab),
+	[SECCOMP_CONSOLE] = CLASS("virtio-console I/O", &thread_tab, &wait_tab, &watch_tab,
+				  &chardev_tab, &thread_end_tab),
+	[SECCOMP_RNG] = CLASS("virtio-rng I/O", &thread_tab, &wait_tab, &watch_tab, &random_tab,
+			      &thread_end_tab),
 };
