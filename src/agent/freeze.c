@@ -192,6 +192,21 @@ static int record_write(pid_t watchdog, char (*paths)[AP_MAX_PATH], int n)
 	return record_put(watchdog, paths, n, -1);
 }
 
+/* Under the lock, the record rewritten with n paths if it is still the freeze's of watchdog:
+ * -ETIMEDOUT when its deadline has passed (the watchdog thawed and removed it). */
+static int record_extend(pid_t watchdog, char (*paths)[AP_MAX_PATH], int n)
+{
+	int lock = record_lock(), closed, r;
+	pid_t owner = -1;
+
+	if (lock < 0)
+		return -ENOLCK;
+	r = record_read(&owner, &closed, NULL, 0);
+	r = r < 0 || owner != watchdog ? -ETIMEDOUT : record_write(watchdog, paths, n);
+	record_unlock(lock);
+	return r;
+}
+
 static void record_remove(void)
 {
 	char path[AP_MAX_PATH + 16];
@@ -351,9 +366,12 @@ static void watchdog_run(uint32_t timeout_ms)
  * record is still its own (neither the deadline nor a thaw on another connection came
  * first), its file systems thawed and the record removed, or with closing (the connection
  * ended) replaced by "closed N" for a thaw on a new connection to report. The number thawed
- * now; otherwise 0 and self_thawed.
+ * now; otherwise 0 and self_thawed. failed_freeze (the freeze is failing): its file systems
+ * are thawed even when the record is no longer its own, since a deadline that passed during
+ * the freeze thawed only what was recorded by then; otherwise a file system thawed by the
+ * deadline or another connection is left alone (an administrator may have frozen it since).
  */
-static int thaw_own(struct conn *c, bool closing)
+static int thaw_own(struct conn *c, bool closing, bool failed_freeze)
 {
 	int lock, count = 0, closed;
 	pid_t owner = -1;
@@ -373,6 +391,8 @@ static int thaw_own(struct conn *c, bool closing)
 	}
 	if (ours)
 		count = thaw_fds(frozen.fd, frozen.count);
+	else if (failed_freeze)
+		(void)thaw_fds(frozen.fd, frozen.count);
 	for (int i = 0; i < frozen.count; i++)
 		close(frozen.fd[i]);
 	if (ours && closing && count > 0)
@@ -388,7 +408,7 @@ static int thaw_own(struct conn *c, bool closing)
 
 void freeze_thaw_all(struct conn *c)
 {
-	(void)thaw_own(c, false);
+	(void)thaw_own(c, false, false);
 	frozen.self_thawed = true; /* the deadline's thaw, whoever made it */
 }
 
@@ -399,7 +419,7 @@ void freeze_conn_end(struct conn *c)
 	 * connection is told. Not after the deadline. */
 	bool deadline = c->thaw_deadline_ms && clock_mono_ms() >= c->thaw_deadline_ms;
 
-	(void)thaw_own(c, !deadline);
+	(void)thaw_own(c, !deadline, false);
 }
 
 int freeze_handle(struct conn *c, const struct ap_msg *m)
@@ -470,17 +490,20 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 		/* Recorded before it freezes: the record may name one more than is frozen (a
 		 * thaw of it fails harmlessly), never one less. */
 		memcpy(frozen.path[frozen.count], paths[i], AP_MAX_PATH);
-		r = record_write(frozen.watchdog, frozen.path, frozen.count + 1);
+		r = record_extend(frozen.watchdog, frozen.path, frozen.count + 1);
 		if (r) {
 			close(fd);
-			recording = true;
+			recording = r != -ETIMEDOUT;
+			failed = i;
 			break;
 		}
 		r = do_freeze(fd);
 		if (r) {
 			close(fd);
 			if (r == -EOPNOTSUPP || r == -ENOTTY) {
-				r = record_write(frozen.watchdog, frozen.path, frozen.count);
+				r = record_extend(frozen.watchdog, frozen.path, frozen.count);
+				recording = r && r != -ETIMEDOUT;
+				failed = i; /* if the record could not follow */
 				continue; /* a file system that cannot freeze is left as it is */
 			}
 			failed = i;
@@ -488,15 +511,19 @@ int freeze_handle(struct conn *c, const struct ap_msg *m)
 		}
 		frozen.fd[frozen.count++] = fd;
 	}
-	if (!r && waitpid(frozen.watchdog, NULL, WNOHANG) == frozen.watchdog) {
-		frozen.watchdog = -1; /* the deadline passed while freezing */
-		r = -ETIMEDOUT;
+	if (!r) {
+		/* The deadline may have passed while freezing: the watchdog thawed what the
+		 * record listed then, perhaps before the last FIFREEZE. */
+		r = record_extend(frozen.watchdog, frozen.path, frozen.count);
+		recording = r && r != -ETIMEDOUT;
 		failed = n - 1;
 	}
 	if (r) {
 		int e = -r;
 
-		(void)thaw_own(c, false);
+		/* Everything this freeze froze thawed, whether or not the watchdog came
+		 * first (it may have missed a FIFREEZE made after its thaw). */
+		(void)thaw_own(c, false, true);
 		if (recording) {
 			char path[AP_MAX_PATH + 16];
 
@@ -529,7 +556,7 @@ int thaw_handle(struct conn *c, const struct ap_msg *m)
 	int count = 0;
 
 	if (frozen.count || frozen.watchdog > 0) {
-		count = thaw_own(c, false);
+		count = thaw_own(c, false, false);
 	} else if (!frozen.self_thawed) {
 		pid_t owner = -1;
 		int closed, lock = record_lock();

@@ -58,6 +58,8 @@ static const char vm_usage[] =
 	"  discard-state NAME                 drop a Saved VM's saved state: it becomes Off\n"
 	"  backup NAME --to DIR [--no-wait]   copy its disks and description into DIR/NAME while\n"
 	"                                     it runs (its guest frozen through keel-agent)\n"
+	"  import DIR [--copy-to POOL | --in-place] [--new-id] [--name NAME] [--no-wait]\n"
+	"                                     register the VM of a backup (keel vm import --help)\n"
 	"  delete NAME                        remove the definition; disk files are kept\n"
 	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
@@ -1123,7 +1125,7 @@ static int cmd_action(int argc, char **argv, const char *action)
 	if (!o.name)
 		return usage_error("%s", "missing the VM name");
 	vm_path(path, sizeof(path), o.name, action);
-	snprintf(what, sizeof(what), "%s VM '%s'", action, o.name);
+	snprintf(what, sizeof(what), "%.16s VM '%.64s'", action, o.name);
 	if (!strcmp(action, "stop")) {
 		body = json_object_new_object();
 		json_object_object_add(body, "force", json_object_new_boolean(o.force));
@@ -1315,6 +1317,8 @@ int cli_vm_main(int argc, char **argv)
 		return cli_vm_copy_file(argc, argv);
 	if (!strcmp(cmd, "backup"))
 		return cli_vm_backup(argc, argv);
+	if (!strcmp(cmd, "import"))
+		return cli_vm_import(argc, argv);
 	if (!strcmp(cmd, "delete") || !strcmp(cmd, "rm"))
 		return cmd_delete(argc, argv);
 	if (!strcmp(cmd, "log"))

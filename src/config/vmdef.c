@@ -912,20 +912,29 @@ json_object *vmdef_to_json(const struct vm_def *def)
 
 int vmdef_load_file(const char *path, struct vm_def *def, char *err, size_t errlen)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0) {
+		ret = -errno;
+		vmdef_init(def);
+		error_set(err, errlen, "cannot open VM description %s: %s", path, strerror(errno));
+		return ret;
+	}
+	ret = vmdef_load_fd(fd, path, def, err, errlen);
+	close(fd);
+	return ret;
+}
+
+int vmdef_load_fd(int fd, const char *path, struct vm_def *def, char *err, size_t errlen)
+{
 	json_tokener *tok = NULL;
 	json_object *obj = NULL;
 	char *buf = NULL;
 	size_t len = 0;
 	ssize_t n;
-	int fd, ret = 0;
+	int ret = 0;
 
 	vmdef_init(def);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		error_set(err, errlen, "cannot open VM description %s: %s", path, strerror(errno));
-		return ret;
-	}
 	buf = malloc(VMDEF_DOCUMENT_MAX + 1);
 	if (!buf) {
 		ret = -ENOMEM;
@@ -982,7 +991,6 @@ out:
 	if (tok)
 		json_tokener_free(tok);
 	free(buf);
-	close(fd);
 	return ret;
 }
 

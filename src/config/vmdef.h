@@ -252,6 +252,10 @@ int vmdef_apply_json(struct vm_def *def, json_object *obj, enum vmdef_json_kind 
  */
 int vmdef_load_file(const char *path, struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The same from a descriptor open for reading (not closed here), named path in messages:
+ * for a caller that opened the file under its own rules (keeld's import, through a pool). */
+int vmdef_load_fd(int fd, const char *path, struct vm_def *def, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* Write def as a document: to PATH.tmp, fsync, rename over PATH. Returns 0 or -errno. */
 int vmdef_save_file(const struct vm_def *def, const char *path, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "daemon/host.h"
 #include "daemon/jobs.h"
 #include "daemon/switch.h"
+#include "daemon/vm_macs.h"
 #include "lib/log.h"
 #include "lib/parse.h"
 
@@ -221,50 +223,6 @@ static bool is_off(struct api_ctx *ctx, const char *uuid, struct sup_status *st)
 	return st->state == VM_OFF || st->state == VM_CRASHED || st->state == VM_SAVED;
 }
 
-/* Give every NIC without a MAC a new one that no VM uses. */
-static int assign_macs(struct api_ctx *ctx, struct vm_def *def, char *err, size_t errlen)
-{
-	for (unsigned i = 0; i < def->nnics; i++) {
-		bool used = false;
-		int ret;
-
-		if (def->nics[i].mac[0]) {
-			ret = store_mac_used(ctx->store, def->nics[i].mac, def->uuid, &used);
-			if (ret)
-				return ret;
-			if (used) {
-				snprintf(err, errlen, "MAC %s is already used by another VM",
-					 def->nics[i].mac);
-				return -EEXIST;
-			}
-			continue;
-		}
-		for (int tries = 0; tries < 16; tries++) {
-			bool dup = false;
-			ret = vmdef_gen_mac(def->nics[i].mac);
-			if (ret)
-				return ret;
-			for (unsigned j = 0; j < def->nnics; j++)
-				dup |= j != i && !strcmp(def->nics[j].mac, def->nics[i].mac);
-			ret = store_mac_used(ctx->store, def->nics[i].mac, NULL, &used);
-			if (ret)
-				return ret;
-			if (!used && !dup)
-				break;
-			def->nics[i].mac[0] = '\0';
-		}
-		if (!def->nics[i].mac[0]) {
-			snprintf(err, errlen, "cannot find a free MAC address");
-			return -EIO;
-		}
-	}
-	/* An adapter on a switch: its tap is named after its MAC (vmdef_switch_tap). */
-	for (unsigned i = 0; i < def->nnics; i++)
-		if (def->nics[i].sw[0])
-			vmdef_switch_tap(def->nics[i].mac, def->nics[i].tap);
-	return switches_check_def(ctx->store, def, err, errlen);
-}
-
 static void do_list(struct api_ctx *ctx, struct api_reply *out)
 {
 	struct vm_def *defs = NULL;
@@ -344,7 +302,7 @@ static void do_create(struct api_ctx *ctx, json_object *req, struct api_reply *o
 	def.created = (int64_t)time(NULL);
 	def.revision = 1;
 	def.version = VMDEF_CONFIG_VERSION;
-	ret = assign_macs(ctx, &def, err, sizeof(err));
+	ret = vm_macs_assign(ctx->store, &def, err, sizeof(err));
 	if (!ret)
 		ret = store_vm_insert(ctx->store, &def, err, sizeof(err));
 	if (ret)
@@ -424,7 +382,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 			goto fail;
 		}
 	}
-	ret = assign_macs(ctx, &nd, err, sizeof(err));
+	ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
 	nd.revision = def->revision + 1;
@@ -1253,6 +1211,9 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 			do_audit(ctx, query, out);
 	} else if (!strcmp(path, "/v1/jobs") || !strncmp(path, "/v1/jobs/", 9)) {
 		route_jobs(method, url, path, out);
+	} else if (!strcmp(path, "/v1/vms/import") && !strcmp(method, "POST")) {
+		/* A VM may be named "import": its own routes take no POST without a sub. */
+		api_vm_import(ctx, method, url, req, out);
 	} else if (!strncmp(path, "/v1/vms/", 8) && path[8]) {
 		key = path + 8;
 		sub = strchr(key, '/');
@@ -1272,15 +1233,17 @@ static void handle_locked(struct api_ctx *ctx, const char *method, const char *u
 }
 
 /* The VM a request is about, for access and audit: NAME in /v1/vms/NAME[/...], or the
- * "name" of a create's body; "" when none. */
+ * "name" of a create's or an import's body (an import without one: ""); "" when none. */
 static void request_vm(const char *method, const char *url, const char *body, size_t len, char *out,
 		       size_t size)
 {
+	bool import = !strcmp(method, "POST") && !strcmp(url, "/v1/vms/import");
+
 	out[0] = '\0';
-	if (!strncmp(url, "/v1/vms/", 8)) {
+	if (!strncmp(url, "/v1/vms/", 8) && !import) {
 		snprintf(out, size, "%.*s", (int)strcspn(url + 8, "/"), url + 8);
 	} else if (!strcmp(method, "POST") &&
-		   (!strcmp(url, "/v1/vms") || !strcmp(url, "/v1/vms/")) && body && len) {
+		   (!strcmp(url, "/v1/vms") || !strcmp(url, "/v1/vms/") || import) && body && len) {
 		json_tokener *tok = json_tokener_new();
 		json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL, *v;
 
@@ -1294,7 +1257,6 @@ static void request_vm(const char *method, const char *url, const char *body, si
 	}
 }
 
-/* One audit record: the store (the newest STORE_AUDIT_KEEP) and keeld's log. */
 /* s with every control character as '?': a path or message never forges a log line. */
 static void printable(char *s)
 {
@@ -1303,19 +1265,34 @@ static void printable(char *s)
 			*s = '?';
 }
 
+/* One audit record: the store (the newest STORE_AUDIT_KEEP) and keeld's log. path and msg
+ * are made printable here. keeld's lock held. */
+static void audit_record(struct api_ctx *ctx, const char *user, long long uid, const char *method,
+			 char *path, const char *vm, unsigned status, char *msg)
+{
+	struct store_audit a = {.time = (int64_t)time(NULL),
+				.uid = (uint32_t)uid,
+				.user = user,
+				.method = method,
+				.path = path,
+				.vm = vm,
+				.status = status,
+				.message = msg};
+
+	printable(path);
+	printable(msg);
+	log_info("audit: %s (uid %u) %s %s -> %u%s%s", user, (unsigned)uid, method, path, status,
+		 msg[0] ? ": " : "", msg);
+	if (store_audit_add(ctx->store, &a))
+		log_err("audit: cannot record %s %s by %s in the store", method, path, user);
+}
+
+/* The audit record of a request: its error's message when it failed. */
 static void audit(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
 		  const char *url, const char *query, const char *vm, const struct api_reply *out)
 {
 	char msg[512] = "", path[1200];
 	json_object *o = NULL, *e, *m;
-	struct store_audit a = {.time = (int64_t)time(NULL),
-				.uid = (uint32_t)caller->uid,
-				.user = caller->user,
-				.method = method,
-				.path = path,
-				.vm = vm,
-				.status = out->status,
-				.message = msg};
 
 	snprintf(path, sizeof(path), "%s%s%s", url, query && query[0] ? "?" : "",
 		 query ? query : "");
@@ -1325,13 +1302,32 @@ static void audit(struct api_ctx *ctx, const struct api_caller *caller, const ch
 	    json_object_object_get_ex(e, "message", &m))
 		snprintf(msg, sizeof(msg), "%s", json_object_get_string(m));
 	json_object_put(o);
-	printable(path);
-	printable(msg);
-	log_info("audit: %s (uid %u) %s %s -> %u%s%s", caller->user, (unsigned)caller->uid, method,
-		 path, out->status, msg[0] ? ": " : "", msg);
-	if (store_audit_add(ctx->store, &a))
-		log_err("audit: cannot record %s %s by %s in the store", method, path,
-			caller->user);
+	audit_record(ctx, caller->user, (long long)caller->uid, method, path, vm, out->status, msg);
+}
+
+void api_audit_refused(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
+		       const char *url, const struct api_reply *out)
+{
+	keeld_lock();
+	audit(ctx, caller, method, url, NULL, "", out);
+	keeld_unlock();
+}
+
+void api_audit_job_end(const struct job *j, void *opaque)
+{
+	struct api_ctx *ctx = opaque;
+	char path[64], msg[900];
+	unsigned status = 200;
+	long long uid;
+	const char *user = job_requester(j, &uid);
+
+	snprintf(path, sizeof(path), "/v1/jobs/%" PRIu64, job_id(j));
+	if (job_state_of(j) == JOB_FAILED)
+		(void)errno_code(job_error(j), &status);
+	snprintf(msg, sizeof(msg), "%s %s%s%s", job_operation(j),
+		 job_state_of(j) == JOB_FAILED ? "failed" : "succeeded",
+		 job_message(j)[0] ? ": " : "", job_message(j));
+	audit_record(ctx, user, uid, "JOB", path, job_vm_name(j), status, msg);
 }
 
 void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
@@ -1348,7 +1344,10 @@ void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char
 		memset(out, 0, sizeof(*out));
 		api_error_reply(out, 403, "Forbidden", why);
 	} else {
+		/* A job the request starts keeps its caller, for the audit of its outcome. */
+		jobs_requester(caller->user, (long long)caller->uid);
 		handle_locked(ctx, method, url, query, body, len, out);
+		jobs_requester(NULL, 0);
 	}
 	/* What changed or tried to change: every request that is not a read, refused or not;
 	 * a refused read too, so that probing shows. */

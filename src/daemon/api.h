@@ -42,6 +42,15 @@ void api_handle(struct api_ctx *ctx, const struct api_caller *caller, const char
 		struct api_reply *out);
 /* A JSON error reply, for errors found before api_handle (e.g. a body too large). */
 void api_error_reply(struct api_reply *out, unsigned status, const char *code, const char *msg);
+/* The audit record of a request refused before api_handle (413, 414): a refused request is
+ * recorded like any other. Takes keeld's lock. */
+void api_audit_refused(struct api_ctx *ctx, const struct api_caller *caller, const char *method,
+		       const char *path, const struct api_reply *out);
+/* The audit record of a job's outcome (jobs_on_end; opaque the api_ctx): "JOB
+ * /v1/jobs/ID" by whoever started it, with the status its error maps to (200: it
+ * succeeded). */
+struct job;
+void api_audit_job_end(const struct job *j, void *opaque);
 void api_reply_free(struct api_reply *r);
 
 #endif

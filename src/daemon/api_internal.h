@@ -48,5 +48,8 @@ json_object *api_job_json(struct job *j);
 /* POST /v1/vms/NAME/backup {"to": DIR} (api_backup.c): keel vm backup, as a job. */
 void api_vm_backup(struct api_ctx *ctx, const char *method, const char *url,
 		   const struct vm_def *def, json_object *req, struct api_reply *out);
+/* POST /v1/vms/import {"from": DIR, ...} (api_import.c): keel vm import, as a job. */
+void api_vm_import(struct api_ctx *ctx, const char *method, const char *url, json_object *req,
+		   struct api_reply *out);
 
 #endif

@@ -532,7 +532,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	char dflt[VMDEF_NAME_MAX + 40], id[VMDEF_UUID_LEN + 1], dir[PATH_MAX] = "";
 	char *children[VMDEF_MAX_DISKS] = {NULL};
 	char why[512] = "", fallback[600] = "";
-	bool running, stopped = false, was_paused = false, production = false;
+	bool running, stopped = false, was_paused = false, production = false, we_paused = false;
 	struct agent_conn *frozen = NULL;
 	unsigned nfrozen = 0, thawed = 0;
 	long long frozen_at = 0;
@@ -620,10 +620,27 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			error_set(err, errlen, "cannot create %s: %s", dir, strerror(-ret));
 			goto out;
 		}
+		if (frozen) {
+			/* The disks are taken as of the pause, and a paused guest cannot thaw:
+			 * the deadline is checked once the vCPUs have stopped (the save that
+			 * follows finds the VM paused, and the restore runs it again). */
+			ret = sup_pause(ctx->sup, def, err, errlen);
+			if (ret) {
+				rmdir(dir);
+				goto out;
+			}
+			we_paused = true;
+		}
 		if (frozen && clock_mono_ms() - frozen_at >
 				      (long long)agent_freeze_timeout_ms - CKPT_FREEZE_MARGIN_MS) {
-			/* The guest thaws by itself at its deadline: too close to it to pause
-			 * the VM while it is still frozen. */
+			/* Too close to the guest's deadline when it paused: it may have thawed
+			 * first. It runs again to be thawed; a standard checkpoint, or none. */
+			char why2[400];
+
+			if (sup_resume(ctx->sup, def, why2, sizeof(why2)))
+				log_err("VM %s: cannot resume it after its pause: %s", def->name,
+					why2);
+			we_paused = false;
 			(void)thaw_now(ctx, def, &frozen, &thawed);
 			error_set(why, sizeof(why),
 				  "the guest's freeze came within %d ms of its %u s deadline "
@@ -642,9 +659,16 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		}
 		ret = sup_save_stop(ctx->sup, def, dir, &was_paused, err, errlen);
 		if (ret) {
+			char why2[400];
+
+			if (we_paused && sup_resume(ctx->sup, def, why2, sizeof(why2)))
+				log_err("VM %s: cannot resume it after a failed save: %s",
+					def->name, why2);
 			rmdir(dir);
 			goto out;
 		}
+		if (we_paused)
+			was_paused = false; /* paused here, not by its owner */
 		stopped = true;
 		c = ckpt_tree_by_id(&op.t, id);
 		c->saved = !production;
@@ -694,7 +718,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			 * thawed during the restart (a large VM's memory takes long to save)
 			 * was frozen when its disk was taken. */
 			if (thaw_now(ctx, def, &frozen, &thawed) && thawed < nfrozen)
-				log_info("VM %s: checkpoint '%s': %u of the %u frozen file systems "
+				log_warn("VM %s: checkpoint '%s': %u of the %u frozen file systems "
 					 "were thawed at the guest's deadline during the restart, "
 					 "after the pause",
 					 def->name, name, nfrozen - thawed, nfrozen);

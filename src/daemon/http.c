@@ -127,6 +127,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		char msg[128];
 		snprintf(msg, sizeof(msg), "request body is larger than %d bytes", API_BODY_MAX);
 		api_error_reply(&reply, 413, "PayloadTooLarge", msg);
+		api_audit_refused(h->ctx, &req->caller, method, url, &reply);
 	} else {
 		/* MHD splits the query off the (decoded) path: give the API the whole query
 		 * (the values MHD decoded, re-encoded where they would split), so that each
@@ -135,11 +136,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 		q.text[0] = '\0';
 		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_add, &q);
-		if (q.n >= sizeof(q.text))
+		if (q.n >= sizeof(q.text)) {
 			api_error_reply(&reply, 414, "UriTooLong", "request query is too long");
-		else
+			api_audit_refused(h->ctx, &req->caller, method, url, &reply);
+		} else {
 			api_handle(h->ctx, &req->caller, method, url, q.text, req->body, req->len,
 				   &reply);
+		}
 	}
 	log_debug("%s %s -> %u", method, url, reply.status);
 	req->after_sent = reply.after_sent;

@@ -5,11 +5,13 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/biglock.h"
 #include "daemon/events.h"
@@ -33,6 +35,8 @@ struct job {
 	int percent_sent;   /* the percent of the last progress event (-1: none yet) */
 	uint64_t sent_ms;   /* when it was sent (clock_mono_ms) */
 	unsigned flags;	    /* JOB_FINISH_BEFORE_EXIT */
+	char requester[64]; /* who asked (jobs_requester), for the audit */
+	long long requester_uid;
 	struct sup *sup;
 	job_fn fn;
 	void *arg;
@@ -45,7 +49,24 @@ static size_t njobs, cap;
 /* Ids go on from the time of the first job, so that a client following a job across a
  * keeld restart never meets another job under the same id. */
 static uint64_t next_id;
-static bool refusing; /* keeld is exiting */
+static atomic_bool refusing; /* keeld is exiting */
+/* The caller of the request this thread serves (jobs_requester); "" when none. */
+static _Thread_local char cur_requester[64];
+static _Thread_local long long cur_requester_uid;
+static job_end_fn end_fn;
+static void *end_opaque;
+
+void jobs_requester(const char *user, long long uid)
+{
+	snprintf(cur_requester, sizeof(cur_requester), "%s", user ? user : "");
+	cur_requester_uid = uid;
+}
+
+void jobs_on_end(job_end_fn fn, void *opaque)
+{
+	end_fn = fn;
+	end_opaque = opaque;
+}
 
 static void forget_old(void)
 {
@@ -97,6 +118,8 @@ static void *job_thread(void *opaque)
 		 j->uuid[0] ? " of VM " : "", j->name, r ? "failed" : "done",
 		 j->message[0] ? ": " : "", j->message);
 	events_job(j->id, j->operation, j->name, r ? "failed" : "succeeded", j->message);
+	if (end_fn)
+		end_fn(j, end_opaque);
 	if (j->uuid[0])
 		sup_op_end(j->sup, j->uuid);
 	forget_old();
@@ -142,6 +165,13 @@ int job_start(struct sup *sup, const char *operation, const char *uuid, const ch
 	snprintf(j->progress_file, sizeof(j->progress_file), "%s",
 		 progress_file ? progress_file : "");
 	j->total = total;
+	if (cur_requester[0]) {
+		snprintf(j->requester, sizeof(j->requester), "%s", cur_requester);
+		j->requester_uid = cur_requester_uid;
+	} else {
+		snprintf(j->requester, sizeof(j->requester), "keeld");
+		j->requester_uid = (long long)geteuid();
+	}
 	j->percent_sent = -1;
 	j->created = time(NULL);
 	j->sup = sup;
@@ -277,6 +307,27 @@ json_object *job_to_json(struct job *j)
 	return o;
 }
 
+uint64_t job_id(const struct job *j)
+{
+	return j->id;
+}
+
+const char *job_vm_name(const struct job *j)
+{
+	return j->name;
+}
+
+const char *job_requester(const struct job *j, long long *uid)
+{
+	*uid = j->requester_uid;
+	return j->requester;
+}
+
+const char *job_message(const struct job *j)
+{
+	return j->message;
+}
+
 int job_error(const struct job *j)
 {
 	return j->error;
@@ -314,6 +365,11 @@ void jobs_refuse(void)
 	refusing = true;
 }
 
+bool jobs_exiting(void)
+{
+	return refusing;
+}
+
 size_t jobs_running(bool must_finish)
 {
 	size_t running = 0;
@@ -322,4 +378,25 @@ size_t jobs_running(bool must_finish)
 		running += jobs[i]->state == JOB_RUNNING &&
 			   (!must_finish || (jobs[i]->flags & JOB_FINISH_BEFORE_EXIT));
 	return running;
+}
+
+void jobs_running_names(bool must_finish, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < njobs && n < len; i++) {
+		const struct job *j = jobs[i];
+		int w;
+
+		if (j->state != JOB_RUNNING ||
+		    (must_finish && !(j->flags & JOB_FINISH_BEFORE_EXIT)))
+			continue;
+		w = snprintf(buf + n, len - n, "%s%s %llu%s%s%s", n ? ", " : "", j->operation,
+			     (unsigned long long)j->id, j->name[0] ? " (VM " : "", j->name,
+			     j->name[0] ? ")" : "");
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
 }

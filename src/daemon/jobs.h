@@ -57,6 +57,21 @@ struct job *job_find(uint64_t id);
 /* Every job kept, oldest first, as a JSON array. */
 json_object *jobs_to_json(void);
 
+/*
+ * Who asks, for the audit record of a job's end (docs/security.md): api_handle names the
+ * caller of the request it serves on its thread (NULL after), and a job started meanwhile
+ * keeps it; a job keeld starts by itself has "keeld" (uid of keeld) as its requester.
+ */
+void jobs_requester(const char *user, long long uid);
+/* Called as each job ends, keeld's lock held (the audit record of its outcome). */
+typedef void (*job_end_fn)(const struct job *j, void *opaque);
+void jobs_on_end(job_end_fn fn, void *opaque);
+/* The ended job's id, VM name ("" for a host job), requester and outcome. */
+uint64_t job_id(const struct job *j);
+const char *job_vm_name(const struct job *j);
+const char *job_requester(const struct job *j, long long *uid);
+const char *job_message(const struct job *j);
+
 /* The main loop's turn (keeld's lock held): a running job whose percent changed emits a
  * progress event (events_job_progress), at most one every JOBS_PROGRESS_MS per job.
  * jobs_timeout_ms is how long the main loop may sleep before the next (-1: no job has
@@ -67,7 +82,12 @@ int jobs_timeout_ms(void);
 
 /* keeld is exiting: start no new job (job_start fails with -ESHUTDOWN). */
 void jobs_refuse(void);
+/* Has keeld begun to exit? Any thread, lock held or not: a job that may stop early (an
+ * import's copy) looks at it as it goes. */
+bool jobs_exiting(void);
 /* How many jobs are running (only those with JOB_FINISH_BEFORE_EXIT when must_finish). */
 size_t jobs_running(bool must_finish);
+/* Those jobs named for a log line: "checkpoint 12 (VM a), backup 13 (VM b)" (cut at len). */
+void jobs_running_names(bool must_finish, char *buf, size_t len);
 
 #endif

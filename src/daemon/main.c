@@ -490,6 +490,7 @@ int main(int argc, char **argv)
 	if (lsock < 0)
 		goto out;
 	api = (struct api_ctx){.store = store, .sup = sup, .stop_timeout_s = o.stop_timeout_s};
+	jobs_on_end(api_audit_job_end, &api);
 	if (http_start(lsock, &api, &http))
 		goto out;
 	lsock = -1; /* MHD owns it now */
@@ -520,13 +521,17 @@ out:
 		long long said = 0;
 
 		jobs_refuse();
-		/* Checkpoint jobs are waited for however long they take: keeld gone in the
-		 * middle would leave their VM stopped, its memory saved for nothing. */
+		/* Jobs that must finish (checkpoints, backups) are waited for however long
+		 * they take: keeld gone in the middle would leave their VM stopped, its
+		 * memory saved for nothing. */
 		while ((jobs_running(true) || (jobs_running(false) && clock_mono_ms() < until)) &&
 		       serve_once(sup, sfd, 100, NULL) == 0) {
 			if (jobs_running(true) && clock_mono_ms() - said > 30000) {
-				log_info("exiting: waiting for %zu checkpoint job(s) to finish",
-					 jobs_running(true));
+				char names[512];
+
+				jobs_running_names(true, names, sizeof(names));
+				log_info("exiting: waiting for %zu job(s) that must finish: %s",
+					 jobs_running(true), names);
 				said = clock_mono_ms();
 			}
 		}

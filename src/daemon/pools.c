@@ -395,8 +395,10 @@ static bool has_dotdot(const char *rel)
 static int open_beneath(const struct store_pool *p, const char *what, const char *path,
 			const char *rel, int flags, char *err, size_t errlen)
 {
-	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY),
-			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+	/* openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW. */
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
 	int dfd = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC), fd, e;
 	struct stat s;
 
@@ -418,9 +420,11 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 		error_set(err, errlen, "%s %s: %s", what, path, strerror(-e));
 		return e == -ENOENT ? -EINVAL : e;
 	}
-	if (fstat(fd, &s) < 0 || !S_ISREG(s.st_mode)) {
+	if (fstat(fd, &s) < 0 ||
+	    !((flags & O_DIRECTORY) ? S_ISDIR(s.st_mode) : S_ISREG(s.st_mode))) {
 		close(fd);
-		error_set(err, errlen, "%s %s is not a regular file", what, path);
+		error_set(err, errlen, "%s %s is not a %s", what, path,
+			  (flags & O_DIRECTORY) ? "directory" : "regular file");
 		return -EINVAL;
 	}
 	return fd;

@@ -39,7 +39,8 @@ int pools_delete(struct store *st, const char *name, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /*
  * Open path (absolute) for a VM: a regular file inside a directory pool, or (allow_blk) a
- * device a block pool names. flags: O_RDONLY or O_RDWR (O_CLOEXEC is added). Returns the
+ * device a block pool names. flags: O_RDONLY or O_RDWR (O_CLOEXEC is added); with
+ * O_DIRECTORY (and O_PATH), a directory of a directory pool instead of a file. Returns the
  * descriptor, or -errno with err saying which rule refused it (outside every pool, `..`, a
  * symlink out of its pool, a block device no pool names, not a regular file).
  */

@@ -341,12 +341,41 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 	return disk_convert_progress(src, dst, o, NULL, NULL, err);
 }
 
+struct progress_void {
+	void (*fn)(void *arg, uint64_t done);
+	void *arg;
+};
+
+static bool progress_go_on(void *arg, uint64_t done)
+{
+	struct progress_void *pv = arg;
+
+	pv->fn(pv->arg, done);
+	return true;
+}
+
 int disk_convert_progress(const char *src, const char *dst, const struct disk_create_opts *o,
 			  void (*progress)(void *arg, uint64_t done), void *arg,
 			  struct disk_err *err)
 {
+	struct progress_void pv = {progress, arg};
+	struct disk *in = NULL;
+	int r;
+
+	r = disk_open(src, DISK_OPEN_RDONLY, &in, err);
+	if (r)
+		return r;
+	r = disk_convert_from(in, dst, o, progress ? progress_go_on : NULL, &pv, err);
+	disk_close(in);
+	return r;
+}
+
+int disk_convert_from(struct disk *in, const char *dst, const struct disk_create_opts *o,
+		      bool (*progress)(void *arg, uint64_t done), void *arg, struct disk_err *err)
+{
 	struct disk_create_opts co = *o;
-	struct disk *in = NULL, *out = NULL;
+	struct disk *out = NULL;
+	struct disk_err *in_err = in->err;
 	struct disk_info info;
 	const size_t chunk = 1 << 20;
 	uint8_t *buf = NULL;
@@ -354,10 +383,8 @@ int disk_convert_progress(const char *src, const char *dst, const struct disk_cr
 	bool created = false;
 	int r;
 
-	r = disk_open(src, DISK_OPEN_RDONLY, &in, err);
-	if (r)
-		return r;
-	in->err = err; /* this call has the handles to itself: their failures are its reasons */
+	disk_err_clear(err);
+	in->err = err; /* for this call, in's failures are its reasons */
 	r = disk_info(in, &info);
 	if (r)
 		goto out;
@@ -376,7 +403,7 @@ int disk_convert_progress(const char *src, const char *dst, const struct disk_cr
 	if (co.format == DISK_FORMAT_VHDX && size % (co.logical_sector ? co.logical_sector : 512)) {
 		disk_fail(err,
 			  "cannot convert %s: its size %llu is not a multiple of the sector size",
-			  src, (unsigned long long)size);
+			  in->path, (unsigned long long)size);
 		r = -EINVAL;
 		goto out;
 	}
@@ -405,13 +432,16 @@ int disk_convert_progress(const char *src, const char *dst, const struct disk_cr
 			r = disk_write(out, buf, off, n);
 		if (r)
 			goto out;
-		if (progress)
-			progress(arg, off + n);
+		if (progress && !progress(arg, off + n)) {
+			disk_fail(err, "the copy of %s was stopped", in->path);
+			r = -ECANCELED;
+			goto out;
+		}
 	}
 	r = disk_flush(out);
 out:
+	in->err = in_err;
 	free(buf);
-	disk_close(in);
 	disk_close(out);
 	if (r && created)
 		unlink(dst);

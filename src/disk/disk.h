@@ -220,5 +220,11 @@ int disk_convert(const char *src, const char *dst, const struct disk_create_opts
 int disk_convert_progress(const char *src, const char *dst, const struct disk_create_opts *o,
 			  void (*progress)(void *arg, uint64_t done), void *arg,
 			  struct disk_err *err) __attribute__((warn_unused_result));
+/* The same from a disk the caller opened (and keeps): nothing is reopened by path, so the
+ * copy is of that handle's file and whatever chain it opened (none with NOPARENT). progress
+ * returning false stops the copy: -ECANCELED, dst removed. */
+int disk_convert_from(struct disk *in, const char *dst, const struct disk_create_opts *o,
+		      bool (*progress)(void *arg, uint64_t done), void *arg, struct disk_err *err)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -24,6 +24,10 @@ int vhdx_create(const char *path, const struct disk_create_opts *o, struct disk_
  */
 int vhdx_check(const char *path, FILE *report, struct disk_err *err)
 	__attribute__((warn_unused_result));
+/* The same on an open VHDX handle (and the parents it opened; none with
+ * DISK_OPEN_NOPARENT): blocks overlapping each other or the metadata, bitmaps. -EINVAL
+ * for a handle of another format. */
+int vhdx_check_disk(struct disk *d, FILE *report) __attribute__((warn_unused_result));
 
 /* Changes the virtual size: grows, or shrinks when nothing but zeros is cut off. */
 int vhdx_resize(const char *path, uint64_t size, struct disk_err *err)

@@ -75,6 +75,10 @@ int vhdx_bat_load(struct vhdx *v)
 		for (uint64_t i = 0; i < words; i++)
 			v->bat[i] = le64_load(raw + i * 8);
 	}
+	v->bat_sectors = words / BAT_PER_SECTOR;
+	v->bat_dirty = calloc(v->bat_sectors, 1);
+	if (!v->bat_dirty)
+		return -ENOMEM;
 	if (v->has_parent) {
 		v->bitmaps = calloc(v->bitmap_blocks, sizeof(*v->bitmaps));
 		if (!v->bitmaps)
@@ -145,42 +149,130 @@ int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 	return 0;
 }
 
+/* Fills items[0..n) with the 4 KiB images of the BAT sectors sec_idx[i]. */
+static void sector_images(struct vhdx *v, const uint64_t *sec_idx, unsigned n,
+			  uint8_t (*sec)[VHDX_LOG_SECTOR], struct vhdx_log_item *items)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t s = sec_idx[i];
+
+		for (unsigned k = 0; k < BAT_PER_SECTOR; k++)
+			le64_store(sec[i] + k * 8, v->bat[s * BAT_PER_SECTOR + k]);
+		items[i].off = v->bat_off + s * VHDX_LOG_SECTOR;
+		items[i].data = sec[i];
+	}
+}
+
+/* Logs the staged sectors sidx[0..n) as one transaction and marks them clean. */
+static int commit_sectors(struct vhdx *v, const uint64_t *sidx, unsigned n,
+			  uint8_t (*sec)[VHDX_LOG_SECTOR], struct vhdx_log_item *items)
+{
+	int r;
+
+	sector_images(v, sidx, n, sec, items);
+	r = vhdx_log_commit(v, items, n);
+	if (r)
+		return r;
+	for (unsigned i = 0; i < n; i++)
+		v->bat_dirty[sidx[i]] = 0;
+	__atomic_store_n(&v->n_dirty, v->n_dirty - n, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int vhdx_bat_commit(struct vhdx *v)
+{
+	unsigned cap = vhdx_log_capacity(v), n = 0;
+	uint64_t *sidx = NULL;
+	uint8_t(*sec)[VHDX_LOG_SECTOR] = NULL;
+	struct vhdx_log_item *items = NULL;
+	int r;
+
+	if (v->n_dirty == 0)
+		return 0;
+	if (cap > VHDX_STAGE_MAX)
+		cap = VHDX_STAGE_MAX;
+	/*
+	 * The staged blocks' data first, then the entry that points to it: a BAT entry on disk
+	 * must never name a block whose data may not be durable (a crash could expose stale
+	 * host blocks there on file systems that do not order data before metadata).
+	 */
+	r = vhdx_sync(v);
+	if (r) {
+		disk_fail(v->base.err, "%s: cannot flush new blocks' data: %s", v->base.path,
+			  strerror(-r));
+		return r;
+	}
+	sidx = malloc(cap * sizeof(*sidx));
+	sec = malloc((size_t)cap * VHDX_LOG_SECTOR);
+	items = malloc(cap * sizeof(*items));
+	if (!sidx || !sec || !items || !cap)
+		r = -ENOMEM;
+	for (uint64_t s = 0; s < v->bat_sectors && r == 0; s++) {
+		if (!v->bat_dirty[s])
+			continue;
+		sidx[n++] = s;
+		if (n == cap) {
+			r = commit_sectors(v, sidx, n, sec, items);
+			n = 0;
+		}
+	}
+	if (r == 0 && n)
+		r = commit_sectors(v, sidx, n, sec, items);
+	free(sidx);
+	free(sec);
+	free(items);
+	return r;
+}
+
+int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val)
+{
+	uint64_t s = idx / BAT_PER_SECTOR;
+
+	vhdx_bat_store(v, idx, val);
+	if (!v->bat_dirty[s]) {
+		v->bat_dirty[s] = 1;
+		__atomic_store_n(&v->n_dirty, v->n_dirty + 1, __ATOMIC_RELEASE);
+	}
+	return v->n_dirty >= VHDX_STAGE_MAX ? vhdx_bat_commit(v) : 0;
+}
+
 int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsigned n)
 {
 	struct vhdx_log_item items[16] = {0};
 	uint8_t(*sec)[VHDX_LOG_SECTOR] = NULL;
-	uint64_t *old = NULL;
+	uint64_t *old = NULL, sidx[16] = {0};
 	unsigned ns = 0;
-	int r = -ENOMEM;
+	int r;
 
 	if (n > 16)
 		return -E2BIG;
+	/* Staged entries may share these sectors: they go first, with their data flushed. */
+	r = vhdx_bat_commit(v);
+	if (r)
+		return r;
+	r = -ENOMEM;
 	sec = malloc(n * VHDX_LOG_SECTOR);
 	old = malloc(n * sizeof(*old));
 	if (!sec || !old)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
 		old[i] = v->bat[idx[i]];
-		v->bat[idx[i]] = val[i];
+		vhdx_bat_store(v, idx[i], val[i]);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t s = idx[i] / BAT_PER_SECTOR;
 		bool dup = false;
 
 		for (unsigned j = 0; j < ns; j++)
-			dup = dup || items[j].off == v->bat_off + s * VHDX_LOG_SECTOR;
-		if (dup)
-			continue;
-		for (unsigned k = 0; k < BAT_PER_SECTOR; k++)
-			le64_store(sec[ns] + k * 8, v->bat[s * BAT_PER_SECTOR + k]);
-		items[ns].off = v->bat_off + s * VHDX_LOG_SECTOR;
-		items[ns].data = sec[ns];
-		ns++;
+			dup = dup || sidx[j] == s;
+		if (!dup)
+			sidx[ns++] = s;
 	}
+	sector_images(v, sidx, ns, sec, items);
 	r = vhdx_log_commit(v, items, ns);
 	if (r)
 		for (unsigned i = n; i-- > 0;)
-			v->bat[idx[i]] = old[i];
+			vhdx_bat_store(v, idx[i], old[i]);
 out:
 	free(sec);
 	free(old);

@@ -68,7 +68,16 @@ static int check_one(struct vhdx *v, FILE *rep, unsigned *errors)
 			"%s: note: the log holds %u entr%s not yet applied (replayed in memory; "
 			"a writable open applies them)\n",
 			path, v->replayed_entries, v->replayed_entries == 1 ? "y" : "ies");
-	ext = calloc(v->bat_entries + 4, sizeof(*ext));
+	/* One extent per block present (the BAT of a sparse 64 TiB disk of 1 MiB blocks has
+	 * 64 Mi entries, few of them present), and the four fixed ones. */
+	for (uint64_t i = 0; i < v->bat_entries; i++) {
+		uint64_t s = v->bat[i] & VHDX_BAT_STATE_MASK;
+
+		n += s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT ||
+		     ((i % (v->chunk_ratio + 1)) == v->chunk_ratio && s == VHDX_SB_PRESENT);
+	}
+	ext = calloc(n + 4, sizeof(*ext));
+	n = 0;
 	if (!ext)
 		return -ENOMEM;
 	/* The fixed structures count as extents too. */
@@ -132,10 +141,28 @@ static int check_one(struct vhdx *v, FILE *rep, unsigned *errors)
 	return 0;
 }
 
+int vhdx_check_disk(struct disk *d, FILE *rep)
+{
+	unsigned errors = 0;
+	int r = 0;
+
+	if (d->ops != &vhdx_ops)
+		return -EINVAL;
+	for (struct disk *cur = d; cur && r == 0; cur = to_vhdx(cur)->parent)
+		r = check_one(to_vhdx(cur), rep, &errors);
+	if (r)
+		return r;
+	if (errors) {
+		fprintf(rep, "%s: %u error%s found\n", d->path, errors, errors == 1 ? "" : "s");
+		return -EUCLEAN;
+	}
+	fprintf(rep, "%s: no errors found\n", d->path);
+	return 0;
+}
+
 int vhdx_check(const char *path, FILE *rep, struct disk_err *err)
 {
 	struct disk *d = NULL;
-	unsigned errors = 0;
 	int r;
 
 	disk_err_clear(err);
@@ -158,15 +185,7 @@ int vhdx_check(const char *path, FILE *rep, struct disk_err *err)
 		disk_close(d);
 		return 0;
 	}
-	for (struct disk *cur = d; cur && r == 0; cur = to_vhdx(cur)->parent)
-		r = check_one(to_vhdx(cur), rep, &errors);
+	r = vhdx_check_disk(d, rep);
 	disk_close(d);
-	if (r)
-		return r;
-	if (errors) {
-		fprintf(rep, "%s: %u error%s found\n", path, errors, errors == 1 ? "" : "s");
-		return -EUCLEAN;
-	}
-	fprintf(rep, "%s: no errors found\n", path);
-	return 0;
+	return r;
 }

@@ -63,6 +63,7 @@ int vhdx_sync(struct vhdx *v)
 	bool sized = fstat(v->fd, &st) == 0;
 	uint64_t cur;
 
+	__atomic_add_fetch(&v->syncs, 1, __ATOMIC_RELAXED);
 	if (fdatasync(v->fd) < 0)
 		return -errno;
 	/* The size seen before the flush is durable now (the log's FlushedFileOffset). */

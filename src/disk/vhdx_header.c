@@ -162,6 +162,7 @@ int vhdx_session_begin(struct vhdx *v, bool data)
 		if (r)
 			return r;
 		v->log_seq = 0;
+		v->log_head = 0;
 	}
 	if (data) {
 		r = uuid_generate(&v->data_write);
@@ -182,6 +183,9 @@ int vhdx_session_end(struct vhdx *v)
 
 	if (!v->session)
 		return 0;
+	r = vhdx_bat_commit(v);
+	if (r)
+		return r;
 	/* Everything the log describes is in place once this flush returns: drop the log. */
 	r = vhdx_sync(v);
 	if (r) {

@@ -6,9 +6,21 @@
  * writer, the BAT, the sector bitmap cache and the allocation cursor. Metadata changes
  * (block allocation, bitmap bits, discards) happen entirely under it, including the data
  * write into a block being allocated, so a second writer to that block waits and then sees
- * it allocated. Reads and writes to blocks that are already allocated copy the BAT entry
- * (and, for partially present blocks, the bitmap bits) under the lock and then do their
- * pread/pwrite without it. Fields without [L] are set during open and read-only afterwards.
+ * it allocated. BAT entries are only stored under the lock, with __atomic release stores
+ * (vhdx_bat_store), after the data they point to is written; the I/O path loads them
+ * without the lock (vhdx_bat_get), so reads and writes of allocated blocks take no lock
+ * (partially present blocks copy their bitmap bits under it). Fields without [L] are set
+ * during open and read-only afterwards.
+ *
+ * Staged allocation (vhdx_bat_stage): a block allocated by a guest write is in the
+ * in-memory BAT at once but reaches the file only at the next vhdx_bat_commit (the guest's
+ * flush, close, any other logged metadata change, or too many staged BAT sectors): one
+ * log transaction carries every staged BAT sector. The commit first makes the staged
+ * blocks' data durable (one fdatasync), then writes the entry, whose fdatasync makes it and
+ * the previous transaction's in-place writes durable: two per commit, not per block. A BAT
+ * entry on disk therefore never points to a block whose data is not durable (on ext4
+ * data=writeback such a block could show stale host data). A crash before the commit loses
+ * only unflushed writes.
  */
 #ifndef KEEL_DISK_VHDX_INTERNAL_H
 #define KEEL_DISK_VHDX_INTERNAL_H
@@ -60,6 +72,8 @@ struct vhdx {
 	bool data_changed;     /* [L] DataWriteGuid renewed in this session */
 	bool apply_unsynced;   /* [L] in-place log applies not yet made durable */
 	uint64_t log_seq;      /* [L] last log sequence number written */
+	uint32_t log_head;     /* [L] where the next log entry goes (byte offset in the log) */
+	uint32_t log_prev;     /* [L] the last entry's offset (its in-place writes unsynced) */
 	uint64_t durable_size; /* [L] file size known to be on stable storage */
 
 	/* In-memory log replay of a read-only open. */
@@ -84,7 +98,14 @@ struct vhdx {
 	uint64_t payload_blocks, bitmap_blocks, bat_entries;
 	uint64_t *bat;	   /* [L] */
 	uint8_t **bitmaps; /* [L] per chunk: cached 1 MiB sector bitmap block, or NULL */
+	uint8_t *bat_dirty; /* [L] per BAT sector: holds staged entries not yet logged */
+	uint64_t bat_sectors; /* entries of bat_dirty */
+	unsigned n_dirty;     /* [L] sectors set in bat_dirty (atomic reads without the lock) */
 	uint64_t file_end; /* [L] allocation cursor: next free 1 MiB-aligned offset */
+	unsigned long syncs; /* fdatasyncs started by vhdx_sync (atomic; tests count them) */
+	/* Tests only (NULL otherwise): called by vhdx_flush between its unlocked look at
+	 * n_dirty and taking the lock, where another thread's commit can run. */
+	void (*flush_race)(struct vhdx *v);
 
 	/* Differencing. */
 	struct disk *parent;
@@ -154,10 +175,32 @@ static inline uint64_t vhdx_bat_bitmap_index(const struct vhdx *v, uint64_t chun
 {
 	return chunk * (v->chunk_ratio + 1) + v->chunk_ratio;
 }
+static inline uint64_t vhdx_bat_get(const struct vhdx *v, uint64_t idx)
+{
+	return __atomic_load_n(&v->bat[idx], __ATOMIC_ACQUIRE);
+}
+static inline void vhdx_bat_store(struct vhdx *v, uint64_t idx, uint64_t val)
+{
+	__atomic_store_n(&v->bat[idx], val, __ATOMIC_RELEASE);
+}
 int vhdx_bat_load(struct vhdx *v) __attribute__((warn_unused_result));
-/* Sets BAT entries idx[i] = val[i] in memory and through one log transaction. [L] */
+/*
+ * Sets BAT entries idx[i] = val[i] in memory and through one log transaction, after
+ * committing what is staged (vhdx_bat_commit). [L]
+ */
 int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsigned n)
 	__attribute__((warn_unused_result));
+/*
+ * Sets a payload entry whose block's data is written, in memory only; the next
+ * vhdx_bat_commit logs it. Commits at once when the staged sectors reach the limit. [L]
+ */
+int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val) __attribute__((warn_unused_result));
+/* Makes the staged blocks' data durable (fdatasync), then logs every staged BAT sector (one
+ * transaction, or more if they are more than VHDX_STAGE_MAX). Syncs nothing when nothing is
+ * staged. [L] */
+int vhdx_bat_commit(struct vhdx *v) __attribute__((warn_unused_result));
+/* Most BAT sectors staged before vhdx_bat_stage commits on its own. */
+#define VHDX_STAGE_MAX 64
 /* Appends a zeroed, 1 MiB-aligned area of len bytes at the end of the file. [L] */
 int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off) __attribute__((warn_unused_result));
 

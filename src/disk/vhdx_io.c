@@ -53,9 +53,7 @@ static int read_block(struct vhdx *v, uint8_t *buf, uint64_t off, size_t len)
 	uint64_t blk = off / v->block_size, in = off % v->block_size, e, state;
 	int r = 0;
 
-	pthread_mutex_lock(&v->lock);
-	e = v->bat[vhdx_bat_payload_index(v, blk)];
-	pthread_mutex_unlock(&v->lock);
+	e = vhdx_bat_get(v, vhdx_bat_payload_index(v, blk));
 	state = e & VHDX_BAT_STATE_MASK;
 	switch (state) {
 	case VHDX_PAYLOAD_FULLY_PRESENT:
@@ -124,8 +122,13 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 	bool whole = in == 0 && len == v->block_size;
 	int r;
 
+	e = vhdx_bat_get(v, idx);
+	if ((e & VHDX_BAT_STATE_MASK) == VHDX_PAYLOAD_FULLY_PRESENT) {
+		r = dio_pwrite(v->fd, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
+		goto out;
+	}
 	pthread_mutex_lock(&v->lock);
-	e = v->bat[idx];
+	e = v->bat[idx]; /* allocated by another writer meanwhile? */
 	state = e & VHDX_BAT_STATE_MASK;
 	if (state == VHDX_PAYLOAD_FULLY_PRESENT) {
 		pthread_mutex_unlock(&v->lock);
@@ -142,7 +145,10 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 		pthread_mutex_unlock(&v->lock);
 		goto out;
 	}
-	/* Not allocated: a new block at the end of the file, zeroed, data written first. */
+	/*
+	 * Not allocated: a new block at the end of the file, zeroed, data written first, then
+	 * its BAT entry staged (logged with the next flush: vhdx_internal.h).
+	 */
 	r = vhdx_alloc(v, v->block_size, &noff);
 	if (r == 0)
 		r = dio_pwrite(v->fd, buf, len, noff + in);
@@ -153,7 +159,7 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 		val = noff | VHDX_PAYLOAD_FULLY_PRESENT;
 	}
 	if (r == 0)
-		r = vhdx_bat_set(v, &idx, &val, 1);
+		r = vhdx_bat_stage(v, idx, val);
 	pthread_mutex_unlock(&v->lock);
 out:
 	if (r)
@@ -229,9 +235,7 @@ int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk
 	*out = (struct disk_extent){.kind = DISK_EXTENT_LIBRARY, .len = n};
 	if (write && v->has_parent && (off % v->lsec || n % v->lsec))
 		return 0;
-	pthread_mutex_lock(&v->lock);
-	e = v->bat[vhdx_bat_payload_index(v, blk)];
-	pthread_mutex_unlock(&v->lock);
+	e = vhdx_bat_get(v, vhdx_bat_payload_index(v, blk));
 	state = e & VHDX_BAT_STATE_MASK;
 	if (state == VHDX_PAYLOAD_FULLY_PRESENT) {
 		if (write && (r = begin_data(v)) != 0)
@@ -257,6 +261,24 @@ int vhdx_flush(struct disk *d)
 
 	if (d->rdonly)
 		return 0;
+	/*
+	 * Blocks allocated since the last flush: their data, then their BAT entries (logged);
+	 * that commit's fdatasyncs start after this call, so they cover the caller's writes.
+	 * If another thread's commit took them first (its fdatasync may have started before
+	 * the caller's writes completed), sync here as when nothing was staged.
+	 */
+	if (__atomic_load_n(&v->n_dirty, __ATOMIC_ACQUIRE)) {
+		bool committed;
+
+		if (v->flush_race)
+			v->flush_race(v);
+		pthread_mutex_lock(&v->lock);
+		committed = v->n_dirty != 0;
+		r = vhdx_bat_commit(v);
+		pthread_mutex_unlock(&v->lock);
+		if (r || committed)
+			return r;
+	}
 	r = vhdx_sync(v);
 	if (r)
 		disk_fail(d->err, "%s: cannot flush: %s", d->path, strerror(-r));

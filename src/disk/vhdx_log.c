@@ -7,10 +7,15 @@
  * with consecutive sequence numbers from its Tail up to it. A writable open replays it into
  * the file, flushes and clears LogGuid; a read-only open keeps it as an in-memory overlay.
  *
- * Writing: keel drains the log after every transaction, so each transaction is one entry
- * written at the start of the log with Tail pointing at itself. Before the next entry
- * overwrites it, the in-place copy of the previous one is flushed, so a crash at any moment
- * leaves either the old state, or a valid entry whose replay yields the new state.
+ * Writing: each transaction is one entry, written after the previous one (log_head) and
+ * flushed, then written in place without a flush. Its Tail names the previous entry, whose
+ * in-place writes were not yet durable when it was written (the flush that makes the new
+ * entry durable makes them durable too), so the active sequence is at most two entries
+ * and each transaction costs one flush. An entry that would not fit before the end of the
+ * log starts over at offset 0 with Tail pointing at itself, after a flush that makes every
+ * earlier in-place write durable and a new LogGuid (header update) that invalidates every
+ * older entry. A crash at any moment leaves either the old state, or valid entries whose
+ * replay yields the new state.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -307,9 +312,30 @@ out:
 	return r;
 }
 
+/*
+ * The next entry does not fit before the log's end: make every in-place write durable and
+ * take a new LogGuid, so that no entry left in the log (whose Tail the new one could
+ * overwrite) is valid any more, then start at offset 0.
+ */
+static int start_over(struct vhdx *v)
+{
+	int r = vhdx_sync(v);
+
+	if (r == 0)
+		r = uuid_generate(&v->log_guid);
+	if (r == 0)
+		r = vhdx_header_update(v);
+	if (r)
+		return r;
+	v->apply_unsynced = false;
+	v->log_seq = 0;
+	v->log_head = 0;
+	return 0;
+}
+
 int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned n)
 {
-	uint32_t dsec = desc_sectors(n), total = (dsec + n) * SEC;
+	uint32_t dsec = desc_sectors(n), total = (dsec + n) * SEC, tail;
 	uint8_t *buf;
 	uint64_t durable;
 	int r;
@@ -321,20 +347,20 @@ int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned 
 	r = vhdx_session_begin(v, false);
 	if (r)
 		return r;
-	/* The previous transaction's in-place writes must be durable before its entry goes. */
-	if (v->apply_unsynced) {
-		r = vhdx_sync(v);
+	if ((uint64_t)v->log_head + total > v->log_len) {
+		r = start_over(v);
 		if (r)
 			goto fail;
-		v->apply_unsynced = false;
 	}
+	/* The previous entry stays in the sequence until this one's flush. */
+	tail = v->apply_unsynced ? v->log_prev : v->log_head;
 	buf = calloc(1, total);
 	if (!buf)
 		return -ENOMEM;
 	v->log_seq++;
 	memcpy(buf, VHDX_LOG_ENTRY_SIG, 4);
 	le32_store(buf + 8, total);
-	le32_store(buf + 12, 0); /* tail: this entry is the whole active sequence */
+	le32_store(buf + 12, tail);
 	le64_store(buf + 16, v->log_seq);
 	le32_store(buf + 24, n);
 	memcpy(buf + 32, v->log_guid.b, 16);
@@ -356,12 +382,17 @@ int vhdx_log_commit(struct vhdx *v, const struct vhdx_log_item *items, unsigned 
 		le32_store(s + SEC - 4, (uint32_t)v->log_seq);
 	}
 	le32_store(buf + 4, crc32c(0, buf, total));
-	r = dio_pwrite(v->fd, buf, total, v->log_off);
+	r = dio_pwrite(v->fd, buf, total, v->log_off + v->log_head);
 	free(buf);
+	/* One flush: this entry, and the previous entry's in-place writes. */
 	if (r == 0)
 		r = vhdx_sync(v);
-	if (r)
+	if (r) {
+		v->log_seq--; /* the next entry goes here again, in sequence after log_prev */
 		goto fail;
+	}
+	v->log_prev = v->log_head;
+	v->log_head += total;
 	for (unsigned i = 0; i < n && r == 0; i++)
 		r = dio_pwrite(v->fd, items[i].data, SEC, items[i].off);
 	v->apply_unsynced = true;

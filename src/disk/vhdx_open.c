@@ -25,6 +25,7 @@ static void vhdx_free(struct vhdx *v)
 		for (uint64_t i = 0; i < v->bitmap_blocks; i++)
 			free(v->bitmaps[i]);
 	free(v->bitmaps);
+	free(v->bat_dirty);
 	free(v->bat);
 	vhdx_locator_free(&v->loc);
 	vhdx_log_free_overlay(v);

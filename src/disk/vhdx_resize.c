@@ -61,6 +61,14 @@ static int grow_bat(struct vhdx *v, uint64_t entries)
 		if (!nb)
 			return -ENOMEM;
 		v->bat = nb;
+		/* One staged flag per BAT sector, the new ones clean. */
+		uint8_t *nd = realloc(v->bat_dirty, words / (VHDX_LOG_SECTOR / 8));
+
+		if (!nd)
+			return -ENOMEM;
+		memset(nd + v->bat_sectors, 0, words / (VHDX_LOG_SECTOR / 8) - v->bat_sectors);
+		v->bat_dirty = nd;
+		v->bat_sectors = words / (VHDX_LOG_SECTOR / 8);
 		/* Load what the file holds there (normally zeros). */
 		uint8_t *raw = malloc((words - old_words) * 8);
 

@@ -32,6 +32,11 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* A message is one line whatever it quotes (a guest's text, a file name): a control
+	 * character becomes '?', so that nothing can forge a line of its own in the log. */
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	/* One write per line so that lines from several threads never interleave. */
 	fprintf(stderr, "%s: %s: %s\n", log_prog, names[lvl], line);
 }

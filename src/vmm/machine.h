@@ -52,6 +52,7 @@ struct machine {
 	const struct machine_chain *lun_chains;	 /* each SCSI LUN's (--fd lun.I.pJ) */
 	uint64_t firmware_base; /* where the firmware image starts (it ends at 4 GiB); 0: none */
 	bool firmware_debug;	/* --firmware-debug: port 0x402's output to stderr */
+	unsigned phys_bits;	/* the guest's physical address width (CPUID), 0: not known */
 };
 
 /* Why the VM stops running guest code. The first request wins. */

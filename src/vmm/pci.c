@@ -2,6 +2,7 @@
 #include "vmm/pci.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,17 @@
 #include "vmm/x86/layout.h"
 
 struct log_ratelimit pci_rl = LOG_RATELIMIT_INIT(5000, 5);
+bool pci_trace;
+static _Atomic unsigned trace_bar_budget = 4000;
+
+bool pci_trace_bar(void)
+{
+	unsigned b = atomic_load(&trace_bar_budget);
+
+	while (pci_trace && b && !atomic_compare_exchange_weak(&trace_bar_budget, &b, b - 1))
+		;
+	return pci_trace && b;
+}
 
 void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t class_code,
 		  uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id)
@@ -156,6 +168,11 @@ void pci_update_bars(struct pci_dev *d)
 			continue;
 		if (b->mapped && d->ops && d->ops->bar_map && !pci_is_msix_bar(d, i))
 			d->ops->bar_map(d->opaque, i, b->map_addr, false);
+		if (pci_trace)
+			log_info("pci-trace: %02x.0 BAR %u %s 0x%llx (size 0x%llx, command 0x%x)",
+				 d->slot, i, map ? "decodes at" : "stops decoding, now",
+				 (unsigned long long)a, (unsigned long long)b->size,
+				 (unsigned)le_load(d->cfg + PCI_COMMAND, 2));
 		b->mapped = map;
 		b->map_addr = a;
 		if (map && d->ops && d->ops->bar_map && !pci_is_msix_bar(d, i))
@@ -212,6 +229,9 @@ void pci_cfg_write(struct pci_dev *d, unsigned off, unsigned size, uint32_t valu
 
 	if (off >= PCI_CFG_SIZE || size > PCI_CFG_SIZE - off)
 		return;
+	if (pci_trace)
+		log_info("pci-trace: %02x.0 config write 0x%02x/%u = 0x%x", d->slot, off, size,
+			 value);
 	if (off >= PCI_BAR0 && off < PCI_BAR0 + 24) {
 		unsigned reg = off & ~3u;
 

@@ -141,8 +141,16 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d) __attribute__((warn_
 void pci_dev_unregister(struct pci_dev *d);
 /* The VM's ACPI description: ECAM base, bus range, windows. */
 uint64_t pci_window64_base(uint64_t ram_size, bool firmware);
-/* Where the 64-bit window the host decodes ends (keel's and OVMF's BAR placements). */
-uint64_t pci_window64_end(uint64_t ram_size, bool firmware);
+/* Where the 64-bit window the host decodes ends: past keel's own BAR placement and, for a
+ * firmware VM, past every aperture OVMF may choose: its classic one (X-PciMmio64Mb at the
+ * next 32 GiB boundary) and the dynamic one of OVMF 2022.11 and later, the top eighth of the
+ * guest-physical address space of phys_bits bits (the guest's CPUID, capped at 47 as OVMF
+ * caps it; 0: not known). */
+uint64_t pci_window64_end(uint64_t ram_size, bool firmware, unsigned phys_bits);
+/* The guest-physical address width a vCPU's CPUID advertises (leaf 0x80000008: the smaller
+ * of PhysBits and a non-zero GuestPhysBits), 0 when the leaf is missing. */
+struct kvm_cpuid2;
+unsigned pci_guest_phys_bits(const struct kvm_cpuid2 *cpuid);
 
 /* Any thread: signal MSI-X vector (or set its pending bit while masked). No-op for a vector
  * out of range or MSI-X disabled. */

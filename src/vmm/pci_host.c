@@ -4,6 +4,7 @@
 #include "vmm/pci.h"
 
 #include <errno.h>
+#include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,14 +176,23 @@ static uint64_t window_access(struct pci_host *h, uint64_t gpa, unsigned size, b
 		return v;
 	}
 	pthread_mutex_unlock(&h->lock);
-	if (!d)
+	if (!d) {
+		if (pci_trace_bar())
+			log_info("pci-trace: %s 0x%llx/%u: no BAR decodes it",
+				 write ? "write" : "read", (unsigned long long)gpa, size);
 		return write ? 0 : ones(size);
+	}
 	if (write) {
 		if (d->ops->bar_write)
 			d->ops->bar_write(d->opaque, bar, off, size, value);
-		return 0;
+	} else {
+		value = d->ops->bar_read ? d->ops->bar_read(d->opaque, bar, off, size) : ones(size);
 	}
-	return d->ops->bar_read ? d->ops->bar_read(d->opaque, bar, off, size) : ones(size);
+	if (pci_trace_bar())
+		log_info("pci-trace: %02x.0 BAR %u +0x%llx/%u %s 0x%llx", d->slot, bar,
+			 (unsigned long long)off, size, write ? "write" : "read",
+			 (unsigned long long)value);
+	return write ? 0 : value;
 }
 
 static uint64_t win32_read(void *opaque, uint64_t off, unsigned size)
@@ -226,14 +236,40 @@ uint64_t pci_window64_base(uint64_t ram_size, bool firmware)
 	return (end + GiB - 1) & ~(GiB - 1);
 }
 
-uint64_t pci_window64_end(uint64_t ram_size, bool firmware)
+uint64_t pci_window64_end(uint64_t ram_size, bool firmware, unsigned phys_bits)
 {
 	uint64_t base = pci_window64_base(ram_size, firmware);
 	uint64_t ovmf = (base + LAYOUT_PCI_MMIO64_OVMF - 1) / LAYOUT_PCI_MMIO64_OVMF *
 			LAYOUT_PCI_MMIO64_OVMF;
+	uint64_t end;
 
 	ovmf += LAYOUT_PCI_MMIO64_OVMF;
-	return ovmf > base + LAYOUT_PCI_MMIO64_SIZE ? ovmf : base + LAYOUT_PCI_MMIO64_SIZE;
+	end = ovmf > base + LAYOUT_PCI_MMIO64_SIZE ? ovmf : base + LAYOUT_PCI_MMIO64_SIZE;
+	/* OVMF 2022.11 (Debian 12's) ignores X-PciMmio64Mb when it trusts the CPUID's address
+	 * width and puts its aperture at [2^pb - 2^(pb-3), 2^pb), pb at most 47 (at most 40
+	 * without 1 GiB pages, which only lowers it): decode up to 2^pb, as a real host bridge
+	 * decodes everything that is not RAM. */
+	if (firmware && phys_bits) {
+		uint64_t top = 1ull << (phys_bits < LAYOUT_PHYS_BITS_MAX ? phys_bits
+									 : LAYOUT_PHYS_BITS_MAX);
+
+		if (top > end)
+			end = top;
+	}
+	return end;
+}
+
+unsigned pci_guest_phys_bits(const struct kvm_cpuid2 *cpuid)
+{
+	for (unsigned i = 0; cpuid && i < cpuid->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+		unsigned pb = e->eax & 0xff, guest = (e->eax >> 16) & 0xff;
+
+		if (e->function != 0x80000008)
+			continue;
+		return guest && guest < pb ? guest : pb;
+	}
+	return 0;
 }
 
 /* Does keel's own placement of a BAR at a (size bytes) stay in its part of the windows? */
@@ -332,8 +368,10 @@ int pci_host_create(struct machine *m, struct pci_host **out)
 		return -ENOMEM;
 	h->m = m;
 	pthread_mutex_init(&h->lock, NULL);
+	pci_trace = getenv("KEEL_VMM_TRACE_PCI") && *getenv("KEEL_VMM_TRACE_PCI");
 	h->win64_base = pci_window64_base(m->def->memory, m->def->firmware != VM_FIRMWARE_NONE);
-	h->win64_size = pci_window64_end(m->def->memory, m->def->firmware != VM_FIRMWARE_NONE) -
+	h->win64_size = pci_window64_end(m->def->memory, m->def->firmware != VM_FIRMWARE_NONE,
+					 m->phys_bits) -
 			h->win64_base;
 	h->next32 = LAYOUT_PCI_MMIO32;
 	h->next64 = h->win64_base;

@@ -36,6 +36,10 @@ struct pci_host {
 };
 
 extern struct log_ratelimit pci_rl;
+/* KEEL_VMM_TRACE_PCI set: log what the guest does to configuration space and BARs. */
+extern bool pci_trace;
+/* Any thread: whether to log one more BAR access (the first 4000 are). */
+bool pci_trace_bar(void);
 
 /* pci.c: BARs (host lock held) */
 uint64_t pci_bar_addr(const struct pci_dev *d, unsigned bar);

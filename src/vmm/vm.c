@@ -293,7 +293,7 @@ static int vm_load(struct vm *vm, struct boot_entry *entry, char *err, size_t er
 				 strerror(-r));
 		return r;
 	}
-	acpi_pci_layout(&pci, &vm->cfg->def, LAYOUT_PCI_ECAM);
+	acpi_pci_layout(&pci, &vm->cfg->def, LAYOUT_PCI_ECAM, vm->machine.phys_bits);
 	r = acpi_build_with_pci(acpi, LAYOUT_ACPI, vm->cfg->def.cpus, vm->pci ? &pci : NULL, &info);
 	if (!r)
 		r = mem_write(&vm->mem, LAYOUT_ACPI, acpi, info.size);
@@ -662,6 +662,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 		return r;
 	}
+	vm->machine.phys_bits = pci_guest_phys_bits(vm->cpuid);
 	r = mem_init(&vm->mem, cfg->def.memory, cfg->def.firmware != VM_FIRMWARE_NONE);
 	if (r) {
 		snprintf(err, errlen, "cannot reserve %llu MiB of guest memory: %s",

@@ -660,6 +660,21 @@ def case_freeze(e):
     assert not os.path.exists(mark(root)) and not os.path.exists(mark(data))
     assert get(c.request('THAW'), 'COUNT') == 0
     assert not os.path.exists(record)
+    # A deadline that passes in the middle of the freeze (60 mounts, 2 ms): whatever the
+    # reply, nothing stays frozen, also what was frozen after the watchdog's thaw.
+    many = [os.path.join(d, 'm%d' % i) for i in range(60)]
+    with open(os.path.join(d, 'mountinfo'), 'w') as f:
+        for i, p in enumerate(many):
+            os.mkdir(p)
+            open(os.path.join(d, 'sys-dev-block', '8:%d' % i), 'w').close()
+            f.write('%d 1 8:%d / %s rw - ext4 /dev/vd%d rw\n' % (30 + i, i, p, i))
+    for k in range(15):
+        r = c.request('FREEZE', [('TIMEOUT_MS', 2)])
+        time.sleep(0.3)
+        left = [p for p in many if os.path.exists(mark(p))]
+        assert not left, (k, r, len(left))
+        get(c.request('THAW'), 'COUNT')
+        assert not os.path.exists(record), (k, open(record).read())
 
 
 CASES = {'hello': case_hello, 'errors': case_errors, 'exec': case_exec, 'copy': case_copy,

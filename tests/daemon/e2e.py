@@ -1055,6 +1055,404 @@ def case_backup(e):
         agent.wait()
 
 
+def import_leftovers(e):
+    """What imports left in the default pool: its directories (copies and staging)."""
+    return sorted(os.listdir(os.path.join(e.state, "pools", "default")))
+
+
+def import_held_stage(e, name):
+    """The staging directory of the import of NAME, once its copy of disk 0 exists (held
+    there by the test hook test-import-hold)."""
+    stage = os.path.join(e.state, "pools", "default", "." + name + ".import")
+    for _ in range(300):
+        if os.path.exists(os.path.join(stage, "disk0.vhdx")):
+            break
+        time.sleep(0.1)
+    check(os.path.exists(os.path.join(stage, "disk0.vhdx")), "the held copy did not start")
+    return stage
+
+
+def case_import(e):
+    """keel vm import (issue 13): a backup imported as a new VM (--new-id: new id and MAC)
+    that starts on a copy with the disk's contents; clashes of name, id and MAC refused; the
+    backup imported again and then registered in place with its own id; corrupted and
+    malicious backup directories refused with their reason and nothing registered or left;
+    a copy that fails part-way removes what it made, and one interrupted by keeld's death
+    leaves no VM."""
+    K = os.path.realpath(e.a.guest)  # a backup holds no kernel: given again
+    e.start_keeld()
+    base = os.path.join(e.dir, "base.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    write_disk(e, base, 5)
+    write_disk(e, base, 6, off=4 << 20)
+    want = digest(e, base)
+    orig = e.create("i1", disks=[{"path": base}], nets=[{"tap": "ki0"}])
+    dest = os.path.join(e.dir, "backups")
+    os.makedirs(dest)
+    e.keel("vm", "backup", "i1", "--to", dest)
+    bdir = os.path.join(dest, "i1")
+    before = import_leftovers(e)
+    # Clashes: the name, then (another name) the id, then (a new name and id... no: the MAC
+    # goes with the id) all refused before anything is made.
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir}, want=409,
+              msg="a VM named 'i1' exists already")
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "name": "i2"}, want=409,
+              msg="has the backup's id " + orig["id"])
+    _, err = e.keel("vm", "import", "--kernel", K, bdir, "--name", "i2", want=5)
+    check("--new-id" in err, "the id clash does not say what to do: %r" % err)
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "in_place": True,
+              "new_id": True}, want=400, msg="a new id needs a copy")
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "bogus": 1}, want=400,
+              msg="unknown field")
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "name": "i2", "new_id": True,
+              "copy_to": "nopool"}, want=404)
+    check(import_leftovers(e) == before, "refusals left files: %r" % import_leftovers(e))
+    # A copy with a new id and MAC, which starts on a disk with the backup's contents.
+    out, _ = e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i2")
+    check("VM 'i2' imported" in out and "copy, new id" in out, "import: %r" % out)
+    i2 = e.vm("i2")
+    copy = os.path.join(e.state, "pools", "default", "i2", "disk0.vhdx")
+    check(i2["id"] != orig["id"], "--new-id kept the id %s" % i2["id"])
+    check(i2["nets"][0]["mac"] != orig["nets"][0]["mac"], "--new-id kept the MAC: %r" %
+          i2["nets"])
+    check(disk_of(e, "i2") == copy, "i2's disk is %s, not the copy" % disk_of(e, "i2"))
+    check(digest(e, copy) == want, "the imported disk differs from the VM's")
+    disk_check(e, copy)
+    # Sparse: the 8 MiB disk's copy holds 128 KiB of data and the VHDX's own structures,
+    # as the backup's file does (a full copy would allocate more than the virtual size).
+    used = os.stat(copy).st_blocks * 512
+    check(used < 8 << 20 and
+          used <= os.stat(os.path.join(bdir, "disks", "disk0.vhdx")).st_blocks * 512 + (1 << 20),
+          "the copy is not sparse: %d bytes allocated" % used)
+    jobs = [j for j in e.api_ok("GET", "/v1/jobs") if j.get("operation") == "import"]
+    check(jobs and jobs[-1]["progress"]["bytes_total"] == 8 << 20 and
+          jobs[-1]["progress"]["percent"] == 100, "the import job: %r" % jobs)
+    e.api_ok("PATCH", "/v1/vms/i2", {"nets": []})  # its tap is i1's: no network needed
+    e.start("i2")
+    e.console_until("i2", "ready for input")
+    e.keel("vm", "turn-off", "i2")
+    check(digest(e, base) == want, "the original disk changed")
+    # The backup is unchanged and imports again (a copy keeps it reusable).
+    out, _ = e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i3", "--json")
+    doc = json.loads(out)
+    check(doc["vm"] == "i3" and doc["mode"] == "copy" and doc["new_id"] and
+          doc["not_imported"] == [], "second import: %r" % doc)
+    # In place, keeping the id and MAC, once the original is gone: the backup's files
+    # become the VM's.
+    e.keel("vm", "delete", "i1")
+    out, _ = e.keel("vm", "import", "--kernel", K, bdir, "--in-place")
+    i1 = e.vm("i1")
+    check(i1["id"] == orig["id"] and i1["nets"][0]["mac"] == orig["nets"][0]["mac"],
+          "in place: %r" % i1)
+    check(disk_of(e, "i1") == os.path.join(bdir, "disks", "disk0.vhdx"),
+          "in place: the VM is on %s" % disk_of(e, "i1"))
+    e.keel("vm", "delete", "i1")
+    # Corrupted and malicious backups: each refused at once, saying why, nothing made.
+    def bad(tag, change, msg, body=None):
+        d = os.path.join(e.dir, "bad-" + tag)
+        shutil.copytree(bdir, d, symlinks=True)
+        change(d)
+        before = import_leftovers(e)
+        e.api_err("POST", "/v1/vms/import", body or {"kernel": K, "from": d, "new_id": True,
+                  "name": "x-" + tag}, want=400, msg=msg)
+        check(import_leftovers(e) == before, "%s left files: %r" % (tag, import_leftovers(e)))
+        return d
+
+    def set_cfg(d, fn):
+        p = os.path.join(d, "config.json")
+        cfg = json.load(open(p))
+        fn(cfg)
+        json.dump(cfg, open(p, "w"))
+
+    bad("json", lambda d: open(os.path.join(d, "config.json"), "w").write('{"name": "x",'),
+        "is not one JSON object")
+    bad("field", lambda d: set_cfg(d, lambda c: c.update(state="Running")),
+        "field 'state' is the VM's runtime state")
+    bad("dotdot", lambda d: set_cfg(d, lambda c: c["disks"][0].update(
+        path=d + "/disks/../../base.vhdx")), "is not a file of the backup's disks/ directory")
+    bad("abs", lambda d: set_cfg(d, lambda c: c["disks"][0].update(path=base)),
+        "is not a file of the backup's disks/ directory")
+
+    # Symlinks to a file of the same pool (relative: the pool's own rules allow them), and
+    # out of it.
+    def link_disk(d, target):
+        os.unlink(os.path.join(d, "disks", "disk0.vhdx"))
+        os.symlink(target, os.path.join(d, "disks", "disk0.vhdx"))
+    bad("symlink", lambda d: link_disk(d, os.path.relpath(base, os.path.join(d, "disks"))),
+        "is a symlink")
+    bad("symlink-out", lambda d: link_disk(d, "/etc/passwd"), "is a symlink")
+
+    def link_dir(d):
+        shutil.rmtree(os.path.join(d, "disks"))
+        os.makedirs(os.path.join(e.dir, "elsewhere"), exist_ok=True)
+        shutil.copy(os.path.join(bdir, "disks", "disk0.vhdx"), os.path.join(e.dir, "elsewhere"))
+        os.symlink("../elsewhere", os.path.join(d, "disks"))
+    bad("symdir", link_dir, "(a symlink)")
+
+    def truncate(d):
+        p = os.path.join(d, "disks", "disk0.vhdx")
+        os.truncate(p, os.path.getsize(p) // 2)
+    bad("truncated", truncate, "beyond the end of the file")
+    bad("notvhdx", lambda d: open(os.path.join(d, "disks", "disk0.vhdx"), "r+b").write(
+        b"\0" * 65536), "does not open as a VHDX")
+    bad("parent", lambda d: subprocess.run(
+        [e.a.keel, "disk", "create", os.path.join(d, "disks", "disk0.vhdx.new"), "--parent",
+         base], check=True, capture_output=True) and os.replace(
+        os.path.join(d, "disks", "disk0.vhdx.new"), os.path.join(d, "disks", "disk0.vhdx")),
+        "is a differencing disk")
+    outside = tempfile.mkdtemp(prefix="kdi", dir="/var/tmp")
+    try:
+        shutil.copytree(bdir, os.path.join(outside, "i1"))
+        e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": os.path.join(outside, "i1"),
+                  "new_id": True, "name": "x-out"}, want=400, msg="in no storage pool")
+    finally:
+        shutil.rmtree(outside)
+    # A copy failing part-way (test builds: test-import-fail in the backup) removes what it
+    # made and registers nothing.
+    hook = os.path.join(bdir, "test-import-fail")
+    open(hook, "w").close()
+    before = import_leftovers(e)
+    _, err = e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i4", want=1)
+    os.unlink(hook)
+    check("test hook" in err, "the failed import: %r" % err)
+    code, _ = e.curl("GET", "/v1/vms/i4")
+    check(code == 404 and import_leftovers(e) == before,
+          "a failed import left %d %r" % (code, import_leftovers(e)))
+    # keeld killed during the copy (held by test-import-hold): no VM is registered; the
+    # staging directory left is named in the refusal of the next import.
+    hold = os.path.join(bdir, "test-import-hold")
+    open(hold, "w").close()
+    job = subprocess.Popen([e.a.keel, "vm", "import", "--kernel", K, bdir, "--new-id",
+                            "--name", "i5"], env=dict(os.environ, KEEL_SOCKET=e.sock),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stage = import_held_stage(e, "i5")
+    e.kill_keeld()
+    job.communicate(timeout=30)
+    os.unlink(hold)
+    e.start_keeld()
+    code, _ = e.curl("GET", "/v1/vms/i5")
+    check(code == 404, "an interrupted import registered VM i5")
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir, "new_id": True, "name": "i5"},
+              want=409, msg="under way or was interrupted")
+    shutil.rmtree(stage)
+    e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "i5")
+    check(digest(e, disk_of(e, "i5")) == want, "i5's disk differs")
+
+
+def import_start(e, body):
+    """POST /v1/vms/import, its job's document."""
+    return e.api_ok("POST", "/v1/vms/import", body, want=202)
+
+
+def vhdx_bat(path):
+    """The file offset of a VHDX's BAT (its region table's BAT entry)."""
+    import struct
+    import uuid
+    with open(path, "rb") as f:
+        f.seek(0x30000)
+        n = struct.unpack("<I", f.read(16)[8:12])[0]
+        for _ in range(n):
+            ent = f.read(32)
+            if str(uuid.UUID(bytes_le=ent[:16])).upper() == "2DC27766-F623-4200-9D64-115E9BFD4A08":
+                return struct.unpack("<Q", ent[16:24])[0]
+    raise Fail("%s has no BAT region" % path)
+
+
+def case_import_attacks(e):
+    """keel vm import against a hostile backup directory (issue 13's review): a disk
+    rewritten in place during the copy as a differencing disk whose parent is a file
+    outside every pool (the copy reads the handle checked, never a parent), or a FIFO
+    (the job ends, keeld exits on SIGTERM); a BAT pointing every entry at one block
+    (refused, no copy larger than the file); boot files naming another VM's disk (not
+    imported); thousands of stray names with terminal escapes (capped, escaped); a MAC
+    clash; a failure on the second disk of two (both removed); a too-long path."""
+    K = os.path.realpath(e.a.guest)  # a backup holds no kernel: given again
+    e.start_keeld()
+    b0, b1 = os.path.join(e.dir, "b0.vhdx"), os.path.join(e.dir, "b1.vhdx")
+    for b, seed in ((b0, 5), (b1, 6)):
+        e.keel("disk", "create", b, "--size", "8M")
+        write_disk(e, b, seed)
+    want1 = digest(e, b1)
+    e.create("v", disks=[{"path": b0}, {"path": b1}], nets=[{"tap": "kv0"}])
+    dest = os.path.join(e.dir, "backups")
+    os.makedirs(dest)
+    e.keel("vm", "backup", "v", "--to", dest)
+    bdir = os.path.join(dest, "v")
+
+    def fresh(tag):
+        d = os.path.join(e.dir, "bk-" + tag)
+        shutil.copytree(bdir, d)
+        return d
+
+    # A disk rewritten in place (same inode) as a differencing disk once the check passed:
+    # its parent, a file outside every pool, is never read; a FIFO as that parent hangs
+    # nothing.
+    out = tempfile.mkdtemp(prefix="kia", dir="/var/tmp")
+    try:
+        sec = os.path.join(out, "secret.vhdx")
+        e.keel("disk", "create", sec, "--size", "8M")
+        write_disk(e, sec, 42)
+        want_sec = digest(e, sec)
+        child = os.path.join(e.dir, "child.vhdx")
+        e.keel("disk", "create", child, "--parent", sec)
+        data = open(child, "rb").read()
+        for tag, fifo in (("sw1", False), ("sw2", True)):
+            d = fresh(tag)
+            hold = os.path.join(d, "test-import-hold")
+            open(hold, "w").close()
+            job = import_start(e, {"kernel": K, "from": d, "new_id": True, "name": tag})
+            for _ in range(300):
+                j = e.api_ok("GET", job["href"])
+                if j["progress"]["bytes_done"] >= 8 << 20:
+                    break
+                time.sleep(0.1)
+            check(j["progress"]["bytes_done"] >= 8 << 20, "the held copy did not start")
+            with open(os.path.join(d, "disks", "disk1.vhdx"), "r+b") as f:
+                f.truncate(0)
+                f.write(data)
+            if fifo:
+                os.unlink(sec)
+                os.mkfifo(sec)
+            os.unlink(hold)
+            j = wait_job(e, job, limit=30)
+            if j["state"] == "succeeded":
+                got = digest(e, j["result"]["disks"][1])
+                check(got != want_sec, "%s: the import copied a file outside every pool "
+                      "through a parent link" % tag)
+            check("/proc/self/fd" not in json.dumps(j), "%s: %r" % (tag, j))
+        # The same rewrite before the job's checks: refused as a differencing disk now.
+        os.unlink(sec)
+        e.keel("disk", "create", sec, "--size", "8M")
+        d = fresh("sw3")
+        hold = os.path.join(d, "test-import-hold-check")
+        open(hold, "w").close()
+        job = import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "sw3"})
+        with open(os.path.join(d, "disks", "disk1.vhdx"), "r+b") as f:
+            f.truncate(0)
+            f.write(data)
+        os.unlink(hold)
+        j = wait_job(e, job, limit=30)
+        check(j["state"] == "failed" and "became a differencing disk after it was checked"
+              in j["error"]["message"], "sw3: %r" % j)
+        check(e.api_ok("GET", "/v1/vms") is not None, "keeld does not answer")
+        # No job left that keeld's exit waits for.
+        t0 = time.time()
+        os.kill(e.keeld_proc.pid, signal.SIGTERM)
+        e.keeld_exits(0, "after SIGTERM, the imports done")
+        check(time.time() - t0 < 15, "keeld took %.0f s to exit" % (time.time() - t0))
+    finally:
+        shutil.rmtree(out)
+    e.start_keeld()
+    # Boot files named by the description (here another VM's disk as the initrd, a DVD
+    # medium) are not imported, and said so; a direct-boot VM needs its kernel given.
+    def set_cfg(d, fn):
+        p = os.path.join(d, "config.json")
+        cfg = json.load(open(p))
+        fn(cfg)
+        json.dump(cfg, open(p, "w"))
+    d = fresh("io")
+    set_cfg(d, lambda c: c.update(initrd=b0))
+    e.api_err("POST", "/v1/vms/import", {"from": d, "new_id": True, "name": "io"},
+              msg="boots a kernel directly, and a backup holds none")
+    j = wait_job(e, import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "io"}))
+    check(j["state"] == "succeeded", "io: %r" % j)
+    io = e.vm("io")
+    check(not io.get("initrd") and io["kernel"] == K, "the initrd was imported: %r" % io)
+    check(any(n.startswith("initrd " + b0) and "not imported" in n
+              for n in j["result"]["not_imported"]) and
+          not any(n.startswith("kernel ") for n in j["result"]["not_imported"]),
+          "not_imported: %r" % j["result"]["not_imported"])
+    e.keel("vm", "delete", "io")
+    # Thousands of stray files named with terminal escapes: 100 lines, then a count; the
+    # control characters escaped.
+    d = fresh("many")
+    for i in range(3000):
+        open(os.path.join(d, "f%05d\x1b[31mred" % i), "w").close()
+    j = wait_job(e, import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "many"}))
+    ni = j["result"]["not_imported"]
+    check(len(ni) == 101 and re.match(r"and \d+ more not imported$", ni[-1]) and
+          int(ni[-1].split()[1]) == 3000 - 100, "not_imported: %d lines, last %r" %
+          (len(ni), ni[-1]))
+    check(not any(ch in "".join(ni) for ch in "\x1b\x07\n") and
+          any("\\x1b[31mred" in n for n in ni), "not_imported: %r" % ni[:3])
+    e.keel("vm", "delete", "many")
+    # The MAC clash: a copy keeping the id of a deleted VM whose MAC another VM took.
+    vmac = e.vm("v")["nets"][0]["mac"]
+    e.keel("vm", "delete", "v")
+    e.create("other", nets=[{"tap": "kv1", "mac": vmac}])
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": bdir}, want=409,
+              msg="MAC address %s of the backup's VM is another VM's" % vmac)
+    e.keel("vm", "delete", "other")
+    # A failure on the second disk of two removes the first disk's copy too.
+    d = fresh("fail2")
+    open(os.path.join(d, "test-import-fail"), "w").close()
+    before = import_leftovers(e)
+    j = wait_job(e, import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "f2"}))
+    check(j["state"] == "failed" and "disk 1 of" in j["error"]["message"], "f2: %r" % j)
+    check(import_leftovers(e) == before and e.curl("GET", "/v1/vms/f2")[0] == 404,
+          "the failed two-disk import left %r" % import_leftovers(e))
+    # A path too long is said to be so.
+    e.api_err("POST", "/v1/vms/import", {"from": "/" + "a" * 5000}, msg="is too long")
+    # disks/ swapped for a relative symlink to another directory of the pool between its
+    # check and the opens of its files (test builds: test-import-swap): refused.
+    d = fresh("swapdir")
+    other = os.path.join(e.dir, "other-disks")
+    shutil.copytree(os.path.join(d, "disks"), other)
+    open(os.path.join(d, "test-import-swap"), "w").write(os.path.relpath(other, d))
+    e.api_err("POST", "/v1/vms/import", {"kernel": K, "from": d, "new_id": True,
+              "name": "swd"}, msg="is a symlink or under one")
+    # A BAT whose entries all point at one block: a 2 GiB disk in a few MiB of file would
+    # be copied as 2 GiB of data. Refused by the overlap check, nothing left.
+    amp = os.path.join(e.dir, "amp.vhdx")
+    e.keel("disk", "create", amp, "--size", "2G", "--block-size", "1M")
+    write_disk(e, amp, 7)
+    bat = vhdx_bat(amp)
+    with open(amp, "r+b") as f:
+        f.seek(bat)
+        e0 = f.read(8)
+        for i in range(1, 2048):
+            f.seek(bat + 8 * i)
+            f.write(e0)
+    d = fresh("amp")
+    shutil.copy(amp, os.path.join(d, "disks", "disk0.vhdx"))
+    before = import_leftovers(e)
+    j = wait_job(e, import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "amp"}))
+    check(j["state"] == "failed" and "is inconsistent" in j["error"]["message"] and
+          "overlaps" in j["error"]["message"], "the overlapping BAT: %r" % j)
+    check(import_leftovers(e) == before, "amp left %r" % import_leftovers(e))
+    # A pool without room for the copies: refused before copying, saying how much.
+    small = os.path.join(e.dir, "small")
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", small], check=True)
+    try:
+        e.api_ok("POST", "/v1/pools", {"name": "small", "path": os.path.realpath(small)},
+                 want=201)
+        j = wait_job(e, import_start(e, {"kernel": K, "from": bdir, "new_id": True, "name": "sm",
+                                         "copy_to": "small"}))
+        check(j["state"] == "failed" and "not enough space" in j["error"]["message"] and
+              "MiB free" in j["error"]["message"], "the small pool: %r" % j)
+        check(os.listdir(small) == [], "the small pool holds %r" % os.listdir(small))
+        e.api_ok("DELETE", "/v1/pools/small")
+    finally:
+        subprocess.run(["umount", small])
+    # An import under way does not hold keeld's exit: SIGTERM during a held copy stops it,
+    # removes its copies and ends keeld promptly.
+    d = fresh("held")
+    hold = os.path.join(d, "test-import-hold")
+    open(hold, "w").close()
+    import_start(e, {"kernel": K, "from": d, "new_id": True, "name": "held"})
+    stage = import_held_stage(e, "held")
+    t0 = time.time()
+    os.kill(e.keeld_proc.pid, signal.SIGTERM)
+    e.keeld_exits(0, "after SIGTERM during an import")
+    check(time.time() - t0 < 15, "keeld took %.0f s to exit" % (time.time() - t0))
+    check(not os.path.exists(stage), "the stopped import left %s: %r" % (stage, os.listdir(stage)
+          if os.path.exists(stage) else None))
+    os.unlink(hold)
+    e.start_keeld()
+    check(e.curl("GET", "/v1/vms/held")[0] == 404, "the stopped import registered a VM")
+
+
 def backup_held(e, name, vmdir, dest):
     """keel vm backup NAME --to DEST in the background, its copy held by the test hook (the
     file test-backup-hold in the VM's directory) once its checkpoint exists and the VM runs
@@ -1470,6 +1868,29 @@ def case_access(e):
     code, doc = e.curl("PATCH", "/v1/vms/a1", {"notes": "admin"}, who=admin)
     check(code == 200 and doc["notes"] == "admin", "admin change: %d %r" % (code, doc))
     check(e.vm("a1")["notes"] == "admin", "the viewer's change went through")
+    # A job's outcome is audited when it ends, by whoever started it (a checkpoint of the
+    # Off VM, by the administrator nobody).
+    code, doc = e.curl("POST", "/v1/vms/a1/checkpoints", {"name": "audited"}, who=admin)
+    check(code == 202, "admin checkpoint: %d %r" % (code, doc))
+    job = doc.get("id") or doc.get("job", {}).get("id")
+    for _ in range(100):
+        if any(r["method"] == "JOB" for r in e.api_ok("GET", "/v1/audit?vm=a1")):
+            break
+        time.sleep(0.1)
+    ends = [r for r in e.api_ok("GET", "/v1/audit?vm=a1") if r["method"] == "JOB"]
+    check(len(ends) == 1 and ends[0]["user"] == "nobody" and ends[0]["uid"] == nobody and
+          ends[0]["status"] == 200 and ends[0]["path"] == "/v1/jobs/%d" % job and
+          "succeeded" in ends[0]["message"], "the job's end in the audit: %r" % ends)
+    # Requests refused before routing (a body over 1 MiB, a query over 1 KiB) are audited.
+    code, _ = e.curl("POST", "/v1/vms", raw='{"name": "%s"}' % ("x" * (1 << 20)), who=admin)
+    check(code == 413, "a body of 1 MiB: %d" % code)
+    code, _ = e.curl("GET", "/v1/vms?" + "a=" + "b" * 1100, who=viewer)
+    check(code == 414, "a query of 1.1 KiB: %d" % code)
+    big = [r for r in e.api_ok("GET", "/v1/audit") if r["status"] in (413, 414)]
+    check([(r["user"], r["method"], r["status"]) for r in big] ==
+          [("nobody", "POST", 413), ("nobody", "GET", 414)] and
+          "larger than" in big[0]["message"] and big[0]["path"] == "/v1/vms",
+          "413 and 414 in the audit: %r" % big)
     # The audit log: who, what, the outcome; refusals too; reads are not recorded.
     log = e.api_ok("GET", "/v1/audit?vm=a1")
     seen = [(r["user"], r["uid"], r["method"], r["status"]) for r in log]

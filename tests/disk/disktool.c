@@ -10,6 +10,9 @@
  *   disktool crash FILE JOURNAL SEED        write forever; after each completed flush,
  *                                           append the acknowledged writes to JOURNAL
  *   disktool verify FILE JOURNAL            every journaled write reads back
+ *   disktool scan FILE                      every 512-byte sector of the disk is zeros or
+ *                                           whole pattern data of its own offset (what a
+ *                                           write or crash writer put there): no garbage
  *   disktool threads FILE N                 N threads writing and reading back at once
  *   disktool logpending FILE OFF            write a sector, flush, exit without closing
  *                                           (leaves a log that the next open replays)
@@ -196,6 +199,56 @@ static int cmd_verify(const char *path, const char *journal)
 	return bad ? 1 : 0;
 }
 
+/* Is the sector at off zeros, or pattern() data of off with some seed (derived from its
+ * first 8 bytes)? Anything else is data no write put there. */
+static bool sector_ok(const uint8_t *p, uint64_t off)
+{
+	uint8_t want[512];
+	uint64_t x0, seed;
+
+	if (p[0] == 0 && memcmp(p, p + 1, 511) == 0)
+		return true;
+	memcpy(&x0, p, 8);
+	x0 ^= x0 >> 29 ^ x0 >> 58; /* undo pattern()'s x ^= x >> 29 */
+	seed = x0 ^ off * 0x9E3779B97F4A7C15ull;
+	pattern(want, sizeof(want), off, seed);
+	return memcmp(want, p, sizeof(want)) == 0;
+}
+
+static int cmd_scan(const char *path)
+{
+	struct disk *d = open_or_die(path, DISK_OPEN_RDONLY);
+	uint64_t size = disk_size(d), data = 0, bad = 0;
+	uint8_t *buf = malloc(1 << 20);
+
+	for (uint64_t off = 0; off < size; off += 1 << 20) {
+		size_t n = size - off < (1 << 20) ? (size_t)(size - off) : 1 << 20;
+
+		if (disk_read(d, buf, off, n) != 0) {
+			fprintf(stderr, "scan: cannot read at %" PRIu64 "\n", off);
+			bad++;
+			break;
+		}
+		if (buf[0] == 0 && memcmp(buf, buf + 1, n - 1) == 0)
+			continue; /* all zeros (most of a sparse disk) */
+		for (size_t i = 0; i + 512 <= n; i += 512) {
+			if (!sector_ok(buf + i, off + i)) {
+				if (bad++ < 5)
+					fprintf(stderr,
+						"scan: sector at %" PRIu64
+						" holds data no write put there\n",
+						off + i);
+			} else if (buf[i] || memcmp(buf + i, buf + i + 1, 511)) {
+				data++;
+			}
+		}
+	}
+	printf("scan: %" PRIu64 " sectors of written data, %" PRIu64 " of garbage\n", data, bad);
+	free(buf);
+	disk_close(d);
+	return bad ? 1 : 0;
+}
+
 struct thr {
 	struct disk *d;
 	unsigned id, n;
@@ -277,6 +330,8 @@ int main(int argc, char **argv)
 			       strtoull(argv[5], NULL, 0));
 	if (argc == 5 && !strcmp(argv[1], "crash"))
 		return cmd_crash(argv[2], argv[3], strtoull(argv[4], NULL, 0));
+	if (argc == 3 && !strcmp(argv[1], "scan"))
+		return cmd_scan(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "verify"))
 		return cmd_verify(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "logpending")) {

@@ -136,7 +136,7 @@ uint64_t fake_pci_bar(const struct pci_dev *d, unsigned bar)
 static bool in_window(uint64_t a, uint64_t size)
 {
 	uint64_t w64 = pci_window64_base(fake_machine()->def->memory, false);
-	uint64_t e64 = pci_window64_end(fake_machine()->def->memory, false);
+	uint64_t e64 = pci_window64_end(fake_machine()->def->memory, false, 0);
 
 	if (a >= LAYOUT_PCI_MMIO32 &&
 	    a - LAYOUT_PCI_MMIO32 <= LAYOUT_PCI_MMIO32_END - LAYOUT_PCI_MMIO32 - size)

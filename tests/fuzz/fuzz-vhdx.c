@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target: opening and reading VHDX files (headers, region table, metadata, BAT,
- * sector bitmaps, parent locator, log replay in memory and into the file), then a write,
- * a discard and a close on a writable open.
+ * sector bitmaps, parent locator, log replay in memory and into the file), the consistency
+ * check keel vm import runs on a backup's disks (vhdx_check_disk), then a write, a discard
+ * and a close on a writable open.
  *
  * Input: a sparse image, so the fuzzer spends its mutations on structure bytes, not on
  * megabytes of zeros. Records of [u32 LE file offset][u16 LE length][length bytes] are laid
@@ -11,12 +12,14 @@
  */
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "disk/vhdx.h"
 #include "lib/log.h"
 
 #define MAX_FILE (64u << 20)
@@ -82,7 +85,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (disk_open_fd(dup(fd), "fuzz.vhdx",
 			 DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d, &why) == 0) {
+		FILE *rep = fopen("/dev/null", "w");
+
 		exercise(d);
+		if (rep)
+			(void)!vhdx_check_disk(d, rep); /* -EINVAL for a raw one */
+		if (rep)
+			fclose(rep);
 		disk_close(d);
 	} else if (!why.msg[0] || memchr(why.msg, '\0', sizeof(why.msg)) == NULL) {
 		abort(); /* a refusal always says why, in one terminated line */

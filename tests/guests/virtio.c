@@ -123,6 +123,36 @@ static void msi_isr(struct isr_frame *f)
 	lapic_eoi();
 }
 
+/* Queue 1 of mode=blkmq interrupts on its own MSI-X vector, so that the two queues'
+ * interrupts are counted apart (and none merges with another in the local APIC). */
+static volatile uint32_t msi1_count;
+
+/* Run once between the next wait's check and its halt (mode=blkmq irqwin). */
+static void (*msi_between)(void);
+
+/*
+ * Halt until msi_count reaches want0 and msi1_count want1 (100000 wake-ups at most); returns
+ * with interrupts off. The check runs with interrupts off and "sti; hlt" enables them and
+ * halts as one step (the STI shadow), so an MSI-X message that lands after the check wakes
+ * the hlt. Checked with interrupts on, a message landing between the check and the hlt was
+ * counted there and the hlt then waited for one that never came: with no timer running, the
+ * guest hung for good (state-blk-pause and virtio-blk-mq-threads on a loaded host).
+ */
+static void msi_wait(uint32_t want0, uint32_t want1)
+{
+	irq_disable();
+	for (uint32_t i = 0; (msi_count < want0 || msi1_count < want1) && i < 100000; i++) {
+		if (msi_between) {
+			void (*f)(void) = msi_between;
+
+			msi_between = NULL;
+			f();
+		}
+		irq_enable_and_halt();
+		irq_disable();
+	}
+}
+
 static void check_pci(uint32_t want, const char *what)
 {
 	const struct acpi_header *mcfg = acpi_find_table("MCFG");
@@ -692,21 +722,34 @@ static void mq_one(unsigned q, uint32_t type, void *data, uint32_t len, uint32_t
 	mq_wait(q, 1, used, what);
 }
 
-/* Queue 1 interrupts on its own MSI-X vector, so that the two queues' interrupts are
- * counted apart (and none merges with another in the local APIC). */
-static volatile uint32_t msi1_count;
-
 static void msi1_isr(struct isr_frame *f)
 {
 	msi1_count++;
 	lapic_eoi();
 }
 
+/* Interrupts each queue took besides one per round (irqwin: one more). */
+static uint32_t mq_msi_extra;
+
+/* irqwin=TICKS: a request notified between a wait's check and its halt, whose interrupt
+ * therefore comes there (as on a busy host that preempts the vCPU between the two), then
+ * TICKS of the TSC for it to arrive before the halt (run-guest.py's
+ * virtio-blk-mq-irq-window). */
+static uint64_t mq_irq_window;
+static unsigned mq_window_q;
+
+static void mq_window(void)
+{
+	mq_kick(mq_window_q);
+	for (uint64_t t = rdtsc(); rdtsc() - t < mq_irq_window;)
+		cpu_pause();
+}
+
 /* Interrupts are on while requests run: every MSI-X message is counted. */
 static void mq_wait_msi(uint32_t want, const char *what)
 {
-	for (uint32_t i = 0; (msi_count < want || msi1_count < want) && i < 100000; i++)
-		irq_enable_and_halt();
+	want += mq_msi_extra;
+	msi_wait(want, want);
 	irq_enable();
 	if (msi_count != want || msi1_count != want)
 		guest_fail("%s: %u and %u MSI-X interrupts on queues 0 and 1, expected %u each "
@@ -747,6 +790,25 @@ static void blkmq_test(void)
 	mq_one(0, BLK_T_FLUSH, 0, 0, 1, "first flush");
 	mq_one(1, BLK_T_FLUSH, 0, 0, 1, "first flush");
 	mq_wait_msi(1, "first flush");
+	/* irqwin: a flush on each queue waited for by its interrupt alone, notified after the
+	 * wait's check and irqwin ticks before its halt: the interrupt must wake the halt. */
+	mq_irq_window = mb_arg("irqwin") ? mb_arg_u64("irqwin") : 0;
+	for (uint32_t q = 0; mq_irq_window && q < 2; q++) {
+		mq_ring(q)->used_event = mq_used[q];
+		mq_post(q, 0, BLK_T_FLUSH, 0, 0, 0, false);
+		mq_window_q = q;
+		msi_between = mq_window;
+		msi_wait(2, 1 + q);
+		irq_enable();
+		if (msi_count != 2 || msi1_count != 1 + q)
+			guest_fail("flush on queue %u: %u and %u MSI-X interrupts, expected %u and %u",
+				   q, msi_count, msi1_count, 2, 1 + q);
+		mq_wait(q, 1, 1, "flush waited for by its interrupt");
+	}
+	if (mq_irq_window)
+		guest_printf("virtio-blkmq: interrupts %llu TSC ticks before the halt woke it\n",
+			     (unsigned long long)mq_irq_window);
+	mq_msi_extra = mq_irq_window ? 1 : 0;
 	/* rounds=N: the whole cycle N times (run-state.py pauses the VM meanwhile). */
 	for (uint32_t k = 0; k < rounds; k++) {
 		mq_round(BLK_T_OUT, 4, "writes");
@@ -787,7 +849,7 @@ static void blkmq_test(void)
 static void state_test(void)
 {
 	uint32_t total = mb_arg("requests") ? (uint32_t)mb_arg_u64("requests") : 40;
-	uint32_t n, seen, i;
+	uint32_t n, seen;
 	uint64_t t;
 
 	check_pci(0x10441af4, "rng");
@@ -799,9 +861,7 @@ static void state_test(void)
 		seen = msi_count;
 		ring.used_event = last_used; /* interrupt me for the next used entry */
 		valid_request("a save and restore");
-		for (i = 0; msi_count == seen && i < 100000; i++)
-			irq_enable_and_halt();
-		irq_disable();
+		msi_wait(seen + 1, 0);
 		if (msi_count == seen)
 			guest_fail("request %u: served but no MSI-X interrupt", n);
 		if (r8(common + 0x14) != (ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK))
@@ -819,17 +879,13 @@ static void state_test(void)
  * interrupt (what; every mode but blk and state starts so). */
 static void first_request(const char *what)
 {
-	unsigned i;
-
 	check_pci(0x10441af4, "rng");
 	map_bars();
 	setup_msix();
 	vio_init(0, QSIZE, true);
 	irq_enable();
 	valid_request(what);
-	for (i = 0; msi_count == 0 && i < 100000; i++)
-		irq_enable_and_halt();
-	irq_disable();
+	msi_wait(1, 0);
 	if (!msi_count)
 		guest_fail("no MSI-X interrupt for a completed request");
 }

@@ -7,7 +7,7 @@
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
 # lab, for checking the lab itself), LAB_ONLY=WORD[,WORD...] (only scenarios whose name contains a WORD),
-# LAB_TIMEOUT=SECONDS (the whole lab session, default 2400), LAB_STALL=SECONDS (a silent lab is
+# LAB_TIMEOUT=SECONDS (the whole lab session, default 2700), LAB_STALL=SECONDS (a silent lab is
 # stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300), LAB_ARGS="key=value ..." (more words for the lab kernel's
 # command line, read by scenarios: keel.stress_n=, keel.uefi_n=, ...), LAB_ACCEL (the outer
@@ -20,7 +20,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 
 vmm=${LAB_VMM:-keel}
 only=${LAB_ONLY:-}
-tmo=${LAB_TIMEOUT:-2400}
+tmo=${LAB_TIMEOUT:-2700}
 stmo=${LAB_SCENARIO_TIMEOUT:-300}
 log=$LAB_OUT/test.log
 

@@ -265,6 +265,235 @@ static void test_log_replay(void **state)
 	free(copy);
 }
 
+/* Copies the file as a crash at this moment would leave it (the page cache included). */
+static void crash_copy(const char *from, const char *to)
+{
+	int fd = open(from, O_RDONLY), out;
+	size_t len = (size_t)lseek(fd, 0, SEEK_END);
+	uint8_t *buf = malloc(len);
+
+	assert_non_null(buf);
+	assert_int_equal(dio_pread(fd, buf, len, 0), 0);
+	close(fd);
+	unlink(to);
+	out = open(to, O_RDWR | O_CREAT, 0644);
+	assert_true(out >= 0);
+	assert_int_equal(dio_pwrite(out, buf, len, 0), 0);
+	close(out);
+	free(buf);
+}
+
+/*
+ * Staged allocation: blocks allocated by writes reach the BAT on file only at the guest's
+ * flush, all in one log transaction written after their data was flushed; before it a crash
+ * loses them (they read as zeros, the file stays consistent), after it they survive.
+ */
+static void test_staged_alloc(void **state)
+{
+	const char *a = tmp("stage.vhdx"), *c = tmp("stage-crash.vhdx");
+	uint8_t w[3][4096], r[4096], zero[4096] = {0}, bat[4096], entry[64];
+	const uint64_t at[3] = {0, 5 << 20, (40 << 20) + 8192};
+	struct disk *d, *e;
+	struct vhdx *v;
+	uint64_t seq;
+
+	make("stage.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	for (int i = 0; i < 3; i++) {
+		fill(w[i], sizeof(w[i]), 10 + i);
+		assert_int_equal(disk_write(d, w[i], at[i], sizeof(w[i])), 0);
+	}
+	/* Visible at once, in memory only: no log transaction, the file's BAT unchanged. */
+	seq = v->log_seq;
+	assert_int_equal(v->n_dirty, 1);
+	assert_int_equal(disk_read(d, r, at[2], sizeof(r)), 0);
+	assert_memory_equal(r, w[2], sizeof(r));
+	peek(a, v->bat_off, bat, sizeof(bat));
+	assert_memory_equal(bat, zero, sizeof(bat));
+	/* A crash now: the unflushed writes are gone, nothing else. */
+	crash_copy(a, c);
+	assert_int_equal(disk_open(c, DISK_OPEN_RDONLY, &e, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(disk_read(e, r, at[i], sizeof(r)), 0);
+		assert_memory_equal(r, zero, sizeof(r));
+	}
+	disk_close(e);
+	/* The flush: one transaction for all three. */
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->n_dirty, 0);
+	assert_int_equal(v->log_seq, seq + 1);
+	peek(a, v->log_off + v->log_prev, entry, sizeof(entry));
+	assert_memory_equal(entry, "loge", 4);
+	/* A crash after the flush, with the in-place BAT lost: the log brings them back. */
+	crash_copy(a, c);
+	poke(c, v->bat_off, zero, sizeof(zero));
+	assert_int_equal(disk_open(c, 0, &e, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(disk_read(e, r, at[i], sizeof(r)), 0);
+		assert_memory_equal(r, w[i], sizeof(r));
+	}
+	disk_close(e);
+	/* Staged again, then made durable by close without a flush. */
+	assert_int_equal(disk_write(d, w[0], 20 << 20, sizeof(w[0])), 0);
+	assert_int_equal(v->n_dirty, 1);
+	disk_close(d);
+	assert_int_equal(disk_open(a, DISK_OPEN_RDONLY, &e, NULL), 0);
+	assert_int_equal(to_vhdx(e)->replayed_entries, 0);
+	assert_int_equal(disk_read(e, r, 20 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, w[0], sizeof(r));
+	disk_close(e);
+}
+
+/*
+ * The log keeps the previous entry while its in-place writes are not durable: each
+ * transaction's Tail names the one before, entries follow each other and start over at the
+ * log's start when the next would not fit. After many flushes (two trips around the log),
+ * a crash that loses every in-place BAT write still recovers every flushed block.
+ */
+static void test_log_sequence(void **state)
+{
+	const char *a = tmp("seq.vhdx"), *c = tmp("seq-crash.vhdx");
+	uint8_t w[4096], r[4096], zero[4096] = {0}, entry[64];
+	uint32_t first, wraps = 0, head;
+	struct disk *d, *e;
+	struct vhdx *v;
+
+	make("seq.vhdx", 512 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	for (unsigned i = 0; i < 300; i++) {
+		fill(w, sizeof(w), (int)i);
+		assert_int_equal(disk_write(d, w, (uint64_t)(i % 500) << 20, sizeof(w)), 0);
+		head = v->log_head;
+		first = v->log_prev;
+		assert_int_equal(disk_flush(d), 0);
+		peek(a, v->log_off + v->log_prev, entry, sizeof(entry));
+		assert_memory_equal(entry, "loge", 4);
+		if (v->log_prev == 0 && i > 0) {
+			wraps++; /* started over: Tail is the entry itself */
+			assert_int_equal(le32_load(entry + 12), 0);
+		} else if (i > 0) {
+			assert_int_equal(v->log_prev, head); /* right after the previous one */
+			assert_int_equal(le32_load(entry + 12), first);
+		}
+	}
+	assert_true(wraps >= 2);
+	crash_copy(a, c);
+	for (uint64_t off = 0; off < 64 << 10; off += sizeof(zero))
+		poke(c, v->bat_off + off, zero, sizeof(zero)); /* every BAT write in place lost */
+	assert_int_equal(disk_open(c, DISK_OPEN_RDONLY, &e, NULL), 0);
+	assert_true(to_vhdx(e)->replayed_entries >= 1);
+	for (unsigned i = 0; i < 300; i++) { /* sector 0 of the BAT holds them all */
+		fill(w, sizeof(w), (int)i);
+		assert_int_equal(disk_read(e, r, (uint64_t)(i % 500) << 20, sizeof(r)), 0);
+		assert_memory_equal(r, w, sizeof(r));
+	}
+	disk_close(e);
+	disk_close(d);
+	/* A crash right after the last flush, in-place writes intact: every block is there. */
+	assert_int_equal(disk_open(a, DISK_OPEN_RDONLY, &e, NULL), 0);
+	for (unsigned i = 0; i < 300; i++) {
+		fill(w, sizeof(w), (int)i);
+		assert_int_equal(disk_read(e, r, (uint64_t)(i % 500) << 20, sizeof(r)), 0);
+		assert_memory_equal(r, w, sizeof(r));
+	}
+	disk_close(e);
+}
+
+/* vhdx_syncs after the commit test_flush_race plays on another thread's behalf. */
+static unsigned long race_mark;
+
+/* Another thread's commit, finishing between vhdx_flush's unlocked look at n_dirty and its
+ * lock: its fdatasyncs may have started before the flushing caller's writes completed. */
+static void commit_elsewhere(struct vhdx *v)
+{
+	pthread_mutex_lock(&v->lock);
+	assert_int_equal(vhdx_bat_commit(v), 0);
+	pthread_mutex_unlock(&v->lock);
+	race_mark = __atomic_load_n(&v->syncs, __ATOMIC_RELAXED);
+}
+
+/*
+ * A flush ends with an fdatasync that started after it was called: its own commit's (data,
+ * then the log entry: two), or its own when nothing is staged, or when another thread's
+ * commit took what was staged first.
+ */
+static void test_flush_race(void **state)
+{
+	const char *a = tmp("race.vhdx");
+	uint8_t w[4096], r[4096];
+	struct disk *d;
+	struct vhdx *v;
+	unsigned long s0;
+	uint64_t seq;
+
+	make("race.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	fill(w, sizeof(w), 7);
+	/* A flush that commits: the new block's data synced, then one entry, synced. */
+	assert_int_equal(disk_write(d, w, 0, sizeof(w)), 0);
+	assert_int_equal(v->n_dirty, 1);
+	s0 = v->syncs;
+	seq = v->log_seq;
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->n_dirty, 0);
+	assert_int_equal(v->log_seq, seq + 1);
+	assert_int_equal(v->syncs, s0 + 2);
+	/* Nothing staged: one sync. */
+	assert_int_equal(disk_write(d, w, 4096, sizeof(w)), 0);
+	s0 = v->syncs;
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->syncs, s0 + 1);
+	/* Staged, but committed by someone else before this flush takes the lock. */
+	assert_int_equal(disk_write(d, w, 2 << 20, sizeof(w)), 0);
+	assert_int_equal(v->n_dirty, 1);
+	v->flush_race = commit_elsewhere;
+	race_mark = 0;
+	assert_int_equal(disk_flush(d), 0);
+	v->flush_race = NULL;
+	assert_int_not_equal(race_mark, 0);
+	assert_int_equal(v->n_dirty, 0);
+	assert_true(v->syncs > race_mark);
+	disk_close(d);
+	assert_int_equal(disk_open(a, DISK_OPEN_RDONLY, &d, NULL), 0);
+	assert_int_equal(disk_read(d, r, 2 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	disk_close(d);
+}
+
+/* More staged BAT sectors than one commit takes: committed on the way, VHDX_STAGE_MAX at a
+ * time, without waiting for a flush; every block reads back after reopening. */
+static void test_staged_limit(void **state)
+{
+	const char *a = tmp("limit.vhdx");
+	const unsigned n = VHDX_STAGE_MAX + 6;
+	uint8_t w[512], r[512];
+	struct disk *d;
+	uint64_t seq, step;
+
+	/* 1 MiB blocks: a BAT sector holds 512 entries; a bitmap entry follows every 4096
+	 * blocks, so the blocks 512 apart have their entries in n different sectors. */
+	make("limit.vhdx", (uint64_t)(n + 1) * 512 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	step = 512ull << 20;
+	fill(w, sizeof(w), 4);
+	seq = to_vhdx(d)->log_seq;
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(disk_write(d, w, i * step, sizeof(w)), 0);
+	assert_int_equal(to_vhdx(d)->n_dirty, n - VHDX_STAGE_MAX);
+	assert_int_equal(to_vhdx(d)->log_seq, seq + 1);
+	disk_close(d);
+	assert_int_equal(disk_open(a, DISK_OPEN_RDONLY, &d, NULL), 0);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(disk_read(d, r, i * step, sizeof(r)), 0);
+		assert_memory_equal(r, w, sizeof(r));
+	}
+	disk_close(d);
+	unlink(a);
+}
+
 static void test_differencing(void **state)
 {
 	uint8_t w[8192], r[8192], p[8192];
@@ -556,6 +785,10 @@ int main(void)
 		cmocka_unit_test(test_locking),	   cmocka_unit_test(test_map),
 		cmocka_unit_test(test_reasons),
 		cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_staged_alloc),
+		cmocka_unit_test(test_staged_limit),
+		cmocka_unit_test(test_flush_race),
+		cmocka_unit_test(test_log_sequence),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -8,10 +8,13 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
 
 #include "config/vmdef.h"
 #include "vmm/mem.h"
 #include "vmm/pci.h"
+#include "vmm/pci_internal.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/layout.h"
@@ -206,19 +209,78 @@ static void test_windows(void **state)
 	struct vm_def def512 = {.memory = 512ull << 20};
 	struct acpi_pci p;
 
-	acpi_pci_layout(&p, &def512, 0xe0000000);
+	acpi_pci_layout(&p, &def512, 0xe0000000, 0);
 	assert_int_equal(p.mmio32, 0xc0000000);
 	assert_int_equal(p.mmio32 + p.mmio32_size, 0xe0000000);
 	assert_int_equal(p.mmio32_hi, 0xf0000000);
 	assert_int_equal(p.mmio32_hi + p.mmio32_hi_size, LAYOUT_PCI_MMIO32_END);
 	assert_int_equal(p.mmio64, 4ull << 30);
 	assert_int_equal(p.mmio64 + p.mmio64_size, 64ull << 30); /* OVMF's [32, 64) GiB */
-	acpi_pci_layout(&p, &def512, 0xb0000000);
+	acpi_pci_layout(&p, &def512, 0xb0000000, 0);
 	assert_int_equal(p.mmio32 + p.mmio32_size, p.mmio32_hi);
 	assert_int_equal(p.mmio32_hi + p.mmio32_hi_size, LAYOUT_PCI_MMIO32_END);
 	/* Large RAM: the 64-bit window still ends past keel's 16 GiB and OVMF's aperture. */
-	assert_int_equal(pci_window64_end(40ull << 30, false), 96ull << 30);
+	assert_int_equal(pci_window64_end(40ull << 30, false, 0), 96ull << 30);
 	assert_int_equal(pci_window64_base(40ull << 30, false), 41ull << 30);
+}
+
+/* Debian 12's OVMF (2022.11) trusts an AMD CPUID's 40 address bits and puts its 64-bit
+ * aperture at [2^40 - 2^37, 2^40), ignoring X-PciMmio64Mb: in the lab it programmed the
+ * virtio-blk's 64-bit BAR to 0xE000000000 (BAR 2 = 0x00000004, BAR 3 = 0xe0) and enabled
+ * memory. The host must decode it there, and ACPI must describe it, or every read of the
+ * virtio registers sees all ones and OVMF's VirtioBlkDxe gives up. */
+static void test_ovmf_dynamic_window(void **state)
+{
+	struct vm_def fw = {.memory = 256ull << 20, .firmware = VM_FIRMWARE_UEFI};
+	struct pci_host h = {0};
+	struct pci_dev d;
+	struct map_log l = {0};
+	struct acpi_pci p;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 2 * sizeof(c->entries[0]));
+
+	assert_non_null(c);
+	h.win64_base = pci_window64_base(fw.memory, true);
+	h.win64_size = pci_window64_end(fw.memory, true, 40) - h.win64_base;
+	make_dev(&d, &l);
+	d.host = &h;
+	pci_cfg_write(&d, 0x18, 4, 0x0);
+	pci_cfg_write(&d, 0x1c, 4, 0xe0);
+	pci_cfg_write(&d, PCI_COMMAND, 2, 0x7);
+	assert_int_equal(l.calls, 1);
+	assert_true(l.mapped);
+	assert_int_equal(l.addr, 0xe000000000ull);
+	/* The last BAR below 2^40 decodes; one past it does not. */
+	pci_cfg_write(&d, 0x18, 4, 0xffffc000);
+	pci_cfg_write(&d, 0x1c, 4, 0xff);
+	assert_true(l.mapped);
+	assert_int_equal(l.addr, (1ull << 40) - 0x4000);
+	pci_cfg_write(&d, 0x18, 4, 0);
+	pci_cfg_write(&d, 0x1c, 4, 0x100);
+	assert_false(l.mapped);
+	/* ACPI's 64-bit window (fw_cfg's tables) holds OVMF's aperture too. */
+	acpi_pci_layout(&p, &fw, 0xb0000000, 40);
+	assert_int_equal(p.mmio64, 4ull << 30);
+	assert_int_equal(p.mmio64 + p.mmio64_size, 1ull << 40);
+	/* Wider CPUs: OVMF caps the width at 47 bits, and so does the window. */
+	assert_int_equal(pci_window64_end(fw.memory, true, 48), 1ull << 47);
+	assert_int_equal(pci_window64_end(fw.memory, true, 46), 1ull << 46);
+	/* A narrow CPU: OVMF's classic 32 GiB aperture at 32 GiB bounds it. */
+	assert_int_equal(pci_window64_end(fw.memory, true, 36), 64ull << 30);
+	assert_int_equal(pci_window64_end(fw.memory, true, 0), 64ull << 30);
+	/* Direct kernel boot: keel places the BARs, the window is as before. */
+	assert_int_equal(pci_window64_end(fw.memory, false, 40), 64ull << 30);
+	/* The width: leaf 0x80000008's PhysBits, or GuestPhysBits when that is smaller. */
+	c->nent = 2;
+	c->entries[0] = (struct kvm_cpuid_entry2){.function = 0, .eax = 0x80000008};
+	c->entries[1] = (struct kvm_cpuid_entry2){.function = 0x80000008, .eax = 0x3028};
+	assert_int_equal(pci_guest_phys_bits(c), 40);
+	c->entries[1].eax = 0x300034;
+	assert_int_equal(pci_guest_phys_bits(c), 48);
+	c->entries[1].eax = 0x340030;
+	assert_int_equal(pci_guest_phys_bits(c), 48);
+	c->nent = 1;
+	assert_int_equal(pci_guest_phys_bits(c), 0);
+	free(c);
 }
 
 /* A firmware VM's RAM never reaches SeaBIOS's ECAM (0xB0000000, 256 MiB) or its BAR window
@@ -256,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_conf1_decode),
 		cmocka_unit_test(test_acpi_tables),
 		cmocka_unit_test(test_windows),
+		cmocka_unit_test(test_ovmf_dynamic_window),
 		cmocka_unit_test(test_firmware_low_ram),
 	};
 

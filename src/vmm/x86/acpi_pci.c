@@ -8,7 +8,8 @@
 #include "vmm/pci.h"
 #include "vmm/x86/layout.h"
 
-void acpi_pci_layout(struct acpi_pci *pci, const struct vm_def *def, uint64_t ecam)
+void acpi_pci_layout(struct acpi_pci *pci, const struct vm_def *def, uint64_t ecam,
+		     unsigned phys_bits)
 {
 	bool fw = def->firmware != VM_FIRMWARE_NONE;
 	bool inside = ecam >= LAYOUT_PCI_MMIO32 && ecam < LAYOUT_PCI_MMIO32_END;
@@ -25,8 +26,8 @@ void acpi_pci_layout(struct acpi_pci *pci, const struct vm_def *def, uint64_t ec
 		.mmio32_hi = hi,
 		.mmio32_hi_size = LAYOUT_PCI_MMIO32_END - hi,
 		.mmio64 = pci_window64_base(def->memory, fw),
-		.mmio64_size =
-			pci_window64_end(def->memory, fw) - pci_window64_base(def->memory, fw),
+		.mmio64_size = pci_window64_end(def->memory, fw, phys_bits) -
+			       pci_window64_base(def->memory, fw),
 	};
 }
 

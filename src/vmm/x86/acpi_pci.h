@@ -24,8 +24,10 @@ struct acpi_pci {
 
 /* keel's host bridge for the VM def (its RAM, direct or firmware boot) with ECAM at ecam
  * (layout.h): the 32-bit window the host decodes, less the 256 MiB ECAM window when that lies
- * inside it (so two windows, the second possibly empty), and the whole 64-bit one. */
-void acpi_pci_layout(struct acpi_pci *pci, const struct vm_def *def, uint64_t ecam);
+ * inside it (so two windows, the second possibly empty), and the whole 64-bit one, which
+ * for a firmware VM reaches 2^phys_bits (pci_window64_end). */
+void acpi_pci_layout(struct acpi_pci *pci, const struct vm_def *def, uint64_t ecam,
+		     unsigned phys_bits);
 
 /* DSDT AML for the host bridge into buf; returns its length, 0 if cap is too small. */
 size_t acpi_pci_aml(uint8_t *buf, size_t cap, const struct acpi_pci *pci);

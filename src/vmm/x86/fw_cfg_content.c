@@ -84,7 +84,7 @@ static int acpi_files_build(struct acpi_files *a)
 	uint64_t ecam = bus_movable_base(m->mmio, PCI_ECAM_BUS_NAME);
 	struct acpi_pci pci;
 
-	acpi_pci_layout(&pci, m->def, ecam != BUS_UNMAPPED ? ecam : LAYOUT_PCI_ECAM);
+	acpi_pci_layout(&pci, m->def, ecam != BUS_UNMAPPED ? ecam : LAYOUT_PCI_ECAM, m->phys_bits);
 	return acpi_loader_build(&a->l, m->def->cpus, &pci,
 				 pm != BUS_UNMAPPED ? (uint16_t)pm : PORT_PM_BASE);
 }

@@ -49,7 +49,9 @@
 /* The 64-bit window the host decodes also holds OVMF's: 32 GiB at the next 32 GiB boundary
  * (fw_cfg opt/ovmf/X-PciMmio64Mb pins that size), pci_window64_end(). */
 #define LAYOUT_PCI_MMIO64_OVMF (32 * GiB)
-#define PORT_PCI_CONF1	       0xcf8 /* CONFIG_ADDRESS at 0xcf8, CONFIG_DATA at 0xcfc */
+/* OVMF's dynamic 64-bit aperture ends at 2^phys_bits, phys_bits at most 47 (pci_window64_end). */
+#define LAYOUT_PHYS_BITS_MAX 47
+#define PORT_PCI_CONF1	     0xcf8 /* CONFIG_ADDRESS at 0xcf8, CONFIG_DATA at 0xcfc */
 
 /* Port I/O of the platform devices. */
 #define PORT_PM_BASE	0x600 /* ACPI PM1a event (4), PM1a control (2), PM timer (4) */
