@@ -79,9 +79,10 @@ int seccomp_install_vcpu(void) __attribute__((warn_unused_result));
 
 /*
  * A device thread of class c begins (call it first thing in the thread): it is registered,
- * so that the jail gives it its class's filter; a thread that begins after the jail installs
- * its own at once. Fails (negative errno) when there is no room or the filter cannot be
- * installed: the caller must not go on under the wider filter.
+ * so that the jail gives it its class's filter. Device threads must exist before the jail:
+ * one that begins after it fails with -EPERM (it would run under the main loop's filter and
+ * its own at once). Fails too (negative errno) on a class that is not a device thread's; the
+ * caller must not go on.
  */
 int seccomp_thread_begin(enum seccomp_class c) __attribute__((warn_unused_result));
 

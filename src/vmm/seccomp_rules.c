@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
@@ -94,10 +95,16 @@ static const uint64_t prctl_name[] = {PR_SET_NAME};
 static const uint64_t af_unix[] = {AF_UNIX};
 static const uint64_t at_empty_path[] = {AT_EMPTY_PATH};
 static const uint64_t net_ioctls[] = {TUNSETOFFLOAD};
+/* A medium inserted through the control socket that is a block device: its size
+ * (disk/raw.c). */
+static const uint64_t media_ioctls[] = {BLKGETSIZE64};
 
 /* Every thread of every class: memory, locks, time, signals (vCPU kicks, the I/O threads'
  * confinement), ending, and what the SIGSYS handler calls to report a forbidden call
- * (seccomp_filter.c). */
+ * (seccomp_filter.c). sched_getaffinity reads the caller's own CPU mask: glibc's
+ * __get_nprocs falls back to it when /sys and /proc cannot be opened (the jail), and its
+ * malloc counts CPUs that way when a thread needs a new arena while more than 8 exist
+ * (the jail also caps the arenas first, seccomp_install_process). */
 static const struct seccomp_rule thread_rules[] = {
 	ANY(SYS_read),
 	ANY(SYS_write),
@@ -114,6 +121,7 @@ static const struct seccomp_rule thread_rules[] = {
 	ANY(SYS_clock_nanosleep),
 	ANY(SYS_nanosleep),
 	ANY(SYS_sched_yield),
+	ANY(SYS_sched_getaffinity),
 	ANY(SYS_getpid),
 	ANY(SYS_gettid),
 	ANY(SYS_tgkill),
@@ -128,6 +136,7 @@ static const struct seccomp_rule thread_rules[] = {
  * jail), resetting the machine, starting vCPU threads. */
 static const struct seccomp_rule main_rules[] = {
 	ARG_IN(SYS_ioctl, 1, main_ioctls),
+	ARG_IN(SYS_ioctl, 1, media_ioctls),
 	ANY(SYS_readv),
 	ANY(SYS_pread64),
 	ANY(SYS_accept4),
@@ -227,7 +236,11 @@ static const struct seccomp_rule disk_rules[] = {
 };
 
 /* A disk device's I/O thread submits to and reaps its io_uring rings, which are set up with
- * the device, before the filter (so no io_uring_setup or io_uring_register). */
+ * the device, before the filter (so no io_uring_setup or io_uring_register). The main loop
+ * and vCPU threads too: a device reset from a guest's status write (a vCPU thread) drains
+ * the requests in flight (blkio_reap waits in io_uring_enter), and a pause's quiesce or a
+ * medium change on the main loop commits (io_uring_submit). The rings themselves run only
+ * reads, writes and flushes (blkio_uring_restrict). */
 static const struct seccomp_rule uring_rules[] = {
 	ANY(SYS_io_uring_enter),
 };
@@ -258,11 +271,10 @@ static const struct seccomp_rule vsock_rules[] = {
 /* Sanitizer builds only (the test suite's): what ASan and UBSan's runtimes call on their own,
  * mostly to report an error (the process's maps, its limits, stopping other threads). */
 static const struct seccomp_rule sanitizer_rules[] = {
-	ANY(SYS_openat),       ANY(SYS_close),	   ANY(SYS_fstat),	ANY(SYS_newfstatat),
-	ANY(SYS_lseek),	       ANY(SYS_readlink),  ANY(SYS_readlinkat), ANY(SYS_mincore),
-	ANY(SYS_getppid),      ANY(SYS_kill),	   ANY(SYS_prctl),	ANY(SYS_sigaltstack),
-	ANY(SYS_getrlimit),    ANY(SYS_prlimit64), ANY(SYS_uname),	ANY(SYS_sched_getaffinity),
-	ANY(SYS_rt_sigaction),
+	ANY(SYS_openat),    ANY(SYS_close),	ANY(SYS_fstat),	     ANY(SYS_newfstatat),
+	ANY(SYS_lseek),	    ANY(SYS_readlink),	ANY(SYS_readlinkat), ANY(SYS_mincore),
+	ANY(SYS_getppid),   ANY(SYS_kill),	ANY(SYS_prctl),	     ANY(SYS_sigaltstack),
+	ANY(SYS_getrlimit), ANY(SYS_prlimit64), ANY(SYS_uname),	     ANY(SYS_rt_sigaction),
 };
 
 static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
@@ -294,9 +306,9 @@ const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rule
 
 const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
 	[SECCOMP_MAIN] = CLASS("main loop", &thread_tab, &main_tab, &wait_tab, &watch_tab,
-			       &register_tab, &random_tab, &chardev_tab),
+			       &register_tab, &random_tab, &chardev_tab, &uring_tab),
 	[SECCOMP_VCPU] = CLASS("vCPU", &thread_tab, &vcpu_tab, &watch_tab, &register_tab,
-			       &random_tab, &chardev_tab, &thread_end_tab),
+			       &random_tab, &chardev_tab, &uring_tab, &thread_end_tab),
 	[SECCOMP_DISK] = CLASS("disk I/O", &thread_tab, &wait_tab, &watch_tab, &disk_tab,
 			       &uring_tab, &random_tab, &thread_end_tab),
 	[SECCOMP_BLOCK_POOL] =

@@ -42,7 +42,7 @@ struct slot {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot slots[SLOTS];
-static bool armed;    /* the filters are in: a thread that begins now confines itself */
+static bool armed;    /* the filters are in: a device thread that begins now is refused */
 static bool overflow; /* a device thread found no slot: the jail cannot confine it */
 static struct sock_fprog progs[SECCOMP_NCLASSES];
 static __thread struct slot *self;
@@ -109,7 +109,6 @@ int seccomp_threads_prepare(const char **bad)
 int seccomp_thread_begin(enum seccomp_class c)
 {
 	struct slot *s = NULL;
-	bool now;
 	sigset_t set;
 
 	if (!device_class(c))
@@ -120,6 +119,15 @@ int seccomp_thread_begin(enum seccomp_class c)
 	sigaddset(&set, SIG_CONFINE);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	pthread_mutex_lock(&lock);
+	/* After the jail a new thread would carry the main loop's filter under its class's:
+	 * only what both allow, which is not what the device needs (the disk calls, sockets). */
+	if (armed) {
+		pthread_mutex_unlock(&lock);
+		log_err("a %s thread began after the jail: device threads must exist before it "
+			"(they get their filters there)",
+			seccomp_classes[c].name);
+		return -EPERM;
+	}
 	for (unsigned i = 0; !s && i < SLOTS; i++)
 		if (atomic_load(&slots[i].state) == SLOT_FREE)
 			s = &slots[i];
@@ -133,20 +141,11 @@ int seccomp_thread_begin(enum seccomp_class c)
 #endif
 		self = s;
 		atomic_store(&s->state, SLOT_BEGUN);
+	} else {
+		/* An unjailed worker needs no slot; the jail refuses to start. */
+		overflow = true;
 	}
-	now = armed;
-	overflow |= !s && !now;
 	pthread_mutex_unlock(&lock);
-	/* Before the jail a thread without a slot goes on (an unjailed worker needs none) and
-	 * the jail refuses to start; after it, the thread must not run unconfined. */
-	if (!s)
-		return now ? -ENOSPC : 0;
-	/* Begun after the jail: the jail will not ask, so it confines itself. */
-	if (now) {
-		confine(s);
-		if (atomic_load(&s->state) != SLOT_CONFINED)
-			return -s->error;
-	}
 	return 0;
 }
 
