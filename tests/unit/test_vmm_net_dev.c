@@ -666,6 +666,25 @@ static void tap_offload_under_seccomp(int fd)
 	assert_int_equal(ioctl(fd, TUNSETOFFLOAD, 0ul), 0); /* as the device last left it */
 }
 
+/* The first test, while this process has no device thread: a child forked while one holds
+ * a lock of the sanitizers' allocator (which does not take them around fork) hangs on its
+ * first allocation, as test_real_tap's did once when it forked here. */
+static void test_tap_offload_seccomp(void **state)
+{
+	char name[IFNAMSIZ], ifname[IFNAMSIZ], err[256];
+	int fd;
+
+	(void)state;
+	snprintf(name, sizeof(name), "knsec%d", (int)(getpid() % 100000));
+	fd = tap_open(name, ifname, err, sizeof(err));
+	if (fd < 0) {
+		printf("no tap device here (%s): skipped\n", err);
+		skip();
+	}
+	tap_offload_under_seccomp(fd);
+	close(fd);
+}
+
 static void test_real_tap(void **state)
 {
 	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x57};
@@ -696,7 +715,6 @@ static void test_real_tap(void **state)
 					.avail = AVAIL(i),
 					.used = USED(i)};
 	assert_int_equal(ethtool_get(ifname, ETHTOOL_GTSO), 0);
-	tap_offload_under_seccomp(fd);
 	assert_true(fake_virtio_start(tvd, ALL_F, q, 2));
 	fake_virtio_serve(tvd);
 	assert_int_equal(ethtool_get(ifname, ETHTOOL_GTSO), 1);
@@ -720,6 +738,7 @@ static void test_real_tap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tap_offload_seccomp),
 		cmocka_unit_test(test_rx_mergeable),
 		cmocka_unit_test(test_rx_waits),
 		cmocka_unit_test(test_rx_larger_than_ring),
