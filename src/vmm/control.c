@@ -109,6 +109,7 @@ static const char *const control_names[] = {
 	[CONTROL_DVD] = "dvd",
 #if defined(KEEL_TEST_HOOKS)
 	[CONTROL_TEST_FORBIDDEN_SYSCALL] = "test-forbidden-syscall",
+	[CONTROL_TEST_FORBIDDEN_IO] = "test-forbidden-syscall-io",
 #endif
 };
 
@@ -428,6 +429,14 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 	case CONTROL_TEST_FORBIDDEN_SYSCALL:
 		seccomp_test_forbidden();
 		return control_error("GenericError", "the forbidden system call returned");
+	case CONTROL_TEST_FORBIDDEN_IO: {
+		const char *thread = NULL;
+
+		if (seccomp_test_forbidden_thread(&thread))
+			return control_error("GenericError", "no device thread has its own filter");
+		return control_error("GenericError",
+				     "the forbidden system call returned on a %s thread", thread);
+	}
 #endif
 	case CONTROL_QUIT:
 	default:

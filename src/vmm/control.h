@@ -29,6 +29,7 @@ enum control_cmd {
 	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
+	CONTROL_TEST_FORBIDDEN_IO,	/* test builds only: the same, on a device thread */
 #endif
 	CONTROL_CMD_COUNT
 };

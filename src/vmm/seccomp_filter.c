@@ -2,8 +2,10 @@
 /* Building and installing the seccomp filters from the tables (seccomp_filter.h), and the handler
  * of the trap a call outside them raises. */
 #include "vmm/seccomp_filter.h"
+#include "vmm/seccomp_threads.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -13,6 +15,12 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* glibc's malloc gives threads new arenas up to this many, then shares them. Without a cap it
+ * counts the CPUs (__get_nprocs: /sys, /proc, then sched_getaffinity) the first time a
+ * thread needs a new one while more than 8 exist; set before the jail, it never does. 8 is
+ * glibc's own threshold, so a worker with fewer allocating threads is unchanged. */
+#define SECCOMP_ARENA_MAX 8
 
 /* Names of the system calls by number, resolved before any filter is in place, so that the
  * SIGSYS handler (which may call nothing but write and friends) only indexes an array. */
@@ -123,9 +131,9 @@ static int add_table(scmp_filter_ctx ctx, const struct seccomp_table *t, const c
 	return 0;
 }
 
-/* A filter from n tables; tsync: for every thread of the process. */
-static int install(const struct seccomp_table *const *tables, size_t n, bool tsync,
-		   const char **bad)
+/* A filter from n tables (and, in sanitizer builds, the sanitizers' table). */
+static int build(const struct seccomp_table *const *tables, size_t n, scmp_filter_ctx *out,
+		 const char **bad)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
 	int e = ctx ? 0 : -ENOMEM;
@@ -141,55 +149,130 @@ static int install(const struct seccomp_table *const *tables, size_t n, bool tsy
 		*bad = "BADARCH";
 	for (size_t i = 0; !e && i < n; i++)
 		e = add_table(ctx, tables[i], bad);
+#if defined(__SANITIZE_ADDRESS__)
+	if (!e)
+		e = add_table(ctx, &seccomp_sanitizer, bad);
+#endif
+	if (e && ctx)
+		seccomp_release(ctx);
+	*out = e ? NULL : ctx;
+	return e;
+}
+
+/* Load a filter for the calling thread; tsync: for every thread of the process. */
+static int load(const struct seccomp_table *const *tables, size_t n, bool tsync, const char **bad)
+{
+	scmp_filter_ctx ctx;
+	int e = build(tables, n, &ctx, bad);
+
 	if (!e && tsync && (e = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)))
 		*bad = "TSYNC";
 	if (!e && (e = seccomp_load(ctx)))
 		*bad = "seccomp_load";
-	seccomp_release(ctx);
+	if (ctx)
+		seccomp_release(ctx);
 	return e;
+}
+
+static int load_class(enum seccomp_class c, const char **bad)
+{
+	return load(seccomp_classes[c].tables, seccomp_classes[c].ntables, false, bad);
+}
+
+int seccomp_compile(enum seccomp_class c, struct sock_fprog *prog, const char **bad)
+{
+	const struct seccomp_class_list *cls = &seccomp_classes[c];
+	struct sock_filter *code = NULL;
+	scmp_filter_ctx ctx;
+	off_t size = 0;
+	int fd = -1, e;
+
+	e = build(cls->tables, cls->ntables, &ctx, bad);
+	if (!e) {
+		*bad = "memfd_create";
+		fd = memfd_create("keel-seccomp", MFD_CLOEXEC);
+		e = fd < 0 ? -errno : 0;
+	}
+	if (!e && (e = seccomp_export_bpf(ctx, fd)))
+		*bad = "seccomp_export_bpf";
+	if (!e) {
+		*bad = "reading the exported filter";
+		size = lseek(fd, 0, SEEK_END);
+		code = size > 0 && size % sizeof(*code) == 0 ? malloc((size_t)size) : NULL;
+		if (!code || pread(fd, code, (size_t)size, 0) != size)
+			e = -EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (ctx)
+		seccomp_release(ctx);
+	if (e) {
+		free(code);
+		return e;
+	}
+	prog->filter = code;
+	prog->len = (unsigned short)(size / (off_t)sizeof(*code));
+	return 0;
 }
 
 int seccomp_install_process(char *err, size_t errlen)
 {
-	static const struct seccomp_table *const tables[] = {
-		&seccomp_thread,
-		&seccomp_main,
-		&seccomp_io,
-#if defined(__SANITIZE_ADDRESS__)
-		&seccomp_sanitizer,
-#endif
-	};
+	const struct seccomp_table *tables[SECCOMP_NCLASSES * SECCOMP_MAX_TABLES];
 	struct sigaction sa = {.sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO};
 	const char *bad;
+	size_t n = 0;
 	int e;
 
 	for (int nr = 0; nr < SECCOMP_NAMES; nr++)
 		syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+	/* ASan's allocator has no arenas and ignores it (returns 0). */
+	(void)mallopt(M_ARENA_MAX, SECCOMP_ARENA_MAX);
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL)) {
 		snprintf(err, errlen, "cannot set up the worker's jail: SIGSYS handler: %s",
 			 strerror(errno));
 		return -errno;
 	}
-	e = install(tables, sizeof(tables) / sizeof(tables[0]), true, &bad);
-	if (e)
+	/* The device threads' filters, made while the calls that make them are allowed. */
+	e = seccomp_threads_prepare(&bad);
+	/* Every thread at once: the union of the classes' tables. The vCPU threads, started
+	 * by the main loop later, stay within the main loop's. */
+	for (unsigned c = 0; c < SECCOMP_NCLASSES; c++) {
+		if (c == SECCOMP_VCPU)
+			continue;
+		for (unsigned t = 0; t < seccomp_classes[c].ntables; t++) {
+			const struct seccomp_table *tab = seccomp_classes[c].tables[t];
+			size_t i = 0;
+
+			while (i < n && tables[i] != tab)
+				i++;
+			if (i == n)
+				tables[n++] = tab;
+		}
+	}
+	if (!e)
+		e = load(tables, n, true, &bad);
+	if (e) {
 		snprintf(err, errlen, "cannot set up the worker's jail: seccomp filter (%s): %s",
+			 bad, strerror(-e));
+		return e;
+	}
+	e = seccomp_threads_confine(err, errlen);
+	if (e)
+		return e;
+	e = load_class(SECCOMP_MAIN, &bad);
+	if (e)
+		snprintf(err, errlen,
+			 "cannot set up the worker's jail: the main loop's seccomp filter (%s): %s",
 			 bad, strerror(-e));
 	return e;
 }
 
 int seccomp_install_vcpu(void)
 {
-	static const struct seccomp_table *const tables[] = {
-		&seccomp_thread,
-		&seccomp_vcpu,
-#if defined(__SANITIZE_ADDRESS__)
-		&seccomp_sanitizer,
-#endif
-	};
 	const char *bad;
 
-	return install(tables, sizeof(tables) / sizeof(tables[0]), false, &bad);
+	return load_class(SECCOMP_VCPU, &bad);
 }
 
 #if defined(KEEL_TEST_HOOKS)

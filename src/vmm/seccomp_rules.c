@@ -2,10 +2,13 @@
 /*
  * What each thread class of a jailed worker may call (seccomp_filter.h, docs/security.md): the one
  * place to extend. A call that is not here ends the worker with its name as the VM's crash
- * reason. Add a call to the class whose threads make it, with arguments narrowed where the
+ * reason. Each rule is in one table; a class lists its tables (seccomp_classes, at the end).
+ * Add a call to the table of the threads that make it, with arguments narrowed where the
  * kernel would otherwise do more than the worker needs (ioctl requests, clone flags).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
@@ -90,11 +93,18 @@ static const uint64_t prot_exec[] = {PROT_EXEC};
 static const uint64_t prctl_name[] = {PR_SET_NAME};
 /* virtio-vsock's guest connects: Unix sockets only. */
 static const uint64_t af_unix[] = {AF_UNIX};
-/* virtio-net (virtio/net.c): the tap's offloads follow what the guest's driver negotiated. */
-static const uint64_t io_ioctls[] = {TUNSETOFFLOAD};
+static const uint64_t at_empty_path[] = {AT_EMPTY_PATH};
+static const uint64_t net_ioctls[] = {TUNSETOFFLOAD};
+/* A medium inserted through the control socket that is a block device: its size
+ * (disk/raw.c). */
+static const uint64_t media_ioctls[] = {BLKGETSIZE64};
 
-/* Every thread of every class: memory, locks, time, signals (vCPU kicks), ending, and what the
- * SIGSYS handler calls to report a forbidden call (seccomp_filter.c). */
+/* Every thread of every class: memory, locks, time, signals (vCPU kicks, the I/O threads'
+ * confinement), ending, and what the SIGSYS handler calls to report a forbidden call
+ * (seccomp_filter.c). sched_getaffinity reads the caller's own CPU mask: glibc's
+ * __get_nprocs falls back to it when /sys and /proc cannot be opened (the jail), and its
+ * malloc counts CPUs that way when a thread needs a new arena while more than 8 exist
+ * (the jail also caps the arenas first, seccomp_install_process). */
 static const struct seccomp_rule thread_rules[] = {
 	ANY(SYS_read),
 	ANY(SYS_write),
@@ -111,6 +121,7 @@ static const struct seccomp_rule thread_rules[] = {
 	ANY(SYS_clock_nanosleep),
 	ANY(SYS_nanosleep),
 	ANY(SYS_sched_yield),
+	ANY(SYS_sched_getaffinity),
 	ANY(SYS_getpid),
 	ANY(SYS_gettid),
 	ANY(SYS_tgkill),
@@ -125,21 +136,14 @@ static const struct seccomp_rule thread_rules[] = {
  * jail), resetting the machine, starting vCPU threads. */
 static const struct seccomp_rule main_rules[] = {
 	ARG_IN(SYS_ioctl, 1, main_ioctls),
-	ANY(SYS_epoll_wait),
-	ANY(SYS_epoll_pwait),
-	ANY(SYS_epoll_ctl),
+	ARG_IN(SYS_ioctl, 1, media_ioctls),
 	ANY(SYS_readv),
-	ANY(SYS_writev),
 	ANY(SYS_pread64),
-	ANY(SYS_close),
 	ANY(SYS_accept4),
 	ANY(SYS_recvfrom),
-	ANY(SYS_sendto),
 	ANY(SYS_recvmsg),
-	ANY(SYS_sendmsg),
 	ANY(SYS_shutdown),
 	ANY(SYS_fcntl),
-	ANY(SYS_eventfd2),
 	ANY(SYS_timerfd_settime), /* the variable store's paced save (x86/pflash.c) */
 	ANY(SYS_openat),
 	ANY(SYS_mkdir),
@@ -155,7 +159,6 @@ static const struct seccomp_rule main_rules[] = {
 	ANY(SYS_fstat),
 	ANY(SYS_newfstatat),
 	ANY(SYS_statx),
-	ANY(SYS_getrandom),
 	ANY(SYS_mremap),
 	ANY(SYS_rt_sigaction),
 	ARG_BITS(SYS_clone, 0, clone_thread),
@@ -169,62 +172,153 @@ static const struct seccomp_rule main_rules[] = {
 	ANY(SYS_seccomp),
 };
 
-/* Device I/O threads and the block workers: queues, taps, disks, console clients; io_uring,
- * whose rings are set up with the device, before the filter (so no io_uring_setup);
- * virtio-vsock (virtio/vsock.c): host clients accepted, guest connects to PATH_<port> in the
- * jail (AF_UNIX only), half-closes and closes, its deadline timer; virtio-net's tap
- * offloads. */
-/* clang-format off */
-static const struct seccomp_rule io_rules[] = {
-	ARG_IN(SYS_ioctl, 1, io_ioctls),
-	ANY(SYS_epoll_wait),	 ANY(SYS_epoll_pwait),
-	ANY(SYS_epoll_ctl),	 ANY(SYS_readv),
-	ANY(SYS_writev),	 ANY(SYS_pread64),
-	ANY(SYS_preadv),	 ANY(SYS_pwritev),
-	ANY(SYS_preadv2),	 ANY(SYS_pwritev2),
-	ANY(SYS_fdatasync),	 ANY(SYS_fallocate),
-	ANY(SYS_lseek),		 ANY(SYS_fstat),
-	ANY(SYS_sendto),	 ANY(SYS_sendmsg),
-	ANY(SYS_recvfrom),	 ANY(SYS_recvmsg),
-	ANY(SYS_io_uring_enter),
-	ANY(SYS_accept4),	 ARG_IN(SYS_socket, 0, af_unix),
-	ANY(SYS_connect),	 ANY(SYS_shutdown),
-	ANY(SYS_close),		 ANY(SYS_timerfd_settime),
-};
-/* clang-format on */
-
-/* A vCPU thread: KVM_RUN and its own state, interrupt lines, the exits' device work (serial
- * output to the console's clients), waking the loop. */
+/* A vCPU thread: KVM_RUN and its own state, interrupt lines. */
 static const struct seccomp_rule vcpu_rules[] = {
 	ARG_IN(SYS_ioctl, 1, vcpu_ioctls),
 	ARG_IN(SYS_ioctl, 1, vcpu_vm_ioctls),
-	/* A device's registers written by the guest: its eventfds and its I/O thread's watches
-	 * come and go (queue enable, device reset). */
+};
+
+/* The end of a thread the main loop outlives (vCPU and device threads): glibc's malloc,
+ * trimming the thread's heap, reads /proc/sys/vm/overcommit_memory once; it takes a failure
+ * for "no". */
+static const struct seccomp_rule thread_end_rules[] = {
+	FAIL(SYS_openat, EACCES),
+};
+
+/* What a guest's register write makes a device do on the thread that takes it (the main loop
+ * or a vCPU thread): a device's eventfds come and go (queue enable, device reset). */
+static const struct seccomp_rule register_rules[] = {
 	ANY(SYS_eventfd2),
+};
+
+/* A device's watches in its I/O thread's epoll set (virtio_dev_watch) change on the thread
+ * that serves it: the main loop and vCPU threads (queue enable, device reset), and the I/O
+ * thread itself (virtio-net's tap as the guest's buffers run out and come back,
+ * virtio-vsock's sockets). */
+static const struct seccomp_rule watch_rules[] = {
 	ANY(SYS_epoll_ctl),
-	ANY(SYS_close),
+};
+
+/* Random bytes: virtio-rng's, a VHDX's new GUIDs (its data-write GUID at the first write). */
+static const struct seccomp_rule random_rules[] = {
+	ANY(SYS_getrandom),
+};
+
+/* Output to the console's clients (chardev.c): the serial port's (on a vCPU thread's port
+ * exit), virtio-console's (its I/O thread), the loop's; a client that went away is closed. */
+static const struct seccomp_rule chardev_rules[] = {
 	ANY(SYS_writev),
 	ANY(SYS_sendto),
 	ANY(SYS_sendmsg),
-	ANY(SYS_getrandom),
-	ANY(SYS_rt_sigtimedwait),
-	/* glibc's malloc, trimming a thread's heap (at the thread's end), reads
-	 * /proc/sys/vm/overcommit_memory once; it takes a failure for "no". */
-	FAIL(SYS_openat, EACCES),
+	ANY(SYS_close),
 };
+
+/* Waiting in an epoll set: the main loop, and every virtio device's I/O thread (virtio/pci.c)
+ * on its queues' eventfds and its device's watches (it reads the eventfds and signals irqfds
+ * with read and write). */
+static const struct seccomp_rule wait_rules[] = {
+	ANY(SYS_epoll_wait),
+	ANY(SYS_epoll_pwait),
+};
+
+/* A disk's file, on a disk device's I/O thread and the block thread pool (blkio/pool.c), which
+ * runs the disk library's slow operations too: reads, writes and flushes, VHDX metadata,
+ * block allocation, write-zeroes and discards (fallocate). */
+static const struct seccomp_rule disk_rules[] = {
+	ANY(SYS_preadv),
+	ANY(SYS_pwritev),
+	ANY(SYS_pread64),
+	ANY(SYS_fdatasync),
+	ANY(SYS_fallocate),
+	ANY(SYS_fstat),
+	/* glibc's fstat is newfstatat(fd, "", AT_EMPTY_PATH) */
+	ARG_BITS(SYS_newfstatat, 3, at_empty_path),
+};
+
+/* A disk device's I/O thread submits to and reaps its io_uring rings, which are set up with
+ * the device, before the filter (so no io_uring_setup or io_uring_register). The main loop
+ * and vCPU threads too: a device reset from a guest's status write (a vCPU thread) drains
+ * the requests in flight (blkio_reap waits in io_uring_enter), and a pause's quiesce or a
+ * medium change on the main loop commits (io_uring_submit). The rings themselves run only
+ * reads, writes and flushes (blkio_uring_restrict). */
+static const struct seccomp_rule uring_rules[] = {
+	ANY(SYS_io_uring_enter),
+};
+
+/* virtio-net's I/O thread: frames from and to the tap, whose offloads follow what the
+ * guest's driver negotiated (virtio/net.c). */
+static const struct seccomp_rule net_rules[] = {
+	ARG_IN(SYS_ioctl, 1, net_ioctls),
+	ANY(SYS_readv),
+	ANY(SYS_writev),
+};
+
+/* virtio-vsock's I/O thread (virtio/vsock.c): host clients accepted, guest connects to
+ * PATH_<port> in the jail (AF_UNIX only), data, half-closes and closes, its deadline timer. */
+/* clang-format off */
+static const struct seccomp_rule vsock_rules[] = {
+	ANY(SYS_accept4),
+	ARG_IN(SYS_socket, 0, af_unix),
+	ANY(SYS_connect),
+	ANY(SYS_sendto),
+	ANY(SYS_recvfrom),
+	ANY(SYS_shutdown),
+	ANY(SYS_close),
+	ANY(SYS_timerfd_settime),
+};
+/* clang-format on */
 
 /* Sanitizer builds only (the test suite's): what ASan and UBSan's runtimes call on their own,
  * mostly to report an error (the process's maps, its limits, stopping other threads). */
 static const struct seccomp_rule sanitizer_rules[] = {
-	ANY(SYS_openat),       ANY(SYS_close),	   ANY(SYS_fstat),	ANY(SYS_newfstatat),
-	ANY(SYS_lseek),	       ANY(SYS_readlink),  ANY(SYS_readlinkat), ANY(SYS_mincore),
-	ANY(SYS_getppid),      ANY(SYS_kill),	   ANY(SYS_prctl),	ANY(SYS_sigaltstack),
-	ANY(SYS_getrlimit),    ANY(SYS_prlimit64), ANY(SYS_uname),	ANY(SYS_sched_getaffinity),
-	ANY(SYS_rt_sigaction),
+	ANY(SYS_openat),    ANY(SYS_close),	ANY(SYS_fstat),	     ANY(SYS_newfstatat),
+	ANY(SYS_lseek),	    ANY(SYS_readlink),	ANY(SYS_readlinkat), ANY(SYS_mincore),
+	ANY(SYS_getppid),   ANY(SYS_kill),	ANY(SYS_prctl),	     ANY(SYS_sigaltstack),
+	ANY(SYS_getrlimit), ANY(SYS_prlimit64), ANY(SYS_uname),	     ANY(SYS_rt_sigaction),
 };
 
-const struct seccomp_table seccomp_thread = TABLE("thread", thread_rules);
-const struct seccomp_table seccomp_main = TABLE("main", main_rules);
-const struct seccomp_table seccomp_io = TABLE("io", io_rules);
-const struct seccomp_table seccomp_vcpu = TABLE("vcpu", vcpu_rules);
+static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
+				  main_tab = TABLE("main", main_rules),
+				  vcpu_tab = TABLE("vcpu", vcpu_rules),
+				  thread_end_tab = TABLE("thread-end", thread_end_rules),
+				  register_tab = TABLE("register", register_rules),
+				  watch_tab = TABLE("watch", watch_rules),
+				  random_tab = TABLE("random", random_rules),
+				  chardev_tab = TABLE("chardev", chardev_rules),
+				  wait_tab = TABLE("wait", wait_rules),
+				  uring_tab = TABLE("uring", uring_rules),
+				  disk_tab = TABLE("disk", disk_rules),
+				  net_tab = TABLE("net", net_rules),
+				  vsock_tab = TABLE("vsock", vsock_rules);
+
 const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rules);
+
+/* Each class's filter: its tables (every class starts with the every-thread table). A vCPU
+ * thread is started by the main loop and inherits its filter, so the vCPU class must stay
+ * within the main loop's: each of its tables but its own is one of main's, and its own
+ * allows nothing main's does not. */
+#define CLASS(n, ...)                                                                              \
+	{                                                                                          \
+		(n), {__VA_ARGS__},                                                                \
+			sizeof((const struct seccomp_table *[]){__VA_ARGS__}) /                    \
+				sizeof(const struct seccomp_table *)                               \
+	}
+
+const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
+	[SECCOMP_MAIN] = CLASS("main loop", &thread_tab, &main_tab, &wait_tab, &watch_tab,
+			       &register_tab, &random_tab, &chardev_tab, &uring_tab),
+	[SECCOMP_VCPU] = CLASS("vCPU", &thread_tab, &vcpu_tab, &watch_tab, &register_tab,
+			       &random_tab, &chardev_tab, &uring_tab, &thread_end_tab),
+	[SECCOMP_DISK] = CLASS("disk I/O", &thread_tab, &wait_tab, &watch_tab, &disk_tab,
+			       &uring_tab, &random_tab, &thread_end_tab),
+	[SECCOMP_BLOCK_POOL] =
+		CLASS("block pool", &thread_tab, &disk_tab, &random_tab, &thread_end_tab),
+	[SECCOMP_NET] = CLASS("virtio-net I/O", &thread_tab, &wait_tab, &watch_tab, &net_tab,
+			      &thread_end_tab),
+	[SECCOMP_VSOCK] = CLASS("virtio-vsock I/O", &thread_tab, &wait_tab, &watch_tab, &vsock_tab,
+				&thread_end_tab),
+	[SECCOMP_CONSOLE] = CLASS("virtio-console I/O", &thread_tab, &wait_tab, &watch_tab,
+				  &chardev_tab, &thread_end_tab),
+	[SECCOMP_RNG] = CLASS("virtio-rng I/O", &thread_tab, &wait_tab, &watch_tab, &random_tab,
+			      &thread_end_tab),
+};

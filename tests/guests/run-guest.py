@@ -302,7 +302,7 @@ MQ_STATE = {}
 MQ_BASE, MQ_SECTORS, MQ_QSIZE = 2044, 8, 16
 
 
-def mq_case(fmt, cache, log, threads=False, irqwin=0):
+def mq_case(fmt, cache, log, threads=False, irqwin=0, resetflight=False):
     def setup(case, tmpdir):
         d = tempfile.mkdtemp(prefix="keel-blkmq-")
         path = os.path.join(d, "disk." + fmt)
@@ -317,7 +317,8 @@ def mq_case(fmt, cache, log, threads=False, irqwin=0):
                 f.truncate(64 * MiB)
         MQ_STATE.update(dir=d, path=path, fmt=fmt)
         case.vmm_args = ["--disk", f"path={path},format={fmt},cache={cache}"]
-        extras = {"args": "mode=blkmq queues=2" + (f" irqwin={irqwin}" if irqwin else "")}
+        extras = {"args": "mode=blkmq queues=2" + (f" irqwin={irqwin}" if irqwin else "") +
+                  (" resetflight=1" if resetflight else "")}
         if threads:
             extras["env"] = {"KEEL_BLKIO": "threads"}
         return extras
@@ -359,6 +360,7 @@ def mq_case(fmt, cache, log, threads=False, irqwin=0):
         r"virtio-blkmq: 2 queues, 32 requests in flight at once, written, rewritten and read "
         r"back, one interrupt per queue and round",
         r"virtio-blkmq: flush, write-zeroes, discard ok",
+        *([r"virtio-blkmq: reset with 32 reads in flight"] if resetflight else []),
         r"virtio: PASS"])
 
 
@@ -468,6 +470,10 @@ CASES = {
     # during the check, this hung every time (docs/testing.md).
     "virtio-blk-mq-irq-window": mq_case("raw", "none", r"cache=none, io_uring",
                                         irqwin=100000000),
+    # The driver resets the device with reads in flight: the reset drains them on the vCPU
+    # thread (with io_uring: io_uring_enter, which the jailed vCPU thread's filter must allow).
+    "virtio-blk-mq-reset-in-flight": mq_case("raw", "none", r"cache=none, io_uring",
+                                             resetflight=True),
     "virtio-blk-mq-vhdx-threads": mq_case("vhdx", "writeback", r"cache=writeback, thread pool",
                                           threads=True),
     "virtio-blk-raw-vhdx-header": Case("virtio", memory="64M", setup=raw_vhdx_header_setup,

@@ -7,6 +7,7 @@
 
 #include "lib/log.h"
 #include "vmm/blkio/pool.h"
+#include "vmm/seccomp_filter.h"
 
 /* preadv/pwritev of the whole request, retrying short transfers and EINTR. A read that
  * meets the end of the file stops there (the caller sees fewer bytes). */
@@ -66,6 +67,10 @@ static void *pool_thread(void *arg)
 	uint64_t one = 1;
 
 	pthread_setname_np(pthread_self(), "blkio-pool");
+	if (seccomp_thread_begin(SECCOMP_BLOCK_POOL)) {
+		log_err("blkio: cannot install the pool thread's seccomp filter: the worker ends");
+		_exit(1);
+	}
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct blkio_req *r;
@@ -94,6 +99,7 @@ static void *pool_thread(void *arg)
 			log_debug("blkio: eventfd write: %s", strerror(errno));
 	}
 	pthread_mutex_unlock(&p->lock);
+	seccomp_thread_end();
 	return NULL;
 }
 

@@ -485,6 +485,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.name = "virtio-blk",
 	.device_type = VIRTIO_ID_BLOCK,
 	.class_code = 0x018000, /* mass storage, other */
+	.seccomp = SECCOMP_DISK,
 	.queue_notify = blk_queue_notify,
 	.config_read = blk_config_read,
 	.reset = blk_reset,

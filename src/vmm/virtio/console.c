@@ -142,6 +142,7 @@ static const struct virtio_dev_ops console_ops = {
 	.name = "virtio-console",
 	.device_type = VIRTIO_ID_CONSOLE,
 	.class_code = 0x078000, /* communication controller, other */
+	.seccomp = SECCOMP_CONSOLE,
 	.queue_notify = console_queue_notify,
 	.config_read = console_config_read,
 	.reset = console_reset,

@@ -442,6 +442,7 @@ static const struct virtio_dev_ops net_ops = {
 	.name = "virtio-net",
 	.device_type = VIRTIO_ID_NET,
 	.class_code = 0x020000, /* Ethernet controller */
+	.seccomp = SECCOMP_NET,
 	.queue_notify = net_queue_notify,
 	.config_read = net_config_read,
 	.reset = net_reset,

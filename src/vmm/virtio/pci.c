@@ -18,6 +18,7 @@
 #include "vmm/kvm.h"
 #include "vmm/virtio/state.h"
 #include "vmm/machine.h"
+#include "vmm/seccomp_filter.h"
 
 #define VIRTIO_PCI_VENDOR    0x1af4
 #define VIRTIO_PCI_DEVICE(t) (0x1040 + (t))
@@ -663,13 +664,8 @@ msix:
 	machine_report_line(r, "%s %02x: %s", vd->ops->name, vd->pci.slot, line);
 }
 
-static void *virtio_thread(void *arg)
+static void virtio_thread_loop(struct virtio_dev *vd)
 {
-	struct virtio_dev *vd = arg;
-	char name[16];
-
-	snprintf(name, sizeof(name), "vio-%.5s-%02x", vd->ops->name + 7, vd->pci.slot);
-	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		struct epoll_event evs[8];
 		int n = epoll_wait(vd->epfd, evs, 8, -1), i;
@@ -678,7 +674,7 @@ static void *virtio_thread(void *arg)
 			if (errno == EINTR)
 				continue;
 			log_err("%s: epoll_wait: %s", vd->ops->name, strerror(errno));
-			return NULL;
+			return;
 		}
 		for (i = 0; i < n; i++) {
 			uint32_t tag = evs[i].data.u32;
@@ -689,7 +685,7 @@ static void *virtio_thread(void *arg)
 					log_debug("%s: eventfd read: %s", vd->ops->name,
 						  strerror(errno));
 				if (!virtio_thread_park(vd))
-					return NULL;
+					return;
 				continue;
 			}
 			if (tag & VIRTIO_EV_FD) {
@@ -708,6 +704,24 @@ static void *virtio_thread(void *arg)
 			pthread_mutex_unlock(&vd->lock);
 		}
 	}
+}
+
+static void *virtio_thread(void *arg)
+{
+	struct virtio_dev *vd = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "vio-%.5s-%02x", vd->ops->name + 7, vd->pci.slot);
+	pthread_setname_np(pthread_self(), name);
+	/* Never serve the guest under a wider filter than the device's own. */
+	if (seccomp_thread_begin(vd->ops->seccomp)) {
+		log_err("%s: cannot install its I/O thread's seccomp filter: the worker ends",
+			vd->ops->name);
+		_exit(1);
+	}
+	virtio_thread_loop(vd);
+	seccomp_thread_end();
+	return NULL;
 }
 
 int virtio_dev_watch(struct virtio_dev *vd, int fd, uint32_t events)

@@ -62,6 +62,7 @@ static const struct virtio_dev_ops rng_ops = {
 	.name = "virtio-rng",
 	.device_type = VIRTIO_ID_RNG,
 	.class_code = 0xff0000, /* unclassified device */
+	.seccomp = SECCOMP_RNG,
 	.queue_notify = rng_queue_notify,
 	.config_read = rng_config_read,
 };

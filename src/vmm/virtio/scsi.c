@@ -558,6 +558,7 @@ static const struct virtio_dev_ops scsi_ops = {
 	.name = "virtio-scsi",
 	.device_type = VIRTIO_ID_SCSI,
 	.class_code = 0x010000, /* mass storage, SCSI */
+	.seccomp = SECCOMP_DISK,
 	.queue_notify = scsi_queue_notify,
 	.config_read = scsi_config_read,
 	.config_write = scsi_config_write,

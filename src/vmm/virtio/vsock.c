@@ -813,6 +813,7 @@ static const struct virtio_dev_ops vsock_ops = {
 	.name = "virtio-vsock",
 	.device_type = VIRTIO_ID_VSOCK,
 	.class_code = 0x078000, /* communication controller, other */
+	.seccomp = SECCOMP_VSOCK,
 	.queue_notify = vsock_queue_notify,
 	.config_read = vsock_config_read,
 	.reset = vsock_reset,
