@@ -51,7 +51,13 @@ static void test_header_round_trip(void **state)
 	assert_int_equal(raw[0], 0x88); /* little-endian */
 	assert_int_equal(raw[30], 5);	/* op at byte 30 */
 	vsock_hdr_decode(raw, &back);
-	assert_memory_equal(&h, &back, sizeof(h));
+	/* Field by field: the struct's tail padding (44 bytes of fields in 48) is whatever the
+	 * stack held in a release build. */
+	assert_true(back.src_cid == h.src_cid && back.dst_cid == h.dst_cid &&
+		    back.src_port == h.src_port && back.dst_port == h.dst_port &&
+		    back.len == h.len && back.type == h.type && back.op == h.op &&
+		    back.flags == h.flags && back.buf_alloc == h.buf_alloc &&
+		    back.fwd_cnt == h.fwd_cnt);
 }
 
 static void test_header_checks(void **state)
