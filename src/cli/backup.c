@@ -24,7 +24,7 @@ int cli_vm_backup(int argc, char **argv)
 {
 	const char *vm = NULL, *to = NULL;
 	bool json = false, no_wait = false;
-	json_object *body, *job = NULL, *done = NULL, *res, *v;
+	json_object *body, *res, *v;
 	char path[512], what[300], abs[PATH_MAX];
 	int ret;
 
@@ -57,21 +57,9 @@ int cli_vm_backup(int argc, char **argv)
 	snprintf(what, sizeof(what), "back up VM '%.100s' to %.150s", vm, abs);
 	body = json_object_new_object();
 	json_object_object_add(body, "to", json_object_new_string(abs));
-	ret = client_call("POST", path, body, &job, what);
+	ret = client_run_job(path, body, what, no_wait, json, &res);
 	json_object_put(body);
-	if (ret)
-		return ret;
-	if (no_wait) {
-		if (json)
-			client_print_json(job);
-		else
-			printf("job %s started: %s\n", client_str_field(job, "id"), what);
-		json_object_put(job);
-		return EXIT_OK;
-	}
-	ret = client_wait_job_done(job, what, &done);
-	json_object_put(job);
-	if (!ret && done && json_object_object_get_ex(done, "result", &res) && res) {
+	if (res) {
 		if (json) {
 			client_print_json(res);
 		} else {
@@ -81,6 +69,6 @@ int cli_vm_backup(int argc, char **argv)
 				printf("%s\n", json_object_get_string(v));
 		}
 	}
-	json_object_put(done);
+	json_object_put(res);
 	return ret;
 }

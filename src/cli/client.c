@@ -289,6 +289,31 @@ int client_wait_state(const char *name, const char *while_state, const char *wan
 	}
 }
 
+int client_run_job(const char *path, json_object *body, const char *what, bool no_wait, bool json,
+		   json_object **result)
+{
+	json_object *job = NULL, *done = NULL, *res;
+	int ret = client_call("POST", path, body, &job, what);
+
+	*result = NULL;
+	if (ret)
+		return ret;
+	if (no_wait) {
+		if (json)
+			client_print_json(job);
+		else
+			printf("job %s started: %s\n", client_str_field(job, "id"), what);
+		json_object_put(job);
+		return EXIT_OK;
+	}
+	ret = client_wait_job_done(job, what, &done);
+	json_object_put(job);
+	if (!ret && done && json_object_object_get_ex(done, "result", &res) && res)
+		*result = json_object_get(res);
+	json_object_put(done);
+	return ret;
+}
+
 int client_wait_job(json_object *job, const char *what)
 {
 	return client_wait_job_done(job, what, NULL);

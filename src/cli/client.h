@@ -6,6 +6,7 @@
 #ifndef KEEL_CLI_CLIENT_H
 #define KEEL_CLI_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -74,6 +75,14 @@ int client_wait_job(json_object *job, const char *what) __attribute__((warn_unus
  * caller puts it), or NULL when it could not be read. */
 int client_wait_job_done(json_object *job, const char *what, json_object **done)
 	__attribute__((warn_unused_result));
+/*
+ * POST body to path, which starts a job (what names it in messages). With no_wait: the job
+ * printed (as JSON with json, else "job N started: what") and *result NULL. Otherwise waited
+ * for (client_wait_job_done) and *result its "result" (the caller puts it; NULL when it has
+ * none). An exit status.
+ */
+int client_run_job(const char *path, json_object *body, const char *what, bool no_wait, bool json,
+		   json_object **result) __attribute__((warn_unused_result));
 int client_wait_state(const char *name, const char *while_state, const char *want, long limit_s,
 		      const char *verb) __attribute__((warn_unused_result));
 

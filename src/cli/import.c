@@ -46,7 +46,7 @@ int cli_vm_import(int argc, char **argv)
 {
 	const char *dir = NULL, *pool = NULL, *name = NULL, *kernel = NULL, *initrd = NULL;
 	bool json = false, no_wait = false, in_place = false, new_id = false;
-	json_object *body, *job = NULL, *done = NULL, *res;
+	json_object *body, *res;
 	char what[PATH_MAX + 64], abs[PATH_MAX], kabs[PATH_MAX], iabs[PATH_MAX];
 	int ret;
 
@@ -121,26 +121,12 @@ int cli_vm_import(int argc, char **argv)
 		json_object_object_add(body, "in_place", json_object_new_boolean(true));
 	if (new_id)
 		json_object_object_add(body, "new_id", json_object_new_boolean(true));
-	ret = client_call("POST", "/v1/vms/import", body, &job, what);
+	ret = client_run_job("/v1/vms/import", body, what, no_wait, json, &res);
 	json_object_put(body);
-	if (ret)
-		return ret;
-	if (no_wait) {
-		if (json)
-			client_print_json(job);
-		else
-			printf("job %s started: %s\n", client_str_field(job, "id"), what);
-		json_object_put(job);
-		return EXIT_OK;
-	}
-	ret = client_wait_job_done(job, what, &done);
-	json_object_put(job);
-	if (!ret && done && json_object_object_get_ex(done, "result", &res) && res) {
-		if (json)
-			client_print_json(res);
-		else
-			print_result(res);
-	}
-	json_object_put(done);
+	if (res && json)
+		client_print_json(res);
+	else if (res)
+		print_result(res);
+	json_object_put(res);
 	return ret;
 }
