@@ -963,11 +963,7 @@ def case_backup(e):
     left; an Off VM's backup is its disk as it is."""
     check(e.a.agent and os.access(e.a.agent, os.X_OK), "keel-agent is not built: %s" % e.a.agent)
     e.start_keeld()
-    base = os.path.join(e.dir, "base.vhdx")
-    e.keel("disk", "create", base, "--size", "8M")
-    write_disk(e, base, 5)
-    write_disk(e, base, 6, off=4 << 20)
-    want = digest(e, base)
+    base, want = patterned_disk(e)
     e.create("b1", disks=[{"path": base}])
     dest = os.path.join(e.dir, "backups")
     os.makedirs(dest)
@@ -1081,11 +1077,7 @@ def case_import(e):
     leaves no VM."""
     K = os.path.realpath(e.a.guest)  # a backup holds no kernel: given again
     e.start_keeld()
-    base = os.path.join(e.dir, "base.vhdx")
-    e.keel("disk", "create", base, "--size", "8M")
-    write_disk(e, base, 5)
-    write_disk(e, base, 6, off=4 << 20)
-    want = digest(e, base)
+    base, want = patterned_disk(e)
     orig = e.create("i1", disks=[{"path": base}], nets=[{"tap": "ki0"}])
     dest = os.path.join(e.dir, "backups")
     os.makedirs(dest)
@@ -1803,6 +1795,15 @@ def digest(e, path):
     r = subprocess.run([e.a.disktool, "dump", path], capture_output=True, timeout=60)
     check(r.returncode == 0, "disktool dump %s: %s" % (path, r.stderr.decode()))
     return hashlib.sha256(r.stdout).hexdigest()
+
+
+def patterned_disk(e):
+    """An 8 MiB VHDX with pattern 5 at its start and 6 at 4 MiB; (its path, its sha256)."""
+    base = os.path.join(e.dir, "base.vhdx")
+    e.keel("disk", "create", base, "--size", "8M")
+    write_disk(e, base, 5)
+    write_disk(e, base, 6, off=4 << 20)
+    return base, digest(e, base)
 
 
 def write_disk(e, path, seed, off=0):
