@@ -52,7 +52,7 @@ static struct vm *fuzz_vm(void)
 				      .mem = &vm.mem,
 				      .pio = &vm.pio,
 				      .mmio = &vm.mmio,
-				      .console = &cfg.console};
+				      .console = &cfg.host.console};
 	/* The RAM layout without RAM: the memory section only compares it. */
 	vm.mem.ram_size = cfg.def.memory;
 	vm.mem.nregions =

@@ -746,17 +746,17 @@ static void test_serial_specs(void **state)
 {
 	struct chardev_spec s;
 
-	assert_int_equal(config_parse_chardev("stdio", &s), 0);
+	assert_int_equal(vmdef_chardev_parse("stdio", &s), 0);
 	assert_int_equal(s.kind, CHARDEV_STDIO);
-	assert_int_equal(config_parse_chardev("off", &s), 0);
+	assert_int_equal(vmdef_chardev_parse("off", &s), 0);
 	assert_int_equal(s.kind, CHARDEV_OFF);
-	assert_int_equal(config_parse_chardev("file:/tmp/x", &s), 0);
+	assert_int_equal(vmdef_chardev_parse("file:/tmp/x", &s), 0);
 	assert_int_equal(s.kind, CHARDEV_FILE);
 	assert_string_equal(s.path, "/tmp/x");
-	assert_int_equal(config_parse_chardev("file:", &s), -EINVAL);
-	assert_int_equal(config_parse_chardev("unix:", &s), -EINVAL);
-	assert_int_equal(config_parse_chardev("tcp:1234", &s), -EINVAL);
-	assert_int_equal(config_parse_chardev("", &s), -EINVAL);
+	assert_int_equal(vmdef_chardev_parse("file:", &s), -EINVAL);
+	assert_int_equal(vmdef_chardev_parse("unix:", &s), -EINVAL);
+	assert_int_equal(vmdef_chardev_parse("tcp:1234", &s), -EINVAL);
+	assert_int_equal(vmdef_chardev_parse("", &s), -EINVAL);
 }
 
 /* Each bad command line is refused with a message that names the problem. */
