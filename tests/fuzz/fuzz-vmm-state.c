@@ -33,7 +33,7 @@ static struct vm *fuzz_vm(void)
 					       .memory = 64 << 20,
 					       .rng = {true, 1},
 					       .debug_exit = true},
-				       .console = {CHARDEV_OFF, NULL}};
+				       .host.console = {CHARDEV_OFF, NULL}};
 	static int ready;
 	struct chardev_spec off = {CHARDEV_OFF, NULL};
 	char err[256];
