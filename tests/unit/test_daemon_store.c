@@ -488,6 +488,18 @@ static int count_rows(sqlite3 *db, const char *sql)
 	return n;
 }
 
+/* A store file and its WAL and shared-memory files. */
+static void remove_store(const char *path)
+{
+	char side[64];
+
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
 /* What store.c's migrate_8_to_9 did, undone: the console's and rng's slots back in their
  * columns of vms (-1: none; 0: not assigned yet), their devices rows gone. */
 #define UNDO_SCHEMA_9                                                                              \
@@ -609,15 +621,7 @@ static void test_store_migrate_6_to_7(void **state)
 				 2);
 		sqlite3_close(db);
 	}
-	unlink(path);
-	{
-		char side[sizeof(path) + 8];
-
-		snprintf(side, sizeof(side), "%s-wal", path);
-		unlink(side);
-		snprintf(side, sizeof(side), "%s-shm", path);
-		unlink(side);
-	}
+	remove_store(path);
 }
 
 /* Fill checkpoint c of t: id from n, parent id or "", one disk. */
@@ -826,15 +830,7 @@ static void test_store_migrate_8_to_9(void **state)
 	store_close(st);
 	for (int i = 0; i < 4; i++)
 		free(before[i]);
-	unlink(path);
-	{
-		char side[sizeof(path) + 8];
-
-		snprintf(side, sizeof(side), "%s-wal", path);
-		unlink(side);
-		snprintf(side, sizeof(side), "%s-shm", path);
-		unlink(side);
-	}
+	remove_store(path);
 }
 
 int main(void)
