@@ -226,15 +226,16 @@ static const char migrate_7_to_8[] =
  * into devices, as the description's "virtio_console" and "rng" fields (store_devices.c),
  * read as the columns were: a console where console_slot >= 0, an rng unless rng_slot < 0
  * (kept as null: a VM has one by default), a slot out of range left out (the parser then
- * gives it a new one, as the columns' reader did). */
+ * gives it a new one, as the columns' reader did). Each value is taken as an integer first,
+ * as sqlite3_column_int took it (a column holds whatever was written into it: 20.7 is slot
+ * 20, -0.5 is 0, never a non-integer pci_slot that would damage the VM). */
 static const char migrate_8_to_9[] =
 	"INSERT INTO devices(vm, field, doc) SELECT uuid, 'virtio_console',"
-	" CASE WHEN console_slot BETWEEN 1 AND 30 THEN json_object('pci_slot', console_slot)"
-	" ELSE '{}' END FROM vms WHERE console_slot >= 0;"
+	" CASE WHEN c BETWEEN 1 AND 30 THEN json_object('pci_slot', c) ELSE '{}' END"
+	" FROM (SELECT uuid, CAST(console_slot AS INTEGER) AS c FROM vms) WHERE c >= 0;"
 	"INSERT INTO devices(vm, field, doc) SELECT uuid, 'rng',"
-	" CASE WHEN rng_slot < 0 THEN 'null'"
-	" WHEN rng_slot BETWEEN 1 AND 30 THEN json_object('pci_slot', rng_slot)"
-	" ELSE '{}' END FROM vms;"
+	" CASE WHEN r < 0 THEN 'null' WHEN r BETWEEN 1 AND 30 THEN json_object('pci_slot', r)"
+	" ELSE '{}' END FROM (SELECT uuid, CAST(rng_slot AS INTEGER) AS r FROM vms);"
 	"ALTER TABLE vms DROP COLUMN console_slot;"
 	"ALTER TABLE vms DROP COLUMN rng_slot;";
 

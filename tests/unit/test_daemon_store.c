@@ -500,6 +500,19 @@ static void remove_store(const char *path)
 	unlink(side);
 }
 
+/* A new store in a fresh file named from path's template (a mkstemp XXXXXX). */
+static struct store *open_temp_store(char *path)
+{
+	char err[256];
+	struct store *st;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	return st;
+}
+
 /* What store.c's migrate_8_to_9 did, undone: the console's and rng's slots back in their
  * columns of vms (-1: none; 0: not assigned yet), their devices rows gone. */
 #define UNDO_SCHEMA_9                                                                              \
@@ -749,13 +762,9 @@ static void test_store_migrate_8_to_9(void **state)
 		"{\"virtio_console\":{\"pci_slot\":12},\"rng\":null}", "{}", /* rng by default */
 	};
 	char path[] = "/tmp/keel-test-store-XXXXXX", err[256], name[8], *before[4];
-	struct store *st;
+	struct store *st = open_temp_store(path);
 	struct vm_def d, got;
-	int fd = mkstemp(path);
 
-	assert_true(fd >= 0);
-	close(fd);
-	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	for (int i = 0; i < 4; i++) {
 		snprintf(name, sizeof(name), "c%d", i);
 		make_def(&d, name);
@@ -833,6 +842,54 @@ static void test_store_migrate_8_to_9(void **state)
 	remove_store(path);
 }
 
+/* Schema 8 to 9 with slots that are not integers (a column holds whatever was written into
+ * it by hand): each reads as the columns' reader read it, sqlite3_column_int's integer part
+ * (-0.5: 0, an rng not assigned yet; 20.7: slot 20), never a VM damaged by the upgrade. */
+static void test_store_migrate_8_to_9_odd_values(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st = open_temp_store(path);
+	struct vm_def d, got;
+
+	for (const char *const *n = (const char *const[]){"o0", "o1", NULL}; *n; n++) {
+		make_def(&d, *n);
+		assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+		vmdef_free(&d);
+	}
+	assert_int_equal(sqlite3_exec(st->db,
+				      UNDO_SCHEMA_9
+				      "PRAGMA user_version=8;"
+				      "UPDATE vms SET console_slot = 20.7, rng_slot = -0.5"
+				      " WHERE name = 'o0';"
+				      "UPDATE vms SET console_slot = -0.9, rng_slot = 21.2"
+				      " WHERE name = 'o1';",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM vms WHERE typeof(console_slot)"
+					    " = 'real' AND typeof(rng_slot) = 'real'"),
+			 2);
+	store_close(st);
+
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 8);
+	assert_int_equal(store_vm_get(st, "o0", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_true(got.console.present);
+	assert_int_equal(got.console.pci_slot, 20);
+	assert_true(got.rng.present);
+	assert_true(got.rng.pci_slot >= VMDEF_PCI_SLOT_MIN &&
+		    got.rng.pci_slot <= VMDEF_PCI_SLOT_MAX);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "o1", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_true(got.console.present); /* -0.9 reads as 0: a console not assigned yet */
+	assert_true(got.rng.present);
+	assert_int_equal(got.rng.pci_slot, 21);
+	vmdef_free(&got);
+	store_close(st);
+	remove_store(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -848,6 +905,7 @@ int main(void)
 		cmocka_unit_test(test_store_firmware_row),
 		cmocka_unit_test(test_store_migrate_6_to_7),
 		cmocka_unit_test(test_store_migrate_8_to_9),
+		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
 		cmocka_unit_test(test_checkpoint_store),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);
