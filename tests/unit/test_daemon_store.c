@@ -15,6 +15,7 @@
 #include "daemon/store.h"
 #include "daemon/store_internal.h"
 #include "config/vmdef.h"
+#include "config/vmdef_device.h"
 
 static char kernel_path[64];
 
@@ -890,6 +891,32 @@ static void test_store_migrate_8_to_9_odd_values(void **state)
 	remove_store(path);
 }
 
+/* The kinds a VM has unless told otherwise (vmdef_init): a stored VM without one has a null
+ * row of it, or it would read back with the device. Every stored VM has had its rng row
+ * since schema 9 (migrate_8_to_9); a new kind on by default finds existing VMs without a row,
+ * which would gain the device (and no longer restore their saved states) unless a migration
+ * gives them their null rows (docs/devices.md, step 4). */
+static void test_store_default_kinds(void **state)
+{
+	static const char *const stored[] = {"rng"};
+	struct vm_def blank;
+
+	vmdef_init(&blank);
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		bool known = false;
+
+		if (!vmdef_devices[k]->count(&blank))
+			continue;
+		for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
+			known = known || !strcmp(stored[i], vmdef_devices[k]->field);
+		if (!known)
+			fail_msg("kind '%s' is on by default: give existing VMs its null row in a "
+				 "store migration (docs/devices.md, step 4), then list it here",
+				 vmdef_devices[k]->field);
+	}
+	vmdef_free(&blank);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -906,6 +933,7 @@ int main(void)
 		cmocka_unit_test(test_store_migrate_6_to_7),
 		cmocka_unit_test(test_store_migrate_8_to_9),
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
+		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);
