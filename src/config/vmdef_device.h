@@ -5,8 +5,8 @@
  * vmdef_onedev.c) with one const struct vmdef_device_kind, listed once in vmdef_devices[]
  * (vmdef_devices.c). vmdef.c is driven by that table for everything a device needs: its
  * JSON field (parse and write), its PCI slots, its checks, what may change while the VM
- * runs, what a saved state must match. keel-vmm's device class points at its kind
- * (vmm/device.h). How to add one: docs/devices.md.
+ * runs, what a saved state must match; keel-vmm's command line by its options. keel-vmm's device
+ * class points at its kind (vmm/device.h). How to add one: docs/devices.md.
  */
 #ifndef KEEL_CONFIG_VMDEF_DEVICE_H
 #define KEEL_CONFIG_VMDEF_DEVICE_H
@@ -18,6 +18,9 @@
 #include <json-c/json.h>
 
 #include "config/vmdef.h"
+
+struct vmdef_option;
+struct vmdef_host;
 
 struct vmdef_device_kind {
 	const char *field; /* the document's field: "disks", "nets", "virtio_console", "rng" */
@@ -47,6 +50,14 @@ struct vmdef_device_kind {
 	/* Optional: the kind's allocations (copy: dst already holds src's bytes). */
 	int (*copy)(struct vm_def *dst, const struct vm_def *src);
 	void (*free)(struct vm_def *def);
+	/* Optional: keel-vmm's command-line options for the kind (config/vmdef_cli.h), ended by
+	 * one whose name is NULL; vmm/config.c's option table is built from every kind's. */
+	const struct vmdef_option *options;
+	/* Optional: once every option is read, reconcile the host side with the description:
+	 * config_path is the --config file def was loaded from, or NULL when the options
+	 * described the VM. 0, or -EINVAL with err. */
+	int (*options_done)(struct vm_def *def, struct vmdef_host *host, const char *config_path,
+			    char *err, size_t errlen);
 };
 
 extern const struct vmdef_device_kind vmdef_disk_kind, vmdef_nic_kind, vmdef_console_kind,

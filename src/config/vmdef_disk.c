@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/vmdef_cli.h"
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
@@ -237,6 +238,95 @@ static void disk_free(struct vm_def *def)
 	def->ndisks = 0;
 }
 
+/* keel-vmm's --disk (config/vmdef_cli.h). */
+int vmdef_cli_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size_t errlen)
+{
+	char k[16], v[VMDEF_PATH_MAX + 1];
+	const char *p = s;
+	int too_long;
+
+	memset(d, 0, sizeof(*d));
+	*scsi = false;
+	while ((p = vmdef_cli_next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
+		if (too_long) {
+			snprintf(err, errlen, "--disk %s: an option or value is too long", s);
+			goto fail;
+		}
+		if (!strcmp(k, "path") && *v && !d->path) {
+			d->path = strdup(v);
+			if (!d->path) {
+				snprintf(err, errlen, "--disk %s: out of memory", s);
+				return -ENOMEM;
+			}
+		} else if (!strcmp(k, "readonly") && !vmdef_cli_on_off(v, &d->readonly)) {
+		} else if (!strcmp(k, "format") && (!strcmp(v, "raw") || !strcmp(v, "vhdx"))) {
+			d->format = !strcmp(v, "raw") ? VM_DISK_RAW : VM_DISK_VHDX;
+		} else if (!strcmp(k, "cache") && !vmdef_disk_cache_parse(v, &d->cache)) {
+		} else if (!strcmp(k, "slot") && !vmdef_cli_slot(v, &d->pci_slot)) {
+		} else if (!strcmp(k, "bus") && (!strcmp(v, "virtio") || !strcmp(v, "scsi"))) {
+			*scsi = !strcmp(v, "scsi");
+		} else if (!strcmp(k, "serial")) {
+			if (strlen(v) > VMDEF_SERIAL_MAX) {
+				snprintf(err, errlen, "--disk %s: serial is at most %d characters",
+					 s, VMDEF_SERIAL_MAX);
+				goto fail;
+			}
+			memcpy(d->serial, v, strlen(v) + 1); /* length checked above */
+		} else {
+			snprintf(err, errlen,
+				 "--disk %s: expected path=FILE[,format=raw|vhdx][,readonly=on|off]"
+				 "[,cache=none|writeback|unsafe][,serial=STRING][,slot=%d..%d]"
+				 "[,bus=virtio|scsi] (a path with a comma needs --config)",
+				 s, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
+			goto fail;
+		}
+	}
+	if (!d->path) {
+		snprintf(err, errlen, "--disk %s: path=FILE is required", s);
+		return -EINVAL;
+	}
+	if (*scsi && d->pci_slot) {
+		snprintf(err, errlen,
+			 "--disk %s: a disk on the SCSI bus has no PCI slot of its own (the "
+			 "controller has one)",
+			 s);
+		goto fail;
+	}
+	return 0;
+fail:
+	free(d->path);
+	d->path = NULL;
+	return -EINVAL;
+}
+
+static int disk_option(struct vm_def *def, struct vmdef_host *host, const char *arg, char *err,
+		       size_t errlen)
+{
+	struct vm_disk d;
+	bool scsi;
+	int r = vmdef_cli_disk(arg, &d, &scsi, err, errlen);
+
+	if (r)
+		return r;
+	if (scsi)
+		return vmdef_cli_add_lun(def, VM_LUN_DISK, &d, err, errlen);
+	if (def->ndisks == VMDEF_MAX_DISKS) {
+		snprintf(err, errlen, "--disk: at most %d disks", VMDEF_MAX_DISKS);
+		free(d.path);
+		return -EINVAL;
+	}
+	def->disks[def->ndisks++] = d;
+	return d.path[0] == '/'
+		       ? 0
+		       : vmdef_cli_set_path(&def->disks[def->ndisks - 1].path, d.path, err, errlen);
+}
+
+static const struct vmdef_option disk_options[] = {
+	{"disk", "path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N][,bus=scsi]",
+	 "a disk, virtio-blk or on the SCSI controller (repeat for more)", false, disk_option},
+	{0},
+};
+
 const struct vmdef_device_kind vmdef_disk_kind = {
 	.field = "disks",
 	.max = VMDEF_MAX_DISKS,
@@ -251,4 +341,5 @@ const struct vmdef_device_kind vmdef_disk_kind = {
 	.guest_equal = disk_guest_equal,
 	.copy = disk_copy,
 	.free = disk_free,
+	.options = disk_options,
 };

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/vmdef_cli.h"
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
@@ -322,6 +323,61 @@ static bool nic_guest_equal(const struct vm_def *saved, unsigned i, const struct
 	return false;
 }
 
+/* keel-vmm's --net (config/vmdef_cli.h). */
+int vmdef_cli_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
+{
+	char k[16], v[64];
+	const char *p = s;
+	uint8_t mac[6];
+	int too_long;
+
+	memset(n, 0, sizeof(*n));
+	while ((p = vmdef_cli_next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
+		if (too_long) {
+			snprintf(err, errlen, "--net %s: an option or value is too long", s);
+			return -EINVAL;
+		}
+		if (!strcmp(k, "tap") && vmdef_tap_ok(v)) {
+			memcpy(n->tap, v, strlen(v) + 1); /* length checked by vmdef_tap_ok */
+		} else if (!strcmp(k, "mac") && !vmdef_mac_parse(v, mac)) {
+			vmdef_mac_format(mac, n->mac);
+		} else if (!strcmp(k, "slot") && !vmdef_cli_slot(v, &n->pci_slot)) {
+		} else {
+			snprintf(err, errlen,
+				 "--net %s: expected tap=IFNAME (1 to %d characters)[,mac=52:54:00:"
+				 "xx:xx:xx] (a unicast MAC)[,slot=%d..%d]",
+				 s, VMDEF_TAP_MAX, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
+			return -EINVAL;
+		}
+	}
+	if (!n->tap[0]) {
+		snprintf(err, errlen, "--net %s: tap=IFNAME is required", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int net_option(struct vm_def *def, struct vmdef_host *host, const char *arg, char *err,
+		      size_t errlen)
+{
+	int r;
+
+	if (def->nnics == VMDEF_MAX_NICS) {
+		snprintf(err, errlen, "--net: at most %d network cards", VMDEF_MAX_NICS);
+		return -EINVAL;
+	}
+	r = vmdef_cli_net(arg, &def->nics[def->nnics], err, errlen);
+	if (!r)
+		def->nnics++;
+	return r;
+}
+
+static const struct vmdef_option nic_options[] = {
+	{"net", "tap=IFNAME[,mac=MAC][,slot=N]", "a virtio-net card on a tap (repeat for more)",
+	 false, net_option},
+	{0},
+};
+
 const struct vmdef_device_kind vmdef_nic_kind = {
 	.field = "nets",
 	.max = VMDEF_MAX_NICS,
@@ -333,4 +389,5 @@ const struct vmdef_device_kind vmdef_nic_kind = {
 	.check = nic_check,
 	.hw_equal = nic_hw_equal,
 	.guest_equal = nic_guest_equal,
+	.options = nic_options,
 };

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/vmdef_cli.h"
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
@@ -54,8 +55,64 @@ static bool onedev_hw_equal(const struct vm_onedev *a, const struct vm_onedev *b
 	return a->present == b->present && (!a->present || a->pci_slot == b->pci_slot);
 }
 
-/* One kind per device: its field and where the description keeps it. */
-#define ONEDEV_KIND(kind, member, fieldname)                                                       \
+/* keel-vmm's --console: where the virtio-console goes on the host (config/vmdef_cli.h). */
+static int console_option(struct vm_def *def, struct vmdef_host *host, const char *arg, char *err,
+			  size_t errlen)
+{
+	if (vmdef_chardev_parse(arg, &host->console)) {
+		snprintf(err, errlen, "--console %s: expected stdio, file:PATH, unix:PATH or off",
+			 arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Without --config, --console makes the device; with it, the file says whether there is one
+ * and --console where it goes. */
+static int console_options_done(struct vm_def *def, struct vmdef_host *host,
+				const char *config_path, char *err, size_t errlen)
+{
+	if (!config_path) {
+		def->console.present = host->console.kind != CHARDEV_OFF;
+		return 0;
+	}
+	if (def->console.present && host->console.kind == CHARDEV_OFF) {
+		snprintf(err, errlen,
+			 "the VM has a virtio console: say where it goes with --console "
+			 "stdio|file:PATH|unix:PATH");
+		return -EINVAL;
+	}
+	if (!def->console.present && host->console.kind != CHARDEV_OFF) {
+		snprintf(err, errlen, "--console: the VM described in %s has no virtio console",
+			 config_path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct vmdef_option console_options[] = {
+	{"console", "stdio|file:PATH|unix:PATH|off",
+	 "a virtio-console and where it goes (with --config too: where the file's goes)", true,
+	 console_option},
+	{0},
+};
+
+/* keel-vmm's --no-rng: a VM has virtio-rng unless told otherwise. */
+static int no_rng_option(struct vm_def *def, struct vmdef_host *host, const char *arg, char *err,
+			 size_t errlen)
+{
+	def->rng.present = false;
+	return 0;
+}
+
+static const struct vmdef_option rng_options[] = {
+	{"no-rng", NULL, "no virtio-rng (a VM has one by default)", false, no_rng_option},
+	{0},
+};
+
+/* One kind per device: its field, where the description keeps it, and its keel-vmm options
+ * and their check (NULL: none). */
+#define ONEDEV_KIND(kind, member, fieldname, opts, done)                                           \
 	static unsigned kind##_count(const struct vm_def *def)                                     \
 	{                                                                                          \
 		return def->member.present;                                                        \
@@ -98,7 +155,9 @@ static bool onedev_hw_equal(const struct vm_onedev *a, const struct vm_onedev *b
 		.same = kind##_same,                                                               \
 		.hw_equal = kind##_hw_equal,                                                       \
 		.guest_equal = kind##_guest_equal,                                                 \
+		.options = opts,                                                                   \
+		.options_done = done,                                                              \
 	}
 
-ONEDEV_KIND(console, console, "virtio_console");
-ONEDEV_KIND(rng, rng, "rng");
+ONEDEV_KIND(console, console, "virtio_console", console_options, console_options_done);
+ONEDEV_KIND(rng, rng, "rng", rng_options, NULL);

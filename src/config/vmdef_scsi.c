@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/vmdef_cli.h"
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
@@ -314,6 +315,56 @@ static void scsi_free(struct vm_def *def)
 	def->scsi.nluns = 0;
 }
 
+/* keel-vmm's --dvd, and --disk ...,bus=scsi (config/vmdef_cli.h). */
+int vmdef_cli_add_lun(struct vm_def *def, enum vm_lun_type type, struct vm_disk *d, char *err,
+		      size_t errlen)
+{
+	struct vm_lun *l;
+
+	if (def->scsi.nluns == VMDEF_MAX_LUNS) {
+		snprintf(err, errlen,
+			 "--%s: the SCSI controller has at most %d LUNs (disks and DVD "
+			 "drives)",
+			 type == VM_LUN_DVD ? "dvd" : "disk", VMDEF_MAX_LUNS);
+		free(d->path);
+		return -EINVAL;
+	}
+	l = &def->scsi.luns[def->scsi.nluns++];
+	*l = (struct vm_lun){.type = type, .disk = *d};
+	if (type == VM_LUN_DVD) {
+		l->disk.readonly = true;
+		l->disk.format = VM_DISK_RAW;
+	}
+	return l->disk.path && l->disk.path[0] != '/'
+		       ? vmdef_cli_set_path(&l->disk.path, l->disk.path, err, errlen)
+		       : 0;
+}
+
+static int dvd_option(struct vm_def *def, struct vmdef_host *host, const char *arg, char *err,
+		      size_t errlen)
+{
+	struct vm_disk d = {0};
+
+	if (!*arg) {
+		snprintf(err, errlen, "--dvd: expected an ISO image, or none for an empty drive");
+		return -EINVAL;
+	}
+	if (strcmp(arg, "none")) {
+		d.path = strdup(arg);
+		if (!d.path) {
+			snprintf(err, errlen, "--dvd %s: out of memory", arg);
+			return -ENOMEM;
+		}
+	}
+	return vmdef_cli_add_lun(def, VM_LUN_DVD, &d, err, errlen);
+}
+
+static const struct vmdef_option scsi_options[] = {
+	{"dvd", "FILE|none", "a DVD drive on the SCSI controller, with an ISO image or empty",
+	 false, dvd_option},
+	{0},
+};
+
 const struct vmdef_device_kind vmdef_scsi_kind = {
 	.field = "scsi",
 	.max = 1,
@@ -328,4 +379,5 @@ const struct vmdef_device_kind vmdef_scsi_kind = {
 	.guest_equal = scsi_guest_equal,
 	.copy = scsi_copy,
 	.free = scsi_free,
+	.options = scsi_options,
 };

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/vmdef_cli.h"
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
+#include "lib/parse.h"
 
 static unsigned vsock_count(const struct vm_def *def)
 {
@@ -100,6 +102,118 @@ static bool vsock_guest_equal(const struct vm_def *saved, unsigned i, const stru
 	return false;
 }
 
+/* keel-vmm's --vsock and --vsock-socket (config/vmdef_cli.h): where the host side listens. */
+int vmdef_cli_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOCKET_MAX + 1],
+		    char *err, size_t errlen)
+{
+	char k[16], v[VMDEF_PATH_MAX + 1];
+	const char *p = s;
+	uint64_t x;
+	int too_long;
+
+	*cid = 0;
+	socket[0] = 0;
+	while ((p = vmdef_cli_next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
+		if (too_long) {
+			snprintf(err, errlen, "--vsock %s: an option or value is too long", s);
+			return -EINVAL;
+		}
+		if (socket[0]) {
+			/* Whatever follows socket=PATH was part of the path: a path is never split
+			 * (nor a second socket= taken in its place). */
+			snprintf(err, errlen,
+				 "--vsock %s: the socket path cannot contain a comma (and comes "
+				 "last); pass such a path whole with --vsock-socket=PATH",
+				 s);
+			return -EINVAL;
+		}
+		if (!strcmp(k, "cid") &&
+		    !parse_uint(v, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX, &x)) {
+			*cid = (uint32_t)x;
+		} else if (!strcmp(k, "socket") && *v) {
+			if (vmdef_cli_abs_path(v, socket, VMDEF_VSOCK_SOCKET_MAX + 1)) {
+				snprintf(err, errlen,
+					 "--vsock: the socket's absolute path must be at most %d "
+					 "bytes (PATH_<port> must fit a Unix socket address): %s",
+					 VMDEF_VSOCK_SOCKET_MAX, v);
+				return -EINVAL;
+			}
+		} else {
+			snprintf(err, errlen,
+				 "--vsock %s: expected [cid=N,]socket=PATH with N the guest's "
+				 "context ID (%d to %u)",
+				 s, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX);
+			return -EINVAL;
+		}
+	}
+	if (!socket[0]) {
+		snprintf(err, errlen, "--vsock %s: socket=PATH is required", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vsock_option(struct vm_def *def, struct vmdef_host *host, const char *arg, char *err,
+			size_t errlen)
+{
+	return vmdef_cli_vsock(arg, &host->vsock_cid, host->vsock_socket, err, errlen);
+}
+
+static int vsock_socket_option(struct vm_def *def, struct vmdef_host *host, const char *arg,
+			       char *err, size_t errlen)
+{
+	if (!*arg || vmdef_cli_abs_path(arg, host->vsock_socket, VMDEF_VSOCK_SOCKET_MAX + 1)) {
+		snprintf(err, errlen,
+			 "--vsock-socket: the socket's absolute path must be 1 to %d bytes "
+			 "(PATH_<port> must fit a Unix socket address): %s",
+			 VMDEF_VSOCK_SOCKET_MAX, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Without --config the options make the device; with it, they must match the file's. */
+static int vsock_options_done(struct vm_def *def, struct vmdef_host *host, const char *config_path,
+			      char *err, size_t errlen)
+{
+	if (!config_path) {
+		if (host->vsock_socket[0])
+			def->vsock = (struct vm_vsock){
+				.present = true,
+				.cid = host->vsock_cid ? host->vsock_cid : VMDEF_VSOCK_CID_DEFAULT};
+		return 0;
+	}
+	if (def->vsock.present && !host->vsock_socket[0]) {
+		snprintf(err, errlen,
+			 "the VM has a virtio-vsock device: say where its host side "
+			 "listens with --vsock socket=PATH");
+		return -EINVAL;
+	}
+	if (!def->vsock.present && host->vsock_socket[0]) {
+		snprintf(err, errlen, "--vsock: the VM described in %s has no virtio-vsock device",
+			 config_path);
+		return -EINVAL;
+	}
+	if (host->vsock_cid && host->vsock_cid != def->vsock.cid) {
+		snprintf(err, errlen,
+			 "--vsock cid=%u: the VM described in %s has guest CID %u (leave "
+			 "cid= out with --config)",
+			 host->vsock_cid, config_path, def->vsock.cid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct vmdef_option vsock_options[] = {
+	{"vsock", "[cid=N,]socket=PATH",
+	 "a virtio-vsock device; its host side listens on PATH_<port> (with --config too)", true,
+	 vsock_option},
+	{"vsock-socket", "PATH",
+	 "--vsock socket=PATH with PATH given whole (it may contain a comma; with --config too)",
+	 true, vsock_socket_option},
+	{0},
+};
+
 const struct vmdef_device_kind vmdef_vsock_kind = {
 	.field = "vsock",
 	.max = 1,
@@ -111,4 +225,6 @@ const struct vmdef_device_kind vmdef_vsock_kind = {
 	.same = vsock_same,
 	.hw_equal = vsock_hw_equal,
 	.guest_equal = vsock_guest_equal,
+	.options = vsock_options,
+	.options_done = vsock_options_done,
 };

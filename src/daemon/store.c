@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -31,8 +31,6 @@ static const char schema[] =
 	" notes TEXT,"
 	" start_action TEXT NOT NULL,"
 	" stop_action TEXT NOT NULL,"
-	" console_slot INTEGER NOT NULL DEFAULT -1," /* -1: no virtio-console */
-	" rng_slot INTEGER NOT NULL DEFAULT 0,"	     /* -1: no virtio-rng; 0: not assigned yet */
 	" debug_exit INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS disks("
 	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -70,7 +68,7 @@ static const char schema[] =
 	 * description as JSON, a row per kind the VM has. */
 	"CREATE TABLE IF NOT EXISTS devices("
 	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
-	" field TEXT NOT NULL," /* the description's field: "vsock" */
+	" field TEXT NOT NULL," /* the description's field: "vsock", "rng" */
 	" doc TEXT NOT NULL,"	/* its value, as the kind writes it */
 	" PRIMARY KEY(vm, field));"
 	/* virtio-scsi (store_scsi.c): the controller's slot, and its LUNs in order. */
@@ -224,6 +222,23 @@ static const char migrate_7_to_8[] =
 	"ALTER TABLE nics ADD COLUMN bw_out INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE nics ADD COLUMN bw_in INTEGER NOT NULL DEFAULT 0;";
 
+/* From schema 8: the virtio-console's and virtio-rng's slots move from their columns of vms
+ * into devices, as the description's "virtio_console" and "rng" fields (store_devices.c),
+ * read as the columns were: a console where console_slot >= 0, an rng unless rng_slot < 0
+ * (kept as null: a VM has one by default), a slot out of range left out (the parser then
+ * gives it a new one, as the columns' reader did). Each value is taken as an integer first,
+ * as sqlite3_column_int took it (a column holds whatever was written into it: 20.7 is slot
+ * 20, -0.5 is 0, never a non-integer pci_slot that would damage the VM). */
+static const char migrate_8_to_9[] =
+	"INSERT INTO devices(vm, field, doc) SELECT uuid, 'virtio_console',"
+	" CASE WHEN c BETWEEN 1 AND 30 THEN json_object('pci_slot', c) ELSE '{}' END"
+	" FROM (SELECT uuid, CAST(console_slot AS INTEGER) AS c FROM vms) WHERE c >= 0;"
+	"INSERT INTO devices(vm, field, doc) SELECT uuid, 'rng',"
+	" CASE WHEN r < 0 THEN 'null' WHEN r BETWEEN 1 AND 30 THEN json_object('pci_slot', r)"
+	" ELSE '{}' END FROM (SELECT uuid, CAST(rng_slot AS INTEGER) AS r FROM vms);"
+	"ALTER TABLE vms DROP COLUMN console_slot;"
+	"ALTER TABLE vms DROP COLUMN rng_slot;";
+
 static int pin_existing_formats(struct store *st)
 {
 	sqlite3_stmt *s = NULL, *u = NULL;
@@ -367,12 +382,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_6_to_7);
 	if (!ret && version >= 1 && version <= 7)
 		ret = exec_sql(st, migrate_7_to_8);
+	if (!ret && version >= 1 && version <= 8)
+		ret = exec_sql(st, migrate_8_to_9);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=8");
+		ret = exec_sql(st, "PRAGMA user_version=9");
 	/* The message of what failed, taken before finish's ROLLBACK replaces SQLite's
 	 * ("not an error"); a failed COMMIT leaves its own. */
 	if (ret) {
@@ -428,19 +445,6 @@ static int constraint_error(struct store *st, const struct vm_def *def, char *er
 }
 
 /* A one-of device as its column: -1 absent, else its slot (0: not assigned yet). */
-static int onedev_slot(const struct vm_onedev *d)
-{
-	return d->present ? d->pci_slot : -1;
-}
-
-static void onedev_from_col(sqlite3_stmt *s, int col, struct vm_onedev *d)
-{
-	int v = sqlite3_column_int(s, col);
-
-	d->present = v >= 0;
-	d->pci_slot = v >= VMDEF_PCI_SLOT_MIN && v <= VMDEF_PCI_SLOT_MAX ? (uint8_t)v : 0;
-}
-
 static uint8_t slot_from_col(sqlite3_stmt *s, int col)
 {
 	int v = sqlite3_column_int(s, col);
@@ -541,9 +545,8 @@ int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_
 	}
 	ret = prepare(st,
 		      "INSERT INTO vms(uuid, name, version, revision, created, cpus, memory, "
-		      "kernel, initrd, cmdline, notes, start_action, stop_action, console_slot, "
-		      "rng_slot, debug_exit) "
-		      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		      "kernel, initrd, cmdline, notes, start_action, stop_action, debug_exit) "
+		      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 		      &s);
 	if (ret)
 		goto out;
@@ -560,9 +563,7 @@ int store_vm_insert(struct store *st, const struct vm_def *def, char *err, size_
 	bind_text_or_null(s, 11, def->notes);
 	sqlite3_bind_text(s, 12, vmdef_start_action_name(def->start_action), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 13, vmdef_stop_action_name(def->stop_action), -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 14, onedev_slot(&def->console));
-	sqlite3_bind_int(s, 15, onedev_slot(&def->rng));
-	sqlite3_bind_int(s, 16, def->debug_exit);
+	sqlite3_bind_int(s, 14, def->debug_exit);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_CONSTRAINT) {
 		ret = constraint_error(st, def, err, errlen);
@@ -593,7 +594,7 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 	ret = prepare(st,
 		      "UPDATE vms SET name=?, version=?, revision=?, cpus=?, memory=?, kernel=?, "
 		      "initrd=?, cmdline=?, notes=?, start_action=?, stop_action=?, "
-		      "console_slot=?, rng_slot=?, debug_exit=? WHERE uuid=? AND revision=?",
+		      "debug_exit=? WHERE uuid=? AND revision=?",
 		      &s);
 	if (ret)
 		goto out;
@@ -608,11 +609,9 @@ int store_vm_update_rows(struct store *st, const struct vm_def *def, char *err, 
 	bind_text_or_null(s, 9, def->notes);
 	sqlite3_bind_text(s, 10, vmdef_start_action_name(def->start_action), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 11, vmdef_stop_action_name(def->stop_action), -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 12, onedev_slot(&def->console));
-	sqlite3_bind_int(s, 13, onedev_slot(&def->rng));
-	sqlite3_bind_int(s, 14, def->debug_exit);
-	sqlite3_bind_text(s, 15, def->uuid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 16, (sqlite3_int64)def->revision - 1);
+	sqlite3_bind_int(s, 12, def->debug_exit);
+	sqlite3_bind_text(s, 13, def->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 14, (sqlite3_int64)def->revision - 1);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_CONSTRAINT) {
 		ret = constraint_error(st, def, err, errlen);
@@ -727,7 +726,7 @@ static const char *stop_name(unsigned a)
 
 #define VM_COLUMNS                                                                                 \
 	"uuid, name, version, revision, created, cpus, memory, kernel, initrd, cmdline, notes, "   \
-	"start_action, stop_action, console_slot, rng_slot, debug_exit"
+	"start_action, stop_action, debug_exit"
 
 /* Fill def from a row of VM_COLUMNS, then read its disks and NICs. */
 static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
@@ -753,9 +752,7 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	def->start_action = (enum vm_start_action)action_from_name(action, start_name, 0);
 	copy_col(s, 12, action, sizeof(action));
 	def->stop_action = (enum vm_stop_action)action_from_name(action, stop_name, 1);
-	onedev_from_col(s, 13, &def->console);
-	onedev_from_col(s, 14, &def->rng);
-	def->debug_exit = sqlite3_column_int(s, 15) != 0;
+	def->debug_exit = sqlite3_column_int(s, 13) != 0;
 
 	ret = prepare(st,
 		      "SELECT path, readonly, serial, pci_slot, format, cache FROM disks WHERE "

@@ -6,9 +6,15 @@
  * the VM has. So a new kind of device is stored, read back and upgraded with the
  * description's rules without a line here or a schema change (docs/devices.md).
  *
- * The kinds that keeld has stored since before this table keep their columns and tables:
- * disks and adapters (their own tables, which the pools, switches and port forwards query),
- * the console and rng (columns of vms, store.c) and the SCSI controller (store_scsi.c).
+ * A kind a VM has by default (rng) and this VM has not is kept as a row whose doc is null, so
+ * it reads back without one.
+ *
+ * Three kinds keep storage of their own, because other parts of keeld query their rows, not
+ * only the VM's description: disks and adapters (tables disks and nics, which storage pools,
+ * virtual switches and their port forwards look up by path, tap, MAC or switch) and the SCSI
+ * controller's LUNs (store_scsi.c, whose paths pools look up like disks'). The console and
+ * rng had columns of vms until schema 9 moved them here (store.c, migrate_8_to_9), as schema
+ * 7 did vsock's table.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,8 +36,6 @@ static const struct {
 } own[] = {
 	{&vmdef_disk_kind, NULL, NULL},
 	{&vmdef_nic_kind, NULL, NULL},
-	{&vmdef_console_kind, NULL, NULL},
-	{&vmdef_rng_kind, NULL, NULL},
 	{&vmdef_scsi_kind, store_scsi_put, store_scsi_load},
 };
 
@@ -51,24 +55,30 @@ static const struct vmdef_device_kind *kind_of(const char *field)
 	return NULL;
 }
 
-static int put_doc(struct store *st, const struct vm_def *def, const struct vmdef_device_kind *k)
+/* blank: a description as vmdef_init leaves it, to tell a kind absent by default (no row)
+ * from one a VM has unless told otherwise (a null row when it has none). */
+static int put_doc(struct store *st, const struct vm_def *def, const struct vmdef_device_kind *k,
+		   const struct vm_def *blank)
 {
 	json_object *doc = NULL;
 	sqlite3_stmt *s = NULL;
-	int ret;
+	int ret = 0;
 
-	if (!k->count(def))
+	if (!k->count(def) && !k->count(blank))
 		return 0;
-	ret = k->to_json(def, &doc);
-	if (!ret && !doc)
-		return 0; /* the field is null: nothing to keep */
+	if (k->count(def))
+		ret = k->to_json(def, &doc);
+	if (!ret && !doc && !k->count(blank))
+		return 0; /* the field is null, as by default: nothing to keep */
 	if (!ret)
 		ret = store_prepare(st, "INSERT INTO devices(vm, field, doc) VALUES(?1, ?2, ?3)",
 				    &s);
 	if (!ret) {
 		sqlite3_bind_text(s, 1, def->uuid, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, k->field, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN),
+		sqlite3_bind_text(s, 3,
+				  doc ? json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN)
+				      : "null",
 				  -1, SQLITE_TRANSIENT);
 		ret = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
 	}
@@ -80,6 +90,7 @@ static int put_doc(struct store *st, const struct vm_def *def, const struct vmde
 int store_devices_put(struct store *st, const struct vm_def *def)
 {
 	sqlite3_stmt *s = NULL;
+	struct vm_def blank;
 	int ret = 0;
 
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !ret; i++)
@@ -92,9 +103,11 @@ int store_devices_put(struct store *st, const struct vm_def *def)
 		ret = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
 	}
 	sqlite3_finalize(s);
+	vmdef_init(&blank);
 	for (size_t i = 0; i < vmdef_ndevices && !ret; i++)
 		if (!has_own(vmdef_devices[i]))
-			ret = put_doc(st, def, vmdef_devices[i]);
+			ret = put_doc(st, def, vmdef_devices[i], &blank);
+	vmdef_free(&blank);
 	return ret;
 }
 
@@ -104,6 +117,7 @@ int store_devices_put(struct store *st, const struct vm_def *def)
 static int load_doc(struct vm_def *def, const char *field, const char *text, char *why, size_t len)
 {
 	const struct vmdef_device_kind *k = kind_of(field);
+	enum json_tokener_error jerr;
 	json_object *doc;
 	int ret;
 
@@ -111,8 +125,9 @@ static int load_doc(struct vm_def *def, const char *field, const char *text, cha
 		snprintf(why, len, "its device field '%s' is unknown to this keeld", field);
 		return -EPROTO;
 	}
-	doc = json_tokener_parse(text);
-	if (!doc) {
+	/* JSON null parses to NULL, told from an error by the tokener's verdict. */
+	doc = json_tokener_parse_verbose(text, &jerr);
+	if (jerr != json_tokener_success) {
 		snprintf(why, len, "its device field '%s' is not JSON", field);
 		return -EPROTO;
 	}

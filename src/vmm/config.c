@@ -14,261 +14,25 @@
 #include "lib/parse.h"
 #include "vmm/virtio/net.h"
 
-static const char config_usage[] =
+static const char usage_head[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
 	"                | --firmware bios|uefi[=FILE] [--nvram FILE] [--boot-order LIST]\n"
-	"                [--cpus N] [--memory SIZE] [--name NAME]\n"
-	"                [--disk "
-	"path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N][,bus=scsi]]...\n"
-	"                [--dvd FILE|none]...\n"
-	"                [--net tap=IFNAME[,mac=MAC][,slot=N]]... [--no-rng] [--debug-exit]\n"
-	"                [--serial stdio|file:PATH|unix:PATH|off]\n"
-	"                [--console stdio|file:PATH|unix:PATH|off]\n"
-	"                [--vsock [cid=N,]socket=PATH] [--vsock-socket PATH]\n"
+	"                [--cpus N] [--memory SIZE] [--name NAME] [--debug-exit]\n"
+	"                [DEVICE OPTION]... [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd "
 	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|lun.I=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
+	"Device options (each device kind's, src/config/vmdef_*.c):\n";
+
+static const char usage_tail[] =
+	"\n"
 	"Runs one virtual machine on KVM. The VM is described by a JSON document (--config,\n"
-	"docs/vm-config.md) or by the options from --kernel to --debug-exit, not both.\n"
+	"docs/vm-config.md) or by the options from --kernel to --debug-exit and the device\n"
+	"options, not both (a device option marked \"with --config too\" goes with either).\n"
 	"SIZE takes K, M, G or T (plain numbers are MiB). Defaults: 1 vCPU, 512M, serial on\n"
 	"stdio. See docs/keel-vmm.md.\n";
-
-int config_parse_chardev(const char *s, struct chardev_spec *spec)
-{
-	if (!strcmp(s, "stdio")) {
-		*spec = (struct chardev_spec){CHARDEV_STDIO, NULL};
-	} else if (!strcmp(s, "off")) {
-		*spec = (struct chardev_spec){CHARDEV_OFF, NULL};
-	} else if (!strncmp(s, "file:", 5) && s[5]) {
-		*spec = (struct chardev_spec){CHARDEV_FILE, s + 5};
-	} else if (!strncmp(s, "unix:", 5) && s[5]) {
-		*spec = (struct chardev_spec){CHARDEV_UNIX, s + 5};
-	} else {
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* Split "key=value,key=value": the next key and value into k and v; returns the rest or
- * NULL at the end. An item without '=' gets an empty value. */
-static const char *next_kv(const char *s, char *k, size_t klen, char *v, size_t vlen, int *too_long)
-{
-	const char *comma, *eq;
-	size_t kl, vl;
-
-	if (!*s)
-		return NULL;
-	comma = strchr(s, ',');
-	if (!comma)
-		comma = s + strlen(s);
-	eq = memchr(s, '=', (size_t)(comma - s));
-	kl = (size_t)((eq ? eq : comma) - s);
-	vl = eq ? (size_t)(comma - eq - 1) : 0;
-	*too_long = kl >= klen || vl >= vlen;
-	if (*too_long)
-		return comma;
-	memcpy(k, s, kl);
-	k[kl] = 0;
-	if (eq)
-		memcpy(v, eq + 1, vl);
-	v[vl] = 0;
-	return *comma ? comma + 1 : comma;
-}
-
-static int parse_on_off(const char *v, bool *out)
-{
-	if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
-		*out = true;
-	else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
-		*out = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static int parse_slot(const char *v, uint8_t *slot)
-{
-	uint64_t x;
-
-	if (parse_uint(v, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX, &x))
-		return -EINVAL;
-	*slot = (uint8_t)x;
-	return 0;
-}
-
-int config_parse_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size_t errlen)
-{
-	char k[16], v[VMDEF_PATH_MAX + 1];
-	const char *p = s;
-	int too_long;
-
-	memset(d, 0, sizeof(*d));
-	*scsi = false;
-	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
-		if (too_long) {
-			snprintf(err, errlen, "--disk %s: an option or value is too long", s);
-			goto fail;
-		}
-		if (!strcmp(k, "path") && *v && !d->path) {
-			d->path = strdup(v);
-			if (!d->path) {
-				snprintf(err, errlen, "--disk %s: out of memory", s);
-				return -ENOMEM;
-			}
-		} else if (!strcmp(k, "readonly") && !parse_on_off(v, &d->readonly)) {
-		} else if (!strcmp(k, "format") && (!strcmp(v, "raw") || !strcmp(v, "vhdx"))) {
-			d->format = !strcmp(v, "raw") ? VM_DISK_RAW : VM_DISK_VHDX;
-		} else if (!strcmp(k, "cache") && !vmdef_disk_cache_parse(v, &d->cache)) {
-		} else if (!strcmp(k, "slot") && !parse_slot(v, &d->pci_slot)) {
-		} else if (!strcmp(k, "bus") && (!strcmp(v, "virtio") || !strcmp(v, "scsi"))) {
-			*scsi = !strcmp(v, "scsi");
-		} else if (!strcmp(k, "serial")) {
-			if (strlen(v) > VMDEF_SERIAL_MAX) {
-				snprintf(err, errlen, "--disk %s: serial is at most %d characters",
-					 s, VMDEF_SERIAL_MAX);
-				goto fail;
-			}
-			memcpy(d->serial, v, strlen(v) + 1); /* length checked above */
-		} else {
-			snprintf(err, errlen,
-				 "--disk %s: expected path=FILE[,format=raw|vhdx][,readonly=on|off]"
-				 "[,cache=none|writeback|unsafe][,serial=STRING][,slot=%d..%d]"
-				 "[,bus=virtio|scsi] (a path with a comma needs --config)",
-				 s, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
-			goto fail;
-		}
-	}
-	if (!d->path) {
-		snprintf(err, errlen, "--disk %s: path=FILE is required", s);
-		return -EINVAL;
-	}
-	if (*scsi && d->pci_slot) {
-		snprintf(err, errlen,
-			 "--disk %s: a disk on the SCSI bus has no PCI slot of its own (the "
-			 "controller has one)",
-			 s);
-		goto fail;
-	}
-	return 0;
-fail:
-	free(d->path);
-	d->path = NULL;
-	return -EINVAL;
-}
-
-int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
-{
-	char k[16], v[64];
-	const char *p = s;
-	uint8_t mac[6];
-	int too_long;
-
-	memset(n, 0, sizeof(*n));
-	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
-		if (too_long) {
-			snprintf(err, errlen, "--net %s: an option or value is too long", s);
-			return -EINVAL;
-		}
-		if (!strcmp(k, "tap") && vmdef_tap_ok(v)) {
-			memcpy(n->tap, v, strlen(v) + 1); /* length checked by vmdef_tap_ok */
-		} else if (!strcmp(k, "mac") && !vmdef_mac_parse(v, mac)) {
-			vmdef_mac_format(mac, n->mac);
-		} else if (!strcmp(k, "slot") && !parse_slot(v, &n->pci_slot)) {
-		} else {
-			snprintf(err, errlen,
-				 "--net %s: expected tap=IFNAME (1 to %d characters)[,mac=52:54:00:"
-				 "xx:xx:xx] (a unicast MAC)[,slot=%d..%d]",
-				 s, VMDEF_TAP_MAX, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
-			return -EINVAL;
-		}
-	}
-	if (!n->tap[0]) {
-		snprintf(err, errlen, "--net %s: tap=IFNAME is required", s);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* Make path absolute against the working directory into out (size bytes); -EINVAL when it
- * cannot be or does not fit. */
-static int absolute_path(const char *path, char *out, size_t size)
-{
-	char cwd[VMDEF_PATH_MAX + 1];
-	int n;
-
-	if (path[0] == '/')
-		n = snprintf(out, size, "%s", path);
-	else if (getcwd(cwd, sizeof(cwd)))
-		n = snprintf(out, size, "%s/%s", cwd, path);
-	else
-		return -EINVAL;
-	return n < 0 || (size_t)n >= size ? -EINVAL : 0;
-}
-
-int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOCKET_MAX + 1],
-		       char *err, size_t errlen)
-{
-	char k[16], v[VMDEF_PATH_MAX + 1];
-	const char *p = s;
-	uint64_t x;
-	int too_long;
-
-	*cid = 0;
-	socket[0] = 0;
-	while ((p = next_kv(p, k, sizeof(k), v, sizeof(v), &too_long))) {
-		if (too_long) {
-			snprintf(err, errlen, "--vsock %s: an option or value is too long", s);
-			return -EINVAL;
-		}
-		if (socket[0]) {
-			/* Whatever follows socket=PATH was part of the path: a path is never split
-			 * (nor a second socket= taken in its place). */
-			snprintf(err, errlen,
-				 "--vsock %s: the socket path cannot contain a comma (and comes "
-				 "last); pass such a path whole with --vsock-socket=PATH",
-				 s);
-			return -EINVAL;
-		}
-		if (!strcmp(k, "cid") &&
-		    !parse_uint(v, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX, &x)) {
-			*cid = (uint32_t)x;
-		} else if (!strcmp(k, "socket") && *v) {
-			if (absolute_path(v, socket, VMDEF_VSOCK_SOCKET_MAX + 1)) {
-				snprintf(err, errlen,
-					 "--vsock: the socket's absolute path must be at most %d "
-					 "bytes (PATH_<port> must fit a Unix socket address): %s",
-					 VMDEF_VSOCK_SOCKET_MAX, v);
-				return -EINVAL;
-			}
-		} else {
-			snprintf(err, errlen,
-				 "--vsock %s: expected [cid=N,]socket=PATH with N the guest's "
-				 "context ID (%d to %u)",
-				 s, VMDEF_VSOCK_CID_MIN, VMDEF_VSOCK_CID_MAX);
-			return -EINVAL;
-		}
-	}
-	if (!socket[0]) {
-		snprintf(err, errlen, "--vsock %s: socket=PATH is required", s);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int config_parse_vsock_socket(const char *path, char socket[VMDEF_VSOCK_SOCKET_MAX + 1], char *err,
-			      size_t errlen)
-{
-	if (!*path || absolute_path(path, socket, VMDEF_VSOCK_SOCKET_MAX + 1)) {
-		snprintf(err, errlen,
-			 "--vsock-socket: the socket's absolute path must be 1 to %d bytes "
-			 "(PATH_<port> must fit a Unix socket address): %s",
-			 VMDEF_VSOCK_SOCKET_MAX, path);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 enum {
 	OPT_KERNEL = 256,
@@ -290,20 +54,15 @@ enum {
 	OPT_RESTORE,
 	OPT_HELP,
 	OPT_VERSION,
-	OPT_DISK,
-	OPT_DVD,
-	OPT_NET,
-	OPT_CONSOLE,
-	OPT_NO_RNG,
-	OPT_VSOCK,
-	OPT_VSOCK_SOCKET,
 	OPT_CONFIG,
 	OPT_FD,
 	OPT_JAIL_USER,
 	OPT_JAIL_ROOT,
 };
 
-static const struct option config_options[] = {
+/* keel-vmm's own options: the machine's and the worker's. The devices' come from their kinds
+ * (config_options_build). */
+static const struct option machine_options[] = {
 	{"kernel", required_argument, NULL, OPT_KERNEL},
 	{"firmware", required_argument, NULL, OPT_FIRMWARE},
 	{"nvram", required_argument, NULL, OPT_NVRAM},
@@ -324,13 +83,6 @@ static const struct option config_options[] = {
 	{"jail-user", required_argument, NULL, OPT_JAIL_USER},
 	{"jail-root", required_argument, NULL, OPT_JAIL_ROOT},
 	{"name", required_argument, NULL, OPT_NAME},
-	{"disk", required_argument, NULL, OPT_DISK},
-	{"dvd", required_argument, NULL, OPT_DVD},
-	{"net", required_argument, NULL, OPT_NET},
-	{"console", required_argument, NULL, OPT_CONSOLE},
-	{"no-rng", no_argument, NULL, OPT_NO_RNG},
-	{"vsock", required_argument, NULL, OPT_VSOCK},
-	{"vsock-socket", required_argument, NULL, OPT_VSOCK_SOCKET},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -347,56 +99,6 @@ static int set_text(char **dst, const char *v, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	return 0;
-}
-
-/* A file named on the command line, made absolute against the working directory (not
- * resolved): a description, and so a saved state, names files by absolute path. */
-static int set_path(char **dst, const char *v, char *err, size_t errlen)
-{
-	char cwd[VMDEF_PATH_MAX + 1], *abs;
-
-	if (v[0] == '/')
-		return set_text(dst, v, err, errlen);
-	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, v) < 0) {
-		snprintf(err, errlen, "%s: cannot make it an absolute path: %s", v,
-			 strerror(errno));
-		return -EINVAL;
-	}
-	if (strlen(abs) > VMDEF_PATH_MAX) {
-		snprintf(err, errlen, "%s: the absolute path is longer than %d bytes", v,
-			 VMDEF_PATH_MAX);
-		free(abs);
-		return -EINVAL;
-	}
-	free(*dst);
-	*dst = abs;
-	return 0;
-}
-
-/* --disk ...,bus=scsi and --dvd: the next LUN of the SCSI controller takes d (and its path,
- * made absolute; a DVD drive's may be NULL: empty). */
-static int add_lun(struct vm_def *def, enum vm_lun_type type, struct vm_disk *d, char *err,
-		   size_t errlen)
-{
-	struct vm_lun *l;
-
-	if (def->scsi.nluns == VMDEF_MAX_LUNS) {
-		snprintf(err, errlen,
-			 "--%s: the SCSI controller has at most %d LUNs (disks and DVD "
-			 "drives)",
-			 type == VM_LUN_DVD ? "dvd" : "disk", VMDEF_MAX_LUNS);
-		free(d->path);
-		return -EINVAL;
-	}
-	l = &def->scsi.luns[def->scsi.nluns++];
-	*l = (struct vm_lun){.type = type, .disk = *d};
-	if (type == VM_LUN_DVD) {
-		l->disk.readonly = true;
-		l->disk.format = VM_DISK_RAW;
-	}
-	return l->disk.path && l->disk.path[0] != '/'
-		       ? set_path(&l->disk.path, l->disk.path, err, errlen)
-		       : 0;
 }
 
 /* A disk's format is never guessed from its contents (the guest writes them): one the
@@ -418,7 +120,7 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 
 	switch (c) {
 	case OPT_KERNEL:
-		return set_path(&def->kernel, arg, err, errlen);
+		return vmdef_cli_set_path(&def->kernel, arg, err, errlen);
 	case OPT_FIRMWARE: {
 		const char *file = strchr(arg, '=');
 		size_t n = file ? (size_t)(file - arg) : strlen(arg);
@@ -440,14 +142,14 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 		}
 		free(def->firmware_file);
 		def->firmware_file = NULL;
-		return file ? set_path(&def->firmware_file, file + 1, err, errlen) : 0;
+		return file ? vmdef_cli_set_path(&def->firmware_file, file + 1, err, errlen) : 0;
 	}
 	case OPT_NVRAM:
-		return set_path(&def->nvram, arg, err, errlen);
+		return vmdef_cli_set_path(&def->nvram, arg, err, errlen);
 	case OPT_BOOT_ORDER:
 		return vmdef_boot_parse(def, arg, err, errlen);
 	case OPT_INITRD:
-		return set_path(&def->initrd, arg, err, errlen);
+		return vmdef_cli_set_path(&def->initrd, arg, err, errlen);
 	case OPT_CMDLINE:
 		if (strlen(arg) > VMDEF_CMDLINE_MAX) {
 			snprintf(err, errlen, "--cmdline: at most %d bytes", VMDEF_CMDLINE_MAX);
@@ -490,56 +192,6 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 		}
 		def->memory = v;
 		return 0;
-	case OPT_DISK: {
-		struct vm_disk d;
-		bool scsi;
-
-		r = config_parse_disk(arg, &d, &scsi, err, errlen);
-		if (r)
-			return r;
-		if (scsi)
-			return add_lun(def, VM_LUN_DISK, &d, err, errlen);
-		if (def->ndisks == VMDEF_MAX_DISKS) {
-			snprintf(err, errlen, "--disk: at most %d disks", VMDEF_MAX_DISKS);
-			free(d.path);
-			return -EINVAL;
-		}
-		def->disks[def->ndisks++] = d;
-		return def->disks[def->ndisks - 1].path[0] == '/'
-			       ? 0
-			       : set_path(&def->disks[def->ndisks - 1].path,
-					  def->disks[def->ndisks - 1].path, err, errlen);
-	}
-	case OPT_DVD: {
-		struct vm_disk d = {0};
-
-		if (!*arg) {
-			snprintf(err, errlen,
-				 "--dvd: expected an ISO image, or none for an empty "
-				 "drive");
-			return -EINVAL;
-		}
-		if (strcmp(arg, "none")) {
-			d.path = strdup(arg);
-			if (!d.path) {
-				snprintf(err, errlen, "--dvd %s: out of memory", arg);
-				return -ENOMEM;
-			}
-		}
-		return add_lun(def, VM_LUN_DVD, &d, err, errlen);
-	}
-	case OPT_NET:
-		if (def->nnics == VMDEF_MAX_NICS) {
-			snprintf(err, errlen, "--net: at most %d network cards", VMDEF_MAX_NICS);
-			return -EINVAL;
-		}
-		r = config_parse_net(arg, &def->nics[def->nnics], err, errlen);
-		if (!r)
-			def->nnics++;
-		return r;
-	case OPT_NO_RNG:
-		def->rng.present = false;
-		return 0;
 	case OPT_DEBUG_EXIT:
 		def->debug_exit = true;
 		return 0;
@@ -551,8 +203,7 @@ static bool is_description_option(int c)
 {
 	return c == OPT_KERNEL || c == OPT_FIRMWARE || c == OPT_NVRAM || c == OPT_BOOT_ORDER ||
 	       c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS ||
-	       c == OPT_MEMORY || c == OPT_DISK || c == OPT_DVD || c == OPT_NET ||
-	       c == OPT_NO_RNG || c == OPT_DEBUG_EXIT;
+	       c == OPT_MEMORY || c == OPT_DEBUG_EXIT;
 }
 
 /* Whether n is one of fds[0..count) or of their chains (chains NULL: none). */
@@ -711,31 +362,29 @@ static int parse_jail_user(const char *arg, struct vm_config *cfg, char *err, si
 	return 0;
 }
 
+/* --help: the machine's options, then every device option from the table. */
+static void print_usage(const struct config_optable *t)
+{
+	fputs(usage_head, stdout);
+	for (size_t i = 0; i < t->ndev; i++)
+		printf("  --%s%s%s\n        %s\n", t->dev[i]->name, t->dev[i]->value ? " " : "",
+		       t->dev[i]->value ? t->dev[i]->value : "", t->dev[i]->help);
+	fputs(usage_tail, stdout);
+}
+
 /* Options that say how this worker runs the VM. Returns 1 for --help and --version. */
-static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg, char *err,
-			    size_t errlen)
+static int parse_run_option(int c, int argc, char **argv, const struct config_optable *t,
+			    struct vm_config *cfg, char *err, size_t errlen)
 {
 	switch (c) {
 	case OPT_SERIAL:
-		if (config_parse_chardev(optarg, &cfg->serial)) {
+		if (vmdef_chardev_parse(optarg, &cfg->serial)) {
 			snprintf(err, errlen,
 				 "--serial %s: expected stdio, file:PATH, unix:PATH or off",
 				 optarg);
 			return -EINVAL;
 		}
 		return 0;
-	case OPT_CONSOLE:
-		if (config_parse_chardev(optarg, &cfg->console)) {
-			snprintf(err, errlen,
-				 "--console %s: expected stdio, file:PATH, unix:PATH or off",
-				 optarg);
-			return -EINVAL;
-		}
-		return 0;
-	case OPT_VSOCK:
-		return config_parse_vsock(optarg, &cfg->vsock_cid, cfg->vsock_socket, err, errlen);
-	case OPT_VSOCK_SOCKET:
-		return config_parse_vsock_socket(optarg, cfg->vsock_socket, err, errlen);
 	case OPT_NO_REBOOT:
 		cfg->no_reboot = true;
 		return 0;
@@ -773,7 +422,7 @@ static int parse_run_option(int c, int argc, char **argv, struct vm_config *cfg,
 		cfg->jail_root = optarg;
 		return 0;
 	case OPT_HELP:
-		fputs(config_usage, stdout);
+		print_usage(t);
 		return 1;
 	case OPT_VERSION:
 		puts("keel-vmm " KEEL_VERSION);
@@ -807,14 +456,61 @@ void config_free(struct vm_config *cfg)
 	vmdef_free(&cfg->def);
 }
 
+/* Whether name is already in t (the machine's options, then the devices' so far). */
+static const char *option_owner(const struct config_optable *t, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (strcmp(t->opt[i].name, name))
+			continue;
+		return t->opt[i].val >= CONFIG_OPT_DEVICE
+			       ? t->dev_kind[t->opt[i].val - CONFIG_OPT_DEVICE]->field
+			       : "keel-vmm's own options";
+	}
+	return NULL;
+}
+
+int config_options_build(struct config_optable *t, const struct vmdef_device_kind *const *kinds,
+			 size_t nkinds, char *err, size_t errlen)
+{
+	*t = (struct config_optable){0};
+	for (size_t i = 0; machine_options[i].name; i++)
+		t->opt[t->n++] = machine_options[i];
+	for (size_t k = 0; k < nkinds; k++) {
+		for (const struct vmdef_option *o = kinds[k]->options; o && o->name; o++) {
+			const char *owner = option_owner(t, o->name);
+
+			if (owner) {
+				snprintf(err, errlen,
+					 "option --%s of device kind '%s' is also one of %s%s",
+					 o->name, kinds[k]->field,
+					 owner[0] == 'k' ? "" : "device kind ", owner);
+				return -EINVAL;
+			}
+			if (t->n == CONFIG_OPTIONS_MAX) {
+				snprintf(err, errlen, "more than %d options (CONFIG_OPTIONS_MAX)",
+					 CONFIG_OPTIONS_MAX);
+				return -EINVAL;
+			}
+			t->dev[t->ndev] = o;
+			t->dev_kind[t->ndev] = kinds[k];
+			t->opt[t->n++] =
+				(struct option){o->name, o->value ? required_argument : no_argument,
+						NULL, CONFIG_OPT_DEVICE + (int)t->ndev};
+			t->ndev++;
+		}
+	}
+	return 0;
+}
+
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 {
 	const char *described_by = NULL; /* the first description option, for the message */
+	struct config_optable t;
 	int c, r, idx = -1;
 
 	*cfg = (struct vm_config){
 		.serial = {CHARDEV_STDIO, NULL},
-		.console = {CHARDEV_OFF, NULL},
+		.host.console = {CHARDEV_OFF, NULL},
 		.kernel_fd = -1,
 		.initrd_fd = -1,
 		.kvm_fd = -1,
@@ -830,14 +526,24 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	vmdef_init(&cfg->def);
 	optind = 0; /* full reset of getopt, so tests can call this repeatedly */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", config_options, &idx)) != -1) {
-		if (is_description_option(c)) {
+	r = config_options_build(&t, vmdef_devices, vmdef_ndevices, err, errlen);
+	if (r)
+		goto out;
+	while ((c = getopt_long(argc, argv, ":", t.opt, &idx)) != -1) {
+		const struct vmdef_option *dev =
+			c >= CONFIG_OPT_DEVICE ? t.dev[c - CONFIG_OPT_DEVICE] : NULL;
+
+		if (is_description_option(c) || (dev && !dev->host)) {
 			if (!described_by)
-				described_by = config_options[idx].name;
-			r = parse_description_option(c, optarg, cfg, err, errlen);
-		} else {
-			r = parse_run_option(c, argc, argv, cfg, err, errlen);
+				described_by = t.opt[idx].name;
 		}
+		if (dev)
+			r = dev->parse(&cfg->def, &cfg->host, dev->value ? optarg : NULL, err,
+				       errlen);
+		else if (is_description_option(c))
+			r = parse_description_option(c, optarg, cfg, err, errlen);
+		else
+			r = parse_run_option(c, argc, argv, &t, cfg, err, errlen);
 		if (r)
 			goto out;
 	}
@@ -859,44 +565,17 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		r = vmdef_load_file(cfg->config_path, &cfg->def, err, errlen);
 		if (r)
 			goto out;
-		r = -EINVAL;
-		if (cfg->def.console.present && cfg->console.kind == CHARDEV_OFF) {
-			snprintf(err, errlen,
-				 "the VM has a virtio console: say where it goes with --console "
-				 "stdio|file:PATH|unix:PATH");
-			goto out;
-		}
-		if (!cfg->def.console.present && cfg->console.kind != CHARDEV_OFF) {
-			snprintf(err, errlen,
-				 "--console: the VM described in %s has no virtio console",
-				 cfg->config_path);
-			goto out;
-		}
-		if (cfg->def.vsock.present && !cfg->vsock_socket[0]) {
-			snprintf(err, errlen,
-				 "the VM has a virtio-vsock device: say where its host side "
-				 "listens with --vsock socket=PATH");
-			goto out;
-		}
-		if (!cfg->def.vsock.present && cfg->vsock_socket[0]) {
-			snprintf(err, errlen,
-				 "--vsock: the VM described in %s has no virtio-vsock device",
-				 cfg->config_path);
-			goto out;
-		}
-		if (cfg->vsock_cid && cfg->vsock_cid != cfg->def.vsock.cid) {
-			snprintf(err, errlen,
-				 "--vsock cid=%u: the VM described in %s has guest CID %u (leave "
-				 "cid= out with --config)",
-				 cfg->vsock_cid, cfg->config_path, cfg->def.vsock.cid);
-			goto out;
-		}
-	} else {
-		cfg->def.console.present = cfg->console.kind != CHARDEV_OFF;
-		if (cfg->vsock_socket[0])
-			cfg->def.vsock = (struct vm_vsock){
-				.present = true,
-				.cid = cfg->vsock_cid ? cfg->vsock_cid : VMDEF_VSOCK_CID_DEFAULT};
+	}
+	r = 0;
+	/* Each kind reconciles its host side (--console, --vsock) with the description. */
+	for (size_t k = 0; !r && k < vmdef_ndevices; k++)
+		if (vmdef_devices[k]->options_done)
+			r = vmdef_devices[k]->options_done(&cfg->def, &cfg->host, cfg->config_path,
+							   err, errlen);
+	if (r)
+		goto out;
+	r = -EINVAL;
+	if (!cfg->config_path) {
 		if (!cfg->def.kernel && cfg->def.firmware == VM_FIRMWARE_NONE) {
 			snprintf(err, errlen,
 				 "--kernel FILE, --firmware bios|uefi or --config FILE is required "
@@ -995,7 +674,7 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		virtio_net_default_mac(n->tap, m);
 		vmdef_mac_format(m, n->mac);
 	}
-	if (cfg->serial.kind == CHARDEV_STDIO && cfg->console.kind == CHARDEV_STDIO) {
+	if (cfg->serial.kind == CHARDEV_STDIO && cfg->host.console.kind == CHARDEV_STDIO) {
 		snprintf(err, errlen,
 			 "--serial and --console cannot both be stdio (set one of "
 			 "them to off, file:PATH or unix:PATH)");

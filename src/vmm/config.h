@@ -3,19 +3,15 @@
 #ifndef KEEL_VMM_CONFIG_H
 #define KEEL_VMM_CONFIG_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config/vmdef.h"
+#include "config/vmdef_cli.h"
+#include "config/vmdef_device.h"
 #include "vmm/machine.h"
-
-enum chardev_kind { CHARDEV_STDIO, CHARDEV_FILE, CHARDEV_UNIX, CHARDEV_OFF };
-
-struct chardev_spec {
-	enum chardev_kind kind;
-	const char *path; /* file: and unix: */
-};
 
 /*
  * One run of keel-vmm: the VM (its description, the same structure keeld stores, from
@@ -27,11 +23,8 @@ struct vm_config {
 	struct vm_def def;
 	const char *config_path; /* --config: where def came from, or NULL */
 	struct chardev_spec serial;
-	struct chardev_spec console; /* the host side of def.console */
-	/* --vsock: the Unix socket the host side of def.vsock listens on (docs/virtio.md), an
-	 * absolute path; cid given there (0: none). */
-	char vsock_socket[VMDEF_VSOCK_SOCKET_MAX + 1];
-	uint32_t vsock_cid;
+	/* The host side of the devices (--console, --vsock): what the kinds' options set. */
+	struct vmdef_host host;
 	bool no_reboot;
 	bool firmware_debug; /* port 0x402's firmware log to stderr */
 	bool paused;	     /* --paused: the vCPUs wait for "resume" on the control socket */
@@ -66,21 +59,22 @@ struct vm_config {
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void config_free(struct vm_config *cfg);
-/* One --disk or --net value, into a fresh d or n; -EINVAL with a one-line reason in err.
- * *scsi: the disk goes on the SCSI controller (bus=scsi). */
-int config_parse_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size_t errlen)
+/*
+ * keel-vmm's option table: its own options (the machine's and the worker's) and then every
+ * device kind's (config/vmdef_cli.h), for getopt_long. A device option's val is
+ * CONFIG_OPT_DEVICE + i, i its index in dev. Built from kinds[0..nkinds) (vmdef_devices in
+ * keel-vmm); -EINVAL with err when two options share a name or the table is full.
+ */
+#define CONFIG_OPTIONS_MAX 64
+#define CONFIG_OPT_DEVICE  1024
+struct config_optable {
+	struct option opt[CONFIG_OPTIONS_MAX + 1]; /* ended by a zero entry */
+	const struct vmdef_option *dev[CONFIG_OPTIONS_MAX];
+	const struct vmdef_device_kind *dev_kind[CONFIG_OPTIONS_MAX];
+	size_t n, ndev;
+};
+int config_options_build(struct config_optable *t, const struct vmdef_device_kind *const *kinds,
+			 size_t nkinds, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-int config_parse_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
-int config_parse_chardev(const char *s, struct chardev_spec *spec)
-	__attribute__((warn_unused_result));
-/* One --vsock value "[cid=N,]socket=PATH" into cid (0 when not given) and socket (made
- * absolute); -EINVAL with a one-line reason in err. */
-int config_parse_vsock(const char *s, uint32_t *cid, char socket[VMDEF_VSOCK_SOCKET_MAX + 1],
-		       char *err, size_t errlen) __attribute__((warn_unused_result));
-/* One --vsock-socket value: the whole of it is the socket's path (made absolute into
- * socket), never split at a comma; -EINVAL with a one-line reason in err. */
-int config_parse_vsock_socket(const char *path, char socket[VMDEF_VSOCK_SOCKET_MAX + 1], char *err,
-			      size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -623,14 +623,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 				       .mem = &vm->mem,
 				       .pio = &vm->pio,
 				       .mmio = &vm->mmio,
-				       .console = &cfg->console,
+				       .console = &cfg->host.console,
 				       .disk_fds = cfg->disk_fds,
 				       .lun_fds = cfg->lun_fds,
 				       .nvram_dir_fd = cfg->nvram_dir_fd,
 				       .disk_chains = cfg->disk_chains,
 				       .lun_chains = cfg->lun_chains,
 				       .net_fds = cfg->net_fds,
-				       .vsock_socket = cfg->vsock_socket,
+				       .vsock_socket = cfg->host.vsock_socket,
 				       .firmware_debug = cfg->firmware_debug};
 
 	r = cfg->def.kernel ? vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel",

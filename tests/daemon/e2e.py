@@ -2277,7 +2277,7 @@ def case_disk_format(e):
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
     # ... and from before pools: the directories its VMs use become pools.
-    r = subprocess.run(["sqlite3", db, "ALTER TABLE disks DROP COLUMN format;"
+    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
@@ -2389,15 +2389,18 @@ def case_description(e):
                             "to 256 MiB" % os.path.join(os.path.realpath(e.dir), "b3.vhdx"))
     check(not os.path.exists(os.path.join(e.dir, "b3.vhdx")), "a refused disk was created")
     # Devices without columns of their own are kept as their field's JSON (store_devices.c):
-    # a schema-6 store's vsock table moves there, and the VM keeps its device as it was.
-    dv = e.create("dv", vsock={"cid": 4242})
+    # a schema-6 store's vsock table moves there, and the VM keeps its device as it was; so do
+    # a schema-8 store's console and rng columns (this VM has a console and no rng).
+    dv = e.create("dv", vsock={"cid": 4242}, virtio_console={}, rng=None)
+    check(dv["rng"] is None and dv["virtio_console"]["pci_slot"] > 0, "console, rng: %r" % dv)
     check(dv["vsock"]["cid"] == 4242 and dv["vsock"]["pci_slot"] > 0, "vsock: %r" % dv)
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
-    rows = sqlite(db, "SELECT field, doc FROM devices")
+    rows = sqlite(db, "SELECT field, doc FROM devices WHERE field = 'vsock'")
     check(rows == 'vsock|{"cid":4242,"pci_slot":%d}' % dv["vsock"]["pci_slot"],
           "the devices table: %r" % rows)
-    sqlite(db, "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
+    sqlite(db, UNDO_SCHEMA_9 +
+           "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
            " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
            "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
            " json_extract(doc, '$.pci_slot') FROM devices WHERE field = 'vsock';"
@@ -2408,6 +2411,9 @@ def case_description(e):
     e.start_keeld()
     check(e.vm("dv")["vsock"] == dv["vsock"], "vsock after the upgrade from schema 6: %r, was %r"
           % (e.vm("dv")["vsock"], dv["vsock"]))
+    for field in ("virtio_console", "rng"):
+        check(e.vm("dv")[field] == dv[field], "%s after the upgrade from schema 6: %r, was %r"
+              % (field, e.vm("dv")[field], dv[field]))
     e.api_ok("DELETE", "/v1/vms/dv")
     # A store written before slots were recorded (schema 1): its VMs keep the layout the
     # worker always gave them (disks, adapters, rng), and the store is upgraded in place; a
@@ -2419,7 +2425,8 @@ def case_description(e):
     check(ckpts(e, "dc")["old"]["type"] == "production", "an Off VM's checkpoint: %r" %
           ckpts(e, "dc"))
     e.kill_keeld(signal.SIGTERM)
-    sqlite(db, "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
+    sqlite(db, UNDO_SCHEMA_9 +
+           "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
            "ALTER TABLE vms DROP COLUMN rng_slot; ALTER TABLE vms DROP COLUMN debug_exit;"
@@ -2434,7 +2441,7 @@ def case_description(e):
     check([d["pci_slot"] for d in vm["disks"]] == [1, 2] and vm["nets"][0]["pci_slot"] == 3
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     version = sqlite(db, "PRAGMA user_version")
-    check(version == "8", "store schema after upgrade: %r" % version)
+    check(version == "9", "store schema after upgrade: %r" % version)
     check(ckpts(e, "dc")["old"]["type"] == "standard",
           "a checkpoint from before types after the upgrade: %r" % ckpts(e, "dc"))
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
@@ -2466,9 +2473,11 @@ def case_admission(e):
     """keeld refuses to start a VM whose memory the host cannot back beside the running ones
     and its reserve, and says how much is missing (docs/keeld.md)."""
     with open("/proc/meminfo") as f:
-        total = int(re.search(r"MemTotal:\s+(\d+) kB", f.read()).group(1)) >> 10
-    # Room for 120 MiB: one 16 MiB VM (16 + 64 for its worker) fits, a second does not.
-    e.start_keeld(extra=["--host-reserve", "%dM" % (total - 120)])
+        total_kib = int(re.search(r"MemTotal:\s+(\d+) kB", f.read()).group(1))
+    # Room for 120.25 MiB, in KiB so that MemTotal's part of a MiB does not count: one 16 MiB
+    # VM (16 + 64.125 for its worker, sup.h's SUP_VMM_ALLOWANCE) fits, a second is exactly
+    # 40 MiB short.
+    e.start_keeld(extra=["--host-reserve", "%dK" % (total_kib - 120 * 1024 - 256)])
     e.create("m1")
     e.create("m2")
     e.start("m1")
@@ -2908,6 +2917,19 @@ def case_save_1g(e):
     check(e.api_ok("GET", m.group(2))["state"] == "succeeded", "the --no-wait save failed")
     e.wait_state("g1", "Saved")
     e.keel("vm", "discard-state", "g1")
+
+
+# What store.c's migrate_8_to_9 did, undone, for the cases that make an older store: the
+# console's and rng's slots back in their columns of vms (-1: none), their devices rows gone.
+UNDO_SCHEMA_9 = (
+    "ALTER TABLE vms ADD COLUMN console_slot INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE vms ADD COLUMN rng_slot INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE vms SET console_slot = coalesce((SELECT coalesce(json_extract(doc, '$.pci_slot'), 0)"
+    " FROM devices WHERE vm = uuid AND field = 'virtio_console'), -1),"
+    " rng_slot = coalesce((SELECT CASE WHEN doc = 'null' THEN -1 ELSE"
+    " coalesce(json_extract(doc, '$.pci_slot'), 0) END FROM devices WHERE vm = uuid AND"
+    " field = 'rng'), 0);"
+    "DELETE FROM devices WHERE field IN ('virtio_console', 'rng');")
 
 
 def sqlite(db, sql):

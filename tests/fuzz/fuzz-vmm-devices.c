@@ -47,7 +47,7 @@ static struct vm *fuzz_vm(void)
 				      .mem = &vm.mem,
 				      .pio = &vm.pio,
 				      .mmio = &vm.mmio,
-				      .console = &cfg.console};
+				      .console = &cfg.host.console};
 	if (loop_create(&vm.loop) ||
 	    chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
 	    (vm.machine.loop = vm.loop, vm.machine.serial_out = vm.serial_out, 0) ||

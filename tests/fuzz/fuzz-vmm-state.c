@@ -33,7 +33,7 @@ static struct vm *fuzz_vm(void)
 					       .memory = 64 << 20,
 					       .rng = {true, 1},
 					       .debug_exit = true},
-				       .console = {CHARDEV_OFF, NULL}};
+				       .host.console = {CHARDEV_OFF, NULL}};
 	static int ready;
 	struct chardev_spec off = {CHARDEV_OFF, NULL};
 	char err[256];
@@ -52,7 +52,7 @@ static struct vm *fuzz_vm(void)
 				      .mem = &vm.mem,
 				      .pio = &vm.pio,
 				      .mmio = &vm.mmio,
-				      .console = &cfg.console};
+				      .console = &cfg.host.console};
 	/* The RAM layout without RAM: the memory section only compares it. */
 	vm.mem.ram_size = cfg.def.memory;
 	vm.mem.nregions =

@@ -15,6 +15,7 @@
 #include "daemon/store.h"
 #include "daemon/store_internal.h"
 #include "config/vmdef.h"
+#include "config/vmdef_device.h"
 
 static char kernel_path[64];
 
@@ -375,7 +376,9 @@ static void test_store_devices(void **state)
 	make_def(&a, "alpha");
 	assert_int_equal(apply(&a, "{\"vsock\":{\"cid\":77,\"pci_slot\":9}}", err), 0);
 	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
-	assert_int_equal(sqlite3_prepare_v2(st->db, "SELECT field, doc FROM devices", -1, &s, NULL),
+	assert_int_equal(sqlite3_prepare_v2(st->db,
+					    "SELECT field, doc FROM devices WHERE field <> 'rng'",
+					    -1, &s, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
 	assert_string_equal((const char *)sqlite3_column_text(s, 0), "vsock");
@@ -421,7 +424,8 @@ static void test_store_devices(void **state)
 	store_vm_list_free(list, n);
 	assert_int_equal(sqlite3_exec(st->db,
 				      "UPDATE devices SET field = 'balloon', doc = '{}' WHERE vm ="
-				      " (SELECT uuid FROM vms WHERE name = 'alpha')",
+				      " (SELECT uuid FROM vms WHERE name = 'alpha') AND field ="
+				      " 'vsock'",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
@@ -485,13 +489,50 @@ static int count_rows(sqlite3 *db, const char *sql)
 	return n;
 }
 
+/* A store file and its WAL and shared-memory files. */
+static void remove_store(const char *path)
+{
+	char side[64];
+
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
+/* A new store in a fresh file named from path's template (a mkstemp XXXXXX). */
+static struct store *open_temp_store(char *path)
+{
+	char err[256];
+	struct store *st;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	return st;
+}
+
+/* What store.c's migrate_8_to_9 did, undone: the console's and rng's slots back in their
+ * columns of vms (-1: none; 0: not assigned yet), their devices rows gone. */
+#define UNDO_SCHEMA_9                                                                              \
+	"ALTER TABLE vms ADD COLUMN console_slot INTEGER NOT NULL DEFAULT -1;"                     \
+	"ALTER TABLE vms ADD COLUMN rng_slot INTEGER NOT NULL DEFAULT 0;"                          \
+	"UPDATE vms SET console_slot = coalesce((SELECT coalesce(json_extract(doc, "               \
+	"'$.pci_slot'), 0) FROM devices WHERE vm = uuid AND field = 'virtio_console'), -1),"       \
+	" rng_slot = coalesce((SELECT CASE WHEN doc = 'null' THEN -1 ELSE"                         \
+	" coalesce(json_extract(doc, '$.pci_slot'), 0) END FROM devices WHERE vm = uuid AND"       \
+	" field = 'rng'), 0);"                                                                     \
+	"DELETE FROM devices WHERE field IN ('virtio_console', 'rng');"
+
 /* A store as schema 6 left it: vsock's own table (when vsock is true) with the rows given,
  * no devices table, no schema 8 columns, user_version 6. */
 static void make_schema6(const char *path, bool vsock, const char *rows)
 {
 	struct store *st;
 	struct vm_def d;
-	char err[256], sql[1024];
+	char err[256], sql[2048];
 	const char *names[] = {"v0", "v1", "v2", "v3"};
 
 	unlink(path);
@@ -502,6 +543,7 @@ static void make_schema6(const char *path, bool vsock, const char *rows)
 		vmdef_free(&d);
 	}
 	snprintf(sql, sizeof(sql),
+		 UNDO_SCHEMA_9
 		 "DROP TABLE devices; ALTER TABLE nics DROP COLUMN vlan_trunk;"
 		 " ALTER TABLE nics DROP COLUMN native_vlan; ALTER TABLE nics DROP COLUMN bw_out;"
 		 " ALTER TABLE nics DROP COLUMN bw_in;%s%s PRAGMA user_version=6;",
@@ -532,7 +574,7 @@ static void test_store_migrate_6_to_7(void **state)
 		     "INSERT INTO vsock SELECT uuid, 1, 99 FROM vms WHERE name = 'v2';");
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 6);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 8);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 9);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM sqlite_master WHERE name ="
 					    " 'vsock'"),
 			 0);
@@ -562,8 +604,9 @@ static void test_store_migrate_6_to_7(void **state)
 	/* No vsock table at all. */
 	make_schema6(path, false, NULL);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 8);
-	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices"), 0);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 9);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices WHERE field = 'vsock'"),
+			 0);
 	store_close(st);
 
 	/* A devices row already there for a VM with a vsock row: the migration fails and
@@ -587,17 +630,12 @@ static void test_store_migrate_6_to_7(void **state)
 						" pci_slot = 3"),
 				 1);
 		assert_int_equal(count_rows(db, "SELECT count(*) FROM devices"), 1);
+		assert_int_equal(count_rows(db, "SELECT count(*) FROM pragma_table_info('vms')"
+						" WHERE name IN ('console_slot', 'rng_slot')"),
+				 2);
 		sqlite3_close(db);
 	}
-	unlink(path);
-	{
-		char side[sizeof(path) + 8];
-
-		snprintf(side, sizeof(side), "%s-wal", path);
-		unlink(side);
-		snprintf(side, sizeof(side), "%s-shm", path);
-		unlink(side);
-	}
+	remove_store(path);
 }
 
 /* Fill checkpoint c of t: id from n, parent id or "", one disk. */
@@ -700,6 +738,185 @@ static void test_checkpoint_store(void **state)
 	store_close(st);
 }
 
+/* The description as JSON text, to compare two reads of a VM. */
+static char *def_text(const struct vm_def *def)
+{
+	json_object *o = vmdef_to_json(def);
+	char *t;
+
+	assert_non_null(o);
+	t = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	assert_non_null(t);
+	return t;
+}
+
+/* Schema 8 to 9 (store.c migrate_8_to_9): the console's and rng's columns of vms move into
+ * devices. VMs with and without each, written by this keeld and taken back to schema 8,
+ * read back the same descriptions after the upgrade; columns written by hand (a slot not
+ * assigned yet, one out of range) read as the columns' reader read them. */
+static void test_store_migrate_8_to_9(void **state)
+{
+	static const char *const docs[] = {
+		"{\"rng\":null}",					     /* neither */
+		"{\"virtio_console\":{},\"rng\":{\"pci_slot\":7}}",	     /* both, slots */
+		"{\"virtio_console\":{\"pci_slot\":12},\"rng\":null}", "{}", /* rng by default */
+	};
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256], name[8], *before[4];
+	struct store *st = open_temp_store(path);
+	struct vm_def d, got;
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "c%d", i);
+		make_def(&d, name);
+		assert_int_equal(apply(&d, docs[i], err), 0);
+		assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+		vmdef_free(&d);
+		assert_int_equal(store_vm_get(st, name, &got), 0);
+		before[i] = def_text(&got);
+		vmdef_free(&got);
+	}
+	/* No column of their own any more; the rng a VM lacks is a null row. */
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM pragma_table_info('vms')"
+					    " WHERE name IN ('console_slot', 'rng_slot')"),
+			 0);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices d JOIN vms v ON"
+					    " v.uuid = d.vm WHERE v.name = 'c0' AND"
+					    " d.field = 'rng' AND d.doc = 'null'"),
+			 1);
+	assert_int_equal(
+		sqlite3_exec(st->db, UNDO_SCHEMA_9 "PRAGMA user_version=8;", NULL, NULL, NULL),
+		SQLITE_OK);
+	assert_int_equal(count_rows(st->db, "SELECT rng_slot FROM vms WHERE name = 'c0'"), -1);
+	assert_int_equal(count_rows(st->db, "SELECT rng_slot FROM vms WHERE name = 'c1'"), 7);
+	assert_int_equal(count_rows(st->db, "SELECT console_slot FROM vms WHERE name = 'c2'"), 12);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices"), 0);
+	/* By hand: c3's console not assigned yet (0), its rng's slot out of range. */
+	assert_int_equal(sqlite3_exec(st->db,
+				      "UPDATE vms SET console_slot = 0, rng_slot = 99 WHERE name ="
+				      " 'c3'",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	store_close(st);
+
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 8);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 9);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM pragma_table_info('vms')"
+					    " WHERE name IN ('console_slot', 'rng_slot')"),
+			 0);
+	for (int i = 0; i < 3; i++) {
+		char *after;
+
+		snprintf(name, sizeof(name), "c%d", i);
+		assert_int_equal(store_vm_get(st, name, &got), 0);
+		assert_string_equal(got.damaged, "");
+		after = def_text(&got);
+		assert_string_equal(after, before[i]);
+		free(after);
+		vmdef_free(&got);
+	}
+	assert_int_equal(store_vm_get(st, "c0", &got), 0);
+	assert_false(got.rng.present);
+	assert_false(got.console.present);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "c1", &got), 0);
+	assert_true(got.console.present);
+	assert_int_equal(got.rng.pci_slot, 7);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "c2", &got), 0);
+	assert_int_equal(got.console.pci_slot, 12);
+	assert_false(got.rng.present);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "c3", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_true(got.console.present);
+	assert_true(got.rng.present);
+	assert_true(got.console.pci_slot >= VMDEF_PCI_SLOT_MIN &&
+		    got.console.pci_slot <= VMDEF_PCI_SLOT_MAX);
+	assert_true(got.rng.pci_slot >= VMDEF_PCI_SLOT_MIN &&
+		    got.rng.pci_slot <= VMDEF_PCI_SLOT_MAX && got.rng.pci_slot != 99);
+	vmdef_free(&got);
+	store_close(st);
+	for (int i = 0; i < 4; i++)
+		free(before[i]);
+	remove_store(path);
+}
+
+/* Schema 8 to 9 with slots that are not integers (a column holds whatever was written into
+ * it by hand): each reads as the columns' reader read it, sqlite3_column_int's integer part
+ * (-0.5: 0, an rng not assigned yet; 20.7: slot 20), never a VM damaged by the upgrade. */
+static void test_store_migrate_8_to_9_odd_values(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st = open_temp_store(path);
+	struct vm_def d, got;
+
+	for (const char *const *n = (const char *const[]){"o0", "o1", NULL}; *n; n++) {
+		make_def(&d, *n);
+		assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+		vmdef_free(&d);
+	}
+	assert_int_equal(sqlite3_exec(st->db,
+				      UNDO_SCHEMA_9
+				      "PRAGMA user_version=8;"
+				      "UPDATE vms SET console_slot = 20.7, rng_slot = -0.5"
+				      " WHERE name = 'o0';"
+				      "UPDATE vms SET console_slot = -0.9, rng_slot = 21.2"
+				      " WHERE name = 'o1';",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM vms WHERE typeof(console_slot)"
+					    " = 'real' AND typeof(rng_slot) = 'real'"),
+			 2);
+	store_close(st);
+
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 8);
+	assert_int_equal(store_vm_get(st, "o0", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_true(got.console.present);
+	assert_int_equal(got.console.pci_slot, 20);
+	assert_true(got.rng.present);
+	assert_true(got.rng.pci_slot >= VMDEF_PCI_SLOT_MIN &&
+		    got.rng.pci_slot <= VMDEF_PCI_SLOT_MAX);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "o1", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_true(got.console.present); /* -0.9 reads as 0: a console not assigned yet */
+	assert_true(got.rng.present);
+	assert_int_equal(got.rng.pci_slot, 21);
+	vmdef_free(&got);
+	store_close(st);
+	remove_store(path);
+}
+
+/* The kinds a VM has unless told otherwise (vmdef_init): a stored VM without one has a null
+ * row of it, or it would read back with the device. Every stored VM has had its rng row
+ * since schema 9 (migrate_8_to_9); a new kind on by default finds existing VMs without a row,
+ * which would gain the device (and no longer restore their saved states) unless a migration
+ * gives them their null rows (docs/devices.md, step 4). */
+static void test_store_default_kinds(void **state)
+{
+	static const char *const stored[] = {"rng"};
+	struct vm_def blank;
+
+	vmdef_init(&blank);
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		bool known = false;
+
+		if (!vmdef_devices[k]->count(&blank))
+			continue;
+		for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
+			known = known || !strcmp(stored[i], vmdef_devices[k]->field);
+		if (!known)
+			fail_msg("kind '%s' is on by default: give existing VMs its null row in a "
+				 "store migration (docs/devices.md, step 4), then list it here",
+				 vmdef_devices[k]->field);
+	}
+	vmdef_free(&blank);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -714,6 +931,9 @@ int main(void)
 		cmocka_unit_test(test_store_devices),
 		cmocka_unit_test(test_store_firmware_row),
 		cmocka_unit_test(test_store_migrate_6_to_7),
+		cmocka_unit_test(test_store_migrate_8_to_9),
+		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
+		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);

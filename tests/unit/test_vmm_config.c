@@ -746,17 +746,17 @@ static void test_serial_specs(void **state)
 {
 	struct chardev_spec s;
 
-	assert_int_equal(config_parse_chardev("stdio", &s), 0);
+	assert_int_equal(vmdef_chardev_parse("stdio", &s), 0);
 	assert_int_equal(s.kind, CHARDEV_STDIO);
-	assert_int_equal(config_parse_chardev("off", &s), 0);
+	assert_int_equal(vmdef_chardev_parse("off", &s), 0);
 	assert_int_equal(s.kind, CHARDEV_OFF);
-	assert_int_equal(config_parse_chardev("file:/tmp/x", &s), 0);
+	assert_int_equal(vmdef_chardev_parse("file:/tmp/x", &s), 0);
 	assert_int_equal(s.kind, CHARDEV_FILE);
 	assert_string_equal(s.path, "/tmp/x");
-	assert_int_equal(config_parse_chardev("file:", &s), -EINVAL);
-	assert_int_equal(config_parse_chardev("unix:", &s), -EINVAL);
-	assert_int_equal(config_parse_chardev("tcp:1234", &s), -EINVAL);
-	assert_int_equal(config_parse_chardev("", &s), -EINVAL);
+	assert_int_equal(vmdef_chardev_parse("file:", &s), -EINVAL);
+	assert_int_equal(vmdef_chardev_parse("unix:", &s), -EINVAL);
+	assert_int_equal(vmdef_chardev_parse("tcp:1234", &s), -EINVAL);
+	assert_int_equal(vmdef_chardev_parse("", &s), -EINVAL);
 }
 
 /* Each bad command line is refused with a message that names the problem. */
@@ -798,6 +798,162 @@ static void test_errors(void **state)
 	expect_error(unknown, 4, "unknown option --frobnicate");
 	expect_error(novalue, 2, "--kernel needs a value");
 	expect_error(extra, 4, "unexpected argument 'stray'");
+}
+
+/* A value for every device option, to reach it through config_parse: a new option adds its
+ * own here (the test below fails until it does). */
+static const struct {
+	const char *name, *value;
+} option_samples[] = {
+	{"disk", "path=/tmp/table-disk.img"},
+	{"net", "tap=tap-table"},
+	{"console", "file:/tmp/table-console"},
+	{"no-rng", NULL},
+	{"vsock", "socket=/tmp/table.sock"},
+	{"vsock-socket", "/tmp/table,with=comma.sock"},
+	{"dvd", "none"},
+};
+
+/* The option table: keel-vmm's own options and every kind's, each once; every device option
+ * reaches its own kind through config_parse. */
+static void test_option_table(void **state)
+{
+	struct config_optable t;
+	struct vm_config base, cfg;
+	char err[256] = "";
+	char *plain[] = {"keel-vmm", "--kernel", "/k", NULL};
+	size_t seen = 0;
+
+	assert_int_equal(config_options_build(&t, vmdef_devices, vmdef_ndevices, err, sizeof(err)),
+			 0);
+	for (size_t i = 0; i < t.n; i++)
+		for (size_t j = i + 1; j < t.n; j++)
+			if (!strcmp(t.opt[i].name, t.opt[j].name))
+				fail_msg("option --%s is in the table twice", t.opt[i].name);
+	assert_null(t.opt[t.n].name);
+	assert_int_equal(parse(plain, 3, &base, err), 0);
+	for (size_t k = 0; k < vmdef_ndevices; k++) {
+		const struct vmdef_device_kind *kind = vmdef_devices[k];
+
+		for (const struct vmdef_option *o = kind->options; o && o->name; o++) {
+			const char *value = NULL;
+			bool sampled = false;
+			size_t i;
+
+			seen++;
+			/* In the table, with its argument, pointing back at this option. */
+			for (i = 0; i < t.n && strcmp(t.opt[i].name, o->name); i++)
+				;
+			assert_true(i < t.n);
+			assert_int_equal(t.opt[i].has_arg,
+					 o->value ? required_argument : no_argument);
+			assert_true(t.opt[i].val >= CONFIG_OPT_DEVICE);
+			assert_ptr_equal(t.dev[t.opt[i].val - CONFIG_OPT_DEVICE], o);
+			assert_ptr_equal(t.dev_kind[t.opt[i].val - CONFIG_OPT_DEVICE], kind);
+			assert_non_null(o->help);
+			assert_non_null(o->parse);
+			/* Through config_parse: the kind's device count changes. */
+			for (size_t j = 0; j < sizeof(option_samples) / sizeof(option_samples[0]);
+			     j++)
+				if (!strcmp(option_samples[j].name, o->name)) {
+					value = option_samples[j].value;
+					sampled = true;
+				}
+			if (!sampled)
+				fail_msg("--%s (kind %s) has no sample in option_samples", o->name,
+					 kind->field);
+			{
+				char opt[64];
+				char *argv[] = {"keel-vmm", "--kernel",	   "/k",
+						opt,	    (char *)value, NULL};
+
+				snprintf(opt, sizeof(opt), "--%s", o->name);
+				if (parse(argv, value ? 5 : 4, &cfg, err))
+					fail_msg("--%s %s: %s", o->name, value ? value : "", err);
+				if (kind->count(&cfg.def) == kind->count(&base.def))
+					fail_msg("--%s did not reach kind %s", o->name,
+						 kind->field);
+				config_free(&cfg);
+			}
+		}
+	}
+	assert_int_equal(seen, t.ndev);
+	assert_int_equal(seen, sizeof(option_samples) / sizeof(option_samples[0]));
+	config_free(&base);
+}
+
+static int fake_parse(struct vm_def *def, struct vmdef_host *host, const char *arg, char *err,
+		      size_t errlen)
+{
+	return 0;
+}
+
+/* Two kinds may not declare the same option, nor one of keel-vmm's own. */
+static void test_option_duplicates(void **state)
+{
+	static const struct vmdef_option again_disk[] = {
+		{"disk", "X", "a second --disk", false, fake_parse}, {0}};
+	static const struct vmdef_option again_kernel[] = {
+		{"kernel", "X", "a second --kernel", false, fake_parse}, {0}};
+	static const struct vmdef_option fresh[] = {
+		{"fresh-device", NULL, "a new device", false, fake_parse}, {0}};
+	const struct vmdef_device_kind dup_disk = {.field = "twin", .options = again_disk};
+	const struct vmdef_device_kind dup_kernel = {.field = "boot", .options = again_kernel};
+	const struct vmdef_device_kind ok = {.field = "fresh", .options = fresh};
+	const struct vmdef_device_kind *kinds[] = {&vmdef_disk_kind, &ok, &dup_disk};
+	const struct vmdef_device_kind *kinds2[] = {&dup_kernel};
+	const struct vmdef_device_kind *kinds3[] = {&vmdef_disk_kind, &ok};
+	struct config_optable t;
+	char err[256] = "";
+
+	assert_int_equal(config_options_build(&t, kinds, 3, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "option --disk of device kind 'twin' is also one of device kind "
+				 "disks");
+	assert_int_equal(config_options_build(&t, kinds2, 1, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err,
+			    "option --kernel of device kind 'boot' is also one of keel-vmm's own "
+			    "options");
+	/* A new kind's option is simply there. */
+	assert_int_equal(config_options_build(&t, kinds3, 2, err, sizeof(err)), 0);
+	assert_int_equal(t.ndev, 2);
+	assert_string_equal(t.opt[t.n - 1].name, "fresh-device");
+	assert_int_equal(t.opt[t.n - 1].has_arg, no_argument);
+	assert_ptr_equal(t.dev[t.ndev - 1], &fresh[0]);
+}
+
+/* --help lists every device option from the table, and an unknown option says so. */
+static void test_help_lists_devices(void **state)
+{
+	char path[] = "/tmp/keel-vmm-help-XXXXXX", text[8192] = "", err[256] = "";
+	char *help[] = {"keel-vmm", "--help", NULL};
+	char *unknown[] = {"keel-vmm", "--kernel", "/k", "--no-such-device", NULL};
+	char *noarg[] = {"keel-vmm", "--kernel", "/k", "--no-rng=1", NULL};
+	int fd = mkstemp(path), saved = dup(STDOUT_FILENO);
+	struct vm_config cfg;
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stdout);
+	assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+	assert_int_equal(parse(help, 2, &cfg, err), 1);
+	fflush(stdout);
+	assert_int_equal(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+	close(saved);
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	unlink(path);
+	assert_true(n > 0);
+	for (size_t k = 0; k < vmdef_ndevices; k++)
+		for (const struct vmdef_option *o = vmdef_devices[k]->options; o && o->name; o++) {
+			char line[256];
+
+			snprintf(line, sizeof(line), "\n  --%s%s%s\n        %s\n", o->name,
+				 o->value ? " " : "", o->value ? o->value : "", o->help);
+			if (!strstr(text, line))
+				fail_msg("--help does not list --%s as '%s'", o->name, line);
+		}
+	expect_error(unknown, 4, "unknown option --no-such-device (see keel-vmm --help)");
+	expect_error(noarg, 4, "unknown option --no-rng=1");
 }
 
 /* --disk ...,bus=scsi and --dvd: LUNs of the SCSI controller, in order, which takes the slot
@@ -864,13 +1020,23 @@ static void test_scsi_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_memory_units), cmocka_unit_test(test_serial_specs),
-		cmocka_unit_test(test_errors),	     cmocka_unit_test(test_device_slots),
-		cmocka_unit_test(test_config_file),  cmocka_unit_test(test_guest_change),
-		cmocka_unit_test(test_disk_formats), cmocka_unit_test(test_passed_fds),
-		cmocka_unit_test(test_chain_fds),    cmocka_unit_test(test_jail_options),
-		cmocka_unit_test(test_scsi_options), cmocka_unit_test(test_firmware),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_memory_units),
+		cmocka_unit_test(test_serial_specs),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_device_slots),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_guest_change),
+		cmocka_unit_test(test_disk_formats),
+		cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_jail_options),
+		cmocka_unit_test(test_scsi_options),
+		cmocka_unit_test(test_firmware),
+		cmocka_unit_test(test_option_table),
+		cmocka_unit_test(test_option_duplicates),
+		cmocka_unit_test(test_help_lists_devices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

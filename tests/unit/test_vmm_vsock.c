@@ -284,27 +284,27 @@ static void test_option(void **state)
 	struct vm_config cfg;
 	char *argv[] = {"keel-vmm", "--kernel", "/k", "--vsock", "cid=9,socket=/run/v.sock", NULL};
 
-	assert_int_equal(
-		config_parse_vsock("cid=5,socket=/tmp/v.sock", &cid, sock, err, sizeof(err)), 0);
+	assert_int_equal(vmdef_cli_vsock("cid=5,socket=/tmp/v.sock", &cid, sock, err, sizeof(err)),
+			 0);
 	assert_int_equal(cid, 5);
 	assert_string_equal(sock, "/tmp/v.sock");
-	assert_int_equal(config_parse_vsock("socket=/tmp/v.sock", &cid, sock, err, sizeof(err)), 0);
+	assert_int_equal(vmdef_cli_vsock("socket=/tmp/v.sock", &cid, sock, err, sizeof(err)), 0);
 	assert_int_equal(cid, 0);
-	assert_int_equal(config_parse_vsock("cid=2,socket=/tmp/v", &cid, sock, err, sizeof(err)),
+	assert_int_equal(vmdef_cli_vsock("cid=2,socket=/tmp/v", &cid, sock, err, sizeof(err)),
 			 -EINVAL);
-	assert_int_equal(config_parse_vsock("cid=5", &cid, sock, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_cli_vsock("cid=5", &cid, sock, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "socket=PATH is required"));
 	memset(longp, 'a', sizeof(longp) - 1);
 	longp[0] = '/';
 	longp[sizeof(longp) - 1] = 0;
 	snprintf(arg, sizeof(arg), "socket=%s", longp);
-	assert_int_equal(config_parse_vsock(arg, &cid, sock, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vmdef_cli_vsock(arg, &cid, sock, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "at most 96 bytes"));
 
 	assert_int_equal(config_parse(5, argv, &cfg, err, sizeof(err)), 0);
 	assert_true(cfg.def.vsock.present);
 	assert_int_equal(cfg.def.vsock.cid, 9);
-	assert_string_equal(cfg.vsock_socket, "/run/v.sock");
+	assert_string_equal(cfg.host.vsock_socket, "/run/v.sock");
 	config_free(&cfg);
 }
 
