@@ -90,6 +90,26 @@ int jail_early(const struct vm_config *cfg, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	/* Disks are parsed (VHDX headers, log, metadata) only inside the jail, where their
+	 * paths are out of reach: keeld opens them and passes them. */
+	for (unsigned i = 0; i < cfg->def.ndisks; i++) {
+		if (cfg->disk_fds[i] < 0) {
+			snprintf(err, errlen,
+				 "--jail-user: disk %u must be passed (--fd disk.%u=N): the jailed "
+				 "worker opens no disk by path",
+				 i, i);
+			return -EINVAL;
+		}
+	}
+	for (unsigned i = 0; i < cfg->def.scsi.nluns; i++) {
+		if (cfg->def.scsi.luns[i].disk.path && cfg->lun_fds[i] < 0) {
+			snprintf(err, errlen,
+				 "--jail-user: SCSI LUN %u must be passed (--fd lun.%u=N): the "
+				 "jailed worker opens no disk by path",
+				 i, i);
+			return -EINVAL;
+		}
+	}
 	/* glibc reads the time zone (/etc/localtime) on its first time conversion, gmtime_r
 	 * included (the RTC, log stamps): once, here, while the host's files are in reach. */
 	tzset();
@@ -223,12 +243,17 @@ int jail_enter(const struct vm_config *cfg, char *err, size_t errlen)
 	}
 	jail_root_dir = root;
 	jailed = true;
-	return seccomp_install_process(err, errlen);
+	return 0;
 fail:
 	r = -errno;
 	snprintf(err, errlen, "cannot set up the worker's jail in %s: %s: %s", root, step,
 		 strerror(errno));
 	return r;
+}
+
+int jail_lock(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	return cfg->jail ? seccomp_install_process(err, errlen) : 0;
 }
 
 int jail_path(const char *host, char *out, size_t size)

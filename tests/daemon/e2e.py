@@ -3169,6 +3169,21 @@ def check_jailed(e, vm, ctx, parents=()):
     return uids.pop()
 
 
+def check_parsed_as(e, vm, ctx, uid, kinds):
+    """Test builds only (control "test-parse-euids"): the worker parsed each of kinds (disk,
+    state, nvram) of the files it was handed, and never as a uid below uid: a jailed worker
+    gives up root before it parses any of them (docs/security.md)."""
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ctl.settimeout(30)
+    ctl.connect(os.path.join(e.state, "vms", vm["id"], "control.sock"))
+    ctl.sendall(b'{"execute":"test-parse-euids"}\n')
+    euids = json.loads(ctl.makefile("r").readline())["return"]
+    ctl.close()
+    for kind in kinds:
+        check(euids[kind] == int(uid), "%s: the worker parsed its %s as euid %d, not its uid %s"
+              % (ctx, kind, euids[kind], uid))
+
+
 def case_jail(e):
     """Issue 10: the worker jail. Checked on running workers from the host: ids, capabilities,
     no_new_privs and seccomp on every thread, namespaces, root, open files; two VMs never
@@ -3186,6 +3201,7 @@ def case_jail(e):
     e.console_until("j2", "ready for input")
     uid1 = check_jailed(e, vm1, "j1")
     uid2 = check_jailed(e, vm2, "j2")
+    check_parsed_as(e, vm1, "j1", uid1, ["disk"])
     check_cgroup(e, vm1, "j1")
     check(uid1 != uid2, "two running VMs share uid %s" % uid1)
     e.keel("vm", "pause", "j1")
@@ -3209,7 +3225,8 @@ def case_jail(e):
     check(vm1["state_reason"] == "restored from its saved state", "restore: %r" % vm1)
     e.type_console("j1", "-line\n")
     e.console_until("j1", r"echo \[half-line\]")
-    check_jailed(e, vm1, "restored j1")
+    check_parsed_as(e, vm1, "restored j1", check_jailed(e, vm1, "restored j1"),
+                    ["disk", "state"])
     # keeld re-attaches to running workers and keeps their uids taken.
     e.kill_keeld(signal.SIGTERM)
     e.start_keeld()
@@ -3272,7 +3289,7 @@ def case_jail_chain(e):
     e.create("c1", disks=[{"path": top}])
     vm = e.start("c1")
     e.console_until("c1", "ready for input")
-    check_jailed(e, vm, "c1", parents=(mid, base))
+    check_parsed_as(e, vm, "c1", check_jailed(e, vm, "c1", parents=(mid, base)), ["disk"])
     args = open("/proc/%d/cmdline" % vm["pid"]).read().split("\0")
     fds = {a.split("=")[1]: int(a.split("=")[2]) for a in args if a.startswith("--fd=disk.0")}
     check(sorted(fds) == ["disk.0", "disk.0.p0", "disk.0.p1"], "passed: %r" % args)
