@@ -3263,6 +3263,17 @@ def case_jail(e):
     check(e.start_keeld(expect_fail=True, extra=["--worker-uids", "5-3"]) != 0,
           "keeld took --worker-uids 5-3")
     e.start_keeld(extra=["--worker-uids", "4000000000-4000000000"])
+    # A uid some other process runs as (not keeld's worker) is not handed out.
+    squatter = subprocess.Popen(["sleep", "300"], user=4000000000, group=4000000000)
+    try:
+        was = e.vm("j1")["state"]
+        _, err = e.keel("vm", "start", "j1", want=None)
+        check("are taken by running VMs or by other processes running as them" in err,
+              "start while a process runs as the range's only uid: %r" % err)
+        check(e.vm("j1")["state"] == was, "the refused start changed j1: %r" % e.vm("j1"))
+    finally:
+        squatter.kill()
+        squatter.wait()
     vm1 = e.start("j1")
     check(check_jailed(e, vm1, "j1 in a range of one") == "4000000000", "uid outside the range")
     check_cgroup(e, vm1, "j1 after three keeld starts")

@@ -20,12 +20,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tmp_top.h"
+
 #include "config/vmdef.h"
 #include "daemon/vm_cgroup.h"
 
 #define UUID "0f6ad3a4-9c1e-4a55-8a7b-3d2f1e0c9b8a"
-
-static char top[64];
 
 static void put(const char *file, const char *text)
 {
@@ -59,22 +59,6 @@ static void sub(const char *dir)
 
 	snprintf(path, sizeof(path), "%s/%s", top, dir);
 	assert_int_equal(mkdir(path, 0755), 0);
-}
-
-static int setup(void **state)
-{
-	snprintf(top, sizeof(top), "/tmp/keel-cgroup-XXXXXX");
-	assert_non_null(mkdtemp(top));
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
-	assert_int_equal(system(cmd), 0);
-	return 0;
 }
 
 /* A cgroup v2 mount whose controllers are bound to cgroup v1 (this kind of host): none, with
@@ -302,11 +286,12 @@ static void test_this_host(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_no_controllers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_hierarchy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_available, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_without_cpu, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delegated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_controllers, tmp_top_setup,
+						tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_no_hierarchy, tmp_top_setup, tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_available, tmp_top_setup, tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_without_cpu, tmp_top_setup, tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_delegated, tmp_top_setup, tmp_top_teardown),
 		cmocka_unit_test(test_this_host),
 	};
 
