@@ -237,13 +237,18 @@ static void init_delegated(struct vmcg *cg, const char *unit, bool in_leaf)
 	int r;
 
 	cg->delegated = true;
-	snprintf(cg->slice, sizeof(cg->slice), "%s/" VMCG_DELEGATED_VMS, unit);
+	/* find_delegated left room for these names (64 bytes). */
+	if ((size_t)snprintf(cg->slice, sizeof(cg->slice), "%s/" VMCG_DELEGATED_VMS, unit) >=
+		    sizeof(cg->slice) ||
+	    (size_t)snprintf(leaf, sizeof(leaf), "%s/" VMCG_DELEGATED_LEAF, unit) >= sizeof(leaf)) {
+		error_set(cg->why, sizeof(cg->why), "keeld's cgroup %s is too long", unit);
+		return;
+	}
 	if (!usable(cg, unit))
 		return;
 	if (!in_leaf) {
 		/* The kernel lets no process stay in a cgroup that has controllers on for its
 		 * children: keeld's own leaf, as DelegateSubgroup=keeld would have made it. */
-		snprintf(leaf, sizeof(leaf), "%s/" VMCG_DELEGATED_LEAF, unit);
 		if (mkdir(leaf, 0755) < 0 && errno != EEXIST) {
 			error_set(cg->why, sizeof(cg->why), "cannot create %s: %s", leaf,
 				  strerror(errno));
