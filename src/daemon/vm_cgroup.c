@@ -78,11 +78,12 @@ static bool is_delegated(const char *dir)
 
 /*
  * The delegated unit cgroup keeld runs under (MOUNT + self): self's parent when self is the
- * leaf "keeld" (DelegateSubgroup=keeld) and the parent is delegated, else self when it is;
- * *in_leaf says which. -ENOENT: keeld's cgroup is not delegated (the root never is).
+ * leaf "keeld" (DelegateSubgroup=keeld) and the parent is delegated. -ENOENT: keeld's cgroup
+ * is not under a delegation (the root never is); -EBUSY: keeld runs in a delegated cgroup
+ * itself, not in its leaf (a systemd without DelegateSubgroup=), which it must not take
+ * (vmcg_init says why).
  */
-static int find_delegated(const char *mount, const char *self, char *unit, size_t size,
-			  bool *in_leaf)
+static int find_delegated(const char *mount, const char *self, char *unit, size_t size)
 {
 	char *slash;
 
@@ -92,14 +93,11 @@ static int find_delegated(const char *mount, const char *self, char *unit, size_
 	slash = strrchr(unit, '/');
 	if (!strcmp(slash + 1, VMCG_DELEGATED_LEAF) && slash != unit + strlen(mount)) {
 		*slash = '\0';
-		if (is_delegated(unit)) {
-			*in_leaf = true;
+		if (is_delegated(unit))
 			return 0;
-		}
 		*slash = '/';
 	}
-	*in_leaf = false;
-	return is_delegated(unit) ? 0 : -ENOENT;
+	return is_delegated(unit) ? -EBUSY : -ENOENT;
 }
 
 static int write_file(const char *dir, const char *file, const char *text)
@@ -227,40 +225,20 @@ static void make_slice(struct vmcg *cg)
 }
 
 /*
- * Under keeld's delegated unit cgroup (systemd owns everything above it): keeld in the leaf
- * UNIT/keeld (moved there when systemd did not start it there), memory and pids on in UNIT
- * for UNIT/vms, and in UNIT/vms for the VMs.
+ * Under keeld's delegated unit cgroup (systemd owns everything above it; keeld runs in its
+ * leaf UNIT/keeld): memory and pids on in UNIT for UNIT/vms, and in UNIT/vms for the VMs.
  */
-static void init_delegated(struct vmcg *cg, const char *unit, bool in_leaf)
+static void init_delegated(struct vmcg *cg, const char *unit)
 {
-	char leaf[PATH_MAX];
-	int r;
-
 	cg->delegated = true;
-	/* find_delegated left room for these names (64 bytes). */
+	/* find_delegated left room for the name (64 bytes). */
 	if ((size_t)snprintf(cg->slice, sizeof(cg->slice), "%s/" VMCG_DELEGATED_VMS, unit) >=
-		    sizeof(cg->slice) ||
-	    (size_t)snprintf(leaf, sizeof(leaf), "%s/" VMCG_DELEGATED_LEAF, unit) >= sizeof(leaf)) {
+	    sizeof(cg->slice)) {
 		error_set(cg->why, sizeof(cg->why), "keeld's cgroup %s is too long", unit);
 		return;
 	}
 	if (!usable(cg, unit))
 		return;
-	if (!in_leaf) {
-		/* The kernel lets no process stay in a cgroup that has controllers on for its
-		 * children: keeld's own leaf, as DelegateSubgroup=keeld would have made it. */
-		if (mkdir(leaf, 0755) < 0 && errno != EEXIST) {
-			error_set(cg->why, sizeof(cg->why), "cannot create %s: %s", leaf,
-				  strerror(errno));
-			return;
-		}
-		r = write_file(leaf, "cgroup.procs", "0");
-		if (r) {
-			error_set(cg->why, sizeof(cg->why), "cannot move keeld into %s: %s", leaf,
-				  strerror(-r));
-			return;
-		}
-	}
 	if (enable(cg, unit, cg->cpu))
 		return;
 	make_slice(cg);
@@ -269,7 +247,7 @@ static void init_delegated(struct vmcg *cg, const char *unit, bool in_leaf)
 void vmcg_init(struct vmcg *cg, const char *mount, const char *self)
 {
 	char root[PATH_MAX], own[PATH_MAX], unit[PATH_MAX];
-	bool in_leaf;
+	int r;
 
 	*cg = (struct vmcg){.available = false};
 	if (mount)
@@ -287,10 +265,20 @@ void vmcg_init(struct vmcg *cg, const char *mount, const char *self)
 		snprintf(own, sizeof(own), "%s", self);
 	else if (self_cgroup(own, sizeof(own)))
 		own[0] = '\0';
-	if (own[0] && !find_delegated(root, own, unit, sizeof(unit), &in_leaf)) {
-		init_delegated(cg, unit, in_leaf);
+	r = own[0] ? find_delegated(root, own, unit, sizeof(unit)) : -ENOENT;
+	if (!r) {
+		init_delegated(cg, unit);
 		return;
 	}
+	/* Moving itself into a leaf would let keeld turn controllers on in UNIT, but then the
+	 * kernel refuses systemd the next start of keeld in UNIT (no process in a cgroup with
+	 * controllers on for its children), for as long as VMs run in UNIT/vms. */
+	if (r == -EBUSY)
+		log_warn("keeld runs in %s, a cgroup systemd delegated, and not in its leaf "
+			 "'" VMCG_DELEGATED_LEAF "' (DelegateSubgroup=" VMCG_DELEGATED_LEAF
+			 ", systemd 254 or later): the VMs' cgroups go under " VMCG_SLICE
+			 ", as without systemd",
+			 own);
 	if (!usable(cg, root))
 		return;
 	if ((size_t)snprintf(cg->slice, sizeof(cg->slice), "%s/" VMCG_SLICE, root) >=

@@ -33,12 +33,14 @@ struct vmcg {
 };
 
 /* Find the cgroup v2 hierarchy (mount NULL: the first cgroup2 in /proc/self/mountinfo) and
- * keeld's own cgroup in it (self NULL: /proc/self/cgroup's "0::" line). When that cgroup, or
- * its parent when it is the leaf "keeld", is marked delegated (trusted.delegate), the VMs go
- * under UNIT/vms: keeld moves itself into UNIT/keeld if it is not there yet, and turns memory
- * and pids on in UNIT and UNIT/vms. Else it checks the hierarchy's controllers, creates
- * keel.slice and turns memory and pids on for its children (not cpu: keel sets no cpu limit
- * yet). Never fails: cg->available says whether per-VM cgroups work, cg->why why not. */
+ * keeld's own cgroup in it (self NULL: /proc/self/cgroup's "0::" line). When that cgroup is
+ * the leaf "keeld" of a cgroup marked delegated (trusted.delegate), the VMs go under
+ * UNIT/vms: keeld turns memory and pids on in UNIT and UNIT/vms. keeld in a delegated cgroup
+ * itself (a systemd without DelegateSubgroup=) does not take it: with controllers on in UNIT,
+ * systemd could not start the next keeld there while VMs run. Else it checks the hierarchy's
+ * controllers, creates keel.slice and turns memory and pids on for its children (not cpu: keel sets
+ * no cpu limit yet). Never fails: cg->available says whether per-VM cgroups work, cg->why why not.
+ */
 void vmcg_init(struct vmcg *cg, const char *mount, const char *self);
 /* MOUNT/keel.slice/vm-UUID: 0, or -ENAMETOOLONG. */
 int vmcg_path(const struct vmcg *cg, const char *uuid, char *buf, size_t size)
