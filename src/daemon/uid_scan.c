@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,31 @@ static int scan_one(const char *path, uid_t first, unsigned n, unsigned char *us
 	return 1;
 }
 
+/* Whether name is a process's or thread's number. */
+static bool is_id(const char *name)
+{
+	return name[0] >= '1' && name[0] <= '9' && strspn(name, "0123456789") == strlen(name);
+}
+
+/* Each of dir's threads (dir/task/TID/status): a thread can run as other ids than its
+ * process's first thread (setresuid as a system call acts on the calling thread only). */
+static void scan_threads(const char *dir, uid_t first, unsigned n, unsigned char *used)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/task", dir) >= sizeof(path) ||
+	    !(d = opendir(path)))
+		return;
+	while ((e = readdir(d))) {
+		if (is_id(e->d_name) && (size_t)snprintf(path, sizeof(path), "%s/task/%s/status",
+							 dir, e->d_name) < sizeof(path))
+			(void)scan_one(path, first, n, used);
+	}
+	closedir(d);
+}
+
 int uid_scan(const char *proc, uid_t first, unsigned n, unsigned char *used)
 {
 	DIR *d = opendir(proc);
@@ -49,15 +75,16 @@ int uid_scan(const char *proc, uid_t first, unsigned n, unsigned char *used)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d))) {
-		char path[PATH_MAX];
+		char dir[PATH_MAX], path[PATH_MAX + 8];
 
-		if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
-		    strspn(e->d_name, "0123456789") != strlen(e->d_name))
+		if (!is_id(e->d_name) ||
+		    (size_t)snprintf(dir, sizeof(dir), "%s/%s", proc, e->d_name) >= sizeof(dir))
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s/status", proc, e->d_name) >=
-		    sizeof(path))
+		snprintf(path, sizeof(path), "%s/status", dir);
+		if (!scan_one(path, first, n, used))
 			continue;
-		read += scan_one(path, first, n, used);
+		read++;
+		scan_threads(dir, first, n, used);
 	}
 	closedir(d);
 	return read;

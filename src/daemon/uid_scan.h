@@ -13,7 +13,8 @@
 /*
  * Set bit i of used (a bitmap of n bits, zeroed by the caller) for each uid first + i that a
  * process under proc (a procfs mount: "/proc") has as a real, effective, saved or file-system
- * uid or gid, from each /proc/PID/status (the kernel's word). A process that ends while it is
+ * uid or gid, from each /proc/PID/status and each of its threads' /proc/PID/task/TID/status
+(the kernel's word). A process that ends while it is
  * read is skipped. Returns how many processes were read, or -errno when proc cannot be
  * listed.
  */
