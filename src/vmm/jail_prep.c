@@ -67,7 +67,15 @@ void jail_prep_listen(const char *path, int backlog)
 void jail_prep_open(const char *path, int flags, mode_t mode)
 {
 	int fd = open(path, flags, mode);
+	struct stat st;
 
+	/* Never a directory of the host's into the jail: ".." from it would climb past the
+	 * jail's root (a saved state's "state" that is a directory is an error anyway). */
+	if (fd >= 0 && (fstat(fd, &st) || S_ISDIR(st.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = EISDIR;
+	}
 	prep_add(PREP_OPEN, path, NULL, flags, fd < 0 ? -errno : fd);
 }
 

@@ -17,7 +17,8 @@
 /* Before jail_enter: bind and listen on PATH (unix_listen); a failure is kept for the taker. */
 void jail_prep_listen(const char *path, int backlog);
 
-/* Before jail_enter: open PATH with FLAGS (and MODE, for O_CREAT); a failure is kept. */
+/* Before jail_enter: open PATH with FLAGS (and MODE, for O_CREAT); a failure is kept, and a
+ * directory is one (EISDIR). */
 void jail_prep_open(const char *path, int flags, mode_t mode);
 
 /* Before jail_enter: open FD's file again with FLAGS, through /proc/self/fd. */

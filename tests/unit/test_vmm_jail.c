@@ -25,6 +25,7 @@
 
 #include "vmm/config.h"
 #include "vmm/jail.h"
+#include "vmm/jail_prep.h"
 
 #define JAIL_ID 3221291006u /* from the end of keeld's default range, as the guest tests' */
 
@@ -120,10 +121,35 @@ static void test_nvram_dir_stays_inside(void **state)
 	assert_int_equal(WEXITSTATUS(status), CHILD_OK);
 }
 
+/* What the worker opens before the jail for use inside it is never a directory of the
+ * host's: a saved state's "state" made a directory is refused, not handed in. */
+static void test_prep_no_directory(void **state)
+{
+	char dir[128], file[128];
+	int fd;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/state", top);
+	snprintf(file, sizeof(file), "%s/memory", top);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	mkfile(file);
+	jail_prep_open(dir, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	jail_prep_open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	errno = 0;
+	assert_int_equal(jail_open(dir, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0), -1);
+	assert_int_equal(errno, EISDIR);
+	fd = jail_open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	close(fd);
+	jail_prep_close();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_nvram_dir_stays_inside, tmp_top_setup,
+						tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_prep_no_directory, tmp_top_setup,
 						tmp_top_teardown),
 	};
 
