@@ -646,7 +646,7 @@ static int vm_confine(struct vm *vm, char *err, size_t errlen)
 		if (cfg->disk_fds[i] >= 0 && cfg->def.disks[i].cache == VM_DISK_CACHE_NONE)
 			jail_prep_reopen(cfg->disk_fds[i],
 					 BLK_DIRECT_FLAGS(cfg->def.disks[i].readonly));
-	if (cfg->def.nvram)
+	if (cfg->def.nvram || cfg->def.firmware == VM_FIRMWARE_UEFI)
 		nvram_prepare(VMDEF_OVMF_VARS_FILE);
 	if (cfg->restore_dir)
 		snapshot_prepare(cfg->restore_dir);

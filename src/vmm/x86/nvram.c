@@ -94,6 +94,12 @@ int nvram_open(struct nvram *n, const char *path, int dirfd, const char *templat
 	return r;
 }
 
+int nvram_read_template(const char *template, uint8_t **data, size_t *size, char *err,
+			size_t errlen)
+{
+	return read_store(AT_FDCWD, template, template, false, data, size, err, errlen);
+}
+
 void nvram_prepare(const char *template)
 {
 	jail_prep_open(template, NVRAM_READ_FLAGS, 0);

@@ -38,8 +38,12 @@ int nvram_open(struct nvram *n, const char *path, int dirfd, const char *templat
 int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)
 	__attribute__((warn_unused_result));
 void nvram_close(struct nvram *n);
+/* The template alone into *data (a VM without a store: its variables live in memory only).
+ * Errors are one line naming the file; -ENOENT when it is missing. */
+int nvram_read_template(const char *template, uint8_t **data, size_t *size, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
 /* A jailed worker, while root: open template (a host file, outside the jail) for nvram_open
- * to take should the store be missing (jail_prep.h). */
+ * or nvram_read_template to take (jail_prep.h). */
 void nvram_prepare(const char *template);
 
 #endif
