@@ -163,14 +163,15 @@ int sup_create(const struct sup_config *cfg, struct sup **out)
 	if (cfg->have_group && chown(sup->vms_dir, (uid_t)-1, cfg->group) < 0)
 		log_warn("cannot give %s to group %u: %s", sup->vms_dir, (unsigned)cfg->group,
 			 strerror(errno));
-	vmcg_init(&sup->cg, NULL);
+	vmcg_init(&sup->cg, NULL, NULL);
 	if (sup->cg.available) {
 		unsigned swept = vmcg_sweep(&sup->cg);
 
-		log_info("per-VM cgroups under %s: memory.max is a VM's memory + 64 MiB + 1/128 "
+		log_info("per-VM cgroups under %s%s: memory.max is a VM's memory + 64 MiB + 1/128 "
 			 "of it, pids.max %llu + 2 per vCPU; %u stale VM cgroup%s removed",
-			 sup->cg.slice, (unsigned long long)VMDEF_WORKER_TASKS(0), swept,
-			 swept == 1 ? "" : "s");
+			 sup->cg.slice,
+			 sup->cg.delegated ? " (keeld's cgroup, delegated by systemd)" : "",
+			 (unsigned long long)VMDEF_WORKER_TASKS(0), swept, swept == 1 ? "" : "s");
 	} else
 		log_warn("per-VM cgroups are unavailable: %s; workers run without memory.max and "
 			 "pids.max (admission control and RLIMIT_NPROC still apply)",

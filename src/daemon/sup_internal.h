@@ -131,7 +131,8 @@ void sup_sock_group_access(struct sup *sup, struct sup_vm *vm);
 void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm);
 
 /* sup_jail.c: the worker's uid and the files it may write (docs/security.md) */
-/* A uid (and gid) of the range for vm's worker that no other running worker has. */
+/* A uid (and gid) of the range for vm's worker that no other running worker has and no
+ * process on the host runs as (uid_scan.h). */
 int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* The uid a running worker runs as (a re-attached worker): the kernel's word, or while it

@@ -16,26 +16,48 @@
 #include <unistd.h>
 
 #include "lib/error.h"
+#include "daemon/uid_scan.h"
 #include "lib/log.h"
 
 int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 {
-	for (unsigned i = 0; i < sup->cfg.worker_uids; i++) {
+	unsigned n = sup->cfg.worker_uids;
+	unsigned char *used = calloc((n + 7) / 8, 1);
+	int r;
+
+	if (!used) {
+		error_set(err, errlen, "cannot start VM '%s': out of memory", vm->name);
+		return -ENOMEM;
+	}
+	/* Any process's uid or gid, not only this keeld's workers': the kernel's word. A worker
+	 * still starting (it has not taken its uid yet) is counted below. */
+	r = uid_scan("/proc", sup->cfg.worker_uid_first, n, used);
+	if (r < 0) {
+		error_set(err, errlen,
+			  "cannot start VM '%s': cannot read /proc to check which worker uids "
+			  "processes run as: %s",
+			  vm->name, strerror(-r));
+		free(used);
+		return r;
+	}
+	for (unsigned i = 0; i < n; i++) {
 		uid_t uid = sup->cfg.worker_uid_first + i;
-		bool taken = false;
+		bool taken = used[i / 8] & (1u << (i % 8));
 
 		for (size_t j = 0; j < sup->nvms && !taken; j++)
 			taken = sup->vms[j] != vm && sup_has_worker(sup->vms[j]) &&
 				sup->vms[j]->jail_uid == uid;
 		if (!taken) {
 			vm->jail_uid = uid;
+			free(used);
 			return 0;
 		}
 	}
+	free(used);
 	error_set(err, errlen,
 		  "cannot start VM '%s': all %u worker uids from %u (--worker-uids) are taken by "
-		  "running VMs; give keeld a larger range",
-		  vm->name, sup->cfg.worker_uids, (unsigned)sup->cfg.worker_uid_first);
+		  "running VMs or by other processes running as them; give keeld a larger range",
+		  vm->name, n, (unsigned)sup->cfg.worker_uid_first);
 	return -EAGAIN;
 }
 

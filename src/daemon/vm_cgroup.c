@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "lib/error.h"
@@ -39,6 +40,64 @@ static int find_cgroup2(char *out, size_t size)
 	}
 	fclose(f);
 	return r;
+}
+
+/* keeld's own cgroup, as /proc/self/cgroup's cgroup v2 line ("0::PATH") names it. */
+static int self_cgroup(char *out, size_t size)
+{
+	char line[PATH_MAX + 8];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	int r = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (r == -ENOENT && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		r = strlen(line + 3) < size ? 0 : -ENAMETOOLONG;
+		if (!r)
+			snprintf(out, size, "%s", line + 3);
+	}
+	fclose(f);
+	return r;
+}
+
+/* Whether systemd delegated the cgroup dir: it marks a delegated unit's cgroup with the
+ * extended attribute trusted.delegate = "1" (only root can set a trusted.* attribute). */
+static bool is_delegated(const char *dir)
+{
+	char v[8];
+	ssize_t n = getxattr(dir, "trusted.delegate", v, sizeof(v) - 1);
+
+	if (n <= 0)
+		return false;
+	v[n] = '\0';
+	return !strcmp(v, "1");
+}
+
+/*
+ * The delegated unit cgroup keeld runs under (MOUNT + self): self's parent when self is the
+ * leaf "keeld" (DelegateSubgroup=keeld) and the parent is delegated. -ENOENT: keeld's cgroup
+ * is not under a delegation (the root never is); -EBUSY: keeld runs in a delegated cgroup
+ * itself, not in its leaf (a systemd without DelegateSubgroup=), which it must not take
+ * (vmcg_init says why).
+ */
+static int find_delegated(const char *mount, const char *self, char *unit, size_t size)
+{
+	char *slash;
+
+	if (self[0] != '/' || !self[1] ||
+	    (size_t)snprintf(unit, size, "%s%s", mount, self) >= size - 64)
+		return -ENOENT;
+	slash = strrchr(unit, '/');
+	if (!strcmp(slash + 1, VMCG_DELEGATED_LEAF) && slash != unit + strlen(mount)) {
+		*slash = '\0';
+		if (is_delegated(unit))
+			return 0;
+		*slash = '/';
+	}
+	return is_delegated(unit) ? -EBUSY : -ENOENT;
 }
 
 static int write_file(const char *dir, const char *file, const char *text)
@@ -125,9 +184,69 @@ static int enable(struct vmcg *cg, const char *dir, bool cpu)
 	return 0;
 }
 
-void vmcg_init(struct vmcg *cg, const char *mount)
+/* Whether dir's cgroup.controllers has memory and pids; else cg->why says what is missing. */
+static bool usable(struct vmcg *cg, const char *dir)
 {
-	char root[PATH_MAX], ctls[512];
+	char ctls[512];
+	int r = read_controllers(dir, ctls, sizeof(ctls));
+	bool mem, pids;
+
+	if (r) {
+		error_set(cg->why, sizeof(cg->why), "cannot read %s/cgroup.controllers: %s", dir,
+			  strerror(-r));
+		return false;
+	}
+	mem = has_controller(ctls, "memory");
+	pids = has_controller(ctls, "pids");
+	if (mem && pids)
+		return true;
+	error_set(cg->why, sizeof(cg->why),
+		  "the cgroup v2 hierarchy at %s has no %s controller%s (a cgroup v1 "
+		  "hierarchy holds %s: boot with systemd.unified_cgroup_hierarchy=1)",
+		  dir,
+		  !mem && !pids ? "memory or pids"
+		  : !mem	? "memory"
+				: "pids",
+		  !mem && !pids ? "s" : "", !mem && !pids ? "them" : "it");
+	return false;
+}
+
+/* The VMs' parent made (or found) and memory and pids turned on for its children. */
+static void make_slice(struct vmcg *cg)
+{
+	if (mkdir(cg->slice, 0755) < 0 && errno != EEXIST) {
+		error_set(cg->why, sizeof(cg->why), "cannot create %s: %s", cg->slice,
+			  strerror(errno));
+		return;
+	}
+	if (enable(cg, cg->slice, cg->cpu))
+		return;
+	cg->available = true;
+}
+
+/*
+ * Under keeld's delegated unit cgroup (systemd owns everything above it; keeld runs in its
+ * leaf UNIT/keeld): memory and pids on in UNIT for UNIT/vms, and in UNIT/vms for the VMs.
+ */
+static void init_delegated(struct vmcg *cg, const char *unit)
+{
+	cg->delegated = true;
+	/* find_delegated left room for the name (64 bytes). */
+	if ((size_t)snprintf(cg->slice, sizeof(cg->slice), "%s/" VMCG_DELEGATED_VMS, unit) >=
+	    sizeof(cg->slice)) {
+		error_set(cg->why, sizeof(cg->why), "keeld's cgroup %s is too long", unit);
+		return;
+	}
+	if (!usable(cg, unit))
+		return;
+	if (enable(cg, unit, cg->cpu))
+		return;
+	make_slice(cg);
+}
+
+void vmcg_init(struct vmcg *cg, const char *mount, const char *self)
+{
+	char root[PATH_MAX], own[PATH_MAX], unit[PATH_MAX];
 	int r;
 
 	*cg = (struct vmcg){.available = false};
@@ -139,28 +258,29 @@ void vmcg_init(struct vmcg *cg, const char *mount)
 			"no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup)");
 		return;
 	}
-	r = read_controllers(root, ctls, sizeof(ctls));
-	if (r) {
-		error_set(cg->why, sizeof(cg->why), "cannot read %s/cgroup.controllers: %s", root,
-			  strerror(-r));
-		return;
-	}
-	if (!has_controller(ctls, "memory") || !has_controller(ctls, "pids")) {
-		bool mem = has_controller(ctls, "memory"), pids = has_controller(ctls, "pids");
-
-		error_set(cg->why, sizeof(cg->why),
-			  "the cgroup v2 hierarchy at %s has no %s controller%s (a cgroup v1 "
-			  "hierarchy holds %s: boot with systemd.unified_cgroup_hierarchy=1)",
-			  root,
-			  !mem && !pids ? "memory or pids"
-			  : !mem	? "memory"
-					: "pids",
-			  !mem && !pids ? "s" : "", !mem && !pids ? "them" : "it");
-		return;
-	}
 	/* cpu stays off until keel sets cpu limits: turning it on costs every task under it and
 	 * changes how the kernel shares the CPU with the host's other cgroups. */
 	cg->cpu = false;
+	if (self)
+		snprintf(own, sizeof(own), "%s", self);
+	else if (self_cgroup(own, sizeof(own)))
+		own[0] = '\0';
+	r = own[0] ? find_delegated(root, own, unit, sizeof(unit)) : -ENOENT;
+	if (!r) {
+		init_delegated(cg, unit);
+		return;
+	}
+	/* Moving itself into a leaf would let keeld turn controllers on in UNIT, but then the
+	 * kernel refuses systemd the next start of keeld in UNIT (no process in a cgroup with
+	 * controllers on for its children), for as long as VMs run in UNIT/vms. */
+	if (r == -EBUSY)
+		log_warn("keeld runs in %s, a cgroup systemd delegated, and not in its leaf "
+			 "'" VMCG_DELEGATED_LEAF "' (DelegateSubgroup=" VMCG_DELEGATED_LEAF
+			 ", systemd 254 or later): the VMs' cgroups go under " VMCG_SLICE
+			 ", as without systemd",
+			 own);
+	if (!usable(cg, root))
+		return;
 	if ((size_t)snprintf(cg->slice, sizeof(cg->slice), "%s/" VMCG_SLICE, root) >=
 	    sizeof(cg->slice) - 64) {
 		error_set(cg->why, sizeof(cg->why), "the cgroup v2 mount %s is too long", root);
@@ -168,14 +288,7 @@ void vmcg_init(struct vmcg *cg, const char *mount)
 	}
 	if (enable(cg, root, cg->cpu))
 		return;
-	if (mkdir(cg->slice, 0755) < 0 && errno != EEXIST) {
-		error_set(cg->why, sizeof(cg->why), "cannot create %s: %s", cg->slice,
-			  strerror(errno));
-		return;
-	}
-	if (enable(cg, cg->slice, cg->cpu))
-		return;
-	cg->available = true;
+	make_slice(cg);
 }
 
 int vmcg_path(const struct vmcg *cg, const char *uuid, char *buf, size_t size)

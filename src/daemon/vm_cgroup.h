@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One cgroup v2 per running worker (docs/security.md, "cgroups"): MOUNT/keel.slice/vm-UUID,
- * with memory.max at the guest's RAM plus the worker's fixed allowance and pids.max at the
- * worker's task budget. keeld writes cgroupfs itself (no systemd needed) and stays out of
- * keel.slice; the worker is cloned straight into its cgroup (CLONE_INTO_CGROUP), so it never
- * runs a single instruction outside it. A host without a cgroup v2 hierarchy that has the
- * memory and pids controllers gets none: vmcg_init says why, once.
+ * or, when systemd delegated keeld's unit cgroup to it (Delegate=yes, DelegateSubgroup=keeld:
+ * the unit's cgroup carries the trusted.delegate extended attribute), UNIT/vms/vm-UUID,
+ * never writing a cgroup systemd owns; with memory.max at the guest's RAM plus the worker's fixed
+ * allowance and pids.max at the worker's task budget. keeld writes cgroupfs itself (no systemd
+ * needed) and stays out of keel.slice; the worker is cloned straight into its cgroup
+ * (CLONE_INTO_CGROUP), so it never runs a single instruction outside it. A host without a cgroup v2
+ * hierarchy that has the memory and pids controllers gets none: vmcg_init says why, once.
  */
 #ifndef KEEL_DAEMON_VM_CGROUP_H
 #define KEEL_DAEMON_VM_CGROUP_H
@@ -16,20 +18,30 @@
 #include <stdint.h>
 
 #define VMCG_SLICE "keel.slice"
+/* Under a delegated unit cgroup: the VMs' parent, and keeld's own leaf (the kernel lets a
+ * cgroup with controllers on for its children hold no process). */
+#define VMCG_DELEGATED_VMS  "vms"
+#define VMCG_DELEGATED_LEAF "keeld"
 
 struct vmcg {
 	bool available;
 	bool cpu;	      /* the cpu controller is on for the VMs' cgroups: never yet (not
 			       * until keel sets cpu limits) */
-	char slice[PATH_MAX]; /* MOUNT/keel.slice, when available */
+	bool delegated;	      /* under keeld's delegated unit cgroup (slice is UNIT/vms) */
+	char slice[PATH_MAX]; /* MOUNT/keel.slice or UNIT/vms, when available */
 	char why[512];	      /* when not available: why, in words for the log */
 };
 
-/* Find the cgroup v2 hierarchy (mount NULL: the first cgroup2 in /proc/self/mountinfo),
- * check its controllers, create keel.slice and turn memory and pids on for its children
- * (not cpu: keel sets no cpu limit yet). Never fails: cg->available says whether per-VM cgroups
- * work, cg->why why not. */
-void vmcg_init(struct vmcg *cg, const char *mount);
+/* Find the cgroup v2 hierarchy (mount NULL: the first cgroup2 in /proc/self/mountinfo) and
+ * keeld's own cgroup in it (self NULL: /proc/self/cgroup's "0::" line). When that cgroup is
+ * the leaf "keeld" of a cgroup marked delegated (trusted.delegate), the VMs go under
+ * UNIT/vms: keeld turns memory and pids on in UNIT and UNIT/vms. keeld in a delegated cgroup
+ * itself (a systemd without DelegateSubgroup=) does not take it: with controllers on in UNIT,
+ * systemd could not start the next keeld there while VMs run. Else it checks the hierarchy's
+ * controllers, creates keel.slice and turns memory and pids on for its children (not cpu: keel sets
+ * no cpu limit yet). Never fails: cg->available says whether per-VM cgroups work, cg->why why not.
+ */
+void vmcg_init(struct vmcg *cg, const char *mount, const char *self);
 /* MOUNT/keel.slice/vm-UUID: 0, or -ENAMETOOLONG. */
 int vmcg_path(const struct vmcg *cg, const char *uuid, char *buf, size_t size)
 	__attribute__((warn_unused_result));

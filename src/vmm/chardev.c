@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
-#include "lib/unix_socket.h"
+#include "vmm/jail_prep.h"
 #include "vmm/loop.h"
 
 #define CHARDEV_HISTORY	    (64 * 1024)
@@ -319,7 +319,7 @@ static int chardev_open_stdio(struct chardev *cd, char *err, size_t errlen)
 
 static int chardev_open_unix(struct chardev *cd, const char *path, char *err, size_t errlen)
 {
-	int fd = unix_listen(path, 8), r;
+	int fd = jail_listen(path, CHARDEV_BACKLOG), r;
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot listen on serial socket %s: %s", path,
@@ -365,7 +365,7 @@ int chardev_open(const struct chardev_spec *spec, struct loop *loop, struct char
 		r = chardev_open_stdio(cd, err, errlen);
 		break;
 	case CHARDEV_FILE:
-		cd->out_fd = open(spec->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		cd->out_fd = jail_open(spec->path, CHARDEV_FILE_FLAGS, 0644);
 		if (cd->out_fd < 0) {
 			r = -errno;
 			snprintf(err, errlen, "cannot open serial output file %s: %s", spec->path,

@@ -8,10 +8,15 @@
 #ifndef KEEL_VMM_CHARDEV_H
 #define KEEL_VMM_CHARDEV_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/config.h"
+
+/* A socket console's listen backlog, and how a file console is opened (jail_prep.h). */
+#define CHARDEV_BACKLOG	   8
+#define CHARDEV_FILE_FLAGS (O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC)
 
 struct loop;
 struct chardev;

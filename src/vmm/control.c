@@ -11,9 +11,10 @@
 #include <unistd.h>
 
 #include "lib/log.h"
-#include "lib/unix_socket.h"
 #include "vmm/jail.h"
+#include "vmm/jail_prep.h"
 #include "vmm/loop.h"
+#include "vmm/parse_euid.h"
 #include "vmm/seccomp_filter.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -96,6 +97,20 @@ static char *control_devices(struct vm *vm)
 	return control_reply(o);
 }
 
+#if defined(KEEL_TEST_HOOKS)
+/* {"disk": UID, "state": UID, "nvram": UID}: the lowest effective uid as which the worker
+ * parsed each kind of file it was handed (-1: none parsed; parse_euid.h). */
+static char *control_parse_euids(void)
+{
+	static const char *const names[PARSE_KINDS] = {"disk", "state", "nvram"};
+	json_object *o = json_object_new_object();
+
+	for (int k = 0; k < PARSE_KINDS; k++)
+		json_object_object_add(o, names[k], json_object_new_int64(parse_euid_lowest(k)));
+	return control_reply(o);
+}
+#endif
+
 static const char *const control_names[] = {
 	[CONTROL_STATUS] = "status",
 	[CONTROL_PAUSE] = "pause",
@@ -110,6 +125,7 @@ static const char *const control_names[] = {
 #if defined(KEEL_TEST_HOOKS)
 	[CONTROL_TEST_FORBIDDEN_SYSCALL] = "test-forbidden-syscall",
 	[CONTROL_TEST_FORBIDDEN_IO] = "test-forbidden-syscall-io",
+	[CONTROL_TEST_PARSE_EUIDS] = "test-parse-euids",
 #endif
 };
 
@@ -437,6 +453,8 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 		return control_error("GenericError",
 				     "the forbidden system call returned on a %s thread", thread);
 	}
+	case CONTROL_TEST_PARSE_EUIDS:
+		return control_parse_euids();
 #endif
 	case CONTROL_QUIT:
 	default:
@@ -587,7 +605,7 @@ static void control_accept_cb(void *opaque, uint32_t events)
 int control_create(struct vm *vm, const char *path, struct control **out, char *err, size_t errlen)
 {
 	struct control *c;
-	int i, r, fd = unix_listen(path, 8);
+	int i, r, fd = jail_listen(path, CONTROL_BACKLOG);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot listen on control socket %s: %s", path,

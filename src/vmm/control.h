@@ -30,11 +30,13 @@ enum control_cmd {
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
 	CONTROL_TEST_FORBIDDEN_IO,	/* test builds only: the same, on a device thread */
+	CONTROL_TEST_PARSE_EUIDS, /* test builds only: the euids handed files were parsed as */
 #endif
 	CONTROL_CMD_COUNT
 };
 
 #define CONTROL_MAX_PATH 4096
+#define CONTROL_BACKLOG	 8 /* the control socket's listen backlog */
 
 /* A parsed request with its arguments. */
 struct control_request {

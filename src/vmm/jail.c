@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,6 +92,26 @@ int jail_early(const struct vm_config *cfg, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	/* Disks are parsed (VHDX headers, log, metadata) only inside the jail, where their
+	 * paths are out of reach: keeld opens them and passes them. */
+	for (unsigned i = 0; i < cfg->def.ndisks; i++) {
+		if (cfg->disk_fds[i] < 0) {
+			snprintf(err, errlen,
+				 "--jail-user: disk %u must be passed (--fd disk.%u=N): the jailed "
+				 "worker opens no disk by path",
+				 i, i);
+			return -EINVAL;
+		}
+	}
+	for (unsigned i = 0; i < cfg->def.scsi.nluns; i++) {
+		if (cfg->def.scsi.luns[i].disk.path && cfg->lun_fds[i] < 0) {
+			snprintf(err, errlen,
+				 "--jail-user: SCSI LUN %u must be passed (--fd lun.%u=N): the "
+				 "jailed worker opens no disk by path",
+				 i, i);
+			return -EINVAL;
+		}
+	}
 	/* glibc reads the time zone (/etc/localtime) on its first time conversion, gmtime_r
 	 * included (the RTC, log stamps): once, here, while the host's files are in reach. */
 	tzset();
@@ -156,6 +178,60 @@ static int set_limits(const struct vm_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The NVRAM store's directory keeld passed (--fd nvram=N) was opened on the host's mount of
+ * the VM's directory, not on the jail root's bind mount: ".." from it would climb past the
+ * jail's root to the host's (openat(N, "../../..")). Once inside, it is replaced by the same
+ * directory opened again through the jail's root (the same file: device and inode), where
+ * ".." stops at the root.
+ */
+static int reroot_nvram_dir(const struct vm_config *cfg, const char *root, char *err, size_t errlen)
+{
+	char path[PATH_MAX], *slash;
+	struct stat was, now;
+	size_t n = strlen(root);
+	int fd, r;
+
+	if (cfg->nvram_dir_fd < 0)
+		return 0;
+	if (!cfg->def.nvram || strncmp(cfg->def.nvram, root, n) || cfg->def.nvram[n] != '/' ||
+	    snprintf(path, sizeof(path), "%s", cfg->def.nvram + n) >= (int)sizeof(path)) {
+		snprintf(err, errlen,
+			 "--fd nvram: the NVRAM file %s is not inside the jail root %s (a jailed "
+			 "worker keeps no directory of the host's open)",
+			 cfg->def.nvram ? cfg->def.nvram : "(none)", root);
+		return -EINVAL;
+	}
+	slash = strrchr(path, '/'); /* the store's directory: "/" for one in the root itself */
+	if (slash == path)
+		path[1] = '\0';
+	else
+		*slash = '\0';
+	if (fstat(cfg->nvram_dir_fd, &was))
+		goto fail;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	if (fstat(fd, &now) || now.st_dev != was.st_dev || now.st_ino != was.st_ino) {
+		close(fd);
+		snprintf(err, errlen,
+			 "cannot set up the worker's jail: %s inside it is not the NVRAM directory "
+			 "passed (--fd nvram=%d)",
+			 path, cfg->nvram_dir_fd);
+		return -EINVAL;
+	}
+	r = dup3(fd, cfg->nvram_dir_fd, O_CLOEXEC);
+	close(fd);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	r = -errno;
+	snprintf(err, errlen, "cannot set up the worker's jail: the NVRAM directory %s: %s", path,
+		 strerror(errno));
+	return r;
+}
+
 int jail_enter(const struct vm_config *cfg, char *err, size_t errlen)
 {
 	const char *root = cfg->jail_root, *step;
@@ -200,7 +276,9 @@ int jail_enter(const struct vm_config *cfg, char *err, size_t errlen)
 	step = "chdir /";
 	if (chdir("/"))
 		goto fail;
-	r = set_limits(cfg, err, errlen);
+	r = reroot_nvram_dir(cfg, root, err, errlen);
+	if (!r)
+		r = set_limits(cfg, err, errlen);
 	if (r)
 		return r;
 	/* glibc makes every thread of the process take the new ids; with all of its uids
@@ -223,12 +301,17 @@ int jail_enter(const struct vm_config *cfg, char *err, size_t errlen)
 	}
 	jail_root_dir = root;
 	jailed = true;
-	return seccomp_install_process(err, errlen);
+	return 0;
 fail:
 	r = -errno;
 	snprintf(err, errlen, "cannot set up the worker's jail in %s: %s: %s", root, step,
 		 strerror(errno));
 	return r;
+}
+
+int jail_lock(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	return cfg->jail ? seccomp_install_process(err, errlen) : 0;
 }
 
 int jail_path(const char *host, char *out, size_t size)

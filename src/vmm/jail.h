@@ -21,15 +21,23 @@ int jail_early(const struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*
- * Once the VM is built and before its first guest instruction: DIR becomes the root (every
- * thread's, through pivot_root), the worker becomes UID:GID with no supplementary groups
- * and no capabilities (every thread: glibc applies set*id to all of them), resource limits,
- * and the seccomp filters (seccomp_filter.h).
+ * Once what needs root or a host path is open (jail_prep.h) and before the worker parses
+ * any file it was handed (disks, saved state, NVRAM): DIR becomes the root (every thread's,
+ * through pivot_root), resource limits, and the worker becomes UID:GID with no
+ * supplementary groups and no capabilities (every thread: glibc applies set*id to all).
  */
 int jail_enter(const struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Whether jail_enter has run. */
+/*
+ * Once the VM is built (its device threads running) and before its first guest
+ * instruction: the process's seccomp filter on every thread (seccomp_filter.h). vCPU
+ * threads add their own as they start.
+ */
+int jail_lock(const struct vm_config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Whether jail_enter has run (the worker is its own uid inside its root). */
 bool jail_active(void);
 
 /*

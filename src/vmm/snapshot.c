@@ -22,7 +22,9 @@
 #include "lib/crc32c.h"
 #include "lib/le.h"
 #include "lib/log.h"
+#include "vmm/jail_prep.h"
 #include "vmm/kvm.h"
+#include "vmm/parse_euid.h"
 #include "vmm/state.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -396,6 +398,10 @@ static int snap_write_file(const char *path, const uint8_t *data, size_t len, ch
 	return r;
 }
 
+/* How a restore opens the saved files: never through a link (a worker's save may have left
+ * one). */
+#define SNAP_READ_FLAGS (O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+
 static int snap_path(char *buf, size_t len, const char *dir, const char *name)
 {
 	return snprintf(buf, len, "%s/%s", dir, name) >= (int)len ? -ENAMETOOLONG : 0;
@@ -500,7 +506,7 @@ static int snap_read_state(const char *path, uint8_t **out, size_t *len, char *e
 	size_t got = 0;
 	int fd, r = 0;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = jail_open(path, SNAP_READ_FLAGS, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open saved state %s: %s", path, strerror(errno));
 		return -errno;
@@ -547,7 +553,7 @@ static int snap_open_memory(struct vm *vm, const char *path, int *out, char *err
 	struct stat st;
 	int fd, r = -EINVAL;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = jail_open(path, SNAP_READ_FLAGS, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open saved memory %s: %s", path, strerror(errno));
 		return -errno;
@@ -606,6 +612,7 @@ int snapshot_open(struct vm *vm, const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	parse_euid_note(PARSE_STATE);
 	r = state_parse(snap->file, snap->file_size, snap->parsed, why, sizeof(why));
 	if (!r)
 		r = state_load(&vm->state, snap->parsed, STATE_CHECK, why, sizeof(why));
@@ -631,6 +638,16 @@ fail:
 	snap->parsed = NULL;
 	snap->file = NULL;
 	return r;
+}
+
+void snapshot_prepare(const char *dir)
+{
+	char path[4096];
+
+	if (!snap_path(path, sizeof(path), dir, SNAPSHOT_STATE_FILE))
+		jail_prep_open(path, SNAP_READ_FLAGS, 0);
+	if (!snap_path(path, sizeof(path), dir, SNAPSHOT_MEMORY_FILE))
+		jail_prep_open(path, SNAP_READ_FLAGS, 0);
 }
 
 bool snapshot_pending(const struct vm *vm)

@@ -22,16 +22,20 @@
 #include "vmm/control.h"
 #include "vmm/device.h"
 #include "vmm/jail.h"
+#include "vmm/jail_prep.h"
 #include "vmm/loop.h"
 #include "vmm/snapshot.h"
 #include "vmm/pci.h"
 #include "vmm/seccomp_filter.h"
 #include "vmm/vcpu.h"
+#include "vmm/virtio/blk.h"
+#include "vmm/virtio/vsock.h"
 #include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/fw_cfg.h"
 #include "vmm/x86/layout.h"
+#include "vmm/x86/nvram.h"
 
 static struct vm *vm_of(struct machine *m)
 {
@@ -606,6 +610,49 @@ static int vm_open_input(const char *path, int given, const char *what, int *fd,
 	return 0;
 }
 
+/*
+ * A jailed worker, before it parses any file it was handed (its disks, a saved state, its
+ * UEFI variable store): what needs root or a host path is opened now (the status file, the
+ * sockets it listens on in its VM's directory, the saved files, the variable store's
+ * template, its disks' O_DIRECT descriptors: jail_prep.h), then it enters its root as its
+ * own uid, without capabilities (jail_enter). Its seccomp filter follows once the machine is
+ * built (vm_lock).
+ */
+static int vm_confine(struct vm *vm, char *err, size_t errlen)
+{
+	const struct vm_config *cfg = vm->cfg;
+
+	if (!cfg->jail)
+		return 0;
+	if (cfg->status_path) {
+		vm->status_fd = open(cfg->status_path,
+				     O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
+		if (vm->status_fd < 0) {
+			snprintf(err, errlen, "cannot open the status file %s: %s",
+				 cfg->status_path, strerror(errno));
+			return -errno;
+		}
+		seccomp_set_status_fd(vm->status_fd);
+	}
+	if (cfg->control_path)
+		jail_prep_listen(cfg->control_path, CONTROL_BACKLOG);
+	if (cfg->def.console.present && cfg->console.kind == CHARDEV_UNIX)
+		jail_prep_listen(cfg->console.path, CHARDEV_BACKLOG);
+	else if (cfg->def.console.present && cfg->console.kind == CHARDEV_FILE)
+		jail_prep_open(cfg->console.path, CHARDEV_FILE_FLAGS, 0644);
+	if (cfg->def.vsock.present && cfg->vsock_socket[0])
+		jail_prep_listen(cfg->vsock_socket, VSOCK_BACKLOG);
+	for (unsigned i = 0; i < cfg->def.ndisks; i++)
+		if (cfg->disk_fds[i] >= 0 && cfg->def.disks[i].cache == VM_DISK_CACHE_NONE)
+			jail_prep_reopen(cfg->disk_fds[i],
+					 BLK_DIRECT_FLAGS(cfg->def.disks[i].readonly));
+	if (cfg->def.nvram || cfg->def.firmware == VM_FIRMWARE_UEFI)
+		nvram_prepare(VMDEF_OVMF_VARS_FILE);
+	if (cfg->restore_dir)
+		snapshot_prepare(cfg->restore_dir);
+	return jail_enter(cfg, err, errlen);
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
 {
 	uint64_t host = host_ram_bytes();
@@ -687,6 +734,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		return r;
 	vm->machine.loop = vm->loop;
 	vm->machine.serial_out = vm->serial_out;
+	r = vm_confine(vm, err, errlen);
+	if (r)
+		return r;
 	/* The machine: its description's saved-state section, the platform devices, the
 	 * vCPUs' and in-kernel chips' sections, the PCI host bridge, the PCI devices. */
 	r = snapshot_register_config(vm);
@@ -842,23 +892,13 @@ static void vm_signal_cb(void *opaque, uint32_t events)
 	vm_finish(vm, 0, "signal", NULL, (int)si.ssi_signo);
 }
 
-/* The machine is built and its sockets are listening: the jail, before the first guest
- * instruction (jail.h). The status file is opened first, while its directory is reachable. */
-static int vm_jail(struct vm *vm, char *err, size_t errlen)
+/* The machine is built and its sockets are listening, inside the jail (vm_confine): what
+ * was prepared and not taken is closed, and the seccomp filter goes on before the first
+ * guest instruction (jail.h). */
+static int vm_lock(struct vm *vm, char *err, size_t errlen)
 {
-	if (!vm->cfg->jail)
-		return 0;
-	if (vm->cfg->status_path) {
-		vm->status_fd = open(vm->cfg->status_path,
-				     O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
-		if (vm->status_fd < 0) {
-			snprintf(err, errlen, "cannot open the status file %s: %s",
-				 vm->cfg->status_path, strerror(errno));
-			return -errno;
-		}
-		seccomp_set_status_fd(vm->status_fd);
-	}
-	return jail_enter(vm->cfg, err, errlen);
+	jail_prep_close();
+	return jail_lock(vm->cfg, err, errlen);
 }
 
 int vm_run(struct vm *vm)
@@ -888,7 +928,7 @@ int vm_run(struct vm *vm)
 			return 1;
 		}
 	}
-	r = vm_jail(vm, err, sizeof(err));
+	r = vm_lock(vm, err, sizeof(err));
 	if (r) {
 		log_err("%s", err);
 		vm_write_status(vm, "error", 1, err, 0);

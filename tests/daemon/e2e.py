@@ -3191,6 +3191,21 @@ def check_jailed(e, vm, ctx, parents=()):
     return uids.pop()
 
 
+def check_parsed_as(e, vm, ctx, uid, kinds):
+    """Test builds only (control "test-parse-euids"): the worker parsed each of kinds (disk,
+    state, nvram) of the files it was handed, and never as a uid below uid: a jailed worker
+    gives up root before it parses any of them (docs/security.md)."""
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ctl.settimeout(30)
+    ctl.connect(os.path.join(e.state, "vms", vm["id"], "control.sock"))
+    ctl.sendall(b'{"execute":"test-parse-euids"}\n')
+    euids = json.loads(ctl.makefile("r").readline())["return"]
+    ctl.close()
+    for kind in kinds:
+        check(euids[kind] == int(uid), "%s: the worker parsed its %s as euid %d, not its uid %s"
+              % (ctx, kind, euids[kind], uid))
+
+
 def case_jail(e):
     """Issue 10: the worker jail. Checked on running workers from the host: ids, capabilities,
     no_new_privs and seccomp on every thread, namespaces, root, open files; two VMs never
@@ -3208,6 +3223,7 @@ def case_jail(e):
     e.console_until("j2", "ready for input")
     uid1 = check_jailed(e, vm1, "j1")
     uid2 = check_jailed(e, vm2, "j2")
+    check_parsed_as(e, vm1, "j1", uid1, ["disk"])
     check_cgroup(e, vm1, "j1")
     check(uid1 != uid2, "two running VMs share uid %s" % uid1)
     e.keel("vm", "pause", "j1")
@@ -3231,7 +3247,8 @@ def case_jail(e):
     check(vm1["state_reason"] == "restored from its saved state", "restore: %r" % vm1)
     e.type_console("j1", "-line\n")
     e.console_until("j1", r"echo \[half-line\]")
-    check_jailed(e, vm1, "restored j1")
+    check_parsed_as(e, vm1, "restored j1", check_jailed(e, vm1, "restored j1"),
+                    ["disk", "state"])
     # keeld re-attaches to running workers and keeps their uids taken.
     e.kill_keeld(signal.SIGTERM)
     e.start_keeld()
@@ -3268,6 +3285,17 @@ def case_jail(e):
     check(e.start_keeld(expect_fail=True, extra=["--worker-uids", "5-3"]) != 0,
           "keeld took --worker-uids 5-3")
     e.start_keeld(extra=["--worker-uids", "4000000000-4000000000"])
+    # A uid some other process runs as (not keeld's worker) is not handed out.
+    squatter = subprocess.Popen(["sleep", "300"], user=4000000000, group=4000000000)
+    try:
+        was = e.vm("j1")["state"]
+        _, err = e.keel("vm", "start", "j1", want=None)
+        check("are taken by running VMs or by other processes running as them" in err,
+              "start while a process runs as the range's only uid: %r" % err)
+        check(e.vm("j1")["state"] == was, "the refused start changed j1: %r" % e.vm("j1"))
+    finally:
+        squatter.kill()
+        squatter.wait()
     vm1 = e.start("j1")
     check(check_jailed(e, vm1, "j1 in a range of one") == "4000000000", "uid outside the range")
     check_cgroup(e, vm1, "j1 after three keeld starts")
@@ -3294,7 +3322,7 @@ def case_jail_chain(e):
     e.create("c1", disks=[{"path": top}])
     vm = e.start("c1")
     e.console_until("c1", "ready for input")
-    check_jailed(e, vm, "c1", parents=(mid, base))
+    check_parsed_as(e, vm, "c1", check_jailed(e, vm, "c1", parents=(mid, base)), ["disk"])
     args = open("/proc/%d/cmdline" % vm["pid"]).read().split("\0")
     fds = {a.split("=")[1]: int(a.split("=")[2]) for a in args if a.startswith("--fd=disk.0")}
     check(sorted(fds) == ["disk.0", "disk.0.p0", "disk.0.p1"], "passed: %r" % args)

@@ -583,6 +583,26 @@ def build_command(vmm, keel_vmm, case, kernel, args, initrd):
     return cmd
 
 
+def pass_disks(cmd):
+    """Open each --disk of cmd that is not passed already, as keeld would, and add its --fd
+    (disk.I, or lun.I for bus=scsi) to cmd; returns the descriptors."""
+    fds, counts = [], {"disk": 0, "lun": 0}
+    passed = {cmd[i + 1].split("=")[0] for i, a in enumerate(cmd[:-1]) if a == "--fd"}
+    for i, a in enumerate(cmd[:-1]):
+        if a != "--disk":
+            continue
+        opts = dict(o.split("=", 1) for o in cmd[i + 1].split(",") if "=" in o)
+        kind = "lun" if opts.get("bus") == "scsi" else "disk"
+        name = "%s.%d" % (kind, counts[kind])
+        counts[kind] += 1
+        if name in passed:
+            continue
+        ro = opts.get("readonly") == "on"
+        fds.append(os.open(opts["path"], os.O_RDONLY if ro else os.O_RDWR))
+        cmd += ["--fd", "%s=%d" % (name, fds[-1])]
+    return tuple(fds)
+
+
 # The uid a --jail run's keel-vmm becomes: from the end of keeld's default range, which the
 # daemon tests' workers take from the start.
 JAIL_UID = 3221291007
@@ -620,6 +640,8 @@ def run_case(name, case, keel_vmm, guests_dir, jail=False):
             os.chmod(root, 0o751)
             cmd += ["--jail-user", "%d:%d" % (JAIL_UID, JAIL_UID), "--jail-root", root,
                     "--status-file", os.path.join(root, "status.json")]
+            # keeld opens every disk and passes it: a jailed worker opens none by path.
+            extras["pass_fds"] = tuple(extras.get("pass_fds", ())) + pass_disks(cmd)
         print("run-guest: " + " ".join(repr(c) if (" " in c or not c) else c for c in cmd))
         start = time.monotonic()
         deadline = start + case.timeout

@@ -2,7 +2,8 @@
 /*
  * keeld's per-VM cgroups (src/daemon/vm_cgroup.c) against a cgroupfs made of plain files in
  * a temporary directory: which hierarchies count as usable and the words when one does not,
- * the paths, and the limits written. Placing a worker needs a real cgroup v2 with
+ * the paths, and the limits written; under a unit cgroup systemd delegated to keeld, the VMs
+ * under it and nothing written above it. Placing a worker needs a real cgroup v2 with
  * controllers: e2e `jail` (on such a host) and the lab's 50-keeld check that.
  */
 #include <errno.h>
@@ -15,15 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "tmp_top.h"
 
 #include "config/vmdef.h"
 #include "daemon/vm_cgroup.h"
 
 #define UUID "0f6ad3a4-9c1e-4a55-8a7b-3d2f1e0c9b8a"
-
-static char top[64];
 
 static void put(const char *file, const char *text)
 {
@@ -59,22 +61,6 @@ static void sub(const char *dir)
 	assert_int_equal(mkdir(path, 0755), 0);
 }
 
-static int setup(void **state)
-{
-	snprintf(top, sizeof(top), "/tmp/keel-cgroup-XXXXXX");
-	assert_non_null(mkdtemp(top));
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
-	assert_int_equal(system(cmd), 0);
-	return 0;
-}
-
 /* A cgroup v2 mount whose controllers are bound to cgroup v1 (this kind of host): none, with
  * the reason in words. */
 static void test_no_controllers(void **state)
@@ -83,7 +69,7 @@ static void test_no_controllers(void **state)
 	char err[256];
 
 	put("cgroup.controllers", "hugetlb\n");
-	vmcg_init(&cg, top);
+	vmcg_init(&cg, top, "/");
 	assert_false(cg.available);
 	assert_non_null(strstr(cg.why, "has no memory or pids controllers"));
 	assert_non_null(strstr(cg.why, top));
@@ -93,11 +79,11 @@ static void test_no_controllers(void **state)
 
 	/* "memoryless" is not "memory". */
 	put("cgroup.controllers", "cpu memoryless pids\n");
-	vmcg_init(&cg, top);
+	vmcg_init(&cg, top, "/");
 	assert_false(cg.available);
 	assert_non_null(strstr(cg.why, "has no memory controller (a cgroup v1 hierarchy holds it"));
 	put("cgroup.controllers", "memory\n");
-	vmcg_init(&cg, top);
+	vmcg_init(&cg, top, "/");
 	assert_false(cg.available);
 	assert_non_null(strstr(cg.why, "has no pids controller"));
 }
@@ -106,7 +92,7 @@ static void test_no_hierarchy(void **state)
 {
 	struct vmcg cg;
 
-	vmcg_init(&cg, top); /* no cgroup.controllers: not a cgroup2 mount */
+	vmcg_init(&cg, top, "/"); /* no cgroup.controllers: not a cgroup2 mount */
 	assert_false(cg.available);
 	assert_non_null(strstr(cg.why, "cannot read"));
 	assert_non_null(strstr(cg.why, "cgroup.controllers"));
@@ -124,7 +110,7 @@ static void test_available(void **state)
 	/* keel.slice's own files appear with it in cgroupfs; here the test makes them. */
 	sub(VMCG_SLICE);
 	put(VMCG_SLICE "/cgroup.subtree_control", "");
-	vmcg_init(&cg, top);
+	vmcg_init(&cg, top, "/");
 	assert_true(cg.available);
 	assert_false(cg.cpu); /* not turned on while keel sets no cpu limit */
 	snprintf(want, sizeof(want), "%s/keel.slice", top);
@@ -198,9 +184,106 @@ static void test_without_cpu(void **state)
 	put("cgroup.subtree_control", "");
 	sub(VMCG_SLICE);
 	put(VMCG_SLICE "/cgroup.subtree_control", "");
-	vmcg_init(&cg, top);
+	vmcg_init(&cg, top, "/");
 	assert_true(cg.available);
 	assert_false(cg.cpu);
+}
+
+#define UNIT "system.slice/keeld.service"
+
+/* systemd's mark on a delegated cgroup, trusted.delegate = value on UNIT (NULL: none). Only
+ * root may set a trusted.* attribute: systemd, or this test (run as root). */
+static void mark(const char *value)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/" UNIT, top);
+	if (value)
+		assert_int_equal(setxattr(path, "trusted.delegate", value, strlen(value), 0), 0);
+	else
+		assert_int_equal(removexattr(path, "trusted.delegate"), 0);
+}
+
+/* A unit cgroup systemd delegated (Delegate=yes, DelegateSubgroup=keeld: trusted.delegate on
+ * the unit's cgroup, keeld in its leaf "keeld"): the VMs under UNIT/vms, memory and pids
+ * turned on in UNIT and UNIT/vms, and nothing written in the cgroups systemd owns (the root's
+ * cgroup.subtree_control, keel.slice). */
+static void test_delegated(void **state)
+{
+	struct vmcg cg;
+	char want[PATH_MAX], path[PATH_MAX], buf[64];
+
+	put("cgroup.controllers", "cpu io memory pids\n");
+	put("cgroup.subtree_control", "cpu io memory pids");
+	sub("system.slice");
+	sub(UNIT);
+	sub(UNIT "/keeld");
+	sub(UNIT "/vms"); /* its files appear with it in cgroupfs; here the test makes them */
+	put(UNIT "/cgroup.controllers", "memory pids\n");
+	put(UNIT "/cgroup.subtree_control", "");
+	put(UNIT "/keeld/cgroup.procs", "");
+	put(UNIT "/vms/cgroup.subtree_control", "");
+	mark("1");
+
+	vmcg_init(&cg, top, "/" UNIT "/keeld");
+	assert_true(cg.available);
+	assert_true(cg.delegated);
+	snprintf(want, sizeof(want), "%s/" UNIT "/vms", top);
+	assert_string_equal(cg.slice, want);
+	get(UNIT "/cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "+memory +pids");
+	get(UNIT "/vms/cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "+memory +pids");
+	get("cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "cpu io memory pids"); /* systemd's, untouched */
+	snprintf(path, sizeof(path), "%s/" VMCG_SLICE, top);
+	assert_int_equal(access(path, F_OK), -1);
+	get(UNIT "/keeld/cgroup.procs", buf, sizeof(buf));
+	assert_string_equal(buf, ""); /* already in its leaf: not moved */
+	assert_int_equal(vmcg_path(&cg, UUID, path, sizeof(path)), 0);
+	snprintf(want, sizeof(want), "%s/" UNIT "/vms/vm-" UUID, top);
+	assert_string_equal(path, want);
+
+	/* Delegated without the memory controller (Delegate=pids): none, saying why. */
+	put(UNIT "/cgroup.controllers", "pids\n");
+	vmcg_init(&cg, top, "/" UNIT "/keeld");
+	assert_false(cg.available);
+	assert_non_null(strstr(cg.why, "/" UNIT " has no memory controller"));
+	put(UNIT "/cgroup.controllers", "memory pids\n");
+
+	/* Started in the unit's cgroup itself (a systemd without DelegateSubgroup=, as Debian
+	 * 12's 252): keeld leaves the unit's cgroup alone, for with controllers on in UNIT
+	 * systemd could not start the next keeld there (the kernel refuses a process in a
+	 * cgroup with controllers on for its children) while VMs run: keel.slice, as without
+	 * systemd, nothing written in UNIT, keeld not moved. */
+	sub(VMCG_SLICE);
+	put(VMCG_SLICE "/cgroup.subtree_control", "");
+	put(UNIT "/cgroup.subtree_control", "");
+	put(UNIT "/vms/cgroup.subtree_control", "");
+	vmcg_init(&cg, top, "/" UNIT);
+	assert_true(cg.available);
+	assert_false(cg.delegated);
+	snprintf(want, sizeof(want), "%s/" VMCG_SLICE, top);
+	assert_string_equal(cg.slice, want);
+	get(UNIT "/cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	get(UNIT "/vms/cgroup.subtree_control", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	get(UNIT "/keeld/cgroup.procs", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+
+	/* A leaf named keeld under a cgroup systemd did not delegate, or a mark that is not
+	 * "1", is no delegation: keel.slice, as without systemd. */
+	mark("0");
+	vmcg_init(&cg, top, "/" UNIT "/keeld");
+	assert_true(cg.available);
+	assert_false(cg.delegated);
+	snprintf(want, sizeof(want), "%s/" VMCG_SLICE, top);
+	assert_string_equal(cg.slice, want);
+	mark(NULL);
+	vmcg_init(&cg, top, "/" UNIT "/keeld");
+	assert_false(cg.delegated);
+	assert_string_equal(cg.slice, want);
 }
 
 /* This host, whatever it has: either usable or a reason, never both or neither. */
@@ -208,17 +291,19 @@ static void test_this_host(void **state)
 {
 	struct vmcg cg;
 
-	vmcg_init(&cg, NULL);
+	vmcg_init(&cg, NULL, NULL);
 	assert_true(cg.available == (cg.why[0] == '\0'));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_no_controllers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_hierarchy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_available, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_without_cpu, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_controllers, tmp_top_setup,
+						tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_no_hierarchy, tmp_top_setup, tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_available, tmp_top_setup, tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_without_cpu, tmp_top_setup, tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_delegated, tmp_top_setup, tmp_top_teardown),
 		cmocka_unit_test(test_this_host),
 	};
 

@@ -14,6 +14,7 @@
 #include "lib/iso.h"
 #include "lib/log.h"
 #include "vmm/machine.h"
+#include "vmm/parse_euid.h"
 #include "vmm/scsi/scsi.h"
 
 /* Open path (or take fd) as a raw, read-only ISO image: checked first. O_NONBLOCK: a FIFO
@@ -86,6 +87,7 @@ int scsi_lun_open(struct scsi_target *t, unsigned i, const struct vm_lun *spec, 
 		/* Opened by its path: a chain passed with it is not taken (and not left open). */
 		for (unsigned j = 0; fd < 0 && chain && j < chain->n; j++)
 			close(chain->fd[j]);
+		parse_euid_note(PARSE_DISK);
 		r = fd >= 0 ? disk_open_chain_fd(fd, spec->disk.path, f, flags,
 						 chain ? chain->fd : no_parents,
 						 chain ? chain->n : 0, &d, &why)

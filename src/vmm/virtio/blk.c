@@ -30,7 +30,9 @@
 #include "lib/dio_align.h"
 #include "lib/log.h"
 #include "vmm/device.h"
+#include "vmm/jail_prep.h"
 #include "vmm/machine.h"
+#include "vmm/parse_euid.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/blk_internal.h"
 #include "vmm/virtio/state.h"
@@ -524,6 +526,7 @@ static int blk_open_disk(const struct vm_disk *spec, int fd, const struct machin
 	if (fd < 0)
 		close_chain(chain); /* nothing takes them: the disk is opened by its path */
 	/* A passed disk comes with its whole chain: no parent is opened by path. */
+	parse_euid_note(PARSE_DISK);
 	r = fd >= 0 ? disk_open_chain_fd(fd, spec->path, f, flags, chain ? chain->fd : no_parents,
 					 chain ? chain->n : 0, &b->disk, &why)
 		    : disk_open_as(spec->path, f, flags, &b->disk, &why);
@@ -627,14 +630,12 @@ uint64_t virtio_blk_features(const struct virtio_blk *b)
  * system without O_DIRECT (or no /proc) keeps the page cache, said once per disk. */
 static void blk_open_payload(struct virtio_blk *b)
 {
-	char p[64];
 	int fd;
 
 	b->pfd = disk_fd(b->disk);
 	if (b->cache != VM_DISK_CACHE_NONE || b->pfd < 0)
 		return;
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", b->pfd);
-	fd = open(p, (b->ro ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+	fd = jail_reopen(b->pfd, BLK_DIRECT_FLAGS(b->ro));
 	if (fd < 0) {
 		log_warn("%s: cache=none: cannot open it for direct I/O (%s); its data goes "
 			 "through the host's page cache, as with cache=writeback",

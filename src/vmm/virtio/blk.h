@@ -3,11 +3,15 @@
 #ifndef KEEL_VMM_VIRTIO_BLK_H
 #define KEEL_VMM_VIRTIO_BLK_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config/vmdef.h"
 #include "vmm/virtio/queue.h"
+
+/* How cache=none opens a disk's file again for its payload (jail_prep.h). */
+#define BLK_DIRECT_FLAGS(ro)	  (((ro) ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC)
 
 #define VIRTIO_BLK_T_IN		  0
 #define VIRTIO_BLK_T_OUT	  1

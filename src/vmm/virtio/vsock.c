@@ -37,6 +37,7 @@
 #include "lib/unix_socket.h"
 #include "vmm/device.h"
 #include "vmm/jail.h"
+#include "vmm/jail_prep.h"
 #include "vmm/machine.h"
 #include "vmm/state.h"
 #include "vmm/virtio/state.h"
@@ -842,7 +843,7 @@ int virtio_vsock_create(struct machine *m, unsigned slot, uint32_t cid, const ch
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
 		v->conns[i].fd = -1;
 	v->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	v->listen_fd = unix_listen(path, 16);
+	v->listen_fd = jail_listen(path, VSOCK_BACKLOG);
 	if (v->timer_fd < 0 || v->listen_fd < 0) {
 		r = v->timer_fd < 0 ? -errno : v->listen_fd;
 		snprintf(err, errlen, "virtio-vsock: cannot listen on %s: %s", path,

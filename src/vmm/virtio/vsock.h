@@ -17,6 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The host side's listen backlog. */
+#define VSOCK_BACKLOG 16
+
 struct machine;
 struct virtio_dev;
 

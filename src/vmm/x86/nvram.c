@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "lib/uefi_store.h"
+#include "vmm/jail_prep.h"
+#include "vmm/parse_euid.h"
 
 const char *nvram_check(const uint8_t *buf, size_t size)
 {
@@ -22,10 +24,9 @@ const char *nvram_check(const uint8_t *buf, size_t size)
 static int read_store(int dirfd, const char *name, const char *shown, bool nofollow, uint8_t **data,
 		      size_t *size, char *err, size_t errlen)
 {
-	/* O_NONBLOCK: a FIFO is refused below instead of blocking the open. */
-	int fd = openat(dirfd, name,
-			O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0)),
-	    r;
+	/* A template by its host path may have been opened before the jail (nvram_prepare). */
+	int flags = NVRAM_READ_FLAGS | (nofollow ? O_NOFOLLOW : 0),
+	    fd = dirfd == AT_FDCWD ? jail_open(name, flags, 0) : openat(dirfd, name, flags), r;
 
 	if (fd < 0) {
 		int e = errno;
@@ -40,6 +41,7 @@ static int read_store(int dirfd, const char *name, const char *shown, bool nofol
 			snprintf(err, errlen, "NVRAM file %s: %s", shown, strerror(e));
 		return -e;
 	}
+	parse_euid_note(PARSE_NVRAM);
 	r = uefi_store_read(fd, shown, data, size, err, errlen);
 	close(fd);
 	return r;
@@ -90,6 +92,17 @@ int nvram_open(struct nvram *n, const char *path, int dirfd, const char *templat
 		*data = NULL;
 	}
 	return r;
+}
+
+int nvram_read_template(const char *template, uint8_t **data, size_t *size, char *err,
+			size_t errlen)
+{
+	return read_store(AT_FDCWD, template, template, false, data, size, err, errlen);
+}
+
+void nvram_prepare(const char *template)
+{
+	jail_prep_open(template, NVRAM_READ_FLAGS, 0);
 }
 
 int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)

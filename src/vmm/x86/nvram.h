@@ -10,11 +10,14 @@
 #ifndef KEEL_VMM_X86_NVRAM_H
 #define KEEL_VMM_X86_NVRAM_H
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define NVRAM_FVH_OFFSET 40 /* EFI_FIRMWARE_VOLUME_HEADER.Signature */
+/* How a store is opened for reading: O_NONBLOCK, so a FIFO is refused instead of waited on. */
+#define NVRAM_READ_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK)
 
 struct nvram {
 	int dirfd;
@@ -35,5 +38,12 @@ int nvram_open(struct nvram *n, const char *path, int dirfd, const char *templat
 int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)
 	__attribute__((warn_unused_result));
 void nvram_close(struct nvram *n);
+/* The template alone into *data (a VM without a store: its variables live in memory only).
+ * Errors are one line naming the file; -ENOENT when it is missing. */
+int nvram_read_template(const char *template, uint8_t **data, size_t *size, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
+/* A jailed worker, while root: open template (a host file, outside the jail) for nvram_open
+ * or nvram_read_template to take (jail_prep.h). */
+void nvram_prepare(const char *template);
 
 #endif

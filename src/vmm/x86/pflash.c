@@ -252,12 +252,9 @@ static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, s
 			       VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err, errlen);
 		p->persistent = true;
 	} else {
-		struct nvram tmp = {.dirfd = -1};
-
-		/* No file: the template's contents, kept in memory only. */
-		r = nvram_open(&tmp, VMDEF_OVMF_VARS_FILE, -1, VMDEF_OVMF_VARS_FILE, &p->data,
-			       &p->size, err, errlen);
-		nvram_close(&tmp);
+		/* No file: the template's contents, kept in memory only (its directory is not
+		 * needed, and not in a jailed worker's reach). */
+		r = nvram_read_template(VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err, errlen);
 	}
 	if (r) {
 		if (r == -ENOENT && !m->def->nvram)
