@@ -636,12 +636,12 @@ static int vm_confine(struct vm *vm, char *err, size_t errlen)
 	}
 	if (cfg->control_path)
 		jail_prep_listen(cfg->control_path, CONTROL_BACKLOG);
-	if (cfg->def.console.present && cfg->console.kind == CHARDEV_UNIX)
-		jail_prep_listen(cfg->console.path, CHARDEV_BACKLOG);
-	else if (cfg->def.console.present && cfg->console.kind == CHARDEV_FILE)
-		jail_prep_open(cfg->console.path, CHARDEV_FILE_FLAGS, 0644);
-	if (cfg->def.vsock.present && cfg->vsock_socket[0])
-		jail_prep_listen(cfg->vsock_socket, VSOCK_BACKLOG);
+	if (cfg->def.console.present && cfg->host.console.kind == CHARDEV_UNIX)
+		jail_prep_listen(cfg->host.console.path, CHARDEV_BACKLOG);
+	else if (cfg->def.console.present && cfg->host.console.kind == CHARDEV_FILE)
+		jail_prep_open(cfg->host.console.path, CHARDEV_FILE_FLAGS, 0644);
+	if (cfg->def.vsock.present && cfg->host.vsock_socket[0])
+		jail_prep_listen(cfg->host.vsock_socket, VSOCK_BACKLOG);
 	for (unsigned i = 0; i < cfg->def.ndisks; i++)
 		if (cfg->disk_fds[i] >= 0 && cfg->def.disks[i].cache == VM_DISK_CACHE_NONE)
 			jail_prep_reopen(cfg->disk_fds[i],
