@@ -86,6 +86,15 @@ int seccomp_install_vcpu(void) __attribute__((warn_unused_result));
  */
 int seccomp_thread_begin(enum seccomp_class c) __attribute__((warn_unused_result));
 
+/*
+ * The creator of a device thread calls seccomp_thread_expect right before pthread_create
+ * (and seccomp_thread_unexpect when that fails): the jail then waits for the thread to have
+ * begun before it arms, so a thread created just before the jail is not refused for having
+ * been scheduled late.
+ */
+void seccomp_thread_expect(void);
+void seccomp_thread_unexpect(void);
+
 /* The calling device thread ends (call it before it returns). */
 void seccomp_thread_end(void);
 

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -41,6 +42,9 @@ struct slot {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Signalled when a thread that was expected begins (or is no longer expected). */
+static pthread_cond_t begun = PTHREAD_COND_INITIALIZER;
+static unsigned expected; /* created, not begun yet (seccomp_thread_expect) */
 static struct slot slots[SLOTS];
 static bool armed;    /* the filters are in: a device thread that begins now is refused */
 static bool overflow; /* a device thread found no slot: the jail cannot confine it */
@@ -118,7 +122,22 @@ int seccomp_thread_begin(enum seccomp_class c)
 	sigaddset(&set, SIGSYS);
 	sigaddset(&set, SIG_CONFINE);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+#if defined(KEEL_TEST_HOOKS)
+	/* Test builds: a block pool thread that the scheduler runs late (run-guest.py's
+	 * late-threads case; the pool's threads are the ones nothing waits for before the jail,
+	 * where the virtio I/O threads answer the devices' pause first). */
+	const char *late = getenv("KEEL_VMM_TEST_LATE_POOL_MS");
+
+	if (late && *late && c == SECCOMP_BLOCK_POOL)
+		nanosleep(&(struct timespec){.tv_sec = atoi(late) / 1000,
+					     .tv_nsec = (atoi(late) % 1000) * 1000000L},
+			  NULL);
+#endif
 	pthread_mutex_lock(&lock);
+	if (expected) {
+		expected--;
+		pthread_cond_broadcast(&begun);
+	}
 	/* After the jail a new thread would carry the main loop's filter under its class's:
 	 * only what both allow, which is not what the device needs (the disk calls, sockets). */
 	if (armed) {
@@ -149,6 +168,23 @@ int seccomp_thread_begin(enum seccomp_class c)
 	return 0;
 }
 
+void seccomp_thread_expect(void)
+{
+	pthread_mutex_lock(&lock);
+	expected++;
+	pthread_mutex_unlock(&lock);
+}
+
+void seccomp_thread_unexpect(void)
+{
+	pthread_mutex_lock(&lock);
+	if (expected) {
+		expected--;
+		pthread_cond_broadcast(&begun);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
 void seccomp_thread_end(void)
 {
 	if (!self)
@@ -165,6 +201,27 @@ int seccomp_threads_confine(char *err, size_t errlen)
 	unsigned n = 0;
 
 	pthread_mutex_lock(&lock);
+	/* Threads created before the jail that have not run yet: they are device threads of
+	 * this VM and must get their filters, not be refused as late. */
+	while (expected) {
+		struct timespec until;
+		long long left = give_up - clock_mono_ms();
+
+		if (left <= 0) {
+			unsigned n_late = expected;
+
+			pthread_mutex_unlock(&lock);
+			snprintf(
+				err, errlen,
+				"cannot set up the worker's jail: %u device threads created before "
+				"it did not begin within %d s",
+				n_late, CONFINE_WAIT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&begun, &lock, &until);
+	}
 	armed = true;
 	if (overflow) {
 		pthread_mutex_unlock(&lock);

@@ -302,7 +302,7 @@ MQ_STATE = {}
 MQ_BASE, MQ_SECTORS, MQ_QSIZE = 2044, 8, 16
 
 
-def mq_case(fmt, cache, log, threads=False, irqwin=0, resetflight=False):
+def mq_case(fmt, cache, log, threads=False, irqwin=0, resetflight=False, late_ms=0):
     def setup(case, tmpdir):
         d = tempfile.mkdtemp(prefix="keel-blkmq-")
         path = os.path.join(d, "disk." + fmt)
@@ -321,6 +321,8 @@ def mq_case(fmt, cache, log, threads=False, irqwin=0, resetflight=False):
                   (" resetflight=1" if resetflight else "")}
         if threads:
             extras["env"] = {"KEEL_BLKIO": "threads"}
+        if late_ms:
+            extras.setdefault("env", {})["KEEL_VMM_TEST_LATE_POOL_MS"] = str(late_ms)
         return extras
 
     def check(run):
@@ -465,6 +467,11 @@ CASES = {
     "virtio-blk-mq-threads": mq_case("raw", "none", r"io_uring is not available \(KEEL_BLKIO="
                                      r"threads asks for the thread pool\).*\n.*cache=none, "
                                      r"thread pool", threads=True),
+    # The block pool's threads slow to begin (test builds: KEEL_VMM_TEST_LATE_POOL_MS):
+    # jailed, the jail must wait for threads created before it rather than refuse them as
+    # late (the worker then ended: "cannot install the pool thread's seccomp filter").
+    "virtio-blk-mq-late-threads": mq_case("raw", "none", r"cache=none, thread pool",
+                                          threads=True, late_ms=300),
     # An interrupt that lands between the guest's check and its halt must wake the halt (the
     # guest notifies inside that window, 100M TSC ticks before halting): with interrupts on
     # during the check, this hung every time (docs/testing.md).

@@ -110,8 +110,11 @@ int blkio_pool_start(struct blkio_pool *p, unsigned nthreads, const int *efd)
 	pthread_cond_init(&p->done, NULL);
 	p->efd = efd;
 	for (unsigned i = 0; i < nthreads && i < BLKIO_POOL_MAX; i++) {
-		if (pthread_create(&p->threads[i], NULL, pool_thread, p))
+		seccomp_thread_expect();
+		if (pthread_create(&p->threads[i], NULL, pool_thread, p)) {
+			seccomp_thread_unexpect();
 			break;
+		}
 		p->nthreads++;
 	}
 	return p->nthreads ? 0 : -EAGAIN;

@@ -848,8 +848,10 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 		pci_dev_unregister(&vd->pci);
 		goto fail;
 	}
+	seccomp_thread_expect();
 	r = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
 	if (r) {
+		seccomp_thread_unexpect();
 		pci_dev_unregister(&vd->pci);
 		goto fail;
 	}
