@@ -10,6 +10,7 @@
 
 #include "daemon/agent_stop.h"
 #include "daemon/biglock.h"
+#include "daemon/sup.h"
 #include "daemon/vcpu_progress.h"
 #include "lib/agent_client.h"
 #include "lib/clock.h"
@@ -21,20 +22,27 @@
  * sampled every TIME_SAMPLE_PINGS pings; set again when it is off by more than TIME_MAX_US. */
 #define TIME_SAMPLE_PINGS 10
 #define TIME_MAX_US	  10000
+/* The worker's answer to "vcpu-stats" (the heartbeat thread waits, never keeld's lock). */
+#define STATS_CALL_MS 500
+/* Counters still for this long: ask the worker again (a reset or a restore in the same worker
+ * made new vCPUs, and the old fds count no more). */
+#define STATS_REFRESH_MS 1000
 
 /* One followed VM. Its thread owns conn; the rest is read and written under mon_lock. */
 struct mon_vm {
 	char uuid[VMDEF_UUID_LEN + 1];
 	char vsock[512];
+	char ctl[512];	   /* the worker's control socket */
 	bool wanted;	   /* the VM still runs: the thread goes on */
 	bool done;	   /* the thread ended: the manager frees the record */
 	bool ever_contact; /* hello succeeded since this worker started */
 	uint32_t disabled; /* the services turned off for the VM (the store's, via the manager) */
 	long long last_pong_ms;
 	pid_t pid;		 /* the worker (the manager's, from sup) */
-	uint64_t vcpu_ns;	 /* its vCPU threads' time on a CPU at the last sample */
-	long long vcpu_moved_ms; /* when that time last grew (or the thread began) */
+	uint64_t vcpu_ns;	 /* the progress counter at the last sample (struct mon_probe) */
+	long long vcpu_moved_ms; /* when it last grew (or the thread began) */
 	bool vcpu_known;	 /* a sample was read */
+	bool vcpu_stats;	 /* ... from KVM's statistics (else from schedstat) */
 	struct agent_status st;
 };
 
@@ -74,17 +82,63 @@ static void mon_update(struct mon_vm *v)
 									 : AGENT_VCPUS_STALLED;
 }
 
-/* Whether the guest's vCPUs ran since the last round (the heartbeat's "agent gone" or
- * "guest hung"). Under mon_lock. */
-static void mon_vcpus(struct mon_vm *v)
-{
-	uint64_t ns;
+/* How a heartbeat thread sees the guest's progress (vcpu_progress.h); the thread's own. */
+struct mon_probe {
+	struct vcpu_stats stats; /* the worker's vCPU statistics fds, or none */
+	pid_t pid;		 /* the worker they belong to */
+	bool fallback;		 /* the worker has none: schedstat for good */
+	bool logged;		 /* the source was logged for this worker */
+};
 
-	if (vcpu_run_ns("/proc", v->pid, &ns))
+/* One progress sample of worker pid, taken without mon_lock (the worker may be asked for its
+ * stats fds): *value grows while the guest lives; *stats says from which source. false when
+ * there is none. stalled_ms: how long the last samples have not moved. */
+static bool mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, const char *ctl,
+		       long long stalled_ms, uint64_t *value, bool *stats)
+{
+	char err[256] = "";
+	int r = 0;
+
+	if (pid != p->pid) {
+		vcpu_stats_close(&p->stats);
+		p->pid = pid;
+		p->fallback = p->logged = false;
+	}
+	if (pid > 0 && !p->fallback && (!p->stats.n || stalled_ms >= STATS_REFRESH_MS)) {
+		vcpu_stats_close(&p->stats);
+		r = vcpu_stats_get(ctl, &p->stats, STATS_CALL_MS, err, sizeof(err));
+		p->fallback = r == -ENOTSUP;
+	}
+	if (p->stats.n && vcpu_stats_sum(&p->stats, value)) {
+		snprintf(err, sizeof(err), "reading the vCPU statistics failed");
+		vcpu_stats_close(&p->stats);
+	}
+	*stats = p->stats.n > 0;
+	if (!p->logged && (*stats || p->fallback)) {
+		p->logged = true;
+		if (*stats)
+			log_info("VM %s: a hung guest is told by its vCPUs' interrupts (KVM "
+				 "statistics: %s)",
+				 v->uuid, KVM_STATS_COUNTERS);
+		else
+			log_info(
+				"VM %s: a hung guest is told by its vCPU threads' CPU time "
+				"(schedstat; a guest spinning with interrupts off looks alive): %s",
+				v->uuid, err);
+	}
+	return *stats || !vcpu_run_ns("/proc", pid, value);
+}
+
+/* Record a sample (the heartbeat's "agent gone" or "guest hung"). Under mon_lock. A change of
+ * source (a worker that stopped answering, or answers again) only sets the base. */
+static void mon_vcpus(struct mon_vm *v, bool have, uint64_t value, bool stats)
+{
+	if (!have)
 		return;
-	if (!v->vcpu_known || ns != v->vcpu_ns)
+	if (!v->vcpu_known || (stats == v->vcpu_stats && value != v->vcpu_ns))
 		v->vcpu_moved_ms = clock_mono_ms();
-	v->vcpu_ns = ns;
+	v->vcpu_ns = value;
+	v->vcpu_stats = stats;
 	v->vcpu_known = true;
 }
 
@@ -200,11 +254,14 @@ static int mon_time(struct mon_vm *v, struct agent_conn *c, bool connected_now, 
 static void *mon_vm_thread(void *arg)
 {
 	struct agent_conn *conn = malloc(sizeof(*conn)); /* 140 KiB: not on the stack */
+	struct mon_probe *probe = calloc(1, sizeof(*probe));
 	struct mon_vm *v = arg;
 	unsigned rounds = 0;
 	char err[256];
 
-	if (!conn) {
+	if (!conn || !probe) {
+		free(conn);
+		free(probe);
 		pthread_mutex_lock(&mon_lock);
 		v->done = true;
 		pthread_mutex_unlock(&mon_lock);
@@ -212,15 +269,22 @@ static void *mon_vm_thread(void *arg)
 	}
 	conn->fd = -1;
 	for (;;) {
-		long long started = clock_mono_ms();
-		bool wanted, connected_now = false;
+		long long started = clock_mono_ms(), stalled;
+		bool wanted, connected_now = false, have, stats;
+		char ctl[sizeof(v->ctl)];
+		uint64_t value = 0;
+		pid_t pid;
 		int r;
 
 		pthread_mutex_lock(&mon_lock);
 		wanted = v->wanted;
+		pid = v->pid;
+		memcpy(ctl, v->ctl, sizeof(ctl));
+		stalled = v->vcpu_known ? started - v->vcpu_moved_ms : 0;
 		pthread_mutex_unlock(&mon_lock);
 		if (!wanted)
 			break;
+		have = mon_sample(v, probe, pid, ctl, stalled, &value, &stats);
 		err[0] = '\0';
 		if (conn->fd < 0) {
 			r = agent_open(conn, v->vsock, AGENT_MON_TIMEOUT_MS, err, sizeof(err));
@@ -256,7 +320,7 @@ static void *mon_vm_thread(void *arg)
 				v->st.connected = false;
 		}
 		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);
-		mon_vcpus(v);
+		mon_vcpus(v, have && pid == v->pid, value, stats);
 		mon_update(v);
 		pthread_mutex_unlock(&mon_lock);
 		if (conn->fd >= 0) {
@@ -272,6 +336,8 @@ static void *mon_vm_thread(void *arg)
 	}
 	agent_close(conn);
 	free(conn);
+	vcpu_stats_close(&probe->stats);
+	free(probe);
 	pthread_mutex_lock(&mon_lock);
 	v->done = true;
 	pthread_mutex_unlock(&mon_lock);
@@ -280,7 +346,7 @@ static void *mon_vm_thread(void *arg)
 
 /* Follow exactly the VMs in uuids (with their vsock paths): start threads for new ones, let
  * the others' threads end, free the records of those that ended. Under mon_lock. */
-static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
+static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512], char (*ctls)[512],
 		     const uint32_t *disabled, const pid_t *pids, size_t n)
 {
 	size_t k = 0;
@@ -295,6 +361,7 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
 				if (mon_vms[i]->pid != pids[j])
 					mon_vms[i]->vcpu_known = false; /* a new worker */
 				mon_vms[i]->pid = pids[j];
+				memcpy(mon_vms[i]->ctl, ctls[j], sizeof(mon_vms[i]->ctl));
 			}
 		}
 		if (!keep)
@@ -321,6 +388,7 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
 		/* Both NUL-terminated within the same sizes (the manager made them). */
 		memcpy(v->uuid, uuids[j], sizeof(v->uuid));
 		memcpy(v->vsock, paths[j], sizeof(v->vsock));
+		memcpy(v->ctl, ctls[j], sizeof(v->ctl));
 		v->wanted = true;
 		v->disabled = disabled[j];
 		v->pid = pids[j];
@@ -340,6 +408,7 @@ static void *mon_manager(void *arg)
 {
 	static char uuids[AGENT_MON_MAX_VMS][VMDEF_UUID_LEN + 1];
 	static char paths[AGENT_MON_MAX_VMS][512];
+	static char ctls[AGENT_MON_MAX_VMS][512];
 	static uint32_t disabled[AGENT_MON_MAX_VMS];
 	static pid_t pids[AGENT_MON_MAX_VMS];
 	struct mon_ctx *m = arg;
@@ -355,12 +424,17 @@ static void *mon_manager(void *arg)
 				disabled[i] = 0;
 			if (agent_vsock_path(m->sup, uuids[i], paths[i], sizeof(paths[i])))
 				paths[i][0] = '\0';
+			if (sup_vm_dir(m->sup, uuids[i], ctls[i], sizeof(ctls[i])) ||
+			    strlen(ctls[i]) + sizeof("/control.sock") > sizeof(ctls[i]))
+				ctls[i][0] = '\0';
+			else
+				strcat(ctls[i], "/control.sock");
 			sup_status(m->sup, uuids[i], &st);
 			pids[i] = st.pid;
 		}
 		keeld_unlock();
 		pthread_mutex_lock(&mon_lock);
-		mon_sync(uuids, paths, disabled, pids, n);
+		mon_sync(uuids, paths, ctls, disabled, pids, n);
 		pthread_mutex_unlock(&mon_lock);
 		mon_sleep_ms(AGENT_MON_PERIOD_MS / 4);
 	}

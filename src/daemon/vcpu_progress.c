@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/ctl.h"
+
 /* A small /proc file (comm, schedstat) into buf, NUL-terminated. Its length, or -errno. */
 static ssize_t read_small(int dirfd, const char *name, char *buf, size_t size)
 {
@@ -65,4 +67,89 @@ int vcpu_run_ns(const char *procdir, pid_t pid, uint64_t *ns)
 	}
 	closedir(dir);
 	return found ? 0 : -ENOENT;
+}
+
+void vcpu_stats_close(struct vcpu_stats *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		close(s->fd[i]);
+	s->n = 0;
+}
+
+/* One "vcpu-stats" request from vCPU first on: the fds into s, *total the worker's vCPUs. */
+static int stats_request(const char *ctl_path, struct vcpu_stats *s, int timeout_ms, size_t *total,
+			 char *err, size_t errlen)
+{
+	json_object *ret = NULL, *v;
+	char args[64];
+	size_t got = 0;
+	int64_t count = -1, first = -1;
+	int r;
+
+	snprintf(args, sizeof(args), "{\"first\":%zu}", s->n);
+	r = ctl_execute_recv_fds(ctl_path, "vcpu-stats", args, s->fd + s->n, VCPU_STATS_MAX - s->n,
+				 &got, timeout_ms, &ret, err, errlen);
+	if (r)
+		return r;
+	if (json_object_object_get_ex(ret, "vcpus", &v))
+		*total = (size_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(ret, "count", &v))
+		count = json_object_get_int64(v);
+	if (json_object_object_get_ex(ret, "first", &v))
+		first = json_object_get_int64(v);
+	json_object_put(ret);
+	s->n += got;
+	if (count != (int64_t)got || first != (int64_t)(s->n - got) || *total > VCPU_STATS_MAX) {
+		snprintf(err, errlen, "keel-vmm's vcpu-stats reply does not match its descriptors");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int vcpu_stats_get(const char *ctl_path, struct vcpu_stats *s, int timeout_ms, char *err,
+		   size_t errlen)
+{
+	size_t total = 0;
+	int r;
+
+	s->n = 0;
+	do {
+		size_t before = s->n;
+
+		r = stats_request(ctl_path, s, timeout_ms, &total, err, errlen);
+		if (!r && s->n == before && s->n < total) {
+			snprintf(err, errlen, "keel-vmm has no statistics fd for vcpu%zu", s->n);
+			r = -ENOTSUP;
+		}
+	} while (!r && s->n < total);
+	for (size_t i = 0; !r && i < s->n; i++) {
+		r = kvm_stats_map_fd(s->fd[i], &s->map[i]);
+		if (r)
+			snprintf(err, errlen, "vcpu%zu's statistics: %s", i,
+				 r == -ENOENT ? "no counter of interrupts (" KVM_STATS_COUNTERS ")"
+					      : strerror(-r));
+		if (r == -ENOENT)
+			r = -ENOTSUP;
+	}
+	if (!r && !s->n) {
+		snprintf(err, errlen, "keel-vmm reported no vCPUs");
+		r = -ENOTSUP;
+	}
+	if (r)
+		vcpu_stats_close(s);
+	return r;
+}
+
+int vcpu_stats_sum(const struct vcpu_stats *s, uint64_t *sum)
+{
+	*sum = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		uint64_t v;
+		int r = kvm_stats_sum(s->fd[i], &s->map[i], &v);
+
+		if (r)
+			return r;
+		*sum += v;
+	}
+	return 0;
 }

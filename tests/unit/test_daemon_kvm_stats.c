@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The parser of a vCPU statistics fd's header and descriptors (src/daemon/kvm_stats.c) on
+ * crafted blocks: counters found by name wherever they are, the wrong kinds ignored, and
+ * every impossible size or offset refused; then reading and summing them from a file.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "daemon/kvm_stats.h"
+
+#define NAME_SIZE 48
+#define DESC_OFF  40 /* after the header and an id string, as the kernel lays it out */
+
+struct desc {
+	uint32_t flags;
+	uint16_t size;
+	uint32_t offset;
+	const char *name;
+};
+
+/* A block as the kernel writes it: header, id, descriptors, data (values[i] at 8 * i). */
+static size_t build(unsigned char *buf, size_t cap, const struct desc *d, unsigned n,
+		    const uint64_t *values, unsigned nvalues)
+{
+	uint32_t hdr[6] = {0, NAME_SIZE, n, 24, DESC_OFF, DESC_OFF + n * (16 + NAME_SIZE)};
+	size_t end = hdr[5] + (size_t)nvalues * 8;
+
+	assert_true(end <= cap);
+	memset(buf, 0, end);
+	memcpy(buf, hdr, sizeof(hdr));
+	memcpy(buf + 24, "kvm-1234/vcpu0", 15);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned char *p = buf + DESC_OFF + i * (16 + NAME_SIZE);
+
+		memcpy(p, &d[i].flags, 4);
+		memcpy(p + 6, &d[i].size, 2);
+		memcpy(p + 8, &d[i].offset, 4);
+		snprintf((char *)p + 16, NAME_SIZE, "%s", d[i].name);
+	}
+	memcpy(buf + hdr[5], values, (size_t)nvalues * 8);
+	return end;
+}
+
+static const struct desc kernel_like[] = {
+	{KVM_STATS_TYPE_PEAK | KVM_STATS_UNIT_NONE, 1, 0, "halt_poll_fail_hist_max"},
+	{KVM_STATS_TYPE_CUMULATIVE, 1, 8, "exits"},
+	{KVM_STATS_TYPE_CUMULATIVE, 1, 16, "halt_wakeup"},
+	{KVM_STATS_TYPE_CUMULATIVE | KVM_STATS_UNIT_SECONDS, 1, 24, "halt_wait_ns"},
+	{KVM_STATS_TYPE_CUMULATIVE, 1, 32, "irq_injections"},
+	{KVM_STATS_TYPE_CUMULATIVE, 1, 40, "nmi_injections"},
+};
+static const uint64_t kernel_values[] = {7, 1000000, 20, 555, 300, 4};
+
+static void test_found_by_name(void **state)
+{
+	unsigned char buf[4096];
+	size_t len = build(buf, sizeof(buf), kernel_like, 6, kernel_values, 6);
+	uint32_t data = DESC_OFF + 6 * (16 + NAME_SIZE);
+	struct kvm_stats_map m;
+	size_t need;
+
+	(void)state;
+	assert_int_equal(kvm_stats_need(buf, len, &need), 0);
+	assert_int_equal(need, data);
+	assert_int_equal(kvm_stats_parse(buf, len, &m), 0);
+	assert_int_equal(m.n, 3); /* exits and the ns and peak kinds are not interrupts taken */
+	assert_int_equal(m.offset[0], data + 16);
+	assert_int_equal(m.offset[1], data + 32);
+	assert_int_equal(m.offset[2], data + 40);
+}
+
+static void test_wrong_kinds_ignored(void **state)
+{
+	static const struct desc d[] = {
+		{KVM_STATS_TYPE_INSTANT, 1, 0, "irq_injections"},
+		{KVM_STATS_TYPE_CUMULATIVE, 2, 0, "halt_wakeup"},
+		{KVM_STATS_TYPE_CUMULATIVE | KVM_STATS_UNIT_CYCLES, 1, 0, "nmi_injections"},
+		{KVM_STATS_TYPE_CUMULATIVE, 1, 0, "irq_injections_x"},
+	};
+	unsigned char buf[4096];
+	size_t len = build(buf, sizeof(buf), d, 4, kernel_values, 1);
+	struct kvm_stats_map m;
+
+	(void)state;
+	assert_int_equal(kvm_stats_parse(buf, len, &m), -ENOENT);
+	assert_int_equal(m.n, 0);
+	len = build(buf, sizeof(buf), d, 0, kernel_values, 0); /* no descriptors at all */
+	assert_int_equal(kvm_stats_parse(buf, len, &m), -ENOENT);
+}
+
+static void put32(unsigned char *buf, size_t off, uint32_t v)
+{
+	memcpy(buf + off, &v, 4);
+}
+
+static void test_malformed(void **state)
+{
+	unsigned char buf[4096];
+	size_t len = build(buf, sizeof(buf), kernel_like, 6, kernel_values, 6), need;
+	unsigned char bad[4096];
+	struct kvm_stats_map m;
+
+	(void)state;
+	/* Shorter than the header, and every length short of the descriptors' end. */
+	for (size_t l = 0; l < DESC_OFF + 6 * (16 + NAME_SIZE); l++)
+		assert_int_equal(kvm_stats_parse(buf, l, &m), -EPROTO);
+	assert_int_equal(kvm_stats_need(buf, 23, &need), -EPROTO);
+	/* name_size 0 and huge; num_desc huge; descriptors over the header; a block past the
+	 * cap; an offset that overflows 32 bits with num_desc * size. */
+	static const struct {
+		size_t off;
+		uint32_t v;
+	} cases[] = {{4, 0},   {4, 1u << 20},	  {8, 1u << 20}, {16, 0},
+		     {16, 23}, {16, 0xffffff00u}, {8, 65536},	 {4, 4096}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memcpy(bad, buf, len);
+		put32(bad, cases[i].off, cases[i].v);
+		assert_int_equal(kvm_stats_parse(bad, len, &m), -EPROTO);
+	}
+	/* A name that fills its field without a NUL. */
+	memcpy(bad, buf, len);
+	memset(bad + DESC_OFF + 16, 'a', NAME_SIZE);
+	assert_int_equal(kvm_stats_parse(bad, len, &m), -EPROTO);
+}
+
+static void test_read_and_sum(void **state)
+{
+	unsigned char buf[4096];
+	size_t len = build(buf, sizeof(buf), kernel_like, 6, kernel_values, 6);
+	struct kvm_stats_map m;
+	uint64_t sum;
+	int fd = memfd_create("kvm-stats", MFD_CLOEXEC);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	assert_int_equal(kvm_stats_map_fd(fd, &m), 0);
+	assert_int_equal(kvm_stats_sum(fd, &m, &sum), 0);
+	assert_int_equal(sum, 20 + 300 + 4);
+	/* The data cut short: the read says so instead of summing what is not there. */
+	assert_int_equal(ftruncate(fd, (off_t)len - 8), 0);
+	assert_int_equal(kvm_stats_sum(fd, &m, &sum), -EPROTO);
+	/* A header only, its descriptors missing. */
+	assert_int_equal(ftruncate(fd, 24), 0);
+	assert_int_equal(kvm_stats_map_fd(fd, &m), -EPROTO);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_found_by_name),
+		cmocka_unit_test(test_wrong_kinds_ignored),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_read_and_sum),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
