@@ -1687,6 +1687,8 @@ def case_reattach(e):
     before = definitions(e)
     serial_b = e.vm("r2")["console_socket"]
 
+    told = "VM %s: a hung guest is told by its vCPUs' interrupts (KVM statistics" % a["id"]
+    told_before = open(e.keeld_log).read().count(told)
     e.kill_keeld(signal.SIGKILL)
     check(pid_alive(a["pid"]) and pid_alive(b["pid"]), "workers died with keeld")
     # While keeld is away, r2's guest powers itself off.
@@ -1700,6 +1702,12 @@ def case_reattach(e):
     check(definitions(e) == before, "definitions changed across keeld SIGKILL")
     r1 = e.vm("r1")
     check(r1["state"] == "Running" and r1["pid"] == a["pid"], "r1 not re-attached: %r" % r1)
+    # The re-attached worker's vCPU statistics fds are asked for again (the heartbeat of the
+    # first keeld had them; this keeld's gets its own copies).
+    deadline = time.time() + 10
+    while open(e.keeld_log).read().count(told) <= told_before:
+        check(time.time() < deadline, "keeld did not get the re-attached worker's vCPU stats")
+        time.sleep(0.2)
     r2 = e.vm("r2")
     check(r2["state"] == "Off" and r2["state_reason"] == "the guest powered off",
           "r2 after power-off while keeld was away: %r" % r2)
