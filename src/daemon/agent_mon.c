@@ -24,8 +24,8 @@
 #define TIME_MAX_US	  10000
 /* The worker's answer to "vcpu-stats" (the heartbeat thread waits, never keeld's lock). */
 #define STATS_CALL_MS 500
-/* Counters still for this long: ask the worker again (a reset or a restore in the same worker
- * made new vCPUs, and the old fds count no more). */
+/* Counters still for this long: ask the worker again, once per stall (a reset or a restore in
+ * the same worker made new vCPUs, and the old fds count no more). */
 #define STATS_REFRESH_MS 1000
 
 /* One followed VM. Its thread owns conn; the rest is read and written under mon_lock. */
@@ -85,9 +85,11 @@ static void mon_update(struct mon_vm *v)
 /* How a heartbeat thread sees the guest's progress (vcpu_progress.h); the thread's own. */
 struct mon_probe {
 	struct vcpu_stats stats; /* the worker's vCPU statistics fds, or none */
+	struct vcpu_stats fresh; /* a new set being asked for */
 	pid_t pid;		 /* the worker they belong to */
 	bool fallback;		 /* the worker has none: schedstat for good */
 	bool logged;		 /* the source was logged for this worker */
+	bool refreshed;		 /* asked again during the current stall */
 };
 
 /* One progress sample of worker pid, taken without mon_lock (the worker may be asked for its
@@ -97,17 +99,28 @@ static bool mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, c
 		       long long stalled_ms, uint64_t *value, bool *stats)
 {
 	char err[256] = "";
-	int r = 0;
+	bool refresh;
 
 	if (pid != p->pid) {
 		vcpu_stats_close(&p->stats);
 		p->pid = pid;
 		p->fallback = p->logged = false;
 	}
-	if (pid > 0 && !p->fallback && (!p->stats.n || stalled_ms >= STATS_REFRESH_MS)) {
-		vcpu_stats_close(&p->stats);
-		r = vcpu_stats_get(ctl, &p->stats, STATS_CALL_MS, err, sizeof(err));
-		p->fallback = r == -ENOTSUP;
+	/* Counters still for a while: ask once per stall whether the worker has new vCPUs (a
+	 * reset or a restore rebuilt them); a worker that does not answer keeps the old fds. */
+	if (stalled_ms < STATS_REFRESH_MS)
+		p->refreshed = false;
+	refresh = p->stats.n && stalled_ms >= STATS_REFRESH_MS && !p->refreshed;
+	if (pid > 0 && !p->fallback && (!p->stats.n || refresh)) {
+		int r = vcpu_stats_get(ctl, &p->fresh, STATS_CALL_MS, err, sizeof(err));
+
+		p->refreshed = p->refreshed || refresh;
+		if (!r) {
+			vcpu_stats_close(&p->stats);
+			p->stats = p->fresh; /* the fds move over */
+			p->fresh.n = 0;
+		}
+		p->fallback = r == -ENOTSUP && !p->stats.n;
 	}
 	if (p->stats.n && vcpu_stats_sum(&p->stats, value)) {
 		snprintf(err, sizeof(err), "reading the vCPU statistics failed");

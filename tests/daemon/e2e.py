@@ -792,8 +792,8 @@ def case_agent(e):
         used, wall = (vcpu_cpu_ns(wpid) - ns0) / 1e9, time.time() - t
         print("spinning guest: 'guest hung' after %.1f s; its vCPU thread used %.2f s of CPU"
               % (wall, used))
-        check(used >= wall / 4, "the spinning vCPU used only %.2f s of CPU in %.1f s"
-              % (used, wall))
+        # (an idle guest's vCPU, halted between 10 ms ticks, uses a few hundredths a second)
+        check(used >= 0.5, "the spinning vCPU used only %.2f s of CPU in %.1f s" % (used, wall))
         check(e.vm("a1")["integration"]["vcpus"] == "stalled", "vcpus: %r" % e.vm("a1"))
         e.type_console("a1", "\n")
         e.console_until("a1", "spin ended")
