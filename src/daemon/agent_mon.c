@@ -11,6 +11,7 @@
 #include "daemon/agent_stop.h"
 #include "daemon/biglock.h"
 #include "daemon/sup.h"
+#include "daemon/vcpu_judge.h"
 #include "daemon/vcpu_progress.h"
 #include "lib/agent_client.h"
 #include "lib/clock.h"
@@ -39,10 +40,7 @@ struct mon_vm {
 	uint32_t disabled; /* the services turned off for the VM (the store's, via the manager) */
 	long long last_pong_ms;
 	pid_t pid;		 /* the worker (the manager's, from sup) */
-	uint64_t vcpu_ns;	 /* the progress counter at the last sample (struct mon_probe) */
-	long long vcpu_moved_ms; /* when it last grew (or the thread began) */
-	bool vcpu_known;	 /* a sample was read */
-	bool vcpu_stats;	 /* ... from KVM's statistics (else from schedstat) */
+	struct vcpu_judge judge; /* the guest's progress (samples from struct mon_probe) */
 	struct agent_status st;
 };
 
@@ -68,7 +66,7 @@ static void mon_sleep_ms(int ms)
 /* Called with mon_lock held. */
 static void mon_update(struct mon_vm *v)
 {
-	long long now = clock_mono_ms();
+	long long now = clock_mono_ms(), still;
 
 	if (v->ever_contact && now - v->last_pong_ms < AGENT_MON_LOST_MS)
 		v->st.heartbeat = AGENT_HEARTBEAT_OK;
@@ -77,61 +75,85 @@ static void mon_update(struct mon_vm *v)
 	else
 		v->st.heartbeat = AGENT_HEARTBEAT_NONE;
 	v->st.vcpus = NULL;
-	if (strcmp(v->st.heartbeat, AGENT_HEARTBEAT_OK) && v->vcpu_known)
-		v->st.vcpus = now - v->vcpu_moved_ms < AGENT_MON_LOST_MS ? AGENT_VCPUS_RUNNING
-									 : AGENT_VCPUS_STALLED;
+	if (strcmp(v->st.heartbeat, AGENT_HEARTBEAT_OK) && vcpu_judge_still(&v->judge, now, &still))
+		v->st.vcpus = still < AGENT_MON_LOST_MS ? AGENT_VCPUS_RUNNING : AGENT_VCPUS_STALLED;
 }
 
 /* How a heartbeat thread sees the guest's progress (vcpu_progress.h); the thread's own. */
 struct mon_probe {
-	struct vcpu_stats stats; /* the worker's vCPU statistics fds, or none */
-	struct vcpu_stats fresh; /* a new set being asked for */
-	pid_t pid;		 /* the worker they belong to */
-	bool fallback;		 /* the worker has none: schedstat for good */
-	bool logged;		 /* the source was logged for this worker */
-	bool refreshed;		 /* asked again during the current stall */
+	struct vcpu_stats stats;     /* the worker's vCPU statistics fds, or none */
+	struct vcpu_stats fresh;     /* a new set being asked for */
+	pid_t pid;		     /* the worker they belong to */
+	bool fallback;		     /* the worker has none: schedstat for good */
+	bool logged;		     /* the source was logged for this worker */
+	bool refreshed;		     /* asked again during the current stall */
+	bool new_set;		     /* a new set of fds came: the judge forgets the old one */
+	bool stats_base, sched_base; /* the last values below were read */
+	uint64_t last_stats, last_sched;
+	bool answered; /* the agent answered in the last round (before this sample) */
 };
 
-/* One progress sample of worker pid, taken without mon_lock (the worker may be asked for its
- * stats fds): *value grows while the guest lives; *stats says from which source. false when
- * there is none. stalled_ms: how long the last samples have not moved. */
-static bool mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, const char *ctl,
-		       long long stalled_ms, uint64_t *value, bool *stats)
+/* The change of a signal read (or not) now against the last reading. */
+static enum vcpu_delta mon_delta(bool have, uint64_t value, bool *base, uint64_t *last)
+{
+	enum vcpu_delta d = !have	     ? VCPU_UNKNOWN
+			    : !*base	     ? VCPU_BASE
+			    : value != *last ? VCPU_GREW
+					     : VCPU_FLAT;
+
+	*base = have;
+	*last = value;
+	return d;
+}
+
+/* One progress sample of worker pid into *r (both signals), taken without mon_lock (the
+ * worker may be asked for its stats fds). stats_still_ms: how long the counters have not
+ * moved. */
+static void mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, const char *ctl,
+		       long long stats_still_ms, struct vcpu_round *r)
 {
 	char err[256] = "";
-	bool refresh;
+	uint64_t value = 0;
+	bool refresh, have;
 
 	if (pid != p->pid) {
 		vcpu_stats_close(&p->stats);
 		p->pid = pid;
-		p->fallback = p->logged = false;
+		p->fallback = p->logged = p->stats_base = p->sched_base = false;
+		p->answered = false;
 	}
 	/* Counters still for a while: ask once per stall whether the worker has new vCPUs (a
 	 * reset or a restore rebuilt them); a worker that does not answer keeps the old fds. */
-	if (stalled_ms < STATS_REFRESH_MS)
+	if (stats_still_ms < STATS_REFRESH_MS)
 		p->refreshed = false;
-	refresh = p->stats.n && stalled_ms >= STATS_REFRESH_MS && !p->refreshed;
+	refresh = p->stats.n && stats_still_ms >= STATS_REFRESH_MS && !p->refreshed;
 	if (pid > 0 && !p->fallback && (!p->stats.n || refresh)) {
-		int r = vcpu_stats_get(ctl, &p->fresh, STATS_CALL_MS, err, sizeof(err));
+		int rc = vcpu_stats_get(ctl, &p->fresh, STATS_CALL_MS, err, sizeof(err));
 
 		p->refreshed = p->refreshed || refresh;
-		if (!r) {
+		if (!rc && vcpu_stats_same(&p->stats, &p->fresh)) {
+			vcpu_stats_close(&p->fresh); /* the same vCPUs: what was learnt holds */
+		} else if (!rc) {
 			vcpu_stats_close(&p->stats);
 			p->stats = p->fresh; /* the fds move over */
 			p->fresh.n = 0;
+			p->new_set = true;
+			p->stats_base = false;
 		}
-		p->fallback = r == -ENOTSUP && !p->stats.n;
+		p->fallback = rc == -ENOTSUP && !p->stats.n;
 	}
-	if (p->stats.n && vcpu_stats_sum(&p->stats, value)) {
+	if (p->stats.n && vcpu_stats_sum(&p->stats, &value)) {
 		snprintf(err, sizeof(err), "reading the vCPU statistics failed");
 		vcpu_stats_close(&p->stats);
 	}
-	*stats = p->stats.n > 0;
-	if (!p->logged && (*stats || p->fallback)) {
+	have = p->stats.n > 0;
+	r->stats = mon_delta(have, value, &p->stats_base, &p->last_stats);
+	if (!p->logged && (have || p->fallback)) {
 		p->logged = true;
-		if (*stats)
+		if (have)
 			log_info("VM %s: a hung guest is told by its vCPUs' interrupts (KVM "
-				 "statistics: %s)",
+				 "statistics: %s) once they are seen to count while the agent "
+				 "answers, else by its vCPU threads' CPU time",
 				 v->uuid, KVM_STATS_COUNTERS);
 		else
 			log_info(
@@ -139,20 +161,25 @@ static bool mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, c
 				"(schedstat; a guest spinning with interrupts off looks alive): %s",
 				v->uuid, err);
 	}
-	return *stats || !vcpu_run_ns("/proc", pid, value);
+	have = !vcpu_run_ns("/proc", pid, &value);
+	r->sched = mon_delta(have, value, &p->sched_base, &p->last_sched);
+	r->answered = p->answered;
 }
 
-/* Record a sample (the heartbeat's "agent gone" or "guest hung"). Under mon_lock. A change of
- * source (a worker that stopped answering, or answers again) only sets the base. */
-static void mon_vcpus(struct mon_vm *v, bool have, uint64_t value, bool stats)
+/* Record a sample (the heartbeat's "agent gone" or "guest hung"). Under mon_lock. */
+static void mon_vcpus(struct mon_vm *v, struct mon_probe *p, const struct vcpu_round *r)
 {
-	if (!have)
-		return;
-	if (!v->vcpu_known || (stats == v->vcpu_stats && value != v->vcpu_ns))
-		v->vcpu_moved_ms = clock_mono_ms();
-	v->vcpu_ns = value;
-	v->vcpu_stats = stats;
-	v->vcpu_known = true;
+	bool blind = v->judge.blind;
+
+	if (p->new_set)
+		vcpu_judge_new_stats(&v->judge);
+	p->new_set = false;
+	vcpu_judge_round(&v->judge, r, clock_mono_ms());
+	if (v->judge.blind && !blind)
+		log_info("VM %s: its vCPUs' interrupt counters stood still while the agent "
+			 "answered (interrupts the CPU posts itself: APICv, AVIC); a hung guest is "
+			 "told by its vCPU threads' CPU time",
+			 v->uuid);
 }
 
 static int64_t realtime_us(void)
@@ -282,10 +309,10 @@ static void *mon_vm_thread(void *arg)
 	}
 	conn->fd = -1;
 	for (;;) {
-		long long started = clock_mono_ms(), stalled;
-		bool wanted, connected_now = false, have, stats;
+		long long started = clock_mono_ms(), stats_still;
+		bool wanted, connected_now = false, answered = false;
 		char ctl[sizeof(v->ctl)];
-		uint64_t value = 0;
+		struct vcpu_round round;
 		pid_t pid;
 		int r;
 
@@ -293,11 +320,11 @@ static void *mon_vm_thread(void *arg)
 		wanted = v->wanted;
 		pid = v->pid;
 		memcpy(ctl, v->ctl, sizeof(ctl));
-		stalled = v->vcpu_known ? started - v->vcpu_moved_ms : 0;
+		stats_still = v->judge.stats_known ? started - v->judge.stats_moved_ms : 0;
 		pthread_mutex_unlock(&mon_lock);
 		if (!wanted)
 			break;
-		have = mon_sample(v, probe, pid, ctl, stalled, &value, &stats);
+		mon_sample(v, probe, pid, ctl, stats_still, &round);
 		err[0] = '\0';
 		if (conn->fd < 0) {
 			r = agent_open(conn, v->vsock, AGENT_MON_TIMEOUT_MS, err, sizeof(err));
@@ -307,7 +334,7 @@ static void *mon_vm_thread(void *arg)
 					log_info("VM %s: keel-agent %s answers", v->uuid,
 						 conn->agent_version);
 				v->ever_contact = true;
-				connected_now = true;
+				connected_now = answered = true;
 				v->last_pong_ms = clock_mono_ms();
 				v->st.connected = true;
 				v->st.services = conn->services;
@@ -329,11 +356,14 @@ static void *mon_vm_thread(void *arg)
 			pthread_mutex_lock(&mon_lock);
 			if (!r)
 				v->last_pong_ms = clock_mono_ms();
-			else if (!refused)
+			answered = !r || refused; /* the guest took the ping either way */
+			if (r && !refused)
 				v->st.connected = false;
 		}
 		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);
-		mon_vcpus(v, have && pid == v->pid, value, stats);
+		if (pid == v->pid)
+			mon_vcpus(v, probe, &round);
+		probe->answered = answered;
 		mon_update(v);
 		pthread_mutex_unlock(&mon_lock);
 		if (conn->fd >= 0) {
@@ -371,8 +401,8 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512], char
 			keep = !strcmp(mon_vms[i]->uuid, uuids[j]);
 			if (keep) {
 				mon_vms[i]->disabled = disabled[j];
-				if (mon_vms[i]->pid != pids[j])
-					mon_vms[i]->vcpu_known = false; /* a new worker */
+				if (mon_vms[i]->pid != pids[j]) /* a new worker */
+					vcpu_judge_reset(&mon_vms[i]->judge);
 				mon_vms[i]->pid = pids[j];
 				memcpy(mon_vms[i]->ctl, ctls[j], sizeof(mon_vms[i]->ctl));
 			}

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/kcmp.h>
 
 #include "daemon/ctl.h"
 
@@ -138,6 +140,18 @@ int vcpu_stats_get(const char *ctl_path, struct vcpu_stats *s, int timeout_ms, c
 	if (r)
 		vcpu_stats_close(s);
 	return r;
+}
+
+bool vcpu_stats_same(const struct vcpu_stats *a, const struct vcpu_stats *b)
+{
+	pid_t self = getpid();
+
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (syscall(SYS_kcmp, self, self, KCMP_FILE, a->fd[i], b->fd[i]) != 0)
+			return false;
+	return true;
 }
 
 int vcpu_stats_sum(const struct vcpu_stats *s, uint64_t *sum)

@@ -14,6 +14,7 @@
 #ifndef KEEL_DAEMON_VCPU_PROGRESS_H
 #define KEEL_DAEMON_VCPU_PROGRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,5 +43,8 @@ int vcpu_stats_get(const char *ctl_path, struct vcpu_stats *s, int timeout_ms, c
 /* The interrupts all of them accepted so far, into *sum: 0 or -errno. */
 int vcpu_stats_sum(const struct vcpu_stats *s, uint64_t *sum) __attribute__((warn_unused_result));
 void vcpu_stats_close(struct vcpu_stats *s);
+/* Whether a and b are copies of the same files (kcmp): a worker asked again hands over the
+ * same ones until a reset or a restore makes new vCPUs. false when kcmp cannot tell. */
+bool vcpu_stats_same(const struct vcpu_stats *a, const struct vcpu_stats *b);
 
 #endif

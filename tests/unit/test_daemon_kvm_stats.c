@@ -12,11 +12,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "daemon/kvm_stats.h"
+#include "daemon/vcpu_progress.h"
 
 #define NAME_SIZE 48
 #define DESC_OFF  40 /* after the header and an id string, as the kernel lays it out */
@@ -156,6 +158,28 @@ static void test_read_and_sum(void **state)
 	close(fd);
 }
 
+static void test_same_files(void **state)
+{
+	struct vcpu_stats *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	int f = memfd_create("x", MFD_CLOEXEC), g = memfd_create("y", MFD_CLOEXEC);
+
+	(void)state;
+	assert_true(a && b && f >= 0 && g >= 0);
+	a->n = b->n = 1;
+	a->fd[0] = f;
+	b->fd[0] = dup(f); /* a copy, as a worker asked again hands over */
+	assert_true(vcpu_stats_same(a, b));
+	close(b->fd[0]);
+	b->fd[0] = g; /* a new vCPU's */
+	assert_false(vcpu_stats_same(a, b));
+	b->n = 0;
+	assert_false(vcpu_stats_same(a, b));
+	close(f);
+	close(g);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_kinds_ignored),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_read_and_sum),
+		cmocka_unit_test(test_same_files),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
