@@ -78,6 +78,24 @@ void vcpu_stats_close(struct vcpu_stats *s)
 	s->n = 0;
 }
 
+/* Whether fd is KVM's statistics file of a vCPU. A worker hands over whatever it holds (a
+ * pipe, a disk image on a slow mount, its guest's memory), and keeld reads what it gets: only
+ * the kernel's own is read (an anon inode's link names its kind; no path can look so). */
+static int stats_fd_check(int fd, char *what, size_t whatlen)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, what, whatlen - 1);
+	if (n < 0) {
+		snprintf(what, whatlen, "%s", strerror(errno));
+		return -errno;
+	}
+	what[n] = '\0';
+	return strcmp(what, "anon_inode:kvm-vcpu-stats") ? -ENOTSUP : 0;
+}
+
 /* One "vcpu-stats" request from vCPU first on: the fds into s, *total the worker's vCPUs. */
 static int stats_request(const char *ctl_path, struct vcpu_stats *s, int timeout_ms, size_t *total,
 			 char *err, size_t errlen)
@@ -125,6 +143,15 @@ int vcpu_stats_get(const char *ctl_path, struct vcpu_stats *s, int timeout_ms, c
 		}
 	} while (!r && s->n < total);
 	for (size_t i = 0; !r && i < s->n; i++) {
+		char what[64];
+
+		if (stats_fd_check(s->fd[i], what, sizeof(what))) {
+			snprintf(err, errlen,
+				 "keel-vmm sent, as vcpu%zu's statistics, not KVM's but %s", i,
+				 what);
+			r = -ENOTSUP; /* never read: schedstat for this worker */
+			break;
+		}
 		r = kvm_stats_map_fd(s->fd[i], &s->map[i]);
 		if (r)
 			snprintf(err, errlen, "vcpu%zu's statistics: %s", i,

@@ -4,8 +4,10 @@
  * crafted blocks: counters found by name wherever they are, the wrong kinds ignored, and
  * every impossible size or offset refused; then reading and summing them from a file.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,11 +16,13 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "daemon/kvm_stats.h"
 #include "daemon/vcpu_progress.h"
+#include "lib/unix_socket.h"
 
 #define NAME_SIZE 48
 #define DESC_OFF  40 /* after the header and an id string, as the kernel lays it out */
@@ -158,6 +162,99 @@ static void test_read_and_sum(void **state)
 	close(fd);
 }
 
+/* A worker (compromised) answering one "vcpu-stats" with its reply and fds. */
+struct fake_worker {
+	int listen_fd;
+	const char *reply;
+	int fds[2];
+	size_t nfd;
+};
+
+static void *fake_worker_run(void *arg)
+{
+	struct fake_worker *w = arg;
+	char line[512];
+	int c = accept(w->listen_fd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	if (read(c, line, sizeof(line)) > 0 &&
+	    unix_send_fds(c, w->reply, strlen(w->reply), w->fds, w->nfd, 0) < 0)
+		perror("fake worker");
+	close(c);
+	return NULL;
+}
+
+static size_t open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	size_t n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* vcpu_stats_get against the fake worker: its result, with no descriptor left behind. */
+static int ask_fake(const char *reply, const int *fds, size_t nfd, char *err, size_t errlen)
+{
+	char dir[] = "/tmp/keel-stats-XXXXXX", path[64];
+	struct fake_worker w = {.reply = reply, .nfd = nfd};
+	struct vcpu_stats *s = calloc(1, sizeof(*s));
+	size_t before;
+	pthread_t t;
+	int r;
+
+	assert_non_null(s);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/control.sock", dir);
+	memcpy(w.fds, fds, nfd * sizeof(int));
+	w.listen_fd = unix_listen(path, 1);
+	assert_true(w.listen_fd >= 0);
+	before = open_fds();
+	assert_int_equal(pthread_create(&t, NULL, fake_worker_run, &w), 0);
+	r = vcpu_stats_get(path, s, 2000, err, errlen);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	if (!r)
+		vcpu_stats_close(s);
+	assert_int_equal(open_fds(), before); /* what came over was closed */
+	close(w.listen_fd);
+	unlink(path);
+	rmdir(dir);
+	free(s);
+	return r;
+}
+
+static void test_worker_sends_other_files(void **state)
+{
+	unsigned char buf[4096];
+	size_t len = build(buf, sizeof(buf), kernel_like, 6, kernel_values, 6);
+	const char *one = "{\"return\":{\"vcpus\":1,\"first\":0,\"count\":1}}\n";
+	int mem = memfd_create("kvm-stats", MFD_CLOEXEC), p[2];
+	char err[256];
+
+	(void)state;
+	assert_true(mem >= 0);
+	assert_int_equal(write(mem, buf, len), (ssize_t)len);
+	/* A file laid out as KVM's statistics, but not KVM's: never read (a worker would tell
+	 * keeld what it likes, or have it read a disk image on a mount that hangs). */
+	assert_int_equal(ask_fake(one, &mem, 1, err, sizeof(err)), -ENOTSUP);
+	assert_non_null(strstr(err, "not KVM's but /memfd:kvm-stats"));
+	/* A pipe: refused without a read that would block. */
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(ask_fake(one, p, 1, err, sizeof(err)), -ENOTSUP);
+	assert_non_null(strstr(err, "pipe:"));
+	/* More descriptors than the reply says: refused, all of them closed. */
+	assert_int_equal(ask_fake(one, (int[]){mem, p[0]}, 2, err, sizeof(err)), -EPROTO);
+	/* Fewer. */
+	assert_int_equal(ask_fake(one, NULL, 0, err, sizeof(err)), -EPROTO);
+	close(p[0]);
+	close(p[1]);
+	close(mem);
+}
+
 static void test_same_files(void **state)
 {
 	struct vcpu_stats *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
@@ -187,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_kinds_ignored),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_read_and_sum),
+		cmocka_unit_test(test_worker_sends_other_files),
 		cmocka_unit_test(test_same_files),
 	};
 
