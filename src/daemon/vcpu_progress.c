@@ -81,6 +81,8 @@ void vcpu_stats_close(struct vcpu_stats *s)
 /* Whether fd is KVM's statistics file of a vCPU. A worker hands over whatever it holds (a
  * pipe, a disk image on a slow mount, its guest's memory), and keeld reads what it gets: only
  * the kernel's own is read (an anon inode's link names its kind; no path can look so). */
+#define STATS_LINK "anon_inode:kvm-vcpu-stats:"
+
 static int stats_fd_check(int fd, char *what, size_t whatlen)
 {
 	char path[64];
@@ -93,7 +95,8 @@ static int stats_fd_check(int fd, char *what, size_t whatlen)
 		return -errno;
 	}
 	what[n] = '\0';
-	return strcmp(what, "anon_inode:kvm-vcpu-stats") ? -ENOTSUP : 0;
+	/* The kernel names it "kvm-vcpu-stats:ID"; a file's link starts with "/". */
+	return strncmp(what, STATS_LINK, sizeof(STATS_LINK) - 1) ? -ENOTSUP : 0;
 }
 
 /* One "vcpu-stats" request from vCPU first on: the fds into s, *total the worker's vCPUs. */
