@@ -13,6 +13,7 @@
 #include <linux/kcmp.h>
 
 #include "daemon/ctl.h"
+#include "lib/unix_socket.h"
 
 /* A small /proc file (comm, schedstat) into buf, NUL-terminated. Its length, or -errno. */
 static ssize_t read_small(int dirfd, const char *name, char *buf, size_t size)
@@ -140,7 +141,15 @@ int vcpu_stats_get(const char *ctl_path, struct vcpu_stats *s, int timeout_ms, c
 		size_t before = s->n;
 
 		r = stats_request(ctl_path, s, timeout_ms, &total, err, errlen);
-		if (!r && s->n == before && s->n < total) {
+		if (!r && s->n > total) {
+			snprintf(err, errlen, "keel-vmm sent %zu vCPU statistics fds for %zu vCPUs",
+				 s->n, total);
+			r = -EPROTO;
+		}
+		/* A reply holds all the rest up to UNIX_MAX_FDS but where a vCPU has no fd (the
+		 * run ends there): a short one ends the asking (a worker sending one fd a time
+		 * would hold the heartbeat for VCPU_STATS_MAX requests). */
+		if (!r && s->n < total && s->n - before < UNIX_MAX_FDS) {
 			snprintf(err, errlen, "keel-vmm has no statistics fd for vcpu%zu", s->n);
 			r = -ENOTSUP;
 		}

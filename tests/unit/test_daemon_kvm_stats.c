@@ -170,20 +170,25 @@ struct fake_worker {
 	const char *reply;
 	int fds[2];
 	size_t nfd;
+	unsigned requests;
 };
 
+static unsigned fake_requests; /* the last ask_fake's */
+
+/* Serves requests until the listening socket is shut down; counts them. */
 static void *fake_worker_run(void *arg)
 {
 	struct fake_worker *w = arg;
 	char line[512];
-	int c = accept(w->listen_fd, NULL, NULL);
+	int c;
 
-	if (c < 0)
-		return NULL;
-	if (read(c, line, sizeof(line)) > 0 &&
-	    unix_send_fds(c, w->reply, strlen(w->reply), w->fds, w->nfd, 0) < 0)
-		perror("fake worker");
-	close(c);
+	while ((c = accept(w->listen_fd, NULL, NULL)) >= 0) {
+		w->requests++;
+		if (read(c, line, sizeof(line)) > 0 &&
+		    unix_send_fds(c, w->reply, strlen(w->reply), w->fds, w->nfd, 0) < 0)
+			perror("fake worker");
+		close(c);
+	}
 	return NULL;
 }
 
@@ -218,7 +223,9 @@ static int ask_fake(const char *reply, const int *fds, size_t nfd, char *err, si
 	before = open_fds();
 	assert_int_equal(pthread_create(&t, NULL, fake_worker_run, &w), 0);
 	r = vcpu_stats_get(path, s, 2000, err, errlen);
+	shutdown(w.listen_fd, SHUT_RDWR); /* ends the worker's accept */
 	assert_int_equal(pthread_join(t, NULL), 0);
+	fake_requests = w.requests;
 	if (!r)
 		vcpu_stats_close(s);
 	assert_int_equal(open_fds(), before); /* what came over was closed */
@@ -252,6 +259,15 @@ static void test_worker_sends_other_files(void **state)
 	assert_int_equal(ask_fake(one, (int[]){mem, p[0]}, 2, err, sizeof(err)), -EPROTO);
 	/* Fewer. */
 	assert_int_equal(ask_fake(one, NULL, 0, err, sizeof(err)), -EPROTO);
+	/* More than the vCPUs it says it has. */
+	assert_int_equal(ask_fake("{\"return\":{\"vcpus\":1,\"first\":0,\"count\":2}}\n",
+				  (int[]){mem, mem}, 2, err, sizeof(err)),
+			 -EPROTO);
+	/* One fd a reply of 256 vCPUs: the first short reply ends the asking. */
+	assert_int_equal(ask_fake("{\"return\":{\"vcpus\":256,\"first\":0,\"count\":1}}\n", &mem, 1,
+				  err, sizeof(err)),
+			 -ENOTSUP);
+	assert_int_equal(fake_requests, 1);
 	close(p[0]);
 	close(p[1]);
 	close(mem);
