@@ -144,6 +144,7 @@ echo "lab: agent: kill -STOP: Lost communication $lost_ms ms after the kill was 
 keel vm show $V | grep -q "^Heartbeat: *Lost communication (.*agent gone" ||
 	fail "kill -STOP of the agent: not told as agent gone: $(keel vm show $V | grep Heartbeat)"
 echo "lab: agent: $(keel vm show $V | grep Heartbeat)"
+echo "lab: agent: the interrupt counters $(grep -q "counters stood still while the agent answered" "$KD/keeld.log" && echo "stood still while the agent answered (schedstat decides)" || echo "counted while the agent answered")"
 # ... told by the interrupts its vCPU accepts (KVM's statistics, Linux 5.14+), not schedstat.
 grep -q "told by its vCPUs' interrupts (KVM statistics" "$KD/keeld.log" ||
 	fail "keeld does not read KVM's vCPU statistics: $(grep 'hung guest is told' "$KD/keeld.log")"
@@ -278,6 +279,10 @@ debugfs -R "dump /pre-backup /tmp/ag-pre" /tmp/ag-bk.img >/dev/null 2>&1
 [ "$(sha256sum </tmp/ag-pre 2>/dev/null | cut -d' ' -f1)" = "$bsum" ] ||
 	fail "the backup's disk does not hold /pre-backup with sha256 $bsum"
 blines=$(debugfs -R "cat /writer" /tmp/ag-bk.img 2>/dev/null | wc -l)
+# The freeze flushed every line written before it, and none written after the backup is in it.
+if [ "$blines" -lt "$w0" ] || [ "$blines" -gt "$w1" ]; then
+	fail "the backup's /writer has $blines lines: not between the guest's $w0 before and $w1 after the backup"
+fi
 rm -f /tmp/ag-bk.img /tmp/ag-pre
 echo "lab: agent: backup of the running guest in $bk_ms ms (Running again $run_ms ms after it), application-consistent; e2fsck -fn: $(echo "$out" | tail -n 1); /pre-backup's sha256 matches; the copy's /writer has $blines lines, the guest's $w0 before, $w1 and $w2 after (the guest ran on)"
 
