@@ -81,15 +81,15 @@ static void mon_update(struct mon_vm *v)
 
 /* How a heartbeat thread sees the guest's progress (vcpu_progress.h); the thread's own. */
 struct mon_probe {
-	struct vcpu_stats stats;     /* the worker's vCPU statistics fds, or none */
-	struct vcpu_stats fresh;     /* a new set being asked for */
-	pid_t pid;		     /* the worker they belong to */
-	bool fallback;		     /* the worker has none: schedstat for good */
-	bool logged;		     /* the source was logged for this worker */
-	bool refreshed;		     /* asked again during the current stall */
-	bool new_set;		     /* a new set of fds came: the judge forgets the old one */
-	bool stats_base, sched_base; /* the last values below were read */
-	uint64_t last_stats, last_sched;
+	struct vcpu_stats stats; /* the worker's vCPU statistics fds, or none */
+	struct vcpu_stats fresh; /* a new set being asked for */
+	pid_t pid;		 /* the worker they belong to */
+	bool fallback;		 /* the worker has none: schedstat for good */
+	bool logged;		 /* the source was logged for this worker */
+	bool refreshed;		 /* asked again during the current stall */
+	bool new_set;		 /* a new set of fds came: the judge forgets the old one */
+	bool stats_base, inj_base, sched_base; /* the last values below were read */
+	uint64_t last_stats, last_inj, last_sched;
 	bool answered; /* the agent answered in the last round (before this sample) */
 };
 
@@ -113,13 +113,13 @@ static void mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, c
 		       long long stats_still_ms, struct vcpu_round *r)
 {
 	char err[256] = "";
-	uint64_t value = 0;
+	uint64_t value = 0, injected = 0;
 	bool refresh, have;
 
 	if (pid != p->pid) {
 		vcpu_stats_close(&p->stats);
 		p->pid = pid;
-		p->fallback = p->logged = p->stats_base = p->sched_base = false;
+		p->fallback = p->logged = p->stats_base = p->inj_base = p->sched_base = false;
 		p->answered = false;
 	}
 	/* Counters still for a while: ask once per stall whether the worker has new vCPUs (a
@@ -138,16 +138,17 @@ static void mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, c
 			p->stats = p->fresh; /* the fds move over */
 			p->fresh.n = 0;
 			p->new_set = true;
-			p->stats_base = false;
+			p->stats_base = p->inj_base = false;
 		}
 		p->fallback = rc == -ENOTSUP && !p->stats.n;
 	}
-	if (p->stats.n && vcpu_stats_sum(&p->stats, &value)) {
+	if (p->stats.n && vcpu_stats_sum(&p->stats, &value, &injected)) {
 		snprintf(err, sizeof(err), "reading the vCPU statistics failed");
 		vcpu_stats_close(&p->stats);
 	}
 	have = p->stats.n > 0;
 	r->stats = mon_delta(have, value, &p->stats_base, &p->last_stats);
+	r->injected = mon_delta(have, injected, &p->inj_base, &p->last_inj);
 	if (!p->logged && (have || p->fallback)) {
 		p->logged = true;
 		if (have)

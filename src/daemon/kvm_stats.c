@@ -85,6 +85,8 @@ int kvm_stats_parse(const void *buf, size_t len, struct kvm_stats_map *map)
 			if (strcmp(name, counters[c]) || map->n == KVM_STATS_MAX_COUNTERS)
 				continue;
 			/* data_offset + offset < 2^33: a u64 within the fd's offsets. */
+			if (strcmp(name, "halt_wakeup"))
+				map->injected |= 1u << map->n;
 			map->offset[map->n++] = (uint64_t)data_offset + offset;
 		}
 	}
@@ -114,9 +116,9 @@ int kvm_stats_map_fd(int fd, struct kvm_stats_map *map)
 	return r;
 }
 
-int kvm_stats_sum(int fd, const struct kvm_stats_map *map, uint64_t *sum)
+int kvm_stats_sum(int fd, const struct kvm_stats_map *map, uint64_t *sum, uint64_t *injected)
 {
-	*sum = 0;
+	*sum = *injected = 0;
 	for (unsigned i = 0; i < map->n; i++) {
 		uint64_t v;
 		ssize_t n = pread(fd, &v, sizeof(v), (off_t)map->offset[i]);
@@ -126,6 +128,8 @@ int kvm_stats_sum(int fd, const struct kvm_stats_map *map, uint64_t *sum)
 		if (n != sizeof(v))
 			return -EPROTO;
 		*sum += v;
+		if (map->injected & (1u << i))
+			*injected += v;
 	}
 	return 0;
 }

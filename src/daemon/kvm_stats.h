@@ -22,6 +22,7 @@
 struct kvm_stats_map {
 	unsigned n;				 /* counters found */
 	uint64_t offset[KVM_STATS_MAX_COUNTERS]; /* each one's u64 in the fd */
+	unsigned injected; /* bit i: counter i counts injections (irq_, nmi_), not wake-ups */
 };
 
 /* The bytes needed from the start of the fd to hold the descriptors the header (the first
@@ -35,8 +36,10 @@ int kvm_stats_parse(const void *buf, size_t len, struct kvm_stats_map *map)
 	__attribute__((warn_unused_result));
 /* Read fd's header and descriptors and parse them (the two functions above). */
 int kvm_stats_map_fd(int fd, struct kvm_stats_map *map) __attribute__((warn_unused_result));
-/* The sum of the mapped counters of fd (pread), into *sum: 0 or -errno. */
-int kvm_stats_sum(int fd, const struct kvm_stats_map *map, uint64_t *sum)
+/* The sum of the mapped counters of fd (pread), into *sum, and of the injection counters
+ * alone into *injected (with posted interrupts, APICv or AVIC, those stand still while
+ * halt_wakeup still moves): 0 or -errno. */
+int kvm_stats_sum(int fd, const struct kvm_stats_map *map, uint64_t *sum, uint64_t *injected)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -27,9 +27,9 @@ void vcpu_judge_round(struct vcpu_judge *j, const struct vcpu_round *r, long lon
 {
 	/* An answer teaches only about counters read before and after it (a delta, not a
 	 * base). */
-	if (r->answered && j->stats_known && r->stats == VCPU_GREW)
+	if (r->answered && j->stats_known && r->injected == VCPU_GREW)
 		j->trusted = true;
-	if (r->answered && j->stats_known && r->stats == VCPU_FLAT)
+	if (r->answered && j->stats_known && r->injected == VCPU_FLAT)
 		j->blind = true;
 	judge_signal(r->stats, &j->stats_known, &j->stats_moved_ms, now_ms);
 	judge_signal(r->sched, &j->sched_known, &j->sched_moved_ms, now_ms);

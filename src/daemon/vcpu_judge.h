@@ -6,9 +6,11 @@
  * KVM's interrupt counters tell a guest spinning with interrupts off from a live one, but
  * they are blind to interrupts the CPU posts itself (Intel APICv, AMD AVIC: irq_injections
  * stays flat, halt_wakeup moves only when the guest halts), so a busy guest whose agent is
- * gone would read as hung. The counters are believed only once they have been seen to grow
- * across a round in which the agent answered (the guest demonstrably alive took the ping's
- * interrupt), and never again for that set of fds once they stayed flat across such a round.
+ * gone would read as hung. The counters are believed only once the injections have been seen
+ * to grow across a round in which the agent answered (the guest demonstrably alive took the
+ * ping's interrupt), and never again for that set of fds once they stayed flat across such a
+ * round. The injections alone: an idle guest's halt wake-ups would earn trust under APICv,
+ * which the same guest, busy later, would lose unseen.
  * Otherwise the vCPU threads' CPU time (schedstat) decides: it errs the safe way ("agent
  * gone" for a guest spinning with interrupts off, never "hung" for a live one).
  */
@@ -28,8 +30,9 @@ enum vcpu_delta {
 /* One heartbeat round: what each signal did since the previous one, and whether the agent
  * answered in between (the ping was sent after the previous sample, answered before this). */
 struct vcpu_round {
-	enum vcpu_delta stats; /* KVM's interrupt counters */
-	enum vcpu_delta sched; /* the vCPU threads' CPU time */
+	enum vcpu_delta stats;	  /* KVM's interrupt counters (injections and halt wake-ups) */
+	enum vcpu_delta injected; /* ... the injections alone (irq_, nmi_injections) */
+	enum vcpu_delta sched;	  /* the vCPU threads' CPU time */
 	bool answered;
 };
 

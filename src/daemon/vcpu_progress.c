@@ -193,16 +193,17 @@ bool vcpu_stats_same(const struct vcpu_stats *a, const struct vcpu_stats *b)
 	return true;
 }
 
-int vcpu_stats_sum(const struct vcpu_stats *s, uint64_t *sum)
+int vcpu_stats_sum(const struct vcpu_stats *s, uint64_t *sum, uint64_t *injected)
 {
-	*sum = 0;
+	*sum = *injected = 0;
 	for (size_t i = 0; i < s->n; i++) {
-		uint64_t v;
-		int r = kvm_stats_sum(s->fd[i], &s->map[i], &v);
+		uint64_t v, inj;
+		int r = kvm_stats_sum(s->fd[i], &s->map[i], &v, &inj);
 
 		if (r)
 			return r;
 		*sum += v;
+		*injected += inj;
 	}
 	return 0;
 }

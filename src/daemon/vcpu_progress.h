@@ -40,8 +40,10 @@ int vcpu_run_ns(const char *procdir, pid_t pid, uint64_t *ns) __attribute__((war
  * s is empty on failure. */
 int vcpu_stats_get(const char *ctl_path, struct vcpu_stats *s, int timeout_ms, char *err,
 		   size_t errlen) __attribute__((warn_unused_result));
-/* The interrupts all of them accepted so far, into *sum: 0 or -errno. */
-int vcpu_stats_sum(const struct vcpu_stats *s, uint64_t *sum) __attribute__((warn_unused_result));
+/* The interrupts all of them accepted so far, into *sum, and of those the ones KVM injected
+ * into *injected (kvm_stats_sum): 0 or -errno. */
+int vcpu_stats_sum(const struct vcpu_stats *s, uint64_t *sum, uint64_t *injected)
+	__attribute__((warn_unused_result));
 void vcpu_stats_close(struct vcpu_stats *s);
 /* Whether a and b are copies of the same files (kcmp): a worker asked again hands over the
  * same ones until a reset or a restore makes new vCPUs. false when kcmp cannot tell. */

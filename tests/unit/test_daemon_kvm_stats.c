@@ -146,18 +146,19 @@ static void test_read_and_sum(void **state)
 	unsigned char buf[4096];
 	size_t len = build(buf, sizeof(buf), kernel_like, 6, kernel_values, 6);
 	struct kvm_stats_map m;
-	uint64_t sum;
+	uint64_t sum, injected;
 	int fd = memfd_create("kvm-stats", MFD_CLOEXEC);
 
 	(void)state;
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, buf, len), (ssize_t)len);
 	assert_int_equal(kvm_stats_map_fd(fd, &m), 0);
-	assert_int_equal(kvm_stats_sum(fd, &m, &sum), 0);
+	assert_int_equal(kvm_stats_sum(fd, &m, &sum, &injected), 0);
 	assert_int_equal(sum, 20 + 300 + 4);
+	assert_int_equal(injected, 300 + 4); /* halt_wakeup apart */
 	/* The data cut short: the read says so instead of summing what is not there. */
 	assert_int_equal(ftruncate(fd, (off_t)len - 8), 0);
-	assert_int_equal(kvm_stats_sum(fd, &m, &sum), -EPROTO);
+	assert_int_equal(kvm_stats_sum(fd, &m, &sum, &injected), -EPROTO);
 	/* A header only, its descriptors missing. */
 	assert_int_equal(ftruncate(fd, 24), 0);
 	assert_int_equal(kvm_stats_map_fd(fd, &m), -EPROTO);

@@ -15,16 +15,22 @@
 
 #define HUNG_MS 3000 /* as AGENT_MON_LOST_MS */
 
-/* n rounds a second apart from *now. */
-static void rounds(struct vcpu_judge *j, long long *now, unsigned n, enum vcpu_delta stats,
-		   enum vcpu_delta sched, bool answered)
+/* n rounds a second apart from *now; the injections as the whole of the counters, or not. */
+static void rounds_inj(struct vcpu_judge *j, long long *now, unsigned n, enum vcpu_delta stats,
+		       enum vcpu_delta injected, enum vcpu_delta sched, bool answered)
 {
-	struct vcpu_round r = {stats, sched, answered};
+	struct vcpu_round r = {stats, injected, sched, answered};
 
 	for (unsigned i = 0; i < n; i++) {
 		*now += 1000;
 		vcpu_judge_round(j, &r, *now);
 	}
+}
+
+static void rounds(struct vcpu_judge *j, long long *now, unsigned n, enum vcpu_delta stats,
+		   enum vcpu_delta sched, bool answered)
+{
+	rounds_inj(j, now, n, stats, stats, sched, answered);
 }
 
 static bool hung(const struct vcpu_judge *j, long long now)
@@ -96,6 +102,28 @@ static void test_posted_interrupts(void **state)
 	assert_true(hung(&j, now));
 }
 
+static void test_posted_interrupts_idle(void **state)
+{
+	struct vcpu_judge j;
+	long long now = 0;
+
+	(void)state;
+	/* APICv, the guest idle: its halt wake-ups grow with each answered ping, the injections
+	 * do not. That earns no trust: busy later, with its agent gone, it is not "hung". */
+	start(&j, &now);
+	rounds_inj(&j, &now, 5, VCPU_GREW, VCPU_FLAT, VCPU_GREW, true);
+	assert_false(vcpu_judge_by_stats(&j));
+	rounds_inj(&j, &now, 10, VCPU_FLAT, VCPU_FLAT, VCPU_GREW, false);
+	assert_false(hung(&j, now));
+	/* Without posted interrupts the injections grow with the answers: the counters decide,
+	 * halt wake-ups included (an idle guest with its agent gone is alive). */
+	start(&j, &now);
+	rounds_inj(&j, &now, 2, VCPU_GREW, VCPU_GREW, VCPU_GREW, true);
+	assert_true(vcpu_judge_by_stats(&j));
+	rounds_inj(&j, &now, 10, VCPU_GREW, VCPU_FLAT, VCPU_FLAT, false);
+	assert_false(hung(&j, now));
+}
+
 static void test_no_answer_no_trust(void **state)
 {
 	struct vcpu_judge j;
@@ -147,6 +175,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counters_sound),
 		cmocka_unit_test(test_posted_interrupts),
+		cmocka_unit_test(test_posted_interrupts_idle),
 		cmocka_unit_test(test_no_answer_no_trust),
 		cmocka_unit_test(test_new_set_forgets),
 	};
