@@ -10,6 +10,8 @@
 
 #include "daemon/agent_stop.h"
 #include "daemon/biglock.h"
+#include "daemon/sup.h"
+#include "daemon/vcpu_judge.h"
 #include "daemon/vcpu_progress.h"
 #include "lib/agent_client.h"
 #include "lib/clock.h"
@@ -21,20 +23,24 @@
  * sampled every TIME_SAMPLE_PINGS pings; set again when it is off by more than TIME_MAX_US. */
 #define TIME_SAMPLE_PINGS 10
 #define TIME_MAX_US	  10000
+/* The worker's answer to "vcpu-stats" (the heartbeat thread waits, never keeld's lock). */
+#define STATS_CALL_MS 500
+/* Counters still for this long: ask the worker again, once per stall (a reset or a restore in
+ * the same worker made new vCPUs, and the old fds count no more). */
+#define STATS_REFRESH_MS 1000
 
 /* One followed VM. Its thread owns conn; the rest is read and written under mon_lock. */
 struct mon_vm {
 	char uuid[VMDEF_UUID_LEN + 1];
 	char vsock[512];
+	char ctl[512];	   /* the worker's control socket */
 	bool wanted;	   /* the VM still runs: the thread goes on */
 	bool done;	   /* the thread ended: the manager frees the record */
 	bool ever_contact; /* hello succeeded since this worker started */
 	uint32_t disabled; /* the services turned off for the VM (the store's, via the manager) */
 	long long last_pong_ms;
 	pid_t pid;		 /* the worker (the manager's, from sup) */
-	uint64_t vcpu_ns;	 /* its vCPU threads' time on a CPU at the last sample */
-	long long vcpu_moved_ms; /* when that time last grew (or the thread began) */
-	bool vcpu_known;	 /* a sample was read */
+	struct vcpu_judge judge; /* the guest's progress (samples from struct mon_probe) */
 	struct agent_status st;
 };
 
@@ -60,7 +66,7 @@ static void mon_sleep_ms(int ms)
 /* Called with mon_lock held. */
 static void mon_update(struct mon_vm *v)
 {
-	long long now = clock_mono_ms();
+	long long now = clock_mono_ms(), still;
 
 	if (v->ever_contact && now - v->last_pong_ms < AGENT_MON_LOST_MS)
 		v->st.heartbeat = AGENT_HEARTBEAT_OK;
@@ -69,23 +75,112 @@ static void mon_update(struct mon_vm *v)
 	else
 		v->st.heartbeat = AGENT_HEARTBEAT_NONE;
 	v->st.vcpus = NULL;
-	if (strcmp(v->st.heartbeat, AGENT_HEARTBEAT_OK) && v->vcpu_known)
-		v->st.vcpus = now - v->vcpu_moved_ms < AGENT_MON_LOST_MS ? AGENT_VCPUS_RUNNING
-									 : AGENT_VCPUS_STALLED;
+	if (strcmp(v->st.heartbeat, AGENT_HEARTBEAT_OK) && vcpu_judge_still(&v->judge, now, &still))
+		v->st.vcpus = still < AGENT_MON_LOST_MS ? AGENT_VCPUS_RUNNING : AGENT_VCPUS_STALLED;
 }
 
-/* Whether the guest's vCPUs ran since the last round (the heartbeat's "agent gone" or
- * "guest hung"). Under mon_lock. */
-static void mon_vcpus(struct mon_vm *v)
-{
-	uint64_t ns;
+/* How a heartbeat thread sees the guest's progress (vcpu_progress.h); the thread's own. */
+struct mon_probe {
+	struct vcpu_stats stats; /* the worker's vCPU statistics fds, or none */
+	struct vcpu_stats fresh; /* a new set being asked for */
+	pid_t pid;		 /* the worker they belong to */
+	bool fallback;		 /* the worker has none: schedstat for good */
+	bool logged;		 /* the source was logged for this worker */
+	bool refreshed;		 /* asked again during the current stall */
+	bool new_set;		 /* a new set of fds came: the judge forgets the old one */
+	bool stats_base, inj_base, sched_base; /* the last values below were read */
+	uint64_t last_stats, last_inj, last_sched;
+	bool answered; /* the agent answered in the last round (before this sample) */
+};
 
-	if (vcpu_run_ns("/proc", v->pid, &ns))
-		return;
-	if (!v->vcpu_known || ns != v->vcpu_ns)
-		v->vcpu_moved_ms = clock_mono_ms();
-	v->vcpu_ns = ns;
-	v->vcpu_known = true;
+/* The change of a signal read (or not) now against the last reading. */
+static enum vcpu_delta mon_delta(bool have, uint64_t value, bool *base, uint64_t *last)
+{
+	enum vcpu_delta d = !have	     ? VCPU_UNKNOWN
+			    : !*base	     ? VCPU_BASE
+			    : value != *last ? VCPU_GREW
+					     : VCPU_FLAT;
+
+	*base = have;
+	*last = value;
+	return d;
+}
+
+/* One progress sample of worker pid into *r (both signals), taken without mon_lock (the
+ * worker may be asked for its stats fds). stats_still_ms: how long the counters have not
+ * moved. */
+static void mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, const char *ctl,
+		       long long stats_still_ms, struct vcpu_round *r)
+{
+	char err[256] = "";
+	uint64_t value = 0, injected = 0;
+	bool refresh, have;
+
+	if (pid != p->pid) {
+		vcpu_stats_close(&p->stats);
+		p->pid = pid;
+		p->fallback = p->logged = p->stats_base = p->inj_base = p->sched_base = false;
+		p->answered = false;
+	}
+	/* Counters still for a while: ask once per stall whether the worker has new vCPUs (a
+	 * reset or a restore rebuilt them); a worker that does not answer keeps the old fds. */
+	if (stats_still_ms < STATS_REFRESH_MS)
+		p->refreshed = false;
+	refresh = p->stats.n && stats_still_ms >= STATS_REFRESH_MS && !p->refreshed;
+	if (pid > 0 && !p->fallback && (!p->stats.n || refresh)) {
+		int rc = vcpu_stats_get(ctl, &p->fresh, STATS_CALL_MS, err, sizeof(err));
+
+		p->refreshed = p->refreshed || refresh;
+		if (!rc && vcpu_stats_same(&p->stats, &p->fresh)) {
+			vcpu_stats_close(&p->fresh); /* the same vCPUs: what was learnt holds */
+		} else if (!rc) {
+			vcpu_stats_close(&p->stats);
+			p->stats = p->fresh; /* the fds move over */
+			p->fresh.n = 0;
+			p->new_set = true;
+			p->stats_base = p->inj_base = false;
+		}
+		p->fallback = rc == -ENOTSUP && !p->stats.n;
+	}
+	if (p->stats.n && vcpu_stats_sum(&p->stats, &value, &injected)) {
+		snprintf(err, sizeof(err), "reading the vCPU statistics failed");
+		vcpu_stats_close(&p->stats);
+	}
+	have = p->stats.n > 0;
+	r->stats = mon_delta(have, value, &p->stats_base, &p->last_stats);
+	r->injected = mon_delta(have, injected, &p->inj_base, &p->last_inj);
+	if (!p->logged && (have || p->fallback)) {
+		p->logged = true;
+		if (have)
+			log_info("VM %s: a hung guest is told by its vCPUs' interrupts (KVM "
+				 "statistics: %s) once they are seen to count while the agent "
+				 "answers, else by its vCPU threads' CPU time",
+				 v->uuid, KVM_STATS_COUNTERS);
+		else
+			log_info(
+				"VM %s: a hung guest is told by its vCPU threads' CPU time "
+				"(schedstat; a guest spinning with interrupts off looks alive): %s",
+				v->uuid, err);
+	}
+	have = !vcpu_run_ns("/proc", pid, &value);
+	r->sched = mon_delta(have, value, &p->sched_base, &p->last_sched);
+	r->answered = p->answered;
+}
+
+/* Record a sample (the heartbeat's "agent gone" or "guest hung"). Under mon_lock. */
+static void mon_vcpus(struct mon_vm *v, struct mon_probe *p, const struct vcpu_round *r)
+{
+	bool blind = v->judge.blind;
+
+	if (p->new_set)
+		vcpu_judge_new_stats(&v->judge);
+	p->new_set = false;
+	vcpu_judge_round(&v->judge, r, clock_mono_ms());
+	if (v->judge.blind && !blind)
+		log_info("VM %s: its vCPUs' interrupt counters stood still while the agent "
+			 "answered (interrupts the CPU posts itself: APICv, AVIC); a hung guest is "
+			 "told by its vCPU threads' CPU time",
+			 v->uuid);
 }
 
 static int64_t realtime_us(void)
@@ -200,11 +295,14 @@ static int mon_time(struct mon_vm *v, struct agent_conn *c, bool connected_now, 
 static void *mon_vm_thread(void *arg)
 {
 	struct agent_conn *conn = malloc(sizeof(*conn)); /* 140 KiB: not on the stack */
+	struct mon_probe *probe = calloc(1, sizeof(*probe));
 	struct mon_vm *v = arg;
 	unsigned rounds = 0;
 	char err[256];
 
-	if (!conn) {
+	if (!conn || !probe) {
+		free(conn);
+		free(probe);
 		pthread_mutex_lock(&mon_lock);
 		v->done = true;
 		pthread_mutex_unlock(&mon_lock);
@@ -212,15 +310,22 @@ static void *mon_vm_thread(void *arg)
 	}
 	conn->fd = -1;
 	for (;;) {
-		long long started = clock_mono_ms();
-		bool wanted, connected_now = false;
+		long long started = clock_mono_ms(), stats_still;
+		bool wanted, connected_now = false, answered = false;
+		char ctl[sizeof(v->ctl)];
+		struct vcpu_round round;
+		pid_t pid;
 		int r;
 
 		pthread_mutex_lock(&mon_lock);
 		wanted = v->wanted;
+		pid = v->pid;
+		memcpy(ctl, v->ctl, sizeof(ctl));
+		stats_still = v->judge.stats_known ? started - v->judge.stats_moved_ms : 0;
 		pthread_mutex_unlock(&mon_lock);
 		if (!wanted)
 			break;
+		mon_sample(v, probe, pid, ctl, stats_still, &round);
 		err[0] = '\0';
 		if (conn->fd < 0) {
 			r = agent_open(conn, v->vsock, AGENT_MON_TIMEOUT_MS, err, sizeof(err));
@@ -230,7 +335,7 @@ static void *mon_vm_thread(void *arg)
 					log_info("VM %s: keel-agent %s answers", v->uuid,
 						 conn->agent_version);
 				v->ever_contact = true;
-				connected_now = true;
+				connected_now = answered = true;
 				v->last_pong_ms = clock_mono_ms();
 				v->st.connected = true;
 				v->st.services = conn->services;
@@ -252,11 +357,14 @@ static void *mon_vm_thread(void *arg)
 			pthread_mutex_lock(&mon_lock);
 			if (!r)
 				v->last_pong_ms = clock_mono_ms();
-			else if (!refused)
+			answered = !r || refused; /* the guest took the ping either way */
+			if (r && !refused)
 				v->st.connected = false;
 		}
 		snprintf(v->st.last_error, sizeof(v->st.last_error), "%s", err);
-		mon_vcpus(v);
+		if (pid == v->pid)
+			mon_vcpus(v, probe, &round);
+		probe->answered = answered;
 		mon_update(v);
 		pthread_mutex_unlock(&mon_lock);
 		if (conn->fd >= 0) {
@@ -272,6 +380,8 @@ static void *mon_vm_thread(void *arg)
 	}
 	agent_close(conn);
 	free(conn);
+	vcpu_stats_close(&probe->stats);
+	free(probe);
 	pthread_mutex_lock(&mon_lock);
 	v->done = true;
 	pthread_mutex_unlock(&mon_lock);
@@ -280,7 +390,7 @@ static void *mon_vm_thread(void *arg)
 
 /* Follow exactly the VMs in uuids (with their vsock paths): start threads for new ones, let
  * the others' threads end, free the records of those that ended. Under mon_lock. */
-static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
+static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512], char (*ctls)[512],
 		     const uint32_t *disabled, const pid_t *pids, size_t n)
 {
 	size_t k = 0;
@@ -292,9 +402,10 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
 			keep = !strcmp(mon_vms[i]->uuid, uuids[j]);
 			if (keep) {
 				mon_vms[i]->disabled = disabled[j];
-				if (mon_vms[i]->pid != pids[j])
-					mon_vms[i]->vcpu_known = false; /* a new worker */
+				if (mon_vms[i]->pid != pids[j]) /* a new worker */
+					vcpu_judge_reset(&mon_vms[i]->judge);
 				mon_vms[i]->pid = pids[j];
+				memcpy(mon_vms[i]->ctl, ctls[j], sizeof(mon_vms[i]->ctl));
 			}
 		}
 		if (!keep)
@@ -321,6 +432,7 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512],
 		/* Both NUL-terminated within the same sizes (the manager made them). */
 		memcpy(v->uuid, uuids[j], sizeof(v->uuid));
 		memcpy(v->vsock, paths[j], sizeof(v->vsock));
+		memcpy(v->ctl, ctls[j], sizeof(v->ctl));
 		v->wanted = true;
 		v->disabled = disabled[j];
 		v->pid = pids[j];
@@ -340,6 +452,7 @@ static void *mon_manager(void *arg)
 {
 	static char uuids[AGENT_MON_MAX_VMS][VMDEF_UUID_LEN + 1];
 	static char paths[AGENT_MON_MAX_VMS][512];
+	static char ctls[AGENT_MON_MAX_VMS][512];
 	static uint32_t disabled[AGENT_MON_MAX_VMS];
 	static pid_t pids[AGENT_MON_MAX_VMS];
 	struct mon_ctx *m = arg;
@@ -355,12 +468,17 @@ static void *mon_manager(void *arg)
 				disabled[i] = 0;
 			if (agent_vsock_path(m->sup, uuids[i], paths[i], sizeof(paths[i])))
 				paths[i][0] = '\0';
+			if (sup_vm_dir(m->sup, uuids[i], ctls[i], sizeof(ctls[i])) ||
+			    strlen(ctls[i]) + sizeof("/control.sock") > sizeof(ctls[i]))
+				ctls[i][0] = '\0';
+			else
+				strcat(ctls[i], "/control.sock");
 			sup_status(m->sup, uuids[i], &st);
 			pids[i] = st.pid;
 		}
 		keeld_unlock();
 		pthread_mutex_lock(&mon_lock);
-		mon_sync(uuids, paths, disabled, pids, n);
+		mon_sync(uuids, paths, ctls, disabled, pids, n);
 		pthread_mutex_unlock(&mon_lock);
 		mon_sleep_ms(AGENT_MON_PERIOD_MS / 4);
 	}

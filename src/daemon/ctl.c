@@ -14,6 +14,10 @@
 
 #define CTL_REPLY_MAX 65536
 
+static int ctl_call(const char *sock_path, const char *cmd, const char *args, int pass_fd, int *fds,
+		    size_t max, size_t *nfds, int timeout_ms, json_object **ret, char *err,
+		    size_t errlen);
+
 static int parse_reply(const char *line, json_object **ret, char *err, size_t errlen)
 {
 	json_object *reply = json_tokener_parse(line);
@@ -54,32 +58,33 @@ int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, i
 	return ctl_execute_fd(sock_path, cmd, args, -1, timeout_ms, ret, err, errlen);
 }
 
-/* Send the request line, with pass_fd (>= 0) as SCM_RIGHTS ancillary data. */
-static ssize_t send_request(int fd, const char *req, size_t len, int pass_fd)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = {(void *)req, len};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	struct cmsghdr *c;
-
-	if (pass_fd < 0)
-		return send(fd, req, len, MSG_NOSIGNAL);
-	memset(&u, 0, sizeof(u));
-	msg.msg_control = u.buf;
-	msg.msg_controllen = sizeof(u.buf);
-	c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	return sendmsg(fd, &msg, MSG_NOSIGNAL);
-}
-
 int ctl_execute_fd(const char *sock_path, const char *cmd, const char *args, int pass_fd,
 		   int timeout_ms, json_object **ret, char *err, size_t errlen)
+{
+	size_t none = 0; /* a descriptor sent back is closed */
+
+	return ctl_call(sock_path, cmd, args, pass_fd, NULL, 0, &none, timeout_ms, ret, err,
+			errlen);
+}
+
+int ctl_execute_recv_fds(const char *sock_path, const char *cmd, const char *args, int *fds,
+			 size_t max, size_t *nfds, int timeout_ms, json_object **ret, char *err,
+			 size_t errlen)
+{
+	int r;
+
+	*nfds = 0;
+	r = ctl_call(sock_path, cmd, args, -1, fds, max, nfds, timeout_ms, ret, err, errlen);
+	if (r) {
+		while (*nfds)
+			close(fds[--*nfds]);
+	}
+	return r;
+}
+
+static int ctl_call(const char *sock_path, const char *cmd, const char *args, int pass_fd, int *fds,
+		    size_t max, size_t *nfds, int timeout_ms, json_object **ret, char *err,
+		    size_t errlen)
 {
 	char req[4608], buf[CTL_REPLY_MAX + 1];
 	size_t have = 0;
@@ -101,7 +106,7 @@ int ctl_execute_fd(const char *sock_path, const char *cmd, const char *args, int
 		snprintf(err, errlen, "control command '%s' too long", cmd);
 		goto out;
 	}
-	if (send_request(fd, req, (size_t)n, pass_fd) != n) {
+	if (unix_send_fds(fd, req, (size_t)n, &pass_fd, pass_fd >= 0, 0) != n) {
 		rc = errno ? -errno : -EIO;
 		snprintf(err, errlen, "cannot send '%s' to keel-vmm at %s: %s", cmd, sock_path,
 			 strerror(errno));
@@ -119,7 +124,7 @@ int ctl_execute_fd(const char *sock_path, const char *cmd, const char *args, int
 				 timeout_ms);
 			goto out;
 		}
-		r = recv(fd, buf + have, CTL_REPLY_MAX - have, 0);
+		r = unix_recv_fds(fd, buf + have, CTL_REPLY_MAX - have, fds, max, nfds, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {

@@ -29,4 +29,10 @@ int ctl_execute_fd(const char *sock_path, const char *cmd, const char *args, int
 		   int timeout_ms, json_object **ret, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* The same receiving descriptors with the reply (SCM_RIGHTS, close-on-exec): at most max
+ * into fds, their number in *nfds (the caller closes them; extra ones are closed here). */
+int ctl_execute_recv_fds(const char *sock_path, const char *cmd, const char *args, int *fds,
+			 size_t max, size_t *nfds, int timeout_ms, json_object **ret, char *err,
+			 size_t errlen) __attribute__((warn_unused_result));
+
 #endif

@@ -114,3 +114,63 @@ int unix_listen(const char *path, int backlog)
 	}
 	return fd;
 }
+
+ssize_t unix_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfd, int flags)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(UNIX_MAX_FDS * sizeof(int))];
+	} u;
+	struct iovec iov = {(void *)buf, len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	if (nfd > UNIX_MAX_FDS) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!nfd)
+		return send(sock, buf, len, flags | MSG_NOSIGNAL);
+	memset(&u, 0, sizeof(u));
+	msg.msg_control = u.buf;
+	msg.msg_controllen = CMSG_SPACE(nfd * sizeof(int));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfd * sizeof(int));
+	return sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
+}
+
+ssize_t unix_recv_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *nfds,
+		      int flags)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(UNIX_MAX_FDS * sizeof(int))];
+	} u;
+	struct iovec iov = {buf, len};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+
+	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*nfds < max)
+				fds[(*nfds)++] = fd;
+			else
+				close(fd);
+		}
+	}
+	return n;
+}

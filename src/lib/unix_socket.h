@@ -19,4 +19,19 @@ int unix_connect_now(const char *path) __attribute__((warn_unused_result));
  * stopped process, whose backlog is full) cannot hold the caller forever. */
 int unix_connect_timeout(const char *path, int timeout_ms) __attribute__((warn_unused_result));
 
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The most descriptors unix_send_fds sends and unix_recv_fds takes in one call. */
+#define UNIX_MAX_FDS 64
+
+/* send(2) of buf with fds (nfd <= UNIX_MAX_FDS, 0 for none) as SCM_RIGHTS; flags as send's
+ * (MSG_NOSIGNAL is added). The bytes sent, or -1 with errno. */
+ssize_t unix_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfd, int flags)
+	__attribute__((warn_unused_result));
+/* recv(2) into buf taking descriptors that come along (close-on-exec): the first max - *nfds
+ * go to fds + *nfds (*nfds grows), the rest are closed. The bytes read, or -1 with errno. */
+ssize_t unix_recv_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *nfds,
+		      int flags) __attribute__((warn_unused_result));
+
 #endif

@@ -17,6 +17,7 @@
 #include "vmm/parse_euid.h"
 #include "vmm/seccomp_filter.h"
 #include "vmm/snapshot.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define CONTROL_MAX_CLIENTS 8
@@ -122,6 +123,7 @@ static const char *const control_names[] = {
 	[CONTROL_RESTORE] = "restore",
 	[CONTROL_DEVICES] = "devices",
 	[CONTROL_DVD] = "dvd",
+	[CONTROL_VCPU_STATS] = "vcpu-stats",
 #if defined(KEEL_TEST_HOOKS)
 	[CONTROL_TEST_FORBIDDEN_SYSCALL] = "test-forbidden-syscall",
 	[CONTROL_TEST_FORBIDDEN_IO] = "test-forbidden-syscall-io",
@@ -238,6 +240,26 @@ out:
 	return r;
 }
 
+/* "vcpu-stats" takes {"arguments":{"first":N}} or nothing (first 0). */
+static int control_stats_args(json_object *o, struct control_request *req, char *why, size_t whylen)
+{
+	json_object *args, *first;
+	int64_t n;
+
+	if (!json_object_object_get_ex(o, "arguments", &args))
+		return 0;
+	if (!json_object_is_type(args, json_type_object) ||
+	    (json_object_object_get_ex(args, "first", &first) &&
+	     (!json_object_is_type(first, json_type_int) ||
+	      (n = json_object_get_int64(first)) < 0 || n > 65535))) {
+		snprintf(why, whylen, "vcpu-stats takes \"arguments\":{\"first\":N}, N from 0");
+		return -EINVAL;
+	}
+	if (json_object_object_get_ex(args, "first", &first))
+		req->first = (unsigned)json_object_get_int64(first);
+	return 0;
+}
+
 /* "dvd" takes {"arguments":{"drive":N,"path":PATH}} to insert or change a medium, "path":
  * null to eject, and no path to list the drives; drive is 0 (the first) when left out. */
 static int control_dvd_args(json_object *o, struct control_request *req, char *why, size_t whylen)
@@ -309,6 +331,9 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 	} else if (!r && req->cmd == CONTROL_DVD) {
 		*cls = "GenericError";
 		r = control_dvd_args(o, req, why, whylen);
+	} else if (!r && req->cmd == CONTROL_VCPU_STATS) {
+		*cls = "GenericError";
+		r = control_stats_args(o, req, why, whylen);
 	}
 	json_object_put(o);
 	return r;
@@ -398,8 +423,30 @@ static char *control_dvd(struct vm *vm, const struct control_request *req, int *
 	return control_reply(o);
 }
 
-/* Run one request line; returns the reply line (without newline) for the caller to free. */
-static char *control_handle_line(struct vm *vm, const char *line, size_t len, int *passed_fd)
+/* {"vcpus": TOTAL, "first": F, "count": K} with the KVM statistics fds of vCPUs F.. F+K-1
+ * in out (keeld's heartbeat reads them: is the guest taking interrupts?). The worker keeps
+ * its own; the reply carries copies. A vCPU without one (an older kernel) ends the run, so
+ * K < TOTAL - F tells keeld to use its fallback. */
+static char *control_vcpu_stats(struct vm *vm, unsigned first, int *out, size_t *nout)
+{
+	json_object *o = json_object_new_object();
+	unsigned total = vm->cfg->def.cpus, k = 0;
+
+	while (first + k < total && k < UNIX_MAX_FDS && vm->vcpus[first + k].stats_fd >= 0) {
+		out[k] = vm->vcpus[first + k].stats_fd;
+		k++;
+	}
+	*nout = k;
+	json_object_object_add(o, "vcpus", json_object_new_int((int)total));
+	json_object_object_add(o, "first", json_object_new_int((int)first));
+	json_object_object_add(o, "count", json_object_new_int((int)k));
+	return control_reply(o);
+}
+
+/* Run one request line; returns the reply line (without newline) for the caller to free;
+ * descriptors to send with it (the worker's own: not to be closed) in out_fds. */
+static char *control_handle_line(struct vm *vm, const char *line, size_t len, int *passed_fd,
+				 int *out_fds, size_t *nout)
 {
 	static struct control_request req;
 	enum control_cmd cmd;
@@ -417,6 +464,8 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 		return control_devices(vm);
 	case CONTROL_DVD:
 		return control_dvd(vm, &req, passed_fd);
+	case CONTROL_VCPU_STATS:
+		return control_vcpu_stats(vm, req.first, out_fds, nout);
 	case CONTROL_PAUSE:
 		if (vm_is_paused(vm))
 			return control_error("InvalidState", "VM is already paused");
@@ -488,35 +537,20 @@ static void control_drop(struct control_client *cl)
  * for "dvd" so; a jailed worker opens nothing by name). Extra descriptors are closed. */
 static ssize_t control_recv(struct control_client *cl)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(4 * sizeof(int))];
-	} u;
-	struct iovec iov = {cl->buf + cl->len, sizeof(cl->buf) - cl->len};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-	ssize_t n = recvmsg(cl->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	int fds[UNIX_MAX_FDS];
+	size_t nfd = 0;
+	ssize_t n = unix_recv_fds(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, fds,
+				  UNIX_MAX_FDS, &nfd, MSG_DONTWAIT);
 
-	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c)) {
-		size_t nfd;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			control_drop_passed(cl);
-			cl->passed_fd = fd;
-		}
+	for (size_t i = 0; i < nfd; i++) {
+		control_drop_passed(cl);
+		cl->passed_fd = fds[i];
 	}
 	return n;
 }
 
-static void control_send_line(struct control_client *cl, const char *s)
+/* The reply line; fds (at most UNIX_MAX_FDS) go with its first bytes. */
+static void control_send_line(struct control_client *cl, const char *s, const int *fds, size_t nfd)
 {
 	size_t len = strlen(s), off = 0;
 
@@ -524,7 +558,7 @@ static void control_send_line(struct control_client *cl, const char *s)
 	while (off <= len) {
 		const char *p = off < len ? s + off : "\n";
 		size_t n = off < len ? len - off : 1;
-		ssize_t w = send(cl->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = unix_send_fds(cl->fd, p, n, fds, nfd, MSG_DONTWAIT);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -532,6 +566,7 @@ static void control_send_line(struct control_client *cl, const char *s)
 			control_drop(cl);
 			return;
 		}
+		nfd = 0; /* sent with the first bytes */
 		off += (size_t)w;
 		if (off == len + 1)
 			break;
@@ -553,15 +588,16 @@ static void control_client_cb(void *opaque, uint32_t events)
 	}
 	cl->len += (size_t)n;
 	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
-		size_t linelen = (size_t)(nl - cl->buf);
-		char *reply =
-			linelen ? control_handle_line(cl->ctl->vm, cl->buf, linelen, &cl->passed_fd)
-				: NULL;
+		size_t linelen = (size_t)(nl - cl->buf), nout = 0;
+		int out_fds[UNIX_MAX_FDS];
+		char *reply = linelen ? control_handle_line(cl->ctl->vm, cl->buf, linelen,
+							    &cl->passed_fd, out_fds, &nout)
+				      : NULL;
 
 		control_drop_passed(cl); /* a descriptor belongs to its request line */
 
 		if (reply) {
-			control_send_line(cl, reply);
+			control_send_line(cl, reply, out_fds, nout);
 			free(reply);
 		}
 		if (cl->fd < 0)
@@ -574,7 +610,7 @@ static void control_client_cb(void *opaque, uint32_t events)
 					    CONTROL_MAX_LINE);
 
 		if (reply) {
-			control_send_line(cl, reply);
+			control_send_line(cl, reply, NULL, 0);
 			free(reply);
 		}
 		if (cl->fd >= 0)

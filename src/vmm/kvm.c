@@ -241,6 +241,11 @@ int kvm_vcpu_create(struct kvm_sys *sys, int vm_fd, unsigned id, int *vcpu_fd, s
 	return 0;
 }
 
+int kvm_vcpu_stats_fd(int vcpu_fd)
+{
+	return kvm_ioctl(vcpu_fd, KVM_GET_STATS_FD, NULL);
+}
+
 void kvm_vcpu_destroy(struct kvm_sys *sys, int vcpu_fd, struct kvm_run *run)
 {
 	if (run)

@@ -45,6 +45,9 @@ int kvm_vm_irqfd(int vm_fd, uint32_t gsi, int fd, int deassign) KVM_WUR;
 int kvm_vcpu_create(struct kvm_sys *sys, int vm_fd, unsigned id, int *vcpu_fd,
 		    struct kvm_run **run) KVM_WUR;
 void kvm_vcpu_destroy(struct kvm_sys *sys, int vcpu_fd, struct kvm_run *run);
+/* The vCPU's binary statistics (KVM_GET_STATS_FD, Linux 5.14+): a read-only fd, or -errno
+ * (-ENOTTY on older kernels). keeld reads it to see whether the guest takes interrupts. */
+int kvm_vcpu_stats_fd(int vcpu_fd) KVM_WUR;
 /* Returns 0, or -EINTR when kicked, or another negative errno. */
 int kvm_vcpu_run(int vcpu_fd) KVM_WUR;
 int kvm_vcpu_get_regs(int vcpu_fd, struct kvm_regs *regs) KVM_WUR;

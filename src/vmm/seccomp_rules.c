@@ -63,6 +63,7 @@ static const uint64_t main_ioctls[] = {
 	KVM_GET_MSR_INDEX_LIST,
 	KVM_CREATE_VM,
 	KVM_CREATE_VCPU,
+	KVM_GET_STATS_FD, /* a new vCPU's statistics for keeld (reset, restore rebuild them) */
 	KVM_CREATE_IRQCHIP,
 	KVM_CREATE_PIT2,
 	KVM_SET_TSS_ADDR,

@@ -126,13 +126,20 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned id, const struct boot
 	vcpu->vm = vm;
 	vcpu->id = id;
 	vcpu->fd = -1;
+	vcpu->stats_fd = -1;
 	r = kvm_vcpu_create(&vm->kvm, vm->vm_fd, id, &vcpu->fd, &vcpu->run);
 	if (r) {
 		snprintf(err, errlen, "cannot create vcpu%u: %s", id, strerror(-r));
 		return r;
 	}
+	/* Now, before the jail and seccomp: keeld's heartbeat reads it (control "vcpu-stats"). */
+	r = kvm_vcpu_stats_fd(vcpu->fd);
+	vcpu->stats_fd = r >= 0 ? r : -1;
 	r = vcpu_setup(vm, vcpu, boot, err, errlen);
 	if (r) {
+		if (vcpu->stats_fd >= 0)
+			close(vcpu->stats_fd);
+		vcpu->stats_fd = -1;
 		kvm_vcpu_destroy(&vm->kvm, vcpu->fd, vcpu->run);
 		vcpu->fd = -1;
 		vcpu->run = NULL;
@@ -144,6 +151,9 @@ void vcpu_destroy(struct vcpu *vcpu)
 {
 	if (vcpu->run) /* created */
 		kvm_vcpu_destroy(&vcpu->vm->kvm, vcpu->fd, vcpu->run);
+	if (vcpu->run && vcpu->stats_fd >= 0)
+		close(vcpu->stats_fd);
+	vcpu->stats_fd = -1;
 	vcpu->fd = -1;
 	vcpu->run = NULL;
 }

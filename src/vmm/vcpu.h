@@ -26,6 +26,7 @@ struct vcpu {
 	struct vm *vm;
 	unsigned id;
 	int fd;
+	int stats_fd; /* KVM's statistics of the vCPU, or -1 (an older kernel); for keeld */
 	struct kvm_run *run;
 	pthread_t thread;
 	bool parked; /* protected by vm->run_lock */

@@ -4,7 +4,9 @@
  *  - echoes each line typed on COM1 as "daemon-guest: echo [LINE]" (the console test);
  *    the line "poweroff" powers the VM off (ACPI S5), "crash" triple-faults it, "fill"
  *    writes a word into every page of its RAM above 16 MiB (so that a save has all of it
- *    to write) and "check" says whether every one of those words is still there;
+ *    to write) and "check" says whether every one of those words is still there; "spin"
+ *    spins with interrupts off (a hung kernel whose vCPU still burns CPU) until the next
+ *    byte on COM1, polled;
  *  - answers the ACPI power button (PM1 status bit 8, found through the FADT) by powering
  *    off through PM1a_CNT with the DSDT's \_S5 sleep type, as a Linux guest with acpid
  *    would, unless the command line says button=ignore (to test stop timeouts).
@@ -86,6 +88,15 @@ static void fill_memory(bool check)
 		guest_printf("daemon-guest: filled %u pages\n", pages);
 }
 
+/* Interrupts off, the vCPU busy: the timer's interrupts stay pending, none is taken. */
+static void spin(void)
+{
+	guest_printf("daemon-guest: spinning with interrupts off\n");
+	while (!serial_can_read())
+		;
+	guest_printf("daemon-guest: spin ended\n");
+}
+
 static __attribute__((noreturn)) void crash(void)
 {
 	static const struct {
@@ -154,6 +165,8 @@ void guest_main(void)
 				poweroff(pm1_cnt, slp_typ);
 			if (!strcmp(line, "crash"))
 				crash();
+			if (!strcmp(line, "spin"))
+				spin(); /* irq_disable()d above */
 			if (!strcmp(line, "fill") || !strcmp(line, "check"))
 				fill_memory(!strcmp(line, "check"));
 		}

@@ -242,8 +242,10 @@ lab_build() {
 		printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 	fi
 	_lab_copy_program "$qemu" "$root" /usr/bin/qemu-system-x86_64
-	# e2fsck, to check file systems guests wrote (package e2fsprogs).
+	# e2fsck, to check file systems guests wrote, and debugfs, to read files out of them
+	# (package e2fsprogs).
 	_lab_copy_program "$LAB_E2FSCK" "$root" /sbin/e2fsck
+	_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v debugfs)" "$root" /sbin/debugfs
 	# Two small ISO 9660 images (xorriso) with their files, for the DVD of 66-virtio-scsi.
 	_lab_dvds "$root/lab/dvd"
 	for f in "${fw[@]}"; do
