@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/unix_socket.h"
 #include "vmm/jail.h"
 #include "vmm/jail_prep.h"
 #include "vmm/loop.h"
