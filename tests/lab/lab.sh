@@ -168,7 +168,7 @@ lab_guest_build() {
 # The files that go into the lab host's initramfs, besides programs and modules.
 _lab_host_files() {
 	local d=$LAB_TOP/tests/lab
-	echo "$d/host/init" "$d/host/api.sh" "$d/host/modules" "$d/lab.sh"
+	echo "$d/host/init" "$d/host/api.sh" "$d/host/modules" "$d/lab.sh" "$LAB_TOP/scripts/demo-vm.sh"
 	ls "$d"/scenarios/*.sh 2>/dev/null
 	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
 	ls "$LAB_TOP"/bench/virtio/lab.sh 2>/dev/null
@@ -215,6 +215,7 @@ lab_build() {
 	local d=$LAB_TOP/tests/lab
 	install -m 0755 "$d/host/init" "$root/init"
 	install -m 0644 "$d/host/api.sh" "$root/lab/api.sh"
+	install -m 0644 "$LAB_TOP/scripts/demo-vm.sh" "$root/lab/demo-vm.sh"
 	local s
 	for s in "$d"/scenarios/*.sh; do
 		[ -e "$s" ] && install -m 0644 "$s" "$root/lab/scenarios/"
