@@ -47,7 +47,7 @@ echo "demo: this host has no VT-x/AMD-V (no vmx/svm in /proc/cpuinfo), so the de
 lab_build
 LAB_IMAGES=debian12-vhdx lab_images
 echo "demo: booting the lab (QEMU TCG, emulated AMD-V); in it keeld, and keel-vmm with OVMF" \
-	"booting Debian 12: the login prompt comes in about 4-5 minutes"
+	"booting Debian 12: the login prompt comes in 2-5 minutes"
 echo "demo: Ctrl-A x stops the lab's QEMU at once"
 set +e
 lab_boot demo 0 "keel.cpus=$cpus" "keel.memory=$memory" \
