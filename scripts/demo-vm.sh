@@ -5,7 +5,8 @@
 # lab's /init in demo mode) and on a host with VT-x/AMD-V (scripts/demo.sh).
 #   demo-vm.sh DISK.vhdx    a writable copy of the debian12-vhdx image, in a storage pool
 # Environment: DEMO_CPUS (default 2), DEMO_MEMORY (default 512M).
-# Exit status: keel console's (0 when the guest powered off or the user detached).
+# Exit status: keel console's (0 when the guest powered off or the user detached); 1 when
+# the VM could not be created or started, or crashed.
 set -u
 disk=$1
 cpus=${DEMO_CPUS:-2}
@@ -30,13 +31,21 @@ run keel console "$name"
 rc=$?
 # The console closes when the guest powers off; keeld marks the VM Off as its worker ends.
 i=0
-while state=$(state) && [ "$state" != Off ] && [ $i -lt 20 ]; do
+while state=$(state) && [ "$state" = Running ] && [ $i -lt 20 ]; do
 	i=$((i + 1))
 	sleep 0.5
 done
-if [ "$state" != Off ]; then
+case "$state" in
+Off) ;;
+Crashed)
+	say "the VM crashed; its log (keel vm log $name) ends:"
+	keel vm log "$name" | tail -n 5 | sed 's/^/demo:   /'
+	rc=1
+	;;
+*)
 	say "the console was detached with the VM $state: turning it off"
 	keel vm turn-off "$name" >/dev/null
-fi
+	;;
+esac
 say "VM '$name' is $(state) (keel console exited with status $rc)"
 exit "$rc"
