@@ -43,17 +43,19 @@ wait_for '^demo: \$ keel vm create debian12 --generation 2 ' 900
 wait_for '^demo: log in as root, password keel' 120
 wait_for '^demo: leave with' 10
 # OVMF, GRUB, Linux and systemd to the serial getty: 3-5 minutes in the lab.
-wait_for 'login: *$' 600
+# The guest kernel's own messages may follow a prompt on its line (Debian's kvm module, loaded
+# at about the time of the login, prints three), so prompts are not anchored at the end.
+wait_for 'login: ' 600
 login=$(($(date +%s) - start))
 sleep 1
 echo root >&3
-wait_for 'Password: *$' 60
+wait_for 'Password: ' 60
 echo keel >&3
-wait_for 'root@keel-debian12:~# *$' 60
+wait_for 'root@keel-debian12:~# ' 60
 # The answer differs from the echo of the typed line (which shows $((6*7))).
 # shellcheck disable=SC2016 # expanded by the guest's shell, not here
 echo 'echo "keel demo: $(uname -s) $((6*7))"' >&3
-wait_for 'keel demo: Linux 42$' 60
+wait_for 'keel demo: Linux 42' 60
 echo poweroff >&3
 end=$(($(date +%s) + 180))
 while kill -0 "$pid" 2>/dev/null; do
