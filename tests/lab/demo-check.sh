@@ -23,6 +23,9 @@ result() {
 		exit 0
 	fi
 	echo "lab: FAIL demo: $2; see ${out#"$top"/}"
+	# The demo's children first: the lab's QEMU (which holds the lab lock's descriptor when
+	# the check runs under flock) would outlive demo.sh otherwise.
+	pkill -P "$pid" 2>/dev/null
 	kill "$pid" 2>/dev/null
 	exit 1
 }
