@@ -132,11 +132,12 @@ vm_boot() {
 }
 
 # What a console line says, as awk statements on $0 (with -v esc=ESC): without carriage returns
-# and terminal control sequences (CSI: ESC [ parameters letter). A terminal shows neither as
-# text; bash 5.2's readline, for one, starts the first line of a command's output with
-# ESC[?2004l (bracketed paste off) and a carriage return, so "@@DONE@@ 0" would not start its
-# line otherwise.
-_PLAIN='gsub(/\r/, ""); gsub(esc "\\[[0-9;?=]*[A-Za-z]", "")'
+# and terminal control sequences (ECMA-48 CSI: ESC [, parameter bytes 0-?, intermediate bytes
+# space to /, a final byte @ to ~; only what follows an ESC, so text with brackets stays). A
+# terminal shows neither as text; bash 5.2's readline, for one, starts the first line of a
+# command's output with ESC[?2004l (bracketed paste off) and a carriage return, so
+# "@@DONE@@ 0" would not start its line otherwise. tests/lab/api-test.sh checks it.
+_PLAIN='gsub(/\r/, ""); gsub(esc "\\[[0-?]*[ -/]*[@-~]", "")'
 _ESC=$(printf '\033')
 
 # vm_wait NAME ERE [SECONDS]: wait for a line matching ERE after the last line matched by an
