@@ -6,15 +6,36 @@
 # one line:
 #   lab: PASS demo (Ns; login prompt after Ms)   or   lab: FAIL demo: REASON
 # The demo's whole output goes to build/lab/demo.log.
+#   demo-check.sh [DEMO [LOG]]   check DEMO (default scripts/demo.sh), its output in LOG
+#                                (tests/lab/demo-check-test.sh checks the cleanup with a fake)
+# The demo runs in a process group of its own, which the check ends on every way out (a
+# failed check, Ctrl-C, SIGTERM): the lab's QEMU, an image build or keel console left behind
+# would keep running, and under flock keep the lab lock.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-out=$top/build/lab/demo.log
+demo=${1:-$top/scripts/demo.sh}
+out=${2:-$top/build/lab/demo.log}
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+pid=
+# stop_demo: SIGTERM to the demo's process group (demo.sh's own exit trap then stops keeld and
+# its VM), SIGKILL to what is left after 30 s.
+stop_demo() {
+	[ -n "$pid" ] || return 0
+	kill -TERM -- "-$pid" 2>/dev/null || return 0
+	local i
+	for i in $(seq 60); do
+		kill -0 -- "-$pid" 2>/dev/null || return 0
+		sleep 0.5
+	done
+	kill -KILL -- "-$pid" 2>/dev/null
+}
+trap 'stop_demo; rm -rf "$dir"' EXIT
 mkfifo "$dir/in"
 start=$(date +%s)
-"$top/scripts/demo.sh" <"$dir/in" >"$out" 2>&1 &
+set -m # the demo's own process group, whose id is its pid
+"$demo" <"$dir/in" >"$out" 2>&1 &
 pid=$!
+set +m
 exec 3>"$dir/in"
 
 result() {
@@ -23,11 +44,7 @@ result() {
 		exit 0
 	fi
 	echo "lab: FAIL demo: $2; see ${out#"$top"/}"
-	# The demo's children first: the lab's QEMU (which holds the lab lock's descriptor when
-	# the check runs under flock) would outlive demo.sh otherwise.
-	pkill -P "$pid" 2>/dev/null
-	kill "$pid" 2>/dev/null
-	exit 1
+	exit 1 # the exit trap stops the demo's process group
 }
 
 # wait_for ERE SECONDS: a line of the demo's output (carriage returns removed) matches ERE.
