@@ -24,14 +24,31 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo && [ "${DEMO_FORCE_LAB:-0}" = 0 ]; then
 	image=$("$top/scripts/images/build.sh" debian12-vhdx)
 	work=$(mktemp -d /var/tmp/keel-demo.XXXXXX)
 	export KEEL_SOCKET=$work/keeld.sock
-	"$top/build/keeld" --state-dir "$work/state" --socket "$KEEL_SOCKET" >"$work/keeld.log" 2>&1 &
-	keeld_pid=$!
-	# shellcheck disable=SC2064
-	trap "kill $keeld_pid 2>/dev/null; wait $keeld_pid 2>/dev/null; rm -rf '$work'" EXIT
 	PATH=$top/build:$PATH
-	for _ in $(seq 100); do
+	keeld_pid=
+	# On every way out (the end, an error, Ctrl-C before the console, a hangup, SIGTERM):
+	# turn the VM off first, since keeld never stops VMs when it exits and each worker has a
+	# session of its own (it would run on, its disk deleted below), then keeld, then the
+	# directory. keeld has a session of its own too, so that the signal that ends the demo
+	# does not end keeld before it has turned the VM off.
+	demo_cleanup() {
+		trap - EXIT HUP INT TERM
+		if [ -n "$keeld_pid" ]; then
+			keel vm turn-off debian12 >/dev/null 2>&1
+			kill "$keeld_pid" 2>/dev/null
+			wait "$keeld_pid" 2>/dev/null
+		fi
+		rm -rf "$work"
+	}
+	trap demo_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
+	setsid "$top/build/keeld" --state-dir "$work/state" --socket "$KEEL_SOCKET" </dev/null >"$work/keeld.log" 2>&1 &
+	keeld_pid=$!
+	for i in $(seq 101); do
 		keel vm list >/dev/null 2>&1 && break
 		kill -0 "$keeld_pid" 2>/dev/null || lab_die "keeld stopped: $(tail -n 3 "$work/keeld.log")"
+		[ "$i" -le 100 ] || lab_die "keeld did not answer on $KEEL_SOCKET within 10 s: $(tail -n 3 "$work/keeld.log")"
 		sleep 0.1
 	done
 	mkdir -p "$work/pool"
