@@ -282,6 +282,19 @@ lab_build() {
 	echo "lab: built $out ($(du -h "$out" | cut -f1))${keel:+ with keel-vmm}"
 }
 
+# lab_check_timeouts SCENARIO...: a scenario's own limit, a line "# lab-timeout: S", must be
+# a whole number of seconds, 1 to 99999; the lab's /init reads only such a line and would
+# silently apply the default limit to anything else ("600s", "10m", "-5"). Dies naming the
+# file and the line otherwise. tests/lab/lab-timeout-test.sh checks it.
+lab_check_timeouts() {
+	local s bad
+	for s in "$@"; do
+		bad=$(grep -E '^#[[:space:]]*lab-timeout' "$s" | grep -vE '^# lab-timeout: *[1-9][0-9]{0,4} *$' | head -n 1)
+		[ -z "$bad" ] || lab_die "${s#"$LAB_TOP"/}: '$bad': a scenario's limit is '# lab-timeout: S' with S a whole number of seconds (1 to 99999)"
+	done
+	return 0
+}
+
 # The firmware-boot images (scripts/images/, issue 11) are too large for the cpio: the lab
 # host gets each as a read-only virtio-blk drive of its own whose serial is the image's name,
 # and scenarios copy the one they boot (api.sh, image_copy). lab_images builds what the cache

@@ -45,6 +45,7 @@ imgs=$(for s in "$top"/tests/lab/scenarios/*.sh; do
 	[ -z "$only" ] || [ -n "$want" ] || continue
 	sed -n 's/^# lab-images: *//p' "$s"
 done | tr ' ' '\n' | sed '/^$/d' | sort -u | paste -sd, -)
+lab_check_timeouts "$top"/tests/lab/scenarios/*.sh
 LAB_IMAGES=${imgs:-none} lab_images || exit 1
 demo=0
 case demo in *"$only"*) demo=1 ;; esac
