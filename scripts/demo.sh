@@ -31,6 +31,7 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo && [ "${DEMO_FORCE_LAB:-0}" = 0 ]; then
 	# session of its own (it would run on, its disk deleted below), then keeld, then the
 	# directory. keeld has a session of its own too, so that the signal that ends the demo
 	# does not end keeld before it has turned the VM off.
+	# shellcheck disable=SC2317 # called by the traps
 	demo_cleanup() {
 		trap - EXIT HUP INT TERM
 		if [ -n "$keeld_pid" ]; then

@@ -19,11 +19,11 @@ dir=$(mktemp -d)
 pid=
 # stop_demo: SIGTERM to the demo's process group (demo.sh's own exit trap then stops keeld and
 # its VM), SIGKILL to what is left after 30 s.
+# shellcheck disable=SC2317 # called by the exit trap
 stop_demo() {
 	[ -n "$pid" ] || return 0
 	kill -TERM -- "-$pid" 2>/dev/null || return 0
-	local i
-	for i in $(seq 60); do
+	for _ in $(seq 60); do
 		kill -0 -- "-$pid" 2>/dev/null || return 0
 		sleep 0.5
 	done
