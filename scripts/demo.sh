@@ -33,7 +33,8 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo && [ "${DEMO_FORCE_LAB:-0}" = 0 ]; then
 	# does not end keeld before it has turned the VM off.
 	# shellcheck disable=SC2317 # called by the traps
 	demo_cleanup() {
-		trap - EXIT HUP INT TERM
+		trap - EXIT
+		trap '' HUP INT TERM # a second Ctrl-C does not cut the cleanup short
 		if [ -n "$keeld_pid" ]; then
 			keel vm turn-off debian12 >/dev/null 2>&1
 			kill "$keeld_pid" 2>/dev/null
