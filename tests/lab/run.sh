@@ -90,8 +90,7 @@ if [ "$n" -gt 0 ]; then
 		dog=$!
 		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} \
 			"keel.timeout=$stmo" ${LAB_CRASH:+"keel.crash=$LAB_CRASH"} ${LAB_ARGS:-} </dev/null 2>&1 |
-			sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
-			tee "$slog" | grep --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)'
+			lab_console_filter | tee "$slog" | grep -a --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)'
 		qemu_rc=${PIPESTATUS[0]}
 		kill "$dog" 2>/dev/null
 		wait "$dog" 2>/dev/null

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Host-side check of lab.sh's lab_check_timeouts (no lab needed): a scenario's
+# Host-side checks of lab.sh (no lab needed). lab_check_timeouts: a scenario's
 # "# lab-timeout: S" line is accepted when S is a whole number of seconds and refused, with the
 # file and the line named, otherwise (the lab's /init would silently use the default limit).
+# lab_console_filter: every line of the console comes through, a NUL in it or not.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() {
-	echo "lab-timeout-test: FAIL: $*"
+	echo "lab-sh-test: FAIL: $*"
 	exit 1
 }
 # check CONTENT ok|bad: lab_check_timeouts on a scenario made of CONTENT
@@ -36,4 +37,9 @@ check '# lab-timeout 600' bad
 # The suite's own scenarios pass.
 LAB_QEMU=none LAB_TOP=$top bash -c '. "$1/tests/lab/lab.sh"; lab_check_timeouts "$1"/tests/lab/scenarios/*.sh' sh "$top" ||
 	fail "a scenario of the suite has a bad '# lab-timeout:' line"
-echo "lab-timeout-test: ok"
+# A NUL on the lab's console (seen at its power-off) must not stop the lines after it.
+got=$(printf "lab: PASS a\\r\\nx\\0y\\nqemu: warning: TCG doesn't support requested feature: z\\nlab: PASS b\\n" |
+	LAB_QEMU=none LAB_TOP=$top bash -c '. "$1/tests/lab/lab.sh"; lab_console_filter' sh "$top" 2>&1 | tr '\0' '@')
+want=$(printf 'lab: PASS a\nx@y\nlab: PASS b')
+[ "$got" = "$want" ] || fail "lab_console_filter gave '$got'"
+echo "lab-sh-test: ok"
