@@ -284,9 +284,10 @@ lab_build() {
 
 # lab_console_filter: the lab's console as run.sh logs it, line by line: without carriage
 # returns and without the outer QEMU's warnings about CPU features TCG lacks. grep -a: the
-# console is text even when a byte in it (a NUL or bad UTF-8, as after the lab's power-off) makes grep call
-# it binary, after which grep prints no more lines but "binary file matches", and run.sh
-# would see no PASS or FAIL line from there on. tests/lab/lab-sh-test.sh checks it.
+# console is text even when a byte in it (a NUL or bad UTF-8, as after the lab's power-off)
+# makes grep call it binary, after which grep prints no more lines but "binary file
+# matches", and run.sh would see no PASS or FAIL line from there on.
+# tests/lab/lab-sh-test.sh checks it.
 lab_console_filter() {
 	sed -u 's/\r//g' | grep -a --line-buffered -v "TCG doesn't support requested feature"
 }
