@@ -1,6 +1,6 @@
 # keel's top-level Makefile: a thin driver over Meson (see docs/build.md for why Meson).
 #   make          build everything into build/ (programs: build/keeld, build/keel, build/keel-vmm)
-#   make demo     set up a fresh Debian 12 machine and boot a Linux VM at a shell
+#   make demo     set up, then keeld boots Debian 12 as a Generation 2 VM: its login prompt
 #   make test     set up, then run the whole suite: unit, tiny guests, fuzz (brief), lab
 #   make bench    run the benchmarks in bench/ and print keel/QEMU ratios
 #   make fuzz     run every fuzz target for longer (FUZZ_SECONDS, default 300 each)

@@ -565,6 +565,13 @@ def virtio_case(keel_vmm, kernel):
                     or "MSI-X enabled" not in rng[1]):
                 raise Failure(f"'devices' does not describe the running virtio-rng: {lines}")
             print(f"run-state: devices: {rng}")
+            # ... and the UART: its registers, the bytes waiting, its interrupt line.
+            uart = [ln for ln in lines if ln.startswith("serial: ")]
+            if (len(uart) != 1 or not re.fullmatch(
+                    r"serial: ier 0x[0-9a-f]{2} iir 0x[0-9a-f]{2} lcr 0x[0-9a-f]{2} mcr "
+                    r"0x[0-9a-f]{2} msr 0x[0-9a-f]{2} fcr 0x[0-9a-f]{2}; rx 0 waiting; "
+                    r"thr irq [01]; line (low|high)", uart[0])):
+                raise Failure(f"'devices' does not describe the serial port: {lines}")
             src.ok({"execute": "save", "arguments": {"dir": save_dir}})
             time.sleep(0.1)
             saved_at = vio_lines(src.out.text())[-1]

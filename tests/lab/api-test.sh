@@ -22,4 +22,15 @@ vm_wait a 'loading Linux' 5
 vm_wait a '^keel-image: init ready from=mbr-disk firmware=bios$' 5
 [ "$VM_LINE" = 'keel-image: init ready from=mbr-disk firmware=bios' ] || fail "VM_LINE is '$VM_LINE'"
 vm_wait a 'reboot: Power down$' 5
+# Terminal control sequences (ESC-introduced) are not text: bash 5.2 starts a command's first
+# output line with ESC[?2004l, systemd colours its status with ESC[0;32m, a cursor-style
+# request has an intermediate byte (ESC[2 q). Text with brackets and letters stays as it is.
+mkdir -p "$VM_DIR/b"
+printf '\033[?2004l\r@@DONE@@ 0\r\n[\033[0;32m  OK  \033[0m] Started a[b]c [?2004l x\r\n\033[2 q\033[>0cend\033[K\r\n' >"$VM_DIR/b/out"
+echo 0 >"$VM_DIR/b/seen"
+echo 0 >"$VM_DIR/b/status"
+vm_wait b '^@@DONE@@ [0-9]+$' 5
+vm_wait b 'Started' 5
+[ "$VM_LINE" = '[  OK  ] Started a[b]c [?2004l x' ] || fail "VM_LINE is '$VM_LINE'"
+vm_wait b '^end$' 5
 echo "api-test: ok"

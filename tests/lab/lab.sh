@@ -168,7 +168,7 @@ lab_guest_build() {
 # The files that go into the lab host's initramfs, besides programs and modules.
 _lab_host_files() {
 	local d=$LAB_TOP/tests/lab
-	echo "$d/host/init" "$d/host/api.sh" "$d/host/modules" "$d/lab.sh"
+	echo "$d/host/init" "$d/host/api.sh" "$d/host/modules" "$d/lab.sh" "$LAB_TOP/scripts/demo-vm.sh"
 	ls "$d"/scenarios/*.sh 2>/dev/null
 	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
 	ls "$LAB_TOP"/bench/virtio/lab.sh 2>/dev/null
@@ -215,6 +215,7 @@ lab_build() {
 	local d=$LAB_TOP/tests/lab
 	install -m 0755 "$d/host/init" "$root/init"
 	install -m 0644 "$d/host/api.sh" "$root/lab/api.sh"
+	install -m 0644 "$LAB_TOP/scripts/demo-vm.sh" "$root/lab/demo-vm.sh"
 	local s
 	for s in "$d"/scenarios/*.sh; do
 		[ -e "$s" ] && install -m 0644 "$s" "$root/lab/scenarios/"
@@ -281,6 +282,29 @@ lab_build() {
 	rm -rf "$root"
 	echo "$fp" >"$out.fp"
 	echo "lab: built $out ($(du -h "$out" | cut -f1))${keel:+ with keel-vmm}"
+}
+
+# lab_console_filter: the lab's console as run.sh logs it, line by line: without carriage
+# returns and without the outer QEMU's warnings about CPU features TCG lacks. grep -a: the
+# console is text even when a byte in it (a NUL or bad UTF-8, as after the lab's power-off)
+# makes grep call it binary, after which grep prints no more lines but "binary file
+# matches", and run.sh would see no PASS or FAIL line from there on.
+# tests/lab/lab-sh-test.sh checks it.
+lab_console_filter() {
+	sed -u 's/\r//g' | grep -a --line-buffered -v "TCG doesn't support requested feature"
+}
+
+# lab_check_timeouts SCENARIO...: a scenario's own limit, a line "# lab-timeout: S", must be
+# a whole number of seconds, 1 to 99999; the lab's /init reads only such a line and would
+# silently apply the default limit to anything else ("600s", "10m", "-5"). Dies naming the
+# file and the line otherwise. tests/lab/lab-sh-test.sh checks it.
+lab_check_timeouts() {
+	local s bad
+	for s in "$@"; do
+		bad=$(grep -E '^#[[:space:]]*lab-timeout' "$s" | grep -vE '^# lab-timeout: *[1-9][0-9]{0,4} *$' | head -n 1)
+		[ -z "$bad" ] || lab_die "${s#"$LAB_TOP"/}: '$bad': a scenario's limit is '# lab-timeout: S' with S a whole number of seconds (1 to 99999)"
+	done
+	return 0
 }
 
 # The firmware-boot images (scripts/images/, issue 11) are too large for the cpio: the lab

@@ -45,6 +45,7 @@ imgs=$(for s in "$top"/tests/lab/scenarios/*.sh; do
 	[ -z "$only" ] || [ -n "$want" ] || continue
 	sed -n 's/^# lab-images: *//p' "$s"
 done | tr ' ' '\n' | sed '/^$/d' | sort -u | paste -sd, -)
+lab_check_timeouts "$top"/tests/lab/scenarios/*.sh
 LAB_IMAGES=${imgs:-none} lab_images || exit 1
 demo=0
 case demo in *"$only"*) demo=1 ;; esac
@@ -89,8 +90,7 @@ if [ "$n" -gt 0 ]; then
 		dog=$!
 		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} \
 			"keel.timeout=$stmo" ${LAB_CRASH:+"keel.crash=$LAB_CRASH"} ${LAB_ARGS:-} </dev/null 2>&1 |
-			sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
-			tee "$slog" | grep --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)'
+			lab_console_filter | tee "$slog" | grep -a --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)'
 		qemu_rc=${PIPESTATUS[0]}
 		kill "$dog" 2>/dev/null
 		wait "$dog" 2>/dev/null
@@ -130,7 +130,7 @@ if [ "$n" -gt 0 ]; then
 	restarts=$(grep -c '^lab: RESTART ' "$log")
 fi
 if [ "$demo" = 1 ]; then
-	if LAB_VMM=$vmm "$top/tests/lab/demo-check.sh"; then
+	if "$top/tests/lab/demo-check.sh"; then
 		pass=$((pass + 1))
 	else
 		failed=$((failed + 1))

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/lock.h"
 #include "vmm/bus.h"
 #include "vmm/chardev.h"
 #include "vmm/device.h"
@@ -310,6 +311,28 @@ static int serial_state(struct state_io *io, void *opaque)
 	return state_error(io);
 }
 
+/* The report's line (the control command "devices", the crash report): the registers, how
+ * many received bytes wait, the interrupt line and whether the console waits for room. A
+ * console that stops answering shows here whether the guest stopped reading (bytes waiting,
+ * RDI enabled, line high) or never got them. */
+static void serial_report(void *opaque, struct machine_report *r)
+{
+	struct serial *s = opaque;
+
+	if (!lock_within_ms(&s->lock, 100)) {
+		machine_report_line(r, "serial: busy for 100 ms, no state");
+		return;
+	}
+	machine_report_line(
+		r,
+		"serial: ier 0x%02x iir 0x%02x lcr 0x%02x mcr 0x%02x msr 0x%02x fcr 0x%02x; "
+		"rx %u waiting%s; thr irq %d; line %s",
+		s->ier, serial_iir(s), s->lcr, s->mcr, s->msr, s->fcr, s->rx_count,
+		s->rx_starved ? " (console input held back)" : "", s->thr_irq,
+		s->irq_level ? "high" : "low");
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void serial_reset(void *opaque)
 {
 	struct serial *s = opaque;
@@ -342,6 +365,7 @@ int serial_create(struct machine *m, uint16_t base, unsigned gsi, struct chardev
 	serial_reset(s);
 	r = bus_register(m->pio, base, 8, &serial_ops, s, "serial");
 	r = r ?: machine_add_reset_hook(m, serial_reset, s);
+	r = r ?: machine_add_report(m, serial_report, s);
 	if (r) {
 		serial_destroy(s);
 		return r;

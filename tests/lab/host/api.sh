@@ -131,9 +131,19 @@ vm_boot() {
 	vm_wait "$1" "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
 }
 
+# What a console line says, as awk statements on $0 (with -v esc=ESC): without carriage returns
+# and terminal control sequences (ECMA-48 CSI: ESC [, parameter bytes 0-?, intermediate bytes
+# space to /, a final byte @ to ~; only what follows an ESC, so text with brackets stays). A
+# terminal shows neither as text; bash 5.2's readline, for one, starts the first line of a
+# command's output with ESC[?2004l (bracketed paste off) and a carriage return, so
+# "@@DONE@@ 0" would not start its line otherwise. tests/lab/api-test.sh checks it.
+_PLAIN='gsub(/\r/, ""); gsub(esc "\\[[0-?]*[ -/]*[@-~]", "")'
+_ESC=$(printf '\033')
+
 # vm_wait NAME ERE [SECONDS]: wait for a line matching ERE after the last line matched by an
 # earlier vm_wait or vm_run on this VM (so waiting twice for the same line needs it twice).
-# Carriage returns are removed before matching. Sets VM_LINE to the matched line.
+# Carriage returns and terminal control sequences are removed before matching (_PLAIN). Sets
+# VM_LINE to the matched line, so cleaned.
 vm_wait() {
 	_d=$VM_DIR/$1 _pat=$2 _tmo=${3:-60}
 	[ -d "$_d" ] || fail "vm_wait: no VM named $1"
@@ -141,11 +151,11 @@ vm_wait() {
 	while :; do
 		_exited=0
 		[ -e "$_d/status" ] && _exited=1
-		_n=$(awk -v s="$(cat "$_d/seen")" -v p="$_pat" \
-			'NR > s { gsub(/\r/, ""); if ($0 ~ p) { print NR; exit } }' "$_d/out")
+		_n=$(awk -v s="$(cat "$_d/seen")" -v p="$_pat" -v esc="$_ESC" \
+			"NR > s { $_PLAIN; if (\$0 ~ p) { print NR; exit } }" "$_d/out")
 		if [ -n "$_n" ]; then
 			echo "$_n" >"$_d/seen"
-			VM_LINE=$(sed -n "${_n}p" "$_d/out" | tr -d '\r')
+			VM_LINE=$(awk -v n="$_n" -v esc="$_ESC" "NR == n { $_PLAIN; print; exit }" "$_d/out")
 			return 0
 		fi
 		[ "$_exited" = 0 ] ||
@@ -164,8 +174,8 @@ vm_send() {
 }
 
 # vm_run NAME COMMAND [SECONDS]: run COMMAND at the guest's shell prompt (one line, at most
-# about 4000 characters) and wait for it to finish. VM_OUT: its output, without
-# carriage returns; VM_RC: its exit status.
+# about 4000 characters) and wait for it to finish. VM_OUT: its output, without carriage
+# returns and terminal control sequences; VM_RC: its exit status.
 vm_run() {
 	_d=$VM_DIR/$1
 	# The shell's line editor wraps the echo of lines longer than the terminal (80 columns on
@@ -179,9 +189,9 @@ vm_run() {
 	vm_wait "$1" '^@@DONE@@ [0-9]+$' "${3:-60}"
 	VM_RC=${VM_LINE#@@DONE@@ }
 	# The output is what follows the echo of the command line, up to the status line.
-	VM_OUT=$(awk -v s="$_start" -v e="$(cat "$_d/seen")" '
+	VM_OUT=$(awk -v s="$_start" -v e="$(cat "$_d/seen")" -v esc="$_ESC" '
 		NR > s && NR < e {
-			sub(/\r+$/, "")
+			'"$_PLAIN"'
 			if (index($0, "@@D\"\"ONE@@")) { out = ""; n = 0; next }
 			out = n++ ? out "\n" $0 : $0
 		}
