@@ -248,6 +248,16 @@ int nl_tbf(const char *name, uint64_t rate)
 
 	if (ret)
 		return ret;
+	if (!rate) { /* the tap's own qdisc back */
+		nlh->nlmsg_type = RTM_DELQDISC;
+		nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+		tc = mnl_nlmsg_put_extra_header(nlh, sizeof(*tc));
+		tc->tcm_family = AF_UNSPEC;
+		tc->tcm_ifindex = (int)index;
+		tc->tcm_parent = TC_H_ROOT;
+		ret = talk(nlh, NULL, NULL);
+		return ret == -ENOENT ? 0 : ret;
+	}
 	if (!bytes || burst > UINT32_MAX || bytes / 20 + burst > UINT32_MAX)
 		return -EINVAL;
 	q.rate.rate = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;

@@ -41,7 +41,8 @@ int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
 int nl_port_vlan_range(const char *name, uint16_t lo, uint16_t hi, bool add)
 	__attribute__((warn_unused_result));
 /* Limit what link name sends to rate bits per second: a tbf qdisc at its root (replacing
- * any), with a burst of 10 ms of the rate (at least 16 KiB) and 50 ms of queue. */
+ * any), with a burst of 10 ms of the rate (at least 16 KiB) and 50 ms of queue. Rate 0:
+ * the root qdisc deleted (the link's default back; none there is no error). */
 int nl_tbf(const char *name, uint64_t rate) __attribute__((warn_unused_result));
 /* Set bridge port name's `isolated` flag: isolated ports do not reach each other. */
 int nl_port_isolated(const char *name, bool isolated) __attribute__((warn_unused_result));

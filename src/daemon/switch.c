@@ -285,14 +285,32 @@ static bool host_port_in_use(const char *proto, unsigned port)
 	return used;
 }
 
-/* The switch's rules in nftables, with the guards of the adapters on it. */
-static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
+/* The switch's rules in nftables, with the guards of the adapters on it, and of moving (not
+ * NULL: an adapter moving onto it, its guards in place of what the store has for its tap). */
+static int apply_rules_with(struct store *st, const struct store_switch *sw,
+			    const struct vm_nic *moving, char *err, size_t errlen)
 {
 	struct vm_nic *ports = NULL;
 	struct store_forward *fwds = NULL;
 	struct switch_nft_in in = {0};
 	int ret = store_switch_ports(st, sw->name, &ports, &in.nports);
 
+	if (!ret && moving) {
+		size_t i = 0;
+
+		while (i < in.nports && strcmp(ports[i].tap, moving->tap))
+			i++;
+		if (i == in.nports) {
+			struct vm_nic *more = realloc(ports, (in.nports + 1) * sizeof(*ports));
+
+			if (more)
+				ports = more;
+			ret = more ? 0 : -ENOMEM;
+			in.nports += !ret;
+		}
+		if (!ret)
+			ports[i] = *moving;
+	}
 	if (!ret)
 		ret = store_forward_list(st, sw->name, &fwds, &in.nfwds);
 	if (ret) {
@@ -327,6 +345,11 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 	free(ports);
 	free(fwds);
 	return ret;
+}
+
+static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
+{
+	return apply_rules_with(st, sw, NULL, err, errlen);
 }
 
 /* An internal or private switch's bridge MAC: locally administered (0e:, apart from the VMs' 02:),
@@ -1101,6 +1124,68 @@ static int trunk_port(const struct store_switch *sw, const struct vm_nic *nic, c
 	return ret;
 }
 
+/* The port settings of adapter nic on tap ifname, a port of sw's bridge now: isolation,
+ * bandwidth in (the tap's tbf; none takes away one that was there, had_bw_in), VLANs. */
+static int port_setup(const struct store_switch *sw, const struct vm_nic *nic, const char *ifname,
+		      bool had_bw_in, char *err, size_t errlen)
+{
+	int r;
+
+	if (nic->port_isolation) {
+		r = nl_port_isolated(ifname, true);
+		if (r) {
+			error_set(err, errlen,
+				  "adapter %s: cannot isolate tap %s on switch '%s': %s", nic->mac,
+				  ifname, sw->name, strerror(-r));
+			return r;
+		}
+	}
+	if (nic->bw_in || had_bw_in) {
+		r = nl_tbf(ifname, nic->bw_in);
+		if (r) {
+			error_set(err, errlen,
+				  "adapter %s: cannot limit tap %s to %llu bit/s: %s%s", nic->mac,
+				  ifname, (unsigned long long)nic->bw_in, strerror(-r),
+				  r == -ENOENT ? " (no tbf qdisc in this kernel: sch_tbf)" : "");
+			return r;
+		}
+	}
+	if (nic->vlan_trunk[0])
+		return trunk_port(sw, nic, ifname, err, errlen);
+	if (!nic->vlan)
+		return 0;
+	/* Access mode: untagged frames of the tap are VLAN N's, and only VLAN N's reach it. An
+	 * external switch carries N tagged on its adapter. */
+	r = nl_port_vlan(ifname, nic->vlan, true, true);
+	if (!r)
+		r = nl_port_vlan(ifname, 1, false, false);
+	if (!r && is_type(sw, "external"))
+		r = nl_port_vlan(sw->adapter, nic->vlan, false, true);
+	if (r)
+		error_set(err, errlen,
+			  "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s", nic->mac,
+			  ifname, nic->vlan, sw->name,
+			  r == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
+					   : strerror(-r));
+	return r;
+}
+
+/* Make tap ifname a port of sw's bridge with nic's settings (its rules loaded already). */
+static int port_join(const struct store_switch *sw, const struct vm_nic *nic, const char *ifname,
+		     bool had_bw_in, char *err, size_t errlen)
+{
+	int r = nl_link_master(ifname, sw->bridge);
+
+	if (r) {
+		error_set(err, errlen,
+			  "adapter %s: cannot connect tap %s to switch '%s' (bridge %s): %s",
+			  nic->mac, ifname, sw->name, sw->bridge,
+			  r == -ENODEV ? "the switch is down" : strerror(-r));
+		return r;
+	}
+	return port_setup(sw, nic, ifname, had_bw_in, err, errlen);
+}
+
 int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
 			 size_t errlen)
 {
@@ -1115,52 +1200,50 @@ int switches_port_attach(struct store *st, const struct vm_nic *nic, const char 
 	/* Fail closed: the tap forwards only once its guards are loaded, and a batch that
 	 * nftables refuses keeps it off the switch (the VM does not start). */
 	r = apply_rules(st, &sw, err, errlen);
-	if (r)
-		return r;
-	r = nl_link_master(ifname, sw.bridge);
-	if (r) {
+	return r ? r : port_join(&sw, nic, ifname, false, err, errlen);
+}
+
+int switches_port_move(struct store *st, const struct vm_nic *from, const struct vm_nic *to,
+		       char *err, size_t errlen)
+{
+	struct store_switch old, sw;
+	struct vm_nic moving = *to;
+	char why[512];
+	int r;
+
+	if (store_switch_get(st, from->sw, &old)) {
+		error_set(err, errlen, "adapter %s: there is no switch named '%s'", from->mac,
+			  from->sw);
+		return -EINVAL;
+	}
+	if (store_switch_get(st, to->sw, &sw)) {
+		error_set(err, errlen, "adapter %s: there is no switch named '%s'", to->mac,
+			  to->sw);
+		return -EINVAL;
+	}
+	if (!if_nametoindex(sw.bridge)) {
 		error_set(err, errlen,
-			  "adapter %s: cannot connect tap %s to switch '%s' (bridge %s): %s",
-			  nic->mac, ifname, sw.name, sw.bridge,
-			  r == -ENODEV ? "the switch is down" : strerror(-r));
-		return r;
+			  "adapter %s: switch '%s' is down (bridge %s missing): the adapter stays "
+			  "on '%s'",
+			  to->mac, sw.name, sw.bridge, old.name);
+		return -EBUSY;
 	}
-	if (nic->port_isolation) {
-		r = nl_port_isolated(ifname, true);
-		if (r) {
-			error_set(err, errlen,
-				  "adapter %s: cannot isolate tap %s on switch '%s': %s", nic->mac,
-				  ifname, sw.name, strerror(-r));
-			return r;
-		}
-	}
-	if (nic->bw_in) {
-		r = nl_tbf(ifname, nic->bw_in);
-		if (r) {
-			error_set(err, errlen,
-				  "adapter %s: cannot limit tap %s to %llu bit/s: %s%s", nic->mac,
-				  ifname, (unsigned long long)nic->bw_in, strerror(-r),
-				  r == -ENOENT ? " (no tbf qdisc in this kernel: sch_tbf)" : "");
-			return r;
-		}
-	}
-	if (nic->vlan_trunk[0])
-		return trunk_port(&sw, nic, ifname, err, errlen);
-	if (!nic->vlan)
-		return 0;
-	/* Access mode: untagged frames of the tap are VLAN N's, and only VLAN N's reach it. An
-	 * external switch carries N tagged on its adapter. */
-	r = nl_port_vlan(ifname, nic->vlan, true, true);
+	/* Its guards on the new switch before it is a port there (fail closed, as at start);
+	 * leaving the old bridge drops the old port's VLANs and isolation with the port. */
+	memcpy(moving.tap, from->tap, sizeof(moving.tap));
+	r = apply_rules_with(st, &sw, &moving, err, errlen);
 	if (!r)
-		r = nl_port_vlan(ifname, 1, false, false);
-	if (!r && is_type(&sw, "external"))
-		r = nl_port_vlan(sw.adapter, nic->vlan, false, true);
-	if (r)
-		error_set(err, errlen,
-			  "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s", nic->mac,
-			  ifname, nic->vlan, sw.name,
-			  r == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
-					   : strerror(-r));
+		r = port_join(&sw, &moving, from->tap, from->bw_in != 0, err, errlen);
+	if (!r)
+		return 0;
+	/* Back where it was, as it was (the old switch's rules still have its guards). */
+	if (port_join(&old, from, from->tap, to->bw_in != 0, why, sizeof(why))) {
+		log_err("adapter %s: the move to '%s' failed and the way back too: %s", from->mac,
+			sw.name, why);
+		return r;
+	}
+	snprintf(why, sizeof(why), "%s", err);
+	error_set(err, errlen, "%s (the adapter stays on '%s')", why, old.name);
 	return r;
 }
 

@@ -54,6 +54,13 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
  * refused rules batch is an error: the tap stays off the switch. 0 or -errno with err. */
 int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
 			 size_t errlen) __attribute__((warn_unused_result));
+/* Move a running VM's adapter (its tap from->tap) from from's switch to to's (Hyper-V's
+ * Connect-VMNetworkAdapter): to's rules with its guards loaded, then the tap a port of the
+ * new bridge with to's isolation, bandwidth and VLANs. On failure the tap goes back to its
+ * old switch as it was, and err says why. The caller updates the store and then reloads
+ * both switches' rules (switches_ports_changed). 0 or -errno with err. */
+int switches_port_move(struct store *st, const struct vm_nic *from, const struct vm_nic *to,
+		       char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The guest addresses the switch's DHCP leases give the adapter with this MAC, as a JSON
  * array (empty when none). */
 json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic);

@@ -685,6 +685,32 @@ static void test_tap_offload_seccomp(void **state)
 	close(fd);
 }
 
+/* The link as the host sets it (the control command "link"): the status the driver reads
+ * loses and regains VIRTIO_NET_S_LINK_UP, each change a new configuration generation and a
+ * configuration interrupt (ISR bit 1); setting it as it is changes nothing. */
+static void test_link_status(void **state)
+{
+	uint8_t gen;
+
+	start(ALL_F, QSIZE);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+	gen = (uint8_t)fake_virtio_read(vd, FAKE_CC(config_generation), 1);
+	(void)fake_virtio_read(vd, VIRTIO_ISR_OFF, 1); /* reading clears it */
+	virtio_net_set_link(vd, false);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 0);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 1));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 2);
+	virtio_net_set_link(vd, false);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 1));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 0);
+	/* The MAC is still there while the link is down. */
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF, 1), 0x52);
+	virtio_net_set_link(vd, true);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 2));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 2);
+}
+
 static void test_real_tap(void **state)
 {
 	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x57};
@@ -747,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_tap_offloads),
 		cmocka_unit_test(test_rx_headers),
 		cmocka_unit_test(test_real_tap),
+		cmocka_unit_test(test_link_status),
 		cmocka_unit_test(test_rx_offload_not_negotiated),
 		cmocka_unit_test(test_rx_wait_notify_without_buffers),
 		cmocka_unit_test(test_rx_ring_breaks_mid_frame),

@@ -59,6 +59,7 @@ struct virtio_net {
 	int tap;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
+	bool link_down;		/* the host took the link down (virtio_net_set_link; vd->lock) */
 	bool rx_muted;		/* tap not watched: no receive buffers */
 	unsigned offloads;	/* TUN_F_* the tap is set to (the last TUNSETOFFLOAD that worked) */
 	bool offload_warned;	/* TUNSETOFFLOAD failed once (said once) */
@@ -415,10 +416,30 @@ static void net_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsi
 	uint8_t cfg[NET_CFG_SIZE] = {0};
 
 	memcpy(cfg, n->mac, 6);
-	cfg[6] = NET_S_LINK_UP;
+	cfg[6] = n->link_down ? 0 : NET_S_LINK_UP;
 	cfg[8] = 1; /* max_virtqueue_pairs */
 	if (off <= NET_CFG_SIZE && len <= NET_CFG_SIZE - off)
 		memcpy(buf, cfg + off, len);
+}
+
+void virtio_net_set_link(struct virtio_dev *vd, bool up)
+{
+	struct virtio_net *n = vd->priv;
+
+	pthread_mutex_lock(&vd->lock);
+	if (n->link_down == up) {
+		n->link_down = !up;
+		/* The driver rereads status on the configuration interrupt (virtio 1.2,
+		 * 5.1.4.2); before DRIVER_OK it reads the status when it gets there. */
+		if (vd->status & VIRTIO_STATUS_DRIVER_OK)
+			virtio_config_changed(vd);
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
+static void net_link(void *opaque, bool up)
+{
+	virtio_net_set_link(opaque, up);
 }
 
 static void net_reset(struct virtio_dev *vd)
@@ -517,6 +538,7 @@ static int net_class_create(struct machine *m, unsigned i, void **obj, char *err
 	int r = virtio_net_create(m, &m->def->nics[i], m->net_fds[i], &vd, err, errlen);
 
 	r = r ?: virtio_dev_keep(m, vd);
+	r = r ?: machine_set_nic_link(m, i, net_link, vd);
 	if (!r)
 		*obj = vd;
 	return r;
