@@ -59,7 +59,9 @@ struct virtio_net {
 	int tap;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
-	bool link_down;		/* the host took the link down (virtio_net_set_link; vd->lock) */
+	/* The link as the host set it (virtio_net_set_link; vd->lock): down, whether the
+	 * driver has read the status since it went down, and an up waiting for that read. */
+	bool link_down, link_seen, up_pending;
 	bool rx_muted;		/* tap not watched: no receive buffers */
 	unsigned offloads;	/* TUN_F_* the tap is set to (the last TUNSETOFFLOAD that worked) */
 	bool offload_warned;	/* TUNSETOFFLOAD failed once (said once) */
@@ -410,6 +412,8 @@ static void net_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 	net_rx(vd);
 }
 
+static void net_link_apply(struct virtio_dev *vd, bool up);
+
 static void net_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsigned len)
 {
 	struct virtio_net *n = vd->priv;
@@ -420,6 +424,28 @@ static void net_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsi
 	cfg[8] = 1; /* max_virtqueue_pairs */
 	if (off <= NET_CFG_SIZE && len <= NET_CFG_SIZE - off)
 		memcpy(buf, cfg + off, len);
+	/* The driver saw the link down: an up that waited for this comes now, as a change of
+	 * its own (the driver reads the status again on its interrupt). */
+	if (n->link_down && off <= 6 && off + len > 6) {
+		n->link_seen = true;
+		if (n->up_pending)
+			net_link_apply(vd, true);
+	}
+}
+
+/* Set the link now (vd->lock held). The driver rereads the status on the configuration
+ * interrupt (virtio 1.2, 5.1.4.2); before DRIVER_OK it reads it when it gets there. */
+static void net_link_apply(struct virtio_dev *vd, bool up)
+{
+	struct virtio_net *n = vd->priv;
+
+	n->up_pending = false;
+	if (n->link_down != up)
+		return;
+	n->link_down = !up;
+	n->link_seen = false;
+	if (vd->status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_config_changed(vd);
 }
 
 void virtio_net_set_link(struct virtio_dev *vd, bool up)
@@ -427,13 +453,15 @@ void virtio_net_set_link(struct virtio_dev *vd, bool up)
 	struct virtio_net *n = vd->priv;
 
 	pthread_mutex_lock(&vd->lock);
-	if (n->link_down == up) {
-		n->link_down = !up;
-		/* The driver rereads status on the configuration interrupt (virtio 1.2,
-		 * 5.1.4.2); before DRIVER_OK it reads the status when it gets there. */
-		if (vd->status & VIRTIO_STATUS_DRIVER_OK)
-			virtio_config_changed(vd);
-	}
+	/* A driver that reads the status and has not yet seen it down would miss a short
+	 * down (Linux compares the status with the last it read): the up waits for that read
+	 * (a paused VM sees both once it runs again). */
+	if (up && n->link_down && !n->link_seen && virtio_has_feature(vd, NET_F_STATUS) &&
+	    (vd->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) ==
+		    VIRTIO_STATUS_DRIVER_OK)
+		n->up_pending = true;
+	else
+		net_link_apply(vd, up);
 	pthread_mutex_unlock(&vd->lock);
 }
 
@@ -449,6 +477,8 @@ static void net_reset(struct virtio_dev *vd)
 	n->pending = 0; /* a new driver gets no frame of the old one's (the tap's offloads
 			 * follow on the I/O thread) */
 	n->rx_wait = false;
+	if (n->up_pending) /* no driver to wait for: the next one finds the link up */
+		n->link_down = n->up_pending = false;
 }
 
 static void net_release(struct virtio_dev *vd)
