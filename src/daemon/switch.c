@@ -1209,7 +1209,7 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 	struct store_switch old, sw;
 	struct vm_nic moving = *to;
 	char why[512];
-	int r;
+	int r, b;
 
 	if (store_switch_get(st, from->sw, &old)) {
 		error_set(err, errlen, "adapter %s: there is no switch named '%s'", from->mac,
@@ -1229,15 +1229,28 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 		return -EBUSY;
 	}
 	/* Its guards on the new switch before it is a port there (fail closed, as at start);
-	 * leaving the old bridge drops the old port's VLANs and isolation with the port. */
+	 * leaving the old bridge drops the old port's VLANs and isolation with the port (also
+	 * when both are one: a new port, with only the new settings). */
 	memcpy(moving.tap, from->tap, sizeof(moving.tap));
 	r = apply_rules_with(st, &sw, &moving, err, errlen);
+	if (!r) {
+		r = nl_link_master(from->tap, NULL);
+		if (r)
+			error_set(err, errlen, "adapter %s: cannot take tap %s off switch '%s': %s",
+				  from->mac, from->tap, old.name, strerror(-r));
+	}
 	if (!r)
 		r = port_join(&sw, &moving, from->tap, from->bw_in != 0, err, errlen);
 	if (!r)
 		return 0;
 	/* Back where it was, as it was (the old switch's rules still have its guards). */
-	if (port_join(&old, from, from->tap, to->bw_in != 0, why, sizeof(why))) {
+	b = nl_link_master(from->tap, NULL);
+	if (b)
+		snprintf(why, sizeof(why), "cannot take tap %s off switch '%s': %s", from->tap,
+			 sw.name, strerror(-b));
+	else
+		b = port_join(&old, from, from->tap, to->bw_in != 0, why, sizeof(why));
+	if (b) {
 		log_err("adapter %s: the move to '%s' failed and the way back too: %s", from->mac,
 			sw.name, why);
 		return r;

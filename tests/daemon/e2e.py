@@ -4311,6 +4311,18 @@ def case_switch_move(e):
     e.keel("vm", "set", "mv", "--net", "switch=Default Switch,mac=%s,bandwidth-in=20M" % mac)
     check(ns_master(e, tap) == d["bridge"] and "tbf" in qdisc(),
           "mv back on the Default Switch: %s %r" % (e.ns("bridge", "link"), qdisc()))
+    # A VLAN changed on the same switch: the port made again, with only the new VLAN.
+    if subprocess.run(["ip", "netns", "exec", e.netns, "ip", "link", "add", "vfp", "type",
+                       "bridge", "vlan_filtering", "1"], capture_output=True).returncode == 0:
+        e.ns("ip", "link", "del", "vfp")
+        for vid in (10, 20):
+            e.keel("vm", "set", "mv", "--net", "switch=p2,mac=%s,vlan=%d" % (mac, vid))
+        doc = json.loads(e.ns("bridge", "-j", "vlan", "show", "dev", tap) or "[]")
+        vids = sorted(v["vlan"] for d in doc for v in d.get("vlans", []))
+        check(ns_master(e, tap) == p2["bridge"] and vids == [20],
+              "mv's tap after VLAN 10 then 20 on p2: %s %r" % (ns_master(e, tap), doc))
+    else:
+        print("switch-move: this kernel has no bridge VLAN filtering: VLAN move not checked")
     e.keel("vm", "turn-off", "mv")
     e.wait_state("mv", "Off")
     # Off, the same change is only the description's.
