@@ -72,10 +72,14 @@ br2=$(sed -n 's/^Bridge: *\([a-z0-9]*\) .*/\1/p' $KD/grd2.out)
 move() { # VM NET: keel vm set VM --net NET on the running VM
 	keel vm set "$1" --net "$2" >$KD/set.out 2>&1 || fail "keel vm set $1 --net $2: $(cat $KD/set.out)"
 }
+reach() { # VM ADDRESS WAIT N WHAT: N of 2 pings (each waited WAIT s) get through, else fail
+	keel_run "$1" "ping -c 2 -W $3 $2 | grep -o '[0-9]* packets received'" 60
+	[ "$KEEL_OUT" = "$4 packets received" ] ||
+		fail "$5: '$KEEL_OUT'; VLANs: $(/usr/sbin/bridge vlan show 2>&1 | tr '\n\t' '  ')"
+}
 carrier='echo $(cat /sys/class/net/eth0/carrier_down_count /sys/class/net/eth0/carrier_up_count /sys/class/net/eth0/carrier)'
 move g2 "switch=grd2,mac=$mac2"
-keel_run g1 'ping -c 2 -W 3 10.96.0.2 | grep -o "[0-9]* packets received"' 60
-[ "$KEEL_OUT" = "0 packets received" ] || fail "g1 reaches g2 moved to another switch: '$KEEL_OUT'; $(state)"
+reach g1 10.96.0.2 3 0 "g1 reaches g2 moved to another switch"
 keel_run g1 "$carrier"
 want=$(echo "$KEEL_OUT" | awk '{ print $1 + 1, $2 + 1, 1 }')
 move g1 "switch=grd2,mac=$mac,dhcp-guard=on"
@@ -83,8 +87,7 @@ keel_run g1 "sleep 2; $carrier"
 [ "$KEEL_OUT" = "$want" ] || fail "g1's carrier (down count, up count, carrier) after its move: '$KEEL_OUT', wanted '$want'; $(keel vm log g1 | grep 'link' | tail -4)"
 ports=$($IP -o link show master "$br2" | grep -c "k$(echo $mac | tr -d :)\|k$(echo $mac2 | tr -d :)")
 [ "$ports" = 2 ] || fail "grd2's ports after the moves: $($IP -o link show master "$br2")"
-keel_run g1 'ping -c 2 -W 10 10.96.0.2 | grep -o "[0-9]* packets received"' 60
-[ "$KEEL_OUT" = "2 packets received" ] || fail "g1 -> g2 on grd2: '$KEEL_OUT'"
+reach g1 10.96.0.2 10 2 "g1 -> g2 on grd2"
 echo "lab: switch guards: g2 then g1 moved to grd2 ($br2) while running; g1's carrier went down and up (counts $want), g1 reaches g2 there"
 # A trunk (VLAN 10 tagged, native VLAN 1): g1's VLAN subinterface eth0.10 reaches g2 on an
 # access port of VLAN 10; g1's untagged eth0 does not; with g2 in VLAN 20 (not in the
@@ -96,15 +99,12 @@ keel_run g1 "$(echo "$vlanif" | sed 's/V/10/g')"
 [ "$KEEL_OUT" = ok ] || fail "g1's eth0.10: '$KEEL_OUT'"
 keel_run g2 'ip addr add 10.10.0.2/24 dev eth0 && ip addr add 10.20.0.2/24 dev eth0 && echo ok'
 [ "$KEEL_OUT" = ok ] || fail "g2's addresses in VLANs 10 and 20: '$KEEL_OUT'"
-keel_run g1 'ping -c 2 -W 10 10.10.0.2 | grep -o "[0-9]* packets received"' 60
-[ "$KEEL_OUT" = "2 packets received" ] || fail "g1's eth0.10 -> g2 in VLAN 10: '$KEEL_OUT'; $(/usr/sbin/bridge vlan show 2>&1 | tr '\n\t' '  ')"
-keel_run g1 'ping -c 2 -W 3 10.96.0.2 | grep -o "[0-9]* packets received"' 60
-[ "$KEEL_OUT" = "0 packets received" ] || fail "g1's untagged eth0 reaches g2 in VLAN 10: '$KEEL_OUT'"
+reach g1 10.10.0.2 10 2 "g1's eth0.10 -> g2 in VLAN 10"
+reach g1 10.96.0.2 3 0 "g1's untagged eth0 reaches g2 in VLAN 10"
 move g2 "switch=grd2,mac=$mac2,vlan=20"
 keel_run g1 "$(echo "$vlanif" | sed 's/V/20/g')"
 [ "$KEEL_OUT" = ok ] || fail "g1's eth0.20: '$KEEL_OUT'"
-keel_run g1 'ping -c 2 -W 3 10.20.0.2 | grep -o "[0-9]* packets received"' 60
-[ "$KEEL_OUT" = "0 packets received" ] || fail "g1's eth0.20 reaches g2 in VLAN 20, not in its trunk: '$KEEL_OUT'; $(/usr/sbin/bridge vlan show 2>&1 | tr '\n\t' '  ')"
+reach g1 10.20.0.2 3 0 "g1's eth0.20 reaches g2 in VLAN 20, not in its trunk"
 echo "lab: switch guards: a trunk port's eth0.10 reaches an access port of VLAN 10, not VLAN 20 (outside its list), nor untagged"
 # The router guard: g1's router advertisements (lab-ra: to ff02::1, hop limit 255) do not
 # reach g2 while g1's adapter has it, and do once it is off (g2 counts them in snmp6).
