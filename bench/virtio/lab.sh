@@ -117,7 +117,12 @@ net_transfer() {
 	c0=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
 	$RUN "$3" "a=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=1M count=$net_mib 2>/dev/null | nc -w 5 10.8.0.2 5001; b=\$(cut -d' ' -f1 /proc/uptime); echo T \$a \$b" 900
 	c1=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
-	t=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | awk '/^T / { printf "%d\n", ($3 - $2) * 100 }' | tail -n 1)
+	# What the receiver got (nc | wc -c into /tmp/rx): all of it, or no figure at all.
+	out=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}")
+	$RUN "$4" 'sleep 1; cat /tmp/rx' 60
+	rx=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | grep -E '^ *[0-9]+$' | tail -n 1 | tr -d ' ')
+	[ "$rx" = $((net_mib * 1048576)) ] || fail "$1 $2: the receiver got '${rx:-nothing}' bytes of $((net_mib * 1048576))"
+	t=$(echo "$out" | awk '/^T / { printf "%d\n", ($3 - $2) * 100 }' | tail -n 1)
 	# nc -w 5 waits up to 5 s idle after the data: take those off (the guest clock).
 	nt=$((${t:-501} - 500))
 	[ "$nt" -gt 0 ] || nt=1
@@ -148,7 +153,7 @@ net_bench() { # net_bench VMM [LABEL]: two guests of VMM on a bridge made by han
 	echo "bench: $label $1 receiver features $VM_OUT"
 	vm_run "$label${1}1" 'ping -c 2 -W 10 10.8.0.2 >/dev/null && echo ok' 60
 	[ "$VM_OUT" = ok ] || fail "$1: no ping between the benchmark guests"
-	vm_send "$label${1}2" 'nc -l -p 5001 >/dev/null &'
+	vm_send "$label${1}2" 'rm -f /tmp/rx; nc -l -p 5001 | wc -c >/tmp/rx &'
 	sleep 2
 	RUN=vm_run KEEL_OUT= net_transfer "$label" "$1" "$label${1}1" "$label${1}2" \
 		"$(cat "$VM_DIR/$label${1}1/pid")" "$(cat "$VM_DIR/$label${1}2/pid")"
@@ -184,7 +189,7 @@ switch_bench() {
 	echo "bench: switch keel receiver features $KEEL_OUT"
 	keel_run sw1 'ping -c 2 -W 10 10.8.0.2 >/dev/null && echo ok' 60
 	[ "$KEEL_OUT" = ok ] || fail "keel: no ping between the benchmark guests on switch bsw"
-	keel_run sw2 '(nc -l -p 5001 >/dev/null &)'
+	keel_run sw2 'rm -f /tmp/rx; nc -l -p 5001 | wc -c >/tmp/rx & true'
 	sleep 2
 	p1=$(keel vm show sw1 --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
 	p2=$(keel vm show sw2 --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
