@@ -28,6 +28,8 @@ struct nl_route4 {
 int nl_bridge_add(const char *name) __attribute__((warn_unused_result));
 /* Is link name a bridge? 0 (and *bridge) or -ENODEV. */
 int nl_link_is_bridge(const char *name, bool *bridge) __attribute__((warn_unused_result));
+/* The index of link name's bridge (0: none). 0 (and *master) or -ENODEV. */
+int nl_link_master_of(const char *name, unsigned *master) __attribute__((warn_unused_result));
 int nl_link_del(const char *name) __attribute__((warn_unused_result));
 int nl_link_up(const char *name) __attribute__((warn_unused_result));
 /* Make link name a port of bridge master, or (master NULL) of none. */

@@ -1260,6 +1260,39 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 	return r;
 }
 
+int switches_port_recover(struct store *st, const struct vm_nic *nic, char *err, size_t errlen)
+{
+	struct store_switch sw;
+	unsigned master, bridge;
+	int r;
+
+	if (store_switch_get(st, nic->sw, &sw)) {
+		error_set(err, errlen, "adapter %s: there is no switch named '%s'", nic->mac,
+			  nic->sw);
+		return -EINVAL;
+	}
+	bridge = if_nametoindex(sw.bridge);
+	r = nl_link_master_of(nic->tap, &master);
+	if (r == -ENODEV || !bridge || master == bridge)
+		return 0; /* no tap (the worker is ending), the switch down, or where it should be
+			   */
+	/* A move that keeld did not finish (it ended in the middle): the tap on another bridge,
+	 * or none, where the store has it on sw. Back on sw with its stored settings: the
+	 * other bridge's rules (loaded from the store) have no guards for it. */
+	log_warn("adapter %s: tap %s is not on switch '%s' (a move keeld did not finish): "
+		 "putting it back",
+		 nic->mac, nic->tap, sw.name);
+	r = r ?: nl_link_master(nic->tap, NULL);
+	if (r) {
+		error_set(err, errlen, "adapter %s: cannot take tap %s off its bridge: %s",
+			  nic->mac, nic->tap, strerror(-r));
+		return r;
+	}
+	r = apply_rules(st, &sw, err, errlen);
+	r = r ?: port_join(&sw, nic, nic->tap, true, err, errlen);
+	return r ? r : 1;
+}
+
 struct lease_match {
 	const char *mac;
 	json_object *ips;

@@ -61,6 +61,12 @@ int switches_port_attach(struct store *st, const struct vm_nic *nic, const char 
  * both switches' rules (switches_ports_changed). 0 or -errno with err. */
 int switches_port_move(struct store *st, const struct vm_nic *from, const struct vm_nic *to,
 		       char *err, size_t errlen) __attribute__((warn_unused_result));
+/* At keeld's start, a running VM's adapter nic: when its tap is not a port of the bridge of
+ * the switch the store has (keeld ended in the middle of a move), put it back there with
+ * its stored settings. 1 when it was put back, 0 when it was where it should be, or -errno
+ * with err. */
+int switches_port_recover(struct store *st, const struct vm_nic *nic, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* The guest addresses the switch's DHCP leases give the adapter with this MAC, as a JSON
  * array (empty when none). */
 json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic);

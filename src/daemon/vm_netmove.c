@@ -65,3 +65,42 @@ void vm_net_unmove(struct store *st, struct sup *sup, const struct vm_def *def,
 				def->nics[i].mac, def->nics[i].sw, err);
 	}
 }
+
+void vm_net_recover(struct store *st, struct sup *sup)
+{
+	struct vm_def *defs = NULL;
+	size_t n = 0;
+
+	if (store_vm_list(st, &defs, &n)) {
+		log_err("cannot list VMs in the store to check their adapters' switches");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sup_status ss;
+
+		sup_status(sup, defs[i].uuid, &ss);
+		if (ss.pid <= 0)
+			continue;
+		for (unsigned j = 0; j < defs[i].nnics; j++) {
+			const struct vm_nic *nic = &defs[i].nics[j];
+			char err[512];
+			int r;
+
+			if (!nic->sw[0] || !nic->tap[0])
+				continue;
+			r = switches_port_recover(st, nic, err, sizeof(err));
+			if (r < 0)
+				log_err("VM %s: %s", defs[i].name, err);
+			/* A move may have ended between the link's down and its up (an up that
+			 * changes nothing is nothing to the worker; one from before the link
+			 * command refuses it). */
+			if (sup_link(sup, &defs[i], j, true, err, sizeof(err))) {
+				if (r > 0)
+					log_err("%s", err);
+				else
+					log_debug("%s", err);
+			}
+		}
+	}
+	store_vm_list_free(defs, n);
+}

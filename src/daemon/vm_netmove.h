@@ -25,4 +25,8 @@ int vm_net_move(struct store *st, struct sup *sup, const struct vm_def *def,
 void vm_net_unmove(struct store *st, struct sup *sup, const struct vm_def *def,
 		   const struct vm_def *nd, unsigned moves);
 
+/* At keeld's start: each running VM's adapter on a switch whose tap is not on the switch the
+ * store has (keeld ended in the middle of a move) goes back there, its link up. */
+void vm_net_recover(struct store *st, struct sup *sup);
+
 #endif

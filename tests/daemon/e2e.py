@@ -4307,6 +4307,19 @@ def case_switch_move(e):
     check(wlog.rfind("network adapter 0: link up") > wlog.rfind("network adapter 0: link down"),
           "the link stayed down after a refused move:\n%s" % wlog)
     e.ns("nft", "delete", "chain", "bridge", "keel", p3["bridge"] + "_guard")
+    # keeld ended in the middle of a move (its tap on the Default Switch's bridge, the store
+    # still p2's): at its next start the tap is back on p2 with p2's guards, its link up.
+    ups = e.keel("vm", "log", "mv")[0].count("network adapter 0: link up")
+    e.kill_keeld()
+    e.ns("ip", "link", "set", tap, "nomaster")
+    e.ns("ip", "link", "set", tap, "master", d["bridge"])
+    e.start_keeld()
+    g2 = e.ns("nft", "list", "chain", "bridge", "keel", p2["bridge"] + "_guard")
+    check(ns_master(e, tap) == p2["bridge"] and tap in g2,
+          "mv's tap after keeld's start: %s\n%s" % (e.ns("bridge", "link"), g2))
+    wlog = e.keel("vm", "log", "mv")[0]
+    check(wlog.count("network adapter 0: link up") == ups + 1,
+          "no link up at keeld's start:\n%s" % wlog)
     # Back to the Default Switch with a bandwidth limit: the tbf back on the tap.
     e.keel("vm", "set", "mv", "--net", "switch=Default Switch,mac=%s,bandwidth-in=20M" % mac)
     check(ns_master(e, tap) == d["bridge"] and "tbf" in qdisc(),
