@@ -404,6 +404,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		goto fail;
 	log_info("VM %s: configuration changed (revision %llu)", nd.name,
 		 (unsigned long long)nd.revision);
+	if (moves)
+		switches_moves_end(def);
 	switches_ports_changed(ctx->store, def, &nd);
 	api_reply_json(out, 200, vm_json(ctx, &nd));
 	vmdef_free(&nd);
@@ -411,6 +413,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 fail:
 	if (moved) /* the description stays as it was, and so do the adapters */
 		vm_net_unmove(ctx->store, ctx->sup, def, &nd, moved);
+	if (moves)
+		switches_moves_end(def);
 	api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
 	vmdef_free(&nd);
 }

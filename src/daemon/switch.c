@@ -285,32 +285,90 @@ static bool host_port_in_use(const char *proto, unsigned port)
 	return used;
 }
 
-/* The switch's rules in nftables, with the guards of the adapters on it, and of moving (not
- * NULL: an adapter moving onto it, its guards in place of what the store has for its tap). */
-static int apply_rules_with(struct store *st, const struct store_switch *sw,
-			    const struct vm_nic *moving, char *err, size_t errlen)
+/* Adapters in the middle of a move (switches_port_move until switches_moves_end): the store
+ * has them where they were, their taps are where they go. Whoever loads a switch's rules
+ * meanwhile (a VM started on it, a switch change, the watch; keeld's lock is let go while a
+ * move waits on the worker) loads their guards as the move has them. */
+static struct vm_nic *moves;
+static size_t nmoves;
+
+static struct vm_nic *move_find(const char *tap)
+{
+	for (size_t i = 0; i < nmoves; i++)
+		if (!strcmp(moves[i].tap, tap))
+			return &moves[i];
+	return NULL;
+}
+
+static int move_set(const struct vm_nic *nic)
+{
+	struct vm_nic *m = move_find(nic->tap), *more;
+
+	if (!m) {
+		more = realloc(moves, (nmoves + 1) * sizeof(*moves));
+		if (!more)
+			return -ENOMEM;
+		moves = more;
+		m = &moves[nmoves++];
+	}
+	*m = *nic;
+	return 0;
+}
+
+static void move_drop(const char *tap)
+{
+	struct vm_nic *m = move_find(tap);
+
+	if (m)
+		*m = moves[--nmoves];
+}
+
+void switches_moves_end(const struct vm_def *def)
+{
+	for (unsigned i = 0; i < def->nnics; i++)
+		if (def->nics[i].tap[0])
+			move_drop(def->nics[i].tap);
+	if (!nmoves) {
+		free(moves);
+		moves = NULL;
+	}
+}
+
+/* Switch sw's ports as the store has them, with the adapters moving onto it where they go. */
+static int switch_ports(struct store *st, const struct store_switch *sw, struct vm_nic **ports,
+			size_t *n)
+{
+	int ret = store_switch_ports(st, sw->name, ports, n);
+
+	for (size_t j = 0; !ret && j < nmoves; j++) {
+		size_t i = 0;
+
+		if (strcmp(moves[j].sw, sw->name))
+			continue;
+		while (i < *n && strcmp((*ports)[i].tap, moves[j].tap))
+			i++;
+		if (i == *n) {
+			struct vm_nic *more = realloc(*ports, (*n + 1) * sizeof(**ports));
+
+			if (more)
+				*ports = more;
+			ret = more ? 0 : -ENOMEM;
+			*n += !ret;
+		}
+		if (!ret)
+			(*ports)[i] = moves[j];
+	}
+	return ret;
+}
+
+/* The switch's rules in nftables, with the guards of the adapters on it. */
+static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
 {
 	struct vm_nic *ports = NULL;
 	struct store_forward *fwds = NULL;
 	struct switch_nft_in in = {0};
-	int ret = store_switch_ports(st, sw->name, &ports, &in.nports);
+	int ret = switch_ports(st, sw, &ports, &in.nports);
 
-	if (!ret && moving) {
-		size_t i = 0;
-
-		while (i < in.nports && strcmp(ports[i].tap, moving->tap))
-			i++;
-		if (i == in.nports) {
-			struct vm_nic *more = realloc(ports, (in.nports + 1) * sizeof(*ports));
-
-			if (more)
-				ports = more;
-			ret = more ? 0 : -ENOMEM;
-			in.nports += !ret;
-		}
-		if (!ret)
-			ports[i] = *moving;
-	}
 	if (!ret)
 		ret = store_forward_list(st, sw->name, &fwds, &in.nfwds);
 	if (ret) {
@@ -345,11 +403,6 @@ static int apply_rules_with(struct store *st, const struct store_switch *sw,
 	free(ports);
 	free(fwds);
 	return ret;
-}
-
-static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
-{
-	return apply_rules_with(st, sw, NULL, err, errlen);
 }
 
 /* An internal or private switch's bridge MAC: locally administered (0e:, apart from the VMs' 02:),
@@ -1232,7 +1285,10 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 	 * leaving the old bridge drops the old port's VLANs and isolation with the port (also
 	 * when both are one: a new port, with only the new settings). */
 	memcpy(moving.tap, from->tap, sizeof(moving.tap));
-	r = apply_rules_with(st, &sw, &moving, err, errlen);
+	r = move_set(&moving);
+	if (r)
+		error_set(err, errlen, "adapter %s: %s", to->mac, strerror(-r));
+	r = r ?: apply_rules(st, &sw, err, errlen);
 	if (!r) {
 		r = nl_link_master(from->tap, NULL);
 		if (r)
@@ -1243,7 +1299,14 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 		r = port_join(&sw, &moving, from->tap, from->bw_in != 0, err, errlen);
 	if (!r)
 		return 0;
-	/* Back where it was, as it was (the old switch's rules still have its guards). */
+	/* Back where it was, as it was: the new switch's rules without the guards loaded for
+	 * it (on the same switch: with its old ones back). */
+	move_drop(from->tap);
+	b = apply_rules(st, &sw, why, sizeof(why));
+	if (b)
+		log_err("adapter %s: the move to '%s' failed, and its rules could not be loaded "
+			"again: %s",
+			from->mac, sw.name, why);
 	b = nl_link_master(from->tap, NULL);
 	if (b)
 		snprintf(why, sizeof(why), "cannot take tap %s off switch '%s': %s", from->tap,

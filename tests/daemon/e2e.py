@@ -4336,6 +4336,14 @@ def case_switch_move(e):
               "mv's tap after VLAN 10 then 20 on p2: %s %r" % (ns_master(e, tap), doc))
     else:
         print("switch-move: this kernel has no bridge VLAN filtering: VLAN move not checked")
+        # A VLAN then fails once the new settings' guards are loaded: on the same switch,
+        # the port gets its old guards back with its old settings (its router guard).
+        e.keel("vm", "set", "mv", "--net", "switch=p2,mac=%s,router-guard=on" % mac)
+        e.api_err("PATCH", "/v1/vms/mv", {"nets": [{"switch": "p2", "mac": mac, "vlan": 10}]},
+                  want=500, msg="no bridge VLAN filtering")
+        g2 = e.ns("nft", "list", "chain", "bridge", "keel", p2["bridge"] + "_guard")
+        check(ns_master(e, tap) == p2["bridge"] and tap in g2 and "nd-router-advert" in g2,
+              "p2's guards after a failed VLAN change on p2:\n%s" % g2)
     e.keel("vm", "turn-off", "mv")
     e.wait_state("mv", "Off")
     # Off, the same change is only the description's.
