@@ -11,7 +11,10 @@
 #   vhdx: the same on a dynamic VHDX (32 MiB blocks, made by `keel disk create`, empty, so
 #         the writes allocate), keel-vmm through src/disk and QEMU through its vhdx driver;
 #   net:  two guests of the same VMM on a bridge, TCP (busybox nc) from one to the other:
-#         MiB/s at the sender, and both VMMs' CPU time.
+#         MiB/s at the sender, and both VMMs' CPU time;
+#   switch: the same with keel's VMs made and started by keeld on a keel private switch
+#         (its bridge with VLAN filtering, the nftables guard chain every frame passes),
+#         against QEMU's on a bridge made by hand (brctl), as libvirt's would be.
 # Prints "bench: ..." lines and "bench: done".
 . /lab/api.sh
 
@@ -107,39 +110,93 @@ disk_bench() {
 	rm -f $f
 }
 
-net_bench() { # net_bench VMM
+# net_transfer LABEL VMM A B CPU-A CPU-B: TCP from guest A (10.8.0.1) to guest B (10.8.0.2), B
+# listening already; prints "bench: LABEL VMM tcp MiBps_x100=... cpu_ms=...". RUN runs a
+# command in a guest (vm_run or keel_run; VM_OUT or KEEL_OUT its output).
+net_transfer() {
+	c0=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
+	$RUN "$3" "a=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=1M count=$net_mib 2>/dev/null | nc -w 5 10.8.0.2 5001; b=\$(cut -d' ' -f1 /proc/uptime); echo T \$a \$b" 900
+	c1=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
+	# What the receiver got (nc | wc -c into /tmp/rx): all of it, or no figure at all.
+	out=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}")
+	$RUN "$4" 'sleep 1; cat /tmp/rx' 60
+	rx=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | grep -E '^ *[0-9]+$' | tail -n 1 | tr -d ' ')
+	[ "$rx" = $((net_mib * 1048576)) ] || fail "$1 $2: the receiver got '${rx:-nothing}' bytes of $((net_mib * 1048576))"
+	t=$(echo "$out" | awk '/^T / { printf "%d\n", ($3 - $2) * 100 }' | tail -n 1)
+	# nc -w 5 waits up to 5 s idle after the data: take those off (the guest clock).
+	nt=$((${t:-501} - 500))
+	[ "$nt" -gt 0 ] || nt=1
+	echo "bench: $1 $2 tcp MiBps_x100=$((net_mib * 10000 / nt)) cpu_ms=$((c1 - c0))"
+}
+
+cpu_ms_pid() { # cpu_ms_pid PID: the process's user+system CPU time so far, ms
+	awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"
+}
+
+net_bench() { # net_bench VMM [LABEL]: two guests of VMM on a bridge made by hand
+	label=${2:-net}
 	brctl addbr bbr0 2>/dev/null
 	ip link set bbr0 up
 	for i in 1 2; do
-		start_vm "$1" "n$1$i" --net "tap=bk$i" -- \
+		start_vm "$1" "$label$1$i" --net "tap=bk$i" -- \
 			-netdev "tap,id=n0,ifname=bq$i,script=no,downscript=no,vnet_hdr=on" \
 			-device "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=,mac=52:54:00:00:0$i:0$i"
 		t=bk$i
 		[ "$1" = keel ] || t=bq$i
 		ip link set "$t" up
 		brctl addif bbr0 "$t"
-		vm_run "n$1$i" "ip addr add 10.8.0.$i/24 dev eth0 && ip link set eth0 up"
+		vm_run "$label$1$i" "ip addr add 10.8.0.$i/24 dev eth0 && ip link set eth0 up"
 	done
 	# What the guest's virtio_net negotiated (one character per feature bit from bit 0:
 	# 1 GUEST_CSUM, 7/8 GUEST_TSO4/6, 15 MRG_RXBUF).
-	vm_run "n${1}2" 'cat /sys/class/net/eth0/device/features'
-	echo "bench: net $1 receiver features $VM_OUT"
-	vm_run "n${1}1" 'ping -c 2 -W 10 10.8.0.2 >/dev/null && echo ok' 60
+	vm_run "$label${1}2" 'cat /sys/class/net/eth0/device/features'
+	echo "bench: $label $1 receiver features $VM_OUT"
+	vm_run "$label${1}1" 'ping -c 2 -W 10 10.8.0.2 >/dev/null && echo ok' 60
 	[ "$VM_OUT" = ok ] || fail "$1: no ping between the benchmark guests"
-	vm_send "n${1}2" 'nc -l -p 5001 >/dev/null &'
+	vm_send "$label${1}2" 'rm -f /tmp/rx; nc -l -p 5001 | wc -c >/tmp/rx &'
 	sleep 2
-	c0=$(($(cpu_ms "n${1}1") + $(cpu_ms "n${1}2")))
-	guest_secs "n${1}1" "dd if=/dev/zero bs=1M count=$net_mib 2>/dev/null | nc -w 5 10.8.0.2 5001"
-	c1=$(($(cpu_ms "n${1}1") + $(cpu_ms "n${1}2")))
-	# nc -w 5 waits up to 5 s idle after the data: take those off (the guest clock).
-	nt=$((VM_T - 500))
-	[ "$nt" -gt 0 ] || nt=1
-	echo "bench: net $1 tcp MiBps_x100=$((net_mib * 10000 / nt)) cpu_ms=$((c1 - c0))"
-	vm_kill "n${1}1"
-	vm_kill "n${1}2"
+	RUN=vm_run KEEL_OUT= net_transfer "$label" "$1" "$label${1}1" "$label${1}2" \
+		"$(cat "$VM_DIR/$label${1}1/pid")" "$(cat "$VM_DIR/$label${1}2/pid")"
+	vm_kill "$label${1}1"
+	vm_kill "$label${1}2"
 	brctl delbr bbr0 2>/dev/null
 	ip link del bq1 2>/dev/null
 	ip link del bq2 2>/dev/null
+}
+
+# switch_bench VMM: keel's two guests made and started by keeld on a keel private switch
+# (its guards on: MAC spoofing off), QEMU's on the hand-made bridge of net_bench.
+switch_bench() {
+	[ "$1" = keel ] || {
+		net_bench "$1" switch
+		return
+	}
+	keeld_start
+	keel switch create bsw --type private >"$KD/bsw.out" 2>&1 || fail "keel switch create bsw: $(cat "$KD/bsw.out")"
+	for i in 1 2; do
+		keel vm create sw$i --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" \
+			--cmdline "$GUEST_CMDLINE" --cpus 1 --memory 256M --net switch=bsw >/dev/null ||
+			fail "keel vm create sw$i"
+		keel vm start sw$i >/dev/null || fail "keel vm start sw$i"
+	done
+	for i in 1 2; do
+		keel_console_wait sw$i "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+		keel_run sw$i 'stty cols 1000'
+		keel_run sw$i "ip addr add 10.8.0.$i/24 dev eth0 && ip link set eth0 up && echo ok"
+		[ "$KEEL_OUT" = ok ] || fail "sw$i eth0: $KEEL_OUT"
+	done
+	keel_run sw2 'cat /sys/class/net/eth0/device/features'
+	echo "bench: switch keel receiver features $KEEL_OUT"
+	keel_run sw1 'ping -c 2 -W 10 10.8.0.2 >/dev/null && echo ok' 60
+	[ "$KEEL_OUT" = ok ] || fail "keel: no ping between the benchmark guests on switch bsw"
+	keel_run sw2 'rm -f /tmp/rx; nc -l -p 5001 | wc -c >/tmp/rx & true'
+	sleep 2
+	p1=$(keel vm show sw1 --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
+	p2=$(keel vm show sw2 --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
+	[ -n "$p1" ] && [ -n "$p2" ] || fail "no worker pids for sw1, sw2"
+	RUN=keel_run VM_OUT= net_transfer switch keel sw1 sw2 "$p1" "$p2"
+	for i in 1 2; do keel vm turn-off sw$i >/dev/null; done
+	kill "$(cat "$KD/pid")" 2>/dev/null
 }
 
 # cache=none where /tmp takes O_DIRECT (tmpfs only from Linux 6.6), else both VMMs use the

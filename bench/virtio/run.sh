@@ -4,7 +4,8 @@
 # backing file and bridge, in one nested-lab session (bench/virtio/lab.sh). Prints the
 # keel/QEMU ratios of throughput and of the VMM's CPU time per MiB. Goal: at least QEMU's
 # throughput for no more CPU. Environment: BENCH_DISK_MIB (128), BENCH_NET_MIB (16),
-# BENCH_ONLY (disk, vhdx or net, comma-separated; vhdx: a dynamic VHDX against the raw
+# BENCH_ONLY (disk, vhdx, net or switch, comma-separated; switch: keel's guests through
+# keeld on a keel switch, QEMU's on a bridge made by hand; vhdx: a dynamic VHDX against the raw
 # file (goal: within 10%) and against QEMU's vhdx driver), BENCH_TIMEOUT (lab session, default 1500 s). Log: build/lab/bench-virtio.log.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,9 +27,9 @@ grep -q '^bench: done' "$log" || {
 awk '
 /^bench: disk / { split($5, t, "="); split($6, c, "="); tp[$3 " " $4] = t[2]; cpu[$3 " " $4] = c[2] }
 /^bench: vhdx / { split($5, t, "="); split($6, c, "="); vt[$3 " " $4] = t[2]; vc[$3 " " $4] = c[2] }
-/^bench: net [a-z]+ tcp / { split($5, t, "="); split($6, c, "="); tp[$3 " net"] = t[2] / 100; cpu[$3 " net"] = c[2] }
+/^bench: (net|switch) [a-z]+ tcp / { split($5, t, "="); split($6, c, "="); tp[$3 " " $2] = t[2] / 100; cpu[$3 " " $2] = c[2] }
 END {
-	n = split("write read net", kinds, " ")
+	n = split("write read net switch", kinds, " ")
 	for (i = 1; i <= n; i++) {
 		k = kinds[i]
 		if (!(("keel " k) in tp) || !(("qemu " k) in tp) || tp["qemu " k] == 0) continue

@@ -290,6 +290,11 @@ const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b);
  * the drives (bit i: the ith DVD drive, counting DVD drives only) whose medium differs,
  * which a running worker changes (its control command "dvd"); else 0. */
 unsigned vmdef_media_change(const struct vm_def *a, const struct vm_def *b);
+/* Does b differ from a only in where adapters on switches are connected (their switch,
+ * VLANs, guards, isolation, bandwidth), each the same adapter (MAC, PCI slot)? Then the
+ * adapters (bit i: nets[i]) that move, which keeld re-plumbs on a running VM (Hyper-V's
+ * Connect-VMNetworkAdapter); else 0. */
+unsigned vmdef_net_move_change(const struct vm_def *a, const struct vm_def *b);
 /* Does a saved state's description (saved) differ from cur in what the guest saw: vCPUs,
  * memory, and each device at its PCI slot? When so, why says what in words. Host-side
  * wiring (disk files, taps, kernel files) may differ: a checkpoint moves disks onto

@@ -296,16 +296,41 @@ static int nic_check(const struct vm_def *def, char *err, size_t errlen)
 	return 0;
 }
 
-static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j)
+static bool nics_equal(const struct vm_nic *x, const struct vm_nic *y)
 {
-	const struct vm_nic *x = &a->nics[i], *y = &b->nics[j];
-
 	return !strcmp(x->tap, y->tap) && !strcmp(x->sw, y->sw) && !strcmp(x->mac, y->mac) &&
 	       x->pci_slot == y->pci_slot && x->vlan == y->vlan &&
 	       x->mac_spoofing == y->mac_spoofing && x->dhcp_guard == y->dhcp_guard &&
 	       x->router_guard == y->router_guard && x->port_isolation == y->port_isolation &&
 	       !strcmp(x->vlan_trunk, y->vlan_trunk) && x->native_vlan == y->native_vlan &&
 	       x->bw_out == y->bw_out && x->bw_in == y->bw_in;
+}
+
+static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j)
+{
+	return nics_equal(&a->nics[i], &b->nics[j]);
+}
+
+unsigned vmdef_net_move_change(const struct vm_def *a, const struct vm_def *b)
+{
+	struct vm_def t = *b; /* b with a's adapters where they only move: read only */
+	unsigned mask = 0;
+
+	if (a->nnics != b->nnics)
+		return 0;
+	for (unsigned i = 0; i < a->nnics; i++) {
+		const struct vm_nic *x = &a->nics[i];
+		struct vm_nic y = b->nics[i];
+
+		if (!x->sw[0] || !y.sw[0] || !x->mac[0] || strcmp(x->mac, y.mac) ||
+		    x->pci_slot != y.pci_slot)
+			continue;
+		memcpy(y.tap, x->tap, sizeof(y.tap)); /* it follows the MAC (vmdef_switch_tap) */
+		if (!nics_equal(x, &y))
+			mask |= 1u << i;
+		t.nics[i] = *x;
+	}
+	return mask && !vmdef_hw_change(a, &t) ? mask : 0;
 }
 
 /* The guest saw the adapter's MAC; the tap behind it is the host's business. */

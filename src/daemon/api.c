@@ -23,6 +23,7 @@
 #include "daemon/jobs.h"
 #include "daemon/switch.h"
 #include "daemon/vm_macs.h"
+#include "daemon/vm_netmove.h"
 #include "lib/log.h"
 #include "lib/parse.h"
 
@@ -322,7 +323,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	struct vm_def nd;
 	struct sup_status st;
 	const char *hw;
-	unsigned media;
+	unsigned media, moves = 0, moved = 0;
 	char err[512] = "";
 	int ret;
 
@@ -360,6 +361,18 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	}
 	if (media)
 		hw = NULL;
+	/* A running VM's adapters that only change switch (or their switch settings) move
+	 * now, as Connect-VMNetworkAdapter; the description follows once they did. */
+	if (hw && !is_off(ctx, def->uuid, &st))
+		moves = vmdef_net_move_change(def, &nd);
+	if (moves) {
+		ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
+		ret = ret ?: vm_net_move(ctx->store, ctx->sup, def, &nd, moves, err, sizeof(err));
+		if (ret)
+			goto fail;
+		moved = moves;
+		hw = NULL;
+	}
 	if (hw && !is_off(ctx, def->uuid, &st)) {
 		snprintf(err, sizeof(err), "changing %s needs VM '%s' to be off (it is %s)", hw,
 			 def->name, vm_state_name(st.state));
@@ -391,11 +404,17 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		goto fail;
 	log_info("VM %s: configuration changed (revision %llu)", nd.name,
 		 (unsigned long long)nd.revision);
+	if (moves)
+		switches_moves_end(def);
 	switches_ports_changed(ctx->store, def, &nd);
 	api_reply_json(out, 200, vm_json(ctx, &nd));
 	vmdef_free(&nd);
 	return;
 fail:
+	if (moved) /* the description stays as it was, and so do the adapters */
+		vm_net_unmove(ctx->store, ctx->sup, def, &nd, moved);
+	if (moves)
+		switches_moves_end(def);
 	api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
 	vmdef_free(&nd);
 }

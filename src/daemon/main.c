@@ -36,6 +36,7 @@
 #include "daemon/http.h"
 #include "daemon/pools.h"
 #include "daemon/switch.h"
+#include "daemon/vm_netmove.h"
 #include "daemon/switch_dhcp.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
@@ -485,6 +486,7 @@ int main(int argc, char **argv)
 	keeld_lock();
 	locked = true;
 	sup_reattach_all(sup);
+	vm_net_recover(store, sup);
 	sweep_checkpoints(store, sup);
 	lsock = open_api_socket(o.socket);
 	if (lsock < 0)

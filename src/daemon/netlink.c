@@ -88,6 +88,7 @@ int nl_bridge_add(const char *name)
 
 struct kind_query {
 	bool bridge;
+	uint32_t master; /* IFLA_MASTER's index, 0 when none */
 };
 
 static int kind_attr(const struct nlattr *a, void *data)
@@ -102,6 +103,10 @@ static int kind_attr(const struct nlattr *a, void *data)
 
 static int link_attr(const struct nlattr *a, void *data)
 {
+	struct kind_query *q = data;
+
+	if (mnl_attr_get_type(a) == IFLA_MASTER && !mnl_attr_validate(a, MNL_TYPE_U32))
+		q->master = mnl_attr_get_u32(a);
 	if (mnl_attr_get_type(a) == IFLA_LINKINFO && !mnl_attr_validate(a, MNL_TYPE_NESTED))
 		mnl_attr_parse_nested(a, kind_attr, data);
 	return MNL_CB_OK;
@@ -112,17 +117,31 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 	return mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_attr, data);
 }
 
-int nl_link_is_bridge(const char *name, bool *bridge)
+/* What RTM_GETLINK says of link name. */
+static int link_query(const char *name, struct kind_query *q)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct kind_query q = {false};
 	unsigned index;
 	int ret = link_index(name, &index);
 
-	if (ret)
-		return ret;
-	ret = talk(link_msg(buf, RTM_GETLINK, 0, index), link_cb, &q);
+	return ret ? ret : talk(link_msg(buf, RTM_GETLINK, 0, index), link_cb, q);
+}
+
+int nl_link_is_bridge(const char *name, bool *bridge)
+{
+	struct kind_query q = {false, 0};
+	int ret = link_query(name, &q);
+
 	*bridge = q.bridge;
+	return ret;
+}
+
+int nl_link_master_of(const char *name, unsigned *master)
+{
+	struct kind_query q = {false, 0};
+	int ret = link_query(name, &q);
+
+	*master = q.master;
 	return ret;
 }
 
@@ -248,6 +267,16 @@ int nl_tbf(const char *name, uint64_t rate)
 
 	if (ret)
 		return ret;
+	if (!rate) { /* the tap's own qdisc back */
+		nlh->nlmsg_type = RTM_DELQDISC;
+		nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+		tc = mnl_nlmsg_put_extra_header(nlh, sizeof(*tc));
+		tc->tcm_family = AF_UNSPEC;
+		tc->tcm_ifindex = (int)index;
+		tc->tcm_parent = TC_H_ROOT;
+		ret = talk(nlh, NULL, NULL);
+		return ret == -ENOENT ? 0 : ret;
+	}
 	if (!bytes || burst > UINT32_MAX || bytes / 20 + burst > UINT32_MAX)
 		return -EINVAL;
 	q.rate.rate = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;

@@ -28,6 +28,8 @@ struct nl_route4 {
 int nl_bridge_add(const char *name) __attribute__((warn_unused_result));
 /* Is link name a bridge? 0 (and *bridge) or -ENODEV. */
 int nl_link_is_bridge(const char *name, bool *bridge) __attribute__((warn_unused_result));
+/* The index of link name's bridge (0: none). 0 (and *master) or -ENODEV. */
+int nl_link_master_of(const char *name, unsigned *master) __attribute__((warn_unused_result));
 int nl_link_del(const char *name) __attribute__((warn_unused_result));
 int nl_link_up(const char *name) __attribute__((warn_unused_result));
 /* Make link name a port of bridge master, or (master NULL) of none. */
@@ -41,7 +43,8 @@ int nl_port_vlan(const char *name, uint16_t vid, bool access, bool add)
 int nl_port_vlan_range(const char *name, uint16_t lo, uint16_t hi, bool add)
 	__attribute__((warn_unused_result));
 /* Limit what link name sends to rate bits per second: a tbf qdisc at its root (replacing
- * any), with a burst of 10 ms of the rate (at least 16 KiB) and 50 ms of queue. */
+ * any), with a burst of 10 ms of the rate (at least 16 KiB) and 50 ms of queue. Rate 0:
+ * the root qdisc deleted (the link's default back; none there is no error). */
 int nl_tbf(const char *name, uint64_t rate) __attribute__((warn_unused_result));
 /* Set bridge port name's `isolated` flag: isolated ports do not reach each other. */
 int nl_port_isolated(const char *name, bool isolated) __attribute__((warn_unused_result));

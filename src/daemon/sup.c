@@ -668,6 +668,33 @@ out:
 	return ret;
 }
 
+int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, char *err,
+	     size_t errlen)
+{
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
+	json_object *a = json_object_new_object();
+	char ctl[PATH_MAX], why[300];
+	int ret = -ENOMEM;
+
+	if (!vm || !a)
+		goto out;
+	json_object_object_add(a, "nic", json_object_new_int((int)nic));
+	json_object_object_add(a, "up", json_object_new_boolean(up));
+	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
+	if (!ret)
+		ret = ctl_unlocked_fd(ctl, "link", json_object_to_json_string(a), -1,
+				      SUP_PAUSE_TIMEOUT_MS, NULL, err, errlen);
+	if (ret) {
+		snprintf(why, sizeof(why), "%s", err[0] ? err : strerror(-ret));
+		error_set(err, errlen, "VM '%s': cannot take adapter %u's link %s: %s", vm->name,
+			  nic, up ? "up" : "down", why);
+		ret = ret == -EREMOTEIO ? -EINVAL : ret;
+	}
+out:
+	json_object_put(a);
+	return ret;
+}
+
 int sup_need_state(struct sup_vm *vm, enum vm_event e, char *err, size_t errlen)
 {
 	enum vm_phase to;

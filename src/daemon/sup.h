@@ -119,6 +119,10 @@ int sup_turn_off(struct sup *sup, const struct vm_def *def, char *err, size_t er
  * drive drive (its worker's "dvd"): the guest sees a media change. */
 int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const char *path, char *err,
 	    size_t errlen) __attribute__((warn_unused_result));
+/* Take the running VM's network adapter nic (its index in nets) link down or up (its
+ * worker's "link"): the guest sees the carrier go and come back. */
+int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, char *err,
+	     size_t errlen) __attribute__((warn_unused_result));
 int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)

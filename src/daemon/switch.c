@@ -285,13 +285,89 @@ static bool host_port_in_use(const char *proto, unsigned port)
 	return used;
 }
 
+/* Adapters in the middle of a move (switches_port_move until switches_moves_end): the store
+ * has them where they were, their taps are where they go. Whoever loads a switch's rules
+ * meanwhile (a VM started on it, a switch change, the watch; keeld's lock is let go while a
+ * move waits on the worker) loads their guards as the move has them. */
+static struct vm_nic *moves;
+static size_t nmoves;
+
+static struct vm_nic *move_find(const char *tap)
+{
+	for (size_t i = 0; i < nmoves; i++)
+		if (!strcmp(moves[i].tap, tap))
+			return &moves[i];
+	return NULL;
+}
+
+static int move_set(const struct vm_nic *nic)
+{
+	struct vm_nic *m = move_find(nic->tap), *more;
+
+	if (!m) {
+		more = realloc(moves, (nmoves + 1) * sizeof(*moves));
+		if (!more)
+			return -ENOMEM;
+		moves = more;
+		m = &moves[nmoves++];
+	}
+	*m = *nic;
+	return 0;
+}
+
+static void move_drop(const char *tap)
+{
+	struct vm_nic *m = move_find(tap);
+
+	if (m)
+		*m = moves[--nmoves];
+}
+
+void switches_moves_end(const struct vm_def *def)
+{
+	for (unsigned i = 0; i < def->nnics; i++)
+		if (def->nics[i].tap[0])
+			move_drop(def->nics[i].tap);
+	if (!nmoves) {
+		free(moves);
+		moves = NULL;
+	}
+}
+
+/* Switch sw's ports as the store has them, with the adapters moving onto it where they go. */
+static int switch_ports(struct store *st, const struct store_switch *sw, struct vm_nic **ports,
+			size_t *n)
+{
+	int ret = store_switch_ports(st, sw->name, ports, n);
+
+	for (size_t j = 0; !ret && j < nmoves; j++) {
+		size_t i = 0;
+
+		if (strcmp(moves[j].sw, sw->name))
+			continue;
+		while (i < *n && strcmp((*ports)[i].tap, moves[j].tap))
+			i++;
+		if (i == *n) {
+			struct vm_nic *more = realloc(*ports, (*n + 1) * sizeof(**ports));
+
+			if (more)
+				*ports = more;
+			ret = more ? 0 : -ENOMEM;
+			*n += !ret;
+		}
+		if (!ret)
+			(*ports)[i] = moves[j];
+	}
+	return ret;
+}
+
 /* The switch's rules in nftables, with the guards of the adapters on it. */
 static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
 {
 	struct vm_nic *ports = NULL;
 	struct store_forward *fwds = NULL;
 	struct switch_nft_in in = {0};
-	int ret = store_switch_ports(st, sw->name, &ports, &in.nports);
+	int ret = switch_ports(st, sw, &ports, &in.nports);
 
 	if (!ret)
 		ret = store_forward_list(st, sw->name, &fwds, &in.nfwds);
@@ -1101,6 +1177,68 @@ static int trunk_port(const struct store_switch *sw, const struct vm_nic *nic, c
 	return ret;
 }
 
+/* The port settings of adapter nic on tap ifname, a port of sw's bridge now: isolation,
+ * bandwidth in (the tap's tbf; none takes away one that was there, had_bw_in), VLANs. */
+static int port_setup(const struct store_switch *sw, const struct vm_nic *nic, const char *ifname,
+		      bool had_bw_in, char *err, size_t errlen)
+{
+	int r;
+
+	if (nic->port_isolation) {
+		r = nl_port_isolated(ifname, true);
+		if (r) {
+			error_set(err, errlen,
+				  "adapter %s: cannot isolate tap %s on switch '%s': %s", nic->mac,
+				  ifname, sw->name, strerror(-r));
+			return r;
+		}
+	}
+	if (nic->bw_in || had_bw_in) {
+		r = nl_tbf(ifname, nic->bw_in);
+		if (r) {
+			error_set(err, errlen,
+				  "adapter %s: cannot limit tap %s to %llu bit/s: %s%s", nic->mac,
+				  ifname, (unsigned long long)nic->bw_in, strerror(-r),
+				  r == -ENOENT ? " (no tbf qdisc in this kernel: sch_tbf)" : "");
+			return r;
+		}
+	}
+	if (nic->vlan_trunk[0])
+		return trunk_port(sw, nic, ifname, err, errlen);
+	if (!nic->vlan)
+		return 0;
+	/* Access mode: untagged frames of the tap are VLAN N's, and only VLAN N's reach it. An
+	 * external switch carries N tagged on its adapter. */
+	r = nl_port_vlan(ifname, nic->vlan, true, true);
+	if (!r)
+		r = nl_port_vlan(ifname, 1, false, false);
+	if (!r && is_type(sw, "external"))
+		r = nl_port_vlan(sw->adapter, nic->vlan, false, true);
+	if (r)
+		error_set(err, errlen,
+			  "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s", nic->mac,
+			  ifname, nic->vlan, sw->name,
+			  r == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
+					   : strerror(-r));
+	return r;
+}
+
+/* Make tap ifname a port of sw's bridge with nic's settings (its rules loaded already). */
+static int port_join(const struct store_switch *sw, const struct vm_nic *nic, const char *ifname,
+		     bool had_bw_in, char *err, size_t errlen)
+{
+	int r = nl_link_master(ifname, sw->bridge);
+
+	if (r) {
+		error_set(err, errlen,
+			  "adapter %s: cannot connect tap %s to switch '%s' (bridge %s): %s",
+			  nic->mac, ifname, sw->name, sw->bridge,
+			  r == -ENODEV ? "the switch is down" : strerror(-r));
+		return r;
+	}
+	return port_setup(sw, nic, ifname, had_bw_in, err, errlen);
+}
+
 int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
 			 size_t errlen)
 {
@@ -1115,53 +1253,107 @@ int switches_port_attach(struct store *st, const struct vm_nic *nic, const char 
 	/* Fail closed: the tap forwards only once its guards are loaded, and a batch that
 	 * nftables refuses keeps it off the switch (the VM does not start). */
 	r = apply_rules(st, &sw, err, errlen);
-	if (r)
-		return r;
-	r = nl_link_master(ifname, sw.bridge);
-	if (r) {
+	return r ? r : port_join(&sw, nic, ifname, false, err, errlen);
+}
+
+int switches_port_move(struct store *st, const struct vm_nic *from, const struct vm_nic *to,
+		       char *err, size_t errlen)
+{
+	struct store_switch old, sw;
+	struct vm_nic moving = *to;
+	char why[512];
+	int r, b;
+
+	if (store_switch_get(st, from->sw, &old)) {
+		error_set(err, errlen, "adapter %s: there is no switch named '%s'", from->mac,
+			  from->sw);
+		return -EINVAL;
+	}
+	if (store_switch_get(st, to->sw, &sw)) {
+		error_set(err, errlen, "adapter %s: there is no switch named '%s'", to->mac,
+			  to->sw);
+		return -EINVAL;
+	}
+	if (!if_nametoindex(sw.bridge)) {
 		error_set(err, errlen,
-			  "adapter %s: cannot connect tap %s to switch '%s' (bridge %s): %s",
-			  nic->mac, ifname, sw.name, sw.bridge,
-			  r == -ENODEV ? "the switch is down" : strerror(-r));
-		return r;
+			  "adapter %s: switch '%s' is down (bridge %s missing): the adapter stays "
+			  "on '%s'",
+			  to->mac, sw.name, sw.bridge, old.name);
+		return -EBUSY;
 	}
-	if (nic->port_isolation) {
-		r = nl_port_isolated(ifname, true);
-		if (r) {
-			error_set(err, errlen,
-				  "adapter %s: cannot isolate tap %s on switch '%s': %s", nic->mac,
-				  ifname, sw.name, strerror(-r));
-			return r;
-		}
+	/* Its guards on the new switch before it is a port there (fail closed, as at start);
+	 * leaving the old bridge drops the old port's VLANs and isolation with the port (also
+	 * when both are one: a new port, with only the new settings). */
+	memcpy(moving.tap, from->tap, sizeof(moving.tap));
+	r = move_set(&moving);
+	if (r)
+		error_set(err, errlen, "adapter %s: %s", to->mac, strerror(-r));
+	r = r ?: apply_rules(st, &sw, err, errlen);
+	if (!r) {
+		r = nl_link_master(from->tap, NULL);
+		if (r)
+			error_set(err, errlen, "adapter %s: cannot take tap %s off switch '%s': %s",
+				  from->mac, from->tap, old.name, strerror(-r));
 	}
-	if (nic->bw_in) {
-		r = nl_tbf(ifname, nic->bw_in);
-		if (r) {
-			error_set(err, errlen,
-				  "adapter %s: cannot limit tap %s to %llu bit/s: %s%s", nic->mac,
-				  ifname, (unsigned long long)nic->bw_in, strerror(-r),
-				  r == -ENOENT ? " (no tbf qdisc in this kernel: sch_tbf)" : "");
-			return r;
-		}
-	}
-	if (nic->vlan_trunk[0])
-		return trunk_port(&sw, nic, ifname, err, errlen);
-	if (!nic->vlan)
-		return 0;
-	/* Access mode: untagged frames of the tap are VLAN N's, and only VLAN N's reach it. An
-	 * external switch carries N tagged on its adapter. */
-	r = nl_port_vlan(ifname, nic->vlan, true, true);
 	if (!r)
-		r = nl_port_vlan(ifname, 1, false, false);
-	if (!r && is_type(&sw, "external"))
-		r = nl_port_vlan(sw.adapter, nic->vlan, false, true);
-	if (r)
-		error_set(err, errlen,
-			  "adapter %s: cannot put tap %s in VLAN %u on switch '%s': %s", nic->mac,
-			  ifname, nic->vlan, sw.name,
-			  r == -EOPNOTSUPP ? "this kernel has no bridge VLAN filtering"
-					   : strerror(-r));
+		r = port_join(&sw, &moving, from->tap, from->bw_in != 0, err, errlen);
+	if (!r)
+		return 0;
+	/* Back where it was, as it was: the new switch's rules without the guards loaded for
+	 * it (on the same switch: with its old ones back). */
+	move_drop(from->tap);
+	b = apply_rules(st, &sw, why, sizeof(why));
+	if (b)
+		log_err("adapter %s: the move to '%s' failed, and its rules could not be loaded "
+			"again: %s",
+			from->mac, sw.name, why);
+	b = nl_link_master(from->tap, NULL);
+	if (b)
+		snprintf(why, sizeof(why), "cannot take tap %s off switch '%s': %s", from->tap,
+			 sw.name, strerror(-b));
+	else
+		b = port_join(&old, from, from->tap, to->bw_in != 0, why, sizeof(why));
+	if (b) {
+		log_err("adapter %s: the move to '%s' failed and the way back too: %s", from->mac,
+			sw.name, why);
+		return r;
+	}
+	snprintf(why, sizeof(why), "%s", err);
+	error_set(err, errlen, "%s (the adapter stays on '%s')", why, old.name);
 	return r;
+}
+
+int switches_port_recover(struct store *st, const struct vm_nic *nic, char *err, size_t errlen)
+{
+	struct store_switch sw;
+	unsigned master, bridge;
+	int r;
+
+	if (store_switch_get(st, nic->sw, &sw)) {
+		error_set(err, errlen, "adapter %s: there is no switch named '%s'", nic->mac,
+			  nic->sw);
+		return -EINVAL;
+	}
+	bridge = if_nametoindex(sw.bridge);
+	r = nl_link_master_of(nic->tap, &master);
+	if (r == -ENODEV || !bridge || master == bridge)
+		return 0; /* no tap (the worker is ending), the switch down, or where it should be
+			   */
+	/* A move that keeld did not finish (it ended in the middle): the tap on another bridge,
+	 * or none, where the store has it on sw. Back on sw with its stored settings: the
+	 * other bridge's rules (loaded from the store) have no guards for it. */
+	log_warn("adapter %s: tap %s is not on switch '%s' (a move keeld did not finish): "
+		 "putting it back",
+		 nic->mac, nic->tap, sw.name);
+	r = r ?: nl_link_master(nic->tap, NULL);
+	if (r) {
+		error_set(err, errlen, "adapter %s: cannot take tap %s off its bridge: %s",
+			  nic->mac, nic->tap, strerror(-r));
+		return r;
+	}
+	r = apply_rules(st, &sw, err, errlen);
+	r = r ?: port_join(&sw, nic, nic->tap, true, err, errlen);
+	return r ? r : 1;
 }
 
 struct lease_match {

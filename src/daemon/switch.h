@@ -54,6 +54,23 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
  * refused rules batch is an error: the tap stays off the switch. 0 or -errno with err. */
 int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
 			 size_t errlen) __attribute__((warn_unused_result));
+/* Move a running VM's adapter (its tap from->tap) from from's switch to to's (Hyper-V's
+ * Connect-VMNetworkAdapter): to's rules with its guards loaded, then the tap a port of the
+ * new bridge with to's isolation, bandwidth and VLANs. On failure the tap goes back to its
+ * old switch as it was, and err says why. Until switches_moves_end, rules loaded for the new
+ * switch have the adapter's guards as they are now. The caller updates the store, ends the
+ * moves, and then reloads both switches' rules (switches_ports_changed). 0 or -errno with err. */
+int switches_port_move(struct store *st, const struct vm_nic *from, const struct vm_nic *to,
+		       char *err, size_t errlen) __attribute__((warn_unused_result));
+/* The moves of def's adapters are over (the store has them where they are, or they went
+ * back): rules loaded from now on follow the store only. */
+void switches_moves_end(const struct vm_def *def);
+/* At keeld's start, a running VM's adapter nic: when its tap is not a port of the bridge of
+ * the switch the store has (keeld ended in the middle of a move), put it back there with
+ * its stored settings. 1 when it was put back, 0 when it was where it should be, or -errno
+ * with err. */
+int switches_port_recover(struct store *st, const struct vm_nic *nic, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* The guest addresses the switch's DHCP leases give the adapter with this MAC, as a JSON
  * array (empty when none). */
 json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic);

@@ -125,6 +125,7 @@ static const char *const control_names[] = {
 	[CONTROL_DEVICES] = "devices",
 	[CONTROL_DVD] = "dvd",
 	[CONTROL_VCPU_STATS] = "vcpu-stats",
+	[CONTROL_LINK] = "link",
 #if defined(KEEL_TEST_HOOKS)
 	[CONTROL_TEST_FORBIDDEN_SYSCALL] = "test-forbidden-syscall",
 	[CONTROL_TEST_FORBIDDEN_IO] = "test-forbidden-syscall-io",
@@ -183,7 +184,7 @@ static int parse_line(const char *line, size_t len, json_object **out, enum cont
 	*cls = "CommandNotFound";
 	snprintf(why, whylen,
 		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit, save, "
-		 "restore, devices, dvd)",
+		 "restore, devices, dvd, link)",
 		 name);
 out:
 	if (req)
@@ -318,6 +319,32 @@ static int control_dvd_args(json_object *o, struct control_request *req, char *w
 	return 0;
 }
 
+/* "link" takes {"arguments":{"nic":N,"up":BOOL}}, both required. */
+static int control_link_args(json_object *o, struct control_request *req, char *why, size_t whylen)
+{
+	json_object *args, *nic, *up;
+	int64_t n;
+
+	if (!json_object_object_get_ex(o, "arguments", &args) ||
+	    !json_object_is_type(args, json_type_object) ||
+	    !json_object_object_get_ex(args, "nic", &nic) ||
+	    !json_object_object_get_ex(args, "up", &up) || json_object_object_length(args) != 2) {
+		snprintf(why, whylen, "link needs \"arguments\":{\"nic\":N,\"up\":BOOL}");
+		return -EINVAL;
+	}
+	n = json_object_get_int64(nic);
+	if (!json_object_is_type(nic, json_type_int) || n < 0 || n >= VMDEF_MAX_NICS ||
+	    !json_object_is_type(up, json_type_boolean)) {
+		snprintf(why, whylen,
+			 "link: \"nic\" must be a number from 0 to %d and \"up\" true or false",
+			 VMDEF_MAX_NICS - 1);
+		return -EINVAL;
+	}
+	req->nic = (unsigned)n;
+	req->up = json_object_get_boolean(up);
+	return 0;
+}
+
 int control_parse_request(const char *line, size_t len, struct control_request *req,
 			  const char **cls, char *why, size_t whylen)
 {
@@ -335,6 +362,9 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 	} else if (!r && req->cmd == CONTROL_VCPU_STATS) {
 		*cls = "GenericError";
 		r = control_stats_args(o, req, why, whylen);
+	} else if (!r && req->cmd == CONTROL_LINK) {
+		*cls = "GenericError";
+		r = control_link_args(o, req, why, whylen);
 	}
 	json_object_put(o);
 	return r;
@@ -467,6 +497,14 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 		return control_dvd(vm, &req, passed_fd);
 	case CONTROL_VCPU_STATS:
 		return control_vcpu_stats(vm, req.first, out_fds, nout);
+	case CONTROL_LINK:
+		if (!vm->nic_link[req.nic].fn)
+			return control_error("GenericError",
+					     "link: the VM has no network adapter %u", req.nic);
+		vm->nic_link[req.nic].fn(vm->nic_link[req.nic].opaque, req.up);
+		log_info("network adapter %u: link %s (the host's request)", req.nic,
+			 req.up ? "up" : "down");
+		return control_reply(NULL);
 	case CONTROL_PAUSE:
 		if (vm_is_paused(vm))
 			return control_error("InvalidState", "VM is already paused");

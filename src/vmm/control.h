@@ -28,6 +28,7 @@ enum control_cmd {
 	CONTROL_DEVICES, /* each device's state, as the crash report gives it */
 	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 	CONTROL_VCPU_STATS, /* arguments: {"first": N} (optional): vCPU stats fds with the reply */
+	CONTROL_LINK,	 /* arguments: {"nic": N, "up": BOOL} */
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
 	CONTROL_TEST_FORBIDDEN_IO,	/* test builds only: the same, on a device thread */
@@ -48,6 +49,8 @@ struct control_request {
 	unsigned drive; /* dvd: which DVD drive (0: the first) */
 	bool passed;	/* dvd: the image came with the request as a descriptor; dir names it */
 	unsigned first; /* vcpu-stats: the first vCPU whose statistics fd is sent */
+	unsigned nic;	/* link: which network adapter (its index in the description) */
+	bool up;	/* link: up or down */
 };
 
 /*

@@ -136,6 +136,13 @@ struct machine_media_ops {
 };
 int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
 	__attribute__((warn_unused_result));
+/* Network adapter i's link state, which the host sets (the control command "link": keeld
+ * takes the link down and up around moving the adapter to another switch). fn sets it and
+ * tells the guest; -EEXIST when adapter i has one already, -EINVAL for i out of range.
+ * Called on the main thread. */
+typedef void (*machine_link_fn)(void *opaque, bool up);
+int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
 /* The device's saved-state section; fn serves save, check and load (docs/state.md). */
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque) __attribute__((warn_unused_result));

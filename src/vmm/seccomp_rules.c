@@ -145,7 +145,7 @@ static const struct seccomp_rule main_rules[] = {
 	ANY(SYS_recvmsg),
 	ANY(SYS_shutdown),
 	ANY(SYS_fcntl),
-	ANY(SYS_timerfd_settime), /* the variable store's paced save (x86/pflash.c) */
+	ANY(SYS_timerfd_settime), /* pflash's paced save, virtio-net's link wait (control "link") */
 	ANY(SYS_openat),
 	ANY(SYS_mkdir),
 	ANY(SYS_mkdirat),

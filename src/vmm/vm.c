@@ -172,6 +172,19 @@ int machine_set_media(struct machine *m, const struct machine_media_ops *ops, vo
 	return 0;
 }
 
+int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	if (i >= VMDEF_MAX_NICS)
+		return -EINVAL;
+	if (vm->nic_link[i].fn)
+		return -EEXIST;
+	vm->nic_link[i].fn = fn;
+	vm->nic_link[i].opaque = opaque;
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {

@@ -85,6 +85,10 @@ struct vm {
 	void *power_button_opaque;
 	const struct machine_media_ops *media_ops; /* the DVD drives (machine_set_media) */
 	void *media_opaque;
+	struct {
+		machine_link_fn fn; /* NULL: no such adapter */
+		void *opaque;
+	} nic_link[VMDEF_MAX_NICS]; /* each network adapter's link (machine_set_nic_link) */
 	bool devices_paused;
 
 	struct chardev *serial_out; /* COM1's host side */

@@ -4335,6 +4335,116 @@ def case_switch_limits(e):
     e.wait_state("bw", "Off")
 
 
+def case_switch_move(e):
+    """Issue 12, Connect-VMNetworkAdapter: `keel vm set --net` on a running VM whose adapter
+    (named by its MAC) only changes switch moves its tap to the new switch's bridge, with the
+    new switch's guards, VLAN and bandwidth, its link down and up in the worker; refusals
+    (no such switch, a switch that is down, a batch nftables refuses, another MAC) leave the
+    adapter and the description where they were."""
+    if not e.netns:
+        print("SKIP: switch-move: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    mac = "02:00:00:00:ab:01"
+    e.keel("switch", "create", "p2", "--type", "private")
+    e.keel("switch", "create", "p3", "--type", "private")
+    sws = switches(e)
+    d, p2, p3 = sws["Default Switch"], sws["p2"], sws["p3"]
+    e.keel("vm", "create", "mv", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=Default Switch,mac=%s,bandwidth-in=10M" % mac)
+    vm = e.start("mv")
+    tap = vm["nets"][0]["tap"]
+    check(ns_master(e, tap) == d["bridge"], "mv's tap: %s" % e.ns("bridge", "link"))
+
+    def qdisc():
+        return [q["kind"] for q in json.loads(e.ns("tc", "-j", "qdisc", "show", "dev", tap))]
+
+    check("tbf" in qdisc(), "mv's tap has no tbf: %r" % qdisc())
+    # Moved: on p2's bridge, its router guard in p2's chain and none in the Default
+    # Switch's, the tbf gone (no bandwidth-in on p2), the description p2's.
+    e.keel("vm", "set", "mv", "--net", "switch=p2,mac=%s,router-guard=on" % mac)
+    check(ns_master(e, tap) == p2["bridge"], "mv's tap after the move: %s" %
+          e.ns("bridge", "link"))
+    check("tbf" not in qdisc(), "the tbf stayed on the moved tap: %r" % qdisc())
+    n = e.vm("mv")["nets"][0]
+    check(n["switch"] == "p2" and n.get("router_guard") is True and n["tap"] == tap and
+          n["mac"] == mac and e.vm("mv")["state"] == "Running", "mv after the move: %r" % n)
+    g2 = e.ns("nft", "list", "chain", "bridge", "keel", p2["bridge"] + "_guard")
+    gd = e.ns("nft", "list", "chain", "bridge", "keel", d["bridge"] + "_guard")
+    check(tap in g2 and "nd-router-advert" in g2 and tap not in gd,
+          "guards after the move:\n%s\n%s" % (g2, gd))
+    wlog = e.keel("vm", "log", "mv")[0]
+    down, up = (wlog.find("network adapter 0: link %s" % w) for w in ("down", "up"))
+    check(0 <= down < up, "the worker's log lacks the link down then up:\n%s" % wlog)
+    _, err = e.keel("switch", "delete", "p2", want=5)
+    check("in use by VM 'mv'" in err, "delete p2 with mv on it: %r" % err)
+    # Refusals: the adapter stays on p2, the description unchanged.
+    e.api_err("PATCH", "/v1/vms/mv", {"nets": [{"switch": "nosuch", "mac": mac}]},
+              msg="no switch named 'nosuch'")
+    e.api_err("PATCH", "/v1/vms/mv", {"nets": [{"switch": "p3", "mac": "02:00:00:00:ab:02"}]},
+              want=409, msg="needs VM 'mv' to be off")
+    # p3 down (its bridge gone), then p3's batch refused (its guard chain no base chain).
+    e.ns("ip", "link", "del", p3["bridge"])
+    e.api_err("PATCH", "/v1/vms/mv", {"nets": [{"switch": "p3", "mac": mac}]}, want=409,
+              msg="switch 'p3' is down")
+    check(ns_master(e, tap) == p2["bridge"], "mv's tap left p2 on a failed move")
+    e.kill_keeld()
+    e.start_keeld()  # p3's bridge made again
+    e.ns("nft", "delete", "chain", "bridge", "keel", p3["bridge"] + "_guard")
+    e.ns("nft", "add", "chain", "bridge", "keel", p3["bridge"] + "_guard")
+    doc = e.api_err("PATCH", "/v1/vms/mv", {"nets": [{"switch": "p3", "mac": mac}]}, want=500)
+    msg = doc["error"]["message"]
+    check("nftables refused" in msg and "stays on 'p2'" in msg, "refused move: %r" % msg)
+    check(ns_master(e, tap) == p2["bridge"] and e.vm("mv")["nets"][0]["switch"] == "p2",
+          "mv's adapter after a refused move: %s" % e.ns("bridge", "link"))
+    wlog = e.keel("vm", "log", "mv")[0]
+    check(wlog.rfind("network adapter 0: link up") > wlog.rfind("network adapter 0: link down"),
+          "the link stayed down after a refused move:\n%s" % wlog)
+    e.ns("nft", "delete", "chain", "bridge", "keel", p3["bridge"] + "_guard")
+    # keeld ended in the middle of a move (its tap on the Default Switch's bridge, the store
+    # still p2's): at its next start the tap is back on p2 with p2's guards, its link up.
+    ups = e.keel("vm", "log", "mv")[0].count("network adapter 0: link up")
+    e.kill_keeld()
+    e.ns("ip", "link", "set", tap, "nomaster")
+    e.ns("ip", "link", "set", tap, "master", d["bridge"])
+    e.start_keeld()
+    g2 = e.ns("nft", "list", "chain", "bridge", "keel", p2["bridge"] + "_guard")
+    check(ns_master(e, tap) == p2["bridge"] and tap in g2,
+          "mv's tap after keeld's start: %s\n%s" % (e.ns("bridge", "link"), g2))
+    wlog = e.keel("vm", "log", "mv")[0]
+    check(wlog.count("network adapter 0: link up") == ups + 1,
+          "no link up at keeld's start:\n%s" % wlog)
+    # Back to the Default Switch with a bandwidth limit: the tbf back on the tap.
+    e.keel("vm", "set", "mv", "--net", "switch=Default Switch,mac=%s,bandwidth-in=20M" % mac)
+    check(ns_master(e, tap) == d["bridge"] and "tbf" in qdisc(),
+          "mv back on the Default Switch: %s %r" % (e.ns("bridge", "link"), qdisc()))
+    # A VLAN changed on the same switch: the port made again, with only the new VLAN.
+    if subprocess.run(["ip", "netns", "exec", e.netns, "ip", "link", "add", "vfp", "type",
+                       "bridge", "vlan_filtering", "1"], capture_output=True).returncode == 0:
+        e.ns("ip", "link", "del", "vfp")
+        for vid in (10, 20):
+            e.keel("vm", "set", "mv", "--net", "switch=p2,mac=%s,vlan=%d" % (mac, vid))
+        doc = json.loads(e.ns("bridge", "-j", "vlan", "show", "dev", tap) or "[]")
+        vids = sorted(v["vlan"] for d in doc for v in d.get("vlans", []))
+        check(ns_master(e, tap) == p2["bridge"] and vids == [20],
+              "mv's tap after VLAN 10 then 20 on p2: %s %r" % (ns_master(e, tap), doc))
+    else:
+        print("switch-move: this kernel has no bridge VLAN filtering: VLAN move not checked")
+        # A VLAN then fails once the new settings' guards are loaded: on the same switch,
+        # the port gets its old guards back with its old settings (its router guard).
+        e.keel("vm", "set", "mv", "--net", "switch=p2,mac=%s,router-guard=on" % mac)
+        e.api_err("PATCH", "/v1/vms/mv", {"nets": [{"switch": "p2", "mac": mac, "vlan": 10}]},
+                  want=500, msg="no bridge VLAN filtering")
+        g2 = e.ns("nft", "list", "chain", "bridge", "keel", p2["bridge"] + "_guard")
+        check(ns_master(e, tap) == p2["bridge"] and tap in g2 and "nd-router-advert" in g2,
+              "p2's guards after a failed VLAN change on p2:\n%s" % g2)
+    e.keel("vm", "turn-off", "mv")
+    e.wait_state("mv", "Off")
+    # Off, the same change is only the description's.
+    e.keel("vm", "set", "mv", "--net", "switch=p3,mac=%s" % mac)
+    check(e.vm("mv")["nets"][0]["switch"] == "p3", "mv set off: %r" % e.vm("mv")["nets"])
+
+
 def case_switch_docker(e):
     """Issue 12, coexistence with Docker: a host whose FORWARD chain drops by policy (as
     Docker's does, with its DOCKER-USER chain) still forwards the Default Switch's traffic:

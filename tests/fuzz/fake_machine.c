@@ -223,6 +223,11 @@ int machine_set_media(struct machine *m, const struct machine_media_ops *ops, vo
 	return 0;
 }
 
+int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void *opaque)
+{
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {

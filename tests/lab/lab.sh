@@ -136,7 +136,8 @@ lab_guest_build() {
 	lab_check_inputs
 	local src=$LAB_TOP/tests/lab/guest out=$LAB_OUT/guest.cpio fp
 	fp=$(_lab_fingerprint "$src/init" "$src/modules" /bin/busybox "$LAB_KDIR/ready" \
-		"$LAB_TOP/tests/lab/lab.sh" "$LAB_TOP/tests/lab/vsockcat.c" "$LAB_TOP/build/src/agent/keel-agent")
+		"$LAB_TOP/tests/lab/lab.sh" "$LAB_TOP/tests/lab/vsockcat.c" "$LAB_TOP/tests/lab/rasend.c" \
+		"$LAB_TOP/build/src/agent/keel-agent")
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
 	fi
@@ -151,6 +152,9 @@ lab_guest_build() {
 	# virtio-vsock's guest side (67-virtio-vsock): AF_VSOCK listen and connect.
 	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \
 		"$LAB_TOP/tests/lab/vsockcat.c" || lab_die "cannot build tests/lab/vsockcat.c"
+	# A rogue router's advertisements (69-switch-guards: the router guard).
+	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-ra" \
+		"$LAB_TOP/tests/lab/rasend.c" || lab_die "cannot build tests/lab/rasend.c"
 	# keel-agent (issue 13, 68-agent), when built: the init starts it in the background. Its
 	# KVP facts read the OS's name from /etc/os-release.
 	printf 'NAME="keel lab guest"\nVERSION_ID="1"\nPRETTY_NAME="keel lab guest 1 (busybox)"\nID=keel-lab\n' \

@@ -165,6 +165,34 @@ static void test_control_parse(void **state)
 						  sizeof(why)) != -EINVAL)
 				fail_msg("accepted '%s'", args_bad[i]);
 	}
+	/* link takes an adapter's index and up, both, nothing else. */
+	{
+		static struct control_request req;
+		static const char *const link_bad[] = {
+			"{\"execute\":\"link\"}",
+			"{\"execute\":\"link\",\"arguments\":{\"nic\":0}}",
+			"{\"execute\":\"link\",\"arguments\":{\"up\":true}}",
+			"{\"execute\":\"link\",\"arguments\":{\"nic\":-1,\"up\":true}}",
+			"{\"execute\":\"link\",\"arguments\":{\"nic\":8,\"up\":true}}",
+			"{\"execute\":\"link\",\"arguments\":{\"nic\":\"0\",\"up\":true}}",
+			"{\"execute\":\"link\",\"arguments\":{\"nic\":0,\"up\":1}}",
+			"{\"execute\":\"link\",\"arguments\":{\"nic\":0,\"up\":true,\"x\":1}}",
+		};
+		const char *ok_link =
+			"{\"execute\":\"link\",\"arguments\":{\"nic\":7,\"up\":false}}";
+
+		req.up = true;
+		assert_int_equal(control_parse_request(ok_link, strlen(ok_link), &req, &cls, why,
+						       sizeof(why)),
+				 0);
+		assert_int_equal(req.cmd, CONTROL_LINK);
+		assert_int_equal(req.nic, 7);
+		assert_false(req.up);
+		for (i = 0; i < sizeof(link_bad) / sizeof(link_bad[0]); i++)
+			if (control_parse_request(link_bad[i], strlen(link_bad[i]), &req, &cls, why,
+						  sizeof(why)) != -EINVAL)
+				fail_msg("accepted '%s'", link_bad[i]);
+	}
 	/* An embedded NUL after the object is not whitespace. */
 	assert_int_equal(
 		control_parse("{\"execute\":\"quit\"}\0", 19, &cmd, &cls, why, sizeof(why)),

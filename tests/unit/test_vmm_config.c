@@ -164,6 +164,46 @@ static void test_device_slots(void **state)
 /* What a saved state must match (vmdef_guest_change): each device the guest saw, found by
  * its PCI slot, with what the guest saw of it; host wiring may change. And what needs the VM
  * off (vmdef_hw_change). Both are driven by the description's table of device kinds. */
+/* Which adapters of a running VM keeld moves (vmdef_net_move_change): the same adapters (MAC,
+ * slot) on switches whose switch or switch settings differ, and nothing else that differs. */
+static void test_net_move_change(void **state)
+{
+	static struct vm_def a, b;
+
+	vmdef_init(&a);
+	a.nnics = 2;
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(a.nics[i].sw, sizeof(a.nics[i].sw), "%s", i ? "wan" : "lan");
+		snprintf(a.nics[i].mac, sizeof(a.nics[i].mac), "02:00:00:00:00:0%u", i + 1);
+		vmdef_switch_tap(a.nics[i].mac, a.nics[i].tap);
+		a.nics[i].pci_slot = (uint8_t)(3 + i);
+	}
+	b = a;
+	b.nics[0].tap[0] = '\0'; /* as a request has it: keeld names the tap after the MAC */
+	assert_int_equal(vmdef_net_move_change(&a, &b), 0);
+	snprintf(b.nics[0].sw, sizeof(b.nics[0].sw), "other");
+	assert_int_equal(vmdef_net_move_change(&a, &b), 1);
+	b.nics[1].vlan = 10;
+	b.nics[1].router_guard = true;
+	assert_int_equal(vmdef_net_move_change(&a, &b), 3);
+	b.cpus = 2; /* and another change: the VM must be off */
+	assert_int_equal(vmdef_net_move_change(&a, &b), 0);
+	b.cpus = a.cpus;
+	snprintf(b.nics[1].mac, sizeof(b.nics[1].mac), "02:00:00:00:00:09"); /* another adapter */
+	assert_int_equal(vmdef_net_move_change(&a, &b), 0);
+	b.nics[1] = a.nics[1];
+	b.nics[1].pci_slot = 9;
+	assert_int_equal(vmdef_net_move_change(&a, &b), 0);
+	b.nics[1] = a.nics[1];
+	b.nics[1].sw[0] = '\0'; /* off the switch onto a tap of its own */
+	snprintf(b.nics[1].tap, sizeof(b.nics[1].tap), "tap9");
+	assert_int_equal(vmdef_net_move_change(&a, &b), 0);
+	b.nics[1] = a.nics[1];
+	b.nnics = 1;
+	assert_int_equal(vmdef_net_move_change(&a, &b), 0);
+	vmdef_free(&a);
+}
+
 /* A firmware VM: keel-vmm's options fill the description (the generation, the firmware, the
  * store, the boot order); keeld (vmdef_validate) checks the firmware file is there; the
  * document writes "generation" and round-trips; the rules between the fields. */
@@ -1037,6 +1077,7 @@ int main(void)
 		cmocka_unit_test(test_option_table),
 		cmocka_unit_test(test_option_duplicates),
 		cmocka_unit_test(test_help_lists_devices),
+		cmocka_unit_test(test_net_move_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,6 +140,11 @@ int machine_set_media(struct machine *m, const struct machine_media_ops *ops, vo
 	return 0;
 }
 
+int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void *opaque)
+{
+	return 0;
+}
+
 int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
 {
 	if (fake.button)

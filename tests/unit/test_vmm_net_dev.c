@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <cmocka.h>
 
 #include "fake_machine.h"
@@ -38,6 +39,8 @@
 #include "lib/le.h"
 #include "lib/tap.h"
 #include "vmm/device.h"
+#include "vmm/state.h"
+#include "vmm/virtio/state.h"
 #include "vmm/virtio/net.h"
 #include "vmm/mem.h"
 #include "vmm/seccomp_filter.h"
@@ -685,6 +688,111 @@ static void test_tap_offload_seccomp(void **state)
 	close(fd);
 }
 
+/* The link as the host sets it (the control command "link"): the status the driver reads
+ * loses and regains VIRTIO_NET_S_LINK_UP, each change a new configuration generation and a
+ * configuration interrupt (ISR bit 1); setting it as it is changes nothing. */
+static void test_link_status(void **state)
+{
+	uint8_t gen;
+
+	start(ALL_F | F(NET_F_STATUS), QSIZE);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+	gen = (uint8_t)fake_virtio_read(vd, FAKE_CC(config_generation), 1);
+	(void)fake_virtio_read(vd, VIRTIO_ISR_OFF, 1); /* reading clears it */
+	virtio_net_set_link(vd, false);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 0);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 1));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 2);
+	virtio_net_set_link(vd, false);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 1));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 0);
+	/* The MAC is still there while the link is down. */
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF, 1), 0x52);
+	virtio_net_set_link(vd, true);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 2));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 2);
+	/* Down and up before the driver read the status: the up waits for that read, so the
+	 * driver sees the link down once, then up on the next interrupt. */
+	virtio_net_set_link(vd, false);
+	virtio_net_set_link(vd, true);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 3));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 2);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 0);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 4));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 2);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+	/* A reset while an up waits: the next driver finds the link up. */
+	virtio_net_set_link(vd, false);
+	virtio_net_set_link(vd, true);
+	start(ALL_F | F(NET_F_STATUS), QSIZE);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+}
+
+/* An up waiting for a driver that never reads the status goes through when its wait ends
+ * (the device's timer, on its I/O thread): the link does not stay down. */
+static void test_link_up_wait_bounded(void **state)
+{
+	struct pollfd p;
+	uint8_t gen;
+
+	start(ALL_F | F(NET_F_STATUS), QSIZE);
+	gen = (uint8_t)fake_virtio_read(vd, FAKE_CC(config_generation), 1);
+	virtio_net_set_link(vd, false);
+	virtio_net_set_link(vd, true); /* waits: the driver has not read the down */
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 1));
+	(void)fake_virtio_read(vd, VIRTIO_ISR_OFF, 1);
+	/* The driver reads nothing; the I/O thread wakes at the wait's end (10 s: a bound for
+	 * a broken timer, never a measurement). */
+	p = (struct pollfd){.fd = vd->epfd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	fake_virtio_serve(vd);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 2));
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_ISR_OFF, 1), 2);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+}
+
+/* Save and load the device (its section through the state file) into itself. */
+static int save_load(char *err, size_t errlen)
+{
+	struct state_registry reg = {0};
+	struct state_file f;
+	uint8_t *buf = NULL;
+	size_t len;
+	int r;
+
+	assert_int_equal(
+		state_register(&reg, "virtio-net.03", STATE_VIRTIO_VERSION, virtio_state, vd), 0);
+	assert_int_equal(state_save(&reg, &buf, &len, err, errlen), 0);
+	assert_int_equal(state_parse(buf, len, &f, err, errlen), 0);
+	r = state_load(&reg, &f, STATE_CHECK, err, errlen);
+	r = r ?: state_load(&reg, &f, STATE_LOAD, err, errlen);
+	free(buf);
+	return r;
+}
+
+/* A VM saved with its link down (an up still waiting, or a down the driver read) restores
+ * with its link up, and the save does not count as the driver's read (docs/networking.md). */
+static void test_link_save_restore(void **state)
+{
+	char err[256] = "";
+	uint8_t gen;
+
+	start(ALL_F | F(NET_F_STATUS), QSIZE);
+	virtio_net_set_link(vd, false);
+	virtio_net_set_link(vd, true); /* waits for the driver's read */
+	gen = (uint8_t)fake_virtio_read(vd, FAKE_CC(config_generation), 1);
+	(void)fake_virtio_read(vd, VIRTIO_ISR_OFF, 1);
+	assert_int_equal(save_load(err, sizeof(err)), 0);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), gen);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+	/* Down and read by the driver, then saved: up after the load too. */
+	virtio_net_set_link(vd, false);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 0);
+	assert_int_equal(save_load(err, sizeof(err)), 0);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 6, 2), 1);
+}
+
 static void test_real_tap(void **state)
 {
 	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x57};
@@ -747,6 +855,9 @@ int main(void)
 		cmocka_unit_test(test_tap_offloads),
 		cmocka_unit_test(test_rx_headers),
 		cmocka_unit_test(test_real_tap),
+		cmocka_unit_test(test_link_status),
+		cmocka_unit_test(test_link_up_wait_bounded),
+		cmocka_unit_test(test_link_save_restore),
 		cmocka_unit_test(test_rx_offload_not_negotiated),
 		cmocka_unit_test(test_rx_wait_notify_without_buffers),
 		cmocka_unit_test(test_rx_ring_breaks_mid_frame),

@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,9 @@
  * NET_OFFL_MS; a change that grants offloads needs two (one kept to take them back). */
 #define NET_OFFL_BURST 4
 #define NET_OFFL_MS    250
+/* An up that waits for the driver to read the link down (virtio_net_set_link) waits this
+ * long at most: a driver that never reads the status does not keep the link down. */
+#define NET_LINK_WAIT_MS 1000
 
 _Static_assert(NET_HDR_SIZE == TAP_VNET_HDR_SIZE, "the tap's header is virtio-net's");
 _Static_assert(VQ_MAX_SEGS <= IOV_MAX, "a transmit chain fits one writev");
@@ -59,6 +63,10 @@ struct virtio_net {
 	int tap;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
+	/* The link as the host set it (virtio_net_set_link; vd->lock): down, whether the
+	 * driver has read the status since it went down, and an up waiting for that read. */
+	bool link_down, link_seen, up_pending;
+	int link_timer;		/* timerfd: the end of an up's wait (NET_LINK_WAIT_MS) */
 	bool rx_muted;		/* tap not watched: no receive buffers */
 	unsigned offloads;	/* TUN_F_* the tap is set to (the last TUNSETOFFLOAD that worked) */
 	bool offload_warned;	/* TUNSETOFFLOAD failed once (said once) */
@@ -404,9 +412,22 @@ static void net_queue_notify(struct virtio_dev *vd, unsigned q)
 	net_rx(vd);
 }
 
+static void net_link_apply(struct virtio_dev *vd, bool up);
+
 static void net_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 {
-	net_rx(vd);
+	struct virtio_net *n = vd->priv;
+	uint64_t ticks;
+
+	if (fd != n->link_timer) {
+		net_rx(vd);
+		return;
+	}
+	/* An up's wait is over: the driver did not read the status in time. */
+	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		log_debug("%s: link timer: %s", n->ifname, strerror(errno));
+	if (n->up_pending)
+		net_link_apply(vd, true);
 }
 
 static void net_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsigned len)
@@ -415,10 +436,64 @@ static void net_config_read(struct virtio_dev *vd, unsigned off, void *buf, unsi
 	uint8_t cfg[NET_CFG_SIZE] = {0};
 
 	memcpy(cfg, n->mac, 6);
-	cfg[6] = NET_S_LINK_UP;
+	/* A save reads the link as up: a restored VM comes up with its link up (net_loaded),
+	 * and the save's read is not the driver's (vd->host_reading). */
+	cfg[6] = n->link_down && !vd->host_reading ? 0 : NET_S_LINK_UP;
 	cfg[8] = 1; /* max_virtqueue_pairs */
 	if (off <= NET_CFG_SIZE && len <= NET_CFG_SIZE - off)
 		memcpy(buf, cfg + off, len);
+	/* The driver saw the link down: an up that waited for this comes now, as a change of
+	 * its own (the driver reads the status again on its interrupt). */
+	if (n->link_down && !vd->host_reading && off <= 6 && off + len > 6) {
+		n->link_seen = true;
+		if (n->up_pending)
+			net_link_apply(vd, true);
+	}
+}
+
+/* Set the link now (vd->lock held). The driver rereads the status on the configuration
+ * interrupt (virtio 1.2, 5.1.4.2); before DRIVER_OK it reads it when it gets there. */
+static void net_link_apply(struct virtio_dev *vd, bool up)
+{
+	struct virtio_net *n = vd->priv;
+
+	n->up_pending = false;
+	if (n->link_down != up)
+		return;
+	n->link_down = !up;
+	n->link_seen = false;
+	if (vd->status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_config_changed(vd);
+}
+
+void virtio_net_set_link(struct virtio_dev *vd, bool up)
+{
+	struct virtio_net *n = vd->priv;
+
+	pthread_mutex_lock(&vd->lock);
+	/* A driver that reads the status and has not yet seen it down would miss a short
+	 * down (Linux compares the status with the last it read): the up waits for that read
+	 * (a paused VM sees both once it runs again). */
+	if (up && n->link_down && !n->link_seen && virtio_has_feature(vd, NET_F_STATUS) &&
+	    (vd->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) ==
+		    VIRTIO_STATUS_DRIVER_OK) {
+		struct itimerspec its = {
+			.it_value = {NET_LINK_WAIT_MS / 1000, NET_LINK_WAIT_MS % 1000 * 1000000L}};
+
+		n->up_pending = true;
+		/* Without the timer the up goes through now (the driver may miss the down). */
+		if (timerfd_settime(n->link_timer, 0, &its, NULL)) {
+			log_warn("%s: link timer: %s", n->ifname, strerror(errno));
+			net_link_apply(vd, true);
+		}
+	} else
+		net_link_apply(vd, up);
+	pthread_mutex_unlock(&vd->lock);
+}
+
+static void net_link(void *opaque, bool up)
+{
+	virtio_net_set_link(opaque, up);
 }
 
 static void net_reset(struct virtio_dev *vd)
@@ -428,6 +503,17 @@ static void net_reset(struct virtio_dev *vd)
 	n->pending = 0; /* a new driver gets no frame of the old one's (the tap's offloads
 			 * follow on the I/O thread) */
 	n->rx_wait = false;
+	if (n->up_pending) /* no driver to wait for: the next one finds the link up */
+		n->link_down = n->up_pending = false;
+}
+
+/* Restored from a save: the link is up (the save recorded it up; a move's keeld side
+ * is over by the time a VM can be saved, docs/networking.md). */
+static void net_loaded(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	n->link_down = n->link_seen = n->up_pending = false;
 }
 
 static void net_release(struct virtio_dev *vd)
@@ -435,6 +521,8 @@ static void net_release(struct virtio_dev *vd)
 	struct virtio_net *n = vd->priv;
 
 	close(n->tap);
+	if (n->link_timer >= 0)
+		close(n->link_timer);
 	free(n);
 }
 
@@ -447,6 +535,7 @@ static const struct virtio_dev_ops net_ops = {
 	.config_read = net_config_read,
 	.reset = net_reset,
 	.fd_event = net_fd_event,
+	.loaded = net_loaded,
 	.release = net_release,
 };
 
@@ -467,6 +556,7 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *i
 		return -ENOMEM;
 	}
 	n->tap = fd;
+	n->link_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	n->offl_tokens = NET_OFFL_BURST;
 	n->offl_refill = net_now_ms();
 	snprintf(n->ifname, sizeof(n->ifname), "%s", ifname);
@@ -474,11 +564,15 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *i
 	r = virtio_dev_create(m, slot, &net_ops, n, features, 2, NET_QUEUE_SIZE, NET_CFG_SIZE, &vd);
 	if (!r)
 		r = virtio_dev_watch(vd, n->tap, EPOLLIN);
+	if (!r)
+		r = n->link_timer < 0 ? -errno : virtio_dev_watch(vd, n->link_timer, EPOLLIN);
 	if (r) {
 		if (vd) {
 			virtio_dev_destroy(vd); /* frees n */
 		} else {
 			close(n->tap);
+			if (n->link_timer >= 0)
+				close(n->link_timer);
 			free(n);
 		}
 		return r;
@@ -517,6 +611,7 @@ static int net_class_create(struct machine *m, unsigned i, void **obj, char *err
 	int r = virtio_net_create(m, &m->def->nics[i], m->net_fds[i], &vd, err, errlen);
 
 	r = r ?: virtio_dev_keep(m, vd);
+	r = r ?: machine_set_nic_link(m, i, net_link, vd);
 	if (!r)
 		*obj = vd;
 	return r;

@@ -3,6 +3,7 @@
 #ifndef KEEL_VMM_VIRTIO_NET_H
 #define KEEL_VMM_VIRTIO_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,5 +26,9 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
 int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *ifname,
 			 const uint8_t mac[6], struct virtio_dev **out)
 	__attribute__((warn_unused_result));
+/* The link as the host sets it (down: VIRTIO_NET_S_LINK_UP clear in the status the driver
+ * reads). A change is a configuration change: a new generation and the configuration
+ * interrupt, once the driver is running. Any thread. */
+void virtio_net_set_link(struct virtio_dev *vd, bool up);
 
 #endif

@@ -103,10 +103,12 @@ static void read_config(struct virtio_dev *vd, uint8_t *buf)
 	unsigned off;
 
 	memset(buf, 0, 0x1000);
+	vd->host_reading = true; /* not the driver's read (virtio-net's link) */
 	for (off = 0; off + 4 <= vd->config_size; off += 4)
 		vd->ops->config_read(vd, off, buf + off, 4);
 	for (; off < vd->config_size; off++)
 		vd->ops->config_read(vd, off, buf + off, 1);
+	vd->host_reading = false;
 }
 
 int virtio_state(struct state_io *io, void *opaque)
@@ -256,6 +258,8 @@ int virtio_state(struct state_io *io, void *opaque)
 		 * once when the restored VM runs (a spurious one costs the driver a look). */
 		q->irq_owed = driver_ok;
 	}
+	if (vd->ops->loaded)
+		vd->ops->loaded(vd);
 	pthread_mutex_unlock(&vd->lock);
 	/* Chains the driver posted that the device had not taken yet are read now. */
 	for (i = 0; i < vd->nqueues && !state_error(io); i++)

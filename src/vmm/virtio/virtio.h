@@ -86,6 +86,8 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *vd);
 	/* One of the fds given to virtio_dev_watch() is ready (optional). I/O thread. */
 	void (*fd_event)(struct virtio_dev *vd, int fd, uint32_t events);
+	/* The device's state was just loaded from a save (optional; vd->lock held). */
+	void (*loaded)(struct virtio_dev *vd);
 	/* Free the private state once the I/O thread has stopped (default: free(priv)). */
 	void (*release)(struct virtio_dev *vd);
 };
@@ -124,6 +126,8 @@ struct virtio_dev {
 	struct virtio_queue q[VIRTIO_MAX_QUEUES];
 	uint8_t pcicfg_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
 	uint32_t epoch;	    /* counts resets: work begun before one must not complete */
+	bool host_reading;  /* a save or restore reads the configuration (state.c), not the
+			     * driver */
 	struct log_ratelimit rl;
 
 	/* The I/O thread. It parks while the VM is paused (paused, parked and stopping are
