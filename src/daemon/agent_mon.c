@@ -42,6 +42,13 @@ struct mon_vm {
 	pid_t pid;		 /* the worker (the manager's, from sup) */
 	struct vcpu_judge judge; /* the guest's progress (samples from struct mon_probe) */
 	struct agent_status st;
+	/* The worker's vCPU statistics fds (or none) and the worker that ended (its fds must
+	 * not be kept: each holds its VM, whose kernel threads stay in the VM's cgroup until
+	 * the last is closed), under stats_lock: the thread reads them, and sup closes them
+	 * when the worker ends (agent_mon_worker_ended). Lock order: mon_lock, stats_lock. */
+	pthread_mutex_t stats_lock;
+	struct vcpu_stats stats;
+	pid_t ended_pid;
 };
 
 /* What the manager reads, with keeld's lock. */
@@ -81,8 +88,7 @@ static void mon_update(struct mon_vm *v)
 
 /* How a heartbeat thread sees the guest's progress (vcpu_progress.h); the thread's own. */
 struct mon_probe {
-	struct vcpu_stats stats; /* the worker's vCPU statistics fds, or none */
-	struct vcpu_stats fresh; /* a new set being asked for */
+	struct vcpu_stats fresh; /* a new set being asked for (the set in use: mon_vm's) */
 	pid_t pid;		 /* the worker they belong to */
 	bool fallback;		 /* the worker has none: schedstat for good */
 	bool logged;		 /* the source was logged for this worker */
@@ -109,44 +115,55 @@ static enum vcpu_delta mon_delta(bool have, uint64_t value, bool *base, uint64_t
 /* One progress sample of worker pid into *r (both signals), taken without mon_lock (the
  * worker may be asked for its stats fds). stats_still_ms: how long the counters have not
  * moved. */
-static void mon_sample(const struct mon_vm *v, struct mon_probe *p, pid_t pid, const char *ctl,
+static void mon_sample(struct mon_vm *v, struct mon_probe *p, pid_t pid, const char *ctl,
 		       long long stats_still_ms, struct vcpu_round *r)
 {
 	char err[256] = "";
 	uint64_t value = 0, injected = 0;
-	bool refresh, have;
+	bool refresh, have, ended;
+	unsigned n;
 
+	pthread_mutex_lock(&v->stats_lock);
 	if (pid != p->pid) {
-		vcpu_stats_close(&p->stats);
+		vcpu_stats_close(&v->stats);
 		p->pid = pid;
 		p->fallback = p->logged = p->stats_base = p->inj_base = p->sched_base = false;
 		p->answered = false;
 	}
+	ended = pid > 0 && pid == v->ended_pid; /* its fds are closed: ask it for none */
+	n = v->stats.n;
+	pthread_mutex_unlock(&v->stats_lock);
 	/* Counters still for a while: ask once per stall whether the worker has new vCPUs (a
 	 * reset or a restore rebuilt them); a worker that does not answer keeps the old fds. */
 	if (stats_still_ms < STATS_REFRESH_MS)
 		p->refreshed = false;
-	refresh = p->stats.n && stats_still_ms >= STATS_REFRESH_MS && !p->refreshed;
-	if (pid > 0 && !p->fallback && (!p->stats.n || refresh)) {
+	refresh = n && stats_still_ms >= STATS_REFRESH_MS && !p->refreshed;
+	if (pid > 0 && !ended && !p->fallback && (!n || refresh)) {
 		int rc = vcpu_stats_get(ctl, &p->fresh, STATS_CALL_MS, err, sizeof(err));
 
 		p->refreshed = p->refreshed || refresh;
-		if (!rc && vcpu_stats_same(&p->stats, &p->fresh)) {
+		pthread_mutex_lock(&v->stats_lock);
+		if (!rc && v->ended_pid == pid) {
+			vcpu_stats_close(&p->fresh); /* it ended while it answered */
+		} else if (!rc && vcpu_stats_same(&v->stats, &p->fresh)) {
 			vcpu_stats_close(&p->fresh); /* the same vCPUs: what was learnt holds */
 		} else if (!rc) {
-			vcpu_stats_close(&p->stats);
-			p->stats = p->fresh; /* the fds move over */
+			vcpu_stats_close(&v->stats);
+			v->stats = p->fresh; /* the fds move over */
 			p->fresh.n = 0;
 			p->new_set = true;
 			p->stats_base = p->inj_base = false;
 		}
-		p->fallback = rc == -ENOTSUP && !p->stats.n;
+		p->fallback = rc == -ENOTSUP && !v->stats.n;
+		pthread_mutex_unlock(&v->stats_lock);
 	}
-	if (p->stats.n && vcpu_stats_sum(&p->stats, &value, &injected)) {
+	pthread_mutex_lock(&v->stats_lock);
+	if (v->stats.n && vcpu_stats_sum(&v->stats, &value, &injected)) {
 		snprintf(err, sizeof(err), "reading the vCPU statistics failed");
-		vcpu_stats_close(&p->stats);
+		vcpu_stats_close(&v->stats);
 	}
-	have = p->stats.n > 0;
+	have = v->stats.n > 0;
+	pthread_mutex_unlock(&v->stats_lock);
 	r->stats = mon_delta(have, value, &p->stats_base, &p->last_stats);
 	r->injected = mon_delta(have, injected, &p->inj_base, &p->last_inj);
 	if (!p->logged && (have || p->fallback)) {
@@ -380,7 +397,9 @@ static void *mon_vm_thread(void *arg)
 	}
 	agent_close(conn);
 	free(conn);
-	vcpu_stats_close(&probe->stats);
+	pthread_mutex_lock(&v->stats_lock);
+	vcpu_stats_close(&v->stats);
+	pthread_mutex_unlock(&v->stats_lock);
 	free(probe);
 	pthread_mutex_lock(&mon_lock);
 	v->done = true;
@@ -410,9 +429,10 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512], char
 		}
 		if (!keep)
 			mon_vms[i]->wanted = false;
-		if (mon_vms[i]->done)
+		if (mon_vms[i]->done) {
+			pthread_mutex_destroy(&mon_vms[i]->stats_lock);
 			free(mon_vms[i]);
-		else
+		} else
 			mon_vms[k++] = mon_vms[i];
 	}
 	mon_nvms = k;
@@ -436,10 +456,12 @@ static void mon_sync(char (*uuids)[VMDEF_UUID_LEN + 1], char (*paths)[512], char
 		v->wanted = true;
 		v->disabled = disabled[j];
 		v->pid = pids[j];
+		pthread_mutex_init(&v->stats_lock, NULL);
 		mon_update(v);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		if (pthread_create(&t, &attr, mon_vm_thread, v)) {
+			pthread_mutex_destroy(&v->stats_lock);
 			free(v);
 		} else {
 			mon_vms[mon_nvms++] = v;
@@ -512,6 +534,22 @@ void agent_mon_status(const char *uuid, struct agent_status *out)
 		mon_update(mon_vms[i]);
 		*out = mon_vms[i]->st;
 		break;
+	}
+	pthread_mutex_unlock(&mon_lock);
+}
+
+void agent_mon_worker_ended(const char *uuid, pid_t pid)
+{
+	pthread_mutex_lock(&mon_lock);
+	for (size_t i = 0; i < mon_nvms; i++) {
+		struct mon_vm *v = mon_vms[i];
+
+		if (strcmp(v->uuid, uuid))
+			continue;
+		pthread_mutex_lock(&v->stats_lock);
+		v->ended_pid = pid;
+		vcpu_stats_close(&v->stats);
+		pthread_mutex_unlock(&v->stats_lock);
 	}
 	pthread_mutex_unlock(&mon_lock);
 }

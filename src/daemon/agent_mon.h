@@ -44,5 +44,9 @@ struct agent_status {
 int agent_mon_start(struct sup *sup, struct store *store) __attribute__((warn_unused_result));
 /* The heartbeat of VM uuid: "No contact" for a VM the monitor does not follow. */
 void agent_mon_status(const char *uuid, struct agent_status *out);
+/* Worker pid of VM uuid ended: its vCPU statistics fds are closed now and never asked for
+ * again (each holds the worker's VM in the kernel, and with it the VM's kernel threads, which
+ * sit in the VM's cgroup: sup calls this before it removes the cgroup). */
+void agent_mon_worker_ended(const char *uuid, pid_t pid);
 
 #endif

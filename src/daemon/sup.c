@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/agent_mon.h"
 #include "daemon/biglock.h"
 #include "daemon/ctl.h"
 #include "daemon/pools.h"
@@ -344,6 +345,9 @@ static void sup_worker_ended(struct sup *sup, struct sup_vm *vm, bool have_wstat
 	sup_nvram_take_back(sup, vm);
 	/* Its sockets: a jailed worker cannot remove them (their directory is not its). */
 	sup_remove_sockets(sup, vm);
+	/* keeld's copies of its vCPU statistics fds keep its VM, and the VM's kernel threads
+	 * in the cgroup, alive: closed first. */
+	agent_mon_worker_ended(vm->uuid, vm->pid);
 	vmcg_remove(&sup->cg, vm->uuid);
 	/* A Save-VM that completed counts even when the keeld that asked for it is gone (it
 	 * ended while keeld was away): the VM was on its way to Saved. */

@@ -619,6 +619,17 @@ def wait_heartbeat(e, name, want, limit):
         time.sleep(0.2)
 
 
+def keeld_stats_fds(e):
+    """How many KVM vCPU statistics fds keeld holds."""
+    d, n = "/proc/%d/fd" % e.keeld_proc.pid, 0
+    for f in os.listdir(d):
+        try:
+            n += os.readlink(os.path.join(d, f)).startswith("anon_inode:kvm-vcpu-stats")
+        except OSError:
+            pass
+    return n
+
+
 def case_agent(e):
     """Issue 13's host side: keeld's heartbeat, KVP, exec, copy-file, integration services and a
     stop through keel-agent, reached through the VM's vsock.sock (a test mux until the
@@ -813,8 +824,13 @@ def case_agent(e):
             time.sleep(0.1)
         check(open(marker).read() == "poweroff\n", "the agent did not run the shutdown")
         check(e.vm("a1")["state"] == "Stopping", "state after a stop through the agent")
+        check(keeld_stats_fds(e) > 0, "keeld holds none of the worker's vCPU statistics fds")
         e.type_console("a1", "poweroff\n")
         e.wait_state("a1", "Off")
+        # Each fd holds the worker's VM in the kernel, and the VM's kernel threads sit in
+        # its cgroup (which then could not be removed): closed by the time it is Off.
+        check(keeld_stats_fds(e) == 0,
+              "keeld still holds %d vCPU statistics fds of an Off VM" % keeld_stats_fds(e))
         check(heartbeat(e, "a1") == "No contact", "heartbeat of an Off VM")
         check(agent.poll() is None, "keel-agent died")
     finally:
