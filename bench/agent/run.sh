@@ -122,11 +122,11 @@ awk '
 END {
 	if (ex["keel"] > 0 && ex["ssh"] > 0)
 		printf "bench/agent: exec round trip keel %.1f ms, SSH %.1f ms: keel/SSH = %.2f (goal <= 0.50: %s)\n", \
-			ex["keel"] / 1000, ex["ssh"] / 1000, ex["keel"] / ex["ssh"], ex["keel"] / ex["ssh"] <= 0.5 ? "met" : "not met"
+			ex["keel"] / 1000, ex["ssh"] / 1000, ex["keel"] / ex["ssh"], (ex["keel"] / ex["ssh"] <= 0.5 ? "met" : "not met")
 	if (ex["keel"] > 0 && ex["ssh-mux"] > 0)
 		printf "bench/agent: exec round trip keel %.1f ms, SSH through one multiplexed connection %.1f ms: keel/SSH = %.2f\n", \
 			ex["keel"] / 1000, ex["ssh-mux"] / 1000, ex["keel"] / ex["ssh-mux"]
 	if (cp["keel"] > 0 && cp["ssh"] > 0)
 		printf "bench/agent: copy host to guest keel %.2f MiB/s, SSH %.2f MiB/s: keel/SSH = %.2f (goal >= 1: %s)\n", \
-			cp["keel"] / 100, cp["ssh"] / 100, cp["keel"] / cp["ssh"], cp["keel"] >= cp["ssh"] ? "met" : "not met"
+			cp["keel"] / 100, cp["ssh"] / 100, cp["keel"] / cp["ssh"], (cp["keel"] >= cp["ssh"] ? "met" : "not met")
 }' "$log"
