@@ -17,6 +17,8 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
 . "$top/tests/lab/lab.sh"
+# shellcheck source=tests/lab/ledger.sh
+. "$top/tests/lab/ledger.sh"
 
 vmm=${LAB_VMM:-keel}
 only=${LAB_ONLY:-}
@@ -86,6 +88,7 @@ if [ "$n" -gt 0 ]; then
 		session=$((session + 1))
 		slog=$LAB_OUT/test.session$session.log
 		rm -f "$LAB_OUT/qemu.pid"
+		sstart=$(date +%s)
 		_lab_watchdog "$slog" &
 		dog=$!
 		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} \
@@ -95,13 +98,26 @@ if [ "$n" -gt 0 ]; then
 		kill "$dog" 2>/dev/null
 		wait "$dog" 2>/dev/null
 		cat "$slog" >>"$log"
-		grep -q '^lab: done: ' "$slog" && break
-		cur=$(grep -o '^lab: ---- scenario [^ ]*' "$slog" | tail -n 1 | awk '{ print $4 }')
-		panic=$(grep -m 1 -E 'Kernel panic|BUG: |stack guard page|^lab: STALL' "$slog" | sed 's/^\[[ 0-9.]*\] //')
-		# QEMU runs with -no-reboot: exiting 0 before "done" is the lab host resetting itself
-		# (a triple fault of its kernel, which prints nothing).
-		[ -n "$panic" ] || [ "$qemu_rc" != 0 ] || [ -z "$cur" ] ||
-			panic="the lab host reset itself (QEMU exited 0 under -no-reboot)"
+		cur='' panic='' outcome=finished
+		if ! grep -q '^lab: done: ' "$slog"; then
+			cur=$(grep -o '^lab: ---- scenario [^ ]*' "$slog" | tail -n 1 | awk '{ print $4 }')
+			panic=$(grep -m 1 -E 'Kernel panic|BUG: |stack guard page|^lab: STALL' "$slog" | sed 's/^\[[ 0-9.]*\] //')
+			# QEMU runs with -no-reboot: exiting 0 before "done" is the lab host resetting
+			# itself (a triple fault of its kernel, which prints nothing).
+			[ -n "$panic" ] || [ "$qemu_rc" != 0 ] || [ -z "$cur" ] ||
+				panic="the lab host reset itself (QEMU exited 0 under -no-reboot)"
+			outcome=other
+			if grep -q '^lab: STALL' "$slog"; then
+				outcome=stall
+			elif [ -n "$cur" ] && [ -n "$panic" ]; then
+				outcome=crash
+			fi
+		fi
+		ledger_add "$sstart" "$(($(date +%s) - sstart))" "$outcome" \
+			"$([ -z "$only" ] && [ -z "$from" ] && echo 1 || echo 0)" \
+			"$(grep -c -E '^lab: (PASS|FAIL|SKIP) ' "$slog")" "$LAB_QEMU" \
+			"$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+		[ "$outcome" = finished ] && break
 		if [ -n "$cur" ] && [ -n "$panic" ] && [ "$session" -lt 9 ]; then
 			echo "lab: RESTART the lab host's kernel crashed or stalled during $cur ($panic); booting the lab again from $cur"
 			echo "lab: RESTART after a lab host crash or stall during $cur: $panic" >>"$log"
@@ -145,5 +161,6 @@ if [ "$skipped" -gt 0 ] && [ "${KEEL_TEST_NO_SKIP:-0}" = 1 ]; then
 fi
 secs=$(($(date +%s) - start))
 echo "lab: $pass passed, $failed failed, $skipped skipped, passed on a retry: $retried${retried_names:+ (${retried_names% })}, guest crashes: $crashes, lab host restarts: ${restarts:-0}, vmm $vmm, ${secs}s"
+[ "$n" -gt 0 ] && ledger_summary "$LAB_QEMU"
 echo "tier lab      ran $((pass + failed)), passed $pass, skipped $skipped, failed $failed"
 [ "$failed" = 0 ] && [ "$pass" -gt 0 ]
