@@ -10,6 +10,8 @@
  *    in the MMIO hole, a readable buffer after a writable one, indirect descriptors when not
  *    negotiated, nested indirect tables, indirect with NEXT, a queue size that is not a power
  *    of two, an avail index that jumps by more than the queue size, a head index out of range.
+ * Other modes (mode=): blk, blkmq, state and crash for the guest tests, blkimage for
+ * tests/daemon/e2e.py's disk-format (an image copied between two virtio-blk disks).
  */
 #include "lib/guest.h"
 
