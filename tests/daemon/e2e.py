@@ -2315,9 +2315,7 @@ def case_disk_format(e):
                     {"path": source, "format": "raw", "readonly": True, "serial": "g1-src"}],
              cmdline="mode=blkimage count=%d to=g1-disk from=g1-src" % count)
     e.start("g1")
-    out = e.console_until("g1", r"virtio: blkimage copied %d sectors from g1-src to g1-disk, "
-                          r"reads back crc32 0x[0-9a-f]{8}" % count, timeout=120)
-    copied = re.findall(r"reads back crc32 (0x[0-9a-f]{8})", out)
+    e.console_until("g1", r"virtio: blkimage copied %d sectors from g1-src to g1-disk" % count)
     e.keel("vm", "turn-off", "g1")
     e.wait_state("g1", "Off")
     # What the guest wrote is on the host, and it is a valid VHDX: the disk library opens it
@@ -2326,16 +2324,17 @@ def case_disk_format(e):
         head = f.read(len(image))
     check(head == image, "the raw file does not start with the image the guest copied")
     crc = "0x%08x" % zlib.crc32(image)
-    check(copied == [crc], "after its copy the guest read back %r, the image is %s" % (copied, crc))
     r = subprocess.run([e.a.disktool, "dump", written], capture_output=True, timeout=60)
     check(r.returncode == 0 and r.stdout == bytes(16 << 20),
           "the guest-written file does not open as a 16 MiB VHDX (status %d, %d bytes): %s"
           % (r.returncode, len(r.stdout), r.stderr.decode()))
+    out, _ = e.keel("disk", "check", written)
+    check("dynamic vhdx" in out and "no errors found" in out, "keel disk check: %r" % out)
     # The next start: the guest reads the first sectors back as the raw bytes it wrote.
     e.api_ok("PATCH", "/v1/vms/g1", {"cmdline": "mode=blkimage count=%d to=g1-disk" % count})
     e.start("g1")
     out = e.console_until("g1", r"virtio: blkimage read %d sectors of g1-disk: crc32 "
-                          r"0x[0-9a-f]{8}" % count, timeout=120)
+                          r"0x[0-9a-f]{8}" % count, timeout=60)
     sums = re.findall(r"virtio: blkimage read %d sectors of g1-disk: crc32 (0x[0-9a-f]{8})"
                       % count, out)
     check(sums and sums[-1] == crc, "the guest read back %r, the image is %s" % (sums, crc))
