@@ -3367,7 +3367,9 @@ def case_jail(e):
     check(check_jailed(e, vm2, "j2 after a keeld restart") != check_jailed(e, e.vm("j1"), "j1"),
           "a re-attached worker's uid was given to another")
     # Test builds only: the guest asks the seccomp probe device (vmm/dev/seccomp_probe.h)
-    # for forbidden calls. A value that is no request is ignored: the VM runs on.
+    # for forbidden calls (once it reads its console: its serial set-up empties the FIFO).
+    # A value that is no request is ignored: the VM runs on.
+    e.console_until("j2", "ready for input")
     e.type_console("j2", "probe 0x5ec00009\n")
     e.console_until("j2", r"probe writes 0x5ec00009\s+daemon-guest: probe reads 0x0\b")
     check(e.vm("j2")["state"] == "Running", "j2 after a value that is no request: %r" % e.vm("j2"))
@@ -3377,6 +3379,13 @@ def case_jail(e):
     vm = e.wait_state("j2", "Crashed")
     check(vm["state_reason"] == "worker killed by its seccomp filter (syscall unlinkat)",
           "crash reason (vCPU thread): %r" % vm["state_reason"])
+    # The main loop maps executable memory: an argument (PROT_EXEC) that no list allows.
+    e.start("j2")
+    e.console_until("j2", "ready for input")
+    e.type_console("j2", "probe 0x5ec00003\n")
+    vm = e.wait_state("j2", "Crashed")
+    check(vm["state_reason"] == "worker killed by its seccomp filter (syscall mmap)",
+          "crash reason (main loop): %r" % vm["state_reason"])
     # Each device thread has its own, narrower filter: one of j1's (its disk's, its network
     # card's, the block pool's) makes a call the main loop's list allows and theirs do not
     # (mkdirat); under the process's filter alone it would return.

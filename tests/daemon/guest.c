@@ -7,9 +7,10 @@
  *    to write) and "check" says whether every one of those words is still there; "spin"
  *    spins with interrupts off (a hung kernel whose vCPU still burns CPU) until the next
  *    byte on COM1, polled; "probe N" writes the 32-bit value N to the seccomp probe's port
- *    (test builds of keel-vmm only: a request that its vCPU thread or a device thread make
- *    a system call the seccomp filter forbids; vmm/dev/seccomp_probe.h) and says what the
- *    port reads afterwards (how many forbidden calls returned; all ones with no probe);
+ *    (test builds of keel-vmm only: a request that its vCPU thread, main loop or a device
+ *    thread make a system call the seccomp filter forbids; vmm/dev/seccomp_probe.h) and
+ *    says what the port reads afterwards (how many forbidden calls returned; all ones with
+ *    no probe);
  *  - answers the ACPI power button (PM1 status bit 8, found through the FADT) by powering
  *    off through PM1a_CNT with the DSDT's \_S5 sleep type, as a Linux guest with acpid
  *    would, unless the command line says button=ignore (to test stop timeouts).

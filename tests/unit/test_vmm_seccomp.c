@@ -367,7 +367,7 @@ static int probe_vcpu(long i)
 static int probe_ignored(long i)
 {
 	static const uint32_t not_requests[] = {
-		0, 1, 2, 0x5ec00000u, 0x5ec00003u, 0xffffffffu, SECCOMP_PROBE_VCPU << 1};
+		0, 1, 2, 0x5ec00000u, 0x5ec00004u, 0xffffffffu, SECCOMP_PROBE_VCPU << 1};
 
 	(void)i;
 	for (size_t k = 0; k < sizeof(not_requests) / sizeof(not_requests[0]); k++)
@@ -379,6 +379,13 @@ static int probe_ignored(long i)
 static int probe_vcpu_on_main(void)
 {
 	return seccomp_probe_request(SECCOMP_PROBE_VCPU) == 1 ? CHILD_OK : CHILD_WRONG;
+}
+
+/* The main loop's request (the device hands it to the loop): executable memory, an argument
+ * no list allows, ends the child on the main loop too. */
+static int probe_main(void)
+{
+	return seccomp_probe_request(SECCOMP_PROBE_MAIN) == 1 ? CHILD_WRONG : CHILD_SETUP;
 }
 
 /* One device thread asks: a confined device thread (itself or the other) makes the call. */
@@ -397,18 +404,21 @@ static void test_probe(void **state)
 				    .nthreads = 1,
 				    .thread_work = probe_ignored,
 				    .main_work = probe_vcpu_on_main},
-			 dev = {.cls = SECCOMP_NET, .nthreads = 2, .thread_work = probe_device};
+			 dev = {.cls = SECCOMP_NET, .nthreads = 2, .thread_work = probe_device},
+			 loop = {.cls = SECCOMP_MAIN, .main_work = probe_main};
 
 	(void)state;
 	/* Exit status 1: the filter's SIGSYS handler ended the child. */
 	assert_int_equal(run(&vcpu), 1);
 	assert_int_equal(run(&ignored), CHILD_OK);
 	assert_int_equal(run(&dev), 1);
+	assert_int_equal(run(&loop), 1);
 	/* Unconfined (keel-vmm run by hand): the vCPU's call returns and touches nothing, and
 	 * no device thread has a filter of its own to ask. */
 	assert_int_equal(seccomp_probe_request(SECCOMP_PROBE_VCPU), 1);
 	assert_int_equal(seccomp_probe_request(SECCOMP_PROBE_DEVICE), -ENOENT);
-	assert_int_equal(seccomp_probe_request(0x5ec00003u), 0);
+	assert_int_equal(seccomp_probe_request(SECCOMP_PROBE_MAIN), 1);
+	assert_int_equal(seccomp_probe_request(0x5ec00004u), 0);
 }
 #endif
 

@@ -8,7 +8,9 @@
  *                         main loop's list allows and the vCPU list does not;
  *   SECCOMP_PROBE_DEVICE  a device I/O thread (a disk's, a network card's, the block pool's)
  *                         calls mkdirat, which the main loop's list allows and no device
- *                         thread's does.
+ *                         thread's does;
+ *   SECCOMP_PROBE_MAIN    the main loop maps executable memory (mmap with PROT_EXEC), an
+ *                         argument that no thread's list allows.
  * Any other value or width is ignored. A 4-byte read answers how many forbidden calls
  * returned (none does under the jail's filters; an unjailed worker has none). Release
  * builds have no such device: the port is unassigned.
@@ -21,8 +23,10 @@
 #define PORT_SECCOMP_PROBE   0x5ec
 #define SECCOMP_PROBE_VCPU   0x5ec00001u
 #define SECCOMP_PROBE_DEVICE 0x5ec00002u
+#define SECCOMP_PROBE_MAIN   0x5ec00003u
 
-/* Carry out request code on the calling thread (what a guest's write does): 1 when the code
+/* Carry out request code on the calling thread (what a guest's write does, but for
+ * SECCOMP_PROBE_MAIN, which the device hands to the main loop): 1 when the code
  * is a request and its forbidden call returned, 0 when it is not a request, -ENOENT when a
  * device thread was asked for and none has its own filter. */
 int seccomp_probe_request(uint32_t code);
