@@ -127,8 +127,6 @@ static const char *const control_names[] = {
 	[CONTROL_VCPU_STATS] = "vcpu-stats",
 	[CONTROL_LINK] = "link",
 #if defined(KEEL_TEST_HOOKS)
-	[CONTROL_TEST_FORBIDDEN_SYSCALL] = "test-forbidden-syscall",
-	[CONTROL_TEST_FORBIDDEN_IO] = "test-forbidden-syscall-io",
 	[CONTROL_TEST_PARSE_EUIDS] = "test-parse-euids",
 #endif
 };
@@ -530,17 +528,6 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 	case CONTROL_RESTORE:
 		return control_restore(vm, req.dir, req.paused);
 #if defined(KEEL_TEST_HOOKS)
-	case CONTROL_TEST_FORBIDDEN_SYSCALL:
-		seccomp_test_forbidden();
-		return control_error("GenericError", "the forbidden system call returned");
-	case CONTROL_TEST_FORBIDDEN_IO: {
-		const char *thread = NULL;
-
-		if (seccomp_test_forbidden_thread(&thread))
-			return control_error("GenericError", "no device thread has its own filter");
-		return control_error("GenericError",
-				     "the forbidden system call returned on a %s thread", thread);
-	}
 	case CONTROL_TEST_PARSE_EUIDS:
 		return control_parse_euids();
 #endif

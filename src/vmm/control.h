@@ -28,10 +28,8 @@ enum control_cmd {
 	CONTROL_DEVICES, /* each device's state, as the crash report gives it */
 	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 	CONTROL_VCPU_STATS, /* arguments: {"first": N} (optional): vCPU stats fds with the reply */
-	CONTROL_LINK,	 /* arguments: {"nic": N, "up": BOOL} */
+	CONTROL_LINK,	    /* arguments: {"nic": N, "up": BOOL} */
 #if defined(KEEL_TEST_HOOKS)
-	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
-	CONTROL_TEST_FORBIDDEN_IO,	/* test builds only: the same, on a device thread */
 	CONTROL_TEST_PARSE_EUIDS, /* test builds only: the euids handed files were parsed as */
 #endif
 	CONTROL_CMD_COUNT

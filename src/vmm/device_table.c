@@ -12,14 +12,24 @@
 
 extern const struct device_class serial_class, i8042_class, rtc_class, pm_class, fw_cfg_class,
 	debug_exit_class, pflash_class, debugcon_class;
+#if defined(KEEL_TEST_HOOKS)
+/* Test builds only: the seccomp probe (dev/seccomp_probe.h). Release builds have none. */
+extern const struct device_class seccomp_probe_class;
+#define TEST_PLATFORM_DEVICES &seccomp_probe_class,
+#else
+#define TEST_PLATFORM_DEVICES
+#endif
 extern const struct device_class virtio_blk_class, virtio_net_class, virtio_console_class,
 	virtio_rng_class, virtio_vsock_class, virtio_scsi_class;
 
 /* Platform devices: fixed ports and interrupts, as on a PC. */
+/* clang-format off */
 static const struct device_class *const platform_devices[] = {
 	&serial_class, &i8042_class,	  &rtc_class,	 &pm_class,
 	&fw_cfg_class, &debug_exit_class, &pflash_class, &debugcon_class,
+	TEST_PLATFORM_DEVICES
 };
+/* clang-format on */
 
 /* PCI devices, each at the slot the VM's description gives it. The order is the order in
  * which devices without a slot got theirs (vmdef_assign_slots): keep the two the same. */

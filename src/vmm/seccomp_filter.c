@@ -274,11 +274,3 @@ int seccomp_install_vcpu(void)
 
 	return load_class(SECCOMP_VCPU, &bad);
 }
-
-#if defined(KEEL_TEST_HOOKS)
-void seccomp_test_forbidden(void)
-{
-	/* Executable memory, which no table allows: the filter ends the worker here. */
-	(void)mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-}
-#endif

@@ -99,10 +99,9 @@ void seccomp_thread_unexpect(void);
 void seccomp_thread_end(void);
 
 #if defined(KEEL_TEST_HOOKS)
-/* Test builds only: issue a system call no table allows (the e2e seccomp test). */
-void seccomp_test_forbidden(void);
-/* Test builds only: make a device thread call mkdirat, which the main loop may and no device
- * thread may; its class's name goes in *cls. Returns 0 once asked, -ENOENT without one. */
+/* Test builds only (the seccomp probe, dev/seccomp_probe.h): make a device thread call
+ * mkdirat, which the main loop may and no device thread may; its class's name goes in *cls.
+ * Returns 0 once asked (and the call returned, or 5 s passed), -ENOENT without one. */
 int seccomp_test_forbidden_thread(const char **cls);
 #endif
 

@@ -6,7 +6,11 @@
  *    writes a word into every page of its RAM above 16 MiB (so that a save has all of it
  *    to write) and "check" says whether every one of those words is still there; "spin"
  *    spins with interrupts off (a hung kernel whose vCPU still burns CPU) until the next
- *    byte on COM1, polled;
+ *    byte on COM1, polled; "probe N" writes the 32-bit value N to the seccomp probe's port
+ *    (test builds of keel-vmm only: a request that its vCPU thread, main loop or a device
+ *    thread make a system call the seccomp filter forbids; vmm/dev/seccomp_probe.h) and
+ *    says what the port reads afterwards (how many forbidden calls returned; all ones with
+ *    no probe);
  *  - answers the ACPI power button (PM1 status bit 8, found through the FADT) by powering
  *    off through PM1a_CNT with the DSDT's \_S5 sleep type, as a Linux guest with acpid
  *    would, unless the command line says button=ignore (to test stop timeouts).
@@ -15,10 +19,11 @@
 
 const char guest_name[] = "daemon-guest";
 
-#define TIMER_VECTOR   0x40
-#define PM1_PWRBTN     (1u << 8)
-#define PM1_CNT_SLP_EN (1u << 13)
-#define LINE_MAX       128
+#define TIMER_VECTOR	   0x40
+#define PM1_PWRBTN	   (1u << 8)
+#define PM1_CNT_SLP_EN	   (1u << 13)
+#define LINE_MAX	   128
+#define PORT_SECCOMP_PROBE 0x5ec /* src/vmm/dev/seccomp_probe.h */
 
 static volatile uint32_t ticks;
 
@@ -97,6 +102,20 @@ static void spin(void)
 	guest_printf("daemon-guest: spin ended\n");
 }
 
+/* "probe N": N in decimal or 0x hex, written as one 32-bit value. */
+static void probe(const char *arg)
+{
+	uint64_t v;
+
+	if (guest_parse_u64(arg, &v) || v > 0xffffffffu) {
+		guest_printf("daemon-guest: probe: '%s' is not a 32-bit number\n", arg);
+		return;
+	}
+	guest_printf("daemon-guest: probe writes 0x%x\n", (uint32_t)v);
+	outl(PORT_SECCOMP_PROBE, (uint32_t)v);
+	guest_printf("daemon-guest: probe reads 0x%x\n", inl(PORT_SECCOMP_PROBE));
+}
+
 static __attribute__((noreturn)) void crash(void)
 {
 	static const struct {
@@ -169,6 +188,8 @@ void guest_main(void)
 				spin(); /* irq_disable()d above */
 			if (!strcmp(line, "fill") || !strcmp(line, "check"))
 				fill_memory(!strcmp(line, "check"));
+			if (!strncmp(line, "probe ", 6))
+				probe(line + 6);
 		}
 		if (pm1_evt && (inw(pm1_evt) & PM1_PWRBTN)) {
 			outw(pm1_evt, PM1_PWRBTN); /* write 1 to clear */

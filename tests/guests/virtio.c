@@ -10,6 +10,8 @@
  *    in the MMIO hole, a readable buffer after a writable one, indirect descriptors when not
  *    negotiated, nested indirect tables, indirect with NEXT, a queue size that is not a power
  *    of two, an avail index that jumps by more than the queue size, a head index out of range.
+ * Other modes (mode=): blk, blkmq, state and crash for the guest tests, blkimage for
+ * tests/daemon/e2e.py's disk-format (an image copied between two virtio-blk disks).
  */
 #include "lib/guest.h"
 
@@ -588,6 +590,120 @@ static void blk_test(void)
 	blk_zeroes_bound(sectors);
 }
 
+/* ---- mode=blkimage: copy an image between disks, or checksum one (tests/daemon/e2e.py) ----
+ * count=N sectors (at most IMAGE_MAX), to=SERIAL, from=SERIAL (optional): with from, the
+ * first N sectors of the disk whose serial is from are written over the first N of to's, and
+ * flushed (the host checks the file); without from, to's first N sectors are read and their
+ * CRC-32 (zlib's) printed for the host to compare. */
+#define IMAGE_BUF   0x01000000u /* 16 MiB, above the guest's image */
+#define IMAGE_MAX   ((32u << 20) / 512)
+#define IMAGE_CHUNK 128u
+
+/* zlib's CRC-32, four bytes a step (slicing by 4: this guest's CPU time is dear on a host
+ * without VT-x). */
+static uint32_t crc32(const uint8_t *p, uint32_t n)
+{
+	static uint32_t t[4][256];
+	uint32_t c;
+
+	if (!t[0][1]) {
+		for (uint32_t i = 0; i < 256; i++) {
+			c = i;
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? c >> 1 ^ 0xedb88320u : c >> 1;
+			t[0][i] = c;
+		}
+		for (uint32_t i = 0; i < 256; i++)
+			for (int k = 1; k < 4; k++)
+				t[k][i] = t[k - 1][i] >> 8 ^ t[0][t[k - 1][i] & 0xff];
+	}
+	c = 0xffffffffu;
+	for (; n >= 4; n -= 4, p += 4) {
+		c ^= (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+		     (uint32_t)p[3] << 24;
+		c = t[3][c & 0xff] ^ t[2][c >> 8 & 0xff] ^ t[1][c >> 16 & 0xff] ^ t[0][c >> 24];
+	}
+	while (n--)
+		c = t[0][(c ^ *p++) & 0xff] ^ c >> 8;
+	return ~c;
+}
+
+/* Make the virtio-blk device whose serial is serial the one the request functions use. The
+ * one before is reset and gets its BAR2 back where keel placed it (map_bars moves each to
+ * BAR2_ADDR and wants it above 4 GiB), with decoding off. */
+static uint32_t bar2_lo, bar2_hi;
+
+static void blk_deselect(void)
+{
+	w8(common + 0x14, 0);
+	cfg_write16(slot, 4, 0);
+	cfg_write32(slot, 0x18, bar2_lo);
+	cfg_write32(slot, 0x1c, bar2_hi);
+}
+
+static void blk_select(const char *serial)
+{
+	if (slot)
+		blk_deselect();
+	for (unsigned d = 1; d < 32; d++) {
+		if (cfg_read32(d, 0) != 0x10421af4)
+			continue;
+		slot = d;
+		bar2_lo = cfg_read32(d, 0x18);
+		bar2_hi = cfg_read32(d, 0x1c);
+		common = notify = isr = devcfg = 0;
+		map_bars();
+		vio_init(1u << 9, QSIZE, true); /* FLUSH */
+		memset(blk_buf, 0, 32);
+		if (blk_req(BLK_T_GET_ID, 0, blk_buf, 20, true, false) == 0 &&
+		    !strncmp((char *)blk_buf, serial, 20))
+			return;
+		blk_deselect();
+	}
+	guest_fail("no virtio-blk disk with serial '%s'", serial);
+}
+
+static void blk_image_io(uint32_t type, uint32_t count)
+{
+	uint8_t *img = (uint8_t *)(uintptr_t)IMAGE_BUF;
+
+	for (uint32_t s = 0; s < count; s += IMAGE_CHUNK) {
+		uint32_t n = count - s < IMAGE_CHUNK ? count - s : IMAGE_CHUNK;
+
+		if (blk_req(type, s, img + s * 512, n * 512, type == BLK_T_IN, false) != 0)
+			guest_fail("%s of %u sectors at %u failed",
+				   type == BLK_T_IN ? "read" : "write", n, s);
+	}
+}
+
+static void blk_image(void)
+{
+	uint32_t count = (uint32_t)mb_arg_u64("count");
+	const char *to = mb_arg("to"), *from = mb_arg("from");
+
+	if (!to || !count || count > IMAGE_MAX || IMAGE_BUF + count * 512 > ram_top)
+		guest_fail("blkimage needs to=SERIAL and count=1..%u sectors within RAM",
+			   IMAGE_MAX);
+	if (from) {
+		blk_select(from);
+		blk_image_io(BLK_T_IN, count);
+		blk_select(to);
+		blk_image_io(BLK_T_OUT, count);
+		if (blk_req(BLK_T_FLUSH, 0, 0, 0, false, false) != 0)
+			guest_fail("flush failed");
+		guest_printf("virtio: blkimage copied %u sectors from %s to %s\n", count, from, to);
+		return;
+	}
+	blk_select(to);
+	/* A mark in every sector, which the reads must overwrite (a whole memset of the buffer
+	 * costs this guest seconds of CPU on a host without VT-x). */
+	for (uint32_t s = 0; s < count; s++)
+		*(volatile uint32_t *)(uintptr_t)(IMAGE_BUF + s * 512) = 0xeeeeeeeeu;
+	blk_image_io(BLK_T_IN, count);
+	guest_printf("virtio: blkimage read %u sectors of %s: crc32 0x%08x\n", count, to,
+		     crc32((const uint8_t *)(uintptr_t)IMAGE_BUF, count * 512));
+}
+
 /* ---- mode=blkmq: many requests in flight on two queues of a multi-queue virtio-blk ---- */
 
 /* Request i of queue q: 8 sectors at MQ_BASE + (q * QSIZE + i) * 8, through an indirect
@@ -801,8 +917,9 @@ static void blkmq_test(void)
 		msi_wait(2, 1 + q);
 		irq_enable();
 		if (msi_count != 2 || msi1_count != 1 + q)
-			guest_fail("flush on queue %u: %u and %u MSI-X interrupts, expected %u and %u",
-				   q, msi_count, msi1_count, 2, 1 + q);
+			guest_fail(
+				"flush on queue %u: %u and %u MSI-X interrupts, expected %u and %u",
+				q, msi_count, msi1_count, 2, 1 + q);
 		mq_wait(q, 1, 1, "flush waited for by its interrupt");
 	}
 	if (mq_irq_window)
@@ -926,6 +1043,10 @@ void guest_main(void)
 	ram_top = 0x100000 + mb.mem_upper * 1024;
 	if (mb_arg_is("mode", "blk")) {
 		blk_test();
+		return;
+	}
+	if (mb_arg_is("mode", "blkimage")) {
+		blk_image();
 		return;
 	}
 	if (mb_arg_is("mode", "blkmq")) {

@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "vmm/blkio/blkio.h"
+#include "vmm/dev/seccomp_probe.h"
 #include "vmm/seccomp_filter.h"
 #include "vmm/virtio/virtio.h"
 
@@ -352,6 +353,75 @@ static void test_main_block_size(void **state)
 	assert_int_equal(run(&c), CHILD_OK);
 }
 
+#if defined(KEEL_TEST_HOOKS)
+/* Test builds' seccomp probe (vmm/dev/seccomp_probe.h), whose calls the e2e jail case has a
+ * guest ask for. The vCPU request is a call the main loop's list allows (it returns there)
+ * and the vCPU list does not (the vCPU thread is ended); a value that is no request does
+ * nothing on either. */
+static int probe_vcpu(long i)
+{
+	(void)i;
+	return seccomp_probe_request(SECCOMP_PROBE_VCPU) == 1 ? CHILD_WRONG : CHILD_SETUP;
+}
+
+static int probe_ignored(long i)
+{
+	static const uint32_t not_requests[] = {
+		0, 1, 2, 0x5ec00000u, 0x5ec00004u, 0xffffffffu, SECCOMP_PROBE_VCPU << 1};
+
+	(void)i;
+	for (size_t k = 0; k < sizeof(not_requests) / sizeof(not_requests[0]); k++)
+		if (seccomp_probe_request(not_requests[k]) != 0)
+			return CHILD_WRONG;
+	return CHILD_OK;
+}
+
+static int probe_vcpu_on_main(void)
+{
+	return seccomp_probe_request(SECCOMP_PROBE_VCPU) == 1 ? CHILD_OK : CHILD_WRONG;
+}
+
+/* The main loop's request (the device hands it to the loop): executable memory, an argument
+ * no list allows, ends the child on the main loop too. */
+static int probe_main(void)
+{
+	return seccomp_probe_request(SECCOMP_PROBE_MAIN) == 1 ? CHILD_WRONG : CHILD_SETUP;
+}
+
+/* One device thread asks: a confined device thread (itself or the other) makes the call. */
+static int probe_device(long i)
+{
+	if (i == 0)
+		return seccomp_probe_request(SECCOMP_PROBE_DEVICE) == 1 ? CHILD_WRONG : CHILD_SETUP;
+	usleep(2000000);
+	return CHILD_WRONG; /* the call that ends the process did not come */
+}
+
+static void test_probe(void **state)
+{
+	struct jail_case vcpu = {.cls = SECCOMP_VCPU, .nthreads = 1, .thread_work = probe_vcpu},
+			 ignored = {.cls = SECCOMP_VCPU,
+				    .nthreads = 1,
+				    .thread_work = probe_ignored,
+				    .main_work = probe_vcpu_on_main},
+			 dev = {.cls = SECCOMP_NET, .nthreads = 2, .thread_work = probe_device},
+			 loop = {.cls = SECCOMP_MAIN, .main_work = probe_main};
+
+	(void)state;
+	/* Exit status 1: the filter's SIGSYS handler ended the child. */
+	assert_int_equal(run(&vcpu), 1);
+	assert_int_equal(run(&ignored), CHILD_OK);
+	assert_int_equal(run(&dev), 1);
+	assert_int_equal(run(&loop), 1);
+	/* Unconfined (keel-vmm run by hand): the vCPU's call returns and touches nothing, and
+	 * no device thread has a filter of its own to ask. */
+	assert_int_equal(seccomp_probe_request(SECCOMP_PROBE_VCPU), 1);
+	assert_int_equal(seccomp_probe_request(SECCOMP_PROBE_DEVICE), -ENOENT);
+	assert_int_equal(seccomp_probe_request(SECCOMP_PROBE_MAIN), 1);
+	assert_int_equal(seccomp_probe_request(0x5ec00004u), 0);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +431,9 @@ int main(void)
 		cmocka_unit_test(test_uring_main_and_vcpu),
 		cmocka_unit_test(test_device_thread_after_jail),
 		cmocka_unit_test(test_main_block_size),
+#if defined(KEEL_TEST_HOOKS)
+		cmocka_unit_test(test_probe),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -670,6 +670,8 @@ static void blk_open_payload(struct virtio_blk *b)
  * here, so that no io_uring_setup is needed later). */
 static int blk_start_backend(struct virtio_blk *b, unsigned nq, char *err, size_t errlen)
 {
+	struct disk_info info;
+	const char *fmt;
 	static bool said;
 	const char *why;
 	int r;
@@ -707,8 +709,10 @@ static int blk_start_backend(struct virtio_blk *b, unsigned nq, char *err, size_
 		log_warn("%s: cache=unsafe: the guest's flushes are IGNORED; a host crash or "
 			 "power loss can lose or corrupt this disk's data",
 			 b->path);
-	log_info("%s: virtio-blk, %u queue%s, cache=%s%s, %s", b->path, nq, nq == 1 ? "" : "s",
-		 vmdef_disk_cache_name(b->cache),
+	/* The format the disk was opened as, which the tests read (a raw disk stays raw). */
+	fmt = disk_info(b->disk, &info) ? "format unknown" : disk_format_name(info.format);
+	log_info("%s: virtio-blk (%s), %u queue%s, cache=%s%s, %s", b->path, fmt, nq,
+		 nq == 1 ? "" : "s", vmdef_disk_cache_name(b->cache),
 		 b->cache == VM_DISK_CACHE_NONE && !b->direct ? " (page cache)" : "",
 		 blkio_uses_uring(b->io) ? "io_uring" : "thread pool");
 	return 0;
