@@ -28,6 +28,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/tap.h"
+#include "lib/unix_socket.h"
 
 int sup_pidfd_open(pid_t pid)
 {
@@ -97,13 +98,16 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
  */
 #define WORKER_FD_FIRST 3
 #define WORKER_FD_BASE	128
-#define WORKER_FILES	(5 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS + VMDEF_CHAIN_FDS_MAX)
-#define WORKER_ARGV	(32 + WORKER_FILES)
+#define WORKER_SOCKETS	4 /* control, serial, console, vsock: worker_sockets */
+#define WORKER_FILES                                                                               \
+	(5 + WORKER_SOCKETS + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS +                  \
+	 VMDEF_CHAIN_FDS_MAX)
+#define WORKER_ARGV (32 + WORKER_FILES)
 
 struct worker_files {
 	int fd[WORKER_FILES];
 	char name[WORKER_FILES]
-		 [16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, disk.I.pJ ... */
+		 [16]; /* kernel|firmware, nvram, initrd, kvm, control, disk.I, disk.I.pJ ... */
 	unsigned n;
 	unsigned nparents; /* of them, differencing chains' parents */
 };
@@ -197,6 +201,52 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 	return r;
 }
 
+/*
+ * The sockets the worker serves in its VM's directory, made here (its uid may not create a
+ * file there): bound, given their owner and mode, and passed without listening, so that a
+ * connect is refused (as to a missing file) until the worker listens, when it is ready
+ * (keel-vmm's vm_create; keeld's start probe relies on it). The control socket is keeld's
+ * only (0600); the consoles and virtio-vsock's host side are the administrators' too (0660,
+ * the keel group: `keel console`, docs/security.md). The worker connects to no path of the
+ * host's: a guest's connect to host port P goes to vsock.sock_P inside its root, which is
+ * the VM's directory.
+ */
+static int worker_sockets(struct sup *sup, const struct vm_def *def, struct worker_files *wf,
+			  char *err, size_t errlen)
+{
+	const struct {
+		const char *name, *file;
+		bool present;
+		mode_t mode;
+	} socks[WORKER_SOCKETS] = {
+		{"control", "control.sock", true, 0600},
+		{"serial", "serial.sock", true, 0660},
+		{"console", "hvc0.sock", def->console.present, 0660},
+		{"vsock", "vsock.sock", def->vsock.present, 0660},
+	};
+	int r = 0;
+
+	for (size_t i = 0; !r && i < WORKER_SOCKETS; i++) {
+		char path[PATH_MAX];
+		gid_t gid =
+			socks[i].mode == 0600 || !sup->cfg.have_group ? (gid_t)-1 : sup->cfg.group;
+		int fd;
+
+		if (!socks[i].present)
+			continue;
+		if (sup_path(sup, def->uuid, socks[i].file, path, sizeof(path)))
+			return -ENAMETOOLONG; /* sup_start checked the paths */
+		fd = unix_bind_for(path, socks[i].mode, gid);
+		if (fd < 0) {
+			error_set(err, errlen, "cannot make the %s socket %s: %s", socks[i].name,
+				  path, strerror(-fd));
+			return fd;
+		}
+		r = worker_fd(wf, socks[i].name, path, fd, err, errlen);
+	}
+	return r;
+}
+
 /* Move *fd above every number exec_worker dup2s onto (3 to 3 + WORKER_FILES), so that
  * placing the passed files never replaces the log or the error pipe. */
 static int fd_above(int *fd)
@@ -265,6 +315,8 @@ static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const str
 	}
 	if (!r)
 		r = worker_devices(sup, def, wf, err, errlen);
+	if (!r)
+		r = worker_sockets(sup, def, wf, err, errlen);
 	if (r)
 		worker_files_close(wf);
 	return r;

@@ -40,6 +40,10 @@ struct vm_config {
 	int lun_fds[VMDEF_MAX_LUNS]; /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
 	int firmware_fd;	     /* --fd firmware=N: the firmware image, opened by keeld */
 	int nvram_dir_fd;	     /* --fd nvram=N: the NVRAM file's directory, opened by keeld */
+	/* --fd control|serial|console|vsock=N: the Unix socket at the path --control, --serial
+	 * unix:, --console unix: or --vsock-socket names, bound by keeld and not yet listening
+	 * (the worker listens when it is ready to serve it: vm_create); -1: bind the path. */
+	int control_fd, serial_fd, console_fd, vsock_fd;
 	/* --fd disk.I.pJ=N, lun.I.pJ=N: the parents of a passed VHDX disk, nearest first */
 	struct machine_chain disk_chains[VMDEF_MAX_DISKS], lun_chains[VMDEF_MAX_LUNS];
 	unsigned nchain_fds; /* in all, at most VMDEF_CHAIN_FDS_MAX */

@@ -624,9 +624,29 @@ static int vm_open_input(const char *path, int given, const char *what, int *fd,
 }
 
 /*
+ * The Unix sockets the worker serves, before anything takes one (the serial port's is the
+ * first, chardev_open): each listening from now on, on the descriptor keeld bound and passed
+ * (--fd control=N, ...) or bound here at its path (jail_prep.h). A failure is the taker's to
+ * report, with the socket's name.
+ */
+static void vm_prepare_sockets(const struct vm_config *cfg)
+{
+	const struct chardev_spec *con = &cfg->host.console;
+
+	if (cfg->control_path)
+		jail_prep_listen(cfg->control_path, cfg->control_fd, CONTROL_BACKLOG);
+	if (cfg->serial.kind == CHARDEV_UNIX)
+		jail_prep_listen(cfg->serial.path, cfg->serial_fd, CHARDEV_BACKLOG);
+	if (cfg->def.console.present && con->kind == CHARDEV_UNIX)
+		jail_prep_listen(con->path, cfg->console_fd, CHARDEV_BACKLOG);
+	if (cfg->def.vsock.present && cfg->host.vsock_socket[0])
+		jail_prep_listen(cfg->host.vsock_socket, cfg->vsock_fd, VSOCK_BACKLOG);
+}
+
+/*
  * A jailed worker, before it parses any file it was handed (its disks, a saved state, its
  * UEFI variable store): what needs root or a host path is opened now (the status file, the
- * sockets it listens on in its VM's directory, the saved files, the variable store's
+ * console's file, the variable store's
  * template, its disks' O_DIRECT descriptors: jail_prep.h), then it enters its root as its
  * own uid, without capabilities (jail_enter). Its seccomp filter follows once the machine is
  * built (vm_lock).
@@ -647,14 +667,8 @@ static int vm_confine(struct vm *vm, char *err, size_t errlen)
 		}
 		seccomp_set_status_fd(vm->status_fd);
 	}
-	if (cfg->control_path)
-		jail_prep_listen(cfg->control_path, CONTROL_BACKLOG);
-	if (cfg->def.console.present && cfg->host.console.kind == CHARDEV_UNIX)
-		jail_prep_listen(cfg->host.console.path, CHARDEV_BACKLOG);
-	else if (cfg->def.console.present && cfg->host.console.kind == CHARDEV_FILE)
+	if (cfg->def.console.present && cfg->host.console.kind == CHARDEV_FILE)
 		jail_prep_open(cfg->host.console.path, CHARDEV_FILE_FLAGS, 0644);
-	if (cfg->def.vsock.present && cfg->host.vsock_socket[0])
-		jail_prep_listen(cfg->host.vsock_socket, VSOCK_BACKLOG);
 	for (unsigned i = 0; i < cfg->def.ndisks; i++)
 		if (cfg->disk_fds[i] >= 0 && cfg->def.disks[i].cache == VM_DISK_CACHE_NONE)
 			jail_prep_reopen(cfg->disk_fds[i],
@@ -742,6 +756,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "event loop set-up: %s", strerror(-r));
 		return r;
 	}
+	vm_prepare_sockets(cfg);
 	r = chardev_open(&cfg->serial, vm->loop, &vm->serial_out, err, errlen);
 	if (r)
 		return r;
