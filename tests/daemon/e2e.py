@@ -2386,11 +2386,12 @@ def case_description(e):
     opened = set(open_files(vm["pid"]))
     check(odd in opened and extra in opened and decoy not in opened,
           "keel-vmm opened %r" % sorted(p for p in opened if p.startswith(e.dir)))
-    # keeld opened them and passed them: the worker was given descriptors, not names to open.
+    # keeld opened them and passed them: the worker was given descriptors, not names to open
+    # (and the sockets it serves, which keeld made).
     argv = open("/proc/%d/cmdline" % vm["pid"], "rb").read().split(b"\0")
     passed = sorted(a.decode() for a in argv if a.startswith(b"--fd="))
-    check(passed == ["--fd=disk.0=4", "--fd=disk.1=5", "--fd=kernel=3", "--fd=kvm=6",
-                     "--fd=net.0=7"], "fds: %r" % passed)
+    check(passed == ["--fd=control=8", "--fd=disk.0=4", "--fd=disk.1=5", "--fd=kernel=3",
+                     "--fd=kvm=6", "--fd=net.0=7", "--fd=serial=9"], "fds: %r" % passed)
     check(os.readlink("/proc/%d/fd/4" % vm["pid"]) == extra and
           os.readlink("/proc/%d/fd/5" % vm["pid"]) == odd, "descriptors 4 and 5")
     e.keel("vm", "turn-off", "d1")
