@@ -623,24 +623,29 @@ static int vm_open_input(const char *path, int given, const char *what, int *fd,
 	return 0;
 }
 
-/*
- * The Unix sockets the worker serves, before anything takes one (the serial port's is the
- * first, chardev_open): each listening from now on, on the descriptor keeld bound and passed
- * (--fd control=N, ...) or bound here at its path (jail_prep.h). A failure is the taker's to
- * report, with the socket's name.
- */
+/* One socket the worker serves at PATH: listened on now when keeld passed it (GIVEN) or the
+ * worker is jailed (it cannot bind in its VM's directory later); else its taker binds it
+ * when it is built (jail_listen), so that a worker that fails before leaves no socket. */
+static void vm_prepare_socket(const struct vm_config *cfg, const char *path, int given, int backlog)
+{
+	if (given >= 0 || cfg->jail)
+		jail_prep_listen(path, given, backlog);
+}
+
+/* The Unix sockets the worker serves, before anything takes one (the serial port's is the
+ * first, chardev_open). A failure is the taker's to report, with the socket's name. */
 static void vm_prepare_sockets(const struct vm_config *cfg)
 {
 	const struct chardev_spec *con = &cfg->host.console;
 
 	if (cfg->control_path)
-		jail_prep_listen(cfg->control_path, cfg->control_fd, CONTROL_BACKLOG);
+		vm_prepare_socket(cfg, cfg->control_path, cfg->control_fd, CONTROL_BACKLOG);
 	if (cfg->serial.kind == CHARDEV_UNIX)
-		jail_prep_listen(cfg->serial.path, cfg->serial_fd, CHARDEV_BACKLOG);
+		vm_prepare_socket(cfg, cfg->serial.path, cfg->serial_fd, CHARDEV_BACKLOG);
 	if (cfg->def.console.present && con->kind == CHARDEV_UNIX)
-		jail_prep_listen(con->path, cfg->console_fd, CHARDEV_BACKLOG);
+		vm_prepare_socket(cfg, con->path, cfg->console_fd, CHARDEV_BACKLOG);
 	if (cfg->def.vsock.present && cfg->host.vsock_socket[0])
-		jail_prep_listen(cfg->host.vsock_socket, cfg->vsock_fd, VSOCK_BACKLOG);
+		vm_prepare_socket(cfg, cfg->host.vsock_socket, cfg->vsock_fd, VSOCK_BACKLOG);
 }
 
 /*
