@@ -204,8 +204,9 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 /*
  * The sockets the worker serves in its VM's directory, made here (its uid may not create a
  * file there): bound, given their owner and mode, and passed without listening, so that a
- * connect is refused (as to a missing file) until the worker listens, when it is ready
- * (keel-vmm's vm_create; keeld's start probe relies on it). The control socket is keeld's
+ * connect is refused (as to a missing file) until the worker listens, early in its set-up
+ * (keel-vmm's vm_create), and answered once it is built (keeld's start probe). On a failed
+ * start sup_start removes them. The control socket is keeld's
  * only (0600); the consoles and virtio-vsock's host side are the administrators' too (0660,
  * the keel group: `keel console`, docs/security.md). The worker connects to no path of the
  * host's: a guest's connect to host port P goes to vsock.sock_P inside its root, which is
@@ -239,7 +240,9 @@ static int worker_sockets(struct sup *sup, const struct vm_def *def, struct work
 		fd = unix_bind_for(path, socks[i].mode, gid);
 		if (fd < 0) {
 			error_set(err, errlen, "cannot make the %s socket %s: %s", socks[i].name,
-				  path, strerror(-fd));
+				  path,
+				  fd == -EEXIST ? "a file that is not a socket is in the way"
+						: strerror(-fd));
 			return fd;
 		}
 		r = worker_fd(wf, socks[i].name, path, fd, err, errlen);
@@ -673,6 +676,11 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	(void)!sup_event(sup, vm, VM_EV_START, "%s", "");
 out:
 	worker_files_close(&wf); /* the worker has its copies */
+	/* A start that failed after the sockets were made (worker_sockets, or later: no
+	 * worker serves them): none stays behind. Every path here comes after the unlinks
+	 * above, so what is at those paths is this start's. */
+	if (ret)
+		sup_remove_sockets(sup, vm);
 	if (cgfd >= 0) {
 		close(cgfd);
 		if (ret)

@@ -3425,14 +3425,24 @@ def case_jail_sockets(e):
     (docs/security.md). Checked on a running worker, after a keeld restart (which reconnects
     to the same sockets), and on the worker restored from a save (new sockets, made again)."""
     e.start_keeld()
-    e.create("s1", virtio_console={}, vsock={"cid": 9})
+    made = e.create("s1", virtio_console={}, vsock={"cid": 9})
+    # A socket keeld cannot make (a directory in the way of hvc0.sock): the start fails
+    # saying which, and leaves none of the sockets it made before (control, serial).
+    vmdir = os.path.join(e.state, "vms", made["id"])
+    os.makedirs(os.path.join(vmdir, "hvc0.sock"))
+    _, err = e.keel("vm", "start", "s1", want=5)  # 409
+    check("cannot make the console socket" in err and "not a socket" in err,
+          "start with hvc0.sock in the way: %r" % err)
+    check(e.vm("s1")["state"] == "Off", "s1 after a failed start: %r" % e.vm("s1"))
+    left = sorted(f for f in os.listdir(vmdir) if f.endswith(".sock"))
+    check(left == ["hvc0.sock"], "a failed start left sockets behind: %r" % left)
+    os.rmdir(os.path.join(vmdir, "hvc0.sock"))
     vm = e.start("s1")
     e.console_until("s1", "ready for input")
     check_jailed(e, vm, "s1")
     first = check_keeld_sockets(e, vm, "s1")
     e.type_console("s1", "one\n")
     e.console_until("s1", r"echo \[one\]")
-    vmdir = os.path.join(e.state, "vms", vm["id"])
     for fname in ("hvc0.sock", "vsock.sock"):  # served: accepted, not refused
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.settimeout(10)
