@@ -3416,6 +3416,16 @@ def check_keeld_sockets(e, vm, ctx):
               stat.S_IMODE(st.st_mode) == mode, "%s: %s is uid %d mode %o, not root's %o" %
               (ctx, fname, st.st_uid, stat.S_IMODE(st.st_mode), mode))
         inodes[name] = ino
+    # keeld closed its copies once the worker had them: the worker's are the only ones (a
+    # copy kept would also keep a dead worker's socket accepting into a backlog).
+    held = set()
+    for fd in os.listdir("/proc/%d/fd" % e.keeld_proc.pid):
+        try:
+            held.add(os.readlink("/proc/%d/fd/%s" % (e.keeld_proc.pid, fd)))
+        except OSError:
+            pass
+    kept = [n for n, ino in inodes.items() if "socket:[%d]" % ino in held]
+    check(not kept, "%s: keeld still holds the worker's sockets %r" % (ctx, kept))
     return inodes
 
 
