@@ -541,28 +541,48 @@ static int check_socket_fd(int fd, const char *name, const char *path, const cha
 	return r ? -EINVAL : 0;
 }
 
-static int check_socket_fds(const struct vm_config *cfg, char *err, size_t errlen)
+const char *config_socket(const struct vm_config *cfg, enum config_sock s, int *fd)
 {
 	const struct chardev_spec *con = &cfg->host.console;
-	int r = check_socket_fd(cfg->control_fd, "control", cfg->control_path, "--control PATH",
-				err, errlen);
 
-	r = r
-		    ?: check_socket_fd(cfg->serial_fd, "serial",
-				       cfg->serial.kind == CHARDEV_UNIX ? cfg->serial.path : NULL,
-				       "--serial unix:PATH", err, errlen);
-	r = r
-		    ?: check_socket_fd(cfg->console_fd, "console",
-				       cfg->def.console.present && con->kind == CHARDEV_UNIX
-					       ? con->path
-					       : NULL,
-				       "--console unix:PATH", err, errlen);
-	return r
-		       ?: check_socket_fd(cfg->vsock_fd, "vsock",
-					  cfg->def.vsock.present && cfg->host.vsock_socket[0]
-						  ? cfg->host.vsock_socket
-						  : NULL,
-					  "--vsock-socket PATH", err, errlen);
+	switch (s) {
+	case CONFIG_SOCK_CONTROL:
+		*fd = cfg->control_fd;
+		return cfg->control_path;
+	case CONFIG_SOCK_SERIAL:
+		*fd = cfg->serial_fd;
+		return cfg->serial.kind == CHARDEV_UNIX ? cfg->serial.path : NULL;
+	case CONFIG_SOCK_CONSOLE:
+		*fd = cfg->console_fd;
+		return cfg->def.console.present && con->kind == CHARDEV_UNIX ? con->path : NULL;
+	case CONFIG_SOCK_VSOCK:
+		*fd = cfg->vsock_fd;
+		return cfg->def.vsock.present && cfg->host.vsock_socket[0] ? cfg->host.vsock_socket
+									   : NULL;
+	}
+	*fd = -1;
+	return NULL;
+}
+
+static int check_socket_fds(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name, *option;
+	} socks[CONFIG_NSOCKS] = {
+		[CONFIG_SOCK_CONTROL] = {"control", "--control PATH"},
+		[CONFIG_SOCK_SERIAL] = {"serial", "--serial unix:PATH"},
+		[CONFIG_SOCK_CONSOLE] = {"console", "--console unix:PATH"},
+		[CONFIG_SOCK_VSOCK] = {"vsock", "--vsock-socket PATH"},
+	};
+	int r = 0;
+
+	for (unsigned s = 0; !r && s < CONFIG_NSOCKS; s++) {
+		int fd;
+		const char *path = config_socket(cfg, (enum config_sock)s, &fd);
+
+		r = check_socket_fd(fd, socks[s].name, path, socks[s].option, err, errlen);
+	}
+	return r;
 }
 
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)

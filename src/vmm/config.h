@@ -63,6 +63,19 @@ struct vm_config {
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void config_free(struct vm_config *cfg);
+
+/* The Unix sockets a worker serves: its control socket, its serial port's and virtio-console's
+ * (unix:PATH) and virtio-vsock's host side. */
+enum config_sock {
+	CONFIG_SOCK_CONTROL,
+	CONFIG_SOCK_SERIAL,
+	CONFIG_SOCK_CONSOLE,
+	CONFIG_SOCK_VSOCK
+};
+#define CONFIG_NSOCKS 4
+/* The path the worker serves socket S at (NULL: it serves none) and, in *fd, the socket
+ * keeld bound there and passed (--fd NAME=N; -1: none). The one place that says which. */
+const char *config_socket(const struct vm_config *cfg, enum config_sock s, int *fd);
 /*
  * keel-vmm's option table: its own options (the machine's and the worker's) and then every
  * device kind's (config/vmdef_cli.h), for getopt_long. A device option's val is

@@ -623,29 +623,27 @@ static int vm_open_input(const char *path, int given, const char *what, int *fd,
 	return 0;
 }
 
-/* One socket the worker serves at PATH: listened on now when keeld passed it (GIVEN) or the
- * worker is jailed (it cannot bind in its VM's directory later); else its taker binds it
- * when it is built (jail_listen), so that a worker that fails before leaves no socket. */
-static void vm_prepare_socket(const struct vm_config *cfg, const char *path, int given, int backlog)
-{
-	if (given >= 0 || cfg->jail)
-		jail_prep_listen(path, given, backlog);
-}
-
-/* The Unix sockets the worker serves, before anything takes one (the serial port's is the
- * first, chardev_open). A failure is the taker's to report, with the socket's name. */
+/* The Unix sockets the worker serves (config_socket), before anything takes one (the serial
+ * port's is the first, chardev_open): listened on now when keeld passed one or the worker is
+ * jailed (it cannot bind in its VM's directory later); else its taker binds it when it is
+ * built (jail_listen), so that a worker that fails before leaves no socket. A failure is the
+ * taker's to report, with the socket's name. */
 static void vm_prepare_sockets(const struct vm_config *cfg)
 {
-	const struct chardev_spec *con = &cfg->host.console;
+	static const int backlog[CONFIG_NSOCKS] = {
+		[CONFIG_SOCK_CONTROL] = CONTROL_BACKLOG,
+		[CONFIG_SOCK_SERIAL] = CHARDEV_BACKLOG,
+		[CONFIG_SOCK_CONSOLE] = CHARDEV_BACKLOG,
+		[CONFIG_SOCK_VSOCK] = VSOCK_BACKLOG,
+	};
 
-	if (cfg->control_path)
-		vm_prepare_socket(cfg, cfg->control_path, cfg->control_fd, CONTROL_BACKLOG);
-	if (cfg->serial.kind == CHARDEV_UNIX)
-		vm_prepare_socket(cfg, cfg->serial.path, cfg->serial_fd, CHARDEV_BACKLOG);
-	if (cfg->def.console.present && con->kind == CHARDEV_UNIX)
-		vm_prepare_socket(cfg, con->path, cfg->console_fd, CHARDEV_BACKLOG);
-	if (cfg->def.vsock.present && cfg->host.vsock_socket[0])
-		vm_prepare_socket(cfg, cfg->host.vsock_socket, cfg->vsock_fd, VSOCK_BACKLOG);
+	for (unsigned s = 0; s < CONFIG_NSOCKS; s++) {
+		int given;
+		const char *path = config_socket(cfg, (enum config_sock)s, &given);
+
+		if (path && (given >= 0 || cfg->jail))
+			jail_prep_listen(path, given, backlog[s]);
+	}
 }
 
 /*

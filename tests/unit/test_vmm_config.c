@@ -491,6 +491,17 @@ static void test_passed_sockets(void **state)
 		assert_int_equal(cfg.serial_fd, sfd);
 		assert_int_equal(cfg.console_fd, -1);
 		assert_int_equal(cfg.vsock_fd, -1);
+		{ /* config_socket: the one list of what the worker serves, and where */
+			int fd;
+
+			assert_string_equal(config_socket(&cfg, CONFIG_SOCK_CONTROL, &fd), ctl);
+			assert_int_equal(fd, cfd);
+			assert_string_equal(config_socket(&cfg, CONFIG_SOCK_SERIAL, &fd), ser);
+			assert_int_equal(fd, sfd);
+			assert_null(config_socket(&cfg, CONFIG_SOCK_CONSOLE, &fd));
+			assert_int_equal(fd, -1);
+			assert_null(config_socket(&cfg, CONFIG_SOCK_VSOCK, &fd));
+		}
 		config_free(&cfg);
 	}
 	{ /* the serial socket given as the control socket: bound elsewhere */
