@@ -530,11 +530,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	ret = sup_jail_alloc(sup, vm, err, errlen);
 	if (ret)
 		return ret;
-	unlink(ctl);
-	unlink(serial);
+	sup_remove_sockets(sup, vm); /* a dead worker's: keeld makes new ones (worker_sockets) */
 	unlink(status);
-	unlink(hvc);
-	unlink(vsock);
 	sup_rotate_log(log);
 	/* The worker gets the description whole, as a document: no path or string travels
 	 * through an option splitter (docs/vm-config.md). */
@@ -677,7 +674,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 out:
 	worker_files_close(&wf); /* the worker has its copies */
 	/* A start that failed after the sockets were made (worker_sockets, or later: no
-	 * worker serves them): none stays behind. Every path here comes after the unlinks
+	 * worker serves them): none stays behind. Every path here comes after the removal
 	 * above, so what is at those paths is this start's. */
 	if (ret)
 		sup_remove_sockets(sup, vm);
