@@ -525,7 +525,6 @@ void sup_reattach_all(struct sup *sup)
 			(void)!sup_event(sup, vm,
 					 paused ? VM_EV_ATTACH_PAUSED : VM_EV_ATTACH_RUNNING, "%s",
 					 "");
-			sup_sock_group_access(sup, vm);
 		} else if (vm->state == VM_STARTING) {
 			/* Still starting, as recorded: the start's deadline runs again. */
 			vm->deadline_ms =
@@ -1183,7 +1182,6 @@ static void probe_starting(struct sup *sup, struct sup_vm *vm, long long now)
 		enum vm_phase was = vm->phase;
 
 		vm->deadline_ms = 0;
-		sup_sock_group_access(sup, vm);
 		sup_vm_log(sup, vm, "worker pid %d is ready", (int)vm->pid);
 		if (was == VM_PH_RESTORING_PAUSED && !paused &&
 		    !vm_ctl(sup, vm, "pause", err, sizeof(err)))

@@ -207,26 +207,6 @@ bool sup_save_completed(struct sup *sup, const struct sup_vm *vm)
 	       access(intent, F_OK) == 0 && access(state, F_OK) == 0;
 }
 
-void sup_sock_group_access(struct sup *sup, struct sup_vm *vm)
-{
-	/* The consoles (the serial port, the virtio-console when the VM has one) and virtio-vsock's
-	 * host side. */
-	static const char *const socks[] = {"serial.sock", "hvc0.sock", "vsock.sock"};
-
-	for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
-		char path[PATH_MAX];
-
-		if (sup_path(sup, vm->uuid, socks[i], path, sizeof(path)))
-			return;
-		if (sup->cfg.have_group && chown(path, (uid_t)-1, sup->cfg.group) < 0 &&
-		    errno != ENOENT)
-			log_warn("VM %s: cannot give %s to the administrators' group: %s", vm->name,
-				 path, strerror(errno));
-		if (chmod(path, 0660) < 0 && errno != ENOENT)
-			log_warn("VM %s: cannot chmod %s: %s", vm->name, path, strerror(errno));
-	}
-}
-
 void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm)
 {
 	static const char *const socks[] = {"control.sock", "serial.sock", "hvc0.sock",

@@ -126,7 +126,6 @@ void sup_remove_saved(struct sup *sup, const struct sup_vm *vm);
 int sup_save_intent(struct sup *sup, const struct sup_vm *vm) __attribute__((warn_unused_result));
 void sup_save_intent_drop(struct sup *sup, const struct sup_vm *vm);
 bool sup_save_completed(struct sup *sup, const struct sup_vm *vm);
-void sup_sock_group_access(struct sup *sup, struct sup_vm *vm);
 /* Remove an ended worker's sockets (control, consoles). */
 void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm);
 

@@ -28,6 +28,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/tap.h"
+#include "lib/unix_socket.h"
 
 int sup_pidfd_open(pid_t pid)
 {
@@ -97,13 +98,16 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
  */
 #define WORKER_FD_FIRST 3
 #define WORKER_FD_BASE	128
-#define WORKER_FILES	(5 + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS + VMDEF_CHAIN_FDS_MAX)
-#define WORKER_ARGV	(32 + WORKER_FILES)
+#define WORKER_SOCKETS	4 /* control, serial, console, vsock: worker_sockets */
+#define WORKER_FILES                                                                               \
+	(5 + WORKER_SOCKETS + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS +                  \
+	 VMDEF_CHAIN_FDS_MAX)
+#define WORKER_ARGV (32 + WORKER_FILES)
 
 struct worker_files {
 	int fd[WORKER_FILES];
 	char name[WORKER_FILES]
-		 [16]; /* kernel|firmware, nvram, initrd, kvm, disk.I, disk.I.pJ ... */
+		 [16]; /* kernel|firmware, nvram, initrd, kvm, control, disk.I, disk.I.pJ ... */
 	unsigned n;
 	unsigned nparents; /* of them, differencing chains' parents */
 };
@@ -197,6 +201,55 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 	return r;
 }
 
+/*
+ * The sockets the worker serves in its VM's directory, made here (its uid may not create a
+ * file there): bound, given their owner and mode, and passed without listening, so that a
+ * connect is refused (as to a missing file) until the worker listens, early in its set-up
+ * (keel-vmm's vm_create), and answered once it is built (keeld's start probe). On a failed
+ * start sup_start removes them. The control socket is keeld's
+ * only (0600); the consoles and virtio-vsock's host side are the administrators' too (0660,
+ * the keel group: `keel console`, docs/security.md). The worker connects to no path of the
+ * host's: a guest's connect to host port P goes to vsock.sock_P inside its root, which is
+ * the VM's directory.
+ */
+static int worker_sockets(struct sup *sup, const struct vm_def *def, struct worker_files *wf,
+			  char *err, size_t errlen)
+{
+	const struct {
+		const char *name, *file;
+		bool present;
+		mode_t mode;
+	} socks[WORKER_SOCKETS] = {
+		{"control", "control.sock", true, 0600},
+		{"serial", "serial.sock", true, 0660},
+		{"console", "hvc0.sock", def->console.present, 0660},
+		{"vsock", "vsock.sock", def->vsock.present, 0660},
+	};
+	int r = 0;
+
+	for (size_t i = 0; !r && i < WORKER_SOCKETS; i++) {
+		char path[PATH_MAX];
+		gid_t gid =
+			socks[i].mode == 0600 || !sup->cfg.have_group ? (gid_t)-1 : sup->cfg.group;
+		int fd;
+
+		if (!socks[i].present)
+			continue;
+		if (sup_path(sup, def->uuid, socks[i].file, path, sizeof(path)))
+			return -ENAMETOOLONG; /* sup_start checked the paths */
+		fd = unix_bind_for(path, socks[i].mode, gid);
+		if (fd < 0) {
+			error_set(err, errlen, "cannot make the %s socket %s: %s", socks[i].name,
+				  path,
+				  fd == -EEXIST ? "a file that is not a socket is in the way"
+						: strerror(-fd));
+			return fd;
+		}
+		r = worker_fd(wf, socks[i].name, path, fd, err, errlen);
+	}
+	return r;
+}
+
 /* Move *fd above every number exec_worker dup2s onto (3 to 3 + WORKER_FILES), so that
  * placing the passed files never replaces the log or the error pipe. */
 static int fd_above(int *fd)
@@ -265,6 +318,8 @@ static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const str
 	}
 	if (!r)
 		r = worker_devices(sup, def, wf, err, errlen);
+	if (!r)
+		r = worker_sockets(sup, def, wf, err, errlen);
 	if (r)
 		worker_files_close(wf);
 	return r;
@@ -475,11 +530,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	ret = sup_jail_alloc(sup, vm, err, errlen);
 	if (ret)
 		return ret;
-	unlink(ctl);
-	unlink(serial);
+	sup_remove_sockets(sup, vm); /* a dead worker's: keeld makes new ones (worker_sockets) */
 	unlink(status);
-	unlink(hvc);
-	unlink(vsock);
 	sup_rotate_log(log);
 	/* The worker gets the description whole, as a document: no path or string travels
 	 * through an option splitter (docs/vm-config.md). */
@@ -621,6 +673,11 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	(void)!sup_event(sup, vm, VM_EV_START, "%s", "");
 out:
 	worker_files_close(&wf); /* the worker has its copies */
+	/* A start that failed after the sockets were made (worker_sockets, or later: no
+	 * worker serves them): none stays behind. Every path here comes after the removal
+	 * above, so what is at those paths is this start's. */
+	if (ret)
+		sup_remove_sockets(sup, vm);
 	if (cgfd >= 0) {
 		close(cgfd);
 		if (ret)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -86,7 +87,9 @@ int unix_connect_timeout(const char *path, int timeout_ms)
 	return fd;
 }
 
-int unix_listen(const char *path, int backlog)
+/* A socket bound to path, not yet listening (so a connect is refused until it listens): a
+ * socket file left by a process that died is replaced first. The fd or -errno. */
+static int bind_path(const char *path)
 {
 	struct sockaddr_un sa;
 	struct stat st;
@@ -107,12 +110,68 @@ int unix_listen(const char *path, int backlog)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, backlog) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
 	}
 	return fd;
+}
+
+int unix_listen(const char *path, int backlog)
+{
+	int fd = bind_path(path);
+
+	return fd < 0 ? fd : unix_listen_on(fd, path, backlog);
+}
+
+int unix_bind_for(const char *path, mode_t mode, gid_t gid)
+{
+	int fd = bind_path(path), r;
+
+	if (fd < 0)
+		return fd;
+	/* Nothing can connect before the mode is right: the socket does not listen yet. */
+	if ((gid != (gid_t)-1 && lchown(path, (uid_t)-1, gid) < 0) || chmod(path, mode) < 0) {
+		r = -errno;
+		close(fd);
+		unlink(path);
+		return r;
+	}
+	return fd;
+}
+
+int unix_bound_to(int fd, const char *path)
+{
+	struct sockaddr_un sa, want;
+	socklen_t len = sizeof(sa);
+	int type = 0, r = unix_addr(path, &want);
+	socklen_t tlen = sizeof(type);
+
+	if (r)
+		return r;
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		return -errno;
+	if (sa.sun_family != AF_UNIX || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+	    type != SOCK_STREAM)
+		return -EPROTOTYPE;
+	if (len <= offsetof(struct sockaddr_un, sun_path) ||
+	    strncmp(sa.sun_path, want.sun_path, sizeof(sa.sun_path)))
+		return -EADDRNOTAVAIL;
+	return 0;
+}
+
+int unix_listen_on(int fd, const char *path, int backlog)
+{
+	int r = unix_bound_to(fd, path);
+
+	if (!r &&
+	    (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 || listen(fd, backlog) < 0))
+		r = -errno;
+	if (r)
+		close(fd);
+	return r ? r : fd;
 }
 
 ssize_t unix_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfd, int flags)

@@ -10,6 +10,22 @@
  */
 int unix_listen(const char *path, int backlog) __attribute__((warn_unused_result));
 
+#include <sys/types.h>
+
+/*
+ * For a process that serves path but may not bind it (a jailed keel-vmm, whose keeld makes
+ * its sockets): bind path as unix_listen does, give it mode and group gid ((gid_t)-1: keep
+ * the caller's) and return the socket without listening, so that a connect is refused until
+ * the server listens (unix_listen_on). The fd or -errno (nothing left at path on failure).
+ */
+int unix_bind_for(const char *path, mode_t mode, gid_t gid) __attribute__((warn_unused_result));
+/* Whether fd is a Unix stream socket bound to exactly path: 0, -EPROTOTYPE (not a Unix
+ * stream socket), -EADDRNOTAVAIL (bound elsewhere or not bound) or another -errno. */
+int unix_bound_to(int fd, const char *path) __attribute__((warn_unused_result));
+/* Listen on fd, a socket bound to path (unix_bind_for, unix_bound_to), non-blocking from now
+ * on: fd, or -errno with fd closed. Listening again only changes the backlog. */
+int unix_listen_on(int fd, const char *path, int backlog) __attribute__((warn_unused_result));
+
 /* Connect to path (blocking, close-on-exec). Returns the fd or -errno. */
 int unix_connect(const char *path) __attribute__((warn_unused_result));
 /* Connect to path without waiting (non-blocking, close-on-exec), as a device does for its
@@ -20,7 +36,6 @@ int unix_connect_now(const char *path) __attribute__((warn_unused_result));
 int unix_connect_timeout(const char *path, int timeout_ms) __attribute__((warn_unused_result));
 
 #include <stddef.h>
-#include <sys/types.h>
 
 /* The most descriptors unix_send_fds sends and unix_recv_fds takes in one call. */
 #define UNIX_MAX_FDS 64

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "disk/disk.h"
 #include "lib/parse.h"
+#include "lib/unix_socket.h"
 #include "vmm/virtio/net.h"
 
 static const char usage_head[] =
@@ -22,6 +24,7 @@ static const char usage_head[] =
 	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd "
 	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|lun.I=N]...\n"
+	"                [--fd control|serial|console|vsock=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
 	"Device options (each device kind's, src/config/vmdef_*.c):\n";
@@ -223,8 +226,9 @@ static bool in_slots(const int *fds, const struct machine_chain *chains, unsigne
  * descriptor: one given twice would be closed twice). */
 static bool fd_given(const struct vm_config *cfg, int n)
 {
-	const int one[] = {cfg->kernel_fd, cfg->initrd_fd, cfg->kvm_fd, cfg->firmware_fd,
-			   cfg->nvram_dir_fd};
+	const int one[] = {cfg->kernel_fd,   cfg->initrd_fd,	cfg->kvm_fd,
+			   cfg->firmware_fd, cfg->nvram_dir_fd, cfg->control_fd,
+			   cfg->serial_fd,   cfg->console_fd,	cfg->vsock_fd};
 
 	return in_slots(one, NULL, sizeof(one) / sizeof(one[0]), n) ||
 	       in_slots(cfg->disk_fds, cfg->disk_chains, VMDEF_MAX_DISKS, n) ||
@@ -278,6 +282,22 @@ static int parse_chain_fd(const char *arg, const char *eq, struct vm_config *cfg
 	return 0;
 }
 
+/* The --fd names of one descriptor each: where config keeps it. */
+static const struct {
+	const char *name;
+	size_t off;
+} fd_names[] = {
+	{"kernel", offsetof(struct vm_config, kernel_fd)},
+	{"initrd", offsetof(struct vm_config, initrd_fd)},
+	{"kvm", offsetof(struct vm_config, kvm_fd)},
+	{"firmware", offsetof(struct vm_config, firmware_fd)},
+	{"nvram", offsetof(struct vm_config, nvram_dir_fd)},
+	{"control", offsetof(struct vm_config, control_fd)},
+	{"serial", offsetof(struct vm_config, serial_fd)},
+	{"console", offsetof(struct vm_config, console_fd)},
+	{"vsock", offsetof(struct vm_config, vsock_fd)},
+};
+
 /*
  * --fd NAME=N: the file the description names as kernel, initrd or disk.I (its Ith disk) is
  * already open as descriptor N (keeld opened and checked it, and passed it at exec): the
@@ -291,17 +311,12 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 
 	if (eq && (r = parse_chain_fd(arg, eq, cfg, err, errlen)) <= 0)
 		return r;
-	if (eq && eq - arg == 6 && !strncmp(arg, "kernel", 6))
-		slot = &cfg->kernel_fd;
-	else if (eq && eq - arg == 6 && !strncmp(arg, "initrd", 6))
-		slot = &cfg->initrd_fd;
-	else if (eq && eq - arg == 3 && !strncmp(arg, "kvm", 3))
-		slot = &cfg->kvm_fd;
-	else if (eq && eq - arg == 8 && !strncmp(arg, "firmware", 8))
-		slot = &cfg->firmware_fd;
-	else if (eq && eq - arg == 5 && !strncmp(arg, "nvram", 5))
-		slot = &cfg->nvram_dir_fd;
-	else if (eq && !strncmp(arg, "disk.", 5) && eq - arg <= 8) {
+	for (size_t k = 0; eq && k < sizeof(fd_names) / sizeof(fd_names[0]); k++)
+		if ((size_t)(eq - arg) == strlen(fd_names[k].name) &&
+		    !strncmp(arg, fd_names[k].name, (size_t)(eq - arg)))
+			slot = (int *)((char *)cfg + fd_names[k].off);
+	/* (a name of fd_names has no '.') */
+	if (eq && !strncmp(arg, "disk.", 5) && eq - arg <= 8) {
 		char idx[4] = {0};
 
 		memcpy(idx, arg + 5, (size_t)(eq - arg - 5));
@@ -322,10 +337,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 	}
 	if (!slot || parse_uint(eq + 1, 3, 65535, &n) || fcntl((int)n, F_GETFD) < 0) {
 		snprintf(err, errlen,
-			 "--fd %s: expected kernel=N, initrd=N, kvm=N, firmware=N, nvram=N "
-			 "(a directory), disk.I=N, net.I=N or "
-			 "lun.I=N with N an open descriptor (3 or above) and I a disk's (0 to %d), "
-			 "a network card's (0 to %d) or a SCSI LUN's (0 to %d) index",
+			 "--fd %s: expected NAME=N, NAME one of kernel, initrd, kvm, firmware, "
+			 "nvram (a directory), control, serial, console, vsock (bound sockets), "
+			 "disk.I (I 0 to %d), net.I (0 to %d), lun.I (0 to %d); N an open "
+			 "descriptor, 3 or above",
 			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
 		return -EINVAL;
 	}
@@ -502,6 +517,74 @@ int config_options_build(struct config_optable *t, const struct vmdef_device_kin
 	return 0;
 }
 
+/* --fd NAME=FD (a socket keeld bound: control, serial, console, vsock) stands for the socket
+ * at PATH, which the worker serves (NULL: it serves none there, what OPTION says). */
+static int check_socket_fd(int fd, const char *name, const char *path, const char *option,
+			   char *err, size_t errlen)
+{
+	int r;
+
+	if (fd < 0)
+		return 0;
+	if (!path) {
+		snprintf(err, errlen, "--fd %s: the worker serves no %s socket (%s)", name, name,
+			 option);
+		return -EINVAL;
+	}
+	r = unix_bound_to(fd, path);
+	if (r)
+		snprintf(err, errlen, "--fd %s=%d: not a Unix stream socket bound to %s (%s)", name,
+			 fd, path,
+			 r == -EPROTOTYPE      ? "another kind of descriptor"
+			 : r == -EADDRNOTAVAIL ? "bound elsewhere or not at all"
+					       : strerror(-r));
+	return r ? -EINVAL : 0;
+}
+
+const char *config_socket(const struct vm_config *cfg, enum config_sock s, int *fd)
+{
+	const struct chardev_spec *con = &cfg->host.console;
+
+	switch (s) {
+	case CONFIG_SOCK_CONTROL:
+		*fd = cfg->control_fd;
+		return cfg->control_path;
+	case CONFIG_SOCK_SERIAL:
+		*fd = cfg->serial_fd;
+		return cfg->serial.kind == CHARDEV_UNIX ? cfg->serial.path : NULL;
+	case CONFIG_SOCK_CONSOLE:
+		*fd = cfg->console_fd;
+		return cfg->def.console.present && con->kind == CHARDEV_UNIX ? con->path : NULL;
+	case CONFIG_SOCK_VSOCK:
+		*fd = cfg->vsock_fd;
+		return cfg->def.vsock.present && cfg->host.vsock_socket[0] ? cfg->host.vsock_socket
+									   : NULL;
+	}
+	*fd = -1;
+	return NULL;
+}
+
+static int check_socket_fds(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name, *option;
+	} socks[CONFIG_NSOCKS] = {
+		[CONFIG_SOCK_CONTROL] = {"control", "--control PATH"},
+		[CONFIG_SOCK_SERIAL] = {"serial", "--serial unix:PATH"},
+		[CONFIG_SOCK_CONSOLE] = {"console", "--console unix:PATH"},
+		[CONFIG_SOCK_VSOCK] = {"vsock", "--vsock-socket PATH"},
+	};
+	int r = 0;
+
+	for (unsigned s = 0; !r && s < CONFIG_NSOCKS; s++) {
+		int fd;
+		const char *path = config_socket(cfg, (enum config_sock)s, &fd);
+
+		r = check_socket_fd(fd, socks[s].name, path, socks[s].option, err, errlen);
+	}
+	return r;
+}
+
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 {
 	const char *described_by = NULL; /* the first description option, for the message */
@@ -516,6 +599,10 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		.kvm_fd = -1,
 		.firmware_fd = -1,
 		.nvram_dir_fd = -1,
+		.control_fd = -1,
+		.serial_fd = -1,
+		.console_fd = -1,
+		.vsock_fd = -1,
 	};
 	for (unsigned d = 0; d < VMDEF_MAX_DISKS; d++)
 		cfg->disk_fds[d] = -1;
@@ -589,6 +676,10 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			goto out;
 		r = -EINVAL;
 	}
+	r = check_socket_fds(cfg, err, errlen);
+	if (r)
+		goto out;
+	r = -EINVAL;
 	if (cfg->jail != (cfg->jail_root != NULL)) {
 		snprintf(err, errlen, "--jail-user and --jail-root go together");
 		r = -EINVAL;

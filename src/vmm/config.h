@@ -40,6 +40,10 @@ struct vm_config {
 	int lun_fds[VMDEF_MAX_LUNS]; /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
 	int firmware_fd;	     /* --fd firmware=N: the firmware image, opened by keeld */
 	int nvram_dir_fd;	     /* --fd nvram=N: the NVRAM file's directory, opened by keeld */
+	/* --fd control|serial|console|vsock=N: the Unix socket at the path --control, --serial
+	 * unix:, --console unix: or --vsock-socket names, bound by keeld and not yet listening
+	 * (the worker listens when it is ready to serve it: vm_create); -1: bind the path. */
+	int control_fd, serial_fd, console_fd, vsock_fd;
 	/* --fd disk.I.pJ=N, lun.I.pJ=N: the parents of a passed VHDX disk, nearest first */
 	struct machine_chain disk_chains[VMDEF_MAX_DISKS], lun_chains[VMDEF_MAX_LUNS];
 	unsigned nchain_fds; /* in all, at most VMDEF_CHAIN_FDS_MAX */
@@ -59,6 +63,19 @@ struct vm_config {
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void config_free(struct vm_config *cfg);
+
+/* The Unix sockets a worker serves: its control socket, its serial port's and virtio-console's
+ * (unix:PATH) and virtio-vsock's host side. */
+enum config_sock {
+	CONFIG_SOCK_CONTROL,
+	CONFIG_SOCK_SERIAL,
+	CONFIG_SOCK_CONSOLE,
+	CONFIG_SOCK_VSOCK
+};
+#define CONFIG_NSOCKS 4
+/* The path the worker serves socket S at (NULL: it serves none) and, in *fd, the socket
+ * keeld bound there and passed (--fd NAME=N; -1: none). The one place that says which. */
+const char *config_socket(const struct vm_config *cfg, enum config_sock s, int *fd);
 /*
  * keel-vmm's option table: its own options (the machine's and the worker's) and then every
  * device kind's (config/vmdef_cli.h), for getopt_long. A device option's val is

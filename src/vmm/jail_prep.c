@@ -15,7 +15,7 @@
 
 enum prep_kind { PREP_LISTEN, PREP_OPEN, PREP_REOPEN };
 
-/* A handful per VM: the control, console and vsock sockets, two saved-state files, the
+/* A handful per VM: the control, serial, console and vsock sockets, two saved-state files, the
  * NVRAM template, one O_DIRECT descriptor per disk. */
 #define PREP_MAX 64
 
@@ -59,9 +59,10 @@ static void prep_add(enum prep_kind kind, const char *path, const struct stat *s
 	nprep++;
 }
 
-void jail_prep_listen(const char *path, int backlog)
+void jail_prep_listen(const char *path, int given, int backlog)
 {
-	prep_add(PREP_LISTEN, path, NULL, 0, unix_listen(path, backlog));
+	prep_add(PREP_LISTEN, path, NULL, 0,
+		 given >= 0 ? unix_listen_on(given, path, backlog) : unix_listen(path, backlog));
 }
 
 void jail_prep_open(const char *path, int flags, mode_t mode)

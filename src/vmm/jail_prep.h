@@ -1,21 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What a jailed worker opens while it is still root, for use once it has become its own uid
- * inside its root (jail.h, docs/security.md): the listening sockets at paths in its VM's
- * directory (which its uid may not write), files named by host path (a saved state to carry
- * on from, the UEFI variable store's template) and a disk's descriptor again with O_DIRECT
- * (through /proc, which the jail has not). The code that would open one takes it with
- * jail_listen, jail_open or jail_reopen; with nothing prepared (keel-vmm not jailed, or a
- * restore through the control socket) those open it as they always did. So the worker parses
- * no file it was handed (disks, saved state, NVRAM) before it gives up root.
+ * inside its root (jail.h, docs/security.md): the sockets it serves at paths in its VM's
+ * directory (which its uid may not write: keeld binds them and passes them, and the worker
+ * only listens; a jailed worker run without them binds them here), files named by
+ * host path (a saved state to carry on from, the UEFI variable store's template) and a
+ * disk's descriptor again with O_DIRECT (through /proc, which the jail has not). The code
+ * that would open one takes it with jail_listen, jail_open or jail_reopen; with nothing
+ * prepared (keel-vmm not jailed, or a restore through the control socket) those open it as
+ * they always did. So the worker parses no file it was handed (disks, saved state, NVRAM)
+ * before it gives up root.
  */
 #ifndef KEEL_VMM_JAIL_PREP_H
 #define KEEL_VMM_JAIL_PREP_H
 
 #include <sys/types.h>
 
-/* Before jail_enter: bind and listen on PATH (unix_listen); a failure is kept for the taker. */
-void jail_prep_listen(const char *path, int backlog);
+/* Before jail_enter: listen on PATH, on GIVEN (a socket keeld bound there and passed:
+ * unix_listen_on) or, GIVEN -1, on a socket bound here (unix_listen); a failure is kept for
+ * the taker. With jail_listen, the one way a worker gets a socket it serves. */
+void jail_prep_listen(const char *path, int given, int backlog);
 
 /* Before jail_enter: open PATH with FLAGS (and MODE, for O_CREAT); a failure is kept, and a
  * directory is one (EISDIR). */

@@ -623,10 +623,33 @@ static int vm_open_input(const char *path, int given, const char *what, int *fd,
 	return 0;
 }
 
+/* The Unix sockets the worker serves (config_socket), before anything takes one (the serial
+ * port's is the first, chardev_open): listened on now when keeld passed one or the worker is
+ * jailed (it cannot bind in its VM's directory later); else its taker binds it when it is
+ * built (jail_listen), so that a worker that fails before leaves no socket. A failure is the
+ * taker's to report, with the socket's name. */
+static void vm_prepare_sockets(const struct vm_config *cfg)
+{
+	static const int backlog[CONFIG_NSOCKS] = {
+		[CONFIG_SOCK_CONTROL] = CONTROL_BACKLOG,
+		[CONFIG_SOCK_SERIAL] = CHARDEV_BACKLOG,
+		[CONFIG_SOCK_CONSOLE] = CHARDEV_BACKLOG,
+		[CONFIG_SOCK_VSOCK] = VSOCK_BACKLOG,
+	};
+
+	for (unsigned s = 0; s < CONFIG_NSOCKS; s++) {
+		int given;
+		const char *path = config_socket(cfg, (enum config_sock)s, &given);
+
+		if (path && (given >= 0 || cfg->jail))
+			jail_prep_listen(path, given, backlog[s]);
+	}
+}
+
 /*
  * A jailed worker, before it parses any file it was handed (its disks, a saved state, its
  * UEFI variable store): what needs root or a host path is opened now (the status file, the
- * sockets it listens on in its VM's directory, the saved files, the variable store's
+ * console's file, the variable store's
  * template, its disks' O_DIRECT descriptors: jail_prep.h), then it enters its root as its
  * own uid, without capabilities (jail_enter). Its seccomp filter follows once the machine is
  * built (vm_lock).
@@ -647,14 +670,8 @@ static int vm_confine(struct vm *vm, char *err, size_t errlen)
 		}
 		seccomp_set_status_fd(vm->status_fd);
 	}
-	if (cfg->control_path)
-		jail_prep_listen(cfg->control_path, CONTROL_BACKLOG);
-	if (cfg->def.console.present && cfg->host.console.kind == CHARDEV_UNIX)
-		jail_prep_listen(cfg->host.console.path, CHARDEV_BACKLOG);
-	else if (cfg->def.console.present && cfg->host.console.kind == CHARDEV_FILE)
+	if (cfg->def.console.present && cfg->host.console.kind == CHARDEV_FILE)
 		jail_prep_open(cfg->host.console.path, CHARDEV_FILE_FLAGS, 0644);
-	if (cfg->def.vsock.present && cfg->host.vsock_socket[0])
-		jail_prep_listen(cfg->host.vsock_socket, VSOCK_BACKLOG);
 	for (unsigned i = 0; i < cfg->def.ndisks; i++)
 		if (cfg->disk_fds[i] >= 0 && cfg->def.disks[i].cache == VM_DISK_CACHE_NONE)
 			jail_prep_reopen(cfg->disk_fds[i],
@@ -742,6 +759,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "event loop set-up: %s", strerror(-r));
 		return r;
 	}
+	vm_prepare_sockets(cfg);
 	r = chardev_open(&cfg->serial, vm->loop, &vm->serial_out, err, errlen);
 	if (r)
 		return r;

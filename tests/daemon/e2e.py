@@ -2435,11 +2435,12 @@ def case_description(e):
     opened = set(open_files(vm["pid"]))
     check(odd in opened and extra in opened and decoy not in opened,
           "keel-vmm opened %r" % sorted(p for p in opened if p.startswith(e.dir)))
-    # keeld opened them and passed them: the worker was given descriptors, not names to open.
+    # keeld opened them and passed them: the worker was given descriptors, not names to open
+    # (and the sockets it serves, which keeld made).
     argv = open("/proc/%d/cmdline" % vm["pid"], "rb").read().split(b"\0")
     passed = sorted(a.decode() for a in argv if a.startswith(b"--fd="))
-    check(passed == ["--fd=disk.0=4", "--fd=disk.1=5", "--fd=kernel=3", "--fd=kvm=6",
-                     "--fd=net.0=7"], "fds: %r" % passed)
+    check(passed == ["--fd=control=8", "--fd=disk.0=4", "--fd=disk.1=5", "--fd=kernel=3",
+                     "--fd=kvm=6", "--fd=net.0=7", "--fd=serial=9"], "fds: %r" % passed)
     check(os.readlink("/proc/%d/fd/4" % vm["pid"]) == extra and
           os.readlink("/proc/%d/fd/5" % vm["pid"]) == odd, "descriptors 4 and 5")
     e.keel("vm", "turn-off", "d1")
@@ -3424,6 +3425,121 @@ def case_jail(e):
     if host_cgroup2():
         gone = os.path.join(host_cgroup2(), "keel.slice", "vm-" + vm1["id"])
         check(not os.path.exists(gone), "%s stays after its worker ended" % gone)
+
+# The sockets a worker serves in its VM's directory: --fd name, file, mode (keeld's made).
+WORKER_SOCKETS = (("control", "control.sock", 0o600), ("serial", "serial.sock", 0o660),
+                  ("console", "hvc0.sock", 0o660), ("vsock", "vsock.sock", 0o660))
+
+
+def unix_table(pid):
+    """The Unix sockets of pid's network namespace (/proc/PID/net/unix): inode -> (flags,
+    path); a socket is listed in the namespace of the process that made it."""
+    table = {}
+    with open("/proc/%d/net/unix" % pid) as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            table[int(cols[6])] = (int(cols[3], 16), cols[7] if len(cols) > 7 else "")
+    return table
+
+
+def check_keeld_sockets(e, vm, ctx):
+    """Issue 10: keeld made the worker's sockets, the worker did not bind them. Each is passed
+    as --fd NAME=N; the worker's descriptor N is the socket bound at its path, listening,
+    made in keeld's network namespace (the worker has had its own, empty one since before it
+    built anything, so a socket it made would be listed there), with keeld's owner and mode.
+    Returns {name: socket inode}."""
+    pid, vmdir = vm["pid"], os.path.join(e.state, "vms", vm["id"])
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        args = f.read().decode().split("\0")
+    keeld, worker = unix_table(e.keeld_proc.pid), unix_table(pid)
+    inodes = {}
+    for name, fname, mode in WORKER_SOCKETS:
+        path = os.path.join(vmdir, fname)
+        fds = [a.split("=")[2] for a in args if a.startswith("--fd=%s=" % name)]
+        check(len(fds) == 1, "%s: keel-vmm was not passed its %s socket: %r" % (ctx, name, args))
+        link = os.readlink("/proc/%d/fd/%s" % (pid, fds[0]))
+        m = re.fullmatch(r"socket:\[(\d+)\]", link)
+        check(m, "%s: the worker's --fd %s=%s is %s" % (ctx, name, fds[0], link))
+        ino = int(m.group(1))
+        check(ino in keeld and keeld[ino][1] == path,
+              "%s: the worker's %s socket is not the one keeld bound at %s: %r" %
+              (ctx, name, path, keeld.get(ino)))
+        check(keeld[ino][0] & 0x10000, "%s: the %s socket does not listen" % (ctx, name))
+        check(not any(p.startswith(vmdir + "/") for _, p in worker.values()),
+              "%s: the worker bound sockets of its own: %r" % (ctx, worker))
+        st = os.lstat(path)
+        check(stat.S_ISSOCK(st.st_mode) and st.st_uid == 0 and
+              stat.S_IMODE(st.st_mode) == mode, "%s: %s is uid %d mode %o, not root's %o" %
+              (ctx, fname, st.st_uid, stat.S_IMODE(st.st_mode), mode))
+        inodes[name] = ino
+    # keeld closed its copies once the worker had them: the worker's are the only ones (a
+    # copy kept would also keep a dead worker's socket accepting into a backlog).
+    held = set()
+    for fd in os.listdir("/proc/%d/fd" % e.keeld_proc.pid):
+        try:
+            held.add(os.readlink("/proc/%d/fd/%s" % (e.keeld_proc.pid, fd)))
+        except OSError:
+            pass
+    kept = [n for n, ino in inodes.items() if "socket:[%d]" % ino in held]
+    check(not kept, "%s: keeld still holds the worker's sockets %r" % (ctx, kept))
+    return inodes
+
+
+def case_jail_sockets(e):
+    """Issue 10: keeld makes a worker's sockets (control, serial and virtio-console consoles,
+    virtio-vsock's host side) and passes them; the jailed worker only listens on them
+    (docs/security.md). Checked on a running worker, after a keeld restart (which reconnects
+    to the same sockets), and on the worker restored from a save (new sockets, made again)."""
+    e.start_keeld()
+    made = e.create("s1", virtio_console={}, vsock={"cid": 9})
+    # A socket keeld cannot make (a directory in the way of hvc0.sock): the start fails
+    # saying which, and leaves none of the sockets it made before (control, serial).
+    vmdir = os.path.join(e.state, "vms", made["id"])
+    os.makedirs(os.path.join(vmdir, "hvc0.sock"))
+    _, err = e.keel("vm", "start", "s1", want=5)  # 409
+    check("cannot make the console socket" in err and "not a socket" in err,
+          "start with hvc0.sock in the way: %r" % err)
+    check(e.vm("s1")["state"] == "Off", "s1 after a failed start: %r" % e.vm("s1"))
+    left = sorted(f for f in os.listdir(vmdir) if f.endswith(".sock"))
+    check(left == ["hvc0.sock"], "a failed start left sockets behind: %r" % left)
+    os.rmdir(os.path.join(vmdir, "hvc0.sock"))
+    vm = e.start("s1")
+    e.console_until("s1", "ready for input")
+    check_jailed(e, vm, "s1")
+    first = check_keeld_sockets(e, vm, "s1")
+    e.type_console("s1", "one\n")
+    e.console_until("s1", r"echo \[one\]")
+    for fname in ("hvc0.sock", "vsock.sock"):  # served: accepted, not refused
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(10)
+        c.connect(os.path.join(vmdir, fname))
+        c.close()
+    # keeld restarts: it re-attaches through the control socket the worker still serves.
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    check(e.vm("s1")["state"] == "Running" and e.vm("s1")["pid"] == vm["pid"],
+          "s1 after a keeld restart: %r" % e.vm("s1"))
+    check(check_keeld_sockets(e, vm, "s1 after a keeld restart") == first,
+          "the sockets changed across a keeld restart")
+    e.keel("vm", "pause", "s1")
+    e.wait_state("s1", "Paused")
+    e.keel("vm", "resume", "s1")
+    e.wait_state("s1", "Running")
+    e.type_console("s1", "two\n")
+    e.console_until("s1", r"echo \[two\]")
+    e.keel("vm", "save", "s1")
+    check(e.vm("s1")["state"] == "Saved", "s1 not Saved: %r" % e.vm("s1"))
+    vm = e.start("s1")
+    check(vm["state_reason"] == "restored from its saved state", "restore: %r" % vm)
+    again = check_keeld_sockets(e, vm, "restored s1")
+    check(not set(again.values()) & set(first.values()), "the restored worker got old sockets")
+    e.type_console("s1", "three\n")
+    e.console_until("s1", r"echo \[three\]")
+    e.keel("vm", "turn-off", "s1")
+    e.wait_state("s1", "Off")
+    for _, fname, _ in WORKER_SOCKETS:
+        check(not os.path.exists(os.path.join(vmdir, fname)), "%s stays after turn-off" % fname)
 
 
 def case_jail_chain(e):

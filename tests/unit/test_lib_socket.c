@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -55,10 +57,45 @@ static void test_full_backlog_times_out(void **state)
 	rmdir(dir);
 }
 
+/* unix_bind_for: bound with its mode, refusing connects until unix_listen_on; a socket
+ * bound elsewhere, or not a Unix stream socket, is refused by unix_listen_on. */
+static void test_bind_for_then_listen(void **state)
+{
+	char dir[] = "/tmp/keel-sock-XXXXXX", path[64], other[64];
+	struct stat st;
+	int fd, c, dg;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	snprintf(other, sizeof(other), "%s/o.sock", dir);
+	fd = unix_bind_for(path, 0600, (gid_t)-1);
+	assert_true(fd >= 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(unix_connect_now(path), -ECONNREFUSED); /* not listening yet */
+	assert_int_equal(unix_bound_to(fd, other), -EADDRNOTAVAIL);
+	assert_int_equal(unix_bound_to(fd, path), 0);
+	assert_int_equal(unix_listen_on(fd, path, 4), fd);
+	c = unix_connect_now(path);
+	assert_true(c >= 0);
+	close(c);
+	/* Another file in the way, and a live socket, are refused. */
+	assert_int_equal(unix_bind_for(path, 0600, (gid_t)-1), -EADDRINUSE);
+	close(fd);
+	dg = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(dg >= 0);
+	assert_int_equal(unix_listen_on(dg, path, 4), -EPROTOTYPE); /* and closed */
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_backlog_times_out),
+		cmocka_unit_test(test_bind_for_then_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "vmm/config.h"
+#include "lib/unix_socket.h"
 
 static int parse(char **argv, int argc, struct vm_config *cfg, char *err)
 {
@@ -460,6 +461,81 @@ static void test_disk_formats(void **state)
 	assert_non_null(strstr(err, "cache=none|writeback|unsafe"));
 }
 
+/* --fd control|serial|console|vsock=N: a socket keeld bound at the path the worker serves;
+ * one bound elsewhere, a file, or a socket the worker does not serve is refused. */
+static void test_passed_sockets(void **state)
+{
+	char dir[] = "/tmp/keel-cfg-XXXXXX", ctl[64], ser[64], arg_ctl[32], arg_ser[32], copt[80],
+	     sopt[80];
+	struct vm_config cfg;
+	char err[256];
+	int cfd, sfd, nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(ctl, sizeof(ctl), "%s/control.sock", dir);
+	snprintf(ser, sizeof(ser), "%s/serial.sock", dir);
+	cfd = unix_bind_for(ctl, 0600, (gid_t)-1);
+	sfd = unix_bind_for(ser, 0600, (gid_t)-1);
+	assert_true(cfd >= 3 && sfd >= 3 && nfd >= 3);
+	snprintf(copt, sizeof(copt), "--control=%s", ctl);
+	snprintf(sopt, sizeof(sopt), "--serial=unix:%s", ser);
+	snprintf(arg_ctl, sizeof(arg_ctl), "control=%d", cfd);
+	snprintf(arg_ser, sizeof(arg_ser), "serial=%d", sfd);
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k",    copt,    sopt,
+			     "--fd",	 arg_ctl,    "--fd", arg_ser, NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), 0);
+		assert_int_equal(cfg.control_fd, cfd);
+		assert_int_equal(cfg.serial_fd, sfd);
+		assert_int_equal(cfg.console_fd, -1);
+		assert_int_equal(cfg.vsock_fd, -1);
+		{ /* config_socket: the one list of what the worker serves, and where */
+			int fd;
+
+			assert_string_equal(config_socket(&cfg, CONFIG_SOCK_CONTROL, &fd), ctl);
+			assert_int_equal(fd, cfd);
+			assert_string_equal(config_socket(&cfg, CONFIG_SOCK_SERIAL, &fd), ser);
+			assert_int_equal(fd, sfd);
+			assert_null(config_socket(&cfg, CONFIG_SOCK_CONSOLE, &fd));
+			assert_int_equal(fd, -1);
+			assert_null(config_socket(&cfg, CONFIG_SOCK_VSOCK, &fd));
+		}
+		config_free(&cfg);
+	}
+	{ /* the serial socket given as the control socket: bound elsewhere */
+		char *a[] = {"keel-vmm", "--kernel", "k", copt, "--fd", arg_ser, NULL};
+
+		snprintf(arg_ser, sizeof(arg_ser), "control=%d", sfd);
+		assert_int_equal(parse(a, 6, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "not a Unix stream socket bound to"));
+		assert_non_null(strstr(err, "bound elsewhere or not at all"));
+		snprintf(arg_ser, sizeof(arg_ser), "control=%d", nfd);
+		assert_int_equal(parse(a, 6, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "not a Unix stream socket bound to"));
+	}
+	{ /* no --control: the worker serves no control socket */
+		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", arg_ctl, NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd control: the worker serves no control socket"));
+	}
+	{ /* a VM without virtio-vsock */
+		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", arg_ctl, NULL};
+
+		snprintf(arg_ctl, sizeof(arg_ctl), "vsock=%d", cfd);
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd vsock: the worker serves no vsock socket"));
+	}
+	close(cfd);
+	close(sfd);
+	close(nfd);
+	unlink(ctl);
+	unlink(ser);
+	rmdir(dir);
+}
+
 /* --fd NAME=N: a passed descriptor for a file the description names. */
 static void test_passed_fds(void **state)
 {
@@ -519,14 +595,15 @@ static void test_passed_fds(void **state)
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
 		assert_non_null(strstr(err,
-				       "expected kernel=N, initrd=N, kvm=N, firmware=N, nvram=N "
-				       "(a directory), disk.I=N, net.I=N or lun.I=N"));
+				       "expected NAME=N, NAME one of kernel, initrd, kvm, "
+				       "firmware, nvram (a directory), control, serial, console, "
+				       "vsock (bound sockets), disk.I (I 0 to 15)"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "lun.8=3", NULL};
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
-		assert_non_null(strstr(err, "a SCSI LUN's (0 to 7) index"));
+		assert_non_null(strstr(err, "lun.I (0 to 7); N an open descriptor, 3 or above"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", initrd, NULL};
@@ -1070,6 +1147,7 @@ int main(void)
 		cmocka_unit_test(test_guest_change),
 		cmocka_unit_test(test_disk_formats),
 		cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_passed_sockets),
 		cmocka_unit_test(test_chain_fds),
 		cmocka_unit_test(test_jail_options),
 		cmocka_unit_test(test_scsi_options),
