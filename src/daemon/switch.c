@@ -20,6 +20,7 @@
 #include "daemon/netlink.h"
 #include "daemon/switch_dhcp.h"
 #include "daemon/switch_leases.h"
+#include "daemon/switch_mirror.h"
 #include "daemon/switch_nft.h"
 #include "lib/clock.h"
 #include "lib/error.h"
@@ -400,9 +401,25 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 	}
 	if (!ret)
 		ret = switch_nft_apply(sw, &in, false, err, errlen);
+	/* Port mirroring follows the same ports (logged: the frames flow either way). */
+	if (!ret)
+		(void)switch_mirror_apply(sw->name, ports, in.nports);
 	free(ports);
 	free(fwds);
 	return ret;
+}
+
+/* Port mirroring on switch sw again (a tap went back to it without its rules loaded). */
+static void mirror_again(struct store *st, const struct store_switch *sw)
+{
+	struct vm_nic *ports = NULL;
+	size_t n = 0;
+
+	if (switch_ports(st, sw, &ports, &n))
+		log_err("switch '%s': cannot read its adapters to mirror them", sw->name);
+	else
+		(void)switch_mirror_apply(sw->name, ports, n);
+	free(ports);
 }
 
 /* An internal or private switch's bridge MAC: locally administered (0e:, apart from the VMs' 02:),
@@ -1313,6 +1330,8 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 			 sw.name, strerror(-b));
 	else
 		b = port_join(&old, from, from->tap, to->bw_in != 0, why, sizeof(why));
+	if (!b)
+		mirror_again(st, &old); /* the tap's mirroring as on its old switch */
 	if (b) {
 		log_err("adapter %s: the move to '%s' failed and the way back too: %s", from->mac,
 			sw.name, why);
