@@ -9,11 +9,7 @@
 IP=/usr/sbin/ip
 TC=/usr/sbin/tc
 [ -x $IP ] && [ -x $TC ] || fail "iproute2's ip and tc are not in the lab (tests/lab/lab.sh copies them with keeld)"
-killall -q dnsmasq
-for b in kbr0 kbr1 kbr2 kbr3; do $IP link del $b 2>/dev/null; done
-/usr/sbin/nft delete table inet keel 2>/dev/null
-/usr/sbin/nft delete table bridge keel 2>/dev/null
-mkdir -p "$KD"
+switches_reset
 keeld_start
 keel switch create mir --type private >$KD/mir.out || fail "keel switch create mir: $(cat $KD/mir.out)"
 for v in g1 g2 g3; do
