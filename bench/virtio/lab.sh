@@ -135,7 +135,12 @@ net_transfer() {
 		$RUN "$4" 'sleep 1; cat /tmp/rx' 60
 		rx=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | grep -E '^ *[0-9]+$' | tail -n 1 | tr -d ' ')
 	fi
-	[ "$rx" = $((net_mib * 1048576)) ] || fail "$1 $2: the receiver got '${rx:-nothing}' bytes of $((net_mib * 1048576))"
+	if [ "$rx" != $((net_mib * 1048576)) ]; then
+		# nat: recorded, and the rounds go on (the other side's figures still come)
+		[ "$1" = nat ] || fail "$1 $2: the receiver got '${rx:-nothing}' bytes of $((net_mib * 1048576))"
+		echo "bench: nat $2 tcp FAIL received=${rx:-0} of $((net_mib * 1048576)) bytes"
+		return 1
+	fi
 	t=$(echo "$out" | awk '/^T / { printf "%d\n", ($3 - $2) * 100 }' | tail -n 1)
 	# nc -w 5 waits up to 5 s idle after the data: take those off (the guest clock).
 	nt=$((${t:-501} - 500))
@@ -245,7 +250,8 @@ nat_round() {
 	nsenter -t "$OUT" -n sh -c 'nc -l -p 5001 | wc -c >/tmp/rx-out' &
 	rcv=$!
 	sleep 2
-	KEEL_OUT= VM_OUT= DST=10.99.0.2 net_transfer nat "$1" "$2" - "$3" -
+	KEEL_OUT= VM_OUT= DST=10.99.0.2 net_transfer nat "$1" "$2" - "$3" - ||
+		echo "bench: nat $1 conntrack $(awk 'NR == 2' /proc/net/stat/nf_conntrack 2>/dev/null)"
 	kill "$rcv" 2>/dev/null
 }
 
@@ -282,8 +288,8 @@ nat_bench() {
 	pq=$(cat "$VM_DIR/nq/pid")
 	i=0
 	while [ $i -lt "$nat_runs" ]; do
-		RUN=keel_run nat_round keel nk "$pk"
 		RUN=vm_run nat_round qemu nq "$pq"
+		RUN=keel_run nat_round keel nk "$pk"
 		i=$((i + 1))
 	done
 	keel vm turn-off nk >/dev/null

@@ -38,7 +38,8 @@ function stats(list,    v, n, i, j, x, med) {
 function fmt(s,    a) { split(s, a, " "); return sprintf("%s [%s %s]", a[1], a[2], a[3]) }
 /^bench: disk / { split($5, t, "="); split($6, c, "="); tp[$3 " " $4] = t[2]; cpu[$3 " " $4] = c[2] }
 /^bench: vhdx / { split($5, t, "="); split($6, c, "="); vt[$3 " " $4] = t[2]; vc[$3 " " $4] = c[2] }
-/^bench: nat [a-z]+ tcp / { split($5, t, "="); nt[$3] = nt[$3] " " t[2] / 100; split($6, c, "="); nc[$3] = nc[$3] " " c[2] }
+/^bench: nat [a-z]+ tcp MiBps/ { split($5, t, "="); nt[$3] = nt[$3] " " t[2] / 100; split($6, c, "="); nc[$3] = nc[$3] " " c[2] }
+/^bench: nat [a-z]+ tcp FAIL / { nf[$3]++ }
 /^bench: nat [a-z]+ lease_ms=/ { split($4, l, "="); nl[$3] = nl[$3] " " l[2] }
 /^bench: (net|switch) [a-z]+ tcp / { split($5, t, "="); split($6, c, "="); tp[$3 " " $2] = t[2] / 100; cpu[$3 " " $2] = c[2] }
 END {
@@ -52,6 +53,7 @@ END {
 			k, tp["keel " k], tp["qemu " k], r, cpu["keel " k], cpu["qemu " k], cr
 	}
 	# nat: the median, min and max of each side over its rounds, and the ratio of the medians
+	for (side in nf) printf "bench/virtio: nat   %s: %d transfers of %d did not arrive whole (see the log)\n", side, nf[side], nf[side] + ((side in nt) ? split(nt[side], dummy, " ") : 0)
 	if (("keel" in nt) && ("qemu" in nt)) {
 		kt = stats(nt["keel"]); qt = stats(nt["qemu"]); kl = stats(nl["keel"]); ql = stats(nl["qemu"])
 		kc = stats(nc["keel"]); qc = stats(nc["qemu"])
