@@ -362,6 +362,22 @@ static int switch_ports(struct store *st, const struct store_switch *sw, struct 
 	return ret;
 }
 
+/* Port mirroring on switch sw for its ports[0..n) (switch_ports'; reordered): a tap that
+ * the store still has on sw while a move takes it to another switch is no longer sw's to
+ * mirror or to mirror to (mirroring stays within the switch a tap is on). */
+static void mirror_ports(const struct store_switch *sw, struct vm_nic *ports, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct vm_nic *m = move_find(ports[i].tap);
+
+		if (!m || !strcmp(m->sw, sw->name))
+			ports[k++] = ports[i];
+	}
+	(void)switch_mirror_apply(sw->name, ports, k);
+}
+
 /* The switch's rules in nftables, with the guards of the adapters on it. */
 static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
 {
@@ -403,13 +419,14 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 		ret = switch_nft_apply(sw, &in, false, err, errlen);
 	/* Port mirroring follows the same ports (logged: the frames flow either way). */
 	if (!ret)
-		(void)switch_mirror_apply(sw->name, ports, in.nports);
+		mirror_ports(sw, ports, in.nports);
 	free(ports);
 	free(fwds);
 	return ret;
 }
 
-/* Port mirroring on switch sw again (a tap went back to it without its rules loaded). */
+/* Port mirroring on switch sw again (a tap went back to it, or left it, without its rules
+ * loaded). */
 static void mirror_again(struct store *st, const struct store_switch *sw)
 {
 	struct vm_nic *ports = NULL;
@@ -418,7 +435,7 @@ static void mirror_again(struct store *st, const struct store_switch *sw)
 	if (switch_ports(st, sw, &ports, &n))
 		log_err("switch '%s': cannot read its adapters to mirror them", sw->name);
 	else
-		(void)switch_mirror_apply(sw->name, ports, n);
+		mirror_ports(sw, ports, n);
 	free(ports);
 }
 
@@ -1314,8 +1331,13 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 	}
 	if (!r)
 		r = port_join(&sw, &moving, from->tap, from->bw_in != 0, err, errlen);
-	if (!r)
+	if (!r) {
+		/* The old switch's sources no longer mirror to the tap (a move back, after a
+		 * failed change, gets no other load of the switch it leaves). */
+		if (strcmp(old.name, sw.name))
+			mirror_again(st, &old);
 		return 0;
+	}
 	/* Back where it was, as it was: the new switch's rules without the guards loaded for
 	 * it (on the same switch: with its old ones back). */
 	move_drop(from->tap);

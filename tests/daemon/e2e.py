@@ -4478,6 +4478,34 @@ def case_switch_mirror(e):
         peers, seen = talk()
         check(peers == {"ab", "ba"} and seen == set(),
               "no destination: a and b got %s, c %s" % (sorted(peers), sorted(seen)))
+        # A set that moved a running VM's destination adapter onto a source's switch, then
+        # failed (its other adapter's switch down) and moved it back: the source there
+        # mirrors to nothing (not to a tap on the Default Switch).
+        e.keel("switch", "create", "pm", "--type", "private")
+        e.keel("switch", "create", "pd", "--type", "private")
+        sws = switches(e)
+        ms = {"s": "02:00:00:00:dd:04"}
+        e.keel("vm", "create", "ms", "--kernel", e.a.guest, "--memory", "16M", "--net",
+               "switch=pm,mac=%s,port-mirroring=source" % ms["s"])
+        fake_ports(e, sws["pm"]["bridge"], "m", ms, nss)
+        wm = ("02:00:00:00:dd:05", "02:00:00:00:dd:06")
+        e.keel("vm", "create", "mw", "--kernel", e.a.guest, "--memory", "16M", "--net",
+               "%s,mac=%s,port-mirroring=destination" % (ds, wm[0]), "--net",
+               "%s,mac=%s" % (ds, wm[1]))
+        wt = e.start("mw")["nets"][0]["tap"]
+        e.ns("ip", "link", "del", sws["pd"]["bridge"])
+        e.api_err("PATCH", "/v1/vms/mw", {"nets": [
+            {"switch": "pm", "mac": wm[0], "port_mirroring": "destination"},
+            {"switch": "pd", "mac": wm[1]}]}, want=409, msg="switch 'pd' is down")
+        check(ns_master(e, wt) == br, "mw's tap after the failed set: %s" %
+              e.ns("bridge", "link"))
+        st = e.vm("ms")["nets"][0]["tap"]
+        check(mirrors(st) == {"ingress": [], "egress": []},
+              "pm's source mirrors across switches: %r (mw's tap %s)" % (mirrors(st), wt))
+        e.keel("vm", "turn-off", "mw")
+        e.wait_state("mw", "Off")
+        for v in ("mw", "ms"):
+            e.keel("vm", "delete", v)
     finally:
         for ns in nss.values():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
