@@ -14,7 +14,13 @@
 #         MiB/s at the sender, and both VMMs' CPU time;
 #   switch: the same with keel's VMs made and started by keeld on a keel private switch
 #         (its bridge with VLAN filtering, the nftables guard chain every frame passes),
-#         against QEMU's on a bridge made by hand (brctl), as libvirt's would be.
+#         against QEMU's on a bridge made by hand (brctl), as libvirt's would be;
+#   nat:  guest-to-outside TCP through NAT: keel's guest made and started by keeld on the
+#         Default Switch (keeld's bridge, nftables masquerade, dnsmasq), QEMU's on a bridge
+#         with an nftables masquerade and a dnsmasq made by hand, as libvirt's default
+#         network is; the outside a network namespace behind a veth (no route back to either
+#         subnet). keel.natruns rounds (3), alternating keel and QEMU, each a DHCP lease
+#         (udhcpc, timed on the guest's clock) and a transfer to the outside.
 # Prints "bench: ..." lines and "bench: done".
 . /lab/api.sh
 
@@ -38,6 +44,7 @@ arg() {
 }
 disk_mib=$(arg diskmib 128)
 net_mib=$(arg netmib 16)
+nat_runs=$(arg natruns 3)
 what=$(arg what "disk,vhdx,net" | tr , ' ')
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
@@ -110,18 +117,30 @@ disk_bench() {
 	rm -f $f
 }
 
-# net_transfer LABEL VMM A B CPU-A CPU-B: TCP from guest A (10.8.0.1) to guest B (10.8.0.2), B
-# listening already; prints "bench: LABEL VMM tcp MiBps_x100=... cpu_ms=...". RUN runs a
-# command in a guest (vm_run or keel_run; VM_OUT or KEEL_OUT its output).
+# net_transfer LABEL VMM A B CPU-A CPU-B: TCP from guest A to guest B (10.8.0.2; DST: another
+# address), B listening already into /tmp/rx (B "-": the outside namespace, into
+# /tmp/rx-out); prints "bench: LABEL VMM tcp MiBps_x100=... cpu_ms=...". RUN runs a command in
+# a guest (vm_run or keel_run; VM_OUT or KEEL_OUT its output); CPU-B "-": A's VMM alone.
 net_transfer() {
 	c0=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
-	$RUN "$3" "a=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=1M count=$net_mib 2>/dev/null | nc -w 5 10.8.0.2 5001; b=\$(cut -d' ' -f1 /proc/uptime); echo T \$a \$b" 900
+	$RUN "$3" "a=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=1M count=$net_mib 2>/dev/null | nc -w 5 ${DST:-10.8.0.2} 5001; b=\$(cut -d' ' -f1 /proc/uptime); echo T \$a \$b" 900
 	c1=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
 	# What the receiver got (nc | wc -c into /tmp/rx): all of it, or no figure at all.
 	out=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}")
-	$RUN "$4" 'sleep 1; cat /tmp/rx' 60
-	rx=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | grep -E '^ *[0-9]+$' | tail -n 1 | tr -d ' ')
-	[ "$rx" = $((net_mib * 1048576)) ] || fail "$1 $2: the receiver got '${rx:-nothing}' bytes of $((net_mib * 1048576))"
+	if [ "$4" = - ]; then
+		w=0
+		while [ ! -s /tmp/rx-out ] && [ $w -lt 20 ]; do sleep 0.5; w=$((w + 1)); done
+		rx=$(tr -d ' ' </tmp/rx-out 2>/dev/null)
+	else
+		$RUN "$4" 'sleep 1; cat /tmp/rx' 60
+		rx=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | grep -E '^ *[0-9]+$' | tail -n 1 | tr -d ' ')
+	fi
+	if [ "$rx" != $((net_mib * 1048576)) ]; then
+		# nat: recorded, and the rounds go on (the other side's figures still come)
+		[ "$1" = nat ] || fail "$1 $2: the receiver got '${rx:-nothing}' bytes of $((net_mib * 1048576))"
+		echo "bench: nat $2 tcp FAIL received=${rx:-0} of $((net_mib * 1048576)) bytes"
+		return 1
+	fi
 	t=$(echo "$out" | awk '/^T / { printf "%d\n", ($3 - $2) * 100 }' | tail -n 1)
 	# nc -w 5 waits up to 5 s idle after the data: take those off (the guest clock).
 	nt=$((${t:-501} - 500))
@@ -129,7 +148,8 @@ net_transfer() {
 	echo "bench: $1 $2 tcp MiBps_x100=$((net_mib * 10000 / nt)) cpu_ms=$((c1 - c0))"
 }
 
-cpu_ms_pid() { # cpu_ms_pid PID: the process's user+system CPU time so far, ms
+cpu_ms_pid() { # cpu_ms_pid PID: the process's user+system CPU time so far, ms ("-": 0)
+	[ "$1" != - ] || { echo 0; return; }
 	awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"
 }
 
@@ -196,6 +216,87 @@ switch_bench() {
 	[ -n "$p1" ] && [ -n "$p2" ] || fail "no worker pids for sw1, sw2"
 	RUN=keel_run VM_OUT= net_transfer switch keel sw1 sw2 "$p1" "$p2"
 	for i in 1 2; do keel vm turn-off sw$i >/dev/null; done
+	kill "$(cat "$KD/pid")" 2>/dev/null
+}
+
+# The outside world of nat_bench: a network namespace (its holder's pid in OUT) behind the
+# veth up0 (10.99.0.1, the lab host) - up1 (10.99.0.2), with no route to the guests' subnets.
+outside_up() {
+	[ -z "${OUT:-}" ] || return 0
+	unshare -n sleep 100000 &
+	OUT=$!
+	sleep 1
+	$IP link add up0 type veth peer name up1 && $IP link set up1 netns "$OUT" ||
+		fail "nat: cannot make the outside's veth"
+	$IP addr add 10.99.0.1/24 dev up0 && $IP link set up0 up || fail "nat: up0"
+	nsenter -t "$OUT" -n sh -c "$IP addr add 10.99.0.2/24 dev up1 && $IP link set up1 up && $IP link set lo up" ||
+		fail "nat: up1 in the outside namespace"
+}
+
+# nat_lease VMM NAME GATEWAY: a DHCP lease in guest NAME (RUN, as in net_transfer), its address
+# on eth0 and the default route via GATEWAY; prints "bench: nat VMM lease_ms=...".
+nat_lease() {
+	KEEL_OUT= VM_OUT=
+	$RUN "$2" "ip link set eth0 up; ip addr flush dev eth0; a=\$(cut -d' ' -f1 /proc/uptime); l=\$(udhcpc -i eth0 -n -q -f -t 10 -T 3 -s /bin/true 2>&1 | sed -n 's/.*lease of \([0-9.]*\) obtained.*/\1/p'); b=\$(cut -d' ' -f1 /proc/uptime); ip addr add \$l/24 dev eth0 && ip route replace default via $3 && echo L \$l \$a \$b" 180
+	l=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | awk '/^L [0-9]/ { printf "%s %d\n", $2, ($4 - $3) * 1000 }' | tail -n 1)
+	[ -n "$l" ] || fail "nat $1: $2 got no lease: ${VM_OUT:-}${KEEL_OUT:-}"
+	echo "bench: nat $1 lease_ms=${l#* } address=${l% *}"
+}
+
+# nat_round VMM NAME PID: one lease and one transfer from guest NAME to the outside.
+nat_round() {
+	nat_lease "$1" "$2" "$([ "$1" = keel ] && echo "$nat_gw" || echo 10.9.0.1)"
+	rm -f /tmp/rx-out
+	nsenter -t "$OUT" -n sh -c 'nc -l -p 5001 | wc -c >/tmp/rx-out' &
+	rcv=$!
+	sleep 2
+	KEEL_OUT= VM_OUT= DST=10.99.0.2 net_transfer nat "$1" "$2" - "$3" - ||
+		echo "bench: nat $1 conntrack $(awk 'NR == 2' /proc/net/stat/nf_conntrack 2>/dev/null)"
+	kill "$rcv" 2>/dev/null
+}
+
+# nat_bench: both sides' guests up, then nat_runs rounds alternating keel and QEMU (the loop
+# below calls it for keel only: it does both).
+nat_bench() {
+	[ "$1" = keel ] || return 0
+	IP=/usr/sbin/ip
+	[ -x $IP ] || fail "nat: iproute2's ip is not in the lab"
+	outside_up
+	keeld_start
+	keel switch show "Default Switch" >"$KD/ds.out" || fail "keel switch show: $(cat "$KD/ds.out")"
+	nat_gw=$(sed -n 's/^Subnet: .*host address \([0-9.]*\)$/\1/p' "$KD/ds.out")
+	[ -n "$nat_gw" ] || fail "nat: the Default Switch: $(cat "$KD/ds.out")"
+	keel vm create nk --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$GUEST_CMDLINE" \
+		--cpus 1 --memory 256M --net "switch=Default Switch" >/dev/null || fail "keel vm create nk"
+	keel vm start nk >/dev/null || fail "keel vm start nk"
+	# The peer, as libvirt's default network: a bridge with the gateway's address, a
+	# masquerade for its subnet, forwarding on, a dnsmasq serving DHCP on it.
+	brctl addbr pbr0 && $IP addr add 10.9.0.1/24 dev pbr0 && $IP link set pbr0 up || fail "nat: pbr0"
+	echo 1 >/proc/sys/net/ipv4/ip_forward
+	printf 'table ip bnat {\n chain post {\n  type nat hook postrouting priority srcnat;\n  ip saddr 10.9.0.0/24 ip daddr != 10.9.0.0/24 masquerade\n }\n}\n' >/tmp/bnat.nft
+	/usr/sbin/nft -f /tmp/bnat.nft || fail "nat: the peer's masquerade"
+	dnsmasq --interface=pbr0 --bind-interfaces --except-interface=lo --port=0 \
+		--dhcp-range=10.9.0.10,10.9.0.100,255.255.255.0,1h --dhcp-leasefile=/tmp/bnat.leases \
+		--pid-file=/tmp/bnat.pid --dhcp-authoritative || fail "nat: the peer's dnsmasq"
+	start_vm qemu nq -- -netdev "tap,id=n0,ifname=bq9,script=no,downscript=no,vnet_hdr=on" \
+		-device "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=,mac=52:54:00:00:09:09"
+	$IP link set bq9 up && brctl addif pbr0 bq9 || fail "nat: bq9 on pbr0"
+	keel_console_wait nk "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
+	keel_run nk 'stty cols 1000'
+	pk=$(keel vm show nk --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
+	[ -n "$pk" ] || fail "nat: no worker pid for nk"
+	pq=$(cat "$VM_DIR/nq/pid")
+	i=0
+	while [ $i -lt "$nat_runs" ]; do
+		RUN=vm_run nat_round qemu nq "$pq"
+		RUN=keel_run nat_round keel nk "$pk"
+		i=$((i + 1))
+	done
+	keel vm turn-off nk >/dev/null
+	vm_kill nq
+	kill "$(cat /tmp/bnat.pid)" "$OUT" 2>/dev/null
+	/usr/sbin/nft delete table ip bnat
+	brctl delbr pbr0 2>/dev/null
 	kill "$(cat "$KD/pid")" 2>/dev/null
 }
 

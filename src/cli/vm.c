@@ -32,8 +32,10 @@ static const char vm_usage[] =
 	"TAP[,mac=MAC]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
 	"         [,router-guard=on][,port-isolation=on][,vlan-trunk=LIST[,native-vlan=N]]\n"
-	"         [,bandwidth-out=BITS][,bandwidth-in=BITS]: an adapter on a virtual switch;\n"
+	"         [,bandwidth-out=BITS][,bandwidth-in=BITS]\n"
+	"         [,port-mirroring=source|destination|none]: an adapter on a virtual switch;\n"
 	"         LIST like 10,20-30; BITS per second like 10M)\n"
+	"         [--vlan-trunk LIST [--native-vlan N]]  after a --net: that adapter a trunk\n"
 	"         [--dvd FILE.iso|none]... [--notes TEXT] [--vsock[=cid=N]]\n"
 	"         [--automatic-start-action nothing|start-if-running|start]\n"
 	"         [--automatic-stop-action turn-off|shut-down|save] [--json]\n"
@@ -320,6 +322,20 @@ static int add_net(json_object *arr, const char *spec)
 			   !strcmp(tok, "port-isolation=off")) {
 			json_object_object_add(n, "port_isolation",
 					       json_object_new_boolean(!strcmp(tok + 15, "on")));
+		} else if (!strncmp(tok, "port-mirroring=", 15)) {
+			enum vm_mirror m;
+
+			if (vmdef_mirror_parse(tok + 15, &m)) {
+				fprintf(stderr,
+					"keel vm: --net %s: port-mirroring is source, destination "
+					"or "
+					"none\n",
+					spec);
+				ret = -EINVAL;
+				break;
+			}
+			json_object_object_add(n, "port_mirroring",
+					       json_object_new_string(vmdef_mirror_name(m)));
 		} else if (!strchr(tok, '=')) {
 			json_object_object_add(n, "tap", json_object_new_string(tok));
 		} else {
@@ -336,6 +352,56 @@ static int add_net(json_object *arr, const char *spec)
 	else
 		json_object_array_add(arr, n);
 	return ret;
+}
+
+/*
+ * --vlan-trunk LIST and --native-vlan N (Set-VMNetworkAdapterVlan -Trunk -AllowedVlanIdList
+ * -NativeVlanId): the issue's spelling of the --net adapter's vlan-trunk= and native-vlan=,
+ * for the --net given last before them; the same fields of the one model (vlan_trunk,
+ * native_vlan). 0, or -EINVAL after saying why.
+ */
+static int net_trunk_opt(json_object *nets, bool trunk, const char *arg)
+{
+	const char *opt = trunk ? "--vlan-trunk" : "--native-vlan";
+	const char *key = trunk ? "vlan_trunk" : "native_vlan";
+	size_t n = nets ? json_object_array_length(nets) : 0;
+	json_object *net = n ? json_object_array_get_idx(nets, n - 1) : NULL;
+	uint64_t v = 0;
+
+	if (!net) {
+		fprintf(stderr,
+			"keel vm: %s %s: it is an option of the adapter before it: give --net "
+			"switch=NAME first\n",
+			opt, arg);
+		return -EINVAL;
+	}
+	if (json_object_object_get_ex(net, key, NULL)) {
+		fprintf(stderr, "keel vm: %s %s: the adapter before it has its %s already\n", opt,
+			arg, trunk ? "VLAN trunk" : "native VLAN");
+		return -EINVAL;
+	}
+	if (json_object_object_get_ex(net, "vlan", NULL)) {
+		fprintf(stderr,
+			"keel vm: %s %s: the adapter before it is in access mode (vlan=N); an "
+			"adapter is a trunk or in access mode, not both\n",
+			opt, arg);
+		return -EINVAL;
+	}
+	if (trunk && (strlen(arg) > VMDEF_TRUNK_MAX || vmdef_vlan_list(arg, NULL, NULL))) {
+		fprintf(stderr,
+			"keel vm: --vlan-trunk %s: not a VLAN list (N or N-M from 1 to %d, "
+			"separated by ',', at most %d characters)\n",
+			arg, VMDEF_VLAN_MAX, VMDEF_TRUNK_MAX);
+		return -EINVAL;
+	}
+	if (!trunk && parse_uint(arg, 1, VMDEF_VLAN_MAX, &v)) {
+		fprintf(stderr, "keel vm: --native-vlan %s: a VLAN is from 1 to %d\n", arg,
+			VMDEF_VLAN_MAX);
+		return -EINVAL;
+	}
+	json_object_object_add(net, key,
+			       trunk ? json_object_new_string(arg) : json_object_new_int((int)v));
+	return 0;
 }
 
 /* A DVD drive {"type": "dvd", "path": FILE (absolute) or null (none)}. */
@@ -410,6 +476,8 @@ enum {
 	OPT_NO_DISKS,
 	OPT_NET,
 	OPT_NO_NETS,
+	OPT_VLAN_TRUNK,
+	OPT_NATIVE_VLAN,
 	OPT_DVD,
 	OPT_EJECT,
 	OPT_NOTES,
@@ -440,6 +508,8 @@ static const struct option def_opts[] = {
 	{"no-disks", no_argument, NULL, OPT_NO_DISKS},
 	{"net", required_argument, NULL, OPT_NET},
 	{"no-nets", no_argument, NULL, OPT_NO_NETS},
+	{"vlan-trunk", required_argument, NULL, OPT_VLAN_TRUNK},
+	{"native-vlan", required_argument, NULL, OPT_NATIVE_VLAN},
 	{"dvd", required_argument, NULL, OPT_DVD},
 	{"eject", no_argument, NULL, OPT_EJECT},
 	{"notes", required_argument, NULL, OPT_NOTES},
@@ -521,6 +591,11 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 				json_object_object_add(body, "nets", nets);
 			}
 			if (c == OPT_NET && add_net(nets, optarg))
+				return EXIT_USAGE;
+			break;
+		case OPT_VLAN_TRUNK:
+		case OPT_NATIVE_VLAN:
+			if (net_trunk_opt(nets, c == OPT_VLAN_TRUNK, optarg))
 				return EXIT_USAGE;
 			break;
 		case OPT_DVD: /* create: a DVD drive, with FILE in it or empty; set: see set_dvd */
@@ -1069,6 +1144,7 @@ static int cmd_net(int argc, char **argv)
 		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
 			json_object *v = json_object_array_get_idx(arr, i), *f;
 			char ips[256], vlan[160] = "-", guards[8] = "-", bw[2][24], bws[56];
+			const char *mirror = client_str_field(v, "port_mirroring");
 
 			/* access: N; trunk: LIST/NATIVE */
 			if (json_object_object_get_ex(v, "vlan", &f))
@@ -1082,15 +1158,18 @@ static int cmd_net(int argc, char **argv)
 						 : 1);
 			}
 			/* m: MAC spoofing dropped, d: DHCP guard, r: router guard, i: port
-			 * isolation */
+			 * isolation; port mirroring S: source, D: destination */
 			if (client_str_field(v, "switch")[0])
 				snprintf(
-					guards, sizeof(guards), "%s%s%s%s",
+					guards, sizeof(guards), "%s%s%s%s%s",
 					json_object_object_get_ex(v, "mac_spoofing", &f) ? "" : "m",
 					json_object_object_get_ex(v, "dhcp_guard", &f) ? "d" : "",
 					json_object_object_get_ex(v, "router_guard", &f) ? "r" : "",
 					json_object_object_get_ex(v, "port_isolation", &f) ? "i"
-											   : "");
+											   : "",
+					!strcmp(mirror, "source")	 ? "S"
+					: !strcmp(mirror, "destination") ? "D"
+									 : "");
 			for (int d = 0; d < 2; d++)
 				rate_text(v, d ? "bandwidth_in" : "bandwidth_out", bw[d],
 					  sizeof(bw[d]));

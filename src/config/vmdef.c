@@ -198,6 +198,24 @@ int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1])
 	return 0;
 }
 
+static const char *const mirror_names[] = {"none", "source", "destination"};
+
+const char *vmdef_mirror_name(enum vm_mirror m)
+{
+	return (unsigned)m < sizeof(mirror_names) / sizeof(mirror_names[0]) ? mirror_names[m]
+									    : "none";
+}
+
+int vmdef_mirror_parse(const char *s, enum vm_mirror *out)
+{
+	for (unsigned i = 0; i < sizeof(mirror_names) / sizeof(mirror_names[0]); i++)
+		if (!strcmp(s, mirror_names[i])) {
+			*out = (enum vm_mirror)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 int vmdef_vlan_list(const char *s, void (*cb)(uint16_t lo, uint16_t hi, void *data), void *data)
 {
 	if (!*s || strlen(s) > VMDEF_TRUNK_MAX)

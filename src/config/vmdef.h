@@ -128,6 +128,8 @@ struct vm_disk {
 	uint8_t pci_slot;
 };
 
+enum vm_mirror { VM_MIRROR_NONE, VM_MIRROR_SOURCE, VM_MIRROR_DESTINATION };
+
 struct vm_nic {
 	/* The tap: named by the user, or for an adapter on a switch keeld's, "k" and the MAC's
 	 * twelve hex digits (vmdef_switch_tap), so that it is unique and stable. */
@@ -148,6 +150,9 @@ struct vm_nic {
 	/* Maximum bandwidth in bits per second (0: none): out of the VM (what it sends) and in
 	 * (what the switch sends it). */
 	uint64_t bw_out, bw_in;
+	/* Port mirroring (Set-VMNetworkAdapter -PortMirroring): a source's frames, both ways,
+	 * are copied to every destination adapter on the same switch. */
+	enum vm_mirror port_mirroring;
 	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
 };
@@ -324,6 +329,10 @@ int vmdef_vlan_list(const char *s, void (*cb)(uint16_t lo, uint16_t hi, void *da
  * untagged). Their number, -EINVAL for a malformed list, -ENOSPC for more than max. */
 int vmdef_vlan_ranges(const char *s, uint16_t native, uint16_t *lo, uint16_t *hi, size_t max)
 	__attribute__((warn_unused_result));
+/* "none", "source" or "destination" (port_mirroring's JSON, the CLI's port-mirroring=), and
+ * back: 0 or -EINVAL. */
+const char *vmdef_mirror_name(enum vm_mirror m);
+int vmdef_mirror_parse(const char *s, enum vm_mirror *out) __attribute__((warn_unused_result));
 /* The tap of an adapter on a switch: "k" and the twelve hex digits of its MAC (set). */
 void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1]);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */

@@ -134,6 +134,18 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 				if (vmdef_get_bool(val, "nets[].port_isolation",
 						   &nic->port_isolation, err, errlen))
 					return -EINVAL;
+			} else if (!strcmp(key, "port_mirroring")) {
+				s = vmdef_get_str(val, "nets[].port_mirroring", 32, err, errlen);
+				if (!s)
+					return -EINVAL;
+				if (vmdef_mirror_parse(s, &nic->port_mirroring)) {
+					error_set(
+						err, errlen,
+						"nets[%zu].port_mirroring '%s' is not none, source "
+						"or destination",
+						i, s);
+					return -EINVAL;
+				}
 			} else if (!strcmp(key, "switch")) {
 				s = vmdef_get_str(val, "nets[].switch", 256, err, errlen);
 				if (!s)
@@ -155,10 +167,10 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 		if (!nic->sw[0] &&
 		    (nic->vlan || nic->mac_spoofing || nic->dhcp_guard || nic->router_guard ||
 		     nic->port_isolation || nic->vlan_trunk[0] || nic->native_vlan || nic->bw_in ||
-		     nic->bw_out)) {
+		     nic->bw_out || nic->port_mirroring)) {
 			error_set(err, errlen,
-				  "nets[%zu]: a VLAN and the guards are a switch's: connect the "
-				  "adapter to one with 'switch'",
+				  "nets[%zu]: a VLAN and the guards are a switch's, port mirroring "
+				  "too: connect the adapter to one with 'switch'",
 				  i);
 			return -EINVAL;
 		}
@@ -261,6 +273,10 @@ static int nic_to_json(const struct vm_def *def, json_object **out)
 		if (def->nics[i].bw_in)
 			json_object_object_add(n, "bandwidth_in",
 					       json_object_new_int64((int64_t)def->nics[i].bw_in));
+		if (def->nics[i].port_mirroring)
+			json_object_object_add(n, "port_mirroring",
+					       json_object_new_string(vmdef_mirror_name(
+						       def->nics[i].port_mirroring)));
 		if (def->nics[i].mac[0]) /* keel-vmm derives one from the tap's name */
 			json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
 		if (def->nics[i].pci_slot)
@@ -303,7 +319,8 @@ static bool nics_equal(const struct vm_nic *x, const struct vm_nic *y)
 	       x->mac_spoofing == y->mac_spoofing && x->dhcp_guard == y->dhcp_guard &&
 	       x->router_guard == y->router_guard && x->port_isolation == y->port_isolation &&
 	       !strcmp(x->vlan_trunk, y->vlan_trunk) && x->native_vlan == y->native_vlan &&
-	       x->bw_out == y->bw_out && x->bw_in == y->bw_in;
+	       x->bw_out == y->bw_out && x->bw_in == y->bw_in &&
+	       x->port_mirroring == y->port_mirroring;
 }
 
 static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j)

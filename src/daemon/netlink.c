@@ -12,9 +12,12 @@
 
 #include <libmnl/libmnl.h>
 #include <linux/if_bridge.h>
+#include <linux/if_ether.h>
 #include <linux/if_link.h>
+#include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
+#include <linux/tc_act/tc_mirred.h>
 
 #include "lib/parse.h"
 
@@ -296,6 +299,104 @@ int nl_tbf(const char *name, uint64_t rate)
 	mnl_attr_put_u32(nlh, TCA_TBF_BURST, (uint32_t)burst);
 	mnl_attr_nest_end(nlh, opts);
 	return talk(nlh, NULL, NULL);
+}
+
+static struct nlmsghdr *tc_msg(char *buf, uint16_t type, uint16_t flags, unsigned index,
+			       uint32_t parent)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct tcmsg *tc;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	tc = mnl_nlmsg_put_extra_header(nlh, sizeof(*tc));
+	tc->tcm_family = AF_UNSPEC;
+	tc->tcm_ifindex = (int)index;
+	tc->tcm_parent = parent;
+	return nlh;
+}
+
+/* On link index's clsact hook (TC_H_MIN_INGRESS or _EGRESS): a u32 filter matching every
+ * frame (one key, mask 0) whose actions mirror it out of each of dests[0..n). */
+static int mirror_filter(unsigned index, uint16_t hook, const unsigned *dests, size_t n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = tc_msg(buf, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, index,
+				      TC_H_MAKE(TC_H_CLSACT, hook));
+	struct {
+		struct tc_u32_sel sel;
+		struct tc_u32_key key;
+	} sel = {.sel = {.flags = TC_U32_TERMINAL, .nkeys = 1}};
+	struct nlattr *opts, *acts;
+
+	((struct tcmsg *)mnl_nlmsg_get_payload(nlh))->tcm_info =
+		TC_H_MAKE(1u << 16, htons(ETH_P_ALL));
+	mnl_attr_put_strz(nlh, TCA_KIND, "u32");
+	opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+	mnl_attr_put(nlh, TCA_U32_SEL, sizeof(sel), &sel);
+	acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
+	for (size_t i = 0; i < n; i++) {
+		struct tc_mirred m = {
+			.action = TC_ACT_PIPE, .eaction = TCA_EGRESS_MIRROR, .ifindex = dests[i]};
+		struct nlattr *act = mnl_attr_nest_start(nlh, (uint16_t)(i + 1)), *o;
+
+		mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");
+		o = mnl_attr_nest_start(nlh, TCA_ACT_OPTIONS);
+		mnl_attr_put(nlh, TCA_MIRRED_PARMS, sizeof(m), &m);
+		mnl_attr_nest_end(nlh, o);
+		mnl_attr_nest_end(nlh, act);
+	}
+	mnl_attr_nest_end(nlh, acts);
+	mnl_attr_nest_end(nlh, opts);
+	return talk(nlh, NULL, NULL);
+}
+
+/* Delete the filters of prio 1 (keel's) on link index's clsact hook. */
+static int mirror_unfilter(unsigned index, uint16_t hook)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = tc_msg(buf, RTM_DELTFILTER, 0, index, TC_H_MAKE(TC_H_CLSACT, hook));
+	int ret;
+
+	((struct tcmsg *)mnl_nlmsg_get_payload(nlh))->tcm_info = TC_H_MAKE(1u << 16, 0);
+	ret = talk(nlh, NULL, NULL);
+	return ret == -ENOENT || ret == -EINVAL ? 0 : ret;
+}
+
+int nl_mirror(const char *name, const char *const *dests, size_t n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	unsigned index, to[NL_MIRROR_MAX];
+	int ret = link_index(name, &index);
+
+	if (ret)
+		return ret;
+	if (n > NL_MIRROR_MAX)
+		return -E2BIG;
+	for (size_t i = 0; i < n; i++)
+		if (link_index(dests[i], &to[i]))
+			return -ENODEV;
+	/* The filters first, then the qdisc: a clsact deleted and made again at once can
+	 * come back with its old filters. */
+	ret = mirror_unfilter(index, TC_H_MIN_INGRESS);
+	if (!ret)
+		ret = mirror_unfilter(index, TC_H_MIN_EGRESS);
+	if (ret)
+		return ret;
+	nlh = tc_msg(buf, n ? RTM_NEWQDISC : RTM_DELQDISC, n ? NLM_F_CREATE : 0, index,
+		     TC_H_CLSACT);
+	((struct tcmsg *)mnl_nlmsg_get_payload(nlh))->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+	if (n)
+		mnl_attr_put_strz(nlh, TCA_KIND, "clsact");
+	ret = talk(nlh, NULL, NULL);
+	if (!n)
+		return ret == -ENOENT || ret == -EINVAL ? 0 : ret;
+	if (!ret)
+		ret = mirror_filter(index, TC_H_MIN_INGRESS, to, n);
+	if (!ret)
+		ret = mirror_filter(index, TC_H_MIN_EGRESS, to, n);
+	return ret;
 }
 
 /* Set bridge port name's u8 attribute attr (IFLA_BRPORT_*) to value. */

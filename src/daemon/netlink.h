@@ -46,6 +46,13 @@ int nl_port_vlan_range(const char *name, uint16_t lo, uint16_t hi, bool add)
  * any), with a burst of 10 ms of the rate (at least 16 KiB) and 50 ms of queue. Rate 0:
  * the root qdisc deleted (the link's default back; none there is no error). */
 int nl_tbf(const char *name, uint64_t rate) __attribute__((warn_unused_result));
+/* Port mirroring: everything link name receives (ingress) and sends (egress) copied out of
+ * each of the n links dests (tc: a clsact qdisc, on each hook a u32 filter that matches all
+ * with one mirred egress mirror action per destination). Any clsact qdisc of name's is
+ * replaced; n 0 only deletes it (none there is no error). At most NL_MIRROR_MAX dests. */
+#define NL_MIRROR_MAX 32 /* TCA_ACT_MAX_PRIO: actions in one filter */
+int nl_mirror(const char *name, const char *const *dests, size_t n)
+	__attribute__((warn_unused_result));
 /* Set bridge port name's `isolated` flag: isolated ports do not reach each other. */
 int nl_port_isolated(const char *name, bool isolated) __attribute__((warn_unused_result));
 /* Bridge port name forwarding, or disabled (nothing in or out of it; the bridge has no STP). */

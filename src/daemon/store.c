@@ -51,7 +51,8 @@ static const char schema[] =
 	" switch TEXT NOT NULL DEFAULT '',"	/* the virtual switch, or '': a tap given by name */
 	" vlan INTEGER NOT NULL DEFAULT 0,"	/* on a switch: the access VLAN, 0: untagged */
 	" guards INTEGER NOT NULL DEFAULT 0,"	/* 1 MAC spoofing allowed, 2 DHCP, 4 router guard, 8
-						   port isolation */
+						   port isolation, 16 mirroring source, 32
+						   mirroring destination */
 	" vlan_trunk TEXT NOT NULL DEFAULT ''," /* a trunk's VLANs, "10,20-30" */
 	" native_vlan INTEGER NOT NULL DEFAULT 0," /* a trunk's untagged VLAN, 0: 1 */
 	" bw_out INTEGER NOT NULL DEFAULT 0,"	   /* bits/s from the VM, 0: no limit */

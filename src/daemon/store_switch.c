@@ -379,7 +379,8 @@ int store_forward_prune(struct store *st, const char *uuid)
 int store_nic_guards(const struct vm_nic *nic)
 {
 	return nic->mac_spoofing | nic->dhcp_guard << 1 | nic->router_guard << 2 |
-	       nic->port_isolation << 3;
+	       nic->port_isolation << 3 | (nic->port_mirroring == VM_MIRROR_SOURCE) << 4 |
+	       (nic->port_mirroring == VM_MIRROR_DESTINATION) << 5;
 }
 
 void store_nic_set_guards(struct vm_nic *nic, int guards)
@@ -388,6 +389,10 @@ void store_nic_set_guards(struct vm_nic *nic, int guards)
 	nic->dhcp_guard = (guards & 2) != 0;
 	nic->router_guard = (guards & 4) != 0;
 	nic->port_isolation = (guards & 8) != 0;
+	/* both bits (a damaged row): no mirroring */
+	nic->port_mirroring = (guards & 48) == 16   ? VM_MIRROR_SOURCE
+			      : (guards & 48) == 32 ? VM_MIRROR_DESTINATION
+						    : VM_MIRROR_NONE;
 }
 
 void store_nic_set_trunk(struct vm_nic *nic, sqlite3_stmt *s, int col)

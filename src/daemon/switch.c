@@ -20,6 +20,7 @@
 #include "daemon/netlink.h"
 #include "daemon/switch_dhcp.h"
 #include "daemon/switch_leases.h"
+#include "daemon/switch_mirror.h"
 #include "daemon/switch_nft.h"
 #include "lib/clock.h"
 #include "lib/error.h"
@@ -361,6 +362,22 @@ static int switch_ports(struct store *st, const struct store_switch *sw, struct 
 	return ret;
 }
 
+/* Port mirroring on switch sw for its ports[0..n) (switch_ports'; reordered): a tap that
+ * the store still has on sw while a move takes it to another switch is no longer sw's to
+ * mirror or to mirror to (mirroring stays within the switch a tap is on). */
+static void mirror_ports(const struct store_switch *sw, struct vm_nic *ports, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct vm_nic *m = move_find(ports[i].tap);
+
+		if (!m || !strcmp(m->sw, sw->name))
+			ports[k++] = ports[i];
+	}
+	(void)switch_mirror_apply(sw->name, ports, k);
+}
+
 /* The switch's rules in nftables, with the guards of the adapters on it. */
 static int apply_rules(struct store *st, const struct store_switch *sw, char *err, size_t errlen)
 {
@@ -400,9 +417,26 @@ static int apply_rules(struct store *st, const struct store_switch *sw, char *er
 	}
 	if (!ret)
 		ret = switch_nft_apply(sw, &in, false, err, errlen);
+	/* Port mirroring follows the same ports (logged: the frames flow either way). */
+	if (!ret)
+		mirror_ports(sw, ports, in.nports);
 	free(ports);
 	free(fwds);
 	return ret;
+}
+
+/* Port mirroring on switch sw again (a tap went back to it, or left it, without its rules
+ * loaded). */
+static void mirror_again(struct store *st, const struct store_switch *sw)
+{
+	struct vm_nic *ports = NULL;
+	size_t n = 0;
+
+	if (switch_ports(st, sw, &ports, &n))
+		log_err("switch '%s': cannot read its adapters to mirror them", sw->name);
+	else
+		mirror_ports(sw, ports, n);
+	free(ports);
 }
 
 /* An internal or private switch's bridge MAC: locally administered (0e:, apart from the VMs' 02:),
@@ -1297,8 +1331,13 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 	}
 	if (!r)
 		r = port_join(&sw, &moving, from->tap, from->bw_in != 0, err, errlen);
-	if (!r)
+	if (!r) {
+		/* The old switch's sources no longer mirror to the tap (a move back, after a
+		 * failed change, gets no other load of the switch it leaves). */
+		if (strcmp(old.name, sw.name))
+			mirror_again(st, &old);
 		return 0;
+	}
 	/* Back where it was, as it was: the new switch's rules without the guards loaded for
 	 * it (on the same switch: with its old ones back). */
 	move_drop(from->tap);
@@ -1313,6 +1352,8 @@ int switches_port_move(struct store *st, const struct vm_nic *from, const struct
 			 sw.name, strerror(-b));
 	else
 		b = port_join(&old, from, from->tap, to->bw_in != 0, why, sizeof(why));
+	if (!b)
+		mirror_again(st, &old); /* the tap's mirroring as on its old switch */
 	if (b) {
 		log_err("adapter %s: the move to '%s' failed and the way back too: %s", from->mac,
 			sw.name, why);

@@ -137,7 +137,7 @@ lab_guest_build() {
 	local src=$LAB_TOP/tests/lab/guest out=$LAB_OUT/guest.cpio fp
 	fp=$(_lab_fingerprint "$src/init" "$src/modules" /bin/busybox "$LAB_KDIR/ready" \
 		"$LAB_TOP/tests/lab/lab.sh" "$LAB_TOP/tests/lab/vsockcat.c" "$LAB_TOP/tests/lab/rasend.c" \
-		"$LAB_TOP/build/src/agent/keel-agent")
+		"$LAB_TOP/tests/lab/echocount.c" "$LAB_TOP/build/src/agent/keel-agent")
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
 	fi
@@ -155,6 +155,9 @@ lab_guest_build() {
 	# A rogue router's advertisements (69-switch-guards: the router guard).
 	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-ra" \
 		"$LAB_TOP/tests/lab/rasend.c" || lab_die "cannot build tests/lab/rasend.c"
+	# A port mirroring destination's count of other guests' pings (71-switch-mirror).
+	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-echocount" \
+		"$LAB_TOP/tests/lab/echocount.c" || lab_die "cannot build tests/lab/echocount.c"
 	# keel-agent (issue 13, 68-agent), when built: the init starts it in the background. Its
 	# KVP facts read the OS's name from /etc/os-release.
 	printf 'NAME="keel lab guest"\nVERSION_ID="1"\nPRETTY_NAME="keel lab guest 1 (busybox)"\nID=keel-lab\n' \
@@ -242,6 +245,8 @@ lab_build() {
 		# iproute2's ip (busybox's has no veth peers or netns moves) as /usr/sbin/ip.
 		_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v ip)" "$root" /usr/sbin/ip
 		_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v bridge)" "$root" /usr/sbin/bridge
+		# tc, for 71-switch-mirror to look at (and delete) a tap's mirroring filters.
+		_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v tc)" "$root" /usr/sbin/tc
 		printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
 			>"$root/etc/passwd"
 		printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"

@@ -115,6 +115,10 @@ static void test_rejects(void **state)
 		{"{\"nets\":[{\"switch\":\"s\",\"native_vlan\":3}]}", "a trunk's"},
 		{"{\"nets\":[{\"switch\":\"s\",\"bandwidth_in\":10}]}", "bandwidth_in"},
 		{"{\"nets\":[{\"tap\":\"t\",\"port_isolation\":true}]}", "a switch's"},
+		{"{\"nets\":[{\"switch\":\"s\",\"port_mirroring\":\"both\"}]}",
+		 "not none, source or destination"},
+		{"{\"nets\":[{\"tap\":\"t\",\"port_mirroring\":\"source\"}]}",
+		 "port mirroring too"},
 		{"{\"disks\":[{\"readonly\":true}]}", "no 'path'"},
 		{"{\"disks\":{}}", "array"},
 		{"{\"automatic_stop_action\":\"suspend\"}", "one of"},
@@ -295,6 +299,7 @@ static void test_store_roundtrip(void **state)
 	a.nics[0].bw_out = 10000000;
 	a.nics[0].bw_in = 20000000;
 	a.nics[0].port_isolation = true;
+	a.nics[0].port_mirroring = VM_MIRROR_DESTINATION;
 	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
 	assert_int_equal(store_vm_insert(st, &b, err, sizeof(err)), 0);
 
@@ -339,6 +344,7 @@ static void test_store_roundtrip(void **state)
 	assert_int_equal(got.nics[0].native_vlan, 5);
 	assert_true(got.nics[0].bw_out == 10000000 && got.nics[0].bw_in == 20000000);
 	assert_true(got.nics[0].port_isolation);
+	assert_int_equal(got.nics[0].port_mirroring, VM_MIRROR_DESTINATION);
 	vmdef_free(&got);
 
 	/* Runtime records, and their removal with the VM. */

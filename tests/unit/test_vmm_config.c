@@ -202,6 +202,9 @@ static void test_net_move_change(void **state)
 	b.nics[1] = a.nics[1];
 	b.nnics = 1;
 	assert_int_equal(vmdef_net_move_change(&a, &b), 0);
+	b = a; /* port mirroring changed alone: its adapter "moves" on the same switch */
+	b.nics[1].port_mirroring = VM_MIRROR_SOURCE;
+	assert_int_equal(vmdef_net_move_change(&a, &b), 2);
 	vmdef_free(&a);
 }
 

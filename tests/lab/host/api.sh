@@ -243,6 +243,16 @@ check_memtotal() {
 KD=${KD:-$VM_DIR/keeld}
 export KEEL_SOCKET=$KD/keeld.sock
 
+# switches_reset: what an earlier attempt's switches left (dnsmasq, bridges kbr0-3, keel's
+# nftables tables) gone, before a switch scenario's keeld_start.
+switches_reset() {
+	killall -q dnsmasq
+	for _b in kbr0 kbr1 kbr2 kbr3; do /usr/sbin/ip link del $_b 2>/dev/null; done
+	/usr/sbin/nft delete table inet keel 2>/dev/null
+	/usr/sbin/nft delete table bridge keel 2>/dev/null
+	mkdir -p "$KD"
+}
+
 keeld_start() {
 	command -v keeld >/dev/null && command -v keel >/dev/null ||
 		fail "keeld and keel are not in the lab: build them (make) before the lab"

@@ -8,11 +8,7 @@
 # router advertisements are dropped by its router guard, received without it.
 IP=/usr/sbin/ip
 [ -x $IP ] || fail "iproute2's ip is not in the lab (tests/lab/lab.sh copies it with keeld)"
-killall -q dnsmasq
-for b in kbr0 kbr1 kbr2 kbr3; do $IP link del $b 2>/dev/null; done
-/usr/sbin/nft delete table inet keel 2>/dev/null
-/usr/sbin/nft delete table bridge keel 2>/dev/null
-mkdir -p "$KD"
+switches_reset
 keeld_start
 keel switch create grd --type private >$KD/grd.out || fail "keel switch create grd: $(cat $KD/grd.out)"
 br=$(sed -n 's/^Bridge: *\([a-z0-9]*\) .*/\1/p' $KD/grd.out)
