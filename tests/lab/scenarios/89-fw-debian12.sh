@@ -119,9 +119,9 @@ echo "lab: agent: keel-agent.service active (main PID $mainpid in its cgroup); e
 # Key-value exchange: the guest's facts, and its address on the switch once systemd-networkd
 # runs DHCP on the adapter (the image configures no network).
 keel vm kvp list $V --pool auto >/tmp/deb-kvp.out 2>&1 || fail "keel vm kvp list --pool auto: $(cat /tmp/deb-kvp.out)"
-grep -q '^OSName=Debian GNU/Linux$' /tmp/deb-kvp.out || fail "the guest's OS is not in its facts: $(cat /tmp/deb-kvp.out)"
-grep -q "^OSKernelVersion=$kver\$" /tmp/deb-kvp.out || fail "the guest's kernel is not in its facts: $(cat /tmp/deb-kvp.out)"
-echo "lab: agent: facts: $(grep -E '^(FullyQualifiedDomainName|OSName|OSVersion|OSKernelVersion|IntegrationServicesVersion)=' /tmp/deb-kvp.out | tr '\n' ';')"
+grep -q ' OSName=Debian GNU/Linux$' /tmp/deb-kvp.out || fail "the guest's OS is not in its facts: $(cat /tmp/deb-kvp.out)"
+grep -q " OSKernelVersion=$kver\$" /tmp/deb-kvp.out || fail "the guest's kernel is not in its facts: $(cat /tmp/deb-kvp.out)"
+echo "lab: agent: facts: $(grep -E ' (FullyQualifiedDomainName|OSName|OSVersion|OSKernelVersion|IntegrationServicesVersion)=' /tmp/deb-kvp.out | tr '\n' ';')"
 x sh -c 'printf "[Match]\nName=en*\n[Network]\nDHCP=ipv4\n" >/etc/systemd/network/50-lab.network && systemctl start systemd-networkd'
 subnet=$(keel switch show "Default Switch" | sed -n 's/^Subnet: *\([0-9.]*\)\.[0-9]*\/.*/\1/p')
 [ -n "$subnet" ] || fail "the Default Switch's subnet: $(keel switch show "Default Switch")"
