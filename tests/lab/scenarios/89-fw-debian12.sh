@@ -18,7 +18,7 @@
 # disk is ejected; and `keel vm stop` powers the guest off through the agent (`systemctl
 # poweroff`: systemd's shutdown is seen on the console, the kernel's "Power down").
 # 3 to 5 minutes in the lab (OVMF alone takes 1.5), hence its own limit:
-# lab-timeout: 700
+# lab-timeout: 600
 # lab-images: debian12-vhdx
 echo "lab: Debian 12 image: user root, password keel"
 [ -s /lab/keel-agent.iso ] || fail "/lab/keel-agent.iso is missing (tests/lab/lab.sh makes it with scripts/agent-iso.sh)"
