@@ -6,13 +6,14 @@
 #   make fuzz     run every fuzz target for longer (FUZZ_SECONDS, default 300 each)
 #   make format   clang-format every C file in place
 #   make agent-deb  build/keel-agent_VERSION_amd64.deb: the guest agent, static, with its unit
+#   make agent-iso  build/keel-agent.iso: that package on a disk to insert into a VM's DVD drive
 
 MESON ?= meson
 NINJA ?= ninja
 FUZZ_SECONDS ?= 300
 
 
-.PHONY: all setup demo test test-host test-fuzz test-lab bench fuzz format clean agent-deb
+.PHONY: all setup demo test test-host test-fuzz test-lab bench fuzz format clean agent-deb agent-iso
 
 all: build/build.ninja
 	$(NINJA) -C build
@@ -70,6 +71,9 @@ fuzz: build-fuzz/build.ninja
 
 agent-deb: all
 	scripts/agent-deb.sh build
+
+agent-iso: all
+	scripts/agent-iso.sh build
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

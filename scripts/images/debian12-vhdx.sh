@@ -4,6 +4,11 @@
 # disk with an EFI System Partition holding GRUB (x86_64-efi) and an ext4 root; the serial
 # console (console=ttyS0) gets systemd's serial getty. User root, password "keel" (the tests
 # and the demo print it). Converted to a dynamic VHDX with keel's own disk tool.
+# The console: no `quiet` (the user sees the kernel and systemd boot), and once systemd-sysctl
+# has run, only the kernel's errors (kernel.printk 4 4 1 7, the file Debian's procps installs
+# in its cloud images, which minbase lacks): the modules udev loads afterwards (kvm, the
+# power button, crypto) would otherwise print over the login prompt.
+# No keel-agent: a user installs it from `make agent-iso`'s disk (89-fw-debian12 does).
 # The image records the version of every package in it (packages.txt beside it); the cache
 # key is the scripts' text, the suite and the host's GRUB.
 DEB_SUITE=bookworm
@@ -33,6 +38,7 @@ image_build() {
 		--customize-hook='echo keel-debian12 >"$1/etc/hostname"' \
 		--customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 keel-debian12\n" >"$1/etc/hosts"' \
 		--customize-hook="echo 'UUID=$DEB_ROOT_UUID / ext4 errors=remount-ro 0 1' >\"\$1/etc/fstab\"" \
+		--customize-hook='mkdir -p "$1/etc/sysctl.d" && printf "kernel.printk = 4 4 1 7\n" >"$1/etc/sysctl.d/10-console-messages.conf"' \
 		--customize-hook='chroot "$1" dpkg-query -W -f="\${Package} \${Version}\n" >"$1/.keel-packages"' \
 		--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb' \
 		"$DEB_SUITE" "$work/root" "$DEB_MIRROR" >&2 || img_die "mmdebstrap failed"

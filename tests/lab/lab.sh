@@ -207,7 +207,8 @@ lab_build() {
 	done
 	# shellcheck disable=SC2046
 	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_KDIR/vmlinuz" \
-		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" "${LAB_OVMF[@]}" ${keel:+"$keel"})
+		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" "${LAB_OVMF[@]}" ${keel:+"$keel"} \
+		"$LAB_TOP/scripts/agent-iso.sh" "$LAB_TOP/scripts/agent-deb.sh" "$LAB_TOP/contrib/systemd/keel-agent.service")
 	[ ${#mgmt[@]} -eq 0 ] || fp="$fp $(_lab_fingerprint "${mgmt[@]}")"
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
@@ -258,6 +259,12 @@ lab_build() {
 	_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v debugfs)" "$root" /sbin/debugfs
 	# Two small ISO 9660 images (xorriso) with their files, for the DVD of 66-virtio-scsi.
 	_lab_dvds "$root/lab/dvd"
+	# The agent's installation disk (make agent-iso), which 89-fw-debian12 inserts into the
+	# Debian 12 VM's DVD drive to install keel-agent's package as a user would.
+	if [ -x "$LAB_TOP/build/src/agent/keel-agent" ]; then
+		"$LAB_TOP/scripts/agent-iso.sh" "$LAB_TOP/build" "$root/lab/keel-agent.iso" >/dev/null ||
+			lab_die "scripts/agent-iso.sh could not make the agent's disk"
+	fi
 	for f in "${fw[@]}"; do
 		install -D -m 0644 "$(readlink -f "$f")" "$root/usr/share/qemu/${f##*/}"
 	done

@@ -294,14 +294,17 @@ keel_console_wait() {
 }
 
 # keel_run NAME COMMAND [SECONDS]: type COMMAND at the shell on `keel console NAME` and wait
-# for it to finish. KEEL_OUT: its output (without carriage returns); KEEL_RC: its status.
+# for it to finish. KEEL_OUT: its output (without carriage returns and terminal control
+# sequences, as _PLAIN: bash 5.2's readline starts a command's output with ESC[?2004l);
+# KEEL_RC: its status.
 keel_run() {
 	_kn=$((${_kn:-0} + 1))
 	printf '%s; echo @@K"%s"@@ $?\n' "$2" "$_kn" | keel console "$1" --linger 1 >/dev/null 2>&1 ||
 		fail "keel console $1: cannot type '$2'"
 	_end=$(($(_now) + ${3:-60}))
 	while :; do
-		keel console "$1" --read-only --timeout 2 2>/dev/null | tr -d '\r' >"$KD/run.out"
+		keel console "$1" --read-only --timeout 2 2>/dev/null |
+			awk -v esc="$_ESC" "{ $_PLAIN; print }" >"$KD/run.out"
 		grep -Eq "^@@K$_kn@@ [0-9]+\$" "$KD/run.out" && break
 		[ "$(_now)" -lt $_end ] || {
 			tail -20 "$KD/run.out"
