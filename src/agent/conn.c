@@ -29,6 +29,7 @@ static const conn_handler conn_handlers[AP_T_COUNT] = {
 	[AP_T_EXEC_INPUT] = exec_input, [AP_T_COPY_BEGIN] = copy_begin,
 	[AP_T_COPY_DATA] = copy_data,	[AP_T_COPY_END] = copy_end,
 	[AP_T_FREEZE] = freeze_handle,	[AP_T_THAW] = thaw_handle,
+	[AP_T_EXEC_RESIZE] = exec_resize,
 };
 
 int conn_send(struct conn *c)
