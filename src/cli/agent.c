@@ -186,7 +186,7 @@ void cli_print_heartbeat(json_object *o)
 	/* "Agent gone" only where there was one; a hung guest whether it had one or not. */
 	const char *why = !strcmp(vcpus, "running") && lost
 				  ? "agent gone: the guest's vCPUs still run"
-			  : !strcmp(vcpus, "stalled") ? "guest hung: its vCPUs have not run for 3 s"
+			  : !strcmp(vcpus, "stalled") ? "guest hung: its vCPUs made no progress for 3 s"
 						      : "";
 
 	printf("%s", client_str_field(o, "heartbeat"));
