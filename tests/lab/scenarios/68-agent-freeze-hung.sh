@@ -72,14 +72,15 @@ reply_count() {
 t0=$(_now_ms)
 until [ -n "$(reply_count 11 02)" ]; do
 	hex | grep -q ' 11 00 03 00 02 00 00 00' &&
-		fail "the agent refused the freeze: $(tr -c '[:print:]' ' ' </tmp/ah-agent.out)"
+		fail "the agent refused the freeze: $(hex)"
 	[ $(($(_now_ms) - t0)) -le 30000 ] ||
 		fail "no freeze reply within 30 s: $(hex) $(cat /tmp/ah-agent.err)"
 	sleep 0.2
 done
 nfrozen=$(reply_count 11 02)
 [ "$nfrozen" -ge 1 ] || fail "the freeze froze $nfrozen file systems"
-tr -c '[:print:]' ' ' </tmp/ah-agent.out | grep -q '/mnt' || fail "the freeze reply does not name /mnt"
+# a path attribute (25) "/mnt" (busybox's tr cannot take the other bytes out)
+hex | grep -q ' 19 00 05 00 2f 6d 6e 74 00 ' || fail "the freeze reply does not name /mnt: $(hex)"
 echo "lab: agent: freeze: $nfrozen file system(s) frozen in $(($(_now_ms) - t0)) ms (/mnt among them)"
 
 # A writer in the guest, writing and fsyncing a file on the frozen ext4: it must not finish.
@@ -117,7 +118,8 @@ echo "lab: agent: thaw of $nthawed file system(s): the writer finished $w_ms ms 
 
 # The guest crashes (typed on the console: the agent's own exec would die with it): its panic
 # loop spins the vCPU with the local APIC off, the agent is silent: "guest hung".
-pid=$(keel vm show $V --json | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
+pid=$(keel vm show $V --json | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p' | head -n 1)
+[ -n "$pid" ] || fail "no worker pid in keel vm show --json"
 vcpu_ns() { # the worker's vCPU threads' CPU time (schedstat), in ns
 	_s=0
 	for _t in "/proc/$pid/task/"*; do
