@@ -681,6 +681,8 @@ def exec_tty_resize(e):
         read_until(b"50 132\r\n")
         check(p.wait(timeout=30) == 6, "exec --tty after a resize: exit %r, %r" %
               (p.returncode, out))
+        print("exec --tty: the guest's stty size %r, then after the resize and its SIGWINCH "
+              "trap %r, exit 6" % (out.split(b"\r\n")[0], out.split(b"\r\n")[-2]))
     finally:
         if p.poll() is None:
             p.kill()
