@@ -731,7 +731,7 @@ def case_agent(e):
         caps = [l for l in open("/proc/%d/status" % agent.pid) if l.startswith("CapEff:")]
         check(caps and not int(caps[0].split()[1], 16) & (1 << CAP_SYS_TIME),
               "the host's agent could set the host's clock: %r" % caps)
-        VsockMux(os.path.join(vmdir, "vsock.sock"), agent_sock)
+        mux = VsockMux(os.path.join(vmdir, "vsock.sock"), agent_sock)
         got = wait_heartbeat(e, "a1", "OK", 5)
         check("keel-agent" in got, "heartbeat line without the agent's version: %r" % got)
         vm = e.vm("a1")
@@ -898,6 +898,8 @@ def case_agent(e):
             time.sleep(0.2)
         os.killpg(agent.pid, signal.SIGCONT)
         wait_heartbeat(e, "a1", "OK", 5)
+        # keeld gave up on CONNECTs while the agent was stopped: the mux closed them, no error.
+        check(not mux.errors, "the vsock mux's connections failed: %r" % mux.errors)
         check(e.vm("a1")["integration"]["vcpus"] is None, "vcpus with OK: %r" % e.vm("a1"))
         # keel vm stop uses the agent and says so; the guest (here: the console) powers off.
         out, _ = e.keel("vm", "stop", "a1", "--no-wait")
