@@ -201,7 +201,7 @@ class Env:
                 break
             time.sleep(0.05)
         assert os.path.exists(self.agent_sock), 'the agent did not listen'
-        VsockMux(self.vsock, self.agent_sock)
+        self.mux = VsockMux(self.vsock, self.agent_sock)
 
     def client(self, hello=True):
         return Client(self.vsock, hello)
@@ -217,6 +217,7 @@ class Env:
         with open(os.path.join(self.dir, 'agent.log')) as f:
             text = f.read()
         assert 'runtime error' not in text and 'AddressSanitizer' not in text, text
+        assert not self.mux.errors, "the test mux's connections failed: %r" % self.mux.errors
         subprocess.run(['rm', '-rf', self.dir])
 
 
