@@ -184,10 +184,10 @@ void cli_print_heartbeat(json_object *o)
 		   *vcpus = client_str_field(o, "vcpus");
 	bool lost = !strcmp(client_str_field(o, "heartbeat"), "Lost communication");
 	/* "Agent gone" only where there was one; a hung guest whether it had one or not. */
-	const char *why = !strcmp(vcpus, "running") && lost
-				  ? "agent gone: the guest's vCPUs still run"
-			  : !strcmp(vcpus, "stalled") ? "guest hung: its vCPUs made no progress for 3 s"
-						      : "";
+	const char *why =
+		!strcmp(vcpus, "running") && lost ? "agent gone: the guest's vCPUs still run"
+		: !strcmp(vcpus, "stalled")	  ? "guest hung: its vCPUs made no progress for 3 s"
+						  : "";
 
 	printf("%s", client_str_field(o, "heartbeat"));
 	if (ver[0] || why[0])
