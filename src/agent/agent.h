@@ -39,6 +39,7 @@ struct exec_job {
 	int in_fd, out_fd, err_fd; /* -1 once closed */
 	long long deadline_ms;	   /* 0: none */
 	bool timed_out;
+	bool tty; /* out_fd (and in_fd until EOF) is a pseudo-terminal's master */
 	uint8_t pending[AP_MAX_DATA]; /* stdin bytes the child has not taken yet */
 	size_t pending_len, pending_off;
 	bool pending_eof; /* close stdin once pending is written */
@@ -105,6 +106,8 @@ int exec_pty_open(uint32_t rows, uint32_t cols, int *master, char *slave, size_t
 	__attribute__((warn_unused_result));
 int exec_child_setup(const struct exec_spec *s) __attribute__((warn_unused_result));
 int exec_input(struct conn *c, const struct ap_msg *m);
+/* A new size for the running exec's terminal: TIOCSWINSZ, so its program gets SIGWINCH. */
+int exec_resize(struct conn *c, const struct ap_msg *m);
 /* Poll set management for the running exec: fds to watch and work to do after poll. */
 int exec_poll_fds(struct conn *c, struct pollfd *p, int max);
 int exec_after_poll(struct conn *c, const struct pollfd *p, int n);

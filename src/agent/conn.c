@@ -21,14 +21,15 @@ typedef int (*conn_handler)(struct conn *c, const struct ap_msg *m);
 /* Requests the host may send, by type. Types agent-to-host only (exec output and exit) are
  * absent: the host sending one is an unknown command. */
 static const conn_handler conn_handlers[AP_T_COUNT] = {
-	[AP_T_HELLO] = svc_hello,	[AP_T_PING] = svc_ping,
-	[AP_T_SHUTDOWN] = svc_shutdown, [AP_T_TIME_SET] = svc_time_set,
-	[AP_T_TIME_GET] = svc_time_get, [AP_T_KVP_SET] = kvp_handle,
-	[AP_T_KVP_GET] = kvp_handle,	[AP_T_KVP_DELETE] = kvp_handle,
-	[AP_T_KVP_LIST] = kvp_handle,	[AP_T_EXEC] = exec_start,
-	[AP_T_EXEC_INPUT] = exec_input, [AP_T_COPY_BEGIN] = copy_begin,
-	[AP_T_COPY_DATA] = copy_data,	[AP_T_COPY_END] = copy_end,
-	[AP_T_FREEZE] = freeze_handle,	[AP_T_THAW] = thaw_handle,
+	[AP_T_HELLO] = svc_hello,	  [AP_T_PING] = svc_ping,
+	[AP_T_SHUTDOWN] = svc_shutdown,	  [AP_T_TIME_SET] = svc_time_set,
+	[AP_T_TIME_GET] = svc_time_get,	  [AP_T_KVP_SET] = kvp_handle,
+	[AP_T_KVP_GET] = kvp_handle,	  [AP_T_KVP_DELETE] = kvp_handle,
+	[AP_T_KVP_LIST] = kvp_handle,	  [AP_T_EXEC] = exec_start,
+	[AP_T_EXEC_INPUT] = exec_input,	  [AP_T_COPY_BEGIN] = copy_begin,
+	[AP_T_COPY_DATA] = copy_data,	  [AP_T_COPY_END] = copy_end,
+	[AP_T_FREEZE] = freeze_handle,	  [AP_T_THAW] = thaw_handle,
+	[AP_T_EXEC_RESIZE] = exec_resize,
 };
 
 int conn_send(struct conn *c)

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -109,8 +110,9 @@ int exec_start(struct conn *c, const struct ap_msg *m)
 		(void)ap_get_u32(m, AP_A_ROWS, &rows);
 	if (ap_get(m, AP_A_COLS))
 		(void)ap_get_u32(m, AP_A_COLS, &cols);
-	if (tty > 1 || rows > 10000 || cols > 10000)
-		return conn_error(c, m, EINVAL, "exec's tty is 0 or 1 and its size at most 10000");
+	if (tty > 1 || rows > AP_MAX_TTY || cols > AP_MAX_TTY)
+		return conn_error(c, m, EINVAL, "exec's tty is 0 or 1 and its size at most %d",
+				  AP_MAX_TTY);
 	if (uname) {
 		int r = exec_user_lookup(uname, &user);
 
@@ -205,6 +207,7 @@ int exec_start(struct conn *c, const struct ap_msg *m)
 	j->out_fd = out[0];
 	j->err_fd = err[0];
 	j->deadline_ms = timeout_ms ? clock_mono_ms() + timeout_ms : 0;
+	j->tty = tty != 0;
 	fcntl(j->in_fd, F_SETFL, O_NONBLOCK);
 	fcntl(j->out_fd, F_SETFL, O_NONBLOCK);
 	if (j->err_fd >= 0)
@@ -256,6 +259,30 @@ int exec_input(struct conn *c, const struct ap_msg *m)
 	}
 	j->pending_eof = eof != 0;
 	exec_write_pending(j);
+	return 0;
+}
+
+int exec_resize(struct conn *c, const struct ap_msg *m)
+{
+	struct exec_job *j = &c->exec;
+	uint32_t rows = 0, cols = 0;
+	struct winsize ws;
+	int fd;
+
+	if (ap_get_u32(m, AP_A_ROWS, &rows) || ap_get_u32(m, AP_A_COLS, &cols) || !rows || !cols ||
+	    rows > AP_MAX_TTY || cols > AP_MAX_TTY)
+		return conn_error(c, m, EINVAL, "exec-resize needs rows and cols of 1 to %d",
+				  AP_MAX_TTY);
+	/* Like input, a resize for an exec that just ended is no error: the host cannot know. */
+	if (!j->active || j->id != m->id)
+		return 0;
+	if (!j->tty)
+		return conn_error(c, m, ENOTTY, "exec %u has no terminal to resize", m->id);
+	fd = j->out_fd >= 0 ? j->out_fd : j->in_fd;
+	ws = (struct winsize){.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+	/* The kernel signals the terminal's foreground process group (SIGWINCH) on a change. */
+	if (fd >= 0 && ioctl(fd, TIOCSWINSZ, &ws) < 0)
+		return conn_error(c, m, errno, "cannot resize the terminal: %s", strerror(errno));
 	return 0;
 }
 

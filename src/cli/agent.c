@@ -184,15 +184,45 @@ void cli_print_heartbeat(json_object *o)
 		   *vcpus = client_str_field(o, "vcpus");
 	bool lost = !strcmp(client_str_field(o, "heartbeat"), "Lost communication");
 	/* "Agent gone" only where there was one; a hung guest whether it had one or not. */
-	const char *why = !strcmp(vcpus, "running") && lost
-				  ? "agent gone: the guest's vCPUs still run"
-			  : !strcmp(vcpus, "stalled") ? "guest hung: its vCPUs have not run for 3 s"
-						      : "";
+	const char *why =
+		!strcmp(vcpus, "running") && lost ? "agent gone: the guest's vCPUs still run"
+		: !strcmp(vcpus, "stalled")	  ? "guest hung: its vCPUs made no progress for 3 s"
+						  : "";
 
 	printf("%s", client_str_field(o, "heartbeat"));
 	if (ver[0] || why[0])
 		printf(" (%s%s%s%s)", ver[0] ? "keel-agent " : "", ver,
 		       ver[0] && why[0] ? "; " : "", why);
+}
+
+/* The guest's clock against the host's (the time service's last sample), a line of
+ * `keel vm show` and `keel vm integration`; nothing before keeld has a sample. */
+void cli_print_clock_offset(json_object *o, const char *label)
+{
+	json_object *f;
+
+	if (!json_object_object_get_ex(o, "clock_offset_ms", &f) || !f)
+		return;
+	printf("%s%+.3f ms (the guest's clock minus the host's, sampled every 10 s)\n", label,
+	       json_object_get_double(f));
+}
+
+/* The clock offset changes each sample, so a VM's JSON leaves it to GET .../integration:
+ * copied from there into vm's "integration" for `keel vm show`, when the agent answers. */
+void cli_add_clock_offset(json_object *vm, const char *name)
+{
+	json_object *integ, *detail = NULL, *f;
+	char path[512], what[160];
+
+	if (!json_object_object_get_ex(vm, "integration", &integ) ||
+	    strcmp(client_str_field(integ, "heartbeat"), "OK"))
+		return;
+	cli_vm_path(path, sizeof(path), name, "integration");
+	snprintf(what, sizeof(what), "integration services of VM '%s'", name);
+	if (client_call("GET", path, NULL, &detail, what) == EXIT_OK && detail &&
+	    json_object_object_get_ex(detail, "clock_offset_ms", &f) && f)
+		json_object_object_add(integ, "clock_offset_ms", json_object_get(f));
+	json_object_put(detail);
 }
 
 /* `keel vm integration NAME [enable|disable SERVICE]`. */
@@ -247,7 +277,9 @@ int cli_vm_integration(int argc, char **argv)
 	} else if (!ret) {
 		printf("Heartbeat: ");
 		cli_print_heartbeat(o);
-		printf("\n%-10s %-8s %s\n", "SERVICE", "ENABLED", "RUNNING");
+		printf("\n");
+		cli_print_clock_offset(o, "Clock offset: ");
+		printf("%-10s %-8s %s\n", "SERVICE", "ENABLED", "RUNNING");
 		if (json_object_object_get_ex(o, "services", &svcs))
 			for (size_t i = 0; i < json_object_array_length(svcs); i++) {
 				json_object *s = json_object_array_get_idx(svcs, i);
@@ -338,6 +370,28 @@ static bool env_given(int argc, char **argv, int end, const char *name)
 	return false;
 }
 
+static volatile sig_atomic_t exec_winch;
+
+static void exec_on_winch(int sig)
+{
+	(void)sig;
+	exec_winch = 1;
+}
+
+/* Our terminal's size as ROWS and COLS; false (nothing added) when it has none the agent
+ * takes (1 to AP_MAX_TTY each). */
+static bool exec_put_size(struct ap_out *o)
+{
+	struct winsize ws = {0};
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || !ws.ws_row || !ws.ws_col ||
+	    ws.ws_row > AP_MAX_TTY || ws.ws_col > AP_MAX_TTY)
+		return false;
+	ap_put_u32(o, AP_A_ROWS, ws.ws_row);
+	ap_put_u32(o, AP_A_COLS, ws.ws_col);
+	return true;
+}
+
 /* `keel vm exec NAME [--timeout SEC] [--env K=V]... -- CMD ARGS...`. */
 int cli_vm_exec(int argc, char **argv)
 {
@@ -350,6 +404,7 @@ int cli_vm_exec(int argc, char **argv)
 	size_t in_len = 0, in_off = 0; /* an input frame being sent: its length and progress */
 	bool in_open = true, tty = false, raw_mode = false;
 	struct termios saved;
+	sigset_t winch_set, run_mask;
 	uint32_t id;
 
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
@@ -394,14 +449,18 @@ int cli_vm_exec(int argc, char **argv)
 		ap_put_u32(&c.out, AP_A_TIMEOUT_MS, (uint32_t)(timeout_s * 1000));
 	if (user)
 		ap_put_str(&c.out, AP_A_USER, user);
+	/* With --tty a change of our terminal's size (SIGWINCH) is passed on as EXEC_RESIZE.
+	 * SIGWINCH stays blocked but in ppoll, from before the size is read, so none is lost. */
+	sigemptyset(&winch_set);
+	sigaddset(&winch_set, SIGWINCH);
+	sigprocmask(SIG_SETMASK, NULL, &run_mask);
 	if (tty) {
-		struct winsize ws = {0};
+		struct sigaction sa = {.sa_handler = exec_on_winch};
 
+		sigaction(SIGWINCH, &sa, NULL);
+		sigprocmask(SIG_BLOCK, &winch_set, &run_mask);
 		ap_put_u32(&c.out, AP_A_TTY, 1);
-		if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
-			ap_put_u32(&c.out, AP_A_ROWS, ws.ws_row);
-			ap_put_u32(&c.out, AP_A_COLS, ws.ws_col);
-		}
+		(void)exec_put_size(&c.out);
 		if (getenv("TERM") && !env_given(argc, argv, i, "TERM")) {
 			snprintf(term, sizeof(term), "TERM=%s", getenv("TERM"));
 			ap_put_str(&c.out, AP_A_ENV, term);
@@ -432,7 +491,17 @@ int cli_vm_exec(int argc, char **argv)
 			{.fd = c.fd, .events = (short)(POLLIN | (in_len ? POLLOUT : 0))},
 			{.fd = in_open && !in_len ? STDIN_FILENO : -1, .events = POLLIN}};
 
-		if (poll(p, 2, -1) < 0) {
+		if (exec_winch && !in_len) {
+			exec_winch = 0;
+			ap_begin(&c.out, AP_T_EXEC_RESIZE, 0, id);
+			if (exec_put_size(&c.out) && ap_end(&c.out) == 0) {
+				in_len = c.out.len;
+				in_off = 0;
+				p[0].events |= POLLOUT;
+				p[1].fd = -1;
+			}
+		}
+		if (ppoll(p, 2, NULL, &run_mask) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -500,6 +569,10 @@ int cli_vm_exec(int argc, char **argv)
 out:
 	if (raw_mode)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	if (tty) {
+		signal(SIGWINCH, SIG_DFL);
+		sigprocmask(SIG_UNBLOCK, &winch_set, NULL);
+	}
 	agent_close(&c);
 	return status;
 }

@@ -29,6 +29,10 @@ int cli_vm_import(int argc, char **argv);
  * "OK (keel-agent 0.1.0)", "Lost communication (keel-agent 0.1.0; agent gone: ...)". */
 struct json_object;
 void cli_print_heartbeat(struct json_object *integration);
+/* "LABEL+0.412 ms (...)\n" from the integration object's clock_offset_ms; nothing without. */
+void cli_print_clock_offset(struct json_object *integration, const char *label);
+/* Copy clock_offset_ms from GET .../integration into vm's integration (keel vm show). */
+void cli_add_clock_offset(struct json_object *vm, const char *name);
 /* argv[0] is the group name ("disk"); returns an exit code. */
 int cli_disk_main(int argc, char **argv);
 int cli_vm_main(int argc, char **argv);		/* vm.c: VMs through keeld's API */

@@ -820,6 +820,7 @@ static void print_vm(json_object *vm)
 		printf("Heartbeat:              ");
 		cli_print_heartbeat(v);
 		printf("\n");
+		cli_print_clock_offset(v, "Clock offset:           ");
 		if (json_object_object_get_ex(v, "addresses", &arr) &&
 		    json_object_array_length(arr)) {
 			printf("Addresses:              ");
@@ -1088,10 +1089,12 @@ static int cmd_show(int argc, char **argv)
 	ret = client_call("GET", path, NULL, &vm, what);
 	if (ret)
 		return ret;
-	if (o.json)
+	if (o.json) {
 		client_print_json(vm);
-	else
+	} else {
+		cli_add_clock_offset(vm, o.name);
 		print_vm(vm);
+	}
 	json_object_put(vm);
 	return EXIT_OK;
 }

@@ -296,11 +296,12 @@ static int mon_time(struct mon_vm *v, struct agent_conn *c, bool connected_now, 
 		r = mon_time_set(c, 0, err, errlen);
 	} else if (sample) {
 		r = mon_time_sample(c, &offset, &rtt, err, errlen);
-		if (!r && (offset > TIME_MAX_US || offset < -TIME_MAX_US))
-			r = mon_time_set(c, rtt / 2, err, errlen);
 		pthread_mutex_lock(&mon_lock);
 		v->st.clock_offset_us = offset;
+		v->st.clock_sampled = !r; /* what the sample saw, before any set it leads to */
 		pthread_mutex_unlock(&mon_lock);
+		if (!r && (offset > TIME_MAX_US || offset < -TIME_MAX_US))
+			r = mon_time_set(c, rtt / 2, err, errlen);
 	}
 	if (r == -ETIMEDOUT || r == -EPIPE || r == -EPROTO || r == -ECONNRESET)
 		return r;
@@ -355,6 +356,7 @@ static void *mon_vm_thread(void *arg)
 				connected_now = answered = true;
 				v->last_pong_ms = clock_mono_ms();
 				v->st.connected = true;
+				v->st.clock_sampled = false; /* a new agent: no sample of it yet */
 				v->st.services = conn->services;
 				snprintf(v->st.agent_version, sizeof(v->st.agent_version), "%s",
 					 conn->agent_version);

@@ -27,6 +27,7 @@ struct agent_status {
 	char agent_version[64];
 	char last_error[256];	 /* why the last connect or ping failed, or "" */
 	int64_t clock_offset_us; /* the guest's clock minus the host's at the last sample */
+	bool clock_sampled;	 /* clock_offset_us is of this connection's agent */
 	char addresses[1024];	 /* the guest's IPv4 and IPv6 addresses (KVP), comma-separated */
 	/* Whether the guest's vCPUs ran lately (vcpu_progress.h), told when the heartbeat is
 	 * not OK: AGENT_VCPUS_RUNNING (the agent is gone, the guest lives), AGENT_VCPUS_STALLED

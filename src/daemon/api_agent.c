@@ -61,8 +61,9 @@ json_object *api_integration_json(struct api_ctx *ctx, const struct vm_def *def,
 	if (detail) {
 		json_object_object_add(
 			o, "clock_offset_ms",
-			st.connected ? json_object_new_double((double)st.clock_offset_us / 1000)
-				     : NULL);
+			st.connected && st.clock_sampled
+				? json_object_new_double((double)st.clock_offset_us / 1000)
+				: NULL);
 		json_object_object_add(o, "last_error",
 				       st.last_error[0] ? json_object_new_string(st.last_error)
 							: NULL);

@@ -375,6 +375,7 @@ static const char *const ap_type_names[AP_T_COUNT] = {
 	[AP_T_COPY_END] = "copy-end",
 	[AP_T_FREEZE] = "freeze",
 	[AP_T_THAW] = "thaw",
+	[AP_T_EXEC_RESIZE] = "exec-resize",
 };
 
 static const signed char ap_type_services[AP_T_COUNT] = {
@@ -396,6 +397,7 @@ static const signed char ap_type_services[AP_T_COUNT] = {
 	[AP_T_COPY_END] = AP_S_COPY,
 	[AP_T_FREEZE] = AP_S_FREEZE,
 	[AP_T_THAW] = AP_S_FREEZE,
+	[AP_T_EXEC_RESIZE] = AP_S_EXEC,
 };
 
 static const char *const ap_service_names[AP_S_COUNT] = {

@@ -18,11 +18,12 @@
 #define AP_MAX_FRAME   65536 /* a whole frame, header included */
 #define AP_MAX_DATA    32768 /* one DATA attribute: a chunk of a stream */
 #define AP_MAX_ATTRS   512
-#define AP_MAX_KEY     512  /* a KVP key in bytes, its terminating NUL included (Hyper-V) */
-#define AP_MAX_VALUE   2048 /* a KVP value, likewise */
-#define AP_MAX_PATH    4096 /* a path, likewise */
-#define AP_MAX_ARG     4096 /* one exec argument or environment entry, likewise */
-#define AP_MAX_MESSAGE 1024 /* an error's message, likewise */
+#define AP_MAX_KEY     512   /* a KVP key in bytes, its terminating NUL included (Hyper-V) */
+#define AP_MAX_VALUE   2048  /* a KVP value, likewise */
+#define AP_MAX_PATH    4096  /* a path, likewise */
+#define AP_MAX_ARG     4096  /* one exec argument or environment entry, likewise */
+#define AP_MAX_MESSAGE 1024  /* an error's message, likewise */
+#define AP_MAX_TTY     10000 /* an exec terminal's rows or columns */
 
 /* Header flags. */
 #define AP_F_REPLY 0x1 /* the answer to the request with the same id */
@@ -50,6 +51,7 @@ enum ap_type {
 	AP_T_COPY_END = 16,
 	AP_T_FREEZE = 17,
 	AP_T_THAW = 18,
+	AP_T_EXEC_RESIZE = 19, /* host to agent, id of the EXEC, no reply on success */
 	AP_T_COUNT
 };
 

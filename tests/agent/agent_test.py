@@ -26,7 +26,8 @@ from vsock_mux import VsockMux
 # Message types and attribute tags (docs/agent-protocol.md).
 T = dict(HELLO=1, PING=2, SHUTDOWN=3, TIME_SET=4, TIME_GET=5, KVP_SET=6, KVP_GET=7,
          KVP_DELETE=8, KVP_LIST=9, EXEC=10, EXEC_OUTPUT=11, EXEC_EXIT=12, EXEC_INPUT=13,
-         COPY_BEGIN=14, COPY_DATA=15, COPY_END=16, FREEZE=17, THAW=18)
+         COPY_BEGIN=14, COPY_DATA=15, COPY_END=16, FREEZE=17, THAW=18,
+         EXEC_RESIZE=19)
 A = dict(VERSION_MIN=1, VERSION_MAX=2, VERSION=3, AGENT_VERSION=4, SERVICES=5, ERROR=6,
          MESSAGE=7, TIME_NS=8, UPTIME_MS=9, MODE=10, METHOD=11, POOL=12, KEY=13, VALUE=14,
          ARG=15, ENV=16, CWD=17, TIMEOUT_MS=18, PID=19, STREAM=20, DATA=21, EXIT_STATUS=22,
@@ -200,7 +201,7 @@ class Env:
                 break
             time.sleep(0.05)
         assert os.path.exists(self.agent_sock), 'the agent did not listen'
-        VsockMux(self.vsock, self.agent_sock)
+        self.mux = VsockMux(self.vsock, self.agent_sock)
 
     def client(self, hello=True):
         return Client(self.vsock, hello)
@@ -216,6 +217,7 @@ class Env:
         with open(os.path.join(self.dir, 'agent.log')) as f:
             text = f.read()
         assert 'runtime error' not in text and 'AddressSanitizer' not in text, text
+        assert not self.mux.errors, "the test mux's connections failed: %r" % self.mux.errors
         subprocess.run(['rm', '-rf', self.dir])
 
 
@@ -373,6 +375,43 @@ def case_exec(e):
             break
     assert get(m, 'EXIT_STATUS') == 5, m
     assert b'/dev/pts/' in out and b'30 100\r\n' in out, out
+    # EXEC_RESIZE: the terminal takes the new size and the program gets SIGWINCH (its trap
+    # prints the size and exits 6); sizes of 0, above 10000 or missing are refused, and the
+    # exec goes on.
+    c5 = e.client()
+    r = c5.request('EXEC', [('ARG', 'sh'), ('ARG', '-c'),
+                            ('ARG', "trap 'stty size; exit 6' WINCH; stty size; echo ready; "
+                                    "while :; do sleep 0.05; done"),
+                            ('TTY', 1), ('ROWS', 30), ('COLS', 100)])
+    assert r['flags'] == F_REPLY, r
+    mid, out = r['id'], b''
+    while b'ready' not in out:
+        m = c5.recv()
+        assert m['type'] == T['EXEC_OUTPUT'], m
+        out += get(m, 'DATA')
+    assert b'30 100\r\n' in out, out
+    for bad in ([('ROWS', 0), ('COLS', 80)], [('ROWS', 24), ('COLS', 10001)],
+                [('ROWS', 24)], []):
+        c5.send('EXEC_RESIZE', bad, mid=mid)
+        m = c5.recv()
+        assert m['type'] == T['EXEC_RESIZE'] and m['id'] == mid, m
+        expect_error(m, 22, 'rows and cols of 1 to 10000')
+    c5.send('EXEC_RESIZE', [('ROWS', 10000), ('COLS', 1)], mid=mid)
+    out = b''
+    while True:
+        m = c5.recv()
+        if m['type'] != T['EXEC_OUTPUT']:
+            break
+        out += get(m, 'DATA')
+    assert m['type'] == T['EXEC_EXIT'] and get(m, 'EXIT_STATUS') == 6, (m, out)
+    assert b'10000 1\r\n' in out, out
+    # A resize for an exec without a terminal is refused; one for an exec that ended is not.
+    r = c5.request('EXEC', [('ARG', 'sleep'), ('ARG', '2')])
+    c5.send('EXEC_RESIZE', [('ROWS', 24), ('COLS', 80)], mid=r['id'])
+    expect_error(c5.recv(), 25, 'has no terminal')
+    c5.send('EXEC_RESIZE', [('ROWS', 24), ('COLS', 80)], mid=r['id'] + 1000)
+    c5.request('PING')  # the next frame is the ping's reply: nothing answered the resize
+    c5.close()
     # --user: by name or number, from the guest's /etc/passwd; home or / as the directory.
     m, out, err = c.exec(['sh', '-c', 'id -u; id -g; echo $HOME; pwd'], user='nobody')
     nobody = [l for l in open('/etc/passwd') if l.startswith('nobody:')][0].split(':')

@@ -2,7 +2,10 @@
 """A stand-in for keel-vmm's virtio-vsock device in host tests: the host side of Firecracker's
 hybrid vsock at a VM's vsock.sock. It accepts, reads "CONNECT <port>\\n", answers "OK 1\\n" and
 splices to keel-agent listening on a Unix socket (--listen-unix), which plays the guest. A
-CONNECT to another port, or with no agent listening, is closed, as the device resets it."""
+CONNECT to another port, or with no agent listening, is closed, as the device resets it. A
+host side that closes first (keeld giving up on a CONNECT while the agent is stopped) is
+closed too; anything else that goes wrong in a connection's thread is kept in errors, for the
+test to check."""
 import socket
 import threading
 
@@ -12,6 +15,7 @@ AGENT_PORT = 52
 class VsockMux:
     def __init__(self, path, agent_path):
         self.agent_path = agent_path
+        self.errors = []  # unexpected exceptions of the connection threads, as strings
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(16)
@@ -23,12 +27,22 @@ class VsockMux:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+            threading.Thread(target=self.one_checked, args=(c,), daemon=True).start()
+
+    def one_checked(self, c):
+        try:
+            self.one(c)
+        except Exception as ex:  # a test fails on it (errors), not a thread's traceback
+            self.errors.append(repr(ex))
+            c.close()
 
     def one(self, c):
         line = b''
         while not line.endswith(b'\n') and len(line) < 32:
-            b = c.recv(1)
+            try:
+                b = c.recv(1)
+            except OSError:  # reset by the host side
+                b = b''
             if not b:
                 c.close()
                 return
@@ -42,9 +56,18 @@ class VsockMux:
         except OSError:
             c.close()
             return
-        c.sendall(b'OK 1\n')
-        threading.Thread(target=pump, args=(a, c), daemon=True).start()
+        try:
+            c.sendall(b'OK 1\n')
+        except OSError:  # the host side closed while the agent's accept waited
+            a.close()
+            c.close()
+            return
+        t = threading.Thread(target=pump, args=(a, c), daemon=True)
+        t.start()
         pump(c, a)
+        t.join()
+        a.close()
+        c.close()
 
 
 def pump(src, dst):

@@ -631,6 +631,66 @@ def keeld_stats_fds(e):
     return n
 
 
+CAP_SYS_TIME = 25
+
+
+def drop_cap_sys_time():
+    """In a child before exec: no CAP_SYS_TIME after it (the bounding set), so a program
+    run as root cannot set the clock."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, CAP_SYS_TIME, 0, 0, 0) != 0 and os.geteuid() == 0:  # PR_CAPBSET_DROP
+        raise OSError(ctypes.get_errno(), "cannot drop CAP_SYS_TIME")
+
+
+def exec_tty_resize(e):
+    """keel vm exec --tty on a terminal passes its size at the start and on each SIGWINCH:
+    the guest's program sees the new size and gets SIGWINCH itself."""
+    import fcntl
+    import pty
+    import select
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+
+    def controlling_tty():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    script = "trap 'stty size; exit 6' WINCH; stty size; echo ready; while :; do sleep 0.05; done"
+    p = subprocess.Popen([e.a.keel, "vm", "exec", "a1", "--tty", "--", "sh", "-c", script],
+                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                         preexec_fn=controlling_tty, env=dict(os.environ, KEEL_SOCKET=e.sock))
+    os.close(slave)
+    out = b""
+
+    def read_until(word, limit=30):
+        nonlocal out
+        deadline = time.time() + limit
+        while word not in out:
+            check(time.time() < deadline, "exec --tty: no %r in %r" % (word, out))
+            if not select.select([master], [], [], 1)[0]:
+                continue
+            try:
+                out += os.read(master, 4096)
+            except OSError:  # EIO: keel is gone
+                check(False, "exec --tty: keel ended before %r: %r" % (word, out))
+    try:
+        read_until(b"ready\r\n")
+        check(b"24 80\r\n" in out, "exec --tty: the size at the start: %r" % out)
+        # The kernel sends SIGWINCH to keel, the terminal's foreground process group.
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
+        read_until(b"50 132\r\n")
+        check(p.wait(timeout=30) == 6, "exec --tty after a resize: exit %r, %r" %
+              (p.returncode, out))
+        print("exec --tty: the guest's stty size %r, then after the resize and its SIGWINCH "
+              "trap %r, exit 6" % (out.split(b"\r\n")[0], out.split(b"\r\n")[-2]))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+
+
 def case_agent(e):
     """Issue 13's host side: keeld's heartbeat, KVP, exec, copy-file, integration services and a
     stop through keel-agent, reached through the VM's vsock.sock (a test mux until the
@@ -658,24 +718,27 @@ def case_agent(e):
     os.chmod(hook, 0o755)
     agent_sock = os.path.join(guest, "agent.sock")
     log = open(os.path.join(e.dir, "agent.log"), "w")
+    # This "guest" is the host: keeld must not set its clock. The agent runs without
+    # CAP_SYS_TIME, so it refuses keeld's time-set (EPERM) and still answers the samples.
     agent = subprocess.Popen([e.a.agent, "--listen-unix", agent_sock, "--state-dir",
-                              os.path.join(guest, "state"), "--test-shutdown-command", hook,
-                              # this "guest" is the host: keeld must not set its clock
-                              "--disable", "time"],
-                             stdout=log, stderr=log, start_new_session=True)
+                              os.path.join(guest, "state"), "--test-shutdown-command", hook],
+                             stdout=log, stderr=log, start_new_session=True,
+                             preexec_fn=drop_cap_sys_time)
     try:
         for _ in range(100):
             if os.path.exists(agent_sock):
                 break
             time.sleep(0.05)
-        VsockMux(os.path.join(vmdir, "vsock.sock"), agent_sock)
+        caps = [l for l in open("/proc/%d/status" % agent.pid) if l.startswith("CapEff:")]
+        check(caps and not int(caps[0].split()[1], 16) & (1 << CAP_SYS_TIME),
+              "the host's agent could set the host's clock: %r" % caps)
+        mux = VsockMux(os.path.join(vmdir, "vsock.sock"), agent_sock)
         got = wait_heartbeat(e, "a1", "OK", 5)
         check("keel-agent" in got, "heartbeat line without the agent's version: %r" % got)
         vm = e.vm("a1")
         check(vm["agent_socket"] == os.path.join(vmdir, "vsock.sock"), "agent_socket: %r" % vm)
         running = {s["name"]: s["running"] for s in vm["integration"]["services"]}
-        check(all(running[n] for n in running if n != "time") and not running["time"],
-              "services running (all but time, which this agent refuses): %r" % vm["integration"])
+        check(all(running.values()), "services running: %r" % vm["integration"])
         # The guest's addresses (its KVP facts) in keel vm show, as Hyper-V's IPAddresses.
         r = subprocess.run([e.a.agent, "--state-dir", os.path.join(guest, "state"), "kvp",
                             "list", "auto"], capture_output=True, text=True)
@@ -734,6 +797,7 @@ def case_agent(e):
         check(out == nobody[2] + "\n", "exec --user nobody: %r" % out)
         out, _ = e.keel("vm", "exec", "a1", "--tty", "--", "sh", "-c", "test -t 1 && tty")
         check(out.startswith("/dev/pts/"), "exec --tty: %r" % out)
+        exec_tty_resize(e)
         _, err = e.keel("vm", "exec", "a1", "--timeout", "1", "--", "sleep", "100", want=137)
         check("killed after 1 s" in err, "exec timeout: %r" % err)
         # copy-file: the same bytes, mode kept, atomic, the flags.
@@ -758,6 +822,26 @@ def case_agent(e):
         e.keel("vm", "integration", "a1", "disable", "nonsense", want=2)
         e.keel("vm", "integration", "a1", "enable", "exec")
         e.keel("vm", "exec", "a1", "--", "true")
+        # The guest's clock against the host's: keeld samples it every 10 s (its time-set
+        # at the connection was refused); the guest is the host, so the offset is about 0.
+        t = time.time()
+        while True:
+            out, _ = e.keel("vm", "show", "a1")
+            m = re.search(r"^Clock offset: +([-+][0-9.]+) ms \(the guest's clock minus the "
+                          r"host's, sampled every 10 s\)$", out, re.M)
+            if m:
+                break
+            check(time.time() - t < 15, "no clock offset in keel vm show after 15 s:\n" + out)
+            time.sleep(0.5)
+        print("keel vm show: %s" % m.group(0))
+        check(abs(float(m.group(1))) < 1000, "the host's own clock is off: %s" % m.group(0))
+        doc = e.api_ok("GET", "/v1/vms/a1/integration")
+        check(isinstance(doc["clock_offset_ms"], float), "API clock_offset_ms: %r" % doc)
+        check("clock_offset_ms" not in e.vm("a1")["integration"], "the VM's JSON changes "
+              "each sample: %r" % e.vm("a1")["integration"])
+        out, _ = e.keel("vm", "integration", "a1")
+        check(re.search(r"^Clock offset: [-+][0-9.]+ ms", out, re.M),
+              "keel vm integration: %r" % out)
         # Heartbeat: the agent stopped is "Lost communication" within 5 s, and OK once it
         # goes on.
         os.killpg(agent.pid, signal.SIGSTOP)
@@ -815,6 +899,8 @@ def case_agent(e):
             time.sleep(0.2)
         os.killpg(agent.pid, signal.SIGCONT)
         wait_heartbeat(e, "a1", "OK", 5)
+        # keeld gave up on CONNECTs while the agent was stopped: the mux closed them, no error.
+        check(not mux.errors, "the vsock mux's connections failed: %r" % mux.errors)
         check(e.vm("a1")["integration"]["vcpus"] is None, "vcpus with OK: %r" % e.vm("a1"))
         # keel vm stop uses the agent and says so; the guest (here: the console) powers off.
         out, _ = e.keel("vm", "stop", "a1", "--no-wait")

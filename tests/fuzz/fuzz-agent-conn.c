@@ -6,7 +6,11 @@
  * agent. Only services without effects outside a scratch directory are enabled (heartbeat
  * and the KVP pools there): exec, copy, freeze, shutdown and time-set would act on the
  * machine running the fuzzer; their requests still reach dispatch and are refused as disabled.
+ * So that exec-resize is reached past that refusal, each frame of the input is also decoded
+ * and given to exec_resize on a connection whose exec is running: on a real pseudo-terminal
+ * or without one (bit 1 of the frame's id), of that id or another (bit 0).
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +51,46 @@ static void *drain_replies(void *arg)
 	return NULL;
 }
 
+/* Each frame of the input as the host's EXEC_RESIZE for the running exec of a connection
+ * whose replies go to a socket drained after each. */
+static void resize_frames(const uint8_t *data, size_t size)
+{
+	static struct conn c;
+	static struct ap_msg m;
+	static uint8_t drain[4096];
+	const char *why;
+	int sv[2], master;
+	size_t off = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		abort();
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		abort();
+	while (size - off >= AP_HDR_SIZE) {
+		int len = ap_frame_len(data + off);
+
+		if (len < 0 || (size_t)len > size - off)
+			break;
+		if (!ap_decode(data + off, (size_t)len, &m, &why)) {
+			c.fd = sv[0];
+			c.exec.active = true;
+			c.exec.id = m.id & 1 ? m.id ^ 1 : m.id;
+			c.exec.tty = !(m.id & 2);
+			c.exec.in_fd = c.exec.err_fd = c.exec.pidfd = -1;
+			c.exec.out_fd = master;
+			if (exec_resize(&c, &m) < 0)
+				abort(); /* a socket pair drained here: never broken */
+			while (recv(sv[1], drain, sizeof(drain), MSG_DONTWAIT) > 0)
+				;
+		}
+		off += (size_t)len;
+	}
+	close(master);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char dir[] = "/tmp/fuzz-agent-conn-XXXXXX";
@@ -76,5 +120,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pthread_join(in, NULL);
 	pthread_join(out, NULL);
 	close(sv[1]);
+	resize_frames(data, size);
 	return 0;
 }
