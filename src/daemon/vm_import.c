@@ -26,6 +26,7 @@
 #include "disk/vhdx.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/uefi_store.h"
 
 /* A line of not_imported: the first IMPORT_NOTES_MAX, each with its control characters as
  * \xHH (a file name is the backup's: no terminal escapes into the CLI); the others counted. */
@@ -89,7 +90,8 @@ static void list_extra(struct import_plan *p, bool top)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (top)
-			used = !strcmp(e->d_name, "config.json") || !strcmp(e->d_name, "disks");
+			used = !strcmp(e->d_name, "config.json") || !strcmp(e->d_name, "disks") ||
+			       (p->nvram && !strcmp(e->d_name, BACKUP_NVRAM_DIR));
 		for (unsigned i = 0; !top && i < p->def.ndisks; i++)
 			used |= !strcmp(p->src_file[i], e->d_name);
 		if (!used)
@@ -351,6 +353,30 @@ static int make_stage(struct store *st, struct import_plan *p, const char *pool,
 	return 0;
 }
 
+/* A Generation 2 VM's variable store in the backup (nvram/OVMF_VARS.fd), untrusted: a regular
+ * file of the backup, no symlink on the way, that passes the store check keeld makes before
+ * every start. None: the VM gets a new one from the template at its first start. */
+static int load_nvram(struct import_plan *p, char *err, size_t errlen)
+{
+	char shown[PATH_MAX + 32], why[PATH_MAX + 200];
+	struct stat s;
+	int fd, r;
+
+	if (fstatat(p->dir_fd, BACKUP_NVRAM_DIR, &s, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		return 0;
+	if (p->def.firmware != VM_FIRMWARE_UEFI)
+		return 0; /* Generation 1 has none: listed as not imported */
+	fd = open_backup_file(p, "UEFI variable store", BACKUP_NVRAM_FILE, err, errlen);
+	if (fd < 0)
+		return fd;
+	snprintf(shown, sizeof(shown), "%s/%s", p->from, BACKUP_NVRAM_FILE);
+	r = uefi_store_read(fd, shown, &p->nvram, &p->nvram_size, why, sizeof(why));
+	close(fd);
+	if (r)
+		error_set(err, errlen, "backup %s: %s", p->from, why);
+	return r == -ENOMEM ? r : r ? -EINVAL : 0;
+}
+
 /* The VM's own settings: its id (a new one with new MACs), nvram place, and its record. */
 static int set_identity(struct sup *sup, struct import_plan *p, char *err, size_t errlen)
 {
@@ -372,8 +398,11 @@ static int set_identity(struct sup *sup, struct import_plan *p, char *err, size_
 		if (sup_nvram_path(sup, p->def.uuid, nv, sizeof(nv)) ||
 		    !(p->def.nvram = strdup(nv)))
 			return -ENOMEM;
-		note(p, "%s: a backup holds no UEFI variable store; the VM gets a new one",
-		     p->from);
+		if (!p->nvram)
+			note(p,
+			     "%s: the backup holds no UEFI variable store; the VM gets a new one "
+			     "from the template at its first start",
+			     p->from);
 	}
 	p->def.created = (int64_t)time(NULL);
 	p->def.revision = 1;
@@ -489,7 +518,9 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 		if (r)
 			return r;
 	}
-	r = set_identity(sup, p, err, errlen);
+	r = load_nvram(p, err, errlen);
+	if (!r)
+		r = set_identity(sup, p, err, errlen);
 	if (!r)
 		r = check_clash(st, p, err, errlen);
 	/* What a create checks, on the backup's files (and the kernel, DVDs: in pools). */
@@ -738,8 +769,18 @@ int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_ob
 		r = disk_policy_attach(st, sup, &p->def, NULL, err, errlen);
 	if (!r)
 		r = vm_macs_assign(st, &p->def, err, errlen);
+	/* The store first: a VM is registered only with the variables it had. */
+	if (!r && p->nvram)
+		r = sup_nvram_install(sup, p->def.uuid, p->nvram, p->nvram_size, err, errlen);
 	if (!r)
 		r = store_vm_insert(st, &p->def, err, errlen);
+	if (r && p->nvram) {
+		char vmdir[PATH_MAX];
+
+		sup_nvram_remove(sup, p->def.uuid);
+		if (!sup_vm_dir(sup, p->def.uuid, vmdir, sizeof(vmdir)))
+			rmdir(vmdir); /* made for the store, if nothing else is in it */
+	}
 	if (r) {
 		if (!p->in_place)
 			remove_copies(p, renamed ? p->final : p->stage);
@@ -776,5 +817,6 @@ void import_plan_free(struct import_plan *p)
 	if (p->stage[0]) /* made for a job that never ran */
 		remove_copies(p, p->stage);
 	json_object_put(p->not_imported);
+	free(p->nvram);
 	vmdef_free(&p->def);
 }
