@@ -747,7 +747,7 @@ static void remove_copies(const struct import_plan *p, const char *dir)
 int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_object **out,
 	       char *err, size_t errlen)
 {
-	bool renamed = false;
+	bool renamed = false, installed = false;
 	json_object *o, *disks;
 	int r = 0;
 
@@ -769,12 +769,15 @@ int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_ob
 		r = disk_policy_attach(st, sup, &p->def, NULL, err, errlen);
 	if (!r)
 		r = vm_macs_assign(st, &p->def, err, errlen);
-	/* The store first: a VM is registered only with the variables it had. */
-	if (!r && p->nvram)
+	/* The store first: a VM is registered only with the variables it had. Removed again
+	 * only when this import wrote it (a clash above may be another VM's id). */
+	if (!r && p->nvram) {
 		r = sup_nvram_install(sup, p->def.uuid, p->nvram, p->nvram_size, err, errlen);
+		installed = true; /* or partly: the directories it made */
+	}
 	if (!r)
 		r = store_vm_insert(st, &p->def, err, errlen);
-	if (r && p->nvram) {
+	if (r && installed) {
 		char vmdir[PATH_MAX];
 
 		sup_nvram_remove(sup, p->def.uuid);
