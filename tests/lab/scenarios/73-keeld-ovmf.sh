@@ -47,7 +47,7 @@ echo "lab: keeld-ovmf: saved and restored in the shell, which answers"
 # OVMF's boot, or back in the shell. The console's replay (its last 64 KiB) is read split at
 # each escape sequence, and only the order of the last draws is compared, so a replay that
 # has dropped its start changes nothing.
-LANG_HELP='change the language'
+LANG_HELP='one adjusts to change' # the help is drawn in lines of 23 columns
 capture() { # the replay of VM $1's console, one line per escape sequence, in $KD/menu.out
 	keel console "$1" --read-only --timeout 2 2>/dev/null | tr '\033' '\n' >"$KD/menu.out"
 }
