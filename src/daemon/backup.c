@@ -163,12 +163,13 @@ static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)
 }
 
 /* A Generation 2 VM's UEFI variable store (keeld's lock held): the file its worker last
- * renamed into place, read whole and checked. A running VM's is read right after the recovery
- * checkpoint, whose save wrote the store as the guest had it: the variables of the moment the
- * disks were frozen (the new worker writes it again only when the guest changes one). None
- * (*data NULL, 0): not Generation 2, or no store yet (never started: an import makes one from
- * the template, as a first start would), or one that is no store (the next start sets it
- * aside and makes a new one; the backup says so). */
+ * renamed into place, read whole and checked. A running VM's is read after the recovery
+ * checkpoint, whose save wrote the store as the guest had it when its disks were frozen; the
+ * guest runs again by then, and a variable it changed since (the new worker writes the store
+ * again only then) is in this copy, not in the disks' (docs/backup.md). None (*data NULL, 0):
+ * not Generation 2, or no store yet (never started: an import makes one from the template,
+ * as a first start would), or one that is no store (the next start sets it aside and makes a
+ * new one; keeld's log says so). */
 static int backup_nvram_read(struct ckpt_ctx *cc, const struct vm_def *def, uint8_t **data,
 			     size_t *size, char *err, size_t errlen)
 {
