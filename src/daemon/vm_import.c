@@ -74,12 +74,13 @@ static int open_rel(const struct import_plan *p, const char *rel, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-/* What the directory (or its disks/, top false) holds besides config.json and the disks the
- * description names. */
-static void list_extra(struct import_plan *p, bool top)
+/* What the directory (sub NULL), its disks/ or its nvram/ holds besides config.json, the
+ * disks the description names and the variable store imported. */
+static void list_extra(struct import_plan *p, const char *sub)
 {
-	int fd = open_rel(p, top ? "." : "disks", O_RDONLY | O_DIRECTORY);
+	int fd = open_rel(p, sub ? sub : ".", O_RDONLY | O_DIRECTORY);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	bool disks = sub && !strcmp(sub, "disks");
 	struct dirent *e;
 
 	if (fd >= 0 && !d)
@@ -89,14 +90,16 @@ static void list_extra(struct import_plan *p, bool top)
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (top)
+		if (!sub)
 			used = !strcmp(e->d_name, "config.json") || !strcmp(e->d_name, "disks") ||
 			       (p->nvram && !strcmp(e->d_name, BACKUP_NVRAM_DIR));
-		for (unsigned i = 0; !top && i < p->def.ndisks; i++)
+		else if (!disks)
+			used = !strcmp(e->d_name, BACKUP_NVRAM_NAME);
+		for (unsigned i = 0; disks && i < p->def.ndisks; i++)
 			used |= !strcmp(p->src_file[i], e->d_name);
 		if (!used)
-			note(p, "%s%s/%s: not part of a keel backup's layout, not imported",
-			     p->from, top ? "" : "/disks", e->d_name);
+			note(p, "%s%s%s/%s: not part of a keel backup's layout, not imported",
+			     p->from, sub ? "/" : "", sub ? sub : "", e->d_name);
 	}
 	if (d)
 		closedir(d);
@@ -530,9 +533,11 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 		r = disk_policy_attach(st, sup, &p->def, NULL, err, errlen);
 	if (r)
 		return r;
-	list_extra(p, true);
+	list_extra(p, NULL);
 	if (p->def.ndisks)
-		list_extra(p, false);
+		list_extra(p, "disks");
+	if (p->nvram)
+		list_extra(p, BACKUP_NVRAM_DIR);
 	notes_end(p);
 	if (!p->in_place)
 		r = make_stage(st, p, req->copy_to ? req->copy_to : POOL_DEFAULT, err, errlen);

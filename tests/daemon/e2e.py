@@ -4970,7 +4970,14 @@ def case_backup_nvram(e):
     # In place, keeping the id, once the original is gone: the same store again.
     e.keel("vm", "delete", "u1")
     check(not os.path.exists(u1["nvram"]), "delete left the store")
-    e.keel("vm", "import", os.path.join(dest, "u1"), "--in-place")
+    # A file in the backup's nvram/ besides the store is not imported, and said so.
+    with open(os.path.join(dest, "u1", "nvram", "OVMF_VARS.fd.old"), "wb") as f:
+        f.write(vars_)
+    doc = json.loads(e.keel("vm", "import", os.path.join(dest, "u1"), "--in-place",
+                            "--json")[0])
+    check(doc["not_imported"] == [os.path.join(dest, "u1", "nvram", "OVMF_VARS.fd.old") +
+                                  ": not part of a keel backup's layout, not imported"],
+          "a stray file in nvram/ is not listed: %r" % doc)
     check(e.vm("u1")["id"] == u1["id"] and open(u1["nvram"], "rb").read() == vars_,
           "in place: %r" % e.vm("u1"))
     e.keel("vm", "delete", "u1")
