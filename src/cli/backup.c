@@ -67,6 +67,8 @@ int cli_vm_backup(int argc, char **argv)
 			       client_str_field(res, "dir"), client_str_field(res, "consistency"));
 			if (json_object_object_get_ex(res, "fallback", &v) && v)
 				printf("%s\n", json_object_get_string(v));
+			if (json_object_object_get_ex(res, "nvram", &v) && v)
+				printf("UEFI variable store: %s\n", json_object_get_string(v));
 		}
 	}
 	json_object_put(res);

@@ -10,10 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/backup_layout.h"
 #include "daemon/biglock.h"
 #include "disk/disk.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/uefi_store.h"
 
 #define BACKUP_DIR_MAX 2048 /* TO/NAME: room left in a path for what goes below it */
 
@@ -160,6 +162,58 @@ static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)
 	return 0;
 }
 
+/* A Generation 2 VM's UEFI variable store (keeld's lock held): the file its worker last
+ * renamed into place, read whole and checked. A running VM's is read after the recovery
+ * checkpoint, whose save wrote the store as the guest had it when its disks were frozen; the
+ * guest runs again by then, and a variable it changed since (the new worker writes the store
+ * again only then) is in this copy, not in the disks' (docs/backup.md). None (*data NULL, 0):
+ * not Generation 2, or no store yet (never started: an import makes one from the template,
+ * as a first start would), or one that is no store (the next start sets it aside and makes a
+ * new one; keeld's log says so). */
+static int backup_nvram_read(struct ckpt_ctx *cc, const struct vm_def *def, uint8_t **data,
+			     size_t *size, char *err, size_t errlen)
+{
+	char why[PATH_MAX + 200];
+	int r;
+
+	*data = NULL;
+	if (def->firmware != VM_FIRMWARE_UEFI)
+		return 0;
+	r = sup_nvram_read(cc->sup, def->uuid, data, size, why, sizeof(why));
+	if (r == -ENOENT || r == -EINVAL) {
+		if (r == -EINVAL)
+			log_warn("VM %s: backup: its UEFI variable store is not copied: %s",
+				 def->name, why);
+		return 0;
+	}
+	if (r)
+		error_set(err, errlen, "VM '%s': %s", def->name, why);
+	return r;
+}
+
+/* The store into DIR/nvram/OVMF_VARS.fd (a new file, fsync, rename, as keeld writes one). */
+static int backup_nvram_write(const char *dir, const uint8_t *data, size_t size, char *err,
+			      size_t errlen)
+{
+	char sub[BACKUP_DIR_MAX + 16];
+	int fd, r;
+
+	snprintf(sub, sizeof(sub), "%s/" BACKUP_NVRAM_DIR, dir);
+	if (mkdir(sub, 0750) < 0 && errno != EEXIST)
+		r = -errno;
+	else if ((fd = open(sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		r = -errno;
+	else {
+		r = uefi_store_write(fd, BACKUP_NVRAM_NAME, "." BACKUP_NVRAM_NAME ".tmp", data,
+				     size);
+		close(fd);
+	}
+	if (r)
+		error_set(err, errlen, "cannot write %s/" BACKUP_NVRAM_NAME ": %s", sub,
+			  strerror(-r));
+	return r;
+}
+
 /* Take the VM's operation again after the copy (keeld's lock held): a request that holds it
  * meanwhile (a stop, say) ends, so this waits for it, letting the lock go. */
 static void backup_retake(struct ckpt_ctx *cc, const struct vm_def *def)
@@ -182,7 +236,7 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 {
 	char(*src)[PATH_MAX] = calloc(VMDEF_MAX_DISKS, PATH_MAX);
 	char(*dst)[PATH_MAX] = calloc(VMDEF_MAX_DISKS, PATH_MAX);
-	char dir[BACKUP_DIR_MAX], sub[BACKUP_DIR_MAX + 16], name[CKPT_NAME_MAX + 1],
+	char dir[BACKUP_DIR_MAX], sub[BACKUP_DIR_MAX + 32], name[CKPT_NAME_MAX + 1],
 		vmdir[PATH_MAX] = "", progress[PATH_MAX + 32] = "";
 	struct backup_progress bp = {-1, 0, 0};
 	const char *consistency = "off", *fallback = NULL;
@@ -192,6 +246,8 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 	unsigned copied = 0;
 	bool complete = false; /* every copy and config.json written: never deleted */
 	bool released = false; /* the VM let go during the copy */
+	uint8_t *nvram = NULL; /* a Generation 2 VM's variable store, nvram_size bytes */
+	size_t nvram_size = 0;
 	int ret;
 
 	*out = NULL;
@@ -238,6 +294,9 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 			  def->name);
 		goto merge;
 	}
+	ret = backup_nvram_read(cc, def, &nvram, &nvram_size, err, errlen);
+	if (ret)
+		goto merge;
 	if (!sup_vm_dir(cc->sup, def->uuid, vmdir, sizeof(vmdir))) {
 		snprintf(progress, sizeof(progress), "%s/%s", vmdir, BACKUP_PROGRESS_FILE);
 		bp.fd = open(progress, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -283,6 +342,8 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		backup_retake(cc, def);
 		sup_pin(cc->sup, def->uuid, NULL);
 	}
+	if (!ret && nvram)
+		ret = backup_nvram_write(dir, nvram, nvram_size, err, errlen);
 	if (!ret)
 		ret = write_config(def, dir, dst, err, errlen);
 	complete = !ret;
@@ -362,17 +423,23 @@ merge:
 		snprintf(sub, sizeof(sub), "%s/config.json", dir);
 		json_object_object_add(o, "config", json_object_new_string(sub));
 		json_object_object_add(o, "disks", disks);
+		if (nvram) {
+			snprintf(sub, sizeof(sub), "%s/" BACKUP_NVRAM_FILE, dir);
+			json_object_object_add(o, "nvram", json_object_new_string(sub));
+		}
 		json_object_object_add(o, "consistency", json_object_new_string(consistency));
 		if (fallback)
 			json_object_object_add(o, "fallback", json_object_new_string(fallback));
 		*out = o;
 		log_info("VM %s: backup (consistency: %s) in %s", def->name, consistency, dir);
 		json_object_put(ck);
+		free(nvram);
 		free(src);
 		free(dst);
 		return 0;
 	}
 	json_object_put(ck);
+	free(nvram);
 	if (complete) {
 		log_warn("VM %s: backup in %s kept (its checkpoint's merge failed)", def->name,
 			 dir);
@@ -383,6 +450,10 @@ merge:
 fail:
 	for (unsigned i = 0; i < copied; i++)
 		unlink(dst[i]);
+	snprintf(sub, sizeof(sub), "%s/" BACKUP_NVRAM_FILE, dir);
+	unlink(sub);
+	snprintf(sub, sizeof(sub), "%s/" BACKUP_NVRAM_DIR, dir);
+	rmdir(sub);
 	snprintf(sub, sizeof(sub), "%s/disks", dir);
 	rmdir(sub);
 	rmdir(dir);

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "daemon/store.h"
@@ -175,6 +176,17 @@ int sup_restart(struct sup *sup, const struct vm_def *def, char *err, size_t err
  * OVMF_VARS.fd (sup_firmware.c). 0 or -ENAMETOOLONG. */
 int sup_nvram_path(const struct sup *sup, const char *uuid, char *buf, size_t size)
 	__attribute__((warn_unused_result));
+/* The VM's store as it is now (a backup): the file the worker last renamed into place, whole,
+ * read and checked (lib/uefi_store.c) into *data (malloc'd, *size bytes). 0; -ENOENT: the VM
+ * has none yet (never started); -EINVAL: not a store; else -errno; err says which. */
+int sup_nvram_read(struct sup *sup, const char *uuid, uint8_t **data, size_t *size, char *err,
+		   size_t errlen) __attribute__((warn_unused_result));
+/* The VM is deleted (or its import failed): its store goes, and the stores set aside. */
+void sup_nvram_remove(struct sup *sup, const char *uuid);
+/* A store (checked by the caller) put in place for a VM being registered (an import), made
+ * crash-safely as the template's copy is; an existing store is replaced. 0 or -errno, err. */
+int sup_nvram_install(struct sup *sup, const char *uuid, const uint8_t *data, size_t size,
+		      char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Before a VM is deleted: refuses unless it is off, then removes its directory. */
 int sup_forget(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -215,6 +215,53 @@ fail:
 	return r;
 }
 
+int sup_nvram_read(struct sup *sup, const char *uuid, uint8_t **data, size_t *size, char *err,
+		   size_t errlen)
+{
+	char path[PATH_MAX];
+	int fd, r;
+
+	*data = NULL;
+	if (sup_nvram_path(sup, uuid, path, sizeof(path)))
+		return -ENAMETOOLONG;
+	/* The worker replaces the store by rename only: this open gets one whole version. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		r = errno == ELOOP ? -EINVAL : -errno;
+		error_set(err, errlen, "NVRAM file %s: %s", path,
+			  r == -EINVAL ? "is a symbolic link" : strerror(-r));
+		return r;
+	}
+	r = uefi_store_read(fd, path, data, size, err, errlen);
+	close(fd);
+	return r;
+}
+
+int sup_nvram_install(struct sup *sup, const char *uuid, const uint8_t *data, size_t size,
+		      char *err, size_t errlen)
+{
+	char vmdir[PATH_MAX], dir[PATH_MAX];
+	int dirfd, r;
+
+	if (sup_vm_dir(sup, uuid, vmdir, sizeof(vmdir)) ||
+	    sup_path(sup, uuid, NVRAM_DIR, dir, sizeof(dir)))
+		return -ENAMETOOLONG;
+	if ((mkdir(vmdir, 0750) < 0 && errno != EEXIST) ||
+	    (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+		r = -errno;
+		error_set(err, errlen, "cannot create %s: %s", dir, strerror(-r));
+		return r;
+	}
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	r = dirfd < 0 ? -errno : uefi_store_write(dirfd, NVRAM_FILE, NVRAM_NEW, data, size);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (r)
+		error_set(err, errlen, "NVRAM file %s/%s: cannot write it: %s", dir, NVRAM_FILE,
+			  strerror(-r));
+	return r;
+}
+
 static bool nvram_name(const char *name)
 {
 	return !strcmp(name, NVRAM_FILE);

@@ -104,8 +104,6 @@ int sup_nvram_open(struct sup *sup, const struct sup_vm *vm, const struct vm_def
 		   size_t errlen) __attribute__((warn_unused_result));
 /* The worker ended: the store and its directory are root's again. */
 void sup_nvram_take_back(struct sup *sup, const struct sup_vm *vm);
-/* The VM is deleted: its store goes. */
-void sup_nvram_remove(struct sup *sup, const char *uuid);
 
 /* sup_files.c */
 int sup_path(const struct sup *sup, const char *uuid, const char *file, char *buf, size_t size)

@@ -26,6 +26,7 @@
 #include "disk/vhdx.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/uefi_store.h"
 
 /* A line of not_imported: the first IMPORT_NOTES_MAX, each with its control characters as
  * \xHH (a file name is the backup's: no terminal escapes into the CLI); the others counted. */
@@ -73,12 +74,13 @@ static int open_rel(const struct import_plan *p, const char *rel, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-/* What the directory (or its disks/, top false) holds besides config.json and the disks the
- * description names. */
-static void list_extra(struct import_plan *p, bool top)
+/* What the directory (sub NULL), its disks/ or its nvram/ holds besides config.json, the
+ * disks the description names and the variable store imported. */
+static void list_extra(struct import_plan *p, const char *sub)
 {
-	int fd = open_rel(p, top ? "." : "disks", O_RDONLY | O_DIRECTORY);
+	int fd = open_rel(p, sub ? sub : ".", O_RDONLY | O_DIRECTORY);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	bool disks = sub && !strcmp(sub, "disks");
 	struct dirent *e;
 
 	if (fd >= 0 && !d)
@@ -88,13 +90,16 @@ static void list_extra(struct import_plan *p, bool top)
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (top)
-			used = !strcmp(e->d_name, "config.json") || !strcmp(e->d_name, "disks");
-		for (unsigned i = 0; !top && i < p->def.ndisks; i++)
+		if (!sub)
+			used = !strcmp(e->d_name, "config.json") || !strcmp(e->d_name, "disks") ||
+			       (p->nvram && !strcmp(e->d_name, BACKUP_NVRAM_DIR));
+		else if (!disks)
+			used = !strcmp(e->d_name, BACKUP_NVRAM_NAME);
+		for (unsigned i = 0; disks && i < p->def.ndisks; i++)
 			used |= !strcmp(p->src_file[i], e->d_name);
 		if (!used)
-			note(p, "%s%s/%s: not part of a keel backup's layout, not imported",
-			     p->from, top ? "" : "/disks", e->d_name);
+			note(p, "%s%s%s/%s: not part of a keel backup's layout, not imported",
+			     p->from, sub ? "/" : "", sub ? sub : "", e->d_name);
 	}
 	if (d)
 		closedir(d);
@@ -351,6 +356,30 @@ static int make_stage(struct store *st, struct import_plan *p, const char *pool,
 	return 0;
 }
 
+/* A Generation 2 VM's variable store in the backup (nvram/OVMF_VARS.fd), untrusted: a regular
+ * file of the backup, no symlink on the way, that passes the store check keeld makes before
+ * every start. None: the VM gets a new one from the template at its first start. */
+static int load_nvram(struct import_plan *p, char *err, size_t errlen)
+{
+	char shown[PATH_MAX + 32], why[PATH_MAX + 200];
+	struct stat s;
+	int fd, r;
+
+	if (fstatat(p->dir_fd, BACKUP_NVRAM_DIR, &s, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		return 0;
+	if (p->def.firmware != VM_FIRMWARE_UEFI)
+		return 0; /* Generation 1 has none: listed as not imported */
+	fd = open_backup_file(p, "UEFI variable store", BACKUP_NVRAM_FILE, err, errlen);
+	if (fd < 0)
+		return fd;
+	snprintf(shown, sizeof(shown), "%s/%s", p->from, BACKUP_NVRAM_FILE);
+	r = uefi_store_read(fd, shown, &p->nvram, &p->nvram_size, why, sizeof(why));
+	close(fd);
+	if (r)
+		error_set(err, errlen, "backup %s: %s", p->from, why);
+	return r == -ENOMEM ? r : r ? -EINVAL : 0;
+}
+
 /* The VM's own settings: its id (a new one with new MACs), nvram place, and its record. */
 static int set_identity(struct sup *sup, struct import_plan *p, char *err, size_t errlen)
 {
@@ -372,8 +401,11 @@ static int set_identity(struct sup *sup, struct import_plan *p, char *err, size_
 		if (sup_nvram_path(sup, p->def.uuid, nv, sizeof(nv)) ||
 		    !(p->def.nvram = strdup(nv)))
 			return -ENOMEM;
-		note(p, "%s: a backup holds no UEFI variable store; the VM gets a new one",
-		     p->from);
+		if (!p->nvram)
+			note(p,
+			     "%s: the backup holds no UEFI variable store; the VM gets a new one "
+			     "from the template at its first start",
+			     p->from);
 	}
 	p->def.created = (int64_t)time(NULL);
 	p->def.revision = 1;
@@ -489,7 +521,9 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 		if (r)
 			return r;
 	}
-	r = set_identity(sup, p, err, errlen);
+	r = load_nvram(p, err, errlen);
+	if (!r)
+		r = set_identity(sup, p, err, errlen);
 	if (!r)
 		r = check_clash(st, p, err, errlen);
 	/* What a create checks, on the backup's files (and the kernel, DVDs: in pools). */
@@ -499,9 +533,11 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 		r = disk_policy_attach(st, sup, &p->def, NULL, err, errlen);
 	if (r)
 		return r;
-	list_extra(p, true);
+	list_extra(p, NULL);
 	if (p->def.ndisks)
-		list_extra(p, false);
+		list_extra(p, "disks");
+	if (p->nvram)
+		list_extra(p, BACKUP_NVRAM_DIR);
 	notes_end(p);
 	if (!p->in_place)
 		r = make_stage(st, p, req->copy_to ? req->copy_to : POOL_DEFAULT, err, errlen);
@@ -716,7 +752,7 @@ static void remove_copies(const struct import_plan *p, const char *dir)
 int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_object **out,
 	       char *err, size_t errlen)
 {
-	bool renamed = false;
+	bool renamed = false, installed = false;
 	json_object *o, *disks;
 	int r = 0;
 
@@ -738,8 +774,21 @@ int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_ob
 		r = disk_policy_attach(st, sup, &p->def, NULL, err, errlen);
 	if (!r)
 		r = vm_macs_assign(st, &p->def, err, errlen);
+	/* The store first: a VM is registered only with the variables it had. Removed again
+	 * only when this import wrote it (a clash above may be another VM's id). */
+	if (!r && p->nvram) {
+		r = sup_nvram_install(sup, p->def.uuid, p->nvram, p->nvram_size, err, errlen);
+		installed = true; /* or partly: the directories it made */
+	}
 	if (!r)
 		r = store_vm_insert(st, &p->def, err, errlen);
+	if (r && installed) {
+		char vmdir[PATH_MAX];
+
+		sup_nvram_remove(sup, p->def.uuid);
+		if (!sup_vm_dir(sup, p->def.uuid, vmdir, sizeof(vmdir)))
+			rmdir(vmdir); /* made for the store, if nothing else is in it */
+	}
 	if (r) {
 		if (!p->in_place)
 			remove_copies(p, renamed ? p->final : p->stage);
@@ -776,5 +825,6 @@ void import_plan_free(struct import_plan *p)
 	if (p->stage[0]) /* made for a job that never ran */
 		remove_copies(p, p->stage);
 	json_object_put(p->not_imported);
+	free(p->nvram);
 	vmdef_free(&p->def);
 }

@@ -8,7 +8,8 @@
  * directory must be in a storage pool, is opened once through it, and its files are opened
  * from that descriptor (openat2: nothing above it, no symlink); the description goes through
  * the parser and limits of a VM's description document, and the files it names besides its
- * disks (kernel, initrd, firmware, DVD media) are not imported; every disk must be a
+ * disks (kernel, initrd, firmware, DVD media) are not imported; a Generation 2 VM's variable
+ * store (nvram/OVMF_VARS.fd) must pass the store check and becomes the VM's; every disk must be a
  * standalone, consistent VHDX of the backup's disks/ directory, checked and copied from the
  * descriptor opened, never by path or through a parent. The VM is registered only once its
  * files are complete; a failure removes what the import made.
@@ -55,6 +56,8 @@ struct import_plan {
 	char progress[PATH_MAX + 32];
 	uint64_t total; /* the disks' virtual sizes: the copy's progress */
 	bool in_place, new_id;
+	uint8_t *nvram;		   /* a Generation 2 VM's variable store from the backup */
+	size_t nvram_size;	   /* (checked), or NULL: the VM gets a new one */
 	json_object *not_imported; /* what the directory holds that is not imported, in words */
 	unsigned notes_more;	   /* lines past IMPORT_NOTES_MAX, not listed */
 };

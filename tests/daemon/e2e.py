@@ -5336,6 +5336,97 @@ def case_firmware(e):
     check(not os.path.exists(bad), "delete left the stores set aside")
 
 
+def case_backup_nvram(e):
+    """Issue 11: a Generation 2 VM's UEFI variable store is part of its backup. A VM that
+    never started has none (the backup holds none, its import says the VM gets a new one);
+    one with a store (its variables: bytes the template does not have) is backed up into
+    DIR/NAME/nvram/OVMF_VARS.fd byte for byte, keel says where, and an import (a copy with a
+    new id, and in place) gives the new VM that store in its directory, root's, 0600. A
+    backup's store that is not one, or a symlink, is refused and nothing is made."""
+    if not os.path.exists(OVMF_VARS):
+        print("SKIP: Debian's ovmf package is needed (scripts/setup.sh)")
+        return 77
+    e.start_keeld()
+    disk = os.path.join(e.dir, "u1.vhdx")
+    e.keel("disk", "create", disk, "--size", "16M")
+    e.keel("vm", "create", "u1", "--memory", "128M", "--disk", disk)
+    u1 = e.vm("u1")
+    dest = os.path.join(e.dir, "backups")
+    os.makedirs(dest)
+    # Never started: no store, none in the backup, and the import says so.
+    out, _ = e.keel("vm", "backup", "u1", "--to", dest, "--json")
+    doc = json.loads(out)
+    check("nvram" not in doc and not os.path.exists(os.path.join(dest, "u1", "nvram")),
+          "a backup of a VM without a store: %r" % doc)
+    doc = json.loads(e.keel("vm", "import", os.path.join(dest, "u1"), "--new-id", "--name",
+                            "u0", "--json")[0])
+    check(any("holds no UEFI variable store" in n for n in doc["not_imported"]),
+          "the import does not say the VM gets a new store: %r" % doc)
+    check(not os.path.exists(e.vm("u0")["nvram"]), "an import made a store from nothing")
+    shutil.rmtree(os.path.join(dest, "u1"))
+    # The VM's store with variables of its own (the last bytes of the variable store
+    # changed: the check looks at the headers, as keel-vmm's and keeld's do).
+    tmpl = open(OVMF_VARS, "rb").read()
+    vars_ = tmpl[:0x3fff0] + b"keel-backup-var!" + tmpl[0x40000:]
+    check(len(vars_) == len(tmpl) and vars_ != tmpl, "the test store")
+    os.makedirs(os.path.dirname(u1["nvram"]), mode=0o700)
+    with open(u1["nvram"], "wb") as f:
+        f.write(vars_)
+    out, _ = e.keel("vm", "backup", "u1", "--to", dest)
+    saved = os.path.join(dest, "u1", "nvram", "OVMF_VARS.fd")
+    check("UEFI variable store: " + saved in out, "keel does not name the store: %r" % out)
+    check(open(saved, "rb").read() == vars_, "the backup's store is not the VM's")
+    check(sorted(os.listdir(os.path.dirname(saved))) == ["OVMF_VARS.fd"],
+          "the backup's nvram/: %r" % os.listdir(os.path.dirname(saved)))
+    # Imported as a copy with a new id: the new VM's store is the backup's.
+    doc = json.loads(e.keel("vm", "import", os.path.join(dest, "u1"), "--new-id", "--name",
+                            "u2", "--json")[0])
+    check(doc["not_imported"] == [], "the store was not imported: %r" % doc)
+    u2 = e.vm("u2")
+    check(u2["nvram"] == os.path.join(e.state, "vms", u2["id"], "nvram", "OVMF_VARS.fd") and
+          u2["id"] != u1["id"], "the imported VM's store place: %r" % u2)
+    check(open(u2["nvram"], "rb").read() == vars_, "the imported VM's store is not the backup's")
+    st = os.stat(u2["nvram"])
+    check(st.st_uid == 0 and (st.st_mode & 0o777) == 0o600, "the imported store: %r" % (st,))
+    # In place, keeping the id, once the original is gone: the same store again.
+    e.keel("vm", "delete", "u1")
+    check(not os.path.exists(u1["nvram"]), "delete left the store")
+    # A file in the backup's nvram/ besides the store is not imported, and said so.
+    with open(os.path.join(dest, "u1", "nvram", "OVMF_VARS.fd.old"), "wb") as f:
+        f.write(vars_)
+    doc = json.loads(e.keel("vm", "import", os.path.join(dest, "u1"), "--in-place",
+                            "--json")[0])
+    check(doc["not_imported"] == [os.path.join(dest, "u1", "nvram", "OVMF_VARS.fd.old") +
+                                  ": not part of a keel backup's layout, not imported"],
+          "a stray file in nvram/ is not listed: %r" % doc)
+    check(e.vm("u1")["id"] == u1["id"] and open(u1["nvram"], "rb").read() == vars_,
+          "in place: %r" % e.vm("u1"))
+    e.keel("vm", "delete", "u1")
+    # A backup's store is untrusted: one that is not a store, or a symlink, is refused
+    # and nothing is made.
+    def bad(tag, change, msg):
+        d = os.path.join(e.dir, "bad-" + tag)
+        shutil.copytree(os.path.join(dest, "u1"), d, symlinks=True)
+        change(os.path.join(d, "nvram", "OVMF_VARS.fd"))
+        before, vms = import_leftovers(e), sorted(os.listdir(os.path.join(e.state, "vms")))
+        e.api_err("POST", "/v1/vms/import", {"from": d, "new_id": True, "name": "u3"},
+                  msg=msg)
+        check("u3" not in [v["name"] for v in e.api_ok("GET", "/v1/vms")] and
+              import_leftovers(e) == before and
+              sorted(os.listdir(os.path.join(e.state, "vms"))) == vms,
+              "a refused import (%s) left something" % tag)
+
+    def zero(p):
+        with open(p, "wb") as f:
+            f.write(bytes(len(vars_)))
+
+    def link(p):
+        os.unlink(p)
+        os.symlink(u2["nvram"], p)
+    bad("zero", zero, "not a UEFI variable store")
+    bad("link", link, "is a symlink or under one")
+
+
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
 

@@ -3,7 +3,9 @@
 # `keel console`. With an empty disk and nothing else to boot, OVMF falls through to its UEFI
 # Shell on the console; keeld created the VM's variable store in its directory from Debian's
 # OVMF_VARS_4M.fd and passed it to the jailed worker. Save and restore in the shell: the
-# restored VM answers a command typed after the restore.
+# restored VM answers a command typed after the restore. Then save and restore in OVMF's setup
+# menu (its front page): the restored VM is still in it (Down moves its highlight). A backup
+# of the running VM holds its variable store.
 keeld_start
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || fail "the lab image has no OVMF_CODE_4M.fd"
 keel disk create "$VM_DIR/g2.vhdx" --size 64M >/dev/null || fail "keel disk create failed"
@@ -35,6 +37,80 @@ keel vm show g2 | grep -q 'restored from its saved state' ||
 printf 'set kv keel42\recho %%kv%%-ok\r' | keel console g2 --linger 3 >/dev/null 2>&1
 keel_console_wait g2 'keel42-ok' 60
 echo "lab: keeld-ovmf: saved and restored in the shell, which answers"
+# Saved and restored in the firmware's setup menu (issue 11): when the shell exits, OVMF's
+# BDS shows its front page (UiApp: Select Language, Device Manager, Boot Manager, ...), drawn
+# with cursor movements, the highlighted entry's help on the right ("This is the option one
+# adjusts to change the language ..." for the first). Saved there and restored, the VM is
+# still in that menu: the restored worker's console shows nothing new (a menu waits for a
+# key), and the arrow key Down typed after the restore makes the menu draw Device Manager
+# highlighted. A restore that lost the firmware's state (a reboot, a stuck VM) draws no
+# menu: it prints OVMF's boot (BdsDxe), then the shell. The console's replay is read split
+# at each escape sequence.
+LANG_HELP='one adjusts to change' # the help is drawn in lines of 23 columns
+capture() { # the replay of VM $1's console, one line per escape sequence, in $KD/menu.out
+	keel console "$1" --read-only --timeout 2 2>/dev/null | tr '\033' '\n' >"$KD/menu.out"
+}
+last() { # the last line of $KD/menu.out holding the fixed string $1 (0: none)
+	grep -nF "$1" "$KD/menu.out" | tail -n 1 | cut -d: -f1 | grep . || echo 0
+}
+printf 'exit\r' | keel console g2 --linger 2 >/dev/null 2>&1
+i=0
+until capture g2 && [ "$(last "$LANG_HELP")" -gt 0 ]; do
+	i=$((i + 1))
+	[ "$i" -le 60 ] || {
+		tail -c 2000 "$KD/menu.out"
+		fail "no front page (setup menu) within 3 min of the shell's exit"
+	}
+	# Should BDS instead say "No bootable option or device was found. ... Press any key
+	# to enter the Boot Manager Menu.": a key.
+	grep -qF 'Press any key to enter' "$KD/menu.out" &&
+		printf ' ' | keel console g2 --linger 1 >/dev/null 2>&1
+	sleep 1
+done
+echo "lab: keeld-ovmf: OVMF's front page (setup menu) on keel console, Select Language highlighted"
+sleep 5 # the menu drawn whole
+keel vm save g2 || fail "keel vm save in the menu failed: $(keel vm log g2 | tail -3)"
+[ "$(vm_state g2)" = Saved ] || fail "g2 is $(vm_state g2) after the save in the menu"
+keel vm start g2 || fail "start after the save in the menu failed: $(keel vm log g2 | tail -3)"
+keel vm show g2 | grep -q 'restored from its saved state' ||
+	fail "not restored from the menu: $(keel vm show g2 | grep Status)"
+sleep 5 # a VM that rebooted would be printing its boot by now
+# The restored worker's console starts empty: anything on it now is the guest's, since the
+# restore. A menu waiting for a key prints nothing.
+capture g2
+[ "$(last 'UEFI Interactive Shell')" = 0 ] && [ "$(last BdsDxe)" = 0 ] &&
+	[ "$(last 'Device Manager')" = 0 ] || {
+	tail -c 2000 "$KD/menu.out"
+	fail "after the restore in the menu and before any key, the console shows output (a" \
+		"new boot, or a menu drawn without a key)"
+}
+printf '\033[B' | keel console g2 --linger 3 >/dev/null 2>&1
+i=0
+until capture g2 && [ "$(last 'Device Manager')" -gt "$(last "$LANG_HELP")" ]; do
+	i=$((i + 1))
+	[ "$i" -le 20 ] || {
+		tail -c 2000 "$KD/menu.out"
+		fail "the restored VM's menu did not move its highlight to Device Manager after Down"
+	}
+	sleep 1
+done
+[ "$(last 'UEFI Interactive Shell')" = 0 ] ||
+	fail "the restored VM started the UEFI Shell again: it rebooted instead of resuming the menu"
+echo "lab: keeld-ovmf: saved and restored in the setup menu, which moves its highlight to" \
+	"Device Manager on Down"
+# A backup of the running VM holds its variable store as the backup's checkpoint left it:
+# the store OVMF wrote (its boot options: no longer the template), byte for byte.
+rm -rf /tmp/g2-backup
+mkdir -p /tmp/g2-backup
+keel vm backup g2 --to /tmp/g2-backup >"$KD/backup.out" 2>&1 ||
+	fail "keel vm backup of the running VM failed: $(cat "$KD/backup.out")"
+grep -q "UEFI variable store: /tmp/g2-backup/g2/nvram/OVMF_VARS.fd" "$KD/backup.out" ||
+	fail "keel vm backup names no store: $(cat "$KD/backup.out")"
+cmp -s /tmp/g2-backup/g2/nvram/OVMF_VARS.fd "$nvram" ||
+	fail "the backup's store differs from the VM's"
+! cmp -s /tmp/g2-backup/g2/nvram/OVMF_VARS.fd /usr/share/OVMF/OVMF_VARS_4M.fd ||
+	fail "the backup's store is the template: OVMF's writes are not in it"
+echo "lab: keeld-ovmf: a backup of the running VM holds its variable store"
 keel vm turn-off g2 || fail "keel vm turn-off failed"
 [ "$(vm_state g2)" = Off ] || fail "g2 is $(vm_state g2) after turn-off"
 [ -f "$nvram" ] || fail "the variable store is gone after turn-off"
