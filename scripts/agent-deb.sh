@@ -29,19 +29,34 @@ Description: keel integration services for Linux guests
  virtio-vsock: heartbeat, clean shutdown, time sync, key-value exchange, exec, file copy
  and file system freeze for consistent checkpoints.
 CONTROL
+# The unit is enabled on the first install even without a running systemd (a package installed
+# into an image being built in a chroot starts at the image's first boot); an upgrade keeps
+# the administrator's enable or disable and restarts an enabled agent on its new binary;
+# removal disables the unit while its file is still there. Starting and stopping need a
+# running systemd. (tests/agent-deb-test.sh)
 cat >"$root/DEBIAN/postinst" <<'POSTINST'
 #!/bin/sh
 set -e
-if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
+[ "$1" = configure ] || exit 0
+if [ -z "$2" ] && command -v systemctl >/dev/null; then
+	systemctl enable keel-agent.service || true
+fi
+if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload
-	systemctl enable --now keel-agent.service || true
+	if systemctl is-enabled --quiet keel-agent.service; then
+		systemctl restart keel-agent.service || true
+	fi
 fi
 POSTINST
 cat >"$root/DEBIAN/prerm" <<'PRERM'
 #!/bin/sh
 set -e
+[ "$1" = remove ] || exit 0
 if [ -d /run/systemd/system ]; then
-	systemctl disable --now keel-agent.service || true
+	systemctl stop keel-agent.service || true
+fi
+if command -v systemctl >/dev/null; then
+	systemctl disable keel-agent.service || true
 fi
 PRERM
 chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
