@@ -10,6 +10,12 @@ if file -L "$agent" | grep -q 'dynamically linked'; then
 	echo "agent-deb: $agent is dynamically linked (a sanitizer build?); build it with make" >&2
 	exit 1
 fi
+# Reproducible: every timestamp in the package is the last commit's time (SOURCE_DATE_EPOCH,
+# which dpkg-deb and xorriso honour), unless the caller sets it.
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+	SOURCE_DATE_EPOCH=$(git -C "$top" log -1 --format=%ct 2>/dev/null || stat -c %Y "$top/meson.build")
+fi
+export SOURCE_DATE_EPOCH
 version=$(sed -n "s/^ *version: '\([^']*\)'.*/\1/p" "$top/meson.build" | head -1)
 root=$(mktemp -d)
 chmod 0755 "$root"

@@ -14,6 +14,12 @@ out=${2:-$build/keel-agent.iso}
 command -v xorriso >/dev/null || { echo "agent-iso: xorriso is not installed (Debian package xorriso)" >&2; exit 1; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+# Reproducible: the package, the files and the volume's dates all carry the last commit's
+# time (SOURCE_DATE_EPOCH, as agent-deb.sh sets it; xorriso honours it too).
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+	SOURCE_DATE_EPOCH=$(git -C "$top" log -1 --format=%ct 2>/dev/null || stat -c %Y "$top/meson.build")
+fi
+export SOURCE_DATE_EPOCH
 deb=$("$top/scripts/agent-deb.sh" "$build")
 install -m 0644 "$deb" "$dir/"
 cat >"$dir/README.txt" <<'README'
@@ -27,6 +33,7 @@ NAME --vsock while it is off):
 The package enables and starts keel-agent.service; keel vm show NAME then says
 "Heartbeat: OK". Afterwards the host may eject the disk: keel vm set NAME --eject.
 README
+touch -d "@$SOURCE_DATE_EPOCH" "$dir"/* "$dir"
 xorriso -as mkisofs -quiet -R -J -V KEEL_AGENT -o "$out.tmp" "$dir" ||
 	{ echo "agent-iso: xorriso could not make $out" >&2; rm -f "$out.tmp"; exit 1; }
 mv "$out.tmp" "$out"

@@ -4,7 +4,7 @@
 # records its arguments, enable the unit on a first install whether or not systemd runs (an
 # image built in a chroot gets a working agent at its first boot), start it only under a
 # running systemd, keep an administrator's `disable` across an upgrade, and disable it on
-# removal; the ISO has volume ID KEEL_AGENT and the package.
+# removal; the ISO has volume ID KEEL_AGENT and the package; both are reproducible.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d)
@@ -87,4 +87,10 @@ if command -v xorriso >/dev/null; then
 else
 	fail "xorriso is not installed (scripts/setup.sh installs it)"
 fi
+# Reproducible: the same inputs a second later give the same package and disk, byte for byte.
+sum1=$(sha256sum <"$deb") && sum2=$(sha256sum <"$iso")
+sleep 1
+"$top/scripts/agent-iso.sh" "$dir/build" "$dir/a.iso" >/dev/null 2>&1 || fail "agent-iso.sh failed again"
+[ "$(sha256sum <"$deb")" = "$sum1" ] || fail "a second build of the package differs from the first"
+[ "$(sha256sum <"$iso")" = "$sum2" ] || fail "a second build of the disk differs from the first"
 echo "agent-deb-test: ok"
