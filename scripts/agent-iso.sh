@@ -3,7 +3,7 @@
 # KEEL_AGENT) holding the agent's Debian package, the disk a user inserts into a running VM's
 # DVD drive to install keel's integration services, as Hyper-V's "Insert Integration Services
 # Setup Disk" does (docs/integration-services.md, "Installing the agent in a guest"):
-#   keel vm set NAME --dvd build/keel-agent.iso
+#   keel vm set NAME --dvd POOL/keel-agent.iso   (a copy in a storage pool)
 #   (in the guest) mount -r /dev/sr0 /mnt && dpkg -i /mnt/keel-agent_*.deb && umount /mnt
 #   agent-iso.sh [BUILD [OUT]]   BUILD: the build directory (default build); OUT: the ISO
 #                                (default BUILD/keel-agent.iso). Prints OUT.
