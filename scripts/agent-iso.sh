@@ -21,8 +21,9 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 fi
 export SOURCE_DATE_EPOCH
 deb=$("$top/scripts/agent-deb.sh" "$build")
-install -m 0644 "$deb" "$dir/"
-cat >"$dir/README.txt" <<'README'
+mkdir "$dir/disk"
+install -m 0644 "$deb" "$dir/disk/"
+cat >"$dir/disk/README.txt" <<'README'
 keel integration services (keel-agent) for Debian and its derivatives, amd64.
 
 In the guest, as root (the VM needs virtio-vsock: keel vm create --vsock, or keel vm set
@@ -33,8 +34,9 @@ NAME --vsock while it is off):
 The package enables and starts keel-agent.service; keel vm show NAME then says
 "Heartbeat: OK". Afterwards the host may eject the disk: keel vm set NAME --eject.
 README
-touch -d "@$SOURCE_DATE_EPOCH" "$dir"/* "$dir"
-xorriso -as mkisofs -quiet -R -J -V KEEL_AGENT -o "$out.tmp" "$dir" ||
-	{ echo "agent-iso: xorriso could not make $out" >&2; rm -f "$out.tmp"; exit 1; }
+touch -d "@$SOURCE_DATE_EPOCH" "$dir/disk"/* "$dir/disk"
+# xorriso's banner and notes are shown only when it fails.
+xorriso -as mkisofs -quiet -R -J -V KEEL_AGENT -o "$out.tmp" "$dir/disk" 2>"$dir/xorriso.log" ||
+	{ cat "$dir/xorriso.log" >&2; echo "agent-iso: xorriso could not make $out" >&2; rm -f "$out.tmp"; exit 1; }
 mv "$out.tmp" "$out"
 echo "$out"
