@@ -39,13 +39,17 @@ CONTROL
 # into an image being built in a chroot starts at the image's first boot); an upgrade keeps
 # the administrator's enable or disable and restarts an enabled agent on its new binary;
 # removal disables the unit while its file is still there. Starting and stopping need a
-# running systemd. (tests/agent-deb-test.sh)
+# running systemd. "First install" is told by a mark in the agent's state directory, not by
+# postinst's old-version argument: the packages before it disabled the unit in their prerm
+# on every upgrade, so an upgrade from one of them must enable it again. (tests/agent-deb-test.sh)
 cat >"$root/DEBIAN/postinst" <<'POSTINST'
 #!/bin/sh
 set -e
 [ "$1" = configure ] || exit 0
-if [ -z "$2" ] && command -v systemctl >/dev/null; then
+mark=/var/lib/keel-agent/.package-enabled
+if [ ! -e "$mark" ] && command -v systemctl >/dev/null; then
 	systemctl enable keel-agent.service || true
+	mkdir -p "${mark%/*}" && : >"$mark"
 fi
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload
@@ -65,7 +69,15 @@ if command -v systemctl >/dev/null; then
 	systemctl disable keel-agent.service || true
 fi
 PRERM
-chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
+cat >"$root/DEBIAN/postrm" <<'POSTRM'
+#!/bin/sh
+set -e
+# Removed (its prerm disabled the unit): a new install enables it again.
+case "$1" in
+remove | purge) rm -f /var/lib/keel-agent/.package-enabled ;;
+esac
+POSTRM
+chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
 out="$build/keel-agent_${version}_amd64.deb"
 dpkg-deb --root-owner-group --build "$root" "$out" >/dev/null
 echo "$out"

@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() {
-	echo "agent-deb-test: FAIL: $*"
+	echo "agent-deb-test: FAIL: $*" >&2
 	exit 1
 }
 # A static stand-in for the agent (agent-deb.sh refuses a dynamic one, as the sanitizer build's).
@@ -26,9 +26,12 @@ done
 dpkg-deb -e "$deb" "$dir/ctl" || fail "dpkg-deb -e"
 # The scripts ask whether systemd runs by /run/systemd/system: here, $dir/run, so that both
 # cases are tested on any host.
+# The agent's state directory (the postinst's mark of a first install): $dir/state.
 for f in postinst prerm; do
 	grep -q '/run/systemd/system' "$dir/ctl/$f" || fail "$f does not check for a running systemd"
-	sed -i "s|/run/systemd/system|$dir/run|g" "$dir/ctl/$f"
+done
+for f in postinst prerm postrm; do
+	sed -i "s|/run/systemd/system|$dir/run|g; s|/var/lib/keel-agent|$dir/state|g" "$dir/ctl/$f"
 done
 
 # systemctl: records its arguments; `is-enabled` answers from $dir/enabled.
@@ -68,35 +71,45 @@ refuse() {
 # In a chroot (an image being built: systemctl there, systemd not running): a first install
 # enables the unit, starts nothing; removal disables it.
 rm -f "$ENABLED"
-log=$(run postinst configure)
+log=$(run postinst configure) || exit 1
 expect "first install, no systemd running" "$log" "*enable keel-agent.service*"
 refuse "first install, no systemd running" "$log" "*start*"
 [ -e "$ENABLED" ] || fail "the unit is not enabled after a first install in a chroot"
-log=$(run prerm remove)
+log=$(run prerm remove) || exit 1
 expect "removal, no systemd running" "$log" "*disable keel-agent.service*"
 refuse "removal, no systemd running" "$log" "*stop*"
+run postrm remove >/dev/null
+[ ! -e "$dir/state/.package-enabled" ] || fail "postrm remove left the mark of an installed package"
 
 # Under a running systemd: the first install enables and starts it.
 mkdir "$dir/run"
 rm -f "$ENABLED"
-log=$(run postinst configure)
+log=$(run postinst configure) || exit 1
 expect "first install" "$log" "*enable keel-agent.service*" "*daemon-reload*" "*restart keel-agent.service*"
 # An upgrade of an enabled agent: prerm leaves it alone, postinst restarts it on the new binary.
-log=$(run prerm upgrade 0.1.0)
+log=$(run prerm upgrade 0.1.0) || exit 1
 [ -z "$log" ] || fail "prerm upgrade called systemctl: '$log'"
-log=$(run postinst configure 0.1.0)
+log=$(run postinst configure 0.1.0) || exit 1
 expect "upgrade, enabled" "$log" "*daemon-reload*" "*restart keel-agent.service*"
 refuse "upgrade, enabled" "$log" "*enable keel-agent*"
 # An upgrade after the administrator's `systemctl disable`: still disabled, not started.
 rm -f "$ENABLED"
-log=$(run postinst configure 0.1.0)
+log=$(run postinst configure 0.1.0) || exit 1
 refuse "upgrade, disabled" "$log" "*enable keel-agent*"
 refuse "upgrade, disabled" "$log" "*start*"
-# Removal: stopped and disabled (no symlink left to a unit file that is gone).
+# Removal: stopped and disabled (no symlink left to a unit file that is gone); installed
+# again, it is enabled again.
 : >"$ENABLED"
-log=$(run prerm remove)
+log=$(run prerm remove) || exit 1
 expect "removal" "$log" "*stop keel-agent.service*" "*disable keel-agent.service*"
 [ ! -e "$ENABLED" ] || fail "the unit is still enabled after removal"
+run postrm remove >/dev/null
+log=$(run postinst configure 0.1.0) || exit 1
+expect "install after removal" "$log" "*enable keel-agent.service*" "*restart keel-agent.service*"
+# An upgrade from a package before the mark, whose prerm disabled the unit on upgrade: enabled.
+rm -rf "$dir/state" "$ENABLED"
+log=$(run postinst configure 0.1.0) || exit 1
+expect "upgrade from an older package" "$log" "*enable keel-agent.service*" "*restart keel-agent.service*"
 
 # The disk: ISO 9660, volume ID KEEL_AGENT, the package on it.
 if command -v xorriso >/dev/null; then
