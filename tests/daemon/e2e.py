@@ -5031,6 +5031,57 @@ def case_scsi(e):
     check("disk on its SCSI controller" in err, "checkpoint of a SCSI disk: %r" % err)
 
 
+
+def case_scsi_formats(e):
+    """Issue 10 for SCSI LUN disks as for virtio-blk disks: a LUN disk's format is pinned at
+    attach (a .vhdx LUN is VHDX, any other raw; a raw-named file with a VHDX header is
+    refused), kept in the store, shown by keel vm show --json and told to the worker, which
+    opens it so; a DVD medium is raw (an ISO image, read-only). A LUN file another running
+    VM writes is refused with a 4xx, from a LUN or from a virtio-blk disk."""
+    e.start_keeld()
+    vhdx, raw, iso = (os.path.join(e.dir, n) for n in ("lun.vhdx", "lun.img", "l.iso"))
+    e.keel("disk", "create", vhdx, "--size", "16M")
+    with open(raw, "wb") as f:
+        f.truncate(16 << 20)
+    make_iso(iso)
+    luns = [{"type": "disk", "path": vhdx}, {"type": "disk", "path": raw},
+            {"type": "dvd", "path": iso}]
+    vm = e.create("l1", scsi={"luns": luns})
+    want = ["vhdx", "raw", None]  # a DVD drive has a path only: its ISO image is raw
+    check([l.get("format") for l in vm["scsi"]["luns"]] == want, "create: %r" % vm["scsi"])
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    shown = json.loads(e.keel("vm", "show", "l1", "--json")[0])
+    check([l.get("format") for l in shown["scsi"]["luns"]] == want,
+          "show --json after a restart: %r" % shown["scsi"])
+    e.start("l1")
+    e.console_until("l1", "ready for input")
+    wlog = e.keel("vm", "log", "l1")[0]
+    check("virtio-scsi lun 0: disk %s (vhdx)" % vhdx in wlog and
+          "virtio-scsi lun 1: disk %s (raw)" % raw in wlog,
+          "the worker did not open the LUNs as pinned: %r" % wlog[-2000:])
+    # A raw-named LUN file that begins with a VHDX header: the administrator says which.
+    fake = os.path.join(e.dir, "fake.img")
+    shutil.copyfile(vhdx, fake)
+    e.api_err("POST", "/v1/vms", {"name": "l2", "kernel": e.a.guest, "memory": 16 << 20,
+                                 "scsi": {"luns": [{"type": "disk", "path": fake}]}},
+              want=400, msg="begins with a VHDX header but its name does not end in .vhdx")
+    # The LUN files l1 writes: no other VM gets them, as a LUN or as a virtio-blk disk.
+    for body in ({"scsi": {"luns": [{"type": "disk", "path": raw}]}},
+                 {"scsi": {"luns": [{"type": "disk", "path": vhdx, "readonly": True}]}},
+                 {"disks": [{"path": raw}]}):
+        body.update({"name": "l2", "kernel": e.a.guest, "memory": 16 << 20})
+        code, doc = e.curl("POST", "/v1/vms", body)
+        check(400 <= code < 500 and isinstance(doc, dict) and
+              "two VMs cannot share a disk" in doc["error"]["message"],
+              "a LUN file running VM l1 writes was not refused: %d %r" % (code, doc))
+    check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["l1"], "a refused create left "
+          "a VM")
+    # The ISO image is read-only on both sides: sharing it is fine.
+    e.create("l2", scsi={"luns": [{"type": "dvd", "path": iso}]})
+    e.keel("vm", "turn-off", "l1")
+    e.wait_state("l1", "Off")
+
 SEABIOS = "/usr/share/seabios/bios-256k.bin"
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
