@@ -3219,9 +3219,16 @@ def host_cgroup2():
     return None
 
 
+def vmm_allowance(memory):
+    """What keeld counts per worker beyond its guest RAM (SUP_VMM_ALLOWANCE in
+    src/daemon/sup.h, docs/keeld.md): 64 MiB, and 1/128 of the RAM for page tables."""
+    return (64 << 20) + memory // 128
+
+
 def check_cgroup(e, vm, ctx):
     """The worker runs in a cgroup of its own, keel.slice/vm-UUID, with memory.max at the
-    VM's memory plus 64 MiB and pids.max at 256 + 2 per vCPU, and keeld is not in it; on a
+    VM's memory plus its allowance (vmm_allowance) and pids.max at 256 + 2 per vCPU, and
+    keeld is not in it; on a
     host without usable cgroups v2, keeld said once per start why there are none."""
     mnt = host_cgroup2()
     log = open(e.keeld_log, errors="replace").read()
@@ -3238,7 +3245,8 @@ def check_cgroup(e, vm, ctx):
     mine = open("/proc/%d/cgroup" % e.keeld_proc.pid).read()
     check("keel.slice" not in mine, "%s: keeld is in %r" % (ctx, mine))
     mem = int(open(mnt + rel + "/memory.max").read())
-    check(mem == vm["memory"] + (64 << 20), "%s: memory.max %d for %d" % (ctx, mem, vm["memory"]))
+    check(mem == vm["memory"] + vmm_allowance(vm["memory"]),
+          "%s: memory.max %d for %d" % (ctx, mem, vm["memory"]))
     pids = int(open(mnt + rel + "/pids.max").read())
     check(pids == 256 + 2 * vm["cpus"], "%s: pids.max %d" % (ctx, pids))
 
