@@ -2062,6 +2062,24 @@ def case_pools(e):
         check(e.vm("w1")["state"] == "Off", "w1 started on a file outside its pool")
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+    # A pool's directory swapped for a symlink after the pool was made: its path is opened
+    # without following one (RESOLVE_NO_SYMLINKS), so the pool is not where the link leads.
+    base = tempfile.mkdtemp(prefix="kdswap", dir="/tmp")
+    try:
+        pdir, other = os.path.join(base, "pool"), os.path.join(base, "other")
+        for d in (pdir, other):
+            os.mkdir(d)
+            with open(os.path.join(d, "s.img"), "wb") as f:
+                f.truncate(1 << 20)
+        e.keel("pool", "create", "swap", "--path", pdir)
+        os.rename(pdir, os.path.join(base, "was"))
+        os.symlink(other, pdir)
+        e.api_err("POST", "/v1/vms", {"name": "s1", "kernel": e.a.guest, "memory": 16 << 20,
+                                     "disks": [{"path": os.path.join(pdir, "s.img")}]},
+                  msg="its pool 'swap' (%s) has a symlink on its path" % pdir)
+        e.keel("pool", "delete", "swap")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     # A pool's directory, and each above it, only root can change.
     loose = os.path.join(e.dir, "loose")
     os.mkdir(loose)
