@@ -1891,7 +1891,8 @@ def as_user(who):
 def case_access(e):
     """Who may use the API is what the kernel says of the caller (SO_PEERCRED,
     SO_PEERGROUPS): administrators change anything, viewers read, others are refused; every
-    change and every refusal is in the audit log (issue 10, docs/security.md)."""
+    change and every refusal is in the audit log; a viewer's keel console is refused (issue
+    10, docs/security.md)."""
     admins, viewers = grp.getgrnam("staff").gr_gid, grp.getgrnam("users").gr_gid
     nobody, nogroup = 65534, grp.getgrnam("nogroup").gr_gid
     os.chmod(e.dir, 0o755)  # the socket's directory: reachable by the test users
@@ -1921,6 +1922,19 @@ def case_access(e):
     check("may only read" in err, "keel as viewer: %r" % err)
     out, _ = e.keel("vm", "list", who=viewer)
     check("a1" in out, "keel vm list as viewer: %r" % out)
+    # The consoles are the administrators' (the socket's group, 0660): a viewer's keel
+    # console cannot connect, an administrator's (the same uid, in the admins' group) can.
+    e.start("a1")
+    e.console_until("a1", "ready for input")
+    for who in (viewer, viewer2):
+        out, err = e.keel("console", "a1", "--read-only", "--timeout", "1", who=who,
+                          want=None)
+        check("cannot connect" in err and "Permission denied" in err and
+              "ready for input" not in out, "keel console as viewer: %r %r" % (out, err))
+    out, _ = e.keel("console", "a1", "--read-only", "--timeout", "1", who=admin)
+    check("ready for input" in out, "keel console as administrator: %r" % out)
+    e.keel("vm", "turn-off", "a1")
+    e.wait_state("a1", "Off")
     # Others cannot even connect (so they cannot hold connections or flood the audit log).
     r = subprocess.run(as_user(other) + ["curl", "-s", "-S", "--unix-socket", e.sock,
                                          "http://keeld/v1/vms"], capture_output=True, text=True)
