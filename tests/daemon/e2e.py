@@ -3283,11 +3283,38 @@ def check_cgroup(e, vm, ctx):
     check(pids == 256 + 2 * vm["cpus"], "%s: pids.max %d" % (ctx, pids))
 
 
+def proc_limits(pid):
+    """/proc/PID/limits: {name: (soft, hard)}, None for unlimited."""
+    out = {}
+    for line in open("/proc/%d/limits" % pid).read().splitlines()[1:]:
+        m = re.match(r"(.+?)\s{2,}(\S+)\s+(\S+)", line)
+        if m:
+            out[m.group(1)] = tuple(None if v == "unlimited" else int(v)
+                                    for v in m.group(2, 3))
+    return out
+
+
+def check_limits(e, pid, cpus, ctx):
+    """The worker's resource limits as jail.c sets them (set_limits): each lowered to its
+    bound from keeld's, soft equal to hard: no core dumps, 1024 descriptors, its tasks, 64 MiB
+    of locked memory (io_uring's rings)."""
+    keeld, worker = proc_limits(e.keeld_proc.pid), proc_limits(pid)
+    for name, bound in (("Max core file size", 0), ("Max open files", 1024),
+                        ("Max processes", 256 + 2 * cpus),
+                        ("Max locked memory", 64 << 20)):
+        hard = keeld[name][1]
+        want = bound if hard is None else min(hard, bound)
+        check(worker[name] == (want, want), "%s: the worker's %s is %r, not %d (keeld's %r)"
+              % (ctx, name, worker[name], want, keeld[name]))
+
+
 def check_jailed(e, vm, ctx, parents=()):
     """The worker of vm runs jailed (docs/security.md): its own uid and gid, no capabilities
     on any thread, no_new_privs, a seccomp filter on every thread, namespaces of its own, the
-    VM's directory as its root, and nothing of the host open but what keeld passed."""
+    VM's directory as its root, nothing of the host open but what keeld passed, and the
+    resource limits jail.c sets."""
     pid = vm["pid"]
+    check_limits(e, pid, vm["cpus"], ctx)
     vmdir = os.path.join(e.state, "vms", vm["id"])
     uids, filters, names = set(), {}, {}
     for tid in os.listdir("/proc/%d/task" % pid):
