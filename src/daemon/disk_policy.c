@@ -15,13 +15,28 @@
 #include "disk/disk.h"
 #include "lib/error.h"
 
-/* The disk old had at path, or NULL. */
+/* The disk old had at path (a virtio-blk disk or a SCSI LUN disk), or NULL. */
 static const struct vm_disk *attached(const struct vm_def *old, const char *path)
 {
 	for (unsigned i = 0; old && i < old->ndisks; i++)
 		if (!strcmp(old->disks[i].path, path))
 			return &old->disks[i];
+	for (unsigned i = 0; old && i < old->scsi.nluns; i++)
+		if (old->scsi.luns[i].type == VM_LUN_DISK && old->scsi.luns[i].disk.path &&
+		    !strcmp(old->scsi.luns[i].disk.path, path))
+			return &old->scsi.luns[i].disk;
 	return NULL;
+}
+
+/* The disk nd has at index i of its virtio-blk disks followed by its SCSI LUNs, or NULL for
+ * a LUN that is a DVD drive or has no file. */
+static const struct vm_disk *nth_disk(const struct vm_def *nd, unsigned i)
+{
+	const struct vm_lun *l = i >= nd->ndisks ? &nd->scsi.luns[i - nd->ndisks] : NULL;
+
+	if (!l)
+		return &nd->disks[i];
+	return l->type == VM_LUN_DISK && l->disk.path ? &l->disk : NULL;
 }
 
 /* A disk attached now, as format f (given, or from its name): the file must agree. */
@@ -93,21 +108,23 @@ static int check_sharing(struct store *st, struct sup *sup, const struct vm_def 
 		sup_status(sup, defs[v].uuid, &s);
 		if (s.pid <= 0)
 			continue; /* no worker: nothing has its files open */
-		for (unsigned i = 0; !r && i < nd->ndisks; i++) {
+		/* Its virtio-blk disks and SCSI LUN disks, against theirs (DVD media are
+		 * read-only on both sides: sharing an ISO is fine). */
+		for (unsigned i = 0; !r && i < nd->ndisks + nd->scsi.nluns; i++) {
+			const struct vm_disk *d = nth_disk(nd, i);
 			struct stat a;
 
-			if (stat(nd->disks[i].path, &a) < 0)
+			if (!d || stat(d->path, &a) < 0)
 				continue;
-			for (unsigned j = 0; !r && j < defs[v].ndisks; j++) {
-				if (!same_file(&a, defs[v].disks[j].path) ||
-				    (nd->disks[i].readonly && defs[v].disks[j].readonly))
+			for (unsigned j = 0; !r && j < defs[v].ndisks + defs[v].scsi.nluns; j++) {
+				const struct vm_disk *o = nth_disk(&defs[v], j);
+
+				if (!o || !same_file(&a, o->path) || (d->readonly && o->readonly))
 					continue;
 				error_set(err, errlen,
 					  "disk %s is open%s in running VM '%s': two VMs cannot "
 					  "share a disk that either of them writes",
-					  nd->disks[i].path,
-					  defs[v].disks[j].readonly ? "" : " for writing",
-					  defs[v].name);
+					  d->path, o->readonly ? "" : " for writing", defs[v].name);
 				r = -EBUSY;
 			}
 		}
@@ -116,27 +133,44 @@ static int check_sharing(struct store *st, struct sup *sup, const struct vm_def 
 	return r;
 }
 
-/* Pin the format of every disk of nd (disk_policy.h). */
+/* Pin the format of d, a disk of nd: kept as attached before (old), else as given or from
+ * its name, checked against the file (never probed into a format). */
+static int pin_format(struct vm_disk *d, const struct vm_def *old, char *err, size_t errlen)
+{
+	const struct vm_disk *was = attached(old, d->path);
+	bool given = d->format != VM_DISK_AUTO;
+	enum vm_disk_format f = d->format;
+	int r;
+
+	if (was && (!given || f == was->format)) {
+		d->format = was->format;
+		return 0;
+	}
+	if (!given)
+		f = disk_format_from_name(d->path) == DISK_FORMAT_VHDX ? VM_DISK_VHDX : VM_DISK_RAW;
+	r = check_new(d, f, given, err, errlen);
+	if (!r)
+		d->format = f;
+	return r;
+}
+
+/* Pin the format of every disk of nd, virtio-blk and SCSI LUN alike (disk_policy.h). A DVD
+ * medium is an ISO image, read-only raw by nature: always raw. */
 static int pin_formats(struct vm_def *nd, const struct vm_def *old, char *err, size_t errlen)
 {
-	for (unsigned i = 0; i < nd->ndisks; i++) {
-		struct vm_disk *d = &nd->disks[i];
-		const struct vm_disk *was = attached(old, d->path);
-		bool given = d->format != VM_DISK_AUTO;
-		enum vm_disk_format f = d->format;
+	for (unsigned i = 0; i < nd->ndisks + nd->scsi.nluns; i++) {
+		struct vm_lun *l = i >= nd->ndisks ? &nd->scsi.luns[i - nd->ndisks] : NULL;
 		int r;
 
-		if (was && (!given || f == was->format)) {
-			d->format = was->format;
+		if (l && l->type == VM_LUN_DVD) {
+			l->disk.format = VM_DISK_RAW;
 			continue;
 		}
-		if (!given)
-			f = disk_format_from_name(d->path) == DISK_FORMAT_VHDX ? VM_DISK_VHDX
-									       : VM_DISK_RAW;
-		r = check_new(d, f, given, err, errlen);
+		if (l && !l->disk.path)
+			continue;
+		r = pin_format(l ? &l->disk : &nd->disks[i], old, err, errlen);
 		if (r)
 			return r;
-		d->format = f;
 	}
 	return 0;
 }
@@ -309,11 +343,10 @@ int disk_policy_chain_total(struct store *st, const struct vm_def *nd, char *err
 	unsigned total = 0;
 
 	for (unsigned i = 0; i < nd->ndisks + nd->scsi.nluns; i++) {
-		const struct vm_lun *l = i >= nd->ndisks ? &nd->scsi.luns[i - nd->ndisks] : NULL;
-		const struct vm_disk *d = l ? &l->disk : &nd->disks[i];
+		const struct vm_disk *d = nth_disk(nd, i);
 		int n;
 
-		if (!d->path || (l && l->type != VM_LUN_DISK) || !is_vhdx(d))
+		if (!d || !d->path || !is_vhdx(d))
 			continue;
 		n = disk_policy_check_chain(st, "disk", d->path, NULL, 0, err, errlen);
 		if (n < 0)
@@ -340,12 +373,14 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 		r = check_sharing(st, sup, nd, err, errlen);
 	if (!r)
 		r = pin_formats(nd, old, err, errlen);
-	for (unsigned i = 0; !r && i < nd->ndisks; i++)
-		if (nd->disks[i].format == VM_DISK_VHDX)
-			r = disk_policy_check_chain(st, "disk", nd->disks[i].path, NULL, 0, err,
-						    errlen) < 0
+	for (unsigned i = 0; !r && i < nd->ndisks + nd->scsi.nluns; i++) {
+		const struct vm_disk *d = nth_disk(nd, i);
+
+		if (d && d->format == VM_DISK_VHDX)
+			r = disk_policy_check_chain(st, "disk", d->path, NULL, 0, err, errlen) < 0
 				    ? -EINVAL
 				    : 0;
+	}
 	/* The parents of all disks and LUNs together: at most the worker's budget, so that a
 	 * VM attach accepts also starts. */
 	if (!r)

@@ -17,7 +17,9 @@
 /*
  * Attach nd's files (old: the description before the change; NULL at create): each in a
  * storage pool, no disk shared with a running VM where either writes it, then each disk's
- * format pinned: a disk old had at the same path keeps its format unless the request names
+ * format pinned (virtio-blk disks and SCSI LUN disks alike; a DVD medium is an ISO image,
+ * read-only raw by nature, always raw): a disk old had at the same path keeps its format
+ * unless the request names
  * one; any other is taken from its name (*.vhdx, *.avhdx: VHDX; else raw) or from the
  * request, and must agree with the file: VHDX must open as VHDX, and a file the name calls
  * raw that begins with a VHDX header is refused, so that the administrator says which it is.

@@ -399,14 +399,24 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-	int dfd = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC), fd, e;
+	/* The pool's directory itself: stored canonical, so no symlink on its path (one put
+	 * there since would swap the pool for wherever it leads). */
+	struct open_how dir_how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				   .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	int dfd = (int)syscall(SYS_openat2, AT_FDCWD, p->path, &dir_how, sizeof(dir_how)), fd, e;
 	struct stat s;
 
 	if (dfd < 0) {
 		e = -errno;
-		error_set(err, errlen, "%s %s: its pool '%s' (%s): %s", what, path, p->name,
-			  p->path, strerror(errno));
-		return e;
+		if (e == -ELOOP)
+			error_set(err, errlen,
+				  "%s %s: its pool '%s' (%s) has a symlink on its path: a pool's "
+				  "directory is reached without one",
+				  what, path, p->name, p->path);
+		else
+			error_set(err, errlen, "%s %s: its pool '%s' (%s): %s", what, path, p->name,
+				  p->path, strerror(-e));
+		return e == -ELOOP ? -EINVAL : e;
 	}
 	fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
 	e = fd < 0 ? -errno : 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config/vmdef.h"
+#include "disk/disk.h"
 #include "daemon/store.h"
 #include "daemon/store_internal.h"
 
@@ -72,7 +73,7 @@ int store_scsi_put(struct store *st, const struct vm_def *def)
 }
 
 /* One row into l; a row edited by hand into nonsense becomes what vmdef_check refuses
- * (an unknown type a DVD drive, an unknown format raw). */
+ * (an unknown type a DVD drive, an unknown format raw). A DVD medium is always raw. */
 static int load_lun(sqlite3_stmt *s, struct vm_lun *l)
 {
 	const char *type = (const char *)sqlite3_column_text(s, 0);
@@ -82,7 +83,13 @@ static int load_lun(sqlite3_stmt *s, struct vm_lun *l)
 	const char *serial = (const char *)sqlite3_column_text(s, 5);
 
 	*l = (struct vm_lun){.type = type && !strcmp(type, "disk") ? VM_LUN_DISK : VM_LUN_DVD};
-	l->disk.format = format && !strcmp(format, "vhdx") ? VM_DISK_VHDX : VM_DISK_RAW;
+	/* "auto": a LUN disk stored before LUN formats were pinned at attach; it is pinned
+	 * as attach would have: by its name, never by its contents (the guest writes them). */
+	if (format && !strcmp(format, "auto") && l->type == VM_LUN_DISK && path)
+		l->disk.format = disk_format_from_name(path) == DISK_FORMAT_VHDX ? VM_DISK_VHDX
+										 : VM_DISK_RAW;
+	else
+		l->disk.format = format && !strcmp(format, "vhdx") ? VM_DISK_VHDX : VM_DISK_RAW;
 	if (!cache || vmdef_disk_cache_parse(cache, &l->disk.cache))
 		l->disk.cache = VM_DISK_CACHE_NONE;
 	l->disk.readonly = l->type == VM_LUN_DVD || sqlite3_column_int(s, 4);

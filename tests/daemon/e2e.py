@@ -1977,7 +1977,8 @@ def as_user(who):
 def case_access(e):
     """Who may use the API is what the kernel says of the caller (SO_PEERCRED,
     SO_PEERGROUPS): administrators change anything, viewers read, others are refused; every
-    change and every refusal is in the audit log (issue 10, docs/security.md)."""
+    change and every refusal is in the audit log; a viewer's keel console is refused (issue
+    10, docs/security.md)."""
     admins, viewers = grp.getgrnam("staff").gr_gid, grp.getgrnam("users").gr_gid
     nobody, nogroup = 65534, grp.getgrnam("nogroup").gr_gid
     os.chmod(e.dir, 0o755)  # the socket's directory: reachable by the test users
@@ -2007,6 +2008,19 @@ def case_access(e):
     check("may only read" in err, "keel as viewer: %r" % err)
     out, _ = e.keel("vm", "list", who=viewer)
     check("a1" in out, "keel vm list as viewer: %r" % out)
+    # The consoles are the administrators' (the socket's group, 0660): a viewer's keel
+    # console cannot connect, an administrator's (the same uid, in the admins' group) can.
+    e.start("a1")
+    e.console_until("a1", "ready for input")
+    for who in (viewer, viewer2):
+        out, err = e.keel("console", "a1", "--read-only", "--timeout", "1", who=who,
+                          want=None)
+        check("cannot connect" in err and "Permission denied" in err and
+              "ready for input" not in out, "keel console as viewer: %r %r" % (out, err))
+    out, _ = e.keel("console", "a1", "--read-only", "--timeout", "1", who=admin)
+    check("ready for input" in out, "keel console as administrator: %r" % out)
+    e.keel("vm", "turn-off", "a1")
+    e.wait_state("a1", "Off")
     # Others cannot even connect (so they cannot hold connections or flood the audit log).
     r = subprocess.run(as_user(other) + ["curl", "-s", "-S", "--unix-socket", e.sock,
                                          "http://keeld/v1/vms"], capture_output=True, text=True)
@@ -2148,6 +2162,24 @@ def case_pools(e):
         check(e.vm("w1")["state"] == "Off", "w1 started on a file outside its pool")
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+    # A pool's directory swapped for a symlink after the pool was made: its path is opened
+    # without following one (RESOLVE_NO_SYMLINKS), so the pool is not where the link leads.
+    base = tempfile.mkdtemp(prefix="kdswap", dir="/tmp")
+    try:
+        pdir, other = os.path.join(base, "pool"), os.path.join(base, "other")
+        for d in (pdir, other):
+            os.mkdir(d)
+            with open(os.path.join(d, "s.img"), "wb") as f:
+                f.truncate(1 << 20)
+        e.keel("pool", "create", "swap", "--path", pdir)
+        os.rename(pdir, os.path.join(base, "was"))
+        os.symlink(other, pdir)
+        e.api_err("POST", "/v1/vms", {"name": "s1", "kernel": e.a.guest, "memory": 16 << 20,
+                                     "disks": [{"path": os.path.join(pdir, "s.img")}]},
+                  msg="its pool 'swap' (%s) has a symlink on its path" % pdir)
+        e.keel("pool", "delete", "swap")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     # A pool's directory, and each above it, only root can change.
     loose = os.path.join(e.dir, "loose")
     os.mkdir(loose)
@@ -3305,9 +3337,16 @@ def host_cgroup2():
     return None
 
 
+def vmm_allowance(memory):
+    """What keeld counts per worker beyond its guest RAM (SUP_VMM_ALLOWANCE in
+    src/daemon/sup.h, docs/keeld.md): 64 MiB, and 1/128 of the RAM for page tables."""
+    return (64 << 20) + memory // 128
+
+
 def check_cgroup(e, vm, ctx):
     """The worker runs in a cgroup of its own, keel.slice/vm-UUID, with memory.max at the
-    VM's memory plus 64 MiB and pids.max at 256 + 2 per vCPU, and keeld is not in it; on a
+    VM's memory plus its allowance (vmm_allowance) and pids.max at 256 + 2 per vCPU, and
+    keeld is not in it; on a
     host without usable cgroups v2, keeld said once per start why there are none."""
     mnt = host_cgroup2()
     log = open(e.keeld_log, errors="replace").read()
@@ -3324,16 +3363,44 @@ def check_cgroup(e, vm, ctx):
     mine = open("/proc/%d/cgroup" % e.keeld_proc.pid).read()
     check("keel.slice" not in mine, "%s: keeld is in %r" % (ctx, mine))
     mem = int(open(mnt + rel + "/memory.max").read())
-    check(mem == vm["memory"] + (64 << 20), "%s: memory.max %d for %d" % (ctx, mem, vm["memory"]))
+    check(mem == vm["memory"] + vmm_allowance(vm["memory"]),
+          "%s: memory.max %d for %d" % (ctx, mem, vm["memory"]))
     pids = int(open(mnt + rel + "/pids.max").read())
     check(pids == 256 + 2 * vm["cpus"], "%s: pids.max %d" % (ctx, pids))
+
+
+def proc_limits(pid):
+    """/proc/PID/limits: {name: (soft, hard)}, None for unlimited."""
+    out = {}
+    for line in open("/proc/%d/limits" % pid).read().splitlines()[1:]:
+        m = re.match(r"(.+?)\s{2,}(\S+)\s+(\S+)", line)
+        if m:
+            out[m.group(1)] = tuple(None if v == "unlimited" else int(v)
+                                    for v in m.group(2, 3))
+    return out
+
+
+def check_limits(e, pid, cpus, ctx):
+    """The worker's resource limits as jail.c sets them (set_limits): each lowered to its
+    bound from keeld's, soft equal to hard: no core dumps, 1024 descriptors, its tasks, 64 MiB
+    of locked memory (io_uring's rings)."""
+    keeld, worker = proc_limits(e.keeld_proc.pid), proc_limits(pid)
+    for name, bound in (("Max core file size", 0), ("Max open files", 1024),
+                        ("Max processes", 256 + 2 * cpus),
+                        ("Max locked memory", 64 << 20)):
+        hard = keeld[name][1]
+        want = bound if hard is None else min(hard, bound)
+        check(worker[name] == (want, want), "%s: the worker's %s is %r, not %d (keeld's %r)"
+              % (ctx, name, worker[name], want, keeld[name]))
 
 
 def check_jailed(e, vm, ctx, parents=()):
     """The worker of vm runs jailed (docs/security.md): its own uid and gid, no capabilities
     on any thread, no_new_privs, a seccomp filter on every thread, namespaces of its own, the
-    VM's directory as its root, and nothing of the host open but what keeld passed."""
+    VM's directory as its root, nothing of the host open but what keeld passed, and the
+    resource limits jail.c sets."""
     pid = vm["pid"]
+    check_limits(e, pid, vm["cpus"], ctx)
     vmdir = os.path.join(e.state, "vms", vm["id"])
     uids, filters, names = set(), {}, {}
     for tid in os.listdir("/proc/%d/task" % pid):
@@ -5116,6 +5183,57 @@ def case_scsi(e):
     _, err = e.keel("checkpoint", "create", "s4", want=None)
     check("disk on its SCSI controller" in err, "checkpoint of a SCSI disk: %r" % err)
 
+
+
+def case_scsi_formats(e):
+    """Issue 10 for SCSI LUN disks as for virtio-blk disks: a LUN disk's format is pinned at
+    attach (a .vhdx LUN is VHDX, any other raw; a raw-named file with a VHDX header is
+    refused), kept in the store, shown by keel vm show --json and told to the worker, which
+    opens it so; a DVD medium is raw (an ISO image, read-only). A LUN file another running
+    VM writes is refused with a 4xx, from a LUN or from a virtio-blk disk."""
+    e.start_keeld()
+    vhdx, raw, iso = (os.path.join(e.dir, n) for n in ("lun.vhdx", "lun.img", "l.iso"))
+    e.keel("disk", "create", vhdx, "--size", "16M")
+    with open(raw, "wb") as f:
+        f.truncate(16 << 20)
+    make_iso(iso)
+    luns = [{"type": "disk", "path": vhdx}, {"type": "disk", "path": raw},
+            {"type": "dvd", "path": iso}]
+    vm = e.create("l1", scsi={"luns": luns})
+    want = ["vhdx", "raw", None]  # a DVD drive has a path only: its ISO image is raw
+    check([l.get("format") for l in vm["scsi"]["luns"]] == want, "create: %r" % vm["scsi"])
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    shown = json.loads(e.keel("vm", "show", "l1", "--json")[0])
+    check([l.get("format") for l in shown["scsi"]["luns"]] == want,
+          "show --json after a restart: %r" % shown["scsi"])
+    e.start("l1")
+    e.console_until("l1", "ready for input")
+    wlog = e.keel("vm", "log", "l1")[0]
+    check("virtio-scsi lun 0: disk %s (vhdx)" % vhdx in wlog and
+          "virtio-scsi lun 1: disk %s (raw)" % raw in wlog,
+          "the worker did not open the LUNs as pinned: %r" % wlog[-2000:])
+    # A raw-named LUN file that begins with a VHDX header: the administrator says which.
+    fake = os.path.join(e.dir, "fake.img")
+    shutil.copyfile(vhdx, fake)
+    e.api_err("POST", "/v1/vms", {"name": "l2", "kernel": e.a.guest, "memory": 16 << 20,
+                                 "scsi": {"luns": [{"type": "disk", "path": fake}]}},
+              want=400, msg="begins with a VHDX header but its name does not end in .vhdx")
+    # The LUN files l1 writes: no other VM gets them, as a LUN or as a virtio-blk disk.
+    for body in ({"scsi": {"luns": [{"type": "disk", "path": raw}]}},
+                 {"scsi": {"luns": [{"type": "disk", "path": vhdx, "readonly": True}]}},
+                 {"disks": [{"path": raw}]}):
+        body.update({"name": "l2", "kernel": e.a.guest, "memory": 16 << 20})
+        code, doc = e.curl("POST", "/v1/vms", body)
+        check(400 <= code < 500 and isinstance(doc, dict) and
+              "two VMs cannot share a disk" in doc["error"]["message"],
+              "a LUN file running VM l1 writes was not refused: %d %r" % (code, doc))
+    check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["l1"], "a refused create left "
+          "a VM")
+    # The ISO image is read-only on both sides: sharing it is fine.
+    e.create("l2", scsi={"luns": [{"type": "dvd", "path": iso}]})
+    e.keel("vm", "turn-off", "l1")
+    e.wait_state("l1", "Off")
 
 SEABIOS = "/usr/share/seabios/bios-256k.bin"
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"

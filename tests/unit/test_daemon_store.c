@@ -483,6 +483,45 @@ static void test_store_firmware_row(void **state)
 	store_close(st);
 }
 
+/* SCSI LUN disks: a pinned format is kept as it is; a row keeld wrote before LUN formats
+ * were pinned ("auto") is read as attach would pin it, by its name (never raw for a .vhdx:
+ * that would show the guest the VHDX container); a DVD medium is raw. */
+static void test_store_scsi_formats(void **state)
+{
+	static const char luns[] =
+		"{\"scsi\":{\"luns\":[{\"type\":\"disk\",\"path\":\"/p/a.vhdx\"},"
+		"{\"type\":\"disk\",\"path\":\"/p/b.img\"},"
+		"{\"type\":\"disk\",\"path\":\"/p/c.img\",\"format\":\"vhdx\"},"
+		"{\"type\":\"disk\",\"path\":\"/p/d.vhdx\",\"format\":\"raw\"},"
+		"{\"type\":\"dvd\",\"path\":\"/p/e.iso\"}]}}";
+	static const enum vm_disk_format want[] = {VM_DISK_VHDX, VM_DISK_RAW, VM_DISK_VHDX,
+						   VM_DISK_RAW, VM_DISK_RAW};
+	struct store *st;
+	struct vm_def a, got;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(store_open(":memory:", &st, err, sizeof(err)), 0);
+	make_def(&a, "alpha");
+	assert_int_equal(apply(&a, luns, err), 0);
+	assert_int_equal(a.scsi.luns[0].disk.format, VM_DISK_AUTO); /* as a request gives it */
+	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_int_equal(got.scsi.nluns, 5);
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(got.scsi.luns[i].disk.format, want[i]);
+	vmdef_free(&got);
+	/* Edited into nonsense: raw. */
+	assert_int_equal(sqlite3_exec(st->db, "UPDATE scsi_luns SET format = 'qcow2' WHERE idx = 0",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "alpha", &got), 0);
+	assert_int_equal(got.scsi.luns[0].disk.format, VM_DISK_RAW);
+	vmdef_free(&got);
+	vmdef_free(&a);
+	store_close(st);
+}
+
 static int count_rows(sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *s;
@@ -941,6 +980,7 @@ int main(void)
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
 		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),
+		cmocka_unit_test(test_store_scsi_formats),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);
 }

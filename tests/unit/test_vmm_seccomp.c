@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -353,6 +355,72 @@ static void test_main_block_size(void **state)
 	assert_int_equal(run(&c), CHILD_OK);
 }
 
+/* The kernel's struct sigaction for rt_sigaction (x86-64). */
+struct ksigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	uint64_t mask;
+};
+
+/* Set SIGSYS to be ignored by the raw call, with the signal number's register as given (the
+ * kernel reads its low 32 bits): any return means the filter let it through. */
+static int sigsys_ignore(uint64_t signum)
+{
+	struct ksigaction sa = {.handler = SIG_IGN};
+
+	syscall(SYS_rt_sigaction, signum, &sa, NULL, sizeof(sa.mask));
+	return CHILD_WRONG;
+}
+
+/* The signal number's register for the next case (set before run forks the child). */
+static uint64_t sigsys_arg;
+
+static int work_sigsys(long i)
+{
+	(void)i;
+	return sigsys_ignore(sigsys_arg);
+}
+
+static int main_sigsys(void)
+{
+	return sigsys_ignore(sigsys_arg);
+}
+
+/* Another signal's handler: the main loop may still set it. */
+static int main_sigusr2(void)
+{
+	struct sigaction sa = {.sa_handler = SIG_IGN};
+
+	return sigaction(SIGUSR2, &sa, NULL) ? CHILD_WRONG : CHILD_OK;
+}
+
+/* No thread of any class can replace the filter's SIGSYS handler (a taken-over worker that
+ * could would survive its refused calls): the call itself traps and the handler ends the
+ * child (exit status 1), with the signal number as is and with high bits set. */
+static void test_sigsys_handler_pinned(void **state)
+{
+	struct jail_case other = {.cls = SECCOMP_MAIN, .main_work = main_sigusr2};
+
+	(void)state;
+	for (unsigned cls = 0; cls < SECCOMP_NCLASSES; cls++) {
+		for (int high = 0; high < 2; high++) {
+			struct jail_case c = {
+				.cls = cls, .nthreads = 1, .thread_work = work_sigsys};
+
+			if (cls == SECCOMP_MAIN) {
+				c.nthreads = 0;
+				c.main_work = main_sigsys;
+			}
+			sigsys_arg = high ? (1ull << 32) | SIGSYS : SIGSYS;
+			print_message("%s: rt_sigaction(SIGSYS)%s\n", seccomp_classes[cls].name,
+				      high ? " with high bits" : "");
+			assert_int_equal(run(&c), 1);
+		}
+	}
+	assert_int_equal(run(&other), CHILD_OK);
+}
+
 #if defined(KEEL_TEST_HOOKS)
 /* Test builds' seccomp probe (vmm/dev/seccomp_probe.h), whose calls the e2e jail case has a
  * guest ask for. The vCPU request is a call the main loop's list allows (it returns there)
@@ -431,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_uring_main_and_vcpu),
 		cmocka_unit_test(test_device_thread_after_jail),
 		cmocka_unit_test(test_main_block_size),
+		cmocka_unit_test(test_sigsys_handler_pinned),
 #if defined(KEEL_TEST_HOOKS)
 		cmocka_unit_test(test_probe),
 #endif

@@ -629,9 +629,12 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 		return r;
 	}
 	for (unsigned i = 0; i < spec->nluns; i++)
-		log_info("virtio-scsi lun %u: %s %s", i,
+		log_info("virtio-scsi lun %u: %s %s%s", i,
 			 spec->luns[i].type == VM_LUN_DVD ? "dvd" : "disk",
-			 s->t.lun[i].path[0] ? s->t.lun[i].path : "(no medium)");
+			 s->t.lun[i].path[0] ? s->t.lun[i].path : "(no medium)",
+			 spec->luns[i].type == VM_LUN_DVD	     ? ""
+			 : spec->luns[i].disk.format == VM_DISK_VHDX ? " (vhdx)"
+								     : " (raw)");
 	return 0;
 }
 
