@@ -323,17 +323,18 @@ static int mirror_filter(unsigned index, uint16_t hook, const unsigned *dests, s
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = tc_msg(buf, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, index,
 				      TC_H_MAKE(TC_H_CLSACT, hook));
-	struct {
-		struct tc_u32_sel sel;
-		struct tc_u32_key key;
-	} sel = {.sel = {.flags = TC_U32_TERMINAL, .nkeys = 1}};
+	/* The selector and its one key, all zeros (mask 0: every frame matches). tc_u32_sel ends
+	 * in a flexible array, so the two are laid out in bytes rather than in one struct. */
+	const struct tc_u32_sel head = {.flags = TC_U32_TERMINAL, .nkeys = 1};
+	unsigned char sel[sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)] = {0};
 	struct nlattr *opts, *acts;
 
 	((struct tcmsg *)mnl_nlmsg_get_payload(nlh))->tcm_info =
 		TC_H_MAKE(1u << 16, htons(ETH_P_ALL));
 	mnl_attr_put_strz(nlh, TCA_KIND, "u32");
 	opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
-	mnl_attr_put(nlh, TCA_U32_SEL, sizeof(sel), &sel);
+	memcpy(sel, &head, sizeof(head));
+	mnl_attr_put(nlh, TCA_U32_SEL, sizeof(sel), sel);
 	acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
 	for (size_t i = 0; i < n; i++) {
 		struct tc_mirred m = {
