@@ -29,14 +29,14 @@ static const struct vm_disk *attached(const struct vm_def *old, const char *path
 }
 
 /* The disk nd has at index i of its virtio-blk disks followed by its SCSI LUNs, or NULL for
- * a LUN that is a DVD drive or has no file. */
-static const struct vm_disk *nth_disk(const struct vm_def *nd, unsigned i)
+ * a LUN with no file; a DVD drive's medium (read-only raw) only when dvd, else NULL. */
+static const struct vm_disk *nth_disk(const struct vm_def *nd, unsigned i, bool dvd)
 {
 	const struct vm_lun *l = i >= nd->ndisks ? &nd->scsi.luns[i - nd->ndisks] : NULL;
 
 	if (!l)
 		return &nd->disks[i];
-	return l->type == VM_LUN_DISK && l->disk.path ? &l->disk : NULL;
+	return (l->type == VM_LUN_DISK || dvd) && l->disk.path ? &l->disk : NULL;
 }
 
 /* A disk attached now, as format f (given, or from its name): the file must agree. */
@@ -108,16 +108,16 @@ static int check_sharing(struct store *st, struct sup *sup, const struct vm_def 
 		sup_status(sup, defs[v].uuid, &s);
 		if (s.pid <= 0)
 			continue; /* no worker: nothing has its files open */
-		/* Its virtio-blk disks and SCSI LUN disks, against theirs (DVD media are
-		 * read-only on both sides: sharing an ISO is fine). */
+		/* Its virtio-blk disks, SCSI LUN disks and DVD media, against theirs: an ISO
+		 * image read-only on both sides is fine to share, not one the other writes. */
 		for (unsigned i = 0; !r && i < nd->ndisks + nd->scsi.nluns; i++) {
-			const struct vm_disk *d = nth_disk(nd, i);
+			const struct vm_disk *d = nth_disk(nd, i, true);
 			struct stat a;
 
 			if (!d || stat(d->path, &a) < 0)
 				continue;
 			for (unsigned j = 0; !r && j < defs[v].ndisks + defs[v].scsi.nluns; j++) {
-				const struct vm_disk *o = nth_disk(&defs[v], j);
+				const struct vm_disk *o = nth_disk(&defs[v], j, true);
 
 				if (!o || !same_file(&a, o->path) || (d->readonly && o->readonly))
 					continue;
@@ -343,7 +343,7 @@ int disk_policy_chain_total(struct store *st, const struct vm_def *nd, char *err
 	unsigned total = 0;
 
 	for (unsigned i = 0; i < nd->ndisks + nd->scsi.nluns; i++) {
-		const struct vm_disk *d = nth_disk(nd, i);
+		const struct vm_disk *d = nth_disk(nd, i, false);
 		int n;
 
 		if (!d || !d->path || !is_vhdx(d))
@@ -374,7 +374,7 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 	if (!r)
 		r = pin_formats(nd, old, err, errlen);
 	for (unsigned i = 0; !r && i < nd->ndisks + nd->scsi.nluns; i++) {
-		const struct vm_disk *d = nth_disk(nd, i);
+		const struct vm_disk *d = nth_disk(nd, i, false);
 
 		if (d && d->format == VM_DISK_VHDX)
 			r = disk_policy_check_chain(st, "disk", d->path, NULL, 0, err, errlen) < 0

@@ -5190,7 +5190,8 @@ def case_scsi_formats(e):
     attach (a .vhdx LUN is VHDX, any other raw; a raw-named file with a VHDX header is
     refused), kept in the store, shown by keel vm show --json and told to the worker, which
     opens it so; a DVD medium is raw (an ISO image, read-only). A LUN file another running
-    VM writes is refused with a 4xx, from a LUN or from a virtio-blk disk."""
+    VM writes is refused with a 4xx, from a LUN or from a virtio-blk disk, and so is a
+    writable disk of another running VM's DVD medium."""
     e.start_keeld()
     vhdx, raw, iso = (os.path.join(e.dir, n) for n in ("lun.vhdx", "lun.img", "l.iso"))
     e.keel("disk", "create", vhdx, "--size", "16M")
@@ -5230,6 +5231,12 @@ def case_scsi_formats(e):
               "a LUN file running VM l1 writes was not refused: %d %r" % (code, doc))
     check([v["name"] for v in e.api_ok("GET", "/v1/vms")] == ["l1"], "a refused create left "
           "a VM")
+    # l1's DVD medium: another VM may not write it (l1 would read what it writes).
+    code, doc = e.curl("POST", "/v1/vms", {"name": "l2", "kernel": e.a.guest,
+                                           "memory": 16 << 20, "disks": [{"path": iso}]})
+    check(400 <= code < 500 and isinstance(doc, dict) and
+          "two VMs cannot share a disk" in doc["error"]["message"],
+          "a writable disk of running VM l1's DVD medium was not refused: %d %r" % (code, doc))
     # The ISO image is read-only on both sides: sharing it is fine.
     e.create("l2", scsi={"luns": [{"type": "dvd", "path": iso}]})
     e.keel("vm", "turn-off", "l1")
