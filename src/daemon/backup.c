@@ -170,8 +170,8 @@ static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)
  * not Generation 2, or no store yet (never started: an import makes one from the template,
  * as a first start would), or one that is no store (the next start sets it aside and makes a
  * new one; keeld's log says so). */
-static int backup_nvram_read(struct ckpt_ctx *cc, const struct vm_def *def,
-			     struct ckpt_nvram *nv, char *err, size_t errlen)
+static int backup_nvram_read(struct ckpt_ctx *cc, const struct vm_def *def, struct ckpt_nvram *nv,
+			     char *err, size_t errlen)
 {
 	if (def->firmware != VM_FIRMWARE_UEFI)
 		return 0;
