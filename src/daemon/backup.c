@@ -170,25 +170,25 @@ static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)
  * not Generation 2, or no store yet (never started: an import makes one from the template,
  * as a first start would), or one that is no store (the next start sets it aside and makes a
  * new one; keeld's log says so). */
-static int backup_nvram_read(struct ckpt_ctx *cc, const struct vm_def *def, uint8_t **data,
-			     size_t *size, char *err, size_t errlen)
+static int backup_nvram_read(struct ckpt_ctx *cc, const struct vm_def *def, struct ckpt_nvram *nv,
+			     char *err, size_t errlen)
 {
-	char why[PATH_MAX + 200];
-	int r;
-
-	*data = NULL;
 	if (def->firmware != VM_FIRMWARE_UEFI)
 		return 0;
-	r = sup_nvram_read(cc->sup, def->uuid, data, size, why, sizeof(why));
-	if (r == -ENOENT || r == -EINVAL) {
-		if (r == -EINVAL)
+	/* A running VM's was read by its checkpoint while no worker ran; an Off, Saved or
+	 * Crashed VM's has no worker writing it. */
+	if (!nv->taken)
+		nv->ret = sup_nvram_read(cc->sup, def->uuid, &nv->data, &nv->size, nv->why,
+					 sizeof(nv->why));
+	if (nv->ret == -ENOENT || nv->ret == -EINVAL) {
+		if (nv->ret == -EINVAL)
 			log_warn("VM %s: backup: its UEFI variable store is not copied: %s",
-				 def->name, why);
+				 def->name, nv->why);
 		return 0;
 	}
-	if (r)
-		error_set(err, errlen, "VM '%s': %s", def->name, why);
-	return r;
+	if (nv->ret)
+		error_set(err, errlen, "VM '%s': %s", def->name, nv->why);
+	return nv->ret;
 }
 
 /* The store into DIR/nvram/OVMF_VARS.fd (a new file, fsync, rename, as keeld writes one). */
@@ -246,8 +246,9 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 	unsigned copied = 0;
 	bool complete = false; /* every copy and config.json written: never deleted */
 	bool released = false; /* the VM let go during the copy */
-	uint8_t *nvram = NULL; /* a Generation 2 VM's variable store, nvram_size bytes */
-	size_t nvram_size = 0;
+	/* A Generation 2 VM's variable store, at the point of the disks' copies. */
+	struct ckpt_nvram nv = {.taken = false};
+	struct ckpt_ctx ncc = *cc;
 	int ret;
 
 	*out = NULL;
@@ -275,7 +276,8 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		/* The guest frozen while its disks move onto children; it writes to those
 		 * while the frozen files are copied. */
 		backup_ckpt_name(def, name, sizeof(name));
-		ret = ckpt_create(cc, def, name, CKPT_PRODUCTION, &ck, err, errlen);
+		ncc.nvram = &nv;
+		ret = ckpt_create(&ncc, def, name, CKPT_PRODUCTION, &ck, err, errlen);
 		if (ret)
 			goto fail;
 		fallback = json_object_object_get_ex(ck, "fallback", &v) ? json_object_get_string(v)
@@ -294,7 +296,7 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 			  def->name);
 		goto merge;
 	}
-	ret = backup_nvram_read(cc, def, &nvram, &nvram_size, err, errlen);
+	ret = backup_nvram_read(cc, def, &nv, err, errlen);
 	if (ret)
 		goto merge;
 	if (!sup_vm_dir(cc->sup, def->uuid, vmdir, sizeof(vmdir))) {
@@ -342,8 +344,8 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		backup_retake(cc, def);
 		sup_pin(cc->sup, def->uuid, NULL);
 	}
-	if (!ret && nvram)
-		ret = backup_nvram_write(dir, nvram, nvram_size, err, errlen);
+	if (!ret && nv.data)
+		ret = backup_nvram_write(dir, nv.data, nv.size, err, errlen);
 	if (!ret)
 		ret = write_config(def, dir, dst, err, errlen);
 	complete = !ret;
@@ -423,7 +425,7 @@ merge:
 		snprintf(sub, sizeof(sub), "%s/config.json", dir);
 		json_object_object_add(o, "config", json_object_new_string(sub));
 		json_object_object_add(o, "disks", disks);
-		if (nvram) {
+		if (nv.data) {
 			snprintf(sub, sizeof(sub), "%s/" BACKUP_NVRAM_FILE, dir);
 			json_object_object_add(o, "nvram", json_object_new_string(sub));
 		}
@@ -433,13 +435,13 @@ merge:
 		*out = o;
 		log_info("VM %s: backup (consistency: %s) in %s", def->name, consistency, dir);
 		json_object_put(ck);
-		free(nvram);
+		free(nv.data);
 		free(src);
 		free(dst);
 		return 0;
 	}
 	json_object_put(ck);
-	free(nvram);
+	free(nv.data);
 	if (complete) {
 		log_warn("VM %s: backup in %s kept (its checkpoint's merge failed)", def->name,
 			 dir);

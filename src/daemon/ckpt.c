@@ -670,6 +670,13 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		if (we_paused)
 			was_paused = false; /* paused here, not by its owner */
 		stopped = true;
+		if (ctx->nvram && def->firmware == VM_FIRMWARE_UEFI) {
+			/* No worker runs until the restore: the store is the disks' point. */
+			ctx->nvram->ret = sup_nvram_read(ctx->sup, def->uuid, &ctx->nvram->data,
+							 &ctx->nvram->size, ctx->nvram->why,
+							 sizeof(ctx->nvram->why));
+			ctx->nvram->taken = true;
+		}
 		c = ckpt_tree_by_id(&op.t, id);
 		c->saved = !production;
 	}
@@ -752,6 +759,11 @@ undo:
 	if (production && stopped)
 		remove_state_dir(dir); /* the restart's: saved/ has its links */
 out:
+	if (ret && ctx->nvram && ctx->nvram->taken) {
+		free(ctx->nvram->data);
+		ctx->nvram->data = NULL;
+		ctx->nvram->taken = false;
+	}
 	if (frozen)
 		(void)thaw_now(ctx, def, &frozen, &thawed);
 	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)

@@ -11,8 +11,10 @@
 #define KEEL_DAEMON_CKPT_H
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -20,9 +22,24 @@
 #include "daemon/sup.h"
 #include "config/vmdef.h"
 
+/* A Generation 2 VM's UEFI variable store read by ckpt_create while no worker runs: after
+ * the old worker's save and stop, before the restored one starts, so it is the store as of
+ * the point the checkpoint's disks are taken (a backup's nvram/OVMF_VARS.fd). taken: read
+ * (the checkpoint stopped a running worker; otherwise nothing is read and the caller reads
+ * the store itself, no worker writing it); ret: sup_nvram_read's result, why its message;
+ * data: size bytes when ret is 0, the caller's to free. */
+struct ckpt_nvram {
+	bool taken;
+	int ret;
+	uint8_t *data;
+	size_t size;
+	char why[PATH_MAX + 200];
+};
+
 struct ckpt_ctx {
 	struct store *store;
 	struct sup *sup;
+	struct ckpt_nvram *nvram; /* NULL, or where ckpt_create puts the stopped VM's store */
 };
 
 /* Hyper-V's CheckpointType. production: the guest's file systems frozen through keel-agent
