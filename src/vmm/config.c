@@ -25,6 +25,7 @@ static const char usage_head[] =
 	"                [--restore DIR] [--paused] [--fd "
 	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|lun.I=N]...\n"
 	"                [--fd control|serial|console|vsock=N]...\n"
+	"                [--fd config|status|state|memory|vars=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
 	"Device options (each device kind's, src/config/vmdef_*.c):\n";
@@ -343,11 +344,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 	}
 	if (!slot || parse_uint(eq + 1, 3, 65535, &n) || fcntl((int)n, F_GETFD) < 0) {
 		snprintf(err, errlen,
-			 "--fd %s: expected NAME=N, NAME one of kernel, initrd, kvm, firmware, "
-			 "nvram (a directory), control, serial, console, vsock (bound sockets), "
-			 "config, status, state, memory, vars, "
-			 "disk.I (I 0 to %d), net.I (0 to %d), lun.I (0 to %d); N an open "
-			 "descriptor, 3 or above",
+			 "--fd %s: expected NAME=N, N an open descriptor, 3 or above, NAME one of "
+			 "kernel, initrd, kvm, firmware, nvram, control, serial, console, vsock, "
+			 "config, status, state, memory, vars, disk.I (I 0 to %d), net.I (0 to "
+			 "%d), lun.I (0 to %d) (keel-vmm --help)",
 			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
 		return -EINVAL;
 	}
