@@ -99,8 +99,9 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
 #define WORKER_FD_FIRST 3
 #define WORKER_FD_BASE	128
 #define WORKER_SOCKETS	4 /* control, serial, console, vsock: worker_sockets */
+#define WORKER_OWN	5 /* config, status, state, memory, vars: worker_own_files */
 #define WORKER_FILES                                                                               \
-	(5 + WORKER_SOCKETS + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS +                  \
+	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS +     \
 	 VMDEF_CHAIN_FDS_MAX)
 #define WORKER_ARGV (32 + WORKER_FILES)
 
@@ -246,6 +247,56 @@ static int worker_sockets(struct sup *sup, const struct vm_def *def, struct work
 			return fd;
 		}
 		r = worker_fd(wf, socks[i].name, path, fd, err, errlen);
+	}
+	return r;
+}
+
+/* Open PATH with FLAGS (0640 when created) as the worker's NAME. */
+static int worker_path(struct worker_files *wf, const char *name, const char *path, int flags,
+		       char *err, size_t errlen)
+{
+	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0640);
+
+	if (fd < 0) {
+		int e = errno;
+
+		error_set(err, errlen, "cannot open %s for the worker: %s", path, strerror(e));
+		return -e;
+	}
+	return worker_fd(wf, name, path, fd, err, errlen);
+}
+
+/*
+ * The files of the worker's own that it would otherwise open by host path, as root, before
+ * its jail: its description (config.json, written just now), its status file (which it
+ * writes in place through the descriptor: its uid may not create a file in its directory,
+ * docs/security.md), a Saved VM's state and memory, and the UEFI variable store's template
+ * (a host file outside every pool; when the host has none, the worker reports it missing
+ * as before).
+ */
+static int worker_own_files(const struct sup *sup, const struct sup_vm *vm,
+			    const struct vm_def *def, const char *config, const char *status,
+			    struct worker_files *wf, char *err, size_t errlen)
+{
+	int r = worker_path(wf, "config", config, O_RDONLY, err, errlen);
+
+	if (!r)
+		r = worker_path(wf, "status", status, O_WRONLY | O_CREAT | O_TRUNC, err, errlen);
+	if (!r && vm->state == VM_SAVED) {
+		char st[PATH_MAX], mem[PATH_MAX];
+
+		if (sup_path(sup, def->uuid, SUP_SAVED_DIR "/state", st, sizeof(st)) ||
+		    sup_path(sup, def->uuid, SUP_SAVED_DIR "/memory", mem, sizeof(mem)))
+			return -ENAMETOOLONG;
+		r = worker_path(wf, "state", st, O_RDONLY, err, errlen);
+		if (!r)
+			r = worker_path(wf, "memory", mem, O_RDONLY, err, errlen);
+	}
+	if (!r && (def->nvram || def->firmware == VM_FIRMWARE_UEFI)) {
+		int fd = open(VMDEF_OVMF_VARS_FILE, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0)
+			r = worker_fd(wf, "vars", VMDEF_OVMF_VARS_FILE, fd, err, errlen);
 	}
 	return r;
 }
@@ -540,12 +591,10 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		return ret;
 
 	if (add_arg(argv, &argc, WORKER_ARGV, "%s", sup->cfg.vmm_path) ||
-	    add_arg(argv, &argc, WORKER_ARGV, "--config=%s", config) ||
 	    add_arg(argv, &argc, WORKER_ARGV, "--serial=unix:%s", serial) ||
 	    (def->console.present && add_arg(argv, &argc, WORKER_ARGV, "--console=unix:%s", hvc)) ||
 	    (def->vsock.present && add_arg(argv, &argc, WORKER_ARGV, "--vsock-socket=%s", vsock)) ||
 	    add_arg(argv, &argc, WORKER_ARGV, "--control=%s", ctl) ||
-	    add_arg(argv, &argc, WORKER_ARGV, "--status-file=%s", status) ||
 	    add_arg(argv, &argc, WORKER_ARGV, "--jail-user=%u:%u", (unsigned)vm->jail_uid,
 		    (unsigned)vm->jail_uid) ||
 	    add_arg(argv, &argc, WORKER_ARGV, "--jail-root=%s", dir)) {
@@ -554,6 +603,11 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		goto out;
 	}
 	ret = worker_files_open(sup, vm, def, &wf, err, errlen);
+	if (!ret) {
+		ret = worker_own_files(sup, vm, def, config, status, &wf, err, errlen);
+		if (ret)
+			worker_files_close(&wf);
+	}
 	if (ret) {
 		char why[600];
 
@@ -568,16 +622,8 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 			goto out;
 		}
 	}
-	/* A Saved VM carries on from its saved state (docs/state.md). */
-	if (vm->state == VM_SAVED) {
-		char saved[PATH_MAX];
-
-		if (sup_path(sup, def->uuid, SUP_SAVED_DIR, saved, sizeof(saved)) ||
-		    add_arg(argv, &argc, WORKER_ARGV, "--restore=%s", saved)) {
-			ret = -ENOMEM;
-			goto out;
-		}
-	}
+	/* A Saved VM carries on from its saved state (docs/state.md): --fd state and memory,
+	 * worker_own_files. */
 	logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (logfd < 0 || pipe2(pipefd, O_CLOEXEC) < 0 || fd_above(&logfd) || fd_above(&pipefd[1])) {
 		ret = -errno;

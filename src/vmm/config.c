@@ -25,6 +25,7 @@ static const char usage_head[] =
 	"                [--restore DIR] [--paused] [--fd "
 	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|lun.I=N]...\n"
 	"                [--fd control|serial|console|vsock=N]...\n"
+	"                [--fd config|status|state|memory|vars=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
 	"\n"
 	"Device options (each device kind's, src/config/vmdef_*.c):\n";
@@ -226,9 +227,10 @@ static bool in_slots(const int *fds, const struct machine_chain *chains, unsigne
  * descriptor: one given twice would be closed twice). */
 static bool fd_given(const struct vm_config *cfg, int n)
 {
-	const int one[] = {cfg->kernel_fd,   cfg->initrd_fd,	cfg->kvm_fd,
-			   cfg->firmware_fd, cfg->nvram_dir_fd, cfg->control_fd,
-			   cfg->serial_fd,   cfg->console_fd,	cfg->vsock_fd};
+	const int one[] = {cfg->kernel_fd,    cfg->initrd_fd,  cfg->kvm_fd,    cfg->firmware_fd,
+			   cfg->nvram_dir_fd, cfg->control_fd, cfg->serial_fd, cfg->console_fd,
+			   cfg->vsock_fd,     cfg->config_fd,  cfg->status_fd, cfg->state_fd,
+			   cfg->memory_fd,    cfg->vars_fd};
 
 	return in_slots(one, NULL, sizeof(one) / sizeof(one[0]), n) ||
 	       in_slots(cfg->disk_fds, cfg->disk_chains, VMDEF_MAX_DISKS, n) ||
@@ -296,6 +298,11 @@ static const struct {
 	{"serial", offsetof(struct vm_config, serial_fd)},
 	{"console", offsetof(struct vm_config, console_fd)},
 	{"vsock", offsetof(struct vm_config, vsock_fd)},
+	{"config", offsetof(struct vm_config, config_fd)},
+	{"status", offsetof(struct vm_config, status_fd)},
+	{"state", offsetof(struct vm_config, state_fd)},
+	{"memory", offsetof(struct vm_config, memory_fd)},
+	{"vars", offsetof(struct vm_config, vars_fd)},
 };
 
 /*
@@ -337,10 +344,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 	}
 	if (!slot || parse_uint(eq + 1, 3, 65535, &n) || fcntl((int)n, F_GETFD) < 0) {
 		snprintf(err, errlen,
-			 "--fd %s: expected NAME=N, NAME one of kernel, initrd, kvm, firmware, "
-			 "nvram (a directory), control, serial, console, vsock (bound sockets), "
-			 "disk.I (I 0 to %d), net.I (0 to %d), lun.I (0 to %d); N an open "
-			 "descriptor, 3 or above",
+			 "--fd %s: expected NAME=N, N an open descriptor, 3 or above, NAME one of "
+			 "kernel, initrd, kvm, firmware, nvram, control, serial, console, vsock, "
+			 "config, status, state, memory, vars, disk.I (I 0 to %d), net.I (0 to "
+			 "%d), lun.I (0 to %d) (keel-vmm --help)",
 			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
 		return -EINVAL;
 	}
@@ -354,6 +361,40 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		return -EINVAL;
 	}
 	*slot = (int)n;
+	return 0;
+}
+
+/*
+ * --fd config, status, state and memory stand for --config, --status-file and --restore
+ * (each its own way: one of the pair, never both); state and memory go together.
+ */
+static int given_files(struct vm_config *cfg, char *err, size_t errlen)
+{
+	const struct {
+		int fd;
+		const char *name, *option;
+		bool by_path;
+	} alt[] = {
+		{cfg->config_fd, "config", "--config", cfg->config_path != NULL},
+		{cfg->status_fd, "status", "--status-file", cfg->status_path != NULL},
+		{cfg->state_fd, "state", "--restore", cfg->restore_dir != NULL},
+		{cfg->memory_fd, "memory", "--restore", cfg->restore_dir != NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(alt) / sizeof(alt[0]); i++)
+		if (alt[i].fd >= 0 && alt[i].by_path) {
+			snprintf(err, errlen, "--fd %s and %s name the same file: give one",
+				 alt[i].name, alt[i].option);
+			return -EINVAL;
+		}
+	if ((cfg->state_fd >= 0) != (cfg->memory_fd >= 0)) {
+		snprintf(err, errlen, "--fd state and --fd memory go together (a saved state)");
+		return -EINVAL;
+	}
+	if (cfg->config_fd >= 0)
+		cfg->config_path = CONFIG_FD_NAME;
+	if (cfg->state_fd >= 0)
+		cfg->restore_dir = RESTORE_FD_NAME;
 	return 0;
 }
 
@@ -603,6 +644,11 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		.serial_fd = -1,
 		.console_fd = -1,
 		.vsock_fd = -1,
+		.config_fd = -1,
+		.status_fd = -1,
+		.state_fd = -1,
+		.memory_fd = -1,
+		.vars_fd = -1,
 	};
 	for (unsigned d = 0; d < VMDEF_MAX_DISKS; d++)
 		cfg->disk_fds[d] = -1;
@@ -640,6 +686,10 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			 argv[optind]);
 		goto out;
 	}
+	r = given_files(cfg, err, errlen);
+	if (r)
+		goto out;
+	r = -EINVAL;
 	if (cfg->config_path) {
 		if (described_by) {
 			snprintf(err, errlen,
@@ -649,7 +699,13 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 			goto out;
 		}
 		vmdef_free(&cfg->def);
-		r = vmdef_load_file(cfg->config_path, &cfg->def, err, errlen);
+		r = cfg->config_fd >= 0 ? vmdef_load_fd(cfg->config_fd, cfg->config_path, &cfg->def,
+							err, errlen)
+					: vmdef_load_file(cfg->config_path, &cfg->def, err, errlen);
+		if (cfg->config_fd >= 0) { /* read whole: the worker keeps no descriptor of it */
+			close(cfg->config_fd);
+			cfg->config_fd = -1;
+		}
 		if (r)
 			goto out;
 	}

@@ -19,9 +19,14 @@
  * connects it to the host, which is not part of the VM: where its serial port and
  * virtio-console go, the control socket, the status file, a saved state to carry on from.
  */
+/* What config_path and restore_dir say when keeld passed the files (--fd config, --fd state
+ * and memory): the names messages show. */
+#define CONFIG_FD_NAME	"(--fd config)"
+#define RESTORE_FD_NAME "(--fd state, memory)"
+
 struct vm_config {
 	struct vm_def def;
-	const char *config_path; /* --config: where def came from, or NULL */
+	const char *config_path; /* --config: where def came from (CONFIG_FD_NAME), or NULL */
 	struct chardev_spec serial;
 	/* The host side of the devices (--console, --vsock): what the kinds' options set. */
 	struct vmdef_host host;
@@ -44,6 +49,12 @@ struct vm_config {
 	 * unix:, --console unix: or --vsock-socket names, bound by keeld and not yet listening
 	 * (the worker listens when it is ready to serve it: vm_create); -1: bind the path. */
 	int control_fd, serial_fd, console_fd, vsock_fd;
+	/* --fd config|status|state|memory|vars=N: the files a worker keeld starts reads or
+	 * writes besides the description's, opened by keeld (its description, in place of
+	 * --config; its status file, written in place, in place of --status-file; a saved
+	 * state's two files, in place of --restore; the UEFI variable store's template): the
+	 * worker opens none of them by path. -1: the path options, or nothing. */
+	int config_fd, status_fd, state_fd, memory_fd, vars_fd;
 	/* --fd disk.I.pJ=N, lun.I.pJ=N: the parents of a passed VHDX disk, nearest first */
 	struct machine_chain disk_chains[VMDEF_MAX_DISKS], lun_chains[VMDEF_MAX_LUNS];
 	unsigned nchain_fds; /* in all, at most VMDEF_CHAIN_FDS_MAX */

@@ -65,19 +65,23 @@ void jail_prep_listen(const char *path, int given, int backlog)
 		 given >= 0 ? unix_listen_on(given, path, backlog) : unix_listen(path, backlog));
 }
 
-void jail_prep_open(const char *path, int flags, mode_t mode)
+/* Never a directory of the host's into the jail: ".." from it would climb past the jail's
+ * root (a saved state's "state" that is a directory is an error anyway). */
+void jail_prep_give(const char *path, int flags, int fd)
 {
-	int fd = open(path, flags, mode);
 	struct stat st;
 
-	/* Never a directory of the host's into the jail: ".." from it would climb past the
-	 * jail's root (a saved state's "state" that is a directory is an error anyway). */
 	if (fd >= 0 && (fstat(fd, &st) || S_ISDIR(st.st_mode))) {
 		close(fd);
 		fd = -1;
 		errno = EISDIR;
 	}
 	prep_add(PREP_OPEN, path, NULL, flags, fd < 0 ? -errno : fd);
+}
+
+void jail_prep_open(const char *path, int flags, mode_t mode)
+{
+	jail_prep_give(path, flags, open(path, flags, mode));
 }
 
 static int proc_reopen(int fd, int flags)

@@ -25,6 +25,11 @@ void jail_prep_listen(const char *path, int given, int backlog);
  * directory is one (EISDIR). */
 void jail_prep_open(const char *path, int flags, mode_t mode);
 
+/* FD, a file keeld opened and passed (--fd), for PATH and FLAGS: what jail_open(PATH, FLAGS)
+ * then gives, as if prepared here (a directory is refused, EISDIR, as jail_prep_open's). So
+ * a file the worker reads has one way in, whoever opened it. */
+void jail_prep_give(const char *path, int flags, int fd);
+
 /* Before jail_enter: open FD's file again with FLAGS, through /proc/self/fd. */
 void jail_prep_reopen(int fd, int flags);
 

@@ -650,6 +650,16 @@ void snapshot_prepare(const char *dir)
 		jail_prep_open(path, SNAP_READ_FLAGS, 0);
 }
 
+void snapshot_give(const char *dir, int state_fd, int memory_fd)
+{
+	char path[4096];
+
+	if (!snap_path(path, sizeof(path), dir, SNAPSHOT_STATE_FILE))
+		jail_prep_give(path, SNAP_READ_FLAGS, state_fd);
+	if (!snap_path(path, sizeof(path), dir, SNAPSHOT_MEMORY_FILE))
+		jail_prep_give(path, SNAP_READ_FLAGS, memory_fd);
+}
+
 bool snapshot_pending(const struct vm *vm)
 {
 	return vm->snapshot && vm->snapshot->pending;

@@ -657,7 +657,20 @@ static void vm_prepare_sockets(const struct vm_config *cfg)
 static int vm_confine(struct vm *vm, char *err, size_t errlen)
 {
 	const struct vm_config *cfg = vm->cfg;
+	bool vars = cfg->def.nvram || cfg->def.firmware == VM_FIRMWARE_UEFI;
 
+	/* What keeld opened for it (--fd status, state, memory, vars): taken as the files by
+	 * path would be, jailed or not. */
+	if (cfg->status_fd >= 0) {
+		vm->status_fd = cfg->status_fd;
+		seccomp_set_status_fd(vm->status_fd);
+	}
+	if (cfg->state_fd >= 0)
+		snapshot_give(cfg->restore_dir, cfg->state_fd, cfg->memory_fd);
+	if (cfg->vars_fd >= 0 && vars)
+		nvram_give(VMDEF_OVMF_VARS_FILE, cfg->vars_fd);
+	else if (cfg->vars_fd >= 0)
+		close(cfg->vars_fd);
 	if (!cfg->jail)
 		return 0;
 	if (cfg->status_path) {
@@ -676,9 +689,9 @@ static int vm_confine(struct vm *vm, char *err, size_t errlen)
 		if (cfg->disk_fds[i] >= 0 && cfg->def.disks[i].cache == VM_DISK_CACHE_NONE)
 			jail_prep_reopen(cfg->disk_fds[i],
 					 BLK_DIRECT_FLAGS(cfg->def.disks[i].readonly));
-	if (cfg->def.nvram || cfg->def.firmware == VM_FIRMWARE_UEFI)
+	if (vars && cfg->vars_fd < 0)
 		nvram_prepare(VMDEF_OVMF_VARS_FILE);
-	if (cfg->restore_dir)
+	if (cfg->restore_dir && cfg->state_fd < 0)
 		snapshot_prepare(cfg->restore_dir);
 	return jail_enter(cfg, err, errlen);
 }

@@ -540,7 +540,8 @@ def case_lifecycle(e):
     wait_dead(vm["pid"])
     e.keel("vm", "turn-off", "l1", want=5)
     log, _ = e.keel("vm", "log", "l1")
-    check("starting: " in log and "--config=" in log and "worker ended: Off" in log,
+    check("starting: " in log and "--fd=config=" in log and "--config=" not in log and
+          "worker ended: Off" in log,
           "vm log: %r" % log)
     # The worker ran the stored description, handed over whole (docs/vm-config.md).
     doc = json.load(open(glob.glob(os.path.join(e.state, "vms", vm["id"], "config.json"))[0]))
@@ -2557,8 +2558,9 @@ def case_description(e):
     # (and the sockets it serves, which keeld made).
     argv = open("/proc/%d/cmdline" % vm["pid"], "rb").read().split(b"\0")
     passed = sorted(a.decode() for a in argv if a.startswith(b"--fd="))
-    check(passed == ["--fd=control=8", "--fd=disk.0=4", "--fd=disk.1=5", "--fd=kernel=3",
-                     "--fd=kvm=6", "--fd=net.0=7", "--fd=serial=9"], "fds: %r" % passed)
+    check(passed == ["--fd=config=10", "--fd=control=8", "--fd=disk.0=4", "--fd=disk.1=5",
+                     "--fd=kernel=3", "--fd=kvm=6", "--fd=net.0=7", "--fd=serial=9",
+                     "--fd=status=11"], "fds: %r" % passed)
     check(os.readlink("/proc/%d/fd/4" % vm["pid"]) == extra and
           os.readlink("/proc/%d/fd/5" % vm["pid"]) == odd, "descriptors 4 and 5")
     e.keel("vm", "turn-off", "d1")
@@ -3439,6 +3441,20 @@ def check_jailed(e, vm, ctx, parents=()):
           "%s: the worker's root is not its VM's directory" % ctx)
     check(not os.path.exists("/proc/%d/root/etc" % pid) and
           not os.path.exists("/proc/%d/root/proc" % pid), "%s: the host shows in the jail" % ctx)
+    # keeld opened the worker's own files too (its description, status file, saved state):
+    # the worker is given descriptors, no host path of them to open as root.
+    argv = [a.decode() for a in open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0") if a]
+    for opt in ("--config", "--status-file", "--restore"):
+        check(not any(a == opt or a.startswith(opt + "=") for a in argv),
+              "%s: the worker was given %s by path: %r" % (ctx, opt, argv))
+    given = dict(a[len("--fd="):].split("=", 1) for a in argv if a.startswith("--fd="))
+    restored = vm["state_reason"] == "restored from its saved state"
+    for name in ("config", "status", "kvm", "control", "serial") + (
+            ("state", "memory") if restored else ()):
+        check(name in given, "%s: no --fd %s in %r" % (ctx, name, argv))
+    check(("state" in given) == ("memory" in given), "%s: half a saved state: %r" % (ctx, argv))
+    check(os.readlink("/proc/%d/fd/%s" % (pid, given["status"])) ==
+          os.path.join(vmdir, "status.json"), "%s: --fd status is not its status file" % ctx)
     passed = {vm_file for vm_file in [vm["kernel"]] + [d["path"] for d in vm["disks"]]}
     passed |= set(parents)
     for fd in os.listdir("/proc/%d/fd" % pid):
@@ -3452,6 +3468,111 @@ def check_jailed(e, vm, ctx, parents=()):
               target in ("/dev/kvm", "/dev/net/tun", "/dev/null"),
               "%s: the worker has %s open (fd %s)" % (ctx, target, fd))
     return uids.pop()
+
+
+def in_child(fn):
+    """fn() run in a forked child (which may change its ids and namespaces): its result,
+    which must be JSON."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(r)
+        try:
+            res = fn()
+        except BaseException as ex:  # noqa: B902 (reported to the parent)
+            res = "exception %r" % ex
+        os.write(w, json.dumps(res).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    os.waitpid(child, 0)
+    return json.loads(data)
+
+
+def open_errno(path, flags):
+    """0 if path opens with flags, or the errno's name."""
+    try:
+        os.close(os.open(path, flags))
+        return 0
+    except OSError as ex:
+        return errno_name(ex.errno)
+
+
+def errno_name(n):
+    import errno
+    return errno.errorcode.get(n, str(n))
+
+
+def become(uid):
+    """Drop to a worker's uid and gid (the same number), with no groups."""
+    os.setgroups([])
+    os.setgid(int(uid))
+    os.setuid(int(uid))
+
+
+def check_worker_view(e, vm, ctx, uid, other_disk, other_vm):
+    """Issue 10: the worker's uid cannot open another VM's disk (even where the host's
+    directories let it reach the file), and from inside the worker's mount namespace neither
+    the host's files, nor other VMs' directories, nor that disk are there; its PID namespace
+    holds no other process."""
+    pid = vm["pid"]
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    # From the host's view: the directories searchable by all, the disk keeld's mode (0600).
+    modes = {d: stat.S_IMODE(os.stat(d).st_mode) for d in (e.dir, os.path.dirname(other_disk))}
+    try:
+        for d in modes:
+            os.chmod(d, 0o711)
+        got = in_child(lambda: (become(uid), [open_errno(other_disk, os.O_RDONLY),
+                                              open_errno(other_disk, os.O_RDWR)])[1])
+    finally:
+        for d, m in modes.items():
+            os.chmod(d, m)
+    check(got == ["EACCES", "EACCES"],
+          "%s: uid %s opening another VM's disk %s: %r" % (ctx, uid, other_disk, got))
+
+    # From inside its mount namespace (setns puts the caller at that namespace's root).
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def inside():
+        nsfd = os.open("/proc/%d/ns/mnt" % pid, os.O_RDONLY)
+        if libc.setns(nsfd, 0x00020000):  # CLONE_NEWNS
+            return "setns: %s" % errno_name(ctypes.get_errno())
+        os.chdir("/")
+        top = sorted(os.listdir("/"))
+        up = sorted(os.listdir("/.."))
+        there = [p for p in ("/etc", "/proc", "/dev", "/usr", "/tmp", e.dir, e.state, other_disk,
+                             os.path.join(e.state, "vms", other_vm["id"]),
+                             "/vms/" + other_vm["id"]) if os.path.lexists(p)]
+        become(uid)
+        return [top, up, there, open_errno(other_disk, os.O_RDONLY)]
+
+    got = in_child(inside)
+    check(isinstance(got, list), "%s: entering the worker's mount namespace: %r" % (ctx, got))
+    top, up, there, opened = got
+    check(top == sorted(os.listdir(vmdir)) and up == top,
+          "%s: the worker's / is not its VM's directory: %r" % (ctx, top))
+    check(there == [], "%s: visible in the worker's mount namespace: %r" % (ctx, there))
+    check(opened == "ENOENT", "%s: another VM's disk from inside the jail: %r" % (ctx, opened))
+    # Its PID namespace: it is PID 1 there, and no other process of the host is in it.
+    nspid = proc_status(str(pid))["NSpid"].split()
+    check(nspid[-1] == "1", "%s: the worker is PID %s in its namespace" % (ctx, nspid[-1]))
+    mine = os.readlink("/proc/%d/ns/pid" % pid)
+    members = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.readlink("/proc/%s/ns/pid" % p) == mine:
+                    members.append(int(p))
+            except OSError:
+                continue
+    check(members == [pid], "%s: processes in the worker's PID namespace: %r" % (ctx, members))
 
 
 def check_parsed_as(e, vm, ctx, uid, kinds):
@@ -3479,7 +3600,11 @@ def case_jail(e):
     with open(disk, "wb") as f:
         f.truncate(1 << 20)
     e.create("j1", disks=[{"path": disk}], nets=[{"tap": "kj0"}])
-    e.create("j2")
+    disk2 = os.path.join(e.dir, "j2.img")
+    with open(disk2, "wb") as f:
+        f.truncate(1 << 20)
+    os.chmod(disk2, 0o600)  # as keeld makes disks (`keel disk create`)
+    e.create("j2", disks=[{"path": disk2}])
     vm1 = e.start("j1")
     e.console_until("j1", "ready for input")
     vm2 = e.start("j2")
@@ -3489,6 +3614,7 @@ def case_jail(e):
     check_parsed_as(e, vm1, "j1", uid1, ["disk"])
     check_cgroup(e, vm1, "j1")
     check(uid1 != uid2, "two running VMs share uid %s" % uid1)
+    check_worker_view(e, vm1, "j1", uid1, disk2, vm2)
     e.keel("vm", "pause", "j1")
     e.wait_state("j1", "Paused")
     e.keel("vm", "resume", "j1")

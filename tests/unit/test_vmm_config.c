@@ -598,15 +598,16 @@ static void test_passed_fds(void **state)
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
 		assert_non_null(strstr(err,
-				       "expected NAME=N, NAME one of kernel, initrd, kvm, "
-				       "firmware, nvram (a directory), control, serial, console, "
-				       "vsock (bound sockets), disk.I (I 0 to 15)"));
+				       "expected NAME=N, N an open descriptor, 3 or above, "
+				       "NAME one of kernel, initrd, kvm, firmware, nvram, "
+				       "control, serial, console, vsock, config, status, state, "
+				       "memory, vars, disk.I (I 0 to 15)"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", "lun.8=3", NULL};
 
 		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
-		assert_non_null(strstr(err, "lun.I (0 to 7); N an open descriptor, 3 or above"));
+		assert_non_null(strstr(err, "lun.I (0 to 7)"));
 	}
 	{
 		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", initrd, NULL};
@@ -798,6 +799,75 @@ static void write_file(const char *path, const char *text)
 	assert_non_null(f);
 	fputs(text, f);
 	fclose(f);
+}
+
+/* --fd config, status, state, memory: the worker's own files, opened by keeld. The
+ * description is read from the descriptor (closed once read; the path is never opened), and
+ * each stands for its by-path option, never beside it. */
+static void test_own_files_fd(void **state)
+{
+	char dir[] = "/tmp/keel-ownfd-XXXXXX", path[128], cfd[32], sfd[32], stfd[32], mfd[32];
+	struct vm_config cfg;
+	char err[256];
+	int fd, st, mem;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vm.json", dir);
+	write_file(path, "{\"version\": 1, \"name\": \"v1\", \"memory\": 67108864,"
+			 " \"kernel\": \"/k\"}");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_int_equal(unlink(path), 0); /* only the descriptor can reach it now */
+	st = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	mem = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 3 && st >= 3 && mem >= 3);
+	snprintf(cfd, sizeof(cfd), "config=%d", fd);
+	snprintf(sfd, sizeof(sfd), "status=%d", st);
+	snprintf(stfd, sizeof(stfd), "state=%d", st);
+	snprintf(mfd, sizeof(mfd), "memory=%d", mem);
+	{
+		char *a[] = {"keel-vmm", "--fd", cfd, "--fd", stfd, "--fd", mfd, NULL};
+
+		assert_int_equal(parse(a, 7, &cfg, err), 0);
+		assert_string_equal(cfg.def.name, "v1");
+		assert_string_equal(cfg.config_path, CONFIG_FD_NAME);
+		assert_int_equal(cfg.config_fd, -1);
+		assert_int_equal(fcntl(fd, F_GETFD), -1); /* read whole and closed */
+		assert_string_equal(cfg.restore_dir, RESTORE_FD_NAME);
+		assert_int_equal(cfg.state_fd, st);
+		assert_int_equal(cfg.memory_fd, mem);
+		config_free(&cfg);
+	}
+	{
+		char *a[] = {"keel-vmm", "--config", path, "--fd", cfd, NULL};
+
+		fd = dup(st);
+		snprintf(cfd, sizeof(cfd), "config=%d", fd);
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd config and --config name the same file"));
+		close(fd);
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--status-file", "/s", "--fd", sfd, NULL};
+
+		assert_int_equal(parse(a, 7, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd status and --status-file name the same file"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--restore", "/r", "--fd", mfd, NULL};
+
+		assert_int_equal(parse(a, 7, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd memory and --restore name the same file"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--fd", stfd, NULL};
+
+		assert_int_equal(parse(a, 5, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd state and --fd memory go together"));
+	}
+	close(st);
+	close(mem);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 /* --config FILE: the same structure from a JSON document; strings reach the VM as they are
@@ -1157,6 +1227,7 @@ int main(void)
 		cmocka_unit_test(test_firmware),
 		cmocka_unit_test(test_option_table),
 		cmocka_unit_test(test_option_duplicates),
+		cmocka_unit_test(test_own_files_fd),
 		cmocka_unit_test(test_help_lists_devices),
 		cmocka_unit_test(test_net_move_change),
 	};

@@ -144,6 +144,33 @@ static void test_prep_no_directory(void **state)
 	jail_prep_close();
 }
 
+/* A file keeld passed (jail_prep_give) is what jail_open of its path gives: that very
+ * descriptor, with the path never opened (it need not exist); a directory is refused. */
+static void test_prep_give(void **state)
+{
+	const int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC;
+	char path[128], dir[128];
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC), dfd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/nowhere/state", top);
+	snprintf(dir, sizeof(dir), "%s/nowhere/memory", top);
+	dfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0 && dfd >= 0);
+	jail_prep_give(path, flags, fd);
+	jail_prep_give(dir, flags, dfd);
+	assert_int_equal(jail_open(path, flags, 0), fd);
+	errno = 0;
+	assert_int_equal(jail_open(dir, flags, 0), -1);
+	assert_int_equal(errno, EISDIR);
+	assert_int_equal(fcntl(dfd, F_GETFD), -1); /* closed, never handed in */
+	errno = 0;
+	assert_int_equal(jail_open(path, flags, 0), -1); /* taken once; then the path */
+	assert_int_equal(errno, ENOENT);
+	close(fd);
+	jail_prep_close();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -151,6 +178,7 @@ int main(void)
 						tmp_top_teardown),
 		cmocka_unit_test_setup_teardown(test_prep_no_directory, tmp_top_setup,
 						tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_prep_give, tmp_top_setup, tmp_top_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,6 +105,11 @@ void nvram_prepare(const char *template)
 	jail_prep_open(template, NVRAM_READ_FLAGS, 0);
 }
 
+void nvram_give(const char *template, int fd)
+{
+	jail_prep_give(template, NVRAM_READ_FLAGS, fd);
+}
+
 int nvram_save(const struct nvram *n, const uint8_t *data, size_t size)
 {
 	/* What the guest wrote is saved only when it is a store keeld will start the VM with

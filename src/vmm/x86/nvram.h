@@ -45,5 +45,7 @@ int nvram_read_template(const char *template, uint8_t **data, size_t *size, char
 /* A jailed worker, while root: open template (a host file, outside the jail) for nvram_open
  * or nvram_read_template to take (jail_prep.h). */
 void nvram_prepare(const char *template);
+/* The same with the template keeld opened (--fd vars). */
+void nvram_give(const char *template, int fd);
 
 #endif
