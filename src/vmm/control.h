@@ -29,6 +29,9 @@ enum control_cmd {
 	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 	CONTROL_VCPU_STATS, /* arguments: {"first": N} (optional): vCPU stats fds with the reply */
 	CONTROL_LINK,	 /* arguments: {"nic": N, "up": BOOL} */
+	CONTROL_NIC_ADD, /* arguments: {"tap": NAME, "mac": MAC (optional), "fd": BOOL (optional)} */
+	CONTROL_NIC_REMOVE, /* arguments: {"slot": N} or {"mac": MAC}, "force": BOOL (optional) */
+	CONTROL_NIC_LIST,   /* the hot-added network adapters */
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
 	CONTROL_TEST_FORBIDDEN_IO,	/* test builds only: the same, on a device thread */
@@ -51,6 +54,10 @@ struct control_request {
 	unsigned first; /* vcpu-stats: the first vCPU whose statistics fd is sent */
 	unsigned nic;	/* link: which network adapter (its index in the description) */
 	bool up;	/* link: up or down */
+	char tap[16];	/* nic-add: the tap's name */
+	char mac[18];	/* nic-add, nic-remove: the MAC ("": the default, or by slot) */
+	unsigned slot;	/* nic-remove: the adapter's PCI slot (0: by mac) */
+	bool force;	/* nic-remove: without waiting for the guest */
 };
 
 /*
