@@ -28,10 +28,12 @@ enum control_cmd {
 	CONTROL_DEVICES, /* each device's state, as the crash report gives it */
 	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 	CONTROL_VCPU_STATS, /* arguments: {"first": N} (optional): vCPU stats fds with the reply */
-	CONTROL_LINK,	 /* arguments: {"nic": N, "up": BOOL} */
-	CONTROL_NIC_ADD, /* arguments: {"tap": NAME, "mac": MAC (optional), "fd": BOOL (optional)} */
-	CONTROL_NIC_REMOVE, /* arguments: {"slot": N} or {"mac": MAC}, "force": BOOL (optional) */
-	CONTROL_NIC_LIST,   /* the hot-added network adapters */
+	CONTROL_LINK,	    /* arguments: {"nic": N, "up": BOOL} */
+	/* Hot plug: nic-add {"tap": NAME, "mac": MAC, "fd": BOOL}; nic-remove {"slot": N} or
+	 * {"mac": MAC}, "force": BOOL; nic-list, the hot-added adapters. */
+	CONTROL_NIC_ADD,
+	CONTROL_NIC_REMOVE,
+	CONTROL_NIC_LIST,
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_FORBIDDEN_SYSCALL, /* test builds only: a call the seccomp filter forbids */
 	CONTROL_TEST_FORBIDDEN_IO,	/* test builds only: the same, on a device thread */

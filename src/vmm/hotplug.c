@@ -33,9 +33,9 @@ struct hotplug {
 	/* lock protects regs and ejected (vCPU threads and the main thread) */
 	pthread_mutex_t lock;
 	struct pcihp_regs regs;
-	uint32_t ejected;	      /* slots the guest ejected, not torn down yet */
-	struct hp_card cards[32];     /* main thread only */
-	bool save_blocked;	      /* main thread only */
+	uint32_t ejected;	  /* slots the guest ejected, not torn down yet */
+	struct hp_card cards[32]; /* main thread only */
+	bool save_blocked;	  /* main thread only */
 };
 
 static struct log_ratelimit hp_rl = LOG_RATELIMIT_INIT(10000, 5);
@@ -216,7 +216,8 @@ static void hp_block_save(struct hotplug *h)
 		return;
 	if (machine_block_save(&h->vm->machine,
 			       "a network adapter was hot-added or removed: the saved state of a "
-			       "changed device set is not supported yet (stop and start the VM)") == 0)
+			       "changed device set is not supported yet (stop and start the VM)") ==
+	    0)
 		h->save_blocked = true;
 }
 

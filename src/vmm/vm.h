@@ -85,7 +85,7 @@ struct vm {
 	void *power_button_opaque;
 	machine_gpe_fn gpe_fn; /* the GPE0 block (machine_set_gpe) */
 	void *gpe_opaque;
-	struct hotplug *hotplug; /* the PCI hot plug controller (hotplug.c) */
+	struct hotplug *hotplug;		   /* the PCI hot plug controller (hotplug.c) */
 	const struct machine_media_ops *media_ops; /* the DVD drives (machine_set_media) */
 	void *media_opaque;
 	struct {

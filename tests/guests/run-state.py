@@ -21,6 +21,11 @@ Cases (docs/state.md, docs/testing.md):
                            refused with one line at start and over the control socket
                            ("dvd") and change nothing; a medium is changed, saved, restored
                            in a new keel-vmm (which has the changed medium) and ejected
+  state-hotplug            network adapters added and removed over the control socket
+                           (nic-add with a passed descriptor, nic-list, nic-remove, forced):
+                           bad requests refused, saving refused once the device set changed,
+                           the card's descriptor closed when it is taken away, the guest
+                           counting on throughout
   state-bad-files          damaged, mismatched or oversized saves are refused with one clear
                            line on stderr, the guest never runs, and no file changes
 Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
@@ -705,6 +710,85 @@ def dvd_media(vm):
     return [(d["lun"], d["medium"], d["tray"]) for d in vm.ok({"execute": "dvd"})["drives"]]
 
 
+def hotplug_case(keel_vmm, kernel):
+    """nic-add / nic-list / nic-remove on a running VM (docs/networking.md, "Hot plug"). The
+    tiny guest has no ACPI interpreter: it never ejects, so the removal is forced."""
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            vm.connect(deadline)
+            vm.wait_tick(2, deadline)
+            for req, want in [
+                ({"execute": "nic-add"}, "nic-add needs"),
+                ({"execute": "nic-add", "arguments": {"tap": "x" * 16}}, "nic-add needs"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "what": 1}}, "nic-add needs"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "fd": True}},
+                 "no descriptor came"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "mac": "01:00:00:00:00:01"}},
+                 "not a unicast MAC"),
+                ({"execute": "nic-remove", "arguments": {"slot": 0}}, "nic-remove needs"),
+                ({"execute": "nic-remove", "arguments": {"slot": 32}}, "nic-remove needs"),
+                ({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:99"}},
+                 "no hot-added network adapter with MAC"),
+            ]:
+                reply = vm.request(req)
+                if "error" not in reply or want not in reply["error"]["desc"]:
+                    raise Failure(f"{req}: expected an error saying {want!r}, got {reply}")
+            if vm.ok({"execute": "nic-list"}) != {"nics": []}:
+                raise Failure("nic-list is not empty before any adapter was added")
+            # The tap as keeld passes it: a descriptor with the request (SCM_RIGHTS).
+            req = {"execute": "nic-add",
+                   "arguments": {"tap": "hp0", "mac": "52:54:00:00:00:42", "fd": True}}
+            socket.send_fds(vm.sock, [(json.dumps(req) + "\n").encode()], [theirs.fileno()])
+            theirs.close()
+            line = vm.rfile.readline()
+            reply = json.loads(line) if line else {}
+            slot = reply.get("return", {}).get("slot")
+            if not isinstance(slot, int) or not 1 <= slot <= 30:
+                raise Failure(f"nic-add with a passed descriptor: {reply}")
+            want = [{"slot": slot, "tap": "hp0", "mac": "52:54:00:00:00:42", "removing": False}]
+            if vm.ok({"execute": "nic-list"})["nics"] != want:
+                raise Failure(f"nic-list after the add: {vm.ok({'execute': 'nic-list'})}")
+            dup = vm.request({"execute": "nic-add",
+                              "arguments": {"tap": "hp1", "mac": "52:54:00:00:00:42"}})
+            if "error" not in dup or "in use" not in dup["error"]["desc"]:
+                raise Failure(f"a second adapter with the same MAC: {dup}")
+            save = vm.request({"execute": "save", "arguments": {"dir": os.path.join(tmp, "s")}})
+            if "error" not in save or "hot-added" not in save["error"]["desc"]:
+                raise Failure(f"save after a hot add: {save}")
+            vm.ok({"execute": "resume"})  # a save leaves the VM paused, saved or not
+            vm.ok({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:42"}})
+            want[0]["removing"] = True
+            if vm.ok({"execute": "nic-list"})["nics"] != want:
+                raise Failure(f"nic-list with the removal pending: "
+                              f"{vm.ok({'execute': 'nic-list'})}")
+            ours.settimeout(0.2)
+            try:
+                if ours.recv(64) == b"":
+                    raise Failure("the card was torn down before the guest ejected it")
+            except socket.timeout:
+                pass
+            vm.ok({"execute": "nic-remove", "arguments": {"slot": slot, "force": True}})
+            if vm.ok({"execute": "nic-list"}) != {"nics": []}:
+                raise Failure("nic-list is not empty after the forced removal")
+            ours.settimeout(5)
+            if ours.recv(64) != b"":
+                raise Failure("the worker still holds the card's descriptor after the removal")
+            n = vm.ticks()[-1]
+            vm.wait_tick(n + 2, deadline)
+            vm.ok({"execute": "quit"})
+            vm.wait(deadline)
+        finally:
+            vm.kill()
+            vm.finish()
+            ours.close()
+        print(f"run-state: adapter added at slot {slot} with a passed descriptor, listed, "
+              f"saving refused, removal pending, forced, its descriptor closed; 8 bad requests "
+              f"refused; the guest counted on")
+
+
 def scsi_media_case(keel_vmm, kernel):
     """virtio-scsi's DVD drive as the host drives it (docs/keel-vmm.md, "dvd")."""
     deadline = time.monotonic() + 100
@@ -797,6 +881,7 @@ CASES = {
     "state-virtio": virtio_case,
     "state-blk-pause": blk_pause_case,
     "state-scsi-media": scsi_media_case,
+    "state-hotplug": hotplug_case,
 }
 
 

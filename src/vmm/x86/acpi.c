@@ -124,13 +124,13 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt, uint16_t pm)
 	le32_store(t + 64, pm + PORT_PM1_CNT - PORT_PM_BASE);
 	le32_store(t + 76, pm + PORT_PM_TMR - PORT_PM_BASE);
 	le32_store(t + 80, pm + PM_GPE0_OFF); /* GPE0_BLK: status, then enable */
-	put8(t + 88, 4);	  /* PM1_EVT_LEN: status and enable, 2 bytes each */
-	put8(t + 89, 2);	  /* PM1_CNT_LEN */
-	put8(t + 91, 4);	  /* PM_TMR_LEN */
-	put8(t + 92, PM_GPE0_LEN); /* GPE0_BLK_LEN */
-	le16_store(t + 96, 101);  /* C2 latency > 100: no C2 */
-	le16_store(t + 98, 1001); /* C3 latency > 1000: no C3 */
-	put8(t + 108, 0x32);	  /* RTC century register */
+	put8(t + 88, 4);		      /* PM1_EVT_LEN: status and enable, 2 bytes each */
+	put8(t + 89, 2);		      /* PM1_CNT_LEN */
+	put8(t + 91, 4);		      /* PM_TMR_LEN */
+	put8(t + 92, PM_GPE0_LEN);	      /* GPE0_BLK_LEN */
+	le16_store(t + 96, 101);	      /* C2 latency > 100: no C2 */
+	le16_store(t + 98, 1001);	      /* C3 latency > 1000: no C3 */
+	put8(t + 108, 0x32);		      /* RTC century register */
 	le16_store(t + 109, BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_ASPM);
 	le32_store(t + 112,
 		   FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
@@ -143,7 +143,7 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt, uint16_t pm)
 	gas_io(t + 172, (uint16_t)(pm + PORT_PM1_CNT - PORT_PM_BASE), 16);
 	gas_io(t + 208, (uint16_t)(pm + PORT_PM_TMR - PORT_PM_BASE), 32);
 	gas_io(t + 220, (uint16_t)(pm + PM_GPE0_OFF), 8 * PM_GPE0_LEN); /* X_GPE0_BLK */
-	put8(t + 223, 1);					   /* byte access */
+	put8(t + 223, 1);						/* byte access */
 	memcpy(t + 268, "KEELVMM\0", 8); /* hypervisor vendor identity */
 	acpi_finish(t, FADT_SIZE);
 }

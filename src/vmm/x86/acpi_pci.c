@@ -277,12 +277,14 @@ static void hp_aml(struct aml *a, const struct acpi_pci *pci)
 	f = aml_open(a, field_op, sizeof(field_op));
 	aml_bytes(a, "PCHP", 4);
 	aml_byte(a, 0x43);
-	aml_str(a, "PCIU\x20PCID\x20" "B0EJ\x20");
+	aml_str(a, "PCIU\x20PCID\x20"
+		   "B0EJ\x20");
 	aml_close(a, f);
 	/* Method (PCEJ, 1) { B0EJ = 1 << Arg0 } */
 	m = aml_open(a, method_op, sizeof(method_op));
 	aml_str(a, "PCEJ\x01");
-	aml_str(a, "\x70\x79\x01\x68\x00" "B0EJ"); /* Store (ShiftLeft (One, Arg0), B0EJ) */
+	aml_str(a, "\x70\x79\x01\x68\x00"
+		   "B0EJ"); /* Store (ShiftLeft (One, Arg0), B0EJ) */
 	aml_close(a, m);
 	for (s = 1; s < 32; s++) {
 		char name[4];
