@@ -24,9 +24,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint16_t ports[] = {
-	PORT_COM1,    PORT_RTC,	  PORT_I8042_DATA, PORT_I8042_CMD,
-	PORT_PM_BASE, PORT_RESET, PORT_FW_CFG,	   PORT_DEBUG_EXIT,
-	PORT_PM_BASE + 0x20, /* GPE0 */
+	PORT_COM1,  PORT_RTC,	 PORT_I8042_DATA, PORT_I8042_CMD,      PORT_PM_BASE,
+	PORT_RESET, PORT_FW_CFG, PORT_DEBUG_EXIT, PORT_PM_BASE + 0x20, /* GPE0 */
 	PORT_PCIHP,
 };
 
