@@ -13,7 +13,6 @@
 
 #include "lib/log.h"
 #include "vmm/dev/pcihp_regs.h"
-#include "vmm/jail.h"
 #include "vmm/loop.h"
 #include "vmm/pci.h"
 #include "vmm/virtio/net.h"
@@ -235,15 +234,6 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 	if (!h) {
 		snprintf(err, errlen, "this VM has no PCI hot plug controller");
 		r = -ENODEV;
-		goto fail;
-	}
-	if (jail_active()) {
-		/* Its I/O thread would begin after the jail, under the main loop's filter: the
-		 * jail refuses that (seccomp_threads.c). */
-		snprintf(err, errlen,
-			 "adding an adapter to a confined (jailed) worker is not supported yet: "
-			 "add it while the VM is off");
-		r = -EOPNOTSUPP;
 		goto fail;
 	}
 	if (vm_is_paused(vm)) {

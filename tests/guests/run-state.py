@@ -26,6 +26,7 @@ Cases (docs/state.md, docs/testing.md):
                            bad requests refused, saving refused once the device set changed,
                            the card's descriptor closed when it is taken away, the guest
                            counting on throughout
+  state-hotplug-jail       the same in a jailed worker (root only)
   state-bad-files          damaged, mismatched or oversized saves are refused with one clear
                            line on stderr, the guest never runs, and no file changes
 Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
@@ -710,12 +711,22 @@ def dvd_media(vm):
     return [(d["lun"], d["medium"], d["tray"]) for d in vm.ok({"execute": "dvd"})["drives"]]
 
 
-def hotplug_case(keel_vmm, kernel):
+def hotplug_case(keel_vmm, kernel, jail=False):
     """nic-add / nic-list / nic-remove on a running VM (docs/networking.md, "Hot plug"). The
-    tiny guest has no ACPI interpreter: it never ejects, so the removal is forced."""
+    tiny guest has no ACPI interpreter: it never ejects, so the removal is forced. jail: as
+    keeld runs the worker (its uid, its root, its seccomp filters): the card's I/O thread
+    begins after the jail, under the virtio-net class's filter."""
     deadline = time.monotonic() + 100
     with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
-        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000")
+        extra, save_dir = [], os.path.join(tmp, "s")
+        if jail:
+            root = os.path.join(tmp, "jail")
+            os.mkdir(root, 0o751)
+            os.chmod(root, 0o751)
+            os.chmod(tmp, 0o755)
+            extra = ["--jail-user", "%d:%d" % (rg.JAIL_UID, rg.JAIL_UID), "--jail-root", root]
+            save_dir = os.path.join(root, "s")
+        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000", extra=extra)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             vm.connect(deadline)
@@ -755,7 +766,7 @@ def hotplug_case(keel_vmm, kernel):
                               "arguments": {"tap": "hp1", "mac": "52:54:00:00:00:42"}})
             if "error" not in dup or "in use" not in dup["error"]["desc"]:
                 raise Failure(f"a second adapter with the same MAC: {dup}")
-            save = vm.request({"execute": "save", "arguments": {"dir": os.path.join(tmp, "s")}})
+            save = vm.request({"execute": "save", "arguments": {"dir": save_dir}})
             if "error" not in save or "hot-added" not in save["error"]["desc"]:
                 raise Failure(f"save after a hot add: {save}")
             vm.ok({"execute": "resume"})  # a save leaves the VM paused, saved or not
@@ -882,6 +893,7 @@ CASES = {
     "state-blk-pause": blk_pause_case,
     "state-scsi-media": scsi_media_case,
     "state-hotplug": hotplug_case,
+    "state-hotplug-jail": lambda vmm, k: hotplug_case(vmm, k, jail=True),
 }
 
 
