@@ -451,9 +451,13 @@ static char *control_save(struct vm *vm, const char *host_dir)
 	char err[400], dir[CONTROL_MAX_PATH];
 	int r;
 
+	const char *wait = hotplug_save_blocker(vm);
+
 	if (jail_path(host_dir, dir, sizeof(dir)))
 		return control_error("GenericError", "save: %s is outside the worker's jail",
 				     host_dir);
+	if (wait)
+		return control_error("GenericError", "save: %s", wait);
 	if (!vm_is_paused(vm)) {
 		r = vm_pause(vm);
 		if (r)

@@ -13,6 +13,7 @@
 
 #include "lib/log.h"
 #include "vmm/dev/pcihp_regs.h"
+#include "vmm/device.h"
 #include "vmm/loop.h"
 #include "vmm/pci.h"
 #include "vmm/virtio/net.h"
@@ -20,22 +21,16 @@
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 
-struct hp_card {
-	struct virtio_dev *vd; /* NULL: no hot-added card at this slot */
-	char tap[VMDEF_TAP_MAX + 1];
-	char mac[VMDEF_MAC_LEN + 1];
-};
-
 struct hotplug {
 	struct vm *vm;
 	int eject_fd; /* eventfd: a vCPU thread saw an eject, the main thread tears down */
 	/* lock protects regs and ejected (vCPU threads and the main thread) */
 	pthread_mutex_t lock;
 	struct pcihp_regs regs;
-	uint32_t ejected;	  /* slots the guest ejected, not torn down yet */
-	struct hp_card cards[32]; /* main thread only */
-	bool save_blocked;	  /* main thread only */
+	uint32_t ejected; /* slots the guest ejected, not torn down yet */
 };
+
+extern const struct device_class virtio_net_class;
 
 static struct log_ratelimit hp_rl = LOG_RATELIMIT_INIT(10000, 5);
 
@@ -77,26 +72,65 @@ static const struct bus_ops hp_ops = {
 	.write = hp_write,
 };
 
-/* Take the card at slot s off the bus: vCPUs stopped (a vCPU could be inside its BAR
- * handlers), its hooks dropped, the device destroyed, the VM carries on. */
+/* The adapter of the description at slot s: its index, or -1. */
+static int hp_nic_at(const struct vm_def *def, unsigned s)
+{
+	for (unsigned i = 0; i < def->nnics; i++)
+		if (def->nics[i].pci_slot == s)
+			return (int)i;
+	return -1;
+}
+
+/* Take adapter i out of the description, its link and its descriptor slot with it. */
+static void hp_forget_nic(struct vm *vm, unsigned i)
+{
+	struct vm_def *def = &vm->cfg->def;
+	unsigned rest = def->nnics - i - 1;
+
+	memmove(&def->nics[i], &def->nics[i + 1], rest * sizeof(def->nics[0]));
+	memmove(&vm->nic_link[i], &vm->nic_link[i + 1], rest * sizeof(vm->nic_link[0]));
+	memmove(&vm->cfg->net_fds[i], &vm->cfg->net_fds[i + 1], rest * sizeof(int));
+	def->nnics--;
+	memset(&def->nics[def->nnics], 0, sizeof(def->nics[0]));
+	memset(&vm->nic_link[def->nnics], 0, sizeof(vm->nic_link[0]));
+	vm->cfg->net_fds[def->nnics] = -1;
+}
+
+/* Destroy the card vd at slot s (vCPUs stopped): its state sections, hooks, the device. */
+static void hp_destroy_card(struct vm *vm, struct virtio_dev *vd, unsigned s)
+{
+	for (unsigned k = 0; k < DEVICE_STATES && virtio_net_class.state[k].name; k++) {
+		char name[STATE_NAME_MAX + 1];
+
+		device_state_name(&virtio_net_class, k, s, name);
+		(void)state_unregister(&vm->state, name);
+	}
+	vm_forget_device(vm, vd);
+	virtio_dev_destroy(vd); /* closes the tap */
+}
+
+/* Take the adapter at slot s off the bus and out of the description: vCPUs stopped (a vCPU
+ * could be inside its BAR handlers), then the VM carries on. */
 static int hp_teardown(struct hotplug *h, unsigned s)
 {
 	struct vm *vm = h->vm;
-	struct hp_card *c = &h->cards[s];
+	int i = hp_nic_at(&vm->cfg->def, s);
 	bool was_paused = vm_is_paused(vm);
-	int r = 0;
+	char tap[VMDEF_TAP_MAX + 1], mac[VMDEF_MAC_LEN + 1];
+	int r;
 
-	if (!c->vd)
+	if (i < 0 || !vm->nic_link[i].opaque)
 		return 0;
 	if (!was_paused) {
 		r = vm_pause(vm);
 		if (r)
 			return r;
 	}
-	vm_forget_device(vm, c->vd);
-	virtio_dev_destroy(c->vd); /* closes the tap */
-	log_info("pci hot plug: network adapter %s (%s) at slot %u removed", c->tap, c->mac, s);
-	memset(c, 0, sizeof(*c));
+	snprintf(tap, sizeof(tap), "%s", vm->cfg->def.nics[i].tap);
+	snprintf(mac, sizeof(mac), "%s", vm->cfg->def.nics[i].mac);
+	hp_destroy_card(vm, vm->nic_link[i].opaque, s);
+	hp_forget_nic(vm, (unsigned)i);
+	log_info("pci hot plug: network adapter %s (%s) at slot %u removed", tap, mac, s);
 	pthread_mutex_lock(&h->lock);
 	h->regs.down &= ~(1u << s);
 	h->regs.up &= ~(1u << s);
@@ -181,7 +215,7 @@ int hotplug_create(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-/* Hot-added cards are torn down with the other devices (their teardown hooks). */
+/* The adapters are torn down with the other devices (their teardown hooks). */
 void hotplug_destroy(struct vm *vm)
 {
 	struct hotplug *h = vm->hotplug;
@@ -192,45 +226,37 @@ void hotplug_destroy(struct vm *vm)
 	vm->hotplug = NULL; /* its port range keeps it alive to the end of the process */
 }
 
-static bool hp_mac_in_use(struct hotplug *h, const uint8_t mac[6])
+/* Adapter i's MAC (its own, or the default for its tap's name). */
+static void hp_nic_mac(const struct vm_nic *nic, uint8_t mac[6])
 {
-	const struct vm_def *def = &h->vm->cfg->def;
+	if (!nic->mac[0] || vmdef_mac_parse(nic->mac, mac))
+		virtio_net_default_mac(nic->tap, mac);
+}
+
+/* The adapter with MAC mac: its index, or -1. */
+static int hp_nic_by_mac(const struct vm_def *def, const uint8_t mac[6])
+{
 	uint8_t m[6];
 
 	for (unsigned i = 0; i < def->nnics; i++) {
-		if (!def->nics[i].mac[0] || vmdef_mac_parse(def->nics[i].mac, m))
-			virtio_net_default_mac(def->nics[i].tap, m);
+		hp_nic_mac(&def->nics[i], m);
 		if (!memcmp(m, mac, 6))
-			return true;
+			return (int)i;
 	}
-	for (unsigned s = 1; s < 32; s++)
-		if (h->cards[s].vd && !vmdef_mac_parse(h->cards[s].mac, m) && !memcmp(m, mac, 6))
-			return true;
-	return false;
-}
-
-static void hp_block_save(struct hotplug *h)
-{
-	if (h->save_blocked)
-		return;
-	if (machine_block_save(&h->vm->machine,
-			       "a network adapter was hot-added or removed: the saved state of a "
-			       "changed device set is not supported yet (stop and start the VM)") ==
-	    0)
-		h->save_blocked = true;
+	return -1;
 }
 
 int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap, unsigned *slot,
 		    char *err, size_t errlen)
 {
 	struct hotplug *h = vm->hotplug;
-	struct vm_nic spec;
+	struct vm_def *def = &vm->cfg->def;
 	struct virtio_dev *vd = NULL;
+	struct vm_nic *nic;
 	uint8_t addr[6];
-	unsigned s;
+	unsigned s, i;
 	int r = -EINVAL;
 
-	memset(&spec, 0, sizeof(spec));
 	if (!h) {
 		snprintf(err, errlen, "this VM has no PCI hot plug controller");
 		r = -ENODEV;
@@ -245,7 +271,6 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 		snprintf(err, errlen, "tap: a name of 1 to %d characters", VMDEF_TAP_MAX);
 		goto fail;
 	}
-	snprintf(spec.tap, sizeof(spec.tap), "%s", tapname);
 	if (*mac) {
 		if (strlen(mac) > VMDEF_MAC_LEN || vmdef_mac_parse(mac, addr) || (addr[0] & 1)) {
 			snprintf(err, errlen,
@@ -255,41 +280,52 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 	} else {
 		virtio_net_default_mac(tapname, addr);
 	}
-	vmdef_mac_format(addr, spec.mac);
-	if (hp_mac_in_use(h, addr)) {
-		snprintf(err, errlen, "MAC %s is in use by another adapter of this VM", spec.mac);
+	if (hp_nic_by_mac(def, addr) >= 0) {
+		char m[VMDEF_MAC_LEN + 1];
+
+		vmdef_mac_format(addr, m);
+		snprintf(err, errlen, "MAC %s is in use by another adapter of this VM", m);
 		r = -EEXIST;
 		goto fail;
 	}
+	if (def->nnics == VMDEF_MAX_NICS) {
+		snprintf(err, errlen,
+			 "the VM has %d network adapters already, the most it can have",
+			 VMDEF_MAX_NICS);
+		r = -ENOSPC;
+		goto fail;
+	}
 	for (s = 1; s < 32; s++)
-		if ((h->regs.slots & 1u << s) && !h->cards[s].vd && !pci_slot_used(vm->pci, s))
+		if ((h->regs.slots & 1u << s) && !pci_slot_used(vm->pci, s))
 			break;
 	if (s == 32) {
 		snprintf(err, errlen, "no free hot-pluggable PCI slot left");
 		r = -ENOSPC;
 		goto fail;
 	}
-	spec.pci_slot = (uint8_t)s;
-	r = virtio_net_create(&vm->machine, &spec, tap, &vd, err, errlen);
+	/* The description first: the card is made from it, and a save records it. */
+	i = def->nnics++;
+	nic = &def->nics[i];
+	memset(nic, 0, sizeof(*nic));
+	snprintf(nic->tap, sizeof(nic->tap), "%s", tapname);
+	vmdef_mac_format(addr, nic->mac);
+	nic->pci_slot = (uint8_t)s;
+	r = virtio_net_attach(&vm->machine, i, tap, &vd, err, errlen);
 	tap = -1; /* taken over */
-	if (r)
-		goto fail;
-	r = virtio_dev_keep(&vm->machine, vd);
+	r = r ?: device_state_register(&vm->machine, &virtio_net_class, s, vd);
 	if (r) {
-		vm_forget_device(vm, vd);
-		virtio_dev_destroy(vd);
-		snprintf(err, errlen, "too many devices: %s", strerror(-r));
+		if (vd)
+			hp_destroy_card(vm, vd, s);
+		hp_forget_nic(vm, i);
+		if (!err[0])
+			snprintf(err, errlen, "cannot attach the card: %s", strerror(-r));
 		goto fail;
 	}
-	h->cards[s].vd = vd;
-	snprintf(h->cards[s].tap, sizeof(h->cards[s].tap), "%s", spec.tap);
-	snprintf(h->cards[s].mac, sizeof(h->cards[s].mac), "%s", spec.mac);
-	hp_block_save(h);
 	pthread_mutex_lock(&h->lock);
 	h->regs.up |= 1u << s;
 	pthread_mutex_unlock(&h->lock);
 	machine_raise_gpe(&vm->machine, PCIHP_GPE);
-	log_info("pci hot plug: network adapter %s (%s) added at slot %u", spec.tap, spec.mac, s);
+	log_info("pci hot plug: network adapter %s (%s) added at slot %u", nic->tap, nic->mac, s);
 	*slot = s;
 	return 0;
 fail:
@@ -302,24 +338,31 @@ int hotplug_nic_remove(struct vm *vm, unsigned slot, const char *mac, bool force
 		       size_t errlen)
 {
 	struct hotplug *h = vm->hotplug;
-	unsigned s = 0;
-	int r;
+	const struct vm_def *def = &vm->cfg->def;
+	uint8_t addr[6];
+	int i = -1, r;
+	unsigned s;
 
 	if (!h) {
 		snprintf(err, errlen, "this VM has no PCI hot plug controller");
 		return -ENODEV;
 	}
-	for (unsigned i = 1; i < 32 && !s; i++)
-		if (h->cards[i].vd && (slot ? i == slot : !strcasecmp(h->cards[i].mac, mac)))
-			s = i;
-	if (!s) {
+	if (slot)
+		i = hp_nic_at(def, slot);
+	else if (!vmdef_mac_parse(mac, addr))
+		i = hp_nic_by_mac(def, addr);
+	if (i < 0 || !vm->nic_link[i].opaque) {
 		if (slot)
-			snprintf(err, errlen, "no hot-added network adapter at slot %u", slot);
+			snprintf(err, errlen, "no network adapter at slot %u", slot);
 		else
-			snprintf(err, errlen, "no hot-added network adapter with MAC %.32s", mac);
+			snprintf(err, errlen, "no network adapter with MAC %.32s", mac);
 		return -ENOENT;
 	}
-	hp_block_save(h);
+	s = def->nics[i].pci_slot;
+	if (!(h->regs.slots & 1u << s)) {
+		snprintf(err, errlen, "the adapter at slot %u is not hot-pluggable", s);
+		return -EINVAL;
+	}
 	if (force) {
 		r = hp_teardown(h, s);
 		if (r)
@@ -331,8 +374,29 @@ int hotplug_nic_remove(struct vm *vm, unsigned slot, const char *mac, bool force
 	h->regs.down |= 1u << s;
 	pthread_mutex_unlock(&h->lock);
 	machine_raise_gpe(&vm->machine, PCIHP_GPE);
-	log_info("pci hot plug: asked the guest to eject slot %u (%s)", s, h->cards[s].mac);
+	log_info("pci hot plug: asked the guest to eject slot %u (%s)", s, def->nics[i].mac);
 	return 0;
+}
+
+const char *hotplug_save_blocker(struct vm *vm)
+{
+	struct hotplug *h = vm->hotplug;
+	uint32_t up, down;
+
+	if (!h)
+		return NULL;
+	pthread_mutex_lock(&h->lock);
+	up = h->regs.up;
+	down = h->regs.down | h->ejected;
+	pthread_mutex_unlock(&h->lock);
+	if (down)
+		return "a network adapter's removal is under way (the guest has not ejected it "
+		       "yet): "
+		       "wait for it, or remove it with force";
+	if (up)
+		return "a network adapter was just added and the guest has not seen it yet: try "
+		       "again in a moment";
+	return NULL;
 }
 
 void hotplug_nic_list(struct vm *vm,
@@ -341,14 +405,21 @@ void hotplug_nic_list(struct vm *vm,
 		      void *ctx)
 {
 	struct hotplug *h = vm->hotplug;
-	uint32_t down;
+	const struct vm_def *def = &vm->cfg->def;
+	uint32_t down = 0;
+	char mac[VMDEF_MAC_LEN + 1];
+	uint8_t addr[6];
 
-	if (!h)
-		return;
-	pthread_mutex_lock(&h->lock);
-	down = h->regs.down;
-	pthread_mutex_unlock(&h->lock);
-	for (unsigned s = 1; s < 32; s++)
-		if (h->cards[s].vd)
-			emit(ctx, s, h->cards[s].tap, h->cards[s].mac, down & 1u << s);
+	if (h) {
+		pthread_mutex_lock(&h->lock);
+		down = h->regs.down | h->ejected;
+		pthread_mutex_unlock(&h->lock);
+	}
+	for (unsigned i = 0; i < def->nnics; i++) {
+		unsigned s = def->nics[i].pci_slot;
+
+		hp_nic_mac(&def->nics[i], addr);
+		vmdef_mac_format(addr, mac);
+		emit(ctx, s, def->nics[i].tap, mac, s < 32 && (down & 1u << s));
+	}
 }

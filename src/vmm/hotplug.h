@@ -21,15 +21,20 @@ void hotplug_destroy(struct vm *vm);
 
 /* Add a virtio-net card on tap (an fd keeld attached, taken over also on failure; or -1:
  * the tap named tapname, opened here) with MAC mac ("": the default for the tap's name) at
- * a free hot-pluggable slot (*slot). 0, or -errno with err saying why. */
+ * a free hot-pluggable slot (*slot), and to the description (which a save records). 0, or
+ * -errno with err saying why. */
 int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap, unsigned *slot,
 		    char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Ask the guest to let the card go: the hot-added card at slot, or with MAC mac when slot is
- * 0. force: take it away now, without waiting for the guest (surprise removal). */
+/* Ask the guest to let an adapter go (hot-added or not, at a hot-pluggable slot): the one at
+ * slot, or with MAC mac when slot is 0. force: take it away now, without waiting for the
+ * guest (surprise removal). Once it is gone it is out of the description too. */
 int hotplug_nic_remove(struct vm *vm, unsigned slot, const char *mac, bool force, char *err,
 		       size_t errlen) __attribute__((warn_unused_result));
-/* The hot-added cards, for the control command's reply: emit(ctx, slot, tap, mac, pending
- * removal) for each. */
+/* Why a save must wait (a hot plug event the guest has not handled: an adapter added it has
+ * not seen, a removal under way), or NULL. */
+const char *hotplug_save_blocker(struct vm *vm);
+/* The VM's network adapters, for the control command's reply: emit(ctx, slot, tap, MAC,
+ * removal under way) for each. */
 void hotplug_nic_list(struct vm *vm,
 		      void (*emit)(void *ctx, unsigned slot, const char *tap, const char *mac,
 				   bool removing),

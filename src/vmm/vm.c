@@ -707,7 +707,7 @@ static int vm_confine(struct vm *vm, char *err, size_t errlen)
 	return jail_enter(cfg, err, errlen);
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 {
 	uint64_t host = host_ram_bytes();
 	int r;

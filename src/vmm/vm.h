@@ -38,7 +38,7 @@ enum vm_run_target { VM_RUN, VM_PAUSE, VM_STOP };
 
 struct vm {
 	struct machine machine; /* what the devices see of this VM (machine.h) */
-	const struct vm_config *cfg;
+	struct vm_config *cfg;	/* hot plug adds and removes adapters (hotplug.c) */
 	struct kvm_sys kvm;
 	_Atomic int vm_fd; /* replaced on reset while no vCPU runs */
 	struct guest_mem mem;
@@ -104,7 +104,7 @@ struct vm {
 };
 
 /* Build the VM (devices, memory, kernel) ready to start; err gets a one-line reason. */
-int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* Run until the VM ends; returns the process exit status. */
 int vm_run(struct vm *vm);

@@ -1,77 +1,115 @@
 # PCI hot plug of network adapters (issue 12): a virtio-net adapter added over keel-vmm's
 # control socket ("nic-add") to a running Debian-kernel guest appears as a new interface (the
 # ACPI GPE, the DSDT's device check, Linux's acpiphp, unmodified) and reaches a peer on its
-# bridge; removed ("nic-remove"), the guest ejects it (_EJ0), the interface disappears, the
-# worker tears the card down (its tap goes), and the guest's kernel log has no error about it.
-# Twice, so that a slot freed by an eject takes a new adapter.
-# lab-timeout: 300
+# bridge. The VM is saved with it and restored in a new keel-vmm started with the adapter in
+# its description: the interface is still there and still reaches the peer. Removed
+# ("nic-remove"), the guest ejects it (_EJ0), the interface disappears, the worker tears the
+# card down (its tap goes). A second adapter then takes the freed slot, works, and is removed
+# the same way. The guest's kernel log has no error about any of it.
+# lab-timeout: 400
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
+SAVE=/tmp/save-hp
+MAC1=52:54:00:12:34:71
+MAC2=52:54:00:12:34:72
 for l in khbr0 khtap1 khtap2; do ip link del "$l" 2>/dev/null; done
-brctl addbr khbr0 || fail "cannot create bridge khbr0 (bridge module?)"
-ip link set khbr0 up
-ip addr add 10.11.0.254/24 dev khbr0 || fail "cannot give the bridge (the peer) an address"
+# A fixed MAC: the bridge keeps its address when its ports come and go (70-save-restore).
+brctl addbr khbr0 && ip link set khbr0 address 02:00:00:00:74:01 &&
+	ip addr add 10.11.0.254/24 dev khbr0 && ip link set khbr0 up ||
+	fail "cannot create bridge khbr0 with 10.11.0.254 (the peer)"
 
-SOCK=/tmp/hp.sock
-ctl() { # ctl REQUEST: one control request that must succeed; CTL_OUT: the reply
-	CTL_OUT=$(lab-vmmctl $SOCK "$1" 2>&1) || fail "control request $1 failed: $CTL_OUT"
-	echo "lab: <- $1: $CTL_OUT"
+ctl() { # ctl VM REQUEST: one control request that must succeed; CTL_OUT: the reply
+	CTL_OUT=$(lab-vmmctl "/tmp/$1.sock" "$2" 2>&1) || fail "control request $2 to $1 failed: $CTL_OUT"
+	echo "lab: $1 <- $2: $CTL_OUT"
 }
 
-vm_boot hp --memory 320M --control $SOCK
-vm_run hp 'ls /sys/class/net | tr "\n" " "; ls /sys/bus/pci/slots | wc -l'
-echo "lab: before: interfaces and acpiphp slots: $VM_OUT"
-case "$VM_OUT" in *eth*) fail "the guest has an adapter before any was added: $VM_OUT" ;; esac
-slots=${VM_OUT##* }
-[ "$slots" -gt 0 ] || fail "acpiphp registered no hot-pluggable slot (/sys/bus/pci/slots is empty)"
+bridge_tap() { # bridge_tap TAP: the worker made it; put it on the bridge
+	_i=0
+	until ip link show "$1" >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ $_i -lt 100 ] || fail "keel-vmm did not create $1 within 10 s"
+		sleep 0.1
+	done
+	brctl addif khbr0 "$1" && ip link set "$1" up || fail "cannot bridge $1"
+}
 
-# A bad request changes nothing.
-out=$(lab-vmmctl $SOCK '{"execute":"nic-add","arguments":{"tap":"khtap1","mac":"01:00:00:00:00:01"}}' 2>&1) &&
-	fail "nic-add with a multicast MAC was accepted: $out"
-echo "lab: multicast MAC refused: $out"
+ping_peer() { # ping_peer VM WHEN
+	vm_run "$1" 'ping -c 3 -W 10 10.11.0.254 | grep -o "[0-9]* packets received"' 90
+	[ "$VM_OUT" = "3 packets received" ] || fail "ping from $1's hot-added adapter $2: '$VM_OUT'"
+	echo "lab: $1 pings the peer through its hot-added adapter $2"
+}
 
-round() { # round N TAP MAC ADDR: add, use, remove
-	ctl "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"$2\",\"mac\":\"$3\"}}"
-	slot=$(echo "$CTL_OUT" | sed -n 's/.*"slot":\([0-9]*\).*/\1/p')
-	[ -n "$slot" ] || fail "nic-add gave no slot: $CTL_OUT"
-	brctl addif khbr0 "$2" || fail "cannot put $2 on the bridge"
+add_nic() { # add_nic VM TAP MAC ADDR: add, see it appear, give it ADDR, ping; sets SLOT
+	ctl "$1" "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"$2\",\"mac\":\"$3\"}}"
+	SLOT=$(echo "$CTL_OUT" | sed -n 's/.*"slot":\([0-9]*\).*/\1/p')
+	[ -n "$SLOT" ] || fail "nic-add gave no slot: $CTL_OUT"
+	bridge_tap "$2"
 	t0=$(_now)
-	vm_run hp "for i in \$(seq 60); do [ -e /sys/class/net/eth0 ] && break; sleep 1; done; cat /sys/class/net/eth0/address" 90
-	[ "$VM_OUT" = "$3" ] || fail "round $1: no eth0 with MAC $3 appeared in the guest: '$VM_OUT'"
-	echo "lab: round $1: eth0 ($3) appeared in the guest at slot $slot within $(($(_now) - t0)) s"
-	vm_run hp "ip addr add $4/24 dev eth0 && ip link set eth0 up && ping -c 3 -W 10 10.11.0.254 | grep -o '[0-9]* packets received'" 90
-	[ "$VM_OUT" = "3 packets received" ] || fail "round $1: ping from the hot-added adapter: '$VM_OUT'"
-	echo "lab: round $1: the guest pinged the peer through it"
-	ctl "{\"execute\":\"nic-remove\",\"arguments\":{\"mac\":\"$3\"}}"
+	vm_run "$1" "for i in \$(seq 60); do [ -e /sys/class/net/eth0 ] && break; sleep 1; done; cat /sys/class/net/eth0/address" 90
+	[ "$VM_OUT" = "$3" ] || fail "no eth0 with MAC $3 appeared in $1: '$VM_OUT'"
+	echo "lab: eth0 ($3) appeared in $1 at slot $SLOT within $(($(_now) - t0)) s"
+	vm_run "$1" "ip addr add $4/24 dev eth0 && ip link set eth0 up && echo ok"
+	[ "$VM_OUT" = ok ] || fail "eth0 set-up in $1: $VM_OUT"
+	ping_peer "$1" "$3"
+}
+
+remove_nic() { # remove_nic VM TAP MAC: the guest ejects it, the worker tears it down
+	ctl "$1" "{\"execute\":\"nic-remove\",\"arguments\":{\"mac\":\"$3\"}}"
 	t0=$(_now)
-	vm_run hp 'for i in $(seq 60); do [ -e /sys/class/net/eth0 ] || break; sleep 1; done; ls /sys/class/net | tr "\n" " "' 90
-	case "$VM_OUT" in *eth0*) fail "round $1: eth0 is still there after the removal: $VM_OUT" ;; esac
-	echo "lab: round $1: eth0 disappeared within $(($(_now) - t0)) s"
-	i=0
+	vm_run "$1" 'for i in $(seq 60); do [ -e /sys/class/net/eth0 ] || break; sleep 1; done; ls /sys/class/net | tr "\n" " "' 90
+	case "$VM_OUT" in *eth0*) fail "eth0 is still in $1 after the removal: $VM_OUT" ;; esac
+	echo "lab: eth0 ($3) disappeared from $1 within $(($(_now) - t0)) s"
+	_i=0
 	while :; do
-		CTL_OUT=$(lab-vmmctl $SOCK '{"execute":"nic-list"}' 2>&1) || fail "nic-list: $CTL_OUT"
+		CTL_OUT=$(lab-vmmctl "/tmp/$1.sock" '{"execute":"nic-list"}' 2>&1) || fail "nic-list: $CTL_OUT"
 		case "$CTL_OUT" in *'"nics":[]'*) break ;; esac
-		i=$((i + 1))
-		[ "$i" -le 30 ] || fail "round $1: the worker still has the card after the guest's eject: $CTL_OUT"
+		_i=$((_i + 1))
+		[ "$_i" -le 30 ] || fail "$1's worker still has the card after the guest's eject: $CTL_OUT"
 		sleep 1
 	done
-	grep -q "network adapter $2 ($3) at slot $slot removed" "$VM_DIR/hp/out" ||
-		fail "round $1: the worker did not log the removal"
-	! ip link show "$2" >/dev/null 2>&1 || fail "round $1: tap $2 is still there: the card was not torn down"
-	echo "lab: round $1: the worker tore the card down after the guest's eject (tap $2 gone)"
+	grep -q "network adapter $2 ($3) at slot [0-9]* removed" "$VM_DIR/$1/out" ||
+		fail "$1's worker did not log the removal"
+	! ip link show "$2" >/dev/null 2>&1 || fail "tap $2 is still there: the card was not torn down"
+	echo "lab: $1's worker tore the card down after the guest's eject (tap $2 gone)"
 }
-round 1 khtap1 52:54:00:12:34:71 10.11.0.1
-round 2 khtap2 52:54:00:12:34:72 10.11.0.2
 
-vm_run hp 'dmesg | grep -ciE "acpiphp.*(fail|error|unable)|oops|BUG:|WARNING:|call trace|ACPI Error"'
+vm_boot hp --memory 320M --control /tmp/hp.sock
+vm_run hp 'ls /sys/class/net | tr "\n" " "; ls /sys/bus/pci/slots | wc -l'
+echo "lab: before: interfaces, then how many hot-pluggable slots acpiphp registered: $VM_OUT"
+case "$VM_OUT" in *eth*) fail "the guest has an adapter before any was added: $VM_OUT" ;; esac
+[ "${VM_OUT##* }" -gt 0 ] || fail "acpiphp registered no hot-pluggable slot (/sys/bus/pci/slots is empty)"
+out=$(lab-vmmctl /tmp/hp.sock '{"execute":"nic-add","arguments":{"tap":"khtap1","mac":"01:00:00:00:00:01"}}' 2>&1) &&
+	fail "nic-add with a multicast MAC was accepted: $out"
+echo "lab: a multicast MAC is refused: $out"
+
+add_nic hp khtap1 $MAC1 10.11.0.1
+slot1=$SLOT
+
+# Saved with the hot-added adapter; restored in a new keel-vmm whose description has it.
+ctl hp "{\"execute\":\"save\",\"arguments\":{\"dir\":\"$SAVE\"}}"
+ctl hp '{"execute":"quit"}'
+vm_wait_exit hp 30
+[ "$VM_STATUS" = 0 ] || fail "quit after the save: keel-vmm exited with $VM_STATUS"
+vm_start hp2 --memory 320M --net "tap=khtap1,mac=$MAC1,slot=$slot1" --control /tmp/hp2.sock --restore $SAVE
+bridge_tap khtap1
+vm_run hp2 'cat /sys/class/net/eth0/address'
+[ "$VM_OUT" = $MAC1 ] || fail "the restored guest's eth0: '$VM_OUT'"
+ping_peer hp2 "$MAC1 after the restore"
+remove_nic hp2 khtap1 $MAC1
+
+add_nic hp2 khtap2 $MAC2 10.11.0.2
+[ "$SLOT" = "$slot1" ] || echo "lab: the second adapter took slot $SLOT (the first had $slot1)"
+remove_nic hp2 khtap2 $MAC2
+
+vm_run hp2 'dmesg | grep -ciE "acpiphp.*(fail|error|unable)|oops|BUG:|WARNING:|call trace|ACPI Error|ACPI BIOS Error"'
 echo "lab: error lines in the guest's kernel log: $VM_OUT"
 if [ "$VM_OUT" != 0 ]; then
-	vm_run hp 'dmesg | grep -iE "acpiphp|oops|BUG:|WARNING:|call trace|ACPI Error" | tail -20'
+	vm_run hp2 'dmesg | grep -iE "acpiphp|oops|BUG:|WARNING:|call trace|ACPI Error|ACPI BIOS Error" | tail -20'
 	fail "the guest's kernel log has errors: $VM_OUT"
 fi
-vm_run hp 'dmesg | grep -iE "acpiphp|hotplug|1af4:1041" | tail -8'
+vm_run hp2 'dmesg | grep -iE "acpiphp|1af4:1041|virtio_net" | tail -8'
 echo "lab: the guest's kernel log on hot plug: $VM_OUT"
-vm_send hp 'poweroff -f'
-vm_wait_exit hp 60
+vm_send hp2 'poweroff -f'
+vm_wait_exit hp2 60
 [ "$VM_STATUS" = 0 ] || fail "poweroff -f ended the VMM with status $VM_STATUS, expected 0"
 brctl delbr khbr0 2>/dev/null
 true
