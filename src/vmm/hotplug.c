@@ -72,6 +72,13 @@ static const struct bus_ops hp_ops = {
 	.write = hp_write,
 };
 
+/* Adapter i's MAC (its own, or the default for its tap's name). */
+static void hp_nic_mac(const struct vm_nic *nic, uint8_t mac[6])
+{
+	if (!nic->mac[0] || vmdef_mac_parse(nic->mac, mac))
+		virtio_net_default_mac(nic->tap, mac);
+}
+
 /* The adapter of the description at slot s: its index, or -1. */
 static int hp_nic_at(const struct vm_def *def, unsigned s)
 {
@@ -126,8 +133,11 @@ static int hp_teardown(struct hotplug *h, unsigned s)
 		if (r)
 			return r;
 	}
+	uint8_t addr[6];
+
 	snprintf(tap, sizeof(tap), "%s", vm->cfg->def.nics[i].tap);
-	snprintf(mac, sizeof(mac), "%s", vm->cfg->def.nics[i].mac);
+	hp_nic_mac(&vm->cfg->def.nics[i], addr);
+	vmdef_mac_format(addr, mac);
 	hp_destroy_card(vm, vm->nic_link[i].opaque, s);
 	hp_forget_nic(vm, (unsigned)i);
 	log_info("pci hot plug: network adapter %s (%s) at slot %u removed", tap, mac, s);
@@ -226,13 +236,6 @@ void hotplug_destroy(struct vm *vm)
 	vm->hotplug = NULL; /* its port range keeps it alive to the end of the process */
 }
 
-/* Adapter i's MAC (its own, or the default for its tap's name). */
-static void hp_nic_mac(const struct vm_nic *nic, uint8_t mac[6])
-{
-	if (!nic->mac[0] || vmdef_mac_parse(nic->mac, mac))
-		virtio_net_default_mac(nic->tap, mac);
-}
-
 /* The adapter with MAC mac: its index, or -1. */
 static int hp_nic_by_mac(const struct vm_def *def, const uint8_t mac[6])
 {
@@ -314,9 +317,14 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 	tap = -1; /* taken over */
 	r = r ?: device_state_register(&vm->machine, &virtio_net_class, s, vd);
 	if (r) {
+		/* Its slot is on the bus already: no vCPU may be in it while it goes. */
+		bool pause = vd && !vm_is_paused(vm) && !vm_pause(vm);
+
 		if (vd)
 			hp_destroy_card(vm, vd, s);
 		hp_forget_nic(vm, i);
+		if (pause && vm_resume(vm))
+			log_err("pci hot plug: cannot resume after a failed add");
 		if (!err[0])
 			snprintf(err, errlen, "cannot attach the card: %s", strerror(-r));
 		goto fail;
