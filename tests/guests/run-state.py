@@ -27,6 +27,9 @@ Cases (docs/state.md, docs/testing.md):
                            is under way, the card's descriptor closed when it is taken away,
                            the guest counting on throughout
   state-hotplug-jail       the same in a jailed worker (root only)
+  state-hotplug-guest      a guest doing the AML's part by hand: it finds the added card
+                           through the GPE and UP, and ejects it when asked; the worker
+                           tears the card down on the eject and the slot empties
   state-bad-files          damaged, mismatched or oversized saves are refused with one clear
                            line on stderr, the guest never runs, and no file changes
 Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
@@ -711,6 +714,57 @@ def dvd_media(vm):
     return [(d["lun"], d["medium"], d["tray"]) for d in vm.ok({"execute": "dvd"})["drives"]]
 
 
+def nic_add_fd(vm, tap, mac, sock):
+    """nic-add with the tap as keeld passes it: a descriptor with the request (SCM_RIGHTS),
+    here one end of a socket pair (closed here: the worker has it). The slot."""
+    req = {"execute": "nic-add", "arguments": {"tap": tap, "mac": mac, "fd": True}}
+    socket.send_fds(vm.sock, [(json.dumps(req) + "\n").encode()], [sock.fileno()])
+    sock.close()
+    line = vm.rfile.readline()
+    reply = json.loads(line) if line else {}
+    slot = reply.get("return", {}).get("slot")
+    if not isinstance(slot, int) or not 1 <= slot <= 30:
+        raise Failure(f"nic-add with a passed descriptor: {reply}")
+    return slot
+
+
+def hotplug_guest_case(keel_vmm, kernel):
+    """The guest's side (tests/guests/hotplug.c, the AML's steps by hand): it sees the GPE
+    and the card after nic-add, and after nic-remove ejects it; the worker tears the card
+    down on that eject (not forced) and the guest finds the slot empty."""
+    kernel = os.path.join(os.path.dirname(kernel), "hotplug.elf")
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            vm.connect(deadline)
+            if not vm.out.wait_for(r"hotplug: GPE0 at .* ready", deadline):
+                raise Failure("the guest never got ready: " + vm.out.text() + vm.err.text())
+            slot = nic_add_fd(vm, "hpg0", "52:54:00:00:00:43", theirs)
+            if not vm.out.wait_for(rf"hotplug: slot {slot} added, virtio-net", deadline):
+                raise Failure(f"the guest did not find the card at slot {slot}: "
+                              + vm.out.text() + vm.err.text())
+            if not vm.out.wait_for(r"hotplug: waiting for the removal", deadline):
+                raise Failure("the guest did not wait for the removal: " + vm.out.text())
+            vm.ok({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:43"}})
+            status = vm.wait(deadline)
+            if status != rg.STATUS_PASS:
+                raise Failure(f"keel-vmm ended with status {status}: " + vm.out.text()
+                              + vm.err.text())
+            ours.settimeout(5)
+            if ours.recv(64) != b"":
+                raise Failure("the worker still held the card's descriptor after the eject")
+            if f"at slot {slot} removed" not in vm.err.text():
+                raise Failure("the worker did not log the removal: " + vm.err.text())
+        finally:
+            vm.kill()
+            vm.finish()
+            ours.close()
+        print(f"run-state: the guest saw the card added at slot {slot}, an unasked eject "
+              f"ignored, ejected it on the removal request; the worker tore it down")
+
+
 def hotplug_case(keel_vmm, kernel, jail=False):
     """nic-add / nic-list / nic-remove on a running VM (docs/networking.md, "Hot plug"). The
     tiny guest has no ACPI interpreter: it never ejects, so the removal is forced. jail: as
@@ -751,16 +805,7 @@ def hotplug_case(keel_vmm, kernel, jail=False):
                     raise Failure(f"{req}: expected an error saying {want!r}, got {reply}")
             if vm.ok({"execute": "nic-list"}) != {"nics": []}:
                 raise Failure("nic-list is not empty before any adapter was added")
-            # The tap as keeld passes it: a descriptor with the request (SCM_RIGHTS).
-            req = {"execute": "nic-add",
-                   "arguments": {"tap": "hp0", "mac": "52:54:00:00:00:42", "fd": True}}
-            socket.send_fds(vm.sock, [(json.dumps(req) + "\n").encode()], [theirs.fileno()])
-            theirs.close()
-            line = vm.rfile.readline()
-            reply = json.loads(line) if line else {}
-            slot = reply.get("return", {}).get("slot")
-            if not isinstance(slot, int) or not 1 <= slot <= 30:
-                raise Failure(f"nic-add with a passed descriptor: {reply}")
+            slot = nic_add_fd(vm, "hp0", "52:54:00:00:00:42", theirs)
             want = [{"slot": slot, "tap": "hp0", "mac": "52:54:00:00:00:42", "removing": False}]
             if vm.ok({"execute": "nic-list"})["nics"] != want:
                 raise Failure(f"nic-list after the add: {vm.ok({'execute': 'nic-list'})}")
@@ -904,6 +949,7 @@ CASES = {
     "state-blk-pause": blk_pause_case,
     "state-scsi-media": scsi_media_case,
     "state-hotplug": hotplug_case,
+    "state-hotplug-guest": hotplug_guest_case,
     "state-hotplug-jail": lambda vmm, k: hotplug_case(vmm, k, jail=True),
 }
 
