@@ -378,12 +378,20 @@ static int control_nic_args(json_object *o, struct control_request *req, char *w
 	json_object_object_foreach(args, key, val)
 	{
 		(void)val;
-		if (add ? strcmp(key, "tap") && strcmp(key, "mac") && strcmp(key, "fd")
+		if (add ? strcmp(key, "tap") && strcmp(key, "mac") && strcmp(key, "fd") &&
+				    strcmp(key, "slot")
 			: strcmp(key, "slot") && strcmp(key, "mac") && strcmp(key, "force"))
 			goto usage;
 	}
 	if (nic_string(args, "mac", req->mac, sizeof(req->mac)) < 0)
 		goto usage;
+	if (json_object_object_get_ex(args, "slot", &v)) {
+		n = json_object_get_int64(v);
+		if (!json_object_is_type(v, json_type_int) || n < 1 || n > 31 ||
+		    (!add && req->mac[0]))
+			goto usage;
+		req->slot = (unsigned)n;
+	}
 	if (add) {
 		if (nic_string(args, "tap", req->tap, sizeof(req->tap)) || !req->tap[0])
 			goto usage;
@@ -399,19 +407,13 @@ static int control_nic_args(json_object *o, struct control_request *req, char *w
 			goto usage;
 		req->force = json_object_get_boolean(v);
 	}
-	if (json_object_object_get_ex(args, "slot", &v)) {
-		n = json_object_get_int64(v);
-		if (!json_object_is_type(v, json_type_int) || n < 1 || n > 31 || req->mac[0])
-			goto usage;
-		req->slot = (unsigned)n;
-	} else if (!req->mac[0]) {
+	if (!req->slot && !req->mac[0])
 		goto usage;
-	}
 	return 0;
 usage:
 	snprintf(why, whylen,
 		 add ? "nic-add needs \"arguments\":{\"tap\":NAME} (at most 15 characters), "
-		       "optionally \"mac\":MAC and \"fd\":BOOL"
+		       "optionally \"mac\":MAC, \"slot\":N (1 to 31) and \"fd\":BOOL"
 		     : "nic-remove needs \"arguments\":{\"slot\":N} (1 to 31) or {\"mac\":MAC}, "
 		       "optionally \"force\":BOOL");
 	return -EINVAL;
@@ -593,6 +595,7 @@ static char *control_nic(struct vm *vm, const struct control_request *req, int *
 		fd = *passed_fd;
 		*passed_fd = -1; /* hotplug_nic_add takes it over */
 	}
+	slot = req->slot;
 	r = hotplug_nic_add(vm, req->tap, req->mac, fd, &slot, err, sizeof(err));
 	if (r)
 		return control_error("GenericError", "nic-add: %s", err);

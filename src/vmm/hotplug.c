@@ -298,13 +298,22 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 		r = -ENOSPC;
 		goto fail;
 	}
-	for (s = 1; s < 32; s++)
-		if ((h->regs.slots & 1u << s) && !pci_slot_used(vm->pci, s))
-			break;
-	if (s == 32) {
-		snprintf(err, errlen, "no free hot-pluggable PCI slot left");
-		r = -ENOSPC;
-		goto fail;
+	if (*slot) { /* the description's (keeld keeps slots stable) */
+		s = *slot;
+		if (s > 31 || !(h->regs.slots & 1u << s) || pci_slot_used(vm->pci, s)) {
+			snprintf(err, errlen, "PCI slot %u is not a free hot-pluggable slot", s);
+			r = -EBUSY;
+			goto fail;
+		}
+	} else {
+		for (s = 1; s < 32; s++)
+			if ((h->regs.slots & 1u << s) && !pci_slot_used(vm->pci, s))
+				break;
+		if (s == 32) {
+			snprintf(err, errlen, "no free hot-pluggable PCI slot left");
+			r = -ENOSPC;
+			goto fail;
+		}
 	}
 	/* The description first: the card is made from it, and a save records it. */
 	i = def->nnics++;

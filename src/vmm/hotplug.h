@@ -21,8 +21,8 @@ void hotplug_destroy(struct vm *vm);
 
 /* Add a virtio-net card on tap (an fd keeld attached, taken over also on failure; or -1:
  * the tap named tapname, opened here) with MAC mac ("": the default for the tap's name) at
- * a free hot-pluggable slot (*slot), and to the description (which a save records). 0, or
- * -errno with err saying why. */
+ * slot *slot (a free hot-pluggable one; 0: the lowest such, returned in *slot), and to the
+ * description (which a save records). 0, or -errno with err saying why. */
 int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap, unsigned *slot,
 		    char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Ask the guest to let an adapter go (hot-added or not, at a hot-pluggable slot): the one at

@@ -795,6 +795,9 @@ def hotplug_case(keel_vmm, kernel, jail=False):
                  "no descriptor came"),
                 ({"execute": "nic-add", "arguments": {"tap": "hp0", "mac": "01:00:00:00:00:01"}},
                  "not a unicast MAC"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "slot": 32}}, "nic-add needs"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "slot": 1}},
+                 "not a free hot-pluggable slot"),  # virtio-rng's
                 ({"execute": "nic-remove", "arguments": {"slot": 0}}, "nic-remove needs"),
                 ({"execute": "nic-remove", "arguments": {"slot": 32}}, "nic-remove needs"),
                 ({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:99"}},
@@ -852,7 +855,7 @@ def hotplug_case(keel_vmm, kernel, jail=False):
             ours.close()
         print(f"run-state: adapter added at slot {slot} with a passed descriptor, listed, "
               f"saving refused while the add and the removal were under way, removal forced, "
-              f"its descriptor closed, then saved; 8 bad requests refused; the guest counted "
+              f"its descriptor closed, then saved; 10 bad requests refused; the guest counted "
               f"on")
 
 
