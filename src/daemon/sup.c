@@ -682,7 +682,12 @@ int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, c
 
 	if (!vm || !a)
 		goto out;
-	json_object_object_add(a, "nic", json_object_new_int((int)nic));
+	/* By MAC where it has one: the worker's index moves once an adapter before this one is
+	 * hot-removed, which may still be under way (docs/networking.md, "Hot plug"). */
+	if (nic < def->nnics && def->nics[nic].mac[0])
+		json_object_object_add(a, "mac", json_object_new_string(def->nics[nic].mac));
+	else
+		json_object_object_add(a, "nic", json_object_new_int((int)nic));
 	json_object_object_add(a, "up", json_object_new_boolean(up));
 	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (!ret)

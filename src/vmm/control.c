@@ -323,32 +323,6 @@ static int control_dvd_args(json_object *o, struct control_request *req, char *w
 	return 0;
 }
 
-/* "link" takes {"arguments":{"nic":N,"up":BOOL}}, both required. */
-static int control_link_args(json_object *o, struct control_request *req, char *why, size_t whylen)
-{
-	json_object *args, *nic, *up;
-	int64_t n;
-
-	if (!json_object_object_get_ex(o, "arguments", &args) ||
-	    !json_object_is_type(args, json_type_object) ||
-	    !json_object_object_get_ex(args, "nic", &nic) ||
-	    !json_object_object_get_ex(args, "up", &up) || json_object_object_length(args) != 2) {
-		snprintf(why, whylen, "link needs \"arguments\":{\"nic\":N,\"up\":BOOL}");
-		return -EINVAL;
-	}
-	n = json_object_get_int64(nic);
-	if (!json_object_is_type(nic, json_type_int) || n < 0 || n >= VMDEF_MAX_NICS ||
-	    !json_object_is_type(up, json_type_boolean)) {
-		snprintf(why, whylen,
-			 "link: \"nic\" must be a number from 0 to %d and \"up\" true or false",
-			 VMDEF_MAX_NICS - 1);
-		return -EINVAL;
-	}
-	req->nic = (unsigned)n;
-	req->up = json_object_get_boolean(up);
-	return 0;
-}
-
 /* A string argument of at most cap - 1 bytes, no NUL inside; 1 when absent. */
 static int nic_string(json_object *args, const char *key, char *out, size_t cap)
 {
@@ -361,6 +335,43 @@ static int nic_string(json_object *args, const char *key, char *out, size_t cap)
 	    (size_t)json_object_get_string_len(v) != strlen(json_object_get_string(v)))
 		return -EINVAL;
 	strcpy(out, json_object_get_string(v));
+	return 0;
+}
+
+/* "link" takes {"arguments":{"nic":N,"up":BOOL}}, both required, or "mac":MAC instead of
+ * "nic" (an adapter's index moves when one before it is hot-removed; its MAC does not). */
+static int control_link_args(json_object *o, struct control_request *req, char *why, size_t whylen)
+{
+	json_object *args, *nic, *up;
+	int64_t n;
+
+	if (json_object_object_get_ex(o, "arguments", &args) &&
+	    json_object_is_type(args, json_type_object) &&
+	    json_object_object_get_ex(args, "up", &up) && json_object_object_length(args) == 2 &&
+	    json_object_is_type(up, json_type_boolean) &&
+	    nic_string(args, "mac", req->mac, sizeof(req->mac)) == 0) {
+		req->up = json_object_get_boolean(up);
+		return 0;
+	}
+	if (!json_object_object_get_ex(o, "arguments", &args) ||
+	    !json_object_is_type(args, json_type_object) ||
+	    !json_object_object_get_ex(args, "nic", &nic) ||
+	    !json_object_object_get_ex(args, "up", &up) || json_object_object_length(args) != 2) {
+		snprintf(why, whylen,
+			 "link needs \"arguments\":{\"nic\":N,\"up\":BOOL} or "
+			 "{\"mac\":MAC,\"up\":BOOL}");
+		return -EINVAL;
+	}
+	n = json_object_get_int64(nic);
+	if (!json_object_is_type(nic, json_type_int) || n < 0 || n >= VMDEF_MAX_NICS ||
+	    !json_object_is_type(up, json_type_boolean)) {
+		snprintf(why, whylen,
+			 "link: \"nic\" must be a number from 0 to %d and \"up\" true or false",
+			 VMDEF_MAX_NICS - 1);
+		return -EINVAL;
+	}
+	req->nic = (unsigned)n;
+	req->up = json_object_get_boolean(up);
 	return 0;
 }
 
@@ -632,6 +643,10 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 	case CONTROL_VCPU_STATS:
 		return control_vcpu_stats(vm, req.first, out_fds, nout);
 	case CONTROL_LINK:
+		if (req.mac[0] && hotplug_nic_index(vm, req.mac, &req.nic))
+			return control_error("GenericError",
+					     "link: the VM has no network adapter with MAC %s",
+					     req.mac);
 		if (!vm->nic_link[req.nic].fn)
 			return control_error("GenericError",
 					     "link: the VM has no network adapter %u", req.nic);

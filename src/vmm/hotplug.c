@@ -395,6 +395,20 @@ int hotplug_nic_remove(struct vm *vm, unsigned slot, const char *mac, bool force
 	return 0;
 }
 
+int hotplug_nic_index(struct vm *vm, const char *mac, unsigned *index)
+{
+	uint8_t addr[6];
+	int i;
+
+	if (vmdef_mac_parse(mac, addr))
+		return -ENOENT;
+	i = hp_nic_by_mac(&vm->cfg->def, addr);
+	if (i < 0)
+		return -ENOENT;
+	*index = (unsigned)i;
+	return 0;
+}
+
 const char *hotplug_save_blocker(struct vm *vm)
 {
 	struct hotplug *h = vm->hotplug;

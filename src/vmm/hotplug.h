@@ -30,6 +30,9 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
  * guest (surprise removal). Once it is gone it is out of the description too. */
 int hotplug_nic_remove(struct vm *vm, unsigned slot, const char *mac, bool force, char *err,
 		       size_t errlen) __attribute__((warn_unused_result));
+/* The index in the description of the adapter with MAC mac: 0, or -ENOENT. */
+int hotplug_nic_index(struct vm *vm, const char *mac, unsigned *index)
+	__attribute__((warn_unused_result));
 /* Why a save must wait (a hot plug event the guest has not handled: an adapter added it has
  * not seen, a removal under way), or NULL. */
 const char *hotplug_save_blocker(struct vm *vm);

@@ -802,6 +802,8 @@ def hotplug_case(keel_vmm, kernel, jail=False):
                 ({"execute": "nic-remove", "arguments": {"slot": 32}}, "nic-remove needs"),
                 ({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:99"}},
                  "no network adapter with MAC"),
+                ({"execute": "link", "arguments": {"mac": "52:54:00:00:00:99", "up": True}},
+                 "no network adapter with MAC"),
             ]:
                 reply = vm.request(req)
                 if "error" not in reply or want not in reply["error"]["desc"]:
@@ -855,7 +857,7 @@ def hotplug_case(keel_vmm, kernel, jail=False):
             ours.close()
         print(f"run-state: adapter added at slot {slot} with a passed descriptor, listed, "
               f"saving refused while the add and the removal were under way, removal forced, "
-              f"its descriptor closed, then saved; 10 bad requests refused; the guest counted "
+              f"its descriptor closed, then saved; 11 bad requests refused; the guest counted "
               f"on")
 
 
