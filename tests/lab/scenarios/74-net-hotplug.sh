@@ -55,7 +55,7 @@ add_nic() { # add_nic VM TAP MAC ADDR: add, see it appear, give it ADDR, ping; s
 remove_nic() { # remove_nic VM TAP MAC: the guest ejects it, the worker tears it down
 	ctl "$1" "{\"execute\":\"nic-remove\",\"arguments\":{\"mac\":\"$3\"}}"
 	t0=$(_now)
-	vm_run "$1" 'for i in $(seq 60); do [ -e /sys/class/net/eth0 ] || break; sleep 1; done; ls /sys/class/net | tr "\n" " "' 90
+	vm_run "$1" 'for i in $(seq 60); do [ -e /sys/class/net/eth0 ] || break; sleep 1; done; ls /sys/class/net | tr "\n" " "; echo' 90
 	case "$VM_OUT" in *eth0*) fail "eth0 is still in $1 after the removal: $VM_OUT" ;; esac
 	echo "lab: eth0 ($3) disappeared from $1 within $(($(_now) - t0)) s"
 	_i=0
