@@ -418,9 +418,12 @@ void pci_dev_unregister(struct pci_dev *d)
 		return;
 	pthread_mutex_lock(&h->lock);
 	/* Decoding off first: a device unplugged from a running VM drops its BARs' KVM
-	 * ioeventfds (bar_map), so nothing of it stays behind at their addresses. */
-	le_store(d->cfg + PCI_COMMAND, 0, 2);
-	pci_update_bars(d);
+	 * ioeventfds (bar_map), so nothing of it stays behind at their addresses. Not once the
+	 * KVM VM is gone (the process ending): they went with it. */
+	if (machine_built(h->m)) {
+		le_store(d->cfg + PCI_COMMAND, 0, 2);
+		pci_update_bars(d);
+	}
 	h->slots[d->slot] = NULL;
 	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_lock(&d->msix_lock);
