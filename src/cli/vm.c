@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,7 +72,11 @@ static const char vm_usage[] =
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
 	"                                     added to it until interrupted\n"
 	"  net list NAME [--json]             the VM's network adapters: switch, tap, MAC and\n"
-	"                                     the guest's addresses from the switch's leases\n";
+	"                                     the guest's addresses from the switch's leases\n"
+	"  net add NAME --net SPEC            one adapter more (a running VM: hot plug, the\n"
+	"                                     guest sees a new virtio NIC)\n"
+	"  net remove NAME MAC                one adapter less (a running VM: the guest is\n"
+	"                                     asked to let it go)\n";
 
 #define usage_error(...) cli_usage_error("vm", vm_usage, __VA_ARGS__)
 
@@ -1119,6 +1124,71 @@ static void rate_text(json_object *v, const char *key, char *out, size_t size)
 	snprintf(out, size, "%lld%.*s", (long long)r, u ? 1 : 0, units + u);
 }
 
+/* keel vm net add NAME --net SPEC | remove NAME MAC: the VM's adapters as the API has them
+ * (less the guest addresses it adds), one more or one less, sent back (PATCH): a running
+ * VM gets or loses the adapter by hot plug (docs/networking.md), an off one's description
+ * changes. */
+static int net_change(int argc, char **argv)
+{
+	bool add = !strcmp(argv[1], "add");
+	json_object *vm = NULL, *arr = NULL, *nets, *body, *out = NULL;
+	char path[512], what[160];
+	const char *arg = argv[argc - 1]; /* the SPEC to add or the MAC to remove */
+	bool found = false;
+	int ret;
+
+	if (add ? argc != 5 || strcmp(argv[3], "--net") : argc != 4)
+		return usage_error("usage: keel vm net %s",
+				   add ? "add NAME --net SPEC" : "remove NAME MAC");
+	vm_path(path, sizeof(path), argv[2], NULL);
+	snprintf(what, sizeof(what), "read the adapters of VM '%s'", argv[2]);
+	ret = client_call("GET", path, NULL, &vm, what);
+	if (ret)
+		return ret;
+	json_object_object_get_ex(vm, "nets", &arr);
+	nets = json_object_new_array();
+	body = json_object_new_object();
+	json_object_object_add(body, "nets", nets);
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		json_object *n = json_object_array_get_idx(arr, i),
+			    *copy = json_object_new_object();
+
+		if (!add && !strcasecmp(client_str_field(n, "mac"), arg)) {
+			found = true;
+			json_object_put(copy);
+			continue;
+		}
+		json_object_object_foreach(n, key, val)
+		{
+			if (strcmp(key, "addresses")) /* the API's, not the description's */
+				json_object_object_add(copy, key, json_object_get(val));
+		}
+		json_object_array_add(nets, copy);
+	}
+	json_object_put(vm);
+	if (add && add_net(nets, arg)) {
+		json_object_put(body);
+		return EXIT_USAGE;
+	}
+	if (!add && !found) {
+		json_object_put(body);
+		fprintf(stderr,
+			"keel vm: VM '%s' has no network adapter with MAC %s (keel vm net "
+			"list %s shows them)\n",
+			argv[2], arg, argv[2]);
+		return EXIT_USAGE;
+	}
+	snprintf(what, sizeof(what), "%s a network adapter %s VM '%s'", add ? "add" : "remove",
+		 add ? "to" : "from", argv[2]);
+	ret = client_call("PATCH", path, body, &out, what);
+	json_object_put(body);
+	json_object_put(out);
+	if (ret)
+		return ret;
+	printf("%s\n", add ? "adapter added" : "adapter removed (a running guest lets it go)");
+	return EXIT_OK;
+}
+
 static int cmd_net(int argc, char **argv)
 {
 	json_object *vm = NULL, *arr = NULL;
@@ -1126,6 +1196,8 @@ static int cmd_net(int argc, char **argv)
 	bool json;
 	int ret;
 
+	if (argc >= 2 && (!strcmp(argv[1], "add") || !strcmp(argv[1], "remove")))
+		return net_change(argc, argv);
 	if (argc < 3 || strcmp(argv[1], "list") || argc > 4 ||
 	    (argc == 4 && strcmp(argv[3], "--json")))
 		return usage_error("%s", "usage: keel vm net list NAME [--json]");

@@ -300,6 +300,13 @@ unsigned vmdef_media_change(const struct vm_def *a, const struct vm_def *b);
  * adapters (bit i: nets[i]) that move, which keeld re-plumbs on a running VM (Hyper-V's
  * Connect-VMNetworkAdapter); else 0. */
 unsigned vmdef_net_move_change(const struct vm_def *a, const struct vm_def *b);
+/* Does b differ from a only in adapters taken out (*removed, bit i: a's nets[i]) or added
+ * after the others (*added, bit j: b's nets[j]), one or the other, the rest the same
+ * adapters (MAC) in the same order, unchanged? Then keeld hot-plugs them on a running VM
+ * (Add- and Remove-VMNetworkAdapter); an adapter replaced by another (another MAC) is not
+ * one of those. */
+bool vmdef_net_hotplug_change(const struct vm_def *a, const struct vm_def *b, unsigned *removed,
+			      unsigned *added);
 /* Does a saved state's description (saved) differ from cur in what the guest saw: vCPUs,
  * memory, and each device at its PCI slot? When so, why says what in words. Host-side
  * wiring (disk files, taps, kernel files) may differ: a checkpoint moves disks onto

@@ -350,6 +350,33 @@ unsigned vmdef_net_move_change(const struct vm_def *a, const struct vm_def *b)
 	return mask && !vmdef_hw_change(a, &t) ? mask : 0;
 }
 
+bool vmdef_net_hotplug_change(const struct vm_def *a, const struct vm_def *b, unsigned *removed,
+			      unsigned *added)
+{
+	struct vm_def t = *a; /* a less what goes, plus what comes: read only */
+	unsigned j = 0, n = 0;
+
+	*removed = *added = 0;
+	for (unsigned i = 0; i < a->nnics; i++) {
+		if (j < b->nnics && a->nics[i].mac[0] && !strcmp(a->nics[i].mac, b->nics[j].mac))
+			t.nics[n++] = b->nics[j++];
+		else
+			*removed |= 1u << i;
+	}
+	for (; j < b->nnics; j++) {
+		if (n == VMDEF_MAX_NICS)
+			return false;
+		t.nics[n++] = b->nics[j];
+		*added |= 1u << j;
+	}
+	t.nnics = n;
+	/* Kept adapters compare as a's: any change to one is not a hot plug. */
+	for (unsigned i = 0, k = 0; i < a->nnics; i++)
+		if (!(*removed >> i & 1))
+			t.nics[k++] = a->nics[i];
+	return !*removed != !*added && !vmdef_hw_change(&t, b);
+}
+
 /* The guest saw the adapter's MAC; the tap behind it is the host's business. */
 static bool nic_guest_equal(const struct vm_def *saved, unsigned i, const struct vm_def *cur,
 			    unsigned j, char *why, size_t len)

@@ -23,6 +23,7 @@
 #include "daemon/jobs.h"
 #include "daemon/switch.h"
 #include "daemon/vm_macs.h"
+#include "daemon/vm_nethotplug.h"
 #include "daemon/vm_netmove.h"
 #include "lib/log.h"
 #include "lib/parse.h"
@@ -323,7 +324,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	struct vm_def nd;
 	struct sup_status st;
 	const char *hw;
-	unsigned media, moves = 0, moved = 0;
+	unsigned media, moves = 0, moved = 0, removed = 0, added = 0;
 	char err[512] = "";
 	int ret;
 
@@ -371,6 +372,18 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		if (ret)
 			goto fail;
 		moved = moves;
+		hw = NULL;
+	}
+	/* A running VM's adapters added or taken out: hot plug (Add-/Remove-VMNetworkAdapter);
+	 * the description follows once the worker took them. */
+	if (hw && !is_off(ctx, def->uuid, &st) &&
+	    vmdef_net_hotplug_change(def, &nd, &removed, &added)) {
+		ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
+		ret = ret
+			      ?: vm_net_hotplug(ctx->store, ctx->sup, def, &nd, removed, added, err,
+						sizeof(err));
+		if (ret)
+			goto fail;
 		hw = NULL;
 	}
 	if (hw && !is_off(ctx, def->uuid, &st)) {

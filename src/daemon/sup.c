@@ -681,7 +681,12 @@ int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, c
 
 	if (!vm || !a)
 		goto out;
-	json_object_object_add(a, "nic", json_object_new_int((int)nic));
+	/* By MAC where it has one: the worker's index moves once an adapter before this one is
+	 * hot-removed, which may still be under way (docs/networking.md, "Hot plug"). */
+	if (nic < def->nnics && def->nics[nic].mac[0])
+		json_object_object_add(a, "mac", json_object_new_string(def->nics[nic].mac));
+	else
+		json_object_object_add(a, "nic", json_object_new_int((int)nic));
 	json_object_object_add(a, "up", json_object_new_boolean(up));
 	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (!ret)
@@ -694,6 +699,68 @@ int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, c
 		ret = ret == -EREMOTEIO ? -EINVAL : ret;
 	}
 out:
+	json_object_put(a);
+	return ret;
+}
+
+/* One hot plug request to the running VM's worker (docs/networking.md, "Hot plug"). */
+static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char *cmd,
+			   json_object *a, int fd, json_object **reply, char *err, size_t errlen)
+{
+	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
+	char ctl[PATH_MAX], why[300];
+	int ret = -ENOMEM;
+
+	if (!vm || !a)
+		return ret;
+	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
+	if (!ret)
+		ret = ctl_unlocked_fd(ctl, cmd, json_object_to_json_string(a), fd,
+				      SUP_PAUSE_TIMEOUT_MS, reply, err, errlen);
+	if (ret) {
+		snprintf(why, sizeof(why), "%s", err[0] ? err : strerror(-ret));
+		error_set(err, errlen, "VM '%s': %s", vm->name, why);
+		ret = ret == -EREMOTEIO ? -EINVAL : ret;
+	}
+	return ret;
+}
+
+int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic, int tap,
+		unsigned *slot, char *err, size_t errlen)
+{
+	json_object *a = json_object_new_object(), *reply = NULL, *s;
+	int ret;
+
+	json_object_object_add(a, "tap", json_object_new_string(nic->tap));
+	json_object_object_add(a, "mac", json_object_new_string(nic->mac));
+	if (nic->pci_slot)
+		json_object_object_add(a, "slot", json_object_new_int(nic->pci_slot));
+	json_object_object_add(a, "fd", json_object_new_boolean(true));
+	ret = sup_nic_request(sup, def, "nic-add", a, tap, &reply, err, errlen);
+	if (!ret && (!json_object_object_get_ex(reply, "slot", &s) ||
+		     !json_object_is_type(s, json_type_int) || json_object_get_int(s) < 1 ||
+		     json_object_get_int(s) > 31)) {
+		error_set(err, errlen, "VM '%s': the worker's nic-add reply has no slot",
+			  def->name);
+		ret = -EIO;
+	}
+	if (!ret)
+		*slot = (unsigned)json_object_get_int(s);
+	json_object_put(reply);
+	json_object_put(a);
+	return ret;
+}
+
+int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, bool force,
+		   char *err, size_t errlen)
+{
+	json_object *a = json_object_new_object();
+	int ret;
+
+	json_object_object_add(a, "mac", json_object_new_string(mac));
+	if (force)
+		json_object_object_add(a, "force", json_object_new_boolean(true));
+	ret = sup_nic_request(sup, def, "nic-remove", a, -1, NULL, err, errlen);
 	json_object_put(a);
 	return ret;
 }

@@ -124,6 +124,14 @@ int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const cha
  * worker's "link"): the guest sees the carrier go and come back. */
 int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, char *err,
 	     size_t errlen) __attribute__((warn_unused_result));
+/* Hot plug (docs/networking.md): add adapter nic to the running VM on tap (keeld's, a copy
+ * passed to the worker; the caller closes its own) at nic's slot (0: the worker's choice), *slot
+ * the one it took; or ask the guest to let the adapter with MAC mac go (force: take it away now).
+ */
+int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic, int tap,
+		unsigned *slot, char *err, size_t errlen) __attribute__((warn_unused_result));
+int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, bool force,
+		   char *err, size_t errlen) __attribute__((warn_unused_result));
 int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)

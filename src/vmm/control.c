@@ -12,6 +12,7 @@
 
 #include "lib/log.h"
 #include "lib/unix_socket.h"
+#include "vmm/hotplug.h"
 #include "vmm/jail.h"
 #include "vmm/jail_prep.h"
 #include "vmm/loop.h"
@@ -126,6 +127,9 @@ static const char *const control_names[] = {
 	[CONTROL_DVD] = "dvd",
 	[CONTROL_VCPU_STATS] = "vcpu-stats",
 	[CONTROL_LINK] = "link",
+	[CONTROL_NIC_ADD] = "nic-add",
+	[CONTROL_NIC_REMOVE] = "nic-remove",
+	[CONTROL_NIC_LIST] = "nic-list",
 #if defined(KEEL_TEST_HOOKS)
 	[CONTROL_TEST_PARSE_EUIDS] = "test-parse-euids",
 #endif
@@ -182,7 +186,7 @@ static int parse_line(const char *line, size_t len, json_object **out, enum cont
 	*cls = "CommandNotFound";
 	snprintf(why, whylen,
 		 "unknown command '%.64s' (status, pause, resume, powerdown, reset, quit, save, "
-		 "restore, devices, dvd, link)",
+		 "restore, devices, dvd, link, nic-add, nic-remove, nic-list)",
 		 name);
 out:
 	if (req)
@@ -317,17 +321,43 @@ static int control_dvd_args(json_object *o, struct control_request *req, char *w
 	return 0;
 }
 
-/* "link" takes {"arguments":{"nic":N,"up":BOOL}}, both required. */
+/* A string argument of at most cap - 1 bytes, no NUL inside; 1 when absent. */
+static int nic_string(json_object *args, const char *key, char *out, size_t cap)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(args, key, &v))
+		return 1;
+	if (!json_object_is_type(v, json_type_string) ||
+	    (size_t)json_object_get_string_len(v) >= cap ||
+	    (size_t)json_object_get_string_len(v) != strlen(json_object_get_string(v)))
+		return -EINVAL;
+	strcpy(out, json_object_get_string(v));
+	return 0;
+}
+
+/* "link" takes {"arguments":{"nic":N,"up":BOOL}}, both required, or "mac":MAC instead of
+ * "nic" (an adapter's index moves when one before it is hot-removed; its MAC does not). */
 static int control_link_args(json_object *o, struct control_request *req, char *why, size_t whylen)
 {
 	json_object *args, *nic, *up;
 	int64_t n;
 
+	if (json_object_object_get_ex(o, "arguments", &args) &&
+	    json_object_is_type(args, json_type_object) &&
+	    json_object_object_get_ex(args, "up", &up) && json_object_object_length(args) == 2 &&
+	    json_object_is_type(up, json_type_boolean) &&
+	    nic_string(args, "mac", req->mac, sizeof(req->mac)) == 0) {
+		req->up = json_object_get_boolean(up);
+		return 0;
+	}
 	if (!json_object_object_get_ex(o, "arguments", &args) ||
 	    !json_object_is_type(args, json_type_object) ||
 	    !json_object_object_get_ex(args, "nic", &nic) ||
 	    !json_object_object_get_ex(args, "up", &up) || json_object_object_length(args) != 2) {
-		snprintf(why, whylen, "link needs \"arguments\":{\"nic\":N,\"up\":BOOL}");
+		snprintf(why, whylen,
+			 "link needs \"arguments\":{\"nic\":N,\"up\":BOOL} or "
+			 "{\"mac\":MAC,\"up\":BOOL}");
 		return -EINVAL;
 	}
 	n = json_object_get_int64(nic);
@@ -341,6 +371,61 @@ static int control_link_args(json_object *o, struct control_request *req, char *
 	req->nic = (unsigned)n;
 	req->up = json_object_get_boolean(up);
 	return 0;
+}
+
+/* "nic-add" takes {"arguments":{"tap":NAME,"mac":MAC,"fd":BOOL}} (tap required), "nic-remove"
+ * {"arguments":{"slot":N}} or {"mac":MAC}, with "force":BOOL; the worker checks the values. */
+static int control_nic_args(json_object *o, struct control_request *req, char *why, size_t whylen)
+{
+	bool add = req->cmd == CONTROL_NIC_ADD;
+	json_object *args, *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(o, "arguments", &args) ||
+	    !json_object_is_type(args, json_type_object))
+		goto usage;
+	json_object_object_foreach(args, key, val)
+	{
+		(void)val;
+		if (add ? strcmp(key, "tap") && strcmp(key, "mac") && strcmp(key, "fd") &&
+				    strcmp(key, "slot")
+			: strcmp(key, "slot") && strcmp(key, "mac") && strcmp(key, "force"))
+			goto usage;
+	}
+	if (nic_string(args, "mac", req->mac, sizeof(req->mac)) < 0)
+		goto usage;
+	if (json_object_object_get_ex(args, "slot", &v)) {
+		n = json_object_get_int64(v);
+		if (!json_object_is_type(v, json_type_int) || n < 1 || n > 31 ||
+		    (!add && req->mac[0]))
+			goto usage;
+		req->slot = (unsigned)n;
+	}
+	if (add) {
+		if (nic_string(args, "tap", req->tap, sizeof(req->tap)) || !req->tap[0])
+			goto usage;
+		if (json_object_object_get_ex(args, "fd", &v)) {
+			if (!json_object_is_type(v, json_type_boolean))
+				goto usage;
+			req->passed = json_object_get_boolean(v);
+		}
+		return 0;
+	}
+	if (json_object_object_get_ex(args, "force", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			goto usage;
+		req->force = json_object_get_boolean(v);
+	}
+	if (!req->slot && !req->mac[0])
+		goto usage;
+	return 0;
+usage:
+	snprintf(why, whylen,
+		 add ? "nic-add needs \"arguments\":{\"tap\":NAME} (at most 15 characters), "
+		       "optionally \"mac\":MAC, \"slot\":N (1 to 31) and \"fd\":BOOL"
+		     : "nic-remove needs \"arguments\":{\"slot\":N} (1 to 31) or {\"mac\":MAC}, "
+		       "optionally \"force\":BOOL");
+	return -EINVAL;
 }
 
 int control_parse_request(const char *line, size_t len, struct control_request *req,
@@ -360,6 +445,9 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 	} else if (!r && req->cmd == CONTROL_VCPU_STATS) {
 		*cls = "GenericError";
 		r = control_stats_args(o, req, why, whylen);
+	} else if (!r && (req->cmd == CONTROL_NIC_ADD || req->cmd == CONTROL_NIC_REMOVE)) {
+		*cls = "GenericError";
+		r = control_nic_args(o, req, why, whylen);
 	} else if (!r && req->cmd == CONTROL_LINK) {
 		*cls = "GenericError";
 		r = control_link_args(o, req, why, whylen);
@@ -374,9 +462,13 @@ static char *control_save(struct vm *vm, const char *host_dir)
 	char err[400], dir[CONTROL_MAX_PATH];
 	int r;
 
+	const char *wait = hotplug_save_blocker(vm);
+
 	if (jail_path(host_dir, dir, sizeof(dir)))
 		return control_error("GenericError", "save: %s is outside the worker's jail",
 				     host_dir);
+	if (wait)
+		return control_error("GenericError", "save: %s", wait);
 	if (!vm_is_paused(vm)) {
 		r = vm_pause(vm);
 		if (r)
@@ -472,6 +564,55 @@ static char *control_vcpu_stats(struct vm *vm, unsigned first, int *out, size_t 
 	return control_reply(o);
 }
 
+static void nic_emit(void *ctx, unsigned slot, const char *tap, const char *mac, bool removing)
+{
+	json_object *n = json_object_new_object();
+
+	json_object_object_add(n, "slot", json_object_new_int((int)slot));
+	json_object_object_add(n, "tap", json_object_new_string(tap));
+	json_object_object_add(n, "mac", json_object_new_string(mac));
+	json_object_object_add(n, "removing", json_object_new_boolean(removing));
+	json_object_array_add(ctx, n);
+}
+
+/* nic-add, nic-remove, nic-list: hot plug (hotplug.c). A passed tap comes as *passed_fd. */
+static char *control_nic(struct vm *vm, const struct control_request *req, int *passed_fd)
+{
+	json_object *o;
+	char err[256];
+	unsigned slot = 0;
+	int r, fd = -1;
+
+	if (req->cmd == CONTROL_NIC_LIST) {
+		json_object *nics = json_object_new_array();
+
+		hotplug_nic_list(vm, nic_emit, nics);
+		o = json_object_new_object();
+		json_object_object_add(o, "nics", nics);
+		return control_reply(o);
+	}
+	if (req->cmd == CONTROL_NIC_REMOVE) {
+		r = hotplug_nic_remove(vm, req->slot, req->mac, req->force, err, sizeof(err));
+		return r ? control_error("GenericError", "nic-remove: %s", err)
+			 : control_reply(NULL);
+	}
+	if (req->passed) {
+		if (*passed_fd < 0)
+			return control_error("GenericError",
+					     "nic-add: \"fd\":true but no descriptor came with the "
+					     "request");
+		fd = *passed_fd;
+		*passed_fd = -1; /* hotplug_nic_add takes it over */
+	}
+	slot = req->slot;
+	r = hotplug_nic_add(vm, req->tap, req->mac, fd, &slot, err, sizeof(err));
+	if (r)
+		return control_error("GenericError", "nic-add: %s", err);
+	o = json_object_new_object();
+	json_object_object_add(o, "slot", json_object_new_int((int)slot));
+	return control_reply(o);
+}
+
 /* Run one request line; returns the reply line (without newline) for the caller to free;
  * descriptors to send with it (the worker's own: not to be closed) in out_fds. */
 static char *control_handle_line(struct vm *vm, const char *line, size_t len, int *passed_fd,
@@ -493,9 +634,17 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 		return control_devices(vm);
 	case CONTROL_DVD:
 		return control_dvd(vm, &req, passed_fd);
+	case CONTROL_NIC_ADD:
+	case CONTROL_NIC_REMOVE:
+	case CONTROL_NIC_LIST:
+		return control_nic(vm, &req, passed_fd);
 	case CONTROL_VCPU_STATS:
 		return control_vcpu_stats(vm, req.first, out_fds, nout);
 	case CONTROL_LINK:
+		if (req.mac[0] && hotplug_nic_index(vm, req.mac, &req.nic))
+			return control_error("GenericError",
+					     "link: the VM has no network adapter with MAC %s",
+					     req.mac);
 		if (!vm->nic_link[req.nic].fn)
 			return control_error("GenericError",
 					     "link: the VM has no network adapter %u", req.nic);

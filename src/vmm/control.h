@@ -29,6 +29,11 @@ enum control_cmd {
 	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 	CONTROL_VCPU_STATS, /* arguments: {"first": N} (optional): vCPU stats fds with the reply */
 	CONTROL_LINK,	    /* arguments: {"nic": N, "up": BOOL} */
+	/* Hot plug: nic-add {"tap": NAME, "mac": MAC, "slot": N, "fd": BOOL}; nic-remove
+	 * {"slot": N} or {"mac": MAC}, "force": BOOL; nic-list, the network adapters. */
+	CONTROL_NIC_ADD,
+	CONTROL_NIC_REMOVE,
+	CONTROL_NIC_LIST,
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_PARSE_EUIDS, /* test builds only: the euids handed files were parsed as */
 #endif
@@ -49,6 +54,10 @@ struct control_request {
 	unsigned first; /* vcpu-stats: the first vCPU whose statistics fd is sent */
 	unsigned nic;	/* link: which network adapter (its index in the description) */
 	bool up;	/* link: up or down */
+	char tap[16];	/* nic-add: the tap's name */
+	char mac[18];	/* nic-add, nic-remove: the MAC ("": the default, or by slot) */
+	unsigned slot;	/* nic-add: the slot (0: any); nic-remove: the adapter's (0: by mac) */
+	bool force;	/* nic-remove: without waiting for the guest */
 };
 
 /*

@@ -58,5 +58,8 @@ int devices_create(struct machine *m, enum device_bus bus, char *err, size_t err
  * by its constructor alone does it too. 0 or -errno. */
 int device_state_register(struct machine *m, const struct device_class *c, unsigned slot, void *obj)
 	__attribute__((warn_unused_result));
+/* The name of c's state section k for the instance at slot (0: a platform device). */
+void device_state_name(const struct device_class *c, unsigned k, unsigned slot,
+		       char name[STATE_NAME_MAX + 1]);
 
 #endif

@@ -89,16 +89,22 @@ int devices_create(struct machine *m, enum device_bus bus, char *err, size_t err
 	return 0;
 }
 
+void device_state_name(const struct device_class *c, unsigned k, unsigned slot,
+		       char name[STATE_NAME_MAX + 1])
+{
+	if (slot)
+		snprintf(name, STATE_NAME_MAX + 1, "%s.%02x", c->state[k].name, slot);
+	else
+		snprintf(name, STATE_NAME_MAX + 1, "%s", c->state[k].name);
+}
+
 int device_state_register(struct machine *m, const struct device_class *c, unsigned slot, void *obj)
 {
 	for (size_t k = 0; k < DEVICE_STATES && c->state[k].name; k++) {
 		char name[STATE_NAME_MAX + 1];
 		int r;
 
-		if (slot)
-			snprintf(name, sizeof(name), "%s.%02x", c->state[k].name, slot);
-		else
-			snprintf(name, sizeof(name), "%s", c->state[k].name);
+		device_state_name(c, (unsigned)k, slot, name);
 		r = machine_add_state_section(m, name, c->state[k].version, c->state[k].fn, obj);
 		if (r)
 			return r;

@@ -117,6 +117,13 @@ int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque
 typedef void (*machine_button_fn)(void *opaque);
 int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
+/* The GPE0 block's owner (ACPI PM; -EEXIST when another device has it), and raising one of
+ * its general-purpose events (bit 0-15) from any thread: the status bit is set and the SCI
+ * raised while the guest enables it. Without an owner a raise does nothing. */
+typedef void (*machine_gpe_fn)(void *opaque, unsigned bit);
+int machine_set_gpe(struct machine *m, machine_gpe_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+void machine_raise_gpe(struct machine *m, unsigned bit);
 /* The DVD drives whose media the host changes (the control command "dvd"): the one device
  * that has them (virtio-scsi); -EEXIST when another device has them. Called on the main
  * thread. */

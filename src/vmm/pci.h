@@ -137,8 +137,11 @@ void pci_host_destroy(struct pci_host *h);
 /* Put a device on bus 0 at d->slot (-EBUSY if taken, -EINVAL if out of range), or at the
  * lowest free slot when d->slot is 0: assigns its BARs and MSI-X GSIs. */
 int pci_dev_register(struct pci_host *h, struct pci_dev *d) __attribute__((warn_unused_result));
-/* Take a device off the bus and close its irqfds (main thread, vCPUs stopped). */
+/* Take a device off the bus: its BARs stop decoding, its irqfds are closed (main thread,
+ * vCPUs stopped; also a device unplugged from a running VM). */
 void pci_dev_unregister(struct pci_dev *d);
+/* Is bus 0's slot taken (true for a slot out of range)? */
+bool pci_slot_used(struct pci_host *h, unsigned slot);
 /* The VM's ACPI description: ECAM base, bus range, windows. */
 uint64_t pci_window64_base(uint64_t ram_size, bool firmware);
 /* Where the 64-bit window the host decodes ends: past keel's own BAR placement and, for a

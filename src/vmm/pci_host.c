@@ -417,6 +417,13 @@ void pci_dev_unregister(struct pci_dev *d)
 	if (!h)
 		return;
 	pthread_mutex_lock(&h->lock);
+	/* Decoding off first: a device unplugged from a running VM drops its BARs' KVM
+	 * ioeventfds (bar_map), so nothing of it stays behind at their addresses. Not once the
+	 * KVM VM is gone (the process ending): they went with it. */
+	if (machine_built(h->m)) {
+		le_store(d->cfg + PCI_COMMAND, 0, 2);
+		pci_update_bars(d);
+	}
 	h->slots[d->slot] = NULL;
 	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_lock(&d->msix_lock);
@@ -427,6 +434,18 @@ void pci_dev_unregister(struct pci_dev *d)
 	}
 	pthread_mutex_unlock(&d->msix_lock);
 	d->host = NULL;
+}
+
+bool pci_slot_used(struct pci_host *h, unsigned slot)
+{
+	bool used;
+
+	if (slot >= PCI_MAX_SLOTS)
+		return true;
+	pthread_mutex_lock(&h->lock);
+	used = h->slots[slot] != NULL;
+	pthread_mutex_unlock(&h->lock);
+	return used;
 }
 
 /* Devices are unregistered by their owners first (virtio_dev_destroy). */

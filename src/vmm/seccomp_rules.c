@@ -157,6 +157,13 @@ static const struct seccomp_rule main_rules[] = {
 	ANY(SYS_shutdown),
 	ANY(SYS_fcntl),
 	ANY(SYS_timerfd_settime), /* pflash's paced save, virtio-net's link wait (control "link") */
+	/* A network adapter hot-added (control "nic-add", hotplug.c): its I/O thread's epoll set
+	 * and link timer here; the thread starts under this filter and adds the virtio-net
+	 * class's (seccomp_threads.c), so this filter allows all that class needs: its tap's
+	 * offloads too. */
+	ANY(SYS_epoll_create1),
+	ANY(SYS_timerfd_create),
+	ARG_IN(SYS_ioctl, 1, net_ioctls),
 	ANY(SYS_openat),
 	ANY(SYS_mkdir),
 	ANY(SYS_mkdirat),

@@ -142,6 +142,17 @@ int seccomp_thread_begin(enum seccomp_class c)
 	 * only what both allow, which is not what the device needs (the disk calls, sockets). */
 	if (armed) {
 		pthread_mutex_unlock(&lock);
+		/* A hot-added network adapter's I/O thread (hotplug.c): the main loop's filter,
+		 * which it inherited, allows everything its class does (seccomp_rules.c), so its
+		 * own filter on top leaves it exactly its class's, as a vCPU thread's does. */
+		if (c == SECCOMP_NET) {
+			if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &progs[c])) {
+				log_err("a hot-added %s thread cannot install its filter: %s",
+					seccomp_classes[c].name, strerror(errno));
+				return -errno;
+			}
+			return 0;
+		}
 		log_err("a %s thread began after the jail: device threads must exist before it "
 			"(they get their filters there)",
 			seccomp_classes[c].name);

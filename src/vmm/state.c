@@ -254,6 +254,19 @@ int state_register(struct state_registry *reg, const char *name, uint32_t versio
 	return 0;
 }
 
+int state_unregister(struct state_registry *reg, const char *name)
+{
+	for (unsigned i = 0; i < reg->n; i++) {
+		if (strcmp(reg->entries[i].name, name))
+			continue;
+		memmove(&reg->entries[i], &reg->entries[i + 1],
+			(reg->n - i - 1) * sizeof(reg->entries[0]));
+		reg->n--;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int state_block(struct state_registry *reg, const char *reason)
 {
 	if (reg->nblockers == STATE_MAX_BLOCKERS)

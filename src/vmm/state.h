@@ -99,6 +99,8 @@ struct state_registry {
 /* -EINVAL for a bad name or version 0, -EEXIST for a duplicate, -ENOSPC when full. */
 int state_register(struct state_registry *reg, const char *name, uint32_t version, state_fn fn,
 		   void *opaque) __attribute__((warn_unused_result));
+/* Drop the section name (a device unplugged from a running VM); -ENOENT if there is none. */
+int state_unregister(struct state_registry *reg, const char *name);
 bool state_name_valid(const char *name, size_t len);
 /* A device that has no section (yet) says so, with a reason kept by pointer (a string
  * literal): state_save() then refuses instead of writing a save that would restore the

@@ -21,6 +21,7 @@
 #include "vmm/chardev.h"
 #include "vmm/control.h"
 #include "vmm/device.h"
+#include "vmm/hotplug.h"
 #include "vmm/jail.h"
 #include "vmm/jail_prep.h"
 #include "vmm/loop.h"
@@ -161,6 +162,25 @@ int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaq
 	return 0;
 }
 
+int machine_set_gpe(struct machine *m, machine_gpe_fn fn, void *opaque)
+{
+	struct vm *vm = vm_of(m);
+
+	if (vm->gpe_fn)
+		return -EEXIST;
+	vm->gpe_fn = fn;
+	vm->gpe_opaque = opaque;
+	return 0;
+}
+
+void machine_raise_gpe(struct machine *m, unsigned bit)
+{
+	struct vm *vm = vm_of(m);
+
+	if (vm->gpe_fn)
+		vm->gpe_fn(vm->gpe_opaque, bit);
+}
+
 int machine_set_media(struct machine *m, const struct machine_media_ops *ops, void *opaque)
 {
 	struct vm *vm = vm_of(m);
@@ -194,6 +214,27 @@ int machine_add_state_section(struct machine *m, const char *name, uint32_t vers
 int machine_block_save(struct machine *m, const char *reason)
 {
 	return state_block(&vm_of(m)->state, reason);
+}
+
+/* Drop every entry whose opaque is obj from one hook table, keeping the others' order. */
+#define HOOK_FORGET(vm, fns, opaques, n, obj)                                                      \
+	do {                                                                                       \
+		unsigned k_ = 0;                                                                   \
+		for (unsigned i_ = 0; i_ < (vm)->n; i_++) {                                        \
+			if ((vm)->opaques[i_] == (obj))                                            \
+				continue;                                                          \
+			(vm)->fns[k_] = (vm)->fns[i_];                                             \
+			(vm)->opaques[k_++] = (vm)->opaques[i_];                                   \
+		}                                                                                  \
+		(vm)->n = k_;                                                                      \
+	} while (0)
+
+void vm_forget_device(struct vm *vm, void *obj)
+{
+	HOOK_FORGET(vm, reset_fns, reset_opaque, nreset, obj);
+	HOOK_FORGET(vm, pause_fns, pause_opaque, npause, obj);
+	HOOK_FORGET(vm, report_fns, report_opaque, nreport, obj);
+	HOOK_FORGET(vm, teardown_fns, teardown_opaque, nteardown, obj);
 }
 
 /* Devices quiesce (pause) or carry on; each change once. A device that does not quiesce
@@ -696,7 +737,7 @@ static int vm_confine(struct vm *vm, char *err, size_t errlen)
 	return jail_enter(cfg, err, errlen);
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 {
 	uint64_t host = host_ram_bytes();
 	int r;
@@ -803,6 +844,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	}
 	vm->machine.pci = vm->pci;
 	r = devices_create(&vm->machine, DEVICE_BUS_PCI, err, errlen);
+	r = r ?: hotplug_create(vm, err, errlen);
 	if (r)
 		return r;
 	if (cfg->restore_dir) {
@@ -999,6 +1041,7 @@ void vm_destroy(struct vm *vm)
 {
 	control_destroy(vm->control);
 	vm->control = NULL;
+	hotplug_destroy(vm);
 	if (vm->nvcpus_started || atomic_load(&vm->vm_fd) >= 0)
 		vm_teardown(vm);
 	while (vm->nteardown) {

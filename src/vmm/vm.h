@@ -38,7 +38,7 @@ enum vm_run_target { VM_RUN, VM_PAUSE, VM_STOP };
 
 struct vm {
 	struct machine machine; /* what the devices see of this VM (machine.h) */
-	const struct vm_config *cfg;
+	struct vm_config *cfg;	/* hot plug adds and removes adapters (hotplug.c) */
 	struct kvm_sys kvm;
 	_Atomic int vm_fd; /* replaced on reset while no vCPU runs */
 	struct guest_mem mem;
@@ -83,6 +83,9 @@ struct vm {
 	unsigned nteardown;
 	machine_button_fn power_button_fn;
 	void *power_button_opaque;
+	machine_gpe_fn gpe_fn; /* the GPE0 block (machine_set_gpe) */
+	void *gpe_opaque;
+	struct hotplug *hotplug;		   /* the PCI hot plug controller (hotplug.c) */
 	const struct machine_media_ops *media_ops; /* the DVD drives (machine_set_media) */
 	void *media_opaque;
 	struct {
@@ -101,7 +104,7 @@ struct vm {
 };
 
 /* Build the VM (devices, memory, kernel) ready to start; err gets a one-line reason. */
-int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* Run until the VM ends; returns the process exit status. */
 int vm_run(struct vm *vm);
@@ -123,5 +126,8 @@ int vm_reset(struct vm *vm) __attribute__((warn_unused_result));
 int vm_restore(struct vm *vm, const char *dir, bool paused, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void vm_power_button(struct vm *vm);
+/* Main thread, vCPUs paused: drop a device's hooks (reset, pause, report, teardown), all
+ * those with opaque obj, before it is destroyed while the VM runs on (hot unplug). */
+void vm_forget_device(struct vm *vm, void *obj);
 
 #endif

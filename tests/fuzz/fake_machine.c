@@ -223,6 +223,15 @@ int machine_set_media(struct machine *m, const struct machine_media_ops *ops, vo
 	return 0;
 }
 
+int machine_set_gpe(struct machine *m, machine_gpe_fn fn, void *opaque)
+{
+	return 0;
+}
+
+void machine_raise_gpe(struct machine *m, unsigned bit)
+{
+}
+
 int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void *opaque)
 {
 	return 0;

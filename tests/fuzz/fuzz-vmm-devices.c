@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The guest is an attacker: any sequence of port reads and writes, of any width, to the
- * platform devices (16550, i8042, RTC, ACPI PM and reset, fw_cfg, debug-exit) must leave
- * keel-vmm standing. Input: records of 6 bytes: port selector, access (size and
+ * platform devices (16550, i8042, RTC, ACPI PM with GPE0 and reset, fw_cfg, debug-exit) and
+ * the PCI hot plug controller, with power button presses and GPEs raised in between, must
+ * leave keel-vmm standing. Input: records of 6 bytes: port selector, access (size and
  * direction), and a 32-bit value.
  */
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "vmm/bus.h"
 #include "vmm/chardev.h"
 #include "vmm/device.h"
+#include "vmm/hotplug.h"
 #include "vmm/loop.h"
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
@@ -22,8 +24,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint16_t ports[] = {
-	PORT_COM1,    PORT_RTC,	  PORT_I8042_DATA, PORT_I8042_CMD,
-	PORT_PM_BASE, PORT_RESET, PORT_FW_CFG,	   PORT_DEBUG_EXIT,
+	PORT_COM1,  PORT_RTC,	 PORT_I8042_DATA, PORT_I8042_CMD,      PORT_PM_BASE,
+	PORT_RESET, PORT_FW_CFG, PORT_DEBUG_EXIT, PORT_PM_BASE + 0x20, /* GPE0 */
+	PORT_PCIHP,
 };
 
 static struct vm *fuzz_vm(void)
@@ -51,7 +54,8 @@ static struct vm *fuzz_vm(void)
 	if (loop_create(&vm.loop) ||
 	    chardev_open(&off, vm.loop, &vm.serial_out, err, sizeof(err)) ||
 	    (vm.machine.loop = vm.loop, vm.machine.serial_out = vm.serial_out, 0) ||
-	    devices_create(&vm.machine, DEVICE_BUS_PLATFORM, err, sizeof(err)))
+	    devices_create(&vm.machine, DEVICE_BUS_PLATFORM, err, sizeof(err)) ||
+	    hotplug_create(&vm, err, sizeof(err)))
 		abort();
 	ready = 1;
 	return &vm;
@@ -80,6 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			bus_write(&vm->pio, port, len, v);
 		if (data[1] & 0x40)
 			vm_power_button(vm);
+		if (data[1] & 0x20)
+			machine_raise_gpe(&vm->machine, data[0] & 0x1f);
 		atomic_store(&vm->event, VM_EVENT_NONE);
 	}
 	return 0;

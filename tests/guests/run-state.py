@@ -21,6 +21,15 @@ Cases (docs/state.md, docs/testing.md):
                            refused with one line at start and over the control socket
                            ("dvd") and change nothing; a medium is changed, saved, restored
                            in a new keel-vmm (which has the changed medium) and ejected
+  state-hotplug            network adapters added and removed over the control socket
+                           (nic-add with a passed descriptor, nic-list, nic-remove, forced):
+                           bad requests refused, saving refused while an add or a removal
+                           is under way, the card's descriptor closed when it is taken away,
+                           the guest counting on throughout
+  state-hotplug-jail       the same in a jailed worker (root only)
+  state-hotplug-guest      a guest doing the AML's part by hand: it finds the added card
+                           through the GPE and UP, and ejects it when asked; the worker
+                           tears the card down on the eject and the slot empties
   state-bad-files          damaged, mismatched or oversized saves are refused with one clear
                            line on stderr, the guest never runs, and no file changes
 Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
@@ -705,6 +714,153 @@ def dvd_media(vm):
     return [(d["lun"], d["medium"], d["tray"]) for d in vm.ok({"execute": "dvd"})["drives"]]
 
 
+def nic_add_fd(vm, tap, mac, sock):
+    """nic-add with the tap as keeld passes it: a descriptor with the request (SCM_RIGHTS),
+    here one end of a socket pair (closed here: the worker has it). The slot."""
+    req = {"execute": "nic-add", "arguments": {"tap": tap, "mac": mac, "fd": True}}
+    socket.send_fds(vm.sock, [(json.dumps(req) + "\n").encode()], [sock.fileno()])
+    sock.close()
+    line = vm.rfile.readline()
+    reply = json.loads(line) if line else {}
+    slot = reply.get("return", {}).get("slot")
+    if not isinstance(slot, int) or not 1 <= slot <= 30:
+        raise Failure(f"nic-add with a passed descriptor: {reply}")
+    return slot
+
+
+def hotplug_guest_case(keel_vmm, kernel):
+    """The guest's side (tests/guests/hotplug.c, the AML's steps by hand): it sees the GPE
+    and the card after nic-add, and after nic-remove ejects it; the worker tears the card
+    down on that eject (not forced) and the guest finds the slot empty."""
+    kernel = os.path.join(os.path.dirname(kernel), "hotplug.elf")
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            vm.connect(deadline)
+            if not vm.out.wait_for(r"hotplug: GPE0 at .* ready", deadline):
+                raise Failure("the guest never got ready: " + vm.out.text() + vm.err.text())
+            slot = nic_add_fd(vm, "hpg0", "52:54:00:00:00:43", theirs)
+            if not vm.out.wait_for(rf"hotplug: slot {slot} added, virtio-net", deadline):
+                raise Failure(f"the guest did not find the card at slot {slot}: "
+                              + vm.out.text() + vm.err.text())
+            if not vm.out.wait_for(r"hotplug: waiting for the removal", deadline):
+                raise Failure("the guest did not wait for the removal: " + vm.out.text())
+            vm.ok({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:43"}})
+            status = vm.wait(deadline)
+            if status != rg.STATUS_PASS:
+                raise Failure(f"keel-vmm ended with status {status}: " + vm.out.text()
+                              + vm.err.text())
+            ours.settimeout(5)
+            if ours.recv(64) != b"":
+                raise Failure("the worker still held the card's descriptor after the eject")
+            if f"at slot {slot} removed" not in vm.err.text():
+                raise Failure("the worker did not log the removal: " + vm.err.text())
+        finally:
+            vm.kill()
+            vm.finish()
+            ours.close()
+        print(f"run-state: the guest saw the card added at slot {slot}, an unasked eject "
+              f"ignored, ejected it on the removal request; the worker tore it down")
+
+
+def hotplug_case(keel_vmm, kernel, jail=False):
+    """nic-add / nic-list / nic-remove on a running VM (docs/networking.md, "Hot plug"). The
+    tiny guest has no ACPI interpreter: it never ejects, so the removal is forced. jail: as
+    keeld runs the worker (its uid, its root, its seccomp filters): the card's I/O thread
+    begins after the jail, under the virtio-net class's filter."""
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        extra, save_dir = [], os.path.join(tmp, "s")
+        if jail:
+            root = os.path.join(tmp, "jail")
+            os.mkdir(root, 0o751)
+            os.chmod(root, 0o751)
+            os.chmod(tmp, 0o755)
+            extra = ["--jail-user", "%d:%d" % (rg.JAIL_UID, rg.JAIL_UID), "--jail-root", root]
+            save_dir = os.path.join(root, "s")  # keeld makes it, the worker's own
+            os.mkdir(save_dir, 0o700)
+            os.chown(save_dir, rg.JAIL_UID, rg.JAIL_UID)
+        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000", extra=extra)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            vm.connect(deadline)
+            vm.wait_tick(2, deadline)
+            for req, want in [
+                ({"execute": "nic-add"}, "nic-add needs"),
+                ({"execute": "nic-add", "arguments": {"tap": "x" * 16}}, "nic-add needs"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "what": 1}}, "nic-add needs"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "fd": True}},
+                 "no descriptor came"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "mac": "01:00:00:00:00:01"}},
+                 "not a unicast MAC"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "slot": 32}}, "nic-add needs"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "slot": 1}},
+                 "not a free hot-pluggable slot"),  # virtio-rng's
+                ({"execute": "nic-remove", "arguments": {"slot": 0}}, "nic-remove needs"),
+                ({"execute": "nic-remove", "arguments": {"slot": 32}}, "nic-remove needs"),
+                ({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:99"}},
+                 "no network adapter with MAC"),
+                ({"execute": "link", "arguments": {"mac": "52:54:00:00:00:99", "up": True}},
+                 "no network adapter with MAC"),
+            ]:
+                reply = vm.request(req)
+                if "error" not in reply or want not in reply["error"]["desc"]:
+                    raise Failure(f"{req}: expected an error saying {want!r}, got {reply}")
+            if vm.ok({"execute": "nic-list"}) != {"nics": []}:
+                raise Failure("nic-list is not empty before any adapter was added")
+            slot = nic_add_fd(vm, "hp0", "52:54:00:00:00:42", theirs)
+            want = [{"slot": slot, "tap": "hp0", "mac": "52:54:00:00:00:42", "removing": False}]
+            if vm.ok({"execute": "nic-list"})["nics"] != want:
+                raise Failure(f"nic-list after the add: {vm.ok({'execute': 'nic-list'})}")
+            dup = vm.request({"execute": "nic-add",
+                              "arguments": {"tap": "hp1", "mac": "52:54:00:00:00:42"}})
+            if "error" not in dup or "in use" not in dup["error"]["desc"]:
+                raise Failure(f"a second adapter with the same MAC: {dup}")
+            # The tiny guest never reads the controller: the add stays unseen, and a save
+            # waits for it (a Linux guest takes it at once: tests/lab 74-net-hotplug).
+            save = vm.request({"execute": "save", "arguments": {"dir": save_dir}})
+            if "error" not in save or "not seen it yet" not in save["error"]["desc"]:
+                raise Failure(f"save with an add the guest has not seen: {save}")
+            if vm.ok({"execute": "status"})["state"] != "running":
+                raise Failure("the VM is not running after the refused save")
+            vm.ok({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:42"}})
+            want[0]["removing"] = True
+            if vm.ok({"execute": "nic-list"})["nics"] != want:
+                raise Failure(f"nic-list with the removal pending: "
+                              f"{vm.ok({'execute': 'nic-list'})}")
+            save = vm.request({"execute": "save", "arguments": {"dir": save_dir}})
+            if "error" not in save or "removal is under way" not in save["error"]["desc"]:
+                raise Failure(f"save with a removal under way: {save}")
+            ours.settimeout(0.2)
+            try:
+                if ours.recv(64) == b"":
+                    raise Failure("the card was torn down before the guest ejected it")
+            except socket.timeout:
+                pass
+            vm.ok({"execute": "nic-remove", "arguments": {"slot": slot, "force": True}})
+            if vm.ok({"execute": "nic-list"}) != {"nics": []}:
+                raise Failure("nic-list is not empty after the forced removal")
+            ours.settimeout(5)
+            if ours.recv(64) != b"":
+                raise Failure("the worker still holds the card's descriptor after the removal")
+            n = vm.ticks()[-1]
+            vm.wait_tick(n + 2, deadline)
+            # Nothing under way: the save goes through (and leaves the VM paused).
+            vm.ok({"execute": "save", "arguments": {"dir": save_dir}})
+            vm.ok({"execute": "quit"})
+            vm.wait(deadline)
+        finally:
+            vm.kill()
+            vm.finish()
+            ours.close()
+        print(f"run-state: adapter added at slot {slot} with a passed descriptor, listed, "
+              f"saving refused while the add and the removal were under way, removal forced, "
+              f"its descriptor closed, then saved; 11 bad requests refused; the guest counted "
+              f"on")
+
+
 def scsi_media_case(keel_vmm, kernel):
     """virtio-scsi's DVD drive as the host drives it (docs/keel-vmm.md, "dvd")."""
     deadline = time.monotonic() + 100
@@ -797,6 +953,9 @@ CASES = {
     "state-virtio": virtio_case,
     "state-blk-pause": blk_pause_case,
     "state-scsi-media": scsi_media_case,
+    "state-hotplug": hotplug_case,
+    "state-hotplug-guest": hotplug_guest_case,
+    "state-hotplug-jail": lambda vmm, k: hotplug_case(vmm, k, jail=True),
 }
 
 

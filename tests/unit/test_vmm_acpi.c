@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "vmm/x86/acpi.h"
+#include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/layout.h"
 
 #define BASE 0xe0000ull
@@ -82,6 +83,11 @@ static void check_tables(unsigned ncpus)
 	assert_int_equal(fadt[128], 6);
 	assert_int_equal(rd64(fadt + 148 + 4), PORT_PM1_EVT); /* X_PM1a_EVT_BLK */
 	assert_int_equal(rd64(fadt + 172 + 4), PORT_PM1_CNT);
+	/* GPE0 (the PCI hot plug event): after the PM block's timer, status then enable. */
+	assert_int_equal(rd32(fadt + 80), PORT_PM_BASE + 0x20);
+	assert_int_equal(fadt[92], 16);
+	assert_int_equal(rd64(fadt + 220 + 4), PORT_PM_BASE + 0x20);
+	assert_int_equal(fadt[220 + 1], 128); /* bit width: the whole block */
 
 	/* DSDT: Name(_S5, Package(4){5, 5, 0, 0}) */
 	assert_non_null(memmem(dsdt + 36, rd32(dsdt + 4) - 36,
@@ -128,11 +134,43 @@ static void test_many_cpus(void **state)
 	check_tables(255);
 }
 
+/* Hot plug AML: a device per hot-pluggable slot and no other, the controller's registers as
+ * an operation region at its port, and \_GPE._E01 calling PCNT; without slots, none of it. */
+static void test_hotplug_aml(void **state)
+{
+	static uint8_t aml[ACPI_PCI_AML_MAX];
+	struct acpi_pci pci = {.ecam = 0xb0000000,
+			       .ecam_size = 256 << 20,
+			       .mmio32 = 0xc0000000,
+			       .mmio32_size = 0x10000000,
+			       .mmio64 = 1ull << 36,
+			       .mmio64_size = 1ull << 34,
+			       .hp_slots = 1u << 5 | 1u << 0x1e,
+			       .hp_port = PORT_PCIHP};
+	size_t n = acpi_pci_aml(aml, sizeof(aml), &pci);
+
+	assert_true(n > 0);
+	assert_non_null(memmem(aml, n, "S05_\x08_ADR\x0c\x00\x00\x05\x00", 14));
+	assert_non_null(memmem(aml, n, "S1E_\x08_ADR\x0c\x00\x00\x1e\x00", 14));
+	assert_null(memmem(aml, n, "S06_", 4));
+	assert_non_null(memmem(aml, n, "\x5b\x80PCHP\x01\x0b\x00\xae\x0a\x10", 11));
+	assert_non_null(memmem(aml, n, "_E01\x00\\\x2f\x03_SB_PCI0PCNT", 20));
+	pci.hp_slots = 0;
+	n = acpi_pci_aml(aml, sizeof(aml), &pci);
+	assert_true(n > 0);
+	assert_null(memmem(aml, n, "PCHP", 4));
+	assert_null(memmem(aml, n, "_E01", 4));
+	/* Every slot hot-pluggable still fits. */
+	pci.hp_slots = 0x7ffffffeu;
+	assert_true(acpi_pci_aml(aml, sizeof(aml), &pci) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_cpu),
 		cmocka_unit_test(test_many_cpus),
+		cmocka_unit_test(test_hotplug_aml),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,8 @@
 #include "vmm/pci.h"
 #include "vmm/state.h"
 #include "vmm/dev/cfi_flash.h"
+#include "vmm/dev/pcihp_regs.h"
+#include "vmm/dev/pm.h"
 #include "vmm/x86/pflash.h"
 #include "vmm/x86/q35.h"
 #include "vmm/x86/acpi.h"
@@ -55,6 +57,8 @@ static struct {
 	void *teardown_opaque[MAX_HOOKS];
 	machine_button_fn button;
 	void *button_opaque;
+	machine_gpe_fn gpe;
+	void *gpe_opaque;
 	char sections[MAX_HOOKS][32];
 	state_fn section_fn[MAX_HOOKS];
 	void *section_opaque[MAX_HOOKS];
@@ -152,6 +156,21 @@ int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaq
 	fake.button = fn;
 	fake.button_opaque = opaque;
 	return 0;
+}
+
+int machine_set_gpe(struct machine *m, machine_gpe_fn fn, void *opaque)
+{
+	if (fake.gpe)
+		return -EEXIST;
+	fake.gpe = fn;
+	fake.gpe_opaque = opaque;
+	return 0;
+}
+
+void machine_raise_gpe(struct machine *m, unsigned bit)
+{
+	if (fake.gpe)
+		fake.gpe(fake.gpe_opaque, bit);
 }
 
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
@@ -270,6 +289,62 @@ static void test_pm_button_and_s5(void **state)
 	assert_int_equal(fake.event, VM_EVENT_NONE);
 	bus_write(&pio, PORT_PM1_CNT, 2, (ACPI_S5_SLP_TYP << 10) | (1u << 13));
 	assert_int_equal(fake.event, VM_EVENT_POWEROFF);
+}
+
+/* A general-purpose event (the PCI hot plug controller's) raises the SCI only while the
+ * guest enables it in GPE0_EN; GPE0_STS is write-one-to-clear; bits past 15 do nothing. */
+static void test_pm_gpe(void **state)
+{
+	uint64_t v = 0;
+
+	assert_non_null(fake.gpe);
+	machine_raise_gpe(NULL, PCIHP_GPE);
+	assert_int_equal(fake.irq_level[IRQ_SCI], 0);
+	bus_read(&pio, PORT_PM_BASE + PM_GPE0_OFF, 1, &v);
+	assert_int_equal(v, 1u << PCIHP_GPE);
+	bus_write(&pio, PORT_PM_BASE + PM_GPE0_OFF + 8, 1, 1u << PCIHP_GPE); /* enable */
+	assert_int_equal(fake.irq_level[IRQ_SCI], 1);
+	bus_write(&pio, PORT_PM_BASE + PM_GPE0_OFF, 1, 1u << PCIHP_GPE); /* clear */
+	assert_int_equal(fake.irq_level[IRQ_SCI], 0);
+	machine_raise_gpe(NULL, 16);
+	machine_raise_gpe(NULL, 1000);
+	bus_read(&pio, PORT_PM_BASE + PM_GPE0_OFF, 4, &v);
+	assert_int_equal(v, 0);
+	assert_int_equal(fake.irq_level[IRQ_SCI], 0);
+}
+
+/* The hot plug registers: UP clears when read, an eject is honoured only for exactly one
+ * slot whose removal is pending, and odd widths or offsets do nothing. */
+static void test_pcihp_regs(void **state)
+{
+	struct pcihp_regs r = {.slots = 0x7ffffff0u, .up = 1u << 5, .down = 1u << 6 | 1u << 7};
+
+	assert_int_equal(pcihp_regs_read(&r, PCIHP_SLOTS, 4), 0x7ffffff0u);
+	assert_int_equal(pcihp_regs_read(&r, PCIHP_UP, 2), 0); /* not a dword: nothing */
+	assert_int_equal(pcihp_regs_read(&r, PCIHP_UP, 4), 1u << 5);
+	assert_int_equal(pcihp_regs_read(&r, PCIHP_UP, 4), 0);
+	assert_int_equal(pcihp_regs_read(&r, PCIHP_DOWN, 4), 1u << 6 | 1u << 7);
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_EJECT, 4, 1u << 5), 0); /* not pending */
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_EJECT, 4, 3u << 6), 0); /* two bits */
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_EJECT, 4, 0), 0);
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_EJECT, 2, 1u << 6), 0);
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_UP, 4, 1u << 6), 0);
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_EJECT, 4, 1u << 6), 6);
+	assert_int_equal(pcihp_regs_read(&r, PCIHP_DOWN, 4), 1u << 7);
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_EJECT, 4, 1u << 6), 0); /* once */
+	assert_int_equal(pcihp_regs_read(&r, 0x10, 4), 0);
+	assert_int_equal(pcihp_regs_read(&r, 0x03, 4), 0);
+}
+
+/* Hot-pluggable: 1 to 30 but the slots of devices that cannot be hot-removed (a disk's);
+ * a network adapter's slot stays hot-pluggable. */
+static void test_pcihp_slots(void **state)
+{
+	static struct vm_def hd = {.ndisks = 1, .nnics = 1};
+
+	hd.disks[0].pci_slot = 3;
+	hd.nics[0].pci_slot = 4;
+	assert_int_equal(pcihp_slots(&hd), 0x7ffffffeu & ~(1u << 3));
 }
 
 static uint32_t cfg_read(unsigned slot, unsigned reg, unsigned size)
@@ -619,6 +694,9 @@ int main(void)
 		cmocka_unit_test_setup(test_pm_button_and_s5, reset),
 		cmocka_unit_test_setup(test_debug_exit, reset),
 		cmocka_unit_test_setup(test_pm_slp_typ, reset),
+		cmocka_unit_test_setup(test_pm_gpe, reset),
+		cmocka_unit_test(test_pcihp_regs),
+		cmocka_unit_test(test_pcihp_slots),
 		cmocka_unit_test_setup(test_pflash, reset),
 		cmocka_unit_test_setup(test_q35_identity, reset),
 		cmocka_unit_test_setup(test_q35_pmbase, reset),

@@ -21,6 +21,8 @@
 #define PM1_CNT_SLP_EN (1u << 13)
 #define PM_TIMER_HZ    3579545ull
 #define CF9_RESET      0x04
+#define GPE0_STS       0x20 /* GPE0 status (8 bytes, as on an ICH9; bits 0-15 exist) */
+#define GPE0_EN	       0x28 /* GPE0 enable (8 bytes) */
 
 struct pm {
 	struct machine *m;
@@ -30,12 +32,13 @@ struct pm {
 	uint16_t en;
 	uint16_t cnt;
 	uint8_t cf9;
+	uint16_t gpe_sts, gpe_en; /* GPE0 bits 0-15 (machine_raise_gpe) */
 	bool sci;
 };
 
 static void pm_update_sci(struct pm *pm)
 {
-	bool level = (pm->sts & pm->en) != 0;
+	bool level = (pm->sts & pm->en) || (pm->gpe_sts & pm->gpe_en);
 
 	if (level != pm->sci) {
 		pm->sci = level;
@@ -53,8 +56,8 @@ static uint32_t pm_timer(void)
 	return (uint32_t)(ns * PM_TIMER_HZ / 1000000000u) & 0xffffff;
 }
 
-/* The 10-byte block: status (0-1), enable (2-3), control (4-5), timer (8-11). Any access
- * width and alignment is taken apart into bytes. */
+/* The block: status (0-1), enable (2-3), control (4-5), timer (8-11), GPE0 status (0x20-0x27)
+ * and enable (0x28-0x2f). Any access width and alignment is taken apart into bytes. */
 static uint8_t pm_read_byte(struct pm *pm, unsigned off)
 {
 	switch (off) {
@@ -72,6 +75,12 @@ static uint8_t pm_read_byte(struct pm *pm, unsigned off)
 	case 10:
 	case 11:
 		return (uint8_t)(pm_timer() >> (8 * (off - 8)));
+	case GPE0_STS:
+	case GPE0_STS + 1:
+		return (uint8_t)(pm->gpe_sts >> (8 * (off - GPE0_STS)));
+	case GPE0_EN:
+	case GPE0_EN + 1:
+		return (uint8_t)(pm->gpe_en >> (8 * (off - GPE0_EN)));
 	default:
 		return 0;
 	}
@@ -111,6 +120,11 @@ static void pm_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 		else if (o < 6)
 			pm->cnt = (uint16_t)((pm->cnt & ~(0xff << (8 * (o - 4)))) |
 					     b << (8 * (o - 4)));
+		else if (o == GPE0_STS || o == GPE0_STS + 1) /* write one to clear */
+			pm->gpe_sts &= (uint16_t) ~(b << (8 * (o - GPE0_STS)));
+		else if (o == GPE0_EN || o == GPE0_EN + 1)
+			pm->gpe_en = (uint16_t)((pm->gpe_en & ~(0xff << (8 * (o - GPE0_EN)))) |
+						b << (8 * (o - GPE0_EN)));
 	}
 	if (pm->cnt & PM1_CNT_SLP_EN) {
 		unsigned typ = (pm->cnt >> 10) & 7;
@@ -170,8 +184,21 @@ static void pm_power_button(void *opaque)
 	pthread_mutex_unlock(&pm->lock);
 }
 
-/* Saved state: the PM1 registers, the reset register and the SCI level. The PM timer
- * follows the host's monotonic clock and is not saved. */
+/* A general-purpose event (machine_raise_gpe): the PCI hot plug controller's. */
+static void pm_gpe(void *opaque, unsigned bit)
+{
+	struct pm *pm = opaque;
+
+	if (bit >= 16)
+		return;
+	pthread_mutex_lock(&pm->lock);
+	pm->gpe_sts |= (uint16_t)(1u << bit);
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+/* Saved state: the PM1 registers, the reset register, the SCI level and (version 2) the
+ * GPE0 registers. The PM timer follows the host's monotonic clock and is not saved. */
 static int pm_state(struct state_io *io, void *opaque)
 {
 	struct pm *pm = opaque;
@@ -182,6 +209,10 @@ static int pm_state(struct state_io *io, void *opaque)
 	state_u16(io, &pm->cnt, 0xffff);
 	state_u8(io, &pm->cf9, 0xff);
 	state_bool(io, &pm->sci);
+	if (io->version >= 2) {
+		state_u16(io, &pm->gpe_sts, 0xffff);
+		state_u16(io, &pm->gpe_en, 0xffff);
+	}
 	pthread_mutex_unlock(&pm->lock);
 	return state_error(io);
 }
@@ -196,6 +227,7 @@ static void pm_reset(void *opaque)
 	pthread_mutex_lock(&pm->lock);
 	pm->sts = pm->en = pm->cnt = 0;
 	pm->cf9 = 0;
+	pm->gpe_sts = pm->gpe_en = 0;
 	pm->sci = false;
 	pthread_mutex_unlock(&pm->lock);
 }
@@ -214,6 +246,7 @@ int pm_create(struct machine *m, void **obj)
 	r = r ?: bus_register(m->pio, PORT_RESET, 1, &cf9_ops, pm, "reset");
 	r = r ?: machine_add_reset_hook(m, pm_reset, pm);
 	r = r ?: machine_set_power_button(m, pm_power_button, pm);
+	r = r ?: machine_set_gpe(m, pm_gpe, pm);
 	*obj = pm;
 	return r; /* registered ranges keep pm alive: freed at exit with the process */
 }
@@ -224,4 +257,4 @@ static int pm_class_create(struct machine *m, unsigned i, void **obj, char *err,
 }
 
 const struct device_class pm_class = {
-	.name = "acpi-pm", .state = {{"pm", 1, pm_state}}, .create = pm_class_create};
+	.name = "acpi-pm", .state = {{"pm", 2, pm_state}}, .create = pm_class_create};

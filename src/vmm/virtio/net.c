@@ -605,13 +605,24 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
 	return r;
 }
 
-static int net_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
+int virtio_net_attach(struct machine *m, unsigned i, int tap, struct virtio_dev **out, char *err,
+		      size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_net_create(m, &m->def->nics[i], m->net_fds[i], &vd, err, errlen);
+	int r = virtio_net_create(m, &m->def->nics[i], tap, &vd, err, errlen);
 
-	r = r ?: virtio_dev_keep(m, vd);
-	r = r ?: machine_set_nic_link(m, i, net_link, vd);
+	if (r)
+		return r;
+	*out = vd;
+	r = virtio_dev_keep(m, vd);
+	return r ?: machine_set_nic_link(m, i, net_link, vd);
+}
+
+static int net_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
+{
+	struct virtio_dev *vd = NULL;
+	int r = virtio_net_attach(m, i, m->net_fds[i], &vd, err, errlen);
+
 	if (!r)
 		*obj = vd;
 	return r;

@@ -20,6 +20,12 @@ void virtio_net_default_mac(const char *tap, uint8_t mac[6]);
 int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
 		      struct virtio_dev **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* Adapter i of the machine's description on tap (as virtio_net_create), kept by the machine
+ * (torn down with it) and its link the host's (machine_set_nic_link). *out is set once the
+ * card exists, also when keeping it or taking its link failed after (-errno; its hooks point
+ * at it). 0, or -errno with err set when the card could not be made. */
+int virtio_net_attach(struct machine *m, unsigned i, int tap, struct virtio_dev **out, char *err,
+		      size_t errlen) __attribute__((warn_unused_result));
 /* The same on fd, already open, that reads and writes whole frames each led by the 12-byte
  * virtio-net header as the tap does (a socket pair in the fuzz targets); named ifname in
  * messages. The device owns fd from here on, also when this fails. */

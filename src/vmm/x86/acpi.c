@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/le.h"
+#include "vmm/dev/pm.h"
 #include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/layout.h"
 
@@ -122,12 +123,14 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt, uint16_t pm)
 	le32_store(t + 56, pm + PORT_PM1_EVT - PORT_PM_BASE);
 	le32_store(t + 64, pm + PORT_PM1_CNT - PORT_PM_BASE);
 	le32_store(t + 76, pm + PORT_PM_TMR - PORT_PM_BASE);
-	put8(t + 88, 4);	  /* PM1_EVT_LEN: status and enable, 2 bytes each */
-	put8(t + 89, 2);	  /* PM1_CNT_LEN */
-	put8(t + 91, 4);	  /* PM_TMR_LEN */
-	le16_store(t + 96, 101);  /* C2 latency > 100: no C2 */
-	le16_store(t + 98, 1001); /* C3 latency > 1000: no C3 */
-	put8(t + 108, 0x32);	  /* RTC century register */
+	le32_store(t + 80, pm + PM_GPE0_OFF); /* GPE0_BLK: status, then enable */
+	put8(t + 88, 4);		      /* PM1_EVT_LEN: status and enable, 2 bytes each */
+	put8(t + 89, 2);		      /* PM1_CNT_LEN */
+	put8(t + 91, 4);		      /* PM_TMR_LEN */
+	put8(t + 92, PM_GPE0_LEN);	      /* GPE0_BLK_LEN */
+	le16_store(t + 96, 101);	      /* C2 latency > 100: no C2 */
+	le16_store(t + 98, 1001);	      /* C3 latency > 1000: no C3 */
+	put8(t + 108, 0x32);		      /* RTC century register */
 	le16_store(t + 109, BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_ASPM);
 	le32_store(t + 112,
 		   FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
@@ -139,6 +142,8 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt, uint16_t pm)
 	gas_io(t + 148, (uint16_t)(pm + PORT_PM1_EVT - PORT_PM_BASE), 32);
 	gas_io(t + 172, (uint16_t)(pm + PORT_PM1_CNT - PORT_PM_BASE), 16);
 	gas_io(t + 208, (uint16_t)(pm + PORT_PM_TMR - PORT_PM_BASE), 32);
+	gas_io(t + 220, (uint16_t)(pm + PM_GPE0_OFF), 8 * PM_GPE0_LEN); /* X_GPE0_BLK */
+	put8(t + 223, 1);						/* byte access */
 	memcpy(t + 268, "KEELVMM\0", 8); /* hypervisor vendor identity */
 	acpi_finish(t, FADT_SIZE);
 }
@@ -219,7 +224,7 @@ int acpi_build_platform(uint8_t *buf, uint64_t base, unsigned ncpus, const struc
 	struct acpi_builder b = {.buf = buf, .base = base, .used = 0};
 	size_t rsdp, facs, dsdt, fadt, madt, rsdt, xsdt, madt_len, dsdt_len, mcfg = 0;
 	uint64_t tables[3];
-	uint8_t pci_aml[512];
+	uint8_t pci_aml[ACPI_PCI_AML_MAX];
 	size_t pci_aml_len = 0;
 	unsigned i, ntables = pci ? 3 : 2;
 

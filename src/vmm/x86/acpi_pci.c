@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config/vmdef.h"
+#include "vmm/dev/pcihp_regs.h"
 #include "vmm/pci.h"
 #include "vmm/x86/layout.h"
 
@@ -28,6 +29,8 @@ void acpi_pci_layout(struct acpi_pci *pci, const struct vm_def *def, uint64_t ec
 		.mmio64 = pci_window64_base(def->memory, fw),
 		.mmio64_size = pci_window64_end(def->memory, fw, phys_bits) -
 			       pci_window64_base(def->memory, fw),
+		.hp_slots = pcihp_slots(def),
+		.hp_port = PORT_PCIHP,
 	};
 }
 
@@ -47,6 +50,9 @@ static void aml_bytes(struct aml *a, const void *b, size_t n)
 	memcpy(a->p + a->len, b, n);
 	a->len += n;
 }
+
+/* A string literal's bytes, without its NUL. */
+#define aml_str(a, s) aml_bytes(a, s, sizeof(s) - 1)
 
 static void aml_byte(struct aml *a, uint8_t b)
 {
@@ -229,6 +235,108 @@ static void ecam_resources(struct aml *a, const struct acpi_pci *pci)
 	aml_le(a, pci->ecam_size, 4);
 }
 
+static void hp_resources(struct aml *a, const struct acpi_pci *pci)
+{
+	aml_byte(a, 0x47); /* IO (Decode16, port, port, 1, PCIHP_SIZE) */
+	aml_byte(a, 0x01);
+	aml_le(a, pci->hp_port, 2);
+	aml_le(a, pci->hp_port, 2);
+	aml_byte(a, 1);
+	aml_byte(a, PCIHP_SIZE);
+}
+
+/* "Sxx_": slot s's device. */
+static void hp_slot_name(char name[4], unsigned s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	name[0] = 'S';
+	name[1] = hex[s >> 4];
+	name[2] = hex[s & 15];
+	name[3] = '_';
+}
+
+/* Inside \_SB.PCI0: the controller's registers, PCEJ (eject slot Arg0), one device per
+ * hot-pluggable slot, and PCNT, which the GPE runs: Notify each slot UP or DOWN reports. */
+static void hp_aml(struct aml *a, const struct acpi_pci *pci)
+{
+	static const uint8_t region[] = {0x5b, 0x80, 'P', 'C', 'H', 'P', 0x01 /* SystemIO */};
+	static const uint8_t field_op[] = {0x5b, 0x81};
+	static const uint8_t method_op[] = {0x14};
+	static const uint8_t dev_op[] = {0x5b, 0x82};
+	static const uint8_t if_op[] = {0xa0};
+	size_t f, m, d, i;
+	unsigned s;
+
+	aml_bytes(a, region, sizeof(region));
+	aml_byte(a, 0x0b); /* WordPrefix: the port */
+	aml_le(a, pci->hp_port, 2);
+	aml_byte(a, 0x0a); /* BytePrefix: the length */
+	aml_byte(a, PCIHP_SIZE);
+	/* Field (PCHP, DWordAcc, NoLock, WriteAsZeros) { PCIU, 32, PCID, 32, B0EJ, 32 } */
+	f = aml_open(a, field_op, sizeof(field_op));
+	aml_bytes(a, "PCHP", 4);
+	aml_byte(a, 0x43);
+	aml_str(a, "PCIU\x20PCID\x20"
+		   "B0EJ\x20");
+	aml_close(a, f);
+	/* Method (PCEJ, 1) { B0EJ = 1 << Arg0 } */
+	m = aml_open(a, method_op, sizeof(method_op));
+	aml_str(a, "PCEJ\x01");
+	aml_str(a, "\x70\x79\x01\x68\x00"
+		   "B0EJ"); /* Store (ShiftLeft (One, Arg0), B0EJ) */
+	aml_close(a, m);
+	for (s = 1; s < 32; s++) {
+		char name[4];
+
+		if (!(pci->hp_slots & 1u << s))
+			continue;
+		hp_slot_name(name, s);
+		d = aml_open(a, dev_op, sizeof(dev_op));
+		aml_bytes(a, name, 4);
+		aml_str(a, "\x08_ADR\x0c");
+		aml_le(a, (uint32_t)s << 16, 4);
+		aml_name_int(a, "_SUN", (uint8_t)s);
+		m = aml_open(a, method_op, sizeof(method_op));
+		aml_str(a, "_EJ0\x01PCEJ\x0a"); /* Method (_EJ0, 1) { PCEJ (s) } */
+		aml_byte(a, (uint8_t)s);
+		aml_close(a, m);
+		aml_close(a, d);
+	}
+	/* Method (PCNT) { Local0 = PCIU; Local1 = PCID; If (Local0 & bit) { Notify (Sxx, 1) }
+	 * If (Local1 & bit) { Notify (Sxx, 3) } ... } */
+	m = aml_open(a, method_op, sizeof(method_op));
+	aml_str(a, "PCNT\x00\x70PCIU\x60\x70PCID\x61");
+	for (s = 1; s < 32; s++) {
+		char name[4];
+
+		if (!(pci->hp_slots & 1u << s))
+			continue;
+		hp_slot_name(name, s);
+		for (i = 0; i < 2; i++) {
+			f = aml_open(a, if_op, sizeof(if_op));
+			aml_byte(a, 0x7b); /* And (LocalN, bit, ) */
+			aml_byte(a, (uint8_t)(0x60 + i));
+			aml_byte(a, 0x0c);
+			aml_le(a, 1u << s, 4);
+			aml_byte(a, 0x00);
+			aml_byte(a, 0x86); /* Notify (Sxx, 1 or 3) */
+			aml_bytes(a, name, 4);
+			aml_byte(a, 0x0a);
+			aml_byte(a, i ? 3 : 1);
+			aml_close(a, f);
+		}
+	}
+	aml_close(a, m);
+	/* Device (PHPR): the registers' ports, reserved. */
+	d = aml_open(a, dev_op, sizeof(dev_op));
+	aml_bytes(a, "PHPR", 4);
+	aml_name_eisaid(a, "_HID", "PNP0A06");
+	aml_name_int(a, "_UID", 2);
+	aml_crs(a, hp_resources, pci);
+	aml_close(a, d);
+}
+
 size_t acpi_pci_aml(uint8_t *buf, size_t cap, const struct acpi_pci *pci)
 {
 	static const uint8_t scope_op[] = {0x10};
@@ -249,6 +357,8 @@ size_t acpi_pci_aml(uint8_t *buf, size_t cap, const struct acpi_pci *pci)
 	aml_name_int(&a, "_UID", 0);
 	aml_name_int(&a, "_BBN", 0);
 	aml_crs(&a, pci0_resources, pci);
+	if (pci->hp_slots)
+		hp_aml(&a, pci);
 	aml_close(&a, dev);
 
 	dev = aml_open(&a, pci0_op, sizeof(pci0_op));
@@ -259,6 +369,15 @@ size_t acpi_pci_aml(uint8_t *buf, size_t cap, const struct acpi_pci *pci)
 	aml_close(&a, dev);
 
 	aml_close(&a, scope);
+	if (pci->hp_slots) {
+		/* Scope (\_GPE) { Method (_E01) { \_SB.PCI0.PCNT () } } */
+		scope = aml_open(&a, scope_op, sizeof(scope_op));
+		aml_str(&a, "\\_GPE");
+		dev = aml_open(&a, (const uint8_t[]){0x14}, 1);
+		aml_str(&a, "_E01\x00\\\x2f\x03_SB_PCI0PCNT");
+		aml_close(&a, dev);
+		aml_close(&a, scope);
+	}
 	return a.overflow ? 0 : a.len;
 }
 

@@ -65,7 +65,8 @@
 #define PORT_I8042_CMD	0x64
 #define PORT_FW_CFG	0x510
 #define PORT_DEBUG_EXIT 0xf4
-#define PORT_DEBUGCON	0x402 /* firmware log (--firmware-debug) */
+#define PORT_DEBUGCON	0x402  /* firmware log (--firmware-debug) */
+#define PORT_PCIHP	0xae00 /* the PCI hot plug controller (dev/pcihp_regs.h) */
 
 /* Interrupt lines (ISA IRQ = GSI except the timer, which is routed to IOAPIC pin 2). */
 #define IRQ_COM1 4

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/vm_nethotplug.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/switch.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/tap.h"
+
+/* One adapter: its tap made and on its switch as at a start (sup_spawn.c), then passed. */
+static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_nic *nic,
+		   char *err, size_t errlen)
+{
+	char ifname[IFNAMSIZ];
+	unsigned slot = 0;
+	int fd = tap_open(nic->tap, ifname, err, errlen), ret = 0;
+
+	if (fd < 0)
+		return fd;
+	if (nic->sw[0])
+		ret = switches_port_attach(st, nic, ifname, err, errlen);
+	ret = ret ?: sup_nic_add(sup, def, nic, fd, &slot, err, errlen);
+	close(fd); /* the worker has its own: the tap lives as long as the card */
+	if (ret)
+		return ret;
+	nic->pci_slot = (uint8_t)slot;
+	log_info("VM %s: adapter %s added at PCI slot %u (hot plug)", def->name, nic->mac, slot);
+	return 0;
+}
+
+int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_def *nd,
+		   unsigned removed, unsigned added, char *err, size_t errlen)
+{
+	unsigned done = 0;
+	int ret = 0;
+
+	for (unsigned j = 0; j < nd->nnics && !ret; j++) {
+		if (!(added >> j & 1))
+			continue;
+		ret = add_one(st, sup, def, &nd->nics[j], err, errlen);
+		if (!ret)
+			done |= 1u << j;
+	}
+	if (ret) {
+		for (unsigned j = 0; j < nd->nnics; j++) {
+			char why[300];
+
+			if ((done >> j & 1) &&
+			    sup_nic_remove(sup, def, nd->nics[j].mac, true, why, sizeof(why)))
+				log_err("VM %s: adapter %s could not be taken back: %s", def->name,
+					nd->nics[j].mac, why);
+		}
+		switches_ports_changed(st, nd, def); /* the rules as the store has them */
+		return ret;
+	}
+	for (unsigned i = 0; i < def->nnics; i++) {
+		if (!(removed >> i & 1))
+			continue;
+		ret = sup_nic_remove(sup, def, def->nics[i].mac, false, err, errlen);
+		if (ret)
+			return ret;
+		log_info("VM %s: adapter %s: the guest is asked to let it go (hot plug)", def->name,
+			 def->nics[i].mac);
+	}
+	return 0;
+}

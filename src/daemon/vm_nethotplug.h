@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Adapters added to and taken out of a running VM (Hyper-V's Add-VMNetworkAdapter and
+ * Remove-VMNetworkAdapter; docs/networking.md, "Hot plug"): keeld makes an added adapter's
+ * tap, puts it on its switch with its guards as for a cold adapter, and passes it to the
+ * worker ("nic-add"), which gives the guest a new virtio NIC; an adapter taken out is asked
+ * of the guest ("nic-remove"), and the worker tears it down (its tap goes) once the guest
+ * ejects it. The caller stores the new description once this succeeded.
+ */
+#ifndef KEEL_DAEMON_VM_NETHOTPLUG_H
+#define KEEL_DAEMON_VM_NETHOTPLUG_H
+
+#include <stddef.h>
+
+#include "config/vmdef.h"
+#include "daemon/store.h"
+#include "daemon/sup.h"
+
+/* Add nd's adapters in added (bit j: nd's nets[j], MACs assigned; each gets the slot the
+ * worker gave it) and ask for def's in removed (bit i: def's nets[i]) to go, on the running
+ * VM def (vmdef_net_hotplug_change). Adds first: a failed add takes the ones added back
+ * (forced) and nothing is removed. 0, or -errno with err saying which adapter and why. */
+int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_def *nd,
+		   unsigned removed, unsigned added, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+#endif
