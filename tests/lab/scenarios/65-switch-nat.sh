@@ -1,7 +1,8 @@
 # Virtual switches (issue 12) with keeld: a Linux guest on the Default Switch gets its address
 # from the switch's dnsmasq (keel vm net list shows it) and reaches a web server in a network
 # namespace standing in for the outside world, through NAT: that namespace has no route to
-# the switch's subnet, and its server logs the host's address. On an internal switch the
+# the switch's subnet, and its server logs the host's address; 8 MiB uploaded to it arrive
+# whole. On an internal switch the
 # guest and the host reach each other and the outside is out of reach; through an external
 # switch bridging a veth into the outside, the outside's own DHCP server gives it an address. Two guests on a private switch
 # reach each other; neither reaches the host, nor the host them, even with an address of the
@@ -67,6 +68,19 @@ grep -Eq '^(\[::ffff:)?10\.99\.0\.1\]?:[0-9]+: response:200' $KD/httpd.log ||
 ! grep -q "$lease" $KD/httpd.log || fail "the outside server saw the guest's own address"
 nsenter -t "$out" -n $IP route | grep -q "${subnet%/*}" && fail "the outside has a route to $subnet"
 echo "lab: switch: s1 reached the outside server through NAT (it saw 10.99.0.1)"
+# Bulk TCP through the NAT: 8 MiB of random bytes from s1 to the outside, whole and the same
+# (sha256 at both ends). The receiver writes what the connection brings (nc -e): a busybox nc
+# whose stdin is at its end (a background job's /dev/null) half-closes at once, and the
+# sending busybox nc quits on that FIN with most of its data unsent.
+rm -f $KD/nat-up
+nsenter -t "$out" -n nc -l -p 5002 -e sh -c "cat >$KD/nat-up" &
+sleep 1
+keel_run s1 'dd if=/dev/urandom of=/tmp/up bs=1M count=8 2>/dev/null && nc 10.99.0.2 5002 </tmp/up && sha256sum </tmp/up' 180
+sent=$(echo "$KEEL_OUT" | tail -n 1 | cut -d' ' -f1)
+got=$(sha256sum <$KD/nat-up | cut -d' ' -f1)
+[ -n "$sent" ] && [ "$sent" = "$got" ] ||
+	fail "8 MiB from s1 to the outside through NAT: sent '$KEEL_OUT', received $(wc -c <$KD/nat-up) bytes ($got)"
+echo "lab: switch: 8 MiB from s1 reached the outside through NAT whole (sha256 $got)"
 keel vm turn-off s1 || fail "turn-off s1"
 
 # s1 again, on an internal switch (eth0: the host reaches it, it reaches the host, not the
