@@ -1160,7 +1160,8 @@ static int net_change(int argc, char **argv)
 		}
 		json_object_object_foreach(n, key, val)
 		{
-			if (strcmp(key, "addresses")) /* the API's, not the description's */
+			/* the API's, not the description's */
+			if (strcmp(key, "addresses") && strcmp(key, "address_sources"))
 				json_object_object_add(copy, key, json_object_get(val));
 		}
 		json_object_array_add(nets, copy);

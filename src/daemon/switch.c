@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1411,26 +1412,69 @@ static void lease_cb(const struct switch_lease *l, void *data)
 		json_object_array_add(m->ips, json_object_new_string(l->ip));
 }
 
-json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic)
+/* The guest addresses from the switch's DHCP leases, in m->ips. */
+static void nic_leases(const struct store_switch *sw, struct lease_match *m)
 {
-	struct lease_match m = {nic->mac, json_object_new_array(), (int64_t)time(NULL)};
-	struct store_switch sw;
 	char path[PATH_MAX + 64], *buf;
 	ssize_t len;
 	int fd;
 
-	if (!nic->sw[0] || store_switch_get(st, nic->sw, &sw) || !has_dhcp(&sw))
-		return m.ips;
-	snprintf(path, sizeof(path), "%s/%s/leases", switches_dir, sw.bridge);
+	snprintf(path, sizeof(path), "%s/%s/leases", switches_dir, sw->bridge);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return m.ips;
+		return;
 	buf = malloc(LEASES_MAX);
 	len = buf ? read(fd, buf, LEASES_MAX) : -1;
 	close(fd);
 	if (len > 0)
-		switch_leases_parse(buf, (size_t)len, lease_cb, &m);
+		switch_leases_parse(buf, (size_t)len, lease_cb, m);
 	free(buf);
+}
+
+static bool has_ip(json_object *ips, const char *ip)
+{
+	for (size_t i = 0; i < json_object_array_length(ips); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(ips, i)), ip))
+			return true;
+	return false;
+}
+
+/* The guest addresses the host's neighbour table (ARP, NDP) has for the adapter's MAC on
+ * the switch's bridge, those not in ips already (a private switch's bridge has no host
+ * address, so no neighbours). */
+static void nic_neighbours(const struct store_switch *sw, const char *mac, json_object *ips)
+{
+	struct nl_neigh nb[256];
+	size_t n = 0;
+	char text[18];
+
+	if (nl_neighbours(sw->bridge, nb, sizeof(nb) / sizeof(nb[0]), &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", nb[i].mac[0],
+			 nb[i].mac[1], nb[i].mac[2], nb[i].mac[3], nb[i].mac[4], nb[i].mac[5]);
+		if (!strcasecmp(text, mac) && !has_ip(ips, nb[i].addr))
+			json_object_array_add(ips, json_object_new_string(nb[i].addr));
+	}
+}
+
+json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic,
+				    json_object **sources)
+{
+	struct lease_match m = {nic->mac, json_object_new_array(), (int64_t)time(NULL)};
+	struct store_switch sw;
+	size_t leases;
+
+	*sources = json_object_new_array();
+	if (!nic->sw[0] || store_switch_get(st, nic->sw, &sw))
+		return m.ips;
+	if (has_dhcp(&sw))
+		nic_leases(&sw, &m);
+	leases = json_object_array_length(m.ips);
+	nic_neighbours(&sw, nic->mac, m.ips);
+	for (size_t i = 0; i < json_object_array_length(m.ips); i++)
+		json_object_array_add(*sources,
+				      json_object_new_string(i < leases ? "lease" : "neighbour"));
 	return m.ips;
 }
 

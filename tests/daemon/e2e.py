@@ -4465,6 +4465,54 @@ def raw_exchange(src, dst, frames):
     return set(rx.communicate(timeout=20)[0].split())
 
 
+def case_switch_neighbours(e):
+    """Issue 12: guest addresses known without an agent nor a DHCP lease. A stand-in guest (a
+    veth in a namespace of its own) on an internal switch without NAT, with static IPv4 and
+    IPv6 addresses, pings the host: keel vm show and keel vm net list give both addresses, from
+    the host's neighbour table (source "neighbour"), and none before it spoke."""
+    if not e.netns:
+        print("SKIP: switch-neighbours: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    mac = "02:00:00:00:ab:01"
+    e.keel("switch", "create", "nb", "--type", "internal", "--subnet", "10.62.0.0/24")
+    bridge = switches(e)["nb"]["bridge"]
+    e.ns("ip", "-6", "addr", "add", "fd62::1/64", "dev", bridge, "nodad")
+    e.keel("vm", "create", "nb", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=nb,mac=%s" % mac)
+    net = e.vm("nb")["nets"][0]
+    check(net["addresses"] == [] and net["address_sources"] == [],
+          "addresses before the guest spoke: %r" % net)
+    guest_ns = e.netns + "n"
+    subprocess.run(["ip", "netns", "add", guest_ns], check=True)
+    try:
+        gexec = ["ip", "netns", "exec", guest_ns]
+        e.ns("ip", "link", "add", "gn0", "type", "veth", "peer", "name", "gn1")
+        e.ns("ip", "link", "set", "gn0", "master", bridge, "up")
+        e.ns("ip", "link", "set", "gn1", "netns", guest_ns)
+        for cmd in (["ip", "link", "set", "gn1", "address", mac, "up"],
+                    ["ip", "addr", "add", "10.62.0.5/24", "dev", "gn1"],
+                    ["ip", "-6", "addr", "add", "fd62::5/64", "dev", "gn1", "nodad"]):
+            subprocess.run(gexec + cmd, check=True)
+        for target in ("10.62.0.1", "fd62::1"):
+            r = subprocess.run(gexec + ["busybox", "ping", "-c", "1", "-W", "5", target],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 0, "ping %s: %s %s" % (target, r.stdout, r.stderr))
+        net = e.vm("nb")["nets"][0]
+        check(sorted(net["addresses"]) == ["10.62.0.5", "fd62::5"] and
+              net["address_sources"] == ["neighbour", "neighbour"],
+              "addresses from the neighbour table: %r (host: %s)" %
+              (net, e.ns("ip", "neigh", "show", "dev", bridge)))
+        out, _ = e.keel("vm", "net", "list", "nb")
+        check(re.search(r"^0 +nb +.* %s .*10\.62\.0\.5" % mac, out, re.M) and "fd62::5" in out,
+              "keel vm net list: %r" % out)
+        out, _ = e.keel("vm", "show", "nb")
+        check("10.62.0.5" in out and "fd62::5" in out, "keel vm show: %r" % out)
+    finally:
+        subprocess.run(["ip", "netns", "del", guest_ns], capture_output=True)
+    return 0
+
+
 def case_switch_guards(e):
     """Issue 12's review: the guards as they mean (DHCP server replies by their ports, IPv4
     and IPv6; tagged frames from a port that is no trunk; a DHCP request for another MAC
