@@ -184,6 +184,18 @@ static int adapter_addrs_add(struct store_switch *sw, const char *token)
 	return 0;
 }
 
+/* Is token one of sw->adapter_addrs'? */
+static bool recorded(const struct store_switch *sw, const char *token)
+{
+	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
+	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		if (!strcmp(t, token))
+			return true;
+	return false;
+}
+
 /* The adapter's addresses (and its default route) taken off it, recorded in
  * sw->adapter_addrs, and (allow_mgmt) put on the bridge. */
 static int take_adapter_addrs(struct store_switch *sw)
@@ -193,6 +205,7 @@ static int take_adapter_addrs(struct store_switch *sw)
 	unsigned aindex = if_nametoindex(sw->adapter);
 	size_t n = 0, nr = 0;
 	uint32_t gw = 0;
+	bool keep;
 	int ret = routes ? nl_addrs4(sw->adapter, addrs, ADDRS_MAX, &n) : -ENOMEM;
 
 	if (!ret)
@@ -206,7 +219,10 @@ static int take_adapter_addrs(struct store_switch *sw)
 		return ret; /* none: already taken (a restart) */
 	/* Everything recorded before anything moves: a failure halfway (switch_down) gives the
 	 * adapter back all of it, the default route included. */
+	keep = recorded(sw, "ipv6"); /* its IPv6 turned off by keeld before a restart */
 	sw->adapter_addrs[0] = '\0';
+	if (keep)
+		ret = adapter_addrs_add(sw, "ipv6");
 	for (size_t i = 0; !ret && i < n; i++) {
 		char s[32];
 
@@ -226,6 +242,36 @@ static int take_adapter_addrs(struct store_switch *sw)
 			ret = nl_addr4(sw->bridge, true, addrs[i]);
 	}
 	return ret;
+}
+
+/* Turn IPv6 on or off on link ifname (off: every IPv6 address of its gone). */
+static int link_ipv6(const char *ifname, bool on)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	return write_sysctl(path, on ? "0" : "1");
+}
+
+/* The adapter's IPv6 (its addresses, link-local and SLAAC) turned off while it is a port of
+ * the bridge, as its IPv4 addresses are taken off: "ipv6" in sw->adapter_addrs when it had
+ * it on, for switch_down to turn it on again. A kernel without IPv6: nothing to do. */
+static int take_adapter_ipv6(struct store_switch *sw)
+{
+	char path[128], was[4] = "";
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", sw->adapter);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ret = read(fd, was, sizeof(was) - 1) < 0 ? -errno : 0;
+	close(fd);
+	if (ret || was[0] != '0')
+		return ret; /* off already: by the host, or by keeld before a restart */
+	if (!recorded(sw, "ipv6"))
+		ret = adapter_addrs_add(sw, "ipv6");
+	return ret ?: link_ipv6(sw->adapter, false);
 }
 
 /* Put the recorded addresses (and default route) on link ifname, or take them off. */
@@ -512,12 +558,13 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 	ret = apply_rules(st, sw, err, errlen);
 	if (ret)
 		return ret;
-	if (is_type(sw, "private")) {
-		char path[128];
-
-		/* No address of the host's on it, not even a link-local one. */
-		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", sw->bridge);
-		(void)!write_sysctl(path, "1");
+	/* No address of the host's on a private switch, nor on an external one without the
+	 * management OS, not even a link-local one (a kernel without IPv6 has none anyway). */
+	step = "set IPv6 on";
+	if (!is_type(sw, "internal")) {
+		ret = link_ipv6(sw->bridge, is_type(sw, "external") && sw->allow_mgmt);
+		if (ret && ret != -ENOENT)
+			goto fail;
 	}
 	step = "address the bridge";
 	if (is_type(sw, "internal") && sw->subnet[0]) {
@@ -534,6 +581,8 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 			ret = nl_link_up(sw->adapter);
 		if (!ret)
 			ret = take_adapter_addrs(sw);
+		if (!ret)
+			ret = take_adapter_ipv6(sw);
 		if (ret)
 			goto fail;
 	}
@@ -576,7 +625,8 @@ static void switch_down(const struct store_switch *sw)
 	if (is_type(sw, "external") && if_nametoindex(sw->adapter)) {
 		if (nl_link_master(sw->adapter, NULL))
 			log_warn("switch '%s': cannot release adapter %s", sw->name, sw->adapter);
-		if (put_recorded_addrs(sw, sw->adapter, true))
+		if (put_recorded_addrs(sw, sw->adapter, true) ||
+		    (recorded(sw, "ipv6") && link_ipv6(sw->adapter, true)))
 			log_warn("switch '%s': cannot give adapter %s its addresses back (%s)",
 				 sw->name, sw->adapter, sw->adapter_addrs);
 	}

@@ -3968,6 +3968,27 @@ def ns_addrs(e, dev):
     return sorted("%s/%d" % (a["local"], a["prefixlen"]) for d in doc for a in d["addr_info"])
 
 
+def ns_addrs6(e, dev):
+    """The IPv6 addresses (link-local ones too) of dev in keeld's namespace."""
+    doc = json.loads(e.ns("ip", "-j", "-6", "addr", "show", "dev", dev) or "[]")
+    return sorted(a["local"] for d in doc for a in d["addr_info"])
+
+
+def ns_ipv6_off(e, dev):
+    return e.ns("cat", "/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev).strip() == "1"
+
+
+def wait_link_local(e, dev):
+    """dev's IPv6 link-local address, once the kernel has given it one (30 s at most)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ll = [a for a in ns_addrs6(e, dev) if a.startswith("fe80:")]
+        if ll:
+            return ll
+        time.sleep(0.2)
+    check(False, "%s has no IPv6 link-local address: %s" % (dev, e.ns("ip", "addr")))
+
+
 def ns_master(e, dev):
     doc = json.loads(e.ns("ip", "-j", "link", "show", "dev", dev))
     return doc[0].get("master")
@@ -4094,10 +4115,40 @@ def case_switches(e):
             for d in ("up0", ext["bridge"])]
     check(macs[0] == macs[1], "external bridge's MAC %s, its adapter's %s" % (macs[1], macs[0]))
     e.api_err("POST", "/v1/switches", {"name": "x", "adapter": "up0"}, msg="already bridged")
+    # With the management OS the bridge has IPv6 (its link-local address); the adapter, a
+    # port, has no address of either family.
+    wait_link_local(e, ext["bridge"])
+    check(ns_ipv6_off(e, "up0") and ns_addrs6(e, "up0") == [],
+          "up0 keeps IPv6 as a port: %s" % e.ns("ip", "addr", "show", "dev", "up0"))
     e.keel("switch", "delete", "ext")
     check(ns_master(e, "up0") is None and ns_addrs(e, "up0") == ["10.70.0.1/16"] and
           "default via 10.70.0.254 dev up0" in e.ns("ip", "route") and
           ext["bridge"] not in ns_links(e), "external switch deleted: %s" % e.ns("ip", "route"))
+    check(not ns_ipv6_off(e, "up0"), "up0's IPv6 not given back")
+    wait_link_local(e, "up0")
+    # --allow-management-os off: the host keeps no address on that network, of either
+    # family, not even a link-local one, on the bridge or the adapter; on again gives the
+    # bridge both back, and deleting the switch the adapter.
+    e.keel("switch", "create", "ext", "--type", "external", "--adapter", "up0",
+           "--allow-management-os", "off")
+    ext = switches(e)["ext"]
+    for dev in (ext["bridge"], "up0"):
+        check(ns_addrs(e, dev) == [] and ns_addrs6(e, dev) == [] and ns_ipv6_off(e, dev),
+              "management OS off: %s has addresses: %s" %
+              (dev, e.ns("ip", "addr", "show", "dev", dev)))
+    check("default via 10.70.0.254" not in e.ns("ip", "route"),
+          "management OS off: a default route: %s" % e.ns("ip", "route"))
+    e.keel("switch", "set", "ext", "--allow-management-os", "on")
+    check(ns_addrs(e, ext["bridge"]) == ["10.70.0.1/16"] and not ns_ipv6_off(e, ext["bridge"]),
+          "management OS on again: %s" % e.ns("ip", "addr", "show", "dev", ext["bridge"]))
+    wait_link_local(e, ext["bridge"])
+    e.keel("switch", "set", "ext", "--allow-management-os", "off")
+    check(ns_addrs(e, ext["bridge"]) == [] and ns_addrs6(e, ext["bridge"]) == [],
+          "management OS off again: %s" % e.ns("ip", "addr", "show", "dev", ext["bridge"]))
+    e.keel("switch", "delete", "ext")
+    check(ns_addrs(e, "up0") == ["10.70.0.1/16"] and not ns_ipv6_off(e, "up0") and
+          "default via 10.70.0.254 dev up0" in e.ns("ip", "route"),
+          "management OS off, switch deleted: %s" % e.ns("ip", "addr", "show", "dev", "up0"))
     # A VM on a switch: its tap on the bridge while it runs; the switch cannot go.
     e.api_err("POST", "/v1/vms", {"name": "n0", "kernel": e.a.guest, "memory": 16 << 20,
                                  "nets": [{"switch": "nosuch"}]},
