@@ -4434,27 +4434,32 @@ while time.time() < end:
 
 
 def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, pad=0,
-          frag=0):
+          frag=0, icmp=None):
     """A broadcast frame from MAC src carrying UDP sport -> dport (IPv4 or IPv6) with a
     two-letter marker (and pad more bytes); vlan: 802.1Q-tagged with that VID (a tuple: one
     tag in another); chaddr: a BOOTP message with it; frag: the IPv4 header's flags and
-    fragment offset (0x2000: a first fragment; 3: a later one, no UDP header)."""
+    fragment offset (0x2000: a first fragment; 3: a later one, no UDP header); icmp: an ICMP
+    (IPv4) or ICMPv6 message of that type instead of UDP."""
     mac = bytes.fromhex(src.replace(":", ""))
     body = b"KEELMARK" + marker.encode() + bytes(pad)
     if chaddr:
         body = bytes(28) + bytes.fromhex(chaddr.replace(":", "")) + bytes(10) + body
     udp = struct.pack("!HHHH", sport, dport, 8 + len(body), 0) + body
+    proto = 17
+    if icmp is not None:
+        udp = struct.pack("!BBHI", icmp, 0, 0, 0) + body
+        proto = 1 if l3 == "ip" else 58
     if frag & 0x1fff:
         udp = body
     if l3 == "ip":
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, frag, 64, 17, 0,
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, frag, 64, proto, 0,
                           bytes(4), b"\xff" * 4)
         csum = sum(struct.unpack("!10H", hdr))
         csum = (csum & 0xffff) + (csum >> 16)
         hdr = hdr[:10] + struct.pack("!H", ~csum & 0xffff) + hdr[12:]
         etype = 0x0800
     else:
-        hdr = struct.pack("!IHBB16s16s", 0x60000000, len(udp), 17, 64,
+        hdr = struct.pack("!IHBB16s16s", 0x60000000, len(udp), proto, 64,
                           b"\xfe\x80" + bytes(13) + b"\x01", b"\xff\x02" + bytes(13) + b"\x02")
         etype = 0x86dd
     tag = b"".join(struct.pack("!HH", 0x8100, v)
@@ -4616,10 +4621,17 @@ def case_switch_guards(e):
             "cn": dhcp_fragments(a, "cn", "02:00:00:00:cc:02").split(",")[1],
             "aa": arp_frame(a, "aa", a),                         # ARP for itself
             "ab": arp_frame(a, "ab", "02:00:00:00:cc:02"),       # ARP as b
+            # the router guard: redirects and router advertisements dropped, echo requests
+            # (ICMP and ICMPv6) pass
+            "ie": frame(a, "ie", icmp=8),                        # ICMP echo request
+            "ir": frame(a, "ir", icmp=5),                        # ICMP redirect
+            "e6": frame(a, "e6", l3="ip6", icmp=128),            # ICMPv6 echo request
+            "r6": frame(a, "r6", l3="ip6", icmp=137),            # ICMPv6 redirect
+            "ra": frame(a, "ra", l3="ip6", icmp=134),            # router advertisement
         }
         time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
         got = raw_exchange(nss["a"], nss["b"], frames)
-        want = {"ok", "cm", "aa"}
+        want = {"ok", "cm", "aa", "ie", "e6"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
         # The table's rules flushed, its chains kept: keeld's watch sees its marker rules
