@@ -5134,6 +5134,20 @@ def case_net_hotplug(e):
     check([n["mac"] for n in e.vm("hp")["nets"]] == [mac0, mac2], "off add: %r" % e.vm("hp"))
     e.keel("vm", "net", "remove", "hp", mac0)
     check([n["mac"] for n in e.vm("hp")["nets"]] == [mac2], "off remove: %r" % e.vm("hp"))
+    # --vlan-trunk and --native-vlan after the --net, as create and set take them; a bad
+    # list or an option of another verb refused with nothing added.
+    mac3 = "02:00:00:00:ac:04"
+    e.keel("vm", "net", "add", "hp", "--net", "switch=hp,mac=%s" % mac3, "--vlan-trunk",
+           "10,20-30", "--native-vlan", "5")
+    n = e.vm("hp")["nets"]
+    check(len(n) == 2 and n[1]["mac"] == mac3 and n[1].get("vlan_trunk") == "10,20-30" and
+          n[1].get("native_vlan") == 5, "net add with a trunk: %r" % n)
+    _, err = e.keel("vm", "net", "add", "hp", "--net", "switch=hp", "--vlan-trunk", "0-9",
+                    want=2)
+    check("not a VLAN list" in err, "net add with a bad trunk: %r" % err)
+    _, err = e.keel("vm", "net", "add", "hp", "--net", "switch=hp", "--vlan", "3", want=2)
+    check("usage: keel vm net add" in err, "net add with --vlan: %r" % err)
+    check(len(e.vm("hp")["nets"]) == 2, "refused adds added: %r" % e.vm("hp")["nets"])
     print("net-hotplug: added at slot %d with its tap on the switch and its guard, refusals "
           "changed nothing, removed (the guest asked), off changes" % slot)
 
