@@ -4433,6 +4433,31 @@ while time.time() < end:
 """
 
 
+# A frame "from the guest": TAP_SEND finds the process that holds tap argv[1]'s descriptor
+# (a tun descriptor's fdinfo names its link), takes a copy of it (pidfd_getfd) and writes hex
+# frames into it, each after a zeroed virtio-net header (keel's taps have 12-byte ones), as
+# a VM's virtio-net device does.
+TAP_SEND = """
+import ctypes, os, sys
+def holder(tap):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir("/proc/%s/fdinfo" % pid):
+                if "iff:\\t%s\\n" % tap in open("/proc/%s/fdinfo/%s" % (pid, fd)).read():
+                    return int(pid), int(fd)
+        except OSError:
+            pass
+    sys.exit("no process holds tap " + tap)
+pid, target = holder(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.syscall(438, os.pidfd_open(pid), target, 0)  # pidfd_getfd
+if fd < 0:
+    sys.exit("pidfd_getfd: " + os.strerror(ctypes.get_errno()))
+for h in sys.argv[2:]:
+    os.write(fd, bytes(12) + bytes.fromhex(h))
+"""
+
+
 def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, pad=0,
           frag=0, icmp=None):
     """A broadcast frame from MAC src carrying UDP sport -> dport (IPv4 or IPv6) with a
@@ -4519,6 +4544,78 @@ def raw_exchange(src, dst, frames):
     subprocess.run(["ip", "netns", "exec", src, "python3", "-c", RAW_SEND, "eth0"] +
                    list(frames.values()), check=True)
     return set(rx.communicate(timeout=20)[0].split())
+
+
+def case_switch_isolation(e):
+    """Issue 12, port isolation (Set-VMNetworkAdapter -PortIsolation) by what it does: two
+    running VMs with port-isolation=on on a private switch and a port without it (a veth
+    into a namespace); a frame from one isolated VM (written into its tap as its worker
+    does) reaches the plain port and not the other isolated VM, and one from the plain port
+    reaches both."""
+    if not e.netns:
+        print("SKIP: switch-isolation: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    e.keel("switch", "create", "pi", "--type", "private")
+    br = switches(e)["pi"]["bridge"]
+    macs = {"i1": "02:00:00:00:ee:01", "i2": "02:00:00:00:ee:02", "c": "02:00:00:00:ee:03"}
+    taps = {}
+    for k in ("i1", "i2"):
+        e.keel("vm", "create", k, "--kernel", e.a.guest, "--memory", "16M", "--net",
+               "switch=pi,mac=%s,port-isolation=on" % macs[k])
+        taps[k] = e.start(k)["nets"][0]["tap"]
+    plain = e.netns + "c"
+    subprocess.run(["ip", "netns", "add", plain], check=True)
+    inns = ["nsenter", "--net=/run/netns/" + e.netns]
+    try:
+        e.ns("ip", "link", "add", "pc0", "type", "veth", "peer", "name", "eth0")
+        e.ns("ip", "link", "set", "pc0", "master", br, "up")
+        e.ns("ip", "link", "set", "eth0", "netns", plain)
+        subprocess.run(["ip", "netns", "exec", plain, "ip", "link", "set", "eth0", "address",
+                        macs["c"], "up"], check=True)
+        time.sleep(1.5)  # the veth's link comes up (a port forwards once it is up)
+
+        def reach(send, markers):
+            """Which of the receivers (i1, i2: their taps; c: the plain port) the frames
+            marked markers, sent by send(frames), reach."""
+            rxs = {k: subprocess.Popen(inns + ["python3", "-c", RAW_RECV, taps[k], "4"],
+                                       stdout=subprocess.PIPE, text=True)
+                   for k in taps}
+            rxs["c"] = subprocess.Popen(["ip", "netns", "exec", plain, "python3", "-c",
+                                         RAW_RECV, "eth0", "4"], stdout=subprocess.PIPE,
+                                        text=True)
+            for k, rx in rxs.items():
+                check(rx.stdout.readline().strip() == "ready", "receiver %s did not start" % k)
+            send()
+            return {k: set(rx.communicate(timeout=20)[0].split()) & set(markers)
+                    for k, rx in rxs.items()}
+
+        def from_tap(k, marker):
+            return lambda: subprocess.run(inns + ["python3", "-c", TAP_SEND, taps[k],
+                                                  frame(macs[k], marker)], check=True)
+
+        # (a sender's own tap shows its frame too: it goes in there)
+        got = reach(from_tap("i1", "x1"), ["x1"])
+        check(got == {"i1": {"x1"}, "i2": set(), "c": {"x1"}},
+              "a frame from isolated i1 reached %r (want the plain port only)" % got)
+        got = reach(from_tap("i2", "x2"), ["x2"])
+        check(got == {"i1": set(), "i2": {"x2"}, "c": {"x2"}},
+              "a frame from isolated i2 reached %r (want the plain port only)" % got)
+        got = reach(lambda: subprocess.run(["ip", "netns", "exec", plain, "python3", "-c",
+                                            RAW_SEND, "eth0", frame(macs["c"], "pc")],
+                                           check=True), ["pc"])
+        check(got == {"i1": {"pc"}, "i2": {"pc"}, "c": {"pc"}},
+              "a frame from the plain port reached %r (want both isolated VMs)" % got)
+        # Isolation off on i2 (a running VM's port changes): i1's frames reach it again.
+        e.keel("vm", "set", "i2", "--net", "switch=pi,mac=%s" % macs["i2"])
+        got = reach(from_tap("i1", "x3"), ["x3"])
+        check(got == {"i1": {"x3"}, "i2": {"x3"}, "c": {"x3"}},
+              "with i2 no more isolated, i1's frame reached %r" % got)
+    finally:
+        subprocess.run(["ip", "netns", "del", plain], capture_output=True)
+    print("switch-isolation: isolated to isolated dropped, isolated to plain and plain to "
+          "isolated passed")
+    return 0
 
 
 def case_switch_neighbours(e):
