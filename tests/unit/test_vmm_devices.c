@@ -336,6 +336,24 @@ static void test_pcihp_regs(void **state)
 	assert_int_equal(pcihp_regs_read(&r, 0x03, 4), 0);
 }
 
+/* A guest's eject is kept for the host's teardown; a card removed by force meanwhile takes
+ * that eject with it, so the next card hot-added at the slot is not torn down by it (the
+ * host never asked for that one's removal). */
+static void test_pcihp_eject_then_forced(void **state)
+{
+	struct pcihp_regs r = {.slots = 0x7ffffffeu, .down = 1u << 6 | 1u << 7};
+
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_EJECT, 4, 1u << 6), 6);
+	assert_int_equal(pcihp_regs_write(&r, PCIHP_EJECT, 4, 1u << 7), 7);
+	pcihp_regs_gone(&r, 6); /* removed by force before the host saw the eject */
+	r.up |= 1u << 6;	/* and a new card added there */
+	assert_int_equal(pcihp_regs_take_ejected(&r), 1u << 7);
+	assert_int_equal(pcihp_regs_take_ejected(&r), 0);
+	assert_int_equal(pcihp_regs_read(&r, PCIHP_UP, 4), 1u << 6);
+	pcihp_regs_gone(&r, 40); /* out of range: nothing */
+	assert_int_equal(r.down | r.up | r.ejected, 0);
+}
+
 /* Hot-pluggable: 1 to 30 but the slots of devices that cannot be hot-removed (a disk's);
  * a network adapter's slot stays hot-pluggable. */
 static void test_pcihp_slots(void **state)
@@ -696,6 +714,7 @@ int main(void)
 		cmocka_unit_test_setup(test_pm_slp_typ, reset),
 		cmocka_unit_test_setup(test_pm_gpe, reset),
 		cmocka_unit_test(test_pcihp_regs),
+		cmocka_unit_test(test_pcihp_eject_then_forced),
 		cmocka_unit_test(test_pcihp_slots),
 		cmocka_unit_test_setup(test_pflash, reset),
 		cmocka_unit_test_setup(test_q35_identity, reset),
