@@ -354,6 +354,37 @@ static void test_pcihp_eject_then_forced(void **state)
 	assert_int_equal(r.down | r.up | r.ejected, 0);
 }
 
+/* A card taken off the bus (hot unplug) gives its MSI-X GSIs back: adding and removing one
+ * again and again never runs out of them, and a card beside it keeps its own. */
+static void msix_card(struct pci_dev *d, unsigned nvec, unsigned slot)
+{
+	memset(d, 0, sizeof(*d));
+	pci_dev_init(d, 0x1af4, 0x1041, 0x020000, 1, 0x1af4, 0x1100);
+	d->name = "card";
+	assert_int_equal(pci_dev_add_msix(d, 0, nvec), 0);
+	d->slot = slot;
+	assert_int_equal(pci_dev_register(pci, d), 0);
+}
+
+static void test_pci_gsis_reused(void **state)
+{
+	static struct pci_dev a, b;
+	uint32_t first;
+
+	msix_card(&a, 3, 9);
+	first = a.msix_gsi_base;
+	for (unsigned i = 0; i < 2000; i++) {
+		msix_card(&b, 5, 10);
+		assert_int_equal(b.msix_gsi_base, first + 3);
+		pci_dev_unregister(&b);
+	}
+	pci_dev_unregister(&a);
+	/* Both gone: the next card gets the lowest GSIs again. */
+	assert_int_equal(pci_dev_register(pci, &b), 0);
+	assert_int_equal(b.msix_gsi_base, first);
+	pci_dev_unregister(&b);
+}
+
 /* Hot-pluggable: 1 to 30 but the slots of devices that cannot be hot-removed (a disk's);
  * a network adapter's slot stays hot-pluggable. */
 static void test_pcihp_slots(void **state)
@@ -715,6 +746,7 @@ int main(void)
 		cmocka_unit_test_setup(test_pm_gpe, reset),
 		cmocka_unit_test(test_pcihp_regs),
 		cmocka_unit_test(test_pcihp_eject_then_forced),
+		cmocka_unit_test(test_pci_gsis_reused),
 		cmocka_unit_test(test_pcihp_slots),
 		cmocka_unit_test_setup(test_pflash, reset),
 		cmocka_unit_test_setup(test_q35_identity, reset),
