@@ -1256,6 +1256,21 @@ int switches_port_attach(struct store *st, const struct vm_nic *nic, const char 
 	return r ? r : port_join(&sw, nic, ifname, false, err, errlen);
 }
 
+int switches_port_leave(const struct vm_nic *nic, char *err, size_t errlen)
+{
+	int r;
+
+	if (!nic->sw[0])
+		return 0;
+	r = nl_link_master(nic->tap, NULL);
+	if (r == -ENODEV)
+		return 0;
+	if (r)
+		error_set(err, errlen, "adapter %s: cannot take tap %s off switch '%s': %s",
+			  nic->mac, nic->tap, nic->sw, strerror(-r));
+	return r;
+}
+
 int switches_port_move(struct store *st, const struct vm_nic *from, const struct vm_nic *to,
 		       char *err, size_t errlen)
 {

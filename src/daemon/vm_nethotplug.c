@@ -62,6 +62,9 @@ int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, 
 		if (!(removed >> i & 1))
 			continue;
 		ret = sup_nic_remove(sup, def, def->nics[i].mac, false, err, errlen);
+		/* Off its switch now: its guards go with the description, the card only once
+		 * the guest ejects it (if ever). Failing, the description and guards stay. */
+		ret = ret ?: switches_port_leave(&def->nics[i], err, errlen);
 		if (ret)
 			return ret;
 		log_info("VM %s: adapter %s: the guest is asked to let it go (hot plug)", def->name,

@@ -4399,6 +4399,11 @@ def case_net_hotplug(e):
     check("adapter removed" in out, "keel vm net remove: %r" % out)
     nets = e.vm("hp")["nets"]
     check(len(nets) == 1 and nets[0]["mac"] == mac0, "hp after the remove: %r" % nets)
+    # Its guards went with the description: its tap (the worker's still, the guest has not
+    # ejected) is off the switch, so a guest that never lets it go gets no unguarded port.
+    check(ns_master(e, tap) is None,
+          "the removed adapter's tap, no longer guarded, is still a port of %s: %s"
+          % (bridge, e.ns("bridge", "link")))
     wlog = e.keel("vm", "log", "hp")[0]
     check("asked the guest to eject slot %d" % slot in wlog,
           "the worker's log lacks the eject request:\n%s" % wlog)
