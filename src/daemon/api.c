@@ -329,7 +329,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	struct vm_def nd;
 	struct sup_status st;
 	const char *hw;
-	unsigned media, moves = 0, moved = 0, removed = 0, added = 0;
+	unsigned media, moves = 0, moved = 0, removed = 0, added = 0, plugged = 0;
 	char err[512] = "";
 	int ret;
 
@@ -389,6 +389,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 						sizeof(err));
 		if (ret)
 			goto fail;
+		plugged = added;
 		hw = NULL;
 	}
 	if (hw && !is_off(ctx, def->uuid, &st)) {
@@ -424,6 +425,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		 (unsigned long long)nd.revision);
 	if (moves)
 		switches_moves_end(def);
+	if (plugged) /* stored: the rules have their guards from the store now */
+		switches_moves_end(&nd);
 	switches_ports_changed(ctx->store, def, &nd);
 	api_reply_json(out, 200, vm_json(ctx, &nd));
 	vmdef_free(&nd);
@@ -431,6 +434,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 fail:
 	if (moved) /* the description stays as it was, and so do the adapters */
 		vm_net_unmove(ctx->store, ctx->sup, def, &nd, moved);
+	if (plugged) /* added, but the description could not follow: out again */
+		vm_net_hotplug_undo(ctx->store, ctx->sup, def, &nd, plugged);
 	if (moves)
 		switches_moves_end(def);
 	api_reply_errno(out, ret, err[0] ? err : strerror(-ret));

@@ -334,7 +334,8 @@ static bool host_port_in_use(const char *proto, unsigned port)
 }
 
 /* Adapters in the middle of a move (switches_port_move until switches_moves_end): the store
- * has them where they were, their taps are where they go. Whoever loads a switch's rules
+ * has them where they were, their taps are where they go; or hot-added (switches_port_adding),
+ * not in the store yet, their taps ports already. Whoever loads a switch's rules
  * meanwhile (a VM started on it, a switch change, the watch; keeld's lock is let go while a
  * move waits on the worker) loads their guards as the move has them. */
 static struct vm_nic *moves;
@@ -1339,6 +1340,26 @@ int switches_port_attach(struct store *st, const struct vm_nic *nic, const char 
 	 * nftables refuses keeps it off the switch (the VM does not start). */
 	r = apply_rules(st, &sw, err, errlen);
 	return r ? r : port_join(&sw, nic, ifname, false, err, errlen);
+}
+
+int switches_port_adding(const struct vm_nic *nic)
+{
+	return move_set(nic);
+}
+
+int switches_port_leave(const struct vm_nic *nic, char *err, size_t errlen)
+{
+	int r;
+
+	if (!nic->sw[0])
+		return 0;
+	r = nl_link_master(nic->tap, NULL);
+	if (r == -ENODEV)
+		return 0;
+	if (r)
+		error_set(err, errlen, "adapter %s: cannot take tap %s off switch '%s': %s",
+			  nic->mac, nic->tap, nic->sw, strerror(-r));
+	return r;
 }
 
 int switches_port_move(struct store *st, const struct vm_nic *from, const struct vm_nic *to,

@@ -54,6 +54,16 @@ void switches_ports_changed(struct store *st, const struct vm_def *a, const stru
  * refused rules batch is an error: the tap stays off the switch. 0 or -errno with err. */
 int switches_port_attach(struct store *st, const struct vm_nic *nic, const char *ifname, char *err,
 			 size_t errlen) __attribute__((warn_unused_result));
+/* A running VM's adapter nic is being hot-added (its description not stored yet): rules
+ * loaded from now on have its guards, as for a move, until switches_moves_end with the
+ * description that has it. Before its switches_port_attach. 0 or -ENOMEM. */
+int switches_port_adding(const struct vm_nic *nic) __attribute__((warn_unused_result));
+/* Take a running VM's adapter nic (on a switch) off it: its tap is no port of the bridge any
+ * more (a tap already gone is fine). A hot removal does this as its guards go with the
+ * description, so that a guest that never ejects the adapter keeps no unguarded port.
+ * 0 or -errno with err. */
+int switches_port_leave(const struct vm_nic *nic, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* Move a running VM's adapter (its tap from->tap) from from's switch to to's (Hyper-V's
  * Connect-VMNetworkAdapter): to's rules with its guards loaded, then the tap a port of the
  * new bridge with to's isolation, bandwidth and VLANs. On failure the tap goes back to its

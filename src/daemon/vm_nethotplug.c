@@ -22,8 +22,14 @@ static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, 
 
 	if (fd < 0)
 		return fd;
-	if (nic->sw[0])
-		ret = switches_port_attach(st, nic, ifname, err, errlen);
+	/* Fail closed: its guards are in the rules before its tap is a port, though the store
+	 * has it only once every add was taken. */
+	if (nic->sw[0]) {
+		ret = switches_port_adding(nic);
+		if (ret)
+			error_set(err, errlen, "adapter %s: %s", nic->mac, strerror(-ret));
+		ret = ret ?: switches_port_attach(st, nic, ifname, err, errlen);
+	}
 	ret = ret ?: sup_nic_add(sup, def, nic, fd, &slot, err, errlen);
 	close(fd); /* the worker has its own: the tap lives as long as the card */
 	if (ret)
@@ -31,6 +37,21 @@ static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, 
 	nic->pci_slot = (uint8_t)slot;
 	log_info("VM %s: adapter %s added at PCI slot %u (hot plug)", def->name, nic->mac, slot);
 	return 0;
+}
+
+void vm_net_hotplug_undo(struct store *st, struct sup *sup, const struct vm_def *def,
+			 const struct vm_def *nd, unsigned added)
+{
+	for (unsigned j = 0; j < nd->nnics; j++) {
+		char why[300];
+
+		if ((added >> j & 1) &&
+		    sup_nic_remove(sup, def, nd->nics[j].mac, true, why, sizeof(why)))
+			log_err("VM %s: adapter %s could not be taken back: %s", def->name,
+				nd->nics[j].mac, why);
+	}
+	switches_moves_end(nd);
+	switches_ports_changed(st, nd, def); /* the rules as the store has them */
 }
 
 int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_def *nd,
@@ -47,21 +68,16 @@ int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, 
 			done |= 1u << j;
 	}
 	if (ret) {
-		for (unsigned j = 0; j < nd->nnics; j++) {
-			char why[300];
-
-			if ((done >> j & 1) &&
-			    sup_nic_remove(sup, def, nd->nics[j].mac, true, why, sizeof(why)))
-				log_err("VM %s: adapter %s could not be taken back: %s", def->name,
-					nd->nics[j].mac, why);
-		}
-		switches_ports_changed(st, nd, def); /* the rules as the store has them */
+		vm_net_hotplug_undo(st, sup, def, nd, done);
 		return ret;
 	}
 	for (unsigned i = 0; i < def->nnics; i++) {
 		if (!(removed >> i & 1))
 			continue;
 		ret = sup_nic_remove(sup, def, def->nics[i].mac, false, err, errlen);
+		/* Off its switch now: its guards go with the description, the card only once
+		 * the guest ejects it (if ever). Failing, the description and guards stay. */
+		ret = ret ?: switches_port_leave(&def->nics[i], err, errlen);
 		if (ret)
 			return ret;
 		log_info("VM %s: adapter %s: the guest is asked to let it go (hot plug)", def->name,

@@ -23,5 +23,9 @@
 int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_def *nd,
 		   unsigned removed, unsigned added, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* Take nd's adapters in added back out of the running VM def (forced; the description
+ * unchanged: a store that failed after vm_net_hotplug), their guards with them. */
+void vm_net_hotplug_undo(struct store *st, struct sup *sup, const struct vm_def *def,
+			 const struct vm_def *nd, unsigned added);
 
 #endif

@@ -460,20 +460,26 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 static char *control_save(struct vm *vm, const char *host_dir)
 {
 	char err[400], dir[CONTROL_MAX_PATH];
+	bool was_paused = vm_is_paused(vm);
+	const char *wait;
 	int r;
-
-	const char *wait = hotplug_save_blocker(vm);
 
 	if (jail_path(host_dir, dir, sizeof(dir)))
 		return control_error("GenericError", "save: %s is outside the worker's jail",
 				     host_dir);
-	if (wait)
-		return control_error("GenericError", "save: %s", wait);
-	if (!vm_is_paused(vm)) {
+	if (!was_paused) {
 		r = vm_pause(vm);
 		if (r)
 			return control_error("GenericError", "save: cannot pause: %s",
 					     vm_pause_error(r));
+	}
+	/* Asked with the vCPUs stopped: a guest's eject between the question and the pause
+	 * would otherwise be saved half done (the card still in the description). */
+	wait = hotplug_save_blocker(vm);
+	if (wait) {
+		if (!was_paused && vm_resume(vm))
+			log_err("save: cannot resume after refusing it");
+		return control_error("GenericError", "save: %s", wait);
 	}
 	r = snapshot_save(vm, dir, err, sizeof(err));
 	if (r)

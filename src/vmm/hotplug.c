@@ -23,11 +23,9 @@
 
 struct hotplug {
 	struct vm *vm;
-	int eject_fd; /* eventfd: a vCPU thread saw an eject, the main thread tears down */
-	/* lock protects regs and ejected (vCPU threads and the main thread) */
-	pthread_mutex_t lock;
+	int eject_fd;	      /* eventfd: a vCPU thread saw an eject, the main thread tears down */
+	pthread_mutex_t lock; /* protects regs (vCPU threads and the main thread) */
 	struct pcihp_regs regs;
-	uint32_t ejected; /* slots the guest ejected, not torn down yet */
 };
 
 extern const struct device_class virtio_net_class;
@@ -53,8 +51,6 @@ static void hp_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 
 	pthread_mutex_lock(&h->lock);
 	s = pcihp_regs_write(&h->regs, off, size, value);
-	if (s)
-		h->ejected |= 1u << s;
 	pthread_mutex_unlock(&h->lock);
 	if (s) {
 		if (write(h->eject_fd, &one, sizeof(one)) != sizeof(one))
@@ -142,8 +138,7 @@ static int hp_teardown(struct hotplug *h, unsigned s)
 	hp_forget_nic(vm, (unsigned)i);
 	log_info("pci hot plug: network adapter %s (%s) at slot %u removed", tap, mac, s);
 	pthread_mutex_lock(&h->lock);
-	h->regs.down &= ~(1u << s);
-	h->regs.up &= ~(1u << s);
+	pcihp_regs_gone(&h->regs, s);
 	pthread_mutex_unlock(&h->lock);
 	if (!was_paused && vm_resume(vm))
 		log_err("pci hot plug: cannot resume after removing slot %u", s);
@@ -159,8 +154,7 @@ static void hp_eject_cb(void *opaque, uint32_t events)
 	if (read(h->eject_fd, &n, sizeof(n)) < 0)
 		return;
 	pthread_mutex_lock(&h->lock);
-	ej = h->ejected;
-	h->ejected = 0;
+	ej = pcihp_regs_take_ejected(&h->regs);
 	pthread_mutex_unlock(&h->lock);
 	for (unsigned s = 1; s < 32; s++) {
 		int r;
@@ -174,7 +168,7 @@ static void hp_eject_cb(void *opaque, uint32_t events)
 				"trying again",
 				s, vm_pause_error(r));
 			pthread_mutex_lock(&h->lock);
-			h->ejected |= 1u << s;
+			h->regs.ejected |= 1u << s;
 			pthread_mutex_unlock(&h->lock);
 			n = 1;
 			if (write(h->eject_fd, &n, sizeof(n)) != sizeof(n))
@@ -418,7 +412,7 @@ const char *hotplug_save_blocker(struct vm *vm)
 		return NULL;
 	pthread_mutex_lock(&h->lock);
 	up = h->regs.up;
-	down = h->regs.down | h->ejected;
+	down = h->regs.down | h->regs.ejected;
 	pthread_mutex_unlock(&h->lock);
 	if (down)
 		return "a network adapter's removal is under way (the guest has not ejected it "
@@ -443,7 +437,7 @@ void hotplug_nic_list(struct vm *vm,
 
 	if (h) {
 		pthread_mutex_lock(&h->lock);
-		down = h->regs.down | h->ejected;
+		down = h->regs.down | h->regs.ejected;
 		pthread_mutex_unlock(&h->lock);
 	}
 	for (unsigned i = 0; i < def->nnics; i++) {

@@ -301,8 +301,37 @@ static void pci_host_reset(void *opaque)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* The lowest GSIs from PCI_FIRST_MSI_GSI that no device on the bus has, n of them in a row:
+ * those of a device taken off the bus (hot unplug) are used again. At boot, devices coming
+ * one after another, each gets the GSIs after the previous one's. */
+static int pci_gsi_alloc(struct pci_host *h, unsigned n, uint32_t *base)
+{
+	uint32_t b = PCI_FIRST_MSI_GSI;
+	bool moved = true;
+
+	pthread_mutex_lock(&h->lock);
+	while (moved) { /* past every range that overlaps [b, b + n): b only grows */
+		moved = false;
+		for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+			const struct pci_dev *o = h->slots[s];
+
+			if (o && o->msix_nvec && n && b < o->msix_gsi_base + o->msix_nvec &&
+			    o->msix_gsi_base < b + n) {
+				b = o->msix_gsi_base + o->msix_nvec;
+				moved = true;
+			}
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (b + n > PCI_MAX_MSI_GSI)
+		return -ENOSPC;
+	*base = b;
+	return 0;
+}
+
 int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 {
+	uint32_t gsi;
 	unsigned s, i;
 
 	if (d->slot) {
@@ -317,7 +346,7 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 		if (s == PCI_MAX_SLOTS)
 			return -ENOSPC;
 	}
-	if (h->next_gsi + d->msix_nvec > PCI_MAX_MSI_GSI)
+	if (pci_gsi_alloc(h, d->msix_nvec, &gsi))
 		return -ENOSPC;
 	for (i = 0; i < PCI_NUM_BARS; i++) {
 		struct pci_bar *b = &d->bars[i];
@@ -332,13 +361,12 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 			return -ENOSPC;
 		*cur += b->size;
 	}
-	d->msix_gsi_base = h->next_gsi;
+	d->msix_gsi_base = gsi;
 	for (i = 0; i < d->msix_nvec; i++) {
 		d->msix_irqfd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (d->msix_irqfd[i] < 0)
 			return -errno;
 	}
-	h->next_gsi += d->msix_nvec;
 	d->host = h;
 	d->slot = s;
 	pthread_mutex_lock(&h->lock);
@@ -375,7 +403,6 @@ int pci_host_create(struct machine *m, struct pci_host **out)
 			h->win64_base;
 	h->next32 = LAYOUT_PCI_MMIO32;
 	h->next64 = h->win64_base;
-	h->next_gsi = PCI_FIRST_MSI_GSI;
 	/* 00:00.0, the host bridge: a Q35 MCH. */
 	q35_mch_init(&h->bridge);
 	h->bridge.name = "host-bridge";

@@ -30,8 +30,7 @@ struct pci_host {
 	struct pci_dev *slots[PCI_MAX_SLOTS];
 	uint64_t win64_base, win64_size;
 	uint64_t next32, next64; /* BAR placement cursors */
-	uint32_t next_gsi;
-	struct bus_range cf9; /* the reset register at 0xcf9, inside our 0xcf8-0xcff range */
+	struct bus_range cf9;	 /* the reset register at 0xcf9, inside our 0xcf8-0xcff range */
 	bool have_cf9;
 };
 

@@ -5217,10 +5217,39 @@ def case_net_hotplug(e):
     _, err = e.keel("vm", "net", "remove", "hp", "02:00:00:00:ac:99", want=2)
     check("no network adapter with MAC" in err, "remove of an unknown MAC: %r" % err)
     check(len(e.vm("hp")["nets"]) == 2, "hp's adapters after the refusals: %r" % e.vm("hp"))
+    # Fail closed: the added adapter's guards are loaded before its tap is a port, also
+    # while its description is not stored yet (the worker stopped, keeld waits on nic-add).
+    mac3 = "02:00:00:00:ac:04"
+    tap3 = "k" + mac3.replace(":", "")
+    os.kill(vm["pid"], signal.SIGSTOP)
+    try:
+        job = subprocess.Popen([e.a.keel, "vm", "net", "add", "hp", "--net",
+                                "switch=hp,mac=%s" % mac3], env=dict(os.environ,
+                                KEEL_SOCKET=e.sock), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        end = time.monotonic() + 8
+        while time.monotonic() < end and \
+                bridge not in e.ns("ip", "link", "show", "dev", tap3, check=False):
+            time.sleep(0.05)
+        check(bridge in e.ns("ip", "link", "show", "dev", tap3, check=False),
+              "tap %s never became a port of %s during the add" % (tap3, bridge))
+        guard = e.ns("nft", "list", "chain", "bridge", "keel", bridge + "_guard")
+        check(tap3 in guard, "tap %s is a port before its guards are loaded:\n%s"
+              % (tap3, guard))
+    finally:
+        os.kill(vm["pid"], signal.SIGCONT)
+    out, err = job.communicate(timeout=60)
+    check(job.returncode == 0 and b"adapter added" in out, "the add: %r %r" % (out, err))
+    check([n["mac"] for n in e.vm("hp")["nets"]] == [mac0, mac1, mac3], "hp: %r" % e.vm("hp"))
     out, _ = e.keel("vm", "net", "remove", "hp", mac1)
     check("adapter removed" in out, "keel vm net remove: %r" % out)
     nets = e.vm("hp")["nets"]
-    check(len(nets) == 1 and nets[0]["mac"] == mac0, "hp after the remove: %r" % nets)
+    check([n["mac"] for n in nets] == [mac0, mac3], "hp after the remove: %r" % nets)
+    # Its guards went with the description: its tap (the worker's still, the guest has not
+    # ejected) is off the switch, so a guest that never lets it go gets no unguarded port.
+    check(ns_master(e, tap) is None,
+          "the removed adapter's tap, no longer guarded, is still a port of %s: %s"
+          % (bridge, e.ns("bridge", "link")))
     wlog = e.keel("vm", "log", "hp")[0]
     check("asked the guest to eject slot %d" % slot in wlog,
           "the worker's log lacks the eject request:\n%s" % wlog)
@@ -5228,23 +5257,24 @@ def case_net_hotplug(e):
     e.keel("vm", "stop", "hp", "--force")
     e.wait_state("hp", "Off")
     e.keel("vm", "net", "add", "hp", "--net", "switch=hp,mac=%s" % mac2)
-    check([n["mac"] for n in e.vm("hp")["nets"]] == [mac0, mac2], "off add: %r" % e.vm("hp"))
+    check([n["mac"] for n in e.vm("hp")["nets"]] == [mac0, mac3, mac2],
+          "off add: %r" % e.vm("hp"))
     e.keel("vm", "net", "remove", "hp", mac0)
-    check([n["mac"] for n in e.vm("hp")["nets"]] == [mac2], "off remove: %r" % e.vm("hp"))
+    check([n["mac"] for n in e.vm("hp")["nets"]] == [mac3, mac2], "off remove: %r" % e.vm("hp"))
     # --vlan-trunk and --native-vlan after the --net, as create and set take them; a bad
     # list or an option of another verb refused with nothing added.
-    mac3 = "02:00:00:00:ac:04"
-    e.keel("vm", "net", "add", "hp", "--net", "switch=hp,mac=%s" % mac3, "--vlan-trunk",
+    mac4 = "02:00:00:00:ac:05"
+    e.keel("vm", "net", "add", "hp", "--net", "switch=hp,mac=%s" % mac4, "--vlan-trunk",
            "10,20-30", "--native-vlan", "5")
     n = e.vm("hp")["nets"]
-    check(len(n) == 2 and n[1]["mac"] == mac3 and n[1].get("vlan_trunk") == "10,20-30" and
-          n[1].get("native_vlan") == 5, "net add with a trunk: %r" % n)
+    check(len(n) == 3 and n[2]["mac"] == mac4 and n[2].get("vlan_trunk") == "10,20-30" and
+          n[2].get("native_vlan") == 5, "net add with a trunk: %r" % n)
     _, err = e.keel("vm", "net", "add", "hp", "--net", "switch=hp", "--vlan-trunk", "0-9",
                     want=2)
     check("not a VLAN list" in err, "net add with a bad trunk: %r" % err)
     _, err = e.keel("vm", "net", "add", "hp", "--net", "switch=hp", "--vlan", "3", want=2)
     check("usage: keel vm net add" in err, "net add with --vlan: %r" % err)
-    check(len(e.vm("hp")["nets"]) == 2, "refused adds added: %r" % e.vm("hp")["nets"])
+    check(len(e.vm("hp")["nets"]) == 3, "refused adds added: %r" % e.vm("hp")["nets"])
     print("net-hotplug: added at slot %d with its tap on the switch and its guard, refusals "
           "changed nothing, removed (the guest asked), off changes" % slot)
 

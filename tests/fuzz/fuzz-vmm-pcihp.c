@@ -49,14 +49,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (ej) {
 				CHECK(ej < 32 && v == 1u << ej && (before_down & 1u << ej));
 				CHECK(r.down == (before_down & ~(1u << ej)));
+				CHECK(r.ejected & 1u << ej);
 			} else {
 				CHECK(r.down == before_down);
 			}
 			break;
 		}
-		case 2: /* the host adds a card (hotplug.c: only at a hot-pluggable slot) */
-			if (r.slots & 1u << s)
+		case 2: /* the host adds a card (hotplug.c: only at a hot-pluggable slot), or
+			 * removes one by force, or tears the ejected ones down */
+			if (data[5] & 0x80) {
+				pcihp_regs_gone(&r, s);
+				CHECK(!((r.up | r.down | r.ejected) & 1u << s));
+			} else if (data[5] & 0x40) {
+				(void)pcihp_regs_take_ejected(&r);
+				CHECK(r.ejected == 0);
+			} else if (r.slots & 1u << s) {
 				r.up |= 1u << s;
+			}
 			break;
 		default: /* the host asks for a removal */
 			if (r.slots & 1u << s)
@@ -64,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		CHECK(r.slots == slots);
-		CHECK(!(r.up & ~r.slots) && !(r.down & ~r.slots));
+		CHECK(!(r.up & ~r.slots) && !(r.down & ~r.slots) && !(r.ejected & ~r.slots));
 	}
 	return 0;
 }

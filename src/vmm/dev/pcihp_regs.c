@@ -51,5 +51,23 @@ unsigned pcihp_regs_write(struct pcihp_regs *r, uint64_t off, unsigned size, uin
 	if (size != 4 || off != PCIHP_EJECT || !v || (v & (v - 1)) || !(v & r->down))
 		return 0;
 	r->down &= ~v;
+	r->ejected |= v;
 	return (unsigned)__builtin_ctz(v);
+}
+
+uint32_t pcihp_regs_take_ejected(struct pcihp_regs *r)
+{
+	uint32_t v = r->ejected;
+
+	r->ejected = 0;
+	return v;
+}
+
+void pcihp_regs_gone(struct pcihp_regs *r, unsigned slot)
+{
+	uint32_t bit = slot < 32 ? 1u << slot : 0;
+
+	r->up &= ~bit;
+	r->down &= ~bit;
+	r->ejected &= ~bit;
 }

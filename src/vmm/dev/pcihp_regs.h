@@ -30,9 +30,10 @@ struct vm_def;
 #define PCIHP_GPE   1 /* the GPE0 bit of a hot plug event: the DSDT's \_GPE._E01 */
 
 struct pcihp_regs {
-	uint32_t slots; /* hot-pluggable slots; fixed for the VM's life */
-	uint32_t up;	/* added, not yet seen by the guest's AML */
-	uint32_t down;	/* removal asked for, not yet ejected */
+	uint32_t slots;	  /* hot-pluggable slots; fixed for the VM's life */
+	uint32_t up;	  /* added, not yet seen by the guest's AML */
+	uint32_t down;	  /* removal asked for, not yet ejected */
+	uint32_t ejected; /* ejected by the guest, the card not torn down yet */
 };
 
 /* The slots the DSDT declares hot-pluggable for def: 1 to 30 (0 is the host bridge, 31 the
@@ -42,7 +43,13 @@ uint32_t pcihp_slots(const struct vm_def *def);
 
 /* A guest read of size bytes at off. */
 uint32_t pcihp_regs_read(struct pcihp_regs *r, uint64_t off, unsigned size);
-/* A guest write: the slot the guest ejected (1-31, its removal pending), or 0 for none. */
+/* A guest write: the slot the guest ejected (1-31, its removal pending; now in ejected), or 0
+ * for none. */
 unsigned pcihp_regs_write(struct pcihp_regs *r, uint64_t off, unsigned size, uint64_t value);
+/* The slots ejected since the last call (the host tears their cards down). */
+uint32_t pcihp_regs_take_ejected(struct pcihp_regs *r);
+/* The card at slot is gone (torn down on an eject, or removed by force): nothing about it is
+ * pending any more, its eject neither, which would else take down the next card put there. */
+void pcihp_regs_gone(struct pcihp_regs *r, unsigned slot);
 
 #endif
