@@ -72,8 +72,10 @@ static const char vm_usage[] =
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
 	"                                     added to it until interrupted\n"
 	"  net list NAME [--json]             the VM's network adapters: switch, tap, MAC and\n"
-	"                                     the guest's addresses from the switch's leases\n"
-	"  net add NAME --net SPEC            one adapter more (a running VM: hot plug, the\n"
+	"                                     the guest's addresses (the switch's DHCP leases,\n"
+	"                                     the host's neighbour table)\n"
+	"  net add NAME --net SPEC [--vlan-trunk LIST [--native-vlan N]]\n"
+	"                                     one adapter more (a running VM: hot plug, the\n"
 	"                                     guest sees a new virtio NIC)\n"
 	"  net remove NAME MAC                one adapter less (a running VM: the guest is\n"
 	"                                     asked to let it go)\n";
@@ -715,7 +717,7 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 	return EXIT_OK;
 }
 
-/* An adapter's guest addresses (from its switch's DHCP leases), or "-". */
+/* An adapter's guest addresses (its switch's DHCP leases, the neighbour table), or "-". */
 static const char *net_addresses(json_object *net, char *buf, size_t size)
 {
 	json_object *a;
@@ -1133,13 +1135,19 @@ static int net_change(int argc, char **argv)
 	bool add = !strcmp(argv[1], "add");
 	json_object *vm = NULL, *arr = NULL, *nets, *body, *out = NULL;
 	char path[512], what[160];
-	const char *arg = argv[argc - 1]; /* the SPEC to add or the MAC to remove */
-	bool found = false;
+	const char *arg; /* the SPEC to add or the MAC to remove */
+	bool found = false,
+	     bad = add ? argc < 5 || argc % 2 == 0 || strcmp(argv[3], "--net") : argc != 4;
 	int ret;
 
-	if (add ? argc != 5 || strcmp(argv[3], "--net") : argc != 4)
+	/* after the --net: --vlan-trunk LIST and --native-vlan N, as create and set take them */
+	for (int i = 5; add && !bad && i < argc; i += 2)
+		bad = strcmp(argv[i], "--vlan-trunk") && strcmp(argv[i], "--native-vlan");
+	if (bad)
 		return usage_error("usage: keel vm net %s",
-				   add ? "add NAME --net SPEC" : "remove NAME MAC");
+				   add ? "add NAME --net SPEC [--vlan-trunk LIST [--native-vlan N]]"
+				       : "remove NAME MAC");
+	arg = argv[add ? 4 : 3];
 	vm_path(path, sizeof(path), argv[2], NULL);
 	snprintf(what, sizeof(what), "read the adapters of VM '%s'", argv[2]);
 	ret = client_call("GET", path, NULL, &vm, what);
@@ -1160,13 +1168,17 @@ static int net_change(int argc, char **argv)
 		}
 		json_object_object_foreach(n, key, val)
 		{
-			if (strcmp(key, "addresses")) /* the API's, not the description's */
+			/* the API's, not the description's */
+			if (strcmp(key, "addresses") && strcmp(key, "address_sources"))
 				json_object_object_add(copy, key, json_object_get(val));
 		}
 		json_object_array_add(nets, copy);
 	}
 	json_object_put(vm);
-	if (add && add_net(nets, arg)) {
+	ret = add ? add_net(nets, arg) : 0;
+	for (int i = 5; add && !ret && i < argc; i += 2)
+		ret = net_trunk_opt(nets, !strcmp(argv[i], "--vlan-trunk"), argv[i + 1]);
+	if (ret) {
 		json_object_put(body);
 		return EXIT_USAGE;
 	}

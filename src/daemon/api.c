@@ -184,16 +184,21 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
 	json_object_object_add(o, "console_socket",
 			       st.console[0] ? json_object_new_string(st.console) : NULL);
-	/* Each adapter on a switch: the guest's addresses from the switch's DHCP leases. */
+	/* Each adapter on a switch: the guest's addresses from the switch's DHCP leases and
+	 * the host's neighbour table, and where each came from. */
 	{
-		json_object *nets = NULL;
+		json_object *nets = NULL, *sources, *n;
 
 		json_object_object_get_ex(o, "nets", &nets);
 		for (unsigned i = 0; i < def->nnics && i < json_object_array_length(nets); i++)
-			if (def->nics[i].sw[0])
-				json_object_object_add(
-					json_object_array_get_idx(nets, i), "addresses",
-					switches_nic_addresses(ctx->store, &def->nics[i]));
+			if (def->nics[i].sw[0]) {
+				n = json_object_array_get_idx(nets, i);
+				json_object_object_add(n, "addresses",
+						       switches_nic_addresses(ctx->store,
+									      &def->nics[i],
+									      &sources));
+				json_object_object_add(n, "address_sources", sources);
+			}
 	}
 	/* Hyper-V's ParentCheckpointName: the checkpoint the VM's current state comes from. */
 	{

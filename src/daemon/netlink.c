@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <linux/if_bridge.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
@@ -502,22 +504,81 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
+/* Dump request type (its family header hdr bytes, the family its first byte) through cb. */
+static int dump(uint16_t type, size_t hdr, uint8_t family, mnl_cb_t cb, void *data)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	uint8_t *h;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	h = mnl_nlmsg_put_extra_header(nlh, hdr);
+	h[0] = family;
+	return talk(nlh, cb, data);
+}
+
+int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
+{
 	struct addr_query q = {.out = out, .max = max};
-	struct ifaddrmsg *ifa;
 	int ret = link_index(ifname, &q.index);
 
-	*n = 0;
-	if (ret)
-		return ret;
-	nlh->nlmsg_type = RTM_GETADDR;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	ifa->ifa_family = AF_INET;
-	ret = talk(nlh, addr_cb, &q);
+	ret = ret ?: dump(RTM_GETADDR, sizeof(struct ifaddrmsg), AF_INET, addr_cb, &q);
+	*n = q.n;
+	return ret;
+}
+
+struct neigh_query {
+	struct nl_neigh *out;
+	size_t max, n;
+	unsigned index;
+};
+
+static int neigh_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if ((type == NDA_DST || type == NDA_LLADDR) && !mnl_attr_validate(a, MNL_TYPE_BINARY))
+		tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int neigh_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct neigh_query *q = data;
+	const struct ndmsg *ndm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[NDA_MAX + 1] = {NULL};
+	const uint16_t valid = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT;
+	struct nl_neigh *e;
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ndm)) ||
+	    (unsigned)ndm->ndm_ifindex != q->index || !(ndm->ndm_state & valid) || q->n >= q->max)
+		return MNL_CB_OK;
+	if (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_INET6)
+		return MNL_CB_OK;
+	mnl_attr_parse(nlh, sizeof(*ndm), neigh_attr, tb);
+	if (!tb[NDA_DST] || !tb[NDA_LLADDR] || mnl_attr_get_payload_len(tb[NDA_LLADDR]) != 6 ||
+	    mnl_attr_get_payload_len(tb[NDA_DST]) != (ndm->ndm_family == AF_INET ? 4u : 16u))
+		return MNL_CB_OK;
+	/* fe80::/10: of no use without its link's scope, and every guest has one */
+	if (ndm->ndm_family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(mnl_attr_get_payload(tb[NDA_DST])))
+		return MNL_CB_OK;
+	e = &q->out[q->n];
+	if (!inet_ntop(ndm->ndm_family, mnl_attr_get_payload(tb[NDA_DST]), e->addr,
+		       sizeof(e->addr)))
+		return MNL_CB_OK;
+	memcpy(e->mac, mnl_attr_get_payload(tb[NDA_LLADDR]), 6);
+	q->n++;
+	return MNL_CB_OK;
+}
+
+int nl_neighbours(const char *ifname, struct nl_neigh *out, size_t max, size_t *n)
+{
+	struct neigh_query q = {.out = out, .max = max};
+	int ret = link_index(ifname, &q.index);
+
+	ret = ret ?: dump(RTM_GETNEIGH, sizeof(struct ndmsg), AF_UNSPEC, neigh_cb, &q);
 	*n = q.n;
 	return ret;
 }
@@ -562,17 +623,9 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 
 int nl_routes4(struct nl_route4 *out, size_t max, size_t *n)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct route_query q = {.out = out, .max = max};
-	struct rtmsg *rtm;
-	int ret;
+	int ret = dump(RTM_GETROUTE, sizeof(struct rtmsg), AF_INET, route_cb, &q);
 
-	nlh->nlmsg_type = RTM_GETROUTE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	rtm->rtm_family = AF_INET;
-	ret = talk(nlh, route_cb, &q);
 	*n = q.n;
 	return ret;
 }

@@ -64,6 +64,16 @@ int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p) __attribute__((w
 /* The IPv4 addresses of link ifname (at most max). */
 int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
 	__attribute__((warn_unused_result));
+/* A neighbour (ARP or NDP entry) of a link: its address as text and its MAC. */
+struct nl_neigh {
+	char addr[46]; /* INET6_ADDRSTRLEN */
+	uint8_t mac[6];
+};
+/* The IPv4 and IPv6 neighbours of link ifname that the kernel holds valid (reachable,
+ * stale, delay, probe or permanent; not failed, incomplete or noarp), IPv6 link-local ones
+ * (fe80::/10) left out, at most max. */
+int nl_neighbours(const char *ifname, struct nl_neigh *out, size_t max, size_t *n)
+	__attribute__((warn_unused_result));
 /* Every IPv4 unicast route of every table (at most max). */
 int nl_routes4(struct nl_route4 *out, size_t max, size_t *n) __attribute__((warn_unused_result));
 /* Add a route (main table) through gateway or straight out of link oif. */

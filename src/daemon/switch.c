@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -183,6 +184,18 @@ static int adapter_addrs_add(struct store_switch *sw, const char *token)
 	return 0;
 }
 
+/* Is token one of sw->adapter_addrs'? */
+static bool recorded(const struct store_switch *sw, const char *token)
+{
+	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
+	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		if (!strcmp(t, token))
+			return true;
+	return false;
+}
+
 /* The adapter's addresses (and its default route) taken off it, recorded in
  * sw->adapter_addrs, and (allow_mgmt) put on the bridge. */
 static int take_adapter_addrs(struct store_switch *sw)
@@ -192,6 +205,7 @@ static int take_adapter_addrs(struct store_switch *sw)
 	unsigned aindex = if_nametoindex(sw->adapter);
 	size_t n = 0, nr = 0;
 	uint32_t gw = 0;
+	bool keep;
 	int ret = routes ? nl_addrs4(sw->adapter, addrs, ADDRS_MAX, &n) : -ENOMEM;
 
 	if (!ret)
@@ -205,7 +219,10 @@ static int take_adapter_addrs(struct store_switch *sw)
 		return ret; /* none: already taken (a restart) */
 	/* Everything recorded before anything moves: a failure halfway (switch_down) gives the
 	 * adapter back all of it, the default route included. */
+	keep = recorded(sw, "ipv6"); /* its IPv6 turned off by keeld before a restart */
 	sw->adapter_addrs[0] = '\0';
+	if (keep)
+		ret = adapter_addrs_add(sw, "ipv6");
 	for (size_t i = 0; !ret && i < n; i++) {
 		char s[32];
 
@@ -225,6 +242,36 @@ static int take_adapter_addrs(struct store_switch *sw)
 			ret = nl_addr4(sw->bridge, true, addrs[i]);
 	}
 	return ret;
+}
+
+/* Turn IPv6 on or off on link ifname (off: every IPv6 address of its gone). */
+static int link_ipv6(const char *ifname, bool on)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	return write_sysctl(path, on ? "0" : "1");
+}
+
+/* The adapter's IPv6 (its addresses, link-local and SLAAC) turned off while it is a port of
+ * the bridge, as its IPv4 addresses are taken off: "ipv6" in sw->adapter_addrs when it had
+ * it on, for switch_down to turn it on again. A kernel without IPv6: nothing to do. */
+static int take_adapter_ipv6(struct store_switch *sw)
+{
+	char path[128], was[4] = "";
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", sw->adapter);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ret = read(fd, was, sizeof(was) - 1) < 0 ? -errno : 0;
+	close(fd);
+	if (ret || was[0] != '0')
+		return ret; /* off already: by the host, or by keeld before a restart */
+	if (!recorded(sw, "ipv6"))
+		ret = adapter_addrs_add(sw, "ipv6");
+	return ret ?: link_ipv6(sw->adapter, false);
 }
 
 /* Put the recorded addresses (and default route) on link ifname, or take them off. */
@@ -512,12 +559,13 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 	ret = apply_rules(st, sw, err, errlen);
 	if (ret)
 		return ret;
-	if (is_type(sw, "private")) {
-		char path[128];
-
-		/* No address of the host's on it, not even a link-local one. */
-		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", sw->bridge);
-		(void)!write_sysctl(path, "1");
+	/* No address of the host's on a private switch, nor on an external one without the
+	 * management OS, not even a link-local one (a kernel without IPv6 has none anyway). */
+	step = "set IPv6 on";
+	if (!is_type(sw, "internal")) {
+		ret = link_ipv6(sw->bridge, is_type(sw, "external") && sw->allow_mgmt);
+		if (ret && ret != -ENOENT)
+			goto fail;
 	}
 	step = "address the bridge";
 	if (is_type(sw, "internal") && sw->subnet[0]) {
@@ -534,6 +582,8 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 			ret = nl_link_up(sw->adapter);
 		if (!ret)
 			ret = take_adapter_addrs(sw);
+		if (!ret)
+			ret = take_adapter_ipv6(sw);
 		if (ret)
 			goto fail;
 	}
@@ -576,7 +626,8 @@ static void switch_down(const struct store_switch *sw)
 	if (is_type(sw, "external") && if_nametoindex(sw->adapter)) {
 		if (nl_link_master(sw->adapter, NULL))
 			log_warn("switch '%s': cannot release adapter %s", sw->name, sw->adapter);
-		if (put_recorded_addrs(sw, sw->adapter, true))
+		if (put_recorded_addrs(sw, sw->adapter, true) ||
+		    (recorded(sw, "ipv6") && link_ipv6(sw->adapter, true)))
 			log_warn("switch '%s': cannot give adapter %s its addresses back (%s)",
 				 sw->name, sw->adapter, sw->adapter_addrs);
 	}
@@ -1432,26 +1483,69 @@ static void lease_cb(const struct switch_lease *l, void *data)
 		json_object_array_add(m->ips, json_object_new_string(l->ip));
 }
 
-json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic)
+/* The guest addresses from the switch's DHCP leases, in m->ips. */
+static void nic_leases(const struct store_switch *sw, struct lease_match *m)
 {
-	struct lease_match m = {nic->mac, json_object_new_array(), (int64_t)time(NULL)};
-	struct store_switch sw;
 	char path[PATH_MAX + 64], *buf;
 	ssize_t len;
 	int fd;
 
-	if (!nic->sw[0] || store_switch_get(st, nic->sw, &sw) || !has_dhcp(&sw))
-		return m.ips;
-	snprintf(path, sizeof(path), "%s/%s/leases", switches_dir, sw.bridge);
+	snprintf(path, sizeof(path), "%s/%s/leases", switches_dir, sw->bridge);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return m.ips;
+		return;
 	buf = malloc(LEASES_MAX);
 	len = buf ? read(fd, buf, LEASES_MAX) : -1;
 	close(fd);
 	if (len > 0)
-		switch_leases_parse(buf, (size_t)len, lease_cb, &m);
+		switch_leases_parse(buf, (size_t)len, lease_cb, m);
 	free(buf);
+}
+
+static bool has_ip(json_object *ips, const char *ip)
+{
+	for (size_t i = 0; i < json_object_array_length(ips); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(ips, i)), ip))
+			return true;
+	return false;
+}
+
+/* The guest addresses the host's neighbour table (ARP, NDP) has for the adapter's MAC on
+ * the switch's bridge, those not in ips already (a private switch's bridge has no host
+ * address, so no neighbours). */
+static void nic_neighbours(const struct store_switch *sw, const char *mac, json_object *ips)
+{
+	struct nl_neigh nb[256];
+	size_t n = 0;
+	char text[18];
+
+	if (nl_neighbours(sw->bridge, nb, sizeof(nb) / sizeof(nb[0]), &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", nb[i].mac[0],
+			 nb[i].mac[1], nb[i].mac[2], nb[i].mac[3], nb[i].mac[4], nb[i].mac[5]);
+		if (!strcasecmp(text, mac) && !has_ip(ips, nb[i].addr))
+			json_object_array_add(ips, json_object_new_string(nb[i].addr));
+	}
+}
+
+json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic,
+				    json_object **sources)
+{
+	struct lease_match m = {nic->mac, json_object_new_array(), (int64_t)time(NULL)};
+	struct store_switch sw;
+	size_t leases;
+
+	*sources = json_object_new_array();
+	if (!nic->sw[0] || store_switch_get(st, nic->sw, &sw))
+		return m.ips;
+	if (has_dhcp(&sw))
+		nic_leases(&sw, &m);
+	leases = json_object_array_length(m.ips);
+	nic_neighbours(&sw, nic->mac, m.ips);
+	for (size_t i = 0; i < json_object_array_length(m.ips); i++)
+		json_object_array_add(*sources,
+				      json_object_new_string(i < leases ? "lease" : "neighbour"));
 	return m.ips;
 }
 

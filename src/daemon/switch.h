@@ -81,9 +81,11 @@ void switches_moves_end(const struct vm_def *def);
  * with err. */
 int switches_port_recover(struct store *st, const struct vm_nic *nic, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* The guest addresses the switch's DHCP leases give the adapter with this MAC, as a JSON
- * array (empty when none). */
-json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic);
+/* The guest addresses of the adapter with this MAC, as a JSON array (empty when none): those
+ * the switch's DHCP leases give, then those the host's neighbour table (ARP, NDP) has on the
+ * switch's bridge; *sources, a parallel array, says "lease" or "neighbour" for each. */
+json_object *switches_nic_addresses(struct store *st, const struct vm_nic *nic,
+				    json_object **sources);
 
 /* Port forwards of a NAT switch (Add-NetNatStaticMapping): {"host_port", "vm", "port",
  * "proto"}. The VM's adapter on the switch gets its address reserved in the switch's DHCP

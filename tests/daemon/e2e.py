@@ -3968,6 +3968,27 @@ def ns_addrs(e, dev):
     return sorted("%s/%d" % (a["local"], a["prefixlen"]) for d in doc for a in d["addr_info"])
 
 
+def ns_addrs6(e, dev):
+    """The IPv6 addresses (link-local ones too) of dev in keeld's namespace."""
+    doc = json.loads(e.ns("ip", "-j", "-6", "addr", "show", "dev", dev) or "[]")
+    return sorted(a["local"] for d in doc for a in d["addr_info"])
+
+
+def ns_ipv6_off(e, dev):
+    return e.ns("cat", "/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev).strip() == "1"
+
+
+def wait_link_local(e, dev):
+    """dev's IPv6 link-local address, once the kernel has given it one (30 s at most)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ll = [a for a in ns_addrs6(e, dev) if a.startswith("fe80:")]
+        if ll:
+            return ll
+        time.sleep(0.2)
+    check(False, "%s has no IPv6 link-local address: %s" % (dev, e.ns("ip", "addr")))
+
+
 def ns_master(e, dev):
     doc = json.loads(e.ns("ip", "-j", "link", "show", "dev", dev))
     return doc[0].get("master")
@@ -4094,10 +4115,40 @@ def case_switches(e):
             for d in ("up0", ext["bridge"])]
     check(macs[0] == macs[1], "external bridge's MAC %s, its adapter's %s" % (macs[1], macs[0]))
     e.api_err("POST", "/v1/switches", {"name": "x", "adapter": "up0"}, msg="already bridged")
+    # With the management OS the bridge has IPv6 (its link-local address); the adapter, a
+    # port, has no address of either family.
+    wait_link_local(e, ext["bridge"])
+    check(ns_ipv6_off(e, "up0") and ns_addrs6(e, "up0") == [],
+          "up0 keeps IPv6 as a port: %s" % e.ns("ip", "addr", "show", "dev", "up0"))
     e.keel("switch", "delete", "ext")
     check(ns_master(e, "up0") is None and ns_addrs(e, "up0") == ["10.70.0.1/16"] and
           "default via 10.70.0.254 dev up0" in e.ns("ip", "route") and
           ext["bridge"] not in ns_links(e), "external switch deleted: %s" % e.ns("ip", "route"))
+    check(not ns_ipv6_off(e, "up0"), "up0's IPv6 not given back")
+    wait_link_local(e, "up0")
+    # --allow-management-os off: the host keeps no address on that network, of either
+    # family, not even a link-local one, on the bridge or the adapter; on again gives the
+    # bridge both back, and deleting the switch the adapter.
+    e.keel("switch", "create", "ext", "--type", "external", "--adapter", "up0",
+           "--allow-management-os", "off")
+    ext = switches(e)["ext"]
+    for dev in (ext["bridge"], "up0"):
+        check(ns_addrs(e, dev) == [] and ns_addrs6(e, dev) == [] and ns_ipv6_off(e, dev),
+              "management OS off: %s has addresses: %s" %
+              (dev, e.ns("ip", "addr", "show", "dev", dev)))
+    check("default via 10.70.0.254" not in e.ns("ip", "route"),
+          "management OS off: a default route: %s" % e.ns("ip", "route"))
+    e.keel("switch", "set", "ext", "--allow-management-os", "on")
+    check(ns_addrs(e, ext["bridge"]) == ["10.70.0.1/16"] and not ns_ipv6_off(e, ext["bridge"]),
+          "management OS on again: %s" % e.ns("ip", "addr", "show", "dev", ext["bridge"]))
+    wait_link_local(e, ext["bridge"])
+    e.keel("switch", "set", "ext", "--allow-management-os", "off")
+    check(ns_addrs(e, ext["bridge"]) == [] and ns_addrs6(e, ext["bridge"]) == [],
+          "management OS off again: %s" % e.ns("ip", "addr", "show", "dev", ext["bridge"]))
+    e.keel("switch", "delete", "ext")
+    check(ns_addrs(e, "up0") == ["10.70.0.1/16"] and not ns_ipv6_off(e, "up0") and
+          "default via 10.70.0.254 dev up0" in e.ns("ip", "route"),
+          "management OS off, switch deleted: %s" % e.ns("ip", "addr", "show", "dev", "up0"))
     # A VM on a switch: its tap on the bridge while it runs; the switch cannot go.
     e.api_err("POST", "/v1/vms", {"name": "n0", "kernel": e.a.guest, "memory": 16 << 20,
                                  "nets": [{"switch": "nosuch"}]},
@@ -4382,28 +4433,58 @@ while time.time() < end:
 """
 
 
+# A frame "from the guest": TAP_SEND finds the process that holds tap argv[1]'s descriptor
+# (a tun descriptor's fdinfo names its link), takes a copy of it (pidfd_getfd) and writes hex
+# frames into it, each after a zeroed virtio-net header (keel's taps have 12-byte ones), as
+# a VM's virtio-net device does.
+TAP_SEND = """
+import ctypes, os, sys
+def holder(tap):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir("/proc/%s/fdinfo" % pid):
+                if "iff:\\t%s\\n" % tap in open("/proc/%s/fdinfo/%s" % (pid, fd)).read():
+                    return int(pid), int(fd)
+        except OSError:
+            pass
+    sys.exit("no process holds tap " + tap)
+pid, target = holder(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.syscall(438, os.pidfd_open(pid), target, 0)  # pidfd_getfd
+if fd < 0:
+    sys.exit("pidfd_getfd: " + os.strerror(ctypes.get_errno()))
+for h in sys.argv[2:]:
+    os.write(fd, bytes(12) + bytes.fromhex(h))
+"""
+
+
 def frame(src, marker, l3="ip", sport=1000, dport=2000, vlan=None, chaddr=None, pad=0,
-          frag=0):
+          frag=0, icmp=None):
     """A broadcast frame from MAC src carrying UDP sport -> dport (IPv4 or IPv6) with a
     two-letter marker (and pad more bytes); vlan: 802.1Q-tagged with that VID (a tuple: one
     tag in another); chaddr: a BOOTP message with it; frag: the IPv4 header's flags and
-    fragment offset (0x2000: a first fragment; 3: a later one, no UDP header)."""
+    fragment offset (0x2000: a first fragment; 3: a later one, no UDP header); icmp: an ICMP
+    (IPv4) or ICMPv6 message of that type instead of UDP."""
     mac = bytes.fromhex(src.replace(":", ""))
     body = b"KEELMARK" + marker.encode() + bytes(pad)
     if chaddr:
         body = bytes(28) + bytes.fromhex(chaddr.replace(":", "")) + bytes(10) + body
     udp = struct.pack("!HHHH", sport, dport, 8 + len(body), 0) + body
+    proto = 17
+    if icmp is not None:
+        udp = struct.pack("!BBHI", icmp, 0, 0, 0) + body
+        proto = 1 if l3 == "ip" else 58
     if frag & 0x1fff:
         udp = body
     if l3 == "ip":
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, frag, 64, 17, 0,
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, frag, 64, proto, 0,
                           bytes(4), b"\xff" * 4)
         csum = sum(struct.unpack("!10H", hdr))
         csum = (csum & 0xffff) + (csum >> 16)
         hdr = hdr[:10] + struct.pack("!H", ~csum & 0xffff) + hdr[12:]
         etype = 0x0800
     else:
-        hdr = struct.pack("!IHBB16s16s", 0x60000000, len(udp), 17, 64,
+        hdr = struct.pack("!IHBB16s16s", 0x60000000, len(udp), proto, 64,
                           b"\xfe\x80" + bytes(13) + b"\x01", b"\xff\x02" + bytes(13) + b"\x02")
         etype = 0x86dd
     tag = b"".join(struct.pack("!HH", 0x8100, v)
@@ -4465,6 +4546,126 @@ def raw_exchange(src, dst, frames):
     return set(rx.communicate(timeout=20)[0].split())
 
 
+def case_switch_isolation(e):
+    """Issue 12, port isolation (Set-VMNetworkAdapter -PortIsolation) by what it does: two
+    running VMs with port-isolation=on on a private switch and a port without it (a veth
+    into a namespace); a frame from one isolated VM (written into its tap as its worker
+    does) reaches the plain port and not the other isolated VM, and one from the plain port
+    reaches both."""
+    if not e.netns:
+        print("SKIP: switch-isolation: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    e.keel("switch", "create", "pi", "--type", "private")
+    br = switches(e)["pi"]["bridge"]
+    macs = {"i1": "02:00:00:00:ee:01", "i2": "02:00:00:00:ee:02", "c": "02:00:00:00:ee:03"}
+    taps = {}
+    for k in ("i1", "i2"):
+        e.keel("vm", "create", k, "--kernel", e.a.guest, "--memory", "16M", "--net",
+               "switch=pi,mac=%s,port-isolation=on" % macs[k])
+        taps[k] = e.start(k)["nets"][0]["tap"]
+    plain = e.netns + "c"
+    subprocess.run(["ip", "netns", "add", plain], check=True)
+    inns = ["nsenter", "--net=/run/netns/" + e.netns]
+    try:
+        e.ns("ip", "link", "add", "pc0", "type", "veth", "peer", "name", "eth0")
+        e.ns("ip", "link", "set", "pc0", "master", br, "up")
+        e.ns("ip", "link", "set", "eth0", "netns", plain)
+        subprocess.run(["ip", "netns", "exec", plain, "ip", "link", "set", "eth0", "address",
+                        macs["c"], "up"], check=True)
+        time.sleep(1.5)  # the veth's link comes up (a port forwards once it is up)
+
+        def reach(send, markers):
+            """Which of the receivers (i1, i2: their taps; c: the plain port) the frames
+            marked markers, sent by send(frames), reach."""
+            rxs = {k: subprocess.Popen(inns + ["python3", "-c", RAW_RECV, taps[k], "4"],
+                                       stdout=subprocess.PIPE, text=True)
+                   for k in taps}
+            rxs["c"] = subprocess.Popen(["ip", "netns", "exec", plain, "python3", "-c",
+                                         RAW_RECV, "eth0", "4"], stdout=subprocess.PIPE,
+                                        text=True)
+            for k, rx in rxs.items():
+                check(rx.stdout.readline().strip() == "ready", "receiver %s did not start" % k)
+            send()
+            return {k: set(rx.communicate(timeout=20)[0].split()) & set(markers)
+                    for k, rx in rxs.items()}
+
+        def from_tap(k, marker):
+            return lambda: subprocess.run(inns + ["python3", "-c", TAP_SEND, taps[k],
+                                                  frame(macs[k], marker)], check=True)
+
+        # (a sender's own tap shows its frame too: it goes in there)
+        got = reach(from_tap("i1", "x1"), ["x1"])
+        check(got == {"i1": {"x1"}, "i2": set(), "c": {"x1"}},
+              "a frame from isolated i1 reached %r (want the plain port only)" % got)
+        got = reach(from_tap("i2", "x2"), ["x2"])
+        check(got == {"i1": set(), "i2": {"x2"}, "c": {"x2"}},
+              "a frame from isolated i2 reached %r (want the plain port only)" % got)
+        got = reach(lambda: subprocess.run(["ip", "netns", "exec", plain, "python3", "-c",
+                                            RAW_SEND, "eth0", frame(macs["c"], "pc")],
+                                           check=True), ["pc"])
+        check(got == {"i1": {"pc"}, "i2": {"pc"}, "c": {"pc"}},
+              "a frame from the plain port reached %r (want both isolated VMs)" % got)
+        # Isolation off on i2 (a running VM's port changes): i1's frames reach it again.
+        e.keel("vm", "set", "i2", "--net", "switch=pi,mac=%s" % macs["i2"])
+        got = reach(from_tap("i1", "x3"), ["x3"])
+        check(got == {"i1": {"x3"}, "i2": {"x3"}, "c": {"x3"}},
+              "with i2 no more isolated, i1's frame reached %r" % got)
+    finally:
+        subprocess.run(["ip", "netns", "del", plain], capture_output=True)
+    print("switch-isolation: isolated to isolated dropped, isolated to plain and plain to "
+          "isolated passed")
+    return 0
+
+
+def case_switch_neighbours(e):
+    """Issue 12: guest addresses known without an agent nor a DHCP lease. A stand-in guest (a
+    veth in a namespace of its own) on an internal switch without NAT, with static IPv4 and
+    IPv6 addresses, pings the host: keel vm show and keel vm net list give both addresses, from
+    the host's neighbour table (source "neighbour"), and none before it spoke."""
+    if not e.netns:
+        print("SKIP: switch-neighbours: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    mac = "02:00:00:00:ab:01"
+    e.keel("switch", "create", "nb", "--type", "internal", "--subnet", "10.62.0.0/24")
+    bridge = switches(e)["nb"]["bridge"]
+    e.ns("ip", "-6", "addr", "add", "fd62::1/64", "dev", bridge, "nodad")
+    e.keel("vm", "create", "nb", "--kernel", e.a.guest, "--memory", "16M", "--net",
+           "switch=nb,mac=%s" % mac)
+    net = e.vm("nb")["nets"][0]
+    check(net["addresses"] == [] and net["address_sources"] == [],
+          "addresses before the guest spoke: %r" % net)
+    guest_ns = e.netns + "n"
+    subprocess.run(["ip", "netns", "add", guest_ns], check=True)
+    try:
+        gexec = ["ip", "netns", "exec", guest_ns]
+        e.ns("ip", "link", "add", "gn0", "type", "veth", "peer", "name", "gn1")
+        e.ns("ip", "link", "set", "gn0", "master", bridge, "up")
+        e.ns("ip", "link", "set", "gn1", "netns", guest_ns)
+        for cmd in (["ip", "link", "set", "gn1", "address", mac, "up"],
+                    ["ip", "addr", "add", "10.62.0.5/24", "dev", "gn1"],
+                    ["ip", "-6", "addr", "add", "fd62::5/64", "dev", "gn1", "nodad"]):
+            subprocess.run(gexec + cmd, check=True)
+        for target in ("10.62.0.1", "fd62::1"):
+            r = subprocess.run(gexec + ["busybox", "ping", "-c", "1", "-W", "5", target],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 0, "ping %s: %s %s" % (target, r.stdout, r.stderr))
+        net = e.vm("nb")["nets"][0]
+        check(sorted(net["addresses"]) == ["10.62.0.5", "fd62::5"] and
+              net["address_sources"] == ["neighbour", "neighbour"],
+              "addresses from the neighbour table: %r (host: %s)" %
+              (net, e.ns("ip", "neigh", "show", "dev", bridge)))
+        out, _ = e.keel("vm", "net", "list", "nb")
+        check(re.search(r"^0 +nb +.* %s .*10\.62\.0\.5" % mac, out, re.M) and "fd62::5" in out,
+              "keel vm net list: %r" % out)
+        out, _ = e.keel("vm", "show", "nb")
+        check("10.62.0.5" in out and "fd62::5" in out, "keel vm show: %r" % out)
+    finally:
+        subprocess.run(["ip", "netns", "del", guest_ns], capture_output=True)
+    return 0
+
+
 def case_switch_guards(e):
     """Issue 12's review: the guards as they mean (DHCP server replies by their ports, IPv4
     and IPv6; tagged frames from a port that is no trunk; a DHCP request for another MAC
@@ -4517,10 +4718,17 @@ def case_switch_guards(e):
             "cn": dhcp_fragments(a, "cn", "02:00:00:00:cc:02").split(",")[1],
             "aa": arp_frame(a, "aa", a),                         # ARP for itself
             "ab": arp_frame(a, "ab", "02:00:00:00:cc:02"),       # ARP as b
+            # the router guard: redirects and router advertisements dropped, echo requests
+            # (ICMP and ICMPv6) pass
+            "ie": frame(a, "ie", icmp=8),                        # ICMP echo request
+            "ir": frame(a, "ir", icmp=5),                        # ICMP redirect
+            "e6": frame(a, "e6", l3="ip6", icmp=128),            # ICMPv6 echo request
+            "r6": frame(a, "r6", l3="ip6", icmp=137),            # ICMPv6 redirect
+            "ra": frame(a, "ra", l3="ip6", icmp=134),            # router advertisement
         }
         time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
         got = raw_exchange(nss["a"], nss["b"], frames)
-        want = {"ok", "cm", "aa"}
+        want = {"ok", "cm", "aa", "ie", "e6"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
         # The table's rules flushed, its chains kept: keeld's watch sees its marker rules
@@ -5053,6 +5261,20 @@ def case_net_hotplug(e):
           "off add: %r" % e.vm("hp"))
     e.keel("vm", "net", "remove", "hp", mac0)
     check([n["mac"] for n in e.vm("hp")["nets"]] == [mac3, mac2], "off remove: %r" % e.vm("hp"))
+    # --vlan-trunk and --native-vlan after the --net, as create and set take them; a bad
+    # list or an option of another verb refused with nothing added.
+    mac4 = "02:00:00:00:ac:05"
+    e.keel("vm", "net", "add", "hp", "--net", "switch=hp,mac=%s" % mac4, "--vlan-trunk",
+           "10,20-30", "--native-vlan", "5")
+    n = e.vm("hp")["nets"]
+    check(len(n) == 3 and n[2]["mac"] == mac4 and n[2].get("vlan_trunk") == "10,20-30" and
+          n[2].get("native_vlan") == 5, "net add with a trunk: %r" % n)
+    _, err = e.keel("vm", "net", "add", "hp", "--net", "switch=hp", "--vlan-trunk", "0-9",
+                    want=2)
+    check("not a VLAN list" in err, "net add with a bad trunk: %r" % err)
+    _, err = e.keel("vm", "net", "add", "hp", "--net", "switch=hp", "--vlan", "3", want=2)
+    check("usage: keel vm net add" in err, "net add with --vlan: %r" % err)
+    check(len(e.vm("hp")["nets"]) == 3, "refused adds added: %r" % e.vm("hp")["nets"])
     print("net-hotplug: added at slot %d with its tap on the switch and its guard, refusals "
           "changed nothing, removed (the guest asked), off changes" % slot)
 
