@@ -8,14 +8,14 @@
 # a pause and resume, and after a save and start, the heartbeat is OK again and exec works;
 # after a save, 30 s and a start the guest's clock is within 1 s of the host's (keeld sets it
 # at each new connection), and the agent reconnected within a second of the resume and of
-# the start (the polls' resolution added); the guest's clock stepped 2 s ahead is seen by a
-# periodic sample and set, a later sample finding it within 10 ms; a production checkpoint freezes the guest's ext4 (a file written
+# the start (the polls' resolution added); a production checkpoint freezes the guest's ext4 (a file written
 # without sync is in the checkpoint's disk, which e2fsck -fn finds clean, and a write right
 # after it is not held), and applied, the guest boots afresh with that file; keel vm backup of
 # the running guest while it appends to a file every 0.1 s is application-consistent (the
 # agent froze the ext4), its disk is clean for e2fsck -fn and holds a file written before the
-# backup (debugfs dump, its sha256), and the guest ran and wrote on; and keel vm stop with no
-# acpid in the guest stops it through the agent.
+# backup (debugfs dump, its sha256), and the guest ran and wrote on; the guest's clock stepped
+# 2 s ahead is seen by a periodic sample and set, a later sample finding it within 10 ms; and
+# keel vm stop with no acpid in the guest stops it through the agent.
 keeld_start
 V=agent1
 rm -f /tmp/ag-disk*.vhdx /tmp/ag-disk*.avhdx
@@ -222,41 +222,6 @@ if [ "$g" -lt $((t0 - 1000)) ] || [ "$g" -gt $((t1 + 1000)) ]; then
 fi
 echo "lab: agent: save, 30 s, start: heartbeat OK after $hb_ms ms, exec works; guest clock $((g - t0)) ms after the host's at the exec's start (exec took $((t1 - t0)) ms)"
 
-# Periodic samples keep the guest's clock within 10 ms of the host's: the guest's clock
-# stepped 2 s ahead is seen by the next sample (every 10 s) and set, and the sample after
-# that finds it within 10 ms (the offset shown is what each sample saw, before any set).
-# shellcheck disable=SC2016 # expanded in the guest
-x sh -c 'date -s @$(($(date +%s) + 2)) >/dev/null && date +%s'
-h=$(date +%s)
-[ "$X_OUT" -ge $((h + 1)) ] || fail "date -s in the guest did not step its clock: guest $X_OUT s, host $h s"
-t0=$(_now_ms)
-seen=""
-while :; do
-	off=$(clock_offset)
-	[ "$off" = "${seen##* }" ] || seen="$seen $off"
-	awk -v o="$off" 'BEGIN { exit !(o >= 1000) }' && break
-	[ $(($(_now_ms) - t0)) -le 15000 ] || fail "no sample saw the guest's clock 2 s ahead in 15 s: offsets$seen"
-	sleep 0.5
-done
-drift_ms=$(($(_now_ms) - t0))
-drift_off=$off
-while :; do
-	off=$(clock_offset)
-	[ "$off" = "${seen##* }" ] || seen="$seen $off"
-	awk -v o="$off" 'BEGIN { exit !(o < 10 && o > -10) }' && break
-	[ $(($(_now_ms) - t0)) -le 40000 ] ||
-		fail "the guest's clock stepped 2 s ahead was not brought within 10 ms in 40 s: offsets$seen ms"
-	sleep 0.5
-done
-back_ms=$(($(_now_ms) - t0))
-h0=$(date +%s)
-x date +%s
-h1=$(date +%s)
-if [ "$X_OUT" -lt "$h0" ] || [ "$X_OUT" -gt "$h1" ]; then
-	fail "the guest's date +%s is $X_OUT, the host's $h0..$h1, after the sample set it"
-fi
-echo "lab: agent: guest clock stepped 2 s ahead: a sample saw ${drift_off} ms after $drift_ms ms, a later one ${off} ms after $back_ms ms (offsets seen:$seen ms); guest date +%s $X_OUT, host $h0..$h1"
-
 # A production checkpoint: keel-agent freezes the guest's file systems (here an ext4 mount
 # of the VM's disk) while keel takes the disk; a file written without sync is in it.
 x sh -c 'mke2fs /dev/vda >/dev/null 2>&1 && mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo mounted'
@@ -349,6 +314,41 @@ if [ "$blines" -lt "$w0" ] || [ "$blines" -gt "$w1" ]; then
 fi
 rm -f /tmp/ag-bk.img /tmp/ag-pre
 echo "lab: agent: backup of the running guest in $bk_ms ms (Running again $run_ms ms after it), application-consistent; e2fsck -fn: $(echo "$out" | tail -n 1); /pre-backup's sha256 matches; the copy's /writer has $blines lines, the guest's $w0 before, $w1 and $w2 after (the guest ran on)"
+
+# Periodic samples keep the guest's clock within 10 ms of the host's: the guest's clock
+# stepped 2 s ahead is seen by the next sample (every 10 s) and set, and the sample after
+# that finds it within 10 ms (the offset shown is what each sample saw, before any set).
+# shellcheck disable=SC2016 # expanded in the guest
+x sh -c 'date -s @$(($(date +%s) + 2)) >/dev/null && date +%s'
+h=$(date +%s)
+[ "$X_OUT" -ge $((h + 1)) ] || fail "date -s in the guest did not step its clock: guest $X_OUT s, host $h s"
+t0=$(_now_ms)
+seen=""
+while :; do
+	off=$(clock_offset)
+	[ "$off" = "${seen##* }" ] || seen="$seen $off"
+	awk -v o="$off" 'BEGIN { exit !(o >= 1000) }' && break
+	[ $(($(_now_ms) - t0)) -le 15000 ] || fail "no sample saw the guest's clock 2 s ahead in 15 s: offsets$seen"
+	sleep 0.5
+done
+drift_ms=$(($(_now_ms) - t0))
+drift_off=$off
+while :; do
+	off=$(clock_offset)
+	[ "$off" = "${seen##* }" ] || seen="$seen $off"
+	awk -v o="$off" 'BEGIN { exit !(o < 10 && o > -10) }' && break
+	[ $(($(_now_ms) - t0)) -le 40000 ] ||
+		fail "the guest's clock stepped 2 s ahead was not brought within 10 ms in 40 s: offsets$seen ms"
+	sleep 0.5
+done
+back_ms=$(($(_now_ms) - t0))
+h0=$(date +%s)
+x date +%s
+h1=$(date +%s)
+if [ "$X_OUT" -lt "$h0" ] || [ "$X_OUT" -gt "$h1" ]; then
+	fail "the guest's date +%s is $X_OUT, the host's $h0..$h1, after the sample set it"
+fi
+echo "lab: agent: guest clock stepped 2 s ahead: a sample saw ${drift_off} ms after $drift_ms ms, a later one ${off} ms after $back_ms ms (offsets seen:$seen ms); guest date +%s $X_OUT, host $h0..$h1"
 
 # Stop with no acpid: through the agent.
 keel vm exec $V -- killall acpid 2>/dev/null
