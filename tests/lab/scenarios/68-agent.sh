@@ -8,9 +8,9 @@
 # a pause and resume, and after a save and start, the heartbeat is OK again and exec works;
 # after a save, 30 s and a start the guest's clock is within 1 s of the host's (keeld sets it
 # at each new connection), and the agent reconnected within a second of the resume and of
-# the start (the polls' resolution added); a production checkpoint freezes the guest's ext4 (a file written
-# without sync is in the checkpoint's disk, which e2fsck -fn finds clean, and a write right
-# after it is not held), and applied, the guest boots afresh with that file; keel vm backup of
+# the start (the polls' resolution added); a production checkpoint freezes the guest's ext4
+# (a file written without sync is in the checkpoint's disk, which e2fsck -fn finds clean, and
+# a write right after it is not held), and applied, the guest boots afresh with that file; keel vm backup of
 # the running guest while it appends to a file every 0.1 s is application-consistent (the
 # agent froze the ext4), its disk is clean for e2fsck -fn and holds a file written before the
 # backup (debugfs dump, its sha256), and the guest ran and wrote on; the guest's clock stepped
