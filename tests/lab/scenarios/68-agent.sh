@@ -14,7 +14,7 @@
 # the running guest while it appends to a file every 0.1 s is application-consistent (the
 # agent froze the ext4), its disk is clean for e2fsck -fn and holds a file written before the
 # backup (debugfs dump, its sha256), and the guest ran and wrote on; the guest's clock stepped
-# 2 s ahead is seen by a periodic sample and set, a later sample finding it within 10 ms; and
+# 3 s ahead is seen by a periodic sample and set, a later sample finding it within 10 ms; and
 # keel vm stop with no acpid in the guest stops it through the agent.
 keeld_start
 V=agent1
@@ -188,15 +188,15 @@ hb_cost
 reconnect_max=$((1000 + 2 * HB_COST + 100))
 keel vm pause $V || fail "keel vm pause failed"
 sleep 2
-_hb=$(hb)
-[ "$_hb" != OK ] || fail "the heartbeat is OK while the VM is paused"
+paused_hb=$(hb) # (not _hb: wait_hb's own)
+[ "$paused_hb" != OK ] || fail "the heartbeat is OK while the VM is paused"
 keel vm resume $V || fail "keel vm resume failed"
 wait_hb OK 30 "after pause and resume"
 [ "$HB_MS" -le $reconnect_max ] ||
 	fail "the agent reconnected $HB_MS ms after the resume, not within 1 s (+ ${HB_COST} ms polls)"
 x echo after-resume
 [ "$X_OUT" = after-resume ] || fail "exec after resume printed '$X_OUT'"
-echo "lab: agent: pause and resume: heartbeat '$_hb' while paused, OK $HB_MS ms after the resume returned (bound $reconnect_max ms: 1 s, two $HB_COST ms polls and 0.1 s), exec works"
+echo "lab: agent: pause and resume: heartbeat '$paused_hb' while paused, OK $HB_MS ms after the resume returned (bound $reconnect_max ms: 1 s, two $HB_COST ms polls and 0.1 s), exec works"
 
 # Save, 30 s, start: the heartbeat, exec, and the guest's clock.
 keel vm save $V || fail "keel vm save failed"
@@ -316,10 +316,12 @@ rm -f /tmp/ag-bk.img /tmp/ag-pre
 echo "lab: agent: backup of the running guest in $bk_ms ms (Running again $run_ms ms after it), application-consistent; e2fsck -fn: $(echo "$out" | tail -n 1); /pre-backup's sha256 matches; the copy's /writer has $blines lines, the guest's $w0 before, $w1 and $w2 after (the guest ran on)"
 
 # Periodic samples keep the guest's clock within 10 ms of the host's: the guest's clock
-# stepped 2 s ahead is seen by the next sample (every 10 s) and set, and the sample after
+# stepped 3 s ahead is seen by the next sample (every 10 s) and set, and the sample after
 # that finds it within 10 ms (the offset shown is what each sample saw, before any set).
+# date -s takes whole seconds and runs a moment after the date +%s it adds to: 3 s ahead
+# of the second read is 1 to 3 s ahead of the guest's clock (a 2 s step was seen as +963 ms).
 # shellcheck disable=SC2016 # expanded in the guest
-x sh -c 'date -s @$(($(date +%s) + 2)) >/dev/null && date +%s'
+x sh -c 'date -s @$(($(date +%s) + 3)) >/dev/null && date +%s'
 h=$(date +%s)
 [ "$X_OUT" -ge $((h + 1)) ] || fail "date -s in the guest did not step its clock: guest $X_OUT s, host $h s"
 t0=$(_now_ms)
@@ -328,7 +330,7 @@ while :; do
 	off=$(clock_offset)
 	[ "$off" = "${seen##* }" ] || seen="$seen $off"
 	awk -v o="$off" 'BEGIN { exit !(o >= 1000) }' && break
-	[ $(($(_now_ms) - t0)) -le 15000 ] || fail "no sample saw the guest's clock 2 s ahead in 15 s: offsets$seen"
+	[ $(($(_now_ms) - t0)) -le 15000 ] || fail "no sample saw the guest's clock 1 to 3 s ahead in 15 s: offsets$seen"
 	sleep 0.5
 done
 drift_ms=$(($(_now_ms) - t0))
@@ -338,7 +340,7 @@ while :; do
 	[ "$off" = "${seen##* }" ] || seen="$seen $off"
 	awk -v o="$off" 'BEGIN { exit !(o < 10 && o > -10) }' && break
 	[ $(($(_now_ms) - t0)) -le 40000 ] ||
-		fail "the guest's clock stepped 2 s ahead was not brought within 10 ms in 40 s: offsets$seen ms"
+		fail "the guest's clock stepped 3 s ahead was not brought within 10 ms in 40 s: offsets$seen ms"
 	sleep 0.5
 done
 back_ms=$(($(_now_ms) - t0))
@@ -348,7 +350,7 @@ h1=$(date +%s)
 if [ "$X_OUT" -lt "$h0" ] || [ "$X_OUT" -gt "$h1" ]; then
 	fail "the guest's date +%s is $X_OUT, the host's $h0..$h1, after the sample set it"
 fi
-echo "lab: agent: guest clock stepped 2 s ahead: a sample saw ${drift_off} ms after $drift_ms ms, a later one ${off} ms after $back_ms ms (offsets seen:$seen ms); guest date +%s $X_OUT, host $h0..$h1"
+echo "lab: agent: guest clock stepped 3 s ahead: a sample saw ${drift_off} ms after $drift_ms ms, a later one ${off} ms after $back_ms ms (offsets seen:$seen ms); guest date +%s $X_OUT, host $h0..$h1"
 
 # Stop with no acpid: through the agent.
 keel vm exec $V -- killall acpid 2>/dev/null
