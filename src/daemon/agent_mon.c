@@ -2,6 +2,7 @@
 #include "daemon/agent_mon.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +58,11 @@ struct mon_ctx {
 	struct store *store;
 };
 
-/* mon_lock protects mon_vms and every record's fields but conn (a leaf lock). */
+/* mon_lock protects mon_vms and every record's fields but conn (a leaf lock), and
+ * mon_kicked: a VM began to run (agent_mon_kick), the manager follows it at once. */
 static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t mon_kick_cond;
+static bool mon_kicked;
 static struct mon_vm *mon_vms[AGENT_MON_MAX_VMS];
 static size_t mon_nvms;
 
@@ -68,6 +72,29 @@ static void mon_sleep_ms(int ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* Wait up to ms for the connection on fd (or -1: none) to be hung up: true when it was (the
+ * worker dropped it: the transport reset of a resume or a restore, or the agent went). */
+static bool mon_wait_hangup(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+	long long until = clock_mono_ms() + ms;
+
+	if (fd < 0) {
+		mon_sleep_ms(ms);
+		return false;
+	}
+	for (;;) {
+		int r = poll(&p, 1, ms), left;
+
+		if (r > 0)
+			return true; /* POLLRDHUP, POLLHUP or POLLERR */
+		left = (int)(until - clock_mono_ms());
+		if ((r < 0 && errno != EINTR) || left <= 0)
+			return false;
+		ms = left;
+	}
 }
 
 /* Called with mon_lock held. */
@@ -394,8 +421,17 @@ static void *mon_vm_thread(void *arg)
 				agent_close(conn); /* the next round connects again */
 		}
 		r = (int)(AGENT_MON_PERIOD_MS - (clock_mono_ms() - started));
-		if (r > 0)
-			mon_sleep_ms(r);
+		if (r > 0 && mon_wait_hangup(conn->fd, r)) {
+			/* Connect again at once (the agent still listens after a transport
+			 * reset), yet not more than AGENT_MON_REDIAL_MS after the last round. */
+			agent_close(conn);
+			pthread_mutex_lock(&mon_lock);
+			v->st.connected = false;
+			pthread_mutex_unlock(&mon_lock);
+			r = (int)(AGENT_MON_REDIAL_MS - (clock_mono_ms() - started));
+			if (r > 0)
+				mon_sleep_ms(r);
+		}
 	}
 	agent_close(conn);
 	free(conn);
@@ -503,8 +539,19 @@ static void *mon_manager(void *arg)
 		keeld_unlock();
 		pthread_mutex_lock(&mon_lock);
 		mon_sync(uuids, paths, ctls, disabled, pids, n);
+		if (!mon_kicked) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_nsec += (long)AGENT_MON_PERIOD_MS / 4 * 1000000;
+			until.tv_sec += until.tv_nsec / 1000000000;
+			until.tv_nsec %= 1000000000;
+			while (!mon_kicked && pthread_cond_timedwait(&mon_kick_cond, &mon_lock,
+								     &until) != ETIMEDOUT)
+				;
+		}
+		mon_kicked = false;
 		pthread_mutex_unlock(&mon_lock);
-		mon_sleep_ms(AGENT_MON_PERIOD_MS / 4);
 	}
 	return NULL;
 }
@@ -512,17 +559,32 @@ static void *mon_manager(void *arg)
 int agent_mon_start(struct sup *sup, struct store *store)
 {
 	static struct mon_ctx m;
+	pthread_condattr_t cattr;
 	pthread_attr_t attr;
 	pthread_t t;
 	int r;
 
 	m.sup = sup;
 	m.store = store;
+	r = -pthread_condattr_init(&cattr);
+	r = r ?: -pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	r = r ?: -pthread_cond_init(&mon_kick_cond, &cattr);
+	pthread_condattr_destroy(&cattr);
+	if (r)
+		return r;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	r = -pthread_create(&t, &attr, mon_manager, &m);
 	pthread_attr_destroy(&attr);
 	return r;
+}
+
+void agent_mon_kick(void)
+{
+	pthread_mutex_lock(&mon_lock);
+	mon_kicked = true;
+	pthread_cond_signal(&mon_kick_cond);
+	pthread_mutex_unlock(&mon_lock);
 }
 
 void agent_mon_status(const char *uuid, struct agent_status *out)

@@ -19,6 +19,10 @@
 #define AGENT_MON_PERIOD_MS  1000 /* a ping a second */
 #define AGENT_MON_TIMEOUT_MS 1000 /* for a connect with hello, and for each ping */
 #define AGENT_MON_LOST_MS    3000 /* no answer for this long: "Lost communication" */
+/* A connection the worker hangs up (the transport reset of a resume or a restore) is made
+ * again at once, but no sooner than this after the last round began (a guest that closes
+ * each connection makes no busy loop). */
+#define AGENT_MON_REDIAL_MS 100
 
 struct agent_status {
 	const char *heartbeat; /* AGENT_HEARTBEAT_OK, _LOST or _NONE (static text) */
@@ -38,11 +42,16 @@ struct agent_status {
 #define AGENT_VCPUS_RUNNING "running"
 #define AGENT_VCPUS_STALLED "stalled"
 
-/* Start the manager thread, which follows sup's running VMs four times a second (with
- * keeld's lock, briefly: their paths and, from store, the services turned off). Each VM's
+/* Start the manager thread, which follows sup's running VMs four times a second and at once
+ * after agent_mon_kick (with keeld's lock, briefly: their paths and, from store, the services
+ * turned off). Each VM's
  * thread also keeps the guest's clock (the time service): set at each connection, sampled
  * every 10 s and set again when off by more than 10 ms. 0 or -errno. */
 int agent_mon_start(struct sup *sup, struct store *store) __attribute__((warn_unused_result));
+/* A VM began to run (a start, a resume, the end of a restore): the manager follows the running
+ * VMs at once, not at its next look, so their agents are reached again within the transport
+ * reset's own time. Called with keeld's lock (the manager takes it after). */
+void agent_mon_kick(void);
 /* The heartbeat of VM uuid: "No contact" for a VM the monitor does not follow. */
 void agent_mon_status(const char *uuid, struct agent_status *out);
 /* Worker pid of VM uuid ended: its vCPU statistics fds are closed now and never asked for

@@ -95,6 +95,8 @@ int sup_event(struct sup *sup, struct sup_vm *vm, enum vm_event e, const char *f
 		log_info("VM %s: %s", vm->name, vm_state_name(vm->state));
 	sup_persist(sup, vm);
 	events_vm_state(vm->uuid, vm->name, vm_state_name(vm->state), vm->reason);
+	if (vm->state == VM_RUNNING && vm_phase_state(was) != VM_RUNNING)
+		agent_mon_kick(); /* its agent is reached again at once */
 	return 0;
 }
 

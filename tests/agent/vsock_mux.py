@@ -4,10 +4,11 @@ hybrid vsock at a VM's vsock.sock. It accepts, reads "CONNECT <port>\\n", answer
 splices to keel-agent listening on a Unix socket (--listen-unix), which plays the guest. A
 CONNECT to another port, or with no agent listening, is closed, as the device resets it. A
 host side that closes first (keeld giving up on a CONNECT while the agent is stopped) is
-closed too; anything else that goes wrong in a connection's thread is kept in errors, for the
-test to check."""
+closed too; reset() hangs up every connection, as the device's TRANSPORT_RESET does. Anything
+else that goes wrong in a connection's thread is kept in errors, for the test to check."""
 import socket
 import threading
+import time
 
 AGENT_PORT = 52
 
@@ -16,6 +17,9 @@ class VsockMux:
     def __init__(self, path, agent_path):
         self.agent_path = agent_path
         self.errors = []  # unexpected exceptions of the connection threads, as strings
+        self.lock = threading.Lock()
+        self.live = set()  # the host sides of the connections spliced to the agent
+        self.connects = []  # time.monotonic() of each CONNECT spliced to the agent
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(16)
@@ -62,12 +66,29 @@ class VsockMux:
             a.close()
             c.close()
             return
+        with self.lock:
+            self.live.add(c)
+            self.connects.append(time.monotonic())
         t = threading.Thread(target=pump, args=(a, c), daemon=True)
         t.start()
         pump(c, a)
         t.join()
+        with self.lock:
+            self.live.discard(c)
         a.close()
         c.close()
+
+    def reset(self):
+        """Every connection's host side hung up, as the device's TRANSPORT_RESET at a resume
+        or a restore does: returns how many there were."""
+        with self.lock:
+            live = list(self.live)
+        for c in live:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(live)
 
 
 def pump(src, dst):

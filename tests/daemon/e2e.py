@@ -692,6 +692,61 @@ def exec_tty_resize(e):
         os.close(master)
 
 
+def copy_file_progress(e, guest):
+    """keel vm copy-file shows its progress on a terminal for a file over 16 MiB: on a pty,
+    a line redrawn from a low percentage to 100 %; with stderr not a terminal, or a small
+    file, nothing."""
+    import pty
+    import select
+    src = os.path.join(e.dir, "big.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom((16 << 20) + 4 * 1024 * 1024))
+    dest = os.path.join(guest, "files", "big.bin")
+
+    def on_a_pty(path, what):
+        master, slave = pty.openpty()
+        p = subprocess.Popen([e.a.keel, "vm", "copy-file", "a1", path, what, "--overwrite"],
+                             stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                             env=dict(os.environ, KEEL_SOCKET=e.sock))
+        os.close(slave)
+        out = b""
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                if not select.select([master], [], [], 1)[0]:
+                    continue
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: keel closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            check(p.wait(timeout=60) == 0, "copy-file on a pty: exit %r, %r" %
+                  (p.returncode, out))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            os.close(master)
+        return out.decode()
+    out = on_a_pty(src, dest)
+    check(digest(e, src) == digest(e, dest), "the large copy differs")
+    pcts = [int(x) for x in re.findall(r"\rcopying %s: ([0-9]+)%%" % re.escape(src), out)]
+    check(len(pcts) >= 10 and pcts == sorted(pcts) and pcts[0] < 50 and pcts[-1] == 100 and
+          out.endswith("100%\r\n"), "copy-file progress on a terminal: %r" % out[-300:])
+    print("copy-file of %d bytes on a terminal: %d progress updates, %d%% to 100%%" %
+          (os.path.getsize(src), len(pcts), pcts[0]))
+    _, err = e.keel("vm", "copy-file", "a1", src, dest, "--overwrite")
+    check(err == "", "copy-file with stderr not a terminal printed %r" % err[-200:])
+    small = os.path.join(e.dir, "small.bin")
+    with open(small, "wb") as f:
+        f.write(os.urandom(1 << 20))
+    out = on_a_pty(small, dest)
+    check(out == "", "copy-file of 1 MiB on a terminal printed %r" % out[-200:])
+    os.unlink(dest)
+
+
 def case_agent(e):
     """Issue 13's host side: keeld's heartbeat, KVP, exec, copy-file, integration services and a
     stop through keel-agent, reached through the VM's vsock.sock (a test mux until the
@@ -815,6 +870,7 @@ def case_agent(e):
         _, err = e.keel("vm", "copy-file", "a1", src, dest, want=2)
         check("--overwrite" in err, "copy over a file: %r" % err)
         e.keel("vm", "copy-file", "a1", src, dest, "--overwrite")
+        copy_file_progress(e, guest)
         # Integration services: disabled for the VM, exec is refused; enabled again, it works.
         out, _ = e.keel("vm", "integration", "a1", "disable", "exec")
         check(re.search(r"^exec +no +no$", out, re.M), "integration after disable: %r" % out)
@@ -902,6 +958,21 @@ def case_agent(e):
         wait_heartbeat(e, "a1", "OK", 5)
         # keeld gave up on CONNECTs while the agent was stopped: the mux closed them, no error.
         check(not mux.errors, "the vsock mux's connections failed: %r" % mux.errors)
+        # The worker hangs up keeld's connection (its TRANSPORT_RESET at a resume or a
+        # restore): keeld sees the hang-up and connects again at once. Before, its next ping
+        # found the connection gone and it connected a whole period (1 s) after that ping.
+        n0 = len(mux.connects)
+        t = time.monotonic()
+        check(mux.reset() == 1, "keeld's connections through the mux: not one")
+        while len(mux.connects) == n0:
+            check(time.monotonic() - t < 10, "keeld did not connect again after the reset")
+            time.sleep(0.01)
+        again = mux.connects[n0] - t
+        print("keeld connected again %.0f ms after the mux hung up its connection" %
+              (again * 1000))
+        check(again < 1, "keeld connected again %.2f s after the hang-up: at its next ping, "
+              "not at once" % again)
+        wait_heartbeat(e, "a1", "OK", 5)
         check(e.vm("a1")["integration"]["vcpus"] is None, "vcpus with OK: %r" % e.vm("a1"))
         # keel vm stop uses the agent and says so; the guest (here: the console) powers off.
         out, _ = e.keel("vm", "stop", "a1", "--no-wait")
