@@ -92,9 +92,8 @@ static bool same_file(const struct stat *a, const char *path)
 	return a->st_dev == b.st_dev && a->st_ino == b.st_ino;
 }
 
-/* No disk of nd is a file another VM with a worker has, where either of them writes it. */
-static int check_sharing(struct store *st, struct sup *sup, const struct vm_def *nd, char *err,
-			 size_t errlen)
+int disk_policy_check_sharing(struct store *st, struct sup *sup, const struct vm_def *nd, char *err,
+			      size_t errlen)
 {
 	struct vm_def *defs = NULL;
 	size_t n = 0;
@@ -370,7 +369,7 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 	int r = pools_check_def(st, nd, err, errlen);
 
 	if (!r)
-		r = check_sharing(st, sup, nd, err, errlen);
+		r = disk_policy_check_sharing(st, sup, nd, err, errlen);
 	if (!r)
 		r = pin_formats(nd, old, err, errlen);
 	for (unsigned i = 0; !r && i < nd->ndisks + nd->scsi.nluns; i++) {

@@ -2,8 +2,8 @@
 /*
  * What keeld decides about a VM's files when they are attached (create, or a change): every
  * one in a storage pool (pools.h), no disk that another running VM writes (or that this VM
- * would write while another uses it), and each disk's format, pinned once and kept with the
- * disk (docs/vm-config.md, docs/security.md).
+ * would write while another uses it; checked again at start), and each disk's format, pinned
+ * once and kept with the disk (docs/vm-config.md, docs/security.md).
  */
 #ifndef KEEL_DAEMON_DISK_POLICY_H
 #define KEEL_DAEMON_DISK_POLICY_H
@@ -30,6 +30,15 @@
 int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 		       const struct vm_def *old, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/*
+ * No disk of nd (virtio-blk disks, SCSI LUN disks, DVD media) is a file that another VM with
+ * a worker has, where either of them writes it (an ISO image read-only on both sides is
+ * shared): at attach, and again at start (sup_start), since two VMs that are off may be given
+ * the same disk. 0, or -EBUSY with err naming the disk and the other VM.
+ */
+int disk_policy_check_sharing(struct store *st, struct sup *sup, const struct vm_def *nd, char *err,
+			      size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * A VHDX's whole differencing chain is in storage pools: the disk at path (what: "disk",

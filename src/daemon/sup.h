@@ -99,8 +99,9 @@ void sup_set_was_running(struct sup *sup, const char *uuid);
 
 /*
  * Actions. Each returns 0 once the action is under way (the state shows its progress) or
- * -EBUSY when the VM's state does not allow it, -ENOEXEC when keel-vmm cannot be run, or
- * another -errno; err says why in words a user can act on.
+ * -EBUSY when the VM's state does not allow it (sup_start: also when another running VM
+ * has one of its disks and either writes it, disk_policy_check_sharing), -ENOEXEC when
+ * keel-vmm cannot be run, or another -errno; err says why in words a user can act on.
  */
 int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

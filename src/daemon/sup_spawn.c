@@ -553,6 +553,13 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 			sup->cfg.state_dir, SUP_SOCK_MAX);
 		return -ENAMETOOLONG;
 	}
+	/* Two VMs that were off when given the same disk: refused here, before a worker,
+	 * rather than by the worker's lock on the file (docs/security.md). */
+	ret = disk_policy_check_sharing(sup->cfg.store, sup, def, err2, sizeof(err2));
+	if (ret) {
+		error_set(err, errlen, "cannot start VM '%s': %s", def->name, err2);
+		return ret;
+	}
 	ret = admit(sup, def, err, errlen);
 	if (ret)
 		return ret;

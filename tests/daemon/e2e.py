@@ -5702,7 +5702,8 @@ def case_scsi_formats(e):
     refused), kept in the store, shown by keel vm show --json and told to the worker, which
     opens it so; a DVD medium is raw (an ISO image, read-only). A LUN file another running
     VM writes is refused with a 4xx, from a LUN or from a virtio-blk disk, and so is a
-    writable disk of another running VM's DVD medium."""
+    writable disk of another running VM's DVD medium; VMs given such files while all were off
+    are refused at start (409, no worker) while the other runs."""
     e.start_keeld()
     vhdx, raw, iso = (os.path.join(e.dir, n) for n in ("lun.vhdx", "lun.img", "l.iso"))
     e.keel("disk", "create", vhdx, "--size", "16M")
@@ -5752,6 +5753,23 @@ def case_scsi_formats(e):
     e.create("l2", scsi={"luns": [{"type": "dvd", "path": iso}]})
     e.keel("vm", "turn-off", "l1")
     e.wait_state("l1", "Off")
+    # VMs that are off may be given l1's files (nothing has them open), but while l1 runs
+    # their start is refused with a 409 naming the file and l1, before any worker: a LUN, a
+    # virtio-blk disk, and a writable disk of l1's DVD medium.
+    e.create("l3", scsi={"luns": [{"type": "disk", "path": raw}]})
+    e.create("l4", disks=[{"path": vhdx}])
+    e.create("l5", disks=[{"path": iso}])
+    e.start("l1")
+    for name, path in (("l3", raw), ("l4", vhdx), ("l5", iso)):
+        doc = e.api_err("POST", "/v1/vms/%s/start" % name, want=409,
+                        msg="cannot start VM '%s': disk %s is open" % (name, path))
+        wlog = os.path.join(e.state, "vms", e.vm(name)["id"], "worker.log")
+        check("in running VM 'l1'" in doc["error"]["message"] and not os.path.exists(wlog),
+              "start of %s sharing l1's disk: %r" % (name, doc))
+    e.start("l2")  # l1's DVD medium, read-only on both sides
+    for name in ("l1", "l2"):
+        e.keel("vm", "turn-off", name)
+        e.wait_state(name, "Off")
 
 SEABIOS = "/usr/share/seabios/bios-256k.bin"
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"

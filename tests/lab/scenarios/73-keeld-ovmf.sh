@@ -20,6 +20,24 @@ keel vm start g2 || fail "keel vm start failed: $(keel vm log g2 | tail -3)"
 [ -f "$nvram" ] || fail "no variable store at $nvram after the start"
 [ "$(stat -c %s "$nvram")" = "$(stat -c %s /usr/share/OVMF/OVMF_VARS_4M.fd)" ] ||
 	fail "the variable store is $(stat -c %s "$nvram") bytes"
+# keeld opened the worker's files and passed them (docs/security.md): descriptors for its
+# description, status file, store directory and the store's template, no path of them. The
+# template, not needed once the store exists, is closed before the first guest instruction
+# with whatever set-up did not take (jail_prep_close): the worker holds no file of the host's.
+pid=$(keel vm show g2 --json | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p' | head -n 1)
+[ -n "$pid" ] || fail "keel vm show names no worker pid for g2"
+tr '\0' '\n' <"/proc/$pid/cmdline" >"$KD/argv"
+for f in config status nvram vars; do
+	grep -q "^--fd=$f=[0-9]*$" "$KD/argv" || fail "no --fd $f: $(tr '\n' ' ' <"$KD/argv")"
+done
+! grep -qE '^--(config|status-file|restore)(=|$)' "$KD/argv" ||
+	fail "the worker was given a path: $(tr '\n' ' ' <"$KD/argv")"
+[ "$(readlink "/proc/$pid/fd/$(sed -n 's/^--fd=status=//p' "$KD/argv")")" = \
+	"${nvram%/nvram/*}/status.json" ] || fail "--fd status is not the VM's status file"
+for f in "/proc/$pid/fd/"*; do
+	[ "$(readlink "$f")" != /usr/share/OVMF/OVMF_VARS_4M.fd ] || fail "the worker holds the template"
+done
+echo "lab: keeld-ovmf: the worker got its files as descriptors (--fd config, status, nvram, vars)"
 keel_console_wait g2 'UEFI Interactive Shell' 300
 echo "lab: keeld-ovmf: OVMF reached its shell on keel console"
 i=0
