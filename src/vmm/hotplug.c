@@ -68,13 +68,6 @@ static const struct bus_ops hp_ops = {
 	.write = hp_write,
 };
 
-/* Adapter i's MAC (its own, or the default for its tap's name). */
-static void hp_nic_mac(const struct vm_nic *nic, uint8_t mac[6])
-{
-	if (!nic->mac[0] || vmdef_mac_parse(nic->mac, mac))
-		virtio_net_default_mac(nic->tap, mac);
-}
-
 /* The adapter of the description at slot s: its index, or -1. */
 static int hp_nic_at(const struct vm_def *def, unsigned s)
 {
@@ -132,7 +125,7 @@ static int hp_teardown(struct hotplug *h, unsigned s)
 	uint8_t addr[6];
 
 	snprintf(tap, sizeof(tap), "%s", vm->cfg->def.nics[i].tap);
-	hp_nic_mac(&vm->cfg->def.nics[i], addr);
+	virtio_net_nic_mac(&vm->cfg->def.nics[i], addr);
 	vmdef_mac_format(addr, mac);
 	hp_destroy_card(vm, vm->nic_link[i].opaque, s);
 	hp_forget_nic(vm, (unsigned)i);
@@ -236,7 +229,7 @@ static int hp_nic_by_mac(const struct vm_def *def, const uint8_t mac[6])
 	uint8_t m[6];
 
 	for (unsigned i = 0; i < def->nnics; i++) {
-		hp_nic_mac(&def->nics[i], m);
+		virtio_net_nic_mac(&def->nics[i], m);
 		if (!memcmp(m, mac, 6))
 			return (int)i;
 	}
@@ -264,12 +257,15 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 		r = -EBUSY;
 		goto fail;
 	}
-	if (!*tapname || strlen(tapname) > VMDEF_TAP_MAX) {
-		snprintf(err, errlen, "tap: a name of 1 to %d characters", VMDEF_TAP_MAX);
+	if (!vmdef_tap_ok(tapname)) {
+		snprintf(err, errlen,
+			 "tap: a name of 1 to %d characters, without spaces, control characters, "
+			 "'/', ':', ',' or '='",
+			 VMDEF_TAP_MAX);
 		goto fail;
 	}
 	if (*mac) {
-		if (strlen(mac) > VMDEF_MAC_LEN || vmdef_mac_parse(mac, addr) || (addr[0] & 1)) {
+		if (vmdef_mac_parse(mac, addr)) { /* exactly xx:..:xx, unicast */
 			snprintf(err, errlen,
 				 "mac '%.32s': not a unicast MAC address (xx:xx:xx:xx:xx:xx)", mac);
 			goto fail;
@@ -443,7 +439,7 @@ void hotplug_nic_list(struct vm *vm,
 	for (unsigned i = 0; i < def->nnics; i++) {
 		unsigned s = def->nics[i].pci_slot;
 
-		hp_nic_mac(&def->nics[i], addr);
+		virtio_net_nic_mac(&def->nics[i], addr);
 		vmdef_mac_format(addr, mac);
 		emit(ctx, s, def->nics[i].tap, mac, s < 32 && (down & 1u << s));
 	}

@@ -581,6 +581,12 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *i
 	return 0;
 }
 
+void virtio_net_nic_mac(const struct vm_nic *nic, uint8_t mac[6])
+{
+	if (!nic->mac[0] || vmdef_mac_parse(nic->mac, mac))
+		virtio_net_default_mac(nic->tap, mac);
+}
+
 int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
 		      struct virtio_dev **out, char *err, size_t errlen)
 {
@@ -596,8 +602,7 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
 		tap = tap_open(spec->tap, ifname, err, errlen);
 	if (tap < 0)
 		return tap;
-	if (!spec->mac[0] || vmdef_mac_parse(spec->mac, mac))
-		virtio_net_default_mac(spec->tap, mac);
+	virtio_net_nic_mac(spec, mac);
 	r = virtio_net_create_fd(m, spec->pci_slot, tap, ifname, mac, out);
 	if (r)
 		snprintf(err, errlen, "--net tap=%s: virtio-net set-up: %s", spec->tap,

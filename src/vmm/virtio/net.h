@@ -15,6 +15,8 @@ struct virtio_dev;
 /* The MAC a card on tap IFNAME gets without mac=: 52:54:00 and a hash of the name, so the
  * same configuration always gives the same address. */
 void virtio_net_default_mac(const char *tap, uint8_t mac[6]);
+/* An adapter's MAC: its own, or the default for its tap's name. */
+void virtio_net_nic_mac(const struct vm_nic *nic, uint8_t mac[6]);
 /* A card as spec says, on tap (attached by keeld, taken over) or, if -1, on the tap spec
  * names, attached here. */
 int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
