@@ -673,41 +673,11 @@ out:
 	return ret;
 }
 
-int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, char *err,
-	     size_t errlen)
-{
-	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
-	json_object *a = json_object_new_object();
-	char ctl[PATH_MAX], why[300];
-	int ret = -ENOMEM;
-
-	if (!vm || !a)
-		goto out;
-	/* By MAC where it has one: the worker's index moves once an adapter before this one is
-	 * hot-removed, which may still be under way (docs/networking.md, "Hot plug"). */
-	if (nic < def->nnics && def->nics[nic].mac[0])
-		json_object_object_add(a, "mac", json_object_new_string(def->nics[nic].mac));
-	else
-		json_object_object_add(a, "nic", json_object_new_int((int)nic));
-	json_object_object_add(a, "up", json_object_new_boolean(up));
-	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
-	if (!ret)
-		ret = ctl_unlocked_fd(ctl, "link", json_object_to_json_string(a), -1,
-				      SUP_PAUSE_TIMEOUT_MS, NULL, err, errlen);
-	if (ret) {
-		snprintf(why, sizeof(why), "%s", err[0] ? err : strerror(-ret));
-		error_set(err, errlen, "VM '%s': cannot take adapter %u's link %s: %s", vm->name,
-			  nic, up ? "up" : "down", why);
-		ret = ret == -EREMOTEIO ? -EINVAL : ret;
-	}
-out:
-	json_object_put(a);
-	return ret;
-}
-
-/* One hot plug request to the running VM's worker (docs/networking.md, "Hot plug"). */
+/* One request to the running VM's worker about its adapters (hot plug and links:
+ * docs/networking.md). An error reads "VM 'NAME': [WHAT: ]WHY". */
 static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char *cmd,
-			   json_object *a, int fd, json_object **reply, char *err, size_t errlen)
+			   json_object *a, int fd, json_object **reply, const char *what, char *err,
+			   size_t errlen)
 {
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char ctl[PATH_MAX], why[300];
@@ -721,9 +691,31 @@ static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char
 				      SUP_PAUSE_TIMEOUT_MS, reply, err, errlen);
 	if (ret) {
 		snprintf(why, sizeof(why), "%s", err[0] ? err : strerror(-ret));
-		error_set(err, errlen, "VM '%s': %s", vm->name, why);
+		error_set(err, errlen, "VM '%s': %s%s%s", vm->name, what ? what : "",
+			  what ? ": " : "", why);
 		ret = ret == -EREMOTEIO ? -EINVAL : ret;
 	}
+	return ret;
+}
+
+int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, char *err,
+	     size_t errlen)
+{
+	json_object *a = json_object_new_object();
+	char what[80];
+	int ret;
+
+	/* By MAC where it has one: the worker's index moves once an adapter before this one is
+	 * hot-removed, which may still be under way (docs/networking.md, "Hot plug"). */
+	if (a && nic < def->nnics && def->nics[nic].mac[0])
+		json_object_object_add(a, "mac", json_object_new_string(def->nics[nic].mac));
+	else if (a)
+		json_object_object_add(a, "nic", json_object_new_int((int)nic));
+	if (a)
+		json_object_object_add(a, "up", json_object_new_boolean(up));
+	snprintf(what, sizeof(what), "cannot take adapter %u's link %s", nic, up ? "up" : "down");
+	ret = sup_nic_request(sup, def, "link", a, -1, NULL, what, err, errlen);
+	json_object_put(a);
 	return ret;
 }
 
@@ -738,7 +730,7 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 	if (nic->pci_slot)
 		json_object_object_add(a, "slot", json_object_new_int(nic->pci_slot));
 	json_object_object_add(a, "fd", json_object_new_boolean(true));
-	ret = sup_nic_request(sup, def, "nic-add", a, tap, &reply, err, errlen);
+	ret = sup_nic_request(sup, def, "nic-add", a, tap, &reply, NULL, err, errlen);
 	if (!ret && (!json_object_object_get_ex(reply, "slot", &s) ||
 		     !json_object_is_type(s, json_type_int) || json_object_get_int(s) < 1 ||
 		     json_object_get_int(s) > 31)) {
@@ -762,7 +754,7 @@ int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, b
 	json_object_object_add(a, "mac", json_object_new_string(mac));
 	if (force)
 		json_object_object_add(a, "force", json_object_new_boolean(true));
-	ret = sup_nic_request(sup, def, "nic-remove", a, -1, NULL, err, errlen);
+	ret = sup_nic_request(sup, def, "nic-remove", a, -1, NULL, NULL, err, errlen);
 	json_object_put(a);
 	return ret;
 }
