@@ -13,6 +13,7 @@
 # the guest initramfs as /bin/fio.
 set -euo pipefail
 
+top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KEEL_CACHE:-/var/cache/keel}/guest-fio
 src=$cache/src
 # The source this recipe is written for: bookworm's fio.
@@ -21,38 +22,9 @@ tarball=fio_$version.orig.tar.gz
 
 say() { echo "guest-fio: $*" >&2; }
 
-# apt-get source needs a deb-src line for bookworm main. Written with the archive key that
-# the host's own bookworm sources name (apt refuses two entries for one suite that differ in
-# Signed-By), or with none when they name none.
-deb_src() {
-	local list=/etc/apt/sources.list.d/keel-fio-source.list key=
-	grep -rqsE "^deb-src .*debian/? bookworm main" /etc/apt/sources.list /etc/apt/sources.list.d/ && return
-	if grep -rqs "^Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" /etc/apt/sources.list.d/*.sources; then
-		key="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-	fi
-	echo "deb-src ${key}http://deb.debian.org/debian bookworm main" >"$list"
-	apt-get update -qq || {
-		say "apt-get update failed with $list; removing it"
-		rm -f "$list"
-		apt-get update -qq
-		exit 1
-	}
-}
-
-fetch_source() {
-	[ -s "$src/$tarball" ] && return
-	mkdir -p "$src"
-	deb_src
-	local tmp
-	tmp=$(mktemp -d)
-	(cd "$tmp" && apt-get source --download-only -qq "fio=$version-3" 2>&1 | grep -v "^W:" >&2 || true)
-	[ -s "$tmp/$tarball" ] || {
-		say "could not download $tarball (Debian's fio $version source)"
-		exit 1
-	}
-	mv "$tmp/$tarball" "$src/$tarball.tmp" && mv "$src/$tarball.tmp" "$src/$tarball"
-	rm -rf "$tmp"
-}
+# shellcheck source=scripts/debian-source.sh
+. "$top/scripts/debian-source.sh"
+fetch_source() { debian_source bookworm fio "$version-" "$tarball" "$src"; }
 
 key_of() {
 	{
