@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Fetching a Debian source package's orig tarball into a cache (sourced by scripts/lab-qemu.sh
+# Building from a Debian source package, cached by content (sourced by scripts/lab-qemu.sh
 # and scripts/guest-fio.sh, which build from it).
 #
 #   debian_source SUITE PACKAGE VERSION TARBALL DIR
@@ -48,4 +48,21 @@ debian_source() {
 	}
 	mv "$tmp/$tarball" "$dir/$tarball.tmp" && mv "$dir/$tarball.tmp" "$dir/$tarball"
 	rm -rf "$tmp"
+}
+
+# debian_cached_build BINARY [--path]: the caller's build, cached by content: prints
+# $cache/KEY/BINARY, after fetch_source and, when the cache lacks it, build DIR (both the
+# caller's functions; KEY from its key_of, over $src/$tarball). With --path it fetches and
+# builds nothing and fails when the source is not fetched yet.
+debian_cached_build() {
+	local bin=$1 out
+	if [ "${2:-}" = --path ]; then
+		[ -s "$src/$tarball" ] || exit 1
+		echo "$cache/$(key_of)/$bin"
+		return
+	fi
+	fetch_source
+	out=$cache/$(key_of)
+	[ -x "$out/$bin" ] || build "$out"
+	echo "$out/$bin"
 }

@@ -53,17 +53,4 @@ build() {
 	rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-main() {
-	local out
-	if [ "${1:-}" = --path ]; then
-		[ -s "$src/$tarball" ] || exit 1
-		echo "$cache/$(key_of)/fio"
-		return
-	fi
-	fetch_source
-	out=$cache/$(key_of)
-	[ -x "$out/fio" ] || build "$out"
-	echo "$out/fio"
-}
-
-main "$@"
+debian_cached_build fio "$@"

@@ -100,20 +100,11 @@ packaged_has_fixes() {
 }
 
 main() {
-	local out
 	if packaged_has_fixes; then
 		echo /usr/bin/qemu-system-x86_64
 		return
 	fi
-	if [ "${1:-}" = --path ]; then
-		[ -s "$src/$tarball" ] || exit 1
-		echo "$cache/$(key_of)/qemu-system-x86_64"
-		return
-	fi
-	fetch_source
-	out=$cache/$(key_of)
-	[ -x "$out/qemu-system-x86_64" ] || build "$out"
-	echo "$out/qemu-system-x86_64"
+	debian_cached_build qemu-system-x86_64 "$@"
 }
 
 main "$@"
