@@ -54,6 +54,7 @@ debian_source() {
 # $cache/KEY/BINARY, after fetch_source and, when the cache lacks it, build DIR (both the
 # caller's functions; KEY from its key_of, over $src/$tarball). With --path it fetches and
 # builds nothing and fails when the source is not fetched yet.
+# shellcheck disable=SC2154 # src, tarball and cache are the caller's
 debian_cached_build() {
 	local bin=$1 out
 	if [ "${2:-}" = --path ]; then
