@@ -237,6 +237,11 @@ int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void
 	return 0;
 }
 
+int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
+{
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {
