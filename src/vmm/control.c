@@ -460,8 +460,8 @@ static int control_qos_args(json_object *o, struct control_request *req, char *w
 		if (k == 3 || !json_object_is_type(val, json_type_int) ||
 		    json_object_get_int64(val) < 0) {
 			snprintf(why, whylen,
-				 "disk-qos: \"%s\" is not one of max_iops, max_bandwidth, min_iops "
-				 "with a number of 0 or more",
+				 "disk-qos: \"%s\": the limits are max_iops, max_bandwidth and "
+				 "min_iops, each a whole number, 0 or more",
 				 key);
 			return -EINVAL;
 		}
