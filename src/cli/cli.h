@@ -25,6 +25,8 @@ int cli_vm_copy_file(int argc, char **argv);
 /* backup.c: `keel vm backup NAME --to DIR` (argv[0] is the verb). */
 int cli_vm_backup(int argc, char **argv);
 int cli_vm_import(int argc, char **argv);
+/* vm_disk.c: `keel vm disk show|set NAME DISK` (argv[0] is the verb). */
+int cli_vm_disk(int argc, char **argv);
 /* agent.c: the heartbeat of a VM's "integration" object, as one line's text (no newline):
  * "OK (keel-agent 0.1.0)", "Lost communication (keel-agent 0.1.0; agent gone: ...)". */
 struct json_object;

@@ -49,6 +49,9 @@ static const char vm_usage[] =
 	"                                     shut down; --force turns it off after the timeout\n"
 	"  turn-off NAME [--no-wait]          cut the power\n"
 	"  restart NAME                       hard reset\n"
+	"  disk show|set NAME DISK [--max-iops N] [--max-bandwidth BYTES] [--min-iops N]\n"
+	"                                     a disk's storage QoS, changed at once on a\n"
+	"                                     running VM (keel vm disk --help)\n"
 	"  kvp list|get|set|delete NAME ...   key-value exchange with the guest's agent\n"
 	"  integration NAME [enable|disable SERVICE]  the integration services\n"
 	"  exec NAME [--user U] [--tty] [--timeout SEC] -- CMD ...\n"
@@ -1491,6 +1494,8 @@ int cli_vm_main(int argc, char **argv)
 		return cmd_log(argc, argv);
 	if (!strcmp(cmd, "net"))
 		return cmd_net(argc, argv);
+	if (!strcmp(cmd, "disk"))
+		return cli_vm_disk(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(vm_usage, stdout);
 		return EXIT_OK;

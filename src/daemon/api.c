@@ -415,6 +415,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		}
 	}
 	ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
+	/* Storage QoS applies to a running VM at once, as keel vm disk set does. */
+	ret = ret ?: api_disk_qos_live(ctx, def, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
 	nd.revision = def->revision + 1;
@@ -977,6 +979,8 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		api_vm_integration(ctx, method, url, &def, req, out);
 	} else if (sub && !strcmp(sub, "backup")) {
 		api_vm_backup(ctx, method, url, &def, req, out);
+	} else if (sub && !strncmp(sub, "disks/", 6)) {
+		api_vm_disk(ctx, method, url, &def, sub + 6, req, out);
 	} else if (sub && strchr(sub, '/')) {
 		snprintf(msg, sizeof(msg), "no such resource: %.200s", url);
 		api_error_reply(out, 404, "NotFound", msg);

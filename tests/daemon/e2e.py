@@ -2997,6 +2997,74 @@ def start_blk_guest(e, name, args, vhdx=False):
     return vm
 
 
+def case_disk_qos(e):
+    """Storage QoS (issue 16, Set-VMHardDiskDrive -MaximumIOPS): two VMs on the virtio test
+    guest's multi-queue disk test (mode=blkmq, both queues kept full), one of them limited
+    to 10 I/Os per second. The other's I/O completes; the limited one's device counters
+    (keel vm disk show, from its worker) show requests that waited and never more I/Os than
+    the limit allows; `keel vm disk set` raises the limit on the running VM (the counters
+    and the stored description show it, bad values are refused with a reason), and the next
+    start's worker has it. No timing thresholds: the bound only loosens with a slow host."""
+    vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
+    check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
+    e.start_keeld()
+    e.api_ok("POST", "/v1/pools", {"name": "guests", "path": os.path.realpath(
+        os.path.dirname(vguest))}, want=201)
+    for name, qos in (("hog", {"max_iops": 10}), ("calm", {})):
+        disk = os.path.join(e.dir, name + ".img")
+        with open(disk, "wb") as f:
+            f.truncate(64 << 20)
+        e.create(name, kernel=vguest, memory=64 << 20, cpus=2,
+                 disks=[dict({"path": disk}, **qos)],
+                 cmdline="mode=blkmq queues=2 rounds=%d" % (3 if name == "hog" else 1))
+    t0 = time.monotonic()
+    e.start("hog")
+    e.start("calm")
+    e.console_until("calm", r"virtio: PASS", timeout=120)
+    show = json.loads(e.keel("vm", "disk", "show", "hog", "0", "--json")[0])
+    elapsed = time.monotonic() - t0
+    q = show["qos"]
+    check(show["max_iops"] == 10 and q["throttled"] > 0,
+          "the limited disk's requests never waited: %r" % show)
+    check(q["ios"] <= 10 + 10 * elapsed,
+          "%d I/Os served in %.1f s with max_iops 10: %r" % (q["ios"], elapsed, show))
+    # Refused with a reason, nothing changed.
+    _, err = e.keel("vm", "disk", "set", "hog", "0", "--min-iops", "500", want=2)
+    check("min_iops 500 is above max_iops 10" in err, "a minimum above the maximum: %r" % err)
+    _, err = e.keel("vm", "disk", "set", "hog", "0", "--max-bandwidth", "5X", want=2)
+    check("--max-bandwidth" in err and "bytes per second" in err, "a bad bandwidth: %r" % err)
+    _, err = e.keel("vm", "disk", "set", "hog", "3", "--max-iops", "5", want=4)
+    check("no disk 3" in err, "a disk the VM lacks: %r" % err)
+    # Raised at run time: the worker's counters and the description show it at once.
+    t_set = time.monotonic()
+    out = json.loads(e.keel("vm", "disk", "set", "hog", "0", "--max-iops", "40",
+                            "--max-bandwidth", "50M", "--json")[0])
+    check(out["max_iops"] == 40 and out["max_bandwidth"] == 50 << 20 and out["qos"],
+          "after keel vm disk set: %r" % out)
+    base = out["qos"]["ios"]
+    d = e.vm("hog")["disks"][0]
+    check(d.get("max_iops") == 40 and d.get("max_bandwidth") == 50 << 20,
+          "the stored description after keel vm disk set: %r" % d)
+    e.console_until("hog", r"virtio: PASS", timeout=120)
+    show = json.loads(e.keel("vm", "disk", "show", "hog", "0", "--json")[0])
+    elapsed = time.monotonic() - t_set
+    check(show["qos"]["ios"] <= base + 40 + 40 * elapsed and show["qos"]["waiting"] == 0,
+          "after the raise: %r (%.1f s)" % (show, elapsed))
+    text = e.keel("vm", "disk", "show", "hog", "0")[0]
+    check("Maximum IOPS:   40" in text and "Max bandwidth:  50M/s" in text and
+          "Throttled:" in text, "keel vm disk show: %r" % text)
+    # Kept for the next start.
+    e.keel("vm", "turn-off", "hog")
+    e.keel("vm", "turn-off", "calm")
+    text = e.keel("vm", "disk", "show", "hog", "0")[0]
+    check("Maximum IOPS:   40" in text and "not running" in text, "off: %r" % text)
+    e.start("hog")
+    log = e.keel("vm", "log", "hog")[0]
+    check(re.search(r"QoS max-iops 40, max-bandwidth 52428800 bytes/s", log),
+          "the next start's worker does not have the limits: %r" % log[-3000:])
+    e.keel("vm", "turn-off", "hog")
+
+
 def case_pause_failure(e):
     """A pause that fails leaves the VM running and says why (issue 9): a device that keeps
     a request in flight (keel-vmm's block I/O threads held with ptrace while the guest's

@@ -660,6 +660,14 @@ def virtio_case(keel_vmm, kernel):
 QOS_IOPS = 10
 
 
+def blkmq_passed(vm, status, after):
+    """The mode=blkmq guest ended with PASS, its whole test done."""
+    out = vm.out.text()
+    if status != rg.STATUS_PASS or "virtio-blkmq: flush, write-zeroes, discard ok" not in out:
+        raise Failure(f"the guest ended with {rg.describe_status(status)} after {after}; "
+                      f"serial output:\n{out}\nstderr:\n{vm.err.text()}")
+
+
 def blk_pause_case(keel_vmm, kernel):
     """Pauses and resumes while a two-queue virtio-blk has requests in flight on its block
     backend (tests/guests/virtio.c mode=blkmq, many rounds): every pause must succeed (the
@@ -693,10 +701,7 @@ def blk_pause_case(keel_vmm, kernel):
         finally:
             vm.kill()
             vm.finish()
-        out = vm.out.text()
-        if status != rg.STATUS_PASS or "virtio-blkmq: flush, write-zeroes, discard ok" not in out:
-            raise Failure(f"the guest ended with {rg.describe_status(status)} after {pauses} "
-                          f"pauses; serial output:\n{out}\nstderr:\n{vm.err.text()}")
+        blkmq_passed(vm, status, f"{pauses} pauses")
         if pauses < 5:
             raise Failure(f"only {pauses} pauses before the guest ended: nothing was tested")
         print(f"run-state: {pauses} pauses and resumes while the guest's requests ran; "
@@ -780,10 +785,7 @@ def qos_case(keel_vmm, kernel):
         finally:
             vm.kill()
             vm.finish()
-        out = vm.out.text()
-        if status != rg.STATUS_PASS or "virtio-blkmq: flush, write-zeroes, discard ok" not in out:
-            raise Failure(f"the guest ended with {rg.describe_status(status)} after {polls} "
-                          f"queries; serial output:\n{out}\nstderr:\n{vm.err.text()}")
+        blkmq_passed(vm, status, f"{polls} queries")
         if not last or last["throttled"] < 20 or not paused_drain or limit != raised:
             raise Failure(f"nothing was throttled, drained by a pause or raised ({polls} "
                           f"queries, last {last}): the limit was not tested")
