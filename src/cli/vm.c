@@ -787,12 +787,16 @@ static void print_vm(json_object *vm)
 	}
 	if (json_object_object_get_ex(vm, "disks", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			char qos[96];
+
 			v = json_object_array_get_idx(arr, i);
-			printf("Disk %zu:                 %s (%s)%s\n", i,
+			cli_disk_qos_text(v, qos, sizeof(qos));
+			printf("Disk %zu:                 %s (%s)%s%s\n", i,
 			       client_str_field(v, "path"), client_str_field(v, "format"),
 			       json_object_get_boolean(json_object_object_get(v, "readonly"))
 				       ? " (read-only)"
-				       : "");
+				       : "",
+			       qos);
 		}
 	if (json_object_object_get_ex(vm, "nets", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {

@@ -76,6 +76,19 @@ static void limit_text(json_object *o, const char *key, bool bytes, char *buf, s
 		 bytes ? (u >= 0 ? "/s" : " bytes/s") : "");
 }
 
+void cli_disk_qos_text(json_object *d, char *buf, size_t size)
+{
+	char a[32], b[32], c[32];
+
+	limit_text(d, "max_iops", false, a, sizeof(a));
+	limit_text(d, "max_bandwidth", true, b, sizeof(b));
+	limit_text(d, "min_iops", false, c, sizeof(c));
+	if (!strcmp(a, "none") && !strcmp(b, "none") && !strcmp(c, "none"))
+		buf[0] = '\0';
+	else
+		snprintf(buf, size, " (QoS: max %s IOPS, max %s, min %s IOPS)", a, b, c);
+}
+
 static void print_disk(json_object *d)
 {
 	json_object *q, *v;

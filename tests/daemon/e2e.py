@@ -2576,7 +2576,7 @@ def case_disk_format(e):
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
     # ... and from before pools: the directories its VMs use become pools.
-    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
+    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
@@ -2700,7 +2700,7 @@ def case_description(e):
     rows = sqlite(db, "SELECT field, doc FROM devices WHERE field = 'vsock'")
     check(rows == 'vsock|{"cid":4242,"pci_slot":%d}' % dv["vsock"]["pci_slot"],
           "the devices table: %r" % rows)
-    sqlite(db, UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
            " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
            "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
@@ -2726,7 +2726,7 @@ def case_description(e):
     check(ckpts(e, "dc")["old"]["type"] == "production", "an Off VM's checkpoint: %r" %
           ckpts(e, "dc"))
     e.kill_keeld(signal.SIGTERM)
-    sqlite(db, UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
@@ -2742,7 +2742,7 @@ def case_description(e):
     check([d["pci_slot"] for d in vm["disks"]] == [1, 2] and vm["nets"][0]["pci_slot"] == 3
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     version = sqlite(db, "PRAGMA user_version")
-    check(version == "9", "store schema after upgrade: %r" % version)
+    check(version == "10", "store schema after upgrade: %r" % version)
     check(ckpts(e, "dc")["old"]["type"] == "standard",
           "a checkpoint from before types after the upgrade: %r" % ckpts(e, "dc"))
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
@@ -3053,6 +3053,8 @@ def case_disk_qos(e):
     text = e.keel("vm", "disk", "show", "hog", "0")[0]
     check("Maximum IOPS:   40" in text and "Max bandwidth:  50M/s" in text and
           "Throttled:" in text, "keel vm disk show: %r" % text)
+    text = e.keel("vm", "show", "hog")[0]
+    check("(QoS: max 40 IOPS, max 50M/s, min none IOPS)" in text, "keel vm show: %r" % text)
     # Kept for the next start.
     e.keel("vm", "turn-off", "hog")
     e.keel("vm", "turn-off", "calm")
@@ -3290,6 +3292,9 @@ def case_save_1g(e):
 
 # What store.c's migrate_8_to_9 did, undone, for the cases that make an older store: the
 # console's and rng's slots back in their columns of vms (-1: none), their devices rows gone.
+# What store.c's migrate_9_to_10 did, undone: no storage QoS columns in disks.
+UNDO_SCHEMA_10 = ("ALTER TABLE disks DROP COLUMN max_iops; ALTER TABLE disks DROP COLUMN max_bw;"
+                  "ALTER TABLE disks DROP COLUMN min_iops;")
 UNDO_SCHEMA_9 = (
     "ALTER TABLE vms ADD COLUMN console_slot INTEGER NOT NULL DEFAULT -1;"
     "ALTER TABLE vms ADD COLUMN rng_slot INTEGER NOT NULL DEFAULT 0;"
