@@ -138,7 +138,7 @@ int cli_vm_disk(int argc, char **argv)
 	const char *vm = NULL, *disk = NULL;
 	bool json = false, set;
 	json_object *body, *res = NULL;
-	char path[600], what[300], idx[16];
+	char path[600], what[300], idx[24];
 	int ret = EXIT_OK;
 
 	if (argc < 2 || (strcmp(argv[1], "show") && strcmp(argv[1], "set")))
