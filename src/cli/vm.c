@@ -798,6 +798,15 @@ static void print_vm(json_object *vm)
 				       : "",
 			       qos);
 		}
+	if (json_object_object_get_ex(vm, "disks_below_min_iops", &arr))
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			v = json_object_array_get_idx(arr, i);
+			printf("Storage QoS:            disk %d is below its minimum IOPS (%lld "
+			       "seconds in all)\n",
+			       json_object_get_int(json_object_object_get(v, "disk")),
+			       (long long)json_object_get_int64(
+				       json_object_object_get(v, "seconds")));
+		}
 	if (json_object_object_get_ex(vm, "nets", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			char ips[256];
