@@ -3056,6 +3056,14 @@ def case_disk_qos(e):
           "Throttled:" in text, "keel vm disk show: %r" % text)
     text = e.keel("vm", "show", "hog")[0]
     check("(QoS: max 40 IOPS, max 50M/s, min none IOPS)" in text, "keel vm show: %r" % text)
+    # Saved and restored (the guest's test is over: it counts its interrupts, and a restore
+    # owes it one): the limits are configuration, the restored worker has them.
+    e.keel("vm", "save", "hog")
+    check(e.vm("hog")["state"] == "Saved", "after save: %r" % e.vm("hog")["state"])
+    e.start("hog")
+    out = json.loads(e.keel("vm", "disk", "show", "hog", "0", "--json")[0])
+    check(out["max_iops"] == 40 and out["max_bandwidth"] == 50 << 20 and out["qos"] and
+          out["qos"]["waiting"] == 0, "after the restore: %r" % out)
     # Kept for the next start.
     e.keel("vm", "turn-off", "hog")
     e.keel("vm", "turn-off", "calm")
