@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk's storage QoS in the device (vmm/virtio/blk_throttle.c) on the fuzz targets'
+ * fake machine, its I/O thread's work run on the test's thread: requests beyond the limit
+ * wait in their queue (none lost), and the release takes the queues in turn, so a queue
+ * the guest floods does not starve another; the buckets are refilled by setting the limit
+ * again (control disk-qos), so that no test waits for the clock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fake_machine.h"
+#include "fake_virtio.h"
+#include "lib/le.h"
+#include "vmm/blkio/qos.h"
+#include "vmm/mem.h"
+#include "vmm/virtio/blk.h"
+#include "vmm/virtio/queue.h"
+#include "vmm/virtio/virtio.h"
+
+#define NQ	  2
+#define QSIZE	  16
+#define QBASE(i)  (0x400u * (i))
+#define HDR(q, s) (0x1000u + 0x1000u * (q) + 0x20u * (s)) /* header, then the status at +16 */
+
+static struct virtio_dev *vd;
+static char disk_path[64];
+static uint16_t avail_idx[NQ];
+
+static uint8_t *ram(uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = mem_ptr(fake_machine()->mem, gpa, len);
+
+	FAKE_CHECK(p, "guest address 0x%llx not in RAM", (unsigned long long)gpa);
+	return p;
+}
+
+static void remove_scratch(void)
+{
+	unlink(disk_path);
+}
+
+static void start(void)
+{
+	struct vm_disk spec = {.format = VM_DISK_RAW};
+	struct fake_vq q[NQ];
+	struct machine *m = fake_machine();
+	const struct vm_def *def = m->def;
+	struct vm_def two = *def;
+	char err[256] = "";
+	int fd;
+
+	if (!vd) {
+		snprintf(disk_path, sizeof(disk_path), "/tmp/test-blk-qos-XXXXXX");
+		fd = mkstemp(disk_path);
+		FAKE_CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0, "scratch disk");
+		close(fd);
+		atexit(remove_scratch);
+		spec.path = disk_path;
+		two.cpus = NQ; /* a queue per vCPU */
+		m->def = &two;
+		FAKE_CHECK(virtio_blk_create(m, &spec, -1, NULL, &vd, err, sizeof(err)) == 0,
+			   "virtio-blk: %s", err);
+		m->def = def;
+		fake_machine_pause(true);
+	}
+	fake_machine_reset();
+	fake_virtio_serve(vd);
+	for (unsigned i = 0; i < NQ; i++) {
+		q[i] = (struct fake_vq){.size = QSIZE,
+					.vector = (uint16_t)(i + 1),
+					.desc = QBASE(i),
+					.avail = QBASE(i) + 0x100,
+					.used = QBASE(i) + 0x200};
+		avail_idx[i] = 0;
+	}
+	/* FLUSH, MQ */
+	FAKE_CHECK(fake_virtio_start(vd, 1ull << 9 | 1ull << 12, q, NQ), "virtio-blk bring-up");
+}
+
+/* A flush on queue qi (one normalized I/O): its header and status byte. */
+static void post_flush(unsigned qi)
+{
+	unsigned slot = avail_idx[qi] % (QSIZE / 2);
+	uint8_t *d = ram(QBASE(qi) + 16u * 2 * slot, 32),
+		*avail = ram(QBASE(qi) + 0x100, 4 + 2 * QSIZE), *h = ram(HDR(qi, slot), 17);
+
+	memset(h, 0, 17);
+	le32_store(h, 4); /* VIRTIO_BLK_T_FLUSH */
+	h[16] = 0xee;
+	le64_store(d, HDR(qi, slot));
+	le32_store(d + 8, 16);
+	le16_store(d + 12, VRING_DESC_F_NEXT);
+	le16_store(d + 14, (uint16_t)(2 * slot + 1));
+	le64_store(d + 16, HDR(qi, slot) + 16);
+	le32_store(d + 24, 1);
+	le16_store(d + 28, VRING_DESC_F_WRITE);
+	le16_store(d + 30, 0);
+	le16_store(avail + 4 + 2 * (avail_idx[qi] % QSIZE), (uint16_t)(2 * slot));
+	avail_idx[qi]++;
+	le16_store(avail + 2, avail_idx[qi]);
+}
+
+static uint16_t used_idx(unsigned qi)
+{
+	return le16_load(ram(QBASE(qi) + 0x200 + 2, 2));
+}
+
+static void notify_only(unsigned qi)
+{
+	pthread_mutex_lock(&vd->lock);
+	vd->ops->queue_notify(vd, qi);
+	pthread_mutex_unlock(&vd->lock);
+}
+
+/* Serve until the device has nothing in flight (its flushes come back from the backend). */
+static void settle(void)
+{
+	struct timespec ms = {0, 1000000};
+
+	for (unsigned i = 0; i < 2000; i++) {
+		fake_virtio_serve(vd);
+		if (!virtio_blk_inflight(vd))
+			break;
+		nanosleep(&ms, NULL);
+	}
+	fake_virtio_serve(vd);
+	assert_int_equal(virtio_blk_inflight(vd), 0);
+}
+
+static unsigned qos(const struct blk_qos_limits *set, struct blk_qos_stats *st)
+{
+	struct blk_qos_limits lim;
+	unsigned waiting;
+
+	virtio_blk_qos(vd, set, &lim, st, &waiting);
+	return waiting;
+}
+
+/* Six flushes on queue 0, then one on queue 1, at one I/O per second: one goes at once,
+ * the others wait; each refill releases one, queue 0's oldest and queue 1's in turn, so
+ * queue 1's request goes second, ahead of queue 0's four older ones. */
+static void test_queues_take_turns(void **state)
+{
+	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_stats st;
+
+	(void)state;
+	start();
+	assert_int_equal(qos(&one, &st), 0);
+	for (int i = 0; i < 6; i++)
+		post_flush(0);
+	notify_only(0);
+	post_flush(1);
+	notify_only(1);
+	settle();
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(used_idx(1), 0);
+	assert_int_equal(qos(NULL, &st), 6);
+	assert_int_equal(st.throttled, 6);
+	/* A refill: queue 0's oldest waiting (queues are taken in turn from queue 0). */
+	assert_int_equal(qos(&one, &st), 6);
+	settle();
+	assert_int_equal(used_idx(0), 2);
+	assert_int_equal(used_idx(1), 0);
+	/* The next: queue 1's, ahead of queue 0's four older ones. */
+	assert_int_equal(qos(&one, &st), 5);
+	settle();
+	assert_int_equal(used_idx(1), 1);
+	assert_int_equal(used_idx(0), 2);
+	assert_int_equal(ram(HDR(1, 0) + 16, 1)[0], 0); /* VIRTIO_BLK_S_OK */
+	/* No limit: what waits goes at once, none lost. */
+	assert_int_equal(qos(&none, &st), 4);
+	settle();
+	assert_int_equal(used_idx(0), 6);
+	assert_int_equal(qos(NULL, &st), 0);
+	assert_int_equal(st.requests, 7);
+	for (unsigned s = 0; s < 6; s++)
+		assert_int_equal(ram(HDR(0, s % 8) + 16, 1)[0], 0);
+}
+
+/* A driver reset while requests wait: they are dropped unanswered (their buffers belong to
+ * the old driver), and the device serves the new one. */
+static void test_reset_drops_waiting(void **state)
+{
+	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_stats st;
+
+	(void)state;
+	start();
+	assert_int_equal(qos(&one, &st), 0);
+	for (int i = 0; i < 4; i++)
+		post_flush(0);
+	notify_only(0);
+	settle();
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(qos(NULL, &st), 3);
+	fake_virtio_write(vd, offsetof(struct virtio_pci_common_cfg, device_status), 1, 0);
+	assert_int_equal(qos(&none, &st), 0);
+	settle();
+	start();
+	post_flush(1);
+	notify_only(1);
+	settle();
+	assert_int_equal(used_idx(1), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_queues_take_turns),
+		cmocka_unit_test(test_reset_drops_waiting),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
