@@ -308,6 +308,14 @@ void fake_machine_pause(bool pause)
 		FAKE_CHECK(fake.pause[i](fake.pause_opaque[i], pause) == 0, "pause hook %u", i);
 }
 
+uint8_t *fake_ram(uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = mem_ptr(&fake.mem, gpa, len);
+
+	FAKE_CHECK(p, "guest address 0x%llx not in RAM", (unsigned long long)gpa);
+	return p;
+}
+
 bool fake_ram_holds(const void *p, size_t len)
 {
 	const uint8_t *b = p;

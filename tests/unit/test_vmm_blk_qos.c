@@ -21,7 +21,6 @@
 #include "fake_virtio.h"
 #include "lib/le.h"
 #include "vmm/blkio/qos.h"
-#include "vmm/mem.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/queue.h"
 #include "vmm/virtio/virtio.h"
@@ -35,14 +34,6 @@ static struct virtio_dev *vd;
 static char disk_path[64];
 static uint16_t avail_idx[NQ];
 
-static uint8_t *ram(uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = mem_ptr(fake_machine()->mem, gpa, len);
-
-	FAKE_CHECK(p, "guest address 0x%llx not in RAM", (unsigned long long)gpa);
-	return p;
-}
-
 static void remove_scratch(void)
 {
 	unlink(disk_path);
@@ -51,7 +42,6 @@ static void remove_scratch(void)
 static void start(void)
 {
 	struct vm_disk spec = {.format = VM_DISK_RAW};
-	struct fake_vq q[NQ];
 	struct machine *m = fake_machine();
 	const struct vm_def *def = m->def;
 	struct vm_def two = *def;
@@ -72,26 +62,19 @@ static void start(void)
 		m->def = def;
 		fake_machine_pause(true);
 	}
-	fake_machine_reset();
-	fake_virtio_serve(vd);
-	for (unsigned i = 0; i < NQ; i++) {
-		q[i] = (struct fake_vq){.size = QSIZE,
-					.vector = (uint16_t)(i + 1),
-					.desc = QBASE(i),
-					.avail = QBASE(i) + 0x100,
-					.used = QBASE(i) + 0x200};
-		avail_idx[i] = 0;
-	}
+	memset(avail_idx, 0, sizeof(avail_idx));
 	/* FLUSH, MQ */
-	FAKE_CHECK(fake_virtio_start(vd, 1ull << 9 | 1ull << 12, q, NQ), "virtio-blk bring-up");
+	FAKE_CHECK(fake_virtio_restart(vd, 1ull << 9 | 1ull << 12, NQ, QSIZE, QBASE(1)),
+		   "virtio-blk bring-up");
 }
 
 /* A flush on queue qi (one normalized I/O): its header and status byte. */
 static void post_flush(unsigned qi)
 {
 	unsigned slot = avail_idx[qi] % (QSIZE / 2);
-	uint8_t *d = ram(QBASE(qi) + 16u * 2 * slot, 32),
-		*avail = ram(QBASE(qi) + 0x100, 4 + 2 * QSIZE), *h = ram(HDR(qi, slot), 17);
+	uint8_t *d = fake_ram(QBASE(qi) + 16u * 2 * slot, 32),
+		*avail = fake_ram(QBASE(qi) + 0x100, 4 + 2 * QSIZE),
+		*h = fake_ram(HDR(qi, slot), 17);
 
 	memset(h, 0, 17);
 	le32_store(h, 4); /* VIRTIO_BLK_T_FLUSH */
@@ -111,14 +94,7 @@ static void post_flush(unsigned qi)
 
 static uint16_t used_idx(unsigned qi)
 {
-	return le16_load(ram(QBASE(qi) + 0x200 + 2, 2));
-}
-
-static void notify_only(unsigned qi)
-{
-	pthread_mutex_lock(&vd->lock);
-	vd->ops->queue_notify(vd, qi);
-	pthread_mutex_unlock(&vd->lock);
+	return fake_virtio_used_idx(QBASE(qi) + 0x200);
 }
 
 /* Serve until the device has nothing in flight (its flushes come back from the backend). */
@@ -158,9 +134,9 @@ static void test_queues_take_turns(void **state)
 	assert_int_equal(qos(&one, &st), 0);
 	for (int i = 0; i < 6; i++)
 		post_flush(0);
-	notify_only(0);
+	fake_virtio_queue_notify(vd, 0);
 	post_flush(1);
-	notify_only(1);
+	fake_virtio_queue_notify(vd, 1);
 	settle();
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(used_idx(1), 0);
@@ -176,7 +152,7 @@ static void test_queues_take_turns(void **state)
 	settle();
 	assert_int_equal(used_idx(1), 1);
 	assert_int_equal(used_idx(0), 2);
-	assert_int_equal(ram(HDR(1, 0) + 16, 1)[0], 0); /* VIRTIO_BLK_S_OK */
+	assert_int_equal(fake_ram(HDR(1, 0) + 16, 1)[0], 0); /* VIRTIO_BLK_S_OK */
 	/* No limit: what waits goes at once, none lost. */
 	assert_int_equal(qos(&none, &st), 4);
 	settle();
@@ -184,7 +160,7 @@ static void test_queues_take_turns(void **state)
 	assert_int_equal(qos(NULL, &st), 0);
 	assert_int_equal(st.requests, 7);
 	for (unsigned s = 0; s < 6; s++)
-		assert_int_equal(ram(HDR(0, s % 8) + 16, 1)[0], 0);
+		assert_int_equal(fake_ram(HDR(0, s % 8) + 16, 1)[0], 0);
 }
 
 /* A driver reset while requests wait: they are dropped unanswered (their buffers belong to
@@ -199,7 +175,7 @@ static void test_reset_drops_waiting(void **state)
 	assert_int_equal(qos(&one, &st), 0);
 	for (int i = 0; i < 4; i++)
 		post_flush(0);
-	notify_only(0);
+	fake_virtio_queue_notify(vd, 0);
 	settle();
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(qos(NULL, &st), 3);
@@ -208,7 +184,7 @@ static void test_reset_drops_waiting(void **state)
 	settle();
 	start();
 	post_flush(1);
-	notify_only(1);
+	fake_virtio_queue_notify(vd, 1);
 	settle();
 	assert_int_equal(used_idx(1), 1);
 }
