@@ -3017,7 +3017,7 @@ def case_disk_qos(e):
             f.truncate(64 << 20)
         e.create(name, kernel=vguest, memory=64 << 20, cpus=2,
                  disks=[dict({"path": disk}, **qos)],
-                 cmdline="mode=blkmq queues=2 rounds=%d" % (3 if name == "hog" else 1))
+                 cmdline="mode=blkmq queues=2 slow=100 rounds=%d" % (3 if name == "hog" else 1))
     t0 = time.monotonic()
     e.start("hog")
     e.start("calm")

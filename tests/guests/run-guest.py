@@ -318,6 +318,7 @@ def mq_case(fmt, cache, log, threads=False, irqwin=0, resetflight=False, late_ms
         MQ_STATE.update(dir=d, path=path, fmt=fmt)
         case.vmm_args = ["--disk", f"path={path},format={fmt},cache={cache}{qos}"]
         extras = {"args": "mode=blkmq queues=2" + (f" irqwin={irqwin}" if irqwin else "") +
+                  (" slow=100" if qos else "") +
                   (" resetflight=1" if resetflight else "")}
         if threads:
             extras["env"] = {"KEEL_BLKIO": "threads"}

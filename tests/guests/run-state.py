@@ -725,7 +725,8 @@ def qos_case(keel_vmm, kernel):
         with open(disk, "wb") as f:
             f.truncate(64 << 20)
         t0 = time.monotonic()
-        vm = Vmm(keel_vmm, kernel, tmp, "qos", 2, "64M", args="mode=blkmq queues=2 rounds=2",
+        vm = Vmm(keel_vmm, kernel, tmp, "qos", 2, "64M",
+                 args="mode=blkmq queues=2 rounds=2 slow=100",
                  extra=["--disk", f"path={disk},format=raw,cache=none,max-iops={iops}"])
         q = {"execute": "disk-qos", "arguments": {"disk": 0}}
         polls, paused_drain, last, drained = 0, False, None, 0
