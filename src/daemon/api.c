@@ -438,8 +438,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	ret = ret ?: api_disk_qos_live(ctx, def, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
-	nd.revision = def->revision + 1;
-	ret = store_vm_update(ctx->store, &nd, err, sizeof(err));
+	ret = api_store_live(ctx, def, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
 	log_info("VM %s: configuration changed (revision %llu)", nd.name,

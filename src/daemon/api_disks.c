@@ -52,6 +52,21 @@ int api_disk_qos_live(struct api_ctx *ctx, const struct vm_def *def, const struc
 	return ret;
 }
 
+int api_store_live(struct api_ctx *ctx, const struct vm_def *def, struct vm_def *nd, char *err,
+		   size_t errlen)
+{
+	char why[200];
+	int ret;
+
+	nd->revision = def->revision + 1;
+	ret = store_vm_update(ctx->store, nd, err, errlen);
+	/* Not stored: the worker goes back to what the store has. */
+	if (ret && api_disk_qos_live(ctx, nd, def, why, sizeof(why)))
+		log_warn("VM %s: its disks' QoS in its worker differs from the store: %s",
+			 def->name, why);
+	return ret;
+}
+
 static json_object *disk_json(const struct vm_def *def, unsigned i, json_object *counters)
 {
 	json_object *o = json_object_new_object();
@@ -129,17 +144,9 @@ static int do_patch(struct api_ctx *ctx, const struct vm_def *def, unsigned i, j
 	ret = ret ?: api_disk_qos_live(ctx, def, nd, err, errlen);
 	if (ret)
 		return ret;
-	nd->revision = def->revision + 1;
-	ret = store_vm_update(ctx->store, nd, err, errlen);
-	if (ret) {
-		char why[200];
-
-		/* The worker keeps what the store has. */
-		if (api_disk_qos_live(ctx, nd, def, why, sizeof(why)))
-			log_warn("VM %s: disk %u's QoS in its worker differs from the store: %s",
-				 def->name, i, why);
+	ret = api_store_live(ctx, def, nd, err, errlen);
+	if (ret)
 		return ret;
-	}
 	log_info("VM %s: disk %u QoS max-iops %llu, max-bandwidth %llu, min-iops %llu "
 		 "(revision %llu)",
 		 def->name, i, (unsigned long long)nd->disks[i].max_iops,

@@ -50,6 +50,10 @@ void api_vm_disk(struct api_ctx *ctx, const char *method, const char *url, const
  * it starts or stops. err says why. */
 int api_disk_qos_live(struct api_ctx *ctx, const struct vm_def *def, const struct vm_def *nd,
 		      char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Store nd as def's next revision; when that fails, what api_disk_qos_live changed in the
+ * worker goes back to def's. */
+int api_store_live(struct api_ctx *ctx, const struct vm_def *def, struct vm_def *nd, char *err,
+		   size_t errlen) __attribute__((warn_unused_result));
 /* A job as the API shows it, with its error's code (api.c). */
 struct job;
 json_object *api_job_json(struct job *j);

@@ -3074,6 +3074,14 @@ def case_disk_qos(e):
     log = e.keel("vm", "log", "hog")[0]
     check(re.search(r"QoS max-iops 40, max-bandwidth 52428800 bytes/s", log),
           "the next start's worker does not have the limits: %r" % log[-3000:])
+    # The VM's whole description changed (PATCH /v1/vms/NAME with its disks): the running
+    # worker takes the new limit too.
+    d = e.vm("hog")["disks"][0]
+    d["max_iops"] = 30
+    e.api_ok("PATCH", "/v1/vms/hog", {"disks": [d]})
+    log = e.keel("vm", "log", "hog")[0]
+    check("QoS now max-iops 30," in log, "the worker did not take the PATCH's limit: %r"
+          % log[-2000:])
     # Minimum IOPS, as Hyper-V: nothing reserved, a disk that gets less is reported. 16
     # requests of 4 KiB a second (64 KiB/s) while the guest keeps 32 waiting is below a
     # minimum of 100: an event in keeld's stream and a line in keel vm show.
