@@ -189,11 +189,42 @@ static void test_reset_drops_waiting(void **state)
 	assert_int_equal(used_idx(1), 1);
 }
 
+/* Minimum IOPS counts only the seconds the disk had requests outstanding: a disk idle for
+ * over two seconds whose next request comes in was short of nothing meanwhile (the windows
+ * that ended before a request are judged without it; it once counted the idle seconds as
+ * shortfalls). Waits 2.2 s of the real clock, the length of two windows: no threshold. */
+static void test_idle_is_no_shortfall(void **state)
+{
+	struct blk_qos_limits min = {.min_iops = 1000}, none = {0};
+	struct timespec idle = {2, 200000000};
+	struct blk_qos_stats st;
+	uint64_t before;
+
+	(void)state;
+	start();
+	assert_int_equal(qos(&min, &st), 0);
+	before = st.below_min_seconds;
+	post_flush(0);
+	fake_virtio_queue_notify(vd, 0);
+	settle();
+	assert_int_equal(used_idx(0), 1);
+	while (nanosleep(&idle, &idle))
+		;
+	post_flush(0);
+	fake_virtio_queue_notify(vd, 0);
+	settle();
+	assert_int_equal(used_idx(0), 2);
+	assert_int_equal(qos(&none, &st), 0);
+	assert_int_equal(st.below_min_seconds, before);
+	assert_false(st.below_min);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queues_take_turns),
 		cmocka_unit_test(test_reset_drops_waiting),
+		cmocka_unit_test(test_idle_is_no_shortfall),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,7 +92,8 @@ bool blk_throttle_gate(struct virtio_blk *b, struct blk_slot *s)
 	if (!t || s->type == VIRTIO_BLK_T_GET_ID)
 		return false;
 	now = now_ns();
-	blk_qos_tick(&t->qos, outstanding(b), now);
+	/* The windows that ended before s came had what was outstanding without it. */
+	blk_qos_tick(&t->qos, outstanding(b) - 1, now);
 	if (!blk_qos_limited(&t->qos)) {
 		blk_qos_force(&t->qos, req_bytes(s), now); /* counted all the same */
 		return false;
@@ -187,7 +188,8 @@ void blk_throttle_done(struct virtio_blk *b)
 	if (!b->thr)
 		return;
 	n = outstanding(b);
-	blk_qos_tick(&b->thr->qos, n, now_ns());
+	/* The windows that ended before this completion had its slot outstanding. */
+	blk_qos_tick(&b->thr->qos, n + 1, now_ns());
 	if (!n)
 		blk_qos_idle(&b->thr->qos);
 }
@@ -199,6 +201,8 @@ void virtio_blk_qos(struct virtio_dev *vd, const struct blk_qos_limits *set,
 	struct blk_throttle *t = b->thr;
 
 	pthread_mutex_lock(&vd->lock);
+	/* The windows that ended by now are judged by the limits they had. */
+	blk_qos_tick(&t->qos, outstanding(b), now_ns());
 	if (set) {
 		blk_qos_set(&t->qos, set, now_ns());
 		log_info("%s: QoS now max-iops %llu, max-bandwidth %llu bytes/s, min-iops %llu",
@@ -207,7 +211,6 @@ void virtio_blk_qos(struct virtio_dev *vd, const struct blk_qos_limits *set,
 		if (t->waiting)
 			arm(t, 1); /* the I/O thread releases what the new limits allow */
 	}
-	blk_qos_tick(&t->qos, outstanding(b), now_ns());
 	*lim = t->qos.lim;
 	*st = t->qos.st;
 	*waiting = t->waiting;
