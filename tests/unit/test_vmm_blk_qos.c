@@ -19,6 +19,7 @@
 
 #include "fake_machine.h"
 #include "fake_virtio.h"
+#include "disk/disk.h"
 #include "lib/le.h"
 #include "vmm/blkio/qos.h"
 #include "vmm/virtio/blk.h"
@@ -219,12 +220,84 @@ static void test_idle_is_no_shortfall(void **state)
 	assert_false(st.below_min);
 }
 
+/* A write-zeroes on a VHDX writes its zeros: the bandwidth limit counts them as a write of
+ * that length (it once counted none, so a guest wrote zeros at any speed under any
+ * max_bandwidth). Two of 1 MiB at 64 KiB/s: the first goes (a full bucket, then in debt),
+ * the second waits; a driver that grows the length after the check gets an error. */
+#define WZ(s) (0x4000u + 0x40u * (s)) /* header, segment, then the status at +32 */
+
+static void post_zeroes(unsigned slot, uint32_t sectors)
+{
+	uint8_t *d = fake_ram(QBASE(0) + 16u * 2 * slot, 32),
+		*avail = fake_ram(QBASE(0) + 0x100, 4 + 2 * QSIZE), *h = fake_ram(WZ(slot), 33);
+
+	memset(h, 0, 33);
+	le32_store(h, 13); /* VIRTIO_BLK_T_WRITE_ZEROES */
+	le64_store(h + 16, 0);
+	le32_store(h + 24, sectors);
+	h[32] = 0xee;
+	le64_store(d, WZ(slot));
+	le32_store(d + 8, 32);
+	le16_store(d + 12, VRING_DESC_F_NEXT);
+	le16_store(d + 14, (uint16_t)(2 * slot + 1));
+	le64_store(d + 16, WZ(slot) + 32);
+	le32_store(d + 24, 1);
+	le16_store(d + 28, VRING_DESC_F_WRITE);
+	le16_store(d + 30, 0);
+	le16_store(avail + 4 + 2 * (avail_idx[0] % QSIZE), (uint16_t)(2 * slot));
+	avail_idx[0]++;
+	le16_store(avail + 2, avail_idx[0]);
+}
+
+static void test_vhdx_zeroes_count_bytes(void **state)
+{
+	struct blk_qos_limits bw = {.max_bw = 64 << 10}, none = {0};
+	struct disk_create_opts o = {
+		.format = DISK_FORMAT_VHDX, .type = DISK_TYPE_DYNAMIC, .size = 8 << 20};
+	struct vm_disk spec = {.format = VM_DISK_VHDX};
+	struct machine *m = fake_machine();
+	struct virtio_dev *blk = vd;
+	struct blk_qos_stats st;
+	char path[64] = "/tmp/test-blk-qos-vhdx-XXXXXX", err[256] = "";
+	int fd = mkstemp(path);
+
+	(void)state;
+	FAKE_CHECK(fd >= 0, "scratch name");
+	close(fd);
+	unlink(path);
+	FAKE_CHECK(disk_create(path, &o, NULL) == 0, "VHDX scratch disk");
+	spec.path = path;
+	FAKE_CHECK(virtio_blk_create(m, &spec, -1, NULL, &vd, err, sizeof(err)) == 0,
+		   "virtio-blk: %s", err);
+	unlink(path);
+	memset(avail_idx, 0, sizeof(avail_idx));
+	/* WRITE_ZEROES, one queue */
+	FAKE_CHECK(fake_virtio_restart(vd, 1ull << 14, 1, QSIZE, QBASE(1)), "VHDX bring-up");
+	assert_int_equal(qos(&bw, &st), 0);
+	post_zeroes(0, 2048);
+	post_zeroes(1, 2048);
+	fake_virtio_queue_notify(vd, 0);
+	settle();
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(fake_ram(WZ(0) + 32, 1)[0], 0); /* VIRTIO_BLK_S_OK */
+	assert_int_equal(qos(NULL, &st), 1);
+	assert_int_equal(st.bytes, 1 << 20);
+	/* The waiting one grows to 2 MiB: refused when it goes. */
+	le32_store(fake_ram(WZ(1) + 24, 4), 4096);
+	assert_int_equal(qos(&none, &st), 1);
+	settle();
+	assert_int_equal(used_idx(0), 2);
+	assert_int_equal(fake_ram(WZ(1) + 32, 1)[0], 1); /* VIRTIO_BLK_S_IOERR */
+	vd = blk;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queues_take_turns),
 		cmocka_unit_test(test_reset_drops_waiting),
 		cmocka_unit_test(test_idle_is_no_shortfall),
+		cmocka_unit_test(test_vhdx_zeroes_count_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -124,7 +124,9 @@ void blk_release_slot(struct virtio_blk *b, struct blk_slot *s);
 
 /*
  * Check chain c as a request: its header, its status byte, and for reads and writes its data
- * (into d: whole sectors inside the disk, at most BLK_MAX_REQUEST). Returns VIRTIO_BLK_S_OK
+ * (into d: whole sectors inside the disk, at most BLK_MAX_REQUEST); for a write-zeroes that
+ * writes its zeros (VHDX), d->len is the length it asks for, which the execution holds it
+ * to. Returns VIRTIO_BLK_S_OK
  * when the request is to be executed (*type and *sector set), another status to complete it
  * with at once, or BLK_NO_STATUS.
  */

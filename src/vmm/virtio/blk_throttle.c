@@ -67,11 +67,15 @@ void blk_throttle_free(struct virtio_blk *b)
 	b->thr = NULL;
 }
 
-/* Bytes a checked request moves, for the buckets: a read's or write's data; 0 for a flush,
- * discard or write-zeroes (one I/O each). */
+/* Bytes a checked request moves, for the buckets: a read's or write's data, and the zeros a
+ * write-zeroes writes (VHDX: blk_check's length); 0 for a flush, a discard or a write-zeroes
+ * that punches a hole (one I/O each). */
 static uint64_t req_bytes(const struct blk_slot *s)
 {
-	return s->type == VIRTIO_BLK_T_IN || s->type == VIRTIO_BLK_T_OUT ? s->data.len : 0;
+	return s->type == VIRTIO_BLK_T_IN || s->type == VIRTIO_BLK_T_OUT ||
+			       s->type == VIRTIO_BLK_T_WRITE_ZEROES
+		       ? s->data.len
+		       : 0;
 }
 
 static void arm(struct blk_throttle *t, uint64_t ns)
