@@ -674,7 +674,9 @@ out:
 }
 
 /* One request to the running VM's worker about its adapters (hot plug and links:
- * docs/networking.md) or its disks (storage QoS). An error reads "VM 'NAME': [WHAT: ]WHY". */
+ * docs/networking.md) or its disks (storage QoS). An error reads "VM 'NAME': [WHAT: ]WHY".
+ * Nothing of the VM's record is read after the wait: a read (GET .../disks/N) holds no
+ * operation on the VM, which may be turned off and deleted meanwhile. */
 static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char *cmd,
 			   json_object *a, int fd, json_object **reply, const char *what, char *err,
 			   size_t errlen)
@@ -691,7 +693,7 @@ static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char
 				      SUP_PAUSE_TIMEOUT_MS, reply, err, errlen);
 	if (ret) {
 		snprintf(why, sizeof(why), "%s", err[0] ? err : strerror(-ret));
-		error_set(err, errlen, "VM '%s': %s%s%s", vm->name, what ? what : "",
+		error_set(err, errlen, "VM '%s': %s%s%s", def->name, what ? what : "",
 			  what ? ": " : "", why);
 		ret = ret == -EREMOTEIO ? -EINVAL : ret;
 	}
