@@ -73,6 +73,12 @@ static size_t qos_list(struct qos_ctx *c, struct watch *out)
 	return k;
 }
 
+bool qos_mon_judge(bool last_second, uint64_t before, uint64_t seconds)
+{
+	/* Fewer seconds than before: a new worker, whose count starts again from 0. */
+	return last_second || seconds > before || (seconds < before && seconds > 0);
+}
+
 /* Ask w's worker; an event when the disk crossed its minimum. No lock held. */
 static void qos_ask(struct watch *w)
 {
@@ -84,15 +90,19 @@ static void qos_ask(struct watch *w)
 	if (ctl_execute_args(w->ctl, "disk-qos", args, QOS_MON_TIMEOUT_MS, &r, err, sizeof(err)))
 		return; /* stopping, or busy: the next round asks again */
 	below = json_object_object_get_ex(r, "below_min", &v) && json_object_get_boolean(v);
-	if (json_object_object_get_ex(r, "below_min_seconds", &v))
-		w->seconds = (uint64_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(r, "below_min_seconds", &v)) {
+		uint64_t seconds = (uint64_t)json_object_get_int64(v);
+
+		below = qos_mon_judge(below, w->seconds, seconds);
+		w->seconds = seconds;
+	}
 	json_object_put(r);
 	if (below == w->below)
 		return;
 	w->below = below;
 	snprintf(why, sizeof(why),
-		 below ? "disk %u: fewer I/Os than its minimum IOPS in the last second (%llu "
-			 "seconds in all)"
+		 below ? "disk %u: fewer I/Os than its minimum IOPS in a second since the last "
+			 "look (%llu seconds in all)"
 		       : "disk %u: its minimum IOPS met again",
 		 w->disk, (unsigned long long)w->seconds);
 	log_info("VM %s: %s", w->name, why);

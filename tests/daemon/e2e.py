@@ -3087,7 +3087,7 @@ def case_disk_qos(e):
     # minimum of 100: an event in keeld's stream and a line in keel vm show.
     e.keel("vm", "disk", "set", "hog", "0", "--max-iops", "0", "--max-bandwidth", "64K",
            "--min-iops", "100")
-    seen, deadline = [], time.monotonic() + 60
+    seen, deadline = [], time.monotonic() + 120
     while not seen and time.monotonic() < deadline:
         r = e.api_ok("GET", "/v1/events?since=%d&wait=10" % since)
         since = r["next"]
