@@ -49,6 +49,9 @@ static const char vm_usage[] =
 	"                                     shut down; --force turns it off after the timeout\n"
 	"  turn-off NAME [--no-wait]          cut the power\n"
 	"  restart NAME                       hard reset\n"
+	"  disk show|set NAME DISK [--max-iops N] [--max-bandwidth BYTES] [--min-iops N]\n"
+	"                                     a disk's storage QoS, changed at once on a\n"
+	"                                     running VM (keel vm disk --help)\n"
 	"  kvp list|get|set|delete NAME ...   key-value exchange with the guest's agent\n"
 	"  integration NAME [enable|disable SERVICE]  the integration services\n"
 	"  exec NAME [--user U] [--tty] [--timeout SEC] -- CMD ...\n"
@@ -784,12 +787,25 @@ static void print_vm(json_object *vm)
 	}
 	if (json_object_object_get_ex(vm, "disks", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			char qos[96];
+
 			v = json_object_array_get_idx(arr, i);
-			printf("Disk %zu:                 %s (%s)%s\n", i,
+			cli_disk_qos_text(v, qos, sizeof(qos));
+			printf("Disk %zu:                 %s (%s)%s%s\n", i,
 			       client_str_field(v, "path"), client_str_field(v, "format"),
 			       json_object_get_boolean(json_object_object_get(v, "readonly"))
 				       ? " (read-only)"
-				       : "");
+				       : "",
+			       qos);
+		}
+	if (json_object_object_get_ex(vm, "disks_below_min_iops", &arr))
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			v = json_object_array_get_idx(arr, i);
+			printf("Storage QoS:            disk %d is below its minimum IOPS (%lld "
+			       "seconds in all)\n",
+			       json_object_get_int(json_object_object_get(v, "disk")),
+			       (long long)json_object_get_int64(
+				       json_object_object_get(v, "seconds")));
 		}
 	if (json_object_object_get_ex(vm, "nets", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -1491,6 +1507,8 @@ int cli_vm_main(int argc, char **argv)
 		return cmd_log(argc, argv);
 	if (!strcmp(cmd, "net"))
 		return cmd_net(argc, argv);
+	if (!strcmp(cmd, "disk"))
+		return cli_vm_disk(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(vm_usage, stdout);
 		return EXIT_OK;

@@ -21,6 +21,7 @@
 #include "daemon/events.h"
 #include "daemon/host.h"
 #include "daemon/jobs.h"
+#include "daemon/qos_mon.h"
 #include "daemon/switch.h"
 #include "daemon/vm_macs.h"
 #include "daemon/vm_nethotplug.h"
@@ -184,6 +185,24 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
 	json_object_object_add(o, "console_socket",
 			       st.console[0] ? json_object_new_string(st.console) : NULL);
+	/* The disks with a minimum IOPS that their worker last found below it (qos_mon.h): a
+	 * field of its own, so that the disks read back as a description. */
+	{
+		json_object *below = json_object_new_array();
+		uint64_t secs;
+
+		for (unsigned i = 0; below && i < def->ndisks; i++) {
+			json_object *d;
+
+			if (!def->disks[i].min_iops || !qos_mon_below_min(def->uuid, i, &secs))
+				continue;
+			d = json_object_new_object();
+			json_object_object_add(d, "disk", json_object_new_int((int)i));
+			json_object_object_add(d, "seconds", json_object_new_int64((int64_t)secs));
+			json_object_array_add(below, d);
+		}
+		json_object_object_add(o, "disks_below_min_iops", below);
+	}
 	/* Each adapter on a switch: the guest's addresses from the switch's DHCP leases and
 	 * the host's neighbour table, and where each came from. */
 	{
@@ -415,10 +434,11 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		}
 	}
 	ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
+	/* Storage QoS applies to a running VM at once, as keel vm disk set does. */
+	ret = ret ?: api_disk_qos_live(ctx, def, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
-	nd.revision = def->revision + 1;
-	ret = store_vm_update(ctx->store, &nd, err, sizeof(err));
+	ret = api_store_live(ctx, def, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
 	log_info("VM %s: configuration changed (revision %llu)", nd.name,
@@ -977,6 +997,8 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		api_vm_integration(ctx, method, url, &def, req, out);
 	} else if (sub && !strcmp(sub, "backup")) {
 		api_vm_backup(ctx, method, url, &def, req, out);
+	} else if (sub && !strncmp(sub, "disks/", 6)) {
+		api_vm_disk(ctx, method, url, &def, sub + 6, req, out);
 	} else if (sub && strchr(sub, '/')) {
 		snprintf(msg, sizeof(msg), "no such resource: %.200s", url);
 		api_error_reply(out, 404, "NotFound", msg);
