@@ -106,6 +106,10 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	/* As keel-vmm's cache=none does (virtio/blk.c): the library writes new blocks through
+	 * the same direct descriptor. */
+	if (write && disk_set_direct(d, dfd, 4096, 4096) != 0)
+		return 1;
 	if (posix_memalign((void **)&buf, 4096, bs))
 		return 1;
 	memset(buf, 0x5a, bs);

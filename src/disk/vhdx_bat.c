@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "disk/disk_internal.h"
@@ -128,25 +129,44 @@ int vhdx_bat_load(struct vhdx *v)
 		}
 	}
 	v->file_end = vhdx_align_up(fsize, VHDX_ALIGN);
+	v->file_grown = fsize;
 	return 0;
 }
 
 int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 {
-	uint64_t o = v->file_end, end = o + vhdx_align_up(len, VHDX_ALIGN);
+	uint64_t o = v->file_end, end = o + vhdx_align_up(len, VHDX_ALIGN), grow;
 
 	if (end > (uint64_t)INT64_MAX)
 		return -EFBIG;
-	if (ftruncate(v->fd, (off_t)end) < 0) {
-		int e = -errno;
+	if (end > v->file_grown) {
+		/* Several blocks at once; still sparse, as one block at a time was. */
+		grow = end + (uint64_t)v->block_size * (VHDX_GROW_BLOCKS - 1);
+		if (grow > (uint64_t)INT64_MAX)
+			grow = end;
+		if (ftruncate(v->fd, (off_t)grow) < 0) {
+			int e = -errno;
 
-		disk_fail(v->base.err, "%s: cannot grow the file to %llu bytes: %s", v->base.path,
-			  (unsigned long long)end, strerror(-e));
-		return e;
+			disk_fail(v->base.err, "%s: cannot grow the file to %llu bytes: %s",
+				  v->base.path, (unsigned long long)grow, strerror(-e));
+			return e;
+		}
+		v->file_grown = grow;
 	}
 	v->file_end = end;
 	*off = o;
 	return 0;
+}
+
+void vhdx_trim_tail(struct vhdx *v)
+{
+	struct stat st;
+
+	/* Best effort: a tail left behind is unreferenced space, harmless. */
+	if (fstat(v->fd, &st) == 0 && (uint64_t)st.st_size > v->file_end &&
+	    ftruncate(v->fd, (off_t)v->file_end) < 0)
+		log_warn("%s: cannot cut the file's unused tail at %llu: %s", v->base.path,
+			 (unsigned long long)v->file_end, strerror(errno));
 }
 
 /* Fills items[0..n) with the 4 KiB images of the BAT sectors sec_idx[i]. */

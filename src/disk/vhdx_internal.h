@@ -57,6 +57,11 @@ struct vhdx_log_item {
 struct vhdx {
 	struct disk base;
 	int fd;
+	/* The caller's O_DIRECT descriptor of the same file (disk_set_direct, a duplicate owned
+	 * here), or -1; guest data written by the library goes through it when aligned to
+	 * dio_mem (buffers) and dio_off (offsets, lengths). Set before I/O starts. */
+	int dfd;
+	uint32_t dio_mem, dio_off;
 	unsigned flags;
 	pthread_mutex_t lock;
 
@@ -96,13 +101,14 @@ struct vhdx {
 	/* BAT geometry and contents. */
 	uint64_t chunk_ratio;
 	uint64_t payload_blocks, bitmap_blocks, bat_entries;
-	uint64_t *bat;	   /* [L] */
-	uint8_t **bitmaps; /* [L] per chunk: cached 1 MiB sector bitmap block, or NULL */
-	uint8_t *bat_dirty; /* [L] per BAT sector: holds staged entries not yet logged */
+	uint64_t *bat;	      /* [L] */
+	uint8_t **bitmaps;    /* [L] per chunk: cached 1 MiB sector bitmap block, or NULL */
+	uint8_t *bat_dirty;   /* [L] per BAT sector: holds staged entries not yet logged */
 	uint64_t bat_sectors; /* entries of bat_dirty */
 	unsigned n_dirty;     /* [L] sectors set in bat_dirty (atomic reads without the lock) */
-	uint64_t file_end; /* [L] allocation cursor: next free 1 MiB-aligned offset */
-	unsigned long syncs; /* fdatasyncs started by vhdx_sync (atomic; tests count them) */
+	uint64_t file_end;    /* [L] allocation cursor: next free 1 MiB-aligned offset */
+	uint64_t file_grown;  /* [L] the file's size as grown ahead by vhdx_alloc (>= file_end) */
+	unsigned long syncs;  /* fdatasyncs started by vhdx_sync (atomic; tests count them) */
 	/* Tests only (NULL otherwise): called by vhdx_flush between its unlocked look at
 	 * n_dirty and taking the lock, where another thread's commit can run. */
 	void (*flush_race)(struct vhdx *v);
@@ -201,8 +207,16 @@ int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val) __attribute__((wa
 int vhdx_bat_commit(struct vhdx *v) __attribute__((warn_unused_result));
 /* Most BAT sectors staged before vhdx_bat_stage commits on its own. */
 #define VHDX_STAGE_MAX 64
-/* Appends a zeroed, 1 MiB-aligned area of len bytes at the end of the file. [L] */
+/*
+ * Takes a zeroed, 1 MiB-aligned area of len bytes at the allocation cursor. The file grows
+ * ahead of the cursor by VHDX_GROW_BLOCKS blocks at a time (sparse: ftruncate), so most
+ * allocations change no file size; the unreferenced tail is cut at a clean close
+ * (vhdx_trim_tail) and left by a crash (the VHDX format allows space no entry refers to). [L]
+ */
 int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off) __attribute__((warn_unused_result));
+#define VHDX_GROW_BLOCKS 8
+/* At close, after vhdx_session_end: the file cut back to the allocation cursor. [L] */
+void vhdx_trim_tail(struct vhdx *v);
 
 /* vhdx_log.c */
 /* On open: find the active sequence; replay it (writable) or build the overlay (read-only). */
@@ -254,6 +268,8 @@ int vhdx_read(struct disk *d, void *buf, uint64_t off, size_t len)
 int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
 	__attribute__((warn_unused_result));
 int vhdx_fd(struct disk *d);
+int vhdx_set_direct(struct disk *d, int fd, uint32_t mem_align, uint32_t off_align)
+	__attribute__((warn_unused_result));
 int vhdx_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 	__attribute__((warn_unused_result));
 int vhdx_flush(struct disk *d) __attribute__((warn_unused_result));
@@ -262,8 +278,8 @@ int vhdx_discard(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn
 /* vhdx_open.c */
 /* One VHDX file, its parent not opened (fd taken over, closed on failure); its reasons go to
  * err while it opens. */
-int vhdx_open_one(int fd, const char *path, unsigned flags, struct disk **out,
-		  struct disk_err *err) __attribute__((warn_unused_result));
+int vhdx_open_one(int fd, const char *path, unsigned flags, struct disk **out, struct disk_err *err)
+	__attribute__((warn_unused_result));
 /* vhdx_open_one, then its chain (vhdx_chain_open) unless flags has DISK_OPEN_NOPARENT. */
 int vhdx_open_chain(int fd, const char *path, unsigned flags, const int *parents, unsigned nparents,
 		    struct disk **out, struct disk_err *err) __attribute__((warn_unused_result));
