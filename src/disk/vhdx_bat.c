@@ -82,7 +82,8 @@ int vhdx_bat_load(struct vhdx *v)
 		return -ENOMEM;
 	if (v->has_parent) {
 		v->bitmaps = calloc(v->bitmap_blocks, sizeof(*v->bitmaps));
-		if (!v->bitmaps)
+		v->bm_dirty = calloc(v->bitmap_blocks, sizeof(*v->bm_dirty));
+		if (!v->bitmaps || !v->bm_dirty)
 			return -ENOMEM;
 	}
 	/* Validate what I/O relies on: states, and blocks inside the file, clear of metadata. */
@@ -183,26 +184,10 @@ static void sector_images(struct vhdx *v, const uint64_t *sec_idx, unsigned n,
 	}
 }
 
-/* Logs the staged sectors sidx[0..n) as one transaction and marks them clean. */
-static int commit_sectors(struct vhdx *v, const uint64_t *sidx, unsigned n,
-			  uint8_t (*sec)[VHDX_LOG_SECTOR], struct vhdx_log_item *items)
-{
-	int r;
-
-	sector_images(v, sidx, n, sec, items);
-	r = vhdx_log_commit(v, items, n);
-	if (r)
-		return r;
-	for (unsigned i = 0; i < n; i++)
-		v->bat_dirty[sidx[i]] = 0;
-	__atomic_store_n(&v->n_dirty, v->n_dirty - n, __ATOMIC_RELEASE);
-	return 0;
-}
-
 int vhdx_bat_commit(struct vhdx *v)
 {
-	unsigned cap = vhdx_log_capacity(v), n = 0;
-	uint64_t *sidx = NULL;
+	unsigned cap = vhdx_log_capacity(v);
+	uint64_t *key = NULL;
 	uint8_t(*sec)[VHDX_LOG_SECTOR] = NULL;
 	struct vhdx_log_item *items = NULL;
 	int r;
@@ -212,9 +197,10 @@ int vhdx_bat_commit(struct vhdx *v)
 	if (cap > VHDX_STAGE_MAX)
 		cap = VHDX_STAGE_MAX;
 	/*
-	 * The staged blocks' data first, then the entry that points to it: a BAT entry on disk
-	 * must never name a block whose data may not be durable (a crash could expose stale
-	 * host blocks there on file systems that do not order data before metadata).
+	 * The staged blocks' data first (and the data under staged sector bitmap bits), then
+	 * the entries and bits that point to it: a BAT entry on disk must never name a block
+	 * whose data may not be durable (a crash could expose stale host blocks there on file
+	 * systems that do not order data before metadata).
 	 */
 	r = vhdx_sync(v);
 	if (r) {
@@ -222,23 +208,37 @@ int vhdx_bat_commit(struct vhdx *v)
 			  strerror(-r));
 		return r;
 	}
-	sidx = malloc(cap * sizeof(*sidx));
+	key = malloc(cap * sizeof(*key));
 	sec = malloc((size_t)cap * VHDX_LOG_SECTOR);
 	items = malloc(cap * sizeof(*items));
-	if (!sidx || !sec || !items || !cap)
+	if (!key || !sec || !items || !cap)
 		r = -ENOMEM;
-	for (uint64_t s = 0; s < v->bat_sectors && r == 0; s++) {
-		if (!v->bat_dirty[s])
-			continue;
-		sidx[n++] = s;
-		if (n == cap) {
-			r = commit_sectors(v, sidx, n, sec, items);
-			n = 0;
+	/*
+	 * One transaction holds everything staged (at most VHDX_STAGE_MAX sectors) unless the
+	 * log is smaller; then bitmap sectors go first: bits set under a block whose entry
+	 * is not yet logged are not read (the block reads from the parent).
+	 */
+	while (r == 0 && v->n_dirty) {
+		unsigned nb = v->has_parent ? vhdx_bitmap_staged(v, items, key, cap) : 0, n = nb;
+
+		for (uint64_t s = 0; s < v->bat_sectors && n < cap; s++)
+			if (v->bat_dirty[s])
+				key[n++] = s;
+		if (n == 0) {
+			r = -EIO; /* n_dirty counts sectors that are not staged: a bug */
+			break;
 		}
+		sector_images(v, key + nb, n - nb, sec, items + nb);
+		r = vhdx_log_commit(v, items, n);
+		if (r)
+			break;
+		if (nb)
+			vhdx_bitmap_clean(v, key, nb);
+		for (unsigned i = nb; i < n; i++)
+			v->bat_dirty[key[i]] = 0;
+		__atomic_store_n(&v->n_dirty, v->n_dirty - (n - nb), __ATOMIC_RELEASE);
 	}
-	if (r == 0 && n)
-		r = commit_sectors(v, sidx, n, sec, items);
-	free(sidx);
+	free(key);
 	free(sec);
 	free(items);
 	return r;

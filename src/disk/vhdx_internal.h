@@ -103,9 +103,11 @@ struct vhdx {
 	uint64_t payload_blocks, bitmap_blocks, bat_entries;
 	uint64_t *bat;	      /* [L] */
 	uint8_t **bitmaps;    /* [L] per chunk: cached 1 MiB sector bitmap block, or NULL */
+	uint8_t **bm_dirty;   /* [L] per chunk: NULL, or per 4 KiB bitmap sector: staged */
 	uint8_t *bat_dirty;   /* [L] per BAT sector: holds staged entries not yet logged */
 	uint64_t bat_sectors; /* entries of bat_dirty */
-	unsigned n_dirty;     /* [L] sectors set in bat_dirty (atomic reads without the lock) */
+	unsigned n_dirty;     /* [L] sectors staged in bat_dirty and bm_dirty (atomic reads without
+			       * the lock) */
 	uint64_t file_end;    /* [L] allocation cursor: next free 1 MiB-aligned offset */
 	uint64_t file_grown;  /* [L] the file's size as grown ahead by vhdx_alloc (>= file_end) */
 	unsigned long syncs;  /* fdatasyncs started by vhdx_sync (atomic; tests count them) */
@@ -201,9 +203,9 @@ int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsig
  * vhdx_bat_commit logs it. Commits at once when the staged sectors reach the limit. [L]
  */
 int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val) __attribute__((warn_unused_result));
-/* Makes the staged blocks' data durable (fdatasync), then logs every staged BAT sector (one
- * transaction, or more if they are more than VHDX_STAGE_MAX). Syncs nothing when nothing is
- * staged. [L] */
+/* Makes the staged blocks' data durable (fdatasync), then logs every staged BAT and sector
+ * bitmap sector (one transaction, bitmap sectors first if the log is too small for one).
+ * Syncs nothing when nothing is staged. [L] */
 int vhdx_bat_commit(struct vhdx *v) __attribute__((warn_unused_result));
 /* Most BAT sectors staged before vhdx_bat_stage commits on its own. */
 #define VHDX_STAGE_MAX 64
@@ -237,11 +239,19 @@ int vhdx_bitmap_query(struct vhdx *v, uint64_t sector, uint64_t max, bool *prese
 	__attribute__((warn_unused_result));
 /*
  * Marks the logical sectors [sector, sector + count) of one payload block present,
- * allocating the bitmap block if needed. With `reset`, every other sector of that block
- * is marked absent first (a block newly allocated as partially present). [L]
+ * allocating the bitmap block if needed (its BAT entry staged). With `reset`, every other
+ * sector of that block is marked absent first (a block newly allocated as partially
+ * present). The cache changes at once; the bitmap sectors that changed are staged, logged
+ * by the next vhdx_bat_commit (which commits first if they would not fit with what is
+ * staged). Call it after the data under the bits is written. [L]
  */
 int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
 	__attribute__((warn_unused_result));
+/* Fills items (at most cap) with staged bitmap sectors, pointing into the cache, and keys
+ * with what vhdx_bitmap_clean needs to mark them logged. [L] */
+unsigned vhdx_bitmap_staged(struct vhdx *v, struct vhdx_log_item *items, uint64_t *keys,
+			    unsigned cap);
+void vhdx_bitmap_clean(struct vhdx *v, const uint64_t *keys, unsigned n);
 
 /* vhdx_parent.c */
 int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)

@@ -25,6 +25,10 @@ static void vhdx_free(struct vhdx *v)
 		for (uint64_t i = 0; i < v->bitmap_blocks; i++)
 			free(v->bitmaps[i]);
 	free(v->bitmaps);
+	if (v->bm_dirty)
+		for (uint64_t i = 0; i < v->bitmap_blocks; i++)
+			free(v->bm_dirty[i]);
+	free(v->bm_dirty);
 	free(v->bat_dirty);
 	free(v->bat);
 	vhdx_locator_free(&v->loc);

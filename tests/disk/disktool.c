@@ -7,12 +7,16 @@
  *   disktool zero FILE OFF LEN              disk_zero(); exit 3 when the disk cannot
  *   disktool ops FILE REF N SEED            N random writes (block and sector edges) to
  *                                           FILE and the same to raw REF
- *   disktool crash FILE JOURNAL SEED        write forever; after each completed flush,
- *                                           append the acknowledged writes to JOURNAL
+ *   disktool crash FILE JOURNAL SEED [N [flush]]
+ *                                           write forever; after each completed flush,
+ *                                           append the acknowledged writes to JOURNAL;
+ *                                           with N, SIGKILL itself after N writes (after
+ *                                           a flush of them with "flush")
  *   disktool verify FILE JOURNAL            every journaled write reads back
- *   disktool scan FILE                      every 512-byte sector of the disk is zeros or
+ *   disktool scan FILE [END]                every 512-byte sector of the disk is zeros or
  *                                           whole pattern data of its own offset (what a
- *                                           write or crash writer put there): no garbage
+ *                                           write or crash writer put there): no garbage;
+ *                                           below END (a parent's data) never zeros
  *   disktool threads FILE N                 N threads writing and reading back at once
  *   disktool logpending FILE OFF            write a sector, flush, exit without closing
  *                                           (leaves a log that the next open replays)
@@ -21,6 +25,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,7 +154,8 @@ static int use_direct(struct disk *d)
 
 /* The crash writer: never overwrites a slot that the journal already holds. Odd seeds write
  * through a direct descriptor (use_direct), even ones through the library's own. */
-static int cmd_crash(const char *path, const char *journal, uint64_t seed)
+static int cmd_crash(const char *path, const char *journal, uint64_t seed, uint64_t stop,
+		     bool flush_at_stop)
 {
 	struct disk *d = open_or_die(path, 0);
 
@@ -185,7 +192,9 @@ static int cmd_crash(const char *path, const char *journal, uint64_t seed)
 		pend[np][0] = off;
 		pend[np][1] = len;
 		pend[np][2] = seed ^ off;
-		if (++np == 64 || rng(&s) % 8 == 0) {
+		if (stop && --stop == 0 && !flush_at_stop)
+			raise(SIGKILL); /* between the writes and their flush */
+		if (++np == 64 || rng(&s) % 8 == 0 || (stop == 0 && flush_at_stop)) {
 			if (disk_flush(d) != 0)
 				return 1;
 			for (unsigned i = 0; i < np; i++)
@@ -194,6 +203,8 @@ static int cmd_crash(const char *path, const char *journal, uint64_t seed)
 			fflush(j);
 			fsync(fileno(j));
 			np = 0;
+			if (stop == 0 && flush_at_stop)
+				raise(SIGKILL); /* after the flush */
 		}
 	}
 }
@@ -244,7 +255,7 @@ static bool sector_ok(const uint8_t *p, uint64_t off)
 	return memcmp(want, p, sizeof(want)) == 0;
 }
 
-static int cmd_scan(const char *path)
+static int cmd_scan(const char *path, uint64_t data_end)
 {
 	struct disk *d = open_or_die(path, DISK_OPEN_RDONLY);
 	uint64_t size = disk_size(d), data = 0, bad = 0;
@@ -258,10 +269,18 @@ static int cmd_scan(const char *path)
 			bad++;
 			break;
 		}
-		if (buf[0] == 0 && memcmp(buf, buf + 1, n - 1) == 0)
+		if (off >= data_end && buf[0] == 0 && memcmp(buf, buf + 1, n - 1) == 0)
 			continue; /* all zeros (most of a sparse disk) */
 		for (size_t i = 0; i + 512 <= n; i += 512) {
-			if (!sector_ok(buf + i, off + i)) {
+			bool zero = buf[i] == 0 && memcmp(buf + i, buf + i + 1, 511) == 0;
+
+			if (zero && off + i < data_end) {
+				if (bad++ < 5)
+					fprintf(stderr,
+						"scan: sector at %" PRIu64
+						" reads zeros over its parent's data\n",
+						off + i);
+			} else if (!sector_ok(buf + i, off + i)) {
 				if (bad++ < 5)
 					fprintf(stderr,
 						"scan: sector at %" PRIu64
@@ -357,10 +376,12 @@ int main(int argc, char **argv)
 	if (argc == 6 && !strcmp(argv[1], "ops"))
 		return cmd_ops(argv[2], argv[3], (unsigned)atoi(argv[4]),
 			       strtoull(argv[5], NULL, 0));
-	if (argc == 5 && !strcmp(argv[1], "crash"))
-		return cmd_crash(argv[2], argv[3], strtoull(argv[4], NULL, 0));
-	if (argc == 3 && !strcmp(argv[1], "scan"))
-		return cmd_scan(argv[2]);
+	if (argc >= 5 && argc <= 7 && !strcmp(argv[1], "crash"))
+		return cmd_crash(argv[2], argv[3], strtoull(argv[4], NULL, 0),
+				 argc >= 6 ? strtoull(argv[5], NULL, 0) : 0,
+				 argc == 7 && !strcmp(argv[6], "flush"));
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "scan"))
+		return cmd_scan(argv[2], argc == 4 ? strtoull(argv[3], NULL, 0) : 0);
 	if (argc == 4 && !strcmp(argv[1], "verify"))
 		return cmd_verify(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "logpending")) {

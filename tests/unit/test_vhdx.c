@@ -339,6 +339,87 @@ static void test_alloc_ahead(void **state)
 	assert_int_equal(vhdx_check(a, stderr, NULL), 0);
 }
 
+/* Reads n bytes at off of a fresh read-only open of path (its log replayed in memory). */
+static void read_fresh(const char *path, uint8_t *buf, uint64_t off, size_t n)
+{
+	struct disk *e;
+
+	assert_int_equal(disk_open(path, DISK_OPEN_RDONLY, &e, NULL), 0);
+	assert_int_equal(disk_read(e, buf, off, n), 0);
+	disk_close(e);
+}
+
+/*
+ * A differencing disk's partial-block writes: new sector bitmap bits are in the cache at once
+ * and staged, logged with the staged BAT entries at the guest's flush in one transaction;
+ * before it a crash loses the writes and the parent's data reads as before, after it they
+ * survive with the parent's data around them.
+ */
+static void test_staged_bitmap(void **state)
+{
+	const char *c = tmp("sbm-child.vhdx"), *x = tmp("sbm-crash.vhdx");
+	uint8_t *p = malloc(3 << 20), *r = malloc(3 << 20), w[3][4096];
+	const uint64_t at[3] = {(1 << 20) + 8192, (1 << 20) + (64 << 10), (2 << 20) + 512};
+	struct disk *d;
+	struct vhdx *v;
+	uint64_t seq;
+
+	assert_non_null(p);
+	assert_non_null(r);
+	make("sbm-base.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("sbm-base.vhdx"), 0, &d, NULL), 0);
+	fill(p, 3 << 20, 9);
+	assert_int_equal(disk_write(d, p, 0, 3 << 20), 0);
+	disk_close(d);
+	make("sbm-child.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("sbm-base.vhdx"));
+	assert_int_equal(disk_open(c, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	seq = v->log_seq;
+	for (int i = 0; i < 3; i++) {
+		fill(w[i], sizeof(w[i]), 30 + i);
+		assert_int_equal(disk_write(d, w[i], at[i], sizeof(w[i])), 0);
+		memcpy(p + at[i], w[i], sizeof(w[i]));
+	}
+	/* In the cache: read back at once, the parent's data around; nothing logged. */
+	assert_int_equal(v->log_seq, seq);
+	assert_true(v->n_dirty > 0);
+	assert_int_equal(disk_read(d, r, 0, 3 << 20), 0);
+	assert_memory_equal(r, p, 3 << 20);
+	/* A crash before the flush: the parent's data everywhere, the file consistent. */
+	crash_copy(c, x);
+	assert_int_equal(vhdx_check(x, stderr, NULL), 0);
+	read_fresh(x, r, 0, 3 << 20);
+	fill(p, 3 << 20, 9);
+	assert_memory_equal(r, p, 3 << 20);
+	/* The flush: one transaction (bitmap block entries, bits, block entries). */
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->n_dirty, 0);
+	assert_int_equal(v->log_seq, seq + 1);
+	for (int i = 0; i < 3; i++)
+		memcpy(p + at[i], w[i], sizeof(w[i]));
+	crash_copy(c, x);
+	assert_int_equal(vhdx_check(x, stderr, NULL), 0);
+	read_fresh(x, r, 0, 3 << 20);
+	assert_memory_equal(r, p, 3 << 20);
+	/* More bits in a block already partially present: one bitmap sector staged. */
+	assert_int_equal(disk_write(d, w[0], (1 << 20) + (512 << 10), sizeof(w[0])), 0);
+	memcpy(p + (1 << 20) + (512 << 10), w[0], sizeof(w[0]));
+	assert_int_equal(v->n_dirty, 1);
+	assert_int_equal(v->log_seq, seq + 1);
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->log_seq, seq + 2);
+	/* Bits already set: nothing staged, nothing logged. */
+	assert_int_equal(disk_write(d, w[1], at[0], sizeof(w[1])), 0);
+	memcpy(p + at[0], w[1], sizeof(w[1]));
+	assert_int_equal(v->n_dirty, 0);
+	disk_close(d);
+	read_fresh(c, r, 0, 3 << 20);
+	assert_memory_equal(r, p, 3 << 20);
+	assert_int_equal(vhdx_check(c, stderr, NULL), 0);
+	free(p);
+	free(r);
+}
+
 /*
  * Staged allocation: blocks allocated by writes reach the BAT on file only at the guest's
  * flush, all in one log transaction written after their data was flushed; before it a crash
@@ -835,14 +916,14 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_geometry),     cmocka_unit_test(test_dynamic_rw),
-		cmocka_unit_test(test_guid_rules),   cmocka_unit_test(test_headers),
-		cmocka_unit_test(test_log_replay),   cmocka_unit_test(test_differencing),
-		cmocka_unit_test(test_locking),	     cmocka_unit_test(test_map),
-		cmocka_unit_test(test_reasons),	     cmocka_unit_test(test_chain_fds),
-		cmocka_unit_test(test_staged_alloc), cmocka_unit_test(test_alloc_ahead),
-		cmocka_unit_test(test_staged_limit), cmocka_unit_test(test_flush_race),
-		cmocka_unit_test(test_log_sequence),
+		cmocka_unit_test(test_geometry),      cmocka_unit_test(test_dynamic_rw),
+		cmocka_unit_test(test_guid_rules),    cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_log_replay),    cmocka_unit_test(test_differencing),
+		cmocka_unit_test(test_locking),	      cmocka_unit_test(test_map),
+		cmocka_unit_test(test_reasons),	      cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_staged_alloc),  cmocka_unit_test(test_alloc_ahead),
+		cmocka_unit_test(test_staged_bitmap), cmocka_unit_test(test_staged_limit),
+		cmocka_unit_test(test_flush_race),    cmocka_unit_test(test_log_sequence),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
