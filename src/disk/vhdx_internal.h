@@ -14,14 +14,14 @@
  *
  * Staged allocation (vhdx_bat_stage): a block allocated by a guest write is in the
  * in-memory BAT at once but reaches the file only at the next vhdx_bat_commit (the guest's
- * flush, close, any other logged metadata change, or too many staged sectors): one
- * log transaction carries every staged BAT sector, and every sector bitmap sector whose
- * new bits a differencing disk's write set in the cache (vhdx_bitmap_set). The commit first makes the staged
- * blocks' data durable (one fdatasync), then writes the entry, whose fdatasync makes it and
- * the previous transaction's in-place writes durable: two per commit, not per block. A BAT
- * entry on disk therefore never points to a block whose data is not durable (on ext4
- * data=writeback such a block could show stale host data). A crash before the commit loses
- * only unflushed writes.
+ * flush, close, any other logged metadata change, or too many staged sectors): one log
+ * transaction carries every staged BAT sector, and every sector bitmap sector whose new
+ * bits a differencing disk's write set in the cache (vhdx_bitmap_set). The commit first
+ * makes the staged blocks' data durable (one fdatasync), then writes the entry, whose
+ * fdatasync makes it and the previous transaction's in-place writes durable: two per
+ * commit, not per block. A BAT entry on disk therefore never points to a block whose data
+ * is not durable (on ext4 data=writeback such a block could show stale host data). A crash
+ * before the commit loses only unflushed writes.
  */
 #ifndef KEEL_DISK_VHDX_INTERNAL_H
 #define KEEL_DISK_VHDX_INTERNAL_H
