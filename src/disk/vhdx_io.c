@@ -60,6 +60,42 @@ static int data_write(struct vhdx *v, const uint8_t *buf, size_t len, uint64_t f
 	return dio_pwrite(v->fd, buf, len, foff);
 }
 
+/*
+ * Does [off, off + len) read as zeros through v's parent chain? Conservative: a range that
+ * some level holds data for, even under a range a nearer level reads as zeros, says no.
+ * Parents are read-only, so their BATs do not change under this look.
+ */
+static bool parents_zero(const struct vhdx *v, uint64_t off, uint64_t len)
+{
+	const struct vhdx *cur = v;
+
+	while (cur->has_parent) { /* the chain is at most VHDX_MAX_DEPTH long (vhdx_chain_open) */
+		const struct disk *pd = cur->parent;
+		const struct vhdx *p;
+		bool deeper = false;
+		uint64_t end;
+
+		if (!pd || pd->ops != &vhdx_ops)
+			return false; /* no parent opened (or not one we can look into) */
+		p = (const struct vhdx *)pd;
+		end = off + len < p->vsize ? off + len : p->vsize;
+		for (uint64_t o = off; o < end; o = (o / p->block_size + 1) * p->block_size) {
+			uint64_t st =
+				vhdx_bat_get(p, vhdx_bat_payload_index(p, o / p->block_size)) &
+				VHDX_BAT_STATE_MASK;
+
+			if (st == VHDX_PAYLOAD_FULLY_PRESENT ||
+			    st == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+				return false;
+			deeper = deeper || (st == VHDX_PAYLOAD_NOT_PRESENT && p->has_parent);
+		}
+		if (!deeper)
+			return true;
+		cur = p;
+	}
+	return true;
+}
+
 /* Reads [off, off+len) lying within one payload block. */
 static int read_block(struct vhdx *v, uint8_t *buf, uint64_t off, size_t len)
 {
@@ -160,12 +196,16 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 	}
 	/*
 	 * Not allocated: a new block at the end of the file, zeroed, data written first, then
-	 * its BAT entry staged (logged with the next flush: vhdx_internal.h).
+	 * its BAT entry staged (logged with the next flush: vhdx_internal.h). In a differencing
+	 * disk it is partially present (the rest from the parent, through the sector bitmap),
+	 * unless the parent chain reads the whole block as zeros, as the new block's rest does:
+	 * then it is fully present, with no bitmap bits and direct I/O from then on.
 	 */
 	r = vhdx_alloc(v, v->block_size, &noff);
 	if (r == 0)
 		r = data_write(v, buf, len, noff + in);
-	if (r == 0 && v->has_parent && state == VHDX_PAYLOAD_NOT_PRESENT && !whole) {
+	if (r == 0 && v->has_parent && state == VHDX_PAYLOAD_NOT_PRESENT && !whole &&
+	    !parents_zero(v, off - in, v->block_size)) {
 		r = vhdx_bitmap_set(v, off / v->lsec, len / v->lsec, true);
 		val = noff | VHDX_PAYLOAD_PARTIALLY_PRESENT;
 	} else {

@@ -420,6 +420,68 @@ static void test_staged_bitmap(void **state)
 	free(r);
 }
 
+static uint64_t block_state(struct disk *d, uint64_t off)
+{
+	struct vhdx *v = to_vhdx(d);
+
+	return v->bat[vhdx_bat_payload_index(v, off / v->block_size)] & VHDX_BAT_STATE_MASK;
+}
+
+/* Writes 4 KiB of pattern seed at off, to d and to the expected image. */
+static void write_both(struct disk *d, uint8_t *img, uint64_t off, int seed)
+{
+	uint8_t w[4096];
+
+	fill(w, sizeof(w), seed);
+	assert_int_equal(disk_write(d, w, off, sizeof(w)), 0);
+	memcpy(img + off, w, sizeof(w));
+}
+
+/*
+ * A differencing disk's partial write to a block that the parent chain reads as zeros
+ * allocates it fully present (no bitmap: the new block's zeros are what the parents read);
+ * where any level of the chain has data in the block, partially present as before.
+ */
+static void test_zero_parent(void **state)
+{
+	const size_t size = 16 << 20;
+	uint8_t *img = calloc(1, size), *r = malloc(size);
+	const char *ch;
+	struct disk *d;
+
+	assert_non_null(img);
+	assert_non_null(r);
+	make("zp-gp.vhdx", size, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("zp-gp.vhdx"), 0, &d, NULL), 0);
+	write_both(d, img, (5 << 20) + 8192, 40);
+	write_both(d, img, (3 << 20) + 8192, 46);
+	disk_close(d);
+	make("zp-mid.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("zp-gp.vhdx"));
+	assert_int_equal(disk_open(tmp("zp-mid.vhdx"), 0, &d, NULL), 0);
+	write_both(d, img, (7 << 20) + 4096, 41); /* zeros in the grandparent */
+	assert_int_equal(block_state(d, 7 << 20), VHDX_PAYLOAD_FULLY_PRESENT);
+	write_both(d, img, (5 << 20) + 65536, 42); /* the grandparent's data around */
+	assert_int_equal(block_state(d, 5 << 20), VHDX_PAYLOAD_PARTIALLY_PRESENT);
+	disk_close(d);
+	make("zp-child.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("zp-mid.vhdx"));
+	ch = tmp("zp-child.vhdx"); /* tmp() keeps its last 8 answers */
+	assert_int_equal(disk_open(ch, 0, &d, NULL), 0);
+	write_both(d, img, (8 << 20) + 4096, 43); /* zeros two levels down */
+	assert_int_equal(block_state(d, 8 << 20), VHDX_PAYLOAD_FULLY_PRESENT);
+	write_both(d, img, (3 << 20) + 4096, 44); /* data in the grandparent only */
+	assert_int_equal(block_state(d, 3 << 20), VHDX_PAYLOAD_PARTIALLY_PRESENT);
+	write_both(d, img, (7 << 20) + 512 * 3, 45); /* data in the parent */
+	assert_int_equal(block_state(d, 7 << 20), VHDX_PAYLOAD_PARTIALLY_PRESENT);
+	assert_int_equal(disk_read(d, r, 0, size), 0);
+	assert_memory_equal(r, img, size);
+	disk_close(d);
+	read_fresh(ch, r, 0, size);
+	assert_memory_equal(r, img, size);
+	assert_int_equal(vhdx_check(ch, stderr, NULL), 0);
+	free(img);
+	free(r);
+}
+
 /*
  * Staged allocation: blocks allocated by writes reach the BAT on file only at the guest's
  * flush, all in one log transaction written after their data was flushed; before it a crash
@@ -922,8 +984,9 @@ int main(void)
 		cmocka_unit_test(test_locking),	      cmocka_unit_test(test_map),
 		cmocka_unit_test(test_reasons),	      cmocka_unit_test(test_chain_fds),
 		cmocka_unit_test(test_staged_alloc),  cmocka_unit_test(test_alloc_ahead),
-		cmocka_unit_test(test_staged_bitmap), cmocka_unit_test(test_staged_limit),
-		cmocka_unit_test(test_flush_race),    cmocka_unit_test(test_log_sequence),
+		cmocka_unit_test(test_staged_bitmap), cmocka_unit_test(test_zero_parent),
+		cmocka_unit_test(test_staged_limit),  cmocka_unit_test(test_flush_race),
+		cmocka_unit_test(test_log_sequence),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
