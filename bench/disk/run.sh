@@ -11,9 +11,12 @@
 #   randread  4 KiB random reads
 #   randalloc 4 KiB random writes on a fresh 64 GiB disk (most of them allocate a block)
 #   diffalloc the same on a fresh differencing VHDX (keel disk create --parent) of an empty
-#             64 GiB dynamic VHDX: each write allocates a partially present block and sets
-#             sector bitmap bits; raw is randalloc's fresh raw file. keel only: QEMU's VHDX
+#             64 GiB dynamic VHDX: the parent reads zeros, so each write allocates a fully
+#             present block; raw is randalloc's fresh raw file. keel only: QEMU's VHDX
 #             driver does not create differencing disks.
+#   diffdata  the same over a base with 4 KiB of data in each of its 32 MiB blocks
+#             (diskbench stridewrite): each write allocates a partially present block and
+#             sets sector bitmap bits.
 # Writes flush every BENCH_FLUSH (16) requests, as a guest's file system does, and at the end.
 # Prints the median MiB/s per phase over BENCH_REPS (5) interleaved runs and the ratios
 # VHDX/raw and keel/QEMU. Environment: BENCH_DIR (an O_DIRECT-capable directory; default
@@ -50,8 +53,11 @@ fresh() { # fresh FORMAT SIZE [diff] (of $img; with diff, a VHDX is a differenci
 	rm -f "$img" "$base"
 	if [ "$1" = raw ]; then
 		truncate -s "$2" "$img"
-	elif [ "${3:-}" = diff ]; then
+	elif [ "${3:-}" = diff ] || [ "${3:-}" = diffdata ]; then
 		"$keel" disk create "$base" --size "$2" >/dev/null
+		if [ "$3" = diffdata ]; then
+			"$drv" "$base" stridewrite $(($(numfmt --from=iec "$2") >> 25)) 0 >/dev/null
+		fi
 		"$keel" disk create "$img" --parent "$base" >/dev/null
 	else
 		"$keel" disk create "$img" --size "$2" >/dev/null
@@ -89,6 +95,7 @@ keel_phase() { # keel_phase FORMAT PHASE -> MiB/s
 	randread) what=randread; count=$nrand ;;
 	randalloc) fresh "$f" 64G; what=randwrite; count=$nrand ;;
 	diffalloc) fresh "$f" 64G diff; what=randwrite; count=$nrand ;;
+	diffdata) fresh "$f" 64G diffdata; what=randwrite; count=$nrand ;;
 	esac
 	"$drv" "$img" "$what" "$count" "$flush" >"$dir/out" || exit 1
 	awk '{ print $3 }' "$dir/out"
@@ -118,12 +125,12 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[in
 
 # Interleaved: each phase runs on the four images one after the other, BENCH_REPS times;
 # the medians go in the table (this host's storage varies by 2-3x from run to run).
-phases=(seqwrite rewrite seqread randwrite randread randalloc diffalloc)
+phases=(seqwrite rewrite seqread randwrite randread randalloc diffalloc diffdata)
 declare -A all res
 for rep in $(seq 1 "$reps"); do
 	for ph in "${phases[@]}"; do
 		for who in keel qemu; do
-			[ $ph = diffalloc ] && [ $who = qemu ] && continue
+			[ "${ph#diff}" != "$ph" ] && [ $who = qemu ] && continue
 			for f in raw vhdx; do
 				img=$dir/img.$who.$f
 				v=$(${who}_phase "$f" "$ph") || {
