@@ -93,18 +93,12 @@ static void set_bits(uint8_t *bm, uint64_t first, uint64_t count, bool val)
 #define BM_SECTORS (VHDX_BITMAP_SIZE / VHDX_LOG_SECTOR)
 
 /* Marks bitmap sector s of chunk c staged (logged by the next vhdx_bat_commit). */
-static int stage_sector(struct vhdx *v, uint64_t c, uint64_t s)
+static void stage_sector(struct vhdx *v, uint64_t c, uint64_t s)
 {
-	if (!v->bm_dirty[c]) {
-		v->bm_dirty[c] = calloc(BM_SECTORS, 1);
-		if (!v->bm_dirty[c])
-			return -ENOMEM;
-	}
 	if (!v->bm_dirty[c][s]) {
 		v->bm_dirty[c][s] = 1;
 		__atomic_store_n(&v->n_dirty, v->n_dirty + 1, __ATOMIC_RELEASE);
 	}
-	return 0;
 }
 
 int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
@@ -119,8 +113,9 @@ int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
 
 	if (s1 - s0 + 1 > VHDX_STAGE_MAX)
 		return -E2BIG;
-	/* Room for this change's sectors in one transaction with what is staged. */
-	if (v->n_dirty + (s1 - s0 + 2) > VHDX_STAGE_MAX) {
+	/* Room in one transaction with what is staged for this change's bitmap sectors, a new
+	 * bitmap block's BAT sector and the block's own BAT sector. */
+	if (v->n_dirty + (s1 - s0 + 3) > VHDX_STAGE_MAX) {
 		r = vhdx_bat_commit(v);
 		if (r)
 			return r;
@@ -145,21 +140,26 @@ int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
 		}
 		v->bitmaps[c] = bm;
 	}
+	/* Everything that can fail before the cache changes: a changed bit is always staged. */
+	if (!v->bm_dirty[c])
+		v->bm_dirty[c] = calloc(BM_SECTORS, 1);
 	old = malloc((s1 - s0 + 1) * VHDX_LOG_SECTOR);
-	if (!old)
+	if (!old || !v->bm_dirty[c]) {
+		free(old);
 		return -ENOMEM;
+	}
 	memcpy(old, bm + s0 * VHDX_LOG_SECTOR, (s1 - s0 + 1) * VHDX_LOG_SECTOR);
 	/* The cache changes at once (readers see the bits: the data is written); the file's
 	 * bitmap at the next commit, after that data is flushed (vhdx_internal.h). */
 	if (reset)
 		set_bits(bm, blk_first, spb, false);
 	set_bits(bm, i, count, true);
-	for (uint64_t s = s0; s <= s1 && r == 0; s++)
+	for (uint64_t s = s0; s <= s1; s++)
 		if (memcmp(old + (s - s0) * VHDX_LOG_SECTOR, bm + s * VHDX_LOG_SECTOR,
 			   VHDX_LOG_SECTOR))
-			r = stage_sector(v, c, s);
+			stage_sector(v, c, s);
 	free(old);
-	return r;
+	return 0;
 }
 
 unsigned vhdx_bitmap_staged(struct vhdx *v, struct vhdx_log_item *items, uint64_t *keys,
