@@ -137,15 +137,23 @@ int vhdx_bat_load(struct vhdx *v)
 int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 {
 	uint64_t o = v->file_end, end = o + vhdx_align_up(len, VHDX_ALIGN), grow;
+	int rc;
 
 	if (end > (uint64_t)INT64_MAX)
 		return -EFBIG;
 	if (end > v->file_grown) {
-		/* Several blocks at once; still sparse, as one block at a time was. */
+		/* Several blocks at once; still sparse, as one block at a time was. A size
+		 * limit that refuses the room ahead (the file system's largest file,
+		 * RLIMIT_FSIZE, a quota) may still take this area alone. */
 		grow = end + (uint64_t)v->block_size * (VHDX_GROW_BLOCKS - 1);
 		if (grow > (uint64_t)INT64_MAX)
 			grow = end;
-		if (ftruncate(v->fd, (off_t)grow) < 0) {
+		rc = ftruncate(v->fd, (off_t)grow);
+		if (rc < 0 && grow > end) {
+			grow = end;
+			rc = ftruncate(v->fd, (off_t)grow);
+		}
+		if (rc < 0) {
 			int e = -errno;
 
 			disk_fail(v->base.err, "%s: cannot grow the file to %llu bytes: %s",

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -336,6 +338,44 @@ static void test_alloc_ahead(void **state)
 	/* A clean close cuts the tail. */
 	disk_close(d);
 	assert_int_equal(file_len(a), end);
+	assert_int_equal(vhdx_check(a, stderr, NULL), 0);
+}
+
+/*
+ * A file size limit that leaves room for the next block but not for the blocks ahead
+ * (RLIMIT_FSIZE here; a file system's largest file or a quota alike): the write still
+ * allocates its block, as it did before allocation ahead.
+ */
+static void test_alloc_ahead_limit(void **state)
+{
+	const char *a = tmp("ahead-limit.vhdx");
+	struct rlimit old, lim;
+	uint8_t w[4096], r[4096];
+	struct disk *d;
+	uint64_t end;
+	int rc[3];
+
+	make("ahead-limit.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	fill(w, sizeof(w), 23);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	end = to_vhdx(d)->file_end;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = end + (2 << 20); /* two blocks, not VHDX_GROW_BLOCKS */
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc[0] = disk_write(d, w, 0, sizeof(w));
+	rc[1] = disk_write(d, w, 5 << 20, sizeof(w));
+	rc[2] = disk_flush(d);
+	/* The limit goes before any assertion, so that a failure here fails this test alone. */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(rc[i], 0);
+	assert_int_equal(disk_read(d, r, 5 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	disk_close(d);
+	assert_int_equal(file_len(a), end + (2 << 20));
 	assert_int_equal(vhdx_check(a, stderr, NULL), 0);
 }
 
@@ -978,15 +1018,15 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_geometry),      cmocka_unit_test(test_dynamic_rw),
-		cmocka_unit_test(test_guid_rules),    cmocka_unit_test(test_headers),
-		cmocka_unit_test(test_log_replay),    cmocka_unit_test(test_differencing),
-		cmocka_unit_test(test_locking),	      cmocka_unit_test(test_map),
-		cmocka_unit_test(test_reasons),	      cmocka_unit_test(test_chain_fds),
-		cmocka_unit_test(test_staged_alloc),  cmocka_unit_test(test_alloc_ahead),
-		cmocka_unit_test(test_staged_bitmap), cmocka_unit_test(test_zero_parent),
-		cmocka_unit_test(test_staged_limit),  cmocka_unit_test(test_flush_race),
-		cmocka_unit_test(test_log_sequence),
+		cmocka_unit_test(test_geometry),	  cmocka_unit_test(test_dynamic_rw),
+		cmocka_unit_test(test_guid_rules),	  cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_log_replay),	  cmocka_unit_test(test_differencing),
+		cmocka_unit_test(test_locking),		  cmocka_unit_test(test_map),
+		cmocka_unit_test(test_reasons),		  cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_staged_alloc),	  cmocka_unit_test(test_alloc_ahead),
+		cmocka_unit_test(test_alloc_ahead_limit), cmocka_unit_test(test_staged_bitmap),
+		cmocka_unit_test(test_zero_parent),	  cmocka_unit_test(test_staged_limit),
+		cmocka_unit_test(test_flush_race),	  cmocka_unit_test(test_log_sequence),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
