@@ -676,6 +676,12 @@ static void blk_open_payload(struct virtio_blk *b)
 	b->direct = true;
 	b->dio_mem = a.mem;
 	b->dio_off = a.off;
+	/* The library's own data writes (a VHDX block's first write) bypass the cache too. */
+	r = disk_set_direct(b->disk, fd, a.mem, a.off);
+	if (r)
+		log_warn("%s: cache=none: the disk library cannot take the direct descriptor "
+			 "(%s); a new block's first write goes through the page cache",
+			 b->path, strerror(-r));
 }
 
 /* The backend and the request slots, before the guest runs (io_uring rings are set up
