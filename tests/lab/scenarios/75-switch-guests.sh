@@ -13,7 +13,9 @@
 #  lease    the lease is stable per MAC: the VM turned off and started, then deleted and made
 #           again with the same MAC, gets the same address;
 #  hotplug  `keel vm net add` onto an internal NAT switch on the running guest: a new eth1
-#           appears, gets a lease there and reaches the host; `keel vm net remove`: eth1 goes;
+#           appears, gets a lease there and reaches the host; `keel vm net remove`: eth1 goes,
+#           no error in the guest's kernel log; another added then taken away with `--force`
+#           (no eject asked): the guest goes on, eth0 works, and it is saved and restored;
 #  private  64 MiB between two guests of VLAN 10 on a private switch, sha256 equal; the lab
 #           host reaches neither, even with an address of its own on the switch in VLAN 10;
 #  vlan     a VLAN 20 guest does not reach VLAN 10's (same IP subnet), and a trunk
@@ -234,6 +236,28 @@ keel vm net list d2 | grep -q "$mac2" && fail "keel vm net list d2 still shows $
 keel_run d2 "ping -c 2 -W 10 $gw | grep -o '[0-9]* packets received'" 60
 [ "$KEEL_OUT" = "2 packets received" ] || fail "d2's eth0 after eth1's removal: '$KEEL_OUT'"
 echo "lab: switch guests: hotplug: keel vm net remove: eth1 went from d2, its tap with it; eth0 still works"
+kerr='dmesg | grep -E "Oops|BUG:|WARNING: CPU|Call Trace|ACPI Error|ACPI BIOS Error" >/tmp/err; tail -5 /tmp/err; echo "error lines: $(wc -l </tmp/err)"'
+keel_run d2 "$kerr"
+[ "$(printf '%s\n' "$KEEL_OUT" | tail -n 1)" = "error lines: 0" ] || fail "d2's kernel log after the hot plug and removal: $KEEL_OUT"
+# hotplug --force: another adapter onto hp, then taken away without the guest (a surprise
+# removal: no eject asked). The guest goes on, eth0 working; a save and a restore work.
+keel vm net add d2 --net switch=hp >$KD/hp.out 2>&1 || fail "keel vm net add d2 (again): $(cat $KD/hp.out)"
+mac3=$(macof d2 2)
+keel_run d2 'for i in $(seq 60); do [ -e /sys/class/net/eth1 ] && break; sleep 1; done; cat /sys/class/net/eth1/address' 90
+[ "$KEEL_OUT" = "$mac3" ] || fail "no eth1 with MAC $mac3 appeared in d2 the second time: '$KEEL_OUT'"
+keel vm net remove d2 "$mac3" --force >$KD/hp.out 2>&1 || fail "keel vm net remove d2 $mac3 --force: $(cat $KD/hp.out)"
+grep -q forced $KD/hp.out || fail "keel vm net remove --force: $(cat $KD/hp.out)"
+$IP link show "k$(echo "$mac3" | tr -d :)" >/dev/null 2>&1 && fail "the tap of the adapter taken away by force is still there"
+keel vm net list d2 | grep -q "$mac3" && fail "keel vm net list d2 still shows $mac3 after --force"
+keel_run d2 "sleep 2; ping -c 2 -W 10 $gw | grep -o '[0-9]* packets received'" 60
+[ "$KEEL_OUT" = "2 packets received" ] || fail "d2's eth0 after eth1 was taken away by force: '$KEEL_OUT'"
+keel_run d2 'echo "interfaces: $(ls /sys/class/net | tr "\n" " ")"; dmesg | tail -n 4 | tr "\n" " "'
+echo "lab: switch guests: hotplug: eth1 ($mac3) taken away from d2 by force (its tap gone); d2 goes on, eth0 pings; the guest: $KEEL_OUT"
+keel vm save d2 >$KD/hp.out 2>&1 || fail "keel vm save d2 after the forced removal: $(cat $KD/hp.out)"
+keel vm start d2 >$KD/hp.out 2>&1 || fail "keel vm start d2 (restore): $(cat $KD/hp.out); $(keel vm log d2 | tail -3)"
+keel_run d2 "ping -c 2 -W 10 $gw | grep -o '[0-9]* packets received'" 90
+[ "$KEEL_OUT" = "2 packets received" ] || fail "d2's eth0 after a save and restore following the forced removal: '$KEEL_OUT'"
+echo "lab: switch guests: hotplug: d2 saved and restored after the forced removal; eth0 still pings"
 
 # private and vlan: a, b in VLAN 10 (10.50.0.1, .2), c in VLAN 20 (10.50.0.3 and 10.20.0.3),
 # t's eth0.10 10.50.0.9 and eth0.20 10.20.0.9.
