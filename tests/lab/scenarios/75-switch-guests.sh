@@ -206,7 +206,7 @@ keel_run d2 "ip addr add $LEASE/24 dev eth0 && echo ok"
 # hotplug: an adapter onto internal NAT switch hp, on the running d2, and out again.
 keel switch create hp --type internal --subnet 10.62.0.0/24 --nat on >$KD/hp.out 2>&1 ||
 	fail "keel switch create hp: $(cat $KD/hp.out)"
-keel_run d2 'ls /sys/class/net | tr "\n" " "'
+keel_run d2 'echo $(ls /sys/class/net)'
 case "$KEEL_OUT" in *eth1*) fail "d2 has an eth1 before the hot plug: $KEEL_OUT" ;; esac
 keel vm net add d2 --net switch=hp >$KD/hp.out 2>&1 || fail "keel vm net add d2 --net switch=hp: $(cat $KD/hp.out)"
 mac2=$(macof d2 2)
@@ -251,7 +251,7 @@ $IP link show "k$(echo "$mac3" | tr -d :)" >/dev/null 2>&1 && fail "the tap of t
 keel vm net list d2 | grep -q "$mac3" && fail "keel vm net list d2 still shows $mac3 after --force"
 keel_run d2 "sleep 2; ping -c 2 -W 10 $gw | grep -o '[0-9]* packets received'" 60
 [ "$KEEL_OUT" = "2 packets received" ] || fail "d2's eth0 after eth1 was taken away by force: '$KEEL_OUT'"
-keel_run d2 'echo "interfaces: $(ls /sys/class/net | tr "\n" " ")"; dmesg | tail -n 4 | tr "\n" " "'
+keel_run d2 'echo "interfaces: $(ls /sys/class/net | tr "\n" " ")"; echo "kernel: $(dmesg | tail -n 4 | tr "\n" " ")"'
 echo "lab: switch guests: hotplug: eth1 ($mac3) taken away from d2 by force (its tap gone); d2 goes on, eth0 pings; the guest: $KEEL_OUT"
 keel vm save d2 >$KD/hp.out 2>&1 || fail "keel vm save d2 after the forced removal: $(cat $KD/hp.out)"
 keel vm start d2 >$KD/hp.out 2>&1 || fail "keel vm start d2 (restore): $(cat $KD/hp.out); $(keel vm log d2 | tail -3)"
