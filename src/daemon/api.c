@@ -404,8 +404,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	    vmdef_net_hotplug_change(def, &nd, &removed, &added)) {
 		ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
 		ret = ret
-			      ?: vm_net_hotplug(ctx->store, ctx->sup, def, &nd, removed, added, err,
-						sizeof(err));
+			      ?: vm_net_hotplug(ctx->store, ctx->sup, def, &nd, removed, added,
+						false, err, sizeof(err));
 		if (ret)
 			goto fail;
 		plugged = added;
@@ -459,6 +459,65 @@ fail:
 	if (moves)
 		switches_moves_end(def);
 	api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
+	vmdef_free(&nd);
+}
+
+/* POST /v1/vms/NAME/net-remove-force {"mac": MAC} (keel vm net remove --force): the running
+ * VM's adapter taken away at once, without the guest, also one whose removal the guest never
+ * finished (docs/networking.md, "Hot plug"). */
+static void do_net_remove_force(struct api_ctx *ctx, struct vm_def *def, json_object *req,
+				struct api_reply *out)
+{
+	struct sup_status st;
+	struct vm_def nd;
+	json_object *m = NULL;
+	uint8_t addr[6];
+	char err[512] = "";
+	int ret;
+
+	if (!json_object_is_type(req, json_type_object)) {
+		api_reply_errno(out, -EINVAL, "the request body must be an object {\"mac\": MAC}");
+		return;
+	}
+	json_object_object_foreach(req, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "mac")) {
+			snprintf(err, sizeof(err),
+				 "unknown field '%.64s' (net-remove-force takes 'mac')", key);
+			api_reply_errno(out, -EINVAL, err);
+			return;
+		}
+	}
+	if (!json_object_object_get_ex(req, "mac", &m) ||
+	    !json_object_is_type(m, json_type_string) ||
+	    vmdef_mac_parse(json_object_get_string(m), addr)) {
+		api_reply_errno(
+			out, -EINVAL,
+			"field 'mac' must be the adapter's MAC address (keel vm net list shows "
+			"it), such as 02:00:00:00:00:01");
+		return;
+	}
+	if (is_off(ctx, def->uuid, &st)) {
+		snprintf(err, sizeof(err),
+			 "VM '%s' is %s: only a running VM's adapter is taken away by force (keel "
+			 "vm "
+			 "net remove without --force changes the description of a VM that is off)",
+			 def->name, vm_state_name(st.state));
+		api_reply_errno(out, -EBUSY, err);
+		return;
+	}
+	ret = vm_net_remove_force(ctx->store, ctx->sup, def, json_object_get_string(m), err,
+				  sizeof(err));
+	if (ret) {
+		api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
+		return;
+	}
+	if (store_vm_get(ctx->store, def->uuid, &nd)) {
+		api_reply_json(out, 200, vm_json(ctx, def));
+		return;
+	}
+	api_reply_json(out, 200, vm_json(ctx, &nd));
 	vmdef_free(&nd);
 }
 
@@ -1011,6 +1070,11 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 			do_delete(ctx, &def, out);
 		else
 			api_method_not_allowed(out, method, url, "GET, PATCH, DELETE");
+	} else if (!strcmp(sub, "net-remove-force")) {
+		if (!strcmp(method, "POST"))
+			do_net_remove_force(ctx, &def, req, out);
+		else
+			api_method_not_allowed(out, method, url, "POST");
 	} else if (!strcmp(sub, "log")) {
 		if (!strcmp(method, "GET"))
 			api_vm_log(ctx, &def, query, out);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -780,6 +781,32 @@ int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, b
 	if (force)
 		json_object_object_add(a, "force", json_object_new_boolean(true));
 	ret = sup_nic_request(sup, def, "nic-remove", a, -1, NULL, NULL, err, errlen);
+	json_object_put(a);
+	return ret;
+}
+
+int sup_nic_removing(struct sup *sup, const struct vm_def *def, const char *mac, bool *removing,
+		     char *err, size_t errlen)
+{
+	json_object *a = json_object_new_object(), *reply = NULL, *nics = NULL;
+	int ret;
+
+	*removing = false;
+	ret = sup_nic_request(sup, def, "nic-list", a, -1, &reply, NULL, err, errlen);
+	if (!ret && json_object_object_get_ex(reply, "nics", &nics) &&
+	    json_object_is_type(nics, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(nics); i++) {
+			json_object *n = json_object_array_get_idx(nics, i), *m, *r;
+
+			if (json_object_object_get_ex(n, "mac", &m) &&
+			    json_object_object_get_ex(n, "removing", &r) &&
+			    json_object_is_type(m, json_type_string) &&
+			    !strcasecmp(json_object_get_string(m), mac) &&
+			    json_object_get_boolean(r))
+				*removing = true;
+		}
+	}
+	json_object_put(reply);
 	json_object_put(a);
 	return ret;
 }

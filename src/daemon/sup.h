@@ -139,6 +139,10 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 		unsigned *slot, char *err, size_t errlen) __attribute__((warn_unused_result));
 int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, bool force,
 		   char *err, size_t errlen) __attribute__((warn_unused_result));
+/* *removing: the running VM's worker has an adapter with MAC mac whose removal the guest
+ * has not finished (its "nic-list"). */
+int sup_nic_removing(struct sup *sup, const struct vm_def *def, const char *mac, bool *removing,
+		     char *err, size_t errlen) __attribute__((warn_unused_result));
 int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)

@@ -5437,9 +5437,42 @@ def case_net_hotplug(e):
     wlog = e.keel("vm", "log", "hp")[0]
     check("asked the guest to eject slot %d" % slot in wlog,
           "the worker's log lacks the eject request:\n%s" % wlog)
+    # A guest that never ejects blocks a save (the removal is under way) until the adapter
+    # is taken away by force (`net remove --force`): the worker tears the card down without
+    # the guest, and the save goes through.
+    _, err = e.keel("vm", "save", "hp", want=None)
+    check("removal is under way" in err and e.vm("hp")["state"] == "Running",
+          "a save while the guest has not ejected: %r, %r" % (err, e.vm("hp")["state"]))
+    e.api_err("POST", "/v1/vms/hp/net-remove-force", {"mac": "nonsense"}, msg="field 'mac'")
+    e.api_err("POST", "/v1/vms/hp/net-remove-force", {"mac": mac1, "slot": 3},
+              msg="unknown field 'slot'")
+    out, _ = e.keel("vm", "net", "remove", "hp", mac1, "--force")
+    check("forced" in out, "keel vm net remove --force: %r" % out)
+    wlog = e.keel("vm", "log", "hp")[0]
+    check("network adapter %s (%s) at slot %d removed" % (tap, mac1, slot) in wlog,
+          "the worker did not tear the card down on the forced removal:\n%s" % wlog)
+    # Gone from the worker too: a second one has nothing to take.
+    _, err = e.keel("vm", "net", "remove", "hp", mac1, "--force", want=None)
+    check("nor one whose removal is under way" in err, "a second forced removal: %r" % err)
+    # One still in the description (the spelling with --force first): away at once, its tap
+    # gone, the description without it; the guest was never asked.
+    slot3 = e.vm("hp")["nets"][1]["pci_slot"]
+    out, _ = e.keel("vm", "net", "remove", "--force", "hp", mac3)
+    check([n["mac"] for n in e.vm("hp")["nets"]] == [mac0], "hp after --force: %r" % e.vm("hp"))
+    # The worker closed the card's tap (not persistent: it is gone, off every bridge).
+    check(tap3 not in e.ns("ip", "link", "show", check=False),
+          "the forced adapter's tap is still there: %s" % e.ns("bridge", "link"))
+    wlog = e.keel("vm", "log", "hp")[0]
+    check("network adapter %s (%s)" % (tap3, mac3) in wlog and
+          "eject slot %d" % slot3 not in wlog,
+          "the worker's log on the forced removal of a described adapter:\n%s" % wlog)
+    e.keel("vm", "save", "hp")
+    check(e.vm("hp")["state"] == "Saved", "the save after the forced removals: %r" % e.vm("hp"))
+    _, err = e.keel("vm", "net", "remove", "hp", mac0, "--force", want=None)
+    check("only a running VM's adapter" in err, "--force on a saved VM: %r" % err)
+    e.keel("vm", "discard-state", "hp")
     # Off: the description alone.
-    e.keel("vm", "stop", "hp", "--force")
-    e.wait_state("hp", "Off")
+    e.keel("vm", "net", "add", "hp", "--net", "switch=hp,mac=%s" % mac3)
     e.keel("vm", "net", "add", "hp", "--net", "switch=hp,mac=%s" % mac2)
     check([n["mac"] for n in e.vm("hp")["nets"]] == [mac0, mac3, mac2],
           "off add: %r" % e.vm("hp"))
@@ -5460,7 +5493,8 @@ def case_net_hotplug(e):
     check("usage: keel vm net add" in err, "net add with --vlan: %r" % err)
     check(len(e.vm("hp")["nets"]) == 3, "refused adds added: %r" % e.vm("hp")["nets"])
     print("net-hotplug: added at slot %d with its tap on the switch and its guard, refusals "
-          "changed nothing, removed (the guest asked), off changes" % slot)
+          "changed nothing, removed (the guest asked), a save blocked by the guest's missing "
+          "eject until --force took the card, off changes" % slot)
 
 
 def case_switch_move(e):
