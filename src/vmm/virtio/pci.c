@@ -740,6 +740,17 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 	return epoll_ctl(vd->epfd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
 }
 
+int virtio_queue_watch(struct virtio_dev *vd, unsigned q, bool watch)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = q};
+
+	if (q >= vd->nqueues)
+		return -EINVAL;
+	return epoll_ctl(vd->epfd, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, vd->q[q].kick_fd, &ev)
+		       ? -errno
+		       : 0;
+}
+
 int virtio_dev_unwatch(struct virtio_dev *vd, int fd)
 {
 	return epoll_ctl(vd->epfd, EPOLL_CTL_DEL, fd, NULL) ? -errno : 0;

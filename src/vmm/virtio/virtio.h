@@ -67,9 +67,9 @@ struct machine;
 struct virtio_dev;
 
 struct virtio_dev_ops {
-	const char *name;     /* "virtio-blk" */
-	uint16_t device_type; /* VIRTIO_ID_* */
-	uint32_t class_code;  /* PCI class, subclass, programming interface */
+	const char *name;	    /* "virtio-blk" */
+	uint16_t device_type;	    /* VIRTIO_ID_* */
+	uint32_t class_code;	    /* PCI class, subclass, programming interface */
 	enum seccomp_class seccomp; /* its I/O thread's filter in a jailed worker */
 	/* Queue q has chains (a notification came, or the device asked). I/O thread. */
 	void (*queue_notify)(struct virtio_dev *vd, unsigned q);
@@ -161,6 +161,10 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 /* Stop watching fd (a device that cannot take an fd's input now: level-triggered hang-ups
  * would otherwise wake the thread for ever). */
 int virtio_dev_unwatch(struct virtio_dev *vd, int fd) __attribute__((warn_unused_result));
+/* Stop the I/O thread waiting on queue q's notifications (watch false: the host kernel
+ * serves the queue, virtio/vhost_net.c) or have it wait again (the queue starts watched). */
+int virtio_queue_watch(struct virtio_dev *vd, unsigned q, bool watch)
+	__attribute__((warn_unused_result));
 
 /* With vd->lock held (device code on the I/O thread): */
 /* Is the device running (DRIVER_OK, not NEEDS_RESET) with queue q enabled? */
