@@ -191,7 +191,8 @@ static int worker_vhost(const struct vm_def *def, unsigned i, struct worker_file
 				  i, nic->tap, strerror(e),
 				  e == ENOENT ? " (this host has no vhost-net: modprobe vhost_net)"
 					      : "");
-			return -e;
+			return -ENOEXEC; /* the start fails (StartFailed), whatever the open's errno
+					  */
 		}
 		log_info("VM %s: network adapter %u (tap %s): /dev/vhost-net: %s: its worker uses "
 			 "the user-space data path",
