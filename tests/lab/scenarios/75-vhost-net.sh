@@ -32,6 +32,19 @@ path_is() { # VM WORDS: the worker's log says which data path serves its adapter
 	echo "lab: $1: $(grep -m1 "$2" "$VM_DIR/$1/out" | tr -d '\r')"
 }
 
+# received FROM TO MIB SUM: TO's listener got all of it, with sha256 SUM.
+received() {
+	_j=0
+	while :; do
+		vm_run "$2" 'cat /tmp/rx.sum 2>/dev/null || echo none'
+		[ "$VM_OUT" = none ] || break
+		_j=$((_j + 1))
+		[ $_j -le 30 ] || fail "$2 has no checksum of the $3 MiB from $1 after a minute"
+		sleep 2
+	done
+	[ "$VM_OUT" = "$4" ] || fail "$3 MiB from $1 to $2: sent sha256 $4, received $VM_OUT"
+}
+
 # transfer FROM TO TOIP MIB: FROM sends MIB MiB of random data to TO over TCP; both sha256s
 # must match.
 transfer() {
@@ -43,15 +56,7 @@ transfer() {
 	_t0=$(_now)
 	vm_run "$1" "timeout 900 nc -w 20 $3 5075 </tmp/f; echo sent \$?" 1000
 	[ "$VM_OUT" = "sent 0" ] || fail "$4 MiB from $1 to $2: $VM_OUT"
-	_j=0
-	while :; do
-		vm_run "$2" 'cat /tmp/rx.sum 2>/dev/null || echo none'
-		[ "$VM_OUT" = none ] || break
-		_j=$((_j + 1))
-		[ $_j -le 30 ] || fail "$2 has no checksum of the $4 MiB from $1 after a minute"
-		sleep 2
-	done
-	[ "$VM_OUT" = "$_sum" ] || fail "$4 MiB from $1 to $2: sent sha256 $_sum, received $VM_OUT"
+	received "$1" "$2" "$4" "$_sum"
 	echo "lab: $4 MiB from $1 to $2 in $(($(_now) - _t0)) s, sha256 $_sum at both ends"
 }
 
@@ -94,15 +99,7 @@ for k in 1 2; do
 done
 vm_wait v2 '^sent-[0-9]+-done' 1000
 [ "$VM_LINE" = "sent-0-done" ] || fail "64 MiB from v2 to v1 across pauses: $VM_LINE"
-j=0
-while :; do
-	vm_run v1 'cat /tmp/rx.sum 2>/dev/null || echo none'
-	[ "$VM_OUT" = none ] || break
-	j=$((j + 1))
-	[ $j -le 30 ] || fail "v1 has no checksum of the 64 MiB from v2 after a minute"
-	sleep 2
-done
-[ "$VM_OUT" = "$sum" ] || fail "64 MiB from v2 to v1 across pauses: sent $sum, received $VM_OUT"
+received v2 v1 64 "$sum"
 echo "lab: 64 MiB from v2 to v1 across two pauses of v1, sha256 $sum at both ends"
 
 # Saved on vhost-net, restored on the user-space path, saved again, restored on vhost-net.
