@@ -5397,8 +5397,10 @@ def case_vhost(e):
         check("has vhost=on, but /dev/vhost-net cannot be opened" in err and
               "set vhost to auto or off" in err, "vhost=on without vhost-net: %r" % err)
         check(e.vm("vh")["state"] == "Off", "vhost=on start left %r" % e.vm("vh"))
-    # off: the user-space path, said so; kept across a restart.
-    e.api_ok("PATCH", "/v1/vms/vh", {"nets": [{"switch": "vh", "mac": mac, "vhost": "off"}]})
+    # off (through the command line): the user-space path, said so; kept across a restart.
+    _, err = e.keel("vm", "set", "vh", "--net", "switch=vh,mac=%s,vhost=maybe" % mac, want=2)
+    check("vhost is auto, off or on" in err, "keel vm set vhost=maybe: %r" % err)
+    e.keel("vm", "set", "vh", "--net", "switch=vh,mac=%s,vhost=off" % mac)
     e.kill_keeld(signal.SIGTERM)
     e.start_keeld()
     check(e.vm("vh")["nets"][0].get("vhost") == "off", "vhost=off after a restart: %r"
