@@ -427,6 +427,8 @@ static void net_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 	struct virtio_net *n = vd->priv;
 	uint64_t ticks;
 
+	if (n->vhost && vhost_net_fd_event(n->vhost, fd))
+		return;
 	if (fd != n->link_timer) {
 		if (!vhost_net_running(n->vhost))
 			net_rx(vd);
@@ -538,6 +540,14 @@ static void net_driver_ok(struct virtio_dev *vd)
 	net_vhost_start(vd);
 }
 
+static void net_vectors_changed(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	if (vhost_net_running(n->vhost))
+		vhost_net_reroute(n->vhost);
+}
+
 /* Pause: the rings come back before the save reads them; resume: the kernel takes them at
  * the indexes they have then (after a restore, the saved ones). */
 static int net_vhost_pause(void *opaque, bool pause)
@@ -595,6 +605,7 @@ static const struct virtio_dev_ops net_ops = {
 	.queue_notify = net_queue_notify,
 	.config_read = net_config_read,
 	.driver_ok = net_driver_ok,
+	.vectors_changed = net_vectors_changed,
 	.reset = net_reset,
 	.fd_event = net_fd_event,
 	.loaded = net_loaded,

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -22,6 +24,8 @@
 #undef vring_desc
 
 #define VHOST_LOG_PAGE 4096u
+
+static struct log_ratelimit vhost_rl = LOG_RATELIMIT_INIT(5000, 5);
 /* The ring features the device offers the guest (virtio/pci.c, virtio/net.c): the kernel
  * must take each of them, whatever the guest then acks. */
 #define VHOST_NET_NEED                                                                             \
@@ -38,7 +42,11 @@ struct vhost_net {
 	bool failed;	    /* a start failed: the user-space path serves this pair from now on */
 	bool unwatched;	    /* the queues' kicks are out of the I/O thread's epoll set */
 	bool log_on;	    /* VHOST_F_LOG_ALL asked for */
-	uint64_t *log;	    /* one bit per 4 KiB of guest-physical space (VHOST_SET_LOG_BASE) */
+	/* Each ring's call: the irqfd of its vector while that may be signalled, else relay
+	 * (an eventfd the I/O thread turns into pci_msix_notify: a masked vector's pending
+	 * bit), or -1 without a vector. call is what the kernel has now. */
+	int relay[2], call[2];
+	uint64_t *log; /* one bit per 4 KiB of guest-physical space (VHOST_SET_LOG_BASE) */
 	size_t log_words;
 };
 
@@ -85,6 +93,18 @@ int vhost_net_open(int fd, struct virtio_dev *vd, unsigned rxq, int tap, struct 
 		close(fd);
 		return -ENOMEM;
 	}
+	for (unsigned i = 0; i < 2; i++) {
+		h->call[i] = -1;
+		h->relay[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (h->relay[i] < 0 || virtio_dev_watch(vd, h->relay[i], EPOLLIN)) {
+			int e = errno;
+
+			snprintf(why, len, "the interrupt relay's eventfd: %s", strerror(e));
+			h->fd = fd;
+			vhost_net_close(h);
+			return -e;
+		}
+	}
 	h->fd = fd;
 	h->vd = vd;
 	h->rxq = rxq;
@@ -99,6 +119,9 @@ void vhost_net_close(struct vhost_net *h)
 	if (!h)
 		return;
 	close(h->fd);
+	for (unsigned i = 0; i < 2; i++)
+		if (h->relay[i] > 0)
+			close(h->relay[i]);
 	free(h->log);
 	free(h);
 }
@@ -164,13 +187,60 @@ static int vhost_set_features(struct vhost_net *h)
 	return ioctl(h->fd, VHOST_SET_FEATURES, &f) < 0 ? -errno : 0;
 }
 
-/* The irqfd of the queue's MSI-X vector (KVM routes it as the vector's message: a new
- * message needs nothing here), or none. */
-static int vhost_call_fd(const struct virtio_dev *vd, const struct virtio_queue *q)
+/* Ring i's call now: the irqfd of its queue's MSI-X vector while the vector may be signalled
+ * (KVM routes it as the vector's message: a new message needs nothing here), the relay while
+ * it is masked (or MSI-X off), none without a vector. */
+static int vhost_call_fd(struct vhost_net *h, unsigned i)
 {
-	return q->vector != VIRTIO_NO_VECTOR && q->vector < vd->pci.msix_nvec
+	struct virtio_dev *vd = h->vd;
+	const struct virtio_queue *q = &vd->q[h->rxq + i];
+
+	if (q->vector == VIRTIO_NO_VECTOR || q->vector >= vd->pci.msix_nvec)
+		return -1;
+	return pci_msix_deliverable(&vd->pci, q->vector) && vd->pci.msix_irqfd[q->vector] >= 0
 		       ? vd->pci.msix_irqfd[q->vector]
-		       : -1;
+		       : h->relay[i];
+}
+
+static int vhost_set_call(struct vhost_net *h, unsigned i)
+{
+	struct vhost_vring_file call = {i, vhost_call_fd(h, i)};
+
+	if (call.fd == h->call[i])
+		return 0;
+	if (ioctl(h->fd, VHOST_SET_VRING_CALL, &call) < 0)
+		return -errno;
+	h->call[i] = call.fd;
+	return 0;
+}
+
+void vhost_net_reroute(struct vhost_net *h)
+{
+	for (unsigned i = 0; h->running && i < 2; i++) {
+		int r = vhost_set_call(h, i);
+
+		if (r)
+			log_warn_ratelimited(&vhost_rl,
+					     "virtio-net %02x: VHOST_SET_VRING_CALL on ring %u: %s",
+					     h->vd->pci.slot, i, strerror(-r));
+	}
+}
+
+bool vhost_net_fd_event(struct vhost_net *h, int fd)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		const struct virtio_queue *q = &h->vd->q[h->rxq + i];
+		uint64_t n;
+
+		if (fd != h->relay[i])
+			continue;
+		if (read(fd, &n, sizeof(n)) == sizeof(n) && q->vector != VIRTIO_NO_VECTOR) {
+			h->vd->isr |= 1;
+			pci_msix_notify(&h->vd->pci, q->vector); /* pending while masked */
+		}
+		return true;
+	}
+	return false;
 }
 
 static int vhost_ring(struct vhost_net *h, unsigned i, const char **step)
@@ -178,7 +248,7 @@ static int vhost_ring(struct vhost_net *h, unsigned i, const char **step)
 	const struct virtio_dev *vd = h->vd;
 	const struct virtio_queue *q = &vd->q[h->rxq + i];
 	struct vhost_vring_state num = {i, q->vq.size}, base = {i, q->vq.last_avail};
-	struct vhost_vring_file kick = {i, q->kick_fd}, call = {i, vhost_call_fd(vd, q)};
+	struct vhost_vring_file kick = {i, q->kick_fd};
 	int r;
 
 	*step = "VHOST_SET_VRING_NUM";
@@ -195,7 +265,8 @@ static int vhost_ring(struct vhost_net *h, unsigned i, const char **step)
 	if (ioctl(h->fd, VHOST_SET_VRING_KICK, &kick) < 0)
 		return -errno;
 	*step = "VHOST_SET_VRING_CALL";
-	return ioctl(h->fd, VHOST_SET_VRING_CALL, &call) < 0 ? -errno : 0;
+	h->call[i] = -2; /* set it whatever it was */
+	return vhost_set_call(h, i);
 }
 
 static void vhost_detach(struct vhost_net *h)

@@ -40,6 +40,13 @@ int vhost_net_start(struct vhost_net *h) __attribute__((warn_unused_result));
  * the queues' indexes were just replaced (a restore) and are not overwritten. */
 void vhost_net_stop(struct vhost_net *h, bool keep);
 
+/* A queue's vector, or whether it may be signalled, changed: each ring's call follows (the
+ * vector's irqfd, or the relay while it is masked). */
+void vhost_net_reroute(struct vhost_net *h);
+/* fd is one of the pair's interrupt relays (watched on the device's I/O thread): the masked
+ * vector's interrupt is made pending (pci_msix_notify). False for another fd. */
+bool vhost_net_fd_event(struct vhost_net *h, int fd);
+
 /* Dirty logging for live migration (VHOST_F_LOG_ALL): while on, every page of guest RAM the
  * kernel writes (received frames, used rings) has its bit set in a bitmap of one bit per
  * 4 KiB page of guest-physical address space. Turn it on or off (the rings running or

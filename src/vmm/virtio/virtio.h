@@ -86,6 +86,9 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *vd);
 	/* One of the fds given to virtio_dev_watch() is ready (optional). I/O thread. */
 	void (*fd_event)(struct virtio_dev *vd, int fd, uint32_t events);
+	/* A queue's MSI-X vector, or whether a vector may be signalled, changed (optional;
+	 * vd->lock held; a vCPU thread). */
+	void (*vectors_changed)(struct virtio_dev *vd);
 	/* The device's state was just loaded from a save (optional; vd->lock held). */
 	void (*loaded)(struct virtio_dev *vd);
 	/* Free the private state once the I/O thread has stopped (default: free(priv)). */
