@@ -502,6 +502,13 @@ void virtio_net_set_link(struct virtio_dev *vd, bool up)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+struct vhost_net *virtio_net_vhost(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	return n->vhost;
+}
+
 static void net_link(void *opaque, bool up)
 {
 	virtio_net_set_link(opaque, up);

@@ -39,5 +39,8 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *i
  * reads). A change is a configuration change: a new generation and the configuration
  * interrupt, once the driver is running. Any thread. */
 void virtio_net_set_link(struct virtio_dev *vd, bool up);
+/* The card's kernel data path (its queue pair's, vhost_net.h: dirty logging for a migration),
+ * or NULL on the user-space path. */
+struct vhost_net *virtio_net_vhost(struct virtio_dev *vd);
 
 #endif

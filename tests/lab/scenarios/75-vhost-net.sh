@@ -4,9 +4,19 @@
 # sha256 at both ends; v1 is paused and resumed in the middle of a transfer (the kernel gives
 # the rings back and takes them again at the same indexes). Then v1 is saved and restored on
 # the user-space path, and that one saved and restored on vhost-net again (one saved-state
-# format for both paths); after each restore 8 MiB go each way, checksums matching.
+# format for both paths); after each restore 8 MiB go each way, checksums matching. First,
+# lab-vhost-net checks the kernel path's dirty log, interrupts and indexes on a fake machine.
 [ -c /dev/vhost-net ] || fail "the lab host has no /dev/vhost-net (tests/lab/host/modules: vhost_net)"
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
+# The data path on the fake machine first (tests/unit/lab_vhost_net.c): a receive written by
+# the kernel into guest RAM with its page's bit in the dirty log, the irqfd and the masked
+# vector's pending bit, a pause's indexes, a save and restore, the resume.
+command -v lab-vhost-net >/dev/null || fail "lab-vhost-net is not in the lab (make builds build/tests/unit/lab-vhost-net)"
+ip link del kvh0 2>/dev/null
+lab-vhost-net kvh0 >/tmp/vhost-net.out 2>&1
+st=$?
+sed 's/^/lab: /' /tmp/vhost-net.out
+[ $st = 0 ] || fail "lab-vhost-net: exit $st"
 for l in kbr75 ktap751 ktap752; do ip link del "$l" 2>/dev/null; done
 brctl addbr kbr75 && ip link set kbr75 address 02:00:00:00:75:01 && ip link set kbr75 up ||
 	fail "cannot create bridge kbr75"
