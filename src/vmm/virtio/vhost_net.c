@@ -149,19 +149,19 @@ static void vhost_watch(struct vhost_net *h, bool watch)
 static int vhost_set_mem(struct vhost_net *h)
 {
 	const struct guest_mem *mem = h->vd->m->mem;
-	struct {
-		struct vhost_memory hdr;
-		struct vhost_memory_region r[MEM_MAX_REGIONS];
-	} t;
+	_Alignas(struct vhost_memory)
+		uint8_t buf[sizeof(struct vhost_memory) +
+			    MEM_MAX_REGIONS * sizeof(struct vhost_memory_region)];
+	struct vhost_memory *t = (struct vhost_memory *)buf;
 
-	memset(&t, 0, sizeof(t));
-	t.hdr.nregions = mem->nregions;
+	memset(buf, 0, sizeof(buf));
+	t->nregions = mem->nregions;
 	for (unsigned i = 0; i < mem->nregions; i++) {
-		t.r[i].guest_phys_addr = mem->regions[i].gpa;
-		t.r[i].memory_size = mem->regions[i].size;
-		t.r[i].userspace_addr = (uintptr_t)mem->regions[i].hva;
+		t->regions[i].guest_phys_addr = mem->regions[i].gpa;
+		t->regions[i].memory_size = mem->regions[i].size;
+		t->regions[i].userspace_addr = (uintptr_t)mem->regions[i].hva;
 	}
-	return ioctl(h->fd, VHOST_SET_MEM_TABLE, &t) < 0 ? -errno : 0;
+	return ioctl(h->fd, VHOST_SET_MEM_TABLE, t) < 0 ? -errno : 0;
 }
 
 static int vhost_set_addr(struct vhost_net *h, unsigned i)
