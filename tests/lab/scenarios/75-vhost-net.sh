@@ -22,15 +22,7 @@ brctl addbr kbr75 && ip link set kbr75 address 02:00:00:00:75:01 && ip link set 
 	fail "cannot create bridge kbr75"
 OPTS1="--memory 320M --control /tmp/v1.sock"
 
-bridge_tap() { # TAP: the VMM opened it: put it on the bridge
-	_i=0
-	until ip link show "$1" >/dev/null 2>&1; do
-		_i=$((_i + 1))
-		[ $_i -lt 100 ] || fail "keel-vmm did not create $1 within 10 s"
-		sleep 0.1
-	done
-	brctl addif kbr75 "$1" && ip link set "$1" up || fail "cannot bridge $1"
-}
+bridge_tap() { vm_bridge_tap kbr75 "$1"; } # bridge_tap TAP: the VMM opened it
 
 ctl() { # ctl SOCKET REQUEST: one control request that must succeed
 	lab-vmmctl "$1" "$2" >/tmp/ctl75.out 2>&1 ||
