@@ -674,6 +674,7 @@ static int net_vhost_setup(struct virtio_dev *vd, const struct vm_nic *spec, boo
 			   int fd, char *err, size_t errlen)
 {
 	struct virtio_net *n = vd->priv;
+	struct vhost_net *h = NULL;
 	char why[192];
 	int r;
 
@@ -696,10 +697,14 @@ static int net_vhost_setup(struct virtio_dev *vd, const struct vm_nic *spec, boo
 			 "keeld passed no /dev/vhost-net with the tap (the host has none, or "
 			 "refused it: keeld's log says which)");
 	}
-	if (fd >= 0 && !vhost_net_open(fd, vd, NET_RX, n->tap, &n->vhost, why, sizeof(why)))
+	if (fd >= 0 && !vhost_net_open(fd, vd, NET_RX, n->tap, &h, why, sizeof(why))) {
 		log_info("%s: vhost-net: the host kernel's data path serves the adapter",
 			 n->ifname);
-	if (!n->vhost) {
+		pthread_mutex_lock(&vd->lock); /* the I/O thread runs */
+		n->vhost = h;
+		pthread_mutex_unlock(&vd->lock);
+	}
+	if (!h) {
 		if (spec->vhost == VM_VHOST_ON) {
 			snprintf(err, errlen,
 				 "--net tap=%s: vhost=on, but vhost-net cannot serve it: %s (set "
