@@ -13,8 +13,11 @@ command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/la
 # vector's pending bit, a pause's indexes, a save and restore, the resume.
 command -v lab-vhost-net >/dev/null || fail "lab-vhost-net is not in the lab (make builds build/tests/unit/lab-vhost-net)"
 ip link del kvh0 2>/dev/null
+v6=$(cat /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null)
+[ -z "$v6" ] || echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6
 lab-vhost-net kvh0 >/tmp/vhost-net.out 2>&1
 st=$?
+[ -z "$v6" ] || echo "$v6" >/proc/sys/net/ipv6/conf/default/disable_ipv6
 sed 's/^/lab: /' /tmp/vhost-net.out
 [ $st = 0 ] || fail "lab-vhost-net: exit $st"
 for l in kbr75 ktap751 ktap752; do ip link del "$l" 2>/dev/null; done
