@@ -1265,17 +1265,27 @@ static void test_scsi_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),	cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_memory_units),	cmocka_unit_test(test_net_vhost),
-		cmocka_unit_test(test_serial_specs),	cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_device_slots),	cmocka_unit_test(test_config_file),
-		cmocka_unit_test(test_guest_change),	cmocka_unit_test(test_disk_formats),
-		cmocka_unit_test(test_passed_fds),	cmocka_unit_test(test_passed_sockets),
-		cmocka_unit_test(test_chain_fds),	cmocka_unit_test(test_jail_options),
-		cmocka_unit_test(test_scsi_options),	cmocka_unit_test(test_firmware),
-		cmocka_unit_test(test_option_table),	cmocka_unit_test(test_option_duplicates),
-		cmocka_unit_test(test_own_files_fd),	cmocka_unit_test(test_help_lists_devices),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_memory_units),
+		cmocka_unit_test(test_serial_specs),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_device_slots),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_guest_change),
+		cmocka_unit_test(test_disk_formats),
+		cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_passed_sockets),
+		cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_jail_options),
+		cmocka_unit_test(test_scsi_options),
+		cmocka_unit_test(test_firmware),
+		cmocka_unit_test(test_option_table),
+		cmocka_unit_test(test_option_duplicates),
+		cmocka_unit_test(test_own_files_fd),
+		cmocka_unit_test(test_help_lists_devices),
 		cmocka_unit_test(test_net_move_change),
+		cmocka_unit_test(test_net_vhost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
