@@ -30,11 +30,12 @@ static const char vm_usage[] =
 	"         directly; LIST: dvd, disk, net, diskN, lunN, netN, e.g. dvd,disk)\n"
 	"         [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
-	"TAP[,mac=MAC]]...\n"
+	"TAP[,mac=MAC][,vhost=auto|off|on]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
 	"         [,router-guard=on][,port-isolation=on][,vlan-trunk=LIST[,native-vlan=N]]\n"
 	"         [,bandwidth-out=BITS][,bandwidth-in=BITS]\n"
-	"         [,port-mirroring=source|destination|none]: an adapter on a virtual switch;\n"
+	"         [,port-mirroring=source|destination|none][,vhost=auto|off|on]: an adapter on\n"
+	"         a virtual switch;\n"
 	"         LIST like 10,20-30; BITS per second like 10M)\n"
 	"         [--vlan-trunk LIST [--native-vlan N]]  after a --net: that adapter a trunk\n"
 	"         [--dvd FILE.iso|none]... [--notes TEXT] [--vsock[=cid=N]]\n"
@@ -333,6 +334,20 @@ static int add_net(json_object *arr, const char *spec)
 			   !strcmp(tok, "port-isolation=off")) {
 			json_object_object_add(n, "port_isolation",
 					       json_object_new_boolean(!strcmp(tok + 15, "on")));
+		} else if (!strncmp(tok, "vhost=", 6)) {
+			enum vm_vhost vh;
+
+			if (vmdef_vhost_parse(tok + 6, &vh)) {
+				fprintf(stderr,
+					"keel vm: --net %s: vhost is auto, off or on (the kernel "
+					"data "
+					"path: where the host has it, never, required)\n",
+					spec);
+				ret = -EINVAL;
+				break;
+			}
+			json_object_object_add(n, "vhost",
+					       json_object_new_string(vmdef_vhost_name(vh)));
 		} else if (!strncmp(tok, "port-mirroring=", 15)) {
 			enum vm_mirror m;
 

@@ -135,6 +135,9 @@ struct vm_disk {
 #define VMDEF_QOS_MAX_BW   (1ull << 50)	 /* bytes per second: 1 PiB/s */
 
 enum vm_mirror { VM_MIRROR_NONE, VM_MIRROR_SOURCE, VM_MIRROR_DESTINATION };
+/* An adapter's data path (docs/virtio.md, "vhost-net"): the host kernel's vhost-net where the
+ * host has it (auto), never (off: keel-vmm's own), or required (on: the start fails without). */
+enum vm_vhost { VM_VHOST_AUTO, VM_VHOST_OFF, VM_VHOST_ON };
 
 struct vm_nic {
 	/* The tap: named by the user, or for an adapter on a switch keeld's, "k" and the MAC's
@@ -159,6 +162,7 @@ struct vm_nic {
 	/* Port mirroring (Set-VMNetworkAdapter -PortMirroring): a source's frames, both ways,
 	 * are copied to every destination adapter on the same switch. */
 	enum vm_mirror port_mirroring;
+	enum vm_vhost vhost;	     /* the data path: vhost-net or keel-vmm's own */
 	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
 };
@@ -346,6 +350,9 @@ int vmdef_vlan_ranges(const char *s, uint16_t native, uint16_t *lo, uint16_t *hi
  * back: 0 or -EINVAL. */
 const char *vmdef_mirror_name(enum vm_mirror m);
 int vmdef_mirror_parse(const char *s, enum vm_mirror *out) __attribute__((warn_unused_result));
+/* "auto", "off", "on" and back (-EINVAL for another word). */
+const char *vmdef_vhost_name(enum vm_vhost v);
+int vmdef_vhost_parse(const char *s, enum vm_vhost *out) __attribute__((warn_unused_result));
 /* The tap of an adapter on a switch: "k" and the twelve hex digits of its MAC (set). */
 void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1]);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */

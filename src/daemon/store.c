@@ -55,7 +55,8 @@ static const char schema[] =
 	" vlan INTEGER NOT NULL DEFAULT 0,"	/* on a switch: the access VLAN, 0: untagged */
 	" guards INTEGER NOT NULL DEFAULT 0,"	/* 1 MAC spoofing allowed, 2 DHCP, 4 router guard, 8
 						   port isolation, 16 mirroring source, 32
-						   mirroring destination */
+						   mirroring destination, 64 vhost off, 128
+						   vhost on (nets[].vhost) */
 	" vlan_trunk TEXT NOT NULL DEFAULT ''," /* a trunk's VLANs, "10,20-30" */
 	" native_vlan INTEGER NOT NULL DEFAULT 0," /* a trunk's untagged VLAN, 0: 1 */
 	" bw_out INTEGER NOT NULL DEFAULT 0,"	   /* bits/s from the VM, 0: no limit */

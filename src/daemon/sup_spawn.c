@@ -101,7 +101,7 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
 #define WORKER_SOCKETS	4 /* control, serial, console, vsock: worker_sockets */
 #define WORKER_OWN	5 /* config, status, state, memory, vars: worker_own_files */
 #define WORKER_FILES                                                                               \
-	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS +     \
+	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS + 2 * VMDEF_MAX_NICS + VMDEF_MAX_LUNS + \
 	 VMDEF_CHAIN_FDS_MAX)
 #define WORKER_ARGV (32 + WORKER_FILES)
 
@@ -168,6 +168,41 @@ static int worker_chain(struct sup *sup, struct worker_files *wf, const char *na
 	return r;
 }
 
+/* Adapter i's kernel data path (nets[].vhost, docs/virtio.md): /dev/vhost-net passed as
+ * vhost.I unless the adapter opts out. Without it the worker uses its user-space path; with
+ * vhost=on that fails the start here, saying why. */
+static int worker_vhost(const struct vm_def *def, unsigned i, struct worker_files *wf, char *err,
+			size_t errlen)
+{
+	const struct vm_nic *nic = &def->nics[i];
+	char name[16];
+	int fd, e;
+
+	if (nic->vhost == VM_VHOST_OFF)
+		return 0;
+	fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		if (nic->vhost == VM_VHOST_ON) {
+			error_set(err, errlen,
+				  "network adapter %u (tap %s) has vhost=on, but /dev/vhost-net "
+				  "cannot be opened: %s%s; set vhost to auto or off for the "
+				  "user-space data path",
+				  i, nic->tap, strerror(e),
+				  e == ENOENT ? " (this host has no vhost-net: modprobe vhost_net)"
+					      : "");
+			return -ENOEXEC; /* the start fails (StartFailed), whatever the open's errno
+					  */
+		}
+		log_info("VM %s: network adapter %u (tap %s): /dev/vhost-net: %s: its worker uses "
+			 "the user-space data path",
+			 def->name, i, nic->tap, strerror(e));
+		return 0;
+	}
+	snprintf(name, sizeof(name), "vhost.%u", i);
+	return worker_fd(wf, name, "/dev/vhost-net", fd, err, errlen);
+}
+
 /* /dev/kvm and the taps: the jailed worker can open neither (no /dev in its root, an empty
  * network namespace). */
 static int worker_devices(struct sup *sup, const struct vm_def *def, struct worker_files *wf,
@@ -198,6 +233,8 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 		}
 		snprintf(name, sizeof(name), "net.%u", i);
 		r = worker_fd(wf, name, def->nics[i].tap, fd, err, errlen);
+		if (!r)
+			r = worker_vhost(def, i, wf, err, errlen);
 	}
 	return r;
 }

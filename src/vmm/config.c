@@ -23,7 +23,7 @@ static const char usage_head[] =
 	"                [DEVICE OPTION]... [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd "
-	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|lun.I=N]...\n"
+	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|vhost.I|lun.I=N]...\n"
 	"                [--fd control|serial|console|vsock=N]...\n"
 	"                [--fd config|status|state|memory|vars=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
@@ -235,7 +235,8 @@ static bool fd_given(const struct vm_config *cfg, int n)
 	return in_slots(one, NULL, sizeof(one) / sizeof(one[0]), n) ||
 	       in_slots(cfg->disk_fds, cfg->disk_chains, VMDEF_MAX_DISKS, n) ||
 	       in_slots(cfg->lun_fds, cfg->lun_chains, VMDEF_MAX_LUNS, n) ||
-	       in_slots(cfg->net_fds, NULL, VMDEF_MAX_NICS, n);
+	       in_slots(cfg->net_fds, NULL, VMDEF_MAX_NICS, n) ||
+	       in_slots(cfg->vhost_fds, NULL, VMDEF_MAX_NICS, n);
 }
 
 /*
@@ -335,6 +336,12 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
 		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
 			slot = &cfg->net_fds[i];
+	} else if (eq && !strncmp(arg, "vhost.", 6) && eq - arg <= 8) {
+		char idx[4] = {0};
+
+		memcpy(idx, arg + 6, (size_t)(eq - arg - 6));
+		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
+			slot = &cfg->vhost_fds[i];
 	} else if (eq && !strncmp(arg, "lun.", 4) && eq - arg <= 6) {
 		char idx[4] = {0};
 
@@ -347,7 +354,7 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 			 "--fd %s: expected NAME=N, N an open descriptor, 3 or above, NAME one of "
 			 "kernel, initrd, kvm, firmware, nvram, control, serial, console, vsock, "
 			 "config, status, state, memory, vars, disk.I (I 0 to %d), net.I (0 to "
-			 "%d), lun.I (0 to %d) (keel-vmm --help)",
+			 "%d), vhost.I (the same), lun.I (0 to %d) (keel-vmm --help)",
 			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
 		return -EINVAL;
 	}
@@ -653,7 +660,7 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	for (unsigned d = 0; d < VMDEF_MAX_DISKS; d++)
 		cfg->disk_fds[d] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_NICS; d++)
-		cfg->net_fds[d] = -1;
+		cfg->net_fds[d] = cfg->vhost_fds[d] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_LUNS; d++)
 		cfg->lun_fds[d] = -1;
 	vmdef_init(&cfg->def);
@@ -774,6 +781,9 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	if (!r)
 		r = fds_beyond(cfg->net_fds, cfg->def.nnics, VMDEF_MAX_NICS, "net", "network card",
 			       err, errlen);
+	if (!r)
+		r = fds_beyond(cfg->vhost_fds, cfg->def.nnics, VMDEF_MAX_NICS, "vhost",
+			       "network card", err, errlen);
 	if (!r)
 		r = fds_beyond(cfg->lun_fds, cfg->def.scsi.nluns, VMDEF_MAX_LUNS, "lun", "SCSI LUN",
 			       err, errlen);

@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <linux/vhost.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -97,6 +98,16 @@ static const uint64_t prctl_name[] = {PR_SET_NAME};
 static const uint64_t af_unix[] = {AF_UNIX};
 static const uint64_t at_empty_path[] = {AT_EMPTY_PATH};
 static const uint64_t net_ioctls[] = {TUNSETOFFLOAD};
+/* virtio-net's kernel data path (virtio/vhost_net.c): the rings handed to vhost-net when the
+ * driver starts (a vCPU thread's status write) or the VM resumes or is restored (the main
+ * loop), and taken back on a reset or pause; the tap's offloads are set as the rings go. The
+ * owner and the features are set when the adapter is made, before the jail. Only on an
+ * open /dev/vhost-net (and the tap) do these numbers mean anything. */
+static const uint64_t vhost_ioctls[] = {
+	VHOST_SET_FEATURES,   VHOST_SET_MEM_TABLE,   VHOST_SET_LOG_BASE,   VHOST_SET_VRING_NUM,
+	VHOST_SET_VRING_BASE, VHOST_SET_VRING_ADDR,  VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL,
+	VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, TUNSETOFFLOAD,
+};
 /* A medium inserted through the control socket that is a block device: its size
  * (disk/raw.c). */
 static const uint64_t media_ioctls[] = {BLKGETSIZE64};
@@ -195,6 +206,12 @@ static const struct seccomp_rule main_rules[] = {
 static const struct seccomp_rule vcpu_rules[] = {
 	ARG_IN(SYS_ioctl, 1, vcpu_ioctls),
 	ARG_IN(SYS_ioctl, 1, vcpu_vm_ioctls),
+};
+
+/* Handing virtio-net's rings to vhost-net and back (vhost_ioctls): vCPU threads and the main
+ * loop. */
+static const struct seccomp_rule vhost_rules[] = {
+	ARG_IN(SYS_ioctl, 1, vhost_ioctls),
 };
 
 /* The end of a thread the main loop outlives (vCPU and device threads): glibc's malloc,
@@ -318,6 +335,7 @@ static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
 				  disk_tab = TABLE("disk", disk_rules),
 				  qos_tab = TABLE("qos", qos_rules),
 				  net_tab = TABLE("net", net_rules),
+				  vhost_tab = TABLE("vhost", vhost_rules),
 				  vsock_tab = TABLE("vsock", vsock_rules);
 
 const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rules);
@@ -335,9 +353,9 @@ const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rule
 
 const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
 	[SECCOMP_MAIN] = CLASS("main loop", &thread_tab, &main_tab, &wait_tab, &watch_tab,
-			       &register_tab, &random_tab, &chardev_tab, &uring_tab),
+			       &register_tab, &random_tab, &chardev_tab, &uring_tab, &vhost_tab),
 	[SECCOMP_VCPU] = CLASS("vCPU", &thread_tab, &vcpu_tab, &watch_tab, &register_tab,
-			       &random_tab, &chardev_tab, &uring_tab, &thread_end_tab),
+			       &random_tab, &chardev_tab, &uring_tab, &vhost_tab, &thread_end_tab),
 	[SECCOMP_DISK] = CLASS("disk I/O", &thread_tab, &wait_tab, &watch_tab, &disk_tab,
 			       &uring_tab, &random_tab, &qos_tab, &thread_end_tab),
 	[SECCOMP_BLOCK_POOL] =

@@ -773,6 +773,7 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 				       .disk_chains = cfg->disk_chains,
 				       .lun_chains = cfg->lun_chains,
 				       .net_fds = cfg->net_fds,
+				       .vhost_fds = cfg->vhost_fds,
 				       .vsock_socket = cfg->host.vsock_socket,
 				       .firmware_debug = cfg->firmware_debug};
 

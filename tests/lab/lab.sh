@@ -203,6 +203,7 @@ _lab_host_files() {
 	ls "$LAB_TOP"/bench/firmware/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vmmctl.c "$LAB_TOP"/bench/state/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vsockcat.c 2>/dev/null
+	ls "$LAB_TOP"/build/tests/unit/lab-vhost-net 2>/dev/null
 }
 
 lab_build() {
@@ -298,6 +299,10 @@ lab_build() {
 	if [ -e "$d/vmmctl.c" ]; then
 		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vmmctl" \
 			"$d/vmmctl.c" || lab_die "cannot build tests/lab/vmmctl.c"
+	fi
+	# virtio-net's kernel data path against the lab host's vhost-net (76-vhost-net).
+	if [ -x "$LAB_TOP/build/tests/unit/lab-vhost-net" ]; then
+		_lab_copy_program "$LAB_TOP/build/tests/unit/lab-vhost-net" "$root" /bin/lab-vhost-net
 	fi
 	# virtio-vsock's host side (67-virtio-vsock): the worker's Unix sockets.
 	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \

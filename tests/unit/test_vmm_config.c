@@ -162,6 +162,61 @@ static void test_device_slots(void **state)
 	assert_non_null(strstr(err, "slot=1..30"));
 }
 
+/* An adapter's data path (nets[].vhost, --net ...,vhost=): auto by default, off or on, the same
+ * in the description's JSON and back; another word refused saying what is allowed. A
+ * /dev/vhost-net for an adapter the VM does not have is refused. */
+static void test_net_vhost(void **state)
+{
+	char *a[] = {"keel-vmm", "--kernel", "k",     "--net",		 "tap=t0,vhost=off",
+		     "--net",	 "tap=t1",   "--net", "tap=t2,vhost=on", NULL};
+	char *bad[] = {"keel-vmm", "--kernel", "k", "--net", "tap=t0,vhost=maybe", NULL};
+	char fdarg[32];
+	char *extra[] = {"keel-vmm", "--kernel", "k", "--net", "tap=t0", "--fd", fdarg, NULL};
+	struct vm_config cfg;
+	struct vm_def back;
+	json_object *j, *nets, *v;
+	char err[256];
+	int fd = open("/dev/null", O_RDONLY);
+
+	assert_int_equal(parse(a, 9, &cfg, err), 0);
+	assert_int_equal(cfg.def.nics[0].vhost, VM_VHOST_OFF);
+	assert_int_equal(cfg.def.nics[1].vhost, VM_VHOST_AUTO);
+	assert_int_equal(cfg.def.nics[2].vhost, VM_VHOST_ON);
+	j = vmdef_to_json(&cfg.def);
+	assert_true(json_object_object_get_ex(j, "nets", &nets));
+	assert_true(json_object_object_get_ex(json_object_array_get_idx(nets, 0), "vhost", &v));
+	assert_string_equal(json_object_get_string(v), "off");
+	assert_false(json_object_object_get_ex(json_object_array_get_idx(nets, 1), "vhost", NULL));
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_int_equal(back.nics[0].vhost, VM_VHOST_OFF);
+	assert_int_equal(back.nics[1].vhost, VM_VHOST_AUTO);
+	assert_int_equal(back.nics[2].vhost, VM_VHOST_ON);
+	assert_null(vmdef_hw_change(&cfg.def, &back));
+	vmdef_free(&back);
+	json_object_object_add(json_object_array_get_idx(nets, 1), "vhost",
+			       json_object_new_string("fast"));
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "nets[1].vhost 'fast' is not auto, off or on"));
+	vmdef_free(&back);
+	json_object_put(j);
+	config_free(&cfg);
+
+	assert_int_equal(parse(bad, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "vhost=auto|off|on"));
+	assert_true(fd >= 3);
+	snprintf(fdarg, sizeof(fdarg), "vhost.1=%d", fd);
+	assert_int_equal(parse(extra, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "--fd vhost.1: the VM has 1 network card"));
+	snprintf(fdarg, sizeof(fdarg), "vhost.0=%d", fd);
+	assert_int_equal(parse(extra, 7, &cfg, err), 0);
+	assert_int_equal(cfg.vhost_fds[0], fd);
+	config_free(&cfg);
+	close(fd);
+}
+
 /* What a saved state must match (vmdef_guest_change): each device the guest saw, found by
  * its PCI slot, with what the guest saw of it; host wiring may change. And what needs the VM
  * off (vmdef_hw_change). Both are driven by the description's table of device kinds. */
@@ -1285,6 +1340,7 @@ int main(void)
 		cmocka_unit_test(test_option_table),	cmocka_unit_test(test_option_duplicates),
 		cmocka_unit_test(test_own_files_fd),	cmocka_unit_test(test_help_lists_devices),
 		cmocka_unit_test(test_net_move_change),
+		cmocka_unit_test(test_net_vhost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,10 @@
  * so TCP streams arrive as 64 KiB frames. When the guest has too few receive buffers the
  * frame waits in the device (its chains put back) and the tap is not read (it queues or
  * drops, as a full NIC would) until the guest posts more.
+ *
+ * Where the host has vhost-net, the host kernel serves the rings instead (vhost_net.c; the hooks
+ * below hand them over and take them back): the device, its features and its saved state are
+ * the same on both paths.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +39,7 @@
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/net_hdr.h"
 #include "vmm/virtio/state.h"
+#include "vmm/virtio/vhost_net.h"
 #include "vmm/virtio/virtio.h"
 #include "config/vmdef_device.h"
 #include "vmm/machine.h"
@@ -83,6 +88,7 @@ struct virtio_net {
 	struct iovec tx_iov[VQ_MAX_SEGS];
 	uint8_t tx_head[NET_HDR_SIZE + NET_FRAME_MAX]; /* header and a segment's tail, copied */
 	uint8_t frame[NET_HDR_SIZE + NET_FRAME_MAX];   /* a received frame, header first */
+	struct vhost_net *vhost; /* the queue pair's kernel data path, or NULL (vd->lock) */
 };
 
 void virtio_net_default_mac(const char *tap, uint8_t mac[6])
@@ -397,6 +403,8 @@ static void net_queue_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtio_net *n = vd->priv;
 
+	if (vhost_net_running(n->vhost))
+		return; /* a kick taken just before the kernel took the rings */
 	if (q == NET_TX) {
 		net_tx(vd);
 		return;
@@ -419,8 +427,11 @@ static void net_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 	struct virtio_net *n = vd->priv;
 	uint64_t ticks;
 
+	if (n->vhost && vhost_net_fd_event(n->vhost, fd))
+		return;
 	if (fd != n->link_timer) {
-		net_rx(vd);
+		if (!vhost_net_running(n->vhost))
+			net_rx(vd);
 		return;
 	}
 	/* An up's wait is over: the driver did not read the status in time. */
@@ -491,15 +502,79 @@ void virtio_net_set_link(struct virtio_dev *vd, bool up)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+struct vhost_net *virtio_net_vhost(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	return n->vhost;
+}
+
 static void net_link(void *opaque, bool up)
 {
 	virtio_net_set_link(opaque, up);
+}
+
+/* ---- the kernel data path's hooks (vhost_net.h) ---- */
+
+/* The driver runs: the kernel takes the rings, the tap is no longer read here. */
+static void net_vhost_start(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	if (!n->vhost || vhost_net_running(n->vhost))
+		return;
+	net_sync_offloads(vd);
+	if (vhost_net_start(n->vhost) || !vhost_net_running(n->vhost))
+		return;
+	n->pending = 0;
+	n->rx_wait = false;
+	net_mute(vd, true);
+}
+
+/* The rings come back (keep: with the kernel's indexes) and the tap is read here again. */
+static void net_vhost_stop(struct virtio_dev *vd, bool keep)
+{
+	struct virtio_net *n = vd->priv;
+
+	if (!vhost_net_running(n->vhost))
+		return;
+	vhost_net_stop(n->vhost, keep);
+	net_mute(vd, false);
+}
+
+static void net_driver_ok(struct virtio_dev *vd)
+{
+	net_vhost_start(vd);
+}
+
+static void net_vectors_changed(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	if (vhost_net_running(n->vhost))
+		vhost_net_reroute(n->vhost);
+}
+
+/* Pause: the rings come back before the save reads them; resume: the kernel takes them at
+ * the indexes they have then (after a restore, the saved ones). */
+static int net_vhost_pause(void *opaque, bool pause)
+{
+	struct virtio_dev *vd = opaque;
+
+	pthread_mutex_lock(&vd->lock);
+	if (pause)
+		net_vhost_stop(vd, true);
+	else
+		net_vhost_start(vd);
+	pthread_mutex_unlock(&vd->lock);
+	return 0;
 }
 
 static void net_reset(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
 
+	net_vhost_stop(vd, false); /* the queues are gone */
 	n->pending = 0; /* a new driver gets no frame of the old one's (the tap's offloads
 			 * follow on the I/O thread) */
 	n->rx_wait = false;
@@ -514,12 +589,15 @@ static void net_loaded(struct virtio_dev *vd)
 	struct virtio_net *n = vd->priv;
 
 	n->link_down = n->link_seen = n->up_pending = false;
+	net_vhost_stop(vd, false); /* the saved indexes replace the kernel's */
+	net_vhost_start(vd);
 }
 
 static void net_release(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
 
+	vhost_net_close(n->vhost);
 	close(n->tap);
 	if (n->link_timer >= 0)
 		close(n->link_timer);
@@ -533,6 +611,8 @@ static const struct virtio_dev_ops net_ops = {
 	.seccomp = SECCOMP_NET,
 	.queue_notify = net_queue_notify,
 	.config_read = net_config_read,
+	.driver_ok = net_driver_ok,
+	.vectors_changed = net_vectors_changed,
 	.reset = net_reset,
 	.fd_event = net_fd_event,
 	.loaded = net_loaded,
@@ -587,10 +667,66 @@ void virtio_net_nic_mac(const struct vm_nic *nic, uint8_t mac[6])
 		virtio_net_default_mac(nic->tap, mac);
 }
 
-int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
+/* The adapter's data path (spec->vhost): vhost-net on fd (keeld's), on /dev/vhost-net opened
+ * here when keel-vmm attached the tap itself (an unjailed worker), or the user-space path,
+ * said once with why. vhost=on without vhost-net fails the adapter. fd is taken over. */
+static int net_vhost_setup(struct virtio_dev *vd, const struct vm_nic *spec, bool tap_passed,
+			   int fd, char *err, size_t errlen)
+{
+	struct virtio_net *n = vd->priv;
+	struct vhost_net *h = NULL;
+	char why[192];
+	int r;
+
+	if (spec->vhost == VM_VHOST_OFF) {
+		if (fd >= 0)
+			close(fd);
+		log_info("%s: user-space data path (vhost=off)", n->ifname);
+		return 0;
+	}
+	if (fd < 0 && !tap_passed) {
+		fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			snprintf(why, sizeof(why), "cannot open /dev/vhost-net: %s%s",
+				 strerror(errno),
+				 errno == ENOENT
+					 ? " (the host has no vhost-net: modprobe vhost_net)"
+					 : "");
+	} else if (fd < 0) {
+		snprintf(why, sizeof(why),
+			 "keeld passed no /dev/vhost-net with the tap (the host has none, or "
+			 "refused it: keeld's log says which)");
+	}
+	if (fd >= 0 && !vhost_net_open(fd, vd, NET_RX, n->tap, &h, why, sizeof(why))) {
+		log_info("%s: vhost-net: the host kernel's data path serves the adapter",
+			 n->ifname);
+		pthread_mutex_lock(&vd->lock); /* the I/O thread runs */
+		n->vhost = h;
+		pthread_mutex_unlock(&vd->lock);
+	}
+	if (!h) {
+		if (spec->vhost == VM_VHOST_ON) {
+			snprintf(err, errlen,
+				 "--net tap=%s: vhost=on, but vhost-net cannot serve it: %s (set "
+				 "vhost to auto or off for the user-space data path)",
+				 spec->tap, why);
+			return -ENODEV;
+		}
+		log_info("%s: user-space data path: %s", n->ifname, why);
+		return 0;
+	}
+	r = machine_add_pause_hook(vd->m, net_vhost_pause, vd);
+	if (r)
+		snprintf(err, errlen, "--net tap=%s: no room for the vhost-net pause hook",
+			 spec->tap);
+	return r;
+}
+
+int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap, int vhost,
 		      struct virtio_dev **out, char *err, size_t errlen)
 {
 	char ifname[IFNAMSIZ];
+	bool passed = tap >= 0;
 	uint8_t mac[6];
 	int r;
 
@@ -600,21 +736,33 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap,
 		snprintf(ifname, sizeof(ifname), "%s", spec->tap);
 	else
 		tap = tap_open(spec->tap, ifname, err, errlen);
-	if (tap < 0)
+	if (tap < 0) {
+		if (vhost >= 0)
+			close(vhost);
 		return tap;
+	}
 	virtio_net_nic_mac(spec, mac);
 	r = virtio_net_create_fd(m, spec->pci_slot, tap, ifname, mac, out);
-	if (r)
+	if (r) {
+		if (vhost >= 0)
+			close(vhost);
 		snprintf(err, errlen, "--net tap=%s: virtio-net set-up: %s", spec->tap,
 			 strerror(-r));
+		return r;
+	}
+	r = net_vhost_setup(*out, spec, passed, vhost, err, errlen);
+	if (r) {
+		virtio_dev_destroy(*out);
+		*out = NULL;
+	}
 	return r;
 }
 
-int virtio_net_attach(struct machine *m, unsigned i, int tap, struct virtio_dev **out, char *err,
-		      size_t errlen)
+int virtio_net_attach(struct machine *m, unsigned i, int tap, int vhost, struct virtio_dev **out,
+		      char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_net_create(m, &m->def->nics[i], tap, &vd, err, errlen);
+	int r = virtio_net_create(m, &m->def->nics[i], tap, vhost, &vd, err, errlen);
 
 	if (r)
 		return r;
@@ -626,7 +774,8 @@ int virtio_net_attach(struct machine *m, unsigned i, int tap, struct virtio_dev 
 static int net_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd = NULL;
-	int r = virtio_net_attach(m, i, m->net_fds[i], &vd, err, errlen);
+	int r = virtio_net_attach(m, i, m->net_fds[i], m->vhost_fds ? m->vhost_fds[i] : -1, &vd,
+				  err, errlen);
 
 	if (!r)
 		*obj = vd;

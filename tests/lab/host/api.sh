@@ -126,6 +126,18 @@ vm_start() {
 	echo "lab: started VM $1: $(cat "$_d/cmd")"
 }
 
+# vm_bridge_tap BRIDGE TAP: once the VMM has made tap TAP (10 s at most), make it a port of
+# BRIDGE and bring it up.
+vm_bridge_tap() {
+	_i=0
+	until ip link show "$2" >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ $_i -lt 100 ] || fail "keel-vmm did not create $2 within 10 s"
+		sleep 0.1
+	done
+	brctl addif "$1" "$2" && ip link set "$2" up || fail "cannot put $2 on $1"
+}
+
 vm_boot() {
 	vm_start "$@"
 	vm_wait "$1" "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"

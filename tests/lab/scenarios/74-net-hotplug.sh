@@ -22,15 +22,7 @@ ctl() { # ctl VM REQUEST: one control request that must succeed; CTL_OUT: the re
 	echo "lab: $1 <- $2: $CTL_OUT"
 }
 
-bridge_tap() { # bridge_tap TAP: the worker made it; put it on the bridge
-	_i=0
-	until ip link show "$1" >/dev/null 2>&1; do
-		_i=$((_i + 1))
-		[ $_i -lt 100 ] || fail "keel-vmm did not create $1 within 10 s"
-		sleep 0.1
-	done
-	brctl addif khbr0 "$1" && ip link set "$1" up || fail "cannot bridge $1"
-}
+bridge_tap() { vm_bridge_tap khbr0 "$1"; } # bridge_tap TAP: the worker made it
 
 ping_peer() { # ping_peer VM WHEN
 	vm_run "$1" 'ping -c 3 -W 10 10.11.0.254 | grep -o "[0-9]* packets received"' 90
