@@ -15,6 +15,7 @@
 #   vm_wait_exit NAME [SECONDS]         wait for the VMM to exit: sets VM_STATUS
 #   vm_kill NAME                        kill the VMM
 #   vm_command NAME [OPTIONS]           print the VMM command line vm_start would run
+#   vm_jailed NAME                      VM NAME's keel-vmm runs jailed (fails the scenario if not)
 #   fail REASON                         end the scenario as failed
 #   skip REASON                         end the scenario as skipped (it did not run)
 
@@ -103,11 +104,24 @@ vm_command() {
 	echo
 }
 
+# vm_start runs every keel-vmm jailed, as keeld runs a worker: a command that vm_command (or
+# a scenario's own vm_command) prints as "exec keel-vmm ..." runs through lab-jail
+# (tests/lab/jailrun.c: its own uid, its root $VM_DIR/NAME/jail, every file and socket opened
+# for it and passed, a cgroup, a PID namespace), which writes the worker's pid to
+# $VM_DIR/NAME/vmm.pid; the first line vm_wait matches checks that it runs jailed (vm_jailed).
+# A jailed worker writes only into $VM_DIR/NAME/jail/save (the control socket's "save").
 vm_start() {
 	_d=$VM_DIR/$1
 	[ ! -e "$_d" ] || fail "vm_start: a VM named $1 was already started"
 	mkdir -p "$_d"
 	vm_command "$@" >"$_d/cmd" || fail "vm_start $1: bad options"
+	case "$(cat "$_d/cmd")" in
+	"exec keel-vmm "*)
+		command -v lab-jail >/dev/null || fail "lab-jail is not in the lab (tests/lab/jailrun.c: make)"
+		sed -i "1s|^exec keel-vmm |exec lab-jail --root $_d/jail --pid-file $_d/vmm.pid -- $(command -v keel-vmm) |" "$_d/cmd"
+		: >"$_d/jailrun"
+		;;
+	esac
 	mkfifo "$_d/in"
 	: >"$_d/out"
 	echo 0 >"$_d/seen"
@@ -124,6 +138,38 @@ vm_start() {
 	) &
 	echo $! >"$_d/waiter"
 	echo "lab: started VM $1: $(cat "$_d/cmd")"
+}
+
+# vm_jailed NAME: VM NAME's keel-vmm (started through lab-jail) runs as keeld runs a worker:
+# a uid and gid of the workers' range (not root), no capabilities, no new privileges, its
+# seccomp filters on (mode 2), PID 1 of a PID namespace of its own. Read from its
+# /proc/PID/status, waiting up to 10 s for the filters (they go on before the guest's first
+# instruction, so a VM that printed anything has them).
+vm_jailed() {
+	_jd=$VM_DIR/$1 _ji=0
+	while :; do
+		_jp=$(cat "$_jd/vmm.pid" 2>/dev/null)
+		_jst=$([ -n "$_jp" ] && cat "/proc/$_jp/status" 2>/dev/null)
+		_jj=$(echo "$_jst" | awk '
+			/^Uid:|^Gid:/ { for (i = 2; i <= 5; i++) if ($i < 3221225472) bad = bad " " $1 $i }
+			/^Uid:/ { uid = $2 }
+			/^Cap(Eff|Prm|Inh|Bnd|Amb):/ && $2 !~ /^0+$/ { bad = bad " " $1 $2 }
+			/^NoNewPrivs:/ { nnp = $2 } /^Seccomp:/ { sc = $2 } /^Seccomp_filters:/ { nf = $2 }
+			/^NSpid:/ { ns = $NF; nsn = NF }
+			END {
+				if (nnp != 1) bad = bad " NoNewPrivs:" nnp
+				if (sc != 2) bad = bad " Seccomp:" sc
+				if (ns != 1 || nsn != 3) bad = bad " NSpid(last):" ns
+				if (bad != "") print "NOT" bad
+				else printf "uid %s, no capabilities, NoNewPrivs 1, Seccomp 2 (%s filters), PID 1 of its own PID namespace", uid, nf
+			}')
+		case "$_jj" in uid*) break ;; esac
+		_ji=$((_ji + 1))
+		[ "$_ji" -lt 100 ] || fail "VM $1's keel-vmm (pid ${_jp:-none}) does not run jailed:${_jj#NOT}"
+		sleep 0.1
+	done
+	: >"$_jd/jailed"
+	echo "lab: VM $1's keel-vmm (pid $_jp) runs jailed: $_jj"
 }
 
 vm_boot() {
@@ -156,6 +202,7 @@ vm_wait() {
 		if [ -n "$_n" ]; then
 			echo "$_n" >"$_d/seen"
 			VM_LINE=$(awk -v n="$_n" -v esc="$_ESC" "NR == n { $_PLAIN; print; exit }" "$_d/out")
+			[ ! -e "$_d/jailrun" ] || [ -e "$_d/jailed" ] || vm_jailed "$1"
 			return 0
 		fi
 		[ "$_exited" = 0 ] ||
@@ -211,6 +258,8 @@ vm_wait_exit() {
 
 vm_kill() {
 	_d=$VM_DIR/$1
+	# The worker itself (lab-jail then exits 137), and what runs it.
+	[ -s "$_d/vmm.pid" ] && kill -9 "$(cat "$_d/vmm.pid")" 2>/dev/null
 	[ -s "$_d/pid" ] && kill -9 "$(cat "$_d/pid")" 2>/dev/null
 	vm_wait_exit "$1" 10
 }

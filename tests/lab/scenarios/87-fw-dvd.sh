@@ -4,13 +4,15 @@
 # El Torito image, OVMF the EFI one; GRUB loads the kernel and initramfs from the ISO 9660
 # file system; each guest reports its firmware, sees the DVD (sr0) and the disk (vda), powers
 # off, and keel-vmm exits 0.
+# The variable store is in a directory of its own ($VM_DIR/nvram): the worker runs jailed
+# (api.sh, vm_start) and lab-jail gives that directory and the store to its uid, as keeld does.
 # lab-images: dvd
 image_copy dvd "$VM_DIR/dvd.iso"
 truncate -s 64M "$VM_DIR/empty.raw"
 vm_command() {
 	case "$1" in
 	gen1) printf 'exec keel-vmm --name %s --firmware bios' "$1" ;;
-	gen2) printf 'exec keel-vmm --name %s --firmware uefi --nvram %s' "$1" "$VM_DIR/gen2.vars.fd" ;;
+	gen2) printf 'exec keel-vmm --name %s --firmware uefi --nvram %s' "$1" "$VM_DIR/nvram/gen2.vars.fd" ;;
 	esac
 	printf ' --memory 256M --no-rng --disk path=%s --dvd %s\n' "$VM_DIR/empty.raw" "$VM_DIR/dvd.iso"
 }

@@ -6,12 +6,14 @@
 # the disk's \EFI\BOOT\BOOTX64.EFI and GRUB the installed kernel (keel.from=installed-disk).
 # The installer's init wrote a UEFI variable through efivarfs (KeelLabBoots=1, scripts/images/
 # init); the installed system must read it back: it survived the power-off (issue 11, test 3).
+# The variable store is in a directory of its own ($VM_DIR/nvram): the worker runs jailed
+# (api.sh, vm_start) and lab-jail gives that directory and the store to its uid, as keeld does.
 # lab-images: installer
 image_copy installer "$VM_DIR/installer.iso"
 truncate -s 64M "$VM_DIR/disk.raw"
 vm_command() {
 	printf 'exec keel-vmm --name %s --firmware uefi --nvram %s --memory 256M --no-rng --disk path=%s --dvd %s\n' \
-		"$1" "$VM_DIR/vars.fd" "$VM_DIR/disk.raw" "$2"
+		"$1" "$VM_DIR/nvram/vars.fd" "$VM_DIR/disk.raw" "$2"
 }
 vm_start install "$VM_DIR/installer.iso"
 image_wait install 'GRUB [(]x86_64-efi[)] loading Linux from the DVD' 280
