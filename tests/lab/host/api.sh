@@ -140,29 +140,35 @@ vm_start() {
 	echo "lab: started VM $1: $(cat "$_d/cmd")"
 }
 
-# vm_jailed NAME: VM NAME's keel-vmm (started through lab-jail) runs as keeld runs a worker:
-# a uid and gid of the workers' range (not root), no capabilities, no new privileges, its
-# seccomp filters on (mode 2), PID 1 of a PID namespace of its own. Read from its
-# /proc/PID/status, waiting up to 10 s for the filters (they go on before the guest's first
-# instruction, so a VM that printed anything has them).
+# _jail_verdict: a /proc/PID/status on stdin judged as a jailed worker's (vm_jailed): "uid
+# U, ..." when every uid and gid is of the workers' range (keeld's --worker-uids default,
+# from 3221225472), no capability set holds any, NoNewPrivs is 1, Seccomp is 2 (filters) and
+# the process is PID 1 of a PID namespace one level down; else "NOT" and what is wrong.
+# tests/lab/api-test.sh checks it.
+_jail_verdict() {
+	awk '
+		/^Uid:|^Gid:/ { for (i = 2; i <= 5; i++) if ($i < 3221225472) bad = bad " " $1 $i }
+		/^Uid:/ { uid = $2 }
+		/^Cap(Eff|Prm|Inh|Bnd|Amb):/ && $2 !~ /^0+$/ { bad = bad " " $1 $2 }
+		/^NoNewPrivs:/ { nnp = $2 } /^Seccomp:/ { sc = $2 } /^Seccomp_filters:/ { nf = $2 }
+		/^NSpid:/ { ns = $NF; nsn = NF }
+		END {
+			if (nnp != 1) bad = bad " NoNewPrivs:" nnp
+			if (sc != 2) bad = bad " Seccomp:" sc
+			if (ns != 1 || nsn != 3) bad = bad " NSpid(last):" ns
+			if (bad != "") print "NOT" bad
+			else printf "uid %s, no capabilities, NoNewPrivs 1, Seccomp 2 (%s filters), PID 1 of its own PID namespace", uid, nf
+		}'
+}
+
+# vm_jailed NAME: VM NAME's keel-vmm (started through lab-jail) runs as keeld runs a worker
+# (_jail_verdict on its /proc/PID/status), waiting up to 10 s for the filters (they go on
+# before the guest's first instruction, so a VM that printed anything has them).
 vm_jailed() {
 	_jd=$VM_DIR/$1 _ji=0
 	while :; do
 		_jp=$(cat "$_jd/vmm.pid" 2>/dev/null)
-		_jst=$([ -n "$_jp" ] && cat "/proc/$_jp/status" 2>/dev/null)
-		_jj=$(echo "$_jst" | awk '
-			/^Uid:|^Gid:/ { for (i = 2; i <= 5; i++) if ($i < 3221225472) bad = bad " " $1 $i }
-			/^Uid:/ { uid = $2 }
-			/^Cap(Eff|Prm|Inh|Bnd|Amb):/ && $2 !~ /^0+$/ { bad = bad " " $1 $2 }
-			/^NoNewPrivs:/ { nnp = $2 } /^Seccomp:/ { sc = $2 } /^Seccomp_filters:/ { nf = $2 }
-			/^NSpid:/ { ns = $NF; nsn = NF }
-			END {
-				if (nnp != 1) bad = bad " NoNewPrivs:" nnp
-				if (sc != 2) bad = bad " Seccomp:" sc
-				if (ns != 1 || nsn != 3) bad = bad " NSpid(last):" ns
-				if (bad != "") print "NOT" bad
-				else printf "uid %s, no capabilities, NoNewPrivs 1, Seccomp 2 (%s filters), PID 1 of its own PID namespace", uid, nf
-			}')
+		_jj=$( ([ -n "$_jp" ] && cat "/proc/$_jp/status" 2>/dev/null) | _jail_verdict)
 		case "$_jj" in uid*) break ;; esac
 		_ji=$((_ji + 1))
 		[ "$_ji" -lt 100 ] || fail "VM $1's keel-vmm (pid ${_jp:-none}) does not run jailed:${_jj#NOT}"
