@@ -6,6 +6,8 @@
  * parser (config_parse), and what keeld would open for the worker is opened here and passed
  * as `--fd NAME=N`, through keeld's own spawn code (src/daemon/worker_exec.c):
  *
+ *   - the VM's description as a document, DIR/config.json (--fd config, in place of the
+ *     options that describe the VM: config_run_words keeps the others);
  *   - a uid and gid of keeld's range (--worker-uids' default) that no process has (uid_scan,
  *     as keeld's sup_jail_alloc), held for the run as this process's saved gid, so that the
  *     next launcher's scan skips it while this worker has not taken it yet;
@@ -207,6 +209,18 @@ static void open_files(struct worker_files *wf, const struct vm_config *cfg, uid
 		add_file(wf, "vars", VMDEF_OVMF_VARS_FILE, O_RDONLY);
 }
 
+/* The VM's description, written to DIR/config.json (root's) and passed open (--fd config):
+ * the worker reads it whole and keeps no descriptor of it. */
+static void add_config(struct worker_files *wf, const struct vm_config *cfg, const char *root)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/config.json", root);
+	if (vmdef_save_file(&cfg->def, path, err, sizeof(err)))
+		die("%s", err);
+	add_file(wf, "config", path, O_RDONLY | O_NOFOLLOW);
+}
+
 /* Whether argv[i] is an option that the passed files replace (--status-file, --restore):
  * how many words it takes (1 or 2), else 0. */
 static int replaced(char **argv, int i)
@@ -261,15 +275,25 @@ int main(int argc, char **argv)
 	give(save, uid, 0700);
 	open_files(&wf, &cfg, uid);
 
-	/* keel-vmm's words, less what the passed files replace, then the jail's. */
-	for (i = 0; i < argc && wargc < MAX_ARGS - 4; i++) {
-		int n = i ? replaced(argv, i) : 0;
+	/* The description as a document (--fd config, as keeld hands it over), then the words
+	 * that say how the worker runs it, less what the passed files replace, then the jail's. */
+	add_config(&wf, &cfg, root);
+	wargv[wargc++] = argv[0];
+	{
+		char *run[MAX_ARGS];
+		int n = config_run_words(argc, argv, run, MAX_ARGS - 8, err, sizeof(err));
 
-		if (n) {
-			i += n - 1;
-			continue;
+		if (n < 0)
+			die("keel-vmm's command line: %s", err);
+		for (i = 0; i < n; i++) {
+			int k = replaced(run, i);
+
+			if (k) {
+				i += k - 1;
+				continue;
+			}
+			wargv[wargc++] = run[i];
 		}
-		wargv[wargc++] = argv[i];
 	}
 	if (asprintf(&wargv[wargc++], "--jail-user=%u:%u", (unsigned)uid, (unsigned)uid) < 0 ||
 	    asprintf(&wargv[wargc++], "--jail-root=%s", root) < 0 ||
