@@ -162,13 +162,22 @@ _jail_verdict() {
 }
 
 # vm_jailed NAME: VM NAME's keel-vmm (started through lab-jail) runs as keeld runs a worker
-# (_jail_verdict on its /proc/PID/status), waiting up to 10 s for the filters (they go on
+# (_jail_verdict on its /proc/PID/status; with cgroups v2 mounted, in a cgroup of its own under
+# keel.slice, /proc/PID/cgroup), waiting up to 10 s for the filters (they go on
 # before the guest's first instruction, so a VM that printed anything has them).
 vm_jailed() {
 	_jd=$VM_DIR/$1 _ji=0
 	while :; do
 		_jp=$(cat "$_jd/vmm.pid" 2>/dev/null)
 		_jj=$( ([ -n "$_jp" ] && cat "/proc/$_jp/status" 2>/dev/null) | _jail_verdict)
+		# On a host with cgroups v2 (the lab's init mounts them), a cgroup of its own too.
+		if [ -n "$_jp" ] && grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts; then
+			_jc=$(sed -n 's/^0:://p' "/proc/$_jp/cgroup" 2>/dev/null)
+			case "$_jc" in
+			/keel.slice/vm-*) _jj="$_jj, cgroup $_jc" ;;
+			*) _jj="NOT in cgroup '$_jc' (not one of its own under keel.slice)" ;;
+			esac
+		fi
 		case "$_jj" in uid*) break ;; esac
 		_ji=$((_ji + 1))
 		[ "$_ji" -lt 100 ] || fail "VM $1's keel-vmm (pid ${_jp:-none}) does not run jailed:${_jj#NOT}"
