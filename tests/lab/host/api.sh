@@ -109,7 +109,10 @@ vm_command() {
 # (tests/lab/jailrun.c: its own uid, its root $VM_DIR/NAME/jail, every file and socket opened
 # for it and passed, a cgroup, a PID namespace), which writes the worker's pid to
 # $VM_DIR/NAME/vmm.pid; the first line vm_wait matches checks that it runs jailed (vm_jailed).
-# A jailed worker writes only into $VM_DIR/NAME/jail/save (the control socket's "save").
+# A jailed worker writes only into ROOT/save (the control socket's "save"), ROOT its jail root:
+# $VM_ROOT when the scenario sets it (one VM directory that several runs of the same VM share,
+# as keeld's vms/UUID is: a UEFI variable store kept across them must be inside it), else
+# $VM_DIR/NAME/jail.
 vm_start() {
 	_d=$VM_DIR/$1
 	[ ! -e "$_d" ] || fail "vm_start: a VM named $1 was already started"
@@ -118,7 +121,7 @@ vm_start() {
 	case "$(cat "$_d/cmd")" in
 	"exec keel-vmm "*)
 		command -v lab-jail >/dev/null || fail "lab-jail is not in the lab (tests/lab/jailrun.c: make)"
-		sed -i "1s|^exec keel-vmm |exec lab-jail --root $_d/jail --pid-file $_d/vmm.pid -- $(command -v keel-vmm) |" "$_d/cmd"
+		sed -i "1s|^exec keel-vmm |exec lab-jail --root ${VM_ROOT:-$_d/jail} --pid-file $_d/vmm.pid -- $(command -v keel-vmm) |" "$_d/cmd"
 		: >"$_d/jailrun"
 		;;
 	esac
