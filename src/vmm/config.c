@@ -589,6 +589,44 @@ static int check_socket_fd(int fd, const char *name, const char *path, const cha
 	return r ? -EINVAL : 0;
 }
 
+int config_run_words(int argc, char **argv, char **out, int max, char *err, size_t errlen)
+{
+	struct config_optable t;
+	int c, idx, n = 0, r;
+
+	r = config_options_build(&t, vmdef_devices, vmdef_ndevices, err, errlen);
+	if (r)
+		return r;
+	optind = 0; /* a full reset of getopt, as config_parse */
+	opterr = 0;
+	for (int before = 1; (c = getopt_long(argc, argv, "+:", t.opt, &idx)) != -1;
+	     before = optind) {
+		const struct vmdef_option *dev =
+			c >= CONFIG_OPT_DEVICE ? t.dev[c - CONFIG_OPT_DEVICE] : NULL;
+
+		if (c == '?' || c == ':') {
+			snprintf(err, errlen, "'%s': not an option keel-vmm takes with its value",
+				 argv[before]);
+			return -EINVAL;
+		}
+		if (is_description_option(c) || (dev && !dev->host))
+			continue;
+		for (int w = before; w < optind; w++) {
+			if (n == max) {
+				snprintf(err, errlen, "more than %d words of worker options", max);
+				return -E2BIG;
+			}
+			out[n++] = argv[w];
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' (see keel-vmm --help)",
+			 argv[optind]);
+		return -EINVAL;
+	}
+	return n;
+}
+
 const char *config_socket(const struct vm_config *cfg, enum config_sock s, int *fd)
 {
 	const struct chardev_spec *con = &cfg->host.console;

@@ -75,6 +75,16 @@ struct vm_config {
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void config_free(struct vm_config *cfg);
+/*
+ * The words of a command line that config_parse takes (argv[1..]) that say how the worker
+ * runs the VM (--serial, --control, --status-file, --restore, --paused, a device's host side
+ * such as --vsock or --console ...) rather than describe it: what goes beside --config FILE
+ * when the description is handed over as a document, as keeld does (the lab's launcher,
+ * tests/lab/jailrun.c). Pointers into argv into out (at most max); how many, or -errno with
+ * err.
+ */
+int config_run_words(int argc, char **argv, char **out, int max, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* The Unix sockets a worker serves: its control socket, its serial port's and virtio-console's
  * (unix:PATH) and virtio-vsock's host side. */

@@ -233,6 +233,7 @@ lab_build() {
 		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" "${LAB_OVMF[@]}" ${keel:+"$keel"} \
 		"$LAB_TOP/scripts/agent-iso.sh" "$LAB_TOP/scripts/agent-deb.sh" "$LAB_TOP/contrib/systemd/keel-agent.service")
 	[ ${#mgmt[@]} -eq 0 ] || fp="$fp $(_lab_fingerprint "${mgmt[@]}")"
+	fp="$fp $(_lab_fingerprint "$LAB_TOP/build/tests/lab/lab-jail" "$LAB_TOP/build/tests/lab/lab-vmmctl")"
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
 	fi
@@ -259,6 +260,11 @@ lab_build() {
 	# The VMMs: keel-vmm (when built) and the peer, QEMU with KVM (microvm + qboot).
 	if [ -n "$keel" ]; then
 		_lab_copy_program "$keel" "$root" /bin/keel-vmm
+		# The launcher that runs the scenarios' own keel-vmm jailed, as keeld does (api.sh,
+		# vm_start; tests/lab/jailrun.c).
+		[ -x "$LAB_TOP/build/tests/lab/lab-jail" ] ||
+			lab_die "build/tests/lab/lab-jail does not exist (run make first)"
+		_lab_copy_program "$LAB_TOP/build/tests/lab/lab-jail" "$root" /bin/lab-jail
 	fi
 	if [ ${#mgmt[@]} -gt 0 ]; then
 		_lab_copy_program "${mgmt[0]}" "$root" /bin/keeld
@@ -296,10 +302,10 @@ lab_build() {
 		install -D -m 0644 "$(readlink -f "$f")" "$root$f"
 	done
 	# A client for keel-vmm's control socket (busybox has none): save, pause, resume, quit.
-	if [ -e "$d/vmmctl.c" ]; then
-		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vmmctl" \
-			"$d/vmmctl.c" || lab_die "cannot build tests/lab/vmmctl.c"
-	fi
+	# (meson builds it with keel's tap_open: lab-vmmctl --tap, tests/lab/meson.build)
+	[ -x "$LAB_TOP/build/tests/lab/lab-vmmctl" ] ||
+		lab_die "build/tests/lab/lab-vmmctl does not exist (run make first)"
+	_lab_copy_program "$LAB_TOP/build/tests/lab/lab-vmmctl" "$root" /bin/lab-vmmctl
 	# virtio-net's kernel data path against the lab host's vhost-net (76-vhost-net).
 	if [ -x "$LAB_TOP/build/tests/unit/lab-vhost-net" ]; then
 		_lab_copy_program "$LAB_TOP/build/tests/unit/lab-vhost-net" "$root" /bin/lab-vhost-net

@@ -1123,6 +1123,73 @@ static const struct {
 	{"dvd", "none"},
 };
 
+/* config_run_words: the words of a command line that say how the worker runs the VM, which go
+ * beside --config when the description travels as a document (the lab's launcher does so,
+ * tests/lab/jailrun.c); with the description saved and given as --config, the same VM and the
+ * same host side come back. */
+static void test_run_words(void **state)
+{
+	char *a[] = {"keel-vmm",
+		     "--name",
+		     "rw",
+		     "--kernel",
+		     "/k",
+		     "--memory",
+		     "64M",
+		     "--control",
+		     "/tmp/rw.ctl",
+		     "--disk",
+		     "path=/d.raw",
+		     "--vsock",
+		     "cid=3,socket=/tmp/rw.sock",
+		     "--no-reboot",
+		     "--serial=off",
+		     "--console",
+		     "stdio",
+		     "--restore",
+		     "/tmp/rw-save",
+		     NULL};
+	const char *want[] = {
+		"--control",   "/tmp/rw.ctl",  "--vsock",   "cid=3,socket=/tmp/rw.sock",
+		"--no-reboot", "--serial=off", "--console", "stdio",
+		"--restore",   "/tmp/rw-save"};
+	char dir[] = "/tmp/keel-rw-XXXXXX", path[64], copt[80], err[256] = "", *out[32],
+	     *b[40] = {"keel-vmm"};
+	struct vm_config cfg, again;
+	int n;
+
+	(void)state;
+	assert_int_equal(parse(a, 19, &cfg, err), 0);
+	n = config_run_words(19, a, out, 32, err, sizeof(err));
+	assert_int_equal(n, 10);
+	for (int i = 0; i < n; i++)
+		assert_string_equal(out[i], want[i]);
+	/* Too few slots is an error, not a cut list. */
+	assert_int_equal(config_run_words(19, a, out, 3, err, sizeof(err)), -E2BIG);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	assert_int_equal(vmdef_save_file(&cfg.def, path, err, sizeof(err)), 0);
+	snprintf(copt, sizeof(copt), "--config=%s", path);
+	b[1] = copt;
+	for (int i = 0; i < n; i++)
+		b[2 + i] = out[i];
+	assert_int_equal(parse(b, 2 + n, &again, err), 0);
+	assert_string_equal(again.def.name, "rw");
+	assert_int_equal(again.def.memory, 64u << 20);
+	assert_int_equal(again.def.ndisks, 1);
+	assert_int_equal(again.def.disks[0].pci_slot, cfg.def.disks[0].pci_slot);
+	assert_string_equal(again.control_path, "/tmp/rw.ctl");
+	assert_string_equal(again.restore_dir, "/tmp/rw-save");
+	assert_string_equal(again.host.vsock_socket, "/tmp/rw.sock");
+	assert_true(again.no_reboot);
+	assert_int_equal(again.serial.kind, CHARDEV_OFF);
+	assert_int_equal(again.host.console.kind, CHARDEV_STDIO);
+	config_free(&again);
+	config_free(&cfg);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* The option table: keel-vmm's own options and every kind's, each once; every device option
  * reaches its own kind through config_parse. */
 static void test_option_table(void **state)
@@ -1329,16 +1396,27 @@ static void test_scsi_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),	cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_memory_units),	cmocka_unit_test(test_serial_specs),
-		cmocka_unit_test(test_errors),		cmocka_unit_test(test_device_slots),
-		cmocka_unit_test(test_config_file),	cmocka_unit_test(test_guest_change),
-		cmocka_unit_test(test_disk_formats),	cmocka_unit_test(test_disk_qos),
-		cmocka_unit_test(test_passed_fds),	cmocka_unit_test(test_passed_sockets),
-		cmocka_unit_test(test_chain_fds),	cmocka_unit_test(test_jail_options),
-		cmocka_unit_test(test_scsi_options),	cmocka_unit_test(test_firmware),
-		cmocka_unit_test(test_option_table),	cmocka_unit_test(test_option_duplicates),
-		cmocka_unit_test(test_own_files_fd),	cmocka_unit_test(test_help_lists_devices),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_memory_units),
+		cmocka_unit_test(test_serial_specs),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_device_slots),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_guest_change),
+		cmocka_unit_test(test_disk_formats),
+		cmocka_unit_test(test_disk_qos),
+		cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_passed_sockets),
+		cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_jail_options),
+		cmocka_unit_test(test_scsi_options),
+		cmocka_unit_test(test_firmware),
+		cmocka_unit_test(test_option_table),
+		cmocka_unit_test(test_run_words),
+		cmocka_unit_test(test_option_duplicates),
+		cmocka_unit_test(test_own_files_fd),
+		cmocka_unit_test(test_help_lists_devices),
 		cmocka_unit_test(test_net_move_change),
 		cmocka_unit_test(test_net_vhost),
 	};
