@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "vmm/exit_stats.h"
 #include "vmm/jail.h"
 #include "vmm/kvm.h"
 #include "vmm/seccomp_filter.h"
@@ -371,6 +372,8 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 		vcpu_crash(vcpu, "unhandled exit");
 		break;
 	}
+	if (vcpu->stats)
+		exit_stats_count(vcpu->stats, run->exit_reason, rec->write, rec->addr);
 }
 
 /* Wait while the VM is paused or an event is pending; false when this thread must end. */

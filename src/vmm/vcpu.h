@@ -10,6 +10,7 @@
 
 struct vm;
 struct boot_entry;
+struct exit_stats;
 
 /* One VM exit as the crash report shows it (the vCPU's own thread writes and reads these). */
 struct vcpu_exit_rec {
@@ -33,6 +34,7 @@ struct vcpu {
 	/* The last exits, newest at exits[(nexits - 1) % VCPU_EXIT_HISTORY]; vCPU thread only. */
 	struct vcpu_exit_rec exits[VCPU_EXIT_HISTORY];
 	uint64_t nexits;
+	struct exit_stats *stats; /* --exit-stats: counts by kind and address; else NULL */
 };
 
 /* Once per process, before any vCPU thread: the kick signal's handler. */
