@@ -121,9 +121,11 @@ static int vcpu_setup(struct vm *vm, struct vcpu *vcpu, const struct boot_entry 
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned id, const struct boot_entry *boot,
 		char *err, size_t errlen)
 {
+	struct exit_stats *stats = vcpu->stats; /* kept across resets: counts of the whole run */
 	int r;
 
 	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->stats = stats;
 	vcpu->vm = vm;
 	vcpu->id = id;
 	vcpu->fd = -1;
