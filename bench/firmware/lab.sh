@@ -51,7 +51,8 @@ one() { # VMM GEN RUN
 	echo "bench: run $1 gen$2 $3 ${line#boottime: }"
 	# Where the VMM's own memory is, once per VMM and generation: every mapping other than
 	# guest RAM with 512 KiB or more resident (lab-boottime --verbose).
-	[ "$3" != 1 ] || sed -n "s/^lab-boottime: map /bench: map $1 gen$2 /p" /tmp/bench-console
+	[ "$3" != 1 ] || sed -n -e "s/^lab-boottime: map /bench: map $1 gen$2 /p" \
+		-e "s/^lab-boottime: huge /bench: huge $1 gen$2 /p" /tmp/bench-console
 	echo "$1.$2 ${line#boottime: }" >>"$results"
 }
 

@@ -165,7 +165,7 @@ void vcpu_kick(struct vcpu *vcpu)
 {
 	/* immediate_exit covers a thread about to enter KVM_RUN; the signal one inside it. */
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	pthread_kill(vcpu->thread, SIG_KICK);
+	pthread_kill(vcpu->thread.id, SIG_KICK);
 }
 
 static const char *exit_reason_name(uint32_t reason)
@@ -451,7 +451,7 @@ int vcpu_start(struct vcpu *vcpu)
 	/* Threads start with every signal blocked; each unblocks only its kick signal. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	r = vthread_start(&vcpu->thread, vcpu_thread, vcpu);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return -r;
+	return r;
 }

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/vthread.h"
+
 struct vm;
 struct boot_entry;
 struct exit_stats;
@@ -29,7 +31,7 @@ struct vcpu {
 	int fd;
 	int stats_fd; /* KVM's statistics of the vCPU, or -1 (an older kernel); for keeld */
 	struct kvm_run *run;
-	pthread_t thread;
+	struct vthread thread;
 	bool parked; /* protected by vm->run_lock */
 	/* The last exits, newest at exits[(nexits - 1) % VCPU_EXIT_HISTORY]; vCPU thread only. */
 	struct vcpu_exit_rec exits[VCPU_EXIT_HISTORY];

@@ -494,7 +494,7 @@ static void vm_teardown(struct vm *vm)
 	for (i = 0; i < vm->nvcpus_started; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (i = 0; i < vm->nvcpus_started; i++)
-		pthread_join(vm->vcpus[i].thread, NULL);
+		vthread_join(&vm->vcpus[i].thread);
 	vm->nvcpus_started = 0;
 	for (i = 0; i < vm->cfg->def.cpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);

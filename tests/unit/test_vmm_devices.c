@@ -614,6 +614,32 @@ static void run_loop_ms(unsigned ms)
 	close(fd);
 }
 
+/* A keyboard reset is acknowledged, then its self test passes (0xAA) once the guest has read
+ * the acknowledgement: what OVMF's PS/2 driver waits for. Other keyboard bytes: one ack. */
+static void test_i8042_keyboard_reset(void **state)
+{
+	uint64_t v = 0;
+
+	bus_write(&pio, PORT_I8042_DATA, 1, 0xff);
+	bus_read(&pio, PORT_I8042_CMD, 1, &v);
+	assert_true(v & 1);
+	bus_read(&pio, PORT_I8042_DATA, 1, &v);
+	assert_int_equal(v, 0xfa);
+	bus_read(&pio, PORT_I8042_CMD, 1, &v);
+	assert_true(v & 1);
+	assert_int_equal(section_roundtrip("i8042"), 0);
+	bus_read(&pio, PORT_I8042_DATA, 1, &v);
+	assert_int_equal(v, 0xaa);
+	bus_read(&pio, PORT_I8042_CMD, 1, &v);
+	assert_false(v & 1);
+	bus_write(&pio, PORT_I8042_DATA, 1, 0xf4);
+	bus_read(&pio, PORT_I8042_DATA, 1, &v);
+	assert_int_equal(v, 0xfa);
+	bus_read(&pio, PORT_I8042_CMD, 1, &v);
+	assert_false(v & 1);
+	assert_int_equal(fake.event, VM_EVENT_NONE);
+}
+
 /* OVMF's variable flash on the machine: created from Debian's template into a new NVRAM
  * file, just below the firmware's code; a byte OVMF programs reaches the file when the
  * device is torn down (the main loop's save is the same call). */
@@ -823,6 +849,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_platform_hooks, reset),
 		cmocka_unit_test_setup(test_i8042_reset, reset),
+		cmocka_unit_test_setup(test_i8042_keyboard_reset, reset),
 		cmocka_unit_test_setup(test_pm_button_and_s5, reset),
 		cmocka_unit_test_setup(test_debug_exit, reset),
 		cmocka_unit_test_setup(test_pm_slp_typ, reset),

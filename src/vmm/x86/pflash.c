@@ -326,10 +326,14 @@ static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, s
 	/* Page-aligned, as a memory slot needs (the store's size is a multiple of 4 KiB,
 	 * nvram_check). */
 	p->data = mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p->data == MAP_FAILED)
+	if (p->data == MAP_FAILED) {
 		p->data = NULL;
-	else
+	} else {
+		/* Device memory: never a huge page, nor merged into a neighbour that gets one
+		 * (vthread.h). */
+		(void)madvise(p->data, p->size, MADV_NOHUGEPAGE);
 		memcpy(p->data, store, p->size);
+	}
 	free(store);
 	p->save_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
