@@ -445,13 +445,6 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *vcpu)
 {
-	sigset_t all, old;
-	int r;
-
-	/* Threads start with every signal blocked; each unblocks only its kick signal. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = vthread_start(&vcpu->thread, vcpu_thread, vcpu);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return r;
+	/* The thread starts with every signal blocked and unblocks its kick signal. */
+	return vthread_start(&vcpu->thread, vcpu_thread, vcpu);
 }

@@ -2,6 +2,7 @@
 #include "vmm/vthread.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -12,6 +13,7 @@ int vthread_start(struct vthread *t, void *(*fn)(void *), void *arg)
 {
 	size_t size = VTHREAD_STACK + VTHREAD_GUARD;
 	pthread_attr_t attr;
+	sigset_t all, old;
 	uint8_t *map;
 	int r;
 
@@ -27,7 +29,13 @@ int vthread_start(struct vthread *t, void *(*fn)(void *), void *arg)
 	}
 	r = pthread_attr_init(&attr);
 	r = r ?: pthread_attr_setstack(&attr, map + VTHREAD_GUARD, VTHREAD_STACK);
+	/* Every signal blocked from the first instruction: SIGTERM, SIGINT and SIGHUP are the main
+	 * loop's (its signalfd), and a thread that did not block them would take one and end the
+	 * process without the orderly shutdown (the last NVRAM save, the status file). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = r ?: pthread_create(&t->id, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (r) {
 		munmap(map, size);

@@ -22,7 +22,8 @@ struct vthread {
 	size_t map_size;
 };
 
-/* Start fn(arg) on a new thread with the caller's signal mask. Returns 0 or -errno. */
+/* Start fn(arg) on a new thread with every signal blocked (it unblocks what it handles: the
+ * vCPU kick, SIGSYS; the main loop takes SIGTERM, SIGINT and SIGHUP). Returns 0 or -errno. */
 int vthread_start(struct vthread *t, void *(*fn)(void *), void *arg)
 	__attribute__((warn_unused_result));
 /* Wait for the thread to end and free its stack. */
