@@ -21,7 +21,8 @@ static const char usage_head[] =
 	"                | --firmware bios|uefi[=FILE] [--nvram FILE] [--boot-order LIST]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME] [--debug-exit]\n"
 	"                [DEVICE OPTION]... [--serial stdio|file:PATH|unix:PATH|off]\n"
-	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
+	"                [--no-reboot] [--firmware-debug] [--exit-stats] [--control PATH]\n"
+	"                [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd "
 	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|vhost.I|lun.I=N]...\n"
 	"                [--fd control|serial|console|vsock=N]...\n"
@@ -50,6 +51,7 @@ enum {
 	OPT_SERIAL,
 	OPT_NO_REBOOT,
 	OPT_FIRMWARE_DEBUG,
+	OPT_EXIT_STATS,
 	OPT_PAUSED,
 	OPT_DEBUG_EXIT,
 	OPT_CONTROL,
@@ -78,6 +80,7 @@ static const struct option machine_options[] = {
 	{"serial", required_argument, NULL, OPT_SERIAL},
 	{"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
 	{"firmware-debug", no_argument, NULL, OPT_FIRMWARE_DEBUG},
+	{"exit-stats", no_argument, NULL, OPT_EXIT_STATS},
 	{"paused", no_argument, NULL, OPT_PAUSED},
 	{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 	{"control", required_argument, NULL, OPT_CONTROL},
@@ -453,6 +456,9 @@ static int parse_run_option(int c, int argc, char **argv, const struct config_op
 		return 0;
 	case OPT_FIRMWARE_DEBUG:
 		cfg->firmware_debug = true;
+		return 0;
+	case OPT_EXIT_STATS:
+		cfg->exit_stats = true;
 		return 0;
 	case OPT_PAUSED:
 		cfg->paused = true;

@@ -32,6 +32,7 @@ struct vm_config {
 	struct vmdef_host host;
 	bool no_reboot;
 	bool firmware_debug; /* port 0x402's firmware log to stderr */
+	bool exit_stats;     /* count exits by kind and address, logged at the end */
 	bool paused;	     /* --paused: the vCPUs wait for "resume" on the control socket */
 	const char *control_path;
 	const char *status_path;

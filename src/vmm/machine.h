@@ -85,6 +85,13 @@ int machine_irqfd(struct machine *m, unsigned gsi, int fd, bool assign)
  * exiting to the vCPU thread (assign), or stop (!assign). -ENODEV as above. */
 int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bool assign)
 	__attribute__((warn_unused_result));
+/* Any thread: show size bytes at hva to the guest as read-only memory at gpa (guest reads
+ * go straight to hva, writes still exit as MMIO to the bus), or take it away (size 0). The
+ * machine has one such window (a device ROM in read mode: the UEFI variable flash); hva and
+ * size are page-aligned. -ENODEV when the machine is not built: a machine built later has no
+ * window until it is set again (the device's reset hook). */
+int machine_rom_window(struct machine *m, uint64_t gpa, uint64_t size, const void *hva)
+	__attribute__((warn_unused_result));
 /* Has the machine been built (KVM VM, interrupt controllers)? Devices registered before the
  * first build are reset by it; those added later reset themselves. */
 bool machine_built(struct machine *m);

@@ -85,9 +85,10 @@ static const uint64_t main_ioctls[] = {
 static const uint64_t vcpu_ioctls[] = {VCPU_IOCTLS};
 /* What a guest's port or MMIO access makes a vCPU thread do to the VM: interrupt lines (serial,
  * RTC, PM timer), MSI routes and their irqfds (MSI-X table writes), ioeventfds (a virtio
- * queue enabled or a BAR moved). */
+ * queue enabled or a BAR moved), the variable flash's memory slot (mapped in read-array
+ * mode, taken away for a command: machine_rom_window). */
 static const uint64_t vcpu_vm_ioctls[] = {KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_IRQFD,
-					  KVM_IOEVENTFD};
+					  KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION};
 /* pthread_create's clone: threads only, never a new process. */
 static const uint64_t clone_thread[] = {CLONE_THREAD};
 /* No new executable memory once jailed: code injected into the worker cannot be run from

@@ -231,7 +231,8 @@ lab_build() {
 	# shellcheck disable=SC2046
 	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_OUT/guest-tools.cpio" "$LAB_KDIR/vmlinuz" \
 		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" "${LAB_OVMF[@]}" ${keel:+"$keel"} \
-		"$LAB_TOP/scripts/agent-iso.sh" "$LAB_TOP/scripts/agent-deb.sh" "$LAB_TOP/contrib/systemd/keel-agent.service")
+		"$LAB_TOP/scripts/agent-iso.sh" "$LAB_TOP/scripts/agent-deb.sh" "$LAB_TOP/contrib/systemd/keel-agent.service" \
+		${BENCH_KEEL_BEFORE:+"$BENCH_KEEL_BEFORE"})
 	[ ${#mgmt[@]} -eq 0 ] || fp="$fp $(_lab_fingerprint "${mgmt[@]}")"
 	fp="$fp $(_lab_fingerprint "$LAB_TOP/build/tests/lab/lab-jail" "$LAB_TOP/build/tests/lab/lab-vmmctl")"
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
@@ -266,6 +267,8 @@ lab_build() {
 			lab_die "build/tests/lab/lab-jail does not exist (run make first)"
 		_lab_copy_program "$LAB_TOP/build/tests/lab/lab-jail" "$root" /bin/lab-jail
 	fi
+	# bench/firmware's exit profile: another keel-vmm build to compare (BENCH_KEEL_BEFORE).
+	[ -z "${BENCH_KEEL_BEFORE:-}" ] || _lab_copy_program "$BENCH_KEEL_BEFORE" "$root" /bin/keel-vmm-before
 	if [ ${#mgmt[@]} -gt 0 ]; then
 		_lab_copy_program "${mgmt[0]}" "$root" /bin/keeld
 		_lab_copy_program "${mgmt[1]}" "$root" /bin/keel

@@ -874,7 +874,7 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 		goto fail;
 	}
 	seccomp_thread_expect();
-	r = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
+	r = vthread_start(&vd->thread, virtio_thread, vd);
 	if (r) {
 		seccomp_thread_unexpect();
 		pci_dev_unregister(&vd->pci);
@@ -909,7 +909,7 @@ void virtio_dev_destroy(struct virtio_dev *vd)
 		pthread_cond_broadcast(&vd->cond);
 		pthread_mutex_unlock(&vd->lock);
 		if (write(vd->stop_fd, &one, sizeof(one)) == sizeof(one))
-			pthread_join(vd->thread, NULL);
+			vthread_join(&vd->thread);
 	}
 	pci_dev_unregister(&vd->pci);
 	if (vd->ops->release)

@@ -26,6 +26,7 @@
 #include "vmm/pci.h"
 #include "vmm/seccomp_filter.h"
 #include "vmm/virtio/queue.h"
+#include "vmm/vthread.h"
 
 struct machine;
 
@@ -135,7 +136,7 @@ struct virtio_dev {
 
 	/* The I/O thread. It parks while the VM is paused (paused, parked and stopping are
 	 * under lock; cond signals changes to them); stop_fd wakes it for either. */
-	pthread_t thread;
+	struct vthread thread;
 	bool thread_started;
 	int epfd;
 	int stop_fd;
