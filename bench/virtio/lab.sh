@@ -159,6 +159,11 @@ EOF_CASE
 		[ -n "$r" ] || fail "$1 $2 $name: fio gave no figures: $VM_OUT"
 		echo "bench: disk $1 $2 $name $r cpu_ms=$((c1 - c0))"
 	done
+	if [ "$1" = keel ]; then # its request counts, logged as the disk closes
+		kill -TERM "$(cat "$VM_DIR/$n/pid")" 2>/dev/null
+		for _i in $(seq 100); do [ -e "$VM_DIR/$n/status" ] && break; sleep 0.2; done
+		sed -n 's/.*requests: /bench: paths keel '"$2"' /p' "$VM_DIR/$n/out"
+	fi
 	vm_kill $n
 	rm -f "$f"
 }

@@ -210,6 +210,12 @@ static bool blk_submit_direct(struct virtio_blk *b, struct blk_slot *s)
 	}
 	for (i = 0; i < s->pending; i++)
 		blkio_submit(b->io, s->q, &s->io[i]);
+	if (s->pending) {
+		b->stats.direct++;
+		b->stats.bounced += s->bounce != NULL;
+	} else {
+		b->stats.zeros++;
+	}
 	return true;
 }
 
@@ -273,6 +279,10 @@ static bool blk_start(struct virtio_blk *b, struct blk_slot *s)
 	default:
 		break;
 	}
+	if (s->type == VIRTIO_BLK_T_IN || s->type == VIRTIO_BLK_T_OUT)
+		b->stats.slow_rw++;
+	else
+		b->stats.slow_other++;
 	blk_submit_slow(b, s);
 	return false;
 now:
@@ -303,6 +313,8 @@ static void blk_queue_notify(struct virtio_dev *vd, unsigned q)
 			break;
 		}
 		b->nfree[q]--;
+		if (BLK_SLOTS - b->nfree[q] > b->stats.max_inflight)
+			b->stats.max_inflight = BLK_SLOTS - b->nfree[q];
 		s->epoch = vd->epoch;
 		pushed |= blk_start(b, s);
 	}
@@ -357,6 +369,7 @@ static void blk_complete_queue(struct virtio_blk *b, unsigned q, bool wait)
 				pushed |= blk_complete(b, s);
 			} else if (s->redo && !s->failed) {
 				s->redo = false;
+				b->stats.redo++;
 				blk_submit_slow(b, s);
 			} else {
 				if (s->type != VIRTIO_BLK_T_FLUSH)
@@ -464,6 +477,15 @@ void virtio_blk_free(struct virtio_blk *b)
 	if (!b)
 		return;
 	blk_drain(b);
+	if (b->io)
+		log_info("%s: requests: %llu direct (%llu bounced), %llu zeros, %llu read/write "
+			 "by the library, %llu other by the library, %llu redone; at most %u in "
+			 "flight on a queue",
+			 b->path, (unsigned long long)b->stats.direct,
+			 (unsigned long long)b->stats.bounced, (unsigned long long)b->stats.zeros,
+			 (unsigned long long)b->stats.slow_rw,
+			 (unsigned long long)b->stats.slow_other, (unsigned long long)b->stats.redo,
+			 b->stats.max_inflight);
 	blkio_destroy(b->io);
 	free(b->slots);
 	if (b->pfd_owned)

@@ -31,6 +31,18 @@
 #define BLK_MAX_EXTENTS	   4	 /* file extents of one request done directly */
 #define BLK_NO_STATUS	   0x100 /* a chain without room for a status byte */
 
+/* How the device's requests went, logged when the disk closes: where the time goes is
+ * measured, not guessed (docs/BENCHMARKS.md, bench/virtio). Under vd->lock. */
+struct blk_stats {
+	uint64_t direct;    /* reads and writes submitted to the backend as file extents */
+	uint64_t bounced;   /* of which through an aligned copy of the guest's buffers */
+	uint64_t zeros;	    /* reads answered with zeros on the I/O thread */
+	uint64_t slow_rw;   /* reads and writes the library did on a pool thread */
+	uint64_t slow_other; /* flush (VHDX), discard, write-zeroes on a pool thread */
+	uint64_t redo;	    /* direct transfers short or refused, done again by the library */
+	unsigned max_inflight; /* requests taken and not completed on one queue, at most */
+};
+
 /* A run of guest buffers holding a request's data. */
 struct blk_data {
 	struct iovec seg[VQ_MAX_SEGS];
@@ -85,6 +97,7 @@ struct virtio_blk {
 	unsigned nfree[BLKIO_MAX_QUEUES];
 	bool starved[BLKIO_MAX_QUEUES]; /* chains left in the ring for want of a slot */
 	uint64_t bounce_bytes;		/* allocated for direct I/O bounces */
+	struct blk_stats stats;
 };
 
 /*
