@@ -40,6 +40,7 @@ struct blk_stats {
 	uint64_t slow_rw;   /* reads and writes the library did on a pool thread */
 	uint64_t slow_other; /* flush (VHDX), discard, write-zeroes on a pool thread */
 	uint64_t redo;	    /* direct transfers short or refused, done again by the library */
+	uint64_t parked;    /* writes that waited for another write to allocate their block */
 	unsigned max_inflight; /* requests taken and not completed on one queue, at most */
 };
 
@@ -68,6 +69,8 @@ struct blk_slot {
 	uint8_t status;
 	bool no_status;	   /* the chain has no status byte: complete it with 0 bytes */
 	bool failed, redo; /* redo: a short or refused direct transfer, done again by the library */
+	bool allocating;   /* a write on the library's path: it may be allocating blocks */
+	uint64_t first_blk, last_blk; /* the payload blocks a write spans (VHDX) */
 };
 
 struct virtio_blk {
@@ -97,6 +100,13 @@ struct virtio_blk {
 	unsigned nfree[BLKIO_MAX_QUEUES];
 	bool starved[BLKIO_MAX_QUEUES]; /* chains left in the ring for want of a slot */
 	uint64_t bounce_bytes;		/* allocated for direct I/O bounces */
+	/* VHDX: a write that needs the library while another such write spans one of its
+	 * blocks waits here (slot numbers, q * BLK_SLOTS + i) and is started again when that
+	 * write completes: the first write into a new block allocates it, the others then go
+	 * straight to the file instead of queueing on the library's lock one by one. */
+	uint32_t block_size; /* payload block size; 0: raw, nothing waits */
+	uint16_t *parked;
+	unsigned nparked;
 	struct blk_stats stats;
 };
 
