@@ -547,8 +547,8 @@ void virtio_blk_free(struct virtio_blk *b)
 			 "library, %llu redone; at most %u in flight on a queue",
 			 b->path, (unsigned long long)b->stats.direct,
 			 (unsigned long long)b->stats.bounced, (unsigned long long)b->stats.zeros,
-			 (unsigned long long)b->stats.slow_rw,
-			 (unsigned long long)b->stats.parked, (unsigned long long)b->stats.slow_other, (unsigned long long)b->stats.redo,
+			 (unsigned long long)b->stats.slow_rw, (unsigned long long)b->stats.parked,
+			 (unsigned long long)b->stats.slow_other, (unsigned long long)b->stats.redo,
 			 b->stats.max_inflight);
 	blkio_destroy(b->io);
 	free(b->slots);

@@ -34,13 +34,13 @@
 /* How the device's requests went, logged when the disk closes: where the time goes is
  * measured, not guessed (docs/BENCHMARKS.md, bench/virtio). Under vd->lock. */
 struct blk_stats {
-	uint64_t direct;    /* reads and writes submitted to the backend as file extents */
-	uint64_t bounced;   /* of which through an aligned copy of the guest's buffers */
-	uint64_t zeros;	    /* reads answered with zeros on the I/O thread */
-	uint64_t slow_rw;   /* reads and writes the library did on a pool thread */
-	uint64_t slow_other; /* flush (VHDX), discard, write-zeroes on a pool thread */
-	uint64_t redo;	    /* direct transfers short or refused, done again by the library */
-	uint64_t parked;    /* writes that waited for another write to allocate their block */
+	uint64_t direct;       /* reads and writes submitted to the backend as file extents */
+	uint64_t bounced;      /* of which through an aligned copy of the guest's buffers */
+	uint64_t zeros;	       /* reads answered with zeros on the I/O thread */
+	uint64_t slow_rw;      /* reads and writes the library did on a pool thread */
+	uint64_t slow_other;   /* flush (VHDX), discard, write-zeroes on a pool thread */
+	uint64_t redo;	       /* direct transfers short or refused, done again by the library */
+	uint64_t parked;       /* writes that waited for another write to allocate their block */
 	unsigned max_inflight; /* requests taken and not completed on one queue, at most */
 };
 
