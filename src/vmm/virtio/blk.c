@@ -242,7 +242,7 @@ static void blk_finish_rw(struct blk_slot *s)
  * the block; this one then goes straight to the file). Else it is marked as such a write. */
 static bool blk_park(struct virtio_blk *b, struct blk_slot *s)
 {
-	if (!b->block_size)
+	if (!b->block_size || !s->data.len)
 		return false;
 	s->first_blk = s->sector * 512 / b->block_size;
 	s->last_blk = (s->sector * 512 + s->data.len - 1) / b->block_size;
