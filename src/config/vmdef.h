@@ -126,7 +126,13 @@ struct vm_disk {
 	bool readonly;
 	char serial[VMDEF_SERIAL_MAX + 1]; /* the guest's /sys/block/vdX/serial; may be empty */
 	uint8_t pci_slot;
+	/* Storage QoS (Set-VMHardDiskDrive -MaximumIOPS -MinimumIOPS; docs/vm-config.md): I/Os
+	 * per second normalized to 8 KiB, bytes per second; 0: none. virtio-blk disks only. */
+	uint64_t max_iops, max_bw, min_iops;
 };
+
+#define VMDEF_QOS_MAX_IOPS 1000000000ull /* Hyper-V's own bound */
+#define VMDEF_QOS_MAX_BW   (1ull << 50)	 /* bytes per second: 1 PiB/s */
 
 enum vm_mirror { VM_MIRROR_NONE, VM_MIRROR_SOURCE, VM_MIRROR_DESTINATION };
 

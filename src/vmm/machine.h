@@ -150,6 +150,11 @@ int machine_set_media(struct machine *m, const struct machine_media_ops *ops, vo
 typedef void (*machine_link_fn)(void *opaque, bool up);
 int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
+/* Disk i's virtio-blk device, for the control command "disk-qos" (virtio_blk_qos); -EEXIST
+ * when disk i has one already, -EINVAL for i out of range. */
+struct virtio_dev;
+int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
+	__attribute__((warn_unused_result));
 /* The device's saved-state section; fn serves save, check and load (docs/state.md). */
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque) __attribute__((warn_unused_result));

@@ -264,6 +264,11 @@ static const struct seccomp_rule uring_rules[] = {
 	ANY(SYS_io_uring_enter),
 };
 
+/* A disk device's I/O thread arms its storage QoS timer (virtio/blk_throttle.c). */
+static const struct seccomp_rule qos_rules[] = {
+	ANY(SYS_timerfd_settime),
+};
+
 /* virtio-net's I/O thread: frames from and to the tap, whose offloads follow what the
  * guest's driver negotiated (virtio/net.c). */
 static const struct seccomp_rule net_rules[] = {
@@ -311,6 +316,7 @@ static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
 				  wait_tab = TABLE("wait", wait_rules),
 				  uring_tab = TABLE("uring", uring_rules),
 				  disk_tab = TABLE("disk", disk_rules),
+				  qos_tab = TABLE("qos", qos_rules),
 				  net_tab = TABLE("net", net_rules),
 				  vsock_tab = TABLE("vsock", vsock_rules);
 
@@ -333,7 +339,7 @@ const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
 	[SECCOMP_VCPU] = CLASS("vCPU", &thread_tab, &vcpu_tab, &watch_tab, &register_tab,
 			       &random_tab, &chardev_tab, &uring_tab, &thread_end_tab),
 	[SECCOMP_DISK] = CLASS("disk I/O", &thread_tab, &wait_tab, &watch_tab, &disk_tab,
-			       &uring_tab, &random_tab, &thread_end_tab),
+			       &uring_tab, &random_tab, &qos_tab, &thread_end_tab),
 	[SECCOMP_BLOCK_POOL] =
 		CLASS("block pool", &thread_tab, &disk_tab, &random_tab, &thread_end_tab),
 	[SECCOMP_NET] = CLASS("virtio-net I/O", &thread_tab, &wait_tab, &watch_tab, &net_tab,

@@ -205,6 +205,18 @@ int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void
 	return 0;
 }
 
+int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
+{
+	struct vm *vm = vm_of(m);
+
+	if (i >= VMDEF_MAX_DISKS)
+		return -EINVAL;
+	if (vm->disk_dev[i])
+		return -EEXIST;
+	vm->disk_dev[i] = vd;
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {

@@ -559,6 +559,11 @@ static struct store *open_temp_store(char *path)
 	return st;
 }
 
+/* What store.c's migrate_9_to_10 did, undone: no storage QoS columns in disks. */
+#define UNDO_SCHEMA_10                                                                             \
+	"ALTER TABLE disks DROP COLUMN max_iops; ALTER TABLE disks DROP COLUMN max_bw;"            \
+	"ALTER TABLE disks DROP COLUMN min_iops;"
+
 /* What store.c's migrate_8_to_9 did, undone: the console's and rng's slots back in their
  * columns of vms (-1: none; 0: not assigned yet), their devices rows gone. */
 #define UNDO_SCHEMA_9                                                                              \
@@ -588,7 +593,7 @@ static void make_schema6(const char *path, bool vsock, const char *rows)
 		vmdef_free(&d);
 	}
 	snprintf(sql, sizeof(sql),
-		 UNDO_SCHEMA_9
+		 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 		 "DROP TABLE devices; ALTER TABLE nics DROP COLUMN vlan_trunk;"
 		 " ALTER TABLE nics DROP COLUMN native_vlan; ALTER TABLE nics DROP COLUMN bw_out;"
 		 " ALTER TABLE nics DROP COLUMN bw_in;%s%s PRAGMA user_version=6;",
@@ -619,7 +624,7 @@ static void test_store_migrate_6_to_7(void **state)
 		     "INSERT INTO vsock SELECT uuid, 1, 99 FROM vms WHERE name = 'v2';");
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 6);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 9);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM sqlite_master WHERE name ="
 					    " 'vsock'"),
 			 0);
@@ -649,7 +654,7 @@ static void test_store_migrate_6_to_7(void **state)
 	/* No vsock table at all. */
 	make_schema6(path, false, NULL);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 9);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices WHERE field = 'vsock'"),
 			 0);
 	store_close(st);
@@ -829,9 +834,9 @@ static void test_store_migrate_8_to_9(void **state)
 					    " v.uuid = d.vm WHERE v.name = 'c0' AND"
 					    " d.field = 'rng' AND d.doc = 'null'"),
 			 1);
-	assert_int_equal(
-		sqlite3_exec(st->db, UNDO_SCHEMA_9 "PRAGMA user_version=8;", NULL, NULL, NULL),
-		SQLITE_OK);
+	assert_int_equal(sqlite3_exec(st->db, UNDO_SCHEMA_10 UNDO_SCHEMA_9 "PRAGMA user_version=8;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
 	assert_int_equal(count_rows(st->db, "SELECT rng_slot FROM vms WHERE name = 'c0'"), -1);
 	assert_int_equal(count_rows(st->db, "SELECT rng_slot FROM vms WHERE name = 'c1'"), 7);
 	assert_int_equal(count_rows(st->db, "SELECT console_slot FROM vms WHERE name = 'c2'"), 12);
@@ -846,7 +851,7 @@ static void test_store_migrate_8_to_9(void **state)
 
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 8);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 9);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM pragma_table_info('vms')"
 					    " WHERE name IN ('console_slot', 'rng_slot')"),
 			 0);
@@ -903,7 +908,7 @@ static void test_store_migrate_8_to_9_odd_values(void **state)
 		vmdef_free(&d);
 	}
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_9
+				      UNDO_SCHEMA_10 UNDO_SCHEMA_9
 				      "PRAGMA user_version=8;"
 				      "UPDATE vms SET console_slot = 20.7, rng_slot = -0.5"
 				      " WHERE name = 'o0';"
@@ -962,6 +967,56 @@ static void test_store_default_kinds(void **state)
 	vmdef_free(&blank);
 }
 
+/* A disk's storage QoS is stored and read back; schema 9 to 10 (migrate_9_to_10) gives
+ * existing disks none; a hand-edited row out of range reads as no limit, a minimum above
+ * the maximum as the maximum. */
+static void test_store_disk_qos(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st = open_temp_store(path);
+	struct vm_def d, got;
+
+	(void)state;
+	make_def(&d, "q0");
+	assert_int_equal(apply(&d,
+			       "{\"disks\":[{\"path\":\"/srv/q0.raw\",\"format\":\"raw\","
+			       "\"max_iops\":500,\"max_bandwidth\":52428800,\"min_iops\":100}]}",
+			       err),
+			 0);
+	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+	vmdef_free(&d);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_true(got.disks[0].max_iops == 500 && got.disks[0].max_bw == 50ull << 20 &&
+		    got.disks[0].min_iops == 100);
+	vmdef_free(&got);
+	assert_int_equal(sqlite3_exec(st->db,
+				      "UPDATE disks SET max_iops = -3, max_bw = 2e18, min_iops = 7",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_true(got.disks[0].max_iops == 0 && got.disks[0].max_bw == 0 &&
+		    got.disks[0].min_iops == 7);
+	vmdef_free(&got);
+	assert_int_equal(sqlite3_exec(st->db, "UPDATE disks SET max_iops = 5, min_iops = 9", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_true(got.disks[0].max_iops == 5 && got.disks[0].min_iops == 5);
+	vmdef_free(&got);
+	assert_int_equal(
+		sqlite3_exec(st->db, UNDO_SCHEMA_10 "PRAGMA user_version=9;", NULL, NULL, NULL),
+		SQLITE_OK);
+	store_close(st);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_true(got.disks[0].max_iops == 0 && got.disks[0].max_bw == 0 &&
+		    got.disks[0].min_iops == 0);
+	vmdef_free(&got);
+	store_close(st);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -978,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_store_migrate_6_to_7),
 		cmocka_unit_test(test_store_migrate_8_to_9),
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
+		cmocka_unit_test(test_store_disk_qos),
 		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),
 		cmocka_unit_test(test_store_scsi_formats),

@@ -464,6 +464,70 @@ static void test_disk_formats(void **state)
 	assert_non_null(strstr(err, "cache=none|writeback|unsafe"));
 }
 
+/* Storage QoS on --disk and in a description: taken, written back, bad values refused with
+ * what is wrong (docs/vm-config.md). */
+static void test_disk_qos(void **state)
+{
+	char *a[] = {"keel-vmm",
+		     "--kernel",
+		     "k",
+		     "--disk",
+		     "path=/a.img,max-iops=500,max-bandwidth=50M,min-iops=100",
+		     NULL};
+	static const struct {
+		const char *arg, *msg;
+	} bad[] = {
+		{"path=/a,max-iops=lots", "max-iops=N"},
+		{"path=/a,max-iops=2000000000", "max-iops=N"},
+		{"path=/a,max-bandwidth=5X", "max-bandwidth=BYTES"},
+		{"path=/a,max-iops=10,min-iops=20", "min_iops 20 is above max_iops 10"},
+		{"path=/a,bus=scsi,max-iops=10", "applies to virtio-blk disks"},
+	};
+	static const struct {
+		const char *json, *msg;
+	} badjson[] = {
+		{"{\"path\":\"/a\",\"max_iops\":-1}", "max_iops"},
+		{"{\"path\":\"/a\",\"max_iops\":1.5}", "max_iops"},
+		{"{\"path\":\"/a\",\"max_bandwidth\":\"50M\"}", "max_bandwidth"},
+		{"{\"path\":\"/a\",\"max_iops\":5,\"min_iops\":6}", "min_iops 6 is above"},
+	};
+	struct vm_config cfg;
+	struct vm_def def;
+	json_object *o, *d;
+	char err[256], doc[160];
+
+	assert_int_equal(parse(a, 5, &cfg, err), 0);
+	assert_true(cfg.def.disks[0].max_iops == 500 && cfg.def.disks[0].max_bw == 50ull << 20 &&
+		    cfg.def.disks[0].min_iops == 100);
+	o = vmdef_to_json(&cfg.def);
+	d = json_object_array_get_idx(json_object_object_get(o, "disks"), 0);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_iops")), 500);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_bandwidth")),
+			 50 << 20);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "min_iops")), 100);
+	json_object_put(o);
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *b[] = {"keel-vmm", "--kernel", "k", "--disk", (char *)bad[i].arg, NULL};
+
+		assert_int_equal(parse(b, 5, &cfg, err), -EINVAL);
+		if (!strstr(err, bad[i].msg))
+			fail_msg("--disk %s: %s", bad[i].arg, err);
+	}
+	for (size_t i = 0; i < sizeof(badjson) / sizeof(badjson[0]); i++) {
+		snprintf(doc, sizeof(doc), "{\"kernel\":\"/k\",\"disks\":[%s]}", badjson[i].json);
+		vmdef_init(&def);
+		o = json_tokener_parse(doc);
+		assert_non_null(o);
+		assert_int_equal(vmdef_apply_json(&def, o, VMDEF_JSON_REQUEST, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, badjson[i].msg))
+			fail_msg("%s: %s", badjson[i].json, err);
+		json_object_put(o);
+		vmdef_free(&def);
+	}
+}
+
 /* --fd control|serial|console|vsock=N: a socket keeld bound at the path the worker serves;
  * one bound elsewhere, a file, or a socket the worker does not serve is refused. */
 static void test_passed_sockets(void **state)
@@ -1210,25 +1274,16 @@ static void test_scsi_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_memory_units),
-		cmocka_unit_test(test_serial_specs),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_device_slots),
-		cmocka_unit_test(test_config_file),
-		cmocka_unit_test(test_guest_change),
-		cmocka_unit_test(test_disk_formats),
-		cmocka_unit_test(test_passed_fds),
-		cmocka_unit_test(test_passed_sockets),
-		cmocka_unit_test(test_chain_fds),
-		cmocka_unit_test(test_jail_options),
-		cmocka_unit_test(test_scsi_options),
-		cmocka_unit_test(test_firmware),
-		cmocka_unit_test(test_option_table),
-		cmocka_unit_test(test_option_duplicates),
-		cmocka_unit_test(test_own_files_fd),
-		cmocka_unit_test(test_help_lists_devices),
+		cmocka_unit_test(test_defaults),	cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_memory_units),	cmocka_unit_test(test_serial_specs),
+		cmocka_unit_test(test_errors),		cmocka_unit_test(test_device_slots),
+		cmocka_unit_test(test_config_file),	cmocka_unit_test(test_guest_change),
+		cmocka_unit_test(test_disk_formats),	cmocka_unit_test(test_disk_qos),
+		cmocka_unit_test(test_passed_fds),	cmocka_unit_test(test_passed_sockets),
+		cmocka_unit_test(test_chain_fds),	cmocka_unit_test(test_jail_options),
+		cmocka_unit_test(test_scsi_options),	cmocka_unit_test(test_firmware),
+		cmocka_unit_test(test_option_table),	cmocka_unit_test(test_option_duplicates),
+		cmocka_unit_test(test_own_files_fd),	cmocka_unit_test(test_help_lists_devices),
 		cmocka_unit_test(test_net_move_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
