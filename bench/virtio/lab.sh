@@ -159,6 +159,12 @@ EOF_CASE
 		[ -n "$r" ] || fail "$1 $2 $name: fio gave no figures: $VM_OUT"
 		echo "bench: disk $1 $2 $name $r cpu_ms=$((c1 - c0))"
 	done
+	# Guest RAM (the one mapping of at least 224 MiB): its start modulo 2 MiB (KVM maps huge
+	# pages only where host and guest addresses agree modulo 2 MiB) and its huge pages.
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); start = a[1] }
+		/^Size:/ { big = $2 >= 229376 }
+		/^AnonHugePages:/ && big { printf "bench: ram '"$1 $2"' start=0x%s thp_kib=%d\n", start, $2 }' \
+		"/proc/$(cat "$VM_DIR/$n/pid")/smaps"
 	if [ "$1" = keel ]; then # its request counts, logged as the disk closes
 		kill -TERM "$(cat "$VM_DIR/$n/pid")" 2>/dev/null
 		for _i in $(seq 100); do [ -e "$VM_DIR/$n/status" ] && break; sleep 0.2; done
