@@ -48,7 +48,29 @@ net_secs=$(arg netsecs 5)
 fio_secs=$(arg fiosecs 5)
 nat_runs=$(arg natruns 3)
 what=$(arg what "disk,vhdx,net" | tr , ' ')
+only_cases=$(arg cases "" | tr , ' ')
+only_vmms=$(arg vmms "" | tr , ' ')
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# thread_ms NAME: each thread's user+system CPU time so far, ms, summed by thread name
+# ("comm ms" lines; io_uring's workers as iou-wrk, the VMM's vCPU and I/O threads by theirs).
+thread_ms() {
+	for t in /proc/"$(cat "$VM_DIR/$1/pid")"/task/*; do
+		c=$(cat "$t/comm" 2>/dev/null | sed 's/-[0-9]*$//; s/ /_/g')
+		s=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
+		echo "$c $s"
+	done | awk -v hz="$hz" '{ ms[$1] += ($12 + $13) * 1000 / hz; n[$1]++ }
+		END { for (c in ms) print c, int(ms[c]), n[c] }'
+}
+
+# threads_diff BEFORE AFTER: "comm=ms/threads" per thread name for the time between two
+# thread_ms snapshots (threads that ended in between are not listed).
+threads_diff() {
+	printf '%s\n' "$1" | awk -v after="$2" 'BEGIN { n = split(after, a, "\n")
+		for (i = 1; i <= n; i++) { split(a[i], f, " "); if (f[1] != "") { am[f[1]] = f[2]; at[f[1]] = f[3] } } }
+		{ bm[$1] = $2 }
+		END { for (c in am) printf "%s=%d/%d ", c, am[c] - bm[c], at[c]; print "" }'
+}
 
 cpu_ms() { # cpu_ms NAME: the VMM's user+system CPU time so far, ms
 	awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$(cat "$VM_DIR/$1/pid")/stat"
@@ -122,15 +144,32 @@ $c
 EOF_CASE
 		off=0
 		[ "$region" = a ] || off=$disk_mib
+		if [ -n "$only_cases" ] && ! echo " $only_cases " | grep -q " $name "; then
+			[ "$name" != seqwrite-alloc ] || vm_run $n "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>&1" 900
+			continue
+		fi
 		tb="--time_based --runtime=$fio_secs"
 		[ "$name" != seqwrite-alloc ] || tb=
+		t0=$(thread_ms $n)
 		c0=$(cpu_ms $n)
 		vm_run $n "fio --name=$name --filename=/dev/vda --direct=1 --ioengine=io_uring --rw=$rw --bs=$bs --iodepth=$qd --offset=${off}M --size=${disk_mib}M $tb --randrepeat=0 --norandommap --output-format=terse 2>&1 | awk -F';' 'NF > 100 { print \"F\", \$6 + \$47, \$7 + \$48, \$8 + \$49; next } { print }'" 900
 		c1=$(cpu_ms $n)
+		echo "bench: threads $1 $2 $name $(threads_diff "$t0" "$(thread_ms $n)")"
 		r=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print "kibps=" $3 " iops=" $4 " kib=" $2 }')
 		[ -n "$r" ] || fail "$1 $2 $name: fio gave no figures: $VM_OUT"
 		echo "bench: disk $1 $2 $name $r cpu_ms=$((c1 - c0))"
 	done
+	# Guest RAM (the one mapping of at least 224 MiB): its start modulo 2 MiB (KVM maps huge
+	# pages only where host and guest addresses agree modulo 2 MiB) and its huge pages.
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); start = a[1] }
+		/^Size:/ { big = $2 >= 229376 }
+		/^AnonHugePages:/ && big { printf "bench: ram '"$1 $2"' start=0x%s thp_kib=%d\n", start, $2 }' \
+		"/proc/$(cat "$VM_DIR/$n/pid")/smaps"
+	if [ "$1" = keel ]; then # its request counts, logged as the disk closes
+		kill -TERM "$(cat "$VM_DIR/$n/pid")" 2>/dev/null
+		for _i in $(seq 100); do [ -e "$VM_DIR/$n/status" ] && break; sleep 0.2; done
+		sed -n 's/.*requests: /bench: paths keel '"$2"' /p' "$VM_DIR/$n/out"
+	fi
 	vm_kill $n
 	rm -f "$f"
 }
@@ -389,6 +428,7 @@ for w in $what; do
 	vmms="keel qemu"
 	[ "$w" != net ] || vmms="keel qemu qemuvh"
 	for vmm in $vmms; do
+		[ -z "$only_vmms" ] || echo " $only_vmms " | grep -q " $vmm " || continue
 		case $w in
 		disk) disk_bench $vmm raw ;;
 		vhdx) disk_bench $vmm vhdx ;;

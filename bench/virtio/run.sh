@@ -16,7 +16,9 @@
 # least QEMU's at no more CPU, VHDX >= 0.90 raw, network at least QEMU with vhost-net.
 # The same as a Markdown table: build/lab/bench-virtio.md. Other knobs: BENCH_DISK_MIB (size
 # of each fio region, 128), BENCH_FIO_SECS (5), BENCH_NET_SECS (5), BENCH_NET_MIB (nat, 16),
-# BENCH_TIMEOUT (lab session, 2400 s). Log: build/lab/bench-virtio.log.
+# BENCH_TIMEOUT (lab session, 2400 s), BENCH_CASES (only these fio cases, comma-separated;
+# region a is then filled by dd instead of seqwrite-alloc), BENCH_VMMS (only these: keel,
+# qemu, qemuvh). Each fio case also prints the VMM's CPU per thread name ("bench: threads"). Log: build/lab/bench-virtio.log.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
@@ -29,7 +31,8 @@ echo "bench/virtio: one lab session, keel-vmm then QEMU (microvm, pcie=on); log:
 lab_boot bench "${BENCH_TIMEOUT:-2400}" keel.bench=virtio "keel.diskmib=${BENCH_DISK_MIB:-128}" \
 	"keel.netmib=${BENCH_NET_MIB:-16}" "keel.natruns=${BENCH_NAT_RUNS:-3}" \
 	"keel.fiosecs=${BENCH_FIO_SECS:-5}" "keel.netsecs=${BENCH_NET_SECS:-5}" \
-	${BENCH_ONLY:+"keel.what=$BENCH_ONLY"} </dev/null 2>&1 |
+	${BENCH_ONLY:+"keel.what=$BENCH_ONLY"} ${BENCH_CASES:+"keel.cases=$BENCH_CASES"} \
+	${BENCH_VMMS:+"keel.vmms=$BENCH_VMMS"} </dev/null 2>&1 |
 	sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
 	tee "$log" | grep --line-buffered -E '^bench: '
 grep -q '^bench: done' "$log" || {

@@ -2,6 +2,7 @@
 #include "vmm/mem.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -28,6 +29,28 @@ unsigned mem_layout(uint64_t ram_size, bool firmware, struct mem_region regions[
 	return 2;
 }
 
+void *mem_map_aligned(uint64_t ram_size)
+{
+	uint8_t *p, *a;
+	uintptr_t mis;
+
+	if (ram_size > UINT64_MAX - MEM_HUGE_ALIGN) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = mmap(NULL, ram_size + MEM_HUGE_ALIGN, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	mis = (uintptr_t)p % MEM_HUGE_ALIGN;
+	a = mis ? p + (MEM_HUGE_ALIGN - mis) : p;
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (p + ram_size + MEM_HUGE_ALIGN > a + ram_size)
+		munmap(a + ram_size, (size_t)(p + ram_size + MEM_HUGE_ALIGN - (a + ram_size)));
+	return a;
+}
+
 int mem_init(struct guest_mem *mem, uint64_t ram_size, bool firmware)
 {
 	uint64_t off = 0;
@@ -35,9 +58,8 @@ int mem_init(struct guest_mem *mem, uint64_t ram_size, bool firmware)
 	unsigned i;
 
 	memset(mem, 0, sizeof(*mem));
-	p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	p = mem_map_aligned(ram_size);
+	if (!p)
 		return -errno;
 	/* Transparent huge pages cut EPT/NPT misses; harmless if THP is off. */
 	(void)madvise(p, ram_size, MADV_HUGEPAGE);

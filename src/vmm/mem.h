@@ -27,6 +27,14 @@ struct guest_mem {
 	struct mem_region regions[MEM_MAX_REGIONS];
 };
 
+/* Guest RAM starts on a 2 MiB boundary of the host's address space, as QEMU's does: KVM maps
+ * a guest 2 MiB page with one huge NPT/EPT entry only where the guest-physical and host
+ * addresses agree modulo 2 MiB, and a memory slot whose start does not agree gets no huge
+ * page at all. Linux before 6.7 places a large anonymous mapping on any page boundary. */
+#define MEM_HUGE_ALIGN (2ull << 20)
+/* An anonymous private mapping of ram_size bytes at a MEM_HUGE_ALIGN boundary (NULL and errno
+ * on failure); munmap(p, ram_size) frees it. */
+void *mem_map_aligned(uint64_t ram_size);
 /* Lay out ram_size bytes around the 32-bit hole and map them (not yet touched); firmware:
  * the VM runs SeaBIOS or OVMF (mem_low_limit). */
 int mem_init(struct guest_mem *mem, uint64_t ram_size, bool firmware)

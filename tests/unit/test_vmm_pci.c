@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "config/vmdef.h"
 #include "vmm/mem.h"
@@ -287,6 +288,28 @@ static void test_ovmf_dynamic_window(void **state)
 /* A firmware VM's RAM never reaches SeaBIOS's ECAM (0xB0000000, 256 MiB) or its BAR window
  * above: all of it below 2.75 GiB when it fits, else 2 GiB low and the rest at 4 GiB (QEMU's
  * q35). Direct boot keeps its 3 GiB. */
+/* Guest RAM on a 2 MiB boundary whatever the size and whatever the address space looks like
+ * (sizes that are no multiple of 2 MiB get no THP alignment from any kernel; small mappings
+ * between them leave the next free address on an odd page). */
+static void test_ram_huge_aligned(void **state)
+{
+	static const uint64_t sizes[] = {(64ull << 20) + 4096, 16ull << 20, (2ull << 20) - 4096,
+					 (256ull << 20) + 12288};
+	(void)state;
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		void *odd =
+			mmap(NULL, 4096 * (i + 1), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct guest_mem mem;
+
+		assert_true(odd != MAP_FAILED);
+		assert_int_equal(mem_init(&mem, sizes[i], false), 0);
+		assert_int_equal((uintptr_t)mem.base % MEM_HUGE_ALIGN, 0);
+		((volatile uint8_t *)mem.base)[sizes[i] - 1] = 1; /* all of it is mapped */
+		mem_free(&mem);
+		munmap(odd, 4096 * (i + 1));
+	}
+}
+
 static void test_firmware_low_ram(void **state)
 {
 	static const uint64_t sizes[] = {512ull << 20, 0xaff00000ull, 0xb0000000ull,
@@ -321,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_windows),
 		cmocka_unit_test(test_ovmf_dynamic_window),
 		cmocka_unit_test(test_firmware_low_ram),
+		cmocka_unit_test(test_ram_huge_aligned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,6 +66,7 @@ void blk_release_slot(struct virtio_blk *b, struct blk_slot *s)
 		s->bounce = NULL;
 		s->bounce_len = 0;
 	}
+	s->allocating = false;
 	b->freelist[s->q][b->nfree[s->q]++] = s->idx;
 	blk_throttle_done(b);
 }
@@ -211,6 +212,12 @@ static bool blk_submit_direct(struct virtio_blk *b, struct blk_slot *s)
 	}
 	for (i = 0; i < s->pending; i++)
 		blkio_submit(b->io, s->q, &s->io[i]);
+	if (s->pending) {
+		b->stats.direct++;
+		b->stats.bounced += s->bounce != NULL;
+	} else {
+		b->stats.zeros++;
+	}
 	return true;
 }
 
@@ -249,6 +256,28 @@ static bool blk_start(struct virtio_blk *b, struct blk_slot *s)
 	return !blk_throttle_gate(b, s) && blk_run(b, s);
 }
 
+/* A write the library must do: does another write on the library's path span one of its
+ * payload blocks? Then it waits in b->parked for that one to complete (it may be allocating
+ * the block; this one then goes straight to the file). Else it is marked as such a write. */
+static bool blk_park(struct virtio_blk *b, struct blk_slot *s)
+{
+	if (!b->block_size || !s->data.len)
+		return false;
+	s->first_blk = s->sector * 512 / b->block_size;
+	s->last_blk = (s->sector * 512 + s->data.len - 1) / b->block_size;
+	for (unsigned i = 0; i < b->nq * BLK_SLOTS; i++) {
+		const struct blk_slot *o = &b->slots[i];
+
+		if (o->allocating && o->first_blk <= s->last_blk && s->first_blk <= o->last_blk) {
+			b->parked[b->nparked++] = (uint16_t)(s->q * BLK_SLOTS + s->idx);
+			b->stats.parked++;
+			return true;
+		}
+	}
+	s->allocating = true;
+	return false;
+}
+
 bool blk_run(struct virtio_blk *b, struct blk_slot *s)
 {
 	switch (s->type) {
@@ -260,6 +289,8 @@ bool blk_run(struct virtio_blk *b, struct blk_slot *s)
 			blk_finish_rw(s); /* zeros only */
 			goto now;
 		}
+		if (s->type == VIRTIO_BLK_T_OUT && blk_park(b, s))
+			return false;
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		if (b->cache == VM_DISK_CACHE_UNSAFE) {
@@ -280,10 +311,40 @@ bool blk_run(struct virtio_blk *b, struct blk_slot *s)
 	default:
 		break;
 	}
+	if (s->type == VIRTIO_BLK_T_IN || s->type == VIRTIO_BLK_T_OUT)
+		b->stats.slow_rw++;
+	else
+		b->stats.slow_other++;
 	blk_submit_slow(b, s);
 	return false;
 now:
 	return blk_complete(b, s);
+}
+
+/* A write on the library's path completed (queue q is being reaped): start the writes that
+ * waited for it again, each on its own queue. Returns whether q's used ring changed. */
+static bool blk_unpark(struct virtio_blk *b, unsigned q)
+{
+	uint16_t waiting[BLKIO_MAX_QUEUES * BLK_SLOTS];
+	unsigned n = b->nparked, touched = 0, irq = 0;
+
+	memcpy(waiting, b->parked, n * sizeof(waiting[0]));
+	b->nparked = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct blk_slot *s = &b->slots[waiting[i]];
+
+		touched |= 1u << s->q;
+		if (blk_run(b, s))
+			irq |= 1u << s->q;
+	}
+	for (unsigned o = 0; o < b->nq; o++) {
+		if (o == q || !(touched & 1u << o))
+			continue;
+		blkio_commit(b->io, o);
+		if (irq & 1u << o)
+			virtio_queue_interrupt(b->vd, o);
+	}
+	return irq & 1u << q;
 }
 
 /* I/O thread, vd->lock held: take chains into free slots and start them. */
@@ -310,6 +371,8 @@ static void blk_queue_notify(struct virtio_dev *vd, unsigned q)
 			break;
 		}
 		b->nfree[q]--;
+		if (BLK_SLOTS - b->nfree[q] > b->stats.max_inflight)
+			b->stats.max_inflight = BLK_SLOTS - b->nfree[q];
 		s->epoch = vd->epoch;
 		pushed |= blk_start(b, s);
 	}
@@ -361,9 +424,14 @@ static void blk_complete_queue(struct virtio_blk *b, unsigned q, bool wait)
 			if (!blk_reaped(b, done[i]))
 				continue;
 			if (done[i]->op == BLKIO_CALL) {
+				bool allocating = s->allocating;
+
 				pushed |= blk_complete(b, s);
+				if (allocating && b->nparked)
+					pushed |= blk_unpark(b, q);
 			} else if (s->redo && !s->failed) {
 				s->redo = false;
+				b->stats.redo++;
 				blk_submit_slow(b, s);
 			} else {
 				if (s->type != VIRTIO_BLK_T_FLUSH)
@@ -442,6 +510,10 @@ static void blk_drain(struct virtio_blk *b)
 		}
 		b->starved[q] = false;
 	}
+	/* Waiting for a write just dropped: nothing of theirs was submitted. */
+	for (unsigned i = 0; i < b->nparked; i++)
+		blk_release_slot(b, &b->slots[b->parked[i]]);
+	b->nparked = 0;
 }
 
 unsigned virtio_blk_inflight(struct virtio_dev *vd)
@@ -476,8 +548,18 @@ void virtio_blk_free(struct virtio_blk *b)
 		return;
 	blk_drain(b);
 	blk_throttle_free(b);
+	if (b->io)
+		log_info("%s: requests: %llu direct (%llu bounced), %llu zeros, %llu read/write "
+			 "by the library (%llu more waited for an allocation), %llu other by the "
+			 "library, %llu redone; at most %u in flight on a queue",
+			 b->path, (unsigned long long)b->stats.direct,
+			 (unsigned long long)b->stats.bounced, (unsigned long long)b->stats.zeros,
+			 (unsigned long long)b->stats.slow_rw, (unsigned long long)b->stats.parked,
+			 (unsigned long long)b->stats.slow_other, (unsigned long long)b->stats.redo,
+			 b->stats.max_inflight);
 	blkio_destroy(b->io);
 	free(b->slots);
+	free(b->parked);
 	if (b->pfd_owned)
 		close(b->pfd);
 	if (b->disk) {
@@ -616,6 +698,7 @@ int virtio_blk_open(const struct vm_disk *spec, int fd, const struct machine_cha
 		return r;
 	}
 	b->vhdx = info.format == DISK_FORMAT_VHDX;
+	b->block_size = b->vhdx ? info.block_size : 0;
 	b->zeroes_by_discard = info.format == DISK_FORMAT_RAW;
 	b->sector_size = info.logical_sector >= 512 ? info.logical_sector : 512;
 	b->sectors = disk_size(b->disk) / 512;
@@ -698,7 +781,8 @@ static int blk_start_backend(struct virtio_blk *b, const struct vm_disk *spec, u
 	b->nq = nq;
 	le_store(b->config + 0x22, nq, 2);
 	b->slots = calloc((size_t)nq * BLK_SLOTS, sizeof(*b->slots));
-	if (!b->slots) {
+	b->parked = calloc((size_t)nq * BLK_SLOTS, sizeof(*b->parked));
+	if (!b->slots || !b->parked) {
 		snprintf(err, errlen, "--disk %s: out of memory", b->path);
 		return -ENOMEM;
 	}

@@ -32,6 +32,19 @@
 #define BLK_MAX_EXTENTS	   4	 /* file extents of one request done directly */
 #define BLK_NO_STATUS	   0x100 /* a chain without room for a status byte */
 
+/* How the device's requests went, logged when the disk closes: where the time goes is
+ * measured, not guessed (docs/BENCHMARKS.md, bench/virtio). Under vd->lock. */
+struct blk_stats {
+	uint64_t direct;       /* reads and writes submitted to the backend as file extents */
+	uint64_t bounced;      /* of which through an aligned copy of the guest's buffers */
+	uint64_t zeros;	       /* reads answered with zeros on the I/O thread */
+	uint64_t slow_rw;      /* reads and writes the library did on a pool thread */
+	uint64_t parked;       /* writes that waited for another write to allocate their block */
+	uint64_t slow_other;   /* flush (VHDX), discard, write-zeroes on a pool thread */
+	uint64_t redo;	       /* direct transfers short or refused, done again by the library */
+	unsigned max_inflight; /* requests taken and not completed on one queue, at most */
+};
+
 /* A run of guest buffers holding a request's data. */
 struct blk_data {
 	struct iovec seg[VQ_MAX_SEGS];
@@ -57,6 +70,8 @@ struct blk_slot {
 	uint8_t status;
 	bool no_status;	   /* the chain has no status byte: complete it with 0 bytes */
 	bool failed, redo; /* redo: a short or refused direct transfer, done again by the library */
+	bool allocating;   /* a write on the library's path: it may be allocating blocks */
+	uint64_t first_blk, last_blk; /* the payload blocks a write spans (VHDX) */
 };
 
 struct virtio_blk {
@@ -87,6 +102,14 @@ struct virtio_blk {
 	bool starved[BLKIO_MAX_QUEUES]; /* chains left in the ring for want of a slot */
 	uint64_t bounce_bytes;		/* allocated for direct I/O bounces */
 	struct blk_throttle *thr;	/* storage QoS (blk_throttle.c) */
+	/* VHDX: a write that needs the library while another such write spans one of its
+	 * blocks waits here (slot numbers, q * BLK_SLOTS + i) and is started again when that
+	 * write completes: the first write into a new block allocates it, the others then go
+	 * straight to the file instead of queueing on the library's lock one by one. */
+	uint32_t block_size; /* payload block size; 0: raw, nothing waits */
+	uint16_t *parked;
+	unsigned nparked;
+	struct blk_stats stats;
 };
 
 /* Storage QoS of the device (blk_throttle.c): requests beyond the disk's limits wait in
