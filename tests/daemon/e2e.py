@@ -4838,7 +4838,8 @@ def case_switch_internal(e):
                               text=True, timeout=60, check=check)
 
     def ping():
-        return run(client, "ping", "-c", "2", "-W", "1", "10.81.0.2", check=False).returncode
+        return run(client, "busybox", "ping", "-c", "2", "-W", "1", "10.81.0.2",
+                   check=False).returncode
 
     def rules_back(want):
         deadline = time.time() + 15
@@ -4865,9 +4866,11 @@ def case_switch_internal(e):
         run(outside, "ip", "route", "add", "10.64.0.0/24", "via", "10.81.0.1")
         e.ns("sysctl", "-qw", "net.ipv4.ip_forward=1")
         deadline = time.time() + 15  # the veths' links come up
-        while run(client, "ping", "-c", "1", "-W", "1", "10.64.0.1", check=False).returncode:
+        while run(client, "busybox", "ping", "-c", "1", "-W", "1", "10.64.0.1",
+                  check=False).returncode:
             check(time.time() < deadline, "the client cannot reach the switch's host address")
-        while run(outside, "ping", "-c", "1", "-W", "1", "10.81.0.1", check=False).returncode:
+        while run(outside, "busybox", "ping", "-c", "1", "-W", "1", "10.81.0.1",
+                  check=False).returncode:
             check(time.time() < deadline, "the outside cannot reach keeld's namespace")
         rules_back(True)
         check(ping() != 0, "a client on internal switch in1 (no NAT) reached the outside")
