@@ -4521,7 +4521,9 @@ def case_switches(e):
               "the deleted VM's guards stayed")
     finally:
         subprocess.run(["ip", "netns", "del", guest_ns], capture_output=True)
-    # VLAN access mode: the tap untagged in VLAN 10 only (bridge VLAN filtering).
+    # VLAN access mode: the tap untagged in VLAN 10 only (bridge VLAN filtering). Bad VLANs
+    # refused with nothing made (no VM, no link).
+    vms_before, links = sorted(v["name"] for v in e.api_ok("GET", "/v1/vms")), ns_links(e)
     e.api_err("POST", "/v1/vms", {"name": "v0", "kernel": e.a.guest, "memory": 16 << 20,
                                  "nets": [{"switch": "lan", "vlan": 4095}]},
               msg="nets[].vlan")
@@ -4531,6 +4533,10 @@ def case_switches(e):
     _, err = e.keel("vm", "create", "v0", "--kernel", e.a.guest, "--net", "switch=lan,vlan=0",
                     want=2)
     check("vlan is from 1 to 4094" in err, "keel --net vlan=0: %r" % err)
+    vms = sorted(v["name"] for v in e.api_ok("GET", "/v1/vms"))
+    check(vms == vms_before and ns_links(e) == links,
+          "refused VLANs made something: VMs %r (before %r), links %r (before %r)" %
+          (vms, vms_before, ns_links(e), links))
     e.keel("vm", "create", "vl", "--kernel", e.a.guest, "--memory", "16M", "--net",
            "switch=lan,vlan=10")
     probe = subprocess.run(["ip", "netns", "exec", e.netns, "ip", "link", "add", "vfprobe",
@@ -5138,19 +5144,22 @@ s.bind((sys.argv[1], 0))
 f = bytes.fromhex(sys.argv[3])
 pps = float(sys.argv[4])
 t0 = time.time()
-end, n = t0 + float(sys.argv[2]), 0
+end, n, ok = t0 + float(sys.argv[2]), 0, 0
 while time.time() < end:
     for _ in range(50):
         try:
             s.send(f)
+            ok += 1
         except OSError:
             pass
     n += 50
     ahead = t0 + n / pps - time.time()
     if ahead > 0:
         time.sleep(ahead)
+print(int(ok * (len(f) - 14) * 8 / (time.time() - t0)), flush=True)
 """
 # Bytes (without the Ethernet header) of marked frames arriving between seconds FROM and TO.
+# (RATE_SEND prints the rate it offered: bits per second of what it sent, same count.)
 RATE_RECV = """
 import socket, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
@@ -5233,10 +5242,15 @@ def case_switch_limits(e):
         rx = subprocess.Popen(["ip", "netns", "exec", nss["b"], "python3", "-c", RATE_RECV,
                                "eth0", "2", "6"], stdout=subprocess.PIPE, text=True)
         check(rx.stdout.readline().strip() == "ready", "the receiver did not start")
-        subprocess.run(["ip", "netns", "exec", nss["a"], "python3", "-c", RATE_SEND, "eth0",
-                        "6.5", big, "3000"], check=True, timeout=60)
+        offered = int(subprocess.run(["ip", "netns", "exec", nss["a"], "python3", "-c",
+                                      RATE_SEND, "eth0", "6.5", big, "3000"], check=True,
+                                     timeout=60, capture_output=True, text=True).stdout)
         rate = int(rx.communicate(timeout=20)[0]) * 8 / 4.0
-        print("switch-limits: bandwidth-out 10M measured %.2f Mbit/s" % (rate / 1e6))
+        print("switch-limits: bandwidth-out 10M measured %.2f Mbit/s (offered %.2f)" %
+              (rate / 1e6, offered / 1e6))
+        # A sender slower than the limit would pass with no limit at all.
+        check(offered >= 15e6, "the sender offered only %.0f bit/s (want 1.5x the limit)" %
+              offered)
         check(8e6 <= rate <= 12e6, "10 Mbit/s out of a port measured %.0f bit/s: %s" %
               (rate, e.ns("nft", "list", "table", "bridge", "keel")))
     finally:
@@ -5270,14 +5284,17 @@ def case_switch_limits(e):
             return json.loads(e.ns("tc", "-s", "-j", "qdisc", "show", "dev", tap))[0]["bytes"]
 
         flood = subprocess.Popen(["ip", "netns", "exec", fl, "python3", "-c", RATE_SEND, "eth0",
-                                  "7", big, "3000"])
+                                  "7", big, "3000"], stdout=subprocess.PIPE, text=True)
         time.sleep(2)
         b0, t0 = sent(), time.time()
         time.sleep(4)
         b1, t1 = sent(), time.time()
-        flood.wait(timeout=30)
+        offered = int(flood.communicate(timeout=30)[0])
         rate = (b1 - b0) * 8 / (t1 - t0)
-        print("switch-limits: bandwidth-in 10M measured %.2f Mbit/s" % (rate / 1e6))
+        print("switch-limits: bandwidth-in 10M measured %.2f Mbit/s (offered %.2f)" %
+              (rate / 1e6, offered / 1e6))
+        check(offered >= 15e6, "the flood offered only %.0f bit/s (want 1.5x the limit)" %
+              offered)
         check(8e6 <= rate <= 12e6, "10 Mbit/s into a VM's tap measured %.0f bit/s" % rate)
     finally:
         subprocess.run(["ip", "netns", "del", fl], capture_output=True)
