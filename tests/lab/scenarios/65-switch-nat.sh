@@ -3,7 +3,7 @@
 # namespace standing in for the outside world, through NAT: that namespace has no route to
 # the switch's subnet, and its server logs the host's address; 8 MiB uploaded to it arrive
 # whole. On an internal switch the
-# guest and the host reach each other and the outside is out of reach; through an external
+# guest and the host reach each other and the outside (with a route back) is out of reach; through an external
 # switch bridging a veth into the outside, the outside's own DHCP server gives it an address. Two guests on a private switch
 # reach each other; neither reaches the host, nor the host them, even with an address of the
 # host's put on the switch's bridge by hand; two more on it in VLAN 10 reach each other and not
@@ -104,8 +104,12 @@ keel_run s1 'stty cols 1000'
 keel_run s1 'ip addr add 10.61.0.5/24 dev eth0 && ip link set eth0 up && ip route add default via 10.61.0.1 && ping -c 2 -W 10 10.61.0.1 2>&1 | tail -n 2' 90
 case "$KEEL_OUT" in *"2 packets received"*) ;; *) fail "s1 -> the host on the internal switch: '$KEEL_OUT'" ;; esac
 ping -c 2 -W 5 10.61.0.5 >/dev/null 2>&1 || fail "the host did not reach s1 on the internal switch"
+# The outside has a route back to the internal switch's subnet (via the host): only keel's
+# rules for the switch keep s1 from it, not a missing route for the replies.
+nsenter -t "$out" -n $IP route add 10.61.0.0/24 via 10.99.0.1 || fail "the outside's route to 10.61.0.0/24"
 keel_run s1 "printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.99.0.2 8080 | tail -n 1; echo end" 60
 case "$KEEL_OUT" in *keel-nat-ok*) fail "s1 on an internal switch reached the outside: '$KEEL_OUT'" ;; esac
+nsenter -t "$out" -n $IP route del 10.61.0.0/24
 case "$KEEL_OUT" in *end) ;; *) fail "s1's nc to the outside did not end: '$KEEL_OUT'" ;; esac
 echo "lab: switch: on the internal switch s1 and the host reach each other, the outside is out of reach"
 keel_run s1 'ip link set eth1 up; udhcpc -i eth1 -n -q -f -t 10 -T 3 -s /bin/true 2>&1 | grep -o "lease of [0-9.]* obtained"' 180

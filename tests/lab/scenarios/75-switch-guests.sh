@@ -20,7 +20,10 @@
 #           host reaches neither, even with an address of its own on the switch in VLAN 10;
 #  vlan     a VLAN 20 guest does not reach VLAN 10's (same IP subnet), and a trunk
 #           (`--vlan-trunk 10,20 --native-vlan 1`) whose guest has 802.1Q subinterfaces
-#           eth0.10 and eth0.20 reaches both.
+#           eth0.10 and eth0.20 reaches both;
+#  bandwidth TCP from a to b with no limit (above 1.2x the limit), then with a's
+#           bandwidth-out and b's bandwidth-in (10M, or 2M where TCG is slower than 12
+#           Mbit/s), each within 20% as the lab host's tap of b counts it.
 # Every step fails the scenario with what it saw. The guests boot together (their boots are
 # most of the time under nested emulation).
 # lab-timeout: 1800
@@ -307,6 +310,52 @@ reach a 10.50.0.254 3 0 "a reached the lab host on private switch prv"
 $IP addr del 10.50.0.254/24 dev "$br"
 /usr/sbin/bridge vlan del dev "$br" vid 10 self
 echo "lab: switch guests: private: the lab host and a, b do not reach each other (the host's address put in VLAN 10 on $br by hand)"
+
+# bandwidth: TCP from a to b (VLAN 10 on prv) with no limit, then with a's bandwidth-out and
+# then b's bandwidth-in, each set on the running VM. The rate is what the lab host's tap of b
+# sent its guest, from second 4 to 16 of a 20 s stream (the host's clock). The limit: 10M
+# where the unlimited stream passes 12 Mbit/s, else 2M (TCG may be slower); the unlimited
+# stream must pass 1.2x the limit (else a limit would not show), each limited one be within
+# 20% of it.
+mac_a=$(macof a) mac_b=$(macof b)
+tap_b=k$(echo "$mac_b" | tr -d :)
+[ -e /sys/class/net/$tap_b/statistics/tx_bytes ] || fail "b's tap $tap_b is not on the lab host"
+stream() { # stream PORT WHAT: RATE, bits per second into b from a's 20 s TCP stream
+	keel_run b "nc -l -p $1 -e sh -c 'cat >/dev/null' & echo listening"
+	[ "$KEEL_OUT" = listening ] || fail "b's listener ($2): '$KEEL_OUT'"
+	sleep 1
+	keel_run a "(cat /dev/zero | nc 10.50.0.2 $1 >/dev/null 2>&1 & sleep 20; kill \$! 2>/dev/null) >/dev/null 2>&1 & echo started"
+	[ "$KEEL_OUT" = started ] || fail "a's stream ($2): '$KEEL_OUT'"
+	sleep 4
+	_b0=$(cat /sys/class/net/$tap_b/statistics/tx_bytes) _u0=$(cut -d' ' -f1 /proc/uptime)
+	sleep 12
+	_b1=$(cat /sys/class/net/$tap_b/statistics/tx_bytes) _u1=$(cut -d' ' -f1 /proc/uptime)
+	RATE=$(awk -v b=$((_b1 - _b0)) -v t0="$_u0" -v t1="$_u1" 'BEGIN { printf "%d", b * 8 / (t1 - t0) }')
+	echo "lab: switch guests: bandwidth: $2: $(awk -v r="$RATE" 'BEGIN { printf "%.2f", r / 1e6 }') Mbit/s"
+	sleep 6 # the stream ends, b's listener with it
+}
+bw_state() { echo "guard: $($NFT list chain bridge keel "${br}_guard" 2>&1 | grep -i limit | tr '\n\t' '  '); b's qdisc: $(/usr/sbin/tc qdisc show dev "$tap_b" 2>&1 | tr '\n' ' ')"; }
+within() { # within WHAT: RATE within 20% of LIMIT_BITS
+	[ "$RATE" -ge $((LIMIT_BITS * 8 / 10)) ] && [ "$RATE" -le $((LIMIT_BITS * 12 / 10)) ] ||
+		fail "bandwidth: $1 measured $RATE bit/s, want $LIMIT_BITS within 20%; $(bw_state)"
+}
+stream 5010 "a to b, no limit"
+if [ "$RATE" -ge 12000000 ]; then LIMIT=10M LIMIT_BITS=10000000; else LIMIT=2M LIMIT_BITS=2000000; fi
+[ "$RATE" -ge $((LIMIT_BITS * 12 / 10)) ] ||
+	fail "bandwidth: a to b with no limit reached only $RATE bit/s, under 1.2x the $LIMIT limit: a limit could not show"
+keel vm set a --net "switch=prv,vlan=10,mac=$mac_a,bandwidth-out=$LIMIT" >$KD/bw.out 2>&1 ||
+	fail "keel vm set a bandwidth-out=$LIMIT: $(cat $KD/bw.out)"
+reach a 10.50.0.2 10 2 "a -> b after a's bandwidth-out was set"
+stream 5011 "a to b, a's bandwidth-out=$LIMIT"
+within "a's bandwidth-out=$LIMIT"
+keel vm set a --net "switch=prv,vlan=10,mac=$mac_a" >$KD/bw.out 2>&1 ||
+	fail "keel vm set a (no limit): $(cat $KD/bw.out)"
+keel vm set b --net "switch=prv,vlan=10,mac=$mac_b,bandwidth-in=$LIMIT" >$KD/bw.out 2>&1 ||
+	fail "keel vm set b bandwidth-in=$LIMIT: $(cat $KD/bw.out)"
+reach a 10.50.0.2 10 2 "a -> b after b's bandwidth-in was set"
+stream 5012 "a to b, b's bandwidth-in=$LIMIT"
+within "b's bandwidth-in=$LIMIT"
+echo "lab: switch guests: bandwidth: $LIMIT out of a and into b measured within 20%, the unlimited stream above 1.2x"
 
 for v in d2 a b c t; do keel vm turn-off $v >/dev/null || fail "turn-off $v"; done
 for v in d2 a b c t; do keel vm delete $v >/dev/null || fail "delete $v"; done
