@@ -101,8 +101,8 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
 #define WORKER_SOCKETS	4 /* control, serial, console, vsock: worker_sockets */
 #define WORKER_OWN	5 /* config, status, state, memory, vars: worker_own_files */
 #define WORKER_FILES                                                                               \
-	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS + VMDEF_MAX_NICS + VMDEF_MAX_LUNS +     \
-	 VMDEF_CHAIN_FDS_MAX)
+	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS +                                       \
+	 VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX + VMDEF_MAX_LUNS + VMDEF_CHAIN_FDS_MAX)
 #define WORKER_ARGV (32 + WORKER_FILES)
 
 struct worker_files {
@@ -183,21 +183,28 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 	}
 	r = worker_fd(wf, "kvm", "/dev/kvm", fd, err, errlen);
 	for (unsigned i = 0; !r && i < def->nnics; i++) {
-		char name[16], ifname[IFNAMSIZ];
+		unsigned nq = vmdef_nic_queues(def, i), j;
+		char name[32], ifname[IFNAMSIZ];
+		int fds[VMDEF_NET_QUEUES_MAX];
 
-		fd = tap_open(def->nics[i].tap, ifname, err, errlen);
-		if (fd < 0)
-			return fd;
-		if (def->nics[i].sw[0]) {
+		/* One queue of the tap per virtio-net queue pair (a multi-queue tap for more
+		 * than one): net.I, then net.I.q1 ... */
+		r = tap_open_queues(def->nics[i].tap, nq, fds, ifname, err, errlen);
+		if (r)
+			return r;
+		if (def->nics[i].sw[0])
 			r = switches_port_attach(sup->cfg.store, &def->nics[i], ifname, err,
 						 errlen);
-			if (r) {
-				close(fd);
-				return r;
-			}
+		for (j = 0; j < nq; j++) {
+			if (j)
+				snprintf(name, sizeof(name), "net.%u.q%u", i, j);
+			else
+				snprintf(name, sizeof(name), "net.%u", i);
+			if (r)
+				close(fds[j]);
+			else
+				r = worker_fd(wf, name, def->nics[i].tap, fds[j], err, errlen);
 		}
-		snprintf(name, sizeof(name), "net.%u", i);
-		r = worker_fd(wf, name, def->nics[i].tap, fd, err, errlen);
 	}
 	return r;
 }

@@ -235,7 +235,7 @@ static bool fd_given(const struct vm_config *cfg, int n)
 	return in_slots(one, NULL, sizeof(one) / sizeof(one[0]), n) ||
 	       in_slots(cfg->disk_fds, cfg->disk_chains, VMDEF_MAX_DISKS, n) ||
 	       in_slots(cfg->lun_fds, cfg->lun_chains, VMDEF_MAX_LUNS, n) ||
-	       in_slots(cfg->net_fds, NULL, VMDEF_MAX_NICS, n);
+	       in_slots(cfg->net_fds[0], NULL, VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX, n);
 }
 
 /*
@@ -334,7 +334,16 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 
 		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
 		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
-			slot = &cfg->net_fds[i];
+			slot = &cfg->net_fds[i][0];
+	} else if (eq && !strncmp(arg, "net.", 4) && eq - arg <= 9 && arg[5] == '.' &&
+		   arg[6] == 'q') {
+		char idx[2] = {arg[4]}, q[4] = {0};
+		uint64_t j;
+
+		memcpy(q, arg + 7, (size_t)(eq - arg - 7));
+		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i) &&
+		    !parse_uint(q, 1, VMDEF_NET_QUEUES_MAX - 1, &j))
+			slot = &cfg->net_fds[i][j];
 	} else if (eq && !strncmp(arg, "lun.", 4) && eq - arg <= 6) {
 		char idx[4] = {0};
 
@@ -346,9 +355,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		snprintf(err, errlen,
 			 "--fd %s: expected NAME=N, N an open descriptor, 3 or above, NAME one of "
 			 "kernel, initrd, kvm, firmware, nvram, control, serial, console, vsock, "
-			 "config, status, state, memory, vars, disk.I (I 0 to %d), net.I (0 to "
-			 "%d), lun.I (0 to %d) (keel-vmm --help)",
-			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
+			 "config, status, state, memory, vars, disk.I (I 0 to %d), net.I[.qJ] "
+			 "(0 to %d; J 1 to %d), lun.I (0 to %d) (keel-vmm --help)",
+			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_NET_QUEUES_MAX - 1,
+			 VMDEF_MAX_LUNS - 1);
 		return -EINVAL;
 	}
 	if (*slot >= 0) {
@@ -507,6 +517,42 @@ static int fds_beyond(const int *fds, unsigned n, unsigned max, const char *opt,
 	return 0;
 }
 
+/* The taps' queues: every queue pair's or none of an adapter's (then keel-vmm opens them),
+ * none beyond its pairs or its adapters. */
+static int net_fds_check(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < VMDEF_MAX_NICS; i++) {
+		unsigned nq = i < cfg->def.nnics ? vmdef_nic_queues(&cfg->def, i) : 0;
+		bool first = cfg->net_fds[i][0] >= 0;
+
+		if (first && i >= cfg->def.nnics) {
+			snprintf(err, errlen, "--fd net.%u: the VM has %u network card%s", i,
+				 cfg->def.nnics, cfg->def.nnics == 1 ? "" : "s");
+			return -EINVAL;
+		}
+		for (unsigned j = 1; j < VMDEF_NET_QUEUES_MAX; j++) {
+			if (cfg->net_fds[i][j] < 0 ? !first || j >= nq : j < nq && first)
+				continue;
+			if (j >= nq)
+				snprintf(err, errlen,
+					 "--fd net.%u.q%u: that network card has %u queue pair%s",
+					 i, j, nq, nq == 1 ? "" : "s");
+			else if (first)
+				snprintf(err, errlen,
+					 "--fd net.%u.q%u is missing: network card %u has %u queue "
+					 "pairs, a tap queue each",
+					 i, j, i, nq);
+			else
+				snprintf(err, errlen,
+					 "--fd net.%u.q%u without --fd net.%u: pass every queue of "
+					 "the tap or none",
+					 i, j, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 void config_free(struct vm_config *cfg)
 {
 	vmdef_free(&cfg->def);
@@ -653,7 +699,8 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	for (unsigned d = 0; d < VMDEF_MAX_DISKS; d++)
 		cfg->disk_fds[d] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_NICS; d++)
-		cfg->net_fds[d] = -1;
+		for (unsigned q = 0; q < VMDEF_NET_QUEUES_MAX; q++)
+			cfg->net_fds[d][q] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_LUNS; d++)
 		cfg->lun_fds[d] = -1;
 	vmdef_init(&cfg->def);
@@ -772,8 +819,7 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	r = fds_beyond(cfg->disk_fds, cfg->def.ndisks, VMDEF_MAX_DISKS, "disk", "disk", err,
 		       errlen);
 	if (!r)
-		r = fds_beyond(cfg->net_fds, cfg->def.nnics, VMDEF_MAX_NICS, "net", "network card",
-			       err, errlen);
+		r = net_fds_check(cfg, err, errlen);
 	if (!r)
 		r = fds_beyond(cfg->lun_fds, cfg->def.scsi.nluns, VMDEF_MAX_LUNS, "lun", "SCSI LUN",
 			       err, errlen);

@@ -96,7 +96,9 @@ static const uint64_t prctl_name[] = {PR_SET_NAME};
 /* virtio-vsock's guest connects: Unix sockets only. */
 static const uint64_t af_unix[] = {AF_UNIX};
 static const uint64_t at_empty_path[] = {AT_EMPTY_PATH};
-static const uint64_t net_ioctls[] = {TUNSETOFFLOAD};
+/* The tap's offloads, and attaching and detaching a multi-queue tap's queues as the guest
+ * enables queue pairs (virtio/net.c). */
+static const uint64_t net_ioctls[] = {TUNSETOFFLOAD, TUNSETQUEUE};
 /* A medium inserted through the control socket that is a block device: its size
  * (disk/raw.c). */
 static const uint64_t media_ioctls[] = {BLKGETSIZE64};

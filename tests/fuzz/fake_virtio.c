@@ -64,7 +64,8 @@ struct virtio_dev *fake_virtio_net(int *peer)
 		FAKE_CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) ==
 				   0,
 			   "socketpair");
-		FAKE_CHECK(virtio_net_create_fd(fake_machine(), 0, sv[0], "fuzz0", mac, &vd) == 0,
+		FAKE_CHECK(virtio_net_create_fd(fake_machine(), 0, &sv[0], 1, "fuzz0", mac, &vd) ==
+				   0,
 			   "virtio-net");
 		FAKE_CHECK(device_state_register(fake_machine(), &virtio_net_class, vd->pci.slot,
 						 vd) == 0,

@@ -545,7 +545,7 @@ static void test_passed_fds(void **state)
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	char kern[32], initrd[32], disk[32], twice[32], high[32];
 	struct vm_config cfg;
-	char err[256];
+	char err[512];
 
 	int fd2 = dup(fd); /* each passed file its own descriptor */
 
@@ -749,8 +749,8 @@ static void test_jail_options(void **state)
 
 		assert_int_equal(parse(a, 13, &cfg, err), 0);
 		assert_int_equal(cfg.kvm_fd, fd);
-		assert_int_equal(cfg.net_fds[0], fd2);
-		assert_int_equal(cfg.net_fds[1], -1);
+		assert_int_equal(cfg.net_fds[0][0], fd2);
+		assert_int_equal(cfg.net_fds[1][0], -1);
 		assert_true(cfg.jail);
 		assert_int_equal(cfg.jail_uid, 1000);
 		assert_int_equal(cfg.jail_gid, 1001);

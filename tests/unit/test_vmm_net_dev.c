@@ -811,7 +811,7 @@ static void test_real_tap(void **state)
 		skip();
 	}
 	start(ALL_F, QSIZE); /* rings placed; the socket-pair device is reset below */
-	assert_int_equal(virtio_net_create_fd(fake_machine(), 0, fd, ifname, mac, &tvd), 0);
+	assert_int_equal(virtio_net_create_fd(fake_machine(), 0, &fd, 1, ifname, mac, &tvd), 0);
 	/* Its state saved and restored too (the restore below sets its offloads). */
 	assert_int_equal(
 		device_state_register(fake_machine(), &virtio_net_class, tvd->pci.slot, tvd), 0);
