@@ -348,12 +348,15 @@ static bool nics_equal(const struct vm_nic *x, const struct vm_nic *y)
 	       x->router_guard == y->router_guard && x->port_isolation == y->port_isolation &&
 	       !strcmp(x->vlan_trunk, y->vlan_trunk) && x->native_vlan == y->native_vlan &&
 	       x->bw_out == y->bw_out && x->bw_in == y->bw_in &&
-	       x->port_mirroring == y->port_mirroring && x->queues == y->queues;
+	       x->port_mirroring == y->port_mirroring;
 }
 
+/* The same adapter, with as many queue pairs (the default resolved: an adapter recorded with
+ * queues 1 by a hot plug on a 1-vCPU VM is the one given without). */
 static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j)
 {
-	return nics_equal(&a->nics[i], &b->nics[j]);
+	return nics_equal(&a->nics[i], &b->nics[j]) &&
+	       vmdef_nic_queues(a, i) == vmdef_nic_queues(b, j);
 }
 
 unsigned vmdef_net_move_change(const struct vm_def *a, const struct vm_def *b)
@@ -368,7 +371,7 @@ unsigned vmdef_net_move_change(const struct vm_def *a, const struct vm_def *b)
 		struct vm_nic y = b->nics[i];
 
 		if (!x->sw[0] || !y.sw[0] || !x->mac[0] || strcmp(x->mac, y.mac) ||
-		    x->pci_slot != y.pci_slot)
+		    x->pci_slot != y.pci_slot || vmdef_nic_queues(a, i) != vmdef_nic_queues(b, i))
 			continue;
 		memcpy(y.tap, x->tap, sizeof(y.tap)); /* it follows the MAC (vmdef_switch_tap) */
 		if (!nics_equal(x, &y))
@@ -410,6 +413,7 @@ static bool nic_guest_equal(const struct vm_def *saved, unsigned i, const struct
 			    unsigned j, char *why, size_t len)
 {
 	const struct vm_nic *a = &saved->nics[i], *b = &cur->nics[j];
+	unsigned q;
 
 	if (strcmp(a->mac, b->mac)) {
 		snprintf(why, len,
@@ -418,13 +422,17 @@ static bool nic_guest_equal(const struct vm_def *saved, unsigned i, const struct
 			 a->pci_slot, a->mac, b->mac);
 		return false;
 	}
-	if (vmdef_nic_queues(saved, i) == vmdef_nic_queues(cur, j))
+	/* A save records every adapter's pairs (keel-vmm's snapshot.c); one without was made
+	 * before multi-queue, with one pair. */
+	q = a->queues ? vmdef_nic_queues(saved, i) : 1;
+	if (q == vmdef_nic_queues(cur, j))
 		return true;
 	snprintf(why, len,
-		 "the network adapter at PCI slot %u was saved with %u queue pairs; its "
-		 "description gives it %u (set nets[].queues to %u)",
-		 a->pci_slot, vmdef_nic_queues(saved, i), vmdef_nic_queues(cur, j),
-		 vmdef_nic_queues(saved, i));
+		 "the network adapter at PCI slot %u was saved with %u queue pair%s%s; its "
+		 "description gives it %u (set its queues to %u to restore this state)",
+		 a->pci_slot, q, q == 1 ? "" : "s",
+		 a->queues ? "" : " (by a keel-vmm before multi-queue)", vmdef_nic_queues(cur, j),
+		 q);
 	return false;
 }
 

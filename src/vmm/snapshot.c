@@ -79,6 +79,19 @@ static void snap_config_check(struct state_io *io, const char *text, uint32_t le
 	vmdef_free(&saved);
 }
 
+/* Each adapter's queue pairs written out, the default (one per vCPU) resolved: a description
+ * saved before multi-queue has none, and its adapters had one pair (vmdef's guest check). */
+static void snap_pin_queues(json_object *o, const struct vm_def *def)
+{
+	json_object *nets;
+
+	if (!json_object_object_get_ex(o, "nets", &nets))
+		return;
+	for (unsigned i = 0; i < def->nnics && i < json_object_array_length(nets); i++)
+		json_object_object_add(json_object_array_get_idx(nets, i), "queues",
+				       json_object_new_int((int)vmdef_nic_queues(def, i)));
+}
+
 /* The description as a JSON document (docs/vm-config.md): one u32 length, then the text. */
 static int snap_config_state(struct state_io *io, void *opaque)
 {
@@ -91,6 +104,8 @@ static int snap_config_state(struct state_io *io, void *opaque)
 
 	if (state_saving(io)) {
 		o = vmdef_to_json(cur);
+		if (o)
+			snap_pin_queues(o, cur);
 		text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
 		if (!text) {
 			json_object_put(o);
