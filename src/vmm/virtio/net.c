@@ -712,6 +712,12 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, const int *fds, unsig
 	n->npairs = npairs;
 	n->curr_pairs = 1;
 	for (k = 0; k < npairs; k++) {
+		int fl = fcntl(fds[k], F_GETFL);
+
+		/* Never block the I/O thread, whatever descriptor was passed (taps are opened
+		 * non-blocking; a socket pair given by hand may not be). */
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			(void)fcntl(fds[k], F_SETFL, fl | O_NONBLOCK);
 		n->pair[k].index = k;
 		n->pair[k].tap = fds[k];
 		/* Every queue of a tap is attached when opened: the I/O thread detaches those
