@@ -925,6 +925,13 @@ static void start_mq(uint64_t features, unsigned nq)
 	fake_virtio_serve(mq);
 }
 
+/* Wait until the device's bucket of tap queue changes is full again (8, one more every
+ * 250 ms: the other tests spent some). */
+static void mq_bucket_full(void)
+{
+	usleep(2100 * 1000);
+}
+
 static void mq_send(unsigned pair, size_t len, uint8_t seed)
 {
 	memset(frame, 0, NET_HDR_SIZE);
@@ -1007,6 +1014,7 @@ static void test_mq_pairs(void **state)
 	int fd1;
 
 	(void)state;
+	mq_bucket_full();
 	start_mq(MQ_F, NQ);
 	assert_int_equal(q_flags, IFF_DETACH_QUEUE); /* pair 1, on the device's first event */
 	fd1 = q_fd;
@@ -1084,6 +1092,36 @@ static void test_mq_ctrl_hostile(void **state)
 	assert_int_equal(used_idx(0), 0); /* no buffers posted: the frame waits on pair 0 */
 }
 
+/* A driver that toggles its pairs in a loop: a few TUNSETQUEUEs (eight, then one every
+ * 250 ms: each takes the host's RTNL), and the pairs it asked for last applied once the
+ * bucket has refilled, at the next event. */
+static void test_mq_queue_rate_limit(void **state)
+{
+	unsigned calls;
+	uint64_t t0;
+
+	(void)state;
+	start_mq(MQ_F, NQ);
+	mq_bucket_full();
+	calls = q_calls;
+	t0 = now_ms();
+	for (unsigned i = 0; i < 100; i++)
+		assert_int_equal(pairs_set(4, (uint16_t)(i % 2 ? 1 : 2)), 0);
+	printf("%u TUNSETQUEUEs in %llu ms\n", q_calls - calls,
+	       (unsigned long long)(now_ms() - t0));
+	assert_true(q_calls - calls >= 8);
+	assert_true(q_calls - calls <= 9 + (now_ms() - t0) / 250);
+	assert_int_equal(pairs_set(4, 2), 0);
+	usleep(600 * 1000);
+	for (unsigned i = 0; i < 4; i++)
+		post(2, NULL, 1024, true);
+	fake_virtio_notify(mq, 2); /* the event that applies it */
+	fake_virtio_serve(mq);
+	assert_int_equal(q_flags, IFF_ATTACH_QUEUE);
+	mq_send(1, 100, 13);
+	check_frame_on(2, 100, 13, 1);
+}
+
 /* The pairs the driver enabled are saved and restored (a reset in between brought the
  * device back to one; guest RAM, which the machine saves apart, put back as it was). */
 static void test_mq_save_restore(void **state)
@@ -1095,6 +1133,7 @@ static void test_mq_save_restore(void **state)
 	size_t len;
 
 	(void)state;
+	mq_bucket_full();
 	start_mq(MQ_F, NQ);
 	assert_int_equal(pairs_set(4, 2), 0);
 	fake_machine_save(&saved, &len);
@@ -1145,6 +1184,7 @@ int main(void)
 		cmocka_unit_test(test_mq_pairs),
 		cmocka_unit_test(test_mq_ctrl_hostile),
 		cmocka_unit_test(test_mq_save_restore),
+		cmocka_unit_test(test_mq_queue_rate_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

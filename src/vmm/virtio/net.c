@@ -61,6 +61,10 @@
  * NET_OFFL_MS; a change that grants offloads needs two (one kept to take them back). */
 #define NET_OFFL_BURST 4
 #define NET_OFFL_MS    250
+/* Tap queue changes (TUNSETQUEUE takes RTNL too): a guest that toggles its pairs in a loop
+ * gets NET_QUEUE_BURST changes, one more every NET_OFFL_MS; a change past them waits for the
+ * next event of the device's I/O thread once a token is back. */
+#define NET_QUEUE_BURST 8
 /* An up that waits for the driver to read the link down (virtio_net_set_link) waits this
  * long at most: a driver that never reads the status does not keep the link down. */
 #define NET_LINK_WAIT_MS 1000
@@ -71,6 +75,13 @@ _Static_assert(VQ_MAX_SEGS <= IOV_MAX, "a transmit chain fits one writev");
 _Static_assert(2 * NET_PAIRS_MAX + 1 <= VIRTIO_MAX_QUEUES, "every pair and the control queue");
 
 static struct log_ratelimit net_rl = LOG_RATELIMIT_INIT(5000, 5);
+
+/* Changes to the tap a guest can cause, rate-limited: tokens now, and when one was last
+ * added (ms, monotonic). */
+struct net_bucket {
+	unsigned tokens;
+	uint64_t refill;
+};
 
 /* One queue pair: its tap queue and its receive and transmit state. vd->lock; the buffers
  * are the I/O thread's. */
@@ -98,14 +109,14 @@ struct virtio_net {
 	/* The link as the host set it (virtio_net_set_link; vd->lock): down, whether the
 	 * driver has read the status since it went down, and an up waiting for that read. */
 	bool link_down, link_seen, up_pending;
-	int link_timer;	      /* timerfd: the end of an up's wait (NET_LINK_WAIT_MS) */
-	unsigned offloads;    /* TUN_F_* the tap is set to (the last TUNSETOFFLOAD that worked) */
-	bool offload_warned;  /* TUNSETOFFLOAD failed once (said once) */
-	unsigned offl_tokens; /* offload changes allowed now */
-	uint64_t offl_refill; /* when a token was last added (ms, monotonic) */
-	bool queue_warned;    /* TUNSETQUEUE failed once (said once) */
-	unsigned npairs;      /* pairs offered (max_virtqueue_pairs); 1: no MQ, no control queue */
-	unsigned curr_pairs;  /* pairs the driver enabled (1 after a reset) */
+	int link_timer;		/* timerfd: the end of an up's wait (NET_LINK_WAIT_MS) */
+	unsigned offloads;	/* TUN_F_* the tap is set to (the last TUNSETOFFLOAD that worked) */
+	bool offload_warned;	/* TUNSETOFFLOAD failed once (said once) */
+	struct net_bucket offl; /* offload changes allowed now */
+	struct net_bucket qchg; /* tap queue changes allowed now */
+	bool queue_warned;	/* TUNSETQUEUE failed once (said once) */
+	unsigned npairs;     /* pairs offered (max_virtqueue_pairs); 1: no MQ, no control queue */
+	unsigned curr_pairs; /* pairs the driver enabled (1 after a reset) */
 	struct vq_chain ctrl_chain; /* I/O thread only */
 	struct net_pair pair[];	    /* npairs of them */
 };
@@ -133,17 +144,15 @@ static uint64_t net_now_ms(void)
 }
 
 /* The offload changes allowed now (the bucket refilled first). */
-static unsigned net_offl_tokens(struct virtio_net *n)
+static unsigned net_tokens(struct net_bucket *b, unsigned burst)
 {
-	uint64_t now = net_now_ms(), add = (now - n->offl_refill) / NET_OFFL_MS;
+	uint64_t now = net_now_ms(), add = (now - b->refill) / NET_OFFL_MS;
 
 	if (add) {
-		n->offl_refill += add * NET_OFFL_MS;
-		n->offl_tokens = add >= NET_OFFL_BURST - n->offl_tokens
-					 ? NET_OFFL_BURST
-					 : n->offl_tokens + (unsigned)add;
+		b->refill += add * NET_OFFL_MS;
+		b->tokens = add >= burst - b->tokens ? burst : b->tokens + (unsigned)add;
 	}
-	return n->offl_tokens;
+	return b->tokens;
 }
 
 /* Set the tap's offloads to what the driver negotiated (none while it has not): the tap
@@ -162,11 +171,11 @@ static void net_sync_offloads(struct virtio_dev *vd)
 
 	if (want == n->offloads)
 		return;
-	if (net_offl_tokens(n) < 2)
+	if (net_tokens(&n->offl, NET_OFFL_BURST) < 2)
 		want = 0; /* limited: the last token takes offloads away, never grants them */
-	if (want == n->offloads || !n->offl_tokens)
+	if (want == n->offloads || !n->offl.tokens)
 		return;
-	n->offl_tokens--;
+	n->offl.tokens--;
 	/* The tap's offloads are the device's, set through any attached queue: pair 0's is
 	 * never detached. */
 	if (ioctl(n->pair[0].tap, TUNSETOFFLOAD, (unsigned long)want) < 0) {
@@ -194,9 +203,9 @@ static void net_mute(struct virtio_dev *vd, struct net_pair *p, bool mute)
 
 /* Attach the tap queues of the pairs the driver enabled (curr_pairs) and detach the others:
  * the kernel then steers every flow to a queue the guest reads. A detached pair's waiting
- * frame is dropped (its flow moves to another queue). A TUNSETQUEUE that fails (said once)
- * leaves the kernel's view as it was; the pair is watched or not as the driver asked either
- * way. I/O thread (TUNSETQUEUE is in its seccomp rules). */
+ * frame is dropped (its flow moves to another queue). Rate-limited (NET_QUEUE_BURST). A TUNSETQUEUE
+ * that fails (said once) leaves the kernel's view as it was; the pair is watched or not as the
+ * driver asked either way. I/O thread (TUNSETQUEUE is in its seccomp rules). */
 static void net_sync_queues(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
@@ -208,6 +217,9 @@ static void net_sync_queues(struct virtio_dev *vd)
 
 		if (p->attached == want)
 			continue;
+		if (!net_tokens(&n->qchg, NET_QUEUE_BURST))
+			return; /* limited: the next event of the thread tries again */
+		n->qchg.tokens--;
 		r = tap_queue_enable(p->tap, want);
 		if (r && !n->queue_warned) {
 			log_warn("%s: cannot %s tap queue %u: %s", n->ifname,
@@ -729,8 +741,8 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, const int *fds, unsig
 	if (npairs > 1)
 		features |= 1ull << NET_F_CTRL_VQ | 1ull << NET_F_MQ;
 	n->link_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	n->offl_tokens = NET_OFFL_BURST;
-	n->offl_refill = net_now_ms();
+	n->offl = (struct net_bucket){NET_OFFL_BURST, net_now_ms()};
+	n->qchg = (struct net_bucket){NET_QUEUE_BURST, net_now_ms()};
 	snprintf(n->ifname, sizeof(n->ifname), "%s", ifname);
 	memcpy(n->mac, mac, 6);
 	r = virtio_dev_create(m, slot, &net_ops, n, features, npairs > 1 ? 2 * npairs + 1 : 2,
