@@ -824,7 +824,15 @@ int virtio_net_attach(struct machine *m, unsigned i, const int *taps, struct vir
 static int net_class_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct virtio_dev *vd = NULL;
-	int r = virtio_net_attach(m, i, m->net_fds[i], &vd, err, errlen);
+	int r;
+
+	/* Tap queues passed beyond the adapter's pairs (a restore of a state saved with fewer,
+	 * snapshot_read) are closed: an open queue stays attached, and the kernel would steer
+	 * flows to it that nobody reads. */
+	for (unsigned k = vmdef_nic_queues(m->def, i); k < VMDEF_NET_QUEUES_MAX; k++)
+		if (m->net_fds[i][k] >= 0)
+			close(m->net_fds[i][k]);
+	r = virtio_net_attach(m, i, m->net_fds[i], &vd, err, errlen);
 
 	if (!r)
 		*obj = vd;
