@@ -73,27 +73,32 @@ done
 [ "$VM_OUT" = "$sum1" ] || fail "64 MiB transfer: n2 received sha256 $VM_OUT, n1 sent $sum1"
 echo "lab: 64 MiB n1 -> n2 in about $((t1 - t0)) s, sha256 $sum1 at both ends"
 
-# Four parallel streams of 16 MiB each into n2 (its flows spread over its two queue pairs).
+# Four parallel streams of 16 MiB each from n1 into VM $1 (its flows spread over its two
+# queue pairs), each arriving with n1's sha256 ($sum4); $2 says when, for messages.
+streams4() {
+	vm_run "$1" 'rm -f /tmp/rx.500?; echo cleared' 30
+	vm_send "$1" 'for p in 5001 5002 5003 5004; do (nc -l -p $p | sha256sum | cut -c1-64 >/tmp/rx.$p.tmp; mv /tmp/rx.$p.tmp /tmp/rx.$p) & done'
+	sleep 2
+	t0=$(_now)
+	vm_run n1 'for p in 5001 5002 5003 5004; do (nc -w 10 10.9.0.2 $p </tmp/g; echo $? >/tmp/tx.$p) & done; wait; cat /tmp/tx.500? | tr -d "\n"' 600
+	[ "$VM_OUT" = 0000 ] || fail "4 parallel streams n1 -> $1 $2: nc exit statuses '$VM_OUT'"
+	t1=$(_now)
+	i=0
+	while :; do
+		vm_run "$1" 'cat /tmp/rx.5001 /tmp/rx.5002 /tmp/rx.5003 /tmp/rx.5004 2>/dev/null | wc -l'
+		[ "$VM_OUT" != 4 ] || break
+		i=$((i + 1))
+		[ "$i" -le 60 ] || fail "$1 has $VM_OUT of 4 parallel streams complete $2"
+		sleep 2
+	done
+	vm_run "$1" "cat /tmp/rx.500? | grep -c -v -x $sum4"
+	[ "$VM_OUT" = 0 ] || fail "4 parallel streams $2: $VM_OUT arrived with a sha256 other than $sum4"
+	vm_run "$1" 'grep -e input -e output /proc/interrupts | awk "{print \$NF, \$2 + \$3}" | tr "\n" " "'
+	echo "lab: 4 parallel streams of 16 MiB n1 -> $1 $2 in about $((t1 - t0)) s, all sha256 $sum4; its queue interrupts: $VM_OUT"
+}
 vm_run n1 'dd if=/tmp/f of=/tmp/g bs=1M count=16 2>/dev/null; sha256sum /tmp/g | cut -c1-64' 120
 sum4=$VM_OUT
-vm_send n2 'for p in 5001 5002 5003 5004; do (nc -l -p $p | sha256sum | cut -c1-64 >/tmp/rx.$p.tmp; mv /tmp/rx.$p.tmp /tmp/rx.$p) & done'
-sleep 2
-t0=$(_now)
-vm_run n1 'for p in 5001 5002 5003 5004; do (nc -w 10 10.9.0.2 $p </tmp/g; echo $? >/tmp/tx.$p) & done; wait; cat /tmp/tx.500? | tr -d "\n"' 600
-[ "$VM_OUT" = 0000 ] || fail "4 parallel streams n1 -> n2: nc exit statuses '$VM_OUT'"
-t1=$(_now)
-i=0
-while :; do
-	vm_run n2 'cat /tmp/rx.5001 /tmp/rx.5002 /tmp/rx.5003 /tmp/rx.5004 2>/dev/null | wc -l'
-	[ "$VM_OUT" != 4 ] || break
-	i=$((i + 1))
-	[ "$i" -le 60 ] || fail "n2 has $VM_OUT of 4 parallel streams complete"
-	sleep 2
-done
-vm_run n2 "cat /tmp/rx.500? | grep -c -v -x $sum4"
-[ "$VM_OUT" = 0 ] || fail "4 parallel streams: $VM_OUT arrived with a sha256 other than $sum4"
-vm_run n2 'grep -e input -e output /proc/interrupts | awk "{print \$NF, \$2 + \$3}" | tr "\n" " "'
-echo "lab: 4 parallel streams of 16 MiB n1 -> n2 in about $((t1 - t0)) s, all sha256 $sum4; n2's queue interrupts: $VM_OUT"
+streams4 n2 "(2 queue pairs)"
 
 # Saved with two pairs, restored with two (keel: docs/virtio.md, virtio-net's section 2).
 if [ "$LAB_VMM" != qemu ]; then
@@ -116,22 +121,8 @@ if [ "$LAB_VMM" != qemu ]; then
 	printf '%s\n' "$VM_OUT" | grep -qx restored-ok || fail "the restored n2's shell printed '$VM_OUT'"
 	q=$(ls /sys/class/net/ktap2/queues | grep -c tx-)
 	[ "$q" = 2 ] || fail "the restored n2's ktap2 has $q attached queues, expected 2"
-	vm_run n2r 'rm -f /tmp/rx.500?; echo cleared' 30
-	vm_send n2r 'for p in 5001 5002 5003 5004; do (nc -l -p $p | sha256sum | cut -c1-64 >/tmp/rx.$p.tmp; mv /tmp/rx.$p.tmp /tmp/rx.$p) & done'
-	sleep 2
-	vm_run n1 'for p in 5001 5002 5003 5004; do (nc -w 10 10.9.0.2 $p </tmp/g; echo $? >/tmp/tx.$p) & done; wait; cat /tmp/tx.500? | tr -d "\n"' 600
-	[ "$VM_OUT" = 0000 ] || fail "4 parallel streams n1 -> restored n2: nc exit statuses '$VM_OUT'"
-	i=0
-	while :; do
-		vm_run n2r 'cat /tmp/rx.5001 /tmp/rx.5002 /tmp/rx.5003 /tmp/rx.5004 2>/dev/null | wc -l'
-		[ "$VM_OUT" != 4 ] || break
-		i=$((i + 1))
-		[ "$i" -le 60 ] || fail "the restored n2 has $VM_OUT of 4 parallel streams complete"
-		sleep 2
-	done
-	vm_run n2r "cat /tmp/rx.500? | grep -c -v -x $sum4"
-	[ "$VM_OUT" = 0 ] || fail "4 parallel streams after the restore: $VM_OUT with a sha256 other than $sum4"
-	echo "lab: n2 saved with 2 queue pairs and restored with 2 (ktap2: $q attached queues); 4 parallel streams after the restore, all sha256 $sum4"
+	streams4 n2r "after the restore"
+	echo "lab: n2 saved with 2 queue pairs and restored with 2 (ktap2: $q attached queues)"
 	n2=n2r
 else
 	n2=n2
