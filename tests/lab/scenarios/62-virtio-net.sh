@@ -43,9 +43,9 @@ if [ "$LAB_VMM" != qemu ]; then
 	for b in 17 22; do
 		[ "${VM_OUT:$b:1}" = 1 ] || fail "n2 did not negotiate virtio-net feature bit $b: '$VM_OUT'"
 	done
-	vm_run n2 'ls /sys/class/net/eth0/queues | tr "\n" " "'
+	vm_run n2 'echo $(ls /sys/class/net/eth0/queues)'
 	echo "lab: n2 eth0 queues: $VM_OUT"
-	[ "$VM_OUT" = "rx-0 rx-1 tx-0 tx-1 " ] || fail "n2 eth0 has queues '$VM_OUT', expected 2 rx and 2 tx"
+	[ "$VM_OUT" = "rx-0 rx-1 tx-0 tx-1" ] || fail "n2 eth0 has queues '$VM_OUT', expected 2 rx and 2 tx"
 	q=$(ls /sys/class/net/ktap2/queues | grep -c tx-)
 	echo "lab: ktap2 has $q attached queues"
 	[ "$q" = 2 ] || fail "ktap2 has $q attached queues, expected 2 (both pairs enabled)"
@@ -80,8 +80,8 @@ streams4() {
 	vm_send "$1" 'for p in 5001 5002 5003 5004; do (nc -l -p $p | sha256sum | cut -c1-64 >/tmp/rx.$p.tmp; mv /tmp/rx.$p.tmp /tmp/rx.$p) & done'
 	sleep 2
 	t0=$(_now)
-	vm_run n1 'for p in 5001 5002 5003 5004; do (nc -w 10 10.9.0.2 $p </tmp/g; echo $? >/tmp/tx.$p) & done; wait; cat /tmp/tx.500? | tr -d "\n"' 600
-	[ "$VM_OUT" = 0000 ] || fail "4 parallel streams n1 -> $1 $2: nc exit statuses '$VM_OUT'"
+	vm_run n1 'for p in 5001 5002 5003 5004; do (nc -w 10 10.9.0.2 $p </tmp/g; echo $? >/tmp/tx.$p) & done; wait; echo $(cat /tmp/tx.500?)' 600
+	[ "$VM_OUT" = "0 0 0 0" ] || fail "4 parallel streams n1 -> $1 $2: nc exit statuses '$VM_OUT'"
 	t1=$(_now)
 	i=0
 	while :; do
@@ -93,7 +93,7 @@ streams4() {
 	done
 	vm_run "$1" "cat /tmp/rx.500? | grep -c -v -x $sum4"
 	[ "$VM_OUT" = 0 ] || fail "4 parallel streams $2: $VM_OUT arrived with a sha256 other than $sum4"
-	vm_run "$1" 'grep -e input -e output /proc/interrupts | awk "{print \$NF, \$2 + \$3}" | tr "\n" " "'
+	vm_run "$1" 'echo $(grep -e input -e output /proc/interrupts | awk "{print \$NF, \$2 + \$3}")'
 	echo "lab: 4 parallel streams of 16 MiB n1 -> $1 $2 in about $((t1 - t0)) s, all sha256 $sum4; its queue interrupts: $VM_OUT"
 }
 vm_run n1 'dd if=/tmp/f of=/tmp/g bs=1M count=16 2>/dev/null; sha256sum /tmp/g | cut -c1-64' 120
