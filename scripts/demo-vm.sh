@@ -20,11 +20,13 @@ run() { # show a keel command as the user would type it, then run it
 	"$@"
 }
 
-run keel vm create "$name" --generation 2 --cpus "$cpus" --memory "$memory" --disk "$disk" || exit 1
+run keel vm create "$name" --generation 2 --cpus "$cpus" --memory "$memory" --disk "$disk" \
+	--vsock || exit 1
 keel vm show "$name" | grep -E '^(Generation|NVRAM file|Disk)' | sed 's/^/demo:   /'
 run keel vm start "$name" || exit 1
 say "Debian 12 is booting through OVMF (UEFI), GRUB and systemd; its serial console follows."
 say "log in as root, password keel."
+say "the VM has a vsock channel for keel-agent, the integration services (docs/integration-services.md)."
 say "leave with 'poweroff' at the guest's shell (the VM powers off and the demo ends),"
 say "or detach with Ctrl-] (the demo then turns the VM off)."
 run keel console "$name"

@@ -27,34 +27,9 @@ fixed_in=
 
 say() { echo "lab-qemu: $*" >&2; }
 
-fetch_source() {
-	[ -s "$src/$tarball" ] && return
-	mkdir -p "$src"
-	local tmp list
-	tmp=$(mktemp -d)
-	list=/etc/apt/sources.list.d/keel-qemu-source.list
-	# apt-get source needs a deb-src line; the one for the suite that has QEMU $version.
-	if ! grep -rqs "^deb-src .*bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-		echo "deb-src http://deb.debian.org/debian bookworm-backports main" >"$list"
-		apt-get update -qq
-	fi
-	# The .dsc and .debian.tar.xz may be missing from the mirror: the orig tarball is what we
-	# build from, so take it even when apt-get reports the others failed.
-	local v
-	v=$(apt-cache showsrc qemu | awk -v want="1:$version+" \
-		'$1 == "Version:" && index($2, want) == 1 {print $2; exit}')
-	[ -n "$v" ] || {
-		say "apt knows no QEMU $version source package (apt-cache showsrc qemu)"
-		exit 1
-	}
-	(cd "$tmp" && apt-get source --download-only -qq "qemu=$v" 2>&1 | grep -v "^W:" >&2 || true)
-	[ -s "$tmp/$tarball" ] || {
-		say "could not download $tarball (Debian's QEMU $version source)"
-		exit 1
-	}
-	mv "$tmp/$tarball" "$src/$tarball.tmp" && mv "$src/$tarball.tmp" "$src/$tarball"
-	rm -rf "$tmp"
-}
+# shellcheck source=scripts/debian-source.sh
+. "$top/scripts/debian-source.sh"
+fetch_source() { debian_source bookworm-backports qemu "1:$version+" "$tarball" "$src"; }
 
 key_of() {
 	{
@@ -125,20 +100,11 @@ packaged_has_fixes() {
 }
 
 main() {
-	local out
 	if packaged_has_fixes; then
 		echo /usr/bin/qemu-system-x86_64
 		return
 	fi
-	if [ "${1:-}" = --path ]; then
-		[ -s "$src/$tarball" ] || exit 1
-		echo "$cache/$(key_of)/qemu-system-x86_64"
-		return
-	fi
-	fetch_source
-	out=$cache/$(key_of)
-	[ -x "$out/qemu-system-x86_64" ] || build "$out"
-	echo "$out/qemu-system-x86_64"
+	debian_cached_build qemu-system-x86_64 "$@"
 }
 
 main "$@"

@@ -37,6 +37,9 @@ packages=(
 	# the firmware-boot images (scripts/images/, lab scenarios 85-89): GRUB for BIOS and UEFI,
 	# partition tables and file systems in plain files, Debian 12 made by mmdebstrap
 	grub-pc-bin grub-efi-amd64-bin mtools dosfstools fdisk mmdebstrap
+	# bench/virtio's guest tools (issue 16): iperf3 for the network streams (copied into the
+	# lab guest with its libraries); fio is built static from Debian's source (guest-fio.sh)
+	iperf3
 )
 
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
@@ -80,6 +83,8 @@ fi
 # The lab's outer QEMU: Debian's QEMU source with keel's patches, built once per host
 # (cached by content under /var/cache/keel; docs/lab.md says why).
 "$top/scripts/lab-qemu.sh" >/dev/null
+# The lab guest's static fio (bench/virtio), cached the same way.
+"$top/scripts/guest-fio.sh" >/dev/null
 
 # Debian's cloud kernel and its modules, unpacked (never installed: the host's /boot is
 # not ours to change). The lab boots it as its host kernel and as the guest kernel.

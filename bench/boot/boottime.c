@@ -19,7 +19,8 @@
  *   peak_own    VmHWM (peak RSS) minus the guest RAM resident at the marker.
  *
  * With --verbose, every non-guest mapping with 512 KiB or more resident is listed on stderr
- * ("lab-boottime: map ..."), to see where a VMM's own memory goes.
+ * ("lab-boottime: map ..."), to see where a VMM's own memory goes, and every non-guest
+ * mapping with transparent huge pages in it ("lab-boottime: huge ...": 2 MiB resident each).
  *
  * Then it kills the VMM (SIGKILL) and prints one line:
  *   boottime: ms=M own_kib=K own_private_kib=K peak_own_kib=K guest_kib=K rss_kib=K
@@ -99,6 +100,10 @@ static int read_mem(pid_t pid, uint64_t guest_bytes, int verbose, struct mem *m)
 				m->guest_kib += v;
 			else
 				m->own_kib += v;
+		} else if ((v = field_kib(line, "AnonHugePages"))) {
+			if (verbose && !in_guest)
+				fprintf(stderr, "lab-boottime: huge %6llu KiB %s\n",
+					(unsigned long long)v, head);
 		} else if ((v = field_kib(line, "Private_Clean")) ||
 			   (v = field_kib(line, "Private_Dirty"))) {
 			if (!in_guest)

@@ -10,6 +10,13 @@
 #   randwrite 4 KiB random writes over allocated blocks
 #   randread  4 KiB random reads
 #   randalloc 4 KiB random writes on a fresh 64 GiB disk (most of them allocate a block)
+#   diffalloc the same on a fresh differencing VHDX (keel disk create --parent) of an empty
+#             64 GiB dynamic VHDX: the parent reads zeros, so each write allocates a fully
+#             present block; raw is randalloc's fresh raw file. keel only: QEMU's VHDX
+#             driver does not create differencing disks.
+#   diffdata  the same over a base with 4 KiB of data in each of its 32 MiB blocks
+#             (diskbench stridewrite): each write allocates a partially present block and
+#             sets sector bitmap bits.
 # Writes flush every BENCH_FLUSH (16) requests, as a guest's file system does, and at the end.
 # Prints the median MiB/s per phase over BENCH_REPS (5) interleaved runs and the ratios
 # VHDX/raw and keel/QEMU. Environment: BENCH_DIR (an O_DIRECT-capable directory; default
@@ -41,10 +48,17 @@ fi
 echo "bench/disk: $dir ($fstype), ${mib} MiB disks, $nrand random requests, flush every $flush writes, median of $reps"
 
 script=$dir/qemu-io.script
-fresh() { # fresh FORMAT SIZE (of $img)
-	rm -f "$img"
+fresh() { # fresh FORMAT SIZE [diff] (of $img; with diff, a VHDX is a differencing child)
+	local base=${img%.vhdx}.base.vhdx
+	rm -f "$img" "$base"
 	if [ "$1" = raw ]; then
 		truncate -s "$2" "$img"
+	elif [ "${3:-}" = diff ] || [ "${3:-}" = diffdata ]; then
+		"$keel" disk create "$base" --size "$2" >/dev/null
+		if [ "$3" = diffdata ]; then
+			"$drv" "$base" stridewrite $(($(numfmt --from=iec "$2") >> 25)) 0 >/dev/null
+		fi
+		"$keel" disk create "$img" --parent "$base" >/dev/null
 	else
 		"$keel" disk create "$img" --size "$2" >/dev/null
 	fi
@@ -80,6 +94,8 @@ keel_phase() { # keel_phase FORMAT PHASE -> MiB/s
 	randwrite) what=randwrite; count=$nrand ;;
 	randread) what=randread; count=$nrand ;;
 	randalloc) fresh "$f" 64G; what=randwrite; count=$nrand ;;
+	diffalloc) fresh "$f" 64G diff; what=randwrite; count=$nrand ;;
+	diffdata) fresh "$f" 64G diffdata; what=randwrite; count=$nrand ;;
 	esac
 	"$drv" "$img" "$what" "$count" "$flush" >"$dir/out" || exit 1
 	awk '{ print $3 }' "$dir/out"
@@ -109,11 +125,12 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[in
 
 # Interleaved: each phase runs on the four images one after the other, BENCH_REPS times;
 # the medians go in the table (this host's storage varies by 2-3x from run to run).
-phases=(seqwrite rewrite seqread randwrite randread randalloc)
+phases=(seqwrite rewrite seqread randwrite randread randalloc diffalloc diffdata)
 declare -A all res
 for rep in $(seq 1 "$reps"); do
 	for ph in "${phases[@]}"; do
 		for who in keel qemu; do
+			[ "${ph#diff}" != "$ph" ] && [ $who = qemu ] && continue
 			for f in raw vhdx; do
 				img=$dir/img.$who.$f
 				v=$(${who}_phase "$f" "$ph") || {
@@ -132,7 +149,8 @@ printf '%-10s %10s %10s %10s %10s %9s %9s %10s\n' phase keel-raw keel-vhdx qemu-
 	"keel v/r" "qemu v/r" "vhdx k/q"
 for ph in "${phases[@]}"; do
 	awk -v p="$ph" -v a="${res[keel,raw,$ph]}" -v b="${res[keel,vhdx,$ph]}" \
-		-v c="${res[qemu,raw,$ph]}" -v d="${res[qemu,vhdx,$ph]}" \
-		'BEGIN { printf "%-10s %10s %10s %10s %10s %9.2f %9.2f %10.2f\n", p, a, b, c, d, b / a, d / c, b / d }'
+		-v c="${res[qemu,raw,$ph]:-}" -v d="${res[qemu,vhdx,$ph]:-}" \
+		'BEGIN { if (c == "") printf "%-10s %10s %10s %10s %10s %9.2f %9s %10s\n", p, a, b, "-", "-", b / a, "-", "-"
+			else printf "%-10s %10s %10s %10s %10s %9.2f %9.2f %10.2f\n", p, a, b, c, d, b / a, d / c, b / d }'
 done
 echo "bench/disk: MiB/s (medians); keel v/r and qemu v/r = VHDX/raw, vhdx k/q = keel/QEMU on VHDX"

@@ -51,8 +51,74 @@ one() { # VMM GEN RUN
 	echo "bench: run $1 gen$2 $3 ${line#boottime: }"
 	# Where the VMM's own memory is, once per VMM and generation: every mapping other than
 	# guest RAM with 512 KiB or more resident (lab-boottime --verbose).
-	[ "$3" != 1 ] || sed -n "s/^lab-boottime: map /bench: map $1 gen$2 /p" /tmp/bench-console
+	[ "$3" != 1 ] || sed -n -e "s/^lab-boottime: map /bench: map $1 gen$2 /p" \
+		-e "s/^lab-boottime: huge /bench: huge $1 gen$2 /p" /tmp/bench-console
 	echo "$1.$2 ${line#boottime: }" >>"$results"
+}
+
+# The exit profile (keel.profile=1): one more boot of each generation per VMM, not timed, with
+# the lab kernel's KVM tracepoints counted in histograms (the same count for both VMMs): every
+# exit by its SVM exit code (kvm_exit), exits to user space (kvm_userspace_exit), port I/O by
+# port (kvm_pio) and MMIO by 4 KiB page (kvm_mmio); keel-vmm also with --exit-stats (its own
+# count, by device). "before" is the keel-vmm build given as BENCH_KEEL_BEFORE (run.sh), when
+# there is one. Lines "bench: trace VMM GEN EVENT ..." and "bench: exits VMM GEN ...".
+T=/sys/kernel/tracing
+HIST_EXIT='hist:keys=exit_reason:sort=hitcount.descending'
+HIST_USER='hist:keys=reason:sort=hitcount.descending'
+HIST_PIO='hist:keys=rw,port:sort=hitcount.descending'
+HIST_MMIO='hist:keys=type,gpa.buckets=4096:sort=hitcount.descending'
+
+trace_set() { # trace_set ''|'!': add or remove the histograms
+	echo "$1$HIST_EXIT" >$T/events/kvm/kvm_exit/trigger &&
+		echo "$1$HIST_USER" >$T/events/kvm/kvm_userspace_exit/trigger &&
+		echo "$1$HIST_PIO" >$T/events/kvm/kvm_pio/trigger &&
+		echo "$1$HIST_MMIO" >$T/events/kvm/kvm_mmio/trigger
+}
+
+trace_print() { # VMM GEN
+	for e in kvm_exit kvm_userspace_exit kvm_pio kvm_mmio; do
+		grep -v -e '^#' -e '^$' "$T/events/kvm/$e/hist" | grep -v -e '^Totals:' |
+			sed 's/  */ /g' | head -n 25 | sed "s/^/bench: trace $1 gen$2 $e /"
+	done
+}
+
+profile_one() { # VMM GEN (VMM: keel, before or qemu)
+	case $1 in
+	keel) cmd="$(command_of keel "$2") --exit-stats" ;;
+	before) cmd=$(command_of keel "$2" | sed 's/exec keel-vmm /exec keel-vmm-before /') ;;
+	*) cmd=$(command_of "$1" "$2") ;;
+	esac
+	trace_set '' || { echo "bench: FAIL profile: cannot set the KVM trace histograms"; return 1; }
+	sh -c "$cmd" >/tmp/bench-profile 2>&1 </dev/null &
+	pid=$!
+	t=0
+	while ! grep -q "$MARKER" /tmp/bench-profile && [ "$t" -lt 800 ]; do
+		sleep 0.5
+		t=$((t + 1))
+	done
+	grep -q "$MARKER" /tmp/bench-profile || echo "bench: FAIL profile $1 gen$2: no marker"
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	trace_print "$1" "$2"
+	trace_set '!'
+	sed -n 's/.*exit stats: */bench: exits '"$1"' gen'"$2"' /p' /tmp/bench-profile
+}
+
+profile() {
+	[ -d $T/events/kvm ] || mount -t tracefs nodev $T 2>/dev/null
+	[ -d $T/events/kvm ] || { echo "bench: FAIL profile: no KVM trace events in $T"; return 1; }
+	# Pages need the histograms' .buckets (Linux 5.19 and later); else MMIO by kind only.
+	if echo "$HIST_MMIO" >$T/events/kvm/kvm_mmio/trigger 2>/dev/null; then
+		echo "!$HIST_MMIO" >$T/events/kvm/kvm_mmio/trigger
+	else
+		HIST_MMIO='hist:keys=type:sort=hitcount.descending'
+	fi
+	for gen in 1 2; do
+		for vmm in before keel qemu; do
+			[ "$vmm" != before ] || [ -x /bin/keel-vmm-before ] || continue
+			profile_one "$vmm" "$gen"
+		done
+	done
 }
 
 median() { # median VMM.GEN KEY
@@ -60,6 +126,7 @@ median() { # median VMM.GEN KEY
 		awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+case " $(cat /proc/cmdline) " in *" keel.profile=1 "*) profile ;; esac
 echo "bench: firmware: $n runs each of keel-vmm and QEMU (q35) per generation, $mib MiB, guest kernel $(uname -r)"
 ok=1
 i=1

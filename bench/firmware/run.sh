@@ -5,7 +5,10 @@
 # nested-lab session; and keel-vmm's own memory with firmware. Prints medians and keel/QEMU
 # ratios against the goals (time <= 0.7x QEMU's, own memory <= 5 MiB). Console log:
 # build/lab/bench-firmware.log. Environment: BENCH_N (runs per VMM and generation, default
-# 3), BENCH_TIMEOUT (the whole lab session, default 1800 s). Method: docs/BENCHMARKS.md.
+# 3), BENCH_TIMEOUT (the whole lab session, default 1800 s), BENCH_PROFILE=1 (first an exit
+# profile: one untimed boot per VMM and generation with KVM's trace events counted, keel-vmm
+# with --exit-stats), BENCH_KEEL_BEFORE=FILE (another keel-vmm build the profile boots too, as
+# "before"). Method: docs/BENCHMARKS.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
@@ -18,7 +21,8 @@ lab_build || exit 1
 LAB_IMAGES=mbr-bios,gpt-uefi lab_images || exit 1
 echo "bench/firmware: one lab session, $n boots each of keel-vmm and QEMU (q35) per generation;" \
 	"log: ${log#"$top"/}"
-lab_boot bench "${BENCH_TIMEOUT:-1800}" keel.bench=firmware "keel.n=$n" </dev/null 2>&1 |
+lab_boot bench "${BENCH_TIMEOUT:-1800}" keel.bench=firmware "keel.n=$n" \
+	"keel.profile=${BENCH_PROFILE:-0}" </dev/null 2>&1 |
 	sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
 	tee "$log" | grep --line-buffered -E '^bench: '
 grep -q '^bench: done' "$log" || {

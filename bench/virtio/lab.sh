@@ -44,6 +44,8 @@ arg() {
 }
 disk_mib=$(arg diskmib 128)
 net_mib=$(arg netmib 16)
+net_secs=$(arg netsecs 5)
+fio_secs=$(arg fiosecs 5)
 nat_runs=$(arg natruns 3)
 what=$(arg what "disk,vhdx,net" | tr , ' ')
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -83,38 +85,76 @@ start_vm() { # start_vm VMM NAME KEEL-OPTIONS -- QEMU-OPTIONS
 		vm_boot "$name"
 		unset -f vm_command
 		. /lab/api.sh
+		GUEST_INITRD=$BENCH_INITRD
 	fi
 }
 
-# disk_bench VMM FORMAT: raw (a zeroed file) or vhdx (a fresh dynamic VHDX, so the writes
-# allocate); prints "bench: FORMAT VMM write|read MiBps=... cpu_ms=...".
+# The disk matrix (issue 16), one fio run each in the guest on /dev/vda (O_DIRECT, fio's
+# io_uring engine): NAME RW BS QD REGION, REGION a: the first disk_mib MiB (written first,
+# so the later runs rewrite and read allocated blocks), b: the next disk_mib MiB, never
+# written before its run (on a dynamic VHDX, random writes that allocate). The first run
+# writes region a once (size-based); the others run fio_secs seconds each.
+disk_cases="seqwrite-alloc:write:1M:1:a seqwrite:write:1M:1:a seqread:read:1M:1:a
+randread-qd1:randread:4k:1:a randread-qd32:randread:4k:32:a
+randwrite-qd1:randwrite:4k:1:a randwrite-qd32:randwrite:4k:32:a
+randwrite-qd32-alloc:randwrite:4k:32:b"
+
+# disk_bench VMM FORMAT: raw (a zeroed file) or vhdx (a fresh dynamic VHDX made by `keel
+# disk create`), on the ext4 of bench_fs; prints per case
+# "bench: disk VMM FORMAT CASE kibps=... iops=... kib=... cpu_ms=..." (kib: what the run moved,
+# cpu_ms: the VMM process's user+system time around it, all threads).
 disk_bench() {
+	f=$BENCH_FS/bench.$2
+	rm -f "$f"
 	if [ "$2" = vhdx ]; then
-		f=/tmp/bench.vhdx
-		rm -f $f
-		keel disk create $f --size $((disk_mib + 16))M >/dev/null || fail "keel disk create $f"
+		keel disk create "$f" --size $((disk_mib * 2 + 16))M >/dev/null || fail "keel disk create $f"
 	else
-		f=/tmp/bench.raw
-		dd if=/dev/zero of=$f bs=1M count=$((disk_mib + 16)) 2>/dev/null
+		dd if=/dev/zero of="$f" bs=1M count=$((disk_mib * 2 + 16)) 2>/dev/null || fail "dd $f"
 	fi
 	# One VM name per VMM and format: a name is never reused in one session (vm_start).
 	n=d$1$2
 	start_vm "$1" $n --disk "path=$f,format=$2,cache=$cache" -- \
 		-drive "id=d0,if=none,file=$f,format=$2,cache=$cache,aio=io_uring" \
 		-device virtio-blk-pci,drive=d0,disable-legacy=on
-	c0=$(cpu_ms $n)
-	guest_secs $n "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>/dev/null"
-	c1=$(cpu_ms $n)
-	wt=$VM_T
-	guest_secs $n "dd if=/dev/vda of=/dev/null bs=1M count=$disk_mib iflag=direct 2>/dev/null"
-	c2=$(cpu_ms $n)
-	rt=$VM_T
-	label=disk
-	[ "$2" = raw ] || label=$2
-	echo "bench: $label $1 write MiBps=$((disk_mib * 100 / wt)) cpu_ms=$((c1 - c0))"
-	echo "bench: $label $1 read MiBps=$((disk_mib * 100 / rt)) cpu_ms=$((c2 - c1))"
+	for c in $disk_cases; do
+		IFS=: read -r name rw bs qd region <<EOF_CASE
+$c
+EOF_CASE
+		off=0
+		[ "$region" = a ] || off=$disk_mib
+		tb="--time_based --runtime=$fio_secs"
+		[ "$name" != seqwrite-alloc ] || tb=
+		c0=$(cpu_ms $n)
+		vm_run $n "fio --name=$name --filename=/dev/vda --direct=1 --ioengine=io_uring --rw=$rw --bs=$bs --iodepth=$qd --offset=${off}M --size=${disk_mib}M $tb --randrepeat=0 --norandommap --output-format=terse 2>&1 | awk -F';' 'NF > 100 { print \"F\", \$6 + \$47, \$7 + \$48, \$8 + \$49; next } { print }'" 900
+		c1=$(cpu_ms $n)
+		r=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print "kibps=" $3 " iops=" $4 " kib=" $2 }')
+		[ -n "$r" ] || fail "$1 $2 $name: fio gave no figures: $VM_OUT"
+		echo "bench: disk $1 $2 $name $r cpu_ms=$((c1 - c0))"
+	done
 	vm_kill $n
-	rm -f $f
+	rm -f "$f"
+}
+
+# bench_fs: the disk files' file system, BENCH_FS: an ext2 made by busybox mke2fs (mounted
+# with the ext4 driver) on a loop device over a file on the lab's RAM-backed /tmp, so that
+# both VMMs can open the files with O_DIRECT (cache=none), which tmpfs refuses before
+# Linux 6.6. /tmp itself where it takes O_DIRECT.
+bench_fs() {
+	BENCH_FS=/tmp
+	cache=none
+	dd if=/dev/zero of=/tmp/bench.probe bs=4096 count=1 oflag=direct 2>/dev/null && {
+		rm -f /tmp/bench.probe
+		return
+	}
+	rm -f /tmp/bench.probe
+	BENCH_FS=/bench
+	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * 2 + 128)) 2>/dev/null
+	mke2fs -q -F -b 4096 /tmp/bench.fs >/dev/null 2>&1 || fail "mke2fs /tmp/bench.fs"
+	loop=$(losetup -f) && losetup "$loop" /tmp/bench.fs || fail "losetup /tmp/bench.fs"
+	mkdir -p $BENCH_FS && mount -t ext4 "$loop" $BENCH_FS || fail "mount $loop on $BENCH_FS"
+	dd if=/dev/zero of=$BENCH_FS/probe bs=4096 count=1 oflag=direct 2>/dev/null ||
+		fail "$BENCH_FS (ext4 on $loop) refuses O_DIRECT"
+	rm -f $BENCH_FS/probe
 }
 
 # net_transfer LABEL VMM A B CPU-A CPU-B: TCP from guest A to guest B (10.8.0.2; DST: another
@@ -154,13 +194,44 @@ cpu_ms_pid() { # cpu_ms_pid PID: the process's user+system CPU time so far, ms (
 	awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"
 }
 
-net_bench() { # net_bench VMM [LABEL]: two guests of VMM on a bridge made by hand
+# net_streams LABEL VMM A B PID-A PID-B: iperf3 from guest A to guest B (10.8.0.2, its
+# server running already) for net_secs seconds with one and with four parallel TCP streams;
+# prints "bench: LABEL VMM streams=N mibps=... secs=... cpu_ms=..." (the receiver's figure
+# from iperf3's summary; cpu_ms: both VMMs). RUN runs a command in a guest (vm_run or
+# keel_run; VM_OUT or KEEL_OUT its output).
+net_streams() {
+	for ns in 1 4; do
+		c0=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
+		VM_OUT= KEEL_OUT=
+		$RUN "$3" "iperf3 -c 10.8.0.2 -t $net_secs -P $ns -f M 2>&1 | grep -E 'receiver|error'" 300
+		c1=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
+		# "[SUM]   0.00-5.04   sec  11.2 MBytes  2.22 MBytes/sec   receiver" (-P 1: "[  5]")
+		r=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | awk '/receiver/ {
+			for (i = 2; i < NF; i++) { if ($(i + 1) == "sec") { split($i, t, "-"); s = t[2] } if ($(i + 1) == "MBytes/sec") r = $i }
+			m = "mibps=" r " secs=" s }
+			END { if (m != "") print m }')
+		[ -n "$r" ] || fail "$1 $2: iperf3 with $ns stream(s) gave no figure: ${VM_OUT:-}${KEEL_OUT:-}"
+		echo "bench: $1 $2 streams=$ns $r cpu_ms=$((c1 - c0))"
+	done
+}
+
+# net_bench VMM [LABEL]: two guests of VMM on a bridge made by hand. VMM qemuvh: QEMU with
+# vhost-net (its kernel data path; /dev/vhost-net in the lab host).
+net_bench() {
 	label=${2:-net}
+	vh=
+	if [ "$1" = qemuvh ]; then
+		[ -c /dev/vhost-net ] || {
+			echo "bench: $label $1 not measured: the lab host has no /dev/vhost-net"
+			return 0
+		}
+		vh=,vhost=on
+	fi
 	brctl addbr bbr0 2>/dev/null
 	ip link set bbr0 up
 	for i in 1 2; do
 		start_vm "$1" "$label$1$i" --net "tap=bk$i" -- \
-			-netdev "tap,id=n0,ifname=bq$i,script=no,downscript=no,vnet_hdr=on" \
+			-netdev "tap,id=n0,ifname=bq$i,script=no,downscript=no,vnet_hdr=on$vh" \
 			-device "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=,mac=52:54:00:00:0$i:0$i"
 		t=bk$i
 		[ "$1" = keel ] || t=bq$i
@@ -174,9 +245,10 @@ net_bench() { # net_bench VMM [LABEL]: two guests of VMM on a bridge made by han
 	echo "bench: $label $1 receiver features $VM_OUT"
 	vm_run "$label${1}1" 'ping -c 2 -W 10 10.8.0.2 >/dev/null && echo ok' 60
 	[ "$VM_OUT" = ok ] || fail "$1: no ping between the benchmark guests"
-	vm_send "$label${1}2" 'rm -f /tmp/rx; nc -l -p 5001 | wc -c >/tmp/rx &'
-	sleep 2
-	RUN=vm_run KEEL_OUT= net_transfer "$label" "$1" "$label${1}1" "$label${1}2" \
+	vm_run "$label${1}2" 'iperf3 -s -D && echo ok'
+	[ "$VM_OUT" = ok ] || fail "$1: iperf3 -s: $VM_OUT"
+	sleep 1
+	RUN=vm_run net_streams "$label" "$1" "$label${1}1" "$label${1}2" \
 		"$(cat "$VM_DIR/$label${1}1/pid")" "$(cat "$VM_DIR/$label${1}2/pid")"
 	vm_kill "$label${1}1"
 	vm_kill "$label${1}2"
@@ -210,12 +282,13 @@ switch_bench() {
 	echo "bench: switch keel receiver features $KEEL_OUT"
 	keel_run sw1 'ping -c 2 -W 10 10.8.0.2 >/dev/null && echo ok' 60
 	[ "$KEEL_OUT" = ok ] || fail "keel: no ping between the benchmark guests on switch bsw"
-	keel_run sw2 'rm -f /tmp/rx; nc -l -p 5001 | wc -c >/tmp/rx & true'
-	sleep 2
+	keel_run sw2 'iperf3 -s -D && echo ok'
+	[ "$KEEL_OUT" = ok ] || fail "keel: iperf3 -s on sw2: $KEEL_OUT"
+	sleep 1
 	p1=$(keel vm show sw1 --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
 	p2=$(keel vm show sw2 --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
 	[ -n "$p1" ] && [ -n "$p2" ] || fail "no worker pids for sw1, sw2"
-	RUN=keel_run VM_OUT= net_transfer switch keel sw1 sw2 "$p1" "$p2"
+	RUN=keel_run net_streams switch keel sw1 sw2 "$p1" "$p2"
 	for i in 1 2; do keel vm turn-off sw$i >/dev/null; done
 	kill "$(cat "$KD/pid")" 2>/dev/null
 }
@@ -305,14 +378,17 @@ nat_bench() {
 	kill "$(cat "$KD/pid")" 2>/dev/null
 }
 
-# cache=none where /tmp takes O_DIRECT (tmpfs only from Linux 6.6), else both VMMs use the
-# page cache (cache=writeback): QEMU refuses cache=none there, keel-vmm would fall back.
-cache=none
-dd if=/dev/zero of=/tmp/bench.probe bs=4096 count=1 oflag=direct 2>/dev/null || cache=writeback
-rm -f /tmp/bench.probe
-echo "bench: virtio: disk $disk_mib MiB (cache=$cache), net $net_mib MiB, guest kernel $(uname -r)"
+# The benchmark's guests: the lab guest's initramfs with the tools' one appended (fio,
+# iperf3; tests/lab/lab.sh lab_guest_tools_build).
+BENCH_INITRD=/tmp/bench-initrd.cpio
+cat "$GUEST_INITRD" /lab/guest/tools.cpio >$BENCH_INITRD || fail "cannot make $BENCH_INITRD"
+GUEST_INITRD=$BENCH_INITRD
+bench_fs
+echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
 for w in $what; do
-	for vmm in keel qemu; do
+	vmms="keel qemu"
+	[ "$w" != net ] || vmms="keel qemu qemuvh"
+	for vmm in $vmms; do
 		case $w in
 		disk) disk_bench $vmm raw ;;
 		vhdx) disk_bench $vmm vhdx ;;

@@ -25,6 +25,12 @@ int cli_vm_copy_file(int argc, char **argv);
 /* backup.c: `keel vm backup NAME --to DIR` (argv[0] is the verb). */
 int cli_vm_backup(int argc, char **argv);
 int cli_vm_import(int argc, char **argv);
+/* vm_disk.c: `keel vm disk show|set NAME DISK` (argv[0] is the verb). */
+int cli_vm_disk(int argc, char **argv);
+/* A disk object's storage QoS as " (QoS: max 500 IOPS, max 50M/s, min none IOPS)", or ""
+ * when it has none (keel vm show). */
+struct json_object;
+void cli_disk_qos_text(struct json_object *disk, char *buf, size_t size);
 /* agent.c: the heartbeat of a VM's "integration" object, as one line's text (no newline):
  * "OK (keel-agent 0.1.0)", "Lost communication (keel-agent 0.1.0; agent gone: ...)". */
 struct json_object;

@@ -30,11 +30,12 @@ static const char vm_usage[] =
 	"         directly; LIST: dvd, disk, net, diskN, lunN, netN, e.g. dvd,disk)\n"
 	"         [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
-	"TAP[,mac=MAC][,queues=N]]...\n"
+	"TAP[,mac=MAC][,queues=N][,vhost=auto|off|on]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
 	"         [,router-guard=on][,port-isolation=on][,vlan-trunk=LIST[,native-vlan=N]]\n"
 	"         [,bandwidth-out=BITS][,bandwidth-in=BITS][,queues=N]\n"
-	"         [,port-mirroring=source|destination|none]: an adapter on a virtual switch;\n"
+	"         [,port-mirroring=source|destination|none][,vhost=auto|off|on]: an adapter on\n"
+	"         a virtual switch;\n"
 	"         LIST like 10,20-30; BITS per second like 10M)\n"
 	"         [--vlan-trunk LIST [--native-vlan N]]  after a --net: that adapter a trunk\n"
 	"         [--dvd FILE.iso|none]... [--notes TEXT] [--vsock[=cid=N]]\n"
@@ -49,6 +50,9 @@ static const char vm_usage[] =
 	"                                     shut down; --force turns it off after the timeout\n"
 	"  turn-off NAME [--no-wait]          cut the power\n"
 	"  restart NAME                       hard reset\n"
+	"  disk show|set NAME DISK [--max-iops N] [--max-bandwidth BYTES] [--min-iops N]\n"
+	"                                     a disk's storage QoS, changed at once on a\n"
+	"                                     running VM (keel vm disk --help)\n"
 	"  kvp list|get|set|delete NAME ...   key-value exchange with the guest's agent\n"
 	"  integration NAME [enable|disable SERVICE]  the integration services\n"
 	"  exec NAME [--user U] [--tty] [--timeout SEC] -- CMD ...\n"
@@ -77,8 +81,9 @@ static const char vm_usage[] =
 	"  net add NAME --net SPEC [--vlan-trunk LIST [--native-vlan N]]\n"
 	"                                     one adapter more (a running VM: hot plug, the\n"
 	"                                     guest sees a new virtio NIC)\n"
-	"  net remove NAME MAC                one adapter less (a running VM: the guest is\n"
-	"                                     asked to let it go)\n";
+	"  net remove NAME MAC [--force]      one adapter less (a running VM: the guest is\n"
+	"                                     asked to let it go; --force takes it away at once\n"
+	"                                     without the guest, also one it never let go)\n";
 
 #define usage_error(...) cli_usage_error("vm", vm_usage, __VA_ARGS__)
 
@@ -342,6 +347,20 @@ static int add_net(json_object *arr, const char *spec)
 			   !strcmp(tok, "port-isolation=off")) {
 			json_object_object_add(n, "port_isolation",
 					       json_object_new_boolean(!strcmp(tok + 15, "on")));
+		} else if (!strncmp(tok, "vhost=", 6)) {
+			enum vm_vhost vh;
+
+			if (vmdef_vhost_parse(tok + 6, &vh)) {
+				fprintf(stderr,
+					"keel vm: --net %s: vhost is auto, off or on (the kernel "
+					"data "
+					"path: where the host has it, never, required)\n",
+					spec);
+				ret = -EINVAL;
+				break;
+			}
+			json_object_object_add(n, "vhost",
+					       json_object_new_string(vmdef_vhost_name(vh)));
 		} else if (!strncmp(tok, "port-mirroring=", 15)) {
 			enum vm_mirror m;
 
@@ -797,12 +816,25 @@ static void print_vm(json_object *vm)
 	}
 	if (json_object_object_get_ex(vm, "disks", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			char qos[96];
+
 			v = json_object_array_get_idx(arr, i);
-			printf("Disk %zu:                 %s (%s)%s\n", i,
+			cli_disk_qos_text(v, qos, sizeof(qos));
+			printf("Disk %zu:                 %s (%s)%s%s\n", i,
 			       client_str_field(v, "path"), client_str_field(v, "format"),
 			       json_object_get_boolean(json_object_object_get(v, "readonly"))
 				       ? " (read-only)"
-				       : "");
+				       : "",
+			       qos);
+		}
+	if (json_object_object_get_ex(vm, "disks_below_min_iops", &arr))
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			v = json_object_array_get_idx(arr, i);
+			printf("Storage QoS:            disk %d is below its minimum IOPS (%lld "
+			       "seconds in all)\n",
+			       json_object_get_int(json_object_object_get(v, "disk")),
+			       (long long)json_object_get_int64(
+				       json_object_object_get(v, "seconds")));
 		}
 	if (json_object_object_get_ex(vm, "nets", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -1143,6 +1175,26 @@ static void rate_text(json_object *v, const char *key, char *out, size_t size)
  * (less the guest addresses it adds), one more or one less, sent back (PATCH): a running
  * VM gets or loses the adapter by hot plug (docs/networking.md), an off one's description
  * changes. */
+/* keel vm net remove NAME MAC --force: the running VM's adapter taken away without the guest
+ * (POST .../net-remove-force), also one that an earlier remove left to a guest that never let
+ * it go. */
+static int net_remove_force(const char *name, const char *mac)
+{
+	json_object *body = json_object_new_object(), *out = NULL;
+	char path[512], what[160];
+	int ret;
+
+	json_object_object_add(body, "mac", json_object_new_string(mac));
+	vm_path(path, sizeof(path), name, "net-remove-force");
+	snprintf(what, sizeof(what), "take network adapter %s away from VM '%s'", mac, name);
+	ret = client_call("POST", path, body, &out, what);
+	json_object_put(body);
+	json_object_put(out);
+	if (!ret)
+		printf("adapter removed (forced: the guest lost it at once)\n");
+	return ret;
+}
+
 static int net_change(int argc, char **argv)
 {
 	bool add = !strcmp(argv[1], "add");
@@ -1159,7 +1211,7 @@ static int net_change(int argc, char **argv)
 	if (bad)
 		return usage_error("usage: keel vm net %s",
 				   add ? "add NAME --net SPEC [--vlan-trunk LIST [--native-vlan N]]"
-				       : "remove NAME MAC");
+				       : "remove NAME MAC [--force]");
 	arg = argv[add ? 4 : 3];
 	vm_path(path, sizeof(path), argv[2], NULL);
 	snprintf(what, sizeof(what), "read the adapters of VM '%s'", argv[2]);
@@ -1221,6 +1273,11 @@ static int cmd_net(int argc, char **argv)
 	bool json;
 	int ret;
 
+	/* remove NAME MAC --force, or remove --force NAME MAC */
+	if (argc == 5 && !strcmp(argv[1], "remove") && !strcmp(argv[4], "--force"))
+		return net_remove_force(argv[2], argv[3]);
+	if (argc == 5 && !strcmp(argv[1], "remove") && !strcmp(argv[2], "--force"))
+		return net_remove_force(argv[3], argv[4]);
 	if (argc >= 2 && (!strcmp(argv[1], "add") || !strcmp(argv[1], "remove")))
 		return net_change(argc, argv);
 	if (argc < 3 || strcmp(argv[1], "list") || argc > 4 ||
@@ -1504,6 +1561,8 @@ int cli_vm_main(int argc, char **argv)
 		return cmd_log(argc, argv);
 	if (!strcmp(cmd, "net"))
 		return cmd_net(argc, argv);
+	if (!strcmp(cmd, "disk"))
+		return cli_vm_disk(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(vm_usage, stdout);
 		return EXIT_OK;

@@ -216,6 +216,23 @@ int vmdef_mirror_parse(const char *s, enum vm_mirror *out)
 	return -EINVAL;
 }
 
+static const char *const vhost_names[] = {"auto", "off", "on"};
+
+const char *vmdef_vhost_name(enum vm_vhost v)
+{
+	return (unsigned)v < sizeof(vhost_names) / sizeof(vhost_names[0]) ? vhost_names[v] : "auto";
+}
+
+int vmdef_vhost_parse(const char *s, enum vm_vhost *out)
+{
+	for (unsigned i = 0; i < sizeof(vhost_names) / sizeof(vhost_names[0]); i++)
+		if (!strcmp(s, vhost_names[i])) {
+			*out = (enum vm_vhost)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 int vmdef_vlan_list(const char *s, void (*cb)(uint16_t lo, uint16_t hi, void *data), void *data)
 {
 	if (!*s || strlen(s) > VMDEF_TRUNK_MAX)

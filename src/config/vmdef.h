@@ -129,9 +129,18 @@ struct vm_disk {
 	bool readonly;
 	char serial[VMDEF_SERIAL_MAX + 1]; /* the guest's /sys/block/vdX/serial; may be empty */
 	uint8_t pci_slot;
+	/* Storage QoS (Set-VMHardDiskDrive -MaximumIOPS -MinimumIOPS; docs/vm-config.md): I/Os
+	 * per second normalized to 8 KiB, bytes per second; 0: none. virtio-blk disks only. */
+	uint64_t max_iops, max_bw, min_iops;
 };
 
+#define VMDEF_QOS_MAX_IOPS 1000000000ull /* Hyper-V's own bound */
+#define VMDEF_QOS_MAX_BW   (1ull << 50)	 /* bytes per second: 1 PiB/s */
+
 enum vm_mirror { VM_MIRROR_NONE, VM_MIRROR_SOURCE, VM_MIRROR_DESTINATION };
+/* An adapter's data path (docs/virtio.md, "vhost-net"): the host kernel's vhost-net where the
+ * host has it (auto), never (off: keel-vmm's own), or required (on: the start fails without). */
+enum vm_vhost { VM_VHOST_AUTO, VM_VHOST_OFF, VM_VHOST_ON };
 
 struct vm_nic {
 	/* The tap: named by the user, or for an adapter on a switch keeld's, "k" and the MAC's
@@ -159,6 +168,7 @@ struct vm_nic {
 	/* virtio-net queue pairs (1 to VMDEF_NET_QUEUES_MAX, at most the VM's cpus); 0: one per
 	 * vCPU (vmdef_nic_queues). */
 	uint8_t queues;
+	enum vm_vhost vhost;	     /* the data path: vhost-net or keel-vmm's own */
 	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
 };
@@ -348,6 +358,9 @@ int vmdef_vlan_ranges(const char *s, uint16_t native, uint16_t *lo, uint16_t *hi
  * back: 0 or -EINVAL. */
 const char *vmdef_mirror_name(enum vm_mirror m);
 int vmdef_mirror_parse(const char *s, enum vm_mirror *out) __attribute__((warn_unused_result));
+/* "auto", "off", "on" and back (-EINVAL for another word). */
+const char *vmdef_vhost_name(enum vm_vhost v);
+int vmdef_vhost_parse(const char *s, enum vm_vhost *out) __attribute__((warn_unused_result));
 /* The tap of an adapter on a switch: "k" and the twelve hex digits of its MAC (set). */
 void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1]);
 /* A random (version 4) UUID and a random locally administered unicast MAC. */

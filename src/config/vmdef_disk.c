@@ -9,6 +9,7 @@
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
+#include "lib/parse.h"
 
 static const char *const format_names[] = {"auto", "raw", "vhdx"};
 static const char *const cache_names[] = {"none", "writeback", "unsafe"};
@@ -77,7 +78,43 @@ int vmdef_disk_field(struct vm_disk *disk, const char *what, const char *key, js
 	}
 	if (slot && !strcmp(key, "pci_slot"))
 		return vmdef_get_slot(val, field, &disk->pci_slot, err, errlen);
+	if (slot && (!strcmp(key, "max_iops") || !strcmp(key, "min_iops") ||
+		     !strcmp(key, "max_bandwidth"))) {
+		bool bw = key[4] == 'b';
+		int64_t v;
+
+		if (vmdef_get_int(val, field, 0,
+				  (int64_t)(bw ? VMDEF_QOS_MAX_BW : VMDEF_QOS_MAX_IOPS), &v, err,
+				  errlen))
+			return -EINVAL;
+		*(bw		  ? &disk->max_bw
+		  : key[1] == 'a' ? &disk->max_iops
+				  : &disk->min_iops) = (uint64_t)v;
+		return 0;
+	}
 	return 1;
+}
+
+int vmdef_disk_qos_check(const struct vm_disk *d, const char *what, char *err, size_t errlen)
+{
+	if (d->max_iops > VMDEF_QOS_MAX_IOPS || d->min_iops > VMDEF_QOS_MAX_IOPS) {
+		error_set(err, errlen, "%s: IOPS limits are at most %llu", what,
+			  (unsigned long long)VMDEF_QOS_MAX_IOPS);
+		return -EINVAL;
+	}
+	if (d->max_bw > VMDEF_QOS_MAX_BW) {
+		error_set(err, errlen, "%s: max_bandwidth is at most %llu bytes per second", what,
+			  (unsigned long long)VMDEF_QOS_MAX_BW);
+		return -EINVAL;
+	}
+	if (d->max_iops && d->min_iops > d->max_iops) {
+		error_set(err, errlen,
+			  "%s: min_iops %llu is above max_iops %llu (the disk could never reach "
+			  "its minimum)",
+			  what, (unsigned long long)d->min_iops, (unsigned long long)d->max_iops);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void vmdef_disk_fields_json(const struct vm_disk *disk, json_object *d)
@@ -90,6 +127,19 @@ void vmdef_disk_fields_json(const struct vm_disk *disk, json_object *d)
 			       json_object_new_string(vmdef_disk_cache_name(disk->cache)));
 	json_object_object_add(d, "readonly", json_object_new_boolean(disk->readonly));
 	json_object_object_add(d, "serial", json_object_new_string(disk->serial));
+}
+
+void vmdef_disk_qos_json(const struct vm_disk *disk, json_object *d)
+{
+	if (disk->max_iops)
+		json_object_object_add(d, "max_iops",
+				       json_object_new_int64((int64_t)disk->max_iops));
+	if (disk->max_bw)
+		json_object_object_add(d, "max_bandwidth",
+				       json_object_new_int64((int64_t)disk->max_bw));
+	if (disk->min_iops)
+		json_object_object_add(d, "min_iops",
+				       json_object_new_int64((int64_t)disk->min_iops));
 }
 
 static int parse_disk(struct vm_disk *disk, size_t i, json_object *d, char *err, size_t errlen)
@@ -116,7 +166,7 @@ static int parse_disk(struct vm_disk *disk, size_t i, json_object *d, char *err,
 		error_set(err, errlen, "disks[%zu] has no 'path'", i);
 		return -EINVAL;
 	}
-	return 0;
+	return vmdef_disk_qos_check(disk, what, err, errlen);
 }
 
 static int disk_parse(struct vm_def *def, json_object *v, char *err, size_t errlen)
@@ -158,6 +208,7 @@ static int disk_to_json(const struct vm_def *def, json_object **out)
 		if (def->disks[i].pci_slot)
 			json_object_object_add(d, "pci_slot",
 					       json_object_new_int(def->disks[i].pci_slot));
+		vmdef_disk_qos_json(&def->disks[i], d);
 		json_object_array_add(disks, d);
 	}
 	*out = disks;
@@ -265,6 +316,11 @@ int vmdef_cli_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size
 		} else if (!strcmp(k, "slot") && !vmdef_cli_slot(v, &d->pci_slot)) {
 		} else if (!strcmp(k, "bus") && (!strcmp(v, "virtio") || !strcmp(v, "scsi"))) {
 			*scsi = !strcmp(v, "scsi");
+		} else if ((!strcmp(k, "max-iops") || !strcmp(k, "min-iops")) &&
+			   !parse_uint(v, 0, VMDEF_QOS_MAX_IOPS,
+				       k[1] == 'a' ? &d->max_iops : &d->min_iops)) {
+		} else if (!strcmp(k, "max-bandwidth") && !parse_size(v, 1, &d->max_bw) &&
+			   d->max_bw <= VMDEF_QOS_MAX_BW) {
 		} else if (!strcmp(k, "serial")) {
 			if (strlen(v) > VMDEF_SERIAL_MAX) {
 				snprintf(err, errlen, "--disk %s: serial is at most %d characters",
@@ -276,7 +332,8 @@ int vmdef_cli_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size
 			snprintf(err, errlen,
 				 "--disk %s: expected path=FILE[,format=raw|vhdx][,readonly=on|off]"
 				 "[,cache=none|writeback|unsafe][,serial=STRING][,slot=%d..%d]"
-				 "[,bus=virtio|scsi] (a path with a comma needs --config)",
+				 "[,bus=virtio|scsi][,max-iops=N][,min-iops=N][,max-bandwidth=BYTES"
+				 "[K|M|G|T]] (a path with a comma needs --config)",
 				 s, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
 			goto fail;
 		}
@@ -292,6 +349,15 @@ int vmdef_cli_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size
 			 s);
 		goto fail;
 	}
+	if (*scsi && (d->max_iops || d->min_iops || d->max_bw)) {
+		snprintf(err, errlen,
+			 "--disk %s: storage QoS (max-iops, min-iops, max-bandwidth) applies to "
+			 "virtio-blk disks, not to a disk on the SCSI bus",
+			 s);
+		goto fail;
+	}
+	if (vmdef_disk_qos_check(d, "--disk", err, errlen))
+		goto fail;
 	return 0;
 fail:
 	free(d->path);
@@ -322,7 +388,9 @@ static int disk_option(struct vm_def *def, struct vmdef_host *host, const char *
 }
 
 static const struct vmdef_option disk_options[] = {
-	{"disk", "path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N][,bus=scsi]",
+	{"disk",
+	 "path=FILE[,format=raw|vhdx][,readonly=on][,serial=S][,slot=N][,bus=scsi][,max-iops=N]"
+	 "[,min-iops=N][,max-bandwidth=BYTES]",
 	 "a disk, virtio-blk or on the SCSI controller (repeat for more)", false, disk_option},
 	{0},
 };

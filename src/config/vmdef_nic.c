@@ -154,6 +154,19 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 						i, s);
 					return -EINVAL;
 				}
+			} else if (!strcmp(key, "vhost")) {
+				s = vmdef_get_str(val, "nets[].vhost", 16, err, errlen);
+				if (!s)
+					return -EINVAL;
+				if (vmdef_vhost_parse(s, &nic->vhost)) {
+					error_set(
+						err, errlen,
+						"nets[%zu].vhost '%s' is not auto, off or on (the "
+						"kernel data path: where the host has it, never, "
+						"required)",
+						i, s);
+					return -EINVAL;
+				}
 			} else if (!strcmp(key, "switch")) {
 				s = vmdef_get_str(val, "nets[].switch", 256, err, errlen);
 				if (!s)
@@ -288,6 +301,10 @@ static int nic_to_json(const struct vm_def *def, json_object **out)
 		if (def->nics[i].queues)
 			json_object_object_add(n, "queues",
 					       json_object_new_int(def->nics[i].queues));
+		if (def->nics[i].vhost != VM_VHOST_AUTO)
+			json_object_object_add(
+				n, "vhost",
+				json_object_new_string(vmdef_vhost_name(def->nics[i].vhost)));
 		if (def->nics[i].mac[0]) /* keel-vmm derives one from the tap's name */
 			json_object_object_add(n, "mac", json_object_new_string(def->nics[i].mac));
 		if (def->nics[i].pci_slot)
@@ -348,7 +365,7 @@ static bool nics_equal(const struct vm_nic *x, const struct vm_nic *y)
 	       x->router_guard == y->router_guard && x->port_isolation == y->port_isolation &&
 	       !strcmp(x->vlan_trunk, y->vlan_trunk) && x->native_vlan == y->native_vlan &&
 	       x->bw_out == y->bw_out && x->bw_in == y->bw_in &&
-	       x->port_mirroring == y->port_mirroring;
+	       x->port_mirroring == y->port_mirroring && x->vhost == y->vhost;
 }
 
 /* The same adapter, with as many queue pairs (the default resolved: an adapter recorded with
@@ -458,11 +475,12 @@ int vmdef_cli_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 		} else if (!strcmp(k, "slot") && !vmdef_cli_slot(v, &n->pci_slot)) {
 		} else if (!strcmp(k, "queues") && !parse_uint(v, 1, VMDEF_NET_QUEUES_MAX, &q)) {
 			n->queues = (uint8_t)q;
+		} else if (!strcmp(k, "vhost") && !vmdef_vhost_parse(v, &n->vhost)) {
 		} else {
 			snprintf(err, errlen,
 				 "--net %s: expected tap=IFNAME (1 to %d characters)[,mac=52:54:00:"
 				 "xx:xx:xx] (a unicast MAC)[,slot=%d..%d][,queues=1..%d (at most "
-				 "the vCPUs)]",
+				 "the vCPUs)][,vhost=auto|off|on]",
 				 s, VMDEF_TAP_MAX, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX,
 				 VMDEF_NET_QUEUES_MAX);
 			return -EINVAL;
@@ -491,7 +509,7 @@ static int net_option(struct vm_def *def, struct vmdef_host *host, const char *a
 }
 
 static const struct vmdef_option nic_options[] = {
-	{"net", "tap=IFNAME[,mac=MAC][,slot=N][,queues=N]",
+	{"net", "tap=IFNAME[,mac=MAC][,slot=N][,queues=N][,vhost=auto|off|on]",
 	 "a virtio-net card on a tap (repeat for more)", false, net_option},
 	{0},
 };

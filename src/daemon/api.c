@@ -21,6 +21,7 @@
 #include "daemon/events.h"
 #include "daemon/host.h"
 #include "daemon/jobs.h"
+#include "daemon/qos_mon.h"
 #include "daemon/switch.h"
 #include "daemon/vm_macs.h"
 #include "daemon/vm_nethotplug.h"
@@ -184,6 +185,24 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 	json_object_object_add(o, "pid", st.pid > 0 ? json_object_new_int(st.pid) : NULL);
 	json_object_object_add(o, "console_socket",
 			       st.console[0] ? json_object_new_string(st.console) : NULL);
+	/* The disks with a minimum IOPS that their worker last found below it (qos_mon.h): a
+	 * field of its own, so that the disks read back as a description. */
+	{
+		json_object *below = json_object_new_array();
+		uint64_t secs;
+
+		for (unsigned i = 0; below && i < def->ndisks; i++) {
+			json_object *d;
+
+			if (!def->disks[i].min_iops || !qos_mon_below_min(def->uuid, i, &secs))
+				continue;
+			d = json_object_new_object();
+			json_object_object_add(d, "disk", json_object_new_int((int)i));
+			json_object_object_add(d, "seconds", json_object_new_int64((int64_t)secs));
+			json_object_array_add(below, d);
+		}
+		json_object_object_add(o, "disks_below_min_iops", below);
+	}
 	/* Each adapter on a switch: the guest's addresses from the switch's DHCP leases and
 	 * the host's neighbour table, and where each came from. */
 	{
@@ -385,8 +404,8 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	    vmdef_net_hotplug_change(def, &nd, &removed, &added)) {
 		ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
 		ret = ret
-			      ?: vm_net_hotplug(ctx->store, ctx->sup, def, &nd, removed, added, err,
-						sizeof(err));
+			      ?: vm_net_hotplug(ctx->store, ctx->sup, def, &nd, removed, added,
+						false, err, sizeof(err));
 		if (ret)
 			goto fail;
 		plugged = added;
@@ -415,10 +434,11 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		}
 	}
 	ret = vm_macs_assign(ctx->store, &nd, err, sizeof(err));
+	/* Storage QoS applies to a running VM at once, as keel vm disk set does. */
+	ret = ret ?: api_disk_qos_live(ctx, def, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
-	nd.revision = def->revision + 1;
-	ret = store_vm_update(ctx->store, &nd, err, sizeof(err));
+	ret = api_store_live(ctx, def, &nd, err, sizeof(err));
 	if (ret)
 		goto fail;
 	log_info("VM %s: configuration changed (revision %llu)", nd.name,
@@ -439,6 +459,65 @@ fail:
 	if (moves)
 		switches_moves_end(def);
 	api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
+	vmdef_free(&nd);
+}
+
+/* POST /v1/vms/NAME/net-remove-force {"mac": MAC} (keel vm net remove --force): the running
+ * VM's adapter taken away at once, without the guest, also one whose removal the guest never
+ * finished (docs/networking.md, "Hot plug"). */
+static void do_net_remove_force(struct api_ctx *ctx, struct vm_def *def, json_object *req,
+				struct api_reply *out)
+{
+	struct sup_status st;
+	struct vm_def nd;
+	json_object *m = NULL;
+	uint8_t addr[6];
+	char err[512] = "";
+	int ret;
+
+	if (!json_object_is_type(req, json_type_object)) {
+		api_reply_errno(out, -EINVAL, "the request body must be an object {\"mac\": MAC}");
+		return;
+	}
+	json_object_object_foreach(req, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "mac")) {
+			snprintf(err, sizeof(err),
+				 "unknown field '%.64s' (net-remove-force takes 'mac')", key);
+			api_reply_errno(out, -EINVAL, err);
+			return;
+		}
+	}
+	if (!json_object_object_get_ex(req, "mac", &m) ||
+	    !json_object_is_type(m, json_type_string) ||
+	    vmdef_mac_parse(json_object_get_string(m), addr)) {
+		api_reply_errno(
+			out, -EINVAL,
+			"field 'mac' must be the adapter's MAC address (keel vm net list shows "
+			"it), such as 02:00:00:00:00:01");
+		return;
+	}
+	if (is_off(ctx, def->uuid, &st)) {
+		snprintf(err, sizeof(err),
+			 "VM '%s' is %s: only a running VM's adapter is taken away by force (keel "
+			 "vm "
+			 "net remove without --force changes the description of a VM that is off)",
+			 def->name, vm_state_name(st.state));
+		api_reply_errno(out, -EBUSY, err);
+		return;
+	}
+	ret = vm_net_remove_force(ctx->store, ctx->sup, def, json_object_get_string(m), err,
+				  sizeof(err));
+	if (ret) {
+		api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
+		return;
+	}
+	if (store_vm_get(ctx->store, def->uuid, &nd)) {
+		api_reply_json(out, 200, vm_json(ctx, def));
+		return;
+	}
+	api_reply_json(out, 200, vm_json(ctx, &nd));
 	vmdef_free(&nd);
 }
 
@@ -977,6 +1056,8 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 		api_vm_integration(ctx, method, url, &def, req, out);
 	} else if (sub && !strcmp(sub, "backup")) {
 		api_vm_backup(ctx, method, url, &def, req, out);
+	} else if (sub && !strncmp(sub, "disks/", 6)) {
+		api_vm_disk(ctx, method, url, &def, sub + 6, req, out);
 	} else if (sub && strchr(sub, '/')) {
 		snprintf(msg, sizeof(msg), "no such resource: %.200s", url);
 		api_error_reply(out, 404, "NotFound", msg);
@@ -989,6 +1070,11 @@ static void route_vm(struct api_ctx *ctx, const char *method, const char *url, c
 			do_delete(ctx, &def, out);
 		else
 			api_method_not_allowed(out, method, url, "GET, PATCH, DELETE");
+	} else if (!strcmp(sub, "net-remove-force")) {
+		if (!strcmp(method, "POST"))
+			do_net_remove_force(ctx, &def, req, out);
+		else
+			api_method_not_allowed(out, method, url, "POST");
 	} else if (!strcmp(sub, "log")) {
 		if (!strcmp(method, "GET"))
 			api_vm_log(ctx, &def, query, out);

@@ -42,6 +42,18 @@ void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url
 /* GET, POST /v1/vms/NAME/kvp; GET, DELETE /v1/vms/NAME/kvp/KEY (key NULL: the first two). */
 void api_vm_kvp(struct api_ctx *ctx, const char *method, const char *url, const struct vm_def *def,
 		const char *key, const char *query, json_object *req, struct api_reply *out);
+/* GET, PATCH /v1/vms/NAME/disks/N, which the index (api_disks.c). */
+void api_vm_disk(struct api_ctx *ctx, const char *method, const char *url, const struct vm_def *def,
+		 const char *which, json_object *req, struct api_reply *out);
+/* The disks of a running or paused VM whose storage QoS differs from def in nd (the same
+ * path at the same index) get nd's in its worker; nothing for a VM that is off; -EBUSY while
+ * it starts or stops. err says why. */
+int api_disk_qos_live(struct api_ctx *ctx, const struct vm_def *def, const struct vm_def *nd,
+		      char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Store nd as def's next revision; when that fails, what api_disk_qos_live changed in the
+ * worker goes back to def's. */
+int api_store_live(struct api_ctx *ctx, const struct vm_def *def, struct vm_def *nd, char *err,
+		   size_t errlen) __attribute__((warn_unused_result));
 /* A job as the API shows it, with its error's code (api.c). */
 struct job;
 json_object *api_job_json(struct job *j);

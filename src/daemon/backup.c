@@ -196,18 +196,11 @@ static int backup_nvram_write(const char *dir, const uint8_t *data, size_t size,
 			      size_t errlen)
 {
 	char sub[BACKUP_DIR_MAX + 16];
-	int fd, r;
+	int r;
 
 	snprintf(sub, sizeof(sub), "%s/" BACKUP_NVRAM_DIR, dir);
-	if (mkdir(sub, 0750) < 0 && errno != EEXIST)
-		r = -errno;
-	else if ((fd = open(sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		r = -errno;
-	else {
-		r = uefi_store_write(fd, BACKUP_NVRAM_NAME, "." BACKUP_NVRAM_NAME ".tmp", data,
-				     size);
-		close(fd);
-	}
+	r = uefi_store_write_in(sub, 0750, BACKUP_NVRAM_NAME, "." BACKUP_NVRAM_NAME ".tmp", data,
+				size);
 	if (r)
 		error_set(err, errlen, "cannot write %s/" BACKUP_NVRAM_NAME ": %s", sub,
 			  strerror(-r));

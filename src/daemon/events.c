@@ -13,7 +13,7 @@
 struct event {
 	uint64_t seq;
 	time_t time;
-	char kind[8]; /* "vm", "job" or "switch" */
+	char kind[8]; /* "vm", "job", "switch" or "disk" */
 	char vm[72];
 	char vm_id[40];
 	char state[24];
@@ -111,6 +111,20 @@ void events_switch(const char *name, const char *state, const char *reason)
 	pthread_cond_broadcast(&arrived);
 }
 
+void events_disk(const char *uuid, const char *name, unsigned disk, const char *state,
+		 const char *reason)
+{
+	struct event *e = next_event();
+
+	snprintf(e->kind, sizeof(e->kind), "disk");
+	snprintf(e->vm, sizeof(e->vm), "%s", name);
+	snprintf(e->vm_id, sizeof(e->vm_id), "%s", uuid);
+	snprintf(e->state, sizeof(e->state), "%s", state);
+	snprintf(e->text, sizeof(e->text), "%s", reason);
+	e->job = disk; /* shown as "disk" */
+	pthread_cond_broadcast(&arrived);
+}
+
 static json_object *event_json(const struct event *e)
 {
 	json_object *o = json_object_new_object();
@@ -147,6 +161,8 @@ static json_object *event_json(const struct event *e)
 			json_object_object_add(o, "progress", p);
 		}
 	} else {
+		if (!strcmp(e->kind, "disk"))
+			json_object_object_add(o, "disk", json_object_new_int64((int64_t)e->job));
 		json_object_object_add(o, "reason", json_object_new_string(e->text));
 	}
 	return o;

@@ -29,6 +29,11 @@ void events_job_progress(uint64_t id, const char *operation, const char *vm, int
  * "restored"), with the reason. */
 void events_switch(const char *name, const char *state, const char *reason);
 
+/* Disk disk of a VM crossed its minimum IOPS (qos_mon.c): state "below-minimum-iops" or
+ * "minimum-iops-met", with the reason. */
+void events_disk(const char *uuid, const char *name, unsigned disk, const char *state,
+		 const char *reason);
+
 /*
  * The events after since (0: from the first of this keeld) as {"events": [...], "next": N,
  * "lost": BOOL}: next is what to pass as since the next time; lost says that events after

@@ -27,6 +27,7 @@
 #include "daemon/agent_freeze.h"
 #include "daemon/access.h"
 #include "daemon/agent_mon.h"
+#include "daemon/qos_mon.h"
 #include "daemon/api.h"
 #include "daemon/biglock.h"
 #include "daemon/ckpt.h"
@@ -501,6 +502,8 @@ int main(int argc, char **argv)
 	sup_autostart(sup);
 	if (agent_mon_start(sup, store))
 		log_warn("cannot start the integration services' heartbeat thread");
+	if (qos_mon_start(sup, store))
+		log_warn("cannot start the storage QoS minimum-IOPS watch");
 
 	ret = 0;
 	while (running && serve_once(sup, sfd, host_exit_wait_ms(), &running) == 0) {

@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -40,7 +40,10 @@ static const char schema[] =
 	" format TEXT NOT NULL DEFAULT 'raw'," /* pinned at attach: raw or vhdx */
 	" serial TEXT NOT NULL DEFAULT '',"
 	" pci_slot INTEGER NOT NULL DEFAULT 0,"
-	" cache TEXT NOT NULL DEFAULT 'none'," /* none, writeback or unsafe */
+	" cache TEXT NOT NULL DEFAULT 'none',"	/* none, writeback or unsafe */
+	" max_iops INTEGER NOT NULL DEFAULT 0," /* storage QoS; 0: none */
+	" max_bw INTEGER NOT NULL DEFAULT 0,"	/* bytes per second */
+	" min_iops INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS nics("
 	" vm TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -52,7 +55,8 @@ static const char schema[] =
 	" vlan INTEGER NOT NULL DEFAULT 0,"	/* on a switch: the access VLAN, 0: untagged */
 	" guards INTEGER NOT NULL DEFAULT 0,"	/* 1 MAC spoofing allowed, 2 DHCP, 4 router guard, 8
 						   port isolation, 16 mirroring source, 32
-						   mirroring destination */
+						   mirroring destination, 64 vhost off, 128
+						   vhost on (nets[].vhost) */
 	" vlan_trunk TEXT NOT NULL DEFAULT ''," /* a trunk's VLANs, "10,20-30" */
 	" native_vlan INTEGER NOT NULL DEFAULT 0," /* a trunk's untagged VLAN, 0: 1 */
 	" bw_out INTEGER NOT NULL DEFAULT 0,"	   /* bits/s from the VM, 0: no limit */
@@ -241,10 +245,16 @@ static const char migrate_8_to_9[] =
 	"ALTER TABLE vms DROP COLUMN console_slot;"
 	"ALTER TABLE vms DROP COLUMN rng_slot;";
 
-/* From schema 9: each adapter's virtio-net queue pairs (docs/vm-config.md); 0, the default
+/* From schema 9: each disk's storage QoS (docs/vm-config.md); none, the default. */
+static const char migrate_9_to_10[] =
+	"ALTER TABLE disks ADD COLUMN max_iops INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE disks ADD COLUMN max_bw INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE disks ADD COLUMN min_iops INTEGER NOT NULL DEFAULT 0;";
+
+/* From schema 10: each adapter's virtio-net queue pairs (docs/vm-config.md); 0, the default
  * (one per vCPU). */
-static const char migrate_9_to_10[] = "ALTER TABLE nics ADD COLUMN queues INTEGER NOT NULL "
-				      "DEFAULT 0;";
+static const char migrate_10_to_11[] = "ALTER TABLE nics ADD COLUMN queues INTEGER NOT NULL "
+				       "DEFAULT 0;";
 
 static int pin_existing_formats(struct store *st)
 {
@@ -393,12 +403,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_8_to_9);
 	if (!ret && version >= 1 && version <= 9)
 		ret = exec_sql(st, migrate_9_to_10);
+	if (!ret && version >= 1 && version <= 10)
+		ret = exec_sql(st, migrate_10_to_11);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=10");
+		ret = exec_sql(st, "PRAGMA user_version=11");
 	/* The message of what failed, taken before finish's ROLLBACK replaces SQLite's
 	 * ("not an error"); a failed COMMIT leaves its own. */
 	if (ret) {
@@ -468,8 +480,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	int ret;
 
 	ret = prepare(st,
-		      "INSERT INTO disks(vm, idx, path, readonly, serial, pci_slot, format, cache) "
-		      "VALUES(?,?,?,?,?,?,?,?)",
+		      "INSERT INTO disks(vm, idx, path, readonly, serial, pci_slot, format, cache, "
+		      "max_iops, max_bw, min_iops) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 		      &s);
 	if (ret)
 		return ret;
@@ -491,6 +503,9 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 				  SQLITE_STATIC);
 		sqlite3_bind_text(s, 8, vmdef_disk_cache_name(def->disks[i].cache), -1,
 				  SQLITE_STATIC);
+		sqlite3_bind_int64(s, 9, (sqlite3_int64)def->disks[i].max_iops);
+		sqlite3_bind_int64(s, 10, (sqlite3_int64)def->disks[i].max_bw);
+		sqlite3_bind_int64(s, 11, (sqlite3_int64)def->disks[i].min_iops);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			ret = -EIO;
 			goto out;
@@ -739,6 +754,14 @@ static const char *stop_name(unsigned a)
 	"uuid, name, version, revision, created, cpus, memory, kernel, initrd, cmdline, notes, "   \
 	"start_action, stop_action, debug_exit"
 
+/* A QoS limit of a disks row: out of 0..max (a hand-edited row) is no limit. */
+static uint64_t qos_from_col(sqlite3_stmt *s, int col, uint64_t max)
+{
+	sqlite3_int64 v = sqlite3_column_int64(s, col);
+
+	return v > 0 && (uint64_t)v <= max ? (uint64_t)v : 0;
+}
+
 /* Fill def from a row of VM_COLUMNS, then read its disks and NICs. */
 static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 {
@@ -766,8 +789,8 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	def->debug_exit = sqlite3_column_int(s, 13) != 0;
 
 	ret = prepare(st,
-		      "SELECT path, readonly, serial, pci_slot, format, cache FROM disks WHERE "
-		      "vm=?1 ORDER BY idx",
+		      "SELECT path, readonly, serial, pci_slot, format, cache, max_iops, max_bw, "
+		      "min_iops FROM disks WHERE vm=?1 ORDER BY idx",
 		      &d);
 	if (ret)
 		goto out;
@@ -789,6 +812,11 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		if (!sqlite3_column_text(d, 5) ||
 		    vmdef_disk_cache_parse((const char *)sqlite3_column_text(d, 5), &disk->cache))
 			disk->cache = VM_DISK_CACHE_NONE; /* a hand-edited row: the default */
+		disk->max_iops = qos_from_col(d, 6, VMDEF_QOS_MAX_IOPS);
+		disk->max_bw = qos_from_col(d, 7, VMDEF_QOS_MAX_BW);
+		disk->min_iops = qos_from_col(d, 8, VMDEF_QOS_MAX_IOPS);
+		if (disk->max_iops && disk->min_iops > disk->max_iops)
+			disk->min_iops = disk->max_iops; /* a hand-edited row: what can be met */
 		def->ndisks++;
 	}
 	sqlite3_finalize(d);

@@ -380,7 +380,8 @@ int store_nic_guards(const struct vm_nic *nic)
 {
 	return nic->mac_spoofing | nic->dhcp_guard << 1 | nic->router_guard << 2 |
 	       nic->port_isolation << 3 | (nic->port_mirroring == VM_MIRROR_SOURCE) << 4 |
-	       (nic->port_mirroring == VM_MIRROR_DESTINATION) << 5;
+	       (nic->port_mirroring == VM_MIRROR_DESTINATION) << 5 |
+	       (nic->vhost == VM_VHOST_OFF) << 6 | (nic->vhost == VM_VHOST_ON) << 7;
 }
 
 void store_nic_set_guards(struct vm_nic *nic, int guards)
@@ -393,6 +394,10 @@ void store_nic_set_guards(struct vm_nic *nic, int guards)
 	nic->port_mirroring = (guards & 48) == 16   ? VM_MIRROR_SOURCE
 			      : (guards & 48) == 32 ? VM_MIRROR_DESTINATION
 						    : VM_MIRROR_NONE;
+	/* both bits (a damaged row): the default */
+	nic->vhost = (guards & 192) == 64    ? VM_VHOST_OFF
+		     : (guards & 192) == 128 ? VM_VHOST_ON
+					     : VM_VHOST_AUTO;
 }
 
 void store_nic_set_trunk(struct vm_nic *nic, sqlite3_stmt *s, int col)

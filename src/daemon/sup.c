@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -674,7 +675,9 @@ out:
 }
 
 /* One request to the running VM's worker about its adapters (hot plug and links:
- * docs/networking.md). An error reads "VM 'NAME': [WHAT: ]WHY". */
+ * docs/networking.md) or its disks (storage QoS). An error reads "VM 'NAME': [WHAT: ]WHY".
+ * Nothing of the VM's record is read after the wait: a read (GET .../disks/N) holds no
+ * operation on the VM, which may be turned off and deleted meanwhile. */
 static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char *cmd,
 			   json_object *a, int fd, json_object **reply, const char *what, char *err,
 			   size_t errlen)
@@ -691,7 +694,7 @@ static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char
 				      SUP_PAUSE_TIMEOUT_MS, reply, err, errlen);
 	if (ret) {
 		snprintf(why, sizeof(why), "%s", err[0] ? err : strerror(-ret));
-		error_set(err, errlen, "VM '%s': %s%s%s", vm->name, what ? what : "",
+		error_set(err, errlen, "VM '%s': %s%s%s", def->name, what ? what : "",
 			  what ? ": " : "", why);
 		ret = ret == -EREMOTEIO ? -EINVAL : ret;
 	}
@@ -715,6 +718,29 @@ int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, c
 		json_object_object_add(a, "up", json_object_new_boolean(up));
 	snprintf(what, sizeof(what), "cannot take adapter %u's link %s", nic, up ? "up" : "down");
 	ret = sup_nic_request(sup, def, "link", a, -1, NULL, what, err, errlen);
+	json_object_put(a);
+	return ret;
+}
+
+int sup_disk_qos(struct sup *sup, const struct vm_def *def, unsigned disk,
+		 const struct vm_disk *set, json_object **reply, char *err, size_t errlen)
+{
+	json_object *a = json_object_new_object();
+	char what[64];
+	int ret;
+
+	if (a)
+		json_object_object_add(a, "disk", json_object_new_int((int)disk));
+	if (a && set) {
+		json_object_object_add(a, "max_iops",
+				       json_object_new_int64((int64_t)set->max_iops));
+		json_object_object_add(a, "max_bandwidth",
+				       json_object_new_int64((int64_t)set->max_bw));
+		json_object_object_add(a, "min_iops",
+				       json_object_new_int64((int64_t)set->min_iops));
+	}
+	snprintf(what, sizeof(what), "disk %u's storage QoS", disk);
+	ret = sup_nic_request(sup, def, "disk-qos", a, -1, reply, what, err, errlen);
 	json_object_put(a);
 	return ret;
 }
@@ -755,6 +781,32 @@ int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, b
 	if (force)
 		json_object_object_add(a, "force", json_object_new_boolean(true));
 	ret = sup_nic_request(sup, def, "nic-remove", a, -1, NULL, NULL, err, errlen);
+	json_object_put(a);
+	return ret;
+}
+
+int sup_nic_removing(struct sup *sup, const struct vm_def *def, const char *mac, bool *removing,
+		     char *err, size_t errlen)
+{
+	json_object *a = json_object_new_object(), *reply = NULL, *nics = NULL;
+	int ret;
+
+	*removing = false;
+	ret = sup_nic_request(sup, def, "nic-list", a, -1, &reply, NULL, err, errlen);
+	if (!ret && json_object_object_get_ex(reply, "nics", &nics) &&
+	    json_object_is_type(nics, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(nics); i++) {
+			json_object *n = json_object_array_get_idx(nics, i), *m, *r;
+
+			if (json_object_object_get_ex(n, "mac", &m) &&
+			    json_object_object_get_ex(n, "removing", &r) &&
+			    json_object_is_type(m, json_type_string) &&
+			    !strcasecmp(json_object_get_string(m), mac) &&
+			    json_object_get_boolean(r))
+				*removing = true;
+		}
+	}
+	json_object_put(reply);
 	json_object_put(a);
 	return ret;
 }

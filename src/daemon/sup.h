@@ -125,6 +125,12 @@ int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const cha
  * worker's "link"): the guest sees the carrier go and come back. */
 int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, char *err,
 	     size_t errlen) __attribute__((warn_unused_result));
+/* The running VM's disk (its index in disks) storage QoS (its worker's "disk-qos"): the
+ * limits of set when not NULL, then *reply (when not NULL; the caller puts it) the limits
+ * and the device's counters (docs/keel-vmm.md). */
+int sup_disk_qos(struct sup *sup, const struct vm_def *def, unsigned disk,
+		 const struct vm_disk *set, struct json_object **reply, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* Hot plug (docs/networking.md): add adapter nic to the running VM on tap (keeld's, a copy
  * passed to the worker; the caller closes its own) at nic's slot (0: the worker's choice), *slot
  * the one it took; or ask the guest to let the adapter with MAC mac go (force: take it away now).
@@ -133,6 +139,10 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 		unsigned *slot, char *err, size_t errlen) __attribute__((warn_unused_result));
 int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, bool force,
 		   char *err, size_t errlen) __attribute__((warn_unused_result));
+/* *removing: the running VM's worker has an adapter with MAC mac whose removal the guest
+ * has not finished (its "nic-list"). */
+int sup_nic_removing(struct sup *sup, const struct vm_def *def, const char *mac, bool *removing,
+		     char *err, size_t errlen) __attribute__((warn_unused_result));
 int sup_pause(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int sup_resume(struct sup *sup, const struct vm_def *def, char *err, size_t errlen)

@@ -241,21 +241,17 @@ int sup_nvram_install(struct sup *sup, const char *uuid, const uint8_t *data, si
 		      char *err, size_t errlen)
 {
 	char vmdir[PATH_MAX], dir[PATH_MAX];
-	int dirfd, r;
+	int r;
 
 	if (sup_vm_dir(sup, uuid, vmdir, sizeof(vmdir)) ||
 	    sup_path(sup, uuid, NVRAM_DIR, dir, sizeof(dir)))
 		return -ENAMETOOLONG;
-	if ((mkdir(vmdir, 0750) < 0 && errno != EEXIST) ||
-	    (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+	if (mkdir(vmdir, 0750) < 0 && errno != EEXIST) {
 		r = -errno;
-		error_set(err, errlen, "cannot create %s: %s", dir, strerror(-r));
+		error_set(err, errlen, "cannot create %s: %s", vmdir, strerror(-r));
 		return r;
 	}
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	r = dirfd < 0 ? -errno : uefi_store_write(dirfd, NVRAM_FILE, NVRAM_NEW, data, size);
-	if (dirfd >= 0)
-		close(dirfd);
+	r = uefi_store_write_in(dir, 0700, NVRAM_FILE, NVRAM_NEW, data, size);
 	if (r)
 		error_set(err, errlen, "NVRAM file %s/%s: cannot write it: %s", dir, NVRAM_FILE,
 			  strerror(-r));

@@ -7,9 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/sched.h>
 #include <net/if.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +22,7 @@
 #include "daemon/disk_policy.h"
 #include "daemon/switch.h"
 #include "daemon/pools.h"
+#include "daemon/worker_exec.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -92,45 +91,16 @@ static int add_arg(char **argv, int *argc, int max, const char *fmt, ...)
 
 /*
  * The files the description names, opened by keeld (which checked them) and handed to the
- * worker as descriptors 3, 4, ... with `--fd NAME=N`: the worker opens none of them by
- * name, so the file checked is the file used (docs/keeld.md). Held here above
- * WORKER_FD_BASE, so that the child's dup2 onto 3.. never lands on one of them.
+ * worker as descriptors 3, 4, ... with `--fd NAME=N` (worker_exec.h): the worker opens none
+ * of them by name, so the file checked is the file used (docs/keeld.md).
  */
-#define WORKER_FD_FIRST 3
-#define WORKER_FD_BASE	128
-#define WORKER_SOCKETS	4 /* control, serial, console, vsock: worker_sockets */
-#define WORKER_OWN	5 /* config, status, state, memory, vars: worker_own_files */
-#define WORKER_FILES                                                                               \
-	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS +                                       \
-	 VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX + VMDEF_MAX_LUNS + VMDEF_CHAIN_FDS_MAX)
 #define WORKER_ARGV (32 + WORKER_FILES)
-
-struct worker_files {
-	int fd[WORKER_FILES];
-	char name[WORKER_FILES]
-		 [16]; /* kernel|firmware, nvram, initrd, kvm, control, disk.I, disk.I.pJ ... */
-	unsigned n;
-	unsigned nparents; /* of them, differencing chains' parents */
-};
 
 /* Keep fd (taken over) as the worker's NAME. */
 static int worker_fd(struct worker_files *wf, const char *name, const char *path, int fd, char *err,
 		     size_t errlen)
 {
-	int high = fcntl(fd, F_DUPFD_CLOEXEC, WORKER_FD_BASE);
-
-	if (high < 0) {
-		int e = errno;
-
-		close(fd);
-		error_set(err, errlen, "%s %s: %s", name, path, strerror(e));
-		return -e;
-	}
-	close(fd);
-	wf->fd[wf->n] = high;
-	snprintf(wf->name[wf->n], sizeof(wf->name[0]), "%s", name);
-	wf->n++;
-	return 0;
+	return worker_files_add(wf, name, path, fd, err, errlen);
 }
 
 /* Opened through the storage pools (pools.h): the file that passes the policy is the file
@@ -196,15 +166,14 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 			r = switches_port_attach(sup->cfg.store, &def->nics[i], ifname, err,
 						 errlen);
 		for (j = 0; j < nq; j++) {
-			if (j)
-				snprintf(name, sizeof(name), "net.%u.q%u", i, j);
-			else
-				snprintf(name, sizeof(name), "net.%u", i);
+			worker_pair_name(name, sizeof(name), "net", i, j);
 			if (r)
 				close(fds[j]);
 			else
 				r = worker_fd(wf, name, def->nics[i].tap, fds[j], err, errlen);
 		}
+		if (!r)
+			r = worker_files_vhost(def, i, wf, err, errlen);
 	}
 	return r;
 }
@@ -308,26 +277,6 @@ static int worker_own_files(const struct sup *sup, const struct sup_vm *vm,
 	return r;
 }
 
-/* Move *fd above every number exec_worker dup2s onto (3 to 3 + WORKER_FILES), so that
- * placing the passed files never replaces the log or the error pipe. */
-static int fd_above(int *fd)
-{
-	int high = fcntl(*fd, F_DUPFD_CLOEXEC, WORKER_FD_BASE + WORKER_FILES);
-
-	if (high < 0)
-		return -errno;
-	close(*fd);
-	*fd = high;
-	return 0;
-}
-
-static void worker_files_close(struct worker_files *wf)
-{
-	for (unsigned i = 0; i < wf->n; i++)
-		close(wf->fd[i]);
-	wf->n = 0;
-}
-
 static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const struct vm_def *def,
 			     struct worker_files *wf, char *err, size_t errlen)
 {
@@ -383,90 +332,8 @@ static int worker_files_open(struct sup *sup, const struct sup_vm *vm, const str
 	return r;
 }
 
-/* In the child, between fork and exec: only async-signal-safe calls. */
-static void __attribute__((noreturn))
-exec_worker(const char *vmm, char **argv, int logfd, int errpipe, const struct worker_files *wf)
-{
-	sigset_t none;
-	int devnull, e;
-
-	setsid(); /* its own session: survives keeld, gets no terminal signals */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-		goto fail;
-	/* Every other descriptor closes at exec (keeld opens its own O_CLOEXEC anyway). */
-	(void)syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
-	/* The passed files, at 3, 4, ...: dup2 makes the copies survive exec. */
-	for (unsigned i = 0; i < wf->n; i++)
-		if (dup2(wf->fd[i], WORKER_FD_FIRST + (int)i) < 0)
-			goto fail;
-	execv(vmm, argv);
-fail:
-	e = errno;
-	(void)!write(errpipe, &e, sizeof(e));
-	_exit(127);
-}
-
 /* Set in keeld's environment (the tests only): start workers as if clone3 were missing. */
 #define SUP_TEST_NO_CLONE3 "KEELD_TEST_NO_CLONE3"
-
-/*
- * The worker by clone(CLONE_NEWPID) when clone3 is missing: the child waits on go[0] before
- * exec; keeld writes its pid into cgfd's cgroup.procs (when there is a cgroup), then lets it
- * go (a byte) or, when that fails, kills it. The child's pid, or -errno with err.
- */
-static pid_t clone_held(int cgfd, int go[2], const char *vmm, char **argv, int logfd, int errpipe,
-			const struct worker_files *wf, char *err, size_t errlen)
-{
-	char num[16];
-	pid_t pid;
-	int fd, r = 0;
-
-	if (pipe2(go, O_CLOEXEC) < 0) {
-		error_set(err, errlen, "pipe: %s", strerror(errno));
-		return -errno;
-	}
-	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
-	if (pid == 0) {
-		char c;
-
-		close(go[1]);
-		if (read(go[0], &c, 1) != 1) /* keeld ended it or went away */
-			_exit(127);
-		exec_worker(vmm, argv, logfd, errpipe, wf);
-	}
-	close(go[0]);
-	go[0] = -1;
-	if (pid < 0) {
-		r = -errno;
-		error_set(err, errlen, "clone: %s", strerror(errno));
-	} else if (cgfd >= 0) {
-		int n = snprintf(num, sizeof(num), "%d", (int)pid);
-
-		fd = openat(cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || write(fd, num, (size_t)n) != n) {
-			r = errno ? -errno : -EIO;
-			error_set(err, errlen, "cannot move the worker into its cgroup: %s",
-				  strerror(-r));
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	if (!r && write(go[1], "g", 1) != 1) {
-		r = -errno;
-		error_set(err, errlen, "cannot let the worker go: %s", strerror(errno));
-	}
-	close(go[1]);
-	go[1] = -1;
-	if (r && pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	return r ? r : pid;
-}
 
 /* The host's RAM: MemTotal from /proc/meminfo, or 0 when it cannot be read. */
 static uint64_t host_memory(const struct sup *sup)
@@ -528,7 +395,7 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 	char *argv[WORKER_ARGV] = {NULL};
 	char err2[PATH_MAX + 128];
 	struct worker_files wf = {.n = 0};
-	int argc = 0, logfd = -1, pipefd[2] = {-1, -1}, go[2] = {-1, -1}, cgfd = -1, e = 0, ret = 0;
+	int argc = 0, logfd = -1, cgfd = -1, ret = 0;
 	pid_t pid;
 
 	if (!vm)
@@ -629,20 +496,18 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 		error_set(err, errlen, "%s", why);
 		goto out;
 	}
-	for (unsigned i = 0; i < wf.n; i++) {
-		if (add_arg(argv, &argc, WORKER_ARGV, "--fd=%s=%u", wf.name[i],
-			    WORKER_FD_FIRST + i)) {
-			ret = -ENOMEM;
-			goto out;
-		}
+	if (worker_files_argv(&wf, argv, &argc, WORKER_ARGV)) {
+		ret = -ENOMEM;
+		error_set(err, errlen, "cannot build keel-vmm's command line: out of memory");
+		goto out;
 	}
 	/* A Saved VM carries on from its saved state (docs/state.md): --fd state and memory,
 	 * worker_own_files. */
 	logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (logfd < 0 || pipe2(pipefd, O_CLOEXEC) < 0 || fd_above(&logfd) || fd_above(&pipefd[1])) {
+	if (logfd < 0 || worker_fd_above(&logfd)) {
 		ret = -errno;
-		error_set(err, errlen, "cannot start VM '%s': %s: %s", def->name,
-			  logfd < 0 ? log : "pipe", strerror(errno));
+		error_set(err, errlen, "cannot start VM '%s': %s: %s", def->name, log,
+			  strerror(errno));
 		goto out;
 	}
 	{
@@ -665,53 +530,32 @@ int sup_start(struct sup *sup, const struct vm_def *def, char *err, size_t errle
 			goto out;
 		}
 	}
-	/* The worker is PID 1 of a PID namespace of its own (it sees no other process); it
-	 * makes its other namespaces itself (jail.c). Raw clone3 without a stack forks as fork
-	 * does, and the child only calls what is async-signal-safe before exec. */
+	/* PID 1 of a PID namespace of its own, born in its cgroup (worker_exec.h). */
 	{
-		struct clone_args ca = {.flags = CLONE_NEWPID, .exit_signal = SIGCHLD};
+		struct worker_exec we = {
+			.vmm = sup->cfg.vmm_path,
+			.argv = argv,
+			.in = -1,
+			.out = logfd,
+			.setsid = true,
+			.cgfd = cgfd,
+			.no_clone3 = getenv(SUP_TEST_NO_CLONE3) != NULL,
+			.wf = &wf,
+		};
 
-		if (cgfd >= 0) {
-			ca.flags |= CLONE_INTO_CGROUP;
-			ca.cgroup = (uint64_t)cgfd;
-		}
-		if (getenv(SUP_TEST_NO_CLONE3)) { /* the tests' way to the fallback below */
-			pid = -1;
-			errno = ENOSYS;
-		} else {
-			pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-		}
+		pid = worker_exec_start(&we, err2, sizeof(err2));
+		if (we.fell_back)
+			sup_vm_log(sup, vm, "clone3 failed (%s): starting the worker with clone",
+				   strerror(we.clone3_errno));
 	}
-	/* No clone3 (a kernel before 5.3, or one before 5.7 without CLONE_INTO_CGROUP, or a
-	 * container's seccomp filter): clone, with the child held before exec until keeld has
-	 * written it into its cgroup's cgroup.procs, so it still runs nothing outside it. */
-	if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL)) {
-		sup_vm_log(sup, vm, "clone3 failed (%s): starting the worker with clone",
-			   strerror(errno));
-		pid = clone_held(cgfd, go, sup->cfg.vmm_path, argv, logfd, pipefd[1], &wf, err2,
-				 sizeof(err2));
-		if (pid < 0) {
-			ret = pid;
-			error_set(err, errlen, "cannot start VM '%s': %s", def->name, err2);
-			goto out;
-		}
-	} else if (pid < 0) {
-		ret = -errno;
-		error_set(err, errlen, "cannot start VM '%s': clone3%s: %s", def->name,
-			  cgfd >= 0 ? " into its cgroup" : "", strerror(errno));
-		goto out;
-	}
-	if (pid == 0)
-		exec_worker(sup->cfg.vmm_path, argv, logfd, pipefd[1], &wf);
-	close(pipefd[1]);
-	pipefd[1] = -1;
-	/* Blocks until exec (pipe closed) or its failure (errno written). */
-	if (read(pipefd[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
-		waitpid(pid, NULL, 0);
-		ret = -ENOEXEC;
-		error_set(err, errlen, "cannot run keel-vmm %s: %s", sup->cfg.vmm_path,
-			  strerror(e));
+	if (pid == -ENOEXEC) {
+		ret = pid;
+		error_set(err, errlen, "%s", err2);
 		(void)!sup_event(sup, vm, VM_EV_START_FAILED, "%s", err);
+		goto out;
+	} else if (pid < 0) {
+		ret = pid;
+		error_set(err, errlen, "cannot start VM '%s': %s", def->name, err2);
 		goto out;
 	}
 	vm->pid = pid;
@@ -749,10 +593,6 @@ out:
 		sup_nvram_take_back(sup, vm);
 	if (logfd >= 0)
 		close(logfd);
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
 	for (int i = 0; i < argc; i++)
 		free(argv[i]);
 	return ret;

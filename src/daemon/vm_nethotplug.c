@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "daemon/switch.h"
@@ -66,7 +67,7 @@ void vm_net_hotplug_undo(struct store *st, struct sup *sup, const struct vm_def 
 }
 
 int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_def *nd,
-		   unsigned removed, unsigned added, char *err, size_t errlen)
+		   unsigned removed, unsigned added, bool force, char *err, size_t errlen)
 {
 	unsigned done = 0;
 	int ret = 0;
@@ -85,14 +86,61 @@ int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, 
 	for (unsigned i = 0; i < def->nnics; i++) {
 		if (!(removed >> i & 1))
 			continue;
-		ret = sup_nic_remove(sup, def, def->nics[i].mac, false, err, errlen);
+		ret = sup_nic_remove(sup, def, def->nics[i].mac, force, err, errlen);
 		/* Off its switch now: its guards go with the description, the card only once
-		 * the guest ejects it (if ever). Failing, the description and guards stay. */
+		 * the guest ejects it (if ever; forced: at once, its tap gone with it). Failing,
+		 * the description and guards stay. */
 		ret = ret ?: switches_port_leave(&def->nics[i], err, errlen);
 		if (ret)
 			return ret;
-		log_info("VM %s: adapter %s: the guest is asked to let it go (hot plug)", def->name,
-			 def->nics[i].mac);
+		log_info("VM %s: adapter %s: %s (hot plug)", def->name, def->nics[i].mac,
+			 force ? "taken away without the guest (forced)"
+			       : "the guest is asked to let it go");
 	}
 	return 0;
+}
+
+int vm_net_remove_force(struct store *st, struct sup *sup, const struct vm_def *def,
+			const char *mac, char *err, size_t errlen)
+{
+	struct vm_def nd;
+	bool removing = false;
+	int i = -1, ret;
+
+	for (unsigned k = 0; k < def->nnics; k++)
+		if (def->nics[k].mac[0] && !strcasecmp(def->nics[k].mac, mac))
+			i = (int)k;
+	if (i < 0) {
+		/* Out of the description already: a removal the guest has not finished. */
+		ret = sup_nic_removing(sup, def, mac, &removing, err, errlen);
+		if (!ret && !removing) {
+			error_set(
+				err, errlen,
+				"VM '%s' has no network adapter with MAC %s, nor one whose removal "
+				"is under way (keel vm net list %s shows its adapters)",
+				def->name, mac, def->name);
+			return -ENOENT;
+		}
+		ret = ret ?: sup_nic_remove(sup, def, mac, true, err, errlen);
+		if (!ret)
+			log_info("VM %s: adapter %s, which the guest had not let go, taken away "
+				 "without it (forced)",
+				 def->name, mac);
+		return ret;
+	}
+	ret = vmdef_copy(&nd, def);
+	if (ret) {
+		error_set(err, errlen, "out of memory");
+		return ret;
+	}
+	memmove(&nd.nics[i], &nd.nics[i + 1], (nd.nnics - (unsigned)i - 1) * sizeof(nd.nics[0]));
+	nd.nnics--;
+	nd.revision = def->revision + 1;
+	ret = vm_net_hotplug(st, sup, def, &nd, 1u << i, 0, true, err, errlen);
+	/* The card is gone whatever the store says: a failed store is logged by the caller. */
+	ret = ret ?: store_vm_update(st, &nd, err, errlen);
+	if (!ret)
+		switches_ports_changed(st, def, &nd);
+	vmdef_free(&nd);
+	return ret;
 }

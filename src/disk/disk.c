@@ -262,6 +262,11 @@ int disk_fd(struct disk *d)
 	return d->ops->fd ? d->ops->fd(d) : -1;
 }
 
+int disk_set_direct(struct disk *d, int fd, uint32_t mem_align, uint32_t off_align)
+{
+	return d->ops->set_direct ? d->ops->set_direct(d, fd, mem_align, off_align) : 0;
+}
+
 uint64_t disk_size(struct disk *d)
 {
 	return d->ops->size(d);

@@ -98,6 +98,8 @@ struct disk_ops {
 	int (*map)(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out);
 	/* The file descriptor that disk_map()'s file offsets refer to. */
 	int (*fd)(struct disk *d);
+	/* Optional (absent: the library keeps its own descriptor): see disk_set_direct(). */
+	int (*set_direct)(struct disk *d, int fd, uint32_t mem_align, uint32_t off_align);
 };
 
 /* Every format's handle starts with this. */
@@ -183,6 +185,16 @@ int disk_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk
 	__attribute__((warn_unused_result));
 /* The descriptor of d's own file (owned by d), or -1 for a format without disk_map(). */
 int disk_fd(struct disk *d);
+/*
+ * fd: d's file opened again with O_DIRECT (the caller's cache=none descriptor), whose buffers
+ * must be aligned to mem_align and file offsets and lengths to off_align. The library takes a
+ * duplicate and writes guest data through it where disk_write() cannot be mapped (the first
+ * write into a block it allocates) when the buffer and range are aligned, so that the data
+ * path bypasses the page cache as the caller's own writes to file extents do. A format that
+ * has no use for it ignores it (0). Returns 0 or -errno (dup failed).
+ */
+int disk_set_direct(struct disk *d, int fd, uint32_t mem_align, uint32_t off_align)
+	__attribute__((warn_unused_result));
 uint64_t disk_size(struct disk *d);
 int disk_info(struct disk *d, struct disk_info *out) __attribute__((warn_unused_result));
 void disk_close(struct disk *d);

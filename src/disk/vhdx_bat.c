@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "disk/disk_internal.h"
@@ -81,7 +82,8 @@ int vhdx_bat_load(struct vhdx *v)
 		return -ENOMEM;
 	if (v->has_parent) {
 		v->bitmaps = calloc(v->bitmap_blocks, sizeof(*v->bitmaps));
-		if (!v->bitmaps)
+		v->bm_dirty = calloc(v->bitmap_blocks, sizeof(*v->bm_dirty));
+		if (!v->bitmaps || !v->bm_dirty)
 			return -ENOMEM;
 	}
 	/* Validate what I/O relies on: states, and blocks inside the file, clear of metadata. */
@@ -128,25 +130,52 @@ int vhdx_bat_load(struct vhdx *v)
 		}
 	}
 	v->file_end = vhdx_align_up(fsize, VHDX_ALIGN);
+	v->file_grown = fsize;
 	return 0;
 }
 
 int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 {
-	uint64_t o = v->file_end, end = o + vhdx_align_up(len, VHDX_ALIGN);
+	uint64_t o = v->file_end, end = o + vhdx_align_up(len, VHDX_ALIGN), grow;
+	int rc;
 
 	if (end > (uint64_t)INT64_MAX)
 		return -EFBIG;
-	if (ftruncate(v->fd, (off_t)end) < 0) {
-		int e = -errno;
+	if (end > v->file_grown) {
+		/* Several blocks at once; still sparse, as one block at a time was. A size
+		 * limit that refuses the room ahead (the file system's largest file,
+		 * RLIMIT_FSIZE, a quota) may still take this area alone. */
+		grow = end + (uint64_t)v->block_size * (VHDX_GROW_BLOCKS - 1);
+		if (grow > (uint64_t)INT64_MAX)
+			grow = end;
+		rc = ftruncate(v->fd, (off_t)grow);
+		if (rc < 0 && grow > end) {
+			grow = end;
+			rc = ftruncate(v->fd, (off_t)grow);
+		}
+		if (rc < 0) {
+			int e = -errno;
 
-		disk_fail(v->base.err, "%s: cannot grow the file to %llu bytes: %s", v->base.path,
-			  (unsigned long long)end, strerror(-e));
-		return e;
+			disk_fail(v->base.err, "%s: cannot grow the file to %llu bytes: %s",
+				  v->base.path, (unsigned long long)grow, strerror(-e));
+			return e;
+		}
+		v->file_grown = grow;
 	}
 	v->file_end = end;
 	*off = o;
 	return 0;
+}
+
+void vhdx_trim_tail(struct vhdx *v)
+{
+	struct stat st;
+
+	/* Best effort: a tail left behind is unreferenced space, harmless. */
+	if (fstat(v->fd, &st) == 0 && (uint64_t)st.st_size > v->file_end &&
+	    ftruncate(v->fd, (off_t)v->file_end) < 0)
+		log_warn("%s: cannot cut the file's unused tail at %llu: %s", v->base.path,
+			 (unsigned long long)v->file_end, strerror(errno));
 }
 
 /* Fills items[0..n) with the 4 KiB images of the BAT sectors sec_idx[i]. */
@@ -163,26 +192,10 @@ static void sector_images(struct vhdx *v, const uint64_t *sec_idx, unsigned n,
 	}
 }
 
-/* Logs the staged sectors sidx[0..n) as one transaction and marks them clean. */
-static int commit_sectors(struct vhdx *v, const uint64_t *sidx, unsigned n,
-			  uint8_t (*sec)[VHDX_LOG_SECTOR], struct vhdx_log_item *items)
-{
-	int r;
-
-	sector_images(v, sidx, n, sec, items);
-	r = vhdx_log_commit(v, items, n);
-	if (r)
-		return r;
-	for (unsigned i = 0; i < n; i++)
-		v->bat_dirty[sidx[i]] = 0;
-	__atomic_store_n(&v->n_dirty, v->n_dirty - n, __ATOMIC_RELEASE);
-	return 0;
-}
-
 int vhdx_bat_commit(struct vhdx *v)
 {
-	unsigned cap = vhdx_log_capacity(v), n = 0;
-	uint64_t *sidx = NULL;
+	unsigned cap = vhdx_log_capacity(v);
+	uint64_t *key = NULL;
 	uint8_t(*sec)[VHDX_LOG_SECTOR] = NULL;
 	struct vhdx_log_item *items = NULL;
 	int r;
@@ -192,9 +205,10 @@ int vhdx_bat_commit(struct vhdx *v)
 	if (cap > VHDX_STAGE_MAX)
 		cap = VHDX_STAGE_MAX;
 	/*
-	 * The staged blocks' data first, then the entry that points to it: a BAT entry on disk
-	 * must never name a block whose data may not be durable (a crash could expose stale
-	 * host blocks there on file systems that do not order data before metadata).
+	 * The staged blocks' data first (and the data under staged sector bitmap bits), then
+	 * the entries and bits that point to it: a BAT entry on disk must never name a block
+	 * whose data may not be durable (a crash could expose stale host blocks there on file
+	 * systems that do not order data before metadata).
 	 */
 	r = vhdx_sync(v);
 	if (r) {
@@ -202,23 +216,37 @@ int vhdx_bat_commit(struct vhdx *v)
 			  strerror(-r));
 		return r;
 	}
-	sidx = malloc(cap * sizeof(*sidx));
+	key = malloc(cap * sizeof(*key));
 	sec = malloc((size_t)cap * VHDX_LOG_SECTOR);
 	items = malloc(cap * sizeof(*items));
-	if (!sidx || !sec || !items || !cap)
+	if (!key || !sec || !items || !cap)
 		r = -ENOMEM;
-	for (uint64_t s = 0; s < v->bat_sectors && r == 0; s++) {
-		if (!v->bat_dirty[s])
-			continue;
-		sidx[n++] = s;
-		if (n == cap) {
-			r = commit_sectors(v, sidx, n, sec, items);
-			n = 0;
+	/*
+	 * One transaction holds everything staged (at most VHDX_STAGE_MAX sectors) unless the
+	 * log is smaller; then bitmap sectors go first: bits set under a block whose entry
+	 * is not yet logged are not read (the block reads from the parent).
+	 */
+	while (r == 0 && v->n_dirty) {
+		unsigned nb = v->has_parent ? vhdx_bitmap_staged(v, items, key, cap) : 0, n = nb;
+
+		for (uint64_t s = 0; s < v->bat_sectors && n < cap; s++)
+			if (v->bat_dirty[s])
+				key[n++] = s;
+		if (n == 0) {
+			r = -EIO; /* n_dirty counts sectors that are not staged: a bug */
+			break;
 		}
+		sector_images(v, key + nb, n - nb, sec, items + nb);
+		r = vhdx_log_commit(v, items, n);
+		if (r)
+			break;
+		if (nb)
+			vhdx_bitmap_clean(v, key, nb);
+		for (unsigned i = nb; i < n; i++)
+			v->bat_dirty[key[i]] = 0;
+		__atomic_store_n(&v->n_dirty, v->n_dirty - (n - nb), __ATOMIC_RELEASE);
 	}
-	if (r == 0 && n)
-		r = commit_sectors(v, sidx, n, sec, items);
-	free(sidx);
+	free(key);
 	free(sec);
 	free(items);
 	return r;

@@ -2,7 +2,8 @@
 /*
  * Sector bitmaps of differencing disks: one 1 MiB block per chunk of payload blocks, one bit
  * per logical sector (1: the sector is in this file, 0: read it from the parent). Cached in
- * memory on first use; changes go through the log, one 4 KiB bitmap sector at a time.
+ * memory on first use; a write that sets bits changes the cache and stages the 4 KiB bitmap
+ * sectors it changed, logged with the staged BAT sectors at the next vhdx_bat_commit.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -88,65 +89,101 @@ static void set_bits(uint8_t *bm, uint64_t first, uint64_t count, bool val)
 	}
 }
 
+/* Bitmap sectors per 1 MiB bitmap block. */
+#define BM_SECTORS (VHDX_BITMAP_SIZE / VHDX_LOG_SECTOR)
+
+/* Marks bitmap sector s of chunk c staged (logged by the next vhdx_bat_commit). */
+static void stage_sector(struct vhdx *v, uint64_t c, uint64_t s)
+{
+	if (!v->bm_dirty[c][s]) {
+		v->bm_dirty[c][s] = 1;
+		__atomic_store_n(&v->n_dirty, v->n_dirty + 1, __ATOMIC_RELEASE);
+	}
+}
+
 int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
 {
 	uint64_t c = sector / SECTORS_PER_BITMAP, i = sector % SECTORS_PER_BITMAP;
 	uint64_t spb = v->block_size / v->lsec,
 		 blk_first = (sector / spb) * spb % SECTORS_PER_BITMAP;
-	struct vhdx_log_item items[64];
-	uint8_t *bm, *copy = NULL;
-	uint64_t s0, s1;
-	unsigned n = 0;
+	uint64_t s0 = (reset ? blk_first : i) / 8 / VHDX_LOG_SECTOR;
+	uint64_t s1 = ((reset ? blk_first + spb : i + count) - 1) / 8 / VHDX_LOG_SECTOR;
+	uint8_t *bm, *old;
 	int r;
 
+	if (s1 - s0 + 1 > VHDX_STAGE_MAX)
+		return -E2BIG;
+	/* Room in one transaction with what is staged for this change's bitmap sectors, a new
+	 * bitmap block's BAT sector and the block's own BAT sector. */
+	if (v->n_dirty + (s1 - s0 + 3) > VHDX_STAGE_MAX) {
+		r = vhdx_bat_commit(v);
+		if (r)
+			return r;
+	}
 	r = bitmap_get(v, c, &bm);
 	if (r)
 		return r;
 	if (!bm) {
-		uint64_t off, idx = vhdx_bat_bitmap_index(v, c), val;
+		/* A new bitmap block: zeros (all from the parent), its entry staged like a
+		 * block's, logged with the bitmap sectors below. */
+		uint64_t off;
 
 		bm = calloc(1, VHDX_BITMAP_SIZE);
 		if (!bm)
 			return -ENOMEM;
 		r = vhdx_alloc(v, VHDX_BITMAP_SIZE, &off);
-		val = off | VHDX_SB_PRESENT;
 		if (r == 0)
-			r = vhdx_bat_set(v, &idx, &val, 1);
+			r = vhdx_bat_stage(v, vhdx_bat_bitmap_index(v, c), off | VHDX_SB_PRESENT);
 		if (r) {
 			free(bm);
 			return r;
 		}
 		v->bitmaps[c] = bm;
 	}
-	/* Work on a copy so a failed commit leaves the cache as the file is. */
-	copy = malloc(VHDX_BITMAP_SIZE);
-	if (!copy)
+	/* Everything that can fail before the cache changes: a changed bit is always staged. */
+	if (!v->bm_dirty[c])
+		v->bm_dirty[c] = calloc(BM_SECTORS, 1);
+	old = malloc((s1 - s0 + 1) * VHDX_LOG_SECTOR);
+	if (!old || !v->bm_dirty[c]) {
+		free(old);
 		return -ENOMEM;
-	memcpy(copy, bm, VHDX_BITMAP_SIZE);
-	if (reset)
-		set_bits(copy, blk_first, spb, false);
-	set_bits(copy, i, count, true);
-	s0 = (reset ? blk_first : i) / 8 / VHDX_LOG_SECTOR;
-	s1 = ((reset ? blk_first + spb : i + count) - 1) / 8 / VHDX_LOG_SECTOR;
-	uint64_t base = v->bat[vhdx_bat_bitmap_index(v, c)] & VHDX_BAT_OFFSET_MASK;
-
-	for (uint64_t s = s0; s <= s1; s++) {
-		if (memcmp(copy + s * VHDX_LOG_SECTOR, bm + s * VHDX_LOG_SECTOR, VHDX_LOG_SECTOR) ==
-		    0)
-			continue;
-		if (n == sizeof(items) / sizeof(items[0])) {
-			r = -E2BIG;
-			goto out;
-		}
-		items[n].off = base + s * VHDX_LOG_SECTOR;
-		items[n].data = copy + s * VHDX_LOG_SECTOR;
-		n++;
 	}
-	r = vhdx_log_commit(v, items, n);
-	if (r == 0)
-		memcpy(bm + s0 * VHDX_LOG_SECTOR, copy + s0 * VHDX_LOG_SECTOR,
-		       (s1 - s0 + 1) * VHDX_LOG_SECTOR);
-out:
-	free(copy);
-	return r;
+	memcpy(old, bm + s0 * VHDX_LOG_SECTOR, (s1 - s0 + 1) * VHDX_LOG_SECTOR);
+	/* The cache changes at once (readers see the bits: the data is written); the file's
+	 * bitmap at the next commit, after that data is flushed (vhdx_internal.h). */
+	if (reset)
+		set_bits(bm, blk_first, spb, false);
+	set_bits(bm, i, count, true);
+	for (uint64_t s = s0; s <= s1; s++)
+		if (memcmp(old + (s - s0) * VHDX_LOG_SECTOR, bm + s * VHDX_LOG_SECTOR,
+			   VHDX_LOG_SECTOR))
+			stage_sector(v, c, s);
+	free(old);
+	return 0;
+}
+
+unsigned vhdx_bitmap_staged(struct vhdx *v, struct vhdx_log_item *items, uint64_t *keys,
+			    unsigned cap)
+{
+	unsigned n = 0;
+
+	for (uint64_t c = 0; v->bm_dirty && c < v->bitmap_blocks && n < cap; c++) {
+		uint64_t base = v->bat[vhdx_bat_bitmap_index(v, c)] & VHDX_BAT_OFFSET_MASK;
+
+		for (uint64_t s = 0; v->bm_dirty[c] && s < BM_SECTORS && n < cap; s++) {
+			if (!v->bm_dirty[c][s])
+				continue;
+			items[n].off = base + s * VHDX_LOG_SECTOR;
+			items[n].data = v->bitmaps[c] + s * VHDX_LOG_SECTOR;
+			keys[n++] = c * BM_SECTORS + s;
+		}
+	}
+	return n;
+}
+
+void vhdx_bitmap_clean(struct vhdx *v, const uint64_t *keys, unsigned n)
+{
+	for (unsigned k = 0; k < n; k++)
+		v->bm_dirty[keys[k] / BM_SECTORS][keys[k] % BM_SECTORS] = 0;
+	__atomic_store_n(&v->n_dirty, v->n_dirty - n, __ATOMIC_RELEASE);
 }

@@ -14,13 +14,14 @@
  *
  * Staged allocation (vhdx_bat_stage): a block allocated by a guest write is in the
  * in-memory BAT at once but reaches the file only at the next vhdx_bat_commit (the guest's
- * flush, close, any other logged metadata change, or too many staged BAT sectors): one
- * log transaction carries every staged BAT sector. The commit first makes the staged
- * blocks' data durable (one fdatasync), then writes the entry, whose fdatasync makes it and
- * the previous transaction's in-place writes durable: two per commit, not per block. A BAT
- * entry on disk therefore never points to a block whose data is not durable (on ext4
- * data=writeback such a block could show stale host data). A crash before the commit loses
- * only unflushed writes.
+ * flush, close, any other logged metadata change, or too many staged sectors): one log
+ * transaction carries every staged BAT sector, and every sector bitmap sector whose new
+ * bits a differencing disk's write set in the cache (vhdx_bitmap_set). The commit first
+ * makes the staged blocks' data durable (one fdatasync), then writes the entry, whose
+ * fdatasync makes it and the previous transaction's in-place writes durable: two per
+ * commit, not per block. A BAT entry on disk therefore never points to a block whose data
+ * is not durable (on ext4 data=writeback such a block could show stale host data). A crash
+ * before the commit loses only unflushed writes.
  */
 #ifndef KEEL_DISK_VHDX_INTERNAL_H
 #define KEEL_DISK_VHDX_INTERNAL_H
@@ -57,6 +58,11 @@ struct vhdx_log_item {
 struct vhdx {
 	struct disk base;
 	int fd;
+	/* The caller's O_DIRECT descriptor of the same file (disk_set_direct, a duplicate owned
+	 * here), or -1; guest data written by the library goes through it when aligned to
+	 * dio_mem (buffers) and dio_off (offsets, lengths). Set before I/O starts. */
+	int dfd;
+	uint32_t dio_mem, dio_off;
 	unsigned flags;
 	pthread_mutex_t lock;
 
@@ -96,13 +102,16 @@ struct vhdx {
 	/* BAT geometry and contents. */
 	uint64_t chunk_ratio;
 	uint64_t payload_blocks, bitmap_blocks, bat_entries;
-	uint64_t *bat;	   /* [L] */
-	uint8_t **bitmaps; /* [L] per chunk: cached 1 MiB sector bitmap block, or NULL */
-	uint8_t *bat_dirty; /* [L] per BAT sector: holds staged entries not yet logged */
+	uint64_t *bat;	      /* [L] */
+	uint8_t **bitmaps;    /* [L] per chunk: cached 1 MiB sector bitmap block, or NULL */
+	uint8_t **bm_dirty;   /* [L] per chunk: NULL, or per 4 KiB bitmap sector: staged */
+	uint8_t *bat_dirty;   /* [L] per BAT sector: holds staged entries not yet logged */
 	uint64_t bat_sectors; /* entries of bat_dirty */
-	unsigned n_dirty;     /* [L] sectors set in bat_dirty (atomic reads without the lock) */
-	uint64_t file_end; /* [L] allocation cursor: next free 1 MiB-aligned offset */
-	unsigned long syncs; /* fdatasyncs started by vhdx_sync (atomic; tests count them) */
+	unsigned n_dirty;     /* [L] sectors staged in bat_dirty and bm_dirty (atomic reads without
+			       * the lock) */
+	uint64_t file_end;    /* [L] allocation cursor: next free 1 MiB-aligned offset */
+	uint64_t file_grown;  /* [L] the file's size as grown ahead by vhdx_alloc (>= file_end) */
+	unsigned long syncs;  /* fdatasyncs started by vhdx_sync (atomic; tests count them) */
 	/* Tests only (NULL otherwise): called by vhdx_flush between its unlocked look at
 	 * n_dirty and taking the lock, where another thread's commit can run. */
 	void (*flush_race)(struct vhdx *v);
@@ -195,14 +204,22 @@ int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsig
  * vhdx_bat_commit logs it. Commits at once when the staged sectors reach the limit. [L]
  */
 int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val) __attribute__((warn_unused_result));
-/* Makes the staged blocks' data durable (fdatasync), then logs every staged BAT sector (one
- * transaction, or more if they are more than VHDX_STAGE_MAX). Syncs nothing when nothing is
- * staged. [L] */
+/* Makes the staged blocks' data durable (fdatasync), then logs every staged BAT and sector
+ * bitmap sector (one transaction, bitmap sectors first if the log is too small for one).
+ * Syncs nothing when nothing is staged. [L] */
 int vhdx_bat_commit(struct vhdx *v) __attribute__((warn_unused_result));
 /* Most BAT sectors staged before vhdx_bat_stage commits on its own. */
 #define VHDX_STAGE_MAX 64
-/* Appends a zeroed, 1 MiB-aligned area of len bytes at the end of the file. [L] */
+/*
+ * Takes a zeroed, 1 MiB-aligned area of len bytes at the allocation cursor. The file grows
+ * ahead of the cursor by VHDX_GROW_BLOCKS blocks at a time (sparse: ftruncate), so most
+ * allocations change no file size; the unreferenced tail is cut at a clean close
+ * (vhdx_trim_tail) and left by a crash (the VHDX format allows space no entry refers to). [L]
+ */
 int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off) __attribute__((warn_unused_result));
+#define VHDX_GROW_BLOCKS 8
+/* At close, after vhdx_session_end: the file cut back to the allocation cursor. [L] */
+void vhdx_trim_tail(struct vhdx *v);
 
 /* vhdx_log.c */
 /* On open: find the active sequence; replay it (writable) or build the overlay (read-only). */
@@ -223,11 +240,19 @@ int vhdx_bitmap_query(struct vhdx *v, uint64_t sector, uint64_t max, bool *prese
 	__attribute__((warn_unused_result));
 /*
  * Marks the logical sectors [sector, sector + count) of one payload block present,
- * allocating the bitmap block if needed. With `reset`, every other sector of that block
- * is marked absent first (a block newly allocated as partially present). [L]
+ * allocating the bitmap block if needed (its BAT entry staged). With `reset`, every other
+ * sector of that block is marked absent first (a block newly allocated as partially
+ * present). The cache changes at once; the bitmap sectors that changed are staged, logged
+ * by the next vhdx_bat_commit (which commits first if they would not fit with what is
+ * staged). Call it after the data under the bits is written. [L]
  */
 int vhdx_bitmap_set(struct vhdx *v, uint64_t sector, uint64_t count, bool reset)
 	__attribute__((warn_unused_result));
+/* Fills items (at most cap) with staged bitmap sectors, pointing into the cache, and keys
+ * with what vhdx_bitmap_clean needs to mark them logged. [L] */
+unsigned vhdx_bitmap_staged(struct vhdx *v, struct vhdx_log_item *items, uint64_t *keys,
+			    unsigned cap);
+void vhdx_bitmap_clean(struct vhdx *v, const uint64_t *keys, unsigned n);
 
 /* vhdx_parent.c */
 int vhdx_locator_parse(struct vhdx *v, const uint8_t *buf, uint32_t len)
@@ -254,6 +279,8 @@ int vhdx_read(struct disk *d, void *buf, uint64_t off, size_t len)
 int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
 	__attribute__((warn_unused_result));
 int vhdx_fd(struct disk *d);
+int vhdx_set_direct(struct disk *d, int fd, uint32_t mem_align, uint32_t off_align)
+	__attribute__((warn_unused_result));
 int vhdx_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 	__attribute__((warn_unused_result));
 int vhdx_flush(struct disk *d) __attribute__((warn_unused_result));
@@ -262,8 +289,8 @@ int vhdx_discard(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn
 /* vhdx_open.c */
 /* One VHDX file, its parent not opened (fd taken over, closed on failure); its reasons go to
  * err while it opens. */
-int vhdx_open_one(int fd, const char *path, unsigned flags, struct disk **out,
-		  struct disk_err *err) __attribute__((warn_unused_result));
+int vhdx_open_one(int fd, const char *path, unsigned flags, struct disk **out, struct disk_err *err)
+	__attribute__((warn_unused_result));
 /* vhdx_open_one, then its chain (vhdx_chain_open) unless flags has DISK_OPEN_NOPARENT. */
 int vhdx_open_chain(int fd, const char *path, unsigned flags, const int *parents, unsigned nparents,
 		    struct disk **out, struct disk_err *err) __attribute__((warn_unused_result));

@@ -6,8 +6,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "disk/disk_internal.h"
 #include "disk/disk_io.h"
@@ -45,6 +47,53 @@ static int file_read(struct vhdx *v, uint8_t *buf, uint64_t foff, size_t len)
 		return r == -ENODATA ? -EIO : r;
 	}
 	return 0;
+}
+
+/* Guest data written by the library: through the caller's O_DIRECT descriptor when the
+ * buffer and range suit it (as the caller's own writes to allocated blocks go), else
+ * through the library's descriptor. Both are the same file: vhdx_sync covers either. */
+static int data_write(struct vhdx *v, const uint8_t *buf, size_t len, uint64_t foff)
+{
+	if (v->dfd >= 0 && (uintptr_t)buf % v->dio_mem == 0 && len % v->dio_off == 0 &&
+	    foff % v->dio_off == 0)
+		return dio_pwrite(v->dfd, buf, len, foff);
+	return dio_pwrite(v->fd, buf, len, foff);
+}
+
+/*
+ * Does [off, off + len) read as zeros through v's parent chain? Conservative: a range that
+ * some level holds data for, even under a range a nearer level reads as zeros, says no.
+ * Parents are read-only, so their BATs do not change under this look.
+ */
+static bool parents_zero(const struct vhdx *v, uint64_t off, uint64_t len)
+{
+	const struct vhdx *cur = v;
+
+	while (cur->has_parent) { /* the chain is at most VHDX_MAX_DEPTH long (vhdx_chain_open) */
+		const struct disk *pd = cur->parent;
+		const struct vhdx *p;
+		bool deeper = false;
+		uint64_t end;
+
+		if (!pd || pd->ops != &vhdx_ops)
+			return false; /* no parent opened (or not one we can look into) */
+		p = (const struct vhdx *)pd;
+		end = off + len < p->vsize ? off + len : p->vsize;
+		for (uint64_t o = off; o < end; o = (o / p->block_size + 1) * p->block_size) {
+			uint64_t st =
+				vhdx_bat_get(p, vhdx_bat_payload_index(p, o / p->block_size)) &
+				VHDX_BAT_STATE_MASK;
+
+			if (st == VHDX_PAYLOAD_FULLY_PRESENT ||
+			    st == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+				return false;
+			deeper = deeper || (st == VHDX_PAYLOAD_NOT_PRESENT && p->has_parent);
+		}
+		if (!deeper)
+			return true;
+		cur = p;
+	}
+	return true;
 }
 
 /* Reads [off, off+len) lying within one payload block. */
@@ -124,7 +173,7 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 
 	e = vhdx_bat_get(v, idx);
 	if ((e & VHDX_BAT_STATE_MASK) == VHDX_PAYLOAD_FULLY_PRESENT) {
-		r = dio_pwrite(v->fd, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
+		r = data_write(v, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
 		goto out;
 	}
 	pthread_mutex_lock(&v->lock);
@@ -132,12 +181,12 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 	state = e & VHDX_BAT_STATE_MASK;
 	if (state == VHDX_PAYLOAD_FULLY_PRESENT) {
 		pthread_mutex_unlock(&v->lock);
-		r = dio_pwrite(v->fd, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
+		r = data_write(v, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
 		goto out;
 	}
 	if (state == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
 		pthread_mutex_unlock(&v->lock);
-		r = dio_pwrite(v->fd, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
+		r = data_write(v, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
 		if (r)
 			goto out;
 		pthread_mutex_lock(&v->lock);
@@ -147,12 +196,16 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 	}
 	/*
 	 * Not allocated: a new block at the end of the file, zeroed, data written first, then
-	 * its BAT entry staged (logged with the next flush: vhdx_internal.h).
+	 * its BAT entry staged (logged with the next flush: vhdx_internal.h). In a differencing
+	 * disk it is partially present (the rest from the parent, through the sector bitmap),
+	 * unless the parent chain reads the whole block as zeros, as the new block's rest does:
+	 * then it is fully present, with no bitmap bits and direct I/O from then on.
 	 */
 	r = vhdx_alloc(v, v->block_size, &noff);
 	if (r == 0)
-		r = dio_pwrite(v->fd, buf, len, noff + in);
-	if (r == 0 && v->has_parent && state == VHDX_PAYLOAD_NOT_PRESENT && !whole) {
+		r = data_write(v, buf, len, noff + in);
+	if (r == 0 && v->has_parent && state == VHDX_PAYLOAD_NOT_PRESENT && !whole &&
+	    !parents_zero(v, off - in, v->block_size)) {
 		r = vhdx_bitmap_set(v, off / v->lsec, len / v->lsec, true);
 		val = noff | VHDX_PAYLOAD_PARTIALLY_PRESENT;
 	} else {
@@ -252,6 +305,24 @@ int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk
 int vhdx_fd(struct disk *d)
 {
 	return to_vhdx(d)->fd;
+}
+
+int vhdx_set_direct(struct disk *d, int fd, uint32_t mem_align, uint32_t off_align)
+{
+	struct vhdx *v = to_vhdx(d);
+	int dup_fd;
+
+	if (d->rdonly || !mem_align || !off_align)
+		return 0;
+	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dup_fd < 0)
+		return -errno;
+	if (v->dfd >= 0)
+		close(v->dfd);
+	v->dfd = dup_fd;
+	v->dio_mem = mem_align;
+	v->dio_off = off_align;
+	return 0;
 }
 
 int vhdx_flush(struct disk *d)

@@ -25,12 +25,18 @@ static void vhdx_free(struct vhdx *v)
 		for (uint64_t i = 0; i < v->bitmap_blocks; i++)
 			free(v->bitmaps[i]);
 	free(v->bitmaps);
+	if (v->bm_dirty)
+		for (uint64_t i = 0; i < v->bitmap_blocks; i++)
+			free(v->bm_dirty[i]);
+	free(v->bm_dirty);
 	free(v->bat_dirty);
 	free(v->bat);
 	vhdx_locator_free(&v->loc);
 	vhdx_log_free_overlay(v);
 	pthread_mutex_destroy(&v->lock);
 	close(v->fd);
+	if (v->dfd >= 0)
+		close(v->dfd);
 	free(v);
 	/* The chain below, one level at a time (no recursion however deep it is). */
 	while (p) {
@@ -58,6 +64,7 @@ int vhdx_open_one(int fd, const char *path, unsigned flags, struct disk **out, s
 	v->base.rdonly = flags & DISK_OPEN_RDONLY;
 	v->base.err = err;
 	v->fd = fd;
+	v->dfd = -1;
 	v->flags = flags;
 	pthread_mutex_init(&v->lock, NULL);
 	r = disk_lock_fd(fd, path, v->base.rdonly, flags, err);
@@ -122,6 +129,8 @@ static void vhdx_close(struct disk *d)
 		if (vhdx_session_end(v) != 0) /* not the failure of a call: keep its reason */
 			log_err("%s: closing without a clean log: the next open replays it",
 				d->path);
+		else
+			vhdx_trim_tail(v);
 		pthread_mutex_unlock(&v->lock);
 	}
 	vhdx_free(v);
@@ -187,6 +196,7 @@ const struct disk_ops vhdx_ops = {
 	.write = vhdx_write,
 	.map = vhdx_map,
 	.fd = vhdx_fd,
+	.set_direct = vhdx_set_direct,
 	.flush = vhdx_flush,
 	.discard = vhdx_discard,
 	.size = vhdx_size,

@@ -113,3 +113,18 @@ int uefi_store_write(int dirfd, const char *name, const char *tmpname, const uin
 		unlinkat(dirfd, tmpname, 0);
 	return r;
 }
+
+int uefi_store_write_in(const char *dir, mode_t mode, const char *name, const char *tmpname,
+			const uint8_t *data, size_t size)
+{
+	int dirfd, r;
+
+	if (mkdir(dir, mode) < 0 && errno != EEXIST)
+		return -errno;
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	r = uefi_store_write(dirfd, name, tmpname, data, size);
+	close(dirfd);
+	return r;
+}

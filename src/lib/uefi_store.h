@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define UEFI_STORE_MIN_SIZE (64u << 10)
 #define UEFI_STORE_MAX_SIZE (4u << 20)
@@ -27,5 +28,9 @@ int uefi_store_read(int fd, const char *shown, uint8_t **data, size_t *size, cha
  * leaves the old store or the new one, whole. 0 or -errno. */
 int uefi_store_write(int dirfd, const char *name, const char *tmpname, const uint8_t *data,
 		     size_t size) __attribute__((warn_unused_result));
+/* The same into the directory dir, made with mode when it does not exist (its parent must);
+ * dir itself must not be a symbolic link. 0 or -errno. */
+int uefi_store_write_in(const char *dir, mode_t mode, const char *name, const char *tmpname,
+			const uint8_t *data, size_t size) __attribute__((warn_unused_result));
 
 #endif

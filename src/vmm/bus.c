@@ -194,3 +194,11 @@ bool bus_write(const struct bus *bus, uint64_t addr, unsigned size, uint64_t val
 		claimed |= bus_write_one(bus, addr + i, 1, (value >> (8 * i)) & 0xff);
 	return claimed;
 }
+
+const char *bus_name_at(const struct bus *bus, uint64_t addr)
+{
+	struct bus_range tmp;
+	const struct bus_range *r = bus_find(bus, addr, 1, &tmp);
+
+	return r ? r->name : NULL;
+}

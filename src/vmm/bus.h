@@ -70,5 +70,7 @@ uint64_t bus_movable_base(const struct bus *bus, const char *name);
 /* Dispatch; false when no device claims the address (reads then see all ones). */
 bool bus_read(const struct bus *bus, uint64_t addr, unsigned size, uint64_t *value);
 bool bus_write(const struct bus *bus, uint64_t addr, unsigned size, uint64_t value);
+/* The name of the range that decodes addr now, or NULL (for reports: exit_stats.h). */
+const char *bus_name_at(const struct bus *bus, uint64_t addr);
 
 #endif

@@ -21,9 +21,10 @@ static const char usage_head[] =
 	"                | --firmware bios|uefi[=FILE] [--nvram FILE] [--boot-order LIST]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME] [--debug-exit]\n"
 	"                [DEVICE OPTION]... [--serial stdio|file:PATH|unix:PATH|off]\n"
-	"                [--no-reboot] [--firmware-debug] [--control PATH] [--status-file PATH]\n"
+	"                [--no-reboot] [--firmware-debug] [--exit-stats] [--control PATH]\n"
+	"                [--status-file PATH]\n"
 	"                [--restore DIR] [--paused] [--fd "
-	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|lun.I=N]...\n"
+	"kernel|initrd|kvm|firmware|nvram|disk.I|net.I|vhost.I|lun.I=N]...\n"
 	"                [--fd control|serial|console|vsock=N]...\n"
 	"                [--fd config|status|state|memory|vars=N]...\n"
 	"                [--jail-user UID:GID --jail-root DIR]\n"
@@ -50,6 +51,7 @@ enum {
 	OPT_SERIAL,
 	OPT_NO_REBOOT,
 	OPT_FIRMWARE_DEBUG,
+	OPT_EXIT_STATS,
 	OPT_PAUSED,
 	OPT_DEBUG_EXIT,
 	OPT_CONTROL,
@@ -78,6 +80,7 @@ static const struct option machine_options[] = {
 	{"serial", required_argument, NULL, OPT_SERIAL},
 	{"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
 	{"firmware-debug", no_argument, NULL, OPT_FIRMWARE_DEBUG},
+	{"exit-stats", no_argument, NULL, OPT_EXIT_STATS},
 	{"paused", no_argument, NULL, OPT_PAUSED},
 	{"debug-exit", no_argument, NULL, OPT_DEBUG_EXIT},
 	{"control", required_argument, NULL, OPT_CONTROL},
@@ -235,7 +238,8 @@ static bool fd_given(const struct vm_config *cfg, int n)
 	return in_slots(one, NULL, sizeof(one) / sizeof(one[0]), n) ||
 	       in_slots(cfg->disk_fds, cfg->disk_chains, VMDEF_MAX_DISKS, n) ||
 	       in_slots(cfg->lun_fds, cfg->lun_chains, VMDEF_MAX_LUNS, n) ||
-	       in_slots(cfg->net_fds[0], NULL, VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX, n);
+	       in_slots(cfg->net_fds[0], NULL, VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX, n) ||
+	       in_slots(cfg->vhost_fds[0], NULL, VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX, n);
 }
 
 /*
@@ -305,6 +309,27 @@ static const struct {
 	{"vars", offsetof(struct vm_config, vars_fd)},
 };
 
+/* "I=" or "I.qJ=" (from s to eq) of --fd net.I[.qJ] and vhost.I[.qJ]: adapter I's queue
+ * pair J's slot in fds (J 0 when not given), or NULL when I or J is out of range. */
+static int *pair_fd_slot(const char *s, const char *eq, int (*fds)[VMDEF_NET_QUEUES_MAX])
+{
+	char idx[4] = {0}, q[4] = {0};
+	const char *dot = memchr(s, '.', (size_t)(eq - s));
+	uint64_t i, j = 0;
+
+	if ((dot ? dot : eq) - s > 2 || (dot && (dot[1] != 'q' || eq - dot - 2 > 2)))
+		return NULL;
+	memcpy(idx, s, (size_t)((dot ? dot : eq) - s));
+	if (parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
+		return NULL;
+	if (dot) {
+		memcpy(q, dot + 2, (size_t)(eq - dot - 2));
+		if (parse_uint(q, 1, VMDEF_NET_QUEUES_MAX - 1, &j))
+			return NULL;
+	}
+	return &fds[i][j];
+}
+
 /*
  * --fd NAME=N: the file the description names as kernel, initrd or disk.I (its Ith disk) is
  * already open as descriptor N (keeld opened and checked it, and passed it at exec): the
@@ -329,21 +354,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		memcpy(idx, arg + 5, (size_t)(eq - arg - 5));
 		if (!parse_uint(idx, 0, VMDEF_MAX_DISKS - 1, &i))
 			slot = &cfg->disk_fds[i];
-	} else if (eq && !strncmp(arg, "net.", 4) && eq - arg <= 6) {
-		char idx[4] = {0};
-
-		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
-		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
-			slot = &cfg->net_fds[i][0];
-	} else if (eq && !strncmp(arg, "net.", 4) && eq - arg <= 9 && arg[5] == '.' &&
-		   arg[6] == 'q') {
-		char idx[2] = {arg[4]}, q[4] = {0};
-		uint64_t j;
-
-		memcpy(q, arg + 7, (size_t)(eq - arg - 7));
-		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i) &&
-		    !parse_uint(q, 1, VMDEF_NET_QUEUES_MAX - 1, &j))
-			slot = &cfg->net_fds[i][j];
+	} else if (eq && !strncmp(arg, "net.", 4)) {
+		slot = pair_fd_slot(arg + 4, eq, cfg->net_fds);
+	} else if (eq && !strncmp(arg, "vhost.", 6)) {
+		slot = pair_fd_slot(arg + 6, eq, cfg->vhost_fds);
 	} else if (eq && !strncmp(arg, "lun.", 4) && eq - arg <= 6) {
 		char idx[4] = {0};
 
@@ -355,10 +369,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		snprintf(err, errlen,
 			 "--fd %s: expected NAME=N, N an open descriptor, 3 or above, NAME one of "
 			 "kernel, initrd, kvm, firmware, nvram, control, serial, console, vsock, "
-			 "config, status, state, memory, vars, disk.I (I 0 to %d), net.I[.qJ] "
-			 "(0 to %d; J 1 to %d), lun.I (0 to %d) (keel-vmm --help)",
-			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_NET_QUEUES_MAX - 1,
-			 VMDEF_MAX_LUNS - 1);
+			 "config, status, state, memory, vars, disk.I (I 0 to %d), lun.I (0 to "
+			 "%d), net.I[.qJ], vhost.I[.qJ] (0 to %d; J 1 to %d) (keel-vmm --help)",
+			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_LUNS - 1, VMDEF_MAX_NICS - 1,
+			 VMDEF_NET_QUEUES_MAX - 1);
 		return -EINVAL;
 	}
 	if (*slot >= 0) {
@@ -457,6 +471,9 @@ static int parse_run_option(int c, int argc, char **argv, const struct config_op
 	case OPT_FIRMWARE_DEBUG:
 		cfg->firmware_debug = true;
 		return 0;
+	case OPT_EXIT_STATS:
+		cfg->exit_stats = true;
+		return 0;
 	case OPT_PAUSED:
 		cfg->paused = true;
 		return 0;
@@ -517,36 +534,39 @@ static int fds_beyond(const int *fds, unsigned n, unsigned max, const char *opt,
 	return 0;
 }
 
-/* The taps' queues: every queue pair's or none of an adapter's (then keel-vmm opens them),
- * none beyond its pairs or its adapters. */
-static int net_fds_check(const struct vm_config *cfg, char *err, size_t errlen)
+/* The taps' queues (opt "net") or the adapters' /dev/vhost-net (opt "vhost"), one per queue
+ * pair (what: "tap queue", "/dev/vhost-net"): every pair's or none of an adapter's (then keel-vmm
+ * opens them), none beyond its pairs or its adapters. */
+static int pair_fds_check(const struct vm_config *cfg, const int (*fds)[VMDEF_NET_QUEUES_MAX],
+			  const char *opt, const char *what, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < VMDEF_MAX_NICS; i++) {
 		unsigned nq = i < cfg->def.nnics ? vmdef_nic_queues(&cfg->def, i) : 0;
-		bool first = cfg->net_fds[i][0] >= 0;
+		bool first = fds[i][0] >= 0;
 
 		if (first && i >= cfg->def.nnics) {
-			snprintf(err, errlen, "--fd net.%u: the VM has %u network card%s", i,
+			snprintf(err, errlen, "--fd %s.%u: the VM has %u network card%s", opt, i,
 				 cfg->def.nnics, cfg->def.nnics == 1 ? "" : "s");
 			return -EINVAL;
 		}
 		for (unsigned j = 1; j < VMDEF_NET_QUEUES_MAX; j++) {
-			if (cfg->net_fds[i][j] < 0 ? !first || j >= nq : j < nq && first)
+			if (fds[i][j] < 0 ? !first || j >= nq : j < nq && first)
 				continue;
 			if (j >= nq)
 				snprintf(err, errlen,
-					 "--fd net.%u.q%u: that network card has %u queue pair%s",
-					 i, j, nq, nq == 1 ? "" : "s");
+					 "--fd %s.%u.q%u: that network card has %u queue pair%s",
+					 opt, i, j, nq, nq == 1 ? "" : "s");
 			else if (first)
 				snprintf(err, errlen,
-					 "--fd net.%u.q%u is missing: network card %u has %u queue "
-					 "pairs, a tap queue each",
-					 i, j, i, nq);
+					 "--fd %s.%u.q%u is missing: network card %u has %u queue "
+					 "pairs, a %s each",
+					 opt, i, j, i, nq, what);
 			else
 				snprintf(err, errlen,
-					 "--fd net.%u.q%u without --fd net.%u: pass every queue of "
-					 "the tap or none",
-					 i, j, i);
+					 "--fd %s.%u.q%u without --fd %s.%u: pass every pair's %s "
+					 "or "
+					 "none",
+					 opt, i, j, opt, i, what);
 			return -EINVAL;
 		}
 	}
@@ -628,6 +648,44 @@ static int check_socket_fd(int fd, const char *name, const char *path, const cha
 	return r ? -EINVAL : 0;
 }
 
+int config_run_words(int argc, char **argv, char **out, int max, char *err, size_t errlen)
+{
+	struct config_optable t;
+	int c, idx, n = 0, r;
+
+	r = config_options_build(&t, vmdef_devices, vmdef_ndevices, err, errlen);
+	if (r)
+		return r;
+	optind = 0; /* a full reset of getopt, as config_parse */
+	opterr = 0;
+	for (int before = 1; (c = getopt_long(argc, argv, "+:", t.opt, &idx)) != -1;
+	     before = optind) {
+		const struct vmdef_option *dev =
+			c >= CONFIG_OPT_DEVICE ? t.dev[c - CONFIG_OPT_DEVICE] : NULL;
+
+		if (c == '?' || c == ':') {
+			snprintf(err, errlen, "'%s': not an option keel-vmm takes with its value",
+				 argv[before]);
+			return -EINVAL;
+		}
+		if (is_description_option(c) || (dev && !dev->host))
+			continue;
+		for (int w = before; w < optind; w++) {
+			if (n == max) {
+				snprintf(err, errlen, "more than %d words of worker options", max);
+				return -E2BIG;
+			}
+			out[n++] = argv[w];
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' (see keel-vmm --help)",
+			 argv[optind]);
+		return -EINVAL;
+	}
+	return n;
+}
+
 const char *config_socket(const struct vm_config *cfg, enum config_sock s, int *fd)
 {
 	const struct chardev_spec *con = &cfg->host.console;
@@ -700,7 +758,7 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 		cfg->disk_fds[d] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_NICS; d++)
 		for (unsigned q = 0; q < VMDEF_NET_QUEUES_MAX; q++)
-			cfg->net_fds[d][q] = -1;
+			cfg->net_fds[d][q] = cfg->vhost_fds[d][q] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_LUNS; d++)
 		cfg->lun_fds[d] = -1;
 	vmdef_init(&cfg->def);
@@ -819,7 +877,9 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	r = fds_beyond(cfg->disk_fds, cfg->def.ndisks, VMDEF_MAX_DISKS, "disk", "disk", err,
 		       errlen);
 	if (!r)
-		r = net_fds_check(cfg, err, errlen);
+		r = pair_fds_check(cfg, cfg->net_fds, "net", "tap queue", err, errlen);
+	if (!r)
+		r = pair_fds_check(cfg, cfg->vhost_fds, "vhost", "/dev/vhost-net", err, errlen);
 	if (!r)
 		r = fds_beyond(cfg->lun_fds, cfg->def.scsi.nluns, VMDEF_MAX_LUNS, "lun", "SCSI LUN",
 			       err, errlen);

@@ -32,6 +32,7 @@ struct vm_config {
 	struct vmdef_host host;
 	bool no_reboot;
 	bool firmware_debug; /* port 0x402's firmware log to stderr */
+	bool exit_stats;     /* count exits by kind and address, logged at the end */
 	bool paused;	     /* --paused: the vCPUs wait for "resume" on the control socket */
 	const char *control_path;
 	const char *status_path;
@@ -44,6 +45,9 @@ struct vm_config {
 	/* --fd net.I=N, net.I.qJ=N: the Ith card's tap, attached by keeld, one queue per
 	 * queue pair (J 1 and up: a multi-queue tap's further queues); -1: not given */
 	int net_fds[VMDEF_MAX_NICS][VMDEF_NET_QUEUES_MAX];
+	/* --fd vhost.I=N, vhost.I.qJ=N: its /dev/vhost-net, opened by keeld, one per queue
+	 * pair; -1: not given */
+	int vhost_fds[VMDEF_MAX_NICS][VMDEF_NET_QUEUES_MAX];
 	int lun_fds[VMDEF_MAX_LUNS]; /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
 	int firmware_fd;	     /* --fd firmware=N: the firmware image, opened by keeld */
 	int nvram_dir_fd;	     /* --fd nvram=N: the NVRAM file's directory, opened by keeld */
@@ -76,6 +80,16 @@ struct vm_config {
 int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void config_free(struct vm_config *cfg);
+/*
+ * The words of a command line that config_parse takes (argv[1..]) that say how the worker
+ * runs the VM (--serial, --control, --status-file, --restore, --paused, a device's host side
+ * such as --vsock or --console ...) rather than describe it: what goes beside --config FILE
+ * when the description is handed over as a document, as keeld does (the lab's launcher,
+ * tests/lab/jailrun.c). Pointers into argv into out (at most max); how many, or -errno with
+ * err.
+ */
+int config_run_words(int argc, char **argv, char **out, int max, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* The Unix sockets a worker serves: its control socket, its serial port's and virtio-console's
  * (unix:PATH) and virtio-vsock's host side. */

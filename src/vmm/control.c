@@ -20,6 +20,9 @@
 #include "vmm/seccomp_filter.h"
 #include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
+#include "vmm/virtio/blk.h"
+#include "vmm/blkio/qos.h"
+#include "config/vmdef_device.h"
 #include "vmm/vm.h"
 
 #define CONTROL_MAX_CLIENTS 8
@@ -130,6 +133,7 @@ static const char *const control_names[] = {
 	[CONTROL_NIC_ADD] = "nic-add",
 	[CONTROL_NIC_REMOVE] = "nic-remove",
 	[CONTROL_NIC_LIST] = "nic-list",
+	[CONTROL_DISK_QOS] = "disk-qos",
 #if defined(KEEL_TEST_HOOKS)
 	[CONTROL_TEST_PARSE_EUIDS] = "test-parse-euids",
 #endif
@@ -428,6 +432,51 @@ usage:
 	return -EINVAL;
 }
 
+static const char *const qos_keys[3] = {"max_iops", "max_bandwidth", "min_iops"};
+
+/* "disk-qos" takes {"arguments":{"disk":N}} and optionally the limits to change, each a
+ * number (bounds and consistency are the description's: vmdef_disk_qos_check). */
+static int control_qos_args(json_object *o, struct control_request *req, char *why, size_t whylen)
+{
+	json_object *args, *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(o, "arguments", &args) ||
+	    !json_object_is_type(args, json_type_object) ||
+	    !json_object_object_get_ex(args, "disk", &v) || !json_object_is_type(v, json_type_int))
+		goto usage;
+	n = json_object_get_int64(v);
+	if (n < 0 || n >= VMDEF_MAX_DISKS)
+		goto usage;
+	req->disk = (unsigned)n;
+	json_object_object_foreach(args, key, val)
+	{
+		unsigned k;
+
+		if (!strcmp(key, "disk"))
+			continue;
+		for (k = 0; k < 3 && strcmp(key, qos_keys[k]); k++)
+			;
+		if (k == 3 || !json_object_is_type(val, json_type_int) ||
+		    json_object_get_int64(val) < 0) {
+			snprintf(why, whylen,
+				 "disk-qos: \"%s\": the limits are max_iops, max_bandwidth and "
+				 "min_iops, each a whole number, 0 or more",
+				 key);
+			return -EINVAL;
+		}
+		req->qos_given[k] = true;
+		req->qos[k] = (uint64_t)json_object_get_int64(val);
+	}
+	return 0;
+usage:
+	snprintf(why, whylen,
+		 "disk-qos needs \"arguments\":{\"disk\":N} (0 to %d), optionally with "
+		 "\"max_iops\", \"max_bandwidth\" and \"min_iops\"",
+		 VMDEF_MAX_DISKS - 1);
+	return -EINVAL;
+}
+
 int control_parse_request(const char *line, size_t len, struct control_request *req,
 			  const char **cls, char *why, size_t whylen)
 {
@@ -451,6 +500,9 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 	} else if (!r && req->cmd == CONTROL_LINK) {
 		*cls = "GenericError";
 		r = control_link_args(o, req, why, whylen);
+	} else if (!r && req->cmd == CONTROL_DISK_QOS) {
+		*cls = "GenericError";
+		r = control_qos_args(o, req, why, whylen);
 	}
 	json_object_put(o);
 	return r;
@@ -498,6 +550,54 @@ static char *control_restore(struct vm *vm, const char *host_dir, bool paused)
 	if (vm_restore(vm, dir, paused, err, sizeof(err)))
 		return control_error("GenericError", "restore failed: %s", err);
 	return control_reply(NULL);
+}
+
+/* A virtio-blk disk's QoS: new limits when the request gives some (checked as the
+ * description's, then applied at once and kept in the worker's description, which a save
+ * records), then the limits and the device's counters (docs/keel-vmm.md). */
+static char *control_disk_qos(struct vm *vm, const struct control_request *req)
+{
+	struct vm_disk *d = &vm->cfg->def.disks[req->disk], nd;
+	struct virtio_dev *vd = req->disk < vm->cfg->def.ndisks ? vm->disk_dev[req->disk] : NULL;
+	struct blk_qos_limits lim, set;
+	struct blk_qos_stats st;
+	unsigned waiting;
+	char err[200];
+	json_object *o;
+
+	if (!vd)
+		return control_error("GenericError", "disk-qos: the VM has no virtio-blk disk %u",
+				     req->disk);
+	nd = *d;
+	if (req->qos_given[0])
+		nd.max_iops = req->qos[0];
+	if (req->qos_given[1])
+		nd.max_bw = req->qos[1];
+	if (req->qos_given[2])
+		nd.min_iops = req->qos[2];
+	if (vmdef_disk_qos_check(&nd, "disk-qos", err, sizeof(err)))
+		return control_error("GenericError", "%s", err);
+	set = (struct blk_qos_limits){nd.max_iops, nd.max_bw, nd.min_iops};
+	virtio_blk_qos(vd,
+		       req->qos_given[0] || req->qos_given[1] || req->qos_given[2] ? &set : NULL,
+		       &lim, &st, &waiting);
+	d->max_iops = lim.max_iops;
+	d->max_bw = lim.max_bw;
+	d->min_iops = lim.min_iops;
+	o = json_object_new_object();
+	json_object_object_add(o, "disk", json_object_new_int((int)req->disk));
+	json_object_object_add(o, "max_iops", json_object_new_int64((int64_t)lim.max_iops));
+	json_object_object_add(o, "max_bandwidth", json_object_new_int64((int64_t)lim.max_bw));
+	json_object_object_add(o, "min_iops", json_object_new_int64((int64_t)lim.min_iops));
+	json_object_object_add(o, "requests", json_object_new_int64((int64_t)st.requests));
+	json_object_object_add(o, "ios", json_object_new_int64((int64_t)st.ios));
+	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)st.bytes));
+	json_object_object_add(o, "throttled", json_object_new_int64((int64_t)st.throttled));
+	json_object_object_add(o, "waiting", json_object_new_int64(waiting));
+	json_object_object_add(o, "below_min_seconds",
+			       json_object_new_int64((int64_t)st.below_min_seconds));
+	json_object_object_add(o, "below_min", json_object_new_boolean(st.below_min));
+	return control_reply(o);
 }
 
 /* The DVD drives and their media: {"drives": [{"drive", "lun", "medium", "tray",
@@ -646,6 +746,8 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 		return control_nic(vm, &req, passed_fd);
 	case CONTROL_VCPU_STATS:
 		return control_vcpu_stats(vm, req.first, out_fds, nout);
+	case CONTROL_DISK_QOS:
+		return control_disk_qos(vm, &req);
 	case CONTROL_LINK:
 		if (req.mac[0] && hotplug_nic_index(vm, req.mac, &req.nic))
 			return control_error("GenericError",

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vm;
 struct control;
@@ -34,6 +35,9 @@ enum control_cmd {
 	CONTROL_NIC_ADD,
 	CONTROL_NIC_REMOVE,
 	CONTROL_NIC_LIST,
+	/* disk-qos {"disk": N, "max_iops": N, "max_bandwidth": N, "min_iops": N} (the limits
+	 * optional: those given change): the disk's QoS limits and counters. */
+	CONTROL_DISK_QOS,
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_PARSE_EUIDS, /* test builds only: the euids handed files were parsed as */
 #endif
@@ -49,15 +53,18 @@ struct control_request {
 	char dir[CONTROL_MAX_PATH];					      /* save, restore */
 	bool paused;							      /* restore */
 	enum { CONTROL_DVD_LIST, CONTROL_DVD_INSERT, CONTROL_DVD_EJECT } dvd; /* dir: the ISO */
-	unsigned drive; /* dvd: which DVD drive (0: the first) */
-	bool passed;	/* dvd: the image came with the request as a descriptor; dir names it */
-	unsigned first; /* vcpu-stats: the first vCPU whose statistics fd is sent */
-	unsigned nic;	/* link: which network adapter (its index in the description) */
-	bool up;	/* link: up or down */
-	char tap[16];	/* nic-add: the tap's name */
-	char mac[18];	/* nic-add, nic-remove: the MAC ("": the default, or by slot) */
-	unsigned slot;	/* nic-add: the slot (0: any); nic-remove: the adapter's (0: by mac) */
-	bool force;	/* nic-remove: without waiting for the guest */
+	unsigned drive;	   /* dvd: which DVD drive (0: the first) */
+	bool passed;	   /* dvd: the image came with the request as a descriptor; dir names it */
+	unsigned first;	   /* vcpu-stats: the first vCPU whose statistics fd is sent */
+	unsigned nic;	   /* link: which network adapter (its index in the description) */
+	bool up;	   /* link: up or down */
+	char tap[16];	   /* nic-add: the tap's name */
+	char mac[18];	   /* nic-add, nic-remove: the MAC ("": the default, or by slot) */
+	unsigned slot;	   /* nic-add: the slot (0: any); nic-remove: the adapter's (0: by mac) */
+	bool force;	   /* nic-remove: without waiting for the guest */
+	unsigned disk;	   /* disk-qos: the disk's index in the description */
+	bool qos_given[3]; /* disk-qos: max_iops, max_bandwidth, min_iops given */
+	uint64_t qos[3];   /* disk-qos: their values */
 };
 
 /*

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -24,6 +25,7 @@
 struct hotplug {
 	struct vm *vm;
 	int eject_fd;	      /* eventfd: a vCPU thread saw an eject, the main thread tears down */
+	int retry_fd;	      /* timerfd: a teardown that could not pause is tried again */
 	pthread_mutex_t lock; /* protects regs (vCPU threads and the main thread) */
 	struct pcihp_regs regs;
 };
@@ -86,11 +88,13 @@ static void hp_forget_nic(struct vm *vm, unsigned i)
 	memmove(&def->nics[i], &def->nics[i + 1], rest * sizeof(def->nics[0]));
 	memmove(&vm->nic_link[i], &vm->nic_link[i + 1], rest * sizeof(vm->nic_link[0]));
 	memmove(&vm->cfg->net_fds[i], &vm->cfg->net_fds[i + 1], rest * sizeof(vm->cfg->net_fds[0]));
+	memmove(&vm->cfg->vhost_fds[i], &vm->cfg->vhost_fds[i + 1],
+		rest * sizeof(vm->cfg->vhost_fds[0]));
 	def->nnics--;
 	memset(&def->nics[def->nnics], 0, sizeof(def->nics[0]));
 	memset(&vm->nic_link[def->nnics], 0, sizeof(vm->nic_link[0]));
 	for (unsigned q = 0; q < VMDEF_NET_QUEUES_MAX; q++)
-		vm->cfg->net_fds[def->nnics][q] = -1;
+		vm->cfg->net_fds[def->nnics][q] = vm->cfg->vhost_fds[def->nnics][q] = -1;
 }
 
 /* Destroy the card vd at slot s (vCPUs stopped): its state sections, hooks, the device. */
@@ -139,14 +143,14 @@ static int hp_teardown(struct hotplug *h, unsigned s)
 	return 0;
 }
 
-static void hp_eject_cb(void *opaque, uint32_t events)
-{
-	struct hotplug *h = opaque;
-	uint64_t n;
-	uint32_t ej;
+/* How long a teardown that could not pause the VM waits before it tries again: the control
+ * socket and the devices are served meanwhile (each try may itself wait for the disks' budget). */
+#define HP_RETRY_MS 1000
 
-	if (read(h->eject_fd, &n, sizeof(n)) < 0)
-		return;
+static void hp_take_ejected(struct hotplug *h)
+{
+	uint32_t ej, failed = 0;
+
 	pthread_mutex_lock(&h->lock);
 	ej = pcihp_regs_take_ejected(&h->regs);
 	pthread_mutex_unlock(&h->lock);
@@ -157,18 +161,46 @@ static void hp_eject_cb(void *opaque, uint32_t events)
 			continue;
 		r = hp_teardown(h, s);
 		if (r) {
-			/* Not quiesced: try again at the next wake-up. */
-			log_err("pci hot plug: slot %u ejected but the VM did not pause (%s): "
-				"trying again",
-				s, vm_pause_error(r));
-			pthread_mutex_lock(&h->lock);
-			h->regs.ejected |= 1u << s;
-			pthread_mutex_unlock(&h->lock);
-			n = 1;
-			if (write(h->eject_fd, &n, sizeof(n)) != sizeof(n))
-				log_warn("pci hot plug: cannot wake the main thread");
+			log_warn_ratelimited(
+				&hp_rl,
+				"pci hot plug: slot %u ejected but the VM did not pause "
+				"(%s): trying again in %d ms",
+				s, vm_pause_error(r), HP_RETRY_MS);
+			failed |= 1u << s;
 		}
 	}
+	if (failed) {
+		struct itimerspec in = {.it_value = {.tv_sec = HP_RETRY_MS / 1000,
+						     .tv_nsec = HP_RETRY_MS % 1000 * 1000000L}};
+
+		pthread_mutex_lock(&h->lock);
+		h->regs.ejected |= failed;
+		pthread_mutex_unlock(&h->lock);
+		if (timerfd_settime(h->retry_fd, 0, &in, NULL))
+			log_err("pci hot plug: cannot arm the retry timer: %s", strerror(errno));
+	}
+}
+
+static void hp_eject_cb(void *opaque, uint32_t events)
+{
+	struct hotplug *h = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(h->eject_fd, &n, sizeof(n)) < 0)
+		return;
+	hp_take_ejected(h);
+}
+
+static void hp_retry_cb(void *opaque, uint32_t events)
+{
+	struct hotplug *h = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(h->retry_fd, &n, sizeof(n)) < 0)
+		return;
+	hp_take_ejected(h);
 }
 
 /* A VM reset: what the guest has not read yet it finds by scanning the bus at boot. A removal
@@ -198,14 +230,20 @@ int hotplug_create(struct vm *vm, char *err, size_t errlen)
 	pthread_mutex_init(&h->lock, NULL);
 	h->regs.slots = pcihp_slots(&vm->cfg->def);
 	h->eject_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	r = h->eject_fd < 0 ? -errno : 0;
+	h->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	r = h->eject_fd < 0 || h->retry_fd < 0 ? -errno : 0;
 	r = r ?: bus_register(&vm->pio, PORT_PCIHP, PCIHP_SIZE, &hp_ops, h, "pci-hotplug");
 	r = r ?: machine_add_reset_hook(&vm->machine, hp_reset, h);
 	r = r ?: loop_add(vm->loop, h->eject_fd, EPOLLIN, hp_eject_cb, h);
+	r = r ?: loop_add(vm->loop, h->retry_fd, EPOLLIN, hp_retry_cb, h);
 	if (r) {
 		snprintf(err, errlen, "PCI hot plug controller set-up: %s", strerror(-r));
-		if (h->eject_fd >= 0)
+		if (h->eject_fd >= 0) {
+			loop_del(vm->loop, h->eject_fd);
 			close(h->eject_fd);
+		}
+		if (h->retry_fd >= 0)
+			close(h->retry_fd);
 		free(h);
 		return r;
 	}
@@ -221,6 +259,7 @@ void hotplug_destroy(struct vm *vm)
 	if (!h)
 		return;
 	close(h->eject_fd);
+	close(h->retry_fd);
 	vm->hotplug = NULL; /* its port range keeps it alive to the end of the process */
 }
 
@@ -314,7 +353,7 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 	vmdef_mac_format(addr, nic->mac);
 	nic->pci_slot = (uint8_t)s;
 	nic->queues = 1; /* one queue pair: keeld passes one tap queue (docs/virtio.md) */
-	r = virtio_net_attach(&vm->machine, i, &tap, &vd, err, errlen);
+	r = virtio_net_attach(&vm->machine, i, &tap, NULL, &vd, err, errlen);
 	tap = -1; /* taken over */
 	r = r ?: device_state_register(&vm->machine, &virtio_net_class, s, vd);
 	if (r) {

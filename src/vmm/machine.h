@@ -46,6 +46,8 @@ struct machine {
 	const int *disk_fds;		    /* each disk's passed descriptor (--fd disk.I), or -1 */
 	/* each card's tap queues, attached by keeld (--fd net.I, net.I.qJ), or -1 */
 	const int (*net_fds)[VMDEF_NET_QUEUES_MAX];
+	/* each card's /dev/vhost-net per pair from keeld (--fd vhost.I, vhost.I.qJ), or -1 */
+	const int (*vhost_fds)[VMDEF_NET_QUEUES_MAX];
 	const char *vsock_socket; /* virtio-vsock's host side (--vsock socket=PATH) */
 	const int *lun_fds;	  /* each SCSI LUN's file (--fd lun.I), or -1 */
 	int nvram_dir_fd; /* the NVRAM file's directory (--fd nvram=N, 3 or above); else none */
@@ -84,6 +86,13 @@ int machine_irqfd(struct machine *m, unsigned gsi, int fd, bool assign)
 /* Write fd (an eventfd) when the guest writes len bytes at MMIO address addr, instead of
  * exiting to the vCPU thread (assign), or stop (!assign). -ENODEV as above. */
 int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bool assign)
+	__attribute__((warn_unused_result));
+/* Any thread: show size bytes at hva to the guest as read-only memory at gpa (guest reads
+ * go straight to hva, writes still exit as MMIO to the bus), or take it away (size 0). The
+ * machine has one such window (a device ROM in read mode: the UEFI variable flash); hva and
+ * size are page-aligned. -ENODEV when the machine is not built: a machine built later has no
+ * window until it is set again (the device's reset hook). */
+int machine_rom_window(struct machine *m, uint64_t gpa, uint64_t size, const void *hva)
 	__attribute__((warn_unused_result));
 /* Has the machine been built (KVM VM, interrupt controllers)? Devices registered before the
  * first build are reset by it; those added later reset themselves. */
@@ -150,6 +159,11 @@ int machine_set_media(struct machine *m, const struct machine_media_ops *ops, vo
  * Called on the main thread. */
 typedef void (*machine_link_fn)(void *opaque, bool up);
 int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void *opaque)
+	__attribute__((warn_unused_result));
+/* Disk i's virtio-blk device, for the control command "disk-qos" (virtio_blk_qos); -EEXIST
+ * when disk i has one already, -EINVAL for i out of range. */
+struct virtio_dev;
+int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
 	__attribute__((warn_unused_result));
 /* The device's saved-state section; fn serves save, check and load (docs/state.md). */
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,

@@ -99,6 +99,18 @@ void pci_msix_flush_pending(struct pci_dev *d)
 	}
 }
 
+bool pci_msix_deliverable(struct pci_dev *d, unsigned vector)
+{
+	bool ok;
+
+	if (vector >= d->msix_nvec)
+		return false;
+	pthread_mutex_lock(&d->msix_lock);
+	ok = msix_deliverable(d, vector);
+	pthread_mutex_unlock(&d->msix_lock);
+	return ok;
+}
+
 void pci_msix_notify(struct pci_dev *d, unsigned vector)
 {
 	if (vector >= d->msix_nvec)
@@ -210,6 +222,8 @@ void pci_msix_write(struct pci_dev *d, uint64_t off, unsigned size, uint64_t val
 		m->ctrl = 0;
 	pci_msix_flush_pending(d);
 	pthread_mutex_unlock(&d->msix_lock);
+	if (i >= 12 && d->ops && d->ops->msix_changed)
+		d->ops->msix_changed(d->opaque);
 }
 
 /* The MSI-X message control register was written. */
@@ -231,4 +245,6 @@ void pci_msix_ctrl_changed(struct pci_dev *d)
 	d->msix_fmask = ctrl & PCI_MSIX_CTRL_FMASK;
 	pci_msix_flush_pending(d);
 	pthread_mutex_unlock(&d->msix_lock);
+	if (d->ops && d->ops->msix_changed)
+		d->ops->msix_changed(d->opaque);
 }

@@ -70,6 +70,10 @@ struct pci_dev_ops {
 	void (*cfg_read)(void *opaque, unsigned off, unsigned size, uint32_t *value);
 	/* VM reset: back to power-on state. Main thread, vCPUs stopped. */
 	void (*reset)(void *opaque);
+	/* Optional: a vector's mask bit, the function mask or MSI-X enable changed (a device
+	 * whose vectors something else signals directly, vhost-net, must then stop or resume).
+	 * Host lock held, msix_lock not. */
+	void (*msix_changed)(void *opaque);
 };
 
 struct pci_bar {
@@ -159,6 +163,9 @@ unsigned pci_guest_phys_bits(const struct kvm_cpuid2 *cpuid);
 /* Any thread: signal MSI-X vector (or set its pending bit while masked). No-op for a vector
  * out of range or MSI-X disabled. */
 void pci_msix_notify(struct pci_dev *d, unsigned vector);
+/* Any thread: may vector be signalled straight through its irqfd now (MSI-X enabled, neither
+ * the function nor the vector masked)? */
+bool pci_msix_deliverable(struct pci_dev *d, unsigned vector);
 /* Any thread: one line on d's MSI-X state (enable, function mask, pending bits, each
  * vector's message and mask) for a crash report; waits at most 100 ms for the MSI-X lock. */
 void pci_msix_describe(struct pci_dev *d, char *buf, size_t len);

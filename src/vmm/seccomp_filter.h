@@ -48,7 +48,7 @@ enum seccomp_class {
 	SECCOMP_NCLASSES,
 };
 
-#define SECCOMP_MAX_TABLES 8
+#define SECCOMP_MAX_TABLES 10
 
 /* One class's allow-list: the union of its tables. */
 struct seccomp_class_list {

@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <linux/vhost.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -84,9 +85,10 @@ static const uint64_t main_ioctls[] = {
 static const uint64_t vcpu_ioctls[] = {VCPU_IOCTLS};
 /* What a guest's port or MMIO access makes a vCPU thread do to the VM: interrupt lines (serial,
  * RTC, PM timer), MSI routes and their irqfds (MSI-X table writes), ioeventfds (a virtio
- * queue enabled or a BAR moved). */
+ * queue enabled or a BAR moved), the variable flash's memory slot (mapped in read-array
+ * mode, taken away for a command: machine_rom_window). */
 static const uint64_t vcpu_vm_ioctls[] = {KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_IRQFD,
-					  KVM_IOEVENTFD};
+					  KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION};
 /* pthread_create's clone: threads only, never a new process. */
 static const uint64_t clone_thread[] = {CLONE_THREAD};
 /* No new executable memory once jailed: code injected into the worker cannot be run from
@@ -99,6 +101,18 @@ static const uint64_t at_empty_path[] = {AT_EMPTY_PATH};
 /* The tap's offloads, and attaching and detaching a multi-queue tap's queues as the guest
  * enables queue pairs (virtio/net.c). */
 static const uint64_t net_ioctls[] = {TUNSETOFFLOAD, TUNSETQUEUE};
+/* virtio-net's kernel data path (virtio/vhost_net.c): the rings handed to vhost-net when the
+ * driver starts (a vCPU thread's status write) or the VM resumes or is restored (the main
+ * loop) or the driver enables a queue pair (the device's I/O thread, which serves the
+ * control queue), and taken back on a reset, a pause or a pair disabled; the tap's offloads
+ * are set as the rings go. The
+ * owner and the features are set when the adapter is made, before the jail. Only on an
+ * open /dev/vhost-net (and the tap) do these numbers mean anything. */
+static const uint64_t vhost_ioctls[] = {
+	VHOST_SET_FEATURES,   VHOST_SET_MEM_TABLE,   VHOST_SET_LOG_BASE,   VHOST_SET_VRING_NUM,
+	VHOST_SET_VRING_BASE, VHOST_SET_VRING_ADDR,  VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL,
+	VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, TUNSETOFFLOAD,
+};
 /* A medium inserted through the control socket that is a block device: its size
  * (disk/raw.c). */
 static const uint64_t media_ioctls[] = {BLKGETSIZE64};
@@ -199,6 +213,12 @@ static const struct seccomp_rule vcpu_rules[] = {
 	ARG_IN(SYS_ioctl, 1, vcpu_vm_ioctls),
 };
 
+/* Handing virtio-net's rings to vhost-net and back (vhost_ioctls): vCPU threads, the main
+ * loop and virtio-net's I/O thread (queue pairs enabled and disabled). */
+static const struct seccomp_rule vhost_rules[] = {
+	ARG_IN(SYS_ioctl, 1, vhost_ioctls),
+};
+
 /* The end of a thread the main loop outlives (vCPU and device threads): glibc's malloc,
  * trimming the thread's heap, reads /proc/sys/vm/overcommit_memory once; it takes a failure
  * for "no". */
@@ -266,6 +286,11 @@ static const struct seccomp_rule uring_rules[] = {
 	ANY(SYS_io_uring_enter),
 };
 
+/* A disk device's I/O thread arms its storage QoS timer (virtio/blk_throttle.c). */
+static const struct seccomp_rule qos_rules[] = {
+	ANY(SYS_timerfd_settime),
+};
+
 /* virtio-net's I/O thread: frames from and to the tap, whose offloads follow what the
  * guest's driver negotiated (virtio/net.c). */
 static const struct seccomp_rule net_rules[] = {
@@ -313,7 +338,9 @@ static const struct seccomp_table thread_tab = TABLE("thread", thread_rules),
 				  wait_tab = TABLE("wait", wait_rules),
 				  uring_tab = TABLE("uring", uring_rules),
 				  disk_tab = TABLE("disk", disk_rules),
+				  qos_tab = TABLE("qos", qos_rules),
 				  net_tab = TABLE("net", net_rules),
+				  vhost_tab = TABLE("vhost", vhost_rules),
 				  vsock_tab = TABLE("vsock", vsock_rules);
 
 const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rules);
@@ -331,15 +358,15 @@ const struct seccomp_table seccomp_sanitizer = TABLE("sanitizer", sanitizer_rule
 
 const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
 	[SECCOMP_MAIN] = CLASS("main loop", &thread_tab, &main_tab, &wait_tab, &watch_tab,
-			       &register_tab, &random_tab, &chardev_tab, &uring_tab),
+			       &register_tab, &random_tab, &chardev_tab, &uring_tab, &vhost_tab),
 	[SECCOMP_VCPU] = CLASS("vCPU", &thread_tab, &vcpu_tab, &watch_tab, &register_tab,
-			       &random_tab, &chardev_tab, &uring_tab, &thread_end_tab),
+			       &random_tab, &chardev_tab, &uring_tab, &vhost_tab, &thread_end_tab),
 	[SECCOMP_DISK] = CLASS("disk I/O", &thread_tab, &wait_tab, &watch_tab, &disk_tab,
-			       &uring_tab, &random_tab, &thread_end_tab),
+			       &uring_tab, &random_tab, &qos_tab, &thread_end_tab),
 	[SECCOMP_BLOCK_POOL] =
 		CLASS("block pool", &thread_tab, &disk_tab, &random_tab, &thread_end_tab),
 	[SECCOMP_NET] = CLASS("virtio-net I/O", &thread_tab, &wait_tab, &watch_tab, &net_tab,
-			      &thread_end_tab),
+			      &vhost_tab, &thread_end_tab),
 	[SECCOMP_VSOCK] = CLASS("virtio-vsock I/O", &thread_tab, &wait_tab, &watch_tab, &vsock_tab,
 				&thread_end_tab),
 	[SECCOMP_CONSOLE] = CLASS("virtio-console I/O", &thread_tab, &wait_tab, &watch_tab,

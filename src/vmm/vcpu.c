@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "vmm/exit_stats.h"
 #include "vmm/jail.h"
 #include "vmm/kvm.h"
 #include "vmm/seccomp_filter.h"
@@ -120,9 +121,11 @@ static int vcpu_setup(struct vm *vm, struct vcpu *vcpu, const struct boot_entry 
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned id, const struct boot_entry *boot,
 		char *err, size_t errlen)
 {
+	struct exit_stats *stats = vcpu->stats; /* kept across resets: counts of the whole run */
 	int r;
 
 	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->stats = stats;
 	vcpu->vm = vm;
 	vcpu->id = id;
 	vcpu->fd = -1;
@@ -162,7 +165,7 @@ void vcpu_kick(struct vcpu *vcpu)
 {
 	/* immediate_exit covers a thread about to enter KVM_RUN; the signal one inside it. */
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	pthread_kill(vcpu->thread, SIG_KICK);
+	pthread_kill(vcpu->thread.id, SIG_KICK);
 }
 
 static const char *exit_reason_name(uint32_t reason)
@@ -371,6 +374,8 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 		vcpu_crash(vcpu, "unhandled exit");
 		break;
 	}
+	if (vcpu->stats)
+		exit_stats_count(vcpu->stats, run->exit_reason, rec->write, rec->addr);
 }
 
 /* Wait while the VM is paused or an event is pending; false when this thread must end. */
@@ -440,13 +445,6 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *vcpu)
 {
-	sigset_t all, old;
-	int r;
-
-	/* Threads start with every signal blocked; each unblocks only its kick signal. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return -r;
+	/* The thread starts with every signal blocked and unblocks its kick signal. */
+	return vthread_start(&vcpu->thread, vcpu_thread, vcpu);
 }

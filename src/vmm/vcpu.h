@@ -8,8 +8,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/vthread.h"
+
 struct vm;
 struct boot_entry;
+struct exit_stats;
 
 /* One VM exit as the crash report shows it (the vCPU's own thread writes and reads these). */
 struct vcpu_exit_rec {
@@ -28,11 +31,12 @@ struct vcpu {
 	int fd;
 	int stats_fd; /* KVM's statistics of the vCPU, or -1 (an older kernel); for keeld */
 	struct kvm_run *run;
-	pthread_t thread;
+	struct vthread thread;
 	bool parked; /* protected by vm->run_lock */
 	/* The last exits, newest at exits[(nexits - 1) % VCPU_EXIT_HISTORY]; vCPU thread only. */
 	struct vcpu_exit_rec exits[VCPU_EXIT_HISTORY];
 	uint64_t nexits;
+	struct exit_stats *stats; /* --exit-stats: counts by kind and address; else NULL */
 };
 
 /* Once per process, before any vCPU thread: the kick signal's handler. */

@@ -20,6 +20,7 @@
 #include "lib/log.h"
 #include "vmm/chardev.h"
 #include "vmm/control.h"
+#include "vmm/exit_stats.h"
 #include "vmm/device.h"
 #include "vmm/hotplug.h"
 #include "vmm/jail.h"
@@ -81,6 +82,18 @@ int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bo
 	int vm_fd = atomic_load(&vm_of(m)->vm_fd);
 
 	return vm_fd < 0 ? -ENODEV : kvm_vm_ioeventfd(vm_fd, addr, len, fd, 0, !assign);
+}
+
+/* The memory slots: RAM's regions, the firmware image, the device ROM window. */
+#define VM_SLOT_FIRMWARE   MEM_MAX_REGIONS
+#define VM_SLOT_ROM_WINDOW (MEM_MAX_REGIONS + 1)
+
+int machine_rom_window(struct machine *m, uint64_t gpa, uint64_t size, const void *hva)
+{
+	int vm_fd = atomic_load(&vm_of(m)->vm_fd);
+
+	/* KVM deletes a slot given size 0 (the address it had is then ignored). */
+	return vm_fd < 0 ? -ENODEV : kvm_vm_set_rom(vm_fd, VM_SLOT_ROM_WINDOW, gpa, size, hva);
 }
 
 bool machine_built(struct machine *m)
@@ -202,6 +215,18 @@ int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void
 		return -EEXIST;
 	vm->nic_link[i].fn = fn;
 	vm->nic_link[i].opaque = opaque;
+	return 0;
+}
+
+int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
+{
+	struct vm *vm = vm_of(m);
+
+	if (i >= VMDEF_MAX_DISKS)
+		return -EINVAL;
+	if (vm->disk_dev[i])
+		return -EEXIST;
+	vm->disk_dev[i] = vd;
 	return 0;
 }
 
@@ -416,7 +441,7 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 		}
 	}
 	if (vm->fw.kind != VM_FIRMWARE_NONE) {
-		r = kvm_vm_set_rom(vm_fd, MEM_MAX_REGIONS, firmware_base(&vm->fw), vm->fw.size,
+		r = kvm_vm_set_rom(vm_fd, VM_SLOT_FIRMWARE, firmware_base(&vm->fw), vm->fw.size,
 				   vm->fw.image);
 		if (r) {
 			snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (read-only firmware): %s",
@@ -481,7 +506,7 @@ static void vm_teardown(struct vm *vm)
 	for (i = 0; i < vm->nvcpus_started; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (i = 0; i < vm->nvcpus_started; i++)
-		pthread_join(vm->vcpus[i].thread, NULL);
+		vthread_join(&vm->vcpus[i].thread);
 	vm->nvcpus_started = 0;
 	for (i = 0; i < vm->cfg->def.cpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
@@ -761,6 +786,7 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 				       .disk_chains = cfg->disk_chains,
 				       .lun_chains = cfg->lun_chains,
 				       .net_fds = cfg->net_fds,
+				       .vhost_fds = cfg->vhost_fds,
 				       .vsock_socket = cfg->host.vsock_socket,
 				       .firmware_debug = cfg->firmware_debug};
 
@@ -805,6 +831,13 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 	if (!vm->vcpus || vm->event_fd < 0) {
 		snprintf(err, errlen, "out of memory or file descriptors");
 		return -ENOMEM;
+	}
+	for (unsigned i = 0; cfg->exit_stats && i < cfg->def.cpus; i++) {
+		vm->vcpus[i].stats = calloc(1, sizeof(*vm->vcpus[i].stats));
+		if (!vm->vcpus[i].stats) {
+			snprintf(err, errlen, "--exit-stats: out of memory");
+			return -ENOMEM;
+		}
 	}
 	r = vcpu_global_init();
 	if (!r)
@@ -1043,6 +1076,21 @@ int vm_run(struct vm *vm)
 	return vm->exit_status;
 }
 
+/* --exit-stats: the counts to the log (before the devices' names go), then the tables. */
+static void vm_exit_stats(struct vm *vm)
+{
+	struct exit_stats *s[VMDEF_CPUS_MAX];
+	unsigned i, n = 0;
+
+	for (i = 0; vm->vcpus && i < vm->cfg->def.cpus && i < VMDEF_CPUS_MAX; i++)
+		if (vm->vcpus[i].stats)
+			s[n++] = vm->vcpus[i].stats;
+	if (n)
+		exit_stats_log(s, n, &vm->pio, &vm->mmio, 40);
+	for (i = 0; i < n; i++)
+		free(s[i]);
+}
+
 void vm_destroy(struct vm *vm)
 {
 	control_destroy(vm->control);
@@ -1050,6 +1098,7 @@ void vm_destroy(struct vm *vm)
 	hotplug_destroy(vm);
 	if (vm->nvcpus_started || atomic_load(&vm->vm_fd) >= 0)
 		vm_teardown(vm);
+	vm_exit_stats(vm);
 	while (vm->nteardown) {
 		vm->nteardown--;
 		vm->teardown_fns[vm->nteardown](vm->teardown_opaque[vm->nteardown]);

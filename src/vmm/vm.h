@@ -92,6 +92,7 @@ struct vm {
 		machine_link_fn fn; /* NULL: no such adapter */
 		void *opaque;
 	} nic_link[VMDEF_MAX_NICS]; /* each network adapter's link (machine_set_nic_link) */
+	struct virtio_dev *disk_dev[VMDEF_MAX_DISKS]; /* each disk's (machine_set_disk_dev) */
 	bool devices_paused;
 
 	struct chardev *serial_out; /* COM1's host side */

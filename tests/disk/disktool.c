@@ -7,25 +7,33 @@
  *   disktool zero FILE OFF LEN              disk_zero(); exit 3 when the disk cannot
  *   disktool ops FILE REF N SEED            N random writes (block and sector edges) to
  *                                           FILE and the same to raw REF
- *   disktool crash FILE JOURNAL SEED        write forever; after each completed flush,
- *                                           append the acknowledged writes to JOURNAL
+ *   disktool crash FILE JOURNAL SEED [N [flush]]
+ *                                           write forever; after each completed flush,
+ *                                           append the acknowledged writes to JOURNAL;
+ *                                           with N, SIGKILL itself after N writes (after
+ *                                           a flush of them with "flush")
  *   disktool verify FILE JOURNAL            every journaled write reads back
- *   disktool scan FILE                      every 512-byte sector of the disk is zeros or
+ *   disktool scan FILE [END]                every 512-byte sector of the disk is zeros or
  *                                           whole pattern data of its own offset (what a
- *                                           write or crash writer put there): no garbage
+ *                                           write or crash writer put there): no garbage;
+ *                                           below END (a parent's data) never zeros
  *   disktool threads FILE N                 N threads writing and reading back at once
  *   disktool logpending FILE OFF            write a sector, flush, exit without closing
  *                                           (leaves a log that the next open replays)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "lib/dio_align.h"
 #include "lib/log.h"
 
 #define SLOT (64 * 1024)
@@ -59,9 +67,12 @@ static struct disk *open_or_die(const char *path, unsigned flags)
 
 static int do_write(struct disk *d, uint64_t off, uint64_t len, uint64_t seed)
 {
-	uint8_t *buf = malloc(len);
+	uint8_t *buf;
 	int r;
 
+	/* Page-aligned, as a guest's buffers are: O_DIRECT can take them (disk_set_direct). */
+	if (posix_memalign((void **)&buf, 4096, len ? len : 1))
+		return -ENOMEM;
 	pattern(buf, len, off, seed);
 	r = disk_write(d, buf, off, len);
 	free(buf);
@@ -121,10 +132,35 @@ static int cmd_ops(const char *path, const char *ref, unsigned n, uint64_t seed)
 	return 0;
 }
 
-/* The crash writer: never overwrites a slot that the journal already holds. */
-static int cmd_crash(const char *path, const char *journal, uint64_t seed)
+/* Gives d the O_DIRECT descriptor keel-vmm's cache=none gives it (virtio/blk.c), so that
+ * the library's own data writes (a new block's first write) go through it. Returns 0 when
+ * the file system has no direct I/O (then everything goes through the page cache). */
+static int use_direct(struct disk *d)
+{
+	struct dio_align a = {512, 512};
+	char fdpath[64];
+	int fd, r;
+
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", disk_fd(d));
+	fd = open(fdpath, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	r = dio_align_of(fd, &a);
+	if (r >= 0 && a.mem && a.off)
+		r = disk_set_direct(d, fd, a.mem, a.off);
+	close(fd);
+	return r < 0 ? r : 0;
+}
+
+/* The crash writer: never overwrites a slot that the journal already holds. Odd seeds write
+ * through a direct descriptor (use_direct), even ones through the library's own. */
+static int cmd_crash(const char *path, const char *journal, uint64_t seed, uint64_t stop,
+		     bool flush_at_stop)
 {
 	struct disk *d = open_or_die(path, 0);
+
+	if (seed % 2 && use_direct(d) != 0)
+		return 1;
 	uint64_t slots = disk_size(d) / SLOT, s = seed * 2654435761u + 7;
 	uint8_t *used = calloc(slots, 1);
 	uint64_t pend[64][3];
@@ -156,7 +192,9 @@ static int cmd_crash(const char *path, const char *journal, uint64_t seed)
 		pend[np][0] = off;
 		pend[np][1] = len;
 		pend[np][2] = seed ^ off;
-		if (++np == 64 || rng(&s) % 8 == 0) {
+		if (stop && --stop == 0 && !flush_at_stop)
+			raise(SIGKILL); /* between the writes and their flush */
+		if (++np == 64 || rng(&s) % 8 == 0 || (stop == 0 && flush_at_stop)) {
 			if (disk_flush(d) != 0)
 				return 1;
 			for (unsigned i = 0; i < np; i++)
@@ -165,6 +203,8 @@ static int cmd_crash(const char *path, const char *journal, uint64_t seed)
 			fflush(j);
 			fsync(fileno(j));
 			np = 0;
+			if (stop == 0 && flush_at_stop)
+				raise(SIGKILL); /* after the flush */
 		}
 	}
 }
@@ -215,7 +255,7 @@ static bool sector_ok(const uint8_t *p, uint64_t off)
 	return memcmp(want, p, sizeof(want)) == 0;
 }
 
-static int cmd_scan(const char *path)
+static int cmd_scan(const char *path, uint64_t data_end)
 {
 	struct disk *d = open_or_die(path, DISK_OPEN_RDONLY);
 	uint64_t size = disk_size(d), data = 0, bad = 0;
@@ -229,10 +269,18 @@ static int cmd_scan(const char *path)
 			bad++;
 			break;
 		}
-		if (buf[0] == 0 && memcmp(buf, buf + 1, n - 1) == 0)
+		if (off >= data_end && buf[0] == 0 && memcmp(buf, buf + 1, n - 1) == 0)
 			continue; /* all zeros (most of a sparse disk) */
 		for (size_t i = 0; i + 512 <= n; i += 512) {
-			if (!sector_ok(buf + i, off + i)) {
+			bool zero = buf[i] == 0 && memcmp(buf + i, buf + i + 1, 511) == 0;
+
+			if (zero && off + i < data_end) {
+				if (bad++ < 5)
+					fprintf(stderr,
+						"scan: sector at %" PRIu64
+						" reads zeros over its parent's data\n",
+						off + i);
+			} else if (!sector_ok(buf + i, off + i)) {
 				if (bad++ < 5)
 					fprintf(stderr,
 						"scan: sector at %" PRIu64
@@ -328,10 +376,12 @@ int main(int argc, char **argv)
 	if (argc == 6 && !strcmp(argv[1], "ops"))
 		return cmd_ops(argv[2], argv[3], (unsigned)atoi(argv[4]),
 			       strtoull(argv[5], NULL, 0));
-	if (argc == 5 && !strcmp(argv[1], "crash"))
-		return cmd_crash(argv[2], argv[3], strtoull(argv[4], NULL, 0));
-	if (argc == 3 && !strcmp(argv[1], "scan"))
-		return cmd_scan(argv[2]);
+	if (argc >= 5 && argc <= 7 && !strcmp(argv[1], "crash"))
+		return cmd_crash(argv[2], argv[3], strtoull(argv[4], NULL, 0),
+				 argc >= 6 ? strtoull(argv[5], NULL, 0) : 0,
+				 argc == 7 && !strcmp(argv[6], "flush"));
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "scan"))
+		return cmd_scan(argv[2], argc == 4 ? strtoull(argv[3], NULL, 0) : 0);
 	if (argc == 4 && !strcmp(argv[1], "verify"))
 		return cmd_verify(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "logpending")) {

@@ -123,6 +123,11 @@ int machine_irqfd(struct machine *m, unsigned gsi, int fd, bool assign)
 	return -ENODEV;
 }
 
+int machine_rom_window(struct machine *m, uint64_t gpa, uint64_t size, const void *hva)
+{
+	return -ENODEV; /* never built: every access reaches the bus */
+}
+
 int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bool assign)
 {
 	unsigned i;
@@ -237,6 +242,11 @@ int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void
 	return 0;
 }
 
+int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
+{
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {
@@ -301,6 +311,14 @@ void fake_machine_pause(bool pause)
 
 	for (i = 0; i < fake.npause; i++)
 		FAKE_CHECK(fake.pause[i](fake.pause_opaque[i], pause) == 0, "pause hook %u", i);
+}
+
+uint8_t *fake_ram(uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = mem_ptr(&fake.mem, gpa, len);
+
+	FAKE_CHECK(p, "guest address 0x%llx not in RAM", (unsigned long long)gpa);
+	return p;
 }
 
 bool fake_ram_holds(const void *p, size_t len)

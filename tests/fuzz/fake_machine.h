@@ -45,6 +45,8 @@ void fake_machine_reset(void);
 void fake_machine_pause(bool pause);
 /* Does the machine hold [addr, addr + len) of guest RAM? */
 bool fake_ram_holds(const void *p, size_t len);
+/* Guest RAM at gpa for len bytes (a failed check when it is not all RAM). */
+uint8_t *fake_ram(uint64_t gpa, uint64_t len);
 
 /* Guest MMIO and port accesses as a vCPU makes them. A write of exactly the length of a
  * registered ioeventfd at its address signals that eventfd instead (as KVM does). */

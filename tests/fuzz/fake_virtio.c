@@ -326,6 +326,34 @@ void fake_virtio_notify(struct virtio_dev *vd, unsigned q)
 
 /* Event tags (virtio/pci.c): a queue's index, an fd with bit 16 set, or all ones for the
  * thread's own wake-up eventfd. */
+bool fake_virtio_restart(struct virtio_dev *vd, uint64_t features, unsigned nq, uint16_t qsize,
+			 uint64_t stride)
+{
+	struct fake_vq q[VIRTIO_MAX_QUEUES];
+
+	fake_machine_reset();
+	fake_virtio_serve(vd);
+	for (unsigned i = 0; i < nq && i < VIRTIO_MAX_QUEUES; i++)
+		q[i] = (struct fake_vq){.size = qsize,
+					.vector = (uint16_t)(i + 1),
+					.desc = stride * i,
+					.avail = stride * i + 0x100,
+					.used = stride * i + 0x200};
+	return nq <= VIRTIO_MAX_QUEUES && fake_virtio_start(vd, features, q, nq);
+}
+
+void fake_virtio_queue_notify(struct virtio_dev *vd, unsigned q)
+{
+	pthread_mutex_lock(&vd->lock);
+	vd->ops->queue_notify(vd, q);
+	pthread_mutex_unlock(&vd->lock);
+}
+
+uint16_t fake_virtio_used_idx(uint64_t used)
+{
+	return le16_load(fake_ram(used + 2, 2));
+}
+
 void fake_virtio_serve(struct virtio_dev *vd)
 {
 	unsigned round;

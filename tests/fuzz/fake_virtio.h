@@ -63,8 +63,17 @@ struct fake_vq {
  * nq - 1, DRIVER_OK. False when the device refused a step. */
 bool fake_virtio_start(struct virtio_dev *vd, uint64_t features, const struct fake_vq *q,
 		       unsigned nq);
+/* A VM reset, then fake_virtio_start with nq queues of qsize entries, queue i's rings at
+ * stride * i (avail at +0x100, used at +0x200: qsize up to 64) and MSI-X vector i + 1. */
+bool fake_virtio_restart(struct virtio_dev *vd, uint64_t features, unsigned nq, uint16_t qsize,
+			 uint64_t stride);
 /* The driver notifies queue q (a 16-bit write of q to its notify address). */
 void fake_virtio_notify(struct virtio_dev *vd, unsigned q);
+/* The I/O thread's handler of queue q alone (nothing else served: completions stay
+ * unreaped), under the device's lock. */
+void fake_virtio_queue_notify(struct virtio_dev *vd, unsigned q);
+/* The used index of a split ring whose used area is at guest address used. */
+uint16_t fake_virtio_used_idx(uint64_t used);
 /* Run what the I/O thread would: every kick and fd event pending on the device, until
  * none is left (a device that stays busy for ever fails a check). */
 void fake_virtio_serve(struct virtio_dev *vd);

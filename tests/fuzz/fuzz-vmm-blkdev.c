@@ -6,7 +6,11 @@
  * bounce buffers for unaligned guest buffers, the library for the rest). After each serve
  * the target waits for every request in flight to complete through the device's I/O-thread
  * path, so every chain taken must be back with at most its writable bytes used.
- * Input: fake_guest.h's two header bytes, then its operations.
+ * Input: fake_guest.h's two header bytes, then its operations, and the target's own (low
+ * nibble 9 and up): storage QoS so tight that requests wait in the device (1 to 4 I/Os per
+ * second, 4 KiB/s), served, then while they wait the driver resets the device (bit 7 of the
+ * second byte; none may be left waiting, none answered) or the VM pauses (which must start
+ * every waiting request) and is saved and restored, then the limits are lifted.
  */
 #include <errno.h>
 #include <poll.h>
@@ -19,6 +23,7 @@
 #include "fake_guest.h"
 #include "fake_machine.h"
 #include "vmm/device.h"
+#include "vmm/blkio/qos.h"
 #include "vmm/machine.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/virtio.h"
@@ -41,9 +46,37 @@ static void served(struct fake_guest *fg)
 	}
 }
 
-static size_t no_op(const uint8_t *data, size_t size)
+static size_t qos_op(const uint8_t *data, size_t size)
 {
-	return 1;
+	struct blk_qos_limits tight = {.max_bw = 4096}, none = {0}, lim;
+	static const uint8_t reset = 5, save_restore = 8;
+	struct blk_qos_stats st;
+	unsigned waiting;
+
+	if (size < 2)
+		return 0;
+	tight.max_iops = 1u + data[1] % 4;
+	virtio_blk_qos(g.vd, &tight, &lim, &st, &waiting);
+	fake_guest_expect(&g); /* the chains it may take, for the used entries to come */
+	fake_virtio_serve(g.vd);
+	if (data[1] & 0x80) {
+		fake_virtio_write(g.vd, FAKE_CC(device_status), 1, 0); /* the driver resets */
+	} else {
+		/* The I/O thread stays parked (the target serves by hand): a pause again is
+		 * the device's quiesce, which must start what waits. */
+		fake_machine_pause(false);
+		fake_machine_pause(true);
+	}
+	virtio_blk_qos(g.vd, &none, &lim, &st, &waiting);
+	FAKE_CHECK(waiting == 0, "%u requests still wait for QoS after a %s", waiting,
+		   data[1] & 0x80 ? "reset" : "pause");
+	if (data[1] & 0x80) {
+		fake_guest_op(&g, &reset, 1); /* and the driver starts again */
+	} else {
+		fake_guest_verify(&g); /* every chain back, as the walk before allows */
+		fake_guest_op(&g, &save_restore, 1);
+	}
+	return 2;
 }
 
 static struct virtio_dev *blk_device(void)
@@ -78,6 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		g.served = served;
 		fake_machine_pause(true);
 	}
-	fake_guest_run(&g, data, size, no_op);
+	fake_guest_run(&g, data, size, qos_op);
 	return 0;
 }

@@ -5,8 +5,11 @@
  * resets. After each write the chip's registers are a valid state, and its contents changed
  * only as the command set allows: the bytes of a program (the write after 0x10/0x40), or a
  * whole block filled with 0xFF (an erase confirmed in the block it named); a read-only chip
- * never changes. Input: byte 0 bit 0: read-only chip; then records of 8 bytes: operation
- * and width, a 16-bit offset, a 32-bit value.
+ * never changes. In read-array mode every read gives the contents, byte for byte: the
+ * device (x86/pflash.c) then maps the store as read-only guest memory instead of serving
+ * reads, which is right only while this holds; a write that leaves read-array mode is what
+ * takes the mapping away. Input: byte 0 bit 0: read-only chip; then records of 8 bytes:
+ * operation and width, a 16-bit offset, a 32-bit value.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -68,9 +71,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (off + width > SIZE)
 			off = SIZE - width; /* the device keeps accesses inside the chip */
 		switch (data[0] & 3) {
-		case 0:
-			cfi_flash_read(&f, off, width);
+		case 0: {
+			uint64_t got = cfi_flash_read(&f, off, width), want = 0;
+
+			memcpy(&want, store + off, width); /* x86: little-endian, as the guest */
+			check(!cfi_flash_array_mode(&f) || got == want,
+			      "a read in read-array mode does not give the contents (the store is "
+			      "mapped as memory then)");
+			check(cfi_flash_array_mode(&f) == (f.mode == CFI_READ_ARRAY),
+			      "read-array mode misreported");
 			break;
+		}
 		case 1:
 		case 2:
 			memcpy(before, store, SIZE);

@@ -347,7 +347,7 @@ MQ_STATE = {}
 MQ_BASE, MQ_SECTORS, MQ_QSIZE = 2044, 8, 16
 
 
-def mq_case(fmt, cache, log, threads=False, irqwin=0, resetflight=False, late_ms=0):
+def mq_case(fmt, cache, log, threads=False, irqwin=0, resetflight=False, late_ms=0, qos=""):
     def setup(case, tmpdir):
         d = tempfile.mkdtemp(prefix="keel-blkmq-")
         path = os.path.join(d, "disk." + fmt)
@@ -361,8 +361,9 @@ def mq_case(fmt, cache, log, threads=False, irqwin=0, resetflight=False, late_ms
             with open(path, "wb") as f:
                 f.truncate(64 * MiB)
         MQ_STATE.update(dir=d, path=path, fmt=fmt)
-        case.vmm_args = ["--disk", f"path={path},format={fmt},cache={cache}"]
+        case.vmm_args = ["--disk", f"path={path},format={fmt},cache={cache}{qos}"]
         extras = {"args": "mode=blkmq queues=2" + (f" irqwin={irqwin}" if irqwin else "") +
+                  (" slow=100" if qos else "") +
                   (" resetflight=1" if resetflight else "")}
         if threads:
             extras["env"] = {"KEEL_BLKIO": "threads"}
@@ -538,6 +539,10 @@ CASES = {
     # thread (with io_uring: io_uring_enter, which the jailed vCPU thread's filter must allow).
     "virtio-blk-mq-reset-in-flight": mq_case("raw", "none", r"cache=none, io_uring",
                                              resetflight=True),
+    # Storage QoS limits that make requests wait: the QoS timer is armed on the disk's I/O
+    # thread (jailed: under its filter); run-state.py's state-blk-qos checks the counters.
+    "virtio-blk-mq-qos": mq_case("raw", "none", r"QoS max-iops 20, max-bandwidth 65536 "
+                                 r"bytes/s", qos=",max-iops=20,max-bandwidth=64K"),
     "virtio-blk-mq-vhdx-threads": mq_case("vhdx", "writeback", r"cache=writeback, thread pool",
                                           threads=True),
     "virtio-blk-raw-vhdx-header": Case("virtio", memory="64M", setup=raw_vhdx_header_setup,

@@ -660,6 +660,17 @@ def virtio_case(keel_vmm, kernel):
         print(f"run-state: restored VM served requests {saved_at + 1}..{VIO_TOTAL}")
 
 
+QOS_IOPS = 10
+
+
+def blkmq_passed(vm, status, after):
+    """The mode=blkmq guest ended with PASS, its whole test done."""
+    out = vm.out.text()
+    if status != rg.STATUS_PASS or "virtio-blkmq: flush, write-zeroes, discard ok" not in out:
+        raise Failure(f"the guest ended with {rg.describe_status(status)} after {after}; "
+                      f"serial output:\n{out}\nstderr:\n{vm.err.text()}")
+
+
 def blk_pause_case(keel_vmm, kernel):
     """Pauses and resumes while a two-queue virtio-blk has requests in flight on its block
     backend (tests/guests/virtio.c mode=blkmq, many rounds): every pause must succeed (the
@@ -693,14 +704,99 @@ def blk_pause_case(keel_vmm, kernel):
         finally:
             vm.kill()
             vm.finish()
-        out = vm.out.text()
-        if status != rg.STATUS_PASS or "virtio-blkmq: flush, write-zeroes, discard ok" not in out:
-            raise Failure(f"the guest ended with {rg.describe_status(status)} after {pauses} "
-                          f"pauses; serial output:\n{out}\nstderr:\n{vm.err.text()}")
+        blkmq_passed(vm, status, f"{pauses} pauses")
         if pauses < 5:
             raise Failure(f"only {pauses} pauses before the guest ended: nothing was tested")
         print(f"run-state: {pauses} pauses and resumes while the guest's requests ran; "
               "it saw every one completed")
+
+
+def qos_case(keel_vmm, kernel):
+    """Storage QoS (docs/virtio.md): a two-queue virtio-blk limited to QOS_IOPS I/Os per
+    second while the guest keeps both queues full (mode=blkmq, 200 or so requests). The
+    device's own counters (control disk-qos), read over and over, never exceed the burst
+    plus the limit times the time since the worker started (measured from before it
+    started, so the bound only loosens with a slow host); requests waited (throttled);
+    a pause completes only with none left waiting; bad values are refused with a reason;
+    the limit raised at run time shows in the counters and binds from then on; the guest
+    sees every request completed."""
+    kernel = os.path.join(os.path.dirname(kernel), "virtio.elf")
+    deadline = time.monotonic() + 150
+    iops, raised = QOS_IOPS, 4 * QOS_IOPS
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        disk = os.path.join(tmp, "disk.raw")
+        with open(disk, "wb") as f:
+            f.truncate(64 << 20)
+        t0 = time.monotonic()
+        vm = Vmm(keel_vmm, kernel, tmp, "qos", 2, "64M",
+                 args="mode=blkmq queues=2 rounds=2 slow=100",
+                 extra=["--disk", f"path={disk},format=raw,cache=none,max-iops={iops}"])
+        q = {"execute": "disk-qos", "arguments": {"disk": 0}}
+        polls, paused_drain, last, drained = 0, False, None, 0
+        base, t_base, limit = 0, t0, iops
+        try:
+            vm.connect(deadline)
+            for args, want in [({"disk": 1}, "no virtio-blk disk 1"),
+                               ({"disk": 0, "min_iops": 10 * iops}, "min_iops"),
+                               ({"disk": 0, "max_iops": -1}, "max_iops"),
+                               ({"disk": 0, "max_iops": 2000000000}, "IOPS limits are at most"),
+                               ({"disk": 0, "max_bandwidth": "1M"}, "max_bandwidth"),
+                               ({"disk": 0, "speed": 1}, "speed"),
+                               ({}, "disk-qos needs")]:
+                reply = vm.request({"execute": "disk-qos", "arguments": args})
+                if "error" not in reply or want not in reply["error"].get("desc", ""):
+                    raise Failure(f"disk-qos {args}: expected an error naming {want!r}, "
+                                  f"got {reply}")
+            while vm.proc.poll() is None and time.monotonic() < deadline:
+                t = time.monotonic()
+                try:
+                    st = vm.ok(q)
+                except (OSError, Failure):
+                    try:
+                        vm.proc.wait(timeout=10)
+                        break  # the guest ended meanwhile
+                    except subprocess.TimeoutExpired:
+                        raise
+                polls += 1
+                last = st
+                # The device counted by the time the reply came: bound by that time.
+                bound = base + limit + limit * (time.monotonic() - t_base)
+                if st["ios"] > bound:
+                    raise Failure(f"{st['ios']} I/Os served by {t - t0:.2f} s with max_iops "
+                                  f"{limit}: more than {bound:.0f}: {st}")
+                if st["max_iops"] != limit:
+                    raise Failure(f"disk-qos reports max_iops {st['max_iops']}, set {limit}")
+                if not paused_drain and st["waiting"] > 0 and st["throttled"] >= 10:
+                    # A pause starts what waits: none is left once it returns.
+                    vm.ok({"execute": "pause"})
+                    p = vm.ok(q)
+                    vm.ok({"execute": "resume"})
+                    if p["waiting"] != 0:
+                        raise Failure(f"paused with {p['waiting']} requests still waiting")
+                    paused_drain = True
+                    # The drain charged what it started (the bucket may be in debt): from
+                    # here, at most a full bucket more plus the rate since before it.
+                    base, t_base, drained = p["ios"], t, p["throttled"]
+                elif paused_drain and limit == iops and st["throttled"] >= drained + 10:
+                    t_set = time.monotonic()
+                    r = vm.ok({"execute": "disk-qos",
+                               "arguments": {"disk": 0, "max_iops": raised}})
+                    if r["max_iops"] != raised or r["max_bandwidth"] != 0:
+                        raise Failure(f"disk-qos set max_iops {raised}: {r}")
+                    base, t_base, limit = r["ios"], t_set, raised
+                time.sleep(0.05)
+            status = vm.wait(deadline)
+        finally:
+            vm.kill()
+            vm.finish()
+        blkmq_passed(vm, status, f"{polls} queries")
+        if not last or last["throttled"] < 20 or not paused_drain or limit != raised:
+            raise Failure(f"nothing was throttled, drained by a pause or raised ({polls} "
+                          f"queries, last {last}): the limit was not tested")
+        if f"QoS max-iops {iops}," not in vm.err.text() or \
+                f"QoS now max-iops {raised}," not in vm.err.text():
+            raise Failure("keel-vmm's log does not name the limits: " + vm.err.text())
+        print(f"run-state: {polls} queries, last {last}; every one within the limit")
 
 
 def make_iso(path, blocks, fill):
@@ -1040,6 +1136,7 @@ CASES = {
     "state-restore-control": restore_control_case,
     "state-virtio": virtio_case,
     "state-blk-pause": blk_pause_case,
+    "state-blk-qos": qos_case,
     "state-scsi-media": scsi_media_case,
     "state-hotplug": hotplug_case,
     "state-net-queues": net_queues_case,

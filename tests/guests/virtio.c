@@ -723,6 +723,9 @@ static struct {
 static uint8_t mq_st[2][QSIZE];
 static uint8_t mq_buf[2][QSIZE][MQ_LEN + 512] __attribute__((aligned(4096)));
 static uint16_t mq_used[2];
+/* slow=N: wait N times longer for completions (a disk the host limits with storage QoS
+ * takes seconds per round on purpose). */
+static uint64_t mq_patience = 1;
 
 static struct rings *mq_ring(unsigned q)
 {
@@ -778,8 +781,8 @@ static void mq_wait(unsigned q, unsigned n, uint32_t len, const char *what)
 	struct rings *r = mq_ring(q);
 	uint16_t want = (uint16_t)(mq_used[q] + n);
 
-	for (uint32_t k = 0; *(volatile uint16_t *)&r->used_idx != want; k++) {
-		if (k > 50000000)
+	for (uint64_t k = 0; *(volatile uint16_t *)&r->used_idx != want; k++) {
+		if (k > 50000000ull * mq_patience)
 			guest_fail("%s: queue %u completed %u of %u requests", what, q,
 				   (uint16_t)(r->used_idx - mq_used[q]), n);
 		cpu_pause();
@@ -879,6 +882,8 @@ static void blkmq_test(void)
 	uint32_t queues = (uint32_t)mb_arg_u64("queues"), nq;
 	uint32_t rounds = mb_arg("rounds") ? (uint32_t)mb_arg_u64("rounds") : 1;
 
+	if (mb_arg("slow") && mb_arg_u64("slow"))
+		mq_patience = mb_arg_u64("slow");
 	check_pci(0x10421af4, "blk");
 	map_bars();
 	setup_msix();

@@ -47,4 +47,32 @@ keel() {
 keel_run deb 'blkid' 5
 [ "$KEEL_RC" = 0 ] || fail "KEEL_RC is '$KEEL_RC'"
 [ "$KEEL_OUT" = KEEL_AGENT ] || fail "KEEL_OUT is '$KEEL_OUT'"
+# Every keel-vmm a scenario starts runs through lab-jail (vm_start), and the first line
+# vm_wait matches checks it runs jailed (vm_jailed, _jail_verdict). Fakes of both programs:
+# lab-jail writes the worker's pid (this test's shell's, which is not jailed) and prints its
+# words.
+mkdir -p "$VM_DIR/bin"
+printf '#!/bin/sh\necho $$ >"$4"\necho "args: $*"\nexec sleep 30\n' >"$VM_DIR/bin/lab-jail"
+printf '#!/bin/sh\nexit 0\n' >"$VM_DIR/bin/keel-vmm"
+chmod +x "$VM_DIR/bin/lab-jail" "$VM_DIR/bin/keel-vmm"
+PATH=$VM_DIR/bin:$PATH
+LAB_VMM=keel
+vm_command() { echo 'exec keel-vmm --name j --memory 64M'; }
+vm_start j >/dev/null
+[ -e "$VM_DIR/j/jailrun" ] || fail "vm_start did not mark VM j as run through lab-jail"
+case "$(cat "$VM_DIR/j/cmd")" in
+"exec lab-jail --root $VM_DIR/j/jail --pid-file $VM_DIR/j/vmm.pid -- $VM_DIR/bin/keel-vmm --name j --memory 64M") ;;
+*) fail "vm_start runs: $(cat "$VM_DIR/j/cmd")" ;;
+esac
+msg=$( (vm_wait j '^args: ' 5) 2>&1) && fail "an unjailed worker passed vm_wait's check: $msg"
+case "$msg" in *"does not run jailed: Uid:"*"NoNewPrivs:0 Seccomp:0"*) ;; *) fail "vm_wait on an unjailed worker: $msg" ;; esac
+kill "$(cat "$VM_DIR/j/vmm.pid")" 2>/dev/null
+# A jailed worker's status (read from one lab-jail started on a development host) passes.
+v=$(printf 'Uid:\t3221225472\t3221225472\t3221225472\t3221225472\nGid:\t3221225472\t3221225472\t3221225472\t3221225472\nNSpid:\t14940\t1\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t2\n' | _jail_verdict)
+case "$v" in "uid 3221225472, no capabilities, NoNewPrivs 1, Seccomp 2 (2 filters)"*) ;; *) fail "a jailed worker's status: $v" ;; esac
+# Each flaw alone fails it: a uid outside the range, a capability, no seccomp, the host's PID namespace.
+for bad in 's/^Uid:\t3221225472/Uid:\t0/' 's/^CapBnd:.*/CapBnd:\t000001ffffffffff/' 's/^Seccomp:\t2/Seccomp:\t0/' 's/^NSpid:.*/NSpid:\t14940/'; do
+	v=$(printf 'Uid:\t3221225472\t3221225472\t3221225472\t3221225472\nGid:\t3221225472\t3221225472\t3221225472\t3221225472\nNSpid:\t14940\t1\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n' | sed "$bad" | _jail_verdict)
+	case "$v" in NOT*) ;; *) fail "a status changed by $bad passed: $v" ;; esac
+done
 echo "api-test: ok"

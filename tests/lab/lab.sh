@@ -172,6 +172,27 @@ lab_guest_build() {
 	echo "lab: built $out ($(du -h "$out" | cut -f1))"
 }
 
+# bench/virtio's guest tools (issue 16) as a second initramfs that bench/virtio/lab.sh appends
+# to the guest's (the kernel unpacks concatenated archives in turn), so that only the
+# benchmark's guests carry them: a static fio built from Debian's source (cached by content
+# under /var/cache/keel, scripts/guest-fio.sh) and Debian's iperf3 with its libraries.
+lab_guest_tools_build() {
+	local out=$LAB_OUT/guest-tools.cpio fp fio iperf3 root=$LAB_OUT/guest-tools-root
+	fio=$("$LAB_TOP/scripts/guest-fio.sh") || lab_die "scripts/guest-fio.sh could not build fio"
+	iperf3=$(command -v iperf3) || lab_die "iperf3 is not installed; run scripts/setup.sh"
+	fp=$(_lab_fingerprint "$fio" "$iperf3" "$LAB_TOP/tests/lab/lab.sh")
+	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
+		return 0
+	fi
+	rm -rf "$root" && mkdir -p "$root/bin"
+	install -m 0755 "$fio" "$root/bin/fio"
+	_lab_copy_program "$iperf3" "$root" /bin/iperf3
+	_lab_pack "$root" "$out"
+	rm -rf "$root"
+	echo "$fp" >"$out.fp"
+	echo "lab: built $out ($(du -h "$out" | cut -f1))"
+}
+
 # The files that go into the lab host's initramfs, besides programs and modules.
 _lab_host_files() {
 	local d=$LAB_TOP/tests/lab
@@ -182,11 +203,13 @@ _lab_host_files() {
 	ls "$LAB_TOP"/bench/firmware/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vmmctl.c "$LAB_TOP"/bench/state/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vsockcat.c 2>/dev/null
+	ls "$LAB_TOP"/build/tests/unit/lab-vhost-net 2>/dev/null
 }
 
 lab_build() {
 	lab_check_inputs
 	lab_guest_build
+	lab_guest_tools_build
 	local out=$LAB_OUT/lab.cpio fp vmm qemu keel=""
 	qemu=$(command -v "$LAB_PEER_QEMU")
 	vmm=$LAB_TOP/build/keel-vmm
@@ -206,10 +229,12 @@ lab_build() {
 		fw+=("$found")
 	done
 	# shellcheck disable=SC2046
-	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_KDIR/vmlinuz" \
+	fp=$(_lab_fingerprint $(_lab_host_files) "$LAB_OUT/guest.cpio" "$LAB_OUT/guest-tools.cpio" "$LAB_KDIR/vmlinuz" \
 		"$LAB_KDIR/ready" /bin/busybox "$qemu" "$LAB_E2FSCK" "${fw[@]}" "${LAB_OVMF[@]}" ${keel:+"$keel"} \
-		"$LAB_TOP/scripts/agent-iso.sh" "$LAB_TOP/scripts/agent-deb.sh" "$LAB_TOP/contrib/systemd/keel-agent.service")
+		"$LAB_TOP/scripts/agent-iso.sh" "$LAB_TOP/scripts/agent-deb.sh" "$LAB_TOP/contrib/systemd/keel-agent.service" \
+		${BENCH_KEEL_BEFORE:+"$BENCH_KEEL_BEFORE"})
 	[ ${#mgmt[@]} -eq 0 ] || fp="$fp $(_lab_fingerprint "${mgmt[@]}")"
+	fp="$fp $(_lab_fingerprint "$LAB_TOP/build/tests/lab/lab-jail" "$LAB_TOP/build/tests/lab/lab-vmmctl")"
 	if [ -e "$out" ] && [ "$(cat "$out.fp" 2>/dev/null)" = "$fp" ]; then
 		return 0
 	fi
@@ -232,10 +257,18 @@ lab_build() {
 	# The guest: the same Debian kernel, and the guest initramfs.
 	install -m 0644 "$(readlink -f "$LAB_KDIR/vmlinuz")" "$root/lab/guest/vmlinuz"
 	install -m 0644 "$LAB_OUT/guest.cpio" "$root/lab/guest/initramfs.cpio"
+	install -m 0644 "$LAB_OUT/guest-tools.cpio" "$root/lab/guest/tools.cpio"
 	# The VMMs: keel-vmm (when built) and the peer, QEMU with KVM (microvm + qboot).
 	if [ -n "$keel" ]; then
 		_lab_copy_program "$keel" "$root" /bin/keel-vmm
+		# The launcher that runs the scenarios' own keel-vmm jailed, as keeld does (api.sh,
+		# vm_start; tests/lab/jailrun.c).
+		[ -x "$LAB_TOP/build/tests/lab/lab-jail" ] ||
+			lab_die "build/tests/lab/lab-jail does not exist (run make first)"
+		_lab_copy_program "$LAB_TOP/build/tests/lab/lab-jail" "$root" /bin/lab-jail
 	fi
+	# bench/firmware's exit profile: another keel-vmm build to compare (BENCH_KEEL_BEFORE).
+	[ -z "${BENCH_KEEL_BEFORE:-}" ] || _lab_copy_program "$BENCH_KEEL_BEFORE" "$root" /bin/keel-vmm-before
 	if [ ${#mgmt[@]} -gt 0 ]; then
 		_lab_copy_program "${mgmt[0]}" "$root" /bin/keeld
 		_lab_copy_program "${mgmt[1]}" "$root" /bin/keel
@@ -272,9 +305,13 @@ lab_build() {
 		install -D -m 0644 "$(readlink -f "$f")" "$root$f"
 	done
 	# A client for keel-vmm's control socket (busybox has none): save, pause, resume, quit.
-	if [ -e "$d/vmmctl.c" ]; then
-		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vmmctl" \
-			"$d/vmmctl.c" || lab_die "cannot build tests/lab/vmmctl.c"
+	# (meson builds it with keel's tap_open: lab-vmmctl --tap, tests/lab/meson.build)
+	[ -x "$LAB_TOP/build/tests/lab/lab-vmmctl" ] ||
+		lab_die "build/tests/lab/lab-vmmctl does not exist (run make first)"
+	_lab_copy_program "$LAB_TOP/build/tests/lab/lab-vmmctl" "$root" /bin/lab-vmmctl
+	# virtio-net's kernel data path against the lab host's vhost-net (76-vhost-net).
+	if [ -x "$LAB_TOP/build/tests/unit/lab-vhost-net" ]; then
+		_lab_copy_program "$LAB_TOP/build/tests/unit/lab-vhost-net" "$root" /bin/lab-vhost-net
 	fi
 	# virtio-vsock's host side (67-virtio-vsock): the worker's Unix sockets.
 	cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$root/bin/lab-vsock" \

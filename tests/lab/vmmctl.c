@@ -8,13 +8,27 @@
  * (for bench/state): wait for the "(qemu) " prompt, send COMMAND, print what QEMU answers
  * up to the next prompt (a synchronous command such as migrate returns only when done).
  *
- * Built static by tests/lab/lab.sh for the lab, whose busybox has no Unix-socket client.
+ * lab-vmmctl --fd FILE SOCKET REQUEST: the same, with FILE opened (read-only) and its
+ * descriptor sent along with the request (SCM_RIGHTS), as keeld hands a jailed worker a DVD
+ * medium ({"execute":"dvd","arguments":{"path":...,"fd":true}}).
+ *
+ * lab-vmmctl --tap NAME SOCKET REQUEST: the same with the tap NAME attached (tap_open, as
+ * keeld attaches a tap for a worker: src/lib/tap.c) and its descriptor sent along
+ * ({"execute":"nic-add","arguments":{"tap":NAME,"mac":...,"fd":true}}): a jailed worker
+ * can open no tap itself (74-net-hotplug).
+ *
+ * Built by meson (tests/lab/meson.build) and copied into the lab by tests/lab/lab.sh, whose
+ * busybox has no Unix-socket client.
  */
+#include <fcntl.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "lib/tap.h"
 
 #define PROMPT "(qemu) "
 
@@ -44,13 +58,26 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	int hmp = argc == 4 && !strcmp(argv[1], "--hmp");
-	const char *path = argv[1 + hmp], *req = argv[2 + hmp];
+	int give = argc == 5 && (!strcmp(argv[1], "--fd") || !strcmp(argv[1], "--tap")) ? 2 : 0;
+	const char *path = argv[1 + hmp + give], *req = argv[2 + hmp + give];
 	size_t got = 0;
-	int fd;
+	int fd, passed = -1;
 
-	if ((argc != 3 && !hmp) || strlen(path) >= sizeof(addr.sun_path)) {
-		fprintf(stderr,
-			"usage: lab-vmmctl SOCKET REQUEST | lab-vmmctl --hmp SOCKET COMMAND\n");
+	if ((argc != 3 && !hmp && !give) || strlen(path) >= sizeof(addr.sun_path)) {
+		fprintf(stderr, "usage: lab-vmmctl [--fd FILE | --tap NAME] SOCKET REQUEST | "
+				"lab-vmmctl --hmp SOCKET COMMAND\n");
+		return 2;
+	}
+	if (give && !strcmp(argv[1], "--tap")) {
+		char ifname[IFNAMSIZ], err[256];
+
+		passed = tap_open(argv[2], ifname, err, sizeof(err));
+		if (passed < 0) {
+			fprintf(stderr, "%s\n", err);
+			return 2;
+		}
+	} else if (give && (passed = open(argv[2], O_RDONLY | O_CLOEXEC)) < 0) {
+		perror(argv[2]);
 		return 2;
 	}
 	strcpy(addr.sun_path, path);
@@ -64,7 +91,29 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	got = 0;
-	if (write(fd, req, strlen(req)) < 0 || write(fd, "\n", 1) != 1) {
+	if (passed >= 0) {
+		/* The request line and the descriptor in one message. */
+		char line[4096];
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} c = {.h = {.cmsg_len = CMSG_LEN(sizeof(int)),
+			     .cmsg_level = SOL_SOCKET,
+			     .cmsg_type = SCM_RIGHTS}};
+		struct iovec iov = {.iov_base = line};
+		struct msghdr m = {.msg_iov = &iov,
+				   .msg_iovlen = 1,
+				   .msg_control = c.b,
+				   .msg_controllen = sizeof(c.b)};
+		int n = snprintf(line, sizeof(line), "%s\n", req);
+
+		memcpy(CMSG_DATA(&c.h), &passed, sizeof(int));
+		iov.iov_len = (size_t)n;
+		if (n >= (int)sizeof(line) || sendmsg(fd, &m, 0) != n) {
+			perror("sendmsg");
+			return 2;
+		}
+	} else if (write(fd, req, strlen(req)) < 0 || write(fd, "\n", 1) != 1) {
 		perror("write");
 		return 2;
 	}

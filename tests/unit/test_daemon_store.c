@@ -564,6 +564,11 @@ static struct store *open_temp_store(char *path)
 	return st;
 }
 
+/* What store.c's migrate_9_to_10 did, undone: no storage QoS columns in disks. */
+#define UNDO_SCHEMA_10                                                                             \
+	"ALTER TABLE disks DROP COLUMN max_iops; ALTER TABLE disks DROP COLUMN max_bw;"            \
+	"ALTER TABLE disks DROP COLUMN min_iops;"
+
 /* What store.c's migrate_8_to_9 did, undone: the console's and rng's slots back in their
  * columns of vms (-1: none; 0: not assigned yet), their devices rows gone. */
 #define UNDO_SCHEMA_9                                                                              \
@@ -576,8 +581,8 @@ static struct store *open_temp_store(char *path)
 	" field = 'rng'), 0);"                                                                     \
 	"DELETE FROM devices WHERE field IN ('virtio_console', 'rng');"
 
-/* What store.c's migrate_9_to_10 did, undone: adapters without their queue pairs. */
-#define UNDO_SCHEMA_10 "ALTER TABLE nics DROP COLUMN queues;"
+/* What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs. */
+#define UNDO_SCHEMA_11 "ALTER TABLE nics DROP COLUMN queues;"
 
 /* A store as schema 6 left it: vsock's own table (when vsock is true) with the rows given,
  * no devices table, no schema 8 columns, user_version 6. */
@@ -596,7 +601,7 @@ static void make_schema6(const char *path, bool vsock, const char *rows)
 		vmdef_free(&d);
 	}
 	snprintf(sql, sizeof(sql),
-		 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+		 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 		 "DROP TABLE devices; ALTER TABLE nics DROP COLUMN vlan_trunk;"
 		 " ALTER TABLE nics DROP COLUMN native_vlan; ALTER TABLE nics DROP COLUMN bw_out;"
 		 " ALTER TABLE nics DROP COLUMN bw_in;%s%s PRAGMA user_version=6;",
@@ -627,7 +632,7 @@ static void test_store_migrate_6_to_7(void **state)
 		     "INSERT INTO vsock SELECT uuid, 1, 99 FROM vms WHERE name = 'v2';");
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 6);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM sqlite_master WHERE name ="
 					    " 'vsock'"),
 			 0);
@@ -657,7 +662,7 @@ static void test_store_migrate_6_to_7(void **state)
 	/* No vsock table at all. */
 	make_schema6(path, false, NULL);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices WHERE field = 'vsock'"),
 			 0);
 	store_close(st);
@@ -837,7 +842,9 @@ static void test_store_migrate_8_to_9(void **state)
 					    " v.uuid = d.vm WHERE v.name = 'c0' AND"
 					    " d.field = 'rng' AND d.doc = 'null'"),
 			 1);
-	assert_int_equal(sqlite3_exec(st->db, UNDO_SCHEMA_10 UNDO_SCHEMA_9 "PRAGMA user_version=8;",
+	assert_int_equal(sqlite3_exec(st->db,
+				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+				      "PRAGMA user_version=8;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(count_rows(st->db, "SELECT rng_slot FROM vms WHERE name = 'c0'"), -1);
@@ -854,7 +861,7 @@ static void test_store_migrate_8_to_9(void **state)
 
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 8);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM pragma_table_info('vms')"
 					    " WHERE name IN ('console_slot', 'rng_slot')"),
 			 0);
@@ -896,9 +903,9 @@ static void test_store_migrate_8_to_9(void **state)
 	remove_store(path);
 }
 
-/* Schema 9 to 10: adapters get their queue pairs, 0 (one per vCPU, as before: keel-vmm had
+/* Schema 10 to 11: adapters get their queue pairs, 0 (one per vCPU, as before: keel-vmm had
  * one pair then, docs/virtio.md); a VM's description otherwise unchanged. */
-static void test_store_migrate_9_to_10(void **state)
+static void test_store_migrate_10_to_11(void **state)
 {
 	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
 	struct store *st = open_temp_store(path);
@@ -908,12 +915,12 @@ static void test_store_migrate_9_to_10(void **state)
 	make_def(&d, "q0");
 	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
 	assert_int_equal(
-		sqlite3_exec(st->db, UNDO_SCHEMA_10 "PRAGMA user_version=9;", NULL, NULL, NULL),
+		sqlite3_exec(st->db, UNDO_SCHEMA_11 "PRAGMA user_version=10;", NULL, NULL, NULL),
 		SQLITE_OK);
 	store_close(st);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(store_upgraded_from(st), 9);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(store_upgraded_from(st), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
 	assert_int_equal(store_vm_get(st, "q0", &got), 0);
 	assert_string_equal(got.damaged, "");
 	assert_string_equal(got.nics[0].mac, d.nics[0].mac);
@@ -945,7 +952,7 @@ static void test_store_migrate_8_to_9_odd_values(void **state)
 		vmdef_free(&d);
 	}
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_10 UNDO_SCHEMA_9
+				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 				      "PRAGMA user_version=8;"
 				      "UPDATE vms SET console_slot = 20.7, rng_slot = -0.5"
 				      " WHERE name = 'o0';"
@@ -1004,6 +1011,57 @@ static void test_store_default_kinds(void **state)
 	vmdef_free(&blank);
 }
 
+/* A disk's storage QoS is stored and read back; schema 9 to 10 (migrate_9_to_10) gives
+ * existing disks none; a hand-edited row out of range reads as no limit, a minimum above
+ * the maximum as the maximum. */
+static void test_store_disk_qos(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st = open_temp_store(path);
+	struct vm_def d, got;
+
+	(void)state;
+	make_def(&d, "q0");
+	assert_int_equal(apply(&d,
+			       "{\"disks\":[{\"path\":\"/srv/q0.raw\",\"format\":\"raw\","
+			       "\"max_iops\":500,\"max_bandwidth\":52428800,\"min_iops\":100}]}",
+			       err),
+			 0);
+	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+	vmdef_free(&d);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_true(got.disks[0].max_iops == 500 && got.disks[0].max_bw == 50ull << 20 &&
+		    got.disks[0].min_iops == 100);
+	vmdef_free(&got);
+	assert_int_equal(sqlite3_exec(st->db,
+				      "UPDATE disks SET max_iops = -3, max_bw = 2e18, min_iops = 7",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_true(got.disks[0].max_iops == 0 && got.disks[0].max_bw == 0 &&
+		    got.disks[0].min_iops == 7);
+	vmdef_free(&got);
+	assert_int_equal(sqlite3_exec(st->db, "UPDATE disks SET max_iops = 5, min_iops = 9", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_true(got.disks[0].max_iops == 5 && got.disks[0].min_iops == 5);
+	vmdef_free(&got);
+	assert_int_equal(sqlite3_exec(st->db,
+				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 "PRAGMA user_version=9;", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	store_close(st);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_true(got.disks[0].max_iops == 0 && got.disks[0].max_bw == 0 &&
+		    got.disks[0].min_iops == 0);
+	vmdef_free(&got);
+	store_close(st);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1020,7 +1078,8 @@ int main(void)
 		cmocka_unit_test(test_store_migrate_6_to_7),
 		cmocka_unit_test(test_store_migrate_8_to_9),
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
-		cmocka_unit_test(test_store_migrate_9_to_10),
+		cmocka_unit_test(test_store_migrate_10_to_11),
+		cmocka_unit_test(test_store_disk_qos),
 		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),
 		cmocka_unit_test(test_store_scsi_formats),

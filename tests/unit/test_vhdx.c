@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -211,7 +213,7 @@ static void test_headers(void **state)
 static void test_log_replay(void **state)
 {
 	const char *a = tmp("log.vhdx"), *b = tmp("log-copy.vhdx");
-	uint8_t w[4096], r[4096], zero[4096] = {0}, *copy = malloc(8 << 20);
+	uint8_t w[4096], r[4096], zero[4096] = {0}, *copy;
 	struct disk *d, *e;
 	size_t flen;
 	int fd;
@@ -223,8 +225,9 @@ static void test_log_replay(void **state)
 	assert_int_equal(disk_flush(d), 0);
 	/* Snapshot the file mid-session, as a crash would leave it, minus the BAT. */
 	fd = open(a, O_RDONLY);
-	flen = (size_t)lseek(fd, 0, SEEK_END);
-	assert_true(flen <= (8 << 20));
+	flen = (size_t)lseek(fd, 0, SEEK_END); /* with the tail grown ahead (vhdx_alloc) */
+	copy = malloc(flen);
+	assert_non_null(copy);
 	assert_int_equal(dio_pread(fd, copy, flen, 0), 0);
 	close(fd);
 	disk_close(d);
@@ -281,6 +284,242 @@ static void crash_copy(const char *from, const char *to)
 	assert_int_equal(dio_pwrite(out, buf, len, 0), 0);
 	close(out);
 	free(buf);
+}
+
+static uint64_t file_len(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	off_t len = lseek(fd, 0, SEEK_END);
+
+	close(fd);
+	return (uint64_t)len;
+}
+
+/*
+ * Allocation ahead: the file grows VHDX_GROW_BLOCKS blocks at a time, so the next
+ * allocations change no file size; a crash leaves the unreferenced tail, which check accepts
+ * and a writable open keeps using from its end; a clean close cuts it.
+ */
+static void test_alloc_ahead(void **state)
+{
+	const char *a = tmp("ahead.vhdx"), *c = tmp("ahead-crash.vhdx");
+	uint8_t w[4096], r[4096];
+	struct disk *d, *e;
+	struct vhdx *v;
+	uint64_t grown, end;
+
+	make("ahead.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	fill(w, sizeof(w), 21);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	assert_int_equal(disk_write(d, w, 0, sizeof(w)), 0);
+	grown = file_len(a);
+	assert_int_equal(grown, v->file_end + (uint64_t)(VHDX_GROW_BLOCKS - 1) * (1 << 20));
+	for (uint64_t i = 1; i < VHDX_GROW_BLOCKS; i++)
+		assert_int_equal(disk_write(d, w, i << 20, sizeof(w)), 0);
+	assert_int_equal(file_len(a), grown); /* the next blocks took the grown tail */
+	assert_int_equal(v->file_end, grown);
+	assert_int_equal(disk_write(d, w, (uint64_t)VHDX_GROW_BLOCKS << 20, sizeof(w)), 0);
+	assert_true(file_len(a) > grown);
+	assert_int_equal(disk_flush(d), 0);
+	end = v->file_end;
+	/* A crash leaves the tail: consistent, the data there, and check says no error. */
+	crash_copy(a, c);
+	assert_true(file_len(c) > end);
+	assert_int_equal(vhdx_check(c, stderr, NULL), 0);
+	assert_int_equal(disk_open(c, 0, &e, NULL), 0);
+	assert_int_equal(disk_read(e, r, (uint64_t)VHDX_GROW_BLOCKS << 20, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	/* A new block after the crash goes past the old tail, which reads as nobody's. */
+	assert_int_equal(disk_write(e, w, 40 << 20, sizeof(w)), 0);
+	assert_true(to_vhdx(e)->file_end > end);
+	disk_close(e);
+	assert_int_equal(vhdx_check(c, stderr, NULL), 0);
+	/* A clean close cuts the tail. */
+	disk_close(d);
+	assert_int_equal(file_len(a), end);
+	assert_int_equal(vhdx_check(a, stderr, NULL), 0);
+}
+
+/*
+ * A file size limit that leaves room for the next block but not for the blocks ahead
+ * (RLIMIT_FSIZE here; a file system's largest file or a quota alike): the write still
+ * allocates its block, as it did before allocation ahead.
+ */
+static void test_alloc_ahead_limit(void **state)
+{
+	const char *a = tmp("ahead-limit.vhdx");
+	struct rlimit old, lim;
+	uint8_t w[4096], r[4096];
+	struct disk *d;
+	uint64_t end;
+	int rc[3];
+
+	make("ahead-limit.vhdx", 64 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	fill(w, sizeof(w), 23);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	end = to_vhdx(d)->file_end;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = end + (2 << 20); /* two blocks, not VHDX_GROW_BLOCKS */
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc[0] = disk_write(d, w, 0, sizeof(w));
+	rc[1] = disk_write(d, w, 5 << 20, sizeof(w));
+	rc[2] = disk_flush(d);
+	/* The limit goes before any assertion, so that a failure here fails this test alone. */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(rc[i], 0);
+	assert_int_equal(disk_read(d, r, 5 << 20, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	disk_close(d);
+	assert_int_equal(file_len(a), end + (2 << 20));
+	assert_int_equal(vhdx_check(a, stderr, NULL), 0);
+}
+
+/* Reads n bytes at off of a fresh read-only open of path (its log replayed in memory). */
+static void read_fresh(const char *path, uint8_t *buf, uint64_t off, size_t n)
+{
+	struct disk *e;
+
+	assert_int_equal(disk_open(path, DISK_OPEN_RDONLY, &e, NULL), 0);
+	assert_int_equal(disk_read(e, buf, off, n), 0);
+	disk_close(e);
+}
+
+/*
+ * A differencing disk's partial-block writes: new sector bitmap bits are in the cache at once
+ * and staged, logged with the staged BAT entries at the guest's flush in one transaction;
+ * before it a crash loses the writes and the parent's data reads as before, after it they
+ * survive with the parent's data around them.
+ */
+static void test_staged_bitmap(void **state)
+{
+	const char *c = tmp("sbm-child.vhdx"), *x = tmp("sbm-crash.vhdx");
+	uint8_t *p = malloc(3 << 20), *r = malloc(3 << 20), w[3][4096];
+	const uint64_t at[3] = {(1 << 20) + 8192, (1 << 20) + (64 << 10), (2 << 20) + 512};
+	struct disk *d;
+	struct vhdx *v;
+	uint64_t seq;
+
+	assert_non_null(p);
+	assert_non_null(r);
+	make("sbm-base.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("sbm-base.vhdx"), 0, &d, NULL), 0);
+	fill(p, 3 << 20, 9);
+	assert_int_equal(disk_write(d, p, 0, 3 << 20), 0);
+	disk_close(d);
+	make("sbm-child.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("sbm-base.vhdx"));
+	assert_int_equal(disk_open(c, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	seq = v->log_seq;
+	for (int i = 0; i < 3; i++) {
+		fill(w[i], sizeof(w[i]), 30 + i);
+		assert_int_equal(disk_write(d, w[i], at[i], sizeof(w[i])), 0);
+		memcpy(p + at[i], w[i], sizeof(w[i]));
+	}
+	/* In the cache: read back at once, the parent's data around; nothing logged. */
+	assert_int_equal(v->log_seq, seq);
+	assert_true(v->n_dirty > 0);
+	assert_int_equal(disk_read(d, r, 0, 3 << 20), 0);
+	assert_memory_equal(r, p, 3 << 20);
+	/* A crash before the flush: the parent's data everywhere, the file consistent. */
+	crash_copy(c, x);
+	assert_int_equal(vhdx_check(x, stderr, NULL), 0);
+	read_fresh(x, r, 0, 3 << 20);
+	fill(p, 3 << 20, 9);
+	assert_memory_equal(r, p, 3 << 20);
+	/* The flush: one transaction (bitmap block entries, bits, block entries). */
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->n_dirty, 0);
+	assert_int_equal(v->log_seq, seq + 1);
+	for (int i = 0; i < 3; i++)
+		memcpy(p + at[i], w[i], sizeof(w[i]));
+	crash_copy(c, x);
+	assert_int_equal(vhdx_check(x, stderr, NULL), 0);
+	read_fresh(x, r, 0, 3 << 20);
+	assert_memory_equal(r, p, 3 << 20);
+	/* More bits in a block already partially present: one bitmap sector staged. */
+	assert_int_equal(disk_write(d, w[0], (1 << 20) + (512 << 10), sizeof(w[0])), 0);
+	memcpy(p + (1 << 20) + (512 << 10), w[0], sizeof(w[0]));
+	assert_int_equal(v->n_dirty, 1);
+	assert_int_equal(v->log_seq, seq + 1);
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->log_seq, seq + 2);
+	/* Bits already set: nothing staged, nothing logged. */
+	assert_int_equal(disk_write(d, w[1], at[0], sizeof(w[1])), 0);
+	memcpy(p + at[0], w[1], sizeof(w[1]));
+	assert_int_equal(v->n_dirty, 0);
+	disk_close(d);
+	read_fresh(c, r, 0, 3 << 20);
+	assert_memory_equal(r, p, 3 << 20);
+	assert_int_equal(vhdx_check(c, stderr, NULL), 0);
+	free(p);
+	free(r);
+}
+
+static uint64_t block_state(struct disk *d, uint64_t off)
+{
+	struct vhdx *v = to_vhdx(d);
+
+	return v->bat[vhdx_bat_payload_index(v, off / v->block_size)] & VHDX_BAT_STATE_MASK;
+}
+
+/* Writes 4 KiB of pattern seed at off, to d and to the expected image. */
+static void write_both(struct disk *d, uint8_t *img, uint64_t off, int seed)
+{
+	uint8_t w[4096];
+
+	fill(w, sizeof(w), seed);
+	assert_int_equal(disk_write(d, w, off, sizeof(w)), 0);
+	memcpy(img + off, w, sizeof(w));
+}
+
+/*
+ * A differencing disk's partial write to a block that the parent chain reads as zeros
+ * allocates it fully present (no bitmap: the new block's zeros are what the parents read);
+ * where any level of the chain has data in the block, partially present as before.
+ */
+static void test_zero_parent(void **state)
+{
+	const size_t size = 16 << 20;
+	uint8_t *img = calloc(1, size), *r = malloc(size);
+	const char *ch;
+	struct disk *d;
+
+	assert_non_null(img);
+	assert_non_null(r);
+	make("zp-gp.vhdx", size, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(tmp("zp-gp.vhdx"), 0, &d, NULL), 0);
+	write_both(d, img, (5 << 20) + 8192, 40);
+	write_both(d, img, (3 << 20) + 8192, 46);
+	disk_close(d);
+	make("zp-mid.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("zp-gp.vhdx"));
+	assert_int_equal(disk_open(tmp("zp-mid.vhdx"), 0, &d, NULL), 0);
+	write_both(d, img, (7 << 20) + 4096, 41); /* zeros in the grandparent */
+	assert_int_equal(block_state(d, 7 << 20), VHDX_PAYLOAD_FULLY_PRESENT);
+	write_both(d, img, (5 << 20) + 65536, 42); /* the grandparent's data around */
+	assert_int_equal(block_state(d, 5 << 20), VHDX_PAYLOAD_PARTIALLY_PRESENT);
+	disk_close(d);
+	make("zp-child.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("zp-mid.vhdx"));
+	ch = tmp("zp-child.vhdx"); /* tmp() keeps its last 8 answers */
+	assert_int_equal(disk_open(ch, 0, &d, NULL), 0);
+	write_both(d, img, (8 << 20) + 4096, 43); /* zeros two levels down */
+	assert_int_equal(block_state(d, 8 << 20), VHDX_PAYLOAD_FULLY_PRESENT);
+	write_both(d, img, (3 << 20) + 4096, 44); /* data in the grandparent only */
+	assert_int_equal(block_state(d, 3 << 20), VHDX_PAYLOAD_PARTIALLY_PRESENT);
+	write_both(d, img, (7 << 20) + 512 * 3, 45); /* data in the parent */
+	assert_int_equal(block_state(d, 7 << 20), VHDX_PAYLOAD_PARTIALLY_PRESENT);
+	assert_int_equal(disk_read(d, r, 0, size), 0);
+	assert_memory_equal(r, img, size);
+	disk_close(d);
+	read_fresh(ch, r, 0, size);
+	assert_memory_equal(r, img, size);
+	assert_int_equal(vhdx_check(ch, stderr, NULL), 0);
+	free(img);
+	free(r);
 }
 
 /*
@@ -779,16 +1018,15 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_geometry),   cmocka_unit_test(test_dynamic_rw),
-		cmocka_unit_test(test_guid_rules), cmocka_unit_test(test_headers),
-		cmocka_unit_test(test_log_replay), cmocka_unit_test(test_differencing),
-		cmocka_unit_test(test_locking),	   cmocka_unit_test(test_map),
-		cmocka_unit_test(test_reasons),
-		cmocka_unit_test(test_chain_fds),
-		cmocka_unit_test(test_staged_alloc),
-		cmocka_unit_test(test_staged_limit),
-		cmocka_unit_test(test_flush_race),
-		cmocka_unit_test(test_log_sequence),
+		cmocka_unit_test(test_geometry),	  cmocka_unit_test(test_dynamic_rw),
+		cmocka_unit_test(test_guid_rules),	  cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_log_replay),	  cmocka_unit_test(test_differencing),
+		cmocka_unit_test(test_locking),		  cmocka_unit_test(test_map),
+		cmocka_unit_test(test_reasons),		  cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_staged_alloc),	  cmocka_unit_test(test_alloc_ahead),
+		cmocka_unit_test(test_alloc_ahead_limit), cmocka_unit_test(test_staged_bitmap),
+		cmocka_unit_test(test_zero_parent),	  cmocka_unit_test(test_staged_limit),
+		cmocka_unit_test(test_flush_race),	  cmocka_unit_test(test_log_sequence),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

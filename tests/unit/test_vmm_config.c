@@ -162,6 +162,68 @@ static void test_device_slots(void **state)
 	assert_non_null(strstr(err, "slot=1..30"));
 }
 
+/* An adapter's data path (nets[].vhost, --net ...,vhost=): auto by default, off or on, the same
+ * in the description's JSON and back; another word refused saying what is allowed. A
+ * /dev/vhost-net for an adapter the VM does not have is refused. */
+static void test_net_vhost(void **state)
+{
+	char *a[] = {"keel-vmm", "--kernel", "k",     "--net",		 "tap=t0,vhost=off",
+		     "--net",	 "tap=t1",   "--net", "tap=t2,vhost=on", NULL};
+	char *bad[] = {"keel-vmm", "--kernel", "k", "--net", "tap=t0,vhost=maybe", NULL};
+	char fdarg[32];
+	char *extra[] = {"keel-vmm", "--kernel", "k", "--net", "tap=t0", "--fd", fdarg, NULL};
+	struct vm_config cfg;
+	struct vm_def back;
+	json_object *j, *nets, *v;
+	char err[256];
+	int fd = open("/dev/null", O_RDONLY);
+
+	assert_int_equal(parse(a, 9, &cfg, err), 0);
+	assert_int_equal(cfg.def.nics[0].vhost, VM_VHOST_OFF);
+	assert_int_equal(cfg.def.nics[1].vhost, VM_VHOST_AUTO);
+	assert_int_equal(cfg.def.nics[2].vhost, VM_VHOST_ON);
+	j = vmdef_to_json(&cfg.def);
+	assert_true(json_object_object_get_ex(j, "nets", &nets));
+	assert_true(json_object_object_get_ex(json_object_array_get_idx(nets, 0), "vhost", &v));
+	assert_string_equal(json_object_get_string(v), "off");
+	assert_false(json_object_object_get_ex(json_object_array_get_idx(nets, 1), "vhost", NULL));
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_int_equal(back.nics[0].vhost, VM_VHOST_OFF);
+	assert_int_equal(back.nics[1].vhost, VM_VHOST_AUTO);
+	assert_int_equal(back.nics[2].vhost, VM_VHOST_ON);
+	assert_null(vmdef_hw_change(&cfg.def, &back));
+	vmdef_free(&back);
+	json_object_object_add(json_object_array_get_idx(nets, 1), "vhost",
+			       json_object_new_string("fast"));
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "nets[1].vhost 'fast' is not auto, off or on"));
+	vmdef_free(&back);
+	json_object_put(j);
+	config_free(&cfg);
+
+	assert_int_equal(parse(bad, 5, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "vhost=auto|off|on"));
+	assert_true(fd >= 3);
+	snprintf(fdarg, sizeof(fdarg), "vhost.1=%d", fd);
+	assert_int_equal(parse(extra, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "--fd vhost.1: the VM has 1 network card"));
+	/* One /dev/vhost-net per queue pair: vhost.0.q1 for a card of one pair is refused. */
+	snprintf(fdarg, sizeof(fdarg), "vhost.0.q1=%d", fd);
+	assert_int_equal(parse(extra, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "--fd vhost.0.q1: that network card has 1 queue pair"));
+	snprintf(fdarg, sizeof(fdarg), "vhost.0.q8=%d", fd);
+	assert_int_equal(parse(extra, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "expected NAME=N"));
+	snprintf(fdarg, sizeof(fdarg), "vhost.0=%d", fd);
+	assert_int_equal(parse(extra, 7, &cfg, err), 0);
+	assert_int_equal(cfg.vhost_fds[0][0], fd);
+	config_free(&cfg);
+	close(fd);
+}
+
 /* What a saved state must match (vmdef_guest_change): each device the guest saw, found by
  * its PCI slot, with what the guest saw of it; host wiring may change. And what needs the VM
  * off (vmdef_hw_change). Both are driven by the description's table of device kinds. */
@@ -397,6 +459,29 @@ static void test_net_queues(void **state)
 		assert_int_equal(parse(a, 11, &cfg, err), -EINVAL);
 		assert_non_null(strstr(err, "--fd net.0.q2: that network card has 1 queue pair"));
 	}
+	/* keeld's /dev/vhost-net, one per pair (vhost.0, vhost.0.q1): all or none. */
+	{
+		int v0 = dup(fd), v1 = dup(fd);
+		char h0[32], h1[32];
+		char *a[] = {"keel-vmm", "--kernel", "k", "--cpus", "2", "--net", "tap=t0", "--fd",
+			     q0,	 "--fd",     q1,  "--fd",   h0,	 "--fd",  h1,	    NULL};
+
+		assert_true(v0 >= 3 && v1 >= 3);
+		snprintf(h0, sizeof(h0), "vhost.0=%d", v0);
+		snprintf(h1, sizeof(h1), "vhost.0.q1=%d", v1);
+		assert_int_equal(parse(a, 15, &cfg, err), 0);
+		assert_int_equal(cfg.vhost_fds[0][0], v0);
+		assert_int_equal(cfg.vhost_fds[0][1], v1);
+		config_free(&cfg);
+		assert_int_equal(parse(a, 13, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd vhost.0.q1 is missing: network card 0 has 2 "
+					    "queue pairs, a /dev/vhost-net each"));
+		a[12] = h1;
+		assert_int_equal(parse(a, 13, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd vhost.0.q1 without --fd vhost.0"));
+		close(v0);
+		close(v1);
+	}
 	/* A save records the pairs; one without them had one pair. */
 	assert_int_equal(parse(two, 7, &cfg, err), 0);
 	assert_int_equal(parse(two, 7, &saved, err), 0);
@@ -545,6 +630,70 @@ static void test_disk_formats(void **state)
 	assert_non_null(strstr(err, "format=raw|vhdx"));
 	assert_int_equal(parse(badcache, 5, &cfg, err), -EINVAL);
 	assert_non_null(strstr(err, "cache=none|writeback|unsafe"));
+}
+
+/* Storage QoS on --disk and in a description: taken, written back, bad values refused with
+ * what is wrong (docs/vm-config.md). */
+static void test_disk_qos(void **state)
+{
+	char *a[] = {"keel-vmm",
+		     "--kernel",
+		     "k",
+		     "--disk",
+		     "path=/a.img,max-iops=500,max-bandwidth=50M,min-iops=100",
+		     NULL};
+	static const struct {
+		const char *arg, *msg;
+	} bad[] = {
+		{"path=/a,max-iops=lots", "max-iops=N"},
+		{"path=/a,max-iops=2000000000", "max-iops=N"},
+		{"path=/a,max-bandwidth=5X", "max-bandwidth=BYTES"},
+		{"path=/a,max-iops=10,min-iops=20", "min_iops 20 is above max_iops 10"},
+		{"path=/a,bus=scsi,max-iops=10", "applies to virtio-blk disks"},
+	};
+	static const struct {
+		const char *json, *msg;
+	} badjson[] = {
+		{"{\"path\":\"/a\",\"max_iops\":-1}", "max_iops"},
+		{"{\"path\":\"/a\",\"max_iops\":1.5}", "max_iops"},
+		{"{\"path\":\"/a\",\"max_bandwidth\":\"50M\"}", "max_bandwidth"},
+		{"{\"path\":\"/a\",\"max_iops\":5,\"min_iops\":6}", "min_iops 6 is above"},
+	};
+	struct vm_config cfg;
+	struct vm_def def;
+	json_object *o, *d;
+	char err[256], doc[160];
+
+	assert_int_equal(parse(a, 5, &cfg, err), 0);
+	assert_true(cfg.def.disks[0].max_iops == 500 && cfg.def.disks[0].max_bw == 50ull << 20 &&
+		    cfg.def.disks[0].min_iops == 100);
+	o = vmdef_to_json(&cfg.def);
+	d = json_object_array_get_idx(json_object_object_get(o, "disks"), 0);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_iops")), 500);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_bandwidth")),
+			 50 << 20);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "min_iops")), 100);
+	json_object_put(o);
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *b[] = {"keel-vmm", "--kernel", "k", "--disk", (char *)bad[i].arg, NULL};
+
+		assert_int_equal(parse(b, 5, &cfg, err), -EINVAL);
+		if (!strstr(err, bad[i].msg))
+			fail_msg("--disk %s: %s", bad[i].arg, err);
+	}
+	for (size_t i = 0; i < sizeof(badjson) / sizeof(badjson[0]); i++) {
+		snprintf(doc, sizeof(doc), "{\"kernel\":\"/k\",\"disks\":[%s]}", badjson[i].json);
+		vmdef_init(&def);
+		o = json_tokener_parse(doc);
+		assert_non_null(o);
+		assert_int_equal(vmdef_apply_json(&def, o, VMDEF_JSON_REQUEST, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, badjson[i].msg))
+			fail_msg("%s: %s", badjson[i].json, err);
+		json_object_put(o);
+		vmdef_free(&def);
+	}
 }
 
 /* --fd control|serial|console|vsock=N: a socket keeld bound at the path the worker serves;
@@ -1087,6 +1236,73 @@ static const struct {
 	{"dvd", "none"},
 };
 
+/* config_run_words: the words of a command line that say how the worker runs the VM, which go
+ * beside --config when the description travels as a document (the lab's launcher does so,
+ * tests/lab/jailrun.c); with the description saved and given as --config, the same VM and the
+ * same host side come back. */
+static void test_run_words(void **state)
+{
+	char *a[] = {"keel-vmm",
+		     "--name",
+		     "rw",
+		     "--kernel",
+		     "/k",
+		     "--memory",
+		     "64M",
+		     "--control",
+		     "/tmp/rw.ctl",
+		     "--disk",
+		     "path=/d.raw",
+		     "--vsock",
+		     "cid=3,socket=/tmp/rw.sock",
+		     "--no-reboot",
+		     "--serial=off",
+		     "--console",
+		     "stdio",
+		     "--restore",
+		     "/tmp/rw-save",
+		     NULL};
+	const char *want[] = {
+		"--control",   "/tmp/rw.ctl",  "--vsock",   "cid=3,socket=/tmp/rw.sock",
+		"--no-reboot", "--serial=off", "--console", "stdio",
+		"--restore",   "/tmp/rw-save"};
+	char dir[] = "/tmp/keel-rw-XXXXXX", path[64], copt[80], err[256] = "", *out[32],
+	     *b[40] = {"keel-vmm"};
+	struct vm_config cfg, again;
+	int n;
+
+	(void)state;
+	assert_int_equal(parse(a, 19, &cfg, err), 0);
+	n = config_run_words(19, a, out, 32, err, sizeof(err));
+	assert_int_equal(n, 10);
+	for (int i = 0; i < n; i++)
+		assert_string_equal(out[i], want[i]);
+	/* Too few slots is an error, not a cut list. */
+	assert_int_equal(config_run_words(19, a, out, 3, err, sizeof(err)), -E2BIG);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	assert_int_equal(vmdef_save_file(&cfg.def, path, err, sizeof(err)), 0);
+	snprintf(copt, sizeof(copt), "--config=%s", path);
+	b[1] = copt;
+	for (int i = 0; i < n; i++)
+		b[2 + i] = out[i];
+	assert_int_equal(parse(b, 2 + n, &again, err), 0);
+	assert_string_equal(again.def.name, "rw");
+	assert_int_equal(again.def.memory, 64u << 20);
+	assert_int_equal(again.def.ndisks, 1);
+	assert_int_equal(again.def.disks[0].pci_slot, cfg.def.disks[0].pci_slot);
+	assert_string_equal(again.control_path, "/tmp/rw.ctl");
+	assert_string_equal(again.restore_dir, "/tmp/rw-save");
+	assert_string_equal(again.host.vsock_socket, "/tmp/rw.sock");
+	assert_true(again.no_reboot);
+	assert_int_equal(again.serial.kind, CHARDEV_OFF);
+	assert_int_equal(again.host.console.kind, CHARDEV_STDIO);
+	config_free(&again);
+	config_free(&cfg);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* The option table: keel-vmm's own options and every kind's, each once; every device option
  * reaches its own kind through config_parse. */
 static void test_option_table(void **state)
@@ -1298,12 +1514,13 @@ int main(void)
 		cmocka_unit_test(test_errors),		cmocka_unit_test(test_device_slots),
 		cmocka_unit_test(test_config_file),	cmocka_unit_test(test_guest_change),
 		cmocka_unit_test(test_net_queues),	cmocka_unit_test(test_disk_formats),
-		cmocka_unit_test(test_passed_fds),	cmocka_unit_test(test_passed_sockets),
-		cmocka_unit_test(test_chain_fds),	cmocka_unit_test(test_jail_options),
-		cmocka_unit_test(test_scsi_options),	cmocka_unit_test(test_firmware),
-		cmocka_unit_test(test_option_table),	cmocka_unit_test(test_option_duplicates),
+		cmocka_unit_test(test_disk_qos),	cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_passed_sockets),	cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_jail_options),	cmocka_unit_test(test_scsi_options),
+		cmocka_unit_test(test_firmware),	cmocka_unit_test(test_option_table),
+		cmocka_unit_test(test_run_words),	cmocka_unit_test(test_option_duplicates),
 		cmocka_unit_test(test_own_files_fd),	cmocka_unit_test(test_help_lists_devices),
-		cmocka_unit_test(test_net_move_change),
+		cmocka_unit_test(test_net_move_change), cmocka_unit_test(test_net_vhost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

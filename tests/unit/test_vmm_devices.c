@@ -59,6 +59,8 @@ static struct {
 	void *button_opaque;
 	machine_gpe_fn gpe;
 	void *gpe_opaque;
+	uint64_t rom_gpa, rom_size; /* the ROM window (machine_rom_window); size 0: none */
+	const void *rom_hva;
 	char sections[MAX_HOOKS][32];
 	state_fn section_fn[MAX_HOOKS];
 	void *section_opaque[MAX_HOOKS];
@@ -98,6 +100,15 @@ int machine_irqfd(struct machine *m, unsigned gsi, int fd, bool assign)
 int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bool assign)
 {
 	return -ENODEV;
+}
+
+int machine_rom_window(struct machine *m, uint64_t gpa, uint64_t size, const void *hva)
+{
+	assert_true(gpa % 4096 == 0 && size % 4096 == 0 && (uintptr_t)hva % 4096 == 0);
+	fake.rom_gpa = gpa;
+	fake.rom_size = size;
+	fake.rom_hva = hva;
+	return 0;
 }
 
 bool machine_built(struct machine *m)
@@ -145,6 +156,11 @@ int machine_set_media(struct machine *m, const struct machine_media_ops *ops, vo
 }
 
 int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void *opaque)
+{
+	return 0;
+}
+
+int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
 {
 	return 0;
 }
@@ -603,6 +619,32 @@ static void run_loop_ms(unsigned ms)
 	close(fd);
 }
 
+/* A keyboard reset is acknowledged, then its self test passes (0xAA) once the guest has read
+ * the acknowledgement: what OVMF's PS/2 driver waits for. Other keyboard bytes: one ack. */
+static void test_i8042_keyboard_reset(void **state)
+{
+	uint64_t v = 0;
+
+	bus_write(&pio, PORT_I8042_DATA, 1, 0xff);
+	bus_read(&pio, PORT_I8042_CMD, 1, &v);
+	assert_true(v & 1);
+	bus_read(&pio, PORT_I8042_DATA, 1, &v);
+	assert_int_equal(v, 0xfa);
+	bus_read(&pio, PORT_I8042_CMD, 1, &v);
+	assert_true(v & 1);
+	assert_int_equal(section_roundtrip("i8042"), 0);
+	bus_read(&pio, PORT_I8042_DATA, 1, &v);
+	assert_int_equal(v, 0xaa);
+	bus_read(&pio, PORT_I8042_CMD, 1, &v);
+	assert_false(v & 1);
+	bus_write(&pio, PORT_I8042_DATA, 1, 0xf4);
+	bus_read(&pio, PORT_I8042_DATA, 1, &v);
+	assert_int_equal(v, 0xfa);
+	bus_read(&pio, PORT_I8042_CMD, 1, &v);
+	assert_false(v & 1);
+	assert_int_equal(fake.event, VM_EVENT_NONE);
+}
+
 /* OVMF's variable flash on the machine: created from Debian's template into a new NVRAM
  * file, just below the firmware's code; a byte OVMF programs reaches the file when the
  * device is torn down (the main loop's save is the same call). */
@@ -636,15 +678,34 @@ static void test_pflash(void **state)
 	assert_int_equal(pflash_class.create(&m2, 0, &obj, err, sizeof(err)), 0);
 	assert_int_equal(device_state_register(&m2, &pflash_class, 0, obj), 0);
 	assert_int_equal(access(path, R_OK), 0);
+	/* Built (its reset hook), the store in read-array mode is guest memory: a read-only
+	 * window over the store's contents, where the guest reads without exiting. */
+	fake.rom_size = 0;
+	fake.reset[resets](fake.reset_opaque[resets]);
+	assert_int_equal(fake.rom_gpa, base);
+	assert_int_equal(fake.rom_size, 0x84000);
+	assert_memory_equal((const uint8_t *)fake.rom_hva + 40, "_FVH", 4);
 	assert_true(bus_read(&mmio, base + 40, 4, &v));
 	assert_memory_equal(&v, "_FVH", 4);
 	bus_read(&mmio, base + off, 1, &v);
 	old = (uint8_t)v;
+	/* A command takes the window away before the guest reads again (its status, not the
+	 * array); back in read-array mode it is there again, with the programmed byte. */
 	bus_write(&mmio, base + off, 1, CFI_CMD_PROGRAM);
+	assert_int_equal(fake.rom_size, 0);
 	bus_write(&mmio, base + off, 1, (uint8_t)~old);
+	assert_int_equal(fake.rom_size, 0);
+	bus_read(&mmio, base + off, 1, &v);
+	assert_int_equal((uint8_t)v, CFI_STATUS_READY);
 	bus_write(&mmio, base + off, 1, CFI_CMD_READ_ARRAY);
+	assert_int_equal(fake.rom_size, 0x84000);
+	assert_int_equal(((const uint8_t *)fake.rom_hva)[off], (uint8_t)~old);
 	bus_read(&mmio, base + off, 1, &v);
 	assert_int_equal((uint8_t)v, (uint8_t)~old);
+	bus_write(&mmio, base, 1, CFI_CMD_READ_STATUS);
+	assert_int_equal(fake.rom_size, 0);
+	bus_write(&mmio, base, 1, CFI_CMD_CLEAR_STATUS);
+	assert_int_equal(fake.rom_size, 0x84000);
 	/* A guest programming in a loop: the main loop saves the store (a new file each time)
 	 * at most once per interval, not after every program (20 in 400 ms). */
 	assert_int_equal(stat(path, &st0), 0);
@@ -793,6 +854,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_platform_hooks, reset),
 		cmocka_unit_test_setup(test_i8042_reset, reset),
+		cmocka_unit_test_setup(test_i8042_keyboard_reset, reset),
 		cmocka_unit_test_setup(test_pm_button_and_s5, reset),
 		cmocka_unit_test_setup(test_debug_exit, reset),
 		cmocka_unit_test_setup(test_pm_slp_typ, reset),

@@ -34,6 +34,7 @@ head -c 600 /dev/zero >"$tmp/zeros"
 
 expect 'error: --kernel FILE, --firmware bios\|uefi or --config FILE is required'
 expect 'error: --firmware bogus: expected bios or uefi, optionally =FILE' --firmware bogus
+expect 'error: --net tap=t0,vhost=maybe: expected tap=IFNAME .*\[,vhost=auto\|off\|on\]$' --kernel "$tmp/text" --net tap=t0,vhost=maybe
 expect 'error: --firmware bios=: FILE is empty' --firmware bios=
 expect "error: VM '' has both a 'kernel' and a 'generation'" --firmware bios --kernel "$tmp/text"
 expect "error: VM '': an 'nvram' variable store is UEFI's \(Generation 2\); Generation 1 \(BIOS\) has none" --firmware bios --nvram "$tmp/vars"

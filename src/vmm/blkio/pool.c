@@ -111,7 +111,7 @@ int blkio_pool_start(struct blkio_pool *p, unsigned nthreads, const int *efd)
 	p->efd = efd;
 	for (unsigned i = 0; i < nthreads && i < BLKIO_POOL_MAX; i++) {
 		seccomp_thread_expect();
-		if (pthread_create(&p->threads[i], NULL, pool_thread, p)) {
+		if (vthread_start(&p->threads[i], pool_thread, p)) {
 			seccomp_thread_unexpect();
 			break;
 		}
@@ -127,7 +127,7 @@ void blkio_pool_stop(struct blkio_pool *p)
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->nthreads; i++)
-		pthread_join(p->threads[i], NULL);
+		vthread_join(&p->threads[i]);
 	p->nthreads = 0;
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->work);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "vmm/blkio/blkio.h"
+#include "vmm/vthread.h"
 
 #define BLKIO_POOL_MAX 4
 
@@ -19,7 +20,7 @@ struct blkio_pool {
 	struct blkio_req *done_head[BLKIO_MAX_QUEUES], *done_tail[BLKIO_MAX_QUEUES];
 	const int *efd; /* per queue: written once per completion */
 	bool stopping;
-	pthread_t threads[BLKIO_POOL_MAX];
+	struct vthread threads[BLKIO_POOL_MAX];
 	unsigned nthreads;
 };
 

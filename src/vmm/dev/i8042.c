@@ -2,7 +2,10 @@
 /*
  * The i8042 keyboard controller, as much as operating systems use without a keyboard:
  * status, the command byte, self tests, and the reset line (command 0xFE, or output-port
- * writes and pulses that clear bit 0), which resets the VM.
+ * writes and pulses that clear bit 0), which resets the VM. Bytes sent to the keyboard are
+ * acknowledged (0xFA); a keyboard reset (0xFF) is answered as a keyboard answers it, the
+ * acknowledgement and then the self-test result (0xAA), because OVMF's PS/2 driver waits for
+ * that result for seconds (its timeout) before it goes on.
  */
 #include "vmm/dev/i8042.h"
 
@@ -28,6 +31,13 @@
 #define CMD_READ_OUTP	0xd0
 #define CMD_WRITE_OUTP	0xd1
 #define CMD_RESET_PULSE 0xfe
+
+#define KBD_RESET	0xff /* keyboard command: reset and self test */
+#define KBD_ACK		0xfa
+#define KBD_BAT_OK	0xaa /* self test ("basic assurance test") passed */
+/* pending: not a controller command but the keyboard's reset, whose result follows the
+ * acknowledgement once the guest has read it */
+#define PENDING_BAT 0xff
 
 struct i8042 {
 	struct machine *m;
@@ -56,6 +66,10 @@ static uint8_t i8042_read(struct i8042 *k, bool cmd_port)
 	} else {
 		v = k->out;
 		k->status &= (uint8_t)~STS_OBF;
+		if (k->pending == PENDING_BAT) {
+			k->pending = 0;
+			i8042_reply(k, KBD_BAT_OK);
+		}
 	}
 	pthread_mutex_unlock(&k->lock);
 	return v;
@@ -94,16 +108,20 @@ static void i8042_write(struct i8042 *k, bool cmd_port, uint8_t v)
 			break;
 		}
 	} else {
+		uint8_t pending = k->pending;
+
 		k->status &= (uint8_t)~STS_CMD;
-		if (k->pending == CMD_WRITE_CTR) {
+		k->pending = 0;
+		if (pending == CMD_WRITE_CTR) {
 			k->ctr = v;
-		} else if (k->pending == CMD_WRITE_OUTP) {
+		} else if (pending == CMD_WRITE_OUTP) {
 			k->outp = v;
 			reset = !(v & 1);
 		} else {
-			i8042_reply(k, 0xfa); /* no keyboard, but acknowledge its commands */
+			i8042_reply(k, KBD_ACK); /* no keyboard, but acknowledge its commands */
+			if (v == KBD_RESET)
+				k->pending = PENDING_BAT;
 		}
-		k->pending = 0;
 	}
 	pthread_mutex_unlock(&k->lock);
 	if (reset)
@@ -151,7 +169,8 @@ static int i8042_state(struct state_io *io, void *opaque)
 	state_u8(io, &k->outp, 0xff);
 	pending = k->pending;
 	pending = state_u8(io, &pending, 0xff);
-	if (pending && pending != CMD_WRITE_CTR && pending != CMD_WRITE_OUTP)
+	if (pending && pending != CMD_WRITE_CTR && pending != CMD_WRITE_OUTP &&
+	    pending != PENDING_BAT)
 		state_fail(io, "pending command 0x%02x takes no data byte", pending);
 	if (state_applying(io))
 		k->pending = pending;

@@ -58,7 +58,7 @@ static struct blk_slot *slot_of(struct virtio_blk *b, unsigned q, unsigned i)
 }
 
 /* I/O thread or reset, vd->lock held: the slot is free again. */
-static void blk_release_slot(struct virtio_blk *b, struct blk_slot *s)
+void blk_release_slot(struct virtio_blk *b, struct blk_slot *s)
 {
 	if (s->bounce) {
 		free(s->bounce);
@@ -67,6 +67,7 @@ static void blk_release_slot(struct virtio_blk *b, struct blk_slot *s)
 		s->bounce_len = 0;
 	}
 	b->freelist[s->q][b->nfree[s->q]++] = s->idx;
+	blk_throttle_done(b);
 }
 
 /* Write the status, hand the chain back (unless a reset came in between), free the slot.
@@ -230,8 +231,9 @@ static void blk_finish_rw(struct blk_slot *s)
 	}
 }
 
-/* I/O thread, vd->lock held: start the request just taken into s. Returns whether it
- * completed at once (the used ring changed). */
+/* I/O thread, vd->lock held: start the request just taken into s, unless the disk's QoS
+ * makes it wait (blk_throttle.c). Returns whether it completed at once (the used ring
+ * changed). */
 static bool blk_start(struct virtio_blk *b, struct blk_slot *s)
 {
 	unsigned st = blk_check(b, &s->chain, &s->type, &s->sector, &s->data);
@@ -242,8 +244,13 @@ static bool blk_start(struct virtio_blk *b, struct blk_slot *s)
 	s->no_status = st == BLK_NO_STATUS;
 	if (st != VIRTIO_BLK_S_OK) {
 		s->status = s->no_status ? 0 : (uint8_t)st;
-		goto now;
+		return blk_complete(b, s);
 	}
+	return !blk_throttle_gate(b, s) && blk_run(b, s);
+}
+
+bool blk_run(struct virtio_blk *b, struct blk_slot *s)
+{
 	switch (s->type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
@@ -382,6 +389,8 @@ static void blk_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 	struct virtio_blk *b = vd->priv;
 	unsigned q;
 
+	if (blk_throttle_fd(b, fd))
+		return;
 	for (q = 0; q < b->nq && blkio_event_fd(b->io, q) != fd; q++)
 		;
 	if (q == b->nq)
@@ -402,6 +411,7 @@ static void blk_quiesce(struct virtio_dev *vd, long long deadline_ms)
 	struct virtio_blk *b = vd->priv;
 	struct timespec ms = {0, 1000000};
 
+	blk_throttle_release(b, true); /* what waits for the buckets goes now */
 	for (;;) {
 		bool busy = false;
 
@@ -421,6 +431,7 @@ static void blk_drain(struct virtio_blk *b)
 {
 	struct blkio_req *done[64];
 
+	blk_throttle_drop(b);
 	for (unsigned q = 0; b->io && q < b->nq; q++) {
 		while (blkio_inflight(b->io, q)) {
 			unsigned n = blkio_reap(b->io, q, done, 64, true);
@@ -464,6 +475,7 @@ void virtio_blk_free(struct virtio_blk *b)
 	if (!b)
 		return;
 	blk_drain(b);
+	blk_throttle_free(b);
 	blkio_destroy(b->io);
 	free(b->slots);
 	if (b->pfd_owned)
@@ -664,11 +676,18 @@ static void blk_open_payload(struct virtio_blk *b)
 	b->direct = true;
 	b->dio_mem = a.mem;
 	b->dio_off = a.off;
+	/* The library's own data writes (a VHDX block's first write) bypass the cache too. */
+	r = disk_set_direct(b->disk, fd, a.mem, a.off);
+	if (r)
+		log_warn("%s: cache=none: the disk library cannot take the direct descriptor "
+			 "(%s); a new block's first write goes through the page cache",
+			 b->path, strerror(-r));
 }
 
 /* The backend and the request slots, before the guest runs (io_uring rings are set up
  * here, so that no io_uring_setup is needed later). */
-static int blk_start_backend(struct virtio_blk *b, unsigned nq, char *err, size_t errlen)
+static int blk_start_backend(struct virtio_blk *b, const struct vm_disk *spec, unsigned nq,
+			     char *err, size_t errlen)
 {
 	struct disk_info info;
 	const char *fmt;
@@ -693,6 +712,12 @@ static int blk_start_backend(struct virtio_blk *b, unsigned nq, char *err, size_
 			b->freelist[q][b->nfree[q]++] = (uint16_t)(BLK_SLOTS - 1 - i);
 		}
 	}
+	r = blk_throttle_create(b, spec);
+	if (r) {
+		snprintf(err, errlen, "--disk %s: cannot set up its QoS timer: %s", b->path,
+			 strerror(-r));
+		return r;
+	}
 	r = blkio_create(nq, BLK_SLOTS * BLK_MAX_EXTENTS, &b->io, &why);
 	if (r) {
 		snprintf(err, errlen, "--disk %s: cannot start the block backend: %s", b->path,
@@ -715,6 +740,11 @@ static int blk_start_backend(struct virtio_blk *b, unsigned nq, char *err, size_
 		 nq == 1 ? "" : "s", vmdef_disk_cache_name(b->cache),
 		 b->cache == VM_DISK_CACHE_NONE && !b->direct ? " (page cache)" : "",
 		 blkio_uses_uring(b->io) ? "io_uring" : "thread pool");
+	if (spec->max_iops || spec->max_bw || spec->min_iops)
+		log_info("%s: QoS max-iops %llu, max-bandwidth %llu bytes/s, min-iops %llu "
+			 "(0: none)",
+			 b->path, (unsigned long long)spec->max_iops,
+			 (unsigned long long)spec->max_bw, (unsigned long long)spec->min_iops);
 	return 0;
 }
 
@@ -732,7 +762,7 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 		nq = BLKIO_MAX_QUEUES;
 	if (nq > VIRTIO_MAX_QUEUES)
 		nq = VIRTIO_MAX_QUEUES;
-	r = blk_start_backend(b, nq, err, errlen);
+	r = blk_start_backend(b, spec, nq, err, errlen);
 	if (r) {
 		virtio_blk_free(b);
 		return r;
@@ -745,6 +775,13 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 		return r;
 	}
 	b->vd = *out;
+	r = virtio_dev_watch(*out, b->thr->timer_fd, EPOLLIN);
+	if (r) {
+		snprintf(err, errlen, "--disk %s: cannot watch its QoS timer: %s", spec->path,
+			 strerror(-r));
+		virtio_dev_destroy(*out); /* frees b */
+		return r;
+	}
 	for (unsigned q = 0; q < nq; q++) {
 		r = virtio_dev_watch(*out, blkio_event_fd(b->io, q), EPOLLIN);
 		if (r) {
@@ -766,6 +803,8 @@ static int blk_class_create(struct machine *m, unsigned i, void **obj, char *err
 	r = r ?: virtio_dev_keep(m, vd);
 	if (!r)
 		*obj = vd;
+	if (!r && machine_set_disk_dev(m, i, vd))
+		log_warn("disk %u: its QoS cannot be changed while the VM runs", i);
 	return r;
 }
 

@@ -43,6 +43,13 @@ uint32_t virtio_blk_request(struct virtio_blk *b, const struct vq_chain *c);
 /* Requests of the device vd (a virtio-blk) submitted to the backend and not yet reaped;
  * vd->lock not held (the fuzz targets wait for them). */
 unsigned virtio_blk_inflight(struct virtio_dev *vd);
+/* Storage QoS of the device vd (a virtio-blk; blk_throttle.c): new limits when set is not
+ * NULL (what waits is released as they allow), then the limits, counters and requests
+ * waiting now. Any thread; vd->lock not held. */
+struct blk_qos_limits;
+struct blk_qos_stats;
+void virtio_blk_qos(struct virtio_dev *vd, const struct blk_qos_limits *set,
+		    struct blk_qos_limits *lim, struct blk_qos_stats *st, unsigned *waiting);
 /* The device on the VM's PCI bus. */
 int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 		      const struct machine_chain *chain, struct virtio_dev **out, char *err,

@@ -10,6 +10,7 @@
 
 #include "config/vmdef.h"
 #include "vmm/blkio/blkio.h"
+#include "vmm/blkio/qos.h"
 #include "vmm/virtio/queue.h"
 
 #define BLK_QUEUE_SIZE	256
@@ -85,11 +86,47 @@ struct virtio_blk {
 	unsigned nfree[BLKIO_MAX_QUEUES];
 	bool starved[BLKIO_MAX_QUEUES]; /* chains left in the ring for want of a slot */
 	uint64_t bounce_bytes;		/* allocated for direct I/O bounces */
+	struct blk_throttle *thr;	/* storage QoS (blk_throttle.c) */
 };
+
+/* Storage QoS of the device (blk_throttle.c): requests beyond the disk's limits wait in
+ * their slots, one FIFO per queue, and a timer on the device's I/O thread releases them
+ * round-robin over the queues as the buckets refill (so that a queue the guest floods does
+ * not starve the others). Under vd->lock once the device runs. */
+struct blk_throttle {
+	struct blk_qos qos;
+	int timer_fd;
+	uint16_t fifo[BLKIO_MAX_QUEUES][BLK_SLOTS]; /* slot indices, oldest at head */
+	unsigned head[BLKIO_MAX_QUEUES], n[BLKIO_MAX_QUEUES];
+	unsigned waiting; /* over every queue */
+	unsigned next_q;  /* the queue released from first next time */
+};
+
+/* The timer and the buckets from the description's limits; -errno. */
+int blk_throttle_create(struct virtio_blk *b, const struct vm_disk *spec)
+	__attribute__((warn_unused_result));
+void blk_throttle_free(struct virtio_blk *b);
+/* A checked request in s: true when it must wait (it is queued; the timer starts it). */
+bool blk_throttle_gate(struct virtio_blk *b, struct blk_slot *s);
+/* Start what the buckets allow now (force: everything waiting, a pause's drain), commit and
+ * interrupt the queues that got some; arm the timer for the rest. */
+void blk_throttle_release(struct virtio_blk *b, bool force);
+/* A reset: free the waiting slots without touching their chains. */
+void blk_throttle_drop(struct virtio_blk *b);
+/* The timer fired (fd is the timer's; false if fd is another). */
+bool blk_throttle_fd(struct virtio_blk *b, int fd);
+/* A completion: the minimum-IOPS windows, and whether the device went idle. */
+void blk_throttle_done(struct virtio_blk *b);
+/* blk.c: start a request that passed blk_check (returns whether it completed at once), and
+ * give a slot back. */
+bool blk_run(struct virtio_blk *b, struct blk_slot *s);
+void blk_release_slot(struct virtio_blk *b, struct blk_slot *s);
 
 /*
  * Check chain c as a request: its header, its status byte, and for reads and writes its data
- * (into d: whole sectors inside the disk, at most BLK_MAX_REQUEST). Returns VIRTIO_BLK_S_OK
+ * (into d: whole sectors inside the disk, at most BLK_MAX_REQUEST); for a write-zeroes that
+ * writes its zeros (VHDX), d->len is the length it asks for, which the execution holds it
+ * to. Returns VIRTIO_BLK_S_OK
  * when the request is to be executed (*type and *sector set), another status to complete it
  * with at once, or BLK_NO_STATUS.
  */

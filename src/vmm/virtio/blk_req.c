@@ -68,6 +68,20 @@ static unsigned blk_check_rw(struct virtio_blk *b, bool write, uint64_t sector,
 	return VIRTIO_BLK_S_OK;
 }
 
+/* The bytes a write-zeroes that writes its zeros (one segment) asks for, which storage QoS
+ * charges; 0 for a chain that is not one segment (blk_discard_zeroes refuses it). */
+static uint64_t blk_zeroes_len(const struct vq_chain *c)
+{
+	uint8_t seg[16];
+	uint32_t count;
+
+	if (c->in_len - VIRTIO_BLK_HDR_SIZE != 16)
+		return 0;
+	vq_chain_read(c, VIRTIO_BLK_HDR_SIZE, seg, 16);
+	memcpy(&count, seg + 8, 4);
+	return count <= BLK_MAX_WZ_WRITTEN ? (uint64_t)count * 512 : 0;
+}
+
 unsigned blk_check(struct virtio_blk *b, const struct vq_chain *c, uint32_t *type, uint64_t *sector,
 		   struct blk_data *d)
 {
@@ -95,8 +109,11 @@ unsigned blk_check(struct virtio_blk *b, const struct vq_chain *c, uint32_t *typ
 	case VIRTIO_BLK_T_FLUSH:
 	case VIRTIO_BLK_T_GET_ID:
 		return VIRTIO_BLK_S_OK;
-	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
+		if (!b->ro && !b->zeroes_by_discard)
+			d->len = blk_zeroes_len(c);
+		/* fall through */
+	case VIRTIO_BLK_T_DISCARD:
 		return b->ro ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
@@ -159,7 +176,8 @@ static int blk_write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len)
 }
 
 /* Discard or write-zeroes: segments of {le64 sector, le32 sectors, le32 flags}. */
-static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c, bool zeroes)
+static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c, bool zeroes,
+				  const struct blk_data *d)
 {
 	uint64_t n = (c->in_len - VIRTIO_BLK_HDR_SIZE) / 16, i;
 	bool written = zeroes && !b->zeroes_by_discard;
@@ -180,6 +198,10 @@ static uint8_t blk_discard_zeroes(struct virtio_blk *b, const struct vq_chain *c
 		if (flags & ~1u || (!zeroes && flags))
 			return VIRTIO_BLK_S_UNSUPP;
 		if (count > max_count || sector > b->sectors || count > b->sectors - sector)
+			return VIRTIO_BLK_S_IOERR;
+		/* The length blk_check took (and storage QoS charged): a driver that changed
+		 * it since gets an error, not more zeros than it paid for. */
+		if (written && (uint64_t)count * 512 != d->len)
 			return VIRTIO_BLK_S_IOERR;
 		r = zeroes ? blk_write_zeroes(b, sector * 512, (uint64_t)count * 512)
 			   : disk_discard(b->disk, sector * 512, (uint64_t)count * 512);
@@ -215,7 +237,7 @@ uint8_t blk_execute(struct virtio_blk *b, const struct vq_chain *c, uint32_t typ
 	}
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		return blk_discard_zeroes(b, c, type == VIRTIO_BLK_T_WRITE_ZEROES);
+		return blk_discard_zeroes(b, c, type == VIRTIO_BLK_T_WRITE_ZEROES, d);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
 	}

@@ -16,6 +16,10 @@
  * so TCP streams arrive as 64 KiB frames. When the guest has too few receive buffers the
  * frame waits in the device (its chains put back) and the tap is not read (it queues or
  * drops, as a full NIC would) until the guest posts more.
+ *
+ * Where the host has vhost-net, the host kernel serves the rings instead (vhost_net.c; the hooks
+ * below hand them over and take them back): the device, its features and its saved state are
+ * the same on both paths.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +44,7 @@
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/net_hdr.h"
 #include "vmm/virtio/state.h"
+#include "vmm/virtio/vhost_net.h"
 #include "vmm/virtio/virtio.h"
 #include "config/vmdef_device.h"
 #include "vmm/machine.h"
@@ -101,6 +106,7 @@ struct net_pair {
 	struct iovec tx_iov[VQ_MAX_SEGS];
 	uint8_t tx_head[NET_HDR_SIZE + NET_FRAME_MAX]; /* header and a segment's tail, copied */
 	uint8_t frame[NET_HDR_SIZE + NET_FRAME_MAX];   /* a received frame, header first */
+	struct vhost_net *vhost; /* the queue pair's kernel data path, or NULL (vd->lock) */
 };
 
 struct virtio_net {
@@ -205,7 +211,12 @@ static void net_mute(struct virtio_dev *vd, struct net_pair *p, bool mute)
  * the kernel then steers every flow to a queue the guest reads. A detached pair's waiting
  * frame is dropped (its flow moves to another queue). Rate-limited (NET_QUEUE_BURST). A TUNSETQUEUE
  * that fails (said once) leaves the kernel's view as it was; the pair is watched or not as the
- * driver asked either way. I/O thread (TUNSETQUEUE is in its seccomp rules). */
+ * driver asked either way. A pair on vhost-net has its rings taken back before its queue is
+ * detached and handed over again once it is attached. I/O thread (TUNSETQUEUE and the vhost
+ * ioctls are in its seccomp rules). */
+static void net_vhost_start_pair(struct virtio_dev *vd, struct net_pair *p);
+static void net_vhost_stop_pair(struct virtio_dev *vd, struct net_pair *p, bool keep);
+
 static void net_sync_queues(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
@@ -220,6 +231,10 @@ static void net_sync_queues(struct virtio_dev *vd)
 		if (!net_tokens(&n->qchg, NET_QUEUE_BURST))
 			return; /* limited: the next event of the thread tries again */
 		n->qchg.tokens--;
+		/* A pair on vhost-net: the kernel gives its rings back before its queue is
+		 * detached (and takes them again once it is attached, below). */
+		if (!want)
+			net_vhost_stop_pair(vd, p, true);
 		r = tap_queue_enable(p->tap, want);
 		if (r && !n->queue_warned) {
 			log_warn("%s: cannot %s tap queue %u: %s", n->ifname,
@@ -230,6 +245,8 @@ static void net_sync_queues(struct virtio_dev *vd)
 		p->pending = 0;
 		p->rx_wait = false;
 		net_mute(vd, p, !want);
+		if (want)
+			net_vhost_start_pair(vd, p);
 	}
 }
 
@@ -550,6 +567,8 @@ static void net_queue_notify(struct virtio_dev *vd, unsigned q)
 	if (q / 2 >= n->npairs)
 		return; /* a queue that is neither a pair's nor the control queue now */
 	p = &n->pair[q / 2];
+	if (vhost_net_running(p->vhost))
+		return; /* a kick taken just before the kernel took the rings */
 	if (q % 2 == NET_TX) {
 		net_tx(vd, p);
 		return;
@@ -574,9 +593,12 @@ static void net_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 	uint64_t ticks;
 
 	net_sync_queues(vd);
+	for (unsigned k = 0; k < n->npairs; k++)
+		if (n->pair[k].vhost && vhost_net_fd_event(n->pair[k].vhost, fd))
+			return;
 	if (fd != n->link_timer) {
 		for (unsigned k = 0; k < n->npairs; k++)
-			if (n->pair[k].tap == fd)
+			if (n->pair[k].tap == fd && !vhost_net_running(n->pair[k].vhost))
 				net_rx(vd, &n->pair[k]);
 		return;
 	}
@@ -648,15 +670,98 @@ void virtio_net_set_link(struct virtio_dev *vd, bool up)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+struct vhost_net *virtio_net_vhost(struct virtio_dev *vd, unsigned k)
+{
+	struct virtio_net *n = vd->priv;
+
+	return k < n->npairs ? n->pair[k].vhost : NULL;
+}
+
 static void net_link(void *opaque, bool up)
 {
 	virtio_net_set_link(opaque, up);
+}
+
+/* ---- the kernel data path's hooks (vhost_net.h) ---- */
+
+/* Pair p's rings to the kernel once the driver runs and p is enabled with its tap queue
+ * attached: its tap queue is no longer read here. */
+static void net_vhost_start_pair(struct virtio_dev *vd, struct net_pair *p)
+{
+	struct virtio_net *n = vd->priv;
+
+	if (!p->vhost || vhost_net_running(p->vhost) || p->index >= n->curr_pairs || !p->attached)
+		return;
+	net_sync_offloads(vd);
+	if (vhost_net_start(p->vhost) || !vhost_net_running(p->vhost))
+		return;
+	p->pending = 0;
+	p->rx_wait = false;
+	net_mute(vd, p, true);
+}
+
+/* Pair p's rings come back (keep: with the kernel's indexes); its tap queue is read here
+ * again if attached. */
+static void net_vhost_stop_pair(struct virtio_dev *vd, struct net_pair *p, bool keep)
+{
+	if (!vhost_net_running(p->vhost))
+		return;
+	vhost_net_stop(p->vhost, keep);
+	if (p->attached)
+		net_mute(vd, p, false);
+}
+
+/* The driver runs: the kernel takes the rings of every enabled pair. */
+static void net_vhost_start(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	for (unsigned k = 0; k < n->npairs; k++)
+		net_vhost_start_pair(vd, &n->pair[k]);
+}
+
+static void net_vhost_stop(struct virtio_dev *vd, bool keep)
+{
+	struct virtio_net *n = vd->priv;
+
+	for (unsigned k = 0; k < n->npairs; k++)
+		net_vhost_stop_pair(vd, &n->pair[k], keep);
+}
+
+static void net_driver_ok(struct virtio_dev *vd)
+{
+	net_vhost_start(vd);
+}
+
+static void net_vectors_changed(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	for (unsigned k = 0; k < n->npairs; k++)
+		if (vhost_net_running(n->pair[k].vhost))
+			vhost_net_reroute(n->pair[k].vhost);
+}
+
+/* Pause: the rings come back before the save reads them; resume: the kernel takes them at
+ * the indexes they have then (after a restore, the saved ones). */
+static int net_vhost_pause(void *opaque, bool pause)
+{
+	struct virtio_dev *vd = opaque;
+
+	pthread_mutex_lock(&vd->lock);
+	if (pause)
+		net_vhost_stop(vd, true);
+	else
+		net_vhost_start(vd);
+	pthread_mutex_unlock(&vd->lock);
+	return 0;
 }
 
 static void net_reset(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
 
+	net_vhost_stop(vd, false); /* the queues are gone */
 	/* A new driver gets no frame of the old one's, and one pair until it enables more (the
 	 * tap's offloads and queues follow on the I/O thread: net_sync_queues). */
 	for (unsigned k = 0; k < n->npairs; k++) {
@@ -675,14 +780,18 @@ static void net_loaded(struct virtio_dev *vd)
 	struct virtio_net *n = vd->priv;
 
 	n->link_down = n->link_seen = n->up_pending = false;
+	net_vhost_stop(vd, false); /* the saved indexes replace the kernel's */
+	net_vhost_start(vd);
 }
 
 static void net_release(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
 
-	for (unsigned k = 0; k < n->npairs; k++)
+	for (unsigned k = 0; k < n->npairs; k++) {
+		vhost_net_close(n->pair[k].vhost);
 		close(n->pair[k].tap);
+	}
 	if (n->link_timer >= 0)
 		close(n->link_timer);
 	free(n);
@@ -695,6 +804,8 @@ static const struct virtio_dev_ops net_ops = {
 	.seccomp = SECCOMP_NET,
 	.queue_notify = net_queue_notify,
 	.config_read = net_config_read,
+	.driver_ok = net_driver_ok,
+	.vectors_changed = net_vectors_changed,
 	.reset = net_reset,
 	.fd_event = net_fd_event,
 	.loaded = net_loaded,
@@ -773,46 +884,145 @@ void virtio_net_nic_mac(const struct vm_nic *nic, uint8_t mac[6])
 		virtio_net_default_mac(nic->tap, mac);
 }
 
+/* The vhost-nets passed (vhosts, NULL: none) that nobody takes, closed. */
+static void net_close_fds(const int *fds, unsigned n)
+{
+	for (unsigned k = 0; fds && k < n && k < NET_PAIRS_MAX; k++)
+		if (fds[k] >= 0)
+			close(fds[k]);
+}
+
+/* Pair k's /dev/vhost-net: keeld's (vhosts[k], taken over), or opened here when keel-vmm
+ * attached the tap itself (an unjailed worker); -1 with why. */
+static int net_vhost_fd(const int *vhosts, unsigned k, bool tap_passed, char *why, size_t len)
+{
+	int fd = vhosts ? vhosts[k] : -1;
+
+	if (fd >= 0)
+		return fd;
+	if (tap_passed) {
+		snprintf(why, len,
+			 "keeld passed no /dev/vhost-net with the tap (the host has none, or "
+			 "refused it: keeld's log says which)");
+		return -1;
+	}
+	fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		snprintf(why, len, "cannot open /dev/vhost-net: %s%s", strerror(errno),
+			 errno == ENOENT ? " (the host has no vhost-net: modprobe vhost_net)" : "");
+	return fd;
+}
+
+/* The adapter's data path (spec->vhost): one vhost-net per queue pair, pair k's backend the
+ * tap's queue k, or the user-space path for every pair, said once with why (a pair without
+ * vhost-net puts the whole adapter on the user-space path: one path per adapter). vhost=on
+ * without vhost-net for every pair fails the adapter. vhosts (npairs, or NULL) are taken
+ * over. */
+static int net_vhost_setup(struct virtio_dev *vd, const struct vm_nic *spec, bool tap_passed,
+			   const int *vhosts, char *err, size_t errlen)
+{
+	struct virtio_net *n = vd->priv;
+	struct vhost_net *h[NET_PAIRS_MAX] = {NULL};
+	char why[224] = "";
+	unsigned k, got = 0;
+	int r;
+
+	if (spec->vhost == VM_VHOST_OFF) {
+		net_close_fds(vhosts, n->npairs);
+		log_info("%s: user-space data path (vhost=off)", n->ifname);
+		return 0;
+	}
+	for (k = 0; k < n->npairs; k++) {
+		int fd = net_vhost_fd(vhosts, k, tap_passed, why, sizeof(why));
+
+		if (fd < 0 || vhost_net_open(fd, vd, 2 * k + NET_RX, n->pair[k].tap, &h[k], why,
+					     sizeof(why))) {
+			if (vhosts)
+				net_close_fds(vhosts + k + 1, n->npairs - k - 1);
+			break;
+		}
+		got++;
+	}
+	if (got < n->npairs) {
+		for (k = 0; k < got; k++)
+			vhost_net_close(h[k]);
+		if (spec->vhost == VM_VHOST_ON) {
+			snprintf(err, errlen,
+				 "--net tap=%s: vhost=on, but vhost-net cannot serve it: %s (queue "
+				 "pair %u of %u; set vhost to auto or off for the user-space data "
+				 "path)",
+				 spec->tap, why, got, n->npairs);
+			return -ENODEV;
+		}
+		log_info("%s: user-space data path: %s (queue pair %u of %u)", n->ifname, why, got,
+			 n->npairs);
+		return 0;
+	}
+	log_info("%s: vhost-net: the host kernel's data path serves the adapter (%u queue "
+		 "pair%s, one vhost-net each)",
+		 n->ifname, n->npairs, n->npairs == 1 ? "" : "s");
+	pthread_mutex_lock(&vd->lock); /* the I/O thread runs */
+	for (k = 0; k < n->npairs; k++)
+		n->pair[k].vhost = h[k];
+	pthread_mutex_unlock(&vd->lock);
+	r = machine_add_pause_hook(vd->m, net_vhost_pause, vd);
+	if (r)
+		snprintf(err, errlen, "--net tap=%s: no room for the vhost-net pause hook",
+			 spec->tap);
+	return r;
+}
+
 int virtio_net_create(struct machine *m, const struct vm_nic *spec, unsigned npairs,
-		      const int *taps, struct virtio_dev **out, char *err, size_t errlen)
+		      const int *taps, const int *vhosts, struct virtio_dev **out, char *err,
+		      size_t errlen)
 {
 	char ifname[IFNAMSIZ];
 	int fds[NET_PAIRS_MAX];
+	bool passed = taps[0] >= 0;
 	uint8_t mac[6];
 	int r;
 
 	if (npairs < 1 || npairs > NET_PAIRS_MAX) {
 		snprintf(err, errlen, "--net tap=%s: %u queue pairs (1 to %d)", spec->tap, npairs,
 			 NET_PAIRS_MAX);
-		for (unsigned k = 0; k < npairs && k < NET_PAIRS_MAX; k++)
-			if (taps[k] >= 0)
-				close(taps[k]);
+		net_close_fds(taps, npairs);
+		net_close_fds(vhosts, npairs);
 		return -EINVAL;
 	}
 	/* keeld attached them (the jailed worker's network namespace has no taps): it set the
 	 * tap up as tap_open_queues does. */
-	if (taps[0] >= 0) {
+	if (passed) {
 		snprintf(ifname, sizeof(ifname), "%s", spec->tap);
 		memcpy(fds, taps, npairs * sizeof(fds[0]));
 	} else {
 		r = tap_open_queues(spec->tap, npairs, fds, ifname, err, errlen);
-		if (r)
+		if (r) {
+			net_close_fds(vhosts, npairs);
 			return r;
+		}
 	}
 	virtio_net_nic_mac(spec, mac);
 	r = virtio_net_create_fd(m, spec->pci_slot, fds, npairs, ifname, mac, out);
-	if (r)
+	if (r) {
+		net_close_fds(vhosts, npairs);
 		snprintf(err, errlen, "--net tap=%s: virtio-net set-up: %s", spec->tap,
 			 strerror(-r));
+		return r;
+	}
+	r = net_vhost_setup(*out, spec, passed, vhosts, err, errlen);
+	if (r) {
+		virtio_dev_destroy(*out);
+		*out = NULL;
+	}
 	return r;
 }
 
-int virtio_net_attach(struct machine *m, unsigned i, const int *taps, struct virtio_dev **out,
-		      char *err, size_t errlen)
+int virtio_net_attach(struct machine *m, unsigned i, const int *taps, const int *vhosts,
+		      struct virtio_dev **out, char *err, size_t errlen)
 {
 	struct virtio_dev *vd;
-	int r = virtio_net_create(m, &m->def->nics[i], vmdef_nic_queues(m->def, i), taps, &vd, err,
-				  errlen);
+	int r = virtio_net_create(m, &m->def->nics[i], vmdef_nic_queues(m->def, i), taps, vhosts,
+				  &vd, err, errlen);
 
 	if (r)
 		return r;
@@ -826,13 +1036,17 @@ static int net_class_create(struct machine *m, unsigned i, void **obj, char *err
 	struct virtio_dev *vd = NULL;
 	int r;
 
-	/* Tap queues passed beyond the adapter's pairs (a restore of a state saved with fewer,
-	 * snapshot_read) are closed: an open queue stays attached, and the kernel would steer
-	 * flows to it that nobody reads. */
-	for (unsigned k = vmdef_nic_queues(m->def, i); k < VMDEF_NET_QUEUES_MAX; k++)
+	/* Tap queues and vhost-nets passed beyond the adapter's pairs (a restore of a state saved
+	 * with fewer, snapshot_read) are closed: an open queue stays attached, and the kernel
+	 * would steer flows to it that nobody reads. */
+	for (unsigned k = vmdef_nic_queues(m->def, i); k < VMDEF_NET_QUEUES_MAX; k++) {
 		if (m->net_fds[i][k] >= 0)
 			close(m->net_fds[i][k]);
-	r = virtio_net_attach(m, i, m->net_fds[i], &vd, err, errlen);
+		if (m->vhost_fds && m->vhost_fds[i][k] >= 0)
+			close(m->vhost_fds[i][k]);
+	}
+	r = virtio_net_attach(m, i, m->net_fds[i], m->vhost_fds ? m->vhost_fds[i] : NULL, &vd, err,
+			      errlen);
 
 	if (!r)
 		*obj = vd;

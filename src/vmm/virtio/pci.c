@@ -325,6 +325,8 @@ static void common_write(struct virtio_dev *vd, unsigned off, unsigned size, uin
 	case CC_Q_MSIX | 2 << 8:
 		if (q)
 			q->vector = vector_ok(vd, (uint16_t)v) ? (uint16_t)v : VIRTIO_NO_VECTOR;
+		if (q && vd->ops->vectors_changed)
+			vd->ops->vectors_changed(vd);
 		break;
 	case CC_Q_ENABLE | 2 << 8:
 		if (q && v == 1)
@@ -498,6 +500,17 @@ static void vd_pci_reset(void *opaque)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+static void vd_msix_changed(void *opaque)
+{
+	struct virtio_dev *vd = opaque;
+
+	if (!vd->ops->vectors_changed)
+		return;
+	pthread_mutex_lock(&vd->lock);
+	vd->ops->vectors_changed(vd);
+	pthread_mutex_unlock(&vd->lock);
+}
+
 static const struct pci_dev_ops virtio_pci_ops = {
 	.bar_read = vd_bar_read,
 	.bar_write = vd_bar_write,
@@ -505,6 +518,7 @@ static const struct pci_dev_ops virtio_pci_ops = {
 	.cfg_write = vd_cfg_write,
 	.cfg_read = vd_cfg_read,
 	.reset = vd_pci_reset,
+	.msix_changed = vd_msix_changed,
 };
 
 /* ---- the I/O thread ---- */
@@ -740,6 +754,17 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 	return epoll_ctl(vd->epfd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
 }
 
+int virtio_queue_watch(struct virtio_dev *vd, unsigned q, bool watch)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = q};
+
+	if (q >= vd->nqueues)
+		return -EINVAL;
+	return epoll_ctl(vd->epfd, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, vd->q[q].kick_fd, &ev)
+		       ? -errno
+		       : 0;
+}
+
 int virtio_dev_unwatch(struct virtio_dev *vd, int fd)
 {
 	return epoll_ctl(vd->epfd, EPOLL_CTL_DEL, fd, NULL) ? -errno : 0;
@@ -849,7 +874,7 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 		goto fail;
 	}
 	seccomp_thread_expect();
-	r = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
+	r = vthread_start(&vd->thread, virtio_thread, vd);
 	if (r) {
 		seccomp_thread_unexpect();
 		pci_dev_unregister(&vd->pci);
@@ -884,7 +909,7 @@ void virtio_dev_destroy(struct virtio_dev *vd)
 		pthread_cond_broadcast(&vd->cond);
 		pthread_mutex_unlock(&vd->lock);
 		if (write(vd->stop_fd, &one, sizeof(one)) == sizeof(one))
-			pthread_join(vd->thread, NULL);
+			vthread_join(&vd->thread);
 	}
 	pci_dev_unregister(&vd->pci);
 	if (vd->ops->release)

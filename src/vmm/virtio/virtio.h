@@ -26,6 +26,7 @@
 #include "vmm/pci.h"
 #include "vmm/seccomp_filter.h"
 #include "vmm/virtio/queue.h"
+#include "vmm/vthread.h"
 
 struct machine;
 
@@ -86,6 +87,9 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *vd);
 	/* One of the fds given to virtio_dev_watch() is ready (optional). I/O thread. */
 	void (*fd_event)(struct virtio_dev *vd, int fd, uint32_t events);
+	/* A queue's MSI-X vector, or whether a vector may be signalled, changed (optional;
+	 * vd->lock held; a vCPU thread). */
+	void (*vectors_changed)(struct virtio_dev *vd);
 	/* The device's state was just loaded from a save (optional; vd->lock held). */
 	void (*loaded)(struct virtio_dev *vd);
 	/* Free the private state once the I/O thread has stopped (default: free(priv)). */
@@ -132,7 +136,7 @@ struct virtio_dev {
 
 	/* The I/O thread. It parks while the VM is paused (paused, parked and stopping are
 	 * under lock; cond signals changes to them); stop_fd wakes it for either. */
-	pthread_t thread;
+	struct vthread thread;
 	bool thread_started;
 	int epfd;
 	int stop_fd;
@@ -161,6 +165,10 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 /* Stop watching fd (a device that cannot take an fd's input now: level-triggered hang-ups
  * would otherwise wake the thread for ever). */
 int virtio_dev_unwatch(struct virtio_dev *vd, int fd) __attribute__((warn_unused_result));
+/* Stop the I/O thread waiting on queue q's notifications (watch false: the host kernel
+ * serves the queue, virtio/vhost_net.c) or have it wait again (the queue starts watched). */
+int virtio_queue_watch(struct virtio_dev *vd, unsigned q, bool watch)
+	__attribute__((warn_unused_result));
 
 /* With vd->lock held (device code on the I/O thread): */
 /* Is the device running (DRIVER_OK, not NEEDS_RESET) with queue q enabled? */

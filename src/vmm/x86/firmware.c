@@ -52,7 +52,9 @@ int firmware_open(const struct vm_def *def, int passed_fd, struct firmware *fw, 
 		close(fd);
 		return -EINVAL;
 	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	/* Shared and read-only: the pages are the file's page cache, the same pages for every VM
+	 * that boots this firmware; nothing is ever copied (the guest cannot write them). */
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
 	r = p == MAP_FAILED ? -errno : 0;
 	close(fd);
 	if (r) {

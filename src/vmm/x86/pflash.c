@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,11 +24,14 @@
 
 struct pflash {
 	struct machine *m;
-	/* lock protects chip (its contents included) and pending */
+	/* lock protects chip (its contents included), pending and mapped */
 	pthread_mutex_t lock;
 	struct cfi_flash chip;
-	uint8_t *data;
+	uint8_t *data; /* size bytes, page-aligned (mmap): the memory slot's backing */
 	size_t size;
+	uint64_t base;	 /* guest-physical address of the chip */
+	bool mapped;	 /* the guest reads data through a read-only memory slot */
+	bool map_failed; /* said once: mapping failed, every read exits */
 	bool persistent; /* an NVRAM file backs the store */
 	bool pending;	 /* changed contents not yet handed to the main thread */
 	struct nvram nv;
@@ -36,7 +40,6 @@ struct pflash {
 	bool timer_armed;   /* main thread */
 	bool bad_said;	    /* main thread: the guest's store was said to be bad */
 	uint64_t last_save; /* main thread: CLOCK_MONOTONIC ns when the last save started */
-	uint8_t *copy;
 };
 
 /* At most one save of the whole store per interval: a guest that programs the flash in a
@@ -52,28 +55,40 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Main thread: write the store back (a copy taken under the lock, written outside it). */
+/* Main thread: write the store back: a copy taken under the lock, written outside it (the
+ * guest is not held up by the file system). The copy lives only as long as the save, in its
+ * own mapping, so it costs no memory between saves. */
 static void pflash_save(struct pflash *p)
 {
+	uint8_t *copy;
 	bool pending;
 	int r;
 
 	pthread_mutex_lock(&p->lock);
 	pending = p->pending;
-	p->pending = false;
-	if (pending)
-		memcpy(p->copy, p->data, p->size);
 	pthread_mutex_unlock(&p->lock);
 	if (!pending)
 		return;
-	r = nvram_save(&p->nv, p->copy, p->size);
+	copy = mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (copy == MAP_FAILED) {
+		log_err("pflash: cannot save the UEFI variable store: %s (tried again at the next "
+			"change)",
+			strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->pending = false;
+	memcpy(copy, p->data, p->size);
+	pthread_mutex_unlock(&p->lock);
+	r = nvram_save(&p->nv, copy, p->size);
 	if (r == -EINVAL && !p->bad_said)
 		log_err("pflash: the guest's UEFI variable store is no longer valid (%s): the last "
 			"good one is kept",
-			nvram_check(p->copy, p->size));
+			nvram_check(copy, p->size));
 	else if (r && r != -EINVAL)
 		log_err("pflash: cannot save the UEFI variable store: %s", strerror(-r));
 	p->bad_said = r == -EINVAL;
+	munmap(copy, p->size);
 }
 
 /* Main thread: save now if the last save is an interval old, else when it will be. */
@@ -131,6 +146,42 @@ static void pflash_changed(struct pflash *p)
 		log_err("pflash: save event: %s", strerror(errno));
 }
 
+/*
+ * Lock held (or the vCPUs stopped): make the memory slot follow the chip's mode, as a real
+ * flash (and QEMU's pflash) decodes reads as memory in read-array mode. Mapped, the guest's
+ * reads of the store never exit; its writes (commands) still do, because the slot is
+ * read-only, and a command that leaves read-array mode takes the slot away before the vCPU
+ * runs again, so status, ID and query reads come here. The contents change only in program
+ * and erase modes, while nothing is mapped.
+ */
+static void pflash_map(struct pflash *p)
+{
+	bool want = cfi_flash_array_mode(&p->chip);
+	int r;
+
+	if (want == p->mapped)
+		return;
+	r = machine_rom_window(p->m, p->base, want ? p->size : 0, p->data);
+	if (r == -ENODEV) /* not built yet: its reset hook maps it */
+		return;
+	if (!r) {
+		p->mapped = want;
+		return;
+	}
+	if (want) { /* reads keep exiting: slower, still correct */
+		if (!p->map_failed)
+			log_err("pflash: cannot map the UEFI variable store as memory: %s (every "
+				"read of it exits)",
+				strerror(-r));
+		p->map_failed = true;
+		return;
+	}
+	/* Left mapped, the guest would read the array where it asked for its status. */
+	machine_request(p->m, VM_EVENT_CRASH, 1,
+			"pflash: cannot unmap the UEFI variable store for a flash command: %s",
+			strerror(-r));
+}
+
 static uint64_t pflash_read(void *opaque, uint64_t off, unsigned size)
 {
 	struct pflash *p = opaque;
@@ -150,6 +201,7 @@ static void pflash_write(void *opaque, uint64_t off, unsigned size, uint64_t val
 	cfi_flash_write(&p->chip, off, size, value);
 	if (p->chip.dirty && cfi_flash_array_mode(&p->chip))
 		pflash_changed(p);
+	pflash_map(p);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -163,6 +215,9 @@ static void pflash_reset(void *opaque)
 	if (p->chip.dirty) /* a reset in the middle of a program: keep what was written */
 		pflash_changed(p);
 	cfi_flash_reset(&p->chip);
+	/* Reset hooks run with the KVM VM gone or new: it has no slot yet. */
+	p->mapped = false;
+	pflash_map(p);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -206,6 +261,7 @@ static int pflash_state(struct state_io *io, void *opaque)
 		p->chip.mode = chip.mode;
 		p->chip.status = chip.status;
 		p->chip.erase_block = chip.erase_block;
+		pflash_map(p);
 		pflash_changed(p); /* the file follows the restored store */
 		pthread_mutex_unlock(&p->lock);
 	}
@@ -224,8 +280,7 @@ static void pflash_teardown(void *opaque)
 	close(p->save_fd);
 	close(p->timer_fd);
 	nvram_close(&p->nv);
-	free(p->data);
-	free(p->copy);
+	munmap(p->data, p->size);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -238,6 +293,7 @@ static unsigned pflash_count(const struct machine *m)
 static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, size_t errlen)
 {
 	struct pflash *p = calloc(1, sizeof(*p));
+	uint8_t *store = NULL; /* the file's contents, moved into p->data */
 	int r;
 
 	if (!p)
@@ -249,12 +305,12 @@ static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, s
 	pthread_mutex_init(&p->lock, NULL);
 	if (m->def->nvram) {
 		r = nvram_open(&p->nv, m->def->nvram, m->nvram_dir_fd >= 3 ? m->nvram_dir_fd : -1,
-			       VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err, errlen);
+			       VMDEF_OVMF_VARS_FILE, &store, &p->size, err, errlen);
 		p->persistent = true;
 	} else {
 		/* No file: the template's contents, kept in memory only (its directory is not
 		 * needed, and not in a jailed worker's reach). */
-		r = nvram_read_template(VMDEF_OVMF_VARS_FILE, &p->data, &p->size, err, errlen);
+		r = nvram_read_template(VMDEF_OVMF_VARS_FILE, &store, &p->size, err, errlen);
 	}
 	if (r) {
 		if (r == -ENOENT && !m->def->nvram)
@@ -267,10 +323,21 @@ static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, s
 		free(p);
 		return r;
 	}
-	p->copy = malloc(p->size);
+	/* Page-aligned, as a memory slot needs (the store's size is a multiple of 4 KiB,
+	 * nvram_check). */
+	p->data = mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p->data == MAP_FAILED) {
+		p->data = NULL;
+	} else {
+		/* Device memory: never a huge page, nor merged into a neighbour that gets one
+		 * (vthread.h). */
+		(void)madvise(p->data, p->size, MADV_NOHUGEPAGE);
+		memcpy(p->data, store, p->size);
+	}
+	free(store);
 	p->save_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (!p->copy || p->save_fd < 0 || p->timer_fd < 0 || !m->firmware_base ||
+	if (!p->data || p->save_fd < 0 || p->timer_fd < 0 || !m->firmware_base ||
 	    m->firmware_base < p->size) {
 		snprintf(err, errlen, "UEFI variable store set-up: %s",
 			 !m->firmware_base ? "no firmware image" : "out of memory");
@@ -289,6 +356,7 @@ static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, s
 		r = -EINVAL;
 		goto fail;
 	}
+	p->base = m->firmware_base - p->size;
 	cfi_flash_init(&p->chip, p->data, p->size, PFLASH_BLOCK, false);
 	r = loop_add(m->loop, p->save_fd, EPOLLIN, pflash_save_event, p);
 	if (r)
@@ -298,7 +366,7 @@ static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, s
 		loop_del(m->loop, p->save_fd);
 		goto fail;
 	}
-	r = bus_register(m->mmio, m->firmware_base - p->size, p->size, &pflash_ops, p, "pflash");
+	r = bus_register(m->mmio, p->base, p->size, &pflash_ops, p, "pflash");
 	r = r ?: machine_add_teardown(m, pflash_teardown, p);
 	r = r ?: machine_add_reset_hook(m, pflash_reset, p);
 	*obj = p;
@@ -309,8 +377,8 @@ fail:
 	if (p->timer_fd >= 0)
 		close(p->timer_fd);
 	nvram_close(&p->nv);
-	free(p->copy);
-	free(p->data);
+	if (p->data)
+		munmap(p->data, p->size);
 	free(p);
 	return r;
 }

@@ -15,6 +15,7 @@
 #   vm_wait_exit NAME [SECONDS]         wait for the VMM to exit: sets VM_STATUS
 #   vm_kill NAME                        kill the VMM
 #   vm_command NAME [OPTIONS]           print the VMM command line vm_start would run
+#   vm_jailed NAME                      VM NAME's keel-vmm runs jailed (fails the scenario if not)
 #   fail REASON                         end the scenario as failed
 #   skip REASON                         end the scenario as skipped (it did not run)
 
@@ -103,11 +104,27 @@ vm_command() {
 	echo
 }
 
+# vm_start runs every keel-vmm jailed, as keeld runs a worker: a command that vm_command (or
+# a scenario's own vm_command) prints as "exec keel-vmm ..." runs through lab-jail
+# (tests/lab/jailrun.c: its own uid, its root $VM_DIR/NAME/jail, every file and socket opened
+# for it and passed, a cgroup, a PID namespace), which writes the worker's pid to
+# $VM_DIR/NAME/vmm.pid; the first line vm_wait matches checks that it runs jailed (vm_jailed).
+# A jailed worker writes only into ROOT/save (the control socket's "save"), ROOT its jail root:
+# $VM_ROOT when the scenario sets it (one VM directory that several runs of the same VM share,
+# as keeld's vms/UUID is: a UEFI variable store kept across them must be inside it), else
+# $VM_DIR/NAME/jail.
 vm_start() {
 	_d=$VM_DIR/$1
 	[ ! -e "$_d" ] || fail "vm_start: a VM named $1 was already started"
 	mkdir -p "$_d"
 	vm_command "$@" >"$_d/cmd" || fail "vm_start $1: bad options"
+	case "$(cat "$_d/cmd")" in
+	"exec keel-vmm "*)
+		command -v lab-jail >/dev/null || fail "lab-jail is not in the lab (tests/lab/jailrun.c: make)"
+		sed -i "1s|^exec keel-vmm |exec lab-jail --root ${VM_ROOT:-$_d/jail} --pid-file $_d/vmm.pid -- $(command -v keel-vmm) |" "$_d/cmd"
+		: >"$_d/jailrun"
+		;;
+	esac
 	mkfifo "$_d/in"
 	: >"$_d/out"
 	echo 0 >"$_d/seen"
@@ -124,6 +141,65 @@ vm_start() {
 	) &
 	echo $! >"$_d/waiter"
 	echo "lab: started VM $1: $(cat "$_d/cmd")"
+}
+
+# vm_bridge_tap BRIDGE TAP: once the VMM has made tap TAP (10 s at most), make it a port of
+# BRIDGE and bring it up.
+vm_bridge_tap() {
+	_i=0
+	until ip link show "$2" >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ $_i -lt 100 ] || fail "keel-vmm did not create $2 within 10 s"
+		sleep 0.1
+	done
+	brctl addif "$1" "$2" && ip link set "$2" up || fail "cannot put $2 on $1"
+}
+
+# _jail_verdict: a /proc/PID/status on stdin judged as a jailed worker's (vm_jailed): "uid
+# U, ..." when every uid and gid is of the workers' range (keeld's --worker-uids default,
+# from 3221225472), no capability set holds any, NoNewPrivs is 1, Seccomp is 2 (filters) and
+# the process is PID 1 of a PID namespace one level down; else "NOT" and what is wrong.
+# tests/lab/api-test.sh checks it.
+_jail_verdict() {
+	awk '
+		/^Uid:|^Gid:/ { for (i = 2; i <= 5; i++) if ($i < 3221225472) bad = bad " " $1 $i }
+		/^Uid:/ { uid = $2 }
+		/^Cap(Eff|Prm|Inh|Bnd|Amb):/ && $2 !~ /^0+$/ { bad = bad " " $1 $2 }
+		/^NoNewPrivs:/ { nnp = $2 } /^Seccomp:/ { sc = $2 } /^Seccomp_filters:/ { nf = $2 }
+		/^NSpid:/ { ns = $NF; nsn = NF }
+		END {
+			if (nnp != 1) bad = bad " NoNewPrivs:" nnp
+			if (sc != 2) bad = bad " Seccomp:" sc
+			if (ns != 1 || nsn != 3) bad = bad " NSpid(last):" ns
+			if (bad != "") print "NOT" bad
+			else printf "uid %s, no capabilities, NoNewPrivs 1, Seccomp 2 (%s filters), PID 1 of its own PID namespace", uid, nf
+		}'
+}
+
+# vm_jailed NAME: VM NAME's keel-vmm (started through lab-jail) runs as keeld runs a worker
+# (_jail_verdict on its /proc/PID/status; with cgroups v2 mounted, in a cgroup of its own under
+# keel.slice, /proc/PID/cgroup), waiting up to 10 s for the filters (they go on
+# before the guest's first instruction, so a VM that printed anything has them).
+vm_jailed() {
+	_jd=$VM_DIR/$1 _ji=0
+	while :; do
+		_jp=$(cat "$_jd/vmm.pid" 2>/dev/null)
+		_jj=$( ([ -n "$_jp" ] && cat "/proc/$_jp/status" 2>/dev/null) | _jail_verdict)
+		# On a host with cgroups v2 (the lab's init mounts them), a cgroup of its own too.
+		if [ -n "$_jp" ] && grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts; then
+			_jc=$(sed -n 's/^0:://p' "/proc/$_jp/cgroup" 2>/dev/null)
+			case "$_jc" in
+			/keel.slice/vm-*) _jj="$_jj, cgroup $_jc" ;;
+			*) _jj="NOT in cgroup '$_jc' (not one of its own under keel.slice)" ;;
+			esac
+		fi
+		case "$_jj" in uid*) break ;; esac
+		_ji=$((_ji + 1))
+		[ "$_ji" -lt 100 ] || fail "VM $1's keel-vmm (pid ${_jp:-none}) does not run jailed:${_jj#NOT}"
+		sleep 0.1
+	done
+	: >"$_jd/jailed"
+	echo "lab: VM $1's keel-vmm (pid $_jp) runs jailed: $_jj"
 }
 
 vm_boot() {
@@ -156,6 +232,7 @@ vm_wait() {
 		if [ -n "$_n" ]; then
 			echo "$_n" >"$_d/seen"
 			VM_LINE=$(awk -v n="$_n" -v esc="$_ESC" "NR == n { $_PLAIN; print; exit }" "$_d/out")
+			[ ! -e "$_d/jailrun" ] || [ -e "$_d/jailed" ] || vm_jailed "$1"
 			return 0
 		fi
 		[ "$_exited" = 0 ] ||
@@ -211,6 +288,8 @@ vm_wait_exit() {
 
 vm_kill() {
 	_d=$VM_DIR/$1
+	# The worker itself (lab-jail then exits 137), and what runs it.
+	[ -s "$_d/vmm.pid" ] && kill -9 "$(cat "$_d/vmm.pid")" 2>/dev/null
 	[ -s "$_d/pid" ] && kill -9 "$(cat "$_d/pid")" 2>/dev/null
 	vm_wait_exit "$1" 10
 }

@@ -1,23 +1,20 @@
 # virtio-vsock (issue 13, docs/virtio.md): Linux's vmw_vsock_virtio_transport drives keel-vmm's
-# hybrid vsock, whose host side is Unix sockets. VM j's worker is jailed as keeld runs it
-# (its own uid, root the VM's directory, seccomp filters): 16 MiB go each way with matching sha256:
+# hybrid vsock, whose host side is Unix sockets. Every worker here is jailed as keeld runs it
+# (lab-jail through api.sh's vm_start: its own uid, its root $VM_DIR/NAME/jail, where its vsock
+# socket is and where it connects to SOCK_<port>, seccomp filters): 16 MiB go each way with matching sha256:
 # guest to host (a guest connect to CID 2 port 5001 reaches the lab host's listener on
 # SOCK_5001) and host to guest (CONNECT 5002 on SOCK reaches the guest's listener). A connect
 # to a port nobody listens on is refused both ways. Then a connection is left open across a
 # pause and resume (VM j): the worker drops it (the host client sees the end) and tells the guest
 # TRANSPORT_RESET (the guest's socket is reset: the device sends no RST then, so that is the
 # event's doing), and new connections work both ways; and the
-# same across a save, a new worker restored from it, and a resume (VMs a and b, unjailed: a
-# jailed worker saves only into a directory keeld gives it).
+# same across a save (into $VM_DIR/a/jail/save, the one directory VM a's uid may write), a new
+# worker restored from it, and a resume (VMs a and b).
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
 command -v lab-vsock >/dev/null || fail "lab-vsock is not in the lab (tests/lab/vsockcat.c)"
-JROOT=/tmp/vsjail
-JUID=3221291007
-SOCK=$JROOT/v.sock
-SAVE=/tmp/save-vsock
+SOCK=$VM_DIR/j/jail/v.sock
 MIB16=16777216
-rm -rf $JROOT $SAVE /tmp/vs-* /tmp/v.sock*
-mkdir -p $JROOT && chmod 0751 $JROOT || fail "cannot make the jail root $JROOT"
+rm -f /tmp/vs-*
 
 ctl() { # ctl VM REQUEST: one control request that must succeed
 	lab-vmmctl "/tmp/$1.ctl" "$2" >/tmp/vs-ctl.out 2>&1 ||
@@ -74,13 +71,12 @@ held_open() {
 	echo "lab: vsock: a connection to guest port 5013 is open ($(grep -c tick /tmp/vs-held.out) lines so far)"
 }
 
-# The jailed worker connects to SOCK_<port> inside its jail (/v.sock_<port>) as uid JUID:
+# The jailed worker connects to SOCK_<port> inside its jail (/v.sock_<port>) as its own uid:
 # lab-vsock's listeners are mode 0666 (keeld gives its own to the worker's uid).
 # shellcheck disable=SC2086
 vm_boot j --memory 512M --vsock cid=3,socket=$SOCK --control /tmp/j.ctl \
-	--jail-user $JUID:$JUID --jail-root $JROOT --status-file $JROOT/status.json
-grep "^Uid:" /proc/"$(cat $VM_DIR/j/pid)"/status | grep -q "	$JUID	" ||
-	fail "VM j's keel-vmm does not run as the jail's uid $JUID: $(grep "^Uid:" /proc/"$(cat $VM_DIR/j/pid)"/status)"
+	--status-file $VM_DIR/j/status.json
+vm_jailed j
 vm_run j 'ls /sys/bus/virtio/drivers/vmw_vsock_virtio_transport | grep -c virtio' 60
 [ "$VM_OUT" = 1 ] || fail "vmw_vsock_virtio_transport is bound to no device: '$VM_OUT'"
 
@@ -143,7 +139,7 @@ vm_wait_exit j 60
 [ "$VM_STATUS" = 0 ] || fail "poweroff of the jailed VM: status $VM_STATUS (a forbidden system call ends it with another)"
 
 # Save, quit, restore into a new worker, resume: the same.
-SOCK=/tmp/v.sock
+SOCK=$VM_DIR/a/jail/v.sock SAVE=$VM_DIR/a/jail/save
 # shellcheck disable=SC2086
 vm_boot a --memory 256M --vsock cid=3,socket=$SOCK --control /tmp/a.ctl
 held_open a
@@ -152,6 +148,7 @@ ctl a '{"execute":"quit"}'
 vm_wait_exit a 30
 [ "$VM_STATUS" = 0 ] || fail "quit after save: keel-vmm exited with $VM_STATUS"
 wait_gone $HELD 10 "the host end of the held connection after the save"
+SOCK=$VM_DIR/b/jail/v.sock
 # shellcheck disable=SC2086
 vm_start b --memory 256M --vsock cid=3,socket=$SOCK --control /tmp/b.ctl --restore $SAVE
 vm_wait b 'held-exit [0-9]+$' 60

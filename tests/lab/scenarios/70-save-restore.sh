@@ -8,8 +8,11 @@
 # the restore, where another file is written, synced and read back after a remount; its
 # virtio-net, on a tap bridged to the lab host, pings the lab host before the save and after
 # the restore (the restored worker opens the tap again and the lab bridges it again).
+# Both workers run jailed (api.sh, vm_start): VM a saves into the one directory its uid may
+# write, $VM_DIR/a/jail/save (as keeld gives a worker its save directory), and lab-jail
+# passes VM b the saved state as descriptors (--fd state, --fd memory) for --restore.
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
-SAVE=/tmp/save-a
+SAVE=$VM_DIR/a/jail/save
 DISK=/tmp/save-disk.raw
 dd if=/dev/zero of=$DISK bs=1M count=32 2>/dev/null || fail "cannot create the disk file"
 OPTS="--cpus 1 --memory 256M --disk path=$DISK --net tap=ktap70"
@@ -21,11 +24,11 @@ brctl addbr kbr70 && ip link set kbr70 address 02:00:00:00:70:01 &&
 	ip addr add 10.70.0.1/24 dev kbr70 && ip link set kbr70 up ||
 	fail "cannot create bridge kbr70 with 10.70.0.1"
 
-bridge_tap() { # the VMM opened ktap70: put it on the bridge
+bridge_tap() { # lab-jail opened ktap70 for the worker: put it on the bridge
 	_i=0
 	until ip link show ktap70 >/dev/null 2>&1; do
 		_i=$((_i + 1))
-		[ $_i -lt 100 ] || fail "keel-vmm did not create ktap70 within 10 s"
+		[ $_i -lt 100 ] || fail "ktap70 did not appear within 10 s"
 		sleep 0.1
 	done
 	brctl addif kbr70 ktap70 && ip link set ktap70 up || fail "cannot bridge ktap70"

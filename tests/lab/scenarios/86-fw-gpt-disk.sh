@@ -9,11 +9,15 @@
 # must accept it and boot again, and the guest must find KeelLabBoots=1 and a KeelLabStress
 # that is a number (how many of the last writes made it is the 200 ms write-back's business,
 # formats/nvram.md), then power off (keel-vmm exits 0).
+# The workers run jailed (api.sh, vm_start): both runs are one VM whose directory, the jail
+# root VM_ROOT, holds the variable store in a directory of its own (nvram/), which lab-jail
+# gives to each worker's uid with the store, as keeld does with vms/UUID/nvram.
 # lab-images: gpt-uefi
 image_copy gpt-uefi "$VM_DIR/gpt.raw"
+VM_ROOT=$VM_DIR/gpt-vm
 vm_command() {
 	printf 'exec keel-vmm --name %s --firmware uefi --nvram %s --memory 256M --no-rng --disk path=%s\n' \
-		"$1" "$VM_DIR/gpt.vars.fd" "$VM_DIR/gpt.raw"
+		"$1" "$VM_ROOT/nvram/gpt.vars.fd" "$VM_DIR/gpt.raw"
 }
 vm_start gpt
 image_wait gpt 'GRUB [(]x86_64-efi[)] loading Linux from the EFI System Partition' 280

@@ -4,13 +4,16 @@
 # El Torito image, OVMF the EFI one; GRUB loads the kernel and initramfs from the ISO 9660
 # file system; each guest reports its firmware, sees the DVD (sr0) and the disk (vda), powers
 # off, and keel-vmm exits 0.
+# The workers run jailed (api.sh, vm_start): gen2's variable store is in a directory of its own
+# in its VM directory, the jail root ($VM_DIR/gen2/jail/nvram), which lab-jail gives to the
+# worker's uid with the store, as keeld does with vms/UUID/nvram.
 # lab-images: dvd
 image_copy dvd "$VM_DIR/dvd.iso"
 truncate -s 64M "$VM_DIR/empty.raw"
 vm_command() {
 	case "$1" in
 	gen1) printf 'exec keel-vmm --name %s --firmware bios' "$1" ;;
-	gen2) printf 'exec keel-vmm --name %s --firmware uefi --nvram %s' "$1" "$VM_DIR/gen2.vars.fd" ;;
+	gen2) printf 'exec keel-vmm --name %s --firmware uefi --nvram %s' "$1" "$VM_DIR/gen2/jail/nvram/gen2.vars.fd" ;;
 	esac
 	printf ' --memory 256M --no-rng --disk path=%s --dvd %s\n' "$VM_DIR/empty.raw" "$VM_DIR/dvd.iso"
 }

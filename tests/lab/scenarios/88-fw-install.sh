@@ -6,12 +6,16 @@
 # the disk's \EFI\BOOT\BOOTX64.EFI and GRUB the installed kernel (keel.from=installed-disk).
 # The installer's init wrote a UEFI variable through efivarfs (KeelLabBoots=1, scripts/images/
 # init); the installed system must read it back: it survived the power-off (issue 11, test 3).
+# The workers run jailed (api.sh, vm_start): both runs are one VM whose directory, the jail
+# root VM_ROOT, holds the variable store in a directory of its own (nvram/), which lab-jail
+# gives to each worker's uid with the store, as keeld does with vms/UUID/nvram.
 # lab-images: installer
 image_copy installer "$VM_DIR/installer.iso"
 truncate -s 64M "$VM_DIR/disk.raw"
+VM_ROOT=$VM_DIR/g2-vm
 vm_command() {
 	printf 'exec keel-vmm --name %s --firmware uefi --nvram %s --memory 256M --no-rng --disk path=%s --dvd %s\n' \
-		"$1" "$VM_DIR/vars.fd" "$VM_DIR/disk.raw" "$2"
+		"$1" "$VM_ROOT/nvram/vars.fd" "$VM_DIR/disk.raw" "$2"
 }
 vm_start install "$VM_DIR/installer.iso"
 image_wait install 'GRUB [(]x86_64-efi[)] loading Linux from the DVD' 280

@@ -1,0 +1,118 @@
+# bench/virtio's summary of the lab log (bench/virtio/run.sh): each figure, keel/QEMU and
+# VHDX/raw ratios and the goals met or not, on stdout ("bench/virtio: ...") and as a
+# Markdown table in the file md (for docs/BENCHMARKS.md).
+#   bench: disk VMM FORMAT CASE kibps=K iops=I kib=M cpu_ms=C
+#   bench: net|switch VMM streams=N mibps=R secs=S cpu_ms=C
+#   bench: nat ... (median, min and max over the rounds)
+
+function kv(from,    i, a) { # the key=value fields from field `from` on, into V[]
+	delete V
+	for (i = from; i <= NF; i++)
+		if (split($i, a, "=") == 2) V[a[1]] = a[2]
+}
+# stats(" v1 v2 ..."): "median min max n"; fmt: "median [min max]"
+function stats(list,    v, n, i, j, x, med) {
+	n = split(list, v, " ")
+	for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] + 0 > x + 0; j--) v[j + 1] = v[j]; v[j + 1] = x }
+	med = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+	return sprintf("%.2f %.2f %.2f %d", med, v[1], v[n], n)
+}
+function fmt(s,    a) { split(s, a, " "); return sprintf("%s [%s %s]", a[1], a[2], a[3]) }
+function met(ok) { return ok ? "met" : "NOT met" }
+function row(s) { print s >md }
+# CPU ms per GiB moved
+function per_gib(cpu, mib) { return mib > 0 ? cpu * 1024 / mib : 0 }
+
+/^bench: disk (keel|qemu) (raw|vhdx) / {
+	kv(6)
+	k = $3 " " $4 " " $5
+	dmib[k] = V["kibps"] / 1024; diops[k] = V["iops"]; dcpu[k] = per_gib(V["cpu_ms"], V["kib"] / 1024)
+	if (!($5 in seen)) { seen[$5] = 1; cases[++ncases] = $5 }
+}
+/^bench: (net|switch) [a-z]+ streams=/ {
+	kv(4)
+	k = $2 " " $3 " " V["streams"]
+	nmib[k] = V["mibps"]; ncpu[k] = per_gib(V["cpu_ms"], V["mibps"] * V["secs"])
+	if (!(($2 " " V["streams"]) in nseen)) { nseen[$2 " " V["streams"]] = 1; nets[++nnets] = $2 " " V["streams"] }
+}
+/^bench: [a-z]+ qemuvh not measured/ { print "bench/virtio: " substr($0, 8) }
+/^bench: nat [a-z]+ tcp MiBps/ { split($5, t, "="); nt[$3] = nt[$3] " " t[2] / 100; split($6, c, "="); nc[$3] = nc[$3] " " c[2] }
+/^bench: nat [a-z]+ tcp FAIL / { nf[$3]++ }
+/^bench: nat [a-z]+ lease_ms=/ { split($4, l, "="); nl[$3] = nl[$3] " " l[2] }
+
+END {
+	split("raw vhdx", fmts, " ")
+	ndisk = 0; ndisk_ok = 0
+	for (f = 1; f <= 2; f++) {
+		F = fmts[f]
+		header = 0
+		for (ci = 1; ci <= ncases; ci++) {
+			C = cases[ci]
+			kk = "keel " F " " C; qk = "qemu " F " " C
+			if (!(kk in dmib) || !(qk in dmib)) continue
+			if (!header) {
+				row(""); row("| " F ": fio case | keel MiB/s (IOPS) | QEMU MiB/s (IOPS) | keel/QEMU | CPU ms/GiB keel | QEMU | keel/QEMU | goal (>= QEMU at <= CPU) |")
+				row("|---|---|---|---|---|---|---|---|")
+				header = 1
+			}
+			r = dmib[qk] > 0 ? dmib[kk] / dmib[qk] : 0
+			cr = dcpu[qk] > 0 ? dcpu[kk] / dcpu[qk] : 0
+			ok = r >= 1 && cr <= 1
+			ndisk++; ndisk_ok += ok
+			printf "bench/virtio: disk %-4s %-20s keel %8.2f MiB/s (%d IOPS), QEMU %8.2f MiB/s (%d IOPS): keel/QEMU %.2f; VMM CPU ms/GiB keel %.0f, QEMU %.0f: keel/QEMU %.2f; goal %s\n", \
+				F, C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, dcpu[kk], dcpu[qk], cr, met(ok)
+			row(sprintf("| %s | %.2f (%d) | %.2f (%d) | %.2f | %.0f | %.0f | %.2f | %s |", C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, dcpu[kk], dcpu[qk], cr, met(ok)))
+		}
+	}
+	nv = 0; nv_ok = 0; header = 0
+	for (ci = 1; ci <= ncases; ci++) {
+		C = cases[ci]
+		if (!(("keel vhdx " C) in dmib) || !(("keel raw " C) in dmib)) continue
+		if (!header) {
+			row(""); row("| fio case | keel VHDX/raw (MiB/s) | goal (>= 0.90) | QEMU VHDX/raw (MiB/s) |")
+			row("|---|---|---|---|")
+			header = 1
+		}
+		kr = dmib["keel raw " C] > 0 ? dmib["keel vhdx " C] / dmib["keel raw " C] : 0
+		qr = dmib["qemu raw " C] > 0 ? dmib["qemu vhdx " C] / dmib["qemu raw " C] : 0
+		nv++; nv_ok += kr >= 0.9
+		printf "bench/virtio: vhdx/raw %-20s keel %.2f (%.2f vs %.2f MiB/s): goal >= 0.90 %s; QEMU %.2f\n", \
+			C, kr, dmib["keel vhdx " C], dmib["keel raw " C], met(kr >= 0.9), qr
+		row(sprintf("| %s | %.2f (%.2f / %.2f) | %s | %.2f (%.2f / %.2f) |", C, kr, dmib["keel vhdx " C], dmib["keel raw " C], met(kr >= 0.9), qr, dmib["qemu vhdx " C], dmib["qemu raw " C]))
+	}
+	nn = 0; nn_ok = 0; header = 0
+	for (i = 1; i <= nnets; i++) {
+		split(nets[i], a, " "); L = a[1]; S = a[2]
+		kk = L " keel " S
+		if (!(kk in nmib)) continue
+		if (!header) {
+			row(""); row("| network (iperf3, guest to guest) | keel MiB/s | QEMU MiB/s | keel/QEMU | QEMU vhost-net MiB/s | keel/QEMU vhost | CPU ms/GiB keel | QEMU | QEMU vhost | goal (>= QEMU vhost-net) |")
+			row("|---|---|---|---|---|---|---|---|---|---|")
+			header = 1
+		}
+		q = L " qemu " S; v = L " qemuvh " S
+		rq = (q in nmib) && nmib[q] > 0 ? nmib[kk] / nmib[q] : 0
+		rv = (v in nmib) && nmib[v] > 0 ? nmib[kk] / nmib[v] : -1
+		goal = rv < 0 ? "not measured" : met(rv >= 1)
+		if (rv >= 0) { nn++; nn_ok += rv >= 1 }
+		printf "bench/virtio: %s %d stream(s): keel %.2f MiB/s, QEMU %.2f: keel/QEMU %.2f; QEMU vhost-net %s: keel/QEMU-vhost %s; VMM CPU ms/GiB keel %.0f, QEMU %.0f, QEMU vhost %s; goal %s\n", \
+			L, S, nmib[kk], nmib[q], rq, (v in nmib) ? sprintf("%.2f", nmib[v]) : "-", rv < 0 ? "-" : sprintf("%.2f", rv), \
+			ncpu[kk], ncpu[q], (v in ncpu) ? sprintf("%.0f", ncpu[v]) : "-", goal
+		row(sprintf("| %s, %d stream(s) | %.2f | %.2f | %.2f | %s | %s | %.0f | %.0f | %s | %s |", L, S, nmib[kk], nmib[q], rq, \
+			(v in nmib) ? sprintf("%.2f", nmib[v]) : "-", rv < 0 ? "-" : sprintf("%.2f", rv), ncpu[kk], ncpu[q], \
+			(v in ncpu) ? sprintf("%.0f", ncpu[v]) : "-", goal))
+	}
+	if (ndisk) printf "bench/virtio: goals: disk >= QEMU io_uring at <= CPU: %d of %d cases met\n", ndisk_ok, ndisk
+	if (nv) printf "bench/virtio: goals: dynamic VHDX >= 0.90 raw: %d of %d cases met\n", nv_ok, nv
+	if (nn) printf "bench/virtio: goals: network >= QEMU with vhost-net: %d of %d met\n", nn_ok, nn
+	# nat: the median, min and max of each side over its rounds, and the ratio of the medians
+	for (side in nf) printf "bench/virtio: nat   %s: %d transfers of %d did not arrive whole (see the log)\n", side, nf[side], nf[side] + ((side in nt) ? split(nt[side], dummy, " ") : 0)
+	if (("keel" in nt) && ("qemu" in nt)) {
+		kt = stats(nt["keel"]); qt = stats(nt["qemu"]); kl = stats(nl["keel"]); ql = stats(nl["qemu"])
+		kc = stats(nc["keel"]); qc = stats(nc["qemu"])
+		split(kt, a, " "); split(qt, b, " ")
+		printf "bench/virtio: nat   guest-to-outside TCP MiB/s, median [min max] of %d rounds: keel (Default Switch) %s, QEMU (hand-made bridge+NAT) %s: keel/QEMU = %.2f\n", a[4], fmt(kt), fmt(qt), (b[1] > 0 ? a[1] / b[1] : 0)
+		printf "bench/virtio: nat   VMM CPU ms per transfer: keel %s, QEMU %s; DHCP lease ms (guest clock): keel %s, QEMU %s\n", fmt(kc), fmt(qc), fmt(kl), fmt(ql)
+	}
+	if (ndisk || nv || nn) printf "bench/virtio: the tables in Markdown: %s\n", md
+}
