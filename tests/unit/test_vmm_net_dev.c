@@ -1158,6 +1158,61 @@ static void test_mq_save_restore(void **state)
 	start_mq(MQ_F, NQ);
 }
 
+/* The kernel data path with two queue pairs (a vhost-net per pair): vhost=on without a
+ * /dev/vhost-net for the pairs fails the adapter saying so and which pair, the taps taken
+ * over and closed; with auto and descriptors that are not vhost-net (pair 0's refused) the
+ * adapter is on the user-space path for every pair and each descriptor passed is closed. */
+static void test_mq_vhost_setup(void **state)
+{
+	struct vm_nic spec = {.vhost = VM_VHOST_ON};
+	struct virtio_dev *d = NULL;
+	int sv[2][2], taps[2], vh[2];
+	char err[256];
+
+	(void)state;
+	snprintf(spec.tap, sizeof(spec.tap), "mqv0");
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(
+			socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv[k]),
+			0);
+		taps[k] = sv[k][0];
+	}
+	assert_int_equal(
+		virtio_net_create(fake_machine(), &spec, 2, taps, NULL, &d, err, sizeof(err)),
+		-ENODEV);
+	assert_null(d);
+	assert_non_null(strstr(err, "vhost=on, but vhost-net cannot serve it: keeld passed no "
+				    "/dev/vhost-net with the tap"));
+	assert_non_null(strstr(err, "(queue pair 0 of 2;"));
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(fcntl(taps[k], F_GETFD), -1);
+		close(sv[k][1]);
+	}
+
+	spec.vhost = VM_VHOST_AUTO;
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(
+			socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv[k]),
+			0);
+		taps[k] = sv[k][0];
+		vh[k] = open("/dev/null", O_RDWR | O_CLOEXEC);
+		assert_true(vh[k] >= 0);
+	}
+	assert_int_equal(
+		virtio_net_create(fake_machine(), &spec, 2, taps, vh, &d, err, sizeof(err)), 0);
+	assert_non_null(d);
+	assert_null(virtio_net_vhost(d, 0));
+	assert_null(virtio_net_vhost(d, 1));
+	assert_null(virtio_net_vhost(d, 2));
+	for (unsigned k = 0; k < 2; k++)
+		assert_int_equal(fcntl(vh[k], F_GETFD), -1);
+	virtio_dev_destroy(d);
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(fcntl(taps[k], F_GETFD), -1);
+		close(sv[k][1]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1185,6 +1240,7 @@ int main(void)
 		cmocka_unit_test(test_mq_ctrl_hostile),
 		cmocka_unit_test(test_mq_save_restore),
 		cmocka_unit_test(test_mq_queue_rate_limit),
+		cmocka_unit_test(test_mq_vhost_setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
