@@ -30,10 +30,10 @@ static const char vm_usage[] =
 	"         directly; LIST: dvd, disk, net, diskN, lunN, netN, e.g. dvd,disk)\n"
 	"         [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
-	"TAP[,mac=MAC][,vhost=auto|off|on]]...\n"
+	"TAP[,mac=MAC][,queues=N][,vhost=auto|off|on]]...\n"
 	"         (or --net switch=NAME[,mac=MAC][,vlan=N][,mac-spoofing=on][,dhcp-guard=on]\n"
 	"         [,router-guard=on][,port-isolation=on][,vlan-trunk=LIST[,native-vlan=N]]\n"
-	"         [,bandwidth-out=BITS][,bandwidth-in=BITS]\n"
+	"         [,bandwidth-out=BITS][,bandwidth-in=BITS][,queues=N]\n"
 	"         [,port-mirroring=source|destination|none][,vhost=auto|off|on]: an adapter on\n"
 	"         a virtual switch;\n"
 	"         LIST like 10,20-30; BITS per second like 10M)\n"
@@ -280,6 +280,19 @@ static int add_net(json_object *arr, const char *spec)
 				ret = -EINVAL;
 				break;
 			}
+		} else if (!strncmp(tok, "queues=", 7)) {
+			uint64_t v;
+
+			if (parse_uint(tok + 7, 1, VMDEF_NET_QUEUES_MAX, &v)) {
+				fprintf(stderr,
+					"keel vm: --net %s: queues is from 1 to %d (virtio-net "
+					"queue "
+					"pairs, at most the VM's vCPUs)\n",
+					spec, VMDEF_NET_QUEUES_MAX);
+				ret = -EINVAL;
+				break;
+			}
+			json_object_object_add(n, "queues", json_object_new_int((int)v));
 		} else if (!strncmp(tok, "native-vlan=", 12)) {
 			uint64_t v;
 

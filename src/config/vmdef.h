@@ -34,6 +34,9 @@
 #define VMDEF_DEFAULT_MEM (512ULL << 20)
 #define VMDEF_SERIAL_MAX  20 /* virtio-blk's device ID string */
 #define VMDEF_MAX_LUNS	  8  /* disks and DVD drives on the virtio-scsi controller */
+/* A network adapter's virtio-net queue pairs at most (nets[].queues; default: one per vCPU up
+ * to this), docs/virtio.md. */
+#define VMDEF_NET_QUEUES_MAX 8
 /* Every PCI device a VM can have: disks, NICs, the virtio-console, virtio-rng, virtio-vsock
  * and the virtio-scsi controller. keel-vmm sizes its tables from this, so that a VM at every
  * limit at once really starts. */
@@ -162,6 +165,9 @@ struct vm_nic {
 	/* Port mirroring (Set-VMNetworkAdapter -PortMirroring): a source's frames, both ways,
 	 * are copied to every destination adapter on the same switch. */
 	enum vm_mirror port_mirroring;
+	/* virtio-net queue pairs (1 to VMDEF_NET_QUEUES_MAX, at most the VM's cpus); 0: one per
+	 * vCPU (vmdef_nic_queues). */
+	uint8_t queues;
 	enum vm_vhost vhost;	     /* the data path: vhost-net or keel-vmm's own */
 	char mac[VMDEF_MAC_LEN + 1]; /* "02:xx:xx:xx:xx:xx", generated once, then stable */
 	uint8_t pci_slot;
@@ -330,6 +336,8 @@ json_object *vmdef_to_json(const struct vm_def *def);
 
 bool vmdef_name_ok(const char *name);
 bool vmdef_mac_ok(const char *mac);
+/* The queue pairs adapter i has: its queues, or one per vCPU up to VMDEF_NET_QUEUES_MAX. */
+unsigned vmdef_nic_queues(const struct vm_def *def, unsigned i);
 /* "xx:xx:xx:xx:xx:xx" (unicast, vmdef_mac_ok) into 6 bytes. Returns 0 or -EINVAL. */
 int vmdef_mac_parse(const char *mac, uint8_t out[6]) __attribute__((warn_unused_result));
 /* 6 bytes as "xx:xx:xx:xx:xx:xx" (lower case, the form the description keeps). */

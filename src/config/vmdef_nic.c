@@ -10,6 +10,7 @@
 #include "config/vmdef_device.h"
 #include "config/vmdef_json.h"
 #include "lib/error.h"
+#include "lib/parse.h"
 
 static unsigned nic_count(const struct vm_def *def)
 {
@@ -130,6 +131,13 @@ static int nic_parse(struct vm_def *def, json_object *v, char *err, size_t errle
 						  64000, 100000000000LL, &bw, err, errlen))
 					return -EINVAL;
 				*(key[10] == 'o' ? &nic->bw_out : &nic->bw_in) = (uint64_t)bw;
+			} else if (!strcmp(key, "queues")) {
+				int64_t q;
+
+				if (vmdef_get_int(val, "nets[].queues", 1, VMDEF_NET_QUEUES_MAX, &q,
+						  err, errlen))
+					return -EINVAL;
+				nic->queues = (uint8_t)q;
 			} else if (!strcmp(key, "port_isolation")) {
 				if (vmdef_get_bool(val, "nets[].port_isolation",
 						   &nic->port_isolation, err, errlen))
@@ -290,6 +298,9 @@ static int nic_to_json(const struct vm_def *def, json_object **out)
 			json_object_object_add(n, "port_mirroring",
 					       json_object_new_string(vmdef_mirror_name(
 						       def->nics[i].port_mirroring)));
+		if (def->nics[i].queues)
+			json_object_object_add(n, "queues",
+					       json_object_new_int(def->nics[i].queues));
 		if (def->nics[i].vhost != VM_VHOST_AUTO)
 			json_object_object_add(
 				n, "vhost",
@@ -310,9 +321,26 @@ static bool nic_same(const struct vm_def *nd, unsigned i, const struct vm_def *o
 	return nd->nics[i].tap[0] && !strcmp(nd->nics[i].tap, old->nics[j].tap);
 }
 
+unsigned vmdef_nic_queues(const struct vm_def *def, unsigned i)
+{
+	unsigned q = def->nics[i].queues ? def->nics[i].queues : def->cpus;
+
+	return q < 1 ? 1 : q > VMDEF_NET_QUEUES_MAX ? VMDEF_NET_QUEUES_MAX : q;
+}
+
 static int nic_check(const struct vm_def *def, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < def->nnics; i++) {
+		/* A pair per vCPU at most: more cannot all be busy at once (the guest's driver
+		 * enables at most one per CPU). */
+		if (def->nics[i].queues > def->cpus) {
+			error_set(err, errlen,
+				  "nets[%u].queues %u is more than the VM's %u vCPU%s (1 to the "
+				  "vCPUs, at most %d)",
+				  i, def->nics[i].queues, def->cpus, def->cpus == 1 ? "" : "s",
+				  VMDEF_NET_QUEUES_MAX);
+			return -EINVAL;
+		}
 		for (unsigned j = 0; j < i; j++) {
 			if (def->nics[i].tap[0] && !strcmp(def->nics[i].tap, def->nics[j].tap)) {
 				error_set(err, errlen, "tap %s is used by two network adapters",
@@ -340,9 +368,12 @@ static bool nics_equal(const struct vm_nic *x, const struct vm_nic *y)
 	       x->port_mirroring == y->port_mirroring && x->vhost == y->vhost;
 }
 
+/* The same adapter, with as many queue pairs (the default resolved: an adapter recorded with
+ * queues 1 by a hot plug on a 1-vCPU VM is the one given without). */
 static bool nic_hw_equal(const struct vm_def *a, unsigned i, const struct vm_def *b, unsigned j)
 {
-	return nics_equal(&a->nics[i], &b->nics[j]);
+	return nics_equal(&a->nics[i], &b->nics[j]) &&
+	       vmdef_nic_queues(a, i) == vmdef_nic_queues(b, j);
 }
 
 unsigned vmdef_net_move_change(const struct vm_def *a, const struct vm_def *b)
@@ -357,7 +388,7 @@ unsigned vmdef_net_move_change(const struct vm_def *a, const struct vm_def *b)
 		struct vm_nic y = b->nics[i];
 
 		if (!x->sw[0] || !y.sw[0] || !x->mac[0] || strcmp(x->mac, y.mac) ||
-		    x->pci_slot != y.pci_slot)
+		    x->pci_slot != y.pci_slot || vmdef_nic_queues(a, i) != vmdef_nic_queues(b, i))
 			continue;
 		memcpy(y.tap, x->tap, sizeof(y.tap)); /* it follows the MAC (vmdef_switch_tap) */
 		if (!nics_equal(x, &y))
@@ -399,13 +430,26 @@ static bool nic_guest_equal(const struct vm_def *saved, unsigned i, const struct
 			    unsigned j, char *why, size_t len)
 {
 	const struct vm_nic *a = &saved->nics[i], *b = &cur->nics[j];
+	unsigned q;
 
-	if (!strcmp(a->mac, b->mac))
+	if (strcmp(a->mac, b->mac)) {
+		snprintf(why, len,
+			 "the network adapter at PCI slot %u was saved with MAC %s; its "
+			 "description gives it %s",
+			 a->pci_slot, a->mac, b->mac);
+		return false;
+	}
+	/* A save records every adapter's pairs (keel-vmm's snapshot.c); one without was made
+	 * before multi-queue, with one pair. */
+	q = a->queues ? vmdef_nic_queues(saved, i) : 1;
+	if (q == vmdef_nic_queues(cur, j))
 		return true;
 	snprintf(why, len,
-		 "the network adapter at PCI slot %u was saved with MAC %s; its description "
-		 "gives it %s",
-		 a->pci_slot, a->mac, b->mac);
+		 "the network adapter at PCI slot %u was saved with %u queue pair%s%s; its "
+		 "description gives it %u (set its queues to %u to restore this state)",
+		 a->pci_slot, q, q == 1 ? "" : "s",
+		 a->queues ? "" : " (by a keel-vmm before multi-queue)", vmdef_nic_queues(cur, j),
+		 q);
 	return false;
 }
 
@@ -415,6 +459,7 @@ int vmdef_cli_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 	char k[16], v[64];
 	const char *p = s;
 	uint8_t mac[6];
+	uint64_t q;
 	int too_long;
 
 	memset(n, 0, sizeof(*n));
@@ -428,12 +473,16 @@ int vmdef_cli_net(const char *s, struct vm_nic *n, char *err, size_t errlen)
 		} else if (!strcmp(k, "mac") && !vmdef_mac_parse(v, mac)) {
 			vmdef_mac_format(mac, n->mac);
 		} else if (!strcmp(k, "slot") && !vmdef_cli_slot(v, &n->pci_slot)) {
+		} else if (!strcmp(k, "queues") && !parse_uint(v, 1, VMDEF_NET_QUEUES_MAX, &q)) {
+			n->queues = (uint8_t)q;
 		} else if (!strcmp(k, "vhost") && !vmdef_vhost_parse(v, &n->vhost)) {
 		} else {
 			snprintf(err, errlen,
 				 "--net %s: expected tap=IFNAME (1 to %d characters)[,mac=52:54:00:"
-				 "xx:xx:xx] (a unicast MAC)[,slot=%d..%d][,vhost=auto|off|on]",
-				 s, VMDEF_TAP_MAX, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX);
+				 "xx:xx:xx] (a unicast MAC)[,slot=%d..%d][,queues=1..%d (at most "
+				 "the vCPUs)][,vhost=auto|off|on]",
+				 s, VMDEF_TAP_MAX, VMDEF_PCI_SLOT_MIN, VMDEF_PCI_SLOT_MAX,
+				 VMDEF_NET_QUEUES_MAX);
 			return -EINVAL;
 		}
 	}
@@ -460,7 +509,7 @@ static int net_option(struct vm_def *def, struct vmdef_host *host, const char *a
 }
 
 static const struct vmdef_option nic_options[] = {
-	{"net", "tap=IFNAME[,mac=MAC][,slot=N][,vhost=auto|off|on]",
+	{"net", "tap=IFNAME[,mac=MAC][,slot=N][,queues=N][,vhost=auto|off|on]",
 	 "a virtio-net card on a tap (repeat for more)", false, net_option},
 	{0},
 };

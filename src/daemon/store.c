@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -61,6 +61,7 @@ static const char schema[] =
 	" native_vlan INTEGER NOT NULL DEFAULT 0," /* a trunk's untagged VLAN, 0: 1 */
 	" bw_out INTEGER NOT NULL DEFAULT 0,"	   /* bits/s from the VM, 0: no limit */
 	" bw_in INTEGER NOT NULL DEFAULT 0,"	   /* bits/s to the VM */
+	" queues INTEGER NOT NULL DEFAULT 0,"	   /* virtio-net queue pairs, 0: one per vCPU */
 	" PRIMARY KEY(vm, idx));"
 	/* Firmware boot (store_firmware.c): a row per VM that boots through firmware. */
 	"CREATE TABLE IF NOT EXISTS firmware("
@@ -250,6 +251,11 @@ static const char migrate_9_to_10[] =
 	"ALTER TABLE disks ADD COLUMN max_bw INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE disks ADD COLUMN min_iops INTEGER NOT NULL DEFAULT 0;";
 
+/* From schema 10: each adapter's virtio-net queue pairs (docs/vm-config.md); 0, the default
+ * (one per vCPU). */
+static const char migrate_10_to_11[] = "ALTER TABLE nics ADD COLUMN queues INTEGER NOT NULL "
+				       "DEFAULT 0;";
+
 static int pin_existing_formats(struct store *st)
 {
 	sqlite3_stmt *s = NULL, *u = NULL;
@@ -397,12 +403,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_8_to_9);
 	if (!ret && version >= 1 && version <= 9)
 		ret = exec_sql(st, migrate_9_to_10);
+	if (!ret && version >= 1 && version <= 10)
+		ret = exec_sql(st, migrate_10_to_11);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=10");
+		ret = exec_sql(st, "PRAGMA user_version=11");
 	/* The message of what failed, taken before finish's ROLLBACK replaces SQLite's
 	 * ("not an error"); a failed COMMIT leaves its own. */
 	if (ret) {
@@ -507,7 +515,8 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 	s = NULL;
 	ret = prepare(st,
 		      "INSERT INTO nics(vm, idx, tap, mac, pci_slot, switch, vlan, guards, "
-		      "vlan_trunk, native_vlan, bw_out, bw_in) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+		      "vlan_trunk, native_vlan, bw_out, bw_in, queues) "
+		      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
 		      &s);
 	if (ret)
 		return ret;
@@ -527,6 +536,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 		sqlite3_bind_int(s, 10, def->nics[i].native_vlan);
 		sqlite3_bind_int64(s, 11, (sqlite3_int64)def->nics[i].bw_out);
 		sqlite3_bind_int64(s, 12, (sqlite3_int64)def->nics[i].bw_in);
+		sqlite3_bind_int(s, 13, def->nics[i].queues);
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_CONSTRAINT) {
 			ret = constraint_error(st, def, err, errlen);
@@ -813,7 +823,7 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 	d = NULL;
 	ret = prepare(st,
 		      "SELECT tap, mac, pci_slot, switch, vlan, guards, vlan_trunk, native_vlan, "
-		      "bw_out, bw_in FROM nics WHERE vm=?1 "
+		      "bw_out, bw_in, queues FROM nics WHERE vm=?1 "
 		      "ORDER BY idx",
 		      &d);
 	if (ret)
@@ -831,6 +841,12 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 			nic->vlan = vlan >= 1 && vlan <= VMDEF_VLAN_MAX ? (uint16_t)vlan : 0;
 			store_nic_set_guards(nic, guards);
 			store_nic_set_trunk(nic, d, 6);
+		}
+		{
+			int q = sqlite3_column_int(d, 10);
+
+			/* a hand-edited row out of range: the default */
+			nic->queues = q >= 1 && q <= VMDEF_NET_QUEUES_MAX ? (uint8_t)q : 0;
 		}
 	}
 	/* One VM's device row that does not parse damages that VM alone: it is kept (listed,

@@ -153,21 +153,25 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 	}
 	r = worker_fd(wf, "kvm", "/dev/kvm", fd, err, errlen);
 	for (unsigned i = 0; !r && i < def->nnics; i++) {
-		char name[16], ifname[IFNAMSIZ];
+		unsigned nq = vmdef_nic_queues(def, i), j;
+		char name[32], ifname[IFNAMSIZ];
+		int fds[VMDEF_NET_QUEUES_MAX];
 
-		fd = tap_open(def->nics[i].tap, ifname, err, errlen);
-		if (fd < 0)
-			return fd;
-		if (def->nics[i].sw[0]) {
+		/* One queue of the tap per virtio-net queue pair (a multi-queue tap for more
+		 * than one): net.I, then net.I.q1 ... */
+		r = tap_open_queues(def->nics[i].tap, nq, fds, ifname, err, errlen);
+		if (r)
+			return r;
+		if (def->nics[i].sw[0])
 			r = switches_port_attach(sup->cfg.store, &def->nics[i], ifname, err,
 						 errlen);
-			if (r) {
-				close(fd);
-				return r;
-			}
+		for (j = 0; j < nq; j++) {
+			worker_pair_name(name, sizeof(name), "net", i, j);
+			if (r)
+				close(fds[j]);
+			else
+				r = worker_fd(wf, name, def->nics[i].tap, fds[j], err, errlen);
 		}
-		snprintf(name, sizeof(name), "net.%u", i);
-		r = worker_fd(wf, name, def->nics[i].tap, fd, err, errlen);
 		if (!r)
 			r = worker_files_vhost(def, i, wf, err, errlen);
 	}

@@ -204,21 +204,38 @@ pid_t worker_exec_start(struct worker_exec *we, char *err, size_t errlen)
 	return pid;
 }
 
-/* Adapter i's kernel data path (nets[].vhost, docs/virtio.md): /dev/vhost-net passed as
- * vhost.I unless the adapter opts out. Without it the worker uses its user-space path; with
- * vhost=on that fails the start here, saying why. */
+void worker_pair_name(char *name, size_t len, const char *opt, unsigned i, unsigned j)
+{
+	if (j)
+		snprintf(name, len, "%s.%u.q%u", opt, i, j);
+	else
+		snprintf(name, len, "%s.%u", opt, i);
+}
+
+/* Adapter i's kernel data path (nets[].vhost, docs/virtio.md): one /dev/vhost-net per queue
+ * pair (the worker's vhost-net for pair J serves tap queue J) passed as vhost.I, vhost.I.q1
+ * ... unless the adapter opts out: all of them or none. Without them the worker uses its
+ * user-space path; with vhost=on that fails the start here, saying why. */
 int worker_files_vhost(const struct vm_def *def, unsigned i, struct worker_files *wf, char *err,
 		       size_t errlen)
 {
 	const struct vm_nic *nic = &def->nics[i];
+	unsigned nq = vmdef_nic_queues(def, i), j;
+	int fds[VMDEF_NET_QUEUES_MAX], e = 0, r = 0;
 	char name[16];
-	int fd, e;
 
 	if (nic->vhost == VM_VHOST_OFF)
 		return 0;
-	fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
+	for (j = 0; j < nq; j++) {
+		fds[j] = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+		if (fds[j] < 0) {
+			e = errno;
+			break;
+		}
+	}
+	if (j < nq) {
+		while (j--)
+			close(fds[j]);
 		if (nic->vhost == VM_VHOST_ON) {
 			error_set(err, errlen,
 				  "network adapter %u (tap %s) has vhost=on, but /dev/vhost-net "
@@ -235,6 +252,12 @@ int worker_files_vhost(const struct vm_def *def, unsigned i, struct worker_files
 			 def->name, i, nic->tap, strerror(e));
 		return 0;
 	}
-	snprintf(name, sizeof(name), "vhost.%u", i);
-	return worker_files_add(wf, name, "/dev/vhost-net", fd, err, errlen);
+	for (j = 0; j < nq; j++) {
+		worker_pair_name(name, sizeof(name), "vhost", i, j);
+		if (r)
+			close(fds[j]);
+		else
+			r = worker_files_add(wf, name, "/dev/vhost-net", fds[j], err, errlen);
+	}
+	return r;
 }

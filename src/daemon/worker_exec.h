@@ -20,8 +20,8 @@
 #define WORKER_SOCKETS	4 /* control, serial, console, vsock */
 #define WORKER_OWN	5 /* config, status, state, memory, vars */
 #define WORKER_FILES                                                                               \
-	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS + 2 * VMDEF_MAX_NICS + VMDEF_MAX_LUNS + \
-	 VMDEF_CHAIN_FDS_MAX)
+	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS +                                       \
+	 2 * VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX + VMDEF_MAX_LUNS + VMDEF_CHAIN_FDS_MAX)
 
 struct worker_files {
 	int fd[WORKER_FILES];
@@ -35,9 +35,13 @@ struct worker_files {
 int worker_files_add(struct worker_files *wf, const char *name, const char *path, int fd, char *err,
 		     size_t errlen) __attribute__((warn_unused_result));
 void worker_files_close(struct worker_files *wf);
-/* Adapter i's kernel data path (nets[].vhost, docs/virtio.md): /dev/vhost-net added as
- * vhost.I unless the adapter opts out; without it (logged) the worker uses its user-space
- * path, and with vhost=on that is -ENOEXEC with err. keeld and the lab's launcher. */
+/* The worker's name for adapter i's queue pair j's file of kind opt ("net", "vhost"):
+ * opt.I for pair 0, opt.I.qJ for the others (keel-vmm's --fd). */
+void worker_pair_name(char *name, size_t len, const char *opt, unsigned i, unsigned j);
+/* Adapter i's kernel data path (nets[].vhost, docs/virtio.md): one /dev/vhost-net per queue
+ * pair added as vhost.I, vhost.I.q1 ... unless the adapter opts out; without them (logged)
+ * the worker uses its user-space path, and with vhost=on that is -ENOEXEC with err. keeld
+ * and the lab's launcher. */
 int worker_files_vhost(const struct vm_def *def, unsigned i, struct worker_files *wf, char *err,
 		       size_t errlen) __attribute__((warn_unused_result));
 /* "--fd=NAME=N" for each file, appended to argv (NULL-ended, max slots): 0 or -E2BIG/-ENOMEM.

@@ -238,8 +238,8 @@ static bool fd_given(const struct vm_config *cfg, int n)
 	return in_slots(one, NULL, sizeof(one) / sizeof(one[0]), n) ||
 	       in_slots(cfg->disk_fds, cfg->disk_chains, VMDEF_MAX_DISKS, n) ||
 	       in_slots(cfg->lun_fds, cfg->lun_chains, VMDEF_MAX_LUNS, n) ||
-	       in_slots(cfg->net_fds, NULL, VMDEF_MAX_NICS, n) ||
-	       in_slots(cfg->vhost_fds, NULL, VMDEF_MAX_NICS, n);
+	       in_slots(cfg->net_fds[0], NULL, VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX, n) ||
+	       in_slots(cfg->vhost_fds[0], NULL, VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX, n);
 }
 
 /*
@@ -309,6 +309,27 @@ static const struct {
 	{"vars", offsetof(struct vm_config, vars_fd)},
 };
 
+/* "I=" or "I.qJ=" (from s to eq) of --fd net.I[.qJ] and vhost.I[.qJ]: adapter I's queue
+ * pair J's slot in fds (J 0 when not given), or NULL when I or J is out of range. */
+static int *pair_fd_slot(const char *s, const char *eq, int (*fds)[VMDEF_NET_QUEUES_MAX])
+{
+	char idx[4] = {0}, q[4] = {0};
+	const char *dot = memchr(s, '.', (size_t)(eq - s));
+	uint64_t i, j = 0;
+
+	if ((dot ? dot : eq) - s > 2 || (dot && (dot[1] != 'q' || eq - dot - 2 > 2)))
+		return NULL;
+	memcpy(idx, s, (size_t)((dot ? dot : eq) - s));
+	if (parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
+		return NULL;
+	if (dot) {
+		memcpy(q, dot + 2, (size_t)(eq - dot - 2));
+		if (parse_uint(q, 1, VMDEF_NET_QUEUES_MAX - 1, &j))
+			return NULL;
+	}
+	return &fds[i][j];
+}
+
 /*
  * --fd NAME=N: the file the description names as kernel, initrd or disk.I (its Ith disk) is
  * already open as descriptor N (keeld opened and checked it, and passed it at exec): the
@@ -333,18 +354,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		memcpy(idx, arg + 5, (size_t)(eq - arg - 5));
 		if (!parse_uint(idx, 0, VMDEF_MAX_DISKS - 1, &i))
 			slot = &cfg->disk_fds[i];
-	} else if (eq && !strncmp(arg, "net.", 4) && eq - arg <= 6) {
-		char idx[4] = {0};
-
-		memcpy(idx, arg + 4, (size_t)(eq - arg - 4));
-		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
-			slot = &cfg->net_fds[i];
-	} else if (eq && !strncmp(arg, "vhost.", 6) && eq - arg <= 8) {
-		char idx[4] = {0};
-
-		memcpy(idx, arg + 6, (size_t)(eq - arg - 6));
-		if (!parse_uint(idx, 0, VMDEF_MAX_NICS - 1, &i))
-			slot = &cfg->vhost_fds[i];
+	} else if (eq && !strncmp(arg, "net.", 4)) {
+		slot = pair_fd_slot(arg + 4, eq, cfg->net_fds);
+	} else if (eq && !strncmp(arg, "vhost.", 6)) {
+		slot = pair_fd_slot(arg + 6, eq, cfg->vhost_fds);
 	} else if (eq && !strncmp(arg, "lun.", 4) && eq - arg <= 6) {
 		char idx[4] = {0};
 
@@ -356,9 +369,10 @@ static int parse_fd_option(const char *arg, struct vm_config *cfg, char *err, si
 		snprintf(err, errlen,
 			 "--fd %s: expected NAME=N, N an open descriptor, 3 or above, NAME one of "
 			 "kernel, initrd, kvm, firmware, nvram, control, serial, console, vsock, "
-			 "config, status, state, memory, vars, disk.I (I 0 to %d), net.I (0 to "
-			 "%d), vhost.I (the same), lun.I (0 to %d) (keel-vmm --help)",
-			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_NICS - 1, VMDEF_MAX_LUNS - 1);
+			 "config, status, state, memory, vars, disk.I (I 0 to %d), lun.I (0 to "
+			 "%d), net.I[.qJ], vhost.I[.qJ] (0 to %d; J 1 to %d) (keel-vmm --help)",
+			 arg, VMDEF_MAX_DISKS - 1, VMDEF_MAX_LUNS - 1, VMDEF_MAX_NICS - 1,
+			 VMDEF_NET_QUEUES_MAX - 1);
 		return -EINVAL;
 	}
 	if (*slot >= 0) {
@@ -514,6 +528,45 @@ static int fds_beyond(const int *fds, unsigned n, unsigned max, const char *opt,
 		if (fds[i] >= 0) {
 			snprintf(err, errlen, "--fd %s.%u: the VM has %u %s%s", opt, i, n, what,
 				 n == 1 ? "" : "s");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The taps' queues (opt "net") or the adapters' /dev/vhost-net (opt "vhost"), one per queue
+ * pair (what: "tap queue", "/dev/vhost-net"): every pair's or none of an adapter's (then keel-vmm
+ * opens them), none beyond its pairs or its adapters. */
+static int pair_fds_check(const struct vm_config *cfg, const int (*fds)[VMDEF_NET_QUEUES_MAX],
+			  const char *opt, const char *what, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < VMDEF_MAX_NICS; i++) {
+		unsigned nq = i < cfg->def.nnics ? vmdef_nic_queues(&cfg->def, i) : 0;
+		bool first = fds[i][0] >= 0;
+
+		if (first && i >= cfg->def.nnics) {
+			snprintf(err, errlen, "--fd %s.%u: the VM has %u network card%s", opt, i,
+				 cfg->def.nnics, cfg->def.nnics == 1 ? "" : "s");
+			return -EINVAL;
+		}
+		for (unsigned j = 1; j < VMDEF_NET_QUEUES_MAX; j++) {
+			if (fds[i][j] < 0 ? !first || j >= nq : j < nq && first)
+				continue;
+			if (j >= nq)
+				snprintf(err, errlen,
+					 "--fd %s.%u.q%u: that network card has %u queue pair%s",
+					 opt, i, j, nq, nq == 1 ? "" : "s");
+			else if (first)
+				snprintf(err, errlen,
+					 "--fd %s.%u.q%u is missing: network card %u has %u queue "
+					 "pairs, a %s each",
+					 opt, i, j, i, nq, what);
+			else
+				snprintf(err, errlen,
+					 "--fd %s.%u.q%u without --fd %s.%u: pass every pair's %s "
+					 "or "
+					 "none",
+					 opt, i, j, opt, i, what);
 			return -EINVAL;
 		}
 	}
@@ -704,7 +757,8 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	for (unsigned d = 0; d < VMDEF_MAX_DISKS; d++)
 		cfg->disk_fds[d] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_NICS; d++)
-		cfg->net_fds[d] = cfg->vhost_fds[d] = -1;
+		for (unsigned q = 0; q < VMDEF_NET_QUEUES_MAX; q++)
+			cfg->net_fds[d][q] = cfg->vhost_fds[d][q] = -1;
 	for (unsigned d = 0; d < VMDEF_MAX_LUNS; d++)
 		cfg->lun_fds[d] = -1;
 	vmdef_init(&cfg->def);
@@ -823,11 +877,9 @@ int config_parse(int argc, char **argv, struct vm_config *cfg, char *err, size_t
 	r = fds_beyond(cfg->disk_fds, cfg->def.ndisks, VMDEF_MAX_DISKS, "disk", "disk", err,
 		       errlen);
 	if (!r)
-		r = fds_beyond(cfg->net_fds, cfg->def.nnics, VMDEF_MAX_NICS, "net", "network card",
-			       err, errlen);
+		r = pair_fds_check(cfg, cfg->net_fds, "net", "tap queue", err, errlen);
 	if (!r)
-		r = fds_beyond(cfg->vhost_fds, cfg->def.nnics, VMDEF_MAX_NICS, "vhost",
-			       "network card", err, errlen);
+		r = pair_fds_check(cfg, cfg->vhost_fds, "vhost", "/dev/vhost-net", err, errlen);
 	if (!r)
 		r = fds_beyond(cfg->lun_fds, cfg->def.scsi.nluns, VMDEF_MAX_LUNS, "lun", "SCSI LUN",
 			       err, errlen);

@@ -41,12 +41,16 @@ struct vm_config {
 	 * -1: open the path. */
 	int kernel_fd, initrd_fd;
 	int disk_fds[VMDEF_MAX_DISKS];
-	int kvm_fd;		       /* --fd kvm=N: /dev/kvm, opened by keeld; -1: open it */
-	int net_fds[VMDEF_MAX_NICS];   /* --fd net.I=N: the Ith card's tap, attached by keeld */
-	int vhost_fds[VMDEF_MAX_NICS]; /* --fd vhost.I=N: its /dev/vhost-net, opened by keeld */
-	int lun_fds[VMDEF_MAX_LUNS];   /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
-	int firmware_fd;	       /* --fd firmware=N: the firmware image, opened by keeld */
-	int nvram_dir_fd; /* --fd nvram=N: the NVRAM file's directory, opened by keeld */
+	int kvm_fd; /* --fd kvm=N: /dev/kvm, opened by keeld; -1: open it */
+	/* --fd net.I=N, net.I.qJ=N: the Ith card's tap, attached by keeld, one queue per
+	 * queue pair (J 1 and up: a multi-queue tap's further queues); -1: not given */
+	int net_fds[VMDEF_MAX_NICS][VMDEF_NET_QUEUES_MAX];
+	/* --fd vhost.I=N, vhost.I.qJ=N: its /dev/vhost-net, opened by keeld, one per queue
+	 * pair; -1: not given */
+	int vhost_fds[VMDEF_MAX_NICS][VMDEF_NET_QUEUES_MAX];
+	int lun_fds[VMDEF_MAX_LUNS]; /* --fd lun.I=N: SCSI LUN I's disk or DVD image */
+	int firmware_fd;	     /* --fd firmware=N: the firmware image, opened by keeld */
+	int nvram_dir_fd;	     /* --fd nvram=N: the NVRAM file's directory, opened by keeld */
 	/* --fd control|serial|console|vsock=N: the Unix socket at the path --control, --serial
 	 * unix:, --console unix: or --vsock-socket names, bound by keeld and not yet listening
 	 * (the worker listens when it is ready to serve it: vm_create); -1: bind the path. */

@@ -87,12 +87,14 @@ static void hp_forget_nic(struct vm *vm, unsigned i)
 
 	memmove(&def->nics[i], &def->nics[i + 1], rest * sizeof(def->nics[0]));
 	memmove(&vm->nic_link[i], &vm->nic_link[i + 1], rest * sizeof(vm->nic_link[0]));
-	memmove(&vm->cfg->net_fds[i], &vm->cfg->net_fds[i + 1], rest * sizeof(int));
-	memmove(&vm->cfg->vhost_fds[i], &vm->cfg->vhost_fds[i + 1], rest * sizeof(int));
+	memmove(&vm->cfg->net_fds[i], &vm->cfg->net_fds[i + 1], rest * sizeof(vm->cfg->net_fds[0]));
+	memmove(&vm->cfg->vhost_fds[i], &vm->cfg->vhost_fds[i + 1],
+		rest * sizeof(vm->cfg->vhost_fds[0]));
 	def->nnics--;
 	memset(&def->nics[def->nnics], 0, sizeof(def->nics[0]));
 	memset(&vm->nic_link[def->nnics], 0, sizeof(vm->nic_link[0]));
-	vm->cfg->net_fds[def->nnics] = vm->cfg->vhost_fds[def->nnics] = -1;
+	for (unsigned q = 0; q < VMDEF_NET_QUEUES_MAX; q++)
+		vm->cfg->net_fds[def->nnics][q] = vm->cfg->vhost_fds[def->nnics][q] = -1;
 }
 
 /* Destroy the card vd at slot s (vCPUs stopped): its state sections, hooks, the device. */
@@ -350,7 +352,8 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 	snprintf(nic->tap, sizeof(nic->tap), "%s", tapname);
 	vmdef_mac_format(addr, nic->mac);
 	nic->pci_slot = (uint8_t)s;
-	r = virtio_net_attach(&vm->machine, i, tap, -1, &vd, err, errlen);
+	nic->queues = 1; /* one queue pair: keeld passes one tap queue (docs/virtio.md) */
+	r = virtio_net_attach(&vm->machine, i, &tap, NULL, &vd, err, errlen);
 	tap = -1; /* taken over */
 	r = r ?: device_state_register(&vm->machine, &virtio_net_class, s, vd);
 	if (r) {

@@ -83,7 +83,7 @@ int jail_early(const struct vm_config *cfg, char *err, size_t errlen)
 		return 0;
 	confined = true;
 	for (unsigned i = 0; i < cfg->def.nnics; i++) {
-		if (cfg->net_fds[i] < 0) {
+		if (cfg->net_fds[i][0] < 0) {
 			snprintf(err, errlen,
 				 "--jail-user: network card %u's tap must be passed (--fd "
 				 "net.%u=N): "

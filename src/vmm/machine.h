@@ -44,8 +44,10 @@ struct machine {
 	struct chardev *serial_out;	    /* COM1's host side (--serial) */
 	const struct chardev_spec *console; /* the virtio-console's host side (--console) */
 	const int *disk_fds;		    /* each disk's passed descriptor (--fd disk.I), or -1 */
-	const int *net_fds;	  /* each card's tap, attached by keeld (--fd net.I), or -1 */
-	const int *vhost_fds;	  /* each card's /dev/vhost-net from keeld (--fd vhost.I), or -1 */
+	/* each card's tap queues, attached by keeld (--fd net.I, net.I.qJ), or -1 */
+	const int (*net_fds)[VMDEF_NET_QUEUES_MAX];
+	/* each card's /dev/vhost-net per pair from keeld (--fd vhost.I, vhost.I.qJ), or -1 */
+	const int (*vhost_fds)[VMDEF_NET_QUEUES_MAX];
 	const char *vsock_socket; /* virtio-vsock's host side (--vsock socket=PATH) */
 	const int *lun_fds;	  /* each SCSI LUN's file (--fd lun.I), or -1 */
 	int nvram_dir_fd; /* the NVRAM file's directory (--fd nvram=N, 3 or above); else none */

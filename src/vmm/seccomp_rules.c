@@ -98,10 +98,14 @@ static const uint64_t prctl_name[] = {PR_SET_NAME};
 /* virtio-vsock's guest connects: Unix sockets only. */
 static const uint64_t af_unix[] = {AF_UNIX};
 static const uint64_t at_empty_path[] = {AT_EMPTY_PATH};
-static const uint64_t net_ioctls[] = {TUNSETOFFLOAD};
+/* The tap's offloads, and attaching and detaching a multi-queue tap's queues as the guest
+ * enables queue pairs (virtio/net.c). */
+static const uint64_t net_ioctls[] = {TUNSETOFFLOAD, TUNSETQUEUE};
 /* virtio-net's kernel data path (virtio/vhost_net.c): the rings handed to vhost-net when the
  * driver starts (a vCPU thread's status write) or the VM resumes or is restored (the main
- * loop), and taken back on a reset or pause; the tap's offloads are set as the rings go. The
+ * loop) or the driver enables a queue pair (the device's I/O thread, which serves the
+ * control queue), and taken back on a reset, a pause or a pair disabled; the tap's offloads
+ * are set as the rings go. The
  * owner and the features are set when the adapter is made, before the jail. Only on an
  * open /dev/vhost-net (and the tap) do these numbers mean anything. */
 static const uint64_t vhost_ioctls[] = {
@@ -209,8 +213,8 @@ static const struct seccomp_rule vcpu_rules[] = {
 	ARG_IN(SYS_ioctl, 1, vcpu_vm_ioctls),
 };
 
-/* Handing virtio-net's rings to vhost-net and back (vhost_ioctls): vCPU threads and the main
- * loop. */
+/* Handing virtio-net's rings to vhost-net and back (vhost_ioctls): vCPU threads, the main
+ * loop and virtio-net's I/O thread (queue pairs enabled and disabled). */
 static const struct seccomp_rule vhost_rules[] = {
 	ARG_IN(SYS_ioctl, 1, vhost_ioctls),
 };
@@ -362,7 +366,7 @@ const struct seccomp_class_list seccomp_classes[SECCOMP_NCLASSES] = {
 	[SECCOMP_BLOCK_POOL] =
 		CLASS("block pool", &thread_tab, &disk_tab, &random_tab, &thread_end_tab),
 	[SECCOMP_NET] = CLASS("virtio-net I/O", &thread_tab, &wait_tab, &watch_tab, &net_tab,
-			      &thread_end_tab),
+			      &vhost_tab, &thread_end_tab),
 	[SECCOMP_VSOCK] = CLASS("virtio-vsock I/O", &thread_tab, &wait_tab, &watch_tab, &vsock_tab,
 				&thread_end_tab),
 	[SECCOMP_CONSOLE] = CLASS("virtio-console I/O", &thread_tab, &wait_tab, &watch_tab,

@@ -28,6 +28,7 @@
 #include "vmm/state.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "vmm/virtio/net.h"
 #include "vmm/x86/cpu_state.h"
 
 /* The description document in section "config" (a section holds at most 1 MiB). */
@@ -79,6 +80,19 @@ static void snap_config_check(struct state_io *io, const char *text, uint32_t le
 	vmdef_free(&saved);
 }
 
+/* Each adapter's queue pairs written out, the default (one per vCPU) resolved: a description
+ * saved before multi-queue has none, and its adapters had one pair (vmdef's guest check). */
+static void snap_pin_queues(json_object *o, const struct vm_def *def)
+{
+	json_object *nets;
+
+	if (!json_object_object_get_ex(o, "nets", &nets))
+		return;
+	for (unsigned i = 0; i < def->nnics && i < json_object_array_length(nets); i++)
+		json_object_object_add(json_object_array_get_idx(nets, i), "queues",
+				       json_object_new_int((int)vmdef_nic_queues(def, i)));
+}
+
 /* The description as a JSON document (docs/vm-config.md): one u32 length, then the text. */
 static int snap_config_state(struct state_io *io, void *opaque)
 {
@@ -91,6 +105,8 @@ static int snap_config_state(struct state_io *io, void *opaque)
 
 	if (state_saving(io)) {
 		o = vmdef_to_json(cur);
+		if (o)
+			snap_pin_queues(o, cur);
 		text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
 		if (!text) {
 			json_object_put(o);
@@ -590,6 +606,99 @@ fail:
 	return r;
 }
 
+/* Adapters of a description saved before multi-queue (no queues): one pair each, in the
+ * running description too where it leaves them to the default (matched by MAC). A section
+ * that does not read is left to the check (snap_config_state says why). */
+static void snap_pin_old_queues(struct vm *vm, const struct state_file *f)
+{
+	const struct state_section *s = state_find(f, "config");
+	struct vm_def *cur = &vm->cfg->def, saved;
+	struct state_io io = {.mode = STATE_CHECK};
+	json_object *obj = NULL;
+	char *text, why[256];
+	uint32_t len = 0;
+
+	if (!s || s->version < 2)
+		return;
+	io.version = s->version;
+	io.in = s->data;
+	io.in_len = (size_t)s->size;
+	len = state_u32(&io, &len, SNAP_MAX_CONFIG);
+	if (state_error(&io) || !(text = malloc((size_t)len + 1)))
+		return;
+	state_blob(&io, text, len);
+	text[len] = 0;
+	vmdef_init(&saved);
+	if (!state_error(&io))
+		obj = json_tokener_parse(text);
+	if (obj && !vmdef_apply_json(&saved, obj, VMDEF_JSON_DOCUMENT, why, sizeof(why))) {
+		for (unsigned i = 0; i < saved.nnics; i++) {
+			uint8_t a[6], b[6];
+
+			if (saved.nics[i].queues)
+				continue;
+			virtio_net_nic_mac(&saved.nics[i], a);
+			for (unsigned j = 0; j < cur->nnics; j++) {
+				virtio_net_nic_mac(&cur->nics[j], b);
+				if (memcmp(a, b, 6) || cur->nics[j].queues)
+					continue;
+				cur->nics[j].queues = 1;
+				log_info("network adapter %s: saved before multi-queue, restored "
+					 "with "
+					 "one queue pair",
+					 cur->nics[j].tap);
+			}
+		}
+	}
+	json_object_put(obj);
+	vmdef_free(&saved);
+	free(text);
+}
+
+/* Read and parse dir's state file into snap; pin: before the devices are made (the running
+ * description's adapters may still change, snap_pin_old_queues). */
+static int snap_read(struct vm *vm, const char *dir, bool pin, char *err, size_t errlen)
+{
+	struct snapshot *snap = vm->snapshot;
+	char st_path[4096], why[400];
+	int r;
+
+	if (!snap)
+		return -EINVAL;
+	if (snap_path(st_path, sizeof(st_path), dir, SNAPSHOT_STATE_FILE)) {
+		snprintf(err, errlen, "restore directory path is too long: %s", dir);
+		return -ENAMETOOLONG;
+	}
+	r = snap_read_state(st_path, &snap->file, &snap->file_size, err, errlen);
+	if (r)
+		return r;
+	snap->parsed = malloc(sizeof(*snap->parsed));
+	if (!snap->parsed) {
+		snprintf(err, errlen, "out of memory");
+		free(snap->file);
+		snap->file = NULL;
+		return -ENOMEM;
+	}
+	parse_euid_note(PARSE_STATE);
+	r = state_parse(snap->file, snap->file_size, snap->parsed, why, sizeof(why));
+	if (r) {
+		snprintf(err, errlen, "cannot restore from %s: %s", st_path, why);
+		free(snap->parsed);
+		free(snap->file);
+		snap->parsed = NULL;
+		snap->file = NULL;
+		return r;
+	}
+	if (pin)
+		snap_pin_old_queues(vm, snap->parsed);
+	return 0;
+}
+
+int snapshot_read(struct vm *vm, const char *dir, char *err, size_t errlen)
+{
+	return snap_read(vm, dir, true, err, errlen);
+}
+
 int snapshot_open(struct vm *vm, const char *dir, char *err, size_t errlen)
 {
 	struct snapshot *snap = vm->snapshot;
@@ -603,19 +712,12 @@ int snapshot_open(struct vm *vm, const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "restore directory path is too long: %s", dir);
 		return -ENAMETOOLONG;
 	}
-	r = snap_read_state(st_path, &snap->file, &snap->file_size, err, errlen);
-	if (r)
-		return r;
-	snap->parsed = malloc(sizeof(*snap->parsed));
 	if (!snap->parsed) {
-		r = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto fail;
+		r = snap_read(vm, dir, false, err, errlen);
+		if (r)
+			return r;
 	}
-	parse_euid_note(PARSE_STATE);
-	r = state_parse(snap->file, snap->file_size, snap->parsed, why, sizeof(why));
-	if (!r)
-		r = state_load(&vm->state, snap->parsed, STATE_CHECK, why, sizeof(why));
+	r = state_load(&vm->state, snap->parsed, STATE_CHECK, why, sizeof(why));
 	if (r) {
 		snprintf(err, errlen, "cannot restore from %s: %s", st_path, why);
 		goto fail;

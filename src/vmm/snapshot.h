@@ -36,7 +36,16 @@ int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*
- * Restore, step 1 (vm_create, before the VM is built): read the state in dir, validate
+ * Restore, step 1a (vm_create, before the devices are made): read and parse the state file
+ * in dir. An adapter the saved description gives no queue pairs was saved by a keel-vmm
+ * before multi-queue, with one pair: the running description's adapter with its MAC, left
+ * to the default, gets one (docs/virtio.md), so the device is made as it was saved.
+ */
+int snapshot_read(struct vm *vm, const char *dir, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/*
+ * Restore, step 1 (vm_create, before the VM is built): read the state in dir (unless
+ * snapshot_read did), validate
  * all of it (structure, checksum, the configuration against the command line, every
  * section's values, the memory file) and only then map the memory file as guest RAM.
  */

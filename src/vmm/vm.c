@@ -876,6 +876,12 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 		return r;
 	}
 	vm->machine.pci = vm->pci;
+	/* A restore reads its state first: the devices are made as they were saved. */
+	if (cfg->restore_dir) {
+		r = snapshot_read(vm, cfg->restore_dir, err, errlen);
+		if (r)
+			return r;
+	}
 	r = devices_create(&vm->machine, DEVICE_BUS_PCI, err, errlen);
 	r = r ?: hotplug_create(vm, err, errlen);
 	if (r)

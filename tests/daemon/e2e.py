@@ -2576,7 +2576,7 @@ def case_disk_format(e):
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
     # ... and from before pools: the directories its VMs use become pools.
-    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
+    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
@@ -2700,7 +2700,7 @@ def case_description(e):
     rows = sqlite(db, "SELECT field, doc FROM devices WHERE field = 'vsock'")
     check(rows == 'vsock|{"cid":4242,"pci_slot":%d}' % dv["vsock"]["pci_slot"],
           "the devices table: %r" % rows)
-    sqlite(db, UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
            " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
            "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
@@ -2726,7 +2726,7 @@ def case_description(e):
     check(ckpts(e, "dc")["old"]["type"] == "production", "an Off VM's checkpoint: %r" %
           ckpts(e, "dc"))
     e.kill_keeld(signal.SIGTERM)
-    sqlite(db, UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
@@ -2742,7 +2742,7 @@ def case_description(e):
     check([d["pci_slot"] for d in vm["disks"]] == [1, 2] and vm["nets"][0]["pci_slot"] == 3
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     version = sqlite(db, "PRAGMA user_version")
-    check(version == "10", "store schema after upgrade: %r" % version)
+    check(version == "11", "store schema after upgrade: %r" % version)
     check(ckpts(e, "dc")["old"]["type"] == "standard",
           "a checkpoint from before types after the upgrade: %r" % ckpts(e, "dc"))
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
@@ -3337,6 +3337,8 @@ def case_save_1g(e):
 
 # What store.c's migrate_8_to_9 did, undone, for the cases that make an older store: the
 # console's and rng's slots back in their columns of vms (-1: none), their devices rows gone.
+# What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs.
+UNDO_SCHEMA_11 = "ALTER TABLE nics DROP COLUMN queues;"
 # What store.c's migrate_9_to_10 did, undone: no storage QoS columns in disks.
 UNDO_SCHEMA_10 = ("ALTER TABLE disks DROP COLUMN max_iops; ALTER TABLE disks DROP COLUMN max_bw;"
                   "ALTER TABLE disks DROP COLUMN min_iops;")
@@ -5670,6 +5672,56 @@ def case_vhost(e):
     print("vhost: %s; on %s; off says so; the option kept in the store"
           % ("vhost-net used" if have else "fell back and said why",
              "starts" if have else "refused with a clear message"))
+
+
+def case_net_multiqueue(e):
+    """Issue 16, virtio-net multi-queue: an adapter of a 2-vCPU VM gets 2 queue pairs by
+    default; keeld opens its tap as a multi-queue tap and passes both queues to the jailed
+    worker (--fd net.0 and net.0.q1). queues above the vCPUs is refused; hot plug adds one
+    pair (recorded as queues 1) and refuses more, clearly."""
+    if not e.netns:
+        print("SKIP: net-multiqueue: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    mac0, mac1 = "02:00:00:00:ad:01", "02:00:00:00:ad:02"
+    e.keel("switch", "create", "mq", "--type", "private")
+    e.api_err("POST", "/v1/vms", {"name": "mq", "kernel": e.a.guest, "memory": 16 << 20,
+                                 "cpus": 2, "nets": [{"switch": "mq", "queues": 3}]},
+              msg="queues 3 is more than the VM's 2 vCPUs")
+    _, err = e.keel("vm", "create", "mq", "--kernel", e.a.guest, "--net",
+                    "switch=mq,queues=9", want=2)
+    check("queues is from 1 to 8" in err, "CLI queues=9: %r" % err)
+    e.keel("vm", "create", "mq", "--kernel", e.a.guest, "--memory", "16M", "--cpus", "2",
+           "--net", "switch=mq,mac=%s" % mac0)
+    check("queues" not in e.vm("mq")["nets"][0], "the default is stored as none: %r"
+          % e.vm("mq")["nets"])
+    e.start("mq")
+    vm = e.vm("mq")
+    tap = vm["nets"][0]["tap"]
+    with open("/proc/%d/cmdline" % vm["pid"], "rb") as f:
+        argv = f.read().split(b"\0")
+    check(any(a.startswith(b"--fd=net.0=") for a in argv) and
+          any(a.startswith(b"--fd=net.0.q1=") for a in argv) and
+          not any(a.startswith(b"--fd=net.0.q2=") for a in argv),
+          "the worker's tap queues: %r" % argv)
+    info = e.ns("ip", "-d", "link", "show", "dev", tap)
+    m = re.search(r"multi_queue numqueues (\d+) numdisabled (\d+)", info)
+    # Both queues the worker's; pair 1's is detached once its I/O thread has run (the tiny
+    # guest never enables it).
+    check(m and int(m.group(1)) + int(m.group(2)) == 2 and int(m.group(1)) >= 1,
+          "tap %s is not a 2-queue multi-queue tap: %s" % (tap, info))
+    _, err = e.keel("vm", "net", "add", "mq", "--net", "switch=mq,mac=%s,queues=2" % mac1,
+                    want=2)
+    check("hot plug adds an adapter with one queue pair" in err, "hot plug of 2 pairs: %r" % err)
+    check(len(e.vm("mq")["nets"]) == 1, "a refused add added: %r" % e.vm("mq")["nets"])
+    out, _ = e.keel("vm", "net", "add", "mq", "--net", "switch=mq,mac=%s" % mac1)
+    check("adapter added" in out, "keel vm net add: %r" % out)
+    nets = e.vm("mq")["nets"]
+    check(len(nets) == 2 and nets[1].get("queues") == 1, "the added adapter: %r" % nets)
+    e.keel("vm", "stop", "mq", "--force")
+    e.wait_state("mq", "Off")
+    print("net-multiqueue: 2 tap queues passed for 2 vCPUs (%s), queues above the vCPUs "
+          "refused, hot plug one pair" % m.group(0))
 
 
 def case_switch_move(e):

@@ -12,10 +12,13 @@
 #include "vmm/x86/layout.h"
 
 /* Queue i's rings at RING(i), +0x1000, +0x2000; an indirect table area after them; buffers
- * in the rest of RAM. */
-#define RING(i)	 (0x3000u * (i))
-#define INDIRECT 0x6000u
-#define BUFFERS	 0x7000u
+ * in the rest of RAM. Queues 2 and up (virtio-net's second pair and control queue) have at
+ * most SMALL_MAX entries, their rings at SMALL_RING(i), +0x100, +0x200 in high RAM. */
+#define RING(i)	      (0x3000u * (i))
+#define SMALL_MAX     16u
+#define SMALL_RING(i) (LAYOUT_HIGH_RAM + 0x400u * ((i)-2))
+#define INDIRECT      0x6000u
+#define BUFFERS	      0x7000u
 
 /* What the device may do with the chains the driver posted, found before it runs by walking
  * them as it will (a copy of its ring state, the same walker). */
@@ -267,15 +270,19 @@ void fake_guest_start(struct fake_guest *g, const uint8_t *hdr)
 	fake_virtio_serve(g->vd); /* kicks left from the last input find no queue */
 	g->features = (uint64_t)(hdr[0] >> 4) | (uint64_t)(hdr[0] & 1) << VIRTIO_F_INDIRECT_DESC |
 		      (uint64_t)(hdr[0] >> 1 & 1) << VIRTIO_F_EVENT_IDX | g->extra_features;
-	for (i = 0; i < nqueues(g); i++)
+	for (i = 0; i < nqueues(g); i++) {
+		uint16_t max = i < 2 || g->vd->q[i].max < SMALL_MAX ? g->vd->q[i].max : SMALL_MAX;
+		uint64_t ring = i < 2 ? RING(i) : SMALL_RING(i);
+
 		g->q[i] = (struct fake_vq){
-			.size = (uint16_t)(1u << ((hdr[1] >> (4 * i) & 0xf) %
-						  (__builtin_ctz(g->vd->q[i].max) + 1u))),
+			.size = (uint16_t)(1u << ((hdr[1] >> (4 * (i & 1)) & 0xf) %
+						  (__builtin_ctz(max) + 1u))),
 			.vector = hdr[0] & 4 ? VIRTIO_NO_VECTOR : (uint16_t)(i + 1),
-			.desc = RING(i),
-			.avail = RING(i) + 0x1000,
-			.used = RING(i) + 0x2000,
+			.desc = ring,
+			.avail = ring + (i < 2 ? 0x1000 : 0x100),
+			.used = ring + (i < 2 ? 0x2000 : 0x200),
 		};
+	}
 	start(g);
 }
 

@@ -15,7 +15,8 @@
 
 #include "fake_virtio.h"
 
-#define FAKE_GUEST_QUEUES 2
+/* Queues a device may have here: virtio-net's two pairs and its control queue. */
+#define FAKE_GUEST_QUEUES 5
 /* Operations 0 to FAKE_GUEST_OPS - 1 (the low nibble of an operation's first byte) are
  * fake_guest_op's; the target has the others. */
 #define FAKE_GUEST_OPS 9
@@ -40,7 +41,7 @@ struct fake_guest {
 /* Power-on, then bring the device up as the header says: byte 0 bit 0 indirect
  * descriptors, bit 1 event index, bit 2 no MSI-X vectors, bit 3 KVM takes ioeventfds,
  * bits 4-7 device feature bits 0-3; byte 1 log2 of each queue's size (nibbles, modulo what
- * the device offers). */
+ * the device offers: queue i takes nibble i % 2, queues 2 and up at most 16 entries). */
 void fake_guest_start(struct fake_guest *g, const uint8_t *hdr);
 /* A whole input: the header, then operations until the input ends, each followed by
  * fake_guest_check: the common ones, and the target's through op (the bytes it took, 0 when

@@ -64,7 +64,8 @@ struct virtio_dev *fake_virtio_net(int *peer)
 		FAKE_CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) ==
 				   0,
 			   "socketpair");
-		FAKE_CHECK(virtio_net_create_fd(fake_machine(), 0, sv[0], "fuzz0", mac, &vd) == 0,
+		FAKE_CHECK(virtio_net_create_fd(fake_machine(), 0, &sv[0], 1, "fuzz0", mac, &vd) ==
+				   0,
 			   "virtio-net");
 		FAKE_CHECK(device_state_register(fake_machine(), &virtio_net_class, vd->pci.slot,
 						 vd) == 0,
@@ -75,6 +76,38 @@ struct virtio_dev *fake_virtio_net(int *peer)
 	while (recv(sv[1], frame, sizeof(frame), MSG_DONTWAIT) >= 0)
 		;
 	*peer = sv[1];
+	return vd;
+}
+
+struct virtio_dev *fake_virtio_net_mq(int peer[2])
+{
+	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x5a};
+	static struct virtio_dev *vd;
+	static int sv[2][2];
+	static uint8_t frame[64 * 1024];
+
+	if (!vd) {
+		int fds[2];
+
+		for (unsigned k = 0; k < 2; k++) {
+			FAKE_CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+					      sv[k]) == 0,
+				   "socketpair");
+			fds[k] = sv[k][0];
+		}
+		FAKE_CHECK(virtio_net_create_fd(fake_machine(), 0, fds, 2, "fuzzmq0", mac, &vd) ==
+				   0,
+			   "virtio-net with two queue pairs");
+		FAKE_CHECK(device_state_register(fake_machine(), &virtio_net_class, vd->pci.slot,
+						 vd) == 0,
+			   "virtio-net state sections");
+	}
+	for (unsigned k = 0; k < 2; k++) {
+		for (unsigned j = 0; j < 2; j++)
+			while (recv(sv[k][j], frame, sizeof(frame), MSG_DONTWAIT) >= 0)
+				;
+		peer[k] = sv[k][1];
+	}
 	return vd;
 }
 

@@ -25,6 +25,9 @@ struct virtio_dev;
 struct virtio_dev *fake_virtio_rng(void);
 struct virtio_dev *fake_virtio_console(void);
 struct virtio_dev *fake_virtio_net(int *peer);
+/* A second virtio-net with two queue pairs (multi-queue: MQ and the control queue), each on
+ * its own socket pair (peer[k]: pair k's "tap" side), as fake_virtio_net. */
+struct virtio_dev *fake_virtio_net_mq(int peer[2]);
 /* All three on the machine, their I/O threads parked: rng, console, net. */
 #define FAKE_VIRTIO_NDEV 3
 void fake_virtio_devices(struct virtio_dev *dev[FAKE_VIRTIO_NDEV], int *net_peer);

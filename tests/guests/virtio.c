@@ -10,7 +10,8 @@
  *    in the MMIO hole, a readable buffer after a writable one, indirect descriptors when not
  *    negotiated, nested indirect tables, indirect with NEXT, a queue size that is not a power
  *    of two, an avail index that jumps by more than the queue size, a head index out of range.
- * Other modes (mode=): blk, blkmq, state and crash for the guest tests, blkimage for
+ * Other modes (mode=): blk, blkmq, net (multi-queue virtio-net), state and crash for the
+ * guest tests, blkimage for
  * tests/daemon/e2e.py's disk-format (an image copied between two virtio-blk disks).
  */
 #include "lib/guest.h"
@@ -1012,6 +1013,210 @@ static void state_test(void)
 	}
 }
 
+/* ---- mode=net: multi-queue virtio-net on two socket pairs that the host side echoes
+ * (run-guest.py): MQ negotiated, pairs set with the control queue, frames out and back on
+ * both pairs, hostile control commands refused, a pair the driver disabled ---- */
+
+#define NET_PAIRS     2
+#define NET_NQ	      (2 * NET_PAIRS + 1)
+#define NET_CTRL_Q    (2 * NET_PAIRS)
+#define NET_HDR	      12
+#define NET_BUF	      2048
+#define NET_F_CTRL_VQ 17
+#define NET_F_MQ      22
+
+static struct rings net_ring[NET_NQ];
+static uint16_t net_used[NET_NQ];
+static uint8_t net_buf[NET_NQ][QSIZE][NET_BUF] __attribute__((aligned(16)));
+
+static void net_kick(unsigned q)
+{
+	uint16_t off;
+
+	w16(common + 0x16, (uint16_t)q);
+	off = r16(common + 0x1e);
+	barrier();
+	w16(notify + off * notify_mult, (uint16_t)q);
+}
+
+/* Post descriptor head (set up by the caller) on queue q and notify. */
+static void net_post(unsigned q, uint16_t head)
+{
+	struct rings *r = &net_ring[q];
+
+	r->avail_ring[r->avail_idx % QSIZE] = head;
+	barrier();
+	r->avail_idx++;
+	net_kick(q);
+}
+
+/* The next used entry of queue q: its head (in *head) and length; fails after a while. */
+static uint32_t net_wait(unsigned q, uint16_t *head, const char *what)
+{
+	struct rings *r = &net_ring[q];
+	uint32_t i;
+
+	for (i = 0; *(volatile uint16_t *)&r->used_idx == net_used[q]; i++) {
+		if (i > 2000000)
+			guest_fail("net: %s: nothing on queue %u (device status 0x%x, avail %u, "
+				   "used %u)",
+				   what, q, r8(common + 0x14), r->avail_idx, r->used_idx);
+		cpu_pause();
+	}
+	barrier();
+	*head = (uint16_t)r->used_ring[net_used[q] % QSIZE].id;
+	return r->used_ring[net_used[q]++ % QSIZE].len;
+}
+
+/* Nothing more on queue q for a while (a frame that must not arrive there). */
+static void net_quiet(unsigned q, const char *what)
+{
+	for (uint64_t t = rdtsc(); rdtsc() - t < 200000000ull;)
+		if (*(volatile uint16_t *)&net_ring[q].used_idx != net_used[q])
+			guest_fail("net: %s: a used entry on queue %u", what, q);
+}
+
+/* A receive buffer in slot i of receive queue q. */
+static void net_rx_post(unsigned q, unsigned i)
+{
+	net_ring[q].desc[i] = (struct desc){(uint32_t)net_buf[q][i], NET_BUF, F_WRITE, 0};
+	net_post(q, (uint16_t)i);
+}
+
+/* A frame of len bytes (after a zero header) out on pair p's transmit queue, whose bytes
+ * start at seed; it comes back (the host echoes it on the queue it left by) on receive
+ * queue rxq, whole. */
+static void net_echo(unsigned p, unsigned len, uint8_t seed, unsigned rxq, const char *what)
+{
+	unsigned tq = 2 * p + 1, i;
+	uint8_t *f = net_buf[tq][0];
+	uint16_t head;
+	uint32_t got;
+
+	memset(f, 0, NET_HDR);
+	for (i = 0; i < len; i++)
+		f[NET_HDR + i] = (uint8_t)(seed + i * 3);
+	memset(f + NET_HDR, 0xff, 6); /* broadcast */
+	net_ring[tq].desc[0] = (struct desc){(uint32_t)f, NET_HDR + len, 0, 0};
+	net_post(tq, 0);
+	if (net_wait(tq, &head, what) != 0 || head != 0)
+		guest_fail("net: %s: transmit chain returned with bytes or as head %u", what, head);
+	got = net_wait(rxq, &head, what);
+	if (got != NET_HDR + len || head >= QSIZE)
+		guest_fail("net: %s: received %u bytes in head %u, expected %u", what, got, head,
+			   NET_HDR + len);
+	for (i = 6; i < len; i++)
+		if (net_buf[rxq][head][NET_HDR + i] != (uint8_t)(seed + i * 3))
+			guest_fail("net: %s: byte %u of the echoed frame differs", what, i);
+	net_rx_post(rxq, head);
+	guest_printf("net: %s: %u bytes out on pair %u, back on queue %u\n", what, len, p, rxq);
+}
+
+/* A control command: len bytes readable, then ack_len writable bytes (0: none). Returns the
+ * ack, or -1 when the chain came back with 0 bytes. */
+static int net_ctrl(const uint8_t *cmd, uint32_t len, uint32_t ack_len, const char *what)
+{
+	struct rings *r = &net_ring[NET_CTRL_Q];
+	uint8_t *c = net_buf[NET_CTRL_Q][0], *ack = net_buf[NET_CTRL_Q][1];
+	uint16_t head;
+	uint32_t got;
+
+	memcpy(c, cmd, len);
+	*ack = 0xee;
+	r->desc[0] = (struct desc){(uint32_t)c, len, ack_len ? F_NEXT : 0, 1};
+	r->desc[1] = (struct desc){(uint32_t)ack, ack_len, F_WRITE, 0};
+	net_post(NET_CTRL_Q, len ? 0 : 1);
+	got = net_wait(NET_CTRL_Q, &head, what);
+	if (r8(common + 0x14) & ST_NEEDS_RST)
+		guest_fail("net: %s: the device needs a reset", what);
+	if (got == 0)
+		return -1;
+	if (got != 1)
+		guest_fail("net: %s: control chain returned with %u bytes", what, got);
+	return *ack;
+}
+
+static int net_pairs_set(uint16_t pairs, uint32_t len, const char *what)
+{
+	uint8_t cmd[6] = {4, 0, (uint8_t)pairs, (uint8_t)(pairs >> 8), 0, 0};
+
+	return net_ctrl(cmd, len, 1, what);
+}
+
+static void net_expect(int got, int want, const char *what)
+{
+	if (got != want)
+		guest_fail("net: %s: ack %d, expected %d", what, got, want);
+	guest_printf("net: %s: ack %d\n", what, got);
+}
+
+static void net_test(void)
+{
+	static const uint8_t rx_promisc[3] = {0, 0, 1}, mq_other[4] = {4, 1, 2, 0};
+	uint32_t dev_lo, want = 1u << NET_F_CTRL_VQ | 1u << NET_F_MQ;
+	unsigned q, i;
+
+	check_pci(0x10411af4, "virtio-net");
+	map_bars();
+	w8(common + 0x14, 0);
+	w8(common + 0x14, ST_ACK | ST_DRIVER);
+	w32(common + 0x00, 0);
+	dev_lo = r32(common + 0x04);
+	if ((dev_lo & want) != want)
+		guest_fail("net: device features 0x%08x lack CTRL_VQ or MQ", dev_lo);
+	if (!devcfg || r16(devcfg + 8) != NET_PAIRS)
+		guest_fail("net: max_virtqueue_pairs %u, expected %u", devcfg ? r16(devcfg + 8) : 0,
+			   NET_PAIRS);
+	if (r16(common + 0x12) != NET_NQ)
+		guest_fail("net: num_queues %u, expected %u", r16(common + 0x12), NET_NQ);
+	w32(common + 0x08, 0);
+	w32(common + 0x0c, want);
+	w32(common + 0x08, 1);
+	w32(common + 0x0c, 1); /* VERSION_1 */
+	w8(common + 0x14, ST_ACK | ST_DRIVER | ST_FEAT_OK);
+	if (!(r8(common + 0x14) & ST_FEAT_OK))
+		guest_fail("net: FEATURES_OK not accepted");
+	for (q = 0; q < NET_NQ; q++)
+		queue_setup((uint16_t)q, &net_ring[q], QSIZE, 0xffff);
+	w8(common + 0x14, ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK);
+	guest_printf("net: MQ and CTRL_VQ negotiated, %u queues, max_virtqueue_pairs %u\n", NET_NQ,
+		     NET_PAIRS);
+	for (q = 0; q < NET_NQ - 1; q += 2)
+		for (i = 0; i < 4; i++)
+			net_rx_post(q, i);
+
+	/* One pair after DRIVER_OK: pair 1's frames leave through pair 0's queue and come back
+	 * there; nothing arrives on pair 1. */
+	net_echo(1, 100, 1, 0, "pair 1 not enabled");
+	net_quiet(2, "pair 1 not enabled");
+	net_expect(net_pairs_set(2, 4, "VQ_PAIRS_SET 2"), 0, "VQ_PAIRS_SET 2");
+	net_echo(0, 200, 2, 0, "two pairs, pair 0");
+	net_echo(1, 300, 3, 2, "two pairs, pair 1");
+
+	/* Hostile commands: refused, nothing changes. */
+	net_expect(net_pairs_set(0, 4, "pairs 0"), 1, "VQ_PAIRS_SET 0");
+	net_expect(net_pairs_set(3, 4, "pairs 3"), 1, "VQ_PAIRS_SET 3");
+	net_expect(net_pairs_set(0xffff, 4, "pairs 65535"), 1, "VQ_PAIRS_SET 65535");
+	net_expect(net_pairs_set(1, 3, "short"), 1, "VQ_PAIRS_SET with 1 byte of data");
+	net_expect(net_pairs_set(1, 6, "long"), 1, "VQ_PAIRS_SET with 4 bytes of data");
+	net_expect(net_pairs_set(1, 1, "no command"), 1, "a class byte alone");
+	net_expect(net_ctrl(rx_promisc, 3, 1, "CTRL_RX"), 1, "CTRL_RX PROMISC (not offered)");
+	net_expect(net_ctrl(mq_other, 4, 1, "MQ command 1"), 1, "MQ command 1 (not offered)");
+	net_expect(net_ctrl(mq_other, 0, 1, "nothing readable"), 1, "no readable bytes");
+	net_expect(net_ctrl(mq_other, 4, 0, "no ack byte"), -1, "no ack byte (0 bytes back)");
+	net_echo(1, 400, 4, 2, "after the refused commands, pair 1");
+
+	/* Back to one pair, and to two again. */
+	net_expect(net_pairs_set(1, 4, "VQ_PAIRS_SET 1"), 0, "VQ_PAIRS_SET 1");
+	net_echo(1, 500, 5, 0, "one pair again, pair 1's chain");
+	net_quiet(2, "one pair again");
+	net_expect(net_pairs_set(2, 4, "VQ_PAIRS_SET 2 again"), 0, "VQ_PAIRS_SET 2 again");
+	net_echo(1, 600, 6, 2, "two pairs again, pair 1");
+	if (r8(common + 0x14) != (ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK))
+		guest_fail("net: device status 0x%x at the end", r8(common + 0x14));
+	guest_printf("net: PASS\n");
+}
+
 /* ---- mode=crash: a triple fault with a live device: keel-vmm's crash report shows the
  * device's queues and MSI-X state (run-guest.py checks them) ---- */
 
@@ -1060,6 +1265,10 @@ void guest_main(void)
 	}
 	if (mb_arg_is("mode", "state")) {
 		state_test();
+		return;
+	}
+	if (mb_arg_is("mode", "net")) {
+		net_test();
 		return;
 	}
 	if (mb_arg_is("mode", "crash")) {

@@ -13,8 +13,9 @@
  *     next launcher's scan skips it while this worker has not taken it yet;
  *   - DIR (made here, root's, 0751) as the jail root, and DIR/save given to the uid for the
  *     control socket's "save" (what keeld does per save, sup_jail_give_dir);
- *   - /dev/kvm, each --net tap (tap_open: attached, its header set, brought up) and its
- *     /dev/vhost-net unless vhost=off (worker_files_vhost, as keeld), the kernel,
+ *   - /dev/kvm, each --net tap's queues, one per queue pair (tap_open_queues: attached, its
+ *     header set, brought up) and a /dev/vhost-net per pair unless vhost=off
+ *     (worker_files_vhost, as keeld), the kernel,
  *     initrd, firmware image, disks and SCSI LUNs' files, the NVRAM file's directory (the
  *     directory and the store given to the uid, as sup_nvram_open does), the UEFI variable
  *     store's template;
@@ -187,12 +188,16 @@ static void open_files(struct worker_files *wf, const struct vm_config *cfg, uid
 	}
 	add_file(wf, "kvm", "/dev/kvm", O_RDWR);
 	for (unsigned i = 0; i < def->nnics; i++) {
-		int fd = tap_open(def->nics[i].tap, ifname, err, sizeof(err));
+		unsigned nq = vmdef_nic_queues(def, i);
+		int fds[VMDEF_NET_QUEUES_MAX];
 
-		if (fd < 0)
+		/* One queue of the tap per queue pair, as keeld: net.I, net.I.q1 ... */
+		if (tap_open_queues(def->nics[i].tap, nq, fds, ifname, err, sizeof(err)))
 			die("%s", err);
-		snprintf(name, sizeof(name), "net.%u", i);
-		add(wf, name, def->nics[i].tap, fd);
+		for (unsigned j = 0; j < nq; j++) {
+			worker_pair_name(name, sizeof(name), "net", i, j);
+			add(wf, name, def->nics[i].tap, fds[j]);
+		}
 		if (worker_files_vhost(def, i, wf, err, sizeof(err)))
 			die("%s", err);
 	}

@@ -160,7 +160,7 @@ int main(int argc, char **argv)
 	fake_ioeventfd_enable(true);
 	snprintf(spec.tap, sizeof(spec.tap), "%s", argv[1]);
 	spec.vhost = VM_VHOST_ON;
-	if (virtio_net_create(fake_machine(), &spec, tap, vfd, &vd, err, sizeof(err))) {
+	if (virtio_net_create(fake_machine(), &spec, 1, &tap, &vfd, &vd, err, sizeof(err))) {
 		printf("lab-vhost-net: FAIL: %s\n", err);
 		return 1;
 	}
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
 		printf("lab-vhost-net: FAIL: virtio-net's state sections\n");
 		return 1;
 	}
-	h = virtio_net_vhost(vd);
+	h = virtio_net_vhost(vd, 0);
 	/* The driver's receive buffers, posted before it starts. */
 	for (unsigned i = 0; i < NBUF; i++) {
 		struct vring_desc d = {BUF(i), 0x800, VRING_DESC_F_WRITE, 0};

@@ -300,6 +300,7 @@ static void test_store_roundtrip(void **state)
 	a.nics[0].bw_in = 20000000;
 	a.nics[0].port_isolation = true;
 	a.nics[0].port_mirroring = VM_MIRROR_DESTINATION;
+	a.nics[0].queues = 1; /* its queue pairs (the default, 0, is b's) */
 	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
 	assert_int_equal(store_vm_insert(st, &b, err, sizeof(err)), 0);
 
@@ -325,7 +326,11 @@ static void test_store_roundtrip(void **state)
 	assert_string_equal(got.name, "alpha");
 	assert_string_equal(got.kernel, kernel_path);
 	assert_string_equal(got.nics[0].mac, a.nics[0].mac);
+	assert_int_equal(got.nics[0].queues, 1);
 	assert_int_equal(got.created, 1700000000);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "beta", &got), 0);
+	assert_int_equal(got.nics[0].queues, 0);
 	vmdef_free(&got);
 	assert_int_equal(store_mac_used(st, a.nics[0].mac, NULL, &used), 0);
 	assert_true(used);
@@ -576,6 +581,9 @@ static struct store *open_temp_store(char *path)
 	" field = 'rng'), 0);"                                                                     \
 	"DELETE FROM devices WHERE field IN ('virtio_console', 'rng');"
 
+/* What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs. */
+#define UNDO_SCHEMA_11 "ALTER TABLE nics DROP COLUMN queues;"
+
 /* A store as schema 6 left it: vsock's own table (when vsock is true) with the rows given,
  * no devices table, no schema 8 columns, user_version 6. */
 static void make_schema6(const char *path, bool vsock, const char *rows)
@@ -593,7 +601,7 @@ static void make_schema6(const char *path, bool vsock, const char *rows)
 		vmdef_free(&d);
 	}
 	snprintf(sql, sizeof(sql),
-		 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+		 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 		 "DROP TABLE devices; ALTER TABLE nics DROP COLUMN vlan_trunk;"
 		 " ALTER TABLE nics DROP COLUMN native_vlan; ALTER TABLE nics DROP COLUMN bw_out;"
 		 " ALTER TABLE nics DROP COLUMN bw_in;%s%s PRAGMA user_version=6;",
@@ -624,7 +632,7 @@ static void test_store_migrate_6_to_7(void **state)
 		     "INSERT INTO vsock SELECT uuid, 1, 99 FROM vms WHERE name = 'v2';");
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 6);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM sqlite_master WHERE name ="
 					    " 'vsock'"),
 			 0);
@@ -654,7 +662,7 @@ static void test_store_migrate_6_to_7(void **state)
 	/* No vsock table at all. */
 	make_schema6(path, false, NULL);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices WHERE field = 'vsock'"),
 			 0);
 	store_close(st);
@@ -834,7 +842,9 @@ static void test_store_migrate_8_to_9(void **state)
 					    " v.uuid = d.vm WHERE v.name = 'c0' AND"
 					    " d.field = 'rng' AND d.doc = 'null'"),
 			 1);
-	assert_int_equal(sqlite3_exec(st->db, UNDO_SCHEMA_10 UNDO_SCHEMA_9 "PRAGMA user_version=8;",
+	assert_int_equal(sqlite3_exec(st->db,
+				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+				      "PRAGMA user_version=8;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(count_rows(st->db, "SELECT rng_slot FROM vms WHERE name = 'c0'"), -1);
@@ -851,7 +861,7 @@ static void test_store_migrate_8_to_9(void **state)
 
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 8);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM pragma_table_info('vms')"
 					    " WHERE name IN ('console_slot', 'rng_slot')"),
 			 0);
@@ -893,6 +903,40 @@ static void test_store_migrate_8_to_9(void **state)
 	remove_store(path);
 }
 
+/* Schema 10 to 11: adapters get their queue pairs, 0 (one per vCPU, as before: keel-vmm had
+ * one pair then, docs/virtio.md); a VM's description otherwise unchanged. */
+static void test_store_migrate_10_to_11(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st = open_temp_store(path);
+	struct vm_def d, got;
+
+	(void)state;
+	make_def(&d, "q0");
+	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+	assert_int_equal(
+		sqlite3_exec(st->db, UNDO_SCHEMA_11 "PRAGMA user_version=10;", NULL, NULL, NULL),
+		SQLITE_OK);
+	store_close(st);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_string_equal(got.nics[0].mac, d.nics[0].mac);
+	assert_int_equal(got.nics[0].queues, 0);
+	/* A hand-edited count out of range reads as the default. */
+	assert_int_equal(sqlite3_exec(st->db, "UPDATE nics SET queues = 99", NULL, NULL, NULL),
+			 SQLITE_OK);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "q0", &got), 0);
+	assert_int_equal(got.nics[0].queues, 0);
+	vmdef_free(&got);
+	vmdef_free(&d);
+	store_close(st);
+	remove_store(path);
+}
+
 /* Schema 8 to 9 with slots that are not integers (a column holds whatever was written into
  * it by hand): each reads as the columns' reader read it, sqlite3_column_int's integer part
  * (-0.5: 0, an rng not assigned yet; 20.7: slot 20), never a VM damaged by the upgrade. */
@@ -908,7 +952,7 @@ static void test_store_migrate_8_to_9_odd_values(void **state)
 		vmdef_free(&d);
 	}
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_10 UNDO_SCHEMA_9
+				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 				      "PRAGMA user_version=8;"
 				      "UPDATE vms SET console_slot = 20.7, rng_slot = -0.5"
 				      " WHERE name = 'o0';"
@@ -1003,12 +1047,13 @@ static void test_store_disk_qos(void **state)
 	assert_int_equal(store_vm_get(st, "q0", &got), 0);
 	assert_true(got.disks[0].max_iops == 5 && got.disks[0].min_iops == 5);
 	vmdef_free(&got);
-	assert_int_equal(
-		sqlite3_exec(st->db, UNDO_SCHEMA_10 "PRAGMA user_version=9;", NULL, NULL, NULL),
-		SQLITE_OK);
+	assert_int_equal(sqlite3_exec(st->db,
+				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 "PRAGMA user_version=9;", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
 	store_close(st);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 10);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
 	assert_int_equal(store_vm_get(st, "q0", &got), 0);
 	assert_true(got.disks[0].max_iops == 0 && got.disks[0].max_bw == 0 &&
 		    got.disks[0].min_iops == 0);
@@ -1033,6 +1078,7 @@ int main(void)
 		cmocka_unit_test(test_store_migrate_6_to_7),
 		cmocka_unit_test(test_store_migrate_8_to_9),
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
+		cmocka_unit_test(test_store_migrate_10_to_11),
 		cmocka_unit_test(test_store_disk_qos),
 		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),

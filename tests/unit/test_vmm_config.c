@@ -210,9 +210,16 @@ static void test_net_vhost(void **state)
 	snprintf(fdarg, sizeof(fdarg), "vhost.1=%d", fd);
 	assert_int_equal(parse(extra, 7, &cfg, err), -EINVAL);
 	assert_non_null(strstr(err, "--fd vhost.1: the VM has 1 network card"));
+	/* One /dev/vhost-net per queue pair: vhost.0.q1 for a card of one pair is refused. */
+	snprintf(fdarg, sizeof(fdarg), "vhost.0.q1=%d", fd);
+	assert_int_equal(parse(extra, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "--fd vhost.0.q1: that network card has 1 queue pair"));
+	snprintf(fdarg, sizeof(fdarg), "vhost.0.q8=%d", fd);
+	assert_int_equal(parse(extra, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "expected NAME=N"));
 	snprintf(fdarg, sizeof(fdarg), "vhost.0=%d", fd);
 	assert_int_equal(parse(extra, 7, &cfg, err), 0);
-	assert_int_equal(cfg.vhost_fds[0], fd);
+	assert_int_equal(cfg.vhost_fds[0][0], fd);
 	config_free(&cfg);
 	close(fd);
 }
@@ -383,6 +390,112 @@ static void test_firmware(void **state)
 	cfg.def.firmware = VM_FIRMWARE_BIOS;
 	assert_string_equal(vmdef_firmware_file(&cfg.def), VMDEF_SEABIOS_FILE);
 	config_free(&cfg);
+}
+
+/* An adapter's queue pairs: one per vCPU by default (at most 8), queues=N from 1 to the
+ * vCPUs, a tap queue passed per pair or none, and a save's recorded pairs against the
+ * description (a save without them: one pair, from before multi-queue). */
+static void test_net_queues(void **state)
+{
+	char *two[] = {"keel-vmm", "--kernel", "k", "--cpus", "2", "--net", "tap=t0", NULL};
+	char *many[] = {"keel-vmm", "--kernel", "k", "--cpus", "16", "--net", "tap=t0", NULL};
+	char *one[] = {"keel-vmm", "--kernel",	      "k", "--cpus", "2",
+		       "--net",	   "tap=t0,queues=1", NULL};
+	char *over[] = {"keel-vmm", "--kernel",	       "k", "--cpus", "2",
+			"--net",    "tap=t0,queues=3", NULL};
+	char *nine[] = {"keel-vmm", "--kernel",	       "k", "--cpus", "16",
+			"--net",    "tap=t0,queues=9", NULL};
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC), fd2 = dup(fd);
+	char q0[32], q1[32], q2[32], err[256];
+	struct vm_config cfg, saved;
+	char why[512];
+
+	(void)state;
+	assert_true(fd >= 3 && fd2 >= 3);
+	assert_int_equal(parse(two, 7, &cfg, err), 0);
+	assert_int_equal(vmdef_nic_queues(&cfg.def, 0), 2);
+	config_free(&cfg);
+	assert_int_equal(parse(many, 7, &cfg, err), 0);
+	assert_int_equal(vmdef_nic_queues(&cfg.def, 0), 8);
+	config_free(&cfg);
+	assert_int_equal(parse(one, 7, &cfg, err), 0);
+	assert_int_equal(vmdef_nic_queues(&cfg.def, 0), 1);
+	config_free(&cfg);
+	assert_int_equal(parse(over, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "queues 3 is more than the VM's 2 vCPUs"));
+	assert_int_equal(parse(nine, 7, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "queues=1..8"));
+	/* The tap's queues: all of them or none. */
+	snprintf(q0, sizeof(q0), "net.0=%d", fd);
+	snprintf(q1, sizeof(q1), "net.0.q1=%d", fd2);
+	snprintf(q2, sizeof(q2), "net.0.q2=%d", fd2);
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k", "--cpus", "2", "--net",
+			     "tap=t0",	 "--fd",     q0,  "--fd",   q1,	 NULL};
+
+		assert_int_equal(parse(a, 11, &cfg, err), 0);
+		assert_int_equal(cfg.net_fds[0][0], fd);
+		assert_int_equal(cfg.net_fds[0][1], fd2);
+		config_free(&cfg);
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--cpus", "2",
+			     "--net",	 "tap=t0",   "--fd", q0,       NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd net.0.q1 is missing"));
+	}
+	{
+		char *a[] = {"keel-vmm", "--kernel", "k",    "--cpus", "2",
+			     "--net",	 "tap=t0",   "--fd", q1,       NULL};
+
+		assert_int_equal(parse(a, 9, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd net.0.q1 without --fd net.0"));
+	}
+	{
+		char *a[] = {"keel-vmm",	"--kernel", "k", "--cpus", "2", "--net",
+			     "tap=t0,queues=1", "--fd",	    q0,	 "--fd",   q2,	NULL};
+
+		assert_int_equal(parse(a, 11, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd net.0.q2: that network card has 1 queue pair"));
+	}
+	/* keeld's /dev/vhost-net, one per pair (vhost.0, vhost.0.q1): all or none. */
+	{
+		int v0 = dup(fd), v1 = dup(fd);
+		char h0[32], h1[32];
+		char *a[] = {"keel-vmm", "--kernel", "k", "--cpus", "2", "--net", "tap=t0", "--fd",
+			     q0,	 "--fd",     q1,  "--fd",   h0,	 "--fd",  h1,	    NULL};
+
+		assert_true(v0 >= 3 && v1 >= 3);
+		snprintf(h0, sizeof(h0), "vhost.0=%d", v0);
+		snprintf(h1, sizeof(h1), "vhost.0.q1=%d", v1);
+		assert_int_equal(parse(a, 15, &cfg, err), 0);
+		assert_int_equal(cfg.vhost_fds[0][0], v0);
+		assert_int_equal(cfg.vhost_fds[0][1], v1);
+		config_free(&cfg);
+		assert_int_equal(parse(a, 13, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd vhost.0.q1 is missing: network card 0 has 2 "
+					    "queue pairs, a /dev/vhost-net each"));
+		a[12] = h1;
+		assert_int_equal(parse(a, 13, &cfg, err), -EINVAL);
+		assert_non_null(strstr(err, "--fd vhost.0.q1 without --fd vhost.0"));
+		close(v0);
+		close(v1);
+	}
+	/* A save records the pairs; one without them had one pair. */
+	assert_int_equal(parse(two, 7, &cfg, err), 0);
+	assert_int_equal(parse(two, 7, &saved, err), 0);
+	saved.def.nics[0].queues = 2; /* as the save writes it */
+	assert_false(vmdef_guest_change(&saved.def, &cfg.def, why, sizeof(why)));
+	saved.def.nics[0].queues = 0; /* before multi-queue */
+	assert_true(vmdef_guest_change(&saved.def, &cfg.def, why, sizeof(why)));
+	assert_non_null(strstr(why, "saved with 1 queue pair (by a keel-vmm before multi-queue)"));
+	cfg.def.nics[0].queues = 1;
+	assert_false(vmdef_guest_change(&saved.def, &cfg.def, why, sizeof(why)));
+	config_free(&cfg);
+	config_free(&saved);
+	close(fd);
+	close(fd2);
 }
 
 static void test_guest_change(void **state)
@@ -664,7 +777,7 @@ static void test_passed_fds(void **state)
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	char kern[32], initrd[32], disk[32], twice[32], high[32];
 	struct vm_config cfg;
-	char err[256];
+	char err[512];
 
 	int fd2 = dup(fd); /* each passed file its own descriptor */
 
@@ -868,8 +981,8 @@ static void test_jail_options(void **state)
 
 		assert_int_equal(parse(a, 13, &cfg, err), 0);
 		assert_int_equal(cfg.kvm_fd, fd);
-		assert_int_equal(cfg.net_fds[0], fd2);
-		assert_int_equal(cfg.net_fds[1], -1);
+		assert_int_equal(cfg.net_fds[0][0], fd2);
+		assert_int_equal(cfg.net_fds[1][0], -1);
 		assert_true(cfg.jail);
 		assert_int_equal(cfg.jail_uid, 1000);
 		assert_int_equal(cfg.jail_gid, 1001);
@@ -1396,29 +1509,18 @@ static void test_scsi_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_memory_units),
-		cmocka_unit_test(test_serial_specs),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_device_slots),
-		cmocka_unit_test(test_config_file),
-		cmocka_unit_test(test_guest_change),
-		cmocka_unit_test(test_disk_formats),
-		cmocka_unit_test(test_disk_qos),
-		cmocka_unit_test(test_passed_fds),
-		cmocka_unit_test(test_passed_sockets),
-		cmocka_unit_test(test_chain_fds),
-		cmocka_unit_test(test_jail_options),
-		cmocka_unit_test(test_scsi_options),
-		cmocka_unit_test(test_firmware),
-		cmocka_unit_test(test_option_table),
-		cmocka_unit_test(test_run_words),
-		cmocka_unit_test(test_option_duplicates),
-		cmocka_unit_test(test_own_files_fd),
-		cmocka_unit_test(test_help_lists_devices),
-		cmocka_unit_test(test_net_move_change),
-		cmocka_unit_test(test_net_vhost),
+		cmocka_unit_test(test_defaults),	cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_memory_units),	cmocka_unit_test(test_serial_specs),
+		cmocka_unit_test(test_errors),		cmocka_unit_test(test_device_slots),
+		cmocka_unit_test(test_config_file),	cmocka_unit_test(test_guest_change),
+		cmocka_unit_test(test_net_queues),	cmocka_unit_test(test_disk_formats),
+		cmocka_unit_test(test_disk_qos),	cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_passed_sockets),	cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_jail_options),	cmocka_unit_test(test_scsi_options),
+		cmocka_unit_test(test_firmware),	cmocka_unit_test(test_option_table),
+		cmocka_unit_test(test_run_words),	cmocka_unit_test(test_option_duplicates),
+		cmocka_unit_test(test_own_files_fd),	cmocka_unit_test(test_help_lists_devices),
+		cmocka_unit_test(test_net_move_change), cmocka_unit_test(test_net_vhost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

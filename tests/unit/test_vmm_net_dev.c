@@ -6,7 +6,9 @@
  * whole ring), the single-chain receive path, the checks on the guest's transmit headers,
  * the tap offloads that follow the negotiated features, and on a real tap (when the test
  * may create one) that they are set, cleared by a driver without them, and set again by a
- * restore.
+ * restore. Multi-queue: two pairs on two socket pairs, the control queue's VQ_PAIRS_SET
+ * (attaching and detaching pair 1's tap queue), hostile control commands, and the enabled
+ * pairs across a save and restore.
  */
 #include <linux/ethtool.h>
 #include <linux/if.h>
@@ -49,13 +51,21 @@
 #include "vmm/virtio/virtio.h"
 
 /* The fake machine has 64 KiB of low RAM: rings at 0 and 0x800, 1 KiB receive buffers
- * from 0x1000, 128-byte transmit buffers from 0x9000. */
-#define QSIZE	   32
-#define QBASE(i)   (0x800u * (i))
-#define AVAIL(i)   (QBASE(i) + 0x200)
-#define USED(i)	   (QBASE(i) + 0x400)
-#define BUF(q, s)  ((q) ? 0x9000u + 0x80u * (s) : 0x1000u + 0x400u * (s))
-#define BUF_MAX(q) ((q) ? 0x80u : 0x400u)
+ * from 0x1000, 128-byte transmit buffers from 0x9000. The multi-queue device's pair 1 and
+ * control queue (queues 2 to 4, at most MQ_QSIZE entries): rings from 0xa000, pair 1's
+ * receive buffers from 0xc000, its transmit and the control queue's buffers from 0xe000. */
+#define QSIZE	 32
+#define MQ_QSIZE 8
+#define NQ	 5
+#define QBASE(i) ((i) < 2 ? 0x800u * (i) : 0xa000u + 0x800u * ((i)-2))
+#define AVAIL(i) (QBASE(i) + 0x200)
+#define USED(i)	 (QBASE(i) + 0x400)
+#define BUF(q, s)                                                                                  \
+	((q) == 0   ? 0x1000u + 0x400u * (s)                                                       \
+	 : (q) == 1 ? 0x9000u + 0x80u * (s)                                                        \
+	 : (q) == 2 ? 0xc000u + 0x400u * (s)                                                       \
+		    : 0xe000u + 0x400u * ((q)-3) + 0x80u * (s))
+#define BUF_MAX(q) ((q) % 2 || (q) == 4 ? 0x80u : 0x400u)
 #define F(bit)	   (1ull << (bit))
 #define ALL_F                                                                                      \
 	(F(NET_F_CSUM) | F(NET_F_HOST_TSO4) | F(NET_F_GUEST_CSUM) | F(NET_F_GUEST_TSO4) |          \
@@ -65,7 +75,7 @@ extern const struct device_class virtio_net_class;
 
 static struct virtio_dev *vd;
 static int peer;
-static uint16_t avail_idx[2], used_seen[2];
+static uint16_t avail_idx[NQ], used_seen[NQ];
 static uint8_t frame[NET_HDR_SIZE + NET_FRAME_MAX], got[NET_HDR_SIZE + NET_FRAME_MAX];
 
 /* TUNSETOFFLOAD, seen through -Wl,--wrap=ioctl: on the socket pair's "tap" it does nothing
@@ -74,6 +84,10 @@ int __real_ioctl(int fd, unsigned long req, ...);
 int __wrap_ioctl(int fd, unsigned long req, ...);
 static unsigned offl_calls, offl_fail;
 static unsigned long offl_set; /* what the last one that worked set */
+/* TUNSETQUEUE on a socket pair's "tap" queue: counted, the last one's fd and flags kept. */
+static unsigned q_calls;
+static int q_fd;
+static unsigned q_flags;
 
 int __wrap_ioctl(int fd, unsigned long req, ...)
 {
@@ -85,6 +99,12 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
+	if (req == TUNSETQUEUE && !fstat(fd, &st) && S_ISSOCK(st.st_mode)) {
+		q_calls++;
+		q_fd = fd;
+		q_flags = ((const struct ifreq *)arg)->ifr_flags;
+		return 0;
+	}
 	if (req != TUNSETOFFLOAD)
 		return __real_ioctl(fd, req, arg);
 	offl_calls++;
@@ -197,42 +217,47 @@ static uint16_t used_idx(unsigned qi)
 
 /* The next frame on the receive queue, gathered over num_buffers used entries that must all
  * be there; its length (header included), or 0 when there is none. */
-static size_t rx_frame(unsigned *nbufs)
+static size_t rx_frame_on(unsigned q, unsigned *nbufs)
 {
-	const uint8_t *used = ram(USED(0), 4 + 8 * QSIZE);
+	const uint8_t *used = ram(USED(q), 4 + 8 * vd->q[q].size);
 	size_t len = 0;
 	unsigned n, i;
 
-	if (used_idx(0) == used_seen[0])
+	if (used_idx(q) == used_seen[q])
 		return 0;
 	for (i = 0, n = 1; i < n; i++) {
-		const uint8_t *e = used + 4 + 8 * (used_seen[0] % vd->q[0].size);
+		const uint8_t *e = used + 4 + 8 * (used_seen[q] % vd->q[q].size);
 		uint32_t l = le32_load(e + 4);
 
-		assert_true(used_idx(0) != used_seen[0]); /* every buffer of the frame is there */
-		assert_true(l <= BUF_MAX(0));
-		memcpy(got + len, ram(BUF(0, le32_load(e)), l), l);
+		assert_true(used_idx(q) != used_seen[q]); /* every buffer of the frame is there */
+		assert_true(l <= BUF_MAX(q));
+		memcpy(got + len, ram(BUF(q, le32_load(e)), l), l);
 		if (!i) {
 			assert_true(l >= NET_HDR_SIZE);
 			n = le16_load(got + 10);
 			assert_true(n >= 1);
 		}
 		len += l;
-		used_seen[0]++;
+		used_seen[q]++;
 	}
 	*nbufs = n;
 	return len;
 }
 
-static void check_frame(size_t len, uint8_t seed, unsigned want_bufs)
+static void check_frame_on(unsigned q, size_t len, uint8_t seed, unsigned want_bufs)
 {
 	unsigned nbufs = 0;
 
-	assert_int_equal(rx_frame(&nbufs), NET_HDR_SIZE + len);
+	assert_int_equal(rx_frame_on(q, &nbufs), NET_HDR_SIZE + len);
 	assert_int_equal(nbufs, want_bufs);
 	for (size_t i = 0; i < len; i++)
 		if (got[NET_HDR_SIZE + i] != (uint8_t)(i * 7 + seed))
 			fail_msg("byte %zu of the frame differs", i);
+}
+
+static void check_frame(size_t len, uint8_t seed, unsigned want_bufs)
+{
+	check_frame_on(0, len, seed, want_bufs);
 }
 
 /* A 6000-byte frame over 256-byte buffers: 24 chains, returned together, in order. */
@@ -811,7 +836,7 @@ static void test_real_tap(void **state)
 		skip();
 	}
 	start(ALL_F, QSIZE); /* rings placed; the socket-pair device is reset below */
-	assert_int_equal(virtio_net_create_fd(fake_machine(), 0, fd, ifname, mac, &tvd), 0);
+	assert_int_equal(virtio_net_create_fd(fake_machine(), 0, &fd, 1, ifname, mac, &tvd), 0);
 	/* Its state saved and restored too (the restore below sets its offloads). */
 	assert_int_equal(
 		device_state_register(fake_machine(), &virtio_net_class, tvd->pci.slot, tvd), 0);
@@ -843,6 +868,351 @@ static void test_real_tap(void **state)
 	fake_virtio_serve(tvd);
 }
 
+/* ---- multi-queue: a device with two queue pairs, each on a socket pair ---- */
+
+static struct virtio_dev *mq;
+static int mq_peer[2];
+static const uint64_t MQ_F = ALL_F | F(NET_F_CTRL_VQ) | F(NET_F_MQ);
+
+static void drain(int fd)
+{
+	while (recv(fd, got, sizeof(got), MSG_DONTWAIT) >= 0)
+		;
+}
+
+/* The two-pair device brought up with features (queues 0 to nq - 1), the other device's
+ * queues left as they are. */
+static void start_mq(uint64_t features, unsigned nq)
+{
+	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x58};
+	struct fake_vq q[NQ];
+
+	if (!vd)
+		start(ALL_F, QSIZE); /* the fake machine, paused */
+	if (!mq) {
+		int sv[2][2], fds[2];
+
+		for (unsigned k = 0; k < 2; k++) {
+			assert_int_equal(socketpair(AF_UNIX,
+						    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+						    sv[k]),
+					 0);
+			fds[k] = sv[k][0];
+			mq_peer[k] = sv[k][1];
+		}
+		assert_int_equal(virtio_net_create_fd(fake_machine(), 0, fds, 2, "mq0", mac, &mq),
+				 0);
+		assert_int_equal(
+			device_state_register(fake_machine(), &virtio_net_class, mq->pci.slot, mq),
+			0);
+		fake_machine_pause(true);
+	}
+	fake_machine_reset();
+	fake_virtio_serve(mq);
+	for (unsigned k = 0; k < 2; k++) {
+		drain(mq_peer[k]);
+	}
+	vd = mq;
+	for (unsigned i = 0; i < NQ; i++) {
+		q[i] = (struct fake_vq){.size = i < 2 ? QSIZE : MQ_QSIZE,
+					.vector = (uint16_t)(i + 1),
+					.desc = QBASE(i),
+					.avail = AVAIL(i),
+					.used = USED(i)};
+		avail_idx[i] = used_seen[i] = 0;
+	}
+	assert_true(fake_virtio_start(mq, features, q, nq));
+	fake_virtio_serve(mq);
+}
+
+/* Wait until the device's bucket of tap queue changes is full again (8, one more every
+ * 250 ms: the other tests spent some). */
+static void mq_bucket_full(void)
+{
+	usleep(2100 * 1000);
+}
+
+static void mq_send(unsigned pair, size_t len, uint8_t seed)
+{
+	memset(frame, 0, NET_HDR_SIZE);
+	for (size_t i = 0; i < len; i++)
+		frame[NET_HDR_SIZE + i] = (uint8_t)(i * 7 + seed);
+	assert_int_equal(send(mq_peer[pair], frame, NET_HDR_SIZE + len, 0),
+			 (ssize_t)(NET_HDR_SIZE + len));
+	fake_virtio_serve(mq);
+}
+
+/* One control command on queue cq: cmd's len bytes readable, then ack_len writable bytes
+ * (0: none). Returns the ack the device wrote, or -1 when it wrote no byte; the used entry's
+ * length must be 1 with an ack, 0 without. */
+static int ctrl(unsigned cq, const uint8_t *cmd, uint32_t len, uint32_t ack_len)
+{
+	uint16_t size = mq->q[cq].size, head = (uint16_t)(avail_idx[cq] % size * 2 % size);
+	uint8_t *avail = ram(AVAIL(cq), 4 + 2 * size), *ack = ram(BUF(cq, head + 1), 1);
+	const uint8_t *e;
+
+	*ack = 0xee;
+	if (len) {
+		memcpy(ram(BUF(cq, head), len), cmd, len);
+		desc(QBASE(cq), head, BUF(cq, head), len, ack_len ? VRING_DESC_F_NEXT : 0,
+		     (uint16_t)(head + 1));
+	}
+	if (ack_len)
+		desc(QBASE(cq), len ? head + 1u : head, BUF(cq, head + 1), ack_len,
+		     VRING_DESC_F_WRITE, 0);
+	le16_store(avail + 4 + 2 * (avail_idx[cq] % size), head);
+	avail_idx[cq]++;
+	le16_store(avail + 2, avail_idx[cq]);
+	fake_virtio_notify(mq, cq);
+	fake_virtio_serve(mq);
+	assert_int_equal(used_idx(cq), avail_idx[cq]); /* answered */
+	e = ram(USED(cq) + 4 + 8 * ((avail_idx[cq] - 1) % size), 8);
+	assert_int_equal(le32_load(e), head);
+	if (!ack_len) {
+		assert_int_equal(le32_load(e + 4), 0);
+		return -1;
+	}
+	assert_int_equal(le32_load(e + 4), 1);
+	return *ack;
+}
+
+static int pairs_set(unsigned cq, uint16_t pairs)
+{
+	uint8_t cmd[4] = {4, 0}; /* VIRTIO_NET_CTRL_MQ, VQ_PAIRS_SET */
+
+	le16_store(cmd + 2, pairs);
+	return ctrl(cq, cmd, 4, 1);
+}
+
+/* Two pairs: MQ and the control queue offered, max_virtqueue_pairs 2, five queues; a single
+ * pair is the device of old (two queues, neither feature, max_virtqueue_pairs 1). */
+static void test_mq_config(void **state)
+{
+	uint64_t f;
+
+	(void)state;
+	start_mq(MQ_F, NQ);
+	assert_int_equal(mq->nqueues, 5);
+	f = mq->host_features;
+	assert_true(f >> NET_F_MQ & 1);
+	assert_true(f >> NET_F_CTRL_VQ & 1);
+	assert_int_equal(fake_virtio_read(mq, VIRTIO_DEVICE_OFF + 8, 2), 2);
+	assert_int_equal(fake_virtio_read(mq, FAKE_CC(num_queues), 2), 5);
+	start(ALL_F, QSIZE);
+	assert_int_equal(vd->nqueues, 2);
+	assert_false(vd->host_features >> NET_F_MQ & 1);
+	assert_false(vd->host_features >> NET_F_CTRL_VQ & 1);
+	assert_int_equal(fake_virtio_read(vd, VIRTIO_DEVICE_OFF + 8, 2), 1);
+}
+
+/* The driver starts on pair 0 (pair 1's tap queue detached, not read); VQ_PAIRS_SET 2
+ * attaches it: frames from it arrive on queue 2, frames sent on queue 3 leave through it; a
+ * reset goes back to one pair. */
+static void test_mq_pairs(void **state)
+{
+	uint8_t hdr[NET_HDR_SIZE + 64] = {0};
+	int fd1;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(q_flags, IFF_DETACH_QUEUE); /* pair 1, on the device's first event */
+	fd1 = q_fd;
+	for (unsigned i = 0; i < 4; i++)
+		post(2, NULL, 1024, true);
+	fake_virtio_notify(mq, 2);
+	mq_send(1, 200, 9);
+	assert_int_equal(used_idx(2), 0); /* pair 1 is not enabled: its queue is not read */
+	q_calls = 0;
+	assert_int_equal(pairs_set(4, 2), 0);
+	assert_int_equal(q_calls, 1);
+	assert_int_equal(q_fd, fd1);
+	assert_int_equal(q_flags, IFF_ATTACH_QUEUE);
+	mq_send(1, 300, 10);
+	check_frame_on(2, 300, 10, 1);
+	/* Transmit on pair 1: through its own queue. */
+	drain(mq_peer[0]);
+	post(3, hdr, sizeof(hdr), false);
+	fake_virtio_notify(mq, 3);
+	fake_virtio_serve(mq);
+	assert_int_equal(used_idx(3), 1);
+	assert_int_equal(recv(mq_peer[1], got, sizeof(got), MSG_DONTWAIT), (ssize_t)sizeof(hdr));
+	assert_true(recv(mq_peer[0], got, sizeof(got), MSG_DONTWAIT) < 0);
+	/* Back to one pair: detached again. */
+	q_calls = 0;
+	assert_int_equal(pairs_set(4, 1), 0);
+	assert_int_equal(q_calls, 1);
+	assert_int_equal(q_flags, IFF_DETACH_QUEUE);
+	/* Its transmit chains left on pair 1 go out through pair 0's queue. */
+	post(3, hdr, sizeof(hdr), false);
+	fake_virtio_notify(mq, 3);
+	fake_virtio_serve(mq);
+	assert_int_equal(used_idx(3), 2);
+	assert_int_equal(recv(mq_peer[0], got, sizeof(got), MSG_DONTWAIT), (ssize_t)sizeof(hdr));
+	assert_int_equal(pairs_set(4, 2), 0);
+	q_calls = 0;
+	start_mq(MQ_F, NQ); /* a reset: one pair again */
+	assert_int_equal(q_calls, 1);
+	assert_int_equal(q_flags, IFF_DETACH_QUEUE);
+}
+
+/* The guest is an attacker: every malformed or out-of-range command is refused with
+ * VIRTIO_NET_ERR (or returned with 0 bytes when it has no ack byte) and changes nothing. */
+static void test_mq_ctrl_hostile(void **state)
+{
+	static const uint8_t rx_promisc[3] = {0, 0, 1}, one[1] = {4};
+	uint8_t long_cmd[6] = {4, 0, 2, 0, 0, 0}, bad_cmd[4] = {4, 1, 2, 0};
+
+	(void)state;
+	start_mq(MQ_F, NQ);
+	q_calls = 0;
+	assert_int_equal(pairs_set(4, 0), 1);
+	assert_int_equal(pairs_set(4, 3), 1);
+	assert_int_equal(pairs_set(4, 0xffff), 1);
+	assert_int_equal(pairs_set(4, 0x8000), 1);
+	assert_int_equal(ctrl(4, long_cmd, 6, 1), 1);	/* 4 bytes of data, not 2 */
+	assert_int_equal(ctrl(4, long_cmd, 3, 1), 1);	/* 1 byte of data */
+	assert_int_equal(ctrl(4, bad_cmd, 4, 1), 1);	/* an MQ command not offered */
+	assert_int_equal(ctrl(4, rx_promisc, 3, 1), 1); /* CTRL_RX: not offered */
+	assert_int_equal(ctrl(4, one, 1, 1), 1);	/* no command byte */
+	assert_int_equal(ctrl(4, NULL, 0, 1), 1);	/* nothing readable */
+	assert_int_equal(ctrl(4, long_cmd, 4, 0), -1);	/* no ack byte: 0 bytes */
+	assert_int_equal(ctrl(4, long_cmd, 4, 8), 0);	/* a longer ack area: the first byte */
+	assert_int_equal(q_calls, 1);			/* only the last one attached pair 1 */
+	assert_int_equal(pairs_set(4, 1), 0);
+	/* Without MQ negotiated the control queue is queue 2 and VQ_PAIRS_SET is refused. */
+	start_mq(ALL_F | F(NET_F_CTRL_VQ), 3);
+	q_calls = 0;
+	assert_int_equal(pairs_set(2, 2), 1);
+	assert_int_equal(q_calls, 0);
+	/* A driver without either feature: one pair, the control queue unused. */
+	start_mq(ALL_F, 2);
+	assert_int_equal(fake_virtio_read(mq, FAKE_CC(num_queues), 2), 5);
+	mq_send(0, 50, 12);
+	assert_int_equal(used_idx(0), 0); /* no buffers posted: the frame waits on pair 0 */
+}
+
+/* A driver that toggles its pairs in a loop: a few TUNSETQUEUEs (eight, then one every
+ * 250 ms: each takes the host's RTNL), and the pairs it asked for last applied once the
+ * bucket has refilled, at the next event. */
+static void test_mq_queue_rate_limit(void **state)
+{
+	unsigned calls;
+	uint64_t t0;
+
+	(void)state;
+	start_mq(MQ_F, NQ);
+	mq_bucket_full();
+	calls = q_calls;
+	t0 = now_ms();
+	for (unsigned i = 0; i < 100; i++)
+		assert_int_equal(pairs_set(4, (uint16_t)(i % 2 ? 1 : 2)), 0);
+	printf("%u TUNSETQUEUEs in %llu ms\n", q_calls - calls,
+	       (unsigned long long)(now_ms() - t0));
+	assert_true(q_calls - calls >= 8);
+	assert_true(q_calls - calls <= 9 + (now_ms() - t0) / 250);
+	assert_int_equal(pairs_set(4, 2), 0);
+	usleep(600 * 1000);
+	for (unsigned i = 0; i < 4; i++)
+		post(2, NULL, 1024, true);
+	fake_virtio_notify(mq, 2); /* the event that applies it */
+	fake_virtio_serve(mq);
+	assert_int_equal(q_flags, IFF_ATTACH_QUEUE);
+	mq_send(1, 100, 13);
+	check_frame_on(2, 100, 13, 1);
+}
+
+/* The pairs the driver enabled are saved and restored (a reset in between brought the
+ * device back to one; guest RAM, which the machine saves apart, put back as it was). */
+static void test_mq_save_restore(void **state)
+{
+	static uint8_t ram_copy[FAKE_RAM_LOW];
+	uint16_t idx_copy[NQ], seen_copy[NQ];
+	char err[256] = "";
+	uint8_t *saved;
+	size_t len;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	fake_machine_save(&saved, &len);
+	memcpy(ram_copy, ram(0, FAKE_RAM_LOW), FAKE_RAM_LOW);
+	memcpy(idx_copy, avail_idx, sizeof(idx_copy));
+	memcpy(seen_copy, used_seen, sizeof(seen_copy));
+	start_mq(MQ_F, NQ); /* one pair */
+	memcpy(ram(0, FAKE_RAM_LOW), ram_copy, FAKE_RAM_LOW);
+	memcpy(avail_idx, idx_copy, sizeof(idx_copy));
+	memcpy(used_seen, seen_copy, sizeof(seen_copy));
+	q_calls = 0;
+	assert_int_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
+	fake_virtio_serve(mq);
+	assert_int_equal(q_calls, 1);
+	assert_int_equal(q_flags, IFF_ATTACH_QUEUE);
+	for (unsigned i = 0; i < 4; i++)
+		post(2, NULL, 1024, true);
+	fake_virtio_notify(mq, 2);
+	mq_send(1, 100, 11);
+	check_frame_on(2, 100, 11, 1);
+	free(saved);
+	start_mq(MQ_F, NQ);
+}
+
+/* The kernel data path with two queue pairs (a vhost-net per pair): vhost=on without a
+ * /dev/vhost-net for the pairs fails the adapter saying so and which pair, the taps taken
+ * over and closed; with auto and descriptors that are not vhost-net (pair 0's refused) the
+ * adapter is on the user-space path for every pair and each descriptor passed is closed. */
+static void test_mq_vhost_setup(void **state)
+{
+	struct vm_nic spec = {.vhost = VM_VHOST_ON};
+	struct virtio_dev *d = NULL;
+	int sv[2][2], taps[2], vh[2];
+	char err[256];
+
+	(void)state;
+	snprintf(spec.tap, sizeof(spec.tap), "mqv0");
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(
+			socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv[k]),
+			0);
+		taps[k] = sv[k][0];
+	}
+	assert_int_equal(
+		virtio_net_create(fake_machine(), &spec, 2, taps, NULL, &d, err, sizeof(err)),
+		-ENODEV);
+	assert_null(d);
+	assert_non_null(strstr(err, "vhost=on, but vhost-net cannot serve it: keeld passed no "
+				    "/dev/vhost-net with the tap"));
+	assert_non_null(strstr(err, "(queue pair 0 of 2;"));
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(fcntl(taps[k], F_GETFD), -1);
+		close(sv[k][1]);
+	}
+
+	spec.vhost = VM_VHOST_AUTO;
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(
+			socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv[k]),
+			0);
+		taps[k] = sv[k][0];
+		vh[k] = open("/dev/null", O_RDWR | O_CLOEXEC);
+		assert_true(vh[k] >= 0);
+	}
+	assert_int_equal(
+		virtio_net_create(fake_machine(), &spec, 2, taps, vh, &d, err, sizeof(err)), 0);
+	assert_non_null(d);
+	assert_null(virtio_net_vhost(d, 0));
+	assert_null(virtio_net_vhost(d, 1));
+	assert_null(virtio_net_vhost(d, 2));
+	for (unsigned k = 0; k < 2; k++)
+		assert_int_equal(fcntl(vh[k], F_GETFD), -1);
+	virtio_dev_destroy(d);
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(fcntl(taps[k], F_GETFD), -1);
+		close(sv[k][1]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -865,6 +1235,12 @@ int main(void)
 		cmocka_unit_test(test_offload_rate_limit),
 		cmocka_unit_test(test_offload_retry),
 		cmocka_unit_test(test_state_features),
+		cmocka_unit_test(test_mq_config),
+		cmocka_unit_test(test_mq_pairs),
+		cmocka_unit_test(test_mq_ctrl_hostile),
+		cmocka_unit_test(test_mq_save_restore),
+		cmocka_unit_test(test_mq_queue_rate_limit),
+		cmocka_unit_test(test_mq_vhost_setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,30 +17,35 @@ struct virtio_dev;
 void virtio_net_default_mac(const char *tap, uint8_t mac[6]);
 /* An adapter's MAC: its own, or the default for its tap's name. */
 void virtio_net_nic_mac(const struct vm_nic *nic, uint8_t mac[6]);
-/* A card as spec says, on tap (attached by keeld, taken over) or, if -1, on the tap spec
- * names, attached here; its kernel data path on vhost (keeld's /dev/vhost-net, taken over)
- * or, if -1 and the tap is attached here, on /dev/vhost-net opened here (spec->vhost). */
-int virtio_net_create(struct machine *m, const struct vm_nic *spec, int tap, int vhost,
-		      struct virtio_dev **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/* A card as spec says with npairs queue pairs (1 to VMDEF_NET_QUEUES_MAX), on taps[0..npairs)
+ * (the tap's queues, attached by keeld, taken over, also when this fails) or, if taps[0] is
+ * -1, on the tap spec names, its queues attached here. Its kernel data path (spec->vhost):
+ * one vhost-net instance per pair, pair k's on vhosts[k] (keeld's /dev/vhost-net, taken
+ * over; vhosts NULL: none passed) or, if none was passed and the tap is attached here, on
+ * /dev/vhost-net opened here. */
+int virtio_net_create(struct machine *m, const struct vm_nic *spec, unsigned npairs,
+		      const int *taps, const int *vhosts, struct virtio_dev **out, char *err,
+		      size_t errlen) __attribute__((warn_unused_result));
 /* Adapter i of the machine's description on tap (as virtio_net_create), kept by the machine
  * (torn down with it) and its link the host's (machine_set_nic_link). *out is set once the
  * card exists, also when keeping it or taking its link failed after (-errno; its hooks point
  * at it). 0, or -errno with err set when the card could not be made. */
-int virtio_net_attach(struct machine *m, unsigned i, int tap, int vhost, struct virtio_dev **out,
-		      char *err, size_t errlen) __attribute__((warn_unused_result));
-/* The same on fd, already open, that reads and writes whole frames each led by the 12-byte
- * virtio-net header as the tap does (a socket pair in the fuzz targets); named ifname in
- * messages. The device owns fd from here on, also when this fails. */
-int virtio_net_create_fd(struct machine *m, unsigned slot, int fd, const char *ifname,
-			 const uint8_t mac[6], struct virtio_dev **out)
+int virtio_net_attach(struct machine *m, unsigned i, const int *taps, const int *vhosts,
+		      struct virtio_dev **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* The same on fds[0..npairs), already open, one per queue pair, that read and write whole
+ * frames each led by the 12-byte virtio-net header as a tap's queues do (socket pairs in the
+ * fuzz targets); named ifname in messages. More than one pair: multi-queue (MQ and the
+ * control queue). The device owns the fds from here on, also when this fails. */
+int virtio_net_create_fd(struct machine *m, unsigned slot, const int *fds, unsigned npairs,
+			 const char *ifname, const uint8_t mac[6], struct virtio_dev **out)
 	__attribute__((warn_unused_result));
 /* The link as the host sets it (down: VIRTIO_NET_S_LINK_UP clear in the status the driver
  * reads). A change is a configuration change: a new generation and the configuration
  * interrupt, once the driver is running. Any thread. */
 void virtio_net_set_link(struct virtio_dev *vd, bool up);
-/* The card's kernel data path (its queue pair's, vhost_net.h: dirty logging for a migration),
- * or NULL on the user-space path. */
-struct vhost_net *virtio_net_vhost(struct virtio_dev *vd);
+/* Queue pair k's kernel data path (vhost_net.h: dirty logging for a migration), or NULL on
+ * the user-space path (or k beyond the card's pairs). */
+struct vhost_net *virtio_net_vhost(struct virtio_dev *vd, unsigned k);
 
 #endif

@@ -21,6 +21,8 @@
 #define NET_F_HOST_TSO6	 12
 #define NET_F_MRG_RXBUF	 15
 #define NET_F_STATUS	 16
+#define NET_F_CTRL_VQ	 17
+#define NET_F_MQ	 22
 
 /* The header's flags and gso_type values. */
 #define NET_HDR_F_NEEDS_CSUM 1

@@ -30,7 +30,7 @@
 
 struct machine;
 
-#define VIRTIO_MAX_QUEUES 8
+#define VIRTIO_MAX_QUEUES 17 /* virtio-net: 8 queue pairs and its control queue */
 #define VIRTIO_MAX_FDS	  4
 #define VIRTIO_NO_VECTOR  0xffff
 
@@ -68,9 +68,9 @@ struct machine;
 struct virtio_dev;
 
 struct virtio_dev_ops {
-	const char *name;     /* "virtio-blk" */
-	uint16_t device_type; /* VIRTIO_ID_* */
-	uint32_t class_code;  /* PCI class, subclass, programming interface */
+	const char *name;	    /* "virtio-blk" */
+	uint16_t device_type;	    /* VIRTIO_ID_* */
+	uint32_t class_code;	    /* PCI class, subclass, programming interface */
 	enum seccomp_class seccomp; /* its I/O thread's filter in a jailed worker */
 	/* Queue q has chains (a notification came, or the device asked). I/O thread. */
 	void (*queue_notify)(struct virtio_dev *vd, unsigned q);

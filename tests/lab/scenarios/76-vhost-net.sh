@@ -6,6 +6,7 @@
 # the user-space path, and that one saved and restored on vhost-net again (one saved-state
 # format for both paths); after each restore 8 MiB go each way, checksums matching. First,
 # lab-vhost-net checks the kernel path's dirty log, interrupts and indexes on a fake machine.
+# Last, v3 (2 vCPUs) on vhost-net has 2 queue pairs, a vhost-net each, both enabled.
 [ -c /dev/vhost-net ] || fail "the lab host has no /dev/vhost-net (tests/lab/host/modules: vhost_net)"
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
 # The data path on the fake machine first (tests/unit/lab_vhost_net.c): a receive written by
@@ -20,7 +21,7 @@ st=$?
 [ -z "$v6" ] || echo "$v6" >/proc/sys/net/ipv6/conf/default/disable_ipv6
 sed 's/^/lab: /' /tmp/vhost-net.out
 [ $st = 0 ] || fail "lab-vhost-net: exit $st"
-for l in kbr75 ktap751 ktap752; do ip link del "$l" 2>/dev/null; done
+for l in kbr75 ktap751 ktap752 ktap753; do ip link del "$l" 2>/dev/null; done
 brctl addbr kbr75 && ip link set kbr75 address 02:00:00:00:75:01 && ip link set kbr75 up ||
 	fail "cannot create bridge kbr75"
 OPTS1="--memory 320M --control /tmp/v1.sock"
@@ -131,7 +132,21 @@ for step in "v1u off" "v1v on"; do
 	transfer $1 v2 10.75.0.2 8
 	prev=$1
 done
-for v in $prev v2; do vm_send $v 'poweroff -f'; done
-for v in $prev v2; do vm_wait_exit $v 60; done
+# Multi-queue on vhost-net: a 2-vCPU guest's adapter has 2 queue pairs, one vhost-net each
+# (its backend the tap's queue of the same number); the driver enables both, so both of the
+# tap's queues are attached, and data flows both ways.
+vm_boot v3 --memory 320M --cpus 2 --net tap=ktap753,mac=52:54:00:75:00:03,vhost=on
+bridge_tap ktap753
+path_is v3 "vhost-net: the host kernel's data path serves the adapter (2 queue pairs, one vhost-net each)"
+vm_run v3 'echo $(ls /sys/class/net/eth0/queues)'
+[ "$VM_OUT" = "rx-0 rx-1 tx-0 tx-1" ] || fail "v3 eth0 has queues '$VM_OUT', expected 2 rx and 2 tx"
+q=$(ls /sys/class/net/ktap753/queues | grep -c tx-)
+echo "lab: v3 eth0 queues rx-0 rx-1 tx-0 tx-1; ktap753 has $q attached queues"
+[ "$q" = 2 ] || fail "ktap753 has $q attached queues, expected 2 (both pairs enabled on vhost-net)"
+ip_up v3 10.75.0.3
+transfer v2 v3 10.75.0.3 8
+transfer v3 v2 10.75.0.2 8
+for v in $prev v2 v3; do vm_send $v 'poweroff -f'; done
+for v in $prev v2 v3; do vm_wait_exit $v 60; done
 brctl delbr kbr75 2>/dev/null
 true
