@@ -112,13 +112,16 @@ echo "lab: 64 MiB from v2 to v1 across two pauses of v1, sha256 $sum at both end
 prev=v1
 for step in "v1u off" "v1v on"; do
 	set -- $step
-	rm -rf /tmp/save75
-	ctl /tmp/$prev.sock '{"execute":"save","arguments":{"dir":"/tmp/save75"}}'
+	# The one directory the jailed worker may write (lab-jail gives it to the worker's uid),
+	# as keeld gives a worker its save directory; lab-jail passes the saved state to the
+	# restored worker as descriptors.
+	save=$VM_DIR/$prev/jail/save
+	ctl /tmp/$prev.sock "{\"execute\":\"save\",\"arguments\":{\"dir\":\"$save\"}}"
 	ctl /tmp/$prev.sock '{"execute":"quit"}'
 	vm_wait_exit $prev 30
 	[ "$VM_STATUS" = 0 ] || fail "quit after save: $prev exited with $VM_STATUS"
 	# shellcheck disable=SC2086
-	vm_start $1 --memory 320M --control /tmp/$1.sock --restore /tmp/save75 \
+	vm_start $1 --memory 320M --control /tmp/$1.sock --restore "$save" \
 		--net tap=ktap751,mac=52:54:00:75:00:01,vhost=$2
 	bridge_tap ktap751
 	vm_run $1 'echo restored-ok' 60
