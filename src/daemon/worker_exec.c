@@ -162,9 +162,17 @@ pid_t worker_exec_start(struct worker_exec *we, char *err, size_t errlen)
 	pid_t pid;
 
 	we->fell_back = false;
-	if (pipe2(pipefd, O_CLOEXEC) < 0 || worker_fd_above(&pipefd[1])) {
-		error_set(err, errlen, "pipe: %s", strerror(errno));
-		return -errno;
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		e = errno;
+		error_set(err, errlen, "pipe: %s", strerror(e));
+		return -e;
+	}
+	e = -worker_fd_above(&pipefd[1]);
+	if (e) { /* both ends go: a start that fails leaves keeld no descriptor */
+		close(pipefd[0]);
+		close(pipefd[1]);
+		error_set(err, errlen, "pipe: %s", strerror(e));
+		return -e;
 	}
 	/* The worker is PID 1 of a PID namespace of its own (it sees no other process); it
 	 * makes its other namespaces itself (src/vmm/jail.c). Raw clone3 without a stack forks

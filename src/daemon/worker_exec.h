@@ -23,6 +23,11 @@
 	(5 + WORKER_SOCKETS + WORKER_OWN + VMDEF_MAX_DISKS +                                       \
 	 2 * VMDEF_MAX_NICS * VMDEF_NET_QUEUES_MAX + VMDEF_MAX_LUNS + VMDEF_CHAIN_FDS_MAX)
 
+/* The files are placed at WORKER_FD_FIRST.. from copies held at WORKER_FD_BASE and above:
+ * the two ranges must not meet, or a dup2 would replace a file not yet placed. */
+_Static_assert(WORKER_FD_FIRST + WORKER_FILES <= WORKER_FD_BASE,
+	       "the worker's files would be placed over the copies they are placed from");
+
 struct worker_files {
 	int fd[WORKER_FILES];
 	char name[WORKER_FILES]
