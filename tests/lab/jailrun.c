@@ -59,7 +59,7 @@
 #define ALLOWANCE(mem) ((uint64_t)(64u << 20) + (uint64_t)(mem) / 128)
 
 static char err[1024];
-static pid_t worker;
+static volatile sig_atomic_t worker; /* its pid, once started: what forward kills */
 
 static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
@@ -254,6 +254,8 @@ int main(int argc, char **argv)
 	struct vm_config cfg;
 	struct vmcg cg;
 	int i, wargc = 0, cgfd = -1, status;
+	sigset_t held;
+	pid_t pid;
 	uid_t uid;
 
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
@@ -318,6 +320,13 @@ int main(int argc, char **argv)
 	} else {
 		fprintf(stderr, "lab-jail: no cgroup for the worker: %s\n", cg.why);
 	}
+	/* Held until worker is set: one that came while the worker was starting would find no
+	 * worker to end, and the worker would run on. */
+	sigemptyset(&held);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGINT);
+	sigaddset(&held, SIGHUP);
+	sigprocmask(SIG_BLOCK, &held, NULL);
 	signal(SIGTERM, forward);
 	signal(SIGINT, forward);
 	signal(SIGHUP, forward);
@@ -331,22 +340,35 @@ int main(int argc, char **argv)
 			.wf = &wf,
 		};
 
-		worker = worker_exec_start(&we, err, sizeof(err));
+		pid = worker_exec_start(&we, err, sizeof(err));
 	}
-	if (worker < 0)
+	if (pid < 0) {
+		if (cg.available)
+			vmcg_remove(&cg, cgname);
 		die("%s", err);
+	}
+	worker = pid;
+	sigprocmask(SIG_UNBLOCK, &held, NULL);
 	worker_files_close(&wf);
 	if (cgfd >= 0)
 		close(cgfd);
 	{
 		FILE *f = fopen(pidfile, "we");
 
-		if (!f || fprintf(f, "%d\n", (int)worker) < 0 || fclose(f))
-			die("cannot write %s: %s", pidfile, strerror(errno));
+		if (!f || fprintf(f, "%d\n", (int)pid) < 0 || fclose(f)) {
+			int e = errno;
+
+			/* Nobody could find the worker to end it: it goes with lab-jail. */
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			if (cg.available)
+				vmcg_remove(&cg, cgname);
+			die("cannot write %s: %s", pidfile, strerror(e));
+		}
 	}
-	fprintf(stderr, "lab-jail: keel-vmm pid %d jailed as uid %u in %s%s%s\n", (int)worker,
+	fprintf(stderr, "lab-jail: keel-vmm pid %d jailed as uid %u in %s%s%s\n", (int)pid,
 		(unsigned)uid, root, cg.available ? ", cgroup " : "", cg.available ? cgname : "");
-	while (waitpid(worker, &status, 0) < 0)
+	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			die("waitpid: %s", strerror(errno));
 	if (cg.available)
