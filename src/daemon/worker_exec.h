@@ -16,7 +16,7 @@
 #include "config/vmdef.h"
 
 #define WORKER_FD_FIRST 3
-#define WORKER_FD_BASE	128
+#define WORKER_FD_BASE	256 /* above WORKER_FD_FIRST + WORKER_FILES (the assertion below) */
 #define WORKER_SOCKETS	4 /* control, serial, console, vsock */
 #define WORKER_OWN	5 /* config, status, state, memory, vars */
 #define WORKER_FILES                                                                               \
