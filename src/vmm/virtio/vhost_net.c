@@ -347,12 +347,21 @@ void vhost_net_stop(struct vhost_net *h, bool keep)
 		}
 		if (!keep || !q->vq.ready)
 			continue;
-		/* Where the kernel got to: the next avail entry it would take, and the used
-		 * index it published (every chain it took is returned before the backend is
-		 * detached). The next interrupt is sent whatever the event index says. */
+		/* Where the kernel got to: the next avail entry it would take. Every chain it
+		 * took is returned before the backend is detached, so the device's used index
+		 * is that too: never the used ring's, which is guest memory (a driver that
+		 * wrote another would make the saved state "in flight", unrestorable, and every
+		 * later pause wait for chains that do not exist). The next interrupt is sent
+		 * whatever the event index says. */
 		q->vq.last_avail = (uint16_t)s.num;
-		q->vq.used_idx = (uint16_t)le_load(q->vq.used + 2, 2);
+		q->vq.used_idx = (uint16_t)s.num;
 		q->vq.signalled_valid = false;
+		if ((uint16_t)le_load(q->vq.used + 2, 2) != q->vq.used_idx)
+			log_warn_ratelimited(&vhost_rl,
+					     "virtio-net %02x: ring %u's used index is %u in guest "
+					     "memory, %u taken: the device goes on from %u",
+					     vd->pci.slot, i, (unsigned)le_load(q->vq.used + 2, 2),
+					     q->vq.used_idx, q->vq.used_idx);
 	}
 	vhost_watch(h, true);
 	if (keep)

@@ -36,7 +36,8 @@ bool vhost_net_running(const struct vhost_net *h);
  * -errno with the reason logged; the caller then serves the rings itself. */
 int vhost_net_start(struct vhost_net *h) __attribute__((warn_unused_result));
 /* Take the rings back: the backend detached, each ring's next avail entry read back from
- * the kernel and its used index from the ring, into the device's queues (vq). keep false:
+ * the kernel into the device's queues (vq), as their used index too (every chain the kernel
+ * took is returned by then; the used ring's index is guest memory, not trusted). keep false:
  * the queues' indexes were just replaced (a restore) and are not overwritten. */
 void vhost_net_stop(struct vhost_net *h, bool keep);
 
