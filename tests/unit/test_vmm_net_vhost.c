@@ -50,6 +50,11 @@ static struct {
 	unsigned num;	   /* VHOST_SET_VRING_NUM */
 } kring[2];
 
+/* VHOST_NET_SET_BACKEND on the transmit ring fails; receive chains the kernel fills as
+ * soon as it has the receive ring's backend. */
+static bool backend1_fails;
+static uint16_t rx_on_attach;
+
 int __real_ioctl(int fd, unsigned long req, ...);
 int __wrap_ioctl(int fd, unsigned long req, ...);
 
@@ -95,7 +100,16 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	case VHOST_NET_SET_BACKEND: {
 		const struct vhost_vring_file *f = arg;
 
+		if (f->fd >= 0 && (f->index & 1) && backend1_fails) {
+			errno = ENOMEM;
+			return -1;
+		}
 		kring[f->index & 1].backend = f->fd;
+		if (f->fd >= 0 && !(f->index & 1) && rx_on_attach) {
+			/* Frames were waiting in the tap: the kernel fills buffers at once. */
+			kring[0].base_get += rx_on_attach;
+			le_store(fake_ram(USED(0) + 2, 2), (uint16_t)kring[0].base_get, 2);
+		}
 		return 0;
 	}
 	default: /* SET_OWNER, SET_FEATURES, SET_MEM_TABLE, SET_LOG_BASE, SET_VRING_* */
@@ -106,16 +120,22 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 static struct virtio_dev *vd;
 static int peer = -1;
 
-/* A card on vhost-net (the stand-in) whose driver started, the kernel serving its rings. */
-static void start(void)
+/* A card on vhost-net (the stand-in) whose driver started: the kernel serves its rings, or
+ * (want_running false) refused them. Each test has a card of its own (the last one's driver
+ * reset: its queues off, so it leaves the rings at the same addresses alone). */
+static void start(bool want_running)
 {
 	struct fake_vq q[2];
 	struct vm_nic spec = {.vhost = VM_VHOST_ON};
 	char err[256];
 	int sv[2];
 
+	if (vd) {
+		fake_virtio_write(vd, FAKE_CC(device_status), 1, 0);
+		assert_false(vhost_net_running(virtio_net_vhost(vd)));
+	}
 	fake_machine();
-	fake_machine_reset(); /* guest RAM zeroed: empty rings */
+	memset(fake_ram(0, 0x1000), 0, 0x1000); /* empty rings */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 	kfd = eventfd(0, EFD_CLOEXEC);
 	assert_true(kfd >= 0);
@@ -132,10 +152,14 @@ static void start(void)
 					.desc = QBASE(i),
 					.avail = QBASE(i) + 0x200,
 					.used = USED(i)};
+	/* The receive ring's posted buffers (the kernel may take them at the hand-over). */
+	le_store(fake_ram(QBASE(0) + 0x200 + 2, 2), QSIZE / 2, 2);
 	assert_true(
 		fake_virtio_start(vd, 1ull << NET_F_MRG_RXBUF | 1ull << VIRTIO_F_EVENT_IDX, q, 2));
-	assert_true(vhost_net_running(virtio_net_vhost(vd)));
+	assert_int_equal(vhost_net_running(virtio_net_vhost(vd)), want_running);
 	assert_int_equal(kring[0].num, QSIZE);
+	if (!want_running)
+		return;
 	assert_int_equal(kring[0].backend, kring[1].backend);
 	assert_true(kring[0].backend >= 0);
 }
@@ -160,7 +184,7 @@ static void test_pause_ignores_the_guests_used_index(void **state)
 	char err[256];
 
 	(void)state;
-	start();
+	start(true);
 	kernel_received(3);
 	assert_int_equal(fake_virtio_used_idx(USED(0)), 3);
 	le_store(fake_ram(USED(0) + 2, 2), 7, 2); /* the guest scribbles on its used index */
@@ -185,10 +209,33 @@ static void test_pause_ignores_the_guests_used_index(void **state)
 	fake_machine_pause(false);
 }
 
+/* The kernel refuses the transmit ring's backend after it took the receive ring's (and
+ * filled buffers with frames that were waiting): the user-space path takes over from where
+ * the kernel got, not from where the rings were before the hand-over. */
+static void test_failed_handover_keeps_the_kernels_indexes(void **state)
+{
+	(void)state;
+	backend1_fails = true;
+	rx_on_attach = 2;
+	start(false);
+	backend1_fails = false;
+	rx_on_attach = 0;
+	assert_int_equal(kring[0].backend, -1);
+	assert_int_equal(vd->q[0].vq.last_avail, 2);
+	assert_int_equal(vd->q[0].vq.used_idx, 2);
+	assert_int_equal(vd->q[1].vq.last_avail, 0);
+	assert_int_equal(vd->q[1].vq.used_idx, 0);
+	/* The user-space path serves the adapter from then on, pause or not. */
+	fake_machine_pause(true);
+	fake_machine_pause(false);
+	assert_false(vhost_net_running(virtio_net_vhost(vd)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pause_ignores_the_guests_used_index),
+		cmocka_unit_test(test_failed_handover_keeps_the_kernels_indexes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -311,16 +311,23 @@ int vhost_net_start(struct vhost_net *h)
 		if (ioctl(h->fd, VHOST_NET_SET_BACKEND, &be) < 0) {
 			r = -errno;
 			step = "VHOST_NET_SET_BACKEND";
-			if (i)
-				vhost_detach(h);
-			vhost_watch(h, true);
+			if (i) {
+				/* The receive ring was the kernel's for a moment: it may have
+				 * taken (and returned) chains. Take the rings back as a stop
+				 * does, at the kernel's indexes, or the user-space path would
+				 * fill used entries the kernel filled. */
+				h->running = true;
+				vhost_net_stop(h, true);
+			} else {
+				vhost_watch(h, true);
+			}
 			goto fail;
 		}
 	}
 	h->running = true;
 	return 0;
 fail:
-	/* The rings stay the user-space path's, from the indexes they had. */
+	/* The rings stay the user-space path's, from the indexes they have now. */
 	h->failed = true;
 	log_warn("virtio-net %02x: vhost-net: %s refused: %s; the user-space data path serves "
 		 "the adapter from now on",
