@@ -53,6 +53,7 @@ static struct {
 /* VHOST_NET_SET_BACKEND on the transmit ring fails; receive chains the kernel fills as
  * soon as it has the receive ring's backend. */
 static bool backend1_fails;
+static uint64_t kfeatures; /* the last VHOST_SET_FEATURES */
 static uint16_t rx_on_attach;
 
 int __real_ioctl(int fd, unsigned long req, ...);
@@ -74,6 +75,9 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 		return __real_ioctl(fd, req, arg);
 	}
 	switch (req) {
+	case VHOST_SET_FEATURES:
+		kfeatures = *(const uint64_t *)arg;
+		return 0;
 	case VHOST_GET_FEATURES:
 		*(uint64_t *)arg = 1ull << VIRTIO_F_VERSION_1 | 1ull << NET_F_MRG_RXBUF |
 				   1ull << VIRTIO_F_INDIRECT_DESC | 1ull << VIRTIO_F_EVENT_IDX |
@@ -231,11 +235,38 @@ static void test_failed_handover_keeps_the_kernels_indexes(void **state)
 	assert_false(vhost_net_running(virtio_net_vhost(vd)));
 }
 
+/* A driver that clears FEATURES_OK without a reset and starts again with other features:
+ * the kernel serves the rings with those (the user-space path would), from where it got. */
+static void test_renegotiation_reaches_the_kernel(void **state)
+{
+	uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+
+	(void)state;
+	start(true);
+	assert_true(kfeatures >> NET_F_MRG_RXBUF & 1);
+	kernel_received(4);
+	fake_virtio_write(vd, FAKE_CC(device_status), 1, st);
+	fake_virtio_write(vd, FAKE_CC(guest_feature_select), 4, 0);
+	fake_virtio_write(vd, FAKE_CC(guest_feature), 4, 0);
+	fake_virtio_write(vd, FAKE_CC(guest_feature_select), 4, 1);
+	fake_virtio_write(vd, FAKE_CC(guest_feature), 4, 1); /* VERSION_1 alone */
+	st |= VIRTIO_STATUS_FEATURES_OK;
+	fake_virtio_write(vd, FAKE_CC(device_status), 1, st);
+	fake_virtio_write(vd, FAKE_CC(device_status), 1, st | VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(fake_virtio_read(vd, FAKE_CC(device_status), 1),
+			 st | VIRTIO_STATUS_DRIVER_OK);
+	assert_true(vhost_net_running(virtio_net_vhost(vd)));
+	assert_false(kfeatures >> NET_F_MRG_RXBUF & 1);
+	assert_false(kfeatures >> VIRTIO_F_EVENT_IDX & 1);
+	assert_int_equal(kring[0].base_set, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pause_ignores_the_guests_used_index),
 		cmocka_unit_test(test_failed_handover_keeps_the_kernels_indexes),
+		cmocka_unit_test(test_renegotiation_reaches_the_kernel),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

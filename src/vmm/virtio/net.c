@@ -730,6 +730,10 @@ static void net_vhost_stop(struct virtio_dev *vd, bool keep)
 
 static void net_driver_ok(struct virtio_dev *vd)
 {
+	/* DRIVER_OK again without a reset (the driver cleared FEATURES_OK and may have taken
+	 * other features): the kernel takes the rings again with the features and offloads the
+	 * driver has now, as the user-space path would serve them. */
+	net_vhost_stop(vd, true);
 	net_vhost_start(vd);
 }
 
