@@ -38,10 +38,14 @@ struct vhost_net {
 	unsigned rxq; /* the pair's receive queue; its transmit queue is rxq + 1 */
 	int tap;
 	uint64_t kfeatures; /* what the kernel offers */
-	bool running;	    /* backend attached: the kernel serves the rings */
-	bool failed;	    /* a start failed: the user-space path serves this pair from now on */
-	bool unwatched;	    /* the queues' kicks are out of the I/O thread's epoll set */
-	bool log_on;	    /* VHOST_F_LOG_ALL asked for */
+	/* The driver's features the rings were handed over with (checked then: FEATURES_OK).
+	 * Not vd->driver_features later: a driver that clears FEATURES_OK without a reset
+	 * writes any bits there while the kernel still serves the rings. */
+	uint64_t features;
+	bool running;	/* backend attached: the kernel serves the rings */
+	bool failed;	/* a start failed: the user-space path serves this pair from now on */
+	bool unwatched; /* the queues' kicks are out of the I/O thread's epoll set */
+	bool log_on;	/* VHOST_F_LOG_ALL asked for */
 	/* Each ring's call: the irqfd of its vector while that may be signalled, else relay
 	 * (an eventfd the I/O thread turns into pci_msix_notify: a masked vector's pending
 	 * bit), or -1 without a vector. call is what the kernel has now. */
@@ -181,8 +185,7 @@ static int vhost_set_addr(struct vhost_net *h, unsigned i)
 
 static int vhost_set_features(struct vhost_net *h)
 {
-	uint64_t f =
-		(h->vd->driver_features & h->kfeatures) | (h->log_on ? 1ull << VHOST_F_LOG_ALL : 0);
+	uint64_t f = (h->features & h->kfeatures) | (h->log_on ? 1ull << VHOST_F_LOG_ALL : 0);
 
 	return ioctl(h->fd, VHOST_SET_FEATURES, &f) < 0 ? -errno : 0;
 }
@@ -291,6 +294,7 @@ int vhost_net_start(struct vhost_net *h)
 	if (h->running || h->failed || vd->paused || !virtio_queue_ready(vd, h->rxq) ||
 	    !virtio_queue_ready(vd, h->rxq + 1))
 		return 0;
+	h->features = vd->driver_features;
 	r = vhost_set_features(h);
 	if (!r) {
 		step = "VHOST_SET_MEM_TABLE";
