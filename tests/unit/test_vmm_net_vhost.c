@@ -137,7 +137,7 @@ static void start(bool want_running)
 
 	if (vd) {
 		fake_virtio_write(vd, FAKE_CC(device_status), 1, 0);
-		assert_false(vhost_net_running(virtio_net_vhost(vd)));
+		assert_false(vhost_net_running(virtio_net_vhost(vd, 0)));
 	}
 	fake_machine();
 	memset(fake_ram(0, 0x1000), 0, 0x1000); /* empty rings */
@@ -147,7 +147,8 @@ static void start(bool want_running)
 	memset(kring, 0, sizeof(kring));
 	snprintf(spec.tap, sizeof(spec.tap), "vhost0");
 	assert_int_equal(
-		virtio_net_create(fake_machine(), &spec, sv[0], kfd, &vd, err, sizeof(err)), 0);
+		virtio_net_create(fake_machine(), &spec, 1, &sv[0], &kfd, &vd, err, sizeof(err)),
+		0);
 	assert_int_equal(device_state_register(fake_machine(), &virtio_net_class, vd->pci.slot, vd),
 			 0);
 	peer = sv[1];
@@ -161,7 +162,7 @@ static void start(bool want_running)
 	le_store(fake_ram(QBASE(0) + 0x200 + 2, 2), QSIZE / 2, 2);
 	assert_true(
 		fake_virtio_start(vd, 1ull << NET_F_MRG_RXBUF | 1ull << VIRTIO_F_EVENT_IDX, q, 2));
-	assert_int_equal(vhost_net_running(virtio_net_vhost(vd)), want_running);
+	assert_int_equal(vhost_net_running(virtio_net_vhost(vd, 0)), want_running);
 	assert_int_equal(kring[0].num, QSIZE);
 	if (!want_running)
 		return;
@@ -194,7 +195,7 @@ static void test_pause_ignores_the_guests_used_index(void **state)
 	assert_int_equal(fake_virtio_used_idx(USED(0)), 3);
 	le_store(fake_ram(USED(0) + 2, 2), 7, 2); /* the guest scribbles on its used index */
 	fake_machine_pause(true);
-	assert_false(vhost_net_running(virtio_net_vhost(vd)));
+	assert_false(vhost_net_running(virtio_net_vhost(vd, 0)));
 	assert_int_equal(kring[0].backend, -1);
 	assert_int_equal(vd->q[0].vq.last_avail, 3);
 	assert_int_equal(vd->q[0].vq.used_idx, 3);
@@ -204,7 +205,7 @@ static void test_pause_ignores_the_guests_used_index(void **state)
 	assert_int_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
 	free(saved);
 	fake_machine_pause(false);
-	assert_true(vhost_net_running(virtio_net_vhost(vd)));
+	assert_true(vhost_net_running(virtio_net_vhost(vd, 0)));
 	assert_int_equal(kring[0].base_set, 3);
 	/* And once more: a second pause finds nothing in flight. */
 	kernel_received(2);
@@ -233,7 +234,7 @@ static void test_failed_handover_keeps_the_kernels_indexes(void **state)
 	/* The user-space path serves the adapter from then on, pause or not. */
 	fake_machine_pause(true);
 	fake_machine_pause(false);
-	assert_false(vhost_net_running(virtio_net_vhost(vd)));
+	assert_false(vhost_net_running(virtio_net_vhost(vd, 0)));
 }
 
 /* A driver that clears FEATURES_OK without a reset and starts again with other features:
@@ -256,7 +257,7 @@ static void test_renegotiation_reaches_the_kernel(void **state)
 	fake_virtio_write(vd, FAKE_CC(device_status), 1, st | VIRTIO_STATUS_DRIVER_OK);
 	assert_int_equal(fake_virtio_read(vd, FAKE_CC(device_status), 1),
 			 st | VIRTIO_STATUS_DRIVER_OK);
-	assert_true(vhost_net_running(virtio_net_vhost(vd)));
+	assert_true(vhost_net_running(virtio_net_vhost(vd, 0)));
 	assert_false(kfeatures >> NET_F_MRG_RXBUF & 1);
 	assert_false(kfeatures >> VIRTIO_F_EVENT_IDX & 1);
 	assert_int_equal(kring[0].base_set, 4);
@@ -271,7 +272,7 @@ static void test_log_keeps_the_handed_over_features(void **state)
 
 	(void)state;
 	start(true);
-	h = virtio_net_vhost(vd);
+	h = virtio_net_vhost(vd, 0);
 	fake_virtio_write(vd, FAKE_CC(device_status), 1,
 			  VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	fake_virtio_write(vd, FAKE_CC(guest_feature_select), 4, 0);
