@@ -2154,8 +2154,8 @@ def case_access(e):
 
 
 def case_pools(e):
-    """A VM's files come from storage pools only: outside every pool, a symlink out of one,
-    '..', a block device no block pool names and a disk a running VM writes are refused with
+    """A VM's files come from storage pools only: outside every pool (a disk, a kernel, an
+    initrd), a symlink out of one, '..', a block device no block pool names and a disk a running VM writes are refused with
     nothing changed; keel disk create --pool makes 0600 files (issue 10, docs/security.md)."""
     e.start_keeld()
     pools = {p["name"]: p for p in e.api_ok("GET", "/v1/pools")}
@@ -2193,6 +2193,9 @@ def case_pools(e):
                   msg="'..' is not allowed")
         e.api_err("POST", "/v1/vms", {"name": "p1", "kernel": stray, "memory": 16 << 20},
                   msg="kernel %s is in no storage pool" % stray)
+        e.api_err("POST", "/v1/vms", {"name": "p1", "kernel": e.a.guest, "initrd": stray,
+                                     "memory": 16 << 20},
+                  msg="initrd %s is in no storage pool" % stray)
         blk = next((d for d in ("/dev/loop7", "/dev/loop6", "/dev/vdb") if
                     os.path.exists(d) and stat.S_ISBLK(os.stat(d).st_mode)), None)
         check(blk is not None, "this host has no spare block device for the test")
