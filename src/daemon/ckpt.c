@@ -231,10 +231,13 @@ static int child_path(const char *parent, const char *tag, char *out, size_t siz
 	return 0;
 }
 
-/* New differencing children of files[0..n) into out[]; on failure none is left behind. */
-static int make_children(char *const *files, unsigned n, char **out, char *err, size_t errlen)
+/* New differencing children of files[0..n) into out[]; on failure none is left behind. Each
+ * parent is opened with its chain through the pools, checked (disk_policy_open_chain), and
+ * handed to the library as it is: no file of a chain is opened by path as root. */
+static int make_children(struct op *op, const char *verb, char *const *files, unsigned n,
+			 char **out, char *err, size_t errlen)
 {
-	char tag[VMDEF_UUID_LEN + 1], path[PATH_MAX];
+	char tag[VMDEF_UUID_LEN + 1], path[PATH_MAX], why2[768];
 	unsigned made = 0;
 	int ret = vmdef_gen_uuid(tag);
 
@@ -247,9 +250,16 @@ static int make_children(char *const *files, unsigned n, char **out, char *err, 
 
 		struct disk_err why = {{0}};
 
+		if (disk_policy_open_chain(op->ctx->store, "disk", files[made], &o.parent_disk,
+					   why2, sizeof(why2))) {
+			error_set(err, errlen, "cannot %s VM '%s': %s", verb, op->def->name, why2);
+			ret = -EINVAL;
+			break;
+		}
 		ret = child_path(files[made], tag, path, sizeof(path));
 		if (!ret)
 			ret = disk_create(path, &o, &why);
+		disk_close(o.parent_disk);
 		if (ret) {
 			error_set(err, errlen, "cannot create a differencing disk for %s: %s",
 				  files[made], disk_why(&why, ret));
@@ -720,11 +730,8 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	}
 	/* The VM's files freeze as the checkpoint's; it goes on in new children of them. A
 	 * worker that ran until now could have rewritten its disk's locator after the checks
-	 * above: the chains again, with no worker left to change them. */
-	for (unsigned i = 0; stopped && !ret && i < c->ndisks; i++)
-		ret = check_chain(&op, "checkpoint", c->disks[i], err, errlen);
-	if (!ret)
-		ret = make_children(c->disks, c->ndisks, children, err, errlen);
+	 * above: make_children checks the chains again, with no worker left to change them. */
+	ret = make_children(&op, "checkpoint", c->disks, c->ndisks, children, err, errlen);
 	if (ret)
 		goto undo;
 	if (op.st.state == VM_SAVED) {
@@ -1264,7 +1271,8 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 		if (ret)
 			goto out;
 	}
-	ret = make_children(c->disks, c->ndisks, children, err, errlen);
+	ret = make_children(&op, "apply a checkpoint to", c->disks, c->ndisks, children, err,
+			    errlen);
 	if (ret)
 		goto out;
 	had_now = op.t.now[0] != '\0';
