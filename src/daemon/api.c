@@ -837,7 +837,8 @@ static int start_ckpt_job(struct api_ctx *ctx, const struct vm_def *def, enum ck
 
 	/* What can be checked now fails the request, not the job: creation is checked by
 	 * the caller (its name), apply and delete here (the checkpoint, the VM's state). */
-	if (verbs[kind] && (ret = ckpt_change_check(&cc, def, name, verbs[kind], err, errlen)))
+	if (verbs[kind] && (ret = ckpt_change_check(&cc, def, name, verbs[kind],
+						    kind == CKPT_JOB_APPLY, err, errlen)))
 		return ret;
 	a = calloc(1, sizeof(*a));
 	if (!a)

@@ -108,10 +108,10 @@ static void create_disk(struct api_ctx *ctx, const struct store_pool *p, json_ob
 		r = -EINVAL;
 	}
 	if (!r && parent) {
-		/* The parent and its whole chain must be files keeld may hand a VM. */
-		r = disk_policy_check_chain(ctx->store, "parent", parent, NULL, 0, err,
-					    sizeof(err));
-		r = r < 0 ? r : 0;
+		/* The parent and its whole chain must be files keeld may hand a VM: opened
+		 * through the pools and checked, then given to the library as they are. */
+		r = disk_policy_open_chain(ctx->store, "parent", parent, &o.parent_disk, err,
+					   sizeof(err));
 		o.parent = parent;
 	}
 	if (!r && access(path, F_OK) == 0) {
@@ -129,6 +129,7 @@ static void create_disk(struct api_ctx *ctx, const struct store_pool *p, json_ob
 		if (r && r != -EEXIST && r != -EINVAL && r != -EBUSY)
 			r = -EIO; /* the others are the host's trouble, a 500 */
 	}
+	disk_close(o.parent_disk);
 	if (r) {
 		api_reply_errno(out, r, err[0] ? err : strerror(-r));
 		return;

@@ -169,6 +169,44 @@ static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 	return 0;
 }
 
+/* The differencing chain of one of the VM's files, checked as at attach and start
+ * (disk_policy_check_chain: each file through its pool, a regular file opened without waiting,
+ * depth bounded, linkage GUIDs), before the disk library follows its locators by path as root:
+ * a locator the VM's worker rewrote to point anywhere else is refused, naming the file. */
+static int check_chain(struct op *op, const char *verb, const char *path, char *err, size_t errlen)
+{
+	char why[768];
+
+	if (disk_policy_check_chain(op->ctx->store, "disk", path, NULL, 0, why, sizeof(why)) >= 0)
+		return 0;
+	error_set(err, errlen, "cannot %s VM '%s': %s", verb, op->def->name, why);
+	return -EINVAL;
+}
+
+/* Every chain of the VM's checkpoint tree that an operation may follow: each leaf's disks
+ * (every other checkpoint's files are in a leaf's chain) and, with_now, the disks of the VM's
+ * current state (an apply throws those away without opening them, so that a VM whose
+ * current disk is damaged can still go back to a checkpoint). 0, or -EINVAL with err. */
+static int check_chains(struct op *op, bool with_now, const char *verb, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < op->t.n; i++) {
+		const struct ckpt *c = &op->t.v[i];
+		bool leaf = !with_now || strcmp(op->t.now, c->id);
+
+		for (size_t j = 0; leaf && j < op->t.n; j++)
+			if (!strcmp(op->t.v[j].parent, c->id))
+				leaf = false;
+		for (unsigned d = 0; leaf && !ret && d < c->ndisks; d++)
+			ret = check_chain(op, verb, c->disks[d], err, errlen);
+	}
+	for (unsigned d = 0; with_now && !ret && d < op->nd.ndisks; d++)
+		if (op->nd.disks[d].format == VM_DISK_VHDX)
+			ret = check_chain(op, verb, op->nd.disks[d].path, err, errlen);
+	return ret;
+}
+
 /* DIR/STEM_XXXXXXXX.avhdx next to parent, STEM being parent's name without its extension and
  * without an earlier _XXXXXXXX suffix. */
 static int child_path(const char *parent, const char *tag, char *out, size_t size)
@@ -193,10 +231,13 @@ static int child_path(const char *parent, const char *tag, char *out, size_t siz
 	return 0;
 }
 
-/* New differencing children of files[0..n) into out[]; on failure none is left behind. */
-static int make_children(char *const *files, unsigned n, char **out, char *err, size_t errlen)
+/* New differencing children of files[0..n) into out[]; on failure none is left behind. Each
+ * parent is opened with its chain through the pools, checked (disk_policy_open_chain), and
+ * handed to the library as it is: no file of a chain is opened by path as root. */
+static int make_children(struct op *op, const char *verb, char *const *files, unsigned n,
+			 char **out, char *err, size_t errlen)
 {
-	char tag[VMDEF_UUID_LEN + 1], path[PATH_MAX];
+	char tag[VMDEF_UUID_LEN + 1], path[PATH_MAX], why2[768];
 	unsigned made = 0;
 	int ret = vmdef_gen_uuid(tag);
 
@@ -209,9 +250,16 @@ static int make_children(char *const *files, unsigned n, char **out, char *err, 
 
 		struct disk_err why = {{0}};
 
+		if (disk_policy_open_chain(op->ctx->store, "disk", files[made], &o.parent_disk,
+					   why2, sizeof(why2))) {
+			error_set(err, errlen, "cannot %s VM '%s': %s", verb, op->def->name, why2);
+			ret = -EINVAL;
+			break;
+		}
 		ret = child_path(files[made], tag, path, sizeof(path));
 		if (!ret)
 			ret = disk_create(path, &o, &why);
+		disk_close(o.parent_disk);
 		if (ret) {
 			error_set(err, errlen, "cannot create a differencing disk for %s: %s",
 				  files[made], disk_why(&why, ret));
@@ -680,8 +728,10 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		c = ckpt_tree_by_id(&op.t, id);
 		c->saved = !production;
 	}
-	/* The VM's files freeze as the checkpoint's; it goes on in new children of them. */
-	ret = make_children(c->disks, c->ndisks, children, err, errlen);
+	/* The VM's files freeze as the checkpoint's; it goes on in new children of them. A
+	 * worker that ran until now could have rewritten its disk's locator after the checks
+	 * above: make_children checks the chains again, with no worker left to change them. */
+	ret = make_children(&op, "checkpoint", c->disks, c->ndisks, children, err, errlen);
 	if (ret)
 		goto undo;
 	if (op.st.state == VM_SAVED) {
@@ -841,7 +891,7 @@ static struct ckpt *find(struct op *op, const char *key, char *err, size_t errle
 }
 
 int ckpt_change_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
-		      const char *verb, char *err, size_t errlen)
+		      const char *verb, bool apply, char *err, size_t errlen)
 {
 	struct op op;
 	int ret = op_begin(&op, ctx, def, err, errlen);
@@ -852,6 +902,8 @@ int ckpt_change_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char
 		ret = -ENOENT;
 	else
 		ret = need_off(&op, verb, err, errlen);
+	if (!ret)
+		ret = check_chains(&op, !apply, verb, err, errlen);
 	op_end(&op);
 	return ret;
 }
@@ -1086,6 +1138,10 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 		error_set(err, errlen, "the checkpoint tree of VM '%s' is damaged", def->name);
 		goto out;
 	}
+	/* Its merges may reach any chain of the tree: all checked before anything changes. */
+	ret = check_chains(&op, true, "delete a checkpoint of", err, errlen);
+	if (ret)
+		goto out;
 	if (is_running(&op)) {
 		/* Merges rewrite files the worker has open: save it as Save-VM does, end it,
 		 * merge, and restore it (the VM pauses briefly). */
@@ -1106,6 +1162,17 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 		if (ret)
 			goto out;
 		stopped = true;
+		/* The worker could write its disk until it ended: its chain again. */
+		ret = check_chains(&op, true, "delete a checkpoint of", err, errlen);
+		if (ret) {
+			char why[400];
+
+			if (sup_start_restore(ctx->sup, def, was_paused, why, sizeof(why)))
+				log_err("VM %s: cannot carry on after a refused checkpoint delete: "
+					"%s",
+					def->name, why);
+			goto out;
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct ckpt *x = ckpt_tree_by_id(&op.t, ids[i]);
@@ -1194,13 +1261,18 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 			goto out;
 		}
 	}
+	/* The chains it branches from and may merge after, before anything changes. */
+	ret = check_chains(&op, false, "apply a checkpoint to", err, errlen);
+	if (ret)
+		goto out;
 	if (is_running(&op)) {
 		/* The state it runs in is thrown away, as Restore-VMSnapshot does. */
 		ret = sup_turn_off_wait(ctx->sup, def, err, errlen);
 		if (ret)
 			goto out;
 	}
-	ret = make_children(c->disks, c->ndisks, children, err, errlen);
+	ret = make_children(&op, "apply a checkpoint to", c->disks, c->ndisks, children, err,
+			    errlen);
 	if (ret)
 		goto out;
 	had_now = op.t.now[0] != '\0';

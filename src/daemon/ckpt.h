@@ -71,10 +71,13 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 /* {"checkpoints": [...], "now": {...}}: the visible tree and where the VM is. */
 int ckpt_list(struct ckpt_ctx *ctx, const struct vm_def *def, json_object **out)
 	__attribute__((warn_unused_result));
-/* Before an apply or delete starts as a job: the checkpoint exists and the VM is in a state
- * where verb ("apply a checkpoint to") can begin. 0, -ENOENT or -EBUSY with err set. */
+/* Before an apply or delete starts as a job: the checkpoint exists, the VM is in a state
+ * where verb ("apply a checkpoint to") can begin, and the differencing chains the operation
+ * may follow pass disk_policy_check_chain (a delete: every chain of the tree, the VM's current
+ * disks too; an apply: the checkpoints' chains, not the current disks it throws away).
+ * 0, -ENOENT, -EBUSY or -EINVAL (a chain, naming the file) with err set. */
 int ckpt_change_check(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
-		      const char *verb, char *err, size_t errlen)
+		      const char *verb, bool apply, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));

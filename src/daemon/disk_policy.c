@@ -242,8 +242,9 @@ static int level_parent(int fd, const char *path, const char *top, char *real, c
 	return r < 0 ? -EINVAL : r;
 }
 
-int disk_policy_check_chain(struct store *st, const char *what, const char *path, int *fds,
-			    unsigned max, char *err, size_t errlen)
+/* disk_policy_check_chain, the chain kept open in *keep when keep is not NULL. */
+static int check_chain(struct store *st, const char *what, const char *path, int *fds, unsigned max,
+		       struct disk **keep, char *err, size_t errlen)
 {
 	int own[DISK_POLICY_MAX_DEPTH], dup_fds[DISK_POLICY_MAX_DEPTH];
 	char(*names)[PATH_MAX] = calloc(DISK_POLICY_MAX_DEPTH + 1, PATH_MAX);
@@ -317,7 +318,10 @@ int disk_policy_check_chain(struct store *st, const char *what, const char *path
 				error_set(err, errlen, "disk %s: %s", path, strerror(-r));
 			r = -EINVAL;
 		}
-		disk_close(d);
+		if (keep && !r)
+			*keep = d;
+		else
+			disk_close(d);
 	}
 	close(top);
 	free(names);
@@ -328,6 +332,19 @@ int disk_policy_check_chain(struct store *st, const char *what, const char *path
 			close(own[i]);
 	}
 	return r ? r : n;
+}
+
+int disk_policy_check_chain(struct store *st, const char *what, const char *path, int *fds,
+			    unsigned max, char *err, size_t errlen)
+{
+	return check_chain(st, what, path, fds, max, NULL, err, errlen);
+}
+
+int disk_policy_open_chain(struct store *st, const char *what, const char *path, struct disk **out,
+			   char *err, size_t errlen)
+{
+	*out = NULL;
+	return check_chain(st, what, path, NULL, 0, out, err, errlen) < 0 ? -EINVAL : 0;
 }
 
 /* Is the disk d a VHDX (as pinned, or by its name when not yet)? */

@@ -13,6 +13,7 @@
 #include "config/vmdef.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
+#include "disk/disk.h"
 
 /*
  * Attach nd's files (old: the description before the change; NULL at create): each in a
@@ -54,6 +55,14 @@ int disk_policy_check_sharing(struct store *st, struct sup *sup, const struct vm
 int disk_policy_check_chain(struct store *st, const char *what, const char *path, int *fds,
 			    unsigned max, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/*
+ * disk_policy_check_chain, and the disk at path opened read-only with its whole chain on the
+ * descriptors that check opened (no file opened by path) into *out, for keeld's own work on
+ * a chain (a checkpoint's new differencing children). 0, or -EINVAL with err.
+ */
+int disk_policy_open_chain(struct store *st, const char *what, const char *path, struct disk **out,
+			   char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * How many parents the differencing chains of all nd's VHDX disks and LUNs have together,

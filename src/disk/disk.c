@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "disk/disk.h"
@@ -65,15 +66,70 @@ static int probe_fd(int fd, const char *path, enum disk_format *out, struct disk
 	return 0;
 }
 
+/* What a file of mode m is, for a refusal. */
+static const char *file_kind(mode_t m)
+{
+	return S_ISFIFO(m)   ? "a FIFO"
+	       : S_ISSOCK(m) ? "a socket"
+	       : S_ISCHR(m)  ? "a character device"
+	       : S_ISDIR(m)  ? "a directory"
+	       : S_ISBLK(m)  ? "a block device"
+			     : "of an unknown type";
+}
+
+static bool file_ok(const struct stat *s, bool blk_ok, char *why, size_t whylen)
+{
+	if (S_ISREG(s->st_mode) || (blk_ok && S_ISBLK(s->st_mode)))
+		return true;
+	snprintf(why, whylen, "it is %s, not a regular file%s", file_kind(s->st_mode),
+		 blk_ok ? " or a block device" : "");
+	return false;
+}
+
+int disk_open_file(const char *path, int oflags, bool blk_ok, char *why, size_t whylen)
+{
+	int look = open(path, O_PATH | O_CLOEXEC), fd = -1, fl, r = 0;
+	struct stat a, b;
+
+	if (look < 0 || fstat(look, &a) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!file_ok(&a, blk_ok, why, whylen)) {
+		r = -EINVAL;
+		goto out;
+	}
+	fd = open(path, oflags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &b) < 0 || (fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		r = -errno;
+		goto out;
+	}
+	/* Replaced between the look and the open: the type of what was opened decides. */
+	if (!file_ok(&b, blk_ok, why, whylen))
+		r = -EINVAL;
+	else if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		r = -EAGAIN;
+out:
+	if (r && r != -EINVAL)
+		snprintf(why, whylen, "%s",
+			 r == -EAGAIN ? "it was replaced while being opened" : strerror(-r));
+	if (look >= 0)
+		close(look);
+	if (r && fd >= 0)
+		close(fd);
+	return r ? r : fd;
+}
+
 int disk_probe(const char *path, enum disk_format *out, struct disk_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+	char why[128];
+	int fd = disk_open_file(path, O_RDONLY, true, why, sizeof(why)), r;
 
 	disk_err_clear(err);
 	if (fd < 0) {
-		r = -errno;
-		disk_fail(err, "cannot open %s: %s", path, strerror(-r));
-		return r;
+		disk_fail(err, "cannot open %s: %s", path, why);
+		return fd;
 	}
 	r = probe_fd(fd, path, out, err);
 	close(fd);
@@ -156,14 +212,12 @@ int disk_open_chain_fd(int fd, const char *path, enum disk_format format, unsign
 
 static int open_file(const char *path, unsigned flags, struct disk_err *err)
 {
-	int fd = open(path, ((flags & DISK_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	char why[128];
+	int fd = disk_open_file(path, (flags & DISK_OPEN_RDONLY) ? O_RDONLY : O_RDWR, true, why,
+				sizeof(why));
 
-	if (fd < 0) {
-		int e = -errno;
-
-		disk_fail(err, "cannot open %s: %s", path, strerror(-e));
-		return e;
-	}
+	if (fd < 0)
+		disk_fail(err, "cannot open %s: %s", path, why);
 	return fd;
 }
 

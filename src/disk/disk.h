@@ -219,6 +219,10 @@ struct disk_create_opts {
 	uint32_t logical_sector;  /* 0: default (512; differencing: the parent's) */
 	uint32_t physical_sector; /* 0: default (4096) */
 	const char *parent;	  /* differencing only */
+	/* Differencing only, optional: the parent as the caller opened it (and keeps), used
+	 * instead of opening parent by path (keeld, which opens a chain only through its pools);
+	 * parent still names it, for the new disk's locator. */
+	struct disk *parent_disk;
 };
 
 /* Creates a new file; fails if it exists. */

@@ -132,8 +132,9 @@ int vhdx_create(const char *path, const struct disk_create_opts *o, struct disk_
 				  path);
 			return -EINVAL;
 		}
-		r = disk_open(o->parent, DISK_OPEN_RDONLY, &parent, err);
-		if (r)
+		if (o->parent_disk)
+			parent = o->parent_disk;
+		else if ((r = disk_open(o->parent, DISK_OPEN_RDONLY, &parent, err)))
 			return r;
 		r = disk_info(parent, &pi);
 		if (r == 0 && pi.format != DISK_FORMAT_VHDX) {
@@ -217,6 +218,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(loc);
-	disk_close(parent);
+	if (parent != o->parent_disk)
+		disk_close(parent);
 	return r;
 }

@@ -255,12 +255,22 @@ static int parent_one(struct vhdx *v, int fd, struct disk **out, char *cand, siz
 			snprintf(cand, cap, "%s", "(a passed descriptor)");
 		r = vhdx_open_one(fd, cand, pflags, out, &why);
 	} else {
+		char whyopen[128];
+
+		/* A file a locator names is opened never waiting, and only when regular: what a
+		 * child's writer wrote there may be a FIFO or a device (docs/security.md). */
 		for (size_t k = 0; k < 2 && r == -ENOENT; k++) {
 			if (locator_path(v, k, cand, cap))
 				continue;
-			fd = open(cand, O_RDONLY | O_CLOEXEC);
+			fd = disk_open_file(cand, O_RDONLY, false, whyopen, sizeof(whyopen));
 			if (fd >= 0)
 				r = vhdx_open_one(fd, cand, pflags, out, &why);
+			else if (fd == -EINVAL)
+				r = fd;
+		}
+		if (r == -EINVAL && fd < 0) {
+			disk_fail(err, "%s: cannot open its parent %s: %s", path, cand, whyopen);
+			return r;
 		}
 		if (r == -ENOENT) {
 			const char *rel = vhdx_locator_get(&v->loc, "relative_path");

@@ -2154,8 +2154,8 @@ def case_access(e):
 
 
 def case_pools(e):
-    """A VM's files come from storage pools only: outside every pool, a symlink out of one,
-    '..', a block device no block pool names and a disk a running VM writes are refused with
+    """A VM's files come from storage pools only: outside every pool (a disk, a kernel, an
+    initrd), a symlink out of one, '..', a block device no block pool names and a disk a running VM writes are refused with
     nothing changed; keel disk create --pool makes 0600 files (issue 10, docs/security.md)."""
     e.start_keeld()
     pools = {p["name"]: p for p in e.api_ok("GET", "/v1/pools")}
@@ -2193,6 +2193,9 @@ def case_pools(e):
                   msg="'..' is not allowed")
         e.api_err("POST", "/v1/vms", {"name": "p1", "kernel": stray, "memory": 16 << 20},
                   msg="kernel %s is in no storage pool" % stray)
+        e.api_err("POST", "/v1/vms", {"name": "p1", "kernel": e.a.guest, "initrd": stray,
+                                     "memory": 16 << 20},
+                  msg="initrd %s is in no storage pool" % stray)
         blk = next((d for d in ("/dev/loop7", "/dev/loop6", "/dev/vdb") if
                     os.path.exists(d) and stat.S_ISBLK(os.stat(d).st_mode)), None)
         check(blk is not None, "this host has no spare block device for the test")
@@ -3360,29 +3363,67 @@ def sqlite(db, sql):
     return r.stdout.strip()
 
 
+def vhdx_meta_item(f, path, guid):
+    """Where the metadata item guid (a UUID string) of the VHDX file f (named path) is: the
+    file offset of its metadata table, its entry's index in that table, and the item's offset
+    and length in the file."""
+    import uuid
+    meta_guid = uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E").bytes_le
+    item_guid = uuid.UUID(guid).bytes_le
+    f.seek(192 << 10)  # region table 1
+    table = f.read(64 << 10)
+    check(table[:4] == b"regi", "no region table in %s" % path)
+    count = struct.unpack_from("<I", table, 8)[0]
+    meta = [struct.unpack_from("<Q", table, 16 + 32 * i + 16)[0] for i in range(count)
+            if table[16 + 32 * i:16 + 32 * i + 16] == meta_guid]
+    check(len(meta) == 1, "no metadata region in %s" % path)
+    f.seek(meta[0])
+    mt = f.read(64 << 10)
+    check(mt[:8] == b"metadata", "no metadata table in %s" % path)
+    n = struct.unpack_from("<H", mt, 10)[0]
+    items = [i for i in range(n) if mt[32 + 32 * i:32 + 32 * i + 16] == item_guid]
+    check(len(items) == 1, "no metadata item %s in %s" % (guid, path))
+    off, length = struct.unpack_from("<II", mt, 32 + 32 * items[0] + 16)
+    return meta[0], items[0], meta[0] + off, length
+
+
 def set_vhdx_block_size(path, size):
     """Writes size into a VHDX file's metadata as its block size (the file parameters item;
     the metadata has no checksum, so the file still opens as far as its metadata)."""
-    import uuid
-    meta_guid = uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E").bytes_le
-    params_guid = uuid.UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B").bytes_le
     with open(path, "r+b") as f:
-        f.seek(192 << 10)  # region table 1
-        table = f.read(64 << 10)
-        check(table[:4] == b"regi", "no region table in %s" % path)
-        count = struct.unpack_from("<I", table, 8)[0]
-        meta = [struct.unpack_from("<Q", table, 16 + 32 * i + 16)[0] for i in range(count)
-                if table[16 + 32 * i:16 + 32 * i + 16] == meta_guid]
-        check(len(meta) == 1, "no metadata region in %s" % path)
-        f.seek(meta[0])
-        mt = f.read(64 << 10)
-        check(mt[:8] == b"metadata", "no metadata table in %s" % path)
-        n = struct.unpack_from("<H", mt, 10)[0]
-        items = [struct.unpack_from("<I", mt, 32 + 32 * i + 16)[0] for i in range(n)
-                 if mt[32 + 32 * i:32 + 32 * i + 16] == params_guid]
-        check(len(items) == 1, "no file parameters item in %s" % path)
-        f.seek(meta[0] + items[0])
+        _, _, item, _ = vhdx_meta_item(f, path, "CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
+        f.seek(item)
         f.write(struct.pack("<I", size))
+
+
+def set_vhdx_parent_locator(path, parent):
+    """Rewrites a differencing VHDX's parent locator to name parent only (its
+    absolute_win32_path; parent_linkage kept), in place: what a worker that writes the file
+    (a taken-over keel-vmm) can do, since metadata has no checksum."""
+    with open(path, "r+b") as f:
+        meta, index, item, length = vhdx_meta_item(f, path,
+                                                   "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
+        f.seek(item)
+        old = f.read(length)
+        kv = {}
+        for i in range(struct.unpack_from("<H", old, 18)[0]):
+            ko, vo, kl, vl = struct.unpack_from("<IIHH", old, 20 + 12 * i)
+            kv[old[ko:ko + kl].decode("utf-16-le")] = old[vo:vo + vl].decode("utf-16-le")
+        check("parent_linkage" in kv, "%s has no parent_linkage: %r" % (path, kv))
+        pairs = [("parent_linkage", kv["parent_linkage"]), ("absolute_win32_path", parent)]
+        head = bytearray(old[:16] + struct.pack("<HH", 0, len(pairs)))
+        data, pos = b"", 20 + 12 * len(pairs)
+        for k, v in pairs:
+            kb, vb = k.encode("utf-16-le"), v.encode("utf-16-le")
+            head += struct.pack("<IIHH", pos, pos + len(kb), len(kb), len(vb))
+            data += kb + vb
+            pos += len(kb) + len(vb)
+        new = bytes(head) + data
+        check(len(new) <= max(length, 4096), "the new locator of %s does not fit" % path)
+        f.seek(item)
+        f.write(new)
+        f.seek(meta + 32 + 32 * index + 20)
+        f.write(struct.pack("<I", len(new)))
 
 
 def saved_sections(e, name):
@@ -4079,6 +4120,76 @@ def case_jail_fifo_parent(e):
     code, doc = e.curl("PATCH", "/v1/vms/f1", {"disks": [{"path": top}]})
     check(400 <= code < 500 and "not a regular file" in json.dumps(doc),
           "PATCH: HTTP %d %r" % (code, doc))
+
+
+def case_jail_ckpt_locator(e):
+    """Review of issue 10: checkpoint delete and apply follow a VM's differencing chains only
+    after keeld has checked them as at a start (every file through its pool, regular files
+    opened without waiting, linkage GUIDs). A VM on a VHDX with two checkpoints whose current
+    disk's locator a worker rewrote to a FIFO outside every pool: a delete that would merge
+    that disk is refused at once with a 4xx naming the FIFO, changing nothing; so is an apply
+    of a checkpoint whose own file names it. An apply throws the current disk away without
+    opening it: it goes ahead, so that a VM can always go back to a checkpoint."""
+    e.start_keeld()
+    disk = os.path.join(e.dir, "cl.vhdx")
+    e.keel("disk", "create", disk, "--size", "8M")
+    e.create("cl", disks=[{"path": disk}])
+    e.keel("checkpoint", "create", "cl", "--name", "one")
+    e.keel("checkpoint", "create", "cl", "--name", "two")
+    tree = e.api_ok("GET", "/v1/vms/cl/checkpoints")
+    two = [c for c in tree["checkpoints"] if c["name"] == "two"][0]["disks"][0]
+    now = e.vm("cl")["disks"][0]["path"]
+    outside = tempfile.mkdtemp(prefix="kdo", dir="/var/tmp")
+    fifo = os.path.join(outside, "evil.vhdx")
+    os.mkfifo(fifo)
+
+    def refused(method, url, cli):
+        files = sorted(os.listdir(e.dir))
+        t = time.time()
+        e.api_err(method, url, want=400, msg=fifo)
+        try:
+            _, err = e.keel(*cli, want=None, timeout=30)
+        except subprocess.TimeoutExpired:
+            raise Fail("keel %s hung: keeld opened the FIFO a locator names" % " ".join(cli))
+        check(fifo in err and "in no storage pool" in err, "keel %s: %r" % (" ".join(cli), err))
+        check(time.time() - t < 25, "%s took %.1f s" % (url, time.time() - t))
+        check(e.api_ok("GET", "/v1/vms/cl/checkpoints") == tree,
+              "a refused %s changed the checkpoint tree" % url)
+        check(e.vm("cl")["disks"][0]["path"] == now and e.vm("cl")["state"] == "Off",
+              "a refused %s changed the VM: %r" % (url, e.vm("cl")))
+        check(sorted(os.listdir(e.dir)) == files, "a refused %s changed the files" % url)
+
+    try:
+        # The current disk's locator: deleting 'two' merges that disk into two's file.
+        pristine = open(now, "rb").read()
+        set_vhdx_parent_locator(now, fifo)
+        refused("DELETE", "/v1/vms/cl/checkpoints/two", ("checkpoint", "delete", "cl", "two"))
+        refused("DELETE", "/v1/vms/cl/checkpoints/one", ("checkpoint", "delete", "cl", "one"))
+        # A checkpoint's own file (two's, whose parent is one's): applying it is refused too.
+        with open(now, "wb") as f:
+            f.write(pristine)
+        saved = open(two, "rb").read()
+        set_vhdx_parent_locator(two, fifo)
+        refused("POST", "/v1/vms/cl/checkpoints/two/apply",
+                ("checkpoint", "apply", "cl", "two"))
+        with open(two, "wb") as f:
+            f.write(saved)
+        # A damaged current disk does not keep the VM from its checkpoints: the apply
+        # drops it unopened and the VM goes on from a new child of two's file.
+        set_vhdx_parent_locator(now, fifo)
+        e.keel("checkpoint", "apply", "cl", "two", timeout=30)
+        check(not os.path.exists(now), "the current disk %s stays after the apply" % now)
+        check(e.vm("cl")["disks"][0]["path"] not in (now, two), "after the apply: %r" %
+              e.vm("cl"))
+        e.keel("checkpoint", "delete", "cl", "two")
+        e.keel("checkpoint", "delete", "cl", "one")
+        vm = e.start("cl")
+        check(vm["state"] == "Running", "cl after the deletes: %r" % vm)
+        e.console_until("cl", "ready for input")
+        e.keel("vm", "turn-off", "cl")
+        e.wait_state("cl", "Off")
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 def case_jail_chain_limit(e):

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -777,6 +778,41 @@ static void test_differencing(void **state)
 	disk_close(d);
 }
 
+/* A parent locator naming a FIFO (what a child's writer may put there): the library refuses
+ * it, saying what it is, and never waits in open() for a writer. A hang would end the test
+ * by its SIGALRM (default action: the process dies, the test fails). */
+static void test_fifo_parent(void **state)
+{
+	struct disk_create_opts o = {.format = DISK_FORMAT_VHDX, .type = DISK_TYPE_DIFFERENCING};
+	char merged[DISK_PATH_MAX], base[128];
+	struct disk_err why;
+	struct disk *d = NULL;
+
+	snprintf(base, sizeof(base), "%s", tmp("fifo-base.vhdx")); /* tmp()'s slots rotate */
+	o.parent = base;
+	make("fifo-base.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	make("fifo-child.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("fifo-base.vhdx"));
+	assert_int_equal(unlink(tmp("fifo-base.vhdx")), 0);
+	assert_int_equal(mkfifo(tmp("fifo-base.vhdx"), 0600), 0);
+	alarm(60);
+	assert_int_equal(disk_open(tmp("fifo-child.vhdx"), DISK_OPEN_RDONLY, &d, &why), -EINVAL);
+	expect_reason(&why, tmp("fifo-child.vhdx"), "it is a FIFO, not a regular file");
+	assert_non_null(strstr(why.msg, "cannot open its parent"));
+	assert_int_equal(disk_open_as(tmp("fifo-child.vhdx"), DISK_FORMAT_VHDX,
+				      DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d, &why),
+			 -EINVAL);
+	/* The offline operations that follow a child's locator, and a new child of it. */
+	assert_int_equal(vhdx_merge(tmp("fifo-child.vhdx"), merged, sizeof(merged), &why), -EINVAL);
+	assert_non_null(strstr(why.msg, "it is a FIFO"));
+	assert_int_equal(access(tmp("fifo-child.vhdx"), F_OK), 0);
+	unlink(tmp("fifo-new.vhdx"));
+	assert_int_equal(disk_create(tmp("fifo-new.vhdx"), &o, &why), -EINVAL);
+	expect_reason(&why, "cannot open", "it is a FIFO, not a regular file or a block device");
+	assert_int_equal(access(tmp("fifo-new.vhdx"), F_OK), -1);
+	alarm(0);
+	unlink(tmp("fifo-base.vhdx"));
+}
+
 /* disk_map: where keel-vmm's io_uring backend may read and write a disk's bytes itself. */
 static void test_map(void **state)
 {
@@ -1027,6 +1063,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_ahead_limit), cmocka_unit_test(test_staged_bitmap),
 		cmocka_unit_test(test_zero_parent),	  cmocka_unit_test(test_staged_limit),
 		cmocka_unit_test(test_flush_race),	  cmocka_unit_test(test_log_sequence),
+		cmocka_unit_test(test_fifo_parent),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
