@@ -78,6 +78,11 @@ class VsockMux:
         a.close()
         c.close()
 
+    def live_count(self):
+        """How many connections are spliced to the agent now."""
+        with self.lock:
+            return len(self.live)
+
     def reset(self):
         """Every connection's host side hung up, as the device's TRANSPORT_RESET at a resume
         or a restore does: returns how many there were."""
