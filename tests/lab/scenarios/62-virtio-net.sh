@@ -102,8 +102,10 @@ streams4 n2 "(2 queue pairs)"
 
 # Saved with two pairs, restored with two (keel: docs/virtio.md, virtio-net's section 2).
 if [ "$LAB_VMM" != qemu ]; then
-	SAVE=/tmp/save-n2
-	rm -rf $SAVE
+	# The one directory the jailed worker may write (lab-jail gives it to its uid, as keeld
+	# gives a worker its save directory); lab-jail passes the saved state to n2r as
+	# descriptors.
+	SAVE=$VM_DIR/n2/jail/save
 	lab-vmmctl /tmp/n2.sock "{\"execute\":\"save\",\"arguments\":{\"dir\":\"$SAVE\"}}" >/tmp/ctl.out 2>&1 ||
 		fail "save of n2: $(cat /tmp/ctl.out)"
 	lab-vmmctl /tmp/n2.sock '{"execute":"quit"}' >/dev/null 2>&1
