@@ -98,13 +98,16 @@ if [ "$n" -gt 0 ]; then
 		kill "$dog" 2>/dev/null
 		wait "$dog" 2>/dev/null
 		cat "$slog" >>"$log"
-		cur='' panic='' outcome=finished
+		cur='' panic='' killed='' outcome=finished
 		if ! grep -q '^lab: done: ' "$slog"; then
 			cur=$(grep -o '^lab: ---- scenario [^ ]*' "$slog" | tail -n 1 | awk '{ print $4 }')
 			panic=$(grep -m 1 -E 'Kernel panic|BUG: |stack guard page|^lab: STALL' "$slog" | sed 's/^\[[ 0-9.]*\] //')
 			# QEMU runs with -no-reboot: exiting 0 before "done" is the lab host resetting
-			# itself (a triple fault of its kernel, which prints nothing).
-			[ -n "$panic" ] || [ "$qemu_rc" != 0 ] || [ -z "$cur" ] ||
+			# itself (a triple fault of its kernel, which prints nothing), unless QEMU was
+			# stopped from outside (it says so, and exits 0 on SIGTERM): no crash of the lab
+			# host, nothing to restart, and not counted as one in the ledger.
+			killed=$(grep -a -m 1 -o 'terminating on signal [0-9]*' "$slog")
+			[ -n "$panic" ] || [ "$qemu_rc" != 0 ] || [ -z "$cur" ] || [ -n "$killed" ] ||
 				panic="the lab host reset itself (QEMU exited 0 under -no-reboot)"
 			outcome=other
 			if grep -q '^lab: STALL' "$slog"; then
@@ -126,6 +129,8 @@ if [ "$n" -gt 0 ]; then
 		fi
 		if [ "$qemu_rc" = 124 ]; then
 			why="the lab did not finish within ${tmo}s (LAB_TIMEOUT) and was killed"
+		elif [ -n "$killed" ] && [ -z "$panic" ]; then
+			why="the lab's QEMU was stopped from outside ($killed)"
 		elif ! grep -q 'lab: init started' "$slog"; then
 			why="the lab host did not reach its /init (QEMU exit status $qemu_rc)"
 		elif [ -n "$panic" ]; then
