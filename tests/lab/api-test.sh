@@ -71,8 +71,31 @@ kill "$(cat "$VM_DIR/j/vmm.pid")" 2>/dev/null
 v=$(printf 'Uid:\t3221225472\t3221225472\t3221225472\t3221225472\nGid:\t3221225472\t3221225472\t3221225472\t3221225472\nNSpid:\t14940\t1\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t2\n' | _jail_verdict)
 case "$v" in "uid 3221225472, no capabilities, NoNewPrivs 1, Seccomp 2 (2 filters)"*) ;; *) fail "a jailed worker's status: $v" ;; esac
 # Each flaw alone fails it: a uid outside the range, a capability, no seccomp, the host's PID namespace.
-for bad in 's/^Uid:\t3221225472/Uid:\t0/' 's/^CapBnd:.*/CapBnd:\t000001ffffffffff/' 's/^Seccomp:\t2/Seccomp:\t0/' 's/^NSpid:.*/NSpid:\t14940/'; do
+for bad in 's/^Uid:\t3221225472/Uid:\t0/' 's/^Gid:\t3221225472/Gid:\t4294967294/' 's/^CapBnd:.*/CapBnd:\t000001ffffffffff/' 's/^Seccomp:\t2/Seccomp:\t0/' 's/^NSpid:.*/NSpid:\t14940/'; do
 	v=$(printf 'Uid:\t3221225472\t3221225472\t3221225472\t3221225472\nGid:\t3221225472\t3221225472\t3221225472\t3221225472\nNSpid:\t14940\t1\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n' | sed "$bad" | _jail_verdict)
 	case "$v" in NOT*) ;; *) fail "a status changed by $bad passed: $v" ;; esac
 done
+# The namespaces: this shell shares the host's; a process that has its own mount, network, IPC
+# and UTS namespaces (as keel-vmm's jail makes them) passes.
+case "$(_jail_ns $$)" in "NOT in its own mnt namespace (mnt:"*) ;; *) fail "this shell's namespaces: $(_jail_ns $$)" ;; esac
+case "$(_jail_ns 999999999)" in "NOT in its own mnt namespace (unreadable)") ;; *) fail "a pid that does not exist: $(_jail_ns 999999999)" ;; esac
+# ns_of FLAGS: _jail_ns of a process that unshare FLAGS started (as root in a user namespace).
+ns_of() {
+	rm -f "$VM_DIR/ns-ready"
+	unshare -r "$@" sh -c "touch $VM_DIR/ns-ready; exec sleep 30" &
+	_p=$!
+	_i=0
+	until [ -e "$VM_DIR/ns-ready" ]; do
+		_i=$((_i + 1))
+		[ $_i -lt 100 ] || fail "unshare -r $* did not start"
+		sleep 0.1
+	done
+	_jail_ns $_p
+	kill $_p
+	wait $_p 2>/dev/null
+}
+v=$(ns_of -m -n -i -u)
+[ -z "$v" ] || fail "a process in namespaces of its own: $v"
+v=$(ns_of -m -n -u)
+case "$v" in "NOT in its own ipc namespace (ipc:"*) ;; *) fail "a process in the host's IPC namespace: '$v'" ;; esac
 echo "api-test: ok"

@@ -157,12 +157,12 @@ vm_bridge_tap() {
 
 # _jail_verdict: a /proc/PID/status on stdin judged as a jailed worker's (vm_jailed): "uid
 # U, ..." when every uid and gid is of the workers' range (keeld's --worker-uids default,
-# from 3221225472), no capability set holds any, NoNewPrivs is 1, Seccomp is 2 (filters) and
+# 65536 from 3221225472), no capability set holds any, NoNewPrivs is 1, Seccomp is 2 (filters) and
 # the process is PID 1 of a PID namespace one level down; else "NOT" and what is wrong.
 # tests/lab/api-test.sh checks it.
 _jail_verdict() {
 	awk '
-		/^Uid:|^Gid:/ { for (i = 2; i <= 5; i++) if ($i < 3221225472) bad = bad " " $1 $i }
+		/^Uid:|^Gid:/ { for (i = 2; i <= 5; i++) if ($i < 3221225472 || $i >= 3221291008) bad = bad " " $1 $i }
 		/^Uid:/ { uid = $2 }
 		/^Cap(Eff|Prm|Inh|Bnd|Amb):/ && $2 !~ /^0+$/ { bad = bad " " $1 $2 }
 		/^NoNewPrivs:/ { nnp = $2 } /^Seccomp:/ { sc = $2 } /^Seccomp_filters:/ { nf = $2 }
@@ -176,15 +176,34 @@ _jail_verdict() {
 		}'
 }
 
+# _jail_ns PID: nothing when PID has mount, network, IPC and UTS namespaces other than this
+# shell's (the host's: src/vmm/jail.c makes them before its filters go on), else "NOT" and the
+# first it shares (or cannot be read). tests/lab/api-test.sh checks it.
+_jail_ns() {
+	for _ns in mnt net ipc uts; do
+		_a=$(readlink "/proc/$1/ns/$_ns" 2>/dev/null)
+		if [ -z "$_a" ] || [ "$_a" = "$(readlink "/proc/$$/ns/$_ns")" ]; then
+			echo "NOT in its own $_ns namespace (${_a:-unreadable})"
+			return
+		fi
+	done
+}
+
 # vm_jailed NAME: VM NAME's keel-vmm (started through lab-jail) runs as keeld runs a worker
-# (_jail_verdict on its /proc/PID/status; with cgroups v2 mounted, in a cgroup of its own under
-# keel.slice, /proc/PID/cgroup), waiting up to 10 s for the filters (they go on
+# (_jail_verdict on its /proc/PID/status, _jail_ns; with cgroups v2 mounted, in a cgroup of its
+# own under keel.slice, /proc/PID/cgroup), waiting up to 10 s for the filters (they go on
 # before the guest's first instruction, so a VM that printed anything has them).
 vm_jailed() {
 	_jd=$VM_DIR/$1 _ji=0
 	while :; do
 		_jp=$(cat "$_jd/vmm.pid" 2>/dev/null)
 		_jj=$( ([ -n "$_jp" ] && cat "/proc/$_jp/status" 2>/dev/null) | _jail_verdict)
+		case "$_jj" in
+		uid*)
+			_jn=$(_jail_ns "$_jp")
+			_jj=${_jn:-"$_jj, its own mount, network, IPC and UTS namespaces"}
+			;;
+		esac
 		# On a host with cgroups v2 (the lab's init mounts them), a cgroup of its own too.
 		if [ -n "$_jp" ] && grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts; then
 			_jc=$(sed -n 's/^0:://p' "/proc/$_jp/cgroup" 2>/dev/null)
