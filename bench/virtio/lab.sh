@@ -13,8 +13,9 @@
 #   net:  two guests of the same VMM on a bridge, TCP (busybox nc) from one to the other:
 #         MiB/s at the sender, and both VMMs' CPU time;
 #   switch: the same with keel's VMs made and started by keeld on a keel private switch
-#         (its bridge with VLAN filtering, the nftables guard chain every frame passes),
-#         against QEMU's on a bridge made by hand (brctl), as libvirt's would be;
+#         (its bridge with VLAN filtering, the nftables guard chain every frame passes, vhost),
+#         against the same keel-vmm guests with vhost on a bridge made by hand (brctl), as
+#         libvirt's would be, and QEMU's there;
 #   nat:  guest-to-outside TCP through NAT: keel's guest made and started by keeld on the
 #         Default Switch (keeld's bridge, nftables masquerade, dnsmasq), QEMU's on a bridge
 #         with an nftables masquerade and a dnsmasq made by hand, as libvirt's default
@@ -254,26 +255,30 @@ net_streams() {
 	done
 }
 
-# net_bench VMM [LABEL]: two guests of VMM on a bridge made by hand. VMM qemuvh: QEMU with
-# vhost-net (its kernel data path; /dev/vhost-net in the lab host).
+# net_bench VMM [LABEL]: two guests of VMM on a bridge made by hand. VMM keel: keel-vmm's
+# user-space data path (vhost=off); keelvh: keel-vmm with vhost-net (vhost=on); qemuvh: QEMU
+# with vhost-net (/dev/vhost-net in the lab host).
 net_bench() {
 	label=${2:-net}
-	vh=
-	if [ "$1" = qemuvh ]; then
+	vh= kvh=off vmm=$1
+	case $1 in
+	qemuvh | keelvh)
 		[ -c /dev/vhost-net ] || {
 			echo "bench: $label $1 not measured: the lab host has no /dev/vhost-net"
 			return 0
 		}
-		vh=,vhost=on
-	fi
+		vh=,vhost=on kvh=on
+		;;
+	esac
+	[ "$1" != keelvh ] || vmm=keel
 	brctl addbr bbr0 2>/dev/null
 	ip link set bbr0 up
 	for i in 1 2; do
-		start_vm "$1" "$label$1$i" --net "tap=bk$i" -- \
+		start_vm "$vmm" "$label$1$i" --net "tap=bk$i,vhost=$kvh" -- \
 			-netdev "tap,id=n0,ifname=bq$i,script=no,downscript=no,vnet_hdr=on$vh" \
 			-device "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=,mac=52:54:00:00:0$i:0$i"
 		t=bk$i
-		[ "$1" = keel ] || t=bq$i
+		[ "$vmm" = keel ] || t=bq$i
 		ip link set "$t" up
 		brctl addif bbr0 "$t"
 		vm_run "$label$1$i" "ip addr add 10.8.0.$i/24 dev eth0 && ip link set eth0 up"
@@ -297,7 +302,9 @@ net_bench() {
 }
 
 # switch_bench VMM: keel's two guests made and started by keeld on a keel private switch
-# (its guards on: MAC spoofing off), QEMU's on the hand-made bridge of net_bench.
+# (its guards on: MAC spoofing off; vhost=on, as keeld's default auto gives on a host with
+# /dev/vhost-net), against the same keel-vmm guests on the hand-made bridge of net_bench
+# (keelvh: issue 12's peer, "the same VMs on a bridge set up by hand") and QEMU's there.
 switch_bench() {
 	[ "$1" = keel ] || {
 		net_bench "$1" switch
@@ -307,7 +314,7 @@ switch_bench() {
 	keel switch create bsw --type private >"$KD/bsw.out" 2>&1 || fail "keel switch create bsw: $(cat "$KD/bsw.out")"
 	for i in 1 2; do
 		keel vm create sw$i --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" \
-			--cmdline "$GUEST_CMDLINE" --cpus 1 --memory 256M --net switch=bsw >/dev/null ||
+			--cmdline "$GUEST_CMDLINE" --cpus 1 --memory 256M --net switch=bsw,vhost=on >/dev/null ||
 			fail "keel vm create sw$i"
 		keel vm start sw$i >/dev/null || fail "keel vm start sw$i"
 	done
@@ -425,8 +432,11 @@ GUEST_INITRD=$BENCH_INITRD
 bench_fs
 echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
 for w in $what; do
-	vmms="keel qemu"
-	[ "$w" != net ] || vmms="keel qemu qemuvh"
+	case $w in
+	net) vmms="keel keelvh qemu qemuvh" ;;
+	switch) vmms="keel keelvh qemu" ;;
+	*) vmms="keel qemu" ;;
+	esac
 	for vmm in $vmms; do
 		[ -z "$only_vmms" ] || echo " $only_vmms " | grep -q " $vmm " || continue
 		case $w in

@@ -7,18 +7,21 @@
 #         into unwritten space; keel-vmm cache=none against QEMU aio=io_uring,cache=none;
 #   vhdx  the same on a fresh dynamic VHDX (`keel disk create`), keel's src/disk against
 #         QEMU's vhdx driver, and keel's VHDX/raw ratio (goal >= 0.90 for every case);
-#   net   guest-to-guest TCP (iperf3, one and four streams) over a bridge: keel-vmm against
-#         QEMU without vhost and with vhost-net (qemuvh);
-#   switch  the same with keel's guests made by keeld on a keel private switch;
+#   net   guest-to-guest TCP (iperf3, one and four streams) over a bridge made by hand:
+#         keel-vmm's user-space path (keel) and vhost-net (keelvh) against QEMU without
+#         vhost (qemu) and with vhost-net (qemuvh);
+#   switch  the same with keel's guests made by keeld on a keel private switch (vhost-net),
+#         against the same keel-vmm guests on a bridge made by hand (keelvh) and QEMU's;
 #   nat   a guest to a namespace outside through NAT (busybox nc; BENCH_NAT_RUNS rounds).
 # Prints each figure, the keel/QEMU ratios of throughput and of VMM CPU per GiB moved
 # (/proc/PID/stat in the lab host), and whether each goal is met: every disk figure at
-# least QEMU's at no more CPU, VHDX >= 0.90 raw, network at least QEMU with vhost-net.
+# least QEMU's at no more CPU, VHDX >= 0.90 raw, network (keel on vhost-net) at least QEMU
+# with vhost-net, keel's switch at least the same VMs on a bridge made by hand.
 # The same as a Markdown table: build/lab/bench-virtio.md. Other knobs: BENCH_DISK_MIB (size
 # of each fio region, 128), BENCH_FIO_SECS (5), BENCH_NET_SECS (5), BENCH_NET_MIB (nat, 16),
 # BENCH_TIMEOUT (lab session, 2400 s), BENCH_CASES (only these fio cases, comma-separated;
 # region a is then filled by dd instead of seqwrite-alloc), BENCH_VMMS (only these: keel,
-# qemu, qemuvh). Each fio case also prints the VMM's CPU per thread name ("bench: threads"). Log: build/lab/bench-virtio.log.
+# keelvh, qemu, qemuvh). Each fio case also prints the VMM's CPU per thread name ("bench: threads"). Log: build/lab/bench-virtio.log.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh

@@ -19,6 +19,8 @@ function stats(list,    v, n, i, j, x, med) {
 }
 function fmt(s,    a) { split(s, a, " "); return sprintf("%s [%s %s]", a[1], a[2], a[3]) }
 function met(ok) { return ok ? "met" : "NOT met" }
+function num(arr, key, f) { return (key in arr) ? sprintf(f, arr[key]) : "-" } # "-": not measured
+function ratio(r) { return r < 0 ? "-" : sprintf("%.2f", r) }
 function row(s) { print s >md }
 # CPU ms per GiB moved
 function per_gib(cpu, mib) { return mib > 0 ? cpu * 1024 / mib : 0 }
@@ -35,7 +37,7 @@ function per_gib(cpu, mib) { return mib > 0 ? cpu * 1024 / mib : 0 }
 	nmib[k] = V["mibps"]; ncpu[k] = per_gib(V["cpu_ms"], V["mibps"] * V["secs"])
 	if (!(($2 " " V["streams"]) in nseen)) { nseen[$2 " " V["streams"]] = 1; nets[++nnets] = $2 " " V["streams"] }
 }
-/^bench: [a-z]+ qemuvh not measured/ { print "bench/virtio: " substr($0, 8) }
+/^bench: [a-z]+ (qemuvh|keelvh) not measured/ { print "bench/virtio: " substr($0, 8) }
 /^bench: nat [a-z]+ tcp MiBps/ { split($5, t, "="); nt[$3] = nt[$3] " " t[2] / 100; split($6, c, "="); nc[$3] = nc[$3] " " c[2] }
 /^bench: nat [a-z]+ tcp FAIL / { nf[$3]++ }
 /^bench: nat [a-z]+ lease_ms=/ { split($4, l, "="); nl[$3] = nl[$3] " " l[2] }
@@ -80,31 +82,54 @@ END {
 			C, kr, dmib["keel vhdx " C], dmib["keel raw " C], met(kr >= 0.9), qr
 		row(sprintf("| %s | %.2f (%.2f / %.2f) | %s | %.2f (%.2f / %.2f) |", C, kr, dmib["keel vhdx " C], dmib["keel raw " C], met(kr >= 0.9), qr, dmib["qemu vhdx " C], dmib["qemu raw " C]))
 	}
+	# net: keel-vmm's user-space path against QEMU's; keel-vmm on vhost-net against QEMU on
+	# vhost-net (issue 16's goal: at least QEMU with vhost-net, keel's kernel path then).
 	nn = 0; nn_ok = 0; header = 0
 	for (i = 1; i <= nnets; i++) {
 		split(nets[i], a, " "); L = a[1]; S = a[2]
-		kk = L " keel " S
-		if (!(kk in nmib)) continue
+		if (L != "net") continue
+		k = "net keel " S; kh = "net keelvh " S; q = "net qemu " S; v = "net qemuvh " S
+		if (!(k in nmib) && !(kh in nmib)) continue
 		if (!header) {
-			row(""); row("| network (iperf3, guest to guest) | keel MiB/s | QEMU MiB/s | keel/QEMU | QEMU vhost-net MiB/s | keel/QEMU vhost | CPU ms/GiB keel | QEMU | QEMU vhost | goal (>= QEMU vhost-net) |")
-			row("|---|---|---|---|---|---|---|---|---|---|")
+			row(""); row("| network (iperf3, guest to guest, hand-made bridge) | keel user space MiB/s | QEMU MiB/s | keel/QEMU | keel vhost-net MiB/s | QEMU vhost-net MiB/s | keel/QEMU vhost-net | CPU ms/GiB keel, QEMU, keel vhost, QEMU vhost | goal (keel >= QEMU vhost-net) |")
+			row("|---|---|---|---|---|---|---|---|---|")
 			header = 1
 		}
-		q = L " qemu " S; v = L " qemuvh " S
-		rq = (q in nmib) && nmib[q] > 0 ? nmib[kk] / nmib[q] : 0
-		rv = (v in nmib) && nmib[v] > 0 ? nmib[kk] / nmib[v] : -1
+		rq = (k in nmib) && (q in nmib) && nmib[q] > 0 ? nmib[k] / nmib[q] : -1
+		rv = (kh in nmib) && (v in nmib) && nmib[v] > 0 ? nmib[kh] / nmib[v] : -1
 		goal = rv < 0 ? "not measured" : met(rv >= 1)
 		if (rv >= 0) { nn++; nn_ok += rv >= 1 }
-		printf "bench/virtio: %s %d stream(s): keel %.2f MiB/s, QEMU %.2f: keel/QEMU %.2f; QEMU vhost-net %s: keel/QEMU-vhost %s; VMM CPU ms/GiB keel %.0f, QEMU %.0f, QEMU vhost %s; goal %s\n", \
-			L, S, nmib[kk], nmib[q], rq, (v in nmib) ? sprintf("%.2f", nmib[v]) : "-", rv < 0 ? "-" : sprintf("%.2f", rv), \
-			ncpu[kk], ncpu[q], (v in ncpu) ? sprintf("%.0f", ncpu[v]) : "-", goal
-		row(sprintf("| %s, %d stream(s) | %.2f | %.2f | %.2f | %s | %s | %.0f | %.0f | %s | %s |", L, S, nmib[kk], nmib[q], rq, \
-			(v in nmib) ? sprintf("%.2f", nmib[v]) : "-", rv < 0 ? "-" : sprintf("%.2f", rv), ncpu[kk], ncpu[q], \
-			(v in ncpu) ? sprintf("%.0f", ncpu[v]) : "-", goal))
+		cpus = sprintf("%s, %s, %s, %s", num(ncpu, k, "%.0f"), num(ncpu, q, "%.0f"), num(ncpu, kh, "%.0f"), num(ncpu, v, "%.0f"))
+		printf "bench/virtio: net %d stream(s): keel %s MiB/s, QEMU %s: keel/QEMU %s; keel vhost-net %s, QEMU vhost-net %s: keel/QEMU %s; VMM CPU ms/GiB %s; goal %s\n", \
+			S, num(nmib, k, "%.2f"), num(nmib, q, "%.2f"), ratio(rq), num(nmib, kh, "%.2f"), num(nmib, v, "%.2f"), ratio(rv), cpus, goal
+		row(sprintf("| %d stream(s) | %s | %s | %s | %s | %s | %s | %s | %s |", S, num(nmib, k, "%.2f"), num(nmib, q, "%.2f"), ratio(rq), \
+			num(nmib, kh, "%.2f"), num(nmib, v, "%.2f"), ratio(rv), cpus, goal))
+	}
+	# switch: keel's guests on a keel switch (keeld, vhost-net) against the same keel-vmm guests
+	# on a bridge made by hand (issue 12's goal: at least the hand-made bridge's), QEMU's there.
+	ns = 0; ns_ok = 0; header = 0
+	for (i = 1; i <= nnets; i++) {
+		split(nets[i], a, " "); L = a[1]; S = a[2]
+		if (L != "switch") continue
+		k = "switch keel " S; kh = "switch keelvh " S; q = "switch qemu " S
+		if (!(k in nmib)) continue
+		if (!header) {
+			row(""); row("| guest to guest (iperf3) | keel switch MiB/s | keel-vmm on a hand-made bridge MiB/s | switch/bridge | QEMU on the bridge MiB/s | CPU ms/GiB switch, bridge, QEMU | goal (switch >= bridge) |")
+			row("|---|---|---|---|---|---|---|")
+			header = 1
+		}
+		rb = (kh in nmib) && nmib[kh] > 0 ? nmib[k] / nmib[kh] : -1
+		goal = rb < 0 ? "not measured" : met(rb >= 1)
+		if (rb >= 0) { ns++; ns_ok += rb >= 1 }
+		cpus = sprintf("%s, %s, %s", num(ncpu, k, "%.0f"), num(ncpu, kh, "%.0f"), num(ncpu, q, "%.0f"))
+		printf "bench/virtio: switch %d stream(s): keel switch %.2f MiB/s, keel-vmm on a hand-made bridge %s: switch/bridge %s; QEMU on the bridge %s; VMM CPU ms/GiB %s; goal %s\n", \
+			S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), num(nmib, q, "%.2f"), cpus, goal
+		row(sprintf("| %d stream(s) | %.2f | %s | %s | %s | %s | %s |", S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), num(nmib, q, "%.2f"), cpus, goal))
 	}
 	if (ndisk) printf "bench/virtio: goals: disk >= QEMU io_uring at <= CPU: %d of %d cases met\n", ndisk_ok, ndisk
 	if (nv) printf "bench/virtio: goals: dynamic VHDX >= 0.90 raw: %d of %d cases met\n", nv_ok, nv
-	if (nn) printf "bench/virtio: goals: network >= QEMU with vhost-net: %d of %d met\n", nn_ok, nn
+	if (nn) printf "bench/virtio: goals: network (keel vhost-net) >= QEMU with vhost-net: %d of %d met\n", nn_ok, nn
+	if (ns) printf "bench/virtio: goals: keel switch >= the same VMs on a hand-made bridge: %d of %d met\n", ns_ok, ns
 	# nat: the median, min and max of each side over its rounds, and the ratio of the medians
 	for (side in nf) printf "bench/virtio: nat   %s: %d transfers of %d did not arrive whole (see the log)\n", side, nf[side], nf[side] + ((side in nt) ? split(nt[side], dummy, " ") : 0)
 	if (("keel" in nt) && ("qemu" in nt)) {
@@ -114,5 +139,5 @@ END {
 		printf "bench/virtio: nat   guest-to-outside TCP MiB/s, median [min max] of %d rounds: keel (Default Switch) %s, QEMU (hand-made bridge+NAT) %s: keel/QEMU = %.2f\n", a[4], fmt(kt), fmt(qt), (b[1] > 0 ? a[1] / b[1] : 0)
 		printf "bench/virtio: nat   VMM CPU ms per transfer: keel %s, QEMU %s; DHCP lease ms (guest clock): keel %s, QEMU %s\n", fmt(kc), fmt(qc), fmt(kl), fmt(ql)
 	}
-	if (ndisk || nv || nn) printf "bench/virtio: the tables in Markdown: %s\n", md
+	if (ndisk || nv || nn || ns) printf "bench/virtio: the tables in Markdown: %s\n", md
 }
