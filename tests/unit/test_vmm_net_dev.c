@@ -1158,6 +1158,43 @@ static void test_mq_save_restore(void **state)
 	start_mq(MQ_F, NQ);
 }
 
+
+/* Review16: a driver that clears FEATURES_OK without a reset and renegotiates CTRL_VQ
+ * without MQ keeps curr_pairs 2: pair 1's tap queue stays attached and its frames land in
+ * queue 2, which is now the control queue. */
+static void test_review_mq_renegotiated(void **state)
+{
+	uint64_t f = ALL_F | F(NET_F_CTRL_VQ) | 1ull << 32;
+	char err[256] = "";
+	uint8_t *saved;
+	size_t len;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0x3); /* FEATURES_OK, DRIVER_OK off */
+	fake_virtio_write(mq, FAKE_CC(guest_feature_select), 4, 0);
+	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)f);
+	fake_virtio_write(mq, FAKE_CC(guest_feature_select), 4, 1);
+	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)(f >> 32));
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xb);
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xf);
+	fake_virtio_serve(mq);
+	assert_false(virtio_has_feature(mq, NET_F_MQ));
+	assert_true(virtio_has_feature(mq, NET_F_CTRL_VQ));
+	/* Buffers on queue 2 (the control queue now), a frame on pair 1's tap queue. */
+	for (unsigned i = 0; i < 2; i++)
+		post(2, NULL, 1024, true);
+	mq_send(1, 100, 21);
+	printf("queue 2 (control queue) used index after a frame on pair 1: %u\n", used_idx(2));
+	/* and the state saves curr_pairs 2 without MQ, which the load takes */
+	fake_machine_save(&saved, &len);
+	assert_int_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
+	free(saved);
+	assert_int_equal(used_idx(2), 0); /* fails: the frame went into the control queue */
+}
+
 /* The kernel data path with two queue pairs (a vhost-net per pair): vhost=on without a
  * /dev/vhost-net for the pairs fails the adapter saying so and which pair, the taps taken
  * over and closed; with auto and descriptors that are not vhost-net (pair 0's refused) the
@@ -1239,6 +1276,7 @@ int main(void)
 		cmocka_unit_test(test_mq_pairs),
 		cmocka_unit_test(test_mq_ctrl_hostile),
 		cmocka_unit_test(test_mq_save_restore),
+		cmocka_unit_test(test_review_mq_renegotiated),
 		cmocka_unit_test(test_mq_queue_rate_limit),
 		cmocka_unit_test(test_mq_vhost_setup),
 	};

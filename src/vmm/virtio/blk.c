@@ -483,10 +483,13 @@ static void blk_quiesce(struct virtio_dev *vd, long long deadline_ms)
 	for (;;) {
 		bool busy = false;
 
-		for (unsigned q = 0; b->io && q < b->nq; q++) {
+		/* Reap every queue first: a completion on one queue may start writes that
+		 * waited for it (blk_unpark) on another, already looked at. */
+		for (unsigned q = 0; b->io && q < b->nq; q++)
 			blk_complete_queue(b, q, false);
+		for (unsigned q = 0; b->io && q < b->nq; q++)
 			busy |= blkio_inflight(b->io, q) != 0;
-		}
+		busy |= b->nparked != 0;
 		if (!busy || clock_mono_ms() >= deadline_ms)
 			return;
 		nanosleep(&ms, NULL);

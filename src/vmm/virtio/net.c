@@ -217,13 +217,23 @@ static void net_mute(struct virtio_dev *vd, struct net_pair *p, bool mute)
 static void net_vhost_start_pair(struct virtio_dev *vd, struct net_pair *p);
 static void net_vhost_stop_pair(struct virtio_dev *vd, struct net_pair *p, bool keep);
 
+/* The pairs in use: those the driver enabled, with MQ negotiated; else pair 0 alone (a
+ * driver that renegotiated without MQ since VQ_PAIRS_SET: queue 2 may be its control
+ * queue). */
+static unsigned net_pairs_on(const struct virtio_dev *vd)
+{
+	const struct virtio_net *n = vd->priv;
+
+	return virtio_has_feature(vd, NET_F_MQ) ? n->curr_pairs : 1;
+}
+
 static void net_sync_queues(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
 
 	for (unsigned k = 1; k < n->npairs; k++) {
 		struct net_pair *p = &n->pair[k];
-		bool want = k < n->curr_pairs;
+		bool want = k < net_pairs_on(vd);
 		int r;
 
 		if (p->attached == want)
@@ -441,7 +451,7 @@ static void net_rx(struct virtio_dev *vd, struct net_pair *p)
 	unsigned frames;
 
 	net_sync_offloads(vd);
-	if (!virtio_queue_ready(vd, q) || !p->attached) {
+	if (!virtio_queue_ready(vd, q) || !p->attached || p->index >= net_pairs_on(vd)) {
 		/* Not running: drain so the tap does not stay readable forever. */
 		p->pending = 0;
 		while (read(p->tap, p->frame, sizeof(p->frame)) > 0)
@@ -688,9 +698,7 @@ static void net_link(void *opaque, bool up)
  * attached: its tap queue is no longer read here. */
 static void net_vhost_start_pair(struct virtio_dev *vd, struct net_pair *p)
 {
-	struct virtio_net *n = vd->priv;
-
-	if (!p->vhost || vhost_net_running(p->vhost) || p->index >= n->curr_pairs || !p->attached)
+	if (!p->vhost || vhost_net_running(p->vhost) || p->index >= net_pairs_on(vd) || !p->attached)
 		return;
 	net_sync_offloads(vd);
 	if (vhost_net_start(p->vhost) || !vhost_net_running(p->vhost))
@@ -1075,7 +1083,7 @@ static int net_state(struct state_io *io, void *opaque)
 		return r;
 	if (state_saving(io)) {
 		pthread_mutex_lock(&vd->lock);
-		pairs = (uint16_t)n->curr_pairs;
+		pairs = (uint16_t)net_pairs_on(vd);
 		pthread_mutex_unlock(&vd->lock);
 	}
 	if (state_saving(io) || io->version >= 2)
@@ -1084,6 +1092,7 @@ static int net_state(struct state_io *io, void *opaque)
 		return state_error(io);
 	if (pairs < 1 || pairs > n->npairs)
 		state_fail(io, "%u queue pairs enabled, the device has 1 to %u", pairs, n->npairs);
+
 	if (state_error(io) || !state_applying(io))
 		return state_error(io);
 	pthread_mutex_lock(&vd->lock);
