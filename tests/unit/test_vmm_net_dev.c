@@ -1195,6 +1195,27 @@ static void test_review_mq_renegotiated(void **state)
 	assert_int_equal(used_idx(2), 0); /* fails: the frame went into the control queue */
 }
 
+
+/* Review16: VQ_PAIRS_SET 1 acknowledged while the tap queue bucket is empty: pair 1 stays
+ * attached and its frames still land in receive queue 2 after the driver disabled it. */
+static void test_review_mq_limited_ack(void **state)
+{
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	for (unsigned i = 0; i < 20; i++)
+		assert_int_equal(pairs_set(4, (uint16_t)(i % 2 ? 1 : 2)), 0);
+	assert_int_equal(pairs_set(4, 2), 0);
+	assert_int_equal(pairs_set(4, 1), 0); /* acknowledged: VIRTIO_NET_OK */
+	for (unsigned i = 0; i < 2; i++)
+		post(2, NULL, 1024, true);
+	fake_virtio_notify(mq, 2);
+	fake_virtio_serve(mq);
+	mq_send(1, 100, 23);
+	printf("receive queue 2 used index after VQ_PAIRS_SET 1: %u\n", used_idx(2));
+	assert_int_equal(used_idx(2), 0);
+}
+
 /* The kernel data path with two queue pairs (a vhost-net per pair): vhost=on without a
  * /dev/vhost-net for the pairs fails the adapter saying so and which pair, the taps taken
  * over and closed; with auto and descriptors that are not vhost-net (pair 0's refused) the
@@ -1277,6 +1298,7 @@ int main(void)
 		cmocka_unit_test(test_mq_ctrl_hostile),
 		cmocka_unit_test(test_mq_save_restore),
 		cmocka_unit_test(test_review_mq_renegotiated),
+		cmocka_unit_test(test_review_mq_limited_ack),
 		cmocka_unit_test(test_mq_queue_rate_limit),
 		cmocka_unit_test(test_mq_vhost_setup),
 	};
