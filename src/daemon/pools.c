@@ -32,13 +32,15 @@ static bool name_ok(const char *s)
 }
 
 /* Only root can change dir or any directory above it: each is root's and not writable by
- * others, or sticky (as /tmp: others cannot move root's entries). Else why says which. */
+ * others; a directory above may be sticky (as /tmp: others cannot move root's entries), the
+ * pool's own may not (others could put files and symlinks in it). Else why says which. */
 static bool only_root_changes(const char *dir, char *why, size_t len)
 {
 	char part[PATH_MAX];
+	bool own = true;
 
 	snprintf(part, sizeof(part), "%s", dir);
-	for (;;) {
+	for (;; own = false) {
 		struct stat s;
 		char *slash;
 
@@ -46,7 +48,7 @@ static bool only_root_changes(const char *dir, char *why, size_t len)
 			snprintf(why, len, "%s: %s", part[0] ? part : "/", strerror(errno));
 			return false;
 		}
-		if (s.st_uid != 0 || ((s.st_mode & 022) && !(s.st_mode & S_ISVTX))) {
+		if (s.st_uid != 0 || ((s.st_mode & 022) && (own || !(s.st_mode & S_ISVTX)))) {
 			snprintf(why, len, "%s is %s", part[0] ? part : "/",
 				 s.st_uid != 0 ? "not owned by root"
 					       : "writable by users other than root");
@@ -391,14 +393,18 @@ static bool has_dotdot(const char *rel)
 	return false;
 }
 
-/* rel beneath the directory pool p, never leaving it; the file must be regular. */
+/* rel beneath the directory pool p, never leaving it and through no symlink (one inside
+ * the pool, put there by whoever may write a directory of it, could lead to another VM's
+ * file); the file must be regular. Opened O_NONBLOCK, so a FIFO put there since the check
+ * by path cannot block keeld; the flag goes once the file is known to be regular. */
 static int open_beneath(const struct store_pool *p, const char *what, const char *path,
 			const char *rel, int flags, char *err, size_t errlen)
 {
 	/* openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW. */
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+		.flags = (uint64_t)(flags | O_CLOEXEC |
+				    ((flags & O_PATH) ? 0 : O_NOCTTY | O_NONBLOCK)),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
 	/* The pool's directory itself: stored canonical, so no symlink on its path (one put
 	 * there since would swap the pool for wherever it leads). */
 	struct open_how dir_how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
@@ -420,6 +426,23 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 	}
 	fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
 	e = fd < 0 ? -errno : 0;
+	if (e == -ELOOP) {
+		/* A symlink on the way: say whether it leads out of the pool. */
+		struct open_how beneath = {.flags = O_PATH | O_CLOEXEC,
+					   .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+		int pfd = (int)syscall(SYS_openat2, dfd, rel, &beneath, sizeof(beneath));
+
+		if (pfd >= 0) {
+			close(pfd);
+			close(dfd);
+			error_set(err, errlen,
+				  "%s %s is a symlink or reached through one inside its pool '%s' "
+				  "(%s): keel opens a pool's files by their own path",
+				  what, path, p->name, p->path);
+			return -EINVAL;
+		}
+		e = -errno == -ELOOP ? e : -errno;
+	}
 	close(dfd);
 	if (e == -EXDEV) {
 		error_set(err, errlen, "%s %s leads out of its pool '%s' (%s) through a symlink",
@@ -436,6 +459,13 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 		error_set(err, errlen, "%s %s is not a %s", what, path,
 			  (flags & O_DIRECTORY) ? "directory" : "regular file");
 		return -EINVAL;
+	}
+	if (!(flags & O_PATH) &&
+	    fcntl(fd, F_SETFL, flags & (O_APPEND | O_DIRECT | O_NOATIME | O_NONBLOCK)) < 0) {
+		e = -errno;
+		close(fd);
+		error_set(err, errlen, "%s %s: %s", what, path, strerror(-e));
+		return e;
 	}
 	return fd;
 }

@@ -2195,6 +2195,14 @@ def case_pools(e):
         e.api_err("POST", "/v1/vms", body(stray), msg="is in no storage pool")
         e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "link.img")),
                   msg="leads out of its pool 'test'")
+        # A symlink that stays in the pool is refused too: whoever may write a directory of
+        # the pool could point it at another VM's file (review of issue 10).
+        os.symlink("d2.img", os.path.join(e.dir, "inlink.img"))
+        e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "inlink.img")),
+                  msg="is a symlink or reached through one inside its pool 'test'")
+        os.symlink(".", os.path.join(e.dir, "here"))
+        e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "here", "d2.img")),
+                  msg="reached through one inside its pool 'test'")
         e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "sub", "..", "d2.img")),
                   msg="'..' is not allowed")
         e.api_err("POST", "/v1/vms", {"name": "p1", "kernel": stray, "memory": 16 << 20},
@@ -2267,6 +2275,15 @@ def case_pools(e):
     os.chmod(loose, 0o777)
     e.api_err("POST", "/v1/pools", {"name": "x", "path": loose},
               msg="%s is writable by users other than root" % loose)
+    # Sticky (as /tmp) excuses a directory above a pool, never the pool's own: users could
+    # put files and symlinks in it.
+    os.chmod(loose, 0o1777)
+    e.api_err("POST", "/v1/pools", {"name": "x", "path": loose},
+              msg="%s is writable by users other than root" % loose)
+    sticky_above = os.path.join(loose, "p")
+    os.mkdir(sticky_above, 0o700)
+    e.keel("pool", "create", "x", "--path", sticky_above)
+    e.keel("pool", "delete", "x")
     e.api_err("POST", "/v1/pools", {"name": "x", "path": "/"}, msg="whole file system")
     e.api_err("POST", "/v1/pools", {"name": "test", "path": e.dir}, want=409, msg="already exists")
     e.api_err("DELETE", "/v1/pools/default", want=409, msg="cannot be deleted")
