@@ -998,8 +998,7 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 		keeld_lock();
 		disk_policy_merge_close(&m);
 		if (ret) {
-			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
-				  why);
+			error_set(err, errlen, "%s", why); /* it names both files */
 			return ret;
 		}
 		/* kpath is gone; whatever was its child now reads x's file, which holds it. */

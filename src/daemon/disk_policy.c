@@ -521,8 +521,9 @@ int disk_policy_merge_open(struct store *st, const char *child, const char *pare
 			close(fds[i]);
 		close(pfd);
 	} else {
-		r = disk_open_chain_fd(pfd, parent, DISK_FORMAT_VHDX, 0, n > 1 ? fds + 1 : NULL,
-				       (unsigned)n - 1, &m->parent, &why);
+		/* Exactly the parents passed (none too): no locator is followed by path. */
+		r = disk_open_chain_fd(pfd, parent, DISK_FORMAT_VHDX, 0, fds + 1, (unsigned)n - 1,
+				       &m->parent, &why);
 	}
 	if (r) {
 		error_set(err, errlen, "cannot merge %s into %s: %s", child, parent,
@@ -542,12 +543,6 @@ int disk_policy_merge_run(struct disk_policy_merge *m, char *err, size_t errlen)
 
 	if (r) {
 		error_set(err, errlen, "%s", disk_why(&why, r));
-		return r;
-	}
-	r = disk_flush(m->parent);
-	if (r) {
-		error_set(err, errlen, "cannot merge %s into %s: %s", m->path, m->parent->path,
-			  strerror(-r));
 		return r;
 	}
 	/* The child goes when its path still names the file merged (the pool's directory only
