@@ -68,7 +68,8 @@ int vm_files_each(struct store *st, const struct vm_def *def,
 	if (r)
 		return r < 0 ? r : -EIO;
 	/* Every checkpoint's files; the chains of the leaves (every other checkpoint's files are
-	 * in a leaf's chain, or the VM's current disks', walked above). */
+	 * in a leaf's chain, or the VM's current disks', walked above) and of the root (the
+	 * parents the VM's first disk had, found even when a chain below it is damaged). */
 	for (size_t i = 0; !r && i < t.n; i++) {
 		const struct ckpt *c = &t.v[i];
 		bool leaf = strcmp(t.now, c->id) != 0;
@@ -77,9 +78,9 @@ int vm_files_each(struct store *st, const struct vm_def *def,
 		for (size_t j = 0; leaf && j < t.n; j++)
 			if (!strcmp(t.v[j].parent, c->id))
 				leaf = false;
-		snprintf(what, sizeof(what), "disk of checkpoint '%s'", c->name);
+		snprintf(what, sizeof(what), "checkpoint '%s' disk", c->name);
 		for (unsigned d = 0; !r && d < c->ndisks; d++)
-			r = with_chain(st, what, c->disks[d], leaf, visit, ctx);
+			r = with_chain(st, what, c->disks[d], leaf || !c->parent[0], visit, ctx);
 	}
 	ckpt_tree_free(&t);
 	return r;

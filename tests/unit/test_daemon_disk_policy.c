@@ -257,9 +257,9 @@ static void test_relink_through_pools(void **state)
 	store_close(st);
 }
 
-/* A VM whose disk is in the default pool, with a checkpoint whose file is in pool del: del
- * is kept, the refusal naming the VM, the file and the checkpoint; without the checkpoint
- * it goes. */
+/* A VM whose disk is in the default pool, with a checkpoint whose file is in pool del, then
+ * one whose file's parent is: del is kept, the refusal naming the VM, the file and the
+ * checkpoint; without the checkpoint it goes. */
 static void test_pool_delete_checkpoint_file(void **state)
 {
 	char pool[PATH_MAX], err[1024] = "", json[2 * PATH_MAX + 128];
@@ -297,8 +297,19 @@ static void test_pool_delete_checkpoint_file(void **state)
 	c->ndisks = 1;
 	assert_int_equal(store_ckpt_save(st, def.uuid, &t, NULL, err, sizeof(err)), 0);
 	assert_int_equal(pools_delete(st, "del", err, sizeof(err)), -EBUSY);
-	snprintf(json, sizeof(json), "holds files of VM 'v': %s (its disk of checkpoint 'c1')",
+	snprintf(json, sizeof(json), "holds files of VM 'v': %s (its checkpoint 'c1' disk)",
 		 at("del/old.vhdx"));
+	assert_non_null(strstr(err, json));
+	/* The checkpoint's file in the default pool, its parent in del: kept for the parent. */
+	vhdx(at("del/base.vhdx"), NULL);
+	vhdx(in(pool, "old.avhdx"), at("del/base.vhdx"));
+	free(c->disks[0]);
+	c->disks[0] = strdup(in(pool, "old.avhdx"));
+	assert_int_equal(store_ckpt_save(st, def.uuid, &t, NULL, err, sizeof(err)), 0);
+	assert_int_equal(pools_delete(st, "del", err, sizeof(err)), -EBUSY);
+	snprintf(json, sizeof(json),
+		 "%s (its parent in the differencing chain of checkpoint 'c1' disk %s)",
+		 at("del/base.vhdx"), in(pool, "old.avhdx"));
 	assert_non_null(strstr(err, json));
 	assert_int_equal(store_ckpt_save(st, def.uuid, &none, NULL, err, sizeof(err)), 0);
 	assert_int_equal(pools_delete(st, "del", err, sizeof(err)), 0);
