@@ -18,9 +18,10 @@
 
 /*
  * Call visit for each file def's VM uses, with what it is for a message ("disk", "DVD image",
- * "checkpoint 'c1' disk", "parent in the differencing chain of disk /p/a.vhdx") and its path, until
- * visit returns nonzero (that value is returned). 0 when every file was visited; -errno when the
- * store cannot be read (nothing is known then: a caller that guards files refuses).
+ * "checkpoint 'c1' disk", "parent in the differencing chain of disk /p/a.vhdx") and its
+ * path, until visit returns nonzero (that value is returned). 0 when every file was visited;
+ * -errno when the store cannot be read (nothing is known then: a caller that guards files
+ * refuses).
  */
 int vm_files_each(struct store *st, const struct vm_def *def,
 		  int (*visit)(void *ctx, const char *what, const char *path), void *ctx)
