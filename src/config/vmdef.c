@@ -50,6 +50,32 @@ const char *vmdef_firmware_file(const struct vm_def *def)
 		return def->firmware_file;
 	return def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_FILE : VMDEF_OVMF_CODE_FILE;
 }
+unsigned vmdef_files(const struct vm_def *def, struct vmdef_file out[VMDEF_FILES_MAX])
+{
+	unsigned n = 0;
+
+	if (def->kernel)
+		out[n++] = (struct vmdef_file){"kernel", def->kernel, -1, false, true};
+	else if (def->firmware_file)
+		out[n++] =
+			(struct vmdef_file){"firmware file", def->firmware_file, -1, false, true};
+	if (def->initrd)
+		out[n++] = (struct vmdef_file){"initrd", def->initrd, -1, false, true};
+	for (unsigned i = 0; i < def->ndisks && i < VMDEF_MAX_DISKS; i++)
+		out[n++] = (struct vmdef_file){"disk", def->disks[i].path, (int)i, false,
+					       def->disks[i].readonly};
+	for (unsigned i = 0; i < def->scsi.nluns && i < VMDEF_MAX_LUNS; i++) {
+		const struct vm_lun *l = &def->scsi.luns[i];
+		bool dvd = l->type == VM_LUN_DVD;
+
+		if (l->disk.path)
+			out[n++] =
+				(struct vmdef_file){dvd ? "DVD image" : "disk", l->disk.path,
+						    (int)(def->ndisks + i), dvd, l->disk.readonly};
+	}
+	return n;
+}
+
 static const char *const stop_action_names[] = {"turn-off", "shut-down", "save"};
 
 /* Fields the API shows and keeld sets: a document carries them, a request may not. */

@@ -367,6 +367,23 @@ void vmdef_switch_tap(const char *mac, char out[VMDEF_TAP_MAX + 1]);
 int vmdef_gen_uuid(char out[VMDEF_UUID_LEN + 1]) __attribute__((warn_unused_result));
 /* The firmware file the VM runs (its own, or Debian's for its kind); NULL for none. */
 const char *vmdef_firmware_file(const struct vm_def *def);
+/* One host file a VM description names that must come from a storage pool (vmdef_files). */
+struct vmdef_file {
+	const char *what; /* "kernel", "firmware file", "initrd", "disk", "DVD image" */
+	const char *path;
+	int slot; /* its disk: disks[slot], or scsi.luns[slot - ndisks]; -1 for none */
+	bool dvd; /* a DVD drive's medium (an ISO image, read-only raw) */
+	bool rdonly;
+};
+#define VMDEF_FILES_MAX (2 + VMDEF_MAX_DISKS + VMDEF_MAX_LUNS)
+/*
+ * Every host file def names that comes from a storage pool, in one fixed order: its kernel,
+ * or its own firmware file when it boots firmware; its initrd; its virtio-blk disks; its SCSI
+ * LUNs' disks and DVD media (an empty drive has none). Debian's firmware and the UEFI variable
+ * store (in the VM's own directory) are not pool files. The one list keeld checks at attach,
+ * adopts at an upgrade and counts before deleting a pool. Returns how many.
+ */
+unsigned vmdef_files(const struct vm_def *def, struct vmdef_file out[VMDEF_FILES_MAX]);
 /* "bios", "uefi" or "none". */
 const char *vmdef_firmware_name(enum vm_firmware f);
 int vmdef_gen_mac(char out[VMDEF_MAC_LEN + 1]) __attribute__((warn_unused_result));

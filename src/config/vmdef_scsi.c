@@ -210,7 +210,7 @@ static int scsi_validate(const struct vm_def *def, char *err, size_t errlen)
 				     true, !l->disk.readonly, err, errlen))
 			return -EINVAL;
 		/* Whether a DVD image is ISO 9660 or UDF is checked by keeld on the file it
-		 * opened through the image's storage pool (pools_check_def), never here by
+		 * opened through the image's storage pool (pools_open_def), never here by
 		 * path. */
 	}
 	return 0;

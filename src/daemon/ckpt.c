@@ -947,34 +947,6 @@ static bool owned(struct op *op, const char *path)
 	return false;
 }
 
-/* Does differencing disk `child` have `parent` as its parent file? */
-static int check_parent(const char *child, const char *parent, char *err, size_t errlen)
-{
-	char a[PATH_MAX], b[PATH_MAX];
-	struct disk_info info;
-	struct disk *d = NULL;
-	struct disk_err why;
-	int ret;
-
-	ret = disk_open_as(child, DISK_FORMAT_VHDX, DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, &d, &why);
-	if (!ret)
-		ret = disk_info(d, &info);
-	disk_close(d);
-	if (ret) {
-		error_set(err, errlen, "cannot read disk %s: %s", child, disk_why(&why, ret));
-		return ret;
-	}
-	if (!info.has_parent || !realpath(info.parent_path, a) || !realpath(parent, b) ||
-	    strcmp(a, b)) {
-		error_set(err, errlen,
-			  "disk %s is not a differencing child of %s: the checkpoint files were "
-			  "changed outside keel",
-			  child, parent);
-		return -EIO;
-	}
-	return 0;
-}
-
 /*
  * Remove hidden checkpoint x if the tree allows: with no children its files go; with one
  * child (a checkpoint or the VM's current state) that child's files are merged into x's
@@ -985,7 +957,6 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 	struct ckpt *x = ckpt_tree_by_id(&op->t, xid), *k = NULL;
 	char id[VMDEF_UUID_LEN + 1], parent[VMDEF_UUID_LEN + 1];
 	unsigned n = ckpt_tree_children(&op->t, xid, true);
-	struct disk_err why;
 	bool k_is_now;
 	int ret = 0;
 
@@ -1007,20 +978,27 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 		if (!strcmp(op->t.v[i].parent, id))
 			k = &op->t.v[i];
 	for (unsigned d = 0; d < x->ndisks && d < op->nd.ndisks; d++) {
-		char merged[DISK_PATH_MAX];
 		const char *kpath = k_is_now ? op->nd.disks[d].path : k->disks[d];
+		struct disk_policy_merge m;
+		char why[PATH_MAX * 2 + 256];
 
-		ret = check_parent(kpath, x->disks[d], err, errlen);
-		if (ret)
+		/* The child's chain through the pools and x's file the one it leads to, both
+		 * kept open: the merge works on those files, never on what a path names later. */
+		ret = disk_policy_merge_open(op->ctx->store, kpath, x->disks[d], &m, why,
+					     sizeof(why));
+		if (ret) {
+			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
+				  why);
 			return ret;
+		}
 		/* Merging can take long (gigabytes): it touches only this VM's files, which its
 		 * operation holds (sup_op_begin), so keeld goes on serving everything else. */
 		keeld_unlock();
-		ret = vhdx_merge(kpath, merged, sizeof(merged), &why);
+		ret = disk_policy_merge_run(&m, why, sizeof(why));
 		keeld_lock();
+		disk_policy_merge_close(&m);
 		if (ret) {
-			error_set(err, errlen, "cannot merge %s into %s: %s", kpath, x->disks[d],
-				  disk_why(&why, ret));
+			error_set(err, errlen, "%s", why); /* it names both files */
 			return ret;
 		}
 		/* kpath is gone; whatever was its child now reads x's file, which holds it. */
@@ -1029,12 +1007,15 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 
 			for (size_t i = 0; i < op->t.n && !ret; i++)
 				if (!strcmp(op->t.v[i].parent, kid))
-					ret = vhdx_relink(op->t.v[i].disks[d], x->disks[d], &why);
+					ret = disk_policy_relink(op->ctx->store,
+								 op->t.v[i].disks[d], x->disks[d],
+								 why, sizeof(why));
 			if (!ret && !strcmp(op->t.now, kid))
-				ret = vhdx_relink(op->nd.disks[d].path, x->disks[d], &why);
+				ret = disk_policy_relink(op->ctx->store, op->nd.disks[d].path,
+							 x->disks[d], why, sizeof(why));
 			if (ret) {
 				error_set(err, errlen, "cannot point the children of %s at %s: %s",
-					  kpath, x->disks[d], disk_why(&why, ret));
+					  kpath, x->disks[d], why);
 				return ret;
 			}
 			free(k->disks[d]);

@@ -8,7 +8,9 @@
 #ifndef KEEL_DAEMON_DISK_POLICY_H
 #define KEEL_DAEMON_DISK_POLICY_H
 
+#include <limits.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "config/vmdef.h"
 #include "daemon/store.h"
@@ -63,6 +65,53 @@ int disk_policy_check_chain(struct store *st, const char *what, const char *path
  */
 int disk_policy_open_chain(struct store *st, const char *what, const char *path, struct disk **out,
 			   char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * disk_policy_check_chain without a message, calling visit with the path of each parent as the
+ * file system resolves it (nearest first) until one returns nonzero (then 1 is returned) or
+ * the chain ends or cannot be followed further (0): for keeld's count of the files a VM
+ * uses (vm_files.h).
+ */
+int disk_policy_chain_each(struct store *st, const char *path,
+			   int (*visit)(void *ctx, const char *parent), void *ctx);
+
+/*
+ * Pin the format of disk d being attached (see disk_policy_attach; old: the description
+ * before the change, or NULL), reading only fd, the descriptor its pool opened for it: never
+ * the file its path names by then. 0, or -EINVAL with err; d->format is set on success.
+ */
+int disk_policy_pin_fd(struct vm_disk *d, int fd, const struct vm_def *old, char *err,
+		       size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * A checkpoint delete's merge of differencing disk child into its parent, on the files keeld
+ * checked. disk_policy_merge_open (under keeld's lock): child's chain through the pools with
+ * its linkage (as disk_policy_check_chain), the parent the chain found compared (device and
+ * inode) with parent opened for writing through its pool, both kept open in *m; -EINVAL,
+ * -EIO (another file) or -errno with err. disk_policy_merge_run (it may take long; keeld's
+ * lock may be let go): the merge on those handles, then the child's file removed when its
+ * path still names it (-EIO otherwise, naming it). disk_policy_merge_close ends either.
+ */
+struct disk_policy_merge {
+	struct disk *child, *parent;
+	struct stat st, pst; /* the child's and the parent's files as opened */
+	char path[PATH_MAX]; /* the child's */
+};
+int disk_policy_merge_open(struct store *st, const char *child, const char *parent,
+			   struct disk_policy_merge *m, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+int disk_policy_merge_run(struct disk_policy_merge *m, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+void disk_policy_merge_close(struct disk_policy_merge *m);
+
+/*
+ * Point differencing disk child (its old parent merged away) at parent, which reads as the old
+ * one did: child opened writable through its pool, parent with its whole chain through the
+ * pools and checked (disk_policy_open_chain); the new locator names that file. 0, or -EINVAL
+ * (a file refused, naming it) or -errno with err.
+ */
+int disk_policy_relink(struct store *st, const char *child, const char *parent, char *err,
+		       size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * How many parents the differencing chains of all nd's VHDX disks and LUNs have together,

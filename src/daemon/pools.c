@@ -32,13 +32,15 @@ static bool name_ok(const char *s)
 }
 
 /* Only root can change dir or any directory above it: each is root's and not writable by
- * others, or sticky (as /tmp: others cannot move root's entries). Else why says which. */
+ * others; a directory above may be sticky (as /tmp: others cannot move root's entries), the
+ * pool's own may not (others could put files and symlinks in it). Else why says which. */
 static bool only_root_changes(const char *dir, char *why, size_t len)
 {
 	char part[PATH_MAX];
+	bool own = true;
 
 	snprintf(part, sizeof(part), "%s", dir);
-	for (;;) {
+	for (;; own = false) {
 		struct stat s;
 		char *slash;
 
@@ -46,7 +48,7 @@ static bool only_root_changes(const char *dir, char *why, size_t len)
 			snprintf(why, len, "%s: %s", part[0] ? part : "/", strerror(errno));
 			return false;
 		}
-		if (s.st_uid != 0 || ((s.st_mode & 022) && !(s.st_mode & S_ISVTX))) {
+		if (s.st_uid != 0 || ((s.st_mode & 022) && (own || !(s.st_mode & S_ISVTX)))) {
 			snprintf(why, len, "%s is %s", part[0] ? part : "/",
 				 s.st_uid != 0 ? "not owned by root"
 					       : "writable by users other than root");
@@ -93,14 +95,12 @@ static void adopt(struct store *st)
 	if (store_vm_list(st, &defs, &n))
 		return;
 	for (size_t v = 0; v < n; v++) {
-		const char *files[2 + VMDEF_MAX_DISKS];
-		unsigned nf = 0;
+		struct vmdef_file vf[VMDEF_FILES_MAX];
+		const char *files[VMDEF_FILES_MAX];
+		unsigned nf = vmdef_files(&defs[v], vf);
 
-		files[nf++] = defs[v].kernel;
-		if (defs[v].initrd)
-			files[nf++] = defs[v].initrd;
-		for (unsigned i = 0; i < defs[v].ndisks; i++)
-			files[nf++] = defs[v].disks[i].path;
+		for (unsigned f = 0; f < nf; f++)
+			files[f] = vf[f].path;
 		for (unsigned f = 0; f < nf; f++) {
 			struct store_pool p = {.created = (int64_t)time(NULL)};
 			char err[PATH_MAX + 128], why[PATH_MAX + 64];
@@ -391,14 +391,18 @@ static bool has_dotdot(const char *rel)
 	return false;
 }
 
-/* rel beneath the directory pool p, never leaving it; the file must be regular. */
+/* rel beneath the directory pool p, never leaving it and through no symlink (one inside
+ * the pool, put there by whoever may write a directory of it, could lead to another VM's
+ * file); the file must be regular. Opened O_NONBLOCK, so a FIFO put there since the check
+ * by path cannot block keeld; the flag goes once the file is known to be regular. */
 static int open_beneath(const struct store_pool *p, const char *what, const char *path,
 			const char *rel, int flags, char *err, size_t errlen)
 {
 	/* openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW. */
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+		.flags = (uint64_t)(flags | O_CLOEXEC |
+				    ((flags & O_PATH) ? 0 : O_NOCTTY | O_NONBLOCK)),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
 	/* The pool's directory itself: stored canonical, so no symlink on its path (one put
 	 * there since would swap the pool for wherever it leads). */
 	struct open_how dir_how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
@@ -420,6 +424,23 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 	}
 	fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
 	e = fd < 0 ? -errno : 0;
+	if (e == -ELOOP) {
+		/* A symlink on the way: say whether it leads out of the pool. */
+		struct open_how beneath = {.flags = O_PATH | O_CLOEXEC,
+					   .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+		int pfd = (int)syscall(SYS_openat2, dfd, rel, &beneath, sizeof(beneath));
+
+		if (pfd >= 0) {
+			close(pfd);
+			close(dfd);
+			error_set(err, errlen,
+				  "%s %s is a symlink or reached through one inside its pool '%s' "
+				  "(%s): keel opens a pool's files by their own path",
+				  what, path, p->name, p->path);
+			return -EINVAL;
+		}
+		e = -errno == -ELOOP ? e : -errno;
+	}
 	close(dfd);
 	if (e == -EXDEV) {
 		error_set(err, errlen, "%s %s leads out of its pool '%s' (%s) through a symlink",
@@ -436,6 +457,13 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 		error_set(err, errlen, "%s %s is not a %s", what, path,
 			  (flags & O_DIRECTORY) ? "directory" : "regular file");
 		return -EINVAL;
+	}
+	if (!(flags & O_PATH) &&
+	    fcntl(fd, F_SETFL, flags & (O_APPEND | O_DIRECT | O_NOATIME | O_NONBLOCK)) < 0) {
+		e = -errno;
+		close(fd);
+		error_set(err, errlen, "%s %s: %s", what, path, strerror(-e));
+		return e;
 	}
 	return fd;
 }
@@ -496,102 +524,58 @@ int pools_open(struct store *st, const char *what, const char *path, int flags, 
 	return r;
 }
 
-/* Open the file with pools_open and close it again: 0 or the error. *fd stays -1 unless a DVD
- * image is wanted open for iso_check. */
-static int check_one(struct store *st, const char *what, const char *path, int flags,
-		     bool allow_blk, bool dvd, char *err, size_t errlen)
+int pools_open_def(struct store *st, const struct vm_def *def, struct vmdef_file *files, int *fds,
+		   char *err, size_t errlen)
 {
-	int fd = pools_open(st, what, path, flags, allow_blk, err, errlen), r = 0;
-
-	if (fd < 0)
-		return fd;
-	/* The medium is read on the fd the pool gave (a regular file or a pool's block device,
-	 * O_NOCTTY, no symlink out of the pool), never by path. */
-	if (dvd && iso_check(fd, path, err, errlen))
-		r = -EINVAL;
-	close(fd);
-	return r;
-}
-
-int pools_check_def(struct store *st, const struct vm_def *def, char *err, size_t errlen)
-{
+	unsigned n = vmdef_files(def, files);
 	int r = 0;
 
-	/* A firmware VM's own image comes from a pool too; Debian's is the system's. */
-	if (def->kernel)
-		r = check_one(st, "kernel", def->kernel, O_RDONLY, false, false, err, errlen);
-	else if (def->firmware_file)
-		r = check_one(st, "firmware file", def->firmware_file, O_RDONLY, false, false, err,
-			      errlen);
-	if (!r && def->initrd)
-		r = check_one(st, "initrd", def->initrd, O_RDONLY, false, false, err, errlen);
-	for (unsigned i = 0; !r && i < def->ndisks; i++)
-		r = check_one(st, "disk", def->disks[i].path,
-			      def->disks[i].readonly ? O_RDONLY : O_RDWR, true, false, err, errlen);
-	for (unsigned i = 0; !r && i < def->scsi.nluns; i++) {
-		const struct vm_lun *l = &def->scsi.luns[i];
-		bool dvd = l->type == VM_LUN_DVD;
+	for (unsigned i = 0; i < n; i++) {
+		const struct vmdef_file *f = &files[i];
 
-		if (l->disk.path)
-			r = check_one(st, dvd ? "DVD image" : "disk", l->disk.path,
-				      l->disk.readonly ? O_RDONLY : O_RDWR, true, dvd, err, errlen);
+		fds[i] = r ? -1
+			   : pools_open(st, f->what, f->path, f->rdonly ? O_RDONLY : O_RDWR,
+					f->slot >= 0, err, errlen);
+		if (!r && fds[i] < 0)
+			r = fds[i];
+		/* A medium is read on the fd the pool gave (a regular file or a pool's block
+		 * device, O_NOCTTY, no symlink out of the pool), never by path. */
+		else if (!r && f->dvd && iso_check(fds[i], f->path, err, errlen))
+			r = -EINVAL;
 	}
-	return r;
-}
-
-/* Is path in the directory pool p, as named or as that resolves today? */
-static bool in_dir_pool(const struct store_pool *p, const char *path)
-{
-	char real[PATH_MAX];
-	const char *rel;
-
-	return !p->block && path &&
-	       (beneath(p->path, path, &rel) ||
-		(realpath(p->path, real) && beneath(real, path, &rel)));
-}
-
-/* Does a file of def lie in pool p? */
-static bool uses(const struct vm_def *def, const struct store_pool *p)
-{
-	if (in_dir_pool(p, def->kernel) || in_dir_pool(p, def->initrd))
-		return true;
-	for (unsigned i = 0; i < def->ndisks; i++) {
-		if (in_dir_pool(p, def->disks[i].path))
-			return true;
-		for (unsigned d = 0; p->block && d < p->ndevices; d++)
-			if (!strcmp(p->devices[d], def->disks[i].path))
-				return true;
-	}
-	return false;
-}
-
-int pools_delete(struct store *st, const char *name, char *err, size_t errlen)
-{
-	struct store_pool p;
-	struct vm_def *defs = NULL;
-	size_t n = 0;
-	int r = pools_get(st, name, &p, err, errlen);
-
 	if (r)
-		return r;
-	r = store_vm_list(st, &defs, &n);
-	for (size_t i = 0; !r && i < n; i++) {
-		if (uses(&defs[i], &p)) {
-			error_set(err, errlen,
-				  "pool '%s' holds files of VM '%s': give the VM other files first",
-				  name, defs[i].name);
-			r = -EBUSY;
-		}
+		pools_close_def(fds, n);
+	return r ? r : (int)n;
+}
+
+void pools_close_def(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
 	}
-	if (!r && !strcmp(name, POOL_DEFAULT)) {
-		error_set(err, errlen, "the pool '%s' cannot be deleted", POOL_DEFAULT);
-		r = -EBUSY;
-	}
-	if (!r)
-		r = store_pool_delete(st, name);
-	if (!r)
-		log_info("storage pool '%s' deleted (its files stay)", name);
-	store_vm_list_free(defs, n);
-	store_pool_free(&p);
-	return r;
+}
+
+/* Is path in the directory p names, as written or as either resolves today? */
+static bool in_dir(const struct store_pool *p, const char *path)
+{
+	char real[PATH_MAX], file[PATH_MAX];
+	const char *rel;
+	bool pr = realpath(p->path, real) != NULL, fr = realpath(path, file) != NULL;
+
+	return beneath(p->path, path, &rel) || (pr && beneath(real, path, &rel)) ||
+	       (fr && beneath(p->path, file, &rel)) || (pr && fr && beneath(real, file, &rel));
+}
+
+bool pools_holds(const struct store_pool *p, const char *path)
+{
+	if (!path)
+		return false;
+	if (!p->block)
+		return in_dir(p, path);
+	for (unsigned d = 0; d < p->ndevices; d++)
+		if (!strcmp(p->devices[d], path))
+			return true;
+	return false;
 }

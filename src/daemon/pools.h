@@ -34,9 +34,17 @@ json_object *pools_one_json(struct store *st, const char *name);
 /* The pool named name, for the routes under /v1/pools/NAME: 0 or -ENOENT with err. */
 int pools_get(struct store *st, const char *name, struct store_pool *out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* Delete a pool no VM uses a file of: 0, -ENOENT, -EBUSY (err names the VM). */
+/*
+ * Delete a pool that holds no file any VM uses (pools_delete.c): a file of its description
+ * (vmdef_files: kernel, firmware file, initrd, disks, SCSI LUN disks, DVD media), a disk of
+ * one of its checkpoints, or a parent anywhere in the differencing chain of one of those
+ * (vm_files.h). 0, -ENOENT, or -EBUSY with err naming the VM and the file; nothing changed.
+ */
 int pools_delete(struct store *st, const char *name, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* Is path in pool p: beneath its directory (as written or as either resolves today), or a
+ * device the block pool names? */
+bool pools_holds(const struct store_pool *p, const char *path);
 /*
  * Open path (absolute) for a VM: a regular file inside a directory pool, or (allow_blk) a
  * device a block pool names. flags: O_RDONLY or O_RDWR (O_CLOEXEC is added); with
@@ -46,8 +54,15 @@ int pools_delete(struct store *st, const char *name, char *err, size_t errlen)
  */
 int pools_open(struct store *st, const char *what, const char *path, int flags, bool allow_blk,
 	       char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Every file def names passes pools_open (opened and closed again). 0 or -EINVAL/-errno. */
-int pools_check_def(struct store *st, const struct vm_def *def, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/*
+ * Every file def names (vmdef_files, into files) opened through pools_open into fds, in the
+ * same order: read-only or read-write as the VM uses it, a disk or DVD medium a block pool's
+ * device too, a DVD medium checked to be an ISO image on its descriptor. The descriptors are
+ * what keeld checks further (disk_policy_attach): nothing is opened by path again. Returns
+ * how many (close them with pools_close_def), or -EINVAL/-errno with err, none left open.
+ */
+int pools_open_def(struct store *st, const struct vm_def *def, struct vmdef_file *files, int *fds,
+		   char *err, size_t errlen) __attribute__((warn_unused_result));
+void pools_close_def(int *fds, unsigned n);
 
 #endif

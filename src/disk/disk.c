@@ -136,6 +136,12 @@ int disk_probe(const char *path, enum disk_format *out, struct disk_err *err)
 	return r;
 }
 
+int disk_probe_fd(int fd, const char *path, enum disk_format *out, struct disk_err *err)
+{
+	disk_err_clear(err);
+	return probe_fd(fd, path, out, err);
+}
+
 int disk_open_fd(int fd, const char *path, unsigned flags, struct disk **out, struct disk_err *err)
 {
 	enum disk_format f;

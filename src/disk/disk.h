@@ -160,6 +160,10 @@ int disk_parent_locator(struct disk *d, unsigned k, char *out, size_t cap)
 /* The format FILE's first bytes say it has (raw when no signature matches). */
 int disk_probe(const char *path, enum disk_format *out, struct disk_err *err)
 	__attribute__((warn_unused_result));
+/* The same on an open descriptor (read with pread, not taken over), for a caller that checked
+ * the file it opened (keeld, through its storage pools) and must decide on that very file. */
+int disk_probe_fd(int fd, const char *path, enum disk_format *out, struct disk_err *err)
+	__attribute__((warn_unused_result));
 /* off and len must be multiples of 512 and inside the disk. */
 int disk_read(struct disk *d, void *buf, uint64_t off, size_t len)
 	__attribute__((warn_unused_result));

@@ -55,4 +55,18 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap, struct di
 int vhdx_relink(const char *child, const char *parent, struct disk_err *err)
 	__attribute__((warn_unused_result));
 
+/*
+ * The same two on handles the caller opened, for keeld, which opens every file of a chain
+ * itself through its storage pools and must work on the files it checked, never on what a
+ * path names later. vhdx_merge_disks: child (a differencing VHDX; DISK_OPEN_NOPARENT is
+ * enough) folded into parent, opened writable with its own chain, which must be the file
+ * child's parent linkage names; the child's file is left for the caller to remove.
+ * vhdx_relink_disk: child (opened writable, DISK_OPEN_NOPARENT) pointed at parent (a VHDX
+ * opened with its chain), named parent_path in the new locator. 0 or -errno with err.
+ */
+int vhdx_merge_disks(struct disk *child, struct disk *parent, struct disk_err *err)
+	__attribute__((warn_unused_result));
+int vhdx_relink_disk(struct disk *child, struct disk *parent, const char *parent_path,
+		     struct disk_err *err) __attribute__((warn_unused_result));
+
 #endif

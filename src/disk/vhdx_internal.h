@@ -263,6 +263,10 @@ const char *vhdx_locator_get(const struct vhdx_locator *loc, const char *key);
 int vhdx_locator_build(const char *child_path, const char *parent_path,
 		       const struct uuid *parent_data_write, uint8_t *out, uint32_t cap,
 		       uint32_t *len) __attribute__((warn_unused_result));
+/* p is the parent v's linkage names (its DataWriteGuid), with v's sector size; cand names p in
+ * the message. 0, -ESTALE or -EINVAL with err. */
+int vhdx_parent_check(struct vhdx *v, struct disk *p, const char *cand, struct disk_err *err)
+	__attribute__((warn_unused_result));
 /*
  * Opens and links v's whole differencing chain, nearest parent first, in one bounded loop
  * (VHDX_MAX_DEPTH levels): each parent opened alone (read-only), checked against its child's

@@ -99,10 +99,50 @@ static int merge_blocks(struct vhdx *c, struct disk *p)
 	return r;
 }
 
+int vhdx_merge_disks(struct disk *child, struct disk *parent, struct disk_err *err)
+{
+	struct disk_err *was_c = child->err, *was_p = parent->err;
+	struct vhdx *c;
+	int r;
+
+	disk_err_clear(err);
+	if (child->ops != &vhdx_ops || !to_vhdx(child)->has_parent) {
+		disk_fail(err, "cannot merge %s: it is not a differencing VHDX disk", child->path);
+		return -EINVAL;
+	}
+	if (parent->ops != &vhdx_ops || parent->rdonly) {
+		disk_fail(err, "cannot merge %s into %s: the parent is not a VHDX open for writing",
+			  child->path, parent->path);
+		return -EINVAL;
+	}
+	c = to_vhdx(child);
+	/* An offline operation: the handles are this call's alone while it runs. */
+	child->err = err;
+	parent->err = err;
+	r = vhdx_parent_check(c, parent, parent->path, err);
+	if (!r && disk_size(parent) < c->vsize) {
+		disk_fail(err, "cannot merge %s: parent %s is smaller than the child", child->path,
+			  parent->path);
+		r = -EINVAL;
+	}
+	if (!r) {
+		r = merge_blocks(c, parent);
+		if (r == 0)
+			r = disk_flush(parent);
+		if (r)
+			disk_fail(err,
+				  "cannot merge %s into %s: %s (the parent may be partly updated; "
+				  "the child is kept)",
+				  child->path, parent->path, strerror(-r));
+	}
+	child->err = was_c;
+	parent->err = was_p;
+	return r;
+}
+
 int vhdx_merge(const char *child, char *parent_out, size_t parent_cap, struct disk_err *err)
 {
 	struct disk *cd = NULL, *pd = NULL;
-	struct vhdx *c;
 	char parent[DISK_PATH_MAX];
 	int r;
 
@@ -123,29 +163,10 @@ int vhdx_merge(const char *child, char *parent_out, size_t parent_cap, struct di
 	if (r)
 		return r;
 	r = disk_open(parent, 0, &pd, err);
+	if (!r)
+		r = vhdx_merge_disks(cd, pd, err);
 	if (r)
 		goto out;
-	/* An offline operation: the handles are this call's alone. */
-	cd->err = err;
-	pd->err = err;
-	c = to_vhdx(cd);
-	if (disk_size(pd) < c->vsize) {
-		disk_fail(err, "cannot merge %s: parent %s is smaller than the child", child,
-			  parent);
-		r = -EINVAL;
-		goto out;
-	}
-	r = merge_blocks(c, pd);
-	if (r == 0)
-		r = disk_flush(pd);
-	if (r) {
-		disk_fail(
-			err,
-			"cannot merge %s into %s: %s (the parent may be partly updated; the child "
-			"is kept)",
-			child, parent, strerror(-r));
-		goto out;
-	}
 	disk_close(pd);
 	pd = NULL;
 	if (unlink(child) < 0) {

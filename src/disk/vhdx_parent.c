@@ -290,8 +290,7 @@ static int parent_one(struct vhdx *v, int fd, struct disk **out, char *cand, siz
 	return r;
 }
 
-/* p is the parent v's linkage names, with v's sector size. */
-static int parent_check(struct vhdx *v, struct disk *p, const char *cand, struct disk_err *err)
+int vhdx_parent_check(struct vhdx *v, struct disk *p, const char *cand, struct disk_err *err)
 {
 	const char *link = vhdx_locator_get(&v->loc, "parent_linkage");
 	const char *link2 = vhdx_locator_get(&v->loc, "parent_linkage2");
@@ -350,7 +349,7 @@ int vhdx_chain_open(struct vhdx *top, const int *parents, unsigned nparents)
 			       top->base.err);
 		used = parents ? depth + 1 : 0;
 		if (!r) {
-			r = parent_check(v, p, cand, top->base.err);
+			r = vhdx_parent_check(v, p, cand, top->base.err);
 			if (r)
 				p->ops->close(p);
 		}

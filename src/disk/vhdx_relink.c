@@ -32,20 +32,16 @@ static uint64_t locator_room_end(struct vhdx *v, const uint8_t *table, uint16_t 
 	return end;
 }
 
-static int relink(struct vhdx *v, const char *child, const char *parent)
+static int relink(struct vhdx *v, struct disk *pd, const char *child, const char *parent)
 {
 	static const struct uuid loc_id = VHDX_GUID_PARENT_LOCATOR;
 	struct vhdx_log_item items[1 + VHDX_META_MAX_ITEM / VHDX_LOG_SECTOR];
 	uint8_t *table = NULL, *loc = NULL, *area = NULL;
-	struct disk *pd = NULL;
 	uint32_t len = 0, first, last;
 	unsigned self = ~0u, n_items = 0;
 	uint16_t n;
 	int r;
 
-	r = disk_open(parent, DISK_OPEN_RDONLY, &pd, v->base.err);
-	if (r)
-		return r;
 	if (pd->ops != &vhdx_ops) {
 		disk_fail(v->base.err, "cannot relink %s to %s: the parent is not a VHDX file",
 			  child, parent);
@@ -131,13 +127,31 @@ out:
 	free(area);
 	free(loc);
 	free(table);
-	disk_close(pd);
+	return r;
+}
+
+int vhdx_relink_disk(struct disk *child, struct disk *parent, const char *parent_path,
+		     struct disk_err *err)
+{
+	struct disk_err *was = child->err;
+	int r;
+
+	disk_err_clear(err);
+	if (child->ops != &vhdx_ops || !to_vhdx(child)->has_parent || child->rdonly) {
+		disk_fail(err,
+			  "cannot relink %s: it is not a differencing VHDX disk open for writing",
+			  child->path);
+		return -EINVAL;
+	}
+	child->err = err; /* an offline operation: the handle is this call's alone */
+	r = relink(to_vhdx(child), parent, child->path, parent_path);
+	child->err = was;
 	return r;
 }
 
 int vhdx_relink(const char *child, const char *parent, struct disk_err *err)
 {
-	struct disk *d = NULL;
+	struct disk *d = NULL, *pd = NULL;
 	int r;
 
 	disk_err_clear(err);
@@ -145,13 +159,10 @@ int vhdx_relink(const char *child, const char *parent, struct disk_err *err)
 	r = disk_open(child, DISK_OPEN_NOPARENT, &d, err);
 	if (r)
 		return r;
-	d->err = err; /* an offline operation: the handle is this call's alone */
-	if (d->ops != &vhdx_ops || !to_vhdx(d)->has_parent) {
-		disk_fail(err, "cannot relink %s: it is not a differencing VHDX disk", child);
-		disk_close(d);
-		return -EINVAL;
-	}
-	r = relink(to_vhdx(d), child, parent);
+	r = disk_open(parent, DISK_OPEN_RDONLY, &pd, err);
+	if (!r)
+		r = vhdx_relink_disk(d, pd, parent, err);
+	disk_close(pd);
 	disk_close(d);
 	return r;
 }

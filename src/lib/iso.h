@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ISO images, a DVD drive's medium: checked by keeld on the descriptor the image's storage
- * pool gives before it stores a VM (pools_check_def) and by keel-vmm before it puts one in a
+ * pool gives before it stores a VM (pools_open_def) and by keel-vmm before it puts one in a
  * drive (vmm/scsi/lun.c). */
 #ifndef KEEL_LIB_ISO_H
 #define KEEL_LIB_ISO_H

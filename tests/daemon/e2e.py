@@ -2195,6 +2195,14 @@ def case_pools(e):
         e.api_err("POST", "/v1/vms", body(stray), msg="is in no storage pool")
         e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "link.img")),
                   msg="leads out of its pool 'test'")
+        # A symlink that stays in the pool is refused too: whoever may write a directory of
+        # the pool could point it at another VM's file (review of issue 10).
+        os.symlink("d2.img", os.path.join(e.dir, "inlink.img"))
+        e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "inlink.img")),
+                  msg="is a symlink or reached through one inside its pool 'test'")
+        os.symlink(".", os.path.join(e.dir, "here"))
+        e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "here", "d2.img")),
+                  msg="reached through one inside its pool 'test'")
         e.api_err("POST", "/v1/vms", body(os.path.join(e.dir, "sub", "..", "d2.img")),
                   msg="'..' is not allowed")
         e.api_err("POST", "/v1/vms", {"name": "p1", "kernel": stray, "memory": 16 << 20},
@@ -2223,7 +2231,8 @@ def case_pools(e):
         e.keel("pool", "create", "blk", "--type", "block", "--device", blk)
         e.create("p1", disks=[{"path": blk, "format": "raw"}])
         _, err = e.keel("pool", "delete", "blk", want=5)
-        check("holds files of VM 'p1'" in err, "delete a used pool: %r" % err)
+        check("holds files of VM 'p1': %s (its disk)" % blk in err,
+              "delete a used pool: %r" % err)
         e.api_ok("DELETE", "/v1/vms/p1")
         e.keel("pool", "delete", "blk")
         # A running VM that writes a disk keeps it to itself.
@@ -2267,6 +2276,15 @@ def case_pools(e):
     os.chmod(loose, 0o777)
     e.api_err("POST", "/v1/pools", {"name": "x", "path": loose},
               msg="%s is writable by users other than root" % loose)
+    # Sticky (as /tmp) excuses a directory above a pool, never the pool's own: users could
+    # put files and symlinks in it.
+    os.chmod(loose, 0o1777)
+    e.api_err("POST", "/v1/pools", {"name": "x", "path": loose},
+              msg="%s is writable by users other than root" % loose)
+    sticky_above = os.path.join(loose, "p")
+    os.mkdir(sticky_above, 0o700)
+    e.keel("pool", "create", "x", "--path", sticky_above)
+    e.keel("pool", "delete", "x")
     e.api_err("POST", "/v1/pools", {"name": "x", "path": "/"}, msg="whole file system")
     e.api_err("POST", "/v1/pools", {"name": "test", "path": e.dir}, want=409, msg="already exists")
     e.api_err("DELETE", "/v1/pools/default", want=409, msg="cannot be deleted")
@@ -2281,6 +2299,58 @@ def wait_job(e, job, limit=60):
             return j
         check(time.time() < deadline, "job still running after %d s: %r" % (limit, j))
         time.sleep(0.1)
+
+
+def case_pool_delete(e):
+    """A pool is not deleted while any VM uses a file in it (issue 10, docs/security.md): a
+    virtio disk, a SCSI LUN's disk, a DVD image, a firmware file, a parent anywhere in a disk's
+    differencing chain (a file only a checkpoint keeps: the unit test daemon-disk-policy). Each
+    refusal names the VM and the file and changes nothing; once no VM uses it, the pool goes
+    (its files stay)."""
+    e.start_keeld()
+    base = tempfile.mkdtemp(prefix="kdpdel", dir="/tmp")
+    try:
+        pool = os.path.join(base, "p")
+        os.mkdir(pool)
+        e.keel("pool", "create", "del", "--path", pool)
+        f = lambda name: os.path.join(pool, name)
+
+        def refused(vm, path, what):
+            _, err = e.keel("pool", "delete", "del", want=5)
+            check("pool 'del' holds files of VM '%s': %s (its %s)" % (vm, path, what) in err,
+                  "delete of a pool VM %s uses: %r" % (vm, err))
+            check("del" in [p["name"] for p in e.api_ok("GET", "/v1/pools")],
+                  "a refused delete removed the pool")
+            e.api_ok("DELETE", "/v1/vms/" + vm)
+
+        with open(f("raw.img"), "wb") as fh:
+            fh.truncate(1 << 20)
+        e.create("v-disk", disks=[{"path": f("raw.img")}])
+        refused("v-disk", f("raw.img"), "disk")
+        e.create("v-lun", scsi={"luns": [{"type": "disk", "path": f("raw.img")}]})
+        refused("v-lun", f("raw.img"), "disk")
+        make_iso(f("d.iso"))
+        e.keel("vm", "create", "v-dvd", "--kernel", e.a.guest, "--memory", "32M", "--dvd",
+               f("d.iso"))
+        refused("v-dvd", f("d.iso"), "DVD image")
+        with open(f("fw.fd"), "wb") as fh:
+            fh.truncate(2 << 20)
+        e.api_ok("POST", "/v1/vms", {"name": "v-fw", "generation": 2, "memory": 32 << 20,
+                                     "firmware_file": f("fw.fd")}, want=201)
+        refused("v-fw", f("fw.fd"), "firmware file")
+        # Only a parent two levels down the chain of a disk in another pool.
+        e.keel("disk", "create", f("base.vhdx"), "--size", "8M")
+        mid, top = os.path.join(e.dir, "pd-mid.vhdx"), os.path.join(e.dir, "pd-top.vhdx")
+        e.keel("disk", "create", mid, "--parent", f("base.vhdx"))
+        e.keel("disk", "create", top, "--parent", mid)
+        e.create("v-chain", disks=[{"path": top}])
+        refused("v-chain", f("base.vhdx"), "parent in the differencing chain of disk %s" % top)
+        # No VM uses it any more: it goes, its files stay.
+        e.keel("pool", "delete", "del")
+        check("del" not in [p["name"] for p in e.api_ok("GET", "/v1/pools")] and
+              os.path.exists(f("base.vhdx")), "the unused pool was not deleted")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def case_checkpoint(e):
