@@ -311,7 +311,8 @@ int disk_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk
 	if (r)
 		return r;
 	if (!d->ops->map) {
-		*out = (struct disk_extent){.kind = DISK_EXTENT_LIBRARY, .len = len};
+		*out = (struct disk_extent){
+			.kind = DISK_EXTENT_LIBRARY, .len = len, .alloc = write};
 		return 0;
 	}
 	return d->ops->map(d, off, len, write, out);

@@ -76,6 +76,8 @@ struct disk_extent {
 	enum disk_extent_kind kind;
 	uint64_t file_off; /* DISK_EXTENT_FILE only */
 	uint64_t len;	   /* bytes of this extent, at most the length asked for */
+	bool alloc;	   /* a DISK_EXTENT_LIBRARY write that allocates a block not present
+			    * (concurrent ones to the same block serialize in the library) */
 };
 
 /* One table per format; never written at run time. */

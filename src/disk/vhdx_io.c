@@ -277,7 +277,8 @@ int vhdx_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 
 /* One BAT lookup: an allocated block is a file extent; a block that reads as zeros is one
  * for reads; everything else (allocation, partially present blocks, a parent's data, a
- * differencing disk's sub-sector writes) stays with vhdx_read/vhdx_write. */
+ * differencing disk's sub-sector writes) stays with vhdx_read/vhdx_write, a write to a
+ * block neither fully nor partially present marked as allocating it. */
 int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
 {
 	struct vhdx *v = to_vhdx(d);
@@ -285,11 +286,16 @@ int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk
 	uint64_t n = v->block_size - in < len ? v->block_size - in : len;
 	int r;
 
-	*out = (struct disk_extent){.kind = DISK_EXTENT_LIBRARY, .len = n};
-	if (write && v->has_parent && (off % v->lsec || n % v->lsec))
-		return 0;
 	e = vhdx_bat_get(v, vhdx_bat_payload_index(v, blk));
 	state = e & VHDX_BAT_STATE_MASK;
+	*out = (struct disk_extent){
+		.kind = DISK_EXTENT_LIBRARY,
+		.len = n,
+		.alloc = write && state != VHDX_PAYLOAD_FULLY_PRESENT &&
+			 state != VHDX_PAYLOAD_PARTIALLY_PRESENT,
+	};
+	if (write && v->has_parent && (off % v->lsec || n % v->lsec))
+		return 0;
 	if (state == VHDX_PAYLOAD_FULLY_PRESENT) {
 		if (write && (r = begin_data(v)) != 0)
 			return r;

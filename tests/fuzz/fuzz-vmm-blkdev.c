@@ -11,6 +11,11 @@
  * second, 4 KiB/s), served, then while they wait the driver resets the device (bit 7 of the
  * second byte; none may be left waiting, none answered) or the VM pauses (which must start
  * every waiting request) and is saved and restored, then the limits are lifted.
+ * Bit 4 of the first header byte (feature bit 0, which virtio-blk does not offer) picks the
+ * second card: the same on a 16 MiB dynamic VHDX (1 MiB blocks, MQ, discard and flush
+ * negotiated), whose writes to blocks not present go through the library and park the
+ * writes to the same blocks behind them on either queue (blk_park), through the same pause
+ * cycle: a discard makes blocks not present again.
  */
 #include <errno.h>
 #include <poll.h>
@@ -27,13 +32,15 @@
 #include "vmm/machine.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/virtio.h"
+#include "disk/disk.h"
 
 /* The model's class (listed in src/vmm/device_table.c): its state sections. */
 extern const struct device_class virtio_blk_class;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct fake_guest g;
+/* The raw card's driver and the VHDX card's; g is this input's. */
+static struct fake_guest graw, gvhdx, *g;
 
 /* What the I/O thread does as completions arrive: wait on its epoll set, then serve. */
 static void served(struct fake_guest *fg)
@@ -56,43 +63,59 @@ static size_t qos_op(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	tight.max_iops = 1u + data[1] % 4;
-	virtio_blk_qos(g.vd, &tight, &lim, &st, &waiting);
-	fake_guest_expect(&g); /* the chains it may take, for the used entries to come */
-	fake_virtio_serve(g.vd);
+	virtio_blk_qos(g->vd, &tight, &lim, &st, &waiting);
+	fake_guest_expect(g); /* the chains it may take, for the used entries to come */
+	fake_virtio_serve(g->vd);
 	if (data[1] & 0x80) {
-		fake_virtio_write(g.vd, FAKE_CC(device_status), 1, 0); /* the driver resets */
+		fake_virtio_write(g->vd, FAKE_CC(device_status), 1, 0); /* the driver resets */
 	} else {
 		/* The I/O thread stays parked (the target serves by hand): a pause again is
 		 * the device's quiesce, which must start what waits. */
 		fake_machine_pause(false);
 		fake_machine_pause(true);
 	}
-	virtio_blk_qos(g.vd, &none, &lim, &st, &waiting);
+	virtio_blk_qos(g->vd, &none, &lim, &st, &waiting);
 	FAKE_CHECK(waiting == 0, "%u requests still wait for QoS after a %s", waiting,
 		   data[1] & 0x80 ? "reset" : "pause");
 	if (data[1] & 0x80) {
-		fake_guest_op(&g, &reset, 1); /* and the driver starts again */
+		fake_guest_op(g, &reset, 1); /* and the driver starts again */
 	} else {
-		fake_guest_verify(&g); /* every chain back, as the walk before allows */
-		fake_guest_op(&g, &save_restore, 1);
+		fake_guest_verify(g); /* every chain back, as the walk before allows */
+		fake_guest_op(g, &save_restore, 1);
 	}
 	return 2;
 }
 
-static struct virtio_dev *blk_device(void)
+/* A card with two queues on a scratch disk (deleted once open): raw (1 MiB, the descriptor
+ * passed) or a dynamic VHDX (opened by path). */
+static struct virtio_dev *blk_device(bool vhdx)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	struct vm_disk spec = {.path = "fuzz-disk", .format = VM_DISK_RAW, .serial = "fuzz"};
+	struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
+				     .type = DISK_TYPE_DYNAMIC,
+				     .size = 16ull << 20,
+				     .block_size = 1u << 20};
 	struct machine *m = fake_machine();
 	const struct vm_def *def = m->def;
 	struct vm_def two = *def;
+	struct disk_err e = {{0}};
 	struct virtio_dev *vd;
 	char path[4096], err[256];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/fuzz-vmm-blkdev-XXXXXX", tmp);
 	fd = mkstemp(path);
-	FAKE_CHECK(fd >= 0 && unlink(path) == 0 && ftruncate(fd, 1 << 20) == 0, "disk file");
+	if (vhdx) {
+		FAKE_CHECK(fd >= 0 && close(fd) == 0 && unlink(path) == 0, "disk file");
+		FAKE_CHECK(disk_create(path, &o, &e) == 0, "vhdx: %s", e.msg);
+		spec.path = path;
+		spec.format = VM_DISK_VHDX;
+		fd = -1;
+	} else {
+		FAKE_CHECK(fd >= 0 && unlink(path) == 0 && ftruncate(fd, 1 << 20) == 0,
+			   "disk file");
+	}
 	two.cpus = 2; /* two queues */
 	m->def = &two;
 	FAKE_CHECK(virtio_blk_create(m, &spec, fd, NULL, &vd, err, sizeof(err)) == 0,
@@ -100,17 +123,26 @@ static struct virtio_dev *blk_device(void)
 	FAKE_CHECK(device_state_register(m, &virtio_blk_class, vd->pci.slot, vd) == 0,
 		   "virtio-blk state sections");
 	m->def = def;
+	if (vhdx)
+		FAKE_CHECK(unlink(path) == 0, "vhdx scratch");
 	return vd;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (!g.vd) {
-		g.vd = blk_device();
-		g.max_used[0] = g.max_used[1] = UINT32_MAX; /* what the chain holds */
-		g.served = served;
+	if (!graw.vd) {
+		graw.vd = blk_device(false);
+		gvhdx.vd = blk_device(true);
+		gvhdx.extra_features = 1ull << 9 | 1ull << 12 | 1ull << 13; /* FLUSH, MQ, DISCARD */
+		for (unsigned i = 0; i < 2; i++) {
+			struct fake_guest *fg = i ? &gvhdx : &graw;
+
+			fg->max_used[0] = fg->max_used[1] = UINT32_MAX; /* what the chain holds */
+			fg->served = served;
+		}
 		fake_machine_pause(true);
 	}
-	fake_guest_run(&g, data, size, qos_op);
+	g = size && data[0] & 0x10 ? &gvhdx : &graw;
+	fake_guest_run(g, data, size, qos_op);
 	return 0;
 }

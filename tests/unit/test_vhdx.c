@@ -829,6 +829,7 @@ static void test_map(void **state)
 	assert_int_equal(disk_map(d, 4096, 8192, true, &e), 0);
 	assert_int_equal(e.kind, DISK_EXTENT_LIBRARY);
 	assert_int_equal(e.len, 8192);
+	assert_true(e.alloc); /* the write allocates the block */
 	assert_int_equal(disk_map(d, 8 << 20, 512, false, &e), -EINVAL); /* outside */
 	/* Allocated by a library write: a file extent up to the block's end, holding it. */
 	fill(p, sizeof(p), 8);
@@ -841,6 +842,7 @@ static void test_map(void **state)
 	/* A direct write there, made durable by disk_flush, reads back after a reopen. */
 	assert_int_equal(disk_map(d, (1 << 20) + 4096, sizeof(w), true, &e), 0);
 	assert_int_equal(e.kind, DISK_EXTENT_FILE);
+	assert_false(e.alloc);
 	fill(w, sizeof(w), 9);
 	assert_int_equal(dio_pwrite(disk_fd(d), w, sizeof(w), e.file_off), 0);
 	assert_int_equal(disk_flush(d), 0);
@@ -856,6 +858,14 @@ static void test_map(void **state)
 	assert_int_equal(disk_open(tmp("mapchild.vhdx"), 0, &d, NULL), 0);
 	assert_int_equal(disk_map(d, 1 << 20, 4096, false, &e), 0);
 	assert_int_equal(e.kind, DISK_EXTENT_LIBRARY);
+	assert_int_equal(disk_map(d, 1 << 20, 4096, true, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_LIBRARY);
+	assert_true(e.alloc);
+	/* Written once: partially present, the next write is the library's without allocating. */
+	assert_int_equal(disk_write(d, p, 1 << 20, 4096), 0);
+	assert_int_equal(disk_map(d, (1 << 20) + 8192, 4096, true, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_LIBRARY);
+	assert_false(e.alloc);
 	disk_close(d);
 	/* Raw: the file is the disk. */
 	assert_int_equal(disk_open_as(tmp("map.vhdx"), DISK_FORMAT_RAW, DISK_OPEN_RDONLY, &d, NULL),

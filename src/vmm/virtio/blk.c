@@ -256,12 +256,32 @@ static bool blk_start(struct virtio_blk *b, struct blk_slot *s)
 	return !blk_throttle_gate(b, s) && blk_run(b, s);
 }
 
-/* A write the library must do: does another write on the library's path span one of its
- * payload blocks? Then it waits in b->parked for that one to complete (it may be allocating
- * the block; this one then goes straight to the file). Else it is marked as such a write. */
+/* Does the library allocate a block for this write (disk_map says so for a block neither
+ * fully nor partially present)? A map that fails says yes: the library reports the error. */
+static bool blk_allocates(const struct virtio_blk *b, const struct blk_slot *s)
+{
+	uint64_t off = s->sector * 512, done = 0;
+	struct disk_extent e;
+
+	while (done < s->data.len) {
+		if (disk_map(b->disk, off + done, s->data.len - done, true, &e) || !e.len)
+			return true;
+		if (e.alloc)
+			return true;
+		done += e.len;
+	}
+	return false;
+}
+
+/* A write the library must do that allocates a block: does another such write span one of
+ * its payload blocks? Then it waits in b->parked for that one to complete (this one then
+ * goes straight to the file, or the library writes into the block now present). Else it is
+ * marked as such a write. A library write into blocks present (a differencing disk's
+ * partially present block, a sub-sector write with cache=writeback, more extents than
+ * BLK_MAX_EXTENTS, a bounce past its budget) neither waits nor makes others wait. */
 static bool blk_park(struct virtio_blk *b, struct blk_slot *s)
 {
-	if (!b->block_size || !s->data.len)
+	if (!b->block_size || !s->data.len || !blk_allocates(b, s))
 		return false;
 	s->first_blk = s->sector * 512 / b->block_size;
 	s->last_blk = (s->sector * 512 + s->data.len - 1) / b->block_size;
