@@ -1158,16 +1158,14 @@ static void test_mq_save_restore(void **state)
 	start_mq(MQ_F, NQ);
 }
 
-
-/* Review16: a driver that clears FEATURES_OK without a reset and renegotiates CTRL_VQ
- * without MQ keeps curr_pairs 2: pair 1's tap queue stays attached and its frames land in
- * queue 2, which is now the control queue. */
+/* A driver that clears FEATURES_OK without a reset (virtio/pci.c lets it) and takes CTRL_VQ
+ * without MQ after it enabled two pairs: queue 2 is its control queue now, and pair 1 is not
+ * in use whatever VQ_PAIRS_SET said (net_pairs_on): a frame on pair 1's tap queue, which
+ * may still be attached, lands in no queue, and the state saves one pair. */
 static void test_review_mq_renegotiated(void **state)
 {
 	uint64_t f = ALL_F | F(NET_F_CTRL_VQ) | 1ull << 32;
-	char err[256] = "";
-	uint8_t *saved;
-	size_t len;
+	uint16_t u;
 
 	(void)state;
 	mq_bucket_full();
@@ -1183,36 +1181,48 @@ static void test_review_mq_renegotiated(void **state)
 	fake_virtio_serve(mq);
 	assert_false(virtio_has_feature(mq, NET_F_MQ));
 	assert_true(virtio_has_feature(mq, NET_F_CTRL_VQ));
-	/* Buffers on queue 2 (the control queue now), a frame on pair 1's tap queue. */
 	for (unsigned i = 0; i < 2; i++)
 		post(2, NULL, 1024, true);
 	mq_send(1, 100, 21);
-	printf("queue 2 (control queue) used index after a frame on pair 1: %u\n", used_idx(2));
-	/* and the state saves curr_pairs 2 without MQ, which the load takes */
-	fake_machine_save(&saved, &len);
-	assert_int_equal(fake_machine_load(saved, len, err, sizeof(err)), 0);
-	free(saved);
-	assert_int_equal(used_idx(2), 0); /* fails: the frame went into the control queue */
+	assert_int_equal(used_idx(2), 0);
+	/* Restored (the resume kicks queue 2: its buffers are answered as control commands),
+	 * with buffers again: still none for pair 1's frames. */
+	fake_machine_save_restore();
+	fake_virtio_serve(mq);
+	u = used_idx(2);
+	for (unsigned i = 0; i < 2; i++)
+		post(2, NULL, 1024, true);
+	mq_send(1, 100, 22);
+	assert_int_equal(used_idx(2), u);
 }
 
-
-/* Review16: VQ_PAIRS_SET 1 acknowledged while the tap queue bucket is empty: pair 1 stays
- * attached and its frames still land in receive queue 2 after the driver disabled it. */
+/* VQ_PAIRS_SET 1 acknowledged while the tap queue changes are rate-limited (the driver
+ * toggled its pairs past the bucket): pair 1's tap queue may stay attached until a token
+ * is back, but its frames land in no queue once the driver read OK (test_vmm_net_vhost.c
+ * has the kernel data path's half: its rings come back before the ack). */
 static void test_review_mq_limited_ack(void **state)
 {
+	unsigned i;
+
 	(void)state;
 	mq_bucket_full();
 	start_mq(MQ_F, NQ);
-	for (unsigned i = 0; i < 20; i++)
-		assert_int_equal(pairs_set(4, (uint16_t)(i % 2 ? 1 : 2)), 0);
-	assert_int_equal(pairs_set(4, 2), 0);
-	assert_int_equal(pairs_set(4, 1), 0); /* acknowledged: VIRTIO_NET_OK */
-	for (unsigned i = 0; i < 2; i++)
+	/* Toggle until a VQ_PAIRS_SET 1 is limited with pair 1's queue attached (the bucket
+	 * emptied by an attach); emptied by a detach, wait for a token to come back. */
+	for (i = 0; i < 200; i++) {
+		q_calls = 0;
+		assert_int_equal(pairs_set(4, (uint16_t)(i % 2 ? 1 : 2)), 0); /* VIRTIO_NET_OK */
+		if (i % 2 && !q_calls && q_flags == IFF_ATTACH_QUEUE)
+			break;
+		if (!q_calls)
+			usleep(100 * 1000);
+	}
+	assert_true(i < 200);
+	for (i = 0; i < 2; i++)
 		post(2, NULL, 1024, true);
 	fake_virtio_notify(mq, 2);
 	fake_virtio_serve(mq);
 	mq_send(1, 100, 23);
-	printf("receive queue 2 used index after VQ_PAIRS_SET 1: %u\n", used_idx(2));
 	assert_int_equal(used_idx(2), 0);
 }
 

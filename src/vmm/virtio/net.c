@@ -216,6 +216,7 @@ static void net_mute(struct virtio_dev *vd, struct net_pair *p, bool mute)
  * ioctls are in its seccomp rules). */
 static void net_vhost_start_pair(struct virtio_dev *vd, struct net_pair *p);
 static void net_vhost_stop_pair(struct virtio_dev *vd, struct net_pair *p, bool keep);
+static void net_vhost_give_up(struct virtio_dev *vd);
 
 /* The pairs in use: those the driver enabled, with MQ negotiated; else pair 0 alone (a
  * driver that renegotiated without MQ since VQ_PAIRS_SET: queue 2 may be its control
@@ -236,8 +237,11 @@ static void net_sync_queues(struct virtio_dev *vd)
 		bool want = k < net_pairs_on(vd);
 		int r;
 
-		if (p->attached == want)
+		if (p->attached == want) {
+			if (want) /* disabled and enabled again while its detach waited */
+				net_vhost_start_pair(vd, p);
 			continue;
+		}
 		if (!net_tokens(&n->qchg, NET_QUEUE_BURST))
 			return; /* limited: the next event of the thread tries again */
 		n->qchg.tokens--;
@@ -526,6 +530,11 @@ static uint8_t net_ctrl_one(struct virtio_dev *vd, const struct vq_chain *c)
 		return NET_CTRL_ERR;
 	}
 	n->curr_pairs = pairs;
+	/* The disabled pairs' rings come back from the kernel before the driver reads the ack
+	 * (virtio 1.2, 5.1.6.5.5), whatever the rate limit: net_sync_queues detaches their tap
+	 * queues when it may, and net_rx drops what they get meanwhile. */
+	for (unsigned k = net_pairs_on(vd); k < n->npairs; k++)
+		net_vhost_stop_pair(vd, &n->pair[k], true);
 	return NET_CTRL_OK;
 }
 
@@ -694,14 +703,31 @@ static void net_link(void *opaque, bool up)
 
 /* ---- the kernel data path's hooks (vhost_net.h) ---- */
 
+/* A pair's hand-over failed: every pair's rings come back from the kernel (their indexes)
+ * and the user-space path serves the whole adapter from now on (docs/virtio.md). */
+static void net_vhost_give_up(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+
+	for (unsigned k = 0; k < n->npairs; k++) {
+		net_vhost_stop_pair(vd, &n->pair[k], true);
+		vhost_net_give_up(n->pair[k].vhost);
+	}
+}
+
 /* Pair p's rings to the kernel once the driver runs and p is enabled with its tap queue
  * attached: its tap queue is no longer read here. */
 static void net_vhost_start_pair(struct virtio_dev *vd, struct net_pair *p)
 {
-	if (!p->vhost || vhost_net_running(p->vhost) || p->index >= net_pairs_on(vd) || !p->attached)
+	if (!p->vhost || vhost_net_running(p->vhost) || p->index >= net_pairs_on(vd) ||
+	    !p->attached)
 		return;
 	net_sync_offloads(vd);
-	if (vhost_net_start(p->vhost) || !vhost_net_running(p->vhost))
+	if (vhost_net_start(p->vhost)) {
+		net_vhost_give_up(vd); /* the adapter is on one path: all or none */
+		return;
+	}
+	if (!vhost_net_running(p->vhost))
 		return;
 	p->pending = 0;
 	p->rx_wait = false;
@@ -1067,9 +1093,12 @@ static int net_class_create(struct machine *m, unsigned i, void **obj, char *err
 
 /*
  * The section: the virtio device's (virtio_state: every pair's queues and ring positions,
- * the control queue's), then from version 2 the pairs the driver enabled. A version 1
- * section (a single-pair device of an older keel-vmm) has one. Checked against the device
- * (the pairs it offers, MQ negotiated for more than one) before the load applies anything.
+ * the control queue's), then from version 2 the pairs the driver enabled (1 without MQ
+ * negotiated). A version 1 section (a single-pair device of an older keel-vmm) has one.
+ * Checked against the pairs the device offers before the load applies anything. MQ is not
+ * checked: an older keel-vmm saved the count a driver that renegotiated without MQ had left
+ * (that state must restore), and without MQ only pair 0 is in use whatever the count
+ * (net_pairs_on).
  */
 #define NET_STATE_VERSION 2u
 static int net_state(struct state_io *io, void *opaque)
@@ -1092,7 +1121,6 @@ static int net_state(struct state_io *io, void *opaque)
 		return state_error(io);
 	if (pairs < 1 || pairs > n->npairs)
 		state_fail(io, "%u queue pairs enabled, the device has 1 to %u", pairs, n->npairs);
-
 	if (state_error(io) || !state_applying(io))
 		return state_error(io);
 	pthread_mutex_lock(&vd->lock);

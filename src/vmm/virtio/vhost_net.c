@@ -333,10 +333,16 @@ int vhost_net_start(struct vhost_net *h)
 fail:
 	/* The rings stay the user-space path's, from the indexes they have now. */
 	h->failed = true;
-	log_warn("virtio-net %02x: vhost-net: %s refused: %s; the user-space data path serves "
-		 "the adapter from now on",
-		 vd->pci.slot, step, strerror(-r));
+	log_warn("virtio-net %02x: vhost-net: %s refused (queue pair %u): %s; the user-space "
+		 "data path serves the adapter from now on",
+		 vd->pci.slot, step, h->rxq / 2, strerror(-r));
 	return r;
+}
+
+void vhost_net_give_up(struct vhost_net *h)
+{
+	if (h)
+		h->failed = true;
 }
 
 void vhost_net_stop(struct vhost_net *h, bool keep)

@@ -40,6 +40,9 @@ int vhost_net_start(struct vhost_net *h) __attribute__((warn_unused_result));
  * took is returned by then; the used ring's index is guest memory, not trusted). keep false:
  * the queues' indexes were just replaced (a restore) and are not overwritten. */
 void vhost_net_stop(struct vhost_net *h, bool keep);
+/* The user-space path serves the pair from now on (another pair of the adapter could not be
+ * handed over: an adapter is on one path); h stopped first. NULL: nothing. */
+void vhost_net_give_up(struct vhost_net *h);
 
 /* A queue's vector, or whether it may be signalled, changed: each ring's call follows (the
  * vector's irqfd, or the relay while it is masked). */
