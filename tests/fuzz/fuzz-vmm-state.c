@@ -2,15 +2,20 @@
 /*
  * The state loader (docs/state.md): any state file must be refused with a reason or pass
  * the whole check (structure, checksum, every section of a 2-vCPU VM with all platform
- * devices) without touching the VM. Input: one mode byte, then the file. With bit 0 of
- * the mode byte set, the header's file size and the trailer's CRC are fixed up first, so
- * that mutations reach the sections instead of stopping at the checksum.
+ * devices, the PCI host bridge, virtio-rng and a virtio-net card with two queue pairs, so
+ * that the saved count of pairs the driver enabled is fuzzed too) without touching the
+ * VM. Input: one mode byte, then the file. With bit 0 of the mode byte set, the header's
+ * file size and the trailer's CRC are fixed up first, so that mutations reach the sections
+ * instead of stopping at the checksum. The seeds valid-2cpu-mq* are a save of this VM made
+ * by keel-vmm (--cpus 2 --memory 64M --debug-exit --net
+ * tap=kmq0,mac=52:54:00:12:34:56,slot=2,queues=2,vhost=off on two socket pairs).
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 
 #include "lib/crc32c.h"
 #include "lib/log.h"
@@ -18,6 +23,7 @@
 #include "vmm/chardev.h"
 #include "vmm/device.h"
 #include "vmm/loop.h"
+#include "vmm/pci.h"
 #include "vmm/snapshot.h"
 #include "vmm/state.h"
 #include "vmm/vm.h"
@@ -35,11 +41,22 @@ static struct vm *fuzz_vm(void)
 					       .debug_exit = true},
 				       .host.console = {CHARDEV_OFF, NULL}};
 	static int ready;
+	static const struct vm_nic nic = {
+		.tap = "kmq0", .queues = 2, .vhost = VM_VHOST_OFF, .mac = "52:54:00:12:34:56",
+		.pci_slot = 2};
 	struct chardev_spec off = {CHARDEV_OFF, NULL};
 	char err[256];
+	int sv[2];
 
 	if (ready)
 		return &vm;
+	cfg.def.nics[0] = nic;
+	cfg.def.nnics = 1;
+	for (unsigned k = 0; k < 2; k++) { /* the tap's two queues: socket pairs */
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
+			abort();
+		cfg.net_fds[0][k] = sv[0];
+	}
 	log_init("fuzz", LOG_ERROR);
 	vm.cfg = &cfg;
 	vm.kvm.fd = -1; /* no KVM: the check pass never needs it */
@@ -52,7 +69,8 @@ static struct vm *fuzz_vm(void)
 				      .mem = &vm.mem,
 				      .pio = &vm.pio,
 				      .mmio = &vm.mmio,
-				      .console = &cfg.host.console};
+				      .console = &cfg.host.console,
+				      .net_fds = cfg.net_fds};
 	/* The RAM layout without RAM: the memory section only compares it. */
 	vm.mem.ram_size = cfg.def.memory;
 	vm.mem.nregions =
@@ -62,7 +80,9 @@ static struct vm *fuzz_vm(void)
 	    snapshot_register_config(&vm) ||
 	    (vm.machine.loop = vm.loop, vm.machine.serial_out = vm.serial_out, 0) ||
 	    devices_create(&vm.machine, DEVICE_BUS_PLATFORM, err, sizeof(err)) ||
-	    snapshot_register_machine(&vm))
+	    snapshot_register_machine(&vm) || pci_host_create(&vm.machine, &vm.pci) ||
+	    (vm.machine.pci = vm.pci, 0) ||
+	    devices_create(&vm.machine, DEVICE_BUS_PCI, err, sizeof(err)))
 		abort();
 	ready = 1;
 	return &vm;
