@@ -70,7 +70,7 @@ struct blk_slot {
 	uint8_t status;
 	bool no_status;	   /* the chain has no status byte: complete it with 0 bytes */
 	bool failed, redo; /* redo: a short or refused direct transfer, done again by the library */
-	bool allocating;   /* a write on the library's path: it may be allocating blocks */
+	bool allocating;   /* a write on the library's path that allocates a block (disk_map) */
 	uint64_t first_blk, last_blk; /* the payload blocks a write spans (VHDX) */
 };
 
