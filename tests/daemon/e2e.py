@@ -4843,6 +4843,62 @@ def dhcp_fragments(src, marker, chaddr):
     return ",".join(out)
 
 
+def ip6_frame(src, nexthdr, payload, marker=None):
+    """A broadcast frame from MAC src to all nodes (ff02::1) carrying one IPv6 packet (next
+    header nexthdr, payload bytes; hop limit 255, as ND's), from fe80::5, or with marker from
+    an address that carries it (bridge netfilter trims what follows the packet, and the
+    options of an ND message are what is tested; no ICMPv6 checksum: the switch does not read
+    it)."""
+    mac = bytes.fromhex(src.replace(":", ""))
+    ip = b"KEELMARK" + marker.encode() + bytes(6) if marker else LL5
+    hdr = struct.pack("!IHBB16s16s", 0x60000000, len(payload), nexthdr, 255, ip,
+                      b"\xff\x02" + bytes(13) + b"\x01")
+    return (b"\xff" * 6 + mac + b"\x86\xdd" + hdr + payload).hex()
+
+
+LL5 = b"\xfe\x80" + bytes(13) + b"\x05"
+
+
+def nd_msg(icmp, options=(), target=LL5):
+    """An ND message: ICMPv6 type icmp (133 RS, 134 RA, 135 NS, 136 NA) with its fixed part
+    (an NS's or NA's target) and options, each (type, data) of 8 bytes with its header, or
+    (type, data, length) for another length in units of 8 bytes."""
+    fixed = {133: bytes(4), 134: bytes(12), 135: bytes(4) + target,
+             136: b"\x60" + bytes(3) + target}
+    body = struct.pack("!BBH", icmp, 0, 0) + fixed[icmp]
+    for o in options:
+        n = o[2] if len(o) > 2 else 1
+        body += bytes([o[0], n]) + o[1] + bytes(8 * n - 2 - len(o[1]))
+    return body
+
+
+def lla(kind, mac):
+    """A link-layer address option: kind 1 (source) or 2 (target), MAC mac."""
+    return (kind, bytes.fromhex(mac.replace(":", "")))
+
+
+NONCE = (14, b"\x01\x02\x03\x04\x05\x06")  # RFC 7527's nonce option (DAD)
+
+
+def ip6_fragments(src, nexthdr, payload, cut, ident):
+    """payload (after the fragment header, next header nexthdr) of datagram ident from MAC
+    src in two IPv6 fragments, the first with its first cut bytes (a multiple of 8):
+    "hex,hex" (each datagram its own ident: the bridge's reassembly would mix them).
+    Its marker goes in the first (the second alone may wait in the bridge's reassembly, or
+    pass)."""
+    return ",".join(ip6_frame(src, 44, struct.pack("!BBHI", nexthdr, 0, off << 3 | more, ident) +
+                              part)
+                    for off, part, more in ((0, payload[:cut], 1), (cut // 8, payload[cut:], 0)))
+
+
+def dstopts(nexthdr, marker=None):
+    """A destination options header of padding (8 bytes), or (16) with an option to skip that
+    holds marker."""
+    if not marker:
+        return bytes([nexthdr, 0, 1, 4]) + bytes(4)
+    return bytes([nexthdr, 1, 0x1e, 10]) + b"KEELMARK" + marker.encode() + b"\x01\x00"
+
+
 def fake_ports(e, br, prefix, macs, nss, vid=None):
     """For each key k of macs, VM PREFIX+k's tap stood in for by a veth on bridge br (in VLAN
     vid too, when given), its far end eth0 with MAC macs[k] in namespace nss[k] (made here;
@@ -5073,7 +5129,8 @@ def case_switch_neighbours(e):
 def case_switch_guards(e):
     """Issue 12's review: the guards as they mean (DHCP server replies by their ports, IPv4
     and IPv6; tagged frames from a port that is no trunk; a DHCP request for another MAC
-    than the adapter's), measured by which frames reach another port of the switch; the
+    than the adapter's; IPv6 ND naming another MAC, or hidden behind extension headers and
+    in fragments), measured by which frames reach another port of the switch; the
     guards fail closed (a refused rules batch keeps the VM from starting); the bridge's MAC
     fixed; a port forward refuses a host port in use and leaves loopback alone; port
     isolation on a running VM's tap."""
@@ -5130,9 +5187,40 @@ def case_switch_guards(e):
             "r6": frame(a, "r6", l3="ip6", icmp=137),            # ICMPv6 redirect
             "ra": frame(a, "ra", l3="ip6", icmp=134),            # router advertisement
         }
+        b = macs["b"]
+        frames.update({
+            # neighbor discovery as a guest sends it passes: an NS with its source
+            # link-layer address, an NA with its target one, a DAD probe (a nonce), an RS
+            "ns": ip6_frame(a, 58, nd_msg(135, [lla(1, a)]), "ns"),
+            "na": ip6_frame(a, 58, nd_msg(136, [lla(2, a)]), "na"),
+            "nd": ip6_frame(a, 58, nd_msg(135, [NONCE]), "nd"),
+            "nr": ip6_frame(a, 58, nd_msg(133, [lla(1, a)]), "nr"),
+            # and what would teach the others b's MAC for a's addresses is dropped: the
+            # option first, second (after a nonce), 16 bytes long, after two nonces, in an
+            # RS, or the message behind an extension header
+            "n1": ip6_frame(a, 58, nd_msg(136, [lla(2, b)]), "n1"),
+            "n2": ip6_frame(a, 58, nd_msg(136, [NONCE, lla(2, b)]), "n2"),
+            "s2": ip6_frame(a, 58, nd_msg(135, [NONCE, lla(1, b)]), "s2"),
+            "nl": ip6_frame(a, 58, nd_msg(136, [lla(2, b) + (2,)]), "nl"),
+            "n3": ip6_frame(a, 58, nd_msg(136, [NONCE, NONCE, lla(2, b)]), "n3"),
+            "sr": ip6_frame(a, 58, nd_msg(133, [lla(1, b)]), "sr"),
+            "nx": ip6_frame(a, 60, dstopts(58) + nd_msg(136, [lla(2, b)]), "nx"),
+            # the router guard through extension headers and fragments: an RA behind a
+            # destination options header; an RA whose first fragment ends before its
+            # ICMPv6 header (the fragment header followed by destination options); an RA
+            # and an NA in fragments (RFC 6980: ND is never fragmented), the NA's
+            # link-layer address in its second
+            "rx": ip6_frame(a, 60, dstopts(58) + nd_msg(134, [lla(1, a)]), "rx"),
+            "rf": ip6_fragments(a, 60, dstopts(58, "rf") + nd_msg(134), 16, 1),
+            "r3": ip6_fragments(a, 58, nd_msg(134, [(253, b"KEELMARKr3", 2), lla(1, a)]), 32, 2),
+            "nf": ip6_fragments(a, 58, nd_msg(136, [lla(2, b)], b"KEELMARKnf" + bytes(6)), 24, 3),
+            # a large ping in two fragments passes
+            "pf": ip6_fragments(a, 58, struct.pack("!BBHI", 128, 0, 0, 1) + b"KEELMARKpf" +
+                                bytes(54), 32, 4),
+        })
         time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
         got = raw_exchange(nss["a"], nss["b"], frames)
-        want = {"ok", "cm", "aa", "ie", "e6"}
+        want = {"ok", "cm", "aa", "ie", "e6", "ns", "na", "nd", "nr", "pf"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
         # The table's rules flushed, its chains kept: keeld's watch sees its marker rules
