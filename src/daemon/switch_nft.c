@@ -67,9 +67,9 @@ static void mac_hex(const char *mac, char *out, size_t size)
  * hold. Before any of them (docs/networking.md, "Guards"):
  * - a fragment whose fragment header is followed by another extension header (hop-by-hop,
  *   routing, fragment, authentication, destination options: the numbers the kernel's
- *   ipv6_find_hdr walks): its first fragment may end before the ICMPv6 header (RFC 7112
- *   forbids it; RFC 7113's RA-Guard drops it), where no rule would see its type, and the
- *   later ones carry none at all;
+ *   ipv6_find_hdr walks): its first fragment may end before the ICMPv6 or UDP header (RFC
+ *   7112 forbids it; RFC 7113's RA-Guard drops it), where no rule would see its type or
+ *   port (the DHCP guard's DHCPv6 ones too), and the later ones carry none at all;
  * - a first fragment (atomic ones too) of an ND message: ND is never fragmented (RFC 6980);
  *   without it the rest is never reassembled.
  * Other fragments (a large ping's) pass. */
@@ -169,7 +169,7 @@ static void l3_guards(struct script *s, const char *b, const struct vm_nic *p,
 		put(s, "add rule %s %s_guard iifname \"%s\" %s udp dport 546 counter drop\n", t, b,
 		    p->tap, l3[1]);
 	}
-	if (p->router_guard || !p->mac_spoofing)
+	if (p->router_guard || p->dhcp_guard || !p->mac_spoofing)
 		nd_fragments(s, b, p, l3[1]);
 	if (p->router_guard) {
 		/* (icmpv6 depends on meta l4proto: the kernel walks the extension headers to

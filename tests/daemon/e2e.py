@@ -4899,6 +4899,14 @@ def dstopts(nexthdr, marker=None):
     return bytes([nexthdr, 1, 0x1e, 10]) + b"KEELMARK" + marker.encode() + b"\x01\x00"
 
 
+def refuse_guard_chain(e, bridge):
+    """bridge's guard chain replaced by one that is no base chain, in one nftables
+    transaction (keeld, told of a deletion alone, would declare it again at once): the
+    switch's batch is refused until the chain is deleted."""
+    chain = "bridge keel %s_guard" % bridge
+    e.ns("nft", "delete chain %s; add chain %s" % (chain, chain))
+
+
 def fake_ports(e, br, prefix, macs, nss, vid=None):
     """For each key k of macs, VM PREFIX+k's tap stood in for by a veth on bridge br (in VLAN
     vid too, when given), its far end eth0 with MAC macs[k] in namespace nss[k] (made here;
@@ -5060,10 +5068,10 @@ def case_switch_internal(e):
             check(time.time() < deadline, "the outside cannot reach keeld's namespace")
         rules_back(True)
         check(ping() != 0, "a client on internal switch in1 (no NAT) reached the outside")
-        # The forward chain flushed but for its marker: nothing stops the ping.
-        e.ns("nft", "flush", "chain", "inet", "keel", br + "_fwd")
-        e.ns("nft", "add", "rule", "inet", "keel", br + "_fwd", "counter", "comment",
-             '"keel-marker %s_fwd"' % br)
+        # The forward chain flushed but for its marker (in one transaction: keeld, told of
+        # a flush alone, would put the rules back at once): nothing stops the ping.
+        e.ns("nft", 'flush chain inet keel %s_fwd; add rule inet keel %s_fwd counter comment '
+             '"keel-marker %s_fwd"' % (br, br, br))
         rules_back(False)
         check(ping() == 0, "with %s_fwd flushed the client still cannot reach the outside "
               "(the test could not fail)" % br)
@@ -5238,20 +5246,39 @@ def case_switch_guards(e):
         def guard_rules():
             return e.ns("nft", "list", "chain", "bridge", "keel", br + "_guard")
 
+        # nftables notifies the flush (NFNLGRP_NFTABLES): keeld loads them at once, not at
+        # its next 5-second check (how soon is printed; the 30 s is a liveness bound only).
         e.ns("nft", "flush", "table", "bridge", "keel")
-        for _ in range(30):
+        t0, back = time.monotonic(), None
+        while back is None and time.monotonic() < t0 + 30:
             if "udp dport 67" in guard_rules():
-                break
-            time.sleep(0.5)
+                back = time.monotonic() - t0
+            time.sleep(0.005)
         check("keel-marker %s_guard" % br in guard_rules() and "udp dport 67" in guard_rules(),
               "the guards after a flush of their table:\n" + guard_rules())
+        print("switch-guards: the guards back %.0f ms after a flush of their table (the test's "
+              "own look takes part of it); keeld: %s" % (back * 1000, ", ".join(re.findall(
+                  r"loaded again (\d+ ms) after nftables", open(e.keeld_log).read()))))
         check(port_state("forwarding") == "forwarding", "ga's port after the rules came back")
         log = open(e.keeld_log).read()
         check("its VMs' ports are blocked" in log and "forward again" in log,
               "keeld did not block and unblock the ports: " + log[-2000:])
+        check("its rules were removed (a firewall reload?; nftables told keeld)" in log,
+              "keeld's reload was not the notification's: " + log[-2000:])
+        # The whole ruleset flushed (a host firewall reload): the same.
+        e.ns("nft", "flush", "ruleset")
+        t0, back = time.monotonic(), None
+        while back is None and time.monotonic() < t0 + 30:
+            if "udp dport 67" in e.ns("nft", "list", "ruleset"):
+                back = time.monotonic() - t0
+            time.sleep(0.005)
+        check(back is not None, "the guards not back after a flush of the ruleset")
+        print("switch-guards: the guards back %.0f ms after a flush of the ruleset" %
+              (back * 1000))
+        check(open(e.keeld_log).read().count("nftables told keeld") == 2,
+              "keeld's reload after the ruleset's flush was not the notification's")
         # A reload nftables refuses (the chain no base chain): the ports stay blocked.
-        e.ns("nft", "delete", "chain", "bridge", "keel", br + "_guard")
-        e.ns("nft", "add", "chain", "bridge", "keel", br + "_guard")
+        refuse_guard_chain(e, br)
         check(port_state("disabled") == "disabled", "ga's port with its rules refused")
         time.sleep(6)
         check(port_state("disabled") == "disabled", "ga's port unblocked, its rules refused")
@@ -5270,8 +5297,7 @@ def case_switch_guards(e):
     fc = switches(e)["fc"]
     e.keel("vm", "create", "f1", "--kernel", e.a.guest, "--memory", "16M", "--net",
            "switch=fc,port-isolation=on")
-    e.ns("nft", "delete", "chain", "bridge", "keel", fc["bridge"] + "_guard")
-    e.ns("nft", "add", "chain", "bridge", "keel", fc["bridge"] + "_guard")
+    refuse_guard_chain(e, fc["bridge"])
     _, err = e.keel("vm", "start", "f1", want=None)
     f1 = e.vm("f1")
     check("nftables refused its rules" in err + f1.get("state_reason", "") and
@@ -5984,8 +6010,7 @@ def case_switch_move(e):
     check(ns_master(e, tap) == p2["bridge"], "mv's tap left p2 on a failed move")
     e.kill_keeld()
     e.start_keeld()  # p3's bridge made again
-    e.ns("nft", "delete", "chain", "bridge", "keel", p3["bridge"] + "_guard")
-    e.ns("nft", "add", "chain", "bridge", "keel", p3["bridge"] + "_guard")
+    refuse_guard_chain(e, p3["bridge"])
     doc = e.api_err("PATCH", "/v1/vms/mv", {"nets": [{"switch": "p3", "mac": mac}]}, want=500)
     msg = doc["error"]["message"]
     check("nftables refused" in msg and "stays on 'p2'" in msg, "refused move: %r" % msg)
@@ -6106,13 +6131,21 @@ def case_switch_docker(e):
                            capture_output=True, text=True)
         check(r.returncode != 0, "the switch reached a container on docker0 past Docker's "
               "chains:\n" + e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER"))
-        # Flushed away (a Docker restart): back within keeld's watch.
-        e.ns("nft", "flush", "chain", "ip", "filter", "DOCKER-USER")
-        check(not ping(), "the outside reached with DOCKER-USER flushed")
+        # Flushed away (a Docker restart): nothing passes without them (seen with keeld
+        # stopped, as nftables' notification of the flush would have it put them back at
+        # once), and they are back once it goes on.
+        os.kill(e.keeld_proc.pid, signal.SIGSTOP)
+        try:
+            e.ns("nft", "flush", "chain", "ip", "filter", "DOCKER-USER")
+            check(not ping(), "the outside reached with DOCKER-USER flushed")
+        finally:
+            os.kill(e.keeld_proc.pid, signal.SIGCONT)
         deadline = time.time() + 15
         while time.time() < deadline and not ping():
             time.sleep(0.5)
         check(ping(), "keeld did not put its DOCKER-USER rules back")
+        check("nftables told keeld" in open(e.keeld_log).read(),
+              "keeld's reload of DOCKER-USER was not the notification's")
     finally:
         for n in (g, o, c):
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
