@@ -1113,7 +1113,7 @@ void switches_tick(void)
 {
 	struct store_switch *list = NULL;
 	size_t n = 0;
-	bool told = watch_told;
+	bool told = watch_told, *reload;
 
 	if (!watch_store || clock_mono_ms() < watch_next)
 		return;
@@ -1121,9 +1121,11 @@ void switches_tick(void)
 	watch_told = false;
 	if (store_switch_list(watch_store, &list, &n))
 		return;
-	for (size_t i = 0; i < n; i++) {
-		char why[512];
-
+	reload = calloc(n ? n : 1, sizeof(*reload));
+	/* Every switch whose rules are gone has its VMs' ports blocked first, then the rules
+	 * are loaded switch by switch: a flush of the ruleset takes all of them at once, and
+	 * the last switch's ports would otherwise forward unguarded while the others load. */
+	for (size_t i = 0; reload && i < n; i++) {
 		/* A switch that is down (it could not come up, or its bridge was deleted) waits
 		 * for keeld's next start: retrying it here would only repeat the failure. */
 		if (!if_nametoindex(list[i].bridge))
@@ -1140,6 +1142,13 @@ void switches_tick(void)
 			told ? "its rules were removed (a firewall reload?; nftables told keeld)"
 			     : "its rules were removed (a firewall reload?; seen at keeld's "
 			       "periodic check)");
+		reload[i] = true;
+	}
+	for (size_t i = 0; reload && i < n; i++) {
+		char why[512];
+
+		if (!reload[i])
+			continue;
 		if (apply_rules(watch_store, &list[i], why, sizeof(why))) {
 			log_err("%s; its VMs' ports stay blocked", why);
 			continue;
@@ -1150,6 +1159,9 @@ void switches_tick(void)
 				 list[i].name, clock_mono_ms() - watch_told_at);
 		block_ports(watch_store, &list[i], false, NULL);
 	}
+	if (!reload)
+		log_err("switches: out of memory to check their rules; the next check tries again");
+	free(reload);
 	free(list);
 }
 

@@ -4502,15 +4502,27 @@ def case_switches(e):
           "bridges after the restart: %s" % e.ns("bridge", "link"))
     rules = e.ns("nft", "list", "table", "inet", "keel")
     check("masquerade" in rules and "%s_in" % iso["bridge"] in rules, "rules back:\n" + rules)
-    # A host firewall reload (the whole ruleset flushed) while keeld runs: it puts the
-    # switches' rules back within a few seconds.
+    # A host firewall reload (the whole ruleset flushed) while keeld runs: told by nftables,
+    # it blocks every switch's ports, then puts each switch's rules back.
+    log_at = len(open(e.keeld_log).read())
     e.ns("nft", "flush", "ruleset")
+
+    def all_back(rules):
+        return "masquerade" in rules and all(
+            "keel-marker %s_guard" % b in rules for b in (d["bridge"], lan["bridge"],
+                                                         iso["bridge"]))
+
     deadline = time.time() + 15
-    while time.time() < deadline and "masquerade" not in e.ns("nft", "list", "ruleset"):
-        time.sleep(0.5)
+    while time.time() < deadline and not all_back(e.ns("nft", "list", "ruleset")):
+        time.sleep(0.1)
     rules = e.ns("nft", "list", "ruleset")
-    check("masquerade" in rules and "%s_guard" % lan["bridge"] in rules,
-          "rules not back after a flush while keeld runs:\n" + rules)
+    check(all_back(rules), "rules not back after a flush while keeld runs:\n" + rules)
+    log = open(e.keeld_log).read()[log_at:]
+    blocked = [m.start() for m in re.finditer(r"nftables told keeld\): its VMs' ports are "
+                                              r"blocked", log)]
+    loaded = [m.start() for m in re.finditer(r"its rules loaded again \d+ ms after", log)]
+    check(len(blocked) == 3 and len(loaded) == 3 and max(blocked) < min(loaded),
+          "not every switch's ports blocked before the first reload:\n" + log)
     dns2 = dnsmasq_of(e, sws["Default Switch"])
     check(dns2 != dns1 and not pid_alive(dns1), "the old dnsmasq %d still runs" % dns1)
     # A dnsmasq that dies is started again.
