@@ -360,7 +360,8 @@ static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op o
 int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
 		     char *err, size_t errlen)
 {
-	size_t size = 4096 + (in ? 8192 * in->nports + 256 * in->nfwds : 0);
+	/* a port's rules: 7.7 KiB at most (a trunk with every guard and a limit) */
+	size_t size = 4096 + (in ? 12288 * in->nports + 256 * in->nfwds : 0);
 	char *script = malloc(size);
 	struct nft_ctx *nft;
 	int n = script ? switch_nft_script(sw, in, remove, script, size) : -ENOMEM, ret = 0;
