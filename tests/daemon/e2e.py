@@ -5243,6 +5243,20 @@ def case_switch_guards(e):
         want = {"ok", "cm", "aa", "ie", "e6", "ns", "na", "nd", "nr", "pf"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
+        # Linux's own neighbor discovery through both ports' ND guards (DAD with its nonce,
+        # then an NS and an NA each way): a ping between ULA addresses.
+        for k in ("a", "b"):
+            subprocess.run(["ip", "netns", "exec", nss[k], "ip", "-6", "addr", "add",
+                            "fd63::%s/64" % k, "dev", "eth0"], check=True)
+        deadline = time.time() + 20
+        while True:  # DAD: the addresses are tentative for a second or so
+            r = subprocess.run(["ip", "netns", "exec", nss["a"], "busybox", "ping", "-c", "1",
+                                "-W", "2", "fd63::b"], capture_output=True, text=True)
+            if r.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        check(r.returncode == 0, "ping between two guarded ports over IPv6: %s%s\n%s" %
+              (r.stdout, r.stderr, e.ns("nft", "list", "table", "bridge", "keel")))
         # The table's rules flushed, its chains kept: keeld's watch sees its marker rules
         # gone, blocks the VMs' ports, loads the rules again and unblocks them.
         tap = e.vm("ga")["nets"][0]["tap"]
