@@ -1053,9 +1053,8 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 	watch_store = st;
 	watch_next = clock_mono_ms() + WATCH_MS;
 	if (watch_fd < 0 && (ret = switch_nftmon_open(&watch_fd)))
-		log_warn("nftables' change notifications are unavailable (%s): rules of keel's "
-			 "removed by a firewall reload are seen at the next check, within %d "
-			 "seconds",
+		log_warn("nftables' change notifications are unavailable (%s): a firewall reload "
+			 "that removes keel's rules is seen at the next check, within %d seconds",
 			 strerror(-ret), WATCH_MS / 1000);
 	ret = make_default(st, err, errlen);
 	if (!ret)
