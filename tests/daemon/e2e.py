@@ -1632,7 +1632,7 @@ def case_import_attacks(e):
     # A pool without room for the copies: refused before copying, saying how much.
     small = os.path.join(e.dir, "small")
     os.makedirs(small)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", small], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", small], check=True)
     try:
         e.api_ok("POST", "/v1/pools", {"name": "small", "path": os.path.realpath(small)},
                  want=201)
