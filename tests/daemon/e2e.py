@@ -2153,6 +2153,20 @@ def case_access(e):
     check(re.search(r"nobody \(uid 65534\)  PATCH /v1/vms/a1 -> 403: user nobody", out),
           "keel audit: %r" % out)
     e.api_err("GET", "/v1/audit?limit=0", want=400, msg="limit=N")
+    e.api_err("GET", "/v1/audit?kind=all", want=400, msg="kind=changes or kind=refused")
+    # Refusals are kept apart from the records of requests served (each kind its own newest
+    # 10000, unit daemon-store-audit): one kind or the other.
+    changes = e.api_ok("GET", "/v1/audit?vm=a1&kind=changes")
+    refusals = e.api_ok("GET", "/v1/audit?vm=a1&kind=refused")
+    check(changes and refusals and len(changes) + len(refusals) == len(log) and
+          all(r["status"] not in (403, 413, 414) for r in changes) and
+          all(r["status"] == 403 for r in refusals), "audit kinds: %r %r" % (changes, refusals))
+    out, _ = e.keel("audit", "--vm", "a1", "--changes")
+    check("root (uid 0)  POST /v1/vms -> 201" in out and "-> 403" not in out,
+          "keel audit --changes: %r" % out)
+    out, _ = e.keel("audit", "--refused")
+    check("-> 403" in out and "-> 413" in out and "-> 201" not in out,
+          "keel audit --refused: %r" % out)
     # The log stays in the store across a keeld restart.
     e.kill_keeld(signal.SIGTERM)
     e.start_keeld(extra=("--admin-group", "staff", "--viewer-group", "users"))
