@@ -1393,14 +1393,6 @@ static void request_vm(const char *method, const char *url, const char *body, si
 	}
 }
 
-/* s with every control character as '?': a path or message never forges a log line. */
-static void printable(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
-}
-
 /* One audit record: the store (each kind's newest: STORE_AUDIT_KEEP, STORE_AUDIT_REFUSED_KEEP)
  * and keeld's log. path and msg are made printable here. keeld's lock held. */
 static void audit_record(struct api_ctx *ctx, const char *user, long long uid, const char *method,
@@ -1415,8 +1407,8 @@ static void audit_record(struct api_ctx *ctx, const char *user, long long uid, c
 				.status = status,
 				.message = msg};
 
-	printable(path);
-	printable(msg);
+	log_text_safe(path, strlen(path), false); /* never a forged line of a log */
+	log_text_safe(msg, strlen(msg), false);
 	log_info("audit: %s (uid %u) %s %s -> %u%s%s", user, (unsigned)uid, method, path, status,
 		 msg[0] ? ": " : "", msg);
 	if (store_audit_add(ctx->store, &a))

@@ -3613,6 +3613,18 @@ def case_log_follow(e):
     e.api_err("GET", "/v1/vms/lf/log?since=x", want=400, msg="since=OFFSET")
     e.api_err("GET", "/v1/vms/lf/log?since=0&wait=99", want=400, msg="wait=SEC (0 to 50)")
     e.api_err("GET", "/v1/vms/lf?since=0", want=400, msg="takes no query string")
+    # A worker the guest took over writes what it likes into its log: keel prints its
+    # control characters (but newline and tab) as '?', so no escape sequence reaches the
+    # terminal (C1 too: U+009B CSI, encoded in UTF-8).
+    wlog = os.path.join(e.state, "vms", e.vm("lf")["id"], "worker.log")
+    forged = b"taken\tover: \x1b]0;pwned\x07\x1b[2J\r\x00\x7f\xc2\x9b6n \xc3\xa9 end\n"
+    safe = "taken\tover: ?]0;pwned??[2J?????6n \u00e9 end\n"
+    with open(wlog, "ab") as f:
+        f.write(forged)
+    out = subprocess.run([e.a.keel, "vm", "log", "lf"], stdout=subprocess.PIPE,
+                         env=dict(os.environ, KEEL_SOCKET=e.sock)).stdout
+    check(safe.encode() in out and not any(c in out for c in b"\x1b\x07\r\x00\x7f") and
+          b"\xc2\x9b" not in out, "keel vm log printed a control character: %r" % out[-300:])
     # The CLI: the log so far, then the resume's line as it is written.
     env = dict(os.environ, KEEL_SOCKET=e.sock)
     follow = subprocess.Popen([e.a.keel, "vm", "log", "lf", "--follow"], stdout=subprocess.PIPE,
@@ -3636,6 +3648,8 @@ def case_log_follow(e):
         follow.wait(timeout=10)
         reader.join(timeout=10)
     check(sum("is ready" in l for l in lines) == 1, "lines printed twice: %r" % lines)
+    check(safe in lines and not any(c in "".join(lines) for c in "\x1b\x07\r\x00\x7f\x9b"),
+          "keel vm log --follow printed a control character: %r" % lines)
     e.keel("vm", "turn-off", "lf")
 
 
