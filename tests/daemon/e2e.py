@@ -2663,8 +2663,9 @@ def case_disk_format(e):
               want=400, msg="is given as VHDX, but it does not open as one")
     e.keel("vm", "set", "f1", "--disk", plain + ",format=raw")
     check(e.vm("f1")["disks"][0]["format"] == "raw", "raw by request: %r" % e.vm("f1"))
-    # A schema 2 store (no formats): each disk keeps the format the old keel gave it, which
-    # read the contents at every start (the name only for a file that cannot be read).
+    # A schema 2 store (no formats): each disk's format is pinned by its name (.vhdx: vhdx,
+    # else raw), never by its contents, which keeld would read as root and its guest wrote:
+    # the raw guest-wrote.img, which holds a valid VHDX now, stays raw.
     e.keel("vm", "set", "f1", "--disk", written + ",format=raw", "--disk", vhdx)
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
@@ -2682,7 +2683,7 @@ def case_disk_format(e):
     e.start_keeld()
     adopted = [p for p in e.api_ok("GET", "/v1/pools") if p["name"].startswith("migrated-")]
     check([p["path"] for p in adopted] == [os.path.realpath(e.dir)], "adopted: %r" % adopted)
-    check([d["format"] for d in e.vm("f1")["disks"]] == ["vhdx", "vhdx"],
+    check([d["format"] for d in e.vm("f1")["disks"]] == ["raw", "vhdx"],
           "formats after the upgrade: %r" % e.vm("f1")["disks"])
 
 
