@@ -1066,29 +1066,39 @@ static void replace_utf16(const char *name, const char *from, const char *to)
 	close(fd);
 }
 
+/* A chain of three files made in one go, names[0] the base, names[2] the top, and each one's
+ * DataWriteGuid as text, as a child's locator names it (parent_linkage). */
+static void chain3(const char *const names[3], char dw[3][UUID_STR_LEN])
+{
+	struct disk_info info;
+
+	make(names[0], 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	make(names[1], 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp(names[0]));
+	make(names[2], 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp(names[1]));
+	for (int i = 0; i < 3; i++) {
+		read_guids(tmp(names[i]), &info);
+		uuid_format(&info.data_write_guid, true, dw[i]);
+	}
+}
+
 /* The parent walk's bound (vhdx_chain_open): a chain whose parents loop (A's parent B, B's
  * parent A, each linkage matching), by path and passed as descriptors, and a chain one deeper
  * than the bound, every level linked, end in -ELOOP saying so, never a hang or a crash; one
  * at the bound opens. */
 static void test_chain_bound(void **state)
 {
-	char prev[128], ga[UUID_STR_LEN], gx[UUID_STR_LEN];
-	struct disk_info a, x;
+	static const char *const loop[] = {"loopx.vhdx", "loopb.vhdx", "loopa.vhdx"};
+	static const char *const deep[] = {"deep0.vhdx", "deep1.vhdx", "deepe.vhdx"};
+	char prev[128], dw[3][UUID_STR_LEN];
 	struct disk_err why;
 	struct disk *d = NULL;
 	int fds[300], r;
 
 	alarm(120);
 	/* loopa -> loopb -> loopx, then loopb's locator made to name loopa, with its linkage. */
-	make("loopx.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
-	make("loopb.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("loopx.vhdx"));
-	make("loopa.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("loopb.vhdx"));
-	read_guids(tmp("loopx.vhdx"), &x);
-	read_guids(tmp("loopa.vhdx"), &a);
-	uuid_format(&x.data_write_guid, true, gx);
-	uuid_format(&a.data_write_guid, true, ga);
+	chain3(loop, dw);
 	replace_utf16("loopb.vhdx", "loopx.vhdx", "loopa.vhdx");
-	replace_utf16("loopb.vhdx", gx, ga);
+	replace_utf16("loopb.vhdx", dw[0], dw[2]);
 	assert_int_equal(disk_open(tmp("loopa.vhdx"), DISK_OPEN_RDONLY, &d, &why), -ELOOP);
 	expect_reason(&why, tmp("loopa.vhdx"), "differencing chain deeper than 256 (a loop?)");
 	assert_null(d);
@@ -1107,16 +1117,10 @@ static void test_chain_bound(void **state)
 	 * (how keeld hands a worker a chain): deepself, then deepself k times, deepe, deep1,
 	 * deep0 has k + 3 parents; 255 (the most) open, 256 end in -ELOOP. Files made once: a
 	 * chain of 257 distinct files would write a GiB for the same walk. */
-	make("deep0.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
-	make("deep1.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("deep0.vhdx"));
-	make("deepe.vhdx", 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp("deep1.vhdx"));
-	read_guids(tmp("deep1.vhdx"), &x);
-	read_guids(tmp("deepe.vhdx"), &a);
-	uuid_format(&x.data_write_guid, true, gx);
-	uuid_format(&a.data_write_guid, true, ga);
+	chain3(deep, dw);
 	snprintf(prev, sizeof(prev), "%s", tmp("deepe.vhdx"));
 	crash_copy(prev, tmp("deepself.vhdx"));
-	replace_utf16("deepself.vhdx", gx, ga);
+	replace_utf16("deepself.vhdx", dw[1], dw[2]);
 	for (unsigned n = 255; n <= 256; n++) {
 		unsigned k = n - 3, i;
 
