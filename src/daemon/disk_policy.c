@@ -51,7 +51,7 @@ static int check_new(const struct vm_disk *d, int fd, enum vm_disk_format f, boo
 	int r, t;
 
 	if (f == VM_DISK_VHDX) {
-		t = dup(fd);
+		t = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		r = t < 0 ? -errno
 			  : disk_open_fd_as(t, d->path, DISK_FORMAT_VHDX,
 					    DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT |
