@@ -2153,6 +2153,20 @@ def case_access(e):
     check(re.search(r"nobody \(uid 65534\)  PATCH /v1/vms/a1 -> 403: user nobody", out),
           "keel audit: %r" % out)
     e.api_err("GET", "/v1/audit?limit=0", want=400, msg="limit=N")
+    e.api_err("GET", "/v1/audit?kind=all", want=400, msg="kind=changes or kind=refused")
+    # Refusals are kept apart from the records of requests served (each kind its own newest
+    # 10000, unit daemon-store-audit): one kind or the other.
+    changes = e.api_ok("GET", "/v1/audit?vm=a1&kind=changes")
+    refusals = e.api_ok("GET", "/v1/audit?vm=a1&kind=refused")
+    check(changes and refusals and len(changes) + len(refusals) == len(log) and
+          all(r["status"] not in (403, 413, 414) for r in changes) and
+          all(r["status"] == 403 for r in refusals), "audit kinds: %r %r" % (changes, refusals))
+    out, _ = e.keel("audit", "--vm", "a1", "--changes")
+    check("root (uid 0)  POST /v1/vms -> 201" in out and "-> 403" not in out,
+          "keel audit --changes: %r" % out)
+    out, _ = e.keel("audit", "--refused")
+    check("-> 403" in out and "-> 413" in out and "-> 201" not in out,
+          "keel audit --refused: %r" % out)
     # The log stays in the store across a keeld restart.
     e.kill_keeld(signal.SIGTERM)
     e.start_keeld(extra=("--admin-group", "staff", "--viewer-group", "users"))
@@ -2649,8 +2663,9 @@ def case_disk_format(e):
               want=400, msg="is given as VHDX, but it does not open as one")
     e.keel("vm", "set", "f1", "--disk", plain + ",format=raw")
     check(e.vm("f1")["disks"][0]["format"] == "raw", "raw by request: %r" % e.vm("f1"))
-    # A schema 2 store (no formats): each disk keeps the format the old keel gave it, which
-    # read the contents at every start (the name only for a file that cannot be read).
+    # A schema 2 store (no formats): each disk's format is pinned by its name (.vhdx: vhdx,
+    # else raw), never by its contents, which keeld would read as root and its guest wrote:
+    # the raw guest-wrote.img, which holds a valid VHDX now, stays raw.
     e.keel("vm", "set", "f1", "--disk", written + ",format=raw", "--disk", vhdx)
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
@@ -2668,7 +2683,7 @@ def case_disk_format(e):
     e.start_keeld()
     adopted = [p for p in e.api_ok("GET", "/v1/pools") if p["name"].startswith("migrated-")]
     check([p["path"] for p in adopted] == [os.path.realpath(e.dir)], "adopted: %r" % adopted)
-    check([d["format"] for d in e.vm("f1")["disks"]] == ["vhdx", "vhdx"],
+    check([d["format"] for d in e.vm("f1")["disks"]] == ["raw", "vhdx"],
           "formats after the upgrade: %r" % e.vm("f1")["disks"])
 
 
@@ -3599,6 +3614,18 @@ def case_log_follow(e):
     e.api_err("GET", "/v1/vms/lf/log?since=x", want=400, msg="since=OFFSET")
     e.api_err("GET", "/v1/vms/lf/log?since=0&wait=99", want=400, msg="wait=SEC (0 to 50)")
     e.api_err("GET", "/v1/vms/lf?since=0", want=400, msg="takes no query string")
+    # A worker the guest took over writes what it likes into its log: keel prints its
+    # control characters (but newline and tab) as '?', so no escape sequence reaches the
+    # terminal (C1 too: U+009B CSI, encoded in UTF-8).
+    wlog = os.path.join(e.state, "vms", e.vm("lf")["id"], "worker.log")
+    forged = b"taken\tover: \x1b]0;pwned\x07\x1b[2J\r\x00\x7f\xc2\x9b6n \xc3\xa9 end\n"
+    safe = "taken\tover: ?]0;pwned??[2J?????6n \u00e9 end\n"
+    with open(wlog, "ab") as f:
+        f.write(forged)
+    out = subprocess.run([e.a.keel, "vm", "log", "lf"], stdout=subprocess.PIPE,
+                         env=dict(os.environ, KEEL_SOCKET=e.sock)).stdout
+    check(safe.encode() in out and not any(c in out for c in b"\x1b\x07\r\x00\x7f") and
+          b"\xc2\x9b" not in out, "keel vm log printed a control character: %r" % out[-300:])
     # The CLI: the log so far, then the resume's line as it is written.
     env = dict(os.environ, KEEL_SOCKET=e.sock)
     follow = subprocess.Popen([e.a.keel, "vm", "log", "lf", "--follow"], stdout=subprocess.PIPE,
@@ -3622,6 +3649,8 @@ def case_log_follow(e):
         follow.wait(timeout=10)
         reader.join(timeout=10)
     check(sum("is ready" in l for l in lines) == 1, "lines printed twice: %r" % lines)
+    check(safe in lines and not any(c in "".join(lines) for c in "\x1b\x07\r\x00\x7f\x9b"),
+          "keel vm log --follow printed a control character: %r" % lines)
     e.keel("vm", "turn-off", "lf")
 
 
