@@ -28,6 +28,7 @@
 
 #include "cli/client.h"
 #include "lib/agent_client.h"
+#include "lib/log.h"
 #include "lib/parse.h"
 
 #define AGENT_OPEN_TIMEOUT_MS 5000
@@ -77,7 +78,7 @@ static void print_guest_text(const char *s)
 	char *copy = strdup(s);
 
 	if (copy)
-		ap_text_safe(copy);
+		log_text_safe(copy, strlen(copy), false);
 	fputs(copy ? copy : "", stdout);
 	free(copy);
 }

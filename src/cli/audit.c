@@ -2,7 +2,7 @@
 /*
  * keel audit: who changed what through keeld's API, and what came of it (docs/cli.md,
  * docs/security.md). Administrators only.
- *   keel audit [--vm NAME] [--limit N] [--json]
+ *   keel audit [--vm NAME] [--changes | --refused] [--limit N] [--json]
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,16 +16,17 @@
 #include "lib/parse.h"
 
 static const char audit_usage[] =
-	"usage: keel audit [--vm NAME] [--limit N] [--json]\n"
+	"usage: keel audit [--vm NAME] [--changes | --refused] [--limit N] [--json]\n"
 	"  the newest N (100) state-changing requests keeld served, and refused ones: time,\n"
-	"  caller, request, outcome; only those about VM NAME with --vm\n";
+	"  caller, request, outcome; only those about VM NAME with --vm; only those served\n"
+	"  with --changes, only the refused ones (403, 413, 414) with --refused\n";
 
 #define usage_error(...) cli_usage_error("audit", audit_usage, __VA_ARGS__)
 
 int cli_audit_main(int argc, char **argv)
 {
 	char path[512], esc[300];
-	const char *vm = NULL;
+	const char *vm = NULL, *kind = "";
 	json_object *arr = NULL;
 	uint64_t limit = 100;
 	bool json = false;
@@ -34,6 +35,10 @@ int cli_audit_main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
+		} else if (!strcmp(argv[i], "--changes") || !strcmp(argv[i], "--refused")) {
+			if (kind[0])
+				return usage_error("--changes and --refused exclude each other");
+			kind = argv[i][2] == 'c' ? "&kind=changes" : "&kind=refused";
 		} else if (!strcmp(argv[i], "--vm") && i + 1 < argc) {
 			vm = argv[++i];
 		} else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
@@ -46,7 +51,7 @@ int cli_audit_main(int argc, char **argv)
 			return usage_error("unexpected argument '%s'", argv[i]);
 		}
 	}
-	snprintf(path, sizeof(path), "/v1/audit?limit=%llu%s%s", (unsigned long long)limit,
+	snprintf(path, sizeof(path), "/v1/audit?limit=%llu%s%s%s", (unsigned long long)limit, kind,
 		 vm ? "&vm=" : "", vm ? client_escape(vm, esc, sizeof(esc)) : "");
 	ret = client_call("GET", path, NULL, &arr, "read the audit log");
 	if (ret)

@@ -21,6 +21,7 @@
 
 #include "cli/client.h"
 #include "config/vmdef.h" /* Debian's firmware files; the boot order's parser */
+#include "lib/log.h"
 #include "lib/parse.h"
 
 static const char vm_usage[] =
@@ -1455,6 +1456,15 @@ static int cmd_delete(int argc, char **argv)
 	return ret;
 }
 
+/* A piece of a VM's log, written by its worker (a worker the guest took over writes what it
+ * likes) to stdout with every control character but newline and tab as '?' (log_text_safe):
+ * no escape sequence reaches the terminal. s is changed. */
+static void print_log(char *s, size_t n)
+{
+	log_text_safe(s, n, true);
+	fwrite(s, 1, n, stdout);
+}
+
 /* keel vm log --follow: the log's last MiB, then what is added to it, through keeld's
  * long-poll (GET .../log?since=OFFSET&wait=SEC), until interrupted or the VM goes. */
 static int follow_log(const char *name, const char *path)
@@ -1466,7 +1476,8 @@ static int follow_log(const char *name, const char *path)
 	snprintf(what, sizeof(what), "log of VM '%s'", name);
 	for (;;) {
 		json_object *r = NULL;
-		const char *text;
+		char *text;
+		size_t len;
 		int ret;
 
 		snprintf(url, sizeof(url), "%s?since=%" PRIu64 "&wait=%d", path, next,
@@ -1479,10 +1490,16 @@ static int follow_log(const char *name, const char *path)
 				"keel: the log of VM '%s' was started again (a new "
 				"worker)\n",
 				name);
-		text = client_str_field(r, "text");
-		fwrite(text, 1,
-		       (size_t)json_object_get_string_len(json_object_object_get(r, "text")),
-		       stdout);
+		len = (size_t)json_object_get_string_len(json_object_object_get(r, "text"));
+		text = malloc(len + 1);
+		if (!text) {
+			json_object_put(r);
+			fprintf(stderr, "keel: %s: out of memory\n", what);
+			return EXIT_FAIL;
+		}
+		memcpy(text, client_str_field(r, "text"), len);
+		print_log(text, len);
+		free(text);
 		fflush(stdout);
 		next = (uint64_t)int_field(r, "next");
 		first = false;
@@ -1515,7 +1532,7 @@ static int cmd_log(int argc, char **argv)
 		snprintf(err, sizeof(err), "log of VM '%s'", o.name);
 		return client_call("GET", path, NULL, NULL, err);
 	}
-	fwrite(r.body, 1, r.len, stdout);
+	print_log(r.body, r.len);
 	client_reply_free(&r);
 	return EXIT_OK;
 }

@@ -302,7 +302,7 @@ static int mon_addresses(struct mon_vm *v, struct agent_conn *c, char *err, size
 		if (val && val[0])
 			snprintf(addrs + len, sizeof(addrs) - len, "%s%s", len ? "," : "", val);
 	}
-	ap_text_safe(addrs); /* the guest's text: shown by keel vm show */
+	log_text_safe(addrs, strlen(addrs), false); /* the guest's text: shown by keel vm show */
 	pthread_mutex_lock(&mon_lock);
 	memcpy(v->st.addresses, addrs, sizeof(addrs));
 	pthread_mutex_unlock(&mon_lock);

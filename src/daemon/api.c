@@ -1193,11 +1193,13 @@ static void do_events(char *query, struct api_reply *out)
 	api_reply_json(out, 200, events_since(since, (unsigned)wait));
 }
 
-/* GET /v1/audit[?vm=NAME][&limit=N]: the newest N (100) records, oldest first. */
+/* GET /v1/audit[?vm=NAME][&kind=changes|refused][&limit=N]: the newest N (100) records,
+ * oldest first, of one kind or both. */
 static void do_audit(struct api_ctx *ctx, char *query, struct api_reply *out)
 {
 	char msg[256], *save = NULL;
 	const char *vm = NULL;
+	enum store_audit_kind kind = STORE_AUDIT_ALL;
 	json_object *arr = NULL;
 	uint64_t limit = 100;
 
@@ -1207,19 +1209,24 @@ static void do_audit(struct api_ctx *ctx, char *query, struct api_reply *out)
 
 		if (!strncmp(kv, "vm=", 3) && vmdef_name_ok(kv + 3))
 			vm = kv + 3;
+		else if (!strcmp(kv, "kind=changes"))
+			kind = STORE_AUDIT_CHANGES;
+		else if (!strcmp(kv, "kind=refused"))
+			kind = STORE_AUDIT_REFUSED;
 		else if (!strncmp(kv, "limit=", 6))
 			ok = !parse_uint(kv + 6, 1, STORE_AUDIT_KEEP, &limit);
 		else
 			ok = false;
 		if (!ok) {
 			snprintf(msg, sizeof(msg),
-				 "bad query '%.60s': vm=NAME and limit=N (1 to %d)", kv,
-				 STORE_AUDIT_KEEP);
+				 "bad query '%.60s': vm=NAME, kind=changes or kind=refused, and "
+				 "limit=N (1 to %d)",
+				 kv, STORE_AUDIT_KEEP);
 			api_error_reply(out, 400, "InvalidArgument", msg);
 			return;
 		}
 	}
-	if (store_audit_list(ctx->store, vm, (unsigned)limit, &arr)) {
+	if (store_audit_list(ctx->store, vm, kind, (unsigned)limit, &arr)) {
 		api_error_reply(out, 500, "Internal", "cannot read the audit log from the store");
 		return;
 	}
@@ -1386,16 +1393,8 @@ static void request_vm(const char *method, const char *url, const char *body, si
 	}
 }
 
-/* s with every control character as '?': a path or message never forges a log line. */
-static void printable(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
-}
-
-/* One audit record: the store (the newest STORE_AUDIT_KEEP) and keeld's log. path and msg
- * are made printable here. keeld's lock held. */
+/* One audit record: the store (each kind's newest: STORE_AUDIT_KEEP, STORE_AUDIT_REFUSED_KEEP)
+ * and keeld's log. path and msg are made printable here. keeld's lock held. */
 static void audit_record(struct api_ctx *ctx, const char *user, long long uid, const char *method,
 			 char *path, const char *vm, unsigned status, char *msg)
 {
@@ -1408,8 +1407,8 @@ static void audit_record(struct api_ctx *ctx, const char *user, long long uid, c
 				.status = status,
 				.message = msg};
 
-	printable(path);
-	printable(msg);
+	log_text_safe(path, strlen(path), false); /* never a forged line of a log */
+	log_text_safe(msg, strlen(msg), false);
 	log_info("audit: %s (uid %u) %s %s -> %u%s%s", user, (unsigned)uid, method, path, status,
 		 msg[0] ? ": " : "", msg);
 	if (store_audit_add(ctx->store, &a))

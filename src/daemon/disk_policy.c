@@ -51,7 +51,7 @@ static int check_new(const struct vm_disk *d, int fd, enum vm_disk_format f, boo
 	int r, t;
 
 	if (f == VM_DISK_VHDX) {
-		t = dup(fd);
+		t = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		r = t < 0 ? -errno
 			  : disk_open_fd_as(t, d->path, DISK_FORMAT_VHDX,
 					    DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT |
@@ -189,7 +189,7 @@ static int level_parent(int fd, const char *path, const char *top, char *real, c
 	char cand[PATH_MAX], names[2 * PATH_MAX + 8] = "";
 	struct disk *d = NULL;
 	struct disk_err derr;
-	int dfd = dup(fd), r;
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0), r;
 
 	if (dfd < 0)
 		return -errno;
@@ -296,7 +296,7 @@ static int chain_at(struct store *st, const char *path, int top, const struct ch
 	}
 	/* The linkage of the whole chain, checked by the library on these same descriptors. */
 	for (int i = 0; !r && i < n; i++) {
-		dup_fds[i] = dup(own[i]);
+		dup_fds[i] = fcntl(own[i], F_DUPFD_CLOEXEC, 0);
 		if (dup_fds[i] < 0) {
 			r = -errno;
 			while (i--)
@@ -305,7 +305,7 @@ static int chain_at(struct store *st, const char *path, int top, const struct ch
 		}
 	}
 	if (!r) {
-		t = dup(top);
+		t = fcntl(top, F_DUPFD_CLOEXEC, 0);
 		r = t < 0 ? -errno
 			  : disk_open_chain_fd(t, path, DISK_FORMAT_VHDX,
 					       DISK_OPEN_RDONLY | DISK_OPEN_NOLOCK, dup_fds,

@@ -126,12 +126,13 @@ static int parse_secs(const char *opt, const char *s, unsigned *out)
 static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 {
 	struct pollfd fds[MAX_POLL];
-	size_t n = 0, nsup, ndhcp;
+	size_t n = 0, nsup, ndhcp, nsw;
 	int r, timeout;
 
 	fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 	nsup = sup_pollfds(sup, fds + n, MAX_POLL - n);
 	ndhcp = switch_dhcp_pollfds(fds + n + nsup, MAX_POLL - n - nsup);
+	nsw = switches_pollfds(fds + n + nsup + ndhcp, MAX_POLL - n - nsup - ndhcp);
 	timeout = sup_timeout_ms(sup);
 	if (switch_dhcp_timeout_ms() >= 0 && (timeout < 0 || switch_dhcp_timeout_ms() < timeout))
 		timeout = switch_dhcp_timeout_ms();
@@ -142,7 +143,7 @@ static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 	if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
 		timeout = max_ms;
 	keeld_unlock();
-	r = poll(fds, n + nsup + ndhcp, timeout);
+	r = poll(fds, n + nsup + ndhcp + nsw, timeout);
 	keeld_lock();
 	if (r < 0 && errno != EINTR) {
 		log_err("poll: %s", strerror(errno));
@@ -161,6 +162,7 @@ static int serve_once(struct sup *sup, int sfd, int max_ms, bool *running)
 	sup_tick(sup);
 	switch_dhcp_events(fds + n + nsup, ndhcp);
 	switch_dhcp_tick();
+	switches_events(fds + n + nsup + ndhcp, nsw);
 	switches_tick();
 	jobs_tick();
 	return 0;

@@ -10,7 +10,6 @@
 #include <sqlite3.h>
 
 #include "daemon/store_internal.h"
-#include "disk/disk.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -135,6 +134,10 @@ static const char schema[] =
 	" status INTEGER NOT NULL,"
 	" message TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS audit_vm ON audit(vm, seq);"
+	/* Each kind's retention (store_audit.c) walks its own records only. */
+	"CREATE INDEX IF NOT EXISTS audit_refused ON audit(seq) WHERE status IN (403, 413, 414);"
+	"CREATE INDEX IF NOT EXISTS audit_changes ON audit(seq) WHERE NOT status IN (403, 413, "
+	"414);"
 	/* Storage pools (pools.c, docs/security.md): where a VM's files may come from. */
 	"CREATE TABLE IF NOT EXISTS pools("
 	" name TEXT PRIMARY KEY,"
@@ -182,9 +185,9 @@ static const char migrate_1_to_2[] =
 	"ALTER TABLE disks ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE nics ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;";
 
-/* From schema 2: each disk's format, pinned (docs/vm-config.md). Keel used to detect it from
- * the contents at every start, so an existing disk keeps the format that gave its guest what
- * it saw (pin_existing_formats); the name only where the file cannot be read. */
+/* From schema 2: each disk's format, pinned (docs/vm-config.md), by its name as a LUN's is
+ * (.vhdx and .avhdx: vhdx, anything else raw), never by its contents: keeld would read them
+ * as root, and a raw disk's guest can write a VHDX header into its own first bytes. */
 static const char migrate_2_to_3[] =
 	"ALTER TABLE disks ADD COLUMN format TEXT NOT NULL DEFAULT 'raw';"
 	"UPDATE disks SET format = 'vhdx' WHERE lower(path) LIKE '%.vhdx'"
@@ -255,31 +258,6 @@ static const char migrate_9_to_10[] =
  * (one per vCPU). */
 static const char migrate_10_to_11[] = "ALTER TABLE nics ADD COLUMN queues INTEGER NOT NULL "
 				       "DEFAULT 0;";
-
-static int pin_existing_formats(struct store *st)
-{
-	sqlite3_stmt *s = NULL, *u = NULL;
-	int ret = store_prepare(st, "SELECT vm, idx, path FROM disks", &s);
-
-	if (!ret)
-		ret = store_prepare(st, "UPDATE disks SET format=?1 WHERE vm=?2 AND idx=?3", &u);
-	while (!ret && sqlite3_step(s) == SQLITE_ROW) {
-		enum disk_format f;
-
-		if (disk_probe((const char *)sqlite3_column_text(s, 2), &f, NULL))
-			continue; /* gone or unreadable: its name says */
-		sqlite3_reset(u);
-		sqlite3_bind_text(u, 1, disk_format_name(f), -1, SQLITE_STATIC);
-		sqlite3_bind_text(u, 2, (const char *)sqlite3_column_text(s, 0), -1,
-				  SQLITE_TRANSIENT);
-		sqlite3_bind_int(u, 3, sqlite3_column_int(s, 1));
-		if (sqlite3_step(u) != SQLITE_DONE)
-			ret = -EIO;
-	}
-	sqlite3_finalize(s);
-	sqlite3_finalize(u);
-	return ret;
-}
 
 int store_upgraded_from(const struct store *st)
 {
@@ -387,8 +365,6 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_1_to_2);
 	if (!ret && version >= 1 && version <= 2)
 		ret = exec_sql(st, migrate_2_to_3);
-	if (!ret && version >= 1 && version <= 2)
-		ret = pin_existing_formats(st);
 	if (!ret && version >= 1 && version <= 3)
 		ret = exec_sql(st, migrate_3_to_4);
 	if (!ret && version >= 1 && version <= 4)

@@ -153,8 +153,16 @@ int store_forward_prune(struct store *st, const char *uuid) __attribute__((warn_
 int store_switch_users(struct store *st, const char *name, char *users, size_t size)
 	__attribute__((warn_unused_result));
 
-/* The audit log (store_audit.c): one record per state-changing API request. */
-#define STORE_AUDIT_KEEP 10000
+/* The audit log (store_audit.c): one record per state-changing API request and per refused
+ * request, each kind kept apart: the newest STORE_AUDIT_KEEP of requests served, the newest
+ * STORE_AUDIT_REFUSED_KEEP of refusals (403, 413, 414), which never push the others out. */
+#define STORE_AUDIT_KEEP	 10000
+#define STORE_AUDIT_REFUSED_KEEP 10000
+enum store_audit_kind {
+	STORE_AUDIT_ALL,
+	STORE_AUDIT_CHANGES, /* requests served: what changed, or failed to */
+	STORE_AUDIT_REFUSED, /* requests refused: nothing was done */
+};
 struct store_audit {
 	int64_t time; /* Unix time */
 	uint32_t uid;
@@ -167,9 +175,11 @@ struct store_audit {
 };
 int store_audit_add(struct store *st, const struct store_audit *a)
 	__attribute__((warn_unused_result));
-/* The newest `limit` records (of VM vm when not NULL), oldest first, as a JSON array. */
-int store_audit_list(struct store *st, const char *vm, unsigned limit, json_object **out)
-	__attribute__((warn_unused_result));
+/* Whether a record of status is a refusal (STORE_AUDIT_REFUSED). */
+bool store_audit_refused(unsigned status);
+/* The newest `limit` records of kind (of VM vm when not NULL), oldest first, as a JSON array. */
+int store_audit_list(struct store *st, const char *vm, enum store_audit_kind kind, unsigned limit,
+		     json_object **out) __attribute__((warn_unused_result));
 
 /* Integration services (store_integration.c): the AP_S_* bits turned off for VM uuid, and
  * turning one on or off (its name, as ap_service_name gives it). */

@@ -7,12 +7,18 @@
 #ifndef KEEL_DAEMON_STORE_INTERNAL_H
 #define KEEL_DAEMON_STORE_INTERNAL_H
 
+#include <stdbool.h>
+
 #include <sqlite3.h>
 
 struct store {
 	sqlite3 *db;
 	int upgraded_from;  /* the schema version store_open found and upgraded, or 0 */
 	char last_err[256]; /* SQLite's message for the last statement that failed */
+	/* The audit log's records of each kind (store_audit.c: [0] served, [1] refused), once
+	 * counted; a failed add leaves them to be counted again. */
+	bool audit_counted;
+	long long audit_n[2];
 };
 
 /* BEGIN IMMEDIATE; then store_tx_finish commits when ret is 0, else rolls back. */

@@ -203,7 +203,7 @@ static int remove_tree(int pfd, const char *name, const char *top, unsigned dept
  * NULL), which become root's (0600). */
 static void clear_dir(int dfd, const char *top, unsigned depth, bool (*keep_name)(const char *name))
 {
-	int keep = dup(dfd);
+	int keep = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
 	DIR *d = keep >= 0 ? fdopendir(keep) : NULL;
 	struct dirent *de;
 	struct stat st;
@@ -288,7 +288,7 @@ void sup_jail_take_dir_keep(const char *dir, bool (*keep_name)(const char *name)
 	}
 	take_left = TAKE_MAX_ENTRIES;
 	take_said = false;
-	clear_dir(dup(dfd), dir, 0, keep_name);
+	clear_dir(fcntl(dfd, F_DUPFD_CLOEXEC, 0), dir, 0, keep_name);
 	if (fchown(dfd, 0, 0))
 		log_warn("cannot give %s back to root: %s", dir, strerror(errno));
 	close(dfd);

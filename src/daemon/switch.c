@@ -23,6 +23,7 @@
 #include "daemon/switch_leases.h"
 #include "daemon/switch_mirror.h"
 #include "daemon/switch_nft.h"
+#include "daemon/switch_nftmon.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -37,6 +38,11 @@
 static char switches_dir[PATH_MAX - 64]; /* STATE/switches */
 static struct store *watch_store;	 /* switches_init's: the store switches_tick reads */
 static long long watch_next;		 /* monotonic ms of the next check */
+/* nftables' change notifications (switch_nftmon.h): a deletion in keel's tables makes the
+ * next check now; -1: none, the periodic check alone. */
+static int watch_fd = -1;
+static bool watch_told;		/* the next check is one a notification asked for */
+static long long watch_told_at; /* monotonic ms: when that notification was read */
 
 static bool is_type(const struct store_switch *sw, const char *type)
 {
@@ -1046,6 +1052,10 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 	}
 	watch_store = st;
 	watch_next = clock_mono_ms() + WATCH_MS;
+	if (watch_fd < 0 && (ret = switch_nftmon_open(&watch_fd)))
+		log_warn("nftables' change notifications are unavailable (%s): a firewall reload "
+			 "that removes keel's rules is seen at the next check, within %d seconds",
+			 strerror(-ret), WATCH_MS / 1000);
 	ret = make_default(st, err, errlen);
 	if (!ret)
 		ret = store_switch_list(st, &list, &n);
@@ -1081,19 +1091,40 @@ int switches_timeout_ms(void)
 	return watch_next > now ? (int)(watch_next - now) : 0;
 }
 
+size_t switches_pollfds(struct pollfd *fds, size_t max)
+{
+	if (!watch_store || watch_fd < 0 || !max)
+		return 0;
+	fds[0] = (struct pollfd){.fd = watch_fd, .events = POLLIN};
+	return 1;
+}
+
+void switches_events(const struct pollfd *fds, size_t n)
+{
+	if (n && fds[0].fd == watch_fd && (fds[0].revents & POLLIN) &&
+	    switch_nftmon_read(watch_fd)) {
+		watch_next = watch_told_at = clock_mono_ms(); /* switches_tick looks now */
+		watch_told = true;
+	}
+}
+
 void switches_tick(void)
 {
 	struct store_switch *list = NULL;
 	size_t n = 0;
+	bool told = watch_told, *reload;
 
 	if (!watch_store || clock_mono_ms() < watch_next)
 		return;
 	watch_next = clock_mono_ms() + WATCH_MS;
+	watch_told = false;
 	if (store_switch_list(watch_store, &list, &n))
 		return;
-	for (size_t i = 0; i < n; i++) {
-		char why[512];
-
+	reload = calloc(n ? n : 1, sizeof(*reload));
+	/* Every switch whose rules are gone has its VMs' ports blocked first, then the rules
+	 * are loaded switch by switch: a flush of the ruleset takes all of them at once, and
+	 * the last switch's ports would otherwise forward unguarded while the others load. */
+	for (size_t i = 0; reload && i < n; i++) {
 		/* A switch that is down (it could not come up, or its bridge was deleted) waits
 		 * for keeld's next start: retrying it here would only repeat the failure. */
 		if (!if_nametoindex(list[i].bridge))
@@ -1105,19 +1136,40 @@ void switches_tick(void)
 		}
 		/* Its VMs' ports first: without the guards they would forward unguarded until
 		 * the rules are back, and for good if nftables refuses them. */
-		block_ports(watch_store, &list[i], true,
-			    "its rules were removed (a firewall reload?)");
-		if (apply_rules(watch_store, &list[i], why, sizeof(why)))
-			log_err("%s; its VMs' ports stay blocked", why);
-		else
-			block_ports(watch_store, &list[i], false, NULL);
+		block_ports(
+			watch_store, &list[i], true,
+			told ? "its rules were removed (a firewall reload?; nftables told keeld)"
+			     : "its rules were removed (a firewall reload?; seen at keeld's "
+			       "periodic check)");
+		reload[i] = true;
 	}
+	for (size_t i = 0; reload && i < n; i++) {
+		char why[512];
+
+		if (!reload[i])
+			continue;
+		if (apply_rules(watch_store, &list[i], why, sizeof(why))) {
+			log_err("%s; its VMs' ports stay blocked", why);
+			continue;
+		}
+		if (told)
+			log_info("switch '%s': its rules loaded again %lld ms after nftables' "
+				 "notification",
+				 list[i].name, clock_mono_ms() - watch_told_at);
+		block_ports(watch_store, &list[i], false, NULL);
+	}
+	if (!reload)
+		log_err("switches: out of memory to check their rules; the next check tries again");
+	free(reload);
 	free(list);
 }
 
 void switches_shutdown(void)
 {
 	watch_store = NULL;
+	if (watch_fd >= 0)
+		close(watch_fd);
+	watch_fd = -1;
 	switch_dhcp_stop_all();
 }
 

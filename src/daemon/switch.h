@@ -11,6 +11,7 @@
 #ifndef KEEL_DAEMON_SWITCH_H
 #define KEEL_DAEMON_SWITCH_H
 
+#include <poll.h>
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -24,9 +25,13 @@
  * that cannot come up is logged and left down). state_dir/switches holds their files. */
 int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* For keeld's loop: every few seconds, each switch whose nftables chains are gone (a host
- * firewall reload flushes the ruleset) gets them back. */
+/* For keeld's loop: each switch whose nftables chains are gone (a host firewall reload
+ * flushes the ruleset) gets them back, as soon as nftables notifies a deletion in keel's
+ * tables (switches_pollfds: its socket, at most one; switches_events: what poll said of
+ * it), and every few seconds in any case. */
 int switches_timeout_ms(void);
+size_t switches_pollfds(struct pollfd *fds, size_t max);
+void switches_events(const struct pollfd *fds, size_t n);
 void switches_tick(void);
 /* Stop the dnsmasq instances (keeld is exiting; bridges and rules stay for running VMs). */
 void switches_shutdown(void);

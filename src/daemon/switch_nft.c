@@ -62,6 +62,67 @@ static void mac_hex(const char *mac, char *out, size_t size)
 	out[n] = '\0';
 }
 
+/* Neighbor discovery in fragments, from adapter p (l3: how IPv6 frames are matched): the
+ * guards below read an ND message's ICMPv6 header and options, which a fragment may not
+ * hold. Before any of them (docs/networking.md, "Guards"):
+ * - a fragment whose fragment header is followed by another extension header (hop-by-hop,
+ *   routing, fragment, authentication, destination options: the numbers the kernel's
+ *   ipv6_find_hdr walks): its first fragment may end before the ICMPv6 or UDP header (RFC
+ *   7112 forbids it; RFC 7113's RA-Guard drops it), where no rule would see its type or
+ *   port (the DHCP guard's DHCPv6 ones too), and the later ones carry none at all;
+ * - a first fragment (atomic ones too) of an ND message: ND is never fragmented (RFC 6980);
+ *   without it the rest is never reassembled.
+ * Other fragments (a large ping's) pass. */
+static void nd_fragments(struct script *s, const char *b, const struct vm_nic *p, const char *l3)
+{
+	const char *t = "bridge " SWITCH_NFT_TABLE;
+
+	put(s,
+	    "add rule %s %s_guard iifname \"%s\" %s frag nexthdr { 0, 43, 44, 51, 60 } counter "
+	    "drop\n",
+	    t, b, p->tap, l3);
+	put(s,
+	    "add rule %s %s_guard iifname \"%s\" %s exthdr frag exists icmpv6 type "
+	    "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
+	    "nd-redirect } counter drop\n",
+	    t, b, p->tap, l3);
+}
+
+/* The link-layer address options of an ND message of types (nft's set) from adapter p
+ * (l3: how IPv6 frames are matched, hex: its MAC), whose options start at byte off of the
+ * ICMPv6 message: what would teach the others another MAC for the VM's addresses. A
+ * receiver reads every option, in any order, so all of them are checked, at fixed offsets
+ * (nft cannot walk a list): no extension header before the message (its length is then the
+ * IPv6 payload's), at most two options (off + 16 bytes: a link-layer address and a nonce,
+ * RFC 7527's DAD), each of 8 bytes (an Ethernet address's source or target option, or a
+ * nonce), and a source (type 1) or target (type 2) link-layer address in either of them
+ * the adapter's MAC. */
+static void nd_options(struct script *s, const char *b, const struct vm_nic *p, const char *l3,
+		       const char *hex, const char *types, unsigned off)
+{
+	const char *t = "bridge " SWITCH_NFT_TABLE;
+
+	put(s,
+	    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type %s ip6 nexthdr != ipv6-icmp "
+	    "counter drop\n",
+	    t, b, p->tap, l3, types);
+	put(s,
+	    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type %s ip6 length > %u counter drop\n",
+	    t, b, p->tap, l3, types, off + 16);
+	/* each option there is (within the message: bytes after it, an Ethernet trailer, are
+	 * no option) */
+	for (unsigned o = off; o < off + 16; o += 8) {
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type %s ip6 length > %u "
+		    "@th,%u,8 != 1 counter drop\n",
+		    t, b, p->tap, l3, types, o, o * 8 + 8);
+		put(s,
+		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type %s ip6 length > %u "
+		    "@th,%u,8 { 1, 2 } @th,%u,48 != %s counter drop\n",
+		    t, b, p->tap, l3, types, o, o * 8, o * 8 + 16, hex);
+	}
+}
+
 /* The guards of adapter p that look into IPv4 and IPv6 (l3: how such frames are matched). */
 static void l3_guards(struct script *s, const char *b, const struct vm_nic *p,
 		      const char *const l3[2], const char *hex)
@@ -108,7 +169,11 @@ static void l3_guards(struct script *s, const char *b, const struct vm_nic *p,
 		put(s, "add rule %s %s_guard iifname \"%s\" %s udp dport 546 counter drop\n", t, b,
 		    p->tap, l3[1]);
 	}
+	if (p->router_guard || p->dhcp_guard || !p->mac_spoofing)
+		nd_fragments(s, b, p, l3[1]);
 	if (p->router_guard) {
+		/* (icmpv6 depends on meta l4proto: the kernel walks the extension headers to
+		 * the ICMPv6 header, so they hide no advertisement; fragments: above.) */
 		put(s,
 		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type "
 		    "{ nd-router-advert, nd-redirect } counter drop\n",
@@ -156,19 +221,14 @@ static void guards(struct script *s, const char *b, const struct vm_nic *p)
 		if (p->mac_spoofing)
 			continue;
 		/* ARP and ND that would teach the others another MAC for the VM's addresses:
-		 * ARP's sender MAC; the link-layer address of a neighbor solicitation's or
-		 * advertisement's first option (source, type 1; target, type 2: 24 bytes in). */
+		 * ARP's sender MAC; the link-layer address options of neighbor solicitations
+		 * and advertisements (24 bytes in) and router solicitations (8 bytes in). */
 		put(s,
 		    "add rule %s %s_guard iifname \"%s\" %s arp saddr ether != %s counter drop\n",
 		    t, b, p->tap, v ? "vlan type arp" : "ether type arp", p->mac);
-		put(s,
-		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type nd-neighbor-solicit "
-		    "@th,192,16 0x0101 @th,208,48 != %s counter drop\n",
-		    t, b, p->tap, l3[v][1], hex);
-		put(s,
-		    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type nd-neighbor-advert "
-		    "@th,192,16 0x0201 @th,208,48 != %s counter drop\n",
-		    t, b, p->tap, l3[v][1], hex);
+		nd_options(s, b, p, l3[v][1], hex, "{ nd-neighbor-solicit, nd-neighbor-advert }",
+			   24);
+		nd_options(s, b, p, l3[v][1], hex, "nd-router-solicit", 8);
 	}
 }
 
@@ -300,7 +360,8 @@ static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op o
 int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
 		     char *err, size_t errlen)
 {
-	size_t size = 4096 + (in ? 3072 * in->nports + 256 * in->nfwds : 0);
+	/* a port's rules: 7.7 KiB at most (a trunk with every guard and a limit) */
+	size_t size = 4096 + (in ? 12288 * in->nports + 256 * in->nfwds : 0);
 	char *script = malloc(size);
 	struct nft_ctx *nft;
 	int n = script ? switch_nft_script(sw, in, remove, script, size) : -ENOMEM, ret = 0;

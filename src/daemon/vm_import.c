@@ -165,7 +165,7 @@ static int check_disk(struct import_plan *p, unsigned i, char *err, size_t errle
 		return fd;
 	p->src_fd[i] = fd;
 	snprintf(p->src_file[i], sizeof(p->src_file[i]), "%s", file);
-	dfd = dup(fd);
+	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	r = dfd < 0 ? -errno
 		    : disk_open_fd_as(dfd, src, DISK_FORMAT_VHDX,
 				      DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d,
@@ -583,7 +583,7 @@ static int verify_disk(struct import_plan *p, unsigned i, struct disk **out, uin
 	struct disk_err why;
 	size_t replen = 0;
 	FILE *f;
-	int fd = dup(p->src_fd[i]), r;
+	int fd = fcntl(p->src_fd[i], F_DUPFD_CLOEXEC, 0), r;
 
 	snprintf(src, sizeof(src), "%s/disks/%s", p->from, p->src_file[i]);
 	*out = NULL;

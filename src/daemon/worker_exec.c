@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,11 +76,33 @@ int worker_fd_above(int *fd)
 	return 0;
 }
 
+/*
+ * Close every descriptor from first up, but keep (a child's, before exec: async-signal-safe).
+ * close_range without flags (5.9), or, before it, one close per number below RLIMIT_NOFILE.
+ * we->close_range_errno ENOSYS stands for a kernel before 5.9 (the tests').
+ */
+static void close_from(const struct worker_exec *we, int first, int keep)
+{
+	struct rlimit rl;
+	long max = 65536;
+
+	if (we->close_range_errno != ENOSYS && first < keep &&
+	    !syscall(SYS_close_range, first, keep - 1, 0) &&
+	    !syscall(SYS_close_range, keep + 1, ~0U, 0))
+		return;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY)
+		max = (long)rl.rlim_cur;
+	for (long fd = first; fd < max; fd++)
+		if (fd != keep)
+			close((int)fd);
+}
+
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void __attribute__((noreturn)) exec_worker(const struct worker_exec *we, int errpipe)
 {
 	sigset_t none;
 	int in = we->in, e;
+	bool cloexec;
 
 	if (we->setsid)
 		setsid(); /* its own session: survives keeld, gets no terminal signals */
@@ -90,12 +113,17 @@ static void __attribute__((noreturn)) exec_worker(const struct worker_exec *we, 
 		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (in < 0 || dup2(in, 0) < 0 || dup2(we->out, 1) < 0 || dup2(we->out, 2) < 0)
 		goto fail;
-	/* Every other descriptor closes at exec. */
-	(void)syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	/* Every other descriptor closes at exec: keeld's own without O_CLOEXEC too. */
+	cloexec = !we->close_range_errno &&
+		  !syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
 	/* The passed files, at 3, 4, ...: dup2 makes the copies survive exec. */
 	for (unsigned i = 0; i < we->wf->n; i++)
 		if (dup2(we->wf->fd[i], WORKER_FD_FIRST + (int)i) < 0)
 			goto fail;
+	/* No CLOSE_RANGE_CLOEXEC (before 5.11): every descriptor above the passed ones is
+	 * closed now, but the error pipe (O_CLOEXEC, above them all). */
+	if (!cloexec)
+		close_from(we, WORKER_FD_FIRST + (int)we->wf->n, errpipe);
 	execv(we->vmm, we->argv);
 fail:
 	e = errno;

@@ -62,6 +62,9 @@ struct worker_exec {
 	bool setsid;	  /* in a session of its own (keeld's: it survives keeld) */
 	int cgfd;	  /* its cgroup's directory, or -1 */
 	bool no_clone3;	  /* as if clone3 were missing (the tests' way to the fallback) */
+	/* As if close_range(CLOSE_RANGE_CLOEXEC) failed (the tests' way to its fallback):
+	 * EINVAL as on 5.9 and 5.10, ENOSYS as before 5.9 (no close_range at all); 0: no. */
+	int close_range_errno;
 	bool fell_back;	  /* set: clone3 failed and clone was used */
 	int clone3_errno; /* then, why clone3 failed */
 	const struct worker_files *wf;

@@ -11,6 +11,7 @@
 
 #include "lib/clock.h"
 #include "lib/error.h"
+#include "lib/log.h"
 #include "lib/unix_socket.h"
 
 /* Milliseconds left until deadline (-1: none), at least 0. */
@@ -198,7 +199,8 @@ int agent_call(struct agent_conn *c, int timeout_ms, char *err, size_t errlen)
 			code = EIO;
 		error_set(err, errlen, "%s", msg ? msg : strerror((int)code));
 		if (err && errlen)
-			ap_text_safe(err); /* the guest's words, for a terminal and a log */
+			log_text_safe(err, strlen(err),
+				      false); /* the guest's words, for a terminal and a log */
 		return -(int)code;
 	}
 	return 0;
@@ -238,7 +240,7 @@ int agent_open_fd(struct agent_conn *c, int fd, int timeout_ms, char *err, size_
 	}
 	v = ap_get_str(&c->msg, AP_A_AGENT_VERSION);
 	snprintf(c->agent_version, sizeof(c->agent_version), "%s", v ? v : "");
-	ap_text_safe(c->agent_version);
+	log_text_safe(c->agent_version, strlen(c->agent_version), false);
 	return 0;
 fail:
 	close(c->fd);

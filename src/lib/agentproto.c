@@ -343,19 +343,6 @@ bool ap_utf8_valid(const uint8_t *s, size_t n)
 	return true;
 }
 
-void ap_text_safe(char *s)
-{
-	for (unsigned char *p = (unsigned char *)s; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f) {
-			*p = '?';
-		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			p[0] = '?';
-			p[1] = '?';
-			p++;
-		}
-	}
-}
-
 static const char *const ap_type_names[AP_T_COUNT] = {
 	[AP_T_HELLO] = "hello",
 	[AP_T_PING] = "ping",

@@ -189,11 +189,6 @@ size_t ap_count(const struct ap_msg *m, uint16_t tag);
 /* Whether s[0..n) is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
 bool ap_utf8_valid(const uint8_t *s, size_t n);
 
-/* The guest's text made fit for a terminal and one line of a log: every control character
- * (C0, DEL and, encoded in UTF-8, C1 such as U+009B CSI) becomes '?', byte for byte, so that
- * an agent cannot send escape sequences to the host's terminal. */
-void ap_text_safe(char *s);
-
 /* Names for logs and the CLI: "exec", "heartbeat"... NULL when out of range. */
 const char *ap_type_name(unsigned type);
 const char *ap_service_name(unsigned service);

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "lib/clock.h"
@@ -34,11 +35,26 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_end(ap);
 	/* A message is one line whatever it quotes (a guest's text, a file name): a control
 	 * character becomes '?', so that nothing can forge a line of its own in the log. */
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	log_text_safe(line, strlen(line), false);
 	/* One write per line so that lines from several threads never interleave. */
 	fprintf(stderr, "%s: %s: %s\n", log_prog, names[lvl], line);
+}
+
+void log_text_safe(char *s, size_t n, bool lines)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	for (size_t i = 0; i < n; i++) {
+		if (lines && (p[i] == '\n' || p[i] == '\t'))
+			continue;
+		if (p[i] < 0x20 || p[i] == 0x7f) {
+			p[i] = '?';
+		} else if (p[i] == 0xc2 && (i + 1 == n || (p[i + 1] >= 0x80 && p[i + 1] <= 0x9f))) {
+			p[i] = '?';
+			if (i + 1 < n)
+				p[++i] = '?';
+		}
+	}
 }
 
 bool log_ratelimit_ok(struct log_ratelimit *rl)

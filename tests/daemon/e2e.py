@@ -1632,7 +1632,7 @@ def case_import_attacks(e):
     # A pool without room for the copies: refused before copying, saying how much.
     small = os.path.join(e.dir, "small")
     os.makedirs(small)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", small], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", small], check=True)
     try:
         e.api_ok("POST", "/v1/pools", {"name": "small", "path": os.path.realpath(small)},
                  want=201)
@@ -2153,6 +2153,20 @@ def case_access(e):
     check(re.search(r"nobody \(uid 65534\)  PATCH /v1/vms/a1 -> 403: user nobody", out),
           "keel audit: %r" % out)
     e.api_err("GET", "/v1/audit?limit=0", want=400, msg="limit=N")
+    e.api_err("GET", "/v1/audit?kind=all", want=400, msg="kind=changes or kind=refused")
+    # Refusals are kept apart from the records of requests served (each kind its own newest
+    # 10000, unit daemon-store-audit): one kind or the other.
+    changes = e.api_ok("GET", "/v1/audit?vm=a1&kind=changes")
+    refusals = e.api_ok("GET", "/v1/audit?vm=a1&kind=refused")
+    check(changes and refusals and len(changes) + len(refusals) == len(log) and
+          all(r["status"] not in (403, 413, 414) for r in changes) and
+          all(r["status"] == 403 for r in refusals), "audit kinds: %r %r" % (changes, refusals))
+    out, _ = e.keel("audit", "--vm", "a1", "--changes")
+    check("root (uid 0)  POST /v1/vms -> 201" in out and "-> 403" not in out,
+          "keel audit --changes: %r" % out)
+    out, _ = e.keel("audit", "--refused")
+    check("-> 403" in out and "-> 413" in out and "-> 201" not in out,
+          "keel audit --refused: %r" % out)
     # The log stays in the store across a keeld restart.
     e.kill_keeld(signal.SIGTERM)
     e.start_keeld(extra=("--admin-group", "staff", "--viewer-group", "users"))
@@ -2649,8 +2663,9 @@ def case_disk_format(e):
               want=400, msg="is given as VHDX, but it does not open as one")
     e.keel("vm", "set", "f1", "--disk", plain + ",format=raw")
     check(e.vm("f1")["disks"][0]["format"] == "raw", "raw by request: %r" % e.vm("f1"))
-    # A schema 2 store (no formats): each disk keeps the format the old keel gave it, which
-    # read the contents at every start (the name only for a file that cannot be read).
+    # A schema 2 store (no formats): each disk's format is pinned by its name (.vhdx: vhdx,
+    # else raw), never by its contents, which keeld would read as root and its guest wrote:
+    # the raw guest-wrote.img, which holds a valid VHDX now, stays raw.
     e.keel("vm", "set", "f1", "--disk", written + ",format=raw", "--disk", vhdx)
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
@@ -2668,7 +2683,7 @@ def case_disk_format(e):
     e.start_keeld()
     adopted = [p for p in e.api_ok("GET", "/v1/pools") if p["name"].startswith("migrated-")]
     check([p["path"] for p in adopted] == [os.path.realpath(e.dir)], "adopted: %r" % adopted)
-    check([d["format"] for d in e.vm("f1")["disks"]] == ["vhdx", "vhdx"],
+    check([d["format"] for d in e.vm("f1")["disks"]] == ["raw", "vhdx"],
           "formats after the upgrade: %r" % e.vm("f1")["disks"])
 
 
@@ -3599,6 +3614,18 @@ def case_log_follow(e):
     e.api_err("GET", "/v1/vms/lf/log?since=x", want=400, msg="since=OFFSET")
     e.api_err("GET", "/v1/vms/lf/log?since=0&wait=99", want=400, msg="wait=SEC (0 to 50)")
     e.api_err("GET", "/v1/vms/lf?since=0", want=400, msg="takes no query string")
+    # A worker the guest took over writes what it likes into its log: keel prints its
+    # control characters (but newline and tab) as '?', so no escape sequence reaches the
+    # terminal (C1 too: U+009B CSI, encoded in UTF-8).
+    wlog = os.path.join(e.state, "vms", e.vm("lf")["id"], "worker.log")
+    forged = b"taken\tover: \x1b]0;pwned\x07\x1b[2J\r\x00\x7f\xc2\x9b6n \xc3\xa9 end\n"
+    safe = "taken\tover: ?]0;pwned??[2J?????6n \u00e9 end\n"
+    with open(wlog, "ab") as f:
+        f.write(forged)
+    out = subprocess.run([e.a.keel, "vm", "log", "lf"], stdout=subprocess.PIPE,
+                         env=dict(os.environ, KEEL_SOCKET=e.sock)).stdout
+    check(safe.encode() in out and not any(c in out for c in b"\x1b\x07\r\x00\x7f") and
+          b"\xc2\x9b" not in out, "keel vm log printed a control character: %r" % out[-300:])
     # The CLI: the log so far, then the resume's line as it is written.
     env = dict(os.environ, KEEL_SOCKET=e.sock)
     follow = subprocess.Popen([e.a.keel, "vm", "log", "lf", "--follow"], stdout=subprocess.PIPE,
@@ -3622,6 +3649,8 @@ def case_log_follow(e):
         follow.wait(timeout=10)
         reader.join(timeout=10)
     check(sum("is ready" in l for l in lines) == 1, "lines printed twice: %r" % lines)
+    check(safe in lines and not any(c in "".join(lines) for c in "\x1b\x07\r\x00\x7f\x9b"),
+          "keel vm log --follow printed a control character: %r" % lines)
     e.keel("vm", "turn-off", "lf")
 
 
@@ -4572,15 +4601,27 @@ def case_switches(e):
           "bridges after the restart: %s" % e.ns("bridge", "link"))
     rules = e.ns("nft", "list", "table", "inet", "keel")
     check("masquerade" in rules and "%s_in" % iso["bridge"] in rules, "rules back:\n" + rules)
-    # A host firewall reload (the whole ruleset flushed) while keeld runs: it puts the
-    # switches' rules back within a few seconds.
+    # A host firewall reload (the whole ruleset flushed) while keeld runs: told by nftables,
+    # it blocks every switch's ports, then puts each switch's rules back.
+    log_at = len(open(e.keeld_log).read())
     e.ns("nft", "flush", "ruleset")
+
+    def all_back(rules):
+        return "masquerade" in rules and all(
+            "keel-marker %s_guard" % b in rules for b in (d["bridge"], lan["bridge"],
+                                                         iso["bridge"]))
+
     deadline = time.time() + 15
-    while time.time() < deadline and "masquerade" not in e.ns("nft", "list", "ruleset"):
-        time.sleep(0.5)
+    while time.time() < deadline and not all_back(e.ns("nft", "list", "ruleset")):
+        time.sleep(0.1)
     rules = e.ns("nft", "list", "ruleset")
-    check("masquerade" in rules and "%s_guard" % lan["bridge"] in rules,
-          "rules not back after a flush while keeld runs:\n" + rules)
+    check(all_back(rules), "rules not back after a flush while keeld runs:\n" + rules)
+    log = open(e.keeld_log).read()[log_at:]
+    blocked = [m.start() for m in re.finditer(r"nftables told keeld\): its VMs' ports are "
+                                              r"blocked", log)]
+    loaded = [m.start() for m in re.finditer(r"its rules loaded again \d+ ms after", log)]
+    check(len(blocked) == 3 and len(loaded) == 3 and max(blocked) < min(loaded),
+          "not every switch's ports blocked before the first reload:\n" + log)
     dns2 = dnsmasq_of(e, sws["Default Switch"])
     check(dns2 != dns1 and not pid_alive(dns1), "the old dnsmasq %d still runs" % dns1)
     # A dnsmasq that dies is started again.
@@ -4913,6 +4954,70 @@ def dhcp_fragments(src, marker, chaddr):
     return ",".join(out)
 
 
+def ip6_frame(src, nexthdr, payload, marker=None):
+    """A broadcast frame from MAC src to all nodes (ff02::1) carrying one IPv6 packet (next
+    header nexthdr, payload bytes; hop limit 255, as ND's), from fe80::5, or with marker from
+    an address that carries it (bridge netfilter trims what follows the packet, and the
+    options of an ND message are what is tested; no ICMPv6 checksum: the switch does not read
+    it)."""
+    mac = bytes.fromhex(src.replace(":", ""))
+    ip = b"KEELMARK" + marker.encode() + bytes(6) if marker else LL5
+    hdr = struct.pack("!IHBB16s16s", 0x60000000, len(payload), nexthdr, 255, ip,
+                      b"\xff\x02" + bytes(13) + b"\x01")
+    return (b"\xff" * 6 + mac + b"\x86\xdd" + hdr + payload).hex()
+
+
+LL5 = b"\xfe\x80" + bytes(13) + b"\x05"
+
+
+def nd_msg(icmp, options=(), target=LL5):
+    """An ND message: ICMPv6 type icmp (133 RS, 134 RA, 135 NS, 136 NA) with its fixed part
+    (an NS's or NA's target) and options, each (type, data) of 8 bytes with its header, or
+    (type, data, length) for another length in units of 8 bytes."""
+    fixed = {133: bytes(4), 134: bytes(12), 135: bytes(4) + target,
+             136: b"\x60" + bytes(3) + target}
+    body = struct.pack("!BBH", icmp, 0, 0) + fixed[icmp]
+    for o in options:
+        n = o[2] if len(o) > 2 else 1
+        body += bytes([o[0], n]) + o[1] + bytes(8 * n - 2 - len(o[1]))
+    return body
+
+
+def lla(kind, mac):
+    """A link-layer address option: kind 1 (source) or 2 (target), MAC mac."""
+    return (kind, bytes.fromhex(mac.replace(":", "")))
+
+
+NONCE = (14, b"\x01\x02\x03\x04\x05\x06")  # RFC 7527's nonce option (DAD)
+
+
+def ip6_fragments(src, nexthdr, payload, cut, ident):
+    """payload (after the fragment header, next header nexthdr) of datagram ident from MAC
+    src in two IPv6 fragments, the first with its first cut bytes (a multiple of 8):
+    "hex,hex" (each datagram its own ident: the bridge's reassembly would mix them).
+    Its marker goes in the first (the second alone may wait in the bridge's reassembly, or
+    pass)."""
+    return ",".join(ip6_frame(src, 44, struct.pack("!BBHI", nexthdr, 0, off << 3 | more, ident) +
+                              part)
+                    for off, part, more in ((0, payload[:cut], 1), (cut // 8, payload[cut:], 0)))
+
+
+def dstopts(nexthdr, marker=None):
+    """A destination options header of padding (8 bytes), or (16) with an option to skip that
+    holds marker."""
+    if not marker:
+        return bytes([nexthdr, 0, 1, 4]) + bytes(4)
+    return bytes([nexthdr, 1, 0x1e, 10]) + b"KEELMARK" + marker.encode() + b"\x01\x00"
+
+
+def refuse_guard_chain(e, bridge):
+    """bridge's guard chain replaced by one that is no base chain, in one nftables
+    transaction (keeld, told of a deletion alone, would declare it again at once): the
+    switch's batch is refused until the chain is deleted."""
+    chain = "bridge keel %s_guard" % bridge
+    e.ns("nft", "delete chain %s; add chain %s" % (chain, chain))
+
+
 def fake_ports(e, br, prefix, macs, nss, vid=None):
     """For each key k of macs, VM PREFIX+k's tap stood in for by a veth on bridge br (in VLAN
     vid too, when given), its far end eth0 with MAC macs[k] in namespace nss[k] (made here;
@@ -5074,10 +5179,10 @@ def case_switch_internal(e):
             check(time.time() < deadline, "the outside cannot reach keeld's namespace")
         rules_back(True)
         check(ping() != 0, "a client on internal switch in1 (no NAT) reached the outside")
-        # The forward chain flushed but for its marker: nothing stops the ping.
-        e.ns("nft", "flush", "chain", "inet", "keel", br + "_fwd")
-        e.ns("nft", "add", "rule", "inet", "keel", br + "_fwd", "counter", "comment",
-             '"keel-marker %s_fwd"' % br)
+        # The forward chain flushed but for its marker (in one transaction: keeld, told of
+        # a flush alone, would put the rules back at once): nothing stops the ping.
+        e.ns("nft", 'flush chain inet keel %s_fwd; add rule inet keel %s_fwd counter comment '
+             '"keel-marker %s_fwd"' % (br, br, br))
         rules_back(False)
         check(ping() == 0, "with %s_fwd flushed the client still cannot reach the outside "
               "(the test could not fail)" % br)
@@ -5143,7 +5248,8 @@ def case_switch_neighbours(e):
 def case_switch_guards(e):
     """Issue 12's review: the guards as they mean (DHCP server replies by their ports, IPv4
     and IPv6; tagged frames from a port that is no trunk; a DHCP request for another MAC
-    than the adapter's), measured by which frames reach another port of the switch; the
+    than the adapter's; IPv6 ND naming another MAC, or hidden behind extension headers and
+    in fragments), measured by which frames reach another port of the switch; the
     guards fail closed (a refused rules batch keeps the VM from starting); the bridge's MAC
     fixed; a port forward refuses a host port in use and leaves loopback alone; port
     isolation on a running VM's tap."""
@@ -5200,11 +5306,56 @@ def case_switch_guards(e):
             "r6": frame(a, "r6", l3="ip6", icmp=137),            # ICMPv6 redirect
             "ra": frame(a, "ra", l3="ip6", icmp=134),            # router advertisement
         }
+        b = macs["b"]
+        frames.update({
+            # neighbor discovery as a guest sends it passes: an NS with its source
+            # link-layer address, an NA with its target one, a DAD probe (a nonce), an RS
+            "ns": ip6_frame(a, 58, nd_msg(135, [lla(1, a)]), "ns"),
+            "na": ip6_frame(a, 58, nd_msg(136, [lla(2, a)]), "na"),
+            "nd": ip6_frame(a, 58, nd_msg(135, [NONCE]), "nd"),
+            "nr": ip6_frame(a, 58, nd_msg(133, [lla(1, a)]), "nr"),
+            # and what would teach the others b's MAC for a's addresses is dropped: the
+            # option first, second (after a nonce), 16 bytes long, after two nonces, in an
+            # RS, or the message behind an extension header
+            "n1": ip6_frame(a, 58, nd_msg(136, [lla(2, b)]), "n1"),
+            "n2": ip6_frame(a, 58, nd_msg(136, [NONCE, lla(2, b)]), "n2"),
+            "s2": ip6_frame(a, 58, nd_msg(135, [NONCE, lla(1, b)]), "s2"),
+            "nl": ip6_frame(a, 58, nd_msg(136, [lla(2, b) + (2,)]), "nl"),
+            "n3": ip6_frame(a, 58, nd_msg(136, [NONCE, NONCE, lla(2, b)]), "n3"),
+            "sr": ip6_frame(a, 58, nd_msg(133, [lla(1, b)]), "sr"),
+            "nx": ip6_frame(a, 60, dstopts(58) + nd_msg(136, [lla(2, b)]), "nx"),
+            # the router guard through extension headers and fragments: an RA behind a
+            # destination options header; an RA whose first fragment ends before its
+            # ICMPv6 header (the fragment header followed by destination options); an RA
+            # and an NA in fragments (RFC 6980: ND is never fragmented), the NA's
+            # link-layer address in its second
+            "rx": ip6_frame(a, 60, dstopts(58) + nd_msg(134, [lla(1, a)]), "rx"),
+            "rf": ip6_fragments(a, 60, dstopts(58, "rf") + nd_msg(134), 16, 1),
+            "r3": ip6_fragments(a, 58, nd_msg(134, [(253, b"KEELMARKr3", 2), lla(1, a)]), 32, 2),
+            "nf": ip6_fragments(a, 58, nd_msg(136, [lla(2, b)], b"KEELMARKnf" + bytes(6)), 24, 3),
+            # a large ping in two fragments passes
+            "pf": ip6_fragments(a, 58, struct.pack("!BBHI", 128, 0, 0, 1) + b"KEELMARKpf" +
+                                bytes(54), 32, 4),
+        })
         time.sleep(1.5)  # the veths' links come up (a port forwards once it is up)
         got = raw_exchange(nss["a"], nss["b"], frames)
-        want = {"ok", "cm", "aa", "ie", "e6"}
+        want = {"ok", "cm", "aa", "ie", "e6", "ns", "na", "nd", "nr", "pf"}
         check(got == want, "frames through the guards: %s, want %s; ruleset:\n%s" %
               (sorted(got), sorted(want), e.ns("nft", "list", "table", "bridge", "keel")))
+        # Linux's own neighbor discovery through both ports' ND guards (DAD with its nonce,
+        # then an NS and an NA each way): a ping between ULA addresses.
+        for k in ("a", "b"):
+            subprocess.run(["ip", "netns", "exec", nss[k], "ip", "-6", "addr", "add",
+                            "fd63::%s/64" % k, "dev", "eth0"], check=True)
+        deadline = time.time() + 20
+        while True:  # DAD: the addresses are tentative for a second or so
+            r = subprocess.run(["ip", "netns", "exec", nss["a"], "busybox", "ping", "-c", "1",
+                                "-W", "2", "fd63::b"], capture_output=True, text=True)
+            if r.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        check(r.returncode == 0, "ping between two guarded ports over IPv6: %s%s\n%s" %
+              (r.stdout, r.stderr, e.ns("nft", "list", "table", "bridge", "keel")))
         # The table's rules flushed, its chains kept: keeld's watch sees its marker rules
         # gone, blocks the VMs' ports, loads the rules again and unblocks them.
         tap = e.vm("ga")["nets"][0]["tap"]
@@ -5220,20 +5371,39 @@ def case_switch_guards(e):
         def guard_rules():
             return e.ns("nft", "list", "chain", "bridge", "keel", br + "_guard")
 
+        # nftables notifies the flush (NFNLGRP_NFTABLES): keeld loads them at once, not at
+        # its next 5-second check (how soon is printed; the 30 s is a liveness bound only).
         e.ns("nft", "flush", "table", "bridge", "keel")
-        for _ in range(30):
+        t0, back = time.monotonic(), None
+        while back is None and time.monotonic() < t0 + 30:
             if "udp dport 67" in guard_rules():
-                break
-            time.sleep(0.5)
+                back = time.monotonic() - t0
+            time.sleep(0.005)
         check("keel-marker %s_guard" % br in guard_rules() and "udp dport 67" in guard_rules(),
               "the guards after a flush of their table:\n" + guard_rules())
+        print("switch-guards: the guards back %.0f ms after a flush of their table (the test's "
+              "own look takes part of it); keeld: %s" % (back * 1000, ", ".join(re.findall(
+                  r"loaded again (\d+ ms) after nftables", open(e.keeld_log).read()))))
         check(port_state("forwarding") == "forwarding", "ga's port after the rules came back")
         log = open(e.keeld_log).read()
         check("its VMs' ports are blocked" in log and "forward again" in log,
               "keeld did not block and unblock the ports: " + log[-2000:])
+        check("its rules were removed (a firewall reload?; nftables told keeld)" in log,
+              "keeld's reload was not the notification's: " + log[-2000:])
+        # The whole ruleset flushed (a host firewall reload): the same.
+        e.ns("nft", "flush", "ruleset")
+        t0, back = time.monotonic(), None
+        while back is None and time.monotonic() < t0 + 30:
+            if "udp dport 67" in e.ns("nft", "list", "ruleset"):
+                back = time.monotonic() - t0
+            time.sleep(0.005)
+        check(back is not None, "the guards not back after a flush of the ruleset")
+        print("switch-guards: the guards back %.0f ms after a flush of the ruleset" %
+              (back * 1000))
+        check(open(e.keeld_log).read().count("nftables told keeld") == 2,
+              "keeld's reload after the ruleset's flush was not the notification's")
         # A reload nftables refuses (the chain no base chain): the ports stay blocked.
-        e.ns("nft", "delete", "chain", "bridge", "keel", br + "_guard")
-        e.ns("nft", "add", "chain", "bridge", "keel", br + "_guard")
+        refuse_guard_chain(e, br)
         check(port_state("disabled") == "disabled", "ga's port with its rules refused")
         time.sleep(6)
         check(port_state("disabled") == "disabled", "ga's port unblocked, its rules refused")
@@ -5252,8 +5422,7 @@ def case_switch_guards(e):
     fc = switches(e)["fc"]
     e.keel("vm", "create", "f1", "--kernel", e.a.guest, "--memory", "16M", "--net",
            "switch=fc,port-isolation=on")
-    e.ns("nft", "delete", "chain", "bridge", "keel", fc["bridge"] + "_guard")
-    e.ns("nft", "add", "chain", "bridge", "keel", fc["bridge"] + "_guard")
+    refuse_guard_chain(e, fc["bridge"])
     _, err = e.keel("vm", "start", "f1", want=None)
     f1 = e.vm("f1")
     check("nftables refused its rules" in err + f1.get("state_reason", "") and
@@ -5966,8 +6135,7 @@ def case_switch_move(e):
     check(ns_master(e, tap) == p2["bridge"], "mv's tap left p2 on a failed move")
     e.kill_keeld()
     e.start_keeld()  # p3's bridge made again
-    e.ns("nft", "delete", "chain", "bridge", "keel", p3["bridge"] + "_guard")
-    e.ns("nft", "add", "chain", "bridge", "keel", p3["bridge"] + "_guard")
+    refuse_guard_chain(e, p3["bridge"])
     doc = e.api_err("PATCH", "/v1/vms/mv", {"nets": [{"switch": "p3", "mac": mac}]}, want=500)
     msg = doc["error"]["message"]
     check("nftables refused" in msg and "stays on 'p2'" in msg, "refused move: %r" % msg)
@@ -6088,13 +6256,21 @@ def case_switch_docker(e):
                            capture_output=True, text=True)
         check(r.returncode != 0, "the switch reached a container on docker0 past Docker's "
               "chains:\n" + e.ns("nft", "list", "chain", "ip", "filter", "DOCKER-USER"))
-        # Flushed away (a Docker restart): back within keeld's watch.
-        e.ns("nft", "flush", "chain", "ip", "filter", "DOCKER-USER")
-        check(not ping(), "the outside reached with DOCKER-USER flushed")
+        # Flushed away (a Docker restart): nothing passes without them (seen with keeld
+        # stopped, as nftables' notification of the flush would have it put them back at
+        # once), and they are back once it goes on.
+        os.kill(e.keeld_proc.pid, signal.SIGSTOP)
+        try:
+            e.ns("nft", "flush", "chain", "ip", "filter", "DOCKER-USER")
+            check(not ping(), "the outside reached with DOCKER-USER flushed")
+        finally:
+            os.kill(e.keeld_proc.pid, signal.SIGCONT)
         deadline = time.time() + 15
         while time.time() < deadline and not ping():
             time.sleep(0.5)
         check(ping(), "keeld did not put its DOCKER-USER rules back")
+        check("nftables told keeld" in open(e.keeld_log).read(),
+              "keeld's reload of DOCKER-USER was not the notification's")
     finally:
         for n in (g, o, c):
             subprocess.run(["ip", "netns", "del", n], capture_output=True)

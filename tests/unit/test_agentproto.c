@@ -14,6 +14,7 @@
 #include "lib/agent_client.h"
 #include "lib/agentproto.h"
 #include "lib/clock.h"
+#include "lib/log.h"
 
 static struct ap_out out;
 static struct ap_msg msg;
@@ -261,7 +262,7 @@ static void test_text_safe(void **state)
 	     err[256];
 	int sv[2];
 
-	ap_text_safe(s);
+	log_text_safe(s, strlen(s), false);
 	assert_string_equal(s, "a?]0;x?b??c???2J\xc2\xa0\xc3\xa9");
 	assert_true(ap_utf8_valid((const uint8_t *)s, strlen(s)));
 

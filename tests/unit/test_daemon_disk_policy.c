@@ -122,7 +122,8 @@ static const char *in(const char *pool, const char *name)
 	static int i;
 
 	i = (i + 1) % 8;
-	snprintf(path[i], sizeof(path[i]), "%s/%s", pool, name);
+	assert_true((size_t)snprintf(path[i], sizeof(path[i]), "%s/%s", pool, name) <
+		    sizeof(path[i]));
 	return path[i];
 }
 

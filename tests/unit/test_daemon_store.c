@@ -696,6 +696,53 @@ static void test_store_migrate_6_to_7(void **state)
 	remove_store(path);
 }
 
+/* Schema 2 to 3 (store.c migrate_2_to_3): each disk's format pinned by its name (.vhdx and
+ * .avhdx, in any case: vhdx; anything else raw), never by its contents: a raw disk whose
+ * guest wrote a VHDX header into it before the upgrade stays raw. */
+static void test_store_migrate_2_to_3(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", img[] = "/tmp/keel-test-disk-XXXXXX.img";
+	char rows[1024], err[256];
+	struct store *st;
+	sqlite3 *db;
+	int fd = mkstemps(img, 4);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "vhdxfile", 8), 8); /* what the guest wrote at sector 0 */
+	close(fd);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(rows, sizeof(rows),
+		 "INSERT INTO disks(vm, idx, path, readonly, format) SELECT uuid, 0, '%s', 0, "
+		 "'raw' FROM vms WHERE name = 'v0';"
+		 "INSERT INTO disks(vm, idx, path, readonly, format) SELECT uuid, 1, "
+		 "'/gone/y.VHDX', 0, 'raw' FROM vms WHERE name = 'v0';"
+		 "INSERT INTO disks(vm, idx, path, readonly, format) SELECT uuid, 2, "
+		 "'/gone/z.avhdx', 0, 'raw' FROM vms WHERE name = 'v0';"
+		 /* schema 5, 4, 3 and 2, undone */
+		 "ALTER TABLE checkpoints DROP COLUMN type; ALTER TABLE nics DROP COLUMN switch;"
+		 "ALTER TABLE nics DROP COLUMN vlan; ALTER TABLE nics DROP COLUMN guards;"
+		 "ALTER TABLE disks DROP COLUMN cache; ALTER TABLE disks DROP COLUMN format;",
+		 img);
+	make_schema6(path, false, rows);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 2);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM disks WHERE idx = 0 AND "
+					    "format = 'raw'"),
+			 1);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM disks WHERE idx > 0 AND "
+					    "format = 'vhdx'"),
+			 2);
+	store_close(st);
+	remove_store(path);
+	unlink(img);
+}
+
 /* Fill checkpoint c of t: id from n, parent id or "", one disk. */
 static struct ckpt *put_ckpt(struct ckpt_tree *t, int n, const char *name, const char *parent,
 			     bool hidden)
@@ -1075,6 +1122,7 @@ int main(void)
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_devices),
 		cmocka_unit_test(test_store_firmware_row),
+		cmocka_unit_test(test_store_migrate_2_to_3),
 		cmocka_unit_test(test_store_migrate_6_to_7),
 		cmocka_unit_test(test_store_migrate_8_to_9),
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),

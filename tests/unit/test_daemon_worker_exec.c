@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Starting a worker (src/daemon/worker_exec.c), with /bin/sh standing in for keel-vmm: the
- * passed files arrive at 3, 4, ... with their --fd words and nothing else is open above them,
+ * passed files arrive at 3, 4, ... with their --fd words and nothing else is open above them
+ * (a descriptor of the caller's without O_CLOEXEC neither, also when close_range has no
+ * CLOSE_RANGE_CLOEXEC or is missing),
  * the worker is PID 1 of a PID namespace of its own, with clone3 and with the clone fallback;
  * a keel-vmm that cannot run is -ENOEXEC with no child left; and a start that fails before
  * the clone leaves the caller no descriptor (as root: CLONE_NEWPID).
@@ -59,11 +61,26 @@ static int text_file(const char *name, const char *text)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-static void start_and_check(bool no_clone3)
+/* keeld's descriptor opened without O_CLOEXEC, at 6 (one past the files): the worker must not
+ * see it, whatever close_range the kernel has. */
+static int stray_at_6(void)
+{
+	int fd = open("/dev/null", O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_true(fcntl(6, F_GETFD) < 0 || fd == 6);
+	if (fd != 6) {
+		assert_int_equal(dup2(fd, 6), 6);
+		close(fd);
+	}
+	return 6;
+}
+
+static void start_and_check(bool no_clone3, int close_range_errno)
 {
 	struct worker_files wf = {.n = 0};
 	char *argv[16] = {"sh", "-c", SCRIPT, "sh"}, path[PATH_MAX], err[256] = "", got[512] = "";
-	int argc = 4, out, status, n;
+	int argc = 4, out, status, n, stray;
 	const char *names[] = {"x", "y", "z"}, *texts[] = {"a\n", "b\n", "c\n"};
 	struct worker_exec we = {.vmm = "/bin/sh", .argv = argv, .in = -1, .cgfd = -1};
 	pid_t pid;
@@ -79,8 +96,11 @@ static void start_and_check(bool no_clone3)
 	assert_int_equal(worker_fd_above(&out), 0);
 	we.out = out;
 	we.no_clone3 = no_clone3;
+	we.close_range_errno = close_range_errno;
 	we.wf = &wf;
+	stray = stray_at_6();
 	pid = worker_exec_start(&we, err, sizeof(err));
+	close(stray);
 	assert_true(pid > 0);
 	assert_int_equal(we.fell_back, no_clone3);
 	if (no_clone3)
@@ -101,13 +121,28 @@ static void start_and_check(bool no_clone3)
 static void test_files_placed(void **state)
 {
 	(void)state;
-	start_and_check(false);
+	start_and_check(false, 0);
 }
 
 static void test_clone_fallback(void **state)
 {
 	(void)state;
-	start_and_check(true);
+	start_and_check(true, 0);
+}
+
+/* A kernel of 5.9 or 5.10: close_range has no CLOSE_RANGE_CLOEXEC (EINVAL). */
+static void test_no_close_range_cloexec(void **state)
+{
+	(void)state;
+	start_and_check(false, EINVAL);
+}
+
+/* A kernel before 5.9: no close_range at all (ENOSYS), with either clone. */
+static void test_no_close_range(void **state)
+{
+	(void)state;
+	start_and_check(false, ENOSYS);
+	start_and_check(true, ENOSYS);
 }
 
 /* A keel-vmm that cannot run: -ENOEXEC saying why, the child reaped, no descriptor left. */
@@ -161,6 +196,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_files_placed, tmp_top_setup, tmp_top_teardown),
 		cmocka_unit_test_setup_teardown(test_clone_fallback, tmp_top_setup,
+						tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_no_close_range_cloexec, tmp_top_setup,
+						tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_no_close_range, tmp_top_setup,
 						tmp_top_teardown),
 		cmocka_unit_test(test_exec_fails),
 		cmocka_unit_test(test_no_leak_when_no_high_fd),

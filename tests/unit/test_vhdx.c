@@ -1046,6 +1046,120 @@ static void test_chain_fds(void **state)
 	}
 }
 
+/* Every occurrence in file name of from's UTF-16LE encoding replaced by to's (ASCII, the same
+ * length): how a locator is made to name another file, or another linkage GUID. */
+static void replace_utf16(const char *name, const char *from, const char *to)
+{
+	size_t n = strlen(from), hits = 0;
+	uint8_t f[128], t[128], *buf;
+	struct stat st;
+	int fd = open(tmp(name), O_RDWR | O_CLOEXEC);
+
+	assert_true(fd >= 0 && n == strlen(to) && 2 * n <= sizeof(f));
+	for (size_t i = 0; i < n; i++) {
+		f[2 * i] = (uint8_t)from[i], f[2 * i + 1] = 0;
+		t[2 * i] = (uint8_t)to[i], t[2 * i + 1] = 0;
+	}
+	assert_int_equal(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size);
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	for (size_t i = 0; i + 2 * n <= (size_t)st.st_size; i++) {
+		if (!memcmp(buf + i, f, 2 * n)) {
+			memcpy(buf + i, t, 2 * n);
+			hits++;
+		}
+	}
+	assert_true(hits > 0);
+	assert_int_equal(pwrite(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	free(buf);
+	close(fd);
+}
+
+/* A chain of three files made in one go, names[0] the base, names[2] the top, and each one's
+ * DataWriteGuid as text, as a child's locator names it (parent_linkage). */
+static void chain3(const char *const names[3], char dw[3][UUID_STR_LEN])
+{
+	struct disk_info info;
+
+	make(names[0], 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	make(names[1], 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp(names[0]));
+	make(names[2], 0, 1 << 20, DISK_TYPE_DIFFERENCING, tmp(names[1]));
+	for (int i = 0; i < 3; i++) {
+		read_guids(tmp(names[i]), &info);
+		uuid_format(&info.data_write_guid, true, dw[i]);
+	}
+}
+
+/* The parent walk's bound (vhdx_chain_open): a chain whose parents loop (A's parent B, B's
+ * parent A, each linkage matching), by path and passed as descriptors, and a chain one deeper
+ * than the bound, every level linked, end in -ELOOP saying so, never a hang or a crash; one
+ * at the bound opens. */
+static void test_chain_bound(void **state)
+{
+	static const char *const loop[] = {"loopx.vhdx", "loopb.vhdx", "loopa.vhdx"};
+	static const char *const deep[] = {"deep0.vhdx", "deep1.vhdx", "deepe.vhdx"};
+	char prev[128], dw[3][UUID_STR_LEN];
+	struct disk_err why;
+	struct disk *d = NULL;
+	int fds[300], r;
+
+	alarm(120);
+	/* loopa -> loopb -> loopx, then loopb's locator made to name loopa, with its linkage. */
+	chain3(loop, dw);
+	replace_utf16("loopb.vhdx", "loopx.vhdx", "loopa.vhdx");
+	replace_utf16("loopb.vhdx", dw[0], dw[2]);
+	assert_int_equal(disk_open(tmp("loopa.vhdx"), DISK_OPEN_RDONLY, &d, &why), -ELOOP);
+	expect_reason(&why, tmp("loopa.vhdx"), "differencing chain deeper than 256 (a loop?)");
+	assert_null(d);
+	assert_int_equal(disk_open(tmp("loopb.vhdx"), DISK_OPEN_RDONLY, &d, &why), -ELOOP);
+	/* The loop passed as descriptors, B, A, B, A ...: the same bound. */
+	for (int i = 0; i < 300; i++)
+		fds[i] = ro(i % 2 ? "loopa.vhdx" : "loopb.vhdx");
+	assert_int_equal(disk_open_chain_fd(ro("loopa.vhdx"), tmp("loopa.vhdx"), DISK_FORMAT_VHDX,
+					    DISK_OPEN_RDONLY, fds, 300, &d, &why),
+			 -ELOOP);
+	assert_non_null(strstr(why.msg, "deeper than 256"));
+
+	/* A chain linked at every level, one longer than the bound: deep0 <- deep1 <- deepe,
+	 * and above them deepself, a copy of deepe (the same DataWriteGuid) whose linkage names
+	 * that GUID, so that it is its own valid parent, and deepe's. Passed as descriptors
+	 * (how keeld hands a worker a chain): deepself, then deepself k times, deepe, deep1,
+	 * deep0 has k + 3 parents; 255 (the most) open, 256 end in -ELOOP. Files made once: a
+	 * chain of 257 distinct files would write a GiB for the same walk. */
+	chain3(deep, dw);
+	snprintf(prev, sizeof(prev), "%s", tmp("deepe.vhdx"));
+	crash_copy(prev, tmp("deepself.vhdx"));
+	replace_utf16("deepself.vhdx", dw[1], dw[2]);
+	for (unsigned n = 255; n <= 256; n++) {
+		unsigned k = n - 3, i;
+
+		for (i = 0; i < k; i++)
+			fds[i] = ro("deepself.vhdx");
+		fds[i++] = ro("deepe.vhdx");
+		fds[i++] = ro("deep1.vhdx");
+		fds[i++] = ro("deep0.vhdx");
+		d = NULL;
+		r = disk_open_chain_fd(ro("deepself.vhdx"), tmp("deepself.vhdx"), DISK_FORMAT_VHDX,
+				       DISK_OPEN_RDONLY, fds, n, &d, &why);
+		if (n == 255) {
+			char(*paths)[DISK_PATH_MAX] = calloc(n + 1, DISK_PATH_MAX);
+
+			assert_int_equal(r, 0);
+			assert_non_null(paths);
+			assert_int_equal(disk_parents(d, paths, n + 1), (int)n);
+			free(paths);
+			disk_close(d);
+		} else {
+			assert_int_equal(r, -ELOOP);
+			expect_reason(&why, tmp("deepself.vhdx"),
+				      "differencing chain deeper than 256 (a loop?)");
+			assert_null(d);
+		}
+	}
+	alarm(0);
+}
+
 static int setup(void **state)
 {
 	snprintf(dir, sizeof(dir), "/tmp/keel-test-vhdx.XXXXXX");
@@ -1073,7 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_ahead_limit), cmocka_unit_test(test_staged_bitmap),
 		cmocka_unit_test(test_zero_parent),	  cmocka_unit_test(test_staged_limit),
 		cmocka_unit_test(test_flush_race),	  cmocka_unit_test(test_log_sequence),
-		cmocka_unit_test(test_fifo_parent),
+		cmocka_unit_test(test_fifo_parent),	  cmocka_unit_test(test_chain_bound),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
