@@ -33,7 +33,8 @@ void vhost_net_close(struct vhost_net *h);
 bool vhost_net_running(const struct vhost_net *h);
 /* The driver is running (DRIVER_OK, both queues enabled, VM not paused): hand the rings to
  * the kernel. Also after a resume or a restore. 0 (also when there is nothing to start), or
- * -errno with the reason logged; the caller then serves the rings itself. */
+ * -errno with the reason logged; the caller then serves the rings itself (virtio-net: every
+ * pair's, vhost_net_give_up on the others: an adapter is on one path). */
 int vhost_net_start(struct vhost_net *h) __attribute__((warn_unused_result));
 /* Take the rings back: the backend detached, each ring's next avail entry read back from
  * the kernel into the device's queues (vq), as their used index too (every chain the kernel
