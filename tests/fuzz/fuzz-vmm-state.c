@@ -41,9 +41,11 @@ static struct vm *fuzz_vm(void)
 					       .debug_exit = true},
 				       .host.console = {CHARDEV_OFF, NULL}};
 	static int ready;
-	static const struct vm_nic nic = {
-		.tap = "kmq0", .queues = 2, .vhost = VM_VHOST_OFF, .mac = "52:54:00:12:34:56",
-		.pci_slot = 2};
+	static const struct vm_nic nic = {.tap = "kmq0",
+					  .queues = 2,
+					  .vhost = VM_VHOST_OFF,
+					  .mac = "52:54:00:12:34:56",
+					  .pci_slot = 2};
 	struct chardev_spec off = {CHARDEV_OFF, NULL};
 	char err[256];
 	int sv[2];
