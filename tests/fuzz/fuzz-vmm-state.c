@@ -8,7 +8,8 @@
  * file size and the trailer's CRC are fixed up first, so that mutations reach the sections
  * instead of stopping at the checksum. The seeds valid-2cpu-mq* are a save of this VM made
  * by keel-vmm (--cpus 2 --memory 64M --debug-exit --net
- * tap=kmq0,mac=52:54:00:12:34:56,slot=2,queues=2,vhost=off on two socket pairs).
+ * tap=kmq0,mac=52:54:00:12:34:56,slot=2,queues=2,vhost=off on two socket pairs), written by
+ * tests/fuzz/state-seeds.py: run it again when this VM or its sections change.
  */
 #include <stddef.h>
 #include <stdint.h>
