@@ -53,10 +53,16 @@ only_cases=$(arg cases "" | tr , ' ')
 only_vmms=$(arg vmms "" | tr , ' ')
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
+# vmm_pid NAME: the VMM process of VM NAME: keel-vmm itself for a worker lab-jail started
+# (VM_DIR/NAME/vmm.pid; VM_DIR/NAME/pid is the launcher's, which uses no CPU of its own).
+vmm_pid() {
+	cat "$VM_DIR/$1/vmm.pid" 2>/dev/null || cat "$VM_DIR/$1/pid"
+}
+
 # thread_ms NAME: each thread's user+system CPU time so far, ms, summed by thread name
 # ("comm ms" lines; io_uring's workers as iou-wrk, the VMM's vCPU and I/O threads by theirs).
 thread_ms() {
-	for t in /proc/"$(cat "$VM_DIR/$1/pid")"/task/*; do
+	for t in /proc/"$(vmm_pid "$1")"/task/*; do
 		c=$(cat "$t/comm" 2>/dev/null | sed 's/-[0-9]*$//; s/ /_/g')
 		s=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
 		echo "$c $s"
@@ -74,7 +80,7 @@ threads_diff() {
 }
 
 cpu_ms() { # cpu_ms NAME: the VMM's user+system CPU time so far, ms
-	awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$(cat "$VM_DIR/$1/pid")/stat"
+	awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$(vmm_pid "$1")/stat"
 }
 
 guest_secs() { # run COMMAND in guest NAME, print its elapsed seconds (x100) into VM_T
@@ -165,7 +171,7 @@ EOF_CASE
 	awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); start = a[1] }
 		/^Size:/ { big = $2 >= 229376 }
 		/^AnonHugePages:/ && big { printf "bench: ram '"$1 $2"' start=0x%s thp_kib=%d\n", start, $2 }' \
-		"/proc/$(cat "$VM_DIR/$n/pid")/smaps"
+		"/proc/$(vmm_pid "$n")/smaps"
 	if [ "$1" = keel ]; then # its request counts, logged as the disk closes
 		kill -TERM "$(cat "$VM_DIR/$n/pid")" 2>/dev/null
 		for _i in $(seq 100); do [ -e "$VM_DIR/$n/status" ] && break; sleep 0.2; done
@@ -293,7 +299,7 @@ net_bench() {
 	[ "$VM_OUT" = ok ] || fail "$1: iperf3 -s: $VM_OUT"
 	sleep 1
 	RUN=vm_run net_streams "$label" "$1" "$label${1}1" "$label${1}2" \
-		"$(cat "$VM_DIR/$label${1}1/pid")" "$(cat "$VM_DIR/$label${1}2/pid")"
+		"$(vmm_pid "$label${1}1")" "$(vmm_pid "$label${1}2")"
 	vm_kill "$label${1}1"
 	vm_kill "$label${1}2"
 	brctl delbr bbr0 2>/dev/null

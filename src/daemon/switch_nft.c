@@ -102,8 +102,10 @@ static void nd_options(struct script *s, const char *b, const struct vm_nic *p, 
 {
 	const char *t = "bridge " SWITCH_NFT_TABLE;
 
+	/* 58, not its name: nft resolves names through /etc/protocols, which a host may not have
+	 * (the lab host has none, and every switch's rules were refused). */
 	put(s,
-	    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type %s ip6 nexthdr != ipv6-icmp "
+	    "add rule %s %s_guard iifname \"%s\" %s icmpv6 type %s ip6 nexthdr != 58 "
 	    "counter drop\n",
 	    t, b, p->tap, l3, types);
 	put(s,
