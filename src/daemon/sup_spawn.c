@@ -580,8 +580,10 @@ out:
 	/* A start that failed after the sockets were made (worker_sockets, or later: no
 	 * worker serves them): none stays behind. Every path here comes after the removal
 	 * above, so what is at those paths is this start's. */
-	if (ret)
+	if (ret) {
 		sup_remove_sockets(sup, vm);
+		sup_jail_release(vm); /* no worker takes the uid */
+	}
 	if (cgfd >= 0) {
 		close(cgfd);
 		if (ret)
