@@ -6184,6 +6184,72 @@ def make_iso(path, blocks=40):
             f.write(b"\x01CD001" + bytes(2042) if i == 16 else bytes(2048))
 
 
+def case_file_modes(e):
+    """Issue 10: the "other" permission bits of a file are what another VM's worker uid has on
+    it, so keeld refuses, at create, at change and at every start, any file a worker would
+    receive that every user may write, and a file the VM writes that every user may read;
+    the error names the file, its mode and the chmod that fixes it, and nothing changes. A
+    file the VM only reads may be readable by all: a 0644 ISO image several VMs share, a
+    read-only disk, the kernel."""
+    e.start_keeld()
+    disk, iso, kern = (os.path.join(e.dir, n) for n in ("m.img", "m.iso", "m.kernel"))
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    make_iso(iso)
+    shutil.copy(e.a.guest, kern)
+
+    def refused(body, words):
+        doc = e.api_err("POST", "/v1/vms", body, want=400)
+        for w in words:
+            check(w in doc["error"]["message"], "refusal %r lacks %r" % (doc, w))
+
+    base = {"name": "m1", "memory": 16 << 20}
+    os.chmod(disk, 0o644)
+    refused(dict(base, kernel=e.a.guest, disks=[{"path": disk}]),
+            ["disk " + disk, "readable by every user (mode 0644)", "chmod o-r " + disk,
+             "read-only"])
+    os.chmod(disk, 0o666)
+    refused(dict(base, kernel=e.a.guest, disks=[{"path": disk, "readonly": True}]),
+            ["disk " + disk, "writable by every user (mode 0666)", "chmod o-w " + disk])
+    os.chmod(kern, 0o646)
+    refused(dict(base, kernel=kern), ["kernel " + kern, "writable by every user (mode 0646)"])
+    os.chmod(iso, 0o666)
+    refused(dict(base, kernel=e.a.guest, scsi={"luns": [{"type": "dvd", "path": iso}]}),
+            ["DVD image " + iso, "mode 0666", "chmod o-w"])
+    check("m1" not in [v["name"] for v in e.api_ok("GET", "/v1/vms")], "a refused VM exists")
+    # Read by all and only read: accepted (one ISO image for many VMs, a read-only disk).
+    os.chmod(iso, 0o644)
+    os.chmod(kern, 0o755)
+    os.chmod(disk, 0o644)
+    e.create("m1", kernel=kern, disks=[{"path": disk, "readonly": True}],
+             scsi={"luns": [{"type": "dvd", "path": iso}]})
+    e.create("m2", scsi={"luns": [{"type": "dvd", "path": iso}]})
+    # A writable disk made private is taken; made readable by all afterwards, the start is
+    # refused with the same words and the VM stays off; private again, it starts.
+    os.chmod(disk, 0o640)
+    e.keel("vm", "create", "m3", "--kernel", e.a.guest, "--memory", "16M", "--disk", disk)
+    os.chmod(disk, 0o644)
+    _, err = e.keel("vm", "start", "m3", want=None)
+    check("readable by every user (mode 0644)" in err and "chmod o-r " + disk in err,
+          "start of a VM whose disk every user may read: %r" % err)
+    check(e.vm("m3")["state"] == "Off", "after the refused start: %r" % e.vm("m3"))
+    os.chmod(disk, 0o600)
+    e.start("m3")
+    e.console_until("m3", "ready for input")
+    e.keel("vm", "turn-off", "m3")
+    # The shared ISO (0644) in two running VMs; a medium writable by all is refused while it
+    # runs, and the drive keeps its medium.
+    e.start("m2")
+    iso2 = os.path.join(e.dir, "m2.iso")
+    make_iso(iso2)
+    os.chmod(iso2, 0o602)
+    _, err = e.keel("vm", "set", "m2", "--dvd", iso2, want=None)
+    check("writable by every user (mode 0602)" in err and "chmod o-w " + iso2 in err,
+          "set --dvd with a medium every user may write: %r" % err)
+    check(e.vm("m2")["scsi"]["luns"][0]["path"] == iso, "the drive after: %r" % e.vm("m2"))
+    e.keel("vm", "turn-off", "m2")
+
+
 def case_scsi(e):
     """Issue 11 through keeld and keel: `keel vm create --dvd` gives the VM a virtio-scsi DVD
     drive (and an empty one), kept in the store across a keeld restart; `keel vm show` names
@@ -6666,6 +6732,9 @@ def main():
     if not shutil.which("curl") or not shutil.which("sqlite3"):
         print("SKIP: curl and sqlite3 are needed (scripts/setup.sh installs them)")
         return 77
+    # The files the cases make are an administrator's with keeld's own umask: not readable
+    # by every user, as keeld wants a disk a VM writes (docs/security.md).
+    os.umask(0o027)
     e = Env(a)
     try:
         if CASES[a.case](e) == 77:
