@@ -19,12 +19,12 @@
 #include "daemon/uid_claim.h"
 #include "lib/log.h"
 
-/* Whether another VM's worker of this keeld has uid (taken for uid_claim). */
 struct uid_ask {
 	const struct sup *sup;
-	const struct sup_vm *vm;
+	const struct sup_vm *vm; /* the VM the uid is for */
 };
 
+/* Whether another VM's worker of this keeld has uid (uid_claim's taken). */
 static bool uid_taken(uid_t uid, void *arg)
 {
 	const struct uid_ask *a = arg;
@@ -58,10 +58,17 @@ int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 			  vm->name, n, (unsigned)sup->cfg.worker_uid_first);
 		return r;
 	}
+	if (r && !strcmp(step, "scan /proc")) {
+		error_set(err, errlen,
+			  "cannot start VM '%s': cannot read /proc to check which worker uids "
+			  "processes run as: %s",
+			  vm->name, strerror(-r));
+		return r;
+	}
 	if (r) {
 		error_set(err, errlen,
-			  "cannot start VM '%s': cannot claim a worker uid (%s %s): %s", vm->name,
-			  step, sup->cfg.worker_uid_lock, strerror(-r));
+			  "cannot start VM '%s': cannot claim a worker uid in %s (%s): %s",
+			  vm->name, sup->cfg.worker_uid_lock, step, strerror(-r));
 		return r;
 	}
 	vm->jail_uid = uid;

@@ -92,7 +92,7 @@ static uid_t pick_uid(void)
 	if (r == -EAGAIN)
 		die("all %u worker uids from %u are in use", UID_COUNT, UID_FIRST);
 	if (r)
-		die("cannot claim a worker uid (%s %s): %s", step, UID_CLAIM_LOCK, strerror(-r));
+		die("cannot claim a worker uid in %s (%s): %s", UID_CLAIM_LOCK, step, strerror(-r));
 	return uid;
 }
 
