@@ -432,8 +432,9 @@ vm_state() {
 image_copy() {
 	for _b in /sys/block/vd*; do
 		[ "$(cat "$_b/serial" 2>/dev/null)" = "$1" ] || continue
-		(umask 077 && dd if="/dev/${_b##*/}" of="$2" bs=1M 2>/dev/null) &&
-			chmod 600 "$2" || fail "copying image $1 from /dev/${_b##*/} failed"
+		(umask 077 && dd if="/dev/${_b##*/}" of="$2" bs=1M 2>/dev/null) ||
+			fail "copying image $1 from /dev/${_b##*/} failed"
+		chmod 600 "$2" || fail "cannot make $2 private"
 		echo "lab: image $1: $(($(stat -c %s "$2") / 1048576)) MiB copied from /dev/${_b##*/}"
 		return 0
 	done
