@@ -57,6 +57,8 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo && [ "${DEMO_FORCE_LAB:-0}" = 0 ]; then
 	keel pool create demo --path "$work/pool" >/dev/null
 	echo "demo: keeld is running (state in $work); copying the Debian 12 image into its pool"
 	cp "$image" "$work/pool/debian12.vhdx"
+	# The VM writes it: private (keeld refuses a disk every user may read, docs/security.md).
+	chmod 600 "$work/pool/debian12.vhdx"
 	set +e
 	DEMO_CPUS=$cpus DEMO_MEMORY=$memory sh "$top/scripts/demo-vm.sh" "$work/pool/debian12.vhdx"
 	exit $?

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/file_mode.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/iso.h"
@@ -519,6 +520,16 @@ int pools_open(struct store *st, const char *what, const char *path, int flags, 
 		r = -EINVAL;
 	} else {
 		r = open_beneath(in, what, path, rel, flags, err, errlen);
+	}
+	/* Another VM's worker must not reach it through its "other" bits (file_mode.h). */
+	if (r >= 0 && !(flags & (O_PATH | O_DIRECTORY))) {
+		int m = file_mode_check_fd(r, (flags & O_ACCMODE) != O_RDONLY, what, path, err,
+					   errlen);
+
+		if (m) {
+			close(r);
+			r = m;
+		}
 	}
 	free_list(list, n);
 	return r;

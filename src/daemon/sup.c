@@ -27,6 +27,7 @@
 #include "daemon/pools.h"
 #include "daemon/events.h"
 #include "daemon/sup_internal.h"
+#include "daemon/uid_claim.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -127,6 +128,7 @@ struct sup_vm *sup_get_vm(struct sup *sup, const char *uuid, const char *name)
 		return NULL;
 	sup->vms[sup->nvms++] = vm;
 	vm->pidfd = -1;
+	vm->jail_uid_lock = -1;
 	snprintf(vm->uuid, sizeof(vm->uuid), "%s", uuid);
 	snprintf(vm->name, sizeof(vm->name), "%s", name ? name : uuid);
 	load_phase(vm, "Off");
@@ -153,6 +155,8 @@ int sup_create(const struct sup_config *cfg, struct sup **out)
 	if (!sup)
 		return -ENOMEM;
 	sup->cfg = *cfg;
+	if (!sup->cfg.worker_uid_lock)
+		sup->cfg.worker_uid_lock = UID_CLAIM_LOCK;
 	if (asprintf(&sup->vms_dir, "%s/vms", cfg->state_dir) < 0) {
 		free(sup);
 		return -ENOMEM;
@@ -299,6 +303,7 @@ void sup_destroy(struct sup *sup)
 	for (size_t i = 0; i < sup->nvms; i++) {
 		if (sup->vms[i]->pidfd >= 0)
 			close(sup->vms[i]->pidfd);
+		sup_jail_release(sup->vms[i]);
 		free(sup->vms[i]);
 	}
 	if (sup->wake_fd >= 0)
@@ -316,6 +321,7 @@ void sup_drop_worker(struct sup_vm *vm)
 	vm->pid = 0;
 	vm->starttime = 0;
 	vm->jail_uid = 0;
+	sup_jail_release(vm);
 	vm->is_child = false;
 	vm->off_after_timeout = false;
 	vm->start_killed = false;
@@ -506,6 +512,7 @@ void sup_reattach_all(struct sup *sup)
 		load_phase(vm, rt.state);
 		/* Its uid stays its own while it runs: no new worker may be given it. */
 		vm->jail_uid = vm->pidfd >= 0 ? sup_jail_uid_of(rt.pid, vm->pidfd) : 0;
+		sup_jail_hold(sup, vm);
 		if (vm->pidfd < 0) {
 			sup_worker_ended(sup, vm, false, 0, true);
 			continue;

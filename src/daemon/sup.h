@@ -39,6 +39,8 @@ struct sup_config {
 	 * VM (--worker-uids, docs/keeld.md). */
 	uid_t worker_uid_first;
 	unsigned worker_uids;
+	/* The host's lock file for claiming them (uid_claim.h): UID_CLAIM_LOCK when NULL. */
+	const char *worker_uid_lock;
 };
 
 /* What keeld counts per running worker beyond its guest RAM of mem bytes (docs/keeld.md):

@@ -23,6 +23,7 @@
 
 #include "daemon/pools.h"
 #include "daemon/sup_internal.h"
+#include "daemon/file_mode.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/uefi_store.h"
@@ -63,6 +64,11 @@ int sup_firmware_open(struct sup *sup, const struct vm_def *def, char *err, size
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		error_set(err, errlen, "firmware file %s: not a regular file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	/* The system's image too: not one every user (another VM's worker) may change. */
+	if (file_mode_check(st.st_mode, false, "firmware file", path, err, errlen)) {
 		close(fd);
 		return -EINVAL;
 	}
@@ -198,8 +204,10 @@ int sup_nvram_open(struct sup *sup, const struct sup_vm *vm, const struct vm_def
 	 * that is root's (sup_nvram_take_back sweeps only a directory it finds given). */
 	if (vm->jail_uid) {
 		fd = openat(dirfd, NVRAM_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0 || fchown(dirfd, vm->jail_uid, vm->jail_uid) ||
-		    fchown(fd, vm->jail_uid, vm->jail_uid)) {
+		/* Its alone, whatever was done to it meanwhile: the VM writes the store, so no
+		 * other user (another VM's worker) may read or write it (file_mode.h). */
+		if (fd < 0 || fchown(dirfd, vm->jail_uid, vm->jail_uid) || fchmod(dirfd, 0700) ||
+		    fchown(fd, vm->jail_uid, vm->jail_uid) || fchmod(fd, 0600)) {
 			r = -errno;
 			error_set(err, errlen, "cannot give %s to the worker: %s", dir,
 				  strerror(-r));

@@ -50,6 +50,7 @@ struct sup_vm {
 	long long deadline_ms; /* for Starting and Stopping; 0 when none */
 	uint64_t memory;       /* guest RAM of the running worker, for admission control */
 	uid_t jail_uid;	       /* the running worker's own uid and gid (sup_jail.c), or 0 */
+	int jail_uid_lock;     /* what holds jail_uid claimed (uid_claim.h), or -1 */
 	/* An operation in progress (sup_op_begin): the VM is its owner's until it ends; the
 	 * main loop leaves the VM alone meanwhile. */
 	const char *op;
@@ -132,6 +133,10 @@ void sup_remove_sockets(struct sup *sup, const struct sup_vm *vm);
  * process on the host runs as (uid_scan.h). */
 int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* Let vm's claimed uid go (its worker ended, or its start failed). */
+void sup_jail_release(struct sup_vm *vm);
+/* Claim the uid a re-attached worker runs as (vm->jail_uid, when not 0) for this keeld. */
+void sup_jail_hold(struct sup *sup, struct sup_vm *vm);
 /* The uid a running worker runs as (a re-attached worker): the kernel's word, or while it
  * has not taken it yet, its command line's; 0 when its pidfd (opened before) shows it ended
  * after all, since then pid may name another process (its end is handled as any other). */

@@ -16,49 +16,83 @@
 #include <unistd.h>
 
 #include "lib/error.h"
-#include "daemon/uid_scan.h"
+#include "daemon/uid_claim.h"
 #include "lib/log.h"
+
+struct uid_ask {
+	const struct sup *sup;
+	const struct sup_vm *vm; /* the VM the uid is for */
+};
+
+/* Whether another VM's worker of this keeld has uid (uid_claim's taken). */
+static bool uid_taken(uid_t uid, void *arg)
+{
+	const struct uid_ask *a = arg;
+
+	for (size_t j = 0; j < a->sup->nvms; j++)
+		if (a->sup->vms[j] != a->vm && sup_has_worker(a->sup->vms[j]) &&
+		    a->sup->vms[j]->jail_uid == uid)
+			return true;
+	return false;
+}
 
 int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 {
 	unsigned n = sup->cfg.worker_uids;
-	unsigned char *used = calloc((n + 7) / 8, 1);
+	const char *step = "";
+	uid_t uid = 0;
 	int r;
+	struct uid_ask ask = {sup, vm};
 
-	if (!used) {
-		error_set(err, errlen, "cannot start VM '%s': out of memory", vm->name);
-		return -ENOMEM;
+	sup_jail_release(vm);
+	/* Any process's uid or gid, not only this keeld's workers' (the kernel's word), nor one
+	 * another process claimed and whose worker has not taken it yet (the lab's launcher, a
+	 * second keeld): uid_claim.h. */
+	r = uid_claim(sup->cfg.worker_uid_lock, "/proc", sup->cfg.worker_uid_first, n, uid_taken,
+		      &ask, &uid, &vm->jail_uid_lock, &step);
+	if (r == -EAGAIN) {
+		error_set(err, errlen,
+			  "cannot start VM '%s': all %u worker uids from %u (--worker-uids) are "
+			  "taken by running VMs or by other processes running as them; give keeld "
+			  "a larger range",
+			  vm->name, n, (unsigned)sup->cfg.worker_uid_first);
+		return r;
 	}
-	/* Any process's uid or gid, not only this keeld's workers': the kernel's word. A worker
-	 * still starting (it has not taken its uid yet) is counted below. */
-	r = uid_scan("/proc", sup->cfg.worker_uid_first, n, used);
-	if (r < 0) {
+	if (r && !strcmp(step, "scan /proc")) {
 		error_set(err, errlen,
 			  "cannot start VM '%s': cannot read /proc to check which worker uids "
 			  "processes run as: %s",
 			  vm->name, strerror(-r));
-		free(used);
 		return r;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		uid_t uid = sup->cfg.worker_uid_first + i;
-		bool taken = used[i / 8] & (1u << (i % 8));
-
-		for (size_t j = 0; j < sup->nvms && !taken; j++)
-			taken = sup->vms[j] != vm && sup_has_worker(sup->vms[j]) &&
-				sup->vms[j]->jail_uid == uid;
-		if (!taken) {
-			vm->jail_uid = uid;
-			free(used);
-			return 0;
-		}
+	if (r) {
+		error_set(err, errlen,
+			  "cannot start VM '%s': cannot claim a worker uid in %s (%s): %s",
+			  vm->name, sup->cfg.worker_uid_lock, step, strerror(-r));
+		return r;
 	}
-	free(used);
-	error_set(err, errlen,
-		  "cannot start VM '%s': all %u worker uids from %u (--worker-uids) are taken by "
-		  "running VMs or by other processes running as them; give keeld a larger range",
-		  vm->name, n, (unsigned)sup->cfg.worker_uid_first);
-	return -EAGAIN;
+	vm->jail_uid = uid;
+	return 0;
+}
+
+void sup_jail_release(struct sup_vm *vm)
+{
+	if (vm->jail_uid_lock >= 0)
+		close(vm->jail_uid_lock);
+	vm->jail_uid_lock = -1;
+}
+
+void sup_jail_hold(struct sup *sup, struct sup_vm *vm)
+{
+	int r;
+
+	sup_jail_release(vm);
+	if (!vm->jail_uid)
+		return;
+	r = uid_claim_hold(sup->cfg.worker_uid_lock, vm->jail_uid, &vm->jail_uid_lock);
+	if (r)
+		log_warn("VM %s: cannot hold its worker's uid %u in %s: %s", vm->name,
+			 (unsigned)vm->jail_uid, sup->cfg.worker_uid_lock, strerror(-r));
 }
 
 /* The real uid of pid, from /proc/PID/status (the kernel's word), or 0. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "daemon/disk_policy.h"
+#include "daemon/file_mode.h"
 #include "daemon/switch.h"
 #include "daemon/pools.h"
 #include "daemon/worker_exec.h"
@@ -272,6 +273,11 @@ static int worker_own_files(const struct sup *sup, const struct sup_vm *vm,
 		int fd = open(VMDEF_OVMF_VARS_FILE, O_RDONLY | O_CLOEXEC);
 
 		if (fd >= 0)
+			r = file_mode_check_fd(fd, false, "UEFI variable store template",
+					       VMDEF_OVMF_VARS_FILE, err, errlen);
+		if (fd >= 0 && r)
+			close(fd);
+		else if (fd >= 0)
 			r = worker_fd(wf, "vars", VMDEF_OVMF_VARS_FILE, fd, err, errlen);
 	}
 	return r;
@@ -580,8 +586,10 @@ out:
 	/* A start that failed after the sockets were made (worker_sockets, or later: no
 	 * worker serves them): none stays behind. Every path here comes after the removal
 	 * above, so what is at those paths is this start's. */
-	if (ret)
+	if (ret) {
 		sup_remove_sockets(sup, vm);
+		sup_jail_release(vm); /* no worker takes the uid */
+	}
 	if (cgfd >= 0) {
 		close(cgfd);
 		if (ret)

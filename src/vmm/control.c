@@ -27,11 +27,13 @@
 
 #define CONTROL_MAX_CLIENTS 8
 #define CONTROL_MAX_LINE    4096
+#define CONTROL_PASSED_MAX  2 /* restore's state and memory files; dvd's, nic-add's one */
 
 struct control_client {
 	struct control *ctl;
 	int fd;
-	int passed_fd; /* a descriptor that came with the request (SCM_RIGHTS), or -1 */
+	/* The descriptors that came with the request (SCM_RIGHTS), in order; -1 past them. */
+	int passed[CONTROL_PASSED_MAX];
 	size_t len;
 	char buf[CONTROL_MAX_LINE];
 };
@@ -209,12 +211,12 @@ int control_parse(const char *line, size_t len, enum control_cmd *cmd, const cha
 	return r;
 }
 
-/* "save" takes {"arguments":{"dir":PATH}}, "restore" also an optional "paused":BOOL; the
- * rest of the request o was checked by parse_line. */
+/* "save" takes {"arguments":{"dir":PATH}}, "restore" also an optional "paused":BOOL and
+ * "fd":BOOL; the rest of the request o was checked by parse_line. */
 static int control_dir_args(json_object *o, struct control_request *req, char *why, size_t whylen)
 {
 	const char *name = control_names[req->cmd];
-	json_object *args, *dir, *paused;
+	json_object *args, *dir, *paused, *fd;
 	const char *s;
 	int r = -EINVAL;
 
@@ -242,6 +244,15 @@ static int control_dir_args(json_object *o, struct control_request *req, char *w
 			goto out;
 		}
 		req->paused = json_object_get_boolean(paused);
+	}
+	if (json_object_object_get_ex(args, "fd", &fd)) {
+		if (req->cmd != CONTROL_RESTORE || !json_object_is_type(fd, json_type_boolean)) {
+			snprintf(why, whylen, "%s: \"fd\" %s", name,
+				 req->cmd == CONTROL_RESTORE ? "must be true or false"
+							     : "is an argument of restore");
+			goto out;
+		}
+		req->passed = json_object_get_boolean(fd);
 	}
 	r = 0;
 out:
@@ -539,15 +550,32 @@ static char *control_save(struct vm *vm, const char *host_dir)
 	return control_reply(NULL);
 }
 
-/* Replace the machine with the state saved in dir (docs/keel-vmm.md). */
-static char *control_restore(struct vm *vm, const char *host_dir, bool paused)
+/* Replace the machine with the state saved in dir, or in the two files passed with the
+ * request (state, then memory; dir names them): docs/keel-vmm.md. */
+static char *control_restore(struct vm *vm, const struct control_request *req, int *passed)
 {
 	char err[400], dir[CONTROL_MAX_PATH];
+	int r;
 
-	if (jail_path(host_dir, dir, sizeof(dir)))
-		return control_error("GenericError", "restore: %s is outside the worker's jail",
-				     host_dir);
-	if (vm_restore(vm, dir, paused, err, sizeof(err)))
+	if (req->passed && (passed[0] < 0 || passed[1] < 0))
+		return control_error("GenericError",
+				     "restore: \"fd\":true needs two descriptors with the request, "
+				     "the state file's and then the memory file's");
+	if (req->passed) {
+		/* Read as files opened by path are (jail_prep.h): the worker opens nothing. */
+		snprintf(dir, sizeof(dir), "%s", req->dir);
+		snapshot_give(dir, passed[0], passed[1]);
+		passed[0] = passed[1] = -1;
+	} else if (jail_path(req->dir, dir, sizeof(dir))) {
+		return control_error("GenericError",
+				     "restore: %s is outside the worker's jail (pass the files "
+				     "with the request: \"fd\":true)",
+				     req->dir);
+	}
+	r = vm_restore(vm, dir, req->paused, err, sizeof(err));
+	if (req->passed)
+		jail_prep_close(); /* what a refused restore did not read */
+	if (r)
 		return control_error("GenericError", "restore failed: %s", err);
 	return control_reply(NULL);
 }
@@ -721,7 +749,7 @@ static char *control_nic(struct vm *vm, const struct control_request *req, int *
 
 /* Run one request line; returns the reply line (without newline) for the caller to free;
  * descriptors to send with it (the worker's own: not to be closed) in out_fds. */
-static char *control_handle_line(struct vm *vm, const char *line, size_t len, int *passed_fd,
+static char *control_handle_line(struct vm *vm, const char *line, size_t len, int *passed,
 				 int *out_fds, size_t *nout)
 {
 	static struct control_request req;
@@ -739,11 +767,11 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 	case CONTROL_DEVICES:
 		return control_devices(vm);
 	case CONTROL_DVD:
-		return control_dvd(vm, &req, passed_fd);
+		return control_dvd(vm, &req, &passed[0]);
 	case CONTROL_NIC_ADD:
 	case CONTROL_NIC_REMOVE:
 	case CONTROL_NIC_LIST:
-		return control_nic(vm, &req, passed_fd);
+		return control_nic(vm, &req, &passed[0]);
 	case CONTROL_VCPU_STATS:
 		return control_vcpu_stats(vm, req.first, out_fds, nout);
 	case CONTROL_DISK_QOS:
@@ -783,7 +811,7 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 	case CONTROL_SAVE:
 		return control_save(vm, req.dir);
 	case CONTROL_RESTORE:
-		return control_restore(vm, req.dir, req.paused);
+		return control_restore(vm, &req, passed);
 #if defined(KEEL_TEST_HOOKS)
 	case CONTROL_TEST_PARSE_EUIDS:
 		return control_parse_euids();
@@ -802,9 +830,11 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 
 static void control_drop_passed(struct control_client *cl)
 {
-	if (cl->passed_fd >= 0)
-		close(cl->passed_fd);
-	cl->passed_fd = -1;
+	for (unsigned i = 0; i < CONTROL_PASSED_MAX; i++) {
+		if (cl->passed[i] >= 0)
+			close(cl->passed[i]);
+		cl->passed[i] = -1;
+	}
 }
 
 static void control_drop(struct control_client *cl)
@@ -816,18 +846,23 @@ static void control_drop(struct control_client *cl)
 	control_drop_passed(cl);
 }
 
-/* Read what the client sent, and a descriptor that came with it (keeld passes the DVD image
- * for "dvd" so; a jailed worker opens nothing by name). Extra descriptors are closed. */
+/* Read what the client sent, and the descriptors that came with it (keeld passes the DVD
+ * image for "dvd" so; a jailed worker opens nothing by name). Past CONTROL_PASSED_MAX, extra
+ * descriptors are closed. */
 static ssize_t control_recv(struct control_client *cl)
 {
 	int fds[UNIX_MAX_FDS];
-	size_t nfd = 0;
+	size_t nfd = 0, k = 0;
 	ssize_t n = unix_recv_fds(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, fds,
 				  UNIX_MAX_FDS, &nfd, MSG_DONTWAIT);
 
 	for (size_t i = 0; i < nfd; i++) {
-		control_drop_passed(cl);
-		cl->passed_fd = fds[i];
+		while (k < CONTROL_PASSED_MAX && cl->passed[k] >= 0)
+			k++;
+		if (k < CONTROL_PASSED_MAX)
+			cl->passed[k] = fds[i];
+		else
+			close(fds[i]);
 	}
 	return n;
 }
@@ -874,7 +909,7 @@ static void control_client_cb(void *opaque, uint32_t events)
 		size_t linelen = (size_t)(nl - cl->buf), nout = 0;
 		int out_fds[UNIX_MAX_FDS];
 		char *reply = linelen ? control_handle_line(cl->ctl->vm, cl->buf, linelen,
-							    &cl->passed_fd, out_fds, &nout)
+							    cl->passed, out_fds, &nout)
 				      : NULL;
 
 		control_drop_passed(cl); /* a descriptor belongs to its request line */
@@ -917,7 +952,8 @@ static void control_accept_cb(void *opaque, uint32_t events)
 		return;
 	}
 	c->clients[i].fd = fd;
-	c->clients[i].passed_fd = -1;
+	for (unsigned k = 0; k < CONTROL_PASSED_MAX; k++)
+		c->clients[i].passed[k] = -1;
 	c->clients[i].len = 0;
 }
 

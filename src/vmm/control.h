@@ -25,7 +25,7 @@ enum control_cmd {
 	CONTROL_RESET,
 	CONTROL_QUIT,
 	CONTROL_SAVE,	 /* arguments: {"dir": PATH} */
-	CONTROL_RESTORE, /* arguments: {"dir": PATH, "paused": BOOL (optional)} */
+	CONTROL_RESTORE, /* arguments: {"dir": PATH, "paused": BOOL, "fd": BOOL (optional)} */
 	CONTROL_DEVICES, /* each device's state, as the crash report gives it */
 	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 	CONTROL_VCPU_STATS, /* arguments: {"first": N} (optional): vCPU stats fds with the reply */
@@ -54,7 +54,8 @@ struct control_request {
 	bool paused;							      /* restore */
 	enum { CONTROL_DVD_LIST, CONTROL_DVD_INSERT, CONTROL_DVD_EJECT } dvd; /* dir: the ISO */
 	unsigned drive;	   /* dvd: which DVD drive (0: the first) */
-	bool passed;	   /* dvd: the image came with the request as a descriptor; dir names it */
+	bool passed;	   /* dvd: the image came with the request as a descriptor; restore:
+			    * the state and memory files did, in that order; dir names them */
 	unsigned first;	   /* vcpu-stats: the first vCPU whose statistics fd is sent */
 	unsigned nic;	   /* link: which network adapter (its index in the description) */
 	bool up;	   /* link: up or down */

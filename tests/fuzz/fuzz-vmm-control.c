@@ -22,13 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r == 0 && cmd >= CONTROL_CMD_COUNT)
 		abort();
 	/* With arguments (save's and restore's dir): accepted only when the command parsed,
-	 * and then a non-empty path that fits; paused only for restore; link's adapter one
-	 * that a VM may have. */
+	 * and then a non-empty path that fits; paused only for restore; passed descriptors only
+	 * for restore and dvd; link's adapter one that a VM may have. */
 	if (control_parse_request((const char *)data, size, &req, &cls, why, sizeof(why)) == 0 &&
 	    (r || req.cmd != cmd ||
 	     ((req.cmd == CONTROL_SAVE || req.cmd == CONTROL_RESTORE) &&
 	      (!req.dir[0] || !memchr(req.dir, 0, sizeof(req.dir)))) ||
 	     (req.cmd != CONTROL_RESTORE && req.paused) ||
+	     (req.cmd != CONTROL_RESTORE && req.cmd != CONTROL_DVD && req.passed) ||
 	     (req.cmd == CONTROL_LINK && req.nic >= VMDEF_MAX_NICS)))
 		abort();
 	return 0;

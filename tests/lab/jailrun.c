@@ -8,9 +8,9 @@
  *
  *   - the VM's description as a document, DIR/config.json (--fd config, in place of the
  *     options that describe the VM: config_run_words keeps the others);
- *   - a uid and gid of keeld's range (--worker-uids' default) that no process has (uid_scan,
- *     as keeld's sup_jail_alloc), held for the run as this process's saved gid, so that the
- *     next launcher's scan skips it while this worker has not taken it yet;
+ *   - a uid and gid of keeld's range (--worker-uids' default) that no process has and that no
+ *     keeld or other launcher claimed (uid_claim, as keeld's sup_jail_alloc), claimed for
+ *     the run, so that no other start picks it while this worker has not taken it yet;
  *   - DIR (made here, root's, 0751) as the jail root, and DIR/save given to the uid for the
  *     control socket's "save" (what keeld does per save, sup_jail_give_dir);
  *   - /dev/kvm, each --net tap's queues, one per queue pair (tap_open_queues: attached, its
@@ -37,13 +37,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "config/vmdef.h"
-#include "daemon/uid_scan.h"
+#include "daemon/uid_claim.h"
 #include "daemon/vm_cgroup.h"
 #include "daemon/worker_exec.h"
 #include "lib/tap.h"
@@ -53,7 +52,6 @@
 /* keeld's default --worker-uids (docs/security.md). */
 #define UID_FIRST 3221225472u
 #define UID_COUNT 65536u
-#define LOCK_FILE "/run/lab-jail.lock"
 #define MAX_ARGS  (64 + 2 * WORKER_FILES)
 /* keeld's allowance over guest RAM for a worker's cgroup (src/daemon/sup.h). */
 #define ALLOWANCE(mem) ((uint64_t)(64u << 20) + (uint64_t)(mem) / 128)
@@ -82,26 +80,19 @@ static void forward(int sig)
 		kill(worker, SIGKILL);
 }
 
-/* A uid no process has, marked as ours (this process's saved gid) before the lock goes. */
+/* A uid no process has and no other launcher or keeld claimed (uid_claim.h), claimed for
+ * this process's life: its descriptor stays open while lab-jail waits for the worker. */
 static uid_t pick_uid(void)
 {
-	unsigned char *used = calloc(UID_COUNT / 8, 1);
-	int lock = open(LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	const char *step = "";
 	uid_t uid = 0;
+	int fd, r = uid_claim(UID_CLAIM_LOCK, "/proc", UID_FIRST, UID_COUNT, NULL, NULL, &uid, &fd,
+			      &step);
 
-	if (!used || lock < 0 || flock(lock, LOCK_EX) < 0)
-		die("cannot take %s: %s", LOCK_FILE, strerror(errno));
-	if (uid_scan("/proc", UID_FIRST, UID_COUNT, used) < 0)
-		die("cannot read /proc for the uids in use");
-	for (unsigned i = 0; i < UID_COUNT && !uid; i++)
-		if (!(used[i / 8] & (1u << (i % 8))))
-			uid = UID_FIRST + i;
-	if (!uid)
+	if (r == -EAGAIN)
 		die("all %u worker uids from %u are in use", UID_COUNT, UID_FIRST);
-	if (setresgid((gid_t)-1, (gid_t)-1, uid) < 0)
-		die("cannot mark uid %u as taken: %s", (unsigned)uid, strerror(errno));
-	close(lock);
-	free(used);
+	if (r)
+		die("cannot claim a worker uid in %s (%s): %s", UID_CLAIM_LOCK, step, strerror(-r));
 	return uid;
 }
 

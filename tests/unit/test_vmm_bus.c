@@ -142,7 +142,8 @@ static void test_control_parse(void **state)
 			 -EINVAL);
 	assert_string_equal(cls, "CommandNotFound");
 	assert_non_null(strstr(why, "unknown command 'fly'"));
-	/* save and restore take a directory; restore an optional "paused". */
+	/* save and restore take a directory; restore an optional "paused" and "fd" (its files
+	 * passed with the request). */
 	{
 		static struct control_request req;
 		static const char *const args_bad[] = {
@@ -150,6 +151,8 @@ static void test_control_parse(void **state)
 			"{\"execute\":\"restore\",\"arguments\":{\"dir\":\"\"}}",
 			"{\"execute\":\"restore\",\"arguments\":{\"dir\":\"d\",\"paused\":1}}",
 			"{\"execute\":\"save\",\"arguments\":{\"dir\":\"d\",\"paused\":true}}",
+			"{\"execute\":\"restore\",\"arguments\":{\"dir\":\"d\",\"fd\":1}}",
+			"{\"execute\":\"save\",\"arguments\":{\"dir\":\"d\",\"fd\":true}}",
 		};
 		const char *ok_restore =
 			"{\"execute\":\"restore\",\"arguments\":{\"dir\":\"/s\",\"paused\":true}}";
@@ -160,6 +163,13 @@ static void test_control_parse(void **state)
 		assert_int_equal(req.cmd, CONTROL_RESTORE);
 		assert_string_equal(req.dir, "/s");
 		assert_true(req.paused);
+		assert_false(req.passed);
+		ok_restore = "{\"execute\":\"restore\",\"arguments\":{\"dir\":\"s\",\"fd\":true}}";
+		assert_int_equal(control_parse_request(ok_restore, strlen(ok_restore), &req, &cls,
+						       why, sizeof(why)),
+				 0);
+		assert_true(req.passed);
+		assert_false(req.paused);
 		for (i = 0; i < sizeof(args_bad) / sizeof(args_bad[0]); i++)
 			if (control_parse_request(args_bad[i], strlen(args_bad[i]), &req, &cls, why,
 						  sizeof(why)) != -EINVAL)

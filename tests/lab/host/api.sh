@@ -427,11 +427,14 @@ vm_state() {
 
 # image_copy NAME FILE: copy the firmware-boot image NAME (scripts/images/; the lab host has it
 # as a read-only virtio-blk drive whose serial is NAME, attached because the scenario names it
-# in a "# lab-images: NAME" line) to FILE, which the VM may then write.
+# in a "# lab-images: NAME" line) to FILE, which the VM may then write: mode 0600, as keel disk
+# create makes disks (keeld refuses a disk a VM writes that every user may read: security.md).
 image_copy() {
 	for _b in /sys/block/vd*; do
 		[ "$(cat "$_b/serial" 2>/dev/null)" = "$1" ] || continue
-		dd if="/dev/${_b##*/}" of="$2" bs=1M 2>/dev/null || fail "copying image $1 from /dev/${_b##*/} failed"
+		(umask 077 && dd if="/dev/${_b##*/}" of="$2" bs=1M 2>/dev/null) ||
+			fail "copying image $1 from /dev/${_b##*/} failed"
+		chmod 600 "$2" || fail "cannot make $2 private"
 		echo "lab: image $1: $(($(stat -c %s "$2") / 1048576)) MiB copied from /dev/${_b##*/}"
 		return 0
 	done

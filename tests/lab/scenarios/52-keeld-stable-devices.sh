@@ -29,6 +29,9 @@ mkdir -p "$VM_DIR/d,readonly=on,path=$VM_DIR"
 truncate -s 64M "$VM_DIR/a.img"
 truncate -s 96M "$VM_DIR/d,readonly=on,path=$VM_DIR/b.img"
 truncate -s 32M "$VM_DIR/b.img" # what an option splitter would have opened instead
+# Private, as keel disk create makes disks: keeld refuses a disk a VM writes that every user
+# may read (docs/security.md).
+chmod 600 "$VM_DIR/a.img" "$VM_DIR/d,readonly=on,path=$VM_DIR/b.img" "$VM_DIR/b.img"
 keel vm set st1 --disk "$VM_DIR/a.img" --disk "$VM_DIR/d,readonly=on,path=$VM_DIR/b.img" ||
 	fail "keel vm set --disk failed"
 keel vm start st1 || fail "second start failed: $(keel vm log st1 | tail -3)"
