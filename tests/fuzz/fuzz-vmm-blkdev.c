@@ -39,7 +39,7 @@ static struct fake_guest g;
 static void served(struct fake_guest *fg)
 {
 	while (virtio_blk_inflight(fg->vd)) {
-		struct pollfd p = {.fd = fg->vd->epfd, .events = POLLIN};
+		struct pollfd p = {.fd = fg->vd->io[0].epfd, .events = POLLIN};
 
 		FAKE_CHECK(poll(&p, 1, 10000) == 1, "no completion within 10 s");
 		fake_virtio_serve(fg->vd);
