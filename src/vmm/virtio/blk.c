@@ -859,7 +859,7 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 		return r;
 	}
 	b->vd = *out;
-	r = virtio_dev_watch(*out, b->thr->timer_fd, EPOLLIN);
+	r = virtio_dev_watch(*out, b->thr->gate.timer_fd, EPOLLIN);
 	if (r) {
 		snprintf(err, errlen, "--disk %s: cannot watch its QoS timer: %s", spec->path,
 			 strerror(-r));
