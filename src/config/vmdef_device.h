@@ -63,15 +63,15 @@ struct vmdef_device_kind {
 extern const struct vmdef_device_kind vmdef_disk_kind, vmdef_nic_kind, vmdef_console_kind,
 	vmdef_rng_kind, vmdef_vsock_kind, vmdef_scsi_kind;
 
-/* One disk setting of a "disks" entry or a SCSI LUN (path, format, cache, readonly, serial;
- * pci_slot and the QoS fields when slot is true, a "disks" entry), what names the object in
+/* One disk setting of a "disks" entry or a SCSI disk (path, format, cache, readonly, serial,
+ * the QoS fields; pci_slot when slot is true, a "disks" entry), what names the object in
  * messages ("disks[2]"). Returns 0, 1 for a key that is not a disk setting, or -EINVAL with err
  * set. */
 int vmdef_disk_field(struct vm_disk *disk, const char *what, const char *key, json_object *val,
 		     bool slot, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The disk settings as a document writes them into the object d. */
 void vmdef_disk_fields_json(const struct vm_disk *disk, json_object *d);
-/* A virtio-blk disk's QoS fields (max_iops, max_bandwidth, min_iops; none when 0), and
+/* A disk's QoS fields (max_iops, max_bandwidth, min_iops; none when 0), and
  * their check: each within its bound, min_iops not above max_iops; what names the disk. */
 void vmdef_disk_qos_json(const struct vm_disk *disk, json_object *d);
 int vmdef_disk_qos_check(const struct vm_disk *d, const char *what, char *err, size_t errlen)

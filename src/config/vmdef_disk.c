@@ -78,8 +78,8 @@ int vmdef_disk_field(struct vm_disk *disk, const char *what, const char *key, js
 	}
 	if (slot && !strcmp(key, "pci_slot"))
 		return vmdef_get_slot(val, field, &disk->pci_slot, err, errlen);
-	if (slot && (!strcmp(key, "max_iops") || !strcmp(key, "min_iops") ||
-		     !strcmp(key, "max_bandwidth"))) {
+	if (!strcmp(key, "max_iops") || !strcmp(key, "min_iops") ||
+	    !strcmp(key, "max_bandwidth")) {
 		bool bw = key[4] == 'b';
 		int64_t v;
 
@@ -346,13 +346,6 @@ int vmdef_cli_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size
 		snprintf(err, errlen,
 			 "--disk %s: a disk on the SCSI bus has no PCI slot of its own (the "
 			 "controller has one)",
-			 s);
-		goto fail;
-	}
-	if (*scsi && (d->max_iops || d->min_iops || d->max_bw)) {
-		snprintf(err, errlen,
-			 "--disk %s: storage QoS (max-iops, min-iops, max-bandwidth) applies to "
-			 "virtio-blk disks, not to a disk on the SCSI bus",
 			 s);
 		goto fail;
 	}

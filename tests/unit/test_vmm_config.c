@@ -649,7 +649,7 @@ static void test_disk_qos(void **state)
 		{"path=/a,max-iops=2000000000", "max-iops=N"},
 		{"path=/a,max-bandwidth=5X", "max-bandwidth=BYTES"},
 		{"path=/a,max-iops=10,min-iops=20", "min_iops 20 is above max_iops 10"},
-		{"path=/a,bus=scsi,max-iops=10", "applies to virtio-blk disks"},
+		{"path=/a,bus=scsi,max-iops=10,min-iops=20", "min_iops 20 is above max_iops 10"},
 	};
 	static const struct {
 		const char *json, *msg;
@@ -659,6 +659,21 @@ static void test_disk_qos(void **state)
 		{"{\"path\":\"/a\",\"max_bandwidth\":\"50M\"}", "max_bandwidth"},
 		{"{\"path\":\"/a\",\"max_iops\":5,\"min_iops\":6}", "min_iops 6 is above"},
 	};
+	/* The same on the SCSI controller's disks; a DVD drive has none. */
+	static const struct {
+		const char *json, *msg;
+	} badlun[] = {
+		{"{\"type\":\"disk\",\"path\":\"/a\",\"max_iops\":5,\"min_iops\":6}",
+		 "scsi.luns[0]: min_iops 6 is above"},
+		{"{\"type\":\"disk\",\"path\":\"/a\",\"max_bandwidth\":-1}", "max_bandwidth"},
+		{"{\"type\":\"dvd\",\"path\":null,\"max_iops\":5}", "a DVD drive has only a path"},
+	};
+	char *sa[] = {"keel-vmm",
+		      "--kernel",
+		      "k",
+		      "--disk",
+		      "path=/s.img,bus=scsi,max-iops=300,max-bandwidth=20M,min-iops=50",
+		      NULL};
 	struct vm_config cfg;
 	struct vm_def def;
 	json_object *o, *d;
@@ -691,6 +706,33 @@ static void test_disk_qos(void **state)
 				 -EINVAL);
 		if (!strstr(err, badjson[i].msg))
 			fail_msg("%s: %s", badjson[i].json, err);
+		json_object_put(o);
+		vmdef_free(&def);
+	}
+	assert_int_equal(parse(sa, 5, &cfg, err), 0);
+	assert_int_equal(cfg.def.scsi.nluns, 1);
+	assert_true(cfg.def.scsi.luns[0].disk.max_iops == 300 &&
+		    cfg.def.scsi.luns[0].disk.max_bw == 20ull << 20 &&
+		    cfg.def.scsi.luns[0].disk.min_iops == 50);
+	o = vmdef_to_json(&cfg.def);
+	d = json_object_array_get_idx(
+		json_object_object_get(json_object_object_get(o, "scsi"), "luns"), 0);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_iops")), 300);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_bandwidth")),
+			 20 << 20);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "min_iops")), 50);
+	json_object_put(o);
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(badlun) / sizeof(badlun[0]); i++) {
+		snprintf(doc, sizeof(doc), "{\"kernel\":\"/k\",\"scsi\":{\"luns\":[%s]}}",
+			 badlun[i].json);
+		vmdef_init(&def);
+		o = json_tokener_parse(doc);
+		assert_non_null(o);
+		assert_int_equal(vmdef_apply_json(&def, o, VMDEF_JSON_REQUEST, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, badlun[i].msg))
+			fail_msg("%s: %s", badlun[i].json, err);
 		json_object_put(o);
 		vmdef_free(&def);
 	}

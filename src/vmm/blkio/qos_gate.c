@@ -43,6 +43,7 @@ int qos_gate_init(struct qos_gate *g, const struct qos_gate_ops *ops, void *opaq
 	uint64_t now = now_ns();
 
 	memset(g, 0, sizeof(*g));
+	g->timer_fd = -1;
 	if (!nfifo || nfifo > QOS_GATE_FIFOS || !nbucket || nbucket > QOS_GATE_FIFOS)
 		return -EINVAL;
 	for (unsigned f = 0; f < nfifo; f++)
