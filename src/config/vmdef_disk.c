@@ -78,8 +78,7 @@ int vmdef_disk_field(struct vm_disk *disk, const char *what, const char *key, js
 	}
 	if (slot && !strcmp(key, "pci_slot"))
 		return vmdef_get_slot(val, field, &disk->pci_slot, err, errlen);
-	if (!strcmp(key, "max_iops") || !strcmp(key, "min_iops") ||
-	    !strcmp(key, "max_bandwidth")) {
+	if (!strcmp(key, "max_iops") || !strcmp(key, "min_iops") || !strcmp(key, "max_bandwidth")) {
 		bool bw = key[4] == 'b';
 		int64_t v;
 

@@ -568,8 +568,8 @@ static struct vm_disk *qos_disk(struct vm *vm, const struct control_request *req
 	if (req->lun) {
 		*vd = vm->scsi_dev;
 		*why = "the VM has no disk at SCSI LUN";
-		return req->disk < def->scsi.nluns && def->scsi.luns[req->disk].type == VM_LUN_DISK &&
-				       *vd
+		return req->disk < def->scsi.nluns &&
+				       def->scsi.luns[req->disk].type == VM_LUN_DISK && *vd
 			       ? &def->scsi.luns[req->disk].disk
 			       : NULL;
 	}

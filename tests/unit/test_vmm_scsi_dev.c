@@ -182,12 +182,23 @@ static void serve_until(unsigned qi, uint16_t want)
 	assert_int_equal(used_idx(qi), want);
 }
 
+/* ABORT TASK of a command on LUN 0, on the control queue; its slot. */
+static unsigned post_abort_task(void)
+{
+	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+
+	le32_store(tmf, VIRTIO_SCSI_T_TMF);
+	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_ABORT_TASK);
+	tmf[8] = 1;
+	tmf[10] = 0x40;
+	return post(0, tmf, sizeof(tmf), 1);
+}
+
 /* ABORT TASK while the request it aborts is in flight: the driver frees the command when
  * the function completes, so the request must be answered first; one that comes while the
  * function waits runs as usual (an ABORTED answer would be an I/O error in Linux). */
 static void test_tmf_waits_for_requests(void **state)
 {
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 	unsigned rd, ctl, late;
 
 	(void)state;
@@ -195,11 +206,7 @@ static void test_tmf_waits_for_requests(void **state)
 	rd = post_read();
 	notify_only(2);
 	assert_int_equal(used_idx(2), 0);
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_ABORT_TASK);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	ctl = post(0, tmf, sizeof(tmf), 1);
+	ctl = post_abort_task();
 	notify_only(0);
 	assert_int_equal(used_idx(0), 0); /* the read is still in flight */
 	late = post_read();
@@ -214,7 +221,7 @@ static void test_tmf_waits_for_requests(void **state)
 	assert_int_equal(ram(BUF(2, late) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_OK);
 	assert_int_equal(ram(BUF(2, late) + IN_OFF, RESP_LEN)[10], 0);
 	/* Then control requests are taken again. */
-	ctl = post(0, tmf, sizeof(tmf), 1);
+	ctl = post_abort_task();
 	fake_virtio_notify(vd, 0);
 	serve_until(0, 2);
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
@@ -376,32 +383,35 @@ static void test_qos_disks_only(void **state)
 	assert_int_equal(virtio_scsi_qos(vd, 200, NULL, &lim, &st, &waiting), -ENOENT);
 }
 
+/* A fresh driver, LUN 0 at one I/O per second, three reads: one answered, two waiting. */
+static void three_reads_at_one_iops(void)
+{
+	struct blk_qos_limits one = {.max_iops = 1};
+	struct blk_qos_stats st;
+
+	start();
+	assert_int_equal(lun_qos(0, &one, &st), 0);
+	for (unsigned i = 0; i < 3; i++)
+		post_read();
+	fake_virtio_notify(vd, 2);
+	serve_until(2, 1);
+	assert_int_equal(lun_qos(0, NULL, &st), 2);
+}
+
 /* A driver reset while reads wait: dropped unanswered (their buffers are the old driver's),
  * and the device serves the new one. A pause starts every read still waiting: the save
  * finds none held. */
 static void test_qos_reset_and_pause(void **state)
 {
-	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_limits none = {0};
 	struct blk_qos_stats st;
 
 	(void)state;
-	start();
-	assert_int_equal(lun_qos(0, &one, &st), 0);
-	for (unsigned i = 0; i < 3; i++)
-		post_read();
-	fake_virtio_notify(vd, 2);
-	serve_until(2, 1);
-	assert_int_equal(lun_qos(0, NULL, &st), 2);
+	three_reads_at_one_iops();
 	fake_virtio_write(vd, offsetof(struct virtio_pci_common_cfg, device_status), 1, 0);
 	assert_int_equal(lun_qos(0, NULL, &st), 0);
 	assert_int_equal(used_idx(2), 1);
-	start();
-	assert_int_equal(lun_qos(0, &one, &st), 0);
-	for (unsigned i = 0; i < 3; i++)
-		post_read();
-	fake_virtio_notify(vd, 2);
-	serve_until(2, 1);
-	assert_int_equal(lun_qos(0, NULL, &st), 2);
+	three_reads_at_one_iops();
 	fake_machine_pause(true); /* the pause hook again (its threads are parked): quiesce */
 	assert_int_equal(lun_qos(0, NULL, &st), 0);
 	assert_int_equal(used_idx(2), 3);
@@ -414,7 +424,6 @@ static void test_qos_tmf_waits(void **state)
 {
 	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
 	struct blk_qos_stats st;
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 	unsigned ctl;
 
 	(void)state;
@@ -425,11 +434,7 @@ static void test_qos_tmf_waits(void **state)
 	fake_virtio_notify(vd, 2);
 	serve_until(2, 1);
 	assert_int_equal(lun_qos(0, NULL, &st), 1);
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_ABORT_TASK);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	ctl = post(0, tmf, sizeof(tmf), 1);
+	ctl = post_abort_task();
 	notify_only(0);
 	assert_int_equal(used_idx(0), 0); /* the read still waits */
 	assert_int_equal(lun_qos(0, &none, &st), 1);

@@ -186,3 +186,13 @@ void qos_gate_query(struct qos_gate *g, unsigned b, const struct blk_qos_limits 
 	*st = q->st;
 	*waiting = g->waiting[b];
 }
+
+void qos_gate_log(const char *what, const struct blk_qos_limits *lim, bool changed)
+{
+	if (!changed && !lim->max_iops && !lim->max_bw && !lim->min_iops)
+		return;
+	log_info("%s: QoS %smax-iops %llu, max-bandwidth %llu bytes/s, min-iops %llu%s", what,
+		 changed ? "now " : "", (unsigned long long)lim->max_iops,
+		 (unsigned long long)lim->max_bw, (unsigned long long)lim->min_iops,
+		 changed ? "" : " (0: none)");
+}

@@ -74,4 +74,8 @@ void qos_gate_done(struct qos_gate *g, unsigned b);
 void qos_gate_query(struct qos_gate *g, unsigned b, const struct blk_qos_limits *set,
 		    struct blk_qos_limits *lim, struct blk_qos_stats *st, unsigned *waiting);
 
+/* Log a disk's limits, named what: at its start (changed false: only when it has some) or
+ * after a change ("QoS now ..."). */
+void qos_gate_log(const char *what, const struct blk_qos_limits *lim, bool changed);
+
 #endif

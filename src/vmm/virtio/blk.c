@@ -824,11 +824,7 @@ static int blk_start_backend(struct virtio_blk *b, const struct vm_disk *spec, u
 		 nq == 1 ? "" : "s", vmdef_disk_cache_name(b->cache),
 		 b->cache == VM_DISK_CACHE_NONE && !b->direct ? " (page cache)" : "",
 		 blkio_uses_uring(b->io) ? "io_uring" : "thread pool");
-	if (spec->max_iops || spec->max_bw || spec->min_iops)
-		log_info("%s: QoS max-iops %llu, max-bandwidth %llu bytes/s, min-iops %llu "
-			 "(0: none)",
-			 b->path, (unsigned long long)spec->max_iops,
-			 (unsigned long long)spec->max_bw, (unsigned long long)spec->min_iops);
+	qos_gate_log(b->path, &b->thr->gate.bucket[0].lim, false);
 	return 0;
 }
 

@@ -169,8 +169,6 @@ void virtio_blk_qos(struct virtio_dev *vd, const struct blk_qos_limits *set,
 	pthread_mutex_lock(&vd->lock);
 	qos_gate_query(&b->thr->gate, 0, set, lim, st, waiting);
 	if (set)
-		log_info("%s: QoS now max-iops %llu, max-bandwidth %llu bytes/s, min-iops %llu",
-			 b->path, (unsigned long long)set->max_iops,
-			 (unsigned long long)set->max_bw, (unsigned long long)set->min_iops);
+		qos_gate_log(b->path, set, true);
 	pthread_mutex_unlock(&vd->lock);
 }

@@ -276,11 +276,12 @@ int virtio_scsi_qos(struct virtio_dev *vd, unsigned lun, const struct blk_qos_li
 	pthread_mutex_lock(&vd->lock);
 	qos_gate_query(&s->gate, lun, set, lim, st, waiting);
 	pthread_mutex_unlock(&vd->lock);
-	if (set)
-		log_info("virtio-scsi lun %u (%s): QoS now max-iops %llu, max-bandwidth %llu "
-			 "bytes/s, min-iops %llu",
-			 lun, s->t.lun[lun].path, (unsigned long long)set->max_iops,
-			 (unsigned long long)set->max_bw, (unsigned long long)set->min_iops);
+	if (set) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "virtio-scsi lun %u", lun);
+		qos_gate_log(what, set, true);
+	}
 	return 0;
 }
 
@@ -761,13 +762,18 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 		virtio_dev_destroy(*out); /* frees s */
 		return r;
 	}
-	for (unsigned i = 0; i < spec->nluns; i++)
+	for (unsigned i = 0; i < spec->nluns; i++) {
+		char what[64];
+
 		log_info("virtio-scsi lun %u: %s %s%s", i,
 			 spec->luns[i].type == VM_LUN_DVD ? "dvd" : "disk",
 			 s->t.lun[i].path[0] ? s->t.lun[i].path : "(no medium)",
 			 spec->luns[i].type == VM_LUN_DVD	     ? ""
 			 : spec->luns[i].disk.format == VM_DISK_VHDX ? " (vhdx)"
 								     : " (raw)");
+		snprintf(what, sizeof(what), "virtio-scsi lun %u", i);
+		qos_gate_log(what, &s->gate.bucket[i].lim, false);
+	}
 	return 0;
 }
 

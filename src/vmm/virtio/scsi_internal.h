@@ -61,8 +61,8 @@ struct vscsi_slot {
 	struct blkio_req io;
 	uint32_t epoch, sense_size;
 	uint16_t idx;
-	int lun;	/* the LUN it addresses (scsi_begin), or -1 */
-	int qos_lun;	/* the LUN whose bucket counts it (a read, write or flush), or -1 */
+	int lun;     /* the LUN it addresses (scsi_begin), or -1 */
+	int qos_lun; /* the LUN whose bucket counts it (a read, write or flush), or -1 */
 	uint8_t response;
 	bool malformed; /* no room for a response: answered with 0 bytes */
 	bool tmf_wait;	/* a pending task management function waits for it */
