@@ -156,7 +156,7 @@ int cli_vm_disk(int argc, char **argv)
 	const char *vm = NULL, *disk = NULL;
 	bool json = false, set;
 	json_object *body, *res = NULL;
-	char path[600], what[300], idx[24];
+	char path[600], what[300], idx[48];
 	int ret = EXIT_OK;
 
 	if (argc < 2 || (strcmp(argv[1], "show") && strcmp(argv[1], "set")))
@@ -193,7 +193,7 @@ int cli_vm_disk(int argc, char **argv)
 	if (!ret)
 		ret = disk_index(vm, disk, idx, sizeof(idx));
 	if (!ret) {
-		char sub[32];
+		char sub[64];
 
 		snprintf(sub, sizeof(sub), "disks/%s", idx);
 		cli_vm_path(path, sizeof(path), vm, sub);

@@ -736,14 +736,16 @@ static void *virtio_thread(void *arg)
 {
 	struct virtio_iothread *io = arg;
 	struct virtio_dev *vd = io->vd;
-	char name[16];
+	char name[32];
 
-	/* The first thread keeps the name a device with one has; pair k's is ".k" after it. */
+	/* The first thread keeps the name a device with one has; pair k's is ".k" after it
+	 * (the kernel keeps 15 characters: "vio-net-1f.7" fits). */
 	if (io->index)
 		snprintf(name, sizeof(name), "vio-%.5s-%02x.%u", vd->ops->name + 7, vd->pci.slot,
 			 io->index);
 	else
 		snprintf(name, sizeof(name), "vio-%.5s-%02x", vd->ops->name + 7, vd->pci.slot);
+	name[15] = '\0';
 	pthread_setname_np(pthread_self(), name);
 	/* Never serve the guest under a wider filter than the device's own. */
 	if (seccomp_thread_begin(vd->ops->seccomp)) {
