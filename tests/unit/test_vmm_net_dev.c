@@ -1177,6 +1177,39 @@ static void test_mq_threads(void **state)
 	}
 }
 
+/* A driver reset while both pairs' threads move frames (their tap reads and writes run
+ * without the device's lock): once the reset returns, no thread touches the old rings (the
+ * used indexes stay as they were however many frames still come), and the next driver is
+ * served. */
+static void test_mq_threads_reset(void **state)
+{
+	uint16_t used[4];
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	fake_machine_pause(false);
+	mq_traffic(0);
+	mq_traffic(50);
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0); /* the driver resets */
+	for (unsigned q = 0; q < 4; q++)
+		used[q] = used_idx(q);
+	mq_traffic(200); /* more frames and chains: a reset device takes none */
+	usleep(100 * 1000);
+	fake_machine_pause(true);
+	for (unsigned q = 0; q < 4; q++)
+		assert_int_equal(used_idx(q), used[q]);
+	start_mq(MQ_F, NQ);
+	mq_send(0, 100, 7);
+	drain(mq_peer[0]);
+	post(1, (uint8_t[NET_HDR_SIZE + 64]){0}, NET_HDR_SIZE + 64, false);
+	fake_virtio_notify(mq, 1);
+	fake_virtio_serve(mq);
+	assert_int_equal(used_idx(1), 1);
+	assert_int_equal(recv(mq_peer[0], got, sizeof(got), MSG_DONTWAIT), NET_HDR_SIZE + 64);
+}
+
 /* The guest is an attacker: every malformed or out-of-range command is refused with
  * VIRTIO_NET_ERR (or returned with 0 bytes when it has no ack byte) and changes nothing. */
 static void test_mq_ctrl_hostile(void **state)
@@ -1359,6 +1392,7 @@ int main(void)
 		cmocka_unit_test(test_mq_config),
 		cmocka_unit_test(test_mq_pairs),
 		cmocka_unit_test(test_mq_threads),
+		cmocka_unit_test(test_mq_threads_reset),
 		cmocka_unit_test(test_mq_ctrl_hostile),
 		cmocka_unit_test(test_mq_save_restore),
 		cmocka_unit_test(test_mq_queue_rate_limit),
