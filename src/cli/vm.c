@@ -831,9 +831,12 @@ static void print_vm(json_object *vm)
 	if (json_object_object_get_ex(vm, "disks_below_min_iops", &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			v = json_object_array_get_idx(arr, i);
-			printf("Storage QoS:            disk %d is below its minimum IOPS (%lld "
+			bool lun = json_object_object_get_ex(v, "lun", NULL);
+
+			printf("Storage QoS:            disk %s%d is below its minimum IOPS (%lld "
 			       "seconds in all)\n",
-			       json_object_get_int(json_object_object_get(v, "disk")),
+			       lun ? "scsi:" : "",
+			       json_object_get_int(json_object_object_get(v, lun ? "lun" : "disk")),
 			       (long long)json_object_get_int64(
 				       json_object_object_get(v, "seconds")));
 		}
@@ -856,10 +859,14 @@ static void print_vm(json_object *vm)
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			json_object *l = json_object_array_get_idx(arr, i);
 			bool dvd = !strcmp(client_str_field(l, "type"), "dvd");
+			char qos[96];
 
-			printf("SCSI LUN %zu:             %s %s\n", i, dvd ? "DVD drive," : "disk",
+			cli_disk_qos_text(l, qos, sizeof(qos));
+			printf("SCSI LUN %zu:             %s %s%s\n", i,
+			       dvd ? "DVD drive," : "disk",
 			       client_str_field(l, "path")[0] ? client_str_field(l, "path")
-							      : "no medium");
+							      : "no medium",
+			       qos);
 		}
 	if (client_str_field(vm, "parent_checkpoint")[0])
 		printf("Checkpoint:             %s (keel checkpoint list %s)\n",

@@ -17,19 +17,22 @@ static const char disk_usage[] =
 	"usage: keel vm disk show NAME DISK [--json]\n"
 	"       keel vm disk set NAME DISK [--max-iops N] [--max-bandwidth BYTES[K|M|G|T]]\n"
 	"                                  [--min-iops N] [--json]\n"
-	"  DISK is the disk's index (0, 1, ... as keel vm show lists them) or its path.\n"
+	"  DISK is a virtio-blk disk's index (0, 1, ... as keel vm show lists them), scsi:L for\n"
+	"  the disk at LUN L of the SCSI controller, or either's path.\n"
 	"  IOPS count 8 KiB each (a larger request counts one per 8 KiB started), bandwidth is\n"
 	"  bytes per second; 0 is no limit. A running VM's disk changes at once; the values\n"
 	"  are kept for its next start.\n";
 
-/* DISK as the index of the VM's disk: digits, or the path of one of its disks. */
+/* DISK (an index, scsi:L, or a path) as the API names the VM's disk: "N" or "scsi:L". The
+ * path of a virtio-blk disk or of a disk on the SCSI controller. */
 static int disk_index(const char *vm, const char *disk, char *out, size_t size)
 {
-	json_object *o = NULL, *arr = NULL;
+	json_object *o = NULL, *arr = NULL, *scsi = NULL;
 	char path[512], what[300], abs[PATH_MAX];
+	const char *digits = strncmp(disk, "scsi:", 5) ? disk : disk + 5;
 	int ret;
 
-	if (disk[0] && strspn(disk, "0123456789") == strlen(disk) && strlen(disk) < 6) {
+	if (digits[0] && strspn(digits, "0123456789") == strlen(digits) && strlen(digits) < 6) {
 		snprintf(out, size, "%s", disk);
 		return EXIT_OK;
 	}
@@ -40,19 +43,30 @@ static int disk_index(const char *vm, const char *disk, char *out, size_t size)
 		return ret;
 	if (!realpath(disk, abs))
 		snprintf(abs, sizeof(abs), "%s", disk);
-	json_object_object_get_ex(o, "disks", &arr);
-	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-		const char *p = client_str_field(json_object_array_get_idx(arr, i), "path");
+	for (int bus = 0; bus < 2; bus++) {
+		if (!bus)
+			json_object_object_get_ex(o, "disks", &arr);
+		else if (!json_object_object_get_ex(o, "scsi", &scsi) || !scsi ||
+			 !json_object_object_get_ex(scsi, "luns", &arr))
+			break;
+		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+			json_object *d = json_object_array_get_idx(arr, i);
+			const char *p = client_str_field(d, "path");
 
-		if (!strcmp(p, disk) || !strcmp(p, abs)) {
-			snprintf(out, size, "%zu", i);
-			json_object_put(o);
-			return EXIT_OK;
+			if (bus && strcmp(client_str_field(d, "type"), "disk"))
+				continue;
+			if (!strcmp(p, disk) || !strcmp(p, abs)) {
+				snprintf(out, size, "%s%zu", bus ? "scsi:" : "", i);
+				json_object_put(o);
+				return EXIT_OK;
+			}
 		}
+		arr = NULL;
 	}
 	json_object_put(o);
-	fprintf(stderr, "keel: vm disk: VM '%s' has no disk %s (give its index or its path)\n", vm,
-		disk);
+	fprintf(stderr,
+		"keel: vm disk: VM '%s' has no disk %s (give its index, scsi:LUN, or its path)\n",
+		vm, disk);
 	return EXIT_USAGE;
 }
 
@@ -97,8 +111,12 @@ static void print_disk(json_object *d)
 	limit_text(d, "max_iops", false, a, sizeof(a));
 	limit_text(d, "max_bandwidth", true, b, sizeof(b));
 	limit_text(d, "min_iops", false, c, sizeof(c));
-	printf("Disk:           %d\n",
-	       json_object_object_get_ex(d, "disk", &v) ? json_object_get_int(v) : -1);
+	if (json_object_object_get_ex(d, "lun", &v))
+		printf("Disk:           scsi:%d (LUN %d of the SCSI controller)\n",
+		       json_object_get_int(v), json_object_get_int(v));
+	else
+		printf("Disk:           %d\n",
+		       json_object_object_get_ex(d, "disk", &v) ? json_object_get_int(v) : -1);
 	printf("Path:           %s\n", client_str_field(d, "path"));
 	printf("Maximum IOPS:   %s\n", a);
 	printf("Max bandwidth:  %s\n", b);
@@ -138,7 +156,7 @@ int cli_vm_disk(int argc, char **argv)
 	const char *vm = NULL, *disk = NULL;
 	bool json = false, set;
 	json_object *body, *res = NULL;
-	char path[600], what[300], idx[24];
+	char path[600], what[300], idx[48];
 	int ret = EXIT_OK;
 
 	if (argc < 2 || (strcmp(argv[1], "show") && strcmp(argv[1], "set")))
@@ -175,7 +193,7 @@ int cli_vm_disk(int argc, char **argv)
 	if (!ret)
 		ret = disk_index(vm, disk, idx, sizeof(idx));
 	if (!ret) {
-		char sub[32];
+		char sub[64];
 
 		snprintf(sub, sizeof(sub), "disks/%s", idx);
 		cli_vm_path(path, sizeof(path), vm, sub);

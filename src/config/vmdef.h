@@ -130,7 +130,8 @@ struct vm_disk {
 	char serial[VMDEF_SERIAL_MAX + 1]; /* the guest's /sys/block/vdX/serial; may be empty */
 	uint8_t pci_slot;
 	/* Storage QoS (Set-VMHardDiskDrive -MaximumIOPS -MinimumIOPS; docs/vm-config.md): I/Os
-	 * per second normalized to 8 KiB, bytes per second; 0: none. virtio-blk disks only. */
+	 * per second normalized to 8 KiB, bytes per second; 0: none. virtio-blk disks and disks
+	 * on the SCSI controller (a bucket per LUN); not DVD drives. */
 	uint64_t max_iops, max_bw, min_iops;
 };
 

@@ -63,19 +63,39 @@ struct vmdef_device_kind {
 extern const struct vmdef_device_kind vmdef_disk_kind, vmdef_nic_kind, vmdef_console_kind,
 	vmdef_rng_kind, vmdef_vsock_kind, vmdef_scsi_kind;
 
-/* One disk setting of a "disks" entry or a SCSI LUN (path, format, cache, readonly, serial;
- * pci_slot and the QoS fields when slot is true, a "disks" entry), what names the object in
+/* One disk setting of a "disks" entry or a SCSI disk (path, format, cache, readonly, serial,
+ * the QoS fields; pci_slot when slot is true, a "disks" entry), what names the object in
  * messages ("disks[2]"). Returns 0, 1 for a key that is not a disk setting, or -EINVAL with err
  * set. */
 int vmdef_disk_field(struct vm_disk *disk, const char *what, const char *key, json_object *val,
 		     bool slot, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The disk settings as a document writes them into the object d. */
 void vmdef_disk_fields_json(const struct vm_disk *disk, json_object *d);
-/* A virtio-blk disk's QoS fields (max_iops, max_bandwidth, min_iops; none when 0), and
+/* A disk's QoS fields (max_iops, max_bandwidth, min_iops; none when 0), and
  * their check: each within its bound, min_iops not above max_iops; what names the disk. */
 void vmdef_disk_qos_json(const struct vm_disk *disk, json_object *d);
 int vmdef_disk_qos_check(const struct vm_disk *d, const char *what, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/* A disk with storage QoS: disks[index] (a virtio-blk disk), or the disk at LUN index of the
+ * SCSI controller (lun). Named "N" and "scsi:L" (the API's disks/N and disks/scsi:L, keel vm
+ * disk's DISK), in JSON {"disk": N} and {"lun": L}. */
+struct vm_disk_id {
+	bool lun;
+	unsigned index;
+};
+/* Every disk a description may have, in order: ids k = 0 .. VMDEF_DISK_IDS - 1 are
+ * disks[0..VMDEF_MAX_DISKS), then the SCSI LUNs. */
+#define VMDEF_DISK_IDS (VMDEF_MAX_DISKS + VMDEF_MAX_LUNS)
+struct vm_disk_id vmdef_disk_id_at(unsigned k);
+bool vmdef_disk_id_eq(struct vm_disk_id a, struct vm_disk_id b);
+/* The disk id names in def; NULL when def has none such (a DVD drive has no QoS). */
+struct vm_disk *vmdef_disk_of(const struct vm_def *def, struct vm_disk_id id);
+/* Parse "N" or "scsi:L" (digits only); -EINVAL for anything else. */
+int vmdef_disk_id_parse(const char *s, struct vm_disk_id *id) __attribute__((warn_unused_result));
+/* "N" or "scsi:L"; and the id as JSON fields into o ("disk" or "lun"). */
+void vmdef_disk_id_name(struct vm_disk_id id, char *buf, size_t len);
+void vmdef_disk_id_json(struct vm_disk_id id, json_object *o);
 
 /* Instance i's PCI slot (0: none yet), read from a description the caller may not change. */
 unsigned vmdef_device_slot(const struct vmdef_device_kind *k, const struct vm_def *def, unsigned i);

@@ -78,8 +78,7 @@ int vmdef_disk_field(struct vm_disk *disk, const char *what, const char *key, js
 	}
 	if (slot && !strcmp(key, "pci_slot"))
 		return vmdef_get_slot(val, field, &disk->pci_slot, err, errlen);
-	if (slot && (!strcmp(key, "max_iops") || !strcmp(key, "min_iops") ||
-		     !strcmp(key, "max_bandwidth"))) {
+	if (!strcmp(key, "max_iops") || !strcmp(key, "min_iops") || !strcmp(key, "max_bandwidth")) {
 		bool bw = key[4] == 'b';
 		int64_t v;
 
@@ -115,6 +114,55 @@ int vmdef_disk_qos_check(const struct vm_disk *d, const char *what, char *err, s
 		return -EINVAL;
 	}
 	return 0;
+}
+
+struct vm_disk_id vmdef_disk_id_at(unsigned k)
+{
+	return k < VMDEF_MAX_DISKS ? (struct vm_disk_id){false, k}
+				   : (struct vm_disk_id){true, k - VMDEF_MAX_DISKS};
+}
+
+bool vmdef_disk_id_eq(struct vm_disk_id a, struct vm_disk_id b)
+{
+	return a.lun == b.lun && a.index == b.index;
+}
+
+struct vm_disk *vmdef_disk_of(const struct vm_def *def, struct vm_disk_id id)
+{
+	struct vm_def *d = (struct vm_def *)def; /* the caller's own: const in, const out */
+
+	if (!id.lun)
+		return id.index < d->ndisks ? &d->disks[id.index] : NULL;
+	return id.index < d->scsi.nluns && d->scsi.luns[id.index].type == VM_LUN_DISK
+		       ? &d->scsi.luns[id.index].disk
+		       : NULL;
+}
+
+int vmdef_disk_id_parse(const char *s, struct vm_disk_id *id)
+{
+	unsigned long v;
+	char *end;
+
+	id->lun = !strncmp(s, "scsi:", 5);
+	if (id->lun)
+		s += 5;
+	if (*s < '0' || *s > '9' || strlen(s) > 5)
+		return -EINVAL;
+	v = strtoul(s, &end, 10);
+	if (*end)
+		return -EINVAL;
+	id->index = (unsigned)v;
+	return 0;
+}
+
+void vmdef_disk_id_name(struct vm_disk_id id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%u", id.lun ? "scsi:" : "", id.index);
+}
+
+void vmdef_disk_id_json(struct vm_disk_id id, json_object *o)
+{
+	json_object_object_add(o, id.lun ? "lun" : "disk", json_object_new_int((int)id.index));
 }
 
 void vmdef_disk_fields_json(const struct vm_disk *disk, json_object *d)
@@ -346,13 +394,6 @@ int vmdef_cli_disk(const char *s, struct vm_disk *d, bool *scsi, char *err, size
 		snprintf(err, errlen,
 			 "--disk %s: a disk on the SCSI bus has no PCI slot of its own (the "
 			 "controller has one)",
-			 s);
-		goto fail;
-	}
-	if (*scsi && (d->max_iops || d->min_iops || d->max_bw)) {
-		snprintf(err, errlen,
-			 "--disk %s: storage QoS (max-iops, min-iops, max-bandwidth) applies to "
-			 "virtio-blk disks, not to a disk on the SCSI bus",
 			 s);
 		goto fail;
 	}

@@ -84,7 +84,7 @@ static int parse_lun(struct vm_lun *lun, unsigned i, json_object *o, char *err, 
 		error_set(err, errlen, "%s (a disk) has no 'path'", what);
 		return -EINVAL;
 	}
-	return 0;
+	return vmdef_disk_qos_check(&lun->disk, what, err, errlen);
 }
 
 static int scsi_parse(struct vm_def *def, json_object *v, char *err, size_t errlen)
@@ -159,9 +159,10 @@ static int scsi_to_json(const struct vm_def *def, json_object **out)
 		json_object *d = json_object_new_object();
 
 		json_object_object_add(d, "type", json_object_new_string(lun_types[l->type]));
-		if (l->type == VM_LUN_DISK)
+		if (l->type == VM_LUN_DISK) {
 			vmdef_disk_fields_json(&l->disk, d);
-		else
+			vmdef_disk_qos_json(&l->disk, d);
+		} else
 			json_object_object_add(d, "path",
 					       l->disk.path ? json_object_new_string(l->disk.path)
 							    : NULL);

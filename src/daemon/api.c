@@ -191,13 +191,15 @@ static json_object *vm_json(struct api_ctx *ctx, const struct vm_def *def)
 		json_object *below = json_object_new_array();
 		uint64_t secs;
 
-		for (unsigned i = 0; below && i < def->ndisks; i++) {
+		for (unsigned i = 0; below && i < VMDEF_DISK_IDS; i++) {
+			struct vm_disk_id id = vmdef_disk_id_at(i);
+			const struct vm_disk *disk = vmdef_disk_of(def, id);
 			json_object *d;
 
-			if (!def->disks[i].min_iops || !qos_mon_below_min(def->uuid, i, &secs))
+			if (!disk || !disk->min_iops || !qos_mon_below_min(def->uuid, id, &secs))
 				continue;
 			d = json_object_new_object();
-			json_object_object_add(d, "disk", json_object_new_int((int)i));
+			vmdef_disk_id_json(id, d);
 			json_object_object_add(d, "seconds", json_object_new_int64((int64_t)secs));
 			json_object_array_add(below, d);
 		}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * GET, PATCH /v1/vms/NAME/disks/N (docs/api.md): one disk of a VM and its storage QoS
+ * GET, PATCH /v1/vms/NAME/disks/N and /v1/vms/NAME/disks/scsi:L (docs/api.md): one disk of a
+ * VM, virtio-blk disk N or the disk at LUN L of its SCSI controller, and its storage QoS
  * (Set-VMHardDiskDrive -MaximumIOPS -MinimumIOPS, and a bandwidth limit). A change applies
  * at once to a running or paused VM (its worker's "disk-qos") and is stored for the next
  * start; GET on such a VM adds the device's counters.
@@ -31,23 +32,31 @@ static int has_worker(struct api_ctx *ctx, const struct vm_def *def, bool *yes, 
 	return 0;
 }
 
+/* Has disk id QoS limits in nd other than in def (the same file in both)? */
+static bool qos_changed(const struct vm_def *def, const struct vm_def *nd, struct vm_disk_id id)
+{
+	const struct vm_disk *a = vmdef_disk_of(def, id), *b = vmdef_disk_of(nd, id);
+
+	return a && b && !strcmp(a->path, b->path) &&
+	       (a->max_iops != b->max_iops || a->max_bw != b->max_bw || a->min_iops != b->min_iops);
+}
+
 int api_disk_qos_live(struct api_ctx *ctx, const struct vm_def *def, const struct vm_def *nd,
 		      char *err, size_t errlen)
 {
 	bool live;
 	int ret = 0;
 
-	for (unsigned i = 0; i < nd->ndisks && i < def->ndisks && !ret; i++) {
-		const struct vm_disk *a = &def->disks[i], *b = &nd->disks[i];
+	/* The virtio-blk disks, then the SCSI controller's. */
+	for (unsigned k = 0; k < VMDEF_DISK_IDS && !ret; k++) {
+		struct vm_disk_id id = vmdef_disk_id_at(k);
 
-		if (strcmp(a->path, b->path) ||
-		    (a->max_iops == b->max_iops && a->max_bw == b->max_bw &&
-		     a->min_iops == b->min_iops))
+		if (!qos_changed(def, nd, id))
 			continue;
 		ret = has_worker(ctx, def, &live, err, errlen);
 		if (ret || !live)
 			return ret;
-		ret = sup_disk_qos(ctx->sup, def, i, b, NULL, err, errlen);
+		ret = sup_disk_qos(ctx->sup, def, id, vmdef_disk_of(nd, id), NULL, err, errlen);
 	}
 	return ret;
 }
@@ -67,27 +76,25 @@ int api_store_live(struct api_ctx *ctx, const struct vm_def *def, struct vm_def 
 	return ret;
 }
 
-static json_object *disk_json(const struct vm_def *def, unsigned i, json_object *counters)
+static json_object *disk_json(const struct vm_def *def, struct vm_disk_id id, json_object *counters)
 {
+	const struct vm_disk *d = vmdef_disk_of(def, id);
 	json_object *o = json_object_new_object();
 
 	if (!o)
 		return NULL;
-	json_object_object_add(o, "disk", json_object_new_int((int)i));
-	vmdef_disk_fields_json(&def->disks[i], o);
-	json_object_object_add(o, "max_iops",
-			       json_object_new_int64((int64_t)def->disks[i].max_iops));
-	json_object_object_add(o, "max_bandwidth",
-			       json_object_new_int64((int64_t)def->disks[i].max_bw));
-	json_object_object_add(o, "min_iops",
-			       json_object_new_int64((int64_t)def->disks[i].min_iops));
+	vmdef_disk_id_json(id, o);
+	vmdef_disk_fields_json(d, o);
+	json_object_object_add(o, "max_iops", json_object_new_int64((int64_t)d->max_iops));
+	json_object_object_add(o, "max_bandwidth", json_object_new_int64((int64_t)d->max_bw));
+	json_object_object_add(o, "min_iops", json_object_new_int64((int64_t)d->min_iops));
 	json_object_object_add(o, "qos", counters);
 	return o;
 }
 
-/* The device's counters of a running VM's disk i (NULL when it has no worker). */
-static int counters(struct api_ctx *ctx, const struct vm_def *def, unsigned i, json_object **out,
-		    char *err, size_t errlen)
+/* The device's counters of a running VM's disk id (NULL when it has no worker). */
+static int counters(struct api_ctx *ctx, const struct vm_def *def, struct vm_disk_id id,
+		    json_object **out, char *err, size_t errlen)
 {
 	json_object *reply = NULL;
 	bool live;
@@ -98,9 +105,10 @@ static int counters(struct api_ctx *ctx, const struct vm_def *def, unsigned i, j
 		return 0; /* starting or stopping: none to show */
 	if (ret || !live)
 		return ret;
-	ret = sup_disk_qos(ctx->sup, def, i, NULL, &reply, err, errlen);
+	ret = sup_disk_qos(ctx->sup, def, id, NULL, &reply, err, errlen);
 	if (!ret) {
 		json_object_object_del(reply, "disk");
+		json_object_object_del(reply, "lun");
 		json_object_object_del(reply, "max_iops");
 		json_object_object_del(reply, "max_bandwidth");
 		json_object_object_del(reply, "min_iops");
@@ -109,10 +117,11 @@ static int counters(struct api_ctx *ctx, const struct vm_def *def, unsigned i, j
 	return ret;
 }
 
-static int do_patch(struct api_ctx *ctx, const struct vm_def *def, unsigned i, json_object *req,
-		    struct vm_def *nd, char *err, size_t errlen)
+static int do_patch(struct api_ctx *ctx, const struct vm_def *def, struct vm_disk_id id,
+		    json_object *req, struct vm_def *nd, char *err, size_t errlen)
 {
-	char what[24];
+	char what[24], name[16];
+	struct vm_disk *d;
 	int ret;
 
 	if (!req || !json_object_is_type(req, json_type_object) ||
@@ -120,12 +129,17 @@ static int do_patch(struct api_ctx *ctx, const struct vm_def *def, unsigned i, j
 		snprintf(err, errlen, "give at least one of max_iops, max_bandwidth, min_iops");
 		return -EINVAL;
 	}
-	snprintf(what, sizeof(what), "disks[%u]", i);
+	vmdef_disk_id_name(id, name, sizeof(name));
+	if (id.lun)
+		snprintf(what, sizeof(what), "scsi.luns[%u]", id.index);
+	else
+		snprintf(what, sizeof(what), "disks[%u]", id.index);
 	ret = vmdef_copy(nd, def);
 	if (ret) {
 		snprintf(err, errlen, "out of memory");
 		return ret;
 	}
+	d = vmdef_disk_of(nd, id);
 	json_object_object_foreach(req, key, val)
 	{
 		if (strcmp(key, "max_iops") && strcmp(key, "max_bandwidth") &&
@@ -136,46 +150,47 @@ static int do_patch(struct api_ctx *ctx, const struct vm_def *def, unsigned i, j
 				 key);
 			return -EINVAL;
 		}
-		ret = vmdef_disk_field(&nd->disks[i], what, key, val, true, err, errlen);
+		ret = vmdef_disk_field(d, what, key, val, true, err, errlen);
 		if (ret)
 			return ret < 0 ? ret : -EINVAL;
 	}
-	ret = vmdef_disk_qos_check(&nd->disks[i], what, err, errlen);
+	ret = vmdef_disk_qos_check(d, what, err, errlen);
 	ret = ret ?: api_disk_qos_live(ctx, def, nd, err, errlen);
 	if (ret)
 		return ret;
 	ret = api_store_live(ctx, def, nd, err, errlen);
 	if (ret)
 		return ret;
-	log_info("VM %s: disk %u QoS max-iops %llu, max-bandwidth %llu, min-iops %llu "
+	log_info("VM %s: disk %s QoS max-iops %llu, max-bandwidth %llu, min-iops %llu "
 		 "(revision %llu)",
-		 def->name, i, (unsigned long long)nd->disks[i].max_iops,
-		 (unsigned long long)nd->disks[i].max_bw, (unsigned long long)nd->disks[i].min_iops,
-		 (unsigned long long)nd->revision);
+		 def->name, name, (unsigned long long)d->max_iops, (unsigned long long)d->max_bw,
+		 (unsigned long long)d->min_iops, (unsigned long long)nd->revision);
 	return 0;
 }
 
 void api_vm_disk(struct api_ctx *ctx, const char *method, const char *url, const struct vm_def *def,
 		 const char *which, json_object *req, struct api_reply *out)
 {
-	char err[512] = "", *end;
-	unsigned long i = strtoul(which, &end, 10);
+	char err[512] = "";
+	struct vm_disk_id id;
 	json_object *c = NULL;
 	struct vm_def nd;
 	int ret;
 
-	if (!*which || *end || which[0] < '0' || which[0] > '9' || i >= def->ndisks) {
-		snprintf(err, sizeof(err), "VM '%s' has no disk %.20s (it has %u: 0 to %u)",
-			 def->name, which, def->ndisks, def->ndisks ? def->ndisks - 1 : 0);
+	if (vmdef_disk_id_parse(which, &id) || !vmdef_disk_of(def, id)) {
+		snprintf(err, sizeof(err),
+			 "VM '%s' has no disk %.20s (its virtio-blk disks are 0 to %d, its SCSI "
+			 "disks scsi:LUN; a DVD drive has no QoS)",
+			 def->name, which, (int)def->ndisks - 1);
 		api_error_reply(out, 404, "NotFound", err);
 		return;
 	}
 	if (!strcmp(method, "GET")) {
-		ret = counters(ctx, def, (unsigned)i, &c, err, sizeof(err));
+		ret = counters(ctx, def, id, &c, err, sizeof(err));
 		if (ret)
 			api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
 		else
-			api_reply_json(out, 200, disk_json(def, (unsigned)i, c));
+			api_reply_json(out, 200, disk_json(def, id, c));
 		return;
 	}
 	if (strcmp(method, "PATCH")) {
@@ -183,12 +198,12 @@ void api_vm_disk(struct api_ctx *ctx, const char *method, const char *url, const
 		return;
 	}
 	vmdef_init(&nd);
-	ret = do_patch(ctx, def, (unsigned)i, req, &nd, err, sizeof(err));
+	ret = do_patch(ctx, def, id, req, &nd, err, sizeof(err));
 	if (!ret)
-		ret = counters(ctx, &nd, (unsigned)i, &c, err, sizeof(err));
+		ret = counters(ctx, &nd, id, &c, err, sizeof(err));
 	if (ret)
 		api_reply_errno(out, ret, err[0] ? err : strerror(-ret));
 	else
-		api_reply_json(out, 200, disk_json(&nd, (unsigned)i, c));
+		api_reply_json(out, 200, disk_json(&nd, id, c));
 	vmdef_free(&nd);
 }

@@ -19,6 +19,7 @@ struct event {
 	char state[24];
 	char text[256]; /* the reason, or the job's message */
 	uint64_t job;
+	bool lun; /* a disk event: job is a SCSI LUN, not an index in disks */
 	char operation[32];
 	bool progress; /* a running job's progress: percent, and bytes when total is known */
 	int percent;
@@ -111,7 +112,7 @@ void events_switch(const char *name, const char *state, const char *reason)
 	pthread_cond_broadcast(&arrived);
 }
 
-void events_disk(const char *uuid, const char *name, unsigned disk, const char *state,
+void events_disk(const char *uuid, const char *name, struct vm_disk_id disk, const char *state,
 		 const char *reason)
 {
 	struct event *e = next_event();
@@ -121,7 +122,8 @@ void events_disk(const char *uuid, const char *name, unsigned disk, const char *
 	snprintf(e->vm_id, sizeof(e->vm_id), "%s", uuid);
 	snprintf(e->state, sizeof(e->state), "%s", state);
 	snprintf(e->text, sizeof(e->text), "%s", reason);
-	e->job = disk; /* shown as "disk" */
+	e->job = disk.index; /* shown as "disk" or "lun" */
+	e->lun = disk.lun;
 	pthread_cond_broadcast(&arrived);
 }
 
@@ -162,7 +164,7 @@ static json_object *event_json(const struct event *e)
 		}
 	} else {
 		if (!strcmp(e->kind, "disk"))
-			json_object_object_add(o, "disk", json_object_new_int64((int64_t)e->job));
+			vmdef_disk_id_json((struct vm_disk_id){e->lun, (unsigned)e->job}, o);
 		json_object_object_add(o, "reason", json_object_new_string(e->text));
 	}
 	return o;

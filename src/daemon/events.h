@@ -13,6 +13,8 @@
 
 #include <json-c/json.h>
 
+#include "config/vmdef_device.h"
+
 #define EVENTS_KEEP	1024
 #define EVENTS_WAIT_MAX 50 /* seconds a long-poll may wait (under the HTTP idle timeout) */
 
@@ -30,8 +32,8 @@ void events_job_progress(uint64_t id, const char *operation, const char *vm, int
 void events_switch(const char *name, const char *state, const char *reason);
 
 /* Disk disk of a VM crossed its minimum IOPS (qos_mon.c): state "below-minimum-iops" or
- * "minimum-iops-met", with the reason. */
-void events_disk(const char *uuid, const char *name, unsigned disk, const char *state,
+ * "minimum-iops-met", with the reason; the event names it "disk": N or "lun": L. */
+void events_disk(const char *uuid, const char *name, struct vm_disk_id disk, const char *state,
 		 const char *reason);
 
 /*

@@ -19,7 +19,7 @@ struct watch {
 	char uuid[VMDEF_UUID_LEN + 1];
 	char name[VMDEF_NAME_MAX + 1];
 	char ctl[512];
-	unsigned disk;
+	struct vm_disk_id disk;
 	bool below;
 	uint64_t seconds;
 };
@@ -50,10 +50,14 @@ static size_t qos_list(struct qos_ctx *c, struct watch *out)
 			vmdef_free(&def);
 			continue;
 		}
-		for (unsigned d = 0; d < def.ndisks && k < QOS_MON_MAX; d++) {
-			if (!def.disks[d].min_iops)
+		/* Its virtio-blk disks, then the disks on its SCSI controller. */
+		for (unsigned d = 0; d < VMDEF_DISK_IDS && k < QOS_MON_MAX; d++) {
+			struct vm_disk_id id = vmdef_disk_id_at(d);
+			const struct vm_disk *disk = vmdef_disk_of(&def, id);
+
+			if (!disk || !disk->min_iops)
 				continue;
-			out[k] = (struct watch){.disk = d};
+			out[k] = (struct watch){.disk = id};
 			snprintf(out[k].uuid, sizeof(out[k].uuid), "%s", def.uuid);
 			snprintf(out[k].name, sizeof(out[k].name), "%s", def.name);
 			snprintf(out[k].ctl, sizeof(out[k].ctl), "%s/control.sock", dir);
@@ -65,7 +69,7 @@ static size_t qos_list(struct qos_ctx *c, struct watch *out)
 	for (size_t j = 0; j < k; j++)
 		for (size_t i = 0; i < nwatched; i++)
 			if (!strcmp(watched[i].uuid, out[j].uuid) &&
-			    watched[i].disk == out[j].disk) {
+			    vmdef_disk_id_eq(watched[i].disk, out[j].disk)) {
 				out[j].below = watched[i].below;
 				out[j].seconds = watched[i].seconds;
 			}
@@ -83,10 +87,11 @@ bool qos_mon_judge(bool last_second, uint64_t before, uint64_t seconds)
 static void qos_ask(struct watch *w)
 {
 	json_object *r = NULL, *v;
-	char args[32], err[256], why[160];
+	char args[32], err[256], why[160], name[16];
 	bool below;
 
-	snprintf(args, sizeof(args), "{\"disk\":%u}", w->disk);
+	vmdef_disk_id_name(w->disk, name, sizeof(name));
+	snprintf(args, sizeof(args), "{\"%s\":%u}", w->disk.lun ? "lun" : "disk", w->disk.index);
 	if (ctl_execute_args(w->ctl, "disk-qos", args, QOS_MON_TIMEOUT_MS, &r, err, sizeof(err)))
 		return; /* stopping, or busy: the next round asks again */
 	below = json_object_object_get_ex(r, "below_min", &v) && json_object_get_boolean(v);
@@ -101,10 +106,10 @@ static void qos_ask(struct watch *w)
 		return;
 	w->below = below;
 	snprintf(why, sizeof(why),
-		 below ? "disk %u: fewer I/Os than its minimum IOPS in a second since the last "
+		 below ? "disk %s: fewer I/Os than its minimum IOPS in a second since the last "
 			 "look (%llu seconds in all)"
-		       : "disk %u: its minimum IOPS met again",
-		 w->disk, (unsigned long long)w->seconds);
+		       : "disk %s: its minimum IOPS met again",
+		 name, (unsigned long long)w->seconds);
 	log_info("VM %s: %s", w->name, why);
 	keeld_lock();
 	events_disk(w->uuid, w->name, w->disk, below ? "below-minimum-iops" : "minimum-iops-met",
@@ -153,14 +158,14 @@ int qos_mon_start(struct sup *sup, struct store *store)
 	return r;
 }
 
-bool qos_mon_below_min(const char *uuid, unsigned disk, uint64_t *seconds)
+bool qos_mon_below_min(const char *uuid, struct vm_disk_id disk, uint64_t *seconds)
 {
 	bool below = false;
 
 	*seconds = 0;
 	pthread_mutex_lock(&qos_lock);
 	for (size_t i = 0; i < nwatched; i++) {
-		if (strcmp(watched[i].uuid, uuid) || watched[i].disk != disk)
+		if (strcmp(watched[i].uuid, uuid) || !vmdef_disk_id_eq(watched[i].disk, disk))
 			continue;
 		below = watched[i].below;
 		*seconds = watched[i].seconds;

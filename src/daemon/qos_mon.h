@@ -2,11 +2,11 @@
 /*
  * Storage QoS's minimum IOPS (docs/virtio.md): as Hyper-V, keel reserves nothing and reports
  * a disk that falls below its minimum. A thread asks the worker of each running VM with a
- * disk that has a min_iops, every QOS_MON_PERIOD_MS, for that disk's counters (control
- * "disk-qos", with keeld's lock let go); when a disk fell below its minimum in a whole second
- * since the last look (qos_mon_judge), or met it in every one since, an event "disk" (state
- * "below-minimum-iops" or "minimum-iops-met") goes into keeld's stream, and `keel vm show` says so
- * while it lasts.
+ * disk (virtio-blk, or on the SCSI controller) that has a min_iops, every QOS_MON_PERIOD_MS, for
+ * that disk's counters (control "disk-qos", with keeld's lock let go); when a disk fell below its
+ * minimum in a whole second since the last look (qos_mon_judge), or met it in every one since, an
+ * event "disk" (state "below-minimum-iops" or "minimum-iops-met") goes into keeld's stream, and
+ * `keel vm show` says so while it lasts.
  */
 #ifndef KEEL_DAEMON_QOS_MON_H
 #define KEEL_DAEMON_QOS_MON_H
@@ -26,8 +26,8 @@ int qos_mon_start(struct sup *sup, struct store *store) __attribute__((warn_unus
  * (fewer now: a new worker). A shortfall between two looks counts, not only one that lasts
  * until the next look. */
 bool qos_mon_judge(bool last_second, uint64_t before, uint64_t seconds);
-/* Is disk i of VM uuid below its minimum IOPS (the last answer of its worker)? *seconds:
- * the seconds it was, in all, since its worker started. */
-bool qos_mon_below_min(const char *uuid, unsigned disk, uint64_t *seconds);
+/* Is disk disk of VM uuid (a virtio-blk disk or a SCSI one) below its minimum IOPS (the last
+ * answer of its worker)? *seconds: the seconds it was, in all, since its worker started. */
+bool qos_mon_below_min(const char *uuid, struct vm_disk_id disk, uint64_t *seconds);
 
 #endif

@@ -13,7 +13,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -89,6 +89,9 @@ static const char schema[] =
 	" cache TEXT NOT NULL DEFAULT 'none',"
 	" readonly INTEGER NOT NULL DEFAULT 0,"
 	" serial TEXT NOT NULL DEFAULT '',"
+	" max_iops INTEGER NOT NULL DEFAULT 0," /* a disk's storage QoS; 0: none */
+	" max_bw INTEGER NOT NULL DEFAULT 0,"
+	" min_iops INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(vm, idx));"
 	"CREATE TABLE IF NOT EXISTS runtime("
 	" vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
@@ -259,6 +262,13 @@ static const char migrate_9_to_10[] =
 static const char migrate_10_to_11[] = "ALTER TABLE nics ADD COLUMN queues INTEGER NOT NULL "
 				       "DEFAULT 0;";
 
+/* From schema 11: the storage QoS of each disk on the SCSI controller (docs/vm-config.md);
+ * none, the default. */
+static const char migrate_11_to_12[] =
+	"ALTER TABLE scsi_luns ADD COLUMN max_iops INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE scsi_luns ADD COLUMN max_bw INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE scsi_luns ADD COLUMN min_iops INTEGER NOT NULL DEFAULT 0;";
+
 int store_upgraded_from(const struct store *st)
 {
 	return st->upgraded_from;
@@ -381,12 +391,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_9_to_10);
 	if (!ret && version >= 1 && version <= 10)
 		ret = exec_sql(st, migrate_10_to_11);
+	if (!ret && version >= 1 && version <= 11)
+		ret = exec_sql(st, migrate_11_to_12);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=11");
+		ret = exec_sql(st, "PRAGMA user_version=12");
 	/* The message of what failed, taken before finish's ROLLBACK replaces SQLite's
 	 * ("not an error"); a failed COMMIT leaves its own. */
 	if (ret) {
@@ -479,9 +491,7 @@ static int put_devices(struct store *st, const struct vm_def *def, char *err, si
 				  SQLITE_STATIC);
 		sqlite3_bind_text(s, 8, vmdef_disk_cache_name(def->disks[i].cache), -1,
 				  SQLITE_STATIC);
-		sqlite3_bind_int64(s, 9, (sqlite3_int64)def->disks[i].max_iops);
-		sqlite3_bind_int64(s, 10, (sqlite3_int64)def->disks[i].max_bw);
-		sqlite3_bind_int64(s, 11, (sqlite3_int64)def->disks[i].min_iops);
+		store_disk_qos_bind(s, 9, &def->disks[i]);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			ret = -EIO;
 			goto out;
@@ -738,6 +748,22 @@ static uint64_t qos_from_col(sqlite3_stmt *s, int col, uint64_t max)
 	return v > 0 && (uint64_t)v <= max ? (uint64_t)v : 0;
 }
 
+void store_disk_qos_load(sqlite3_stmt *s, int col, struct vm_disk *disk)
+{
+	disk->max_iops = qos_from_col(s, col, VMDEF_QOS_MAX_IOPS);
+	disk->max_bw = qos_from_col(s, col + 1, VMDEF_QOS_MAX_BW);
+	disk->min_iops = qos_from_col(s, col + 2, VMDEF_QOS_MAX_IOPS);
+	if (disk->max_iops && disk->min_iops > disk->max_iops)
+		disk->min_iops = disk->max_iops; /* a hand-edited row: what can be met */
+}
+
+void store_disk_qos_bind(sqlite3_stmt *s, int col, const struct vm_disk *disk)
+{
+	sqlite3_bind_int64(s, col, (sqlite3_int64)disk->max_iops);
+	sqlite3_bind_int64(s, col + 1, (sqlite3_int64)disk->max_bw);
+	sqlite3_bind_int64(s, col + 2, (sqlite3_int64)disk->min_iops);
+}
+
 /* Fill def from a row of VM_COLUMNS, then read its disks and NICs. */
 static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 {
@@ -788,11 +814,7 @@ static int load_row(struct store *st, sqlite3_stmt *s, struct vm_def *def)
 		if (!sqlite3_column_text(d, 5) ||
 		    vmdef_disk_cache_parse((const char *)sqlite3_column_text(d, 5), &disk->cache))
 			disk->cache = VM_DISK_CACHE_NONE; /* a hand-edited row: the default */
-		disk->max_iops = qos_from_col(d, 6, VMDEF_QOS_MAX_IOPS);
-		disk->max_bw = qos_from_col(d, 7, VMDEF_QOS_MAX_BW);
-		disk->min_iops = qos_from_col(d, 8, VMDEF_QOS_MAX_IOPS);
-		if (disk->max_iops && disk->min_iops > disk->max_iops)
-			disk->min_iops = disk->max_iops; /* a hand-edited row: what can be met */
+		store_disk_qos_load(d, 6, disk);
 		def->ndisks++;
 	}
 	sqlite3_finalize(d);

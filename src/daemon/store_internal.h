@@ -49,6 +49,10 @@ int store_devices_load(struct store *st, struct vm_def *def, char *why, size_t l
  * replaced), read with them. 0 or -errno (-EIO: sqlite3_errmsg says why). */
 int store_scsi_put(struct store *st, const struct vm_def *def) __attribute__((warn_unused_result));
 int store_scsi_load(struct store *st, struct vm_def *def) __attribute__((warn_unused_result));
+/* A disk's storage QoS from the columns max_iops, max_bw, min_iops of row s, from col on (a
+ * hand-edited value out of range reads as none), and bound into statement s from col on. */
+void store_disk_qos_load(sqlite3_stmt *s, int col, struct vm_disk *disk);
+void store_disk_qos_bind(sqlite3_stmt *s, int col, const struct vm_disk *disk);
 /* An adapter's guards as the nics table's guards column keeps them (one bit each), and back. */
 int store_nic_guards(const struct vm_nic *nic);
 void store_nic_set_guards(struct vm_nic *nic, int guards);

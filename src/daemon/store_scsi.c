@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A VM's virtio-scsi controller in the store (the description's "scsi" field,
- * docs/vm-config.md): its slot in table scsi, its LUNs in table scsi_luns, no rows when the
- * VM has none. Tables of their own, so that an older store gets them empty (no VM has a
- * controller) without a schema change.
+ * docs/vm-config.md): its slot in table scsi, its LUNs in table scsi_luns (a disk's storage
+ * QoS too, from schema 12), no rows when the VM has none. Tables of their own, so that an older
+ * store gets them empty (no VM has a controller) without a schema change.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,10 +47,12 @@ int store_scsi_put(struct store *st, const struct vm_def *def)
 	sqlite3_finalize(s);
 	if (ret)
 		return ret;
-	ret = store_prepare(st,
-			    "INSERT INTO scsi_luns(vm, idx, type, path, format, cache, readonly, "
-			    "serial) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-			    &s);
+	ret = store_prepare(
+		st,
+		"INSERT INTO scsi_luns(vm, idx, type, path, format, cache, readonly, "
+		"serial, max_iops, max_bw, min_iops) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+		"?8, ?9, ?10, ?11)",
+		&s);
 	for (unsigned i = 0; !ret && i < def->scsi.nluns; i++) {
 		const struct vm_lun *l = &def->scsi.luns[i];
 
@@ -66,6 +68,7 @@ int store_scsi_put(struct store *st, const struct vm_def *def)
 		sqlite3_bind_text(s, 6, vmdef_disk_cache_name(l->disk.cache), -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 7, l->disk.readonly);
 		sqlite3_bind_text(s, 8, l->disk.serial, -1, SQLITE_STATIC);
+		store_disk_qos_bind(s, 9, &l->disk);
 		ret = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
 	}
 	sqlite3_finalize(s);
@@ -95,6 +98,8 @@ static int load_lun(sqlite3_stmt *s, struct vm_lun *l)
 	l->disk.readonly = l->type == VM_LUN_DVD || sqlite3_column_int(s, 4);
 	if (serial && strlen(serial) <= VMDEF_SERIAL_MAX)
 		strcpy(l->disk.serial, serial);
+	if (l->type == VM_LUN_DISK) /* a DVD drive has no QoS */
+		store_disk_qos_load(s, 6, &l->disk);
 	if (path) {
 		l->disk.path = strdup(path);
 		if (!l->disk.path)
@@ -120,8 +125,8 @@ int store_scsi_load(struct store *st, struct vm_def *def)
 	def->scsi.pci_slot =
 		slot >= VMDEF_PCI_SLOT_MIN && slot <= VMDEF_PCI_SLOT_MAX ? (uint8_t)slot : 0;
 	ret = store_prepare(st,
-			    "SELECT type, path, format, cache, readonly, serial FROM scsi_luns "
-			    "WHERE vm=?1 ORDER BY idx",
+			    "SELECT type, path, format, cache, readonly, serial, max_iops, max_bw, "
+			    "min_iops FROM scsi_luns WHERE vm=?1 ORDER BY idx",
 			    &s);
 	if (ret)
 		return ret;

@@ -729,15 +729,15 @@ int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, c
 	return ret;
 }
 
-int sup_disk_qos(struct sup *sup, const struct vm_def *def, unsigned disk,
+int sup_disk_qos(struct sup *sup, const struct vm_def *def, struct vm_disk_id disk,
 		 const struct vm_disk *set, json_object **reply, char *err, size_t errlen)
 {
 	json_object *a = json_object_new_object();
-	char what[64];
+	char what[64], name[16];
 	int ret;
 
 	if (a)
-		json_object_object_add(a, "disk", json_object_new_int((int)disk));
+		vmdef_disk_id_json(disk, a);
 	if (a && set) {
 		json_object_object_add(a, "max_iops",
 				       json_object_new_int64((int64_t)set->max_iops));
@@ -746,7 +746,8 @@ int sup_disk_qos(struct sup *sup, const struct vm_def *def, unsigned disk,
 		json_object_object_add(a, "min_iops",
 				       json_object_new_int64((int64_t)set->min_iops));
 	}
-	snprintf(what, sizeof(what), "disk %u's storage QoS", disk);
+	vmdef_disk_id_name(disk, name, sizeof(name));
+	snprintf(what, sizeof(what), "disk %s's storage QoS", name);
 	ret = sup_nic_request(sup, def, "disk-qos", a, -1, reply, what, err, errlen);
 	json_object_put(a);
 	return ret;

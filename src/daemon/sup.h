@@ -22,6 +22,7 @@
 
 #include "daemon/store.h"
 #include "config/vmdef.h"
+#include "config/vmdef_device.h"
 #include "daemon/vm_state.h"
 
 struct sup_config {
@@ -127,10 +128,10 @@ int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const cha
  * worker's "link"): the guest sees the carrier go and come back. */
 int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, char *err,
 	     size_t errlen) __attribute__((warn_unused_result));
-/* The running VM's disk (its index in disks) storage QoS (its worker's "disk-qos"): the
- * limits of set when not NULL, then *reply (when not NULL; the caller puts it) the limits
- * and the device's counters (docs/keel-vmm.md). */
-int sup_disk_qos(struct sup *sup, const struct vm_def *def, unsigned disk,
+/* The running VM's disk (a virtio-blk disk or a SCSI one) storage QoS (its worker's
+ * "disk-qos"): the limits of set when not NULL, then *reply (when not NULL; the caller puts
+ * it) the limits and the device's counters (docs/keel-vmm.md). */
+int sup_disk_qos(struct sup *sup, const struct vm_def *def, struct vm_disk_id disk,
 		 const struct vm_disk *set, struct json_object **reply, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* Hot plug (docs/networking.md): add adapter nic to the running VM on tap (keeld's, a copy

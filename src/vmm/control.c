@@ -22,6 +22,7 @@
 #include "vmm/vcpu.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/blkio/qos.h"
+#include "vmm/virtio/scsi.h"
 #include "config/vmdef_device.h"
 #include "vmm/vm.h"
 
@@ -445,26 +446,31 @@ usage:
 
 static const char *const qos_keys[3] = {"max_iops", "max_bandwidth", "min_iops"};
 
-/* "disk-qos" takes {"arguments":{"disk":N}} and optionally the limits to change, each a
- * number (bounds and consistency are the description's: vmdef_disk_qos_check). */
+/* "disk-qos" takes {"arguments":{"disk":N}} (a virtio-blk disk) or {"arguments":{"lun":N}}
+ * (a disk on the SCSI controller) and optionally the limits to change, each a number (bounds
+ * and consistency are the description's: vmdef_disk_qos_check). */
 static int control_qos_args(json_object *o, struct control_request *req, char *why, size_t whylen)
 {
 	json_object *args, *v;
 	int64_t n;
 
 	if (!json_object_object_get_ex(o, "arguments", &args) ||
-	    !json_object_is_type(args, json_type_object) ||
-	    !json_object_object_get_ex(args, "disk", &v) || !json_object_is_type(v, json_type_int))
+	    !json_object_is_type(args, json_type_object))
+		goto usage;
+	req->lun = json_object_object_get_ex(args, "lun", &v);
+	if ((!req->lun && !json_object_object_get_ex(args, "disk", &v)) ||
+	    (req->lun && json_object_object_get_ex(args, "disk", NULL)) ||
+	    !json_object_is_type(v, json_type_int))
 		goto usage;
 	n = json_object_get_int64(v);
-	if (n < 0 || n >= VMDEF_MAX_DISKS)
+	if (n < 0 || n >= (req->lun ? VMDEF_MAX_LUNS : VMDEF_MAX_DISKS))
 		goto usage;
 	req->disk = (unsigned)n;
 	json_object_object_foreach(args, key, val)
 	{
 		unsigned k;
 
-		if (!strcmp(key, "disk"))
+		if (!strcmp(key, "disk") || !strcmp(key, "lun"))
 			continue;
 		for (k = 0; k < 3 && strcmp(key, qos_keys[k]); k++)
 			;
@@ -482,9 +488,9 @@ static int control_qos_args(json_object *o, struct control_request *req, char *w
 	return 0;
 usage:
 	snprintf(why, whylen,
-		 "disk-qos needs \"arguments\":{\"disk\":N} (0 to %d), optionally with "
-		 "\"max_iops\", \"max_bandwidth\" and \"min_iops\"",
-		 VMDEF_MAX_DISKS - 1);
+		 "disk-qos needs \"arguments\":{\"disk\":N} (0 to %d) or {\"lun\":N} (0 to %d), "
+		 "optionally with \"max_iops\", \"max_bandwidth\" and \"min_iops\"",
+		 VMDEF_MAX_DISKS - 1, VMDEF_MAX_LUNS - 1);
 	return -EINVAL;
 }
 
@@ -580,22 +586,44 @@ static char *control_restore(struct vm *vm, const struct control_request *req, i
 	return control_reply(NULL);
 }
 
-/* A virtio-blk disk's QoS: new limits when the request gives some (checked as the
- * description's, then applied at once and kept in the worker's description, which a save
- * records), then the limits and the device's counters (docs/keel-vmm.md). */
+/* The disk req names: a virtio-blk disk (its device in *vd) or a SCSI disk (the
+ * controller's), its description in *d; NULL with *why when the VM has none such. */
+static struct vm_disk *qos_disk(struct vm *vm, const struct control_request *req,
+				struct virtio_dev **vd, const char **why)
+{
+	struct vm_def *def = &vm->cfg->def;
+
+	if (req->lun) {
+		*vd = vm->scsi_dev;
+		*why = "the VM has no disk at SCSI LUN";
+		return req->disk < def->scsi.nluns &&
+				       def->scsi.luns[req->disk].type == VM_LUN_DISK && *vd
+			       ? &def->scsi.luns[req->disk].disk
+			       : NULL;
+	}
+	*vd = req->disk < def->ndisks ? vm->disk_dev[req->disk] : NULL;
+	*why = "the VM has no virtio-blk disk";
+	return *vd ? &def->disks[req->disk] : NULL;
+}
+
+/* A disk's QoS (virtio-blk, or a disk on the SCSI controller): new limits when the request
+ * gives some (checked as the description's, then applied at once and kept in the worker's
+ * description, which a save records), then the limits and the device's counters
+ * (docs/keel-vmm.md). */
 static char *control_disk_qos(struct vm *vm, const struct control_request *req)
 {
-	struct vm_disk *d = &vm->cfg->def.disks[req->disk], nd;
-	struct virtio_dev *vd = req->disk < vm->cfg->def.ndisks ? vm->disk_dev[req->disk] : NULL;
+	struct virtio_dev *vd;
+	const char *why;
+	struct vm_disk *d = qos_disk(vm, req, &vd, &why), nd;
 	struct blk_qos_limits lim, set;
+	const struct blk_qos_limits *change;
 	struct blk_qos_stats st;
 	unsigned waiting;
 	char err[200];
 	json_object *o;
 
-	if (!vd)
-		return control_error("GenericError", "disk-qos: the VM has no virtio-blk disk %u",
-				     req->disk);
+	if (!d)
+		return control_error("GenericError", "disk-qos: %s %u", why, req->disk);
 	nd = *d;
 	if (req->qos_given[0])
 		nd.max_iops = req->qos[0];
@@ -606,14 +634,16 @@ static char *control_disk_qos(struct vm *vm, const struct control_request *req)
 	if (vmdef_disk_qos_check(&nd, "disk-qos", err, sizeof(err)))
 		return control_error("GenericError", "%s", err);
 	set = (struct blk_qos_limits){nd.max_iops, nd.max_bw, nd.min_iops};
-	virtio_blk_qos(vd,
-		       req->qos_given[0] || req->qos_given[1] || req->qos_given[2] ? &set : NULL,
-		       &lim, &st, &waiting);
+	change = req->qos_given[0] || req->qos_given[1] || req->qos_given[2] ? &set : NULL;
+	if (!req->lun)
+		virtio_blk_qos(vd, change, &lim, &st, &waiting);
+	else if (virtio_scsi_qos(vd, req->disk, change, &lim, &st, &waiting))
+		return control_error("GenericError", "disk-qos: %s %u", why, req->disk);
 	d->max_iops = lim.max_iops;
 	d->max_bw = lim.max_bw;
 	d->min_iops = lim.min_iops;
 	o = json_object_new_object();
-	json_object_object_add(o, "disk", json_object_new_int((int)req->disk));
+	json_object_object_add(o, req->lun ? "lun" : "disk", json_object_new_int((int)req->disk));
 	json_object_object_add(o, "max_iops", json_object_new_int64((int64_t)lim.max_iops));
 	json_object_object_add(o, "max_bandwidth", json_object_new_int64((int64_t)lim.max_bw));
 	json_object_object_add(o, "min_iops", json_object_new_int64((int64_t)lim.min_iops));

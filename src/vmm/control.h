@@ -36,7 +36,8 @@ enum control_cmd {
 	CONTROL_NIC_REMOVE,
 	CONTROL_NIC_LIST,
 	/* disk-qos {"disk": N, "max_iops": N, "max_bandwidth": N, "min_iops": N} (the limits
-	 * optional: those given change): the disk's QoS limits and counters. */
+	 * optional: those given change): the disk's QoS limits and counters; {"lun": N, ...}:
+	 * the SCSI controller's disk at LUN N. */
 	CONTROL_DISK_QOS,
 #if defined(KEEL_TEST_HOOKS)
 	CONTROL_TEST_PARSE_EUIDS, /* test builds only: the euids handed files were parsed as */
@@ -63,7 +64,8 @@ struct control_request {
 	char mac[18];	   /* nic-add, nic-remove: the MAC ("": the default, or by slot) */
 	unsigned slot;	   /* nic-add: the slot (0: any); nic-remove: the adapter's (0: by mac) */
 	bool force;	   /* nic-remove: without waiting for the guest */
-	unsigned disk;	   /* disk-qos: the disk's index in the description */
+	unsigned disk;	   /* disk-qos: the disk's index in the description (or its LUN) */
+	bool lun;	   /* disk-qos: disk is a LUN of the SCSI controller */
 	bool qos_given[3]; /* disk-qos: max_iops, max_bandwidth, min_iops given */
 	uint64_t qos[3];   /* disk-qos: their values */
 };

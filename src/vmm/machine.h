@@ -165,6 +165,10 @@ int machine_set_nic_link(struct machine *m, unsigned i, machine_link_fn fn, void
 struct virtio_dev;
 int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
 	__attribute__((warn_unused_result));
+/* The virtio-scsi controller, for "disk-qos" on its LUNs (virtio_scsi_qos); -EEXIST when the
+ * machine has one already. */
+int machine_set_scsi_dev(struct machine *m, struct virtio_dev *vd)
+	__attribute__((warn_unused_result));
 /* The device's saved-state section; fn serves save, check and load (docs/state.md). */
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque) __attribute__((warn_unused_result));

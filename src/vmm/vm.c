@@ -230,6 +230,16 @@ int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
 	return 0;
 }
 
+int machine_set_scsi_dev(struct machine *m, struct virtio_dev *vd)
+{
+	struct vm *vm = vm_of(m);
+
+	if (vm->scsi_dev)
+		return -EEXIST;
+	vm->scsi_dev = vd;
+	return 0;
+}
+
 int machine_add_state_section(struct machine *m, const char *name, uint32_t version, state_fn fn,
 			      void *opaque)
 {

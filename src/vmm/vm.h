@@ -93,6 +93,7 @@ struct vm {
 		void *opaque;
 	} nic_link[VMDEF_MAX_NICS]; /* each network adapter's link (machine_set_nic_link) */
 	struct virtio_dev *disk_dev[VMDEF_MAX_DISKS]; /* each disk's (machine_set_disk_dev) */
+	struct virtio_dev *scsi_dev; /* the SCSI controller's (machine_set_scsi_dev) */
 	bool devices_paused;
 
 	struct chardev *serial_out; /* COM1's host side */

@@ -3091,15 +3091,39 @@ def start_blk_guest(e, name, args, vhdx=False):
     return vm
 
 
-def case_disk_qos(e):
-    """Storage QoS (issue 16, Set-VMHardDiskDrive -MaximumIOPS): two VMs on the virtio test
-    guest's multi-queue disk test (mode=blkmq, both queues kept full), one of them limited
-    to 10 I/Os per second. The other's I/O completes; the limited one's device counters
-    (keel vm disk show, from its worker) show requests that waited and never more I/Os than
-    the limit allows; `keel vm disk set` raises the limit on the running VM (the counters
-    and the stored description show it, bad values are refused with a reason), and the next
-    start's worker has it; a minimum the disk does not get is an event and shows in keel vm
-    show. No timing thresholds: the bound only loosens with a slow host."""
+# The disk under storage QoS in the disk-qos cases: a virtio-blk disk the virtio test guest
+# keeps full on two queues (mode=blkmq), or a disk at LUN 0 of the SCSI controller with a ring
+# of reads in flight (mode=scsi). "ref": how keel vm disk names it; "lacks": a disk the VM
+# lacks; "key": its field in events and disks_below_min_iops.
+QOS_BUSES = {
+    "blk": {"ref": "0", "lacks": "3", "key": "disk",
+            "cmdline": lambda hog: "mode=blkmq queues=2 slow=100 rounds=%d" % (3 if hog else 1)},
+    "scsi": {"ref": "scsi:0", "lacks": "scsi:3", "key": "lun",
+             "cmdline": lambda hog: "mode=scsi slow=100 requests=%d" % (400 if hog else 100)},
+}
+
+
+def qos_disk_of(vm, bus):
+    """The description's disk under QoS (its virtio-blk disk 0, or its SCSI LUN 0)."""
+    return vm["disks"][0] if bus == "blk" else vm["scsi"]["luns"][0]
+
+
+def qos_disk_patch(d, bus):
+    """A PATCH of the VM's description that gives it disk d in place of the one under QoS."""
+    return {"disks": [d]} if bus == "blk" else {"scsi": {"luns": [d]}}
+
+
+def disk_qos_case(e, bus):
+    """Storage QoS (issue 16, Set-VMHardDiskDrive -MaximumIOPS) on a disk of bus (QOS_BUSES):
+    two VMs on the virtio test guest, one of them limited to 10 I/Os per second. The other's
+    I/O completes; the limited one's device counters (keel vm disk show, from its worker)
+    show requests that waited and never more I/Os than the limit allows; `keel vm disk set`
+    raises the limit on the running VM (the counters and the stored description show it, bad
+    values are refused with a reason), and the next start's worker has it; a minimum the disk
+    does not get is an event and shows in keel vm show. No timing thresholds: the bound only
+    loosens with a slow host."""
+    qb = QOS_BUSES[bus]
+    ref = qb["ref"]
     vguest = os.path.join(os.path.dirname(os.path.dirname(e.a.guest)), "guests", "virtio.elf")
     check(os.path.exists(vguest), "the virtio test guest %s is not built" % vguest)
     e.start_keeld()
@@ -3109,14 +3133,15 @@ def case_disk_qos(e):
         disk = os.path.join(e.dir, name + ".img")
         with open(disk, "wb") as f:
             f.truncate(64 << 20)
+        where = ({"disks": [dict({"path": disk}, **qos)]} if bus == "blk" else
+                 {"scsi": {"luns": [dict({"type": "disk", "path": disk}, **qos)]}})
         e.create(name, kernel=vguest, memory=64 << 20, cpus=2,
-                 disks=[dict({"path": disk}, **qos)],
-                 cmdline="mode=blkmq queues=2 slow=100 rounds=%d" % (3 if name == "hog" else 1))
+                 cmdline=qb["cmdline"](name == "hog"), **where)
     t0 = time.monotonic()
     e.start("hog")
     e.start("calm")
     e.console_until("calm", r"virtio: PASS", timeout=120)
-    show = json.loads(e.keel("vm", "disk", "show", "hog", "0", "--json")[0])
+    show = json.loads(e.keel("vm", "disk", "show", "hog", ref, "--json")[0])
     elapsed = time.monotonic() - t0
     q = show["qos"]
     check(show["max_iops"] == 10 and q["throttled"] > 0,
@@ -3124,28 +3149,28 @@ def case_disk_qos(e):
     check(q["ios"] <= 10 + 10 * elapsed,
           "%d I/Os served in %.1f s with max_iops 10: %r" % (q["ios"], elapsed, show))
     # Refused with a reason, nothing changed.
-    _, err = e.keel("vm", "disk", "set", "hog", "0", "--min-iops", "500", want=2)
+    _, err = e.keel("vm", "disk", "set", "hog", ref, "--min-iops", "500", want=2)
     check("min_iops 500 is above max_iops 10" in err, "a minimum above the maximum: %r" % err)
-    _, err = e.keel("vm", "disk", "set", "hog", "0", "--max-bandwidth", "5X", want=2)
+    _, err = e.keel("vm", "disk", "set", "hog", ref, "--max-bandwidth", "5X", want=2)
     check("--max-bandwidth" in err and "bytes per second" in err, "a bad bandwidth: %r" % err)
-    _, err = e.keel("vm", "disk", "set", "hog", "3", "--max-iops", "5", want=4)
-    check("no disk 3" in err, "a disk the VM lacks: %r" % err)
+    _, err = e.keel("vm", "disk", "set", "hog", qb["lacks"], "--max-iops", "5", want=4)
+    check("no disk " + qb["lacks"] in err, "a disk the VM lacks: %r" % err)
     # Raised at run time: the worker's counters and the description show it at once.
     t_set = time.monotonic()
-    out = json.loads(e.keel("vm", "disk", "set", "hog", "0", "--max-iops", "40",
+    out = json.loads(e.keel("vm", "disk", "set", "hog", ref, "--max-iops", "40",
                             "--max-bandwidth", "50M", "--json")[0])
     check(out["max_iops"] == 40 and out["max_bandwidth"] == 50 << 20 and out["qos"],
           "after keel vm disk set: %r" % out)
     base = out["qos"]["ios"]
-    d = e.vm("hog")["disks"][0]
+    d = qos_disk_of(e.vm("hog"), bus)
     check(d.get("max_iops") == 40 and d.get("max_bandwidth") == 50 << 20,
           "the stored description after keel vm disk set: %r" % d)
     e.console_until("hog", r"virtio: PASS", timeout=120)
-    show = json.loads(e.keel("vm", "disk", "show", "hog", "0", "--json")[0])
+    show = json.loads(e.keel("vm", "disk", "show", "hog", ref, "--json")[0])
     elapsed = time.monotonic() - t_set
     check(show["qos"]["ios"] <= base + 40 + 40 * elapsed and show["qos"]["waiting"] == 0,
           "after the raise: %r (%.1f s)" % (show, elapsed))
-    text = e.keel("vm", "disk", "show", "hog", "0")[0]
+    text = e.keel("vm", "disk", "show", "hog", ref)[0]
     check("Maximum IOPS:   40" in text and "Max bandwidth:  50M/s" in text and
           "Throttled:" in text, "keel vm disk show: %r" % text)
     text = e.keel("vm", "show", "hog")[0]
@@ -3155,13 +3180,13 @@ def case_disk_qos(e):
     e.keel("vm", "save", "hog")
     check(e.vm("hog")["state"] == "Saved", "after save: %r" % e.vm("hog")["state"])
     e.start("hog")
-    out = json.loads(e.keel("vm", "disk", "show", "hog", "0", "--json")[0])
+    out = json.loads(e.keel("vm", "disk", "show", "hog", ref, "--json")[0])
     check(out["max_iops"] == 40 and out["max_bandwidth"] == 50 << 20 and out["qos"] and
           out["qos"]["waiting"] == 0, "after the restore: %r" % out)
     # Kept for the next start.
     e.keel("vm", "turn-off", "hog")
     e.keel("vm", "turn-off", "calm")
-    text = e.keel("vm", "disk", "show", "hog", "0")[0]
+    text = e.keel("vm", "disk", "show", "hog", ref)[0]
     check("Maximum IOPS:   40" in text and "not running" in text, "off: %r" % text)
     since = e.api_ok("GET", "/v1/events?since=0")["next"]
     e.start("hog")
@@ -3170,20 +3195,20 @@ def case_disk_qos(e):
           "the next start's worker does not have the limits: %r" % log[-3000:])
     # The VM's whole description changed (PATCH /v1/vms/NAME with its disks): the running
     # worker takes the new limit too.
-    d = e.vm("hog")["disks"][0]
+    d = qos_disk_of(e.vm("hog"), bus)
     d["max_iops"] = 30
-    e.api_ok("PATCH", "/v1/vms/hog", {"disks": [d]})
+    e.api_ok("PATCH", "/v1/vms/hog", qos_disk_patch(d, bus))
     log = e.keel("vm", "log", "hog")[0]
     check("QoS now max-iops 30," in log, "the worker did not take the PATCH's limit: %r"
           % log[-2000:])
     # Minimum IOPS, as Hyper-V: nothing reserved, a disk that gets less is reported. 16
-    # requests of 4 KiB a second (64 KiB/s) while the guest keeps 32 waiting is below a
+    # requests of 4 KiB a second (64 KiB/s) while the guest keeps more waiting is below a
     # minimum of 100: an event in keeld's stream and a line in keel vm show. Set on the VM
     # while it is off and started again, so that its guest's test begins under the limit
     # (on a slow host the running guest may have finished its rounds by now, and a disk with
     # nothing outstanding is short of nothing).
     e.keel("vm", "turn-off", "hog")
-    e.keel("vm", "disk", "set", "hog", "0", "--max-iops", "0", "--max-bandwidth", "64K",
+    e.keel("vm", "disk", "set", "hog", ref, "--max-iops", "0", "--max-bandwidth", "64K",
            "--min-iops", "100")
     e.start("hog")
     seen, deadline = [], time.monotonic() + 120
@@ -3191,19 +3216,30 @@ def case_disk_qos(e):
         r = e.api_ok("GET", "/v1/events?since=%d&wait=10" % since)
         since = r["next"]
         seen = [x for x in r["events"] if x["kind"] == "disk" and x["vm"] == "hog" and
-                x["state"] == "below-minimum-iops" and x["disk"] == 0]
+                x["state"] == "below-minimum-iops" and x.get(qb["key"]) == 0]
     check(seen and "minimum IOPS" in seen[0]["reason"],
           "no below-minimum-iops event for hog's disk: %r" % seen)
     show = e.vm("hog")
     text = e.keel("vm", "show", "hog")[0]
-    check(show["disks_below_min_iops"] and show["disks_below_min_iops"][0]["disk"] == 0 and
-          "disk 0 is below its minimum IOPS" in text or
+    check(show["disks_below_min_iops"] and
+          show["disks_below_min_iops"][0].get(qb["key"]) == 0 and
+          "disk %s is below its minimum IOPS" % ref in text or
           "minimum-iops-met" in [x["state"] for x in e.api_ok(
               "GET", "/v1/events?since=%d&wait=0" % since)["events"] if x["kind"] == "disk"],
           "keel vm show after the event: %r / %r" % (show.get("disks_below_min_iops"), text))
-    q = json.loads(e.keel("vm", "disk", "show", "hog", "0", "--json")[0])["qos"]
+    q = json.loads(e.keel("vm", "disk", "show", "hog", ref, "--json")[0])["qos"]
     check(q["below_min_seconds"] > 0, "the device counted no second below: %r" % q)
     e.keel("vm", "turn-off", "hog")
+
+
+def case_disk_qos(e):
+    """disk_qos_case on a virtio-blk disk."""
+    disk_qos_case(e, "blk")
+
+
+def case_disk_qos_scsi(e):
+    """disk_qos_case on a disk of the SCSI controller (keel vm disk ... scsi:0)."""
+    disk_qos_case(e, "scsi")
 
 
 def case_pause_failure(e):

@@ -354,34 +354,46 @@ uint16_t fake_virtio_used_idx(uint64_t used)
 	return le16_load(fake_ram(used + 2, 2));
 }
 
+/* One round of thread t's events; false when it had none. */
+static bool serve_thread(struct virtio_dev *vd, unsigned t)
+{
+	struct virtio_iothread *io = &vd->io[t];
+	struct epoll_event evs[8];
+	int n = epoll_wait(io->epfd, evs, 8, 0), i;
+
+	FAKE_CHECK(n >= 0, "epoll_wait on %s", vd->ops->name);
+	for (i = 0; i < n; i++) {
+		uint32_t tag = evs[i].data.u32;
+		uint64_t cnt;
+
+		if (tag == UINT32_MAX) {
+			FAKE_CHECK(read(io->stop_fd, &cnt, sizeof(cnt)) == sizeof(cnt),
+				   "wake-up eventfd");
+			continue;
+		}
+		pthread_mutex_lock(&vd->lock);
+		if (tag >= vd->nqueues)
+			vd->ops->fd_event(vd, (int)(tag & 0xffff), evs[i].events);
+		else if (read(vd->q[tag].kick_fd, &cnt, sizeof(cnt)) == sizeof(cnt) &&
+			 virtio_queue_ready(vd, tag))
+			vd->ops->queue_notify(vd, tag);
+		pthread_mutex_unlock(&vd->lock);
+	}
+	return n > 0;
+}
+
 void fake_virtio_serve(struct virtio_dev *vd)
 {
 	unsigned round;
 
 	for (round = 0; round < SERVE_ROUNDS; round++) {
-		struct epoll_event evs[8];
-		int n = epoll_wait(vd->epfd, evs, 8, 0), i;
+		bool any = false;
 
-		FAKE_CHECK(n >= 0, "epoll_wait on %s", vd->ops->name);
-		if (n == 0)
+		/* Every I/O thread's set, as the device's threads would (one per pair). */
+		for (unsigned t = 0; t < vd->nthreads; t++)
+			any |= serve_thread(vd, t);
+		if (!any)
 			return;
-		for (i = 0; i < n; i++) {
-			uint32_t tag = evs[i].data.u32;
-			uint64_t cnt;
-
-			if (tag == UINT32_MAX) {
-				FAKE_CHECK(read(vd->stop_fd, &cnt, sizeof(cnt)) == sizeof(cnt),
-					   "wake-up eventfd");
-				continue;
-			}
-			pthread_mutex_lock(&vd->lock);
-			if (tag >= vd->nqueues)
-				vd->ops->fd_event(vd, (int)(tag & 0xffff), evs[i].events);
-			else if (read(vd->q[tag].kick_fd, &cnt, sizeof(cnt)) == sizeof(cnt) &&
-				 virtio_queue_ready(vd, tag))
-				vd->ops->queue_notify(vd, tag);
-			pthread_mutex_unlock(&vd->lock);
-		}
 	}
 	FAKE_CHECK(false, "%s keeps its I/O thread busy (%u rounds of events)", vd->ops->name,
 		   SERVE_ROUNDS);

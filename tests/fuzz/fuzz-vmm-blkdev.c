@@ -18,7 +18,6 @@
  * cycle: a discard makes blocks not present again.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include <unistd.h>
 
 #include "fake_guest.h"
+#include "fake_qos.h"
 #include "fake_machine.h"
 #include "vmm/device.h"
 #include "vmm/blkio/qos.h"
@@ -42,48 +42,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* The raw card's driver and the VHDX card's; g is this input's. */
 static struct fake_guest graw, gvhdx, *g;
 
+static void blk_set(struct virtio_dev *vd, const struct blk_qos_limits *lim, unsigned *waiting)
+{
+	struct blk_qos_limits now;
+	struct blk_qos_stats st;
+
+	virtio_blk_qos(vd, lim, &now, &st, waiting);
+}
+
+static const struct fake_qos_dev blk_qos = {.set = blk_set, .inflight = virtio_blk_inflight};
+
 /* What the I/O thread does as completions arrive: wait on its epoll set, then serve. */
 static void served(struct fake_guest *fg)
 {
-	while (virtio_blk_inflight(fg->vd)) {
-		struct pollfd p = {.fd = fg->vd->epfd, .events = POLLIN};
-
-		FAKE_CHECK(poll(&p, 1, 10000) == 1, "no completion within 10 s");
-		fake_virtio_serve(fg->vd);
-	}
+	fake_qos_settle(fg, &blk_qos);
 }
 
 static size_t qos_op(const uint8_t *data, size_t size)
 {
-	struct blk_qos_limits tight = {.max_bw = 4096}, none = {0}, lim;
-	static const uint8_t reset = 5, save_restore = 8;
-	struct blk_qos_stats st;
-	unsigned waiting;
-
-	if (size < 2)
-		return 0;
-	tight.max_iops = 1u + data[1] % 4;
-	virtio_blk_qos(g->vd, &tight, &lim, &st, &waiting);
-	fake_guest_expect(g); /* the chains it may take, for the used entries to come */
-	fake_virtio_serve(g->vd);
-	if (data[1] & 0x80) {
-		fake_virtio_write(g->vd, FAKE_CC(device_status), 1, 0); /* the driver resets */
-	} else {
-		/* The I/O thread stays parked (the target serves by hand): a pause again is
-		 * the device's quiesce, which must start what waits. */
-		fake_machine_pause(false);
-		fake_machine_pause(true);
-	}
-	virtio_blk_qos(g->vd, &none, &lim, &st, &waiting);
-	FAKE_CHECK(waiting == 0, "%u requests still wait for QoS after a %s", waiting,
-		   data[1] & 0x80 ? "reset" : "pause");
-	if (data[1] & 0x80) {
-		fake_guest_op(g, &reset, 1); /* and the driver starts again */
-	} else {
-		fake_guest_verify(g); /* every chain back, as the walk before allows */
-		fake_guest_op(g, &save_restore, 1);
-	}
-	return 2;
+	return fake_qos_op(g, &blk_qos, data, size);
 }
 
 /* A card with two queues on a scratch disk (deleted once open): raw (1 MiB, the descriptor

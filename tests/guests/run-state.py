@@ -17,6 +17,8 @@ Cases (docs/state.md, docs/testing.md):
   state-virtio             a guest using virtio-rng (MSI-X, event index, a moved BAR) is
                            saved, restored in a new keel-vmm and goes on using it; damaged
                            or mismatched virtio sections are refused
+  state-scsi-qos           state-blk-qos's storage QoS on a disk at LUN 0 of the virtio-scsi
+                           controller (the guest's mode=scsi keeps a ring of reads in flight)
   state-scsi-media         a VM with a virtio-scsi disk and DVD drive: bad DVD images are
                            refused with one line at start and over the control socket
                            ("dvd") and change nothing; a medium is changed, saved, restored
@@ -711,9 +713,29 @@ def blk_pause_case(keel_vmm, kernel):
               "it saw every one completed")
 
 
-def qos_case(keel_vmm, kernel):
-    """Storage QoS (docs/virtio.md): a two-queue virtio-blk limited to QOS_IOPS I/Os per
-    second while the guest keeps both queues full (mode=blkmq, 200 or so requests). The
+def scsi_passed(vm, status, after):
+    """The mode=scsi guest ended with PASS, every read answered."""
+    out = vm.out.text()
+    if status != rg.STATUS_PASS or "reads ok" not in out:
+        raise Failure(f"the guest ended with {rg.describe_status(status)} after {after}; "
+                      f"serial output:\n{out}\nstderr:\n{vm.err.text()}")
+
+
+# The disk under storage QoS: a two-queue virtio-blk the guest keeps full (mode=blkmq), or a
+# disk at LUN 0 of the virtio-scsi controller (mode=scsi, a ring's worth of reads in flight).
+QOS_DISKS = {
+    "blk": {"guest": "mode=blkmq queues=2 rounds=2 slow=100", "opts": "",
+            "which": {"disk": 0}, "absent": ({"disk": 1}, "no virtio-blk disk 1"),
+            "passed": blkmq_passed},
+    "scsi": {"guest": "mode=scsi requests=240 slow=100", "opts": ",bus=scsi",
+             "which": {"lun": 0}, "absent": ({"lun": 1}, "no disk at SCSI LUN 1"),
+             "passed": scsi_passed},
+}
+
+
+def qos_case(keel_vmm, kernel, bus="blk"):
+    """Storage QoS (docs/virtio.md): a disk limited to QOS_IOPS I/Os per second while the
+    guest keeps it busy (QOS_DISKS: a two-queue virtio-blk, or a virtio-scsi LUN). The
     device's own counters (control disk-qos), read over and over, never exceed the burst
     plus the limit times the time since the worker started (measured from before it
     started, so the bound only loosens with a slow host); requests waited (throttled);
@@ -723,25 +745,28 @@ def qos_case(keel_vmm, kernel):
     kernel = os.path.join(os.path.dirname(kernel), "virtio.elf")
     deadline = time.monotonic() + 150
     iops, raised = QOS_IOPS, 4 * QOS_IOPS
+    qd = QOS_DISKS[bus]
+    which = qd["which"]
     with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
         disk = os.path.join(tmp, "disk.raw")
         with open(disk, "wb") as f:
             f.truncate(64 << 20)
         t0 = time.monotonic()
-        vm = Vmm(keel_vmm, kernel, tmp, "qos", 2, "64M",
-                 args="mode=blkmq queues=2 rounds=2 slow=100",
-                 extra=["--disk", f"path={disk},format=raw,cache=none,max-iops={iops}"])
-        q = {"execute": "disk-qos", "arguments": {"disk": 0}}
+        vm = Vmm(keel_vmm, kernel, tmp, "qos", 2, "64M", args=qd["guest"],
+                 extra=["--disk",
+                        f"path={disk},format=raw,cache=none,max-iops={iops}{qd['opts']}"])
+        q = {"execute": "disk-qos", "arguments": which}
         polls, paused_drain, last, drained = 0, False, None, 0
         base, t_base, limit = 0, t0, iops
         try:
             vm.connect(deadline)
-            for args, want in [({"disk": 1}, "no virtio-blk disk 1"),
-                               ({"disk": 0, "min_iops": 10 * iops}, "min_iops"),
-                               ({"disk": 0, "max_iops": -1}, "max_iops"),
-                               ({"disk": 0, "max_iops": 2000000000}, "IOPS limits are at most"),
-                               ({"disk": 0, "max_bandwidth": "1M"}, "max_bandwidth"),
-                               ({"disk": 0, "speed": 1}, "speed"),
+            for args, want in [qd["absent"],
+                               ({**which, "min_iops": 10 * iops}, "min_iops"),
+                               ({**which, "max_iops": -1}, "max_iops"),
+                               ({**which, "max_iops": 2000000000}, "IOPS limits are at most"),
+                               ({**which, "max_bandwidth": "1M"}, "max_bandwidth"),
+                               ({**which, "speed": 1}, "speed"),
+                               ({"disk": 0, "lun": 0}, "disk-qos needs"),
                                ({}, "disk-qos needs")]:
                 reply = vm.request({"execute": "disk-qos", "arguments": args})
                 if "error" not in reply or want not in reply["error"].get("desc", ""):
@@ -780,7 +805,7 @@ def qos_case(keel_vmm, kernel):
                 elif paused_drain and limit == iops and st["throttled"] >= drained + 10:
                     t_set = time.monotonic()
                     r = vm.ok({"execute": "disk-qos",
-                               "arguments": {"disk": 0, "max_iops": raised}})
+                               "arguments": {**which, "max_iops": raised}})
                     if r["max_iops"] != raised or r["max_bandwidth"] != 0:
                         raise Failure(f"disk-qos set max_iops {raised}: {r}")
                     base, t_base, limit = r["ios"], t_set, raised
@@ -789,7 +814,7 @@ def qos_case(keel_vmm, kernel):
         finally:
             vm.kill()
             vm.finish()
-        blkmq_passed(vm, status, f"{polls} queries")
+        qd["passed"](vm, status, f"{polls} queries")
         if not last or last["throttled"] < 20 or not paused_drain or limit != raised:
             raise Failure(f"nothing was throttled, drained by a pause or raised ({polls} "
                           f"queries, last {last}): the limit was not tested")
@@ -1137,6 +1162,7 @@ CASES = {
     "state-virtio": virtio_case,
     "state-blk-pause": blk_pause_case,
     "state-blk-qos": qos_case,
+    "state-scsi-qos": lambda keel_vmm, kernel: qos_case(keel_vmm, kernel, "scsi"),
     "state-scsi-media": scsi_media_case,
     "state-hotplug": hotplug_case,
     "state-net-queues": net_queues_case,

@@ -10,8 +10,8 @@
  *    in the MMIO hole, a readable buffer after a writable one, indirect descriptors when not
  *    negotiated, nested indirect tables, indirect with NEXT, a queue size that is not a power
  *    of two, an avail index that jumps by more than the queue size, a head index out of range.
- * Other modes (mode=): blk, blkmq, net (multi-queue virtio-net), state and crash for the
- * guest tests, blkimage for
+ * Other modes (mode=): blk, blkmq, net (multi-queue virtio-net), scsi (reads on a
+ * virtio-scsi disk), state and crash for the guest tests, blkimage for
  * tests/daemon/e2e.py's disk-format (an image copied between two virtio-blk disks).
  */
 #include "lib/guest.h"
@@ -1217,6 +1217,90 @@ static void net_test(void)
 	guest_printf("net: PASS\n");
 }
 
+/* ---- mode=scsi: reads on a virtio-scsi disk, a ring's worth in flight (run-state.py's
+ * state-scsi-qos: the host limits the LUN with storage QoS) ---- */
+
+#define SCSI_CMD_LEN  (19 + 32) /* lun[8], id, task_attr, prio, crn, then the CDB */
+#define SCSI_RESP_LEN (12 + 96) /* sense_len, resid, status_qualifier, status, response */
+#define SCSI_DATA_LEN 4096u
+
+static struct {
+	uint8_t cmd[SCSI_CMD_LEN];
+	uint8_t resp[SCSI_RESP_LEN];
+	uint8_t data[SCSI_DATA_LEN];
+} scsi_io[QSIZE] __attribute__((aligned(16)));
+
+/* Request i: READ(10) of SCSI_DATA_LEN bytes at block lba of LUN 0, through an indirect
+ * table (command, response, data) on the request queue (2, on ring2). */
+static void scsi_post(unsigned i, uint32_t lba)
+{
+	struct desc *t = mq_itab[1][i];
+	uint8_t *c = scsi_io[i].cmd;
+
+	memset(c, 0, SCSI_CMD_LEN);
+	c[0] = 1;    /* target 0 */
+	c[2] = 0x40; /* LUN 0, flat addressing */
+	c[19] = 0x28;
+	c[19 + 2] = (uint8_t)(lba >> 24);
+	c[19 + 3] = (uint8_t)(lba >> 16);
+	c[19 + 4] = (uint8_t)(lba >> 8);
+	c[19 + 5] = (uint8_t)lba;
+	c[19 + 8] = SCSI_DATA_LEN / 512;
+	scsi_io[i].resp[10] = scsi_io[i].resp[11] = 0xff;
+	t[0] = (struct desc){(uint32_t)c, SCSI_CMD_LEN, F_NEXT, 1};
+	t[1] = (struct desc){(uint32_t)scsi_io[i].resp, SCSI_RESP_LEN, F_WRITE | F_NEXT, 2};
+	t[2] = (struct desc){(uint32_t)scsi_io[i].data, SCSI_DATA_LEN, F_WRITE, 0};
+	ring2.desc[i] = (struct desc){(uint32_t)t, 3 * 16, F_INDIRECT, 0};
+	ring2.avail_ring[ring2.avail_idx % QSIZE] = (uint16_t)i;
+	barrier();
+	ring2.avail_idx++;
+}
+
+/* requests=N reads (200), QSIZE in flight: each answered OK with GOOD status, and replaced
+ * by the next; slow=N waits N times longer for each. */
+static void scsi_test(void)
+{
+	uint32_t total = mb_arg("requests") ? (uint32_t)mb_arg_u64("requests") : 200;
+	uint32_t posted = 0, done = 0;
+
+	if (mb_arg("slow"))
+		mq_patience = mb_arg_u64("slow");
+	check_pci(0x10481af4, "virtio-scsi");
+	map_bars();
+	setup_msix();
+	vio_init(1u << 28, QSIZE, false); /* INDIRECT_DESC; queue 0 is the control queue */
+	memset(&ring2, 0, sizeof(ring2));
+	queue_setup(2, &ring2, QSIZE, 0);
+	w8(common + 0x14, ST_ACK | ST_DRIVER | ST_FEAT_OK | ST_DRIVER_OK);
+	guest_printf("virtio-scsi: ready, %u reads\n", total);
+	for (unsigned i = 0; i < QSIZE && posted < total; i++, posted++)
+		scsi_post(i, posted * (SCSI_DATA_LEN / 512) % 2048);
+	mq_kick(2);
+	while (done < total) {
+		uint32_t id;
+
+		for (uint64_t k = 0; *(volatile uint16_t *)&ring2.used_idx == mq_used[1]; k++) {
+			if (k > 50000000ull * mq_patience)
+				guest_fail("virtio-scsi: %u of %u reads answered", done, total);
+			cpu_pause();
+		}
+		barrier();
+		id = ring2.used_ring[mq_used[1] % QSIZE].id;
+		mq_used[1]++;
+		if (id >= QSIZE || scsi_io[id].resp[11] != 0 || scsi_io[id].resp[10] != 0)
+			guest_fail("virtio-scsi: read %u: response %u, status %u", id,
+				   id < QSIZE ? scsi_io[id].resp[11] : 0xff,
+				   id < QSIZE ? scsi_io[id].resp[10] : 0xff);
+		if (++done % 50 == 0)
+			guest_printf("virtio-scsi: %u reads answered\n", done);
+		if (posted < total) {
+			scsi_post(id, posted++ * (SCSI_DATA_LEN / 512) % 2048);
+			mq_kick(2);
+		}
+	}
+	guest_printf("virtio-scsi: %u reads ok\n", total);
+}
+
 /* ---- mode=crash: a triple fault with a live device: keel-vmm's crash report shows the
  * device's queues and MSI-X state (run-guest.py checks them) ---- */
 
@@ -1273,6 +1357,10 @@ void guest_main(void)
 	}
 	if (mb_arg_is("mode", "crash")) {
 		crash_test();
+		return;
+	}
+	if (mb_arg_is("mode", "scsi")) {
+		scsi_test();
 		return;
 	}
 	first_request("setup");

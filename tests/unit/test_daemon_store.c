@@ -584,6 +584,11 @@ static struct store *open_temp_store(char *path)
 /* What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs. */
 #define UNDO_SCHEMA_11 "ALTER TABLE nics DROP COLUMN queues;"
 
+/* What store.c's migrate_11_to_12 did, undone: SCSI disks without their storage QoS. */
+#define UNDO_SCHEMA_12                                                                             \
+	"ALTER TABLE scsi_luns DROP COLUMN max_iops; ALTER TABLE scsi_luns DROP COLUMN max_bw;"    \
+	"ALTER TABLE scsi_luns DROP COLUMN min_iops;"
+
 /* A store as schema 6 left it: vsock's own table (when vsock is true) with the rows given,
  * no devices table, no schema 8 columns, user_version 6. */
 static void make_schema6(const char *path, bool vsock, const char *rows)
@@ -601,7 +606,7 @@ static void make_schema6(const char *path, bool vsock, const char *rows)
 		vmdef_free(&d);
 	}
 	snprintf(sql, sizeof(sql),
-		 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+		 UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 		 "DROP TABLE devices; ALTER TABLE nics DROP COLUMN vlan_trunk;"
 		 " ALTER TABLE nics DROP COLUMN native_vlan; ALTER TABLE nics DROP COLUMN bw_out;"
 		 " ALTER TABLE nics DROP COLUMN bw_in;%s%s PRAGMA user_version=6;",
@@ -632,7 +637,7 @@ static void test_store_migrate_6_to_7(void **state)
 		     "INSERT INTO vsock SELECT uuid, 1, 99 FROM vms WHERE name = 'v2';");
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 6);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM sqlite_master WHERE name ="
 					    " 'vsock'"),
 			 0);
@@ -662,7 +667,7 @@ static void test_store_migrate_6_to_7(void **state)
 	/* No vsock table at all. */
 	make_schema6(path, false, NULL);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices WHERE field = 'vsock'"),
 			 0);
 	store_close(st);
@@ -890,7 +895,7 @@ static void test_store_migrate_8_to_9(void **state)
 					    " d.field = 'rng' AND d.doc = 'null'"),
 			 1);
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+				      UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 				      "PRAGMA user_version=8;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -908,7 +913,7 @@ static void test_store_migrate_8_to_9(void **state)
 
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 8);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM pragma_table_info('vms')"
 					    " WHERE name IN ('console_slot', 'rng_slot')"),
 			 0);
@@ -961,13 +966,14 @@ static void test_store_migrate_10_to_11(void **state)
 	(void)state;
 	make_def(&d, "q0");
 	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
-	assert_int_equal(
-		sqlite3_exec(st->db, UNDO_SCHEMA_11 "PRAGMA user_version=10;", NULL, NULL, NULL),
-		SQLITE_OK);
+	assert_int_equal(sqlite3_exec(st->db,
+				      UNDO_SCHEMA_12 UNDO_SCHEMA_11 "PRAGMA user_version=10;", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
 	store_close(st);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 10);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
 	assert_int_equal(store_vm_get(st, "q0", &got), 0);
 	assert_string_equal(got.damaged, "");
 	assert_string_equal(got.nics[0].mac, d.nics[0].mac);
@@ -978,6 +984,59 @@ static void test_store_migrate_10_to_11(void **state)
 	vmdef_free(&got);
 	assert_int_equal(store_vm_get(st, "q0", &got), 0);
 	assert_int_equal(got.nics[0].queues, 0);
+	vmdef_free(&got);
+	vmdef_free(&d);
+	store_close(st);
+	remove_store(path);
+}
+
+/* Schema 11 to 12: disks on the SCSI controller get their storage QoS, none after the
+ * upgrade; then stored and read back as given (a hand-edited value out of range reads as
+ * none, a minimum above the maximum as the maximum). */
+static void test_store_migrate_11_to_12(void **state)
+{
+	static const char luns[] = "{\"scsi\":{\"luns\":[{\"type\":\"disk\",\"path\":\"/p/a.img\"},"
+				   "{\"type\":\"dvd\",\"path\":null}]}}";
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st = open_temp_store(path);
+	struct vm_def d, got;
+
+	(void)state;
+	make_def(&d, "s0");
+	assert_int_equal(apply(&d, luns, err), 0);
+	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+	assert_int_equal(
+		sqlite3_exec(st->db, UNDO_SCHEMA_12 "PRAGMA user_version=11;", NULL, NULL, NULL),
+		SQLITE_OK);
+	store_close(st);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 11);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
+	assert_int_equal(store_vm_get(st, "s0", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_int_equal(got.scsi.nluns, 2);
+	assert_true(!got.scsi.luns[0].disk.max_iops && !got.scsi.luns[0].disk.max_bw &&
+		    !got.scsi.luns[0].disk.min_iops);
+	got.scsi.luns[0].disk.max_iops = 300;
+	got.scsi.luns[0].disk.max_bw = 20 << 20;
+	got.scsi.luns[0].disk.min_iops = 50;
+	got.revision++;
+	assert_int_equal(store_vm_update(st, &got, err, sizeof(err)), 0);
+	vmdef_free(&got);
+	assert_int_equal(store_vm_get(st, "s0", &got), 0);
+	assert_true(got.scsi.luns[0].disk.max_iops == 300 &&
+		    got.scsi.luns[0].disk.max_bw == 20 << 20 &&
+		    got.scsi.luns[0].disk.min_iops == 50);
+	vmdef_free(&got);
+	assert_int_equal(
+		sqlite3_exec(st->db,
+			     "UPDATE scsi_luns SET max_iops = -5, min_iops = 70 WHERE idx = 0;"
+			     "UPDATE scsi_luns SET max_iops = 9 WHERE idx = 1",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	assert_int_equal(store_vm_get(st, "s0", &got), 0);
+	assert_true(got.scsi.luns[0].disk.max_iops == 0 && got.scsi.luns[0].disk.min_iops == 70);
+	assert_int_equal(got.scsi.luns[1].disk.max_iops, 0); /* a DVD drive has none */
 	vmdef_free(&got);
 	vmdef_free(&d);
 	store_close(st);
@@ -999,7 +1058,7 @@ static void test_store_migrate_8_to_9_odd_values(void **state)
 		vmdef_free(&d);
 	}
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+				      UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 				      "PRAGMA user_version=8;"
 				      "UPDATE vms SET console_slot = 20.7, rng_slot = -0.5"
 				      " WHERE name = 'o0';"
@@ -1095,12 +1154,13 @@ static void test_store_disk_qos(void **state)
 	assert_true(got.disks[0].max_iops == 5 && got.disks[0].min_iops == 5);
 	vmdef_free(&got);
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_11 UNDO_SCHEMA_10 "PRAGMA user_version=9;", NULL,
-				      NULL, NULL),
+				      UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10
+				      "PRAGMA user_version=9;",
+				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	store_close(st);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 11);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
 	assert_int_equal(store_vm_get(st, "q0", &got), 0);
 	assert_true(got.disks[0].max_iops == 0 && got.disks[0].max_bw == 0 &&
 		    got.disks[0].min_iops == 0);
@@ -1127,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_store_migrate_8_to_9),
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
 		cmocka_unit_test(test_store_migrate_10_to_11),
+		cmocka_unit_test(test_store_migrate_11_to_12),
 		cmocka_unit_test(test_store_disk_qos),
 		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),

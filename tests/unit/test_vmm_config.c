@@ -632,8 +632,32 @@ static void test_disk_formats(void **state)
 	assert_non_null(strstr(err, "cache=none|writeback|unsafe"));
 }
 
+/* The description doc is refused with an error that says msg. */
+static void json_refused(const char *doc, const char *msg)
+{
+	struct vm_def def;
+	json_object *o = json_tokener_parse(doc);
+	char err[256];
+
+	assert_non_null(o);
+	vmdef_init(&def);
+	assert_int_equal(vmdef_apply_json(&def, o, VMDEF_JSON_REQUEST, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, msg))
+		fail_msg("%s: %s", doc, err);
+	json_object_put(o);
+	vmdef_free(&def);
+}
+
+/* A disk's QoS fields as its description writes them. */
+static void assert_qos_json(json_object *d, int64_t max_iops, int64_t max_bw, int64_t min_iops)
+{
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_iops")), max_iops);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_bandwidth")), max_bw);
+	assert_int_equal(json_object_get_int64(json_object_object_get(d, "min_iops")), min_iops);
+}
+
 /* Storage QoS on --disk and in a description: taken, written back, bad values refused with
- * what is wrong (docs/vm-config.md). */
+ * what is wrong (docs/vm-config.md); on the SCSI controller's disks too, not on a DVD drive. */
 static void test_disk_qos(void **state)
 {
 	char *a[] = {"keel-vmm",
@@ -649,7 +673,7 @@ static void test_disk_qos(void **state)
 		{"path=/a,max-iops=2000000000", "max-iops=N"},
 		{"path=/a,max-bandwidth=5X", "max-bandwidth=BYTES"},
 		{"path=/a,max-iops=10,min-iops=20", "min_iops 20 is above max_iops 10"},
-		{"path=/a,bus=scsi,max-iops=10", "applies to virtio-blk disks"},
+		{"path=/a,bus=scsi,max-iops=10,min-iops=20", "min_iops 20 is above max_iops 10"},
 	};
 	static const struct {
 		const char *json, *msg;
@@ -659,8 +683,22 @@ static void test_disk_qos(void **state)
 		{"{\"path\":\"/a\",\"max_bandwidth\":\"50M\"}", "max_bandwidth"},
 		{"{\"path\":\"/a\",\"max_iops\":5,\"min_iops\":6}", "min_iops 6 is above"},
 	};
+	/* The same on the SCSI controller's disks; a DVD drive has none. */
+	static const struct {
+		const char *json, *msg;
+	} badlun[] = {
+		{"{\"type\":\"disk\",\"path\":\"/a\",\"max_iops\":5,\"min_iops\":6}",
+		 "scsi.luns[0]: min_iops 6 is above"},
+		{"{\"type\":\"disk\",\"path\":\"/a\",\"max_bandwidth\":-1}", "max_bandwidth"},
+		{"{\"type\":\"dvd\",\"path\":null,\"max_iops\":5}", "a DVD drive has only a path"},
+	};
+	char *sa[] = {"keel-vmm",
+		      "--kernel",
+		      "k",
+		      "--disk",
+		      "path=/s.img,bus=scsi,max-iops=300,max-bandwidth=20M,min-iops=50",
+		      NULL};
 	struct vm_config cfg;
-	struct vm_def def;
 	json_object *o, *d;
 	char err[256], doc[160];
 
@@ -668,11 +706,8 @@ static void test_disk_qos(void **state)
 	assert_true(cfg.def.disks[0].max_iops == 500 && cfg.def.disks[0].max_bw == 50ull << 20 &&
 		    cfg.def.disks[0].min_iops == 100);
 	o = vmdef_to_json(&cfg.def);
-	d = json_object_array_get_idx(json_object_object_get(o, "disks"), 0);
-	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_iops")), 500);
-	assert_int_equal(json_object_get_int64(json_object_object_get(d, "max_bandwidth")),
-			 50 << 20);
-	assert_int_equal(json_object_get_int64(json_object_object_get(d, "min_iops")), 100);
+	assert_qos_json(json_object_array_get_idx(json_object_object_get(o, "disks"), 0), 500,
+			50 << 20, 100);
 	json_object_put(o);
 	config_free(&cfg);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -684,15 +719,22 @@ static void test_disk_qos(void **state)
 	}
 	for (size_t i = 0; i < sizeof(badjson) / sizeof(badjson[0]); i++) {
 		snprintf(doc, sizeof(doc), "{\"kernel\":\"/k\",\"disks\":[%s]}", badjson[i].json);
-		vmdef_init(&def);
-		o = json_tokener_parse(doc);
-		assert_non_null(o);
-		assert_int_equal(vmdef_apply_json(&def, o, VMDEF_JSON_REQUEST, err, sizeof(err)),
-				 -EINVAL);
-		if (!strstr(err, badjson[i].msg))
-			fail_msg("%s: %s", badjson[i].json, err);
-		json_object_put(o);
-		vmdef_free(&def);
+		json_refused(doc, badjson[i].msg);
+	}
+	assert_int_equal(parse(sa, 5, &cfg, err), 0);
+	assert_int_equal(cfg.def.scsi.nluns, 1);
+	assert_true(cfg.def.scsi.luns[0].disk.max_iops == 300 &&
+		    cfg.def.scsi.luns[0].disk.max_bw == 20ull << 20 &&
+		    cfg.def.scsi.luns[0].disk.min_iops == 50);
+	o = vmdef_to_json(&cfg.def);
+	d = json_object_object_get(json_object_object_get(o, "scsi"), "luns");
+	assert_qos_json(json_object_array_get_idx(d, 0), 300, 20 << 20, 50);
+	json_object_put(o);
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(badlun) / sizeof(badlun[0]); i++) {
+		snprintf(doc, sizeof(doc), "{\"kernel\":\"/k\",\"scsi\":{\"luns\":[%s]}}",
+			 badlun[i].json);
+		json_refused(doc, badlun[i].msg);
 	}
 }
 

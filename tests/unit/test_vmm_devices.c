@@ -165,6 +165,11 @@ int machine_set_disk_dev(struct machine *m, unsigned i, struct virtio_dev *vd)
 	return 0;
 }
 
+int machine_set_scsi_dev(struct machine *m, struct virtio_dev *vd)
+{
+	return 0;
+}
+
 int machine_set_power_button(struct machine *m, machine_button_fn fn, void *opaque)
 {
 	if (fake.button)

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <poll.h>
+#include <dirent.h>
 #include <cmocka.h>
 
 #include "fake_machine.h"
@@ -769,7 +770,7 @@ static void test_link_up_wait_bounded(void **state)
 	(void)fake_virtio_read(vd, VIRTIO_ISR_OFF, 1);
 	/* The driver reads nothing; the I/O thread wakes at the wait's end (10 s: a bound for
 	 * a broken timer, never a measurement). */
-	p = (struct pollfd){.fd = vd->epfd, .events = POLLIN};
+	p = (struct pollfd){.fd = vd->io[0].epfd, .events = POLLIN};
 	assert_int_equal(poll(&p, 1, 10000), 1);
 	fake_virtio_serve(vd);
 	assert_int_equal(fake_virtio_read(vd, FAKE_CC(config_generation), 1), (uint8_t)(gen + 2));
@@ -1056,6 +1057,159 @@ static void test_mq_pairs(void **state)
 	assert_int_equal(q_flags, IFF_DETACH_QUEUE);
 }
 
+/* Wait until queue q's used index is want (10 s at most: a bound for a broken device, never
+ * a measurement), the device's threads running. */
+static void wait_used(unsigned q, uint16_t want)
+{
+	for (unsigned i = 0; i < 10000 && used_idx(q) != want; i++)
+		usleep(1000);
+	assert_int_equal(used_idx(q), want);
+}
+
+/* Is one of this process's threads named name (/proc/self/task/TID/comm)? */
+static bool thread_named(const char *name)
+{
+	char path[300], comm[32];
+	bool found = false;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	assert_non_null(d);
+	while (!found && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = 0;
+			found = !strcmp(comm, name);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Receive buffers on both pairs' queues, a transmit chain on each, and frames from both tap
+ * queues: served by the device's own threads (the machine running). */
+static void mq_traffic(uint8_t seed)
+{
+	uint8_t hdr[NET_HDR_SIZE + 64] = {0};
+
+	for (unsigned i = 0; i < 4; i++) {
+		post(0, NULL, 1024, true);
+		post(2, NULL, 1024, true);
+	}
+	post(1, hdr, sizeof(hdr), false);
+	post(3, hdr, sizeof(hdr), false);
+	for (unsigned q = 0; q < 4; q++)
+		fake_virtio_notify(mq, q);
+	for (unsigned i = 0; i < 4; i++)
+		for (unsigned k = 0; k < 2; k++) {
+			memset(frame, 0, NET_HDR_SIZE);
+			for (size_t j = 0; j < 100; j++)
+				frame[NET_HDR_SIZE + j] = (uint8_t)(j * 7 + seed + 16 * k + i);
+			assert_int_equal(send(mq_peer[k], frame, NET_HDR_SIZE + 100, 0),
+					 NET_HDR_SIZE + 100);
+		}
+}
+
+/* One I/O thread per queue pair: pair 0's queues, the control queue and tap queue 0 on the
+ * device's first thread (vio-net-SS), pair 1's on its own (vio-net-SS.1); each moves its
+ * pair's frames both ways (its count of served events grows). A pause while both carry
+ * frames parks both with no chain held, and what came meanwhile arrives after the resume,
+ * whole and in order. */
+static void test_mq_threads(void **state)
+{
+	static const unsigned thread_of[NQ] = {0, 0, 1, 1, 0};
+	uint64_t served[2];
+	char name[16];
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	assert_int_equal(mq->nthreads, 2);
+	for (unsigned q = 0; q < NQ; q++)
+		assert_int_equal(mq->q[q].thread, thread_of[q]);
+	snprintf(name, sizeof(name), "vio-net-%02x", mq->pci.slot);
+	assert_true(thread_named(name));
+	snprintf(name, sizeof(name), "vio-net-%02x.1", mq->pci.slot);
+	assert_true(thread_named(name));
+	for (unsigned k = 0; k < 2; k++)
+		served[k] = mq->io[k].served;
+
+	fake_machine_pause(false);
+	mq_traffic(0);
+	wait_used(0, 4);
+	wait_used(2, 4);
+	wait_used(1, 1);
+	wait_used(3, 1);
+	/* Pause with traffic in flight on both pairs. */
+	mq_traffic(100);
+	fake_machine_pause(true); /* every pause hook answered 0 */
+	pthread_mutex_lock(&mq->lock);
+	assert_int_equal(mq->nparked, 2);
+	assert_true(mq->io[0].parked && mq->io[1].parked);
+	for (unsigned q = 0; q < 4; q++)
+		assert_int_equal(mq->q[q].vq.last_avail, mq->q[q].vq.used_idx);
+	pthread_mutex_unlock(&mq->lock);
+	fake_machine_pause(false);
+	wait_used(0, 8);
+	wait_used(2, 8);
+	wait_used(1, 2);
+	wait_used(3, 2);
+	fake_machine_pause(true);
+
+	for (unsigned k = 0; k < 2; k++) {
+		assert_true(mq->io[k].served > served[k]);
+		for (unsigned i = 0; i < 8; i++)
+			check_frame_on(2 * k, 100, (uint8_t)((i < 4 ? 0 : 100) + 16 * k + i % 4),
+				       1);
+		for (unsigned i = 0; i < 2; i++)
+			assert_int_equal(recv(mq_peer[k], got, sizeof(got), MSG_DONTWAIT),
+					 NET_HDR_SIZE + 64);
+		assert_true(recv(mq_peer[k], got, sizeof(got), MSG_DONTWAIT) < 0);
+	}
+}
+
+/* A driver reset while both pairs' threads move frames (their tap reads and writes run
+ * without the device's lock): once the reset returns, no thread touches the old rings (the
+ * used indexes stay as they were however many frames still come), and the next driver is
+ * served. */
+static void test_mq_threads_reset(void **state)
+{
+	uint16_t used[4];
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	fake_machine_pause(false);
+	mq_traffic(0);
+	mq_traffic(50);
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0); /* the driver resets */
+	for (unsigned q = 0; q < 4; q++)
+		used[q] = used_idx(q);
+	mq_traffic(200); /* more frames and chains: a reset device takes none */
+	usleep(100 * 1000);
+	fake_machine_pause(true);
+	for (unsigned q = 0; q < 4; q++)
+		assert_int_equal(used_idx(q), used[q]);
+	start_mq(MQ_F, NQ);
+	mq_send(0, 100, 7);
+	drain(mq_peer[0]);
+	post(1, (uint8_t[NET_HDR_SIZE + 64]){0}, NET_HDR_SIZE + 64, false);
+	fake_virtio_notify(mq, 1);
+	fake_virtio_serve(mq);
+	assert_int_equal(used_idx(1), 1);
+	assert_int_equal(recv(mq_peer[0], got, sizeof(got), MSG_DONTWAIT), NET_HDR_SIZE + 64);
+}
+
 /* The guest is an attacker: every malformed or out-of-range command is refused with
  * VIRTIO_NET_ERR (or returned with 0 bytes when it has no ack byte) and changes nothing. */
 static void test_mq_ctrl_hostile(void **state)
@@ -1305,6 +1459,8 @@ int main(void)
 		cmocka_unit_test(test_state_features),
 		cmocka_unit_test(test_mq_config),
 		cmocka_unit_test(test_mq_pairs),
+		cmocka_unit_test(test_mq_threads),
+		cmocka_unit_test(test_mq_threads_reset),
 		cmocka_unit_test(test_mq_ctrl_hostile),
 		cmocka_unit_test(test_mq_save_restore),
 		cmocka_unit_test(test_review_mq_renegotiated),

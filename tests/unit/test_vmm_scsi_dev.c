@@ -2,8 +2,11 @@
 /*
  * The virtio-scsi device itself (vmm/virtio/scsi.c) on the fuzz targets' fake machine
  * (tests/fuzz/fake_machine.h, fake_virtio.h): a guest driver on its three queues, a raw
- * disk at LUN 0 and a DVD drive at LUN 1, and the device's I/O-thread work run on the test's thread
- * (its queue handler called directly where a test needs a request to stay in flight).
+ * disk at LUN 0, a DVD drive at LUN 1 and another raw disk at LUN 2, and the device's
+ * I/O-thread work run on the test's thread (its queue handler called directly where a test
+ * needs a request to stay in flight). Storage QoS per LUN as virtio-blk's (test_vmm_blk_qos.c):
+ * the buckets are refilled by setting the limit again (control disk-qos), so that no test
+ * waits for the clock.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,6 +24,7 @@
 #include "fake_virtio.h"
 #include "lib/le.h"
 #include "vmm/device.h"
+#include "vmm/blkio/qos.h"
 #include "vmm/mem.h"
 #include "vmm/virtio/queue.h"
 #include "vmm/virtio/scsi.h"
@@ -38,7 +42,7 @@ extern const struct device_class virtio_scsi_class;
 #define RESP_LEN  (VSCSI_RESP_HDR + VSCSI_SENSE_DEFAULT)
 
 static struct virtio_dev *vd;
-static char disk_path[64], iso_path[64];
+static char disk_path[64], iso_path[64], disk2_path[64];
 static uint16_t avail_idx[NQ];
 
 static uint8_t *ram(uint64_t gpa, uint64_t len)
@@ -53,12 +57,13 @@ static void remove_scratch(void)
 {
 	unlink(disk_path);
 	unlink(iso_path);
+	unlink(disk2_path);
 }
 
 static void setup_once(void)
 {
 	static const uint8_t vd_iso[6] = {1, 'C', 'D', '0', '0', '1'};
-	struct vm_scsi spec = {.nluns = 2};
+	struct vm_scsi spec = {.nluns = 3};
 	char err[256] = "";
 	int fd;
 
@@ -75,10 +80,16 @@ static void setup_once(void)
 			   pwrite(fd, vd_iso, sizeof(vd_iso), 16 * 2048) == sizeof(vd_iso),
 		   "scratch ISO image");
 	close(fd);
+	snprintf(disk2_path, sizeof(disk2_path), "/tmp/test-scsi-dev-2-XXXXXX");
+	fd = mkstemp(disk2_path);
+	FAKE_CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0, "second scratch disk");
+	close(fd);
 	atexit(remove_scratch);
 	spec.luns[0] = (struct vm_lun){.type = VM_LUN_DISK,
 				       .disk = {.path = disk_path, .format = VM_DISK_RAW}};
 	spec.luns[1] = (struct vm_lun){.type = VM_LUN_DVD, .disk = {.path = iso_path}};
+	spec.luns[2] = (struct vm_lun){.type = VM_LUN_DISK,
+				       .disk = {.path = disk2_path, .format = VM_DISK_RAW}};
 	FAKE_CHECK(virtio_scsi_create(fake_machine(), &spec, NULL, NULL, &vd, err, sizeof(err)) ==
 			   0,
 		   "virtio-scsi: %s", err);
@@ -143,14 +154,19 @@ static void notify_only(unsigned qi)
 	pthread_mutex_unlock(&vd->lock);
 }
 
-/* READ(10) of one block at LBA 0 on LUN 0. */
-static unsigned post_read(void)
+/* READ(10) of one block at LBA 0 on LUN lun. */
+static unsigned post_read_lun(uint8_t lun)
 {
-	uint8_t req[VSCSI_CMD_HDR + VSCSI_CDB_DEFAULT] = {1, 0, 0x40, 0};
+	uint8_t req[VSCSI_CMD_HDR + VSCSI_CDB_DEFAULT] = {1, 0, 0x40, lun};
 
 	req[VSCSI_CMD_HDR] = 0x28;
 	req[VSCSI_CMD_HDR + 8] = 1;
 	return post(2, req, sizeof(req), RESP_LEN + 512);
+}
+
+static unsigned post_read(void)
+{
+	return post_read_lun(0);
 }
 
 /* Serve until queue qi's used index reaches want (completions come from the pool). */
@@ -166,12 +182,23 @@ static void serve_until(unsigned qi, uint16_t want)
 	assert_int_equal(used_idx(qi), want);
 }
 
+/* ABORT TASK of a command on LUN 0, on the control queue; its slot. */
+static unsigned post_abort_task(void)
+{
+	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+
+	le32_store(tmf, VIRTIO_SCSI_T_TMF);
+	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_ABORT_TASK);
+	tmf[8] = 1;
+	tmf[10] = 0x40;
+	return post(0, tmf, sizeof(tmf), 1);
+}
+
 /* ABORT TASK while the request it aborts is in flight: the driver frees the command when
  * the function completes, so the request must be answered first; one that comes while the
  * function waits runs as usual (an ABORTED answer would be an I/O error in Linux). */
 static void test_tmf_waits_for_requests(void **state)
 {
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 	unsigned rd, ctl, late;
 
 	(void)state;
@@ -179,11 +206,7 @@ static void test_tmf_waits_for_requests(void **state)
 	rd = post_read();
 	notify_only(2);
 	assert_int_equal(used_idx(2), 0);
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_ABORT_TASK);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	ctl = post(0, tmf, sizeof(tmf), 1);
+	ctl = post_abort_task();
 	notify_only(0);
 	assert_int_equal(used_idx(0), 0); /* the read is still in flight */
 	late = post_read();
@@ -198,7 +221,7 @@ static void test_tmf_waits_for_requests(void **state)
 	assert_int_equal(ram(BUF(2, late) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_OK);
 	assert_int_equal(ram(BUF(2, late) + IN_OFF, RESP_LEN)[10], 0);
 	/* Then control requests are taken again. */
-	ctl = post(0, tmf, sizeof(tmf), 1);
+	ctl = post_abort_task();
 	fake_virtio_notify(vd, 0);
 	serve_until(0, 2);
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
@@ -283,6 +306,143 @@ static void test_restore_disk_tray(void **state)
 	free(saved);
 }
 
+/* LUN lun's QoS: set (NULL: unchanged), then the requests waiting; its counters in *st. */
+static unsigned lun_qos(unsigned lun, const struct blk_qos_limits *set, struct blk_qos_stats *st)
+{
+	struct blk_qos_limits lim;
+	unsigned waiting;
+
+	assert_int_equal(virtio_scsi_qos(vd, lun, set, &lim, st, &waiting), 0);
+	return waiting;
+}
+
+/* The answer of the request in slot s of the request queue: response and SCSI status. */
+static void assert_good(unsigned s)
+{
+	assert_int_equal(ram(BUF(2, s) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_OK);
+	assert_int_equal(ram(BUF(2, s) + IN_OFF, RESP_LEN)[10], 0); /* GOOD */
+}
+
+/* A bucket per LUN: LUN 0 at one I/O per second takes one read at once and keeps three
+ * waiting (none lost), while LUN 2, with a limit of its own, is not held up by them: its
+ * first read goes at once, its second waits for its own bucket. Each refill (setting the
+ * limit again) releases that LUN's oldest; lifting the limits releases every one, GOOD. */
+static void test_qos_per_lun(void **state)
+{
+	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_stats st, before[3];
+	unsigned s[6];
+
+	(void)state;
+	start();
+	assert_int_equal(lun_qos(0, &one, &before[0]), 0); /* the counters of the tests before */
+	assert_int_equal(lun_qos(2, &one, &before[2]), 0);
+	for (unsigned i = 0; i < 4; i++)
+		s[i] = post_read_lun(0);
+	s[4] = post_read_lun(2);
+	s[5] = post_read_lun(2);
+	fake_virtio_notify(vd, 2);
+	serve_until(2, 2);
+	assert_good(s[0]);
+	assert_good(s[4]);
+	assert_int_equal(lun_qos(0, NULL, &st), 3);
+	assert_int_equal(st.throttled - before[0].throttled, 3);
+	assert_int_equal(lun_qos(2, NULL, &st), 1);
+	assert_int_equal(st.throttled - before[2].throttled, 1);
+	/* LUN 0's refill: its oldest waiting read, not LUN 2's. */
+	assert_int_equal(lun_qos(0, &one, &st), 3);
+	serve_until(2, 3);
+	assert_good(s[1]);
+	assert_int_equal(lun_qos(0, NULL, &st), 2);
+	assert_int_equal(lun_qos(2, NULL, &st), 1);
+	/* No limits: the rest at once. */
+	assert_int_equal(lun_qos(0, &none, &st), 2);
+	assert_int_equal(lun_qos(2, &none, &st), 1);
+	serve_until(2, 6);
+	for (unsigned i = 0; i < 6; i++)
+		assert_good(s[i]);
+	assert_int_equal(lun_qos(0, NULL, &st), 0);
+	assert_int_equal(st.requests - before[0].requests, 4);
+	assert_int_equal(st.ios - before[0].ios, 4); /* 512 bytes: one 8 KiB I/O each */
+	assert_int_equal(st.bytes - before[0].bytes, 4 * 512);
+	assert_int_equal(lun_qos(2, NULL, &st), 0);
+	assert_int_equal(st.requests - before[2].requests, 2);
+}
+
+/* A DVD drive has no QoS, nor has a LUN the controller lacks. */
+static void test_qos_disks_only(void **state)
+{
+	struct blk_qos_limits lim, one = {.max_iops = 1};
+	struct blk_qos_stats st;
+	unsigned waiting;
+
+	(void)state;
+	start();
+	assert_int_equal(virtio_scsi_qos(vd, 1, &one, &lim, &st, &waiting), -ENOENT);
+	assert_int_equal(virtio_scsi_qos(vd, 3, NULL, &lim, &st, &waiting), -ENOENT);
+	assert_int_equal(virtio_scsi_qos(vd, 200, NULL, &lim, &st, &waiting), -ENOENT);
+}
+
+/* A fresh driver, LUN 0 at one I/O per second, three reads: one answered, two waiting. */
+static void three_reads_at_one_iops(void)
+{
+	struct blk_qos_limits one = {.max_iops = 1};
+	struct blk_qos_stats st;
+
+	start();
+	assert_int_equal(lun_qos(0, &one, &st), 0);
+	for (unsigned i = 0; i < 3; i++)
+		post_read();
+	fake_virtio_notify(vd, 2);
+	serve_until(2, 1);
+	assert_int_equal(lun_qos(0, NULL, &st), 2);
+}
+
+/* A driver reset while reads wait: dropped unanswered (their buffers are the old driver's),
+ * and the device serves the new one. A pause starts every read still waiting: the save
+ * finds none held. */
+static void test_qos_reset_and_pause(void **state)
+{
+	struct blk_qos_limits none = {0};
+	struct blk_qos_stats st;
+
+	(void)state;
+	three_reads_at_one_iops();
+	fake_virtio_write(vd, offsetof(struct virtio_pci_common_cfg, device_status), 1, 0);
+	assert_int_equal(lun_qos(0, NULL, &st), 0);
+	assert_int_equal(used_idx(2), 1);
+	three_reads_at_one_iops();
+	fake_machine_pause(true); /* the pause hook again (its threads are parked): quiesce */
+	assert_int_equal(lun_qos(0, NULL, &st), 0);
+	assert_int_equal(used_idx(2), 3);
+	assert_int_equal(lun_qos(0, &none, &st), 0);
+}
+
+/* ABORT TASK while the read it aborts waits for its LUN's QoS (taken, not yet submitted):
+ * the function waits for it too, and is answered after it. */
+static void test_qos_tmf_waits(void **state)
+{
+	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_stats st;
+	unsigned ctl;
+
+	(void)state;
+	start();
+	assert_int_equal(lun_qos(0, &one, &st), 0);
+	post_read();
+	post_read();
+	fake_virtio_notify(vd, 2);
+	serve_until(2, 1);
+	assert_int_equal(lun_qos(0, NULL, &st), 1);
+	ctl = post_abort_task();
+	notify_only(0);
+	assert_int_equal(used_idx(0), 0); /* the read still waits */
+	assert_int_equal(lun_qos(0, &none, &st), 1);
+	serve_until(0, 1);
+	assert_int_equal(used_idx(2), 2);
+	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +450,10 @@ int main(void)
 		cmocka_unit_test(test_tmf_idle),
 		cmocka_unit_test(test_restore_resized_iso),
 		cmocka_unit_test(test_restore_disk_tray),
+		cmocka_unit_test(test_qos_per_lun),
+		cmocka_unit_test(test_qos_disks_only),
+		cmocka_unit_test(test_qos_reset_and_pause),
+		cmocka_unit_test(test_qos_tmf_waits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -203,14 +203,15 @@ static void test_nprocs_every_class(void **state)
 
 /* virtio-net's I/O thread mutes the tap in its own epoll set when the guest's receive
  * buffers run out (virtio/net.c, through virtio_dev_watch_mod), and unmutes it. */
-static struct virtio_dev watch_dev;
+static struct virtio_dev watch_dev = {.nthreads = 1};
 static int watch_fd = -1;
 
 static int watch_before(void)
 {
-	watch_dev.epfd = epoll_create1(EPOLL_CLOEXEC);
+	watch_dev.io[0].epfd = epoll_create1(EPOLL_CLOEXEC);
 	watch_fd = eventfd(0, EFD_CLOEXEC);
-	if (watch_dev.epfd < 0 || watch_fd < 0 || virtio_dev_watch(&watch_dev, watch_fd, EPOLLIN))
+	if (watch_dev.io[0].epfd < 0 || watch_fd < 0 ||
+	    virtio_dev_watch(&watch_dev, watch_fd, EPOLLIN))
 		return CHILD_SETUP;
 	return CHILD_OK;
 }

@@ -847,11 +847,7 @@ static int blk_start_backend(struct virtio_blk *b, const struct vm_disk *spec, u
 		 nq == 1 ? "" : "s", vmdef_disk_cache_name(b->cache),
 		 b->cache == VM_DISK_CACHE_NONE && !b->direct ? " (page cache)" : "",
 		 blkio_uses_uring(b->io) ? "io_uring" : "thread pool");
-	if (spec->max_iops || spec->max_bw || spec->min_iops)
-		log_info("%s: QoS max-iops %llu, max-bandwidth %llu bytes/s, min-iops %llu "
-			 "(0: none)",
-			 b->path, (unsigned long long)spec->max_iops,
-			 (unsigned long long)spec->max_bw, (unsigned long long)spec->min_iops);
+	qos_gate_log(b->path, &b->thr->gate.bucket[0].lim, false);
 	return 0;
 }
 
@@ -882,7 +878,7 @@ int virtio_blk_create(struct machine *m, const struct vm_disk *spec, int fd,
 		return r;
 	}
 	b->vd = *out;
-	r = virtio_dev_watch(*out, b->thr->timer_fd, EPOLLIN);
+	r = virtio_dev_watch(*out, b->thr->gate.timer_fd, EPOLLIN);
 	if (r) {
 		snprintf(err, errlen, "--disk %s: cannot watch its QoS timer: %s", spec->path,
 			 strerror(-r));

@@ -11,6 +11,7 @@
 #include "config/vmdef.h"
 #include "vmm/blkio/blkio.h"
 #include "vmm/blkio/qos.h"
+#include "vmm/blkio/qos_gate.h"
 #include "vmm/virtio/queue.h"
 
 #define BLK_QUEUE_SIZE	256
@@ -112,17 +113,14 @@ struct virtio_blk {
 	struct blk_stats stats;
 };
 
-/* Storage QoS of the device (blk_throttle.c): requests beyond the disk's limits wait in
- * their slots, one FIFO per queue, and a timer on the device's I/O thread releases them
- * round-robin over the queues as the buckets refill (so that a queue the guest floods does
- * not starve the others). Under vd->lock once the device runs. */
+/* Storage QoS of the device (blk_throttle.c): its waiting room (vmm/blkio/qos_gate.h) with
+ * the disk's one bucket and a FIFO per queue, released round-robin over the queues as the
+ * bucket refills (so that a queue the guest floods does not starve the others); the queues a
+ * release touched and answered, committed and interrupted after it. Under vd->lock once the
+ * device runs. */
 struct blk_throttle {
-	struct blk_qos qos;
-	int timer_fd;
-	uint16_t fifo[BLKIO_MAX_QUEUES][BLK_SLOTS]; /* slot indices, oldest at head */
-	unsigned head[BLKIO_MAX_QUEUES], n[BLKIO_MAX_QUEUES];
-	unsigned waiting; /* over every queue */
-	unsigned next_q;  /* the queue released from first next time */
+	struct qos_gate gate;
+	bool touched[BLKIO_MAX_QUEUES], pushed[BLKIO_MAX_QUEUES];
 };
 
 /* The timer and the buckets from the description's limits; -errno. */

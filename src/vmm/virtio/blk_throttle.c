@@ -1,70 +1,32 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * virtio-blk's storage QoS (blk_internal.h, docs/virtio.md): a request beyond the disk's
- * limits keeps its slot and waits in its queue's FIFO; a timerfd watched by the device's
- * I/O thread fires when the buckets (vmm/blkio/qos.h) hold enough for the oldest waiting
- * request of the next queue in turn, and releases round-robin over the queues. Nothing is
- * dropped, nothing spins, no vCPU thread waits: a queue whose slots are all waiting leaves
- * its further chains in the ring until a completion takes it up again (blk.c's starved).
+ * virtio-blk's storage QoS (blk_internal.h, docs/virtio.md) on the waiting room shared with
+ * virtio-scsi (vmm/blkio/qos_gate.h): a request beyond the disk's limits keeps its slot and
+ * waits in its queue's FIFO; the gate's timer, watched by the device's I/O thread, releases
+ * round-robin over the queues as the disk's bucket refills. A queue whose slots are all
+ * waiting leaves its further chains in the ring until a completion takes it up again (blk.c's
+ * starved).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "lib/log.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/blk_internal.h"
 #include "vmm/virtio/virtio.h"
 
-static struct log_ratelimit thr_rl = LOG_RATELIMIT_INIT(5000, 5);
+_Static_assert(BLKIO_MAX_QUEUES <= QOS_GATE_FIFOS && BLK_SLOTS <= QOS_GATE_DEPTH,
+	       "a FIFO per queue, deep enough for its slots");
 
-static uint64_t now_ns(void)
+static unsigned outstanding(void *opaque, unsigned bucket)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static unsigned outstanding(const struct virtio_blk *b)
-{
+	const struct virtio_blk *b = opaque;
 	unsigned n = 0;
 
 	for (unsigned q = 0; q < b->nq; q++)
 		n += BLK_SLOTS - b->nfree[q];
 	return n;
-}
-
-int blk_throttle_create(struct virtio_blk *b, const struct vm_disk *spec)
-{
-	struct blk_qos_limits lim = {spec->max_iops, spec->max_bw, spec->min_iops};
-	struct blk_throttle *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -ENOMEM;
-	t->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (t->timer_fd < 0) {
-		int r = -errno;
-
-		free(t);
-		return r;
-	}
-	blk_qos_init(&t->qos, &lim, now_ns());
-	b->thr = t;
-	return 0;
-}
-
-void blk_throttle_free(struct virtio_blk *b)
-{
-	if (!b->thr)
-		return;
-	close(b->thr->timer_fd);
-	free(b->thr);
-	b->thr = NULL;
 }
 
 /* Bytes a checked request moves, for the buckets: a read's or write's data, and the zeros a
@@ -78,145 +40,135 @@ static uint64_t req_bytes(const struct blk_slot *s)
 		       : 0;
 }
 
-static void arm(struct blk_throttle *t, uint64_t ns)
+static uint64_t gate_bytes(void *opaque, unsigned q, uint16_t id)
 {
-	struct itimerspec its = {
-		.it_value = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)}};
+	struct virtio_blk *b = opaque;
 
-	if (timerfd_settime(t->timer_fd, 0, &its, NULL))
-		log_warn_ratelimited(&thr_rl, "virtio-blk: QoS timer: %s", strerror(errno));
+	return req_bytes(&b->slots[q * BLK_SLOTS + id]);
+}
+
+/* Released: started now, its queue committed and interrupted after the release. */
+static void gate_run(void *opaque, unsigned q, uint16_t id)
+{
+	struct virtio_blk *b = opaque;
+	struct blk_slot *s = &b->slots[q * BLK_SLOTS + id];
+
+	b->thr->touched[q] = true;
+	/* A reset since it was taken: give the slot back unanswered (blk_complete's rule: only
+	 * the epoch it came in may see it). */
+	if (s->epoch != b->vd->epoch) {
+		blk_release_slot(b, s);
+		return;
+	}
+	b->thr->pushed[q] |= blk_run(b, s);
+}
+
+static void gate_drop(void *opaque, unsigned q, uint16_t id)
+{
+	struct virtio_blk *b = opaque;
+
+	blk_release_slot(b, &b->slots[q * BLK_SLOTS + id]);
+}
+
+static const struct qos_gate_ops blk_gate_ops = {
+	.bytes = gate_bytes,
+	.run = gate_run,
+	.drop = gate_drop,
+	.outstanding = outstanding,
+};
+
+int blk_throttle_create(struct virtio_blk *b, const struct vm_disk *spec)
+{
+	struct blk_qos_limits lim = {spec->max_iops, spec->max_bw, spec->min_iops};
+	static const uint8_t one_bucket[QOS_GATE_FIFOS] = {0};
+	struct blk_throttle *t = calloc(1, sizeof(*t));
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	r = qos_gate_init(&t->gate, &blk_gate_ops, b, b->nq, 1, one_bucket, &lim);
+	if (r) {
+		qos_gate_fini(&t->gate);
+		free(t);
+		return r;
+	}
+	b->thr = t;
+	return 0;
+}
+
+void blk_throttle_free(struct virtio_blk *b)
+{
+	if (!b->thr)
+		return;
+	qos_gate_fini(&b->thr->gate);
+	free(b->thr);
+	b->thr = NULL;
 }
 
 bool blk_throttle_gate(struct virtio_blk *b, struct blk_slot *s)
 {
-	struct blk_throttle *t = b->thr;
-	uint64_t wait, now;
-	unsigned q = s->q;
-
-	if (!t || s->type == VIRTIO_BLK_T_GET_ID)
+	if (!b->thr || s->type == VIRTIO_BLK_T_GET_ID)
 		return false;
-	now = now_ns();
-	/* The windows that ended before s came had what was outstanding without it. */
-	blk_qos_tick(&t->qos, outstanding(b) - 1, now);
-	if (!blk_qos_limited(&t->qos)) {
-		blk_qos_force(&t->qos, req_bytes(s), now); /* counted all the same */
-		return false;
-	}
-	/* Behind the requests already waiting (on any queue: the release takes turns). */
-	wait = t->waiting ? 0 : blk_qos_take(&t->qos, req_bytes(s), now);
-	if (!t->waiting && !wait)
-		return false;
-	blk_qos_throttled(&t->qos);
-	t->fifo[q][(t->head[q] + t->n[q]) % BLK_SLOTS] = s->idx;
-	t->n[q]++;
-	if (!t->waiting++)
-		arm(t, wait);
-	return true;
+	return qos_gate_admit(&b->thr->gate, s->q, s->idx, req_bytes(s));
 }
 
-void blk_throttle_release(struct virtio_blk *b, bool force)
+/* Around a release: which queues it touched and answered, then their commits and
+ * interrupts. */
+static void release_begin(struct blk_throttle *t)
 {
-	struct blk_throttle *t = b->thr;
-	bool touched[BLKIO_MAX_QUEUES] = {0}, pushed[BLKIO_MAX_QUEUES] = {0};
-	uint64_t now = now_ns();
+	memset(t->touched, 0, sizeof(t->touched));
+	memset(t->pushed, 0, sizeof(t->pushed));
+}
 
-	if (!t)
-		return;
-	blk_qos_tick(&t->qos, outstanding(b), now);
-	while (t->waiting) {
-		unsigned q = t->next_q % b->nq, k;
-		struct blk_slot *s;
-		uint64_t wait;
-
-		for (k = 0; k < b->nq && !t->n[q]; k++)
-			q = (q + 1) % b->nq;
-		if (!t->n[q])
-			break; /* not reached: waiting counts the FIFOs' entries */
-		s = &b->slots[q * BLK_SLOTS + t->fifo[q][t->head[q]]];
-		if (force || !blk_qos_limited(&t->qos))
-			blk_qos_force(&t->qos, req_bytes(s), now);
-		else if ((wait = blk_qos_take(&t->qos, req_bytes(s), now)) != 0) {
-			arm(t, wait);
-			break;
-		}
-		t->head[q] = (t->head[q] + 1) % BLK_SLOTS;
-		t->n[q]--;
-		t->waiting--;
-		t->next_q = q + 1;
-		touched[q] = true;
-		/* A reset since it was taken: give the slot back unanswered (blk_complete's
-		 * rule: only the epoch it came in may see it). */
-		if (s->epoch != b->vd->epoch) {
-			blk_release_slot(b, s);
-			continue;
-		}
-		pushed[q] |= blk_run(b, s);
-	}
+static void release_end(struct virtio_blk *b)
+{
 	for (unsigned q = 0; q < b->nq; q++) {
-		if (touched[q])
+		if (b->thr->touched[q])
 			blkio_commit(b->io, q);
-		if (pushed[q])
+		if (b->thr->pushed[q])
 			virtio_queue_interrupt(b->vd, q);
 	}
 }
 
+void blk_throttle_release(struct virtio_blk *b, bool force)
+{
+	if (!b->thr)
+		return;
+	release_begin(b->thr);
+	qos_gate_release(&b->thr->gate, force);
+	release_end(b);
+}
+
 void blk_throttle_drop(struct virtio_blk *b)
 {
-	struct blk_throttle *t = b->thr;
-
-	for (unsigned q = 0; t && q < b->nq; q++) {
-		for (; t->n[q]; t->n[q]--, t->head[q] = (t->head[q] + 1) % BLK_SLOTS)
-			blk_release_slot(b, &b->slots[q * BLK_SLOTS + t->fifo[q][t->head[q]]]);
-		t->head[q] = 0;
-	}
-	if (t)
-		t->waiting = 0;
+	if (b->thr)
+		qos_gate_drop(&b->thr->gate);
 }
 
 bool blk_throttle_fd(struct virtio_blk *b, int fd)
 {
-	uint64_t n;
-
-	if (!b->thr || fd != b->thr->timer_fd)
+	if (!b->thr || fd != b->thr->gate.timer_fd)
 		return false;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn_ratelimited(&thr_rl, "virtio-blk: QoS timer read: %s", strerror(errno));
-	blk_throttle_release(b, false);
+	release_begin(b->thr);
+	qos_gate_timer(&b->thr->gate, fd);
+	release_end(b);
 	return true;
 }
 
 void blk_throttle_done(struct virtio_blk *b)
 {
-	unsigned n;
-
-	if (!b->thr)
-		return;
-	n = outstanding(b);
-	/* The windows that ended before this completion had its slot outstanding. */
-	blk_qos_tick(&b->thr->qos, n + 1, now_ns());
-	if (!n)
-		blk_qos_idle(&b->thr->qos);
+	if (b->thr)
+		qos_gate_done(&b->thr->gate, 0);
 }
 
 void virtio_blk_qos(struct virtio_dev *vd, const struct blk_qos_limits *set,
 		    struct blk_qos_limits *lim, struct blk_qos_stats *st, unsigned *waiting)
 {
 	struct virtio_blk *b = vd->priv;
-	struct blk_throttle *t = b->thr;
 
 	pthread_mutex_lock(&vd->lock);
-	/* The windows that ended by now are judged by the limits they had. */
-	blk_qos_tick(&t->qos, outstanding(b), now_ns());
-	if (set) {
-		blk_qos_set(&t->qos, set, now_ns());
-		log_info("%s: QoS now max-iops %llu, max-bandwidth %llu bytes/s, min-iops %llu",
-			 b->path, (unsigned long long)set->max_iops,
-			 (unsigned long long)set->max_bw, (unsigned long long)set->min_iops);
-		if (t->waiting)
-			arm(t, 1); /* the I/O thread releases what the new limits allow */
-	}
-	*lim = t->qos.lim;
-	*st = t->qos.st;
-	*waiting = t->waiting;
+	qos_gate_query(&b->thr->gate, 0, set, lim, st, waiting);
+	if (set)
+		qos_gate_log(b->path, set, true);
 	pthread_mutex_unlock(&vd->lock);
 }

@@ -201,7 +201,7 @@ static void net_mute(struct virtio_dev *vd, struct net_pair *p, bool mute)
 
 	if (p->rx_muted == mute)
 		return;
-	if (virtio_dev_watch_mod(vd, p->tap, mute ? 0 : EPOLLIN))
+	if (virtio_dev_watch_mod_on(vd, p->index, p->tap, mute ? 0 : EPOLLIN))
 		log_warn_ratelimited(&net_rl, "%s: cannot change the watch of tap queue %u",
 				     n->ifname, p->index);
 	p->rx_muted = mute;
@@ -264,6 +264,27 @@ static void net_sync_queues(struct virtio_dev *vd)
 	}
 }
 
+/* The tap read or write of a pair on the user-space path runs without vd->lock (on the
+ * pair's own I/O thread, into or out of its own buffers), so that the pairs' threads move
+ * frames at once instead of one after the other: the caller rechecks what may have changed
+ * meanwhile (vd->epoch: a reset; the pair's queue; whether it is attached). A pause waits for
+ * the thread to park, which it does between events, never here. A pair with a kernel data
+ * path keeps the lock: the kernel may take its rings whenever it is let go. */
+static bool net_unlock(struct virtio_dev *vd, const struct net_pair *p)
+{
+	if (p->vhost)
+		return false;
+	pthread_mutex_unlock(&vd->lock);
+	return true;
+}
+
+/* unlocked: what net_unlock returned (p->vhost may be set meanwhile, net_vhost_setup). */
+static void net_relock(struct virtio_dev *vd, bool unlocked)
+{
+	if (unlocked)
+		pthread_mutex_lock(&vd->lock);
+}
+
 /* One transmit chain to the tap, its header copied and checked first (the guest cannot
  * change it between the check and the write). A pair the driver has not enabled (chains
  * left on it when it enabled fewer) sends through pair 0's queue: its own is detached. */
@@ -275,6 +296,8 @@ static void net_tx_one(struct virtio_dev *vd, struct net_pair *p, const struct v
 	struct net_hdr h;
 	size_t skip = NET_HDR_SIZE;
 	unsigned i, cnt = 1;
+	bool unlocked;
+	int fd, r;
 
 	if (c->in_len < NET_HDR_SIZE || c->nout) {
 		why = "a chain without a header or with writable buffers";
@@ -310,19 +333,27 @@ static void net_tx_one(struct virtio_dev *vd, struct net_pair *p, const struct v
 		p->tx_iov[cnt++] = (struct iovec){(uint8_t *)c->seg[i].iov_base + skip, len - skip};
 		skip = 0;
 	}
-	if (writev(p->attached ? p->tap : n->pair[0].tap, p->tx_iov, (int)cnt) < 0 &&
-	    errno != EAGAIN)
-		log_warn_ratelimited(&net_rl, "%s: write: %s", n->ifname, strerror(errno));
+	fd = p->attached ? p->tap : n->pair[0].tap;
+	unlocked = net_unlock(vd, p);
+	r = writev(fd, p->tx_iov, (int)cnt) < 0 ? errno : 0;
+	net_relock(vd, unlocked);
+	if (r && r != EAGAIN)
+		log_warn_ratelimited(&net_rl, "%s: write: %s", n->ifname, strerror(r));
 }
 
 static void net_tx(struct virtio_dev *vd, struct net_pair *p)
 {
 	unsigned q = 2 * p->index + NET_TX;
+	uint32_t epoch = vd->epoch;
 
 	net_sync_offloads(vd);
 	do {
 		while (virtio_pop(vd, q, &p->tx_chain) > 0) {
 			net_tx_one(vd, p, &p->tx_chain);
+			/* Reset while the frame went out (the lock let go): the chain was the
+			 * old driver's, and its rings are gone. */
+			if (vd->epoch != epoch)
+				return;
 			vq_push(&vd->q[q].vq, p->tx_chain.head, 0);
 		}
 	} while (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq));
@@ -432,8 +463,10 @@ static enum net_rx_result net_rx_place(struct virtio_dev *vd, struct net_pair *p
 static int net_rx_read(struct virtio_dev *vd, struct net_pair *p)
 {
 	struct virtio_net *n = vd->priv;
+	bool unlocked = net_unlock(vd, p);
 	ssize_t len = read(p->tap, p->frame, sizeof(p->frame));
 
+	net_relock(vd, unlocked);
 	if (len < 0)
 		return -1;
 	if (len < NET_HDR_SIZE || (size_t)len > sizeof(p->frame)) {
@@ -452,6 +485,7 @@ static void net_rx(struct virtio_dev *vd, struct net_pair *p)
 	unsigned q = 2 * p->index + NET_RX;
 	struct vq *vq = &vd->q[q].vq;
 	uint16_t used = vq->used_idx;
+	uint32_t epoch = vd->epoch;
 	unsigned frames;
 
 	net_sync_offloads(vd);
@@ -470,6 +504,12 @@ static void net_rx(struct virtio_dev *vd, struct net_pair *p)
 
 			if (got < 0)
 				break;
+			/* Reset, stopped or detached while the frame was read (the lock let go):
+			 * no driver of now takes it. */
+			if (vd->epoch != epoch || !virtio_queue_ready(vd, q) || !p->attached) {
+				p->pending = 0;
+				break;
+			}
 			if (!got)
 				continue;
 		}
@@ -493,7 +533,7 @@ static void net_rx(struct virtio_dev *vd, struct net_pair *p)
 		p->pending = 0;
 		p->rx_wait = false;
 	}
-	if (vq->used_idx != used)
+	if (vd->epoch == epoch && vq->used_idx != used)
 		virtio_queue_interrupt(vd, q);
 }
 
@@ -835,6 +875,22 @@ static void net_release(struct virtio_dev *vd)
 	free(n);
 }
 
+/* One I/O thread per queue pair: pair k's queues and tap queue are served on thread k, the
+ * control queue and the link timer on pair 0's. */
+static unsigned net_threads(const struct virtio_dev *vd)
+{
+	const struct virtio_net *n = vd->priv;
+
+	return n->npairs;
+}
+
+static unsigned net_queue_thread(const struct virtio_dev *vd, unsigned q)
+{
+	const struct virtio_net *n = vd->priv;
+
+	return q / 2 < n->npairs ? q / 2 : 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.name = "virtio-net",
 	.device_type = VIRTIO_ID_NET,
@@ -848,6 +904,8 @@ static const struct virtio_dev_ops net_ops = {
 	.fd_event = net_fd_event,
 	.loaded = net_loaded,
 	.release = net_release,
+	.threads = net_threads,
+	.queue_thread = net_queue_thread,
 };
 
 int virtio_net_create_fd(struct machine *m, unsigned slot, const int *fds, unsigned npairs,
@@ -897,7 +955,7 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, const int *fds, unsig
 	r = virtio_dev_create(m, slot, &net_ops, n, features, npairs > 1 ? 2 * npairs + 1 : 2,
 			      NET_QUEUE_SIZE, NET_CFG_SIZE, &vd);
 	for (k = 0; !r && k < npairs; k++)
-		r = virtio_dev_watch(vd, n->pair[k].tap, EPOLLIN);
+		r = virtio_dev_watch_on(vd, k, n->pair[k].tap, EPOLLIN);
 	if (!r)
 		r = n->link_timer < 0 ? -errno : virtio_dev_watch(vd, n->link_timer, EPOLLIN);
 	if (r) {

@@ -557,34 +557,42 @@ int virtio_lock_idle(struct virtio_dev *vd)
 
 /* While the VM is paused, wait; false when the thread must end. Events that came meanwhile
  * stay pending on their (level-triggered) fds and are served after the resume. */
-static bool virtio_thread_park(struct virtio_dev *vd)
+static bool virtio_thread_park(struct virtio_iothread *io)
 {
+	struct virtio_dev *vd = io->vd;
 	bool go_on;
 
 	pthread_mutex_lock(&vd->lock);
 	while (vd->paused && !vd->stopping) {
-		if (!vd->parked) {
-			vd->parked = true;
+		if (!io->parked) {
+			io->parked = true;
+			vd->nparked++;
 			pthread_cond_broadcast(&vd->cond);
 		}
 		pthread_cond_wait(&vd->cond, &vd->lock);
 	}
-	vd->parked = false;
+	if (io->parked) {
+		io->parked = false;
+		vd->nparked--;
+	}
 	go_on = !vd->stopping;
 	pthread_mutex_unlock(&vd->lock);
 	return go_on;
 }
 
-static void virtio_wake_thread(struct virtio_dev *vd)
+/* Wake every I/O thread (to park or to end). */
+static void virtio_wake_threads(struct virtio_dev *vd)
 {
 	uint64_t one = 1;
 
-	if (write(vd->stop_fd, &one, sizeof(one)) != sizeof(one))
-		log_err("%s: cannot wake the I/O thread: %s", vd->ops->name, strerror(errno));
+	for (unsigned t = 0; t < vd->nstarted; t++)
+		if (write(vd->io[t].stop_fd, &one, sizeof(one)) != sizeof(one))
+			log_err("%s: cannot wake I/O thread %u: %s", vd->ops->name, t,
+				strerror(errno));
 }
 
-/* Pause hook: park the I/O thread (no new chains are taken, no tap or host input is read
- * on it), have the device complete the chains already taken (ops->quiesce: virtio-blk's
+/* Pause hook: park the I/O threads (no new chains are taken, no tap or host input is read
+ * on them), have the device complete the chains already taken (ops->quiesce: virtio-blk's
  * requests in flight on its block backend), then check that none is left. Resume: unpark it, send
  * the interrupts a restore owes (state.c) and kick every queue. Console input (taken on the loop
  * thread, like the save) still lands in the guest's receive buffers while paused, as it does in the
@@ -598,7 +606,7 @@ static int virtio_pause(void *opaque, bool pause)
 	vd->paused = pause;
 	pthread_cond_broadcast(&vd->cond);
 	pthread_mutex_unlock(&vd->lock);
-	if (!vd->thread_started)
+	if (!vd->nstarted)
 		return 0;
 	if (!pause) {
 		pthread_mutex_lock(&vd->lock);
@@ -619,9 +627,9 @@ static int virtio_pause(void *opaque, bool pause)
 			virtio_kick(vd, i);
 		return 0;
 	}
-	virtio_wake_thread(vd);
+	virtio_wake_threads(vd);
 	pthread_mutex_lock(&vd->lock);
-	while (!vd->parked)
+	while (vd->nparked < vd->nstarted)
 		pthread_cond_wait(&vd->cond, &vd->lock);
 	/* One budget for both: a request the back end never finishes (a hung disk) fails the
 	 * pause after VIRTIO_IDLE_WAIT_MS, as keeld expects, instead of hanging it. */
@@ -678,11 +686,13 @@ msix:
 	machine_report_line(r, "%s %02x: %s", vd->ops->name, vd->pci.slot, line);
 }
 
-static void virtio_thread_loop(struct virtio_dev *vd)
+static void virtio_thread_loop(struct virtio_iothread *io)
 {
+	struct virtio_dev *vd = io->vd;
+
 	for (;;) {
 		struct epoll_event evs[8];
-		int n = epoll_wait(vd->epfd, evs, 8, -1), i;
+		int n = epoll_wait(io->epfd, evs, 8, -1), i;
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -695,15 +705,16 @@ static void virtio_thread_loop(struct virtio_dev *vd)
 			uint64_t cnt;
 
 			if (tag == VIRTIO_EV_STOP) {
-				if (read(vd->stop_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+				if (read(io->stop_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 					log_debug("%s: eventfd read: %s", vd->ops->name,
 						  strerror(errno));
-				if (!virtio_thread_park(vd))
+				if (!virtio_thread_park(io))
 					return;
 				continue;
 			}
 			if (tag & VIRTIO_EV_FD) {
 				pthread_mutex_lock(&vd->lock);
+				io->served++;
 				if (vd->ops->fd_event)
 					vd->ops->fd_event(vd, (int)(tag & 0xffff), evs[i].events);
 				pthread_mutex_unlock(&vd->lock);
@@ -713,6 +724,7 @@ static void virtio_thread_loop(struct virtio_dev *vd)
 			    read(vd->q[tag].kick_fd, &cnt, sizeof(cnt)) != sizeof(cnt))
 				continue;
 			pthread_mutex_lock(&vd->lock);
+			io->served++;
 			if (virtio_queue_ready(vd, tag))
 				vd->ops->queue_notify(vd, tag);
 			pthread_mutex_unlock(&vd->lock);
@@ -722,10 +734,18 @@ static void virtio_thread_loop(struct virtio_dev *vd)
 
 static void *virtio_thread(void *arg)
 {
-	struct virtio_dev *vd = arg;
-	char name[16];
+	struct virtio_iothread *io = arg;
+	struct virtio_dev *vd = io->vd;
+	char name[32];
 
-	snprintf(name, sizeof(name), "vio-%.5s-%02x", vd->ops->name + 7, vd->pci.slot);
+	/* The first thread keeps the name a device with one has; pair k's is ".k" after it
+	 * (the kernel keeps 15 characters: "vio-net-1f.7" fits). */
+	if (io->index)
+		snprintf(name, sizeof(name), "vio-%.5s-%02x.%u", vd->ops->name + 7, vd->pci.slot,
+			 io->index);
+	else
+		snprintf(name, sizeof(name), "vio-%.5s-%02x", vd->ops->name + 7, vd->pci.slot);
+	name[15] = '\0';
 	pthread_setname_np(pthread_self(), name);
 	/* Never serve the guest under a wider filter than the device's own. */
 	if (seccomp_thread_begin(vd->ops->seccomp)) {
@@ -733,25 +753,37 @@ static void *virtio_thread(void *arg)
 			vd->ops->name);
 		_exit(1);
 	}
-	virtio_thread_loop(vd);
+	virtio_thread_loop(io);
 	seccomp_thread_end();
 	return NULL;
 }
 
-int virtio_dev_watch(struct virtio_dev *vd, int fd, uint32_t events)
+int virtio_dev_watch_on(struct virtio_dev *vd, unsigned t, int fd, uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.u32 = VIRTIO_EV_FD | (uint32_t)fd};
 
-	if (fd < 0 || fd > 0xffff)
+	if (fd < 0 || fd > 0xffff || t >= vd->nthreads)
 		return -EINVAL;
-	return epoll_ctl(vd->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+	return epoll_ctl(vd->io[t].epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+int virtio_dev_watch_mod_on(struct virtio_dev *vd, unsigned t, int fd, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.u32 = VIRTIO_EV_FD | (uint32_t)fd};
+
+	if (t >= vd->nthreads)
+		return -EINVAL;
+	return epoll_ctl(vd->io[t].epfd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
+}
+
+int virtio_dev_watch(struct virtio_dev *vd, int fd, uint32_t events)
+{
+	return virtio_dev_watch_on(vd, 0, fd, events);
 }
 
 int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 {
-	struct epoll_event ev = {.events = events, .data.u32 = VIRTIO_EV_FD | (uint32_t)fd};
-
-	return epoll_ctl(vd->epfd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
+	return virtio_dev_watch_mod_on(vd, 0, fd, events);
 }
 
 int virtio_queue_watch(struct virtio_dev *vd, unsigned q, bool watch)
@@ -760,14 +792,15 @@ int virtio_queue_watch(struct virtio_dev *vd, unsigned q, bool watch)
 
 	if (q >= vd->nqueues)
 		return -EINVAL;
-	return epoll_ctl(vd->epfd, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, vd->q[q].kick_fd, &ev)
+	return epoll_ctl(vd->io[vd->q[q].thread].epfd, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+			 vd->q[q].kick_fd, &ev)
 		       ? -errno
 		       : 0;
 }
 
 int virtio_dev_unwatch(struct virtio_dev *vd, int fd)
 {
-	return epoll_ctl(vd->epfd, EPOLL_CTL_DEL, fd, NULL) ? -errno : 0;
+	return epoll_ctl(vd->io[0].epfd, EPOLL_CTL_DEL, fd, NULL) ? -errno : 0;
 }
 
 /* ---- creation ---- */
@@ -796,12 +829,76 @@ static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t 
 	return 0;
 }
 
+/* Close what virtio_dev_create opened (the threads stopped or never started). */
+static void virtio_dev_close(struct virtio_dev *vd)
+{
+	for (unsigned i = 0; i < vd->nqueues; i++)
+		if (vd->q[i].kick_fd >= 0)
+			close(vd->q[i].kick_fd);
+	for (unsigned t = 0; t < VIRTIO_MAX_THREADS; t++) {
+		if (vd->io[t].epfd >= 0)
+			close(vd->io[t].epfd);
+		if (vd->io[t].stop_fd >= 0)
+			close(vd->io[t].stop_fd);
+	}
+	pthread_cond_destroy(&vd->cond);
+}
+
+/* End the I/O threads started (main thread). */
+static void virtio_dev_stop_threads(struct virtio_dev *vd)
+{
+	if (!vd->nstarted)
+		return;
+	pthread_mutex_lock(&vd->lock);
+	vd->stopping = true;
+	pthread_cond_broadcast(&vd->cond);
+	pthread_mutex_unlock(&vd->lock);
+	virtio_wake_threads(vd);
+	for (unsigned t = 0; t < vd->nstarted; t++)
+		vthread_join(&vd->io[t].thread);
+	vd->nstarted = 0;
+}
+
+/* The I/O threads' epoll sets and wake-ups, and each queue's kick eventfd on its thread. */
+static int virtio_dev_open_threads(struct virtio_dev *vd)
+{
+	unsigned t, i;
+
+	vd->nthreads = vd->ops->threads ? vd->ops->threads(vd) : 1;
+	if (vd->nthreads < 1 || vd->nthreads > VIRTIO_MAX_THREADS)
+		return -EINVAL;
+	for (t = 0; t < vd->nthreads; t++) {
+		struct virtio_iothread *io = &vd->io[t];
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = VIRTIO_EV_STOP};
+
+		io->vd = vd;
+		io->index = t;
+		io->epfd = epoll_create1(EPOLL_CLOEXEC);
+		io->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (io->epfd < 0 || io->stop_fd < 0 ||
+		    epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->stop_fd, &ev))
+			return -errno;
+	}
+	for (i = 0; i < vd->nqueues; i++) {
+		struct epoll_event qev = {.events = EPOLLIN, .data.u32 = i};
+
+		t = vd->ops->queue_thread ? vd->ops->queue_thread(vd, i) : 0;
+		if (t >= vd->nthreads)
+			return -EINVAL;
+		vd->q[i].thread = t;
+		vd->q[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (vd->q[i].kick_fd < 0 ||
+		    epoll_ctl(vd->io[t].epfd, EPOLL_CTL_ADD, vd->q[i].kick_fd, &qev))
+			return -errno;
+	}
+	return 0;
+}
+
 int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_ops *ops,
 		      void *priv, uint64_t features, unsigned nqueues, uint16_t queue_max,
 		      unsigned config_size, struct virtio_dev **out)
 {
 	struct virtio_dev *vd;
-	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = VIRTIO_EV_STOP};
 	unsigned i;
 	int r;
 
@@ -819,7 +916,8 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 	vd->config_size = config_size;
 	vd->nqueues = nqueues;
 	vd->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5000, 10);
-	vd->epfd = vd->stop_fd = -1;
+	for (i = 0; i < VIRTIO_MAX_THREADS; i++)
+		vd->io[i].epfd = vd->io[i].stop_fd = -1;
 	pthread_mutex_init(&vd->lock, NULL);
 	pthread_cond_init(&vd->cond, NULL);
 	for (i = 0; i < nqueues; i++) {
@@ -843,84 +941,47 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 	if (!r && config_size)
 		r = add_vcap(vd, VIRTIO_CAP_DEVICE, VIRTIO_DEVICE_OFF, config_size, 16);
 	r = r ?: add_vcap(vd, VIRTIO_CAP_PCI, 0, 0, 20);
+	r = r ?: virtio_dev_open_threads(vd);
 	if (r)
 		goto fail;
-
-	vd->epfd = epoll_create1(EPOLL_CLOEXEC);
-	vd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vd->epfd < 0 || vd->stop_fd < 0 ||
-	    epoll_ctl(vd->epfd, EPOLL_CTL_ADD, vd->stop_fd, &ev)) {
-		r = -errno;
-		goto fail;
-	}
-	for (i = 0; i < nqueues; i++) {
-		struct epoll_event qev = {.events = EPOLLIN, .data.u32 = i};
-
-		vd->q[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (vd->q[i].kick_fd < 0 ||
-		    epoll_ctl(vd->epfd, EPOLL_CTL_ADD, vd->q[i].kick_fd, &qev)) {
-			r = -errno;
-			goto fail;
-		}
-	}
 	vd->pci.slot = slot;
 	r = pci_dev_register(m->pci, &vd->pci);
 	if (r)
 		goto fail;
 	r = machine_add_pause_hook(m, virtio_pause, vd);
 	r = r ?: machine_add_report(m, virtio_report, vd);
+	for (i = 0; !r && i < vd->nthreads; i++) {
+		seccomp_thread_expect();
+		r = vthread_start(&vd->io[i].thread, virtio_thread, &vd->io[i]);
+		if (r)
+			seccomp_thread_unexpect();
+		else
+			vd->nstarted++;
+	}
 	if (r) {
+		virtio_dev_stop_threads(vd);
 		pci_dev_unregister(&vd->pci);
 		goto fail;
 	}
-	seccomp_thread_expect();
-	r = vthread_start(&vd->thread, virtio_thread, vd);
-	if (r) {
-		seccomp_thread_unexpect();
-		pci_dev_unregister(&vd->pci);
-		goto fail;
-	}
-	vd->thread_started = true;
 	*out = vd;
 	return 0;
 fail:
-	for (i = 0; i < nqueues; i++)
-		if (vd->q[i].kick_fd >= 0)
-			close(vd->q[i].kick_fd);
-	if (vd->epfd >= 0)
-		close(vd->epfd);
-	if (vd->stop_fd >= 0)
-		close(vd->stop_fd);
-	pthread_cond_destroy(&vd->cond);
+	virtio_dev_close(vd);
 	free(vd);
 	return r;
 }
 
 void virtio_dev_destroy(struct virtio_dev *vd)
 {
-	uint64_t one = 1;
-	unsigned i;
-
 	if (!vd)
 		return;
-	if (vd->thread_started) {
-		pthread_mutex_lock(&vd->lock);
-		vd->stopping = true;
-		pthread_cond_broadcast(&vd->cond);
-		pthread_mutex_unlock(&vd->lock);
-		if (write(vd->stop_fd, &one, sizeof(one)) == sizeof(one))
-			vthread_join(&vd->thread);
-	}
+	virtio_dev_stop_threads(vd);
 	pci_dev_unregister(&vd->pci);
 	if (vd->ops->release)
 		vd->ops->release(vd);
 	else
 		free(vd->priv);
-	for (i = 0; i < vd->nqueues; i++)
-		close(vd->q[i].kick_fd);
-	close(vd->epfd);
-	close(vd->stop_fd);
-	pthread_cond_destroy(&vd->cond);
+	virtio_dev_close(vd);
 	free(vd);
 }
 

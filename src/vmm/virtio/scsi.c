@@ -43,6 +43,11 @@ static void scsi_release_slot(struct virtio_scsi *s, struct vscsi_slot *sl)
 		s->tmf_wait--;
 	}
 	s->freelist[s->nfree++] = sl->idx;
+	if (sl->qos_lun >= 0) {
+		s->lun_busy[sl->qos_lun]--;
+		qos_gate_done(&s->gate, (unsigned)sl->qos_lun);
+		sl->qos_lun = -1;
+	}
 }
 
 /* Decode virtio-scsi's LUN field: byte 0 is 1, byte 1 the target (0 only), bytes 2-3 the
@@ -158,6 +163,7 @@ static enum scsi_exec_result scsi_begin(struct virtio_scsi *s, struct vscsi_slot
 	chain_part(c, false, hdr, sl->out_seg, &sl->req.out);
 	chain_part(c, true, VSCSI_RESP_HDR + sl->sense_size, sl->in_seg, &sl->req.in);
 	n = virtio_scsi_lun(lun);
+	sl->lun = n;
 	if (n < 0) {
 		sl->response = VIRTIO_SCSI_S_BAD_TARGET;
 		return SCSI_EXEC_DONE;
@@ -169,15 +175,114 @@ static enum scsi_exec_result scsi_begin(struct virtio_scsi *s, struct vscsi_slot
 	return scsi_exec(&s->t, (unsigned)n, &sl->req);
 }
 
-/* Start the request just taken into sl: answered at once (returns whether the used ring
- * changed), or its I/O submitted to the block backend. */
-static bool scsi_start(struct virtio_scsi *s, struct vscsi_slot *sl)
+/* Submit a request's read, write or flush to the block backend. */
+static void scsi_submit(struct virtio_scsi *s, struct vscsi_slot *sl)
 {
-	if (scsi_begin(s, sl) == SCSI_EXEC_DONE)
-		return scsi_complete(s, sl);
 	sl->io = (struct blkio_req){.op = BLKIO_CALL, .call = scsi_io_call, .arg = sl, .tag = sl};
 	blkio_submit(s->io, 0, &sl->io);
+}
+
+/* The bytes a request moves, for its LUN's bucket: a read's or write's, 0 for a flush (one
+ * I/O). */
+static uint64_t scsi_qos_bytes(const struct vscsi_slot *sl)
+{
+	return sl->req.op == SCSI_IO_FLUSH ? 0 : sl->req.len;
+}
+
+/* Start the request just taken into sl: answered at once (returns whether the used ring
+ * changed), or its I/O submitted to the block backend, unless its LUN's QoS makes it wait
+ * (the gate's timer starts it). */
+static bool scsi_start(struct virtio_scsi *s, struct vscsi_slot *sl)
+{
+	sl->qos_lun = -1;
+	sl->lun = -1;
+	if (scsi_begin(s, sl) == SCSI_EXEC_DONE)
+		return scsi_complete(s, sl);
+	if (sl->lun < 0 || sl->lun >= VMDEF_MAX_LUNS) { /* not reached: I/O is a unit's */
+		scsi_submit(s, sl);
+		return false;
+	}
+	sl->qos_lun = sl->lun;
+	s->lun_busy[sl->qos_lun]++;
+	if (!qos_gate_admit(&s->gate, (unsigned)sl->qos_lun, sl->idx, scsi_qos_bytes(sl)))
+		scsi_submit(s, sl);
 	return false;
+}
+
+/* ---- the QoS gate's view of the requests (qos_gate.h): FIFO and bucket l are LUN l's ---- */
+
+static uint64_t gate_bytes(void *opaque, unsigned lun, uint16_t id)
+{
+	struct virtio_scsi *s = opaque;
+
+	return scsi_qos_bytes(&s->slots[id]);
+}
+
+static void gate_run(void *opaque, unsigned lun, uint16_t id)
+{
+	struct virtio_scsi *s = opaque;
+	struct vscsi_slot *sl = &s->slots[id];
+
+	/* A reset since it was taken: its buffers are the old driver's (scsi_complete's rule). */
+	if (sl->epoch != s->vd->epoch) {
+		scsi_release_slot(s, sl);
+		return;
+	}
+	scsi_submit(s, sl);
+	s->gate_touched = true;
+}
+
+static void gate_drop(void *opaque, unsigned lun, uint16_t id)
+{
+	struct virtio_scsi *s = opaque;
+
+	scsi_release_slot(s, &s->slots[id]);
+}
+
+static unsigned gate_outstanding(void *opaque, unsigned lun)
+{
+	const struct virtio_scsi *s = opaque;
+
+	return s->lun_busy[lun];
+}
+
+static const struct qos_gate_ops scsi_gate_ops = {
+	.bytes = gate_bytes,
+	.run = gate_run,
+	.drop = gate_drop,
+	.outstanding = gate_outstanding,
+};
+
+/* Release what the LUNs' buckets allow (force: everything waiting), from the gate's timer or
+ * a pause. */
+static void scsi_gate_release(struct virtio_scsi *s, int timer_fd, bool force)
+{
+	s->gate_touched = false;
+	if (timer_fd >= 0)
+		(void)qos_gate_timer(&s->gate, timer_fd);
+	else
+		qos_gate_release(&s->gate, force);
+	if (s->gate_touched)
+		blkio_commit(s->io, 0);
+}
+
+int virtio_scsi_qos(struct virtio_dev *vd, unsigned lun, const struct blk_qos_limits *set,
+		    struct blk_qos_limits *lim, struct blk_qos_stats *st, unsigned *waiting)
+{
+	struct virtio_scsi *s = vd->priv;
+
+	if (lun >= s->t.nluns || s->t.lun[lun].type != VM_LUN_DISK)
+		return -ENOENT;
+	pthread_mutex_lock(&vd->lock);
+	qos_gate_query(&s->gate, lun, set, lim, st, waiting);
+	pthread_mutex_unlock(&vd->lock);
+	if (set) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "virtio-scsi lun %u", lun);
+		qos_gate_log(what, set, true);
+	}
+	return 0;
 }
 
 uint32_t virtio_scsi_request(struct virtio_scsi *s, const struct vq_chain *c)
@@ -265,7 +370,8 @@ static bool scsi_tmf_waits(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t type[4];
 
-	if (!blkio_inflight(s->io, 0) || c->in_len < VSCSI_TMF_LEN)
+	/* Taken and not answered: in flight, or waiting for its LUN's QoS. */
+	if (s->nfree == VSCSI_SLOTS || c->in_len < VSCSI_TMF_LEN)
 		return false;
 	vq_chain_read(c, 0, type, sizeof(type));
 	return le32_load(type) == VIRTIO_SCSI_T_TMF;
@@ -409,6 +515,10 @@ static void scsi_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 {
 	struct virtio_scsi *s = vd->priv;
 
+	if (fd == s->gate.timer_fd) {
+		scsi_gate_release(s, fd, false);
+		return;
+	}
 	if (fd != blkio_event_fd(s->io, 0))
 		return;
 	scsi_reap(s, false, true);
@@ -427,6 +537,7 @@ static void scsi_quiesce(struct virtio_dev *vd, long long deadline_ms)
 	struct virtio_scsi *s = vd->priv;
 	struct timespec ms = {0, 1000000};
 
+	scsi_gate_release(s, -1, true); /* what waits for its LUN's limits goes now */
 	for (;;) {
 		scsi_reap(s, false, true);
 		scsi_tmf_finish(vd, s, true, false);
@@ -459,6 +570,7 @@ static void scsi_reset(struct virtio_dev *vd)
 {
 	struct virtio_scsi *s = vd->priv;
 
+	qos_gate_drop(&s->gate); /* nothing of theirs was submitted */
 	while (blkio_inflight(s->io, 0))
 		scsi_reap(s, true, false);
 	s->starved = false;
@@ -530,6 +642,7 @@ void virtio_scsi_free(struct virtio_scsi *s)
 			scsi_reap(s, true, false);
 		blkio_destroy(s->io);
 	}
+	qos_gate_fini(&s->gate);
 	scsi_target_close(&s->t);
 	free(s);
 }
@@ -572,11 +685,14 @@ int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, const struct ma
 		     struct virtio_scsi **out, char *err, size_t errlen)
 {
 	struct virtio_scsi *s = calloc(1, sizeof(*s));
+	struct blk_qos_limits lim[VMDEF_MAX_LUNS] = {{0}};
+	uint8_t bucket_of[VMDEF_MAX_LUNS];
 	const char *why;
 	int r;
 
 	if (!s)
 		return -ENOMEM;
+	s->gate.timer_fd = -1;
 	scsi_defaults(s);
 	for (unsigned i = 0; i < spec->nluns; i++) {
 		r = scsi_lun_open(&s->t, i, &spec->luns[i], fds ? fds[i] : -1,
@@ -588,7 +704,23 @@ int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, const struct ma
 	}
 	for (unsigned i = 0; i < VSCSI_SLOTS; i++) {
 		s->slots[i].idx = (uint16_t)i;
+		s->slots[i].qos_lun = -1;
 		s->freelist[s->nfree++] = (uint16_t)(VSCSI_SLOTS - 1 - i);
+	}
+	/* A bucket per LUN with its disk's limits (a DVD drive's: none). */
+	for (unsigned i = 0; i < VMDEF_MAX_LUNS; i++) {
+		const struct vm_disk *d = &spec->luns[i].disk;
+
+		bucket_of[i] = (uint8_t)i;
+		if (i < spec->nluns && spec->luns[i].type == VM_LUN_DISK)
+			lim[i] = (struct blk_qos_limits){d->max_iops, d->max_bw, d->min_iops};
+	}
+	r = qos_gate_init(&s->gate, &scsi_gate_ops, s, VMDEF_MAX_LUNS, VMDEF_MAX_LUNS, bucket_of,
+			  lim);
+	if (r) {
+		snprintf(err, errlen, "virtio-scsi: cannot make its QoS timer: %s", strerror(-r));
+		virtio_scsi_free(s);
+		return r;
 	}
 	r = blkio_create(1, VSCSI_SLOTS, &s->io, &why);
 	if (r) {
@@ -620,6 +752,8 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 	s->vd = *out;
 	r = virtio_dev_watch(*out, blkio_event_fd(s->io, 0), EPOLLIN);
 	if (!r)
+		r = virtio_dev_watch(*out, s->gate.timer_fd, EPOLLIN);
+	if (!r)
 		r = machine_add_report(m, scsi_report, s);
 	if (!r)
 		r = machine_set_media(m, &virtio_scsi_media_ops, s);
@@ -628,13 +762,18 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 		virtio_dev_destroy(*out); /* frees s */
 		return r;
 	}
-	for (unsigned i = 0; i < spec->nluns; i++)
+	for (unsigned i = 0; i < spec->nluns; i++) {
+		char what[64];
+
 		log_info("virtio-scsi lun %u: %s %s%s", i,
 			 spec->luns[i].type == VM_LUN_DVD ? "dvd" : "disk",
 			 s->t.lun[i].path[0] ? s->t.lun[i].path : "(no medium)",
 			 spec->luns[i].type == VM_LUN_DVD	     ? ""
 			 : spec->luns[i].disk.format == VM_DISK_VHDX ? " (vhdx)"
 								     : " (raw)");
+		snprintf(what, sizeof(what), "virtio-scsi lun %u", i);
+		qos_gate_log(what, &s->gate.bucket[i].lim, false);
+	}
 	return 0;
 }
 
@@ -646,6 +785,8 @@ static int scsi_class_create(struct machine *m, unsigned i, void **obj, char *er
 	r = r ?: virtio_dev_keep(m, vd);
 	if (!r)
 		*obj = vd;
+	if (!r && machine_set_scsi_dev(m, vd))
+		log_warn("virtio-scsi: its LUNs' QoS cannot be changed while the VM runs");
 	return r;
 }
 

@@ -23,6 +23,13 @@ void virtio_scsi_free(struct virtio_scsi *s);
 int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int *fds,
 		       const struct machine_chain *chains, struct virtio_dev **out, char *err,
 		       size_t errlen) __attribute__((warn_unused_result));
+/* LUN lun's storage QoS (a disk's; -ENOENT for a DVD drive or no such LUN): new limits when
+ * set is not NULL, then its limits, counters and requests waiting (as virtio_blk_qos). */
+struct blk_qos_limits;
+struct blk_qos_stats;
+int virtio_scsi_qos(struct virtio_dev *vd, unsigned lun, const struct blk_qos_limits *set,
+		    struct blk_qos_limits *lim, struct blk_qos_stats *st, unsigned *waiting)
+	__attribute__((warn_unused_result));
 /* Requests of the device vd submitted to the block backend and not yet reaped. */
 unsigned virtio_scsi_inflight(struct virtio_dev *vd);
 /* Serve one validated chain of the request queue (reads and writes done at once, blocking),

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include "vmm/blkio/blkio.h"
+#include "vmm/blkio/qos_gate.h"
 #include "vmm/machine.h"
 #include "vmm/scsi/scsi.h"
 #include "vmm/virtio/queue.h"
@@ -60,6 +61,8 @@ struct vscsi_slot {
 	struct blkio_req io;
 	uint32_t epoch, sense_size;
 	uint16_t idx;
+	int lun;     /* the LUN it addresses (scsi_begin), or -1 */
+	int qos_lun; /* the LUN whose bucket counts it (a read, write or flush), or -1 */
 	uint8_t response;
 	bool malformed; /* no room for a response: answered with 0 bytes */
 	bool tmf_wait;	/* a pending task management function waits for it */
@@ -75,6 +78,11 @@ struct virtio_scsi {
 	uint16_t freelist[VSCSI_SLOTS];
 	unsigned nfree;
 	bool starved; /* chains left in the ring for want of a slot */
+	/* Storage QoS (as virtio-blk's, per LUN: qos_gate.h): a bucket and a FIFO per LUN,
+	 * each LUN's reads, writes and flushes outstanding (taken, not answered). */
+	struct qos_gate gate;
+	unsigned lun_busy[VMDEF_MAX_LUNS];
+	bool gate_touched; /* a release submitted requests: commit after it */
 	struct vq_chain ctl_chain;
 	/* A task management function taken while requests were in flight (ctl_chain holds
 	 * it; tmf_epoch the driver instance that sent it): it is answered once the requests

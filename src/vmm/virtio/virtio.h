@@ -4,16 +4,20 @@
  * (queue.h), indirect descriptors and event index.
  *
  * A device is a const virtio_dev_ops table plus its private state (DESIGN.md habit 1);
- * virtio_dev_create() puts it on the PCI bus. Each device has one I/O thread that waits on
- * its queues' notification eventfds (KVM ioeventfds on the notify BAR; notifications that
- * reach user space are forwarded to the same eventfds) and on the device's own fds (a tap,
- * console input); interrupts leave through MSI-X irqfds. Device I/O therefore never runs on
- * a vCPU thread.
+ * virtio_dev_create() puts it on the PCI bus. Each device has one I/O thread, or one per
+ * group of independent queues where its ops say so (virtio-net: one per queue pair, as QEMU's
+ * multiqueue iothreads and Cloud Hypervisor's epoll thread per pair), that waits on its queues'
+ * notification eventfds (KVM ioeventfds on the notify BAR; notifications that reach user
+ * space are forwarded to the same eventfds) and on the device's own fds (a tap, console
+ * input); interrupts leave through MSI-X irqfds. Device I/O therefore never runs on a vCPU
+ * thread.
  *
  * Locking: vd->lock protects the transport state, the queues and the device's private
- * state. vCPU threads take it for register accesses; the I/O thread holds it while it
- * serves a queue. A guest that breaks the protocol gets its device marked DEVICE_NEEDS_RESET
- * (virtio_needs_reset), never an abort; the driver recovers by resetting the device.
+ * state. vCPU threads take it for register accesses; an I/O thread holds it while it
+ * serves a queue (a device may let it go around work on its own buffers: virtio-net's tap
+ * reads and writes, so that its pairs' threads run at once). A guest that breaks the protocol gets
+ * its device marked DEVICE_NEEDS_RESET (virtio_needs_reset), never an abort; the driver recovers by
+ * resetting the device.
  */
 #ifndef KEEL_VMM_VIRTIO_VIRTIO_H
 #define KEEL_VMM_VIRTIO_VIRTIO_H
@@ -30,9 +34,10 @@
 
 struct machine;
 
-#define VIRTIO_MAX_QUEUES 17 /* virtio-net: 8 queue pairs and its control queue */
-#define VIRTIO_MAX_FDS	  4
-#define VIRTIO_NO_VECTOR  0xffff
+#define VIRTIO_MAX_QUEUES  17 /* virtio-net: 8 queue pairs and its control queue */
+#define VIRTIO_MAX_FDS	   4
+#define VIRTIO_MAX_THREADS 8 /* I/O threads of one device: virtio-net's 8 queue pairs */
+#define VIRTIO_NO_VECTOR   0xffff
 
 /* Device types (virtio 1.2, 5). */
 #define VIRTIO_ID_NET	  1
@@ -94,6 +99,24 @@ struct virtio_dev_ops {
 	void (*loaded)(struct virtio_dev *vd);
 	/* Free the private state once the I/O thread has stopped (default: free(priv)). */
 	void (*release)(struct virtio_dev *vd);
+	/* The device's I/O threads (optional: 1; at most VIRTIO_MAX_THREADS) and the one that
+	 * waits on queue q's notifications (optional: 0). Asked once, when the device is
+	 * created (vd->priv set). */
+	unsigned (*threads)(const struct virtio_dev *vd);
+	unsigned (*queue_thread)(const struct virtio_dev *vd, unsigned q);
+};
+
+/* One I/O thread of a device: its epoll set (its queues' kick eventfds, the fds watched on
+ * it) and stop_fd, which wakes it to park or end. */
+struct virtio_iothread {
+	struct virtio_dev *vd;
+	unsigned index;
+	struct vthread thread;
+	bool started;
+	int epfd;
+	int stop_fd;
+	bool parked;	 /* vd->lock */
+	uint64_t served; /* events it served (vd->lock): which thread did the work, for tests */
 };
 
 struct virtio_queue {
@@ -106,6 +129,7 @@ struct virtio_queue {
 	bool ioeventfd;	      /* kick_fd registered with KVM (host lock) */
 	uint64_t notify_addr; /* where (host lock) */
 	bool irq_owed;	      /* restored: interrupt the driver once when the VM runs */
+	unsigned thread;      /* the I/O thread waiting on kick_fd (ops->queue_thread) */
 };
 
 struct virtio_dev {
@@ -134,14 +158,14 @@ struct virtio_dev {
 			     * driver */
 	struct log_ratelimit rl;
 
-	/* The I/O thread. It parks while the VM is paused (paused, parked and stopping are
-	 * under lock; cond signals changes to them); stop_fd wakes it for either. */
-	struct vthread thread;
-	bool thread_started;
-	int epfd;
-	int stop_fd;
+	/* The I/O threads. They park while the VM is paused (paused, nparked, each one's
+	 * parked and stopping are under lock; cond signals changes to them); a thread's
+	 * stop_fd wakes it for either. */
+	unsigned nthreads, nstarted;
+	struct virtio_iothread io[VIRTIO_MAX_THREADS];
 	pthread_cond_t cond;
-	bool paused, parked, stopping;
+	unsigned nparked;
+	bool paused, stopping;
 };
 
 /* Create a device on the VM's PCI bus at slot (0: the lowest free one) with nqueues queues
@@ -157,7 +181,7 @@ void virtio_dev_destroy(struct virtio_dev *vd);
  * On failure vd is left as it is (the machine's hooks point at it; the VM is not built and
  * the process ends). */
 int virtio_dev_keep(struct machine *m, struct virtio_dev *vd) __attribute__((warn_unused_result));
-/* Watch fd (EPOLLIN etc.) on the device's I/O thread; events go to ops->fd_event. */
+/* Watch fd (EPOLLIN etc.) on the device's (first) I/O thread; events go to ops->fd_event. */
 int virtio_dev_watch(struct virtio_dev *vd, int fd, uint32_t events)
 	__attribute__((warn_unused_result));
 int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
@@ -165,6 +189,11 @@ int virtio_dev_watch_mod(struct virtio_dev *vd, int fd, uint32_t events)
 /* Stop watching fd (a device that cannot take an fd's input now: level-triggered hang-ups
  * would otherwise wake the thread for ever). */
 int virtio_dev_unwatch(struct virtio_dev *vd, int fd) __attribute__((warn_unused_result));
+/* The same on I/O thread t (ops->threads). */
+int virtio_dev_watch_on(struct virtio_dev *vd, unsigned t, int fd, uint32_t events)
+	__attribute__((warn_unused_result));
+int virtio_dev_watch_mod_on(struct virtio_dev *vd, unsigned t, int fd, uint32_t events)
+	__attribute__((warn_unused_result));
 /* Stop the I/O thread waiting on queue q's notifications (watch false: the host kernel
  * serves the queue, virtio/vhost_net.c) or have it wait again (the queue starts watched). */
 int virtio_queue_watch(struct virtio_dev *vd, unsigned q, bool watch)

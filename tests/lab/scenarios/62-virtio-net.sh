@@ -4,7 +4,9 @@
 # driver negotiates MQ, enables both pairs (2 rx and 2 tx queues in the guest, 2 attached
 # queues on the multi-queue tap), and 4 parallel TCP streams arrive whole; then (keel) it is
 # saved with both pairs enabled and restored in a new keel-vmm, whose tap again has both
-# queues attached, and 4 more parallel streams arrive whole.
+# queues attached, and 4 more parallel streams arrive whole. (keel) n2 is on keel-vmm's
+# user-space data path (vhost=off; 76-vhost-net has the kernel's), one I/O thread per queue
+# pair: its worker has threads vio-net-SS and vio-net-SS.1.
 # A failed earlier attempt may have left the bridge and taps behind (the runner retries).
 for l in kbr0 ktap1 ktap2; do ip link del "$l" 2>/dev/null; done
 brctl addbr kbr0 || fail "cannot create bridge kbr0 (bridge module?)"
@@ -12,6 +14,7 @@ ip link set kbr0 up
 vm_boot n1 --memory 320M --net tap=ktap1,mac=52:54:00:12:34:01
 N2OPTS="--memory 320M --cpus 2 --net tap=ktap2"
 ctl2=
+[ "$LAB_VMM" = qemu ] || N2OPTS="$N2OPTS,vhost=off"
 [ "$LAB_VMM" = qemu ] || ctl2="--control /tmp/n2.sock"
 # shellcheck disable=SC2086
 vm_boot n2 $N2OPTS $ctl2
@@ -49,6 +52,14 @@ if [ "$LAB_VMM" != qemu ]; then
 	q=$(ls /sys/class/net/ktap2/queues | grep -c tx-)
 	echo "lab: ktap2 has $q attached queues"
 	[ "$q" = 2 ] || fail "ktap2 has $q attached queues, expected 2 (both pairs enabled)"
+	grep -q "user-space data path (vhost=off)" "$VM_DIR/n2/out" ||
+		fail "n2's log does not name the user-space path: $(grep -m3 -e vhost -e 'data path' "$VM_DIR/n2/out")"
+	# One I/O thread per queue pair (docs/virtio.md): vio-net-SS and vio-net-SS.1.
+	p2=$(cat "$VM_DIR/n2/vmm.pid")
+	thr=$(cat /proc/"$p2"/task/*/comm 2>/dev/null | grep '^vio-net-' | sort | tr '\n' ' ')
+	echo "lab: n2's virtio-net I/O threads: $thr"
+	first=${thr%% *}
+	[ "$thr" = "$first $first.1 " ] || fail "n2's worker has virtio-net threads '$thr', expected one per queue pair (vio-net-SS and vio-net-SS.1)"
 fi
 vm_run n1 'ping -c 3 -W 10 10.9.0.2 | grep -o "[0-9]* packets received"' 60
 [ "$VM_OUT" = "3 packets received" ] || fail "ping n1 -> n2: '$VM_OUT'"

@@ -11,7 +11,10 @@
 # keeld does), VM a saves into $VM_DIR/a/jail/save (the directory its uid may write), and VM
 # b is started with the medium that was in the drive at the save, as keeld's description
 # of the VM would name it (a saved medium the description does not name would be opened by
-# path inside the jail, where it is not: docs/security.md, "Not yet").
+# path inside the jail, where it is not: docs/security.md, "Not yet"). Last, storage QoS on
+# the SCSI disk (issue 16): LUN 0 limited at run time to 20 I/Os per second, the guest's 60
+# direct 8 KiB reads wait for it (the worker's counters: requests throttled, never more I/Os
+# than the burst plus the limit for the time they took), then the limit is lifted.
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
 DVD=/lab/dvd
 for f in one.iso two.iso one/hello.txt one/data.bin two/hello.txt two/data.bin; do
@@ -99,6 +102,20 @@ dvd_files two
 vm_run b 'dd if=/dev/sda bs=1M iflag=direct 2>/dev/null | sha256sum | cut -d" " -f1' 120
 [ "$VM_OUT" = "$disk_sum" ] || fail "after the restore the SCSI disk reads $VM_OUT, the file is $disk_sum"
 echo "lab: the restored VM has two.iso in its drive and reads it and its disk"
+qos_field() { printf '%s' "$CTL_OUT" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+ctl '{"execute":"disk-qos","arguments":{"lun":0,"max_iops":20}}'
+ios0=$(qos_field ios) thr0=$(qos_field throttled)
+t0=$(_now)
+vm_run b 'dd if=/dev/sda of=/dev/null bs=8k count=60 iflag=direct 2>&1 | tail -1' 300
+t1=$(_now)
+ctl '{"execute":"disk-qos","arguments":{"lun":0}}'
+ios=$(($(qos_field ios) - ios0)) thr=$(($(qos_field throttled) - thr0))
+echo "lab: 60 reads of 8 KiB at max_iops 20: $ios I/Os in about $((t1 - t0)) s, $thr waited; dd: $VM_OUT"
+[ "$ios" -ge 60 ] || fail "the guest's 60 reads counted $ios I/Os"
+[ "$thr" -gt 0 ] || fail "no read waited for LUN 0's limit of 20 I/Os per second"
+[ "$ios" -le $((20 + 20 * (t1 - t0 + 1))) ] || fail "$ios I/Os in $((t1 - t0)) s with max_iops 20"
+ctl '{"execute":"disk-qos","arguments":{"lun":0,"max_iops":0}}'
+case "$CTL_OUT" in *'"max_iops":0'*'"waiting":0'*) ;; *) fail "lifting the limit: $CTL_OUT" ;; esac
 vm_send b 'poweroff -f'
 vm_wait_exit b 60
 [ "$VM_STATUS" = 0 ] || fail "poweroff: status $VM_STATUS"
