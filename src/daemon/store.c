@@ -307,6 +307,20 @@ static int exec_sql(struct store *st, const char *sql)
 	return 0;
 }
 
+/* Whether the store has table name (a store from an old schema may lack one). */
+static bool has_table(struct store *st, const char *name)
+{
+	sqlite3_stmt *s = NULL;
+	bool found = false;
+
+	if (store_prepare(st, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", &s))
+		return false;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return found;
+}
+
 static int begin(struct store *st)
 {
 	return exec_sql(st, "BEGIN IMMEDIATE");
@@ -391,7 +405,9 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_9_to_10);
 	if (!ret && version >= 1 && version <= 10)
 		ret = exec_sql(st, migrate_10_to_11);
-	if (!ret && version >= 1 && version <= 11)
+	/* scsi_luns came at schema 4 without a version of its own: a store from before has none,
+	 * and the schema below makes it with every column. */
+	if (!ret && version >= 1 && version <= 11 && has_table(st, "scsi_luns"))
 		ret = exec_sql(st, migrate_11_to_12);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;

@@ -1043,6 +1043,34 @@ static void test_store_migrate_11_to_12(void **state)
 	remove_store(path);
 }
 
+/* A store without the SCSI tables (those of schema 4 and older have none: they came without a
+ * version of their own; here a schema 6 store with them dropped): every migration runs, and
+ * the tables are made with every column. */
+static void test_store_migrate_no_scsi(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st;
+	int fd = mkstemp(path);
+	sqlite3 *db;
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	make_schema6(path, false, NULL);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE scsi_luns; DROP TABLE scsi; PRAGMA user_version=6;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 6);
+	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM pragma_table_info('scsi_luns') "
+					    "WHERE name IN ('max_iops', 'max_bw', 'min_iops')"),
+			 3);
+	store_close(st);
+	remove_store(path);
+}
+
 /* Schema 8 to 9 with slots that are not integers (a column holds whatever was written into
  * it by hand): each reads as the columns' reader read it, sqlite3_column_int's integer part
  * (-0.5: 0, an rng not assigned yet; 20.7: slot 20), never a VM damaged by the upgrade. */
@@ -1188,6 +1216,7 @@ int main(void)
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
 		cmocka_unit_test(test_store_migrate_10_to_11),
 		cmocka_unit_test(test_store_migrate_11_to_12),
+		cmocka_unit_test(test_store_migrate_no_scsi),
 		cmocka_unit_test(test_store_disk_qos),
 		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),
