@@ -1058,9 +1058,10 @@ static void test_store_migrate_no_scsi(void **state)
 	close(fd);
 	make_schema6(path, false, NULL);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE scsi_luns; DROP TABLE scsi; PRAGMA user_version=6;",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db, "DROP TABLE scsi_luns; DROP TABLE scsi; PRAGMA user_version=6;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 6);
