@@ -14,7 +14,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -69,7 +69,8 @@ static const char schema[] =
 	" generation INTEGER NOT NULL," /* 1: SeaBIOS, 2: OVMF */
 	" firmware_file TEXT,"		/* NULL: Debian's */
 	" nvram TEXT,"			/* Generation 2: the variable store in the VM's directory */
-	" boot_order TEXT NOT NULL);"	/* '' : the default */
+	" boot_order TEXT NOT NULL,"	/* '' : the default */
+	" boot_menu INTEGER NOT NULL DEFAULT 0);" /* 1: the firmware offers its boot menu */
 	/* Every device kind without columns of its own (store_devices.c): its field of the
 	 * description as JSON, a row per kind the VM has. */
 	"CREATE TABLE IF NOT EXISTS devices("
@@ -256,6 +257,11 @@ static const char migrate_9_to_10[] =
 static const char migrate_10_to_11[] = "ALTER TABLE nics ADD COLUMN queues INTEGER NOT NULL "
 				       "DEFAULT 0;";
 
+/* From schema 11: whether the firmware offers its boot menu (docs/vm-config.md); 0, the
+ * default (none, as before: keel never showed one). */
+static const char migrate_11_to_12[] = "ALTER TABLE firmware ADD COLUMN boot_menu INTEGER NOT "
+				       "NULL DEFAULT 0;";
+
 static int pin_existing_formats(struct store *st)
 {
 	sqlite3_stmt *s = NULL, *u = NULL;
@@ -405,12 +411,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_9_to_10);
 	if (!ret && version >= 1 && version <= 10)
 		ret = exec_sql(st, migrate_10_to_11);
+	if (!ret && version >= 1 && version <= 11)
+		ret = exec_sql(st, migrate_11_to_12);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=11");
+		ret = exec_sql(st, "PRAGMA user_version=12");
 	/* The message of what failed, taken before finish's ROLLBACK replaces SQLite's
 	 * ("not an error"); a failed COMMIT leaves its own. */
 	if (ret) {

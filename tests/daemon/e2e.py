@@ -6267,6 +6267,54 @@ OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 
+def case_firmware_boot_menu(e):
+    """The firmware's boot menu, off by default (as QEMU's and Hyper-V's): a Generation 1
+    VM's console shows SeaBIOS going to its boot devices without "Press ESC for boot menu.";
+    keel vm set --boot-menu on (kept by keeld across a restart, shown by keel vm show) makes
+    SeaBIOS offer it, and Esc typed on the console opens it; a change needs the VM off; a VM
+    that boots a kernel directly has no firmware menu, and the value is on or off."""
+    if not os.path.exists(SEABIOS):
+        print("SKIP: Debian's seabios package is needed (scripts/setup.sh)")
+        return 77
+    e.start_keeld()
+    disk = os.path.join(e.dir, "m1.vhdx")
+    e.keel("disk", "create", disk, "--size", "64M")
+    e.keel("vm", "create", "m1", "--generation", "1", "--memory", "64M", "--disk", disk)
+    check(e.vm("m1")["boot_menu"] is False, "off by default: %r" % e.vm("m1"))
+    out, _ = e.keel("vm", "show", "m1")
+    check(re.search(r"^Boot menu:\s+off$", out, re.M), "show: %r" % out)
+    e.start("m1")
+    log = e.console_until("m1", r"Booting from Hard Disk", timeout=60)
+    check("SeaBIOS (version" in log and "Press ESC for boot menu" not in log,
+          "SeaBIOS offered its menu by default: %r" % log[-800:])
+    e.keel("vm", "turn-off", "m1")
+    e.keel("vm", "set", "m1", "--boot-menu", "on")
+    check(e.vm("m1")["boot_menu"] is True, "set --boot-menu on: %r" % e.vm("m1"))
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    check(e.vm("m1")["boot_menu"] is True, "after a keeld restart: %r" % e.vm("m1"))
+    out, _ = e.keel("vm", "show", "m1")
+    check(re.search(r"^Boot menu:\s+on \(offered for 3 s\)$", out, re.M), "show: %r" % out)
+    e.start("m1")
+    e.console_until("m1", r"Press ESC for boot menu", timeout=60)
+    e.type_console("m1", "\x1b")
+    # The menu, with the VM's disk in it.
+    e.console_until("m1", r"Select boot device:\s+1\. Virtio disk", timeout=30)
+    _, err = e.keel("vm", "set", "m1", "--boot-menu", "off", want=None)
+    check("changing boot_menu needs VM 'm1' to be off" in err, "set while running: %r" % err)
+    e.keel("vm", "turn-off", "m1")
+    e.keel("vm", "set", "m1", "--boot-menu", "off")
+    check(e.vm("m1")["boot_menu"] is False, "set --boot-menu off: %r" % e.vm("m1"))
+    before = e.snapshot()
+    _, err = e.keel("vm", "create", "b1", "--kernel", e.a.guest, "--boot-menu", "on",
+                    want=None)
+    check("a 'boot_menu' is the firmware's" in err, "a kernel VM with a menu: %r" % err)
+    _, err = e.keel("vm", "set", "m1", "--boot-menu", "yes", want=None)
+    check("--boot-menu: 'yes' is not on or off" in err, "--boot-menu yes: %r" % err)
+    e.api_err("PATCH", "/v1/vms/m1", {"boot_menu": "yes"}, msg="boot_menu")
+    check(e.snapshot() == before, "a refused boot menu changed the store")
+
+
 def case_firmware(e):
     """Issue 11 through keeld and keel: a Generation 1 VM (keel vm create --generation 1, no
     kernel) with a dynamic VHDX disk and a DVD starts, its console shows SeaBIOS trying the
