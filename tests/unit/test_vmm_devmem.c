@@ -30,7 +30,10 @@ static void vm_flags(const void *p, char *out, size_t len)
 		    strchr(line, '-') < strchr(line, ' '))
 			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
 		else if (in && !strncmp(line, "VmFlags:", 8)) {
-			snprintf(out, len, "%s", line + 8);
+			size_t n = strnlen(line + 8, len - 1);
+
+			memcpy(out, line + 8, n);
+			out[n] = '\0';
 			break;
 		}
 	}
