@@ -3,7 +3,8 @@
  * lab-boottime: the boot benchmark's probe, run inside the nested lab (built static by
  * tests/lab/lab.sh into the lab's initramfs as /bin/lab-boottime).
  *
- *   lab-boottime --marker TEXT --guest-mib N [--timeout SECONDS] [--verbose] -- COMMAND [ARG...]
+ *   lab-boottime --marker TEXT --guest-mib N [--timeout SECONDS] [--verbose] [--stamp TEXT]...
+ *                -- COMMAND [ARG...]
  *
  * Starts COMMAND (a VMM whose serial console is on its stdout) with stdout and stderr on a
  * pipe, and measures, on CLOCK_MONOTONIC, the time from just before fork() to the moment a
@@ -16,14 +17,25 @@
  *   own         the Rss of every other mapping: code and data of the VMM and its libraries,
  *               heap, thread stacks, device state, KVM's shared vCPU pages (kvm_run);
  *   own_private the same without pages shared with other processes (library text);
+ *   own_anon    the same, anonymous pages only ("Anonymous"): what the VMM allocated, without
+ *               the pages of files it maps (its binary, libraries, firmware images: the page
+ *               cache's, one copy on the host however many processes map them);
+ *   own_pss     the same as Pss: each page divided by the number of processes that map it;
  *   peak_own    VmHWM (peak RSS) minus the guest RAM resident at the marker.
  *
  * With --verbose, every non-guest mapping with 512 KiB or more resident is listed on stderr
  * ("lab-boottime: map ..."), to see where a VMM's own memory goes, and every non-guest
- * mapping with transparent huge pages in it ("lab-boottime: huge ...": 2 MiB resident each).
+ * mapping with transparent huge pages in it ("lab-boottime: huge ...": 2 MiB resident each);
+ * then every non-guest mapping with anything resident, one line each ("lab-boottime: vma
+ * RSS KiB huge KiB pss KiB HEADER"), to tell which mapping is which.
+ *
+ * Each --stamp TEXT (at most 16) prints "lab-boottime: stamp MS TEXT" on stderr when the first
+ * line containing TEXT arrives (MS from the same start): the phases of a boot (the firmware's
+ * banner, the boot loader, the kernel).
  *
  * Then it kills the VMM (SIGKILL) and prints one line:
- *   boottime: ms=M own_kib=K own_private_kib=K peak_own_kib=K guest_kib=K rss_kib=K
+ *   boottime: ms=M own_kib=K own_private_kib=K own_anon_kib=K own_pss_kib=K peak_own_kib=K
+ *             guest_kib=K rss_kib=K
  * Exit status 0 on success; 1 with a one-line reason when the marker never came.
  */
 #define _GNU_SOURCE
@@ -41,7 +53,7 @@
 #include <unistd.h>
 
 struct mem {
-	uint64_t own_kib, own_private_kib, guest_kib, rss_kib, hwm_kib;
+	uint64_t own_kib, own_private_kib, own_anon_kib, own_pss_kib, guest_kib, rss_kib, hwm_kib;
 };
 
 static double now_ms(void)
@@ -67,6 +79,7 @@ static int read_mem(pid_t pid, uint64_t guest_bytes, int verbose, struct mem *m)
 	char path[64], line[512], head[512] = "";
 	FILE *f;
 	int in_guest = 0;
+	uint64_t vma_rss = 0, vma_huge = 0, vma_pss = 0;
 
 	memset(m, 0, sizeof(*m));
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
@@ -85,13 +98,26 @@ static int read_mem(pid_t pid, uint64_t guest_bytes, int verbose, struct mem *m)
 			int anon = name[0] == '\n' || name[0] == '\0' ||
 				   strncmp(name, "[anon", 5) == 0;
 
+			if (verbose && head[0] && !in_guest && vma_rss)
+				fprintf(stderr, "lab-boottime: vma %6llu KiB huge %llu pss %llu %s\n",
+					(unsigned long long)vma_rss, (unsigned long long)vma_huge,
+					(unsigned long long)vma_pss, head);
+			vma_rss = vma_huge = vma_pss = 0;
 			in_guest = anon && (uint64_t)(hi - lo) >= guest_bytes / 8 * 7;
 			snprintf(head, sizeof(head), "%s", line);
 			head[strcspn(head, "\n")] = '\0';
 			continue;
 		}
 		uint64_t v;
+		if ((v = field_kib(line, "Pss"))) {
+			vma_pss = v;
+			if (!in_guest)
+				m->own_pss_kib += v;
+		}
+		if ((v = field_kib(line, "Anonymous")) && !in_guest)
+			m->own_anon_kib += v;
 		if ((v = field_kib(line, "Rss"))) {
+			vma_rss = v;
 			m->rss_kib += v;
 			if (verbose && !in_guest && v >= 512)
 				fprintf(stderr, "lab-boottime: map %6llu KiB %s\n",
@@ -101,6 +127,7 @@ static int read_mem(pid_t pid, uint64_t guest_bytes, int verbose, struct mem *m)
 			else
 				m->own_kib += v;
 		} else if ((v = field_kib(line, "AnonHugePages"))) {
+			vma_huge = v;
 			if (verbose && !in_guest)
 				fprintf(stderr, "lab-boottime: huge %6llu KiB %s\n",
 					(unsigned long long)v, head);
@@ -110,6 +137,10 @@ static int read_mem(pid_t pid, uint64_t guest_bytes, int verbose, struct mem *m)
 				m->own_private_kib += v;
 		}
 	}
+	if (verbose && head[0] && !in_guest && vma_rss)
+		fprintf(stderr, "lab-boottime: vma %6llu KiB huge %llu pss %llu %s\n",
+			(unsigned long long)vma_rss, (unsigned long long)vma_huge,
+			(unsigned long long)vma_pss, head);
 	fclose(f);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	f = fopen(path, "r");
@@ -125,13 +156,14 @@ static int read_mem(pid_t pid, uint64_t guest_bytes, int verbose, struct mem *m)
 static void usage(void)
 {
 	fprintf(stderr, "usage: lab-boottime --marker TEXT --guest-mib N [--timeout SECONDS] "
-			"[--verbose] -- COMMAND [ARG...]\n");
+			"[--verbose] [--stamp TEXT]... -- COMMAND [ARG...]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *marker = NULL;
+	const char *marker = NULL, *stamp[16];
+	int nstamp = 0, stamped[16] = {0};
 	uint64_t guest_mib = 0;
 	int timeout_s = 120, verbose = 0, i, fds[2], in[2];
 
@@ -152,6 +184,8 @@ int main(int argc, char **argv)
 			guest_mib = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--timeout") == 0)
 			timeout_s = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--stamp") == 0 && nstamp < 16)
+			stamp[nstamp++] = argv[++i];
 		else
 			usage();
 	}
@@ -209,6 +243,12 @@ int main(int argc, char **argv)
 		char *nl, *line = buf;
 		while ((nl = strchr(line, '\n'))) {
 			*nl = '\0';
+			for (int k = 0; k < nstamp; k++)
+				if (!stamped[k] && strstr(line, stamp[k])) {
+					stamped[k] = 1;
+					fprintf(stderr, "\nlab-boottime: stamp %.1f %s\n",
+						now_ms() - t0, stamp[k]);
+				}
 			if (strstr(line, marker)) {
 				t1 = now_ms();
 				break;
@@ -245,9 +285,10 @@ int main(int argc, char **argv)
 			strerror(-r));
 		return 1;
 	}
-	printf("boottime: ms=%.1f own_kib=%llu own_private_kib=%llu peak_own_kib=%llu "
-	       "guest_kib=%llu rss_kib=%llu\n",
+	printf("boottime: ms=%.1f own_kib=%llu own_private_kib=%llu own_anon_kib=%llu "
+	       "own_pss_kib=%llu peak_own_kib=%llu guest_kib=%llu rss_kib=%llu\n",
 	       t1 - t0, (unsigned long long)m.own_kib, (unsigned long long)m.own_private_kib,
+	       (unsigned long long)m.own_anon_kib, (unsigned long long)m.own_pss_kib,
 	       (unsigned long long)(m.hwm_kib > m.guest_kib ? m.hwm_kib - m.guest_kib : 0),
 	       (unsigned long long)m.guest_kib, (unsigned long long)m.rss_kib);
 	return 0;

@@ -16,6 +16,10 @@ results=/tmp/bench-firmware
 : >"$results"
 OVMF=/usr/share/OVMF
 MARKER='keel-image: init ready'
+# The phases of a boot, stamped when their first line arrives (lab-boottime --stamp): the
+# firmware's first line (SeaBIOS's banner; OVMF's boot manager), the firmware handing over to
+# the boot loader, GRUB's menu entry, GRUB loading Linux from the disk; then the marker.
+STAMPS='SeaBIOS (version|Booting from Hard Disk|BdsDxe: loading|Welcome to GRUB|Booting `|keel-image: GRUB'
 image_copy mbr-bios /tmp/bench-mbr.raw
 image_copy gpt-uefi /tmp/bench-gpt.raw
 
@@ -40,19 +44,29 @@ command_of() { # VMM GEN: the command line of one boot
 
 one() { # VMM GEN RUN
 	cmd=$(command_of "$1" "$2")
+	stamps=$(echo "$STAMPS" | tr '|' '\n' | while IFS= read -r s; do printf '%s\n' --stamp "$s"; done)
+	old_ifs=$IFS
+	IFS='
+'
+	# shellcheck disable=SC2086 # one argument per line
 	line=$(lab-boottime --verbose --marker "$MARKER" --guest-mib "$mib" --timeout 400 \
-		-- sh -c "$cmd" 2>/tmp/bench-console)
+		$stamps -- sh -c "$cmd" 2>/tmp/bench-console)
 	rc=$?
+	IFS=$old_ifs
 	if [ "$rc" != 0 ] || [ -z "$line" ]; then
 		echo "bench: FAIL $1 gen$2 run $3: $(tail -n 1 /tmp/bench-console)"
 		tr -d '\r' </tmp/bench-console | tail -n 20 | awk '{ print "  | " $0 }'
 		return 1
 	fi
 	echo "bench: run $1 gen$2 $3 ${line#boottime: }"
+	sed -n "s/^lab-boottime: stamp /bench: stamp $1 gen$2 $3 /p" /tmp/bench-console
 	# Where the VMM's own memory is, once per VMM and generation: every mapping other than
-	# guest RAM with 512 KiB or more resident (lab-boottime --verbose).
+	# guest RAM with 512 KiB or more resident (lab-boottime --verbose), and for keel-vmm
+	# every mapping with anything resident.
 	[ "$3" != 1 ] || sed -n -e "s/^lab-boottime: map /bench: map $1 gen$2 /p" \
 		-e "s/^lab-boottime: huge /bench: huge $1 gen$2 /p" /tmp/bench-console
+	[ "$3" != 1 ] || [ "$1" != keel ] ||
+		sed -n "s/^lab-boottime: vma /bench: vma $1 gen$2 /p" /tmp/bench-console
 	echo "$1.$2 ${line#boottime: }" >>"$results"
 }
 
@@ -138,7 +152,7 @@ while [ "$i" -le "$n" ] && [ "$ok" = 1 ]; do
 done
 if [ "$ok" = 1 ]; then
 	for gen in 1 2; do
-		for key in ms own_kib own_private_kib; do
+		for key in ms own_kib own_private_kib own_anon_kib own_pss_kib; do
 			k=$(median "keel.$gen" "$key")
 			q=$(median "qemu.$gen" "$key")
 			echo "bench: median gen$gen $key keel=$k qemu=$q ratio=$(awk -v k="$k" -v q="$q" 'BEGIN { printf "%.2f", k / q }')"

@@ -30,4 +30,11 @@ grep -q '^bench: done' "$log" || {
 	exit 1
 }
 awk '/^bench: median gen[12] ms / { split($7, r, "="); printf "bench/firmware: %s boot time keel/QEMU = %s (goal <= 0.70): %s\n", $3, r[2], (r[2] <= 0.7 ? "met" : "NOT met") }
-     /^bench: median gen[12] own_kib / { split($5, k, "="); printf "bench/firmware: %s keel-vmm own memory = %.2f MiB (goal <= 5 MiB): %s\n", $3, k[2] / 1024, (k[2] <= 5120 ? "met" : "NOT met") }' "$log"
+     /^bench: median gen[12] own_kib / { split($5, k, "="); printf "bench/firmware: %s keel-vmm own memory = %.2f MiB (goal <= 5 MiB): %s\n", $3, k[2] / 1024, (k[2] <= 5120 ? "met" : "NOT met") }
+     /^bench: median gen[12] own_anon_kib / { split($5, k, "="); split($6, q, "="); printf "bench/firmware: %s own anonymous memory (no file pages) keel-vmm %.2f MiB, QEMU %.2f MiB\n", $3, k[2] / 1024, q[2] / 1024 }' "$log"
+# The phases: when each stamp's line arrived, median over the boots, per VMM and generation.
+awk '/^bench: stamp / { key = $3 " " $4; t = $6; $1 = $2 = $3 = $4 = $5 = $6 = ""; sub(/^ +/, "");
+       k = key " | " $0; n[k]++; v[k, n[k]] = t }
+     END { for (k in n) { m = n[k]; for (i = 1; i <= m; i++) a[i] = v[k, i];
+             for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
+             printf "bench/firmware: phase %s: median %.0f ms of %d\n", k, (m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2), m } }' "$log" | sort

@@ -26,9 +26,11 @@
 
 static const char vm_usage[] =
 	"usage: keel vm COMMAND ...\n"
-	"  create NAME [--generation 1|2] [--boot-order LIST] | --kernel FILE [--initrd FILE]\n"
+	"  create NAME [--generation 1|2] [--boot-order LIST] [--boot-menu on|off]\n"
+	"         | --kernel FILE [--initrd FILE]\n"
 	"         [--cmdline STRING]  (Generation 2, UEFI, unless --kernel boots a kernel\n"
-	"         directly; LIST: dvd, disk, net, diskN, lunN, netN, e.g. dvd,disk)\n"
+	"         directly; LIST: dvd, disk, net, diskN, lunN, netN, e.g. dvd,disk;\n"
+	"         --boot-menu on: the firmware offers its boot menu for 3 s, default off)\n"
 	"         [--cpus N]\n"
 	"         [--memory SIZE] [--disk PATH[,readonly][,format=F][,cache=C]]... [--net "
 	"TAP[,mac=MAC][,queues=N][,vhost=auto|off|on]]...\n"
@@ -72,7 +74,8 @@ static const char vm_usage[] =
 	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
 	"      [--net SPEC]... [--no-nets] [--dvd FILE.iso | --eject] [--vsock[=cid=N]]\n"
-	"      [--no-vsock] [--boot-order LIST|default] [--automatic-start-action A]\n"
+	"      [--no-vsock] [--boot-order LIST|default] [--boot-menu on|off]\n"
+	"      [--automatic-start-action A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
 	"                                     added to it until interrupted\n"
@@ -526,6 +529,7 @@ enum {
 	OPT_NAME,
 	OPT_GENERATION,
 	OPT_BOOT_ORDER,
+	OPT_BOOT_MENU,
 	OPT_START_ACTION,
 	OPT_STOP_ACTION,
 	OPT_JSON,
@@ -558,6 +562,7 @@ static const struct option def_opts[] = {
 	{"name", required_argument, NULL, OPT_NAME},
 	{"generation", required_argument, NULL, OPT_GENERATION},
 	{"boot-order", required_argument, NULL, OPT_BOOT_ORDER},
+	{"boot-menu", required_argument, NULL, OPT_BOOT_MENU},
 	{"automatic-start-action", required_argument, NULL, OPT_START_ACTION},
 	{"automatic-stop-action", required_argument, NULL, OPT_STOP_ACTION},
 	{"json", no_argument, NULL, OPT_JSON},
@@ -713,6 +718,12 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 			free(order);
 			break;
 		}
+		case OPT_BOOT_MENU:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				return usage_error("--boot-menu: '%s' is not on or off", optarg);
+			json_object_object_add(body, "boot_menu",
+					       json_object_new_boolean(!strcmp(optarg, "on")));
+			break;
 		case OPT_START_ACTION:
 			json_object_object_add(body, "automatic_start_action",
 					       json_object_new_string(optarg));
@@ -809,6 +820,10 @@ static void print_vm(json_object *vm)
 		else
 			printf("disk,dvd,net (default)");
 		printf("\n");
+		printf("Boot menu:              %s\n",
+		       json_object_get_boolean(json_object_object_get(vm, "boot_menu"))
+			       ? "on (offered for 3 s)"
+			       : "off");
 	} else {
 		printf("Kernel:                 %s\n", client_str_field(vm, "kernel"));
 		if (client_str_field(vm, "initrd")[0])

@@ -563,6 +563,8 @@ static int apply_field(struct vm_def *def, const char *key, json_object *val,
 	}
 	if (!strcmp(key, "boot_order"))
 		return vmdef_boot_parse_json(def, val, err, errlen);
+	if (!strcmp(key, "boot_menu"))
+		return vmdef_get_bool(val, "boot_menu", &def->boot_menu, err, errlen);
 	if (!strcmp(key, "integration_disabled"))
 		return parse_integration(def, val, err, errlen);
 	if (!strcmp(key, "firmware_file"))
@@ -761,6 +763,13 @@ int vmdef_check(const struct vm_def *def, char *err, size_t errlen)
 		error_set(err, errlen, "VM '%s': 'firmware_file' needs a 'generation'", def->name);
 		return -EINVAL;
 	}
+	if (def->boot_menu && def->firmware == VM_FIRMWARE_NONE) {
+		error_set(err, errlen,
+			  "VM '%s': a 'boot_menu' is the firmware's; a VM that boots its kernel "
+			  "directly has none",
+			  def->name);
+		return -EINVAL;
+	}
 	if (def->nvram && def->firmware != VM_FIRMWARE_UEFI) {
 		error_set(err, errlen,
 			  "VM '%s': an 'nvram' variable store is UEFI's (Generation 2); %s has "
@@ -836,6 +845,8 @@ const char *vmdef_hw_change(const struct vm_def *a, const struct vm_def *b)
 	if (a->nboot != b->nboot ||
 	    memcmp(a->boot_order, b->boot_order, a->nboot * sizeof(a->boot_order[0])))
 		return "boot_order";
+	if (a->boot_menu != b->boot_menu)
+		return "boot_menu";
 	for (size_t k = 0; k < vmdef_ndevices; k++) {
 		const struct vmdef_device_kind *kind = vmdef_devices[k];
 		unsigned n = kind->count(a);
@@ -952,6 +963,7 @@ json_object *vmdef_to_json(const struct vm_def *def)
 		json_object_object_add(o, "firmware_file", str_or_null(def->firmware_file));
 		json_object_object_add(o, "nvram", str_or_null(def->nvram));
 		json_object_object_add(o, "boot_order", vmdef_boot_to_json(def));
+		json_object_object_add(o, "boot_menu", json_object_new_boolean(def->boot_menu));
 	}
 	for (size_t k = 0; k < vmdef_ndevices; k++) {
 		json_object *v;

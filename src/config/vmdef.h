@@ -217,6 +217,10 @@ struct vm_def {
 	char *nvram;		   /* UEFI's variable store; NULL: none (variables kept in RAM) */
 	struct vm_boot_item boot_order[VMDEF_BOOT_MAX];
 	unsigned nboot; /* 0: the default order, "disk,dvd,net" */
+	/* The firmware's boot menu offered before it boots (SeaBIOS: "Press ESC for boot menu",
+	 * OVMF: its front page countdown) for 3 s (vmm/x86/fw_cfg_content.h); false: none, as
+	 * Hyper-V and QEMU by default. */
+	bool boot_menu;
 	struct vm_disk disks[VMDEF_MAX_DISKS];
 	unsigned ndisks;
 	struct vm_nic nics[VMDEF_MAX_NICS];

@@ -13,7 +13,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define STORE_SCHEMA_VERSION 12
+#define STORE_SCHEMA_VERSION 13
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vms("
@@ -68,7 +68,8 @@ static const char schema[] =
 	" generation INTEGER NOT NULL," /* 1: SeaBIOS, 2: OVMF */
 	" firmware_file TEXT,"		/* NULL: Debian's */
 	" nvram TEXT,"			/* Generation 2: the variable store in the VM's directory */
-	" boot_order TEXT NOT NULL);"	/* '' : the default */
+	" boot_order TEXT NOT NULL,"	/* '' : the default */
+	" boot_menu INTEGER NOT NULL DEFAULT 0);" /* 1: the firmware offers its boot menu */
 	/* Every device kind without columns of its own (store_devices.c): its field of the
 	 * description as JSON, a row per kind the VM has. */
 	"CREATE TABLE IF NOT EXISTS devices("
@@ -269,6 +270,11 @@ static const char migrate_11_to_12[] =
 	"ALTER TABLE scsi_luns ADD COLUMN max_bw INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE scsi_luns ADD COLUMN min_iops INTEGER NOT NULL DEFAULT 0;";
 
+/* From schema 12: whether the firmware offers its boot menu (docs/vm-config.md); 0, the
+ * default (none, as before: keel never showed one). */
+static const char migrate_12_to_13[] = "ALTER TABLE firmware ADD COLUMN boot_menu INTEGER NOT "
+				       "NULL DEFAULT 0;";
+
 int store_upgraded_from(const struct store *st)
 {
 	return st->upgraded_from;
@@ -409,12 +415,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	 * and the schema below makes it with every column. */
 	if (!ret && version >= 1 && version <= 11 && has_table(st, "scsi_luns"))
 		ret = exec_sql(st, migrate_11_to_12);
+	if (!ret && version >= 1 && version <= 12 && has_table(st, "firmware"))
+		ret = exec_sql(st, migrate_12_to_13);
 	if (version >= 1 && version < STORE_SCHEMA_VERSION)
 		st->upgraded_from = version;
 	if (!ret)
 		ret = exec_sql(st, schema);
 	if (!ret)
-		ret = exec_sql(st, "PRAGMA user_version=12");
+		ret = exec_sql(st, "PRAGMA user_version=13");
 	/* The message of what failed, taken before finish's ROLLBACK replaces SQLite's
 	 * ("not an error"); a failed COMMIT leaves its own. */
 	if (ret) {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * How a VM boots through firmware, in the store (the description's "generation",
- * "firmware_file", "nvram" and "boot_order", docs/vm-config.md): one row of table firmware,
- * none for a VM that boots its kernel directly (whose vms.kernel holds the kernel; a
+ * "firmware_file", "nvram", "boot_order" and "boot_menu", docs/vm-config.md): one row of table
+ * firmware, none for a VM that boots its kernel directly (whose vms.kernel holds the kernel; a
  * firmware VM's is ''). A table of its own, so that an older store gets it empty (every VM
  * there boots a kernel) without a schema change.
  */
@@ -30,8 +30,8 @@ int store_firmware_put(struct store *st, const struct vm_def *def)
 		return ret;
 	ret = store_prepare(
 		st,
-		"INSERT INTO firmware(vm, generation, firmware_file, nvram, boot_order) "
-		"VALUES(?1, ?2, ?3, ?4, ?5)",
+		"INSERT INTO firmware(vm, generation, firmware_file, nvram, boot_order, "
+		"boot_menu) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 		&s);
 	if (ret)
 		return ret;
@@ -45,6 +45,7 @@ int store_firmware_put(struct store *st, const struct vm_def *def)
 	if (def->nvram)
 		sqlite3_bind_text(s, 4, def->nvram, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 5, order, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 6, def->boot_menu);
 	ret = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
 	sqlite3_finalize(s);
 	return ret;
@@ -62,7 +63,8 @@ int store_firmware_load(struct store *st, struct vm_def *def)
 {
 	sqlite3_stmt *s = NULL;
 	int ret = store_prepare(st,
-				"SELECT generation, firmware_file, nvram, boot_order FROM firmware "
+				"SELECT generation, firmware_file, nvram, boot_order, boot_menu "
+				"FROM firmware "
 				"WHERE vm=?1",
 				&s);
 
@@ -85,6 +87,7 @@ int store_firmware_load(struct store *st, struct vm_def *def)
 			return -EPROTO;
 		}
 		def->firmware = gen == 1 ? VM_FIRMWARE_BIOS : VM_FIRMWARE_UEFI;
+		def->boot_menu = sqlite3_column_int(s, 4) != 0;
 		free(def->kernel); /* '' in vms.kernel */
 		def->kernel = NULL;
 		ret = dup_text(s, 1, &def->firmware_file);

@@ -19,6 +19,7 @@
 static const char usage_head[] =
 	"usage: keel-vmm --config FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]\n"
 	"                | --firmware bios|uefi[=FILE] [--nvram FILE] [--boot-order LIST]\n"
+	"                  [--boot-menu]\n"
 	"                [--cpus N] [--memory SIZE] [--name NAME] [--debug-exit]\n"
 	"                [DEVICE OPTION]... [--serial stdio|file:PATH|unix:PATH|off]\n"
 	"                [--no-reboot] [--firmware-debug] [--exit-stats] [--control PATH]\n"
@@ -44,6 +45,7 @@ enum {
 	OPT_FIRMWARE,
 	OPT_NVRAM,
 	OPT_BOOT_ORDER,
+	OPT_BOOT_MENU,
 	OPT_INITRD,
 	OPT_CMDLINE,
 	OPT_CPUS,
@@ -73,6 +75,7 @@ static const struct option machine_options[] = {
 	{"firmware", required_argument, NULL, OPT_FIRMWARE},
 	{"nvram", required_argument, NULL, OPT_NVRAM},
 	{"boot-order", required_argument, NULL, OPT_BOOT_ORDER},
+	{"boot-menu", no_argument, NULL, OPT_BOOT_MENU},
 	{"initrd", required_argument, NULL, OPT_INITRD},
 	{"cmdline", required_argument, NULL, OPT_CMDLINE},
 	{"cpus", required_argument, NULL, OPT_CPUS},
@@ -155,6 +158,9 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 		return vmdef_cli_set_path(&def->nvram, arg, err, errlen);
 	case OPT_BOOT_ORDER:
 		return vmdef_boot_parse(def, arg, err, errlen);
+	case OPT_BOOT_MENU:
+		def->boot_menu = true;
+		return 0;
 	case OPT_INITRD:
 		return vmdef_cli_set_path(&def->initrd, arg, err, errlen);
 	case OPT_CMDLINE:
@@ -209,8 +215,8 @@ static int parse_description_option(int c, const char *arg, struct vm_config *cf
 static bool is_description_option(int c)
 {
 	return c == OPT_KERNEL || c == OPT_FIRMWARE || c == OPT_NVRAM || c == OPT_BOOT_ORDER ||
-	       c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME || c == OPT_CPUS ||
-	       c == OPT_MEMORY || c == OPT_DEBUG_EXIT;
+	       c == OPT_BOOT_MENU || c == OPT_INITRD || c == OPT_CMDLINE || c == OPT_NAME ||
+	       c == OPT_CPUS || c == OPT_MEMORY || c == OPT_DEBUG_EXIT;
 }
 
 /* Whether n is one of fds[0..count) or of their chains (chains NULL: none). */

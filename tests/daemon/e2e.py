@@ -2670,7 +2670,7 @@ def case_disk_format(e):
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
     # ... and from before pools: the directories its VMs use become pools.
-    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
+    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
@@ -2794,7 +2794,7 @@ def case_description(e):
     rows = sqlite(db, "SELECT field, doc FROM devices WHERE field = 'vsock'")
     check(rows == 'vsock|{"cid":4242,"pci_slot":%d}' % dv["vsock"]["pci_slot"],
           "the devices table: %r" % rows)
-    sqlite(db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
            " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
            "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
@@ -2820,7 +2820,7 @@ def case_description(e):
     check(ckpts(e, "dc")["old"]["type"] == "production", "an Off VM's checkpoint: %r" %
           ckpts(e, "dc"))
     e.kill_keeld(signal.SIGTERM)
-    sqlite(db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
@@ -2836,7 +2836,7 @@ def case_description(e):
     check([d["pci_slot"] for d in vm["disks"]] == [1, 2] and vm["nets"][0]["pci_slot"] == 3
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     version = sqlite(db, "PRAGMA user_version")
-    check(version == "11", "store schema after upgrade: %r" % version)
+    check(version == "12", "store schema after upgrade: %r" % version)
     check(ckpts(e, "dc")["old"]["type"] == "standard",
           "a checkpoint from before types after the upgrade: %r" % ckpts(e, "dc"))
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
@@ -3469,6 +3469,8 @@ def case_save_1g(e):
 # console's and rng's slots back in their columns of vms (-1: none), their devices rows gone.
 # What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs.
 UNDO_SCHEMA_11 = "ALTER TABLE nics DROP COLUMN queues;"
+# What store.c's migrate_11_to_12 did, undone: firmware rows without their boot menu.
+UNDO_SCHEMA_12 = "ALTER TABLE firmware DROP COLUMN boot_menu;"
 # What store.c's migrate_9_to_10 did, undone: no storage QoS columns in disks.
 UNDO_SCHEMA_10 = ("ALTER TABLE disks DROP COLUMN max_iops; ALTER TABLE disks DROP COLUMN max_bw;"
                   "ALTER TABLE disks DROP COLUMN min_iops;")
@@ -6672,6 +6674,54 @@ def case_scsi_formats(e):
 SEABIOS = "/usr/share/seabios/bios-256k.bin"
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+
+def case_firmware_boot_menu(e):
+    """The firmware's boot menu, off by default (as QEMU's and Hyper-V's): a Generation 1
+    VM's console shows SeaBIOS going to its boot devices without "Press ESC for boot menu.";
+    keel vm set --boot-menu on (kept by keeld across a restart, shown by keel vm show) makes
+    SeaBIOS offer it, and Esc typed on the console opens it; a change needs the VM off; a VM
+    that boots a kernel directly has no firmware menu, and the value is on or off."""
+    if not os.path.exists(SEABIOS):
+        print("SKIP: Debian's seabios package is needed (scripts/setup.sh)")
+        return 77
+    e.start_keeld()
+    disk = os.path.join(e.dir, "m1.vhdx")
+    e.keel("disk", "create", disk, "--size", "64M")
+    e.keel("vm", "create", "m1", "--generation", "1", "--memory", "64M", "--disk", disk)
+    check(e.vm("m1")["boot_menu"] is False, "off by default: %r" % e.vm("m1"))
+    out, _ = e.keel("vm", "show", "m1")
+    check(re.search(r"^Boot menu:\s+off$", out, re.M), "show: %r" % out)
+    e.start("m1")
+    log = e.console_until("m1", r"Booting from Hard Disk", timeout=60)
+    check("SeaBIOS (version" in log and "Press ESC for boot menu" not in log,
+          "SeaBIOS offered its menu by default: %r" % log[-800:])
+    e.keel("vm", "turn-off", "m1")
+    e.keel("vm", "set", "m1", "--boot-menu", "on")
+    check(e.vm("m1")["boot_menu"] is True, "set --boot-menu on: %r" % e.vm("m1"))
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    check(e.vm("m1")["boot_menu"] is True, "after a keeld restart: %r" % e.vm("m1"))
+    out, _ = e.keel("vm", "show", "m1")
+    check(re.search(r"^Boot menu:\s+on \(offered for 3 s\)$", out, re.M), "show: %r" % out)
+    e.start("m1")
+    e.console_until("m1", r"Press ESC for boot menu", timeout=60)
+    e.type_console("m1", "\x1b")
+    # The menu, with the VM's disk in it.
+    e.console_until("m1", r"Select boot device:\s+1\. Virtio disk", timeout=30)
+    _, err = e.keel("vm", "set", "m1", "--boot-menu", "off", want=None)
+    check("changing boot_menu needs VM 'm1' to be off" in err, "set while running: %r" % err)
+    e.keel("vm", "turn-off", "m1")
+    e.keel("vm", "set", "m1", "--boot-menu", "off")
+    check(e.vm("m1")["boot_menu"] is False, "set --boot-menu off: %r" % e.vm("m1"))
+    before = e.snapshot()
+    _, err = e.keel("vm", "create", "b1", "--kernel", e.a.guest, "--boot-menu", "on",
+                    want=None)
+    check("a 'boot_menu' is the firmware's" in err, "a kernel VM with a menu: %r" % err)
+    _, err = e.keel("vm", "set", "m1", "--boot-menu", "yes", want=None)
+    check("--boot-menu: 'yes' is not on or off" in err, "--boot-menu yes: %r" % err)
+    e.api_err("PATCH", "/v1/vms/m1", {"boot_menu": "yes"}, msg="boot_menu")
+    check(e.snapshot() == before, "a refused boot menu changed the store")
 
 
 def case_firmware(e):

@@ -588,6 +588,8 @@ static struct store *open_temp_store(char *path)
 #define UNDO_SCHEMA_12                                                                             \
 	"ALTER TABLE scsi_luns DROP COLUMN max_iops; ALTER TABLE scsi_luns DROP COLUMN max_bw;"    \
 	"ALTER TABLE scsi_luns DROP COLUMN min_iops;"
+/* What store.c's migrate_12_to_13 did, undone: firmware rows without their boot menu. */
+#define UNDO_SCHEMA_13 "ALTER TABLE firmware DROP COLUMN boot_menu;"
 
 /* A store as schema 6 left it: vsock's own table (when vsock is true) with the rows given,
  * no devices table, no schema 8 columns, user_version 6. */
@@ -606,7 +608,7 @@ static void make_schema6(const char *path, bool vsock, const char *rows)
 		vmdef_free(&d);
 	}
 	snprintf(sql, sizeof(sql),
-		 UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+		 UNDO_SCHEMA_13 UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 		 "DROP TABLE devices; ALTER TABLE nics DROP COLUMN vlan_trunk;"
 		 " ALTER TABLE nics DROP COLUMN native_vlan; ALTER TABLE nics DROP COLUMN bw_out;"
 		 " ALTER TABLE nics DROP COLUMN bw_in;%s%s PRAGMA user_version=6;",
@@ -637,7 +639,7 @@ static void test_store_migrate_6_to_7(void **state)
 		     "INSERT INTO vsock SELECT uuid, 1, 99 FROM vms WHERE name = 'v2';");
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 6);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 13);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM sqlite_master WHERE name ="
 					    " 'vsock'"),
 			 0);
@@ -667,7 +669,7 @@ static void test_store_migrate_6_to_7(void **state)
 	/* No vsock table at all. */
 	make_schema6(path, false, NULL);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 13);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM devices WHERE field = 'vsock'"),
 			 0);
 	store_close(st);
@@ -895,7 +897,7 @@ static void test_store_migrate_8_to_9(void **state)
 					    " d.field = 'rng' AND d.doc = 'null'"),
 			 1);
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+				      UNDO_SCHEMA_13 UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 				      "PRAGMA user_version=8;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -913,7 +915,7 @@ static void test_store_migrate_8_to_9(void **state)
 
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 8);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 13);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM pragma_table_info('vms')"
 					    " WHERE name IN ('console_slot', 'rng_slot')"),
 			 0);
@@ -967,13 +969,13 @@ static void test_store_migrate_10_to_11(void **state)
 	make_def(&d, "q0");
 	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_12 UNDO_SCHEMA_11 "PRAGMA user_version=10;", NULL,
+				      UNDO_SCHEMA_13 UNDO_SCHEMA_12 UNDO_SCHEMA_11 "PRAGMA user_version=10;", NULL,
 				      NULL, NULL),
 			 SQLITE_OK);
 	store_close(st);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 10);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 13);
 	assert_int_equal(store_vm_get(st, "q0", &got), 0);
 	assert_string_equal(got.damaged, "");
 	assert_string_equal(got.nics[0].mac, d.nics[0].mac);
@@ -1006,12 +1008,12 @@ static void test_store_migrate_11_to_12(void **state)
 	assert_int_equal(apply(&d, luns, err), 0);
 	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
 	assert_int_equal(
-		sqlite3_exec(st->db, UNDO_SCHEMA_12 "PRAGMA user_version=11;", NULL, NULL, NULL),
+		sqlite3_exec(st->db, UNDO_SCHEMA_13 UNDO_SCHEMA_12 "PRAGMA user_version=11;", NULL, NULL, NULL),
 		SQLITE_OK);
 	store_close(st);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 	assert_int_equal(store_upgraded_from(st), 11);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 13);
 	assert_int_equal(store_vm_get(st, "s0", &got), 0);
 	assert_string_equal(got.damaged, "");
 	assert_int_equal(got.scsi.nluns, 2);
@@ -1039,6 +1041,55 @@ static void test_store_migrate_11_to_12(void **state)
 	assert_int_equal(got.scsi.luns[1].disk.max_iops, 0); /* a DVD drive has none */
 	vmdef_free(&got);
 	vmdef_free(&d);
+	store_close(st);
+	remove_store(path);
+}
+
+/* A Generation 1 VM with the boot menu on (the firmware row's boot_menu), stored and read. */
+static void make_gen1(struct store *st, const char *name, bool menu)
+{
+	struct vm_def d, got;
+	char err[256];
+
+	vmdef_init(&d);
+	snprintf(d.name, sizeof(d.name), "%s", name);
+	assert_int_equal(vmdef_gen_uuid(d.uuid), 0);
+	d.firmware = VM_FIRMWARE_BIOS;
+	d.boot_menu = menu;
+	d.revision = 1;
+	d.created = 1700000000;
+	assert_int_equal(store_vm_insert(st, &d, err, sizeof(err)), 0);
+	assert_int_equal(store_vm_get(st, name, &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_int_equal(got.firmware, VM_FIRMWARE_BIOS);
+	assert_int_equal(got.boot_menu, menu);
+	vmdef_free(&got);
+	vmdef_free(&d);
+}
+
+/* Schema 12 to 13: firmware rows get their boot menu, off (keel never showed one before); a
+ * VM's description otherwise unchanged. */
+static void test_store_migrate_12_to_13(void **state)
+{
+	char path[] = "/tmp/keel-test-store-XXXXXX", err[256];
+	struct store *st = open_temp_store(path);
+	struct vm_def got;
+
+	(void)state;
+	make_gen1(st, "m0", true);
+	make_gen1(st, "m1", false);
+	assert_int_equal(
+		sqlite3_exec(st->db, UNDO_SCHEMA_13 "PRAGMA user_version=12;", NULL, NULL, NULL),
+		SQLITE_OK);
+	store_close(st);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_upgraded_from(st), 12);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 13);
+	assert_int_equal(store_vm_get(st, "m0", &got), 0);
+	assert_string_equal(got.damaged, "");
+	assert_int_equal(got.firmware, VM_FIRMWARE_BIOS);
+	assert_false(got.boot_menu);
+	vmdef_free(&got);
 	store_close(st);
 	remove_store(path);
 }
@@ -1087,7 +1138,7 @@ static void test_store_migrate_8_to_9_odd_values(void **state)
 		vmdef_free(&d);
 	}
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
+				      UNDO_SCHEMA_13 UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10 UNDO_SCHEMA_9
 				      "PRAGMA user_version=8;"
 				      "UPDATE vms SET console_slot = 20.7, rng_slot = -0.5"
 				      " WHERE name = 'o0';"
@@ -1183,13 +1234,13 @@ static void test_store_disk_qos(void **state)
 	assert_true(got.disks[0].max_iops == 5 && got.disks[0].min_iops == 5);
 	vmdef_free(&got);
 	assert_int_equal(sqlite3_exec(st->db,
-				      UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10
+				      UNDO_SCHEMA_13 UNDO_SCHEMA_12 UNDO_SCHEMA_11 UNDO_SCHEMA_10
 				      "PRAGMA user_version=9;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	store_close(st);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 12);
+	assert_int_equal(count_rows(st->db, "PRAGMA user_version"), 13);
 	assert_int_equal(store_vm_get(st, "q0", &got), 0);
 	assert_true(got.disks[0].max_iops == 0 && got.disks[0].max_bw == 0 &&
 		    got.disks[0].min_iops == 0);
@@ -1217,6 +1268,7 @@ int main(void)
 		cmocka_unit_test(test_store_migrate_8_to_9_odd_values),
 		cmocka_unit_test(test_store_migrate_10_to_11),
 		cmocka_unit_test(test_store_migrate_11_to_12),
+		cmocka_unit_test(test_store_migrate_12_to_13),
 		cmocka_unit_test(test_store_migrate_no_scsi),
 		cmocka_unit_test(test_store_disk_qos),
 		cmocka_unit_test(test_store_default_kinds),

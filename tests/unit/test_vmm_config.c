@@ -270,6 +270,51 @@ static void test_net_move_change(void **state)
 	vmdef_free(&a);
 }
 
+/* The firmware's boot menu: --boot-menu (off without it), written as "boot_menu" and read
+ * back; a change needs the VM off (a hardware change); a VM that boots its kernel directly
+ * has no firmware to offer one; the field is a boolean. */
+static void test_boot_menu(void **state)
+{
+	char *argv[] = {"keel-vmm", "--firmware", "bios", "--boot-menu", NULL};
+	char *direct[] = {"keel-vmm", "--kernel", "/k", "--boot-menu", NULL};
+	struct vm_config cfg;
+	struct vm_def back;
+	json_object *j, *v;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(config_parse(3, argv, &cfg, err, sizeof(err)), 0);
+	assert_false(cfg.def.boot_menu);
+	j = vmdef_to_json(&cfg.def);
+	assert_true(json_object_object_get_ex(j, "boot_menu", &v));
+	assert_false(json_object_get_boolean(v));
+	json_object_put(j);
+	config_free(&cfg);
+	assert_int_equal(config_parse(4, argv, &cfg, err, sizeof(err)), 0);
+	assert_true(cfg.def.boot_menu);
+	j = vmdef_to_json(&cfg.def);
+	assert_true(json_object_object_get_ex(j, "boot_menu", &v));
+	assert_true(json_object_get_boolean(v));
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)), 0);
+	assert_true(back.boot_menu);
+	assert_null(vmdef_hw_change(&cfg.def, &back));
+	back.boot_menu = false;
+	assert_string_equal(vmdef_hw_change(&cfg.def, &back), "boot_menu");
+	vmdef_free(&back);
+	json_object_object_add(j, "boot_menu", json_object_new_string("yes"));
+	vmdef_init(&back);
+	assert_int_equal(vmdef_apply_json(&back, j, VMDEF_JSON_DOCUMENT, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "boot_menu"));
+	vmdef_free(&back);
+	json_object_put(j);
+	config_free(&cfg);
+	assert_int_equal(config_parse(4, direct, &cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "a 'boot_menu' is the firmware's"));
+	config_free(&cfg);
+}
+
 /* A firmware VM: keel-vmm's options fill the description (the generation, the firmware, the
  * store, the boot order); keeld (vmdef_validate) checks the firmware file is there; the
  * document writes "generation" and round-trips; the rules between the fields. */
@@ -1551,18 +1596,31 @@ static void test_scsi_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),	cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_memory_units),	cmocka_unit_test(test_serial_specs),
-		cmocka_unit_test(test_errors),		cmocka_unit_test(test_device_slots),
-		cmocka_unit_test(test_config_file),	cmocka_unit_test(test_guest_change),
-		cmocka_unit_test(test_net_queues),	cmocka_unit_test(test_disk_formats),
-		cmocka_unit_test(test_disk_qos),	cmocka_unit_test(test_passed_fds),
-		cmocka_unit_test(test_passed_sockets),	cmocka_unit_test(test_chain_fds),
-		cmocka_unit_test(test_jail_options),	cmocka_unit_test(test_scsi_options),
-		cmocka_unit_test(test_firmware),	cmocka_unit_test(test_option_table),
-		cmocka_unit_test(test_run_words),	cmocka_unit_test(test_option_duplicates),
-		cmocka_unit_test(test_own_files_fd),	cmocka_unit_test(test_help_lists_devices),
-		cmocka_unit_test(test_net_move_change), cmocka_unit_test(test_net_vhost),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_memory_units),
+		cmocka_unit_test(test_serial_specs),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_device_slots),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_guest_change),
+		cmocka_unit_test(test_net_queues),
+		cmocka_unit_test(test_disk_formats),
+		cmocka_unit_test(test_disk_qos),
+		cmocka_unit_test(test_passed_fds),
+		cmocka_unit_test(test_passed_sockets),
+		cmocka_unit_test(test_chain_fds),
+		cmocka_unit_test(test_jail_options),
+		cmocka_unit_test(test_scsi_options),
+		cmocka_unit_test(test_firmware),
+		cmocka_unit_test(test_boot_menu),
+		cmocka_unit_test(test_option_table),
+		cmocka_unit_test(test_run_words),
+		cmocka_unit_test(test_option_duplicates),
+		cmocka_unit_test(test_own_files_fd),
+		cmocka_unit_test(test_help_lists_devices),
+		cmocka_unit_test(test_net_move_change),
+		cmocka_unit_test(test_net_vhost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

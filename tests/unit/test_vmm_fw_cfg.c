@@ -193,7 +193,6 @@ static void test_directory(void **state)
 	static const char *const names[] = {"bootorder",
 					    "etc/acpi/rsdp",
 					    "etc/acpi/tables",
-					    "etc/boot-menu-wait",
 					    "etc/e820",
 					    "etc/sercon-port",
 					    "etc/smbios/smbios-anchor",
@@ -218,12 +217,41 @@ static void test_directory(void **state)
 	assert_int_equal(size, 2);
 	read_bytes(&v, 2);
 	assert_int_equal(v, PORT_COM1);
-	select_key((uint16_t)find_file("etc/boot-menu-wait", &size));
-	read_bytes(&v, 2);
-	assert_int_equal(v, FW_CFG_BOOT_MENU_WAIT_MS);
 	assert_int_equal(find_file("etc/nothing", &size), -1);
 	/* Items cannot be added once the directory is published. */
 	assert_int_equal(fw_cfg_add_file(f, "late", "x", 1), -EBUSY);
+}
+
+/* The boot menu: off by default, as QEMU's (key 0x000e is 0 and there is no
+ * "etc/boot-menu-wait": SeaBIOS and OVMF boot at once); the VM's "boot_menu" makes it 1 with
+ * the wait. */
+static void test_boot_menu(void **state)
+{
+	struct fw_cfg *off = f;
+	uint32_t size;
+	uint16_t v;
+
+	select_key(FW_CFG_BOOT_MENU);
+	v = 0xffff;
+	read_bytes(&v, 2);
+	assert_int_equal(v, 0);
+	assert_int_equal(find_file("etc/boot-menu-wait", &size), -1);
+
+	def.boot_menu = true;
+	f = fw_cfg_new(&mem);
+	assert_non_null(f);
+	assert_int_equal(fw_cfg_content_add(f, &m), 0);
+	assert_int_equal(fw_cfg_finish(f), 0);
+	select_key(FW_CFG_BOOT_MENU);
+	read_bytes(&v, 2);
+	assert_int_equal(v, 1);
+	select_key((uint16_t)find_file("etc/boot-menu-wait", &size));
+	assert_int_equal(size, 2);
+	read_bytes(&v, 2);
+	assert_int_equal(v, FW_CFG_BOOT_MENU_WAIT_MS);
+	fw_cfg_free(f);
+	f = off;
+	def.boot_menu = false;
 }
 
 static void test_dma(void **state)
@@ -587,6 +615,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixed_items),
 		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_boot_menu),
 		cmocka_unit_test(test_dma),
 		cmocka_unit_test(test_e820),
 		cmocka_unit_test(test_bootorder),

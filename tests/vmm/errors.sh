@@ -42,6 +42,7 @@ expect "error: boot order: 'cdrom' is not a boot device" --firmware bios --boot-
 expect "error: boot order: 'disk' is named twice" --firmware bios --boot-order disk,dvd,disk
 expect "error: boot order: VM '' has no DVD drive" --firmware bios --boot-order dvd
 expect "error: VM '': a 'boot_order' is the firmware's" --kernel "$tmp/text" --boot-order disk
+expect "error: VM '': a 'boot_menu' is the firmware's" --kernel "$tmp/text" --boot-menu
 expect "error: VM '': 'initrd' and 'cmdline' need a 'kernel'" --firmware uefi --cmdline quiet
 expect 'error: firmware file /nonexistent/bios.bin: No such file or directory' --firmware bios=/nonexistent/bios.bin
 expect "error: firmware file $tmp/text: 20 bytes, expected a multiple of 4 KiB from 128 KiB to 16 MiB" --firmware bios="$tmp/text"

@@ -29,6 +29,7 @@
 #include "lib/le.h"
 #include "lib/dio_align.h"
 #include "lib/log.h"
+#include "vmm/devmem.h"
 #include "vmm/device.h"
 #include "vmm/jail_prep.h"
 #include "vmm/machine.h"
@@ -581,7 +582,7 @@ void virtio_blk_free(struct virtio_blk *b)
 			 (unsigned long long)b->stats.slow_other, (unsigned long long)b->stats.redo,
 			 b->stats.max_inflight);
 	blkio_destroy(b->io);
-	free(b->slots);
+	devmem_free(b->slots, (size_t)b->nq * BLK_SLOTS * sizeof(*b->slots));
 	free(b->parked);
 	if (b->pfd_owned)
 		close(b->pfd);
@@ -591,7 +592,7 @@ void virtio_blk_free(struct virtio_blk *b)
 			log_err("%s: final flush failed", b->path);
 		disk_close(b->disk);
 	}
-	free(b->zeros);
+	devmem_free(b->zeros, BLK_ZERO_CHUNK);
 	free(b);
 }
 
@@ -699,7 +700,7 @@ int virtio_blk_open(const struct vm_disk *spec, int fd, const struct machine_cha
 		return -ENOMEM;
 	b->pfd = -1;
 	b->nq = 1;
-	b->zeros = calloc(1, BLK_ZERO_CHUNK);
+	b->zeros = devmem_alloc(BLK_ZERO_CHUNK);
 	if (!b->zeros) {
 		free(b);
 		return -ENOMEM;
@@ -709,7 +710,7 @@ int virtio_blk_open(const struct vm_disk *spec, int fd, const struct machine_cha
 	b->cache = spec->cache;
 	r = blk_open_disk(spec, fd, chain, b, err, errlen);
 	if (r) {
-		free(b->zeros);
+		devmem_free(b->zeros, BLK_ZERO_CHUNK);
 		free(b);
 		return r;
 	}
@@ -803,7 +804,9 @@ static int blk_start_backend(struct virtio_blk *b, const struct vm_disk *spec, u
 
 	b->nq = nq;
 	le_store(b->config + 0x22, nq, 2);
-	b->slots = calloc((size_t)nq * BLK_SLOTS, sizeof(*b->slots));
+	/* 1.5 MiB of address space a queue (each slot has room for a chain of VQ_MAX_SEGS
+	 * buffers), of which a request touches a few pages: devmem.h. */
+	b->slots = devmem_alloc((size_t)nq * BLK_SLOTS * sizeof(*b->slots));
 	b->parked = calloc((size_t)nq * BLK_SLOTS, sizeof(*b->parked));
 	if (!b->slots || !b->parked) {
 		snprintf(err, errlen, "--disk %s: out of memory", b->path);

@@ -18,6 +18,7 @@
 #define FW_CFG_UUID	  0x0002
 #define FW_CFG_RAM_SIZE	  0x0003
 #define FW_CFG_NB_CPUS	  0x0005
+#define FW_CFG_BOOT_MENU  0x000e
 #define FW_CFG_MAX_CPUS	  0x000f
 #define FW_CFG_FILE_DIR	  0x0019
 #define FW_CFG_FILE_FIRST 0x0020

@@ -182,7 +182,11 @@ int fw_cfg_content_add(struct fw_cfg *f, const struct machine *m)
 	r = r ?: add_e820(f, m);
 	r = r ?: add_acpi(f, m);
 	r = r ?: add_bootorder(f, m);
-	r = r ?: add_file_le(f, "etc/boot-menu-wait", FW_CFG_BOOT_MENU_WAIT_MS, 2);
+	/* Key 0x000e is what both firmwares ask (SeaBIOS as "etc/show-boot-menu", OVMF's
+	 * GetFrontPageTimeoutFromQemu); without it they read zeros, which also means no menu. */
+	r = r ?: add_le(f, FW_CFG_BOOT_MENU, m->def->boot_menu, 2);
+	if (m->def->boot_menu)
+		r = r ?: add_file_le(f, "etc/boot-menu-wait", FW_CFG_BOOT_MENU_WAIT_MS, 2);
 	r = r ?: add_file_le(f, "etc/sercon-port", PORT_COM1, 2);
 	r = r ?: add_ovmf_mmio64(f);
 	r = r ?: add_smbios(f, m);

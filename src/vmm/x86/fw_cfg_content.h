@@ -3,7 +3,8 @@
  * What keel publishes through fw_cfg (docs/devices.md): the VM's UUID (key 0x0002, in RFC
  * 4122 byte order), RAM size and CPU count, and the files SeaBIOS and OVMF read: "etc/e820"
  * (the RAM map), the ACPI tables through the table loader (acpi_loader.h), "bootorder"
- * (bootorder.h), "etc/boot-menu-wait" (how long SeaBIOS offers its boot menu) and
+ * (bootorder.h), the boot menu (key 0x000e, 1 with the VM's "boot_menu", else 0: both
+ * SeaBIOS and OVMF show no menu; with it, "etc/boot-menu-wait": how long they offer it) and
  * "etc/sercon-port" (SeaBIOS prints its screen on COM1: keel has no display), SMBIOS
  * ("etc/smbios/smbios-tables" and "-anchor", smbios.h: the VM's UUID again), and
  * "opt/ovmf/X-PciMmio64Mb" (the size of OVMF's 64-bit PCI aperture, which keel decodes).
@@ -13,8 +14,10 @@
 
 #include <stdint.h>
 
-/* Milliseconds SeaBIOS waits for Esc before booting. */
-#define FW_CFG_BOOT_MENU_WAIT_MS 1000
+/* With the VM's "boot_menu": milliseconds SeaBIOS waits for Esc before booting (OVMF: its
+ * front page countdown, in whole seconds). QEMU's "-boot menu=on" without a splash-time
+ * leaves SeaBIOS's 2.5 s and OVMF's 3 s; one figure for both generations. */
+#define FW_CFG_BOOT_MENU_WAIT_MS 3000
 
 struct fw_cfg;
 struct machine;

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include "lib/log.h"
 #include "vmm/bus.h"
 #include "vmm/dev/cfi_flash.h"
+#include "vmm/devmem.h"
 #include "vmm/device.h"
 #include "vmm/loop.h"
 #include "vmm/machine.h"
@@ -27,7 +27,7 @@ struct pflash {
 	/* lock protects chip (its contents included), pending and mapped */
 	pthread_mutex_t lock;
 	struct cfi_flash chip;
-	uint8_t *data; /* size bytes, page-aligned (mmap): the memory slot's backing */
+	uint8_t *data; /* size bytes, page-aligned (devmem.h): the memory slot's backing */
 	size_t size;
 	uint64_t base;	 /* guest-physical address of the chip */
 	bool mapped;	 /* the guest reads data through a read-only memory slot */
@@ -69,8 +69,8 @@ static void pflash_save(struct pflash *p)
 	pthread_mutex_unlock(&p->lock);
 	if (!pending)
 		return;
-	copy = mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (copy == MAP_FAILED) {
+	copy = devmem_alloc(p->size);
+	if (!copy) {
 		log_err("pflash: cannot save the UEFI variable store: %s (tried again at the next "
 			"change)",
 			strerror(errno));
@@ -88,7 +88,7 @@ static void pflash_save(struct pflash *p)
 	else if (r && r != -EINVAL)
 		log_err("pflash: cannot save the UEFI variable store: %s", strerror(-r));
 	p->bad_said = r == -EINVAL;
-	munmap(copy, p->size);
+	devmem_free(copy, p->size);
 }
 
 /* Main thread: save now if the last save is an interval old, else when it will be. */
@@ -280,7 +280,7 @@ static void pflash_teardown(void *opaque)
 	close(p->save_fd);
 	close(p->timer_fd);
 	nvram_close(&p->nv);
-	munmap(p->data, p->size);
+	devmem_free(p->data, p->size);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -324,16 +324,10 @@ static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, s
 		return r;
 	}
 	/* Page-aligned, as a memory slot needs (the store's size is a multiple of 4 KiB,
-	 * nvram_check). */
-	p->data = mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p->data == MAP_FAILED) {
-		p->data = NULL;
-	} else {
-		/* Device memory: never a huge page, nor merged into a neighbour that gets one
-		 * (vthread.h). */
-		(void)madvise(p->data, p->size, MADV_NOHUGEPAGE);
+	 * nvram_check); never a huge page (devmem.h). */
+	p->data = devmem_alloc(p->size);
+	if (p->data)
 		memcpy(p->data, store, p->size);
-	}
 	free(store);
 	p->save_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -377,8 +371,7 @@ fail:
 	if (p->timer_fd >= 0)
 		close(p->timer_fd);
 	nvram_close(&p->nv);
-	if (p->data)
-		munmap(p->data, p->size);
+	devmem_free(p->data, p->size);
 	free(p);
 	return r;
 }
