@@ -2721,7 +2721,7 @@ def case_disk_format(e):
     os.symlink(os.path.basename(inpool) + ".real", inpool)
     db = os.path.join(e.state, "keel.db")
     # ... and from before pools: the directories its VMs use become pools.
-    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
+    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
@@ -2845,7 +2845,7 @@ def case_description(e):
     rows = sqlite(db, "SELECT field, doc FROM devices WHERE field = 'vsock'")
     check(rows == 'vsock|{"cid":4242,"pci_slot":%d}' % dv["vsock"]["pci_slot"],
           "the devices table: %r" % rows)
-    sqlite(db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
            " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
            "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
@@ -2871,7 +2871,7 @@ def case_description(e):
     check(ckpts(e, "dc")["old"]["type"] == "production", "an Off VM's checkpoint: %r" %
           ckpts(e, "dc"))
     e.kill_keeld(signal.SIGTERM)
-    sqlite(db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
@@ -3520,10 +3520,6 @@ def case_save_1g(e):
 # console's and rng's slots back in their columns of vms (-1: none), their devices rows gone.
 # What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs.
 UNDO_SCHEMA_11 = "ALTER TABLE nics DROP COLUMN queues;"
-# What store.c's migrate_11_to_12 did, undone: SCSI LUNs without storage QoS.
-UNDO_SCHEMA_12 = ("ALTER TABLE scsi_luns DROP COLUMN max_iops;"
-                  "ALTER TABLE scsi_luns DROP COLUMN max_bw;"
-                  "ALTER TABLE scsi_luns DROP COLUMN min_iops;")
 # What store.c's migrate_9_to_10 did, undone: no storage QoS columns in disks.
 UNDO_SCHEMA_10 = ("ALTER TABLE disks DROP COLUMN max_iops; ALTER TABLE disks DROP COLUMN max_bw;"
                   "ALTER TABLE disks DROP COLUMN min_iops;")
