@@ -180,6 +180,42 @@ static int open_level(struct store *st, const char *what, const char *path, int 
 	return fd;
 }
 
+/* Whether the absolute path cand, with "." and ".." taken by its text and repeated '/'
+ * dropped, is real (a canonical path, as realpath gives): it is unless a symlink is on it. */
+static bool lexical_is(const char *cand, const char *real)
+{
+	char out[PATH_MAX];
+	size_t n = 0;
+
+	if (cand[0] != '/')
+		return false;
+	for (const char *c = cand; *c;) {
+		const char *e;
+		size_t len;
+
+		while (*c == '/')
+			c++;
+		e = strchrnul(c, '/');
+		len = (size_t)(e - c);
+		if (len == 2 && c[0] == '.' && c[1] == '.') {
+			while (n > 0 && out[n - 1] != '/')
+				n--;
+			n = n > 0 ? n - 1 : 0;
+		} else if (len && !(len == 1 && c[0] == '.')) {
+			if (n + 1 + len >= sizeof(out))
+				return false;
+			out[n++] = '/';
+			memcpy(out + n, c, len);
+			n += len;
+		}
+		c = e;
+	}
+	if (!n)
+		out[n++] = '/';
+	out[n] = '\0';
+	return !strcmp(out, real);
+}
+
 /* The path the locator of the disk open on fd (named path) gives for its parent, as the
  * file system resolves it, into real: 1, 0 for a disk without a parent, or -EINVAL with err.
  * Only the locator is read (DISK_OPEN_NOPARENT): no parent is opened here. */
@@ -215,9 +251,21 @@ static int level_parent(int fd, const char *path, const char *top, char *real, c
 		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s'%s'",
 			 names[0] ? ", " : "", cand);
 		/* The first the file system resolves ("../a/b.vhdx" is fine when it lands in a
-		 * pool), as the library would choose; realpath opens nothing. */
-		if (realpath(cand, real))
+		 * pool), as the library would choose; realpath opens nothing. It must resolve
+		 * as its text reads: through no symlink, as the pools open files. */
+		if (realpath(cand, real)) {
 			r = 1;
+			if (!lexical_is(cand, real)) {
+				disk_close(d);
+				error_set(err, errlen,
+					  "disk %s: its parent %s is a symlink or reached through "
+					  "one "
+					  "inside its pool: keel opens a pool's files by their own "
+					  "path",
+					  path, cand);
+				return -EINVAL;
+			}
+		}
 	}
 	disk_close(d);
 	if (r < 0 && !strcmp(top, path))

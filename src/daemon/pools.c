@@ -82,6 +82,21 @@ static bool dir_of(const char *path, char *dir)
 	return realpath(tmp[0] ? tmp : "/", dir) != NULL;
 }
 
+/* Whether path is in any pool (by its path, whether or not it may be opened there). */
+static bool in_some_pool(struct store *st, const char *path)
+{
+	struct store_pool *list = NULL;
+	size_t n = 0;
+	bool in = false;
+
+	if (store_pool_list(st, &list, &n))
+		return true; /* unknown: make no pool */
+	for (size_t i = 0; i < n && !in; i++)
+		in = pools_holds(&list[i], path);
+	free_list(list, n);
+	return in;
+}
+
 /* A store from before pools (upgraded from schema 1 or 2): each directory an existing VM
  * takes a file from becomes a pool ("migrated-N"), when only root can change it, and each
  * block device it uses a block pool ("migrated-block-N"), so that VMs that ran keep running
@@ -114,6 +129,12 @@ static void adopt(struct store *st)
 			if (fd >= 0) {
 				close(fd);
 				continue; /* already in a pool */
+			}
+			if (in_some_pool(st, files[f])) {
+				/* In a pool but refused there (a symlink, a loose directory): a
+				 * second pool for its directory would only hide why. */
+				log_warn("upgrade: VM %s: %s", defs[v].name, err);
+				continue;
 			}
 			if (stat(files[f], &s) == 0 && S_ISBLK(s.st_mode)) {
 				char *dev = strdup(files[f]);
@@ -392,6 +413,59 @@ static bool has_dotdot(const char *rel)
 	return false;
 }
 
+/* The directory holding rel's last component (set in *last), reached from the pool's dfd
+ * one component at a time without a symlink: each directory on the way must be root's and
+ * not writable by others unless sticky, or whoever may write it could delete or rename a
+ * VM's file and put their own in its place. -EACCES with err when one is not; another
+ * -errno (err unset) when the walk fails. */
+static int walk_to_parent(int dfd, const char *what, const char *path, const char *rel,
+			  const char **last, char *err, size_t errlen)
+{
+	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+					  RESOLVE_NO_MAGICLINKS};
+	int cur = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	const char *at = rel, *slash;
+
+	if (cur < 0)
+		return -errno;
+	while ((slash = strchr(at, '/'))) {
+		char name[NAME_MAX + 1];
+		size_t len = (size_t)(slash - at);
+		struct stat s;
+		int next;
+
+		if (len > NAME_MAX) {
+			close(cur);
+			return -ENAMETOOLONG;
+		}
+		memcpy(name, at, len);
+		name[len] = '\0';
+		at = slash + 1;
+		if (!len)
+			continue;
+		next = (int)syscall(SYS_openat2, cur, name, &how, sizeof(how));
+		close(cur);
+		if (next < 0)
+			return -errno;
+		cur = next;
+		if (fstat(cur, &s) < 0 || s.st_uid != 0 ||
+		    ((s.st_mode & 022) && !(s.st_mode & S_ISVTX))) {
+			close(cur);
+			error_set(
+				err, errlen,
+				"%s %s: directory %.*s inside its pool is %s: users could replace "
+				"the files in it (chown root, chmod go-w or +t)",
+				what, path, (int)(slash - rel), rel,
+				s.st_uid != 0 ? "not owned by root"
+					      : "writable by users other than root");
+			return -EACCES;
+		}
+	}
+	*last = at;
+	return cur;
+}
+
 /* rel beneath the directory pool p, never leaving it and through no symlink (one inside
  * the pool, put there by whoever may write a directory of it, could lead to another VM's
  * file); the file must be regular. Opened O_NONBLOCK, so a FIFO put there since the check
@@ -400,15 +474,16 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 			const char *rel, int flags, char *err, size_t errlen)
 {
 	/* openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW. */
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC |
-				    ((flags & O_PATH) ? 0 : O_NOCTTY | O_NONBLOCK)),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC |
+						   ((flags & O_PATH) ? 0 : O_NOCTTY | O_NONBLOCK)),
+			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+					  RESOLVE_NO_MAGICLINKS};
 	/* The pool's directory itself: stored canonical, so no symlink on its path (one put
 	 * there since would swap the pool for wherever it leads). */
 	struct open_how dir_how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
 				   .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
 	int dfd = (int)syscall(SYS_openat2, AT_FDCWD, p->path, &dir_how, sizeof(dir_how)), fd, e;
+	const char *last = rel;
 	struct stat s;
 
 	if (dfd < 0) {
@@ -423,8 +498,30 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 				  p->path, strerror(-e));
 		return e == -ELOOP ? -EINVAL : e;
 	}
-	fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
-	e = fd < 0 ? -errno : 0;
+	if (fstat(dfd, &s) < 0 || s.st_uid != 0 || (s.st_mode & 022)) {
+		close(dfd);
+		error_set(err, errlen,
+			  "%s %s: its pool '%s' (%s) is %s: a pool's directory must be root's and "
+			  "writable by root only (chmod go-w, chown root)",
+			  what, path, p->name, p->path,
+			  s.st_uid != 0 ? "not owned by root"
+					: "writable by users other than root");
+		return -EINVAL;
+	}
+	fd = walk_to_parent(dfd, what, path, rel, &last, err, errlen);
+	if (fd == -EACCES) {
+		close(dfd);
+		return -EINVAL;
+	}
+	if (fd >= 0) {
+		int pfd = fd;
+
+		fd = (int)syscall(SYS_openat2, pfd, last, &how, sizeof(how));
+		e = fd < 0 ? -errno : 0;
+		close(pfd);
+	} else {
+		e = fd;
+	}
 	if (e == -ELOOP) {
 		/* A symlink on the way: say whether it leads out of the pool. */
 		struct open_how beneath = {.flags = O_PATH | O_CLOEXEC,
@@ -457,6 +554,18 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 		close(fd);
 		error_set(err, errlen, "%s %s is not a %s", what, path,
 			  (flags & O_DIRECTORY) ? "directory" : "regular file");
+		return -EINVAL;
+	}
+	if ((flags & O_ACCMODE) != O_RDONLY && (s.st_uid != 0 || s.st_nlink > 1)) {
+		close(fd);
+		if (s.st_uid != 0)
+			error_set(err, errlen,
+				  "%s %s is owned by uid %u: a disk a VM writes must be root's",
+				  what, path, (unsigned)s.st_uid);
+		else
+			error_set(err, errlen,
+				  "%s %s has %lu hard links: a disk a VM writes must have one name",
+				  what, path, (unsigned long)s.st_nlink);
 		return -EINVAL;
 	}
 	if (!(flags & O_PATH) &&

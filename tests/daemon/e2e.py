@@ -2299,6 +2299,48 @@ def case_pools(e):
     os.mkdir(sticky_above, 0o700)
     e.keel("pool", "create", "x", "--path", sticky_above)
     e.keel("pool", "delete", "x")
+    # A directory inside a pool that users may write (not sticky): they could delete a VM's
+    # file and put their own there, or rename two, so it is refused; so is a written disk
+    # owned by another user (one put in its place) or with a second name (review of issue 10).
+    up = os.path.join(e.dir, "up")
+    os.mkdir(up)
+    os.chmod(up, 0o777)
+    upimg = os.path.join(up, "a.img")
+    with open(upimg, "wb") as f:
+        f.truncate(1 << 20)
+    os.chmod(upimg, 0o600)
+    disk = lambda path: {"name": "u1", "kernel": e.a.guest, "memory": 16 << 20,
+                         "disks": [{"path": path}]}
+    e.api_err("POST", "/v1/vms", disk(upimg),
+              msg="directory up inside its pool is writable by users other than root")
+    os.chmod(up, 0o755)
+    os.chown(upimg, 65534, 65534)
+    e.api_err("POST", "/v1/vms", disk(upimg),
+              msg="is owned by uid 65534: a disk a VM writes must be root's")
+    os.chown(upimg, 0, 0)
+    os.link(upimg, os.path.join(up, "b.img"))
+    e.api_err("POST", "/v1/vms", disk(upimg), msg="%s has 2 hard links" % upimg)
+    os.unlink(os.path.join(up, "b.img"))
+    e.create("u1", disks=[{"path": upimg}])
+    e.api_ok("DELETE", "/v1/vms/u1")
+    # A pool's directory made writable by others after the pool was made: refused at use.
+    late = os.path.join(e.dir, "late")
+    os.mkdir(late, 0o755)
+    limg = os.path.join(late, "l.img")
+    with open(limg, "wb") as f:
+        f.truncate(1 << 20)
+    os.chmod(limg, 0o600)
+    e.keel("pool", "create", "late", "--path", late)
+    e.create("l1", disks=[{"path": limg}])
+    os.chmod(late, 0o1777)
+    _, err = e.keel("vm", "start", "l1", want=None)
+    why = "its pool 'late' (%s) is writable by users other than root" % late
+    check(why in err or why in e.vm("l1")["state_reason"],
+          "start in a pool made writable by others: %r / %r" % (err, e.vm("l1")))
+    check(e.vm("l1")["state"] == "Off", "l1 started in a loose pool")
+    os.chmod(late, 0o755)
+    e.api_ok("DELETE", "/v1/vms/l1")
+    e.keel("pool", "delete", "late")
     e.api_err("POST", "/v1/pools", {"name": "x", "path": "/"}, msg="whole file system")
     e.api_err("POST", "/v1/pools", {"name": "test", "path": e.dir}, want=409, msg="already exists")
     e.api_err("DELETE", "/v1/pools/default", want=409, msg="cannot be deleted")
@@ -2667,7 +2709,16 @@ def case_disk_format(e):
     # else raw), never by its contents, which keeld would read as root and its guest wrote:
     # the raw guest-wrote.img, which holds a valid VHDX now, stays raw.
     e.keel("vm", "set", "f1", "--disk", written + ",format=raw", "--disk", vhdx)
+    # A VM whose disk is in a pool that refuses it now (swapped for a symlink inside the
+    # default pool): the upgrade makes no second pool for the directory it is in.
+    inpool = os.path.join(e.state, "pools", "default", "f2.img")
+    with open(inpool, "wb") as f:
+        f.truncate(1 << 20)
+    os.chmod(inpool, 0o600)
+    e.create("f2", disks=[{"path": inpool}])
     e.kill_keeld(signal.SIGTERM)
+    os.rename(inpool, inpool + ".real")
+    os.symlink(os.path.basename(inpool) + ".real", inpool)
     db = os.path.join(e.state, "keel.db")
     # ... and from before pools: the directories its VMs use become pools.
     r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_13 + UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"

@@ -187,10 +187,11 @@ static void test_merge_swapped_parent(void **state)
 	vhdx(in(pool, "base.vhdx"), NULL);
 	vhdx(in(pool, "base_1.avhdx"), in(pool, "base.vhdx"));
 	fill_first(in(pool, "base_1.avhdx"), 0xab);
-	assert_int_equal(link(in(pool, "base.vhdx"), at("base.kept")), 0);
 	assert_int_equal(disk_policy_merge_open(st, in(pool, "base_1.avhdx"), in(pool, "base.vhdx"),
 						&m, err, sizeof(err)),
 			 0);
+	/* A second name, made once the parent is open (a written file with two is refused). */
+	assert_int_equal(link(in(pool, "base.vhdx"), at("base.kept")), 0);
 	vhdx(in(pool, "other.vhdx"), NULL);
 	assert_int_equal(rename(in(pool, "other.vhdx"), in(pool, "base.vhdx")), 0);
 	assert_int_equal(disk_policy_merge_run(&m, err, sizeof(err)), 0);
@@ -255,6 +256,36 @@ static void test_relink_through_pools(void **state)
 	assert_int_equal(
 		disk_policy_check_chain(st, "disk", in(pool, "c.avhdx"), NULL, 0, err, sizeof(err)),
 		1);
+	store_close(st);
+}
+
+/* A parent whose locator leads through a symlink inside the pool (its directory renamed
+ * and a symlink put in its place): refused as the pools refuse such a path, not followed;
+ * through "." and ".." with no symlink, it is fine. */
+static void test_parent_through_symlink(void **state)
+{
+	char pool[PATH_MAX], err[1024] = "";
+	struct store *st = pool_store(pool, sizeof(pool));
+
+	assert_int_equal(mkdir(in(pool, "real"), 0700), 0);
+	vhdx(in(pool, "real/base.vhdx"), NULL);
+	vhdx(in(pool, "c.avhdx"), in(pool, "real/base.vhdx"));
+	assert_int_equal(
+		disk_policy_check_chain(st, "disk", in(pool, "c.avhdx"), NULL, 0, err, sizeof(err)),
+		1);
+	assert_int_equal(rename(in(pool, "real"), in(pool, "moved")), 0);
+	assert_int_equal(symlink("moved", in(pool, "real")), 0);
+	assert_int_equal(
+		disk_policy_check_chain(st, "disk", in(pool, "c.avhdx"), NULL, 0, err, sizeof(err)),
+		-EINVAL);
+	assert_non_null(strstr(err, "is a symlink or reached through one inside its pool"));
+	assert_non_null(strstr(err, in(pool, "real/base.vhdx")));
+	/* A locator with "." and ".." and no symlink on its path resolves as it reads. */
+	assert_int_equal(mkdir(in(pool, "sub"), 0700), 0);
+	vhdx(in(pool, "c2.avhdx"), in(pool, "sub/.././moved/base.vhdx"));
+	assert_int_equal(disk_policy_check_chain(st, "disk", in(pool, "c2.avhdx"), NULL, 0, err,
+						 sizeof(err)),
+			 1);
 	store_close(st);
 }
 
@@ -327,6 +358,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge_swapped_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge_other_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relink_through_pools, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parent_through_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_delete_checkpoint_file, setup, teardown),
 	};
 
