@@ -2149,6 +2149,23 @@ def case_access(e):
     check(not any(l.startswith("audit:") for l in lines) and
           any("POST /v1/vms/a1?audit: root/start -> 403" in l for l in lines),
           "a path forged a line of keeld's log")
+    # A method is 1 to 16 capital letters: any other (MHD takes any token) is a 400, before
+    # the access checks and unaudited, so no escape sequence reaches an admin's keel audit.
+    raw = (b"\x1b[2J\x1b]0;owned\x07POST /v1/vms/a1/start HTTP/1.1\r\nHost: keeld\r\n"
+           b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    r = subprocess.run(as_user(viewer) + [sys.executable, "-c",
+                       "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
+                       "s.sendall(sys.stdin.buffer.read()); s.settimeout(10); b=b''\n"
+                       "while True:\n d=s.recv(4096)\n if not d: break\n b+=d\n"
+                       "sys.stdout.buffer.write(b)", e.sock], input=raw, capture_output=True,
+                       timeout=30)
+    status = r.stdout.split(b"\r\n", 1)[0]
+    check(re.match(rb"HTTP/1\.[01] 4\d\d ", status) is not None,
+          "a method with ESC: %r %r" % (r.stdout[:200], r.stderr[-300:]))
+    check(b"1 to 16 capital letters" in r.stdout, "a method with ESC: %r" % r.stdout[:400])
+    out, _ = e.keel("audit")
+    check("\x1b" not in out and "owned" not in out, "keel audit printed %r" % out)
+    check(b"\x1b" not in open(e.keeld_log, "rb").read(), "an ESC in keeld's log")
     out, _ = e.keel("audit", "--vm", "a1")
     check(re.search(r"nobody \(uid 65534\)  PATCH /v1/vms/a1 -> 403: user nobody", out),
           "keel audit: %r" % out)
