@@ -2687,7 +2687,7 @@ def case_disk_format(e):
     e.kill_keeld(signal.SIGTERM)
     db = os.path.join(e.state, "keel.db")
     # ... and from before pools: the directories its VMs use become pools.
-    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
+    r = subprocess.run(["sqlite3", db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 + "ALTER TABLE disks DROP COLUMN format;"
                         "ALTER TABLE disks DROP COLUMN cache;"
                         "ALTER TABLE nics DROP COLUMN switch; ALTER TABLE nics DROP COLUMN vlan;"
                         "ALTER TABLE nics DROP COLUMN guards; DROP TABLE switches;"
@@ -2702,6 +2702,11 @@ def case_disk_format(e):
     check([p["path"] for p in adopted] == [os.path.realpath(e.dir)], "adopted: %r" % adopted)
     check([d["format"] for d in e.vm("f1")["disks"]] == ["raw", "vhdx"],
           "formats after the upgrade: %r" % e.vm("f1")["disks"])
+    # ... but the raw one that starts as a VHDX is named, with the command to change it.
+    log = open(e.keeld_log).read()
+    check(("VM f1: disk %s is pinned raw by its name but starts with VHDX's signature; if it "
+           "is a VHDX: keel vm set f1 --disk %s,format=vhdx" % (written, written)) in log and
+          ("disk %s is pinned raw" % vhdx) not in log, "no warning of the VHDX pinned raw")
 
 
 def case_description(e):
@@ -2811,7 +2816,7 @@ def case_description(e):
     rows = sqlite(db, "SELECT field, doc FROM devices WHERE field = 'vsock'")
     check(rows == 'vsock|{"cid":4242,"pci_slot":%d}' % dv["vsock"]["pci_slot"],
           "the devices table: %r" % rows)
-    sqlite(db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "CREATE TABLE vsock(vm TEXT PRIMARY KEY REFERENCES vms(uuid) ON DELETE CASCADE,"
            " cid INTEGER NOT NULL, pci_slot INTEGER NOT NULL DEFAULT 0);"
            "INSERT INTO vsock SELECT vm, json_extract(doc, '$.cid'),"
@@ -2837,7 +2842,7 @@ def case_description(e):
     check(ckpts(e, "dc")["old"]["type"] == "production", "an Off VM's checkpoint: %r" %
           ckpts(e, "dc"))
     e.kill_keeld(signal.SIGTERM)
-    sqlite(db, UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
+    sqlite(db, UNDO_SCHEMA_12 + UNDO_SCHEMA_11 + UNDO_SCHEMA_10 + UNDO_SCHEMA_9 +
            "ALTER TABLE disks DROP COLUMN pci_slot; ALTER TABLE disks DROP COLUMN serial;"
            "ALTER TABLE disks DROP COLUMN format; ALTER TABLE disks DROP COLUMN cache;"
            "ALTER TABLE nics DROP COLUMN pci_slot; ALTER TABLE vms DROP COLUMN console_slot;"
@@ -2853,7 +2858,7 @@ def case_description(e):
     check([d["pci_slot"] for d in vm["disks"]] == [1, 2] and vm["nets"][0]["pci_slot"] == 3
           and vm["rng"]["pci_slot"] == 4, "schema 1 VM's slots: %r" % vm)
     version = sqlite(db, "PRAGMA user_version")
-    check(version == "11", "store schema after upgrade: %r" % version)
+    check(version == "12", "store schema after upgrade: %r" % version)
     check(ckpts(e, "dc")["old"]["type"] == "standard",
           "a checkpoint from before types after the upgrade: %r" % ckpts(e, "dc"))
     # A VM at every device limit at once (16 disks, 8 adapters, rng) really starts.
@@ -3484,6 +3489,10 @@ def case_save_1g(e):
 
 # What store.c's migrate_8_to_9 did, undone, for the cases that make an older store: the
 # console's and rng's slots back in their columns of vms (-1: none), their devices rows gone.
+# What store.c's migrate_11_to_12 did, undone: SCSI disks without their storage QoS.
+UNDO_SCHEMA_12 = ("ALTER TABLE scsi_luns DROP COLUMN max_iops;"
+                  "ALTER TABLE scsi_luns DROP COLUMN max_bw;"
+                  "ALTER TABLE scsi_luns DROP COLUMN min_iops;")
 # What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs.
 UNDO_SCHEMA_11 = "ALTER TABLE nics DROP COLUMN queues;"
 # What store.c's migrate_9_to_10 did, undone: no storage QoS columns in disks.
