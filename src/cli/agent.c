@@ -28,7 +28,6 @@
 
 #include "cli/client.h"
 #include "lib/agent_client.h"
-#include "lib/log.h"
 #include "lib/parse.h"
 
 #define AGENT_OPEN_TIMEOUT_MS 5000
@@ -69,18 +68,6 @@ static const char *pool_option(int argc, char **argv, int *i)
 	if (!strncmp(argv[*i], "--pool=", 7))
 		return argv[(*i)++] + 7;
 	return NULL;
-}
-
-/* The guest's text on our output, its control characters (escape sequences for the
- * terminal, newlines that would make lines of their own) shown as '?'. */
-static void print_guest_text(const char *s)
-{
-	char *copy = strdup(s);
-
-	if (copy)
-		log_text_safe(copy, strlen(copy), false);
-	fputs(copy ? copy : "", stdout);
-	free(copy);
 }
 
 /* `keel vm kvp VERB NAME ...` (argv[0] is "kvp"). */
@@ -131,9 +118,9 @@ int cli_vm_kvp(int argc, char **argv)
 				json_object_object_foreach(pairs, k, v)
 				{
 					printf("%-6s ", pname);
-					print_guest_text(k);
+					client_put_safe(k);
 					putchar('=');
-					print_guest_text(json_object_get_string(v));
+					client_put_safe(json_object_get_string(v));
 					putchar('\n');
 				}
 			}
@@ -157,7 +144,7 @@ int cli_vm_kvp(int argc, char **argv)
 		if (!ret && get && json)
 			client_print_json(o);
 		else if (!ret && get && isatty(STDOUT_FILENO)) {
-			print_guest_text(client_str_field(o, "value"));
+			client_put_safe(client_str_field(o, "value"));
 			putchar('\n');
 		} else if (!ret && get) {
 			printf("%s\n", client_str_field(o, "value")); /* for scripts: as it is */

@@ -64,11 +64,18 @@ int cli_audit_main(int argc, char **argv)
 			const char *msg = client_str_field(a, "message");
 
 			json_object_object_get_ex(a, "uid", &v);
-			printf("%s  %s (uid %lld)  %s %s -> %d%s%s\n", client_str_field(a, "time"),
-			       client_str_field(a, "user"), (long long)json_object_get_int64(v),
-			       client_str_field(a, "method"), client_str_field(a, "path"),
-			       json_object_get_int(json_object_object_get(a, "status")),
-			       msg[0] ? ": " : "", msg);
+			/* Every field as text keeld recorded (a caller chose path and method). */
+			client_put_safe(client_str_field(a, "time"));
+			fputs("  ", stdout);
+			client_put_safe(client_str_field(a, "user"));
+			printf(" (uid %lld)  ", (long long)json_object_get_int64(v));
+			client_put_safe(client_str_field(a, "method"));
+			putchar(' ');
+			client_put_safe(client_str_field(a, "path"));
+			printf(" -> %d%s", json_object_get_int(json_object_object_get(a, "status")),
+			       msg[0] ? ": " : "");
+			client_put_safe(msg);
+			putchar('\n');
 		}
 	}
 	json_object_put(arr);

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "lib/clock.h"
+#include "lib/log.h"
 
 #define CLIENT_REPLY_MAX  (8 << 20)
 #define CLIENT_TIMEOUT_MS 30000
@@ -375,6 +376,16 @@ int client_wait_job_done(json_object *job, const char *what, json_object **done)
 		json_object_put(j);
 		usleep(CLIENT_WAIT_POLL_MS * 1000);
 	}
+}
+
+void client_put_safe(const char *s)
+{
+	char *copy = strdup(s);
+
+	if (copy)
+		log_text_safe(copy, strlen(copy), false);
+	fputs(copy ? copy : "?", stdout);
+	free(copy);
 }
 
 void client_print_json(json_object *o)

@@ -56,6 +56,9 @@ const char *client_escape(const char *name, char *buf, size_t size);
 
 /* o on stdout as indented JSON (what every --json prints). */
 void client_print_json(json_object *o);
+/* s on stdout with its control characters (escape sequences for the terminal, newlines that
+ * would make lines of their own) as '?' (log_text_safe): text keeld or a guest chose. */
+void client_put_safe(const char *s);
 /* The member `key` of object o as a string; "" when it is missing or null. */
 const char *client_str_field(json_object *o, const char *key);
 

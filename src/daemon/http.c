@@ -2,6 +2,7 @@
 #include "daemon/http.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,15 @@ static enum MHD_Result query_add(void *cls, enum MHD_ValueKind kind, const char 
 	return MHD_YES;
 }
 
+/* A method as HTTP spells one: 1 to 16 capital letters. MHD takes any token (bytes that are
+ * not spaces), and the method is audited and printed: nothing else gets past. */
+static bool method_ok(const char *method)
+{
+	size_t n = strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+
+	return n >= 1 && n <= 16 && !method[n];
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -123,7 +133,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		req->body = bigger;
 		return MHD_YES;
 	}
-	if (req->too_large) {
+	if (!method_ok(method)) {
+		/* Not audited: the record would carry the bytes (escape sequences to an
+		 * admin's terminal); nothing was tried. */
+		api_error_reply(&reply, 400, "BadRequest",
+				"request method is not 1 to 16 capital letters");
+	} else if (req->too_large) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "request body is larger than %d bytes", API_BODY_MAX);
 		api_error_reply(&reply, 413, "PayloadTooLarge", msg);
@@ -144,7 +159,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				   &reply);
 		}
 	}
-	log_debug("%s %s -> %u", method, url, reply.status);
+	log_debug("%s %s -> %u", method_ok(method) ? method : "(bad method)", url, reply.status);
 	req->after_sent = reply.after_sent;
 	return send_reply(c, &reply);
 }

@@ -2,10 +2,13 @@
 #include "daemon/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -351,6 +354,50 @@ static int prepare(struct store *st, const char *sql, sqlite3_stmt **stmt)
 	return 0;
 }
 
+/* Whether path's first 8 bytes are VHDX's signature ("vhdxfile"): a regular file only,
+ * opened without following a link nor blocking. */
+static bool vhdx_signature(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	char sig[8];
+	struct stat st;
+	bool is = false;
+
+	if (fd < 0)
+		return false;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
+		is = pread(fd, sig, sizeof(sig), 0) == (ssize_t)sizeof(sig) &&
+		     !memcmp(sig, "vhdxfile", sizeof(sig));
+	close(fd);
+	return is;
+}
+
+/* After migrate_2_to_3, which pins by name only: a warning for each disk pinned raw whose
+ * file starts as a VHDX does (a VHDX named disk.img), with the command that changes it. Its
+ * contents decide nothing: the guest of a raw disk can write that signature itself. */
+static void warn_vhdx_pinned_raw(struct store *st)
+{
+	sqlite3_stmt *s;
+
+	if (prepare(st,
+		    "SELECT v.name, d.path FROM disks d JOIN vms v ON v.uuid = d.vm"
+		    " WHERE d.format = 'raw' ORDER BY v.name, d.idx",
+		    &s))
+		return;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *vm = (const char *)sqlite3_column_text(s, 0),
+			   *path = (const char *)sqlite3_column_text(s, 1);
+
+		if (vm && path && vhdx_signature(path))
+			log_warn("store: VM %s: disk %s is pinned raw by its name but starts with "
+				 "VHDX's signature; if it is a VHDX: keel vm set %s --disk "
+				 "%s,format=vhdx (with the VM's other disks: --disk replaces "
+				 "the list)",
+				 vm, path, vm, path);
+	}
+	sqlite3_finalize(s);
+}
+
 int store_open(const char *path, struct store **out, char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -395,6 +442,8 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		ret = exec_sql(st, migrate_1_to_2);
 	if (!ret && version >= 1 && version <= 2)
 		ret = exec_sql(st, migrate_2_to_3);
+	if (!ret && version >= 1 && version <= 2)
+		warn_vhdx_pinned_raw(st);
 	if (!ret && version >= 1 && version <= 3)
 		ret = exec_sql(st, migrate_3_to_4);
 	if (!ret && version >= 1 && version <= 4)

@@ -58,6 +58,13 @@ int sup_jail_alloc(struct sup *sup, struct sup_vm *vm, char *err, size_t errlen)
 			  vm->name, n, (unsigned)sup->cfg.worker_uid_first);
 		return r;
 	}
+	if (r == -EBUSY && !strcmp(step, "flock")) {
+		error_set(err, errlen,
+			  "cannot start VM '%s': cannot claim a worker uid: %s is held by another "
+			  "process for over %d s (/proc/locks names it; a stopped lab launcher?)",
+			  vm->name, sup->cfg.worker_uid_lock, UID_CLAIM_WAIT_MS / 1000);
+		return r;
+	}
 	if (r && !strcmp(step, "scan /proc")) {
 		error_set(err, errlen,
 			  "cannot start VM '%s': cannot read /proc to check which worker uids "

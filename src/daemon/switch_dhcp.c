@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/netlink.h"
+#include "daemon/worker_exec.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -159,7 +160,9 @@ static int spawn(struct inst *in, char *err, size_t errlen)
 		signal(SIGPIPE, SIG_DFL);
 		if (null >= 0)
 			(void)(dup2(null, 0) < 0 || dup2(null, 1) < 0);
-		(void)syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+		/* keeld's descriptors stay keeld's: closed at exec, or now (before 5.11). */
+		if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */))
+			worker_close_from(3, -1, 0);
 		execv(bin, argv);
 		_exit(127);
 	}

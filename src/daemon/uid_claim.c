@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/uid_scan.h"
@@ -97,6 +98,24 @@ out:
 	return r;
 }
 
+/* The flock of fd, tried every 10 ms for UID_CLAIM_WAIT_MS: keeld waits here with its
+ * global lock held, so a holder that stopped (a lab launcher under a debugger, SIGSTOP) must
+ * not hang it. 0, -EBUSY when it stayed held, or -errno. */
+static int flock_bounded(int fd)
+{
+	const struct timespec tick = {.tv_nsec = 10 * 1000 * 1000};
+
+	for (unsigned i = 0;; i++) {
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		if (i >= UID_CLAIM_WAIT_MS / 10)
+			return -EBUSY;
+		nanosleep(&tick, NULL);
+	}
+}
+
 int uid_claim(const char *lock_path, const char *proc, uid_t first, unsigned n,
 	      bool (*taken)(uid_t uid, void *arg), void *arg, uid_t *uid, int *fd,
 	      const char **step)
@@ -113,9 +132,9 @@ int uid_claim(const char *lock_path, const char *proc, uid_t first, unsigned n,
 		return hold;
 	}
 	*step = "flock";
-	while ((r = flock(all, LOCK_EX)) && errno == EINTR)
-		;
-	r = r ? -errno : pick(hold, proc, first, n, taken, arg, uid, step);
+	r = flock_bounded(all);
+	if (!r)
+		r = pick(hold, proc, first, n, taken, arg, uid, step);
 	close(all); /* the flock goes; the claim stays with hold */
 	if (r) {
 		close(hold);

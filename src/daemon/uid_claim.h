@@ -24,15 +24,18 @@
 
 /* The host's one lock file for the workers' uids (keeld's run directory, made when missing). */
 #define UID_CLAIM_LOCK "/run/keel/worker-uids.lock"
+/* How long a claim waits for the lock file's flock (held only for a scan of /proc). */
+#define UID_CLAIM_WAIT_MS 5000
 
 /*
  * Claim a uid of [first, first + n) (n >= 1, first + n - 1 <= 0xfffffffe): the lowest that no
  * process under proc (uid_scan) runs as, that taken (when not NULL) does not call taken for
  * arg, and that no other claim holds. On success *uid is the uid and *fd the descriptor that
  * holds it (O_CLOEXEC; close it to let the uid go). Returns 0; -EAGAIN when every uid of the
- * range is taken; or -errno of what failed, and then *step names it ("open", "flock",
- * "scan /proc", "lock"), for the caller's message. lock_path's directory is made (0755) when
- * missing; the file is made 0600.
+ * range is taken; -EBUSY with *step "flock" when another process held the lock file's flock
+ * for UID_CLAIM_WAIT_MS (a stopped holder never hangs the caller); or -errno of what failed,
+ * and then *step names it ("open", "flock", "scan /proc", "lock"), for the caller's
+ * message. lock_path's directory is made (0755) when missing; the file is made 0600.
  */
 int uid_claim(const char *lock_path, const char *proc, uid_t first, unsigned n,
 	      bool (*taken)(uid_t uid, void *arg), void *arg, uid_t *uid, int *fd,

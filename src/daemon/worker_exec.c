@@ -76,20 +76,20 @@ int worker_fd_above(int *fd)
 	return 0;
 }
 
-/*
- * Close every descriptor from first up, but keep (a child's, before exec: async-signal-safe).
- * close_range without flags (5.9), or, before it, one close per number below RLIMIT_NOFILE.
- * we->close_range_errno ENOSYS stands for a kernel before 5.9 (the tests').
- */
-static void close_from(const struct worker_exec *we, int first, int keep)
+void worker_close_from(int first, int keep, int close_range_errno)
 {
 	struct rlimit rl;
 	long max = 65536;
 
-	if (we->close_range_errno != ENOSYS && first < keep &&
-	    !syscall(SYS_close_range, first, keep - 1, 0) &&
-	    !syscall(SYS_close_range, keep + 1, ~0U, 0))
-		return;
+	if (close_range_errno != ENOSYS) {
+		bool done = keep < first ? !syscall(SYS_close_range, first, ~0U, 0)
+					 : (first == keep ||
+					    !syscall(SYS_close_range, first, keep - 1, 0)) &&
+						   !syscall(SYS_close_range, keep + 1, ~0U, 0);
+
+		if (done)
+			return;
+	}
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY)
 		max = (long)rl.rlim_cur;
 	for (long fd = first; fd < max; fd++)
@@ -123,7 +123,7 @@ static void __attribute__((noreturn)) exec_worker(const struct worker_exec *we, 
 	/* No CLOSE_RANGE_CLOEXEC (before 5.11): every descriptor above the passed ones is
 	 * closed now, but the error pipe (O_CLOEXEC, above them all). */
 	if (!cloexec)
-		close_from(we, WORKER_FD_FIRST + (int)we->wf->n, errpipe);
+		worker_close_from(WORKER_FD_FIRST + (int)we->wf->n, errpipe, we->close_range_errno);
 	execv(we->vmm, we->argv);
 fail:
 	e = errno;

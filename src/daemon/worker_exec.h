@@ -71,6 +71,15 @@ struct worker_exec {
 };
 
 /*
+ * In a child between fork and exec (async-signal-safe): close every descriptor from first up
+ * but keep (-1: none), with close_range without flags (5.9) or, before it, one close per
+ * number below RLIMIT_NOFILE. close_range_errno ENOSYS stands for a kernel before 5.9 (the
+ * tests'). For a child whose close_range(CLOSE_RANGE_CLOEXEC) failed (before 5.11): the
+ * worker's, keeld's dnsmasq (switch_dhcp.c).
+ */
+void worker_close_from(int first, int keep, int close_range_errno);
+
+/*
  * Start the worker and return its pid once it has exec'd keel-vmm; -errno with err (the
  * clone: "clone3 into its cgroup: ..."; -ENOEXEC: the exec failed, "cannot run keel-vmm ...").
  * in and out must be above WORKER_FD_FIRST + WORKER_FILES (worker_fd_above) or below 3.

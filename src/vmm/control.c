@@ -570,8 +570,10 @@ static char *control_restore(struct vm *vm, const struct control_request *req, i
 	if (req->passed) {
 		/* Read as files opened by path are (jail_prep.h): the worker opens nothing. */
 		snprintf(dir, sizeof(dir), "%s", req->dir);
-		snapshot_give(dir, passed[0], passed[1]);
+		r = snapshot_give(dir, passed[0], passed[1], err, sizeof(err));
 		passed[0] = passed[1] = -1;
+		if (r)
+			return control_error("GenericError", "restore failed: %s", err);
 	} else if (jail_path(req->dir, dir, sizeof(dir))) {
 		return control_error("GenericError",
 				     "restore: %s is outside the worker's jail (pass the files "

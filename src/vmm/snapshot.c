@@ -752,14 +752,36 @@ void snapshot_prepare(const char *dir)
 		jail_prep_open(path, SNAP_READ_FLAGS, 0);
 }
 
-void snapshot_give(const char *dir, int state_fd, int memory_fd)
+int snapshot_give(const char *dir, int state_fd, int memory_fd, char *err, size_t errlen)
 {
-	char path[4096];
+	char st_path[4096], mem_path[4096];
+	const char *what = NULL;
+	struct stat st;
+	int r = 0;
 
-	if (!snap_path(path, sizeof(path), dir, SNAPSHOT_STATE_FILE))
-		jail_prep_give(path, SNAP_READ_FLAGS, state_fd);
-	if (!snap_path(path, sizeof(path), dir, SNAPSHOT_MEMORY_FILE))
-		jail_prep_give(path, SNAP_READ_FLAGS, memory_fd);
+	if (snap_path(st_path, sizeof(st_path), dir, SNAPSHOT_STATE_FILE) ||
+	    snap_path(mem_path, sizeof(mem_path), dir, SNAPSHOT_MEMORY_FILE)) {
+		snprintf(err, errlen, "the saved state's directory name is too long (%zu bytes)",
+			 strlen(dir));
+		r = -ENAMETOOLONG;
+	} else if (fstat(state_fd, &st) || !S_ISREG(st.st_mode)) {
+		what = "state";
+	} else if (fstat(memory_fd, &st) || !S_ISREG(st.st_mode)) {
+		what = "memory";
+	}
+	if (what) {
+		/* A FIFO or a socket would block the worker's main loop on its first read. */
+		snprintf(err, errlen, "the saved %s file passed is not a regular file", what);
+		r = -EINVAL;
+	}
+	if (r) {
+		close(state_fd);
+		close(memory_fd);
+		return r;
+	}
+	jail_prep_give(st_path, SNAP_READ_FLAGS, state_fd);
+	jail_prep_give(mem_path, SNAP_READ_FLAGS, memory_fd);
+	return 0;
 }
 
 bool snapshot_pending(const struct vm *vm)

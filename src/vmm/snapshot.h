@@ -54,8 +54,11 @@ int snapshot_open(struct vm *vm, const char *dir, char *err, size_t errlen)
 /* Restore, step 0 (a jailed worker, while root): open the saved files in dir, which are
  * root's, for snapshot_open to take inside the jail (jail_prep.h). */
 void snapshot_prepare(const char *dir);
-/* The same with the two files keeld opened (--fd state, memory), for snapshot_open(DIR). */
-void snapshot_give(const char *dir, int state_fd, int memory_fd);
+/* The same with the two files keeld opened (--fd state, memory), for snapshot_open(DIR): 0,
+ * or -ENAMETOOLONG (DIR's file names too long) or -EINVAL (either is not a regular file) with
+ * err, and then both descriptors are closed. */
+int snapshot_give(const char *dir, int state_fd, int memory_fd, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* Whether the next build restores saved state instead of loading the kernel. */
 bool snapshot_pending(const struct vm *vm);
 /* Restore, step 2 (vm_build, vCPUs created): load every section into the devices, the

@@ -741,8 +741,12 @@ static int vm_confine(struct vm *vm, char *err, size_t errlen)
 		vm->status_fd = cfg->status_fd;
 		seccomp_set_status_fd(vm->status_fd);
 	}
-	if (cfg->state_fd >= 0)
-		snapshot_give(cfg->restore_dir, cfg->state_fd, cfg->memory_fd);
+	if (cfg->state_fd >= 0) {
+		int r = snapshot_give(cfg->restore_dir, cfg->state_fd, cfg->memory_fd, err, errlen);
+
+		if (r)
+			return r;
+	}
 	if (cfg->vars_fd >= 0 && vars)
 		nvram_give(VMDEF_OVMF_VARS_FILE, cfg->vars_fd);
 	else if (cfg->vars_fd >= 0)

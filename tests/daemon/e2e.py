@@ -2149,6 +2149,23 @@ def case_access(e):
     check(not any(l.startswith("audit:") for l in lines) and
           any("POST /v1/vms/a1?audit: root/start -> 403" in l for l in lines),
           "a path forged a line of keeld's log")
+    # A method is 1 to 16 capital letters: any other (MHD takes any token) is a 400, before
+    # the access checks and unaudited, so no escape sequence reaches an admin's keel audit.
+    raw = (b"\x1b[2J\x1b]0;owned\x07POST /v1/vms/a1/start HTTP/1.1\r\nHost: keeld\r\n"
+           b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    r = subprocess.run(as_user(viewer) + [sys.executable, "-c",
+                       "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
+                       "s.sendall(sys.stdin.buffer.read()); s.settimeout(10); b=b''\n"
+                       "while True:\n d=s.recv(4096)\n if not d: break\n b+=d\n"
+                       "sys.stdout.buffer.write(b)", e.sock], input=raw, capture_output=True,
+                       timeout=30)
+    status = r.stdout.split(b"\r\n", 1)[0]
+    check(re.match(rb"HTTP/1\.[01] 4\d\d ", status) is not None,
+          "a method with ESC: %r %r" % (r.stdout[:200], r.stderr[-300:]))
+    check(b"1 to 16 capital letters" in r.stdout, "a method with ESC: %r" % r.stdout[:400])
+    out, _ = e.keel("audit")
+    check("\x1b" not in out and "owned" not in out, "keel audit printed %r" % out)
+    check(b"\x1b" not in open(e.keeld_log, "rb").read(), "an ESC in keeld's log")
     out, _ = e.keel("audit", "--vm", "a1")
     check(re.search(r"nobody \(uid 65534\)  PATCH /v1/vms/a1 -> 403: user nobody", out),
           "keel audit: %r" % out)
@@ -2736,6 +2753,11 @@ def case_disk_format(e):
     check([p["path"] for p in adopted] == [os.path.realpath(e.dir)], "adopted: %r" % adopted)
     check([d["format"] for d in e.vm("f1")["disks"]] == ["raw", "vhdx"],
           "formats after the upgrade: %r" % e.vm("f1")["disks"])
+    # ... but the raw one that starts as a VHDX is named, with the command to change it.
+    log = open(e.keeld_log).read()
+    check(("VM f1: disk %s is pinned raw by its name but starts with VHDX's signature; if it "
+           "is a VHDX: keel vm set f1 --disk %s,format=vhdx" % (written, written)) in log and
+          ("disk %s is pinned raw" % vhdx) not in log, "no warning of the VHDX pinned raw")
 
 
 def case_description(e):
@@ -3518,6 +3540,10 @@ def case_save_1g(e):
 
 # What store.c's migrate_8_to_9 did, undone, for the cases that make an older store: the
 # console's and rng's slots back in their columns of vms (-1: none), their devices rows gone.
+# What store.c's migrate_11_to_12 did, undone: SCSI disks without their storage QoS.
+UNDO_SCHEMA_12 = ("ALTER TABLE scsi_luns DROP COLUMN max_iops;"
+                  "ALTER TABLE scsi_luns DROP COLUMN max_bw;"
+                  "ALTER TABLE scsi_luns DROP COLUMN min_iops;")
 # What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs.
 UNDO_SCHEMA_11 = "ALTER TABLE nics DROP COLUMN queues;"
 # What store.c's migrate_11_to_12 did, undone: SCSI disks without their storage QoS.

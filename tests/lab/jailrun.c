@@ -91,6 +91,9 @@ static uid_t pick_uid(void)
 
 	if (r == -EAGAIN)
 		die("all %u worker uids from %u are in use", UID_COUNT, UID_FIRST);
+	if (r == -EBUSY && !strcmp(step, "flock"))
+		die("cannot claim a worker uid: %s is held by another process for over %d s",
+		    UID_CLAIM_LOCK, UID_CLAIM_WAIT_MS / 1000);
 	if (r)
 		die("cannot claim a worker uid in %s (%s): %s", UID_CLAIM_LOCK, step, strerror(-r));
 	return uid;

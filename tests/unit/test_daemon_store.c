@@ -2,6 +2,7 @@
 /* keeld's VM definitions (vmdef.c) and store (store.c, store_ckpt.c): validation, JSON,
  * transactions, checkpoint trees. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "daemon/store_internal.h"
 #include "config/vmdef.h"
 #include "config/vmdef_device.h"
+#include "lib/log.h"
 
 static char kernel_path[64];
 
@@ -709,10 +711,11 @@ static void test_store_migrate_6_to_7(void **state)
 static void test_store_migrate_2_to_3(void **state)
 {
 	char path[] = "/tmp/keel-test-store-XXXXXX", img[] = "/tmp/keel-test-disk-XXXXXX.img";
-	char rows[1024], err[256];
+	char rows[1024], err[256], logf[64], logged[4096], want[512];
 	struct store *st;
 	sqlite3 *db;
-	int fd = mkstemps(img, 4);
+	int fd = mkstemps(img, 4), lfd, saved, opened;
+	ssize_t n;
 
 	(void)state;
 	assert_true(fd >= 0);
@@ -737,7 +740,32 @@ static void test_store_migrate_2_to_3(void **state)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	/* What store_open logs, from stderr through a file. */
+	snprintf(logf, sizeof(logf), "%s.log", path);
+	lfd = open(logf, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(lfd >= 0);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(lfd, STDERR_FILENO), STDERR_FILENO);
+	log_init("keeld", LOG_INFO);
+	opened = store_open(path, &st, err, sizeof(err));
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(lfd, logged, sizeof(logged) - 1, 0);
+	close(lfd);
+	unlink(logf);
+	assert_int_equal(opened, 0);
+	assert_true(n > 0);
+	logged[n] = '\0';
+	/* The raw disk that starts as a VHDX is named, with the command that changes it; it
+	 * stays raw (the guest may have written that signature); the gone ones are not. */
+	snprintf(want, sizeof(want),
+		 "VM v0: disk %s is pinned raw by its name but starts with VHDX's signature; if "
+		 "it is a VHDX: keel vm set v0 --disk %s,format=vhdx",
+		 img, img);
+	assert_non_null(strstr(logged, want));
+	assert_null(strstr(logged, "/gone/"));
 	assert_int_equal(store_upgraded_from(st), 2);
 	assert_int_equal(count_rows(st->db, "SELECT count(*) FROM disks WHERE idx = 0 AND "
 					    "format = 'raw'"),

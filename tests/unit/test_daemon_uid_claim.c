@@ -7,14 +7,17 @@
  * failed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,6 +136,47 @@ static void test_hold_release(void **state)
 	assert_int_equal(uid_claim(lock, proc, FIRST, 1, NULL, NULL, &a, &fa, &step), -EAGAIN);
 }
 
+/* A process that holds the lock file's flock and stopped (a lab launcher under a debugger)
+ * does not hang a claim: it gives up after UID_CLAIM_WAIT_MS with -EBUSY at "flock", holding
+ * nothing, and claims again once the holder lets go. */
+static void test_flock_held(void **state)
+{
+	char dir[PATH_MAX];
+	int ready[2], fd = -1;
+	const char *step = "";
+	uid_t uid = 0;
+	pid_t pid;
+	char c;
+
+	snprintf(dir, sizeof(dir), "%s/run", top);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		int l = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (l < 0 || flock(l, LOCK_EX) || write(ready[1], "x", 1) != 1)
+			_exit(1);
+		pause(); /* until killed: the lock is held all along */
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	assert_int_equal(uid_claim(lock, proc, FIRST, 4, NULL, NULL, &uid, &fd, &step), -EBUSY);
+	assert_string_equal(step, "flock");
+	assert_int_equal(fd, -1);
+	/* Nothing held by the failed claim: FIRST + 1 is free to hold. */
+	assert_int_equal(uid_claim_hold(lock, FIRST + 1, &fd), 0);
+	close(fd);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(uid_claim(lock, proc, FIRST, 4, NULL, NULL, &uid, &fd, &step), 0);
+	assert_int_equal(uid, FIRST + 1);
+	close(fd);
+}
+
 /* What fails is named: a lock file whose directory cannot be made, a /proc that is not. */
 static void test_errors(void **state)
 {
@@ -160,6 +204,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, tmp_top_teardown),
 		cmocka_unit_test_setup_teardown(test_hold_release, setup, tmp_top_teardown),
+		cmocka_unit_test_setup_teardown(test_flock_held, setup, tmp_top_teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, tmp_top_teardown),
 	};
 

@@ -191,6 +191,36 @@ static void test_no_leak_when_no_high_fd(void **state)
 	assert_int_equal(open_fds(), before);
 }
 
+/* What keeld's dnsmasq child does when close_range(CLOSE_RANGE_CLOEXEC) fails (before 5.11):
+ * every descriptor from 3 up is closed, none kept, with close_range (5.9, 5.10) or without
+ * (ENOSYS: one close each); in a child, as there. */
+static void close_all_from(int close_range_errno)
+{
+	int a = open("/dev/null", O_RDONLY), b = open("/dev/null", O_RDONLY), status;
+	pid_t pid;
+
+	assert_true(a >= 3 && b > a);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		worker_close_from(3, -1, close_range_errno);
+		_exit(fcntl(a, F_GETFD) < 0 && fcntl(b, F_GETFD) < 0 && fcntl(2, F_GETFD) >= 0 ? 0
+											       : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(a);
+	close(b);
+}
+
+static void test_close_from_none_kept(void **state)
+{
+	(void)state;
+	close_all_from(0);
+	close_all_from(EINVAL);
+	close_all_from(ENOSYS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +232,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_close_range, tmp_top_setup,
 						tmp_top_teardown),
 		cmocka_unit_test(test_exec_fails),
+		cmocka_unit_test(test_close_from_none_kept),
 		cmocka_unit_test(test_no_leak_when_no_high_fd),
 	};
 
