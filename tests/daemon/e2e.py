@@ -3540,10 +3540,6 @@ def case_save_1g(e):
 
 # What store.c's migrate_8_to_9 did, undone, for the cases that make an older store: the
 # console's and rng's slots back in their columns of vms (-1: none), their devices rows gone.
-# What store.c's migrate_11_to_12 did, undone: SCSI disks without their storage QoS.
-UNDO_SCHEMA_12 = ("ALTER TABLE scsi_luns DROP COLUMN max_iops;"
-                  "ALTER TABLE scsi_luns DROP COLUMN max_bw;"
-                  "ALTER TABLE scsi_luns DROP COLUMN min_iops;")
 # What store.c's migrate_10_to_11 did, undone: adapters without their queue pairs.
 UNDO_SCHEMA_11 = "ALTER TABLE nics DROP COLUMN queues;"
 # What store.c's migrate_11_to_12 did, undone: SCSI disks without their storage QoS.
