@@ -32,6 +32,18 @@ static bool name_ok(const char *s)
 	return true;
 }
 
+/* Why a directory of status s is not one only root can change ("not owned by root",
+ * "writable by users other than root"), or NULL when it is: root's and not writable by
+ * others, or, where sticky_ok, sticky (as /tmp: others cannot move root's entries). */
+static const char *not_root_only(const struct stat *s, bool sticky_ok)
+{
+	if (s->st_uid != 0)
+		return "not owned by root";
+	if ((s->st_mode & 022) && !(sticky_ok && (s->st_mode & S_ISVTX)))
+		return "writable by users other than root";
+	return NULL;
+}
+
 /* Only root can change dir or any directory above it: each is root's and not writable by
  * others; a directory above may be sticky (as /tmp: others cannot move root's entries), the
  * pool's own may not (others could put files and symlinks in it). Else why says which. */
@@ -43,16 +55,16 @@ static bool only_root_changes(const char *dir, char *why, size_t len)
 	snprintf(part, sizeof(part), "%s", dir);
 	for (;; own = false) {
 		struct stat s;
+		const char *bad;
 		char *slash;
 
 		if (stat(part[0] ? part : "/", &s) < 0) {
 			snprintf(why, len, "%s: %s", part[0] ? part : "/", strerror(errno));
 			return false;
 		}
-		if (s.st_uid != 0 || ((s.st_mode & 022) && (own || !(s.st_mode & S_ISVTX)))) {
-			snprintf(why, len, "%s is %s", part[0] ? part : "/",
-				 s.st_uid != 0 ? "not owned by root"
-					       : "writable by users other than root");
+		bad = not_root_only(&s, !own);
+		if (bad) {
+			snprintf(why, len, "%s is %s", part[0] ? part : "/", bad);
 			return false;
 		}
 		if (!part[0])
@@ -112,49 +124,45 @@ static void adopt(struct store *st)
 		return;
 	for (size_t v = 0; v < n; v++) {
 		struct vmdef_file vf[VMDEF_FILES_MAX];
-		const char *files[VMDEF_FILES_MAX];
 		unsigned nf = vmdef_files(&defs[v], vf);
 
-		for (unsigned f = 0; f < nf; f++)
-			files[f] = vf[f].path;
 		for (unsigned f = 0; f < nf; f++) {
+			const char *file = vf[f].path;
 			struct store_pool p = {.created = (int64_t)time(NULL)};
 			char err[PATH_MAX + 128], why[PATH_MAX + 64];
 			struct stat s;
 			int fd;
 
-			if (!files[f])
+			if (!file)
 				continue;
-			fd = pools_open(st, "file", files[f], O_RDONLY, true, err, sizeof(err));
+			fd = pools_open(st, "file", file, O_RDONLY, true, err, sizeof(err));
 			if (fd >= 0) {
 				close(fd);
 				continue; /* already in a pool */
 			}
-			if (in_some_pool(st, files[f])) {
+			if (in_some_pool(st, file)) {
 				/* In a pool but refused there (a symlink, a loose directory): a
 				 * second pool for its directory would only hide why. */
 				log_warn("upgrade: VM %s: %s", defs[v].name, err);
 				continue;
 			}
-			if (stat(files[f], &s) == 0 && S_ISBLK(s.st_mode)) {
-				char *dev = strdup(files[f]);
+			if (stat(file, &s) == 0 && S_ISBLK(s.st_mode)) {
+				char *dev = strdup(file);
 
 				snprintf(p.name, sizeof(p.name), "migrated-block-%u", next++);
 				p.block = true;
 				p.devices = dev ? &dev : NULL;
 				p.ndevices = dev ? 1 : 0;
 				if (dev && store_pool_insert(st, &p, err, sizeof(err)))
-					log_warn("upgrade: no pool for %s: %s", files[f], err);
+					log_warn("upgrade: no pool for %s: %s", file, err);
 				free(dev);
 				continue;
 			}
-			if (!dir_of(files[f], p.path) ||
-			    !only_root_changes(p.path, why, sizeof(why))) {
+			if (!dir_of(file, p.path) || !only_root_changes(p.path, why, sizeof(why))) {
 				log_warn("upgrade: VM %s: %s is in no storage pool, and its "
 					 "directory "
 					 "cannot be one (%s): give it a pool before it starts",
-					 defs[v].name, files[f],
-					 dir_of(files[f], p.path) ? why : "gone");
+					 defs[v].name, file, dir_of(file, p.path) ? why : "gone");
 				continue;
 			}
 			snprintf(p.name, sizeof(p.name), "migrated-%u", next++);
@@ -432,6 +440,7 @@ static int walk_to_parent(int dfd, const char *what, const char *path, const cha
 	while ((slash = strchr(at, '/'))) {
 		char name[NAME_MAX + 1];
 		size_t len = (size_t)(slash - at);
+		const char *bad;
 		struct stat s;
 		int next;
 
@@ -449,16 +458,20 @@ static int walk_to_parent(int dfd, const char *what, const char *path, const cha
 		if (next < 0)
 			return -errno;
 		cur = next;
-		if (fstat(cur, &s) < 0 || s.st_uid != 0 ||
-		    ((s.st_mode & 022) && !(s.st_mode & S_ISVTX))) {
+		if (fstat(cur, &s) < 0) {
+			int e = -errno;
+
+			close(cur);
+			return e;
+		}
+		bad = not_root_only(&s, true);
+		if (bad) {
 			close(cur);
 			error_set(
 				err, errlen,
 				"%s %s: directory %.*s inside its pool is %s: users could replace "
 				"the files in it (chown root, chmod go-w or +t)",
-				what, path, (int)(slash - rel), rel,
-				s.st_uid != 0 ? "not owned by root"
-					      : "writable by users other than root");
+				what, path, (int)(slash - rel), rel, bad);
 			return -EACCES;
 		}
 	}
@@ -483,7 +496,7 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 	struct open_how dir_how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
 				   .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
 	int dfd = (int)syscall(SYS_openat2, AT_FDCWD, p->path, &dir_how, sizeof(dir_how)), fd, e;
-	const char *last = rel;
+	const char *last = rel, *bad;
 	struct stat s;
 
 	if (dfd < 0) {
@@ -498,14 +511,20 @@ static int open_beneath(const struct store_pool *p, const char *what, const char
 				  p->path, strerror(-e));
 		return e == -ELOOP ? -EINVAL : e;
 	}
-	if (fstat(dfd, &s) < 0 || s.st_uid != 0 || (s.st_mode & 022)) {
+	if (fstat(dfd, &s) < 0) {
+		e = -errno;
+		close(dfd);
+		error_set(err, errlen, "%s %s: its pool '%s' (%s): %s", what, path, p->name,
+			  p->path, strerror(-e));
+		return e;
+	}
+	bad = not_root_only(&s, false);
+	if (bad) {
 		close(dfd);
 		error_set(err, errlen,
 			  "%s %s: its pool '%s' (%s) is %s: a pool's directory must be root's and "
 			  "writable by root only (chmod go-w, chown root)",
-			  what, path, p->name, p->path,
-			  s.st_uid != 0 ? "not owned by root"
-					: "writable by users other than root");
+			  what, path, p->name, p->path, bad);
 		return -EINVAL;
 	}
 	fd = walk_to_parent(dfd, what, path, rel, &last, err, errlen);
