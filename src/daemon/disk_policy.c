@@ -82,6 +82,12 @@ static int check_new(const struct vm_disk *d, int fd, enum vm_disk_format f, boo
 	return 0;
 }
 
+/* Are a and b the same file (device and inode)? */
+static bool same_inode(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
 /* Is the file at path the file a (by device and inode)? */
 static bool same_file(const struct stat *a, const char *path)
 {
@@ -91,7 +97,7 @@ static bool same_file(const struct stat *a, const char *path)
 		return false;
 	if (S_ISBLK(a->st_mode) || S_ISBLK(b.st_mode)) /* device nodes: the same device */
 		return S_ISBLK(a->st_mode) && S_ISBLK(b.st_mode) && a->st_rdev == b.st_rdev;
-	return a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+	return same_inode(a, &b);
 }
 
 int disk_policy_check_sharing(struct store *st, struct sup *sup, const struct vm_def *nd, char *err,
@@ -507,12 +513,6 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 		if (nd->scsi.luns[i].type == VM_LUN_DVD)
 			nd->scsi.luns[i].disk.format = VM_DISK_RAW;
 	return 0;
-}
-
-/* Are a and b the same file (device and inode)? */
-static bool same_inode(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
 int disk_policy_merge_open(struct store *st, const char *child, const char *parent,
