@@ -18,6 +18,8 @@
 #include "config/vmdef.h"
 #include "vmm/state.h"
 
+struct firmware;
+
 struct guest_mem;
 struct bus;
 struct loop;
@@ -54,6 +56,7 @@ struct machine {
 	const struct machine_chain *disk_chains; /* each disk's parents (--fd disk.I.pJ) */
 	const struct machine_chain *lun_chains;	 /* each SCSI LUN's (--fd lun.I.pJ) */
 	uint64_t firmware_base; /* where the firmware image starts (it ends at 4 GiB); 0: none */
+	const struct firmware *firmware; /* the image (x86/firmware.h); NULL: direct boot */
 	bool firmware_debug;	/* --firmware-debug: port 0x402's output to stderr */
 	unsigned phys_bits;	/* the guest's physical address width (CPUID), 0: not known */
 };

@@ -807,8 +807,10 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 	r = cfg->def.kernel ? vm_open_input(cfg->def.kernel, cfg->kernel_fd, "kernel",
 					    &vm->kernel_fd, err, errlen)
 			    : firmware_open(&cfg->def, cfg->firmware_fd, &vm->fw, err, errlen);
-	if (!r && vm->fw.kind != VM_FIRMWARE_NONE)
+	if (!r && vm->fw.kind != VM_FIRMWARE_NONE) {
 		vm->machine.firmware_base = firmware_base(&vm->fw);
+		vm->machine.firmware = &vm->fw;
+	}
 	if (!r && cfg->def.initrd)
 		r = vm_open_input(cfg->def.initrd, cfg->initrd_fd, "initrd", &vm->initrd_fd, err,
 				  errlen);

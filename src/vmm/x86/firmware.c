@@ -74,6 +74,13 @@ void firmware_close(struct firmware *fw)
 	*fw = (struct firmware){.kind = VM_FIRMWARE_NONE};
 }
 
+void firmware_release(const struct firmware *fw)
+{
+	/* Advice, not a requirement: a refusal leaves the pages resident, nothing else. */
+	if (fw->image)
+		(void)madvise((void *)fw->image, fw->size, MADV_DONTNEED);
+}
+
 uint64_t firmware_base(const struct firmware *fw)
 {
 	return FIRMWARE_TOP - fw->size;

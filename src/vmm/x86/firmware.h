@@ -37,6 +37,12 @@ int firmware_open(const struct vm_def *def, int passed_fd, struct firmware *fw, 
 void firmware_close(struct firmware *fw);
 /* Where the image starts in guest-physical memory (it ends at 4 GiB). */
 uint64_t firmware_base(const struct firmware *fw);
+/* The firmware has left its image: drop the image's pages from this process's resident set.
+ * They stay in the page cache (shared by every VM that boots the file); a later read (the
+ * next boot's reset vector, SeaBIOS's low copy) faults them back in. The mapping is a clean,
+ * read-only file mapping, so nothing is lost; KVM's read-only slot refaults through its MMU
+ * notifier. Called at the firmware's first write of the chipset's PCIEXBAR (q35.c). */
+void firmware_release(const struct firmware *fw);
 /* At each boot: SeaBIOS's low copy into RAM. Returns 0 or -errno (no RAM there). */
 int firmware_load(const struct firmware *fw, const struct guest_mem *mem)
 	__attribute__((warn_unused_result));

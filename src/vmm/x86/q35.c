@@ -13,6 +13,7 @@
 #include "vmm/pci.h"
 #include "vmm/pci_internal.h"
 #include "vmm/state.h"
+#include "vmm/x86/firmware.h"
 #include "vmm/x86/layout.h"
 
 /* ---- MCH (00:00.0) ---- */
@@ -51,8 +52,16 @@ void q35_mch_apply(const struct pci_dev *mch)
 
 static void mch_cfg_write(void *opaque, unsigned off, unsigned size, uint32_t value)
 {
-	if (off < Q35_MCH_PCIEXBAR + 8 && off + size > Q35_MCH_PCIEXBAR)
-		q35_mch_apply(opaque);
+	const struct pci_dev *mch = opaque;
+
+	if (off < Q35_MCH_PCIEXBAR + 8 && off + size > Q35_MCH_PCIEXBAR) {
+		q35_mch_apply(mch);
+		/* The firmware programs PCIEXBAR in its platform set-up, after it has copied what
+		 * it runs into RAM (OVMF's SEC decompressed PEI and DXE; SeaBIOS shadowed itself):
+		 * the image's pages need not stay resident in the worker (3.5 MiB of OVMF's). */
+		if (mch->host->m->firmware)
+			firmware_release(mch->host->m->firmware);
+	}
 }
 
 static const struct pci_dev_ops mch_ops = {.cfg_write = mch_cfg_write};

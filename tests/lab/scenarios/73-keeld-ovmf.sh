@@ -5,7 +5,8 @@
 # OVMF_VARS_4M.fd and passed it to the jailed worker. Save and restore in the shell: the
 # restored VM answers a command typed after the restore. Then save and restore in OVMF's setup
 # menu (its front page): the restored VM is still in it (Down moves its highlight). A backup
-# of the running VM holds its variable store.
+# of the running VM holds its variable store. The boot menu: OVMF's Timeout variable, read
+# with the shell's dmpstore, is 0 by default, 3 with `--boot-menu on`, 0 again when off.
 keeld_start
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || fail "the lab image has no OVMF_CODE_4M.fd"
 keel disk create "$VM_DIR/g2.vhdx" --size 64M >/dev/null || fail "keel disk create failed"
@@ -38,14 +39,37 @@ for f in "/proc/$pid/fd/"*; do
 	[ "$(readlink "$f")" != /usr/share/OVMF/OVMF_VARS_4M.fd ] || fail "the worker holds the template"
 done
 echo "lab: keeld-ovmf: the worker got its files as descriptors (--fd config, status, nvram, vars)"
-keel_console_wait g2 'UEFI Interactive Shell' 300
+# shell_prompt VM: OVMF's UEFI Shell on VM's console, at its prompt (Esc skips startup.nsh).
+shell_prompt() {
+	local i=0
+	keel_console_wait "$1" 'UEFI Interactive Shell' 300
+	until keel console "$1" --read-only --timeout 2 2>/dev/null | tr -d '\r' | grep -q 'Shell> '; do
+		i=$((i + 1))
+		[ "$i" -le 30 ] || fail "no 'Shell> ' prompt within 60 s of the shell's banner"
+		printf '\033' | keel console "$1" --linger 1 >/dev/null 2>&1
+	done
+}
+shell_prompt g2
 echo "lab: keeld-ovmf: OVMF reached its shell on keel console"
-i=0
-until keel console g2 --read-only --timeout 2 2>/dev/null | tr -d '\r' | grep -q 'Shell> '; do
-	i=$((i + 1))
-	[ "$i" -le 30 ] || fail "no 'Shell> ' prompt within 60 s of the shell's banner"
-	printf '\033' | keel console g2 --linger 1 >/dev/null 2>&1
-done
+# shell_timeout VM BYTES: the shell's dump of UEFI's Timeout variable (the seconds BDS counts
+# down before it boots, which OVMF sets from fw_cfg's boot menu key and etc/boot-menu-wait)
+# must be BYTES ("00 00": no menu; "03 00": keel's 3 s menu).
+shell_timeout() {
+	local i=0
+	printf 'dmpstore Timeout\r' | keel console "$1" --linger 3 >/dev/null 2>&1
+	until keel console "$1" --read-only --timeout 2 2>/dev/null | tr -d '\r' >"$KD/dmp.out" &&
+		grep -q "00000000: $2" "$KD/dmp.out"; do
+		i=$((i + 1))
+		[ "$i" -le 20 ] || {
+			grep -A2 'Timeout' "$KD/dmp.out" | tail -n 6
+			fail "UEFI's Timeout variable is not $2 (dmpstore Timeout in the shell)"
+		}
+		sleep 1
+	done
+	echo "lab: keeld-ovmf: UEFI's Timeout variable is $2 ($(keel vm show "$1" | grep -i 'boot menu'))"
+}
+keel vm show g2 | grep -q '^Boot menu: *off' || fail "a new VM's boot menu is not off: $(keel vm show g2)"
+shell_timeout g2 '00 00'
 keel vm save g2 || fail "keel vm save failed: $(keel vm log g2 | tail -3)"
 [ "$(vm_state g2)" = Saved ] || fail "g2 is $(vm_state g2) after save"
 keel vm start g2 || fail "start after save failed: $(keel vm log g2 | tail -3)"
@@ -138,4 +162,17 @@ keel vm turn-off g2 || fail "keel vm turn-off failed"
 	fail "the variable store is still the template: the worker's writes did not reach it"
 [ "$(stat -c %u "$nvram")" = 0 ] || fail "the store is uid $(stat -c %u "$nvram")'s after the worker ended"
 echo "lab: keeld-ovmf: the store holds what OVMF wrote, and is root's again"
+# The boot menu on (keel vm set --boot-menu on, the VM off): OVMF counts down 3 s before it
+# boots (its Timeout variable 3); off again, no countdown (0): the store OVMF wrote while the
+# menu was on does not keep it on.
+keel vm set g2 --boot-menu on || fail "keel vm set --boot-menu on failed"
+keel vm start g2 || fail "start with the boot menu on failed: $(keel vm log g2 | tail -3)"
+shell_prompt g2
+shell_timeout g2 '03 00'
+keel vm turn-off g2 || fail "keel vm turn-off failed"
+keel vm set g2 --boot-menu off || fail "keel vm set --boot-menu off failed"
+keel vm start g2 || fail "start with the boot menu off again failed: $(keel vm log g2 | tail -3)"
+shell_prompt g2
+shell_timeout g2 '00 00'
+keel vm turn-off g2 || fail "keel vm turn-off failed"
 kill "$(cat "$KD/pid")"
