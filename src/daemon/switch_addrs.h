@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * An external switch's adapter addresses (docs/networking.md, "External"): what keeld takes
+ * off the adapter when it bridges it, recorded in the switch's row (adapter_addrs) before
+ * anything moves, put on the switch's bridge while the management OS is allowed, and given
+ * back to the adapter when the switch goes. The record is a space-separated list:
+ *
+ *   a.b.c.d/N                    an IPv4 address
+ *   via:a.b.c.d                  the IPv4 default route's gateway
+ *   ipv6                         the adapter had IPv6 on (turned off while it is a port)
+ *   a6:ADDR/N[,f=HEX][,p=T][,v=T]
+ *                                an IPv6 address (global or unique-local), its flags (nodad,
+ *                                noprefixroute, mngtmpaddr) and when its preferred and valid
+ *                                lifetimes end (seconds since the epoch; none: forever)
+ *   r6:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,e=T][,pf=PREF]
+ *                                an IPv6 route of the main table out of the adapter
+ */
+#ifndef KEEL_DAEMON_SWITCH_ADDRS_H
+#define KEEL_DAEMON_SWITCH_ADDRS_H
+
+#include <stdbool.h>
+
+#include "daemon/store.h"
+
+/* Write value into the sysctl file path: 0 or -errno. */
+int switch_sysctl(const char *path, const char *value) __attribute__((warn_unused_result));
+/* Turn IPv6 on or off on link ifname (off: every IPv6 address and route of its gone). */
+int switch_link_ipv6(const char *ifname, bool on) __attribute__((warn_unused_result));
+/* Is token (a whole entry) in sw's record? */
+bool switch_addrs_recorded(const struct store_switch *sw, const char *token);
+/* Record what sw's adapter has (its IPv4 and IPv6 addresses, IPv4 default route, IPv6
+ * routes, whether IPv6 is on), stored in the switch's row (st; the row exists) before
+ * anything moves; then take it off the adapter (IPv4 addresses deleted, IPv6 turned off).
+ * An adapter with nothing that is not recorded already (keeld's restart, or a delete that
+ * ended halfway) keeps the record as it is. */
+int switch_addrs_take(struct store *st, struct store_switch *sw)
+	__attribute__((warn_unused_result));
+/* Put the recorded addresses and routes on link ifname (what is there already is left
+ * alone: nothing twice), or take them off. Every entry is tried: the first error. */
+int switch_addrs_put(const struct store_switch *sw, const char *ifname, bool add)
+	__attribute__((warn_unused_result));
+
+#endif
