@@ -4955,18 +4955,11 @@ def lifetimes(e, dev, local):
     return None
 
 
-def case_switch_ipv6(e):
-    """Issue 12: an external switch moves the adapter's IPv6 with its IPv4, as Hyper-V
-    does. The adapter (a veth) has IPv4 with a default route, and global and unique-local
-    IPv6 addresses (nodad, noprefixroute, finite lifetimes) with a default route via a
-    link-local router and a static route via a global gateway. With the management OS
-    (the default) all of it is on the switch's bridge and none on the adapter; `off`: none
-    on either, the bridge's IPv6 off (no autoconfiguration); `on` again: back on the bridge;
-    deleted: back on the adapter exactly as it was. keeld restarted at each step changes
-    nothing (nothing twice, nothing lost)."""
-    if not e.netns:
-        print("SKIP: switch-ipv6: keeld's network namespace and its bridges need root")
-        return 77
+def ipv6_adapter(e):
+    """A stand-in for the host's adapter in keeld's namespace, up0 (a veth): IPv4 with a
+    default route, global and unique-local IPv6 addresses (one with DAD, nodad ones, one
+    noprefixroute with finite lifetimes), an IPv6 default route via a link-local router and
+    a static route via a global gateway. Its ip_state."""
     for cmd in (("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1"),
                 ("ip", "link", "set", "up0", "up"), ("ip", "link", "set", "up1", "up"),
                 ("ip", "addr", "add", "10.80.0.1/16", "dev", "up0"),
@@ -4982,6 +4975,22 @@ def case_switch_ipv6(e):
     wait_dad(e, "up0")
     before = ip_state(e, "up0")
     check(len(before[0]) == 4 and len(before[1]) == 6, "the adapter's set-up: %r" % (before,))
+    return before
+
+
+def case_switch_ipv6(e):
+    """Issue 12: an external switch moves the adapter's IPv6 with its IPv4, as Hyper-V
+    does. The adapter (a veth) has IPv4 with a default route, and global and unique-local
+    IPv6 addresses (nodad, noprefixroute, finite lifetimes) with a default route via a
+    link-local router and a static route via a global gateway. With the management OS
+    (the default) all of it is on the switch's bridge and none on the adapter; `off`: none
+    on either, the bridge's IPv6 off (no autoconfiguration); `on` again: back on the bridge;
+    deleted: back on the adapter exactly as it was. keeld restarted at each step changes
+    nothing (nothing twice, nothing lost)."""
+    if not e.netns:
+        print("SKIP: switch-ipv6: keeld's network namespace and its bridges need root")
+        return 77
+    before = ipv6_adapter(e)
     e.start_keeld()
     e.keel("switch", "create", "ext6", "--type", "external", "--adapter", "up0")
     br = switches(e)["ext6"]["bridge"]
@@ -5040,6 +5049,112 @@ def case_switch_ipv6(e):
     check(ip_state(e, "up0") == before, "deleted (off): the adapter has %r, had %r" %
           (ip_state(e, "up0"), before))
     wait_link_local(e, "up0")
+
+
+def case_switch_crash(e):
+    """Issue 12: keeld killed at each stage of a switch's creation (after its row is written,
+    the bridge made, its rules loaded, its address or adapter's addresses on it, its dnsmasq
+    started) and of its deletion (dnsmasq stopped, rules gone, the adapter given its
+    addresses back, the bridge gone, the row gone; a test hook, STATE/switches/test-crash,
+    in test builds only): at the next start the switch is all there (bridge up with its
+    address, nftables chains, one dnsmasq, its directory, listed) or all gone (none of
+    them), never half. An internal NAT switch, then an external one whose adapter has IPv4
+    and IPv6: its addresses are on the bridge after each such restart, and on the adapter
+    as they were once it is deleted."""
+    if not e.netns:
+        print("SKIP: switch-crash: keeld's network namespace and its bridges need root")
+        return 77
+    before = ipv6_adapter(e)
+    e.start_keeld()
+    hook = os.path.join(e.state, "switches", "test-crash")
+
+    def killed_at(stage, *cmd):
+        with open(hook, "w") as f:
+            f.write(stage)
+        e.keel(*cmd, want=None)
+        e.keeld_exits(-signal.SIGKILL, "killed at %s" % stage)
+        check("test-crash: keeld killed at %s" % stage in open(e.keeld_log).read(),
+              "keeld was not killed at %s" % stage)
+        os.unlink(hook)
+        e.start_keeld()
+
+    def swdir(br):
+        return os.path.join(e.state, "switches", br)
+
+    def dnsmasqs(br):
+        r = subprocess.run(["pgrep", "-f", "--", "--conf-file=%s/dnsmasq.conf" % swdir(br)],
+                           capture_output=True, text=True)
+        return [int(p) for p in r.stdout.split()]
+
+    def chains(br):
+        return [c for c in re.findall(r"chain (\S+)", e.ns("nft", "list", "ruleset"))
+                if c.startswith(br + "_")]
+
+    def complete(name, when, nat=True):
+        sw = switches(e).get(name)
+        check(sw and sw["up"], "%s: switch %s not there: %r" % (when, name, sw))
+        br = sw["bridge"]
+        link = json.loads(e.ns("ip", "-j", "link", "show", "dev", br))[0]
+        check("UP" in link["flags"], "%s: %s is down: %r" % (when, br, link))
+        have = chains(br)
+        want = ["_fwd", "_in", "_out", "_guard"] + (["_nat"] if nat else [])
+        check(all(br + c in have for c in want), "%s: %s's chains: %r" % (when, br, have))
+        if nat:
+            check(ns_addrs(e, br) == ["10.66.0.1/24"], "%s: %s's address: %r" %
+                  (when, br, ns_addrs(e, br)))
+            check(dnsmasqs(br) == [sw["dhcp"]["pid"]], "%s: %s's dnsmasq %r, keeld's %r" %
+                  (when, br, dnsmasqs(br), sw["dhcp"]))
+            check(os.path.isdir(swdir(br)), "%s: no %s" % (when, swdir(br)))
+        else:
+            wait_dad(e, br)
+            check(ip_state(e, br) == before and ip_state(e, "up0") == ([], []) and
+                  ns_master(e, "up0") == br, "%s: the bridge has %r, the adapter %r" %
+                  (when, ip_state(e, br), ip_state(e, "up0")))
+        return br
+
+    def absent(name, br, when):
+        check(name not in switches(e) and br not in ns_links(e) and not chains(br) and
+              not dnsmasqs(br) and not os.path.exists(swdir(br)),
+              "%s: switch %s (bridge %s) left: listed %r, links %r, chains %r, dnsmasq %r, "
+              "directory %r" % (when, name, br, name in switches(e), ns_links(e), chains(br),
+                                dnsmasqs(br), os.path.exists(swdir(br))))
+
+    def adapter_back(when):
+        wait_dad(e, "up0")
+        check(ns_master(e, "up0") is None and ip_state(e, "up0") == before,
+              "%s: the adapter has %r, had %r" % (when, ip_state(e, "up0"), before))
+
+    create = ("switch", "create", "cr", "--type", "internal", "--subnet", "10.66.0.0/24",
+              "--nat", "on")
+    for stage in ("create-store", "up-bridge", "up-nft", "up-addrs", "up-dnsmasq"):
+        killed_at(stage, *create)
+        br = complete("cr", "create killed at " + stage)
+        e.keel("switch", "delete", "cr")
+        absent("cr", br, "deleted after " + stage)
+    for stage in ("down-dnsmasq", "down-nft", "down-bridge", "delete-store"):
+        e.keel(*create)
+        br = complete("cr", "created")
+        killed_at(stage, "switch", "delete", "cr")
+        if stage != "delete-store":
+            complete("cr", "delete killed at " + stage)
+            e.keel("switch", "delete", "cr")
+        absent("cr", br, "delete killed at " + stage)
+    ext = ("switch", "create", "ex", "--type", "external", "--adapter", "up0")
+    for stage in ("create-store", "up-bridge", "up-addrs"):
+        killed_at(stage, *ext)
+        br = complete("ex", "external create killed at " + stage, nat=False)
+        e.keel("switch", "delete", "ex")
+        absent("ex", br, "external deleted after " + stage)
+        adapter_back("external deleted after " + stage)
+    for stage in ("down-nft", "down-adapter", "down-bridge", "delete-store"):
+        e.keel(*ext)
+        br = complete("ex", "external created", nat=False)
+        killed_at(stage, "switch", "delete", "ex")
+        if stage != "delete-store":
+            complete("ex", "external delete killed at " + stage, nat=False)
+            e.keel("switch", "delete", "ex")
+        absent("ex", br, "external delete killed at " + stage)
+        adapter_back("external delete killed at " + stage)
 
 
 def case_damaged_row(e):
