@@ -3,17 +3,7 @@
  * An external switch's adapter addresses (docs/networking.md, "External"): what keeld takes
  * off the adapter when it bridges it, recorded in the switch's row (adapter_addrs) before
  * anything moves, put on the switch's bridge while the management OS is allowed, and given
- * back to the adapter when the switch goes. The record is a space-separated list:
- *
- *   a.b.c.d/N                    an IPv4 address
- *   via:a.b.c.d                  the IPv4 default route's gateway
- *   ipv6                         the adapter had IPv6 on (turned off while it is a port)
- *   a6:ADDR/N[,f=HEX][,p=T][,v=T]
- *                                an IPv6 address (global or unique-local), its flags (nodad,
- *                                noprefixroute, mngtmpaddr) and when its preferred and valid
- *                                lifetimes end (seconds since the epoch; none: forever)
- *   r6:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,e=T][,pf=PREF]
- *                                an IPv6 route of the main table out of the adapter
+ * back to the adapter when the switch goes. The record's text: switch_record.h.
  */
 #ifndef KEEL_DAEMON_SWITCH_ADDRS_H
 #define KEEL_DAEMON_SWITCH_ADDRS_H
