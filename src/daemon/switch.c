@@ -984,7 +984,7 @@ static void block_ports(struct store *st, const struct store_switch *sw, bool bl
 }
 
 /* The directories of switches that are no more (a delete that ended after the row went):
- * removed. */
+ * removed, with any dnsmasq still running from one. */
 static void sweep_dirs(const struct store_switch *list, size_t n)
 {
 	DIR *d = opendir(switches_dir);
@@ -1002,6 +1002,7 @@ static void sweep_dirs(const struct store_switch *list, size_t n)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", switches_dir, de->d_name);
 		log_info("switches: removing %s, the directory of a switch deleted before", path);
+		switch_dhcp_kill_stale(path);
 		(void)!sup_remove_tree(path);
 	}
 	if (d)

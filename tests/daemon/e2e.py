@@ -5139,6 +5139,18 @@ def case_switch_crash(e):
             complete("cr", "delete killed at " + stage)
             e.keel("switch", "delete", "cr")
         absent("cr", br, "delete killed at " + stage)
+    # A switch's directory with its dnsmasq running and no row (what a keeld that deleted the
+    # row first could leave): both gone at the next start.
+    e.keel(*create)
+    br = complete("cr", "created")
+    pid = switches(e)["cr"]["dhcp"]["pid"]
+    e.kill_keeld()
+    sqlite(os.path.join(e.state, "keel.db"), "DELETE FROM switches WHERE name='cr'")
+    e.start_keeld()
+    check(not pid_alive(pid) and not dnsmasqs(br) and not os.path.exists(swdir(br)),
+          "a deleted switch's dnsmasq %d (alive: %s) or directory (%s) left" %
+          (pid, pid_alive(pid), os.path.exists(swdir(br))))
+    e.ns("ip", "link", "del", br)
     ext = ("switch", "create", "ex", "--type", "external", "--adapter", "up0")
     for stage in ("create-store", "up-bridge", "up-addrs"):
         killed_at(stage, *ext)
