@@ -4955,13 +4955,15 @@ def lifetimes(e, dev, local):
     return None
 
 
-def ipv6_adapter(e):
+def ipv6_adapter(e, configure_only=False):
     """A stand-in for the host's adapter in keeld's namespace, up0 (a veth): IPv4 with a
     default route, global and unique-local IPv6 addresses (one with DAD, nodad ones, one
     noprefixroute with finite lifetimes), an IPv6 default route via a link-local router and
-    a static route via a global gateway. Its ip_state."""
-    for cmd in (("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1"),
-                ("ip", "link", "set", "up0", "up"), ("ip", "link", "set", "up1", "up"),
+    a static route via a global gateway. Its ip_state. configure_only: the veth is there,
+    only its configuration is given it again (as a host's network configuration at boot)."""
+    if not configure_only:
+        e.ns("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+    for cmd in (("ip", "link", "set", "up0", "up"), ("ip", "link", "set", "up1", "up"),
                 ("ip", "addr", "add", "10.80.0.1/16", "dev", "up0"),
                 ("ip", "route", "add", "default", "via", "10.80.0.254", "dev", "up0"),
                 ("ip", "-6", "addr", "add", "2001:db8:80::1/64", "dev", "up0"),
@@ -5030,6 +5032,15 @@ def case_switch_ipv6(e):
     moved("management OS on again")
     restart()
     moved("management OS on again, keeld restarted")
+    # A host reboot: the bridge gone, the adapter configured again by the host (IPv6 on, its
+    # addresses and routes), keeld started: all of it moves to the new bridge, recorded
+    # again, and goes back on delete.
+    e.kill_keeld()
+    e.ns("ip", "link", "del", br)
+    e.ns("sysctl", "-q", "-w", "net.ipv6.conf.up0.disable_ipv6=0")
+    check(ipv6_adapter(e, configure_only=True) == before, "the adapter configured again")
+    e.start_keeld()
+    moved("after a reboot")
     e.keel("switch", "delete", "ext6")
     check(br not in ns_links(e) and ns_master(e, "up0") is None, "the bridge stayed")
     wait_dad(e, "up0")
