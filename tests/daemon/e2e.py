@@ -4980,6 +4980,41 @@ def ipv6_adapter(e, configure_only=False):
     return before
 
 
+RA_SEND = r"""
+import socket, struct, sys
+# A router advertisement from the link-local address of sys.argv[1] to all nodes, hop limit
+# 255, router lifetime 0, with one prefix information option (on-link, autonomous) for
+# 2001:db8:77::/64; the kernel fills in the ICMPv6 checksum.
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+idx = socket.if_nametoindex(sys.argv[1])
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 0, 0, 0)
+pio = struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 3600, 1800, 0) + socket.inet_pton(
+    socket.AF_INET6, "2001:db8:77::")
+for _ in range(3):
+    s.sendto(ra + pio, ("ff02::1", 0, 0, idx))
+"""
+
+
+def send_ra(e, dev):
+    """Router advertisements for 2001:db8:77::/64 out of dev in keeld's namespace."""
+    e.ns("python3", "-c", RA_SEND, dev)
+
+
+def slaac(e, dev, limit):
+    """dev's addresses in 2001:db8:77::/64 (autoconfigured from send_ra's advertisements),
+    after waiting up to limit seconds for one."""
+    deadline = time.time() + limit
+    while True:
+        got = [a for a in ns_addrs6(e, dev) if a.startswith("2001:db8:77:")]
+        if got or time.time() >= deadline:
+            return got
+        time.sleep(0.2)
+
+
 def case_switch_ipv6(e):
     """Issue 12: an external switch moves the adapter's IPv6 with its IPv4, as Hyper-V
     does. The adapter (a veth) has IPv4 with a default route, and global and unique-local
@@ -5055,6 +5090,20 @@ def case_switch_ipv6(e):
     none("created with the management OS off")
     restart()
     none("created off, keeld restarted")
+    # A router advertising a prefix on the adapter's network gives the bridge no address
+    # while the management OS is off (its IPv6 is off); with it on, the same advertisements
+    # give it one (they reach it: the check above can fail).
+    wait_link_local(e, "up1")
+    send_ra(e, "up1")
+    check(slaac(e, br, 3) == [], "management OS off: an address from an RA: %s" %
+          e.ns("ip", "-6", "addr", "show", "dev", br))
+    none("management OS off, after router advertisements")
+    e.keel("switch", "set", "ext6", "--allow-management-os", "on")
+    wait_link_local(e, br)
+    wait_dad(e, br)
+    send_ra(e, "up1")
+    check(slaac(e, br, 10), "management OS on: no address from the RA: %s" %
+          e.ns("ip", "-6", "addr", "show", "dev", br))
     e.keel("switch", "delete", "ext6")
     wait_dad(e, "up0")
     check(ip_state(e, "up0") == before, "deleted (off): the adapter has %r, had %r" %
