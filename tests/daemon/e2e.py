@@ -5132,6 +5132,11 @@ def case_switch_crash(e):
         with open(hook, "w") as f:
             f.write(stage)
         e.keel(*cmd, want=None)
+        try:
+            e.keeld_proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise Fail("keeld was not killed at %s: only a test build's keeld "
+                       "(-Dtest_hooks=true) has the hook" % stage)
         e.keeld_exits(-signal.SIGKILL, "killed at %s" % stage)
         check("test-crash: keeld killed at %s" % stage in open(e.keeld_log).read(),
               "keeld was not killed at %s" % stage)
