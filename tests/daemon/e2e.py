@@ -5109,6 +5109,26 @@ def case_switch_ipv6(e):
     check(ip_state(e, "up0") == before, "deleted (off): the adapter has %r, had %r" %
           (ip_state(e, "up0"), before))
     wait_link_local(e, "up0")
+    # An address the adapter autoconfigured (SLAAC, from the advertisements) moves like the
+    # others, and advertisements on the bridge renew it rather than add a second.
+    send_ra(e, "up1")
+    auto = slaac(e, "up0", 10)
+    check(len(auto) == 1, "the adapter's SLAAC addresses: %r" % auto)
+    with_auto = ip_state(e, "up0")
+    e.keel("switch", "create", "ext6", "--type", "external", "--adapter", "up0")
+    br = switches(e)["ext6"]["bridge"]
+    wait_dad(e, br)
+    check(ip_state(e, br) == with_auto, "SLAAC: the bridge has %r, the adapter had %r" %
+          (ip_state(e, br), with_auto))
+    send_ra(e, "up1")
+    time.sleep(2)
+    check(slaac(e, br, 0) == auto and ip_state(e, br) == with_auto,
+          "SLAAC: after advertisements on the bridge: %s" %
+          e.ns("ip", "-6", "addr", "show", "dev", br))
+    e.keel("switch", "delete", "ext6")
+    wait_dad(e, "up0")
+    check(ip_state(e, "up0") == with_auto, "SLAAC: the adapter has %r, had %r" %
+          (ip_state(e, "up0"), with_auto))
 
 
 def case_switch_crash(e):
