@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/if_bridge.h>
@@ -651,6 +652,205 @@ int nl_route4_add(const struct nl_route4 *r)
 		mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(r->gateway));
 	if (r->oif)
 		mnl_attr_put_u32(nlh, RTA_OIF, r->oif);
+	return talk(nlh, NULL, NULL);
+}
+
+struct addr6_query {
+	unsigned index;
+	struct nl_addr6 *out;
+	size_t max, n;
+};
+
+static int addr6_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (type > IFA_MAX)
+		return MNL_CB_OK;
+	if ((type == IFA_ADDRESS || type == IFA_LOCAL) && mnl_attr_get_payload_len(a) == 16)
+		tb[type] = a;
+	else if (type == IFA_FLAGS && !mnl_attr_validate(a, MNL_TYPE_U32))
+		tb[type] = a;
+	else if (type == IFA_CACHEINFO &&
+		 !mnl_attr_validate2(a, MNL_TYPE_BINARY, sizeof(struct ifa_cacheinfo)))
+		tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int addr6_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct addr6_query *q = data;
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[IFA_MAX + 1] = {NULL}, *addr;
+	struct nl_addr6 a = {.preferred = UINT32_MAX, .valid = UINT32_MAX};
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)) || ifa->ifa_family != AF_INET6 ||
+	    ifa->ifa_index != q->index || ifa->ifa_scope != RT_SCOPE_UNIVERSE || q->n >= q->max)
+		return MNL_CB_OK;
+	mnl_attr_parse(nlh, sizeof(*ifa), addr6_attr, tb);
+	addr = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+	if (!addr)
+		return MNL_CB_OK;
+	a.flags = tb[IFA_FLAGS] ? mnl_attr_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
+	if (a.flags & IFA_F_TEMPORARY)
+		return MNL_CB_OK; /* made again from its mngtmpaddr */
+	memcpy(a.addr, mnl_attr_get_payload(addr), 16);
+	a.len = ifa->ifa_prefixlen;
+	if (tb[IFA_CACHEINFO]) {
+		const struct ifa_cacheinfo *ci = mnl_attr_get_payload(tb[IFA_CACHEINFO]);
+
+		a.preferred = ci->ifa_prefered;
+		a.valid = ci->ifa_valid;
+	}
+	q->out[q->n++] = a;
+	return MNL_CB_OK;
+}
+
+int nl_addrs6(const char *ifname, struct nl_addr6 *out, size_t max, size_t *n)
+{
+	struct addr6_query q = {.out = out, .max = max};
+	int ret = link_index(ifname, &q.index);
+
+	ret = ret ?: dump(RTM_GETADDR, sizeof(struct ifaddrmsg), AF_INET6, addr6_cb, &q);
+	*n = q.n;
+	return ret;
+}
+
+int nl_addr6(const char *ifname, bool add, const struct nl_addr6 *a)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifaddrmsg *ifa;
+	unsigned index;
+	int ret = link_index(ifname, &index);
+
+	if (ret)
+		return ret;
+	nlh->nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET6;
+	ifa->ifa_prefixlen = (unsigned char)a->len;
+	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	ifa->ifa_index = index;
+	mnl_attr_put(nlh, IFA_LOCAL, 16, a->addr);
+	if (add) {
+		mnl_attr_put_u32(nlh, IFA_FLAGS, a->flags & NL_ADDR6_FLAGS);
+		if (a->valid != UINT32_MAX || a->preferred != UINT32_MAX) {
+			struct ifa_cacheinfo ci = {.ifa_prefered = a->preferred,
+						   .ifa_valid = a->valid};
+
+			mnl_attr_put(nlh, IFA_CACHEINFO, sizeof(ci), &ci);
+		}
+	}
+	return talk(nlh, NULL, NULL);
+}
+
+struct route6_query {
+	unsigned index;
+	struct nl_route6 *out;
+	size_t max, n;
+};
+
+static int route6_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (type > RTA_MAX)
+		return MNL_CB_OK;
+	if ((type == RTA_DST || type == RTA_GATEWAY) && mnl_attr_get_payload_len(a) == 16)
+		tb[type] = a;
+	else if ((type == RTA_OIF || type == RTA_PRIORITY || type == RTA_TABLE) &&
+		 !mnl_attr_validate(a, MNL_TYPE_U32))
+		tb[type] = a;
+	else if (type == RTA_PREF && !mnl_attr_validate(a, MNL_TYPE_U8))
+		tb[type] = a;
+	else if (type == RTA_CACHEINFO &&
+		 !mnl_attr_validate2(a, MNL_TYPE_BINARY, sizeof(struct rta_cacheinfo)))
+		tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int route6_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct route6_query *q = data;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[RTA_MAX + 1] = {NULL};
+	struct nl_route6 r = {.len = rtm->rtm_dst_len, .proto = rtm->rtm_protocol};
+	unsigned table = rtm->rtm_table;
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)) || rtm->rtm_family != AF_INET6 ||
+	    rtm->rtm_type != RTN_UNICAST || rtm->rtm_protocol == RTPROT_KERNEL || q->n >= q->max)
+		return MNL_CB_OK;
+	mnl_attr_parse(nlh, sizeof(*rtm), route6_attr, tb);
+	if (tb[RTA_TABLE])
+		table = mnl_attr_get_u32(tb[RTA_TABLE]);
+	if (!tb[RTA_OIF] || mnl_attr_get_u32(tb[RTA_OIF]) != q->index || table != RT_TABLE_MAIN)
+		return MNL_CB_OK;
+	r.oif = q->index;
+	if (tb[RTA_DST])
+		memcpy(r.dst, mnl_attr_get_payload(tb[RTA_DST]), 16);
+	if (tb[RTA_GATEWAY])
+		memcpy(r.gateway, mnl_attr_get_payload(tb[RTA_GATEWAY]), 16);
+	if (tb[RTA_PRIORITY])
+		r.metric = mnl_attr_get_u32(tb[RTA_PRIORITY]);
+	if (tb[RTA_PREF])
+		r.pref = mnl_attr_get_u8(tb[RTA_PREF]);
+	if (tb[RTA_CACHEINFO]) {
+		const struct rta_cacheinfo *ci = mnl_attr_get_payload(tb[RTA_CACHEINFO]);
+		long hz = sysconf(_SC_CLK_TCK);
+
+		/* clock ticks (USER_HZ) left; a route about to expire keeps a second */
+		if (ci->rta_expires)
+			r.expires = hz > 0 ? ci->rta_expires / (uint32_t)hz + 1 : 1;
+	}
+	q->out[q->n++] = r;
+	return MNL_CB_OK;
+}
+
+int nl_routes6(const char *ifname, struct nl_route6 *out, size_t max, size_t *n)
+{
+	struct route6_query q = {.out = out, .max = max};
+	int ret = link_index(ifname, &q.index);
+
+	ret = ret ?: dump(RTM_GETROUTE, sizeof(struct rtmsg), AF_INET6, route6_cb, &q);
+	*n = q.n;
+	return ret;
+}
+
+int nl_route6(const char *ifname, bool add, const struct nl_route6 *r)
+{
+	static const uint8_t none[16];
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+	unsigned index;
+	int ret = link_index(ifname, &index);
+
+	if (ret)
+		return ret;
+	nlh->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET6;
+	rtm->rtm_dst_len = (unsigned char)r->len;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = (unsigned char)(r->proto ? r->proto : RTPROT_BOOT);
+	rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+	rtm->rtm_type = RTN_UNICAST;
+	if (r->len)
+		mnl_attr_put(nlh, RTA_DST, 16, r->dst);
+	if (memcmp(r->gateway, none, 16))
+		mnl_attr_put(nlh, RTA_GATEWAY, 16, r->gateway);
+	mnl_attr_put_u32(nlh, RTA_OIF, index);
+	if (r->metric)
+		mnl_attr_put_u32(nlh, RTA_PRIORITY, r->metric);
+	if (add && r->pref)
+		mnl_attr_put_u8(nlh, RTA_PREF, r->pref);
+	if (add && r->expires)
+		mnl_attr_put_u32(nlh, RTA_EXPIRES, r->expires);
 	return talk(nlh, NULL, NULL);
 }
 

@@ -79,6 +79,43 @@ int nl_routes4(struct nl_route4 *out, size_t max, size_t *n) __attribute__((warn
 /* Add a route (main table) through gateway or straight out of link oif. */
 int nl_route4_add(const struct nl_route4 *r) __attribute__((warn_unused_result));
 
+/* An IPv6 address of a link's (global or unique-local: scope universe), with what makes it
+ * again: its flags (IFA_F_*) and lifetimes (seconds left; UINT32_MAX: forever). */
+struct nl_addr6 {
+	uint8_t addr[16];
+	unsigned len;
+	uint32_t flags;
+	uint32_t preferred, valid;
+};
+/* An IPv6 route of the main table out of one link (not the kernel's own: those come with
+ * the addresses), single path. */
+struct nl_route6 {
+	uint8_t dst[16], gateway[16]; /* gateway all zero: none (on-link) */
+	unsigned len;
+	unsigned oif, metric, proto;
+	uint32_t expires; /* seconds left, 0: none */
+	uint8_t pref;	  /* RTA_PREF (an RA's router preference), 0: none given */
+};
+/* The flags an address can be given again (RTM_NEWADDR takes only these): nodad,
+ * noprefixroute, mngtmpaddr. */
+#define NL_ADDR6_FLAGS 0x302u
+/* The IPv6 addresses of link ifname of scope universe but temporary ones (privacy
+ * addresses, which the kernel makes again from their mngtmpaddr), at most max. */
+int nl_addrs6(const char *ifname, struct nl_addr6 *out, size_t max, size_t *n)
+	__attribute__((warn_unused_result));
+/* Add (-EEXIST when it is there) or delete an IPv6 address on link ifname, with its flags
+ * (NL_ADDR6_FLAGS of them) and lifetimes. */
+int nl_addr6(const char *ifname, bool add, const struct nl_addr6 *a)
+	__attribute__((warn_unused_result));
+/* The IPv6 unicast routes of the main table out of link ifname, but protocol kernel, at
+ * most max. */
+int nl_routes6(const char *ifname, struct nl_route6 *out, size_t max, size_t *n)
+	__attribute__((warn_unused_result));
+/* Add (-EEXIST when a route to that prefix with that metric is there) or delete an IPv6
+ * route of the main table out of link ifname. */
+int nl_route6(const char *ifname, bool add, const struct nl_route6 *r)
+	__attribute__((warn_unused_result));
+
 /* "a.b.c.d/N" into p (the bits right of N must be zero when net): 0 or -EINVAL. */
 int nl_prefix4_parse(const char *s, bool net, struct nl_prefix4 *p)
 	__attribute__((warn_unused_result));

@@ -96,7 +96,7 @@ int store_pool_insert(struct store *st, const struct store_pool *p, char *err, s
 int store_pool_delete(struct store *st, const char *name) __attribute__((warn_unused_result));
 
 /* Virtual switches (store_switch.c; the policy is switch.c, docs/networking.md). */
-#define STORE_SWITCH_ADDRS_MAX 512
+#define STORE_SWITCH_ADDRS_MAX 4096
 struct store_switch {
 	char name[VMDEF_SWITCH_MAX + 1];
 	char type[16];	 /* external, internal or private */
@@ -106,7 +106,8 @@ struct store_switch {
 	bool allow_mgmt; /* external: the host keeps its address, on the bridge */
 	bool nat;	 /* internal: NAT to the host's uplink, DHCP and DNS */
 	bool is_default;
-	char adapter_addrs[STORE_SWITCH_ADDRS_MAX]; /* external: "a.b.c.d/N ..." to give back */
+	/* external: what keeld took off the adapter, to give back (switch_addrs.h) */
+	char adapter_addrs[STORE_SWITCH_ADDRS_MAX];
 	int64_t created;
 };
 /* Every switch, by name (*out malloc'd). */
@@ -120,6 +121,9 @@ int store_switch_insert(struct store *st, const struct store_switch *sw, char *e
 	__attribute__((warn_unused_result));
 /* Replace the record named sw->name: 0 or -ENOENT. */
 int store_switch_update(struct store *st, const struct store_switch *sw)
+	__attribute__((warn_unused_result));
+/* Record switch name's adapter_addrs alone: 0 or -ENOENT. */
+int store_switch_set_addrs(struct store *st, const char *name, const char *addrs)
 	__attribute__((warn_unused_result));
 /* Delete it unless an adapter uses it: 0, -ENOENT, or -EBUSY with the VMs in err. */
 int store_switch_delete(struct store *st, const char *name, char *err, size_t errlen)

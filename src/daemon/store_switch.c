@@ -85,6 +85,14 @@ int store_switch_get(struct store *st, const char *name, struct store_switch *ou
 	return ret;
 }
 
+/* Run s, which changes one row: 0, -EIO, or -ENOENT when it changed none. */
+static int step_one_row(sqlite3_stmt *s)
+{
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return -EIO;
+	return sqlite3_changes(sqlite3_db_handle(s)) == 1 ? 0 : -ENOENT;
+}
+
 static void bind_switch(sqlite3_stmt *s, const struct store_switch *sw)
 {
 	sqlite3_bind_text(s, 1, sw->name, -1, SQLITE_STATIC);
@@ -142,10 +150,21 @@ int store_switch_update(struct store *st, const struct store_switch *sw)
 	if (ret)
 		return ret;
 	bind_switch(s, sw);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		ret = -EIO;
-	else if (sqlite3_changes(sqlite3_db_handle(s)) != 1)
-		ret = -ENOENT;
+	ret = step_one_row(s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int store_switch_set_addrs(struct store *st, const char *name, const char *addrs)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = store_prepare(st, "UPDATE switches SET adapter_addrs=?2 WHERE name=?1", &s);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, addrs, -1, SQLITE_STATIC);
+	ret = step_one_row(s);
 	sqlite3_finalize(s);
 	return ret;
 }
@@ -191,10 +210,7 @@ int store_switch_delete(struct store *st, const char *name, char *err, size_t er
 		ret = store_prepare(st, "DELETE FROM switches WHERE name=?1", &s);
 	if (!ret) {
 		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-		if (sqlite3_step(s) != SQLITE_DONE)
-			ret = -EIO;
-		else if (sqlite3_changes(sqlite3_db_handle(s)) != 1)
-			ret = -ENOENT;
+		ret = step_one_row(s);
 		sqlite3_finalize(s);
 	}
 	if (ret == -ENOENT)
@@ -350,10 +366,7 @@ int store_forward_delete(struct store *st, const char *name, const char *proto, 
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, proto, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 3, (int)host_port);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		ret = -EIO;
-	else if (sqlite3_changes(sqlite3_db_handle(s)) != 1)
-		ret = -ENOENT;
+	ret = step_one_row(s);
 	sqlite3_finalize(s);
 	return ret;
 }

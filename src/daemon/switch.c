@@ -2,7 +2,9 @@
 /* Virtual switches: the policy, and bringing them up and down (switch.h). */
 #include "daemon/switch.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
@@ -19,6 +21,8 @@
 
 #include "daemon/events.h"
 #include "daemon/netlink.h"
+#include "daemon/sup_internal.h"
+#include "daemon/switch_addrs.h"
 #include "daemon/switch_dhcp.h"
 #include "daemon/switch_leases.h"
 #include "daemon/switch_mirror.h"
@@ -29,7 +33,6 @@
 #include "lib/log.h"
 
 #define ROUTES_MAX  4096
-#define ADDRS_MAX   32
 #define BRIDGES_MAX 1000
 #define LEASES_MAX  (1 << 20)
 
@@ -67,18 +70,6 @@ static struct nl_prefix4 gateway(const struct store_switch *sw)
 	if (!nl_prefix4_parse(sw->subnet, true, &p))
 		p.addr += 1;
 	return p;
-}
-
-static int write_sysctl(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, value, strlen(value)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
 }
 
 /* ---- the host's routes and the subnets ---- */
@@ -178,136 +169,6 @@ static int pick_bridge(struct store *st, char *out, size_t size)
 }
 
 /* ---- bringing a switch up and down ---- */
-
-static int adapter_addrs_add(struct store_switch *sw, const char *token)
-{
-	size_t len = strlen(sw->adapter_addrs);
-
-	if (len + strlen(token) + 2 > sizeof(sw->adapter_addrs))
-		return -ENOSPC;
-	snprintf(sw->adapter_addrs + len, sizeof(sw->adapter_addrs) - len, "%s%s", len ? " " : "",
-		 token);
-	return 0;
-}
-
-/* Is token one of sw->adapter_addrs'? */
-static bool recorded(const struct store_switch *sw, const char *token)
-{
-	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL;
-
-	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
-	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
-		if (!strcmp(t, token))
-			return true;
-	return false;
-}
-
-/* The adapter's addresses (and its default route) taken off it, recorded in
- * sw->adapter_addrs, and (allow_mgmt) put on the bridge. */
-static int take_adapter_addrs(struct store_switch *sw)
-{
-	struct nl_prefix4 addrs[ADDRS_MAX];
-	struct nl_route4 *routes = calloc(ROUTES_MAX, sizeof(*routes));
-	unsigned aindex = if_nametoindex(sw->adapter);
-	size_t n = 0, nr = 0;
-	uint32_t gw = 0;
-	bool keep;
-	int ret = routes ? nl_addrs4(sw->adapter, addrs, ADDRS_MAX, &n) : -ENOMEM;
-
-	if (!ret)
-		ret = nl_routes4(routes, ROUTES_MAX, &nr);
-	for (size_t i = 0; !ret && i < nr; i++)
-		if (!routes[i].dst.len && routes[i].oif == aindex && routes[i].gateway &&
-		    routes[i].table == 254)
-			gw = routes[i].gateway;
-	free(routes);
-	if (ret || !n)
-		return ret; /* none: already taken (a restart) */
-	/* Everything recorded before anything moves: a failure halfway (switch_down) gives the
-	 * adapter back all of it, the default route included. */
-	keep = recorded(sw, "ipv6"); /* its IPv6 turned off by keeld before a restart */
-	sw->adapter_addrs[0] = '\0';
-	if (keep)
-		ret = adapter_addrs_add(sw, "ipv6");
-	for (size_t i = 0; !ret && i < n; i++) {
-		char s[32];
-
-		nl_prefix4_format(addrs[i], s, sizeof(s));
-		ret = adapter_addrs_add(sw, s);
-	}
-	if (!ret && gw) {
-		char s[40];
-
-		snprintf(s, sizeof(s), "via:%u.%u.%u.%u", gw >> 24, (gw >> 16) & 255,
-			 (gw >> 8) & 255, gw & 255);
-		ret = adapter_addrs_add(sw, s);
-	}
-	for (size_t i = 0; !ret && i < n; i++) {
-		ret = nl_addr4(sw->adapter, false, addrs[i]);
-		if (!ret && sw->allow_mgmt)
-			ret = nl_addr4(sw->bridge, true, addrs[i]);
-	}
-	return ret;
-}
-
-/* Turn IPv6 on or off on link ifname (off: every IPv6 address of its gone). */
-static int link_ipv6(const char *ifname, bool on)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
-	return write_sysctl(path, on ? "0" : "1");
-}
-
-/* The adapter's IPv6 (its addresses, link-local and SLAAC) turned off while it is a port of
- * the bridge, as its IPv4 addresses are taken off: "ipv6" in sw->adapter_addrs when it had
- * it on, for switch_down to turn it on again. A kernel without IPv6: nothing to do. */
-static int take_adapter_ipv6(struct store_switch *sw)
-{
-	char path[128], was[4] = "";
-	int fd, ret;
-
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", sw->adapter);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	ret = read(fd, was, sizeof(was) - 1) < 0 ? -errno : 0;
-	close(fd);
-	if (ret || was[0] != '0')
-		return ret; /* off already: by the host, or by keeld before a restart */
-	if (!recorded(sw, "ipv6"))
-		ret = adapter_addrs_add(sw, "ipv6");
-	return ret ?: link_ipv6(sw->adapter, false);
-}
-
-/* Put the recorded addresses (and default route) on link ifname, or take them off. */
-static int put_recorded_addrs(const struct store_switch *sw, const char *ifname, bool add)
-{
-	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL;
-	int ret = 0;
-
-	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
-	for (char *t = strtok_r(copy, " ", &save); t && !ret; t = strtok_r(NULL, " ", &save)) {
-		struct nl_prefix4 p;
-
-		if (!strncmp(t, "via:", 4)) {
-			struct nl_route4 r = {{0, 0}, 0, if_nametoindex(ifname), 254};
-			char g[40];
-
-			/* the default route, after the addresses that reach its gateway */
-			snprintf(g, sizeof(g), "%s/32", t + 4);
-			if (add && !nl_prefix4_parse(g, false, &p)) {
-				r.gateway = p.addr;
-				ret = nl_route4_add(&r);
-			}
-		} else if (!nl_prefix4_parse(t, false, &p)) {
-			ret = nl_addr4(ifname, add, p);
-			if (!add && ret == -EADDRNOTAVAIL)
-				ret = 0;
-		}
-	}
-	return ret;
-}
 
 /* Does a socket of the host's hold port (proto "tcp" or "udp") on some address? Found by
  * binding the wildcard address, IPv4 then IPv6, which fails for a port taken. For TCP with
@@ -526,6 +387,35 @@ static int link_mac(const char *name, uint8_t mac[6])
 	return ret;
 }
 
+#ifdef KEEL_TEST_HOOKS
+/* Test builds only: keeld kills itself at stage of bringing a switch up or down (switch_up,
+ * switch_down, a create's or delete's store write) when STATE/switches/test-crash names it
+ * (e2e switch-crash). A release build has no such file check. */
+static void crash_point(const char *stage)
+{
+	char path[PATH_MAX], want[64] = "";
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/test-crash", switches_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, want, sizeof(want) - 1);
+	close(fd);
+	want[n > 0 ? strcspn(want, "\n") : 0] = '\0';
+	if (!strcmp(want, stage)) {
+		log_warn("test-crash: keeld killed at %s", stage);
+		raise(SIGKILL);
+	}
+}
+#else
+static inline void crash_point(const char *stage)
+{
+	(void)stage;
+}
+#endif
+
 static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
 {
 	uint8_t mac[6];
@@ -561,15 +451,18 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 	ret = nl_link_set_mac(sw->bridge, mac);
 	if (ret)
 		goto fail;
+	crash_point("up-bridge");
 	/* Fail closed: the rules before anything can pass (an address, a port, the link up). */
 	ret = apply_rules(st, sw, err, errlen);
 	if (ret)
 		return ret;
+	crash_point("up-nft");
 	/* No address of the host's on a private switch, nor on an external one without the
-	 * management OS, not even a link-local one (a kernel without IPv6 has none anyway). */
+	 * management OS, not even a link-local one (a kernel without IPv6 has none anyway): so
+	 * no router advertisement or autoconfiguration can give it one either. */
 	step = "set IPv6 on";
 	if (!is_type(sw, "internal")) {
-		ret = link_ipv6(sw->bridge, is_type(sw, "external") && sw->allow_mgmt);
+		ret = switch_link_ipv6(sw->bridge, is_type(sw, "external") && sw->allow_mgmt);
 		if (ret && ret != -ENOENT)
 			goto fail;
 	}
@@ -587,9 +480,7 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (!ret)
 			ret = nl_link_up(sw->adapter);
 		if (!ret)
-			ret = take_adapter_addrs(sw);
-		if (!ret)
-			ret = take_adapter_ipv6(sw);
+			ret = switch_addrs_take(st, sw);
 		if (ret)
 			goto fail;
 	}
@@ -598,21 +489,25 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 	if (ret)
 		goto fail;
 	if (is_type(sw, "external") && sw->allow_mgmt) {
-		step = "move the adapter's addresses";
-		ret = put_recorded_addrs(sw, sw->bridge, true);
-		if (ret && ret != -EEXIST)
+		/* IPv4 and IPv6, routes after the addresses that reach their gateways */
+		step = "move the adapter's addresses to";
+		ret = switch_addrs_put(sw, sw->bridge, true);
+		if (ret)
 			goto fail;
-		ret = 0;
 	}
+	crash_point("up-addrs");
 	if (has_dhcp(sw)) {
-		ret = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+		ret = switch_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
 		if (ret) {
 			error_set(err, errlen, "switch '%s': cannot enable IP forwarding: %s",
 				  sw->name, strerror(-ret));
 			return ret;
 		}
 		switch_dir(sw, dir, sizeof(dir));
-		return switch_dhcp_start(sw, dir, err, errlen);
+		ret = switch_dhcp_start(sw, dir, err, errlen);
+		if (!ret)
+			crash_point("up-dnsmasq");
+		return ret;
 	}
 	return 0;
 fail:
@@ -627,18 +522,48 @@ static void switch_down(const struct store_switch *sw)
 	char err[512];
 
 	switch_dhcp_stop(sw->bridge);
+	crash_point("down-dnsmasq");
 	if (switch_nft_apply(sw, NULL, true, err, sizeof(err)))
 		log_warn("%s", err);
+	crash_point("down-nft");
 	if (is_type(sw, "external") && if_nametoindex(sw->adapter)) {
+		/* Off the bridge first (its IPv6 routes with its IPv6): an address or route on
+		 * both would refuse the adapter its own back. */
+		if (if_nametoindex(sw->bridge)) {
+			(void)!switch_addrs_put(sw, sw->bridge, false);
+			(void)!switch_link_ipv6(sw->bridge, false);
+		}
 		if (nl_link_master(sw->adapter, NULL))
 			log_warn("switch '%s': cannot release adapter %s", sw->name, sw->adapter);
-		if (put_recorded_addrs(sw, sw->adapter, true) ||
-		    (recorded(sw, "ipv6") && link_ipv6(sw->adapter, true)))
+		/* IPv6 on before its addresses go back */
+		if ((switch_addrs_recorded(sw, "ipv6") && switch_link_ipv6(sw->adapter, true)) ||
+		    switch_addrs_put(sw, sw->adapter, true))
 			log_warn("switch '%s': cannot give adapter %s its addresses back (%s)",
 				 sw->name, sw->adapter, sw->adapter_addrs);
+		crash_point("down-adapter");
 	}
 	if (if_nametoindex(sw->bridge) && nl_link_del(sw->bridge))
 		log_warn("switch '%s': cannot delete bridge %s", sw->name, sw->bridge);
+	crash_point("down-bridge");
+}
+
+/* Switch sw taken down and forgotten: its row, then its directory (leases, dnsmasq's
+ * files). */
+static int forget(struct store *st, const struct store_switch *sw)
+{
+	char dir[PATH_MAX], why[256];
+	int ret;
+
+	switch_down(sw);
+	ret = store_switch_delete(st, sw->name, why, sizeof(why));
+	if (ret) {
+		log_err("switch '%s': cannot delete its record: %s", sw->name, why);
+		return ret;
+	}
+	crash_point("delete-store");
+	switch_dir(sw, dir, sizeof(dir));
+	(void)!sup_remove_tree(dir);
+	return 0;
 }
 
 /* ---- requests ---- */
@@ -824,12 +749,17 @@ int switches_create(struct store *st, json_object *req, char *err, size_t errlen
 		return ret;
 	}
 	sw.created = (int64_t)time(NULL);
-	ret = switch_up(st, &sw, err, errlen);
-	if (!ret)
-		ret = store_switch_insert(st, &sw, err, errlen);
-	if (ret) {
-		switch_down(&sw);
+	/* The row first, then the switch: keeld ending at any point after the row is written
+	 * makes the whole switch at its next start (switches_init), and before it nothing was
+	 * made. */
+	ret = store_switch_insert(st, &sw, err, errlen);
+	if (ret)
 		return ret == -EEXIST || ret == -EINVAL ? ret : -EIO;
+	crash_point("create-store");
+	ret = switch_up(st, &sw, err, errlen);
+	if (ret) {
+		forget(st, &sw);
+		return ret == -EINVAL ? ret : -EIO;
 	}
 	log_info("switch '%s' (%s) created: bridge %s%s%s", sw.name, sw.type, sw.bridge,
 		 sw.subnet[0] ? ", subnet " : "", sw.subnet);
@@ -913,7 +843,7 @@ int switches_set(struct store *st, const char *name, json_object *req, char *err
 		}
 	}
 	if (is_type(&old, "external") && old.allow_mgmt && !sw.allow_mgmt)
-		(void)!put_recorded_addrs(&old, old.bridge, false);
+		(void)!switch_addrs_put(&old, old.bridge, false);
 	if (!has_dhcp(&sw))
 		switch_dhcp_stop(sw.bridge);
 	ret = switch_up(st, &sw, err, errlen);
@@ -933,6 +863,7 @@ int switches_set(struct store *st, const char *name, json_object *req, char *err
 int switches_delete(struct store *st, const char *name, char *err, size_t errlen)
 {
 	struct store_switch sw;
+	char users[1024];
 	int ret;
 
 	if (store_switch_get(st, name, &sw)) {
@@ -943,10 +874,24 @@ int switches_delete(struct store *st, const char *name, char *err, size_t errlen
 		error_set(err, errlen, "the Default Switch cannot be deleted");
 		return -EBUSY;
 	}
-	ret = store_switch_delete(st, name, err, errlen);
+	ret = store_switch_users(st, name, users, sizeof(users));
+	if (!ret && users[0]) {
+		error_set(err, errlen,
+			  "switch '%s' is in use by VM %s: move or remove their adapters first",
+			  name, users);
+		return -EBUSY;
+	}
 	if (ret)
 		return ret;
-	switch_down(&sw);
+	/* The switch taken down, then its row: keeld ending at any point before the row goes
+	 * makes the whole switch again at its next start; after, only its directory is left,
+	 * which that start removes. */
+	ret = forget(st, &sw);
+	if (ret) {
+		error_set(err, errlen, "switch '%s': cannot delete its record: %s", name,
+			  strerror(-ret));
+		return ret;
+	}
 	log_info("switch '%s' deleted (bridge %s)", name, sw.bridge);
 	return 0;
 }
@@ -1038,6 +983,32 @@ static void block_ports(struct store *st, const struct store_switch *sw, bool bl
 	}
 }
 
+/* The directories of switches that are no more (a delete that ended after the row went):
+ * removed, with any dnsmasq still running from one. */
+static void sweep_dirs(const struct store_switch *list, size_t n)
+{
+	DIR *d = opendir(switches_dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char path[PATH_MAX + 256];
+		bool known = false;
+
+		if (strncmp(de->d_name, "kbr", 3))
+			continue;
+		for (size_t i = 0; i < n && !known; i++)
+			known = !strcmp(list[i].bridge, de->d_name);
+		if (known)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", switches_dir, de->d_name);
+		log_info("switches: removing %s, the directory of a switch deleted before", path);
+		switch_dhcp_kill_stale(path);
+		(void)!sup_remove_tree(path);
+	}
+	if (d)
+		closedir(d);
+}
+
 int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
 {
 	struct store_switch *list = NULL;
@@ -1059,8 +1030,9 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 	ret = make_default(st, err, errlen);
 	if (!ret)
 		ret = store_switch_list(st, &list, &n);
+	if (!ret)
+		sweep_dirs(list, n);
 	for (size_t i = 0; !ret && i < n; i++) {
-		struct store_switch before = list[i];
 		char why[512];
 		/* A bridge from before with VMs running on it, its rules gone: blocked until
 		 * they are back. */
@@ -1074,9 +1046,6 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 		}
 		if (block)
 			block_ports(st, &list[i], false, NULL);
-		if (strcmp(before.adapter_addrs, list[i].adapter_addrs) &&
-		    store_switch_update(st, &list[i]))
-			log_err("switch '%s': cannot record its adapter's addresses", list[i].name);
 	}
 	free(list);
 	return ret;

@@ -36,13 +36,16 @@ void switches_tick(void);
 /* Stop the dnsmasq instances (keeld is exiting; bridges and rules stay for running VMs). */
 void switches_shutdown(void);
 /* A switch from an API request ({"name", "type", "subnet", "adapter", "allow_management_os",
- * "nat"}): 0, -EINVAL, -EEXIST or -EIO, with err. */
+ * "nat"}): 0, -EINVAL, -EEXIST or -EIO, with err. Its row is stored before anything is made
+ * (keeld ending halfway: the whole switch at its next start); a failure takes it all away. */
 int switches_create(struct store *st, json_object *req, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* Change "subnet" and "nat" (internal) or "allow_management_os" (external). */
 int switches_set(struct store *st, const char *name, json_object *req, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* Delete a switch no VM's adapter is on: 0, -ENOENT, -EBUSY (err lists the VMs). */
+/* Delete a switch no VM's adapter is on: 0, -ENOENT, -EBUSY (err lists the VMs). It is
+ * taken down before its row goes (keeld ending halfway: the whole switch at its next start),
+ * its directory after. */
 int switches_delete(struct store *st, const char *name, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* Every switch as the API shows it, or the one named (NULL: none, or out of memory). */

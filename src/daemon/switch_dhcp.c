@@ -92,8 +92,7 @@ static struct inst *find(const char *bridge)
 	return NULL;
 }
 
-/* A dnsmasq a killed keeld left behind (its pid file in dir, its name in /proc): ended. */
-static void kill_stale(const char *dir)
+void switch_dhcp_kill_stale(const char *dir)
 {
 	char path[PATH_MAX + 32], comm[32] = "";
 	long pid = 0;
@@ -210,7 +209,7 @@ int switch_dhcp_start(const struct store_switch *sw, const char *dir, char *err,
 		error_set(err, errlen, "at most %d switches have DHCP", SWITCH_DHCP_MAX);
 		return -ENOSPC;
 	}
-	kill_stale(dir);
+	switch_dhcp_kill_stale(dir);
 	in = &insts[ninsts];
 	memset(in, 0, sizeof(*in));
 	in->pidfd = -1;

@@ -26,6 +26,8 @@ int switch_dhcp_start(const struct store_switch *sw, const char *dir, char *err,
  * dnsmasq reads (dhcp-hostsfile), and a running dnsmasq told to read it again (SIGHUP). */
 int switch_dhcp_hosts(const char *bridge, const char *dir, const struct store_forward *fwds,
 		      size_t n) __attribute__((warn_unused_result));
+/* A dnsmasq a killed keeld left behind (its pid file in dir, its name in /proc): ended. */
+void switch_dhcp_kill_stale(const char *dir);
 /* Stop the switch's dnsmasq (if it runs) and forget it. */
 void switch_dhcp_stop(const char *bridge);
 void switch_dhcp_stop_all(void);

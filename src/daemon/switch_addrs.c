@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* An external switch's adapter addresses: recorded, moved and given back (switch_addrs.h). */
+#include "daemon/switch_addrs.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/netlink.h"
+#include "daemon/switch_record.h"
+
+#define ROUTES_MAX 4096
+#define ADDRS_MAX  32
+
+int switch_sysctl(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, strlen(value)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int switch_link_ipv6(const char *ifname, bool on)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	return switch_sysctl(path, on ? "0" : "1");
+}
+
+/* Has link ifname IPv6 on? (A kernel without IPv6: no.) */
+static bool ipv6_on(const char *ifname)
+{
+	char path[128], was[4] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (read(fd, was, sizeof(was) - 1) < 0)
+		was[0] = '\0';
+	close(fd);
+	return was[0] == '0';
+}
+
+bool switch_addrs_recorded(const struct store_switch *sw, const char *token)
+{
+	return switch_record_has(sw->adapter_addrs, token);
+}
+
+/* The adapter's IPv4 default route's gateway (0: none). */
+static int default_gw4(unsigned index, uint32_t *gw)
+{
+	struct nl_route4 *routes = calloc(ROUTES_MAX, sizeof(*routes));
+	size_t n = 0;
+	int ret = routes ? nl_routes4(routes, ROUTES_MAX, &n) : -ENOMEM;
+
+	*gw = 0;
+	for (size_t i = 0; !ret && i < n; i++)
+		if (!routes[i].dst.len && routes[i].oif == index && routes[i].gateway &&
+		    routes[i].table == 254)
+			*gw = routes[i].gateway;
+	free(routes);
+	return ret;
+}
+
+/* The record of what the adapter has now into rec; *fresh: something of it is not in sw's
+ * record yet. */
+static int record_adapter(const struct store_switch *sw, char *rec, size_t size, bool *fresh)
+{
+	struct nl_prefix4 a4[ADDRS_MAX];
+	struct nl_addr6 a6[ADDRS_MAX];
+	struct nl_route6 *r6 = calloc(ROUTES_MAX, sizeof(*r6));
+	size_t n4 = 0, n6 = 0, nr6 = 0;
+	time_t now = time(NULL);
+	uint32_t gw = 0;
+	bool v6 = ipv6_on(sw->adapter);
+	char t[SWITCH_RECORD_ENTRY_MAX];
+	int ret = r6 ? nl_addrs4(sw->adapter, a4, ADDRS_MAX, &n4) : -ENOMEM;
+
+	if (!ret && v6)
+		ret = nl_addrs6(sw->adapter, a6, ADDRS_MAX, &n6);
+	if (!ret && v6)
+		ret = nl_routes6(sw->adapter, r6, ROUTES_MAX, &nr6);
+	if (!ret)
+		ret = default_gw4(if_nametoindex(sw->adapter), &gw);
+	rec[0] = '\0';
+	*fresh = false;
+	if (!ret && (v6 || switch_addrs_recorded(sw, "ipv6")))
+		ret = switch_record_append(rec, size, "ipv6");
+	for (size_t i = 0; !ret && i < n4; i++) {
+		nl_prefix4_format(a4[i], t, sizeof(t));
+		*fresh |= !switch_addrs_recorded(sw, t);
+		ret = switch_record_append(rec, size, t);
+	}
+	if (!ret && gw) {
+		snprintf(t, sizeof(t), "via:%u.%u.%u.%u", gw >> 24, (gw >> 16) & 255,
+			 (gw >> 8) & 255, gw & 255);
+		ret = switch_record_append(rec, size, t);
+	}
+	for (size_t i = 0; !ret && i < n6; i++) {
+		switch_record_addr6_key(&a6[i], t, sizeof(t));
+		*fresh |= !switch_record_has(sw->adapter_addrs, t);
+		switch_record_addr6(&a6[i], now, t, sizeof(t));
+		ret = switch_record_append(rec, size, t);
+	}
+	for (size_t i = 0; !ret && i < nr6; i++) {
+		switch_record_route6(&r6[i], now, t, sizeof(t));
+		ret = switch_record_append(rec, size, t);
+	}
+	free(r6);
+	return ret;
+}
+
+int switch_addrs_take(struct store *st, struct store_switch *sw)
+{
+	char rec[STORE_SWITCH_ADDRS_MAX];
+	struct nl_prefix4 a4[ADDRS_MAX];
+	size_t n4 = 0;
+	bool fresh, v6 = ipv6_on(sw->adapter);
+	int ret = record_adapter(sw, rec, sizeof(rec), &fresh);
+
+	if (ret)
+		return ret;
+	/* Nothing new on the adapter: keeld took it all before (a restart), or gave part of
+	 * it back when a delete ended halfway: the record stays whole. */
+	if (!fresh) {
+		snprintf(rec, sizeof(rec), "%s", sw->adapter_addrs);
+		if (v6 && !switch_addrs_recorded(sw, "ipv6"))
+			ret = switch_record_append(rec, sizeof(rec), "ipv6");
+	}
+	/* Stored before anything moves: keeld ending at any point after can give it back. */
+	if (!ret && strcmp(rec, sw->adapter_addrs)) {
+		ret = store_switch_set_addrs(st, sw->name, rec);
+		if (!ret)
+			snprintf(sw->adapter_addrs, sizeof(sw->adapter_addrs), "%s", rec);
+	}
+	if (!ret)
+		ret = nl_addrs4(sw->adapter, a4, ADDRS_MAX, &n4);
+	for (size_t i = 0; !ret && i < n4; i++)
+		ret = nl_addr4(sw->adapter, false, a4[i]);
+	/* Its IPv6 addresses and routes go with its IPv6, link-local and SLAAC included. */
+	if (!ret && v6)
+		ret = switch_link_ipv6(sw->adapter, false);
+	return ret;
+}
+
+/* One entry t onto or off ifname. */
+static int put_one(const char *t, const char *ifname, bool add, time_t now)
+{
+	struct switch_record_entry e;
+	int ret = switch_record_entry(t, now, &e);
+
+	if (ret || (add && e.expired))
+		return ret; /* gone by now, as it would have on the adapter */
+	switch (e.kind) {
+	case SWITCH_RECORD_IPV6_ON:
+		return 0;
+	case SWITCH_RECORD_ADDR6:
+		ret = nl_addr6(ifname, add, &e.a6);
+		return (add && ret == -EEXIST) || (!add && ret == -EADDRNOTAVAIL) ? 0 : ret;
+	case SWITCH_RECORD_ROUTE6:
+		ret = nl_route6(ifname, add, &e.r6);
+		return (add && ret == -EEXIST) || (!add && ret == -ESRCH) ? 0 : ret;
+	case SWITCH_RECORD_VIA4: {
+		/* the default route, after the addresses that reach its gateway; it goes with
+		 * them */
+		struct nl_route4 r = {{0, 0}, e.p4.addr, if_nametoindex(ifname), 254};
+
+		return add ? nl_route4_add(&r) : 0;
+	}
+	case SWITCH_RECORD_ADDR4:
+		break;
+	}
+	ret = nl_addr4(ifname, add, e.p4);
+	return !add && ret == -EADDRNOTAVAIL ? 0 : ret;
+}
+
+int switch_addrs_put(const struct store_switch *sw, const char *ifname, bool add)
+{
+	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL;
+	time_t now = time(NULL);
+	int ret = 0;
+
+	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
+	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		int r = put_one(t, ifname, add, now);
+
+		ret = ret ? ret : r;
+	}
+	return ret;
+}

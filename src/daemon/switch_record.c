@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The record of an external switch's adapter addresses, made and read (switch_record.h). */
+#include "daemon/switch_record.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "lib/parse.h"
+
+bool switch_record_has(const char *list, const char *key)
+{
+	size_t len = strlen(key);
+
+	for (const char *t = list; *t;) {
+		size_t tl = strcspn(t, " ");
+
+		if (tl >= len && !strncmp(t, key, len) && (tl == len || t[len] == ','))
+			return true;
+		t += tl;
+		t += strspn(t, " ");
+	}
+	return false;
+}
+
+int switch_record_append(char *list, size_t size, const char *token)
+{
+	size_t len = strlen(list);
+
+	if (len + strlen(token) + 2 > size)
+		return -ENOSPC;
+	snprintf(list + len, size - len, "%s%s", len ? " " : "", token);
+	return 0;
+}
+
+/* ",K=N" onto buf, for a lifetime in seconds from now (none for forever) as its end. */
+static void put_end(char *buf, size_t size, const char *k, uint32_t left, time_t now)
+{
+	size_t len = strlen(buf);
+
+	if (left != UINT32_MAX)
+		snprintf(buf + len, size - len, ",%s=%lld", k, (long long)now + left);
+}
+
+void switch_record_addr6_key(const struct nl_addr6 *a, char *out, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	inet_ntop(AF_INET6, a->addr, ip, sizeof(ip));
+	snprintf(out, size, "a6:%s/%u", ip, a->len);
+}
+
+void switch_record_addr6(const struct nl_addr6 *a, time_t now, char *out, size_t size)
+{
+	size_t len;
+
+	switch_record_addr6_key(a, out, size);
+	len = strlen(out);
+	if (a->flags & NL_ADDR6_FLAGS)
+		snprintf(out + len, size - len, ",f=%x", a->flags & NL_ADDR6_FLAGS);
+	put_end(out, size, "p", a->preferred, now);
+	put_end(out, size, "v", a->valid, now);
+}
+
+void switch_record_route6(const struct nl_route6 *r, time_t now, char *out, size_t size)
+{
+	static const uint8_t none[16];
+	char ip[INET6_ADDRSTRLEN] = "";
+	size_t len;
+
+	inet_ntop(AF_INET6, r->dst, ip, sizeof(ip));
+	snprintf(out, size, "r6:%s/%u", ip, r->len);
+	len = strlen(out);
+	if (memcmp(r->gateway, none, 16)) {
+		inet_ntop(AF_INET6, r->gateway, ip, sizeof(ip));
+		snprintf(out + len, size - len, ",via=%s", ip);
+		len = strlen(out);
+	}
+	snprintf(out + len, size - len, ",m=%u,pr=%u", r->metric, r->proto);
+	if (r->expires)
+		put_end(out, size, "e", r->expires, now);
+	len = strlen(out);
+	if (r->pref)
+		snprintf(out + len, size - len, ",pf=%u", r->pref);
+}
+
+/* "ADDR/N" into addr and len (len at most 128). */
+static int parse_prefix6(const char *s, uint8_t addr[16], unsigned *len)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	uint64_t n;
+
+	if (!slash || (size_t)(slash - s) >= sizeof(ip))
+		return -EINVAL;
+	memcpy(ip, s, (size_t)(slash - s));
+	ip[slash - s] = '\0';
+	if (inet_pton(AF_INET6, ip, addr) != 1 || parse_uint(slash + 1, 0, 128, &n))
+		return -EINVAL;
+	*len = (unsigned)n;
+	return 0;
+}
+
+/* Seconds from now to end (an epoch time; 0 when it has passed). */
+static uint32_t left(uint64_t end, time_t now)
+{
+	if (end <= (uint64_t)now)
+		return 0;
+	/* UINT32_MAX is forever: a time that far is the longest finite one */
+	return end - (uint64_t)now < UINT32_MAX ? (uint32_t)(end - (uint64_t)now) : UINT32_MAX - 1;
+}
+
+/* An a6: or r6: entry (its text after the colon, modified) into a or r; expired: it has
+ * passed its valid lifetime or expiry. */
+static int parse6(char *t, struct nl_addr6 *a, struct nl_route6 *r, time_t now, bool *expired)
+{
+	char *save = NULL, *f = strtok_r(t, ",", &save);
+	int ret = !f  ? -EINVAL
+		  : a ? parse_prefix6(f, a->addr, &a->len)
+		      : parse_prefix6(f, r->dst, &r->len);
+
+	*expired = false;
+	while (!ret && (f = strtok_r(NULL, ",", &save))) {
+		char *eq = strchr(f, '=');
+		uint64_t v = 0;
+
+		if (!eq)
+			return -EINVAL;
+		*eq++ = '\0';
+		if (r && !strcmp(f, "via")) {
+			if (inet_pton(AF_INET6, eq, r->gateway) != 1)
+				ret = -EINVAL;
+			continue;
+		}
+		if (!strcmp(f, "f")) {
+			char *end = NULL;
+
+			errno = 0;
+			v = strtoull(eq, &end, 16);
+			ret = !*eq || *end || errno || v > UINT32_MAX ? -EINVAL : 0;
+		} else
+			ret = parse_uint(eq, 0, INT64_MAX, &v);
+		if (ret)
+			break;
+		if (a && !strcmp(f, "f"))
+			a->flags = (uint32_t)v;
+		else if (a && !strcmp(f, "p"))
+			a->preferred = left(v, now);
+		else if (a && !strcmp(f, "v")) {
+			a->valid = left(v, now);
+			*expired = !a->valid;
+		} else if (r && !strcmp(f, "m") && v <= UINT32_MAX)
+			r->metric = (unsigned)v;
+		else if (r && !strcmp(f, "pr") && v <= 255)
+			r->proto = (unsigned)v;
+		else if (r && !strcmp(f, "e")) {
+			r->expires = left(v, now);
+			*expired = !r->expires;
+		} else if (r && !strcmp(f, "pf") && v <= 255)
+			r->pref = (uint8_t)v;
+		else
+			ret = -EINVAL;
+	}
+	return ret;
+}
+
+int switch_record_entry(const char *text, time_t now, struct switch_record_entry *out)
+{
+	char t[SWITCH_RECORD_ENTRY_MAX], g[40];
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(text) >= sizeof(t))
+		return -EINVAL;
+	snprintf(t, sizeof(t), "%s", text);
+	if (!strcmp(t, "ipv6")) {
+		out->kind = SWITCH_RECORD_IPV6_ON;
+		return 0;
+	}
+	if (!strncmp(t, "a6:", 3)) {
+		out->kind = SWITCH_RECORD_ADDR6;
+		out->a6.preferred = out->a6.valid = UINT32_MAX;
+		return parse6(t + 3, &out->a6, NULL, now, &out->expired);
+	}
+	if (!strncmp(t, "r6:", 3)) {
+		out->kind = SWITCH_RECORD_ROUTE6;
+		return parse6(t + 3, NULL, &out->r6, now, &out->expired);
+	}
+	if (!strncmp(t, "via:", 4)) {
+		out->kind = SWITCH_RECORD_VIA4;
+		if (strlen(t + 4) > 15)
+			return -EINVAL;
+		snprintf(g, sizeof(g), "%s/32", t + 4);
+		return nl_prefix4_parse(g, false, &out->p4);
+	}
+	out->kind = SWITCH_RECORD_ADDR4;
+	return nl_prefix4_parse(t, false, &out->p4);
+}

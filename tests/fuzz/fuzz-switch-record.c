@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fuzz-switch-record (issue 12): an external switch's record of its adapter's addresses as
+ * keeld reads it back from its store (src/daemon/switch_record.c), on any text a damaged
+ * store could hold: every space-separated entry read within its length; an entry read is
+ * well formed, and an IPv6 one written again reads back the same.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/switch_record.h"
+
+static void again(const struct switch_record_entry *e, time_t now)
+{
+	char t[SWITCH_RECORD_ENTRY_MAX];
+	struct switch_record_entry back;
+
+	if (e->kind == SWITCH_RECORD_ADDR6)
+		switch_record_addr6(&e->a6, now, t, sizeof(t));
+	else if (e->kind == SWITCH_RECORD_ROUTE6)
+		switch_record_route6(&e->r6, now, t, sizeof(t));
+	else
+		return;
+	if (switch_record_entry(t, now, &back))
+		abort(); /* written by keeld, refused by keeld */
+	if (e->kind == SWITCH_RECORD_ADDR6 &&
+	    (memcmp(back.a6.addr, e->a6.addr, 16) || back.a6.len != e->a6.len ||
+	     back.a6.flags != (e->a6.flags & NL_ADDR6_FLAGS) ||
+	     back.a6.preferred != e->a6.preferred || back.a6.valid != e->a6.valid))
+		abort();
+	if (e->kind == SWITCH_RECORD_ROUTE6 &&
+	    (memcmp(back.r6.dst, e->r6.dst, 16) || memcmp(back.r6.gateway, e->r6.gateway, 16) ||
+	     back.r6.len != e->r6.len || back.r6.metric != e->r6.metric ||
+	     back.r6.proto != e->r6.proto || back.r6.expires != e->r6.expires ||
+	     back.r6.pref != e->r6.pref))
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *text = malloc(size + 1), *save = NULL;
+	const time_t now = 1700000000;
+
+	if (!text)
+		return 0;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	for (char *t = strtok_r(text, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		struct switch_record_entry e;
+
+		if (switch_record_entry(t, now, &e))
+			continue;
+		if ((e.kind == SWITCH_RECORD_ADDR6 && e.a6.len > 128) ||
+		    (e.kind == SWITCH_RECORD_ROUTE6 && e.r6.len > 128) ||
+		    ((e.kind == SWITCH_RECORD_ADDR4 || e.kind == SWITCH_RECORD_VIA4) &&
+		     e.p4.len > 32))
+			abort();
+		if (!e.expired)
+			again(&e, now);
+	}
+	free(text);
+	return 0;
+}

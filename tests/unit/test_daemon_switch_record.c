@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The record of an external switch's adapter addresses (src/daemon/switch_record.c): IPv6
+ * addresses and routes written and read back the same (flags, lifetimes as what is left of
+ * them, metric, protocol, expiry, preference), expired ones said so, IPv4 entries, keys
+ * found with or without their lifetimes, and malformed entries refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+
+#include "daemon/switch_record.h"
+
+static void test_addr6_round_trip(void **state)
+{
+	struct nl_addr6 a = {.len = 64, .flags = 0x302 | 0x80, .preferred = 1800, .valid = 3600};
+	struct switch_record_entry e;
+	char t[SWITCH_RECORD_ENTRY_MAX], key[SWITCH_RECORD_ENTRY_MAX];
+
+	(void)state;
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:81::1", a.addr), 1);
+	switch_record_addr6(&a, 1000, t, sizeof(t));
+	/* flags kept: only those RTM_NEWADDR takes (0x80, permanent, is not) */
+	assert_string_equal(t, "a6:2001:db8:81::1/64,f=302,p=2800,v=4600");
+	assert_int_equal(switch_record_entry(t, 1100, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_ADDR6);
+	assert_memory_equal(e.a6.addr, a.addr, 16);
+	assert_int_equal(e.a6.len, 64);
+	assert_int_equal(e.a6.flags, 0x302);
+	assert_int_equal(e.a6.preferred, 1700); /* 100 s later: what is left */
+	assert_int_equal(e.a6.valid, 3500);
+	assert_false(e.expired);
+	assert_int_equal(switch_record_entry(t, 4600, &e), 0);
+	assert_true(e.expired);
+	/* forever stays forever */
+	a.preferred = a.valid = UINT32_MAX;
+	a.flags = 0;
+	switch_record_addr6(&a, 1000, t, sizeof(t));
+	assert_string_equal(t, "a6:2001:db8:81::1/64");
+	assert_int_equal(switch_record_entry(t, 99999, &e), 0);
+	assert_int_equal(e.a6.preferred, UINT32_MAX);
+	assert_int_equal(e.a6.valid, UINT32_MAX);
+	assert_false(e.expired);
+	/* the key finds the entry whatever its lifetimes */
+	switch_record_addr6_key(&a, key, sizeof(key));
+	assert_true(switch_record_has("10.0.0.1/8 a6:2001:db8:81::1/64,f=2,v=5 ipv6", key));
+	assert_false(switch_record_has("a6:2001:db8:81::1/640", key));
+	assert_false(switch_record_has("a6:2001:db8:81::1/6", key));
+	assert_true(switch_record_has("10.0.0.1/8 ipv6", "ipv6"));
+	assert_false(switch_record_has("10.0.0.1/8 ipv6x", "ipv6"));
+}
+
+static void test_route6_round_trip(void **state)
+{
+	struct nl_route6 r = {.len = 0, .metric = 1024, .proto = 9, .expires = 600, .pref = 3};
+	struct switch_record_entry e;
+	char t[SWITCH_RECORD_ENTRY_MAX];
+
+	(void)state;
+	assert_int_equal(inet_pton(AF_INET6, "fe80::1", r.gateway), 1);
+	switch_record_route6(&r, 50, t, sizeof(t));
+	assert_string_equal(t, "r6:::/0,via=fe80::1,m=1024,pr=9,e=650,pf=3");
+	assert_int_equal(switch_record_entry(t, 60, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_ROUTE6);
+	assert_int_equal(e.r6.len, 0);
+	assert_memory_equal(e.r6.gateway, r.gateway, 16);
+	assert_int_equal(e.r6.metric, 1024);
+	assert_int_equal(e.r6.proto, 9);
+	assert_int_equal(e.r6.expires, 590);
+	assert_int_equal(e.r6.pref, 3);
+	assert_false(e.expired);
+	assert_int_equal(switch_record_entry(t, 700, &e), 0);
+	assert_true(e.expired);
+	/* on-link, no expiry */
+	memset(&r, 0, sizeof(r));
+	r.len = 48;
+	r.metric = 100;
+	r.proto = 4;
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:99::", r.dst), 1);
+	switch_record_route6(&r, 50, t, sizeof(t));
+	assert_string_equal(t, "r6:2001:db8:99::/48,m=100,pr=4");
+	assert_int_equal(switch_record_entry(t, 60, &e), 0);
+	assert_int_equal(e.r6.expires, 0);
+	assert_false(e.expired);
+}
+
+static void test_ipv4_and_bad(void **state)
+{
+	static const char *const bad[] = {
+		"a6:",
+		"a6:2001:db8::1",
+		"a6:2001:db8::1/129",
+		"a6:zz::1/64",
+		"a6:::1/64,f",
+		"a6:::1/64,f=",
+		"a6:::1/64,f=xyz",
+		"a6:::1/64,q=1",
+		"a6:::1/64,v=-1",
+		"a6:::1/64,via=::2",
+		"r6:::/0,via=nope",
+		"r6:::/0,pr=256",
+		"r6:::/0,pf=999",
+		"r6:,m=1",
+		"via:1.2.3",
+		"via:1.2.3.4.5.6.7.8",
+		"10.0.0.1",
+		"10.0.0.1/33",
+		"",
+		"ipv6x",
+	};
+	struct switch_record_entry e;
+	char longer[SWITCH_RECORD_ENTRY_MAX + 8];
+
+	(void)state;
+	assert_int_equal(switch_record_entry("10.80.0.1/16", 0, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_ADDR4);
+	assert_int_equal(e.p4.addr, 0x0a500001u);
+	assert_int_equal(e.p4.len, 16);
+	assert_int_equal(switch_record_entry("via:10.80.0.254", 0, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_VIA4);
+	assert_int_equal(e.p4.addr, 0x0a5000feu);
+	assert_int_equal(switch_record_entry("ipv6", 0, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_IPV6_ON);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (switch_record_entry(bad[i], 0, &e) != -EINVAL)
+			fail_msg("entry '%s' was read", bad[i]);
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	assert_int_equal(switch_record_entry(longer, 0, &e), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_addr6_round_trip),
+		cmocka_unit_test(test_route6_round_trip),
+		cmocka_unit_test(test_ipv4_and_bad),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
