@@ -41,6 +41,7 @@ static long long watch_next;		 /* monotonic ms of the next check */
 /* nftables' change notifications (switch_nftmon.h): a deletion in keel's tables makes the
  * next check now; -1: none, the periodic check alone. */
 static int watch_fd = -1;
+static struct switch_nftmon watch_mon;
 static bool watch_told;		/* the next check is one a notification asked for */
 static long long watch_told_at; /* monotonic ms: when that notification was read */
 
@@ -1102,7 +1103,7 @@ size_t switches_pollfds(struct pollfd *fds, size_t max)
 void switches_events(const struct pollfd *fds, size_t n)
 {
 	if (n && fds[0].fd == watch_fd && (fds[0].revents & POLLIN) &&
-	    switch_nftmon_read(watch_fd)) {
+	    switch_nftmon_read(watch_fd, &watch_mon)) {
 		watch_next = watch_told_at = clock_mono_ms(); /* switches_tick looks now */
 		watch_told = true;
 	}
