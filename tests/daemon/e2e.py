@@ -5237,9 +5237,9 @@ def case_switch_internal(e):
     into a namespace, default route via the switch's host address) and an outside host (a
     namespace on another link of keeld's, WITH a route back to the switch's subnet, so only
     keel's forward chain stands between them): the client's ping is dropped. With that chain
-    flushed (its marker rule kept, so keeld does not rebuild it yet) the same ping passes:
-    the test can fail. Flushed with its marker, keeld puts the rules back and it is dropped
-    again."""
+    flushed while keeld is stopped (SIGSTOP: it would load the rules again at once) the same
+    ping passes: the test can fail. keeld going on puts the rules back (nftables told it) and
+    it is dropped again."""
     if not e.netns:
         print("SKIP: switch-internal: keeld's network namespace and its bridges need root")
         return 77
@@ -5293,15 +5293,17 @@ def case_switch_internal(e):
             check(time.time() < deadline, "the outside cannot reach keeld's namespace")
         rules_back(True)
         check(ping() != 0, "a client on internal switch in1 (no NAT) reached the outside")
-        # The forward chain flushed but for its marker (in one transaction: keeld, told of
-        # a flush alone, would put the rules back at once): nothing stops the ping.
-        e.ns("nft", 'flush chain inet keel %s_fwd; add rule inet keel %s_fwd counter comment '
-             '"keel-marker %s_fwd"' % (br, br, br))
-        rules_back(False)
-        check(ping() == 0, "with %s_fwd flushed the client still cannot reach the outside "
-              "(the test could not fail)" % br)
-        # Flushed with the marker: keeld puts the rules back; dropped again.
-        e.ns("nft", "flush", "chain", "inet", "keel", br + "_fwd")
+        # The forward chain flushed with keeld stopped (told, it would put the rules back
+        # at once, whatever is left of them): nothing stops the ping.
+        os.kill(e.keeld_proc.pid, signal.SIGSTOP)
+        try:
+            e.ns("nft", "flush", "chain", "inet", "keel", br + "_fwd")
+            rules_back(False)
+            check(ping() == 0, "with %s_fwd flushed the client still cannot reach the "
+                  "outside (the test could not fail)" % br)
+        finally:
+            os.kill(e.keeld_proc.pid, signal.SIGCONT)
+        # keeld going on reads nftables' notification and puts the rules back; dropped again.
         rules_back(True)
         check(ping() != 0, "after keeld restored %s_fwd the client reached the outside" % br)
     finally:
@@ -7147,14 +7149,14 @@ time.sleep(3600)
 """
 
 
-def case_rv12_selfloop(e):
-    """Review rv12: keeld reacts to nftables' notifications of its own transactions. When a
-    switch's batch commits but the DOCKER-USER step after it fails (here: a DOCKER-USER chain
-    in a table another process owns), each retry's batch flushes the switch's chains, whose
-    notification asks for the next retry at once: keeld retries in a tight loop instead of
-    every 5 seconds."""
+def case_switch_nft_selfloop(e):
+    """keeld ignores nftables' notifications of its own transactions (their NEWGEN names its
+    pid), and a failed reload is retried after 1 s, doubled up to 5 s. Here a switch's batch
+    commits but the DOCKER-USER step after it fails (a DOCKER-USER chain in a table another
+    process owns): each retry's batch flushes the switch's chains, whose notification, taken
+    for news, asked for the next retry at once (review rv12: 222 retries in 5 s)."""
     if not e.netns:
-        print("SKIP: rv12-selfloop: needs root")
+        print("SKIP: switch-nft-selfloop: needs root")
         return 77
     e.start_keeld()
     switches(e)
@@ -7166,7 +7168,7 @@ def case_rv12_selfloop(e):
         before = open(e.keeld_log).read().count("stay blocked")
         time.sleep(5)
         n = open(e.keeld_log).read().count("stay blocked") - before
-        print("rv12-selfloop: %d failed reloads in 5 s (the periodic check alone: 1)" % n)
+        print("switch-nft-selfloop: %d failed reloads in 5 s (the periodic check alone: 1)" % n)
         check(n <= 2, "keeld retried its rules %d times in 5 s, woken by its own "
               "notifications" % n)
     finally:
@@ -7174,13 +7176,13 @@ def case_rv12_selfloop(e):
         holder.wait()
 
 
-def case_rv12_partial(e):
-    """Review rv12: nftables tells keeld that a rule of keel's was deleted, but keeld looks
-    only for its marker rules: one rule deleted by its handle (here the Default Switch's
-    'iifname BR drop', what keeps it from routing anywhere but through NAT) stays deleted,
-    past the notification and the periodic check."""
+def case_switch_nft_partial(e):
+    """One rule of keel's deleted by its handle (here the Default Switch's 'iifname BR drop',
+    what keeps it from routing anywhere but through NAT) is put back: nftables' notification
+    of another process's change makes keeld load every switch's rules again (review rv12:
+    keeld looked only for its marker rules, and the rule stayed deleted)."""
     if not e.netns:
-        print("SKIP: rv12-partial: needs root")
+        print("SKIP: switch-nft-partial: needs root")
         return 77
     e.start_keeld()
     br = switches(e)["Default Switch"]["bridge"]
@@ -7195,13 +7197,14 @@ def case_rv12_partial(e):
           "told keeld and a periodic check:\n" + chain)
 
 
-def case_rv12_restore(e):
-    """Review rv12: a firewall reload that restores a ruleset saved earlier (nftables.service's
-    reload: 'flush ruleset' then the saved rules, keel's tables among them) puts back keel's
-    marker rules with the guards of that time. nftables tells keeld, keeld finds its markers
-    and reloads nothing: an adapter made since has no guards at all."""
+def case_switch_nft_restore(e):
+    """A firewall reload that restores a ruleset saved earlier (nftables.service's reload:
+    'flush ruleset' then the saved rules, keel's tables among them) puts back keel's marker
+    rules with the guards of that time; keeld, told by nftables, loads every switch's rules
+    again, and a running VM's adapter made since the save has its guards (review rv12: keeld
+    found its markers and reloaded nothing, the adapter forwarded with no guards)."""
     if not e.netns:
-        print("SKIP: rv12-restore: needs root")
+        print("SKIP: switch-nft-restore: needs root")
         return 77
     e.start_keeld()
     br = switches(e)["Default Switch"]["bridge"]
