@@ -65,11 +65,13 @@ class Env:
         return r.stdout
 
     # ---- keeld ----
-    def start_keeld(self, vmm=None, expect_fail=False, extra=()):
+    def start_keeld(self, vmm=None, expect_fail=False, extra=(), prefix=()):
+        """prefix: a command keeld runs under (inside its network namespace)."""
         log = open(self.keeld_log, "a")
         # nsenter, not `ip netns exec`: only the network namespace changes (the latter also
         # makes a mount namespace, in which the workers' files would show other paths).
         enter = ["nsenter", "--net=/run/netns/" + self.netns] if self.netns else []
+        enter += list(prefix)
         p = subprocess.Popen(enter + [self.a.keeld, "--state-dir", self.state, "--socket", self.sock,
                               "--vmm", vmm or self.a.keel_vmm, "--start-timeout", "30"] +
                              list(extra),
@@ -7222,6 +7224,45 @@ def case_switch_nft_restore(e):
     state = e.ns("bridge", "link", "show", "dev", tap)
     check(tap in guard, "running VM's adapter %s (%s) has no guards after a reload of a saved ruleset:\n%s\n"
           "keeld's log:\n%s" % (tap, state.strip(), guard, open(e.keeld_log).read()[-800:]))
+
+def case_switch_nft_pidns(e):
+    """keeld in a PID namespace of its own: the kernel names a transaction's process by its
+    pid in the initial namespace (NFTA_GEN_PROC_PID), which is not keeld's getpid(), so its
+    own batches look like another process's. Each reload of every switch would then ask for
+    the next at once; they are at most one a second. A chain flushed from outside: the rules
+    back, and in the 5 s after, at most 7 reloads of the Default Switch."""
+    if not e.netns:
+        print("SKIP: switch-nft-pidns: needs root")
+        return 77
+    # keeld not the namespace's init (sh is), so that SIGTERM reaches it as usual
+    e.start_keeld(prefix=["unshare", "--pid", "--fork", "--kill-child", "sh", "-c",
+                          '"$@" & wait', "sh"])
+    try:
+        pidns_reloads(e)
+    finally:
+        # unshare waits through a SIGTERM: keeld (its sh's child) is ended itself
+        def children(pid):
+            return [int(c) for c in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
+        sh = children(e.keeld_proc.pid)
+        for pid in children(sh[0]) if sh else ():
+            os.kill(pid, signal.SIGTERM)
+        e.keeld_proc.wait(timeout=30)
+        e.keeld_proc = None
+
+
+def pidns_reloads(e):
+    br = switches(e)["Default Switch"]["bridge"]
+    e.ns("nft", "flush", "chain", "inet", "keel", br + "_fwd")
+    time.sleep(1)
+    fwd = e.ns("nft", "list", "chain", "inet", "keel", br + "_fwd")
+    check('iifname "%s" drop' % br in fwd, "the rules are not back:\n" + fwd)
+    before = open(e.keeld_log).read().count("'Default Switch': its rules loaded again")
+    time.sleep(5)
+    n = open(e.keeld_log).read().count("'Default Switch': its rules loaded again") - before
+    print("switch-nft-pidns: %d reloads in 5 s of keeld woken by its own transactions" % n)
+    check(1 <= n <= 7, "keeld in a PID namespace reloaded %d times in 5 s (want 1 to 7: "
+          "woken by its own transactions, at most once a second)" % n)
+
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
 
