@@ -7225,6 +7225,37 @@ def case_switch_nft_restore(e):
     check(tap in guard, "running VM's adapter %s (%s) has no guards after a reload of a saved ruleset:\n%s\n"
           "keeld's log:\n%s" % (tap, state.strip(), guard, open(e.keeld_log).read()[-800:]))
 
+def case_switch_nft_retry(e):
+    """A check asked for by nftables' notification whose read of the switches fails (a test
+    hook: STATE/switches/test-list-fail) keeps the request and tries again soon: once the
+    read works, the rules of a chain flushed from outside are loaded as told by nftables, not
+    at the next periodic check (review rv12: the request was dropped before the read, and the
+    next check, 5 s on, was a periodic one)."""
+    if not e.netns:
+        print("SKIP: switch-nft-retry: needs root")
+        return 77
+    e.start_keeld()
+    br = switches(e)["Default Switch"]["bridge"]
+    hook = os.path.join(e.state, "switches", "test-list-fail")
+    open(hook, "w").close()
+    e.ns("nft", "flush", "chain", "inet", "keel", br + "_fwd")
+    deadline = time.time() + 10
+    while "cannot read them to check their rules" not in open(e.keeld_log).read():
+        check(time.time() < deadline, "keeld did not try the check the notification asked for")
+        time.sleep(0.1)
+    os.unlink(hook)
+    deadline = time.time() + 15  # a liveness bound only
+    while 'iifname "%s" drop' % br not in e.ns("nft", "list", "chain", "inet", "keel",
+                                                 br + "_fwd"):
+        check(time.time() < deadline, "the rules are not back")
+        time.sleep(0.1)
+    log = open(e.keeld_log).read()
+    check("its rules were removed (a firewall reload?; nftables told keeld)" in log and
+          "seen at keeld's periodic check" not in log,
+          "the rules came back at a periodic check, the notification's request dropped:\n" +
+          log[-1500:])
+
+
 def case_switch_nft_pidns(e):
     """keeld in a PID namespace of its own: the kernel names a transaction's process by its
     pid in the initial namespace (NFTA_GEN_PROC_PID), which is not keeld's getpid(), so its
