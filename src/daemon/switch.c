@@ -37,15 +37,20 @@
 #define LEASES_MAX  (1 << 20)
 
 #define WATCH_MS    5000
+#define RETRY_MS    1000 /* the first retry of a failed reload, doubled up to WATCH_MS */
 
 static char switches_dir[PATH_MAX - 64]; /* STATE/switches */
 static struct store *watch_store;	 /* switches_init's: the store switches_tick reads */
 static long long watch_next;		 /* monotonic ms of the next check */
-/* nftables' change notifications (switch_nftmon.h): a deletion in keel's tables makes the
- * next check now; -1: none, the periodic check alone. */
+/* nftables' change notifications (switch_nftmon.h): another process's change of keel's
+ * tables makes the next check now, one that loads every switch's rules again; -1: none, the
+ * periodic check alone. */
 static int watch_fd = -1;
+static struct switch_nftmon watch_mon;
 static bool watch_told;		/* the next check is one a notification asked for */
 static long long watch_told_at; /* monotonic ms: when that notification was read */
+static int watch_retry_ms;	/* after a failed reload: when the next check retries */
+static long long watch_full_at; /* monotonic ms: the last reload of every switch (told) */
 
 static bool is_type(const struct store_switch *sw, const char *type)
 {
@@ -1011,6 +1016,7 @@ static void sweep_dirs(const struct store_switch *list, size_t n)
 
 int switches_init(struct store *st, const char *state_dir, char *err, size_t errlen)
 {
+	struct switch_nft_view view;
 	struct store_switch *list = NULL;
 	size_t n = 0;
 	int ret;
@@ -1032,11 +1038,12 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 		ret = store_switch_list(st, &list, &n);
 	if (!ret)
 		sweep_dirs(list, n);
+	switch_nft_view_read(&view);
 	for (size_t i = 0; !ret && i < n; i++) {
 		char why[512];
 		/* A bridge from before with VMs running on it, its rules gone: blocked until
 		 * they are back. */
-		bool block = if_nametoindex(list[i].bridge) && !switch_nft_present(&list[i]);
+		bool block = if_nametoindex(list[i].bridge) && !switch_nft_present(&view, &list[i]);
 
 		if (block)
 			block_ports(st, &list[i], true, "its rules were missing at keeld's start");
@@ -1047,6 +1054,7 @@ int switches_init(struct store *st, const char *state_dir, char *err, size_t err
 		if (block)
 			block_ports(st, &list[i], false, NULL);
 	}
+	switch_nft_view_free(&view);
 	free(list);
 	return ret;
 }
@@ -1071,38 +1079,85 @@ size_t switches_pollfds(struct pollfd *fds, size_t max)
 void switches_events(const struct pollfd *fds, size_t n)
 {
 	if (n && fds[0].fd == watch_fd && (fds[0].revents & POLLIN) &&
-	    switch_nftmon_read(watch_fd)) {
+	    switch_nftmon_read(watch_fd, &watch_mon)) {
 		watch_next = watch_told_at = clock_mono_ms(); /* switches_tick looks now */
 		watch_told = true;
 	}
 }
 
+/* Load switch sw's rules again (its ports blocked: unblocked once they are in); false when
+ * nftables refused them: then its ports are blocked (what its chains hold is not known). */
+static bool reload(const struct store_switch *sw, bool told)
+{
+	char why[512];
+
+	if (apply_rules(watch_store, sw, why, sizeof(why))) {
+		if (!is_blocked(sw->bridge))
+			block_ports(watch_store, sw, true, "its rules could not be loaded again");
+		log_err("%s; its VMs' ports stay blocked", why);
+		return false;
+	}
+	if (told)
+		log_info("switch '%s': its rules loaded again %lld ms after nftables' notification",
+			 sw->name, clock_mono_ms() - watch_told_at);
+	if (is_blocked(sw->bridge))
+		block_ports(watch_store, sw, false, NULL);
+	return true;
+}
+
+/* Test builds: the check's read of the switches fails while STATE/switches holds this file
+ * (e2e switch-nft-retry). */
+static bool list_fails(void)
+{
+#ifdef KEEL_TEST_HOOKS
+	char hook[PATH_MAX];
+
+	snprintf(hook, sizeof(hook), "%s/test-list-fail", switches_dir);
+	return access(hook, F_OK) == 0;
+#else
+	return false;
+#endif
+}
+
 void switches_tick(void)
 {
+	struct switch_nft_view view;
 	struct store_switch *list = NULL;
 	size_t n = 0;
-	bool told = watch_told, *reload;
+	bool told = watch_told, full, *up, failed = false;
+	long long now = clock_mono_ms();
 
-	if (!watch_store || clock_mono_ms() < watch_next)
+	if (!watch_store || now < watch_next)
 		return;
-	watch_next = clock_mono_ms() + WATCH_MS;
-	watch_told = false;
-	if (store_switch_list(watch_store, &list, &n))
+	if (list_fails() || store_switch_list(watch_store, &list, &n) ||
+	    !(up = calloc(n ? n : 1, sizeof(*up)))) {
+		/* (a notification's reload stays asked for) */
+		log_err("switches: cannot read them to check their rules; trying again in %d ms",
+			RETRY_MS);
+		free(list);
+		watch_next = clock_mono_ms() + RETRY_MS;
 		return;
-	reload = calloc(n ? n : 1, sizeof(*reload));
+	}
+	/* A notification's reload of every switch, at most one a second: keeld's own
+	 * transactions are known by their pid, which a PID namespace of keeld's own hides from
+	 * it (the kernel gives the initial namespace's): each reload would tell keeld to load
+	 * again at once. Within the second the check below still blocks and loads the switches
+	 * whose rules are gone, and the reload of all follows at its end. */
+	full = told && (!watch_full_at || now - watch_full_at >= RETRY_MS);
+	watch_told = told && !full;
+	/* What nftables holds, listed once for every switch. */
+	switch_nft_view_read(&view);
 	/* Every switch whose rules are gone has its VMs' ports blocked first, then the rules
 	 * are loaded switch by switch: a flush of the ruleset takes all of them at once, and
 	 * the last switch's ports would otherwise forward unguarded while the others load. */
-	for (size_t i = 0; reload && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		/* A switch that is down (it could not come up, or its bridge was deleted) waits
 		 * for keeld's next start: retrying it here would only repeat the failure. */
 		if (!if_nametoindex(list[i].bridge))
 			continue;
-		if (switch_nft_present(&list[i])) {
-			if (is_blocked(list[i].bridge)) /* loaded since, by a VM's start */
-				block_ports(watch_store, &list[i], false, NULL);
+		up[i] = true;
+		if (switch_nft_present(&view, &list[i]))
 			continue;
-		}
 		/* Its VMs' ports first: without the guards they would forward unguarded until
 		 * the rules are back, and for good if nftables refuses them. */
 		block_ports(
@@ -1110,26 +1165,26 @@ void switches_tick(void)
 			told ? "its rules were removed (a firewall reload?; nftables told keeld)"
 			     : "its rules were removed (a firewall reload?; seen at keeld's "
 			       "periodic check)");
-		reload[i] = true;
 	}
-	for (size_t i = 0; reload && i < n; i++) {
-		char why[512];
-
-		if (!reload[i])
-			continue;
-		if (apply_rules(watch_store, &list[i], why, sizeof(why))) {
-			log_err("%s; its VMs' ports stay blocked", why);
-			continue;
-		}
-		if (told)
-			log_info("switch '%s': its rules loaded again %lld ms after nftables' "
-				 "notification",
-				 list[i].name, clock_mono_ms() - watch_told_at);
-		block_ports(watch_store, &list[i], false, NULL);
-	}
-	if (!reload)
-		log_err("switches: out of memory to check their rules; the next check tries again");
-	free(reload);
+	switch_nft_view_free(&view);
+	/* Told by nftables that another process changed keel's tables: every switch's rules
+	 * again, whatever the markers say (a saved ruleset loaded again brings back old rules
+	 * with their markers; a single rule deleted leaves the markers). The batch is atomic
+	 * and idempotent. Otherwise those blocked, and those loaded since by a VM's start. */
+	for (size_t i = 0; i < n; i++)
+		if (up[i] && (full || is_blocked(list[i].bridge)) && !reload(&list[i], told))
+			failed = true;
+	if (full)
+		watch_full_at = now;
+	/* A failed reload is tried again, sooner than the periodic check but not at once
+	 * (1 s, doubled each time, up to the check's 5 s). */
+	watch_retry_ms = failed ? (watch_retry_ms ? watch_retry_ms * 2 : RETRY_MS) : 0;
+	if (watch_retry_ms > WATCH_MS)
+		watch_retry_ms = WATCH_MS;
+	watch_next = clock_mono_ms() + (failed ? watch_retry_ms : WATCH_MS);
+	if (watch_told && watch_next > watch_full_at + RETRY_MS)
+		watch_next = watch_full_at + RETRY_MS;
+	free(up);
 	free(list);
 }
 

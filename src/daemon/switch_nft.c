@@ -64,25 +64,27 @@ static void mac_hex(const char *mac, char *out, size_t size)
 
 /* Neighbor discovery in fragments, from adapter p (l3: how IPv6 frames are matched): the
  * guards below read an ND message's ICMPv6 header and options, which a fragment may not
- * hold. Before any of them (docs/networking.md, "Guards"):
- * - a fragment whose fragment header is followed by another extension header (hop-by-hop,
- *   routing, fragment, authentication, destination options: the numbers the kernel's
- *   ipv6_find_hdr walks): its first fragment may end before the ICMPv6 or UDP header (RFC
- *   7112 forbids it; RFC 7113's RA-Guard drops it), where no rule would see its type or
- *   port (the DHCP guard's DHCPv6 ones too), and the later ones carry none at all;
- * - a first fragment (atomic ones too) of an ND message: ND is never fragmented (RFC 6980);
- *   without it the rest is never reassembled.
- * Other fragments (a large ping's) pass. */
+ * hold. Both rules look at first fragments only (fragment offset 0; without its first
+ * fragment a datagram is never reassembled, and the later ones, a large ping's, pass):
+ * - a first fragment whose fragment header is followed by another extension header
+ *   (hop-by-hop, routing, fragment, authentication, destination options: the numbers the
+ *   kernel's ipv6_find_hdr walks): it may end before the ICMPv6 or UDP header, where no rule
+ *   would see its type or port (the DHCP guard's DHCPv6 ones too). RFC 7112 makes that
+ *   first fragment invalid (it must hold the whole header chain) and RFC 7113's RA-Guard
+ *   drops it, but nft cannot tell it from a valid one: a datagram with an authentication or
+ *   destination options header after its fragment header (where RFC 8200's order puts them)
+ *   is dropped whole, a known cost (docs/networking.md, "Still open");
+ * - a first fragment (atomic ones too) of an ND message: ND is never fragmented (RFC 6980). */
 static void nd_fragments(struct script *s, const char *b, const struct vm_nic *p, const char *l3)
 {
 	const char *t = "bridge " SWITCH_NFT_TABLE;
 
 	put(s,
-	    "add rule %s %s_guard iifname \"%s\" %s frag nexthdr { 0, 43, 44, 51, 60 } counter "
-	    "drop\n",
+	    "add rule %s %s_guard iifname \"%s\" %s frag frag-off 0 frag nexthdr "
+	    "{ 0, 43, 44, 51, 60 } counter drop\n",
 	    t, b, p->tap, l3);
 	put(s,
-	    "add rule %s %s_guard iifname \"%s\" %s exthdr frag exists icmpv6 type "
+	    "add rule %s %s_guard iifname \"%s\" %s frag frag-off 0 icmpv6 type "
 	    "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
 	    "nd-redirect } counter drop\n",
 	    t, b, p->tap, l3);
@@ -308,8 +310,22 @@ out:
  * BRIDGE". *present: are they all there (true when there is no such chain); then op puts
  * them there or takes them away.
  * 0 when there is no DOCKER-USER chain. */
-enum docker_op { DOCKER_CHECK, DOCKER_ADD, DOCKER_REMOVE };
+enum docker_op { DOCKER_ADD, DOCKER_REMOVE };
 #define DOCKER_RULES 3
+
+/* Are all of bridge's rules in out, DOCKER-USER's listing (an earlier keel's broader ones
+ * are fewer: replaced)? */
+static bool docker_present(const char *out, const char *bridge)
+{
+	char tag[64];
+	int n = 0;
+
+	snprintf(tag, sizeof(tag), "comment \"keel %s\"", bridge);
+	for (const char *c = strstr(out, tag); c; c = strstr(c + 1, tag))
+		n++;
+	return n == DOCKER_RULES;
+}
+
 static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op op, bool *present)
 {
 	char cmd[640], tag[64], *out, *save = NULL;
@@ -322,12 +338,7 @@ static int docker_user(struct nft_ctx *nft, const char *bridge, enum docker_op o
 	out = strdup(nft_ctx_get_output_buffer(nft));
 	if (!out)
 		return -ENOMEM;
-	int n = 0;
-
-	for (const char *c = strstr(out, tag); c; c = strstr(c + 1, tag))
-		n++;
-	/* all of them (an earlier keel's broader ones are fewer: replaced) */
-	*present = n == DOCKER_RULES;
+	*present = docker_present(out, bridge);
 	/* "... comment "keel kbrN" # handle N": each of ours, by its handle. */
 	for (char *l = strtok_r(out, "\n", &save);
 	     (op == DOCKER_REMOVE || (op == DOCKER_ADD && !*present)) && l;
@@ -411,38 +422,59 @@ int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *
 	return ret;
 }
 
-bool switch_nft_present(const struct store_switch *sw)
+/* The listing of cmd into *out (NULL: nft refused it, the table or chain is not there);
+ * false when there is no memory for it (v->unknown). */
+static bool listing(struct nft_ctx *nft, const char *cmd, char **out)
 {
-	char cmd[128], mark[64];
-	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	bool there = true;
+	const char *o;
 
+	*out = NULL;
+	if (nft_run_cmd_from_buffer(nft, cmd))
+		return true;
+	o = nft_ctx_get_output_buffer(nft);
+	*out = strdup(o ? o : "");
+	return *out != NULL;
+}
+
+void switch_nft_view_read(struct switch_nft_view *v)
+{
+	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+
+	*v = (struct switch_nft_view){0};
 	if (!nft || nft_ctx_buffer_output(nft) || nft_ctx_buffer_error(nft)) {
 		if (nft)
 			nft_ctx_free(nft);
-		return true; /* cannot tell: do not rebuild on a guess */
+		v->unknown = true; /* cannot tell: do not rebuild on a guess */
+		return;
 	}
-	/* Every chain's marker rule: a chain flushed (or its table's rules) has lost it. */
-	for (int fam = 0; fam < 2 && there; fam++) {
-		const char *out;
+	v->unknown = !listing(nft, "list table inet " SWITCH_NFT_TABLE, &v->tables[0]) ||
+		     !listing(nft, "list table bridge " SWITCH_NFT_TABLE, &v->tables[1]) ||
+		     !listing(nft, "list chain ip filter " DOCKER_USER, &v->docker);
+	nft_ctx_free(nft);
+}
 
-		snprintf(cmd, sizeof(cmd), "list table %s %s", fam ? "bridge" : "inet",
-			 SWITCH_NFT_TABLE);
-		there = nft_run_cmd_from_buffer(nft, cmd) == 0;
-		out = there ? nft_ctx_get_output_buffer(nft) : NULL;
-		out = out ? out : "";
-		for (size_t i = 0; there && i < (fam ? 1 : sizeof(chains) / sizeof(chains[0]));
-		     i++) {
+void switch_nft_view_free(struct switch_nft_view *v)
+{
+	free(v->tables[0]);
+	free(v->tables[1]);
+	free(v->docker);
+	*v = (struct switch_nft_view){0};
+}
+
+bool switch_nft_present(const struct switch_nft_view *v, const struct store_switch *sw)
+{
+	char mark[64];
+
+	if (v->unknown)
+		return true;
+	/* Every chain's marker rule: a chain flushed (or its table's rules) has lost it. */
+	for (int fam = 0; fam < 2; fam++)
+		for (size_t i = 0; i < (fam ? 1 : sizeof(chains) / sizeof(chains[0])); i++) {
 			snprintf(mark, sizeof(mark), "\"%s %s_%s\"", MARKER, sw->bridge,
 				 fam ? "guard" : chains[i].suffix);
-			there = strstr(out, mark) != NULL;
+			if (!v->tables[fam] || !strstr(v->tables[fam], mark))
+				return false;
 		}
-	}
-	if (there) {
-		bool docker;
-
-		there = docker_user(nft, sw->bridge, DOCKER_CHECK, &docker) == 0 && docker;
-	}
-	nft_ctx_free(nft);
-	return there;
+	/* (no DOCKER-USER chain: no Docker here) */
+	return !v->docker || docker_present(v->docker, sw->bridge);
 }

@@ -34,7 +34,18 @@ int switch_nft_script(const struct store_switch *sw, const struct switch_nft_in 
 int switch_nft_apply(const struct store_switch *sw, const struct switch_nft_in *in, bool remove,
 		     char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Are sw's chains there (a host firewall reload flushes the whole ruleset)? */
-bool switch_nft_present(const struct store_switch *sw);
+/* What a check of the switches' rules reads of nftables, once for all of them: the listings
+ * of keel's two tables and of Docker's DOCKER-USER chain (NULL: not there). unknown: nftables
+ * could not be asked (every switch is taken as present: no rebuild on a guess). */
+struct switch_nft_view {
+	char *tables[2]; /* inet keel, bridge keel */
+	char *docker;
+	bool unknown;
+};
+void switch_nft_view_read(struct switch_nft_view *v);
+void switch_nft_view_free(struct switch_nft_view *v);
+/* Are sw's chains there in v, each with its marker rule (a host firewall reload flushes the
+ * whole ruleset), and its DOCKER-USER rules where that chain is? */
+bool switch_nft_present(const struct switch_nft_view *v, const struct store_switch *sw);
 
 #endif

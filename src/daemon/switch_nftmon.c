@@ -2,7 +2,9 @@
 /* nftables' change notifications (switch_nftmon.h). */
 #include "daemon/switch_nftmon.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,27 +52,70 @@ static void attr_str(const struct nlmsghdr *nlh, unsigned want, char *out, size_
 	}
 }
 
-/* One message: a deletion in keel's tables or in DOCKER-USER? */
+/* NEWGEN's NFTA_GEN_PROC_PID (the process that made the transaction; 0 if none). */
+static uint32_t gen_pid(const struct nlmsghdr *nlh)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+	{
+		if (mnl_attr_get_type(a) == NFTA_GEN_PROC_PID &&
+		    mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+			return ntohl(mnl_attr_get_u32(a));
+	}
+	return 0;
+}
+
+/* The notifications of a change, by message type: tables, chains, rules, sets, their
+ * elements, objects and flowtables, added or deleted (the kernel's header may predate the
+ * DESTROY ones, 26 to 32). */
+static bool is_change(unsigned type)
+{
+	switch (type) {
+	case NFT_MSG_NEWTABLE:
+	case NFT_MSG_DELTABLE:
+	case NFT_MSG_NEWCHAIN:
+	case NFT_MSG_DELCHAIN:
+	case NFT_MSG_NEWRULE:
+	case NFT_MSG_DELRULE:
+	case NFT_MSG_NEWSET:
+	case NFT_MSG_DELSET:
+	case NFT_MSG_NEWSETELEM:
+	case NFT_MSG_DELSETELEM:
+	case NFT_MSG_NEWOBJ:
+	case NFT_MSG_DELOBJ:
+	case NFT_MSG_NEWFLOWTABLE:
+	case NFT_MSG_DELFLOWTABLE:
+		return true;
+	default:
+		return type >= 26 && type <= 32; /* NFT_MSG_DESTROYTABLE ... DESTROYFLOWTABLE */
+	}
+}
+
+/* One message: a change in keel's tables or in DOCKER-USER? */
 static bool matters(const struct nlmsghdr *nlh)
 {
 	unsigned type = nlh->nlmsg_type & 0xff;
 	char table[64], chain[64];
 
-	if (nlh->nlmsg_type >> 8 != NFNL_SUBSYS_NFTABLES ||
-	    (type != NFT_MSG_DELTABLE && type != NFT_MSG_DELCHAIN && type != NFT_MSG_DELRULE) ||
-	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(struct nfgenmsg)))
+	if (!is_change(type))
 		return false;
-	/* The table's name is attribute 1 of all three (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE,
-	 * NFTA_RULE_TABLE); a chain's own name NFTA_CHAIN_NAME, a rule's NFTA_RULE_CHAIN. */
+	/* The table's name is attribute 1 of them all (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE,
+	 * NFTA_RULE_TABLE, NFTA_SET_TABLE, ...); a chain's own name NFTA_CHAIN_NAME, a rule's
+	 * NFTA_RULE_CHAIN. */
 	attr_str(nlh, NFTA_TABLE_NAME, table, sizeof(table));
 	if (!strcmp(table, SWITCH_NFT_TABLE))
 		return true;
-	attr_str(nlh, type == NFT_MSG_DELCHAIN ? NFTA_CHAIN_NAME : NFTA_RULE_CHAIN, chain,
-		 sizeof(chain));
-	return type != NFT_MSG_DELTABLE && !strcmp(chain, "DOCKER-USER");
+	if (type == NFT_MSG_NEWCHAIN || type == NFT_MSG_DELCHAIN || type == 27)
+		attr_str(nlh, NFTA_CHAIN_NAME, chain, sizeof(chain));
+	else if (type == NFT_MSG_NEWRULE || type == NFT_MSG_DELRULE || type == 28)
+		attr_str(nlh, NFTA_RULE_CHAIN, chain, sizeof(chain));
+	else
+		return false;
+	return !strcmp(chain, "DOCKER-USER");
 }
 
-bool switch_nftmon_msgs(const void *buf, size_t len)
+bool switch_nftmon_msgs(struct switch_nftmon *m, const void *buf, size_t len, uint32_t self)
 {
 	const char *p = buf;
 	bool look = false;
@@ -86,7 +131,17 @@ bool switch_nftmon_msgs(const void *buf, size_t len)
 		 * it) */
 		if (nlh->nlmsg_len < sizeof(*nlh) || step > len)
 			break;
-		look |= matters(nlh);
+		if (nlh->nlmsg_type >> 8 == NFNL_SUBSYS_NFTABLES &&
+		    nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(struct nfgenmsg))) {
+			/* A transaction's notifications end with its NEWGEN, which names the
+			 * process that made it: keeld's own are not news. */
+			if ((nlh->nlmsg_type & 0xff) == NFT_MSG_NEWGEN) {
+				look |= m->touched && gen_pid(nlh) != self;
+				m->touched = false;
+			} else {
+				m->touched |= matters(nlh);
+			}
+		}
 		if (step >= len)
 			break;
 		p += step;
@@ -95,10 +150,11 @@ bool switch_nftmon_msgs(const void *buf, size_t len)
 	return look;
 }
 
-bool switch_nftmon_read(int fd)
+bool switch_nftmon_read(int fd, struct switch_nftmon *m)
 {
 	/* aligned for the messages' headers */
 	static char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
+	uint32_t self = (uint32_t)getpid();
 	bool look = false;
 
 	for (;;) {
@@ -109,11 +165,15 @@ bool switch_nftmon_read(int fd)
 			continue;
 		if (n < 0 && errno == ENOBUFS) {
 			look = true; /* some were lost: any of them may have been one */
+			m->touched = false;
 			continue;
 		}
 		if (n <= 0)
 			return look;
 		/* one cut short: its end unread, it may have been one */
-		look |= (size_t)n > sizeof(buf) || switch_nftmon_msgs(buf, (size_t)n);
+		if ((size_t)n > sizeof(buf))
+			look = true;
+		else
+			look |= switch_nftmon_msgs(m, buf, (size_t)n, self);
 	}
 }

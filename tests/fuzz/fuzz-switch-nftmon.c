@@ -2,7 +2,8 @@
 /*
  * fuzz-switch-nftmon (issue 12): nftables' change notifications as keeld reads them
  * (src/daemon/switch_nftmon.c): any bytes as a datagram of netlink messages, walked within
- * their length, their attributes too.
+ * their length, their attributes too (strings, and NEWGEN's pid), twice over: a transaction
+ * left open by the first read is closed by the second's NEWGEN.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!buf)
 		return 0;
 	memcpy(buf, data, size);
-	(void)switch_nftmon_msgs(buf, size);
+	struct switch_nftmon m = {0};
+
+	/* keeld's pid as 1234 (the seeds' NEWGENs carry it or another) */
+	(void)switch_nftmon_msgs(&m, buf, size, 1234);
+	(void)switch_nftmon_msgs(&m, buf, size, 1234);
 	free(buf);
 	return 0;
 }

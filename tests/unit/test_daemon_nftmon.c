@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Which of nftables' notifications make keeld look at its switches' rules
- * (src/daemon/switch_nftmon.c): deletions in the tables named keel (any family) and in
- * Docker's DOCKER-USER chain, not additions, not other tables, and nothing from a message
- * cut short.
+ * Which of nftables' notifications make keeld load its switches' rules again
+ * (src/daemon/switch_nftmon.c): changes in the tables named keel (any family) and in Docker's
+ * DOCKER-USER chain, made by another process than keeld (the transaction's NFT_MSG_NEWGEN
+ * names it); not other tables, not listings, and nothing from a message cut short.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <cmocka.h>
 
 #include <linux/netfilter/nf_tables.h>
@@ -46,39 +47,119 @@ static size_t msg(uint32_t *buf, unsigned type, uint8_t fam, const char *table, 
 	return len;
 }
 
-static void test_which(void **state)
+/* A transaction's end: NFT_MSG_NEWGEN with NFTA_GEN_ID and NFTA_GEN_PROC_PID (pid), into
+ * buf: its length. */
+static size_t gen(uint32_t *buf, uint32_t pid)
+{
+	char *p = (char *)buf;
+	struct nlmsghdr *nlh = (struct nlmsghdr *)p;
+	size_t len = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	uint32_t vals[2] = {htonl(7), htonl(pid)};
+
+	memset(p, 0, 64);
+	for (int i = 0; i < 2; i++) {
+		struct nlattr *a = (struct nlattr *)(p + len);
+
+		a->nla_type = (uint16_t)(NFTA_GEN_ID + i);
+		a->nla_len = NLA_HDRLEN + 4;
+		memcpy(a + 1, &vals[i], 4);
+		len += NLA_HDRLEN + 4;
+	}
+	nlh->nlmsg_len = (uint32_t)len;
+	nlh->nlmsg_type = (uint16_t)(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWGEN);
+	return len;
+}
+
+#define SELF  1234u
+#define OTHER 999u
+
+/* One message then its transaction's NEWGEN from another process: does it make keeld look? */
+static bool one(unsigned type, uint8_t fam, const char *table, unsigned chain_attr,
+		const char *chain)
 {
 	uint32_t buf[256];
+	struct switch_nftmon m = {0};
+	size_t n = msg(buf, type, fam, table, chain_attr, chain);
+
+	n += gen(buf + n / 4, OTHER);
+	return switch_nftmon_msgs(&m, buf, n, SELF);
+}
+
+static void test_which(void **state)
+{
+	(void)state;
+	assert_true(one(NFT_MSG_DELRULE, 7, "keel", 2, "kbr0_guard"));
+	assert_true(one(NFT_MSG_DELTABLE, 1, "keel", 0, NULL));
+	assert_true(one(NFT_MSG_DELCHAIN, 1, "keel", 3, "kbr0_fwd"));
+	/* additions too: a saved ruleset loaded again, or a rule added to keel's chains */
+	assert_true(one(NFT_MSG_NEWRULE, 7, "keel", 2, "kbr0_guard"));
+	assert_true(one(NFT_MSG_NEWTABLE, 1, "keel", 0, NULL));
+	assert_true(one(NFT_MSG_NEWSET, 1, "keel", 2, "s"));
+	/* NFT_MSG_DESTROYTABLE, DESTROYCHAIN, DESTROYRULE (26-28; not in older headers) */
+	assert_true(one(26, 1, "keel", 0, NULL));
+	assert_true(one(27, 1, "keel", 3, "kbr0_fwd"));
+	assert_true(one(28, 2, "filter", 2, "DOCKER-USER"));
+	assert_true(one(NFT_MSG_DELRULE, 2, "filter", 2, "DOCKER-USER"));
+	assert_true(one(NFT_MSG_NEWRULE, 2, "filter", 2, "DOCKER-USER"));
+	assert_true(one(NFT_MSG_DELCHAIN, 2, "filter", 3, "DOCKER-USER"));
+	assert_false(one(NFT_MSG_DELRULE, 2, "filter", 2, "FORWARD"));
+	assert_false(one(NFT_MSG_DELTABLE, 2, "keelx", 0, NULL));
+	/* a set named DOCKER-USER is no chain */
+	assert_false(one(NFT_MSG_DELSET, 2, "filter", 2, "DOCKER-USER"));
+	/* listings are no change */
+	assert_false(one(NFT_MSG_GETRULE, 7, "keel", 2, "kbr0_guard"));
+}
+
+/* A transaction is known as another process's only at its NEWGEN: its messages before it, in
+ * the same datagram or earlier ones, wait for it; keeld's own are dropped. */
+static void test_transactions(void **state)
+{
+	uint32_t buf[256];
+	struct switch_nftmon m = {0};
 	size_t n;
 
 	(void)state;
+	/* cut short: not read */
 	n = msg(buf, NFT_MSG_DELRULE, 7, "keel", 2, "kbr0_guard");
-	assert_true(switch_nftmon_msgs(buf, n));
-	assert_false(switch_nftmon_msgs(buf, n - 4)); /* cut short: not read */
-	n = msg(buf, NFT_MSG_DELTABLE, 1, "keel", 0, NULL);
-	assert_true(switch_nftmon_msgs(buf, n));
-	n = msg(buf, NFT_MSG_DELCHAIN, 1, "keel", 3, "kbr0_fwd");
-	assert_true(switch_nftmon_msgs(buf, n));
-	n = msg(buf, NFT_MSG_NEWRULE, 7, "keel", 2, "kbr0_guard");
-	assert_false(switch_nftmon_msgs(buf, n));
-	n = msg(buf, NFT_MSG_DELRULE, 2, "filter", 2, "DOCKER-USER");
-	assert_true(switch_nftmon_msgs(buf, n));
-	n = msg(buf, NFT_MSG_DELCHAIN, 2, "filter", 3, "DOCKER-USER");
-	assert_true(switch_nftmon_msgs(buf, n));
-	n = msg(buf, NFT_MSG_DELRULE, 2, "filter", 2, "FORWARD");
-	assert_false(switch_nftmon_msgs(buf, n));
-	n = msg(buf, NFT_MSG_DELTABLE, 2, "keelx", 0, NULL);
-	assert_false(switch_nftmon_msgs(buf, n));
-	/* a datagram of two: the second one counts */
+	assert_false(switch_nftmon_msgs(&m, buf, n - 4, SELF));
+	assert_false(m.touched);
+	/* keeld's own transaction (its batch's flush): not news */
+	n = msg(buf, NFT_MSG_DELRULE, 7, "keel", 2, "kbr0_guard");
+	n += gen(buf + n / 4, SELF);
+	assert_false(switch_nftmon_msgs(&m, buf, n, SELF));
+	assert_false(m.touched);
+	/* another's, its NEWGEN in the next datagram */
 	n = msg(buf, NFT_MSG_NEWTABLE, 2, "filter", 0, NULL);
 	n += msg(buf + n / 4, NFT_MSG_DELRULE, 1, "keel", 2, "kbr3_in");
-	assert_true(switch_nftmon_msgs(buf, n));
+	assert_false(switch_nftmon_msgs(&m, buf, n, SELF));
+	assert_true(m.touched);
+	n = gen(buf, OTHER);
+	assert_true(switch_nftmon_msgs(&m, buf, n, SELF));
+	assert_false(m.touched);
+	/* keeld's own then another's that touches nothing of keel's, in one datagram */
+	n = msg(buf, NFT_MSG_DELCHAIN, 1, "keel", 3, "kbr0_fwd");
+	n += gen(buf + n / 4, SELF);
+	n += msg(buf + n / 4, NFT_MSG_DELRULE, 2, "filter", 2, "FORWARD");
+	n += gen(buf + n / 4, OTHER);
+	assert_false(switch_nftmon_msgs(&m, buf, n, SELF));
+	/* another's then keeld's: the first counts */
+	n = msg(buf, NFT_MSG_DELTABLE, 1, "keel", 0, NULL);
+	n += gen(buf + n / 4, OTHER);
+	n += msg(buf + n / 4, NFT_MSG_DELTABLE, 1, "keel", 0, NULL);
+	n += gen(buf + n / 4, SELF);
+	assert_true(switch_nftmon_msgs(&m, buf, n, SELF));
+	assert_false(m.touched);
+	/* a NEWGEN without its pid (older kernels): not keeld's */
+	n = msg(buf, NFT_MSG_DELTABLE, 1, "keel", 0, NULL);
+	n += gen(buf + n / 4, 0);
+	assert_true(switch_nftmon_msgs(&m, buf, n, SELF));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_which),
+		cmocka_unit_test(test_transactions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
