@@ -421,7 +421,7 @@ json_object *vmdef_boot_to_json(const struct vm_def *def);
 int vmdef_boot_check(const struct vm_def *def, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* The effective order, device by device, into out; returns how many. Devices no item names
- * are left out (the firmware tries them after, in its own order). */
+ * follow the named ones in the default order (disk, dvd, net): every device is listed. */
 unsigned vmdef_boot_devices(const struct vm_def *def, struct vm_boot_dev out[VMDEF_BOOT_DEVS_MAX]);
 /* The order as text ("disk,dvd,net"), the default's when empty. */
 void vmdef_boot_text(const struct vm_def *def, char *buf, size_t len);

@@ -245,11 +245,10 @@ static void add_dev(struct vm_boot_dev *out, unsigned *n, enum vm_boot_dev_kind 
 	out[(*n)++] = (struct vm_boot_dev){.kind = (uint8_t)kind, .index = (uint8_t)index};
 }
 
-unsigned vmdef_boot_devices(const struct vm_def *def, struct vm_boot_dev out[VMDEF_BOOT_DEVS_MAX])
+/* Each item's devices into out, those already there skipped. */
+static void add_items(const struct vm_def *def, const struct vm_boot_item *items, unsigned nitems,
+		      struct vm_boot_dev *out, unsigned *n)
 {
-	const struct vm_boot_item *items = def->nboot ? def->boot_order : default_order;
-	unsigned nitems = def->nboot ? def->nboot : 3, n = 0;
-
 	for (unsigned i = 0; i < nitems; i++) {
 		struct vm_boot_item it = items[i];
 
@@ -258,29 +257,40 @@ unsigned vmdef_boot_devices(const struct vm_def *def, struct vm_boot_dev out[VMD
 		case VM_BOOT_DISK:
 			if (it.kind == VM_BOOT_DISK)
 				for (unsigned d = 0; d < def->ndisks; d++)
-					add_dev(out, &n, VM_BOOTDEV_DISK, d);
+					add_dev(out, n, VM_BOOTDEV_DISK, d);
 			for (unsigned l = 0; l < def->scsi.nluns; l++)
 				if ((def->scsi.luns[l].type == VM_LUN_DVD) ==
 				    (it.kind == VM_BOOT_DVD))
-					add_dev(out, &n, VM_BOOTDEV_LUN, l);
+					add_dev(out, n, VM_BOOTDEV_LUN, l);
 			break;
 		case VM_BOOT_NET:
 			for (unsigned d = 0; d < def->nnics; d++)
-				add_dev(out, &n, VM_BOOTDEV_NET, d);
+				add_dev(out, n, VM_BOOTDEV_NET, d);
 			break;
 		case VM_BOOT_DISK_N:
 			if (it.index < def->ndisks)
-				add_dev(out, &n, VM_BOOTDEV_DISK, it.index);
+				add_dev(out, n, VM_BOOTDEV_DISK, it.index);
 			break;
 		case VM_BOOT_LUN_N:
 			if (it.index < def->scsi.nluns)
-				add_dev(out, &n, VM_BOOTDEV_LUN, it.index);
+				add_dev(out, n, VM_BOOTDEV_LUN, it.index);
 			break;
 		default:
 			if (it.index < def->nnics)
-				add_dev(out, &n, VM_BOOTDEV_NET, it.index);
+				add_dev(out, n, VM_BOOTDEV_NET, it.index);
 			break;
 		}
 	}
+}
+
+unsigned vmdef_boot_devices(const struct vm_def *def, struct vm_boot_dev out[VMDEF_BOOT_DEVS_MAX])
+{
+	unsigned n = 0;
+
+	/* The order's devices first, then every other one in the default order: OVMF drops a
+	 * device the list leaves out (QemuBootOrderLib deletes its boot option) where SeaBIOS
+	 * tries it after the others, so keel lists them all and both firmwares boot alike. */
+	add_items(def, def->boot_order, def->nboot, out, &n);
+	add_items(def, default_order, 3, out, &n);
 	return n;
 }

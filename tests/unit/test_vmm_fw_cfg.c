@@ -399,6 +399,18 @@ static void test_boot_order(void **state)
 					 "/pci@i0cf8/ethernet@a\n"
 					 "/pci@i0cf8/scsi@2/disk@0,0\n"
 					 "/pci@i0cf8/scsi@7/channel@0/disk@0,1";
+	static const char want_lun2[] = "/pci@i0cf8/scsi@7/channel@0/disk@0,2\n"
+					"/pci@i0cf8/scsi@2/disk@0,0\n"
+					"/pci@i0cf8/scsi@3/disk@0,0\n"
+					"/pci@i0cf8/scsi@7/channel@0/disk@0,1\n"
+					"/pci@i0cf8/scsi@7/channel@0/disk@0,0\n"
+					"/pci@i0cf8/ethernet@a";
+	static const char want_net[] = "/pci@i0cf8/ethernet@a\n"
+				       "/pci@i0cf8/scsi@2/disk@0,0\n"
+				       "/pci@i0cf8/scsi@3/disk@0,0\n"
+				       "/pci@i0cf8/scsi@7/channel@0/disk@0,1\n"
+				       "/pci@i0cf8/scsi@7/channel@0/disk@0,0\n"
+				       "/pci@i0cf8/scsi@7/channel@0/disk@0,2";
 
 	vmdef_init(&d);
 	strcpy(d.name, "b");
@@ -427,9 +439,14 @@ static void test_boot_order(void **state)
 	j = vmdef_boot_to_json(&d);
 	assert_string_equal(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN),
 			    "[\"disk1\",\"dvd\",\"net\",\"disk\"]");
+	/* One device named: it first, then every other device in the default order (OVMF
+	 * would drop a device the file leaves out). */
 	assert_int_equal(vmdef_boot_parse(&d, "lun2", err, sizeof(err)), 0);
-	assert_int_equal(bootorder_build(&d, buf, sizeof(buf)),
-			 sizeof("/pci@i0cf8/scsi@7/channel@0/disk@0,2"));
+	assert_int_equal(bootorder_build(&d, buf, sizeof(buf)), sizeof(want_lun2));
+	assert_string_equal(buf, want_lun2);
+	assert_int_equal(vmdef_boot_parse(&d, "net", err, sizeof(err)), 0);
+	assert_int_equal(bootorder_build(&d, buf, sizeof(buf)), sizeof(want_net));
+	assert_string_equal(buf, want_net);
 	assert_int_equal(vmdef_boot_parse_json(&d, j, err, sizeof(err)), 0);
 	assert_int_equal(d.nboot, 4);
 	json_object_put(j);

@@ -111,6 +111,12 @@ x cat /proc/"$mainpid"/cgroup
 echo "$X_OUT" | grep -q '/system.slice/keel-agent.service$' || fail "the agent's main process is not in its unit's cgroup: $X_OUT"
 x uname -r
 kver=$X_OUT
+# The guest reads the VM's own UUID (SMBIOS type 1, which cloud-init and licensing read).
+vm_id=$(keel vm show $V --json | sed -n 's/^ *"id": "\([0-9a-f-]*\)".*/\1/p' | head -n 1)
+x cat /sys/class/dmi/id/product_uuid
+[ -n "$vm_id" ] && [ "$X_OUT" = "$vm_id" ] ||
+	fail "the guest's SMBIOS UUID is '$X_OUT', the VM's id '$vm_id'"
+echo "lab: the guest's /sys/class/dmi/id/product_uuid is the VM's id $vm_id"
 keel vm exec $V -- sh -c 'exit 7' 2>/dev/null
 rc=$?
 [ $rc = 7 ] || fail "keel vm exec -- sh -c 'exit 7' gave status $rc"
@@ -133,6 +139,10 @@ until keel vm show $V | grep -q "^Addresses: .*$subnet\.[0-9]"; do
 done
 echo "lab: agent: $(keel vm show $V | grep '^Addresses') $(($(_now) - t_net)) s after networkd started"
 keel vm set $V --eject >/tmp/deb-set.out 2>&1 || fail "keel vm set --eject: $(cat /tmp/deb-set.out)"
+# The guest sees the medium go: its drive reports no medium (sense 3a) once it has polled.
+x sh -c 'i=0; while blkid /dev/sr0 >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 30 ] || break; sleep 1; done; dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>&1; true'
+case "$X_OUT" in *'No medium found'*) ;; *) fail "after keel vm set --eject the guest still reads /dev/sr0: $X_OUT" ;; esac
+echo "lab: after keel vm set --eject the guest's drive has no medium: $(echo "$X_OUT" | head -n 1)"
 
 # keel vm stop through the agent: systemctl poweroff, systemd's shutdown on the console.
 timeout 200 keel console $V --read-only >/tmp/deb-stop.console 2>&1 &
