@@ -3,14 +3,17 @@
 # (scripts/images/debian12-vhdx.sh: systemd, Debian's cloud kernel, GRUB EFI, in a dynamic
 # VHDX) becomes a Generation 2 VM with `keel vm create`, starts with `keel vm start`, and the
 # user is left at its login prompt through `keel console` (scripts/demo-vm.sh). On a host with
-# VT-x/AMD-V that happens on the host (as root: keeld starts jailed workers); without, inside
-# the nested lab (QEMU TCG with an emulated AMD-V CPU), whose console is this terminal.
+# VT-x/AMD-V and a usable /dev/kvm that happens on the host (as root: keeld starts jailed
+# workers); without, inside the nested lab (QEMU TCG with an emulated AMD-V CPU), whose console
+# is this terminal (scripts/demo-where.sh decides, and the demo says why in one line).
 # Environment: DEMO_CPUS (default 2), DEMO_MEMORY (default 512M), DEMO_FORCE_LAB=1 (use the
 # lab even with VT-x/AMD-V).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tests/lab/lab.sh
 . "$top/tests/lab/lab.sh"
+# shellcheck source=scripts/demo-where.sh
+. "$top/scripts/demo-where.sh"
 
 cpus=${DEMO_CPUS:-2}
 memory=${DEMO_MEMORY:-512M}
@@ -18,8 +21,10 @@ for p in keel-vmm keeld keel; do
 	[ -x "$top/build/$p" ] || lab_die "build/$p does not exist; run make first"
 done
 
-if grep -qwE 'vmx|svm' /proc/cpuinfo && [ "${DEMO_FORCE_LAB:-0}" = 0 ]; then
-	echo "demo: this host has hardware virtualization: keeld runs here and boots Debian 12 directly"
+where=$(demo_where /proc/cpuinfo /dev/kvm)
+[ "${DEMO_FORCE_LAB:-0}" = 0 ] || where="lab: DEMO_FORCE_LAB=${DEMO_FORCE_LAB} asks for it"
+if [ "$where" = host ]; then
+	echo "demo: this host has hardware virtualization and /dev/kvm: keeld runs here and boots Debian 12 directly"
 	[ "$(id -u)" = 0 ] || lab_die "keeld starts each VM's worker jailed under a uid of its own: run the demo as root"
 	image=$("$top/scripts/images/build.sh" debian12-vhdx)
 	work=$(mktemp -d /var/tmp/keel-demo.XXXXXX)
@@ -64,7 +69,7 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo && [ "${DEMO_FORCE_LAB:-0}" = 0 ]; then
 	exit $?
 fi
 
-echo "demo: this host has no VT-x/AMD-V (no vmx/svm in /proc/cpuinfo), so the demo runs inside the nested lab"
+echo "demo: ${where#lab: }, so the demo runs inside the nested lab"
 lab_build
 LAB_IMAGES=debian12-vhdx lab_images
 echo "demo: booting the lab (QEMU TCG, emulated AMD-V); in it keeld, and keel-vmm with OVMF" \

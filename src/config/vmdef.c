@@ -42,6 +42,13 @@ const char *vmdef_boot_source(const struct vm_def *def)
 						   : "direct kernel boot";
 }
 
+void vmdef_firmware_missing(const struct vm_def *def, char *buf, size_t len)
+{
+	error_set(buf, len, "%s's firmware file %s is missing: install Debian's '%s' package",
+		  vmdef_boot_source(def), vmdef_firmware_file(def),
+		  def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_PKG : VMDEF_OVMF_PKG);
+}
+
 const char *vmdef_firmware_file(const struct vm_def *def)
 {
 	if (def->firmware == VM_FIRMWARE_NONE)
@@ -815,12 +822,10 @@ int vmdef_validate(const struct vm_def *def, char *err, size_t errlen)
 		const char *fw = vmdef_firmware_file(def);
 
 		if (!def->firmware_file && access(fw, F_OK)) {
-			error_set(err, errlen,
-				  "VM '%s': %s's firmware file %s is missing: install Debian's "
-				  "'%s' package",
-				  def->name, vmdef_boot_source(def), fw,
-				  def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_PKG
-								    : VMDEF_OVMF_PKG);
+			char missing[256];
+
+			vmdef_firmware_missing(def, missing, sizeof(missing));
+			error_set(err, errlen, "VM '%s': %s", def->name, missing);
 			return -EINVAL;
 		}
 		if (vmdef_check_file("firmware file", fw, false, false, err, errlen))

@@ -406,6 +406,11 @@ const char *vmdef_stop_action_name(enum vm_stop_action a);
 unsigned vmdef_generation(const struct vm_def *def);
 /* "Generation 1 (BIOS)", "Generation 2 (UEFI)" or "direct kernel boot". */
 const char *vmdef_boot_source(const struct vm_def *def);
+/* The one line for a firmware VM whose Debian firmware file is missing, naming the package
+ * to install: "Generation 2 (UEFI)'s firmware file /usr/share/OVMF/OVMF_CODE_4M.fd is
+ * missing: install Debian's 'ovmf' package" (seabios for Generation 1). keeld's checks and
+ * keel-vmm all say it so (docs/firmware.md). */
+void vmdef_firmware_missing(const struct vm_def *def, char *buf, size_t len);
 
 /* The boot order (vmdef_boot.c). "dvd,disk,lun1" into def's boot order (replacing it):
  * items as above, separated by commas; "" or "default" clears it. Checks the words and

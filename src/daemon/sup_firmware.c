@@ -53,11 +53,7 @@ int sup_firmware_open(struct sup *sup, const struct vm_def *def, char *err, size
 		int e = errno;
 
 		if (e == ENOENT)
-			error_set(err, errlen,
-				  "%s's firmware file %s is missing: install Debian's '%s' package",
-				  vmdef_boot_source(def), path,
-				  def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_PKG
-								    : VMDEF_OVMF_PKG);
+			vmdef_firmware_missing(def, err, errlen);
 		else
 			error_set(err, errlen, "firmware file %s: %s", path, strerror(e));
 		return -e;

@@ -7166,7 +7166,8 @@ def case_firmware(e):
     directory from Debian's template at first start, passed as a directory descriptor; a
     start that fails leaves the directory root's and swept; a store that is not one is set
     aside and replaced by the template; delete removes both. Each bad input is refused with its one line and
-    changes nothing."""
+    changes nothing; so are a start and a create on a host without Debian's firmware files,
+    naming the package to install."""
     if not os.path.exists(SEABIOS) or not os.path.exists(OVMF_CODE):
         print("SKIP: Debian's seabios and ovmf packages are needed (scripts/setup.sh)")
         return 77
@@ -7352,6 +7353,26 @@ def case_firmware(e):
               msg="none.fd")
     e.api_err("POST", "/v1/vms", {"name": "b1", "kernel": e.a.guest, "boot_order": ["disk"]},
               msg="a VM that boots its kernel directly has none")
+    # A host without Debian's seabios and ovmf packages (keeld in a mount namespace where
+    # their directories are empty): a start and a create say which package to install, in
+    # one line, and change nothing; the VMs start again once the files are back.
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld(prefix=["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          "mount -t tmpfs none %s && mount -t tmpfs none %s && exec \"$@\"" %
+                          (os.path.dirname(SEABIOS), os.path.dirname(OVMF_CODE)), "sh"])
+    missing = "%s's firmware file %s is missing: install Debian's '%s' package"
+    bios_missing = missing % ("Generation 1 (BIOS)", SEABIOS, "seabios")
+    uefi_missing = missing % ("Generation 2 (UEFI)", OVMF_CODE, "ovmf")
+    refused(("vm", "start", "g1"), bios_missing)
+    refused(("vm", "start", "g2"), uefi_missing)
+    check(e.vm("g1")["state"] == "Off" and e.vm("g2")["state"] in ("Off", "Crashed"),
+          "a start without the firmware: %r %r" % (e.vm("g1"), e.vm("g2")))
+    refused(("vm", "create", "b1", "--generation", "1"), "VM 'b1': " + bios_missing)
+    refused(("vm", "create", "b1", "--generation", "2"), "VM 'b1': " + uefi_missing)
+    e.kill_keeld(signal.SIGTERM)
+    e.start_keeld()
+    e.start("g1")
+    e.keel("vm", "turn-off", "g1")
     # The integration settings are part of the description: vsock and the services off.
     e.api_ok("PATCH", "/v1/vms/g1", {"vsock": {}, "integration_disabled": ["kvp", "exec"]})
     check(e.vm("g1")["integration_disabled"] == ["kvp", "exec"] and e.vm("g1")["vsock"],

@@ -315,6 +315,27 @@ static void test_boot_menu(void **state)
 	config_free(&cfg);
 }
 
+/* The one line keeld and keel-vmm give for a missing Debian firmware file names the
+ * generation, the file and the package to install; a short buffer is cut, not overrun. */
+static void check_firmware_missing(void)
+{
+	struct vm_def def = {.firmware = VM_FIRMWARE_BIOS};
+	char msg[256], small[16];
+
+	vmdef_firmware_missing(&def, msg, sizeof(msg));
+	assert_string_equal(msg, "Generation 1 (BIOS)'s firmware file "
+				 "/usr/share/seabios/bios-256k.bin is missing: install Debian's "
+				 "'seabios' package");
+	def.firmware = VM_FIRMWARE_UEFI;
+	vmdef_firmware_missing(&def, msg, sizeof(msg));
+	assert_string_equal(msg, "Generation 2 (UEFI)'s firmware file "
+				 "/usr/share/OVMF/OVMF_CODE_4M.fd is missing: install Debian's "
+				 "'ovmf' package");
+	vmdef_firmware_missing(&def, small, sizeof(small));
+	assert_string_equal(small, "Generation 2 (U");
+	vmdef_firmware_missing(&def, NULL, 0);
+}
+
 /* A firmware VM: keel-vmm's options fill the description (the generation, the firmware, the
  * store, the boot order); keeld (vmdef_validate) checks the firmware file is there; the
  * document writes "generation" and round-trips; the rules between the fields. */
@@ -435,6 +456,7 @@ static void test_firmware(void **state)
 	cfg.def.firmware = VM_FIRMWARE_BIOS;
 	assert_string_equal(vmdef_firmware_file(&cfg.def), VMDEF_SEABIOS_FILE);
 	config_free(&cfg);
+	check_firmware_missing();
 }
 
 /* An adapter's queue pairs: one per vCPU by default (at most 8), queues=N from 1 to the

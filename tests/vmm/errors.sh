@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # keel-vmm refuses bad input with one clear line on stderr and a non-zero status:
-# options, kernel files, memory sizes, and a host without /dev/kvm.
+# options, kernel files, memory sizes, a host without /dev/kvm or without Debian's firmware.
 # usage: errors.sh KEEL_VMM KERNEL_DIR   (KERNEL_DIR holds Debian's vmlinuz, may be absent)
 set -uo pipefail
 vmm=$1
@@ -10,22 +10,36 @@ trap 'rm -rf "$tmp"' EXIT
 failed=0
 
 # expect PATTERN ARGS...: a non-zero status and exactly one output line matching PATTERN.
+run=("$vmm")
+hidden=
 expect() {
 	local pattern=$1
 	shift
 	local out rc lines shown="$*"
 	shown=${shown:0:100}
-	out=$("$vmm" "$@" 2>&1 </dev/null)
+	out=$("${run[@]}" "$@" 2>&1 </dev/null)
 	rc=$?
 	lines=$(printf '%s\n' "$out" | grep -c .)
 	if [ "$rc" -eq 0 ] || ! grep -qE -- "$pattern" <<<"$out" || [ "$lines" -ne 1 ]; then
-		echo "FAIL: keel-vmm $shown: status $rc, output:"
+		echo "FAIL: keel-vmm $shown$hidden: status $rc, output:"
 		printf '%s\n' "$out" | sed 's/^/  | /'
 		echo "  expected one line matching: $pattern"
 		failed=1
 	else
-		echo "ok: keel-vmm $shown -> $out"
+		echo "ok: keel-vmm $shown$hidden -> $out"
 	fi
+}
+
+# expect_hidden DIR PATTERN ARGS...: as expect, with DIR an empty tmpfs in a private mount
+# namespace (needs root), so that the files under it are missing for keel-vmm alone.
+expect_hidden() {
+	local dir=$1
+	shift
+	run=(unshare -m sh -c 'mount -t tmpfs none "$0" && exec "$@"' "$dir" "$vmm")
+	hidden=" ($dir hidden)"
+	expect "$@"
+	run=("$vmm")
+	hidden=
 }
 
 printf 'not a kernel at all\n' >"$tmp/text"
@@ -88,7 +102,14 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
 		echo "FAIL: without /dev/kvm: $out"
 		failed=1
 	fi
+	# Debian's firmware file hidden the same way: one line naming the package to install.
+	expect_hidden /usr/share/OVMF \
+		"error: Generation 2 \(UEFI\)'s firmware file /usr/share/OVMF/OVMF_CODE_4M.fd is missing: install Debian's 'ovmf' package$" \
+		--firmware uefi
+	expect_hidden /usr/share/seabios \
+		"error: Generation 1 \(BIOS\)'s firmware file /usr/share/seabios/bios-256k.bin is missing: install Debian's 'seabios' package$" \
+		--firmware bios
 else
-	echo "note: not root; the missing-/dev/kvm check needs a private mount namespace"
+	echo "note: not root; the missing-/dev/kvm and missing-firmware checks need a private mount namespace"
 fi
 exit $failed

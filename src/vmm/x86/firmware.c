@@ -29,12 +29,7 @@ int firmware_open(const struct vm_def *def, int passed_fd, struct firmware *fw, 
 	if (fd < 0) {
 		r = -errno;
 		if (r == -ENOENT && !def->firmware_file)
-			snprintf(err, errlen,
-				 "firmware file %s is missing: install Debian's '%s' "
-				 "package",
-				 path,
-				 def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_PKG
-								   : VMDEF_OVMF_PKG);
+			vmdef_firmware_missing(def, err, errlen);
 		else
 			snprintf(err, errlen, "firmware file %s: %s", path, strerror(-r));
 		return r;
