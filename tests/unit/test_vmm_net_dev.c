@@ -873,6 +873,7 @@ static void test_real_tap(void **state)
 
 static struct virtio_dev *mq;
 static int mq_peer[2];
+static int mq_fd[2]; /* the device's ends (its tap queues) */
 static const uint64_t MQ_F = ALL_F | F(NET_F_CTRL_VQ) | F(NET_F_MQ);
 
 static void drain(int fd)
@@ -899,6 +900,7 @@ static void start_mq(uint64_t features, unsigned nq)
 						    sv[k]),
 					 0);
 			fds[k] = sv[k][0];
+			mq_fd[k] = sv[k][0];
 			mq_peer[k] = sv[k][1];
 		}
 		assert_int_equal(virtio_net_create_fd(fake_machine(), 0, fds, 2, "mq0", mac, &mq),
@@ -1435,6 +1437,100 @@ static void test_mq_vhost_setup(void **state)
 	}
 }
 
+/* ---- review rv16 ---- */
+
+static void set_blocking(int fd, bool block)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	assert_true(fl >= 0);
+	assert_int_equal(fcntl(fd, F_SETFL, block ? fl & ~O_NONBLOCK : fl | O_NONBLOCK), 0);
+}
+
+/* Does queue q's used ring hold an entry of len bytes (among its first n)? */
+static bool used_len_seen(unsigned q, uint32_t len, unsigned n)
+{
+	const uint8_t *used = ram(USED(q), 4 + 8 * vd->q[q].size);
+
+	for (unsigned i = 0; i < n && i < used_idx(q); i++)
+		if (le32_load(used + 4 + 8 * i + 4) == len)
+			return true;
+	return false;
+}
+
+/* Pair 1's thread reads its tap without the device's lock (net_rx_read). While it is in
+ * that read, the driver clears FEATURES_OK (no reset: the epoch stays), takes CTRL_VQ
+ * without MQ and sets DRIVER_OK again: queue 2 is now its control queue and pair 1 is not
+ * in use (net_pairs_on). The recheck after the read looks at the epoch, the queue's
+ * readiness and p->attached (still true: no net_sync_queues ran, pair 0's thread being busy
+ * too), not at net_pairs_on, so the frame is written into the control queue's buffers
+ * (docs/virtio.md: "queue 2 is then its control queue, never pair 1's receive queue"). The
+ * tap queues are made blocking only to hold the threads inside the read (in production the
+ * read is non-blocking and the window is the copy of up to 64 KiB). */
+static void test_rv16_unlocked_read_renegotiated(void **state)
+{
+	uint64_t f = ALL_F | F(NET_F_CTRL_VQ) | 1ull << 32;
+	bool frame_in_ctrl;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		post(0, NULL, 1024, true);
+		post(2, NULL, 1024, true);
+	}
+	set_blocking(mq_fd[0], true);
+	set_blocking(mq_fd[1], true);
+	fake_machine_pause(false);
+	fake_virtio_notify(mq, 0);
+	fake_virtio_notify(mq, 2);
+	usleep(300 * 1000); /* both threads wait in their tap's read, the lock let go */
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0x3);
+	fake_virtio_write(mq, FAKE_CC(guest_feature_select), 4, 0);
+	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)f);
+	fake_virtio_write(mq, FAKE_CC(guest_feature_select), 4, 1);
+	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)(f >> 32));
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xb);
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xf);
+	set_blocking(mq_fd[1], false); /* the read under way still waits for its frame */
+	memset(frame, 0, NET_HDR_SIZE + 100);
+	assert_int_equal(send(mq_peer[1], frame, NET_HDR_SIZE + 100, 0), NET_HDR_SIZE + 100);
+	usleep(300 * 1000);
+	set_blocking(mq_fd[0], false);
+	assert_int_equal(send(mq_peer[0], frame, NET_HDR_SIZE + 100, 0), NET_HDR_SIZE + 100);
+	wait_used(0, 1);
+	fake_machine_pause(true);
+	frame_in_ctrl = used_len_seen(2, NET_HDR_SIZE + 100, 8);
+	printf("queue 2 (the control queue now): used %u, pair 1's frame in it: %s\n",
+	       used_idx(2), frame_in_ctrl ? "yes" : "no");
+	start_mq(MQ_F, NQ);
+	assert_false(frame_in_ctrl);
+}
+
+/* virtio_net_create failing after virtio_dev_create (here vhost=on without vhost-net; in a
+ * hot add, a timerfd or epoll_ctl failure in virtio_net_create_fd, or a thread that cannot
+ * start in virtio_dev_create, which now starts up to 8) frees the device through
+ * virtio_dev_destroy, which leaves its pause and report hooks in the machine's tables: the
+ * next pause calls virtio_pause on freed memory (ASan: heap-use-after-free). */
+static void test_rv16_failed_create_leaves_hooks(void **state)
+{
+	struct vm_nic spec = {.vhost = VM_VHOST_ON};
+	struct virtio_dev *d = NULL;
+	int sv[2];
+	char err[256];
+
+	(void)state;
+	snprintf(spec.tap, sizeof(spec.tap), "rv16");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(
+		virtio_net_create(fake_machine(), &spec, 1, sv, NULL, &d, err, sizeof(err)),
+		-ENODEV);
+	close(sv[1]);
+	fake_machine_pause(false);
+	fake_machine_pause(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1466,7 +1562,9 @@ int main(void)
 		cmocka_unit_test(test_review_mq_renegotiated),
 		cmocka_unit_test(test_review_mq_limited_ack),
 		cmocka_unit_test(test_mq_queue_rate_limit),
+		cmocka_unit_test(test_rv16_unlocked_read_renegotiated),
 		cmocka_unit_test(test_mq_vhost_setup),
+		cmocka_unit_test(test_rv16_failed_create_leaves_hooks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
