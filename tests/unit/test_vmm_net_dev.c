@@ -1531,6 +1531,58 @@ static void test_rv16_failed_create_leaves_hooks(void **state)
 	fake_machine_pause(true);
 }
 
+/* Pair 1's thread writes a transmit chain to its tap without the device's lock
+ * (net_tx_one). The driver resets the device meanwhile: the status reads 0 at once (the
+ * reset does not wait for the write), so the driver may reuse the buffer (here: rewritten
+ * with 'B'), yet the write still to come copies from it. The tap queue's send buffer is
+ * filled only to hold the thread inside the write (in production the window is the copy of
+ * up to 64 KiB, or a tap whose queue is full). Expected: nothing the driver writes after
+ * the reset reached 0 leaves the device. */
+static void test_rv16_tx_reads_buffer_after_reset(void **state)
+{
+	uint8_t pkt[NET_HDR_SIZE + 64] = {0}, filler[1000] = {0};
+	int small = 1, big = 212992;
+	unsigned slot;
+	bool saw_b = false;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	drain(mq_peer[1]);
+	assert_int_equal(setsockopt(mq_fd[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	while (send(mq_fd[1], filler, sizeof(filler), MSG_DONTWAIT) > 0)
+		;
+	/* A frame for pair 1 and no receive buffers: its thread reads it once and then waits
+	 * for buffers (the tap unwatched), never again in a (now blocking) read. */
+	assert_int_equal(send(mq_peer[1], pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+	set_blocking(mq_fd[1], true);
+	memset(pkt + NET_HDR_SIZE, 'A', 64);
+	slot = avail_idx[3] % vd->q[3].size;
+	post(3, pkt, sizeof(pkt), false);
+	fake_machine_pause(false);
+	fake_virtio_notify(mq, 3);
+	usleep(300 * 1000); /* pair 1's thread waits in writev, the lock let go */
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0);
+	assert_int_equal(fake_virtio_read(mq, FAKE_CC(device_status), 1), 0);
+	memset(ram(BUF(3, slot) + NET_HDR_SIZE, 64), 'B', 64); /* reused after the reset */
+	for (unsigned i = 0; i < 200; i++) {
+		ssize_t n = recv(mq_peer[1], got, sizeof(got), MSG_DONTWAIT);
+
+		if (n == (ssize_t)sizeof(pkt) && got[NET_HDR_SIZE] == 'B')
+			saw_b = true;
+		if (n < 0)
+			usleep(5 * 1000);
+	}
+	set_blocking(mq_fd[1], false);
+	assert_int_equal(setsockopt(mq_fd[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
+	fake_machine_pause(true);
+	printf("a frame with the bytes written after the reset left the device: %s\n",
+	       saw_b ? "yes" : "no");
+	start_mq(MQ_F, NQ);
+	assert_false(saw_b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1563,6 +1615,7 @@ int main(void)
 		cmocka_unit_test(test_review_mq_limited_ack),
 		cmocka_unit_test(test_mq_queue_rate_limit),
 		cmocka_unit_test(test_rv16_unlocked_read_renegotiated),
+		cmocka_unit_test(test_rv16_tx_reads_buffer_after_reset),
 		cmocka_unit_test(test_mq_vhost_setup),
 		cmocka_unit_test(test_rv16_failed_create_leaves_hooks),
 	};
