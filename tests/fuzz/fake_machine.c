@@ -185,6 +185,32 @@ int machine_add_report(struct machine *m, machine_report_fn fn, void *opaque)
 	return 0;
 }
 
+void machine_forget(struct machine *m, void *obj)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < fake.nreset; i++)
+		if (fake.reset[i].opaque != obj)
+			fake.reset[k++] = fake.reset[i];
+	fake.nreset = k;
+	k = 0;
+	for (unsigned i = 0; i < fake.npause; i++) {
+		if (fake.pause_opaque[i] == obj)
+			continue;
+		fake.pause[k] = fake.pause[i];
+		fake.pause_opaque[k++] = fake.pause_opaque[i];
+	}
+	fake.npause = k;
+	k = 0;
+	for (unsigned i = 0; i < fake.nreport; i++) {
+		if (fake.report_opaque[i] == obj)
+			continue;
+		fake.report[k] = fake.report[i];
+		fake.report_opaque[k++] = fake.report_opaque[i];
+	}
+	fake.nreport = k;
+}
+
 struct machine_report {
 	unsigned lines;
 };

@@ -759,6 +759,7 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 		r = machine_set_media(m, &virtio_scsi_media_ops, s);
 	if (r) {
 		snprintf(err, errlen, "virtio-scsi set-up: %s", strerror(-r));
+		machine_forget(m, s); /* its report */
 		virtio_dev_destroy(*out); /* frees s */
 		return r;
 	}
