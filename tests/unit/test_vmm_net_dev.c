@@ -1437,7 +1437,7 @@ static void test_mq_vhost_setup(void **state)
 	}
 }
 
-/* ---- review rv16 ---- */
+/* ---- the unlocked tap calls of the pairs' threads, and a failed set-up ---- */
 
 static void set_blocking(int fd, bool block)
 {
@@ -1462,12 +1462,13 @@ static bool used_len_seen(unsigned q, uint32_t len, unsigned n)
  * that read, the driver clears FEATURES_OK (no reset: the epoch stays), takes CTRL_VQ
  * without MQ and sets DRIVER_OK again: queue 2 is now its control queue and pair 1 is not
  * in use (net_pairs_on). The recheck after the read looks at the epoch, the queue's
- * readiness and p->attached (still true: no net_sync_queues ran, pair 0's thread being busy
- * too), not at net_pairs_on, so the frame is written into the control queue's buffers
- * (docs/virtio.md: "queue 2 is then its control queue, never pair 1's receive queue"). The
+ * readiness, p->attached (still true: no net_sync_queues ran, pair 0's thread being busy
+ * too) and net_pairs_on, so the frame is dropped, never written into the control queue's
+ * buffers (docs/virtio.md: "queue 2 is then its control queue, never pair 1's receive
+ * queue"). The
  * tap queues are made blocking only to hold the threads inside the read (in production the
  * read is non-blocking and the window is the copy of up to 64 KiB). */
-static void test_rv16_unlocked_read_renegotiated(void **state)
+static void test_mq_unlocked_read_renegotiated(void **state)
 {
 	uint64_t f = ALL_F | F(NET_F_CTRL_VQ) | 1ull << 32;
 	bool frame_in_ctrl;
@@ -1510,10 +1511,10 @@ static void test_rv16_unlocked_read_renegotiated(void **state)
 
 /* virtio_net_create failing after virtio_dev_create (here vhost=on without vhost-net; in a
  * hot add, a timerfd or epoll_ctl failure in virtio_net_create_fd, or a thread that cannot
- * start in virtio_dev_create, which now starts up to 8) frees the device through
- * virtio_dev_destroy, which leaves its pause and report hooks in the machine's tables: the
- * next pause calls virtio_pause on freed memory (ASan: heap-use-after-free). */
-static void test_rv16_failed_create_leaves_hooks(void **state)
+ * start in virtio_dev_create) frees the device through virtio_dev_destroy, which takes its
+ * pause and report hooks out of the machine's tables (machine_forget): the next pause calls
+ * no hook on freed memory (ASan would report a heap-use-after-free). */
+static void test_failed_create_forgets_hooks(void **state)
 {
 	struct vm_nic spec = {.vhost = VM_VHOST_ON};
 	struct virtio_dev *d = NULL;
@@ -1531,19 +1532,41 @@ static void test_rv16_failed_create_leaves_hooks(void **state)
 	fake_machine_pause(true);
 }
 
+/* The tap's side of pair 1 (the test's end), read a while after it starts (the reset is
+ * under way by then): whether the transmitted frame carried the bytes written after the
+ * reset. */
+static void *tx_drainer(void *arg)
+{
+	bool *saw_b = arg;
+
+	usleep(200 * 1000);
+	for (unsigned i = 0; i < 400; i++) {
+		ssize_t n = recv(mq_peer[1], got, sizeof(got), MSG_DONTWAIT);
+
+		if (n == NET_HDR_SIZE + 64) {
+			*saw_b = got[NET_HDR_SIZE] == 'B';
+			break;
+		}
+		if (n < 0)
+			usleep(5 * 1000);
+	}
+	return NULL;
+}
+
 /* Pair 1's thread writes a transmit chain to its tap without the device's lock
- * (net_tx_one). The driver resets the device meanwhile: the status reads 0 at once (the
- * reset does not wait for the write), so the driver may reuse the buffer (here: rewritten
- * with 'B'), yet the write still to come copies from it. The tap queue's send buffer is
- * filled only to hold the thread inside the write (in production the window is the copy of
- * up to 64 KiB, or a tap whose queue is full). Expected: nothing the driver writes after
- * the reset reached 0 leaves the device. */
-static void test_rv16_tx_reads_buffer_after_reset(void **state)
+ * (net_tx_one). The driver resets the device meanwhile: the reset waits until no pair's
+ * thread is inside a tap call (here, until the test's end of the tap is read and the write
+ * completes), so that once the status reads 0 the driver may reuse the buffer (here:
+ * rewritten with 'B') and nothing it writes then leaves the device. The tap queue's send
+ * buffer is filled only to hold the thread inside the write (in production the tap is
+ * non-blocking and the window is the copy of up to 64 KiB). */
+static void test_mq_reset_waits_for_tx_write(void **state)
 {
 	uint8_t pkt[NET_HDR_SIZE + 64] = {0}, filler[1000] = {0};
 	int small = 1, big = 212992;
 	unsigned slot;
 	bool saw_b = false;
+	pthread_t th;
 
 	(void)state;
 	mq_bucket_full();
@@ -1563,17 +1586,11 @@ static void test_rv16_tx_reads_buffer_after_reset(void **state)
 	fake_machine_pause(false);
 	fake_virtio_notify(mq, 3);
 	usleep(300 * 1000); /* pair 1's thread waits in writev, the lock let go */
+	assert_int_equal(pthread_create(&th, NULL, tx_drainer, &saw_b), 0);
 	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0);
 	assert_int_equal(fake_virtio_read(mq, FAKE_CC(device_status), 1), 0);
 	memset(ram(BUF(3, slot) + NET_HDR_SIZE, 64), 'B', 64); /* reused after the reset */
-	for (unsigned i = 0; i < 200; i++) {
-		ssize_t n = recv(mq_peer[1], got, sizeof(got), MSG_DONTWAIT);
-
-		if (n == (ssize_t)sizeof(pkt) && got[NET_HDR_SIZE] == 'B')
-			saw_b = true;
-		if (n < 0)
-			usleep(5 * 1000);
-	}
+	assert_int_equal(pthread_join(th, NULL), 0);
 	set_blocking(mq_fd[1], false);
 	assert_int_equal(setsockopt(mq_fd[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
 	fake_machine_pause(true);
@@ -1614,10 +1631,10 @@ int main(void)
 		cmocka_unit_test(test_review_mq_renegotiated),
 		cmocka_unit_test(test_review_mq_limited_ack),
 		cmocka_unit_test(test_mq_queue_rate_limit),
-		cmocka_unit_test(test_rv16_unlocked_read_renegotiated),
-		cmocka_unit_test(test_rv16_tx_reads_buffer_after_reset),
+		cmocka_unit_test(test_mq_unlocked_read_renegotiated),
+		cmocka_unit_test(test_mq_reset_waits_for_tx_write),
 		cmocka_unit_test(test_mq_vhost_setup),
-		cmocka_unit_test(test_rv16_failed_create_leaves_hooks),
+		cmocka_unit_test(test_failed_create_forgets_hooks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
