@@ -69,14 +69,25 @@ void qos_gate_fini(struct qos_gate *g)
 
 bool qos_gate_admit(struct qos_gate *g, unsigned fifo, uint16_t id, uint64_t bytes)
 {
-	unsigned b = g->bucket_of[fifo];
-	struct blk_qos *q = &g->bucket[b];
+	unsigned b;
+	struct blk_qos *q;
 	uint64_t wait, now = now_ns();
+
+	if (fifo >= g->nfifo) { /* not reached: the devices' FIFOs are their queues or LUNs */
+		log_warn_ratelimited(&gate_rl, "storage QoS: no FIFO %u (of %u)", fifo, g->nfifo);
+		return false;
+	}
+	b = g->bucket_of[fifo];
+	q = &g->bucket[b];
 
 	/* The windows that ended before this request came had what was outstanding without
 	 * it. */
 	blk_qos_tick(q, g->ops->outstanding(g->opaque, b) - 1, now);
-	if (!blk_qos_limited(q)) {
+	if (!blk_qos_limited(q) || g->n[fifo] >= QOS_GATE_DEPTH) {
+		/* A full FIFO is not reached either (a device has at most QOS_GATE_DEPTH slots):
+		 * the request starts, counted, rather than overwrite a waiting one. */
+		if (blk_qos_limited(q))
+			log_warn_ratelimited(&gate_rl, "storage QoS: FIFO %u full", fifo);
 		blk_qos_force(q, bytes, now); /* counted all the same */
 		return false;
 	}

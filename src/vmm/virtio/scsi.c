@@ -35,6 +35,10 @@
 
 static struct log_ratelimit scsi_rl = LOG_RATELIMIT_INIT(5000, 5);
 
+/* The QoS gate holds every slot of one LUN, and has a FIFO per LUN. */
+_Static_assert(VSCSI_SLOTS <= QOS_GATE_DEPTH, "a LUN's FIFO holds every slot");
+_Static_assert(VMDEF_MAX_LUNS <= QOS_GATE_FIFOS, "a FIFO per LUN");
+
 /* I/O thread or reset, vd->lock held. */
 static void scsi_release_slot(struct virtio_scsi *s, struct vscsi_slot *sl)
 {
