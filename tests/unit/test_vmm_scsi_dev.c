@@ -419,31 +419,73 @@ static void test_qos_reset_and_pause(void **state)
 }
 
 /* ABORT TASK while the read it aborts waits for its LUN's QoS (taken, not yet submitted):
- * the function waits for it too, and is answered after it. */
-static void test_qos_tmf_waits(void **state)
+ * the read is taken out of the gate and answered ABORTED (it never ran), then the function
+ * completes at once, without waiting for the bucket. */
+static void test_qos_tmf_cancels_waiting(void **state)
 {
 	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
 	struct blk_qos_stats st;
-	unsigned ctl;
+	unsigned ctl, rd;
 
 	(void)state;
 	start();
 	assert_int_equal(lun_qos(0, &one, &st), 0);
 	post_read();
-	post_read();
+	rd = post_read();
 	fake_virtio_notify(vd, 2);
 	serve_until(2, 1);
 	assert_int_equal(lun_qos(0, NULL, &st), 1);
-	ctl = post_abort_task();
+	ctl = post_abort_task(); /* tag 0: the reads' */
 	notify_only(0);
-	assert_int_equal(used_idx(0), 0); /* the read still waits */
-	assert_int_equal(lun_qos(0, &none, &st), 1);
-	serve_until(0, 1);
-	assert_int_equal(used_idx(2), 2);
+	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(used_idx(2), 2);
+	assert_int_equal(ram(BUF(2, rd) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_ABORTED);
+	assert_int_equal(lun_qos(0, &none, &st), 0);
 }
 
-/* ---- review rv16: QoS isolation between LUNs ----
+/* LOGICAL UNIT RESET of LUN 0 while two of its reads and one of LUN 2's wait for their
+ * buckets: LUN 0's are answered RESET (virtio 1.2, 5.6.6.1: cancelled by a reset) and the
+ * function completes at once; LUN 2's read still waits, and runs GOOD once its limit is
+ * lifted. */
+static void test_qos_lun_reset_cancels_its_lun(void **state)
+{
+	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_stats st;
+	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+	unsigned rd[5], ctl;
+
+	(void)state;
+	start();
+	assert_int_equal(lun_qos(0, &one, &st), 0);
+	assert_int_equal(lun_qos(2, &one, &st), 0);
+	for (unsigned i = 0; i < 3; i++)
+		rd[i] = post_read_lun(0);
+	rd[3] = post_read_lun(2);
+	rd[4] = post_read_lun(2);
+	fake_virtio_notify(vd, 2);
+	serve_until(2, 2);
+	assert_int_equal(lun_qos(0, NULL, &st), 2);
+	assert_int_equal(lun_qos(2, NULL, &st), 1);
+	le32_store(tmf, VIRTIO_SCSI_T_TMF);
+	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
+	tmf[8] = 1;
+	tmf[10] = 0x40;
+	ctl = post(0, tmf, sizeof(tmf), 1);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(used_idx(2), 4);
+	assert_good(rd[0]);
+	assert_int_equal(ram(BUF(2, rd[1]) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_RESET);
+	assert_int_equal(ram(BUF(2, rd[2]) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_RESET);
+	assert_int_equal(lun_qos(0, &none, &st), 0);
+	assert_int_equal(lun_qos(2, &none, &st), 1);
+	serve_until(2, 5);
+	assert_good(rd[4]);
+}
+
+/* ---- QoS isolation between LUNs ----
  * The request queue at 128 entries (rings from 0xd000) so that more chains than the
  * device's 32 slots can be given at once; every read of a LUN shares its out and in
  * buffers (0xe000 + 0x100 * lun, 0xe400 + 0x400 * lun). */
@@ -532,10 +574,11 @@ static void big_lift(unsigned want_used)
 }
 
 /* LUN 0 at 1 byte/s (its first read leaves its bucket in debt for minutes) and a guest
- * that keeps 34 reads queued on it (Linux's cmd_per_lun is 128): every one of the
- * controller's 32 slots ends up waiting for LUN 0's bucket, and a read of LUN 2, which has
- * no limit, stays in the ring behind them. Expected: LUN 2 is served (its own bucket). */
-static void test_rv16_qos_lun_starves_other_lun(void **state)
+ * that keeps 34 reads queued on it (Linux's cmd_per_lun is 128): LUN 0 holds at most its
+ * share of the controller's 32 slots waiting (32 / 3 LUNs), the rest of its reads are
+ * parked without a slot, and a read of LUN 2, which has no limit, behind them in the ring
+ * is served (its own bucket). Lifting LUN 0's limit then answers all 35. */
+static void test_qos_lun_share_of_slots(void **state)
 {
 	struct blk_qos_limits slow = {.max_bw = 1};
 	struct blk_qos_stats st;
@@ -556,9 +599,9 @@ static void test_rv16_qos_lun_starves_other_lun(void **state)
 }
 
 /* LUN 0 throttled with one read waiting for its bucket; a LOGICAL UNIT RESET of LUN 2 (no
- * request of LUN 2 anywhere) waits for LUN 0's read, and with it every control request.
- * Expected (docs/virtio.md: a function waits for reads "its LUN's QoS holds"): answered. */
-static void test_rv16_qos_tmf_other_lun_waits(void **state)
+ * request of LUN 2 anywhere) waits only for LUN 2's submitted requests: answered at once,
+ * not after LUN 0's read. */
+static void test_qos_tmf_other_lun_answered(void **state)
 {
 	struct blk_qos_limits slow = {.max_bw = 1};
 	struct blk_qos_stats st;
@@ -595,6 +638,44 @@ static void test_rv16_qos_tmf_other_lun_waits(void **state)
 	assert_true(answered);
 }
 
+/* The same flood on LUN 0 (its share waiting, the rest parked), then a LOGICAL UNIT RESET
+ * of LUN 0: every read not started, waiting or parked, is answered RESET at once and the
+ * function completes; the device serves LUN 2 afterwards. */
+static void test_qos_lun_reset_cancels_parked(void **state)
+{
+	struct blk_qos_limits slow = {.max_bw = 1}, none = {0};
+	struct blk_qos_stats st;
+	struct timespec ms = {0, 1000000};
+	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+
+	(void)state;
+	start_big();
+	(void)lun_qos(0, &slow, &st);
+	for (unsigned i = 0; i < 34; i++)
+		big_read(0);
+	fake_virtio_notify(vd, 2);
+	for (unsigned i = 0; i < 1000 && le16_load(ram(BIG_USED + 2, 2)) != 1; i++) {
+		fake_virtio_serve(vd);
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 1);
+	assert_int_equal(lun_qos(0, NULL, &st), VSCSI_SLOTS / 3);
+	le32_store(tmf, VIRTIO_SCSI_T_TMF);
+	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
+	tmf[8] = 1;
+	tmf[10] = 0x40;
+	post(0, tmf, sizeof(tmf), 1);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 34);
+	assert_int_equal(big_resp(0)[11], VIRTIO_SCSI_S_RESET); /* the last answer written */
+	assert_int_equal(lun_qos(0, &none, &st), 0);
+	big_read(2);
+	fake_virtio_notify(vd, 2);
+	assert_true(big_answered(2));
+	assert_int_equal(big_resp(2)[11], VIRTIO_SCSI_S_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,9 +686,11 @@ int main(void)
 		cmocka_unit_test(test_qos_per_lun),
 		cmocka_unit_test(test_qos_disks_only),
 		cmocka_unit_test(test_qos_reset_and_pause),
-		cmocka_unit_test(test_qos_tmf_waits),
-		cmocka_unit_test(test_rv16_qos_lun_starves_other_lun),
-		cmocka_unit_test(test_rv16_qos_tmf_other_lun_waits),
+		cmocka_unit_test(test_qos_tmf_cancels_waiting),
+		cmocka_unit_test(test_qos_lun_reset_cancels_its_lun),
+		cmocka_unit_test(test_qos_lun_share_of_slots),
+		cmocka_unit_test(test_qos_tmf_other_lun_answered),
+		cmocka_unit_test(test_qos_lun_reset_cancels_parked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,6 +158,30 @@ void qos_gate_drop(struct qos_gate *g)
 	g->total = 0;
 }
 
+unsigned qos_gate_remove(struct qos_gate *g, unsigned fifo, bool (*pick)(void *arg, uint16_t id),
+			 void *arg, uint16_t out[QOS_GATE_DEPTH])
+{
+	uint16_t keep[QOS_GATE_DEPTH];
+	unsigned nkeep = 0, nout = 0;
+
+	if (fifo >= g->nfifo)
+		return 0;
+	for (unsigned i = 0; i < g->n[fifo]; i++) {
+		uint16_t id = g->fifo[fifo][(g->head[fifo] + i) % QOS_GATE_DEPTH];
+
+		if (pick(arg, id))
+			out[nout++] = id;
+		else
+			keep[nkeep++] = id;
+	}
+	memcpy(g->fifo[fifo], keep, nkeep * sizeof(keep[0]));
+	g->head[fifo] = 0;
+	g->n[fifo] = nkeep;
+	g->waiting[g->bucket_of[fifo]] -= nout;
+	g->total -= nout;
+	return nout; /* the timer, if armed for one of them, finds the others or nothing */
+}
+
 bool qos_gate_timer(struct qos_gate *g, int fd)
 {
 	uint64_t n;
