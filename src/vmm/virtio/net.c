@@ -498,10 +498,12 @@ static void net_rx(struct virtio_dev *vd, struct net_pair *p)
 
 	net_sync_offloads(vd);
 	if (!virtio_queue_ready(vd, q) || !p->attached || p->index >= net_pairs_on(vd)) {
-		/* Not running: drain so the tap does not stay readable forever. */
+		/* Not running: drain so the tap does not stay readable forever, a batch per
+		 * event under the lock (the tap, level-triggered, wakes the thread again). */
 		p->pending = 0;
-		while (read(p->tap, p->frame, sizeof(p->frame)) > 0)
-			;
+		for (frames = 0; frames < NET_MAX_RX_BATCH; frames++)
+			if (read(p->tap, p->frame, sizeof(p->frame)) <= 0)
+				break;
 		return;
 	}
 	for (frames = 0; frames < NET_MAX_RX_BATCH; frames++) {
