@@ -199,10 +199,14 @@ static void test_force_debt_capped(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cost),	    cmocka_unit_test(test_unlimited),
-		cmocka_unit_test(test_iops_limit),  cmocka_unit_test(test_bw_limit),
-		cmocka_unit_test(test_wait_exact),  cmocka_unit_test(test_larger_than_burst),
-		cmocka_unit_test(test_set_runtime), cmocka_unit_test(test_min_iops),
+		cmocka_unit_test(test_cost),
+		cmocka_unit_test(test_unlimited),
+		cmocka_unit_test(test_iops_limit),
+		cmocka_unit_test(test_bw_limit),
+		cmocka_unit_test(test_wait_exact),
+		cmocka_unit_test(test_larger_than_burst),
+		cmocka_unit_test(test_set_runtime),
+		cmocka_unit_test(test_min_iops),
 		cmocka_unit_test(test_force_debt_capped),
 	};
 

@@ -194,6 +194,19 @@ static unsigned post_abort_task(void)
 	return post(0, tmf, sizeof(tmf), 1);
 }
 
+/* LOGICAL UNIT RESET of LUN lun, on the control queue; its slot. */
+static unsigned post_lun_reset(uint8_t lun)
+{
+	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+
+	le32_store(tmf, VIRTIO_SCSI_T_TMF);
+	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
+	tmf[8] = 1;
+	tmf[10] = 0x40;
+	tmf[11] = lun;
+	return post(0, tmf, sizeof(tmf), 1);
+}
+
 /* ABORT TASK while the request it aborts is in flight: the driver frees the command when
  * the function completes, so the request must be answered first; one that comes while the
  * function waits runs as usual (an ABORTED answer would be an I/O error in Linux). */
@@ -230,16 +243,11 @@ static void test_tmf_waits_for_requests(void **state)
 /* With nothing in flight, a function is answered at once. */
 static void test_tmf_idle(void **state)
 {
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 	unsigned ctl;
 
 	(void)state;
 	start();
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	ctl = post(0, tmf, sizeof(tmf), 1);
+	ctl = post_lun_reset(0);
 	notify_only(0);
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
@@ -452,7 +460,6 @@ static void test_qos_lun_reset_cancels_its_lun(void **state)
 {
 	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
 	struct blk_qos_stats st;
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 	unsigned rd[5], ctl;
 
 	(void)state;
@@ -467,11 +474,7 @@ static void test_qos_lun_reset_cancels_its_lun(void **state)
 	serve_until(2, 2);
 	assert_int_equal(lun_qos(0, NULL, &st), 2);
 	assert_int_equal(lun_qos(2, NULL, &st), 1);
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	ctl = post(0, tmf, sizeof(tmf), 1);
+	ctl = post_lun_reset(0);
 	notify_only(0);
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
@@ -606,7 +609,6 @@ static void test_qos_tmf_other_lun_answered(void **state)
 	struct blk_qos_limits slow = {.max_bw = 1};
 	struct blk_qos_stats st;
 	struct timespec ms = {0, 1000000};
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 	bool answered;
 
 	(void)state;
@@ -620,12 +622,7 @@ static void test_qos_tmf_other_lun_answered(void **state)
 		nanosleep(&ms, NULL);
 	}
 	assert_int_equal(lun_qos(0, NULL, &st), 1);
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	tmf[11] = 2;
-	post(0, tmf, sizeof(tmf), 1);
+	post_lun_reset(2);
 	fake_virtio_notify(vd, 0);
 	for (unsigned i = 0; i < 500 && used_idx(0) != 1; i++) {
 		fake_virtio_serve(vd);
@@ -646,7 +643,6 @@ static void test_qos_lun_reset_cancels_parked(void **state)
 	struct blk_qos_limits slow = {.max_bw = 1}, none = {0};
 	struct blk_qos_stats st;
 	struct timespec ms = {0, 1000000};
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 
 	(void)state;
 	start_big();
@@ -660,11 +656,7 @@ static void test_qos_lun_reset_cancels_parked(void **state)
 	}
 	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 1);
 	assert_int_equal(lun_qos(0, NULL, &st), VSCSI_SLOTS / 3);
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	post(0, tmf, sizeof(tmf), 1);
+	post_lun_reset(0);
 	notify_only(0);
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 34);

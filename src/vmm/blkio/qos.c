@@ -64,7 +64,8 @@ static uint64_t wait_for(__int128 tok, uint64_t rate, __int128 need)
 	if (tok >= need)
 		return 0;
 	d = (need - tok + rate - 1) / rate;
-	return d > (__int128)UINT64_MAX ? UINT64_MAX : (uint64_t)d; /* not reached: debt is capped */
+	/* Saturated (not reached: a forced charge's debt is capped). */
+	return d > (__int128)UINT64_MAX ? UINT64_MAX : (uint64_t)d;
 }
 
 static void charge(struct blk_qos *q, uint64_t bytes)

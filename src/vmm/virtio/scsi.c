@@ -340,8 +340,7 @@ static uint32_t scsi_cancel_answer(const struct virtio_scsi *s, const struct vq_
 /* Must a chain of LUN lun wait behind its LUN's parked chains or its cap? */
 static bool scsi_must_park(const struct virtio_scsi *s, int lun)
 {
-	return lun >= 0 && lun < VMDEF_MAX_LUNS &&
-	       (s->park_n[lun] || s->gate.n[lun] >= s->lun_cap);
+	return lun >= 0 && lun < VMDEF_MAX_LUNS && (s->park_n[lun] || s->gate.n[lun] >= s->lun_cap);
 }
 
 /* Park the chain c (just taken, no slot) for LUN lun. Returns whether the used ring changed
@@ -352,8 +351,9 @@ static bool scsi_park(struct virtio_dev *vd, struct virtio_scsi *s, unsigned lun
 	unsigned at;
 
 	if (s->park_n[lun] == VSCSI_QUEUE_SIZE) {
-		log_warn_ratelimited(&scsi_rl, "virtio-scsi: more requests outstanding than the ring "
-					       "holds: one refused");
+		log_warn_ratelimited(&scsi_rl,
+				     "virtio-scsi: more requests outstanding than the ring "
+				     "holds: one refused");
 		vq_push(&vd->q[VSCSI_REQUEST_Q].vq, c->head, 0);
 		return true;
 	}
@@ -1007,8 +1007,9 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 		r = machine_set_media(m, &virtio_scsi_media_ops, s);
 	if (r) {
 		snprintf(err, errlen, "virtio-scsi set-up: %s", strerror(-r));
-		machine_forget(m, s); /* its report */
-		virtio_dev_destroy(*out); /* frees s */
+		/* its report hook, then the device (which frees s) */
+		machine_forget(m, s);
+		virtio_dev_destroy(*out);
 		return r;
 	}
 	for (unsigned i = 0; i < spec->nluns; i++) {
