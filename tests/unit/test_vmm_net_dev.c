@@ -1314,19 +1314,12 @@ static void test_mq_save_restore(void **state)
 	start_mq(MQ_F, NQ);
 }
 
-/* A driver that clears FEATURES_OK without a reset (virtio/pci.c lets it) and takes CTRL_VQ
- * without MQ after it enabled two pairs: queue 2 is its control queue now, and pair 1 is not
- * in use whatever VQ_PAIRS_SET said (net_pairs_on): a frame on pair 1's tap queue, which
- * may still be attached, lands in no queue, and the state saves one pair. */
-static void test_review_mq_renegotiated(void **state)
+/* The driver clears FEATURES_OK and DRIVER_OK without a reset (virtio/pci.c lets it),
+ * takes CTRL_VQ without MQ and sets them again: queue 2 is its control queue now. */
+static void renegotiate_without_mq(void)
 {
 	uint64_t f = ALL_F | F(NET_F_CTRL_VQ) | 1ull << 32;
-	uint16_t u;
 
-	(void)state;
-	mq_bucket_full();
-	start_mq(MQ_F, NQ);
-	assert_int_equal(pairs_set(4, 2), 0);
 	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0x3); /* FEATURES_OK, DRIVER_OK off */
 	fake_virtio_write(mq, FAKE_CC(guest_feature_select), 4, 0);
 	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)f);
@@ -1334,6 +1327,21 @@ static void test_review_mq_renegotiated(void **state)
 	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)(f >> 32));
 	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xb);
 	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xf);
+}
+
+/* A driver that clears FEATURES_OK without a reset (virtio/pci.c lets it) and takes CTRL_VQ
+ * without MQ after it enabled two pairs: queue 2 is its control queue now, and pair 1 is not
+ * in use whatever VQ_PAIRS_SET said (net_pairs_on): a frame on pair 1's tap queue, which
+ * may still be attached, lands in no queue, and the state saves one pair. */
+static void test_review_mq_renegotiated(void **state)
+{
+	uint16_t u;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	renegotiate_without_mq();
 	fake_virtio_serve(mq);
 	assert_false(virtio_has_feature(mq, NET_F_MQ));
 	assert_true(virtio_has_feature(mq, NET_F_CTRL_VQ));
@@ -1470,7 +1478,6 @@ static bool used_len_seen(unsigned q, uint32_t len, unsigned n)
  * read is non-blocking and the window is the copy of up to 64 KiB). */
 static void test_mq_unlocked_read_renegotiated(void **state)
 {
-	uint64_t f = ALL_F | F(NET_F_CTRL_VQ) | 1ull << 32;
 	bool frame_in_ctrl;
 
 	(void)state;
@@ -1487,13 +1494,7 @@ static void test_mq_unlocked_read_renegotiated(void **state)
 	fake_virtio_notify(mq, 0);
 	fake_virtio_notify(mq, 2);
 	usleep(300 * 1000); /* both threads wait in their tap's read, the lock let go */
-	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0x3);
-	fake_virtio_write(mq, FAKE_CC(guest_feature_select), 4, 0);
-	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)f);
-	fake_virtio_write(mq, FAKE_CC(guest_feature_select), 4, 1);
-	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)(f >> 32));
-	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xb);
-	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xf);
+	renegotiate_without_mq();
 	set_blocking(mq_fd[1], false); /* the read under way still waits for its frame */
 	memset(frame, 0, NET_HDR_SIZE + 100);
 	assert_int_equal(send(mq_peer[1], frame, NET_HDR_SIZE + 100, 0), NET_HDR_SIZE + 100);

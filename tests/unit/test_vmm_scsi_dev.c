@@ -98,7 +98,8 @@ static void setup_once(void)
 	fake_machine_pause(true);
 }
 
-static void start(void)
+/* A fresh driver; its request queue req_q when given (else at QBASE(2) as the others). */
+static void start_with(const struct fake_vq *req_q)
 {
 	struct fake_vq q[NQ];
 
@@ -113,7 +114,14 @@ static void start(void)
 					.used = QBASE(i) + 0x200};
 		avail_idx[i] = 0;
 	}
+	if (req_q)
+		q[2] = *req_q;
 	FAKE_CHECK(fake_virtio_start(vd, 0, q, NQ), "virtio-scsi bring-up");
+}
+
+static void start(void)
+{
+	start_with(NULL);
 }
 
 /* A chain on queue qi: out_len bytes the device reads, then in_len bytes it writes. Returns
@@ -500,23 +508,11 @@ static uint16_t big_avail;
 
 static void start_big(void)
 {
-	struct fake_vq q[NQ];
-
-	setup_once();
-	fake_machine_reset();
-	fake_virtio_serve(vd);
-	for (unsigned i = 0; i < NQ; i++) {
-		q[i] = (struct fake_vq){.size = QSIZE,
-					.vector = (uint16_t)(i + 1),
-					.desc = QBASE(i),
-					.avail = QBASE(i) + 0x100,
-					.used = QBASE(i) + 0x200};
-		avail_idx[i] = 0;
-	}
-	q[2] = (struct fake_vq){
+	const struct fake_vq big = {
 		.size = BIGQ, .vector = 3, .desc = BIG_DESC, .avail = BIG_AVAIL, .used = BIG_USED};
+
 	big_avail = 0;
-	FAKE_CHECK(fake_virtio_start(vd, 0, q, NQ), "virtio-scsi bring-up");
+	start_with(&big);
 }
 
 static uint8_t *big_resp(uint8_t lun)
