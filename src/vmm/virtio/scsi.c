@@ -677,36 +677,46 @@ static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
 		return; /* the event queue: its buffers wait for events that never come */
 	pushed = scsi_unpark(vd, s, false); /* before the ring: a LUN's chains keep their order */
 	for (;;) {
-		struct vscsi_slot *sl;
+		struct vscsi_slot *sl = NULL;
+		struct vq_chain *c = &s->park_chain;
 		uint64_t tag;
 		bool before_tmf = false;
 		int r, lun;
 
-		if (!s->nfree) {
+		if (s->nfree) {
+			sl = &s->slots[s->freelist[s->nfree - 1]];
+			c = &sl->chain;
+		} else if (!s->tmf_pending || !s->tmf_ring_left) {
 			s->starved = true; /* a completion takes the queue up again */
 			break;
-		}
-		sl = &s->slots[s->freelist[s->nfree - 1]];
-		r = virtio_pop(vd, q, &sl->chain);
+		} /* else no slot, but a function waits for the chains given before it: each is
+		   * taken all the same, to be cancelled or parked (below) */
+		r = virtio_pop(vd, q, c);
 		if (r <= 0) {
 			if (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq))
 				continue;
 			s->tmf_ring_left = 0; /* the ring is empty: nothing more to wait for */
 			break;
 		}
-		lun = scsi_chain_lun(&sl->chain, &tag);
+		lun = scsi_chain_lun(c, &tag);
 		if (s->tmf_ring_left) { /* given before the pending function */
 			s->tmf_ring_left--;
 			before_tmf = s->tmf_pending && scsi_tmf_covers(s, lun, tag);
 		}
 		if (before_tmf && s->tmf_cancels) { /* it never starts */
-			vq_push(&vd->q[q].vq, sl->chain.head,
-				scsi_cancel_answer(s, &sl->chain, s->tmf_resp));
+			vq_push(&vd->q[q].vq, c->head, scsi_cancel_answer(s, c, s->tmf_resp));
 			pushed = true;
 			continue;
 		}
-		if (scsi_must_park(s, lun)) {
-			pushed |= scsi_park(vd, s, (unsigned)lun, &sl->chain, tag);
+		if (!sl && (lun < 0 || lun >= VMDEF_MAX_LUNS)) {
+			/* No list holds it: back in the ring until a slot is free. */
+			vq_unpop(&vd->q[q].vq);
+			s->tmf_ring_left++;
+			s->starved = true;
+			break;
+		}
+		if (!sl || scsi_must_park(s, lun)) {
+			pushed |= scsi_park(vd, s, (unsigned)lun, c, tag);
 			continue;
 		}
 		s->nfree--;
