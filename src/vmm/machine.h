@@ -121,6 +121,9 @@ void machine_report_line(struct machine_report *r, const char *fmt, ...)
 typedef void (*machine_report_fn)(void *opaque, struct machine_report *r);
 int machine_add_report(struct machine *m, machine_report_fn fn, void *opaque)
 	__attribute__((warn_unused_result));
+/* Drop the reset, pause and report hooks whose opaque is obj (a device freed: one whose
+ * set-up failed after it added them, or one taken away). Its teardown stays. */
+void machine_forget(struct machine *m, void *obj);
 /* Frees the device when the VM is destroyed (vCPUs stopped, in reverse order of adding). */
 typedef void (*machine_teardown_fn)(void *opaque);
 int machine_add_teardown(struct machine *m, machine_teardown_fn fn, void *opaque)

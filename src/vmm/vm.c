@@ -264,11 +264,18 @@ int machine_block_save(struct machine *m, const char *reason)
 		(vm)->n = k_;                                                                      \
 	} while (0)
 
-void vm_forget_device(struct vm *vm, void *obj)
+void machine_forget(struct machine *m, void *obj)
 {
+	struct vm *vm = vm_of(m);
+
 	HOOK_FORGET(vm, reset_fns, reset_opaque, nreset, obj);
 	HOOK_FORGET(vm, pause_fns, pause_opaque, npause, obj);
 	HOOK_FORGET(vm, report_fns, report_opaque, nreport, obj);
+}
+
+void vm_forget_device(struct vm *vm, void *obj)
+{
+	machine_forget(&vm->machine, obj);
 	HOOK_FORGET(vm, teardown_fns, teardown_opaque, nteardown, obj);
 }
 

@@ -185,6 +185,31 @@ int machine_add_report(struct machine *m, machine_report_fn fn, void *opaque)
 	return 0;
 }
 
+/* Drop the entries of one hook table whose opaque is obj, the others in order. */
+#define FORGET(fns, opaques, n, obj)                                                               \
+	do {                                                                                       \
+		unsigned k_ = 0;                                                                   \
+		for (unsigned i_ = 0; i_ < (n); i_++) {                                            \
+			if ((opaques)[i_] == (obj))                                                \
+				continue;                                                          \
+			(fns)[k_] = (fns)[i_];                                                     \
+			(opaques)[k_++] = (opaques)[i_];                                           \
+		}                                                                                  \
+		(n) = k_;                                                                          \
+	} while (0)
+
+void machine_forget(struct machine *m, void *obj)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < fake.nreset; i++)
+		if (fake.reset[i].opaque != obj)
+			fake.reset[k++] = fake.reset[i];
+	fake.nreset = k;
+	FORGET(fake.pause, fake.pause_opaque, fake.npause, obj);
+	FORGET(fake.report, fake.report_opaque, fake.nreport, obj);
+}
+
 struct machine_report {
 	unsigned lines;
 };

@@ -137,6 +137,10 @@ int machine_add_report(struct machine *m, machine_report_fn fn, void *opaque)
 	return 0;
 }
 
+void machine_forget(struct machine *m, void *obj)
+{
+}
+
 void machine_report_line(struct machine_report *r, const char *fmt, ...)
 {
 }

@@ -873,6 +873,7 @@ static void test_real_tap(void **state)
 
 static struct virtio_dev *mq;
 static int mq_peer[2];
+static int mq_fd[2]; /* the device's ends (its tap queues) */
 static const uint64_t MQ_F = ALL_F | F(NET_F_CTRL_VQ) | F(NET_F_MQ);
 
 static void drain(int fd)
@@ -899,6 +900,7 @@ static void start_mq(uint64_t features, unsigned nq)
 						    sv[k]),
 					 0);
 			fds[k] = sv[k][0];
+			mq_fd[k] = sv[k][0];
 			mq_peer[k] = sv[k][1];
 		}
 		assert_int_equal(virtio_net_create_fd(fake_machine(), 0, fds, 2, "mq0", mac, &mq),
@@ -1312,19 +1314,12 @@ static void test_mq_save_restore(void **state)
 	start_mq(MQ_F, NQ);
 }
 
-/* A driver that clears FEATURES_OK without a reset (virtio/pci.c lets it) and takes CTRL_VQ
- * without MQ after it enabled two pairs: queue 2 is its control queue now, and pair 1 is not
- * in use whatever VQ_PAIRS_SET said (net_pairs_on): a frame on pair 1's tap queue, which
- * may still be attached, lands in no queue, and the state saves one pair. */
-static void test_review_mq_renegotiated(void **state)
+/* The driver clears FEATURES_OK and DRIVER_OK without a reset (virtio/pci.c lets it),
+ * takes CTRL_VQ without MQ and sets them again: queue 2 is its control queue now. */
+static void renegotiate_without_mq(void)
 {
 	uint64_t f = ALL_F | F(NET_F_CTRL_VQ) | 1ull << 32;
-	uint16_t u;
 
-	(void)state;
-	mq_bucket_full();
-	start_mq(MQ_F, NQ);
-	assert_int_equal(pairs_set(4, 2), 0);
 	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0x3); /* FEATURES_OK, DRIVER_OK off */
 	fake_virtio_write(mq, FAKE_CC(guest_feature_select), 4, 0);
 	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)f);
@@ -1332,6 +1327,21 @@ static void test_review_mq_renegotiated(void **state)
 	fake_virtio_write(mq, FAKE_CC(guest_feature), 4, (uint32_t)(f >> 32));
 	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xb);
 	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0xf);
+}
+
+/* A driver that clears FEATURES_OK without a reset (virtio/pci.c lets it) and takes CTRL_VQ
+ * without MQ after it enabled two pairs: queue 2 is its control queue now, and pair 1 is not
+ * in use whatever VQ_PAIRS_SET said (net_pairs_on): a frame on pair 1's tap queue, which
+ * may still be attached, lands in no queue, and the state saves one pair. */
+static void test_review_mq_renegotiated(void **state)
+{
+	uint16_t u;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	renegotiate_without_mq();
 	fake_virtio_serve(mq);
 	assert_false(virtio_has_feature(mq, NET_F_MQ));
 	assert_true(virtio_has_feature(mq, NET_F_CTRL_VQ));
@@ -1435,6 +1445,162 @@ static void test_mq_vhost_setup(void **state)
 	}
 }
 
+/* ---- the unlocked tap calls of the pairs' threads, and a failed set-up ---- */
+
+static void set_blocking(int fd, bool block)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	assert_true(fl >= 0);
+	assert_int_equal(fcntl(fd, F_SETFL, block ? fl & ~O_NONBLOCK : fl | O_NONBLOCK), 0);
+}
+
+/* Does queue q's used ring hold an entry of len bytes (among its first n)? */
+static bool used_len_seen(unsigned q, uint32_t len, unsigned n)
+{
+	const uint8_t *used = ram(USED(q), 4 + 8 * vd->q[q].size);
+
+	for (unsigned i = 0; i < n && i < used_idx(q); i++)
+		if (le32_load(used + 4 + 8 * i + 4) == len)
+			return true;
+	return false;
+}
+
+/* Pair 1's thread reads its tap without the device's lock (net_rx_read). While it is in
+ * that read, the driver clears FEATURES_OK (no reset: the epoch stays), takes CTRL_VQ
+ * without MQ and sets DRIVER_OK again: queue 2 is now its control queue and pair 1 is not
+ * in use (net_pairs_on). The recheck after the read looks at the epoch, the queue's
+ * readiness, p->attached (still true: no net_sync_queues ran, pair 0's thread being busy
+ * too) and net_pairs_on, so the frame is dropped, never written into the control queue's
+ * buffers (docs/virtio.md: "queue 2 is then its control queue, never pair 1's receive
+ * queue"). The
+ * tap queues are made blocking only to hold the threads inside the read (in production the
+ * read is non-blocking and the window is the copy of up to 64 KiB). */
+static void test_mq_unlocked_read_renegotiated(void **state)
+{
+	bool frame_in_ctrl;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		post(0, NULL, 1024, true);
+		post(2, NULL, 1024, true);
+	}
+	set_blocking(mq_fd[0], true);
+	set_blocking(mq_fd[1], true);
+	fake_machine_pause(false);
+	fake_virtio_notify(mq, 0);
+	fake_virtio_notify(mq, 2);
+	usleep(300 * 1000); /* both threads wait in their tap's read, the lock let go */
+	renegotiate_without_mq();
+	set_blocking(mq_fd[1], false); /* the read under way still waits for its frame */
+	memset(frame, 0, NET_HDR_SIZE + 100);
+	assert_int_equal(send(mq_peer[1], frame, NET_HDR_SIZE + 100, 0), NET_HDR_SIZE + 100);
+	usleep(300 * 1000);
+	set_blocking(mq_fd[0], false);
+	assert_int_equal(send(mq_peer[0], frame, NET_HDR_SIZE + 100, 0), NET_HDR_SIZE + 100);
+	wait_used(0, 1);
+	fake_machine_pause(true);
+	frame_in_ctrl = used_len_seen(2, NET_HDR_SIZE + 100, 8);
+	printf("queue 2 (the control queue now): used %u, pair 1's frame in it: %s\n",
+	       used_idx(2), frame_in_ctrl ? "yes" : "no");
+	start_mq(MQ_F, NQ);
+	assert_false(frame_in_ctrl);
+}
+
+/* virtio_net_create failing after virtio_dev_create (here vhost=on without vhost-net; in a
+ * hot add, a timerfd or epoll_ctl failure in virtio_net_create_fd, or a thread that cannot
+ * start in virtio_dev_create) frees the device through virtio_dev_destroy, which takes its
+ * pause and report hooks out of the machine's tables (machine_forget): the next pause calls
+ * no hook on freed memory (ASan would report a heap-use-after-free). */
+static void test_failed_create_forgets_hooks(void **state)
+{
+	struct vm_nic spec = {.vhost = VM_VHOST_ON};
+	struct virtio_dev *d = NULL;
+	int sv[2];
+	char err[256];
+
+	(void)state;
+	snprintf(spec.tap, sizeof(spec.tap), "rv16");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(
+		virtio_net_create(fake_machine(), &spec, 1, sv, NULL, &d, err, sizeof(err)),
+		-ENODEV);
+	close(sv[1]);
+	fake_machine_pause(false);
+	fake_machine_pause(true);
+}
+
+/* The tap's side of pair 1 (the test's end), read a while after it starts (the reset is
+ * under way by then): whether the transmitted frame carried the bytes written after the
+ * reset. */
+static void *tx_drainer(void *arg)
+{
+	bool *saw_b = arg;
+
+	usleep(200 * 1000);
+	for (unsigned i = 0; i < 400; i++) {
+		ssize_t n = recv(mq_peer[1], got, sizeof(got), MSG_DONTWAIT);
+
+		if (n == NET_HDR_SIZE + 64) {
+			*saw_b = got[NET_HDR_SIZE] == 'B';
+			break;
+		}
+		if (n < 0)
+			usleep(5 * 1000);
+	}
+	return NULL;
+}
+
+/* Pair 1's thread writes a transmit chain to its tap without the device's lock
+ * (net_tx_one). The driver resets the device meanwhile: the reset waits until no pair's
+ * thread is inside a tap call (here, until the test's end of the tap is read and the write
+ * completes), so that once the status reads 0 the driver may reuse the buffer (here:
+ * rewritten with 'B') and nothing it writes then leaves the device. The tap queue's send
+ * buffer is filled only to hold the thread inside the write (in production the tap is
+ * non-blocking and the window is the copy of up to 64 KiB). */
+static void test_mq_reset_waits_for_tx_write(void **state)
+{
+	uint8_t pkt[NET_HDR_SIZE + 64] = {0}, filler[1000] = {0};
+	int small = 1, big = 212992;
+	unsigned slot;
+	bool saw_b = false;
+	pthread_t th;
+
+	(void)state;
+	mq_bucket_full();
+	start_mq(MQ_F, NQ);
+	assert_int_equal(pairs_set(4, 2), 0);
+	drain(mq_peer[1]);
+	assert_int_equal(setsockopt(mq_fd[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	while (send(mq_fd[1], filler, sizeof(filler), MSG_DONTWAIT) > 0)
+		;
+	/* A frame for pair 1 and no receive buffers: its thread reads it once and then waits
+	 * for buffers (the tap unwatched), never again in a (now blocking) read. */
+	assert_int_equal(send(mq_peer[1], pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+	set_blocking(mq_fd[1], true);
+	memset(pkt + NET_HDR_SIZE, 'A', 64);
+	slot = avail_idx[3] % vd->q[3].size;
+	post(3, pkt, sizeof(pkt), false);
+	fake_machine_pause(false);
+	fake_virtio_notify(mq, 3);
+	usleep(300 * 1000); /* pair 1's thread waits in writev, the lock let go */
+	assert_int_equal(pthread_create(&th, NULL, tx_drainer, &saw_b), 0);
+	fake_virtio_write(mq, FAKE_CC(device_status), 1, 0);
+	assert_int_equal(fake_virtio_read(mq, FAKE_CC(device_status), 1), 0);
+	memset(ram(BUF(3, slot) + NET_HDR_SIZE, 64), 'B', 64); /* reused after the reset */
+	assert_int_equal(pthread_join(th, NULL), 0);
+	set_blocking(mq_fd[1], false);
+	assert_int_equal(setsockopt(mq_fd[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
+	fake_machine_pause(true);
+	printf("a frame with the bytes written after the reset left the device: %s\n",
+	       saw_b ? "yes" : "no");
+	start_mq(MQ_F, NQ);
+	assert_false(saw_b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1466,7 +1632,10 @@ int main(void)
 		cmocka_unit_test(test_review_mq_renegotiated),
 		cmocka_unit_test(test_review_mq_limited_ack),
 		cmocka_unit_test(test_mq_queue_rate_limit),
+		cmocka_unit_test(test_mq_unlocked_read_renegotiated),
+		cmocka_unit_test(test_mq_reset_waits_for_tx_write),
 		cmocka_unit_test(test_mq_vhost_setup),
+		cmocka_unit_test(test_failed_create_forgets_hooks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -131,11 +131,13 @@ static void test_set_runtime(void **unused)
 	assert_int_equal(q.st.throttled, 1);
 	blk_qos_set(&q, &none, 10 * MS);
 	assert_int_equal(blk_qos_take(&q, 4096, 10 * MS), 0);
-	/* force charges whatever the bucket holds (a pause's drain). */
+	/* force charges whatever the bucket holds (a pause's drain), its debt capped at one
+	 * burst plus one request: 5 + 1 I/Os owed, then 1 for the next, at 5 per second. */
 	blk_qos_set(&q, &l, 10 * MS);
 	for (int i = 0; i < 20; i++)
 		blk_qos_force(&q, 4096, 10 * MS);
-	assert_int_equal(blk_qos_take(&q, 4096, 10 * MS), 3 * S + 200 * MS);
+	assert_int_equal(q.st.requests, 76);
+	assert_int_equal(blk_qos_take(&q, 4096, 10 * MS), 1 * S + 400 * MS);
 }
 
 static void test_min_iops(void **unused)
@@ -176,13 +178,36 @@ static void test_min_iops(void **unused)
 	assert_false(q.st.below_min);
 }
 
+/* Pauses force every waiting request through: at 1 byte/s, 100000 forced 1 MiB requests
+ * would owe 1e20 ns (beyond 64 bits). The debt stays one burst plus the last request, and
+ * the wait of the next request is exact: that debt, then its own byte. */
+static void test_force_debt_capped(void **unused)
+{
+	struct blk_qos_limits lim = {.max_bw = 1, .max_iops = 1};
+	struct blk_qos q;
+
+	(void)unused;
+	blk_qos_init(&q, &lim, 0);
+	for (unsigned i = 0; i < 100000; i++)
+		blk_qos_force(&q, 1u << 20, 0);
+	assert_int_equal(q.st.requests, 100000);
+	/* bytes: 1 s of burst + 2^20 s owed, then 1 s for the byte; I/Os: 1 + 128 + 1 s */
+	assert_int_equal(blk_qos_take(&q, 1, 0), (1ull + (1u << 20) + 1) * S);
+	assert_int_equal(blk_qos_take(&q, 1, (1ull + (1u << 20) + 1) * S), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cost),	    cmocka_unit_test(test_unlimited),
-		cmocka_unit_test(test_iops_limit),  cmocka_unit_test(test_bw_limit),
-		cmocka_unit_test(test_wait_exact),  cmocka_unit_test(test_larger_than_burst),
-		cmocka_unit_test(test_set_runtime), cmocka_unit_test(test_min_iops),
+		cmocka_unit_test(test_cost),
+		cmocka_unit_test(test_unlimited),
+		cmocka_unit_test(test_iops_limit),
+		cmocka_unit_test(test_bw_limit),
+		cmocka_unit_test(test_wait_exact),
+		cmocka_unit_test(test_larger_than_burst),
+		cmocka_unit_test(test_set_runtime),
+		cmocka_unit_test(test_min_iops),
+		cmocka_unit_test(test_force_debt_capped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

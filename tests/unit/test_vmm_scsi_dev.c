@@ -98,7 +98,8 @@ static void setup_once(void)
 	fake_machine_pause(true);
 }
 
-static void start(void)
+/* A fresh driver; its request queue req_q when given (else at QBASE(2) as the others). */
+static void start_with(const struct fake_vq *req_q)
 {
 	struct fake_vq q[NQ];
 
@@ -113,7 +114,14 @@ static void start(void)
 					.used = QBASE(i) + 0x200};
 		avail_idx[i] = 0;
 	}
+	if (req_q)
+		q[2] = *req_q;
 	FAKE_CHECK(fake_virtio_start(vd, 0, q, NQ), "virtio-scsi bring-up");
+}
+
+static void start(void)
+{
+	start_with(NULL);
 }
 
 /* A chain on queue qi: out_len bytes the device reads, then in_len bytes it writes. Returns
@@ -194,6 +202,19 @@ static unsigned post_abort_task(void)
 	return post(0, tmf, sizeof(tmf), 1);
 }
 
+/* LOGICAL UNIT RESET of LUN lun, on the control queue; its slot. */
+static unsigned post_lun_reset(uint8_t lun)
+{
+	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+
+	le32_store(tmf, VIRTIO_SCSI_T_TMF);
+	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
+	tmf[8] = 1;
+	tmf[10] = 0x40;
+	tmf[11] = lun;
+	return post(0, tmf, sizeof(tmf), 1);
+}
+
 /* ABORT TASK while the request it aborts is in flight: the driver frees the command when
  * the function completes, so the request must be answered first; one that comes while the
  * function waits runs as usual (an ABORTED answer would be an I/O error in Linux). */
@@ -230,16 +251,11 @@ static void test_tmf_waits_for_requests(void **state)
 /* With nothing in flight, a function is answered at once. */
 static void test_tmf_idle(void **state)
 {
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 	unsigned ctl;
 
 	(void)state;
 	start();
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	ctl = post(0, tmf, sizeof(tmf), 1);
+	ctl = post_lun_reset(0);
 	notify_only(0);
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
@@ -419,28 +435,233 @@ static void test_qos_reset_and_pause(void **state)
 }
 
 /* ABORT TASK while the read it aborts waits for its LUN's QoS (taken, not yet submitted):
- * the function waits for it too, and is answered after it. */
-static void test_qos_tmf_waits(void **state)
+ * the read is taken out of the gate and answered ABORTED (it never ran), then the function
+ * completes at once, without waiting for the bucket. */
+static void test_qos_tmf_cancels_waiting(void **state)
 {
 	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
 	struct blk_qos_stats st;
-	unsigned ctl;
+	unsigned ctl, rd;
 
 	(void)state;
 	start();
 	assert_int_equal(lun_qos(0, &one, &st), 0);
 	post_read();
-	post_read();
+	rd = post_read();
 	fake_virtio_notify(vd, 2);
 	serve_until(2, 1);
 	assert_int_equal(lun_qos(0, NULL, &st), 1);
-	ctl = post_abort_task();
+	ctl = post_abort_task(); /* tag 0: the reads' */
 	notify_only(0);
-	assert_int_equal(used_idx(0), 0); /* the read still waits */
-	assert_int_equal(lun_qos(0, &none, &st), 1);
-	serve_until(0, 1);
-	assert_int_equal(used_idx(2), 2);
+	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(used_idx(2), 2);
+	assert_int_equal(ram(BUF(2, rd) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_ABORTED);
+	assert_int_equal(lun_qos(0, &none, &st), 0);
+}
+
+/* LOGICAL UNIT RESET of LUN 0 while two of its reads and one of LUN 2's wait for their
+ * buckets: LUN 0's are answered RESET (virtio 1.2, 5.6.6.1: cancelled by a reset) and the
+ * function completes at once; LUN 2's read still waits, and runs GOOD once its limit is
+ * lifted. */
+static void test_qos_lun_reset_cancels_its_lun(void **state)
+{
+	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_stats st;
+	unsigned rd[5], ctl;
+
+	(void)state;
+	start();
+	assert_int_equal(lun_qos(0, &one, &st), 0);
+	assert_int_equal(lun_qos(2, &one, &st), 0);
+	for (unsigned i = 0; i < 3; i++)
+		rd[i] = post_read_lun(0);
+	rd[3] = post_read_lun(2);
+	rd[4] = post_read_lun(2);
+	fake_virtio_notify(vd, 2);
+	serve_until(2, 2);
+	assert_int_equal(lun_qos(0, NULL, &st), 2);
+	assert_int_equal(lun_qos(2, NULL, &st), 1);
+	ctl = post_lun_reset(0);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(used_idx(2), 4);
+	assert_good(rd[0]);
+	assert_int_equal(ram(BUF(2, rd[1]) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_RESET);
+	assert_int_equal(ram(BUF(2, rd[2]) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_RESET);
+	assert_int_equal(lun_qos(0, &none, &st), 0);
+	assert_int_equal(lun_qos(2, &none, &st), 1);
+	serve_until(2, 5);
+	assert_good(rd[4]);
+}
+
+/* ---- QoS isolation between LUNs ----
+ * The request queue at 128 entries (rings from 0xd000) so that more chains than the
+ * device's 32 slots can be given at once; every read of a LUN shares its out and in
+ * buffers (0xe000 + 0x100 * lun, 0xe400 + 0x400 * lun). */
+#define BIGQ	  128u
+#define BIG_DESC  0xd000u
+#define BIG_AVAIL 0xd800u
+#define BIG_USED  0xda00u
+static uint16_t big_avail;
+
+static void start_big(void)
+{
+	const struct fake_vq big = {
+		.size = BIGQ, .vector = 3, .desc = BIG_DESC, .avail = BIG_AVAIL, .used = BIG_USED};
+
+	big_avail = 0;
+	start_with(&big);
+}
+
+static uint8_t *big_resp(uint8_t lun)
+{
+	return ram(0xe400u + 0x400u * lun, RESP_LEN);
+}
+
+/* READ(10) of one block at LBA 0 on LUN lun (0 or 2), on the big request queue. */
+static void big_read(uint8_t lun)
+{
+	uint8_t req[VSCSI_CMD_HDR + VSCSI_CDB_DEFAULT] = {1, 0, 0x40, lun};
+	unsigned i = big_avail % (BIGQ / 2);
+	uint64_t out = 0xe000u + 0x100u * lun, in = 0xe400u + 0x400u * lun;
+	uint8_t *d = ram(BIG_DESC + 32u * i, 32), *avail = ram(BIG_AVAIL, 4 + 2 * BIGQ);
+
+	req[VSCSI_CMD_HDR] = 0x28;
+	req[VSCSI_CMD_HDR + 8] = 1;
+	memcpy(ram(out, sizeof(req)), req, sizeof(req));
+	memset(ram(in, RESP_LEN + 512), 0xee, RESP_LEN + 512);
+	le64_store(d, out);
+	le32_store(d + 8, sizeof(req));
+	le16_store(d + 12, VRING_DESC_F_NEXT);
+	le16_store(d + 14, (uint16_t)(2 * i + 1));
+	le64_store(d + 16, in);
+	le32_store(d + 24, RESP_LEN + 512);
+	le16_store(d + 28, VRING_DESC_F_WRITE);
+	le16_store(d + 30, 0);
+	le16_store(avail + 4 + 2 * (big_avail % BIGQ), (uint16_t)(2 * i));
+	big_avail++;
+	le16_store(avail + 2, big_avail);
+}
+
+/* Serve (the pool completes reads) for up to about a second or until the response byte of
+ * LUN lun's read is written. */
+static bool big_answered(uint8_t lun)
+{
+	struct timespec ms = {0, 1000000};
+
+	for (unsigned i = 0; i < 1000 && big_resp(lun)[11] == 0xee; i++) {
+		fake_virtio_serve(vd);
+		nanosleep(&ms, NULL);
+	}
+	return big_resp(lun)[11] != 0xee;
+}
+
+static void big_lift(unsigned want_used)
+{
+	struct blk_qos_limits none = {0};
+	struct blk_qos_stats st;
+	struct timespec ms = {0, 1000000};
+
+	(void)lun_qos(0, &none, &st);
+	for (unsigned i = 0; i < 5000 && le16_load(ram(BIG_USED + 2, 2)) != want_used; i++) {
+		fake_virtio_serve(vd);
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), want_used);
+}
+
+/* LUN 0 at 1 byte/s (its first read leaves its bucket in debt for minutes) and a guest
+ * that keeps 34 reads queued on it (Linux's cmd_per_lun is 128): LUN 0 holds at most its
+ * share of the controller's 32 slots waiting (32 / 3 LUNs), the rest of its reads are
+ * parked without a slot, and a read of LUN 2, which has no limit, behind them in the ring
+ * is served (its own bucket). Lifting LUN 0's limit then answers all 35. */
+static void test_qos_lun_share_of_slots(void **state)
+{
+	struct blk_qos_limits slow = {.max_bw = 1};
+	struct blk_qos_stats st;
+	bool lun2;
+
+	(void)state;
+	start_big();
+	(void)lun_qos(0, &slow, &st);
+	for (unsigned i = 0; i < 34; i++)
+		big_read(0);
+	big_read(2);
+	fake_virtio_notify(vd, 2);
+	lun2 = big_answered(2);
+	printf("LUN 0 waiting %u, LUN 2's read answered: %s\n", lun_qos(0, NULL, &st),
+	       lun2 ? "yes" : "no");
+	big_lift(35);
+	assert_true(lun2);
+}
+
+/* LUN 0 throttled with one read waiting for its bucket; a LOGICAL UNIT RESET of LUN 2 (no
+ * request of LUN 2 anywhere) waits only for LUN 2's submitted requests: answered at once,
+ * not after LUN 0's read. */
+static void test_qos_tmf_other_lun_answered(void **state)
+{
+	struct blk_qos_limits slow = {.max_bw = 1};
+	struct blk_qos_stats st;
+	struct timespec ms = {0, 1000000};
+	bool answered;
+
+	(void)state;
+	start_big();
+	(void)lun_qos(0, &slow, &st);
+	big_read(0);
+	big_read(0);
+	fake_virtio_notify(vd, 2);
+	for (unsigned i = 0; i < 1000 && le16_load(ram(BIG_USED + 2, 2)) != 1; i++) {
+		fake_virtio_serve(vd);
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(lun_qos(0, NULL, &st), 1);
+	post_lun_reset(2);
+	fake_virtio_notify(vd, 0);
+	for (unsigned i = 0; i < 500 && used_idx(0) != 1; i++) {
+		fake_virtio_serve(vd);
+		nanosleep(&ms, NULL);
+	}
+	answered = used_idx(0) == 1;
+	printf("LUN 2's reset answered while LUN 0's read waits: %s\n", answered ? "yes" : "no");
+	big_lift(2);
+	serve_until(0, 1);
+	assert_true(answered);
+}
+
+/* The same flood on LUN 0 (its share waiting, the rest parked), then a LOGICAL UNIT RESET
+ * of LUN 0: every read not started, waiting or parked, is answered RESET at once and the
+ * function completes; the device serves LUN 2 afterwards. */
+static void test_qos_lun_reset_cancels_parked(void **state)
+{
+	struct blk_qos_limits slow = {.max_bw = 1}, none = {0};
+	struct blk_qos_stats st;
+	struct timespec ms = {0, 1000000};
+
+	(void)state;
+	start_big();
+	(void)lun_qos(0, &slow, &st);
+	for (unsigned i = 0; i < 34; i++)
+		big_read(0);
+	fake_virtio_notify(vd, 2);
+	for (unsigned i = 0; i < 1000 && le16_load(ram(BIG_USED + 2, 2)) != 1; i++) {
+		fake_virtio_serve(vd);
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 1);
+	assert_int_equal(lun_qos(0, NULL, &st), VSCSI_SLOTS / 3);
+	post_lun_reset(0);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 34);
+	assert_int_equal(big_resp(0)[11], VIRTIO_SCSI_S_RESET); /* the last answer written */
+	assert_int_equal(lun_qos(0, &none, &st), 0);
+	big_read(2);
+	fake_virtio_notify(vd, 2);
+	assert_true(big_answered(2));
+	assert_int_equal(big_resp(2)[11], VIRTIO_SCSI_S_OK);
 }
 
 int main(void)
@@ -453,7 +674,11 @@ int main(void)
 		cmocka_unit_test(test_qos_per_lun),
 		cmocka_unit_test(test_qos_disks_only),
 		cmocka_unit_test(test_qos_reset_and_pause),
-		cmocka_unit_test(test_qos_tmf_waits),
+		cmocka_unit_test(test_qos_tmf_cancels_waiting),
+		cmocka_unit_test(test_qos_lun_reset_cancels_its_lun),
+		cmocka_unit_test(test_qos_lun_share_of_slots),
+		cmocka_unit_test(test_qos_tmf_other_lun_answered),
+		cmocka_unit_test(test_qos_lun_reset_cancels_parked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,8 +63,9 @@ static uint64_t wait_for(__int128 tok, uint64_t rate, __int128 need)
 		need = cap(rate);
 	if (tok >= need)
 		return 0;
-	d = need - tok;
-	return (uint64_t)((d + rate - 1) / rate);
+	d = (need - tok + rate - 1) / rate;
+	/* Saturated (not reached: a forced charge's debt is capped). */
+	return d > (__int128)UINT64_MAX ? UINT64_MAX : (uint64_t)d;
 }
 
 static void charge(struct blk_qos *q, uint64_t bytes)
@@ -94,10 +95,22 @@ uint64_t blk_qos_take(struct blk_qos *q, uint64_t bytes, uint64_t now_ns)
 	return 0;
 }
 
+/* A forced charge leaves at most one burst plus this request of debt in a bucket: however
+ * many requests a pause drains, the wait after it stays bounded (and in range). */
+static void cap_debt(__int128 *tok, uint64_t rate, __int128 need)
+{
+	__int128 floor_ = -(cap(rate) + need);
+
+	if (rate && *tok < floor_)
+		*tok = floor_;
+}
+
 void blk_qos_force(struct blk_qos *q, uint64_t bytes, uint64_t now_ns)
 {
 	refill(q, now_ns);
 	charge(q, bytes);
+	cap_debt(&q->iops_tok, q->lim.max_iops, (__int128)blk_qos_cost(bytes) * NS_PER_S);
+	cap_debt(&q->bw_tok, q->lim.max_bw, (__int128)bytes * NS_PER_S);
 }
 
 void blk_qos_throttled(struct blk_qos *q)

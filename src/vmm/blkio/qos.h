@@ -60,7 +60,8 @@ bool blk_qos_limited(const struct blk_qos *q);
  * nanoseconds until it may (at least 1), nothing charged. A request larger than the burst
  * starts once the bucket is full and leaves it in debt. */
 uint64_t blk_qos_take(struct blk_qos *q, uint64_t bytes, uint64_t now_ns);
-/* The same request is charged whatever the buckets hold (a pause drains the queue). */
+/* The same request is charged whatever the buckets hold (a pause drains the queue); a
+ * bucket's debt stays at most one burst plus this request. */
 void blk_qos_force(struct blk_qos *q, uint64_t bytes, uint64_t now_ns);
 /* A request had to wait (counted once per request). */
 void blk_qos_throttled(struct blk_qos *q);

@@ -69,14 +69,25 @@ void qos_gate_fini(struct qos_gate *g)
 
 bool qos_gate_admit(struct qos_gate *g, unsigned fifo, uint16_t id, uint64_t bytes)
 {
-	unsigned b = g->bucket_of[fifo];
-	struct blk_qos *q = &g->bucket[b];
+	unsigned b;
+	struct blk_qos *q;
 	uint64_t wait, now = now_ns();
+
+	if (fifo >= g->nfifo) { /* not reached: the devices' FIFOs are their queues or LUNs */
+		log_warn_ratelimited(&gate_rl, "storage QoS: no FIFO %u (of %u)", fifo, g->nfifo);
+		return false;
+	}
+	b = g->bucket_of[fifo];
+	q = &g->bucket[b];
 
 	/* The windows that ended before this request came had what was outstanding without
 	 * it. */
 	blk_qos_tick(q, g->ops->outstanding(g->opaque, b) - 1, now);
-	if (!blk_qos_limited(q)) {
+	if (!blk_qos_limited(q) || g->n[fifo] >= QOS_GATE_DEPTH) {
+		/* A full FIFO is not reached either (a device has at most QOS_GATE_DEPTH slots):
+		 * the request starts, counted, rather than overwrite a waiting one. */
+		if (blk_qos_limited(q))
+			log_warn_ratelimited(&gate_rl, "storage QoS: FIFO %u full", fifo);
 		blk_qos_force(q, bytes, now); /* counted all the same */
 		return false;
 	}
@@ -145,6 +156,30 @@ void qos_gate_drop(struct qos_gate *g)
 	}
 	memset(g->waiting, 0, sizeof(g->waiting));
 	g->total = 0;
+}
+
+unsigned qos_gate_remove(struct qos_gate *g, unsigned fifo, bool (*pick)(void *arg, uint16_t id),
+			 void *arg, uint16_t out[QOS_GATE_DEPTH])
+{
+	uint16_t keep[QOS_GATE_DEPTH];
+	unsigned nkeep = 0, nout = 0;
+
+	if (fifo >= g->nfifo)
+		return 0;
+	for (unsigned i = 0; i < g->n[fifo]; i++) {
+		uint16_t id = g->fifo[fifo][(g->head[fifo] + i) % QOS_GATE_DEPTH];
+
+		if (pick(arg, id))
+			out[nout++] = id;
+		else
+			keep[nkeep++] = id;
+	}
+	memcpy(g->fifo[fifo], keep, nkeep * sizeof(keep[0]));
+	g->head[fifo] = 0;
+	g->n[fifo] = nkeep;
+	g->waiting[g->bucket_of[fifo]] -= nout;
+	g->total -= nout;
+	return nout; /* the timer, if armed for one of them, finds the others or nothing */
 }
 
 bool qos_gate_timer(struct qos_gate *g, int fd)

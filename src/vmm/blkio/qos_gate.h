@@ -64,6 +64,11 @@ bool qos_gate_admit(struct qos_gate *g, unsigned fifo, uint16_t id, uint64_t byt
 void qos_gate_release(struct qos_gate *g, bool force);
 /* A reset: every waiting request's slot back (ops->drop). */
 void qos_gate_drop(struct qos_gate *g);
+/* Take the requests of FIFO fifo that pick chooses out of the gate (a task management
+ * function cancels them), the others keeping their order: their ids in out (in order), how
+ * many returned. The caller answers them and gives their slots back. */
+unsigned qos_gate_remove(struct qos_gate *g, unsigned fifo, bool (*pick)(void *arg, uint16_t id),
+			 void *arg, uint16_t out[QOS_GATE_DEPTH]);
 /* fd ready on the I/O thread: true when it is the gate's timer (read, and a release done). */
 bool qos_gate_timer(struct qos_gate *g, int fd);
 /* A request on bucket b completed (its slot free again): the minimum-IOPS windows, and

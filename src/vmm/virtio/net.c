@@ -94,6 +94,7 @@ struct net_pair {
 	unsigned index;		/* k: queues 2k (receive) and 2k + 1 (transmit) */
 	int tap;		/* queue k of the tap */
 	bool attached;		/* the tap queue takes frames (the driver enabled the pair) */
+	bool in_tap;		/* its thread is inside an unlocked tap call (net_unlock) */
 	bool rx_muted;		/* tap not watched: no receive buffers, or detached */
 	size_t pending;		/* bytes of a frame in frame[] waiting for buffers */
 	bool rx_wait;		/* the frame waits: rx_wait_avail, rx_wait_epoch valid */
@@ -267,22 +268,29 @@ static void net_sync_queues(struct virtio_dev *vd)
 /* The tap read or write of a pair on the user-space path runs without vd->lock (on the
  * pair's own I/O thread, into or out of its own buffers), so that the pairs' threads move
  * frames at once instead of one after the other: the caller rechecks what may have changed
- * meanwhile (vd->epoch: a reset; the pair's queue; whether it is attached). A pause waits for
- * the thread to park, which it does between events, never here. A pair with a kernel data
- * path keeps the lock: the kernel may take its rings whenever it is let go. */
-static bool net_unlock(struct virtio_dev *vd, const struct net_pair *p)
+ * meanwhile (vd->epoch: a reset; the pair's queue; whether it is attached and in use). A
+ * transmit's writev reads the guest's buffers: a reset waits for every pair's tap call to end
+ * (p->in_tap, net_reset; one non-blocking call at most), so that no buffer of the old driver
+ * is read once the driver sees the reset done. A pause waits for the thread to park, which
+ * it does between events, never here. A pair with a kernel data path keeps the lock: the
+ * kernel may take its rings whenever it is let go. */
+static bool net_unlock(struct virtio_dev *vd, struct net_pair *p)
 {
 	if (p->vhost)
 		return false;
+	p->in_tap = true;
 	pthread_mutex_unlock(&vd->lock);
 	return true;
 }
 
 /* unlocked: what net_unlock returned (p->vhost may be set meanwhile, net_vhost_setup). */
-static void net_relock(struct virtio_dev *vd, bool unlocked)
+static void net_relock(struct virtio_dev *vd, struct net_pair *p, bool unlocked)
 {
-	if (unlocked)
-		pthread_mutex_lock(&vd->lock);
+	if (!unlocked)
+		return;
+	pthread_mutex_lock(&vd->lock);
+	p->in_tap = false;
+	pthread_cond_broadcast(&vd->cond); /* a reset may wait for it */
 }
 
 /* One transmit chain to the tap, its header copied and checked first (the guest cannot
@@ -336,7 +344,7 @@ static void net_tx_one(struct virtio_dev *vd, struct net_pair *p, const struct v
 	fd = p->attached ? p->tap : n->pair[0].tap;
 	unlocked = net_unlock(vd, p);
 	r = writev(fd, p->tx_iov, (int)cnt) < 0 ? errno : 0;
-	net_relock(vd, unlocked);
+	net_relock(vd, p, unlocked);
 	if (r && r != EAGAIN)
 		log_warn_ratelimited(&net_rl, "%s: write: %s", n->ifname, strerror(r));
 }
@@ -466,7 +474,7 @@ static int net_rx_read(struct virtio_dev *vd, struct net_pair *p)
 	bool unlocked = net_unlock(vd, p);
 	ssize_t len = read(p->tap, p->frame, sizeof(p->frame));
 
-	net_relock(vd, unlocked);
+	net_relock(vd, p, unlocked);
 	if (len < 0)
 		return -1;
 	if (len < NET_HDR_SIZE || (size_t)len > sizeof(p->frame)) {
@@ -490,10 +498,12 @@ static void net_rx(struct virtio_dev *vd, struct net_pair *p)
 
 	net_sync_offloads(vd);
 	if (!virtio_queue_ready(vd, q) || !p->attached || p->index >= net_pairs_on(vd)) {
-		/* Not running: drain so the tap does not stay readable forever. */
+		/* Not running: drain so the tap does not stay readable forever, a batch per
+		 * event under the lock (the tap, level-triggered, wakes the thread again). */
 		p->pending = 0;
-		while (read(p->tap, p->frame, sizeof(p->frame)) > 0)
-			;
+		for (frames = 0; frames < NET_MAX_RX_BATCH; frames++)
+			if (read(p->tap, p->frame, sizeof(p->frame)) <= 0)
+				break;
 		return;
 	}
 	for (frames = 0; frames < NET_MAX_RX_BATCH; frames++) {
@@ -504,9 +514,11 @@ static void net_rx(struct virtio_dev *vd, struct net_pair *p)
 
 			if (got < 0)
 				break;
-			/* Reset, stopped or detached while the frame was read (the lock let go):
-			 * no driver of now takes it. */
-			if (vd->epoch != epoch || !virtio_queue_ready(vd, q) || !p->attached) {
+			/* Reset, stopped, detached or no longer in use (VQ_PAIRS_SET, or a
+			 * renegotiation without MQ: queue 2 may be the control queue now) while
+			 * the frame was read (the lock let go): no driver of now takes it. */
+			if (vd->epoch != epoch || !virtio_queue_ready(vd, q) || !p->attached ||
+			    p->index >= net_pairs_on(vd)) {
 				p->pending = 0;
 				break;
 			}
@@ -835,10 +847,23 @@ static int net_vhost_pause(void *opaque, bool pause)
 	return 0;
 }
 
+/* Any pair's thread inside an unlocked tap call? */
+static bool net_in_tap(const struct virtio_net *n)
+{
+	for (unsigned k = 0; k < n->npairs; k++)
+		if (n->pair[k].in_tap)
+			return true;
+	return false;
+}
+
 static void net_reset(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
 
+	/* A writev under way reads the old driver's buffers: done before the reset is (the
+	 * thread relocks and signals; it never waits for anything with the lock let go). */
+	while (net_in_tap(n))
+		pthread_cond_wait(&vd->cond, &vd->lock);
 	net_vhost_stop(vd, false); /* the queues are gone */
 	/* A new driver gets no frame of the old one's, and one pair until it enables more (the
 	 * tap's offloads and queues follow on the I/O thread: net_sync_queues). */

@@ -959,6 +959,7 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 			vd->nstarted++;
 	}
 	if (r) {
+		machine_forget(m, vd);
 		virtio_dev_stop_threads(vd);
 		pci_dev_unregister(&vd->pci);
 		goto fail;
@@ -975,6 +976,7 @@ void virtio_dev_destroy(struct virtio_dev *vd)
 {
 	if (!vd)
 		return;
+	machine_forget(vd->m, vd); /* a set-up that failed after virtio_dev_create */
 	virtio_dev_stop_threads(vd);
 	pci_dev_unregister(&vd->pci);
 	if (vd->ops->release)

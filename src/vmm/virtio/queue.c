@@ -78,10 +78,7 @@ static int bad(const char **why, const char *what)
 
 int vq_pop(struct vq *vq, struct vq_chain *c, const char **why)
 {
-	const uint8_t *table;
-	uint32_t tsize, hops = 0;
-	uint16_t idx, avail, head;
-	bool in_indirect = false;
+	uint16_t avail, head;
 
 	if (!vq->ready)
 		return 0;
@@ -100,6 +97,18 @@ int vq_pop(struct vq *vq, struct vq_chain *c, const char **why)
 		return VQ_BROKEN;
 	}
 	vq->last_avail++;
+	return vq_chain_at(vq, head, c, why);
+}
+
+int vq_chain_at(struct vq *vq, uint16_t head, struct vq_chain *c, const char **why)
+{
+	const uint8_t *table;
+	uint32_t tsize, hops = 0;
+	uint16_t idx;
+	bool in_indirect = false;
+
+	if (!vq->ready || head >= vq->size)
+		return bad(why, "head descriptor index out of range");
 	c->head = head;
 	c->nin = c->nout = 0;
 	c->in_len = c->out_len = 0;

@@ -84,6 +84,9 @@ const char *vq_enable_error_str(enum vq_enable_error e);
  * VQ_BAD_CHAIN, *why (if given) says what was wrong.
  */
 int vq_pop(struct vq *vq, struct vq_chain *c, const char **why);
+/* Walk the chain at head again, taken earlier by vq_pop and not yet pushed (a device that
+ * held only its head): 1 or VQ_BAD_CHAIN, every buffer checked again. */
+int vq_chain_at(struct vq *vq, uint16_t head, struct vq_chain *c, const char **why);
 /* Put the chain just popped back (the device found nothing to fill it with yet). */
 void vq_unpop(struct vq *vq);
 /* Put back every chain popped since the next avail entry was last_avail (none of them

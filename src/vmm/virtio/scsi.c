@@ -35,6 +35,10 @@
 
 static struct log_ratelimit scsi_rl = LOG_RATELIMIT_INIT(5000, 5);
 
+/* The QoS gate holds every slot of one LUN, and has a FIFO per LUN. */
+_Static_assert(VSCSI_SLOTS <= QOS_GATE_DEPTH, "a LUN's FIFO holds every slot");
+_Static_assert(VMDEF_MAX_LUNS <= QOS_GATE_FIFOS, "a FIFO per LUN");
+
 /* I/O thread or reset, vd->lock held. */
 static void scsi_release_slot(struct virtio_scsi *s, struct vscsi_slot *sl)
 {
@@ -43,6 +47,7 @@ static void scsi_release_slot(struct virtio_scsi *s, struct vscsi_slot *sl)
 		s->tmf_wait--;
 	}
 	s->freelist[s->nfree++] = sl->idx;
+	sl->gated = false;
 	if (sl->qos_lun >= 0) {
 		s->lun_busy[sl->qos_lun]--;
 		qos_gate_done(&s->gate, (unsigned)sl->qos_lun);
@@ -204,8 +209,15 @@ static bool scsi_start(struct virtio_scsi *s, struct vscsi_slot *sl)
 	}
 	sl->qos_lun = sl->lun;
 	s->lun_busy[sl->qos_lun]++;
-	if (!qos_gate_admit(&s->gate, (unsigned)sl->qos_lun, sl->idx, scsi_qos_bytes(sl)))
+	if (!qos_gate_admit(&s->gate, (unsigned)sl->qos_lun, sl->idx, scsi_qos_bytes(sl))) {
 		scsi_submit(s, sl);
+		return false;
+	}
+	sl->gated = true;
+	if (sl->tmf_wait) { /* a function waits only for what was submitted (scsi_tmf_hold) */
+		sl->tmf_wait = false;
+		s->tmf_wait--;
+	}
 	return false;
 }
 
@@ -224,6 +236,7 @@ static void gate_run(void *opaque, unsigned lun, uint16_t id)
 	struct vscsi_slot *sl = &s->slots[id];
 
 	/* A reset since it was taken: its buffers are the old driver's (scsi_complete's rule). */
+	sl->gated = false;
 	if (sl->epoch != s->vd->epoch) {
 		scsi_release_slot(s, sl);
 		return;
@@ -295,10 +308,112 @@ uint32_t virtio_scsi_request(struct virtio_scsi *s, const struct vq_chain *c)
 	return scsi_answer(&sl);
 }
 
-/* Task management (5.6.6.2): nothing is queued inside the device that an abort could take
- * back (requests in flight finish on their own, and a function is answered only once none is
- * in flight: scsi_tmf_waits), so aborts and queries complete; a LUN or nexus reset returns
- * the units to their reset state. */
+/* ---- chains parked for a LUN at its cap (virtio_scsi.park) ---- */
+
+/* The LUN a request chain addresses (its tag in *tag), or -1 (short, or another target). */
+static int scsi_chain_lun(const struct vq_chain *c, uint64_t *tag)
+{
+	uint8_t hdr[16];
+
+	*tag = 0;
+	if (c->in_len < sizeof(hdr))
+		return -1;
+	vq_chain_read(c, 0, hdr, sizeof(hdr));
+	*tag = le64_load(hdr + 8);
+	return virtio_scsi_lun(hdr);
+}
+
+/* Answer a request that never started with response (a function cancelled it): the used
+ * length, 0 for a chain without room for a response. */
+static uint32_t scsi_cancel_answer(const struct virtio_scsi *s, const struct vq_chain *c,
+				   uint8_t response)
+{
+	uint8_t resp[VSCSI_RESP_HDR] = {0};
+
+	if (c->in_len < VSCSI_CMD_HDR + s->cdb_size || c->out_len < VSCSI_RESP_HDR + s->sense_size)
+		return 0;
+	resp[11] = response;
+	vq_chain_write(c, 0, resp, sizeof(resp));
+	return VSCSI_RESP_HDR + s->sense_size;
+}
+
+/* Must a chain of LUN lun wait behind its LUN's parked chains or its cap? */
+static bool scsi_must_park(const struct virtio_scsi *s, int lun)
+{
+	return lun >= 0 && lun < VMDEF_MAX_LUNS && (s->park_n[lun] || s->gate.n[lun] >= s->lun_cap);
+}
+
+/* Park the chain c (just taken, no slot) for LUN lun. Returns whether the used ring changed
+ * (a driver with more chains outstanding than its ring holds: refused). */
+static bool scsi_park(struct virtio_dev *vd, struct virtio_scsi *s, unsigned lun,
+		      const struct vq_chain *c, uint64_t tag)
+{
+	unsigned at;
+
+	if (s->park_n[lun] == VSCSI_QUEUE_SIZE) {
+		log_warn_ratelimited(&scsi_rl,
+				     "virtio-scsi: more requests outstanding than the ring "
+				     "holds: one refused");
+		vq_push(&vd->q[VSCSI_REQUEST_Q].vq, c->head, 0);
+		return true;
+	}
+	at = (s->park_head[lun] + s->park_n[lun]) % VSCSI_QUEUE_SIZE;
+	s->park[lun][at] = c->head;
+	s->park_tag[lun][at] = tag;
+	s->park_n[lun]++;
+	s->nparked++;
+	return false;
+}
+
+/* Forget every parked chain (a reset: they were the old driver's). */
+static void scsi_park_clear(struct virtio_scsi *s)
+{
+	memset(s->park_head, 0, sizeof(s->park_head));
+	memset(s->park_n, 0, sizeof(s->park_n));
+	s->nparked = 0;
+}
+
+/* Start parked chains, oldest first, while their LUN is below its cap (force: whatever the
+ * cap, a pause's drain) and a slot is free. Returns whether the used ring changed. */
+static bool scsi_unpark(struct virtio_dev *vd, struct virtio_scsi *s, bool force)
+{
+	struct vq *vq = &vd->q[VSCSI_REQUEST_Q].vq;
+	bool pushed = false;
+
+	if (s->nparked && !virtio_queue_ready(vd, VSCSI_REQUEST_Q)) {
+		scsi_park_clear(s); /* the ring broke: nothing is answered on it any more */
+		return false;
+	}
+	for (unsigned l = 0; l < VMDEF_MAX_LUNS && s->nparked; l++) {
+		while (s->park_n[l] && s->nfree && (force || s->gate.n[l] < s->lun_cap)) {
+			struct vscsi_slot *sl = &s->slots[s->freelist[s->nfree - 1]];
+			uint16_t head = s->park[l][s->park_head[l]];
+			const char *why = NULL;
+
+			s->park_head[l] = (s->park_head[l] + 1) % VSCSI_QUEUE_SIZE;
+			s->park_n[l]--;
+			s->nparked--;
+			if (vq_chain_at(vq, head, &sl->chain, &why) < 0) {
+				log_warn_ratelimited(&scsi_rl,
+						     "virtio-scsi: rejected a parked chain at "
+						     "descriptor %u: %s",
+						     head, why);
+				vq_push(vq, head, 0);
+				pushed = true;
+				continue;
+			}
+			s->nfree--;
+			sl->epoch = vd->epoch;
+			pushed |= scsi_start(s, sl);
+		}
+	}
+	return pushed;
+}
+
+/* Task management (5.6.6.2): a function waits for the requests of the LUNs it concerns that
+ * were submitted (scsi_tmf_hold), never for one its LUN's QoS holds; aborts and resets
+ * cancel those first. Then aborts and queries complete; a LUN or nexus reset returns the
+ * units to their reset state. */
 static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t req[VSCSI_TMF_LEN];
@@ -362,37 +477,138 @@ bad:
 	return 0;
 }
 
-/* Must the control request in c wait for the requests in flight? A task management
- * function does: the driver takes its FUNCTION COMPLETE to mean that the requests it
- * concerns are done (virtio 1.2, 5.6.6.2; Linux's virtscsi_tmf then completes and frees the
- * commands), so none may still write into the guest's buffers or be answered afterwards. */
-static bool scsi_tmf_waits(struct virtio_scsi *s, const struct vq_chain *c)
+/* Is the control request in c a task management function that may have to wait (virtio 1.2,
+ * 5.6.6.2: the driver takes its FUNCTION COMPLETE to mean that the requests it concerns are
+ * done; Linux's virtscsi_tmf then completes and frees the commands)? Then what it concerns
+ * is set (s->tmf_lun, tmf_by_tag, tmf_tag, tmf_cancels, tmf_resp). A function for another
+ * target, CLEAR ACA or an unknown one is answered at once. */
+static bool scsi_tmf_scope(struct virtio_scsi *s, const struct vq_chain *c)
 {
-	uint8_t type[4];
+	uint8_t req[VSCSI_TMF_LEN];
+	int lun;
 
-	/* Taken and not answered: in flight, or waiting for its LUN's QoS. */
-	if (s->nfree == VSCSI_SLOTS || c->in_len < VSCSI_TMF_LEN)
+	if (c->in_len < VSCSI_TMF_LEN || c->out_len < 1)
 		return false;
-	vq_chain_read(c, 0, type, sizeof(type));
-	return le32_load(type) == VIRTIO_SCSI_T_TMF;
+	vq_chain_read(c, 0, req, sizeof(req));
+	lun = virtio_scsi_lun(req + 8);
+	if (le32_load(req) != VIRTIO_SCSI_T_TMF || lun < 0)
+		return false;
+	s->tmf_lun = lun;
+	s->tmf_tag = le64_load(req + 16);
+	s->tmf_by_tag = false;
+	s->tmf_cancels = true;
+	s->tmf_resp = VIRTIO_SCSI_S_ABORTED; /* cancelled by ABORT TASK (SET) */
+	switch (le32_load(req + 4)) {
+	case VIRTIO_SCSI_T_TMF_ABORT_TASK:
+		s->tmf_by_tag = true;
+		return true;
+	case VIRTIO_SCSI_T_TMF_ABORT_TASK_SET:
+	case VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET:
+		return true;
+	case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
+		s->tmf_lun = -1;
+		/* fall through */
+	case VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
+		s->tmf_resp = VIRTIO_SCSI_S_RESET; /* cancelled by a reset */
+		return true;
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK:
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
+		s->tmf_cancels = false;
+		return true;
+	default:
+		return false;
+	}
 }
 
-/* Hold the function in s->ctl_chain until the requests given before it are answered: those
- * in flight (every slot not free), and those left in the ring for want of a slot (the next
- * ones taken; at most a ring's worth, whatever the driver's index says). */
-static void scsi_tmf_hold(struct virtio_dev *vd, struct virtio_scsi *s)
+/* Does the pending function concern a request of LUN lun tagged tag? */
+static bool scsi_tmf_covers(const struct virtio_scsi *s, int lun, uint64_t tag)
+{
+	return lun >= 0 && (s->tmf_lun < 0 || s->tmf_lun == lun) &&
+	       (!s->tmf_by_tag || s->tmf_tag == tag);
+}
+
+/* The gate's pick (qos_gate_remove): a waiting request the pending function cancels. */
+static bool scsi_tmf_pick(void *arg, uint16_t id)
+{
+	struct virtio_scsi *s = arg;
+	uint64_t tag;
+	int lun = scsi_chain_lun(&s->slots[id].chain, &tag);
+
+	return scsi_tmf_covers(s, lun, tag);
+}
+
+/* Cancel what the pending function concerns that has not started: requests waiting in the
+ * gate and parked chains, answered with s->tmf_resp. Returns whether the used ring changed. */
+static bool scsi_tmf_cancel(struct virtio_dev *vd, struct virtio_scsi *s)
+{
+	struct vq *vq = &vd->q[VSCSI_REQUEST_Q].vq;
+	bool pushed = false;
+
+	for (unsigned l = 0; l < VMDEF_MAX_LUNS; l++) {
+		uint16_t ids[QOS_GATE_DEPTH];
+		unsigned n, keep = 0;
+
+		if (!scsi_tmf_covers(s, (int)l, s->tmf_tag)) /* not this LUN */
+			continue;
+		n = qos_gate_remove(&s->gate, l, scsi_tmf_pick, s, ids);
+		for (unsigned i = 0; i < n; i++) {
+			struct vscsi_slot *sl = &s->slots[ids[i]];
+
+			sl->gated = false;
+			sl->response = s->tmf_resp;
+			pushed |= scsi_complete(s, sl);
+		}
+		/* Parked chains: cancelled ones answered, the others kept in order. */
+		for (unsigned i = 0; i < s->park_n[l]; i++) {
+			unsigned at = (s->park_head[l] + i) % VSCSI_QUEUE_SIZE;
+			unsigned to = (s->park_head[l] + keep) % VSCSI_QUEUE_SIZE;
+
+			if (!scsi_tmf_covers(s, (int)l, s->park_tag[l][at])) {
+				s->park[l][to] = s->park[l][at];
+				s->park_tag[l][to] = s->park_tag[l][at];
+				keep++;
+				continue;
+			}
+			if (vq->ready && vq_chain_at(vq, s->park[l][at], &s->park_chain, NULL) > 0)
+				vq_push(vq, s->park[l][at],
+					scsi_cancel_answer(s, &s->park_chain, s->tmf_resp));
+			else if (vq->ready)
+				vq_push(vq, s->park[l][at], 0);
+			pushed = true;
+		}
+		s->nparked -= s->park_n[l] - keep;
+		s->park_n[l] = keep;
+	}
+	return pushed;
+}
+
+/* Hold the function in s->ctl_chain until the requests it concerns that were given before
+ * it are answered: those submitted (slots neither free nor waiting in the gate), and those
+ * left in the ring for want of a slot (the next ones taken, checked as they are; at most a
+ * ring's worth, whatever the driver's index says). Those not started are cancelled first
+ * (aborts and resets). Returns whether it must wait. */
+static bool scsi_tmf_hold(struct virtio_dev *vd, struct virtio_scsi *s)
 {
 	bool is_free[VSCSI_SLOTS] = {false};
 	uint16_t avail, used;
 
+	if (s->tmf_cancels && scsi_tmf_cancel(vd, s))
+		virtio_queue_interrupt(vd, VSCSI_REQUEST_Q);
 	s->tmf_pending = true;
 	s->tmf_epoch = vd->epoch;
 	s->tmf_wait = 0;
 	for (unsigned i = 0; i < s->nfree; i++)
 		is_free[s->freelist[i]] = true;
 	for (unsigned i = 0; i < VSCSI_SLOTS; i++) {
-		s->slots[i].tmf_wait = !is_free[i];
-		s->tmf_wait += !is_free[i];
+		struct vscsi_slot *sl = &s->slots[i];
+		uint64_t tag = 0;
+		bool w = !is_free[i] && !sl->gated;
+
+		if (w && s->tmf_by_tag)
+			(void)scsi_chain_lun(&sl->chain, &tag);
+		w = w && scsi_tmf_covers(s, sl->lun, s->tmf_by_tag ? tag : s->tmf_tag);
+		sl->tmf_wait = w;
+		s->tmf_wait += w;
 	}
 	s->tmf_ring_left = 0;
 	if (s->starved && vd->q[VSCSI_REQUEST_Q].vq.ready) {
@@ -400,6 +616,7 @@ static void scsi_tmf_hold(struct virtio_dev *vd, struct virtio_scsi *s)
 		avail = (uint16_t)(avail - vd->q[VSCSI_REQUEST_Q].vq.last_avail);
 		s->tmf_ring_left = avail < VSCSI_QUEUE_SIZE ? avail : VSCSI_QUEUE_SIZE;
 	}
+	return s->tmf_wait || s->tmf_ring_left;
 }
 
 static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
@@ -415,10 +632,9 @@ static void scsi_control_queue(struct virtio_dev *vd, struct virtio_scsi *s)
 				continue;
 			break;
 		}
-		if (scsi_tmf_waits(s, &s->ctl_chain)) {
-			scsi_tmf_hold(vd, s); /* answered by scsi_tmf_finish */
-			break;
-		}
+		if (scsi_tmf_scope(s, &s->ctl_chain) && scsi_tmf_hold(vd, s))
+			break; /* answered by scsi_tmf_finish */
+		s->tmf_pending = false;
 		vq_push(&vd->q[VSCSI_CONTROL_Q].vq, s->ctl_chain.head,
 			virtio_scsi_control(s, &s->ctl_chain));
 		pushed = true;
@@ -459,25 +675,52 @@ static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
 	}
 	if (q != VSCSI_REQUEST_Q)
 		return; /* the event queue: its buffers wait for events that never come */
+	pushed = scsi_unpark(vd, s, false); /* before the ring: a LUN's chains keep their order */
 	for (;;) {
-		struct vscsi_slot *sl;
-		int r;
+		struct vscsi_slot *sl = NULL;
+		struct vq_chain *c = &s->park_chain;
+		uint64_t tag;
+		bool before_tmf = false;
+		int r, lun;
 
-		if (!s->nfree) {
+		if (s->nfree) {
+			sl = &s->slots[s->freelist[s->nfree - 1]];
+			c = &sl->chain;
+		} else if (!s->tmf_pending || !s->tmf_ring_left) {
 			s->starved = true; /* a completion takes the queue up again */
 			break;
-		}
-		sl = &s->slots[s->freelist[s->nfree - 1]];
-		r = virtio_pop(vd, q, &sl->chain);
+		} /* else no slot, but a function waits for the chains given before it: each is
+		   * taken all the same, to be cancelled or parked (below) */
+		r = virtio_pop(vd, q, c);
 		if (r <= 0) {
 			if (virtio_queue_ready(vd, q) && vq_rearm(&vd->q[q].vq))
 				continue;
 			s->tmf_ring_left = 0; /* the ring is empty: nothing more to wait for */
 			break;
 		}
-		s->nfree--;
+		lun = scsi_chain_lun(c, &tag);
 		if (s->tmf_ring_left) { /* given before the pending function */
 			s->tmf_ring_left--;
+			before_tmf = s->tmf_pending && scsi_tmf_covers(s, lun, tag);
+		}
+		if (before_tmf && s->tmf_cancels) { /* it never starts */
+			vq_push(&vd->q[q].vq, c->head, scsi_cancel_answer(s, c, s->tmf_resp));
+			pushed = true;
+			continue;
+		}
+		if (!sl && (lun < 0 || lun >= VMDEF_MAX_LUNS)) {
+			/* No list holds it: back in the ring until a slot is free. */
+			vq_unpop(&vd->q[q].vq);
+			s->tmf_ring_left++;
+			s->starved = true;
+			break;
+		}
+		if (!sl || scsi_must_park(s, lun)) {
+			pushed |= scsi_park(vd, s, (unsigned)lun, c, tag);
+			continue;
+		}
+		s->nfree--;
+		if (before_tmf) { /* unless it waits in the gate (scsi_start) or is answered */
 			sl->tmf_wait = true;
 			s->tmf_wait++;
 		}
@@ -517,12 +760,17 @@ static void scsi_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 
 	if (fd == s->gate.timer_fd) {
 		scsi_gate_release(s, fd, false);
+		if (s->nparked && virtio_queue_ready(vd, VSCSI_REQUEST_Q))
+			scsi_queue_notify(vd, VSCSI_REQUEST_Q); /* below their cap again */
 		return;
 	}
 	if (fd != blkio_event_fd(s->io, 0))
 		return;
 	scsi_reap(s, false, true);
-	if (s->starved) {
+	if (s->nparked && virtio_queue_ready(vd, VSCSI_REQUEST_Q)) {
+		s->starved = false;
+		scsi_queue_notify(vd, VSCSI_REQUEST_Q);
+	} else if (s->starved) {
 		s->starved = false;
 		if (virtio_queue_ready(vd, VSCSI_REQUEST_Q))
 			scsi_queue_notify(vd, VSCSI_REQUEST_Q);
@@ -537,11 +785,16 @@ static void scsi_quiesce(struct virtio_dev *vd, long long deadline_ms)
 	struct virtio_scsi *s = vd->priv;
 	struct timespec ms = {0, 1000000};
 
-	scsi_gate_release(s, -1, true); /* what waits for its LUN's limits goes now */
 	for (;;) {
+		/* What waits for its LUN's limits goes now, and the parked chains as slots
+		 * free up (the save needs every chain taken answered). */
+		scsi_gate_release(s, -1, true);
+		if (scsi_unpark(vd, s, true))
+			virtio_queue_interrupt(vd, VSCSI_REQUEST_Q);
+		scsi_gate_release(s, -1, true);
 		scsi_reap(s, false, true);
 		scsi_tmf_finish(vd, s, true, false);
-		if (!blkio_inflight(s->io, 0) || clock_mono_ms() >= deadline_ms)
+		if ((!blkio_inflight(s->io, 0) && !s->nparked) || clock_mono_ms() >= deadline_ms)
 			return;
 		nanosleep(&ms, NULL);
 	}
@@ -571,6 +824,7 @@ static void scsi_reset(struct virtio_dev *vd)
 	struct virtio_scsi *s = vd->priv;
 
 	qos_gate_drop(&s->gate); /* nothing of theirs was submitted */
+	scsi_park_clear(s);
 	while (blkio_inflight(s->io, 0))
 		scsi_reap(s, true, false);
 	s->starved = false;
@@ -702,6 +956,10 @@ int virtio_scsi_open(const struct vm_scsi *spec, const int *fds, const struct ma
 			return r;
 		}
 	}
+	/* A LUN's share of the slots waiting in the gate (at least one). */
+	s->lun_cap = spec->nluns > 1 ? VSCSI_SLOTS / spec->nluns : VSCSI_SLOTS;
+	if (!s->lun_cap)
+		s->lun_cap = 1;
 	for (unsigned i = 0; i < VSCSI_SLOTS; i++) {
 		s->slots[i].idx = (uint16_t)i;
 		s->slots[i].qos_lun = -1;
@@ -759,7 +1017,9 @@ int virtio_scsi_create(struct machine *m, const struct vm_scsi *spec, const int 
 		r = machine_set_media(m, &virtio_scsi_media_ops, s);
 	if (r) {
 		snprintf(err, errlen, "virtio-scsi set-up: %s", strerror(-r));
-		virtio_dev_destroy(*out); /* frees s */
+		/* its report hook, then the device (which frees s) */
+		machine_forget(m, s);
+		virtio_dev_destroy(*out);
 		return r;
 	}
 	for (unsigned i = 0; i < spec->nluns; i++) {

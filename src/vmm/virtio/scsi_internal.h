@@ -50,6 +50,7 @@
 #define VIRTIO_SCSI_S_OVERRUN		1
 #define VIRTIO_SCSI_S_ABORTED		2
 #define VIRTIO_SCSI_S_BAD_TARGET	3
+#define VIRTIO_SCSI_S_RESET		4
 #define VIRTIO_SCSI_S_FAILURE		9
 #define VIRTIO_SCSI_S_FUNCTION_REJECTED 11
 
@@ -66,6 +67,7 @@ struct vscsi_slot {
 	uint8_t response;
 	bool malformed; /* no room for a response: answered with 0 bytes */
 	bool tmf_wait;	/* a pending task management function waits for it */
+	bool gated;	/* waiting in the QoS gate (not submitted) */
 };
 
 struct virtio_scsi {
@@ -83,6 +85,16 @@ struct virtio_scsi {
 	struct qos_gate gate;
 	unsigned lun_busy[VMDEF_MAX_LUNS];
 	bool gate_touched; /* a release submitted requests: commit after it */
+	/* A LUN holds at most lun_cap slots waiting in the gate (its share of the slots, so
+	 * that a throttled LUN cannot take every slot from the others). A chain taken from the
+	 * ring for a LUN at its cap, or with chains parked already, is parked here: only its
+	 * head (and tag, for ABORT TASK), oldest first; it is walked again (vq_chain_at) and
+	 * started once the LUN is below its cap and a slot is free. At most a ring's worth. */
+	unsigned lun_cap;
+	uint16_t park[VMDEF_MAX_LUNS][VSCSI_QUEUE_SIZE];
+	uint64_t park_tag[VMDEF_MAX_LUNS][VSCSI_QUEUE_SIZE];
+	unsigned park_head[VMDEF_MAX_LUNS], park_n[VMDEF_MAX_LUNS], nparked;
+	struct vq_chain park_chain; /* a parked chain being cancelled */
 	struct vq_chain ctl_chain;
 	/* A task management function taken while requests were in flight (ctl_chain holds
 	 * it; tmf_epoch the driver instance that sent it): it is answered once the requests
@@ -93,6 +105,13 @@ struct virtio_scsi {
 	uint32_t tmf_epoch;
 	unsigned tmf_wait;
 	uint16_t tmf_ring_left;
+	/* What the function concerns (scsi_tmf_scope): LUN tmf_lun (-1: every LUN), only the
+	 * request tagged tmf_tag (ABORT TASK), and whether it cancels the requests that have not
+	 * started (answered with tmf_resp). */
+	int tmf_lun;
+	bool tmf_by_tag, tmf_cancels;
+	uint64_t tmf_tag;
+	uint8_t tmf_resp;
 };
 
 /* The host's DVD media (scsi_media.c). */
