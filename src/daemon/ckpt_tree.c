@@ -106,3 +106,16 @@ unsigned ckpt_tree_visible(const struct ckpt_tree *t)
 		n += !t->v[i].hidden;
 	return n;
 }
+
+unsigned ckpt_vm_disks(const struct vm_def *def, struct vm_disk *out[CKPT_DISKS_MAX])
+{
+	struct vm_def *d = (struct vm_def *)def; /* the caller's to change or not */
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < d->ndisks && i < VMDEF_MAX_DISKS; i++)
+		out[n++] = &d->disks[i];
+	for (unsigned l = 0; l < d->scsi.nluns && l < VMDEF_MAX_LUNS; l++)
+		if (d->scsi.luns[l].type == VM_LUN_DISK && d->scsi.luns[l].disk.path)
+			out[n++] = &d->scsi.luns[l].disk;
+	return n;
+}
