@@ -2577,15 +2577,16 @@ def checkpoint_typing(e, vm, name):
     return doc
 
 
-def restored_typing(e, vm, half, rest):
+def restored_typing(e, vm, half, rest, off=True):
     """Start Saved vm, whose state has half typed, and type rest: the line completes (it
-    restored, no boot). Then turn it off."""
+    restored, no boot). Then turn it off (unless not off)."""
     e.start(vm)
     e.type_console(vm, rest + "\n")
     log = e.console_until(vm, r"echo \[%s%s\]" % (half, rest))
     check("daemon-guest: up" not in log, "VM %s booted instead of restoring: %r" % (vm, log))
-    e.keel("vm", "turn-off", vm)
-    e.wait_state(vm, "Off")
+    if off:
+        e.keel("vm", "turn-off", vm)
+        e.wait_state(vm, "Off")
 
 
 def case_checkpoint_running(e):
@@ -2646,8 +2647,8 @@ def case_checkpoint_scsi(e):
     DVD drive: issue 11's Generation 2 VMs boot from SCSI disks) and a DVD: create, off and
     running, moves both disks onto differencing children and leaves the DVD's medium as it is
     (the running VM is restored with its SCSI controller: a half typed line survives); apply
-    brings both disks' contents back, the saved state with them; delete removes a leaf's files
-    and merges the root's one child back into both base disks. A raw SCSI disk is refused,
+    brings both disks' contents back, the saved state with them; delete, running then off,
+    merges each checkpoint's one child into both base disks. A raw SCSI disk is refused,
     naming it, with nothing changed; while checkpoints hold the SCSI disk it cannot be changed
     (a DVD's medium can); a backup, which copies virtio-blk disks only, refuses the VM."""
     e.start_keeld()
@@ -2728,19 +2729,30 @@ def case_checkpoint_scsi(e):
     check(e.vm("m1")["state"] == "Saved", "after applying two: %r" % e.vm("m1"))
     check((digest(e, files("m1")[0]), digest(e, files("m1")[1])) == two,
           "apply of two did not bring both disks back")
-    restored_typing(e, "m1", "abc", "-ghi")
-    write_disk(e, files("m1")[0], 7, off=131072)
-    write_disk(e, files("m1")[1], 8, off=131072)
-    now = (digest(e, files("m1")[0]), digest(e, files("m1")[1]))
+    restored_typing(e, "m1", "abc", "-ghi", off=False)
+    now_files = files("m1")
 
-    # Delete one (the root): its one child, two, merges into both base disks.
+    # Delete one (the root) while it runs: saved, its one child (two) merged into both base
+    # disks, Now's children relinked to them, restored (no reboot).
     e.keel("checkpoint", "delete", "m1", "one")
+    vm = e.wait_state("m1", "Running")
+    e.pids.add(vm["pid"])
+    e.type_console("m1", "x\n")
+    log = e.console_until("m1", r"echo \[x\]")
+    check("daemon-guest: up" not in log, "the VM rebooted on delete: %r" % log)
     cs = ckpts(e, "m1")
     check(sorted(cs) == ["two"] and cs["two"]["disks"] == [blk, lun], "after: %r" % cs)
     check(not os.path.exists(b1) and not os.path.exists(l1), "two's merged files stay")
+    check(files("m1") == now_files, "Now's files moved: %r" % [files("m1")])
+    e.keel("vm", "turn-off", "m1")
+    e.wait_state("m1", "Off")
     check((digest(e, blk), digest(e, lun)) == two, "the merge changed two's view")
-    check((digest(e, files("m1")[0]), digest(e, files("m1")[1])) == now, "Now changed")
-    # Delete two: Now merges into both base disks, and the VM is back on them.
+    disk_check(e, now_files[0])
+    disk_check(e, now_files[1])
+    write_disk(e, now_files[0], 7, off=131072)
+    write_disk(e, now_files[1], 8, off=131072)
+    now = (digest(e, now_files[0]), digest(e, now_files[1]))
+    # Delete two (off): Now merges into both base disks, and the VM is back on them.
     e.keel("checkpoint", "delete", "m1", "two")
     check(ckpts(e, "m1") == {} and files("m1") == (blk, lun), "not back: %r" % [files("m1")])
     check((digest(e, blk), digest(e, lun)) == now, "the base disks do not hold Now")
