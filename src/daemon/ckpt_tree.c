@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/vmdef_device.h"
+
 static void ckpt_clear(struct ckpt *c)
 {
 	for (unsigned i = 0; i < c->ndisks; i++)
@@ -109,13 +111,14 @@ unsigned ckpt_tree_visible(const struct ckpt_tree *t)
 
 unsigned ckpt_vm_disks(const struct vm_def *def, struct vm_disk *out[CKPT_DISKS_MAX])
 {
-	struct vm_def *d = (struct vm_def *)def; /* the caller's to change or not */
 	unsigned n = 0;
 
-	for (unsigned i = 0; i < d->ndisks && i < VMDEF_MAX_DISKS; i++)
-		out[n++] = &d->disks[i];
-	for (unsigned l = 0; l < d->scsi.nluns && l < VMDEF_MAX_LUNS; l++)
-		if (d->scsi.luns[l].type == VM_LUN_DISK && d->scsi.luns[l].disk.path)
-			out[n++] = &d->scsi.luns[l].disk;
+	/* Every disk id in order: disks[], then the LUNs (vmdef_disk_of: NULL for a DVD). */
+	for (unsigned k = 0; k < VMDEF_DISK_IDS && n < CKPT_DISKS_MAX; k++) {
+		struct vm_disk *d = vmdef_disk_of(def, vmdef_disk_id_at(k));
+
+		if (d && d->path)
+			out[n++] = d;
+	}
 	return n;
 }
