@@ -4481,15 +4481,33 @@ def case_jail_ckpt_locator(e):
     that disk is refused at once with a 4xx naming the FIFO, changing nothing; so is an apply
     of a checkpoint whose own file names it. An apply throws the current disk away without
     opening it: it goes ahead, so that a VM can always go back to a checkpoint."""
+    jail_ckpt_locator(e, False)
+
+
+def case_jail_ckpt_locator_scsi(e):
+    """jail-ckpt-locator with the VM's disk on its SCSI controller: the same chains checked,
+    the same refusals (a checkpoint takes a SCSI disk as a virtio-blk one)."""
+    jail_ckpt_locator(e, True)
+
+
+def jail_ckpt_locator(e, scsi):
     e.start_keeld()
     disk = os.path.join(e.dir, "cl.vhdx")
     e.keel("disk", "create", disk, "--size", "8M")
-    e.create("cl", disks=[{"path": disk}])
+    if scsi:
+        e.create("cl", scsi={"luns": [{"type": "disk", "path": disk}]})
+    else:
+        e.create("cl", disks=[{"path": disk}])
+
+    def current():
+        vm = e.vm("cl")
+        return vm["scsi"]["luns"][0]["path"] if scsi else vm["disks"][0]["path"]
+
     e.keel("checkpoint", "create", "cl", "--name", "one")
     e.keel("checkpoint", "create", "cl", "--name", "two")
     tree = e.api_ok("GET", "/v1/vms/cl/checkpoints")
     two = [c for c in tree["checkpoints"] if c["name"] == "two"][0]["disks"][0]
-    now = e.vm("cl")["disks"][0]["path"]
+    now = current()
     outside = tempfile.mkdtemp(prefix="kdo", dir="/var/tmp")
     fifo = os.path.join(outside, "evil.vhdx")
     os.mkfifo(fifo)
@@ -4506,7 +4524,7 @@ def case_jail_ckpt_locator(e):
         check(time.time() - t < 25, "%s took %.1f s" % (url, time.time() - t))
         check(e.api_ok("GET", "/v1/vms/cl/checkpoints") == tree,
               "a refused %s changed the checkpoint tree" % url)
-        check(e.vm("cl")["disks"][0]["path"] == now and e.vm("cl")["state"] == "Off",
+        check(current() == now and e.vm("cl")["state"] == "Off",
               "a refused %s changed the VM: %r" % (url, e.vm("cl")))
         check(sorted(os.listdir(e.dir)) == files, "a refused %s changed the files" % url)
 
@@ -4530,8 +4548,7 @@ def case_jail_ckpt_locator(e):
         set_vhdx_parent_locator(now, fifo)
         e.keel("checkpoint", "apply", "cl", "two", timeout=30)
         check(not os.path.exists(now), "the current disk %s stays after the apply" % now)
-        check(e.vm("cl")["disks"][0]["path"] not in (now, two), "after the apply: %r" %
-              e.vm("cl"))
+        check(current() not in (now, two), "after the apply: %r" % e.vm("cl"))
         e.keel("checkpoint", "delete", "cl", "two")
         e.keel("checkpoint", "delete", "cl", "one")
         vm = e.start("cl")
