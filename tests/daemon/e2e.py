@@ -2694,8 +2694,10 @@ def case_checkpoint_scsi(e):
     # Running: saved with its SCSI controller and restored on new children (no reboot).
     checkpoint_typing(e, "m1", "two")
     cs = ckpts(e, "m1")
-    check(cs["two"]["disks"] == [b1, l1] and cs["two"]["saved_state"],
-          "two: %r" % cs["two"])
+    # Off: a production checkpoint; running without an agent: a standard one, with memory.
+    check(cs["one"]["type"] == "production" and not cs["one"]["saved_state"] and
+          cs["two"]["type"] == "standard" and cs["two"]["saved_state"] and
+          cs["two"]["disks"] == [b1, l1], "the checkpoints: %r" % cs)
     b2, l2 = files("m1")
     check(b2 not in (blk, b1) and l2 not in (lun, l1), "running: %r" % [b2, l2])
     e.keel("vm", "turn-off", "m1")
