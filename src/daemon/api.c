@@ -419,13 +419,17 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		ret = -EBUSY;
 		goto fail;
 	}
-	if (json_object_object_get_ex(req, "disks", NULL)) {
+	if (json_object_object_get_ex(req, "disks", NULL) ||
+	    json_object_object_get_ex(req, "scsi", NULL)) {
+		/* The disks checkpoints take, virtio-blk and SCSI (a DVD's medium may change). */
 		struct ckpt_ctx cc = {ctx->store, ctx->sup};
+		struct vm_disk *a[CKPT_DISKS_MAX], *b[CKPT_DISKS_MAX];
+		unsigned na = ckpt_vm_disks(def, a), nb = ckpt_vm_disks(&nd, b);
 		int n = ckpt_count(&cc, def->uuid);
-		bool same = nd.ndisks == def->ndisks;
+		bool same = na == nb;
 
-		for (unsigned i = 0; same && i < nd.ndisks; i++)
-			same = !strcmp(nd.disks[i].path, def->disks[i].path);
+		for (unsigned i = 0; same && i < na; i++)
+			same = !strcmp(a[i]->path, b[i]->path);
 		if (n > 0 && !same) {
 			snprintf(err, sizeof(err),
 				 "VM '%s' has %d checkpoints, which hold its disks: delete them "

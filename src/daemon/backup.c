@@ -53,8 +53,19 @@ int backup_check(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, 
 			  path, def->name);
 		return -EEXIST;
 	}
-	/* The checks of the checkpoint it takes (VHDX disks on virtio, the VM's state, room
-	 * for one more): the same for a VM that is off, so that every backup can be taken. */
+	/* A backup copies the virtio-blk disks only, and an import takes none on the SCSI
+	 * controller (DVD media are not copied: they stay where they are). */
+	for (unsigned i = 0; i < def->scsi.nluns; i++) {
+		if (def->scsi.luns[i].type == VM_LUN_DISK) {
+			error_set(err, errlen,
+				  "VM '%s' has a disk on its SCSI controller (%s): a backup copies "
+				  "only its virtio-blk disks so far",
+				  def->name, def->scsi.luns[i].disk.path);
+			return -EMEDIUMTYPE;
+		}
+	}
+	/* The checks of the checkpoint it takes (VHDX disks, the VM's state, room for one
+	 * more): the same for a VM that is off, so that every backup can be taken. */
 	backup_ckpt_name(def, name, sizeof(name));
 	ret = ckpt_create_check(cc, def, name, CKPT_PRODUCTION, err, errlen);
 	if (ret)

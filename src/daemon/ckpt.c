@@ -127,42 +127,35 @@ static int check_name(const struct ckpt_tree *t, const char *name, const char *v
 	return 0;
 }
 
-/* Every disk must be VHDX (as pinned when it was attached: raw files cannot have
- * differencing children) and open as one. */
+/* Every disk a checkpoint takes (ckpt_vm_disks: virtio-blk and SCSI) must be VHDX (as pinned
+ * when it was attached: raw files cannot have differencing children) and open as one. */
 static int check_disks(const struct vm_def *def, char *err, size_t errlen)
 {
+	struct vm_disk *disks[CKPT_DISKS_MAX];
+	unsigned n = ckpt_vm_disks(def, disks);
 	struct disk_err why;
 
-	/* A SCSI disk would not move onto a differencing child with the others (DVD images are
-	 * read-only and stay as they are). */
-	for (unsigned i = 0; i < def->scsi.nluns; i++) {
-		if (def->scsi.luns[i].type == VM_LUN_DISK) {
-			error_set(err, errlen,
-				  "VM '%s' has a disk on its SCSI controller (%s): checkpoints "
-				  "take only its virtio-blk disks so far",
-				  def->name, def->scsi.luns[i].disk.path);
-			return -EMEDIUMTYPE;
-		}
-	}
-	for (unsigned i = 0; i < def->ndisks; i++) {
+	for (unsigned i = 0; i < n; i++) {
+		const char *kind = i < def->ndisks ? "disk" : "SCSI disk";
 		struct disk *d = NULL;
 		int ret;
 
-		if (def->disks[i].format != VM_DISK_VHDX) {
+		if (disks[i]->format != VM_DISK_VHDX) {
 			error_set(err, errlen,
-				  "disk %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
+				  "%s %s of VM '%s' is a raw file: checkpoints need VHDX disks; "
 				  "convert it with 'keel disk convert %s NEW.vhdx' and give the VM "
-				  "the new file (keel vm set --disk)",
-				  def->disks[i].path, def->name, def->disks[i].path);
+				  "the new file (keel vm set --disk%s)",
+				  kind, disks[i]->path, def->name, disks[i]->path,
+				  i < def->ndisks ? "" : " NEW.vhdx,bus=scsi");
 			return -EMEDIUMTYPE;
 		}
-		ret = disk_open_as(def->disks[i].path, DISK_FORMAT_VHDX,
+		ret = disk_open_as(disks[i]->path, DISK_FORMAT_VHDX,
 				   DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d,
 				   &why);
 		disk_close(d);
 		if (ret) {
-			error_set(err, errlen, "cannot open disk %s of VM '%s': %s",
-				  def->disks[i].path, def->name, disk_why(&why, ret));
+			error_set(err, errlen, "cannot open %s %s of VM '%s': %s", kind,
+				  disks[i]->path, def->name, disk_why(&why, ret));
 			return ret == -ENOENT ? -EINVAL : ret;
 		}
 	}
@@ -189,6 +182,8 @@ static int check_chain(struct op *op, const char *verb, const char *path, char *
  * current disk is damaged can still go back to a checkpoint). 0, or -EINVAL with err. */
 static int check_chains(struct op *op, bool with_now, const char *verb, char *err, size_t errlen)
 {
+	struct vm_disk *now[CKPT_DISKS_MAX];
+	unsigned nnow = ckpt_vm_disks(&op->nd, now);
 	int ret = 0;
 
 	for (size_t i = 0; !ret && i < op->t.n; i++) {
@@ -201,9 +196,9 @@ static int check_chains(struct op *op, bool with_now, const char *verb, char *er
 		for (unsigned d = 0; leaf && !ret && d < c->ndisks; d++)
 			ret = check_chain(op, verb, c->disks[d], err, errlen);
 	}
-	for (unsigned d = 0; with_now && !ret && d < op->nd.ndisks; d++)
-		if (op->nd.disks[d].format == VM_DISK_VHDX)
-			ret = check_chain(op, verb, op->nd.disks[d].path, err, errlen);
+	for (unsigned d = 0; with_now && !ret && d < nnow; d++)
+		if (now[d]->format == VM_DISK_VHDX)
+			ret = check_chain(op, verb, now[d]->path, err, errlen);
 	return ret;
 }
 
@@ -421,15 +416,17 @@ static int create_checks(struct op *op, const struct vm_def *def, const char *na
 		ret = check_disks(def, err, errlen);
 	if (!ret) {
 		/* A checkpoint adds one parent to every disk: the VM must still start after it. */
+		struct vm_disk *disks[CKPT_DISKS_MAX];
+		unsigned nd = ckpt_vm_disks(def, disks);
 		int n = disk_policy_chain_total(op->ctx->store, def, err, errlen);
 
-		if (n >= 0 && (unsigned)n + def->ndisks > VMDEF_CHAIN_FDS_MAX) {
+		if (n >= 0 && (unsigned)n + nd > VMDEF_CHAIN_FDS_MAX) {
 			error_set(err, errlen,
 				  "a checkpoint would give VM '%s' %u disk parents in all (%u "
 				  "now, one more for each of its %u disks), more than the %d a "
 				  "VM's disks may have: delete some checkpoints first (keel "
 				  "checkpoint delete merges their disks)",
-				  def->name, (unsigned)n + def->ndisks, (unsigned)n, def->ndisks,
+				  def->name, (unsigned)n + nd, (unsigned)n, nd,
 				  VMDEF_CHAIN_FDS_MAX);
 			n = -E2BIG;
 		}
@@ -578,7 +575,9 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		enum ckpt_type type, json_object **out, char *err, size_t errlen)
 {
 	char dflt[VMDEF_NAME_MAX + 40], id[VMDEF_UUID_LEN + 1], dir[PATH_MAX] = "";
-	char *children[VMDEF_MAX_DISKS] = {NULL};
+	char *children[CKPT_DISKS_MAX] = {NULL};
+	struct vm_disk *disks[CKPT_DISKS_MAX], *now[CKPT_DISKS_MAX];
+	unsigned ndisks = ckpt_vm_disks(def, disks);
 	char why[512] = "", fallback[600] = "";
 	bool running, stopped = false, was_paused = false, production = false, we_paused = false;
 	struct agent_conn *frozen = NULL;
@@ -645,8 +644,8 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	}
 	c->production = production;
 	snprintf(id, sizeof(id), "%s", c->id);
-	for (unsigned i = 0; i < def->ndisks; i++) {
-		c->disks[i] = strdup(def->disks[i].path);
+	for (unsigned i = 0; i < ndisks; i++) {
+		c->disks[i] = strdup(disks[i]->path);
 		if (!c->disks[i]) {
 			ret = -ENOMEM;
 			goto out;
@@ -740,17 +739,21 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 			goto undo;
 		c->saved = true;
 	}
-	for (unsigned i = 0; i < op.nd.ndisks; i++) {
-		free(op.nd.disks[i].path);
-		op.nd.disks[i].path = children[i];
-		op.nd.disks[i].format = VM_DISK_VHDX;
+	if (ckpt_vm_disks(&op.nd, now) != ndisks) {
+		ret = -EIO; /* op.nd is a copy of def */
+		goto undo;
+	}
+	for (unsigned i = 0; i < ndisks; i++) {
+		free(now[i]->path);
+		now[i]->path = children[i];
+		now[i]->format = VM_DISK_VHDX;
 		children[i] = NULL;
 	}
 	snprintf(op.t.now, sizeof(op.t.now), "%s", id);
 	ret = op_commit(&op, true, err, errlen);
 	if (ret) {
-		for (unsigned i = 0; i < op.nd.ndisks; i++)
-			children[i] = strdup(op.nd.disks[i].path);
+		for (unsigned i = 0; i < ndisks; i++)
+			children[i] = strdup(now[i]->path);
 		goto undo;
 	}
 	log_info("VM %s: %s checkpoint '%s' created (id %s%s)", def->name,
@@ -793,7 +796,7 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	}
 	goto out;
 undo:
-	unlink_all(children, def->ndisks);
+	unlink_all(children, ndisks);
 	if (stopped) {
 		char why2[400];
 
@@ -816,7 +819,7 @@ out:
 	}
 	if (frozen)
 		(void)thaw_now(ctx, def, &frozen, &thawed);
-	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
+	for (unsigned i = 0; i < CKPT_DISKS_MAX; i++)
 		free(children[i]);
 	op_end(&op);
 	return ret;
@@ -957,6 +960,8 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 	struct ckpt *x = ckpt_tree_by_id(&op->t, xid), *k = NULL;
 	char id[VMDEF_UUID_LEN + 1], parent[VMDEF_UUID_LEN + 1];
 	unsigned n = ckpt_tree_children(&op->t, xid, true);
+	struct vm_disk *now[CKPT_DISKS_MAX];
+	unsigned nnow = ckpt_vm_disks(&op->nd, now);
 	bool k_is_now;
 	int ret = 0;
 
@@ -977,8 +982,8 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 	for (size_t i = 0; !k_is_now && i < op->t.n; i++)
 		if (!strcmp(op->t.v[i].parent, id))
 			k = &op->t.v[i];
-	for (unsigned d = 0; d < x->ndisks && d < op->nd.ndisks; d++) {
-		const char *kpath = k_is_now ? op->nd.disks[d].path : k->disks[d];
+	for (unsigned d = 0; d < x->ndisks && d < nnow; d++) {
+		const char *kpath = k_is_now ? now[d]->path : k->disks[d];
 		struct disk_policy_merge m;
 		char why[PATH_MAX * 2 + 256];
 
@@ -1011,8 +1016,8 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 								 op->t.v[i].disks[d], x->disks[d],
 								 why, sizeof(why));
 			if (!ret && !strcmp(op->t.now, kid))
-				ret = disk_policy_relink(op->ctx->store, op->nd.disks[d].path,
-							 x->disks[d], why, sizeof(why));
+				ret = disk_policy_relink(op->ctx->store, now[d]->path, x->disks[d],
+							 why, sizeof(why));
 			if (ret) {
 				error_set(err, errlen, "cannot point the children of %s at %s: %s",
 					  kpath, x->disks[d], why);
@@ -1021,8 +1026,8 @@ static int collapse(struct op *op, const char *xid, bool *changed, char *err, si
 			free(k->disks[d]);
 			k->disks[d] = x->disks[d];
 		} else {
-			free(op->nd.disks[d].path);
-			op->nd.disks[d].path = x->disks[d];
+			free(now[d]->path);
+			now[d]->path = x->disks[d];
 		}
 		x->disks[d] = NULL;
 	}
@@ -1202,8 +1207,10 @@ out:
 int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, char *err,
 	       size_t errlen)
 {
-	char *children[VMDEF_MAX_DISKS] = {NULL}, *old[VMDEF_MAX_DISKS] = {NULL};
+	char *children[CKPT_DISKS_MAX] = {NULL}, *old[CKPT_DISKS_MAX] = {NULL};
 	char dir[PATH_MAX], reason[CKPT_NAME_MAX + 64], why[256];
+	struct vm_disk *now[CKPT_DISKS_MAX];
+	unsigned nnow;
 	bool had_now, saved;
 	struct ckpt *c;
 	struct op op;
@@ -1212,6 +1219,7 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 	ret = op_begin(&op, ctx, def, err, errlen);
 	if (ret)
 		return ret;
+	nnow = ckpt_vm_disks(&op.nd, now);
 	c = find(&op, key, err, errlen);
 	if (!c) {
 		ret = -ENOENT;
@@ -1220,11 +1228,11 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 	ret = need_off(&op, "apply a checkpoint to", err, errlen);
 	if (ret)
 		goto out;
-	if (c->ndisks != def->ndisks) {
+	if (c->ndisks != nnow) {
 		error_set(err, errlen,
 			  "checkpoint '%s' has %u disks and VM '%s' now has %u: give the VM its "
 			  "disks back first",
-			  c->name, c->ndisks, def->name, def->ndisks);
+			  c->name, c->ndisks, def->name, nnow);
 		ret = -EBUSY;
 		goto out;
 	}
@@ -1257,10 +1265,10 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 	if (ret)
 		goto out;
 	had_now = op.t.now[0] != '\0';
-	for (unsigned i = 0; i < op.nd.ndisks; i++) {
-		old[i] = op.nd.disks[i].path;
-		op.nd.disks[i].path = children[i];
-		op.nd.disks[i].format = VM_DISK_VHDX;
+	for (unsigned i = 0; i < nnow; i++) {
+		old[i] = now[i]->path;
+		now[i]->path = children[i];
+		now[i]->format = VM_DISK_VHDX;
 		children[i] = NULL;
 	}
 	snprintf(op.t.now, sizeof(op.t.now), "%s", c->id);
@@ -1268,26 +1276,26 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 	saved = c->saved;
 	ret = op_commit(&op, true, err, errlen);
 	if (ret) {
-		for (unsigned i = 0; i < op.nd.ndisks; i++) {
-			children[i] = op.nd.disks[i].path;
-			op.nd.disks[i].path = old[i];
+		for (unsigned i = 0; i < nnow; i++) {
+			children[i] = now[i]->path;
+			now[i]->path = old[i];
 			old[i] = NULL;
 		}
-		unlink_all(children, def->ndisks);
+		unlink_all(children, nnow);
 		goto out;
 	}
 	/* Memory too, when the checkpoint has it: the VM becomes Saved, else Off. */
 	if (sup_set_saved(ctx->sup, def, saved ? dir : NULL, reason, why, sizeof(why)))
 		log_warn("VM %s: %s", def->name, why);
 	/* The state the VM had is thrown away, as Restore-VMSnapshot does. */
-	for (unsigned i = 0; had_now && i < def->ndisks; i++)
+	for (unsigned i = 0; had_now && i < nnow; i++)
 		if (old[i] && !owned(&op, old[i]))
 			unlink_all(&old[i], 1);
 	if (collapse_all(&op, why, sizeof(why)) || op_commit(&op, true, why, sizeof(why)))
 		log_warn("VM %s: after applying a checkpoint: %s", def->name, why);
 	log_info("VM %s: %s", def->name, reason);
 out:
-	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++) {
+	for (unsigned i = 0; i < CKPT_DISKS_MAX; i++) {
 		free(children[i]);
 		free(old[i]);
 	}

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/vmdef_device.h"
+
 static void ckpt_clear(struct ckpt *c)
 {
 	for (unsigned i = 0; i < c->ndisks; i++)
@@ -104,5 +106,19 @@ unsigned ckpt_tree_visible(const struct ckpt_tree *t)
 
 	for (size_t i = 0; i < t->n; i++)
 		n += !t->v[i].hidden;
+	return n;
+}
+
+unsigned ckpt_vm_disks(const struct vm_def *def, struct vm_disk *out[CKPT_DISKS_MAX])
+{
+	unsigned n = 0;
+
+	/* Every disk id in order: disks[], then the LUNs (vmdef_disk_of: NULL for a DVD). */
+	for (unsigned k = 0; k < VMDEF_DISK_IDS && n < CKPT_DISKS_MAX; k++) {
+		struct vm_disk *d = vmdef_disk_of(def, vmdef_disk_id_at(k));
+
+		if (d && d->path)
+			out[n++] = d;
+	}
 	return n;
 }

@@ -18,6 +18,8 @@
 #define CKPT_NAME_MAX 100 /* as Hyper-V */
 #define CKPT_MAX      50  /* visible checkpoints per VM, as Hyper-V */
 #define CKPT_MAX_ALL  256 /* with hidden ones */
+/* A checkpoint's disk files: one per virtio-blk disk and per disk on the SCSI controller. */
+#define CKPT_DISKS_MAX (VMDEF_MAX_DISKS + VMDEF_MAX_LUNS)
 
 struct ckpt {
 	char id[VMDEF_UUID_LEN + 1];
@@ -28,7 +30,7 @@ struct ckpt {
 	bool hidden;
 	bool saved;	 /* has a saved state (memory and devices) besides the disks */
 	bool production; /* taken with the guest's file systems frozen (no memory): production */
-	char *disks[VMDEF_MAX_DISKS];
+	char *disks[CKPT_DISKS_MAX]; /* in the order of ckpt_vm_disks */
 	unsigned ndisks;
 };
 
@@ -53,5 +55,9 @@ struct ckpt *ckpt_tree_visible_parent(struct ckpt_tree *t, const struct ckpt *c)
 /* Is id (or the VM's current state, for id NULL) below anc, or anc itself? */
 bool ckpt_tree_descends(struct ckpt_tree *t, const char *id, const char *anc);
 unsigned ckpt_tree_visible(const struct ckpt_tree *t);
+/* The VM's disks a checkpoint takes, in the order of its disk files: the virtio-blk disks,
+ * then the disks on the SCSI controller in LUN order (DVD drives hold read-only media and
+ * stay as they are). Returns how many. */
+unsigned ckpt_vm_disks(const struct vm_def *def, struct vm_disk *out[CKPT_DISKS_MAX]);
 
 #endif

@@ -67,7 +67,7 @@ int store_ckpt_load(struct store *st, const char *vm, struct ckpt_tree *t)
 		struct ckpt *c = ckpt_tree_by_id(t, (const char *)sqlite3_column_text(s, 0));
 		const unsigned char *p = sqlite3_column_text(s, 1);
 
-		if (!c || !p || c->ndisks >= VMDEF_MAX_DISKS)
+		if (!c || !p || c->ndisks >= CKPT_DISKS_MAX)
 			continue;
 		c->disks[c->ndisks] = strdup((const char *)p);
 		if (!c->disks[c->ndisks]) {

@@ -2546,12 +2546,7 @@ def case_checkpoint(e):
     check(job["state"] == "succeeded" and job["operation"] == "checkpoint-apply" and
           job["result"] == {"applied": "mem"}, "apply job: %r" % job)
     check(e.vm("c1")["state"] == "Saved", "apply of a saved checkpoint: %r" % e.vm("c1"))
-    e.start("c1")
-    e.type_console("c1", "-line\n")
-    log = e.console_until("c1", r"echo \[half-line\]")
-    check("daemon-guest: up" not in log, "the VM booted instead of restoring: %r" % log)
-    e.keel("vm", "turn-off", "c1")
-    e.wait_state("c1", "Off")
+    restored_typing(e, "c1", "half", "-line")
 
     # Everything goes: the data of Now ends up in the base disk itself.
     now = digest(e, disk_of(e, "c1"))
@@ -2565,6 +2560,33 @@ def case_checkpoint(e):
           "files left behind: %r" % os.listdir(e.dir))
     disk_check(e, base)
     e.keel("vm", "delete", "c1")
+
+
+def checkpoint_typing(e, vm, name):
+    """Start vm and take checkpoint name while a line is half typed: the VM carries on from
+    where it was (the line completes, no reboot). The running VM's document."""
+    e.start(vm)
+    e.console_until(vm, "ready for input")
+    e.type_console(vm, "abc")
+    e.keel("checkpoint", "create", vm, "--name", name)
+    doc = e.wait_state(vm, "Running")
+    e.pids.add(doc["pid"])
+    e.type_console(vm, "-def\n")
+    log = e.console_until(vm, r"echo \[abc-def\]")
+    check("daemon-guest: up" not in log, "VM %s rebooted: %r" % (vm, log))
+    return doc
+
+
+def restored_typing(e, vm, half, rest, off=True):
+    """Start Saved vm, whose state has half typed, and type rest: the line completes (it
+    restored, no boot). Then turn it off (unless not off)."""
+    e.start(vm)
+    e.type_console(vm, rest + "\n")
+    log = e.console_until(vm, r"echo \[%s%s\]" % (half, rest))
+    check("daemon-guest: up" not in log, "VM %s booted instead of restoring: %r" % (vm, log))
+    if off:
+        e.keel("vm", "turn-off", vm)
+        e.wait_state(vm, "Off")
 
 
 def case_checkpoint_running(e):
@@ -2588,17 +2610,9 @@ def case_checkpoint_running(e):
 
     write_disk(e, base, 1)
     e.create("v1", disks=[{"path": base}])
-    e.start("v1")
-    e.console_until("v1", "ready for input")
-    e.type_console("v1", "abc")
-    e.keel("checkpoint", "create", "v1", "--name", "first")
-    vm = e.wait_state("v1", "Running")
-    e.pids.add(vm["pid"])
+    vm = checkpoint_typing(e, "v1", "first")
     check(vm["disks"][0]["path"] != base, "the running VM is still on its base disk")
     check(ckpts(e, "v1")["first"]["saved_state"], "a running VM's checkpoint has no state")
-    e.type_console("v1", "-def\n")
-    log = e.console_until("v1", r"echo \[abc-def\]")
-    check("daemon-guest: up" not in log, "the VM rebooted: %r" % log)
 
     # Paused stays paused.
     e.keel("vm", "pause", "v1")
@@ -2623,14 +2637,132 @@ def case_checkpoint_running(e):
     # Apply second while running: off, then Saved at second's moment ("pre" typed).
     e.keel("checkpoint", "apply", "v1", "second")
     check(e.vm("v1")["state"] == "Saved", "after apply: %r" % e.vm("v1"))
-    e.start("v1")
-    e.type_console("v1", "-again\n")
-    log = e.console_until("v1", r"echo \[pre-again\]")
-    check("daemon-guest: up" not in log, "the applied VM booted: %r" % log)
-    e.keel("vm", "turn-off", "v1")
-    e.wait_state("v1", "Off")
+    restored_typing(e, "v1", "pre", "-again")
     check(digest(e, disk_of(e, "v1")) == digest(e, base), "the disk moved on after apply")
     disk_check(e, disk_of(e, "v1"))
+
+
+def case_checkpoint_scsi(e):
+    """Checkpoints of a VM with a virtio-blk disk, a VHDX disk on its SCSI controller (after a
+    DVD drive: issue 11's Generation 2 VMs boot from SCSI disks) and a DVD: create, off and
+    running, moves both disks onto differencing children and leaves the DVD's medium as it is
+    (the running VM is restored with its SCSI controller: a half typed line survives); apply
+    brings both disks' contents back, the saved state with them; delete, running then off,
+    merges each checkpoint's one child into both base disks. A raw SCSI disk is refused,
+    naming it, with nothing changed; while checkpoints hold the SCSI disk it cannot be changed
+    (a DVD's medium can); a backup, which copies virtio-blk disks only, refuses the VM."""
+    e.start_keeld()
+    blk, lun, rblk, raw, iso = (os.path.join(e.dir, n) for n in
+                                ("blk.vhdx", "lun.vhdx", "rblk.vhdx", "lun.img", "d.iso"))
+    for f in (blk, lun, rblk):
+        e.keel("disk", "create", f, "--size", "8M")
+    e.keel("disk", "create", raw, "--size", "8M", "--format", "raw")
+    make_iso(iso)
+    write_disk(e, blk, 1)
+    write_disk(e, lun, 2)
+
+    def files(vm):
+        v = e.vm(vm)
+        return v["disks"][0]["path"], v["scsi"]["luns"][1]["path"]
+
+    # A raw SCSI disk: refused, naming it, and nothing changes (no child of the VHDX one).
+    e.create("r1", disks=[{"path": rblk}],
+             scsi={"luns": [{"type": "dvd", "path": iso}, {"type": "disk", "path": raw}]})
+    before = sorted(os.listdir(e.dir))
+    _, err = e.keel("checkpoint", "create", "r1", want=5)
+    check("SCSI disk %s of VM 'r1' is a raw file" % raw in err and "keel disk convert" in err,
+          "raw SCSI disk: %r" % err)
+    check(e.api_ok("GET", "/v1/vms/r1/checkpoints")["checkpoints"] == [] and
+          files("r1") == (rblk, raw) and sorted(os.listdir(e.dir)) == before,
+          "the refused checkpoint changed something: %r" % sorted(os.listdir(e.dir)))
+    e.keel("vm", "delete", "r1")
+
+    e.create("m1", disks=[{"path": blk}],
+             scsi={"luns": [{"type": "dvd", "path": iso}, {"type": "disk", "path": lun}]})
+    # Off: both disks move onto children; the DVD stays.
+    e.keel("checkpoint", "create", "m1", "--name", "one")
+    b1, l1 = files("m1")
+    check(b1 not in (blk, lun) and l1 not in (blk, lun, b1) and b1.endswith(".avhdx") and
+          l1.endswith(".avhdx"), "the disks did not move onto children: %r" % [b1, l1])
+    check(e.vm("m1")["scsi"]["luns"][0]["path"] == iso, "the DVD's medium moved")
+    check(ckpts(e, "m1")["one"]["disks"] == [blk, lun], "one's files: %r" % ckpts(e, "m1"))
+    one = (digest(e, blk), digest(e, lun))
+    write_disk(e, b1, 3)
+    write_disk(e, l1, 4)
+    check(digest(e, b1) != one[0] and digest(e, l1) != one[1], "the writes changed nothing")
+
+    # Running: saved with its SCSI controller and restored on new children (no reboot).
+    checkpoint_typing(e, "m1", "two")
+    cs = ckpts(e, "m1")
+    # Off: a production checkpoint; running without an agent: a standard one, with memory.
+    check(cs["one"]["type"] == "production" and not cs["one"]["saved_state"] and
+          cs["two"]["type"] == "standard" and cs["two"]["saved_state"] and
+          cs["two"]["disks"] == [b1, l1], "the checkpoints: %r" % cs)
+    b2, l2 = files("m1")
+    check(b2 not in (blk, b1) and l2 not in (lun, l1), "running: %r" % [b2, l2])
+    e.keel("vm", "turn-off", "m1")
+    e.wait_state("m1", "Off")
+    two = (digest(e, b1), digest(e, l1))
+    write_disk(e, b2, 5, off=65536)
+    write_disk(e, l2, 6, off=65536)
+
+    # Refusals while checkpoints hold the disks; a DVD's medium still changes.
+    e.api_err("PATCH", "/v1/vms/m1", {"scsi": {"luns": [
+        {"type": "dvd", "path": iso}, {"type": "disk", "path": rblk}]}}, want=409,
+        msg="checkpoints")
+    e.api_err("PATCH", "/v1/vms/m1", {"scsi": {"luns": [{"type": "dvd", "path": iso}]}},
+              want=409, msg="checkpoints")
+    check(files("m1") == (b2, l2), "a refused change moved the disks")
+    e.keel("vm", "set", "m1", "--eject")
+    check(e.vm("m1")["scsi"]["luns"][0]["path"] is None and files("m1") == (b2, l2),
+          "eject: %r" % e.vm("m1")["scsi"])
+    # Back in: two's saved state restores a drive with the medium it had.
+    e.keel("vm", "set", "m1", "--dvd", iso)
+    e.api_err("POST", "/v1/vms/m1/backup", {"to": e.dir}, want=409,
+              msg="a backup copies only its virtio-blk disks")
+
+    # Apply one: both disks read as at one.
+    e.keel("checkpoint", "apply", "m1", "one")
+    check((digest(e, files("m1")[0]), digest(e, files("m1")[1])) == one,
+          "apply did not bring both disks back")
+    check(not os.path.exists(b2) and not os.path.exists(l2), "the discarded state's files stay")
+    # Apply two: both disks as at two, and its saved state (the half typed line).
+    e.keel("checkpoint", "apply", "m1", "two")
+    check(e.vm("m1")["state"] == "Saved", "after applying two: %r" % e.vm("m1"))
+    check((digest(e, files("m1")[0]), digest(e, files("m1")[1])) == two,
+          "apply of two did not bring both disks back")
+    restored_typing(e, "m1", "abc", "-ghi", off=False)
+    now_files = files("m1")
+
+    # Delete one (the root) while it runs: saved, its one child (two) merged into both base
+    # disks, Now's children relinked to them, restored (no reboot).
+    e.keel("checkpoint", "delete", "m1", "one")
+    vm = e.wait_state("m1", "Running")
+    e.pids.add(vm["pid"])
+    e.type_console("m1", "x\n")
+    log = e.console_until("m1", r"echo \[x\]")
+    check("daemon-guest: up" not in log, "the VM rebooted on delete: %r" % log)
+    cs = ckpts(e, "m1")
+    check(sorted(cs) == ["two"] and cs["two"]["disks"] == [blk, lun], "after: %r" % cs)
+    check(not os.path.exists(b1) and not os.path.exists(l1), "two's merged files stay")
+    check(files("m1") == now_files, "Now's files moved: %r" % [files("m1")])
+    e.keel("vm", "turn-off", "m1")
+    e.wait_state("m1", "Off")
+    check((digest(e, blk), digest(e, lun)) == two, "the merge changed two's view")
+    disk_check(e, now_files[0])
+    disk_check(e, now_files[1])
+    write_disk(e, now_files[0], 7, off=131072)
+    write_disk(e, now_files[1], 8, off=131072)
+    now = (digest(e, now_files[0]), digest(e, now_files[1]))
+    # Delete two (off): Now merges into both base disks, and the VM is back on them.
+    e.keel("checkpoint", "delete", "m1", "two")
+    check(ckpts(e, "m1") == {} and files("m1") == (blk, lun), "not back: %r" % [files("m1")])
+    check((digest(e, blk), digest(e, lun)) == now, "the base disks do not hold Now")
+    check(not [f for f in os.listdir(e.dir) if f.endswith(".avhdx")],
+          "files left behind: %r" % os.listdir(e.dir))
+    disk_check(e, blk)
+    disk_check(e, lun)
+    e.keel("vm", "delete", "m1")
 
 
 def case_disk_format(e):
@@ -4351,15 +4483,33 @@ def case_jail_ckpt_locator(e):
     that disk is refused at once with a 4xx naming the FIFO, changing nothing; so is an apply
     of a checkpoint whose own file names it. An apply throws the current disk away without
     opening it: it goes ahead, so that a VM can always go back to a checkpoint."""
+    jail_ckpt_locator(e, False)
+
+
+def case_jail_ckpt_locator_scsi(e):
+    """jail-ckpt-locator with the VM's disk on its SCSI controller: the same chains checked,
+    the same refusals (a checkpoint takes a SCSI disk as a virtio-blk one)."""
+    jail_ckpt_locator(e, True)
+
+
+def jail_ckpt_locator(e, scsi):
     e.start_keeld()
     disk = os.path.join(e.dir, "cl.vhdx")
     e.keel("disk", "create", disk, "--size", "8M")
-    e.create("cl", disks=[{"path": disk}])
+    if scsi:
+        e.create("cl", scsi={"luns": [{"type": "disk", "path": disk}]})
+    else:
+        e.create("cl", disks=[{"path": disk}])
+
+    def current():
+        vm = e.vm("cl")
+        return vm["scsi"]["luns"][0]["path"] if scsi else vm["disks"][0]["path"]
+
     e.keel("checkpoint", "create", "cl", "--name", "one")
     e.keel("checkpoint", "create", "cl", "--name", "two")
     tree = e.api_ok("GET", "/v1/vms/cl/checkpoints")
     two = [c for c in tree["checkpoints"] if c["name"] == "two"][0]["disks"][0]
-    now = e.vm("cl")["disks"][0]["path"]
+    now = current()
     outside = tempfile.mkdtemp(prefix="kdo", dir="/var/tmp")
     fifo = os.path.join(outside, "evil.vhdx")
     os.mkfifo(fifo)
@@ -4376,7 +4526,7 @@ def case_jail_ckpt_locator(e):
         check(time.time() - t < 25, "%s took %.1f s" % (url, time.time() - t))
         check(e.api_ok("GET", "/v1/vms/cl/checkpoints") == tree,
               "a refused %s changed the checkpoint tree" % url)
-        check(e.vm("cl")["disks"][0]["path"] == now and e.vm("cl")["state"] == "Off",
+        check(current() == now and e.vm("cl")["state"] == "Off",
               "a refused %s changed the VM: %r" % (url, e.vm("cl")))
         check(sorted(os.listdir(e.dir)) == files, "a refused %s changed the files" % url)
 
@@ -4400,8 +4550,7 @@ def case_jail_ckpt_locator(e):
         set_vhdx_parent_locator(now, fifo)
         e.keel("checkpoint", "apply", "cl", "two", timeout=30)
         check(not os.path.exists(now), "the current disk %s stays after the apply" % now)
-        check(e.vm("cl")["disks"][0]["path"] not in (now, two), "after the apply: %r" %
-              e.vm("cl"))
+        check(current() not in (now, two), "after the apply: %r" % e.vm("cl"))
         e.keel("checkpoint", "delete", "cl", "two")
         e.keel("checkpoint", "delete", "cl", "one")
         vm = e.start("cl")
@@ -6961,8 +7110,8 @@ def case_scsi(e):
     the media; the jailed worker gets the image as a passed descriptor and runs; `keel vm set
     --dvd` and `--eject` change the medium of the running VM (the image passed to the worker
     with the request) and of a VM that is off, and a file that is no ISO image changes nothing;
-    a file that is not an ISO image fails the start with that reason; a checkpoint refuses a
-    VM with a SCSI disk."""
+    a file that is not an ISO image fails the start with that reason; a checkpoint moves a SCSI
+    disk onto a differencing child (case checkpoint-scsi)."""
     e.start_keeld()
     iso, iso2, notiso = (os.path.join(e.dir, n) for n in ("d.iso", "e.iso", "n.iso"))
     make_iso(iso)
@@ -7023,8 +7172,10 @@ def case_scsi(e):
     disk = os.path.join(e.dir, "s4.vhdx")
     e.keel("disk", "create", disk, "--size", "16M")
     e.create("s4", scsi={"luns": [{"type": "disk", "path": disk}]})
-    _, err = e.keel("checkpoint", "create", "s4", want=None)
-    check("disk on its SCSI controller" in err, "checkpoint of a SCSI disk: %r" % err)
+    e.keel("checkpoint", "create", "s4", "--name", "c")
+    check(ckpts(e, "s4")["c"]["disks"] == [disk] and
+          e.vm("s4")["scsi"]["luns"][0]["path"].endswith(".avhdx"),
+          "checkpoint of a SCSI disk: %r" % e.vm("s4")["scsi"])
 
 
 

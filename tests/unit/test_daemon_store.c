@@ -797,6 +797,58 @@ static struct ckpt *put_ckpt(struct ckpt_tree *t, int n, const char *name, const
 	return c;
 }
 
+/* The disks a checkpoint takes (ckpt_vm_disks): the virtio-blk disks, then the SCSI LUNs of
+ * type disk in LUN order, never a DVD drive (with a medium or empty); and a checkpoint with
+ * one file for each of the most disks a VM may have comes back from the store whole. */
+static void test_checkpoint_disks(void **state)
+{
+	static const enum vm_lun_type lun[] = {VM_LUN_DVD, VM_LUN_DISK, VM_LUN_DVD, VM_LUN_DISK};
+	static char paths[VMDEF_MAX_DISKS + 4][32];
+	struct vm_disk *out[CKPT_DISKS_MAX];
+	struct ckpt_tree t = {0}, back;
+	struct store *st;
+	struct vm_def a;
+	char err[256];
+	struct ckpt *c;
+
+	(void)state;
+	vmdef_init(&a);
+	a.ndisks = VMDEF_MAX_DISKS;
+	for (unsigned i = 0; i < a.ndisks + 4; i++)
+		snprintf(paths[i], sizeof(paths[i]), "/d/%u.vhdx", i);
+	for (unsigned i = 0; i < a.ndisks; i++)
+		a.disks[i].path = paths[i];
+	a.scsi.nluns = 4;
+	for (unsigned l = 0; l < 4; l++) {
+		a.scsi.luns[l].type = lun[l];
+		a.scsi.luns[l].disk.path = l == 2 ? NULL : paths[VMDEF_MAX_DISKS + l];
+	}
+	assert_int_equal(ckpt_vm_disks(&a, out), VMDEF_MAX_DISKS + 2);
+	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
+		assert_ptr_equal(out[i], &a.disks[i]);
+	assert_ptr_equal(out[VMDEF_MAX_DISKS], &a.scsi.luns[1].disk);
+	assert_ptr_equal(out[VMDEF_MAX_DISKS + 1], &a.scsi.luns[3].disk);
+	a.ndisks = 0;
+	a.scsi.nluns = 1;
+	assert_int_equal(ckpt_vm_disks(&a, out), 0); /* a DVD drive only */
+
+	assert_int_equal(store_open(":memory:", &st, err, sizeof(err)), 0);
+	make_def(&a, "alpha");
+	assert_int_equal(store_vm_insert(st, &a, err, sizeof(err)), 0);
+	c = put_ckpt(&t, 1, "one", "", false);
+	for (unsigned i = 1; i < CKPT_DISKS_MAX; i++)
+		assert_non_null(c->disks[c->ndisks++] = strdup(paths[i % VMDEF_MAX_DISKS]));
+	assert_int_equal(store_ckpt_save(st, a.uuid, &t, NULL, err, sizeof(err)), 0);
+	assert_int_equal(store_ckpt_load(st, a.uuid, &back), 0);
+	assert_int_equal(back.v[0].ndisks, CKPT_DISKS_MAX);
+	assert_string_equal(back.v[0].disks[CKPT_DISKS_MAX - 1],
+			    paths[(CKPT_DISKS_MAX - 1) % VMDEF_MAX_DISKS]);
+	ckpt_tree_free(&back);
+	ckpt_tree_free(&t);
+	vmdef_free(&a);
+	store_close(st);
+}
+
 /* Checkpoint trees (store_ckpt.c, ckpt_tree.c): round trip with the VM's new disk paths in
  * one transaction, names unique among visible checkpoints only, and the tree helpers. */
 static void test_checkpoint_store(void **state)
@@ -1301,6 +1353,7 @@ int main(void)
 		cmocka_unit_test(test_store_disk_qos),
 		cmocka_unit_test(test_store_default_kinds),
 		cmocka_unit_test(test_checkpoint_store),
+		cmocka_unit_test(test_checkpoint_disks),
 		cmocka_unit_test(test_store_scsi_formats),
 	};
 	return cmocka_run_group_tests(tests, setup_kernel, teardown_kernel);
