@@ -22,7 +22,8 @@
 #include "lib/error.h"
 #include "lib/log.h"
 
-#define CKPT_DIR "checkpoints" /* in the VM's directory: one directory per saved state */
+#define CKPT_DIR   "checkpoints" /* in the VM's directory: one directory per saved state */
+#define CKPT_MEDIA "media"	 /* in a saved state's directory: the DVD media it names */
 
 /* Everything one operation works on: the VM, its tree and the definition to store. */
 struct op {
@@ -300,7 +301,7 @@ static int state_dir(struct op *op, const char *id, char *buf, size_t size)
 /* A checkpoint's state directory and the saved state in it. */
 static void remove_state_dir(const char *dir)
 {
-	static const char *const files[] = {"state", "memory"};
+	static const char *const files[] = {"state", "memory", CKPT_MEDIA};
 	char path[PATH_MAX + 16];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -348,6 +349,109 @@ fail:
 	ret = -errno;
 	error_set(err, errlen, "cannot keep the saved state of VM '%s' in %s: %s", op->def->name,
 		  dir, strerror(errno));
+	return ret;
+}
+
+/* The DVD media of the VM's description, which its saved state names: `media` in the
+ * checkpoint's directory, [{"lun": I, "path": P or null}] for each DVD drive. */
+static int save_media(struct op *op, const char *id, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	json_object *a = json_object_new_array();
+	int ret = a ? state_dir(op, id, dir, sizeof(dir)) : -ENOMEM;
+
+	for (unsigned i = 0; !ret && i < op->def->scsi.nluns; i++) {
+		const struct vm_lun *l = &op->def->scsi.luns[i];
+		json_object *o;
+
+		if (l->type != VM_LUN_DVD)
+			continue;
+		o = json_object_new_object();
+		if (!o || json_object_array_add(a, o)) {
+			json_object_put(o);
+			ret = -ENOMEM;
+			break;
+		}
+		json_object_object_add(o, "lun", json_object_new_int((int)i));
+		json_object_object_add(o, "path",
+				       l->disk.path ? json_object_new_string(l->disk.path) : NULL);
+	}
+	if (!ret) {
+		snprintf(path, sizeof(path), "%s/" CKPT_MEDIA, dir);
+		if (json_object_to_file_ext(path, a, JSON_C_TO_STRING_PLAIN) < 0)
+			ret = -EIO;
+	}
+	if (ret)
+		error_set(err, errlen, "cannot record the DVD media of VM '%s' with its checkpoint",
+			  op->def->name);
+	json_object_put(a);
+	return ret;
+}
+
+/* Put the media a checkpoint's saved state names (save_media) back into op->nd's DVD
+ * drives, each through the checks of `keel vm set --dvd` (disk_policy_attach): the saved
+ * state is restored with them. A medium that is gone or fails the checks refuses the apply,
+ * naming it. A checkpoint taken before media were recorded leaves the drives as they are. */
+static int restore_media(struct op *op, const struct ckpt *c, const char *dir, char *err,
+			 size_t errlen)
+{
+	char path[PATH_MAX + 16], why[512];
+	json_object *a;
+	bool changed = false;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "%s/" CKPT_MEDIA, dir);
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	a = json_object_from_file(path);
+	if (!a || !json_object_is_type(a, json_type_array)) {
+		error_set(err, errlen, "the DVD media record of checkpoint '%s' (%s) is unreadable",
+			  c->name, path);
+		json_object_put(a);
+		return -EIO;
+	}
+	for (size_t k = 0; k < json_object_array_length(a); k++) {
+		json_object *o = json_object_array_get_idx(a, k), *jl, *jp;
+		const char *p;
+		int64_t lun;
+		struct vm_lun *l;
+
+		if (!json_object_object_get_ex(o, "lun", &jl) ||
+		    !json_object_is_type(jl, json_type_int) ||
+		    !json_object_object_get_ex(o, "path", &jp) ||
+		    (jp && !json_object_is_type(jp, json_type_string)) ||
+		    (lun = json_object_get_int64(jl)) < 0 || lun >= op->nd.scsi.nluns ||
+		    op->nd.scsi.luns[lun].type != VM_LUN_DVD) {
+			error_set(err, errlen,
+				  "checkpoint '%s' has a DVD drive that VM '%s' no longer has",
+				  c->name, op->def->name);
+			ret = -EBUSY;
+			break;
+		}
+		l = &op->nd.scsi.luns[lun];
+		p = jp ? json_object_get_string(jp) : NULL;
+		if (p ? l->disk.path && !strcmp(p, l->disk.path) : !l->disk.path)
+			continue;
+		free(l->disk.path);
+		l->disk.path = p ? strdup(p) : NULL;
+		if (p && !l->disk.path) {
+			ret = -ENOMEM;
+			error_set(err, errlen, "out of memory");
+			break;
+		}
+		l->disk.format = VM_DISK_RAW;
+		changed = true;
+	}
+	json_object_put(a);
+	if (!ret && changed) {
+		ret = disk_policy_attach(op->ctx->store, op->ctx->sup, &op->nd, op->def, why,
+					 sizeof(why));
+		if (ret)
+			error_set(err, errlen,
+				  "the saved state of checkpoint '%s' holds the DVD medium the VM "
+				  "had then, which cannot go back in: %s",
+				  c->name, why);
+	}
 	return ret;
 }
 
@@ -738,6 +842,11 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		if (ret)
 			goto undo;
 		c->saved = true;
+	}
+	if (c->saved) {
+		ret = save_media(&op, id, err, errlen);
+		if (ret)
+			goto undo;
 	}
 	if (ckpt_vm_disks(&op.nd, now) != ndisks) {
 		ret = -EIO; /* op.nd is a copy of def */
@@ -1249,6 +1358,9 @@ int ckpt_apply(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key, 
 			ret = -EIO;
 			goto out;
 		}
+		ret = restore_media(&op, c, dir, err, errlen);
+		if (ret)
+			goto out;
 	}
 	/* The chains it branches from and may merge after, before anything changes. */
 	ret = check_chains(&op, false, "apply a checkpoint to", err, errlen);

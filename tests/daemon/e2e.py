@@ -2716,8 +2716,8 @@ def case_checkpoint_scsi(e):
     e.keel("vm", "set", "m1", "--eject")
     check(e.vm("m1")["scsi"]["luns"][0]["path"] is None and files("m1") == (b2, l2),
           "eject: %r" % e.vm("m1")["scsi"])
-    # Back in: two's saved state restores a drive with the medium it had.
-    e.keel("vm", "set", "m1", "--dvd", iso)
+    # Left empty: applying two puts back the medium its saved state names (case
+    # checkpoint-dvd).
     e.api_err("POST", "/v1/vms/m1/backup", {"to": e.dir}, want=409,
               msg="a backup copies only its virtio-blk disks")
 
@@ -2728,7 +2728,8 @@ def case_checkpoint_scsi(e):
     check(not os.path.exists(b2) and not os.path.exists(l2), "the discarded state's files stay")
     # Apply two: both disks as at two, and its saved state (the half typed line).
     e.keel("checkpoint", "apply", "m1", "two")
-    check(e.vm("m1")["state"] == "Saved", "after applying two: %r" % e.vm("m1"))
+    check(e.vm("m1")["state"] == "Saved" and e.vm("m1")["scsi"]["luns"][0]["path"] == iso,
+          "after applying two: %r" % e.vm("m1"))
     check((digest(e, files("m1")[0]), digest(e, files("m1")[1])) == two,
           "apply of two did not bring both disks back")
     restored_typing(e, "m1", "abc", "-ghi", off=False)
@@ -2763,6 +2764,73 @@ def case_checkpoint_scsi(e):
     disk_check(e, blk)
     disk_check(e, lun)
     e.keel("vm", "delete", "m1")
+
+
+def case_checkpoint_dvd(e):
+    """A checkpoint with saved state keeps the DVD media its saved state names, and apply puts
+    them back (docs/checkpoints.md): taken while the drive holds a.iso, then the drive ejected
+    or given b.iso, apply leaves it holding a.iso and start restores the VM (a half typed line
+    completes). a.iso gone: apply is refused naming it, nothing changed. A Saved VM's medium
+    cannot change (its saved state names it): refused, saying what to do."""
+    e.start_keeld()
+    blk, a, b = (os.path.join(e.dir, n) for n in ("blk.vhdx", "a.iso", "b.iso"))
+    e.keel("disk", "create", blk, "--size", "8M")
+    make_iso(a)
+    make_iso(b, blocks=48)
+    e.create("d1", disks=[{"path": blk}], scsi={"luns": [{"type": "dvd", "path": a}]})
+
+    def medium():
+        return e.vm("d1")["scsi"]["luns"][0]["path"]
+
+    checkpoint_typing(e, "d1", "one")
+    check(ckpts(e, "d1")["one"]["saved_state"], "one has no saved state: %r" % ckpts(e, "d1"))
+    # Ejected while it runs, then applied: a.iso is back, and the VM restores.
+    e.keel("vm", "set", "d1", "--eject")
+    check(medium() is None, "eject: %r" % e.vm("d1")["scsi"])
+    e.keel("checkpoint", "apply", "d1", "one")
+    check(e.vm("d1")["state"] == "Saved" and medium() == a,
+          "after apply (ejected): %r" % e.vm("d1"))
+    restored_typing(e, "d1", "abc", "-ghi")
+    check(medium() == a, "after the restore: %r" % e.vm("d1")["scsi"])
+    # Given b.iso while off, then applied: a.iso again.
+    e.keel("vm", "set", "d1", "--dvd", b)
+    check(medium() == b, "--dvd b: %r" % e.vm("d1")["scsi"])
+    e.keel("checkpoint", "apply", "d1", "one")
+    check(e.vm("d1")["state"] == "Saved" and medium() == a,
+          "after apply (b.iso): %r" % e.vm("d1"))
+    restored_typing(e, "d1", "abc", "-jkl")
+    # a.iso gone: the apply is refused, naming it, and nothing changes.
+    e.keel("vm", "set", "d1", "--dvd", b)
+    before = e.vm("d1")
+    os.rename(a, a + ".away")
+    _, err = e.keel("checkpoint", "apply", "d1", "one", want=1)
+    check("checkpoint 'one' holds the DVD medium" in err and a in err and
+          "No such file" in err, "apply without a.iso: %r" % err)
+    after = e.vm("d1")
+    check(after["state"] == "Off" and medium() == b and
+          after["disks"][0]["path"] == before["disks"][0]["path"],
+          "the refused apply changed something: %r" % after)
+    os.rename(a + ".away", a)
+    # A Saved VM's medium stays: eject and another image are refused, saying why.
+    e.keel("checkpoint", "apply", "d1", "one")
+    for args in (["--eject"], ["--dvd", b]):
+        _, err = e.keel("vm", "set", "d1", *args, want=5)
+        check("while it is Saved" in err and a in err and "discard-state" in err,
+              "set %r of a Saved VM: %r" % (args, err))
+        check(e.vm("d1")["state"] == "Saved" and medium() == a,
+              "the refused change changed something: %r" % e.vm("d1"))
+    restored_typing(e, "d1", "abc", "-mno")
+    # The plain save: the same.
+    e.start("d1")
+    e.keel("vm", "save", "d1")
+    e.wait_state("d1", "Saved")
+    _, err = e.keel("vm", "set", "d1", "--eject", want=5)
+    check("while it is Saved" in err, "eject of a saved VM: %r" % err)
+    e.keel("vm", "discard-state", "d1")
+    e.keel("vm", "set", "d1", "--eject")
+    check(medium() is None, "eject after discard-state: %r" % e.vm("d1")["scsi"])
+    e.keel("checkpoint", "delete", "d1", "one")
+    e.keel("vm", "delete", "d1")
 
 
 def case_disk_format(e):
