@@ -345,6 +345,27 @@ fail:
 	vmdef_free(&def);
 }
 
+/* A Saved VM's DVD drives keep their media: its saved state names them, and its restore
+ * is given the description's (docs/checkpoints.md). */
+static int saved_media_check(const struct vm_def *def, const struct vm_def *nd, char *err,
+			     size_t errlen)
+{
+	for (unsigned k = 0; k < def->scsi.nluns && k < nd->scsi.nluns; k++) {
+		const char *a = def->scsi.luns[k].disk.path, *b = nd->scsi.luns[k].disk.path;
+
+		if (def->scsi.luns[k].type != VM_LUN_DVD || nd->scsi.luns[k].type != VM_LUN_DVD ||
+		    (a && b ? !strcmp(a, b) : a == b))
+			continue;
+		snprintf(err, errlen,
+			 "cannot change the DVD medium of VM '%s' while it is Saved: its saved "
+			 "state holds %s%s; start it and change the medium while it runs, or "
+			 "`keel vm discard-state %s` first",
+			 def->name, a ? "the medium " : "an empty drive", a ? a : "", def->name);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, struct api_reply *out)
 {
 	struct vm_def nd;
@@ -373,6 +394,11 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	if (ret)
 		goto fail;
 	hw = vmdef_hw_change(def, &nd);
+	ret = hw && is_off(ctx, def->uuid, &st) && st.state == VM_SAVED
+		      ? saved_media_check(def, &nd, err, sizeof(err))
+		      : 0;
+	if (ret)
+		goto fail;
 	media = hw && !is_off(ctx, def->uuid, &st) ? vmdef_media_change(def, &nd) : 0;
 	/* A running VM's DVD media change in its worker, and then in the description. */
 	for (unsigned k = 0, drive = 0; media && k < nd.scsi.nluns; k++) {
