@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -377,9 +378,15 @@ static int save_media(struct op *op, const char *id, char *err, size_t errlen)
 				       l->disk.path ? json_object_new_string(l->disk.path) : NULL);
 	}
 	if (!ret) {
+		/* A new file in keeld's directory (the worker's save is taken back). */
+		int fd;
+
 		snprintf(path, sizeof(path), "%s/" CKPT_MEDIA, dir);
-		if (json_object_to_file_ext(path, a, JSON_C_TO_STRING_PLAIN) < 0)
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 || json_object_to_fd(fd, a, JSON_C_TO_STRING_PLAIN) < 0 || fsync(fd))
 			ret = -EIO;
+		if (fd >= 0)
+			close(fd);
 	}
 	if (ret)
 		error_set(err, errlen, "cannot record the DVD media of VM '%s' with its checkpoint",
@@ -398,12 +405,15 @@ static int restore_media(struct op *op, const struct ckpt *c, const char *dir, c
 	char path[PATH_MAX + 16], why[512];
 	json_object *a;
 	bool changed = false;
-	int ret = 0;
+	int ret = 0, fd;
 
 	snprintf(path, sizeof(path), "%s/" CKPT_MEDIA, dir);
-	if (access(path, F_OK) < 0 && errno == ENOENT)
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
 		return 0;
-	a = json_object_from_file(path);
+	a = fd >= 0 ? json_object_from_fd(fd) : NULL;
+	if (fd >= 0)
+		close(fd);
 	if (!a || !json_object_is_type(a, json_type_array)) {
 		error_set(err, errlen, "the DVD media record of checkpoint '%s' (%s) is unreadable",
 			  c->name, path);
