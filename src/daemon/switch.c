@@ -1078,10 +1078,18 @@ size_t switches_pollfds(struct pollfd *fds, size_t max)
 
 void switches_events(const struct pollfd *fds, size_t n)
 {
-	if (n && fds[0].fd == watch_fd && (fds[0].revents & POLLIN) &&
-	    switch_nftmon_read(watch_fd, &watch_mon)) {
+	enum switch_nftmon_news news;
+
+	if (!n || fds[0].fd != watch_fd || !(fds[0].revents & POLLIN))
+		return;
+	news = switch_nftmon_read(watch_fd, &watch_mon);
+	if (news == SWITCH_NFTMON_CHANGED) {
 		watch_next = watch_told_at = clock_mono_ms(); /* switches_tick looks now */
 		watch_told = true;
+	} else if (news == SWITCH_NFTMON_LOST) {
+		/* Whose they were is not known: check now (the markers, as the periodic check
+		 * does) rather than load everything, which could overrun the socket again. */
+		watch_next = clock_mono_ms();
 	}
 }
 

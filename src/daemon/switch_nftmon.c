@@ -25,6 +25,12 @@ int switch_nftmon_open(int *fd)
 	*fd = -1;
 	if (s < 0)
 		return -errno;
+	/* Room for a reload of every switch's rules (some 100 notifications of up to a few KiB
+	 * for each port) before keeld reads them: root may go past rmem_max. */
+	int rcvbuf = 8 << 20;
+
+	if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)!setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    setsockopt(s, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
 		int ret = -errno;
@@ -136,7 +142,9 @@ bool switch_nftmon_msgs(struct switch_nftmon *m, const void *buf, size_t len, ui
 			/* A transaction's notifications end with its NEWGEN, which names the
 			 * process that made it: keeld's own are not news. */
 			if ((nlh->nlmsg_type & 0xff) == NFT_MSG_NEWGEN) {
-				look |= m->touched && gen_pid(nlh) != self;
+				uint32_t pid = gen_pid(nlh);
+
+				look |= m->touched && pid != self && !(m->own && m->own(pid));
 				m->touched = false;
 			} else {
 				m->touched |= matters(nlh);
@@ -150,13 +158,24 @@ bool switch_nftmon_msgs(struct switch_nftmon *m, const void *buf, size_t len, ui
 	return look;
 }
 
-bool switch_nftmon_read(int fd, struct switch_nftmon *m)
+/* A thread of this process (keeld's API and job threads send transactions too; the kernel
+ * names the sending thread). */
+static bool own_thread(uint32_t tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%u", tid);
+	return tid && access(path, F_OK) == 0;
+}
+
+enum switch_nftmon_news switch_nftmon_read(int fd, struct switch_nftmon *m)
 {
 	/* aligned for the messages' headers */
 	static char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
 	uint32_t self = (uint32_t)getpid();
-	bool look = false;
+	bool changed = false, lost = false;
 
+	m->own = own_thread;
 	for (;;) {
 		/* MSG_TRUNC: n is the message's whole length, even when it did not fit */
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
@@ -164,16 +183,18 @@ bool switch_nftmon_read(int fd, struct switch_nftmon *m)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == ENOBUFS) {
-			look = true; /* some were lost: any of them may have been one */
+			lost = true; /* some were lost: any of them may have been one */
 			m->touched = false;
 			continue;
 		}
 		if (n <= 0)
-			return look;
+			return changed ? SWITCH_NFTMON_CHANGED
+			       : lost  ? SWITCH_NFTMON_LOST
+				       : SWITCH_NFTMON_NONE;
 		/* one cut short: its end unread, it may have been one */
 		if ((size_t)n > sizeof(buf))
-			look = true;
+			lost = true;
 		else
-			look |= switch_nftmon_msgs(m, buf, (size_t)n, self);
+			changed |= switch_nftmon_msgs(m, buf, (size_t)n, self);
 	}
 }

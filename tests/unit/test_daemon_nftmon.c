@@ -5,8 +5,15 @@
  * DOCKER-USER chain, made by another process than keeld (the transaction's NFT_MSG_NEWGEN
  * names it); not other tables, not listings, and nothing from a message cut short.
  */
+#include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -155,11 +162,97 @@ static void test_transactions(void **state)
 	assert_true(switch_nftmon_msgs(&m, buf, n, SELF));
 }
 
+static void *park(void *arg)
+{
+	int *fd = arg;
+	char c;
+
+	(void)!read(*fd, &c, 1); /* until the test is done with this thread's id */
+	return NULL;
+}
+
+static void *tell_tid(void *arg)
+{
+	*(uint32_t *)arg = (uint32_t)syscall(SYS_gettid);
+	return NULL;
+}
+
+/* The whole read of the socket (here one end of a datagram socket pair): a transaction
+ * whose NEWGEN names a thread of keeld's (the kernel gives the sending thread's id, and
+ * keeld's API and job threads send batches) is keeld's own; one of a process that is not
+ * keeld is a change; a datagram cut short is a loss, not a change (keeld's own reload of
+ * many ports can overrun the socket: taken for a change, it loaded everything again, which
+ * overran it again, once a second in the lab). */
+static void test_read(void **state)
+{
+	uint32_t buf[256], tid = 0;
+	struct switch_nftmon m = {0};
+	int sv[2], hold[2];
+	pthread_t t, t2;
+	size_t n;
+	char *big;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(pipe(hold), 0);
+	assert_int_equal(pthread_create(&t, NULL, park, &hold[0]), 0);
+	/* the id of a thread that has ended: no thread of ours any more */
+	assert_int_equal(pthread_create(&t2, NULL, tell_tid, &tid), 0);
+	pthread_join(t2, NULL);
+	{
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/task/%u", tid);
+		assert_int_not_equal(access(path, F_OK), 0);
+	}
+	assert_int_equal(switch_nftmon_read(sv[1], &m), SWITCH_NFTMON_NONE);
+	/* keeld's main thread */
+	n = msg(buf, NFT_MSG_DELRULE, 7, "keel", 2, "kbr0_guard");
+	n += gen(buf + n / 4, (uint32_t)getpid());
+	assert_int_equal(send(sv[0], buf, n, 0), (ssize_t)n);
+	assert_int_equal(switch_nftmon_read(sv[1], &m), SWITCH_NFTMON_NONE);
+	/* another thread of keeld's (the parked one, live): its own */
+	{
+		DIR *d = opendir("/proc/self/task");
+		struct dirent *de;
+		uint32_t other_tid = 0;
+
+		assert_non_null(d);
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.' && (uint32_t)atoi(de->d_name) != (uint32_t)getpid())
+				other_tid = (uint32_t)atoi(de->d_name);
+		closedir(d);
+		assert_int_not_equal(other_tid, 0);
+		n = msg(buf, NFT_MSG_DELRULE, 7, "keel", 2, "kbr0_guard");
+		n += gen(buf + n / 4, other_tid);
+		assert_int_equal(send(sv[0], buf, n, 0), (ssize_t)n);
+		assert_int_equal(switch_nftmon_read(sv[1], &m), SWITCH_NFTMON_NONE);
+	}
+	/* a thread that has ended, or no thread of ours: another process's change */
+	n = msg(buf, NFT_MSG_DELRULE, 7, "keel", 2, "kbr0_guard");
+	n += gen(buf + n / 4, tid);
+	assert_int_equal(send(sv[0], buf, n, 0), (ssize_t)n);
+	assert_int_equal(switch_nftmon_read(sv[1], &m), SWITCH_NFTMON_CHANGED);
+	/* a datagram cut short (longer than the read's buffer): a loss */
+	big = calloc(1, 65536);
+	assert_non_null(big);
+	assert_int_equal(send(sv[0], big, 65536, 0), 65536);
+	assert_int_equal(switch_nftmon_read(sv[1], &m), SWITCH_NFTMON_LOST);
+	free(big);
+	(void)!write(hold[1], "x", 1);
+	pthread_join(t, NULL);
+	close(hold[0]);
+	close(hold[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_which),
 		cmocka_unit_test(test_transactions),
+		cmocka_unit_test(test_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
