@@ -289,10 +289,8 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		consistency = fallback ? "crash" : "application";
 		if (json_object_object_get_ex(ck, "id", &v))
 			snprintf(ckid, sizeof(ckid), "%s", json_object_get_string(v));
-		/* The new worker is watched again once the copy lets the VM go. */
-		if (sup_wait_started(cc->sup, def, 120000))
-			log_warn("VM %s: backup: the worker did not come back after the checkpoint",
-				 def->name);
+		/* The checkpoint waited for the new worker to run; it is watched again once
+		 * the copy lets the VM go. */
 	}
 	ret = backup_sources(def, ck, src);
 	if (ret) {

@@ -685,6 +685,32 @@ static bool thaw_now(struct ckpt_ctx *ctx, const struct vm_def *def, struct agen
 /* How much of the guest's freeze deadline must be left when the VM pauses. */
 #define CKPT_FREEZE_MARGIN_MS 2000
 
+/* How long a checkpoint operation that restarted the VM waits for it to run again before it
+ * returns (a large VM's memory takes long to load): its job is done when the VM is back, so
+ * that what the user does next (turn it off, back it up) finds it Running, not Starting. */
+#define CKPT_RESTART_WAIT_MS 120000
+
+/* Start VM def again from its saved state (from_dir's, with reason, when from_dir is given;
+ * paused again if it was), and wait up to wait_ms for it to run. Failures are logged (the
+ * VM's status says what became of it); 0 when it runs. */
+static int carry_on(struct ckpt_ctx *ctx, const struct vm_def *def, const char *from_dir,
+		    const char *reason, bool was_paused, unsigned wait_ms, const char *after)
+{
+	char why[400];
+
+	if ((from_dir && sup_set_saved(ctx->sup, def, from_dir, reason, why, sizeof(why))) ||
+	    sup_start_restore(ctx->sup, def, was_paused, why, sizeof(why))) {
+		log_err("VM %s: cannot carry on after %s: %s", def->name, after, why);
+		return -EIO;
+	}
+	if (sup_wait_started(ctx->sup, def, wait_ms)) {
+		log_warn("VM %s: not running again within %u s of %s", def->name, wait_ms / 1000,
+			 after);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
 int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name,
 		enum ckpt_type type, json_object **out, char *err, size_t errlen)
 {
@@ -879,17 +905,11 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 		 production ? "production" : "standard", name, id,
 		 frozen ? ", file systems frozen" : "");
 	if (stopped) {
-		char why2[400];
-
-		if (sup_set_saved(ctx->sup, &op.nd, dir, "restoring after a checkpoint", why2,
-				  sizeof(why2)) ||
-		    sup_start_restore(ctx->sup, &op.nd, was_paused, why2, sizeof(why2)))
-			log_err("VM %s: cannot carry on after checkpoint '%s': %s", def->name, name,
-				why2);
-		else if (frozen && sup_wait_started(ctx->sup, &op.nd, agent_freeze_timeout_ms))
-			log_warn(
-				"VM %s: the worker did not come back within %u s to thaw the guest",
-				def->name, agent_freeze_timeout_ms / 1000);
+		/* Frozen file systems: thawed once the worker is back, at the guest's deadline
+		 * at the latest. */
+		(void)carry_on(ctx, &op.nd, dir, "restoring after a checkpoint", was_paused,
+			       frozen ? agent_freeze_timeout_ms : CKPT_RESTART_WAIT_MS,
+			       "the checkpoint");
 		if (frozen) {
 			/* The checkpoint is application-consistent or not from the moment of
 			 * the pause, checked above: the guest cannot thaw while paused, and its
@@ -916,16 +936,9 @@ int ckpt_create(struct ckpt_ctx *ctx, const struct vm_def *def, const char *name
 	goto out;
 undo:
 	unlink_all(children, ndisks);
-	if (stopped) {
-		char why2[400];
-
-		/* Back onto the disks it had, from the state just saved. */
-		if (sup_set_saved(ctx->sup, def, dir, "restoring after a failed checkpoint", why2,
-				  sizeof(why2)) ||
-		    sup_start_restore(ctx->sup, def, was_paused, why2, sizeof(why2)))
-			log_err("VM %s: cannot carry on after a failed checkpoint: %s", def->name,
-				why2);
-	}
+	if (stopped) /* back onto the disks it had, from the state just saved */
+		(void)carry_on(ctx, def, dir, "restoring after a failed checkpoint", was_paused,
+			       CKPT_RESTART_WAIT_MS, "a failed checkpoint");
 	if (ckpt_tree_by_id(&op.t, id))
 		remove_state(&op, ckpt_tree_by_id(&op.t, id));
 	if (production && stopped)
@@ -1270,12 +1283,8 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 		/* The worker could write its disk until it ended: its chain again. */
 		ret = check_chains(&op, true, "delete a checkpoint of", err, errlen);
 		if (ret) {
-			char why[400];
-
-			if (sup_start_restore(ctx->sup, def, was_paused, why, sizeof(why)))
-				log_err("VM %s: cannot carry on after a refused checkpoint delete: "
-					"%s",
-					def->name, why);
+			(void)carry_on(ctx, def, NULL, NULL, was_paused, CKPT_RESTART_WAIT_MS,
+				       "a refused checkpoint delete");
 			goto out;
 		}
 	}
@@ -1310,13 +1319,9 @@ int ckpt_delete(struct ckpt_ctx *ctx, const struct vm_def *def, const char *key,
 	if (!ret)
 		log_info("VM %s: checkpoint '%s'%s deleted", def->name, name,
 			 subtree ? " and its subtree" : "");
-	if (stopped) {
-		char why[400];
-
-		if (sup_start_restore(ctx->sup, &op.nd, was_paused, why, sizeof(why)))
-			log_err("VM %s: cannot carry on after deleting checkpoint '%s': %s",
-				def->name, name, why);
-	}
+	if (stopped)
+		(void)carry_on(ctx, &op.nd, NULL, NULL, was_paused, CKPT_RESTART_WAIT_MS,
+			       "deleting a checkpoint");
 out:
 	free(ids);
 	op_end(&op);

@@ -2618,6 +2618,9 @@ def case_checkpoint_running(e):
     e.keel("vm", "pause", "v1")
     e.type_console("v1", "pre")
     e.keel("checkpoint", "create", "v1", "--name", "second")
+    # The job is done when the VM is back as it was, not while its worker still starts: what
+    # the user does next (turn it off, back it up) must not find it busy.
+    check(e.vm("v1")["state"] == "Paused", "right after create: %r" % e.vm("v1")["state"])
     vm = e.wait_state("v1", "Paused")
     e.pids.add(vm["pid"])
     e.keel("vm", "resume", "v1")
@@ -2626,6 +2629,7 @@ def case_checkpoint_running(e):
 
     # Delete first while running: the root's one child (second) merges into the base disk.
     e.keel("checkpoint", "delete", "v1", "first")
+    check(e.vm("v1")["state"] == "Running", "right after delete: %r" % e.vm("v1")["state"])
     vm = e.wait_state("v1", "Running")
     e.pids.add(vm["pid"])
     cs = ckpts(e, "v1")
