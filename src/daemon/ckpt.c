@@ -396,9 +396,10 @@ static int save_media(struct op *op, const char *id, char *err, size_t errlen)
 }
 
 /* Put the media a checkpoint's saved state names (save_media) back into op->nd's DVD
- * drives, each through the checks of `keel vm set --dvd` (disk_policy_attach): the saved
- * state is restored with them. A medium that is gone or fails the checks refuses the apply,
- * naming it. A checkpoint taken before media were recorded leaves the drives as they are. */
+ * drives, each through the DVD checks of `keel vm set --dvd` (disk_policy_attach_media: the
+ * media only, the current disks the apply throws away are not opened): the saved state is
+ * restored with them. A medium that is gone or fails the checks refuses the apply, naming
+ * it. A checkpoint taken before media were recorded leaves the drives as they are. */
 static int restore_media(struct op *op, const struct ckpt *c, const char *dir, char *err,
 			 size_t errlen)
 {
@@ -454,8 +455,8 @@ static int restore_media(struct op *op, const struct ckpt *c, const char *dir, c
 	}
 	json_object_put(a);
 	if (!ret && changed) {
-		ret = disk_policy_attach(op->ctx->store, op->ctx->sup, &op->nd, op->def, why,
-					 sizeof(why));
+		ret = disk_policy_attach_media(op->ctx->store, op->ctx->sup, &op->nd, why,
+					       sizeof(why));
 		if (ret)
 			error_set(err, errlen,
 				  "the saved state of checkpoint '%s' holds the DVD medium the VM "

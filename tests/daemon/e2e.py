@@ -2837,9 +2837,9 @@ def case_checkpoint_dvd(e):
     e.keel("vm", "delete", "d1")
 
 
-def case_rv11b_apply_dvd_damaged_now(e):
-    """Review rv11b: an apply drops the current disk unopened, so a VM whose current disk a
-    worker damaged can always go back to a checkpoint (docs/checkpoints.md). A checkpoint with
+def case_checkpoint_dvd_damaged_disk(e):
+    """An apply drops the current disk unopened, so a VM whose current disk a worker damaged
+    can always go back to a checkpoint (docs/checkpoints.md). A checkpoint with
     saved state whose DVD medium must go back in (the drive was ejected since) is applied to a
     VM whose current disk's locator names a FIFO outside every pool: the apply must go ahead."""
     e.start_keeld()
