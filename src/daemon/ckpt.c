@@ -378,19 +378,29 @@ static int save_media(struct op *op, const char *id, char *err, size_t errlen)
 				       l->disk.path ? json_object_new_string(l->disk.path) : NULL);
 	}
 	if (!ret) {
-		/* A new file in keeld's directory (the worker's save is taken back). */
-		int fd;
+		/* A new file in keeld's directory (the worker's save is taken back), its name
+		 * made durable with the directory. */
+		int fd, dfd = -1;
 
 		snprintf(path, sizeof(path), "%s/" CKPT_MEDIA, dir);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0 || json_object_to_fd(fd, a, JSON_C_TO_STRING_PLAIN) < 0 || fsync(fd))
-			ret = -EIO;
+		if (fd < 0)
+			ret = -errno;
+		else if (json_object_to_fd(fd, a, JSON_C_TO_STRING_PLAIN) < 0)
+			ret = -EIO; /* json-c keeps no errno */
+		else if (fsync(fd) ||
+			 (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+			 fsync(dfd))
+			ret = -errno;
+		if (dfd >= 0)
+			close(dfd);
 		if (fd >= 0)
 			close(fd);
 	}
 	if (ret)
-		error_set(err, errlen, "cannot record the DVD media of VM '%s' with its checkpoint",
-			  op->def->name);
+		error_set(err, errlen,
+			  "cannot record the DVD media of VM '%s' with its checkpoint: %s",
+			  op->def->name, strerror(-ret));
 	json_object_put(a);
 	return ret;
 }
