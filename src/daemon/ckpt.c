@@ -378,27 +378,38 @@ static int save_media(struct op *op, const char *id, char *err, size_t errlen)
 				       l->disk.path ? json_object_new_string(l->disk.path) : NULL);
 	}
 	if (!ret) {
-		/* A new file in keeld's directory (the worker's save is taken back). */
-		int fd;
+		/* A new file in keeld's directory (the worker's save is taken back), its name
+		 * made durable with the directory. */
+		int fd, dfd = -1;
 
 		snprintf(path, sizeof(path), "%s/" CKPT_MEDIA, dir);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0 || json_object_to_fd(fd, a, JSON_C_TO_STRING_PLAIN) < 0 || fsync(fd))
-			ret = -EIO;
+		if (fd < 0)
+			ret = -errno;
+		else if (json_object_to_fd(fd, a, JSON_C_TO_STRING_PLAIN) < 0)
+			ret = -EIO; /* json-c keeps no errno */
+		else if (fsync(fd) ||
+			 (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+			 fsync(dfd))
+			ret = -errno;
+		if (dfd >= 0)
+			close(dfd);
 		if (fd >= 0)
 			close(fd);
 	}
 	if (ret)
-		error_set(err, errlen, "cannot record the DVD media of VM '%s' with its checkpoint",
-			  op->def->name);
+		error_set(err, errlen,
+			  "cannot record the DVD media of VM '%s' with its checkpoint: %s",
+			  op->def->name, strerror(-ret));
 	json_object_put(a);
 	return ret;
 }
 
 /* Put the media a checkpoint's saved state names (save_media) back into op->nd's DVD
- * drives, each through the checks of `keel vm set --dvd` (disk_policy_attach): the saved
- * state is restored with them. A medium that is gone or fails the checks refuses the apply,
- * naming it. A checkpoint taken before media were recorded leaves the drives as they are. */
+ * drives, each through the DVD checks of `keel vm set --dvd` (disk_policy_attach_media: the
+ * media only, the current disks the apply throws away are not opened): the saved state is
+ * restored with them. A medium that is gone or fails the checks refuses the apply, naming
+ * it. A checkpoint taken before media were recorded leaves the drives as they are. */
 static int restore_media(struct op *op, const struct ckpt *c, const char *dir, char *err,
 			 size_t errlen)
 {
@@ -454,8 +465,8 @@ static int restore_media(struct op *op, const struct ckpt *c, const char *dir, c
 	}
 	json_object_put(a);
 	if (!ret && changed) {
-		ret = disk_policy_attach(op->ctx->store, op->ctx->sup, &op->nd, op->def, why,
-					 sizeof(why));
+		ret = disk_policy_attach_media(op->ctx->store, op->ctx->sup, &op->nd, why,
+					       sizeof(why));
 		if (ret)
 			error_set(err, errlen,
 				  "the saved state of checkpoint '%s' holds the DVD medium the VM "

@@ -100,8 +100,9 @@ static bool same_file(const struct stat *a, const char *path)
 	return same_inode(a, &b);
 }
 
-int disk_policy_check_sharing(struct store *st, struct sup *sup, const struct vm_def *nd, char *err,
-			      size_t errlen)
+/* disk_policy_check_sharing, of nd's DVD media only when media_only. */
+static int check_sharing(struct store *st, struct sup *sup, const struct vm_def *nd,
+			 bool media_only, char *err, size_t errlen)
 {
 	struct vm_def *defs = NULL;
 	size_t n = 0;
@@ -121,7 +122,8 @@ int disk_policy_check_sharing(struct store *st, struct sup *sup, const struct vm
 			const struct vm_disk *d = nth_disk(nd, i, true);
 			struct stat a;
 
-			if (!d || stat(d->path, &a) < 0)
+			/* nth_disk without dvd: a disk, not a DVD medium */
+			if (!d || (media_only && nth_disk(nd, i, false)) || stat(d->path, &a) < 0)
 				continue;
 			for (unsigned j = 0; !r && j < defs[v].ndisks + defs[v].scsi.nluns; j++) {
 				const struct vm_disk *o = nth_disk(&defs[v], j, true);
@@ -428,6 +430,20 @@ int disk_policy_open_chain(struct store *st, const char *what, const char *path,
 	return check_chain(st, what, path, &o, err, errlen) < 0 ? -EINVAL : 0;
 }
 
+int disk_policy_check_sharing(struct store *st, struct sup *sup, const struct vm_def *nd, char *err,
+			      size_t errlen)
+{
+	return check_sharing(st, sup, nd, false, err, errlen);
+}
+
+/* A DVD medium is an ISO image: read-only raw, always. */
+static void media_raw(struct vm_def *nd)
+{
+	for (unsigned i = 0; i < nd->scsi.nluns; i++)
+		if (nd->scsi.luns[i].type == VM_LUN_DVD)
+			nd->scsi.luns[i].disk.format = VM_DISK_RAW;
+}
+
 /* Is the disk d a VHDX (as pinned, or by its name when not yet)? */
 static bool is_vhdx(const struct vm_disk *d)
 {
@@ -509,10 +525,32 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 	for (int i = 0; i < n; i++)
 		if (files[i].slot >= 0 && !files[i].dvd)
 			slot_disk(nd, files[i].slot)->format = pinned[i];
-	for (unsigned i = 0; i < nd->scsi.nluns; i++)
-		if (nd->scsi.luns[i].type == VM_LUN_DVD)
-			nd->scsi.luns[i].disk.format = VM_DISK_RAW;
+	media_raw(nd);
 	return 0;
+}
+
+int disk_policy_attach_media(struct store *st, struct sup *sup, struct vm_def *nd, char *err,
+			     size_t errlen)
+{
+	int r = 0;
+
+	for (unsigned i = 0; !r && i < nd->scsi.nluns; i++) {
+		const struct vm_lun *l = &nd->scsi.luns[i];
+		int fd;
+
+		if (l->type != VM_LUN_DVD || !l->disk.path)
+			continue;
+		fd = pools_open_medium(st, l->disk.path, err, errlen);
+		if (fd < 0)
+			r = fd;
+		else
+			close(fd);
+	}
+	if (!r)
+		r = check_sharing(st, sup, nd, true, err, errlen);
+	if (!r)
+		media_raw(nd);
+	return r;
 }
 
 int disk_policy_merge_open(struct store *st, const char *child, const char *parent,

@@ -35,6 +35,15 @@ int disk_policy_attach(struct store *st, struct sup *sup, struct vm_def *nd,
 	__attribute__((warn_unused_result));
 
 /*
+ * The DVD part of disk_policy_attach alone, for media put back into nd's drives (a
+ * checkpoint's, at apply): each medium opened through its pool and checked to be an ISO
+ * image (pools_open_medium), none shared with a running VM that writes it, all pinned raw.
+ * nd's disks are neither opened nor looked at. 0, or -EINVAL/-EBUSY/-errno with err.
+ */
+int disk_policy_attach_media(struct store *st, struct sup *sup, struct vm_def *nd, char *err,
+			     size_t errlen) __attribute__((warn_unused_result));
+
+/*
  * No disk of nd (virtio-blk disks, SCSI LUN disks, DVD media) is a file that another VM with
  * a worker has, where either of them writes it (an ISO image read-only on both sides is
  * shared): at attach, and again at start (sup_start), since two VMs that are off may be given

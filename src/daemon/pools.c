@@ -663,6 +663,19 @@ int pools_open(struct store *st, const char *what, const char *path, int flags, 
 	return r;
 }
 
+int pools_open_medium(struct store *st, const char *path, char *err, size_t errlen)
+{
+	int fd = pools_open(st, "DVD image", path, O_RDONLY, true, err, errlen);
+
+	/* A medium is read on the fd the pool gave (a regular file or a pool's block device,
+	 * O_NOCTTY, no symlink out of the pool), never by path. */
+	if (fd >= 0 && iso_check(fd, path, err, errlen)) {
+		close(fd);
+		fd = -EINVAL;
+	}
+	return fd;
+}
+
 int pools_open_def(struct store *st, const struct vm_def *def, struct vmdef_file *files, int *fds,
 		   char *err, size_t errlen)
 {
@@ -672,15 +685,15 @@ int pools_open_def(struct store *st, const struct vm_def *def, struct vmdef_file
 	for (unsigned i = 0; i < n; i++) {
 		const struct vmdef_file *f = &files[i];
 
-		fds[i] = r ? -1
-			   : pools_open(st, f->what, f->path, f->rdonly ? O_RDONLY : O_RDWR,
-					f->slot >= 0, err, errlen);
+		if (r)
+			fds[i] = -1;
+		else if (f->dvd)
+			fds[i] = pools_open_medium(st, f->path, err, errlen);
+		else
+			fds[i] = pools_open(st, f->what, f->path, f->rdonly ? O_RDONLY : O_RDWR,
+					    f->slot >= 0, err, errlen);
 		if (!r && fds[i] < 0)
 			r = fds[i];
-		/* A medium is read on the fd the pool gave (a regular file or a pool's block
-		 * device, O_NOCTTY, no symlink out of the pool), never by path. */
-		else if (!r && f->dvd && iso_check(fds[i], f->path, err, errlen))
-			r = -EINVAL;
 	}
 	if (r)
 		pools_close_def(fds, n);

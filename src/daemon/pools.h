@@ -55,11 +55,17 @@ bool pools_holds(const struct store_pool *p, const char *path);
 int pools_open(struct store *st, const char *what, const char *path, int flags, bool allow_blk,
 	       char *err, size_t errlen) __attribute__((warn_unused_result));
 /*
+ * A DVD medium at path opened through pools_open (read-only, a pool's block device too) and
+ * checked to be an ISO image on that descriptor. Returns it, or -EINVAL/-errno with err.
+ */
+int pools_open_medium(struct store *st, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/*
  * Every file def names (vmdef_files, into files) opened through pools_open into fds, in the
  * same order: read-only or read-write as the VM uses it, a disk or DVD medium a block pool's
- * device too, a DVD medium checked to be an ISO image on its descriptor. The descriptors are
- * what keeld checks further (disk_policy_attach): nothing is opened by path again. Returns
- * how many (close them with pools_close_def), or -EINVAL/-errno with err, none left open.
+ * device too, a DVD medium as pools_open_medium opens it. The descriptors are what keeld
+ * checks further (disk_policy_attach): nothing is opened by path again. Returns how many
+ * (close them with pools_close_def), or -EINVAL/-errno with err, none left open.
  */
 int pools_open_def(struct store *st, const struct vm_def *def, struct vmdef_file *files, int *fds,
 		   char *err, size_t errlen) __attribute__((warn_unused_result));

@@ -32,6 +32,8 @@ struct pci_host {
 	uint64_t next32, next64; /* BAR placement cursors */
 	struct bus_range cf9;	 /* the reset register at 0xcf9, inside our 0xcf8-0xcff range */
 	bool have_cf9;
+	/* q35.c: the firmware image was given back this boot (the MCH's power-on clears it). */
+	bool firmware_released;
 };
 
 extern struct log_ratelimit pci_rl;

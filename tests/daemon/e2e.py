@@ -2837,6 +2837,33 @@ def case_checkpoint_dvd(e):
     e.keel("vm", "delete", "d1")
 
 
+def case_checkpoint_dvd_damaged_disk(e):
+    """An apply drops the current disk unopened, so a VM whose current disk a worker damaged
+    can always go back to a checkpoint (docs/checkpoints.md). A checkpoint with
+    saved state whose DVD medium must go back in (the drive was ejected since) is applied to a
+    VM whose current disk's locator names a FIFO outside every pool: the apply must go ahead."""
+    e.start_keeld()
+    blk, a = (os.path.join(e.dir, n) for n in ("blk.vhdx", "a.iso"))
+    e.keel("disk", "create", blk, "--size", "8M")
+    make_iso(a)
+    e.create("d1", disks=[{"path": blk}], scsi={"luns": [{"type": "dvd", "path": a}]})
+    checkpoint_typing(e, "d1", "one")
+    e.keel("vm", "turn-off", "d1")
+    e.wait_state("d1", "Off")
+    e.keel("vm", "set", "d1", "--eject")
+    now = e.vm("d1")["disks"][0]["path"]
+    outside = tempfile.mkdtemp(prefix="kdo", dir="/var/tmp")
+    fifo = os.path.join(outside, "evil.vhdx")
+    os.mkfifo(fifo)
+    try:
+        set_vhdx_parent_locator(now, fifo)
+        _, err = e.keel("checkpoint", "apply", "d1", "one", want=None, timeout=30)
+        check(e.vm("d1")["state"] == "Saved" and e.vm("d1")["scsi"]["luns"][0]["path"] == a,
+              "apply away from the damaged current disk refused: %r" % err)
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
 def case_disk_format(e):
     """A disk's format is pinned when it is attached and never guessed from its contents at
     start, which the guest writes (issue 10, docs/vm-config.md): the virtio test guest copies

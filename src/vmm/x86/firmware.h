@@ -41,7 +41,8 @@ uint64_t firmware_base(const struct firmware *fw);
  * They stay in the page cache (shared by every VM that boots the file); a later read (the
  * next boot's reset vector, SeaBIOS's low copy) faults them back in. The mapping is a clean,
  * read-only file mapping, so nothing is lost; KVM's read-only slot refaults through its MMU
- * notifier. Called at the firmware's first write of the chipset's PCIEXBAR (q35.c). */
+ * notifier. Called at the firmware's first write of the chipset's PCIEXBAR in each boot
+ * (q35.c). */
 void firmware_release(const struct firmware *fw);
 /* At each boot: SeaBIOS's low copy into RAM. Returns 0 or -errno (no RAM there). */
 int firmware_load(const struct firmware *fw, const struct guest_mem *mem)

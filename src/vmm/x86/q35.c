@@ -56,11 +56,15 @@ static void mch_cfg_write(void *opaque, unsigned off, unsigned size, uint32_t va
 
 	if (off < Q35_MCH_PCIEXBAR + 8 && off + size > Q35_MCH_PCIEXBAR) {
 		q35_mch_apply(mch);
-		/* The firmware programs PCIEXBAR in its platform set-up, after it has copied what
-		 * it runs into RAM (OVMF's SEC decompressed PEI and DXE; SeaBIOS shadowed itself):
-		 * the image's pages need not stay resident in the worker (3.5 MiB of OVMF's). */
-		if (mch->host->m->firmware)
+		/* The firmware's first PCIEXBAR write of a boot is in its platform set-up, after
+		 * it has copied what it runs into RAM (OVMF's SEC decompressed PEI and DXE;
+		 * SeaBIOS shadowed itself): the image's pages need not stay resident in the worker
+		 * (3.5 MiB of OVMF's). Once per boot: a reset runs the image again, and the MCH's
+		 * power-on (q35_mch_power_on) arms this for the next boot's first write. */
+		if (mch->host->m->firmware && !mch->host->firmware_released) {
 			firmware_release(mch->host->m->firmware);
+			mch->host->firmware_released = true;
+		}
 	}
 }
 
@@ -93,6 +97,8 @@ void q35_mch_power_on(struct pci_dev *mch)
 	mch->cfg[Q35_MCH_ESMRAMC] = Q35_ESMRAMC_DEFAULT;
 	le64_store(mch->cfg + Q35_MCH_PCIEXBAR,
 		   LAYOUT_PCI_ECAM | Q35_PCIEXBAR_LEN_256 | Q35_PCIEXBAR_EN);
+	if (mch->host)
+		mch->host->firmware_released = false; /* a new boot runs the image again */
 	q35_mch_apply(mch);
 }
 
