@@ -7776,9 +7776,7 @@ def case_switch_nft_selfloop(e):
     try:
         check(holder.stdout.readline().strip() == "ready", "the owned table was not made")
         time.sleep(7)  # one periodic check (5 s) starts it
-        before = open(e.keeld_log).read().count("stay blocked")
-        time.sleep(5)
-        n = open(e.keeld_log).read().count("stay blocked") - before
+        n = log_lines_during(e, "stay blocked", 5)
         print("switch-nft-selfloop: %d failed reloads in 5 s (the periodic check alone: 1)" % n)
         check(n <= 2, "keeld retried its rules %d times in 5 s, woken by its own "
               "notifications" % n)
@@ -7892,15 +7890,20 @@ def case_switch_nft_pidns(e):
         e.keeld_proc = None
 
 
+def log_lines_during(e, text, secs):
+    """How many times keeld's log says text in the next secs seconds."""
+    before = open(e.keeld_log).read().count(text)
+    time.sleep(secs)
+    return open(e.keeld_log).read().count(text) - before
+
+
 def pidns_reloads(e):
     br = switches(e)["Default Switch"]["bridge"]
     e.ns("nft", "flush", "chain", "inet", "keel", br + "_fwd")
     time.sleep(1)
     fwd = e.ns("nft", "list", "chain", "inet", "keel", br + "_fwd")
     check('iifname "%s" drop' % br in fwd, "the rules are not back:\n" + fwd)
-    before = open(e.keeld_log).read().count("'Default Switch': its rules loaded again")
-    time.sleep(5)
-    n = open(e.keeld_log).read().count("'Default Switch': its rules loaded again") - before
+    n = log_lines_during(e, "'Default Switch': its rules loaded again", 5)
     print("switch-nft-pidns: %d reloads in 5 s after the flush's" % n)
     check(n <= 1, "keeld in a PID namespace reloaded %d times in 5 s (want at most 1: woken "
           "by its own transactions)" % n)
