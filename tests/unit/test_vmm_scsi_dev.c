@@ -162,14 +162,20 @@ static void notify_only(unsigned qi)
 	pthread_mutex_unlock(&vd->lock);
 }
 
-/* READ(10) of one block at LBA 0 on LUN lun. */
-static unsigned post_read_lun(uint8_t lun)
+/* READ(10) of one block at LBA 0 on LUN lun, tagged tag. */
+static unsigned post_read_tagged(uint8_t lun, uint64_t tag)
 {
 	uint8_t req[VSCSI_CMD_HDR + VSCSI_CDB_DEFAULT] = {1, 0, 0x40, lun};
 
+	le64_store(req + 8, tag);
 	req[VSCSI_CMD_HDR] = 0x28;
 	req[VSCSI_CMD_HDR + 8] = 1;
 	return post(2, req, sizeof(req), RESP_LEN + 512);
+}
+
+static unsigned post_read_lun(uint8_t lun)
+{
+	return post_read_tagged(lun, 0);
 }
 
 static unsigned post_read(void)
@@ -190,29 +196,50 @@ static void serve_until(unsigned qi, uint16_t want)
 	assert_int_equal(used_idx(qi), want);
 }
 
-/* ABORT TASK of a command on LUN 0, on the control queue; its slot. */
-static unsigned post_abort_task(void)
+/* Task management function fn for target target, the LUN field's bytes 2-3 lun_hi and
+ * lun_lo, and tag, on the control queue; its slot. */
+static unsigned post_tmf(uint32_t fn, uint8_t target, uint8_t lun_hi, uint8_t lun_lo, uint64_t tag)
 {
 	uint8_t tmf[VSCSI_TMF_LEN] = {0};
 
 	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_ABORT_TASK);
+	le32_store(tmf + 4, fn);
 	tmf[8] = 1;
-	tmf[10] = 0x40;
+	tmf[9] = target;
+	tmf[10] = lun_hi;
+	tmf[11] = lun_lo;
+	le64_store(tmf + 16, tag);
 	return post(0, tmf, sizeof(tmf), 1);
+}
+
+/* ABORT TASK of a command on LUN 0 tagged 0, on the control queue; its slot. */
+static unsigned post_abort_task(void)
+{
+	return post_tmf(VIRTIO_SCSI_T_TMF_ABORT_TASK, 0, 0x40, 0, 0);
 }
 
 /* LOGICAL UNIT RESET of LUN lun, on the control queue; its slot. */
 static unsigned post_lun_reset(uint8_t lun)
 {
-	uint8_t tmf[VSCSI_TMF_LEN] = {0};
+	return post_tmf(VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET, 0, 0x40, lun, 0);
+}
 
-	le32_store(tmf, VIRTIO_SCSI_T_TMF);
-	le32_store(tmf + 4, VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET);
-	tmf[8] = 1;
-	tmf[10] = 0x40;
-	tmf[11] = lun;
-	return post(0, tmf, sizeof(tmf), 1);
+/* The control queue's answer in slot ctl: the function's service response. */
+static uint8_t tmf_response(unsigned ctl)
+{
+	return ram(BUF(0, ctl) + IN_OFF, 1)[0];
+}
+
+/* Post one function and run the control queue's handler: its response, answered at once. */
+static uint8_t tmf_at_once(uint32_t fn, uint8_t target, uint8_t lun_hi, uint8_t lun_lo,
+			   uint64_t tag)
+{
+	uint16_t before = used_idx(0);
+	unsigned ctl = post_tmf(fn, target, lun_hi, lun_lo, tag);
+
+	notify_only(0);
+	assert_int_equal(used_idx(0), (uint16_t)(before + 1));
+	return tmf_response(ctl);
 }
 
 /* ABORT TASK while the request it aborts is in flight: the driver frees the command when
@@ -259,6 +286,32 @@ static void test_tmf_idle(void **state)
 	notify_only(0);
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(ram(BUF(0, ctl) + IN_OFF, 1)[0], VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+}
+
+/* The service responses of virtio 1.2, 5.6.6.2 (SAM's): a function for another target is
+ * BAD TARGET; one naming a LUN the controller lacks (it has 0, 1, 2) is INCORRECT LUN, but
+ * I_T NEXUS RESET ignores the single-level LUN; CLEAR ACA is FUNCTION REJECTED. */
+static void test_tmf_service_responses(void **state)
+{
+	(void)state;
+	start();
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET, 0, 0x40, 5, 0),
+			 VIRTIO_SCSI_S_INCORRECT_LUN);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_ABORT_TASK_SET, 0, 0x40, 7, 0),
+			 VIRTIO_SCSI_S_INCORRECT_LUN);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_ABORT_TASK, 0, 0x41, 0, 0),
+			 VIRTIO_SCSI_S_INCORRECT_LUN); /* LUN 256 */
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET, 1, 0x40, 0, 0),
+			 VIRTIO_SCSI_S_BAD_TARGET);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET, 1, 0, 0, 0),
+			 VIRTIO_SCSI_S_BAD_TARGET);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET, 0, 0x80, 9, 0),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_CLEAR_ACA, 0, 0x40, 0, 0),
+			 VIRTIO_SCSI_S_FUNCTION_REJECTED);
+	assert_int_equal(tmf_at_once(8, 0, 0x40, 0, 0), VIRTIO_SCSI_S_FUNCTION_REJECTED);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET, 0, 0x40, 2, 0),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
 }
 
 /* A restore where the DVD drive's image is at the same path but has grown since the save
@@ -460,6 +513,77 @@ static void test_qos_tmf_cancels_waiting(void **state)
 	assert_int_equal(lun_qos(0, &none, &st), 0);
 }
 
+/* QUERY TASK and QUERY TASK SET are answered as they are taken, waiting for nothing:
+ * FUNCTION SUCCEEDED while a request they name is outstanding (in flight on the backend, or
+ * waiting for its LUN's QoS), FUNCTION COMPLETE otherwise; nothing is cancelled. */
+static void test_tmf_query(void **state)
+{
+	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_stats st;
+	unsigned rd;
+
+	(void)state;
+	start();
+	rd = post_read_tagged(0, 7);
+	notify_only(2); /* in flight: its completion is not reaped */
+	assert_int_equal(used_idx(2), 0);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 0, 7),
+			 VIRTIO_SCSI_S_FUNCTION_SUCCEEDED);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 0, 8),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 2, 7),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE); /* the tag, but on another LUN */
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK_SET, 0, 0x40, 0, 0),
+			 VIRTIO_SCSI_S_FUNCTION_SUCCEEDED);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK_SET, 0, 0x40, 2, 0),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(used_idx(2), 0);
+	serve_until(2, 1);
+	assert_good(rd);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 0, 7),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	/* A read waiting for its LUN's bucket is outstanding too, and stays. */
+	assert_int_equal(lun_qos(0, &one, &st), 0);
+	post_read_tagged(0, 1);
+	rd = post_read_tagged(0, 2);
+	fake_virtio_notify(vd, 2);
+	serve_until(2, 2);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 0, 2),
+			 VIRTIO_SCSI_S_FUNCTION_SUCCEEDED);
+	assert_int_equal(lun_qos(0, &none, &st), 1);
+	serve_until(2, 3);
+	assert_good(rd);
+}
+
+/* ABORT TASK cancels only the request with its tag (5.6.6.2: the id is matched against the
+ * request queue's): of two reads waiting for LUN 0's bucket, the one tagged 3 is answered
+ * ABORTED (nothing transferred: the residual is its whole buffer) and the function completes
+ * at once; the one tagged 2 still waits and runs GOOD once the limit is lifted. */
+static void test_qos_abort_task_one_tag(void **state)
+{
+	struct blk_qos_limits one = {.max_iops = 1}, none = {0};
+	struct blk_qos_stats st;
+	unsigned rd[3];
+
+	(void)state;
+	start();
+	assert_int_equal(lun_qos(0, &one, &st), 0);
+	for (unsigned i = 0; i < 3; i++)
+		rd[i] = post_read_tagged(0, i + 1);
+	fake_virtio_notify(vd, 2);
+	serve_until(2, 1);
+	assert_good(rd[0]);
+	assert_int_equal(lun_qos(0, NULL, &st), 2);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_ABORT_TASK, 0, 0x40, 0, 3),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(used_idx(2), 2);
+	assert_int_equal(ram(BUF(2, rd[2]) + IN_OFF, RESP_LEN)[11], VIRTIO_SCSI_S_ABORTED);
+	assert_int_equal(le32_load(ram(BUF(2, rd[2]) + IN_OFF + 4, 4)), 512);
+	assert_int_equal(lun_qos(0, &none, &st), 1);
+	serve_until(2, 3);
+	assert_good(rd[1]);
+}
+
 /* LOGICAL UNIT RESET of LUN 0 while two of its reads and one of LUN 2's wait for their
  * buckets: LUN 0's are answered RESET (virtio 1.2, 5.6.6.1: cancelled by a reset) and the
  * function completes at once; LUN 2's read still waits, and runs GOOD once its limit is
@@ -657,6 +781,7 @@ static void test_qos_lun_reset_cancels_parked(void **state)
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 34);
 	assert_int_equal(big_resp(0)[11], VIRTIO_SCSI_S_RESET); /* the last answer written */
+	assert_int_equal(le32_load(big_resp(0) + 4), 512);	/* a parked one's: nothing moved */
 	assert_int_equal(lun_qos(0, &none, &st), 0);
 	big_read(2);
 	fake_virtio_notify(vd, 2);
@@ -669,12 +794,15 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tmf_waits_for_requests),
 		cmocka_unit_test(test_tmf_idle),
+		cmocka_unit_test(test_tmf_service_responses),
+		cmocka_unit_test(test_tmf_query),
 		cmocka_unit_test(test_restore_resized_iso),
 		cmocka_unit_test(test_restore_disk_tray),
 		cmocka_unit_test(test_qos_per_lun),
 		cmocka_unit_test(test_qos_disks_only),
 		cmocka_unit_test(test_qos_reset_and_pause),
 		cmocka_unit_test(test_qos_tmf_cancels_waiting),
+		cmocka_unit_test(test_qos_abort_task_one_tag),
 		cmocka_unit_test(test_qos_lun_reset_cancels_its_lun),
 		cmocka_unit_test(test_qos_lun_share_of_slots),
 		cmocka_unit_test(test_qos_tmf_other_lun_answered),

@@ -323,18 +323,23 @@ static int scsi_chain_lun(const struct vq_chain *c, uint64_t *tag)
 	return virtio_scsi_lun(hdr);
 }
 
-/* Answer a request that never started with response (a function cancelled it): the used
- * length, 0 for a chain without room for a response. */
+/* Answer a request that never started with response (a function cancelled it): nothing
+ * was transferred, so the residual is the whole data buffer (5.6.6.1: data length minus the
+ * bytes transferred), as scsi_answer gives a cancelled request that held a slot. Returns the
+ * used length, 0 for a chain without room for a response. */
 static uint32_t scsi_cancel_answer(const struct virtio_scsi *s, const struct vq_chain *c,
 				   uint8_t response)
 {
 	uint8_t resp[VSCSI_RESP_HDR] = {0};
+	uint64_t hdr = VSCSI_CMD_HDR + s->cdb_size, resp_len = VSCSI_RESP_HDR + s->sense_size, data;
 
-	if (c->in_len < VSCSI_CMD_HDR + s->cdb_size || c->out_len < VSCSI_RESP_HDR + s->sense_size)
+	if (c->in_len < hdr || c->out_len < resp_len)
 		return 0;
+	data = (c->in_len - hdr) + (c->out_len - resp_len);
+	le32_store(resp + 4, data > UINT32_MAX ? UINT32_MAX : (uint32_t)data);
 	resp[11] = response;
 	vq_chain_write(c, 0, resp, sizeof(resp));
-	return VSCSI_RESP_HDR + s->sense_size;
+	return (uint32_t)resp_len;
 }
 
 /* Must a chain of LUN lun wait behind its LUN's parked chains or its cap? */
@@ -410,36 +415,53 @@ static bool scsi_unpark(struct virtio_dev *vd, struct virtio_scsi *s, bool force
 	return pushed;
 }
 
-/* Task management (5.6.6.2): a function waits for the requests of the LUNs it concerns that
- * were submitted (scsi_tmf_hold), never for one its LUN's QoS holds; aborts and resets
- * cancel those first. Then aborts and queries complete; a LUN or nexus reset returns the
- * units to their reset state. */
+/* The LUN a task management function (req: its device-readable part) names, or -1 when it
+ * names another target (or LUN addressing keel does not use: scsi_lun). I_T NEXUS RESET
+ * concerns the whole target and ignores the single-level LUN (virtio 1.2, 5.6.6.2): 0. */
+static int scsi_tmf_lun(const uint8_t req[VSCSI_TMF_LEN])
+{
+	if (le32_load(req + 4) == VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET)
+		return req[8] == 1 && req[9] == 0 ? 0 : -1;
+	return virtio_scsi_lun(req + 8);
+}
+
+/* Task management (virtio 1.2, 5.6.6.2; the service responses are SAM's): a function for
+ * another target is BAD TARGET; CLEAR ACA (no ACA here) and unknown functions are FUNCTION
+ * REJECTED; one naming a LUN the controller lacks is INCORRECT LUN. An abort or reset
+ * waits for the requests it concerns that were submitted (scsi_tmf_hold) and cancels the
+ * others first (ABORTED, RESET), then it is FUNCTION COMPLETE; a LUN or nexus reset also
+ * returns the units to their reset state. A query is answered as it is taken: FUNCTION
+ * SUCCEEDED when a request it concerns is outstanding (s->tmf_found), else FUNCTION
+ * COMPLETE. */
 static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t req[VSCSI_TMF_LEN];
+	uint32_t fn;
 	int n;
 
 	vq_chain_read(c, 0, req, sizeof(req));
-	n = virtio_scsi_lun(req + 8);
+	fn = le32_load(req + 4);
+	n = scsi_tmf_lun(req);
 	if (n < 0)
 		return VIRTIO_SCSI_S_BAD_TARGET;
-	switch (le32_load(req + 4)) {
-	case VIRTIO_SCSI_T_TMF_ABORT_TASK:
-	case VIRTIO_SCSI_T_TMF_ABORT_TASK_SET:
-	case VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET:
-	case VIRTIO_SCSI_T_TMF_QUERY_TASK:
-	case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
-		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+	if (fn == VIRTIO_SCSI_T_TMF_CLEAR_ACA || fn > VIRTIO_SCSI_T_TMF_QUERY_TASK_SET)
+		return VIRTIO_SCSI_S_FUNCTION_REJECTED;
+	if (fn != VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET && (unsigned)n >= s->t.nluns)
+		return VIRTIO_SCSI_S_INCORRECT_LUN;
+	switch (fn) {
 	case VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
-		if ((unsigned)n < s->t.nluns)
-			s->t.lun[n].prevent = false;
+		s->t.lun[n].prevent = false;
 		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
 	case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
 		for (unsigned i = 0; i < s->t.nluns; i++)
 			s->t.lun[i].prevent = false;
 		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
-	default: /* CLEAR ACA (no ACA here) and anything unknown */
-		return VIRTIO_SCSI_S_FUNCTION_REJECTED;
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK:
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
+		return s->tmf_found ? VIRTIO_SCSI_S_FUNCTION_SUCCEEDED
+				    : VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+	default: /* ABORT TASK, ABORT TASK SET, CLEAR TASK SET */
+		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
 	}
 }
 
@@ -477,43 +499,56 @@ bad:
 	return 0;
 }
 
-/* Is the control request in c a task management function that may have to wait (virtio 1.2,
- * 5.6.6.2: the driver takes its FUNCTION COMPLETE to mean that the requests it concerns are
- * done; Linux's virtscsi_tmf then completes and frees the commands)? Then what it concerns
- * is set (s->tmf_lun, tmf_by_tag, tmf_tag, tmf_cancels, tmf_resp). A function for another
- * target, CLEAR ACA or an unknown one is answered at once. */
+/* Is the control request in c a task management function that concerns requests (virtio
+ * 1.2, 5.6.6.2: the driver takes an abort's or reset's FUNCTION COMPLETE to mean that the
+ * requests it concerns are done; Linux's virtscsi_tmf then completes and frees the
+ * commands)? Then what it concerns is set (s->tmf_lun, tmf_by_tag, tmf_tag, tmf_cancels,
+ * tmf_resp, tmf_query). A function for another target or a LUN the controller lacks, CLEAR
+ * ACA or an unknown one is answered at once (scsi_tmf). Requests cancelled before they
+ * started are answered as 5.6.6.1 says: VIRTIO_SCSI_S_ABORTED for ABORT TASK and ABORT TASK
+ * SET (and CLEAR TASK SET, which aborts the same tasks), VIRTIO_SCSI_S_RESET for LOGICAL UNIT
+ * RESET and I_T NEXUS RESET. */
 static bool scsi_tmf_scope(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t req[VSCSI_TMF_LEN];
+	uint32_t fn;
 	int lun;
 
+	s->tmf_found = false;
 	if (c->in_len < VSCSI_TMF_LEN || c->out_len < 1)
 		return false;
 	vq_chain_read(c, 0, req, sizeof(req));
-	lun = virtio_scsi_lun(req + 8);
-	if (le32_load(req) != VIRTIO_SCSI_T_TMF || lun < 0)
+	fn = le32_load(req + 4);
+	lun = scsi_tmf_lun(req);
+	if (le32_load(req) != VIRTIO_SCSI_T_TMF || lun < 0 ||
+	    (fn != VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET && (unsigned)lun >= s->t.nluns))
 		return false;
 	s->tmf_lun = lun;
 	s->tmf_tag = le64_load(req + 16);
 	s->tmf_by_tag = false;
-	s->tmf_cancels = true;
-	s->tmf_resp = VIRTIO_SCSI_S_ABORTED; /* cancelled by ABORT TASK (SET) */
-	switch (le32_load(req + 4)) {
+	s->tmf_cancels = false;
+	s->tmf_query = false;
+	s->tmf_resp = VIRTIO_SCSI_S_ABORTED;
+	switch (fn) {
 	case VIRTIO_SCSI_T_TMF_ABORT_TASK:
 		s->tmf_by_tag = true;
-		return true;
+		/* fall through */
 	case VIRTIO_SCSI_T_TMF_ABORT_TASK_SET:
 	case VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET:
+		s->tmf_cancels = true;
 		return true;
 	case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
 		s->tmf_lun = -1;
 		/* fall through */
 	case VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
-		s->tmf_resp = VIRTIO_SCSI_S_RESET; /* cancelled by a reset */
+		s->tmf_cancels = true;
+		s->tmf_resp = VIRTIO_SCSI_S_RESET;
 		return true;
 	case VIRTIO_SCSI_T_TMF_QUERY_TASK:
+		s->tmf_by_tag = true;
+		/* fall through */
 	case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
-		s->tmf_cancels = false;
+		s->tmf_query = true;
 		return true;
 	default:
 		return false;
@@ -586,7 +621,9 @@ static bool scsi_tmf_cancel(struct virtio_dev *vd, struct virtio_scsi *s)
  * it are answered: those submitted (slots neither free nor waiting in the gate), and those
  * left in the ring for want of a slot (the next ones taken, checked as they are; at most a
  * ring's worth, whatever the driver's index says). Those not started are cancelled first
- * (aborts and resets). Returns whether it must wait. */
+ * (aborts and resets). A query waits for none to be answered: it notes whether one is
+ * outstanding (a slot in use, a parked chain, or one of those left in the ring: s->tmf_found)
+ * and waits only until those left in the ring are taken. Returns whether it must wait. */
 static bool scsi_tmf_hold(struct virtio_dev *vd, struct virtio_scsi *s)
 {
 	bool is_free[VSCSI_SLOTS] = {false};
@@ -602,14 +639,21 @@ static bool scsi_tmf_hold(struct virtio_dev *vd, struct virtio_scsi *s)
 	for (unsigned i = 0; i < VSCSI_SLOTS; i++) {
 		struct vscsi_slot *sl = &s->slots[i];
 		uint64_t tag = 0;
-		bool w = !is_free[i] && !sl->gated;
+		bool w = !is_free[i];
 
 		if (w && s->tmf_by_tag)
 			(void)scsi_chain_lun(&sl->chain, &tag);
 		w = w && scsi_tmf_covers(s, sl->lun, s->tmf_by_tag ? tag : s->tmf_tag);
+		s->tmf_found |= w;
+		w = w && !sl->gated && !s->tmf_query;
 		sl->tmf_wait = w;
 		s->tmf_wait += w;
 	}
+	for (unsigned l = 0; s->tmf_query && l < VMDEF_MAX_LUNS; l++)
+		for (unsigned i = 0; i < s->park_n[l]; i++)
+			s->tmf_found |= scsi_tmf_covers(
+				s, (int)l,
+				s->park_tag[l][(s->park_head[l] + i) % VSCSI_QUEUE_SIZE]);
 	s->tmf_ring_left = 0;
 	if (s->starved && vd->q[VSCSI_REQUEST_Q].vq.ready) {
 		vq_ring_indices(&vd->q[VSCSI_REQUEST_Q].vq, &avail, &used);
@@ -707,6 +751,10 @@ static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
 			vq_push(&vd->q[q].vq, c->head, scsi_cancel_answer(s, c, s->tmf_resp));
 			pushed = true;
 			continue;
+		}
+		if (before_tmf && s->tmf_query) { /* outstanding: a query waits for no answer */
+			s->tmf_found = true;
+			before_tmf = false;
 		}
 		if (!sl && (lun < 0 || lun >= VMDEF_MAX_LUNS)) {
 			/* No list holds it: back in the ring until a slot is free. */

@@ -45,14 +45,16 @@
 #define VIRTIO_SCSI_T_TMF_QUERY_TASK_SET     7
 
 /* Response codes. */
-#define VIRTIO_SCSI_S_OK		0
-#define VIRTIO_SCSI_S_FUNCTION_COMPLETE 0
-#define VIRTIO_SCSI_S_OVERRUN		1
-#define VIRTIO_SCSI_S_ABORTED		2
-#define VIRTIO_SCSI_S_BAD_TARGET	3
-#define VIRTIO_SCSI_S_RESET		4
-#define VIRTIO_SCSI_S_FAILURE		9
-#define VIRTIO_SCSI_S_FUNCTION_REJECTED 11
+#define VIRTIO_SCSI_S_OK		 0
+#define VIRTIO_SCSI_S_FUNCTION_COMPLETE	 0
+#define VIRTIO_SCSI_S_OVERRUN		 1
+#define VIRTIO_SCSI_S_ABORTED		 2
+#define VIRTIO_SCSI_S_BAD_TARGET	 3
+#define VIRTIO_SCSI_S_RESET		 4
+#define VIRTIO_SCSI_S_FAILURE		 9
+#define VIRTIO_SCSI_S_FUNCTION_SUCCEEDED 10
+#define VIRTIO_SCSI_S_FUNCTION_REJECTED	 11
+#define VIRTIO_SCSI_S_INCORRECT_LUN	 12
 
 /* One request taken from the request queue. */
 struct vscsi_slot {
@@ -106,10 +108,11 @@ struct virtio_scsi {
 	unsigned tmf_wait;
 	uint16_t tmf_ring_left;
 	/* What the function concerns (scsi_tmf_scope): LUN tmf_lun (-1: every LUN), only the
-	 * request tagged tmf_tag (ABORT TASK), and whether it cancels the requests that have not
-	 * started (answered with tmf_resp). */
+	 * request tagged tmf_tag (ABORT TASK, QUERY TASK), and whether it cancels the requests
+	 * that have not started (answered with tmf_resp) or asks whether any is outstanding (a
+	 * query: tmf_found once one is seen; it waits for none to be answered). */
 	int tmf_lun;
-	bool tmf_by_tag, tmf_cancels;
+	bool tmf_by_tag, tmf_cancels, tmf_query, tmf_found;
 	uint64_t tmf_tag;
 	uint8_t tmf_resp;
 };
