@@ -49,6 +49,13 @@ void vmdef_firmware_missing(const struct vm_def *def, char *buf, size_t len)
 		  def->firmware == VM_FIRMWARE_BIOS ? VMDEF_SEABIOS_PKG : VMDEF_OVMF_PKG);
 }
 
+void vmdef_vars_template_missing(char *buf, size_t len)
+{
+	error_set(buf, len,
+		  "UEFI variable store template %s is missing: install Debian's '%s' package",
+		  VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_PKG);
+}
+
 const char *vmdef_firmware_file(const struct vm_def *def)
 {
 	if (def->firmware == VM_FIRMWARE_NONE)

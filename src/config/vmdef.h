@@ -411,6 +411,11 @@ const char *vmdef_boot_source(const struct vm_def *def);
  * missing: install Debian's 'ovmf' package" (seabios for Generation 1). keeld's checks and
  * keel-vmm all say it so (docs/firmware.md). */
 void vmdef_firmware_missing(const struct vm_def *def, char *buf, size_t len);
+/* The one line for a Generation 2 VM when Debian's UEFI variable store template (what a new
+ * store is made from) is missing: "UEFI variable store template
+ * /usr/share/OVMF/OVMF_VARS_4M.fd is missing: install Debian's 'ovmf' package". keeld (a
+ * VM's first store) and keel-vmm (a VM without a store file) both say it so. */
+void vmdef_vars_template_missing(char *buf, size_t len);
 
 /* The boot order (vmdef_boot.c). "dvd,disk,lun1" into def's boot order (replacing it):
  * items as above, separated by commas; "" or "default" clears it. Checks the words and

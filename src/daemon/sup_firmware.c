@@ -81,10 +81,7 @@ static int create_store(int dirfd, const char *shown, char *err, size_t errlen)
 	if (fd < 0) {
 		r = -errno;
 		if (r == -ENOENT)
-			error_set(err, errlen,
-				  "UEFI variable store template %s is missing: install Debian's "
-				  "'%s' package",
-				  VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_PKG);
+			vmdef_vars_template_missing(err, errlen);
 		else
 			error_set(err, errlen, "%s: %s", VMDEF_OVMF_VARS_FILE, strerror(-r));
 		return r;

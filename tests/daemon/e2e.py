@@ -7620,6 +7620,22 @@ def case_firmware(e):
     refused(("vm", "create", "b1", "--generation", "1"), "VM 'b1': " + bios_missing)
     refused(("vm", "create", "b1", "--generation", "2"), "VM 'b1': " + uefi_missing)
     e.kill_keeld(signal.SIGTERM)
+    # Only the variable store template missing (the code file is back, a root-owned copy):
+    # the first start of a Generation 2 VM, whose store keeld makes from the template, says
+    # so in the one line keel-vmm gives too (vmdef_vars_template_missing), and makes none.
+    code_copy = os.path.join(e.dir, "code.fd")
+    shutil.copyfile(OVMF_CODE, code_copy)
+    e.start_keeld(prefix=["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          "mount -t tmpfs -o mode=0755 none %s && cp %s %s && exec \"$@\"" %
+                          (os.path.dirname(OVMF_CODE), code_copy, OVMF_CODE), "sh"])
+    e.keel("vm", "create", "b2", "--generation", "2", "--memory", "128M")
+    refused(("vm", "start", "b2"),
+            "UEFI variable store template %s is missing: install Debian's 'ovmf' package" %
+            OVMF_VARS)
+    b2_store = os.path.join(e.state, "vms", e.vm("b2")["id"], "nvram", "OVMF_VARS.fd")
+    check(not os.path.exists(b2_store), "a store without the template: %s" % b2_store)
+    e.keel("vm", "delete", "b2")
+    e.kill_keeld(signal.SIGTERM)
     e.start_keeld()
     e.start("g1")
     e.keel("vm", "turn-off", "g1")

@@ -336,6 +336,20 @@ static void check_firmware_missing(void)
 	vmdef_firmware_missing(&def, NULL, 0);
 }
 
+/* The one line keeld (a VM's first store) and keel-vmm (a VM without a store file) give when
+ * Debian's variable store template is missing; a short buffer is cut, not overrun. */
+static void check_vars_template_missing(void)
+{
+	char msg[256], small[16];
+
+	vmdef_vars_template_missing(msg, sizeof(msg));
+	assert_string_equal(msg, "UEFI variable store template /usr/share/OVMF/OVMF_VARS_4M.fd "
+				 "is missing: install Debian's 'ovmf' package");
+	vmdef_vars_template_missing(small, sizeof(small));
+	assert_string_equal(small, "UEFI variable s");
+	vmdef_vars_template_missing(NULL, 0);
+}
+
 /* A firmware VM: keel-vmm's options fill the description (the generation, the firmware, the
  * store, the boot order); keeld (vmdef_validate) checks the firmware file is there; the
  * document writes "generation" and round-trips; the rules between the fields. */
@@ -457,6 +471,7 @@ static void test_firmware(void **state)
 	assert_string_equal(vmdef_firmware_file(&cfg.def), VMDEF_SEABIOS_FILE);
 	config_free(&cfg);
 	check_firmware_missing();
+	check_vars_template_missing();
 }
 
 /* An adapter's queue pairs: one per vCPU by default (at most 8), queues=N from 1 to the

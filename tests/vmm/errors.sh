@@ -109,6 +109,16 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
 	expect_hidden /usr/share/seabios \
 		"error: Generation 1 \(BIOS\)'s firmware file /usr/share/seabios/bios-256k.bin is missing: install Debian's 'seabios' package$" \
 		--firmware bios
+	# Only the variable store template missing (the firmware code named by its path, a copy
+	# outside the hidden directory): the same one line as keeld's (vmdef_vars_template_missing).
+	if cp /usr/share/OVMF/OVMF_CODE_4M.fd "$tmp/code.fd"; then
+		expect_hidden /usr/share/OVMF \
+			"error: UEFI variable store template /usr/share/OVMF/OVMF_VARS_4M.fd is missing: install Debian's 'ovmf' package$" \
+			--firmware uefi="$tmp/code.fd"
+	else
+		echo "FAIL: no /usr/share/OVMF/OVMF_CODE_4M.fd to copy (scripts/setup.sh installs ovmf)"
+		failed=1
+	fi
 else
 	echo "note: not root; the missing-/dev/kvm and missing-firmware checks need a private mount namespace"
 fi

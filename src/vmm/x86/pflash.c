@@ -314,10 +314,7 @@ static int pflash_create(struct machine *m, unsigned i, void **obj, char *err, s
 	}
 	if (r) {
 		if (r == -ENOENT && !m->def->nvram)
-			snprintf(err, errlen,
-				 "UEFI variable store template %s is missing: install Debian's "
-				 "'%s' package",
-				 VMDEF_OVMF_VARS_FILE, VMDEF_OVMF_PKG);
+			vmdef_vars_template_missing(err, errlen);
 		nvram_close(&p->nv);
 		pthread_mutex_destroy(&p->lock);
 		free(p);
