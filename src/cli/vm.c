@@ -73,10 +73,12 @@ static const char vm_usage[] =
 	"  delete NAME                        remove the definition; disk files are kept\n"
 	"  set NAME [--name NEW] [--cpus N] [--memory SIZE] [--kernel FILE] [--initrd FILE]\n"
 	"      [--no-initrd] [--cmdline STRING] [--notes TEXT] [--disk SPEC]... [--no-disks]\n"
-	"      [--net SPEC]... [--no-nets] [--dvd FILE.iso | --eject] [--vsock[=cid=N]]\n"
-	"      [--no-vsock] [--boot-order LIST|default] [--boot-menu on|off]\n"
+	"      [--net SPEC]... [--no-nets] [--dvd FILE.iso|none | --eject] [--lun L]\n"
+	"      [--vsock[=cid=N]] [--no-vsock] [--boot-order LIST|default] [--boot-menu on|off]\n"
 	"      [--automatic-start-action A]\n"
 	"      [--automatic-stop-action A] [--json]\n"
+	"                                     --dvd/--eject: the medium of the DVD drive at SCSI\n"
+	"                                     LUN L (--lun), else of the first DVD drive\n"
 	"  log NAME [--follow]                the VM's worker log; --follow then prints what is\n"
 	"                                     added to it until interrupted\n"
 	"  net list NAME [--json]             the VM's network adapters: switch, tap, MAC and\n"
@@ -464,48 +466,20 @@ static json_object *dvd_lun(const char *file)
 	return d;
 }
 
-/* keel vm set --dvd FILE | --eject: the VM's SCSI controller as it is, with FILE (NULL: no
- * medium) in its first DVD drive, into body's "scsi" (the API takes the field whole). */
-static int set_dvd(const char *name, const char *file, json_object *body)
+/* keel vm set --dvd FILE|none | --eject [--lun L]: the request field "dvd" (keeld's
+ * api_dvd.c), the medium of the DVD drive at SCSI LUN L or, without --lun, of the VM's first
+ * DVD drive. keeld checks that the VM has such a drive. */
+static int set_dvd(const char *file, long lun, json_object *body)
 {
-	json_object *vm = NULL, *scsi, *luns, *copy = NULL;
-	char path[512], what[128];
-	int ret;
+	json_object *d = dvd_lun(file);
 
-	vm_path(path, sizeof(path), name, NULL);
-	snprintf(what, sizeof(what), "set VM '%s'", name);
-	ret = client_call("GET", path, NULL, &vm, what);
-	if (ret)
-		return ret;
-	ret = EXIT_FAIL;
-	if (!json_object_object_get_ex(vm, "scsi", &scsi) || !scsi ||
-	    !json_object_object_get_ex(scsi, "luns", &luns)) {
-		fprintf(stderr, "keel vm set %s: the VM has no DVD drive (keel vm create --dvd)\n",
-			name);
-		goto out;
-	}
-	for (size_t i = 0; i < json_object_array_length(luns); i++) {
-		json_object *l = json_object_array_get_idx(luns, i), *d;
-
-		if (strcmp(client_str_field(l, "type"), "dvd"))
-			continue;
-		d = dvd_lun(file);
-		if (!d || json_object_deep_copy(scsi, &copy, NULL) ||
-		    json_object_array_put_idx(json_object_object_get(copy, "luns"), i, d)) {
-			json_object_put(d);
-			fprintf(stderr, "keel vm set %s: out of memory\n", name);
-			goto out;
-		}
-		json_object_object_add(body, "scsi", copy);
-		copy = NULL;
-		ret = EXIT_OK;
-		goto out;
-	}
-	fprintf(stderr, "keel vm set %s: the VM has no DVD drive (keel vm create --dvd)\n", name);
-out:
-	json_object_put(copy);
-	json_object_put(vm);
-	return ret;
+	if (!d)
+		return EXIT_FAIL;
+	json_object_object_del(d, "type");
+	if (lun >= 0)
+		json_object_object_add(d, "lun", json_object_new_int((int)lun));
+	json_object_object_add(body, "dvd", d);
+	return EXIT_OK;
 }
 
 enum {
@@ -523,6 +497,7 @@ enum {
 	OPT_NATIVE_VLAN,
 	OPT_DVD,
 	OPT_EJECT,
+	OPT_LUN,
 	OPT_NOTES,
 	OPT_VSOCK,
 	OPT_NO_VSOCK,
@@ -556,6 +531,7 @@ static const struct option def_opts[] = {
 	{"native-vlan", required_argument, NULL, OPT_NATIVE_VLAN},
 	{"dvd", required_argument, NULL, OPT_DVD},
 	{"eject", no_argument, NULL, OPT_EJECT},
+	{"lun", required_argument, NULL, OPT_LUN},
 	{"notes", required_argument, NULL, OPT_NOTES},
 	{"vsock", optional_argument, NULL, OPT_VSOCK},
 	{"no-vsock", no_argument, NULL, OPT_NO_VSOCK},
@@ -575,7 +551,7 @@ static const struct option def_opts[] = {
  * exit status after printing why.
  */
 static int parse_def_opts(int argc, char **argv, bool create, json_object *body, bool *json,
-			  const char **name, const char **dvd, bool *eject)
+			  const char **name, const char **dvd, bool *eject, long *lun)
 {
 	json_object *disks = NULL, *nets = NULL, *luns = NULL;
 	uint64_t v;
@@ -645,7 +621,10 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 			break;
 		case OPT_DVD: /* create: a DVD drive, with FILE in it or empty; set: see set_dvd */
 			if (!create) {
-				*dvd = optarg;
+				if (strcmp(optarg, "none"))
+					*dvd = optarg;
+				else
+					*eject = true;
 				break;
 			}
 			if (!luns) {
@@ -663,6 +642,15 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 			if (create)
 				return usage_error("%s", "--eject is an option of set");
 			*eject = true;
+			break;
+		case OPT_LUN:
+			if (create)
+				return usage_error("%s", "--lun is an option of set (with --dvd or "
+							 "--eject)");
+			if (parse_uint(optarg, 0, VMDEF_MAX_LUNS - 1, &v))
+				return usage_error("--lun: '%s' is not a SCSI LUN (0 to %d)",
+						   optarg, VMDEF_MAX_LUNS - 1);
+			*lun = (long)v;
 			break;
 		case OPT_VSOCK: {
 			/* virtio-vsock (integration services, keel-agent): --vsock or
@@ -756,6 +744,8 @@ static int parse_def_opts(int argc, char **argv, bool create, json_object *body,
 		json_object_object_add(body, "generation", json_object_new_int(2));
 	if (*dvd && *eject)
 		return usage_error("%s", "--dvd FILE or --eject, not both");
+	if (*lun >= 0 && !*dvd && !*eject)
+		return usage_error("%s", "--lun L names the DVD drive of a --dvd or --eject");
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	return EXIT_OK;
@@ -918,12 +908,13 @@ static int cmd_create_or_set(int argc, char **argv, bool create)
 	const char *name = NULL;
 	bool json = false, eject = false;
 	const char *dvd = NULL;
+	long lun = -1;
 	char path[512], what[128];
 	int ret;
 
-	ret = parse_def_opts(argc, argv, create, body, &json, &name, &dvd, &eject);
+	ret = parse_def_opts(argc, argv, create, body, &json, &name, &dvd, &eject, &lun);
 	if (!ret && (dvd || eject))
-		ret = set_dvd(name, dvd, body);
+		ret = set_dvd(dvd, lun, body);
 	if (ret)
 		goto out;
 	snprintf(what, sizeof(what), "%s VM '%s'", create ? "create" : "set", name);

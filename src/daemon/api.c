@@ -372,6 +372,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	struct sup_status st;
 	const char *hw;
 	unsigned media, moves = 0, moved = 0, removed = 0, added = 0, plugged = 0;
+	json_object *dvd = NULL;
 	char err[512] = "";
 	int ret;
 
@@ -384,7 +385,15 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		api_reply_errno(out, ret, "out of memory");
 		return;
 	}
+	/* "dvd" is a request on one drive (api_dvd.c), not a field of the description. */
+	if (json_object_object_get_ex(req, "dvd", &dvd)) {
+		json_object_get(dvd);
+		json_object_object_del(req, "dvd");
+	}
 	ret = vmdef_apply_json(&nd, req, VMDEF_JSON_REQUEST, err, sizeof(err));
+	if (!ret && dvd)
+		ret = api_dvd_apply(&nd, dvd, err, sizeof(err));
+	json_object_put(dvd);
 	if (!ret)
 		ret = place_nvram(ctx, req, &nd, err, sizeof(err));
 	if (!ret)

@@ -42,6 +42,13 @@ void api_vm_integration(struct api_ctx *ctx, const char *method, const char *url
 /* GET, POST /v1/vms/NAME/kvp; GET, DELETE /v1/vms/NAME/kvp/KEY (key NULL: the first two). */
 void api_vm_kvp(struct api_ctx *ctx, const char *method, const char *url, const struct vm_def *def,
 		const char *key, const char *query, json_object *req, struct api_reply *out);
+/* The request field "dvd" of PATCH /v1/vms/NAME, {"lun": L, "path": FILE or null} (api_dvd.c):
+ * the medium of nd's DVD drive at SCSI LUN L (without "lun": its first DVD drive) becomes
+ * FILE (null: none). 0, or -EINVAL with err saying why (no such LUN, a disk there, no DVD
+ * drive, a bad field), which the API answers 400. */
+struct vm_def;
+int api_dvd_apply(struct vm_def *nd, json_object *dvd, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* GET, PATCH /v1/vms/NAME/disks/N, which the index (api_disks.c). */
 void api_vm_disk(struct api_ctx *ctx, const char *method, const char *url, const struct vm_def *def,
 		 const char *which, json_object *req, struct api_reply *out);

@@ -7247,6 +7247,32 @@ def case_scsi(e):
           len(e.vm("s1")["scsi"]["luns"]) == 2, "after set --eject: %r" % e.vm("s1"))
     check("virtio-scsi lun 0: medium ejected" in e.keel("vm", "log", "s1")[0],
           "the worker did not eject the medium")
+    # The second drive, by its LUN (Set-VMDvdDrive -ControllerLocation 1): only it changes,
+    # in the worker too; the first stays empty.
+    e.keel("vm", "set", "s1", "--dvd", iso, "--lun", "1")
+    luns = e.vm("s1")["scsi"]["luns"]
+    check(luns[1]["path"] == iso and luns[0]["path"] is None,
+          "after set --dvd --lun 1: %r" % luns)
+    check("virtio-scsi lun 1: medium " + iso in e.keel("vm", "log", "s1")[0],
+          "the worker did not change LUN 1's medium")
+    e.api_ok("PATCH", "/v1/vms/s1", {"dvd": {"lun": 0, "path": iso2}})
+    luns = e.vm("s1")["scsi"]["luns"]
+    check(luns[0]["path"] == iso2 and luns[1]["path"] == iso,
+          "after PATCH dvd lun 0: %r" % luns)
+    e.keel("vm", "set", "s1", "--eject", "--lun", "1")
+    luns = e.vm("s1")["scsi"]["luns"]
+    check(luns[1]["path"] is None and luns[0]["path"] == iso2,
+          "after set --eject --lun 1: %r" % luns)
+    check("virtio-scsi lun 1: medium ejected" in e.keel("vm", "log", "s1")[0],
+          "the worker did not eject LUN 1's medium")
+    # A LUN the VM lacks: 400 naming its drives, nothing changes.
+    e.api_err("PATCH", "/v1/vms/s1", {"dvd": {"lun": 5, "path": iso}}, want=400,
+              msg="VM 's1' has no SCSI LUN 5 (its DVD drives: LUN 0, 1)")
+    _, err = e.keel("vm", "set", "s1", "--dvd", iso, "--lun", "5", want=2)
+    check("VM 's1' has no SCSI LUN 5 (its DVD drives: LUN 0, 1)" in err, "--lun 5: %r" % err)
+    e.api_err("PATCH", "/v1/vms/s1", {"dvd": {"lun": 1}}, want=400, msg="needs a 'path'")
+    _, err = e.keel("vm", "set", "s1", "--lun", "1", want=2)
+    check("--lun L names the DVD drive of a --dvd or --eject" in err, "--lun alone: %r" % err)
     check(e.vm("s1")["state"] == "Running", "after the media changes: %r" % e.vm("s1"))
     e.keel("vm", "turn-off", "s1")
     e.keel("vm", "set", "s1", "--dvd", iso2)
@@ -7271,6 +7297,11 @@ def case_scsi(e):
     disk = os.path.join(e.dir, "s4.vhdx")
     e.keel("disk", "create", disk, "--size", "16M")
     e.create("s4", scsi={"luns": [{"type": "disk", "path": disk}]})
+    # A disk's LUN is no DVD drive: 400, and a VM without a drive says so.
+    e.api_err("PATCH", "/v1/vms/s4", {"dvd": {"lun": 0, "path": iso}}, want=400,
+              msg="SCSI LUN 0 of VM 's4' is a disk, not a DVD drive (its DVD drives: none)")
+    e.api_err("PATCH", "/v1/vms/s4", {"dvd": {"path": None}}, want=400,
+              msg="VM 's4' has no DVD drive")
     e.keel("checkpoint", "create", "s4", "--name", "c")
     check(ckpts(e, "s4")["c"]["disks"] == [disk] and
           e.vm("s4")["scsi"]["luns"][0]["path"].endswith(".avhdx"),
