@@ -1739,7 +1739,8 @@ def case_backup_scsi(e):
     copy. The import (a copy with a new id, and in place) gives the VM both disks with the
     backup's bytes, the SCSI disk on LUN 1, the DVD drive empty on LUN 0 (its medium not
     imported), and it starts; a SCSI disk path out of disks/, a symlink or a differencing
-    disk in the backup is refused, naming the LUN or file."""
+    disk in the backup is refused, naming the LUN or file; a raw SCSI disk's backup is
+    refused naming it."""
     check(e.a.agent and os.access(e.a.agent, os.X_OK), "keel-agent is not built: %s" % e.a.agent)
     K = os.path.realpath(e.a.guest)  # a backup holds no kernel: given again
     e.start_keeld()
@@ -1915,6 +1916,15 @@ def case_backup_scsi(e):
         e.keel("disk", "create", new, "--parent", lunp)
         os.replace(new, os.path.join(d, "disks", "disk1.vhdx"))
     bad("lun-parent", lun_child, "is a differencing disk")
+
+    # What still cannot be backed up: a raw SCSI disk (no recovery checkpoint on it), refused
+    # naming it and how to convert it, with nothing made.
+    raw = os.path.join(e.dir, "lun.img")
+    e.keel("disk", "create", raw, "--size", "8M", "--format", "raw")
+    e.create("r1", scsi={"luns": [{"type": "disk", "path": raw}]})
+    e.api_err("POST", "/v1/vms/r1/backup", {"to": dest}, want=409,
+              msg="SCSI disk %s of VM 'r1' is a raw file" % raw)
+    check(not os.path.exists(os.path.join(dest, "r1")), "the refused backup made a directory")
 
     # In place, once the original is gone: the backup's own files, on the same places.
     e.keel("vm", "delete", "s1")
