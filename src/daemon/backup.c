@@ -29,7 +29,9 @@ int backup_check(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, 
 		 char *err, size_t errlen)
 {
 	char name[CKPT_NAME_MAX + 1], path[BACKUP_DIR_MAX];
+	struct vm_disk *disks[BACKUP_DISKS_MAX];
 	struct stat st;
+	unsigned nd;
 	int ret;
 
 	*total = 0;
@@ -53,35 +55,26 @@ int backup_check(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, 
 			  path, def->name);
 		return -EEXIST;
 	}
-	/* A backup copies the virtio-blk disks only, and an import takes none on the SCSI
-	 * controller (DVD media are not copied: they stay where they are). */
-	for (unsigned i = 0; i < def->scsi.nluns; i++) {
-		if (def->scsi.luns[i].type == VM_LUN_DISK) {
-			error_set(err, errlen,
-				  "VM '%s' has a disk on its SCSI controller (%s): a backup copies "
-				  "only its virtio-blk disks so far",
-				  def->name, def->scsi.luns[i].disk.path);
-			return -EMEDIUMTYPE;
-		}
-	}
 	/* The checks of the checkpoint it takes (VHDX disks, the VM's state, room for one
 	 * more): the same for a VM that is off, so that every backup can be taken. */
 	backup_ckpt_name(def, name, sizeof(name));
 	ret = ckpt_create_check(cc, def, name, CKPT_PRODUCTION, err, errlen);
 	if (ret)
 		return ret;
-	for (unsigned i = 0; i < def->ndisks; i++) {
+	nd = ckpt_vm_disks(def, disks);
+	for (unsigned i = 0; i < nd; i++) {
 		struct disk_err why;
 		struct disk *d;
 
 		ret = disk_open_as(
-			def->disks[i].path,
-			def->disks[i].format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW,
+			disks[i]->path,
+			disks[i]->format == VM_DISK_VHDX ? DISK_FORMAT_VHDX : DISK_FORMAT_RAW,
 			/* only its size, which a running worker never changes */
 			DISK_OPEN_RDONLY | DISK_OPEN_NOPARENT | DISK_OPEN_NOLOCK, &d, &why);
 		if (ret) {
-			error_set(err, errlen, "cannot read disk %s of VM '%s': %s",
-				  def->disks[i].path, def->name, disk_why(&why, ret));
+			error_set(err, errlen, "cannot read %sdisk %s of VM '%s': %s",
+				  i < def->ndisks ? "" : "SCSI ", disks[i]->path, def->name,
+				  disk_why(&why, ret));
 			return ret;
 		}
 		*total += disk_size(d);
@@ -116,18 +109,23 @@ static int write_config(const struct vm_def *def, const char *dir, char (*copies
 	const char *text;
 	int fd, ret = vmdef_copy(&c, def);
 
+	struct vm_disk *disks[BACKUP_DISKS_MAX];
+	unsigned nd;
+
 	if (ret)
 		return ret;
-	for (unsigned i = 0; i < c.ndisks; i++) {
+	/* The copies in the order they were made: the disks stay on their LUNs. */
+	nd = ckpt_vm_disks(&c, disks);
+	for (unsigned i = 0; i < nd; i++) {
 		char *p = strdup(copies[i]);
 
 		if (!p) {
 			vmdef_free(&c);
 			return -ENOMEM;
 		}
-		free(c.disks[i].path);
-		c.disks[i].path = p;
-		c.disks[i].format = VM_DISK_VHDX;
+		free(disks[i]->path);
+		disks[i]->path = p;
+		disks[i]->format = VM_DISK_VHDX;
 	}
 	o = vmdef_to_json(&c);
 	vmdef_free(&c);
@@ -154,20 +152,23 @@ static int write_config(const struct vm_def *def, const char *dir, char (*copies
 	return ret;
 }
 
-/* The disk files to copy: the checkpoint's (running) or the VM's own (not running). */
-static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)[PATH_MAX])
+/* The disk files to copy (virtio-blk and SCSI disks, in ckpt_vm_disks' order, which is the
+ * checkpoint's): the checkpoint's (running) or the VM's own (not running). *n: how many. */
+static int backup_sources(const struct vm_def *def, json_object *ck, char (*src)[PATH_MAX],
+			  unsigned *n)
 {
+	struct vm_disk *disks[BACKUP_DISKS_MAX];
 	json_object *arr = NULL;
 
+	*n = ckpt_vm_disks(def, disks);
 	if (!ck) {
-		for (unsigned i = 0; i < def->ndisks; i++)
-			snprintf(src[i], PATH_MAX, "%s", def->disks[i].path);
+		for (unsigned i = 0; i < *n; i++)
+			snprintf(src[i], PATH_MAX, "%s", disks[i]->path);
 		return 0;
 	}
-	if (!json_object_object_get_ex(ck, "disks", &arr) ||
-	    json_object_array_length(arr) != def->ndisks)
+	if (!json_object_object_get_ex(ck, "disks", &arr) || json_object_array_length(arr) != *n)
 		return -EIO;
-	for (unsigned i = 0; i < def->ndisks; i++)
+	for (unsigned i = 0; i < *n; i++)
 		snprintf(src[i], PATH_MAX, "%s",
 			 json_object_get_string(json_object_array_get_idx(arr, i)));
 	return 0;
@@ -238,8 +239,8 @@ static void backup_retake(struct ckpt_ctx *cc, const struct vm_def *def)
 int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, json_object **out,
 	       char *err, size_t errlen)
 {
-	char(*src)[PATH_MAX] = calloc(VMDEF_MAX_DISKS, PATH_MAX);
-	char(*dst)[PATH_MAX] = calloc(VMDEF_MAX_DISKS, PATH_MAX);
+	char(*src)[PATH_MAX] = calloc(BACKUP_DISKS_MAX, PATH_MAX);
+	char(*dst)[PATH_MAX] = calloc(BACKUP_DISKS_MAX, PATH_MAX);
 	char dir[BACKUP_DIR_MAX], sub[BACKUP_DIR_MAX + 32], name[CKPT_NAME_MAX + 1],
 		vmdir[PATH_MAX] = "", progress[PATH_MAX + 32] = "";
 	struct backup_progress bp = {-1, 0, 0};
@@ -247,7 +248,7 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 	json_object *ck = NULL, *v;
 	struct sup_status st;
 	char ckid[VMDEF_UUID_LEN + 1] = "";
-	unsigned copied = 0;
+	unsigned copied = 0, ndisks = 0;
 	bool complete = false; /* every copy and config.json written: never deleted */
 	bool released = false; /* the VM let go during the copy */
 	/* A Generation 2 VM's variable store, at the point of the disks' copies. */
@@ -292,7 +293,7 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 		/* The checkpoint waited for the new worker to run; it is watched again once
 		 * the copy lets the VM go. */
 	}
-	ret = backup_sources(def, ck, src);
+	ret = backup_sources(def, ck, src, &ndisks);
 	if (ret) {
 		error_set(err, errlen, "the backup's checkpoint of VM '%s' has no disk list",
 			  def->name);
@@ -326,7 +327,7 @@ int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, js
 			usleep(100000);
 	}
 #endif
-	for (; copied < def->ndisks && !ret; copied++) {
+	for (; copied < ndisks && !ret; copied++) {
 		const struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
 						   .type = DISK_TYPE_DYNAMIC};
 
@@ -421,7 +422,7 @@ merge:
 	if (!ret) {
 		json_object *o = json_object_new_object(), *disks = json_object_new_array();
 
-		for (unsigned i = 0; i < def->ndisks; i++)
+		for (unsigned i = 0; i < ndisks; i++)
 			json_object_array_add(disks, json_object_new_string(dst[i]));
 		json_object_object_add(o, "dir", json_object_new_string(dir));
 		snprintf(sub, sizeof(sub), "%s/config.json", dir);

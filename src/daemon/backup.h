@@ -23,13 +23,16 @@
 	"backup.progress" /* in the VM's directory: its size is the bytes done */
 
 /* What the request can check before the job: to is an absolute path of a directory without
- * TO/NAME in it, the VM's disks can be read (and, running, checkpointed). *total gets the sum
+ * TO/NAME in it, the VM's disks (virtio-blk and SCSI) can be read and checkpointed (VHDX:
+ * a raw disk is -EMEDIUMTYPE, as for a checkpoint). *total gets the sum
  * of the disks' virtual sizes (the job's progress). 0 or -errno (-EINVAL, -EEXIST, -ENOENT,
  * -EBUSY, -EMEDIUMTYPE) with err. */
 int backup_check(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, uint64_t *total,
 		 char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The backup into TO/NAME: disks/diskN.vhdx (standalone VHDX copies, each disk's whole
- * chain) and config.json (the VM's description with the copies as its disks). *out gets
+ * chain: the virtio-blk disks, then the SCSI controller's disks in LUN order, backup_layout.h)
+ * and config.json (the VM's description with the copies as its disks, on their LUNs; DVD
+ * drives keep the media they name, which are not copied). *out gets
  * {"dir", "config", "disks", "consistency": "application"|"crash"|"off", "fallback"?}.
  * With keeld's lock held and the VM owned (a job). */
 int backup_run(struct ckpt_ctx *cc, const struct vm_def *def, const char *to, json_object **out,

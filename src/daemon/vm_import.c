@@ -95,7 +95,7 @@ static void list_extra(struct import_plan *p, const char *sub)
 			       (p->nvram && !strcmp(e->d_name, BACKUP_NVRAM_DIR));
 		else if (!disks)
 			used = !strcmp(e->d_name, BACKUP_NVRAM_NAME);
-		for (unsigned i = 0; disks && i < p->def.ndisks; i++)
+		for (unsigned i = 0; disks && i < p->ndisks; i++)
 			used |= !strcmp(p->src_file[i], e->d_name);
 		if (!used)
 			note(p, "%s%s%s/%s: not part of a keel backup's layout, not imported",
@@ -131,21 +131,22 @@ static int open_backup_file(struct import_plan *p, const char *what, const char 
 	return fd;
 }
 
-/* Disk i of the description: a standalone VHDX file of FROM/disks, opened cleanly. */
-static int check_disk(struct import_plan *p, unsigned i, char *err, size_t errlen)
+/* Disk i of the backup (vd, a virtio-blk disk or one on a SCSI LUN, whose path names a file of
+ * the backup's disks/ directory): a standalone VHDX file of FROM/disks, opened cleanly. */
+static int check_disk(struct import_plan *p, unsigned i, struct vm_disk *vd, const char *name,
+		      char *err, size_t errlen)
 {
-	struct vm_disk *vd = &p->def.disks[i];
 	char src[PATH_MAX], rel[NAME_MAX + 8], loc[PATH_MAX];
-	const char *file = NULL;
+	const char *file = p->src_file[i];
 	struct disk *d = NULL;
 	struct disk_err why;
 	int fd, dfd, r;
 
-	if (backup_disk_file(vd->path, &file)) {
-		error_set(err, errlen,
-			  "backup %s: disk %u of its description (%.300s) is not a file of the "
-			  "backup's disks/ directory",
-			  p->from, i, vd->path);
+	/* Copied out of vd->path (checked by backup_disk_files), which this replaces. */
+	if ((size_t)snprintf(p->src_file[i], sizeof(p->src_file[i]), "%s", name) >=
+	    sizeof(p->src_file[i])) {
+		error_set(err, errlen, "backup %s: the disk file name %.300s is too long", p->from,
+			  name);
 		return -EINVAL;
 	}
 	if (vd->format == VM_DISK_RAW ||
@@ -164,7 +165,6 @@ static int check_disk(struct import_plan *p, unsigned i, char *err, size_t errle
 	if (fd < 0)
 		return fd;
 	p->src_fd[i] = fd;
-	snprintf(p->src_file[i], sizeof(p->src_file[i]), "%s", file);
 	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	r = dfd < 0 ? -errno
 		    : disk_open_fd_as(dfd, src, DISK_FORMAT_VHDX,
@@ -304,6 +304,7 @@ static int boot_files(struct import_plan *p, const struct import_req *req, char 
 static int make_stage(struct store *st, struct import_plan *p, const char *pool, char *err,
 		      size_t errlen)
 {
+	struct vm_disk *disks[BACKUP_DISKS_MAX];
 	struct store_pool sp;
 	struct stat s;
 	int r = pools_get(st, pool, &sp, err, errlen);
@@ -342,15 +343,17 @@ static int make_stage(struct store *st, struct import_plan *p, const char *pool,
 		p->final[0] = p->stage[0] = '\0';
 		return r;
 	}
-	for (unsigned i = 0; i < p->def.ndisks; i++) {
+	/* The copies' paths, each disk on its LUN or virtio-blk slot as in the backup. */
+	ckpt_vm_disks(&p->def, disks);
+	for (unsigned i = 0; i < p->ndisks; i++) {
 		char dst[PATH_MAX + 32], *d;
 
 		snprintf(dst, sizeof(dst), "%s/disk%u.vhdx", p->final, i);
 		d = strdup(dst);
 		if (!d)
 			return -ENOMEM;
-		free(p->def.disks[i].path);
-		p->def.disks[i].path = d;
+		free(disks[i]->path);
+		disks[i]->path = d;
 	}
 	snprintf(p->progress, sizeof(p->progress), "%s/%s", p->stage, IMPORT_PROGRESS_FILE);
 	return 0;
@@ -417,12 +420,15 @@ static int set_identity(struct sup *sup, struct import_plan *p, char *err, size_
 int import_prepare(struct store *st, struct sup *sup, const struct import_req *req,
 		   struct import_plan *p, char *err, size_t errlen)
 {
+	struct vm_disk *disks[BACKUP_DISKS_MAX];
+	const char *files[BACKUP_DISKS_MAX];
+	char why[768];
 	struct stat s;
 	int r;
 
 	memset(p, 0, sizeof(*p));
 	vmdef_init(&p->def);
-	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
+	for (unsigned i = 0; i < BACKUP_DISKS_MAX; i++)
 		p->src_fd[i] = -1;
 	p->dir_fd = -1;
 	p->in_place = req->in_place;
@@ -486,16 +492,15 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 	r = boot_files(p, req, err, errlen);
 	if (r)
 		return r;
-	for (unsigned k = 0; k < p->def.scsi.nluns; k++)
-		if (p->def.scsi.luns[k].type == VM_LUN_DISK) {
-			error_set(err, errlen,
-				  "backup %s: its description has a disk on the SCSI controller "
-				  "(%.300s), which a backup does not copy",
-				  p->from, p->def.scsi.luns[k].disk.path);
-			return -EINVAL;
-		}
+	/* Every disk (virtio-blk, and on its LUN of the SCSI controller) names a file of the
+	 * backup's disks/ directory. */
+	r = backup_disk_files(&p->def, disks, files, &p->ndisks, why, sizeof(why));
+	if (r) {
+		error_set(err, errlen, "backup %s: %s", p->from, why);
+		return r;
+	}
 	/* For the message only: the opens below refuse a symlink on the way anyway. */
-	if (p->def.ndisks &&
+	if (p->ndisks &&
 	    (fstatat(p->dir_fd, "disks", &s, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(s.st_mode))) {
 		error_set(err, errlen, "backup %s: %s/disks is not a directory%s", p->from, p->from,
 			  S_ISLNK(s.st_mode) ? " (a symlink)" : "");
@@ -516,8 +521,8 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 			close(hfd);
 	}
 #endif
-	for (unsigned i = 0; i < p->def.ndisks; i++) {
-		r = check_disk(p, i, err, errlen);
+	for (unsigned i = 0; i < p->ndisks; i++) {
+		r = check_disk(p, i, disks[i], files[i], err, errlen);
 		if (r)
 			return r;
 	}
@@ -534,7 +539,7 @@ int import_prepare(struct store *st, struct sup *sup, const struct import_req *r
 	if (r)
 		return r;
 	list_extra(p, NULL);
-	if (p->def.ndisks)
+	if (p->ndisks)
 		list_extra(p, "disks");
 	if (p->nvram)
 		list_extra(p, BACKUP_NVRAM_DIR);
@@ -658,7 +663,7 @@ static int check_room(const struct import_plan *p, uint64_t need, char *err, siz
 static int check_and_copy(struct import_plan *p, char *err, size_t errlen)
 {
 	struct import_progress ip = {-1, 0, 0};
-	struct disk *src[VMDEF_MAX_DISKS] = {NULL};
+	struct disk *src[BACKUP_DISKS_MAX] = {NULL};
 	uint64_t need = 0;
 	int r = 0;
 
@@ -677,7 +682,7 @@ static int check_and_copy(struct import_plan *p, char *err, size_t errlen)
 			usleep(100000);
 	}
 #endif
-	for (unsigned i = 0; i < p->def.ndisks && !r; i++) {
+	for (unsigned i = 0; i < p->ndisks && !r; i++) {
 		uint64_t a = 0;
 
 		r = verify_disk(p, i, &src[i], &a, err, errlen);
@@ -685,7 +690,7 @@ static int check_and_copy(struct import_plan *p, char *err, size_t errlen)
 	}
 	if (!r && !p->in_place)
 		r = check_room(p, need, err, errlen);
-	for (unsigned i = 0; i < p->def.ndisks && !r && !p->in_place; i++) {
+	for (unsigned i = 0; i < p->ndisks && !r && !p->in_place; i++) {
 		const struct disk_create_opts o = {.format = DISK_FORMAT_VHDX,
 						   .type = DISK_TYPE_DYNAMIC};
 		char dst[PATH_MAX + 32];
@@ -716,7 +721,7 @@ static int check_and_copy(struct import_plan *p, char *err, size_t errlen)
 			     i == 0 && t < 600 && access(hook, F_OK) == 0 && !jobs_exiting(); t++)
 				usleep(100000);
 			snprintf(hook, sizeof(hook), "%s/test-import-fail", p->from);
-			if (!r && i + 1 == p->def.ndisks && access(hook, F_OK) == 0) {
+			if (!r && i + 1 == p->ndisks && access(hook, F_OK) == 0) {
 				error_set(err, errlen,
 					  "cannot copy backup disk %u of %s: test hook", i,
 					  p->from);
@@ -725,7 +730,7 @@ static int check_and_copy(struct import_plan *p, char *err, size_t errlen)
 		}
 #endif
 	}
-	for (unsigned i = 0; i < p->def.ndisks; i++)
+	for (unsigned i = 0; i < p->ndisks; i++)
 		disk_close(src[i]);
 	keeld_lock();
 	if (ip.fd >= 0)
@@ -740,7 +745,7 @@ static void remove_copies(const struct import_plan *p, const char *dir)
 {
 	char f[PATH_MAX + 32];
 
-	for (unsigned i = 0; i < p->def.ndisks; i++) {
+	for (unsigned i = 0; i < p->ndisks; i++) {
 		snprintf(f, sizeof(f), "%s/disk%u.vhdx", dir, i);
 		unlink(f);
 	}
@@ -752,6 +757,7 @@ static void remove_copies(const struct import_plan *p, const char *dir)
 int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_object **out,
 	       char *err, size_t errlen)
 {
+	struct vm_disk *vd[BACKUP_DISKS_MAX];
 	bool renamed = false, installed = false;
 	json_object *o, *disks;
 	int r = 0;
@@ -802,8 +808,8 @@ int import_run(struct store *st, struct sup *sup, struct import_plan *p, json_ob
 		 p->in_place ? "in place" : "copied");
 	o = json_object_new_object();
 	disks = json_object_new_array();
-	for (unsigned i = 0; i < p->def.ndisks; i++)
-		json_object_array_add(disks, json_object_new_string(p->def.disks[i].path));
+	for (unsigned i = 0, n = ckpt_vm_disks(&p->def, vd); i < n; i++)
+		json_object_array_add(disks, json_object_new_string(vd[i]->path));
 	json_object_object_add(o, "vm", json_object_new_string(p->def.name));
 	json_object_object_add(o, "id", json_object_new_string(p->def.uuid));
 	json_object_object_add(o, "mode",
@@ -819,7 +825,7 @@ void import_plan_free(struct import_plan *p)
 {
 	if (p->dir_fd >= 0)
 		close(p->dir_fd);
-	for (unsigned i = 0; i < VMDEF_MAX_DISKS; i++)
+	for (unsigned i = 0; i < BACKUP_DISKS_MAX; i++)
 		if (p->src_fd[i] >= 0)
 			close(p->src_fd[i]);
 	if (p->stage[0]) /* made for a job that never ran */

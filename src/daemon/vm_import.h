@@ -9,9 +9,10 @@
  * from that descriptor (openat2: nothing above it, no symlink); the description goes through
  * the parser and limits of a VM's description document, and the files it names besides its
  * disks (kernel, initrd, firmware, DVD media) are not imported; a Generation 2 VM's variable
- * store (nvram/OVMF_VARS.fd) must pass the store check and becomes the VM's; every disk must be a
- * standalone, consistent VHDX of the backup's disks/ directory, checked and copied from the
- * descriptor opened, never by path or through a parent. The VM is registered only once its
+ * store (nvram/OVMF_VARS.fd) must pass the store check and becomes the VM's; every disk (a
+ * virtio-blk disk or one on a SCSI LUN, which it stays on) must be a standalone, consistent
+ * VHDX of the backup's disks/ directory, checked and copied from the descriptor opened, never
+ * by path or through a parent. The VM is registered only once its
  * files are complete; a failure removes what the import made.
  */
 #ifndef KEEL_DAEMON_VM_IMPORT_H
@@ -25,6 +26,7 @@
 #include <json-c/json.h>
 
 #include "config/vmdef.h"
+#include "daemon/backup_layout.h"
 #include "daemon/store.h"
 #include "daemon/sup.h"
 
@@ -49,8 +51,11 @@ struct import_plan {
 	struct vm_def def; /* the VM to register (its disks: the backup's files for now) */
 	char from[PATH_MAX];
 	int dir_fd; /* from, opened (O_PATH) through its pool: its files are opened from it */
-	int src_fd[VMDEF_MAX_DISKS]; /* the backup's disks, opened through their pool */
-	char src_file[VMDEF_MAX_DISKS][NAME_MAX + 1]; /* their names in DIR/disks */
+	/* The backup's disks (virtio-blk and SCSI, in the order of backup_layout.h), ndisks of
+	 * them: opened through their pool, and their names in DIR/disks. */
+	unsigned ndisks;
+	int src_fd[BACKUP_DISKS_MAX];
+	char src_file[BACKUP_DISKS_MAX][NAME_MAX + 1];
 	char stage[PATH_MAX]; /* copy: POOL/.NAME.import, where the copies are made */
 	char final[PATH_MAX]; /* copy: POOL/NAME, what stage becomes when complete */
 	char progress[PATH_MAX + 32];
