@@ -15,7 +15,8 @@
 #   switch: the same with keel's VMs made and started by keeld on a keel private switch
 #         (its bridge with VLAN filtering, the nftables guard chain every frame passes, vhost),
 #         against the same keel-vmm guests with vhost on a bridge made by hand (brctl), as
-#         libvirt's would be, and QEMU's there;
+#         libvirt's would be, both up at once and measured in keel.swrounds rounds (3)
+#         alternating which goes first; and QEMU's on the hand-made bridge;
 #   nat:  guest-to-outside TCP through NAT: keel's guest made and started by keeld on the
 #         Default Switch (keeld's bridge, nftables masquerade, dnsmasq), QEMU's on a bridge
 #         with an nftables masquerade and a dnsmasq made by hand, as libvirt's default
@@ -48,6 +49,7 @@ net_mib=$(arg netmib 16)
 net_secs=$(arg netsecs 5)
 fio_secs=$(arg fiosecs 5)
 nat_runs=$(arg natruns 3)
+sw_rounds=$(arg swrounds 3)
 what=$(arg what "disk,vhdx,net" | tr , ' ')
 only_cases=$(arg cases "" | tr , ' ')
 only_vmms=$(arg vmms "" | tr , ' ')
@@ -261,17 +263,19 @@ net_streams() {
 	done
 }
 
-# net_bench VMM [LABEL]: two guests of VMM on a bridge made by hand. VMM keel: keel-vmm's
-# user-space data path (vhost=off); keelvh: keel-vmm with vhost-net (vhost=on); qemuvh: QEMU
-# with vhost-net (/dev/vhost-net in the lab host).
-net_bench() {
-	label=${2:-net}
+# net_up VMM LABEL: two guests of VMM on a bridge made by hand (bbr0), 10.8.0.1 and
+# 10.8.0.2, the second running an iperf3 server; their VMM pids in NET_P1, NET_P2. VMM keel:
+# keel-vmm's user-space data path (vhost=off); keelvh: keel-vmm with vhost-net (vhost=on);
+# qemuvh: QEMU with vhost-net (/dev/vhost-net in the lab host). Returns 1 (said) when the
+# lab host has no /dev/vhost-net for a vhost VMM.
+net_up() {
+	label=$2
 	vh= kvh=off vmm=$1
 	case $1 in
 	qemuvh | keelvh)
 		[ -c /dev/vhost-net ] || {
 			echo "bench: $label $1 not measured: the lab host has no /dev/vhost-net"
-			return 0
+			return 1
 		}
 		vh=,vhost=on kvh=on
 		;;
@@ -298,19 +302,30 @@ net_bench() {
 	vm_run "$label${1}2" 'iperf3 -s -D && echo ok'
 	[ "$VM_OUT" = ok ] || fail "$1: iperf3 -s: $VM_OUT"
 	sleep 1
-	RUN=vm_run net_streams "$label" "$1" "$label${1}1" "$label${1}2" \
-		"$(vmm_pid "$label${1}1")" "$(vmm_pid "$label${1}2")"
-	vm_kill "$label${1}1"
-	vm_kill "$label${1}2"
+	NET_P1=$(vmm_pid "$label${1}1") NET_P2=$(vmm_pid "$label${1}2")
+}
+
+net_down() { # net_down VMM LABEL: net_up's guests and bridge gone
+	vm_kill "$2${1}1"
+	vm_kill "$2${1}2"
 	brctl delbr bbr0 2>/dev/null
 	ip link del bq1 2>/dev/null
 	ip link del bq2 2>/dev/null
 }
 
-# switch_bench VMM: keel's two guests made and started by keeld on a keel private switch
-# (its guards on: MAC spoofing off; vhost=on, as keeld's default auto gives on a host with
-# /dev/vhost-net), against the same keel-vmm guests on the hand-made bridge of net_bench
-# (keelvh: issue 12's peer, "the same VMs on a bridge set up by hand") and QEMU's there.
+# net_bench VMM [LABEL]: net_up's two guests, iperf3 from the first to the second.
+net_bench() {
+	net_up "$1" "${2:-net}" || return 0
+	RUN=vm_run net_streams "${2:-net}" "$1" "${2:-net}${1}1" "${2:-net}${1}2" "$NET_P1" "$NET_P2"
+	net_down "$1" "${2:-net}"
+}
+
+# switch_bench VMM: for keel, its two guests made and started by keeld on a keel private
+# switch (its guards on: MAC spoofing off; vhost=on, as keeld's default auto gives on a host
+# with /dev/vhost-net) and, at the same time, the same keel-vmm guests on a bridge made by
+# hand (keelvh: issue 12's peer, "the same VMs on a bridge set up by hand"); then sw_rounds
+# rounds of net_streams on each, the order alternating (bridge first in odd rounds), so that
+# the host's load falls on both sides alike. For qemu: QEMU's guests on the hand-made bridge.
 switch_bench() {
 	[ "$1" = keel ] || {
 		net_bench "$1" switch
@@ -336,11 +351,26 @@ switch_bench() {
 	[ "$KEEL_OUT" = ok ] || fail "keel: no ping between the benchmark guests on switch bsw"
 	keel_run sw2 'iperf3 -s -D && echo ok'
 	[ "$KEEL_OUT" = ok ] || fail "keel: iperf3 -s on sw2: $KEEL_OUT"
-	sleep 1
 	p1=$(keel vm show sw1 --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
 	p2=$(keel vm show sw2 --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -n 1)
 	[ -n "$p1" ] && [ -n "$p2" ] || fail "no worker pids for sw1, sw2"
-	RUN=keel_run net_streams switch keel sw1 sw2 "$p1" "$p2"
+	bridge=1
+	net_up keelvh switch || bridge=0
+	r=1
+	while [ "$r" -le "$sw_rounds" ]; do
+		echo "bench: switch round $r of $sw_rounds"
+		order="switch bridge"
+		[ $((r % 2)) = 0 ] || order="bridge switch"
+		for side in $order; do
+			if [ $side = switch ]; then
+				RUN=keel_run net_streams switch keel sw1 sw2 "$p1" "$p2"
+			elif [ $bridge = 1 ]; then
+				RUN=vm_run net_streams switch keelvh switchkeelvh1 switchkeelvh2 "$NET_P1" "$NET_P2"
+			fi
+		done
+		r=$((r + 1))
+	done
+	[ $bridge = 0 ] || net_down keelvh switch
 	for i in 1 2; do keel vm turn-off sw$i >/dev/null; done
 	kill "$(cat "$KD/pid")" 2>/dev/null
 }
@@ -440,7 +470,7 @@ echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache), fio
 for w in $what; do
 	case $w in
 	net) vmms="keel keelvh qemu qemuvh" ;;
-	switch) vmms="keel keelvh qemu" ;;
+	switch) vmms="keel qemu" ;; # keel: its switch and its hand-made bridge (keelvh), in rounds
 	*) vmms="keel qemu" ;;
 	esac
 	for vmm in $vmms; do

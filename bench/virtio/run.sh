@@ -11,7 +11,9 @@
 #         keel-vmm's user-space path (keel) and vhost-net (keelvh) against QEMU without
 #         vhost (qemu) and with vhost-net (qemuvh);
 #   switch  the same with keel's guests made by keeld on a keel private switch (vhost-net),
-#         against the same keel-vmm guests on a bridge made by hand (keelvh) and QEMU's;
+#         against the same keel-vmm guests on a bridge made by hand (keelvh; both up at once,
+#         BENCH_SWITCH_ROUNDS rounds, default 3, alternating which goes first; the medians
+#         and each round's ratio), and QEMU's on the bridge;
 #   nat   a guest to a namespace outside through NAT (busybox nc; BENCH_NAT_RUNS rounds).
 # Prints each figure, the keel/QEMU ratios of throughput and of VMM CPU per GiB moved
 # (/proc/PID/stat in the lab host), and whether each goal is met: every disk figure at
@@ -21,7 +23,7 @@
 # of each fio region, 128), BENCH_FIO_SECS (5), BENCH_NET_SECS (5), BENCH_NET_MIB (nat, 16),
 # BENCH_TIMEOUT (lab session, 2400 s), BENCH_CASES (only these fio cases, comma-separated;
 # region a is then filled by dd instead of seqwrite-alloc), BENCH_VMMS (only these: keel,
-# keelvh, qemu, qemuvh). Each fio case also prints the VMM's CPU per thread name ("bench: threads"). Log: build/lab/bench-virtio.log.
+# keelvh, qemu, qemuvh; for switch, keel is its switch and its bridge peer together). Each fio case also prints the VMM's CPU per thread name ("bench: threads"). Log: build/lab/bench-virtio.log.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
@@ -33,6 +35,7 @@ lab_build || exit 1
 echo "bench/virtio: one lab session, keel-vmm then QEMU (microvm, pcie=on); log: ${log#"$top"/}"
 lab_boot bench "${BENCH_TIMEOUT:-2400}" keel.bench=virtio "keel.diskmib=${BENCH_DISK_MIB:-128}" \
 	"keel.netmib=${BENCH_NET_MIB:-16}" "keel.natruns=${BENCH_NAT_RUNS:-3}" \
+	"keel.swrounds=${BENCH_SWITCH_ROUNDS:-3}" \
 	"keel.fiosecs=${BENCH_FIO_SECS:-5}" "keel.netsecs=${BENCH_NET_SECS:-5}" \
 	${BENCH_ONLY:+"keel.what=$BENCH_ONLY"} ${BENCH_CASES:+"keel.cases=$BENCH_CASES"} \
 	${BENCH_VMMS:+"keel.vmms=$BENCH_VMMS"} </dev/null 2>&1 |

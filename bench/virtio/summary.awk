@@ -2,7 +2,7 @@
 # VHDX/raw ratios and the goals met or not, on stdout ("bench/virtio: ...") and as a
 # Markdown table in the file md (for docs/BENCHMARKS.md).
 #   bench: disk VMM FORMAT CASE kibps=K iops=I kib=M cpu_ms=C
-#   bench: net|switch VMM streams=N mibps=R secs=S cpu_ms=C
+#   bench: net|switch VMM streams=N mibps=R secs=S cpu_ms=C (switch: one per round; medians)
 #   bench: nat ... (median, min and max over the rounds)
 
 function kv(from,    i, a) { # the key=value fields from field `from` on, into V[]
@@ -31,10 +31,14 @@ function per_gib(cpu, mib) { return mib > 0 ? cpu * 1024 / mib : 0 }
 	dmib[k] = V["kibps"] / 1024; diops[k] = V["iops"]; dcpu[k] = per_gib(V["cpu_ms"], V["kib"] / 1024)
 	if (!($5 in seen)) { seen[$5] = 1; cases[++ncases] = $5 }
 }
+# More than one line for a key (switch: its rounds): the median of each figure, every value
+# kept in order (nlist, for the switch's per-round ratios).
 /^bench: (net|switch) [a-z]+ streams=/ {
 	kv(4)
 	k = $2 " " $3 " " V["streams"]
-	nmib[k] = V["mibps"]; ncpu[k] = per_gib(V["cpu_ms"], V["mibps"] * V["secs"])
+	nlist[k] = nlist[k] " " V["mibps"]; clist[k] = clist[k] " " per_gib(V["cpu_ms"], V["mibps"] * V["secs"])
+	split(stats(nlist[k]), st, " "); nmib[k] = st[1]; nrounds[k] = st[4]
+	split(stats(clist[k]), st, " "); ncpu[k] = st[1]
 	if (!(($2 " " V["streams"]) in nseen)) { nseen[$2 " " V["streams"]] = 1; nets[++nnets] = $2 " " V["streams"] }
 }
 /^bench: [a-z]+ (qemuvh|keelvh) not measured/ { print "bench/virtio: " substr($0, 8) }
@@ -122,9 +126,16 @@ END {
 		goal = rb < 0 ? "not measured" : met(rb >= 1)
 		if (rb >= 0) { ns++; ns_ok += rb >= 1 }
 		cpus = sprintf("%s, %s, %s", num(ncpu, k, "%.0f"), num(ncpu, kh, "%.0f"), num(ncpu, q, "%.0f"))
-		printf "bench/virtio: switch %d stream(s): keel switch %.2f MiB/s, keel-vmm on a hand-made bridge %s: switch/bridge %s; QEMU on the bridge %s; VMM CPU ms/GiB %s; goal %s\n", \
-			S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), num(nmib, q, "%.2f"), cpus, goal
-		row(sprintf("| %d stream(s) | %.2f | %s | %s | %s | %s | %s |", S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), num(nmib, q, "%.2f"), cpus, goal))
+		# Each round's switch/bridge (the n-th switch figure against the n-th bridge one).
+		per = ""
+		if (kh in nlist) {
+			nk = split(nlist[k], xs, " "); split(nlist[kh], xb, " ")
+			for (j = 1; j <= nk; j++) if (j in xb && xb[j] > 0) per = per sprintf(" %.2f", xs[j] / xb[j])
+		}
+		rounds = nrounds[k] > 1 ? sprintf(" (medians of %d rounds; each round's switch/bridge:%s)", nrounds[k], per) : ""
+		printf "bench/virtio: switch %d stream(s): keel switch %.2f MiB/s, keel-vmm on a hand-made bridge %s: switch/bridge %s%s; QEMU on the bridge %s; VMM CPU ms/GiB %s; goal %s\n", \
+			S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), rounds, num(nmib, q, "%.2f"), cpus, goal
+		row(sprintf("| %d stream(s) | %.2f | %s | %s%s | %s | %s | %s |", S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), per == "" ? "" : " (rounds:" per ")", num(nmib, q, "%.2f"), cpus, goal))
 	}
 	if (ndisk) printf "bench/virtio: goals: disk >= QEMU io_uring at <= CPU: %d of %d cases met\n", ndisk_ok, ndisk
 	if (nv) printf "bench/virtio: goals: dynamic VHDX >= 0.90 raw: %d of %d cases met\n", nv_ok, nv
