@@ -23,8 +23,12 @@
 #         network is; the outside a network namespace behind a veth (no route back to either
 #         subnet). keel.natruns rounds (3), alternating keel and QEMU, each a DHCP lease
 #         (udhcpc, timed on the guest's clock) and a transfer to the outside.
+# Each fio case and iperf3 run also prints KVM's own counters for the VMM's VM (exits by kind,
+# interrupts injected, halt polling) per request or MiB moved ("bench: kvm", kvm_stats.sh).
 # Prints "bench: ..." lines and "bench: done".
 . /lab/api.sh
+# shellcheck source=bench/virtio/kvm_stats.sh
+. /lab/bench/kvm_stats.sh
 
 # A failure shows the consoles (and VMM messages) of the VMs started so far.
 fail() {
@@ -133,7 +137,12 @@ randwrite-qd32-alloc:randwrite:4k:32:b"
 # disk_bench VMM FORMAT: raw (a zeroed file) or vhdx (a fresh dynamic VHDX made by `keel
 # disk create`), on the ext4 of bench_fs; prints per case
 # "bench: disk VMM FORMAT CASE kibps=... iops=... kib=... cpu_ms=..." (kib: what the run moved,
-# cpu_ms: the VMM process's user+system time around it, all threads).
+# cpu_ms: the VMM process's user+system time around it, all threads) and
+# "bench: kvm disk VMM FORMAT CASE dev_ios=... unit=req n=... COUNTER=DELTA/PER-REQUEST ..."
+# (n: fio's requests, kib / bs; dev_ios: the requests the guest's block layer sent to vda, from
+# fio's disk statistics), once per VM also "bench: kvm disk VMM FORMAT console unit=run n=1 ..."
+# for the first case's command line with its commands made no-ops (": fio ..."): what the
+# serial console's command and the wait for its end cost without fio, already in every case.
 disk_bench() {
 	f=$BENCH_FS/bench.$2
 	rm -f "$f"
@@ -159,14 +168,31 @@ EOF_CASE
 		fi
 		tb="--time_based --runtime=$fio_secs"
 		[ "$name" != seqwrite-alloc ] || tb=
+		# F KIB KIBPS IOPS DEV-IOS (terse v3: read and write kib, bandwidth, iops; then the
+		# disk statistics "vda;read ios;write ios;...", "-" without them)
+		cmd="fio --name=$name --filename=/dev/vda --direct=1 --ioengine=io_uring --rw=$rw --bs=$bs --iodepth=$qd --offset=${off}M --size=${disk_mib}M $tb --randrepeat=0 --norandommap --output-format=terse 2>&1 | awk -F';' 'NF > 100 { v = \"-\"; for (i = 100; i < NF; i++) if (\$i == \"vda\") v = \$(i + 1) + \$(i + 2); print \"F\", \$6 + \$47, \$7 + \$48, \$8 + \$49, v; next } { print }'"
+		kp=$(vmm_pid "$n")
+		if [ "$kbase" != "$n" ]; then
+			kbase=$n
+			k0=$(kvm_stats_snap "$kp")
+			vm_run "$n" ": $cmd" 900
+			kvm_stats_line "disk $1 $2 console" "$k0" "$(kvm_stats_snap "$kp")" 1 run
+		fi
+		k0=$(kvm_stats_snap "$kp")
 		t0=$(thread_ms $n)
 		c0=$(cpu_ms $n)
-		vm_run $n "fio --name=$name --filename=/dev/vda --direct=1 --ioengine=io_uring --rw=$rw --bs=$bs --iodepth=$qd --offset=${off}M --size=${disk_mib}M $tb --randrepeat=0 --norandommap --output-format=terse 2>&1 | awk -F';' 'NF > 100 { print \"F\", \$6 + \$47, \$7 + \$48, \$8 + \$49; next } { print }'" 900
+		vm_run "$n" "$cmd" 900
 		c1=$(cpu_ms $n)
+		k1=$(kvm_stats_snap "$kp")
 		echo "bench: threads $1 $2 $name $(threads_diff "$t0" "$(thread_ms $n)")"
 		r=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print "kibps=" $3 " iops=" $4 " kib=" $2 }')
 		[ -n "$r" ] || fail "$1 $2 $name: fio gave no figures: $VM_OUT"
 		echo "bench: disk $1 $2 $name $r cpu_ms=$((c1 - c0))"
+		# fio's requests: what it moved over its block size (1M or 4k)
+		case $bs in *M) bk=$((${bs%M} * 1024)) ;; *k) bk=${bs%k} ;; *) bk=1 ;; esac
+		fk=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print $2; exit }')
+		dios=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print ($6 == "" ? "-" : $6); exit }')
+		kvm_stats_line "disk $1 $2 $name dev_ios=$dios" "$k0" "$k1" $((fk / bk)) req
 	done
 	# Guest RAM (the one mapping of at least 224 MiB): its start modulo 2 MiB (KVM maps huge
 	# pages only where host and guest addresses agree modulo 2 MiB) and its huge pages.
@@ -245,14 +271,20 @@ cpu_ms_pid() { # cpu_ms_pid PID: the process's user+system CPU time so far, ms (
 # net_streams LABEL VMM A B PID-A PID-B: iperf3 from guest A to guest B (10.8.0.2, its
 # server running already) for net_secs seconds with one and with four parallel TCP streams;
 # prints "bench: LABEL VMM streams=N mibps=... secs=... cpu_ms=..." (the receiver's figure
-# from iperf3's summary; cpu_ms: both VMMs). RUN runs a command in a guest (vm_run or
-# keel_run; VM_OUT or KEEL_OUT its output).
+# from iperf3's summary; cpu_ms: both VMMs) and per VM "bench: kvm LABEL VMM streams=N
+# side=tx|rx unit=MiB n=... COUNTER=DELTA/PER-MIB ..." (A's VM the sender, tx; n: MiB moved,
+# mibps x secs). RUN runs a command in a guest (vm_run or keel_run; VM_OUT or KEEL_OUT its
+# output).
 net_streams() {
 	for ns in 1 4; do
+		ka0=$(kvm_stats_snap "$5")
+		kb0=$(kvm_stats_snap "$6")
 		c0=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
 		VM_OUT= KEEL_OUT=
 		$RUN "$3" "iperf3 -c 10.8.0.2 -t $net_secs -P $ns -f M 2>&1 | grep -E 'receiver|error'" 300
 		c1=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
+		ka1=$(kvm_stats_snap "$5")
+		kb1=$(kvm_stats_snap "$6")
 		# "[SUM]   0.00-5.04   sec  11.2 MBytes  2.22 MBytes/sec   receiver" (-P 1: "[  5]")
 		r=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}" | awk '/receiver/ {
 			for (i = 2; i < NF; i++) { if ($(i + 1) == "sec") { split($i, t, "-"); s = t[2] } if ($(i + 1) == "MBytes/sec") r = $i }
@@ -260,6 +292,9 @@ net_streams() {
 			END { if (m != "") print m }')
 		[ -n "$r" ] || fail "$1 $2: iperf3 with $ns stream(s) gave no figure: ${VM_OUT:-}${KEEL_OUT:-}"
 		echo "bench: $1 $2 streams=$ns $r cpu_ms=$((c1 - c0))"
+		mib=$(echo "$r" | awk '{ split($1, m, "="); split($2, s, "="); printf "%.2f\n", m[2] * s[2] }')
+		kvm_stats_line "$1 $2 streams=$ns side=tx" "$ka0" "$ka1" "$mib" MiB
+		kvm_stats_line "$1 $2 streams=$ns side=rx" "$kb0" "$kb1" "$mib" MiB
 	done
 }
 
@@ -466,6 +501,8 @@ BENCH_INITRD=/tmp/bench-initrd.cpio
 cat "$GUEST_INITRD" /lab/guest/tools.cpio >$BENCH_INITRD || fail "cannot make $BENCH_INITRD"
 GUEST_INITRD=$BENCH_INITRD
 bench_fs
+kvm_stats_init
+kbase=
 echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
 for w in $what; do
 	case $w in

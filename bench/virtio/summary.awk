@@ -4,6 +4,9 @@
 #   bench: disk VMM FORMAT CASE kibps=K iops=I kib=M cpu_ms=C
 #   bench: net|switch VMM streams=N mibps=R secs=S cpu_ms=C (switch: one per round; medians)
 #   bench: nat ... (median, min and max over the rounds)
+#   bench: kvm disk VMM FORMAT CASE [dev_ios=D] unit=req n=N COUNTER=DELTA/PER ... and
+#   bench: kvm net|switch VMM streams=N side=tx|rx unit=MiB n=M COUNTER=DELTA/PER ...
+#         (bench/virtio/kvm_stats.sh): KVM's counters per request or MiB, side by side
 
 function kv(from,    i, a) { # the key=value fields from field `from` on, into V[]
 	delete V
@@ -24,6 +27,34 @@ function ratio(r) { return r < 0 ? "-" : sprintf("%.2f", r) }
 function row(s) { print s >md }
 # CPU ms per GiB moved
 function per_gib(cpu, mib) { return mib > 0 ? cpu * 1024 / mib : 0 }
+# The counters of a "bench: kvm" line (in V, from kv()) under key: the part after the "/"
+# (per request or MiB); the *_ns ones in microseconds.
+function kvm_put(key,    i, c, a) {
+	kunit[key] = V["unit"]
+	for (i = 1; i <= nkc; i++) {
+		c = kcol[i]
+		if (!(c in V) || split(V[c], a, "/") != 2 || a[2] == "-") { K[key, c] = "-"; continue }
+		K[key, c] = c ~ /_ns$/ ? a[2] / 1000 : a[2] + 0
+	}
+}
+function kfmt(key, c) { return !((key, c) in K) ? "-" : K[key, c] == "-" ? "-" : sprintf(K[key, c] >= 100 ? "%.0f" : "%.2f", K[key, c]) }
+# "x / y" of counter c for keys x and y
+function kpair(x, y, c) { return kfmt(x, c) " / " kfmt(y, c) }
+function kvm_cells(x, y,    i, out) {
+	out = ""
+	for (i = 1; i <= nkc; i++) out = out " | " kpair(x, y, kcol[i])
+	return out
+}
+function kvm_header(first,    i, h, sep) {
+	h = "| " first; sep = "|---"
+	for (i = 1; i <= nkc; i++) { h = h " | " kname[kcol[i]]; sep = sep "|---" }
+	return h " |\n" sep "|"
+}
+BEGIN {
+	nkc = split("exits io mmio hlt intr irqwin other emul inj wake poll_ns wait_ns", kcol, " ")
+	split("exits,port I/O,MMIO to user space,HLT,host interrupts,interrupt windows,other exits,emulated instructions,interrupts injected,halt wake-ups,halt polling us,halted us", kn, ",")
+	for (i = 1; i <= nkc; i++) kname[kcol[i]] = kn[i]
+}
 
 /^bench: disk (keel|qemu) (raw|vhdx) / {
 	kv(6)
@@ -45,6 +76,21 @@ function per_gib(cpu, mib) { return mib > 0 ? cpu * 1024 / mib : 0 }
 /^bench: nat [a-z]+ tcp MiBps/ { split($5, t, "="); nt[$3] = nt[$3] " " t[2] / 100; split($6, c, "="); nc[$3] = nc[$3] " " c[2] }
 /^bench: nat [a-z]+ tcp FAIL / { nf[$3]++ }
 /^bench: nat [a-z]+ lease_ms=/ { split($4, l, "="); nl[$3] = nl[$3] " " l[2] }
+# KVM's counters: K[key, counter] = per unit ("-": not available), key "FORMAT CASE VMM" for
+# disk, "LABEL VMM STREAMS SIDE" for the network
+/^bench: kvm disk (keel|qemu) (raw|vhdx) / {
+	kv(7)
+	kvm_put($5 " " $6 " " $4)
+	kdev[$5 " " $6 " " $4] = ("dev_ios" in V) ? V["dev_ios"] : "-"
+	if (!(($5 " " $6) in kseen)) { kseen[$5 " " $6] = 1; kcases[++nkcases] = $5 " " $6 }
+}
+/^bench: kvm (net|switch) [a-z]+ streams=[0-9]+ side=/ {
+	kv(5)
+	k = $3 " " $4 " " V["streams"]
+	kvm_put(k " " V["side"])
+	if (!(k in kseen)) { kseen[k] = 1; knets[++nknets] = k }
+}
+/^bench: kvm not available: / { print "bench/virtio: " substr($0, 8) }
 
 END {
 	split("raw vhdx", fmts, " ")
@@ -137,6 +183,37 @@ END {
 			S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), rounds, num(nmib, q, "%.2f"), cpus, goal
 		row(sprintf("| %d stream(s) | %.2f | %s | %s%s | %s | %s | %s |", S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), per == "" ? "" : " (rounds:" per ")", num(nmib, q, "%.2f"), cpus, goal))
 	}
+	# KVM's counters: keel and QEMU side by side, per fio request (disk) or per MiB (network)
+	for (f = 1; f <= 2; f++) {
+		F = fmts[f]
+		header = 0
+		for (ci = 1; ci <= nkcases; ci++) {
+			split(kcases[ci], a, " ")
+			if (a[1] != F) continue
+			C = a[2]; kk = F " " C " keel"; qk = F " " C " qemu"
+			if (!header) {
+				row(""); row(kvm_header(F ": KVM per fio request, keel / QEMU"))
+				header = 1
+			}
+			label = C == "console" ? "console only (per run, not per request)" : C " (" kdev[kk] " / " kdev[qk] " device requests)"
+			row("| " label kvm_cells(kk, qk) " |")
+			printf "bench/virtio: kvm %-4s %-20s %s keel / QEMU: exits %s, port I/O %s, MMIO %s, HLT %s, host interrupts %s, interrupt windows %s, other %s, interrupts injected %s, halt polling us %s\n", \
+				F, C, (C == "console" ? "per run" : "per request"), kpair(kk, qk, "exits"), kpair(kk, qk, "io"), kpair(kk, qk, "mmio"), \
+				kpair(kk, qk, "hlt"), kpair(kk, qk, "intr"), kpair(kk, qk, "irqwin"), kpair(kk, qk, "other"), kpair(kk, qk, "inj"), kpair(kk, qk, "poll_ns")
+		}
+	}
+	header = 0
+	for (i = 1; i <= nknets; i++) {
+		k = knets[i]
+		if (!header) {
+			row(""); row(kvm_header("network: KVM per MiB moved, sender / receiver"))
+			header = 1
+		}
+		row("| " k " stream(s)" kvm_cells(k " tx", k " rx") " |")
+		printf "bench/virtio: kvm %s stream(s) per MiB sender / receiver: exits %s, port I/O %s, MMIO %s, HLT %s, other %s, interrupts injected %s\n", \
+			k, kpair(k " tx", k " rx", "exits"), kpair(k " tx", k " rx", "io"), kpair(k " tx", k " rx", "mmio"), \
+			kpair(k " tx", k " rx", "hlt"), kpair(k " tx", k " rx", "other"), kpair(k " tx", k " rx", "inj")
+	}
 	if (ndisk) printf "bench/virtio: goals: disk >= QEMU io_uring at <= CPU: %d of %d cases met\n", ndisk_ok, ndisk
 	if (nv) printf "bench/virtio: goals: dynamic VHDX >= 0.90 raw: %d of %d cases met\n", nv_ok, nv
 	if (nn) printf "bench/virtio: goals: network (keel vhost-net) >= QEMU with vhost-net: %d of %d met\n", nn_ok, nn
@@ -150,5 +227,5 @@ END {
 		printf "bench/virtio: nat   guest-to-outside TCP MiB/s, median [min max] of %d rounds: keel (Default Switch) %s, QEMU (hand-made bridge+NAT) %s: keel/QEMU = %.2f\n", a[4], fmt(kt), fmt(qt), (b[1] > 0 ? a[1] / b[1] : 0)
 		printf "bench/virtio: nat   VMM CPU ms per transfer: keel %s, QEMU %s; DHCP lease ms (guest clock): keel %s, QEMU %s\n", fmt(kc), fmt(qc), fmt(kl), fmt(ql)
 	}
-	if (ndisk || nv || nn || ns) printf "bench/virtio: the tables in Markdown: %s\n", md
+	if (ndisk || nv || nn || ns || nkcases || nknets) printf "bench/virtio: the tables in Markdown: %s\n", md
 }
