@@ -72,6 +72,8 @@ bench: kvm disk keel raw seqwrite dev_ios=450 unit=req n=450 exits=13500/30.00 i
 bench: kvm disk qemu raw seqwrite dev_ios=900 unit=req n=900 exits=9000/10.00 io=900/1.00 mmio=0/0.00 hlt=900/1.00 intr=900/1.00 irqwin=-/- other=6300/7.00 emul=900/1.00 npf=900/1.00 inj=900/1.00 wake=900/1.00 poll_ok=0/0.00 poll_try=0/0.00 poll_ns=90000/100 wait_ns=90000000/100000 signal=0/0.00 reload=900/1.00 hcall=0/0.00 pages_4k=10 pages_2m=100
 bench: kvm net keel streams=1 side=tx unit=MiB n=10.00 exits=500/50.00 io=10/1.00 mmio=0/0.00 hlt=100/10.00 intr=0/0.00 irqwin=0/0.00 other=390/39.00 emul=0/0.00 npf=0/0.00 inj=100/10.00 wake=100/10.00 poll_ok=0/0.00 poll_try=0/0.00 poll_ns=0/0 wait_ns=0/0 signal=0/0.00 reload=0/0.00 hcall=0/0.00 pages_4k=1 pages_2m=1
 bench: kvm net keel streams=1 side=rx unit=MiB n=10.00 exits=800/80.00 io=10/1.00 mmio=0/0.00 hlt=100/10.00 intr=0/0.00 irqwin=0/0.00 other=690/69.00 emul=0/0.00 npf=0/0.00 inj=300/30.00 wake=100/10.00 poll_ok=0/0.00 poll_try=0/0.00 poll_ns=0/0 wait_ns=0/0 signal=0/0.00 reload=0/0.00 hcall=0/0.00 pages_4k=1 pages_2m=1
+bench: kvm switch keel streams=1 side=tx unit=MiB n=10 exits=100/10.00 io=-
+bench: kvm switch keel streams=1 side=tx unit=MiB n=30 exits=500/16.67 io=30/1.00
 bench: kvm not available: counters pf_taken (this kernel has no such file)
 bench: done
 EOF
@@ -86,4 +88,6 @@ grep -qF "| seqwrite (450 / 900 device requests) | 30.00 / 10.00 | 2.00 / 1.00 |
 grep -qF "| console only (per run, not per request) | 900 / - |" "$dir/md" ||
 	fail "the Markdown table's console row: $(cat "$dir/md")"
 grep -qF "| net keel 1 stream(s) | 50.00 / 80.00 |" "$dir/md" || fail "the network row: $(cat "$dir/md")"
+# Rounds (the switch's): their sums over their MiB; a counter missing in one round is "-".
+grep -qF "| switch keel 1 stream(s) | 15.00 / - | - / - |" "$dir/md" || fail "the switch's rounds: $(cat "$dir/md")"
 echo "kvm_stats-test: ok (${KVM_STATS_TEST_SH:-sh})"

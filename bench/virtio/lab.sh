@@ -191,7 +191,7 @@ EOF_CASE
 		# fio's requests: what it moved over its block size (1M or 4k)
 		case $bs in *M) bk=$((${bs%M} * 1024)) ;; *k) bk=${bs%k} ;; *) bk=1 ;; esac
 		fk=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print $2; exit }')
-		dios=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print ($6 == "" ? "-" : $6); exit }')
+		dios=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print ($5 == "" ? "-" : $5); exit }')
 		kvm_stats_line "disk $1 $2 $name dev_ios=$dios" "$k0" "$k1" $((fk / bk)) req
 	done
 	# Guest RAM (the one mapping of at least 224 MiB): its start modulo 2 MiB (KVM maps huge

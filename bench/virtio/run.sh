@@ -23,7 +23,10 @@
 # of each fio region, 128), BENCH_FIO_SECS (5), BENCH_NET_SECS (5), BENCH_NET_MIB (nat, 16),
 # BENCH_TIMEOUT (lab session, 2400 s), BENCH_CASES (only these fio cases, comma-separated;
 # region a is then filled by dd instead of seqwrite-alloc), BENCH_VMMS (only these: keel,
-# keelvh, qemu, qemuvh; for switch, keel is its switch and its bridge peer together). Each fio case also prints the VMM's CPU per thread name ("bench: threads"). Log: build/lab/bench-virtio.log.
+# keelvh, qemu, qemuvh; for switch, keel is its switch and its bridge peer together). Each fio case also prints the VMM's CPU per thread name ("bench: threads"),
+# and each fio case and iperf3 run KVM's counters for the VM (exits by kind, interrupts
+# injected, halt polling; bench/virtio/kvm_stats.sh, "bench: kvm"), which the summary puts side
+# by side per request or MiB moved. Log: build/lab/bench-virtio.log.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh

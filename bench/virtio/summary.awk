@@ -27,17 +27,22 @@ function ratio(r) { return r < 0 ? "-" : sprintf("%.2f", r) }
 function row(s) { print s >md }
 # CPU ms per GiB moved
 function per_gib(cpu, mib) { return mib > 0 ? cpu * 1024 / mib : 0 }
-# The counters of a "bench: kvm" line (in V, from kv()) under key: the part after the "/"
-# (per request or MiB); the *_ns ones in microseconds.
+# The counters of a "bench: kvm" line (in V, from kv()) under key: their deltas (the part
+# before the "/") summed over the lines of a key (the switch's rounds) and its n (requests or
+# MiB) summed, so that kfmt gives the whole per request or MiB; the *_ns ones in microseconds.
 function kvm_put(key,    i, c, a) {
-	kunit[key] = V["unit"]
+	KN[key] += V["n"]
 	for (i = 1; i <= nkc; i++) {
 		c = kcol[i]
-		if (!(c in V) || split(V[c], a, "/") != 2 || a[2] == "-") { K[key, c] = "-"; continue }
-		K[key, c] = c ~ /_ns$/ ? a[2] / 1000 : a[2] + 0
+		if (!(c in V) || split(V[c], a, "/") != 2 || a[1] == "-") K[key, c] = "-"
+		else if (K[key, c] != "-") K[key, c] += c ~ /_ns$/ ? a[1] / 1000 : a[1]
 	}
 }
-function kfmt(key, c) { return !((key, c) in K) ? "-" : K[key, c] == "-" ? "-" : sprintf(K[key, c] >= 100 ? "%.0f" : "%.2f", K[key, c]) }
+function kfmt(key, c,    v) {
+	if (!((key, c) in K) || K[key, c] == "-" || KN[key] <= 0) return "-"
+	v = K[key, c] / KN[key]
+	return sprintf(v >= 100 ? "%.0f" : "%.2f", v)
+}
 # "x / y" of counter c for keys x and y
 function kpair(x, y, c) { return kfmt(x, c) " / " kfmt(y, c) }
 function kvm_cells(x, y,    i, out) {
