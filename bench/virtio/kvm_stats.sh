@@ -4,16 +4,18 @@
 # /sys/kernel/debug/kvm/PID-FD/ (PID: the thread that made the VM, FD: its VM file
 # descriptor), each vCPU's counters summed over the VM's vCPUs. Sourced by
 # bench/virtio/lab.sh (installed as /lab/bench/kvm_stats.sh) and usable on any host with
-# KVM, as root (docs/BENCHMARKS.md shows a run on the build host):
+# KVM, as root, where debugfs is readable (not under kernel lockdown; docs/BENCHMARKS.md,
+# "KVM's exits per request", says what each counter is):
 #   kvm_stats_init                 mount debugfs on /sys/kernel/debug if KVM's directory is not
 #                                  there (once; harmless when it is)
 #   s0=$(kvm_stats_snap PID)       "name value" lines of every counter of process PID's VM
 #                                  (nothing when there is no debugfs or no VM of PID)
 #   kvm_stats_line WHAT S0 S1 N UNIT
-#                                  prints "bench: kvm WHAT n=N unit=UNIT name=DELTA/PER ..."
+#                                  prints "bench: kvm WHAT unit=UNIT n=N name=DELTA/PER ..."
 #                                  for the counters between snapshots S0 and S1, PER = DELTA / N;
 #                                  what is not available is said once ("bench: kvm not
-#                                  available: ..."), and nothing ever fails.
+#                                  available: ...": call it in the script's own shell, not in
+#                                  $(...), for "once"), and nothing ever fails.
 # Variables are prefixed _ks_: the scripts that source this file use short global names.
 
 KVM_STATS_ROOT=${KVM_STATS_ROOT:-/sys/kernel/debug/kvm}
