@@ -74,6 +74,8 @@ bench: kvm net keel streams=1 side=tx unit=MiB n=10.00 exits=500/50.00 io=10/1.0
 bench: kvm net keel streams=1 side=rx unit=MiB n=10.00 exits=800/80.00 io=10/1.00 mmio=0/0.00 hlt=100/10.00 intr=0/0.00 irqwin=0/0.00 other=690/69.00 emul=0/0.00 npf=0/0.00 inj=300/30.00 wake=100/10.00 poll_ok=0/0.00 poll_try=0/0.00 poll_ns=0/0 wait_ns=0/0 signal=0/0.00 reload=0/0.00 hcall=0/0.00 pages_4k=1 pages_2m=1
 bench: kvm switch keel streams=1 side=tx unit=MiB n=10 exits=100/10.00 io=-
 bench: kvm switch keel streams=1 side=tx unit=MiB n=30 exits=500/16.67 io=30/1.00
+bench: kvm nat qemu streams=1 side=tx unit=MiB n=16 exits=320/20.00
+bench: kvm nat qemu streams=1 side=tx unit=MiB n=16 exits=960/60.00
 bench: kvm not available: counters pf_taken (this kernel has no such file)
 bench: done
 EOF
@@ -90,4 +92,5 @@ grep -qF "| console only (per run, not per request) | 900 / - |" "$dir/md" ||
 grep -qF "| net keel 1 stream(s) | 50.00 / 80.00 |" "$dir/md" || fail "the network row: $(cat "$dir/md")"
 # Rounds (the switch's): their sums over their MiB; a counter missing in one round is "-".
 grep -qF "| switch keel 1 stream(s) | 15.00 / - | - / - |" "$dir/md" || fail "the switch's rounds: $(cat "$dir/md")"
+grep -qF "| nat qemu 1 stream(s) | 40.00 / - |" "$dir/md" || fail "nat's rounds: $(cat "$dir/md")"
 echo "kvm_stats-test: ok (${KVM_STATS_TEST_SH:-sh})"

@@ -233,12 +233,16 @@ bench_fs() {
 
 # net_transfer LABEL VMM A B CPU-A CPU-B: TCP from guest A to guest B (10.8.0.2; DST: another
 # address), B listening already into /tmp/rx (B "-": the outside namespace, into
-# /tmp/rx-out); prints "bench: LABEL VMM tcp MiBps_x100=... cpu_ms=...". RUN runs a command in
-# a guest (vm_run or keel_run; VM_OUT or KEEL_OUT its output); CPU-B "-": A's VMM alone.
+# /tmp/rx-out); prints "bench: LABEL VMM tcp MiBps_x100=... cpu_ms=..." and A's VM's KVM
+# counters per MiB ("bench: kvm LABEL VMM streams=1 side=tx ...", as net_streams's). RUN runs
+# a command in a guest (vm_run or keel_run; VM_OUT or KEEL_OUT its output); CPU-B "-": A's
+# VMM alone.
 net_transfer() {
+	k0=$(kvm_stats_snap "$5")
 	c0=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
 	$RUN "$3" "a=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=1M count=$net_mib 2>/dev/null | nc -w 5 ${DST:-10.8.0.2} 5001; b=\$(cut -d' ' -f1 /proc/uptime); echo T \$a \$b" 900
 	c1=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
+	k1=$(kvm_stats_snap "$5")
 	# What the receiver got (nc | wc -c into /tmp/rx): all of it, or no figure at all.
 	out=$(printf '%s\n%s\n' "${VM_OUT:-}" "${KEEL_OUT:-}")
 	if [ "$4" = - ]; then
@@ -261,6 +265,8 @@ net_transfer() {
 	nt=${t:-1}
 	[ "$nt" -gt 0 ] || nt=1
 	echo "bench: $1 $2 tcp MiBps_x100=$((net_mib * 10000 / nt)) cpu_ms=$((c1 - c0))"
+	# the sender's VM (A's VMM) per MiB; as net_streams's lines, one stream
+	kvm_stats_line "$1 $2 streams=1 side=tx" "$k0" "$k1" "$net_mib" MiB
 }
 
 cpu_ms_pid() { # cpu_ms_pid PID: the process's user+system CPU time so far, ms ("-": 0)

@@ -5,7 +5,7 @@
 #   bench: net|switch VMM streams=N mibps=R secs=S cpu_ms=C (switch: one per round; medians)
 #   bench: nat ... (median, min and max over the rounds)
 #   bench: kvm disk VMM FORMAT CASE [dev_ios=D] unit=req n=N COUNTER=DELTA/PER ... and
-#   bench: kvm net|switch VMM streams=N side=tx|rx unit=MiB n=M COUNTER=DELTA/PER ...
+#   bench: kvm net|switch|nat VMM streams=N side=tx|rx unit=MiB n=M COUNTER=DELTA/PER ...
 #         (bench/virtio/kvm_stats.sh): KVM's counters per request or MiB, side by side
 
 function kv(from,    i, a) { # the key=value fields from field `from` on, into V[]
@@ -89,7 +89,7 @@ BEGIN {
 	kdev[$5 " " $6 " " $4] = ("dev_ios" in V) ? V["dev_ios"] : "-"
 	if (!(($5 " " $6) in kseen)) { kseen[$5 " " $6] = 1; kcases[++nkcases] = $5 " " $6 }
 }
-/^bench: kvm (net|switch) [a-z]+ streams=[0-9]+ side=/ {
+/^bench: kvm (net|switch|nat) [a-z]+ streams=[0-9]+ side=/ {
 	kv(5)
 	k = $3 " " $4 " " V["streams"]
 	kvm_put(k " " V["side"])
