@@ -38,12 +38,12 @@ put exits 1000 io_exits 100 mmio_exits 50 halt_exits 200 irq_exits 30 irq_window
 s0=$(kvm_stats_snap $vmm)
 echo "$s0" | grep -q '^exits 1000$' || fail "the snapshot has no 'exits 1000': $s0"
 echo "$s0" | grep -q guest_mode && fail "the snapshot took vcpu0/: $s0"
-put exits 4000 io_exits 400 mmio_exits 250 halt_exits 700 irq_exits 130 irq_window_exits 120 \
+put exits 4000 io_exits 400 mmio_exits 250 halt_exits 700 irq_exits 130 irq_window_exits 120 nmi_window_exits 10 \
 	insn_emulation 800 pf_taken 900 irq_injections 750 halt_wakeup 690 halt_successful_poll 60 \
 	halt_attempted_poll 140 halt_poll_success_ns 51000 halt_poll_fail_ns 52000 \
 	halt_wait_ns 10100000 signal_exits 6 host_state_reload 260 pages_2m 80
 out=$(kvm_stats_line "disk keel raw seqwrite dev_ios=100" "$s0" "$(kvm_stats_snap $vmm)" 100 req)
-want="bench: kvm disk keel raw seqwrite dev_ios=100 unit=req n=100 exits=3000/30.00 io=300/3.00 mmio=200/2.00 hlt=500/5.00 intr=100/1.00 irqwin=100/1.00 other=1800/18.00 emul=500/5.00 npf=500/5.00 inj=500/5.00 wake=500/5.00 poll_ok=50/0.50 poll_try=100/1.00 poll_ns=100000/1000 wait_ns=10000000/100000 signal=1/0.01 reload=200/2.00 hcall=0/0.00 pages_4k=100 pages_2m=80"
+want="bench: kvm disk keel raw seqwrite dev_ios=100 unit=req n=100 exits=3000/30.00 io=300/3.00 mmio=200/2.00 hlt=500/5.00 intr=100/1.00 irqwin=100/1.00 other=1790/17.90 emul=500/5.00 npf=500/5.00 inj=500/5.00 wake=500/5.00 poll_ok=50/0.50 poll_try=100/1.00 poll_ns=100000/1000 wait_ns=10000000/100000 signal=1/0.01 reload=200/2.00 hcall=0/0.00 pages_4k=100 pages_2m=80"
 [ "$out" = "$want" ] || fail "the delta line is
 $out
 not
