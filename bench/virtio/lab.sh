@@ -124,6 +124,27 @@ start_vm() { # start_vm VMM NAME KEEL-OPTIONS -- QEMU-OPTIONS
 	fi
 }
 
+# guest_facts LABEL NAME: what guest NAME's kernel chose that a VMM can change: its clock
+# source and its CPU's flags ("bench: guest LABEL clocksource=... flags ...").
+guest_facts() {
+	vm_run "$2" 'echo C $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) $(grep -m1 ^flags /proc/cpuinfo)'
+	echo "bench: guest $1 $(echo "$VM_OUT" | sed -n 's/^C \([^ ]*\) flags[^:]*: */clocksource=\1 flags /p' | head -n 1)"
+}
+
+# irq_delta: the guest's interrupts between two /proc/interrupts dumps in VM_OUT (the first
+# before, the second after), "NAME=COUNT" for each row that moved (a numbered row by its
+# last field: the device's queue, e.g. virtio0-req.0; LOC: local timer, CAL, RES, TLB: IPIs).
+irq_delta() {
+	echo "$VM_OUT" | awk '$1 ~ /:$/ {
+		s = 0
+		for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i
+		k = $1; sub(":", "", k)
+		if (k ~ /^[0-9]+$/) k = $NF
+		if (k in b) a[k] = s; else { b[k] = s; o[++n] = k }
+	}
+	END { for (i = 1; i <= n; i++) if ((o[i] in a) && a[o[i]] > b[o[i]]) printf "%s=%d ", o[i], a[o[i]] - b[o[i]]; print "" }'
+}
+
 # The disk matrix (issue 16), one fio run each in the guest on /dev/vda (O_DIRECT, fio's
 # io_uring engine): NAME RW BS QD REGION, REGION a: the first disk_mib MiB (written first,
 # so the later runs rewrite and read allocated blocks), b: the next disk_mib MiB, never
@@ -174,16 +195,22 @@ EOF_CASE
 		kp=$(vmm_pid "$n")
 		if [ "$kbase" != "$n" ]; then
 			kbase=$n
+			guest_facts "$1 $2" "$n"
 			k0=$(kvm_stats_snap "$kp")
 			vm_run "$n" ": $cmd" 900
 			kvm_stats_line "disk $1 $2 console" "$k0" "$(kvm_stats_snap "$kp")" 1 run
 		fi
+		vm_run "$n" 'cat /proc/interrupts >/tmp/irq0'
 		k0=$(kvm_stats_snap "$kp")
 		t0=$(thread_ms $n)
 		c0=$(cpu_ms $n)
 		vm_run "$n" "$cmd" 900
 		c1=$(cpu_ms $n)
 		k1=$(kvm_stats_snap "$kp")
+		out=$VM_OUT
+		vm_run "$n" 'cat /tmp/irq0 /proc/interrupts'
+		echo "bench: irqs $1 $2 $name $(irq_delta)"
+		VM_OUT=$out
 		echo "bench: threads $1 $2 $name $(threads_diff "$t0" "$(thread_ms $n)")"
 		r=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print "kibps=" $3 " iops=" $4 " kib=" $2 }')
 		[ -n "$r" ] || fail "$1 $2 $name: fio gave no figures: $VM_OUT"
