@@ -7490,6 +7490,12 @@ def case_scsi(e):
     _, err = e.keel("vm", "set", "s1", "--dvd", iso, "--lun", "5", want=2)
     check("VM 's1' has no SCSI LUN 5 (its DVD drives: LUN 0, 1)" in err, "--lun 5: %r" % err)
     e.api_err("PATCH", "/v1/vms/s1", {"dvd": {"lun": 1}}, want=400, msg="needs a 'path'")
+    # "dvd": null is no request on a drive: refused as the wrong type, not a silent 200
+    # (json-c gives a present null as NULL).
+    rev = e.vm("s1")["revision"]
+    e.api_err("PATCH", "/v1/vms/s1", {"dvd": None}, want=400,
+              msg="field 'dvd' must be an object")
+    check(e.vm("s1")["revision"] == rev, "\"dvd\": null changed the description")
     _, err = e.keel("vm", "set", "s1", "--lun", "1", want=2)
     check("--lun L names the DVD drive of a --dvd or --eject" in err, "--lun alone: %r" % err)
     check(e.vm("s1")["state"] == "Running", "after the media changes: %r" % e.vm("s1"))
