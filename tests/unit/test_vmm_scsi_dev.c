@@ -644,14 +644,16 @@ static uint8_t *big_resp(uint8_t lun)
 	return ram(0xe400u + 0x400u * lun, RESP_LEN);
 }
 
-/* READ(10) of one block at LBA 0 on LUN lun (0 or 2), on the big request queue. */
-static void big_read(uint8_t lun)
+/* READ(10) of one block at LBA 0 on LUN lun (0 or 2), tagged tag, its request at out (a
+ * LUN's shared one, or one of its own), on the big request queue. */
+static void big_read_at(uint8_t lun, uint64_t out, uint64_t tag)
 {
 	uint8_t req[VSCSI_CMD_HDR + VSCSI_CDB_DEFAULT] = {1, 0, 0x40, lun};
 	unsigned i = big_avail % (BIGQ / 2);
-	uint64_t out = 0xe000u + 0x100u * lun, in = 0xe400u + 0x400u * lun;
+	uint64_t in = 0xe400u + 0x400u * lun;
 	uint8_t *d = ram(BIG_DESC + 32u * i, 32), *avail = ram(BIG_AVAIL, 4 + 2 * BIGQ);
 
+	le64_store(req + 8, tag);
 	req[VSCSI_CMD_HDR] = 0x28;
 	req[VSCSI_CMD_HDR + 8] = 1;
 	memcpy(ram(out, sizeof(req)), req, sizeof(req));
@@ -667,6 +669,11 @@ static void big_read(uint8_t lun)
 	le16_store(avail + 4 + 2 * (big_avail % BIGQ), (uint16_t)(2 * i));
 	big_avail++;
 	le16_store(avail + 2, big_avail);
+}
+
+static void big_read(uint8_t lun)
+{
+	big_read_at(lun, 0xe000u + 0x100u * lun, 0);
 }
 
 /* Serve (the pool completes reads) for up to about a second or until the response byte of
@@ -789,6 +796,32 @@ static void test_qos_lun_reset_cancels_parked(void **state)
 	assert_int_equal(big_resp(2)[11], VIRTIO_SCSI_S_OK);
 }
 
+/* QUERY TASK while every slot is in flight (LUN 2's reads, completions not reaped) and two
+ * chains wait in the ring for want of one, the second LUN 0's read tagged 77: the query
+ * concerns what was given before it, so it is answered once those chains are taken
+ * (completions free slots), FUNCTION SUCCEEDED for tag 77; then, nothing of LUN 0 left,
+ * COMPLETE at once. */
+static void test_tmf_query_ring_left(void **state)
+{
+	unsigned ctl;
+
+	(void)state;
+	start_big();
+	for (unsigned i = 0; i < VSCSI_SLOTS + 1; i++)
+		big_read(2);
+	big_read_at(0, 0xf000u, 77); /* its own request buffer: its own tag */
+	notify_only(2);
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 0);
+	ctl = post_tmf(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 0, 77);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 0); /* two chains before it not taken yet */
+	serve_until(0, 1);
+	assert_int_equal(tmf_response(ctl), VIRTIO_SCSI_S_FUNCTION_SUCCEEDED);
+	big_lift(VSCSI_SLOTS + 2);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 0, 77),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -796,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_tmf_idle),
 		cmocka_unit_test(test_tmf_service_responses),
 		cmocka_unit_test(test_tmf_query),
+		cmocka_unit_test(test_tmf_query_ring_left),
 		cmocka_unit_test(test_restore_resized_iso),
 		cmocka_unit_test(test_restore_disk_tray),
 		cmocka_unit_test(test_qos_per_lun),
