@@ -373,6 +373,7 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 	const char *hw;
 	unsigned media, moves = 0, moved = 0, removed = 0, added = 0, plugged = 0;
 	json_object *dvd = NULL;
+	bool have_dvd;
 	char err[512] = "";
 	int ret;
 
@@ -385,13 +386,15 @@ static void do_set(struct api_ctx *ctx, struct vm_def *def, json_object *req, st
 		api_reply_errno(out, ret, "out of memory");
 		return;
 	}
-	/* "dvd" is a request on one drive (api_dvd.c), not a field of the description. */
-	if (json_object_object_get_ex(req, "dvd", &dvd)) {
+	/* "dvd" is a request on one drive (api_dvd.c), not a field of the description; given
+	 * as null (json-c: present, but NULL) it is refused there, not taken for no request. */
+	have_dvd = json_object_object_get_ex(req, "dvd", &dvd);
+	if (have_dvd) {
 		json_object_get(dvd);
 		json_object_object_del(req, "dvd");
 	}
 	ret = vmdef_apply_json(&nd, req, VMDEF_JSON_REQUEST, err, sizeof(err));
-	if (!ret && dvd)
+	if (!ret && have_dvd)
 		ret = api_dvd_apply(&nd, dvd, err, sizeof(err));
 	json_object_put(dvd);
 	if (!ret)

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The "dvd" field of PATCH /v1/vms/NAME (docs/api.md; keel vm set --dvd, --eject, --lun;
- * Hyper-V's Set-VMDvdDrive -ControllerLocation L -Path): {"lun": L, "path": FILE or null},
- * the medium of the DVD drive at SCSI LUN L, or of the VM's first DVD drive when "lun" is
- * left out. A request, not a field of the description: it changes scsi.luns[L].path as a
- * whole "scsi" field would (the same checks, the same change of a running VM's medium).
+ * The "dvd" field of PATCH /v1/vms/NAME (docs/api/openapi.yaml, docs/vm-config.md; keel vm
+ * set --dvd, --eject, --lun; Hyper-V's Set-VMDvdDrive -ControllerLocation L -Path):
+ * {"lun": L, "path": FILE or null}, the medium of the DVD drive at SCSI LUN L, or of the VM's
+ * first DVD drive when "lun" is left out. A request, not a field of the description: it
+ * changes scsi.luns[L].path as a whole "scsi" field would (the same checks, the same change
+ * of a running VM's medium). "dvd": null is no such object and is refused.
  */
 #include <errno.h>
 #include <stdio.h>

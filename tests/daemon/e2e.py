@@ -1681,6 +1681,94 @@ def backup_held(e, name, vmdir, dest):
     return job, hold
 
 
+def case_backup_scsi_luns(e):
+    """A VM with no virtio-blk disk and its DVD drives between its SCSI disks (LUN 0 a DVD
+    with a medium, LUN 1 disk A, LUN 2 an empty DVD drive, LUN 3 disk B): keeld killed
+    (SIGKILL) while a running backup's copy is held leaves the VM running on its recovery
+    checkpoint's children (the next keeld finds the worker and the checkpoint, no longer
+    pinned) and a backup without config.json; deleting that checkpoint merges the children
+    back into A and B, with what was written meanwhile. Backed up Off, disks/disk0.vhdx is A
+    and disk1.vhdx B (the SCSI disks in LUN order, the DVD drives skipped), config.json has
+    them on LUNs 1 and 3 and the drives on LUNs 0 and 2; imported as a copy, A is on LUN 1 and
+    B on LUN 3 with their bytes, both DVD drives empty."""
+    K = os.path.realpath(e.a.guest)
+    e.start_keeld()
+    a, b, iso = (os.path.join(e.dir, n) for n in ("a.vhdx", "b.vhdx", "m.iso"))
+    for path, seed in ((a, 21), (b, 22)):
+        e.keel("disk", "create", path, "--size", "8M")
+        write_disk(e, path, seed)
+        write_disk(e, path, seed + 10, off=5 << 20)
+    make_iso(iso)
+    e.create("m1", scsi={"luns": [{"type": "dvd", "path": iso}, {"type": "disk", "path": a},
+                                  {"type": "dvd", "path": None}, {"type": "disk", "path": b}]})
+
+    # Running, its copy held, keeld killed.
+    vm = e.start("m1")
+    e.console_until("m1", "ready for input")
+    vmdir = os.path.join(e.state, "vms", vm["id"])
+    dest_k = os.path.join(e.dir, "backups-killed")
+    job, hold = backup_held(e, "m1", vmdir, dest_k)
+    try:
+        luns = e.vm("m1")["scsi"]["luns"]
+        check(len(ckpts(e, "m1")) == 1 and luns[1]["path"] != a and luns[3]["path"] != b,
+              "the backup's checkpoint: %r" % e.vm("m1"))
+        children = (luns[1]["path"], luns[3]["path"])
+        e.kill_keeld()
+        job.communicate(timeout=30)
+    finally:
+        os.unlink(hold)
+    e.start_keeld()
+    vm = e.wait_state("m1", "Running")
+    e.pids.add(vm["pid"])
+    cks = ckpts(e, "m1")
+    luns = e.vm("m1")["scsi"]["luns"]
+    check(len(cks) == 1 and (luns[1]["path"], luns[3]["path"]) == children,
+          "after keeld's kill: %r on %r" % (cks, e.vm("m1")))
+    check(not os.path.exists(os.path.join(dest_k, "m1", "config.json")),
+          "the interrupted backup wrote config.json")
+    # The VM writes into the children meanwhile (Off, disktool), merged back by the delete.
+    e.keel("vm", "turn-off", "m1")
+    write_disk(e, children[1], 30, off=2 << 20)
+    want_a, want_b = digest(e, children[0]), digest(e, children[1])
+    e.keel("checkpoint", "delete", "m1", list(cks.values())[0]["id"])
+    luns = e.vm("m1")["scsi"]["luns"]
+    check(ckpts(e, "m1") == {} and luns[1]["path"] == a and luns[3]["path"] == b and
+          not any(os.path.exists(c) for c in children),
+          "after the checkpoint's delete: %r" % e.vm("m1"))
+    check(digest(e, a) == want_a and digest(e, b) == want_b,
+          "the children were not merged back into the SCSI disks")
+    disk_check(e, b)
+
+    # Off: the SCSI disks in LUN order, the DVD drives kept on their LUNs.
+    dest = os.path.join(e.dir, "backups")
+    os.makedirs(dest)
+    out, _ = e.keel("vm", "backup", "m1", "--to", dest, "--json")
+    doc = json.loads(out)
+    bdir = os.path.join(dest, "m1")
+    copies = [os.path.join(bdir, "disks", "disk%d.vhdx" % i) for i in (0, 1)]
+    check(doc["disks"] == copies and sorted(os.listdir(os.path.join(bdir, "disks"))) ==
+          ["disk0.vhdx", "disk1.vhdx"], "the backup: %r" % doc)
+    check(digest(e, copies[0]) == want_a and digest(e, copies[1]) == want_b,
+          "the backup's copies are not disks A, B in LUN order")
+    cfg = json.load(open(os.path.join(bdir, "config.json")))
+    luns = cfg["scsi"]["luns"]
+    check(not cfg.get("disks") and [l["type"] for l in luns] == ["dvd", "disk", "dvd", "disk"] and
+          luns[0]["path"] == iso and luns[1]["path"] == copies[0] and
+          luns[2]["path"] is None and luns[3]["path"] == copies[1], "config.json: %r" % cfg)
+
+    # Imported as a copy: each disk back on its LUN.
+    out, _ = e.keel("vm", "import", "--kernel", K, bdir, "--new-id", "--name", "m2", "--json")
+    m2 = e.vm("m2")
+    luns = m2["scsi"]["luns"]
+    check(not m2["disks"] and [l["type"] for l in luns] == ["dvd", "disk", "dvd", "disk"] and
+          luns[0]["path"] is None and luns[2]["path"] is None, "the imported VM: %r" % m2)
+    check(digest(e, luns[1]["path"]) == want_a and digest(e, luns[3]["path"]) == want_b,
+          "the imported disks are not on their LUNs")
+    e.start("m2")
+    e.console_until("m2", "ready for input")
+    e.keel("vm", "turn-off", "m2")
+
+
 def case_backup_writes(e):
     """A backup while the guest writes its disk (issue 13's review): the virtio test guest
     writes, flushes and reads back during the copy (held by a test hook); the copy is the
@@ -1904,6 +1992,10 @@ def case_backup_scsi(e):
     bad("lun-dotdot", lambda d: set_lun(d, d + "/disks/../../lun.vhdx"),
         "the disk on SCSI LUN 1 of its description")
     bad("lun-abs", lambda d: set_lun(d, lun), "is not a file of the backup's disks/ directory")
+    # The virtio-blk disk's file named again for LUN 1 under another directory (the file is
+    # the last component): both map onto disks/disk0.vhdx, refused as one file twice.
+    bad("lun-same-file", lambda d: set_lun(d, "/elsewhere/disks/disk0.vhdx"),
+        "disks/disk0.vhdx is both a disk and SCSI LUN 1")
 
     def link_lun(d):
         os.unlink(os.path.join(d, "disks", "disk1.vhdx"))
@@ -7490,6 +7582,12 @@ def case_scsi(e):
     _, err = e.keel("vm", "set", "s1", "--dvd", iso, "--lun", "5", want=2)
     check("VM 's1' has no SCSI LUN 5 (its DVD drives: LUN 0, 1)" in err, "--lun 5: %r" % err)
     e.api_err("PATCH", "/v1/vms/s1", {"dvd": {"lun": 1}}, want=400, msg="needs a 'path'")
+    # "dvd": null is no request on a drive: refused as the wrong type, not a silent 200
+    # (json-c gives a present null as NULL).
+    rev = e.vm("s1")["revision"]
+    e.api_err("PATCH", "/v1/vms/s1", {"dvd": None}, want=400,
+              msg="field 'dvd' must be an object")
+    check(e.vm("s1")["revision"] == rev, "\"dvd\": null changed the description")
     _, err = e.keel("vm", "set", "s1", "--lun", "1", want=2)
     check("--lun L names the DVD drive of a --dvd or --eject" in err, "--lun alone: %r" % err)
     check(e.vm("s1")["state"] == "Running", "after the media changes: %r" % e.vm("s1"))

@@ -7,10 +7,15 @@
  * are exactly its virtio-blk disks and its SCSI disk LUNs (no DVD drive), in that order. Any
  * other input is one path. Whatever the path, an accepted one gives a plain file name that is
  * the path's last component, right after "/disks/", and no accepted path has a ".", ".." or
- * empty component.
+ * empty component. A description whose disks map is then taken as import takes it (DVD media
+ * dropped, each disk's path FROM/disks/FILE): the check a create makes refuses it exactly when
+ * two of its disks name one file of disks/ (under different directories, say), so no import
+ * gives a VM one file twice.
  */
 #include <stdbool.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +41,38 @@ static void check_path(const char *path)
 
 	if (!backup_disk_file(path, &file))
 		check_file(path, file);
+}
+
+/* The description as import_prepare leaves it (boot_files drops the DVD media, check_disk
+ * makes each disk FROM/disks/FILE): vmdef_check refuses it exactly when two disks name one
+ * file. */
+static void check_as_imported(struct vm_def *def, struct vm_disk *disks[], const char *files[],
+			      unsigned n)
+{
+	char names[BACKUP_DISKS_MAX][NAME_MAX + 1], err[512];
+	bool twice = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(names[i], sizeof(names[i]), "%s", files[i]);
+		for (unsigned j = 0; j < i; j++)
+			twice |= !strcmp(names[i], names[j]);
+	}
+	for (unsigned l = 0; l < def->scsi.nluns; l++)
+		if (def->scsi.luns[l].type == VM_LUN_DVD) {
+			free(def->scsi.luns[l].disk.path);
+			def->scsi.luns[l].disk.path = NULL;
+		}
+	for (unsigned i = 0; i < n; i++) {
+		char path[NAME_MAX + 32];
+
+		snprintf(path, sizeof(path), "/from/disks/%s", names[i]);
+		free(disks[i]->path);
+		disks[i]->path = strdup(path);
+		if (!disks[i]->path)
+			abort();
+	}
+	if ((vmdef_check(def, err, sizeof(err)) != 0) != twice)
+		abort(); /* one file given twice, or a description refused for no file twice */
 }
 
 static void check_description(const char *text, size_t size)
@@ -78,6 +115,7 @@ static void check_description(const char *text, size_t size)
 			abort(); /* not on its LUN, or out of LUN order */
 	for (unsigned i = 0; i < n; i++)
 		check_file(disks[i]->path, files[i]);
+	check_as_imported(&def, disks, files, n);
 out:
 	vmdef_free(&def);
 	json_object_put(obj);

@@ -644,14 +644,16 @@ static uint8_t *big_resp(uint8_t lun)
 	return ram(0xe400u + 0x400u * lun, RESP_LEN);
 }
 
-/* READ(10) of one block at LBA 0 on LUN lun (0 or 2), on the big request queue. */
-static void big_read(uint8_t lun)
+/* READ(10) of one block at LBA 0 on LUN lun (0 or 2), tagged tag, its request at out (a
+ * LUN's shared one, or one of its own), on the big request queue. */
+static void big_read_at(uint8_t lun, uint64_t out, uint64_t tag)
 {
 	uint8_t req[VSCSI_CMD_HDR + VSCSI_CDB_DEFAULT] = {1, 0, 0x40, lun};
 	unsigned i = big_avail % (BIGQ / 2);
-	uint64_t out = 0xe000u + 0x100u * lun, in = 0xe400u + 0x400u * lun;
+	uint64_t in = 0xe400u + 0x400u * lun;
 	uint8_t *d = ram(BIG_DESC + 32u * i, 32), *avail = ram(BIG_AVAIL, 4 + 2 * BIGQ);
 
+	le64_store(req + 8, tag);
 	req[VSCSI_CMD_HDR] = 0x28;
 	req[VSCSI_CMD_HDR + 8] = 1;
 	memcpy(ram(out, sizeof(req)), req, sizeof(req));
@@ -667,6 +669,11 @@ static void big_read(uint8_t lun)
 	le16_store(avail + 4 + 2 * (big_avail % BIGQ), (uint16_t)(2 * i));
 	big_avail++;
 	le16_store(avail + 2, big_avail);
+}
+
+static void big_read(uint8_t lun)
+{
+	big_read_at(lun, 0xe000u + 0x100u * lun, 0);
 }
 
 /* Serve (the pool completes reads) for up to about a second or until the response byte of
@@ -789,6 +796,74 @@ static void test_qos_lun_reset_cancels_parked(void **state)
 	assert_int_equal(big_resp(2)[11], VIRTIO_SCSI_S_OK);
 }
 
+/* QUERY TASK while every slot is in flight (LUN 2's reads, completions not reaped) and two
+ * chains wait in the ring for want of one, the second LUN 0's read tagged 77: the query
+ * concerns what was given before it, so the device takes those chains (parked, no slot) and
+ * answers at once, FUNCTION SUCCEEDED for tag 77; once all are answered, COMPLETE. */
+static void test_tmf_query_ring_left(void **state)
+{
+	unsigned ctl;
+
+	(void)state;
+	start_big();
+	for (unsigned i = 0; i < VSCSI_SLOTS + 1; i++)
+		big_read(2);
+	big_read_at(0, 0xf000u, 77); /* its own request buffer: its own tag */
+	notify_only(2);
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 0);
+	ctl = post_tmf(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 0, 77);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 1); /* the two chains before it taken, parked */
+	assert_int_equal(tmf_response(ctl), VIRTIO_SCSI_S_FUNCTION_SUCCEEDED);
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 0);
+	big_lift(VSCSI_SLOTS + 2);
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_QUERY_TASK, 0, 0x40, 0, 77),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+}
+
+/* Every slot taken (LUN 0's share of them waiting for its bucket, the rest LUN 2's reads in
+ * flight, their completions not reaped) and three more reads of LUN 0 left in the ring: a
+ * LOGICAL UNIT RESET of LUN 0 cancels the ten waiting, and the slots they free let the device
+ * take the three from the ring at once, answered RESET, and complete the function, without
+ * waiting for an event that has nothing to do with it (a completion of LUN 2's; were there
+ * none, as when every slot waits in the gate and the function cancels them all, none would
+ * come: the driver, in error recovery, gives no new request to kick the ring either). */
+static void test_tmf_takes_ring_after_cancel(void **state)
+{
+	struct blk_qos_limits slow = {.max_bw = 1};
+	struct blk_qos_stats st;
+	struct timespec ms = {0, 1000000};
+	unsigned ctl, cap = VSCSI_SLOTS / 3;
+
+	(void)state;
+	start_big();
+	(void)lun_qos(0, &slow, &st);
+	big_read(0); /* runs, and leaves LUN 0's bucket in debt */
+	fake_virtio_notify(vd, 2);
+	for (unsigned i = 0; i < 1000 && le16_load(ram(BIG_USED + 2, 2)) != 1; i++) {
+		fake_virtio_serve(vd);
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 1);
+	for (unsigned i = 0; i < cap; i++)
+		big_read(0);
+	for (unsigned i = 0; i < VSCSI_SLOTS - cap; i++)
+		big_read(2);
+	for (unsigned i = 0; i < 3; i++)
+		big_read(0);
+	notify_only(2);
+	assert_int_equal(lun_qos(0, NULL, &st), cap);
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 1);
+	ctl = post_lun_reset(0);
+	notify_only(0);
+	assert_int_equal(used_idx(0), 1);
+	assert_int_equal(tmf_response(ctl), VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(le16_load(ram(BIG_USED + 2, 2)), 1 + cap + 3);
+	assert_int_equal(big_resp(0)[11], VIRTIO_SCSI_S_RESET);
+	assert_int_equal(le32_load(big_resp(0) + 4), 512); /* a ring chain's: nothing moved */
+	big_lift(1 + VSCSI_SLOTS + 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -796,6 +871,8 @@ int main(void)
 		cmocka_unit_test(test_tmf_idle),
 		cmocka_unit_test(test_tmf_service_responses),
 		cmocka_unit_test(test_tmf_query),
+		cmocka_unit_test(test_tmf_query_ring_left),
+		cmocka_unit_test(test_tmf_takes_ring_after_cancel),
 		cmocka_unit_test(test_restore_resized_iso),
 		cmocka_unit_test(test_restore_disk_tray),
 		cmocka_unit_test(test_qos_per_lun),

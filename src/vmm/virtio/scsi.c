@@ -619,11 +619,12 @@ static bool scsi_tmf_cancel(struct virtio_dev *vd, struct virtio_scsi *s)
 
 /* Hold the function in s->ctl_chain until the requests it concerns that were given before
  * it are answered: those submitted (slots neither free nor waiting in the gate), and those
- * left in the ring for want of a slot (the next ones taken, checked as they are; at most a
- * ring's worth, whatever the driver's index says). Those not started are cancelled first
- * (aborts and resets). A query waits for none to be answered: it notes whether one is
- * outstanding (a slot in use, a parked chain, or one of those left in the ring: s->tmf_found)
- * and waits only until those left in the ring are taken. Returns whether it must wait. */
+ * left in the ring for want of a slot (the next ones taken, checked as they are, which
+ * scsi_queue_notify does at once: scsi_tmf_wants_ring; at most a ring's worth, whatever the
+ * driver's index says). Those not started are cancelled first (aborts and resets). A query
+ * waits for none to be answered: it notes whether one is outstanding (a slot in use, a parked
+ * chain, or one of those left in the ring: s->tmf_found) and waits only until those left in
+ * the ring are taken. Returns whether it must wait. */
 static bool scsi_tmf_hold(struct virtio_dev *vd, struct virtio_scsi *s)
 {
 	bool is_free[VSCSI_SLOTS] = {false};
@@ -707,18 +708,13 @@ static bool scsi_tmf_finish(struct virtio_dev *vd, struct virtio_scsi *s, bool f
 	return true;
 }
 
-/* I/O thread, vd->lock held. */
-static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
+/* Take the request queue's chains (parked ones first) into free slots, and those a pending
+ * function waits for also without one. */
+static void scsi_take_requests(struct virtio_dev *vd, struct virtio_scsi *s)
 {
-	struct virtio_scsi *s = vd->priv;
-	bool pushed = false;
+	const unsigned q = VSCSI_REQUEST_Q;
+	bool pushed;
 
-	if (q == VSCSI_CONTROL_Q) {
-		scsi_control_queue(vd, s);
-		return;
-	}
-	if (q != VSCSI_REQUEST_Q)
-		return; /* the event queue: its buffers wait for events that never come */
 	pushed = scsi_unpark(vd, s, false); /* before the ring: a LUN's chains keep their order */
 	for (;;) {
 		struct vscsi_slot *sl = NULL;
@@ -778,7 +774,34 @@ static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
 	blkio_commit(s->io, 0);
 	if (pushed)
 		virtio_queue_interrupt(vd, q);
-	scsi_tmf_finish(vd, s, false, true); /* what it waited for may have been answered */
+}
+
+/* Does a pending function wait for chains left in the ring (every slot was taken when it
+ * came)? They are taken as soon as it is held, not at the next completion: its cancel may
+ * have freed every slot with nothing left in flight, and then no completion would come (a
+ * driver in error recovery gives no new request to kick the ring either). */
+static bool scsi_tmf_wants_ring(struct virtio_dev *vd, const struct virtio_scsi *s)
+{
+	return s->tmf_pending && s->tmf_ring_left && virtio_queue_ready(vd, VSCSI_REQUEST_Q);
+}
+
+/* I/O thread, vd->lock held. */
+static void scsi_queue_notify(struct virtio_dev *vd, unsigned q)
+{
+	struct virtio_scsi *s = vd->priv;
+
+	if (q == VSCSI_CONTROL_Q) {
+		scsi_control_queue(vd, s);
+		if (!scsi_tmf_wants_ring(vd, s))
+			return;
+	} else if (q != VSCSI_REQUEST_Q) {
+		return; /* the event queue: its buffers wait for events that never come */
+	}
+	/* Until no function answered meanwhile leaves the next one waiting for the ring (one
+	 * function answered a turn: at most the control ring's worth). */
+	do
+		scsi_take_requests(vd, s);
+	while (scsi_tmf_finish(vd, s, false, true) && scsi_tmf_wants_ring(vd, s));
 }
 
 /* Reap completions (with wait, until none is in flight), answer them, interrupt once. */
@@ -823,7 +846,9 @@ static void scsi_fd_event(struct virtio_dev *vd, int fd, uint32_t events)
 		if (virtio_queue_ready(vd, VSCSI_REQUEST_Q))
 			scsi_queue_notify(vd, VSCSI_REQUEST_Q);
 	}
-	scsi_tmf_finish(vd, s, false, true);
+	/* The next function taken may wait for the ring: it takes it now (scsi_queue_notify). */
+	if (scsi_tmf_finish(vd, s, false, true) && scsi_tmf_wants_ring(vd, s))
+		scsi_queue_notify(vd, VSCSI_REQUEST_Q);
 }
 
 /* Pausing, the I/O thread parked (vd->lock held): answer every request in flight, polling
