@@ -314,6 +314,51 @@ static void test_tmf_service_responses(void **state)
 			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
 }
 
+/* Read one block of LUN lun and serve it: the response's status, and the sense key, ASC and
+ * ASCQ in *sense (fixed format, VSCSI_RESP_HDR bytes in). */
+static uint8_t read_status(uint8_t lun, uint8_t sense[3])
+{
+	unsigned rd = post_read_lun(lun);
+	const uint8_t *resp;
+
+	fake_virtio_notify(vd, 2);
+	serve_until(2, (uint16_t)(used_idx(2) + 1));
+	resp = ram(BUF(2, rd) + IN_OFF, RESP_LEN);
+	assert_int_equal(resp[11], VIRTIO_SCSI_S_OK);
+	sense[0] = resp[VSCSI_RESP_HDR + 2] & 0x0f;
+	sense[1] = resp[VSCSI_RESP_HDR + 12];
+	sense[2] = resp[VSCSI_RESP_HDR + 13];
+	return resp[10];
+}
+
+/* After a LOGICAL UNIT RESET the LUN's next command gets the unit attention POWER ON, RESET,
+ * OR BUS DEVICE RESET OCCURRED (29h/00h), once; other LUNs none. After an I_T NEXUS RESET
+ * every LUN's next command gets I_T NEXUS LOSS OCCURRED (29h/07h). */
+static void test_tmf_reset_unit_attention(void **state)
+{
+	uint8_t sense[3];
+
+	(void)state;
+	start();
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET, 0, 0x40, 0, 0),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	assert_int_equal(read_status(2, sense), 0); /* another LUN: GOOD */
+	assert_int_equal(read_status(0, sense), 2); /* CHECK CONDITION */
+	assert_int_equal(sense[0], 0x6);
+	assert_int_equal(sense[1], 0x29);
+	assert_int_equal(sense[2], 0x00);
+	assert_int_equal(read_status(0, sense), 0); /* reported once */
+	assert_int_equal(tmf_at_once(VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET, 0, 0x40, 0, 0),
+			 VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+	for (uint8_t lun = 0; lun <= 2; lun += 2) {
+		assert_int_equal(read_status(lun, sense), 2);
+		assert_int_equal(sense[0], 0x6);
+		assert_int_equal(sense[1], 0x29);
+		assert_int_equal(sense[2], 0x07);
+		assert_int_equal(read_status(lun, sense), 0);
+	}
+}
+
 /* A restore where the DVD drive's image is at the same path but has grown since the save
  * (a restored worker opens the description's file anew): the guest's capacity is stale, so
  * it is told of a new medium rather than left with the saved "nothing changed". */
@@ -870,6 +915,7 @@ int main(void)
 		cmocka_unit_test(test_tmf_waits_for_requests),
 		cmocka_unit_test(test_tmf_idle),
 		cmocka_unit_test(test_tmf_service_responses),
+		cmocka_unit_test(test_tmf_reset_unit_attention),
 		cmocka_unit_test(test_tmf_query),
 		cmocka_unit_test(test_tmf_query_ring_left),
 		cmocka_unit_test(test_tmf_takes_ring_after_cancel),

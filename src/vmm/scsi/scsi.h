@@ -72,6 +72,8 @@ struct scsi_sense {
 #define SENSE_NO_MEDIUM		   ((struct scsi_sense){SENSE_NOT_READY, 0x3a, 0x00})
 #define SENSE_NO_MEDIUM_TRAY_OPEN  ((struct scsi_sense){SENSE_NOT_READY, 0x3a, 0x02})
 #define SENSE_MEDIUM_CHANGED	   ((struct scsi_sense){SENSE_UNIT_ATTENTION, 0x28, 0x00})
+#define SENSE_RESET_OCCURRED	   ((struct scsi_sense){SENSE_UNIT_ATTENTION, 0x29, 0x00})
+#define SENSE_I_T_NEXUS_LOSS	   ((struct scsi_sense){SENSE_UNIT_ATTENTION, 0x29, 0x07})
 #define SENSE_WRITE_PROTECTED	   ((struct scsi_sense){SENSE_DATA_PROTECT, 0x27, 0x00})
 #define SENSE_READ_ERROR	   ((struct scsi_sense){SENSE_MEDIUM_ERROR, 0x11, 0x00})
 #define SENSE_WRITE_ERROR	   ((struct scsi_sense){SENSE_MEDIUM_ERROR, 0x0c, 0x00})

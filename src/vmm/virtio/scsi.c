@@ -432,7 +432,10 @@ static int scsi_tmf_lun(const uint8_t req[VSCSI_TMF_LEN])
  * others first (ABORTED, RESET), then it is FUNCTION COMPLETE; a LUN or nexus reset also
  * returns the units to their reset state. A query is answered as it is taken: FUNCTION
  * SUCCEEDED when a request it concerns is outstanding (s->tmf_found), else FUNCTION
- * COMPLETE. */
+ * COMPLETE. A LUN reset leaves the unit attention POWER ON, RESET, OR BUS DEVICE RESET
+ * OCCURRED (29h/00h) on its LUN, a nexus reset I_T NEXUS LOSS OCCURRED (29h/07h) on every
+ * LUN (SAM-5 6.3, 6.5; they replace a pending one, as QEMU's do): the driver's next command
+ * there is told, and its error handling revalidates the unit. */
 static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 {
 	uint8_t req[VSCSI_TMF_LEN];
@@ -451,10 +454,13 @@ static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 	switch (fn) {
 	case VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
 		s->t.lun[n].prevent = false;
+		s->t.lun[n].ua = SENSE_RESET_OCCURRED;
 		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
 	case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
-		for (unsigned i = 0; i < s->t.nluns; i++)
+		for (unsigned i = 0; i < s->t.nluns; i++) {
 			s->t.lun[i].prevent = false;
+			s->t.lun[i].ua = SENSE_I_T_NEXUS_LOSS;
+		}
 		return VIRTIO_SCSI_S_FUNCTION_COMPLETE;
 	case VIRTIO_SCSI_T_TMF_QUERY_TASK:
 	case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
