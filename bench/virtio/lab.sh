@@ -53,6 +53,7 @@ net_mib=$(arg netmib 16)
 net_secs=$(arg netsecs 5)
 fio_secs=$(arg fiosecs 5)
 nat_runs=$(arg natruns 3)
+disk_rounds=$(arg diskrounds 3)
 sw_rounds=$(arg swrounds 3)
 what=$(arg what "disk,vhdx,net" | tr , ' ')
 only_cases=$(arg cases "" | tr , ' ')
@@ -145,38 +146,82 @@ irq_delta() {
 	END { for (i = 1; i <= n; i++) if ((o[i] in a) && a[o[i]] > b[o[i]]) printf "%s=%d ", o[i], a[o[i]] - b[o[i]]; print "" }'
 }
 
-# The disk matrix (issue 16), one fio run each in the guest on /dev/vda (O_DIRECT, fio's
-# io_uring engine): NAME RW BS QD REGION, REGION a: the first disk_mib MiB (written first,
-# so the later runs rewrite and read allocated blocks), b: the next disk_mib MiB, never
-# written before its run (on a dynamic VHDX, random writes that allocate). The first run
-# writes region a once (size-based); the others run fio_secs seconds each.
+# disk_case VMM FORMAT CASE RW BS QD OFFSET-MIB: one fio run in VM d<VMM><FORMAT> on /dev/vda
+# (O_DIRECT, fio's io_uring engine); prints "bench: disk VMM FORMAT CASE kibps=... iops=...
+# kib=... cpu_ms=..." (kib: what the run moved, cpu_ms: the VMM process's user+system time
+# around it, all threads), its threads' CPU, the guest's interrupts and KVM's counters.
+disk_case() {
+	n=d$1$2
+	tb="--time_based --runtime=$fio_secs"
+	[ "$3" != seqwrite-alloc ] || tb=
+	# F KIB KIBPS IOPS DEV-IOS (terse v3: read and write kib, bandwidth, iops; then the
+	# disk statistics "vda;read ios;write ios;...", "-" without them)
+	cmd="fio --name=$3 --filename=/dev/vda --direct=1 --ioengine=io_uring --rw=$4 --bs=$5 --iodepth=$6 --offset=${7}M --size=${disk_mib}M $tb --randrepeat=0 --norandommap --output-format=terse 2>&1 | awk -F';' 'NF > 100 { v = \"-\"; for (i = 100; i < NF; i++) if (\$i == \"vda\") v = \$(i + 1) + \$(i + 2); print \"F\", \$6 + \$47, \$7 + \$48, \$8 + \$49, v; next } { print }'"
+	kp=$(vmm_pid "$n")
+	if ! echo " $kbase " | grep -q " $n "; then
+		kbase="$kbase $n"
+		k0=$(kvm_stats_snap "$kp")
+		vm_run "$n" ": $cmd" 900
+		kvm_stats_line "disk $1 $2 console" "$k0" "$(kvm_stats_snap "$kp")" 1 run
+	fi
+	vm_run "$n" 'cat /proc/interrupts >/tmp/irq0'
+	k0=$(kvm_stats_snap "$kp")
+	t0=$(thread_ms $n)
+	c0=$(cpu_ms $n)
+	vm_run "$n" "$cmd" 900
+	c1=$(cpu_ms $n)
+	k1=$(kvm_stats_snap "$kp")
+	out=$VM_OUT
+	vm_run "$n" 'cat /tmp/irq0 /proc/interrupts'
+	echo "bench: irqs $1 $2 $3 $(irq_delta)"
+	VM_OUT=$out
+	echo "bench: threads $1 $2 $3 $(threads_diff "$t0" "$(thread_ms $n)")"
+	r=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print "kibps=" $3 " iops=" $4 " kib=" $2 }')
+	[ -n "$r" ] || fail "$1 $2 $3: fio gave no figures: $VM_OUT"
+	echo "bench: disk $1 $2 $3 $r cpu_ms=$((c1 - c0))"
+	# fio's requests: what it moved over its block size (1M or 4k)
+	case $5 in *M) bk=$((${5%M} * 1024)) ;; *k) bk=${5%k} ;; *) bk=1 ;; esac
+	fk=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print $2; exit }')
+	dios=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print ($5 == "" ? "-" : $5); exit }')
+	kvm_stats_line "disk $1 $2 $3 dev_ios=$dios" "$k0" "$k1" $((fk / bk)) req
+}
+
+# The disk matrix (issue 16), fio in the guest on /dev/vda: NAME RW BS QD REGION, REGION a:
+# the first disk_mib MiB (written first, so the later runs rewrite and read allocated
+# blocks), b: the next disk_mib MiB, never written before its run (on a dynamic VHDX,
+# random writes that allocate). The first run writes region a once (size-based); the others
+# run fio_secs seconds each.
 disk_cases="seqwrite-alloc:write:1M:1:a seqwrite:write:1M:1:a seqread:read:1M:1:a
 randread-qd1:randread:4k:1:a randread-qd32:randread:4k:32:a
 randwrite-qd1:randwrite:4k:1:a randwrite-qd32:randwrite:4k:32:a
 randwrite-qd32-alloc:randwrite:4k:32:b"
 
-# disk_bench VMM FORMAT: raw (a zeroed file) or vhdx (a fresh dynamic VHDX made by `keel
-# disk create`), on the ext4 of bench_fs; prints per case
-# "bench: disk VMM FORMAT CASE kibps=... iops=... kib=... cpu_ms=..." (kib: what the run moved,
-# cpu_ms: the VMM process's user+system time around it, all threads) and
-# "bench: kvm disk VMM FORMAT CASE dev_ios=... unit=req n=... COUNTER=DELTA/PER-REQUEST ..."
-# (n: fio's requests, kib / bs; dev_ios: the requests the guest's block layer sent to vda, from
-# fio's disk statistics), once per VM also "bench: kvm disk VMM FORMAT console unit=run n=1 ..."
-# for the first case's command line with its commands made no-ops (": fio ..."): what the
-# serial console's command and the wait for its end cost without fio, already in every case.
+# disk_bench FORMAT: a VM of each VMM (keel, qemu; only_vmms), each on a file of its own:
+# raw (a zeroed file) or vhdx (a fresh dynamic VHDX made by `keel disk create`) on the ext4
+# of bench_fs, both up at once; then each case on both, in disk_rounds rounds, the order
+# alternating from case to case and round to round so that neither VMM always goes first
+# (the host's load falls on both alike). The cases that allocate (seqwrite-alloc,
+# randwrite-qd32-alloc) run once: a second run would no longer allocate.
 disk_bench() {
-	f=$BENCH_FS/bench.$2
-	rm -f "$f"
-	if [ "$2" = vhdx ]; then
-		keel disk create "$f" --size $((disk_mib * 2 + 16))M >/dev/null || fail "keel disk create $f"
-	else
-		dd if=/dev/zero of="$f" bs=1M count=$((disk_mib * 2 + 16)) 2>/dev/null || fail "dd $f"
-	fi
-	# One VM name per VMM and format: a name is never reused in one session (vm_start).
-	n=d$1$2
-	start_vm "$1" $n --disk "path=$f,format=$2,cache=$cache" -- \
-		-drive "id=d0,if=none,file=$f,format=$2,cache=$cache,aio=io_uring" \
-		-device virtio-blk-pci,drive=d0,disable-legacy=on
+	vmms=
+	for v in keel qemu; do
+		[ -z "$only_vmms" ] || echo " $only_vmms " | grep -q " $v " || continue
+		vmms="$vmms $v"
+		f=$BENCH_FS/bench.$v.$1
+		rm -f "$f"
+		if [ "$1" = vhdx ]; then
+			keel disk create "$f" --size $((disk_mib * 2 + 16))M >/dev/null || fail "keel disk create $f"
+		else
+			dd if=/dev/zero of="$f" bs=1M count=$((disk_mib * 2 + 16)) 2>/dev/null || fail "dd $f"
+		fi
+		# One VM name per VMM and format: a name is never reused in one session (vm_start).
+		start_vm "$v" "d$v$1" --disk "path=$f,format=$1,cache=$cache" -- \
+			-drive "id=d0,if=none,file=$f,format=$1,cache=$cache,aio=io_uring" \
+			-device virtio-blk-pci,drive=d0,disable-legacy=on
+		guest_facts "$v $1" "d$v$1"
+	done
+	[ -n "$vmms" ] || return 0
+	flip=0
 	for c in $disk_cases; do
 		IFS=: read -r name rw bs qd region <<EOF_CASE
 $c
@@ -184,56 +229,38 @@ EOF_CASE
 		off=0
 		[ "$region" = a ] || off=$disk_mib
 		if [ -n "$only_cases" ] && ! echo " $only_cases " | grep -q " $name "; then
-			[ "$name" != seqwrite-alloc ] || vm_run $n "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>&1" 900
+			[ "$name" != seqwrite-alloc ] || for v in $vmms; do
+				vm_run "d$v$1" "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>&1" 900
+			done
 			continue
 		fi
-		tb="--time_based --runtime=$fio_secs"
-		[ "$name" != seqwrite-alloc ] || tb=
-		# F KIB KIBPS IOPS DEV-IOS (terse v3: read and write kib, bandwidth, iops; then the
-		# disk statistics "vda;read ios;write ios;...", "-" without them)
-		cmd="fio --name=$name --filename=/dev/vda --direct=1 --ioengine=io_uring --rw=$rw --bs=$bs --iodepth=$qd --offset=${off}M --size=${disk_mib}M $tb --randrepeat=0 --norandommap --output-format=terse 2>&1 | awk -F';' 'NF > 100 { v = \"-\"; for (i = 100; i < NF; i++) if (\$i == \"vda\") v = \$(i + 1) + \$(i + 2); print \"F\", \$6 + \$47, \$7 + \$48, \$8 + \$49, v; next } { print }'"
-		kp=$(vmm_pid "$n")
-		if [ "$kbase" != "$n" ]; then
-			kbase=$n
-			guest_facts "$1 $2" "$n"
-			k0=$(kvm_stats_snap "$kp")
-			vm_run "$n" ": $cmd" 900
-			kvm_stats_line "disk $1 $2 console" "$k0" "$(kvm_stats_snap "$kp")" 1 run
-		fi
-		vm_run "$n" 'cat /proc/interrupts >/tmp/irq0'
-		k0=$(kvm_stats_snap "$kp")
-		t0=$(thread_ms $n)
-		c0=$(cpu_ms $n)
-		vm_run "$n" "$cmd" 900
-		c1=$(cpu_ms $n)
-		k1=$(kvm_stats_snap "$kp")
-		out=$VM_OUT
-		vm_run "$n" 'cat /tmp/irq0 /proc/interrupts'
-		echo "bench: irqs $1 $2 $name $(irq_delta)"
-		VM_OUT=$out
-		echo "bench: threads $1 $2 $name $(threads_diff "$t0" "$(thread_ms $n)")"
-		r=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print "kibps=" $3 " iops=" $4 " kib=" $2 }')
-		[ -n "$r" ] || fail "$1 $2 $name: fio gave no figures: $VM_OUT"
-		echo "bench: disk $1 $2 $name $r cpu_ms=$((c1 - c0))"
-		# fio's requests: what it moved over its block size (1M or 4k)
-		case $bs in *M) bk=$((${bs%M} * 1024)) ;; *k) bk=${bs%k} ;; *) bk=1 ;; esac
-		fk=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print $2; exit }')
-		dios=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print ($5 == "" ? "-" : $5); exit }')
-		kvm_stats_line "disk $1 $2 $name dev_ios=$dios" "$k0" "$k1" $((fk / bk)) req
+		rounds=$disk_rounds
+		case $name in *-alloc) rounds=1 ;; esac
+		r=1
+		while [ $r -le "$rounds" ]; do
+			flip=$((1 - flip))
+			order=$vmms
+			[ $flip = 1 ] || order=$(echo "$vmms" | awk '{ for (i = NF; i >= 1; i--) printf "%s ", $i }')
+			for v in $order; do disk_case "$v" "$1" "$name" "$rw" "$bs" "$qd" "$off"; done
+			r=$((r + 1))
+		done
 	done
-	# Guest RAM (the one mapping of at least 224 MiB): its start modulo 2 MiB (KVM maps huge
-	# pages only where host and guest addresses agree modulo 2 MiB) and its huge pages.
-	awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); start = a[1] }
-		/^Size:/ { big = $2 >= 229376 }
-		/^AnonHugePages:/ && big { printf "bench: ram '"$1 $2"' start=0x%s thp_kib=%d\n", start, $2 }' \
-		"/proc/$(vmm_pid "$n")/smaps"
-	if [ "$1" = keel ]; then # its request counts, logged as the disk closes
-		kill -TERM "$(cat "$VM_DIR/$n/pid")" 2>/dev/null
-		for _i in $(seq 100); do [ -e "$VM_DIR/$n/status" ] && break; sleep 0.2; done
-		sed -n 's/.*requests: /bench: paths keel '"$2"' /p' "$VM_DIR/$n/out"
-	fi
-	vm_kill $n
-	rm -f "$f"
+	for v in $vmms; do
+		n=d$v$1
+		# Guest RAM (the one mapping of at least 224 MiB): its start modulo 2 MiB (KVM maps
+		# huge pages only where host and guest addresses agree modulo 2 MiB) and its huge pages.
+		awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); start = a[1] }
+			/^Size:/ { big = $2 >= 229376 }
+			/^AnonHugePages:/ && big { printf "bench: ram '"$v $1"' start=0x%s thp_kib=%d\n", start, $2 }' \
+			"/proc/$(vmm_pid "$n")/smaps"
+		if [ "$v" = keel ]; then # its request counts, logged as the disk closes
+			kill -TERM "$(cat "$VM_DIR/$n/pid")" 2>/dev/null
+			for _i in $(seq 100); do [ -e "$VM_DIR/$n/status" ] && break; sleep 0.2; done
+			sed -n 's/.*requests: /bench: paths keel '"$1"' /p' "$VM_DIR/$n/out"
+		fi
+		vm_kill "$n"
+		rm -f "$BENCH_FS/bench.$v.$1"
+	done
 }
 
 # bench_fs: the disk files' file system, BENCH_FS: an ext2 made by busybox mke2fs (mounted
@@ -249,7 +276,7 @@ bench_fs() {
 	}
 	rm -f /tmp/bench.probe
 	BENCH_FS=/bench
-	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * 2 + 128)) 2>/dev/null
+	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * 4 + 160)) 2>/dev/null
 	mke2fs -q -F -b 4096 /tmp/bench.fs >/dev/null 2>&1 || fail "mke2fs /tmp/bench.fs"
 	loop=$(losetup -f) && losetup "$loop" /tmp/bench.fs || fail "losetup /tmp/bench.fs"
 	mkdir -p $BENCH_FS && mount -t ext4 "$loop" $BENCH_FS || fail "mount $loop on $BENCH_FS"
@@ -539,17 +566,17 @@ kbase=
 echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
 for w in $what; do
 	case $w in
+	disk | vhdx) # both VMMs at once, in rounds
+		disk_bench "$([ $w = disk ] && echo raw || echo vhdx)"
+		continue
+		;;
 	net) vmms="keel keelvh qemu qemuvh" ;;
 	switch) vmms="keel qemu" ;; # keel: its switch and its hand-made bridge (keelvh), in rounds
 	*) vmms="keel qemu" ;;
 	esac
 	for vmm in $vmms; do
 		[ -z "$only_vmms" ] || echo " $only_vmms " | grep -q " $vmm " || continue
-		case $w in
-		disk) disk_bench $vmm raw ;;
-		vhdx) disk_bench $vmm vhdx ;;
-		*) ${w}_bench $vmm ;;
-		esac
+		"${w}_bench" $vmm
 	done
 done
 echo "bench: done"

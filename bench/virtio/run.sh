@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Virtio benchmark (issues 3, 12, 16): keel-vmm against QEMU with KVM on the same backing
-# files and bridges, in one nested-lab session (bench/virtio/lab.sh). BENCH_ONLY (default
+# files and bridges, in one nested-lab session (bench/virtio/lab.sh). Disk: both VMMs' guests
+# up at once, each fio case on both in BENCH_DISK_ROUNDS rounds (3; the cases that allocate
+# once), the order alternating, the medians compared. BENCH_ONLY (default
 # disk,vhdx,net; comma-separated):
 #   disk  fio in the guest on a raw file: sequential 1 MiB writes (first and rewrite) and
 #         reads, random 4 KiB reads and writes at queue depth 1 and 32, random 4 KiB writes
@@ -38,6 +40,7 @@ lab_build || exit 1
 echo "bench/virtio: one lab session, keel-vmm then QEMU (microvm, pcie=on); log: ${log#"$top"/}"
 lab_boot bench "${BENCH_TIMEOUT:-2400}" keel.bench=virtio "keel.diskmib=${BENCH_DISK_MIB:-128}" \
 	"keel.netmib=${BENCH_NET_MIB:-16}" "keel.natruns=${BENCH_NAT_RUNS:-3}" \
+	"keel.diskrounds=${BENCH_DISK_ROUNDS:-3}" \
 	"keel.swrounds=${BENCH_SWITCH_ROUNDS:-3}" \
 	"keel.fiosecs=${BENCH_FIO_SECS:-5}" "keel.netsecs=${BENCH_NET_SECS:-5}" \
 	${BENCH_ONLY:+"keel.what=$BENCH_ONLY"} ${BENCH_CASES:+"keel.cases=$BENCH_CASES"} \

@@ -61,10 +61,14 @@ BEGIN {
 	for (i = 1; i <= nkc; i++) kname[kcol[i]] = kn[i]
 }
 
+# A case's rounds (disk_bench): the median of each figure.
 /^bench: disk (keel|qemu) (raw|vhdx) / {
 	kv(6)
 	k = $3 " " $4 " " $5
-	dmib[k] = V["kibps"] / 1024; diops[k] = V["iops"]; dcpu[k] = per_gib(V["cpu_ms"], V["kib"] / 1024)
+	dml[k] = dml[k] " " V["kibps"] / 1024; dil[k] = dil[k] " " V["iops"]; dcl[k] = dcl[k] " " per_gib(V["cpu_ms"], V["kib"] / 1024)
+	split(stats(dml[k]), st, " "); dmib[k] = st[1]; drounds[k] = st[4]
+	split(stats(dil[k]), st, " "); diops[k] = st[1]
+	split(stats(dcl[k]), st, " "); dcpu[k] = st[1]
 	if (!($5 in seen)) { seen[$5] = 1; cases[++ncases] = $5 }
 }
 # More than one line for a key (switch: its rounds): the median of each figure, every value
@@ -116,9 +120,15 @@ END {
 			cr = dcpu[qk] > 0 ? dcpu[kk] / dcpu[qk] : 0
 			ok = r >= 1 && cr <= 1
 			ndisk++; ndisk_ok += ok
-			printf "bench/virtio: disk %-4s %-20s keel %8.2f MiB/s (%d IOPS), QEMU %8.2f MiB/s (%d IOPS): keel/QEMU %.2f; VMM CPU ms/GiB keel %.0f, QEMU %.0f: keel/QEMU %.2f; goal %s\n", \
-				F, C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, dcpu[kk], dcpu[qk], cr, met(ok)
-			row(sprintf("| %s | %.2f (%d) | %.2f (%d) | %.2f | %.0f | %.0f | %.2f | %s |", C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, dcpu[kk], dcpu[qk], cr, met(ok)))
+			# each round's keel/QEMU (the n-th keel figure against the n-th QEMU one)
+			per = ""
+			if (drounds[kk] > 1) {
+				nk = split(dml[kk], xk, " "); split(dml[qk], xq, " ")
+				for (j = 1; j <= nk; j++) if (j in xq && xq[j] > 0) per = per sprintf(" %.2f", xk[j] / xq[j])
+			}
+			printf "bench/virtio: disk %-4s %-20s keel %8.2f MiB/s (%d IOPS), QEMU %8.2f MiB/s (%d IOPS): keel/QEMU %.2f%s; VMM CPU ms/GiB keel %.0f, QEMU %.0f: keel/QEMU %.2f; goal %s\n", \
+				F, C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, per == "" ? "" : sprintf(" (medians of %d rounds; each round's:%s)", drounds[kk], per), dcpu[kk], dcpu[qk], cr, met(ok)
+			row(sprintf("| %s | %.2f (%d) | %.2f (%d) | %.2f%s | %.0f | %.0f | %.2f | %s |", C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, per == "" ? "" : " (rounds:" per ")", dcpu[kk], dcpu[qk], cr, met(ok)))
 		}
 	}
 	nv = 0; nv_ok = 0; header = 0
