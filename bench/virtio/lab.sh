@@ -236,13 +236,13 @@ EOF_CASE
 		fi
 		rounds=$disk_rounds
 		case $name in *-alloc) rounds=1 ;; esac
-		r=1
-		while [ $r -le "$rounds" ]; do
+		round=1 # not r: disk_case's (shell variables are global)
+		while [ $round -le "$rounds" ]; do
 			flip=$((1 - flip))
 			order=$vmms
 			[ $flip = 1 ] || order=$(echo "$vmms" | awk '{ for (i = NF; i >= 1; i--) printf "%s ", $i }')
 			for v in $order; do disk_case "$v" "$1" "$name" "$rw" "$bs" "$qd" "$off"; done
-			r=$((r + 1))
+			round=$((round + 1))
 		done
 	done
 	for v in $vmms; do
@@ -451,11 +451,11 @@ switch_bench() {
 	[ -n "$p1" ] && [ -n "$p2" ] || fail "no worker pids for sw1, sw2"
 	bridge=1
 	net_up keelvh switch || bridge=0
-	r=1
-	while [ "$r" -le "$sw_rounds" ]; do
-		echo "bench: switch round $r of $sw_rounds"
+	round=1 # not r: net_streams's (shell variables are global)
+	while [ "$round" -le "$sw_rounds" ]; do
+		echo "bench: switch round $round of $sw_rounds"
 		order="switch bridge"
-		[ $((r % 2)) = 0 ] || order="bridge switch"
+		[ $((round % 2)) = 0 ] || order="bridge switch"
 		for side in $order; do
 			if [ $side = switch ]; then
 				RUN=keel_run net_streams switch keel sw1 sw2 "$p1" "$p2"
@@ -463,7 +463,7 @@ switch_bench() {
 				RUN=vm_run net_streams switch keelvh switchkeelvh1 switchkeelvh2 "$NET_P1" "$NET_P2"
 			fi
 		done
-		r=$((r + 1))
+		round=$((round + 1))
 	done
 	[ $bridge = 0 ] || net_down keelvh switch
 	for i in 1 2; do keel vm turn-off sw$i >/dev/null; done
