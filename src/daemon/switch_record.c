@@ -86,6 +86,36 @@ void switch_record_route6(const struct nl_route6 *r, time_t now, char *out, size
 	len = strlen(out);
 	if (r->pref)
 		snprintf(out + len, size - len, ",pf=%u", r->pref);
+	len = strlen(out);
+	if (r->onlink)
+		snprintf(out + len, size - len, ",on=1");
+}
+
+/* "a.b.c.d" of addr (host byte order) after prefix onto out. */
+static void put_ip4(char *out, size_t size, const char *prefix, uint32_t addr)
+{
+	size_t len = strlen(out);
+
+	snprintf(out + len, size - len, "%s%u.%u.%u.%u", prefix, addr >> 24, (addr >> 16) & 255,
+		 (addr >> 8) & 255, addr & 255);
+}
+
+void switch_record_route4(const struct nl_route4 *r, char *out, size_t size)
+{
+	size_t len;
+
+	snprintf(out, size, "r4:");
+	len = strlen(out);
+	nl_prefix4_format(r->dst, out + len, size - len);
+	if (r->gateway)
+		put_ip4(out, size, ",via=", r->gateway);
+	len = strlen(out);
+	snprintf(out + len, size - len, ",m=%u,pr=%u,sc=%u", r->metric, r->proto, r->scope);
+	if (r->prefsrc)
+		put_ip4(out, size, ",src=", r->prefsrc);
+	len = strlen(out);
+	if (r->onlink)
+		snprintf(out + len, size - len, ",on=1");
 }
 
 /* "ADDR/N" into addr and len (len at most 128). */
@@ -114,14 +144,27 @@ static uint32_t left(uint64_t end, time_t now)
 	return end - (uint64_t)now < UINT32_MAX ? (uint32_t)(end - (uint64_t)now) : UINT32_MAX - 1;
 }
 
-/* An a6: or r6: entry (its text after the colon, modified) into a or r; expired: it has
- * passed its valid lifetime or expiry. */
-static int parse6(char *t, struct nl_addr6 *a, struct nl_route6 *r, time_t now, bool *expired)
+/* "a.b.c.d" into *addr (host byte order). */
+static int parse_ip4(const char *s, uint32_t *addr)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return -EINVAL;
+	*addr = ntohl(a.s_addr);
+	return 0;
+}
+
+/* An a6:, r6: or r4: entry (its text after the colon, modified) into a, r or r4 (one of
+ * them); expired: it has passed its valid lifetime or expiry. */
+static int parse_entry(char *t, struct nl_addr6 *a, struct nl_route6 *r, struct nl_route4 *r4,
+		       time_t now, bool *expired)
 {
 	char *save = NULL, *f = strtok_r(t, ",", &save);
 	int ret = !f  ? -EINVAL
 		  : a ? parse_prefix6(f, a->addr, &a->len)
-		      : parse_prefix6(f, r->dst, &r->len);
+		  : r ? parse_prefix6(f, r->dst, &r->len)
+		      : nl_prefix4_parse(f, false, &r4->dst);
 
 	*expired = false;
 	while (!ret && (f = strtok_r(NULL, ",", &save))) {
@@ -134,6 +177,10 @@ static int parse6(char *t, struct nl_addr6 *a, struct nl_route6 *r, time_t now, 
 		if (r && !strcmp(f, "via")) {
 			if (inet_pton(AF_INET6, eq, r->gateway) != 1)
 				ret = -EINVAL;
+			continue;
+		}
+		if (r4 && (!strcmp(f, "via") || !strcmp(f, "src"))) {
+			ret = parse_ip4(eq, !strcmp(f, "via") ? &r4->gateway : &r4->prefsrc);
 			continue;
 		}
 		if (!strcmp(f, "f")) {
@@ -157,11 +204,21 @@ static int parse6(char *t, struct nl_addr6 *a, struct nl_route6 *r, time_t now, 
 			r->metric = (unsigned)v;
 		else if (r && !strcmp(f, "pr") && v <= 255)
 			r->proto = (unsigned)v;
+		else if (r && !strcmp(f, "on") && v <= 1)
+			r->onlink = v;
 		else if (r && !strcmp(f, "e")) {
 			r->expires = left(v, now);
 			*expired = !r->expires;
 		} else if (r && !strcmp(f, "pf") && v <= 255)
 			r->pref = (uint8_t)v;
+		else if (r4 && !strcmp(f, "m") && v <= UINT32_MAX)
+			r4->metric = (unsigned)v;
+		else if (r4 && !strcmp(f, "pr") && v <= 255)
+			r4->proto = (unsigned)v;
+		else if (r4 && !strcmp(f, "sc") && v <= 255)
+			r4->scope = (unsigned)v;
+		else if (r4 && !strcmp(f, "on") && v <= 1)
+			r4->onlink = v;
 		else
 			ret = -EINVAL;
 	}
@@ -170,7 +227,7 @@ static int parse6(char *t, struct nl_addr6 *a, struct nl_route6 *r, time_t now, 
 
 int switch_record_entry(const char *text, time_t now, struct switch_record_entry *out)
 {
-	char t[SWITCH_RECORD_ENTRY_MAX], g[40];
+	char t[SWITCH_RECORD_ENTRY_MAX];
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(text) >= sizeof(t))
@@ -183,18 +240,20 @@ int switch_record_entry(const char *text, time_t now, struct switch_record_entry
 	if (!strncmp(t, "a6:", 3)) {
 		out->kind = SWITCH_RECORD_ADDR6;
 		out->a6.preferred = out->a6.valid = UINT32_MAX;
-		return parse6(t + 3, &out->a6, NULL, now, &out->expired);
+		return parse_entry(t + 3, &out->a6, NULL, NULL, now, &out->expired);
 	}
 	if (!strncmp(t, "r6:", 3)) {
 		out->kind = SWITCH_RECORD_ROUTE6;
-		return parse6(t + 3, NULL, &out->r6, now, &out->expired);
+		return parse_entry(t + 3, NULL, &out->r6, NULL, now, &out->expired);
 	}
+	if (!strncmp(t, "r4:", 3)) {
+		out->kind = SWITCH_RECORD_ROUTE4;
+		return parse_entry(t + 3, NULL, NULL, &out->r4, now, &out->expired);
+	}
+	/* a record from before the r4: entries: the default route's gateway alone */
 	if (!strncmp(t, "via:", 4)) {
-		out->kind = SWITCH_RECORD_VIA4;
-		if (strlen(t + 4) > 15)
-			return -EINVAL;
-		snprintf(g, sizeof(g), "%s/32", t + 4);
-		return nl_prefix4_parse(g, false, &out->p4);
+		out->kind = SWITCH_RECORD_ROUTE4;
+		return parse_ip4(t + 4, &out->r4.gateway);
 	}
 	out->kind = SWITCH_RECORD_ADDR4;
 	return nl_prefix4_parse(t, false, &out->p4);

@@ -6,13 +6,17 @@
  * store could hold:
  *
  *   a.b.c.d/N                    an IPv4 address
- *   via:a.b.c.d                  the IPv4 default route's gateway
+ *   r4:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,sc=SCOPE][,src=A][,on=1]
+ *                                an IPv4 route of the main table out of the adapter (its
+ *                                gateway, metric, protocol, scope, preferred source, onlink)
+ *   via:a.b.c.d                  (read only: a record from before r4:) the IPv4 default
+ *                                route's gateway
  *   ipv6                         the adapter had IPv6 on (turned off while it is a port)
  *   a6:ADDR/N[,f=HEX][,p=T][,v=T]
  *                                an IPv6 address (global or unique-local), its flags (nodad,
  *                                noprefixroute, mngtmpaddr) and when its preferred and valid
  *                                lifetimes end (seconds since the epoch; none: forever)
- *   r6:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,e=T][,pf=PREF]
+ *   r6:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,e=T][,pf=PREF][,on=1]
  *                                an IPv6 route of the main table out of the adapter
  */
 #ifndef KEEL_DAEMON_SWITCH_RECORD_H
@@ -29,14 +33,15 @@
 enum switch_record_kind {
 	SWITCH_RECORD_IPV6_ON,
 	SWITCH_RECORD_ADDR4,
-	SWITCH_RECORD_VIA4,
+	SWITCH_RECORD_ROUTE4,
 	SWITCH_RECORD_ADDR6,
 	SWITCH_RECORD_ROUTE6,
 };
 
 struct switch_record_entry {
 	enum switch_record_kind kind;
-	struct nl_prefix4 p4; /* ADDR4; VIA4: the gateway, /32 */
+	struct nl_prefix4 p4; /* ADDR4 */
+	struct nl_route4 r4;  /* ROUTE4 (oif 0) */
 	struct nl_addr6 a6;   /* ADDR6: lifetimes as seconds left at now */
 	struct nl_route6 r6;  /* ROUTE6: expires as seconds left at now */
 	bool expired;	      /* ADDR6, ROUTE6: its valid lifetime or expiry ended by now */
@@ -52,6 +57,7 @@ int switch_record_append(char *list, size_t size, const char *entry)
 void switch_record_addr6_key(const struct nl_addr6 *a, char *out, size_t size);
 void switch_record_addr6(const struct nl_addr6 *a, time_t now, char *out, size_t size);
 void switch_record_route6(const struct nl_route6 *r, time_t now, char *out, size_t size);
+void switch_record_route4(const struct nl_route4 *r, char *out, size_t size);
 /* Read one entry (its text, not modified) as of now: 0 or -EINVAL. */
 int switch_record_entry(const char *text, time_t now, struct switch_record_entry *out)
 	__attribute__((warn_unused_result));

@@ -3,7 +3,7 @@
  * fuzz-switch-record (issue 12): an external switch's record of its adapter's addresses as
  * keeld reads it back from its store (src/daemon/switch_record.c), on any text a damaged
  * store could hold: every space-separated entry read within its length; an entry read is
- * well formed, and an IPv6 one written again reads back the same.
+ * well formed, and an IPv6 one or an IPv4 route written again reads back the same.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +21,8 @@ static void again(const struct switch_record_entry *e, time_t now)
 		switch_record_addr6(&e->a6, now, t, sizeof(t));
 	else if (e->kind == SWITCH_RECORD_ROUTE6)
 		switch_record_route6(&e->r6, now, t, sizeof(t));
+	else if (e->kind == SWITCH_RECORD_ROUTE4)
+		switch_record_route4(&e->r4, t, sizeof(t));
 	else
 		return;
 	if (switch_record_entry(t, now, &back))
@@ -34,7 +36,9 @@ static void again(const struct switch_record_entry *e, time_t now)
 	    (memcmp(back.r6.dst, e->r6.dst, 16) || memcmp(back.r6.gateway, e->r6.gateway, 16) ||
 	     back.r6.len != e->r6.len || back.r6.metric != e->r6.metric ||
 	     back.r6.proto != e->r6.proto || back.r6.expires != e->r6.expires ||
-	     back.r6.pref != e->r6.pref))
+	     back.r6.pref != e->r6.pref || back.r6.onlink != e->r6.onlink))
+		abort();
+	if (e->kind == SWITCH_RECORD_ROUTE4 && memcmp(&back.r4, &e->r4, sizeof(e->r4)))
 		abort();
 }
 
@@ -55,8 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		if ((e.kind == SWITCH_RECORD_ADDR6 && e.a6.len > 128) ||
 		    (e.kind == SWITCH_RECORD_ROUTE6 && e.r6.len > 128) ||
-		    ((e.kind == SWITCH_RECORD_ADDR4 || e.kind == SWITCH_RECORD_VIA4) &&
-		     e.p4.len > 32))
+		    (e.kind == SWITCH_RECORD_ADDR4 && e.p4.len > 32) ||
+		    (e.kind == SWITCH_RECORD_ROUTE4 &&
+		     (e.r4.dst.len > 32 || e.r4.scope > 255 || e.r4.proto > 255)))
 			abort();
 		if (!e.expired)
 			again(&e, now);

@@ -109,6 +109,14 @@ static void test_ipv4_and_bad(void **state)
 		"r6:,m=1",
 		"via:1.2.3",
 		"via:1.2.3.4.5.6.7.8",
+		"r4:10.0.0.0/8,via=10.0.0.300",
+		"r4:10.0.0.0/8,src=::1",
+		"r4:10.0.0.0/8,sc=256",
+		"r4:10.0.0.0/8,on=2",
+		"r4:10.0.0.0/8,e=5",
+		"r4:10.0.0.0/33",
+		"r6:::/0,on=2",
+		"r6:::/0,sc=1",
 		"10.0.0.1",
 		"10.0.0.1/33",
 		"",
@@ -122,9 +130,12 @@ static void test_ipv4_and_bad(void **state)
 	assert_int_equal(e.kind, SWITCH_RECORD_ADDR4);
 	assert_int_equal(e.p4.addr, 0x0a500001u);
 	assert_int_equal(e.p4.len, 16);
+	/* a record from before r4: its default route's gateway alone */
 	assert_int_equal(switch_record_entry("via:10.80.0.254", 0, &e), 0);
-	assert_int_equal(e.kind, SWITCH_RECORD_VIA4);
-	assert_int_equal(e.p4.addr, 0x0a5000feu);
+	assert_int_equal(e.kind, SWITCH_RECORD_ROUTE4);
+	assert_int_equal(e.r4.dst.len, 0);
+	assert_int_equal(e.r4.gateway, 0x0a5000feu);
+	assert_int_equal(e.r4.metric, 0);
 	assert_int_equal(switch_record_entry("ipv6", 0, &e), 0);
 	assert_int_equal(e.kind, SWITCH_RECORD_IPV6_ON);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -135,9 +146,41 @@ static void test_ipv4_and_bad(void **state)
 	assert_int_equal(switch_record_entry(longer, 0, &e), -EINVAL);
 }
 
+static void test_route4_round_trip(void **state)
+{
+	/* a cloud server's default route: an on-link gateway outside the /32 address, the
+	 * DHCP client's protocol, metric and source */
+	struct nl_route4 r, link;
+	struct switch_record_entry e;
+	char t[SWITCH_RECORD_ENTRY_MAX];
+
+	(void)state;
+	memset(&r, 0, sizeof(r)); /* (compared whole, padding too) */
+	memset(&link, 0, sizeof(link));
+	r.gateway = 0xac1f0101u;
+	r.metric = 50;
+	r.proto = 16;
+	r.prefsrc = 0xac1f0509u;
+	r.onlink = true;
+	link.dst = (struct nl_prefix4){0xac1f0101u, 32};
+	link.proto = 4;
+	link.scope = 253;
+	switch_record_route4(&r, t, sizeof(t));
+	assert_string_equal(t, "r4:0.0.0.0/0,via=172.31.1.1,m=50,pr=16,sc=0,src=172.31.5.9,on=1");
+	assert_int_equal(switch_record_entry(t, 0, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_ROUTE4);
+	assert_memory_equal(&e.r4, &r, sizeof(r));
+	assert_false(e.expired);
+	switch_record_route4(&link, t, sizeof(t));
+	assert_string_equal(t, "r4:172.31.1.1/32,m=0,pr=4,sc=253");
+	assert_int_equal(switch_record_entry(t, 0, &e), 0);
+	assert_memory_equal(&e.r4, &link, sizeof(link));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_route4_round_trip),
 		cmocka_unit_test(test_addr6_round_trip),
 		cmocka_unit_test(test_route6_round_trip),
 		cmocka_unit_test(test_ipv4_and_bad),
