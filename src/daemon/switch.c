@@ -421,6 +421,31 @@ static inline void crash_point(const char *stage)
 }
 #endif
 
+/* The bridge's IPv4 addresses that sw's settings do not give it, taken off: an internal
+ * switch's others than its host address (a subnet it had before), an external one's
+ * adapter addresses while the management OS is not allowed. */
+static int strip_bridge(const struct store_switch *sw)
+{
+	struct nl_prefix4 a4[SWITCH_ADDRS_MAX], gw = gateway(sw);
+	size_t n = 0;
+	int ret;
+
+	if (is_type(sw, "external"))
+		return sw->allow_mgmt ? 0 : switch_addrs_put(sw, sw->bridge, false);
+	if (!is_type(sw, "internal"))
+		return 0;
+	ret = nl_addrs4(sw->bridge, a4, SWITCH_ADDRS_MAX, &n);
+	for (size_t i = 0; (!ret || ret == -E2BIG) && i < n; i++) {
+		int r = a4[i].addr == gw.addr && a4[i].len == gw.len
+				? 0
+				: nl_addr4(sw->bridge, false, a4[i]);
+
+		if (r && r != -EADDRNOTAVAIL)
+			return r;
+	}
+	return ret == -E2BIG ? strip_bridge(sw) : ret; /* the next SWITCH_ADDRS_MAX */
+}
+
 static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
 {
 	uint8_t mac[6];
@@ -471,6 +496,12 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (ret && ret != -ENOENT)
 			goto fail;
 	}
+	/* What other settings of the switch left (a change keeld ended in the middle of):
+	 * gone. */
+	step = "take other settings' addresses off";
+	ret = strip_bridge(sw);
+	if (ret)
+		goto fail;
 	step = "address the bridge";
 	if (is_type(sw, "internal") && sw->subnet[0]) {
 		struct nl_prefix4 gw = gateway(sw);
@@ -486,6 +517,15 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 			ret = nl_link_up(sw->adapter);
 		if (!ret)
 			ret = switch_addrs_take(st, sw);
+		if (ret == -E2BIG || ret == -ENOSPC) {
+			error_set(err, errlen,
+				  "switch '%s': adapter %s has more addresses or routes than keel "
+				  "moves to the switch (at most %d addresses of each family and %d "
+				  "routes, in a record of %d bytes): nothing moved",
+				  sw->name, sw->adapter, SWITCH_ADDRS_MAX, SWITCH_ROUTES_MAX,
+				  STORE_SWITCH_ADDRS_MAX);
+			return ret;
+		}
 		if (ret)
 			goto fail;
 	}
@@ -514,6 +554,10 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 			crash_point("up-dnsmasq");
 		return ret;
 	}
+	/* none without NAT (one a killed keeld left running too) */
+	switch_dhcp_stop(sw->bridge);
+	switch_dir(sw, dir, sizeof(dir));
+	switch_dhcp_kill_stale(dir);
 	return 0;
 fail:
 	error_set(err, errlen, "switch '%s': cannot %s %s: %s", sw->name, step, sw->bridge,
@@ -839,24 +883,28 @@ int switches_set(struct store *st, const char *name, json_object *req, char *err
 		error_set(err, errlen, "a private switch has nothing to set");
 		return -EINVAL;
 	}
-	if (strcmp(sw.subnet, old.subnet) && old.subnet[0]) {
-		ret = nl_addr4(old.bridge, false, gateway(&old));
-		if (ret && ret != -EADDRNOTAVAIL) {
-			error_set(err, errlen, "switch '%s': cannot take %s off bridge %s: %s",
-				  name, old.subnet, old.bridge, strerror(-ret));
-			return -EIO;
-		}
+	/* The new settings in the row first, then on the switch (switch_up takes away what
+	 * the old ones left): keeld ending at any point after the row is written makes the
+	 * switch as it says at its next start, and before it nothing changed. */
+	ret = store_switch_update(st, &sw);
+	if (ret) {
+		error_set(err, errlen, "switch '%s': cannot record its new settings: %s", name,
+			  strerror(-ret));
+		return -EIO;
 	}
-	if (is_type(&old, "external") && old.allow_mgmt && !sw.allow_mgmt)
-		(void)!switch_addrs_put(&old, old.bridge, false);
-	if (!has_dhcp(&sw))
-		switch_dhcp_stop(sw.bridge);
+	crash_point("set-store");
 	ret = switch_up(st, &sw, err, errlen);
-	if (!ret)
-		ret = store_switch_update(st, &sw);
 	if (ret) {
 		char again[256];
+		int back;
 
+		/* the old settings back, in the row and on the switch (the adapter's record as
+		 * switch_up left it) */
+		snprintf(old.adapter_addrs, sizeof(old.adapter_addrs), "%s", sw.adapter_addrs);
+		back = store_switch_update(st, &old);
+		if (back)
+			log_err("switch '%s': cannot record its old settings again: %s", name,
+				strerror(-back));
 		if (switch_up(st, &old, again, sizeof(again)))
 			log_err("switch '%s': %s", name, again);
 		return ret == -EINVAL ? ret : -EIO;
