@@ -459,6 +459,7 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (!ret && !bridge)
 			ret = -EEXIST;
 	}
+	/* (bridge: the one from before, with what was put on it) */
 	if (ret)
 		goto fail;
 	/* Adapters with a VLAN need it; without it (a kernel built without
@@ -516,7 +517,7 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (!ret)
 			ret = nl_link_up(sw->adapter);
 		if (!ret)
-			ret = switch_addrs_take(st, sw);
+			ret = switch_addrs_take(st, sw, bridge);
 		if (ret == -E2BIG || ret == -ENOSPC) {
 			error_set(err, errlen,
 				  "switch '%s': adapter %s has more addresses or routes than keel "

@@ -15,6 +15,7 @@
 
 #include "daemon/netlink.h"
 #include "daemon/switch_record.h"
+#include "lib/log.h"
 
 int switch_sysctl(const char *path, const char *value)
 {
@@ -161,16 +162,24 @@ static int put_entries(const struct store_switch *sw, const char *ifname, bool a
 		for (size_t i = 0; i < left; i++) {
 			int r = put_one(todo[i], ifname, add, which, now);
 
-			if (add && (r == -ENETUNREACH || r == -EHOSTUNREACH))
+			if (add && (r == -ENETUNREACH || r == -EHOSTUNREACH)) {
 				todo[n++] = todo[i]; /* the next round */
-			else
-				ret = ret ? ret : r;
+				continue;
+			}
+			if (r)
+				log_warn("switch '%s': cannot %s %s %s %s: %s", sw->name,
+					 add ? "put" : "take", todo[i], add ? "on" : "off", ifname,
+					 strerror(-r));
+			ret = ret ? ret : r;
 		}
 	} while (n && n < left);
 	/* (the last round's failures, each tried once more for its error) */
 	for (size_t i = 0; i < n; i++) {
 		int r = put_one(todo[i], ifname, add, which, now);
 
+		if (r)
+			log_warn("switch '%s': cannot put %s on %s: %s", sw->name, todo[i], ifname,
+				 strerror(-r));
 		ret = ret ? ret : r;
 	}
 	return ret;
@@ -181,7 +190,7 @@ int switch_addrs_put(const struct store_switch *sw, const char *ifname, bool add
 	return put_entries(sw, ifname, add, SWITCH_PUT_ALL);
 }
 
-int switch_addrs_take(struct store *st, struct store_switch *sw)
+int switch_addrs_take(struct store *st, struct store_switch *sw, bool bridge_kept)
 {
 	char rec[STORE_SWITCH_ADDRS_MAX];
 	bool fresh, v6 = ipv6_on(sw->adapter);
@@ -195,6 +204,11 @@ int switch_addrs_take(struct store *st, struct store_switch *sw)
 		snprintf(rec, sizeof(rec), "%s", sw->adapter_addrs);
 		if (v6 && !switch_addrs_recorded(sw, "ipv6"))
 			ret = switch_record_append(rec, sizeof(rec), "ipv6");
+	} else if (bridge_kept) {
+		/* Something new on the adapter (a DHCP client still running there) while the
+		 * bridge from before holds what was moved: that stays recorded too, to be given
+		 * back. A new bridge (a host reboot) holds nothing: the adapter's is all. */
+		ret = switch_record_merge(rec, sizeof(rec), sw->adapter_addrs);
 	}
 	/* Stored before anything moves: keeld ending at any point after can give it back. */
 	if (!ret && strcmp(rec, sw->adapter_addrs)) {

@@ -27,6 +27,54 @@ bool switch_record_has(const char *list, const char *key)
 	return false;
 }
 
+/* Entry t's key (tl bytes of it) into key: an address's "a6:ADDR/N" without its flags and
+ * lifetimes, a route's entry without its expiry, any other entry whole. */
+static void entry_key(const char *t, size_t tl, char *key, size_t size)
+{
+	char *e;
+
+	snprintf(key, size, "%.*s", (int)tl, t);
+	if (!strncmp(key, "a6:", 3))
+		key[strcspn(key, ",")] = '\0';
+	else if (!strncmp(key, "r6:", 3) && (e = strstr(key, ",e=")))
+		memmove(e, e + 3 + strcspn(e + 3, ","), strlen(e + 3 + strcspn(e + 3, ",")) + 1);
+}
+
+/* Has list an entry whose key is key? */
+static bool has_key(const char *list, const char *key)
+{
+	char k[SWITCH_RECORD_ENTRY_MAX];
+
+	for (const char *t = list; *t;) {
+		size_t tl = strcspn(t, " ");
+
+		entry_key(t, tl, k, sizeof(k));
+		if (tl && !strcmp(k, key))
+			return true;
+		t += tl;
+		t += strspn(t, " ");
+	}
+	return false;
+}
+
+int switch_record_merge(char *list, size_t size, const char *old)
+{
+	char k[SWITCH_RECORD_ENTRY_MAX], entry[SWITCH_RECORD_ENTRY_MAX];
+	int ret = 0;
+
+	for (const char *t = old; *t && !ret;) {
+		size_t tl = strcspn(t, " ");
+
+		entry_key(t, tl, k, sizeof(k));
+		snprintf(entry, sizeof(entry), "%.*s", (int)tl, t);
+		if (tl && tl < sizeof(entry) && !has_key(list, k))
+			ret = switch_record_append(list, size, entry);
+		t += tl;
+		t += strspn(t, " ");
+	}
+	return ret;
+}
+
 int switch_record_append(char *list, size_t size, const char *token)
 {
 	size_t len = strlen(list);

@@ -50,6 +50,11 @@ struct switch_record_entry {
 /* Is an entry of list key, or key followed by ',' (an IPv6 entry's address or route, its
  * lifetimes aside)? */
 bool switch_record_has(const char *list, const char *key);
+/* Append to list (size bytes) the entries of old that list has not (by their key: an
+ * address's or a route's entry with other lifetimes or expiry is the same one): 0 or
+ * -ENOSPC. */
+int switch_record_merge(char *list, size_t size, const char *old)
+	__attribute__((warn_unused_result));
 /* Append entry to list (size bytes): 0 or -ENOSPC. */
 int switch_record_append(char *list, size_t size, const char *entry)
 	__attribute__((warn_unused_result));

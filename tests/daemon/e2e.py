@@ -5460,6 +5460,24 @@ def case_switch_routes(e):
     check("addresses" in err and "at most" in err, "the refusal says why: %r" % err)
     check(ip_state(e, "up2") == had and ns_master(e, "up2") is None,
           "refused: the adapter has %r, had %r" % (ip_state(e, "up2"), had))
+    for a in many:
+        e.ns("ip", "-6", "addr", "del", a, "dev", "up2")
+    # An address put on the adapter while it is a port (a DHCP client still running there),
+    # then keeld restarted: moved too, and what was moved before stays recorded: all of it
+    # given back at the delete.
+    e.keel("switch", "create", "rt", "--type", "external", "--adapter", "up2")
+    e.ns("ip", "addr", "add", "172.31.9.9/32", "dev", "up2")
+    e.kill_keeld()
+    e.start_keeld()
+    check(sorted(ns_addrs(e, br)) == ["172.31.5.9/32", "172.31.9.9/32"] and
+          ns_addrs(e, "up2") == [], "restarted: the bridge has %r, the adapter %r" %
+          (ns_addrs(e, br), ns_addrs(e, "up2")))
+    e.keel("switch", "delete", "rt")
+    check(routes_full(e, "up2") == before, "deleted after an address was added: the adapter "
+          "has routes %r, had %r" % (routes_full(e, "up2"), before))
+    check(ip_state(e, "up2")[0] == sorted(addrs + [("172.31.9.9", 32, (), ("forever",
+                                                                         "forever"))]),
+          "deleted after an address was added: the adapter has %r" % (ip_state(e, "up2"),))
 
 
 def switch_dnsmasqs(e, br):

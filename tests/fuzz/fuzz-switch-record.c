@@ -3,7 +3,8 @@
  * fuzz-switch-record (issue 12): an external switch's record of its adapter's addresses as
  * keeld reads it back from its store (src/daemon/switch_record.c), on any text a damaged
  * store could hold: every space-separated entry read within its length; an entry read is
- * well formed, and an IPv6 one or an IPv4 route written again reads back the same.
+ * well formed, and an IPv6 one or an IPv4 route written again reads back the same; merged
+ * into another record, it stays within its size.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +53,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(text, data, size);
 	text[size] = '\0';
+	/* merged (as a record kept with a new one): within its size, its entries the
+	 * text's */
+	{
+		char list[512] = "ipv6 a6:2001:db8::1/64,v=5";
+
+		if (switch_record_merge(list, sizeof(list), text) == 0 &&
+		    strlen(list) >= sizeof(list))
+			abort();
+	}
 	for (char *t = strtok_r(text, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
 		struct switch_record_entry e;
 

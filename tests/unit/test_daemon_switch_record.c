@@ -177,12 +177,33 @@ static void test_route4_round_trip(void **state)
 	assert_memory_equal(&e.r4, &link, sizeof(link));
 }
 
+static void test_merge(void **state)
+{
+	char list[256] =
+		"ipv6 10.0.0.9/32 a6:2001:db8::1/64,p=50,v=90 r6:::/0,via=fe80::1,m=1,pr=9,e=70";
+
+	(void)state;
+	/* the same address and route with other lifetimes are not added twice; the others
+	 * are */
+	assert_int_equal(switch_record_merge(
+				 list, sizeof(list),
+				 "ipv6 10.0.0.1/24 a6:2001:db8::1/64,f=2,p=10,v=20 "
+				 "a6:2001:db8::2/64 r6:::/0,via=fe80::1,m=1,pr=9,e=30 "
+				 "r6:::/0,via=fe80::2,m=1,pr=9,e=30,pf=3 r4:0.0.0.0/0,via=10.0.0.1,"
+				 "m=0,pr=3,sc=0"),
+			 0);
+	assert_string_equal(list, "ipv6 10.0.0.9/32 a6:2001:db8::1/64,p=50,v=90 "
+				  "r6:::/0,via=fe80::1,m=1,pr=9,e=70 10.0.0.1/24 a6:2001:db8::2/64 "
+				  "r6:::/0,via=fe80::2,m=1,pr=9,e=30,pf=3 "
+				  "r4:0.0.0.0/0,via=10.0.0.1,m=0,pr=3,sc=0");
+	assert_int_equal(switch_record_merge(list, strlen(list) + 8, "10.0.0.77/24"), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_route4_round_trip),
-		cmocka_unit_test(test_addr6_round_trip),
-		cmocka_unit_test(test_route6_round_trip),
+		cmocka_unit_test(test_route4_round_trip), cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_addr6_round_trip),  cmocka_unit_test(test_route6_round_trip),
 		cmocka_unit_test(test_ipv4_and_bad),
 	};
 
