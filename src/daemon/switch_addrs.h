@@ -27,9 +27,9 @@ bool switch_addrs_recorded(const struct store_switch *sw, const char *token);
  * adapter with nothing that is not recorded already (keeld's restart, or a delete that
  * ended halfway) keeps the record as it is; one with something new has it recorded, with
  * the record's entries too when the bridge is the one from before (bridge_kept: it holds
- * them), without them on a new bridge (a host reboot: the adapter's are all). -E2BIG: more addresses or routes than keeld
- * lists (SWITCH_ADDRS_MAX of a family, SWITCH_ROUTES_MAX), -ENOSPC: more than the record
- * holds (STORE_SWITCH_ADDRS_MAX bytes); nothing moved then. */
+ * them), without them on a new bridge (a host reboot: the adapter's are all). -E2BIG: more
+ * addresses or routes than keeld lists (SWITCH_ADDRS_MAX of a family, SWITCH_ROUTES_MAX), -ENOSPC:
+ * more than the record holds (STORE_SWITCH_ADDRS_MAX bytes); nothing moved then. */
 int switch_addrs_take(struct store *st, struct store_switch *sw, bool bridge_kept)
 	__attribute__((warn_unused_result));
 /* Put the recorded addresses and routes on link ifname (what is there already is left
