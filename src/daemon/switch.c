@@ -492,6 +492,14 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 	 * management OS, not even a link-local one (a kernel without IPv6 has none anyway): so
 	 * no router advertisement or autoconfiguration can give it one either. */
 	step = "set IPv6 on";
+	/* The bridge takes router advertisements as the adapter did (a host that forwards
+	 * IPv6 has the adapter at accept_ra 2: the bridge's default 1 would ignore them), so
+	 * that it learns what they gave the adapter (routes, SLAAC) and keeps it renewed. */
+	if (is_type(sw, "external") && sw->allow_mgmt) {
+		ret = switch_addrs_ipv6_conf(sw->adapter, sw->bridge);
+		if (ret)
+			goto fail;
+	}
 	if (!is_type(sw, "internal")) {
 		ret = switch_link_ipv6(sw->bridge, is_type(sw, "external") && sw->allow_mgmt);
 		if (ret && ret != -ENOENT)

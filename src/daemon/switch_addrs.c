@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/rtnetlink.h>
+
 #include "daemon/netlink.h"
 #include "daemon/switch_record.h"
 #include "lib/log.h"
@@ -51,6 +53,34 @@ static bool ipv6_on(const char *ifname)
 		was[0] = '\0';
 	close(fd);
 	return was[0] == '0';
+}
+
+int switch_addrs_ipv6_conf(const char *from, const char *to)
+{
+	/* what makes a link take router advertisements and autoconfigure from them */
+	static const char *const keys[] = {"accept_ra", "accept_ra_defrtr", "accept_ra_pinfo",
+					   "autoconf", "use_tempaddr"};
+	int ret = 0;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char path[128], value[16] = "";
+		ssize_t n;
+		int fd, r;
+
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", from, keys[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* a kernel without it (or without IPv6) */
+		n = read(fd, value, sizeof(value) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		value[n] = '\0';
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", to, keys[i]);
+		r = switch_sysctl(path, value);
+		ret = ret || r == -ENOENT ? ret : r;
+	}
+	return ret;
 }
 
 bool switch_addrs_recorded(const struct store_switch *sw, const char *token)
@@ -98,6 +128,13 @@ static int record_adapter(const struct store_switch *sw, char *rec, size_t size,
 		ret = switch_record_append(rec, size, t);
 	}
 	for (size_t i = 0; !ret && i < nr6; i++) {
+		/* A router advertisement's (proto ra) is learnt again on the link that has the
+		 * advertisements (the bridge sends a solicitation when its IPv6 comes on): put
+		 * there by keeld it would lack the kernel's RTF_ADDRCONF, and every advertisement
+		 * after would be dropped half read ("failed to add default route": its prefixes
+		 * not renewed, the SLAAC addresses left to expire). */
+		if (r6[i].proto == RTPROT_RA)
+			continue;
 		switch_record_route6(&r6[i], now, t, sizeof(t));
 		ret = switch_record_append(rec, size, t);
 	}
@@ -126,6 +163,8 @@ static int put_one(const char *t, const char *ifname, bool add, enum switch_put 
 		ret = nl_addr6(ifname, add, &e.a6);
 		return (add && ret == -EEXIST) || (!add && ret == -EADDRNOTAVAIL) ? 0 : ret;
 	case SWITCH_RECORD_ROUTE6:
+		if (e.r6.proto == RTPROT_RA)
+			return 0; /* (an older record's: see record_adapter) */
 		ret = nl_route6(ifname, add, &e.r6);
 		return (add && ret == -EEXIST) || (!add && ret == -ESRCH) ? 0 : ret;
 	case SWITCH_RECORD_ROUTE4:

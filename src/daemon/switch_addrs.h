@@ -19,6 +19,10 @@
 int switch_sysctl(const char *path, const char *value) __attribute__((warn_unused_result));
 /* Turn IPv6 on or off on link ifname (off: every IPv6 address and route of its gone). */
 int switch_link_ipv6(const char *ifname, bool on) __attribute__((warn_unused_result));
+/* Give link to link from's settings for router advertisements and autoconfiguration
+ * (accept_ra, accept_ra_defrtr, accept_ra_pinfo, autoconf, use_tempaddr): 0 or the first
+ * error (one the kernel does not have is left out). */
+int switch_addrs_ipv6_conf(const char *from, const char *to) __attribute__((warn_unused_result));
 /* Is token (a whole entry) in sw's record? */
 bool switch_addrs_recorded(const struct store_switch *sw, const char *token);
 /* Record what sw's adapter has (its IPv4 and IPv6 addresses and routes, whether IPv6 is

@@ -5233,25 +5233,28 @@ def ipv6_adapter(e, configure_only=False):
 RA_SEND = r"""
 import socket, struct, sys
 # A router advertisement from the link-local address of sys.argv[1] to all nodes, hop limit
-# 255, router lifetime 0, with one prefix information option (on-link, autonomous) for
-# 2001:db8:77::/64; the kernel fills in the ICMPv6 checksum.
+# 255, router lifetime sys.argv[2] (0: not a default router), with one prefix information
+# option (on-link, autonomous) for 2001:db8:77::/64, valid for sys.argv[3] seconds; the
+# kernel fills in the ICMPv6 checksum.
 s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
 idx = socket.if_nametoindex(sys.argv[1])
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
-ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 0, 0, 0)
-pio = struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 3600, 1800, 0) + socket.inet_pton(
+router, valid = (int(a) for a in sys.argv[2:4])
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, router, 0, 0)
+pio = struct.pack("!BBBBIII", 3, 4, 64, 0xC0, valid, 1800, 0) + socket.inet_pton(
     socket.AF_INET6, "2001:db8:77::")
 for _ in range(3):
     s.sendto(ra + pio, ("ff02::1", 0, 0, idx))
 """
 
 
-def send_ra(e, dev):
-    """Router advertisements for 2001:db8:77::/64 out of dev in keeld's namespace."""
-    e.ns("python3", "-c", RA_SEND, dev)
+def send_ra(e, dev, router=0, valid=3600):
+    """Router advertisements for 2001:db8:77::/64 (valid for valid seconds) out of dev in
+    keeld's namespace, from a default router for router seconds (0: none)."""
+    e.ns("python3", "-c", RA_SEND, dev, str(router), str(valid))
 
 
 def slaac(e, dev, limit):
@@ -5478,6 +5481,36 @@ def case_switch_routes(e):
     check(ip_state(e, "up2")[0] == sorted(addrs + [("172.31.9.9", 32, (), ("forever",
                                                                          "forever"))]),
           "deleted after an address was added: the adapter has %r" % (ip_state(e, "up2"),))
+    # A host that forwards IPv6 (the adapter takes advertisements with accept_ra 2): the
+    # default route and an address an advertisement gave the adapter. On the bridge, the
+    # advertisements that follow are taken whole: the default route once, the address's
+    # lifetime renewed (7200 s now: the advertisement's prefix read, not dropped).
+    e.ns("sysctl", "-qw", "net.ipv6.conf.up2.accept_ra=2", "net.ipv6.conf.all.forwarding=1")
+    wait_link_local(e, "up3")
+    send_ra(e, "up3", router=1800)
+    check(len(slaac(e, "up2", 10)) == 1, "no address from the advertisement: %s" %
+          e.ns("ip", "-6", "addr", "show", "dev", "up2"))
+    check("default" in e.ns("ip", "-6", "route", "show", "dev", "up2"),
+          "no default route from the advertisement: %s" %
+          e.ns("ip", "-6", "route", "show", "dev", "up2"))
+    e.keel("switch", "create", "rt", "--type", "external", "--adapter", "up2")
+    wait_link_local(e, br)
+    send_ra(e, "up3", router=1800, valid=7200)
+    deadline = time.time() + 10
+    auto = slaac(e, br, 0)
+    while not (len(auto) == 1 and lifetimes(e, br, auto[0])[1] > 3600) and \
+            time.time() < deadline:
+        time.sleep(0.2)
+        auto = slaac(e, br, 0)
+    check(len(auto) == 1 and lifetimes(e, br, auto[0])[1] > 3600,
+          "the bridge's address from the advertisement not renewed: %s" %
+          e.ns("ip", "-6", "addr", "show", "dev", br))
+    defaults = [r for r in json.loads(e.ns("ip", "-j", "-6", "route", "show", "dev", br))
+                if r["dst"] == "default"]
+    check(len(defaults) == 1 and defaults[0].get("protocol") == "ra",
+          "the bridge's default routes: %r" % defaults)
+    e.keel("switch", "delete", "rt")
+    e.ns("sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
 
 
 def switch_dnsmasqs(e, br):
