@@ -446,13 +446,14 @@ int nl_link_set_mac(const char *name, const uint8_t mac[6])
 	return talk(nlh, NULL, NULL);
 }
 
-int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
+/* Add (with a's flags, metric and lifetimes) or delete address a on link ifname. */
+static int addr4_change(const char *ifname, bool add, const struct nl_ifaddr4 *a)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
 	unsigned index;
-	uint32_t be = htonl(p.addr);
+	uint32_t be = htonl(a->p.addr);
 	int ret = link_index(ifname, &index);
 
 	if (ret)
@@ -461,22 +462,43 @@ int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
-	ifa->ifa_prefixlen = (unsigned char)p.len;
+	ifa->ifa_prefixlen = (unsigned char)a->p.len;
 	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
 	ifa->ifa_index = index;
 	mnl_attr_put_u32(nlh, IFA_LOCAL, be);
 	mnl_attr_put_u32(nlh, IFA_ADDRESS, be);
-	if (p.len < 31) {
-		uint32_t bcast = htonl(p.addr | (p.len ? 0xffffffffu >> p.len : 0xffffffffu));
+	if (a->p.len < 31) {
+		uint32_t host = a->p.len ? 0xffffffffu >> a->p.len : 0xffffffffu;
 
-		mnl_attr_put_u32(nlh, IFA_BROADCAST, bcast);
+		mnl_attr_put_u32(nlh, IFA_BROADCAST, htonl(a->p.addr | host));
+	}
+	if (add && (a->flags & NL_ADDR4_FLAGS))
+		mnl_attr_put_u32(nlh, IFA_FLAGS, a->flags & NL_ADDR4_FLAGS);
+	if (add && a->metric)
+		mnl_attr_put_u32(nlh, IFA_RT_PRIORITY, a->metric);
+	if (add && (a->valid != UINT32_MAX || a->preferred != UINT32_MAX)) {
+		struct ifa_cacheinfo ci = {.ifa_prefered = a->preferred, .ifa_valid = a->valid};
+
+		mnl_attr_put(nlh, IFA_CACHEINFO, sizeof(ci), &ci);
 	}
 	return talk(nlh, NULL, NULL);
 }
 
+int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
+{
+	struct nl_ifaddr4 a = {.p = p, .preferred = UINT32_MAX, .valid = UINT32_MAX};
+
+	return addr4_change(ifname, add, &a);
+}
+
+int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
+{
+	return addr4_change(ifname, true, a);
+}
+
 struct addr_query {
 	unsigned index;
-	struct nl_prefix4 *out;
+	struct nl_ifaddr4 *out;
 	size_t max, n;
 	bool more; /* there were more than max */
 };
@@ -486,8 +508,14 @@ static int addr_attr(const struct nlattr *a, void *data)
 	const struct nlattr **tb = data;
 	int type = mnl_attr_get_type(a);
 
-	if (type == IFA_LOCAL && !mnl_attr_validate(a, MNL_TYPE_U32))
-		tb[0] = a;
+	if (type > IFA_MAX)
+		return MNL_CB_OK;
+	if ((type == IFA_LOCAL || type == IFA_FLAGS || type == IFA_RT_PRIORITY) &&
+	    !mnl_attr_validate(a, MNL_TYPE_U32))
+		tb[type] = a;
+	else if (type == IFA_CACHEINFO &&
+		 !mnl_attr_validate2(a, MNL_TYPE_BINARY, sizeof(struct ifa_cacheinfo)))
+		tb[type] = a;
 	return MNL_CB_OK;
 }
 
@@ -495,16 +523,30 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct addr_query *q = data;
 	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[1] = {NULL};
+	const struct nlattr *tb[IFA_MAX + 1] = {NULL};
+	struct nl_ifaddr4 a = {.preferred = UINT32_MAX, .valid = UINT32_MAX};
 
-	if (ifa->ifa_family != AF_INET || ifa->ifa_index != q->index)
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)) || ifa->ifa_family != AF_INET ||
+	    ifa->ifa_index != q->index)
 		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr, tb);
-	if (tb[0] && q->n == q->max)
+	if (!tb[IFA_LOCAL])
+		return MNL_CB_OK;
+	if (q->n == q->max) {
 		q->more = true;
-	else if (tb[0])
-		q->out[q->n++] =
-			(struct nl_prefix4){ntohl(mnl_attr_get_u32(tb[0])), ifa->ifa_prefixlen};
+		return MNL_CB_OK;
+	}
+	a.p = (struct nl_prefix4){ntohl(mnl_attr_get_u32(tb[IFA_LOCAL])), ifa->ifa_prefixlen};
+	a.flags = tb[IFA_FLAGS] ? mnl_attr_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
+	if (tb[IFA_RT_PRIORITY])
+		a.metric = mnl_attr_get_u32(tb[IFA_RT_PRIORITY]);
+	if (tb[IFA_CACHEINFO]) {
+		const struct ifa_cacheinfo *ci = mnl_attr_get_payload(tb[IFA_CACHEINFO]);
+
+		a.preferred = ci->ifa_prefered;
+		a.valid = ci->ifa_valid;
+	}
+	q->out[q->n++] = a;
 	return MNL_CB_OK;
 }
 
@@ -522,7 +564,7 @@ static int dump(uint16_t type, size_t hdr, uint8_t family, mnl_cb_t cb, void *da
 	return talk(nlh, cb, data);
 }
 
-int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
+int nl_addrs4(const char *ifname, struct nl_ifaddr4 *out, size_t max, size_t *n)
 {
 	struct addr_query q = {.out = out, .max = max};
 	int ret = link_index(ifname, &q.index);
@@ -632,7 +674,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	r.proto = rtm->rtm_protocol;
 	r.scope = rtm->rtm_scope;
 	r.onlink = rtm->rtm_flags & RTNH_F_ONLINK;
-	if (q->index && (r.oif != q->index || r.table != RT_TABLE_MAIN || r.proto == RTPROT_KERNEL))
+	if (q->index && (r.oif != q->index || r.table != RT_TABLE_MAIN))
 		return MNL_CB_OK;
 	if (q->n == q->max)
 		q->more = true;

@@ -64,8 +64,22 @@ int nl_port_forwarding(const char *name, bool forward) __attribute__((warn_unuse
 int nl_link_set_mac(const char *name, const uint8_t mac[6]) __attribute__((warn_unused_result));
 /* Add or delete an IPv4 address on link ifname. Adding one that is there is 0. */
 int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p) __attribute__((warn_unused_result));
+/* An IPv4 address of a link's with what makes it again: its flags (IFA_F_*), the metric of
+ * the prefix route the kernel makes for it (IFA_RT_PRIORITY) and its lifetimes (seconds
+ * left; UINT32_MAX: forever). */
+struct nl_ifaddr4 {
+	struct nl_prefix4 p;
+	uint32_t flags, metric;
+	uint32_t preferred, valid;
+};
+/* The flags an IPv4 address can be given again: noprefixroute. */
+#define NL_ADDR4_FLAGS 0x200u
+/* Add (or change) an IPv4 address on link ifname with its flags (NL_ADDR4_FLAGS of them),
+ * prefix route metric and lifetimes. */
+int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
+	__attribute__((warn_unused_result));
 /* The IPv4 addresses of link ifname (at most max; -E2BIG when it has more). */
-int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
+int nl_addrs4(const char *ifname, struct nl_ifaddr4 *out, size_t max, size_t *n)
 	__attribute__((warn_unused_result));
 /* A neighbour (ARP or NDP entry) of a link: its address as text and its MAC. */
 struct nl_neigh {
@@ -79,8 +93,9 @@ int nl_neighbours(const char *ifname, struct nl_neigh *out, size_t max, size_t *
 	__attribute__((warn_unused_result));
 /* Every IPv4 unicast route of every table (at most max). */
 int nl_routes4(struct nl_route4 *out, size_t max, size_t *n) __attribute__((warn_unused_result));
-/* The IPv4 unicast routes of the main table out of link ifname (single path), but protocol
- * kernel (those come with the addresses), at most max (-E2BIG when it has more). */
+/* The IPv4 unicast routes of the main table out of link ifname (single path; protocol
+ * kernel ones too: what the kernel made for an address, or another program like it), at
+ * most max (-E2BIG when it has more). */
 int nl_routes4_of(const char *ifname, struct nl_route4 *out, size_t max, size_t *n)
 	__attribute__((warn_unused_result));
 /* Add (-EEXIST when that very route is there; another link's route to the same prefix with

@@ -426,7 +426,8 @@ static inline void crash_point(const char *stage)
  * adapter addresses while the management OS is not allowed. */
 static int strip_bridge(const struct store_switch *sw)
 {
-	struct nl_prefix4 a4[SWITCH_ADDRS_MAX], gw = gateway(sw);
+	struct nl_ifaddr4 a4[SWITCH_ADDRS_MAX];
+	struct nl_prefix4 gw = gateway(sw);
 	size_t n = 0;
 	int ret;
 
@@ -436,9 +437,9 @@ static int strip_bridge(const struct store_switch *sw)
 		return 0;
 	ret = nl_addrs4(sw->bridge, a4, SWITCH_ADDRS_MAX, &n);
 	for (size_t i = 0; (!ret || ret == -E2BIG) && i < n; i++) {
-		int r = a4[i].addr == gw.addr && a4[i].len == gw.len
+		int r = a4[i].p.addr == gw.addr && a4[i].p.len == gw.len
 				? 0
-				: nl_addr4(sw->bridge, false, a4[i]);
+				: nl_addr4(sw->bridge, false, a4[i].p);
 
 		if (r && r != -EADDRNOTAVAIL)
 			return r;

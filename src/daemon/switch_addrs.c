@@ -88,11 +88,28 @@ bool switch_addrs_recorded(const struct store_switch *sw, const char *token)
 	return switch_record_has(sw->adapter_addrs, token);
 }
 
+/* Is r the prefix route the kernel made for one of addresses a[0..n) (protocol kernel, the
+ * address's network and metric, the address without noprefixroute)? Another program's
+ * route like it (NetworkManager's, for an address with noprefixroute) is not. */
+static bool own_route(const struct nl_route4 *r, const struct nl_ifaddr4 *a, size_t n)
+{
+	if (r->proto != RTPROT_KERNEL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t mask = a[i].p.len ? 0xffffffffu << (32 - a[i].p.len) : 0;
+
+		if (!(a[i].flags & NL_ADDR4_FLAGS) && r->dst.len == a[i].p.len &&
+		    r->dst.addr == (a[i].p.addr & mask) && r->metric == a[i].metric)
+			return true;
+	}
+	return false;
+}
+
 /* The record of what the adapter has now into rec; *fresh: something of it is not in sw's
  * record yet. */
 static int record_adapter(const struct store_switch *sw, char *rec, size_t size, bool *fresh)
 {
-	struct nl_prefix4 a4[SWITCH_ADDRS_MAX];
+	struct nl_ifaddr4 a4[SWITCH_ADDRS_MAX];
 	struct nl_addr6 a6[SWITCH_ADDRS_MAX];
 	struct nl_route6 *r6 = calloc(SWITCH_ROUTES_MAX, sizeof(*r6));
 	struct nl_route4 *r4 = calloc(SWITCH_ROUTES_MAX, sizeof(*r4));
@@ -113,11 +130,14 @@ static int record_adapter(const struct store_switch *sw, char *rec, size_t size,
 	if (!ret && (v6 || switch_addrs_recorded(sw, "ipv6")))
 		ret = switch_record_append(rec, size, "ipv6");
 	for (size_t i = 0; !ret && i < n4; i++) {
-		nl_prefix4_format(a4[i], t, sizeof(t));
+		nl_prefix4_format(a4[i].p, t, sizeof(t));
 		*fresh |= !switch_addrs_recorded(sw, t);
+		switch_record_addr4(&a4[i], now, t, sizeof(t));
 		ret = switch_record_append(rec, size, t);
 	}
 	for (size_t i = 0; !ret && i < nr4; i++) {
+		if (own_route(&r4[i], a4, n4))
+			continue; /* comes back with its address */
 		switch_record_route4(&r4[i], t, sizeof(t));
 		ret = switch_record_append(rec, size, t);
 	}
@@ -174,7 +194,7 @@ static int put_one(const char *t, const char *ifname, bool add, enum switch_put 
 	case SWITCH_RECORD_ADDR4:
 		break;
 	}
-	ret = nl_addr4(ifname, add, e.p4);
+	ret = add ? nl_addr4_add(ifname, &e.a4) : nl_addr4(ifname, false, e.a4.p);
 	return !add && ret == -EADDRNOTAVAIL ? 0 : ret;
 }
 

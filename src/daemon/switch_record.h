@@ -5,7 +5,9 @@
  * no system call, so that the reader is fuzzed (fuzz-switch-record) on any text a damaged
  * store could hold:
  *
- *   a.b.c.d/N                    an IPv4 address
+ *   a.b.c.d/N[,f=HEX][,m=METRIC][,p=T][,v=T]
+ *                                an IPv4 address, its flags (noprefixroute), its prefix
+ *                                route's metric, when its lifetimes end (none: forever)
  *   r4:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,sc=SCOPE][,src=A][,on=1]
  *                                an IPv4 route of the main table out of the adapter (its
  *                                gateway, metric, protocol, scope, preferred source, onlink)
@@ -40,11 +42,11 @@ enum switch_record_kind {
 
 struct switch_record_entry {
 	enum switch_record_kind kind;
-	struct nl_prefix4 p4; /* ADDR4 */
+	struct nl_ifaddr4 a4; /* ADDR4: lifetimes as seconds left at now */
 	struct nl_route4 r4;  /* ROUTE4 (oif 0) */
 	struct nl_addr6 a6;   /* ADDR6: lifetimes as seconds left at now */
 	struct nl_route6 r6;  /* ROUTE6: expires as seconds left at now */
-	bool expired;	      /* ADDR6, ROUTE6: its valid lifetime or expiry ended by now */
+	bool expired;	      /* ADDR4, ADDR6, ROUTE6: its valid lifetime or expiry ended by now */
 };
 
 /* Is an entry of list key, or key followed by ',' (an IPv6 entry's address or route, its
@@ -58,7 +60,9 @@ int switch_record_merge(char *list, size_t size, const char *old)
 /* Append entry to list (size bytes): 0 or -ENOSPC. */
 int switch_record_append(char *list, size_t size, const char *entry)
 	__attribute__((warn_unused_result));
-/* An address's key ("a6:ADDR/N"), its entry, a route's entry; lifetimes left at now. */
+/* An IPv4 address's entry (its key: "a.b.c.d/N"), an IPv6 address's key ("a6:ADDR/N"), its
+ * entry, a route's entry; lifetimes left at now. */
+void switch_record_addr4(const struct nl_ifaddr4 *a, time_t now, char *out, size_t size);
 void switch_record_addr6_key(const struct nl_addr6 *a, char *out, size_t size);
 void switch_record_addr6(const struct nl_addr6 *a, time_t now, char *out, size_t size);
 void switch_record_route6(const struct nl_route6 *r, time_t now, char *out, size_t size);

@@ -5385,13 +5385,13 @@ def case_switch_ipv6(e):
 
 
 def routes_full(e, dev):
-    """dev's IPv4 and IPv6 routes (link-local and kernel-made ones aside) with every field
-    `ip -j` gives (gateway, protocol, metric, scope, prefsrc, flags such as onlink), the
-    device name aside, sorted: to compare the routes of one link with another's."""
+    """dev's IPv4 and IPv6 routes (link-local ones aside) with every field `ip -j` gives
+    (gateway, protocol, metric, scope, prefsrc, flags such as onlink), the device name and
+    expiry aside, sorted: to compare the routes of one link with another's."""
     out = []
     for fam in ("-4", "-6"):
         for r in json.loads(e.ns("ip", "-j", fam, "route", "show", "dev", dev) or "[]"):
-            if r["dst"].startswith("fe80:") or r.get("protocol") == "kernel":
+            if r["dst"].startswith("fe80:"):
                 continue
             r.pop("dev", None)
             r.pop("expires", None)
@@ -5403,7 +5403,9 @@ def case_switch_routes(e):
     """Issue 12: an external switch moves every route of its adapter with its addresses, as
     they were: IPv4 routes other than the default one (a cloud server's /32 address whose
     gateway is reached through an on-link route: the default route is refused without it),
-    their metric, protocol, source address and onlink flag; an IPv6 route whose gateway is
+    their metric, protocol, source address and onlink flag; IPv4 addresses with their flags
+    (noprefixroute, with another program's prefix route), lifetimes and prefix route metric;
+    an IPv6 route whose gateway is
     reached only through a route listed after it. Another link's default route (metric 0)
     stays as it was. Deleted: all of it back on the adapter; no route lost on the
     way, and the host's default route never taken away for good."""
@@ -5423,6 +5425,14 @@ def case_switch_routes(e):
                  "dhcp", "src", "172.31.5.9", "metric", "50", "onlink"),
                 ("ip", "route", "add", "10.55.0.0/16", "via", "172.31.1.1", "dev", "up2",
                  "proto", "static", "metric", "7"),
+                # NetworkManager's way: the address without the kernel's prefix route, one
+                # of its own with a metric, a DHCP lease's lifetimes
+                ("ip", "addr", "add", "192.168.77.5/24", "dev", "up2", "noprefixroute",
+                 "valid_lft", "86000", "preferred_lft", "86000"),
+                ("ip", "route", "add", "192.168.77.0/24", "dev", "up2", "proto", "kernel",
+                 "scope", "link", "src", "192.168.77.5", "metric", "100"),
+                # an address whose kernel prefix route has a metric
+                ("ip", "addr", "add", "192.168.78.5/24", "dev", "up2", "metric", "300"),
                 ("ip", "-6", "addr", "add", "2001:db8:85::1/64", "dev", "up2", "nodad",
                  "noprefixroute"),
                 ("ip", "-6", "route", "add", "2001:db8:85::/64", "dev", "up2", "proto",
@@ -5431,7 +5441,7 @@ def case_switch_routes(e):
                  "dev", "up2", "proto", "static", "metric", "9")):
         e.ns(*cmd)
     before, other = routes_full(e, "up2"), routes_full(e, "other0")
-    check(len(before) == 5, "the adapter's routes: %r" % before)
+    check(len(before) == 7, "the adapter's routes: %r" % before)
     addrs = ip_state(e, "up2")[0]
     e.start_keeld()
     e.keel("switch", "create", "rt", "--type", "external", "--adapter", "up2")
@@ -5472,7 +5482,8 @@ def case_switch_routes(e):
     e.ns("ip", "addr", "add", "172.31.9.9/32", "dev", "up2")
     e.kill_keeld()
     e.start_keeld()
-    check(sorted(ns_addrs(e, br)) == ["172.31.5.9/32", "172.31.9.9/32"] and
+    check(sorted(ns_addrs(e, br)) == ["172.31.5.9/32", "172.31.9.9/32", "192.168.77.5/24",
+                                      "192.168.78.5/24"] and
           ns_addrs(e, "up2") == [], "restarted: the bridge has %r, the adapter %r" %
           (ns_addrs(e, br), ns_addrs(e, "up2")))
     e.keel("switch", "delete", "rt")

@@ -116,6 +116,10 @@ static void test_ipv4_and_bad(void **state)
 		"r4:10.0.0.0/8,e=5",
 		"r4:10.0.0.0/33",
 		"r6:::/0,on=2",
+		"10.0.0.1/8,m=4294967296",
+		"10.0.0.1/8,e=5",
+		"10.0.0.1/8,via=10.0.0.2",
+		"10.0.0.1/8,f=",
 		"r6:::/0,sc=1",
 		"10.0.0.1",
 		"10.0.0.1/33",
@@ -128,8 +132,10 @@ static void test_ipv4_and_bad(void **state)
 	(void)state;
 	assert_int_equal(switch_record_entry("10.80.0.1/16", 0, &e), 0);
 	assert_int_equal(e.kind, SWITCH_RECORD_ADDR4);
-	assert_int_equal(e.p4.addr, 0x0a500001u);
-	assert_int_equal(e.p4.len, 16);
+	assert_int_equal(e.a4.p.addr, 0x0a500001u);
+	assert_int_equal(e.a4.p.len, 16);
+	assert_int_equal(e.a4.flags, 0);
+	assert_int_equal(e.a4.valid, UINT32_MAX);
 	/* a record from before r4: its default route's gateway alone */
 	assert_int_equal(switch_record_entry("via:10.80.0.254", 0, &e), 0);
 	assert_int_equal(e.kind, SWITCH_RECORD_ROUTE4);
@@ -177,6 +183,37 @@ static void test_route4_round_trip(void **state)
 	assert_memory_equal(&e.r4, &link, sizeof(link));
 }
 
+static void test_addr4_round_trip(void **state)
+{
+	/* NetworkManager's: noprefixroute (its own prefix route), a DHCP lease's lifetimes;
+	 * and one whose kernel prefix route has a metric */
+	struct nl_ifaddr4 a = {{0x0a000005u, 24}, 0x200 | 0x80, 0, 86000, 86400};
+	struct nl_ifaddr4 m = {{0xc0a84e05u, 24}, 0, 300, UINT32_MAX, UINT32_MAX};
+	struct switch_record_entry e;
+	char t[SWITCH_RECORD_ENTRY_MAX];
+
+	(void)state;
+	switch_record_addr4(&a, 1000, t, sizeof(t));
+	/* flags kept: only those RTM_NEWADDR takes for IPv4 (0x80, permanent, is not) */
+	assert_string_equal(t, "10.0.0.5/24,f=200,p=87000,v=87400");
+	assert_true(switch_record_has(t, "10.0.0.5/24"));
+	assert_int_equal(switch_record_entry(t, 1400, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_ADDR4);
+	assert_int_equal(e.a4.p.addr, a.p.addr);
+	assert_int_equal(e.a4.p.len, 24);
+	assert_int_equal(e.a4.flags, 0x200);
+	assert_int_equal(e.a4.preferred, 85600);
+	assert_int_equal(e.a4.valid, 86000);
+	assert_false(e.expired);
+	assert_int_equal(switch_record_entry(t, 87400, &e), 0);
+	assert_true(e.expired);
+	switch_record_addr4(&m, 1000, t, sizeof(t));
+	assert_string_equal(t, "192.168.78.5/24,m=300");
+	assert_int_equal(switch_record_entry(t, 0, &e), 0);
+	assert_int_equal(e.a4.metric, 300);
+	assert_int_equal(e.a4.preferred, UINT32_MAX);
+}
+
 static void test_merge(void **state)
 {
 	char list[256] =
@@ -197,6 +234,9 @@ static void test_merge(void **state)
 				  "r6:::/0,via=fe80::2,m=1,pr=9,e=30,pf=3 "
 				  "r4:0.0.0.0/0,via=10.0.0.1,m=0,pr=3,sc=0");
 	assert_int_equal(switch_record_merge(list, strlen(list) + 8, "10.0.0.77/24"), -ENOSPC);
+	/* an IPv4 address with other lifetimes is the same one */
+	assert_int_equal(switch_record_merge(list, sizeof(list), "10.0.0.9/32,v=5"), 0);
+	assert_null(strstr(list, "v=5"));
 }
 
 int main(void)
@@ -204,7 +244,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_route4_round_trip), cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_addr6_round_trip),  cmocka_unit_test(test_route6_round_trip),
-		cmocka_unit_test(test_ipv4_and_bad),
+		cmocka_unit_test(test_ipv4_and_bad),	  cmocka_unit_test(test_addr4_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
