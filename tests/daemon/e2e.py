@@ -5643,7 +5643,7 @@ def case_switch_crash(e):
           (pid, pid_alive(pid), os.path.exists(swdir(br))))
     e.ns("ip", "link", "del", br)
     ext = ("switch", "create", "ex", "--type", "external", "--adapter", "up0")
-    for stage in ("create-store", "up-bridge", "up-addrs"):
+    for stage in ("create-store", "up-bridge", "up-taken", "up-addrs"):
         crash_keeld_at(e, stage, ext)
         br = complete("ex", "external create killed at " + stage, nat=False)
         e.keel("switch", "delete", "ex")
@@ -5710,7 +5710,7 @@ def case_switch_set_crash(e):
               "%s: the bridge's IPv6 off: %s" % (when, ns_ipv6_off(e, br)))
         return sw["allow_management_os"]
 
-    stages = ("set-store", "up-bridge", "up-nft", "up-addrs", "up-dnsmasq")
+    stages = ("set-store", "up-bridge", "up-nft", "up-taken", "up-addrs", "up-dnsmasq")
     killed = {s: 0 for s in stages}
     e.keel("switch", "create", "sc", "--type", "internal", "--subnet", "10.67.0.0/24",
            "--nat", "on")
