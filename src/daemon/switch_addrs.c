@@ -267,7 +267,7 @@ int switch_addrs_take(struct store *st, struct store_switch *sw, bool bridge_kep
 		/* Something new on the adapter (a DHCP client still running there) while the
 		 * bridge from before holds what was moved: that stays recorded too, to be given
 		 * back. A new bridge (a host reboot) holds nothing: the adapter's is all. */
-		ret = switch_record_merge(rec, sizeof(rec), sw->adapter_addrs);
+		ret = switch_record_merge(rec, sizeof(rec), sw->adapter_addrs, time(NULL));
 	}
 	/* Stored before anything moves: keeld ending at any point after can give it back. */
 	if (!ret && strcmp(rec, sw->adapter_addrs)) {

@@ -57,9 +57,10 @@ static bool has_key(const char *list, const char *key)
 	return false;
 }
 
-int switch_record_merge(char *list, size_t size, const char *old)
+int switch_record_merge(char *list, size_t size, const char *old, time_t now)
 {
 	char k[SWITCH_RECORD_ENTRY_MAX], entry[SWITCH_RECORD_ENTRY_MAX];
+	struct switch_record_entry e;
 	int ret = 0;
 
 	for (const char *t = old; *t && !ret;) {
@@ -67,7 +68,9 @@ int switch_record_merge(char *list, size_t size, const char *old)
 
 		entry_key(t, tl, k, sizeof(k));
 		snprintf(entry, sizeof(entry), "%.*s", (int)tl, t);
-		if (tl && tl < sizeof(entry) && !has_key(list, k))
+		/* (one that does not read, or has ended, is not carried on) */
+		if (tl && tl < sizeof(entry) && !switch_record_entry(entry, now, &e) &&
+		    !e.expired && !has_key(list, k))
 			ret = switch_record_append(list, size, entry);
 		t += tl;
 		t += strspn(t, " ");

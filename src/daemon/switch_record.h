@@ -53,9 +53,9 @@ struct switch_record_entry {
  * lifetimes aside)? */
 bool switch_record_has(const char *list, const char *key);
 /* Append to list (size bytes) the entries of old that list has not (by their key: an
- * address's or a route's entry with other lifetimes or expiry is the same one): 0 or
- * -ENOSPC. */
-int switch_record_merge(char *list, size_t size, const char *old)
+ * address's or a route's entry with other lifetimes or expiry is the same one), but those
+ * that do not read or have ended by now: 0 or -ENOSPC. */
+int switch_record_merge(char *list, size_t size, const char *old, time_t now)
 	__attribute__((warn_unused_result));
 /* Append entry to list (size bytes): 0 or -ENOSPC. */
 int switch_record_append(char *list, size_t size, const char *entry)

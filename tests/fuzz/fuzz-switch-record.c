@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		char list[512] = "ipv6 a6:2001:db8::1/64,v=5";
 
-		if (switch_record_merge(list, sizeof(list), text) == 0 &&
+		if (switch_record_merge(list, sizeof(list), text, now) == 0 &&
 		    strlen(list) >= sizeof(list))
 			abort();
 	}

@@ -221,22 +221,25 @@ static void test_merge(void **state)
 
 	(void)state;
 	/* the same address and route with other lifetimes are not added twice; the others
-	 * are */
-	assert_int_equal(switch_record_merge(
-				 list, sizeof(list),
-				 "ipv6 10.0.0.1/24 a6:2001:db8::1/64,f=2,p=10,v=20 "
-				 "a6:2001:db8::2/64 r6:::/0,via=fe80::1,m=1,pr=9,e=30 "
-				 "r6:::/0,via=fe80::2,m=1,pr=9,e=30,pf=3 r4:0.0.0.0/0,via=10.0.0.1,"
-				 "m=0,pr=3,sc=0"),
-			 0);
+	 * are, but those ended at 10 s (an address valid to 9, a route expiring at 5) and one
+	 * that does not read */
+	assert_int_equal(
+		switch_record_merge(
+			list, sizeof(list),
+			"ipv6 10.0.0.1/24 a6:2001:db8::1/64,f=2,p=10,v=20 "
+			"a6:2001:db8::2/64 r6:::/0,via=fe80::1,m=1,pr=9,e=30 "
+			"r6:::/0,via=fe80::2,m=1,pr=9,e=30,pf=3 r4:0.0.0.0/0,via=10.0.0.1,"
+			"m=0,pr=3,sc=0 a6:2001:db8::3/64,v=9 bogus:1 r6:::/0,via=fe80::3,e=5",
+			10),
+		0);
 	assert_string_equal(list, "ipv6 10.0.0.9/32 a6:2001:db8::1/64,p=50,v=90 "
 				  "r6:::/0,via=fe80::1,m=1,pr=9,e=70 10.0.0.1/24 a6:2001:db8::2/64 "
 				  "r6:::/0,via=fe80::2,m=1,pr=9,e=30,pf=3 "
 				  "r4:0.0.0.0/0,via=10.0.0.1,m=0,pr=3,sc=0");
-	assert_int_equal(switch_record_merge(list, strlen(list) + 8, "10.0.0.77/24"), -ENOSPC);
+	assert_int_equal(switch_record_merge(list, strlen(list) + 8, "10.0.0.77/24", 10), -ENOSPC);
 	/* an IPv4 address with other lifetimes is the same one */
-	assert_int_equal(switch_record_merge(list, sizeof(list), "10.0.0.9/32,v=5"), 0);
-	assert_null(strstr(list, "v=5"));
+	assert_int_equal(switch_record_merge(list, sizeof(list), "10.0.0.9/32,v=50", 10), 0);
+	assert_null(strstr(list, "v=50"));
 }
 
 int main(void)
