@@ -394,9 +394,10 @@ static int link_mac(const char *name, uint8_t mac[6])
 
 #ifdef KEEL_TEST_HOOKS
 /* Test builds only: keeld kills itself at stage of bringing a switch up or down (switch_up,
- * switch_down, a create's or delete's store write) when STATE/switches/test-crash names it
- * (e2e switch-crash). A release build has no such file check. */
-static void crash_point(const char *stage)
+ * switch_down, a create's, change's or delete's store write) when STATE/switches/test-crash
+ * names it (e2e switch-crash, switch-set-crash); "fail:STAGE" makes that stage fail instead
+ * (-EIO; where a caller checks it). A release build has no such file check. */
+static int crash_point(const char *stage)
 {
 	char path[PATH_MAX], want[64] = "";
 	int fd;
@@ -405,7 +406,7 @@ static void crash_point(const char *stage)
 	snprintf(path, sizeof(path), "%s/test-crash", switches_dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return 0;
 	n = read(fd, want, sizeof(want) - 1);
 	close(fd);
 	want[n > 0 ? strcspn(want, "\n") : 0] = '\0';
@@ -413,11 +414,17 @@ static void crash_point(const char *stage)
 		log_warn("test-crash: keeld killed at %s", stage);
 		raise(SIGKILL);
 	}
+	if (!strncmp(want, "fail:", 5) && !strcmp(want + 5, stage)) {
+		log_warn("test-crash: failing at %s", stage);
+		return -EIO;
+	}
+	return 0;
 }
 #else
-static inline void crash_point(const char *stage)
+static inline int crash_point(const char *stage)
 {
 	(void)stage;
+	return 0;
 }
 #endif
 
@@ -551,7 +558,11 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (ret)
 			goto fail;
 	}
-	crash_point("up-addrs");
+	if (crash_point("up-addrs")) {
+		error_set(err, errlen, "switch '%s': the test hook failed it at up-addrs",
+			  sw->name);
+		return -EIO;
+	}
 	if (has_dhcp(sw)) {
 		ret = switch_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
 		if (ret) {

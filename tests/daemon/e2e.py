@@ -5729,6 +5729,18 @@ def case_switch_set_crash(e):
             # the change made again completes it
             e.keel("switch", "set", "sc", *change)
             check(consistent("sc", "set %s again" % (change,)) == new, "not changed")
+    # A change that fails (the hook fails it at up-addrs, after the new rules and
+    # addresses): refused, the old settings back in the row and on the switch.
+    hook = os.path.join(e.state, "switches", "test-crash")
+    for change in changes:
+        was = consistent("sc", "before failing %s" % (change,))
+        with open(hook, "w") as f:
+            f.write("fail:up-addrs")
+        _, err = e.keel("switch", "set", "sc", *change, want=None)
+        os.unlink(hook)
+        check("failed it at up-addrs" in err, "set %s: %r" % (change, err))
+        check(consistent("sc", "set %s failed" % (change,)) == was,
+              "set %s failed: not the old settings" % (change,))
     e.keel("switch", "delete", "sc")
     e.keel("switch", "create", "sx", "--type", "external", "--adapter", "up0")
     for stage in stages:
@@ -5742,6 +5754,15 @@ def case_switch_set_crash(e):
             e.keel("switch", "set", "sx", "--allow-management-os", value)
             check(consistent("sx", "management OS %s again" % value) == (value == "on"),
                   "not changed")
+    for value in ("off", "on"):
+        was = consistent("sx", "before failing management OS %s" % value)
+        with open(hook, "w") as f:
+            f.write("fail:up-addrs")
+        _, err = e.keel("switch", "set", "sx", "--allow-management-os", value, want=None)
+        os.unlink(hook)
+        check("failed it at up-addrs" in err, "management OS %s: %r" % (value, err))
+        check(consistent("sx", "management OS %s failed" % value) == was,
+              "management OS %s failed: not the old settings" % value)
     e.keel("switch", "delete", "sx")
     wait_dad(e, "up0")
     check(ip_state(e, "up0") == before, "deleted: the adapter has %r, had %r" %
