@@ -446,13 +446,14 @@ int nl_link_set_mac(const char *name, const uint8_t mac[6])
 	return talk(nlh, NULL, NULL);
 }
 
-int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
+/* Add (with a's flags, metric and lifetimes) or delete address a on link ifname. */
+static int addr4_change(const char *ifname, bool add, const struct nl_ifaddr4 *a)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
 	unsigned index;
-	uint32_t be = htonl(p.addr);
+	uint32_t be = htonl(a->p.addr);
 	int ret = link_index(ifname, &index);
 
 	if (ret)
@@ -461,23 +462,45 @@ int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
-	ifa->ifa_prefixlen = (unsigned char)p.len;
+	ifa->ifa_prefixlen = (unsigned char)a->p.len;
 	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
 	ifa->ifa_index = index;
 	mnl_attr_put_u32(nlh, IFA_LOCAL, be);
 	mnl_attr_put_u32(nlh, IFA_ADDRESS, be);
-	if (p.len < 31) {
-		uint32_t bcast = htonl(p.addr | (p.len ? 0xffffffffu >> p.len : 0xffffffffu));
+	if (a->p.len < 31) {
+		uint32_t host = a->p.len ? 0xffffffffu >> a->p.len : 0xffffffffu;
 
-		mnl_attr_put_u32(nlh, IFA_BROADCAST, bcast);
+		mnl_attr_put_u32(nlh, IFA_BROADCAST, htonl(a->p.addr | host));
+	}
+	if (add && (a->flags & NL_ADDR4_FLAGS))
+		mnl_attr_put_u32(nlh, IFA_FLAGS, a->flags & NL_ADDR4_FLAGS);
+	if (add && a->metric)
+		mnl_attr_put_u32(nlh, IFA_RT_PRIORITY, a->metric);
+	if (add && (a->valid != UINT32_MAX || a->preferred != UINT32_MAX)) {
+		struct ifa_cacheinfo ci = {.ifa_prefered = a->preferred, .ifa_valid = a->valid};
+
+		mnl_attr_put(nlh, IFA_CACHEINFO, sizeof(ci), &ci);
 	}
 	return talk(nlh, NULL, NULL);
 }
 
+int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
+{
+	struct nl_ifaddr4 a = {.p = p, .preferred = UINT32_MAX, .valid = UINT32_MAX};
+
+	return addr4_change(ifname, add, &a);
+}
+
+int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
+{
+	return addr4_change(ifname, true, a);
+}
+
 struct addr_query {
 	unsigned index;
-	struct nl_prefix4 *out;
+	struct nl_ifaddr4 *out;
 	size_t max, n;
+	bool more; /* there were more than max */
 };
 
 static int addr_attr(const struct nlattr *a, void *data)
@@ -485,8 +508,14 @@ static int addr_attr(const struct nlattr *a, void *data)
 	const struct nlattr **tb = data;
 	int type = mnl_attr_get_type(a);
 
-	if (type == IFA_LOCAL && !mnl_attr_validate(a, MNL_TYPE_U32))
-		tb[0] = a;
+	if (type > IFA_MAX)
+		return MNL_CB_OK;
+	if ((type == IFA_LOCAL || type == IFA_FLAGS || type == IFA_RT_PRIORITY) &&
+	    !mnl_attr_validate(a, MNL_TYPE_U32))
+		tb[type] = a;
+	else if (type == IFA_CACHEINFO &&
+		 !mnl_attr_validate2(a, MNL_TYPE_BINARY, sizeof(struct ifa_cacheinfo)))
+		tb[type] = a;
 	return MNL_CB_OK;
 }
 
@@ -494,14 +523,30 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct addr_query *q = data;
 	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[1] = {NULL};
+	const struct nlattr *tb[IFA_MAX + 1] = {NULL};
+	struct nl_ifaddr4 a = {.preferred = UINT32_MAX, .valid = UINT32_MAX};
 
-	if (ifa->ifa_family != AF_INET || ifa->ifa_index != q->index)
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)) || ifa->ifa_family != AF_INET ||
+	    ifa->ifa_index != q->index)
 		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr, tb);
-	if (tb[0] && q->n < q->max)
-		q->out[q->n++] =
-			(struct nl_prefix4){ntohl(mnl_attr_get_u32(tb[0])), ifa->ifa_prefixlen};
+	if (!tb[IFA_LOCAL])
+		return MNL_CB_OK;
+	if (q->n == q->max) {
+		q->more = true;
+		return MNL_CB_OK;
+	}
+	a.p = (struct nl_prefix4){ntohl(mnl_attr_get_u32(tb[IFA_LOCAL])), ifa->ifa_prefixlen};
+	a.flags = tb[IFA_FLAGS] ? mnl_attr_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
+	if (tb[IFA_RT_PRIORITY])
+		a.metric = mnl_attr_get_u32(tb[IFA_RT_PRIORITY]);
+	if (tb[IFA_CACHEINFO]) {
+		const struct ifa_cacheinfo *ci = mnl_attr_get_payload(tb[IFA_CACHEINFO]);
+
+		a.preferred = ci->ifa_prefered;
+		a.valid = ci->ifa_valid;
+	}
+	q->out[q->n++] = a;
 	return MNL_CB_OK;
 }
 
@@ -519,14 +564,14 @@ static int dump(uint16_t type, size_t hdr, uint8_t family, mnl_cb_t cb, void *da
 	return talk(nlh, cb, data);
 }
 
-int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
+int nl_addrs4(const char *ifname, struct nl_ifaddr4 *out, size_t max, size_t *n)
 {
 	struct addr_query q = {.out = out, .max = max};
 	int ret = link_index(ifname, &q.index);
 
 	ret = ret ?: dump(RTM_GETADDR, sizeof(struct ifaddrmsg), AF_INET, addr_cb, &q);
 	*n = q.n;
-	return ret;
+	return ret ? ret : q.more ? -E2BIG : 0;
 }
 
 struct neigh_query {
@@ -587,6 +632,8 @@ int nl_neighbours(const char *ifname, struct nl_neigh *out, size_t max, size_t *
 struct route_query {
 	struct nl_route4 *out;
 	size_t max, n;
+	unsigned index; /* 0: every route; else the main table's out of that link alone */
+	bool more;	/* there were more than max */
 };
 
 static int route_attr(const struct nlattr *a, void *data)
@@ -594,7 +641,8 @@ static int route_attr(const struct nlattr *a, void *data)
 	const struct nlattr **tb = data;
 	int type = mnl_attr_get_type(a);
 
-	if ((type == RTA_DST || type == RTA_GATEWAY || type == RTA_OIF || type == RTA_TABLE) &&
+	if ((type == RTA_DST || type == RTA_GATEWAY || type == RTA_OIF || type == RTA_TABLE ||
+	     type == RTA_PRIORITY || type == RTA_PREFSRC) &&
 	    !mnl_attr_validate(a, MNL_TYPE_U32))
 		tb[type] = a;
 	return MNL_CB_OK;
@@ -607,7 +655,8 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlattr *tb[RTA_MAX + 1] = {NULL};
 	struct nl_route4 r = {{0, rtm->rtm_dst_len}, 0, 0, rtm->rtm_table};
 
-	if (rtm->rtm_family != AF_INET || rtm->rtm_type != RTN_UNICAST || q->n >= q->max)
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)) || rtm->rtm_family != AF_INET ||
+	    rtm->rtm_type != RTN_UNICAST)
 		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*rtm), route_attr, tb);
 	if (tb[RTA_DST])
@@ -618,7 +667,19 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 		r.oif = mnl_attr_get_u32(tb[RTA_OIF]);
 	if (tb[RTA_TABLE])
 		r.table = mnl_attr_get_u32(tb[RTA_TABLE]);
-	q->out[q->n++] = r;
+	if (tb[RTA_PRIORITY])
+		r.metric = mnl_attr_get_u32(tb[RTA_PRIORITY]);
+	if (tb[RTA_PREFSRC])
+		r.prefsrc = ntohl(mnl_attr_get_u32(tb[RTA_PREFSRC]));
+	r.proto = rtm->rtm_protocol;
+	r.scope = rtm->rtm_scope;
+	r.onlink = rtm->rtm_flags & RTNH_F_ONLINK;
+	if (q->index && (r.oif != q->index || r.table != RT_TABLE_MAIN))
+		return MNL_CB_OK;
+	if (q->n == q->max)
+		q->more = true;
+	else
+		q->out[q->n++] = r;
 	return MNL_CB_OK;
 }
 
@@ -631,27 +692,44 @@ int nl_routes4(struct nl_route4 *out, size_t max, size_t *n)
 	return ret;
 }
 
-int nl_route4_add(const struct nl_route4 *r)
+int nl_routes4_of(const char *ifname, struct nl_route4 *out, size_t max, size_t *n)
+{
+	struct route_query q = {.out = out, .max = max};
+	int ret = link_index(ifname, &q.index);
+
+	ret = ret ?: dump(RTM_GETROUTE, sizeof(struct rtmsg), AF_INET, route_cb, &q);
+	*n = q.n;
+	return ret ? ret : q.more ? -E2BIG : 0;
+}
+
+int nl_route4(bool add, const struct nl_route4 *r)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct rtmsg *rtm;
 
-	nlh->nlmsg_type = RTM_NEWROUTE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+	/* NLM_F_CREATE alone: neither EXCL (refused beside another link's route of the same
+	 * prefix and metric) nor REPLACE (which would take that route's place) */
+	nlh->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE : 0);
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = AF_INET;
 	rtm->rtm_dst_len = (unsigned char)r->dst.len;
 	rtm->rtm_table = RT_TABLE_MAIN;
-	rtm->rtm_protocol = RTPROT_BOOT;
-	rtm->rtm_scope = r->gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+	rtm->rtm_protocol = (unsigned char)(r->proto ? r->proto : RTPROT_BOOT);
+	rtm->rtm_scope = (unsigned char)r->scope;
 	rtm->rtm_type = RTN_UNICAST;
+	rtm->rtm_flags = r->onlink ? RTNH_F_ONLINK : 0;
 	if (r->dst.len)
 		mnl_attr_put_u32(nlh, RTA_DST, htonl(r->dst.addr));
 	if (r->gateway)
 		mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(r->gateway));
 	if (r->oif)
 		mnl_attr_put_u32(nlh, RTA_OIF, r->oif);
+	if (r->metric)
+		mnl_attr_put_u32(nlh, RTA_PRIORITY, r->metric);
+	if (add && r->prefsrc)
+		mnl_attr_put_u32(nlh, RTA_PREFSRC, htonl(r->prefsrc));
 	return talk(nlh, NULL, NULL);
 }
 
@@ -659,6 +737,7 @@ struct addr6_query {
 	unsigned index;
 	struct nl_addr6 *out;
 	size_t max, n;
+	bool more; /* there were more than max */
 };
 
 static int addr6_attr(const struct nlattr *a, void *data)
@@ -686,7 +765,7 @@ static int addr6_cb(const struct nlmsghdr *nlh, void *data)
 	struct nl_addr6 a = {.preferred = UINT32_MAX, .valid = UINT32_MAX};
 
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)) || ifa->ifa_family != AF_INET6 ||
-	    ifa->ifa_index != q->index || ifa->ifa_scope != RT_SCOPE_UNIVERSE || q->n >= q->max)
+	    ifa->ifa_index != q->index || ifa->ifa_scope != RT_SCOPE_UNIVERSE)
 		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*ifa), addr6_attr, tb);
 	addr = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
@@ -695,6 +774,10 @@ static int addr6_cb(const struct nlmsghdr *nlh, void *data)
 	a.flags = tb[IFA_FLAGS] ? mnl_attr_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
 	if (a.flags & IFA_F_TEMPORARY)
 		return MNL_CB_OK; /* made again from its mngtmpaddr */
+	if (q->n == q->max) {
+		q->more = true;
+		return MNL_CB_OK;
+	}
 	memcpy(a.addr, mnl_attr_get_payload(addr), 16);
 	a.len = ifa->ifa_prefixlen;
 	if (tb[IFA_CACHEINFO]) {
@@ -714,7 +797,7 @@ int nl_addrs6(const char *ifname, struct nl_addr6 *out, size_t max, size_t *n)
 
 	ret = ret ?: dump(RTM_GETADDR, sizeof(struct ifaddrmsg), AF_INET6, addr6_cb, &q);
 	*n = q.n;
-	return ret;
+	return ret ? ret : q.more ? -E2BIG : 0;
 }
 
 int nl_addr6(const char *ifname, bool add, const struct nl_addr6 *a)
@@ -751,6 +834,7 @@ struct route6_query {
 	unsigned index;
 	struct nl_route6 *out;
 	size_t max, n;
+	bool more; /* there were more than max */
 };
 
 static int route6_attr(const struct nlattr *a, void *data)
@@ -782,14 +866,19 @@ static int route6_cb(const struct nlmsghdr *nlh, void *data)
 	unsigned table = rtm->rtm_table;
 
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rtm)) || rtm->rtm_family != AF_INET6 ||
-	    rtm->rtm_type != RTN_UNICAST || rtm->rtm_protocol == RTPROT_KERNEL || q->n >= q->max)
+	    rtm->rtm_type != RTN_UNICAST || rtm->rtm_protocol == RTPROT_KERNEL)
 		return MNL_CB_OK;
 	mnl_attr_parse(nlh, sizeof(*rtm), route6_attr, tb);
 	if (tb[RTA_TABLE])
 		table = mnl_attr_get_u32(tb[RTA_TABLE]);
 	if (!tb[RTA_OIF] || mnl_attr_get_u32(tb[RTA_OIF]) != q->index || table != RT_TABLE_MAIN)
 		return MNL_CB_OK;
+	if (q->n == q->max) {
+		q->more = true;
+		return MNL_CB_OK;
+	}
 	r.oif = q->index;
+	r.onlink = rtm->rtm_flags & RTNH_F_ONLINK;
 	if (tb[RTA_DST])
 		memcpy(r.dst, mnl_attr_get_payload(tb[RTA_DST]), 16);
 	if (tb[RTA_GATEWAY])
@@ -817,7 +906,7 @@ int nl_routes6(const char *ifname, struct nl_route6 *out, size_t max, size_t *n)
 
 	ret = ret ?: dump(RTM_GETROUTE, sizeof(struct rtmsg), AF_INET6, route6_cb, &q);
 	*n = q.n;
-	return ret;
+	return ret ? ret : q.more ? -E2BIG : 0;
 }
 
 int nl_route6(const char *ifname, bool add, const struct nl_route6 *r)
@@ -840,6 +929,7 @@ int nl_route6(const char *ifname, bool add, const struct nl_route6 *r)
 	rtm->rtm_protocol = (unsigned char)(r->proto ? r->proto : RTPROT_BOOT);
 	rtm->rtm_scope = RT_SCOPE_UNIVERSE;
 	rtm->rtm_type = RTN_UNICAST;
+	rtm->rtm_flags = r->onlink ? RTNH_F_ONLINK : 0;
 	if (r->len)
 		mnl_attr_put(nlh, RTA_DST, 16, r->dst);
 	if (memcmp(r->gateway, none, 16))

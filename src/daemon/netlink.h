@@ -20,8 +20,11 @@ struct nl_prefix4 {
 struct nl_route4 {
 	struct nl_prefix4 dst;
 	uint32_t gateway; /* 0: none */
-	unsigned oif;	  /* the output interface's index, 0: none */
+	unsigned oif;	  /* the output interface's index, 0: none (a multipath route) */
 	unsigned table;
+	unsigned metric, proto, scope; /* RTA_PRIORITY, rtm_protocol, rtm_scope */
+	uint32_t prefsrc;	       /* RTA_PREFSRC, host byte order; 0: none */
+	bool onlink;		       /* RTNH_F_ONLINK: the gateway is on the link, unrouted */
 };
 
 /* Create bridge name (down, no ports): -EEXIST when a link of that name exists. */
@@ -61,8 +64,22 @@ int nl_port_forwarding(const char *name, bool forward) __attribute__((warn_unuse
 int nl_link_set_mac(const char *name, const uint8_t mac[6]) __attribute__((warn_unused_result));
 /* Add or delete an IPv4 address on link ifname. Adding one that is there is 0. */
 int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p) __attribute__((warn_unused_result));
-/* The IPv4 addresses of link ifname (at most max). */
-int nl_addrs4(const char *ifname, struct nl_prefix4 *out, size_t max, size_t *n)
+/* An IPv4 address of a link's with what makes it again: its flags (IFA_F_*), the metric of
+ * the prefix route the kernel makes for it (IFA_RT_PRIORITY) and its lifetimes (seconds
+ * left; UINT32_MAX: forever). */
+struct nl_ifaddr4 {
+	struct nl_prefix4 p;
+	uint32_t flags, metric;
+	uint32_t preferred, valid;
+};
+/* The flags an IPv4 address can be given again: noprefixroute. */
+#define NL_ADDR4_FLAGS 0x200u
+/* Add (or change) an IPv4 address on link ifname with its flags (NL_ADDR4_FLAGS of them),
+ * prefix route metric and lifetimes. */
+int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
+	__attribute__((warn_unused_result));
+/* The IPv4 addresses of link ifname (at most max; -E2BIG when it has more). */
+int nl_addrs4(const char *ifname, struct nl_ifaddr4 *out, size_t max, size_t *n)
 	__attribute__((warn_unused_result));
 /* A neighbour (ARP or NDP entry) of a link: its address as text and its MAC. */
 struct nl_neigh {
@@ -76,8 +93,14 @@ int nl_neighbours(const char *ifname, struct nl_neigh *out, size_t max, size_t *
 	__attribute__((warn_unused_result));
 /* Every IPv4 unicast route of every table (at most max). */
 int nl_routes4(struct nl_route4 *out, size_t max, size_t *n) __attribute__((warn_unused_result));
-/* Add a route (main table) through gateway or straight out of link oif. */
-int nl_route4_add(const struct nl_route4 *r) __attribute__((warn_unused_result));
+/* The IPv4 unicast routes of the main table out of link ifname (single path; protocol
+ * kernel ones too: what the kernel made for an address, or another program like it), at
+ * most max (-E2BIG when it has more). */
+int nl_routes4_of(const char *ifname, struct nl_route4 *out, size_t max, size_t *n)
+	__attribute__((warn_unused_result));
+/* Add (-EEXIST when that very route is there; another link's route to the same prefix with
+ * the same metric stays) or delete route r of the main table out of link r->oif. */
+int nl_route4(bool add, const struct nl_route4 *r) __attribute__((warn_unused_result));
 
 /* An IPv6 address of a link's (global or unique-local: scope universe), with what makes it
  * again: its flags (IFA_F_*) and lifetimes (seconds left; UINT32_MAX: forever). */
@@ -95,12 +118,14 @@ struct nl_route6 {
 	unsigned oif, metric, proto;
 	uint32_t expires; /* seconds left, 0: none */
 	uint8_t pref;	  /* RTA_PREF (an RA's router preference), 0: none given */
+	bool onlink;	  /* RTNH_F_ONLINK */
 };
 /* The flags an address can be given again (RTM_NEWADDR takes only these): nodad,
  * noprefixroute, mngtmpaddr. */
 #define NL_ADDR6_FLAGS 0x302u
 /* The IPv6 addresses of link ifname of scope universe but temporary ones (privacy
- * addresses, which the kernel makes again from their mngtmpaddr), at most max. */
+ * addresses, which the kernel makes again from their mngtmpaddr), at most max (-E2BIG
+ * when it has more). */
 int nl_addrs6(const char *ifname, struct nl_addr6 *out, size_t max, size_t *n)
 	__attribute__((warn_unused_result));
 /* Add (-EEXIST when it is there) or delete an IPv6 address on link ifname, with its flags
@@ -108,7 +133,7 @@ int nl_addrs6(const char *ifname, struct nl_addr6 *out, size_t max, size_t *n)
 int nl_addr6(const char *ifname, bool add, const struct nl_addr6 *a)
 	__attribute__((warn_unused_result));
 /* The IPv6 unicast routes of the main table out of link ifname, but protocol kernel, at
- * most max. */
+ * most max (-E2BIG when it has more). */
 int nl_routes6(const char *ifname, struct nl_route6 *out, size_t max, size_t *n)
 	__attribute__((warn_unused_result));
 /* Add (-EEXIST when a route to that prefix with that metric is there) or delete an IPv6

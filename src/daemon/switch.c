@@ -394,9 +394,10 @@ static int link_mac(const char *name, uint8_t mac[6])
 
 #ifdef KEEL_TEST_HOOKS
 /* Test builds only: keeld kills itself at stage of bringing a switch up or down (switch_up,
- * switch_down, a create's or delete's store write) when STATE/switches/test-crash names it
- * (e2e switch-crash). A release build has no such file check. */
-static void crash_point(const char *stage)
+ * switch_down, a create's, change's or delete's store write) when STATE/switches/test-crash
+ * names it (e2e switch-crash, switch-set-crash); "fail:STAGE" makes that stage fail instead
+ * (-EIO; where a caller checks it). A release build has no such file check. */
+static int crash_point(const char *stage)
 {
 	char path[PATH_MAX], want[64] = "";
 	int fd;
@@ -405,7 +406,7 @@ static void crash_point(const char *stage)
 	snprintf(path, sizeof(path), "%s/test-crash", switches_dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return 0;
 	n = read(fd, want, sizeof(want) - 1);
 	close(fd);
 	want[n > 0 ? strcspn(want, "\n") : 0] = '\0';
@@ -413,13 +414,45 @@ static void crash_point(const char *stage)
 		log_warn("test-crash: keeld killed at %s", stage);
 		raise(SIGKILL);
 	}
+	if (!strncmp(want, "fail:", 5) && !strcmp(want + 5, stage)) {
+		log_warn("test-crash: failing at %s", stage);
+		return -EIO;
+	}
+	return 0;
 }
 #else
-static inline void crash_point(const char *stage)
+static inline int crash_point(const char *stage)
 {
 	(void)stage;
+	return 0;
 }
 #endif
+
+/* The bridge's IPv4 addresses that sw's settings do not give it, taken off: an internal
+ * switch's others than its host address (a subnet it had before), an external one's
+ * adapter addresses while the management OS is not allowed. */
+static int strip_bridge(const struct store_switch *sw)
+{
+	struct nl_ifaddr4 a4[SWITCH_ADDRS_MAX];
+	struct nl_prefix4 gw = gateway(sw);
+	size_t n = 0;
+	int ret;
+
+	if (is_type(sw, "external"))
+		return sw->allow_mgmt ? 0 : switch_addrs_put(sw, sw->bridge, false);
+	if (!is_type(sw, "internal"))
+		return 0;
+	ret = nl_addrs4(sw->bridge, a4, SWITCH_ADDRS_MAX, &n);
+	for (size_t i = 0; (!ret || ret == -E2BIG) && i < n; i++) {
+		int r = a4[i].p.addr == gw.addr && a4[i].p.len == gw.len
+				? 0
+				: nl_addr4(sw->bridge, false, a4[i].p);
+
+		if (r && r != -EADDRNOTAVAIL)
+			return r;
+	}
+	return ret == -E2BIG ? strip_bridge(sw) : ret; /* the next SWITCH_ADDRS_MAX */
+}
 
 static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
 {
@@ -434,6 +467,7 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (!ret && !bridge)
 			ret = -EEXIST;
 	}
+	/* (bridge: the one from before, with what was put on it) */
 	if (ret)
 		goto fail;
 	/* Adapters with a VLAN need it; without it (a kernel built without
@@ -466,11 +500,25 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 	 * management OS, not even a link-local one (a kernel without IPv6 has none anyway): so
 	 * no router advertisement or autoconfiguration can give it one either. */
 	step = "set IPv6 on";
+	/* The bridge takes router advertisements as the adapter did (a host that forwards
+	 * IPv6 has the adapter at accept_ra 2: the bridge's default 1 would ignore them), so
+	 * that it learns what they gave the adapter (routes, SLAAC) and keeps it renewed. */
+	if (is_type(sw, "external") && sw->allow_mgmt) {
+		ret = switch_addrs_ipv6_conf(sw->adapter, sw->bridge);
+		if (ret)
+			goto fail;
+	}
 	if (!is_type(sw, "internal")) {
 		ret = switch_link_ipv6(sw->bridge, is_type(sw, "external") && sw->allow_mgmt);
 		if (ret && ret != -ENOENT)
 			goto fail;
 	}
+	/* What other settings of the switch left (a change keeld ended in the middle of):
+	 * gone. */
+	step = "take other settings' addresses off";
+	ret = strip_bridge(sw);
+	if (ret)
+		goto fail;
 	step = "address the bridge";
 	if (is_type(sw, "internal") && sw->subnet[0]) {
 		struct nl_prefix4 gw = gateway(sw);
@@ -485,9 +533,19 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (!ret)
 			ret = nl_link_up(sw->adapter);
 		if (!ret)
-			ret = switch_addrs_take(st, sw);
+			ret = switch_addrs_take(st, sw, bridge);
+		if (ret == -E2BIG || ret == -ENOSPC) {
+			error_set(err, errlen,
+				  "switch '%s': adapter %s has more addresses or routes than keel "
+				  "moves to the switch (at most %d addresses of each family and %d "
+				  "routes, in a record of %d bytes): nothing moved",
+				  sw->name, sw->adapter, SWITCH_ADDRS_MAX, SWITCH_ROUTES_MAX,
+				  STORE_SWITCH_ADDRS_MAX);
+			return ret;
+		}
 		if (ret)
 			goto fail;
+		crash_point("up-taken"); /* the adapter's addresses in the record alone */
 	}
 	step = "bring the bridge up";
 	ret = nl_link_up(sw->bridge);
@@ -500,7 +558,11 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 		if (ret)
 			goto fail;
 	}
-	crash_point("up-addrs");
+	if (crash_point("up-addrs")) {
+		error_set(err, errlen, "switch '%s': the test hook failed it at up-addrs",
+			  sw->name);
+		return -EIO;
+	}
 	if (has_dhcp(sw)) {
 		ret = switch_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
 		if (ret) {
@@ -514,6 +576,10 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 			crash_point("up-dnsmasq");
 		return ret;
 	}
+	/* none without NAT (one a killed keeld left running too) */
+	switch_dhcp_stop(sw->bridge);
+	switch_dir(sw, dir, sizeof(dir));
+	switch_dhcp_kill_stale(dir);
 	return 0;
 fail:
 	error_set(err, errlen, "switch '%s': cannot %s %s: %s", sw->name, step, sw->bridge,
@@ -839,24 +905,28 @@ int switches_set(struct store *st, const char *name, json_object *req, char *err
 		error_set(err, errlen, "a private switch has nothing to set");
 		return -EINVAL;
 	}
-	if (strcmp(sw.subnet, old.subnet) && old.subnet[0]) {
-		ret = nl_addr4(old.bridge, false, gateway(&old));
-		if (ret && ret != -EADDRNOTAVAIL) {
-			error_set(err, errlen, "switch '%s': cannot take %s off bridge %s: %s",
-				  name, old.subnet, old.bridge, strerror(-ret));
-			return -EIO;
-		}
+	/* The new settings in the row first, then on the switch (switch_up takes away what
+	 * the old ones left): keeld ending at any point after the row is written makes the
+	 * switch as it says at its next start, and before it nothing changed. */
+	ret = store_switch_update(st, &sw);
+	if (ret) {
+		error_set(err, errlen, "switch '%s': cannot record its new settings: %s", name,
+			  strerror(-ret));
+		return -EIO;
 	}
-	if (is_type(&old, "external") && old.allow_mgmt && !sw.allow_mgmt)
-		(void)!switch_addrs_put(&old, old.bridge, false);
-	if (!has_dhcp(&sw))
-		switch_dhcp_stop(sw.bridge);
+	crash_point("set-store");
 	ret = switch_up(st, &sw, err, errlen);
-	if (!ret)
-		ret = store_switch_update(st, &sw);
 	if (ret) {
 		char again[256];
+		int back;
 
+		/* the old settings back, in the row and on the switch (the adapter's record as
+		 * switch_up left it) */
+		snprintf(old.adapter_addrs, sizeof(old.adapter_addrs), "%s", sw.adapter_addrs);
+		back = store_switch_update(st, &old);
+		if (back)
+			log_err("switch '%s': cannot record its old settings again: %s", name,
+				strerror(-back));
 		if (switch_up(st, &old, again, sizeof(again)))
 			log_err("switch '%s': %s", name, again);
 		return ret == -EINVAL ? ret : -EIO;

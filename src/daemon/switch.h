@@ -40,7 +40,10 @@ void switches_shutdown(void);
  * (keeld ending halfway: the whole switch at its next start); a failure takes it all away. */
 int switches_create(struct store *st, json_object *req, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* Change "subnet" and "nat" (internal) or "allow_management_os" (external). */
+/* Change "subnet" and "nat" (internal) or "allow_management_os" (external). The new row is
+ * stored first, then the switch brought to it, what the old settings left taken away
+ * (keeld ending halfway: the new settings, all of them, at its next start); a failure
+ * stores the old row again and brings the switch back to it. */
 int switches_set(struct store *st, const char *name, json_object *req, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* Delete a switch no VM's adapter is on: 0, -ENOENT, -EBUSY (err lists the VMs). It is

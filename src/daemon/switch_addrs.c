@@ -13,11 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/rtnetlink.h>
+
 #include "daemon/netlink.h"
 #include "daemon/switch_record.h"
-
-#define ROUTES_MAX 4096
-#define ADDRS_MAX  32
+#include "lib/log.h"
 
 int switch_sysctl(const char *path, const char *value)
 {
@@ -55,59 +55,90 @@ static bool ipv6_on(const char *ifname)
 	return was[0] == '0';
 }
 
+int switch_addrs_ipv6_conf(const char *from, const char *to)
+{
+	/* what makes a link take router advertisements and autoconfigure from them */
+	static const char *const keys[] = {"accept_ra", "accept_ra_defrtr", "accept_ra_pinfo",
+					   "autoconf", "use_tempaddr"};
+	int ret = 0;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char path[128], value[16] = "";
+		ssize_t n;
+		int fd, r;
+
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", from, keys[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* a kernel without it (or without IPv6) */
+		n = read(fd, value, sizeof(value) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		value[n] = '\0';
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", to, keys[i]);
+		r = switch_sysctl(path, value);
+		ret = ret || r == -ENOENT ? ret : r;
+	}
+	return ret;
+}
+
 bool switch_addrs_recorded(const struct store_switch *sw, const char *token)
 {
 	return switch_record_has(sw->adapter_addrs, token);
 }
 
-/* The adapter's IPv4 default route's gateway (0: none). */
-static int default_gw4(unsigned index, uint32_t *gw)
+/* Is r the prefix route the kernel made for one of addresses a[0..n) (protocol kernel, the
+ * address's network and metric, the address without noprefixroute)? Another program's
+ * route like it (NetworkManager's, for an address with noprefixroute) is not. */
+static bool own_route(const struct nl_route4 *r, const struct nl_ifaddr4 *a, size_t n)
 {
-	struct nl_route4 *routes = calloc(ROUTES_MAX, sizeof(*routes));
-	size_t n = 0;
-	int ret = routes ? nl_routes4(routes, ROUTES_MAX, &n) : -ENOMEM;
+	if (r->proto != RTPROT_KERNEL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t mask = a[i].p.len ? 0xffffffffu << (32 - a[i].p.len) : 0;
 
-	*gw = 0;
-	for (size_t i = 0; !ret && i < n; i++)
-		if (!routes[i].dst.len && routes[i].oif == index && routes[i].gateway &&
-		    routes[i].table == 254)
-			*gw = routes[i].gateway;
-	free(routes);
-	return ret;
+		if (!(a[i].flags & NL_ADDR4_FLAGS) && r->dst.len == a[i].p.len &&
+		    r->dst.addr == (a[i].p.addr & mask) && r->metric == a[i].metric)
+			return true;
+	}
+	return false;
 }
 
 /* The record of what the adapter has now into rec; *fresh: something of it is not in sw's
  * record yet. */
 static int record_adapter(const struct store_switch *sw, char *rec, size_t size, bool *fresh)
 {
-	struct nl_prefix4 a4[ADDRS_MAX];
-	struct nl_addr6 a6[ADDRS_MAX];
-	struct nl_route6 *r6 = calloc(ROUTES_MAX, sizeof(*r6));
-	size_t n4 = 0, n6 = 0, nr6 = 0;
+	struct nl_ifaddr4 a4[SWITCH_ADDRS_MAX];
+	struct nl_addr6 a6[SWITCH_ADDRS_MAX];
+	struct nl_route6 *r6 = calloc(SWITCH_ROUTES_MAX, sizeof(*r6));
+	struct nl_route4 *r4 = calloc(SWITCH_ROUTES_MAX, sizeof(*r4));
+	size_t n4 = 0, n6 = 0, nr6 = 0, nr4 = 0;
 	time_t now = time(NULL);
-	uint32_t gw = 0;
 	bool v6 = ipv6_on(sw->adapter);
 	char t[SWITCH_RECORD_ENTRY_MAX];
-	int ret = r6 ? nl_addrs4(sw->adapter, a4, ADDRS_MAX, &n4) : -ENOMEM;
+	int ret = r6 && r4 ? nl_addrs4(sw->adapter, a4, SWITCH_ADDRS_MAX, &n4) : -ENOMEM;
 
 	if (!ret && v6)
-		ret = nl_addrs6(sw->adapter, a6, ADDRS_MAX, &n6);
+		ret = nl_addrs6(sw->adapter, a6, SWITCH_ADDRS_MAX, &n6);
 	if (!ret && v6)
-		ret = nl_routes6(sw->adapter, r6, ROUTES_MAX, &nr6);
+		ret = nl_routes6(sw->adapter, r6, SWITCH_ROUTES_MAX, &nr6);
 	if (!ret)
-		ret = default_gw4(if_nametoindex(sw->adapter), &gw);
+		ret = nl_routes4_of(sw->adapter, r4, SWITCH_ROUTES_MAX, &nr4);
 	rec[0] = '\0';
 	*fresh = false;
 	if (!ret && (v6 || switch_addrs_recorded(sw, "ipv6")))
 		ret = switch_record_append(rec, size, "ipv6");
 	for (size_t i = 0; !ret && i < n4; i++) {
-		nl_prefix4_format(a4[i], t, sizeof(t));
+		nl_prefix4_format(a4[i].p, t, sizeof(t));
 		*fresh |= !switch_addrs_recorded(sw, t);
+		switch_record_addr4(&a4[i], now, t, sizeof(t));
 		ret = switch_record_append(rec, size, t);
 	}
-	if (!ret && gw) {
-		snprintf(t, sizeof(t), "via:%u.%u.%u.%u", gw >> 24, (gw >> 16) & 255,
-			 (gw >> 8) & 255, gw & 255);
+	for (size_t i = 0; !ret && i < nr4; i++) {
+		if (own_route(&r4[i], a4, n4))
+			continue; /* comes back with its address */
+		switch_record_route4(&r4[i], t, sizeof(t));
 		ret = switch_record_append(rec, size, t);
 	}
 	for (size_t i = 0; !ret && i < n6; i++) {
@@ -117,18 +148,110 @@ static int record_adapter(const struct store_switch *sw, char *rec, size_t size,
 		ret = switch_record_append(rec, size, t);
 	}
 	for (size_t i = 0; !ret && i < nr6; i++) {
+		/* A router advertisement's (proto ra) is learnt again on the link that has the
+		 * advertisements (the bridge sends a solicitation when its IPv6 comes on): put
+		 * there by keeld it would lack the kernel's RTF_ADDRCONF, and every advertisement
+		 * after would be dropped half read ("failed to add default route": its prefixes
+		 * not renewed, the SLAAC addresses left to expire). */
+		if (r6[i].proto == RTPROT_RA)
+			continue;
 		switch_record_route6(&r6[i], now, t, sizeof(t));
 		ret = switch_record_append(rec, size, t);
 	}
 	free(r6);
+	free(r4);
 	return ret;
 }
 
-int switch_addrs_take(struct store *st, struct store_switch *sw)
+enum switch_put { SWITCH_PUT_ALL, SWITCH_PUT_IPV4 };
+
+/* One entry t onto or off ifname (which: all of them, or the IPv4 ones alone). */
+static int put_one(const char *t, const char *ifname, bool add, enum switch_put which, time_t now)
+{
+	struct switch_record_entry e;
+	int ret = switch_record_entry(t, now, &e);
+
+	if (ret || (add && e.expired))
+		return ret; /* gone by now, as it would have on the adapter */
+	if (which == SWITCH_PUT_IPV4 && e.kind != SWITCH_RECORD_ADDR4 &&
+	    e.kind != SWITCH_RECORD_ROUTE4)
+		return 0;
+	switch (e.kind) {
+	case SWITCH_RECORD_IPV6_ON:
+		return 0;
+	case SWITCH_RECORD_ADDR6:
+		ret = nl_addr6(ifname, add, &e.a6);
+		return (add && ret == -EEXIST) || (!add && ret == -EADDRNOTAVAIL) ? 0 : ret;
+	case SWITCH_RECORD_ROUTE6:
+		if (e.r6.proto == RTPROT_RA)
+			return 0; /* (an older record's: see record_adapter) */
+		ret = nl_route6(ifname, add, &e.r6);
+		return (add && ret == -EEXIST) || (!add && ret == -ESRCH) ? 0 : ret;
+	case SWITCH_RECORD_ROUTE4:
+		e.r4.oif = if_nametoindex(ifname);
+		ret = e.r4.oif ? nl_route4(add, &e.r4) : -ENODEV;
+		return (add && ret == -EEXIST) || (!add && ret == -ESRCH) ? 0 : ret;
+	case SWITCH_RECORD_ADDR4:
+		break;
+	}
+	ret = add ? nl_addr4_add(ifname, &e.a4) : nl_addr4(ifname, false, e.a4.p);
+	return !add && ret == -EADDRNOTAVAIL ? 0 : ret;
+}
+
+#define ENTRIES_MAX (STORE_SWITCH_ADDRS_MAX / 2)
+
+/* The recorded entries (which of them) onto or off ifname, every one tried: the first
+ * error. Added, a route whose gateway is not reachable yet (through a route recorded
+ * after it) is tried again once the others are on, as long as each round adds one. */
+static int put_entries(const struct store_switch *sw, const char *ifname, bool add,
+		       enum switch_put which)
+{
+	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL, *todo[ENTRIES_MAX];
+	size_t n = 0, left;
+	time_t now = time(NULL);
+	int ret = 0;
+
+	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
+	for (char *t = strtok_r(copy, " ", &save); t && n < ENTRIES_MAX;
+	     t = strtok_r(NULL, " ", &save))
+		todo[n++] = t;
+	do {
+		left = n;
+		n = 0;
+		for (size_t i = 0; i < left; i++) {
+			int r = put_one(todo[i], ifname, add, which, now);
+
+			if (add && (r == -ENETUNREACH || r == -EHOSTUNREACH)) {
+				todo[n++] = todo[i]; /* the next round */
+				continue;
+			}
+			if (r)
+				log_warn("switch '%s': cannot %s %s %s %s: %s", sw->name,
+					 add ? "put" : "take", todo[i], add ? "on" : "off", ifname,
+					 strerror(-r));
+			ret = ret ? ret : r;
+		}
+	} while (n && n < left);
+	/* (the last round's failures, each tried once more for its error) */
+	for (size_t i = 0; i < n; i++) {
+		int r = put_one(todo[i], ifname, add, which, now);
+
+		if (r)
+			log_warn("switch '%s': cannot put %s on %s: %s", sw->name, todo[i], ifname,
+				 strerror(-r));
+		ret = ret ? ret : r;
+	}
+	return ret;
+}
+
+int switch_addrs_put(const struct store_switch *sw, const char *ifname, bool add)
+{
+	return put_entries(sw, ifname, add, SWITCH_PUT_ALL);
+}
+
+int switch_addrs_take(struct store *st, struct store_switch *sw, bool bridge_kept)
 {
 	char rec[STORE_SWITCH_ADDRS_MAX];
-	struct nl_prefix4 a4[ADDRS_MAX];
-	size_t n4 = 0;
 	bool fresh, v6 = ipv6_on(sw->adapter);
 	int ret = record_adapter(sw, rec, sizeof(rec), &fresh);
 
@@ -140,6 +263,11 @@ int switch_addrs_take(struct store *st, struct store_switch *sw)
 		snprintf(rec, sizeof(rec), "%s", sw->adapter_addrs);
 		if (v6 && !switch_addrs_recorded(sw, "ipv6"))
 			ret = switch_record_append(rec, sizeof(rec), "ipv6");
+	} else if (bridge_kept) {
+		/* Something new on the adapter (a DHCP client still running there) while the
+		 * bridge from before holds what was moved: that stays recorded too, to be given
+		 * back. A new bridge (a host reboot) holds nothing: the adapter's is all. */
+		ret = switch_record_merge(rec, sizeof(rec), sw->adapter_addrs, time(NULL));
 	}
 	/* Stored before anything moves: keeld ending at any point after can give it back. */
 	if (!ret && strcmp(rec, sw->adapter_addrs)) {
@@ -147,58 +275,13 @@ int switch_addrs_take(struct store *st, struct store_switch *sw)
 		if (!ret)
 			snprintf(sw->adapter_addrs, sizeof(sw->adapter_addrs), "%s", rec);
 	}
+	/* What is recorded goes (its IPv4 routes with the addresses, or after them when some
+	 * stay); an address someone adds meanwhile stays, and is recorded at keeld's next
+	 * start. */
 	if (!ret)
-		ret = nl_addrs4(sw->adapter, a4, ADDRS_MAX, &n4);
-	for (size_t i = 0; !ret && i < n4; i++)
-		ret = nl_addr4(sw->adapter, false, a4[i]);
+		ret = put_entries(sw, sw->adapter, false, SWITCH_PUT_IPV4);
 	/* Its IPv6 addresses and routes go with its IPv6, link-local and SLAAC included. */
 	if (!ret && v6)
 		ret = switch_link_ipv6(sw->adapter, false);
-	return ret;
-}
-
-/* One entry t onto or off ifname. */
-static int put_one(const char *t, const char *ifname, bool add, time_t now)
-{
-	struct switch_record_entry e;
-	int ret = switch_record_entry(t, now, &e);
-
-	if (ret || (add && e.expired))
-		return ret; /* gone by now, as it would have on the adapter */
-	switch (e.kind) {
-	case SWITCH_RECORD_IPV6_ON:
-		return 0;
-	case SWITCH_RECORD_ADDR6:
-		ret = nl_addr6(ifname, add, &e.a6);
-		return (add && ret == -EEXIST) || (!add && ret == -EADDRNOTAVAIL) ? 0 : ret;
-	case SWITCH_RECORD_ROUTE6:
-		ret = nl_route6(ifname, add, &e.r6);
-		return (add && ret == -EEXIST) || (!add && ret == -ESRCH) ? 0 : ret;
-	case SWITCH_RECORD_VIA4: {
-		/* the default route, after the addresses that reach its gateway; it goes with
-		 * them */
-		struct nl_route4 r = {{0, 0}, e.p4.addr, if_nametoindex(ifname), 254};
-
-		return add ? nl_route4_add(&r) : 0;
-	}
-	case SWITCH_RECORD_ADDR4:
-		break;
-	}
-	ret = nl_addr4(ifname, add, e.p4);
-	return !add && ret == -EADDRNOTAVAIL ? 0 : ret;
-}
-
-int switch_addrs_put(const struct store_switch *sw, const char *ifname, bool add)
-{
-	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL;
-	time_t now = time(NULL);
-	int ret = 0;
-
-	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
-	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-		int r = put_one(t, ifname, add, now);
-
-		ret = ret ? ret : r;
-	}
 	return ret;
 }

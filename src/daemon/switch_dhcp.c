@@ -92,6 +92,28 @@ static struct inst *find(const char *bridge)
 	return NULL;
 }
 
+/* Was process pid started with dir's configuration (--conf-file=DIR/dnsmasq.conf)? */
+static bool runs_conf_of(long pid, const char *dir)
+{
+	char path[64], want[PATH_MAX + 32], args[PATH_MAX + 256];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	snprintf(want, sizeof(want), "--conf-file=%s/dnsmasq.conf", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	n = fread(args, 1, sizeof(args) - 1, f);
+	fclose(f);
+	args[n] = '\0';
+	for (size_t i = 0; i < n; i += strlen(args + i) + 1) {
+		if (!strcmp(args + i, want))
+			return true;
+	}
+	return false;
+}
+
 void switch_dhcp_kill_stale(const char *dir)
 {
 	char path[PATH_MAX + 32], comm[32] = "";
@@ -114,7 +136,9 @@ void switch_dhcp_kill_stale(const char *dir)
 			comm[0] = '\0';
 		fclose(f);
 	}
-	if (strncmp(comm, "dnsmasq", 7))
+	/* A dnsmasq, and this switch's: a pid file left after its dnsmasq ended can name
+	 * another switch's by now. */
+	if (strncmp(comm, "dnsmasq", 7) || !runs_conf_of(pid, dir))
 		return;
 	log_info("stopping dnsmasq %ld that an earlier keeld left running (%s)", pid, dir);
 	kill((pid_t)pid, SIGTERM);
@@ -231,18 +255,31 @@ static void reap(struct inst *in)
 	in->pid = 0;
 }
 
+/* Does file path hold exactly text (len bytes)? */
+static bool holds(const char *path, const char *text, size_t len)
+{
+	char *have = malloc(len + 1);
+	FILE *f = have ? fopen(path, "re") : NULL;
+	bool same = f && fread(have, 1, len + 1, f) == len && !memcmp(have, text, len);
+
+	if (f)
+		fclose(f);
+	free(have);
+	return same;
+}
+
 int switch_dhcp_hosts(const char *bridge, const char *dir, const struct store_forward *fwds,
 		      size_t n)
 {
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32], *text = NULL;
 	struct inst *in = find(bridge);
+	size_t len = 0;
 	FILE *f;
+	int ret = 0;
 
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
 		return -errno;
-	snprintf(path, sizeof(path), "%s/hosts", dir);
-	snprintf(tmp, sizeof(tmp), "%s/hosts.new", dir);
-	f = fopen(tmp, "we");
+	f = open_memstream(&text, &len);
 	if (!f)
 		return -errno;
 	for (size_t i = 0; i < n; i++) {
@@ -253,11 +290,29 @@ int switch_dhcp_hosts(const char *bridge, const char *dir, const struct store_fo
 		if (!seen)
 			fprintf(f, "%s,%s\n", fwds[i].mac, fwds[i].address);
 	}
-	if (fclose(f) || rename(tmp, path) < 0)
-		return -errno;
-	if (in && in->pid > 0)
+	if (fclose(f)) {
+		free(text);
+		return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "%s/hosts", dir);
+	/* Unchanged: dnsmasq is not told (a SIGHUP that reaches a dnsmasq just started, before
+	 * it has its handler, ends it). */
+	if (holds(path, text, len)) {
+		free(text);
+		return 0;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/hosts.new", dir);
+	f = fopen(tmp, "we");
+	if (!f || fwrite(text, 1, len, f) != len)
+		ret = errno ? -errno : -EIO;
+	if (f && fclose(f) && !ret)
+		ret = errno ? -errno : -EIO;
+	free(text);
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (!ret && in && in->pid > 0)
 		kill(in->pid, SIGHUP);
-	return 0;
+	return ret;
 }
 
 void switch_dhcp_stop(const char *bridge)

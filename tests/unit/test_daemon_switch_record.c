@@ -109,6 +109,18 @@ static void test_ipv4_and_bad(void **state)
 		"r6:,m=1",
 		"via:1.2.3",
 		"via:1.2.3.4.5.6.7.8",
+		"r4:10.0.0.0/8,via=10.0.0.300",
+		"r4:10.0.0.0/8,src=::1",
+		"r4:10.0.0.0/8,sc=256",
+		"r4:10.0.0.0/8,on=2",
+		"r4:10.0.0.0/8,e=5",
+		"r4:10.0.0.0/33",
+		"r6:::/0,on=2",
+		"10.0.0.1/8,m=4294967296",
+		"10.0.0.1/8,e=5",
+		"10.0.0.1/8,via=10.0.0.2",
+		"10.0.0.1/8,f=",
+		"r6:::/0,sc=1",
 		"10.0.0.1",
 		"10.0.0.1/33",
 		"",
@@ -120,11 +132,16 @@ static void test_ipv4_and_bad(void **state)
 	(void)state;
 	assert_int_equal(switch_record_entry("10.80.0.1/16", 0, &e), 0);
 	assert_int_equal(e.kind, SWITCH_RECORD_ADDR4);
-	assert_int_equal(e.p4.addr, 0x0a500001u);
-	assert_int_equal(e.p4.len, 16);
+	assert_int_equal(e.a4.p.addr, 0x0a500001u);
+	assert_int_equal(e.a4.p.len, 16);
+	assert_int_equal(e.a4.flags, 0);
+	assert_int_equal(e.a4.valid, UINT32_MAX);
+	/* a record from before r4: its default route's gateway alone */
 	assert_int_equal(switch_record_entry("via:10.80.0.254", 0, &e), 0);
-	assert_int_equal(e.kind, SWITCH_RECORD_VIA4);
-	assert_int_equal(e.p4.addr, 0x0a5000feu);
+	assert_int_equal(e.kind, SWITCH_RECORD_ROUTE4);
+	assert_int_equal(e.r4.dst.len, 0);
+	assert_int_equal(e.r4.gateway, 0x0a5000feu);
+	assert_int_equal(e.r4.metric, 0);
 	assert_int_equal(switch_record_entry("ipv6", 0, &e), 0);
 	assert_int_equal(e.kind, SWITCH_RECORD_IPV6_ON);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -135,12 +152,102 @@ static void test_ipv4_and_bad(void **state)
 	assert_int_equal(switch_record_entry(longer, 0, &e), -EINVAL);
 }
 
+static void test_route4_round_trip(void **state)
+{
+	/* a cloud server's default route: an on-link gateway outside the /32 address, the
+	 * DHCP client's protocol, metric and source */
+	struct nl_route4 r, link;
+	struct switch_record_entry e;
+	char t[SWITCH_RECORD_ENTRY_MAX];
+
+	(void)state;
+	memset(&r, 0, sizeof(r)); /* (compared whole, padding too) */
+	memset(&link, 0, sizeof(link));
+	r.gateway = 0xac1f0101u;
+	r.metric = 50;
+	r.proto = 16;
+	r.prefsrc = 0xac1f0509u;
+	r.onlink = true;
+	link.dst = (struct nl_prefix4){0xac1f0101u, 32};
+	link.proto = 4;
+	link.scope = 253;
+	switch_record_route4(&r, t, sizeof(t));
+	assert_string_equal(t, "r4:0.0.0.0/0,via=172.31.1.1,m=50,pr=16,sc=0,src=172.31.5.9,on=1");
+	assert_int_equal(switch_record_entry(t, 0, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_ROUTE4);
+	assert_memory_equal(&e.r4, &r, sizeof(r));
+	assert_false(e.expired);
+	switch_record_route4(&link, t, sizeof(t));
+	assert_string_equal(t, "r4:172.31.1.1/32,m=0,pr=4,sc=253");
+	assert_int_equal(switch_record_entry(t, 0, &e), 0);
+	assert_memory_equal(&e.r4, &link, sizeof(link));
+}
+
+static void test_addr4_round_trip(void **state)
+{
+	/* NetworkManager's: noprefixroute (its own prefix route), a DHCP lease's lifetimes;
+	 * and one whose kernel prefix route has a metric */
+	struct nl_ifaddr4 a = {{0x0a000005u, 24}, 0x200 | 0x80, 0, 86000, 86400};
+	struct nl_ifaddr4 m = {{0xc0a84e05u, 24}, 0, 300, UINT32_MAX, UINT32_MAX};
+	struct switch_record_entry e;
+	char t[SWITCH_RECORD_ENTRY_MAX];
+
+	(void)state;
+	switch_record_addr4(&a, 1000, t, sizeof(t));
+	/* flags kept: only those RTM_NEWADDR takes for IPv4 (0x80, permanent, is not) */
+	assert_string_equal(t, "10.0.0.5/24,f=200,p=87000,v=87400");
+	assert_true(switch_record_has(t, "10.0.0.5/24"));
+	assert_int_equal(switch_record_entry(t, 1400, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_ADDR4);
+	assert_int_equal(e.a4.p.addr, a.p.addr);
+	assert_int_equal(e.a4.p.len, 24);
+	assert_int_equal(e.a4.flags, 0x200);
+	assert_int_equal(e.a4.preferred, 85600);
+	assert_int_equal(e.a4.valid, 86000);
+	assert_false(e.expired);
+	assert_int_equal(switch_record_entry(t, 87400, &e), 0);
+	assert_true(e.expired);
+	switch_record_addr4(&m, 1000, t, sizeof(t));
+	assert_string_equal(t, "192.168.78.5/24,m=300");
+	assert_int_equal(switch_record_entry(t, 0, &e), 0);
+	assert_int_equal(e.a4.metric, 300);
+	assert_int_equal(e.a4.preferred, UINT32_MAX);
+}
+
+static void test_merge(void **state)
+{
+	char list[256] =
+		"ipv6 10.0.0.9/32 a6:2001:db8::1/64,p=50,v=90 r6:::/0,via=fe80::1,m=1,pr=9,e=70";
+
+	(void)state;
+	/* the same address and route with other lifetimes are not added twice; the others
+	 * are, but those ended at 10 s (an address valid to 9, a route expiring at 5) and one
+	 * that does not read */
+	assert_int_equal(
+		switch_record_merge(
+			list, sizeof(list),
+			"ipv6 10.0.0.1/24 a6:2001:db8::1/64,f=2,p=10,v=20 "
+			"a6:2001:db8::2/64 r6:::/0,via=fe80::1,m=1,pr=9,e=30 "
+			"r6:::/0,via=fe80::2,m=1,pr=9,e=30,pf=3 r4:0.0.0.0/0,via=10.0.0.1,"
+			"m=0,pr=3,sc=0 a6:2001:db8::3/64,v=9 bogus:1 r6:::/0,via=fe80::3,e=5",
+			10),
+		0);
+	assert_string_equal(list, "ipv6 10.0.0.9/32 a6:2001:db8::1/64,p=50,v=90 "
+				  "r6:::/0,via=fe80::1,m=1,pr=9,e=70 10.0.0.1/24 a6:2001:db8::2/64 "
+				  "r6:::/0,via=fe80::2,m=1,pr=9,e=30,pf=3 "
+				  "r4:0.0.0.0/0,via=10.0.0.1,m=0,pr=3,sc=0");
+	assert_int_equal(switch_record_merge(list, strlen(list) + 8, "10.0.0.77/24", 10), -ENOSPC);
+	/* an IPv4 address with other lifetimes is the same one */
+	assert_int_equal(switch_record_merge(list, sizeof(list), "10.0.0.9/32,v=50", 10), 0);
+	assert_null(strstr(list, "v=50"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_addr6_round_trip),
-		cmocka_unit_test(test_route6_round_trip),
-		cmocka_unit_test(test_ipv4_and_bad),
+		cmocka_unit_test(test_route4_round_trip), cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_addr6_round_trip),  cmocka_unit_test(test_route6_round_trip),
+		cmocka_unit_test(test_ipv4_and_bad),	  cmocka_unit_test(test_addr4_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
