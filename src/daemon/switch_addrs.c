@@ -93,7 +93,7 @@ bool switch_addrs_recorded(const struct store_switch *sw, const char *token)
  * route like it (NetworkManager's, for an address with noprefixroute) is not. */
 static bool own_route(const struct nl_route4 *r, const struct nl_ifaddr4 *a, size_t n)
 {
-	if (r->proto != RTPROT_KERNEL)
+	if (r->proto != RTPROT_KERNEL || r->table != RT_TABLE_MAIN)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t mask = a[i].p.len ? 0xffffffffu << (32 - a[i].p.len) : 0;

@@ -5835,6 +5835,68 @@ def case_switch_routes(e):
     e.ns("sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
 
 
+def routes_table(e, dev, table, fams=("-4", "-6")):
+    """dev's routes of routing table `table` (families fams) with every field `ip -j` gives,
+    the device name and expiry aside, sorted (routes_full's, for another table)."""
+    out = []
+    for fam in fams:
+        for r in json.loads(e.ns("ip", "-j", fam, "route", "show", "table", str(table), "dev",
+                                 dev) or "[]"):
+            r.pop("dev", None)
+            r.pop("expires", None)
+            out.append(json.dumps(r, sort_keys=True))
+    return sorted(out)
+
+
+def case_switch_route_tables(e):
+    """Issue 12: an external switch moves its adapter's routes of other routing tables than
+    main too (policy routing: a cloud image's per-interface table, a VPN's, a table
+    NetworkManager or systemd-networkd were told to use), IPv4 and IPv6: the kernel drops
+    every route out of a link when its last IPv4 address goes and when its IPv6 is turned
+    off, whatever the table, so keeld puts them on the bridge and gives them back. The
+    local table (the kernel's own) is left to the kernel."""
+    if not e.netns:
+        print("SKIP: switch-route-tables: keeld's network namespace and its bridges need root")
+        return 77
+    e.ns("ip", "link", "add", "up6", "type", "veth", "peer", "name", "up7")
+    for cmd in (("ip", "link", "set", "up6", "up"), ("ip", "link", "set", "up7", "up"),
+                ("ip", "addr", "add", "172.30.7.2/24", "dev", "up6"),
+                ("ip", "-6", "addr", "add", "2001:db8:87::2/64", "dev", "up6", "nodad"),
+                ("ip", "route", "add", "default", "via", "172.30.7.1", "dev", "up6", "table",
+                 "100", "proto", "static", "metric", "5"),
+                ("ip", "route", "add", "172.30.7.0/24", "dev", "up6", "table", "100", "proto",
+                 "static", "scope", "link", "src", "172.30.7.2"),
+                ("ip", "route", "add", "10.66.0.0/16", "via", "172.30.7.1", "dev", "up6",
+                 "table", "70000"),
+                ("ip", "-6", "route", "add", "default", "via", "2001:db8:87::1", "dev", "up6",
+                 "table", "100", "metric", "20"),
+                ("ip", "rule", "add", "from", "172.30.7.2", "lookup", "100")):
+        e.ns(*cmd)
+    v4 = ("-4",)  # (IPv6 has no table 70000: ip says so and fails)
+    t100, t70000, main = (routes_table(e, "up6", 100), routes_table(e, "up6", 70000, v4),
+                          routes_full(e, "up6"))
+    check(len(t100) == 3 and len(t70000) == 1, "the adapter's routes: %r %r" % (t100, t70000))
+    e.start_keeld()
+    e.keel("switch", "create", "tb", "--type", "external", "--adapter", "up6")
+    br = switches(e)["tb"]["bridge"]
+    for when in ("created", "keeld restarted"):
+        has = routes_table(e, br, 100), routes_table(e, br, 70000, v4)
+        check(has == (t100, t70000), "%s: the bridge has routes %r in tables 100 and 70000, "
+              "the adapter had %r" % (when, has, (t100, t70000)))
+        check(routes_full(e, br) == main, "%s: the bridge's main table %r, the adapter's %r" %
+              (when, routes_full(e, br), main))
+        if when == "created":
+            e.kill_keeld()
+            e.start_keeld()
+    e.keel("switch", "delete", "tb")
+    has = routes_table(e, "up6", 100), routes_table(e, "up6", 70000, v4)
+    check(has == (t100, t70000), "deleted: the adapter has routes %r in tables 100 and 70000, "
+          "had %r" % (has, (t100, t70000)))
+    check(routes_full(e, "up6") == main, "deleted: the adapter's main table %r, had %r" %
+          (routes_full(e, "up6"), main))
+    e.ns("ip", "rule", "del", "from", "172.30.7.2", "lookup", "100")
+
+
 def switch_dnsmasqs(e, br):
     """The pids of the dnsmasqs running with bridge br's configuration."""
     conf = "--conf-file=%s/dnsmasq.conf" % os.path.join(e.state, "switches", br)
