@@ -6149,6 +6149,53 @@ def case_switch_set_crash(e):
           "-Dtest_hooks=true, has the hook)" % killed)
 
 
+def case_switch_bridge_addrs(e):
+    """Issue 12: an address put by hand (or by another program) on an internal switch's
+    bridge, beside the host address keel gives it, stays through a keeld restart and a
+    change of NAT; a change of subnet takes off the old subnet's host address, that alone,
+    also when keeld was killed in the middle of it or the change failed (the new subnet's
+    address taken off again). keeld took off every address but its own at each start."""
+    if not e.netns:
+        print("SKIP: switch-bridge-addrs: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    e.keel("switch", "create", "ba", "--type", "internal", "--subnet", "10.71.0.0/24")
+    br = switches(e)["ba"]["bridge"]
+    mine = ["10.79.0.1/24", "198.51.100.7/24"]  # (one that looks like a host address too)
+    for a in mine:
+        e.ns("ip", "addr", "add", a, "dev", br)
+
+    def has(own, when):
+        check(ns_addrs(e, br) == sorted(mine + [own]), "%s: %s has %r, not %r and keel's %s"
+              % (when, br, ns_addrs(e, br), mine, own))
+
+    has("10.71.0.1/24", "created")
+    e.kill_keeld()
+    e.start_keeld()
+    has("10.71.0.1/24", "keeld restarted")
+    e.keel("switch", "set", "ba", "--nat", "on")
+    has("10.71.0.1/24", "NAT on")
+    e.keel("switch", "set", "ba", "--subnet", "10.72.0.0/24")
+    has("10.72.0.1/24", "subnet changed")
+    crash_keeld_at(e, "set-store", ("switch", "set", "ba", "--subnet", "10.73.0.0/24"))
+    has("10.73.0.1/24", "subnet changed, keeld killed after the row")
+    crash_keeld_at(e, "up-addrs", ("switch", "set", "ba", "--subnet", "10.74.0.0/24"))
+    has("10.74.0.1/24", "subnet changed, keeld killed after the address")
+    hook = os.path.join(e.state, "switches", "test-crash")
+    with open(hook, "w") as f:
+        f.write("fail:up-addrs")
+    _, err = e.keel("switch", "set", "ba", "--subnet", "10.75.0.0/24", want=None)
+    os.unlink(hook)
+    check("failed it at up-addrs" in err, "the change: %r" % err)
+    has("10.74.0.1/24", "subnet change failed")
+    e.kill_keeld()
+    e.start_keeld()
+    has("10.74.0.1/24", "keeld restarted after it all")
+    e.keel("switch", "set", "ba", "--nat", "off")
+    has("10.74.0.1/24", "NAT off")
+    e.keel("switch", "delete", "ba")
+
+
 def case_damaged_row(e):
     """One VM's device row that does not parse (store_devices.c) damages that VM alone: the
     list and the others go on, the VM is listed with "damaged" (why), its running worker is
