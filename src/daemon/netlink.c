@@ -446,8 +446,9 @@ int nl_link_set_mac(const char *name, const uint8_t mac[6])
 	return talk(nlh, NULL, NULL);
 }
 
-/* Add (with a's flags, metric and lifetimes) or delete address a on link ifname. */
-static int addr4_change(const char *ifname, bool add, const struct nl_ifaddr4 *a)
+/* Add (with a's flags, metric and lifetimes; replace: in the place of that address if it
+ * is there, else -EEXIST) or delete address a on link ifname. */
+static int addr4_change(const char *ifname, bool add, bool replace, const struct nl_ifaddr4 *a)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -459,7 +460,8 @@ static int addr4_change(const char *ifname, bool add, const struct nl_ifaddr4 *a
 	if (ret)
 		return ret;
 	nlh->nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE : 0) |
+			   (add && replace ? NLM_F_REPLACE : 0);
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
 	ifa->ifa_prefixlen = (unsigned char)a->p.len;
@@ -488,12 +490,12 @@ int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
 {
 	struct nl_ifaddr4 a = {.p = p, .preferred = UINT32_MAX, .valid = UINT32_MAX};
 
-	return addr4_change(ifname, add, &a);
+	return addr4_change(ifname, add, true, &a);
 }
 
 int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
 {
-	return addr4_change(ifname, true, a);
+	return addr4_change(ifname, true, false, a);
 }
 
 struct addr_query {

@@ -74,8 +74,9 @@ struct nl_ifaddr4 {
 };
 /* The flags an IPv4 address can be given again: noprefixroute. */
 #define NL_ADDR4_FLAGS 0x200u
-/* Add (or change) an IPv4 address on link ifname with its flags (NL_ADDR4_FLAGS of them),
- * prefix route metric and lifetimes. */
+/* Add an IPv4 address on link ifname with its flags (NL_ADDR4_FLAGS of them), prefix route
+ * metric and lifetimes: -EEXIST when the link has it (left as it is: its lifetimes may have
+ * been renewed there). */
 int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
 	__attribute__((warn_unused_result));
 /* The IPv4 addresses of link ifname (at most max; -E2BIG when it has more). */

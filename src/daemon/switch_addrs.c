@@ -195,7 +195,7 @@ static int put_one(const char *t, const char *ifname, bool add, enum switch_put 
 		break;
 	}
 	ret = add ? nl_addr4_add(ifname, &e.a4) : nl_addr4(ifname, false, e.a4.p);
-	return !add && ret == -EADDRNOTAVAIL ? 0 : ret;
+	return (add && ret == -EEXIST) || (!add && ret == -EADDRNOTAVAIL) ? 0 : ret;
 }
 
 #define ENTRIES_MAX (STORE_SWITCH_ADDRS_MAX / 2)

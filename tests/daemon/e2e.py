@@ -5762,10 +5762,18 @@ def case_switch_routes(e):
     check(ip_state(e, br)[0] == addrs, "created: the bridge has %r" % (ip_state(e, br),))
     check(routes_full(e, "other0") == other, "another link's default route changed: %r, "
           "was %r" % (routes_full(e, "other0"), other))
+    # The address renewed on the bridge (a DHCP client there): keeld's restart leaves it
+    # as it is, not at the lifetimes it recorded.
+    e.ns("ip", "addr", "change", "192.168.77.5/24", "dev", br, "noprefixroute", "valid_lft",
+         "90000", "preferred_lft", "90000")
     e.kill_keeld()
     e.start_keeld()
     check(routes_full(e, br) == before, "keeld restarted: the bridge has routes %r" %
           routes_full(e, br))
+    renewed = [a for d in json.loads(e.ns("ip", "-j", "-4", "addr", "show", "dev", br))
+               for a in d["addr_info"] if a["local"] == "192.168.77.5"]
+    check(len(renewed) == 1 and renewed[0]["valid_life_time"] > 88000,
+          "keeld restarted: the renewed address is %r" % renewed)
     e.keel("switch", "delete", "rt")
     check(routes_full(e, "up2") == before, "deleted: the adapter has routes %r, had %r" %
           (routes_full(e, "up2"), before))
