@@ -493,9 +493,9 @@ int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
 	return addr4_change(ifname, add, true, &a);
 }
 
-int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
+int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a, bool replace)
 {
-	return addr4_change(ifname, true, false, a);
+	return addr4_change(ifname, true, replace, a);
 }
 
 struct addr_query {

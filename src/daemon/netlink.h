@@ -75,9 +75,8 @@ struct nl_ifaddr4 {
 /* The flags an IPv4 address can be given again: noprefixroute. */
 #define NL_ADDR4_FLAGS 0x200u
 /* Add an IPv4 address on link ifname with its flags (NL_ADDR4_FLAGS of them), prefix route
- * metric and lifetimes: -EEXIST when the link has it (left as it is: its lifetimes may have
- * been renewed there). */
-int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
+ * metric and lifetimes: -EEXIST when the link has it, unless replace (then in its place). */
+int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a, bool replace)
 	__attribute__((warn_unused_result));
 /* The IPv4 addresses of link ifname (at most max; -E2BIG when it has more). */
 int nl_addrs4(const char *ifname, struct nl_ifaddr4 *out, size_t max, size_t *n)

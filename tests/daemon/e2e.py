@@ -5774,6 +5774,20 @@ def case_switch_routes(e):
                for a in d["addr_info"] if a["local"] == "192.168.77.5"]
     check(len(renewed) == 1 and renewed[0]["valid_life_time"] > 88000,
           "keeld restarted: the renewed address is %r" % renewed)
+    # The same address renewed on the adapter (a DHCP client still there), longer: keeld's
+    # restart moves it with its new lifetimes.
+    e.ns("ip", "addr", "add", "192.168.77.5/24", "dev", "up2", "noprefixroute", "valid_lft",
+         "95000", "preferred_lft", "95000")
+    e.kill_keeld()
+    e.start_keeld()
+    renewed = [a for d in json.loads(e.ns("ip", "-j", "-4", "addr", "show", "dev", br))
+               for a in d["addr_info"] if a["local"] == "192.168.77.5"]
+    check(len(renewed) == 1 and renewed[0]["valid_life_time"] > 93000 and
+          "192.168.77.5/24" not in ns_addrs(e, "up2"),
+          "keeld restarted after a renewal on the adapter: the bridge has %r, the adapter %r"
+          % (renewed, ns_addrs(e, "up2")))
+    check(routes_full(e, br) == before, "keeld restarted after a renewal on the adapter: the "
+          "bridge has routes %r" % routes_full(e, br))
     e.keel("switch", "delete", "rt")
     check(routes_full(e, "up2") == before, "deleted: the adapter has routes %r, had %r" %
           (routes_full(e, "up2"), before))
