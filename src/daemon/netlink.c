@@ -446,8 +446,9 @@ int nl_link_set_mac(const char *name, const uint8_t mac[6])
 	return talk(nlh, NULL, NULL);
 }
 
-/* Add (with a's flags, metric and lifetimes) or delete address a on link ifname. */
-static int addr4_change(const char *ifname, bool add, const struct nl_ifaddr4 *a)
+/* Add (with a's flags, metric and lifetimes; replace: in the place of that address if it
+ * is there, else -EEXIST) or delete address a on link ifname. */
+static int addr4_change(const char *ifname, bool add, bool replace, const struct nl_ifaddr4 *a)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -459,7 +460,8 @@ static int addr4_change(const char *ifname, bool add, const struct nl_ifaddr4 *a
 	if (ret)
 		return ret;
 	nlh->nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE : 0) |
+			   (add && replace ? NLM_F_REPLACE : 0);
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
 	ifa->ifa_prefixlen = (unsigned char)a->p.len;
@@ -488,12 +490,12 @@ int nl_addr4(const char *ifname, bool add, struct nl_prefix4 p)
 {
 	struct nl_ifaddr4 a = {.p = p, .preferred = UINT32_MAX, .valid = UINT32_MAX};
 
-	return addr4_change(ifname, add, &a);
+	return addr4_change(ifname, add, true, &a);
 }
 
-int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
+int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a, bool replace)
 {
-	return addr4_change(ifname, true, a);
+	return addr4_change(ifname, true, replace, a);
 }
 
 struct addr_query {
@@ -629,10 +631,19 @@ int nl_neighbours(const char *ifname, struct nl_neigh *out, size_t max, size_t *
 	return ret;
 }
 
+/* Routing table table (0: main) into a route message: rtm_table holds 8 bits, RTA_TABLE
+ * all 32. */
+static void put_table(struct nlmsghdr *nlh, struct rtmsg *rtm, unsigned table)
+{
+	table = table ? table : RT_TABLE_MAIN;
+	rtm->rtm_table = table < 256 ? (unsigned char)table : RT_TABLE_UNSPEC;
+	mnl_attr_put_u32(nlh, RTA_TABLE, table);
+}
+
 struct route_query {
 	struct nl_route4 *out;
 	size_t max, n;
-	unsigned index; /* 0: every route; else the main table's out of that link alone */
+	unsigned index; /* 0: every route; else those out of that link, the local table's aside */
 	bool more;	/* there were more than max */
 };
 
@@ -674,7 +685,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	r.proto = rtm->rtm_protocol;
 	r.scope = rtm->rtm_scope;
 	r.onlink = rtm->rtm_flags & RTNH_F_ONLINK;
-	if (q->index && (r.oif != q->index || r.table != RT_TABLE_MAIN))
+	if (q->index && (r.oif != q->index || r.table == RT_TABLE_LOCAL))
 		return MNL_CB_OK;
 	if (q->n == q->max)
 		q->more = true;
@@ -715,7 +726,7 @@ int nl_route4(bool add, const struct nl_route4 *r)
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = AF_INET;
 	rtm->rtm_dst_len = (unsigned char)r->dst.len;
-	rtm->rtm_table = RT_TABLE_MAIN;
+	put_table(nlh, rtm, r->table);
 	rtm->rtm_protocol = (unsigned char)(r->proto ? r->proto : RTPROT_BOOT);
 	rtm->rtm_scope = (unsigned char)r->scope;
 	rtm->rtm_type = RTN_UNICAST;
@@ -871,13 +882,14 @@ static int route6_cb(const struct nlmsghdr *nlh, void *data)
 	mnl_attr_parse(nlh, sizeof(*rtm), route6_attr, tb);
 	if (tb[RTA_TABLE])
 		table = mnl_attr_get_u32(tb[RTA_TABLE]);
-	if (!tb[RTA_OIF] || mnl_attr_get_u32(tb[RTA_OIF]) != q->index || table != RT_TABLE_MAIN)
+	if (!tb[RTA_OIF] || mnl_attr_get_u32(tb[RTA_OIF]) != q->index || table == RT_TABLE_LOCAL)
 		return MNL_CB_OK;
 	if (q->n == q->max) {
 		q->more = true;
 		return MNL_CB_OK;
 	}
 	r.oif = q->index;
+	r.table = table == RT_TABLE_MAIN ? 0 : table;
 	r.onlink = rtm->rtm_flags & RTNH_F_ONLINK;
 	if (tb[RTA_DST])
 		memcpy(r.dst, mnl_attr_get_payload(tb[RTA_DST]), 16);
@@ -925,7 +937,7 @@ int nl_route6(const char *ifname, bool add, const struct nl_route6 *r)
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = AF_INET6;
 	rtm->rtm_dst_len = (unsigned char)r->len;
-	rtm->rtm_table = RT_TABLE_MAIN;
+	put_table(nlh, rtm, r->table);
 	rtm->rtm_protocol = (unsigned char)(r->proto ? r->proto : RTPROT_BOOT);
 	rtm->rtm_scope = RT_SCOPE_UNIVERSE;
 	rtm->rtm_type = RTN_UNICAST;

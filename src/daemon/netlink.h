@@ -21,7 +21,7 @@ struct nl_route4 {
 	struct nl_prefix4 dst;
 	uint32_t gateway; /* 0: none */
 	unsigned oif;	  /* the output interface's index, 0: none (a multipath route) */
-	unsigned table;
+	unsigned table;	  /* the routing table (RTA_TABLE); 0: main */
 	unsigned metric, proto, scope; /* RTA_PRIORITY, rtm_protocol, rtm_scope */
 	uint32_t prefsrc;	       /* RTA_PREFSRC, host byte order; 0: none */
 	bool onlink;		       /* RTNH_F_ONLINK: the gateway is on the link, unrouted */
@@ -74,9 +74,9 @@ struct nl_ifaddr4 {
 };
 /* The flags an IPv4 address can be given again: noprefixroute. */
 #define NL_ADDR4_FLAGS 0x200u
-/* Add (or change) an IPv4 address on link ifname with its flags (NL_ADDR4_FLAGS of them),
- * prefix route metric and lifetimes. */
-int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a)
+/* Add an IPv4 address on link ifname with its flags (NL_ADDR4_FLAGS of them), prefix route
+ * metric and lifetimes: -EEXIST when the link has it, unless replace (then in its place). */
+int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a, bool replace)
 	__attribute__((warn_unused_result));
 /* The IPv4 addresses of link ifname (at most max; -E2BIG when it has more). */
 int nl_addrs4(const char *ifname, struct nl_ifaddr4 *out, size_t max, size_t *n)
@@ -93,13 +93,14 @@ int nl_neighbours(const char *ifname, struct nl_neigh *out, size_t max, size_t *
 	__attribute__((warn_unused_result));
 /* Every IPv4 unicast route of every table (at most max). */
 int nl_routes4(struct nl_route4 *out, size_t max, size_t *n) __attribute__((warn_unused_result));
-/* The IPv4 unicast routes of the main table out of link ifname (single path; protocol
- * kernel ones too: what the kernel made for an address, or another program like it), at
- * most max (-E2BIG when it has more). */
+/* The IPv4 unicast routes out of link ifname, of every table but local (main's, and a
+ * policy routing table's: the kernel drops them all with the link's last address), single
+ * path; protocol kernel ones too (what the kernel made for an address, or another program
+ * like it), at most max (-E2BIG when it has more). */
 int nl_routes4_of(const char *ifname, struct nl_route4 *out, size_t max, size_t *n)
 	__attribute__((warn_unused_result));
 /* Add (-EEXIST when that very route is there; another link's route to the same prefix with
- * the same metric stays) or delete route r of the main table out of link r->oif. */
+ * the same metric stays) or delete route r of table r->table (0: main) out of link r->oif. */
 int nl_route4(bool add, const struct nl_route4 *r) __attribute__((warn_unused_result));
 
 /* An IPv6 address of a link's (global or unique-local: scope universe), with what makes it
@@ -110,12 +111,13 @@ struct nl_addr6 {
 	uint32_t flags;
 	uint32_t preferred, valid;
 };
-/* An IPv6 route of the main table out of one link (not the kernel's own: those come with
- * the addresses), single path. */
+/* An IPv6 route out of one link (not the kernel's own: those come with the addresses),
+ * single path. */
 struct nl_route6 {
 	uint8_t dst[16], gateway[16]; /* gateway all zero: none (on-link) */
 	unsigned len;
 	unsigned oif, metric, proto;
+	unsigned table;	  /* the routing table (RTA_TABLE); 0: main */
 	uint32_t expires; /* seconds left, 0: none */
 	uint8_t pref;	  /* RTA_PREF (an RA's router preference), 0: none given */
 	bool onlink;	  /* RTNH_F_ONLINK */
@@ -132,8 +134,9 @@ int nl_addrs6(const char *ifname, struct nl_addr6 *out, size_t max, size_t *n)
  * (NL_ADDR6_FLAGS of them) and lifetimes. */
 int nl_addr6(const char *ifname, bool add, const struct nl_addr6 *a)
 	__attribute__((warn_unused_result));
-/* The IPv6 unicast routes of the main table out of link ifname, but protocol kernel, at
- * most max (-E2BIG when it has more). */
+/* The IPv6 unicast routes out of link ifname, of every table but local (main's, and a
+ * policy routing table's: the kernel drops them all when the link's IPv6 is turned off),
+ * but protocol kernel, at most max (-E2BIG when it has more). */
 int nl_routes6(const char *ifname, struct nl_route6 *out, size_t max, size_t *n)
 	__attribute__((warn_unused_result));
 /* Add (-EEXIST when a route to that prefix with that metric is there) or delete an IPv6

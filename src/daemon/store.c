@@ -167,7 +167,7 @@ static const char schema[] =
 	" allow_mgmt INTEGER NOT NULL,"		   /* external: the host keeps an address */
 	" nat INTEGER NOT NULL,"		   /* internal: NAT, DHCP and DNS */
 	" is_default INTEGER NOT NULL,"		   /* the Default Switch (at most one) */
-	" adapter_addrs TEXT NOT NULL DEFAULT ''," /* external: the adapter's own addresses */
+	" adapter_addrs TEXT NOT NULL DEFAULT ''," /* the addresses record (store.h) */
 	" created INTEGER NOT NULL);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS switch_default ON switches(is_default)"
 	" WHERE is_default = 1;"

@@ -106,7 +106,8 @@ struct store_switch {
 	bool allow_mgmt; /* external: the host keeps its address, on the bridge */
 	bool nat;	 /* internal: NAT to the host's uplink, DHCP and DNS */
 	bool is_default;
-	/* external: what keeld took off the adapter, to give back (switch_addrs.h) */
+	/* external: what keeld took off the adapter, to give back (switch_addrs.h); internal:
+	 * the host addresses of subnets it had, to take off its bridge (a change's) */
 	char adapter_addrs[STORE_SWITCH_ADDRS_MAX];
 	int64_t created;
 };

@@ -28,6 +28,7 @@
 #include "daemon/switch_mirror.h"
 #include "daemon/switch_nft.h"
 #include "daemon/switch_nftmon.h"
+#include "daemon/switch_record.h"
 #include "lib/clock.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -428,30 +429,51 @@ static inline int crash_point(const char *stage)
 }
 #endif
 
-/* The bridge's IPv4 addresses that sw's settings do not give it, taken off: an internal
- * switch's others than its host address (a subnet it had before), an external one's
- * adapter addresses while the management OS is not allowed. */
-static int strip_bridge(const struct store_switch *sw)
+/* Record in into's row (not stored here) that switch from's host address, which its bridge
+ * has under from's settings, is to be taken off it (an internal switch's subnet changed):
+ * 0 or -ENOSPC. */
+static int record_host_addr(struct store_switch *into, const struct store_switch *from)
 {
-	struct nl_ifaddr4 a4[SWITCH_ADDRS_MAX];
+	char t[SWITCH_RECORD_ENTRY_MAX];
+
+	if (!from->subnet[0] || !strcmp(from->subnet, into->subnet))
+		return 0;
+	nl_prefix4_format(gateway(from), t, sizeof(t));
+	return switch_record_has(into->adapter_addrs, t)
+		       ? 0
+		       : switch_record_append(into->adapter_addrs, sizeof(into->adapter_addrs), t);
+}
+
+/* The bridge's IPv4 addresses that keel put there and sw's settings do not give it, taken
+ * off: an internal switch's host addresses of the subnets it had (recorded in its row by
+ * the change, record_host_addr; the record emptied once they are gone), an external one's
+ * adapter addresses while the management OS is not allowed. An address someone else put
+ * on the bridge stays. */
+static int strip_bridge(struct store *st, struct store_switch *sw)
+{
+	char copy[STORE_SWITCH_ADDRS_MAX], *save = NULL;
 	struct nl_prefix4 gw = gateway(sw);
-	size_t n = 0;
 	int ret;
 
 	if (is_type(sw, "external"))
 		return sw->allow_mgmt ? 0 : switch_addrs_put(sw, sw->bridge, false);
-	if (!is_type(sw, "internal"))
+	if (!is_type(sw, "internal") || !sw->adapter_addrs[0])
 		return 0;
-	ret = nl_addrs4(sw->bridge, a4, SWITCH_ADDRS_MAX, &n);
-	for (size_t i = 0; (!ret || ret == -E2BIG) && i < n; i++) {
-		int r = a4[i].p.addr == gw.addr && a4[i].p.len == gw.len
-				? 0
-				: nl_addr4(sw->bridge, false, a4[i].p);
+	snprintf(copy, sizeof(copy), "%s", sw->adapter_addrs);
+	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		struct switch_record_entry e;
 
-		if (r && r != -EADDRNOTAVAIL)
-			return r;
+		if (switch_record_entry(t, 0, &e) || e.kind != SWITCH_RECORD_ADDR4 ||
+		    (e.a4.p.addr == gw.addr && e.a4.p.len == gw.len))
+			continue; /* (its own: a failed change's way back) */
+		ret = nl_addr4(sw->bridge, false, e.a4.p);
+		if (ret && ret != -EADDRNOTAVAIL)
+			return ret;
 	}
-	return ret == -E2BIG ? strip_bridge(sw) : ret; /* the next SWITCH_ADDRS_MAX */
+	ret = store_switch_set_addrs(st, sw->name, "");
+	if (!ret)
+		sw->adapter_addrs[0] = '\0';
+	return ret;
 }
 
 static int switch_up(struct store *st, struct store_switch *sw, char *err, size_t errlen)
@@ -516,7 +538,7 @@ static int switch_up(struct store *st, struct store_switch *sw, char *err, size_
 	/* What other settings of the switch left (a change keeld ended in the middle of):
 	 * gone. */
 	step = "take other settings' addresses off";
-	ret = strip_bridge(sw);
+	ret = strip_bridge(st, sw);
 	if (ret)
 		goto fail;
 	step = "address the bridge";
@@ -906,9 +928,12 @@ int switches_set(struct store *st, const char *name, json_object *req, char *err
 		return -EINVAL;
 	}
 	/* The new settings in the row first, then on the switch (switch_up takes away what
-	 * the old ones left): keeld ending at any point after the row is written makes the
-	 * switch as it says at its next start, and before it nothing changed. */
-	ret = store_switch_update(st, &sw);
+	 * the old ones left: an internal switch's old host address, recorded in the row):
+	 * keeld ending at any point after the row is written makes the switch as it says at
+	 * its next start, and before it nothing changed. */
+	ret = is_type(&sw, "internal") ? record_host_addr(&sw, &old) : 0;
+	if (!ret)
+		ret = store_switch_update(st, &sw);
 	if (ret) {
 		error_set(err, errlen, "switch '%s': cannot record its new settings: %s", name,
 			  strerror(-ret));
@@ -921,9 +946,11 @@ int switches_set(struct store *st, const char *name, json_object *req, char *err
 		int back;
 
 		/* the old settings back, in the row and on the switch (the adapter's record as
-		 * switch_up left it) */
+		 * switch_up left it; an internal switch's new host address to take off) */
 		snprintf(old.adapter_addrs, sizeof(old.adapter_addrs), "%s", sw.adapter_addrs);
-		back = store_switch_update(st, &old);
+		back = is_type(&old, "internal") ? record_host_addr(&old, &sw) : 0;
+		if (!back)
+			back = store_switch_update(st, &old);
 		if (back)
 			log_err("switch '%s': cannot record its old settings again: %s", name,
 				strerror(-back));

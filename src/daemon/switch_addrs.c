@@ -93,7 +93,7 @@ bool switch_addrs_recorded(const struct store_switch *sw, const char *token)
  * route like it (NetworkManager's, for an address with noprefixroute) is not. */
 static bool own_route(const struct nl_route4 *r, const struct nl_ifaddr4 *a, size_t n)
 {
-	if (r->proto != RTPROT_KERNEL)
+	if (r->proto != RTPROT_KERNEL || r->table != RT_TABLE_MAIN)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t mask = a[i].p.len ? 0xffffffffu << (32 - a[i].p.len) : 0;
@@ -163,6 +163,22 @@ static int record_adapter(const struct store_switch *sw, char *rec, size_t size,
 	return ret;
 }
 
+/* Address a, which link ifname has already, left as it is there (renewed there, or put by
+ * an earlier keeld), or given a's flags, metric and lifetimes when its lease ends later
+ * (renewed on the adapter since). */
+static int renew_addr4(const char *ifname, const struct nl_ifaddr4 *a)
+{
+	struct nl_ifaddr4 have[SWITCH_ADDRS_MAX];
+	size_t n = 0;
+	int ret = nl_addrs4(ifname, have, SWITCH_ADDRS_MAX, &n);
+
+	for (size_t i = 0; (!ret || ret == -E2BIG) && i < n; i++) {
+		if (have[i].p.addr == a->p.addr && have[i].p.len == a->p.len)
+			return have[i].valid >= a->valid ? 0 : nl_addr4_add(ifname, a, true);
+	}
+	return ret;
+}
+
 enum switch_put { SWITCH_PUT_ALL, SWITCH_PUT_IPV4 };
 
 /* One entry t onto or off ifname (which: all of them, or the IPv4 ones alone). */
@@ -194,7 +210,9 @@ static int put_one(const char *t, const char *ifname, bool add, enum switch_put 
 	case SWITCH_RECORD_ADDR4:
 		break;
 	}
-	ret = add ? nl_addr4_add(ifname, &e.a4) : nl_addr4(ifname, false, e.a4.p);
+	ret = add ? nl_addr4_add(ifname, &e.a4, false) : nl_addr4(ifname, false, e.a4.p);
+	if (add && ret == -EEXIST)
+		return renew_addr4(ifname, &e.a4);
 	return !add && ret == -EADDRNOTAVAIL ? 0 : ret;
 }
 
@@ -258,17 +276,13 @@ int switch_addrs_take(struct store *st, struct store_switch *sw, bool bridge_kep
 	if (ret)
 		return ret;
 	/* Nothing new on the adapter: keeld took it all before (a restart), or gave part of
-	 * it back when a delete ended halfway: the record stays whole. */
-	if (!fresh) {
-		snprintf(rec, sizeof(rec), "%s", sw->adapter_addrs);
-		if (v6 && !switch_addrs_recorded(sw, "ipv6"))
-			ret = switch_record_append(rec, sizeof(rec), "ipv6");
-	} else if (bridge_kept) {
-		/* Something new on the adapter (a DHCP client still running there) while the
-		 * bridge from before holds what was moved: that stays recorded too, to be given
-		 * back. A new bridge (a host reboot) holds nothing: the adapter's is all. */
+	 * it back when a delete ended halfway: the record stays whole, with what the adapter
+	 * has of it as it has it now (a lease a DHCP client still running there renewed).
+	 * Something new while the bridge from before holds what was moved: that stays
+	 * recorded too, to be given back. A new bridge (a host reboot) holds nothing: the
+	 * adapter's is all. */
+	if (!fresh || bridge_kept)
 		ret = switch_record_merge(rec, sizeof(rec), sw->adapter_addrs, time(NULL));
-	}
 	/* Stored before anything moves: keeld ending at any point after can give it back. */
 	if (!ret && strcmp(rec, sw->adapter_addrs)) {
 		ret = store_switch_set_addrs(st, sw->name, rec);

@@ -29,15 +29,17 @@ bool switch_addrs_recorded(const struct store_switch *sw, const char *token);
  * on), stored in the switch's row (st; the row exists) before anything moves; then take it
  * off the adapter (the recorded IPv4 addresses and routes deleted, IPv6 turned off). An
  * adapter with nothing that is not recorded already (keeld's restart, or a delete that
- * ended halfway) keeps the record as it is; one with something new has it recorded, with
- * the record's entries too when the bridge is the one from before (bridge_kept: it holds
- * them), without them on a new bridge (a host reboot: the adapter's are all). -E2BIG: more
+ * ended halfway) keeps the record whole, what it has of it as it has it now (a renewed
+ * lease's lifetimes); one with something new has it recorded, with the record's entries
+ * too when the bridge is the one from before (bridge_kept: it holds them), without them on
+ * a new bridge (a host reboot: the adapter's are all). Entries that have ended go. -E2BIG: more
  * addresses or routes than keeld lists (SWITCH_ADDRS_MAX of a family, SWITCH_ROUTES_MAX), -ENOSPC:
  * more than the record holds (STORE_SWITCH_ADDRS_MAX bytes); nothing moved then. */
 int switch_addrs_take(struct store *st, struct store_switch *sw, bool bridge_kept)
 	__attribute__((warn_unused_result));
 /* Put the recorded addresses and routes on link ifname (what is there already is left
- * alone: nothing twice), or take them off. Every entry is tried (a route whose gateway is
+ * alone: nothing twice; but an IPv4 address whose recorded lease ends later, renewed on
+ * the adapter, takes the record's lifetimes), or take them off. Every entry is tried (a route whose gateway is
  * reached through another recorded route after it, again once that one is on): the first
  * error. */
 int switch_addrs_put(const struct store_switch *sw, const char *ifname, bool add)

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <linux/rtnetlink.h>
+
 #include "lib/parse.h"
 
 bool switch_record_has(const char *list, const char *key)
@@ -132,6 +134,15 @@ void switch_record_addr6(const struct nl_addr6 *a, time_t now, char *out, size_t
 	put_end(out, size, "v", a->valid, now);
 }
 
+/* ",t=TABLE" onto out for a routing table other than main (0 or RT_TABLE_MAIN). */
+static void put_table(char *out, size_t size, unsigned table)
+{
+	size_t len = strlen(out);
+
+	if (table && table != RT_TABLE_MAIN)
+		snprintf(out + len, size - len, ",t=%u", table);
+}
+
 void switch_record_route6(const struct nl_route6 *r, time_t now, char *out, size_t size)
 {
 	static const uint8_t none[16];
@@ -155,6 +166,7 @@ void switch_record_route6(const struct nl_route6 *r, time_t now, char *out, size
 	len = strlen(out);
 	if (r->onlink)
 		snprintf(out + len, size - len, ",on=1");
+	put_table(out, size, r->table);
 }
 
 /* "a.b.c.d" of addr (host byte order) after prefix onto out. */
@@ -182,6 +194,7 @@ void switch_record_route4(const struct nl_route4 *r, char *out, size_t size)
 	len = strlen(out);
 	if (r->onlink)
 		snprintf(out + len, size - len, ",on=1");
+	put_table(out, size, r->table);
 }
 
 /* "ADDR/N" into addr and len (len at most 128). */
@@ -294,6 +307,11 @@ static int parse_entry(char *t, time_t now, struct switch_record_entry *out)
 			out->r4.scope = (unsigned)v;
 		else if (k == SWITCH_RECORD_ROUTE4 && !strcmp(f, "on") && v <= 1)
 			out->r4.onlink = v;
+		else if ((k == SWITCH_RECORD_ROUTE4 || k == SWITCH_RECORD_ROUTE6) &&
+			 !strcmp(f, "t") && v && v <= UINT32_MAX && v != RT_TABLE_MAIN &&
+			 v != RT_TABLE_LOCAL)
+			*(k == SWITCH_RECORD_ROUTE4 ? &out->r4.table : &out->r6.table) =
+				(unsigned)v;
 		else
 			ret = -EINVAL;
 	}

@@ -8,9 +8,10 @@
  *   a.b.c.d/N[,f=HEX][,m=METRIC][,p=T][,v=T]
  *                                an IPv4 address, its flags (noprefixroute), its prefix
  *                                route's metric, when its lifetimes end (none: forever)
- *   r4:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,sc=SCOPE][,src=A][,on=1]
- *                                an IPv4 route of the main table out of the adapter (its
- *                                gateway, metric, protocol, scope, preferred source, onlink)
+ *   r4:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,sc=SCOPE][,src=A][,on=1][,t=TABLE]
+ *                                an IPv4 route out of the adapter (its gateway, metric,
+ *                                protocol, scope, preferred source, onlink, its routing
+ *                                table when not main: neither 0, main nor local)
  *   via:a.b.c.d                  (read only: a record from before r4:) the IPv4 default
  *                                route's gateway
  *   ipv6                         the adapter had IPv6 on (turned off while it is a port)
@@ -18,8 +19,8 @@
  *                                an IPv6 address (global or unique-local), its flags (nodad,
  *                                noprefixroute, mngtmpaddr) and when its preferred and valid
  *                                lifetimes end (seconds since the epoch; none: forever)
- *   r6:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,e=T][,pf=PREF][,on=1]
- *                                an IPv6 route of the main table out of the adapter
+ *   r6:DST/N[,via=GW][,m=METRIC][,pr=PROTO][,e=T][,pf=PREF][,on=1][,t=TABLE]
+ *                                an IPv6 route out of the adapter (its table as r4:'s)
  */
 #ifndef KEEL_DAEMON_SWITCH_RECORD_H
 #define KEEL_DAEMON_SWITCH_RECORD_H

@@ -5762,10 +5762,32 @@ def case_switch_routes(e):
     check(ip_state(e, br)[0] == addrs, "created: the bridge has %r" % (ip_state(e, br),))
     check(routes_full(e, "other0") == other, "another link's default route changed: %r, "
           "was %r" % (routes_full(e, "other0"), other))
+    # The address renewed on the bridge (a DHCP client there): keeld's restart leaves it
+    # as it is, not at the lifetimes it recorded.
+    e.ns("ip", "addr", "change", "192.168.77.5/24", "dev", br, "noprefixroute", "valid_lft",
+         "90000", "preferred_lft", "90000")
     e.kill_keeld()
     e.start_keeld()
     check(routes_full(e, br) == before, "keeld restarted: the bridge has routes %r" %
           routes_full(e, br))
+    renewed = [a for d in json.loads(e.ns("ip", "-j", "-4", "addr", "show", "dev", br))
+               for a in d["addr_info"] if a["local"] == "192.168.77.5"]
+    check(len(renewed) == 1 and renewed[0]["valid_life_time"] > 88000,
+          "keeld restarted: the renewed address is %r" % renewed)
+    # The same address renewed on the adapter (a DHCP client still there), longer: keeld's
+    # restart moves it with its new lifetimes.
+    e.ns("ip", "addr", "add", "192.168.77.5/24", "dev", "up2", "noprefixroute", "valid_lft",
+         "95000", "preferred_lft", "95000")
+    e.kill_keeld()
+    e.start_keeld()
+    renewed = [a for d in json.loads(e.ns("ip", "-j", "-4", "addr", "show", "dev", br))
+               for a in d["addr_info"] if a["local"] == "192.168.77.5"]
+    check(len(renewed) == 1 and renewed[0]["valid_life_time"] > 93000 and
+          "192.168.77.5/24" not in ns_addrs(e, "up2"),
+          "keeld restarted after a renewal on the adapter: the bridge has %r, the adapter %r"
+          % (renewed, ns_addrs(e, "up2")))
+    check(routes_full(e, br) == before, "keeld restarted after a renewal on the adapter: the "
+          "bridge has routes %r" % routes_full(e, br))
     e.keel("switch", "delete", "rt")
     check(routes_full(e, "up2") == before, "deleted: the adapter has routes %r, had %r" %
           (routes_full(e, "up2"), before))
@@ -5833,6 +5855,68 @@ def case_switch_routes(e):
           "the bridge's default routes: %r" % defaults)
     e.keel("switch", "delete", "rt")
     e.ns("sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
+
+
+def routes_table(e, dev, table, fams=("-4", "-6")):
+    """dev's routes of routing table `table` (families fams) with every field `ip -j` gives,
+    the device name and expiry aside, sorted (routes_full's, for another table)."""
+    out = []
+    for fam in fams:
+        for r in json.loads(e.ns("ip", "-j", fam, "route", "show", "table", str(table), "dev",
+                                 dev) or "[]"):
+            r.pop("dev", None)
+            r.pop("expires", None)
+            out.append(json.dumps(r, sort_keys=True))
+    return sorted(out)
+
+
+def case_switch_route_tables(e):
+    """Issue 12: an external switch moves its adapter's routes of other routing tables than
+    main too (policy routing: a cloud image's per-interface table, a VPN's, a table
+    NetworkManager or systemd-networkd were told to use), IPv4 and IPv6: the kernel drops
+    every route out of a link when its last IPv4 address goes and when its IPv6 is turned
+    off, whatever the table, so keeld puts them on the bridge and gives them back. The
+    local table (the kernel's own) is left to the kernel."""
+    if not e.netns:
+        print("SKIP: switch-route-tables: keeld's network namespace and its bridges need root")
+        return 77
+    e.ns("ip", "link", "add", "up6", "type", "veth", "peer", "name", "up7")
+    for cmd in (("ip", "link", "set", "up6", "up"), ("ip", "link", "set", "up7", "up"),
+                ("ip", "addr", "add", "172.30.7.2/24", "dev", "up6"),
+                ("ip", "-6", "addr", "add", "2001:db8:87::2/64", "dev", "up6", "nodad"),
+                ("ip", "route", "add", "default", "via", "172.30.7.1", "dev", "up6", "table",
+                 "100", "proto", "static", "metric", "5"),
+                ("ip", "route", "add", "172.30.7.0/24", "dev", "up6", "table", "100", "proto",
+                 "static", "scope", "link", "src", "172.30.7.2"),
+                ("ip", "route", "add", "10.66.0.0/16", "via", "172.30.7.1", "dev", "up6",
+                 "table", "70000"),
+                ("ip", "-6", "route", "add", "default", "via", "2001:db8:87::1", "dev", "up6",
+                 "table", "100", "metric", "20"),
+                ("ip", "rule", "add", "from", "172.30.7.2", "lookup", "100")):
+        e.ns(*cmd)
+    v4 = ("-4",)  # (IPv6 has no table 70000: ip says so and fails)
+    t100, t70000, main = (routes_table(e, "up6", 100), routes_table(e, "up6", 70000, v4),
+                          routes_full(e, "up6"))
+    check(len(t100) == 3 and len(t70000) == 1, "the adapter's routes: %r %r" % (t100, t70000))
+    e.start_keeld()
+    e.keel("switch", "create", "tb", "--type", "external", "--adapter", "up6")
+    br = switches(e)["tb"]["bridge"]
+    for when in ("created", "keeld restarted"):
+        has = routes_table(e, br, 100), routes_table(e, br, 70000, v4)
+        check(has == (t100, t70000), "%s: the bridge has routes %r in tables 100 and 70000, "
+              "the adapter had %r" % (when, has, (t100, t70000)))
+        check(routes_full(e, br) == main, "%s: the bridge's main table %r, the adapter's %r" %
+              (when, routes_full(e, br), main))
+        if when == "created":
+            e.kill_keeld()
+            e.start_keeld()
+    e.keel("switch", "delete", "tb")
+    has = routes_table(e, "up6", 100), routes_table(e, "up6", 70000, v4)
+    check(has == (t100, t70000), "deleted: the adapter has routes %r in tables 100 and 70000, "
+          "had %r" % (has, (t100, t70000)))
+    check(routes_full(e, "up6") == main, "deleted: the adapter's main table %r, had %r" %
+          (routes_full(e, "up6"), main))
+    e.ns("ip", "rule", "del", "from", "172.30.7.2", "lookup", "100")
 
 
 def switch_dnsmasqs(e, br):
@@ -6085,6 +6169,53 @@ def case_switch_set_crash(e):
     # every stage was reached by some change (the hook works: a test build's keeld)
     check(all(killed.values()), "stages never reached: %r (only a test build's keeld, "
           "-Dtest_hooks=true, has the hook)" % killed)
+
+
+def case_switch_bridge_addrs(e):
+    """Issue 12: an address put by hand (or by another program) on an internal switch's
+    bridge, beside the host address keel gives it, stays through a keeld restart and a
+    change of NAT; a change of subnet takes off the old subnet's host address, that alone,
+    also when keeld was killed in the middle of it or the change failed (the new subnet's
+    address taken off again). keeld took off every address but its own at each start."""
+    if not e.netns:
+        print("SKIP: switch-bridge-addrs: keeld's network namespace and its bridges need root")
+        return 77
+    e.start_keeld()
+    e.keel("switch", "create", "ba", "--type", "internal", "--subnet", "10.71.0.0/24")
+    br = switches(e)["ba"]["bridge"]
+    mine = ["10.79.0.1/24", "198.51.100.7/24"]  # (one that looks like a host address too)
+    for a in mine:
+        e.ns("ip", "addr", "add", a, "dev", br)
+
+    def has(own, when):
+        check(ns_addrs(e, br) == sorted(mine + [own]), "%s: %s has %r, not %r and keel's %s"
+              % (when, br, ns_addrs(e, br), mine, own))
+
+    has("10.71.0.1/24", "created")
+    e.kill_keeld()
+    e.start_keeld()
+    has("10.71.0.1/24", "keeld restarted")
+    e.keel("switch", "set", "ba", "--nat", "on")
+    has("10.71.0.1/24", "NAT on")
+    e.keel("switch", "set", "ba", "--subnet", "10.72.0.0/24")
+    has("10.72.0.1/24", "subnet changed")
+    crash_keeld_at(e, "set-store", ("switch", "set", "ba", "--subnet", "10.73.0.0/24"))
+    has("10.73.0.1/24", "subnet changed, keeld killed after the row")
+    crash_keeld_at(e, "up-addrs", ("switch", "set", "ba", "--subnet", "10.74.0.0/24"))
+    has("10.74.0.1/24", "subnet changed, keeld killed after the address")
+    hook = os.path.join(e.state, "switches", "test-crash")
+    with open(hook, "w") as f:
+        f.write("fail:up-addrs")
+    _, err = e.keel("switch", "set", "ba", "--subnet", "10.75.0.0/24", want=None)
+    os.unlink(hook)
+    check("failed it at up-addrs" in err, "the change: %r" % err)
+    has("10.74.0.1/24", "subnet change failed")
+    e.kill_keeld()
+    e.start_keeld()
+    has("10.74.0.1/24", "keeld restarted after it all")
+    e.keel("switch", "set", "ba", "--nat", "off")
+    has("10.74.0.1/24", "NAT off")
+    e.keel("switch", "delete", "ba")
 
 
 def case_damaged_row(e):

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/rtnetlink.h>
+
 #include "daemon/switch_record.h"
 
 static void again(const struct switch_record_entry *e, time_t now)
@@ -39,7 +41,8 @@ static void again(const struct switch_record_entry *e, time_t now)
 	    (memcmp(back.r6.dst, e->r6.dst, 16) || memcmp(back.r6.gateway, e->r6.gateway, 16) ||
 	     back.r6.len != e->r6.len || back.r6.metric != e->r6.metric ||
 	     back.r6.proto != e->r6.proto || back.r6.expires != e->r6.expires ||
-	     back.r6.pref != e->r6.pref || back.r6.onlink != e->r6.onlink))
+	     back.r6.pref != e->r6.pref || back.r6.onlink != e->r6.onlink ||
+	     back.r6.table != e->r6.table))
 		abort();
 	if (e->kind == SWITCH_RECORD_ROUTE4 && memcmp(&back.r4, &e->r4, sizeof(e->r4)))
 		abort();
@@ -78,7 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (e.kind == SWITCH_RECORD_ROUTE6 && e.r6.len > 128) ||
 		    (e.kind == SWITCH_RECORD_ADDR4 && e.a4.p.len > 32) ||
 		    (e.kind == SWITCH_RECORD_ROUTE4 &&
-		     (e.r4.dst.len > 32 || e.r4.scope > 255 || e.r4.proto > 255)))
+		     (e.r4.dst.len > 32 || e.r4.scope > 255 || e.r4.proto > 255 ||
+		      e.r4.table == RT_TABLE_MAIN || e.r4.table == RT_TABLE_LOCAL)) ||
+		    (e.kind == SWITCH_RECORD_ROUTE6 &&
+		     (e.r6.table == RT_TABLE_MAIN || e.r6.table == RT_TABLE_LOCAL)))
 			abort();
 		if (!e.expired)
 			again(&e, now);

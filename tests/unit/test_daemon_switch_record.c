@@ -116,6 +116,14 @@ static void test_ipv4_and_bad(void **state)
 		"r4:10.0.0.0/8,e=5",
 		"r4:10.0.0.0/33",
 		"r6:::/0,on=2",
+		"r4:10.0.0.0/8,t=0",
+		"r4:10.0.0.0/8,t=254",
+		"r4:10.0.0.0/8,t=255",
+		"r4:10.0.0.0/8,t=4294967296",
+		"r6:::/0,t=255",
+		"r6:::/0,t=",
+		"10.0.0.1/8,t=100",
+		"a6:::1/64,t=100",
 		"10.0.0.1/8,m=4294967296",
 		"10.0.0.1/8,e=5",
 		"10.0.0.1/8,via=10.0.0.2",
@@ -181,6 +189,45 @@ static void test_route4_round_trip(void **state)
 	assert_string_equal(t, "r4:172.31.1.1/32,m=0,pr=4,sc=253");
 	assert_int_equal(switch_record_entry(t, 0, &e), 0);
 	assert_memory_equal(&e.r4, &link, sizeof(link));
+	/* a policy routing table's (the main table's, as the kernel lists it, is the same as
+	 * none) */
+	r.table = 70000;
+	switch_record_route4(&r, t, sizeof(t));
+	assert_string_equal(t, "r4:0.0.0.0/0,via=172.31.1.1,m=50,pr=16,sc=0,src=172.31.5.9,on=1,"
+			       "t=70000");
+	assert_int_equal(switch_record_entry(t, 0, &e), 0);
+	assert_memory_equal(&e.r4, &r, sizeof(r));
+	link.table = 254;
+	switch_record_route4(&link, t, sizeof(t));
+	assert_string_equal(t, "r4:172.31.1.1/32,m=0,pr=4,sc=253");
+}
+
+static void test_route6_table(void **state)
+{
+	struct nl_route6 r;
+	struct switch_record_entry e;
+	char t[SWITCH_RECORD_ENTRY_MAX];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.gateway[0] = 0x20;
+	r.gateway[15] = 1;
+	r.metric = 20;
+	r.table = 100;
+	switch_record_route6(&r, 0, t, sizeof(t));
+	assert_string_equal(t, "r6:::/0,via=2000::1,m=20,pr=0,t=100");
+	assert_int_equal(switch_record_entry(t, 0, &e), 0);
+	assert_int_equal(e.kind, SWITCH_RECORD_ROUTE6);
+	assert_int_equal(e.r6.table, 100);
+	assert_int_equal(e.r6.metric, 20);
+	/* the same route of another table is another one: a merge keeps both */
+	{
+		char list[256] = "r6:::/0,via=2000::1,m=20,pr=0";
+
+		assert_int_equal(switch_record_merge(list, sizeof(list), t, 0), 0);
+		assert_string_equal(list, "r6:::/0,via=2000::1,m=20,pr=0 "
+					  "r6:::/0,via=2000::1,m=20,pr=0,t=100");
+	}
 }
 
 static void test_addr4_round_trip(void **state)
@@ -245,9 +292,13 @@ static void test_merge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_route4_round_trip), cmocka_unit_test(test_merge),
-		cmocka_unit_test(test_addr6_round_trip),  cmocka_unit_test(test_route6_round_trip),
-		cmocka_unit_test(test_ipv4_and_bad),	  cmocka_unit_test(test_addr4_round_trip),
+		cmocka_unit_test(test_route4_round_trip),
+		cmocka_unit_test(test_route6_table),
+		cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_addr6_round_trip),
+		cmocka_unit_test(test_route6_round_trip),
+		cmocka_unit_test(test_ipv4_and_bad),
+		cmocka_unit_test(test_addr4_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
