@@ -290,6 +290,9 @@ lab_build() {
 	# (package e2fsprogs).
 	_lab_copy_program "$LAB_E2FSCK" "$root" /sbin/e2fsck
 	_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v debugfs)" "$root" /sbin/debugfs
+	# e2fsprogs' mke2fs as mkfs.ext4, for bench/virtio's disk file system: an ext4 with
+	# extents, as a host's is (busybox's mke2fs makes ext2 only: indirect block maps).
+	_lab_copy_program "$(PATH=$PATH:/usr/sbin:/sbin command -v mke2fs)" "$root" /sbin/mkfs.ext4
 	# Two small ISO 9660 images (xorriso) with their files, for the DVD of 66-virtio-scsi.
 	_lab_dvds "$root/lab/dvd"
 	# The agent's installation disk (make agent-iso), which 89-fw-debian12 inserts into the
