@@ -15,6 +15,8 @@
 
 #define BAT_PER_SECTOR (VHDX_LOG_SECTOR / 8)
 
+static struct log_ratelimit grow_rl = LOG_RATELIMIT_INIT(5000, 5);
+
 void vhdx_geometry(uint64_t vsize, uint32_t block_size, uint32_t lsec, bool differencing,
 		   uint64_t *chunk_ratio, uint64_t *payload, uint64_t *bitmaps, uint64_t *entries)
 {
@@ -156,8 +158,15 @@ int vhdx_alloc(struct vhdx *v, uint64_t len, uint64_t *off)
 		if (rc < 0) {
 			int e = -errno;
 
-			disk_fail(v->base.err, "%s: cannot grow the file to %llu bytes: %s",
-				  v->base.path, (unsigned long long)grow, strerror(-e));
+			/* The guest's writes (no caller to tell: err NULL) may fail so in a
+			 * loop: ratelimited. */
+			if (v->base.err)
+				disk_fail(v->base.err, "%s: cannot grow the file to %llu bytes: %s",
+					  v->base.path, (unsigned long long)grow, strerror(-e));
+			else
+				log_warn_ratelimited(
+					&grow_rl, "%s: cannot grow the file to %llu bytes: %s",
+					v->base.path, (unsigned long long)grow, strerror(-e));
 			return e;
 		}
 		v->file_grown = grow;
@@ -262,6 +271,11 @@ int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val)
 		__atomic_store_n(&v->n_dirty, v->n_dirty + 1, __ATOMIC_RELEASE);
 	}
 	return v->n_dirty >= VHDX_STAGE_MAX ? vhdx_bat_commit(v) : 0;
+}
+
+bool vhdx_bat_stage_commits(const struct vhdx *v, uint64_t idx)
+{
+	return v->n_dirty + !v->bat_dirty[idx / BAT_PER_SECTOR] >= VHDX_STAGE_MAX;
 }
 
 int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsigned n)

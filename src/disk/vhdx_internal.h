@@ -4,10 +4,13 @@
  *
  * Locking: `lock` protects every field marked [L]: the in-memory header state, the log
  * writer, the BAT, the sector bitmap cache and the allocation cursor. Metadata changes
- * (block allocation, bitmap bits, discards) happen entirely under it, including the data
- * write into a block being allocated, so a second writer to that block waits and then sees
- * it allocated. BAT entries are only stored under the lock, with __atomic release stores
- * (vhdx_bat_store), after the data they point to is written; the I/O path loads them
+ * (block allocation, bitmap bits, discards) happen entirely under it; in a differencing
+ * disk that includes the data write into a block being allocated, so a second writer to
+ * that block waits and then sees it allocated. A disk without parent allocates a block
+ * before its first data write (its new extent is a hole, which reads as the zeros the block
+ * held: new_block in vhdx_io.c), so no writer waits for another's data. BAT entries are
+ * only stored under the lock, with __atomic release stores (vhdx_bat_store), after the
+ * data they point to is written or onto such a hole; the I/O path loads them
  * without the lock (vhdx_bat_get), so reads and writes of allocated blocks take no lock
  * (partially present blocks copy their bitmap bits under it). Fields without [L] are set
  * during open and read-only afterwards.
@@ -19,8 +22,10 @@
  * bits a differencing disk's write set in the cache (vhdx_bitmap_set). The commit first
  * makes the staged blocks' data durable (one fdatasync), then writes the entry, whose
  * fdatasync makes it and the previous transaction's in-place writes durable: two per
- * commit, not per block. A BAT entry on disk therefore never points to a block whose data
- * is not durable (on ext4 data=writeback such a block could show stale host data). A crash
+ * commit, not per block. A BAT entry on disk therefore never points to a block whose
+ * completed writes are not durable (on ext4 data=writeback such a block could show stale
+ * host data); a write still in flight at the commit, into a block a disk without parent
+ * allocated for it, is one the guest was not promised (new_block in vhdx_io.c). A crash
  * before the commit loses only unflushed writes.
  */
 #ifndef KEEL_DISK_VHDX_INTERNAL_H
@@ -200,10 +205,13 @@ int vhdx_bat_load(struct vhdx *v) __attribute__((warn_unused_result));
 int vhdx_bat_set(struct vhdx *v, const uint64_t *idx, const uint64_t *val, unsigned n)
 	__attribute__((warn_unused_result));
 /*
- * Sets a payload entry whose block's data is written, in memory only; the next
+ * Sets a payload entry whose block's data is written (or, a disk without parent, a new
+ * block that reads as zeros until written: new_block in vhdx_io.c), in memory only; the next
  * vhdx_bat_commit logs it. Commits at once when the staged sectors reach the limit. [L]
  */
 int vhdx_bat_stage(struct vhdx *v, uint64_t idx, uint64_t val) __attribute__((warn_unused_result));
+/* Would staging entry idx now commit at once (vhdx_bat_stage)? [L] */
+bool vhdx_bat_stage_commits(const struct vhdx *v, uint64_t idx);
 /* Makes the staged blocks' data durable (fdatasync), then logs every staged BAT and sector
  * bitmap sector (one transaction, bitmap sectors first if the log is too small for one).
  * Syncs nothing when nothing is staged. [L] */

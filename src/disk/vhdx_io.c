@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The VHDX data path: reads through the BAT (and the sector bitmap and parent chain of a
- * differencing disk), writes that allocate blocks on first use, discard and flush.
+ * differencing disk), writes that allocate blocks on first use (a disk without parent:
+ * also for a caller that writes the file itself, vhdx_map), discard and flush.
  * Locking as described in vhdx_internal.h.
  */
 #include <errno.h>
@@ -163,6 +164,42 @@ int vhdx_read(struct disk *d, void *buf, uint64_t off, size_t len)
 	return 0;
 }
 
+/*
+ * A block of a disk without parent that is not present (it reads as zeros) gets a new
+ * extent at the end of the file, its BAT entry staged as fully present at once, before any
+ * data is written into it; *e is the new entry. [L]
+ *
+ * Why the entry may come before the data: the new extent is a hole of the file (vhdx_alloc
+ * grows the file sparse and never hands out a range twice), so a read of any part of the
+ * block before a write lands there returns zeros, which is exactly the block's content
+ * before that write; no reader, the guest included, can see anything else. So every write
+ * into the block, the first included, is a write into a present block: it needs no lock
+ * and may be done by the caller on the file (vhdx_map), and writes into the same new block
+ * at once all map to the same extent instead of waiting for one another.
+ *
+ * Crash safety is as for any write into a present block (a block's unwritten parts are
+ * holes too): the entry reaches the file only with the next vhdx_bat_commit, whose
+ * fdatasync comes first. A flush covers the writes that completed before it was asked
+ * for (virtio-blk: those the guest saw complete), since that fdatasync starts after them;
+ * it may also log the entry of a block whose first write is still in flight, which then
+ * reads as zeros after a crash, or with that write's data: a write the guest was not
+ * promised, lost or done, never garbage from the guest's point of view. (On a host file
+ * system that does not order data before metadata, an in-flight write into a hole may show
+ * stale host blocks after a host crash; that is so for every write into a hole of a
+ * present block, and the commit's fdatasync still covers every completed one.)
+ */
+static int new_block(struct vhdx *v, uint64_t idx, uint64_t *e)
+{
+	uint64_t noff;
+	int r = vhdx_alloc(v, v->block_size, &noff);
+
+	if (r)
+		return r;
+	*e = noff | VHDX_PAYLOAD_FULLY_PRESENT;
+	/* A failed commit (at the staging limit) leaves the entry in memory, as before. */
+	return vhdx_bat_stage(v, idx, *e);
+}
+
 /* Writes [off, off+len) lying within one payload block. */
 static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t len)
 {
@@ -194,9 +231,17 @@ static int write_block(struct vhdx *v, const uint8_t *buf, uint64_t off, size_t 
 		pthread_mutex_unlock(&v->lock);
 		goto out;
 	}
+	if (!v->has_parent) { /* as vhdx_map allocates it: the entry first, then the data */
+		r = new_block(v, idx, &e);
+		pthread_mutex_unlock(&v->lock);
+		if (r == 0)
+			r = data_write(v, buf, len, (e & VHDX_BAT_OFFSET_MASK) + in);
+		goto out;
+	}
 	/*
-	 * Not allocated: a new block at the end of the file, zeroed, data written first, then
-	 * its BAT entry staged (logged with the next flush: vhdx_internal.h). In a differencing
+	 * Not allocated in a differencing disk: a new block at the end of the file, zeroed,
+	 * data written first (under the lock: a second writer to the block waits), then its
+	 * BAT entry staged (logged with the next flush: vhdx_internal.h). In a differencing
 	 * disk it is partially present (the rest from the parent, through the sector bitmap),
 	 * unless the parent chain reads the whole block as zeros, as the new block's rest does:
 	 * then it is fully present, with no bitmap bits and direct I/O from then on.
@@ -275,19 +320,52 @@ int vhdx_write(struct disk *d, const void *buf, uint64_t off, size_t len)
 	return r;
 }
 
+/*
+ * vhdx_map's write into a block not present of a disk without parent: the block allocated
+ * on the caller's thread (new_block), unless that would make it wait: for the lock (held by
+ * another thread's commit or discard, which does fdatasync and log writes under it) or for
+ * a commit of its own (the staged sectors at VHDX_STAGE_MAX). Then, or when the file cannot
+ * grow, nonzero: the write stays the library's, which allocates on its own thread (and
+ * fails the write with the error, logged, as any allocation that fails there).
+ */
+static int map_new_block(struct vhdx *v, uint64_t idx, uint64_t *e)
+{
+	int r = -EAGAIN;
+
+	if (pthread_mutex_trylock(&v->lock))
+		return -EAGAIN;
+	*e = v->bat[idx]; /* allocated by another writer meanwhile? */
+	if ((*e & VHDX_BAT_STATE_MASK) == VHDX_PAYLOAD_FULLY_PRESENT)
+		r = 0;
+	else if (!vhdx_bat_stage_commits(v, idx))
+		r = new_block(v, idx, e);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
 /* One BAT lookup: an allocated block is a file extent; a block that reads as zeros is one
- * for reads; everything else (allocation, partially present blocks, a parent's data, a
- * differencing disk's sub-sector writes) stays with vhdx_read/vhdx_write, a write to a
+ * for reads; a write into a block not present of a disk without parent allocates it here
+ * (map_new_block) and is a file extent too; everything else (a differencing disk's
+ * allocation, partially present blocks, a parent's data, a differencing disk's sub-sector
+ * writes, an allocation that would wait) stays with vhdx_read/vhdx_write, a write to a
  * block neither fully nor partially present marked as allocating it. */
 int vhdx_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
 {
 	struct vhdx *v = to_vhdx(d);
 	uint64_t blk = off / v->block_size, in = off % v->block_size, e, state;
 	uint64_t n = v->block_size - in < len ? v->block_size - in : len;
+	uint64_t idx = vhdx_bat_payload_index(v, blk);
 	int r;
 
-	e = vhdx_bat_get(v, vhdx_bat_payload_index(v, blk));
+	e = vhdx_bat_get(v, idx);
 	state = e & VHDX_BAT_STATE_MASK;
+	if (write && !v->has_parent && state != VHDX_PAYLOAD_FULLY_PRESENT) {
+		r = begin_data(v); /* the file marked as changed before the entry exists */
+		if (r)
+			return r;
+		if (map_new_block(v, idx, &e) == 0)
+			state = VHDX_PAYLOAD_FULLY_PRESENT;
+	}
 	*out = (struct disk_extent){
 		.kind = DISK_EXTENT_LIBRARY,
 		.len = n,

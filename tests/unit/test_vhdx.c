@@ -822,14 +822,10 @@ static void test_map(void **state)
 
 	make("map.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
 	assert_int_equal(disk_open(tmp("map.vhdx"), 0, &d, NULL), 0);
-	/* Unallocated: zeros to read (one block at most), the library's to write. */
+	/* Unallocated: zeros to read (one block at most). */
 	assert_int_equal(disk_map(d, 0, 2 << 20, false, &e), 0);
 	assert_int_equal(e.kind, DISK_EXTENT_ZERO);
 	assert_int_equal(e.len, 1 << 20);
-	assert_int_equal(disk_map(d, 4096, 8192, true, &e), 0);
-	assert_int_equal(e.kind, DISK_EXTENT_LIBRARY);
-	assert_int_equal(e.len, 8192);
-	assert_true(e.alloc); /* the write allocates the block */
 	assert_int_equal(disk_map(d, 8 << 20, 512, false, &e), -EINVAL); /* outside */
 	/* Allocated by a library write: a file extent up to the block's end, holding it. */
 	fill(p, sizeof(p), 8);
@@ -874,6 +870,99 @@ static void test_map(void **state)
 	assert_int_equal(e.kind, DISK_EXTENT_FILE);
 	assert_int_equal(e.file_off, 512);
 	assert_int_equal(e.len, 4096);
+	disk_close(d);
+}
+
+/*
+ * disk_map for a write into a block not present of a disk without parent: the block is
+ * allocated there and then (a hole at the end of the file, its entry staged), and the write
+ * is a file extent like one into a present block; every write into that block maps to the
+ * same extent. Where allocating would wait (the lock held elsewhere) or fails (the file
+ * cannot grow), the write stays the library's, which reports the error.
+ */
+static void test_map_alloc(void **state)
+{
+	const char *a = tmp("mapalloc.vhdx");
+	uint8_t w[8192], r[8192], z[8192] = {0};
+	struct disk_extent e, e2;
+	struct rlimit old, lim;
+	struct disk *d;
+	struct vhdx *v;
+	uint64_t end, blk0;
+	int rc[2];
+
+	make("mapalloc.vhdx", 8 << 20, 1 << 20, DISK_TYPE_DYNAMIC, NULL);
+	assert_int_equal(disk_open(a, 0, &d, NULL), 0);
+	v = to_vhdx(d);
+	end = v->file_end;
+	assert_int_equal(disk_map(d, 4096, sizeof(w), true, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_FILE);
+	assert_int_equal(e.len, sizeof(w));
+	assert_false(e.alloc);
+	assert_int_equal(e.file_off, end + 4096); /* the new block at the end of the file */
+	blk0 = e.file_off - 4096;
+	assert_int_equal(v->bat[vhdx_bat_payload_index(v, 0)], blk0 | VHDX_PAYLOAD_FULLY_PRESENT);
+	assert_true(v->n_dirty > 0); /* staged: logged with the next flush */
+	/* Before the write lands the block reads as zeros, through the map and the library. */
+	assert_int_equal(disk_map(d, 0, 1 << 20, false, &e2), 0);
+	assert_int_equal(e2.kind, DISK_EXTENT_FILE);
+	assert_int_equal(e2.file_off, blk0);
+	assert_int_equal(dio_pread(disk_fd(d), r, sizeof(r), e.file_off), 0);
+	assert_memory_equal(r, z, sizeof(r));
+	assert_int_equal(disk_read(d, r, 4096, sizeof(r)), 0);
+	assert_memory_equal(r, z, sizeof(r));
+	/* Another write into the same block: the same extent, nothing allocated again. */
+	assert_int_equal(disk_map(d, 512 << 10, 4096, true, &e2), 0);
+	assert_int_equal(e2.kind, DISK_EXTENT_FILE);
+	assert_int_equal(e2.file_off, blk0 + (512 << 10));
+	assert_int_equal(v->file_end, end + (1 << 20));
+	fill(w, sizeof(w), 31);
+	assert_int_equal(dio_pwrite(disk_fd(d), w, sizeof(w), e.file_off), 0);
+	assert_int_equal(disk_flush(d), 0);
+	assert_int_equal(v->n_dirty, 0);
+	/* The lock held elsewhere (a commit, a discard): the library's, marked as allocating. */
+	pthread_mutex_lock(&v->lock);
+	assert_int_equal(disk_map(d, 2 << 20, 4096, true, &e2), 0);
+	pthread_mutex_unlock(&v->lock);
+	assert_int_equal(e2.kind, DISK_EXTENT_LIBRARY);
+	assert_true(e2.alloc);
+	assert_int_equal(v->bat[vhdx_bat_payload_index(v, 2)] & VHDX_BAT_STATE_MASK,
+			 VHDX_PAYLOAD_NOT_PRESENT);
+	/* A discard of the whole block and write-zeroes (written zeros) work on it as on any. */
+	assert_int_equal(disk_map(d, 3 << 20, 4096, true, &e2), 0);
+	assert_int_equal(e2.kind, DISK_EXTENT_FILE);
+	assert_int_equal(dio_pwrite(disk_fd(d), w, 4096, e2.file_off), 0);
+	assert_int_equal(disk_discard(d, 3 << 20, 1 << 20), 0);
+	assert_int_equal(disk_map(d, 3 << 20, 4096, false, &e2), 0);
+	assert_int_equal(e2.kind, DISK_EXTENT_ZERO);
+	assert_int_equal(disk_map(d, 4 << 20, 4096, true, &e2), 0);
+	assert_int_equal(dio_pwrite(disk_fd(d), w, 4096, e2.file_off), 0);
+	assert_int_equal(disk_write(d, z, 4 << 20, 4096), 0);
+	assert_int_equal(disk_read(d, r, 4 << 20, 4096), 0);
+	assert_memory_equal(r, z, 4096);
+	/* The file cannot grow: no extent, the library's write fails (as it always did). */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = v->file_grown;
+	signal(SIGXFSZ, SIG_IGN);
+	v->file_end = v->file_grown; /* the room grown ahead used up */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc[0] = disk_map(d, 5 << 20, 4096, true, &e2);
+	rc[1] = disk_write(d, w, 5 << 20, 4096);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(rc[0], 0);
+	assert_int_equal(e2.kind, DISK_EXTENT_LIBRARY);
+	assert_true(e2.alloc);
+	assert_int_equal(rc[1], -EFBIG);
+	assert_int_equal(disk_flush(d), 0);
+	disk_close(d);
+	assert_int_equal(vhdx_check(a, stderr, NULL), 0);
+	assert_int_equal(disk_open(a, DISK_OPEN_RDONLY, &d, NULL), 0);
+	assert_int_equal(disk_read(d, r, 4096, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	assert_int_equal(disk_read(d, r, 5 << 20, 4096), 0);
+	assert_memory_equal(r, z, 4096);
 	disk_close(d);
 }
 
@@ -1178,16 +1267,17 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_geometry),	  cmocka_unit_test(test_dynamic_rw),
-		cmocka_unit_test(test_guid_rules),	  cmocka_unit_test(test_headers),
-		cmocka_unit_test(test_log_replay),	  cmocka_unit_test(test_differencing),
-		cmocka_unit_test(test_locking),		  cmocka_unit_test(test_map),
-		cmocka_unit_test(test_reasons),		  cmocka_unit_test(test_chain_fds),
-		cmocka_unit_test(test_staged_alloc),	  cmocka_unit_test(test_alloc_ahead),
-		cmocka_unit_test(test_alloc_ahead_limit), cmocka_unit_test(test_staged_bitmap),
-		cmocka_unit_test(test_zero_parent),	  cmocka_unit_test(test_staged_limit),
-		cmocka_unit_test(test_flush_race),	  cmocka_unit_test(test_log_sequence),
-		cmocka_unit_test(test_fifo_parent),	  cmocka_unit_test(test_chain_bound),
+		cmocka_unit_test(test_geometry),      cmocka_unit_test(test_dynamic_rw),
+		cmocka_unit_test(test_guid_rules),    cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_log_replay),    cmocka_unit_test(test_differencing),
+		cmocka_unit_test(test_locking),	      cmocka_unit_test(test_map),
+		cmocka_unit_test(test_map_alloc),     cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_chain_fds),     cmocka_unit_test(test_staged_alloc),
+		cmocka_unit_test(test_alloc_ahead),   cmocka_unit_test(test_alloc_ahead_limit),
+		cmocka_unit_test(test_staged_bitmap), cmocka_unit_test(test_zero_parent),
+		cmocka_unit_test(test_staged_limit),  cmocka_unit_test(test_flush_race),
+		cmocka_unit_test(test_log_sequence),  cmocka_unit_test(test_fifo_parent),
+		cmocka_unit_test(test_chain_bound),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
