@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "disk/disk_io.h"
 #include "lib/dio_align.h"
 #include "lib/log.h"
 
@@ -65,7 +66,38 @@ static struct disk *open_or_die(const char *path, unsigned flags)
 	return d;
 }
 
-static int do_write(struct disk *d, uint64_t off, uint64_t len, uint64_t seed)
+/* How the crash writer writes: through the library, or as keel-vmm's virtio-blk does
+ * (disk_map: file extents written on disk_fd() by the caller, a disk without parent's new
+ * blocks allocated by the map), optionally with a flush between the map and the data write
+ * (the new block's entry logged before its first write lands, as a guest's flush can do
+ * while that write is in flight). */
+enum write_via { VIA_LIBRARY, VIA_MAP, VIA_MAP_FLUSH };
+
+/* buf at disk offset off as keel-vmm does it (disk_map, then pwrite or the library). */
+static int map_write(struct disk *d, const uint8_t *buf, uint64_t off, uint64_t len,
+		     bool flush_between)
+{
+	for (uint64_t done = 0; done < len;) {
+		struct disk_extent e;
+		int r = disk_map(d, off + done, len - done, true, &e);
+
+		if (r == 0 && flush_between && e.kind == DISK_EXTENT_FILE)
+			r = disk_flush(d);
+		if (r)
+			return r;
+		if (e.kind == DISK_EXTENT_FILE)
+			r = dio_pwrite(disk_fd(d), buf + done, (size_t)e.len, e.file_off);
+		else
+			r = disk_write(d, buf + done, off + done, (size_t)e.len);
+		if (r)
+			return r;
+		done += e.len;
+	}
+	return 0;
+}
+
+static int do_write_via(struct disk *d, uint64_t off, uint64_t len, uint64_t seed,
+			enum write_via via)
 {
 	uint8_t *buf;
 	int r;
@@ -74,9 +106,15 @@ static int do_write(struct disk *d, uint64_t off, uint64_t len, uint64_t seed)
 	if (posix_memalign((void **)&buf, 4096, len ? len : 1))
 		return -ENOMEM;
 	pattern(buf, len, off, seed);
-	r = disk_write(d, buf, off, len);
+	r = via == VIA_LIBRARY ? disk_write(d, buf, off, len)
+			       : map_write(d, buf, off, len, via == VIA_MAP_FLUSH);
 	free(buf);
 	return r;
+}
+
+static int do_write(struct disk *d, uint64_t off, uint64_t len, uint64_t seed)
+{
+	return do_write_via(d, off, len, seed, VIA_LIBRARY);
 }
 
 static int cmd_dump(const char *path)
@@ -153,7 +191,9 @@ static int use_direct(struct disk *d)
 }
 
 /* The crash writer: never overwrites a slot that the journal already holds. Odd seeds write
- * through a direct descriptor (use_direct), even ones through the library's own. */
+ * through a direct descriptor (use_direct), even ones through the library's own. Seeds that
+ * are multiples of 3 write as keel-vmm does (map_write), one write in eight of them with a
+ * flush between the map that allocates its block and the data. */
 static int cmd_crash(const char *path, const char *journal, uint64_t seed, uint64_t stop,
 		     bool flush_at_stop)
 {
@@ -187,7 +227,10 @@ static int cmd_crash(const char *path, const char *journal, uint64_t seed, uint6
 		nused++;
 		len = (rng(&s) % (SLOT / 512) + 1) * 512;
 		off = slot * SLOT + (rng(&s) % ((SLOT - len) / 512 + 1)) * 512;
-		if (do_write(d, off, len, seed ^ off) != 0)
+		if (do_write_via(d, off, len, seed ^ off,
+				 seed % 3	    ? VIA_LIBRARY
+				 : rng(&s) % 8 == 0 ? VIA_MAP_FLUSH
+						    : VIA_MAP) != 0)
 			return 1;
 		pend[np][0] = off;
 		pend[np][1] = len;
