@@ -185,7 +185,12 @@ int disk_zero(struct disk *d, uint64_t off, uint64_t len) __attribute__((warn_un
  * The first extent of the disk range [off, off + len) (multiples of 512 inside the disk) for a
  * read or a write. A write mapped as DISK_EXTENT_FILE may be done with pwrite() on disk_fd()
  * (marking the file as changed is done here); disk_flush() then makes it durable like any
- * disk_write(). The mapping stays valid until a discard of the same range.
+ * disk_write(). A write into a block not present of a VHDX without parent allocates the
+ * block here (a hole that reads as zeros until written; its entry logged by the next
+ * disk_flush()) and maps as DISK_EXTENT_FILE, unless that would wait for another thread's
+ * metadata update or the file cannot grow (then DISK_EXTENT_LIBRARY with alloc: the
+ * library allocates, or fails the write). The mapping stays valid until a discard of the
+ * same range.
  */
 int disk_map(struct disk *d, uint64_t off, uint64_t len, bool write, struct disk_extent *out)
 	__attribute__((warn_unused_result));

@@ -4,9 +4,10 @@
  * description), over the asynchronous block backend (vmm/blkio): one request queue per vCPU
  * (VIRTIO_BLK_F_MQ), each with its own submission context (an io_uring ring, or the thread
  * pool). The device's I/O thread takes chains, checks them (blk_req.c), maps reads and
- * writes to file extents (disk_map: the whole raw file, a VHDX's allocated blocks) and
- * submits them; everything the library must do itself (VHDX allocation, partially present
- * blocks, parents, discard, write-zeroes, the VHDX log on flush) runs on a pool thread. The
+ * writes to file extents (disk_map: the whole raw file, a VHDX's allocated blocks, and a
+ * dynamic VHDX's new blocks, which the map allocates) and submits them; everything the
+ * library must do itself (a differencing VHDX's allocation, partially present blocks,
+ * parents, discard, write-zeroes, the VHDX log on flush) runs on a pool thread. The
  * same thread reaps completions and returns them with one interrupt per batch (event index).
  *
  * Cache modes (docs/vm-config.md): none reads and writes the payload through a second,
@@ -258,7 +259,8 @@ static bool blk_start(struct virtio_blk *b, struct blk_slot *s)
 }
 
 /* Does the library allocate a block for this write (disk_map says so for a block neither
- * fully nor partially present)? A map that fails says yes: the library reports the error. */
+ * fully nor partially present that it did not allocate itself)? A map that fails says yes:
+ * the library reports the error. */
 static bool blk_allocates(const struct virtio_blk *b, const struct blk_slot *s)
 {
 	uint64_t off = s->sector * 512, done = 0;
@@ -277,9 +279,14 @@ static bool blk_allocates(const struct virtio_blk *b, const struct blk_slot *s)
 /* A write the library must do that allocates a block: does another such write span one of
  * its payload blocks? Then it waits in b->parked for that one to complete (this one then
  * goes straight to the file, or the library writes into the block now present). Else it is
- * marked as such a write. A library write into blocks present (a differencing disk's
- * partially present block, a sub-sector write with cache=writeback, more extents than
- * BLK_MAX_EXTENTS, a bounce past its budget) neither waits nor makes others wait. */
+ * marked as such a write. Only a differencing disk's allocations are the library's (its
+ * sector bitmap), or a dynamic disk's whose map could not allocate without waiting (the
+ * image lock held by a flush's commit) or at all (the file cannot grow): disk_map
+ * allocates a dynamic disk's new block itself, so the writes into it go straight to the
+ * file, the first included, and none waits here. A library write into blocks present (a
+ * differencing disk's partially present block, a sub-sector write with cache=writeback,
+ * more extents than BLK_MAX_EXTENTS, a bounce past its budget) neither waits nor makes
+ * others wait. */
 static bool blk_park(struct virtio_blk *b, struct blk_slot *s)
 {
 	if (!b->block_size || !s->data.len || !blk_allocates(b, s))

@@ -103,10 +103,11 @@ struct virtio_blk {
 	bool starved[BLKIO_MAX_QUEUES]; /* chains left in the ring for want of a slot */
 	uint64_t bounce_bytes;		/* allocated for direct I/O bounces */
 	struct blk_throttle *thr;	/* storage QoS (blk_throttle.c) */
-	/* VHDX: a write that needs the library while another such write spans one of its
-	 * blocks waits here (slot numbers, q * BLK_SLOTS + i) and is started again when that
-	 * write completes: the first write into a new block allocates it, the others then go
-	 * straight to the file instead of queueing on the library's lock one by one. */
+	/* VHDX: a write that needs the library to allocate (a differencing disk's new block:
+	 * a dynamic disk's are allocated by disk_map) while another such write spans one of
+	 * its blocks waits here (slot numbers, q * BLK_SLOTS + i) and is started again when
+	 * that write completes: the first write into a new block allocates it, the others
+	 * then go straight to the file instead of queueing on the library's lock one by one. */
 	uint32_t block_size; /* payload block size; 0: raw, nothing waits */
 	uint16_t *parked;
 	unsigned nparked;
