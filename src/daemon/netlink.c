@@ -498,6 +498,22 @@ int nl_addr4_add(const char *ifname, const struct nl_ifaddr4 *a, bool replace)
 	return addr4_change(ifname, true, replace, a);
 }
 
+/* A listing into an array of max entries: room for one more entry (else *more is set and the
+ * entry left out), and the listing's answer (the dump's error, else -E2BIG when it held more
+ * entries than fit). */
+static bool listing_room(size_t n, size_t max, bool *more)
+{
+	if (n < max)
+		return true;
+	*more = true;
+	return false;
+}
+
+static int listing_end(int ret, bool more)
+{
+	return ret ? ret : more ? -E2BIG : 0;
+}
+
 struct addr_query {
 	unsigned index;
 	struct nl_ifaddr4 *out;
@@ -534,10 +550,8 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr, tb);
 	if (!tb[IFA_LOCAL])
 		return MNL_CB_OK;
-	if (q->n == q->max) {
-		q->more = true;
+	if (!listing_room(q->n, q->max, &q->more))
 		return MNL_CB_OK;
-	}
 	a.p = (struct nl_prefix4){ntohl(mnl_attr_get_u32(tb[IFA_LOCAL])), ifa->ifa_prefixlen};
 	a.flags = tb[IFA_FLAGS] ? mnl_attr_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
 	if (tb[IFA_RT_PRIORITY])
@@ -573,7 +587,7 @@ int nl_addrs4(const char *ifname, struct nl_ifaddr4 *out, size_t max, size_t *n)
 
 	ret = ret ?: dump(RTM_GETADDR, sizeof(struct ifaddrmsg), AF_INET, addr_cb, &q);
 	*n = q.n;
-	return ret ? ret : q.more ? -E2BIG : 0;
+	return listing_end(ret, q.more);
 }
 
 struct neigh_query {
@@ -687,9 +701,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	r.onlink = rtm->rtm_flags & RTNH_F_ONLINK;
 	if (q->index && (r.oif != q->index || r.table == RT_TABLE_LOCAL))
 		return MNL_CB_OK;
-	if (q->n == q->max)
-		q->more = true;
-	else
+	if (listing_room(q->n, q->max, &q->more))
 		q->out[q->n++] = r;
 	return MNL_CB_OK;
 }
@@ -710,7 +722,7 @@ int nl_routes4_of(const char *ifname, struct nl_route4 *out, size_t max, size_t 
 
 	ret = ret ?: dump(RTM_GETROUTE, sizeof(struct rtmsg), AF_INET, route_cb, &q);
 	*n = q.n;
-	return ret ? ret : q.more ? -E2BIG : 0;
+	return listing_end(ret, q.more);
 }
 
 int nl_route4(bool add, const struct nl_route4 *r)
@@ -785,10 +797,8 @@ static int addr6_cb(const struct nlmsghdr *nlh, void *data)
 	a.flags = tb[IFA_FLAGS] ? mnl_attr_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
 	if (a.flags & IFA_F_TEMPORARY)
 		return MNL_CB_OK; /* made again from its mngtmpaddr */
-	if (q->n == q->max) {
-		q->more = true;
+	if (!listing_room(q->n, q->max, &q->more))
 		return MNL_CB_OK;
-	}
 	memcpy(a.addr, mnl_attr_get_payload(addr), 16);
 	a.len = ifa->ifa_prefixlen;
 	if (tb[IFA_CACHEINFO]) {
@@ -808,7 +818,7 @@ int nl_addrs6(const char *ifname, struct nl_addr6 *out, size_t max, size_t *n)
 
 	ret = ret ?: dump(RTM_GETADDR, sizeof(struct ifaddrmsg), AF_INET6, addr6_cb, &q);
 	*n = q.n;
-	return ret ? ret : q.more ? -E2BIG : 0;
+	return listing_end(ret, q.more);
 }
 
 int nl_addr6(const char *ifname, bool add, const struct nl_addr6 *a)
@@ -884,10 +894,8 @@ static int route6_cb(const struct nlmsghdr *nlh, void *data)
 		table = mnl_attr_get_u32(tb[RTA_TABLE]);
 	if (!tb[RTA_OIF] || mnl_attr_get_u32(tb[RTA_OIF]) != q->index || table == RT_TABLE_LOCAL)
 		return MNL_CB_OK;
-	if (q->n == q->max) {
-		q->more = true;
+	if (!listing_room(q->n, q->max, &q->more))
 		return MNL_CB_OK;
-	}
 	r.oif = q->index;
 	r.table = table == RT_TABLE_MAIN ? 0 : table;
 	r.onlink = rtm->rtm_flags & RTNH_F_ONLINK;
@@ -918,7 +926,7 @@ int nl_routes6(const char *ifname, struct nl_route6 *out, size_t max, size_t *n)
 
 	ret = ret ?: dump(RTM_GETROUTE, sizeof(struct rtmsg), AF_INET6, route6_cb, &q);
 	*n = q.n;
-	return ret ? ret : q.more ? -E2BIG : 0;
+	return listing_end(ret, q.more);
 }
 
 int nl_route6(const char *ifname, bool add, const struct nl_route6 *r)
