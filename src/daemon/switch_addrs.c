@@ -39,20 +39,33 @@ int switch_link_ipv6(const char *ifname, bool on)
 	return switch_sysctl(path, on ? "0" : "1");
 }
 
+/* Link ifname's IPv6 setting key (/proc/sys/net/ipv6/conf/IF/KEY) into buf: its length, or
+ * 0 when the kernel has none (no IPv6, no such setting) or it cannot be read. */
+static size_t ipv6_conf_read(const char *ifname, const char *key, char *buf, size_t size)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", ifname, key);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return (size_t)n;
+}
+
 /* Has link ifname IPv6 on? (A kernel without IPv6: no.) */
 static bool ipv6_on(const char *ifname)
 {
-	char path[128], was[4] = "";
-	int fd;
+	char was[4];
 
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (read(fd, was, sizeof(was) - 1) < 0)
-		was[0] = '\0';
-	close(fd);
-	return was[0] == '0';
+	return ipv6_conf_read(ifname, "disable_ipv6", was, sizeof(was)) && was[0] == '0';
 }
 
 int switch_addrs_ipv6_conf(const char *from, const char *to)
@@ -63,19 +76,11 @@ int switch_addrs_ipv6_conf(const char *from, const char *to)
 	int ret = 0;
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		char path[128], value[16] = "";
-		ssize_t n;
-		int fd, r;
+		char path[128], value[16];
+		int r;
 
-		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", from, keys[i]);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (!ipv6_conf_read(from, keys[i], value, sizeof(value)))
 			continue; /* a kernel without it (or without IPv6) */
-		n = read(fd, value, sizeof(value) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		value[n] = '\0';
 		snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", to, keys[i]);
 		r = switch_sysctl(path, value);
 		ret = ret || r == -ENOENT ? ret : r;
