@@ -425,6 +425,13 @@ static int scsi_tmf_lun(const uint8_t req[VSCSI_TMF_LEN])
 	return virtio_scsi_lun(req + 8);
 }
 
+/* Does function fn name this target and, but for I_T NEXUS RESET (the whole target), a LUN
+ * the controller has (lun: scsi_tmf_lun's)? */
+static bool scsi_tmf_addressed(const struct virtio_scsi *s, uint32_t fn, int lun)
+{
+	return lun >= 0 && (fn == VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET || (unsigned)lun < s->t.nluns);
+}
+
 /* Task management (virtio 1.2, 5.6.6.2; the service responses are SAM's): a function for
  * another target is BAD TARGET; CLEAR ACA (no ACA here) and unknown functions are FUNCTION
  * REJECTED; one naming a LUN the controller lacks is INCORRECT LUN. An abort or reset
@@ -449,7 +456,7 @@ static uint8_t scsi_tmf(struct virtio_scsi *s, const struct vq_chain *c)
 		return VIRTIO_SCSI_S_BAD_TARGET;
 	if (fn == VIRTIO_SCSI_T_TMF_CLEAR_ACA || fn > VIRTIO_SCSI_T_TMF_QUERY_TASK_SET)
 		return VIRTIO_SCSI_S_FUNCTION_REJECTED;
-	if (fn != VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET && (unsigned)n >= s->t.nluns)
+	if (!scsi_tmf_addressed(s, fn, n))
 		return VIRTIO_SCSI_S_INCORRECT_LUN;
 	switch (fn) {
 	case VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
@@ -526,8 +533,7 @@ static bool scsi_tmf_scope(struct virtio_scsi *s, const struct vq_chain *c)
 	vq_chain_read(c, 0, req, sizeof(req));
 	fn = le32_load(req + 4);
 	lun = scsi_tmf_lun(req);
-	if (le32_load(req) != VIRTIO_SCSI_T_TMF || lun < 0 ||
-	    (fn != VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET && (unsigned)lun >= s->t.nluns))
+	if (le32_load(req) != VIRTIO_SCSI_T_TMF || !scsi_tmf_addressed(s, fn, lun))
 		return false;
 	s->tmf_lun = lun;
 	s->tmf_tag = le64_load(req + 16);
