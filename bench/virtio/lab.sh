@@ -56,6 +56,7 @@ nat_runs=$(arg natruns 3)
 disk_rounds=$(arg diskrounds 3)
 sw_rounds=$(arg swrounds 3)
 net_rounds=$(arg netrounds 3)
+raw_kind=$(arg raw sparse)
 what=$(arg what "disk,vhdx,net" | tr , ' ')
 only_cases=$(arg cases "" | tr , ' ')
 only_vmms=$(arg vmms "" | tr , ' ')
@@ -198,7 +199,9 @@ randwrite-qd1:randwrite:4k:1:a randwrite-qd32:randwrite:4k:32:a
 randwrite-qd32-alloc:randwrite:4k:32:b"
 
 # disk_bench FORMAT: a VM of each VMM (keel, qemu; only_vmms), each on a file of its own:
-# raw (a zeroed file) or vhdx (a fresh dynamic VHDX made by `keel disk create`) on the ext4
+# raw (a sparse file, as `keel disk create --format raw` and `qemu-img create` make it; with
+# keel.raw=full a file written with zeros, every block allocated, as a fixed disk's) or vhdx (a
+# fresh dynamic VHDX made by `keel disk create`) on the ext4
 # of bench_fs, both up at once; then each case on both, in disk_rounds rounds, the order
 # alternating from case to case and round to round so that neither VMM always goes first
 # (the host's load falls on both alike). The cases that allocate (seqwrite-alloc,
@@ -210,10 +213,11 @@ disk_bench() {
 		vmms="$vmms $v"
 		f=$BENCH_FS/bench.$v.$1
 		rm -f "$f"
-		if [ "$1" = vhdx ]; then
-			keel disk create "$f" --size $((disk_mib * 2 + 16))M >/dev/null || fail "keel disk create $f"
-		else
+		if [ "$1" = raw ] && [ "$raw_kind" = full ]; then
 			dd if=/dev/zero of="$f" bs=1M count=$((disk_mib * 2 + 16)) 2>/dev/null || fail "dd $f"
+		else
+			keel disk create "$f" --format "$1" --size $((disk_mib * 2 + 16))M >/dev/null ||
+				fail "keel disk create $f --format $1"
 		fi
 		# One VM name per VMM and format: a name is never reused in one session (vm_start).
 		start_vm "$v" "d$v$1" --disk "path=$f,format=$1,cache=$cache" -- \
@@ -603,7 +607,7 @@ GUEST_INITRD=$BENCH_INITRD
 bench_fs
 kvm_stats_init
 kbase=
-echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
+echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache, raw files $raw_kind), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
 for w in $what; do
 	case $w in
 	disk | vhdx) # both VMMs at once, in rounds
