@@ -55,6 +55,8 @@ fio_secs=$(arg fiosecs 5)
 nat_runs=$(arg natruns 3)
 disk_rounds=$(arg diskrounds 3)
 sw_rounds=$(arg swrounds 3)
+net_rounds=$(arg netrounds 3)
+raw_kind=$(arg raw sparse)
 what=$(arg what "disk,vhdx,net" | tr , ' ')
 only_cases=$(arg cases "" | tr , ' ')
 only_vmms=$(arg vmms "" | tr , ' ')
@@ -197,7 +199,9 @@ randwrite-qd1:randwrite:4k:1:a randwrite-qd32:randwrite:4k:32:a
 randwrite-qd32-alloc:randwrite:4k:32:b"
 
 # disk_bench FORMAT: a VM of each VMM (keel, qemu; only_vmms), each on a file of its own:
-# raw (a zeroed file) or vhdx (a fresh dynamic VHDX made by `keel disk create`) on the ext4
+# raw (a sparse file, as `keel disk create --format raw` and `qemu-img create` make it; with
+# keel.raw=full a file written with zeros, every block allocated, as a fixed disk's) or vhdx (a
+# fresh dynamic VHDX made by `keel disk create`) on the ext4
 # of bench_fs, both up at once; then each case on both, in disk_rounds rounds, the order
 # alternating from case to case and round to round so that neither VMM always goes first
 # (the host's load falls on both alike). The cases that allocate (seqwrite-alloc,
@@ -209,10 +213,11 @@ disk_bench() {
 		vmms="$vmms $v"
 		f=$BENCH_FS/bench.$v.$1
 		rm -f "$f"
-		if [ "$1" = vhdx ]; then
-			keel disk create "$f" --size $((disk_mib * 2 + 16))M >/dev/null || fail "keel disk create $f"
-		else
+		if [ "$1" = raw ] && [ "$raw_kind" = full ]; then
 			dd if=/dev/zero of="$f" bs=1M count=$((disk_mib * 2 + 16)) 2>/dev/null || fail "dd $f"
+		else
+			keel disk create "$f" --format "$1" --size $((disk_mib * 2 + 16))M >/dev/null ||
+				fail "keel disk create $f --format $1"
 		fi
 		# One VM name per VMM and format: a name is never reused in one session (vm_start).
 		start_vm "$v" "d$v$1" --disk "path=$f,format=$1,cache=$cache" -- \
@@ -335,8 +340,8 @@ cpu_ms_pid() { # cpu_ms_pid PID: the process's user+system CPU time so far, ms (
 	awk -v hz="$hz" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"
 }
 
-# net_streams LABEL VMM A B PID-A PID-B: iperf3 from guest A to guest B (10.8.0.2, its
-# server running already) for net_secs seconds with one and with four parallel TCP streams;
+# net_streams LABEL VMM A B PID-A PID-B: iperf3 from guest A to guest B (NET_DST, default
+# 10.8.0.2, its server running already) for net_secs seconds with one and with four parallel TCP streams;
 # prints "bench: LABEL VMM streams=N mibps=... secs=... cpu_ms=..." (the receiver's figure
 # from iperf3's summary; cpu_ms: both VMMs) and per VM "bench: kvm LABEL VMM streams=N
 # side=tx|rx unit=MiB n=... COUNTER=DELTA/PER-MIB ..." (A's VM the sender, tx; n: MiB moved,
@@ -348,7 +353,7 @@ net_streams() {
 		kb0=$(kvm_stats_snap "$6")
 		c0=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
 		VM_OUT= KEEL_OUT=
-		$RUN "$3" "iperf3 -c 10.8.0.2 -t $net_secs -P $ns -f M 2>&1 | grep -E 'receiver|error'" 300
+		$RUN "$3" "iperf3 -c ${NET_DST:-10.8.0.2} -t $net_secs -P $ns -f M 2>&1 | grep -E 'receiver|error'" 300
 		c1=$(($(cpu_ms_pid "$5") + $(cpu_ms_pid "$6")))
 		ka1=$(kvm_stats_snap "$5")
 		kb1=$(kvm_stats_snap "$6")
@@ -365,13 +370,16 @@ net_streams() {
 	done
 }
 
-# net_up VMM LABEL: two guests of VMM on a bridge made by hand (bbr0), 10.8.0.1 and
-# 10.8.0.2, the second running an iperf3 server; their VMM pids in NET_P1, NET_P2. VMM keel:
+# net_up VMM LABEL [BASE]: two guests of VMM on a bridge made by hand (bbr0), 10.8.0.BASE+1
+# and 10.8.0.BASE+2 (BASE 0 by default), the second running an iperf3 server (its address in
+# NET_DST); their VMM pids in NET_P1, NET_P2. Two pairs may share the bridge with different
+# BASEs (net_rounds). VMM keel:
 # keel-vmm's user-space data path (vhost=off); keelvh: keel-vmm with vhost-net (vhost=on);
 # qemuvh: QEMU with vhost-net (/dev/vhost-net in the lab host). Returns 1 (said) when the
 # lab host has no /dev/vhost-net for a vhost VMM.
 net_up() {
 	label=$2
+	base=${3:-0}
 	vh= kvh=off vmm=$1
 	case $1 in
 	qemuvh | keelvh)
@@ -386,20 +394,22 @@ net_up() {
 	brctl addbr bbr0 2>/dev/null
 	ip link set bbr0 up
 	for i in 1 2; do
-		start_vm "$vmm" "$label$1$i" --net "tap=bk$i,vhost=$kvh" -- \
+		ai=$((base + i))
+		start_vm "$vmm" "$label$1$i" --net "tap=bk$i,mac=52:54:00:01:0$ai:0$ai,vhost=$kvh" -- \
 			-netdev "tap,id=n0,ifname=bq$i,script=no,downscript=no,vnet_hdr=on$vh" \
-			-device "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=,mac=52:54:00:00:0$i:0$i"
+			-device "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=,mac=52:54:00:00:0$ai:0$ai"
 		t=bk$i
 		[ "$vmm" = keel ] || t=bq$i
 		ip link set "$t" up
 		brctl addif bbr0 "$t"
-		vm_run "$label$1$i" "ip addr add 10.8.0.$i/24 dev eth0 && ip link set eth0 up"
+		vm_run "$label$1$i" "ip addr add 10.8.0.$ai/24 dev eth0 && ip link set eth0 up"
 	done
+	NET_DST=10.8.0.$((base + 2))
 	# What the guest's virtio_net negotiated (one character per feature bit from bit 0:
 	# 1 GUEST_CSUM, 7/8 GUEST_TSO4/6, 15 MRG_RXBUF).
 	vm_run "$label${1}2" 'cat /sys/class/net/eth0/device/features'
 	echo "bench: $label $1 receiver features $VM_OUT"
-	vm_run "$label${1}1" 'ping -c 2 -W 10 10.8.0.2 >/dev/null && echo ok' 60
+	vm_run "$label${1}1" "ping -c 2 -W 10 $NET_DST >/dev/null && echo ok" 60
 	[ "$VM_OUT" = ok ] || fail "$1: no ping between the benchmark guests"
 	vm_run "$label${1}2" 'iperf3 -s -D && echo ok'
 	[ "$VM_OUT" = ok ] || fail "$1: iperf3 -s: $VM_OUT"
@@ -407,12 +417,11 @@ net_up() {
 	NET_P1=$(vmm_pid "$label${1}1") NET_P2=$(vmm_pid "$label${1}2")
 }
 
-net_down() { # net_down VMM LABEL: net_up's guests and bridge gone
+net_down() { # net_down VMM LABEL [keep]: net_up's guests gone, and the bridge unless "keep"
 	vm_kill "$2${1}1"
 	vm_kill "$2${1}2"
-	brctl delbr bbr0 2>/dev/null
-	ip link del bq1 2>/dev/null
-	ip link del bq2 2>/dev/null
+	[ "${3:-}" = keep ] || brctl delbr bbr0 2>/dev/null
+	case $1 in qemu*) ip link del bq1 2>/dev/null; ip link del bq2 2>/dev/null ;; esac
 }
 
 # net_bench VMM [LABEL]: net_up's two guests, iperf3 from the first to the second.
@@ -420,6 +429,34 @@ net_bench() {
 	net_up "$1" "${2:-net}" || return 0
 	RUN=vm_run net_streams "${2:-net}" "$1" "${2:-net}${1}1" "${2:-net}${1}2" "$NET_P1" "$NET_P2"
 	net_down "$1" "${2:-net}"
+}
+
+# net_rounds: issue 16's network goal, keel-vmm on vhost-net (keelvh) against QEMU on
+# vhost-net (qemuvh): both pairs of guests up at once on the bridge (keel's 10.8.0.1-2,
+# QEMU's 10.8.0.3-4), then net_rounds rounds of net_streams on each, the order alternating
+# (keel first in odd rounds), so that the host's load falls on both alike; the summary takes
+# the medians and each round's ratio.
+net_rounds() {
+	net_up keelvh net || return 0
+	kdst=$NET_DST kp1=$NET_P1 kp2=$NET_P2
+	net_up qemuvh net 2 || { net_down keelvh net; return 0; }
+	qdst=$NET_DST qp1=$NET_P1 qp2=$NET_P2
+	round=1 # not r: net_streams's (shell variables are global)
+	while [ "$round" -le "$net_rounds" ]; do
+		echo "bench: net round $round of $net_rounds"
+		order="qemuvh keelvh"
+		[ $((round % 2)) = 0 ] || order="keelvh qemuvh"
+		for side in $order; do
+			if [ $side = keelvh ]; then
+				NET_DST=$kdst RUN=vm_run net_streams net keelvh netkeelvh1 netkeelvh2 "$kp1" "$kp2"
+			else
+				NET_DST=$qdst RUN=vm_run net_streams net qemuvh netqemuvh1 netqemuvh2 "$qp1" "$qp2"
+			fi
+		done
+		round=$((round + 1))
+	done
+	net_down keelvh net keep
+	net_down qemuvh net
 }
 
 # switch_bench VMM: for keel, its two guests made and started by keeld on a keel private
@@ -570,14 +607,23 @@ GUEST_INITRD=$BENCH_INITRD
 bench_fs
 kvm_stats_init
 kbase=
-echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
+echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache, raw files $raw_kind), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
 for w in $what; do
 	case $w in
 	disk | vhdx) # both VMMs at once, in rounds
 		disk_bench "$([ $w = disk ] && echo raw || echo vhdx)"
 		continue
 		;;
-	net) vmms="keel keelvh qemu qemuvh" ;;
+	net) # the kernel paths in rounds, both at once (when both are asked for); then the
+		# user-space paths, one run each
+		vmms="keel qemu"
+		want() { [ -z "$only_vmms" ] || echo " $only_vmms " | grep -q " $1 "; }
+		if want keelvh && want qemuvh; then
+			net_rounds
+		else
+			for vmm in keelvh qemuvh; do want $vmm && net_bench $vmm; done
+		fi
+		;;
 	switch) vmms="keel qemu" ;; # keel: its switch and its hand-made bridge (keelvh), in rounds
 	*) vmms="keel qemu" ;;
 	esac

@@ -6,12 +6,17 @@
 # disk,vhdx,net; comma-separated):
 #   disk  fio in the guest on a raw file: sequential 1 MiB writes (first and rewrite) and
 #         reads, random 4 KiB reads and writes at queue depth 1 and 32, random 4 KiB writes
-#         into unwritten space; keel-vmm cache=none against QEMU aio=io_uring,cache=none;
+#         into unwritten space; keel-vmm cache=none against QEMU aio=io_uring,cache=none.
+#         The raw file is sparse, as `keel disk create --format raw` makes it, so that first
+#         writes allocate on raw as on a dynamic VHDX; BENCH_RAW=full: written with zeros
+#         first (every block allocated, as a fixed disk);
 #   vhdx  the same on a fresh dynamic VHDX (`keel disk create`), keel's src/disk against
 #         QEMU's vhdx driver, and keel's VHDX/raw ratio (goal >= 0.90 for every case);
 #   net   guest-to-guest TCP (iperf3, one and four streams) over a bridge made by hand:
-#         keel-vmm's user-space path (keel) and vhost-net (keelvh) against QEMU without
-#         vhost (qemu) and with vhost-net (qemuvh);
+#         keel-vmm on vhost-net (keelvh) against QEMU on vhost-net (qemuvh), both pairs up
+#         at once, in BENCH_NET_ROUNDS rounds (3) alternating which goes first (the medians
+#         and each round's ratio); then keel-vmm's user-space path (keel) and QEMU without
+#         vhost (qemu), one run each;
 #   switch  the same with keel's guests made by keeld on a keel private switch (vhost-net),
 #         against the same keel-vmm guests on a bridge made by hand (keelvh; both up at once,
 #         BENCH_SWITCH_ROUNDS rounds, default 3, alternating which goes first; the medians
@@ -41,7 +46,8 @@ echo "bench/virtio: one lab session, keel-vmm then QEMU (microvm, pcie=on); log:
 lab_boot bench "${BENCH_TIMEOUT:-2400}" keel.bench=virtio "keel.diskmib=${BENCH_DISK_MIB:-128}" \
 	"keel.netmib=${BENCH_NET_MIB:-16}" "keel.natruns=${BENCH_NAT_RUNS:-3}" \
 	"keel.diskrounds=${BENCH_DISK_ROUNDS:-3}" \
-	"keel.swrounds=${BENCH_SWITCH_ROUNDS:-3}" \
+	"keel.swrounds=${BENCH_SWITCH_ROUNDS:-3}" "keel.netrounds=${BENCH_NET_ROUNDS:-3}" \
+	"keel.raw=${BENCH_RAW:-sparse}" \
 	"keel.fiosecs=${BENCH_FIO_SECS:-5}" "keel.netsecs=${BENCH_NET_SECS:-5}" \
 	${BENCH_ONLY:+"keel.what=$BENCH_ONLY"} ${BENCH_CASES:+"keel.cases=$BENCH_CASES"} \
 	${BENCH_VMMS:+"keel.vmms=$BENCH_VMMS"} </dev/null 2>&1 |

@@ -165,10 +165,17 @@ END {
 		goal = rv < 0 ? "not measured" : met(rv >= 1)
 		if (rv >= 0) { nn++; nn_ok += rv >= 1 }
 		cpus = sprintf("%s, %s, %s, %s", num(ncpu, k, "%.0f"), num(ncpu, q, "%.0f"), num(ncpu, kh, "%.0f"), num(ncpu, v, "%.0f"))
-		printf "bench/virtio: net %d stream(s): keel %s MiB/s, QEMU %s: keel/QEMU %s; keel vhost-net %s, QEMU vhost-net %s: keel/QEMU %s; VMM CPU ms/GiB %s; goal %s\n", \
-			S, num(nmib, k, "%.2f"), num(nmib, q, "%.2f"), ratio(rq), num(nmib, kh, "%.2f"), num(nmib, v, "%.2f"), ratio(rv), cpus, goal
-		row(sprintf("| %d stream(s) | %s | %s | %s | %s | %s | %s | %s | %s |", S, num(nmib, k, "%.2f"), num(nmib, q, "%.2f"), ratio(rq), \
-			num(nmib, kh, "%.2f"), num(nmib, v, "%.2f"), ratio(rv), cpus, goal))
+		# The kernel paths' rounds (net_rounds): each round's keel/QEMU on vhost-net.
+		per = ""
+		if ((kh in nlist) && (v in nlist)) {
+			nk = split(nlist[kh], xs, " "); split(nlist[v], xb, " ")
+			for (j = 1; j <= nk; j++) if (j in xb && xb[j] > 0) per = per sprintf(" %.2f", xs[j] / xb[j])
+		}
+		rounds = nrounds[kh] > 1 ? sprintf(" (medians of %d rounds; each round's:%s)", nrounds[kh], per) : ""
+		printf "bench/virtio: net %d stream(s): keel %s MiB/s, QEMU %s: keel/QEMU %s; keel vhost-net %s, QEMU vhost-net %s: keel/QEMU %s%s; VMM CPU ms/GiB %s; goal %s\n", \
+			S, num(nmib, k, "%.2f"), num(nmib, q, "%.2f"), ratio(rq), num(nmib, kh, "%.2f"), num(nmib, v, "%.2f"), ratio(rv), rounds, cpus, goal
+		row(sprintf("| %d stream(s) | %s | %s | %s | %s | %s | %s%s | %s | %s |", S, num(nmib, k, "%.2f"), num(nmib, q, "%.2f"), ratio(rq), \
+			num(nmib, kh, "%.2f"), num(nmib, v, "%.2f"), ratio(rv), nrounds[kh] > 1 ? " (rounds:" per ")" : "", cpus, goal))
 	}
 	# switch: keel's guests on a keel switch (keeld, vhost-net) against the same keel-vmm guests
 	# on a bridge made by hand (issue 12's goal: at least the hand-made bridge's), QEMU's there.
