@@ -96,7 +96,7 @@ static void test_tsc_deadline(void **state)
 	cpuid_offer_tsc_deadline(sup);
 	assert_int_equal(leaf(sup, 1, 0)->ecx, ecx | 1u << 24);
 	assert_int_equal(leaf(sup, 0x80000001, 0)->ecx, 0); /* only leaf 1 */
-	cpuid_for_vcpu(sup, 1, 2, out); /* kept for every vCPU */
+	cpuid_for_vcpu(sup, 1, 2, out);			    /* kept for every vCPU */
 	assert_true(leaf(out, 1, 0)->ecx & (1u << 24));
 	free(sup);
 	free(out);
