@@ -35,6 +35,7 @@
 #include "vmm/x86/acpi_pci.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/boot.h"
+#include "vmm/x86/cpuid.h"
 #include "vmm/x86/fw_cfg.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/nvram.h"
@@ -842,6 +843,11 @@ int vm_create(struct vm *vm, struct vm_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
 		return r;
 	}
+	/* As QEMU and Firecracker do: a guest programs its timer with one MSR write of an
+	 * absolute TSC value (Linux prefers it; Windows too), and a saved deadline restores
+	 * after the LAPIC (cpu_state.c). */
+	if (kvm_check_extension(vm->kvm.fd, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		cpuid_offer_tsc_deadline(vm->cpuid);
 	vm->machine.phys_bits = pci_guest_phys_bits(vm->cpuid);
 	r = mem_init(&vm->mem, cfg->def.memory, cfg->def.firmware != VM_FIRMWARE_NONE);
 	if (r) {

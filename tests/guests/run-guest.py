@@ -473,6 +473,7 @@ CASES = {
                            else "expected both boots to report 2 of 2 CPUs checked in")),
     "timer": Case("timer", expect=[r"timer: \d+ PIT ticks on vector 0x20 .*",
                                    r"timer: \d+ LAPIC timer ticks on vector 0x40 .*",
+                                   r"timer: \d+ TSC-deadline interrupts on vector 0x40 .*none early, none once disarmed",
                                    r"timer: PASS"]),
     "acpi": Case("acpi", args="cpus=2", cpus=2, expect=[
         r"acpi: RSDP at 0x[0-9a-f]+ .*", r"acpi: MADT: .*", r"acpi: FADT .*",

@@ -45,13 +45,6 @@ static uint8_t cpuid_initial_apic_id(void)
 	return (uint8_t)(b >> 24);
 }
 
-static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
-{
-	r[0] = leaf;
-	r[2] = sub;
-	__asm__ volatile("cpuid" : "+a"(r[0]), "=b"(r[1]), "+c"(r[2]), "=d"(r[3]));
-}
-
 /* CPUID.0BH:EDX, the x2APIC ID, when leaf 0BH exists and is valid; -1 otherwise. */
 static int64_t cpuid_x2apic_id(void)
 {

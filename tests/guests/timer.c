@@ -4,6 +4,9 @@
  *    says (an interrupt source override IRQ 0 -> GSI 2 on PC platforms) through the I/O APIC
  *    to vector 0x20; the 8259s are remapped and fully masked so only the I/O APIC path counts.
  * 2. The local APIC timer, periodic, vector 0x40.
+ * 3. The local APIC timer in TSC-deadline mode (CPUID 1 ECX bit 24, which the VMM offers where
+ *    KVM emulates it): one interrupt per deadline written to IA32_TSC_DEADLINE, each at or
+ *    after the TSC value written; a deadline written as 0 disarms.
  */
 #include "lib/guest.h"
 
@@ -16,8 +19,11 @@ const char guest_name[] = "timer";
 #define PIT_DIVISOR  (1193182 / PIT_HZ)
 #define LAPIC_COUNT  250000 /* x16 at KVM's 1 GHz APIC bus: 4 ms */
 #define MAX_HALTS    100000 /* a bound on wakeups, so a storm of other interrupts ends */
+#define MSR_TSC_DEADLINE 0x6e0
+#define DEADLINE_TSC	 4000000ull /* TSC ticks from now to each deadline (ms at GHz rates) */
 
 static volatile uint32_t pit_ticks, lapic_ticks, halts;
+static volatile uint64_t deadline, early; /* the deadline armed; interrupts taken before it */
 
 static void pit_isr(struct isr_frame *f)
 {
@@ -28,6 +34,19 @@ static void pit_isr(struct isr_frame *f)
 static void lapic_isr(struct isr_frame *f)
 {
 	lapic_ticks++;
+	lapic_eoi();
+}
+
+/* TSC-deadline mode: each interrupt comes at or after its deadline; the next is armed here
+ * until WANT_TICKS came. */
+static void deadline_isr(struct isr_frame *f)
+{
+	if (rdtsc() < deadline)
+		early++;
+	if (++lapic_ticks < WANT_TICKS) {
+		deadline = rdtsc() + DEADLINE_TSC;
+		wrmsr(MSR_TSC_DEADLINE, deadline);
+	}
 	lapic_eoi();
 }
 
@@ -95,4 +114,36 @@ void guest_main(void)
 	lapic_write(LAPIC_LVT_TIMER, 1u << 16);
 	guest_printf("timer: %u LAPIC timer ticks on vector 0x%02x after %u halts\n", lapic_ticks,
 	             LAPIC_VECTOR, halts);
+
+	/* Local APIC timer, TSC-deadline mode. */
+	uint32_t id[4];
+	cpuid(1, 0, id);
+	if (!(id[2] & (1u << 24)))
+		guest_fail("CPUID 1 ECX 0x%08x: no TSC-deadline timer offered", id[2]);
+	halts = 0;
+	lapic_ticks = 0;
+	idt_set_handler(LAPIC_VECTOR, deadline_isr);
+	lapic_write(LAPIC_LVT_TIMER, LAPIC_VECTOR | (2u << 17));
+	deadline = rdtsc() + DEADLINE_TSC;
+	wrmsr(MSR_TSC_DEADLINE, deadline);
+	wait_ticks(&lapic_ticks, "TSC-deadline");
+	if (early)
+		guest_fail("%u TSC-deadline interrupts came before their deadline", (unsigned)early);
+	/* Disarmed by a deadline of 0: nothing more comes (a bounded wait, no timing assumed). */
+	wrmsr(MSR_TSC_DEADLINE, 0);
+	if (rdmsr(MSR_TSC_DEADLINE) != 0)
+		guest_fail("IA32_TSC_DEADLINE reads 0x%llx after writing 0",
+			   (unsigned long long)rdmsr(MSR_TSC_DEADLINE));
+	uint32_t seen = lapic_ticks;
+	uint64_t until = rdtsc() + 4 * DEADLINE_TSC;
+	irq_enable();
+	while (rdtsc() < until)
+		__asm__ volatile("pause");
+	irq_disable();
+	if (lapic_ticks != seen)
+		guest_fail("a TSC-deadline interrupt after the deadline was disarmed");
+	lapic_write(LAPIC_LVT_TIMER, 1u << 16);
+	guest_printf("timer: %u TSC-deadline interrupts on vector 0x%02x after %u halts, none early, "
+		     "none once disarmed\n",
+		     lapic_ticks, LAPIC_VECTOR, halts);
 }

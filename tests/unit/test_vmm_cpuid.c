@@ -88,11 +88,26 @@ static void test_amd_topology(void **state)
 	free(out);
 }
 
+static void test_tsc_deadline(void **state)
+{
+	struct kvm_cpuid2 *sup = make(0x68747541), *out = make(0);
+	uint32_t ecx = leaf(sup, 1, 0)->ecx;
+
+	cpuid_offer_tsc_deadline(sup);
+	assert_int_equal(leaf(sup, 1, 0)->ecx, ecx | 1u << 24);
+	assert_int_equal(leaf(sup, 0x80000001, 0)->ecx, 0); /* only leaf 1 */
+	cpuid_for_vcpu(sup, 1, 2, out);			    /* kept for every vCPU */
+	assert_true(leaf(out, 1, 0)->ecx & (1u << 24));
+	free(sup);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_intel_topology),
 		cmocka_unit_test(test_amd_topology),
+		cmocka_unit_test(test_tsc_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

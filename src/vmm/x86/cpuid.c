@@ -93,3 +93,10 @@ void cpuid_for_vcpu(const struct kvm_cpuid2 *supported, unsigned id, unsigned nc
 		}
 	}
 }
+
+void cpuid_offer_tsc_deadline(struct kvm_cpuid2 *c)
+{
+	for (unsigned i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			c->entries[i].ecx |= 1u << 24;
+}

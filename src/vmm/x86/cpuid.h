@@ -12,4 +12,9 @@
 void cpuid_for_vcpu(const struct kvm_cpuid2 *supported, unsigned id, unsigned ncpus,
 		    struct kvm_cpuid2 *out);
 
+/* Offer the TSC-deadline mode of the local APIC's timer (leaf 1 ECX bit 24), which KVM
+ * emulates with its in-kernel LAPIC (KVM_CAP_TSC_DEADLINE_TIMER) but leaves out of
+ * KVM_GET_SUPPORTED_CPUID: the VMM says whether to offer it. */
+void cpuid_offer_tsc_deadline(struct kvm_cpuid2 *c);
+
 #endif

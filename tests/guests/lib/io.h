@@ -86,4 +86,17 @@ static inline uint64_t rdmsr(uint32_t msr)
 	return ((uint64_t)hi << 32) | lo;
 }
 
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+	__asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
+}
+
+/* CPUID leaf.sub into r: EAX, EBX, ECX, EDX. */
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	r[0] = leaf;
+	r[2] = sub;
+	__asm__ volatile("cpuid" : "+a"(r[0]), "=b"(r[1]), "+c"(r[2]), "=d"(r[3]));
+}
+
 #endif
