@@ -7539,12 +7539,12 @@ def case_net_hotplug_vhost(e):
     sock.connect(ctl)
     lines = sock.makefile("r")
 
-    def ask(args, fds):
-        socket.send_fds(sock, [json.dumps({"execute": "nic-add",
+    def ask(args, fds, execute="nic-add"):
+        socket.send_fds(sock, [json.dumps({"execute": execute,
                                            "arguments": args}).encode() + b"\n"], fds)
         line = lines.readline()
-        check(line, "no reply to nic-add %r: the worker ended" % args)
-        return json.loads(line).get("error", {}).get("desc", "")
+        check(line, "no reply to %s %r: the worker ended" % (execute, args))
+        return json.loads(line)
 
     held = len(open_files(pid))
     refusals = [
@@ -7561,20 +7561,47 @@ def case_net_hotplug_vhost(e):
         ({"tap": "kvx1", "fd": True, "vhost_fd": 1}, [r, w], '"vhost_fd" must be true or false'),
     ]
     for args, fds, msg in refusals:
-        desc = ask(args, fds)
+        desc = ask(args, fds).get("error", {}).get("desc", "")
         check(msg in desc, "nic-add %r with %d descriptors: %r" % (args, len(fds), desc))
     after = open_files(pid)
-    sock.close()
-    os.close(r)
-    os.close(w)
     check(len(after) == held and not mine & set(after),
           "the worker holds %d descriptors after the refusals, %d before: %r"
           % (len(after), held, sorted(after)))
     check(worker_macs() == [mac0, mac2, mac3] and e.vm("hv")["state"] == "Running",
           "after the refused requests: %r, %r" % (worker_macs(), e.vm("hv")))
+    # The jailed worker sets up a vhost-net passed with the tap itself, on its main loop
+    # (seccomp: VHOST_SET_OWNER there): a descriptor that is no vhost-net (a socket pair's
+    # end for the tap, /dev/null for vhost-net) is refused by the kernel, so on fails the
+    # add (the card made and taken down again) and auto falls back saying why; the worker
+    # carries on either way.
+    tap, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    null = os.open("/dev/null", os.O_RDWR)
+    mac4, mac5 = "02:00:00:00:16:20", "02:00:00:00:16:21"
+    desc = ask({"tap": "kvx2", "mac": mac4, "fd": True, "vhost": "on", "vhost_fd": True},
+               [tap.fileno(), null]).get("error", {}).get("desc", "")
+    check("vhost=on, but vhost-net cannot serve it: VHOST_SET_OWNER refused" in desc and
+          "set vhost to auto or off" in desc, "nic-add vhost=on on no vhost-net: %r" % desc)
+    check(worker_macs() == [mac0, mac2, mac3], "the refused add: %r" % worker_macs())
+    reply = ask({"tap": "kvx3", "mac": mac5, "fd": True, "vhost_fd": True},
+                [tap.fileno(), null])
+    check(isinstance(reply.get("return", {}).get("slot"), int),
+          "nic-add auto on no vhost-net: %r" % reply)
+    wlog = e.keel("vm", "log", "hv")[0]
+    check("kvx3: user-space data path: VHOST_SET_OWNER refused" in wlog,
+          "the worker does not say why the passed vhost-net is not used:\n%s" % wlog)
+    check(ask({"mac": mac5, "force": True}, [], "nic-remove") == {"return": {}},
+          "the forced removal of kvx3")
+    sock.close()
+    for fd in (r, w, null):
+        os.close(fd)
+    tap.close()
+    peer.close()
+    check(worker_macs() == [mac0, mac2, mac3] and e.vm("hv")["state"] == "Running",
+          "after the adds on no vhost-net: %r, %r" % (worker_macs(), e.vm("hv")))
     e.keel("vm", "turn-off", "hv")
     print("net-hotplug-vhost: %s; auto %s; off says so; %d malformed nic-adds refused, no "
-          "descriptor kept (%d held before and after)"
+          "descriptor kept (%d held before and after); the jailed worker tried a passed "
+          "vhost-net itself"
           % ("vhost=on refused, nothing changed" if not have else "vhost-net present",
              "uses vhost-net" if have else "fell back and said why", len(refusals), held))
 
