@@ -766,7 +766,8 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 	if (nic->pci_slot)
 		json_object_object_add(a, "slot", json_object_new_int(nic->pci_slot));
 	json_object_object_add(a, "fd", json_object_new_boolean(true));
-	/* Left out when auto without vhost-net: what a worker from before "vhost" takes. */
+	/* "vhost" left out for auto, the worker's default (a worker from before it takes only
+	 * that). */
 	if (nic->vhost != VM_VHOST_AUTO)
 		json_object_object_add(a, "vhost",
 				       json_object_new_string(vmdef_vhost_name(nic->vhost)));
