@@ -14,9 +14,9 @@
 
 #define CTL_REPLY_MAX 65536
 
-static int ctl_call(const char *sock_path, const char *cmd, const char *args, int pass_fd, int *fds,
-		    size_t max, size_t *nfds, int timeout_ms, json_object **ret, char *err,
-		    size_t errlen);
+static int ctl_call(const char *sock_path, const char *cmd, const char *args, const int *pass,
+		    size_t npass, int *fds, size_t max, size_t *nfds, int timeout_ms,
+		    json_object **ret, char *err, size_t errlen);
 
 static int parse_reply(const char *line, json_object **ret, char *err, size_t errlen)
 {
@@ -55,15 +55,15 @@ int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_obj
 int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, int timeout_ms,
 		     json_object **ret, char *err, size_t errlen)
 {
-	return ctl_execute_fd(sock_path, cmd, args, -1, timeout_ms, ret, err, errlen);
+	return ctl_execute_fds(sock_path, cmd, args, NULL, 0, timeout_ms, ret, err, errlen);
 }
 
-int ctl_execute_fd(const char *sock_path, const char *cmd, const char *args, int pass_fd,
-		   int timeout_ms, json_object **ret, char *err, size_t errlen)
+int ctl_execute_fds(const char *sock_path, const char *cmd, const char *args, const int *pass,
+		    size_t npass, int timeout_ms, json_object **ret, char *err, size_t errlen)
 {
 	size_t none = 0; /* a descriptor sent back is closed */
 
-	return ctl_call(sock_path, cmd, args, pass_fd, NULL, 0, &none, timeout_ms, ret, err,
+	return ctl_call(sock_path, cmd, args, pass, npass, NULL, 0, &none, timeout_ms, ret, err,
 			errlen);
 }
 
@@ -74,7 +74,7 @@ int ctl_execute_recv_fds(const char *sock_path, const char *cmd, const char *arg
 	int r;
 
 	*nfds = 0;
-	r = ctl_call(sock_path, cmd, args, -1, fds, max, nfds, timeout_ms, ret, err, errlen);
+	r = ctl_call(sock_path, cmd, args, NULL, 0, fds, max, nfds, timeout_ms, ret, err, errlen);
 	if (r) {
 		while (*nfds)
 			close(fds[--*nfds]);
@@ -82,9 +82,9 @@ int ctl_execute_recv_fds(const char *sock_path, const char *cmd, const char *arg
 	return r;
 }
 
-static int ctl_call(const char *sock_path, const char *cmd, const char *args, int pass_fd, int *fds,
-		    size_t max, size_t *nfds, int timeout_ms, json_object **ret, char *err,
-		    size_t errlen)
+static int ctl_call(const char *sock_path, const char *cmd, const char *args, const int *pass,
+		    size_t npass, int *fds, size_t max, size_t *nfds, int timeout_ms,
+		    json_object **ret, char *err, size_t errlen)
 {
 	char req[4608], buf[CTL_REPLY_MAX + 1];
 	size_t have = 0;
@@ -106,7 +106,7 @@ static int ctl_call(const char *sock_path, const char *cmd, const char *args, in
 		snprintf(err, errlen, "control command '%s' too long", cmd);
 		goto out;
 	}
-	if (unix_send_fds(fd, req, (size_t)n, &pass_fd, pass_fd >= 0, 0) != n) {
+	if (unix_send_fds(fd, req, (size_t)n, pass, npass, 0) != n) {
 		rc = errno ? -errno : -EIO;
 		snprintf(err, errlen, "cannot send '%s' to keel-vmm at %s: %s", cmd, sock_path,
 			 strerror(errno));

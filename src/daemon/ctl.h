@@ -23,10 +23,11 @@ int ctl_execute(const char *sock_path, const char *cmd, int timeout_ms, json_obj
 int ctl_execute_args(const char *sock_path, const char *cmd, const char *args, int timeout_ms,
 		     json_object **ret, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* The same with the descriptor pass_fd (>= 0) sent along (SCM_RIGHTS; the caller keeps it):
- * the worker opens nothing by name (its "dvd" takes the image so). */
-int ctl_execute_fd(const char *sock_path, const char *cmd, const char *args, int pass_fd,
-		   int timeout_ms, json_object **ret, char *err, size_t errlen)
+/* The same with the descriptors pass[0..npass) sent along with the request, in that order
+ * (SCM_RIGHTS, at most UNIX_MAX_FDS; the caller keeps them): the worker opens nothing by
+ * name ("dvd" takes the image so, "nic-add" the tap and its /dev/vhost-net). */
+int ctl_execute_fds(const char *sock_path, const char *cmd, const char *args, const int *pass,
+		    size_t npass, int timeout_ms, json_object **ret, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* The same receiving descriptors with the reply (SCM_RIGHTS, close-on-exec): at most max

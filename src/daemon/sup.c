@@ -279,13 +279,14 @@ const char *sup_pinned(struct sup *sup, const char *uuid)
 
 /* A wait on a worker, without keeld's lock (biglock.h): the caller holds an operation on the
  * VM (or is the main loop probing it), so the VM's record is not changed meanwhile. */
-static int ctl_unlocked_fd(const char *sock, const char *cmd, const char *args, int pass_fd,
-			   int timeout_ms, json_object **ret, char *err, size_t errlen)
+static int ctl_unlocked_fds(const char *sock, const char *cmd, const char *args, const int *pass,
+			    size_t npass, int timeout_ms, json_object **ret, char *err,
+			    size_t errlen)
 {
 	int r;
 
 	keeld_unlock();
-	r = ctl_execute_fd(sock, cmd, args, pass_fd, timeout_ms, ret, err, errlen);
+	r = ctl_execute_fds(sock, cmd, args, pass, npass, timeout_ms, ret, err, errlen);
 	keeld_lock();
 	return r;
 }
@@ -293,7 +294,7 @@ static int ctl_unlocked_fd(const char *sock, const char *cmd, const char *args, 
 static int ctl_unlocked(const char *sock, const char *cmd, const char *args, int timeout_ms,
 			json_object **ret, char *err, size_t errlen)
 {
-	return ctl_unlocked_fd(sock, cmd, args, -1, timeout_ms, ret, err, errlen);
+	return ctl_unlocked_fds(sock, cmd, args, NULL, 0, timeout_ms, ret, err, errlen);
 }
 
 void sup_destroy(struct sup *sup)
@@ -665,8 +666,8 @@ int sup_dvd(struct sup *sup, const struct vm_def *def, unsigned drive, const cha
 	json_object_object_add(a, "fd", json_object_new_boolean(path != NULL));
 	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (!ret)
-		ret = ctl_unlocked_fd(ctl, "dvd", json_object_to_json_string(a), fd,
-				      SUP_PAUSE_TIMEOUT_MS, NULL, err, errlen);
+		ret = ctl_unlocked_fds(ctl, "dvd", json_object_to_json_string(a), &fd, fd >= 0,
+				       SUP_PAUSE_TIMEOUT_MS, NULL, err, errlen);
 	if (ret == -EREMOTEIO) {
 		snprintf(why, sizeof(why), "%s", err);
 		error_set(err, errlen, "VM '%s': %s", vm->name, why);
@@ -686,8 +687,8 @@ out:
  * Nothing of the VM's record is read after the wait: a read (GET .../disks/N) holds no
  * operation on the VM, which may be turned off and deleted meanwhile. */
 static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char *cmd,
-			   json_object *a, int fd, json_object **reply, const char *what, char *err,
-			   size_t errlen)
+			   json_object *a, const int *fds, size_t nfds, json_object **reply,
+			   const char *what, char *err, size_t errlen)
 {
 	struct sup_vm *vm = sup_get_vm(sup, def->uuid, def->name);
 	char ctl[PATH_MAX], why[300];
@@ -697,8 +698,8 @@ static int sup_nic_request(struct sup *sup, const struct vm_def *def, const char
 		return ret;
 	ret = sup_path(sup, vm->uuid, "control.sock", ctl, sizeof(ctl));
 	if (!ret)
-		ret = ctl_unlocked_fd(ctl, cmd, json_object_to_json_string(a), fd,
-				      SUP_PAUSE_TIMEOUT_MS, reply, err, errlen);
+		ret = ctl_unlocked_fds(ctl, cmd, json_object_to_json_string(a), fds, nfds,
+				       SUP_PAUSE_TIMEOUT_MS, reply, err, errlen);
 	if (ret) {
 		snprintf(why, sizeof(why), "%s", err[0] ? err : strerror(-ret));
 		error_set(err, errlen, "VM '%s': %s%s%s", def->name, what ? what : "",
@@ -724,7 +725,7 @@ int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, c
 	if (a)
 		json_object_object_add(a, "up", json_object_new_boolean(up));
 	snprintf(what, sizeof(what), "cannot take adapter %u's link %s", nic, up ? "up" : "down");
-	ret = sup_nic_request(sup, def, "link", a, -1, NULL, what, err, errlen);
+	ret = sup_nic_request(sup, def, "link", a, NULL, 0, NULL, what, err, errlen);
 	json_object_put(a);
 	return ret;
 }
@@ -748,15 +749,16 @@ int sup_disk_qos(struct sup *sup, const struct vm_def *def, struct vm_disk_id di
 	}
 	vmdef_disk_id_name(disk, name, sizeof(name));
 	snprintf(what, sizeof(what), "disk %s's storage QoS", name);
-	ret = sup_nic_request(sup, def, "disk-qos", a, -1, reply, what, err, errlen);
+	ret = sup_nic_request(sup, def, "disk-qos", a, NULL, 0, reply, what, err, errlen);
 	json_object_put(a);
 	return ret;
 }
 
 int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic, int tap,
-		unsigned *slot, char *err, size_t errlen)
+		int vhost, unsigned *slot, char *err, size_t errlen)
 {
 	json_object *a = json_object_new_object(), *reply = NULL, *s;
+	const int fds[2] = {tap, vhost};
 	int ret;
 
 	json_object_object_add(a, "tap", json_object_new_string(nic->tap));
@@ -764,7 +766,15 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 	if (nic->pci_slot)
 		json_object_object_add(a, "slot", json_object_new_int(nic->pci_slot));
 	json_object_object_add(a, "fd", json_object_new_boolean(true));
-	ret = sup_nic_request(sup, def, "nic-add", a, tap, &reply, NULL, err, errlen);
+	/* "vhost" left out for auto, the worker's default (a worker from before it takes only
+	 * that). */
+	if (nic->vhost != VM_VHOST_AUTO)
+		json_object_object_add(a, "vhost",
+				       json_object_new_string(vmdef_vhost_name(nic->vhost)));
+	if (vhost >= 0)
+		json_object_object_add(a, "vhost_fd", json_object_new_boolean(true));
+	ret = sup_nic_request(sup, def, "nic-add", a, fds, vhost >= 0 ? 2 : 1, &reply, NULL, err,
+			      errlen);
 	if (!ret && (!json_object_object_get_ex(reply, "slot", &s) ||
 		     !json_object_is_type(s, json_type_int) || json_object_get_int(s) < 1 ||
 		     json_object_get_int(s) > 31)) {
@@ -788,7 +798,7 @@ int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, b
 	json_object_object_add(a, "mac", json_object_new_string(mac));
 	if (force)
 		json_object_object_add(a, "force", json_object_new_boolean(true));
-	ret = sup_nic_request(sup, def, "nic-remove", a, -1, NULL, NULL, err, errlen);
+	ret = sup_nic_request(sup, def, "nic-remove", a, NULL, 0, NULL, NULL, err, errlen);
 	json_object_put(a);
 	return ret;
 }
@@ -800,7 +810,7 @@ int sup_nic_removing(struct sup *sup, const struct vm_def *def, const char *mac,
 	int ret;
 
 	*removing = false;
-	ret = sup_nic_request(sup, def, "nic-list", a, -1, &reply, NULL, err, errlen);
+	ret = sup_nic_request(sup, def, "nic-list", a, NULL, 0, &reply, NULL, err, errlen);
 	if (!ret && json_object_object_get_ex(reply, "nics", &nics) &&
 	    json_object_is_type(nics, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(nics); i++) {

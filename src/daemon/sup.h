@@ -134,12 +134,13 @@ int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, c
 int sup_disk_qos(struct sup *sup, const struct vm_def *def, struct vm_disk_id disk,
 		 const struct vm_disk *set, struct json_object **reply, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* Hot plug (docs/networking.md): add adapter nic to the running VM on tap (keeld's, a copy
- * passed to the worker; the caller closes its own) at nic's slot (0: the worker's choice), *slot
- * the one it took; or ask the guest to let the adapter with MAC mac go (force: take it away now).
- */
+/* Hot plug (docs/networking.md): add adapter nic to the running VM on tap with its
+ * /dev/vhost-net vhost (-1: none; keeld's, copies passed to the worker in one request; the
+ * caller closes its own) at nic's slot (0: the worker's choice), *slot the one it took; or ask
+ * the guest to let the adapter with MAC mac go (force: take it away now). */
 int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic, int tap,
-		unsigned *slot, char *err, size_t errlen) __attribute__((warn_unused_result));
+		int vhost, unsigned *slot, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, bool force,
 		   char *err, size_t errlen) __attribute__((warn_unused_result));
 /* *removing: the running VM's worker has an adapter with MAC mac whose removal the guest

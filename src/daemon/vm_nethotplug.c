@@ -9,17 +9,19 @@
 #include <unistd.h>
 
 #include "daemon/switch.h"
+#include "daemon/worker_exec.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/tap.h"
 
-/* One adapter: its tap made and on its switch as at a start (sup_spawn.c), then passed. */
+/* One adapter: its data path chosen, its tap made and on its switch as at a start
+ * (sup_spawn.c), then passed with its /dev/vhost-net. */
 static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_nic *nic,
 		   char *err, size_t errlen)
 {
-	char ifname[IFNAMSIZ];
+	char ifname[IFNAMSIZ], adapter[64];
 	unsigned slot = 0;
-	int fd, ret = 0;
+	int fd, vhost = -1, ret = 0;
 
 	/* A running VM takes an adapter with one queue pair: the worker gets one tap queue
 	 * (docs/virtio.md); the description says so, so that a save restores into the same. */
@@ -31,9 +33,17 @@ static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, 
 		return -EINVAL;
 	}
 	nic->queues = 1;
+	/* The kernel's data path as for an adapter the VM starts with (worker_files_vhost), before
+	 * anything is made: vhost=on without vhost-net changes nothing. */
+	snprintf(adapter, sizeof(adapter), "network adapter %s (tap %s)", nic->mac, nic->tap);
+	if (worker_vhost_open(def->name, adapter, nic->vhost, 1, &vhost, err, errlen) < 0)
+		return -EINVAL;
 	fd = tap_open(nic->tap, ifname, err, errlen);
-	if (fd < 0)
+	if (fd < 0) {
+		if (vhost >= 0)
+			close(vhost);
 		return fd;
+	}
 	/* Fail closed: its guards are in the rules before its tap is a port, though the store
 	 * has it only once every add was taken. */
 	if (nic->sw[0]) {
@@ -42,8 +52,10 @@ static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, 
 			error_set(err, errlen, "adapter %s: %s", nic->mac, strerror(-ret));
 		ret = ret ?: switches_port_attach(st, nic, ifname, err, errlen);
 	}
-	ret = ret ?: sup_nic_add(sup, def, nic, fd, &slot, err, errlen);
+	ret = ret ?: sup_nic_add(sup, def, nic, fd, vhost, &slot, err, errlen);
 	close(fd); /* the worker has its own: the tap lives as long as the card */
+	if (vhost >= 0)
+		close(vhost);
 	if (ret)
 		return ret;
 	nic->pci_slot = (uint8_t)slot;

@@ -248,48 +248,57 @@ void worker_pair_name(char *name, size_t len, const char *opt, unsigned i, unsig
 		snprintf(name, len, "%s.%u", opt, i);
 }
 
-/* Adapter i's kernel data path (nets[].vhost, docs/virtio.md): one /dev/vhost-net per queue
- * pair (the worker's vhost-net for pair J serves tap queue J) passed as vhost.I, vhost.I.q1
- * ... unless the adapter opts out: all of them or none. Without them the worker uses its
- * user-space path; with vhost=on that fails the start here, saying why. */
-int worker_files_vhost(const struct vm_def *def, unsigned i, struct worker_files *wf, char *err,
-		       size_t errlen)
+int worker_vhost_open(const char *vm, const char *adapter, enum vm_vhost mode, unsigned n, int *fds,
+		      char *err, size_t errlen)
 {
-	const struct vm_nic *nic = &def->nics[i];
-	unsigned nq = vmdef_nic_queues(def, i), j;
-	int fds[VMDEF_NET_QUEUES_MAX], e = 0, r = 0;
-	char name[16];
+	unsigned j;
+	int e = 0;
 
-	if (nic->vhost == VM_VHOST_OFF)
+	if (mode == VM_VHOST_OFF)
 		return 0;
-	for (j = 0; j < nq; j++) {
+	for (j = 0; j < n; j++) {
 		fds[j] = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
 		if (fds[j] < 0) {
 			e = errno;
 			break;
 		}
 	}
-	if (j < nq) {
-		while (j--)
-			close(fds[j]);
-		if (nic->vhost == VM_VHOST_ON) {
-			error_set(err, errlen,
-				  "network adapter %u (tap %s) has vhost=on, but /dev/vhost-net "
-				  "cannot be opened: %s%s; set vhost to auto or off for the "
-				  "user-space data path",
-				  i, nic->tap, strerror(e),
-				  e == ENOENT ? " (this host has no vhost-net: modprobe vhost_net)"
-					      : "");
-			return -ENOEXEC; /* the start fails (StartFailed), whatever the open's errno
-					  */
-		}
-		log_info("VM %s: network adapter %u (tap %s): /dev/vhost-net: %s: its worker uses "
-			 "the user-space data path",
-			 def->name, i, nic->tap, strerror(e));
-		return 0;
+	if (j == n)
+		return (int)n;
+	while (j--)
+		close(fds[j]);
+	if (mode == VM_VHOST_ON) {
+		error_set(
+			err, errlen,
+			"%s has vhost=on, but /dev/vhost-net cannot be opened: %s%s; set vhost to "
+			"auto or off for the user-space data path",
+			adapter, strerror(e),
+			e == ENOENT ? " (this host has no vhost-net: modprobe vhost_net)" : "");
+		return -ENODEV;
 	}
-	for (j = 0; j < nq; j++) {
-		worker_pair_name(name, sizeof(name), "vhost", i, j);
+	log_info("VM %s: %s: /dev/vhost-net: %s: its worker uses the user-space data path", vm,
+		 adapter, strerror(e));
+	return 0;
+}
+
+/* Adapter i's kernel data path (nets[].vhost, docs/virtio.md): one /dev/vhost-net per queue
+ * pair (the worker's vhost-net for pair J serves tap queue J) passed as vhost.I, vhost.I.q1
+ * ... unless the adapter opts out: all of them or none (worker_vhost_open). Without them the
+ * worker uses its user-space path; with vhost=on that fails the start here, saying why. */
+int worker_files_vhost(const struct vm_def *def, unsigned i, struct worker_files *wf, char *err,
+		       size_t errlen)
+{
+	const struct vm_nic *nic = &def->nics[i];
+	int fds[VMDEF_NET_QUEUES_MAX], n, r = 0;
+	char name[16], adapter[64];
+
+	snprintf(adapter, sizeof(adapter), "network adapter %u (tap %s)", i, nic->tap);
+	n = worker_vhost_open(def->name, adapter, nic->vhost, vmdef_nic_queues(def, i), fds, err,
+			      errlen);
+	if (n < 0)
+		return -ENOEXEC; /* the start fails (StartFailed), whatever the open's errno */
+	for (int j = 0; j < n; j++) {
+		worker_pair_name(name, sizeof(name), "vhost", i, (unsigned)j);
 		if (r)
 			close(fds[j]);
 		else

@@ -43,6 +43,14 @@ void worker_files_close(struct worker_files *wf);
 /* The worker's name for adapter i's queue pair j's file of kind opt ("net", "vhost"):
  * opt.I for pair 0, opt.I.qJ for the others (keel-vmm's --fd). */
 void worker_pair_name(char *name, size_t len, const char *opt, unsigned i, unsigned j);
+/* An adapter's kernel data path as its vhost setting (nets[].vhost, docs/virtio.md) says: n
+ * /dev/vhost-net (one per queue pair) opened into fds, all or none. Returns n; 0 for vhost=off,
+ * and for auto when they cannot be opened (logged for VM vm, with why: its worker uses the
+ * user-space path); -ENODEV with err for on when they cannot be opened (saying why and what to
+ * do). adapter names it in both ("network adapter 1 (tap k...)"). A start's
+ * (worker_files_vhost) and a hot-added adapter's (vm_nethotplug.c). */
+int worker_vhost_open(const char *vm, const char *adapter, enum vm_vhost mode, unsigned n, int *fds,
+		      char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Adapter i's kernel data path (nets[].vhost, docs/virtio.md): one /dev/vhost-net per queue
  * pair added as vhost.I, vhost.I.q1 ... unless the adapter opts out; without them (logged)
  * the worker uses its user-space path, and with vhost=on that is -ENOEXEC with err. keeld

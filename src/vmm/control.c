@@ -28,13 +28,14 @@
 
 #define CONTROL_MAX_CLIENTS 8
 #define CONTROL_MAX_LINE    4096
-#define CONTROL_PASSED_MAX  2 /* restore's state and memory files; dvd's, nic-add's one */
+#define CONTROL_PASSED_MAX  2 /* restore's state and memory files; nic-add's tap and vhost-net */
 
 struct control_client {
 	struct control *ctl;
 	int fd;
 	/* The descriptors that came with the request (SCM_RIGHTS), in order; -1 past them. */
 	int passed[CONTROL_PASSED_MAX];
+	size_t npassed; /* how many came with the request so far, those closed past passed[] too */
 	size_t len;
 	char buf[CONTROL_MAX_LINE];
 };
@@ -389,7 +390,43 @@ static int control_link_args(json_object *o, struct control_request *req, char *
 	return 0;
 }
 
-/* "nic-add" takes {"arguments":{"tap":NAME,"mac":MAC,"fd":BOOL}} (tap required), "nic-remove"
+/* nic-add's data path: "vhost" (the adapter's nets[].vhost, auto when left out) and
+ * "vhost_fd" (its /dev/vhost-net comes with the request, second: after the tap, so only with
+ * "fd":true, and never for vhost off, which takes none). */
+static int control_vhost_args(json_object *args, struct control_request *req, char *why,
+			      size_t whylen)
+{
+	char mode[8] = "auto";
+	json_object *v;
+
+	if (nic_string(args, "vhost", mode, sizeof(mode)) < 0 ||
+	    vmdef_vhost_parse(mode, &req->vhost)) {
+		snprintf(why, whylen,
+			 "nic-add: \"vhost\" is \"auto\", \"off\" or \"on\" (the adapter's data "
+			 "path, as nets[].vhost)");
+		return -EINVAL;
+	}
+	if (json_object_object_get_ex(args, "vhost_fd", &v)) {
+		if (!json_object_is_type(v, json_type_boolean)) {
+			snprintf(why, whylen, "nic-add: \"vhost_fd\" must be true or false");
+			return -EINVAL;
+		}
+		req->vhost_fd = json_object_get_boolean(v);
+	}
+	if (req->vhost_fd && (!req->passed || req->vhost == VM_VHOST_OFF)) {
+		snprintf(why, whylen, "nic-add: \"vhost_fd\":true %s",
+			 !req->passed ? "needs \"fd\":true (the tap comes first, /dev/vhost-net "
+					"second)"
+				      : "with \"vhost\":\"off\" (an adapter off vhost-net takes "
+					"none)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "nic-add" takes {"arguments":{"tap":NAME,"mac":MAC,"fd":BOOL,"vhost":MODE,"vhost_fd":BOOL}}
+ * (tap required; vhost auto, off or on as nets[].vhost; vhost_fd: /dev/vhost-net comes second,
+ * after the tap, so it needs "fd" and a vhost other than off), "nic-remove"
  * {"arguments":{"slot":N}} or {"mac":MAC}, with "force":BOOL; the worker checks the values. */
 static int control_nic_args(json_object *o, struct control_request *req, char *why, size_t whylen)
 {
@@ -404,7 +441,8 @@ static int control_nic_args(json_object *o, struct control_request *req, char *w
 	{
 		(void)val;
 		if (add ? strcmp(key, "tap") && strcmp(key, "mac") && strcmp(key, "fd") &&
-				    strcmp(key, "slot")
+				    strcmp(key, "slot") && strcmp(key, "vhost") &&
+				    strcmp(key, "vhost_fd")
 			: strcmp(key, "slot") && strcmp(key, "mac") && strcmp(key, "force"))
 			goto usage;
 	}
@@ -425,7 +463,7 @@ static int control_nic_args(json_object *o, struct control_request *req, char *w
 				goto usage;
 			req->passed = json_object_get_boolean(v);
 		}
-		return 0;
+		return control_vhost_args(args, req, why, whylen);
 	}
 	if (json_object_object_get_ex(args, "force", &v)) {
 		if (!json_object_is_type(v, json_type_boolean))
@@ -741,13 +779,17 @@ static void nic_emit(void *ctx, unsigned slot, const char *tap, const char *mac,
 	json_object_array_add(ctx, n);
 }
 
-/* nic-add, nic-remove, nic-list: hot plug (hotplug.c). A passed tap comes as *passed_fd. */
-static char *control_nic(struct vm *vm, const struct control_request *req, int *passed_fd)
+/* nic-add, nic-remove, nic-list: hot plug (hotplug.c). nic-add takes exactly the npassed
+ * descriptors the request says came with it: the tap (passed[0], "fd") and then its
+ * /dev/vhost-net (passed[1], "vhost_fd"). Any other count is refused, taking none (the caller
+ * closes what is left in passed). */
+static char *control_nic(struct vm *vm, const struct control_request *req, int *passed,
+			 size_t npassed)
 {
 	json_object *o;
 	char err[256];
-	unsigned slot = 0;
-	int r, fd = -1;
+	unsigned slot = 0, want = (unsigned)req->passed + (unsigned)req->vhost_fd;
+	int r, fd = -1, vhost = -1;
 
 	if (req->cmd == CONTROL_NIC_LIST) {
 		json_object *nics = json_object_new_array();
@@ -762,16 +804,24 @@ static char *control_nic(struct vm *vm, const struct control_request *req, int *
 		return r ? control_error("GenericError", "nic-remove: %s", err)
 			 : control_reply(NULL);
 	}
+	if (npassed != want)
+		return control_error(
+			"GenericError",
+			"nic-add: %zu descriptor%s came with the request, which says %u "
+			"(\"fd\":true: the tap; \"vhost_fd\":true: its /dev/vhost-net, "
+			"second): refused, nothing added",
+			npassed, npassed == 1 ? "" : "s", want);
+	/* hotplug_nic_add takes them over */
 	if (req->passed) {
-		if (*passed_fd < 0)
-			return control_error("GenericError",
-					     "nic-add: \"fd\":true but no descriptor came with the "
-					     "request");
-		fd = *passed_fd;
-		*passed_fd = -1; /* hotplug_nic_add takes it over */
+		fd = passed[0];
+		passed[0] = -1;
+	}
+	if (req->vhost_fd) {
+		vhost = passed[1];
+		passed[1] = -1;
 	}
 	slot = req->slot;
-	r = hotplug_nic_add(vm, req->tap, req->mac, fd, &slot, err, sizeof(err));
+	r = hotplug_nic_add(vm, req->tap, req->mac, req->vhost, fd, vhost, &slot, err, sizeof(err));
 	if (r)
 		return control_error("GenericError", "nic-add: %s", err);
 	o = json_object_new_object();
@@ -782,7 +832,7 @@ static char *control_nic(struct vm *vm, const struct control_request *req, int *
 /* Run one request line; returns the reply line (without newline) for the caller to free;
  * descriptors to send with it (the worker's own: not to be closed) in out_fds. */
 static char *control_handle_line(struct vm *vm, const char *line, size_t len, int *passed,
-				 int *out_fds, size_t *nout)
+				 size_t npassed, int *out_fds, size_t *nout)
 {
 	static struct control_request req;
 	enum control_cmd cmd;
@@ -803,7 +853,7 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 	case CONTROL_NIC_ADD:
 	case CONTROL_NIC_REMOVE:
 	case CONTROL_NIC_LIST:
-		return control_nic(vm, &req, &passed[0]);
+		return control_nic(vm, &req, passed, npassed);
 	case CONTROL_VCPU_STATS:
 		return control_vcpu_stats(vm, req.first, out_fds, nout);
 	case CONTROL_DISK_QOS:
@@ -867,6 +917,7 @@ static void control_drop_passed(struct control_client *cl)
 			close(cl->passed[i]);
 		cl->passed[i] = -1;
 	}
+	cl->npassed = 0;
 }
 
 static void control_drop(struct control_client *cl)
@@ -888,6 +939,7 @@ static ssize_t control_recv(struct control_client *cl)
 	ssize_t n = unix_recv_fds(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, fds,
 				  UNIX_MAX_FDS, &nfd, MSG_DONTWAIT);
 
+	cl->npassed += nfd;
 	for (size_t i = 0; i < nfd; i++) {
 		while (k < CONTROL_PASSED_MAX && cl->passed[k] >= 0)
 			k++;
@@ -941,7 +993,7 @@ static void control_client_cb(void *opaque, uint32_t events)
 		size_t linelen = (size_t)(nl - cl->buf), nout = 0;
 		int out_fds[UNIX_MAX_FDS];
 		char *reply = linelen ? control_handle_line(cl->ctl->vm, cl->buf, linelen,
-							    cl->passed, out_fds, &nout)
+							    cl->passed, cl->npassed, out_fds, &nout)
 				      : NULL;
 
 		control_drop_passed(cl); /* a descriptor belongs to its request line */
@@ -986,6 +1038,7 @@ static void control_accept_cb(void *opaque, uint32_t events)
 	c->clients[i].fd = fd;
 	for (unsigned k = 0; k < CONTROL_PASSED_MAX; k++)
 		c->clients[i].passed[k] = -1;
+	c->clients[i].npassed = 0;
 	c->clients[i].len = 0;
 }
 

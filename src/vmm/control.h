@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/vmdef.h"
+
 struct vm;
 struct control;
 
@@ -30,7 +32,8 @@ enum control_cmd {
 	CONTROL_DVD,	 /* arguments: {"drive": N, "path": PATH or null, "fd": BOOL} (optional) */
 	CONTROL_VCPU_STATS, /* arguments: {"first": N} (optional): vCPU stats fds with the reply */
 	CONTROL_LINK,	    /* arguments: {"nic": N, "up": BOOL} */
-	/* Hot plug: nic-add {"tap": NAME, "mac": MAC, "slot": N, "fd": BOOL}; nic-remove
+	/* Hot plug: nic-add {"tap": NAME, "mac": MAC, "slot": N, "fd": BOOL, "vhost":
+	 * "auto"|"off"|"on", "vhost_fd": BOOL}; nic-remove
 	 * {"slot": N} or {"mac": MAC}, "force": BOOL; nic-list, the network adapters. */
 	CONTROL_NIC_ADD,
 	CONTROL_NIC_REMOVE,
@@ -56,13 +59,16 @@ struct control_request {
 	enum { CONTROL_DVD_LIST, CONTROL_DVD_INSERT, CONTROL_DVD_EJECT } dvd; /* dir: the ISO */
 	unsigned drive;	   /* dvd: which DVD drive (0: the first) */
 	bool passed;	   /* dvd: the image came with the request as a descriptor; restore:
-			    * the state and memory files did, in that order; dir names them */
+			    * the state and memory files did, in that order; dir names them;
+			    * nic-add: the tap did (first) */
 	unsigned first;	   /* vcpu-stats: the first vCPU whose statistics fd is sent */
 	unsigned nic;	   /* link: which network adapter (its index in the description) */
 	bool up;	   /* link: up or down */
 	char tap[16];	   /* nic-add: the tap's name */
 	char mac[18];	   /* nic-add, nic-remove: the MAC ("": the default, or by slot) */
 	unsigned slot;	   /* nic-add: the slot (0: any); nic-remove: the adapter's (0: by mac) */
+	enum vm_vhost vhost; /* nic-add: the adapter's data path (nets[].vhost; default auto) */
+	bool vhost_fd;	     /* nic-add: its /dev/vhost-net came second, after the tap */
 	bool force;	   /* nic-remove: without waiting for the guest */
 	unsigned disk;	   /* disk-qos: the disk's index in the description (or its LUN) */
 	bool lun;	   /* disk-qos: disk is a LUN of the SCSI controller */

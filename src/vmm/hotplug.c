@@ -276,8 +276,8 @@ static int hp_nic_by_mac(const struct vm_def *def, const uint8_t mac[6])
 	return -1;
 }
 
-int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap, unsigned *slot,
-		    char *err, size_t errlen)
+int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, enum vm_vhost vhost,
+		    int tap, int vhost_fd, unsigned *slot, char *err, size_t errlen)
 {
 	struct hotplug *h = vm->hotplug;
 	struct vm_def *def = &vm->cfg->def;
@@ -353,8 +353,12 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 	vmdef_mac_format(addr, nic->mac);
 	nic->pci_slot = (uint8_t)s;
 	nic->queues = 1; /* one queue pair: keeld passes one tap queue (docs/virtio.md) */
-	r = virtio_net_attach(&vm->machine, i, &tap, NULL, &vd, err, errlen);
-	tap = -1; /* taken over */
+	nic->vhost = vhost;
+	/* On the main loop's thread, jailed: vhost_net_open's VHOST_SET_OWNER and
+	 * VHOST_GET_FEATURES are in its seccomp rules for this (seccomp_rules.c). */
+	r = virtio_net_attach(&vm->machine, i, &tap, vhost_fd >= 0 ? &vhost_fd : NULL, &vd, err,
+			      errlen);
+	tap = vhost_fd = -1; /* taken over */
 	r = r ?: device_state_register(&vm->machine, &virtio_net_class, s, vd);
 	if (r) {
 		/* Its slot is on the bus already: no vCPU may be in it while it goes. */
@@ -379,6 +383,8 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap
 fail:
 	if (tap >= 0)
 		close(tap);
+	if (vhost_fd >= 0)
+		close(vhost_fd);
 	return r;
 }
 

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config/vmdef.h"
+
 struct vm;
 struct hotplug;
 
@@ -22,9 +24,13 @@ void hotplug_destroy(struct vm *vm);
 /* Add a virtio-net card on tap (an fd keeld attached, taken over also on failure; or -1:
  * the tap named tapname, opened here) with MAC mac ("": the default for the tap's name) at
  * slot *slot (a free hot-pluggable one; 0: the lowest such, returned in *slot), and to the
- * description (which a save records). 0, or -errno with err saying why. */
-int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, int tap, unsigned *slot,
-		    char *err, size_t errlen) __attribute__((warn_unused_result));
+ * description (which a save records). Its data path as a boot-time adapter's (nets[].vhost
+ * vhost, docs/virtio.md): vhost-net on vhost_fd (keeld's /dev/vhost-net, taken over also on
+ * failure; -1: none passed), else the user-space path, said why; vhost on without it fails the
+ * add. 0, or -errno with err saying why. */
+int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, enum vm_vhost vhost,
+		    int tap, int vhost_fd, unsigned *slot, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 /* Ask the guest to let an adapter go (hot-added or not, at a hot-pluggable slot): the one at
  * slot, or with MAC mac when slot is 0. force: take it away now, without waiting for the
  * guest (surprise removal). Once it is gone it is out of the description too. */

@@ -106,13 +106,21 @@ static const uint64_t net_ioctls[] = {TUNSETOFFLOAD, TUNSETQUEUE};
  * loop) or the driver enables a queue pair (the device's I/O thread, which serves the
  * control queue), and taken back on a reset, a pause or a pair disabled; the tap's offloads
  * are set as the rings go. The
- * owner and the features are set when the adapter is made, before the jail. Only on an
- * open /dev/vhost-net (and the tap) do these numbers mean anything. */
+ * owner and the features are set when the adapter is made: before the jail for the adapters
+ * the VM starts with, after it (the main loop: vhost_open_ioctls) for one hot-added. Only on
+ * an open /dev/vhost-net (and the tap) do these numbers mean anything. */
 static const uint64_t vhost_ioctls[] = {
 	VHOST_SET_FEATURES,   VHOST_SET_MEM_TABLE,   VHOST_SET_LOG_BASE,   VHOST_SET_VRING_NUM,
 	VHOST_SET_VRING_BASE, VHOST_SET_VRING_ADDR,  VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL,
 	VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, TUNSETOFFLOAD,
 };
+/* A network adapter hot-added with keeld's /dev/vhost-net (control "nic-add" with
+ * "vhost_fd", hotplug.c, on the main loop): the card is made there, and vhost_net_open makes
+ * the worker the instance's owner (VHOST_SET_OWNER, once per instance: a second is EBUSY)
+ * and reads what the kernel offers (VHOST_GET_FEATURES), as it does for the adapters the VM
+ * starts with before the jail. The main loop only: no vCPU or I/O thread makes a card. Its
+ * interrupt relays' eventfds and their watches are register_rules' and watch_rules'. */
+static const uint64_t vhost_open_ioctls[] = {VHOST_SET_OWNER, VHOST_GET_FEATURES};
 /* A medium inserted through the control socket that is a block device: its size
  * (disk/raw.c). */
 static const uint64_t media_ioctls[] = {BLKGETSIZE64};
@@ -180,6 +188,8 @@ static const struct seccomp_rule main_rules[] = {
 	ANY(SYS_epoll_create1),
 	ANY(SYS_timerfd_create),
 	ARG_IN(SYS_ioctl, 1, net_ioctls),
+	/* ... and on keeld's /dev/vhost-net, becoming its owner (vhost_open_ioctls). */
+	ARG_IN(SYS_ioctl, 1, vhost_open_ioctls),
 	ANY(SYS_openat),
 	ANY(SYS_mkdir),
 	ANY(SYS_mkdirat),

@@ -23,14 +23,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	/* With arguments (save's and restore's dir): accepted only when the command parsed,
 	 * and then a non-empty path that fits; paused only for restore; passed descriptors only
-	 * for restore and dvd; link's adapter one that a VM may have. */
+	 * for restore, dvd and nic-add; link's adapter one that a VM may have; nic-add's data
+	 * path one of auto, off and on, its /dev/vhost-net passed only after the tap and never
+	 * for off, and neither for another command. */
 	if (control_parse_request((const char *)data, size, &req, &cls, why, sizeof(why)) == 0 &&
 	    (r || req.cmd != cmd ||
 	     ((req.cmd == CONTROL_SAVE || req.cmd == CONTROL_RESTORE) &&
 	      (!req.dir[0] || !memchr(req.dir, 0, sizeof(req.dir)))) ||
 	     (req.cmd != CONTROL_RESTORE && req.paused) ||
-	     (req.cmd != CONTROL_RESTORE && req.cmd != CONTROL_DVD && req.passed) ||
-	     (req.cmd == CONTROL_LINK && req.nic >= VMDEF_MAX_NICS)))
+	     (req.cmd != CONTROL_RESTORE && req.cmd != CONTROL_DVD && req.cmd != CONTROL_NIC_ADD &&
+	      req.passed) ||
+	     (req.cmd == CONTROL_LINK && req.nic >= VMDEF_MAX_NICS) ||
+	     (req.vhost != VM_VHOST_AUTO && req.vhost != VM_VHOST_OFF &&
+	      req.vhost != VM_VHOST_ON) ||
+	     (req.cmd != CONTROL_NIC_ADD && (req.vhost != VM_VHOST_AUTO || req.vhost_fd)) ||
+	     (req.vhost_fd && (!req.passed || req.vhost == VM_VHOST_OFF))))
 		abort();
 	return 0;
 }

@@ -15,13 +15,16 @@
  * lab-vmmctl --tap NAME SOCKET REQUEST: the same with the tap NAME attached (tap_open, as
  * keeld attaches a tap for a worker: src/lib/tap.c) and its descriptor sent along
  * ({"execute":"nic-add","arguments":{"tap":NAME,"mac":...,"fd":true}}): a jailed worker
- * can open no tap itself (74-net-hotplug).
+ * can open no tap itself (74-net-hotplug). With --vhost after it, /dev/vhost-net is opened too
+ * and sent second, as keeld sends a hot-added adapter's kernel data path (the request says
+ * "vhost_fd":true).
  *
  * Built by meson (tests/lab/meson.build) and copied into the lab by tests/lab/lab.sh, whose
  * busybox has no Unix-socket client.
  */
 #include <fcntl.h>
 #include <net/if.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "lib/tap.h"
+#include "lib/unix_socket.h"
 
 #define PROMPT "(qemu) "
 
@@ -54,32 +58,67 @@ static int read_until(int fd, size_t *got, const char *end)
 	}
 }
 
+/* The descriptors to send along (--fd FILE, --tap NAME [--vhost]) into fds: how many, or -1. */
+static int open_passed(const char *file, const char *tap, bool vhost, int *fds)
+{
+	char ifname[IFNAMSIZ], err[256];
+
+	if (file) {
+		fds[0] = open(file, O_RDONLY | O_CLOEXEC);
+		if (fds[0] < 0)
+			perror(file);
+		return fds[0] < 0 ? -1 : 1;
+	}
+	if (!tap)
+		return 0;
+	fds[0] = tap_open(tap, ifname, err, sizeof(err));
+	if (fds[0] < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	if (!vhost)
+		return 1;
+	fds[1] = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	if (fds[1] < 0) {
+		perror("/dev/vhost-net");
+		return -1;
+	}
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	int hmp = argc == 4 && !strcmp(argv[1], "--hmp");
-	int give = argc == 5 && (!strcmp(argv[1], "--fd") || !strcmp(argv[1], "--tap")) ? 2 : 0;
-	const char *path = argv[1 + hmp + give], *req = argv[2 + hmp + give];
+	const char *file = NULL, *tap = NULL, *path, *req;
+	bool hmp = false, vhost = false;
 	size_t got = 0;
-	int fd, passed = -1;
+	int a = 1, fd, fds[2], nfd;
 
-	if ((argc != 3 && !hmp && !give) || strlen(path) >= sizeof(addr.sun_path)) {
-		fprintf(stderr, "usage: lab-vmmctl [--fd FILE | --tap NAME] SOCKET REQUEST | "
-				"lab-vmmctl --hmp SOCKET COMMAND\n");
-		return 2;
-	}
-	if (give && !strcmp(argv[1], "--tap")) {
-		char ifname[IFNAMSIZ], err[256];
-
-		passed = tap_open(argv[2], ifname, err, sizeof(err));
-		if (passed < 0) {
-			fprintf(stderr, "%s\n", err);
-			return 2;
+	if (a < argc && !strcmp(argv[a], "--hmp")) {
+		hmp = true;
+		a++;
+	} else if (a + 1 < argc && !strcmp(argv[a], "--fd")) {
+		file = argv[a + 1];
+		a += 2;
+	} else if (a + 1 < argc && !strcmp(argv[a], "--tap")) {
+		tap = argv[a + 1];
+		a += 2;
+		if (a < argc && !strcmp(argv[a], "--vhost")) {
+			vhost = true;
+			a++;
 		}
-	} else if (give && (passed = open(argv[2], O_RDONLY | O_CLOEXEC)) < 0) {
-		perror(argv[2]);
+	}
+	if (argc - a != 2 || strlen(argv[a]) >= sizeof(addr.sun_path)) {
+		fprintf(stderr,
+			"usage: lab-vmmctl [--fd FILE | --tap NAME [--vhost]] SOCKET REQUEST | "
+			"lab-vmmctl --hmp SOCKET COMMAND\n");
 		return 2;
 	}
+	path = argv[a];
+	req = argv[a + 1];
+	nfd = open_passed(file, tap, vhost, fds);
+	if (nfd < 0)
+		return 2;
 	strcpy(addr.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
@@ -91,25 +130,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	got = 0;
-	if (passed >= 0) {
-		/* The request line and the descriptor in one message. */
+	if (nfd) {
+		/* The request line and the descriptors in one message. */
 		char line[4096];
-		union {
-			struct cmsghdr h;
-			char b[CMSG_SPACE(sizeof(int))];
-		} c = {.h = {.cmsg_len = CMSG_LEN(sizeof(int)),
-			     .cmsg_level = SOL_SOCKET,
-			     .cmsg_type = SCM_RIGHTS}};
-		struct iovec iov = {.iov_base = line};
-		struct msghdr m = {.msg_iov = &iov,
-				   .msg_iovlen = 1,
-				   .msg_control = c.b,
-				   .msg_controllen = sizeof(c.b)};
 		int n = snprintf(line, sizeof(line), "%s\n", req);
 
-		memcpy(CMSG_DATA(&c.h), &passed, sizeof(int));
-		iov.iov_len = (size_t)n;
-		if (n >= (int)sizeof(line) || sendmsg(fd, &m, 0) != n) {
+		if (n >= (int)sizeof(line) ||
+		    unix_send_fds(fd, line, (size_t)n, fds, (size_t)nfd, 0) != n) {
 			perror("sendmsg");
 			return 2;
 		}

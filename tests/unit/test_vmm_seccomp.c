@@ -37,6 +37,11 @@
 #include "vmm/seccomp_filter.h"
 #include "vmm/virtio/virtio.h"
 
+/* linux/vhost.h brings the kernel's ring structures, whose names queue.h has for its own. */
+#define vring_desc linux_vring_desc
+#include <linux/vhost.h>
+#undef vring_desc
+
 /* More threads than glibc's 8 arenas before it counts CPUs (the reviewer's reproducer). */
 #define NTHREADS 12
 /* The child's exit statuses besides the filter's 1. */
@@ -404,6 +409,79 @@ static void test_main_block_size(void **state)
 	assert_int_equal(run(&c), CHILD_OK);
 }
 
+/* A network adapter hot-added with keeld's /dev/vhost-net (control "nic-add", hotplug.c):
+ * the main loop, jailed, makes the worker the instance's owner and reads its features
+ * (vhost_net_open), with the interrupt relays' eventfds and their watches in the card's
+ * epoll set. This host may have no vhost-net: on an eventfd the kernel answers ENOTTY, and
+ * the filter lets the calls through. No other class may make them: a vCPU thread's ends the
+ * worker, and so does a late virtio-net I/O thread's (a hot-added card's, under the main
+ * loop's filter and its class's). */
+static int vhost_open_calls(void)
+{
+	uint64_t features = 0;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), ep = epoll_create1(EPOLL_CLOEXEC), r;
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	if (fd < 0 || ep < 0)
+		return CHILD_SETUP;
+	r = ioctl(fd, VHOST_SET_OWNER) < 0 && errno == ENOTTY &&
+			    ioctl(fd, VHOST_GET_FEATURES, &features) < 0 && errno == ENOTTY &&
+			    !epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)
+		    ? CHILD_OK
+		    : CHILD_WRONG;
+	close(fd);
+	close(ep);
+	return r;
+}
+
+static int vhost_owner_call(long i)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+
+	(void)i;
+	if (fd < 0)
+		return CHILD_SETUP;
+	(void)ioctl(fd, VHOST_SET_OWNER);
+	return CHILD_WRONG; /* the filter let it through */
+}
+
+static void *late_net_owner(void *arg)
+{
+	(void)arg;
+	if (seccomp_thread_begin(SECCOMP_NET))
+		return (void *)(intptr_t)CHILD_SETUP;
+	return (void *)(intptr_t)vhost_owner_call(0);
+}
+
+static int late_net_owner_main(void)
+{
+	pthread_t t;
+	void *r;
+
+	if (vhost_open_calls() != CHILD_OK)
+		return CHILD_WRONG;
+	if (pthread_create(&t, NULL, late_net_owner, NULL) || pthread_join(t, &r))
+		return CHILD_SETUP;
+	return (int)(intptr_t)r;
+}
+
+static void test_vhost_open_main_only(void **state)
+{
+	struct jail_case main_loop = {.cls = SECCOMP_MAIN, .main_work = vhost_open_calls},
+			 vcpu = {.cls = SECCOMP_VCPU,
+				 .nthreads = 1,
+				 .thread_work = vhost_owner_call},
+			 net = {.cls = SECCOMP_NET, .nthreads = 1, .thread_work = vhost_owner_call},
+			 late = {.cls = SECCOMP_MAIN, .main_work = late_net_owner_main};
+
+	(void)state;
+	assert_int_equal(run(&main_loop), CHILD_OK);
+	/* Exit status 1: the filter's SIGSYS handler ended the child. */
+	assert_int_equal(run(&vcpu), 1);
+	assert_int_equal(run(&net), 1);
+	assert_int_equal(run(&late), 1);
+}
+
 /* The kernel's struct sigaction for rt_sigaction (x86-64). */
 struct ksigaction {
 	void (*handler)(int);
@@ -548,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_uring_main_and_vcpu),
 		cmocka_unit_test(test_device_thread_after_jail),
 		cmocka_unit_test(test_main_block_size),
+		cmocka_unit_test(test_vhost_open_main_only),
 		cmocka_unit_test(test_sigsys_handler_pinned),
 #if defined(KEEL_TEST_HOOKS)
 		cmocka_unit_test(test_probe),

@@ -8,9 +8,14 @@
 # the same way. The guest's kernel log has no error about any of it. The workers run jailed
 # (api.sh, vm_start), so the host attaches each hot-added adapter's tap and passes it with the
 # request (lab-vmmctl --tap, "fd":true), as keeld does; VM hp saves into $VM_DIR/hp/jail/save,
-# the one directory its uid may write.
+# the one directory its uid may write. The data path (issue 16): the first adapter is added
+# with the host's /dev/vhost-net passed second (lab-vmmctl --tap --vhost, "vhost_fd":true), as
+# keeld adds one on a host that has it, and the kernel's data path serves it, also once
+# restored (there it is a boot-time adapter, its vhost-net passed by lab-jail); the second is
+# added with the tap alone and keel-vmm's user-space path serves it, said so.
 # lab-timeout: 400
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
+[ -c /dev/vhost-net ] || fail "the lab host has no /dev/vhost-net (tests/lab/host/modules: vhost_net)"
 SAVE=$VM_DIR/hp/jail/save
 MAC1=52:54:00:12:34:71
 MAC2=52:54:00:12:34:72
@@ -20,10 +25,17 @@ brctl addbr khbr0 && ip link set khbr0 address 02:00:00:00:74:01 &&
 	ip addr add 10.11.0.254/24 dev khbr0 && ip link set khbr0 up ||
 	fail "cannot create bridge khbr0 with 10.11.0.254 (the peer)"
 
-ctl() { # ctl VM REQUEST [TAP]: one control request that must succeed, with TAP attached and
-	# passed when given; CTL_OUT: the reply
-	CTL_OUT=$(lab-vmmctl ${3:+--tap "$3"} "/tmp/$1.sock" "$2" 2>&1) || fail "control request $2 to $1 failed: $CTL_OUT"
+ctl() { # ctl VM REQUEST [TAP [--vhost]]: one control request that must succeed, with TAP
+	# attached and passed when given (and /dev/vhost-net after it with --vhost); CTL_OUT: the
+	# reply
+	CTL_OUT=$(lab-vmmctl ${3:+--tap "$3"} $4 "/tmp/$1.sock" "$2" 2>&1) || fail "control request $2 to $1 failed: $CTL_OUT"
 	echo "lab: $1 <- $2: $CTL_OUT"
+}
+
+path_is() { # path_is VM TAP WORDS: the worker's log says which data path serves the adapter
+	grep -q "$2: $3" "$VM_DIR/$1/out" ||
+		fail "$1's log does not say '$2: $3': $(grep -e vhost -e 'data path' "$VM_DIR/$1/out" | tail -n 4)"
+	echo "lab: $1: $(grep "$2: $3" "$VM_DIR/$1/out" | tail -n 1 | tr -d '\r')"
 }
 
 bridge_tap() { vm_bridge_tap khbr0 "$1"; } # bridge_tap TAP: made for the worker (lab-jail, lab-vmmctl --tap)
@@ -34,8 +46,15 @@ ping_peer() { # ping_peer VM WHEN
 	echo "lab: $1 pings the peer through its hot-added adapter $2"
 }
 
-add_nic() { # add_nic VM TAP MAC ADDR: add, see it appear, give it ADDR, ping; sets SLOT
-	ctl "$1" "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"$2\",\"mac\":\"$3\",\"fd\":true}}" "$2"
+add_nic() { # add_nic VM TAP MAC ADDR [vhost]: add (with vhost: on the host's vhost-net, the
+	# kernel's data path; else the user-space path), see it appear, give it ADDR, ping; sets SLOT
+	if [ "$5" = vhost ]; then
+		ctl "$1" "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"$2\",\"mac\":\"$3\",\"fd\":true,\"vhost_fd\":true}}" "$2" --vhost
+		path_is "$1" "$2" "vhost-net: the host kernel's data path serves the adapter"
+	else
+		ctl "$1" "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"$2\",\"mac\":\"$3\",\"fd\":true}}" "$2"
+		path_is "$1" "$2" "user-space data path: keeld passed no /dev/vhost-net"
+	fi
 	SLOT=$(echo "$CTL_OUT" | sed -n 's/.*"slot":\([0-9]*\).*/\1/p')
 	[ -n "$SLOT" ] || fail "nic-add gave no slot: $CTL_OUT"
 	bridge_tap "$2"
@@ -80,7 +99,7 @@ out=$(lab-vmmctl --tap khtap1 /tmp/hp.sock '{"execute":"nic-add","arguments":{"t
 case "$out" in *"not a unicast MAC"*) ;; *) fail "nic-add with a multicast MAC: $out" ;; esac
 echo "lab: a multicast MAC is refused: $out"
 
-add_nic hp khtap1 $MAC1 10.11.0.1
+add_nic hp khtap1 $MAC1 10.11.0.1 vhost
 slot1=$SLOT
 
 # Saved with the hot-added adapter; restored in a new keel-vmm whose description has it.
@@ -92,6 +111,7 @@ vm_start hp2 --memory 320M --net "tap=khtap1,mac=$MAC1,slot=$slot1" --control /t
 bridge_tap khtap1
 vm_run hp2 'cat /sys/class/net/eth0/address'
 [ "$VM_OUT" = $MAC1 ] || fail "the restored guest's eth0: '$VM_OUT'"
+path_is hp2 khtap1 "vhost-net: the host kernel's data path serves the adapter"
 ping_peer hp2 "$MAC1 after the restore"
 remove_nic hp2 khtap1 $MAC1
 
