@@ -394,10 +394,14 @@ keel_console_wait() {
 # keel_run NAME COMMAND [SECONDS]: type COMMAND at the shell on `keel console NAME` and wait
 # for it to finish. KEEL_OUT: its output (without carriage returns and terminal control
 # sequences, as _PLAIN: bash 5.2's readline starts a command's output with ESC[?2004l);
-# KEEL_RC: its status.
+# KEEL_RC: its status. The output is what comes between two lines the guest prints, @@SN@@
+# and "@@KN@@ STATUS": never the echo of the typed line, which has the markers quoted
+# (@@S"N"@@) and which the guest's line editor wraps at the terminal's width (80 columns on
+# a serial console): a long command's echo is split over lines.
 keel_run() {
 	_kn=$((${_kn:-0} + 1))
-	printf '%s; echo @@K"%s"@@ $?\n' "$2" "$_kn" | keel console "$1" --linger 1 >/dev/null 2>&1 ||
+	printf 'echo @@S"%s"@@; %s; echo @@K"%s"@@ $?\n' "$_kn" "$2" "$_kn" |
+		keel console "$1" --linger 1 >/dev/null 2>&1 ||
 		fail "keel console $1: cannot type '$2'"
 	_end=$(($(_now) + ${3:-60}))
 	while :; do
@@ -410,8 +414,8 @@ keel_run() {
 		}
 	done
 	KEEL_RC=$(sed -n "s/^@@K$_kn@@ \([0-9]*\)\$/\1/p" "$KD/run.out" | tail -n 1)
-	KEEL_OUT=$(awk -v m="@@K\"$_kn\"@@" -v e="@@K$_kn@@" '
-		index($0, m) { out = ""; n = 0; on = 1; next }
+	KEEL_OUT=$(awk -v s="@@S$_kn@@" -v e="@@K$_kn@@" '
+		$0 == s { out = ""; n = 0; on = 1; next }
 		on && index($0, e) == 1 { on = 0; next }
 		on { out = n++ ? out "\n" $0 : $0 }
 		END { printf "%s", out }' "$KD/run.out")
