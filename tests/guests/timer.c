@@ -142,12 +142,14 @@ void guest_main(void)
 		wrmsr(MSR_TSC_DEADLINE, armed);
 		if (rdmsr(MSR_TSC_DEADLINE) != armed)
 			guest_fail("IA32_TSC_DEADLINE reads 0x%llx after writing 0x%llx",
-				   (unsigned long long)rdmsr(MSR_TSC_DEADLINE), (unsigned long long)armed);
+				   (unsigned long long)rdmsr(MSR_TSC_DEADLINE),
+				   (unsigned long long)armed);
 		wrmsr(MSR_TSC_DEADLINE, 0);
 		if (rdtsc() < armed)
 			break;
 		if (++tries == 100)
-			guest_fail("no TSC-deadline disarm landed before its deadline in %u tries", tries);
+			guest_fail("no TSC-deadline disarm landed before its deadline in %u tries",
+				   tries);
 		/* Too late: its interrupt may be pending; take it before the next try. */
 		irq_enable();
 		while (rdtsc() < armed + DEADLINE_TSC)
