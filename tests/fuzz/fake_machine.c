@@ -48,6 +48,7 @@ struct chardev {
 
 static struct {
 	bool built;
+	bool running; /* machine_built: a KVM VM whose vCPUs may run (a hot add) */
 	struct vm_def def;
 	struct guest_mem mem;
 	struct bus pio, mmio;
@@ -156,7 +157,12 @@ int machine_ioeventfd(struct machine *m, uint64_t addr, unsigned len, int fd, bo
 
 bool machine_built(struct machine *m)
 {
-	return false;
+	return fake.running;
+}
+
+void fake_machine_running(bool running)
+{
+	fake.running = running;
 }
 
 int machine_add_reset_hook(struct machine *m, machine_reset_fn fn, void *opaque)

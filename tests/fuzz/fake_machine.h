@@ -41,6 +41,9 @@ struct machine *fake_machine(void);
 /* Power-on: guest RAM zeroed, KVM's ioeventfds and routes gone (a new KVM VM), every reset
  * hook run, requests cleared. */
 void fake_machine_reset(void);
+/* What machine_built says (false unless set): true, devices are made as in a VM that runs
+ * (a hot add), powered on as they go on the bus. */
+void fake_machine_running(bool running);
 /* Run every pause hook: the virtio I/O threads park (pause) or carry on. */
 void fake_machine_pause(bool pause);
 /* Does the machine hold [addr, addr + len) of guest RAM? */

@@ -129,15 +129,41 @@ void guest_main(void)
 	wait_ticks(&lapic_ticks, "TSC-deadline");
 	if (early)
 		guest_fail("%u TSC-deadline interrupts came before their deadline", (unsigned)early);
-	/* Disarmed by a deadline of 0: nothing more comes (a bounded wait, no timing assumed). */
-	wrmsr(MSR_TSC_DEADLINE, 0);
+	/* Disarmed by a deadline of 0: a deadline armed ahead and then written as 0 never comes.
+	 * The last interrupt above armed none, so one is armed here first (read back: the LVT is
+	 * in TSC-deadline mode), and the wait runs past it. No timing assumed: a try whose disarm
+	 * did not land before its deadline (the vCPU held up in between) proves nothing and is
+	 * made again, a bounded number of times. */
+	uint32_t seen = lapic_ticks, tries = 0;
+	uint64_t armed, back;
+	for (;;) {
+		armed = rdtsc() + 4 * DEADLINE_TSC;
+		deadline = armed;
+		wrmsr(MSR_TSC_DEADLINE, armed);
+		back = rdmsr(MSR_TSC_DEADLINE);
+		wrmsr(MSR_TSC_DEADLINE, 0);
+		if (rdtsc() < armed) {
+			/* Read back before its deadline: armed (0 once it fired). */
+			if (back != armed)
+				guest_fail("IA32_TSC_DEADLINE reads 0x%llx after writing 0x%llx",
+					   (unsigned long long)back, (unsigned long long)armed);
+			break;
+		}
+		if (++tries == 100)
+			guest_fail("no TSC-deadline disarm landed before its deadline in %u tries",
+				   tries);
+		/* Too late: its interrupt may be pending; take it before the next try. */
+		irq_enable();
+		while (rdtsc() < armed + DEADLINE_TSC)
+			__asm__ volatile("pause");
+		irq_disable();
+		seen = lapic_ticks;
+	}
 	if (rdmsr(MSR_TSC_DEADLINE) != 0)
 		guest_fail("IA32_TSC_DEADLINE reads 0x%llx after writing 0",
 			   (unsigned long long)rdmsr(MSR_TSC_DEADLINE));
-	uint32_t seen = lapic_ticks;
-	uint64_t until = rdtsc() + 4 * DEADLINE_TSC;
 	irq_enable();
-	while (rdtsc() < until)
+	while (rdtsc() < armed + 4 * DEADLINE_TSC)
 		__asm__ volatile("pause");
 	irq_disable();
 	if (lapic_ticks != seen)

@@ -42,6 +42,7 @@
 #include "lib/le.h"
 #include "lib/tap.h"
 #include "vmm/device.h"
+#include "vmm/pci.h"
 #include "vmm/state.h"
 #include "vmm/virtio/state.h"
 #include "vmm/virtio/net.h"
@@ -1533,6 +1534,36 @@ static void test_failed_create_forgets_hooks(void **state)
 	fake_machine_pause(true);
 }
 
+/* The same in a VM that runs (a hot add with vhost=on whose vhost-net cannot serve): the card
+ * went on the bus (powered on, its configuration space answering) before its data path
+ * failed, and a vCPU may be in it, so virtio_net_create leaves it to the caller (hotplug.c
+ * stops the vCPUs, then destroys it) instead of freeing it under them. */
+static void test_failed_create_running_left_to_caller(void **state)
+{
+	struct vm_nic spec = {.vhost = VM_VHOST_ON, .pci_slot = 9};
+	struct virtio_dev *d = NULL;
+	int sv[2];
+	char err[256];
+
+	(void)state;
+	snprintf(spec.tap, sizeof(spec.tap), "rv16d");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	fake_machine_running(true);
+	assert_int_equal(
+		virtio_net_create(fake_machine(), &spec, 1, sv, NULL, &d, err, sizeof(err)),
+		-ENODEV);
+	fake_machine_running(false);
+	assert_non_null(strstr(err, "vhost=on, but vhost-net cannot serve it"));
+	assert_non_null(d);
+	assert_true(pci_slot_used(fake_machine()->pci, 9)); /* still on the bus: the caller's */
+	virtio_dev_destroy(d);				    /* as hotplug.c, its vCPUs stopped */
+	assert_false(pci_slot_used(fake_machine()->pci, 9));
+	assert_int_equal(fcntl(sv[0], F_GETFD), -1); /* the tap went with it */
+	close(sv[1]);
+	fake_machine_pause(false);
+	fake_machine_pause(true);
+}
+
 /* The tap's side of pair 1 (the test's end), read a while after it starts (the reset is
  * under way by then): whether the transmitted frame carried the bytes written after the
  * reset. */
@@ -1636,6 +1667,7 @@ int main(void)
 		cmocka_unit_test(test_mq_reset_waits_for_tx_write),
 		cmocka_unit_test(test_mq_vhost_setup),
 		cmocka_unit_test(test_failed_create_forgets_hooks),
+		cmocka_unit_test(test_failed_create_running_left_to_caller),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

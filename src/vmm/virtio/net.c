@@ -1131,7 +1131,9 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, unsigned npa
 		return r;
 	}
 	r = net_vhost_setup(*out, spec, passed, vhosts, err, errlen);
-	if (r) {
+	/* The card is on the bus by now: in a VM that runs (a hot add) a vCPU may be in its
+	 * configuration space or BARs, so it is left to the caller, who stops them first. */
+	if (r && !machine_built(m)) {
 		virtio_dev_destroy(*out);
 		*out = NULL;
 	}
@@ -1141,13 +1143,14 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, unsigned npa
 int virtio_net_attach(struct machine *m, unsigned i, const int *taps, const int *vhosts,
 		      struct virtio_dev **out, char *err, size_t errlen)
 {
-	struct virtio_dev *vd;
+	struct virtio_dev *vd = NULL;
 	int r = virtio_net_create(m, &m->def->nics[i], vmdef_nic_queues(m->def, i), taps, vhosts,
 				  &vd, err, errlen);
 
+	if (vd)
+		*out = vd;
 	if (r)
 		return r;
-	*out = vd;
 	r = virtio_dev_keep(m, vd);
 	return r ?: machine_set_nic_link(m, i, net_link, vd);
 }

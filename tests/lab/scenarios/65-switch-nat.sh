@@ -49,7 +49,8 @@ keel vm create s1 --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --cmdline "$
 	--cpus 1 --memory 256M --net "switch=Default Switch" || fail "keel vm create s1"
 keel vm start s1 || fail "keel vm start s1: $(keel vm log s1 | tail -3)"
 keel_console_wait s1 "^$GUEST_MARKER\$" "$GUEST_BOOT_TIMEOUT"
-# A wide terminal: a long command's echo must not wrap (keel_run finds its marker in it).
+# A wide terminal (keel_run reads a command's output between the guest's own marker lines,
+# so a wrapped echo loses nothing; a wide one keeps the console log readable).
 keel_run s1 'stty cols 1000'
 t0=$(_now)
 keel_run s1 'ip link set eth0 up; udhcpc -i eth0 -n -q -f -t 10 -T 3 -s /bin/true 2>&1 | grep -o "lease of [0-9.]* obtained"' 180

@@ -55,7 +55,8 @@ type_line root
 keel_console_wait $V 'Password: ' 60
 type_line keel
 keel_console_wait $V 'root@keel-debian12' 60
-# The terminal wide, so that keel_run's echoed lines do not wrap.
+# The terminal wide (the console log readable; keel_run does not need it: it reads a
+# command's output between the guest's own marker lines, not after the echo).
 keel_run $V 'stty cols 4096'
 keel_run $V 'systemctl is-system-running --wait' 240
 state=$(echo "$KEEL_OUT" | grep -E -o 'initializing|starting|running|degraded|maintenance|stopping' | tail -n 1)
