@@ -754,6 +754,10 @@ int sup_disk_qos(struct sup *sup, const struct vm_def *def, struct vm_disk_id di
 	return ret;
 }
 
+/* How a keel-vmm from before "vhost_fd" (keel 0.1.0 until December 2026) ends its refusal of
+ * a nic-add with a key it does not know; today's lists "vhost" and "vhost_fd" after it. */
+#define SUP_NIC_ADD_OLD_USAGE "optionally \"mac\":MAC, \"slot\":N (1 to 31) and \"fd\":BOOL"
+
 int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic, int tap,
 		int vhost, unsigned *slot, char *err, size_t errlen)
 {
@@ -766,8 +770,7 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 	if (nic->pci_slot)
 		json_object_object_add(a, "slot", json_object_new_int(nic->pci_slot));
 	json_object_object_add(a, "fd", json_object_new_boolean(true));
-	/* "vhost" left out for auto, the worker's default (a worker from before it takes only
-	 * that). */
+	/* "vhost" left out for auto, the worker's default. */
 	if (nic->vhost != VM_VHOST_AUTO)
 		json_object_object_add(a, "vhost",
 				       json_object_new_string(vmdef_vhost_name(nic->vhost)));
@@ -775,6 +778,20 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 		json_object_object_add(a, "vhost_fd", json_object_new_boolean(true));
 	ret = sup_nic_request(sup, def, "nic-add", a, fds, vhost >= 0 ? 2 : 1, &reply, NULL, err,
 			      errlen);
+	/* A worker started before keeld was upgraded (VMs keep running through an upgrade,
+	 * docs/keeld.md) may predate hot-added adapters on vhost-net: it refuses the request's
+	 * "vhost_fd" with its usage line of then, which ends at "fd". With vhost auto the adapter
+	 * goes on the user-space path there, as it did before, said so; with on, the refusal
+	 * stands. */
+	if (ret && vhost >= 0 && nic->vhost == VM_VHOST_AUTO &&
+	    strstr(err, SUP_NIC_ADD_OLD_USAGE)) {
+		log_info("VM %s: its worker predates vhost-net for hot-added adapters: adapter %s "
+			 "on the user-space data path (a restart of the VM gives it the kernel's)",
+			 def->name, nic->mac);
+		json_object_object_del(a, "vhost_fd");
+		err[0] = '\0';
+		ret = sup_nic_request(sup, def, "nic-add", a, fds, 1, &reply, NULL, err, errlen);
+	}
 	if (!ret && (!json_object_object_get_ex(reply, "slot", &s) ||
 		     !json_object_is_type(s, json_type_int) || json_object_get_int(s) < 1 ||
 		     json_object_get_int(s) > 31)) {

@@ -476,7 +476,8 @@ static int control_nic_args(json_object *o, struct control_request *req, char *w
 usage:
 	snprintf(why, whylen,
 		 add ? "nic-add needs \"arguments\":{\"tap\":NAME} (at most 15 characters), "
-		       "optionally \"mac\":MAC, \"slot\":N (1 to 31) and \"fd\":BOOL"
+		       "optionally \"mac\":MAC, \"slot\":N (1 to 31), \"fd\":BOOL, "
+		       "\"vhost\":\"auto\"|\"off\"|\"on\" and \"vhost_fd\":BOOL"
 		     : "nic-remove needs \"arguments\":{\"slot\":N} (1 to 31) or {\"mac\":MAC}, "
 		       "optionally \"force\":BOOL");
 	return -EINVAL;
