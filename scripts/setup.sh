@@ -53,11 +53,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# QEMU 10 for the nested lab. The lab host runs on QEMU's TCG emulation of AMD-V, and
-# bookworm's QEMU 7.2 emulates it less faithfully: under keel's virtio traffic its lab host
-# kernel crashed in KVM_RUN (stack guard page hits, corrupted stacks) several times per
-# suite run; with QEMU 10 (bookworm-backports) it is much rarer (docs/lab.md). Debian 13
-# has it already.
+# Debian's QEMU 10 (bookworm-backports; Debian 13 has it already): the peer VMM the
+# benchmarks run inside the lab, and the source of the lab's own outer QEMU, which
+# scripts/lab-qemu.sh builds with keel's patches to TCG's emulation of AMD-V (below;
+# bookworm's 7.2 and the packaged 10.0.2 crash the lab host or abort on firmware guests:
+# docs/lab.md).
 qemu_min=1:10.0
 qemu_have=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
 if ! dpkg --compare-versions "${qemu_have:-0}" ge "$qemu_min"; then

@@ -33,6 +33,12 @@ out=$(ledger_summary /q/B)
 case "$out" in *"1 lab sessions"*"crashes or stalls: 1; since the last one: 0 sessions, 0.0 h, 0 whole suites") ;; *) fail "summary for B: '$out'" ;; esac
 out=$(ledger_summary)
 case "$out" in *"7 lab sessions"*"crashes or stalls: 2;"*) ;; *) fail "summary of all: '$out'" ;; esac
+# A session that finished with a kernel BUG of the lab host's counts as a crash (C).
+ledger_add 10000 1800 finished 1 29 /q/C r3
+ledger_add 12000 1800 bug 1 29 /q/C r3
+ledger_add 14000 1800 finished 1 29 /q/C r3
+out=$(ledger_summary /q/C)
+case "$out" in *"3 lab sessions"*"crashes or stalls: 1; since the last one: 1 sessions, 0.5 h, 1 whole suites"*) ;; *) fail "summary for C: '$out'" ;; esac
 # The command form prints the same.
 [ "$("$top/tests/lab/ledger.sh" /q/A)" = "$want" ] || fail "ledger.sh /q/A differs from ledger_summary"
 # An unwritable ledger is said and not fatal.

@@ -10,7 +10,9 @@
 # Sourced by run.sh for ledger_add. Each line, tab-separated:
 #   start (epoch s)  seconds  outcome  full  scenarios  qemu  revision
 # outcome: finished (the session finished its scenarios), crash (the lab host's kernel crashed or
-# reset), stall (silent for LAB_STALL s), other (timeout, a lab that did not boot, ...);
+# reset, or the lab's QEMU died), stall (silent for LAB_STALL s), bug (the session finished but
+# the lab host's kernel reported a BUG, Oops, soft lockup or panic), other (timeout, a lab that
+# did not boot, a run stopped from outside, ...); crash, stall and bug count as crashes;
 # full: 1 when the session began the whole suite (no LAB_ONLY, not a resumed session);
 # scenarios: how many scenarios the session ended (PASS, FAIL or SKIP lines).
 
@@ -38,7 +40,7 @@ ledger_summary() {
 	awk -F'\t' -v want="${1:-}" '
 		NF >= 6 && (want == "" || $6 == want) {
 			n++; secs += $2
-			if ($3 == "crash" || $3 == "stall") { crashes++; since = 0; since_full = 0; since_n = 0; next }
+			if ($3 == "crash" || $3 == "stall" || $3 == "bug") { crashes++; since = 0; since_full = 0; since_n = 0; next }
 			since += $2; since_n++
 			if ($3 == "finished" && $4 == 1) { since_full++; full_secs += $2; fulls++ }
 		}

@@ -99,6 +99,12 @@ if [ "$n" -gt 0 ]; then
 		wait "$dog" 2>/dev/null
 		cat "$slog" >>"$log"
 		cur='' panic='' killed='' outcome=finished
+		# The lab host's kernel reporting a bug of its own (a BUG, an Oops, a soft lockup, a
+		# panic: its console lines, time-stamped and not a VM's "  | " ones) is counted with
+		# the crashes in the ledger even when the session went on to finish.
+		kbug=$(grep -a -m 1 -E '^\[ *[0-9]+\.[0-9]+\] .*(BUG: |Oops|soft lockup|Kernel panic)' "$slog" |
+			sed 's/^\[[ 0-9.]*\] //')
+		[ -z "$kbug" ] || outcome=bug
 		if ! grep -q '^lab: done: ' "$slog"; then
 			cur=$(grep -o '^lab: ---- scenario [^ ]*' "$slog" | tail -n 1 | awk '{ print $4 }')
 			panic=$(grep -m 1 -E 'Kernel panic|BUG: |stack guard page|^lab: STALL' "$slog" | sed 's/^\[[ 0-9.]*\] //')
@@ -109,10 +115,15 @@ if [ "$n" -gt 0 ]; then
 			killed=$(grep -a -m 1 -o 'terminating on signal [0-9]*' "$slog")
 			[ -n "$panic" ] || [ "$qemu_rc" != 0 ] || [ -z "$cur" ] || [ -n "$killed" ] ||
 				panic="the lab host reset itself (QEMU exited 0 under -no-reboot)"
+			# The lab's QEMU itself dying (an assertion's abort, 134, as the CR8 one of
+			# issue 14; any signal but the timeout's and one from outside) is a crash of the
+			# lab, whether or not a scenario was running.
+			[ -n "$panic" ] || [ "$qemu_rc" -lt 128 ] || [ -n "$killed" ] ||
+				panic="the lab's QEMU died (exit status $qemu_rc)"
 			outcome=other
 			if grep -q '^lab: STALL' "$slog"; then
 				outcome=stall
-			elif [ -n "$cur" ] && [ -n "$panic" ]; then
+			elif [ -n "$panic" ]; then
 				outcome=crash
 			fi
 		fi
