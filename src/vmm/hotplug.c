@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "vmm/dev/pcihp_regs.h"
 #include "vmm/device.h"
+#include "vmm/fail_point.h"
 #include "vmm/loop.h"
 #include "vmm/pci.h"
 #include "vmm/virtio/net.h"
@@ -111,7 +112,8 @@ static void hp_destroy_card(struct vm *vm, struct virtio_dev *vd, unsigned s)
 }
 
 /* Take the adapter at slot s off the bus and out of the description: vCPUs stopped (a vCPU
- * could be inside its BAR handlers), then the VM carries on. */
+ * could be inside its BAR handlers), then the VM carries on. When they cannot be stopped the
+ * card stays, untouched (-errno): the eject path tries again later, nic-remove reports it. */
 static int hp_teardown(struct hotplug *h, unsigned s)
 {
 	struct vm *vm = h->vm;
@@ -360,19 +362,20 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, enum vm
 			      errlen);
 	tap = vhost_fd = -1; /* taken over */
 	r = r ?: device_state_register(&vm->machine, &virtio_net_class, s, vd);
+	r = r ?: fail_point("hotplug-add");
 	if (r) {
-		/* Its slot is on the bus already: no vCPU may be in it while it goes. */
-		bool pause = vd && !vm_is_paused(vm) && !vm_pause(vm);
-
+		/* Not published: the card is pending on the bus (pci.h), no vCPU can reach it, so
+		 * it goes at once, the vCPUs running. */
 		if (vd)
 			hp_destroy_card(vm, vd, s);
 		hp_forget_nic(vm, i);
-		if (pause && vm_resume(vm))
-			log_err("pci hot plug: cannot resume after a failed add");
 		if (!err[0])
 			snprintf(err, errlen, "cannot attach the card: %s", strerror(-r));
 		goto fail;
 	}
+	/* The whole add succeeded: from here the guest may be inside it, and only
+	 * hp_teardown (vCPUs stopped) takes it away. */
+	pci_dev_publish(&vd->pci);
 	pthread_mutex_lock(&h->lock);
 	h->regs.up |= 1u << s;
 	pthread_mutex_unlock(&h->lock);

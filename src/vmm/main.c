@@ -6,6 +6,7 @@
 
 #include "lib/log.h"
 #include "vmm/config.h"
+#include "vmm/fail_point.h"
 #include "vmm/jail.h"
 #include "vmm/vm.h"
 
@@ -18,6 +19,7 @@ int main(int argc, char **argv)
 	int r;
 
 	log_init("keel-vmm", verbose && *verbose ? LOG_DEBUG : LOG_INFO);
+	fail_point_from_env(); /* test builds only */
 	r = config_parse(argc, argv, &cfg, err, sizeof(err));
 	if (r)
 		return r > 0 ? 0 : (log_err("%s", err), 1);

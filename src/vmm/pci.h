@@ -10,6 +10,23 @@
  * which takes only the device's msix_lock (a leaf lock). Lock order: host lock, then a
  * device's own locks, then msix_lock. A device's bar_map callback runs with the host lock
  * held and must take no lock of its own that a device thread holds while notifying.
+ *
+ * A device's life on the bus (the guest is an attacker: it may poll any slot's configuration
+ * space, or any address in the windows, at any time from any vCPU):
+ *  - The slot array, and each device's published flag, change only under the host lock, and
+ *    every guest look-up (configuration space through 0xCF8/0xCFC or ECAM, a BAR in the
+ *    windows) finds the device under the host lock. Configuration space and the MSI-X BAR are
+ *    served under that same hold, so pci_dev_unregister (which takes it) never frees what a
+ *    vCPU is reading there.
+ *  - A device registered in a VM that runs (machine_built: a hot add) is pending: it holds its
+ *    slot, BARs and GSIs, but configuration-space and BAR look-ups do not see it, so its BARs
+ *    never decode and no vCPU can be inside it. Its owner calls pci_dev_publish() once the
+ *    whole add has succeeded; until then any failure unregisters and frees it at once, the
+ *    vCPUs running. A device registered before the VM is built is published at once (no vCPU
+ *    exists yet).
+ *  - Other BAR accesses (bar_read/bar_write) and the KVM ioeventfds bar_map set up run outside
+ *    the host lock: a published device is freed only with every vCPU stopped (vm_pause), and
+ *    when the vCPUs cannot be stopped it is not freed (hotplug.c tries again later).
  */
 #ifndef KEEL_VMM_PCI_H
 #define KEEL_VMM_PCI_H
@@ -97,6 +114,7 @@ struct pci_dev {
 	/* Owned by pci.c. */
 	struct pci_host *host;
 	unsigned slot;
+	bool published; /* guest look-ups see it (host lock; see the rule above) */
 	uint8_t cfg[PCI_CFG_SIZE];
 	uint8_t wmask[PCI_CFG_SIZE]; /* writable bits of plain registers */
 	uint8_t cap_end;	     /* next free capability offset */
@@ -141,6 +159,9 @@ void pci_host_destroy(struct pci_host *h);
 /* Put a device on bus 0 at d->slot (-EBUSY if taken, -EINVAL if out of range), or at the
  * lowest free slot when d->slot is 0: assigns its BARs and MSI-X GSIs. */
 int pci_dev_register(struct pci_host *h, struct pci_dev *d) __attribute__((warn_unused_result));
+/* The whole add of a device registered in a VM that runs has succeeded: the guest may find
+ * it from now on (its removal then needs the vCPUs stopped). Main thread. */
+void pci_dev_publish(struct pci_dev *d);
 /* Take a device off the bus: its BARs stop decoding, its irqfds are closed (main thread,
  * vCPUs stopped; also a device unplugged from a running VM). */
 void pci_dev_unregister(struct pci_dev *d);

@@ -32,10 +32,14 @@ bool pci_conf1_decode(uint32_t addr, unsigned port_off, unsigned *slot, unsigned
 	return true;
 }
 
-/* Device at (slot, fn) on bus 0, or NULL (reads then give all ones). */
+/* The published device at (slot, fn) on bus 0, or NULL (reads then give all ones): a device
+ * still pending (pci_dev_publish, pci.h) is not there for the guest. Host lock held: the
+ * device cannot leave the bus (pci_dev_unregister takes the lock) while the caller uses it. */
 static struct pci_dev *pci_lookup(struct pci_host *h, unsigned slot, unsigned fn)
 {
-	return fn == 0 && slot < PCI_MAX_SLOTS ? h->slots[slot] : NULL;
+	struct pci_dev *d = fn == 0 && slot < PCI_MAX_SLOTS ? h->slots[slot] : NULL;
+
+	return d && d->published ? d : NULL;
 }
 
 static uint64_t ones(unsigned size)
@@ -43,21 +47,25 @@ static uint64_t ones(unsigned size)
 	return size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
 }
 
-static uint64_t pci_cfg_access(struct pci_host *h, struct pci_dev *d, unsigned reg, unsigned size,
-			       bool write, uint64_t value)
+/* A configuration space access to (slot, fn): the look-up and the access under one hold of
+ * the host lock. */
+static uint64_t pci_cfg_access(struct pci_host *h, unsigned slot, unsigned fn, unsigned reg,
+			       unsigned size, bool write, uint64_t value)
 {
+	struct pci_dev *d;
 	uint64_t v = 0;
 
-	if (!d)
-		return ones(size);
 	if (size == 8) { /* an 8-byte ECAM access: two dwords */
-		v = pci_cfg_access(h, d, reg, 4, write, value);
-		return v | pci_cfg_access(h, d, reg + 4, 4, write, value >> 32) << 32;
+		v = pci_cfg_access(h, slot, fn, reg, 4, write, value);
+		return v | pci_cfg_access(h, slot, fn, reg + 4, 4, write, value >> 32) << 32;
 	}
 	if (reg & (size - 1))
 		return ones(size); /* unaligned: ignored */
 	pthread_mutex_lock(&h->lock);
-	if (write)
+	d = pci_lookup(h, slot, fn);
+	if (!d)
+		v = ones(size);
+	else if (write)
 		pci_cfg_write(d, reg, size, (uint32_t)value);
 	else
 		v = pci_cfg_read(d, reg, size);
@@ -86,7 +94,7 @@ static uint64_t conf1_read(void *opaque, uint64_t off, unsigned size)
 	pthread_mutex_unlock(&h->lock);
 	if (!pci_conf1_decode(addr, (unsigned)off - 4, &slot, &fn, &reg) || (reg & 3) + size > 4)
 		return ones(size);
-	return pci_cfg_access(h, pci_lookup(h, slot, fn), reg, size, false, 0);
+	return pci_cfg_access(h, slot, fn, reg, size, false, 0);
 }
 
 static void conf1_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
@@ -113,7 +121,7 @@ static void conf1_write(void *opaque, uint64_t off, unsigned size, uint64_t valu
 	pthread_mutex_unlock(&h->lock);
 	if (!pci_conf1_decode(addr, (unsigned)off - 4, &slot, &fn, &reg) || (reg & 3) + size > 4)
 		return;
-	pci_cfg_access(h, pci_lookup(h, slot, fn), reg, size, true, value);
+	pci_cfg_access(h, slot, fn, reg, size, true, value);
 }
 
 static uint64_t ecam_read(void *opaque, uint64_t off, unsigned size)
@@ -121,19 +129,19 @@ static uint64_t ecam_read(void *opaque, uint64_t off, unsigned size)
 	struct pci_host *h = opaque;
 	unsigned reg = off & 0xfff;
 
-	return pci_cfg_access(h, pci_lookup(h, (off >> 15) & 31, (off >> 12) & 7), reg, size, false,
-			      0);
+	return pci_cfg_access(h, (off >> 15) & 31, (off >> 12) & 7, reg, size, false, 0);
 }
 
 static void ecam_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 {
 	struct pci_host *h = opaque;
 
-	pci_cfg_access(h, pci_lookup(h, (off >> 15) & 31, (off >> 12) & 7), off & 0xfff, size, true,
-		       value);
+	pci_cfg_access(h, (off >> 15) & 31, (off >> 12) & 7, off & 0xfff, size, true, value);
 }
 
-/* The device BAR that decodes gpa, with the offset into it (host lock held). */
+/* The published device BAR that decodes gpa, with the offset into it (host lock held). A
+ * pending device's BARs never decode (its command register stays 0 while the guest cannot
+ * reach its configuration space); skipped all the same. */
 static struct pci_dev *pci_find_bar(struct pci_host *h, uint64_t gpa, unsigned size, unsigned *bar,
 				    uint64_t *off)
 {
@@ -142,7 +150,7 @@ static struct pci_dev *pci_find_bar(struct pci_host *h, uint64_t gpa, unsigned s
 	for (s = 0; s < PCI_MAX_SLOTS; s++) {
 		struct pci_dev *d = h->slots[s];
 
-		if (!d)
+		if (!d || !d->published)
 			continue;
 		for (i = 0; i < PCI_NUM_BARS; i++) {
 			const struct pci_bar *b = &d->bars[i];
@@ -370,6 +378,8 @@ int pci_dev_register(struct pci_host *h, struct pci_dev *d)
 	d->host = h;
 	d->slot = s;
 	pthread_mutex_lock(&h->lock);
+	/* In a VM that runs (a hot add) the guest sees it once its owner publishes it. */
+	d->published = !machine_built(h->m);
 	h->slots[s] = d;
 	pthread_mutex_unlock(&h->lock);
 	/* Not yet reset by the VM's first build when the VM fd does not exist. */
@@ -407,6 +417,7 @@ int pci_host_create(struct machine *m, struct pci_host **out)
 	q35_mch_init(&h->bridge);
 	h->bridge.name = "host-bridge";
 	h->bridge.host = h;
+	h->bridge.published = true;
 	h->slots[0] = &h->bridge;
 
 	/* 0xcf9 (the reset control register) sits inside 0xcf8-0xcff: take it over. */
@@ -452,6 +463,7 @@ void pci_dev_unregister(struct pci_dev *d)
 		pci_update_bars(d);
 	}
 	h->slots[d->slot] = NULL;
+	d->published = false;
 	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_lock(&d->msix_lock);
 	for (i = 0; i < d->msix_nvec; i++) {
@@ -461,6 +473,15 @@ void pci_dev_unregister(struct pci_dev *d)
 	}
 	pthread_mutex_unlock(&d->msix_lock);
 	d->host = NULL;
+}
+
+void pci_dev_publish(struct pci_dev *d)
+{
+	struct pci_host *h = d->host;
+
+	pthread_mutex_lock(&h->lock);
+	d->published = true;
+	pthread_mutex_unlock(&h->lock);
 }
 
 bool pci_slot_used(struct pci_host *h, unsigned slot)

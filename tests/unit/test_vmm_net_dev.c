@@ -42,6 +42,8 @@
 #include "lib/le.h"
 #include "lib/tap.h"
 #include "vmm/device.h"
+#include "vmm/fail_point.h"
+#include "vmm/x86/layout.h"
 #include "vmm/pci.h"
 #include "vmm/state.h"
 #include "vmm/virtio/state.h"
@@ -1534,34 +1536,99 @@ static void test_failed_create_forgets_hooks(void **state)
 	fake_machine_pause(true);
 }
 
-/* The same in a VM that runs (a hot add with vhost=on whose vhost-net cannot serve): the card
- * went on the bus (powered on, its configuration space answering) before its data path
- * failed, and a vCPU may be in it, so virtio_net_create leaves it to the caller (hotplug.c
- * stops the vCPUs, then destroys it) instead of freeing it under them. */
-static void test_failed_create_running_left_to_caller(void **state)
-{
-	struct vm_nic spec = {.vhost = VM_VHOST_ON, .pci_slot = 9};
-	struct virtio_dev *d = NULL;
-	int sv[2];
-	char err[256];
+/* A hot add (a VM that runs) failing at each point after the card went on the bus: the
+ * card stays pending there (pci.h), never visible to the guest's configuration-space
+ * look-up, so virtio_net_create destroys it at once, the vCPUs running. The guest's view is
+ * checked at every failure point the add passes (fail_point_hook) and after: the slot reads
+ * as empty (all ones through 0xCF8/0xCFC) throughout. Before the rule the card answered
+ * (vendor 0x1af4) from virtio_dev_create's registration on, and was then freed under a vCPU
+ * that could be reading it. */
+#define HA_SLOT 9
+/* The point to fail at (NULL: none); points passed; those at which the guest saw the card. */
+static const char *ha_fail_at;
+static unsigned ha_points, ha_seen;
 
-	(void)state;
+static uint32_t ha_guest_cfg_read(unsigned slot, unsigned reg)
+{
+	fake_pio_write(PORT_PCI_CONF1, 4, 0x80000000u | slot << 11 | reg);
+	return (uint32_t)fake_pio_read(PORT_PCI_CONF1 + 4, 4);
+}
+
+static int ha_hook(const char *point)
+{
+	ha_points++;
+	if (ha_guest_cfg_read(HA_SLOT, PCI_VENDOR_ID) != 0xffffffffu)
+		ha_seen++;
+	return ha_fail_at && !strcmp(point, ha_fail_at) ? -EIO : 0;
+}
+
+/* A hot add of a one-pair card at HA_SLOT on a socket pair sv (made here), failing at point
+ * (NULL: none), the guest's view checked at every point: virtio_net_create's result. */
+static int hot_add(const char *point, enum vm_vhost vhost, int sv[2], struct virtio_dev **d)
+{
+	struct vm_nic spec = {.vhost = vhost, .pci_slot = HA_SLOT};
+	char err[256] = "";
+	int r;
+
 	snprintf(spec.tap, sizeof(spec.tap), "rv16d");
 	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	ha_fail_at = point;
+	ha_points = ha_seen = 0;
+	fail_point_hook = ha_hook;
 	fake_machine_running(true);
-	assert_int_equal(
-		virtio_net_create(fake_machine(), &spec, 1, sv, NULL, &d, err, sizeof(err)),
-		-ENODEV);
+	r = virtio_net_create(fake_machine(), &spec, 1, sv, NULL, d, err, sizeof(err));
+	fail_point_hook = NULL;
+	return r;
+}
+
+static void hot_add_fails_at(const char *point, enum vm_vhost vhost)
+{
+	struct virtio_dev *d = NULL;
+	int sv[2];
+
+	assert_int_equal(hot_add(point, vhost, sv, &d), point ? -EIO : -ENODEV);
 	fake_machine_running(false);
-	assert_non_null(strstr(err, "vhost=on, but vhost-net cannot serve it"));
-	assert_non_null(d);
-	assert_true(pci_slot_used(fake_machine()->pci, 9)); /* still on the bus: the caller's */
-	virtio_dev_destroy(d);				    /* as hotplug.c, its vCPUs stopped */
-	assert_false(pci_slot_used(fake_machine()->pci, 9));
+	printf("hot add failing at %s: %u failure points passed, the guest saw the card at %u\n",
+	       point ? point : "the data path (vhost=on)", ha_points, ha_seen);
+	assert_true(ha_points > 0);
+	assert_int_equal(ha_seen, 0);
+	assert_null(d); /* destroyed here, at once, and off the bus */
+	assert_false(pci_slot_used(fake_machine()->pci, HA_SLOT));
+	assert_int_equal(ha_guest_cfg_read(HA_SLOT, PCI_VENDOR_ID), 0xffffffffu);
 	assert_int_equal(fcntl(sv[0], F_GETFD), -1); /* the tap went with it */
 	close(sv[1]);
-	fake_machine_pause(false);
+	fake_machine_pause(false); /* no hook of the freed card is left */
 	fake_machine_pause(true);
+}
+
+static void test_hot_add_fails_invisible(void **state)
+{
+	(void)state;
+	hot_add_fails_at("virtio-thread-start", VM_VHOST_OFF); /* virtio_dev_create */
+	hot_add_fails_at("net-watch", VM_VHOST_OFF);	       /* virtio_net_create_fd */
+	hot_add_fails_at("net-timerfd", VM_VHOST_OFF);
+	hot_add_fails_at(NULL, VM_VHOST_ON); /* net_vhost_setup: no vhost-net passed */
+}
+
+/* A hot add that succeeds: pending (the guest's look-up finds no card) until the caller
+ * publishes it (hotplug.c, once the whole add went through), then the guest finds it. */
+static void test_hot_add_published_at_end(void **state)
+{
+	struct virtio_dev *d = NULL;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(hot_add(NULL, VM_VHOST_OFF, sv, &d), 0);
+	assert_true(ha_points > 0);
+	assert_int_equal(ha_seen, 0);
+	assert_true(pci_slot_used(fake_machine()->pci, HA_SLOT)); /* its slot is held */
+	assert_int_equal(ha_guest_cfg_read(HA_SLOT, PCI_VENDOR_ID), 0xffffffffu);
+	pci_dev_publish(&d->pci);
+	assert_int_equal(ha_guest_cfg_read(HA_SLOT, PCI_VENDOR_ID) & 0xffff, 0x1af4);
+	virtio_dev_destroy(d); /* as hp_teardown, its vCPUs stopped */
+	fake_machine_running(false);
+	assert_int_equal(ha_guest_cfg_read(HA_SLOT, PCI_VENDOR_ID), 0xffffffffu);
+	close(sv[1]);
 }
 
 /* The tap's side of pair 1 (the test's end), read a while after it starts (the reset is
@@ -1667,7 +1734,8 @@ int main(void)
 		cmocka_unit_test(test_mq_reset_waits_for_tx_write),
 		cmocka_unit_test(test_mq_vhost_setup),
 		cmocka_unit_test(test_failed_create_forgets_hooks),
-		cmocka_unit_test(test_failed_create_running_left_to_caller),
+		cmocka_unit_test(test_hot_add_fails_invisible),
+		cmocka_unit_test(test_hot_add_published_at_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

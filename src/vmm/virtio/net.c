@@ -40,6 +40,7 @@
 #include "lib/le.h"
 #include "lib/log.h"
 #include "lib/tap.h"
+#include "vmm/fail_point.h"
 #include "vmm/device.h"
 #include "vmm/virtio/net.h"
 #include "vmm/virtio/net_hdr.h"
@@ -980,10 +981,14 @@ int virtio_net_create_fd(struct machine *m, unsigned slot, const int *fds, unsig
 	r = virtio_dev_create(m, slot, &net_ops, n, features, npairs > 1 ? 2 * npairs + 1 : 2,
 			      NET_QUEUE_SIZE, NET_CFG_SIZE, &vd);
 	for (k = 0; !r && k < npairs; k++)
-		r = virtio_dev_watch_on(vd, k, n->pair[k].tap, EPOLLIN);
+		r = fail_point("net-watch") ?: virtio_dev_watch_on(vd, k, n->pair[k].tap, EPOLLIN);
+	if (!r && n->link_timer >= 0)
+		r = fail_point("net-timerfd");
 	if (!r)
 		r = n->link_timer < 0 ? -errno : virtio_dev_watch(vd, n->link_timer, EPOLLIN);
 	if (r) {
+		/* In a VM that runs (a hot add) the card is still pending on the bus (pci.h): no
+		 * vCPU can be in it, it goes at once. */
 		if (vd) {
 			virtio_dev_destroy(vd); /* frees n */
 		} else {
@@ -1131,9 +1136,9 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, unsigned npa
 		return r;
 	}
 	r = net_vhost_setup(*out, spec, passed, vhosts, err, errlen);
-	/* The card is on the bus by now: in a VM that runs (a hot add) a vCPU may be in its
-	 * configuration space or BARs, so it is left to the caller, who stops them first. */
-	if (r && !machine_built(m)) {
+	/* In a VM that runs (a hot add) the card is still pending on the bus (pci.h): the guest
+	 * cannot reach it yet, so it goes at once here too. */
+	if (r) {
 		virtio_dev_destroy(*out);
 		*out = NULL;
 	}

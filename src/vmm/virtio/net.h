@@ -22,18 +22,17 @@ void virtio_net_nic_mac(const struct vm_nic *nic, uint8_t mac[6]);
  * -1, on the tap spec names, its queues attached here. Its kernel data path (spec->vhost):
  * one vhost-net instance per pair, pair k's on vhosts[k] (keeld's /dev/vhost-net, taken
  * over; vhosts NULL: none passed) or, if none was passed and the tap is attached here, on
- * /dev/vhost-net opened here. When that fails (vhost=on) the card is on the bus already: in
- * a VM that is built (machine_built: a hot add) *out is it all the same, for the caller to
- * take off the bus with its vCPUs stopped (one may be in it); else it is destroyed here and
- * *out is NULL. */
+ * /dev/vhost-net opened here. When anything fails the card is destroyed here and *out is
+ * NULL: in a VM that runs (a hot add) it is still pending on the bus (pci.h), out of the
+ * guest's reach, until the caller publishes it. */
 int virtio_net_create(struct machine *m, const struct vm_nic *spec, unsigned npairs,
 		      const int *taps, const int *vhosts, struct virtio_dev **out, char *err,
 		      size_t errlen) __attribute__((warn_unused_result));
 /* Adapter i of the machine's description on tap (as virtio_net_create), kept by the machine
  * (torn down with it) and its link the host's (machine_set_nic_link). *out is set once the
  * card exists, also when keeping it or taking its link failed after (-errno; its hooks point
- * at it), or its data path did in a built VM (virtio_net_create). 0, or -errno with err set
- * when the card could not be made. */
+ * at it: the caller destroys it). 0, or -errno with err set when the card could not be made.
+ * In a VM that runs the card stays pending (pci.h) until the caller calls pci_dev_publish. */
 int virtio_net_attach(struct machine *m, unsigned i, const int *taps, const int *vhosts,
 		      struct virtio_dev **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -15,6 +15,7 @@
 #include "lib/clock.h"
 #include "lib/le.h"
 #include "lib/lock.h"
+#include "vmm/fail_point.h"
 #include "vmm/kvm.h"
 #include "vmm/virtio/state.h"
 #include "vmm/machine.h"
@@ -952,13 +953,14 @@ int virtio_dev_create(struct machine *m, unsigned slot, const struct virtio_dev_
 	r = r ?: machine_add_report(m, virtio_report, vd);
 	for (i = 0; !r && i < vd->nthreads; i++) {
 		seccomp_thread_expect();
-		r = vthread_start(&vd->io[i].thread, virtio_thread, &vd->io[i]);
+		r = fail_point("virtio-thread-start")
+			    ?: vthread_start(&vd->io[i].thread, virtio_thread, &vd->io[i]);
 		if (r)
 			seccomp_thread_unexpect();
 		else
 			vd->nstarted++;
 	}
-	if (r) {
+	if (r) { /* in a VM that runs the device is still pending (pci.h): no vCPU is in it */
 		machine_forget(m, vd);
 		virtio_dev_stop_threads(vd);
 		pci_dev_unregister(&vd->pci);

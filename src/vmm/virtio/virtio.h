@@ -4,7 +4,8 @@
  * (queue.h), indirect descriptors and event index.
  *
  * A device is a const virtio_dev_ops table plus its private state (DESIGN.md habit 1);
- * virtio_dev_create() puts it on the PCI bus. Each device has one I/O thread, or one per
+ * virtio_dev_create() puts it on the PCI bus (pending, out of the guest's sight, in a VM that
+ * runs, until its owner publishes it: pci.h). Each device has one I/O thread, or one per
  * group of independent queues where its ops say so (virtio-net: one per queue pair, as QEMU's
  * multiqueue iothreads and Cloud Hypervisor's epoll thread per pair), that waits on its queues'
  * notification eventfds (KVM ioeventfds on the notify BAR; notifications that reach user
