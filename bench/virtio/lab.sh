@@ -431,6 +431,24 @@ net_bench() {
 	net_down "$1" "${2:-net}"
 }
 
+# in_rounds WHAT N A B FN: N rounds of "FN A" and "FN B", A first in odd rounds and B in even
+# ones, so that the host's load falls on both sides alike; "bench: WHAT round I of N" before
+# each round.
+in_rounds() {
+	round=1 # not r: net_streams's (shell variables are global)
+	while [ "$round" -le "$2" ]; do
+		echo "bench: $1 round $round of $2"
+		if [ $((round % 2)) = 1 ]; then
+			"$5" "$3"
+			"$5" "$4"
+		else
+			"$5" "$4"
+			"$5" "$3"
+		fi
+		round=$((round + 1))
+	done
+}
+
 # net_rounds: issue 16's network goal, keel-vmm on vhost-net (keelvh) against QEMU on
 # vhost-net (qemuvh): both pairs of guests up at once on the bridge (keel's 10.8.0.1-2,
 # QEMU's 10.8.0.3-4), then net_rounds rounds of net_streams on each, the order alternating
@@ -441,20 +459,14 @@ net_rounds() {
 	kdst=$NET_DST kp1=$NET_P1 kp2=$NET_P2
 	net_up qemuvh net 2 || { net_down keelvh net; return 0; }
 	qdst=$NET_DST qp1=$NET_P1 qp2=$NET_P2
-	round=1 # not r: net_streams's (shell variables are global)
-	while [ "$round" -le "$net_rounds" ]; do
-		echo "bench: net round $round of $net_rounds"
-		order="qemuvh keelvh"
-		[ $((round % 2)) = 0 ] || order="keelvh qemuvh"
-		for side in $order; do
-			if [ $side = keelvh ]; then
-				NET_DST=$kdst RUN=vm_run net_streams net keelvh netkeelvh1 netkeelvh2 "$kp1" "$kp2"
-			else
-				NET_DST=$qdst RUN=vm_run net_streams net qemuvh netqemuvh1 netqemuvh2 "$qp1" "$qp2"
-			fi
-		done
-		round=$((round + 1))
-	done
+	net_side() {
+		if [ "$1" = keelvh ]; then
+			NET_DST=$kdst RUN=vm_run net_streams net keelvh netkeelvh1 netkeelvh2 "$kp1" "$kp2"
+		else
+			NET_DST=$qdst RUN=vm_run net_streams net qemuvh netqemuvh1 netqemuvh2 "$qp1" "$qp2"
+		fi
+	}
+	in_rounds net "$net_rounds" keelvh qemuvh net_side
 	net_down keelvh net keep
 	net_down qemuvh net
 }
@@ -495,20 +507,14 @@ switch_bench() {
 	[ -n "$p1" ] && [ -n "$p2" ] || fail "no worker pids for sw1, sw2"
 	bridge=1
 	net_up keelvh switch || bridge=0
-	round=1 # not r: net_streams's (shell variables are global)
-	while [ "$round" -le "$sw_rounds" ]; do
-		echo "bench: switch round $round of $sw_rounds"
-		order="switch bridge"
-		[ $((round % 2)) = 0 ] || order="bridge switch"
-		for side in $order; do
-			if [ $side = switch ]; then
-				RUN=keel_run net_streams switch keel sw1 sw2 "$p1" "$p2"
-			elif [ $bridge = 1 ]; then
-				RUN=vm_run net_streams switch keelvh switchkeelvh1 switchkeelvh2 "$NET_P1" "$NET_P2"
-			fi
-		done
-		round=$((round + 1))
-	done
+	switch_side() {
+		if [ "$1" = switch ]; then
+			NET_DST=10.8.0.2 RUN=keel_run net_streams switch keel sw1 sw2 "$p1" "$p2"
+		elif [ $bridge = 1 ]; then
+			NET_DST=10.8.0.2 RUN=vm_run net_streams switch keelvh switchkeelvh1 switchkeelvh2 "$NET_P1" "$NET_P2"
+		fi
+	}
+	in_rounds switch "$sw_rounds" bridge switch switch_side
 	[ $bridge = 0 ] || net_down keelvh switch
 	for i in 1 2; do keel vm turn-off sw$i >/dev/null; done
 	kill "$(cat "$KD/pid")" 2>/dev/null
