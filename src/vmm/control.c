@@ -281,6 +281,20 @@ static int control_stats_args(json_object *o, struct control_request *req, char 
 	return 0;
 }
 
+/* An optional boolean argument: 0 with *out set, 1 when absent (*out as it was), -EINVAL when
+ * not true or false. */
+static int opt_bool(json_object *args, const char *key, bool *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(args, key, &v))
+		return 1;
+	if (!json_object_is_type(v, json_type_boolean))
+		return -EINVAL;
+	*out = json_object_get_boolean(v);
+	return 0;
+}
+
 /* "dvd" takes {"arguments":{"drive":N,"path":PATH}} to insert or change a medium, "path":
  * null to eject, and no path to list the drives; drive is 0 (the first) when left out. */
 static int control_dvd_args(json_object *o, struct control_request *req, char *why, size_t whylen)
@@ -303,12 +317,9 @@ static int control_dvd_args(json_object *o, struct control_request *req, char *w
 			return -EINVAL;
 		}
 	}
-	if (json_object_object_get_ex(args, "fd", &drive)) {
-		if (!json_object_is_type(drive, json_type_boolean)) {
-			snprintf(why, whylen, "dvd: \"fd\" must be true or false");
-			return -EINVAL;
-		}
-		req->passed = json_object_get_boolean(drive);
+	if (opt_bool(args, "fd", &req->passed) < 0) {
+		snprintf(why, whylen, "dvd: \"fd\" must be true or false");
+		return -EINVAL;
 	}
 	if (json_object_object_get_ex(args, "drive", &drive)) {
 		n = json_object_get_int64(drive);
@@ -397,7 +408,6 @@ static int control_vhost_args(json_object *args, struct control_request *req, ch
 			      size_t whylen)
 {
 	char mode[8] = "auto";
-	json_object *v;
 
 	if (nic_string(args, "vhost", mode, sizeof(mode)) < 0 ||
 	    vmdef_vhost_parse(mode, &req->vhost)) {
@@ -406,12 +416,9 @@ static int control_vhost_args(json_object *args, struct control_request *req, ch
 			 "path, as nets[].vhost)");
 		return -EINVAL;
 	}
-	if (json_object_object_get_ex(args, "vhost_fd", &v)) {
-		if (!json_object_is_type(v, json_type_boolean)) {
-			snprintf(why, whylen, "nic-add: \"vhost_fd\" must be true or false");
-			return -EINVAL;
-		}
-		req->vhost_fd = json_object_get_boolean(v);
+	if (opt_bool(args, "vhost_fd", &req->vhost_fd) < 0) {
+		snprintf(why, whylen, "nic-add: \"vhost_fd\" must be true or false");
+		return -EINVAL;
 	}
 	if (req->vhost_fd && (!req->passed || req->vhost == VM_VHOST_OFF)) {
 		snprintf(why, whylen, "nic-add: \"vhost_fd\":true %s",
@@ -458,18 +465,12 @@ static int control_nic_args(json_object *o, struct control_request *req, char *w
 	if (add) {
 		if (nic_string(args, "tap", req->tap, sizeof(req->tap)) || !req->tap[0])
 			goto usage;
-		if (json_object_object_get_ex(args, "fd", &v)) {
-			if (!json_object_is_type(v, json_type_boolean))
-				goto usage;
-			req->passed = json_object_get_boolean(v);
-		}
+		if (opt_bool(args, "fd", &req->passed) < 0)
+			goto usage;
 		return control_vhost_args(args, req, why, whylen);
 	}
-	if (json_object_object_get_ex(args, "force", &v)) {
-		if (!json_object_is_type(v, json_type_boolean))
-			goto usage;
-		req->force = json_object_get_boolean(v);
-	}
+	if (opt_bool(args, "force", &req->force) < 0)
+		goto usage;
 	if (!req->slot && !req->mac[0])
 		goto usage;
 	return 0;
