@@ -198,34 +198,38 @@ randread-qd1:randread:4k:1:a randread-qd32:randread:4k:32:a
 randwrite-qd1:randwrite:4k:1:a randwrite-qd32:randwrite:4k:32:a
 randwrite-qd32-alloc:randwrite:4k:32:b"
 
-# disk_bench FORMAT: a VM of each VMM (keel, qemu; only_vmms), each on a file of its own:
-# raw (a sparse file, as `keel disk create --format raw` and `qemu-img create` make it; with
-# keel.raw=full a file written with zeros, every block allocated, as a fixed disk's) or vhdx (a
-# fresh dynamic VHDX made by `keel disk create`) on the ext4
-# of bench_fs, both up at once; then each case on both, in disk_rounds rounds, the order
-# alternating from case to case and round to round so that neither VMM always goes first
-# (the host's load falls on both alike). The cases that allocate (seqwrite-alloc,
+# disk_bench FORMATS: a VM of each VMM (keel, qemu; only_vmms) and each format of FORMATS
+# ("raw", "vhdx" or both), each on a file of its own: raw (a sparse file, as `keel disk create
+# --format raw` and `qemu-img create` make it; with keel.raw=full a file written with zeros,
+# every block allocated, as a fixed disk's) or vhdx (a fresh dynamic VHDX made by `keel disk
+# create`) on the ext4 of bench_fs, all up at once; then each case on every one, in
+# disk_rounds rounds, the order reversed from case to case and round to round so that no
+# guest always goes first (the host's load falls on all alike). Each round pairs keel with
+# QEMU on a format and keel's VHDX with keel's raw within minutes of each other: the summary
+# takes the median of those per-round ratios. The cases that allocate (seqwrite-alloc,
 # randwrite-qd32-alloc) run once: a second run would no longer allocate.
 disk_bench() {
-	vmms=
-	for v in keel qemu; do
-		[ -z "$only_vmms" ] || echo " $only_vmms " | grep -q " $v " || continue
-		vmms="$vmms $v"
-		f=$BENCH_FS/bench.$v.$1
-		rm -f "$f"
-		if [ "$1" = raw ] && [ "$raw_kind" = full ]; then
-			dd if=/dev/zero of="$f" bs=1M count=$((disk_mib * 2 + 16)) 2>/dev/null || fail "dd $f"
-		else
-			keel disk create "$f" --format "$1" --size $((disk_mib * 2 + 16))M >/dev/null ||
-				fail "keel disk create $f --format $1"
-		fi
-		# One VM name per VMM and format: a name is never reused in one session (vm_start).
-		start_vm "$v" "d$v$1" --disk "path=$f,format=$1,cache=$cache" -- \
-			-drive "id=d0,if=none,file=$f,format=$1,cache=$cache,aio=io_uring" \
-			-device virtio-blk-pci,drive=d0,disable-legacy=on
-		guest_facts "$v $1" "d$v$1"
+	guests=
+	for fmt in $1; do
+		for v in keel qemu; do
+			[ -z "$only_vmms" ] || echo " $only_vmms " | grep -q " $v " || continue
+			guests="$guests $v:$fmt"
+			f=$BENCH_FS/bench.$v.$fmt
+			rm -f "$f"
+			if [ "$fmt" = raw ] && [ "$raw_kind" = full ]; then
+				dd if=/dev/zero of="$f" bs=1M count=$((disk_mib * 2 + 16)) 2>/dev/null || fail "dd $f"
+			else
+				keel disk create "$f" --format "$fmt" --size $((disk_mib * 2 + 16))M >/dev/null ||
+					fail "keel disk create $f --format $fmt"
+			fi
+			# One VM name per VMM and format: a name is never reused in one session (vm_start).
+			start_vm "$v" "d$v$fmt" --disk "path=$f,format=$fmt,cache=$cache" -- \
+				-drive "id=d0,if=none,file=$f,format=$fmt,cache=$cache,aio=io_uring" \
+				-device virtio-blk-pci,drive=d0,disable-legacy=on
+			guest_facts "$v $fmt" "d$v$fmt"
+		done
 	done
-	[ -n "$vmms" ] || return 0
+	[ -n "$guests" ] || return 0
 	flip=0
 	for c in $disk_cases; do
 		IFS=: read -r name rw bs qd region <<EOF_CASE
@@ -234,8 +238,8 @@ EOF_CASE
 		off=0
 		[ "$region" = a ] || off=$disk_mib
 		if [ -n "$only_cases" ] && ! echo " $only_cases " | grep -q " $name "; then
-			[ "$name" != seqwrite-alloc ] || for v in $vmms; do
-				vm_run "d$v$1" "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>&1" 900
+			[ "$name" != seqwrite-alloc ] || for g in $guests; do
+				vm_run "d${g%:*}${g#*:}" "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>&1" 900
 			done
 			continue
 		fi
@@ -244,27 +248,28 @@ EOF_CASE
 		round=1 # not r: disk_case's (shell variables are global)
 		while [ $round -le "$rounds" ]; do
 			flip=$((1 - flip))
-			order=$vmms
-			[ $flip = 1 ] || order=$(echo "$vmms" | awk '{ for (i = NF; i >= 1; i--) printf "%s ", $i }')
-			for v in $order; do disk_case "$v" "$1" "$name" "$rw" "$bs" "$qd" "$off"; done
+			order=$guests
+			[ $flip = 1 ] || order=$(echo "$guests" | awk '{ for (i = NF; i >= 1; i--) printf "%s ", $i }')
+			for g in $order; do disk_case "${g%:*}" "${g#*:}" "$name" "$rw" "$bs" "$qd" "$off"; done
 			round=$((round + 1))
 		done
 	done
-	for v in $vmms; do
-		n=d$v$1
+	for g in $guests; do
+		v=${g%:*} fmt=${g#*:}
+		n=d$v$fmt
 		# Guest RAM (the one mapping of at least 224 MiB): its start modulo 2 MiB (KVM maps
 		# huge pages only where host and guest addresses agree modulo 2 MiB) and its huge pages.
 		awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); start = a[1] }
 			/^Size:/ { big = $2 >= 229376 }
-			/^AnonHugePages:/ && big { printf "bench: ram '"$v $1"' start=0x%s thp_kib=%d\n", start, $2 }' \
+			/^AnonHugePages:/ && big { printf "bench: ram '"$v $fmt"' start=0x%s thp_kib=%d\n", start, $2 }' \
 			"/proc/$(vmm_pid "$n")/smaps"
 		if [ "$v" = keel ]; then # its request counts, logged as the disk closes
 			kill -TERM "$(cat "$VM_DIR/$n/pid")" 2>/dev/null
 			for _i in $(seq 100); do [ -e "$VM_DIR/$n/status" ] && break; sleep 0.2; done
-			sed -n 's/.*requests: /bench: paths keel '"$1"' /p' "$VM_DIR/$n/out"
+			sed -n 's/.*requests: /bench: paths keel '"$fmt"' /p' "$VM_DIR/$n/out"
 		fi
 		vm_kill "$n"
-		rm -f "$BENCH_FS/bench.$v.$1"
+		rm -f "$BENCH_FS/bench.$v.$fmt"
 	done
 }
 
@@ -281,7 +286,7 @@ bench_fs() {
 	}
 	rm -f /tmp/bench.probe
 	BENCH_FS=/bench
-	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * 4 + 160)) 2>/dev/null
+	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * 8 + 160)) 2>/dev/null
 	# ext4 with extents (e2fsprogs' mke2fs, tests/lab/lab.sh), as a host's file system is;
 	# busybox's mke2fs makes ext2 (indirect block maps), where first writes into a sparse
 	# file (a dynamic VHDX's new blocks) ran at 0.44-0.47x the raw file's for both VMMs.
@@ -616,8 +621,9 @@ kbase=
 echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache, raw files $raw_kind), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
 for w in $what; do
 	case $w in
-	disk | vhdx) # both VMMs at once, in rounds
-		disk_bench "$([ $w = disk ] && echo raw || echo vhdx)"
+	disk | vhdx) # every VMM and format asked for at once, in rounds (one disk_bench for both)
+		fmts=$(for x in $what; do case $x in disk) echo raw ;; vhdx) echo vhdx ;; esac; done)
+		[ "$w" = "$(echo "$what" | tr ' ' '\n' | grep -m1 -E '^(disk|vhdx)$')" ] && disk_bench "$fmts"
 		continue
 		;;
 	net) # the kernel paths in rounds, both at once (when both are asked for); then the

@@ -20,6 +20,18 @@ function stats(list,    v, n, i, j, x, med) {
 	med = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	return sprintf("%.2f %.2f %.2f %d", med, v[1], v[n], n)
 }
+# paired(" a1 a2 ...", " b1 b2 ..."): the median of the per-round ratios a_j/b_j (round j of
+# one side against round j of the other, run minutes apart: the host's load, which swings
+# single figures by tens of percent in the lab, falls on both of a pair alike); PER gets each
+# round's ratio (" 1.02 0.97 ..."); 0 with no pair.
+function paired(a, b,    xa, xb, n, j, l, st) {
+	n = split(a, xa, " "); split(b, xb, " ")
+	l = ""; PER = ""
+	for (j = 1; j <= n; j++) if ((j in xb) && xb[j] > 0) { l = l " " xa[j] / xb[j]; PER = PER sprintf(" %.2f", xa[j] / xb[j]) }
+	if (l == "") return 0
+	split(stats(l), st, " ")
+	return st[1]
+}
 function fmt(s,    a) { split(s, a, " "); return sprintf("%s [%s %s]", a[1], a[2], a[3]) }
 function met(ok) { return ok ? "met" : "NOT met" }
 function num(arr, key, f) { return (key in arr) ? sprintf(f, arr[key]) : "-" } # "-": not measured
@@ -112,22 +124,19 @@ END {
 			kk = "keel " F " " C; qk = "qemu " F " " C
 			if (!(kk in dmib) || !(qk in dmib)) continue
 			if (!header) {
-				row(""); row("| " F ": fio case | keel MiB/s (IOPS) | QEMU MiB/s (IOPS) | keel/QEMU | CPU ms/GiB keel | QEMU | keel/QEMU | goal (>= QEMU at <= CPU) |")
+				row(""); row("| " F ": fio case | keel MiB/s (IOPS) | QEMU MiB/s (IOPS) | keel/QEMU (median of the rounds' ratios) | CPU ms/GiB keel | QEMU | keel/QEMU | goal (>= QEMU at <= CPU) |")
 				row("|---|---|---|---|---|---|---|---|")
 				header = 1
 			}
-			r = dmib[qk] > 0 ? dmib[kk] / dmib[qk] : 0
-			cr = dcpu[qk] > 0 ? dcpu[kk] / dcpu[qk] : 0
+			# keel/QEMU: the median of each round's ratio (the n-th keel figure against the
+			# n-th QEMU one), for throughput and for CPU per GiB
+			cr = paired(dcl[kk], dcl[qk])
+			r = paired(dml[kk], dml[qk])
+			per = drounds[kk] > 1 ? PER : ""
 			ok = r >= 1 && cr <= 1
 			ndisk++; ndisk_ok += ok
-			# each round's keel/QEMU (the n-th keel figure against the n-th QEMU one)
-			per = ""
-			if (drounds[kk] > 1) {
-				nk = split(dml[kk], xk, " "); split(dml[qk], xq, " ")
-				for (j = 1; j <= nk; j++) if (j in xq && xq[j] > 0) per = per sprintf(" %.2f", xk[j] / xq[j])
-			}
 			printf "bench/virtio: disk %-4s %-20s keel %8.2f MiB/s (%d IOPS), QEMU %8.2f MiB/s (%d IOPS): keel/QEMU %.2f%s; VMM CPU ms/GiB keel %.0f, QEMU %.0f: keel/QEMU %.2f; goal %s\n", \
-				F, C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, per == "" ? "" : sprintf(" (medians of %d rounds; each round's:%s)", drounds[kk], per), dcpu[kk], dcpu[qk], cr, met(ok)
+				F, C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, per == "" ? "" : sprintf(" (median of %d rounds' ratios; each round's:%s)", drounds[kk], per), dcpu[kk], dcpu[qk], cr, met(ok)
 			row(sprintf("| %s | %.2f (%d) | %.2f (%d) | %.2f%s | %.0f | %.0f | %.2f | %s |", C, dmib[kk], diops[kk], dmib[qk], diops[qk], r, per == "" ? "" : " (rounds:" per ")", dcpu[kk], dcpu[qk], cr, met(ok)))
 		}
 	}
@@ -136,16 +145,18 @@ END {
 		C = cases[ci]
 		if (!(("keel vhdx " C) in dmib) || !(("keel raw " C) in dmib)) continue
 		if (!header) {
-			row(""); row("| fio case | keel VHDX/raw (MiB/s) | goal (>= 0.90) | QEMU VHDX/raw (MiB/s) |")
+			row(""); row("| fio case | keel VHDX/raw (median of the rounds' ratios; medians MiB/s) | goal (>= 0.90) | QEMU VHDX/raw (MiB/s) |")
 			row("|---|---|---|---|")
 			header = 1
 		}
-		kr = dmib["keel raw " C] > 0 ? dmib["keel vhdx " C] / dmib["keel raw " C] : 0
-		qr = dmib["qemu raw " C] > 0 ? dmib["qemu vhdx " C] / dmib["qemu raw " C] : 0
+		# the median of each round's VHDX/raw (both formats' guests up at once, disk_bench)
+		qr = paired(dml["qemu vhdx " C], dml["qemu raw " C])
+		kr = paired(dml["keel vhdx " C], dml["keel raw " C])
+		per = drounds["keel vhdx " C] > 1 ? PER : ""
 		nv++; nv_ok += kr >= 0.9
-		printf "bench/virtio: vhdx/raw %-20s keel %.2f (%.2f vs %.2f MiB/s): goal >= 0.90 %s; QEMU %.2f\n", \
-			C, kr, dmib["keel vhdx " C], dmib["keel raw " C], met(kr >= 0.9), qr
-		row(sprintf("| %s | %.2f (%.2f / %.2f) | %s | %.2f (%.2f / %.2f) |", C, kr, dmib["keel vhdx " C], dmib["keel raw " C], met(kr >= 0.9), qr, dmib["qemu vhdx " C], dmib["qemu raw " C]))
+		printf "bench/virtio: vhdx/raw %-20s keel %.2f (%.2f vs %.2f MiB/s%s): goal >= 0.90 %s; QEMU %.2f\n", \
+			C, kr, dmib["keel vhdx " C], dmib["keel raw " C], per == "" ? "" : "; each round's:" per, met(kr >= 0.9), qr
+		row(sprintf("| %s | %.2f (%.2f / %.2f)%s | %s | %.2f (%.2f / %.2f) |", C, kr, dmib["keel vhdx " C], dmib["keel raw " C], per == "" ? "" : " (rounds:" per ")", met(kr >= 0.9), qr, dmib["qemu vhdx " C], dmib["qemu raw " C]))
 	}
 	# net: keel-vmm's user-space path against QEMU's; keel-vmm on vhost-net against QEMU on
 	# vhost-net (issue 16's goal: at least QEMU with vhost-net, keel's kernel path then).
@@ -161,17 +172,14 @@ END {
 			header = 1
 		}
 		rq = (k in nmib) && (q in nmib) && nmib[q] > 0 ? nmib[k] / nmib[q] : -1
-		rv = (kh in nmib) && (v in nmib) && nmib[v] > 0 ? nmib[kh] / nmib[v] : -1
+		# The kernel paths' rounds (net_rounds): the median of each round's keel/QEMU on vhost-net.
+		rv = (kh in nlist) && (v in nlist) ? paired(nlist[kh], nlist[v]) : -1
+		per = rv >= 0 ? PER : ""
+		if (rv == 0 && !(nmib[v] > 0)) rv = -1
 		goal = rv < 0 ? "not measured" : met(rv >= 1)
 		if (rv >= 0) { nn++; nn_ok += rv >= 1 }
 		cpus = sprintf("%s, %s, %s, %s", num(ncpu, k, "%.0f"), num(ncpu, q, "%.0f"), num(ncpu, kh, "%.0f"), num(ncpu, v, "%.0f"))
-		# The kernel paths' rounds (net_rounds): each round's keel/QEMU on vhost-net.
-		per = ""
-		if ((kh in nlist) && (v in nlist)) {
-			nk = split(nlist[kh], xs, " "); split(nlist[v], xb, " ")
-			for (j = 1; j <= nk; j++) if (j in xb && xb[j] > 0) per = per sprintf(" %.2f", xs[j] / xb[j])
-		}
-		rounds = nrounds[kh] > 1 ? sprintf(" (medians of %d rounds; each round's:%s)", nrounds[kh], per) : ""
+		rounds = nrounds[kh] > 1 ? sprintf(" (median of %d rounds' ratios; each round's:%s)", nrounds[kh], per) : ""
 		printf "bench/virtio: net %d stream(s): keel %s MiB/s, QEMU %s: keel/QEMU %s; keel vhost-net %s, QEMU vhost-net %s: keel/QEMU %s%s; VMM CPU ms/GiB %s; goal %s\n", \
 			S, num(nmib, k, "%.2f"), num(nmib, q, "%.2f"), ratio(rq), num(nmib, kh, "%.2f"), num(nmib, v, "%.2f"), ratio(rv), rounds, cpus, goal
 		row(sprintf("| %d stream(s) | %s | %s | %s | %s | %s | %s%s | %s | %s |", S, num(nmib, k, "%.2f"), num(nmib, q, "%.2f"), ratio(rq), \
@@ -190,17 +198,15 @@ END {
 			row("|---|---|---|---|---|---|---|")
 			header = 1
 		}
-		rb = (kh in nmib) && nmib[kh] > 0 ? nmib[k] / nmib[kh] : -1
+		# The median of each round's switch/bridge (the n-th switch figure against the n-th
+		# bridge one).
+		rb = (kh in nlist) ? paired(nlist[k], nlist[kh]) : -1
+		per = rb >= 0 ? PER : ""
+		if (rb == 0 && !(nmib[kh] > 0)) rb = -1
 		goal = rb < 0 ? "not measured" : met(rb >= 1)
 		if (rb >= 0) { ns++; ns_ok += rb >= 1 }
 		cpus = sprintf("%s, %s, %s", num(ncpu, k, "%.0f"), num(ncpu, kh, "%.0f"), num(ncpu, q, "%.0f"))
-		# Each round's switch/bridge (the n-th switch figure against the n-th bridge one).
-		per = ""
-		if (kh in nlist) {
-			nk = split(nlist[k], xs, " "); split(nlist[kh], xb, " ")
-			for (j = 1; j <= nk; j++) if (j in xb && xb[j] > 0) per = per sprintf(" %.2f", xs[j] / xb[j])
-		}
-		rounds = nrounds[k] > 1 ? sprintf(" (medians of %d rounds; each round's switch/bridge:%s)", nrounds[k], per) : ""
+		rounds = nrounds[k] > 1 ? sprintf(" (median of %d rounds' ratios; each round's switch/bridge:%s)", nrounds[k], per) : ""
 		printf "bench/virtio: switch %d stream(s): keel switch %.2f MiB/s, keel-vmm on a hand-made bridge %s: switch/bridge %s%s; QEMU on the bridge %s; VMM CPU ms/GiB %s; goal %s\n", \
 			S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), rounds, num(nmib, q, "%.2f"), cpus, goal
 		row(sprintf("| %d stream(s) | %.2f | %s | %s%s | %s | %s | %s |", S, nmib[k], num(nmib, kh, "%.2f"), ratio(rb), per == "" ? "" : " (rounds:" per ")", num(nmib, q, "%.2f"), cpus, goal))
