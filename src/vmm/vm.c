@@ -704,6 +704,10 @@ static int vm_open_input(const char *path, int given, const char *what, int *fd,
 		snprintf(err, errlen, "%s %s: not a regular file", what, path);
 		return -EINVAL;
 	}
+	if (st.st_size == 0) { /* said before anything of KVM's, as vm_map_file would later */
+		snprintf(err, errlen, "%s is empty", path);
+		return -EINVAL;
+	}
 	return 0;
 }
 
