@@ -8,7 +8,8 @@
  * (the first without @N). Release builds
  * compile every point to 0 and ignore the variable. The points: virtio-thread-start
  * (virtio_dev_create), net-watch and net-timerfd (virtio_net_create_fd), hotplug-add (a hot
- * add's last step, hotplug.c).
+ * add's last step, hotplug.c), hotplug-pause (the pause before a removal's teardown: the
+ * card stays, hotplug.c).
  */
 #ifndef KEEL_VMM_FAIL_POINT_H
 #define KEEL_VMM_FAIL_POINT_H

@@ -125,7 +125,7 @@ static int hp_teardown(struct hotplug *h, unsigned s)
 	if (i < 0 || !vm->nic_link[i].opaque)
 		return 0;
 	if (!was_paused) {
-		r = vm_pause(vm);
+		r = fail_point("hotplug-pause") ?: vm_pause(vm);
 		if (r)
 			return r;
 	}

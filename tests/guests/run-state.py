@@ -32,6 +32,10 @@ Cases (docs/state.md, docs/testing.md):
   state-hotplug-guest      a guest doing the AML's part by hand: it finds the added card
                            through the GPE and UP, and ejects it when asked; the worker
                            tears the card down on the eject and the slot empties
+  state-hotplug-fail       (test builds) a hot add failing at each failure point: refused,
+                           nothing left, the next add takes the same slot
+  state-hotplug-pause-fail (test builds) removals whose pause fails: a forced one refused,
+                           the card kept; a guest's eject tried again until it goes through
   state-bad-files          damaged, mismatched or oversized saves are refused with one clear
                            line on stderr, the guest never runs, and no file changes
 Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
@@ -1048,6 +1052,93 @@ def hotplug_fail_case(keel_vmm, kernel):
           f"add took the same slot")
 
 
+def hotplug_pause_fail_case(keel_vmm, kernel):
+    """A removal whose pause fails (a test build's KEEL_VMM_FAIL_POINT=hotplug-pause: the
+    vCPUs cannot be stopped, as when a disk's requests do not drain): a forced removal is
+    refused with the reason and leaves the card as it was (listed, its descriptor open, the
+    guest counting on), and the next forced removal goes through; an eject by the guest
+    (tests/guests/hotplug.c) whose teardown cannot pause is tried again a second later (the
+    worker says so) and the guest then finds the slot empty."""
+    deadline = time.monotonic() + 100
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        os.environ["KEEL_VMM_FAIL_POINT"] = "hotplug-pause"
+        try:
+            vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000")
+        finally:
+            del os.environ["KEEL_VMM_FAIL_POINT"]
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            vm.connect(deadline)
+            vm.wait_tick(2, deadline)
+            slot = nic_add_fd(vm, "hpp0", "52:54:00:00:00:44", theirs)
+            want = {"nics": [{"slot": slot, "tap": "hpp0", "mac": "52:54:00:00:00:44",
+                              "removing": False}]}
+            reply = vm.request({"execute": "nic-remove", "arguments": {"slot": slot, "force": True}})
+            desc = reply.get("error", {}).get("desc", "")
+            if "cannot pause the VM to remove it: Input/output error" not in desc:
+                raise Failure(f"a forced removal whose pause failed: {reply}")
+            if vm.ok({"execute": "nic-list"}) != want:
+                raise Failure(f"nic-list after the refused removal: {vm.ok({'execute': 'nic-list'})}")
+            ours.settimeout(0.2)
+            try:
+                if ours.recv(64) == b"":
+                    raise Failure("the card's descriptor was closed by a removal that failed")
+            except socket.timeout:
+                pass
+            if vm.ok({"execute": "status"})["state"] != "running":
+                raise Failure("the VM is not running after the refused removal")
+            n = vm.ticks()[-1]
+            vm.wait_tick(n + 2, deadline)
+            vm.ok({"execute": "nic-remove", "arguments": {"slot": slot, "force": True}})
+            if vm.ok({"execute": "nic-list"}) != {"nics": []}:
+                raise Failure("nic-list is not empty after the second forced removal")
+            ours.settimeout(5)
+            if ours.recv(64) != b"":
+                raise Failure("the worker still holds the card's descriptor after the removal")
+            vm.ok({"execute": "quit"})
+            vm.wait(deadline)
+        finally:
+            stop_vm(vm, ours)
+
+    kernel = os.path.join(os.path.dirname(kernel), "hotplug.elf")
+    with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
+        os.environ["KEEL_VMM_FAIL_POINT"] = "hotplug-pause"
+        try:
+            vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M")
+        finally:
+            del os.environ["KEEL_VMM_FAIL_POINT"]
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            vm.connect(deadline)
+            if not vm.out.wait_for(r"hotplug: GPE0 at .* ready", deadline):
+                raise Failure("the guest never got ready: " + vm.out.text() + vm.err.text())
+            slot = nic_add_fd(vm, "hpp1", "52:54:00:00:00:45", theirs)
+            if not vm.out.wait_for(r"hotplug: waiting for the removal", deadline):
+                raise Failure("the guest did not wait for the removal: " + vm.out.text())
+            vm.ok({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:45"}})
+            status = vm.wait(deadline)
+            if status != rg.STATUS_PASS:
+                raise Failure(f"keel-vmm ended with status {status}: " + vm.out.text()
+                              + vm.err.text())
+            err = vm.err.text()
+            if f"slot {slot} ejected but the VM did not pause (Input/output error): " \
+                    "trying again" not in err:
+                raise Failure("the worker did not say that it would try again: " + err)
+            if f"at slot {slot} removed" not in err:
+                raise Failure("the worker did not log the removal on its second try: " + err)
+            ours.settimeout(5)
+            if ours.recv(64) != b"":
+                raise Failure("the worker still held the card's descriptor after the eject")
+        finally:
+            vm.kill()
+            vm.finish()
+            ours.close()
+    print(f"run-state: a forced removal whose pause failed refused with the reason, the card "
+          f"kept (listed, its descriptor open, the guest counting on), the next forced one "
+          f"went through; a guest's eject whose pause failed tried again and the card at slot "
+          f"{slot} removed")
+
+
 def net_queues_case(keel_vmm, kernel):
     """Multi-queue virtio-net across a save (docs/virtio.md): a 2-vCPU VM's adapter (two
     pairs by default, two tap queues passed as keeld passes them) saved and restored with
@@ -1232,6 +1323,7 @@ CASES = {
     "state-hotplug-guest": hotplug_guest_case,
     "state-hotplug-jail": lambda vmm, k: hotplug_case(vmm, k, jail=True),
     "state-hotplug-fail": hotplug_fail_case,
+    "state-hotplug-pause-fail": hotplug_pause_fail_case,
 }
 
 
