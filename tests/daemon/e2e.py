@@ -5,7 +5,10 @@ Each case starts its own keeld (state dir and API socket in a fresh temporary di
 drives it through curl --unix-socket and the keel CLI, runs real keel-vmm workers with the
 daemon-guest tiny guest, and checks states, exit statuses, messages and that failed
 requests change nothing. Usage: e2e.py --keeld P --keel P --keel-vmm P --guest P CASE
-Exits 0 (pass), 1 (fail) or 77 (skip: no /dev/kvm or no keel-vmm).
+On a host without a usable /dev/kvm the cases in NO_VM (those that run no guest) still run
+and the others skip, naming /dev/kvm.
+Exits 0 (pass), 1 (fail) or 77 (skip: no /dev/kvm for a case that runs a guest, no
+keel-vmm, or what a case needs, such as root).
 """
 import argparse
 import glob
@@ -8827,6 +8830,18 @@ def pidns_reloads(e):
 
 
 CASES = {n[5:].replace("_", "-"): f for n, f in globals().items() if n.startswith("case_")}
+# The cases that never run a guest (keel-vmm is not started, or its start is refused before
+# keeld opens /dev/kvm): the API's and CLI's refusals, the store, backups and imports of VMs
+# that are off, pools, switches' configuration with stand-in guests (veths). On a host
+# without a usable /dev/kvm they run; every other case skips, saying so. Found by running
+# every case on a host with no /dev/kvm: these passed, the others failed at their first
+# start ("cannot open /dev/kvm").
+NO_VM = {
+    "api", "backup-nvram", "errors", "import-attacks", "jail-fifo-parent", "pool-delete",
+    "switch-bridge-addrs", "switch-crash", "switch-docker", "switch-internal", "switch-ipv6",
+    "switch-neighbours", "switch-nft-partial", "switch-nft-pidns", "switch-nft-retry",
+    "switch-nft-selfloop", "switch-route-tables", "switch-routes", "switch-set-crash",
+}
 
 
 def main():
@@ -8839,10 +8854,14 @@ def main():
     p.add_argument("--agent", default="")
     p.add_argument("case", choices=sorted(CASES))
     a = p.parse_args()
+    if not NO_VM <= set(CASES):
+        print("FAIL: NO_VM names cases that do not exist: %s" %
+              ", ".join(sorted(NO_VM - set(CASES))))
+        return 1
     for attr in ("keeld", "keel", "keel_vmm", "guest"):
         setattr(a, attr, os.path.abspath(getattr(a, attr)))
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("SKIP: /dev/kvm is missing or not accessible: the VMs need KVM")
+    if a.case not in NO_VM and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("SKIP: %s: /dev/kvm is missing or not accessible: its VMs need KVM" % a.case)
         return 77
     if not os.access(a.keel_vmm, os.X_OK):
         print("SKIP: keel-vmm %s is not built" % a.keel_vmm)
