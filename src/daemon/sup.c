@@ -757,12 +757,29 @@ int sup_disk_qos(struct sup *sup, const struct vm_def *def, struct vm_disk_id di
 /* How a keel-vmm from before "vhost_fd" (keel 0.1.0 until December 2026) ends its refusal of
  * a nic-add with a key it does not know; today's lists "vhost" and "vhost_fd" after it. */
 #define SUP_NIC_ADD_OLD_USAGE "optionally \"mac\":MAC, \"slot\":N (1 to 31) and \"fd\":BOOL"
+/* ... and one from before "queues" (multi-queue hot plug, December 2026), whose line ends
+ * with "vhost_fd" (cut short after it: its reply held 159 characters); today's lists "queues"
+ * after it. */
+#define SUP_NIC_ADD_OLD_USAGE_Q "\"on\" and \"vhost_fd\""
 
-int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic, int tap,
-		int vhost, unsigned *slot, char *err, size_t errlen)
+/* nic-add's descriptors for n pairs into fds: the tap's queues, then the vhost-nets. */
+static size_t nic_add_fds(int *fds, const int *taps, const int *vhosts, unsigned n)
+{
+	for (unsigned k = 0; k < n; k++) {
+		fds[k] = taps[k];
+		if (vhosts)
+			fds[n + k] = vhosts[k];
+	}
+	return vhosts ? 2 * n : n;
+}
+
+int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic,
+		const int *taps, const int *vhosts, unsigned *pairs, unsigned *slot, char *err,
+		size_t errlen)
 {
 	json_object *a = json_object_new_object(), *reply = NULL, *s;
-	const int fds[2] = {tap, vhost};
+	int fds[2 * VMDEF_NET_QUEUES_MAX];
+	unsigned n = *pairs;
 	int ret;
 
 	json_object_object_add(a, "tap", json_object_new_string(nic->tap));
@@ -774,17 +791,43 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 	if (nic->vhost != VM_VHOST_AUTO)
 		json_object_object_add(a, "vhost",
 				       json_object_new_string(vmdef_vhost_name(nic->vhost)));
-	if (vhost >= 0)
+	if (vhosts)
 		json_object_object_add(a, "vhost_fd", json_object_new_boolean(true));
-	ret = sup_nic_request(sup, def, "nic-add", a, fds, vhost >= 0 ? 2 : 1, &reply, NULL, err,
-			      errlen);
+	/* "queues" left out for one pair, the worker's default. */
+	if (n > 1)
+		json_object_object_add(a, "queues", json_object_new_int((int)n));
+	ret = sup_nic_request(sup, def, "nic-add", a, fds, nic_add_fds(fds, taps, vhosts, n),
+			      &reply, NULL, err, errlen);
+	/* A worker started before keeld was upgraded may predate multi-queue hot plug: it
+	 * refuses "queues" with its usage line of then (ending at "vhost_fd", or at "fd" before
+	 * that). An adapter of default queues gets one pair there, as it did then, said so; one
+	 * that asks for more is refused, saying what to do. */
+	if (ret && n > 1 &&
+	    (strstr(err, SUP_NIC_ADD_OLD_USAGE_Q) || strstr(err, SUP_NIC_ADD_OLD_USAGE))) {
+		if (nic->queues) {
+			error_set(err, errlen,
+				  "VM '%s': its worker predates hot-added adapters with more than "
+				  "one queue pair: add adapter %s with queues=1, or restart the VM "
+				  "first",
+				  def->name, nic->mac);
+		} else {
+			log_info("VM %s: its worker predates multi-queue hot plug: adapter %s with "
+				 "one queue pair (queues=1 in its description)",
+				 def->name, nic->mac);
+			json_object_object_del(a, "queues");
+			err[0] = '\0';
+			n = 1;
+			ret = sup_nic_request(sup, def, "nic-add", a, fds,
+					      nic_add_fds(fds, taps, vhosts, n), &reply, NULL, err,
+					      errlen);
+		}
+	}
 	/* A worker started before keeld was upgraded (VMs keep running through an upgrade,
 	 * docs/keeld.md) may predate hot-added adapters on vhost-net: it refuses the request's
 	 * "vhost_fd" with its usage line of then, which ends at "fd". With vhost auto the adapter
 	 * goes on the user-space path there, as it did before, said so; with on, the refusal
 	 * stands. */
-	if (ret && vhost >= 0 && nic->vhost == VM_VHOST_AUTO &&
-	    strstr(err, SUP_NIC_ADD_OLD_USAGE)) {
+	if (ret && vhosts && nic->vhost == VM_VHOST_AUTO && strstr(err, SUP_NIC_ADD_OLD_USAGE)) {
 		log_info("VM %s: its worker predates vhost-net for hot-added adapters: adapter %s "
 			 "on the user-space data path (a restart of the VM gives it the kernel's)",
 			 def->name, nic->mac);
@@ -799,8 +842,10 @@ int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *
 			  def->name);
 		ret = -EIO;
 	}
-	if (!ret)
+	if (!ret) {
 		*slot = (unsigned)json_object_get_int(s);
+		*pairs = n;
+	}
 	json_object_put(reply);
 	json_object_put(a);
 	return ret;

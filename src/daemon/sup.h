@@ -134,13 +134,16 @@ int sup_link(struct sup *sup, const struct vm_def *def, unsigned nic, bool up, c
 int sup_disk_qos(struct sup *sup, const struct vm_def *def, struct vm_disk_id disk,
 		 const struct vm_disk *set, struct json_object **reply, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-/* Hot plug (docs/networking.md): add adapter nic to the running VM on tap with its
- * /dev/vhost-net vhost (-1: none; keeld's, copies passed to the worker in one request; the
- * caller closes its own) at nic's slot (0: the worker's choice), *slot the one it took; or ask
- * the guest to let the adapter with MAC mac go (force: take it away now). */
-int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic, int tap,
-		int vhost, unsigned *slot, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/* Hot plug (docs/networking.md): add adapter nic to the running VM with *pairs queue pairs on
+ * the tap's queues taps[0..*pairs) with their /dev/vhost-nets vhosts[0..*pairs) (NULL: none;
+ * keeld's, copies passed to the worker in one request; the caller closes its own) at nic's
+ * slot (0: the worker's choice), *slot the one it took and *pairs the pairs the card got (one
+ * where a worker from before multi-queue hot plug took an adapter of default queues: the
+ * caller records that); or ask the guest to let the adapter with MAC mac go (force: take it
+ * away now). */
+int sup_nic_add(struct sup *sup, const struct vm_def *def, const struct vm_nic *nic,
+		const int *taps, const int *vhosts, unsigned *pairs, unsigned *slot, char *err,
+		size_t errlen) __attribute__((warn_unused_result));
 int sup_nic_remove(struct sup *sup, const struct vm_def *def, const char *mac, bool force,
 		   char *err, size_t errlen) __attribute__((warn_unused_result));
 /* *removing: the running VM's worker has an adapter with MAC mac whose removal the guest

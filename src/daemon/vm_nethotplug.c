@@ -14,35 +14,35 @@
 #include "lib/log.h"
 #include "lib/tap.h"
 
-/* One adapter: its data path chosen, its tap made and on its switch as at a start
- * (sup_spawn.c), then passed with its /dev/vhost-net. */
-static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_nic *nic,
-		   char *err, size_t errlen)
+/* Close the first n of fds. */
+static void close_fds(const int *fds, int n)
 {
-	char ifname[IFNAMSIZ], adapter[64];
-	unsigned slot = 0;
-	int fd, vhost = -1, ret = 0;
+	for (int k = 0; k < n; k++)
+		close(fds[k]);
+}
 
-	/* A running VM takes an adapter with one queue pair: the worker gets one tap queue
-	 * (docs/virtio.md); the description says so, so that a save restores into the same. */
-	if (nic->queues > 1) {
-		error_set(err, errlen,
-			  "adapter %s: hot plug adds an adapter with one queue pair (queues=1); "
-			  "add one with queues=%u while the VM is off",
-			  nic->mac, nic->queues);
-		return -EINVAL;
-	}
-	nic->queues = 1;
+/* Adapter j of nd, the description a running VM takes: its data path chosen, its tap's queues
+ * made and on its switch as at a start (sup_spawn.c), then passed with its /dev/vhost-nets. */
+static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, struct vm_def *nd,
+		   unsigned j, char *err, size_t errlen)
+{
+	struct vm_nic *nic = &nd->nics[j];
+	char ifname[IFNAMSIZ], adapter[64];
+	/* A queue pair per vCPU unless it says (docs/virtio.md), as for an adapter the VM
+	 * starts with: the worker gets a tap queue (and a vhost-net) per pair. */
+	unsigned slot = 0, nq = vmdef_nic_queues(nd, j), pairs = nq;
+	int taps[VMDEF_NET_QUEUES_MAX], vhosts[VMDEF_NET_QUEUES_MAX], nv, ret;
+
 	/* The kernel's data path as for an adapter the VM starts with (worker_files_vhost), before
 	 * anything is made: vhost=on without vhost-net changes nothing. */
 	snprintf(adapter, sizeof(adapter), "network adapter %s (tap %s)", nic->mac, nic->tap);
-	if (worker_vhost_open(def->name, adapter, nic->vhost, 1, &vhost, err, errlen) < 0)
+	nv = worker_vhost_open(def->name, adapter, nic->vhost, nq, vhosts, err, errlen);
+	if (nv < 0)
 		return -EINVAL;
-	fd = tap_open(nic->tap, ifname, err, errlen);
-	if (fd < 0) {
-		if (vhost >= 0)
-			close(vhost);
-		return fd;
+	ret = tap_open_queues(nic->tap, nq, taps, ifname, err, errlen);
+	if (ret) {
+		close_fds(vhosts, nv);
+		return ret;
 	}
 	/* Fail closed: its guards are in the rules before its tap is a port, though the store
 	 * has it only once every add was taken. */
@@ -52,14 +52,21 @@ static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, 
 			error_set(err, errlen, "adapter %s: %s", nic->mac, strerror(-ret));
 		ret = ret ?: switches_port_attach(st, nic, ifname, err, errlen);
 	}
-	ret = ret ?: sup_nic_add(sup, def, nic, fd, vhost, &slot, err, errlen);
-	close(fd); /* the worker has its own: the tap lives as long as the card */
-	if (vhost >= 0)
-		close(vhost);
+	ret = ret
+		      ?: sup_nic_add(sup, def, nic, taps, nv ? vhosts : NULL, &pairs, &slot, err,
+				     errlen);
+	/* The worker has its own: the tap lives as long as the card (an older worker's one
+	 * pair: the tap goes down to one queue with the ones closed here). */
+	close_fds(taps, (int)nq);
+	close_fds(vhosts, nv);
 	if (ret)
 		return ret;
 	nic->pci_slot = (uint8_t)slot;
-	log_info("VM %s: adapter %s added at PCI slot %u (hot plug)", def->name, nic->mac, slot);
+	/* The description says what the worker made, so that a save restores into the same. */
+	if (pairs != nq)
+		nic->queues = (uint8_t)pairs;
+	log_info("VM %s: adapter %s added at PCI slot %u with %u queue pair%s (hot plug)",
+		 def->name, nic->mac, slot, pairs, pairs == 1 ? "" : "s");
 	return 0;
 }
 
@@ -87,7 +94,7 @@ int vm_net_hotplug(struct store *st, struct sup *sup, const struct vm_def *def, 
 	for (unsigned j = 0; j < nd->nnics && !ret; j++) {
 		if (!(added >> j & 1))
 			continue;
-		ret = add_one(st, sup, def, &nd->nics[j], err, errlen);
+		ret = add_one(st, sup, def, nd, j, err, errlen);
 		if (!ret)
 			done |= 1u << j;
 	}

@@ -28,7 +28,8 @@
 
 #define CONTROL_MAX_CLIENTS 8
 #define CONTROL_MAX_LINE    4096
-#define CONTROL_PASSED_MAX  2 /* restore's state and memory files; nic-add's tap and vhost-net */
+/* restore's state and memory files; nic-add's tap queues and vhost-nets, one each per pair */
+#define CONTROL_PASSED_MAX (2 * VMDEF_NET_QUEUES_MAX)
 
 struct control_client {
 	struct control *ctl;
@@ -402,8 +403,8 @@ static int control_link_args(json_object *o, struct control_request *req, char *
 }
 
 /* nic-add's data path: "vhost" (the adapter's nets[].vhost, auto when left out) and
- * "vhost_fd" (its /dev/vhost-net comes with the request, second: after the tap, so only with
- * "fd":true, and never for vhost off, which takes none). */
+ * "vhost_fd" (its /dev/vhost-nets come with the request, one per queue pair, after the tap's
+ * queues, so only with "fd":true, and never for vhost off, which takes none). */
 static int control_vhost_args(json_object *args, struct control_request *req, char *why,
 			      size_t whylen)
 {
@@ -422,8 +423,8 @@ static int control_vhost_args(json_object *args, struct control_request *req, ch
 	}
 	if (req->vhost_fd && (!req->passed || req->vhost == VM_VHOST_OFF)) {
 		snprintf(why, whylen, "nic-add: \"vhost_fd\":true %s",
-			 !req->passed ? "needs \"fd\":true (the tap comes first, /dev/vhost-net "
-					"second)"
+			 !req->passed ? "needs \"fd\":true (the tap's queues come first, "
+					"/dev/vhost-nets after them)"
 				      : "with \"vhost\":\"off\" (an adapter off vhost-net takes "
 					"none)");
 		return -EINVAL;
@@ -431,9 +432,10 @@ static int control_vhost_args(json_object *args, struct control_request *req, ch
 	return 0;
 }
 
-/* "nic-add" takes {"arguments":{"tap":NAME,"mac":MAC,"fd":BOOL,"vhost":MODE,"vhost_fd":BOOL}}
- * (tap required; vhost auto, off or on as nets[].vhost; vhost_fd: /dev/vhost-net comes second,
- * after the tap, so it needs "fd" and a vhost other than off), "nic-remove"
+/* "nic-add" takes {"arguments":{"tap":NAME,"mac":MAC,"fd":BOOL,"vhost":MODE,"vhost_fd":BOOL,
+ * "queues":N}} (tap required; vhost auto, off or on as nets[].vhost; vhost_fd: the
+ * /dev/vhost-nets come after the tap's queues, so it needs "fd" and a vhost other than off;
+ * queues: the card's queue pairs, 1 when left out, as nets[].queues), "nic-remove"
  * {"arguments":{"slot":N}} or {"mac":MAC}, with "force":BOOL; the worker checks the values. */
 static int control_nic_args(json_object *o, struct control_request *req, char *why, size_t whylen)
 {
@@ -449,7 +451,7 @@ static int control_nic_args(json_object *o, struct control_request *req, char *w
 		(void)val;
 		if (add ? strcmp(key, "tap") && strcmp(key, "mac") && strcmp(key, "fd") &&
 				    strcmp(key, "slot") && strcmp(key, "vhost") &&
-				    strcmp(key, "vhost_fd")
+				    strcmp(key, "vhost_fd") && strcmp(key, "queues")
 			: strcmp(key, "slot") && strcmp(key, "mac") && strcmp(key, "force"))
 			goto usage;
 	}
@@ -467,6 +469,19 @@ static int control_nic_args(json_object *o, struct control_request *req, char *w
 			goto usage;
 		if (opt_bool(args, "fd", &req->passed) < 0)
 			goto usage;
+		req->queues = 1;
+		if (json_object_object_get_ex(args, "queues", &v)) {
+			n = json_object_get_int64(v);
+			if (!json_object_is_type(v, json_type_int) || n < 1 ||
+			    n > VMDEF_NET_QUEUES_MAX) {
+				snprintf(why, whylen,
+					 "nic-add: \"queues\" is the card's queue pairs, a number "
+					 "from 1 to %d",
+					 VMDEF_NET_QUEUES_MAX);
+				return -EINVAL;
+			}
+			req->queues = (unsigned)n;
+		}
 		return control_vhost_args(args, req, why, whylen);
 	}
 	if (opt_bool(args, "force", &req->force) < 0)
@@ -478,7 +493,7 @@ usage:
 	snprintf(why, whylen,
 		 add ? "nic-add needs \"arguments\":{\"tap\":NAME} (at most 15 characters), "
 		       "optionally \"mac\":MAC, \"slot\":N (1 to 31), \"fd\":BOOL, "
-		       "\"vhost\":\"auto\"|\"off\"|\"on\" and \"vhost_fd\":BOOL"
+		       "\"vhost\":\"auto\"|\"off\"|\"on\", \"vhost_fd\":BOOL and \"queues\":N"
 		     : "nic-remove needs \"arguments\":{\"slot\":N} (1 to 31) or {\"mac\":MAC}, "
 		       "optionally \"force\":BOOL");
 	return -EINVAL;
@@ -782,16 +797,18 @@ static void nic_emit(void *ctx, unsigned slot, const char *tap, const char *mac,
 }
 
 /* nic-add, nic-remove, nic-list: hot plug (hotplug.c). nic-add takes exactly the npassed
- * descriptors the request says came with it: the tap (passed[0], "fd") and then its
- * /dev/vhost-net (passed[1], "vhost_fd"). Any other count is refused, taking none (the caller
- * closes what is left in passed). */
+ * descriptors the request says came with it: the tap's queues, one per queue pair
+ * (passed[0..queues), "fd"), and then as many /dev/vhost-nets (passed[queues..2 * queues),
+ * "vhost_fd"). Any other count is refused, taking none (the caller closes what is left in
+ * passed). */
 static char *control_nic(struct vm *vm, const struct control_request *req, int *passed,
 			 size_t npassed)
 {
 	json_object *o;
 	char err[256];
-	unsigned slot = 0, want = (unsigned)req->passed + (unsigned)req->vhost_fd;
-	int r, fd = -1, vhost = -1;
+	unsigned slot = 0, q = req->queues,
+		 want = ((unsigned)req->passed + (unsigned)req->vhost_fd) * req->queues;
+	int r, taps[VMDEF_NET_QUEUES_MAX], vhosts[VMDEF_NET_QUEUES_MAX];
 
 	if (req->cmd == CONTROL_NIC_LIST) {
 		json_object *nics = json_object_new_array();
@@ -810,20 +827,19 @@ static char *control_nic(struct vm *vm, const struct control_request *req, int *
 		return control_error(
 			"GenericError",
 			"nic-add: %zu descriptor%s came with the request, which says %u "
-			"(\"fd\":true: the tap; \"vhost_fd\":true: its /dev/vhost-net, "
-			"second): refused, nothing added",
+			"(\"fd\":true: the tap's queues, one per queue pair; \"vhost_fd\":true: "
+			"as many /dev/vhost-nets, after them): refused, nothing added",
 			npassed, npassed == 1 ? "" : "s", want);
 	/* hotplug_nic_add takes them over */
-	if (req->passed) {
-		fd = passed[0];
-		passed[0] = -1;
+	for (unsigned k = 0; k < VMDEF_NET_QUEUES_MAX; k++) {
+		taps[k] = req->passed && k < q ? passed[k] : -1;
+		vhosts[k] = req->vhost_fd && k < q ? passed[q + k] : -1;
 	}
-	if (req->vhost_fd) {
-		vhost = passed[1];
-		passed[1] = -1;
-	}
+	for (unsigned k = 0; k < want; k++)
+		passed[k] = -1;
 	slot = req->slot;
-	r = hotplug_nic_add(vm, req->tap, req->mac, req->vhost, fd, vhost, &slot, err, sizeof(err));
+	r = hotplug_nic_add(vm, req->tap, req->mac, req->vhost, q, taps,
+			    req->vhost_fd ? vhosts : NULL, &slot, err, sizeof(err));
 	if (r)
 		return control_error("GenericError", "nic-add: %s", err);
 	o = json_object_new_object();
@@ -839,7 +855,7 @@ static char *control_handle_line(struct vm *vm, const char *line, size_t len, in
 	static struct control_request req;
 	enum control_cmd cmd;
 	const char *cls;
-	char why[160];
+	char why[256]; /* the longest refusal: nic-add's usage, 174 characters */
 	int r;
 
 	if (control_parse_request(line, len, &req, &cls, why, sizeof(why)))

@@ -33,7 +33,7 @@ enum control_cmd {
 	CONTROL_VCPU_STATS, /* arguments: {"first": N} (optional): vCPU stats fds with the reply */
 	CONTROL_LINK,	    /* arguments: {"nic": N, "up": BOOL} */
 	/* Hot plug: nic-add {"tap": NAME, "mac": MAC, "slot": N, "fd": BOOL, "vhost":
-	 * "auto"|"off"|"on", "vhost_fd": BOOL}; nic-remove
+	 * "auto"|"off"|"on", "vhost_fd": BOOL, "queues": N}; nic-remove
 	 * {"slot": N} or {"mac": MAC}, "force": BOOL; nic-list, the network adapters. */
 	CONTROL_NIC_ADD,
 	CONTROL_NIC_REMOVE,
@@ -60,7 +60,7 @@ struct control_request {
 	unsigned drive;	   /* dvd: which DVD drive (0: the first) */
 	bool passed;	   /* dvd: the image came with the request as a descriptor; restore:
 			    * the state and memory files did, in that order; dir names them;
-			    * nic-add: the tap did (first) */
+			    * nic-add: the tap's queues did (first, one per queue pair) */
 	unsigned first;	   /* vcpu-stats: the first vCPU whose statistics fd is sent */
 	unsigned nic;	   /* link: which network adapter (its index in the description) */
 	bool up;	   /* link: up or down */
@@ -68,7 +68,8 @@ struct control_request {
 	char mac[18];	   /* nic-add, nic-remove: the MAC ("": the default, or by slot) */
 	unsigned slot;	   /* nic-add: the slot (0: any); nic-remove: the adapter's (0: by mac) */
 	enum vm_vhost vhost; /* nic-add: the adapter's data path (nets[].vhost; default auto) */
-	bool vhost_fd;	     /* nic-add: its /dev/vhost-net came second, after the tap */
+	bool vhost_fd;	     /* nic-add: its /dev/vhost-nets came after the tap's queues */
+	unsigned queues;     /* nic-add: the card's queue pairs (1 to VMDEF_NET_QUEUES_MAX) */
 	bool force;	   /* nic-remove: without waiting for the guest */
 	unsigned disk;	   /* disk-qos: the disk's index in the description (or its LUN) */
 	bool lun;	   /* disk-qos: disk is a LUN of the SCSI controller */

@@ -279,7 +279,8 @@ static int hp_nic_by_mac(const struct vm_def *def, const uint8_t mac[6])
 }
 
 int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, enum vm_vhost vhost,
-		    int tap, int vhost_fd, unsigned *slot, char *err, size_t errlen)
+		    unsigned npairs, const int *taps, const int *vhosts, unsigned *slot, char *err,
+		    size_t errlen)
 {
 	struct hotplug *h = vm->hotplug;
 	struct vm_def *def = &vm->cfg->def;
@@ -297,6 +298,13 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, enum vm
 	if (vm_is_paused(vm)) {
 		snprintf(err, errlen, "the VM is paused: resume it before adding an adapter");
 		r = -EBUSY;
+		goto fail;
+	}
+	/* A pair per vCPU at most, as for the adapters the VM starts with (nets[].queues). */
+	if (npairs < 1 || npairs > VMDEF_NET_QUEUES_MAX || npairs > def->cpus) {
+		snprintf(err, errlen,
+			 "%u queue pairs: the card takes 1 to the VM's %u vCPU%s (at most %d)",
+			 npairs, def->cpus, def->cpus == 1 ? "" : "s", VMDEF_NET_QUEUES_MAX);
 		goto fail;
 	}
 	if (!vmdef_tap_ok(tapname)) {
@@ -354,13 +362,12 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, enum vm
 	snprintf(nic->tap, sizeof(nic->tap), "%s", tapname);
 	vmdef_mac_format(addr, nic->mac);
 	nic->pci_slot = (uint8_t)s;
-	nic->queues = 1; /* one queue pair: keeld passes one tap queue (docs/virtio.md) */
+	nic->queues = (uint8_t)npairs; /* keeld passed a tap queue per pair (docs/virtio.md) */
 	nic->vhost = vhost;
 	/* On the main loop's thread, jailed: vhost_net_open's VHOST_SET_OWNER and
 	 * VHOST_GET_FEATURES are in its seccomp rules for this (seccomp_rules.c). */
-	r = virtio_net_attach(&vm->machine, i, &tap, vhost_fd >= 0 ? &vhost_fd : NULL, &vd, err,
-			      errlen);
-	tap = vhost_fd = -1; /* taken over */
+	r = virtio_net_attach(&vm->machine, i, taps, vhosts, &vd, err, errlen);
+	taps = vhosts = NULL; /* taken over */
 	r = r ?: device_state_register(&vm->machine, &virtio_net_class, s, vd);
 	r = r ?: fail_point("hotplug-add");
 	if (r) {
@@ -380,14 +387,13 @@ int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, enum vm
 	h->regs.up |= 1u << s;
 	pthread_mutex_unlock(&h->lock);
 	machine_raise_gpe(&vm->machine, PCIHP_GPE);
-	log_info("pci hot plug: network adapter %s (%s) added at slot %u", nic->tap, nic->mac, s);
+	log_info("pci hot plug: network adapter %s (%s) added at slot %u, %u queue pair%s",
+		 nic->tap, nic->mac, s, npairs, npairs == 1 ? "" : "s");
 	*slot = s;
 	return 0;
 fail:
-	if (tap >= 0)
-		close(tap);
-	if (vhost_fd >= 0)
-		close(vhost_fd);
+	virtio_net_close_fds(taps, npairs);
+	virtio_net_close_fds(vhosts, npairs);
 	return r;
 }
 

@@ -21,16 +21,18 @@ struct hotplug;
 int hotplug_create(struct vm *vm, char *err, size_t errlen) __attribute__((warn_unused_result));
 void hotplug_destroy(struct vm *vm);
 
-/* Add a virtio-net card on tap (an fd keeld attached, taken over also on failure; or -1:
- * the tap named tapname, opened here) with MAC mac ("": the default for the tap's name) at
- * slot *slot (a free hot-pluggable one; 0: the lowest such, returned in *slot), and to the
- * description (which a save records). Its data path as a boot-time adapter's (nets[].vhost
- * vhost, docs/virtio.md): vhost-net on vhost_fd (keeld's /dev/vhost-net, taken over also on
- * failure; -1: none passed), else the user-space path, said why; vhost on without it fails the
- * add. 0, or -errno with err saying why. */
+/* Add a virtio-net card with npairs queue pairs (1 to VMDEF_NET_QUEUES_MAX, at most the VM's
+ * vCPUs) on taps[0..npairs) (the tap's queues keeld attached, one per pair, taken over also
+ * on failure; or taps[0] -1: the tap named tapname, its queues attached here) with MAC mac
+ * ("": the default for the tap's name) at slot *slot (a free hot-pluggable one; 0: the lowest
+ * such, returned in *slot), and to the description with its queues (which a save records).
+ * Its data path as a boot-time adapter's (nets[].vhost vhost, docs/virtio.md): vhost-net on
+ * vhosts[0..npairs) (keeld's /dev/vhost-nets, pair k's on vhosts[k], taken over also on
+ * failure; NULL: none passed), else the user-space path, said why; vhost on without it fails
+ * the add. 0, or -errno with err saying why. */
 int hotplug_nic_add(struct vm *vm, const char *tapname, const char *mac, enum vm_vhost vhost,
-		    int tap, int vhost_fd, unsigned *slot, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+		    unsigned npairs, const int *taps, const int *vhosts, unsigned *slot, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
 /* Ask the guest to let an adapter go (hot-added or not, at a hot-pluggable slot): the one at
  * slot, or with MAC mac when slot is 0. force: take it away now, without waiting for the
  * guest (surprise removal). Once it is gone it is out of the description too. */

@@ -7566,6 +7566,16 @@ def case_net_hotplug_vhost(e):
          '"vhost_fd":true with "vhost":"off"'),
         ({"tap": "kvx1", "fd": True, "vhost": "fast"}, [r], '"vhost" is "auto", "off" or "on"'),
         ({"tap": "kvx1", "fd": True, "vhost_fd": 1}, [r, w], '"vhost_fd" must be true or false'),
+        # Multi-queue: a tap queue per pair, as many /dev/vhost-nets after them; pairs from 1
+        # to the VM's vCPUs (hv has 1: the card is refused with both descriptors taken).
+        ({"tap": "kvx1", "fd": True, "queues": 2}, [r],
+         "1 descriptor came with the request, which says 2"),
+        ({"tap": "kvx1", "fd": True, "vhost_fd": True, "queues": 2}, [r, w, r],
+         "3 descriptors came with the request, which says 4"),
+        ({"tap": "kvx1", "fd": True, "queues": 0}, [r], '"queues" is the card\'s queue pairs'),
+        ({"tap": "kvx1", "fd": True, "queues": 9}, [r], '"queues" is the card\'s queue pairs'),
+        ({"tap": "kvx1", "fd": True, "queues": 2}, [r, w],
+         "2 queue pairs: the card takes 1 to the VM's 1 vCPU"),
     ]
     for args, fds, msg in refusals:
         desc = ask(args, fds).get("error", {}).get("desc", "")
@@ -7618,8 +7628,10 @@ def case_net_hotplug_vhost(e):
 def case_net_multiqueue(e):
     """Issue 16, virtio-net multi-queue: an adapter of a 2-vCPU VM gets 2 queue pairs by
     default; keeld opens its tap as a multi-queue tap and passes both queues to the jailed
-    worker (--fd net.0 and net.0.q1). queues above the vCPUs is refused; hot plug adds one
-    pair (recorded as queues 1) and refuses more, clearly."""
+    worker (--fd net.0 and net.0.q1). queues above the vCPUs is refused. Hot plug gives an
+    adapter the pairs one the VM starts with gets: 2 by default (keeld passes the tap's 2
+    queues in the nic-add, the description keeps the default), 1 when it says queues=1, and
+    more than the vCPUs is refused, nothing added."""
     if not e.netns:
         print("SKIP: net-multiqueue: keeld's network namespace and its bridges need root")
         return 77
@@ -7651,18 +7663,37 @@ def case_net_multiqueue(e):
     # guest never enables it).
     check(m and int(m.group(1)) + int(m.group(2)) == 2 and int(m.group(1)) >= 1,
           "tap %s is not a 2-queue multi-queue tap: %s" % (tap, info))
-    _, err = e.keel("vm", "net", "add", "mq", "--net", "switch=mq,mac=%s,queues=2" % mac1,
+    mac2 = "02:00:00:00:ad:03"
+    _, err = e.keel("vm", "net", "add", "mq", "--net", "switch=mq,mac=%s,queues=3" % mac1,
                     want=2)
-    check("hot plug adds an adapter with one queue pair" in err, "hot plug of 2 pairs: %r" % err)
+    check("queues 3 is more than the VM's 2 vCPUs" in err, "hot plug of 3 pairs: %r" % err)
     check(len(e.vm("mq")["nets"]) == 1, "a refused add added: %r" % e.vm("mq")["nets"])
+    check("k" + mac1.replace(":", "") not in e.ns("ip", "link", "show", check=False),
+          "the refused add left its tap: %s" % e.ns("ip", "link", "show", check=False))
+
+    def hot_added(mac, pairs):
+        """The adapter with MAC mac, added: its tap the worker's queues, one per pair (a
+        multi-queue tap for more than one), the worker's log saying how many."""
+        n = [x for x in e.vm("mq")["nets"] if x["mac"] == mac][0]
+        info = e.ns("ip", "-d", "link", "show", "dev", n["tap"])
+        q = re.search(r"multi_queue numqueues (\d+) numdisabled (\d+)", info)
+        check((q and int(q.group(1)) + int(q.group(2)) == pairs) if pairs > 1 else not q,
+              "hot-added tap %s is not a %d-queue tap: %s" % (n["tap"], pairs, info))
+        line = "network adapter %s (%s) added at slot %d, %d queue pair%s" % (
+            n["tap"], mac, n["pci_slot"], pairs, "" if pairs == 1 else "s")
+        wlog = e.keel("vm", "log", "mq")[0]
+        check(line in wlog, "the worker's log lacks %r:\n%s" % (line, wlog))
+        return n
+
     out, _ = e.keel("vm", "net", "add", "mq", "--net", "switch=mq,mac=%s" % mac1)
     check("adapter added" in out, "keel vm net add: %r" % out)
-    nets = e.vm("mq")["nets"]
-    check(len(nets) == 2 and nets[1].get("queues") == 1, "the added adapter: %r" % nets)
+    check("queues" not in hot_added(mac1, 2), "the default kept: %r" % e.vm("mq")["nets"])
+    e.keel("vm", "net", "add", "mq", "--net", "switch=mq,mac=%s,queues=1" % mac2)
+    check(hot_added(mac2, 1).get("queues") == 1, "queues=1 kept: %r" % e.vm("mq")["nets"])
     e.keel("vm", "stop", "mq", "--force")
     e.wait_state("mq", "Off")
     print("net-multiqueue: 2 tap queues passed for 2 vCPUs (%s), queues above the vCPUs "
-          "refused, hot plug one pair" % m.group(0))
+          "refused; hot plug 2 pairs by default, 1 with queues=1, 3 refused" % m.group(0))
 
 
 def case_switch_move(e):

@@ -24,8 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* With arguments (save's and restore's dir): accepted only when the command parsed,
 	 * and then a non-empty path that fits; paused only for restore; passed descriptors only
 	 * for restore, dvd and nic-add; link's adapter one that a VM may have; nic-add's data
-	 * path one of auto, off and on, its /dev/vhost-net passed only after the tap and never
-	 * for off, and neither for another command. */
+	 * path one of auto, off and on, its /dev/vhost-nets passed only after the tap's queues
+	 * and never for off, and neither for another command; its queue pairs from 1 to
+	 * VMDEF_NET_QUEUES_MAX, none for another command. */
 	if (control_parse_request((const char *)data, size, &req, &cls, why, sizeof(why)) == 0 &&
 	    (r || req.cmd != cmd ||
 	     ((req.cmd == CONTROL_SAVE || req.cmd == CONTROL_RESTORE) &&
@@ -37,7 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	     (req.vhost != VM_VHOST_AUTO && req.vhost != VM_VHOST_OFF &&
 	      req.vhost != VM_VHOST_ON) ||
 	     (req.cmd != CONTROL_NIC_ADD && (req.vhost != VM_VHOST_AUTO || req.vhost_fd)) ||
-	     (req.vhost_fd && (!req.passed || req.vhost == VM_VHOST_OFF))))
+	     (req.vhost_fd && (!req.passed || req.vhost == VM_VHOST_OFF)) ||
+	     (req.cmd == CONTROL_NIC_ADD &&
+	      (req.queues < 1 || req.queues > VMDEF_NET_QUEUES_MAX)) ||
+	     (req.cmd != CONTROL_NIC_ADD && req.queues)))
 		abort();
 	return 0;
 }

@@ -850,12 +850,16 @@ def stop_vm(vm, sock):
     sock.close()
 
 
-def nic_add_fd(vm, tap, mac, sock):
-    """nic-add with the tap as keeld passes it: a descriptor with the request (SCM_RIGHTS),
-    here one end of a socket pair (closed here: the worker has it). The slot."""
+def nic_add_fd(vm, tap, mac, *socks):
+    """nic-add with the tap's queues as keeld passes them: a descriptor per queue pair with the
+    request (SCM_RIGHTS, "queues" for more than one), here ends of socket pairs (closed here:
+    the worker has them). The slot."""
     req = {"execute": "nic-add", "arguments": {"tap": tap, "mac": mac, "fd": True}}
-    socket.send_fds(vm.sock, [(json.dumps(req) + "\n").encode()], [sock.fileno()])
-    sock.close()
+    if len(socks) > 1:
+        req["arguments"]["queues"] = len(socks)
+    socket.send_fds(vm.sock, [(json.dumps(req) + "\n").encode()], [s.fileno() for s in socks])
+    for sock in socks:
+        sock.close()
     line = vm.rfile.readline()
     reply = json.loads(line) if line else {}
     slot = reply.get("return", {}).get("slot")
@@ -903,9 +907,10 @@ def hotplug_guest_case(keel_vmm, kernel):
 
 def hotplug_case(keel_vmm, kernel, jail=False):
     """nic-add / nic-list / nic-remove on a running VM (docs/networking.md, "Hot plug"). The
-    tiny guest has no ACPI interpreter: it never ejects, so the removal is forced. jail: as
-    keeld runs the worker (its uid, its root, its seccomp filters): the card's I/O thread
-    begins after the jail, under the virtio-net class's filter."""
+    tiny guest has no ACPI interpreter: it never ejects, so the removal is forced. The VM has
+    2 vCPUs: a card of 2 queue pairs takes the tap's 2 queues, more pairs than vCPUs are
+    refused. jail: as keeld runs the worker (its uid, its root, its seccomp filters): the
+    card's I/O thread begins after the jail, under the virtio-net class's filter."""
     deadline = time.monotonic() + 100
     with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
         extra, save_dir = [], os.path.join(tmp, "s")
@@ -918,12 +923,13 @@ def hotplug_case(keel_vmm, kernel, jail=False):
             save_dir = os.path.join(root, "s")  # keeld makes it, the worker's own
             os.mkdir(save_dir, 0o700)
             os.chown(save_dir, rg.JAIL_UID, rg.JAIL_UID)
-        vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000", extra=extra)
+        vm = Vmm(keel_vmm, kernel, tmp, "vm", 2, "64M", args="ticks=1000", extra=extra)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        queues = '"queues" is the card\'s queue pairs, a number from 1 to 8'
         try:
             vm.connect(deadline)
             vm.wait_tick(2, deadline)
-            for req, want in [
+            bad = [
                 ({"execute": "nic-add"}, "nic-add needs"),
                 ({"execute": "nic-add", "arguments": {"tap": "x" * 16}}, "nic-add needs"),
                 ({"execute": "nic-add", "arguments": {"tap": "hp0", "what": 1}}, "nic-add needs"),
@@ -934,6 +940,16 @@ def hotplug_case(keel_vmm, kernel, jail=False):
                  "0 descriptors came with the request, which says 2"),
                 ({"execute": "nic-add", "arguments": {"tap": "hp0", "vhost_fd": True}},
                  '"vhost_fd":true needs "fd":true'),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "fd": True, "queues": 2}},
+                 "0 descriptors came with the request, which says 2"),
+                ({"execute": "nic-add",
+                  "arguments": {"tap": "hp0", "fd": True, "vhost_fd": True, "queues": 2}},
+                 "0 descriptors came with the request, which says 4"),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "queues": 0}}, queues),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "queues": 9}}, queues),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "queues": "2"}}, queues),
+                ({"execute": "nic-add", "arguments": {"tap": "hp0", "queues": 3}},
+                 "3 queue pairs: the card takes 1 to the VM's 2 vCPUs"),
                 ({"execute": "nic-add", "arguments": {"tap": "hp0", "vhost": "maybe"}},
                  '"vhost" is "auto", "off" or "on"'),
                 ({"execute": "nic-add", "arguments": {"tap": "hp0", "mac": "01:00:00:00:00:01"}},
@@ -947,7 +963,8 @@ def hotplug_case(keel_vmm, kernel, jail=False):
                  "no network adapter with MAC"),
                 ({"execute": "link", "arguments": {"mac": "52:54:00:00:00:99", "up": True}},
                  "no network adapter with MAC"),
-            ]:
+            ]
+            for req, want in bad:
                 reply = vm.request(req)
                 if "error" not in reply or want not in reply["error"]["desc"]:
                     raise Failure(f"{req}: expected an error saying {want!r}, got {reply}")
@@ -988,6 +1005,20 @@ def hotplug_case(keel_vmm, kernel, jail=False):
             ours.settimeout(5)
             if ours.recv(64) != b"":
                 raise Failure("the worker still holds the card's descriptor after the removal")
+            # Two queue pairs, as keeld adds an adapter to a 2-vCPU VM by default: a tap
+            # queue each, all closed with the card.
+            qs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(2)]
+            slot2 = nic_add_fd(vm, "hp2", "52:54:00:00:00:44", *[q[1] for q in qs])
+            if not vm.err.wait_for(rf".*network adapter hp2 \(52:54:00:00:00:44\) added at "
+                                   rf"slot {slot2}, 2 queue pairs", deadline):
+                raise Failure("the worker did not add a card of 2 queue pairs: "
+                              + vm.err.text())
+            vm.ok({"execute": "nic-remove", "arguments": {"slot": slot2, "force": True}})
+            for k, q in enumerate(qs):
+                q[0].settimeout(5)
+                if q[0].recv(64) != b"":
+                    raise Failure(f"the worker still holds tap queue {k} after the removal")
+                q[0].close()
             n = vm.ticks()[-1]
             vm.wait_tick(n + 2, deadline)
             # Nothing under way: the save goes through (and leaves the VM paused).
@@ -998,8 +1029,8 @@ def hotplug_case(keel_vmm, kernel, jail=False):
             stop_vm(vm, ours)
         print(f"run-state: adapter added at slot {slot} with a passed descriptor, listed, "
               f"saving refused while the add and the removal were under way, removal forced, "
-              f"its descriptor closed, then saved; 11 bad requests refused; the guest counted "
-              f"on")
+              f"its descriptor closed, one of 2 queue pairs added and removed, then saved; "
+              f"{len(bad)} bad requests refused; the guest counted on")
 
 
 def hotplug_fail_case(keel_vmm, kernel):

@@ -15,9 +15,11 @@
  * lab-vmmctl --tap NAME SOCKET REQUEST: the same with the tap NAME attached (tap_open, as
  * keeld attaches a tap for a worker: src/lib/tap.c) and its descriptor sent along
  * ({"execute":"nic-add","arguments":{"tap":NAME,"mac":...,"fd":true}}): a jailed worker
- * can open no tap itself (74-net-hotplug). With --vhost after it, /dev/vhost-net is opened too
- * and sent second, as keeld sends a hot-added adapter's kernel data path (the request says
- * "vhost_fd":true).
+ * can open no tap itself (74-net-hotplug). With --queues N after it, N queues of the tap
+ * (a multi-queue tap, tap_open_queues) are sent, one per queue pair, as keeld sends them for
+ * an adapter of N pairs (the request says "queues":N). With --vhost after that, as many
+ * /dev/vhost-nets are opened too and sent after them, as keeld sends a hot-added adapter's
+ * kernel data path (the request says "vhost_fd":true).
  *
  * Built by meson (tests/lab/meson.build) and copied into the lab by tests/lab/lab.sh, whose
  * busybox has no Unix-socket client.
@@ -26,11 +28,13 @@
 #include <net/if.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "config/vmdef.h"
 #include "lib/tap.h"
 #include "lib/unix_socket.h"
 
@@ -58,8 +62,9 @@ static int read_until(int fd, size_t *got, const char *end)
 	}
 }
 
-/* The descriptors to send along (--fd FILE, --tap NAME [--vhost]) into fds: how many, or -1. */
-static int open_passed(const char *file, const char *tap, bool vhost, int *fds)
+/* The descriptors to send along (--fd FILE, --tap NAME [--queues N] [--vhost]) into fds: how
+ * many, or -1. */
+static int open_passed(const char *file, const char *tap, unsigned nq, bool vhost, int *fds)
 {
 	char ifname[IFNAMSIZ], err[256];
 
@@ -71,19 +76,20 @@ static int open_passed(const char *file, const char *tap, bool vhost, int *fds)
 	}
 	if (!tap)
 		return 0;
-	fds[0] = tap_open(tap, ifname, err, sizeof(err));
-	if (fds[0] < 0) {
+	if (tap_open_queues(tap, nq, fds, ifname, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
 	if (!vhost)
-		return 1;
-	fds[1] = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
-	if (fds[1] < 0) {
-		perror("/dev/vhost-net");
-		return -1;
+		return (int)nq;
+	for (unsigned k = 0; k < nq; k++) {
+		fds[nq + k] = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+		if (fds[nq + k] < 0) {
+			perror("/dev/vhost-net");
+			return -1;
+		}
 	}
-	return 2;
+	return (int)(2 * nq);
 }
 
 int main(int argc, char **argv)
@@ -92,7 +98,8 @@ int main(int argc, char **argv)
 	const char *file = NULL, *tap = NULL, *path, *req;
 	bool hmp = false, vhost = false;
 	size_t got = 0;
-	int a = 1, fd, fds[2], nfd;
+	unsigned nq = 1;
+	int a = 1, fd, fds[2 * VMDEF_NET_QUEUES_MAX], nfd;
 
 	if (a < argc && !strcmp(argv[a], "--hmp")) {
 		hmp = true;
@@ -103,6 +110,12 @@ int main(int argc, char **argv)
 	} else if (a + 1 < argc && !strcmp(argv[a], "--tap")) {
 		tap = argv[a + 1];
 		a += 2;
+		if (a + 1 < argc && !strcmp(argv[a], "--queues")) {
+			nq = (unsigned)strtoul(argv[a + 1], NULL, 10);
+			a += 2;
+			if (nq < 1 || nq > VMDEF_NET_QUEUES_MAX)
+				a = argc; /* the usage */
+		}
 		if (a < argc && !strcmp(argv[a], "--vhost")) {
 			vhost = true;
 			a++;
@@ -110,13 +123,14 @@ int main(int argc, char **argv)
 	}
 	if (argc - a != 2 || strlen(argv[a]) >= sizeof(addr.sun_path)) {
 		fprintf(stderr,
-			"usage: lab-vmmctl [--fd FILE | --tap NAME [--vhost]] SOCKET REQUEST | "
+			"usage: lab-vmmctl [--fd FILE | --tap NAME [--queues N] [--vhost]] SOCKET "
+			"REQUEST | "
 			"lab-vmmctl --hmp SOCKET COMMAND\n");
 		return 2;
 	}
 	path = argv[a];
 	req = argv[a + 1];
-	nfd = open_passed(file, tap, vhost, fds);
+	nfd = open_passed(file, tap, nq, vhost, fds);
 	if (nfd < 0)
 		return 2;
 	strcpy(addr.sun_path, path);

@@ -203,6 +203,56 @@ static void test_control_parse(void **state)
 						  sizeof(why)) != -EINVAL)
 				fail_msg("accepted '%s'", link_bad[i]);
 	}
+	/* nic-add's queue pairs: 1 when left out, else a number from 1 to VMDEF_NET_QUEUES_MAX;
+	 * for nic-add only. */
+	{
+		static struct control_request req;
+		static const char *const queues_bad[] = {
+			"{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\",\"queues\":0}}",
+			"{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\",\"queues\":9}}",
+			"{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\",\"queues\":-1}}",
+			"{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\",\"queues\":\"2\"}}",
+			"{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\",\"queues\":2.0}}",
+			"{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\",\"queues\":null}}",
+			"{\"execute\":\"nic-remove\",\"arguments\":{\"slot\":3,\"queues\":2}}",
+		};
+		const char *one = "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\"}}";
+		const char *eight = "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\","
+				    "\"fd\":true,\"vhost_fd\":true,\"queues\":8}}";
+
+		assert_int_equal(
+			control_parse_request(one, strlen(one), &req, &cls, why, sizeof(why)), 0);
+		assert_int_equal(req.queues, 1);
+		assert_int_equal(
+			control_parse_request(eight, strlen(eight), &req, &cls, why, sizeof(why)),
+			0);
+		assert_int_equal(req.queues, VMDEF_NET_QUEUES_MAX);
+		assert_true(req.passed && req.vhost_fd);
+		for (i = 0; i < sizeof(queues_bad) / sizeof(queues_bad[0]); i++)
+			if (control_parse_request(queues_bad[i], strlen(queues_bad[i]), &req, &cls,
+						  why, sizeof(why)) != -EINVAL)
+				fail_msg("accepted '%s'", queues_bad[i]);
+		assert_non_null(strstr(why, "nic-remove needs"));
+		assert_int_equal(control_parse_request(queues_bad[1], strlen(queues_bad[1]), &req,
+						       &cls, why, sizeof(why)),
+				 -EINVAL);
+		assert_non_null(strstr(why, "\"queues\" is the card's queue pairs, a number from 1 "
+					    "to 8"));
+		/* The usage line whole in the worker's 256 bytes, and not the one keeld takes for
+		 * a worker from before "queues" (sup.c's SUP_NIC_ADD_OLD_USAGE_Q). */
+		{
+			const char *unknown =
+				"{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"t\",\"x\":1}}";
+			char line[256];
+
+			assert_int_equal(control_parse_request(unknown, strlen(unknown), &req, &cls,
+							       line, sizeof(line)),
+					 -EINVAL);
+			assert_true(strlen(line) < sizeof(line) - 1);
+			assert_non_null(strstr(line, "\"vhost_fd\":BOOL and \"queues\":N"));
+			assert_null(strstr(line, "\"on\" and \"vhost_fd\""));
+		}
+	}
 	/* An embedded NUL after the object is not whitespace. */
 	assert_int_equal(
 		control_parse("{\"execute\":\"quit\"}\0", 19, &cmd, &cls, why, sizeof(why)),

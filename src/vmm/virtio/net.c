@@ -1010,8 +1010,7 @@ void virtio_net_nic_mac(const struct vm_nic *nic, uint8_t mac[6])
 		virtio_net_default_mac(nic->tap, mac);
 }
 
-/* The vhost-nets passed (vhosts, NULL: none) that nobody takes, closed. */
-static void net_close_fds(const int *fds, unsigned n)
+void virtio_net_close_fds(const int *fds, unsigned n)
 {
 	for (unsigned k = 0; fds && k < n && k < NET_PAIRS_MAX; k++)
 		if (fds[k] >= 0)
@@ -1054,7 +1053,7 @@ static int net_vhost_setup(struct virtio_dev *vd, const struct vm_nic *spec, boo
 	int r;
 
 	if (spec->vhost == VM_VHOST_OFF) {
-		net_close_fds(vhosts, n->npairs);
+		virtio_net_close_fds(vhosts, n->npairs);
 		log_info("%s: user-space data path (vhost=off)", n->ifname);
 		return 0;
 	}
@@ -1064,7 +1063,7 @@ static int net_vhost_setup(struct virtio_dev *vd, const struct vm_nic *spec, boo
 		if (fd < 0 || vhost_net_open(fd, vd, 2 * k + NET_RX, n->pair[k].tap, &h[k], why,
 					     sizeof(why))) {
 			if (vhosts)
-				net_close_fds(vhosts + k + 1, n->npairs - k - 1);
+				virtio_net_close_fds(vhosts + k + 1, n->npairs - k - 1);
 			break;
 		}
 		got++;
@@ -1111,8 +1110,8 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, unsigned npa
 	if (npairs < 1 || npairs > NET_PAIRS_MAX) {
 		snprintf(err, errlen, "--net tap=%s: %u queue pairs (1 to %d)", spec->tap, npairs,
 			 NET_PAIRS_MAX);
-		net_close_fds(taps, npairs);
-		net_close_fds(vhosts, npairs);
+		virtio_net_close_fds(taps, npairs);
+		virtio_net_close_fds(vhosts, npairs);
 		return -EINVAL;
 	}
 	/* keeld attached them (the jailed worker's network namespace has no taps): it set the
@@ -1123,14 +1122,14 @@ int virtio_net_create(struct machine *m, const struct vm_nic *spec, unsigned npa
 	} else {
 		r = tap_open_queues(spec->tap, npairs, fds, ifname, err, errlen);
 		if (r) {
-			net_close_fds(vhosts, npairs);
+			virtio_net_close_fds(vhosts, npairs);
 			return r;
 		}
 	}
 	virtio_net_nic_mac(spec, mac);
 	r = virtio_net_create_fd(m, spec->pci_slot, fds, npairs, ifname, mac, out);
 	if (r) {
-		net_close_fds(vhosts, npairs);
+		virtio_net_close_fds(vhosts, npairs);
 		snprintf(err, errlen, "--net tap=%s: virtio-net set-up: %s", spec->tap,
 			 strerror(-r));
 		return r;

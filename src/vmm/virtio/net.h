@@ -43,6 +43,9 @@ int virtio_net_attach(struct machine *m, unsigned i, const int *taps, const int 
 int virtio_net_create_fd(struct machine *m, unsigned slot, const int *fds, unsigned npairs,
 			 const char *ifname, const uint8_t mac[6], struct virtio_dev **out)
 	__attribute__((warn_unused_result));
+/* The open ones of fds[0..n) (n at most VMDEF_NET_QUEUES_MAX; fds NULL: none) closed: tap
+ * queues or vhost-nets passed for a card that is not made. */
+void virtio_net_close_fds(const int *fds, unsigned n);
 /* The link as the host sets it (down: VIRTIO_NET_S_LINK_UP clear in the status the driver
  * reads). A change is a configuration change: a new generation and the configuration
  * interrupt, once the driver is running. Any thread. */

@@ -12,7 +12,12 @@
 # with the host's /dev/vhost-net passed second (lab-vmmctl --tap --vhost, "vhost_fd":true), as
 # keeld adds one on a host that has it, and the kernel's data path serves it, also once
 # restored (there it is a boot-time adapter, its vhost-net passed by lab-jail); the second is
-# added with the tap alone and keel-vmm's user-space path serves it, said so.
+# added with the tap alone and keel-vmm's user-space path serves it, said so. Multi-queue
+# (issue 16): the VM has 2 vCPUs and the first adapter is added with 2 queue pairs, the tap's
+# 2 queues and 2 /dev/vhost-nets passed (lab-vmmctl --queues 2, "queues":2), as keeld adds one
+# by default on such a VM: the guest's driver enables both (2 rx and 2 tx queues in sysfs,
+# both tap queues attached), also once restored with 2; the second, added without "queues",
+# has one pair.
 # lab-timeout: 400
 command -v lab-vmmctl >/dev/null || fail "lab-vmmctl is not in the lab (tests/lab/vmmctl.c)"
 [ -c /dev/vhost-net ] || fail "the lab host has no /dev/vhost-net (tests/lab/host/modules: vhost_net)"
@@ -25,9 +30,9 @@ brctl addbr khbr0 && ip link set khbr0 address 02:00:00:00:74:01 &&
 	ip addr add 10.11.0.254/24 dev khbr0 && ip link set khbr0 up ||
 	fail "cannot create bridge khbr0 with 10.11.0.254 (the peer)"
 
-ctl() { # ctl VM REQUEST [TAP [--vhost]]: one control request that must succeed, with TAP
-	# attached and passed when given (and /dev/vhost-net after it with --vhost); CTL_OUT: the
-	# reply
+ctl() { # ctl VM REQUEST [TAP ["[--queues N] [--vhost]"]]: one control request that must
+	# succeed, with TAP's queues attached and passed when given (and as many /dev/vhost-nets
+	# after them with --vhost); CTL_OUT: the reply
 	CTL_OUT=$(lab-vmmctl ${3:+--tap "$3"} $4 "/tmp/$1.sock" "$2" 2>&1) || fail "control request $2 to $1 failed: $CTL_OUT"
 	echo "lab: $1 <- $2: $CTL_OUT"
 }
@@ -46,10 +51,22 @@ ping_peer() { # ping_peer VM WHEN
 	echo "lab: $1 pings the peer through its hot-added adapter $2"
 }
 
-add_nic() { # add_nic VM TAP MAC ADDR [vhost]: add (with vhost: on the host's vhost-net, the
-	# kernel's data path; else the user-space path), see it appear, give it ADDR, ping; sets SLOT
+queues_are() { # queues_are VM TAP N WHEN: the guest's eth0 has N rx and N tx queues (the pairs
+	# its driver enabled) and the tap N attached queues (a tap's tx queues in sysfs)
+	_want=$(i=0; while [ $i -lt "$3" ]; do printf 'rx-%d ' $i; i=$((i + 1)); done
+		i=0; while [ $i -lt "$3" ]; do printf 'tx-%d ' $i; i=$((i + 1)); done)
+	vm_run "$1" 'echo $(ls /sys/class/net/eth0/queues)'
+	[ "$VM_OUT " = "$_want" ] || fail "$1's eth0 $4 has queues '$VM_OUT', expected '$_want'"
+	_q=$(ls "/sys/class/net/$2/queues" | grep -c tx-)
+	[ "$_q" = "$3" ] || fail "tap $2 $4 has $_q attached queues, expected $3"
+	echo "lab: $1's eth0 $4: queues $VM_OUT; tap $2 has $_q attached"
+}
+
+add_nic() { # add_nic VM TAP MAC ADDR [vhost]: add (with vhost: 2 queue pairs on the host's
+	# vhost-net, the kernel's data path; else one on the user-space path), see it appear with
+	# its pairs, give it ADDR, ping; sets SLOT
 	if [ "$5" = vhost ]; then
-		ctl "$1" "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"$2\",\"mac\":\"$3\",\"fd\":true,\"vhost_fd\":true}}" "$2" --vhost
+		ctl "$1" "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"$2\",\"mac\":\"$3\",\"fd\":true,\"vhost_fd\":true,\"queues\":2}}" "$2" "--queues 2 --vhost"
 		path_is "$1" "$2" "vhost-net: the host kernel's data path serves the adapter"
 	else
 		ctl "$1" "{\"execute\":\"nic-add\",\"arguments\":{\"tap\":\"$2\",\"mac\":\"$3\",\"fd\":true}}" "$2"
@@ -64,6 +81,7 @@ add_nic() { # add_nic VM TAP MAC ADDR [vhost]: add (with vhost: on the host's vh
 	echo "lab: eth0 ($3) appeared in $1 at slot $SLOT within $(($(_now) - t0)) s"
 	vm_run "$1" "ip addr add $4/24 dev eth0 && ip link set eth0 up && echo ok"
 	[ "$VM_OUT" = ok ] || fail "eth0 set-up in $1: $VM_OUT"
+	queues_are "$1" "$2" "$([ "$5" = vhost ] && echo 2 || echo 1)" "added"
 	ping_peer "$1" "$3"
 }
 
@@ -89,7 +107,7 @@ remove_nic() { # remove_nic VM TAP MAC: the guest ejects it, the worker tears it
 	echo "lab: $1's worker tore the card down after the guest's eject (tap $2 gone)"
 }
 
-vm_boot hp --memory 320M --control /tmp/hp.sock
+vm_boot hp --memory 320M --cpus 2 --control /tmp/hp.sock
 vm_run hp 'ls /sys/class/net | tr "\n" " "; ls /sys/bus/pci/slots | wc -l'
 echo "lab: before: interfaces, then how many hot-pluggable slots acpiphp registered: $VM_OUT"
 case "$VM_OUT" in *eth*) fail "the guest has an adapter before any was added: $VM_OUT" ;; esac
@@ -107,11 +125,12 @@ ctl hp "{\"execute\":\"save\",\"arguments\":{\"dir\":\"$SAVE\"}}"
 ctl hp '{"execute":"quit"}'
 vm_wait_exit hp 30
 [ "$VM_STATUS" = 0 ] || fail "quit after the save: keel-vmm exited with $VM_STATUS"
-vm_start hp2 --memory 320M --net "tap=khtap1,mac=$MAC1,slot=$slot1" --control /tmp/hp2.sock --restore $SAVE
+vm_start hp2 --memory 320M --cpus 2 --net "tap=khtap1,mac=$MAC1,slot=$slot1" --control /tmp/hp2.sock --restore $SAVE
 bridge_tap khtap1
 vm_run hp2 'cat /sys/class/net/eth0/address'
 [ "$VM_OUT" = $MAC1 ] || fail "the restored guest's eth0: '$VM_OUT'"
 path_is hp2 khtap1 "vhost-net: the host kernel's data path serves the adapter"
+queues_are hp2 khtap1 2 "after the restore"
 ping_peer hp2 "$MAC1 after the restore"
 remove_nic hp2 khtap1 $MAC1
 
