@@ -147,10 +147,11 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), r;
 
 	if (fd < 0) {
-		r = -errno;
+		/* The VM cannot start here: a start failure (500 StartFailed), not the 404 an
+		 * ENOENT would give, which says "no such VM". */
 		error_set(err, errlen, "cannot open /dev/kvm: %s%s", strerror(errno),
 			  errno == ENOENT ? " (this host has no KVM)" : "");
-		return r;
+		return -ENOEXEC;
 	}
 	r = worker_fd(wf, "kvm", "/dev/kvm", fd, err, errlen);
 	for (unsigned i = 0; !r && i < def->nnics; i++) {

@@ -515,6 +515,14 @@ def case_errors(e):
     _, err = e.keel("console", "e1", want=5)
     check("start it first" in err, "console of an Off VM: %r" % err)
     check(e.vm("e1")["revision"] == 1, "failed requests changed e1")
+    if not os.path.exists("/dev/kvm"):
+        # A host without KVM: a start fails as a start (500 StartFailed, exit 1) saying why,
+        # not as "no such VM" (404, exit 4), and the VM stays Off.
+        e.api_err("POST", "/v1/vms/e1/start", {}, want=500, msg="this host has no KVM")
+        _, err = e.keel("vm", "start", "e1", want=1)
+        check("cannot open /dev/kvm" in err and "this host has no KVM" in err,
+              "start on a host without /dev/kvm: %r" % err)
+        check(e.vm("e1")["state"] == "Off", "e1 is %s after the failed start" % e.vm("e1")["state"])
 
 
 def case_lifecycle(e):
