@@ -286,14 +286,17 @@ bench_fs() {
 	}
 	rm -f /tmp/bench.probe
 	BENCH_FS=/bench
-	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * 8 + 160)) 2>/dev/null
+	# Four disks of 2 x disk_mib + 16 MiB (disk_bench) and room for ext4's own metadata; no
+	# root reserve (-m 0): keel-vmm writes as the jail's uid, QEMU as root, and neither may
+	# meet a full file system the other would not.
+	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * 9 + 160)) 2>/dev/null
 	# ext4 with extents (e2fsprogs' mke2fs, tests/lab/lab.sh), as a host's file system is;
 	# busybox's mke2fs makes ext2 (indirect block maps), where first writes into a sparse
 	# file (a dynamic VHDX's new blocks) ran at 0.44-0.47x the raw file's for both VMMs.
 	if [ -x /sbin/mkfs.ext4 ]; then
-		/sbin/mkfs.ext4 -q -F -t ext4 -b 4096 /tmp/bench.fs >/dev/null 2>&1 || fail "mkfs.ext4 /tmp/bench.fs"
+		/sbin/mkfs.ext4 -q -F -t ext4 -b 4096 -m 0 /tmp/bench.fs >/dev/null 2>&1 || fail "mkfs.ext4 /tmp/bench.fs"
 	else
-		mke2fs -q -F -b 4096 /tmp/bench.fs >/dev/null 2>&1 || fail "mke2fs /tmp/bench.fs"
+		mke2fs -q -F -b 4096 -m 0 /tmp/bench.fs >/dev/null 2>&1 || fail "mke2fs /tmp/bench.fs"
 	fi
 	loop=$(losetup -f) && losetup "$loop" /tmp/bench.fs || fail "losetup /tmp/bench.fs"
 	mkdir -p $BENCH_FS && mount -t ext4 "$loop" $BENCH_FS || fail "mount $loop on $BENCH_FS"

@@ -163,7 +163,7 @@ static int worker_devices(struct sup *sup, const struct vm_def *def, struct work
 		 * than one): net.I, then net.I.q1 ... */
 		r = tap_open_queues(def->nics[i].tap, nq, fds, ifname, err, errlen);
 		if (r)
-			return r;
+			return r == -ENOENT ? -ENOEXEC : r; /* no /dev/net/tun: a start failure */
 		if (def->nics[i].sw[0])
 			r = switches_port_attach(sup->cfg.store, &def->nics[i], ifname, err,
 						 errlen);

@@ -42,7 +42,7 @@ static int add_one(struct store *st, struct sup *sup, const struct vm_def *def, 
 	ret = tap_open_queues(nic->tap, nq, taps, ifname, err, errlen);
 	if (ret) {
 		close_fds(vhosts, nv);
-		return ret;
+		return ret == -ENOENT ? -ENODEV : ret; /* no /dev/net/tun: not "no such VM" (404) */
 	}
 	/* Fail closed: its guards are in the rules before its tap is a port, though the store
 	 * has it only once every add was taken. */
