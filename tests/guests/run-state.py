@@ -868,6 +868,23 @@ def nic_add_fd(vm, tap, mac, *socks):
     return slot
 
 
+def guest_adds_then_removal(vm, tap, mac, theirs, deadline):
+    """With tests/guests/hotplug.c in vm: the guest ready, an adapter added (tap, mac, the
+    descriptor theirs), the guest finding it and waiting; then its removal asked for (the
+    guest ejects it). Returns the adapter's slot."""
+    vm.connect(deadline)
+    if not vm.out.wait_for(r"hotplug: GPE0 at .* ready", deadline):
+        raise Failure("the guest never got ready: " + vm.out.text() + vm.err.text())
+    slot = nic_add_fd(vm, tap, mac, theirs)
+    if not vm.out.wait_for(rf"hotplug: slot {slot} added, virtio-net", deadline):
+        raise Failure(f"the guest did not find the card at slot {slot}: "
+                      + vm.out.text() + vm.err.text())
+    if not vm.out.wait_for(r"hotplug: waiting for the removal", deadline):
+        raise Failure("the guest did not wait for the removal: " + vm.out.text())
+    vm.ok({"execute": "nic-remove", "arguments": {"mac": mac}})
+    return slot
+
+
 def hotplug_guest_case(keel_vmm, kernel):
     """The guest's side (tests/guests/hotplug.c, the AML's steps by hand): it sees the GPE
     and the card after nic-add, and after nic-remove ejects it; the worker tears the card
@@ -878,16 +895,7 @@ def hotplug_guest_case(keel_vmm, kernel):
         vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            vm.connect(deadline)
-            if not vm.out.wait_for(r"hotplug: GPE0 at .* ready", deadline):
-                raise Failure("the guest never got ready: " + vm.out.text() + vm.err.text())
-            slot = nic_add_fd(vm, "hpg0", "52:54:00:00:00:43", theirs)
-            if not vm.out.wait_for(rf"hotplug: slot {slot} added, virtio-net", deadline):
-                raise Failure(f"the guest did not find the card at slot {slot}: "
-                              + vm.out.text() + vm.err.text())
-            if not vm.out.wait_for(r"hotplug: waiting for the removal", deadline):
-                raise Failure("the guest did not wait for the removal: " + vm.out.text())
-            vm.ok({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:43"}})
+            slot = guest_adds_then_removal(vm, "hpg0", "52:54:00:00:00:43", theirs, deadline)
             status = vm.wait(deadline)
             if status != rg.STATUS_PASS:
                 raise Failure(f"keel-vmm ended with status {status}: " + vm.out.text()
@@ -903,6 +911,17 @@ def hotplug_guest_case(keel_vmm, kernel):
             ours.close()
         print(f"run-state: the guest saw the card added at slot {slot}, an unasked eject "
               f"ignored, ejected it on the removal request; the worker tore it down")
+
+
+def check_held(ours, why):
+    """Fail with WHY if the worker has closed its end of the socket pair OURS (the card's
+    descriptor it was given): nothing arrives within 0.2 s while it holds it."""
+    ours.settimeout(0.2)
+    try:
+        if ours.recv(64) == b"":
+            raise Failure(why)
+    except socket.timeout:
+        pass
 
 
 def hotplug_case(keel_vmm, kernel, jail=False):
@@ -993,12 +1012,7 @@ def hotplug_case(keel_vmm, kernel, jail=False):
             save = vm.request({"execute": "save", "arguments": {"dir": save_dir}})
             if "error" not in save or "removal is under way" not in save["error"]["desc"]:
                 raise Failure(f"save with a removal under way: {save}")
-            ours.settimeout(0.2)
-            try:
-                if ours.recv(64) == b"":
-                    raise Failure("the card was torn down before the guest ejected it")
-            except socket.timeout:
-                pass
+            check_held(ours, "the card was torn down before the guest ejected it")
             vm.ok({"execute": "nic-remove", "arguments": {"slot": slot, "force": True}})
             if vm.ok({"execute": "nic-list"}) != {"nics": []}:
                 raise Failure("nic-list is not empty after the forced removal")
@@ -1033,6 +1047,16 @@ def hotplug_case(keel_vmm, kernel, jail=False):
               f"{len(bad)} bad requests refused; the guest counted on")
 
 
+def vmm_failing(point, *args, **kwargs):
+    """A Vmm whose keel-vmm fails its failure point POINT once (a test build's
+    KEEL_VMM_FAIL_POINT, src/vmm/fail_point.h)."""
+    os.environ["KEEL_VMM_FAIL_POINT"] = point
+    try:
+        return Vmm(*args, **kwargs)
+    finally:
+        del os.environ["KEEL_VMM_FAIL_POINT"]
+
+
 def hotplug_fail_case(keel_vmm, kernel):
     """A hot add failing at each failure point after the card went on the bus (a test build's
     KEEL_VMM_FAIL_POINT fails the point it names once, virtio-thread-start at its second hit:
@@ -1044,11 +1068,7 @@ def hotplug_fail_case(keel_vmm, kernel):
     for point in points:
         deadline = time.monotonic() + 60
         with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
-            os.environ["KEEL_VMM_FAIL_POINT"] = point
-            try:
-                vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000")
-            finally:
-                del os.environ["KEEL_VMM_FAIL_POINT"]
+            vm = vmm_failing(point, keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000")
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 vm.connect(deadline)
@@ -1093,11 +1113,8 @@ def hotplug_pause_fail_case(keel_vmm, kernel):
     vm_pause is called: vm_pause's own undo on its -EBUSY path is not exercised here."""
     deadline = time.monotonic() + 100
     with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
-        os.environ["KEEL_VMM_FAIL_POINT"] = "hotplug-pause"
-        try:
-            vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M", args="ticks=1000")
-        finally:
-            del os.environ["KEEL_VMM_FAIL_POINT"]
+        vm = vmm_failing("hotplug-pause", keel_vmm, kernel, tmp, "vm", 1, "64M",
+                         args="ticks=1000")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             vm.connect(deadline)
@@ -1111,12 +1128,7 @@ def hotplug_pause_fail_case(keel_vmm, kernel):
                 raise Failure(f"a forced removal whose pause failed: {reply}")
             if vm.ok({"execute": "nic-list"}) != want:
                 raise Failure(f"nic-list after the refused removal: {vm.ok({'execute': 'nic-list'})}")
-            ours.settimeout(0.2)
-            try:
-                if ours.recv(64) == b"":
-                    raise Failure("the card's descriptor was closed by a removal that failed")
-            except socket.timeout:
-                pass
+            check_held(ours, "the card's descriptor was closed by a removal that failed")
             if vm.ok({"execute": "status"})["state"] != "running":
                 raise Failure("the VM is not running after the refused removal")
             n = vm.ticks()[-1]
@@ -1134,20 +1146,10 @@ def hotplug_pause_fail_case(keel_vmm, kernel):
 
     kernel = os.path.join(os.path.dirname(kernel), "hotplug.elf")
     with tempfile.TemporaryDirectory(prefix="keel-state-") as tmp:
-        os.environ["KEEL_VMM_FAIL_POINT"] = "hotplug-pause"
-        try:
-            vm = Vmm(keel_vmm, kernel, tmp, "vm", 1, "64M")
-        finally:
-            del os.environ["KEEL_VMM_FAIL_POINT"]
+        vm = vmm_failing("hotplug-pause", keel_vmm, kernel, tmp, "vm", 1, "64M")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            vm.connect(deadline)
-            if not vm.out.wait_for(r"hotplug: GPE0 at .* ready", deadline):
-                raise Failure("the guest never got ready: " + vm.out.text() + vm.err.text())
-            slot = nic_add_fd(vm, "hpp1", "52:54:00:00:00:45", theirs)
-            if not vm.out.wait_for(r"hotplug: waiting for the removal", deadline):
-                raise Failure("the guest did not wait for the removal: " + vm.out.text())
-            vm.ok({"execute": "nic-remove", "arguments": {"mac": "52:54:00:00:00:45"}})
+            slot = guest_adds_then_removal(vm, "hpp1", "52:54:00:00:00:45", theirs, deadline)
             status = vm.wait(deadline)
             if status != rg.STATUS_PASS:
                 raise Failure(f"keel-vmm ended with status {status}: " + vm.out.text()
