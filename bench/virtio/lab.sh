@@ -264,7 +264,7 @@ EOF_CASE
 			/^AnonHugePages:/ && big { printf "bench: ram '"$v $fmt"' start=0x%s thp_kib=%d\n", start, $2 }' \
 			"/proc/$(vmm_pid "$n")/smaps"
 		if [ "$v" = keel ]; then # its request counts, logged as the disk closes
-			kill -TERM "$(cat "$VM_DIR/$n/pid")" 2>/dev/null
+			kill -TERM "$(vmm_pid "$n")" 2>/dev/null # keel-vmm, not its launcher (lab-jail)
 			for _i in $(seq 100); do [ -e "$VM_DIR/$n/status" ] && break; sleep 0.2; done
 			sed -n 's/.*requests: /bench: paths keel '"$fmt"' /p' "$VM_DIR/$n/out"
 		fi
