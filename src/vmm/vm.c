@@ -704,7 +704,9 @@ static int vm_open_input(const char *path, int given, const char *what, int *fd,
 		snprintf(err, errlen, "%s %s: not a regular file", what, path);
 		return -EINVAL;
 	}
-	if (st.st_size == 0) { /* said before anything of KVM's, as vm_map_file would later */
+	/* Said before anything of KVM's; vm_map_file says it again if the file is emptied
+	 * before a reboot loads it anew. */
+	if (st.st_size == 0) {
 		snprintf(err, errlen, "%s is empty", path);
 		return -EINVAL;
 	}
