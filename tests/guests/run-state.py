@@ -900,9 +900,7 @@ def hotplug_guest_case(keel_vmm, kernel):
             if status != rg.STATUS_PASS:
                 raise Failure(f"keel-vmm ended with status {status}: " + vm.out.text()
                               + vm.err.text())
-            ours.settimeout(5)
-            if ours.recv(64) != b"":
-                raise Failure("the worker still held the card's descriptor after the eject")
+            check_released(ours, "the worker still held the card's descriptor after the eject")
             if f"at slot {slot} removed" not in vm.err.text():
                 raise Failure("the worker did not log the removal: " + vm.err.text())
         finally:
@@ -922,6 +920,14 @@ def check_held(ours, why):
             raise Failure(why)
     except socket.timeout:
         pass
+
+
+def check_released(ours, why):
+    """Fail with WHY unless the worker closes its end of the socket pair OURS (the card's
+    descriptor it was given) within 5 s."""
+    ours.settimeout(5)
+    if ours.recv(64) != b"":
+        raise Failure(why)
 
 
 def hotplug_case(keel_vmm, kernel, jail=False):
@@ -1016,9 +1022,7 @@ def hotplug_case(keel_vmm, kernel, jail=False):
             vm.ok({"execute": "nic-remove", "arguments": {"slot": slot, "force": True}})
             if vm.ok({"execute": "nic-list"}) != {"nics": []}:
                 raise Failure("nic-list is not empty after the forced removal")
-            ours.settimeout(5)
-            if ours.recv(64) != b"":
-                raise Failure("the worker still holds the card's descriptor after the removal")
+            check_released(ours, "the worker still holds the card's descriptor after the removal")
             # Two queue pairs, as keeld adds an adapter to a 2-vCPU VM by default: a tap
             # queue each, all closed with the card.
             qs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(2)]
@@ -1083,9 +1087,7 @@ def hotplug_fail_case(keel_vmm, kernel):
                     raise Failure(f"{point}: not the injected failure (EIO): {reply}")
                 if vm.ok({"execute": "nic-list"}) != {"nics": []}:
                     raise Failure(f"{point}: nic-list is not empty after the failed add")
-                ours.settimeout(5)
-                if ours.recv(64) != b"":
-                    raise Failure(f"{point}: the worker still holds the failed card's tap")
+                check_released(ours, f"{point}: the worker still holds the failed card's tap")
                 n = vm.ticks()[-1]
                 vm.wait_tick(n + 2, deadline)
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -1122,12 +1124,14 @@ def hotplug_pause_fail_case(keel_vmm, kernel):
             slot = nic_add_fd(vm, "hpp0", "52:54:00:00:00:44", theirs)
             want = {"nics": [{"slot": slot, "tap": "hpp0", "mac": "52:54:00:00:00:44",
                               "removing": False}]}
-            reply = vm.request({"execute": "nic-remove", "arguments": {"slot": slot, "force": True}})
+            reply = vm.request({"execute": "nic-remove",
+                                "arguments": {"slot": slot, "force": True}})
             desc = reply.get("error", {}).get("desc", "")
             if "cannot pause the VM to remove it: Input/output error" not in desc:
                 raise Failure(f"a forced removal whose pause failed: {reply}")
             if vm.ok({"execute": "nic-list"}) != want:
-                raise Failure(f"nic-list after the refused removal: {vm.ok({'execute': 'nic-list'})}")
+                raise Failure(f"nic-list after the refused removal: "
+                              f"{vm.ok({'execute': 'nic-list'})}")
             check_held(ours, "the card's descriptor was closed by a removal that failed")
             if vm.ok({"execute": "status"})["state"] != "running":
                 raise Failure("the VM is not running after the refused removal")
@@ -1136,9 +1140,7 @@ def hotplug_pause_fail_case(keel_vmm, kernel):
             vm.ok({"execute": "nic-remove", "arguments": {"slot": slot, "force": True}})
             if vm.ok({"execute": "nic-list"}) != {"nics": []}:
                 raise Failure("nic-list is not empty after the second forced removal")
-            ours.settimeout(5)
-            if ours.recv(64) != b"":
-                raise Failure("the worker still holds the card's descriptor after the removal")
+            check_released(ours, "the worker still holds the card's descriptor after the removal")
             vm.ok({"execute": "quit"})
             vm.wait(deadline)
         finally:
@@ -1161,9 +1163,7 @@ def hotplug_pause_fail_case(keel_vmm, kernel):
             if not vm.err.wait_for(rf".*at slot {slot} removed.*", deadline):
                 raise Failure("the worker did not log the removal on its second try: "
                               + vm.err.text())
-            ours.settimeout(5)
-            if ours.recv(64) != b"":
-                raise Failure("the worker still held the card's descriptor after the eject")
+            check_released(ours, "the worker still held the card's descriptor after the eject")
         finally:
             vm.kill()
             vm.finish()
