@@ -8,17 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 
 static struct log_ratelimit gate_rl = LOG_RATELIMIT_INIT(5000, 5);
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Fire in ns (at least 1); sooner: unless the timer fires before that already (another
  * bucket's request waits for it). */
@@ -26,7 +20,7 @@ static void arm(struct qos_gate *g, uint64_t ns, bool sooner)
 {
 	struct itimerspec its = {
 		.it_value = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)}};
-	uint64_t at = now_ns() + ns;
+	uint64_t at = clock_mono_ns() + ns;
 
 	if (sooner && g->deadline_ns && g->deadline_ns <= at)
 		return;
@@ -40,7 +34,7 @@ static void arm(struct qos_gate *g, uint64_t ns, bool sooner)
 int qos_gate_init(struct qos_gate *g, const struct qos_gate_ops *ops, void *opaque, unsigned nfifo,
 		  unsigned nbucket, const uint8_t *bucket_of, const struct blk_qos_limits *lim)
 {
-	uint64_t now = now_ns();
+	uint64_t now = clock_mono_ns();
 
 	memset(g, 0, sizeof(*g));
 	g->timer_fd = -1;
@@ -71,7 +65,7 @@ bool qos_gate_admit(struct qos_gate *g, unsigned fifo, uint16_t id, uint64_t byt
 {
 	unsigned b;
 	struct blk_qos *q;
-	uint64_t wait, now = now_ns();
+	uint64_t wait, now = clock_mono_ns();
 
 	if (fifo >= g->nfifo) { /* not reached: the devices' FIFOs are their queues or LUNs */
 		log_warn_ratelimited(&gate_rl, "storage QoS: no FIFO %u (of %u)", fifo, g->nfifo);
@@ -108,7 +102,7 @@ bool qos_gate_admit(struct qos_gate *g, unsigned fifo, uint16_t id, uint64_t byt
 void qos_gate_release(struct qos_gate *g, bool force)
 {
 	bool blocked[QOS_GATE_FIFOS] = {false};
-	uint64_t now = now_ns(), min_wait = 0;
+	uint64_t now = clock_mono_ns(), min_wait = 0;
 
 	for (unsigned b = 0; b < g->nbucket; b++)
 		blk_qos_tick(&g->bucket[b], g->ops->outstanding(g->opaque, b), now);
@@ -200,7 +194,7 @@ void qos_gate_done(struct qos_gate *g, unsigned b)
 	unsigned n = g->ops->outstanding(g->opaque, b);
 
 	/* The windows that ended before this completion had its request outstanding. */
-	blk_qos_tick(&g->bucket[b], n + 1, now_ns());
+	blk_qos_tick(&g->bucket[b], n + 1, clock_mono_ns());
 	if (!n)
 		blk_qos_idle(&g->bucket[b]);
 }
@@ -211,9 +205,9 @@ void qos_gate_query(struct qos_gate *g, unsigned b, const struct blk_qos_limits 
 	struct blk_qos *q = &g->bucket[b];
 
 	/* The windows that ended by now are judged by the limits they had. */
-	blk_qos_tick(q, g->ops->outstanding(g->opaque, b), now_ns());
+	blk_qos_tick(q, g->ops->outstanding(g->opaque, b), clock_mono_ns());
 	if (set) {
-		blk_qos_set(q, set, now_ns());
+		blk_qos_set(q, set, clock_mono_ns());
 		if (g->waiting[b])
 			arm(g, 1, true); /* the I/O thread releases what the new limits allow */
 	}

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "vmm/bus.h"
 #include "vmm/dev/cfi_flash.h"
@@ -47,13 +48,6 @@ struct pflash {
  * changes meanwhile is saved at the interval's end, and at exit. */
 #define PFLASH_SAVE_INTERVAL_NS 200000000ull
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Main thread: write the store back: a copy taken under the lock, written outside it (the
  * guest is not held up by the file system). The copy lives only as long as the save, in its
@@ -94,7 +88,7 @@ static void pflash_save(struct pflash *p)
 /* Main thread: save now if the last save is an interval old, else when it will be. */
 static void pflash_save_paced(struct pflash *p)
 {
-	uint64_t now = now_ns(), due = p->last_save + PFLASH_SAVE_INTERVAL_NS;
+	uint64_t now = clock_mono_ns(), due = p->last_save + PFLASH_SAVE_INTERVAL_NS;
 	struct itimerspec when = {0};
 
 	if (p->timer_armed)
