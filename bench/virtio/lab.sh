@@ -190,9 +190,10 @@ disk_case() {
 
 # The disk matrix (issue 16), fio in the guest on /dev/vda: NAME RW BS QD REGION, REGION a:
 # the first disk_mib MiB (written first, so the later runs rewrite and read allocated
-# blocks), b: the next disk_mib MiB, never written before its run (on a dynamic VHDX,
-# random writes that allocate). The first run writes region a once (size-based); the others
-# run fio_secs seconds each.
+# blocks), b: a disk_mib MiB region of its own for each round, after region a, never written
+# before that round's run (random writes that allocate, on a sparse raw file as on a dynamic
+# VHDX). The first run writes region a once (size-based); the others run fio_secs seconds
+# each.
 disk_cases="seqwrite-alloc:write:1M:1:a seqwrite:write:1M:1:a seqread:read:1M:1:a
 randread-qd1:randread:4k:1:a randread-qd32:randread:4k:32:a
 randwrite-qd1:randwrite:4k:1:a randwrite-qd32:randwrite:4k:32:a
@@ -206,8 +207,10 @@ randwrite-qd32-alloc:randwrite:4k:32:b"
 # disk_rounds rounds, the order reversed from case to case and round to round so that no
 # guest always goes first (the host's load falls on all alike). Each round pairs keel with
 # QEMU on a format and keel's VHDX with keel's raw within minutes of each other: the summary
-# takes the median of those per-round ratios. The cases that allocate (seqwrite-alloc,
-# randwrite-qd32-alloc) run once: a second run would no longer allocate.
+# takes the median of those per-round ratios. seqwrite-alloc runs once (it writes region a,
+# which the later cases need written); randwrite-qd32-alloc runs in every round, each round on
+# a region never written before (b), so that which VMM allocates first on the file system
+# alternates too (until 2026-12-07 it ran once, and QEMU's guests went before keel's).
 disk_bench() {
 	guests=
 	for fmt in $1; do
@@ -217,9 +220,9 @@ disk_bench() {
 			f=$BENCH_FS/bench.$v.$fmt
 			rm -f "$f"
 			if [ "$fmt" = raw ] && [ "$raw_kind" = full ]; then
-				dd if=/dev/zero of="$f" bs=1M count=$((disk_mib * 2 + 16)) 2>/dev/null || fail "dd $f"
+				dd if=/dev/zero of="$f" bs=1M count=$(disk_size_mib) 2>/dev/null || fail "dd $f"
 			else
-				keel disk create "$f" --format "$fmt" --size $((disk_mib * 2 + 16))M >/dev/null ||
+				keel disk create "$f" --format "$fmt" --size "$(disk_size_mib)M" >/dev/null ||
 					fail "keel disk create $f --format $fmt"
 			fi
 			# One VM name per VMM and format: a name is never reused in one session (vm_start).
@@ -236,7 +239,6 @@ disk_bench() {
 $c
 EOF_CASE
 		off=0
-		[ "$region" = a ] || off=$disk_mib
 		if [ -n "$only_cases" ] && ! echo " $only_cases " | grep -q " $name "; then
 			[ "$name" != seqwrite-alloc ] || for g in $guests; do
 				vm_run "d${g%:*}${g#*:}" "dd if=/dev/zero of=/dev/vda bs=1M count=$disk_mib oflag=direct 2>&1" 900
@@ -244,12 +246,13 @@ EOF_CASE
 			continue
 		fi
 		rounds=$disk_rounds
-		case $name in *-alloc) rounds=1 ;; esac
+		[ "$name" != seqwrite-alloc ] || rounds=1
 		round=1 # not r: disk_case's (shell variables are global)
 		while [ $round -le "$rounds" ]; do
 			flip=$((1 - flip))
 			order=$guests
 			[ $flip = 1 ] || order=$(echo "$guests" | awk '{ for (i = NF; i >= 1; i--) printf "%s ", $i }')
+			[ "$region" = a ] || off=$((disk_mib * round))
 			for g in $order; do disk_case "${g%:*}" "${g#*:}" "$name" "$rw" "$bs" "$qd" "$off"; done
 			round=$((round + 1))
 		done
@@ -273,6 +276,11 @@ EOF_CASE
 	done
 }
 
+# Each disk: region a and a region b for each round (disk_bench), and 16 MiB more.
+disk_size_mib() {
+	echo $((disk_mib * (1 + disk_rounds) + 16))
+}
+
 # bench_fs: the disk files' file system, BENCH_FS: an ext4 (an ext2 by busybox mke2fs where
 # the lab has no mkfs.ext4) on a loop device over a file on the lab's RAM-backed /tmp, so that
 # both VMMs can open the files with O_DIRECT (cache=none), which tmpfs refuses before
@@ -286,10 +294,11 @@ bench_fs() {
 	}
 	rm -f /tmp/bench.probe
 	BENCH_FS=/bench
-	# Four disks of 2 x disk_mib + 16 MiB (disk_bench) and room for ext4's own metadata; no
-	# root reserve (-m 0): keel-vmm writes as the jail's uid, QEMU as root, and neither may
-	# meet a full file system the other would not.
-	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * 9 + 160)) 2>/dev/null
+	# Four sparse disks (disk_size_mib), of which each writes region a and a little of each
+	# round's region b, but QEMU's vhdx driver all of it (it writes a new block whole), and
+	# room for ext4's own metadata; no root reserve (-m 0): keel-vmm writes as the jail's
+	# uid, QEMU as root, and neither may meet a full file system the other would not.
+	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * (6 + disk_rounds) + 160)) 2>/dev/null
 	# ext4 with extents (e2fsprogs' mke2fs, tests/lab/lab.sh), as a host's file system is;
 	# busybox's mke2fs makes ext2 (indirect block maps), where first writes into a sparse
 	# file (a dynamic VHDX's new blocks) ran at 0.44-0.47x the raw file's for both VMMs.

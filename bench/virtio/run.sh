@@ -2,10 +2,10 @@
 # Virtio benchmark (issues 3, 12, 16): keel-vmm against QEMU with KVM on the same backing
 # files and bridges, in one nested-lab session (bench/virtio/lab.sh). Disk: the guests of both
 # VMMs on both formats (raw, vhdx: as BENCH_ONLY asks) up at once, each fio case on every one
-# in BENCH_DISK_ROUNDS rounds (3; the cases that allocate once), the order reversed from
-# round to round; a ratio (keel/QEMU, VHDX/raw, and likewise the network's rounds) is the
-# median of the rounds' ratios, each round's pair run minutes apart. BENCH_ONLY (default
-# disk,vhdx,net; comma-separated):
+# in BENCH_DISK_ROUNDS rounds (3; seqwrite-alloc once, the allocating random writes on a
+# fresh region each round), the order reversed from round to round; a ratio (keel/QEMU,
+# VHDX/raw, and likewise the network's rounds) is the median of the rounds' ratios, each
+# round's pair run minutes apart. BENCH_ONLY (default disk,vhdx,net; comma-separated):
 #   disk  fio in the guest on a raw file: sequential 1 MiB writes (first and rewrite) and
 #         reads, random 4 KiB reads and writes at queue depth 1 and 32, random 4 KiB writes
 #         into unwritten space; keel-vmm cache=none against QEMU aio=io_uring,cache=none.
