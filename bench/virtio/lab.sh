@@ -257,6 +257,7 @@ EOF_CASE
 			round=$((round + 1))
 		done
 	done
+	echo "bench: fs after the disk cases: $(df -m $BENCH_FS | awk 'NR == 2 { print $3 " of " $2 " MiB used" }'); lab host memory: $(awk '/^MemAvailable/ { printf "%s %d MiB", $1, $2 / 1024 }' /proc/meminfo)"
 	for g in $guests; do
 		v=${g%:*} fmt=${g#*:}
 		n=d$v$fmt
@@ -297,8 +298,13 @@ bench_fs() {
 	# Four sparse disks (disk_size_mib), of which each writes region a and a little of each
 	# round's region b, but QEMU's vhdx driver all of it (it writes a new block whole), and
 	# room for ext4's own metadata; no root reserve (-m 0): keel-vmm writes as the jail's
-	# uid, QEMU as root, and neither may meet a full file system the other would not.
-	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=0 seek=$((disk_mib * (6 + disk_rounds) + 160)) 2>/dev/null
+	# uid, QEMU as root, and neither may meet a full file system the other would not. The
+	# file is written whole first, as a disk is there whole: a sparse one made whoever
+	# first wrote a part of the file system pay for the lab's RAM under it (tmpfs pages
+	# allocated and zeroed under TCG), the first VMM's first writes most (2026-12-07).
+	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=$((disk_mib * (6 + disk_rounds) + 160)) 2>/dev/null ||
+		fail "cannot write /tmp/bench.fs"
+	echo "bench: fs $((disk_mib * (6 + disk_rounds) + 160)) MiB ext4 on a loop device over /tmp/bench.fs, written whole first; lab host memory: $(awk '/^MemTotal|^MemAvailable/ { printf "%s %d MiB ", $1, $2 / 1024 }' /proc/meminfo)"
 	# ext4 with extents (e2fsprogs' mke2fs, tests/lab/lab.sh), as a host's file system is;
 	# busybox's mke2fs makes ext2 (indirect block maps), where first writes into a sparse
 	# file (a dynamic VHDX's new blocks) ran at 0.44-0.47x the raw file's for both VMMs.
