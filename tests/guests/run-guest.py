@@ -30,6 +30,28 @@ EXIT_FAIL = 0x11
 EXIT_EXCEPTION = 0x12
 
 
+def time_scale():
+    """KEEL_TEST_TIME_SCALE: how much longer than on a host's own KVM each time limit of the
+    cases may take (default 1). The nested lab sets it: its emulated CPU runs the guests and
+    keel-vmm several times slower (tests/lab/guests-tier.py, docs/testing.md)."""
+    v = os.environ.get("KEEL_TEST_TIME_SCALE", "1")
+    try:
+        scale = float(v)
+    except ValueError:
+        scale = 0
+    if not 1 <= scale <= 100:
+        sys.exit(f"run-guest: KEEL_TEST_TIME_SCALE={v!r} is not a number from 1 to 100")
+    return scale
+
+
+TIME_SCALE = time_scale()
+
+
+def seconds(s):
+    """A time limit of S seconds on a host's own KVM, stretched by KEEL_TEST_TIME_SCALE."""
+    return s * TIME_SCALE
+
+
 def status_of(value):
     return (value << 1) | 1
 
@@ -739,7 +761,7 @@ def run_case(name, case, keel_vmm, guests_dir, jail=False):
             extras["pass_fds"] = tuple(extras.get("pass_fds", ())) + pass_disks(cmd)
         print("run-guest: " + " ".join(repr(c) if (" " in c or not c) else c for c in cmd))
         start = time.monotonic()
-        deadline = start + case.timeout
+        deadline = start + seconds(case.timeout)
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
                                 pass_fds=extras.get("pass_fds", ()),
@@ -767,7 +789,8 @@ def run_case(name, case, keel_vmm, guests_dir, jail=False):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             status = None
-            problems.append(f"timed out after {case.timeout} s; the VM was still running")
+            problems.append(f"timed out after {seconds(case.timeout):g} s; the VM was still "
+                            "running")
         elapsed = time.monotonic() - start
         try:
             proc.stdin.close()
