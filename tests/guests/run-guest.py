@@ -188,7 +188,11 @@ def crash_case(how):
                 if not mm:
                     return f"stderr line names no RIP value: {l!r}"
                 got = int(mm.group(2), 16)
-                if not rip <= got <= rip + 2:
+                # On AMD, KVM re-initialises the vCPU at a shutdown before keel-vmm can read
+                # it (the RIP reads 0xfff0), and keel-vmm says so rather than name a wrong
+                # place: that line stands in for the RIP check.
+                amd_reset = any("registers read back in their reset state" in h for h in lines)
+                if not rip <= got <= rip + 2 and not (amd_reset and got == 0xFFF0):
                     return (f"stderr line names rip 0x{got:x}, the guest's {how} is at "
                             f"0x{rip:x}: {l!r}")
                 # The crash report also lists the vCPU's last exits: the guest's last

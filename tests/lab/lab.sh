@@ -439,7 +439,7 @@ lab_guests_tier_build() {
 		n=$(grep -c '"name"' "$root/keel/tests.json")
 		mb=$(($(du -sm "$root" | cut -f1) * 5 / 4 + 16))
 		rm -f "$out.tmp"
-		"$(PATH=$PATH:/usr/sbin:/sbin command -v mke2fs)" -q -F -t ext4 -O ^has_journal -L guests-tier -E root_owner=0:0 -d "$root" \
+		"$(PATH=$PATH:/usr/sbin:/sbin command -v mke2fs)" -q -F -t ext4 -b 4096 -O ^has_journal -L guests-tier -E root_owner=0:0 -d "$root" \
 			"$out.tmp" "${mb}M" >/dev/null || lab_die "mke2fs could not make $out"
 		mv "$out.tmp" "$out"
 		rm -rf "$root"

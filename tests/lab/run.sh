@@ -7,7 +7,7 @@
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
 # lab, for checking the lab itself), LAB_ONLY=WORD[,WORD...] (only scenarios whose name contains a WORD),
-# LAB_TIMEOUT=SECONDS (the whole lab session, default 2700, and 1200 more with the guests
+# LAB_TIMEOUT=SECONDS (the whole lab session, default 2700, and 900 more with the guests
 # tier), LAB_STALL=SECONDS (a silent lab is
 # stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300), LAB_ARGS="key=value ..." (more words for the lab kernel's
@@ -73,7 +73,7 @@ lab_check_timeouts "$top"/tests/lab/scenarios/*.sh
 LAB_IMAGES=${imgs:-none} lab_images || exit 1
 if [ "$gt" = 1 ]; then
 	lab_guests_tier_build || exit 1
-	[ -n "${LAB_TIMEOUT:-}" ] || tmo=$((tmo + 1200))
+	[ -n "${LAB_TIMEOUT:-}" ] || tmo=$((tmo + 900))
 fi
 demo=0
 case demo in *"$only"*) demo=1 ;; esac
