@@ -11,7 +11,6 @@
 #                       guests and keel-vmm about that much slower than a host's own KVM)
 # lab-timeout: 900
 # lab-attempts: 1
-[ "$LAB_VMM" = keel ] || skip "the guests tier tests keel-vmm itself (LAB_VMM=$LAB_VMM)"
 scale=4
 for w in $(cat /proc/cmdline); do
 	case "$w" in keel.time_scale=*) scale=${w#*=} ;; esac
@@ -22,12 +21,13 @@ for b in /sys/block/vd*; do
 	[ "$(cat "$b/serial" 2>/dev/null)" = guests-tier ] && dev=/dev/${b##*/}
 done
 [ -n "$dev" ] || fail "the lab has no guests-tier drive (run.sh attaches it on a host without KVM, or with LAB_GUESTS_TIER=on)"
+tmp=/mnt/guests-tmp loop=
+trap 'umount "$tmp" 2>/dev/null; [ -z "$loop" ] || losetup -d "$loop"; rm -f /tmp/guests-tier.fs; umount "$mnt" 2>/dev/null' EXIT
 mkdir -p "$mnt"
 mount -t ext4 -o ro "$dev" "$mnt" || fail "cannot mount the guests-tier drive $dev"
 # The tests' files (their TMPDIR) on an ext4 over a loop device: the disks of the cache=none
 # cases need O_DIRECT, which the lab's RAM-backed /tmp refuses (as tmpfs does before Linux
 # 6.6). Sparse: it takes the lab's RAM only as the tests write.
-tmp=/mnt/guests-tmp
 dd if=/dev/zero of=/tmp/guests-tier.fs bs=1M count=0 seek=2048 2>/dev/null || fail "cannot make /tmp/guests-tier.fs"
 /sbin/mkfs.ext4 -q -F -t ext4 -b 4096 -m 0 /tmp/guests-tier.fs >/dev/null 2>&1 || fail "mkfs.ext4 /tmp/guests-tier.fs"
 loop=$(losetup -f) && losetup "$loop" /tmp/guests-tier.fs || fail "losetup /tmp/guests-tier.fs"
@@ -37,8 +37,4 @@ PATH=$mnt/bin:$mnt/usr/bin:$PATH LD_LIBRARY_PATH=$mnt/lib/x86_64-linux-gnu:$mnt/
 	PYTHONHOME=$mnt/usr KEEL_TEST_TIME_SCALE=$scale TMPDIR=$tmp \
 	python3 "$mnt/keel/src/tests/lab/guests_tier.py" run "$mnt/keel/tests.json"
 rc=$?
-umount "$tmp"
-losetup -d "$loop"
-rm -f /tmp/guests-tier.fs
-umount "$mnt"
 [ "$rc" = 0 ] || fail "tests of the guests tier failed (their lines 'guests-lab: FAIL')"
