@@ -162,7 +162,12 @@ def run_one(t, scale):
 def run(listfile):
     with open(listfile) as f:
         tests = json.load(f)
-    scale = float(os.environ.get("KEEL_TEST_TIME_SCALE", "1"))
+    try:
+        scale = float(os.environ.get("KEEL_TEST_TIME_SCALE", "1"))
+    except ValueError:
+        print(f"{TAG}: KEEL_TEST_TIME_SCALE={os.environ['KEEL_TEST_TIME_SCALE']!r} is not a "
+              "number", flush=True)
+        return 2
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     t0 = time.monotonic()
     print(f"{TAG}: begin {len(tests)} tests (time limits x{scale:g})", flush=True)
