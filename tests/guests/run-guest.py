@@ -7,7 +7,9 @@
 The cases (VMM options, guest command line, input to feed, expected status and output) are
 defined below. By default the guest runs under keel-vmm on /dev/kvm. For comparison the
 same case can run under QEMU: KEEL_GUEST_VMM=qemu (TCG, or KVM with
-KEEL_GUEST_QEMU_ACCEL=kvm). Exit status: 0 pass, 1 fail, 77 skipped (no usable /dev/kvm).
+KEEL_GUEST_QEMU_ACCEL=kvm). KEEL_TEST_TIME_SCALE=N multiplies every time limit, here and in
+run-state.py (the lab's guests tier sets it). Exit status: 0 pass, 1 fail, 77 skipped (no
+usable /dev/kvm).
 """
 
 import argparse
