@@ -35,7 +35,7 @@ EXIT_EXCEPTION = 0x12
 def time_scale():
     """KEEL_TEST_TIME_SCALE: how much longer than on a host's own KVM each time limit of the
     cases may take (default 1). The nested lab sets it: its emulated CPU runs the guests and
-    keel-vmm several times slower (tests/lab/guests-tier.py, docs/testing.md)."""
+    keel-vmm several times slower (tests/lab/guests_tier.py, docs/testing.md)."""
     v = os.environ.get("KEEL_TEST_TIME_SCALE", "1")
     try:
         scale = float(v)

@@ -251,7 +251,7 @@ def save_restore_case(keel_vmm, kernel, cpus):
             time.sleep(0.1)
             before = src.ticks()
             saved_at = before[-1]
-            src_tail = carried_on(src.out.text(), "")
+            src_text = src.out.text()  # as it was at the save
             if saved_at >= TOTAL:
                 raise Failure("the guest finished before the save; nothing to restore")
             files = sorted(os.listdir(save_dir))
@@ -297,7 +297,7 @@ def save_restore_case(keel_vmm, kernel, cpus):
         if "state: counting" in out:
             raise Failure("the restored VM booted the guest again instead of carrying on")
         check_sequence("restored VM", [int(m.group(1)) for m in (
-            TICK.fullmatch(l) for l in carried_on(src_tail, out).split("\n")) if m],
+            TICK.fullmatch(l) for l in carried_on(src_text, out).split("\n")) if m],
             saved_at + 1, TOTAL)
         # Both timers kept running after the restore: the LAPIC timer drives the lines, and
         # the PIT (100 Hz, 4 periods per line) must at least tick once per line on average.
@@ -603,7 +603,7 @@ def virtio_case(keel_vmm, kernel):
             src.ok({"execute": "save", "arguments": {"dir": save_dir}})
             time.sleep(0.1)
             saved_at = vio_lines(src.out.text())[-1]
-            src_tail = carried_on(src.out.text(), "")
+            src_text = src.out.text()  # as it was at the save
             if saved_at >= VIO_TOTAL:
                 raise Failure("the guest finished before the save; nothing to restore")
             src.ok({"execute": "quit"})
@@ -633,7 +633,7 @@ def virtio_case(keel_vmm, kernel):
                           f"stderr: {dst.err.text()}")
         if "virtio-state: ready" in out:
             raise Failure("the restored VM booted the guest again instead of carrying on")
-        check_sequence("restored VM", vio_lines(carried_on(src_tail, out)), saved_at + 1,
+        check_sequence("restored VM", vio_lines(carried_on(src_text, out)), saved_at + 1,
                        VIO_TOTAL)
 
         # Damaged or mismatched virtio sections are refused before the guest runs.
