@@ -2,6 +2,7 @@
 #   make          build everything into build/ (programs: build/keeld, build/keel, build/keel-vmm)
 #   make demo     set up, then keeld boots Debian 12 as a Generation 2 VM: its login prompt
 #   make test     set up, then run the whole suite: unit, tiny guests, fuzz (brief), lab
+#                 (on a host without KVM, the lab runs the tiny guests: docs/testing.md)
 #   make bench    run the benchmarks in bench/ and print keel/QEMU ratios
 #   make fuzz     run every fuzz target for longer (FUZZ_SECONDS, default 300 each)
 #   make format   clang-format every C file in place
@@ -13,7 +14,7 @@ NINJA ?= ninja
 FUZZ_SECONDS ?= 300
 
 
-.PHONY: all setup demo test test-host test-fuzz test-lab bench fuzz format clean agent-deb agent-iso
+.PHONY: all asan setup demo test test-host test-fuzz test-lab bench fuzz format clean agent-deb agent-iso
 
 all: build/build.ninja
 	$(NINJA) -C build
@@ -46,12 +47,16 @@ test: setup
 	$(MAKE) -k test-host test-fuzz test-lab
 	@echo "make test: all suites passed"
 
-# Per-tier counts follow meson's own summary (tests/summary.py); under .ci/run a skipped
-# host test fails the suite (KEEL_TEST_NO_SKIP=1).
-test-host: build-asan/build.ninja
+# The ASan+UBSan build with its test hooks, which the host tier tests and the lab's guests
+# tier (on a host without KVM: tests/lab/guests_tier.py) runs.
+asan: build-asan/build.ninja
 	@# A build-asan set up before the jail's test hook existed gets it (e2e jail needs it).
 	@grep -q -- -DKEEL_TEST_HOOKS build-asan/build.ninja || $(MESON) configure build-asan -Dtest_hooks=true
 	$(NINJA) -C build-asan
+
+# Per-tier counts follow meson's own summary (tests/summary.py); under .ci/run a skipped
+# host test fails the suite (KEEL_TEST_NO_SKIP=1).
+test-host: asan
 	$(MESON) test -C build-asan --print-errorlogs --no-rebuild; status=$$?; \
 	tests/summary.py build-asan || status=1; exit $$status
 
@@ -59,7 +64,7 @@ test-fuzz: build-fuzz/build.ninja
 	$(NINJA) -C build-fuzz
 	tests/fuzz/run.sh build-fuzz 10
 
-test-lab: all
+test-lab: all asan
 	tests/lab/run.sh
 
 bench: setup all

@@ -67,7 +67,8 @@ def main():
           ("host", total["ran"], total["passed"], total["skipped"], total["failed"]))
     if no_kvm:
         print("note: this host's kernel offers no KVM (no /dev/kvm, none in /proc/misc): %d tests that run guests on the host's KVM were "
-              "skipped, each saying so (the lab tier runs real guests under its own KVM): %s" %
+              "skipped, each saying so (the lab runs real guests under its own KVM; its guests tier "
+              "runs those of the guests and vmm suites: docs/testing.md): %s" %
               (len(no_kvm), ", ".join(sorted(n.split(" / ")[-1] for n in no_kvm))))
     if total["failed"]:
         return 1

@@ -383,6 +383,72 @@ lab_images() {
 	done
 }
 
+# The guests tier (tests/lab/guests_tier.py, docs/testing.md): the tests a host without KVM
+# skips, with what they need, on a read-only ext4 drive of the lab host (serial guests-tier)
+# that 95-guests-tier mounts at $LAB_GUESTS_TIER_MNT: Debian's python3 (its standard library
+# and the libraries of both), bash and qemu-img (which the cases call), the ASan+UBSan build's
+# keel-vmm, keel and guests under keel/build, the cases' runners under keel/src, and
+# keel/tests.json (guests_tier.py list). An image rather than more of the cpio: the kernel
+# reads only the blocks the tier uses (ext4 is built into the lab kernel), and only when it
+# runs; every other lab boot unpacks nothing more. Rebuilt when an input changed; the drive is
+# added to $LAB_OUT/images.list (after lab_images, which starts that list afresh).
+LAB_GUESTS_TIER_MNT=/mnt/guests-tier
+lab_guests_tier_build() {
+	local b=$LAB_TOP/build-asan out=$LAB_OUT/guests-tier.ext4 root=$LAB_OUT/guests-tier-root
+	local py qimg bfiles sfiles f fp mb n
+	[ -x "$b/src/vmm/keel-vmm" ] ||
+		lab_die "build-asan/src/vmm/keel-vmm does not exist (make test-lab builds it; or make build-asan/build.ninja && ninja -C build-asan)"
+	grep -q -- -DKEEL_TEST_HOOKS "$b/build.ninja" ||
+		lab_die "build-asan was set up without test hooks (meson configure build-asan -Dtest_hooks=true)"
+	py=$(readlink -f /usr/bin/python3) || lab_die "Debian's /usr/bin/python3 is missing (package python3)"
+	qimg=$(command -v qemu-img) || lab_die "qemu-img is not installed; run scripts/setup.sh"
+	bfiles=$(cd "$b" && ls src/vmm/keel-vmm src/cli/keel tests/guests/*.elf tests/guests/*.bin \
+		tests/daemon/daemon-guest.elf meson-info/intro-tests.json)
+	sfiles=$(cd "$LAB_TOP" && ls tests/guests/*.py tests/vmm/*.sh tests/daemon/probe-build.py \
+		tests/summary.py tests/lab/guests_tier.py)
+	# shellcheck disable=SC2046,SC2086
+	fp=$(_lab_fingerprint "$py" /bin/bash "$qimg" "$LAB_TOP/tests/lab/lab.sh" \
+		$(for f in $bfiles; do echo "$b/$f"; done) $(for f in $sfiles; do echo "$LAB_TOP/$f"; done))
+	if [ ! -e "$out" ] || [ "$(cat "$out.fp" 2>/dev/null)" != "$fp" ]; then
+		rm -rf "$root" && mkdir -p "$root/usr/lib"
+		_lab_copy_program "$py" "$root" /usr/bin/python3.11
+		ln -s python3.11 "$root/usr/bin/python3"
+		# The standard library with its compiled modules (a read-only drive: Python could
+		# not write them, and compiling every import under emulation is slow), less what
+		# no test imports.
+		cp -a /usr/lib/python3.11 "$root/usr/lib/" || lab_die "cannot copy /usr/lib/python3.11"
+		rm -rf "$root"/usr/lib/python3.11/{test,idlelib,tkinter,turtledemo,ensurepip,lib2to3,pydoc_data,config-3.11-x86_64-linux-gnu}
+		find "$root/usr/lib/python3.11" -name '*.opt-[12].pyc' -delete
+		rm -f "$root"/usr/lib/python3.11/lib-dynload/{_test,xx}*.so
+		for f in "$root"/usr/lib/python3.11/lib-dynload/*.so; do # their libraries
+			_lab_copy_program "${f#"$root"}" "$root" "${f#"$root"}"
+		done
+		_lab_copy_program /bin/bash "$root" /bin/bash
+		_lab_copy_program "$qimg" "$root" /usr/bin/qemu-img
+		for f in $bfiles; do
+			case "$f" in
+			src/*) _lab_copy_program "$b/$f" "$root" "/keel/build/$f" ;;
+			*) install -D -m 0644 "$b/$f" "$root/keel/build/$f" ;;
+			esac
+		done
+		for f in $sfiles; do
+			install -D -m "$(stat -c %a "$LAB_TOP/$f")" "$LAB_TOP/$f" "$root/keel/src/$f"
+		done
+		"$LAB_TOP/tests/lab/guests_tier.py" list "$b" "$root/keel" "$LAB_GUESTS_TIER_MNT/keel" \
+			>"$root/keel/tests.json" || lab_die "cannot list the guests tier's tests"
+		n=$(grep -c '"name"' "$root/keel/tests.json")
+		mb=$(($(du -sm "$root" | cut -f1) * 5 / 4 + 16))
+		rm -f "$out.tmp"
+		"$(PATH=$PATH:/usr/sbin:/sbin command -v mke2fs)" -q -F -t ext4 -b 4096 -O ^has_journal -L guests-tier -E root_owner=0:0 -d "$root" \
+			"$out.tmp" "${mb}M" >/dev/null || lab_die "mke2fs could not make $out"
+		mv "$out.tmp" "$out"
+		rm -rf "$root"
+		echo "$fp" >"$out.fp"
+		echo "lab: built $out ($mb MiB, $n tests)"
+	fi
+	echo "guests-tier $out" >>"$LAB_OUT/images.list"
+}
+
 # The outer QEMU's options for the images of $LAB_OUT/images.list.
 _lab_image_drives() {
 	local n path i=0

@@ -7,12 +7,16 @@
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
 # lab, for checking the lab itself), LAB_ONLY=WORD[,WORD...] (only scenarios whose name contains a WORD),
-# LAB_TIMEOUT=SECONDS (the whole lab session, default 2700), LAB_STALL=SECONDS (a silent lab is
+# LAB_TIMEOUT=SECONDS (the whole lab session, default 2700, and 900 more with the guests
+# tier), LAB_STALL=SECONDS (a silent lab is
 # stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300), LAB_ARGS="key=value ..." (more words for the lab kernel's
 # command line, read by scenarios: keel.stress_n=, keel.uefi_n=, ...), LAB_ACCEL (the outer
 # QEMU's accelerator, default tcg), LAB_CRASH=fail|retry (a guest crash fails the
-# scenario at once, the default, or is retried and counted). See docs/lab.md.
+# scenario at once, the default, or is retried and counted), LAB_GUESTS_TIER=auto|on|off
+# (95-guests-tier, the host tier's tests that start a guest: auto runs it only on a host whose
+# kernel offers no KVM, where the host tier skipped them; tests/lab/guests_tier.py). See
+# docs/lab.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
@@ -39,6 +43,24 @@ for w in ${only//,/ }; do
 	n=$((n + $(ls "$top"/tests/lab/scenarios/*"$w"*.sh 2>/dev/null | wc -l)))
 done
 [ -n "$only" ] || n=$(ls "$top"/tests/lab/scenarios/*.sh 2>/dev/null | wc -l)
+# The guests tier (95-guests-tier) runs where the host tier could not run its tests: on a host
+# whose kernel offers no KVM (LAB_GUESTS_TIER=auto), and with keel-vmm. Elsewhere the lab
+# leaves it out (keel.skip), neither run nor counted.
+gt=0 gt_skip=
+[ -n "$only" ] || gt=1
+for w in ${only//,/ }; do case 95-guests-tier in *"$w"*) gt=1 ;; esac; done
+if [ "$gt" = 1 ]; then
+	"$top/tests/lab/guests_tier.py" wanted
+	case $? in
+	0) [ "$vmm" = keel ] || gt=0 ;;
+	1) gt=0 ;;
+	*) exit 1 ;;
+	esac
+	if [ "$gt" = 0 ]; then
+		gt_skip=guests-tier n=$((n - 1))
+		echo "lab: 95-guests-tier left out: $([ "$vmm" = keel ] && echo "this host has KVM: the host tier runs its tests (LAB_GUESTS_TIER=on runs it here too)" || echo "it tests keel-vmm, not $vmm")"
+	fi
+fi
 # The firmware-boot images (scripts/images/) that the chosen scenarios name in a line
 # "# lab-images: NAME..." are built when missing and attached to the lab (lab.sh, lab_images).
 imgs=$(for s in "$top"/tests/lab/scenarios/*.sh; do
@@ -49,6 +71,10 @@ imgs=$(for s in "$top"/tests/lab/scenarios/*.sh; do
 done | tr ' ' '\n' | sed '/^$/d' | sort -u | paste -sd, -)
 lab_check_timeouts "$top"/tests/lab/scenarios/*.sh
 LAB_IMAGES=${imgs:-none} lab_images || exit 1
+if [ "$gt" = 1 ]; then
+	lab_guests_tier_build || exit 1
+	[ -n "${LAB_TIMEOUT:-}" ] || tmo=$((tmo + 900))
+fi
 demo=0
 case demo in *"$only"*) demo=1 ;; esac
 [ "$n" -gt 0 ] || [ "$demo" = 1 ] || lab_die "no scenario in tests/lab/scenarios matches '$only'"
@@ -91,9 +117,9 @@ if [ "$n" -gt 0 ]; then
 		sstart=$(date +%s)
 		_lab_watchdog "$slog" &
 		dog=$!
-		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} \
+		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} ${gt_skip:+"keel.skip=$gt_skip"} \
 			"keel.timeout=$stmo" ${LAB_CRASH:+"keel.crash=$LAB_CRASH"} ${LAB_ARGS:-} </dev/null 2>&1 |
-			lab_console_filter | tee "$slog" | grep -a --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)'
+			lab_console_filter | tee "$slog" | grep -a --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)|^guests-lab: (PASS|FAIL|SKIP|begin|done)'
 		qemu_rc=${PIPESTATUS[0]}
 		kill "$dog" 2>/dev/null
 		wait "$dog" 2>/dev/null
@@ -179,4 +205,10 @@ secs=$(($(date +%s) - start))
 echo "lab: $pass passed, $failed failed, $skipped skipped, passed on a retry: $retried${retried_names:+ (${retried_names% })}, guest crashes: $crashes, lab host restarts: ${restarts:-0}, vmm $vmm, ${secs}s"
 [ "$n" -gt 0 ] && ledger_summary "$LAB_QEMU"
 echo "tier lab      ran $((pass + failed)), passed $pass, skipped $skipped, failed $failed"
-[ "$failed" = 0 ] && [ "$pass" -gt 0 ]
+# The guests tier's own counts, its tests' outputs in build/lab/guests-lab/, its failures'.
+gt_rc=0
+if [ "$gt" = 1 ]; then
+	rm -rf "$LAB_OUT/guests-lab"
+	"$top/tests/lab/guests_tier.py" report "$log" "$LAB_OUT/guests-lab" || gt_rc=1
+fi
+[ "$failed" = 0 ] && [ "$pass" -gt 0 ] && [ "$gt_rc" = 0 ]
