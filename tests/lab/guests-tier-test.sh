@@ -4,6 +4,9 @@
 # the results and outputs of a run (pass, skip, failure, time limit), and the counts and exit
 # status the report gives for a whole run, a cut-off one and skips under KEEL_TEST_NO_SKIP=1.
 set -u
+# The checks below set KEEL_TEST_NO_SKIP themselves where they test it; CI's (.ci/run) would
+# turn every skip of the others into a failure.
+unset KEEL_TEST_NO_SKIP
 top=$(cd "$(dirname "$0")/../.." && pwd)
 gt=$top/tests/lab/guests_tier.py
 dir=$(mktemp -d)
