@@ -302,9 +302,15 @@ bench_fs() {
 	# file is written whole first, as a disk is there whole: a sparse one made whoever
 	# first wrote a part of the file system pay for the lab's RAM under it (tmpfs pages
 	# allocated and zeroed under TCG), the first VMM's first writes most (2026-12-07).
-	dd if=/dev/zero of=/tmp/bench.fs bs=1M count=$((disk_mib * (6 + disk_rounds) + 160)) 2>/dev/null ||
+	# keel.raw=full: the two raw disks are written whole before any case.
+	local fs_mib=$((disk_mib * (6 + disk_rounds) + 160)) free_mib
+	[ "$raw_kind" != full ] || fs_mib=$((fs_mib + 2 * $(disk_size_mib)))
+	free_mib=$(df -m /tmp | awk 'NR == 2 { print $4 }')
+	[ "$fs_mib" -lt "$free_mib" ] ||
+		fail "the bench's file system ($fs_mib MiB) does not fit in the lab's /tmp ($free_mib MiB free): lower BENCH_DISK_MIB or BENCH_DISK_ROUNDS (or BENCH_RAW=sparse)"
+	dd if=/dev/zero of=/tmp/bench.fs bs=1M count="$fs_mib" 2>/dev/null ||
 		fail "cannot write /tmp/bench.fs"
-	echo "bench: fs $((disk_mib * (6 + disk_rounds) + 160)) MiB ext4 on a loop device over /tmp/bench.fs, written whole first; lab host memory: $(awk '/^MemTotal|^MemAvailable/ { printf "%s %d MiB ", $1, $2 / 1024 }' /proc/meminfo)"
+	echo "bench: fs $fs_mib MiB ext4 on a loop device over /tmp/bench.fs, written whole first; lab host memory: $(awk '/^MemTotal|^MemAvailable/ { printf "%s %d MiB ", $1, $2 / 1024 }' /proc/meminfo)"
 	# ext4 with extents (e2fsprogs' mke2fs, tests/lab/lab.sh), as a host's file system is;
 	# busybox's mke2fs makes ext2 (indirect block maps), where first writes into a sparse
 	# file (a dynamic VHDX's new blocks) ran at 0.44-0.47x the raw file's for both VMMs.

@@ -43,6 +43,10 @@ cat >"$b/meson-info/intro-tests.json" <<EOF
   "cmd": ["$src/tests/guests/run-guest.py", "multiboot-highmem"]},
  {"name": "vmm-seabios", "suite": ["keel:vmm"], "timeout": 60, "env": {"X": "1"}, "workdir": null,
   "cmd": ["$src/tests/vmm/seabios.sh", "src/vmm/keel-vmm"]},
+ {"name": "vmm-jail-uefi", "suite": ["keel:vmm"], "timeout": 60, "env": {}, "workdir": null,
+  "cmd": ["$src/tests/vmm/seabios.sh", "src/vmm/keel-vmm"]},
+ {"name": "vmm-seccomp-probe-build", "suite": ["keel:vmm"], "timeout": 60, "env": {}, "workdir": null,
+  "cmd": ["$src/tests/vmm/seabios.sh", "src/vmm/keel-vmm"]},
  {"name": "vmm-errors", "suite": ["keel:vmm"], "timeout": 60, "env": {}, "workdir": null,
   "cmd": ["$src/tests/vmm/errors.sh", "src/vmm/keel-vmm", "$src/.cache/kernel"]},
  {"name": "ring", "suite": ["keel:unit"], "timeout": 30, "env": {}, "workdir": null,
@@ -54,10 +58,18 @@ has "$out" "vmm-seabios: /mnt/t/src/tests/vmm/seabios.sh" "a file missing from t
 touch "$stage/src/tests/vmm/seabios.sh"
 out=$("$gt" list "$b" "$stage" /mnt/t) || fail "list: $out"
 names=$(echo "$out" | python3 -c 'import json, sys; print(" ".join(t["name"] for t in json.load(sys.stdin)))')
-[ "$names" = "serial-output multiboot-highmem vmm-seabios" ] || fail "list took '$names'"
+[ "$names" = "serial-output multiboot-highmem vmm-seabios vmm-jail-uefi vmm-seccomp-probe-build" ] ||
+	fail "list took '$names'"
 cmd=$(echo "$out" | python3 -c 'import json, sys; t = json.load(sys.stdin)[0]; print(" ".join(t["cmd"]), t["workdir"], t["timeout"])')
 [ "$cmd" = "python3 /mnt/t/src/tests/guests/run-guest.py --keel-vmm src/vmm/keel-vmm --guests /mnt/t/build/tests/guests serial-output /mnt/t/build 120" ] ||
 	fail "serial-output's command in the lab: $cmd"
+# A vmm test of VMM_TESTS that meson no longer has (renamed, gone): named, not dropped.
+cp "$b/meson-info/intro-tests.json" "$dir/tests.json"
+python3 -c 'import json, sys; t = json.load(open(sys.argv[1])); json.dump([x for x in t if x["name"] != "vmm-jail-uefi"], open(sys.argv[1], "w"))' \
+	"$b/meson-info/intro-tests.json"
+out=$("$gt" list "$b" "$stage" /mnt/t 2>&1) && fail "list succeeded without vmm-jail-uefi"
+has "$out" "vmm-jail-uefi: in VMM_TESTS (guests_tier.py) but not a vmm test" "a vmm test gone"
+mv "$dir/tests.json" "$b/meson-info/intro-tests.json"
 
 # run: a pass, a skip, a failure, a test over its limit (1 s times the scale 0.5) and one the
 # lab cannot run (OUT_OF_REACH: not started, skipped with the reason).

@@ -13,7 +13,6 @@
 
 static struct log_ratelimit gate_rl = LOG_RATELIMIT_INIT(5000, 5);
 
-
 /* Fire in ns (at least 1); sooner: unless the timer fires before that already (another
  * bucket's request waits for it). */
 static void arm(struct qos_gate *g, uint64_t ns, bool sooner)

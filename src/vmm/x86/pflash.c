@@ -48,7 +48,6 @@ struct pflash {
  * changes meanwhile is saved at the interval's end, and at exit. */
 #define PFLASH_SAVE_INTERVAL_NS 200000000ull
 
-
 /* Main thread: write the store back: a copy taken under the lock, written outside it (the
  * guest is not held up by the file system). The copy lives only as long as the save, in its
  * own mapping, so it costs no memory between saves. */
