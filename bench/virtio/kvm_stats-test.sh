@@ -1,8 +1,9 @@
 #!/bin/sh
-# Host-side checks of bench/virtio/kvm_stats.sh and of summary.awk's KVM tables (no lab, no
-# KVM needed): a VM directory laid out as Linux 6.1's debugfs has it (counters, vcpuN/) for a
-# process of this test, its deltas per request, the "not available" notes said once, and the
-# lines in run.sh's summary. Runs under sh and, when there is one, busybox sh (the lab host's
+# Host-side checks of bench/virtio/kvm_stats.sh, kvm_trace.sh and of summary.awk's KVM tables
+# (no lab, no KVM needed): a VM directory laid out as Linux 6.1's debugfs has it (counters,
+# vcpuN/) for a process of this test, its deltas per request, the "not available" notes said
+# once, and the lines in run.sh's summary; tracefs histograms as Linux 6.1 prints them, one
+# process's threads picked out of them. Runs under sh and, when there is one, busybox sh (the lab host's
 # shell and awk); summary.awk with the host's awk, as run.sh runs it.
 top=$(cd "$(dirname "$0")/../.." && pwd)
 if [ -z "${KVM_STATS_TEST_SH:-}" ] && [ -x /bin/busybox ]; then
@@ -93,4 +94,38 @@ grep -qF "| net keel 1 stream(s) | 50.00 / 80.00 |" "$dir/md" || fail "the netwo
 # Rounds (the switch's): their sums over their MiB; a counter missing in one round is "-".
 grep -qF "| switch keel 1 stream(s) | 15.00 / - | - / - |" "$dir/md" || fail "the switch's rounds: $(cat "$dir/md")"
 grep -qF "| nat qemu 1 stream(s) | 40.00 / - |" "$dir/md" || fail "nat's rounds: $(cat "$dir/md")"
+
+# kvm_trace.sh: the histograms of this test's process (thread $vmm) apart from another's (1).
+KVM_TRACE_T=$dir/tracing
+# shellcheck source=bench/virtio/kvm_trace.sh
+. "$top/bench/virtio/kvm_trace.sh"
+for e in kvm_exit kvm_msr kvm_apic_accept_irq kvm_inj_virq; do
+	mkdir -p "$KVM_TRACE_T/events/kvm/$e"
+	: >"$KVM_TRACE_T/events/kvm/$e/trigger"
+done
+echo 'field:unsigned int vector;' >"$KVM_TRACE_T/events/kvm/kvm_inj_virq/format"
+kvm_trace_init || fail "kvm_trace_init with every event there"
+hist() { # hist EVENT LINE...: a histogram file as tracefs prints one
+	e=$1
+	shift
+	{
+		printf '# event histogram\n#\n# trigger info: hist:keys=... [active]\n#\n\n'
+		printf '%s\n' "$@"
+		printf '\nTotals:\n    Hits: 1\n    Entries: 1\n    Dropped: 0\n'
+	} >"$KVM_TRACE_T/events/kvm/$e/hist"
+}
+hist kvm_exit "{ common_pid: $(printf %10d "$vmm"), exit_reason:        124 } hitcount:         30" \
+	"{ common_pid:          1, exit_reason:        124 } hitcount:       9999" \
+	"{ common_pid: $(printf %10d "$vmm"), exit_reason:       1024 } hitcount:         50" \
+	"{ common_pid: $(printf %10d "$vmm"), exit_reason:        555 } hitcount:          1"
+hist kvm_msr "{ common_pid: $(printf %10d "$vmm"), write:          1, ecx:                80b } hitcount:         20"
+hist kvm_apic_accept_irq "{ common_pid: $(printf %10d "$vmm"), vec:                 25 } hitcount:         40"
+hist kvm_inj_virq
+out=$(kvm_trace_line "disk keel raw randwrite-qd32" "$vmm" 10 req)
+[ "$out" = "bench: trace disk keel raw randwrite-qd32 unit=req n=10 exit:npf=50/5.00 exit:msr=30/3.00 exit:555=1/0.10 msr:w:0x80b=20/2.00 accept:0x25=40/4.00" ] ||
+	fail "kvm_trace_line: $out"
+rm "$KVM_TRACE_T/events/kvm/kvm_msr/trigger"
+kvm_trace_init >"$dir/init.out" && fail "kvm_trace_init without kvm_msr succeeded"
+grep -qF "bench: trace not available: no $KVM_TRACE_T/events/kvm/kvm_msr" "$dir/init.out" ||
+	fail "kvm_trace_init's message: $(cat "$dir/init.out")"
 echo "kvm_stats-test: ok (${KVM_STATS_TEST_SH:-sh})"

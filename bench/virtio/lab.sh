@@ -29,6 +29,8 @@
 . /lab/api.sh
 # shellcheck source=bench/virtio/kvm_stats.sh
 . /lab/bench/kvm_stats.sh
+# shellcheck source=bench/virtio/kvm_trace.sh
+. /lab/bench/kvm_trace.sh
 
 # A failure shows the consoles (and VMM messages) of the VMs started so far.
 fail() {
@@ -58,6 +60,7 @@ sw_rounds=$(arg swrounds 3)
 net_rounds=$(arg netrounds 3)
 raw_kind=$(arg raw sparse)
 what=$(arg what "disk,vhdx,net" | tr , ' ')
+trace=$(arg trace 0)
 only_cases=$(arg cases "" | tr , ' ')
 only_vmms=$(arg vmms "" | tr , ' ')
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -168,11 +171,20 @@ disk_case() {
 	fi
 	vm_run "$n" 'cat /proc/interrupts >/tmp/irq0'
 	k0=$(kvm_stats_snap "$kp")
+	[ "$trace" != 1 ] || kvm_trace_set '' || fail "cannot set the KVM trace histograms"
 	t0=$(thread_ms $n)
 	c0=$(cpu_ms $n)
 	vm_run "$n" "$cmd" 900
 	c1=$(cpu_ms $n)
 	k1=$(kvm_stats_snap "$kp")
+	# fio's requests: what it moved over its block size (1M or 4k)
+	case $5 in *M) bk=$((${5%M} * 1024)) ;; *k) bk=${5%k} ;; *) bk=1 ;; esac
+	fk=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print $2; exit }')
+	tr_line=
+	if [ "$trace" = 1 ]; then
+		tr_line=$(kvm_trace_line "disk $1 $2 $3" "$kp" $((${fk:-0} / bk)) req)
+		kvm_trace_set '!' || fail "cannot remove the KVM trace histograms"
+	fi
 	out=$VM_OUT
 	vm_run "$n" 'cat /tmp/irq0 /proc/interrupts'
 	echo "bench: irqs $1 $2 $3 $(irq_delta)"
@@ -181,11 +193,9 @@ disk_case() {
 	r=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print "kibps=" $3 " iops=" $4 " kib=" $2 }')
 	[ -n "$r" ] || fail "$1 $2 $3: fio gave no figures: $VM_OUT"
 	echo "bench: disk $1 $2 $3 $r cpu_ms=$((c1 - c0))"
-	# fio's requests: what it moved over its block size (1M or 4k)
-	case $5 in *M) bk=$((${5%M} * 1024)) ;; *k) bk=${5%k} ;; *) bk=1 ;; esac
-	fk=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print $2; exit }')
 	dios=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print ($5 == "" ? "-" : $5); exit }')
 	kvm_stats_line "disk $1 $2 $3 dev_ios=$dios" "$k0" "$k1" $((fk / bk)) req
+	[ -z "$tr_line" ] || echo "$tr_line"
 }
 
 # The disk matrix (issue 16), fio in the guest on /dev/vda: NAME RW BS QD REGION, REGION a:
@@ -303,11 +313,14 @@ bench_fs() {
 	# first wrote a part of the file system pay for the lab's RAM under it (tmpfs pages
 	# allocated and zeroed under TCG), the first VMM's first writes most (2026-12-07).
 	# keel.raw=full: the two raw disks are written whole before any case.
+	# The lab's /tmp is its initramfs root (no mount point of its own, so df cannot say):
+	# its room is the lab's memory, less the four guests' (256 MiB each) and their VMMs'.
 	local fs_mib=$((disk_mib * (6 + disk_rounds) + 160)) free_mib
 	[ "$raw_kind" != full ] || fs_mib=$((fs_mib + 2 * $(disk_size_mib)))
-	free_mib=$(df -m /tmp | awk 'NR == 2 { print $4 }')
+	free_mib=$(awk '$1 == "MemAvailable:" { print int($2 / 1024) - 4 * 256 - 256 }' /proc/meminfo)
+	[ -n "$free_mib" ] || fail "no MemAvailable in the lab's /proc/meminfo"
 	[ "$fs_mib" -lt "$free_mib" ] ||
-		fail "the bench's file system ($fs_mib MiB) does not fit in the lab's /tmp ($free_mib MiB free): lower BENCH_DISK_MIB or BENCH_DISK_ROUNDS (or BENCH_RAW=sparse)"
+		fail "the bench's file system ($fs_mib MiB) does not fit in the lab's memory ($free_mib MiB left beside the guests): lower BENCH_DISK_MIB or BENCH_DISK_ROUNDS (or BENCH_RAW=sparse)"
 	dd if=/dev/zero of=/tmp/bench.fs bs=1M count="$fs_mib" 2>/dev/null ||
 		fail "cannot write /tmp/bench.fs"
 	echo "bench: fs $fs_mib MiB ext4 on a loop device over /tmp/bench.fs, written whole first; lab host memory: $(awk '/^MemTotal|^MemAvailable/ { printf "%s %d MiB ", $1, $2 / 1024 }' /proc/meminfo)"
@@ -641,6 +654,7 @@ cat "$GUEST_INITRD" /lab/guest/tools.cpio >$BENCH_INITRD || fail "cannot make $B
 GUEST_INITRD=$BENCH_INITRD
 bench_fs
 kvm_stats_init
+[ "$trace" != 1 ] || kvm_trace_init || fail "BENCH_TRACE=1: no KVM trace events"
 kbase=
 echo "bench: virtio: disk $disk_mib MiB regions on $BENCH_FS (cache=$cache, raw files $raw_kind), fio ${fio_secs}s runs, net ${net_secs}s iperf3 runs, guest kernel $(uname -r), lab host vhost-net: $([ -c /dev/vhost-net ] && echo yes || echo no)"
 for w in $what; do

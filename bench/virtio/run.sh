@@ -35,7 +35,11 @@
 # keelvh, qemu, qemuvh; for switch, keel is its switch and its bridge peer together). Each fio case also prints the VMM's CPU per thread name ("bench: threads"),
 # and each fio case and iperf3 run KVM's counters for the VM (exits by kind, interrupts
 # injected, halt polling; bench/virtio/kvm_stats.sh, "bench: kvm"), which the summary puts side
-# by side per request or MiB moved. Log: build/lab/bench-virtio.log.
+# by side per request or MiB moved. BENCH_TRACE=1: each fio case also counts the VM's exits by
+# exit code, its MSR accesses by MSR and its interrupts by vector (the lab kernel's KVM
+# tracepoints in histograms, bench/virtio/kvm_trace.sh, "bench: trace"); the histograms cost
+# each event a little, so figures of such a run are not compared with others'.
+# Log: build/lab/bench-virtio.log.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
@@ -52,7 +56,7 @@ lab_boot bench "${BENCH_TIMEOUT:-2400}" keel.bench=virtio "keel.diskmib=${BENCH_
 	"keel.raw=${BENCH_RAW:-sparse}" \
 	"keel.fiosecs=${BENCH_FIO_SECS:-5}" "keel.netsecs=${BENCH_NET_SECS:-5}" \
 	${BENCH_ONLY:+"keel.what=$BENCH_ONLY"} ${BENCH_CASES:+"keel.cases=$BENCH_CASES"} \
-	${BENCH_VMMS:+"keel.vmms=$BENCH_VMMS"} </dev/null 2>&1 |
+	${BENCH_VMMS:+"keel.vmms=$BENCH_VMMS"} ${BENCH_TRACE:+"keel.trace=$BENCH_TRACE"} </dev/null 2>&1 |
 	sed -u 's/\r//g' | grep --line-buffered -v "TCG doesn't support requested feature" |
 	tee "$log" | grep --line-buffered -E '^bench: '
 grep -q '^bench: done' "$log" || {

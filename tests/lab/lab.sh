@@ -199,7 +199,8 @@ _lab_host_files() {
 	echo "$d/host/init" "$d/host/api.sh" "$d/host/modules" "$d/lab.sh" "$LAB_TOP/scripts/demo-vm.sh"
 	ls "$d"/scenarios/*.sh 2>/dev/null
 	ls "$LAB_TOP"/bench/boot/lab.sh "$LAB_TOP"/bench/boot/boottime.c 2>/dev/null
-	ls "$LAB_TOP"/bench/virtio/lab.sh "$LAB_TOP"/bench/virtio/kvm_stats.sh 2>/dev/null
+	ls "$LAB_TOP"/bench/virtio/lab.sh "$LAB_TOP"/bench/virtio/kvm_stats.sh \
+		"$LAB_TOP"/bench/virtio/kvm_trace.sh 2>/dev/null
 	ls "$LAB_TOP"/bench/firmware/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vmmctl.c "$LAB_TOP"/bench/state/lab.sh 2>/dev/null
 	ls "$LAB_TOP"/tests/lab/vsockcat.c 2>/dev/null
@@ -328,9 +329,11 @@ lab_build() {
 		# bench/virtio (keel.bench=virtio): disk and network against QEMU's virtio.
 		[ ! -e "$LAB_TOP/bench/virtio/lab.sh" ] ||
 			install -D -m 0644 "$LAB_TOP/bench/virtio/lab.sh" "$root/lab/bench/virtio.sh"
-		# ... and its KVM counters (sourced by it)
-		[ ! -e "$LAB_TOP/bench/virtio/kvm_stats.sh" ] ||
-			install -D -m 0644 "$LAB_TOP/bench/virtio/kvm_stats.sh" "$root/lab/bench/kvm_stats.sh"
+		# ... and its KVM counters and trace histograms (sourced by it)
+		for f in kvm_stats.sh kvm_trace.sh; do
+			[ ! -e "$LAB_TOP/bench/virtio/$f" ] ||
+				install -D -m 0644 "$LAB_TOP/bench/virtio/$f" "$root/lab/bench/$f"
+		done
 		# bench/firmware (keel.bench=firmware): SeaBIOS and OVMF boots against QEMU's q35.
 		[ ! -e "$LAB_TOP/bench/firmware/lab.sh" ] ||
 			install -D -m 0644 "$LAB_TOP/bench/firmware/lab.sh" "$root/lab/bench/firmware.sh"
