@@ -137,8 +137,8 @@ cat >"$dir/list.json" <<EOF
  {"name": "leaves", "cmd": ["python3", "-c", "$spawn", "$dir/leaves.pid"], "timeout": 10, "env": {}, "workdir": "$dir", "should_fail": false},
  {"name": "hangs", "cmd": ["sh", "-c", "python3 -c \"$spawn\" $dir/hangs.pid; sleep 30"], "timeout": 2, "env": {}, "workdir": "$dir", "should_fail": false}]
 EOF
-# meson's sanitizer options where the caller set none (checked with none set, whatever this
-# test's caller has), and a caller's own kept, as meson keeps them.
+# meson's sanitizer options where the caller set none or an empty one (checked with none set,
+# whatever this test's caller has), and a caller's own kept, as meson keeps them.
 env -u ASAN_OPTIONS -u UBSAN_OPTIONS "$gt" run "$dir/list.json" >"$dir/console" && fail "run: status 0 with a failure"
 log=$(cat "$dir/console")
 has "$log" "guests-lab: begin 9 tests (time limits x1)" "run"
@@ -166,6 +166,8 @@ gone "$(cat "$dir/hangs.pid")" || fail "run: hangs's sleep outlived it"
 echo '[{"name": "bad", "cmd": ["sh", "-c", "echo $ASAN_OPTIONS"], "timeout": 10, "env": {}, "workdir": "/", "should_fail": false}]' >"$dir/own.json"
 out=$(ASAN_OPTIONS=detect_leaks=0 "$gt" run "$dir/own.json") || fail "run with the caller's ASAN_OPTIONS: $out"
 has "$out" "guests-lab| bad| detect_leaks=0" "run: the caller's ASAN_OPTIONS"
+out=$(ASAN_OPTIONS='' "$gt" run "$dir/own.json") || fail "run with an empty ASAN_OPTIONS: $out"
+has "$out" "guests-lab| bad| halt_on_error=1:abort_on_error=1:print_summary=1" "run: an empty ASAN_OPTIONS (meson's as unset)"
 # KEEL_TEST_TIME_SCALE as the runners read it (tests/guests/time_scale.py).
 for v in 0.5 x 101; do
 	out=$(KEEL_TEST_TIME_SCALE=$v "$gt" run "$dir/own.json" 2>&1) && fail "run: KEEL_TEST_TIME_SCALE=$v taken"
