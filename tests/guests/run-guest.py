@@ -26,27 +26,15 @@ import tempfile
 import threading
 import time
 
+from time_scale import time_scale
+
 # Debug-exit values the guest library uses (tests/guests/lib/guest.h).
 EXIT_PASS = 0x10
 EXIT_FAIL = 0x11
 EXIT_EXCEPTION = 0x12
 
 
-def time_scale():
-    """KEEL_TEST_TIME_SCALE: how much longer than on a host's own KVM each time limit of the
-    cases may take (default 1). The nested lab sets it: its emulated CPU runs the guests and
-    keel-vmm several times slower (tests/lab/guests_tier.py, docs/testing.md)."""
-    v = os.environ.get("KEEL_TEST_TIME_SCALE", "1")
-    try:
-        scale = float(v)
-    except ValueError:
-        scale = 0
-    if not 1 <= scale <= 100:
-        sys.exit(f"run-guest: KEEL_TEST_TIME_SCALE={v!r} is not a number from 1 to 100")
-    return scale
-
-
-TIME_SCALE = time_scale()
+TIME_SCALE = time_scale("run-guest")
 
 
 def seconds(s):

@@ -169,8 +169,7 @@ class Vmm:
         return reply["return"]
 
     def ticks(self):
-        return [int(m.group(1)) for m in
-                (TICK.fullmatch(l) for l in self.out.text().split("\n")) if m]
+        return ticks_of(self.out.text())
 
     def wait_tick(self, n, deadline):
         if not self.out.wait_for(rf"state: tick {n} pit \d+ lapic \d+", deadline):
@@ -210,8 +209,8 @@ class Vmm:
 
 
 def complete_lines(text):
-    """The lines of text that ended (a newline after them), without the one being written."""
-    return text.rpartition("\n")[0].split("\n")
+    """TEXT up to its last newline: the lines that ended, without the one being written."""
+    return text.rpartition("\n")[0]
 
 
 def carried_on(src_text, dst_text):
@@ -257,8 +256,7 @@ def save_restore_case(keel_vmm, kernel, cpus):
             src_text = src.out.text()  # as it was at the save
             # The last line the source finished: a save inside a line's last number leaves a
             # line that reads whole but is not (carried_on completes it from the restored VM).
-            saved_at = [int(m.group(1)) for m in (
-                TICK.fullmatch(l) for l in complete_lines(src_text)) if m][-1]
+            saved_at = ticks_of(complete_lines(src_text))[-1]
             if saved_at >= TOTAL:
                 raise Failure("the guest finished before the save; nothing to restore")
             files = sorted(os.listdir(save_dir))
@@ -303,9 +301,7 @@ def save_restore_case(keel_vmm, kernel, cpus):
             raise Failure(f"the restored VM ended with {rg.describe_status(status)}")
         if "state: counting" in out:
             raise Failure("the restored VM booted the guest again instead of carrying on")
-        check_sequence("restored VM", [int(m.group(1)) for m in (
-            TICK.fullmatch(l) for l in carried_on(src_text, out).split("\n")) if m],
-            saved_at + 1, TOTAL)
+        check_sequence("restored VM", ticks_of(carried_on(src_text, out)), saved_at + 1, TOTAL)
         # Both timers kept running after the restore: the LAPIC timer drives the lines, and
         # the PIT (100 Hz, 4 periods per line) must at least tick once per line on average.
         counts = [(int(m.group(2)), int(m.group(3))) for m in
@@ -355,8 +351,7 @@ def restore_reset_case(keel_vmm, kernel):
             if not dst.out.wait_for(r"state: tick 3 pit \d+ lapic \d+", deadline):
                 raise Failure("the rebooted guest does not count")
             text = dst.out.text()[start:]
-            ticks = [int(m.group(1)) for m in
-                     (TICK.fullmatch(l) for l in text.split("\n")) if m]
+            ticks = ticks_of(text)
             if ticks[:3] != [1, 2, 3]:
                 raise Failure(f"the rebooted guest counted {ticks[:3]}, expected 1, 2, 3")
             dst.ok({"execute": "quit"})
@@ -409,8 +404,7 @@ def restore_control_case(keel_vmm, kernel):
                 raise Failure("the guest ran after a paused restore")
             vm.ok({"execute": "resume"})
             while True:
-                after = [int(m.group(1)) for m in (TICK.fullmatch(l) for l in
-                         vm.out.text()[mark:].split("\n")) if m]
+                after = ticks_of(vm.out.text()[mark:])
                 if len(after) >= 3:
                     break
                 if time.monotonic() > deadline or vm.proc.poll() is not None:
@@ -557,6 +551,11 @@ VIO_LINE = re.compile(r"virtio-state: request (\d+) served, used (\d+)")
 VIO_TOTAL = 40
 
 
+def ticks_of(text):
+    """The numbers of the guest's tick lines in TEXT, in order."""
+    return [int(m.group(1)) for m in (TICK.fullmatch(l) for l in text.split("\n")) if m]
+
+
 def vio_lines(text):
     return [int(m.group(1)) for m in (VIO_LINE.fullmatch(l) for l in text.split("\n")) if m]
 
@@ -610,7 +609,7 @@ def virtio_case(keel_vmm, kernel):
             src.ok({"execute": "save", "arguments": {"dir": save_dir}})
             time.sleep(0.1)
             src_text = src.out.text()  # as it was at the save
-            saved_at = vio_lines("\n".join(complete_lines(src_text)))[-1]
+            saved_at = vio_lines(complete_lines(src_text))[-1]
             if saved_at >= VIO_TOTAL:
                 raise Failure("the guest finished before the save; nothing to restore")
             src.ok({"execute": "quit"})

@@ -82,6 +82,11 @@ _lab_pack() {
 	mv "$out.tmp" "$out"
 }
 
+# The libraries of a dynamically linked program (and the dynamic loader), one path a line.
+_lab_libs() {
+	ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
+}
+
 # Copy a dynamically linked program and every library ldd lists (with the dynamic loader)
 # into root directory $2, each at its own absolute path; the program goes to $3.
 _lab_copy_program() {
@@ -90,7 +95,7 @@ _lab_copy_program() {
 	while read -r lib; do
 		[ -n "$lib" ] || continue
 		[ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
-	done < <(ldd "$prog" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+	done < <(_lab_libs "$prog")
 }
 
 # Resolve a module list file (NAME [PARAMS] per line) through modules.dep, dependencies first
@@ -393,12 +398,14 @@ lab_images() {
 # keel-vmm, keel and guests under keel/build, the cases' runners under keel/src, and
 # keel/tests.json (guests_tier.py list). An image rather than more of the cpio: the kernel
 # reads only the blocks the tier uses (ext4 is built into the lab kernel), and only when it
-# runs; every other lab boot unpacks nothing more. Rebuilt when an input changed; the drive is
-# added to $LAB_OUT/images.list (after lab_images, which starts that list afresh).
+# runs; every other lab boot unpacks nothing more. Rebuilt when an input changed: every file
+# it copies (the programs, the libraries they and Python's compiled modules load, the whole
+# standard library) and every file the list is made from; the drive is added to
+# $LAB_OUT/images.list (after lab_images, which starts that list afresh).
 LAB_GUESTS_TIER_MNT=/mnt/guests-tier
 lab_guests_tier_build() {
 	local b=$LAB_TOP/build-asan out=$LAB_OUT/guests-tier.ext4 root=$LAB_OUT/guests-tier-root
-	local py qimg bfiles sfiles f fp mb n
+	local py qimg bfiles sfiles progs f fp mb n
 	[ -x "$b/src/vmm/keel-vmm" ] ||
 		lab_die "build-asan/src/vmm/keel-vmm does not exist (make test-lab builds it; or make build-asan/build.ninja && ninja -C build-asan)"
 	grep -q -- -DKEEL_TEST_HOOKS "$b/build.ninja" ||
@@ -409,9 +416,15 @@ lab_guests_tier_build() {
 		tests/daemon/daemon-guest.elf meson-info/intro-tests.json)
 	sfiles=$(cd "$LAB_TOP" && ls tests/guests/*.py tests/vmm/*.sh tests/daemon/probe-build.py \
 		tests/summary.py tests/lab/guests_tier.py)
+	progs="$py /bin/bash $qimg $b/src/vmm/keel-vmm $b/src/cli/keel $(ls /usr/lib/python3.11/lib-dynload/*.so)"
 	# shellcheck disable=SC2046,SC2086
-	fp=$(_lab_fingerprint "$py" /bin/bash "$qimg" "$LAB_TOP/tests/lab/lab.sh" \
-		$(for f in $bfiles; do echo "$b/$f"; done) $(for f in $sfiles; do echo "$LAB_TOP/$f"; done))
+	fp=$({
+		_lab_fingerprint "$LAB_TOP/tests/lab/lab.sh" $progs \
+			$(for f in $progs; do _lab_libs "$f"; done | sort -u) \
+			$(for f in $bfiles; do echo "$b/$f"; done) $(for f in $sfiles; do echo "$LAB_TOP/$f"; done) \
+			"$b"/meson-info/{meson-info,intro-projectinfo}.json "$b/meson-private/meson_test_setup.dat"
+		find /usr/lib/python3.11 -printf '%p %s %T@\n' | sort
+	} | sha256sum | cut -d' ' -f1)
 	if [ ! -e "$out" ] || [ "$(cat "$out.fp" 2>/dev/null)" != "$fp" ]; then
 		rm -rf "$root" && mkdir -p "$root/usr/lib"
 		_lab_copy_program "$py" "$root" /usr/bin/python3.11
