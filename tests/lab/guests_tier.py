@@ -74,10 +74,6 @@ DAEMON_TESTS = (
 # named in a note, as OUT_OF_REACH's are, never dropped unseen.
 DAEMON_LEFT_OUT = ("not among the daemon tier's cases (DAEMON_TESTS, tests/lab/guests_tier.py): "
                    "the lab's time for the tier holds those only (docs/testing.md)")
-# What a tier prints on the lab's console, TAG its tier's tag ("guests-lab"): "TAG: begin N",
-# a line per test's output "TAG| NAME| LINE", its result "TAG: PASS|FAIL|SKIP NAME (S s)" (a
-# SKIP of a test the lab does not run followed by "not run in the lab: REASON"), and at the
-# end "TAG: done ...".
 # meson test's sanitizer options: newer meson (not Debian 12's 1.0) sets them for each test
 # whose environment has none or an empty one; the tier does the same whatever the host's meson.
 SANITIZER_ENV = {
@@ -159,11 +155,13 @@ def daemon_takes(test):
             and test["name"][len("daemon-"):] not in no_vm)
 
 
-# Each tier: its console lines' TAG, its scenario, what its tests are (for the lines of
+# Each tier: the TAG of its console lines, its scenario, what its tests are (for the lines of
 # `plan`), which of meson's tests it takes, the tests it must find (a name renamed or gone
 # fails the listing rather than drop out unseen: it would run nowhere on a host without KVM),
 # why a test it takes is not run in the lab (None: it runs) and the order of its run (None:
-# meson's).
+# meson's). What a tier prints on the lab's console: "TAG: begin N", a line per test's output
+# "TAG| NAME| LINE", its result "TAG: PASS|FAIL|SKIP NAME (S s)" (a SKIP of a test the lab
+# does not run followed by "not run in the lab: REASON"), and at the end "TAG: done ...".
 TIERS = {
     "guests": {"tag": "guests-lab", "scenario": "95-guests-tier", "what": "the guests tests",
                "takes": guests_takes, "named": ("VMM_TESTS", VMM_TESTS),

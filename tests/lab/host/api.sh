@@ -16,7 +16,7 @@
 #   vm_kill NAME                        kill the VMM
 #   vm_command NAME [OPTIONS]           print the VMM command line vm_start would run
 #   vm_jailed NAME                      VM NAME's keel-vmm runs jailed (fails the scenario if not)
-#   host_tier TIER SECONDS              run a tier of the host tier's tests (95-guests-tier)
+#   host_tier TIER SECONDS              run a tier of the host tier's tests (95-, 96-*-tier)
 #   fail REASON                         end the scenario as failed
 #   skip REASON                         end the scenario as skipped (it did not run)
 
