@@ -47,8 +47,8 @@ test: setup
 	$(MAKE) -k test-host test-fuzz test-lab
 	@echo "make test: all suites passed"
 
-# The ASan+UBSan build with its test hooks, which the host tier tests and the lab's guests
-# tier (on a host without KVM: tests/lab/guests_tier.py) runs.
+# The ASan+UBSan build with its test hooks, which the host tier tests and the lab's guests and
+# daemon tiers (on a host without KVM: tests/lab/guests_tier.py) run.
 asan: build-asan/build.ninja
 	@# A build-asan set up before the jail's test hook existed gets it (e2e jail needs it).
 	@grep -q -- -DKEEL_TEST_HOOKS build-asan/build.ninja || $(MESON) configure build-asan -Dtest_hooks=true

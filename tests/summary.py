@@ -68,7 +68,8 @@ def main():
     if no_kvm:
         print("note: this host's kernel offers no KVM (no /dev/kvm, none in /proc/misc): %d tests that run guests on the host's KVM were "
               "skipped, each saying so (the lab runs real guests under its own KVM; its guests tier "
-              "runs those of the guests and vmm suites: docs/testing.md): %s" %
+              "runs those of the guests and vmm suites, its daemon tier the daemon cases of "
+              "DAEMON_TESTS in tests/lab/guests_tier.py: docs/testing.md): %s" %
               (len(no_kvm), ", ".join(sorted(n.split(" / ")[-1] for n in no_kvm))))
     if total["failed"]:
         return 1

@@ -391,12 +391,15 @@ lab_images() {
 	done
 }
 
-# The guests tier (tests/lab/guests_tier.py, docs/testing.md): the tests a host without KVM
-# skips, with what they need, on a read-only ext4 drive of the lab host (serial guests-tier)
-# that 95-guests-tier mounts at $LAB_GUESTS_TIER_MNT: Debian's python3 (its standard library
-# and the libraries of both), bash and qemu-img (which the cases call), the ASan+UBSan build's
-# keel-vmm, keel and guests under keel/build, the cases' runners under keel/src, and
-# keel/tests.json (guests_tier.py list). An image rather than more of the cpio: the kernel
+# The lab's tiers of the host tier's tests (tests/lab/guests_tier.py, docs/testing.md): the
+# tests a host without KVM skips, with what they need, on a read-only ext4 drive of the lab
+# host (serial guests-tier) that 95-guests-tier and 96-daemon-tier mount at
+# $LAB_GUESTS_TIER_MNT (api.sh host_tier): Debian's python3 (its standard library and the
+# libraries of both), bash and qemu-img (which the guests cases call), curl, sqlite3 and
+# util-linux's nsenter (which the daemon cases call; iproute2's ip, bridge and tc, nft and
+# dnsmasq are in lab.cpio with keeld), the ASan+UBSan build's keel-vmm, keel, keeld,
+# keel-agent, disktool and guests under keel/build, the cases' runners under keel/src, and
+# each tier's keel/TIER.json (guests_tier.py list). An image rather than more of the cpio: the kernel
 # reads only the blocks the tier uses (ext4 is built into the lab kernel), and only when it
 # runs; every other lab boot unpacks nothing more. Rebuilt when an input changed: every file
 # it copies (the programs, the libraries they and Python's compiled modules load, the whole
@@ -405,18 +408,23 @@ lab_images() {
 LAB_GUESTS_TIER_MNT=/mnt/guests-tier
 lab_guests_tier_build() {
 	local b=$LAB_TOP/build-asan out=$LAB_OUT/guests-tier.ext4 root=$LAB_OUT/guests-tier-root
-	local py qimg bfiles sfiles progs f fp mb n
+	local py qimg bfiles sfiles progs f fp mb n t tools
 	[ -x "$b/src/vmm/keel-vmm" ] ||
 		lab_die "build-asan/src/vmm/keel-vmm does not exist (make test-lab builds it; or make build-asan/build.ninja && ninja -C build-asan)"
 	grep -q -- -DKEEL_TEST_HOOKS "$b/build.ninja" ||
 		lab_die "build-asan was set up without test hooks (meson configure build-asan -Dtest_hooks=true)"
 	py=$(readlink -f /usr/bin/python3) || lab_die "Debian's /usr/bin/python3 is missing (package python3)"
 	qimg=$(command -v qemu-img) || lab_die "qemu-img is not installed; run scripts/setup.sh"
-	bfiles=$(cd "$b" && ls src/vmm/keel-vmm src/cli/keel tests/guests/*.elf tests/guests/*.bin \
+	tools=$(PATH=$PATH:/usr/sbin:/sbin command -v curl sqlite3 nsenter | xargs)
+	[ "$(echo "$tools" | wc -w)" = 3 ] ||
+		lab_die "the daemon tier needs curl, sqlite3 and nsenter (util-linux); run scripts/setup.sh"
+	bfiles=$(cd "$b" && ls src/vmm/keel-vmm src/cli/keel src/daemon/keeld src/agent/keel-agent \
+		tests/daemon/daemon-disktool tests/guests/*.elf tests/guests/*.bin \
 		tests/daemon/daemon-guest.elf meson-info/intro-tests.json)
-	sfiles=$(cd "$LAB_TOP" && ls tests/guests/*.py tests/vmm/*.sh tests/daemon/probe-build.py \
-		tests/summary.py tests/lab/guests_tier.py)
-	progs="$py /bin/bash $qimg $b/src/vmm/keel-vmm $b/src/cli/keel $(ls /usr/lib/python3.11/lib-dynload/*.so)"
+	sfiles=$(cd "$LAB_TOP" && ls tests/guests/*.py tests/vmm/*.sh tests/daemon/*.py \
+		tests/agent/vsock_mux.py tests/summary.py tests/lab/guests_tier.py)
+	progs="$py /bin/bash $qimg $tools $b/src/vmm/keel-vmm $b/src/cli/keel $b/src/daemon/keeld"
+	progs="$progs $b/src/agent/keel-agent $b/tests/daemon/daemon-disktool $(ls /usr/lib/python3.11/lib-dynload/*.so)"
 	# shellcheck disable=SC2046,SC2086
 	fp=$({
 		_lab_fingerprint "$LAB_TOP/tests/lab/lab.sh" $progs \
@@ -441,18 +449,24 @@ lab_guests_tier_build() {
 		done
 		_lab_copy_program /bin/bash "$root" /bin/bash
 		_lab_copy_program "$qimg" "$root" /usr/bin/qemu-img
+		for f in $tools; do
+			_lab_copy_program "$f" "$root" "/usr/bin/${f##*/}"
+		done
 		for f in $bfiles; do
 			case "$f" in
-			src/*) _lab_copy_program "$b/$f" "$root" "/keel/build/$f" ;;
+			src/* | tests/daemon/daemon-disktool) _lab_copy_program "$b/$f" "$root" "/keel/build/$f" ;;
 			*) install -D -m 0644 "$b/$f" "$root/keel/build/$f" ;;
 			esac
 		done
 		for f in $sfiles; do
 			install -D -m "$(stat -c %a "$LAB_TOP/$f")" "$LAB_TOP/$f" "$root/keel/src/$f"
 		done
-		"$LAB_TOP/tests/lab/guests_tier.py" list "$b" "$root/keel" "$LAB_GUESTS_TIER_MNT/keel" \
-			>"$root/keel/tests.json" || lab_die "cannot list the guests tier's tests"
-		n=$(grep -c '"name"' "$root/keel/tests.json")
+		n=
+		for t in $("$LAB_TOP/tests/lab/guests_tier.py" tiers); do
+			"$LAB_TOP/tests/lab/guests_tier.py" list "$t" "$b" "$root/keel" "$LAB_GUESTS_TIER_MNT/keel" \
+				>"$root/keel/$t.json" || lab_die "cannot list the $t tier's tests"
+			n="$n${n:+, }$(grep -c '"name"' "$root/keel/$t.json") $t"
+		done
 		mb=$(($(du -sm "$root" | cut -f1) * 5 / 4 + 16))
 		rm -f "$out.tmp"
 		"$(PATH=$PATH:/usr/sbin:/sbin command -v mke2fs)" -q -F -t ext4 -b 4096 -O ^has_journal -L guests-tier -E root_owner=0:0 -d "$root" \

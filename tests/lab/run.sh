@@ -7,17 +7,17 @@
 #
 # Environment: LAB_VMM=keel|qemu (the VMM the scenarios start; qemu = QEMU with KVM inside the
 # lab, for checking the lab itself), LAB_ONLY=WORD[,WORD...] (only scenarios whose name contains a WORD),
-# LAB_TIMEOUT=SECONDS (the whole lab session, default 2700, and 900 more with the guests
-# tier), LAB_STALL=SECONDS (a silent lab is
+# LAB_TIMEOUT=SECONDS (the whole lab session, default 2700, and each tier's lab-timeout more
+# with the tiers of the host tier's tests), LAB_STALL=SECONDS (a silent lab is
 # stopped and restarted, default 240), LAB_SCENARIO_TIMEOUT=SECONDS
 # (each scenario, default 300), LAB_ARGS="key=value ..." (more words for the lab kernel's
 # command line, read by scenarios: keel.stress_n=, keel.uefi_n=, ...), LAB_ACCEL (the outer
 # QEMU's accelerator, default tcg), LAB_CRASH=fail|retry (a guest crash fails the
 # scenario at once, the default, or is retried and counted), LAB_GUESTS_TIER=auto|on|off
-# (95-guests-tier, the host tier's tests that start a guest: auto runs it only on a host whose
-# kernel offers no KVM, where the host tier skipped them; tests/lab/guests_tier.py; on such a
-# host under KEEL_TEST_NO_SKIP=1, off or LAB_VMM=qemu fails the run, LAB_ONLY does not). See
-# docs/lab.md.
+# (95-guests-tier and 96-daemon-tier, the host tier's tests that start a guest: auto runs them
+# only on a host whose kernel offers no KVM, where the host tier skipped them;
+# tests/lab/guests_tier.py; on such a host under KEEL_TEST_NO_SKIP=1, off or LAB_VMM=qemu
+# fails the run, LAB_ONLY does not). See docs/lab.md.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/lab/lab.sh
@@ -44,25 +44,29 @@ for w in ${only//,/ }; do
 	n=$((n + $(ls "$top"/tests/lab/scenarios/*"$w"*.sh 2>/dev/null | wc -l)))
 done
 [ -n "$only" ] || n=$(ls "$top"/tests/lab/scenarios/*.sh 2>/dev/null | wc -l)
-# The guests tier (95-guests-tier) runs where the host tier could not run its tests: on a host
-# whose kernel offers no KVM (LAB_GUESTS_TIER=auto), and with keel-vmm. Elsewhere the lab
-# leaves it out (keel.skip), neither run nor counted, and says why (guests_tier.py plan); on a
-# host without KVM under KEEL_TEST_NO_SKIP=1 (CI) that fails the run, at its end, unless
-# LAB_ONLY left it out (asked for: only said).
-gt=1 gt_skip='' gt_left='' gt_n=''
-gt_why=$("$top/tests/lab/guests_tier.py" plan "$vmm" "$only")
-case $? in
-0) ;;
-1) gt=0 ;;
-3) gt=0 gt_left=$gt_why ;;
-*) exit 1 ;;
-esac
-[ -z "$gt_why" ] || echo "$gt_why"
-if [ "$gt" = 0 ]; then # not run, and not counted in n (as n counted it)
-	gt_skip=guests-tier gt_n=$n
+# The lab's tiers of the host tier's tests (95-guests-tier, 96-daemon-tier: guests_tier.py
+# tiers) run where the host tier could not run their tests: on a host whose kernel offers no
+# KVM (LAB_GUESTS_TIER=auto), and with keel-vmm. Elsewhere the lab leaves each out
+# (keel.skip), neither run nor counted, and says why (guests_tier.py plan); on a host without
+# KVM under KEEL_TEST_NO_SKIP=1 (CI) that fails the run, at its end, unless LAB_ONLY left it
+# out (asked for: only said).
+tiers='' tier_skip='' tier_left='' n_asked=$n
+for t in $("$top/tests/lab/guests_tier.py" tiers); do
+	why=$("$top/tests/lab/guests_tier.py" plan "$t" "$vmm" "$only")
+	case $? in
+	0) tiers="$tiers $t" ;;
+	1) ;;
+	3) tier_left="$tier_left$why"$'\n' ;;
+	*) exit 1 ;;
+	esac
+	[ -z "$why" ] || echo "$why"
+	case " $tiers " in *" $t "*) continue ;; esac
+	# Not run, and not counted in n (as n counted it).
+	tier_skip="$tier_skip${tier_skip:+,}$t-tier"
+	sc=$(basename "$(ls "$top"/tests/lab/scenarios/*-"$t"-tier.sh)" .sh)
 	[ -n "$only" ] || n=$((n - 1))
-	for w in ${only//,/ }; do case 95-guests-tier in *"$w"*) n=$((n - 1)) ;; esac; done
-fi
+	for w in ${only//,/ }; do case "$sc" in *"$w"*) n=$((n - 1)) ;; esac; done
+done
 # The firmware-boot images (scripts/images/) that the chosen scenarios name in a line
 # "# lab-images: NAME..." are built when missing and attached to the lab (lab.sh, lab_images).
 imgs=$(for s in "$top"/tests/lab/scenarios/*.sh; do
@@ -73,13 +77,17 @@ imgs=$(for s in "$top"/tests/lab/scenarios/*.sh; do
 done | tr ' ' '\n' | sed '/^$/d' | sort -u | paste -sd, -)
 lab_check_timeouts "$top"/tests/lab/scenarios/*.sh
 LAB_IMAGES=${imgs:-none} lab_images || exit 1
-if [ "$gt" = 1 ]; then
+if [ -n "$tiers" ]; then
 	lab_guests_tier_build || exit 1
-	[ -n "${LAB_TIMEOUT:-}" ] || tmo=$((tmo + 900))
+	# Each tier's scenario's own limit more for the session (LAB_TIMEOUT unset).
+	for t in $tiers; do
+		[ -n "${LAB_TIMEOUT:-}" ] ||
+			tmo=$((tmo + $(sed -n 's/^# lab-timeout: *//p' "$top"/tests/lab/scenarios/*-"$t"-tier.sh)))
+	done
 fi
 demo=0
 case demo in *"$only"*) demo=1 ;; esac
-[ "$n" -gt 0 ] || [ "$demo" = 1 ] || [ "${gt_n:-0}" = 0 ] || lab_die "no scenario left to run: LAB_ONLY='$only' names only 95-guests-tier, left out (above)"
+[ "$n" -gt 0 ] || [ "$demo" = 1 ] || [ "$n_asked" = "$n" ] || lab_die "no scenario left to run: LAB_ONLY='$only' names only tiers of the host tier's tests, left out (above)"
 [ "$n" -gt 0 ] || [ "$demo" = 1 ] || lab_die "no scenario in tests/lab/scenarios matches '$only'"
 # The lab prints a heartbeat every 60 s (host/init). If its console stays silent for
 # LAB_STALL seconds (default 240) the lab host's kernel is stuck: stop it, and the loop below
@@ -120,9 +128,10 @@ if [ "$n" -gt 0 ]; then
 		sstart=$(date +%s)
 		_lab_watchdog "$slog" &
 		dog=$!
-		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} ${gt_skip:+"keel.skip=$gt_skip"} \
+		lab_boot test "$tmo" "keel.vmm=$vmm" ${only:+"keel.only=$only"} ${from:+"keel.from=$from"} ${tier_skip:+"keel.skip=$tier_skip"} \
 			"keel.timeout=$stmo" ${LAB_CRASH:+"keel.crash=$LAB_CRASH"} ${LAB_ARGS:-} </dev/null 2>&1 |
-			lab_console_filter | tee "$slog" | grep -a --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)|^guests-lab: (PASS|FAIL|SKIP|begin|done)'
+			lab_console_filter | tee "$slog" | grep -a --line-buffered -E '^lab: (PASS|FAIL|SKIP|CRASH|RETRY|STALL|done:|/dev/kvm)|^[a-z]+-lab: (PASS|FAIL|SKIP|begin|done)' |
+			grep -a --line-buffered -v "^[a-z]*-lab: SKIP .* not run in the lab: "
 		qemu_rc=${PIPESTATUS[0]}
 		kill "$dog" 2>/dev/null
 		wait "$dog" 2>/dev/null
@@ -208,13 +217,15 @@ secs=$(($(date +%s) - start))
 echo "lab: $pass passed, $failed failed, $skipped skipped, passed on a retry: $retried${retried_names:+ (${retried_names% })}, guest crashes: $crashes, lab host restarts: ${restarts:-0}, vmm $vmm, ${secs}s"
 [ "$n" -gt 0 ] && ledger_summary "$LAB_QEMU"
 echo "tier lab      ran $((pass + failed)), passed $pass, skipped $skipped, failed $failed"
-# The guests tier's own counts, its tests' outputs in build/lab/guests-lab/, its failures'.
-gt_rc=0
-if [ "$gt" = 1 ]; then
-	rm -rf "$LAB_OUT/guests-lab"
-	"$top/tests/lab/guests_tier.py" report "$log" "$LAB_OUT/guests-lab" || gt_rc=1
-elif [ -n "$gt_left" ]; then
-	echo "$gt_left"
-	gt_rc=1
+# Each tier's own counts, its tests' outputs in build/lab/TAG/ (guests-lab, daemon-lab), its
+# failures'; the tests it did not run named with the reason.
+tier_rc=0
+for t in $tiers; do
+	rm -rf "$LAB_OUT/$t-lab"
+	"$top/tests/lab/guests_tier.py" report "$t" "$log" "$LAB_OUT/$t-lab" || tier_rc=1
+done
+if [ -n "$tier_left" ]; then
+	printf '%s' "$tier_left"
+	tier_rc=1
 fi
-[ "$failed" = 0 ] && [ "$pass" -gt 0 ] && [ "$gt_rc" = 0 ]
+[ "$failed" = 0 ] && [ "$pass" -gt 0 ] && [ "$tier_rc" = 0 ]

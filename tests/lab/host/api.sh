@@ -16,6 +16,7 @@
 #   vm_kill NAME                        kill the VMM
 #   vm_command NAME [OPTIONS]           print the VMM command line vm_start would run
 #   vm_jailed NAME                      VM NAME's keel-vmm runs jailed (fails the scenario if not)
+#   host_tier TIER SECONDS              run a tier of the host tier's tests (95-, 96-*-tier)
 #   fail REASON                         end the scenario as failed
 #   skip REASON                         end the scenario as skipped (it did not run)
 
@@ -457,4 +458,64 @@ image_wait() {
 image_poweroff() {
 	vm_wait_exit "$1" "${2:-60}"
 	[ "$VM_STATUS" = 0 ] || fail "VM $1: keel-vmm exit status $VM_STATUS after the guest's power-off"
+}
+
+# host_tier TIER SECONDS: the lab's tier TIER of the host tier's tests (docs/testing.md, "Without
+# KVM on the host"; tests/lab/guests_tier.py: guests, daemon), as 95-guests-tier and
+# 96-daemon-tier run it: from the read-only drive of run.sh (serial guests-tier, lab.sh
+# lab_guests_tier_build), its tests listed in keel/TIER.json there, at most SECONDS in all
+# (below the scenario's lab-timeout, whose SIGKILL would skip this cleanup). keel.time_scale=N
+# on the lab's command line scales their time limits (default 4: the emulated CPU runs the
+# guests and keel-vmm about that much slower than a host's own KVM). The tier kills every
+# process of its tests when each ends, and should this shell die anyway, it gets SIGTERM and
+# does the same (guests_tier.py run); at the end no keel-vmm may be left running.
+host_tier() {
+	_ht_scale=4 _ht_mnt=/mnt/guests-tier # LAB_GUESTS_TIER_MNT in lab.sh: the lists' paths begin with it
+	for _w in $(cat /proc/cmdline); do
+		case "$_w" in keel.time_scale=*) _ht_scale=${_w#*=} ;; esac
+	done
+	_ht_dev=
+	for _b in /sys/block/vd*; do
+		[ "$(cat "$_b/serial" 2>/dev/null)" = guests-tier ] && _ht_dev=/dev/${_b##*/}
+	done
+	[ -n "$_ht_dev" ] || fail "the lab has no guests-tier drive (run.sh attaches it on a host without KVM, or with LAB_GUESTS_TIER=on)"
+	_ht_before=$(_ht_vmms)
+	_ht_tmp=/mnt/$1-tmp _ht_fs=/tmp/$1-tier.fs _ht_loop=
+	trap 'umount "$_ht_tmp" 2>/dev/null; [ -z "$_ht_loop" ] || losetup -d "$_ht_loop"; rm -f "$_ht_fs"; umount "$_ht_mnt" 2>/dev/null' EXIT
+	mkdir -p "$_ht_mnt"
+	mount -t ext4 -o ro "$_ht_dev" "$_ht_mnt" || fail "cannot mount the guests-tier drive $_ht_dev"
+	# The tests' files (their TMPDIR) on an ext4 over a loop device: the disks of the
+	# cache=none cases need O_DIRECT, which the lab's RAM-backed /tmp refuses (as tmpfs does
+	# before Linux 6.6). Sparse: it takes the lab's RAM only as the tests write; and mounted
+	# with discard, so that what they delete goes back at once (the loop device punches the
+	# freed blocks out of the file). Online discard rather than fstrim between tests: it
+	# frees what a test deletes even while that test runs, and needs no hook in the tier; on
+	# the lab's tmpfs a discard is a cheap hole punch.
+	dd if=/dev/zero of="$_ht_fs" bs=1M count=0 seek=2048 2>/dev/null || fail "cannot make $_ht_fs"
+	/sbin/mkfs.ext4 -q -F -t ext4 -b 4096 -m 0 "$_ht_fs" >/dev/null 2>&1 || fail "mkfs.ext4 $_ht_fs"
+	_ht_loop=$(losetup -f) && losetup "$_ht_loop" "$_ht_fs" || fail "losetup $_ht_fs"
+	mkdir -p "$_ht_tmp" && mount -t ext4 -o discard "$_ht_loop" "$_ht_tmp" && chmod 1777 "$_ht_tmp" ||
+		fail "cannot mount $_ht_loop on $_ht_tmp"
+	echo "lab: $1 tier: $(grep -c '"name"' "$_ht_mnt/keel/$1.json") tests from $_ht_dev, time limits x$_ht_scale, TMPDIR $_ht_tmp"
+	# The drive's programs first, then iproute2's ip, bridge and tc (/usr/sbin: the daemon
+	# cases' ip netns; busybox's ip in /bin has none).
+	PATH=$_ht_mnt/bin:$_ht_mnt/usr/bin:/usr/sbin:$PATH \
+		LD_LIBRARY_PATH=$_ht_mnt/lib/x86_64-linux-gnu:$_ht_mnt/usr/lib/x86_64-linux-gnu \
+		PYTHONHOME=$_ht_mnt/usr KEEL_TEST_TIME_SCALE=$_ht_scale TMPDIR=$_ht_tmp \
+		python3 "$_ht_mnt/keel/src/tests/lab/guests_tier.py" run "$1" "$_ht_mnt/keel/$1.json" "$2"
+	_ht_rc=$?
+	_ht_left=$(_ht_vmms | grep -vxF "${_ht_before:-none}" | xargs)
+	echo "lab: $1 tier: TMPDIR holds $(df -k "$_ht_tmp" | awk 'NR == 2 { printf "%d", $3 / 1024 }') MiB, its file $_ht_fs $(du -k "$_ht_fs" | awk '{ printf "%d", $1 / 1024 }') MiB of the lab's RAM; keel-vmm left running: ${_ht_left:-none}"
+	if [ -n "$_ht_left" ]; then
+		# shellcheck disable=SC2086 # one pid a word
+		kill -9 $_ht_left 2>/dev/null
+		fail "keel-vmm left running after the $1 tier (pids $_ht_left)"
+	fi
+	[ "$_ht_rc" = 0 ] || fail "tests of the $1 tier failed (their lines '$1-lab: FAIL')"
+}
+
+_ht_vmms() { # the pids of the keel-vmm processes running
+	for _c in /proc/[0-9]*/comm; do
+		[ "$(cat "$_c" 2>/dev/null)" = keel-vmm ] && { _c=${_c%/comm}; echo "${_c#/proc/}"; }
+	done
 }
