@@ -3,8 +3,8 @@
 # (no lab, no KVM needed): a VM directory laid out as Linux 6.1's debugfs has it (counters,
 # vcpuN/) for a process of this test, its deltas per request, the "not available" notes said
 # once, and the lines in run.sh's summary; tracefs histograms as Linux 6.1 prints them, one
-# process's threads picked out of them. Runs under sh and, when there is one, busybox sh (the lab host's
-# shell and awk); summary.awk with the host's awk, as run.sh runs it.
+# process's threads picked out of them. Runs under sh and, when there is one, busybox sh (the
+# lab host's shell and awk); summary.awk with the host's awk, as run.sh runs it.
 top=$(cd "$(dirname "$0")/../.." && pwd)
 if [ -z "${KVM_STATS_TEST_SH:-}" ] && [ -x /bin/busybox ]; then
 	KVM_STATS_TEST_SH=busybox /bin/busybox sh "$0" || exit 1

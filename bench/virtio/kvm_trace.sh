@@ -19,8 +19,8 @@
 #   kvm_trace_line WHAT PID N UNIT
 #                                 prints "bench: trace WHAT unit=UNIT n=N exit:NAME=C/PER ...
 #                                 msr:r|w:0xMSR=C/PER ... accept:0xVEC=C/PER ...
-#                                 inj:0xVEC=C/PER ..." for the
-#                                 threads of process PID, PER = C / N, the 8 largest of each
+#                                 inj:0xVEC=C/PER ..." for the threads of process PID,
+#                                 PER = C / N, the 8 largest of each
 # Variables are prefixed _kt_.
 
 KVM_TRACE_T=${KVM_TRACE_T:-/sys/kernel/tracing}

@@ -180,9 +180,10 @@ disk_case() {
 	# fio's requests: what it moved over its block size (1M or 4k)
 	case $5 in *M) bk=$((${5%M} * 1024)) ;; *k) bk=${5%k} ;; *) bk=1 ;; esac
 	fk=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print $2; exit }')
+	nreq=$((${fk:-0} / bk))
 	tr_line=
 	if [ "$trace" = 1 ]; then
-		tr_line=$(kvm_trace_line "disk $1 $2 $3" "$kp" $((${fk:-0} / bk)) req)
+		tr_line=$(kvm_trace_line "disk $1 $2 $3" "$kp" "$nreq" req)
 		kvm_trace_set '!' || fail "cannot remove the KVM trace histograms"
 	fi
 	out=$VM_OUT
@@ -194,7 +195,7 @@ disk_case() {
 	[ -n "$r" ] || fail "$1 $2 $3: fio gave no figures: $VM_OUT"
 	echo "bench: disk $1 $2 $3 $r cpu_ms=$((c1 - c0))"
 	dios=$(echo "$VM_OUT" | awk '/^F [0-9]/ { print ($5 == "" ? "-" : $5); exit }')
-	kvm_stats_line "disk $1 $2 $3 dev_ios=$dios" "$k0" "$k1" $((fk / bk)) req
+	kvm_stats_line "disk $1 $2 $3 dev_ios=$dios" "$k0" "$k1" "$nreq" req
 	[ -z "$tr_line" ] || echo "$tr_line"
 }
 
